@@ -1,0 +1,69 @@
+// An exclusive lock file. Taken atomically (a temp file with the holder's pid is hard-linked to
+// the lock path: link fails if it exists), and a lock whose holder died is taken over.
+import { link, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import { tempSibling } from './fsx.ts';
+import { WorkError } from './errors.ts';
+
+export interface Lock {
+  file: string;
+  release(): Promise<void>;
+}
+
+export interface LockOptions {
+  /** Keep retrying this long while a live process holds the lock. 0 = fail at once. */
+  waitMs?: number;
+  /** A lock older than this is stale even if its pid is alive (pid reuse). Default: never. */
+  staleMs?: number;
+  /** What to call the thing locked, in the error message. */
+  what?: string;
+}
+
+interface Holder { pid: number; host: string; time: number }
+
+export async function acquireLock(file: string, { waitMs = 0, staleMs = Infinity, what = file }: LockOptions = {}): Promise<Lock> {
+  const deadline = Date.now() + waitMs;
+  const me: Holder = { pid: process.pid, host: os.hostname(), time: Date.now() };
+  for (;;) {
+    const temp = tempSibling(file, 'lock');
+    await writeFile(temp, JSON.stringify(me), { mode: 0o644 });
+    try {
+      await link(temp, file);
+      return { file, release: () => rm(file, { force: true }) };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    } finally {
+      await rm(temp, { force: true });
+    }
+    const holder = await readHolder(file);
+    if (!holder || isStale(holder, staleMs)) {
+      // Remove only if it is still the same stale lock we looked at.
+      const again = await readHolder(file);
+      if (JSON.stringify(again) === JSON.stringify(holder)) await rm(file, { force: true });
+      continue;
+    }
+    if (Date.now() >= deadline) {
+      throw new WorkError(`${what} is locked by process ${holder.pid} on ${holder.host} since ${new Date(holder.time).toISOString()}; try again when it has finished.`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function readHolder(file: string): Promise<Holder | undefined> {
+  try {
+    const holder = JSON.parse(await readFile(file, 'utf8')) as Holder;
+    if (typeof holder.pid === 'number') return holder;
+  } catch { /* unreadable: treated as stale */ }
+  return undefined;
+}
+
+function isStale(holder: Holder, staleMs: number): boolean {
+  if (Date.now() - holder.time > staleMs) return true;
+  if (holder.host !== os.hostname()) return false;
+  try {
+    process.kill(holder.pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}

@@ -1,0 +1,68 @@
+// The logger every script uses. Human lines on a TTY (colour unless NO_COLOR), JSON lines with
+// --json or LOG_FORMAT=json. Logs go to stderr so that stdout carries only results.
+import chalk, { Chalk } from 'chalk';
+
+export type Level = 'debug' | 'info' | 'warn' | 'error';
+export type Fields = Record<string, unknown>;
+
+export interface Logger {
+  debug(message: string, fields?: Fields): void;
+  info(message: string, fields?: Fields): void;
+  warn(message: string, fields?: Fields): void;
+  error(message: string, fields?: Fields): void;
+  child(fields: Fields): Logger;
+  readonly json: boolean;
+}
+
+export interface LoggerOptions {
+  json?: boolean;
+  stream?: NodeJS.WritableStream & { isTTY?: boolean };
+  color?: boolean;
+  fields?: Fields;
+  debug?: boolean;
+  env?: NodeJS.ProcessEnv;
+  now?: () => Date;
+}
+
+const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const env = options.env ?? process.env;
+  const stream = options.stream ?? process.stderr;
+  const json = options.json ?? env.LOG_FORMAT === 'json';
+  const color = options.color ?? (Boolean(stream.isTTY) && !('NO_COLOR' in env) && env.TERM !== 'dumb');
+  const paint = new Chalk({ level: color ? (chalk.level || 1) : 0 });
+  const minimum = options.debug || env.SHIPKIT_DEBUG ? ORDER.debug : ORDER.info;
+  const now = options.now ?? (() => new Date());
+
+  function write(level: Level, message: string, base: Fields, fields: Fields = {}) {
+    if (ORDER[level] < minimum) return;
+    const all = { ...base, ...fields };
+    if (json) {
+      stream.write(`${JSON.stringify({ time: now().toISOString(), level, msg: message, ...all })}\n`);
+      return;
+    }
+    const extra = Object.entries(all)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => `${k}=${typeof v === 'string' && !/\s/.test(v) ? v : JSON.stringify(v)}`)
+      .join(' ');
+    const tag = level === 'error' ? paint.red('error') : level === 'warn' ? paint.yellow('warn') : level === 'debug' ? paint.gray('debug') : '';
+    const line = [tag && `${tag}:`, message, extra && paint.gray(extra)].filter(Boolean).join(' ');
+    stream.write(`${line}\n`);
+  }
+
+  function make(base: Fields): Logger {
+    return {
+      json,
+      debug: (m, f) => write('debug', m, base, f),
+      info: (m, f) => write('info', m, base, f),
+      warn: (m, f) => write('warn', m, base, f),
+      error: (m, f) => write('error', m, base, f),
+      child: (fields) => make({ ...base, ...fields }),
+    };
+  }
+  return make(options.fields ?? {});
+}
+
+/** A logger that drops everything: for library calls in tests that do not care. */
+export const silentLogger: Logger = createLogger({ stream: { write: () => true } as unknown as NodeJS.WritableStream, json: true });
