@@ -1,0 +1,482 @@
+// The downloads stage (DESIGN §5 downloads): fetch every manifest entry into downloads/DEST,
+// in parallel, through a temp file + rename, remembering what was fetched in
+// downloads/.downloads.json so unchanged entries cost nothing (or one conditional request with
+// --refresh).
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { RemoteError, ValidationError, WorkError, messageOf } from './errors.ts';
+import { atomicWriteFile } from './fsx.ts';
+import { acquireLock } from './lock.ts';
+import { checkEntries, parseCloudinary, parseManifest, redactUrl, type ManifestEntry } from './manifest.ts';
+import { resolveInside } from './names.ts';
+
+/** The part of lib/log.ts's Logger this module uses. */
+export interface StageLog {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+/** A stream the progress line is drawn on (only when it is a TTY). */
+export interface ProgressStream {
+  write(text: string): unknown;
+  isTTY?: boolean;
+}
+
+export interface DownloadOptions {
+  /** The downloads folder; every DEST lands inside it. */
+  dir: string;
+  entries: ManifestEntry[];
+  log: StageLog;
+  /** Revalidate unchanged entries with conditional requests. */
+  refresh?: boolean;
+  concurrency?: number;
+  /** Attempts after the first, on network errors, timeouts, 429 and 5xx. */
+  retries?: number;
+  /** First backoff delay; it doubles on each retry (with jitter). */
+  retryDelayMs?: number;
+  /** Longest wait for the response headers. */
+  connectTimeoutMs?: number;
+  /** Longest wait for the next piece of the body. */
+  idleTimeoutMs?: number;
+  maxRedirects?: number;
+  fetch?: typeof globalThis.fetch;
+  progress?: ProgressStream;
+  now?: () => Date;
+}
+
+export type FileStatus = 'fetched' | 'unchanged' | 'failed';
+
+export interface FileResult {
+  dest: string;
+  url: string;
+  status: FileStatus;
+  bytes?: number;
+  /** Where the previous file went when the tag changed (relative to the downloads folder). */
+  movedTo?: string;
+  error?: string;
+}
+
+export interface DownloadsSummary {
+  fetched: number;
+  unchanged: number;
+  failed: number;
+  files: FileResult[];
+}
+
+export interface RecordEntry {
+  url: string;
+  tag: string;
+  size: number;
+  sha256: string;
+  etag?: string;
+  lastModified?: string;
+  fetchedAt: string;
+}
+
+export interface DownloadsRecord {
+  version: 1;
+  files: Record<string, RecordEntry>;
+}
+
+export const RECORD_FILE = '.downloads.json';
+const LOCK_FILE = '.downloads.lock';
+const PARTIAL_DIR = '.downloads.partial';
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+/**
+ * Fetch every entry and return what happened to each. Failures are reported per file (the
+ * others are still saved); only a problem with the downloads folder itself throws.
+ */
+export async function downloadAll(options: DownloadOptions): Promise<DownloadsSummary> {
+  const dir = path.resolve(options.dir);
+  const entries = checkEntries(options.entries);
+  await fs.mkdir(dir, { recursive: true });
+  const lock = await acquireLock(path.join(dir, LOCK_FILE));
+  try {
+    const partial = path.join(dir, PARTIAL_DIR);
+    await fs.rm(partial, { recursive: true, force: true });
+    await fs.mkdir(partial);
+    const record = await loadRecord(dir, options.log);
+    const saver = recordSaver(dir, record);
+    const progress = createProgress(options.progress, entries.length);
+    const results: FileResult[] = new Array(entries.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < entries.length) {
+        const i = next++;
+        progress.start();
+        results[i] = await downloadEntry(entries[i], dir, partial, record, options);
+        progress.done(results[i]);
+        saver.maybeSave();
+      }
+    };
+    const width = Math.max(1, Math.min(options.concurrency ?? 4, entries.length || 1));
+    try {
+      await Promise.all(Array.from({ length: width }, worker));
+    } finally {
+      progress.clear();
+      await saver.save();
+      await fs.rm(partial, { recursive: true, force: true });
+    }
+    return summarise(results);
+  } finally {
+    await lock.release();
+  }
+}
+
+function summarise(files: FileResult[]): DownloadsSummary {
+  const count = (status: FileStatus) => files.filter((f) => f.status === status).length;
+  return { fetched: count('fetched'), unchanged: count('unchanged'), failed: count('failed'), files };
+}
+
+async function downloadEntry(entry: ManifestEntry, dir: string, partial: string, record: DownloadsRecord, options: DownloadOptions): Promise<FileResult> {
+  const { log } = options;
+  const base = { dest: entry.dest, url: redactUrl(entry.url) };
+  let temp: string | undefined;
+  try {
+    const target = resolveInside(dir, entry.dest, 'destination');
+    await refuseSymlinkedFolders(dir, entry.dest);
+    const previous = record.files[entry.dest];
+    const onDisk = await statFile(target);
+    const sameSource = previous !== undefined && previous.url === entry.url && previous.tag === entry.tag;
+    const intact = sameSource && onDisk !== undefined && onDisk.size === previous.size;
+    if (intact && !options.refresh) return { ...base, status: 'unchanged' };
+
+    const conditional: Record<string, string> = {};
+    if (intact && (await sha256File(target)) === previous.sha256) {
+      if (previous.etag) conditional['if-none-match'] = previous.etag;
+      if (previous.lastModified) conditional['if-modified-since'] = previous.lastModified;
+    }
+    temp = path.join(partial, `${randomBytes(8).toString('hex')}.part`);
+    const got = await fetchWithRetries(entry.url, conditional, temp, options);
+    const now = (options.now ?? (() => new Date()))().toISOString();
+    if (got.notModified) {
+      if (!intact) throw new RemoteError(`The server answered 304 Not Modified to a request that was not conditional.`);
+      return { ...base, status: 'unchanged' };
+    }
+    const fresh: RecordEntry = {
+      url: entry.url, tag: entry.tag, size: got.size, sha256: got.sha256,
+      ...(got.etag ? { etag: got.etag } : {}), ...(got.lastModified ? { lastModified: got.lastModified } : {}), fetchedAt: now,
+    };
+    if (intact && got.sha256 === previous.sha256) {
+      await fs.rm(temp, { force: true });
+      record.files[entry.dest] = { ...fresh, fetchedAt: previous.fetchedAt };
+      return { ...base, status: 'unchanged' };
+    }
+    let movedTo: string | undefined;
+    if (previous && onDisk && previous.tag !== entry.tag) movedTo = await moveToOld(dir, entry.dest, previous.tag);
+    if (onDisk?.isDirectory) throw new WorkError(`${entry.dest} is a folder on disk; remove it or choose another destination.`);
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    await fs.rename(temp, target);
+    temp = undefined;
+    record.files[entry.dest] = fresh;
+    if (movedTo) log.info(`${entry.dest}: tag changed (${previous?.tag || 'none'} → ${entry.tag || 'none'}); previous file kept as ${movedTo}`);
+    log.debug(`fetched ${entry.dest}`, { bytes: got.size });
+    return { ...base, status: 'fetched', bytes: got.size, ...(movedTo ? { movedTo } : {}) };
+  } catch (error) {
+    if (temp) await fs.rm(temp, { force: true }).catch(() => {});
+    const message = messageOf(error);
+    log.error(`${entry.where}: ${entry.dest}: ${message}`, { url: base.url });
+    return { ...base, status: 'failed', error: message };
+  }
+}
+
+// A symlinked folder inside downloads/ (say, committed by a repo) would carry writes outside it.
+async function refuseSymlinkedFolders(dir: string, dest: string): Promise<void> {
+  const parts = dest.split('/');
+  let current = dir;
+  for (const part of parts.slice(0, -1)) {
+    current = path.join(current, part);
+    const st = await fs.lstat(current).catch(() => undefined);
+    if (!st) return;
+    if (st.isSymbolicLink()) throw new ValidationError(`${path.relative(dir, current)} is a symbolic link inside the downloads folder; remove it (downloads never write through links).`);
+  }
+  const st = await fs.lstat(path.join(dir, dest)).catch(() => undefined);
+  if (st?.isSymbolicLink()) throw new ValidationError(`${dest} is a symbolic link; remove it (downloads never write through links).`);
+}
+
+async function statFile(file: string): Promise<{ size: number; isDirectory: boolean } | undefined> {
+  const st = await fs.lstat(file).catch(() => undefined);
+  return st ? { size: st.size, isDirectory: st.isDirectory() } : undefined;
+}
+
+async function sha256File(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** `img/logo.png` with tag `2` → `old/img/logo@2.png` (a free name: `logo@2-2.png` if taken). */
+export function oldName(dest: string, tag: string): string {
+  const dirname = path.posix.dirname(dest);
+  const name = path.posix.basename(dest);
+  const dot = name.indexOf('.', 1);
+  const stem = dot === -1 ? name : name.slice(0, dot);
+  const ext = dot === -1 ? '' : name.slice(dot);
+  const safeTag = tag.replace(/[^A-Za-z0-9._-]/g, '_') || 'untagged';
+  return path.posix.join('old', dirname === '.' ? '' : dirname, `${stem}@${safeTag}${ext}`);
+}
+
+async function moveToOld(dir: string, dest: string, tag: string): Promise<string> {
+  const wanted = oldName(dest, tag);
+  let name = wanted;
+  for (let n = 2; await statFile(path.join(dir, name)); n++) {
+    const ext = path.posix.extname(wanted);
+    name = `${wanted.slice(0, wanted.length - ext.length)}-${n}${ext}`;
+  }
+  const target = path.join(dir, name);
+  await fs.mkdir(path.dirname(target), { recursive: true });
+  await fs.rename(path.join(dir, dest), target);
+  return name;
+}
+
+interface Fetched {
+  notModified: boolean;
+  size: number;
+  sha256: string;
+  etag?: string;
+  lastModified?: string;
+}
+
+class FetchFailure extends RemoteError {
+  retryable = false;
+  retryAfterMs?: number;
+}
+
+function failure(message: string, retryable: boolean, cause?: unknown): FetchFailure {
+  const error = new FetchFailure(message, cause === undefined ? undefined : { cause });
+  error.retryable = retryable;
+  return error;
+}
+
+async function fetchWithRetries(url: string, headers: Record<string, string>, temp: string, options: DownloadOptions): Promise<Fetched> {
+  const retries = options.retries ?? 3;
+  const baseDelay = options.retryDelayMs ?? 500;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fetchOnce(url, headers, temp, options);
+    } catch (error) {
+      await fs.rm(temp, { force: true });
+      const retryable = error instanceof FetchFailure ? error.retryable : true;
+      if (!retryable || attempt >= retries) {
+        const tries = attempt > 0 ? ` (after ${attempt + 1} attempts)` : '';
+        throw error instanceof FetchFailure ? failure(`${error.message}${tries}`, false, error.cause) : failure(`${messageOf(error)}${tries}`, false, error);
+      }
+      const wait = (error as FetchFailure).retryAfterMs ?? baseDelay * 2 ** attempt * (0.75 + Math.random() / 2);
+      options.log.warn(`${redactUrl(url)}: ${messageOf(error)}; retrying in ${(wait / 1000).toFixed(1)} s`);
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
+}
+
+async function fetchOnce(url: string, conditional: Record<string, string>, temp: string, options: DownloadOptions): Promise<Fetched> {
+  const fetchImpl = options.fetch ?? globalThis.fetch;
+  const connectMs = options.connectTimeoutMs ?? 30_000;
+  const idleMs = options.idleTimeoutMs ?? 30_000;
+  const maxRedirects = options.maxRedirects ?? 5;
+  let current = url;
+  for (let redirects = 0; ; redirects++) {
+    const controller = new AbortController();
+    let timer = setTimeout(() => controller.abort(), connectMs);
+    let response: Response;
+    try {
+      response = await fetchImpl(current, {
+        redirect: 'manual',
+        signal: controller.signal,
+        // identity: Content-Length must describe the bytes we store.
+        headers: { 'accept-encoding': 'identity', 'user-agent': 'shipkit-downloads', ...conditional },
+      });
+    } catch (error) {
+      clearTimeout(timer);
+      if (controller.signal.aborted) throw failure(`no response within ${connectMs / 1000} s`, true);
+      throw failure(`could not connect: ${causeOf(error)}`, true, error);
+    }
+    clearTimeout(timer);
+    const status = response.status;
+    if (REDIRECTS.has(status)) {
+      await response.body?.cancel().catch(() => {});
+      const location = response.headers.get('location');
+      if (!location) throw failure(`HTTP ${status} redirect without a Location header`, false);
+      const nextUrl = new URL(location, current);
+      if (nextUrl.protocol !== 'http:' && nextUrl.protocol !== 'https:') throw failure(`refusing a redirect to a ${nextUrl.protocol} URL`, false);
+      if (redirects >= maxRedirects) throw failure(`too many redirects (more than ${maxRedirects}; is it a redirect loop?)`, false);
+      nextUrl.hash = '';
+      current = nextUrl.href;
+      continue;
+    }
+    if (status === 304) {
+      await response.body?.cancel().catch(() => {});
+      return { notModified: true, size: 0, sha256: '' };
+    }
+    if (status < 200 || status > 299) {
+      await response.body?.cancel().catch(() => {});
+      const error = failure(`HTTP ${status} ${response.statusText}`.trim(), status >= 500 || status === 429);
+      const after = Number(response.headers.get('retry-after'));
+      if (Number.isFinite(after) && after > 0) error.retryAfterMs = Math.min(after, 30) * 1000;
+      throw error;
+    }
+    const declared = response.headers.get('content-length');
+    const encoded = (response.headers.get('content-encoding') ?? 'identity') !== 'identity';
+    const hash = createHash('sha256');
+    let size = 0;
+    const handle = await fs.open(temp, 'wx');
+    try {
+      const reader = response.body!.getReader();
+      for (;;) {
+        timer = setTimeout(() => controller.abort(), idleMs);
+        let chunk: ReadableStreamReadResult<Uint8Array>;
+        try {
+          chunk = await reader.read();
+        } catch (error) {
+          if (controller.signal.aborted) throw failure(`no data for ${idleMs / 1000} s after ${size} bytes`, true);
+          throw failure(`the connection broke after ${size} bytes: ${causeOf(error)}`, true, error);
+        } finally {
+          clearTimeout(timer);
+        }
+        if (chunk.done) break;
+        hash.update(chunk.value);
+        size += chunk.value.length;
+        await handle.write(chunk.value);
+      }
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    if (declared !== null && !encoded && Number(declared) !== size) {
+      throw failure(`the body had ${size} bytes but Content-Length said ${declared}`, true);
+    }
+    const etag = response.headers.get('etag') ?? undefined;
+    const lastModified = response.headers.get('last-modified') ?? undefined;
+    return { notModified: false, size, sha256: hash.digest('hex'), etag, lastModified };
+  }
+}
+
+function causeOf(error: unknown): string {
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  if (cause?.code) return cause.message ? `${cause.code} (${cause.message})` : cause.code;
+  return cause?.message ?? messageOf(error);
+}
+
+export async function loadRecord(dir: string, log?: StageLog): Promise<DownloadsRecord> {
+  const file = path.join(dir, RECORD_FILE);
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch {
+    return { version: 1, files: {} };
+  }
+  try {
+    const data = JSON.parse(text) as DownloadsRecord;
+    if (data && typeof data.files === 'object' && data.files !== null) return { version: 1, files: data.files };
+  } catch { /* fall through */ }
+  log?.warn(`${file} is not a valid record; every entry will be fetched again.`);
+  return { version: 1, files: {} };
+}
+
+// The record is saved at the end and every few seconds on the way, so a killed run keeps most
+// of what it learned. Saves are chained so two never overlap.
+function recordSaver(dir: string, record: DownloadsRecord) {
+  let chain: Promise<void> = Promise.resolve();
+  let last = Date.now();
+  const save = () => {
+    last = Date.now();
+    chain = chain.then(() => atomicWriteFile(path.join(dir, RECORD_FILE), `${JSON.stringify(sortRecord(record), null, 1)}\n`));
+    return chain;
+  };
+  return {
+    save,
+    maybeSave: () => { if (Date.now() - last > 5000) save().catch(() => {}); },
+  };
+}
+
+function sortRecord(record: DownloadsRecord): DownloadsRecord {
+  const files: Record<string, RecordEntry> = {};
+  for (const key of Object.keys(record.files).sort()) files[key] = record.files[key];
+  return { version: 1, files };
+}
+
+function createProgress(stream: ProgressStream | undefined, total: number) {
+  const tty = stream?.isTTY ? stream : undefined;
+  let active = 0, done = 0, failed = 0, bytes = 0, lastDraw = 0;
+  const draw = (force = false) => {
+    if (!tty || (!force && Date.now() - lastDraw < 100)) return;
+    lastDraw = Date.now();
+    tty.write(`\r\x1b[Kdownloads: ${done}/${total} done, ${active} active${failed ? `, ${failed} failed` : ''}, ${formatBytes(bytes)}`);
+  };
+  return {
+    start() { active++; draw(); },
+    done(result: FileResult) {
+      active--; done++;
+      if (result.status === 'failed') failed++;
+      bytes += result.bytes ?? 0;
+      draw(done === total);
+    },
+    clear() { if (tty && lastDraw) tty.write('\r\x1b[K'); },
+  };
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GB`;
+}
+
+export interface ManifestSources {
+  /** manifest.txt path; ignored when `manifestText` is given. */
+  manifestFile?: string;
+  /** The manifest itself (for `--manifest -`). */
+  manifestText?: string;
+  manifestSource?: string;
+  cloudinaryFile?: string;
+}
+
+/** Read and parse manifest.txt and cloudinary.txt (each optional); undefined when neither exists. */
+export async function loadEntries(sources: ManifestSources): Promise<ManifestEntry[] | undefined> {
+  const entries: ManifestEntry[] = [];
+  let found = false;
+  const manifestText = sources.manifestText ?? (sources.manifestFile ? await readIfExists(sources.manifestFile) : undefined);
+  if (manifestText !== undefined) {
+    found = true;
+    entries.push(...parseManifest(manifestText, { source: sources.manifestSource ?? (sources.manifestFile ? path.basename(sources.manifestFile) : 'stdin') }));
+  }
+  const cloudinaryText = sources.cloudinaryFile ? await readIfExists(sources.cloudinaryFile) : undefined;
+  if (cloudinaryText !== undefined) {
+    found = true;
+    entries.push(...parseCloudinary(cloudinaryText, { source: path.basename(sources.cloudinaryFile!) }));
+  }
+  return found ? checkEntries(entries) : undefined;
+}
+
+async function readIfExists(file: string): Promise<string | undefined> {
+  try {
+    return await fs.readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new WorkError(`Could not read ${file}: ${messageOf(error)}`, { cause: error });
+  }
+}
+
+/**
+ * The build pipeline's `downloads` step: WORKDIR/manifest.txt and WORKDIR/cloudinary.txt (each
+ * optional) into WORKDIR/downloads/. Returns the counts; the caller decides what a failure means.
+ */
+export async function runDownloadsStage(opts: { workDir: string; log: StageLog; refresh?: boolean; concurrency?: number; progress?: ProgressStream }): Promise<{ fetched: number; unchanged: number; failed: number; skipped?: string }> {
+  const entries = await loadEntries({
+    manifestFile: path.join(opts.workDir, 'manifest.txt'),
+    cloudinaryFile: path.join(opts.workDir, 'cloudinary.txt'),
+  });
+  if (!entries) {
+    opts.log.info('downloads: no manifest.txt or cloudinary.txt; nothing to fetch');
+    return { fetched: 0, unchanged: 0, failed: 0, skipped: 'no manifest.txt or cloudinary.txt' };
+  }
+  const dir = path.join(opts.workDir, 'downloads');
+  const st = await fs.lstat(dir).catch(() => undefined);
+  if (st && !st.isDirectory()) throw new ValidationError(`${dir} is not a folder (a symbolic link or file in the repo?); remove it so downloads can create it.`);
+  const summary = await downloadAll({ dir, entries, log: opts.log, refresh: opts.refresh, concurrency: opts.concurrency, progress: opts.progress });
+  opts.log.info(`downloads: ${summary.fetched} fetched, ${summary.unchanged} unchanged, ${summary.failed} failed`);
+  return { fetched: summary.fetched, unchanged: summary.unchanged, failed: summary.failed };
+}
