@@ -60,8 +60,10 @@ export async function startHttpServer(handler: Handler, options: ServerOptions):
   });
   // Node checks headersTimeout only every connectionsCheckingInterval (30 s by default).
   (server as unknown as { connectionsCheckingInterval?: number }).connectionsCheckingInterval = Math.min(1000, options.headersTimeoutMs ?? 1000);
-  server.on('clientError', (_error, socket) => {
-    if (socket.writable && !socket.destroyed) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    const status = error.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large'
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+    if (socket.writable && !socket.destroyed) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     else socket.destroy();
   });
   await new Promise<void>((resolve, reject) => {

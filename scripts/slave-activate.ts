@@ -1,0 +1,106 @@
+#!/usr/bin/env -S npx tsx
+// slave-activate: replace ROOT/REPO with a fresh clone, once or on signed requests.
+import { activateRepo, defaultRoot, DEFAULT_BASE } from '../lib/activate.ts';
+import { parseSeconds, runCli, type Args } from '../lib/cli.ts';
+import { ConfigError, UsageError } from '../lib/errors.ts';
+import { parseListen, startHttpServer } from '../lib/http.ts';
+import type { Logger } from '../lib/log.ts';
+import { validateName } from '../lib/names.ts';
+import { loadSecret } from '../lib/signing.ts';
+import { createSlaveService } from '../lib/slave-server.ts';
+
+const usage = `Usage:
+  slave-activate REPO [--root DIR] [--base URL]
+  slave-activate --serve [--listen HOST:PORT] [--file PATH] [--root DIR] [--base URL]
+                 [--secret-file FILE | --insecure]
+
+Replace ROOT/REPO with a fresh clone of BASE/REPO.git. The clone is made in a temp folder
+beside ROOT/REPO and swapped in by rename: if it fails, the previous ROOT/REPO is untouched.
+
+Options:
+  --root DIR          where clones live (default: $SLAVE_ROOT, else ~/repos)
+  --base URL          clone from BASE/REPO.git; a URL or a local folder
+                      (default: $SLAVE_BASE_URL, else ${DEFAULT_BASE})
+  --clone-timeout S   give up on a clone after S seconds (default 600)
+  --serve             listen for signed GET /?repo=NAME requests (see server-update)
+  --listen HOST:PORT  address to listen on (default 0.0.0.0:8080)
+  --secret-file FILE  shared secret (default: $SHIPKIT_SECRET); required unless --insecure
+  --insecure          accept unsigned requests (only on a trusted network)
+  --file PATH         also serve this file on GET / (unsigned, for a browser)
+  --header-timeout S  time a client has to send its headers (default 10)
+  --drain-timeout S   on SIGTERM, wait this long for a running clone (default 120)
+  --json              log JSON lines
+  -h, --help          show this help
+  --version           show the version
+
+Requests (--serve):
+  GET /?repo=NAME         202 {"repo","state":"queued"}; runs in the background
+  GET /?repo=NAME&wait=1  200 {"ok":true,...} or 500 {"ok":false,"error":...}
+  GET /status             last result per repo
+Exit codes: 0 done, 1 the clone failed, 2 bad arguments or configuration.
+`;
+
+function settings(args: Args) {
+  return {
+    root: String(args.root ?? defaultRoot()),
+    base: String(args.base ?? (process.env.SLAVE_BASE_URL || DEFAULT_BASE)),
+    timeoutMs: args['clone-timeout'] !== undefined ? parseSeconds(args['clone-timeout'], 'clone-timeout') * 1000 : 600_000,
+  };
+}
+
+async function activateOnce(args: Args, log: Logger): Promise<number> {
+  if (args._.length !== 1) throw new UsageError('Give exactly one repository name: slave-activate REPO.');
+  for (const flag of ['listen', 'file', 'secret-file', 'insecure', 'header-timeout', 'drain-timeout'] as const) {
+    if (args[flag] !== undefined && args[flag] !== false) throw new UsageError(`--${flag} only applies with --serve.`);
+  }
+  const repo = validateName(args._[0], 'repository name');
+  const { root, base, timeoutMs } = settings(args);
+  const result = await activateRepo({ root, base, repo, log, timeoutMs, lockWaitMs: timeoutMs });
+  if (args.json) process.stdout.write(`${JSON.stringify({ ok: true, ...result })}\n`);
+  else process.stdout.write(`${result.path} ${result.head}\n`);
+  return 0;
+}
+
+async function serve(args: Args, log: Logger): Promise<number> {
+  if (args._.length) throw new UsageError('--serve takes no repository name; repos come with each request.');
+  const { root, base, timeoutMs } = settings(args);
+  const secret = await loadSecret({ secretFile: args['secret-file'] });
+  if (!secret && !args.insecure) throw new ConfigError('No shared secret: pass --secret-file FILE or set SHIPKIT_SECRET (or --insecure to accept unsigned requests).');
+  if (secret && args.insecure) log.warn('--insecure ignored: a secret is set, so requests must be signed');
+  if (!secret) log.warn('accepting UNSIGNED requests (--insecure): anyone who can reach this port can trigger clones');
+  const listen = parseListen(String(args.listen ?? '0.0.0.0:8080'), '0.0.0.0');
+  const headerTimeoutMs = args['header-timeout'] !== undefined ? parseSeconds(args['header-timeout'], 'header-timeout') * 1000 : 10_000;
+  const drainMs = args['drain-timeout'] !== undefined ? parseSeconds(args['drain-timeout'], 'drain-timeout') * 1000 : 120_000;
+
+  const service = createSlaveService({
+    secret,
+    file: args.file ? String(args.file) : undefined,
+    log,
+    activate: (repo) => activateRepo({ root, base, repo, log: log.child({ repo }), timeoutMs, lockWaitMs: timeoutMs }),
+  });
+  const server = await startHttpServer(service.handle, {
+    ...listen,
+    headersTimeoutMs: headerTimeoutMs,
+    requestTimeoutMs: timeoutMs + 60_000, // &wait=1 holds the request for a whole clone
+    maxHeaderSize: 8 * 1024,
+  });
+  log.info(`listening on ${server.url}`, { root, base });
+
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  log.info(`${signal}: no new requests; finishing running activations`);
+  const closing = server.close(drainMs);
+  const finished = await service.drain(drainMs);
+  if (!finished) log.warn(`running activations did not finish in ${drainMs / 1000}s; their temp clones are cleared on the next run`);
+  await closing;
+  return 0;
+}
+
+await runCli({
+  name: 'slave-activate',
+  usage,
+  string: ['root', 'base', 'listen', 'file', 'secret-file', 'clone-timeout', 'header-timeout', 'drain-timeout'],
+  boolean: ['serve', 'insecure', 'json'],
+}, (args, log) => (args.serve ? serve(args, log) : activateOnce(args, log)));
