@@ -17,7 +17,8 @@ export interface ListenAddress { host: string; port: number }
 
 /** `HOST:PORT`, `:PORT`, `PORT` or `[::1]:PORT`. */
 export function parseListen(text: string, defaultHost = '127.0.0.1'): ListenAddress {
-  const m = /^(?:\[([^\]]+)\]|([^:]*))?:?(\d{1,5})$/.exec(text.trim());
+  // The host part, when present, must end in ":" (else "8080" parsed as host "808", port 0).
+  const m = /^(?:(?:\[([^\]]+)\]|([^:[\]]*)):)?(\d{1,5})$/.exec(text.trim());
   if (!m) throw new UsageError(`Invalid listen address ${JSON.stringify(text)}: use HOST:PORT, e.g. 127.0.0.1:8080.`);
   const port = Number(m[3]);
   if (port > 65535) throw new UsageError(`Invalid port ${port} in ${JSON.stringify(text)}.`);
