@@ -39,7 +39,8 @@ export function parseArgs(spec: CliSpec, argv: string[]): Args {
   let unknown: string | undefined;
   const args = minimist(argv, {
     boolean: booleans,
-    string: strings,
+    // '_' keeps positionals as written: minimist would turn a repo "007" into 7 and "1.10" into 1.1.
+    string: [...strings, '_'],
     alias,
     default: spec.default,
     unknown: (arg) => {
