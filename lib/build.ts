@@ -1,0 +1,85 @@
+// `build REPO`: the repo's steps (pull, downloads, install, compile, upload) as one job in its
+// log. hook-server runs it as `build REPO --config FILE --sha SHA --ref REF --job-id ID`.
+import { UsageError } from './errors.ts';
+import type { Args, CliSpec } from './cli.ts';
+import { STEP_FUNCTIONS } from './build-steps.ts';
+import { newJobId, validateJobId } from './joblog.ts';
+import { describeFailure, runJob, validateRef, validateSha, type JobOutcome } from './job.ts';
+import type { Logger } from './log.ts';
+import { findConfigFile, getRepo, loadShipkitConfig, STEPS, type Step } from './shipkit-config.ts';
+
+export const buildCliSpec: CliSpec = {
+  name: 'build',
+  usage: `Usage: build REPO [--config FILE] [--sha SHA] [--ref REF] [--steps a,b] [--job-id ID] [--url URL] [--json]
+
+Runs the repo's build steps in DATA/repos/REPO and appends the job to DATA/logs/REPO/logs.txt.
+Steps (in this order): ${STEPS.join(', ')}. The first failing step stops the build (exit 1).
+
+Options:
+  --config FILE   shipkit.yml (default: $SHIPKIT_CONFIG, ./shipkit.yml, /etc/shipkit/shipkit.yml)
+  --sha SHA       build exactly this commit (default: the head of --ref or of the repo's branch)
+  --ref REF       the pushed ref, e.g. refs/heads/main (default: the repo's branch)
+  --steps a,b     run only these steps, e.g. --steps install,compile
+  --job-id ID     the job's id in the log (default: a new one); letters, digits, _ and -
+  --url URL       clone from this URL instead of the configured one
+  --json          print the result as JSON on stdout
+
+Examples:
+  build octo/site
+  build octo/site --sha 3f2a9c1 --ref refs/heads/main
+  build site --steps compile --config /etc/shipkit/shipkit.yml
+`,
+  string: ['config', 'sha', 'ref', 'steps', 'job-id', 'url'],
+  boolean: ['json'],
+  minPositionals: 1,
+  maxPositionals: 1,
+};
+
+export function parseSteps(value: string | undefined, configured: Step[]): Step[] {
+  if (value === undefined) return configured;
+  const wanted = value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (!wanted.length) throw new UsageError('Option --steps needs a list such as install,compile.');
+  for (const step of wanted) {
+    if (!(STEPS as readonly string[]).includes(step)) throw new UsageError(`Unknown step ${JSON.stringify(step.slice(0, 40))} in --steps; steps are ${STEPS.join(', ')}.`);
+  }
+  // Always in pipeline order: compile before upload, whatever order they were typed in.
+  return STEPS.filter((step) => wanted.includes(step));
+}
+
+/** Stop the job's process tree and write the trailer when told to stop. */
+export function abortOnSignals(): AbortController {
+  const controller = new AbortController();
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    process.once(signal, () => controller.abort(`the job received ${signal}`));
+  }
+  return controller;
+}
+
+export async function buildMain(args: Args, log: Logger): Promise<number> {
+  const name = String(args._[0]);
+  const sha = args.sha !== undefined ? validateSha(String(args.sha)) : undefined;
+  const ref = args.ref !== undefined ? validateRef(String(args.ref)) : undefined;
+  const id = args['job-id'] !== undefined ? validateJobId(args['job-id']) : newJobId();
+  const config = await loadShipkitConfig(findConfigFile(args.config));
+  const repo = getRepo(config, name);
+  const steps = parseSteps(args.steps, repo.steps);
+  const controller = abortOnSignals();
+  log.info(`build ${repo.name}: job ${id}`, { steps: steps.join(',') });
+  const outcome = await runJob({
+    config, repo, kind: 'build', id, sha, ref, url: args.url, log, signal: controller.signal,
+    steps: steps.map((step) => ({ name: step, run: STEP_FUNCTIONS[step] })),
+  });
+  return report(outcome, args, log);
+}
+
+/** Result on stdout (one line, or JSON), failure details on stderr; the exit code. */
+export function report(outcome: JobOutcome, args: Args, log: Logger): number {
+  const { lastLines, ...result } = outcome;
+  if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  else process.stdout.write(`${outcome.kind} ${outcome.repo} ${outcome.status} (job ${outcome.id}${outcome.sha ? `, ${outcome.sha.slice(0, 12)}` : ''}, ${(outcome.duration_ms / 1000).toFixed(1)} s)\n`);
+  if (outcome.status !== 'succeeded') {
+    for (const line of lastLines.slice(-10)) log.info(`  | ${line}`);
+    log.error(describeFailure(outcome));
+  }
+  return outcome.exit;
+}
