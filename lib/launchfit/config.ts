@@ -1,0 +1,194 @@
+// launchify.yml: the deploy folder's configuration, checked key by key so an error names the
+// key and its line. A launchify.yml inside a release supplies defaults for `app:` only; the
+// deploy folder's file wins key by key.
+import path from 'node:path';
+import { checkKnownKeys, configError, getKey, loadYamlFile, parseYamlText, type ConfigDoc } from '../config.ts';
+import { ConfigError } from '../errors.ts';
+import { parseKeyPin, type KeyPin } from './pgp.ts';
+
+export interface AppConfig {
+  exec?: string;
+  forever: boolean;
+  /** A signal name (SIGTERM) or a command run in `current` with $LAUNCHFIT_PID set. */
+  kill: string;
+  killTimeoutSec: number;
+  healthyAfterSec: number;
+  env: Record<string, string>;
+  backoffMaxSec: number;
+  stableAfterSec: number;
+  maxRestarts: number;
+  logMaxBytes: number;
+  logKeep: number;
+}
+
+export interface UpdatesConfig {
+  server?: string;
+  /** Old releases kept besides the current and the previous one; 0 = none (`keep: false`). */
+  keep: number;
+  intervalSec: number;
+  maxSize: number;
+  maxUnpackedSize: number;
+  maxRatio: number;
+  requireSignedVersion: boolean;
+  connectTimeoutSec: number;
+  idleTimeoutSec: number;
+  downloadTimeoutSec: number;
+  gpg: { pin?: KeyPin; keyfile?: string; keyUrl?: string };
+}
+
+export interface LaunchConfig {
+  file: string;
+  dir: string;
+  app: AppConfig;
+  updates: UpdatesConfig;
+  hooks: { beforeSymlink?: string; timeoutSec: number };
+  control: { listen?: string; secret: string };
+}
+
+export const CONFIG_NAME = 'launchify.yml';
+
+const TOP_KEYS = ['app', 'updates', 'hooks', 'control'] as const;
+const APP_KEYS = ['exec', 'forever', 'kill', 'kill_timeout', 'healthy_after', 'env', 'backoff_max', 'stable_after', 'max_restarts', 'log_max_size', 'log_keep'] as const;
+const UPDATES_KEYS = ['server', 'keep', 'interval', 'max_size', 'max_unpacked_size', 'max_ratio', 'require_signed_version', 'connect_timeout', 'idle_timeout', 'download_timeout', 'gpg'] as const;
+const GPG_KEYS = ['key', 'keyfile', 'key_url'] as const;
+const HOOK_KEYS = ['before_symlink', 'timeout'] as const;
+const CONTROL_KEYS = ['listen', 'secret'] as const;
+
+const APP_DEFAULTS: AppConfig = {
+  forever: false, kill: 'SIGTERM', killTimeoutSec: 10, healthyAfterSec: 5, env: {},
+  backoffMaxSec: 30, stableAfterSec: 60, maxRestarts: 10, logMaxBytes: 10 * 1024 * 1024, logKeep: 3,
+};
+
+function positive(doc: ConfigDoc, keyPath: string[], fallback: number, { integer = false, allowZero = false } = {}): number {
+  const value = getKey(doc, keyPath, 'number');
+  if (value === undefined) return fallback;
+  if ((allowZero ? value < 0 : value <= 0) || (integer && !Number.isInteger(value))) {
+    throw configError(doc, keyPath, `must be a ${allowZero ? 'non-negative' : 'positive'} ${integer ? 'whole number' : 'number'}, got ${value}.`);
+  }
+  return value;
+}
+
+function parseSignal(doc: ConfigDoc, keyPath: string[], value: string): string {
+  if (/^SIG[A-Z0-9]+$/.test(value)) {
+    const known = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGKILL', 'SIGWINCH'];
+    if (!known.includes(value)) throw configError(doc, keyPath, `unknown signal ${value}; use one of ${known.join(', ')} or a command.`);
+  }
+  return value;
+}
+
+/** The `app:` section of a document (the deploy folder's or a release's). Only keys present. */
+function readApp(doc: ConfigDoc): Partial<AppConfig> {
+  checkKnownKeys(doc, ['app'], APP_KEYS);
+  getKey(doc, ['app'], 'object');
+  const app: Partial<AppConfig> = {};
+  const exec = getKey(doc, ['app', 'exec'], 'string');
+  if (exec !== undefined) {
+    if (!exec.trim()) throw configError(doc, ['app', 'exec'], 'must not be empty.');
+    app.exec = exec;
+  }
+  const forever = getKey(doc, ['app', 'forever'], 'boolean');
+  if (forever !== undefined) app.forever = forever;
+  const kill = getKey(doc, ['app', 'kill'], 'string');
+  if (kill !== undefined) app.kill = parseSignal(doc, ['app', 'kill'], kill);
+  const set = <K extends keyof AppConfig>(key: K, yamlKey: string, opts: { integer?: boolean; allowZero?: boolean } = {}) => {
+    if (getKey(doc, ['app', yamlKey], 'number') !== undefined) app[key] = positive(doc, ['app', yamlKey], 0, opts) as AppConfig[K];
+  };
+  set('killTimeoutSec', 'kill_timeout');
+  set('healthyAfterSec', 'healthy_after');
+  set('backoffMaxSec', 'backoff_max');
+  set('stableAfterSec', 'stable_after');
+  set('maxRestarts', 'max_restarts', { integer: true });
+  set('logMaxBytes', 'log_max_size', { integer: true });
+  set('logKeep', 'log_keep', { integer: true, allowZero: true });
+  const env = getKey(doc, ['app', 'env'], 'object');
+  if (env) {
+    for (const [k, v] of Object.entries(env)) {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw configError(doc, ['app', 'env', k], 'is not a valid environment variable name.');
+      if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') throw configError(doc, ['app', 'env', k], 'must be a string, number or boolean.');
+    }
+    app.env = Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)]));
+  }
+  return app;
+}
+
+export function parseLaunchConfig(doc: ConfigDoc, dir: string, releaseApp: Partial<AppConfig> = {}): LaunchConfig {
+  getKey(doc, [], 'object');
+  checkKnownKeys(doc, [], TOP_KEYS);
+  const ownApp = readApp(doc);
+  const app: AppConfig = { ...APP_DEFAULTS, ...releaseApp, ...ownApp, env: { ...(releaseApp.env ?? {}), ...(ownApp.env ?? {}) } };
+
+  getKey(doc, ['updates'], 'object');
+  checkKnownKeys(doc, ['updates'], UPDATES_KEYS);
+  const server = getKey(doc, ['updates', 'server'], 'string');
+  if (server !== undefined && !/^https?:\/\/[^\s]+$/.test(server)) throw configError(doc, ['updates', 'server'], `must be an http:// or https:// URL, got ${JSON.stringify(server)}.`);
+  const keepRaw = (doc.data as { updates?: { keep?: unknown } })?.updates?.keep;
+  let keep = 3;
+  if (keepRaw === false) keep = 0;
+  else if (keepRaw !== undefined && keepRaw !== null) {
+    if (typeof keepRaw !== 'number' || !Number.isInteger(keepRaw) || keepRaw < 0) throw configError(doc, ['updates', 'keep'], `must be a whole number of releases to keep, or false, got ${JSON.stringify(keepRaw)}.`);
+    keep = keepRaw;
+  }
+  getKey(doc, ['updates', 'gpg'], 'object');
+  checkKnownKeys(doc, ['updates', 'gpg'], GPG_KEYS);
+  const keyText = getKey(doc, ['updates', 'gpg', 'key'], 'string');
+  let pin: KeyPin | undefined;
+  if (keyText !== undefined) {
+    try { pin = parseKeyPin(keyText); } catch (error) { throw configError(doc, ['updates', 'gpg', 'key'], (error as Error).message); }
+  }
+  const keyfile = getKey(doc, ['updates', 'gpg', 'keyfile'], 'string');
+  const keyUrl = getKey(doc, ['updates', 'gpg', 'key_url'], 'string');
+  if (keyUrl !== undefined && !/^https?:\/\//.test(keyUrl)) throw configError(doc, ['updates', 'gpg', 'key_url'], 'must be an http:// or https:// URL.');
+
+  getKey(doc, ['hooks'], 'object');
+  checkKnownKeys(doc, ['hooks'], HOOK_KEYS);
+  const beforeSymlink = getKey(doc, ['hooks', 'before_symlink'], 'string');
+
+  getKey(doc, ['control'], 'object');
+  checkKnownKeys(doc, ['control'], CONTROL_KEYS);
+  const listen = getKey(doc, ['control', 'listen'], 'string');
+  if (listen !== undefined && !/^[^\s:]*:\d{1,5}$|^\[[0-9a-f:]+\]:\d{1,5}$/i.test(listen)) throw configError(doc, ['control', 'listen'], `must be HOST:PORT, got ${JSON.stringify(listen)}.`);
+
+  return {
+    file: doc.file,
+    dir,
+    app,
+    updates: {
+      server: server && (server.endsWith('/') ? server : `${server}/`),
+      keep,
+      intervalSec: positive(doc, ['updates', 'interval'], 300),
+      maxSize: positive(doc, ['updates', 'max_size'], 2 * 1024 ** 3, { integer: true }),
+      maxUnpackedSize: positive(doc, ['updates', 'max_unpacked_size'], 8 * 1024 ** 3, { integer: true }),
+      maxRatio: positive(doc, ['updates', 'max_ratio'], 200),
+      requireSignedVersion: getKey(doc, ['updates', 'require_signed_version'], 'boolean') ?? false,
+      connectTimeoutSec: positive(doc, ['updates', 'connect_timeout'], 15),
+      idleTimeoutSec: positive(doc, ['updates', 'idle_timeout'], 30),
+      downloadTimeoutSec: positive(doc, ['updates', 'download_timeout'], 1800),
+      gpg: { pin, keyfile: keyfile === undefined ? undefined : path.resolve(dir, keyfile), keyUrl },
+    },
+    hooks: { beforeSymlink, timeoutSec: positive(doc, ['hooks', 'timeout'], 300) },
+    control: { listen, secret: getKey(doc, ['control', 'secret'], 'string') ?? 'env:SHIPKIT_SECRET' },
+  };
+}
+
+export async function loadLaunchConfig(dir: string, releaseApp: Partial<AppConfig> = {}): Promise<LaunchConfig> {
+  const doc = await loadYamlFile(path.join(dir, CONFIG_NAME));
+  return parseLaunchConfig(doc, dir, releaseApp);
+}
+
+export function parseLaunchConfigText(text: string, file: string, dir = path.dirname(file)): LaunchConfig {
+  return parseLaunchConfig(parseYamlText(text, file), dir);
+}
+
+/** The `app:` defaults from a release's own launchify.yml; {} when it has none. */
+export async function readReleaseAppDefaults(releaseDir: string): Promise<Partial<AppConfig>> {
+  const file = path.join(releaseDir, CONFIG_NAME);
+  let doc: ConfigDoc;
+  try {
+    doc = await loadYamlFile(file);
+  } catch (error) {
+    if (error instanceof ConfigError && /does not exist/.test(error.message)) return {};
+    throw error;
+  }
+  getKey(doc, [], 'object');
+  return readApp(doc);
+}

@@ -1,0 +1,127 @@
+// How launchfit is reached while `launchfit run` is up: a Unix socket in .launchfit/ (HTTP over
+// it; filesystem permissions are the access control) that `launchfit update/status/rollback`
+// use, and an optional TCP listener that speaks the signed slave protocol, so
+// `server-update APP` reaches launchfit hosts like slave hosts.
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import { rm } from 'node:fs/promises';
+import { messageOf } from '../errors.ts';
+import { parseListen, pathAndQueryOf, sendJson, startHttpServer, type RunningServer } from '../http.ts';
+import type { Logger } from '../log.ts';
+import { nameProblem } from '../names.ts';
+import { createRequestVerifier } from '../signing.ts';
+
+export interface ControlHandlers {
+  status(): Promise<unknown>;
+  /** Check for updates now and return the result (coalesced with a check already running). */
+  update(): Promise<unknown>;
+  rollback(version?: string): Promise<unknown>;
+}
+
+export interface ControlServer {
+  close(): Promise<void>;
+}
+
+async function answer(res: ServerResponse, work: () => Promise<unknown>): Promise<void> {
+  try {
+    sendJson(res, 200, { ok: true, result: await work() });
+  } catch (error) {
+    sendJson(res, 500, { ok: false, error: messageOf(error), kind: (error as Error)?.name });
+  }
+}
+
+/** The Unix control socket. A stale socket file (no one listening) is replaced. */
+export async function startControlSocket(socketPath: string, handlers: ControlHandlers, log: Logger): Promise<ControlServer> {
+  const existing = await requestOverSocket(socketPath, 'GET', '/status', 2_000).catch(() => undefined);
+  if (existing) throw new Error(`Another launchfit is already answering on ${socketPath}.`);
+  await rm(socketPath, { force: true });
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://launchfit');
+    if (req.method === 'GET' && url.pathname === '/status') return void answer(res, handlers.status);
+    if (req.method === 'POST' && url.pathname === '/update') return void answer(res, handlers.update);
+    if (req.method === 'POST' && url.pathname === '/rollback') return void answer(res, () => handlers.rollback(url.searchParams.get('to') ?? undefined));
+    sendJson(res, 404, { ok: false, error: 'unknown command' });
+  });
+  server.requestTimeout = 0; // an update can take as long as a download
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () => { server.off('error', reject); resolve(); });
+  });
+  log.info('control socket ready', { socket: socketPath });
+  return {
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    }).then(() => rm(socketPath, { force: true })),
+  };
+}
+
+export interface SocketAnswer {
+  status: number;
+  body: { ok: boolean; result?: unknown; error?: string; kind?: string };
+}
+
+/** Ask a running launchfit; undefined when nobody listens on the socket. */
+export function requestOverSocket(socketPath: string, method: string, pathAndQuery: string, timeoutMs = 30 * 60_000): Promise<SocketAnswer | undefined> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath, method, path: pathAndQuery, timeout: timeoutMs }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { if (text.length < 1 << 20) text += d; });
+      res.on('end', () => {
+        try { resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }); } catch (error) { reject(error); }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`launchfit did not answer on ${socketPath} in time`)));
+    req.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT' || error.code === 'ECONNREFUSED' || error.code === 'ENOTSOCK') resolve(undefined);
+      else reject(error);
+    });
+    req.end();
+  });
+}
+
+export interface ListenerOptions {
+  listen: string;
+  secret: string;
+  /** Names `repo=` may carry for this host (the app name and the deploy folder's name). */
+  names: () => string[];
+  log: Logger;
+}
+
+/**
+ * The signed TCP listener: `GET /?repo=APP` → 202 queued (the check runs in the background,
+ * coalesced), `&wait=1` → 200/500 with the result; `GET /status`. Every request is signed
+ * (DESIGN §5 request signing); a bad signature is 401 before anything else is looked at.
+ */
+export async function startControlListener(handlers: ControlHandlers, opts: ListenerOptions): Promise<RunningServer> {
+  const verifier = createRequestVerifier(opts.secret);
+  const address = parseListen(opts.listen);
+  const server = await startHttpServer(async (req: IncomingMessage, res: ServerResponse) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { error: 'method not allowed' }, { Allow: 'GET' });
+    const verdict = verifier.verify(req.method, pathAndQueryOf(req), req.headers);
+    if (!verdict.ok) {
+      opts.log.warn('control request refused', { reason: verdict.reason, from: req.socket.remoteAddress });
+      return sendJson(res, 401, { error: 'unauthorized' });
+    }
+    const url = new URL(req.url ?? '/', 'http://launchfit');
+    if (url.pathname === '/status') return void answer(res, handlers.status).then(() => {});
+    if (url.pathname !== '/') return sendJson(res, 404, { error: 'not found' });
+    const repo = url.searchParams.get('repo');
+    if (repo === null || nameProblem(repo.split('/').pop())) return sendJson(res, 400, { error: 'invalid repo name' });
+    const name = repo.split('/').pop()!;
+    if (!opts.names().includes(name)) return sendJson(res, 404, { error: 'unknown app', repo });
+    opts.log.info('update requested over the control listener', { repo, from: req.socket.remoteAddress });
+    if (url.searchParams.get('wait') === '1') {
+      try {
+        const result = await handlers.update();
+        return sendJson(res, 200, { ok: true, repo, result });
+      } catch (error) {
+        return sendJson(res, 500, { ok: false, repo, error: messageOf(error) });
+      }
+    }
+    handlers.update().catch(() => { /* logged by the runner */ });
+    return sendJson(res, 202, { repo, state: 'queued' });
+  }, { host: address.host, port: address.port, requestTimeoutMs: 0 });
+  opts.log.info(`control listening on ${server.url}`);
+  return server;
+}

@@ -1,0 +1,255 @@
+// The long-running side of launchfit (`run`) and the one-shot commands that share it:
+// lock, crash recovery, supervisor, polling with jitter, control socket and TCP listener.
+import { copyFile, readdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { ConfigError, messageOf } from '../errors.ts';
+import { ensureDir, pathExists } from '../fsx.ts';
+import { acquireLock, type Lock } from '../lock.ts';
+import type { Logger } from '../log.ts';
+import { resolveSecret } from '../config.ts';
+import { CONFIG_NAME, loadLaunchConfig, readReleaseAppDefaults, type LaunchConfig } from './config.ts';
+import { startControlListener, startControlSocket } from './control.ts';
+import type { FetchFn } from './fetch.ts';
+import { parseKeyPin } from './pgp.ts';
+import { deployPaths, readState, updateState, type DeployPaths } from './state.ts';
+import { collectStatus, type Status } from './status.ts';
+import { createSupervisor, stopLeftoverApp, type Supervisor } from './supervisor.ts';
+import { clearLeftovers, readCurrent, swapCurrentSymlink, removeRelease } from './switch.ts';
+import { compareVersions } from './version-file.ts';
+import { checkForUpdates, rollbackRelease, type AppControl, type CheckResult, type UpdateContext } from './update.ts';
+
+/** The deploy folder's config merged with the current release's own `app:` defaults. */
+export async function loadEffectiveConfig(paths: DeployPaths): Promise<LaunchConfig> {
+  const current = await readCurrent(paths);
+  const releaseApp = current ? await readReleaseAppDefaults(path.join(paths.releases, current)).catch(() => ({})) : {};
+  return loadLaunchConfig(paths.dir, releaseApp);
+}
+
+export async function lockDeployFolder(paths: DeployPaths): Promise<Lock> {
+  await ensureDir(paths.meta, 0o700);
+  return acquireLock(paths.lock, { what: `The deploy folder ${paths.dir}` });
+}
+
+export interface BootstrapOptions {
+  url?: string;
+  keyfile?: string;
+  key?: string;
+}
+
+/**
+ * `launchfit URL` in a folder without launchify.yml writes one (server, trusted key); an
+ * existing launchify.yml is used as it is, and must agree with URL when both are given.
+ */
+export async function bootstrapConfig(paths: DeployPaths, opts: BootstrapOptions, log: Logger): Promise<void> {
+  const file = path.join(paths.dir, CONFIG_NAME);
+  if (await pathExists(file)) {
+    if (opts.url || opts.keyfile || opts.key) {
+      const config = await loadLaunchConfig(paths.dir);
+      const want = opts.url && (opts.url.endsWith('/') ? opts.url : `${opts.url}/`);
+      if (want && config.updates.server !== want) {
+        throw new ConfigError(`${file} already sets updates.server to ${config.updates.server ?? '(nothing)'}; edit it instead of passing another URL.`);
+      }
+      if (opts.keyfile || opts.key) log.warn(`${CONFIG_NAME} exists; --keyfile/--key are ignored, edit updates.gpg in it instead`);
+    }
+    return;
+  }
+  if (!opts.url) throw new ConfigError(`${file} does not exist; run \`launchfit URL\` with the update server's URL to create it.`);
+  if (!/^https?:\/\/\S+$/.test(opts.url)) throw new ConfigError(`${JSON.stringify(opts.url)} is not an http:// or https:// URL.`);
+  const entries = (await readdir(paths.dir)).filter((n) => n !== '.launchfit');
+  if (entries.length) throw new ConfigError(`${paths.dir} is not empty and has no ${CONFIG_NAME}; deploy into an empty folder.`);
+  if (!opts.keyfile && !opts.key) throw new ConfigError('No trusted key: pass --keyfile PUBKEY.asc, or --key with the full fingerprint of the key on the server.');
+  if (opts.key) parseKeyPin(opts.key);
+  const lines = ['# written by `launchfit deploy`; see launchify.example.yml for every key', 'updates:', `  server: ${JSON.stringify(opts.url)}`, '  gpg:'];
+  if (opts.key) lines.push(`    key: ${JSON.stringify(opts.key.replace(/\s+/g, ''))}`);
+  if (opts.keyfile) {
+    await copyFile(opts.keyfile, path.join(paths.dir, 'trusted.asc'));
+    lines.push('    keyfile: trusted.asc');
+  }
+  await writeFile(file, `${lines.join('\n')}\n`, { flag: 'wx' });
+  log.info(`wrote ${file}`);
+}
+
+/** A one-shot update (deploy/update without `run`): lock, recover, check, switch; no app is started. */
+export async function updateOnce(dir: string, log: Logger, { fetchImpl, force = false }: { fetchImpl?: FetchFn; force?: boolean } = {}): Promise<CheckResult> {
+  const paths = deployPaths(dir);
+  const lock = await lockDeployFolder(paths);
+  try {
+    await clearLeftovers(paths, await readState(paths));
+    await updateState(paths, (s) => { s.pending = undefined; });
+    const config = await loadEffectiveConfig(paths);
+    return await checkForUpdates({ paths, config, log, fetchImpl }, { force });
+  } finally {
+    await lock.release();
+  }
+}
+
+export async function rollbackOnce(dir: string, log: Logger, version?: string): Promise<CheckResult> {
+  const paths = deployPaths(dir);
+  const lock = await lockDeployFolder(paths);
+  try {
+    const config = await loadEffectiveConfig(paths);
+    return await rollbackRelease({ paths, config, log }, { version });
+  } finally {
+    await lock.release();
+  }
+}
+
+export interface RunOptions {
+  dir: string;
+  log: Logger;
+  /** Resolves when launchfit should stop (SIGTERM/SIGINT). */
+  stopSignal: Promise<void>;
+  fetchImpl?: FetchFn;
+  /** For tests: the poll interval in ms instead of updates.interval. */
+  intervalMs?: number;
+  echo?: NodeJS.WritableStream;
+  onReady?: (info: { socket: string; listenUrl?: string }) => void;
+}
+
+/** `launchfit run`: supervise the app, poll for updates, answer on the control socket. */
+export async function runLauncher(opts: RunOptions): Promise<void> {
+  const { log } = opts;
+  const paths = deployPaths(opts.dir);
+  const lock = await lockDeployFolder(paths);
+  let supervisor: Supervisor | undefined;
+  const closers: Array<() => Promise<void>> = [];
+  try {
+    const state = await readState(paths);
+    const removed = await clearLeftovers(paths, state);
+    if (removed.length) log.info('cleared leftovers of an interrupted run', { removed });
+    let config = await loadEffectiveConfig(paths);
+    await stopLeftoverApp(paths.pidFile, paths.dir, config.app.killTimeoutSec * 1000, log);
+
+    const makeSupervisor = () => createSupervisor({
+      exec: config.app.exec ?? 'true', cwd: paths.current, env: config.app.env, dir: paths.dir, kill: config.app.kill,
+      killTimeoutMs: config.app.killTimeoutSec * 1000, forever: config.app.forever, backoffMaxMs: config.app.backoffMaxSec * 1000,
+      stableAfterMs: config.app.stableAfterSec * 1000, maxRestarts: config.app.maxRestarts, appLog: paths.appLog,
+      logMaxBytes: config.app.logMaxBytes, logKeep: config.app.logKeep, pidFile: paths.pidFile, log: log.child({ app: true }), echo: opts.echo,
+    });
+    supervisor = makeSupervisor();
+    const sup = supervisor;
+    const app: AppControl = {
+      stop: () => sup.stop(),
+      async start(probation) {
+        config = await loadEffectiveConfig(paths);
+        if (!config.app.exec) {
+          log.warn(`app.exec is not set in ${CONFIG_NAME} (nor in the release's); nothing to run`);
+          return true;
+        }
+        sup.setOptions({
+          exec: config.app.exec, env: config.app.env, kill: config.app.kill, killTimeoutMs: config.app.killTimeoutSec * 1000,
+          forever: config.app.forever, backoffMaxMs: config.app.backoffMaxSec * 1000, stableAfterMs: config.app.stableAfterSec * 1000,
+          maxRestarts: config.app.maxRestarts,
+        });
+        return sup.start(probation ? config.app.healthyAfterSec * 1000 : 0);
+      },
+    };
+    const ctx = (): UpdateContext => ({ paths, config, log, app, fetchImpl: opts.fetchImpl });
+
+    // A crash between a swap and its health check: the first start is that health check.
+    const pending = state.pending;
+    const current = await readCurrent(paths);
+    if (current) {
+      const healthy = await app.start(Boolean(pending && pending.to === current));
+      if (!healthy && pending?.from && pending.to === current) {
+        log.error(`release ${current} did not stay up after an interrupted update; going back to ${pending.from}`);
+        await swapCurrentSymlink(paths, pending.from);
+        await updateState(paths, (s) => {
+          const v = s.installed[current]?.version;
+          if (v && !s.bad.includes(v)) s.bad.push(v);
+          delete s.installed[current];
+          s.pending = undefined;
+        });
+        await removeRelease(paths, current);
+        await app.start(false);
+      } else if (healthy && pending?.to === current) {
+        await updateState(paths, (s) => {
+          const v = s.installed[current]?.version;
+          if (pending.from) s.previous = pending.from;
+          if (v && (!s.highest || compareVersions(v, s.highest) > 0)) s.highest = v;
+        });
+      }
+    } else {
+      log.info('nothing installed yet; checking for updates');
+    }
+    await updateState(paths, (s) => { s.pending = undefined; });
+
+    // Checks run one at a time; requests during a check coalesce into one more.
+    let running: Promise<CheckResult> | undefined;
+    let queued: Promise<CheckResult> | undefined;
+    const runCheck = async (): Promise<CheckResult> => {
+      try {
+        const result = await checkForUpdates(ctx());
+        if (result.action !== 'not-modified') log.info(result.message, { action: result.action });
+        return result;
+      } catch (error) {
+        log.error(`update check failed: ${messageOf(error)}`);
+        throw error;
+      }
+    };
+    const requestCheck = (): Promise<CheckResult> => {
+      if (!running) {
+        running = runCheck().finally(() => { running = undefined; });
+        return running;
+      }
+      queued ??= running.catch(() => {}).then(() => { queued = undefined; return requestCheck(); });
+      return queued;
+    };
+    const serialized = async <T>(work: () => Promise<T>): Promise<T> => {
+      while (running) await running.catch(() => {});
+      const p = work();
+      running = p.then(() => ({ action: 'up-to-date', message: '' }) as CheckResult, () => ({ action: 'up-to-date', message: '' }) as CheckResult)
+        .finally(() => { running = undefined; });
+      return p;
+    };
+    const handlers = {
+      status: async (): Promise<Status> => collectStatus(paths, sup.info()),
+      update: requestCheck,
+      rollback: (version?: string) => serialized(() => rollbackRelease(ctx(), { version })),
+    };
+    const socket = await startControlSocket(paths.socket, handlers, log);
+    closers.push(() => socket.close());
+    let listenUrl: string | undefined;
+    if (config.control.listen) {
+      const secret = await resolveSecret(config.control.secret, { baseDir: paths.dir, where: `${config.file}: control.secret` });
+      const names = () => {
+        const cur = currentName;
+        const fromRelease = cur ? cur.split('-')[0] : undefined;
+        return [path.basename(paths.dir), fromRelease, cur].filter(Boolean) as string[];
+      };
+      let currentName = current;
+      const listener = await startControlListener(handlers, { listen: config.control.listen, secret, names, log });
+      const timer = setInterval(() => { void readCurrent(paths).then((c) => { currentName = c; }); }, 1000);
+      closers.push(async () => { clearInterval(timer); await listener.close(1000); });
+      listenUrl = listener.url;
+    }
+    opts.onReady?.({ socket: paths.socket, listenUrl });
+
+    // Polling with ±10 % jitter, so a fleet does not hit the server in step.
+    let stopped = false;
+    let pollTimer: NodeJS.Timeout | undefined;
+    const schedule = (first = false) => {
+      if (stopped) return;
+      const base = opts.intervalMs ?? config.updates.intervalSec * 1000;
+      const delay = first ? Math.min(base, 1000) : base * (0.9 + Math.random() * 0.2);
+      pollTimer = setTimeout(() => { void requestCheck().catch(() => {}).finally(() => schedule()); }, delay);
+    };
+    if (config.updates.server) schedule(true);
+    else log.warn('updates.server is not set; not polling');
+
+    await opts.stopSignal;
+    stopped = true;
+    if (pollTimer) clearTimeout(pollTimer);
+    log.info('stopping');
+    for (const close of closers.splice(0)) await close().catch(() => {});
+    if (running) await Promise.race([running.catch(() => {}), new Promise((r) => setTimeout(r, 30_000))]);
+    await supervisor.stop();
+  } finally {
+    for (const close of closers) await close().catch(() => {});
+    await lock.release();
+  }
+}
+
+export async function readStatusOffline(dir: string): Promise<Status> {
+  return collectStatus(deployPaths(dir));
+}

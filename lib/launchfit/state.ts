@@ -1,0 +1,89 @@
+// The deploy folder's layout and its small state file (.launchfit/state.json), written
+// atomically. The `current` symlink, not this file, says which release is live: after a crash
+// between a swap and a state write the link is the truth.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { atomicWriteFile, ensureDir } from '../fsx.ts';
+
+export interface DeployPaths {
+  dir: string;
+  releases: string;
+  current: string;
+  meta: string;
+  tmp: string;
+  downloads: string;
+  state: string;
+  lock: string;
+  socket: string;
+  appLog: string;
+  pidFile: string;
+}
+
+export function deployPaths(dir: string): DeployPaths {
+  const abs = path.resolve(dir);
+  const meta = path.join(abs, '.launchfit');
+  return {
+    dir: abs,
+    releases: path.join(abs, 'releases'),
+    current: path.join(abs, 'current'),
+    meta,
+    tmp: path.join(meta, 'tmp'),
+    downloads: path.join(meta, 'downloads'),
+    state: path.join(meta, 'state.json'),
+    lock: path.join(meta, 'lock'),
+    socket: path.join(meta, 'control.sock'),
+    appLog: path.join(meta, 'app.log'),
+    pidFile: path.join(meta, 'app.pid'),
+  };
+}
+
+export interface InstalledRelease {
+  version: string;
+  file: string;
+  sha256: string;
+  installedAt: string;
+  signer?: string;
+}
+
+export interface LaunchState {
+  /** Highest version ever installed: anything lower is refused (except by rollback). */
+  highest?: string;
+  /** Versions that failed their health check or were rolled back from. */
+  bad: string[];
+  /** Release folder names (under releases/) whose install finished, hook included. */
+  installed: Record<string, InstalledRelease>;
+  /** The release that was current before the last switch. */
+  previous?: string;
+  /** ETag of the last VERSION that was fully handled. */
+  etag?: string;
+  lastCheck?: { at: string; ok: boolean; message: string };
+  /** Set just before a switch, cleared after the health check: a crash in between is rolled back on start. */
+  pending?: { from?: string; to: string; at: string };
+}
+
+export function emptyState(): LaunchState {
+  return { bad: [], installed: {} };
+}
+
+export async function readState(paths: DeployPaths): Promise<LaunchState> {
+  try {
+    const data = JSON.parse(await readFile(paths.state, 'utf8')) as Partial<LaunchState>;
+    return { ...emptyState(), ...data, bad: data.bad ?? [], installed: data.installed ?? {} };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return emptyState();
+    throw error;
+  }
+}
+
+export async function writeState(paths: DeployPaths, state: LaunchState): Promise<void> {
+  await ensureDir(paths.meta, 0o700);
+  await atomicWriteFile(paths.state, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+}
+
+/** Read, change and write the state in one step. */
+export async function updateState(paths: DeployPaths, change: (state: LaunchState) => void): Promise<LaunchState> {
+  const state = await readState(paths);
+  change(state);
+  await writeState(paths, state);
+  return state;
+}

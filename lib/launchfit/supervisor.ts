@@ -1,0 +1,250 @@
+// Runs the app: `app.exec` through /bin/sh in its own process group, cwd DIR/current, output
+// to a rotated .launchfit/app.log and to our stderr. With `forever`, restarts it with capped
+// exponential backoff (reset after stable uptime), giving up after repeated rapid failures.
+// Stopping sends `app.kill` to the whole group, then SIGKILL after `kill_timeout`.
+//
+// node:child_process is used directly (not zx) because the supervisor needs the process group,
+// signals to it, and the exit of the group leader as events.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { rm, writeFile, readFile } from 'node:fs/promises';
+import type { Logger } from '../log.ts';
+
+export interface SupervisorOptions {
+  exec: string;
+  cwd: string;
+  env: Record<string, string>;
+  /** Marks our processes so a leftover group can be recognised after a crash. */
+  dir: string;
+  kill: string;
+  killTimeoutMs: number;
+  forever: boolean;
+  backoffMaxMs: number;
+  stableAfterMs: number;
+  maxRestarts: number;
+  appLog: string;
+  logMaxBytes: number;
+  logKeep: number;
+  pidFile: string;
+  log: Logger;
+  /** Where the app's output is echoed (launchfit's stderr by default). */
+  echo?: NodeJS.WritableStream;
+}
+
+export type AppState = 'stopped' | 'running' | 'backoff' | 'failed' | 'exited';
+
+export interface AppInfo {
+  state: AppState;
+  pid?: number;
+  startedAt?: string;
+  restarts: number;
+  lastExit?: { code: number | null; signal: string | null; at: string };
+}
+
+export interface Supervisor {
+  /** Start the app; resolves `false` if it exits within `probationMs` (then it is not restarted). */
+  start(probationMs?: number): Promise<boolean>;
+  stop(): Promise<void>;
+  info(): AppInfo;
+  setOptions(change: Partial<SupervisorOptions>): void;
+}
+
+/** An append-only log file that rotates to .1, .2, … when it grows past `maxBytes`. */
+export function createRotatingLog(file: string, maxBytes: number, keep: number) {
+  let fd = openSync(file, 'a', 0o600);
+  let size = 0;
+  try { size = statSync(file).size; } catch { /* new */ }
+  const rotate = () => {
+    closeSync(fd);
+    for (let i = keep; i >= 1; i--) {
+      const from = i === 1 ? file : `${file}.${i - 1}`;
+      try {
+        if (i === keep) rmSync(`${file}.${keep}`, { force: true });
+        renameSync(from, `${file}.${i}`);
+      } catch { /* missing generation */ }
+    }
+    if (keep === 0) rmSync(file, { force: true });
+    fd = openSync(file, 'a', 0o600);
+    size = 0;
+  };
+  return {
+    write(chunk: Buffer) {
+      if (size + chunk.length > maxBytes && size > 0) rotate();
+      writeSync(fd, chunk);
+      size += chunk.length;
+    },
+    close() { try { closeSync(fd); } catch { /* closed */ } },
+  };
+}
+
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try { process.kill(-pgid, signal); } catch { /* gone */ }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Stop a process group left by a launchfit that was killed: only if its leader still carries
+ * LAUNCHFIT_DIR=dir in its environment (so a reused pid is never touched).
+ */
+export async function stopLeftoverApp(pidFile: string, dir: string, killTimeoutMs: number, log: Logger): Promise<boolean> {
+  let pgid: number;
+  try {
+    pgid = (JSON.parse(await readFile(pidFile, 'utf8')) as { pgid: number }).pgid;
+  } catch {
+    return false;
+  }
+  const ours = (() => {
+    try {
+      return readFileSync(`/proc/${pgid}/environ`, 'latin1').split('\0').includes(`LAUNCHFIT_DIR=${dir}`);
+    } catch {
+      return false;
+    }
+  })();
+  if (ours && groupAlive(pgid)) {
+    log.warn('stopping the app left running by a previous launchfit', { pid: pgid });
+    signalGroup(pgid, 'SIGTERM');
+    const deadline = Date.now() + killTimeoutMs;
+    while (groupAlive(pgid) && Date.now() < deadline) await sleep(50);
+    if (groupAlive(pgid)) signalGroup(pgid, 'SIGKILL');
+    while (groupAlive(pgid) && Date.now() < deadline + 5000) await sleep(50);
+  }
+  await rm(pidFile, { force: true });
+  return ours;
+}
+
+export function createSupervisor(initial: SupervisorOptions): Supervisor {
+  let opts = initial;
+  let child: ChildProcess | undefined;
+  let exited: Promise<void> = Promise.resolve();
+  let stopping = false;
+  let restartTimer: NodeJS.Timeout | undefined;
+  let rapidFailures = 0;
+  const info: AppInfo = { state: 'stopped', restarts: 0 };
+  const appLog = createRotatingLog(opts.appLog, opts.logMaxBytes, opts.logKeep);
+
+  function spawnApp(): ChildProcess {
+    const proc = spawn('/bin/sh', ['-c', opts.exec], {
+      cwd: opts.cwd,
+      env: { ...process.env, ...opts.env, LAUNCHFIT_DIR: opts.dir },
+      detached: true, // own process group, so the whole tree can be signalled
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const echo = opts.echo ?? process.stderr;
+    const out = (chunk: Buffer) => { appLog.write(chunk); echo.write(chunk); };
+    proc.stdout!.on('data', out);
+    proc.stderr!.on('data', out);
+    info.state = 'running';
+    info.pid = proc.pid;
+    info.startedAt = new Date().toISOString();
+    if (proc.pid) void writeFile(opts.pidFile, JSON.stringify({ pid: proc.pid, pgid: proc.pid, startedAt: info.startedAt }), { mode: 0o600 }).catch(() => {});
+    opts.log.info('app started', { pid: proc.pid, cwd: opts.cwd });
+    return proc;
+  }
+
+  function launch(probationMs: number): Promise<boolean> {
+    const proc = spawnApp();
+    child = proc;
+    const started = Date.now();
+    let onProbationExit: ((ok: boolean) => void) | undefined;
+    let probationTimer: NodeJS.Timeout | undefined;
+    const probation = new Promise<boolean>((resolve) => {
+      if (probationMs <= 0) return resolve(true);
+      onProbationExit = resolve;
+      probationTimer = setTimeout(() => { onProbationExit = undefined; resolve(true); }, probationMs);
+    });
+    exited = new Promise<void>((resolve) => {
+      proc.on('error', (error) => opts.log.error(`app could not be started: ${error.message}`));
+      proc.on('exit', (code, signal) => {
+        const uptime = Date.now() - started;
+        info.lastExit = { code, signal, at: new Date().toISOString() };
+        info.pid = undefined;
+        if (child === proc) child = undefined;
+        resolve();
+        if (stopping) { info.state = 'stopped'; return; }
+        opts.log.warn('app exited', { code, signal, uptimeMs: uptime });
+        if (onProbationExit) {
+          clearTimeout(probationTimer);
+          info.state = 'exited';
+          onProbationExit(false);
+          onProbationExit = undefined;
+          return;
+        }
+        if (!opts.forever) { info.state = 'exited'; return; }
+        if (uptime >= opts.stableAfterMs) rapidFailures = 0;
+        rapidFailures++;
+        if (rapidFailures > opts.maxRestarts) {
+          info.state = 'failed';
+          opts.log.error(`app failed ${rapidFailures} times in a row without staying up ${opts.stableAfterMs / 1000} s; giving up. Fix it and run \`launchfit update\` or restart launchfit.`);
+          return;
+        }
+        const delay = Math.min(opts.backoffMaxMs, 250 * 2 ** (rapidFailures - 1));
+        info.state = 'backoff';
+        opts.log.info('restarting app', { inMs: delay, attempt: rapidFailures });
+        restartTimer = setTimeout(() => {
+          restartTimer = undefined;
+          if (stopping) return;
+          info.restarts++;
+          void launch(0);
+        }, delay);
+      });
+    });
+    return probation;
+  }
+
+  async function stopChild(): Promise<void> {
+    const proc = child;
+    if (!proc || proc.pid === undefined) return;
+    const pgid = proc.pid;
+    const deadline = Date.now() + opts.killTimeoutMs;
+    if (/^SIG[A-Z0-9]+$/.test(opts.kill)) {
+      signalGroup(pgid, opts.kill as NodeJS.Signals);
+    } else {
+      // A graceful-stop command (e.g. `./bin/stop`), given the app's pid.
+      const cmd = spawn('/bin/sh', ['-c', opts.kill], { cwd: opts.cwd, env: { ...process.env, ...opts.env, LAUNCHFIT_PID: String(pgid) }, stdio: 'ignore' });
+      cmd.on('error', () => {});
+      const killer = setTimeout(() => cmd.kill('SIGKILL'), opts.killTimeoutMs);
+      cmd.on('close', () => clearTimeout(killer));
+    }
+    const leaderGone = await Promise.race([exited.then(() => true), sleep(Math.max(0, deadline - Date.now())).then(() => false)]);
+    if (!leaderGone) {
+      opts.log.warn(`app did not stop within ${opts.killTimeoutMs / 1000} s; killing its process group`, { pid: pgid });
+      signalGroup(pgid, 'SIGKILL');
+      await exited;
+    }
+    // Children that outlive the leader get the rest of the timeout, then SIGKILL.
+    while (groupAlive(pgid) && Date.now() < deadline) await sleep(25);
+    if (groupAlive(pgid)) {
+      signalGroup(pgid, 'SIGKILL');
+      const until = Date.now() + 5000;
+      while (groupAlive(pgid) && Date.now() < until) await sleep(25);
+    }
+  }
+
+  return {
+    async start(probationMs = 0) {
+      stopping = false;
+      rapidFailures = 0;
+      if (child) return true;
+      return launch(probationMs);
+    },
+    async stop() {
+      stopping = true;
+      if (restartTimer) { clearTimeout(restartTimer); restartTimer = undefined; }
+      await stopChild();
+      info.state = 'stopped';
+      await rm(opts.pidFile, { force: true });
+    },
+    info: () => ({ ...info }),
+    setOptions(change) { opts = { ...opts, ...change }; },
+  };
+}

@@ -1,0 +1,292 @@
+// One update check, in the contract's order: VERSION (conditional) → VERSION.sig → download →
+// verify → extract to a temp folder → move to releases/ → before_symlink hook → stop the app →
+// swap `current` → start → health check (roll back on failure) → prune. Everything slow
+// happens before the running app is touched; every failure before the stop leaves the app
+// and `current` as they were.
+import { randomBytes } from 'node:crypto';
+import { readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { $ } from 'zx';
+import { ConfigError, ValidationError, VerificationError, WorkError, messageOf } from '../errors.ts';
+import { ensureDir, pathExists } from '../fsx.ts';
+import type { Logger } from '../log.ts';
+import { nameProblem } from '../names.ts';
+import type { LaunchConfig } from './config.ts';
+import { readReleaseAppDefaults } from './config.ts';
+import { extractRelease } from './extract.ts';
+import { downloadToFile, fetchSmall, type FetchFn, type Timeouts } from './fetch.ts';
+import { readPublicKeys, selectTrustedKeys, verifyDetachedSignature, type TrustedKeys } from './pgp.ts';
+import { readState, updateState, writeState, type DeployPaths, type LaunchState } from './state.ts';
+import { pruneReleases, readCurrent, removeRelease, swapCurrentSymlink } from './switch.ts';
+import { MAX_VERSION_FILE_BYTES, compareVersions, parseVersionFile, type VersionInfo } from './version-file.ts';
+import { rename } from 'node:fs/promises';
+
+export const MAX_SIGNATURE_BYTES = 64 * 1024;
+export const MAX_KEY_BYTES = 1024 * 1024;
+
+/** What the updater needs from whoever runs the app (`launchfit run`), or nothing. */
+export interface AppControl {
+  stop(): Promise<void>;
+  /** Start the app in `current`; with `probation`, resolve false if it exits within healthy_after. */
+  start(probation: boolean): Promise<boolean>;
+}
+
+export const NO_APP: AppControl = { stop: async () => {}, start: async () => true };
+
+export interface UpdateContext {
+  paths: DeployPaths;
+  config: LaunchConfig;
+  log: Logger;
+  app?: AppControl;
+  fetchImpl?: FetchFn;
+  now?: () => Date;
+}
+
+export type CheckAction = 'not-modified' | 'up-to-date' | 'installed' | 'skipped-bad' | 'rolled-back';
+
+export interface CheckResult {
+  action: CheckAction;
+  version?: string;
+  release?: string;
+  previous?: string;
+  message: string;
+}
+
+/** releases/ folder name for a tarball: the file name without .tar.gz / .tgz. */
+export function releaseNameOf(file: string): string {
+  const m = /^(.+?)(\.tar\.gz|\.tgz)$/.exec(file);
+  if (!m || nameProblem(m[1])) throw new VerificationError(`The release file ${JSON.stringify(file)} named in VERSION must be a plain NAME.tar.gz file name.`);
+  return m[1];
+}
+
+function timeoutsOf(config: LaunchConfig): Timeouts {
+  const u = config.updates;
+  return { connectMs: u.connectTimeoutSec * 1000, idleMs: u.idleTimeoutSec * 1000, totalMs: u.downloadTimeoutSec * 1000 };
+}
+
+function serverOf(config: LaunchConfig): string {
+  if (!config.updates.server) throw new ConfigError(`${config.file}: updates.server is not set; give the update server's URL (launchfit deploy URL).`);
+  return config.updates.server;
+}
+
+/** The keys a release may be signed with (keyfile, or the server's key against the pinned fingerprint). */
+export async function loadTrustedKeys(ctx: UpdateContext): Promise<TrustedKeys> {
+  const { gpg } = ctx.config.updates;
+  if (gpg.keyfile) {
+    let data: Buffer;
+    try { data = await readFile(gpg.keyfile); } catch (error) {
+      throw new ConfigError(`${ctx.config.file}: updates.gpg.keyfile ${gpg.keyfile} cannot be read (${(error as NodeJS.ErrnoException).code}).`, { cause: error });
+    }
+    return selectTrustedKeys({ localKeys: await readPublicKeys(data, gpg.keyfile), pin: gpg.pin });
+  }
+  if (gpg.pin?.kind === 'fingerprint') {
+    const url = gpg.keyUrl ?? new URL('pubkey.asc', serverOf(ctx.config)).href;
+    const res = await fetchSmall(url, { maxBytes: MAX_KEY_BYTES, timeouts: timeoutsOf(ctx.config), fetchImpl: ctx.fetchImpl });
+    if (res.status !== 'ok') throw new VerificationError(`The signing key ${url} is not on the update server; publish it there or set updates.gpg.keyfile.`);
+    return selectTrustedKeys({ serverKeys: await readPublicKeys(res.body, url), pin: gpg.pin });
+  }
+  return selectTrustedKeys({ pin: gpg.pin });
+}
+
+/** Fetch VERSION (and VERSION.sig) and check it: signature, EXPIRES. Null when unchanged (304). */
+export async function fetchVersionInfo(ctx: UpdateContext, trusted: TrustedKeys, etag: string | undefined): Promise<{ info: VersionInfo; etag?: string } | null> {
+  const server = serverOf(ctx.config);
+  const timeouts = timeoutsOf(ctx.config);
+  const res = await fetchSmall(new URL('VERSION', server).href, { maxBytes: MAX_VERSION_FILE_BYTES, etag, timeouts, fetchImpl: ctx.fetchImpl });
+  if (res.status === 'not-modified') return null;
+  if (res.status === 'missing') throw new VerificationError(`${server}VERSION does not exist; is updates.server right?`);
+  const now = ctx.now?.() ?? new Date();
+  const sig = await fetchSmall(new URL('VERSION.sig', server).href, { maxBytes: MAX_SIGNATURE_BYTES, timeouts, fetchImpl: ctx.fetchImpl });
+  if (sig.status === 'ok') {
+    await verifyDetachedSignature({ data: res.body, signature: sig.body, trusted, what: 'VERSION', now });
+  } else if (ctx.config.updates.requireSignedVersion) {
+    throw new VerificationError(`${server}VERSION.sig is missing and updates.require_signed_version is true; refusing the update.`);
+  }
+  let info: VersionInfo;
+  try {
+    info = parseVersionFile(res.body.toString('utf8'));
+  } catch (error) {
+    throw new VerificationError(`The update server's VERSION is invalid: ${messageOf(error)}`, { cause: error });
+  }
+  if (info.expires && info.expires.getTime() < now.getTime()) {
+    throw new VerificationError(`VERSION expired on ${info.expires.toISOString()}; the update server is stale or replaying old metadata. Publish again.`);
+  }
+  return { info, etag: res.etag };
+}
+
+/** Download, verify and unpack a release into releases/NAME and run its hook. Returns NAME. */
+export async function installRelease(ctx: UpdateContext, info: VersionInfo, trusted: TrustedKeys): Promise<string> {
+  const { paths, config, log } = ctx;
+  const name = releaseNameOf(info.file);
+  const server = serverOf(config);
+  const timeouts = timeoutsOf(config);
+  const now = ctx.now?.() ?? new Date();
+  await ensureDir(paths.downloads, 0o700);
+  await ensureDir(paths.tmp, 0o700);
+  await ensureDir(paths.releases);
+  const tarball = path.join(paths.downloads, info.file);
+  const url = new URL(info.file, server).href;
+  log.info('downloading release', { url, size: info.size });
+  const sigRes = await fetchSmall(`${url}.sig`, { maxBytes: MAX_SIGNATURE_BYTES, timeouts, fetchImpl: ctx.fetchImpl });
+  if (sigRes.status !== 'ok') throw new VerificationError(`${url}.sig is missing; unsigned releases are never installed.`);
+  const got = await downloadToFile(url, tarball, { maxBytes: config.updates.maxSize, expectedSize: info.size, timeouts, fetchImpl: ctx.fetchImpl });
+  const work = path.join(paths.tmp, `extract-${randomBytes(4).toString('hex')}`);
+  try {
+    if (info.size !== undefined && got.size !== info.size) throw new VerificationError(`${info.file} is ${got.size} bytes but VERSION says SIZE ${info.size}; refusing it.`);
+    if (info.sha256 && got.sha256 !== info.sha256) throw new VerificationError(`${info.file} does not match SHA256 in VERSION; it was changed or damaged. Refusing it.`);
+    const verified = await verifyDetachedSignature({ file: tarball, signature: sigRes.body, trusted, what: info.file, now });
+    log.info('signature verified', { file: info.file, key: verified.signingFingerprint });
+    const root = await extractRelease(tarball, work, {
+      maxUnpackedBytes: config.updates.maxUnpackedSize, maxRatio: config.updates.maxRatio, ratioGraceBytes: 32 * 1024 * 1024, maxEntries: 200_000,
+    });
+    try {
+      await readReleaseAppDefaults(root);
+    } catch (error) {
+      throw new VerificationError(`The release's own launchify.yml is invalid: ${messageOf(error)}`, { cause: error });
+    }
+    const target = path.join(paths.releases, name);
+    if (name === (await readCurrent(paths))) throw new VerificationError(`VERSION names ${info.file}, the release that is already current, with another version; refusing it.`);
+    await removeRelease(paths, name);
+    await rename(root, target);
+    try {
+      await runBeforeSymlinkHook(ctx, target, info);
+    } catch (error) {
+      await removeRelease(paths, name);
+      throw error;
+    }
+    await updateState(paths, (s) => {
+      s.installed[name] = { version: info.version, file: info.file, sha256: got.sha256, installedAt: new Date().toISOString(), signer: verified.primaryFingerprint };
+    });
+    return name;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+    await rm(tarball, { force: true });
+  }
+}
+
+async function runBeforeSymlinkHook(ctx: UpdateContext, releaseDir: string, info: VersionInfo): Promise<void> {
+  const hook = ctx.config.hooks.beforeSymlink;
+  if (!hook) return;
+  ctx.log.info('running before_symlink hook', { hook, cwd: releaseDir });
+  const env = { ...process.env, LAUNCHFIT_DIR: ctx.paths.dir, LAUNCHFIT_RELEASE: releaseDir, LAUNCHFIT_VERSION: info.version };
+  const result = await $({ cwd: releaseDir, env, timeout: ctx.config.hooks.timeoutSec * 1000, timeoutSignal: 'SIGKILL', nothrow: true, quiet: true })`/bin/sh -c ${hook}`;
+  const output = `${result.stdout}${result.stderr}`.trim();
+  if (output) ctx.log.info(`hook output: ${output.slice(-2000)}`);
+  if (result.exitCode !== 0) {
+    const why = result.signal ? `was killed (${result.signal}; timeout ${ctx.config.hooks.timeoutSec} s?)` : `exited with ${result.exitCode}`;
+    throw new WorkError(`hooks.before_symlink ${JSON.stringify(hook)} ${why}; the update was aborted and the running app left alone.`);
+  }
+}
+
+/**
+ * Switch to releases/NAME: stop the app, swap `current`, start it, and roll back if it does
+ * not stay up for healthy_after. A crash in between is finished by recoverPendingSwitch.
+ */
+export async function activateRelease(ctx: UpdateContext, name: string, version: string): Promise<CheckResult> {
+  const { paths, log } = ctx;
+  const app = ctx.app ?? NO_APP;
+  const from = await readCurrent(paths);
+  await updateState(paths, (s) => { s.pending = { from, to: name, at: new Date().toISOString() }; });
+  await app.stop();
+  await swapCurrentSymlink(paths, name);
+  log.info('switched current', { release: name, from });
+  const healthy = await app.start(true);
+  const state = await readState(paths);
+  state.pending = undefined;
+  if (healthy) {
+    if (from && from !== name) state.previous = from;
+    if (!state.highest || compareVersions(version, state.highest) > 0) state.highest = version;
+    await pruneReleases(paths, state, Math.max(ctx.config.updates.keep, 2));
+    await writeState(paths, state);
+    return { action: 'installed', version, release: name, previous: from, message: `Installed ${name}${from ? ` (was ${from})` : ''}.` };
+  }
+  log.error(`the new release ${name} exited within ${ctx.config.app.healthyAfterSec} s; rolling back`, { release: name });
+  if (!state.bad.includes(version)) state.bad.push(version);
+  if (from) await swapCurrentSymlink(paths, from);
+  delete state.installed[name];
+  await writeState(paths, state);
+  if (from) await app.start(false);
+  await removeRelease(paths, name);
+  return { action: 'rolled-back', version, release: from, message: `Release ${name} did not stay up for ${ctx.config.app.healthyAfterSec} s; marked bad and went back to ${from ?? 'nothing'}.` };
+}
+
+/** One full check. Throws on failures before the switch; the app and `current` are untouched then. */
+export async function checkForUpdates(ctx: UpdateContext, { force = false } = {}): Promise<CheckResult> {
+  const { paths, log } = ctx;
+  const state = await readState(paths);
+  const current = await readCurrent(paths);
+  const currentVersion = current ? state.installed[current]?.version : undefined;
+  const trusted = await loadTrustedKeys(ctx);
+  let fetched;
+  try {
+    fetched = await fetchVersionInfo(ctx, trusted, current && !force ? state.etag : undefined);
+  } catch (error) {
+    await recordCheck(paths, false, messageOf(error));
+    throw error;
+  }
+  if (!fetched) {
+    await recordCheck(paths, true, 'VERSION not modified');
+    return { action: 'not-modified', version: currentVersion, release: current, message: 'VERSION not modified since the last check.' };
+  }
+  const { info, etag } = fetched;
+  const done = async (result: CheckResult) => {
+    await updateState(paths, (s) => { s.etag = etag; s.lastCheck = { at: new Date().toISOString(), ok: result.action !== 'rolled-back', message: result.message }; });
+    return result;
+  };
+  if (currentVersion !== undefined && compareVersions(info.version, currentVersion) === 0) {
+    return done({ action: 'up-to-date', version: info.version, release: current, message: `${current} is up to date.` });
+  }
+  if (state.bad.includes(info.version)) {
+    log.warn(`version ${info.version} is marked bad; waiting for a newer one`);
+    return done({ action: 'skipped-bad', version: info.version, release: current, message: `Version ${info.version} is marked bad (it failed or was rolled back); waiting for a newer one.` });
+  }
+  if (state.highest && compareVersions(info.version, state.highest) < 0) {
+    const message = `VERSION offers ${info.version}, lower than ${state.highest} already installed; refusing the downgrade (use \`launchfit rollback\` to go back on purpose).`;
+    await recordCheck(paths, false, message);
+    throw new VerificationError(message);
+  }
+  let name: string;
+  try {
+    name = await installRelease(ctx, info, trusted);
+  } catch (error) {
+    await recordCheck(paths, false, messageOf(error));
+    throw error;
+  }
+  return done(await activateRelease(ctx, name, info.version));
+}
+
+async function recordCheck(paths: DeployPaths, ok: boolean, message: string): Promise<void> {
+  await updateState(paths, (s) => { s.lastCheck = { at: new Date().toISOString(), ok, message }; }).catch(() => {});
+}
+
+/** Go back to the previous release (or the installed one with `version`); the one left is marked bad. */
+export async function rollbackRelease(ctx: UpdateContext, { version }: { version?: string } = {}): Promise<CheckResult> {
+  const { paths } = ctx;
+  const app = ctx.app ?? NO_APP;
+  const state = await readState(paths);
+  const current = await readCurrent(paths);
+  let target: string | undefined;
+  if (version) {
+    target = Object.entries(state.installed).find(([n, r]) => r.version === version && n !== current)?.[0];
+    if (!target) throw new ValidationError(`Version ${version} is not installed here (or is current); see \`launchfit status\` for the installed releases.`);
+  } else {
+    target = state.previous && state.previous !== current ? state.previous : undefined;
+    if (!target) throw new WorkError('There is no previous release to roll back to.');
+  }
+  if (!(await pathExists(path.join(paths.releases, target)))) throw new WorkError(`releases/${target} is gone; cannot roll back to it.`);
+  await app.stop();
+  await swapCurrentSymlink(paths, target);
+  await updateState(paths, (s) => {
+    const left = current ? s.installed[current]?.version : undefined;
+    if (left && !s.bad.includes(left)) s.bad.push(left);
+    s.previous = current;
+    s.pending = undefined;
+  });
+  await app.start(false);
+  return { action: 'rolled-back', version: state.installed[target]?.version, release: target, previous: current, message: `Rolled back to ${target}${current ? ` from ${current} (now marked bad)` : ''}.` };
+}
+
+/** After a crash during a switch: forget the pending mark; the supervisor's first start is the health check. */
+export async function pendingSwitch(paths: DeployPaths): Promise<LaunchState['pending']> {
+  return (await readState(paths)).pending;
+}
