@@ -332,6 +332,7 @@ async function fetchOnce(url: string, conditional: Record<string, string>, temp:
           chunk = await reader.read();
         } catch (error) {
           if (controller.signal.aborted) throw failure(`no data for ${idleMs / 1000} s after ${size} bytes`, true);
+          if (codeOf(error) === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') throw failure(`the body was shorter than its Content-Length (${declared} bytes)`, true, error);
           throw failure(`the connection broke after ${size} bytes: ${causeOf(error)}`, true, error);
         } finally {
           clearTimeout(timer);
@@ -352,6 +353,10 @@ async function fetchOnce(url: string, conditional: Record<string, string>, temp:
     const lastModified = response.headers.get('last-modified') ?? undefined;
     return { notModified: false, size, sha256: hash.digest('hex'), etag, lastModified };
   }
+}
+
+function codeOf(error: unknown): string | undefined {
+  return (error as { cause?: { code?: string } }).cause?.code;
 }
 
 function causeOf(error: unknown): string {
