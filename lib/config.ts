@@ -36,7 +36,13 @@ export function parseYamlText(text: string, file: string): ConfigDoc {
     const line = problem.linePos?.[0]?.line ?? lineCounter.linePos(problem.pos[0]).line;
     throw new ConfigError(`${file}:${line}: ${problem.message.split('\n')[0]}`);
   }
-  const data = document.toJS({ maxAliasCount: 50 }) ?? {};
+  let data: unknown;
+  try {
+    data = document.toJS({ maxAliasCount: 50 }) ?? {};
+  } catch (error) {
+    // An unresolved alias or an alias bomb only shows up here, as a ReferenceError.
+    throw new ConfigError(`${file}: ${(error as Error).message}`, { cause: error });
+  }
   return { file, data, locate: (keyPath) => `${file}:${lineOf(document, lineCounter, keyPath)}` };
 }
 
