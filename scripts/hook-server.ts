@@ -1,0 +1,59 @@
+#!/usr/bin/env -S npx tsx
+// hook-server: receive forge webhooks, verify them, journal jobs and run builds one repo at a time.
+import { parseSeconds, runCli } from '../lib/cli.ts';
+import { findOrCreateConfig, firstRunMessage } from '../lib/first-run.ts';
+import { resolveServerSecrets, startHookServer } from '../lib/hook-server.ts';
+import { parseListen } from '../lib/http.ts';
+import { getKey } from '../lib/config.ts';
+import { loadShipkitConfig } from '../lib/shipkit-config.ts';
+
+const usage = `Usage: hook-server [--config FILE] [--listen HOST:PORT] [options]
+
+Receive GitHub, Gitea/Forgejo/Gogs and GitLab webhooks, verify them, journal the jobs and run
+\`build\` / \`release\` for the configured repos, one job per repo at a time.
+
+  --config FILE          shipkit.yml (default: $SHIPKIT_CONFIG, ./shipkit.yml, /etc/shipkit/shipkit.yml;
+                         with none of them, ./.shipkit/shipkit.yml is created on first start)
+  --listen HOST:PORT     overrides listen: (default 127.0.0.1:9000)
+  --grace SEC            on SIGTERM, how long running jobs may finish (default 60)
+  --body-timeout SEC     time allowed for a request body (default 30)
+  --header-timeout SEC   time allowed for request headers (default 10)
+  --json                 JSON log lines
+  -h, --help             this help
+
+Routes: POST /hooks/github, /hooks/gitea, /hooks/gitlab, / (forge detected from headers);
+GET /healthz; with Authorization: Bearer TOKEN: GET /jobs, /jobs/ID, /jobs/ID/log.
+`;
+
+await runCli({
+  name: 'hook-server',
+  usage,
+  string: ['config', 'listen', 'grace', 'body-timeout', 'header-timeout'],
+  boolean: ['json'],
+  maxPositionals: 0,
+}, async (args, log) => {
+  const choice = await findOrCreateConfig(args.config);
+  const config = await loadShipkitConfig(choice.file);
+  const listen = parseListen(args.listen ?? config.listen);
+  const { secrets, token } = await resolveServerSecrets(config);
+  const maxBody = getKey(config.doc, ['max_body'], 'number');
+  const server = await startHookServer({
+    config, listen, secrets, token, log,
+    maxBody,
+    graceMs: args.grace ? parseSeconds(args.grace, 'grace') * 1000 : undefined,
+    bodyTimeoutMs: args['body-timeout'] ? parseSeconds(args['body-timeout'], 'body-timeout') * 1000 : undefined,
+    headersTimeoutMs: args['header-timeout'] ? parseSeconds(args['header-timeout'], 'header-timeout') * 1000 : undefined,
+  });
+  if (choice.created) process.stdout.write(firstRunMessage(choice.created, server.url));
+  log.info(`hook-server listening on ${server.url}`, { config: config.file, data: config.data, repos: config.repos.size, readApi: token ? 'on' : 'off' });
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info(`${signal}: no new deliveries; waiting for running jobs`);
+      server.stop().then(resolve, (error) => { log.error(`stopping failed: ${(error as Error).message}`); resolve(); });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  log.info('hook-server stopped');
+  return 0;
+});
