@@ -70,7 +70,14 @@ export function parseShipkitConfig(doc: ConfigDoc): ShipkitConfig {
   if (!Number.isInteger(concurrency) || concurrency < 1) throw configError(doc, ['concurrency'], 'must be a whole number of at least 1.');
   const reposValue = getKey(doc, ['repos'], 'object') ?? {};
   const repos = new Map<string, RepoConfig>();
-  for (const name of Object.keys(reposValue)) repos.set(name, parseRepo(doc, name));
+  const slugs = new Map<string, string>();
+  for (const name of Object.keys(reposValue)) {
+    repos.set(name, parseRepo(doc, name));
+    // `a__b/c` and `a/b__c` (or `octo__site` and `octo/site`) would share one work folder.
+    const other = slugs.get(repoSlug(name));
+    if (other) throw configError(doc, ['repos', name], `would share its folders with ${other}; rename one of them.`);
+    slugs.set(repoSlug(name), name);
+  }
   return {
     file: doc.file,
     doc,
