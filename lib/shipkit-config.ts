@@ -133,7 +133,11 @@ function parseRepo(doc: ConfigDoc, name: string): RepoConfig {
 export function getRepo(config: ShipkitConfig, name: string): RepoConfig {
   const problem = name.split('/').map(nameProblem).find(Boolean);
   if (problem || name.split('/').length > 2) throw new ConfigError(`Invalid repository name ${JSON.stringify(name.slice(0, 60))}: use owner/name.`);
-  const repo = config.repos.get(name) ?? [...config.repos.values()].find((r) => r.name.split('/').pop() === name && !name.includes('/'));
+  const byShortName = name.includes('/') ? [] : [...config.repos.values()].filter((r) => r.name.split('/').pop() === name);
+  if (!config.repos.has(name) && byShortName.length > 1) {
+    throw new ConfigError(`Repository name ${name} is ambiguous in ${config.file}: use one of ${byShortName.map((r) => r.name).join(', ')}.`);
+  }
+  const repo = config.repos.get(name) ?? byShortName[0];
   if (!repo) {
     const known = [...config.repos.keys()];
     throw new ConfigError(`Repository ${name} is not in ${config.file}${known.length ? ` (configured: ${known.join(', ')})` : ' (no repos: configured)'}.`);
