@@ -1,0 +1,333 @@
+// release publish: pack a folder into APP-PLATFORM-VERSION.tar.gz reproducibly, sign it with
+// OpenPGP (a detached binary signature, as `gpg --detach-sign` makes), write VERSION (with
+// SHA256, SIZE, EXPIRES) and VERSION.sig, and put them on the update server: tarball and .sig
+// first, VERSION.sig and VERSION last, each through temp + rename, then prune old releases.
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { copyFile, lstat, mkdtemp, readFile, readdir, readlink, rename, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type minimist from 'minimist';
+import { parsePositiveInt, type CliSpec } from './cli.ts';
+import { ConfigError, UsageError, ValidationError, WorkError, messageOf } from './errors.ts';
+import { atomicWriteFile, ensureDir, pathExists, syncDir, tempSibling } from './fsx.ts';
+import type { Logger } from './log.ts';
+import { nameProblem, validateName } from './names.ts';
+import { compareVersions, formatVersionFile, parseVersionFile, validateVersion, type VersionInfo } from './launchfit/version-file.ts';
+
+export interface PublishOptions {
+  dir: string;
+  name: string;
+  platform: string;
+  version: string;
+  /** Armored OpenPGP secret key file. */
+  key: string;
+  passphraseFile?: string;
+  /** A local folder, `s3://bucket/prefix` or `user@host:path`. */
+  to: string;
+  /** Releases kept on the server (the current one always). Default 5. */
+  keep?: number;
+  codename?: string;
+  /** Days until VERSION expires; 0 = no EXPIRES line. Default 30. */
+  expiresDays?: number;
+  log: Logger;
+  now?: () => Date;
+  /** Fixed mtime of every entry (seconds); default $SOURCE_DATE_EPOCH or 2000-01-01. */
+  mtime?: number;
+}
+
+export interface PublishResult {
+  file: string;
+  version: string;
+  sha256: string;
+  size: number;
+  to: string;
+  signer: string;
+  pruned: string[];
+  unchanged: boolean;
+}
+
+const DEFAULT_MTIME = 946_684_800; // 2000-01-01T00:00:00Z
+
+/** Every path under `dir`, sorted byte-wise, folders before their contents. */
+async function listSorted(dir: string, rel = ''): Promise<string[]> {
+  const names = (await readdir(path.join(dir, rel))).sort((a, b) => (Buffer.compare(Buffer.from(a), Buffer.from(b))));
+  const out: string[] = [];
+  for (const name of names) {
+    const relPath = rel ? `${rel}/${name}` : name;
+    const st = await lstat(path.join(dir, relPath));
+    if (st.isDirectory()) {
+      out.push(relPath, ...(await listSorted(dir, relPath)));
+    } else if (st.isSymbolicLink()) {
+      const target = await readlink(path.join(dir, relPath));
+      const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(relPath), target));
+      if (path.isAbsolute(target) || resolved === '..' || resolved.startsWith('../')) {
+        throw new ValidationError(`${relPath} links to ${target}, outside ${dir}; launchfit would refuse the release. Copy the file in instead.`);
+      }
+      out.push(relPath);
+    } else if (st.isFile()) {
+      out.push(relPath);
+    } else {
+      throw new ValidationError(`${relPath} in ${dir} is not a file, folder or symlink; remove it before publishing.`);
+    }
+  }
+  return out;
+}
+
+/** Pack `dir` into `out` so that the same input always gives the same bytes. */
+export async function packReproducible(dir: string, out: string, mtimeSec = DEFAULT_MTIME): Promise<void> {
+  const tar = await import('tar');
+  const entries = await listSorted(dir);
+  if (!entries.length) throw new ValidationError(`${dir} is empty; nothing to publish.`);
+  const pack = tar.c({
+    cwd: dir,
+    gzip: { level: 9 },
+    portable: true,
+    noDirRecurse: true,
+    follow: false,
+    mtime: new Date(mtimeSec * 1000),
+    onWriteEntry: (entry) => {
+      // Owner and umask must not leak into the bytes: 755 for folders and executables, else 644.
+      const st = (entry as unknown as { stat: { mode: number } }).stat;
+      const isDir = (entry as unknown as { type: string }).type === 'Directory';
+      st.mode = (st.mode & ~0o7777) | (isDir || st.mode & 0o111 ? 0o755 : 0o644);
+    },
+  }, entries);
+  await pipeline(pack as unknown as NodeJS.ReadableStream, createWriteStream(out));
+}
+
+type OpenPgp = typeof import('openpgp');
+
+/** The decrypted secret key from an armored key file and optional passphrase file. */
+export async function loadSigningKey(keyFile: string, passphraseFile?: string) {
+  const openpgp: OpenPgp = await import('openpgp');
+  let armored: string;
+  try { armored = await readFile(keyFile, 'utf8'); } catch (error) {
+    throw new ConfigError(`Cannot read the secret key ${keyFile} (${(error as NodeJS.ErrnoException).code}).`, { cause: error });
+  }
+  let key;
+  try { key = await openpgp.readPrivateKey({ armoredKey: armored }); } catch (error) {
+    throw new ConfigError(`${keyFile} is not an armored OpenPGP secret key; export one with \`gpg --armor --export-secret-keys KEYID\`.`, { cause: error });
+  }
+  if (!key.isDecrypted()) {
+    if (!passphraseFile) throw new ConfigError(`The secret key ${keyFile} is protected by a passphrase; pass --passphrase-file FILE.`);
+    let passphrase: string;
+    try { passphrase = (await readFile(passphraseFile, 'utf8')).replace(/\r?\n$/, ''); } catch (error) {
+      throw new ConfigError(`Cannot read the passphrase file ${passphraseFile} (${(error as NodeJS.ErrnoException).code}).`, { cause: error });
+    }
+    try { key = await openpgp.decryptKey({ privateKey: key, passphrase }); } catch (error) {
+      throw new ConfigError(`The passphrase in ${passphraseFile} does not unlock ${keyFile}.`, { cause: error });
+    }
+  }
+  try {
+    await key.getSigningKey();
+  } catch (error) {
+    throw new ConfigError(`The key in ${keyFile} cannot sign (${messageOf(error)}); is it expired or revoked?`, { cause: error });
+  }
+  return key;
+}
+
+/** A detached binary signature over a file (streamed) or bytes, SHA-256 or better. */
+export async function signDetached(key: Awaited<ReturnType<typeof loadSigningKey>>, input: { file?: string; data?: Uint8Array }): Promise<Uint8Array> {
+  const openpgp: OpenPgp = await import('openpgp');
+  const message = input.file
+    ? await openpgp.createMessage({ binary: Readable.toWeb(createReadStream(input.file)) as unknown as ReadableStream<Uint8Array> })
+    : await openpgp.createMessage({ binary: input.data! });
+  const config = { preferredHashAlgorithm: openpgp.enums.hash.sha256 } as Parameters<OpenPgp['sign']>[0]['config'];
+  const signature = await openpgp.sign({ message, signingKeys: key, detached: true, format: 'binary', config });
+  if (signature instanceof Uint8Array) return signature;
+  const reader = (signature as unknown as ReadableStream<Uint8Array>).getReader();
+  const chunks: Uint8Array[] = [];
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks);
+}
+
+async function sha256File(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** Copy into `destDir` under a temp name, then rename: readers see the old or the new file. */
+async function placeFile(from: string, destDir: string, name: string): Promise<void> {
+  const target = path.join(destDir, name);
+  const temp = tempSibling(target, 'upload');
+  try {
+    await copyFile(from, temp);
+    await rename(temp, target);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+}
+
+function isRemote(to: string): boolean {
+  return /^s3:\/\//.test(to) || /^rsync:\/\//.test(to) || /^[^/\s:]+@[^/\s:]+:/.test(to);
+}
+
+/** Releases of this app/platform on the server, from their file names, newest first. */
+function releasesIn(names: string[], app: string, platform: string): Array<{ file: string; version: string }> {
+  const prefix = `${app}-${platform}-`;
+  return names
+    .filter((n) => n.startsWith(prefix) && n.endsWith('.tar.gz'))
+    .map((file) => ({ file, version: file.slice(prefix.length, -'.tar.gz'.length) }))
+    .filter((r) => /^[0-9a-f]+(\.[0-9a-f]+)*$/i.test(r.version))
+    .sort((a, b) => compareVersions(b.version, a.version));
+}
+
+export async function publishRelease(opts: PublishOptions): Promise<PublishResult> {
+  const { log } = opts;
+  validateName(opts.name, 'app name');
+  validateName(opts.platform, 'platform');
+  validateVersion(opts.version, '--version');
+  if (opts.codename !== undefined && nameProblem(opts.codename)) throw new ValidationError(`Invalid codename ${JSON.stringify(opts.codename)}: use letters, digits, "-", "_" and ".".`);
+  const file = `${opts.name}-${opts.platform}-${opts.version}.tar.gz`;
+  if (nameProblem(file)) throw new ValidationError(`The release file name ${file} would be invalid (${nameProblem(file)}).`);
+  const keep = opts.keep ?? 5;
+  const srcStat = await stat(opts.dir).catch(() => undefined);
+  if (!srcStat?.isDirectory()) throw new UsageError(`${opts.dir} is not a folder; give the folder to publish.`);
+
+  const key = await loadSigningKey(opts.key, opts.passphraseFile);
+  const signer = key.getFingerprint().toLowerCase();
+  const stage = await mkdtemp(path.join(os.tmpdir(), 'shipkit-publish-'));
+  try {
+    const tarball = path.join(stage, file);
+    const mtime = opts.mtime ?? (process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : DEFAULT_MTIME);
+    await packReproducible(opts.dir, tarball, mtime);
+    const size = (await stat(tarball)).size;
+    const sha256 = await sha256File(tarball);
+    log.info('packed release', { file, size, sha256 });
+    await atomicWriteFile(`${tarball}.sig`, await signDetached(key, { file: tarball }));
+    const now = opts.now?.() ?? new Date();
+    const expiresDays = opts.expiresDays ?? 30;
+    const info: VersionInfo = {
+      version: opts.version, file, release: opts.codename, sha256, size,
+      expires: expiresDays > 0 ? new Date(now.getTime() + expiresDays * 86_400_000) : undefined,
+    };
+    const versionText = formatVersionFile(info);
+    await atomicWriteFile(path.join(stage, 'VERSION'), versionText);
+    await atomicWriteFile(path.join(stage, 'VERSION.sig'), await signDetached(key, { data: Buffer.from(versionText) }));
+    await atomicWriteFile(path.join(stage, 'pubkey.asc'), key.toPublic().armor());
+
+    if (isRemote(opts.to)) return await publishRemote(opts, stage, { file, size, sha256, signer });
+
+    const dest = path.resolve(opts.to);
+    await ensureDir(dest);
+    const unchanged = await checkAgainstServer(dest, opts, file, sha256);
+    await placeFile(tarball, dest, file);
+    await placeFile(`${tarball}.sig`, dest, `${file}.sig`);
+    await placeFile(path.join(stage, 'pubkey.asc'), dest, 'pubkey.asc');
+    await placeFile(path.join(stage, 'VERSION.sig'), dest, 'VERSION.sig');
+    await placeFile(path.join(stage, 'VERSION'), dest, 'VERSION');
+    await syncDir(dest);
+    const pruned: string[] = [];
+    for (const old of releasesIn(await readdir(dest), opts.name, opts.platform).filter((r) => r.file !== file).slice(Math.max(keep, 1) - 1)) {
+      await rm(path.join(dest, old.file), { force: true });
+      await rm(path.join(dest, `${old.file}.sig`), { force: true });
+      pruned.push(old.file);
+    }
+    if (pruned.length) log.info('pruned old releases', { pruned });
+    return { file, version: opts.version, sha256, size, to: dest, signer, pruned, unchanged };
+  } finally {
+    await rm(stage, { recursive: true, force: true });
+  }
+}
+
+/** Refuse a lower version than the server's, and a changed tarball under the same version. */
+async function checkAgainstServer(dest: string, opts: PublishOptions, file: string, sha256: string): Promise<boolean> {
+  let current: VersionInfo | undefined;
+  try {
+    current = parseVersionFile(await readFile(path.join(dest, 'VERSION'), 'utf8'));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    opts.log.warn(`the existing VERSION in ${dest} is unreadable (${messageOf(error)}); replacing it`);
+    return false;
+  }
+  const order = compareVersions(opts.version, current.version);
+  if (order < 0) throw new ValidationError(`${dest} already offers version ${current.version}; refusing to publish the lower ${opts.version} (launchfit hosts would refuse it too).`);
+  if (order === 0 && current.file === file && (await pathExists(path.join(dest, file)))) {
+    const existing = await sha256File(path.join(dest, file));
+    if (existing !== sha256) throw new ValidationError(`${dest}/${file} exists with other content; publish the change under a new version.`);
+    return true;
+  }
+  return false;
+}
+
+/** s3:// and user@host:path go through the upload library when it is present. */
+async function publishRemote(opts: PublishOptions, stage: string, r: { file: string; size: number; sha256: string; signer: string }): Promise<PublishResult> {
+  const uploadModule = path.join(import.meta.dirname, 'upload', 'index.ts');
+  if (!(await pathExists(uploadModule))) {
+    throw new WorkError(`Publishing to ${opts.to} needs the upload library (lib/upload/), which is not in this build; publish to a local folder and sync it, or use a build with \`upload\`.`);
+  }
+  const mod = (await import(uploadModule)) as Record<string, unknown>;
+  const uploadFiles = mod.uploadFiles as undefined | ((o: { from: string; to: string; files: string[]; log: Logger }) => Promise<unknown>);
+  if (typeof uploadFiles !== 'function') {
+    throw new WorkError(`lib/upload/index.ts has no uploadFiles({from, to, files, log}); publish to a local folder and run \`upload --from DIR --to ${opts.to}\`.`);
+  }
+  // Same order as locally: payload first, VERSION last.
+  await uploadFiles({ from: stage, to: opts.to, files: [r.file, `${r.file}.sig`, 'pubkey.asc'], log: opts.log });
+  await uploadFiles({ from: stage, to: opts.to, files: ['VERSION.sig', 'VERSION'], log: opts.log });
+  return { file: r.file, version: opts.version, sha256: r.sha256, size: r.size, to: opts.to, signer: r.signer, pruned: [], unchanged: false };
+}
+
+export const publishCliSpec: CliSpec = {
+  name: 'release publish',
+  usage: `Usage: release publish DIR --name APP --platform PLATFORM --version V --key SECRET_KEY.asc
+                       [--passphrase-file F] --to DEST [--keep N] [--codename NAME]
+                       [--expires DAYS] [--json]
+
+Packs DIR into APP-PLATFORM-V.tar.gz (reproducible: sorted entries, fixed mtime and owner),
+signs it (detached binary OpenPGP signature, as gpg --detach-sign makes), writes VERSION with
+SHA256, SIZE and EXPIRES and signs it as VERSION.sig, and publishes them to DEST: the tarball
+and its .sig first, VERSION.sig and VERSION last, each by temp file + rename. The public key
+is published as pubkey.asc (clients trust it only against a pinned fingerprint).
+
+Options:
+  --name APP               app name (letters, digits, . _ -)
+  --platform PLATFORM      e.g. gnu-linux
+  --version V              dot-separated hexadecimal, e.g. 1.23.42b; must not go down
+  --key FILE               armored OpenPGP secret key
+  --passphrase-file FILE   passphrase for the key (first line)
+  --to DEST                a local folder, s3://bucket/prefix or user@host:path
+  --keep N                 releases kept on DEST, the current one always (default 5)
+  --codename NAME          written as RELEASE NAME
+  --expires DAYS           VERSION expires after DAYS (default 30; 0 = never)
+  --json                   print the result as JSON
+
+Exit codes: 0 published, 1 failed, 2 usage or configuration error.`,
+  string: ['name', 'platform', 'version', 'key', 'passphrase-file', 'to', 'keep', 'codename', 'expires'],
+  boolean: ['json'],
+  minPositionals: 1,
+  maxPositionals: 1,
+};
+
+export async function publishMain(args: minimist.ParsedArgs, log: Logger): Promise<number> {
+  for (const flag of ['name', 'platform', 'version', 'key', 'to']) {
+    if (typeof args[flag] !== 'string' || args[flag] === '') throw new UsageError(`Missing --${flag}. Run \`release publish --help\` for usage.`);
+  }
+  const check = <T>(fn: () => T): T => {
+    try { return fn(); } catch (error) {
+      if (error instanceof ValidationError) throw new UsageError(error.message);
+      throw error;
+    }
+  };
+  check(() => validateName(args.name, 'app name (--name)'));
+  check(() => validateName(args.platform, 'platform (--platform)'));
+  check(() => validateVersion(args.version, '--version'));
+  const keep = args.keep === undefined ? undefined : parsePositiveInt(args.keep, 'keep', { min: 1, max: 10_000 });
+  const expiresDays = args.expires === undefined ? undefined : parsePositiveInt(args.expires, 'expires', { min: 0, max: 36_500 });
+  const result = await publishRelease({
+    dir: String(args._[0]), name: args.name, platform: args.platform, version: args.version, key: args.key,
+    passphraseFile: args['passphrase-file'], to: args.to, keep, codename: args.codename, expiresDays, log,
+  });
+  if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  else process.stdout.write(`Published ${result.file} (${result.size} bytes, sha256 ${result.sha256}) to ${result.to}${result.unchanged ? ' (unchanged)' : ''}\n`);
+  return 0;
+}
+
