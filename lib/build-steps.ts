@@ -38,10 +38,15 @@ export class StepFailure extends WorkError {
   override name = 'StepFailure';
   lastLines: string[];
   timedOut: boolean;
-  constructor(message: string, { lastLines = [], timedOut = false }: { lastLines?: string[]; timedOut?: boolean } = {}) {
+  /** The failed command's exit code, when it exited by itself. */
+  commandExit?: number;
+  /** The job's exit code when it is not 1 (a release exits with its script's code). */
+  exitCode?: number;
+  constructor(message: string, { lastLines = [], timedOut = false, commandExit }: { lastLines?: string[]; timedOut?: boolean; commandExit?: number } = {}) {
     super(message);
     this.lastLines = lastLines;
     this.timedOut = timedOut;
+    this.commandExit = commandExit;
   }
 }
 
@@ -75,7 +80,7 @@ export async function run(ctx: BuildContext, argv: string[], { cwd = ctx.paths.w
   }
   if (ctx.signal?.aborted) throw new StepFailure(`\`${redactUrls(what).slice(0, 80)}\` was stopped: ${String(ctx.signal.reason)}.`, { lastLines: result.lastLines });
   if (result.exitCode !== 0) {
-    throw new StepFailure(`\`${redactUrls(what).slice(0, 80)}\` failed (${describeEnd(result)}).`, { lastLines: result.lastLines });
+    throw new StepFailure(`\`${redactUrls(what).slice(0, 80)}\` failed (${describeEnd(result)}).`, { lastLines: result.lastLines, commandExit: result.exitCode ?? undefined });
   }
   return result;
 }

@@ -133,7 +133,7 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
       await ensureDir(path.join(paths.state, 'npm-cache'));
       await chown(path.join(paths.state, 'npm-cache'), runAs.uid, runAs.gid);
     }
-    let failed: { step: string; error: string; lastLines: string[] } | undefined;
+    let failed: { step: string; error: string; lastLines: string[]; exit?: number } | undefined;
     for (const step of options.steps) {
       if (options.signal?.aborted) {
         failed = { step: step.name, error: `stopped before ${step.name}: ${String(options.signal.reason)}`, lastLines: [] };
@@ -157,7 +157,7 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
         }
       } catch (error) {
         const message = messageOf(error);
-        failed = { step: step.name, error: message, lastLines: error instanceof StepFailure ? error.lastLines : [] };
+        failed = { step: step.name, error: message, lastLines: error instanceof StepFailure ? error.lastLines : [], exit: error instanceof StepFailure ? error.exitCode : undefined };
         if (!(error instanceof StepFailure) && process.env.SHIPKIT_DEBUG && error instanceof Error) writer.line(String(error.stack));
         writer.line(`!!! step ${step.name} failed after ${((Date.now() - t0) / 1000).toFixed(1)} s: ${message}`);
         break;
@@ -165,7 +165,7 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
     }
     const trailer = writer.finish({
       status: failed ? 'failed' : 'succeeded',
-      exit: failed ? 1 : 0,
+      exit: failed ? (failed.exit ?? 1) : 0,
       ...(ctx.checkedOut ?? options.sha ? { sha: ctx.checkedOut ?? options.sha } : {}),
       ...(failed ? { step: failed.step, error: failed.error } : {}),
     });
