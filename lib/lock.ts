@@ -36,6 +36,8 @@ export async function acquireLock(file: string, { waitMs = 0, staleMs = Infinity
       await rm(temp, { force: true });
     }
     const holder = await readHolder(file);
+    // Released between our link and the read: try again, and never remove a lock we did not see.
+    if (holder === 'gone') continue;
     if (!holder || isStale(holder, staleMs)) {
       // Remove only if it is still the same stale lock we looked at.
       const again = await readHolder(file);
@@ -49,10 +51,17 @@ export async function acquireLock(file: string, { waitMs = 0, staleMs = Infinity
   }
 }
 
-async function readHolder(file: string): Promise<Holder | undefined> {
+async function readHolder(file: string): Promise<Holder | 'gone' | undefined> {
+  let text: string;
   try {
-    const holder = JSON.parse(await readFile(file, 'utf8')) as Holder;
-    if (typeof holder.pid === 'number') return holder;
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 'gone';
+    return undefined;
+  }
+  try {
+    const holder = JSON.parse(text) as Holder;
+    if (typeof holder?.pid === 'number') return holder;
   } catch { /* unreadable: treated as stale */ }
   return undefined;
 }
