@@ -1,0 +1,86 @@
+#!/usr/bin/env -S npx tsx
+// upload: send a built folder to its targets: rsync over ssh, S3, or a git branch.
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { parsePositiveInt, runCli } from '../lib/cli.ts';
+import { UsageError, WorkError } from '../lib/errors.ts';
+import { findConfigFile, getRepo, loadShipkitConfig, repoPaths } from '../lib/shipkit-config.ts';
+import { parseTarget, uploadEntries, uploadTo, type UploadResult } from '../lib/upload/index.ts';
+
+const usage = `Usage:
+  upload REPO [--config FILE] [--dry-run] [--json]
+  upload --from DIR --to TARGET [--delete] [--dry-run] [--json] [options]
+
+The first form uploads the repo's work folder to the targets in shipkit.yml (repos.REPO.upload),
+in order. The second uploads DIR to one TARGET:
+  user@host:path, rsync://[user@]host[:port]/path   rsync over ssh (--delay-updates)
+  s3://bucket/prefix                               only changed files (size + MD5/ETag)
+  git+REMOTE#BRANCH                                DIR becomes the branch's tree (gh-pages style)
+
+Options:
+  --config FILE          shipkit.yml (default: $SHIPKIT_CONFIG, ./shipkit.yml, /etc/shipkit/shipkit.yml)
+  --delete               remove remote files that are not in DIR (rsync, S3)
+  --dry-run              show what would change, change nothing
+  --endpoint URL         S3-compatible endpoint (path-style addressing); --region REGION
+  --cache-control VALUE  S3 Cache-Control for every object
+  --concurrency N        S3 transfers at once (default 8)
+  --ssh-key FILE, --port N, --known-hosts FILE    ssh settings for rsync and git
+  --json                 print the results as JSON on stdout
+S3 credentials come from the usual AWS environment (AWS_ACCESS_KEY_ID, AWS_PROFILE, ...).
+
+Exit status: 0 uploaded, 1 an upload failed, 2 bad arguments or configuration.
+`;
+
+await runCli({
+  name: 'upload',
+  usage,
+  string: ['config', 'from', 'to', 'endpoint', 'region', 'cache-control', 'concurrency', 'ssh-key', 'port', 'known-hosts'],
+  boolean: ['delete', 'dry-run', 'json'],
+  maxPositionals: 1,
+}, async (args, log) => {
+  let results: UploadResult[];
+  if (args._.length === 1) {
+    const onlyOneTarget = ['from', 'to', 'endpoint', 'region', 'cache-control', 'concurrency', 'ssh-key', 'port', 'known-hosts'].filter((f) => args[f] !== undefined);
+    if (onlyOneTarget.length || args.delete) throw new UsageError(`--${onlyOneTarget[0] ?? 'delete'} is for "upload --from DIR --to TARGET"; with REPO the targets come from shipkit.yml.`);
+    const config = await loadShipkitConfig(findConfigFile(args.config));
+    const repo = getRepo(config, args._[0]);
+    const workDir = repoPaths(config, repo.name).work;
+    if (!(await stat(workDir).catch(() => undefined))?.isDirectory()) throw new WorkError(`The work folder ${workDir} of ${repo.name} does not exist; run \`build ${repo.name}\` first.`);
+    results = await uploadEntries({ workDir, entries: repo.upload, doc: config.doc, configFile: config.file, log, dryRun: args['dry-run'] });
+  } else {
+    if (!args.from || !args.to) throw new UsageError('Give REPO, or both --from DIR and --to TARGET. Run `upload --help` for usage.');
+    const from = path.resolve(args.from);
+    if (!(await stat(from).catch(() => undefined))?.isDirectory()) throw new UsageError(`The source folder ${from} does not exist (or is not a folder).`);
+    const target = parseTarget(args.to);
+    if (target.kind === 's3') {
+      if (args.endpoint !== undefined) {
+        if (!/^https?:\/\/[^\s]+$/.test(args.endpoint)) throw new UsageError('--endpoint must be an http:// or https:// URL.');
+        target.endpoint = args.endpoint;
+      }
+      if (args.region !== undefined) target.region = args.region;
+    } else if (args.endpoint !== undefined || args.region !== undefined) {
+      throw new UsageError('--endpoint and --region are for s3:// targets.');
+    }
+    results = [await uploadTo(target, {
+      from,
+      log,
+      delete: args.delete,
+      dryRun: args['dry-run'],
+      cacheControl: args['cache-control'],
+      concurrency: args.concurrency === undefined ? undefined : parsePositiveInt(args.concurrency, 'concurrency', { max: 64 }),
+      port: args.port === undefined ? undefined : parsePositiveInt(args.port, 'port', { max: 65535 }),
+      sshKey: args['ssh-key'] === undefined ? undefined : path.resolve(args['ssh-key']),
+      knownHosts: args['known-hosts'] === undefined ? undefined : path.resolve(args['known-hosts']),
+    })];
+  }
+  if (args.json) {
+    process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+  } else {
+    for (const r of results) {
+      const verb = r.dryRun ? 'would upload' : 'uploaded';
+      const extra = r.commit ? ` (commit ${r.commit.slice(0, 12)})` : r.requests !== undefined ? ` (${r.requests} requests)` : '';
+      process.stdout.write(`${r.target}: ${verb} ${r.uploaded}, unchanged ${r.unchanged}, deleted ${r.deleted}${extra}\n`);
+    }
+  }
+  return 0;
+});
