@@ -210,11 +210,13 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     await new Promise<void>((resolve) => { stream.on('close', resolve); res.on('close', () => { stream.destroy(); resolve(); }); });
   }
 
+  const headersTimeoutMs = options.headersTimeoutMs ?? 10_000;
   const http = await startHttpServer(handle, {
     host: options.listen.host,
     port: options.listen.port,
-    headersTimeoutMs: options.headersTimeoutMs ?? 10_000,
-    requestTimeoutMs: bodyTimeoutMs + 5_000,
+    headersTimeoutMs,
+    // Node's own whole-request cap sits behind our body timeout, which answers 408 first.
+    requestTimeoutMs: headersTimeoutMs + bodyTimeoutMs + 5_000,
     idleTimeoutMs: options.idleTimeoutMs ?? 5_000,
   });
   http.server.maxRequestsPerSocket = 1000;
