@@ -1,3 +1,4 @@
+// @deno
 // hook-server as a child process on a free port: real payloads, signatures made outside
 // shipkit, every hostile input the issue lists, the read API and the first run.
 import { randomUUID } from 'node:crypto';
