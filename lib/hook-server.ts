@@ -3,17 +3,17 @@
 // What a delivery means lives in lib/webhooks.ts, the queue in lib/jobqueue.ts.
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { chmod, chown, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, readdir, readFile, rm, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { resolveSecret } from './config.ts';
 import { ConfigError, ValidationError } from './errors.ts';
-import { ensureDir } from './fsx.ts';
+import { ensureDir, pathExists } from './fsx.ts';
 import { HttpError, sendJson, startHttpServer, type ListenAddress, type RunningServer } from './http.ts';
 import { JOB_ID_PATTERN, openJournal, type Job, type Journal } from './journal.ts';
 import {
   createJobQueue, createProcessRunner, endGroup, killOrphanGroup, removeJobFiles, scriptCommandFor,
-  type JobQueue, type JobRunner,
+  type Account, type JobQueue, type JobRunner,
 } from './jobqueue.ts';
 import type { Logger } from './log.ts';
 import { repoPaths, type ShipkitConfig } from './shipkit-config.ts';
@@ -92,7 +92,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
   const runner = options.runner ?? createProcessRunner({
     dataDir, jobsDir, configFile: config.file, commands, log, env: options.env,
     repoSettings: (name) => config.repos.get(name),
-    prepareUserDirs: (repo, uid, gid) => prepareUserDirs(config, repo, uid, gid),
+    prepareUserDirs: (job, account, cloneUrl) => prepareUserDirs(config, job, account, cloneUrl, log),
   });
   const queue = createJobQueue({ journal, concurrency: config.concurrency, run: runner, log, jobsDir });
   await queue.recover((job) => killOrphanGroup(job, jobsDir).then(() => undefined));
@@ -196,6 +196,12 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     const job = queue.get(m[1]);
     if (!job) return refuse(404, 'no such job');
     if (!m[2]) return sendJson(res, 200, publicJob(job));
+    // The build's own section of DATA/logs/REPO/logs.txt when it wrote one, else what the process printed.
+    const section = await readBuildLog(config, job);
+    if (section !== undefined) {
+      res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
+      return void res.end(req.method === 'HEAD' ? undefined : section);
+    }
     const file = path.join(jobsDir, job.id, 'output.log');
     let size: number;
     try {
@@ -240,6 +246,15 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
   };
 }
 
+async function readBuildLog(config: ShipkitConfig, job: Job): Promise<string | undefined> {
+  try {
+    const { readJobLog } = await import('./joblog.ts');
+    return await readJobLog(repoPaths(config, job.repo).logs, job.id);
+  } catch {
+    return undefined;
+  }
+}
+
 /** The job as the read API shows it (DESIGN: id, repo, kind, sha, ref, state, exit, started, finished). */
 export function publicJob(job: Job) {
   return {
@@ -248,18 +263,33 @@ export function publicJob(job: Job) {
   };
 }
 
-// As root, a repo's folders under DATA belong to its build user, so the build can write them.
-async function prepareUserDirs(config: ShipkitConfig, repo: string, uid: number, gid: number): Promise<void> {
-  const paths = repoPaths(config, repo);
+// As root, a repo's folders under DATA belong to its build user, so the build (running as that
+// user) can write them. DATA/repos itself stays root's: the first clone, which `build` would make
+// beside the work tree, is made here instead, into the user's empty work tree, as the user.
+async function prepareUserDirs(config: ShipkitConfig, job: Job, account: Account, cloneUrl: string | undefined, log: Logger): Promise<void> {
+  const paths = repoPaths(config, job.repo);
   for (const dir of [paths.work, paths.logs, paths.state]) {
     await ensureDir(path.dirname(dir), 0o755);
     await chmod(path.dirname(dir), 0o755).catch(() => {});
     await ensureDir(dir, 0o755);
     const info = await stat(dir);
-    if (info.uid !== uid) {
+    if (info.uid !== account.uid) {
       const { $ } = await import('zx');
-      await $({ quiet: true })`chown -R ${`${uid}:${gid}`} ${dir}`;
-    } else await chown(dir, uid, gid);
+      await $({ quiet: true })`chown -R ${`${account.uid}:${account.gid}`} ${dir}`;
+    }
+  }
+  if (cloneUrl && !(await pathExists(path.join(paths.work, '.git'))) && (await readdir(paths.work)).length === 0) {
+    const { execFile } = await import('node:child_process');
+    await new Promise<void>((resolve) => {
+      execFile('git', ['clone', '--quiet', '--no-checkout', '--', cloneUrl, paths.work], {
+        uid: account.uid, gid: account.gid, cwd: paths.work, timeout: 10 * 60_000,
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: account.home, LANG: 'C.UTF-8', GIT_TERMINAL_PROMPT: '0' },
+      }, (error, _stdout, stderr) => {
+        // The build reports a failed clone itself; leave the folder empty for it.
+        if (error) log.warn('first clone as the build user failed', { job: job.id, repo: job.repo, error: String(stderr || error.message).trim().slice(0, 300) });
+        resolve();
+      });
+    });
   }
 }
 

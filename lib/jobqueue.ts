@@ -308,6 +308,7 @@ const WRAPPER = 's=$1; shift; "$@"; c=$?; printf \'%s\\n\' "$c" > "$s.tmp" && mv
 export interface RepoSettings {
   timeout: number;
   user?: string;
+  url?: string;
 }
 
 export interface ProcessRunnerOptions {
@@ -322,16 +323,19 @@ export interface ProcessRunnerOptions {
   killGraceMs?: number;
   log: Logger;
   /** Prepare per-repo folders for a build user (root only); injected so tests can skip it. */
-  prepareUserDirs?: (repo: string, uid: number, gid: number) => Promise<void>;
+  prepareUserDirs?: (job: Job, account: Account, cloneUrl: string | undefined) => Promise<void>;
 }
 
 /** The command line of a job, without the runtime prefix. */
-export function jobArguments(job: Job, configFile: string): string[] {
+export function jobArguments(job: Job, configFile: string, { url }: { url?: string } = {}): string[] {
   if (job.kind === 'release') return [job.repo, '--tag', job.tag ?? '', '--config', configFile, '--job-id', job.id];
   const args = [job.repo, '--config', configFile];
   if (job.sha) args.push('--sha', job.sha);
   if (job.ref) args.push('--ref', job.ref);
-  return [...args, '--job-id', job.id];
+  args.push('--job-id', job.id);
+  // The payload's clone URL is used only when the config names none (DESIGN: url default).
+  if (url) args.push('--url', url);
+  return args;
 }
 
 export function createProcessRunner(options: ProcessRunnerOptions): JobRunner {
@@ -358,12 +362,13 @@ export function createProcessRunner(options: ProcessRunnerOptions): JobRunner {
       if (me === 0) {
         ids = { uid: account.uid, gid: account.gid };
         await chown(dir, account.uid, account.gid);
-        await options.prepareUserDirs?.(job.repo, account.uid, account.gid);
+        await options.prepareUserDirs?.(job, account, settings.url ?? job.cloneUrl ?? undefined);
       } else if (me !== account.uid) {
         prefix = ['sudo', '-n', '-H', '-u', settings.user, '--'];
       }
     }
-    const argv = [...prefix, ...options.commands[job.kind], ...jobArguments(job, options.configFile)];
+    const url = settings.url ? undefined : job.cloneUrl ?? undefined;
+    const argv = [...prefix, ...options.commands[job.kind], ...jobArguments(job, options.configFile, { url })];
     const out = await open(path.join(dir, 'output.log'), 'a', 0o640);
     await out.write(`# ${new Date().toISOString()} job ${job.id} attempt ${job.attempts}: ${argv.join(' ')}\n`);
     const child = spawn('/bin/sh', ['-c', WRAPPER, 'shipkit-job', statusFile, ...argv], {

@@ -65,7 +65,7 @@ test('ping → 200; push to the configured branch → 202 and the build runs wit
   assert.is(job.sha, sha);
   assert.is(job.exit, 0);
   const argv = readFileSync(path.join(dir, `argv-${job.id}.txt`), 'utf8').trim().split('\n');
-  assert.equal(argv, ['octo/site', '--config', config, '--sha', sha, '--ref', 'refs/heads/main', '--job-id', job.id]);
+  assert.equal(argv, ['octo/site', '--config', config, '--sha', sha, '--ref', 'refs/heads/main', '--job-id', job.id, '--url', 'https://github.com/octo/site.git']);
 });
 
 test('a published release → 202 and a release job with --tag', async () => {
