@@ -179,6 +179,7 @@ export async function runLauncher(opts: RunOptions): Promise<void> {
     let queued: Promise<CheckResult> | undefined;
     const runCheck = async (): Promise<CheckResult> => {
       try {
+        config = await loadEffectiveConfig(paths); // launchify.yml edits apply from the next check on
         const result = await checkForUpdates(ctx());
         if (result.action !== 'not-modified') log.info(result.message, { action: result.action });
         return result;

@@ -1,0 +1,269 @@
+// Every hostile input the issue lists, against a running `launchfit run`: each update attempt
+// is refused with a message that says why, and the running app (same pid) and `current` stay
+// exactly as they were. Releases are made by `release publish` or by hand and signed with gpg.
+import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { requestOverSocket } from '../lib/launchfit/control.ts';
+import { silentLogger } from '../lib/log.ts';
+import { publishRelease } from '../lib/publish.ts';
+import { runScript, tmpDir } from './helpers.ts';
+import { detachSign, genKey } from './fixtures/launchfit/gpg.ts';
+import { makeBomb, makeTarGz, type RawEntry } from './fixtures/launchfit/tarball.ts';
+import { askApp, currentOf, makeWorld, startLaunchfit, type Launchfit, type World } from './fixtures/launchfit/world.ts';
+
+let w: World;
+let lf: Launchfit;
+let appPid: number;
+const FILE = 'my-app-gnu-linux-1.1.tar.gz';
+
+test.before(async () => {
+  w = await makeWorld();
+  await w.publish('1.0');
+  w.writeConfig('  idle_timeout: 1\n  connect_timeout: 5\n');
+  const r = await runScript('launchfit', ['deploy', '--dir', w.deploy]);
+  assert.is(r.exitCode, 0, r.stderr);
+  lf = await startLaunchfit(w.deploy);
+  for (let i = 0; i < 200 && (await askApp(w.appPort)) !== '1.0'; i++) await new Promise((res) => setTimeout(res, 100));
+  appPid = (await status()).app.pid;
+  assert.ok(appPid > 0);
+});
+
+test.after(async () => {
+  await lf.stop();
+  await w.server.close();
+});
+
+async function status() {
+  return (await requestOverSocket(path.join(w.deploy, '.launchfit/control.sock'), 'GET', '/status'))!.body.result as { app: { pid: number }; version: string };
+}
+
+/** A good 1.1 release (tarball, .sig, VERSION, VERSION.sig) in a fresh staging folder. */
+async function stage11(): Promise<string> {
+  const dir = tmpDir('shipkit-stage-');
+  await publishRelease({ dir: w.makeApp('1.1'), name: 'my-app', platform: 'gnu-linux', version: '1.1', key: w.secretKey, passphraseFile: w.passFile, to: dir, log: silentLogger });
+  return dir;
+}
+
+/** Replace what the update server offers. */
+function serve(files: Record<string, string | Buffer | null>) {
+  for (const name of readdirSync(w.updates)) rmSync(path.join(w.updates, name), { force: true });
+  for (const [name, data] of Object.entries(files)) if (data !== null) writeFileSync(path.join(w.updates, name), data);
+}
+
+function serveStaged(dir: string, change: Record<string, string | Buffer | null> = {}) {
+  const files: Record<string, string | Buffer | null> = {};
+  for (const name of readdirSync(dir)) files[name] = readFileSync(path.join(dir, name));
+  serve({ ...files, ...change });
+}
+
+async function signWithGpg(file: string, opts: { armor?: boolean; signer?: string } = {}): Promise<Buffer> {
+  const out = await detachSign(w.g, opts.signer ?? w.key.fpr, file, { armor: opts.armor, passphrase: 'correct horse', out: `${file}.${Math.random().toString(36).slice(2)}.sig` });
+  return readFileSync(out);
+}
+
+/** A hand-made, validly signed tarball (the signer is trusted; the content is hostile). */
+async function serveSignedTarball(tgz: Buffer) {
+  const dir = tmpDir('shipkit-hostile-');
+  const file = path.join(dir, FILE);
+  writeFileSync(file, tgz);
+  serve({ VERSION: `CURRENT 1.1 ${FILE}\n`, [FILE]: tgz, [`${FILE}.sig`]: await signWithGpg(file) });
+}
+
+async function expectRefused(pattern: RegExp) {
+  const answer = await requestOverSocket(path.join(w.deploy, '.launchfit/control.sock'), 'POST', '/update');
+  assert.ok(answer, 'launchfit run answers on its socket');
+  assert.is(answer!.body.ok, false, JSON.stringify(answer!.body));
+  assert.match(answer!.body.error!, pattern);
+  assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.0');
+  assert.equal(readdirSync(path.join(w.deploy, 'releases')), ['my-app-gnu-linux-1.0']);
+  assert.equal(readdirSync(path.join(w.deploy, '.launchfit/tmp')), []);
+  assert.is(await askApp(w.appPort), '1.0');
+  assert.is((await status()).app.pid, appPid, 'the running app was not restarted');
+}
+
+const appEntries = (extra: RawEntry[]): RawEntry[] => [
+  { path: 'app/', type: 'dir' },
+  { path: 'app/server.cjs', body: readFileSync(path.join(import.meta.dirname, 'fixtures/launchfit/app.cjs')) },
+  { path: 'app/version.txt', body: '1.1\n' },
+  ...extra,
+];
+
+test('tarball changed by one byte: SHA256 in VERSION catches it', async () => {
+  const dir = await stage11();
+  const tgz = readFileSync(path.join(dir, FILE));
+  tgz[Math.floor(tgz.length / 2)] ^= 1;
+  serveStaged(dir, { [FILE]: tgz });
+  await expectRefused(/does not match SHA256/);
+});
+
+test('tarball changed by one byte without SHA256/SIZE: the signature catches it', async () => {
+  const dir = await stage11();
+  const tgz = readFileSync(path.join(dir, FILE));
+  tgz[Math.floor(tgz.length / 2)] ^= 1;
+  serveStaged(dir, { [FILE]: tgz, VERSION: `CURRENT 1.1 ${FILE}\n`, 'VERSION.sig': null });
+  await expectRefused(/signature of my-app-gnu-linux-1\.1\.tar\.gz does not verify/);
+});
+
+test('.sig from another key', async () => {
+  const dir = await stage11();
+  const other = await genKey(w.g, 'Mallory <m@example.com>');
+  const sig = await detachSign(w.g, other.fpr, path.join(dir, FILE), { out: path.join(dir, 'other.sig') });
+  serveStaged(dir, { [`${FILE}.sig`]: readFileSync(sig), 'other.sig': null });
+  await expectRefused(/made by key [0-9a-f]{16}, which is not trusted/);
+});
+
+test('.sig over another file', async () => {
+  const dir = await stage11();
+  writeFileSync(path.join(dir, 'other.txt'), 'something else');
+  const sig = await signWithGpg(path.join(dir, 'other.txt'));
+  serveStaged(dir, { [`${FILE}.sig`]: sig, 'other.txt': null });
+  await expectRefused(/does not verify/);
+});
+
+test('.sig truncated', async () => {
+  const dir = await stage11();
+  const sig = readFileSync(path.join(dir, `${FILE}.sig`));
+  serveStaged(dir, { [`${FILE}.sig`]: sig.subarray(0, sig.length - 20) });
+  await expectRefused(/not a valid OpenPGP signature|does not verify/);
+});
+
+test('.sig armored junk', async () => {
+  const dir = await stage11();
+  serveStaged(dir, { [`${FILE}.sig`]: '-----BEGIN PGP SIGNATURE-----\n\nbm90IGEgc2lnbmF0dXJl\n=AAAA\n-----END PGP SIGNATURE-----\n' });
+  await expectRefused(/not a valid OpenPGP signature/);
+});
+
+test('.sig missing', async () => {
+  const dir = await stage11();
+  serveStaged(dir, { [`${FILE}.sig`]: null });
+  await expectRefused(/\.sig is missing; unsigned releases are never installed/);
+});
+
+test('an armored .sig made by gpg is accepted (then the release is taken back out)', async () => {
+  // The positive control for the cases above: same release, gpg's armored signature.
+  const dir = await stage11();
+  const sig = await signWithGpg(path.join(dir, FILE), { armor: true });
+  serveStaged(dir, { [`${FILE}.sig`]: sig });
+  const answer = await requestOverSocket(path.join(w.deploy, '.launchfit/control.sock'), 'POST', '/update');
+  assert.is(answer!.body.ok, true, JSON.stringify(answer!.body));
+  assert.is(await askApp(w.appPort), '1.1');
+  const back = await runScript('launchfit', ['rollback', '--dir', w.deploy]);
+  assert.is(back.exitCode, 0, back.stderr);
+  for (let i = 0; i < 200 && (await askApp(w.appPort)) !== '1.0'; i++) await new Promise((res) => setTimeout(res, 100));
+  assert.is(await askApp(w.appPort), '1.0');
+  // Forget 1.1's bad mark and installation so the following cases start from 1.0 again.
+  rmSync(path.join(w.deploy, 'releases/my-app-gnu-linux-1.1'), { recursive: true, force: true });
+  const stateFile = path.join(w.deploy, '.launchfit/state.json');
+  const state = JSON.parse(readFileSync(stateFile, 'utf8'));
+  state.bad = [];
+  state.highest = '1.0';
+  state.previous = undefined;
+  delete state.installed['my-app-gnu-linux-1.1'];
+  writeFileSync(stateFile, JSON.stringify(state));
+  appPid = (await status()).app.pid;
+});
+
+test('VERSION.sig from another key or over another VERSION', async () => {
+  const dir = await stage11();
+  const other = await genKey(w.g, 'Eve <e@example.com>');
+  const sig = await detachSign(w.g, other.fpr, path.join(dir, 'VERSION'), { out: path.join(dir, 'v.sig') });
+  serveStaged(dir, { 'VERSION.sig': readFileSync(sig), 'v.sig': null });
+  await expectRefused(/signature of VERSION was made by key/);
+  serveStaged(dir, { VERSION: readFileSync(path.join(dir, 'VERSION'), 'utf8').replace('1.1', '1.1.0') });
+  await expectRefused(/signature of VERSION does not verify/);
+});
+
+for (const [label, file] of [['../x.tar.gz', '../x.tar.gz'], ['/etc/passwd', '/etc/passwd'], ['a/b.tar.gz', 'a/b.tar.gz']]) {
+  test(`VERSION naming ${label}`, async () => {
+    serve({ VERSION: `CURRENT 1.1 ${file}\n` });
+    await expectRefused(/Invalid release file name/);
+  });
+}
+
+test('a non-hex version, a lower version, an expired VERSION', async () => {
+  serve({ VERSION: `CURRENT 1.1g ${FILE}\n` });
+  await expectRefused(/dot-separated hexadecimal/);
+  serve({ VERSION: 'CURRENT 0.f my-app-gnu-linux-0.f.tar.gz\n' });
+  await expectRefused(/lower than 1\.0 already installed; refusing the downgrade/);
+  const dir = await stage11();
+  serveStaged(dir, { VERSION: `CURRENT 1.1 ${FILE}\nEXPIRES 2020-01-01T00:00:00Z\n`, 'VERSION.sig': null });
+  await expectRefused(/VERSION expired on 2020-01-01/);
+});
+
+test('a 10 MB VERSION', async () => {
+  serve({ VERSION: `CURRENT 1.1 ${FILE}\n${'# padding\n'.repeat(1024 * 1024)}` });
+  await expectRefused(/more than the 65536 (bytes )?allowed/);
+});
+
+test('a server sending more than SIZE (declared and chunked)', async () => {
+  const dir = await stage11();
+  const tgz = readFileSync(path.join(dir, FILE));
+  serveStaged(dir, { VERSION: `CURRENT 1.1 ${FILE}\nSIZE ${tgz.length - 100}\n`, 'VERSION.sig': null });
+  await expectRefused(/more than the \d+ allowed by SIZE in VERSION/);
+  w.server.overrides.set(FILE, (_req, res) => {
+    res.writeHead(200); // no Content-Length: chunked, the cap is enforced while reading
+    res.write(tgz);
+    res.end(Buffer.alloc(4096));
+    return true;
+  });
+  try {
+    await expectRefused(/sent more than the \d+ bytes allowed by SIZE/);
+  } finally {
+    w.server.overrides.delete(FILE);
+  }
+});
+
+test('a server stalling mid-body (idle timeout)', async () => {
+  const dir = await stage11();
+  const tgz = readFileSync(path.join(dir, FILE));
+  serveStaged(dir);
+  w.server.overrides.set(FILE, (_req, res) => {
+    res.writeHead(200, { 'Content-Length': tgz.length });
+    res.write(tgz.subarray(0, 100)); // and then nothing
+    return true;
+  });
+  try {
+    await expectRefused(/the body stalled for 1 s/);
+  } finally {
+    w.server.overrides.delete(FILE);
+    rmSync(path.join(w.deploy, '.launchfit/downloads'), { recursive: true, force: true });
+  }
+});
+
+const hostileTarballs: Array<[string, Buffer, RegExp]> = [
+  ['a ../ entry', makeTarGz(appEntries([{ path: 'app/../../evil.txt', body: 'x' }])), /contains "\.\."/],
+  ['an absolute path', makeTarGz(appEntries([{ path: '/tmp/evil.txt', body: 'x' }])), /is an absolute path/],
+  ['a symlink out of the folder', makeTarGz(appEntries([{ path: 'app/etc', type: 'symlink', linkpath: '../../../../etc' }])), /outside the release/],
+  ['a hardlink out of the folder', makeTarGz(appEntries([{ path: 'app/passwd', type: 'hardlink', linkpath: '../../etc/passwd' }])), /outside the release/],
+  ['a device file', makeTarGz(appEntries([{ path: 'app/null', type: 'chardev' }])), /CharacterDevice entry/],
+  ['a decompression bomb', makeBomb(64), /inflates more than 200 times/],
+];
+for (const [label, tgz, pattern] of hostileTarballs) {
+  test(`a signed tarball with ${label}`, async () => {
+    await serveSignedTarball(tgz);
+    await expectRefused(pattern);
+  });
+}
+
+test('a failing before_symlink hook aborts the update; the app is untouched', async () => {
+  const stage = await stage11();
+  serveStaged(stage);
+  const yml = readFileSync(path.join(w.deploy, 'launchify.yml'), 'utf8');
+  writeFileSync(path.join(w.deploy, 'launchify.yml'), `${yml}hooks:\n  before_symlink: "echo migrating; exit 7"\n`);
+  try {
+    await expectRefused(/hooks\.before_symlink .* exited with 7; the update was aborted/);
+  } finally {
+    writeFileSync(path.join(w.deploy, 'launchify.yml'), yml);
+  }
+});
+
+test('the real script reports a refused update with exit 1 (socket path)', async () => {
+  serve({ VERSION: `CURRENT 1.1 ../x.tar.gz\n` });
+  const r = await runScript('launchfit', ['update', '--dir', w.deploy]);
+  assert.is(r.exitCode, 1);
+  assert.match(r.stderr, /Invalid release file name/);
+});
+
+test.run();
