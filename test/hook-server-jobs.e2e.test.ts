@@ -84,7 +84,8 @@ test('a hanging build is killed with its process group at the timeout, the next 
     const log = await fetch(`${server.url}/jobs/${loud.json.job}/log`, { headers: { Authorization: `Bearer ${TOKEN}` } });
     assert.is(log.status, 200);
     let bytes = 0;
-    for await (const chunk of log.body!) bytes += (chunk as Uint8Array).length;
+    const reader = log.body!.getReader();
+    for (let part = await reader.read(); !part.done; part = await reader.read()) bytes += part.value.length;
     assert.ok(bytes >= 50 * 1024 * 1024, `streamed ${bytes} bytes`);
     const grown = (vmHwmKb(server.child.pid!) - memBefore) / 1024;
     assert.ok(grown < 40, `server peak memory grew by ${grown.toFixed(0)} MB`);
