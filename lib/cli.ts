@@ -70,8 +70,8 @@ export function parseArgs(spec: CliSpec, argv: string[]): Args {
 }
 
 function firstUsageLine(spec: CliSpec): string {
-  const line = spec.usage.split('\n').find((l) => l.trim().startsWith(spec.name.split(' ')[0])) ?? spec.name;
-  return line.trim().replace(/^Usage:\s*/, '');
+  const lines = spec.usage.split('\n').map((l) => l.trim().replace(/^Usage:\s*/, ''));
+  return lines.find((l) => l.startsWith(spec.name.split(' ')[0])) ?? spec.name;
 }
 
 /** Runs a script: parse, --help/--version, main, and the exit code. Never returns normally. */
