@@ -39,7 +39,9 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     if (ORDER[level] < minimum) return;
     const all = { ...base, ...fields };
     if (json) {
-      stream.write(`${JSON.stringify({ time: now().toISOString(), level, msg: message, ...all })}\n`);
+      // The logger's own keys win: a field named time/level/msg must not forge them.
+      const core = { time: now().toISOString(), level, msg: message };
+      stream.write(`${JSON.stringify({ ...core, ...all, ...core })}\n`);
       return;
     }
     const extra = Object.entries(all)
