@@ -2,7 +2,7 @@
 // job's context, writes its output to the job log, and throws StepFailure to stop the build.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chown, mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { chown, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { $ } from 'zx';
 import { WorkError } from './errors.ts';
@@ -31,6 +31,8 @@ export interface BuildContext {
   runAs?: { user: string; uid: number; gid: number };
   /** Aborted when the build process is told to stop (SIGTERM/SIGINT). */
   signal?: AbortSignal;
+  /** Where the stage libraries are (tests point these elsewhere). */
+  stages?: { downloads?: URL; upload?: URL };
 }
 
 /** A step that failed; the message is one sentence for the operator. */
@@ -119,16 +121,24 @@ export async function pullStep(ctx: BuildContext): Promise<StepResult> {
   const url = ctx.url ?? ctx.repo.url ?? (fresh ? defaultUrl(ctx.repo.name) : undefined);
   if (fresh) {
     if (!url) throw new StepFailure(`No clone URL for ${ctx.repo.name}: set \`url:\` for it in shipkit.yml.`);
-    await ensureDir(path.dirname(work));
-    const temp = tempSibling(work, 'clone');
-    await mkdir(temp, { mode: 0o755 });
-    if (ctx.runAs) await chown(temp, ctx.runAs.uid, ctx.runAs.gid);
-    try {
-      await run(ctx, ['git', 'clone', '--no-checkout', '--', url, temp], { cwd: path.dirname(work), what: `git clone --no-checkout ${url}` });
-      await rename(temp, work);
-    } catch (error) {
-      await rm(temp, { recursive: true, force: true });
-      throw error;
+    const entries = await readdir(work).catch(() => undefined);
+    if (entries) {
+      // A work folder without .git (prepared for a build user, or a clone cut short): clone
+      // into it, emptied; its parent may not be ours to write in.
+      for (const entry of entries) await rm(path.join(work, entry), { recursive: true, force: true });
+      await run(ctx, ['git', 'clone', '--no-checkout', '--', url, work], { cwd: work, what: `git clone --no-checkout ${url}` });
+    } else {
+      await ensureDir(path.dirname(work));
+      const temp = tempSibling(work, 'clone');
+      await mkdir(temp, { mode: 0o755 });
+      if (ctx.runAs) await chown(temp, ctx.runAs.uid, ctx.runAs.gid);
+      try {
+        await run(ctx, ['git', 'clone', '--no-checkout', '--', url, temp], { cwd: path.dirname(work), what: `git clone --no-checkout ${url}` });
+        await rename(temp, work);
+      } catch (error) {
+        await rm(temp, { recursive: true, force: true });
+        throw error;
+      }
     }
   } else if (url && url !== (await gitQuery(ctx, ['remote', 'get-url', 'origin']))) {
     await run(ctx, ['git', 'remote', 'set-url', 'origin', url], { what: `git remote set-url origin ${url}` });
@@ -179,8 +189,7 @@ async function resolveTarget(ctx: BuildContext): Promise<string> {
 type StageModule = Record<string, unknown>;
 
 /** The stage's module, or undefined when this shipkit does not have it (yet). */
-async function loadStage(file: string): Promise<StageModule | undefined> {
-  const url = new URL(file, import.meta.url);
+async function loadStage(url: URL): Promise<StageModule | undefined> {
   if (!existsSync(url)) return undefined;
   return (await import(url.href)) as StageModule;
 }
@@ -189,7 +198,7 @@ export async function downloadsStep(ctx: BuildContext): Promise<StepResult> {
   const work = ctx.paths.work;
   const sources = ['manifest.txt', 'cloudinary.txt'].filter((f) => existsSync(path.join(work, f)));
   if (!sources.length) return { skipped: 'no manifest.txt or cloudinary.txt' };
-  const stage = await loadStage('./downloads.ts');
+  const stage = await loadStage(ctx.stages?.downloads ?? new URL('./downloads.ts', import.meta.url));
   if (typeof stage?.runDownloadsStage !== 'function') {
     const count = (await Promise.all(sources.map(async (f) => (await readFile(path.join(work, f), 'utf8')).split('\n').filter((l) => l.trim() && !l.startsWith('#')).length))).reduce((a, b) => a + b, 0);
     ctx.log.line(`the downloads stage is not available in this shipkit (lib/downloads.ts is missing); nothing was fetched: ${sources.join(' and ')} with ${count} line(s) skipped`);
@@ -204,7 +213,7 @@ export async function downloadsStep(ctx: BuildContext): Promise<StepResult> {
 export async function uploadStep(ctx: BuildContext): Promise<StepResult> {
   const entries = ctx.repo.upload;
   if (!entries.length) return { skipped: 'no upload: targets for this repo in shipkit.yml' };
-  const stage = await loadStage('./upload/index.ts');
+  const stage = await loadStage(ctx.stages?.upload ?? new URL('./upload/index.ts', import.meta.url));
   if (typeof stage?.runUploadStage !== 'function') {
     const targets = entries.map((e) => Object.keys(e.raw).filter((k) => k !== 'from').join('+') || '?');
     ctx.log.line(`the upload stage is not available in this shipkit (lib/upload/index.ts is missing); nothing was uploaded: skipped ${entries.length} target(s): ${targets.join(', ')}`);
