@@ -52,7 +52,7 @@ export function parseTarget(text: string): Target {
     const remotePath = decodeURIComponent(url.pathname);
     return rsyncTarget(decodeURIComponent(url.username) || undefined, url.hostname, url.port ? Number(url.port) : undefined, remotePath, text);
   }
-  const m = /^(?:([^@/:]+)@)?([^@/:[\]]+|\[[^\]]+\]):(.*)$/s.exec(text);
+  const m = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(text) ? null : /^(?:([^@/:]+)@)?([^@/:[\]]+|\[[^\]]+\]):(.*)$/s.exec(text);
   if (m) return rsyncTarget(m[1], m[2], undefined, m[3], text);
   throw new ValidationError(`Unknown upload target ${JSON.stringify(text)}: use user@host:path, rsync://[user@]host[:port]/path, s3://bucket/prefix or git+REMOTE#BRANCH.`);
 }
@@ -133,7 +133,8 @@ export function planUpload(entry: UploadEntry, context: PlanContext): UploadPlan
     if (typeof value !== 'string' || value === '') fail(key, 'must be a non-empty string.');
     return value as string;
   };
-  const baseDir = context.configFile ? path.dirname(context.configFile) : context.workDir;
+  const configFile = context.configFile ?? context.doc?.file;
+  const baseDir = configFile ? path.dirname(configFile) : context.workDir;
   const localPath = (key: string) => {
     const value = str(key);
     if (value === undefined) return undefined;
