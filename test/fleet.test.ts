@@ -185,7 +185,11 @@ const fourXX: Array<[number, unknown, RegExp]> = [
 
 for (const [status, body, pattern] of fourXX) {
   test(`HTTP ${status} is not retried`, async () => {
-    const s = await slave((_req, res) => (typeof body === 'string' ? (res.writeHead(status), res.end(body)) : json(res, status, body)));
+    const s = await slave((_req, res) => {
+      if (typeof body !== 'string') return json(res, status, body);
+      res.writeHead(status);
+      res.end(body);
+    });
     try {
       const [result] = await notifyTargets([target(s.url)], options({ retries: 3 }));
       assert.is(result.ok, false);
