@@ -167,5 +167,19 @@ it('upload REPO uses ssh_key, port and known_hosts from shipkit.yml (relative to
   assert.is(readFileSync(path.join(remote, 'index.html'), 'utf8'), 'configured\n');
 });
 
+it('uploadFiles (release publish) sends only the listed files and leaves the rest of the remote alone', async () => {
+  const { uploadFiles } = await import('../lib/upload/index.ts');
+  const { silentLogger } = await import('../lib/log.ts');
+  const stage = tmpDir('shipkit-stage-');
+  for (const name of ['app-1.0.tar.gz', 'VERSION', 'unlisted.txt']) writeFileSync(path.join(stage, name), `${name}\n`);
+  const remote = tmpDir('shipkit-remote-');
+  writeFileSync(path.join(remote, 'app-0.9.tar.gz'), 'older\n');
+  const result = await uploadFiles({ from: stage, to: `root@127.0.0.1:${remote}/`, files: ['app-1.0.tar.gz', 'VERSION'], log: silentLogger, sshKey: s.key, port: s.port, knownHosts: s.knownHosts });
+  assert.is(result.uploaded, 2);
+  assert.is(readFileSync(path.join(remote, 'VERSION'), 'utf8'), 'VERSION\n');
+  assert.ok(existsSync(path.join(remote, 'app-0.9.tar.gz')));
+  assert.not.ok(existsSync(path.join(remote, 'unlisted.txt')));
+});
+
 test.after(() => { if (typeof sshd !== 'string') sshd.child.kill('SIGTERM'); });
 test.run();

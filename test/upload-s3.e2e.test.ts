@@ -157,6 +157,24 @@ test('upload REPO with an s3 mapping and cache_control from shipkit.yml', async 
   assert.match(r.stderr, /shipkit\.yml:5: repos\.octo\/site\.upload\[0\]\.s3\.acl: unknown key/);
 });
 
+test('uploadFiles (release publish): only the listed files, endpoint from AWS_ENDPOINT_URL_S3', async () => {
+  const { uploadFiles } = await import('../lib/upload/index.ts');
+  const { silentLogger } = await import('../lib/log.ts');
+  Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_CONFIG_FILE: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent' });
+  const stage = tmpDir('shipkit-stage-');
+  for (const name of ['app-1.0.tar.gz', 'app-1.0.tar.gz.sig', 'VERSION', 'unlisted.txt']) writeFileSync(path.join(stage, name), `${name}\n`);
+  await client.send(new s3.PutObjectCommand({ Bucket: 'site', Key: 'rel/app-0.9.tar.gz', Body: 'older release' }));
+  const env = { ...process.env, AWS_ENDPOINT_URL_S3: endpoint };
+  const result = await uploadFiles({ from: stage, to: 's3://site/rel', files: ['app-1.0.tar.gz', 'app-1.0.tar.gz.sig'], log: silentLogger, env });
+  assert.is(result.uploaded, 2);
+  await uploadFiles({ from: stage, to: 's3://site/rel', files: ['VERSION'], log: silentLogger, env });
+  assert.equal(await keys('site', 'rel/'), ['rel/VERSION', 'rel/app-0.9.tar.gz', 'rel/app-1.0.tar.gz', 'rel/app-1.0.tar.gz.sig']);
+  const missing = await uploadFiles({ from: stage, to: 's3://site/rel', files: ['nope.tar.gz'], log: silentLogger, env }).catch((e: Error) => e);
+  assert.match(String((missing as Error).message), /nope\.tar\.gz is not a file inside/);
+  const escape = await uploadFiles({ from: stage, to: 's3://site/rel', files: ['../etc/passwd'], log: silentLogger, env }).catch((e: Error) => e);
+  assert.match(String((escape as Error).message), /must not contain "\.\."/);
+});
+
 test.after(async () => {
   client.destroy();
   await s3rver.close();

@@ -4,7 +4,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { configError, formatKeyPath, type ConfigDoc, type KeyPath } from '../config.ts';
-import { ConfigError, ValidationError } from '../errors.ts';
+import { ConfigError, ValidationError, WorkError } from '../errors.ts';
 import { resolveInside } from '../names.ts';
 import { checkSourceFolder, isInside } from './files.ts';
 import { gitTargetName, uploadGit } from './git.ts';
@@ -93,6 +93,26 @@ export async function uploadTo(target: Target, options: UploadOptions): Promise<
   if (target.kind === 'rsync') return uploadRsync(target, options);
   if (target.kind === 's3') return uploadS3(target, options);
   return uploadGit(target, options);
+}
+
+/**
+ * Upload only the named files of `from` (paths below it), in that order, to a target given as
+ * text (`user@host:path`, `rsync://…`, `s3://bucket/prefix`). Nothing else on the remote is
+ * touched. `release publish` uses it: payload first, VERSION last.
+ */
+export async function uploadFiles(opts: { from: string; to: string; files: string[]; log: UploadLog } & Omit<UploadOptions, 'from' | 'log' | 'only' | 'delete'>): Promise<UploadResult> {
+  const { to, files, ...rest } = opts;
+  const target = parseTarget(to);
+  if (target.kind === 'git') throw new ValidationError(`A git+ target takes a whole folder as the branch's tree; use upload --from DIR --to ${to}.`);
+  if (files.length === 0) throw new ValidationError('No files to upload.');
+  const root = await fs.realpath(opts.from);
+  for (const file of files) {
+    const full = resolveInside(opts.from, file, 'file to upload');
+    const real = await fs.realpath(full).catch(() => undefined);
+    const st = real ? await fs.stat(real) : undefined;
+    if (!real || !st?.isFile() || !isInside(root, real)) throw new WorkError(`${full} is not a file inside ${opts.from}; nothing was uploaded.`);
+  }
+  return uploadTo(target, { ...rest, from: opts.from, log: opts.log, only: files.map((f) => path.relative(opts.from, resolveInside(opts.from, f)).split(path.sep).join('/')) });
 }
 
 // ---- shipkit.yml `upload:` entries --------------------------------------------------------

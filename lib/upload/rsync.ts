@@ -17,10 +17,16 @@ export function rsyncArgs(target: RsyncTarget, options: UploadOptions): string[]
     '--delay-updates', '--protect-args', '--stats', '--timeout=120',
     '-e', sshCommand({ sshKey: options.sshKey, port: options.port ?? target.port, knownHosts: options.knownHosts }),
   ];
-  if (options.delete) args.push('--delete-delay');
   if (options.dryRun) args.push('--dry-run');
+  const from = options.from.replace(/\/+$/, '');
+  if (options.only) {
+    // `from/./a/b`: --relative keeps the path after "./" on the remote.
+    args.push('--relative', ...options.only.map((file) => `${from}/./${file}`), rsyncDestination(target));
+    return args;
+  }
+  if (options.delete) args.push('--delete-delay');
   // The trailing slash: copy the folder's contents, not the folder itself.
-  args.push(`${options.from.replace(/\/+$/, '')}/`, rsyncDestination(target));
+  args.push(`${from}/`, rsyncDestination(target));
   return args;
 }
 

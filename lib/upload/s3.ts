@@ -26,11 +26,14 @@ export function s3Url(target: S3Target): string {
 export async function uploadS3(target: S3Target, options: UploadOptions): Promise<UploadResult> {
   const s3 = await import('@aws-sdk/client-s3');
   const where = s3Url(target);
+  const env = options.env ?? process.env;
+  const endpoint = target.endpoint ?? env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL;
+  if (endpoint && !target.endpoint) target = { ...target, endpoint };
   let requests = 0;
   const client = new s3.S3Client({
-    region: target.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
-    ...(target.endpoint ? { endpoint: target.endpoint } : {}),
-    forcePathStyle: target.forcePathStyle ?? Boolean(target.endpoint),
+    region: target.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1',
+    ...(endpoint ? { endpoint } : {}),
+    forcePathStyle: target.forcePathStyle ?? Boolean(endpoint),
     // S3-compatible servers (MinIO, Ceph, s3rver...) often reject aws-chunked bodies and the
     // newer flexible checksums; Content-MD5 below keeps the integrity check.
     requestChecksumCalculation: 'WHEN_REQUIRED',
@@ -41,10 +44,11 @@ export async function uploadS3(target: S3Target, options: UploadOptions): Promis
   client.middlewareStack.add((next) => async (args) => { requests++; return next(args); }, { step: 'finalizeRequest', name: 'shipkitRequestCounter' });
   const partSize = options.partSize ?? DEFAULT_PART_SIZE;
   const threshold = options.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD;
-  const concurrency = options.concurrency ?? 8;
+  // Listed files go one at a time, in their order (release publish writes VERSION last).
+  const concurrency = options.only ? 1 : (options.concurrency ?? 8);
   const log = options.log;
   try {
-    const local = await listLocalFiles(options.from, log);
+    const local = await selectFiles(await listLocalFiles(options.from, log), options.only);
     const remote = await listRemote(client, s3, target);
     const toUpload: LocalFile[] = [];
     let unchanged = 0;
@@ -54,7 +58,7 @@ export async function uploadS3(target: S3Target, options: UploadOptions): Promis
       else toUpload.push(file);
     });
     const localKeys = new Set(local.map((f) => target.prefix + f.rel));
-    const extras = options.delete ? [...remote.keys()].filter((key) => !localKeys.has(key)).sort() : [];
+    const extras = options.delete && !options.only ? [...remote.keys()].filter((key) => !localKeys.has(key)).sort() : [];
     log.info(`s3: ${where}: ${toUpload.length} to upload, ${unchanged} unchanged${options.delete ? `, ${extras.length} to delete` : ''}${options.dryRun ? ' (dry run)' : ''}`);
     if (!options.dryRun) {
       await mapLimit(toUpload, concurrency, async (file) => {
@@ -80,6 +84,16 @@ export async function uploadS3(target: S3Target, options: UploadOptions): Promis
   } finally {
     client.destroy();
   }
+}
+
+function selectFiles(files: LocalFile[], only: string[] | undefined): LocalFile[] {
+  if (!only) return files;
+  const byName = new Map(files.map((f) => [f.rel, f]));
+  return only.map((rel) => {
+    const file = byName.get(rel);
+    if (!file) throw new WorkError(`${rel} is not a file in the source folder; nothing was uploaded.`);
+    return file;
+  });
 }
 
 async function listRemote(client: Client, s3: S3Module, target: S3Target): Promise<Map<string, RemoteObject>> {

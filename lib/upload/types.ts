@@ -58,6 +58,11 @@ export interface UploadOptions {
   sourceSha?: string;
   /** git: the commit message (default names the source commit). */
   message?: string;
+  /**
+   * Upload only these files (paths below `from`), in this order, and nothing else: no delete,
+   * no other files. Used by `release publish` (payload first, VERSION last).
+   */
+  only?: string[];
   /** Environment for child processes and the AWS SDK's credential lookup (default process.env). */
   env?: NodeJS.ProcessEnv;
 }
