@@ -2,7 +2,7 @@
 // job's context, writes its output to the job log, and throws StepFailure to stop the build.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chown, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { chown, mkdir, readdir, readFile, realpath, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { $ } from 'zx';
 import { WorkError } from './errors.ts';
@@ -256,7 +256,7 @@ export async function installStep(ctx: BuildContext): Promise<StepResult> {
   const work = ctx.paths.work;
   if (!existsSync(path.join(work, 'package.json'))) return { skipped: 'no package.json' };
   const lockfile = ['package-lock.json', 'npm-shrinkwrap.json'].find((f) => existsSync(path.join(work, f)));
-  const node = (await $({ cwd: work, env: ctx.env, quiet: true, nothrow: true })`node --version`).stdout.trim() || process.version;
+  const node = await nodeVersion(ctx);
   const hashed = lockfile ?? 'package.json';
   const key = createHash('sha256').update(await readFile(path.join(work, hashed))).update(`\0${node}`).digest('hex');
   const recordFile = path.join(ctx.paths.state, 'install.json');
@@ -271,6 +271,19 @@ export async function installStep(ctx: BuildContext): Promise<StepResult> {
   await ensureDir(ctx.paths.state);
   await atomicWriteFile(recordFile, `${JSON.stringify({ key, lockfile: hashed, node, sha: ctx.checkedOut, at: new Date().toISOString() } satisfies InstallRecord, null, 2)}\n`);
   return { note: lockfile ? 'npm ci' : 'npm install' };
+}
+
+/** The version of the `node` that npm will run: ours when PATH leads to it, else asked. */
+async function nodeVersion(ctx: BuildContext): Promise<string> {
+  for (const dir of (ctx.env.PATH ?? '').split(path.delimiter).filter(Boolean)) {
+    const candidate = path.join(dir, 'node');
+    if (!existsSync(candidate)) continue;
+    const [found, ours] = await Promise.all([realpath(candidate).catch(() => ''), realpath(process.execPath).catch(() => '')]);
+    if (found && found === ours && !('Deno' in globalThis)) return process.version;
+    break;
+  }
+  const asked = await $({ cwd: ctx.paths.work, env: ctx.env, quiet: true, nothrow: true })`node --version`;
+  return asked.stdout.trim() || 'unknown';
 }
 
 async function readJson<T>(file: string): Promise<T | undefined> {
