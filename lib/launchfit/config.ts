@@ -9,7 +9,7 @@ import { parseKeyPin, type KeyPin } from './pgp.ts';
 export interface AppConfig {
   exec?: string;
   forever: boolean;
-  /** A signal name (SIGTERM) or a command run in `current` with $LAUNCHFIT_PID set. */
+  /** A signal name (SIGTERM) or a command run in `current` with $LAUNCHFIT_APP_PID set. */
   kill: string;
   killTimeoutSec: number;
   healthyAfterSec: number;

@@ -135,7 +135,7 @@ export function createSupervisor(initial: SupervisorOptions): Supervisor {
   function spawnApp(): ChildProcess {
     const proc = spawn('/bin/sh', ['-c', opts.exec], {
       cwd: opts.cwd,
-      env: { ...process.env, ...opts.env, LAUNCHFIT_DIR: opts.dir },
+      env: { ...process.env, ...opts.env, LAUNCHFIT_DIR: opts.dir, LAUNCHFIT_PID: String(process.pid) },
       detached: true, // own process group, so the whole tree can be signalled
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -209,8 +209,8 @@ export function createSupervisor(initial: SupervisorOptions): Supervisor {
     if (/^SIG[A-Z0-9]+$/.test(opts.kill)) {
       signalGroup(pgid, opts.kill as NodeJS.Signals);
     } else {
-      // A graceful-stop command (e.g. `./bin/stop`), given the app's pid.
-      const cmd = spawn('/bin/sh', ['-c', opts.kill], { cwd: opts.cwd, env: { ...process.env, ...opts.env, LAUNCHFIT_PID: String(pgid) }, stdio: 'ignore' });
+      // A graceful-stop command (e.g. `./bin/stop`), given the app's pid as $LAUNCHFIT_APP_PID.
+      const cmd = spawn('/bin/sh', ['-c', opts.kill], { cwd: opts.cwd, env: { ...process.env, ...opts.env, LAUNCHFIT_APP_PID: String(pgid) }, stdio: 'ignore' });
       cmd.on('error', () => {});
       const killer = setTimeout(() => cmd.kill('SIGKILL'), opts.killTimeoutMs);
       cmd.on('close', () => clearTimeout(killer));
@@ -224,6 +224,7 @@ export function createSupervisor(initial: SupervisorOptions): Supervisor {
     // Children that outlive the leader get the rest of the timeout, then SIGKILL.
     while (groupAlive(pgid) && Date.now() < deadline) await sleep(25);
     if (groupAlive(pgid)) {
+      opts.log.warn(`processes of the app did not stop within ${opts.killTimeoutMs / 1000} s; killing its process group`, { pid: pgid });
       signalGroup(pgid, 'SIGKILL');
       const until = Date.now() + 5000;
       while (groupAlive(pgid) && Date.now() < until) await sleep(25);

@@ -168,7 +168,7 @@ async function runBeforeSymlinkHook(ctx: UpdateContext, releaseDir: string, info
   const hook = ctx.config.hooks.beforeSymlink;
   if (!hook) return;
   ctx.log.info('running before_symlink hook', { hook, cwd: releaseDir });
-  const env = { ...process.env, LAUNCHFIT_DIR: ctx.paths.dir, LAUNCHFIT_RELEASE: releaseDir, LAUNCHFIT_VERSION: info.version };
+  const env = { ...process.env, LAUNCHFIT_DIR: ctx.paths.dir, LAUNCHFIT_RELEASE: releaseDir, LAUNCHFIT_VERSION: info.version, LAUNCHFIT_PID: String(process.pid) };
   const result = await $({ cwd: releaseDir, env, timeout: ctx.config.hooks.timeoutSec * 1000, timeoutSignal: 'SIGKILL', nothrow: true, quiet: true })`/bin/sh -c ${hook}`;
   const output = `${result.stdout}${result.stderr}`.trim();
   if (output) ctx.log.info(`hook output: ${output.slice(-2000)}`);
