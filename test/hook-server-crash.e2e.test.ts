@@ -69,11 +69,11 @@ test('kill -9 during a stream of 200 deliveries: every 202 is built exactly once
 
   // Let the queue drain.
   const auth = { Authorization: `Bearer ${TOKEN}` };
-  const jobs = await waitFor(async () => {
+  const jobs = (await waitFor(async () => {
     const res = await fetch(`${url}/jobs?limit=1000`, { headers: auth });
     const list = (await res.json()).jobs as Array<{ id: string; state: string; attempts: number; reason: string | null }>;
     return list.every((j) => j.state !== 'queued' && j.state !== 'running') ? list : undefined;
-  }, { timeoutMs: 40_000, intervalMs: 200, what: 'the queue to drain' });
+  }, { timeoutMs: 40_000, intervalMs: 200, what: 'the queue to drain' }))!;
   assert.is(await server.stop(), 0);
 
   const states = new Map(jobs.map((j) => [j.id, j.state]));
