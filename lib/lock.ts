@@ -1,6 +1,6 @@
 // An exclusive lock file. Taken atomically (a temp file with the holder's pid is hard-linked to
 // the lock path: link fails if it exists), and a lock whose holder died is taken over.
-import { link, readFile, rm, writeFile } from 'node:fs/promises';
+import { link, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { tempSibling } from './fsx.ts';
 import { WorkError } from './errors.ts';
@@ -39,15 +39,42 @@ export async function acquireLock(file: string, { waitMs = 0, staleMs = Infinity
     // Released between our link and the read: try again, and never remove a lock we did not see.
     if (holder === 'gone') continue;
     if (!holder || isStale(holder, staleMs)) {
-      // Remove only if it is still the same stale lock we looked at.
-      const again = await readHolder(file);
-      if (JSON.stringify(again) === JSON.stringify(holder)) await rm(file, { force: true });
+      await removeStale(file, holder);
       continue;
     }
     if (Date.now() >= deadline) {
       throw new WorkError(`${what} is locked by process ${holder.pid} on ${holder.host} since ${new Date(holder.time).toISOString()}; try again when it has finished.`);
     }
     await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * Remove the stale lock `seen`, but only that one, and only one process at a time: without the
+ * guard, two waiters could both judge it stale, and the slower one's rm would delete the lock
+ * the faster one had just taken.
+ */
+async function removeStale(file: string, seen: Holder | undefined): Promise<void> {
+  const guard = `${file}.takeover`;
+  const temp = tempSibling(file, 'takeover');
+  await writeFile(temp, String(process.pid), { mode: 0o644 });
+  try {
+    await link(temp, guard);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    // Another process is removing it. A guard left behind by a crash is cleared after a while.
+    const age = await stat(guard).then((s) => Date.now() - s.mtimeMs, () => 0);
+    if (age > 10_000) await rm(guard, { force: true });
+    else await new Promise((r) => setTimeout(r, 20));
+    return;
+  } finally {
+    await rm(temp, { force: true });
+  }
+  try {
+    const again = await readHolder(file);
+    if (again !== 'gone' && JSON.stringify(again) === JSON.stringify(seen)) await rm(file, { force: true });
+  } finally {
+    await rm(guard, { force: true });
   }
 }
 
