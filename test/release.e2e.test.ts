@@ -1,12 +1,12 @@
 // @deno
 // release REPO --tag TAG, the real script: a tag pushed to a real bare repo, the repo's
 // release.sh run with SHIPKIT_REPO/TAG/SHA, its exit code, and the broken cases.
-import { chmodSync, existsSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { lastJson, makeSite } from './build-helpers.ts';
-import { git, runScript } from './helpers.ts';
+import { git, runCommand, runScript } from './helpers.ts';
 
 const RELEASE_SH = `#!/bin/sh
 set -e
@@ -106,6 +106,33 @@ test('bad tag, missing tag, unknown repo, traversal in release: → exit 2', asy
   const missing = await site.run('release', ['octo/site', '--tag', 'v9.9.9']);
   assert.is(missing.exitCode, 1);
   assert.match(missing.stderr, /failed at step pull: refs\/tags\/v9\.9\.9 does not exist/);
+});
+
+test('templates/release.sh runs as a repo\'s release script (npm and release publish stubbed)', async () => {
+  const template = readFileSync(path.join(import.meta.dirname, '..', 'templates', 'release.sh'), 'utf8');
+  const site = await makeSite({ 'release.sh': template, 'package.json': '{}\n' });
+  await makeExecutable(site, 'release.sh');
+  await git(site.work, 'tag', 'v1.4.0');
+  await git(site.work, 'push', '--quiet', 'origin', 'refs/tags/v1.4.0');
+  const bin = path.join(site.base, 'bin');
+  const calls = path.join(site.base, 'calls.txt');
+  mkdirSync(bin);
+  for (const name of ['npm', 'release']) {
+    writeFileSync(path.join(bin, name), `#!/bin/sh\necho "${name} $*" >> ${calls}\n`);
+    chmodSync(path.join(bin, name), 0o755);
+  }
+  const r = await site.run('release', ['octo/site', '--tag', 'v1.4.0'], { PATH: `${bin}:${process.env.PATH}` });
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.equal(readFileSync(calls, 'utf8').trim().split('\n'), [
+    'npm ci --no-audit --no-fund',
+    'npm run build',
+    'release publish dist --name site --platform gnu-linux --version 1.4.0 --key /etc/shipkit/release-key.asc --passphrase-file /etc/shipkit/release-key.pass --to /srv/app-updates/site --keep 5',
+  ]);
+  assert.match(site.logText(), /\| releasing site 1\.4\.0 from [0-9a-f]{40}/);
+  // Run by hand, outside `release`, it says how it is meant to be run.
+  const direct = await runCommand('sh', [path.join(import.meta.dirname, '..', 'templates', 'release.sh')], { env: { SHIPKIT_REPO: undefined } });
+  assert.is.not(direct.exitCode, 0);
+  assert.match(direct.stderr, /run this through: release REPO --tag TAG/);
 });
 
 test('--help shows both forms', async () => {
