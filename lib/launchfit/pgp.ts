@@ -38,9 +38,14 @@ export async function readPublicKeys(data: Uint8Array | string, where: string): 
   const openpgp = await loadOpenPgp();
   const text = typeof data === 'string' ? data : Buffer.from(data).toString('latin1');
   try {
-    const keys = text.includes('-----BEGIN PGP PUBLIC KEY BLOCK-----')
-      ? await openpgp.readKeys({ armoredKeys: text })
-      : await openpgp.readKeys({ binaryKeys: typeof data === 'string' ? Buffer.from(data, 'latin1') : data });
+    let keys;
+    if (text.includes('-----BEGIN PGP PUBLIC KEY BLOCK-----')) {
+      // A keyfile may hold several armored blocks one after the other (cat a.asc b.asc).
+      const blocks = text.match(/-----BEGIN PGP PUBLIC KEY BLOCK-----[\s\S]*?-----END PGP PUBLIC KEY BLOCK-----/g) ?? [];
+      keys = (await Promise.all(blocks.map((armoredKeys) => openpgp.readKeys({ armoredKeys })))).flat();
+    } else {
+      keys = await openpgp.readKeys({ binaryKeys: typeof data === 'string' ? Buffer.from(data, 'latin1') : data });
+    }
     return keys.map((key) => key.toPublic());
   } catch (error) {
     throw new VerificationError(`${where} holds no readable OpenPGP public key; export it with \`gpg --armor --export KEYID\`.`, { cause: error });
