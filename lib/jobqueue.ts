@@ -63,11 +63,16 @@ export function createJobQueue(options: QueueOptions) {
   let paused = true;
   let seq = journal.lastSeq;
   const idle: Array<() => void> = [];
+  // Queued and running jobs, so that a request does not walk the whole (finished) history.
+  const active = new Map<string, Job>();
+  function refreshActive() {
+    active.clear();
+    for (const job of journal.jobs.values()) if (job.state === 'queued' || job.state === 'running') active.set(job.id, job);
+  }
+  refreshActive();
 
   function activeByDelivery(deliveryId: string): Job | undefined {
-    for (const job of journal.jobs.values()) {
-      if (job.deliveryId === deliveryId && (job.state === 'queued' || job.state === 'running')) return job;
-    }
+    for (const job of active.values()) if (job.deliveryId === deliveryId) return job;
     return undefined;
   }
 
@@ -87,7 +92,7 @@ export function createJobQueue(options: QueueOptions) {
     };
     const superseded: Job[] = [];
     if (job.kind === 'build') {
-      for (const other of journal.jobs.values()) {
+      for (const other of active.values()) {
         if (other.state === 'queued' && other.kind === 'build' && other.repo === job.repo && other.branch === job.branch && !notDurable.has(other.id)) {
           other.state = 'superseded';
           other.finished = at;
@@ -97,11 +102,17 @@ export function createJobQueue(options: QueueOptions) {
       }
     }
     notDurable.add(job.id);
+    active.set(job.id, job);
+    for (const other of superseded) active.delete(other.id);
     try {
       await journal.write([...superseded, job]);
     } catch (error) {
       journal.jobs.delete(job.id);
-      for (const other of superseded) Object.assign(other, { state: 'queued', finished: null, reason: null });
+      active.delete(job.id);
+      for (const other of superseded) {
+        Object.assign(other, { state: 'queued', finished: null, reason: null });
+        active.set(other.id, other);
+      }
       throw error;
     } finally {
       notDurable.delete(job.id);
@@ -113,7 +124,7 @@ export function createJobQueue(options: QueueOptions) {
 
   function schedule(): void {
     if (paused) return;
-    const queued = [...journal.jobs.values()]
+    const queued = [...active.values()]
       .filter((j) => j.state === 'queued' && !notDurable.has(j.id))
       .sort((a, b) => a.seq - b.seq);
     for (const job of queued) {
@@ -152,6 +163,7 @@ export function createJobQueue(options: QueueOptions) {
         job.reason = outcome.reason ?? null;
         job.finished = now().toISOString();
         job.pgid = null;
+        active.delete(job.id);
         await journal.write([job]);
         log.info(`job ${job.state}`, { job: job.id, repo: job.repo, exit: job.exit, reason: job.reason ?? undefined });
       } catch (error) {
@@ -208,6 +220,7 @@ export function createJobQueue(options: QueueOptions) {
       await journal.write(changed);
       for (const job of live) journal.jobs.set(job.id, job);
     }
+    refreshActive();
   }
 
   return {
@@ -233,9 +246,9 @@ export function createJobQueue(options: QueueOptions) {
         .slice(0, limit);
     },
     counts() {
-      const counts: Record<string, number> = {};
-      for (const job of journal.jobs.values()) counts[job.state] = (counts[job.state] ?? 0) + 1;
-      return { queued: counts.queued ?? 0, running: running.size };
+      let queued = 0;
+      for (const job of active.values()) if (job.state === 'queued') queued++;
+      return { queued, running: running.size };
     },
     runningJobs(): Job[] {
       return [...running.keys()].map((id) => journal.jobs.get(id)!).filter(Boolean);
