@@ -162,8 +162,42 @@ test('a lock released and re-taken while a waiter looks at it is not deleted (de
   await c?.release();
 });
 
+test('two waiters taking over one stale lock: the slower never deletes the faster one\'s lock', async () => {
+  // Waiter B has judged the dead holder's lock stale and re-read it; waiter A starts right then.
+  // B must not rm a lock that A took in the meantime (patched readFile, as above).
+  const fsp = createRequire(import.meta.url)('node:fs/promises') as typeof import('node:fs/promises');
+  const original = fsp.readFile;
+  const file = lockFile();
+  writeFileSync(file, JSON.stringify({ pid: await deadPid(), host: os.hostname(), time: Date.now() }));
+  let reads = 0;
+  let aHeld = false;
+  let aLock: Promise<Awaited<ReturnType<typeof acquireLock>>> | undefined;
+  (fsp as { readFile: unknown }).readFile = async (...args: Parameters<typeof original>) => {
+    const result = await original(...args);
+    if (args[0] === file && ++reads === 2) {
+      aLock = acquireLock(file, { waitMs: 10_000 }).then((lock) => { aHeld = true; return lock; });
+      await sleep(150);
+    }
+    return result;
+  };
+  syncBuiltinESMExports();
+  try {
+    const b = await acquireLock(file, { waitMs: 10_000 });
+    assert.ok(aLock, 'the patch took effect');
+    assert.is(aHeld, false, 'A and B hold the lock at the same time');
+    await b.release();
+    const a = await aLock!;
+    assert.is(aHeld, true, 'A gets it once B releases');
+    await a.release();
+  } finally {
+    (fsp as { readFile: unknown }).readFile = original;
+    syncBuiltinESMExports();
+  }
+  assert.equal(readdirSync(dir).filter((f) => f.includes(path.basename(file))), [], 'no lock, guard or temp files left');
+});
+
 test('many waiters in one process: never two holders at once', async () => {
-  for (let round = 0; round < 3; round++) {
+  for (let round = 0; round < 2; round++) {
     const file = lockFile();
     let holding = 0;
     let most = 0;
@@ -181,12 +215,13 @@ test('many waiters in one process: never two holders at once', async () => {
   }
 });
 
-test('processes racing for the lock never overlap', async () => {
+for (const startStale of [false, true]) test(`processes racing for the lock never overlap${startStale ? ' (starting from a stale lock)' : ''}`, async () => {
   const file = lockFile();
-  const journal = path.join(dir, 'journal.txt');
+  if (startStale) writeFileSync(file, JSON.stringify({ pid: await deadPid(), host: os.hostname(), time: Date.now() }));
+  const journal = path.join(dir, `journal-${n}.txt`);
   writeFileSync(journal, '');
   const CHILDREN = 5;
-  const ROUNDS = 4;
+  const ROUNDS = 3;
   const code = `import { acquireLock } from ${JSON.stringify(LOCK_MODULE)};
     import { appendFileSync } from 'node:fs';
     for (let i = 0; i < ${ROUNDS}; i++) {
