@@ -163,36 +163,43 @@ test('a lock released and re-taken while a waiter looks at it is not deleted (de
 });
 
 test('two waiters taking over one stale lock: the slower never deletes the faster one\'s lock', async () => {
-  // Waiter B has judged the dead holder's lock stale and re-read it; waiter A starts right then.
-  // B must not rm a lock that A took in the meantime (patched readFile, as above).
+  // Waiter B has judged the dead holder's lock stale and re-read it; waiter A starts right then
+  // (patched readFile, as above). Whoever wins, the two must never hold the lock at once: B must
+  // not rm a lock that A took in the meantime.
   const fsp = createRequire(import.meta.url)('node:fs/promises') as typeof import('node:fs/promises');
   const original = fsp.readFile;
   const file = lockFile();
   writeFileSync(file, JSON.stringify({ pid: await deadPid(), host: os.hostname(), time: Date.now() }));
+  let holding = 0;
+  let most = 0;
+  const holdAWhile = async () => {
+    const lock = await acquireLock(file, { waitMs: 15_000 });
+    holding++;
+    most = Math.max(most, holding);
+    await sleep(400);
+    holding--;
+    await lock.release();
+  };
   let reads = 0;
-  let aHeld = false;
-  let aLock: Promise<Awaited<ReturnType<typeof acquireLock>>> | undefined;
+  let a: Promise<void> | undefined;
   (fsp as { readFile: unknown }).readFile = async (...args: Parameters<typeof original>) => {
     const result = await original(...args);
     if (args[0] === file && ++reads === 2) {
-      aLock = acquireLock(file, { waitMs: 10_000 }).then((lock) => { aHeld = true; return lock; });
+      a = holdAWhile();
       await sleep(150);
     }
     return result;
   };
   syncBuiltinESMExports();
   try {
-    const b = await acquireLock(file, { waitMs: 10_000 });
-    assert.ok(aLock, 'the patch took effect');
-    assert.is(aHeld, false, 'A and B hold the lock at the same time');
-    await b.release();
-    const a = await aLock!;
-    assert.is(aHeld, true, 'A gets it once B releases');
-    await a.release();
+    await holdAWhile();
+    assert.ok(a, 'the patch took effect');
+    await a;
   } finally {
     (fsp as { readFile: unknown }).readFile = original;
     syncBuiltinESMExports();
   }
+  assert.is(most, 1, 'A and B held the lock at the same time');
   assert.equal(readdirSync(dir).filter((f) => f.includes(path.basename(file))), [], 'no lock, guard or temp files left');
 });
 
