@@ -308,18 +308,19 @@ Exit codes: 0 published, 1 failed, 2 usage or configuration error.`,
 };
 
 export async function publishMain(args: minimist.ParsedArgs, log: Logger): Promise<number> {
-  for (const flag of ['name', 'platform', 'version', 'key', 'to']) {
-    if (typeof args[flag] !== 'string' || args[flag] === '') throw new UsageError(`Missing --${flag}. Run \`release publish --help\` for usage.`);
-  }
   const check = <T>(fn: () => T): T => {
     try { return fn(); } catch (error) {
       if (error instanceof ValidationError) throw new UsageError(error.message);
       throw error;
     }
   };
-  check(() => validateName(args.name, 'app name (--name)'));
-  check(() => validateName(args.platform, 'platform (--platform)'));
-  check(() => validateVersion(args.version, '--version'));
+  // Values that were given are checked first, so a bad name is reported even when more is missing.
+  if (typeof args.name === 'string' && args.name) check(() => validateName(args.name, 'app name (--name)'));
+  if (typeof args.platform === 'string' && args.platform) check(() => validateName(args.platform, 'platform (--platform)'));
+  if (typeof args.version === 'string' && args.version) check(() => validateVersion(args.version, '--version'));
+  for (const flag of ['name', 'platform', 'version', 'key', 'to']) {
+    if (typeof args[flag] !== 'string' || args[flag] === '') throw new UsageError(`Missing --${flag}. Run \`release publish --help\` for usage.`);
+  }
   const keep = args.keep === undefined ? undefined : parsePositiveInt(args.keep, 'keep', { min: 1, max: 10_000 });
   const expiresDays = args.expires === undefined ? undefined : parsePositiveInt(args.expires, 'expires', { min: 0, max: 36_500 });
   const result = await publishRelease({
