@@ -21,11 +21,12 @@ export type Args = minimist.ParsedArgs;
 export type Main = (args: Args, log: Logger) => Promise<number | void> | number | void;
 
 export function version(): string {
+  if (typeof SHIPKIT_VERSION === 'string') return SHIPKIT_VERSION; // set by the bundler
   try {
     const pkg = JSON.parse(readFileSync(path.join(import.meta.dirname, '..', 'package.json'), 'utf8'));
     return String(pkg.version);
   } catch {
-    return typeof SHIPKIT_VERSION === 'string' ? SHIPKIT_VERSION : 'unknown';
+    return 'unknown';
   }
 }
 declare const SHIPKIT_VERSION: string | undefined;

@@ -1,0 +1,39 @@
+// npm run bundle: one self-contained dist/NAME.mjs per script, runnable with plain `node` and no
+// node_modules, to copy onto a server. Heavy libraries stay behind dynamic import() and are
+// only initialised by the code paths that use them.
+import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { build } from 'esbuild';
+
+const root = path.resolve(import.meta.dirname, '..');
+const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { version: string };
+const only = process.argv.slice(2);
+const scripts = (await readdir(path.join(root, 'scripts')))
+  .filter((f) => f.endsWith('.ts'))
+  .map((f) => f.slice(0, -3))
+  .filter((name) => !only.length || only.includes(name));
+await mkdir(path.join(root, 'dist'), { recursive: true });
+
+for (const name of scripts) {
+  const outfile = path.join(root, 'dist', `${name}.mjs`);
+  const started = Date.now();
+  await build({
+    entryPoints: [path.join(root, 'scripts', `${name}.ts`)],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    minifySyntax: true,
+    legalComments: 'none',
+    logLevel: 'warning',
+    define: { SHIPKIT_VERSION: JSON.stringify(pkg.version), SHIPKIT_BUNDLED: 'true' },
+    // CommonJS dependencies call require() for built-ins; give them a real one.
+    banner: { js: "import { createRequire as __shipkitCreateRequire } from 'node:module'; const require = __shipkitCreateRequire(import.meta.url);" },
+  });
+  const text = (await readFile(outfile, 'utf8')).replace(/^#!.*\n/, '');
+  await writeFile(outfile, `#!/usr/bin/env node\n${text}`);
+  await chmod(outfile, 0o755);
+  const size = (await readFile(outfile)).length;
+  console.log(`dist/${name}.mjs  ${(size / 1024).toFixed(0)} KB  ${Date.now() - started} ms`);
+}
