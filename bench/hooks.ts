@@ -1,0 +1,182 @@
+// Benchmark of hook-server against Debian's `webhook` (adnanh/webhook 2.8), in the same run:
+//   throughput: signed GitHub push deliveries with autocannon (keep-alive, N connections)
+//               against hook-server (journal fsynced before every 202, job runs /bin/true) and
+//               webhook (same HMAC rule, runs /bin/true); req/s, p99 latency and the ratio.
+//   flood:      50 clients each send a 25 MB body with a bad signature at the same time; the
+//               peak resident memory (VmHWM) of each server, and what each client was answered.
+//   npm run bench:hooks [-- --connections 50 --duration 10 --flood 50 --flood-mb 25]
+// webhook is skipped (with a note) when it is not installed: apt-get install webhook.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import minimist from 'minimist';
+import { sign } from '@octokit/webhooks-methods';
+
+const args = minimist(process.argv.slice(2), { string: ['connections', 'duration', 'flood', 'flood-mb'] });
+const CONNECTIONS = Number(args.connections ?? 50);
+const DURATION = Number(args.duration ?? 10);
+const FLOOD = Number(args.flood ?? 50);
+const FLOOD_MB = Number(args['flood-mb'] ?? 25);
+const ROOT = path.resolve(import.meta.dirname, '..');
+const TSX = path.join(ROOT, 'node_modules/tsx/dist/loader.mjs');
+const SECRET = randomUUID();
+const work = mkdtempSync(path.join(os.tmpdir(), 'shipkit-bench-hooks-'));
+const children: ChildProcess[] = [];
+process.on('exit', () => {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+  rmSync(work, { recursive: true, force: true });
+});
+
+const examples = JSON.parse(readFileSync(path.join(ROOT, 'node_modules/@octokit/webhooks-examples/api.github.com/index.json'), 'utf8')) as Array<{ name: string; examples: any[] }>;
+const push = structuredClone(examples.find((e) => e.name === 'push')!.examples.find((e) => String(e.ref).startsWith('refs/heads/')));
+push.ref = 'refs/heads/main';
+push.repository.full_name = 'bench/site';
+const BODY = JSON.stringify(push);
+const SIGNATURE = await sign(SECRET, BODY);
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number, child: ChildProcess, output: () => string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`server exited:\n${output()}`);
+    const open = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+      s.on('error', () => resolve(false));
+    });
+    if (open) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`server did not listen on ${port}:\n${output()}`);
+}
+
+// Server output goes to a file: reading it through a pipe would load the process that also
+// runs autocannon, and measure the harness instead of the server.
+function start(cmd: string, argv: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; output: () => string } {
+  const logFile = path.join(work, `${path.basename(cmd)}-${children.length}.log`);
+  const fd = openSync(logFile, 'w');
+  const child = spawn(cmd, argv, { cwd: work, env: { ...process.env, NO_COLOR: '1', ...env }, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  children.push(child);
+  return { child, output: () => readFileSync(logFile, 'utf8').slice(-5_000) };
+}
+
+async function startHookServer(port: number) {
+  const data = path.join(work, 'hook-data');
+  const config = path.join(work, 'shipkit.yml');
+  writeFileSync(config, [`listen: 127.0.0.1:${port}`, `data: ${data}`, 'secret: env:BENCH_SECRET', 'concurrency: 1', 'repos:', '  bench/site:', '    branch: main', ''].join('\n'));
+  const server = start(process.execPath, ['--import', TSX, path.join(ROOT, 'scripts/hook-server.ts'), '--config', config], {
+    BENCH_SECRET: SECRET, SHIPKIT_BUILD_COMMAND: '/bin/true', SHIPKIT_RELEASE_COMMAND: '/bin/true', LOG_FORMAT: 'json',
+  });
+  await waitForPort(port, server.child, server.output);
+  return { ...server, url: `http://127.0.0.1:${port}/hooks/github` };
+}
+
+async function startWebhook(port: number) {
+  const hooks = path.join(work, 'hooks.json');
+  writeFileSync(hooks, JSON.stringify([{
+    id: 'site',
+    'execute-command': '/bin/true',
+    'response-message': 'ok',
+    'trigger-rule': { match: { type: 'payload-hmac-sha256', secret: SECRET, parameter: { source: 'header', name: 'X-Hub-Signature-256' } } },
+  }]));
+  const server = start('webhook', ['-hooks', hooks, '-ip', '127.0.0.1', '-port', String(port)]);
+  await waitForPort(port, server.child, server.output);
+  return { ...server, url: `http://127.0.0.1:${port}/hooks/site` };
+}
+
+interface Load { rps: number; p99: number; p50: number; non2xx: number; errors: number; total: number }
+
+async function load(url: string): Promise<Load> {
+  const { default: autocannon } = (await import('autocannon' as string)) as { default: any };
+  const result = await new Promise<any>((resolve, reject) => {
+    autocannon({
+      url, method: 'POST', connections: CONNECTIONS, duration: DURATION, body: BODY,
+      headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-hub-signature-256': SIGNATURE },
+      // A fresh delivery id each time, as a forge sends (hook-server would dedupe repeats).
+      requests: [{ setupRequest: (req: any) => ({ ...req, headers: { ...req.headers, 'x-github-delivery': randomUUID() } }) }],
+    }, (error: Error | null, res: any) => (error ? reject(error) : resolve(res)));
+  });
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx, errors: result.errors, total: result.requests.total };
+}
+
+function peakRssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmHWM:\s+(\d+)/.exec(status)![1]) / 1024;
+}
+
+/** FLOOD clients at once, each POSTing FLOOD_MB of JSON-ish bytes with a wrong signature. */
+async function flood(url: string): Promise<Record<string, number>> {
+  const chunk = Buffer.alloc(1024 * 1024, 'x');
+  const target = new URL(url);
+  const outcomes = await Promise.all(Array.from({ length: FLOOD }, () => new Promise<string>((resolve) => {
+    const req = http.request({
+      host: target.hostname, port: target.port, path: target.pathname, method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-GitHub-Event': 'push', 'X-Hub-Signature-256': `sha256=${'0'.repeat(64)}`, 'Content-Length': FLOOD_MB * 1024 * 1024 },
+    }, (res) => { res.resume(); res.on('end', () => resolve(String(res.statusCode))); });
+    req.on('error', (error) => resolve((error as NodeJS.ErrnoException).code ?? 'error'));
+    let sent = 0;
+    const pump = () => {
+      while (sent < FLOOD_MB) {
+        sent++;
+        if (!req.write(chunk)) return void req.once('drain', pump);
+      }
+      req.end();
+    };
+    pump();
+  })));
+  const counts: Record<string, number> = {};
+  for (const o of outcomes) counts[o] = (counts[o] ?? 0) + 1;
+  return counts;
+}
+
+const haveWebhook = spawnSync('webhook', ['-version']).status === 0;
+const results: Array<{ name: string; load: Load; idleMb: number; floodMb: number; flood: Record<string, number> }> = [];
+
+for (const name of ['hook-server', 'webhook'] as const) {
+  if (name === 'webhook' && !haveWebhook) {
+    console.log('webhook is not installed (apt-get install webhook): only hook-server was measured.');
+    continue;
+  }
+  const port = await freePort();
+  const server = name === 'hook-server' ? await startHookServer(port) : await startWebhook(port);
+  // Warm up (JIT, first fsyncs), then measure.
+  const check = await fetch(server.url, { method: 'POST', body: BODY, headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-hub-signature-256': SIGNATURE, 'x-github-delivery': randomUUID() } });
+  if (check.status >= 300) throw new Error(`${name} refused a signed delivery: ${check.status} ${await check.text()}`);
+  process.stderr.write(`${name}: ${CONNECTIONS} connections for ${DURATION} s...\n`);
+  const measured = await load(server.url);
+  const idleMb = peakRssMb(server.child.pid!);
+  process.stderr.write(`${name}: ${FLOOD} clients × ${FLOOD_MB} MB with a bad signature...\n`);
+  const floodResult = await flood(server.url);
+  const floodMb = peakRssMb(server.child.pid!);
+  results.push({ name, load: measured, idleMb, floodMb, flood: floodResult });
+  server.child.kill('SIGTERM');
+  await new Promise((r) => server.child.once('exit', r));
+}
+
+const fmt = (n: number, digits = 0) => n.toFixed(digits);
+console.log(`\nSigned push deliveries, ${CONNECTIONS} connections, ${DURATION} s (autocannon); then ${FLOOD} × ${FLOOD_MB} MB bad-signature bodies at once.`);
+console.log(`machine: ${os.cpus().length} cores, node ${process.version}\n`);
+console.log('| server | req/s | p50 ms | p99 ms | non-2xx | errors | peak RSS after load (MB) | peak RSS after flood (MB) | flood answers |');
+console.log('|---|---|---|---|---|---|---|---|---|');
+for (const r of results) {
+  console.log(`| ${r.name} | ${fmt(r.load.rps)} | ${fmt(r.load.p50)} | ${fmt(r.load.p99)} | ${r.load.non2xx} | ${r.load.errors} | ${fmt(r.idleMb)} | ${fmt(r.floodMb)} | ${Object.entries(r.flood).map(([k, v]) => `${k}×${v}`).join(' ')} |`);
+}
+const [ours, theirs] = results;
+if (ours && theirs) {
+  console.log(`\nthroughput ratio hook-server / webhook: ${(ours.load.rps / theirs.load.rps).toFixed(2)}`);
+  console.log(`p99 ratio hook-server / webhook: ${(ours.load.p99 / Math.max(1, theirs.load.p99)).toFixed(2)}`);
+  console.log(`flood peak memory hook-server / webhook: ${(ours.floodMb / theirs.floodMb).toFixed(2)}`);
+}
+process.exit(0);
