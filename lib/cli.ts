@@ -33,8 +33,10 @@ declare const SHIPKIT_VERSION: string | undefined;
 
 /** Parse argv against a spec. Throws UsageError for unknown flags or a wrong positional count. */
 export function parseArgs(spec: CliSpec, argv: string[]): Args {
-  const booleans = ['help', 'version', ...(spec.boolean ?? [])];
   const strings = spec.string ?? [];
+  // `release publish --version V` takes a value; there, --version is that script's own flag.
+  const ownsVersion = strings.includes('version');
+  const booleans = ['help', ...(ownsVersion ? [] : ['version']), ...(spec.boolean ?? [])];
   const alias = { h: 'help', ...(spec.alias ?? {}) };
   const known = new Set([...booleans, ...strings, ...Object.keys(alias), ...Object.values(alias)]);
   let unknown: string | undefined;
@@ -49,7 +51,7 @@ export function parseArgs(spec: CliSpec, argv: string[]): Args {
       return true;
     },
   });
-  if (args.help || args.version) return args;
+  if (args.help || args.version === true) return args;
   if (unknown) throw new UsageError(`Unknown option ${unknown.split('=')[0]}. Run \`${spec.name} --help\` for usage.`);
   for (const flag of strings) {
     const value = args[flag];
@@ -85,7 +87,7 @@ export async function runCli(spec: CliSpec, main: Main, argv = process.argv.slic
       process.stdout.write(spec.usage.endsWith('\n') ? spec.usage : `${spec.usage}\n`);
       return exit(0);
     }
-    if (args.version) {
+    if (args.version === true) {
       process.stdout.write(`${spec.name} ${version()}\n`);
       return exit(0);
     }
