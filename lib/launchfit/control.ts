@@ -83,8 +83,8 @@ export function requestOverSocket(socketPath: string, method: string, pathAndQue
 export interface ListenerOptions {
   listen: string;
   secret: string;
-  /** Names `repo=` may carry for this host (the app name and the deploy folder's name). */
-  names: () => string[];
+  /** Whether `repo=NAME` means this app (its name or the deploy folder's name). */
+  accepts: (name: string) => boolean;
   log: Logger;
 }
 
@@ -107,9 +107,10 @@ export async function startControlListener(handlers: ControlHandlers, opts: List
     if (url.pathname === '/status') return void answer(res, handlers.status).then(() => {});
     if (url.pathname !== '/') return sendJson(res, 404, { error: 'not found' });
     const repo = url.searchParams.get('repo');
-    if (repo === null || nameProblem(repo.split('/').pop())) return sendJson(res, 400, { error: 'invalid repo name' });
+    const parts = repo?.split('/') ?? [];
+    if (repo === null || parts.length > 2 || parts.some((p) => nameProblem(p))) return sendJson(res, 400, { error: 'invalid repo name' });
     const name = repo.split('/').pop()!;
-    if (!opts.names().includes(name)) return sendJson(res, 404, { error: 'unknown app', repo });
+    if (!opts.accepts(name)) return sendJson(res, 404, { error: 'unknown app', repo });
     opts.log.info('update requested over the control listener', { repo, from: req.socket.remoteAddress });
     if (url.searchParams.get('wait') === '1') {
       try {

@@ -213,13 +213,11 @@ export async function runLauncher(opts: RunOptions): Promise<void> {
     let listenUrl: string | undefined;
     if (config.control.listen) {
       const secret = await resolveSecret(config.control.secret, { baseDir: paths.dir, where: `${config.file}: control.secret` });
-      const names = () => {
-        const cur = currentName;
-        const fromRelease = cur ? cur.split('-')[0] : undefined;
-        return [path.basename(paths.dir), fromRelease, cur].filter(Boolean) as string[];
-      };
+      // The app is named by the deploy folder, or by the release name's APP prefix
+      // (my-app-gnu-linux-1.2 answers to my-app, as `server-update my-app` sends it).
       let currentName = current;
-      const listener = await startControlListener(handlers, { listen: config.control.listen, secret, names, log });
+      const accepts = (name: string) => name === path.basename(paths.dir) || Boolean(currentName?.startsWith(`${name}-`));
+      const listener = await startControlListener(handlers, { listen: config.control.listen, secret, accepts, log });
       const timer = setInterval(() => { void readCurrent(paths).then((c) => { currentName = c; }); }, 1000);
       closers.push(async () => { clearInterval(timer); await listener.close(1000); });
       listenUrl = listener.url;
