@@ -103,12 +103,13 @@ export async function downloadAll(options: DownloadOptions): Promise<DownloadsSu
     const saver = recordSaver(dir, record);
     const progress = createProgress(options.progress, entries.length);
     const results: FileResult[] = new Array(entries.length);
+    const folders = new Set<string>([dir]);
     let next = 0;
     const worker = async () => {
       while (next < entries.length) {
         const i = next++;
         progress.start();
-        results[i] = await downloadEntry(entries[i], dir, partial, record, options);
+        results[i] = await downloadEntry(entries[i], dir, partial, record, folders, options);
         progress.done(results[i]);
         saver.maybeSave();
       }
@@ -132,13 +133,13 @@ function summarise(files: FileResult[]): DownloadsSummary {
   return { fetched: count('fetched'), unchanged: count('unchanged'), failed: count('failed'), files };
 }
 
-async function downloadEntry(entry: ManifestEntry, dir: string, partial: string, record: DownloadsRecord, options: DownloadOptions): Promise<FileResult> {
+async function downloadEntry(entry: ManifestEntry, dir: string, partial: string, record: DownloadsRecord, folders: Set<string>, options: DownloadOptions): Promise<FileResult> {
   const { log } = options;
   const base = { dest: entry.dest, url: redactUrl(entry.url) };
   let temp: string | undefined;
   try {
     const target = resolveInside(dir, entry.dest, 'destination');
-    await refuseSymlinkedFolders(dir, entry.dest);
+    await refuseSymlinkedFolders(dir, entry.dest, folders);
     const previous = record.files[entry.dest];
     const onDisk = await statFile(target);
     const sameSource = previous !== undefined && previous.url === entry.url && previous.tag === entry.tag;
@@ -169,7 +170,10 @@ async function downloadEntry(entry: ManifestEntry, dir: string, partial: string,
     let movedTo: string | undefined;
     if (previous && onDisk && previous.tag !== entry.tag) movedTo = await moveToOld(dir, entry.dest, previous.tag);
     if (onDisk?.isDirectory) throw new WorkError(`${entry.dest} is a folder on disk; remove it or choose another destination.`);
-    await fs.mkdir(path.dirname(target), { recursive: true });
+    if (!folders.has(path.dirname(target))) {
+      await fs.mkdir(path.dirname(target), { recursive: true });
+      await refuseSymlinkedFolders(dir, entry.dest, folders);
+    }
     await fs.rename(temp, target);
     temp = undefined;
     record.files[entry.dest] = fresh;
@@ -185,14 +189,17 @@ async function downloadEntry(entry: ManifestEntry, dir: string, partial: string,
 }
 
 // A symlinked folder inside downloads/ (say, committed by a repo) would carry writes outside it.
-async function refuseSymlinkedFolders(dir: string, dest: string): Promise<void> {
+// Folders found to be real are remembered for the run (thousands of entries share a few).
+async function refuseSymlinkedFolders(dir: string, dest: string, realFolders: Set<string>): Promise<void> {
   const parts = dest.split('/');
   let current = dir;
   for (const part of parts.slice(0, -1)) {
     current = path.join(current, part);
+    if (realFolders.has(current)) continue;
     const st = await fs.lstat(current).catch(() => undefined);
-    if (!st) return;
+    if (!st) break;
     if (st.isSymbolicLink()) throw new ValidationError(`${path.relative(dir, current)} is a symbolic link inside the downloads folder; remove it (downloads never write through links).`);
+    if (st.isDirectory()) realFolders.add(current);
   }
   const st = await fs.lstat(path.join(dir, dest)).catch(() => undefined);
   if (st?.isSymbolicLink()) throw new ValidationError(`${dest} is a symbolic link; remove it (downloads never write through links).`);
@@ -342,7 +349,10 @@ async function fetchOnce(url: string, conditional: Record<string, string>, temp:
         size += chunk.value.length;
         await handle.write(chunk.value);
       }
-      await handle.sync();
+      // Large files are flushed before the rename. For small ones the fsync costs more than
+      // the download (a 10,000-file manifest); a file a power cut leaves short or empty does
+      // not match the record's size and is fetched again on the next run.
+      if (size >= 1024 * 1024) await handle.sync();
     } finally {
       await handle.close();
     }
