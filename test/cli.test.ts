@@ -131,7 +131,29 @@ test('version() is the package version', () => {
 
 interface Result { code: number | null; stdout: string; stderr: string }
 
+// Child processes are started up front, two at a time (tsx start-up is the slow part); each
+// test awaits its own.
+let running = 0;
+const waiting: Array<() => void> = [];
+async function limited<T>(fn: () => Promise<T>): Promise<T> {
+  if (running >= 2) await new Promise<void>((r) => waiting.push(r));
+  running++;
+  try {
+    return await fn();
+  } finally {
+    running--;
+    waiting.shift()?.();
+  }
+}
+
+const started = new Map<string, Promise<Result>>();
 function runFixture(args: string[], env: Record<string, string | undefined> = {}): Promise<Result> {
+  const key = JSON.stringify([args, env]);
+  if (!started.has(key)) started.set(key, limited(() => spawnFixture(args, env)));
+  return started.get(key)!;
+}
+
+function spawnFixture(args: string[], env: Record<string, string | undefined>): Promise<Result> {
   const childEnv: NodeJS.ProcessEnv = { ...process.env, FORCE_COLOR: undefined, NO_COLOR: undefined, LOG_FORMAT: undefined, SHIPKIT_DEBUG: undefined };
   for (const [k, v] of Object.entries(env)) childEnv[k] = v;
   for (const k of Object.keys(childEnv)) if (childEnv[k] === undefined) delete childEnv[k];
@@ -177,6 +199,8 @@ const exits: Array<[string[], Record<string, string>, number, RegExp]> = [
   [['x', '--mode', 'exit3'], {}, 3, /^working /],
   [['x'], {}, 0, /^working step=one args=\["x"\]\n$/],
 ];
+
+for (const [argv, env] of exits) void runFixture(argv, env);
 
 for (const [argv, env, code, stderr] of exits) {
   test(`runCli ${JSON.stringify(argv)} → exit ${code}`, async () => {
