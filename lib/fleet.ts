@@ -169,9 +169,12 @@ function describeFetchError(caught: unknown, timeoutMs: number): { error: string
   const err = caught as Error & { cause?: { code?: string; message?: string } };
   if (err?.name === 'TimeoutError' || err?.name === 'AbortError') return { error: `no answer within ${timeoutMs / 1000}s`, retryable: false };
   const code = err?.cause?.code;
-  if (code === 'ECONNREFUSED') return { error: 'connection refused', retryable: true };
+  // Node (undici) puts an errno code on the cause; Deno only says it in the cause's message.
+  const detail = err?.cause?.message ?? '';
+  if (code === 'ECONNREFUSED' || /connection refused/i.test(detail)) return { error: 'connection refused', retryable: true };
   if (code && RETRYABLE_CODES.has(code)) return { error: `connection error (${code})`, retryable: true };
-  if (code === 'ENOTFOUND') return { error: 'host not found', retryable: false };
-  if (code?.startsWith('HPE_') || /invalid|parse/i.test(err?.cause?.message ?? '')) return { error: 'invalid HTTP response (is it a shipkit listener?)', retryable: false };
+  if (/connection reset|broken pipe|\(Connect\)/i.test(detail)) return { error: 'connection error', retryable: true };
+  if (code === 'ENOTFOUND' || /dns error|failed to lookup/i.test(detail)) return { error: 'host not found', retryable: false };
+  if (code?.startsWith('HPE_') || /invalid|parse/i.test(detail)) return { error: 'invalid HTTP response (is it a shipkit listener?)', retryable: false };
   return { error: err?.cause?.message ?? err?.message ?? String(caught), retryable: false };
 }
