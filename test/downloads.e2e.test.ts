@@ -293,6 +293,34 @@ test('a 10,000-line manifest is fetched, then skipped entirely on the next run',
   assert.is(hits.get('/f/many/1234'), count);
 });
 
+test('runDownloadsStage (the build step): skipped without a manifest, counts with one, progress only on a TTY', async () => {
+  const { runDownloadsStage, downloadAll } = await import('../lib/downloads.ts');
+  const { parseManifest } = await import('../lib/manifest.ts');
+  const { silentLogger } = await import('../lib/log.ts');
+  const empty = tmpDir('shipkit-stage-');
+  assert.equal(await runDownloadsStage({ workDir: empty, log: silentLogger }), { fetched: 0, unchanged: 0, failed: 0, skipped: 'no manifest.txt or cloudinary.txt' });
+  assert.not.ok(existsSync(path.join(empty, 'downloads')));
+
+  const work = workspace(`${base}/f/stage-a a.txt\n${base}/missing b.txt\n`);
+  const result = await runDownloadsStage({ workDir: work, log: silentLogger, concurrency: 2 });
+  assert.equal(result, { fetched: 1, unchanged: 0, failed: 1 });
+  assert.equal(await runDownloadsStage({ workDir: work, log: silentLogger }), { fetched: 0, unchanged: 1, failed: 1 });
+
+  const linked = workspace(`${base}/f/stage-a a.txt\n`);
+  symlinkSync(tmpDir('shipkit-outside-'), path.join(linked, 'downloads'));
+  const refused = await runDownloadsStage({ workDir: linked, log: silentLogger }).catch((e: Error) => e);
+  assert.match(String((refused as Error).message), /is not a folder \(a symbolic link or file in the repo\?\)/);
+
+  let drawn = '';
+  const tty = { isTTY: true, write: (text: string) => { drawn += text; return true; } };
+  const entries = parseManifest(`${base}/f/p1 p1.txt\n${base}/f/p2 p2.txt\n`);
+  await downloadAll({ dir: path.join(tmpDir('shipkit-dl-'), 'downloads'), entries, log: silentLogger, progress: tty });
+  assert.match(drawn, /\r\x1b\[Kdownloads: 2\/2 done, 0 active, \d+ B/);
+  let piped = '';
+  await downloadAll({ dir: path.join(tmpDir('shipkit-dl-'), 'downloads'), entries, log: silentLogger, progress: { isTTY: false, write: (t: string) => { piped += t; return true; } } });
+  assert.is(piped, '', 'no progress display when stderr is not a TTY');
+});
+
 test.after(() => {
   for (const socket of openSockets) socket.destroy();
   server.close();

@@ -181,5 +181,20 @@ it('uploadFiles (release publish) sends only the listed files and leaves the res
   assert.not.ok(existsSync(path.join(remote, 'unlisted.txt')));
 });
 
+it('git+ssh:// through the same sshd: ssh_key and known_hosts are used; a wrong key is a clear error', async () => {
+  const out = site();
+  const bare = path.join(tmpDir('shipkit-remote-'), 'pages.git');
+  await runCommand('git', ['init', '--quiet', '--bare', bare]);
+  const target = `git+ssh://root@127.0.0.1:${s.port}${bare}#gh-pages`;
+  const env = { GIT_AUTHOR_NAME: 'T', GIT_AUTHOR_EMAIL: 't@example.com', GIT_COMMITTER_NAME: 'T', GIT_COMMITTER_EMAIL: 't@example.com' };
+  let r = await runScript('upload', ['--from', out, '--to', target, '--ssh-key', s.key, '--known-hosts', s.knownHosts], { env, timeoutMs: 60_000 });
+  assert.is(r.exitCode, 0, r.stderr);
+  const tree = await runCommand('git', ['-c', 'core.quotePath=false', '--git-dir', bare, 'ls-tree', '-r', '--name-only', 'gh-pages']);
+  assert.equal(tree.stdout.trim().split('\n').sort(), ['a b/ünïcødé 名前.txt', 'home.html', 'index.html']);
+  r = await runScript('upload', ['--from', out, '--to', target, '--ssh-key', s.otherKey, '--known-hosts', s.knownHosts], { env, timeoutMs: 60_000 });
+  assert.is(r.exitCode, 1);
+  assert.match(r.stderr, /could not read ssh:\/\/root@127\.0\.0\.1:\d+.*Permission denied.*Check the credentials/);
+});
+
 test.after(() => { if (typeof sshd !== 'string') sshd.child.kill('SIGTERM'); });
 test.run();
