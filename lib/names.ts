@@ -52,7 +52,8 @@ export function resolveInside(root: string, relative: string, what = 'path'): st
   }
   const base = path.resolve(root);
   const full = path.resolve(base, relative);
-  if (full === base || !full.startsWith(base + path.sep)) {
+  // base may itself end in a separator (the root folder "/").
+  if (full === base || !full.startsWith(base.endsWith(path.sep) ? base : base + path.sep)) {
     throw new ValidationError(`Invalid ${what} ${JSON.stringify(shorten(relative))}: it leaves ${base}.`);
   }
   return full;
