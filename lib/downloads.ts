@@ -167,9 +167,9 @@ async function downloadEntry(entry: ManifestEntry, dir: string, partial: string,
       record.files[entry.dest] = { ...fresh, fetchedAt: previous.fetchedAt };
       return { ...base, status: 'unchanged' };
     }
+    if (onDisk?.isDirectory) throw new WorkError(`${entry.dest} is a folder on disk; remove it or choose another destination.`);
     let movedTo: string | undefined;
     if (previous && onDisk && previous.tag !== entry.tag) movedTo = await moveToOld(dir, entry.dest, previous.tag);
-    if (onDisk?.isDirectory) throw new WorkError(`${entry.dest} is a folder on disk; remove it or choose another destination.`);
     if (!folders.has(path.dirname(target))) {
       await fs.mkdir(path.dirname(target), { recursive: true });
       await refuseSymlinkedFolders(dir, entry.dest, folders);
