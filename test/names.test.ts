@@ -152,6 +152,12 @@ test('resolveInside works with a relative or trailing-slash root', () => {
   throwsValidation(() => resolveInside('some/root/', '../root2/x'), /\.\./);
 });
 
+test('resolveInside under the root folder / itself', () => {
+  assert.is(resolveInside('/', 'srv/site'), '/srv/site');
+  throwsValidation(() => resolveInside('/', '.'), /leaves/);
+  throwsValidation(() => resolveInside('/', '../x'), /\.\./);
+});
+
 test('pathForFullName: owner/name one level deep, hostile names refused', () => {
   assert.is(pathForFullName(root, 'octo/site'), path.join(root, 'octo', 'site'));
   assert.is(pathForFullName(root, 'site'), path.join(root, 'site'));
