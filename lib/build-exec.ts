@@ -156,6 +156,12 @@ function discardStore() {
   return { stdout: discard(), stderr: discard(), stdall: discard() };
 }
 
+/** zx's `spawn` option: the child runs as uid/gid when given (the repo's `user:`). */
+export function spawnAs(uid?: number, gid?: number): typeof spawnChild {
+  if (uid === undefined) return spawnChild;
+  return ((command: string, args: readonly string[], spawnOptions: SpawnOptions) => spawnChild(command, args, { ...spawnOptions, uid, gid })) as typeof spawnChild;
+}
+
 /**
  * Runs `argv` (no shell; zx quotes each element) in its own process group. Never throws for a
  * failing command: the result says how it ended.
@@ -168,10 +174,7 @@ export async function runLogged(argv: string[], options: RunOptions): Promise<Ru
     log.line(`!!! not started: the job's time limit of ${options.timeoutSec} s is used up`);
     return { exitCode: null, signal: null, timedOut: true, lastLines: [], outputBytes: 0 };
   }
-  const spawn = (command: string, args: readonly string[], spawnOptions: SpawnOptions) => spawnChild(command, args, {
-    ...spawnOptions,
-    ...(options.uid !== undefined ? { uid: options.uid, gid: options.gid } : {}),
-  });
+  const spawn = spawnAs(options.uid, options.gid);
   const child = $({
     cwd: options.cwd,
     env: options.env,
@@ -180,7 +183,7 @@ export async function runLogged(argv: string[], options: RunOptions): Promise<Ru
     nothrow: true,
     stdio: ['ignore', 'pipe', 'pipe'],
     store: discardStore(),
-    spawn: spawn as typeof spawnChild,
+    spawn,
   })`${argv}`;
   child.stdout.on('data', (chunk: Buffer) => out.write(chunk));
   child.stderr.on('data', (chunk: Buffer) => out.write(chunk));

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { $ } from 'zx';
 import { WorkError } from './errors.ts';
 import { atomicWriteFile, ensureDir, tempSibling } from './fsx.ts';
-import { runLogged, describeEnd, type OutputLimits, type RunResult } from './build-exec.ts';
+import { runLogged, describeEnd, spawnAs, type OutputLimits, type RunResult } from './build-exec.ts';
 import type { JobLogWriter } from './joblog.ts';
 import { createLogger, type Logger } from './log.ts';
 import type { RepoConfig, ShipkitConfig, Step } from './shipkit-config.ts';
@@ -28,7 +28,7 @@ export interface BuildContext {
   ref?: string;
   /** The commit the pull step checked out. */
   checkedOut?: string;
-  runAs?: { user: string; uid: number; gid: number };
+  runAs?: { user: string; uid: number; gid: number; home: string };
   /** Aborted when the build process is told to stop (SIGTERM/SIGINT). */
   signal?: AbortSignal;
   /** Where the stage libraries are (tests point these elsewhere). */
@@ -89,7 +89,7 @@ export async function run(ctx: BuildContext, argv: string[], { cwd = ctx.paths.w
 
 /** A quick git query (rev-parse, cat-file): trimmed stdout, or undefined when git says no. */
 async function gitQuery(ctx: BuildContext, args: string[]): Promise<string | undefined> {
-  const result = await $({ cwd: ctx.paths.work, env: ctx.env, quiet: true, nothrow: true, timeout: Math.max(1000, ctx.deadline - Date.now()) })`git ${args}`;
+  const result = await $({ cwd: ctx.paths.work, env: ctx.env, quiet: true, nothrow: true, timeout: Math.max(1000, ctx.deadline - Date.now()), spawn: spawnAs(ctx.runAs?.uid, ctx.runAs?.gid) })`git ${args}`;
   return result.exitCode === 0 ? result.stdout.trim() : undefined;
 }
 
@@ -166,7 +166,7 @@ async function resolveTarget(ctx: BuildContext): Promise<string> {
     let full = await gitQuery(ctx, ['rev-parse', '--verify', '--quiet', `${ctx.sha}^{commit}`]);
     if (!full && /^[0-9a-f]{40}([0-9a-f]{24})?$/i.test(ctx.sha)) {
       // Not reachable from any branch (a force push dropped it?): servers may still serve it by id.
-      await runLogged(['git', 'fetch', '--quiet', 'origin', ctx.sha], { cwd: ctx.paths.work, env: ctx.env, log: ctx.log, deadline: ctx.deadline, timeoutSec: ctx.timeoutSec, limits: ctx.limits });
+      await runLogged(['git', 'fetch', '--quiet', 'origin', ctx.sha], { cwd: ctx.paths.work, env: ctx.env, log: ctx.log, deadline: ctx.deadline, timeoutSec: ctx.timeoutSec, limits: ctx.limits, uid: ctx.runAs?.uid, gid: ctx.runAs?.gid, signal: ctx.signal });
       full = await gitQuery(ctx, ['rev-parse', '--verify', '--quiet', `${ctx.sha}^{commit}`]);
     }
     if (!full) throw new StepFailure(`Commit ${ctx.sha} does not exist in ${ctx.repo.name}'s remote; check the SHA (was it force-pushed away?).`);
@@ -282,7 +282,7 @@ async function nodeVersion(ctx: BuildContext): Promise<string> {
     if (found && found === ours && !('Deno' in globalThis)) return process.version;
     break;
   }
-  const asked = await $({ cwd: ctx.paths.work, env: ctx.env, quiet: true, nothrow: true })`node --version`;
+  const asked = await $({ cwd: ctx.paths.work, env: ctx.env, quiet: true, nothrow: true, spawn: spawnAs(ctx.runAs?.uid, ctx.runAs?.gid) })`node --version`;
   return asked.stdout.trim() || 'unknown';
 }
 

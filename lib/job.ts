@@ -1,6 +1,6 @@
 // One job (a build or a release) of one repo: take the repo's lock, rotate its log when the cap
 // is passed, write the header, run the steps in order until one fails, write the trailer.
-import { chown } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { $ } from 'zx';
@@ -9,7 +9,8 @@ import { ConfigError, UsageError, messageOf } from './errors.ts';
 import { ensureDir } from './fsx.ts';
 import { DEFAULT_OUTPUT_LIMITS, type OutputLimits } from './build-exec.ts';
 import { StepFailure, type BuildContext, type StepResult } from './build-steps.ts';
-import { DEFAULT_ROTATION, JobLogWriter, parseSize, rotateLogs, type JobKind, type JobStatus, type RotationPolicy } from './joblog.ts';
+import { JobLogWriter, type JobKind, type JobStatus } from './joblog.ts';
+import { DEFAULT_ROTATION, parseSize, rotateLogs, type RotationPolicy } from './logrotate.ts';
 import { acquireLock } from './lock.ts';
 import type { Logger } from './log.ts';
 import { repoPaths, type RepoConfig, type ShipkitConfig } from './shipkit-config.ts';
@@ -97,7 +98,18 @@ export async function resolveRunAs(repo: RepoConfig, config: ShipkitConfig): Pro
   const uid = await $({ quiet: true, nothrow: true })`id -u ${repo.user}`;
   const gid = await $({ quiet: true, nothrow: true })`id -g ${repo.user}`;
   if (uid.exitCode !== 0 || gid.exitCode !== 0) throw new ConfigError(`${where}: user ${repo.user} does not exist on this machine; create it or remove \`user:\`.`);
-  return { user: repo.user, uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
+  const entry = (await $({ quiet: true, nothrow: true })`getent passwd ${repo.user}`).stdout.trim().split(':');
+  return { user: repo.user, uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()), home: entry[5] || '/' };
+}
+
+/** The build user owns its work tree (a tree built as root before is handed over) and npm cache. */
+async function prepareForUser(paths: { work: string; state: string }, runAs: NonNullable<BuildContext['runAs']>): Promise<void> {
+  const cache = path.join(paths.state, 'npm-cache');
+  await ensureDir(cache);
+  for (const dir of [paths.work, cache]) {
+    const info = await stat(dir).catch(() => undefined);
+    if (info && info.uid !== runAs.uid) await $({ quiet: true })`chown -R ${`${runAs.uid}:${runAs.gid}`} ${dir}`;
+  }
 }
 
 export async function runJob(options: JobOptions): Promise<JobOutcome> {
@@ -118,7 +130,7 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
       config, repo, paths, log: writer,
       env: jobEnvironment(config, process.env, {
         SHIPKIT_REPO: repo.name, SHIPKIT_JOB_ID: id, ...(options.ref ? { SHIPKIT_REF: options.ref } : {}), ...(options.env ?? {}),
-        ...(runAs ? { npm_config_cache: path.join(paths.state, 'npm-cache') } : {}),
+        ...(runAs ? { npm_config_cache: path.join(paths.state, 'npm-cache'), HOME: runAs.home, USER: runAs.user, LOGNAME: runAs.user } : {}),
       }),
       deadline: started + repo.timeout * 1000,
       timeoutSec: repo.timeout,
@@ -129,10 +141,7 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
       runAs,
       signal: options.signal,
     };
-    if (runAs) {
-      await ensureDir(path.join(paths.state, 'npm-cache'));
-      await chown(path.join(paths.state, 'npm-cache'), runAs.uid, runAs.gid);
-    }
+    if (runAs) await prepareForUser(paths, runAs);
     let failed: { step: string; error: string; lastLines: string[]; exit?: number } | undefined;
     for (const step of options.steps) {
       if (options.signal?.aborted) {

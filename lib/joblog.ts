@@ -5,18 +5,17 @@
 //   13:30:00.456 | output line
 //   === shipkit job ID end {"id":…,"status":"succeeded","exit":0,"duration_ms":…,"finished":…}
 // Output lines always start with a timestamp, so a build cannot forge a header or trailer.
-// Old files are rotated to logs.1.txt.gz … logs.N.txt.gz (newest first).
+// Old files are rotated to logs.1.txt.gz … logs.N.txt.gz (newest first) by lib/logrotate.ts.
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { open, readFile, readdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { promisify } from 'node:util';
-import { gzip as gzipCallback, gunzip as gunzipCallback } from 'node:zlib';
+import { gunzip as gunzipCallback } from 'node:zlib';
 import { UsageError } from './errors.ts';
-import { atomicWriteFile, ensureDir } from './fsx.ts';
+import { ensureDir } from './fsx.ts';
 
-const gzip = promisify(gzipCallback);
 const gunzip = promisify(gunzipCallback);
 
 export const LOG_FILE = 'logs.txt';
@@ -383,68 +382,4 @@ export async function followJob(logsDir: string, jobId: string | undefined, { wr
     if (!isJobProcessAlive(header)) lastRound = true;
     else await new Promise((resolve) => setTimeout(resolve, pollMs));
   }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Rotation
-
-export interface RotationPolicy {
-  /** Rotate logs.txt once it is at least this many bytes. */
-  maxSize: number;
-  /** Rotated files kept (logs.1.txt.gz … logs.N.txt.gz). 0 = drop old logs. */
-  keep: number;
-}
-
-export const DEFAULT_ROTATION: RotationPolicy = { maxSize: 10 * 1024 * 1024, keep: 5 };
-
-export interface RotationResult { rotated: boolean; size: number; removed: string[] }
-
-/**
- * If logs.txt is at least maxSize (or `force` and not empty), gzip it to logs.1.txt.gz after
- * shifting the older ones up, and drop those beyond `keep`. The caller holds the repo lock so
- * no job is writing.
- */
-export async function rotateLogs(logsDir: string, policy: RotationPolicy, { force = false } = {}): Promise<RotationResult> {
-  const file = path.join(logsDir, LOG_FILE);
-  let size = 0;
-  try { size = (await stat(file)).size; } catch { /* no log yet */ }
-  const removed: string[] = [];
-  const rotate = size > 0 && (force || size >= policy.maxSize);
-  if (rotate) {
-    const existing = (await logFiles(logsDir)).filter((f) => f.endsWith('.gz'));
-    // Shift from the oldest down so no name is overwritten.
-    for (const old of existing.reverse()) {
-      const n = Number(/logs\.(\d+)\.txt\.gz$/.exec(old)![1]);
-      if (n + 1 > policy.keep) {
-        await rm(old, { force: true });
-        removed.push(path.basename(old));
-      } else {
-        await rename(old, path.join(logsDir, `logs.${n + 1}.txt.gz`));
-      }
-    }
-    if (policy.keep > 0) {
-      await atomicWriteFile(path.join(logsDir, 'logs.1.txt.gz'), await gzip(await readFile(file), { level: 6 }), { mode: 0o640 });
-    }
-    await rm(file, { force: true });
-  }
-  // A smaller `keep` than before also prunes, with or without a rotation.
-  for (const old of (await logFiles(logsDir)).filter((f) => f.endsWith('.gz'))) {
-    const n = Number(/logs\.(\d+)\.txt\.gz$/.exec(old)![1]);
-    if (n > policy.keep) {
-      await rm(old, { force: true });
-      removed.push(path.basename(old));
-    }
-  }
-  return { rotated: rotate, size, removed };
-}
-
-/** `10M`, `512k`, `1G`, `2000` (bytes) → bytes. */
-export function parseSize(value: unknown): number | undefined {
-  if (typeof value === 'number') return Number.isFinite(value) && value > 0 ? Math.floor(value) : undefined;
-  if (typeof value !== 'string') return undefined;
-  const m = /^(\d+(?:\.\d+)?)\s*([kmg]?)i?b?$/i.exec(value.trim());
-  if (!m) return undefined;
-  const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g'];
-  const bytes = Math.floor(Number(m[1]) * unit);
-  return bytes > 0 ? bytes : undefined;
 }

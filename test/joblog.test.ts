@@ -5,9 +5,10 @@ import { gunzipSync } from 'node:zlib';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  JobLogWriter, findJob, followJob, formatHeader, formatTrailer, listJobs, newJobId, parseMarkLine, parseSize,
-  readJobLog, rotateLogs, validateJobId, JOB_ID_PATTERN,
+  JobLogWriter, findJob, followJob, formatHeader, formatTrailer, listJobs, newJobId, parseMarkLine,
+  readJobLog, validateJobId, JOB_ID_PATTERN,
 } from '../lib/joblog.ts';
+import { parseSize, rotateLogs } from '../lib/logrotate.ts';
 import { tmpDir } from './helpers.ts';
 
 async function writeJob(dir: string, id: string, lines: string[], status: 'succeeded' | 'failed' = 'succeeded', sha = 'abc1234') {
