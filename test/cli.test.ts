@@ -92,6 +92,14 @@ test('--help and --version win over other problems', () => {
   assert.is(parseArgs(spec, ['--version', 'a', 'b', 'c']).version, true);
 });
 
+test('a script that declares --version as a string owns it (release publish --version V)', () => {
+  const own: CliSpec = { name: 'release', usage: 'Usage: release publish DIR --version V', string: ['version'], minPositionals: 1 };
+  const args = parseArgs(own, ['publish', '--version', '1.10']);
+  assert.is(args.version, '1.10');
+  assert.equal(args._, ['publish']);
+  assert.throws(() => parseArgs(own, ['publish', '--version']), (e: unknown) => e instanceof UsageError && /--version needs a value/.test(e.message));
+});
+
 const ints: Array<[unknown, { min?: number; max?: number }, number | RegExp]> = [
   ['1', {}, 1],
   ['32', { max: 1000 }, 32],
