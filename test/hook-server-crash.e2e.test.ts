@@ -31,10 +31,14 @@ test('kill -9 during a stream of 200 deliveries: every 202 is built exactly once
   const answeredDuplicate: string[] = [];
   let sending = true;
   let kills = 0;
+  let attempts = 0;
+  // Three kills at random points of the stream (by deliveries sent), a few ms after the mark.
+  const marks = [20 + Math.random() * 40, 80 + Math.random() * 40, 140 + Math.random() * 40].map(Math.floor);
 
   const workers = Array.from({ length: 8 }, async () => {
     while (pending.length) {
       const d = pending.shift()!;
+      attempts++;
       try {
         const res = await deliverGithub(url, 'push', pushPayload(d.repo, { sha: d.sha }), SECRET, { delivery: d.delivery });
         if (res.status === 202) answered202.set(res.json.job, d.delivery);
@@ -46,13 +50,14 @@ test('kill -9 during a stream of 200 deliveries: every 202 is built exactly once
         pending.push(d); // no answer: the forge would redeliver, with the same delivery id
         await sleep(100);
       }
-      await sleep(30 + Math.random() * 90);
+      await sleep(10 + Math.random() * 40);
     }
   });
   const killer = (async () => {
-    while (sending) {
-      await sleep(250 + Math.random() * 500);
+    for (const mark of marks) {
+      while (sending && attempts < mark) await sleep(5);
       if (!sending) break;
+      await sleep(Math.random() * 30);
       server.child.kill('SIGKILL');
       await new Promise((r) => server.child.once('exit', r));
       kills++;
@@ -65,7 +70,7 @@ test('kill -9 during a stream of 200 deliveries: every 202 is built exactly once
     sending = false;
     await killer;
   }
-  assert.ok(kills >= 2, `killed ${kills} times`);
+  assert.is(kills, 3, `killed ${kills} times`);
 
   // Let the queue drain.
   const auth = { Authorization: `Bearer ${TOKEN}` };
