@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { fixtureFiles, lastJson, makeSite } from './build-helpers.ts';
+import { fixtureFiles, lastJson, makeSite, mapLimit } from './build-helpers.ts';
 
 test('unknown repo, traversal names, bad flags: exit 2, nothing written', async () => {
   const site = await makeSite({ 'README.md': 'x\n' });
@@ -22,8 +22,9 @@ test('unknown repo, traversal names, bad flags: exit 2, nothing written', async 
     [['octo/site', '--bogus'], /Unknown option --bogus/],
     [[], /Missing argument/],
   ];
-  for (const [args, message] of cases) {
-    const r = await site.run('build', args);
+  const results = await mapLimit(cases, 3, ([args]) => site.run('build', args));
+  for (const [i, [args, message]] of cases.entries()) {
+    const r = results[i];
     assert.is(r.exitCode, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, message, args.join(' '));
     assert.is(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);

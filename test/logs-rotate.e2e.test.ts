@@ -4,7 +4,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { makeSite } from './build-helpers.ts';
+import { makeSite, mapLimit } from './build-helpers.ts';
 import { waitFor } from './helpers.ts';
 
 test('bad input: unknown job, hostile job id, unknown repo, mixed flags', async () => {
@@ -23,8 +23,9 @@ test('bad input: unknown job, hostile job id, unknown repo, mixed flags', async 
     [['rotate', '--max-size', 'huge'], 2, /--max-size must be a size/],
     [['rotate', '--keep=-1'], 2, /--keep must be a whole number/],
   ];
-  for (const [args, code, message] of cases) {
-    const r = await site.run('logs', args);
+  const results = await mapLimit(cases, 3, ([args]) => site.run('logs', args));
+  for (const [i, [args, code, message]] of cases.entries()) {
+    const r = results[i];
     assert.is(r.exitCode, code, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, message, args.join(' '));
   }

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { makeSite } from './build-helpers.ts';
+import { makeSite, mapLimit } from './build-helpers.ts';
 import { git } from './helpers.ts';
 
 async function tagged(files: Record<string, string>, tag: string, repoYaml = '') {
@@ -37,8 +37,9 @@ test('bad tag, missing tag, unknown repo, traversal in release: → exit 2', asy
     [['../x', '--tag', 'v1'], /Invalid repository name/],
     [['octo/site', '--tag', 'v1', '--job-id', 'a/b'], /Invalid job id/],
   ];
-  for (const [args, message] of cases) {
-    const r = await site.run('release', args);
+  const results = await mapLimit(cases, 3, ([args]) => site.run('release', args));
+  for (const [i, [args, message]] of cases.entries()) {
+    const r = results[i];
     assert.is(r.exitCode, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, message);
   }
