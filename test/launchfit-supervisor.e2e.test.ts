@@ -31,6 +31,10 @@ const statusJson = async () => {
   if (live) return live.body.result as any; // eslint-disable-line @typescript-eslint/no-explicit-any
   return JSON.parse((await runScript('launchfit', ['status', '--dir', w.deploy, '--json'])).stdout);
 };
+const updateNow = async () => {
+  const answer = await requestOverSocket(path.join(w.deploy, '.launchfit/control.sock'), 'POST', '/update');
+  assert.ok(answer?.body.ok, JSON.stringify(answer?.body));
+};
 const version = (v: string) => waitFor(async () => (await askApp(w.appPort, 1000)) === v, { timeoutMs: 20_000, what: `app ${v}` });
 
 test('forever: an app killed from outside is restarted', async () => {
@@ -57,14 +61,12 @@ test('an app that crashes at once is rolled back; the old one runs again', async
 
 test('an app that ignores SIGTERM is killed after kill_timeout when it is replaced', async () => {
   await w.publish('1.2', { files: { 'ignore-term': '' } });
-  let r = await runScript('launchfit', ['update', '--dir', w.deploy]);
-  assert.is(r.exitCode, 0, r.stderr);
+  await updateNow();
   await version('1.2');
   const stubborn = (await statusJson()).app.pid;
   await w.publish('1.3');
   const t0 = Date.now();
-  r = await runScript('launchfit', ['update', '--dir', w.deploy]);
-  assert.is(r.exitCode, 0, r.stderr + lf!.output());
+  await updateNow();
   assert.ok(Date.now() - t0 >= 2000, 'waited for kill_timeout');
   assert.not.ok(alive(stubborn));
   assert.match(lf!.output(), /did not stop within \d+ s; killing its process group/, lf!.output());
@@ -73,8 +75,7 @@ test('an app that ignores SIGTERM is killed after kill_timeout when it is replac
 
 test('an app that forks children: all are stopped when launchfit stops', async () => {
   await w.publish('1.4', { files: { fork: '' } });
-  const r = await runScript('launchfit', ['update', '--dir', w.deploy]);
-  assert.is(r.exitCode, 0, r.stderr);
+  await updateNow();
   await version('1.4');
   const childPid = Number(await waitFor(() => { try { return readFileSync(path.join(w.base, 'child.pid'), 'utf8'); } catch { return ''; } }));
   assert.ok(alive(childPid));

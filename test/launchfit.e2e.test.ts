@@ -5,6 +5,7 @@ import { appendFileSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { requestOverSocket } from '../lib/launchfit/control.ts';
 import { runScript } from './helpers.ts';
 import { askApp, currentOf, makeWorld, startLaunchfit, type World } from './fixtures/launchfit/world.ts';
 
@@ -45,6 +46,7 @@ test('publish, deploy into an empty folder, run, update during traffic, rollback
   appendFileSync(path.join(w.deploy, 'launchify.yml'), `app:\n  env:\n    PORT: "${w.appPort}"\n`);
 
   const lf = await startLaunchfit(w.deploy);
+  const socket = path.join(w.deploy, '.launchfit/control.sock');
   try {
     const first = await waitForVersion(w.appPort, '1.0');
     assert.is(first, '1.0');
@@ -92,19 +94,20 @@ test('publish, deploy into an empty folder, run, update during traffic, rollback
     assert.is(back.exitCode, 0, back.stderr);
     assert.match(back.stdout, /Rolled back to my-app-gnu-linux-1\.0/);
     assert.is(await waitForVersion(w.appPort, '1.0'), '1.0');
-    const after = JSON.parse((await runScript('launchfit', ['status', '--dir', w.deploy, '--json'])).stdout);
+    const after = (await requestOverSocket(socket, 'GET', '/status'))!.body.result as { bad: string[]; version: string };
     assert.equal(after.bad, ['1.1']);
     assert.is(after.version, '1.0');
 
     // 1.1 is marked bad: a check does not reinstall it.
-    const again = await runScript('launchfit', ['update', '--dir', w.deploy]);
-    assert.is(again.exitCode, 0);
+    const again = await requestOverSocket(socket, 'POST', '/update');
+    assert.ok(['skipped-bad', 'not-modified'].includes((again!.body.result as { action: string }).action), JSON.stringify(again!.body));
+    assert.is(await askApp(w.appPort), '1.0');
     assert.is(await askApp(w.appPort), '1.0');
 
     // A newer release is taken again.
     await w.publish('1.2');
-    const newer = await runScript('launchfit', ['update', '--dir', w.deploy]);
-    assert.is(newer.exitCode, 0, newer.stderr);
+    const newer = await requestOverSocket(socket, 'POST', '/update');
+    assert.is(newer!.body.ok, true, JSON.stringify(newer!.body));
     assert.is(await askApp(w.appPort), '1.2');
   } finally {
     const code = await lf.stop('SIGTERM');

@@ -230,7 +230,9 @@ export async function runLauncher(opts: RunOptions): Promise<void> {
     const schedule = (first = false) => {
       if (stopped) return;
       const base = opts.intervalMs ?? config.updates.intervalSec * 1000;
-      const delay = first ? Math.min(base, 1000) : base * (0.9 + Math.random() * 0.2);
+      // The first check comes soon after start (a fresh deploy folder, or updates missed while
+      // down), unless the interval was overridden (tests, benchmarks).
+      const delay = first && opts.intervalMs === undefined ? Math.min(base, 1000) : base * (0.9 + Math.random() * 0.2);
       pollTimer = setTimeout(() => { void requestCheck().catch(() => {}).finally(() => schedule()); }, delay);
     };
     if (config.updates.server) schedule(true);
