@@ -140,8 +140,12 @@ export async function pullStep(ctx: BuildContext): Promise<StepResult> {
         throw error;
       }
     }
-  } else if (url && url !== (await gitQuery(ctx, ['remote', 'get-url', 'origin']))) {
-    await run(ctx, ['git', 'remote', 'set-url', 'origin', url], { what: `git remote set-url origin ${url}` });
+  } else {
+    // A git killed mid-way (timeout, reboot) leaves its lock; the job lock says no git of ours runs.
+    for (const lock of ['index.lock', 'shallow.lock', 'HEAD.lock']) await rm(path.join(work, '.git', lock), { force: true });
+    if (url && url !== (await gitQuery(ctx, ['remote', 'get-url', 'origin']))) {
+      await run(ctx, ['git', 'remote', 'set-url', 'origin', url], { what: `git remote set-url origin ${url}` });
+    }
   }
   await run(ctx, ['git', 'fetch', '--force', '--prune', '--tags', 'origin', '+refs/heads/*:refs/remotes/origin/*']);
   const sha = await resolveTarget(ctx);

@@ -31,6 +31,8 @@ test('later builds fetch and check out exactly the SHA, survive force pushes, cl
   const second = await site.commit({ 'README.md': 'two\n', 'page.txt': 'page\n' });
   const third = await site.commit({ 'README.md': 'three\n' });
   writeFileSync(path.join(site.repoDir, 'stray-output.txt'), 'from the last build\n');
+  // A git killed mid-way by the last job's timeout left its lock behind.
+  writeFileSync(path.join(site.repoDir, '.git', 'index.lock'), '');
 
   // An older commit than the branch head, by SHA: exactly that one, detached.
   let r = await site.run('build', ['octo/site', '--sha', second, '--json']);
