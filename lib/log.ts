@@ -30,7 +30,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const env = options.env ?? process.env;
   const stream = options.stream ?? process.stderr;
   const json = options.json ?? env.LOG_FORMAT === 'json';
-  const color = options.color ?? (Boolean(stream.isTTY) && !('NO_COLOR' in env) && env.TERM !== 'dumb');
+  const color = options.color ?? (Boolean(stream.isTTY) && !env.NO_COLOR /* no-color.org: set and not empty */ && env.TERM !== 'dumb');
   const paint = new Chalk({ level: color ? (chalk.level || 1) : 0 });
   const minimum = options.debug || env.SHIPKIT_DEBUG ? ORDER.debug : ORDER.info;
   const now = options.now ?? (() => new Date());
@@ -49,7 +49,9 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       .map(([k, v]) => `${k}=${typeof v === 'string' && !/\s/.test(v) ? v : JSON.stringify(v)}`)
       .join(' ');
     const tag = level === 'error' ? paint.red('error') : level === 'warn' ? paint.yellow('warn') : level === 'debug' ? paint.gray('debug') : '';
-    const line = [tag && `${tag}:`, message, extra && paint.gray(extra)].filter(Boolean).join(' ');
+    // Control characters from request data must not forge a second log line.
+    const safe = message.replace(/[\u0000-\u0008\u000a-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
+    const line = [tag && `${tag}:`, safe, extra && paint.gray(extra)].filter(Boolean).join(' ');
     stream.write(`${line}\n`);
   }
 

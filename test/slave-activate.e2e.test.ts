@@ -177,7 +177,7 @@ test('serve: requests during a run coalesce into exactly one more run', async ()
       const b = s.repos.big;
       return b && !b.running && !b.queued ? b : undefined;
     }, { timeoutMs: 60_000, what: 'runs to finish' });
-    assert.is(status.runs, 2, 'one run, and one more for everything that arrived during it');
+    assert.is(status!.runs, 2, 'one run, and one more for everything that arrived during it');
     assert.ok(existsSync(path.join(root, 'big', 'blob.bin')));
     assert.equal(leftovers(root), []);
   } finally {
