@@ -9,6 +9,7 @@ import path from 'node:path';
 import { resolveSecret } from './config.ts';
 import { ConfigError, ValidationError } from './errors.ts';
 import { ensureDir, pathExists } from './fsx.ts';
+import { acquireLock } from './lock.ts';
 import { HttpError, sendJson, startHttpServer, type ListenAddress, type RunningServer } from './http.ts';
 import { JOB_ID_PATTERN, openJournal, type Job, type Journal } from './journal.ts';
 import {
@@ -86,7 +87,17 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
   // Builds that run as other users must be able to reach their folders under DATA.
   if ([...config.repos.values()].some((r) => r.user)) await Promise.all([dataDir, jobsDir].map((d) => chmod(d, 0o755).catch(() => {})));
 
-  const journal = await openJournal(dataDir, { onPrune: (ids) => void removeJobFiles(jobsDir, ids) });
+  // One hook-server per data folder: two would interleave one journal. A holder that died
+  // (kill -9, power cut) leaves a stale lock, which is taken over.
+  await ensureDir(path.join(dataDir, 'journal'), 0o755);
+  const lock = await acquireLock(path.join(dataDir, 'journal', 'hook-server.lock'), { what: `The data folder ${dataDir} (another hook-server uses it)` });
+  let journal: Journal;
+  try {
+    journal = await openJournal(dataDir, { onPrune: (ids) => void removeJobFiles(jobsDir, ids) });
+  } catch (error) {
+    await lock.release();
+    throw error;
+  }
   if (journal.damaged) log.warn('journal had damaged records; they were dropped', { damaged: journal.damaged });
   const commands = options.commands ?? { build: await scriptCommandFor('build', options.env), release: await scriptCommandFor('release', options.env) };
   const runner = options.runner ?? createProcessRunner({
@@ -97,6 +108,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
   const queue = createJobQueue({ journal, concurrency: config.concurrency, run: runner, log, jobsDir });
   await queue.recover((job) => killOrphanGroup(job, jobsDir).then(() => undefined));
   const allSecrets = [...(options.secrets.fallback ? [options.secrets.fallback] : []), ...options.secrets.repos.values()];
+  if (allSecrets.length === 0) log.warn('no webhook secret is configured: every delivery will be refused (set secret: in the config)');
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const requestId = randomBytes(6).toString('hex');
@@ -240,6 +252,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
         await queue.stop({ graceMs: options.graceMs ?? 60_000, killGroup: (job) => endGroup(job.pgid) });
         await closed;
         await journal.close();
+        await lock.release();
       })();
       return stopping;
     },

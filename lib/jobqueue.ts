@@ -2,8 +2,13 @@
 // branch superseded by a newer push, a delivery deduped while its job is queued or running.
 // Every state change goes through the journal; on start, jobs that were running when the
 // process died are settled from their status file or marked interrupted and queued once more.
-import { readFile, rm, stat } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chown, open, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { $ } from 'zx';
+import { ConfigError } from './errors.ts';
+import { ensureDir } from './fsx.ts';
 import type { Logger } from './log.ts';
 import { FINISHED_STATES, newJobId, type Job, type JobKind, type Journal } from './journal.ts';
 
@@ -29,7 +34,7 @@ export interface JobHooks {
   onSpawn(pgid: number): void;
 }
 
-/** Runs one attempt of a job (see lib/job-process in jobqueue's runner below) and settles with its outcome. */
+/** Runs one attempt of a job (createProcessRunner below, or a stand-in in tests) and settles with its outcome. */
 export type JobRunner = (job: Job, hooks: JobHooks) => Promise<RunOutcome>;
 
 export interface QueueOptions {
@@ -358,9 +363,6 @@ export function createProcessRunner(options: ProcessRunnerOptions): JobRunner {
   return async (job, hooks) => {
     const settings = options.repoSettings(job.repo);
     if (!settings) return { exit: null, reason: 'the repository is no longer in the config' };
-    const { spawn } = await import('node:child_process');
-    const { open, chown } = await import('node:fs/promises');
-    const { ensureDir } = await import('./fsx.ts');
     const dir = path.join(jobsDir, job.id);
     await ensureDir(dir, 0o755);
     const statusFile = path.join(dir, `status-${job.attempts}`);
@@ -460,11 +462,9 @@ export interface Account { name: string; uid: number; gid: number; home: string 
 
 /** A Unix account from the system's user database (`getent passwd`, so NSS users work too). */
 export async function lookupUser(name: string): Promise<Account> {
-  const { $ } = await import('zx');
   const result = await $({ quiet: true, nothrow: true })`getent passwd ${name}`;
   const fields = result.stdout.trim().split(':');
   if (result.exitCode !== 0 || fields.length < 7) {
-    const { ConfigError } = await import('./errors.ts');
     throw new ConfigError(`The build user ${name} does not exist on this machine: create it (useradd --system ${name}) or remove user: from the repo's config.`);
   }
   return { name, uid: Number(fields[2]), gid: Number(fields[3]), home: fields[5] || '/' };
@@ -474,7 +474,6 @@ export async function lookupUser(name: string): Promise<Account> {
 export async function scriptCommandFor(name: 'build' | 'release', env: NodeJS.ProcessEnv = process.env): Promise<string[]> {
   const override = env[`SHIPKIT_${name.toUpperCase()}_COMMAND`];
   if (override) return override.trim().startsWith('[') ? (JSON.parse(override) as string[]) : [override];
-  const { existsSync } = await import('node:fs');
   const root = path.resolve(import.meta.dirname, '..');
   const source = path.join(root, 'scripts', `${name}.ts`);
   const deno = (globalThis as { Deno?: { execPath(): string } }).Deno;
