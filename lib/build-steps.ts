@@ -192,17 +192,28 @@ async function resolveTarget(ctx: BuildContext): Promise<string> {
 
 type StageModule = Record<string, unknown>;
 
-/** The stage's module, or undefined when this shipkit does not have it (yet). */
-async function loadStage(url: URL): Promise<StageModule | undefined> {
-  if (!existsSync(url)) return undefined;
-  return (await import(url.href)) as StageModule;
+/**
+ * The stage library: imported by a literal path (so `npm run bundle` puts it in dist/build.mjs),
+ * or from `override` (tests). Undefined when this shipkit does not have it.
+ */
+async function loadStage(override: URL | undefined, name: 'downloads' | 'upload'): Promise<StageModule | undefined> {
+  try {
+    if (override) return existsSync(override) ? ((await import(override.href)) as StageModule) : undefined;
+    return name === 'downloads' ? await import('./downloads.ts') : await import('./upload/index.ts');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException)?.code;
+    const text = String((error as Error)?.message ?? error);
+    const file = name === 'downloads' ? 'downloads.ts' : 'upload/index.ts';
+    if ((code === 'ERR_MODULE_NOT_FOUND' || /module not found|cannot find module/i.test(text)) && text.includes(file)) return undefined;
+    throw error;
+  }
 }
 
 export async function downloadsStep(ctx: BuildContext): Promise<StepResult> {
   const work = ctx.paths.work;
   const sources = ['manifest.txt', 'cloudinary.txt'].filter((f) => existsSync(path.join(work, f)));
   if (!sources.length) return { skipped: 'no manifest.txt or cloudinary.txt' };
-  const stage = await loadStage(ctx.stages?.downloads ?? new URL('./downloads.ts', import.meta.url));
+  const stage = await loadStage(ctx.stages?.downloads, 'downloads');
   if (typeof stage?.runDownloadsStage !== 'function') {
     const count = (await Promise.all(sources.map(async (f) => (await readFile(path.join(work, f), 'utf8')).split('\n').filter((l) => l.trim() && !l.startsWith('#')).length))).reduce((a, b) => a + b, 0);
     ctx.log.line(`the downloads stage is not available in this shipkit (lib/downloads.ts is missing); nothing was fetched: ${sources.join(' and ')} with ${count} line(s) skipped`);
@@ -217,14 +228,14 @@ export async function downloadsStep(ctx: BuildContext): Promise<StepResult> {
 export async function uploadStep(ctx: BuildContext): Promise<StepResult> {
   const entries = ctx.repo.upload;
   if (!entries.length) return { skipped: 'no upload: targets for this repo in shipkit.yml' };
-  const stage = await loadStage(ctx.stages?.upload ?? new URL('./upload/index.ts', import.meta.url));
+  const stage = await loadStage(ctx.stages?.upload, 'upload');
   if (typeof stage?.runUploadStage !== 'function') {
     const targets = entries.map((e) => Object.keys(e.raw).filter((k) => k !== 'from').join('+') || '?');
     ctx.log.line(`the upload stage is not available in this shipkit (lib/upload/index.ts is missing); nothing was uploaded: skipped ${entries.length} target(s): ${targets.join(', ')}`);
     return { skipped: 'upload stage not available' };
   }
-  const runUpload = stage.runUploadStage as (options: { workDir: string; entries: typeof entries; doc: ShipkitConfig['doc']; sourceSha?: string; log: Logger }) => Promise<unknown>;
-  await withDeadline(ctx, runUpload({ workDir: ctx.paths.work, entries, doc: ctx.config.doc, sourceSha: ctx.checkedOut ?? ctx.sha, log: stageLogger(ctx.log) }), 'upload');
+  const runUpload = stage.runUploadStage as (options: { workDir: string; entries: typeof entries; doc: ShipkitConfig['doc']; configFile: string; sourceSha?: string; log: Logger }) => Promise<unknown>;
+  await withDeadline(ctx, runUpload({ workDir: ctx.paths.work, entries, doc: ctx.config.doc, configFile: ctx.config.file, sourceSha: ctx.checkedOut ?? ctx.sha, log: stageLogger(ctx.log) }), 'upload');
   return { note: `${entries.length} target(s)` };
 }
 

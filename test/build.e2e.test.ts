@@ -2,11 +2,13 @@
 // build, the real script: clone and check out exact commits from a real bare repo (force pushes
 // included), real litpro, a real `npm ci` of a local `file:` dependency, install skipping.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fixtureFiles, lastJson, makeSite } from './build-helpers.ts';
-import { git } from './helpers.ts';
+import { git, tmpDir } from './helpers.ts';
 
 test('litpro site: first build clones, compiles with real litpro, logs the job', async () => {
   const site = await makeSite(fixtureFiles('litpro-site'));
@@ -102,6 +104,30 @@ test('downloads and upload steps say what they did or skipped', async () => {
     const u = await site.run('build', ['octo/site', '--steps', 'upload']);
     assert.is(u.exitCode, 0, u.stderr);
     assert.match(site.logText(), /the upload stage is not available in this shipkit \(lib\/upload\/index.ts is missing\); nothing was uploaded: skipped 1 target\(s\): rsync/);
+  }
+});
+
+test('downloads and upload run the real stage libraries: a local HTTP file in, a git branch out', async () => {
+  const server = http.createServer((req, res) => {
+    if (req.url === '/logo.svg') res.end('<svg>logo</svg>\n');
+    else res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  try {
+    const target = path.join(tmpDir(), 'pages.git');
+    await git(path.dirname(target), 'init', '--quiet', '--bare', target);
+    const site = await makeSite({ 'manifest.txt': `# assets\nhttp://127.0.0.1:${port}/logo.svg img/logo.svg\n` },
+      `compile: mkdir -p out && cp downloads/img/logo.svg out/ && echo '<h1>site</h1>' > out/index.html\nupload:\n  - git: { remote: "${target}", branch: gh-pages }\n    from: out`);
+    const r = await site.run('build', ['octo/site']);
+    assert.is(r.exitCode, 0, `${r.stderr}\n${site.logText()}`);
+    assert.is(readFileSync(path.join(site.repoDir, 'downloads', 'img', 'logo.svg'), 'utf8'), '<svg>logo</svg>\n');
+    const files = (await git(target, 'ls-tree', '-r', '--name-only', 'gh-pages')).stdout.trim().split('\n').sort();
+    assert.equal(files, ['index.html', 'logo.svg']);
+    assert.match(site.logText(), /--- step downloads ok/);
+    assert.match(site.logText(), /--- step upload ok .*1 target/);
+  } finally {
+    server.close();
   }
 });
 
