@@ -8,7 +8,7 @@ import { chown, open, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { $ } from 'zx';
 import { ConfigError } from './errors.ts';
-import { ensureDir } from './fsx.ts';
+import { atomicWriteFile, ensureDir } from './fsx.ts';
 import type { Logger } from './log.ts';
 import { FINISHED_STATES, newJobId, type Job, type JobKind, type Journal } from './journal.ts';
 
@@ -339,6 +339,10 @@ export interface ProcessRunnerOptions {
   env?: NodeJS.ProcessEnv;
   /** Between SIGTERM and SIGKILL at a timeout. */
   killGraceMs?: number;
+  /** A job whose output passes this is ended (a runaway loop must not fill the disk). */
+  maxOutputBytes?: number;
+  /** Output kept once a job has ended: the head and the tail around a cut mark. */
+  keptOutputBytes?: number;
   log: Logger;
   /** Prepare per-repo folders for a build user (root only); injected so tests can skip it. */
   prepareUserDirs?: (job: Job, account: Account, cloneUrl: string | undefined) => Promise<void>;
@@ -360,6 +364,8 @@ export function createProcessRunner(options: ProcessRunnerOptions): JobRunner {
   const { jobsDir, log } = options;
   const env = options.env ?? process.env;
   const killGraceMs = options.killGraceMs ?? 5_000;
+  const maxOutputBytes = options.maxOutputBytes ?? 512 * 1024 * 1024;
+  const keptOutputBytes = options.keptOutputBytes ?? 8 * 1024 * 1024;
   return async (job, hooks) => {
     const settings = options.repoSettings(job.repo);
     if (!settings) return { exit: null, reason: 'the repository is no longer in the config' };
@@ -384,7 +390,8 @@ export function createProcessRunner(options: ProcessRunnerOptions): JobRunner {
     }
     const url = settings.url ? undefined : job.cloneUrl ?? undefined;
     const argv = [...prefix, ...options.commands[job.kind], ...jobArguments(job, options.configFile, { url })];
-    const out = await open(path.join(dir, 'output.log'), 'a', 0o640);
+    const outputFile = path.join(dir, 'output.log');
+    const out = await open(outputFile, 'a', 0o640);
     await out.write(`# ${new Date().toISOString()} job ${job.id} attempt ${job.attempts}: ${argv.join(' ')}\n`);
     const child = spawn('/bin/sh', ['-c', WRAPPER, 'shipkit-job', statusFile, ...argv], {
       cwd: options.dataDir,
@@ -399,24 +406,50 @@ export function createProcessRunner(options: ProcessRunnerOptions): JobRunner {
     });
     await out.close();
     if (child.pid) hooks.onSpawn(child.pid);
-    let timedOut = false;
+    let stopReason: string | undefined;
     let killTimer: NodeJS.Timeout | undefined;
-    const timeoutTimer = setTimeout(() => {
-      timedOut = true;
-      log.warn('job timed out; ending its process group', { job: job.id, repo: job.repo, timeout: settings.timeout });
+    const end = (reason: string) => {
+      if (stopReason) return;
+      stopReason = reason;
+      log.warn(`job ${reason}; ending its process group`, { job: job.id, repo: job.repo });
       signalGroup(child.pid, 'SIGTERM');
       killTimer = setTimeout(() => signalGroup(child.pid, 'SIGKILL'), killGraceMs);
-    }, settings.timeout * 1000);
+    };
+    const timeoutTimer = setTimeout(() => end(`timed out after ${settings.timeout} s`), settings.timeout * 1000);
+    const outputWatch = setInterval(() => {
+      stat(outputFile).then((info) => { if (info.size > maxOutputBytes) end(`printed more than ${maxOutputBytes} bytes`); }, () => {});
+    }, 1000);
     const result = await exited;
     clearTimeout(timeoutTimer);
+    clearInterval(outputWatch);
     clearTimeout(killTimer);
     // Whatever the job left running in its group goes with it.
     signalGroup(child.pid, 'SIGKILL');
+    await trimOutput(outputFile, keptOutputBytes).catch((error) => log.warn('could not trim job output', { job: job.id, error: (error as Error).message }));
     if (result.error) return { exit: null, reason: `could not start the job: ${result.error.message}` };
-    if (timedOut) return { exit: result.code, reason: `timed out after ${settings.timeout} s` };
+    if (stopReason) return { exit: result.code, reason: stopReason };
     if (result.signal) return { exit: null, reason: `killed by ${result.signal}` };
     return { exit: result.code, reason: result.code === 0 ? undefined : `exited with ${result.code}` };
   };
+}
+
+/** Keep a finished job's output within `keep` bytes: its first 64 KB and its last bytes, with a mark between. */
+export async function trimOutput(file: string, keep: number): Promise<void> {
+  const size = (await stat(file)).size;
+  if (size <= keep) return;
+  const headBytes = Math.min(64 * 1024, Math.floor(keep / 4));
+  const tailBytes = keep - headBytes;
+  const handle = await open(file, 'r');
+  try {
+    const head = Buffer.alloc(headBytes);
+    const tail = Buffer.alloc(tailBytes);
+    await handle.read(head, 0, headBytes, 0);
+    await handle.read(tail, 0, tailBytes, size - tailBytes);
+    const mark = Buffer.from(`\n[... ${size - headBytes - tailBytes} bytes of output cut by hook-server ...]\n`);
+    await atomicWriteFile(file, Buffer.concat([head, mark, tail]), { mode: 0o640 });
+  } finally {
+    await handle.close();
+  }
 }
 
 function signalGroup(pgid: number | undefined, signal: NodeJS.Signals): boolean {

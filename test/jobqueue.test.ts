@@ -1,9 +1,9 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openJournal, type Job } from '../lib/journal.ts';
-import { createJobQueue, createProcessRunner, jobArguments, type RunOutcome } from '../lib/jobqueue.ts';
+import { createJobQueue, createProcessRunner, jobArguments, trimOutput, type RunOutcome } from '../lib/jobqueue.ts';
 import { silentLogger } from '../lib/log.ts';
 import { FAKE_BUILD } from './fixtures/hooks/deliveries.ts';
 import { tmpDir, waitFor } from './helpers.ts';
@@ -189,6 +189,37 @@ test('process runner: a hanging job is killed with its whole process group at th
   assert.ok(Date.now() - started < 20_000);
   const sleeper = Number(readFileSync(path.join(dir, `hang-pid-${job.id}`), 'utf8'));
   await waitFor(() => { try { process.kill(sleeper, 0); return false; } catch { return true; } }, { what: 'the sleep child to be gone' });
+});
+
+test('trimOutput keeps the head and the tail of a long output around a mark', async () => {
+  const dir = tmpDir();
+  const file = path.join(dir, 'output.log');
+  writeFileSync(file, `HEAD\n${'m'.repeat(1_000_000)}\nTAIL\n`);
+  await trimOutput(file, 100_000);
+  const text = readFileSync(file, 'utf8');
+  assert.ok(text.length < 100_200);
+  assert.ok(text.startsWith('HEAD\n'));
+  assert.ok(text.endsWith('TAIL\n'));
+  assert.match(text, /bytes of output cut by hook-server/);
+  writeFileSync(file, 'short\n');
+  await trimOutput(file, 100_000);
+  assert.is(readFileSync(file, 'utf8'), 'short\n');
+});
+
+test('process runner: a job printing past the output cap is ended', async () => {
+  const dir = tmpDir();
+  const config = path.join(dir, 'shipkit.yml');
+  writeFileSync(config, `data: ${dir}\n`);
+  const runner = createProcessRunner({
+    dataDir: dir, jobsDir: path.join(dir, 'jobs'), configFile: config, log: silentLogger, killGraceMs: 500,
+    maxOutputBytes: 1024 * 1024, keptOutputBytes: 64 * 1024,
+    commands: { build: ['/bin/sh', '-c', 'yes runaway', 'x'], release: [] },
+    repoSettings: () => ({ timeout: 60 }),
+  });
+  const job = { id: '20260101-000000-abcabc', repo: 'o/a', kind: 'build', sha: null, ref: null, attempts: 1 } as Job;
+  const outcome = await runner(job, { onSpawn() {} });
+  assert.match(outcome.reason!, /printed more than 1048576 bytes/);
+  assert.ok(statSync(path.join(dir, 'jobs', job.id, 'output.log')).size < 70 * 1024);
 });
 
 test.run();
