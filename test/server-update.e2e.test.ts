@@ -80,20 +80,20 @@ test('broken slaves are each reported as such; the rest still update; exit 1', a
     ...slaves.map((s) => s.url),
   ]);
   const t0 = Date.now();
-  const r = await runScript('server-update', ['site', '--list', file, '--secret-file', secretFile, '--json', '--wait', '--timeout', '2', '--retries', '2']);
+  const r = await runScript('server-update', ['site', '--list', file, '--secret-file', secretFile, '--json', '--wait', '--timeout', '8', '--retries', '2']);
   assert.is(r.exitCode, 1, r.stderr);
   const results = JSON.parse(r.stdout) as Array<{ target: string; ok: boolean; status: number | null; error?: string }>;
   const byPort = (port: number) => results.find((x) => x.target.endsWith(`:${port}`))!;
   assert.match(byPort(refusingPort).error!, /connection refused/);
-  assert.match(byPort(hangingPort).error!, /no answer within 2s/);
+  assert.match(byPort(hangingPort).error!, /no answer within 8s/);
   assert.is(byPort(failingPort).status, 500);
   assert.match(byPort(failingPort).error!, /HTTP 500: disk full/);
   assert.is(hits500, 3, '5xx is retried: one try and two retries');
   assert.match(byPort(garbagePort).error!, /invalid HTTP response|connection error/);
   for (const s of slaves) assert.ok(results.find((x) => x.target === s.url)!.ok);
   for (const root of roots) assert.is(await head(root), latest);
-  assert.ok(Date.now() - t0 < 30_000, 'the hanging slave does not hold up the rest for long');
-  const human = await runScript('server-update', ['site', '--list', file, '--secret-file', secretFile, '--timeout', '1', '--retries', '0']);
+  assert.ok(Date.now() - t0 < 60_000, 'the hanging slave costs one timeout, not one per retry');
+  const human = await runScript('server-update', ['site', '--list', file, '--secret-file', secretFile, '--timeout', '3', '--retries', '0']);
   assert.is(human.exitCode, 1);
   assert.match(human.stdout, new RegExp(`FAIL  http://127.0.0.1:${refusingPort}  connection refused`));
   assert.match(human.stdout, /3\/7 targets accepted, 4 failed/);
