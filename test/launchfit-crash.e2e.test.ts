@@ -26,7 +26,15 @@ test.after(async () => {
   await w.server.close();
 });
 
-const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+// Running, not a zombie: an orphan is reaped by PID 1, which in a container may be slow.
+const alive = (pid: number) => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
+  } catch {
+    return false;
+  }
+};
 const statusJson = async () => {
   const live = await requestOverSocket(path.join(w.deploy, '.launchfit/control.sock'), 'GET', '/status');
   if (live) return live.body.result as any; // eslint-disable-line @typescript-eslint/no-explicit-any

@@ -6,7 +6,7 @@
 // node:child_process is used directly (not zx) because the supervisor needs the process group,
 // signals to it, and the exit of the group leader as events.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { rm, writeFile, readFile } from 'node:fs/promises';
 import type { Logger } from '../log.ts';
 
@@ -77,13 +77,31 @@ export function createRotatingLog(file: string, maxBytes: number, keep: number) 
   };
 }
 
+/**
+ * Whether any process of the group is still running. Zombies do not count: a child whose
+ * parent (the shell) died is reparented to PID 1, which in a container may reap it late.
+ */
 function groupAlive(pgid: number): boolean {
   try {
     process.kill(-pgid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
+  let pids: string[];
+  try { pids = readdirSync('/proc').filter((n) => /^\d+$/.test(n)); } catch { return true; }
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(pgrp) === pgid && state !== 'Z' && state !== 'X') return true;
+    } catch { /* gone meanwhile */ }
+  }
+  return false;
+}
+
+/** `exec` a simple command so the app itself leads its group and gets signals directly. */
+export function shellCommand(exec: string): string {
+  return /[;&|\n()]/.test(exec) ? exec : `exec ${exec}`;
 }
 
 function signalGroup(pgid: number, signal: NodeJS.Signals): void {
@@ -133,7 +151,7 @@ export function createSupervisor(initial: SupervisorOptions): Supervisor {
   const appLog = createRotatingLog(opts.appLog, opts.logMaxBytes, opts.logKeep);
 
   function spawnApp(): ChildProcess {
-    const proc = spawn('/bin/sh', ['-c', opts.exec], {
+    const proc = spawn('/bin/sh', ['-c', shellCommand(opts.exec)], {
       cwd: opts.cwd,
       env: { ...process.env, ...opts.env, LAUNCHFIT_DIR: opts.dir, LAUNCHFIT_PID: String(process.pid) },
       detached: true, // own process group, so the whole tree can be signalled

@@ -187,9 +187,11 @@ export async function activateRelease(ctx: UpdateContext, name: string, version:
   const app = ctx.app ?? NO_APP;
   const from = await readCurrent(paths);
   await updateState(paths, (s) => { s.pending = { from, to: name, at: new Date().toISOString() }; });
+  const t0 = Date.now();
   await app.stop();
+  const stoppedMs = Date.now() - t0;
   await swapCurrentSymlink(paths, name);
-  log.info('switched current', { release: name, from });
+  log.info('switched current', { release: name, from, stoppedMs, switchedMs: Date.now() - t0 });
   const healthy = await app.start(true);
   const state = await readState(paths);
   state.pending = undefined;
