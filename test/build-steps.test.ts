@@ -94,6 +94,18 @@ test('compile: nothing to compile is skipped with the reason', async () => {
   assert.match(String((result as { skipped: string }).skipped), /no compile: in shipkit.yml, no lprc.js, no "build" script/);
 });
 
+test('compile before any pull: says to run pull first', async () => {
+  const ctx = await context('repos:\n  octo/site:\n    compile: make\n');
+  ctx.paths.work = path.join(ctx.paths.work, 'not-cloned-yet');
+  try {
+    await compileStep(ctx);
+    assert.unreachable();
+  } catch (error) {
+    assert.instance(error, StepFailure);
+    assert.match((error as Error).message, /does not exist yet; run the pull step first/);
+  }
+});
+
 test('parseSteps keeps pipeline order and refuses unknown steps', () => {
   assert.equal(parseSteps('upload,pull', ['pull', 'install']), ['pull', 'upload']);
   assert.equal(parseSteps(undefined, ['pull', 'install']), ['pull', 'install']);
