@@ -10,7 +10,7 @@ import { parseYamlText } from '../lib/config.ts';
 import { UsageError } from '../lib/errors.ts';
 import { JobLogWriter } from '../lib/joblog.ts';
 import { jobEnvironment, logSettings, validateRef, validateSha } from '../lib/job.ts';
-import { parseShipkitConfig } from '../lib/shipkit-config.ts';
+import { loadShipkitConfig, parseShipkitConfig } from '../lib/shipkit-config.ts';
 import { FIXTURES } from './build-helpers.ts';
 import { tmpDir } from './helpers.ts';
 
@@ -141,6 +141,21 @@ test('logs: settings from shipkit.yml, with errors naming key and line', () => {
   assert.throws(() => parse('logs:\n  keep: many\n'), /shipkit\.yml:2: logs\.keep: must be a number/);
   assert.throws(() => parse('logs:\n  max_size: 1\n  maxsize: 2\n'), /shipkit\.yml:3: logs\.maxsize: unknown key/);
   assert.throws(() => parse('logs:\n  keep: -1\n'), /logs\.keep: must be a whole number/);
+});
+
+test('shipkit.example.yml loads and shows every key shipkit.yml accepts', async () => {
+  const file = path.join(import.meta.dirname, '..', 'shipkit.example.yml');
+  const config = await loadShipkitConfig(file);
+  const data = config.doc.data as Record<string, any>;
+  for (const key of ['listen', 'data', 'secret', 'token', 'concurrency', 'repos', 'max_body', 'logs']) assert.ok(key in data, key);
+  for (const key of ['max_size', 'keep', 'max_output']) assert.ok(key in data.logs, `logs.${key}`);
+  const site = data.repos['octo/site'];
+  for (const key of ['url', 'branch', 'user', 'steps', 'compile', 'timeout', 'upload', 'release', 'secret']) assert.ok(key in site, `repos.octo/site.${key}`);
+  assert.equal(logSettings(config).rotation, { maxSize: 10 * 1024 * 1024, keep: 5 });
+  // Its upload targets pass the upload stage's own validation.
+  const { planUpload } = await import('../lib/upload/index.ts');
+  const kinds = config.repos.get('octo/site')!.upload.map((entry) => planUpload(entry, { workDir: '/srv/work', doc: config.doc }).target.kind);
+  assert.equal(kinds, ['rsync', 's3', 'git']);
 });
 
 test.run();
