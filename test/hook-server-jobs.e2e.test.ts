@@ -2,7 +2,8 @@
 // build looking for the server's secret, SIGTERM, building as another Unix user, and the real
 // `build` script on a real bare repo.
 import { randomUUID } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -174,6 +175,46 @@ test('a repo with user: is built as that Unix user; its work tree belongs to it'
     assert.is(statSync(path.join(work, '.git')).uid, uid, 'the first clone was made as the user');
   } finally {
     assert.is(await server.stop(), 0);
+  }
+});
+
+test('not root: a repo with user: is started through `sudo -n -H -u USER --` (a recording sudo on PATH)', async () => {
+  if (process.getuid?.() !== 0) {
+    console.log('skipped: needs root to start hook-server as an unprivileged user');
+    return;
+  }
+  const serverUser = 'shipkithook';
+  if ((await runCommand('id', ['-u', serverUser])).exitCode !== 0) {
+    assert.is((await runCommand('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', serverUser])).exitCode, 0);
+  }
+  const dir = tmpDir();
+  chmodSync(dir, 0o1777);
+  const bin = path.join(dir, 'bin');
+  mkdirSync(bin, { mode: 0o755 });
+  // Records its arguments, then runs what follows `--` (it cannot switch users; the real one would).
+  writeFileSync(path.join(bin, 'sudo'), `#!/bin/sh\nprintf '%s\\n' "$@" > "${dir}/sudo-argv.txt"\nwhile [ "$1" != "--" ]; do shift; done\nshift\nexec "$@"\n`, { mode: 0o755 });
+  const config = writeConfig(dir, { repos: { 't/viasudo': { user: 'nobody' } } });
+  chmodSync(config, 0o644);
+  const tsx = path.join(ROOT, 'node_modules/tsx/dist/loader.mjs');
+  const child = spawn('runuser', ['-u', serverUser, '--', process.execPath, '--import', tsx, path.join(ROOT, 'scripts/hook-server.ts'), '--config', config, '--listen', '127.0.0.1:0'], {
+    env: { ...process.env, ...fakeEnv, PATH: `${bin}:${process.env.PATH}`, HOME: dir }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  try {
+    const url = (await waitFor(() => /listening on (http:\/\/\S+)/.exec(out)?.[1], { what: `hook-server as ${serverUser} to listen`, timeoutMs: 30_000 }))!;
+    const server = { url } as Server;
+    const res = await deliverGithub(url, 'push', pushPayload('t/viasudo'), SECRET);
+    assert.is(res.status, 202, out);
+    const job = await waitForState(server, res.json.job, ['succeeded', 'failed']);
+    assert.is(job.state, 'succeeded', out);
+    const argv = readFileSync(path.join(dir, 'sudo-argv.txt'), 'utf8').trim().split('\n');
+    assert.equal(argv.slice(0, 6), ['-n', '-H', '-u', 'nobody', '--', FAKE_BUILD]);
+    assert.equal(argv.slice(6, 9), ['t/viasudo', '--config', config]);
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
   }
 });
 
