@@ -122,6 +122,7 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
   const lockWaitMs = options.lockWaitMs ?? repo.timeout * 1000;
   const lock = await acquireLock(path.join(paths.state, 'job.lock'), { waitMs: lockWaitMs, what: `${repo.name} (another build or release is running)` });
   try {
+    if (runAs) await prepareForUser(paths, runAs);
     const rotation = await rotateLogs(paths.logs, settings.rotation);
     if (rotation.rotated) log.info(`rotated ${path.join(paths.logs, 'logs.txt')} (${rotation.size} bytes)`);
     const writer = await JobLogWriter.start(paths.logs, { id, repo: repo.name, kind, sha: options.sha, ref: options.ref });
@@ -129,7 +130,7 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
     const ctx: BuildContext = {
       config, repo, paths, log: writer,
       env: jobEnvironment(config, process.env, {
-        SHIPKIT_REPO: repo.name, SHIPKIT_JOB_ID: id, ...(options.ref ? { SHIPKIT_REF: options.ref } : {}), ...(options.env ?? {}),
+        SHIPKIT_REPO: repo.name, SHIPKIT_JOB_ID: id, ...(options.ref ? { SHIPKIT_REF: options.ref } : {}), ...(options.sha ? { SHIPKIT_SHA: options.sha } : {}), ...(options.env ?? {}),
         ...(runAs ? { npm_config_cache: path.join(paths.state, 'npm-cache'), HOME: runAs.home, USER: runAs.user, LOGNAME: runAs.user } : {}),
       }),
       deadline: started + repo.timeout * 1000,
@@ -141,7 +142,6 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
       runAs,
       signal: options.signal,
     };
-    if (runAs) await prepareForUser(paths, runAs);
     let failed: { step: string; error: string; lastLines: string[]; exit?: number } | undefined;
     for (const step of options.steps) {
       if (options.signal?.aborted) {
