@@ -1,3 +1,4 @@
+// @deno
 // Reliability: kill -9 hook-server at random moments while 200 signed deliveries stream in,
 // restart it each time, and check that every delivery answered 202 was built exactly once (by
 // job id) or superseded by a newer push to its branch, and that the journal reads back.

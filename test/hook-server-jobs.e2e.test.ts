@@ -1,3 +1,4 @@
+// @deno
 // hook-server running jobs: dedupe, supersede, redelivery, a hanging build, a loud build, a
 // build looking for the server's secret, SIGTERM, building as another Unix user, and the real
 // `build` script on a real bare repo.
