@@ -129,4 +129,18 @@ test('parseKeyPin: full fingerprints pin, key IDs only select', () => {
   assert.throws(() => parseKeyPin('0123'), /neither a full fingerprint/);
 });
 
+test('launchify.example.yml parses and documents every key', async () => {
+  const { readFileSync } = await import('node:fs');
+  const path = await import('node:path');
+  const file = path.join(import.meta.dirname, '..', 'launchify.example.yml');
+  const text = readFileSync(file, 'utf8');
+  const c = parseLaunchConfigText(text, file);
+  assert.is(c.app.exec, 'node server.js');
+  assert.is(c.control.listen, '127.0.0.1:8900');
+  const keys = ['exec', 'forever', 'backoff_max', 'stable_after', 'max_restarts', 'kill', 'kill_timeout', 'healthy_after', 'env', 'log_max_size', 'log_keep',
+    'server', 'keep', 'interval', 'require_signed_version', 'max_size', 'max_unpacked_size', 'max_ratio', 'connect_timeout', 'idle_timeout', 'download_timeout',
+    'gpg', 'keyfile', 'key', 'key_url', 'before_symlink', 'timeout', 'listen', 'secret'];
+  for (const key of keys) assert.match(text, new RegExp(`^\\s*${key}:`, 'm'), key);
+});
+
 test.run();
