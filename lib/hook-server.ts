@@ -26,7 +26,7 @@ import {
 export const MAX_BODY = 25 * 1024 * 1024;
 /** Bodies larger than this are spooled to DATA/tmp while they stream in, so a flood stays out of memory. */
 const SPILL_AT = 256 * 1024;
-const FORGE_PATHS: Record<string, Forge | 'detect'> = { '/hooks/github': 'github', '/hooks/gitea': 'gitea', '/hooks/gitlab': 'gitlab', '/': 'detect' };
+const FORGE_PATHS = new Map<string, Forge | 'detect'>([['/hooks/github', 'github'], ['/hooks/gitea', 'gitea'], ['/hooks/gitlab', 'gitlab'], ['/', 'detect']]);
 
 export interface Secrets {
   /** The top-level `secret:`, resolved. */
@@ -117,6 +117,8 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     const route = url.pathname;
     const refuse = (status: number, message: string, detail?: string, headers: Record<string, string> = {}) => {
       (status >= 500 ? log.error : log.warn)('request refused', { request: requestId, status, path: route.slice(0, 100), reason: detail ?? message });
+      // A body nobody will read is not drained: the connection closes after the answer.
+      if (!req.complete) closeAfterAnswer(req, res);
       sendJson(res, status, { error: message, request: requestId }, headers);
     };
 
@@ -125,7 +127,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
       return sendJson(res, 200, { ok: true, ...queue.counts() });
     }
     if (route === '/jobs' || route.startsWith('/jobs/')) return handleReadApi(req, res, route, url, refuse);
-    const target = FORGE_PATHS[route];
+    const target = FORGE_PATHS.get(route);
     if (!target) return refuse(404, 'not found');
     if (req.method !== 'POST') return refuse(405, 'method not allowed', undefined, { Allow: 'POST' });
     const format = bodyFormat(req.headers['content-type']);
