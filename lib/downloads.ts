@@ -201,12 +201,11 @@ async function refuseSymlinkedFolders(dir: string, dest: string, realFolders: Se
     if (st.isSymbolicLink()) throw new ValidationError(`${path.relative(dir, current)} is a symbolic link inside the downloads folder; remove it (downloads never write through links).`);
     if (st.isDirectory()) realFolders.add(current);
   }
-  const st = await fs.lstat(path.join(dir, dest)).catch(() => undefined);
-  if (st?.isSymbolicLink()) throw new ValidationError(`${dest} is a symbolic link; remove it (downloads never write through links).`);
 }
 
 async function statFile(file: string): Promise<{ size: number; isDirectory: boolean } | undefined> {
   const st = await fs.lstat(file).catch(() => undefined);
+  if (st?.isSymbolicLink()) throw new ValidationError(`${path.basename(file)} is a symbolic link; remove it (downloads never write through links).`);
   return st ? { size: st.size, isDirectory: st.isDirectory() } : undefined;
 }
 

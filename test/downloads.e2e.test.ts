@@ -224,16 +224,17 @@ const hostile: Array<[string, string, RegExp]> = [
   ['duplicate destination', `${base}/f/a same.txt\n# x\n${base}/f/b same.txt\n`, /manifest\.txt:3: destination "same\.txt" is already used by manifest\.txt:1 with a different URL/],
 ];
 
-for (const [name, manifest, pattern] of hostile) {
-  test(`hostile manifest (${name}): exit 2, a message, nothing written`, async () => {
+test(`hostile manifests (${hostile.map(([name]) => name).join(', ')}): exit 2, a message, nothing written`, async () => {
+  // Run side by side: each is a separate process and they share nothing.
+  await Promise.all(hostile.map(async ([name, manifest, pattern]) => {
     const dir = workspace(manifest);
     const r = await run(dir);
-    assert.is(r.exitCode, 2, r.stderr);
-    assert.match(r.stderr, pattern);
-    assert.not.ok(existsSync(path.join(dir, 'downloads')), 'nothing written');
-    assert.not.ok(existsSync(path.join(dir, 'escape.txt')));
-  });
-}
+    assert.is(r.exitCode, 2, `${name}: ${r.stderr}`);
+    assert.match(r.stderr, pattern, name);
+    assert.not.ok(existsSync(path.join(dir, 'downloads')), `${name}: nothing written`);
+    assert.not.ok(existsSync(path.join(dir, 'escape.txt')), name);
+  }));
+});
 
 test('hostile cloudinary.txt is refused too', async () => {
   const dir = tmpDir('shipkit-dl-');
@@ -266,16 +267,15 @@ test('--manifest - reads a generated manifest from stdin; --dir changes the root
 
 test('usage errors: no manifest, bad flags', async () => {
   const dir = tmpDir('shipkit-dl-');
-  let r = await runScript('downloads', [], { cwd: dir });
-  assert.is(r.exitCode, 2);
-  assert.match(r.stderr, /No manifest\.txt/);
-  r = await runScript('downloads', ['--concurrency', 'lots'], { cwd: dir });
-  assert.is(r.exitCode, 2);
-  r = await runScript('downloads', ['--bogus'], { cwd: dir });
-  assert.is(r.exitCode, 2);
-  r = await runScript('downloads', ['--help'], { cwd: dir });
-  assert.is(r.exitCode, 0);
-  assert.match(r.stdout, /^Usage: downloads/);
+  const [none, lots, bogus, help] = await Promise.all([[], ['--concurrency', 'lots'], ['--bogus'], ['--help']].map((args) => runScript('downloads', args, { cwd: dir })));
+  assert.is(none.exitCode, 2);
+  assert.match(none.stderr, /No manifest\.txt/);
+  assert.is(lots.exitCode, 2);
+  assert.match(lots.stderr, /--concurrency must be a whole number/);
+  assert.is(bogus.exitCode, 2);
+  assert.match(bogus.stderr, /Unknown option --bogus/);
+  assert.is(help.exitCode, 0);
+  assert.match(help.stdout, /^Usage: downloads/);
 });
 
 test('a 10,000-line manifest is fetched, then skipped entirely on the next run', async () => {
