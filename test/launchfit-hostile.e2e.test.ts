@@ -1,3 +1,4 @@
+// @deno
 // Every hostile input the issue lists, against a running `launchfit run`: each update attempt
 // is refused with a message that says why, and the running app (same pid) and `current` stay
 // exactly as they were. Releases are made by `release publish` or by hand and signed with gpg.

@@ -1,3 +1,4 @@
+// @deno
 // launchfit end to end: `release publish` makes the releases, a loopback HTTP server serves
 // them, `launchfit URL` deploys into an empty folder, `launchfit run` supervises a real app that
 // is asked for its version before, during and after an update; then rollback and status.
