@@ -1,6 +1,6 @@
 #!/usr/bin/env -S npx tsx
 // downloads: fetch the files listed in manifest.txt (and cloudinary.txt) into downloads/.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parsePositiveInt, parseSeconds, runCli } from '../lib/cli.ts';
 import { downloadAll, formatBytes, loadEntries } from '../lib/downloads.ts';
@@ -41,6 +41,8 @@ await runCli({
   const manifestFile = fromStdin ? undefined : path.resolve(manifestArg);
   const cloudinaryFile = path.resolve(args.cloudinary ?? path.join(manifestFile ? path.dirname(manifestFile) : '.', 'cloudinary.txt'));
 
+  if (args.manifest !== undefined && manifestFile && !existsSync(manifestFile)) throw new UsageError(`Manifest ${manifestFile} does not exist.`);
+  if (args.cloudinary !== undefined && !existsSync(cloudinaryFile)) throw new UsageError(`${cloudinaryFile} does not exist.`);
   const entries = await loadEntries({
     manifestFile,
     manifestText: fromStdin ? readFileSync(0, 'utf8') : undefined,
@@ -48,10 +50,9 @@ await runCli({
     cloudinaryFile,
   });
   if (!entries) {
-    if (args.manifest !== undefined) throw new UsageError(`Manifest ${manifestFile} does not exist.`);
     throw new UsageError(`No manifest.txt (or cloudinary.txt) in ${process.cwd()}; pass --manifest FILE, or --manifest - to read one from stdin.`);
   }
-  if (args.cloudinary !== undefined && entries.length === 0) log.warn(`${cloudinaryFile} has no entries.`);
+  if (entries.length === 0) log.warn('The manifest has no entries; nothing to fetch.');
 
   const summary = await downloadAll({
     dir: path.resolve(args.dir ?? 'downloads'),
