@@ -8,7 +8,7 @@ import { checkKnownKeys, configError, getKey } from './config.ts';
 import { ConfigError, UsageError, messageOf } from './errors.ts';
 import { ensureDir } from './fsx.ts';
 import { DEFAULT_OUTPUT_LIMITS, type OutputLimits } from './build-exec.ts';
-import { StepFailure, type BuildContext, type StepResult } from './build-steps.ts';
+import { StepFailure, type BuildContext, type StepResult } from './build-context.ts';
 import { JobLogWriter, type JobKind, type JobStatus } from './joblog.ts';
 import { DEFAULT_ROTATION, parseSize, rotateLogs, type RotationPolicy } from './logrotate.ts';
 import { acquireLock } from './lock.ts';
