@@ -56,6 +56,7 @@ const server = http.createServer((req, res) => {
     setTimeout(() => req.socket.resetAndDestroy(), 20);
     return;
   }
+  if (p === '/hang') return; // never answers: the response-header timeout
   if (p === '/slow') { res.writeHead(200, { 'content-length': 100 }); res.write('tick'); return; }
   if (p === '/loop') { res.writeHead(302, { location: '/loop' }); return res.end(); }
   if (p === '/to-ftp') { res.writeHead(301, { location: 'ftp://127.0.0.1/x' }); return res.end(); }
@@ -156,6 +157,7 @@ test('failures are reported per file, retried when worth it, and the others are 
     `${base}/short short.txt`,
     `${base}/reset reset.txt`,
     `${base}/slow slow.txt`,
+    `${base}/hang hang.txt`,
     `${base}/loop loop.txt`,
     `${base}/to-ftp ftp.txt`,
     `http://127.0.0.1:${await closedPort()}/refused refused.txt`,
@@ -165,7 +167,7 @@ test('failures are reported per file, retried when worth it, and the others are 
   hits.delete('/loop');
   const r = await run(dir, '--timeout', '1', '--concurrency', '10');
   assert.is(r.exitCode, 1, r.stderr);
-  assert.match(r.stdout, /2 fetched, 0 unchanged, 8 failed/);
+  assert.match(r.stdout, /2 fetched, 0 unchanged, 9 failed/);
   assert.is(read(dir, 'good.txt'), 'body of /f/good.txt\n');
   assert.is(read(dir, 'flaky.txt'), 'flaky\n');
   assert.is(hits.get('/flaky'), 3, 'two 503s then success');
@@ -178,11 +180,12 @@ test('failures are reported per file, retried when worth it, and the others are 
   assert.match(out, /failed {2}short\.txt: (the body was shorter than its Content-Length \(100 bytes\)|the body had 20 bytes but Content-Length said 100|the connection broke)/);
   assert.match(out, /failed {2}reset\.txt: the connection broke after \d+ bytes/);
   assert.match(out, /failed {2}slow\.txt: no data for 1 s after 4 bytes/);
+  assert.match(out, /failed {2}hang\.txt: no response within 1 s \(after 3 attempts\)/);
   assert.match(out, /failed {2}loop\.txt: too many redirects/);
   assert.match(out, /failed {2}ftp\.txt: refusing a redirect to a ftp: URL/);
   assert.match(out, /failed {2}refused\.txt: could not connect/);
   assert.match(r.stderr, /manifest\.txt:2: missing\.txt: HTTP 404/);
-  for (const name of ['missing.txt', 'always500.txt', 'short.txt', 'reset.txt', 'slow.txt', 'loop.txt', 'ftp.txt', 'refused.txt']) {
+  for (const name of ['missing.txt', 'always500.txt', 'short.txt', 'reset.txt', 'slow.txt', 'hang.txt', 'loop.txt', 'ftp.txt', 'refused.txt']) {
     assert.not.ok(existsSync(path.join(dir, 'downloads', name)), `${name} must not exist`);
   }
   assert.equal(leftovers(dir), [], 'no temp files left behind');
