@@ -3,7 +3,9 @@
 import { existsSync } from 'node:fs';
 import { $ } from 'zx';
 import { WorkError } from './errors.ts';
-import { runLogged, describeEnd, spawnAs, type OutputLimits, type RunResult } from './build-exec.ts';
+import { describeEnd, redactUrls, runLogged, spawnAs, type OutputLimits, type RunResult } from './build-exec.ts';
+
+export { redactUrls } from './build-exec.ts';
 import type { JobLogWriter } from './joblog.ts';
 import { createLogger, type Logger } from './log.ts';
 import type { RepoConfig, ShipkitConfig } from './shipkit-config.ts';
@@ -75,10 +77,6 @@ export async function gitQuery(ctx: BuildContext, args: string[]): Promise<strin
   return result.exitCode === 0 ? result.stdout.trim() : undefined;
 }
 
-/** `https://user:token@host/x` → `https://***@host/x` in anything written to the log. */
-export function redactUrls(text: string): string {
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]+@/gi, '$1***@');
-}
 
 /** A lib/log.ts logger that writes into the job log, for the stage libraries. */
 export function stageLogger(log: JobLogWriter): Logger {

@@ -73,7 +73,8 @@ export class CappedOutput {
   }
 
   private line(text: string, time: Date): void {
-    const clean = text.replace(/\r$/, '');
+    // Credentials in a URL (a clone URL in git's error message) never reach the log.
+    const clean = redactUrls(text.replace(/\r$/, ''));
     this.log.line(`| ${clean}`, time);
     this.watch?.(clean);
     this.recent.push(clean);
@@ -113,6 +114,11 @@ export class CappedOutput {
   lastLines(n = 10): string[] {
     return this.recent.slice(-n);
   }
+}
+
+/** `https://user:token@host/x` → `https://***@host/x` in anything written to the log. */
+export function redactUrls(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]+@/gi, '$1***@');
 }
 
 export function formatBytes(bytes: number): string {

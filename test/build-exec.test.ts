@@ -26,6 +26,17 @@ test('CappedOutput: small output is written line by line with timestamps', async
   assert.equal(lines.map((l) => l.replace(/^\d\d:\d\d:\d\d\.\d{3} /, '')), ['| one', '| two', '| three']);
 });
 
+test('CappedOutput: credentials in URLs never reach the log', async () => {
+  const log = await writer();
+  const out = new CappedOutput(log);
+  out.write(Buffer.from("fatal: repository 'https://deploy:s3cr3t-t0ken@git.example.com/octo/site.git/' not found\n"));
+  out.end();
+  log.finish({ status: 'failed', exit: 1 });
+  const text = readFileSync(log.file, 'utf8');
+  assert.not.match(text, /s3cr3t/);
+  assert.match(text, /https:\/\/\*\*\*@git\.example\.com\/octo\/site\.git/);
+});
+
 test('CappedOutput: keeps head and tail, says how much was left out', async () => {
   const log = await writer();
   const out = new CappedOutput(log, { headBytes: 100, tailBytes: 50 });
