@@ -11,7 +11,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type minimist from 'minimist';
 import { parsePositiveInt, type CliSpec } from './cli.ts';
-import { ConfigError, UsageError, ValidationError, WorkError, messageOf } from './errors.ts';
+import { ConfigError, UsageError, ValidationError, messageOf } from './errors.ts';
 import { atomicWriteFile, ensureDir, pathExists, syncDir, tempSibling } from './fsx.ts';
 import type { Logger } from './log.ts';
 import { nameProblem, validateName } from './names.ts';
@@ -259,20 +259,16 @@ async function checkAgainstServer(dest: string, opts: PublishOptions, file: stri
   return false;
 }
 
-/** s3:// and user@host:path go through the upload library when it is present. */
+/**
+ * s3:// and user@host:path go through the upload library: the same files, the same order
+ * (payload first, VERSION.sig and VERSION last). Pruning and the downgrade check need a listing
+ * of DEST and are done for local folders only.
+ */
 async function publishRemote(opts: PublishOptions, stage: string, r: { file: string; size: number; sha256: string; signer: string }): Promise<PublishResult> {
-  const uploadModule = path.join(import.meta.dirname, 'upload', 'index.ts');
-  if (!(await pathExists(uploadModule))) {
-    throw new WorkError(`Publishing to ${opts.to} needs the upload library (lib/upload/), which is not in this build; publish to a local folder and sync it, or use a build with \`upload\`.`);
-  }
-  const mod = (await import(uploadModule)) as Record<string, unknown>;
-  const uploadFiles = mod.uploadFiles as undefined | ((o: { from: string; to: string; files: string[]; log: Logger }) => Promise<unknown>);
-  if (typeof uploadFiles !== 'function') {
-    throw new WorkError(`lib/upload/index.ts has no uploadFiles({from, to, files, log}); publish to a local folder and run \`upload --from DIR --to ${opts.to}\`.`);
-  }
-  // Same order as locally: payload first, VERSION last.
+  const { uploadFiles } = await import('./upload/index.ts');
   await uploadFiles({ from: stage, to: opts.to, files: [r.file, `${r.file}.sig`, 'pubkey.asc'], log: opts.log });
-  await uploadFiles({ from: stage, to: opts.to, files: ['VERSION.sig', 'VERSION'], log: opts.log });
+  await uploadFiles({ from: stage, to: opts.to, files: ['VERSION.sig'], log: opts.log });
+  await uploadFiles({ from: stage, to: opts.to, files: ['VERSION'], log: opts.log });
   return { file: r.file, version: opts.version, sha256: r.sha256, size: r.size, to: opts.to, signer: r.signer, pruned: [], unchanged: false };
 }
 

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createLogger, silentLogger } from '../lib/log.ts';
+import { silentLogger } from '../lib/log.ts';
 import { publishRelease, type PublishOptions } from '../lib/publish.ts';
 import { parseVersionFile } from '../lib/launchfit/version-file.ts';
 import { runCommand, tmpDir } from './helpers.ts';
@@ -128,12 +128,6 @@ test('refusals: bad names and versions, a locked key without passphrase, a wrong
   await rejects(() => publishRelease(opts(src, out)), /links to \/etc\/passwd, outside/);
   await rejects(() => publishRelease(opts(path.join(base, 'missing'), out)), /is not a folder/);
   assert.not.ok(existsSync(out), 'nothing written');
-});
-
-test('a remote destination without the upload library is a clear error', async () => {
-  const uploadLib = path.join(import.meta.dirname, '..', 'lib', 'upload', 'index.ts');
-  if (existsSync(uploadLib)) return; // covered by the upload library's own tests then
-  await rejects(() => publishRelease(opts(makeSource('src-remote'), 's3://bucket/prefix', { log: createLogger({ stream: { write: () => true } as unknown as NodeJS.WritableStream }) })), /needs the upload library/);
 });
 
 test('publishMain: the CLI entry validates like a usage error and publishes', async () => {
