@@ -81,7 +81,7 @@ export function createRotatingLog(file: string, maxBytes: number, keep: number) 
  * Whether any process of the group is still running. Zombies do not count: a child whose
  * parent (the shell) died is reparented to PID 1, which in a container may reap it late.
  */
-function groupAlive(pgid: number): boolean {
+export function groupAlive(pgid: number): boolean {
   try {
     process.kill(-pgid, 0);
   } catch (error) {
@@ -99,9 +99,17 @@ function groupAlive(pgid: number): boolean {
   return false;
 }
 
-/** `exec` a simple command so the app itself leads its group and gets signals directly. */
+const SHELL_WORDS = new Set(['exit', 'cd', 'export', 'set', 'unset', 'if', 'for', 'while', 'until', 'case', '.', 'source', 'eval',
+  'exec', 'trap', 'ulimit', 'umask', 'wait', 'read', 'shift', 'return', 'test', '[', ':', 'alias', 'command', 'readonly', 'local', '{', '!']);
+
+/**
+ * `exec` a simple command so the app itself leads its group and gets signals directly. Compound
+ * commands, shell builtins and `VAR=value cmd` are left to the shell as written.
+ */
 export function shellCommand(exec: string): string {
-  return /[;&|\n()]/.test(exec) ? exec : `exec ${exec}`;
+  const first = exec.trim().split(/\s+/)[0] ?? '';
+  if (/[;&|\n()`]/.test(exec) || SHELL_WORDS.has(first) || first.includes('=')) return exec;
+  return `exec ${exec}`;
 }
 
 function signalGroup(pgid: number, signal: NodeJS.Signals): void {
