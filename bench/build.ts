@@ -1,6 +1,7 @@
 // npm run bench:build — a no-op rebuild (nothing changed since the last successful build),
 // from `build` start to exit, against the same steps as a plain shell script:
 //   git fetch && git checkout && npm ci && litpro
+// shipkit runs under tsx, bundled into one .mjs with plain node, and under Deno.
 // The repo is a real bare git repo holding a small npm package (a `file:` dependency, so no
 // network) with an lprc.js and a literate project.md. Both sides are warmed up once first.
 //   tsx bench/build.ts [--runs N]
@@ -46,6 +47,14 @@ async function bundledOnce(): Promise<number> {
   return performance.now() - t0;
 }
 
+// The same sources under Deno 2.
+async function denoOnce(): Promise<number> {
+  const t0 = performance.now();
+  const r = await $({ env: { ...env, NO_COLOR: '1' }, nothrow: true })`${path.join(ROOT, 'node_modules/.bin/deno')} run -A --quiet ${path.join(ROOT, 'scripts/build.ts')} octo/site --config ${config}`;
+  if (r.exitCode !== 0) throw new Error(`deno build failed:\n${r.stderr}`);
+  return performance.now() - t0;
+}
+
 // The plain script: what an operator would otherwise put in a cron job.
 const plainDir = path.join(base, 'plain');
 await $({ env })`git clone --quiet ${repo.bare} ${plainDir}`;
@@ -65,14 +74,17 @@ function stats(samples: number[]) {
 
 // Warm-up: the first build clones and installs; the plain side installs once too.
 await shipkitOnce();
+await denoOnce();
 await plainOnce();
 const shipkit: number[] = [];
 const bundled: number[] = [];
+const deno: number[] = [];
 const plain: number[] = [];
 for (let i = 0; i < runs; i++) {
   // Interleaved, so machine noise hits all sides alike.
   shipkit.push(await shipkitOnce());
   bundled.push(await bundledOnce());
+  deno.push(await denoOnce());
   plain.push(await plainOnce());
 }
 
@@ -87,6 +99,7 @@ for (let i = 0; i < 3; i++) {
 const rows: Array<[string, number[]]> = [
   ['shipkit build (tsx), pull+install+compile', shipkit],
   ['shipkit build (bundled, plain node)', bundled],
+  ['shipkit build (deno run)', deno],
   ['plain sh: fetch, checkout, npm ci, litpro', plain],
   ['start-up only: build --help (tsx)', startup],
 ];
@@ -97,6 +110,6 @@ for (const [label, samples] of rows) {
   const x = stats(samples);
   console.log(`${label.padEnd(44)}${[x.median, x.mean, x.min, x.max].map(fmt).join('')}`);
 }
-const [s, b, p] = [stats(shipkit).median, stats(bundled).median, stats(plain).median];
-console.log(`shipkit (tsx) / plain: ${(s / p).toFixed(2)}x; bundled / plain: ${(b / p).toFixed(2)}x`);
+const [s, b, d, p] = [stats(shipkit).median, stats(bundled).median, stats(deno).median, stats(plain).median];
+console.log(`median vs plain sh: tsx ${(s / p).toFixed(2)}x, bundled ${(b / p).toFixed(2)}x, deno ${(d / p).toFixed(2)}x`);
 console.log(`shipkit skips the unchanged npm ci and writes a structured job log; the rest is runtime start-up and git.`);
