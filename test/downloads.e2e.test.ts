@@ -324,6 +324,31 @@ test('runDownloadsStage (the build step): skipped without a manifest, counts wit
   assert.is(piped, '', 'no progress display when stderr is not a TTY');
 });
 
+test('a corrupt record means fetching again; a second run on the same folder waits for none', async () => {
+  const { downloadAll } = await import('../lib/downloads.ts');
+  const { parseManifest } = await import('../lib/manifest.ts');
+  const { createLogger } = await import('../lib/log.ts');
+  const { acquireLock } = await import('../lib/lock.ts');
+  const dir = path.join(tmpDir('shipkit-dl-'), 'downloads');
+  const entries = parseManifest(`${base}/f/rec rec.txt\n`);
+  let logged = '';
+  const log = createLogger({ stream: { write: (t: string) => { logged += t; return true; } } as unknown as NodeJS.WritableStream });
+  assert.is((await downloadAll({ dir, entries, log })).fetched, 1);
+  writeFileSync(path.join(dir, '.downloads.json'), '{"version":1,"files":');
+  const again = await downloadAll({ dir, entries, log });
+  assert.is(again.fetched, 1);
+  assert.match(logged, /\.downloads\.json is not a valid record; every entry will be fetched again/);
+  assert.is(JSON.parse(readFileSync(path.join(dir, '.downloads.json'), 'utf8')).files['rec.txt'].url, `${base}/f/rec`);
+
+  const lock = await acquireLock(path.join(dir, '.downloads.lock'));
+  try {
+    const refused = await downloadAll({ dir, entries, log }).catch((e: Error) => e);
+    assert.match(String((refused as Error).message), /is locked by process \d+/);
+  } finally {
+    await lock.release();
+  }
+});
+
 test.after(() => {
   for (const socket of openSockets) socket.destroy();
   server.close();
