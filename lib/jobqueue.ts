@@ -503,10 +503,14 @@ export async function lookupUser(name: string): Promise<Account> {
   return { name, uid: Number(fields[2]), gid: Number(fields[3]), home: fields[5] || '/' };
 }
 
+declare const SHIPKIT_BUNDLED: boolean | undefined;
+
 /** The command that runs a shipkit script (`build`, `release`) under the runtime we run on. */
 export async function scriptCommandFor(name: 'build' | 'release', env: NodeJS.ProcessEnv = process.env): Promise<string[]> {
   const override = env[`SHIPKIT_${name.toUpperCase()}_COMMAND`];
   if (override) return override.trim().startsWith('[') ? (JSON.parse(override) as string[]) : [override];
+  // Bundled (npm run bundle): dist/hook-server.mjs runs dist/build.mjs beside it.
+  if (typeof SHIPKIT_BUNDLED !== 'undefined' && SHIPKIT_BUNDLED) return [process.execPath, path.join(import.meta.dirname, `${name}.mjs`)];
   const root = path.resolve(import.meta.dirname, '..');
   const source = path.join(root, 'scripts', `${name}.ts`);
   const deno = (globalThis as { Deno?: { execPath(): string } }).Deno;
@@ -515,6 +519,5 @@ export async function scriptCommandFor(name: 'build' | 'release', env: NodeJS.Pr
     const loader = path.join(root, 'node_modules', 'tsx', 'dist', 'loader.mjs');
     return [process.execPath, '--import', loader, source];
   }
-  // Bundled (dist/hook-server.mjs next to dist/build.mjs).
   return [process.execPath, path.join(import.meta.dirname, `${name}.mjs`)];
 }
