@@ -64,12 +64,19 @@ async function signWithGpg(file: string, opts: { armor?: boolean; signer?: strin
   return readFileSync(out);
 }
 
+/** VERSION text with a VERSION.sig made by gpg with the trusted key (the server is honest-looking). */
+async function signedVersion(text: string): Promise<Record<string, string | Buffer>> {
+  const file = path.join(tmpDir('shipkit-version-'), 'VERSION');
+  writeFileSync(file, text);
+  return { VERSION: text, 'VERSION.sig': await signWithGpg(file) };
+}
+
 /** A hand-made, validly signed tarball (the signer is trusted; the content is hostile). */
 async function serveSignedTarball(tgz: Buffer) {
   const dir = tmpDir('shipkit-hostile-');
   const file = path.join(dir, FILE);
   writeFileSync(file, tgz);
-  serve({ VERSION: `CURRENT 1.1 ${FILE}\n`, [FILE]: tgz, [`${FILE}.sig`]: await signWithGpg(file) });
+  serve({ ...(await signedVersion(`CURRENT 1.1 ${FILE}\n`)), [FILE]: tgz, [`${FILE}.sig`]: await signWithGpg(file) });
 }
 
 async function expectRefused(pattern: RegExp) {
@@ -103,7 +110,7 @@ test('tarball changed by one byte without SHA256/SIZE: the signature catches it'
   const dir = await stage11();
   const tgz = readFileSync(path.join(dir, FILE));
   tgz[Math.floor(tgz.length / 2)] ^= 1;
-  serveStaged(dir, { [FILE]: tgz, VERSION: `CURRENT 1.1 ${FILE}\n`, 'VERSION.sig': null });
+  serveStaged(dir, { [FILE]: tgz, ...(await signedVersion(`CURRENT 1.1 ${FILE}\n`)) });
   await expectRefused(/signature of my-app-gnu-linux-1\.1\.tar\.gz does not verify/);
 });
 
@@ -176,20 +183,26 @@ test('VERSION.sig from another key or over another VERSION', async () => {
   await expectRefused(/signature of VERSION does not verify/);
 });
 
+test('VERSION.sig stripped after a signed VERSION was seen (metadata downgrade)', async () => {
+  const dir = await stage11();
+  serveStaged(dir, { 'VERSION.sig': null });
+  await expectRefused(/VERSION\.sig is missing, but this host has seen a signed VERSION before/);
+});
+
 for (const [label, file] of [['../x.tar.gz', '../x.tar.gz'], ['/etc/passwd', '/etc/passwd'], ['a/b.tar.gz', 'a/b.tar.gz']]) {
   test(`VERSION naming ${label}`, async () => {
-    serve({ VERSION: `CURRENT 1.1 ${file}\n` });
+    serve(await signedVersion(`CURRENT 1.1 ${file}\n`));
     await expectRefused(/Invalid release file name/);
   });
 }
 
 test('a non-hex version, a lower version, an expired VERSION', async () => {
-  serve({ VERSION: `CURRENT 1.1g ${FILE}\n` });
+  serve(await signedVersion(`CURRENT 1.1g ${FILE}\n`));
   await expectRefused(/dot-separated hexadecimal/);
-  serve({ VERSION: 'CURRENT 0.f my-app-gnu-linux-0.f.tar.gz\n' });
+  serve(await signedVersion('CURRENT 0.f my-app-gnu-linux-0.f.tar.gz\n'));
   await expectRefused(/lower than 1\.0 already installed; refusing the downgrade/);
   const dir = await stage11();
-  serveStaged(dir, { VERSION: `CURRENT 1.1 ${FILE}\nEXPIRES 2020-01-01T00:00:00Z\n`, 'VERSION.sig': null });
+  serveStaged(dir, await signedVersion(`CURRENT 1.1 ${FILE}\nEXPIRES 2020-01-01T00:00:00Z\n`));
   await expectRefused(/VERSION expired on 2020-01-01/);
 });
 
@@ -201,7 +214,7 @@ test('a 10 MB VERSION', async () => {
 test('a server sending more than SIZE (declared and chunked)', async () => {
   const dir = await stage11();
   const tgz = readFileSync(path.join(dir, FILE));
-  serveStaged(dir, { VERSION: `CURRENT 1.1 ${FILE}\nSIZE ${tgz.length - 100}\n`, 'VERSION.sig': null });
+  serveStaged(dir, await signedVersion(`CURRENT 1.1 ${FILE}\nSIZE ${tgz.length - 100}\n`));
   await expectRefused(/more than the \d+ allowed by SIZE in VERSION/);
   w.server.overrides.set(FILE, (_req, res) => {
     res.writeHead(200); // no Content-Length: chunked, the cap is enforced while reading
@@ -261,7 +274,7 @@ test('a failing before_symlink hook aborts the update; the app is untouched', as
 });
 
 test('the real script reports a refused update with exit 1 (socket path)', async () => {
-  serve({ VERSION: `CURRENT 1.1 ../x.tar.gz\n` });
+  serve(await signedVersion('CURRENT 1.1 ../x.tar.gz\n'));
   const r = await runScript('launchfit', ['update', '--dir', w.deploy]);
   assert.is(r.exitCode, 1);
   assert.match(r.stderr, /Invalid release file name/);

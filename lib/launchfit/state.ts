@@ -54,6 +54,8 @@ export interface LaunchState {
   installed: Record<string, InstalledRelease>;
   /** The release that was current before the last switch. */
   previous?: string;
+  /** A verified VERSION.sig has been seen: from then on an unsigned VERSION is refused. */
+  signedVersionSeen?: boolean;
   /** ETag of the last VERSION that was fully handled. */
   etag?: string;
   lastCheck?: { at: string; ok: boolean; message: string };

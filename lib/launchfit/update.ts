@@ -4,7 +4,7 @@
 // happens before the running app is touched; every failure before the stop leaves the app
 // and `current` as they were.
 import { randomBytes } from 'node:crypto';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { $ } from 'zx';
 import { ConfigError, ValidationError, VerificationError, WorkError, messageOf } from '../errors.ts';
@@ -19,7 +19,6 @@ import { readPublicKeys, selectTrustedKeys, verifyDetachedSignature, type Truste
 import { readState, updateState, writeState, type DeployPaths, type LaunchState } from './state.ts';
 import { pruneReleases, readCurrent, removeRelease, swapCurrentSymlink } from './switch.ts';
 import { MAX_VERSION_FILE_BYTES, compareVersions, parseVersionFile, type VersionInfo } from './version-file.ts';
-import { rename } from 'node:fs/promises';
 
 export const MAX_SIGNATURE_BYTES = 64 * 1024;
 export const MAX_KEY_BYTES = 1024 * 1024;
@@ -88,8 +87,12 @@ export async function loadTrustedKeys(ctx: UpdateContext): Promise<TrustedKeys> 
   return selectTrustedKeys({ pin: gpg.pin });
 }
 
-/** Fetch VERSION (and VERSION.sig) and check it: signature, EXPIRES. Null when unchanged (304). */
-export async function fetchVersionInfo(ctx: UpdateContext, trusted: TrustedKeys, etag: string | undefined): Promise<{ info: VersionInfo; etag?: string } | null> {
+/**
+ * Fetch VERSION (and VERSION.sig) and check it: signature, EXPIRES. Null when unchanged (304).
+ * Once a signed VERSION has been seen (`signedBefore`), an unsigned one is refused: stripping the
+ * signature must not be a way around EXPIRES.
+ */
+export async function fetchVersionInfo(ctx: UpdateContext, trusted: TrustedKeys, etag: string | undefined, signedBefore = false): Promise<{ info: VersionInfo; etag?: string; signed: boolean } | null> {
   const server = serverOf(ctx.config);
   const timeouts = timeoutsOf(ctx.config);
   const res = await fetchSmall(new URL('VERSION', server).href, { maxBytes: MAX_VERSION_FILE_BYTES, etag, timeouts, fetchImpl: ctx.fetchImpl });
@@ -101,6 +104,8 @@ export async function fetchVersionInfo(ctx: UpdateContext, trusted: TrustedKeys,
     await verifyDetachedSignature({ data: res.body, signature: sig.body, trusted, what: 'VERSION', now });
   } else if (ctx.config.updates.requireSignedVersion) {
     throw new VerificationError(`${server}VERSION.sig is missing and updates.require_signed_version is true; refusing the update.`);
+  } else if (signedBefore) {
+    throw new VerificationError(`${server}VERSION.sig is missing, but this host has seen a signed VERSION before; refusing an unsigned one. Publish with \`release publish\` (it signs VERSION).`);
   }
   let info: VersionInfo;
   try {
@@ -111,7 +116,7 @@ export async function fetchVersionInfo(ctx: UpdateContext, trusted: TrustedKeys,
   if (info.expires && info.expires.getTime() < now.getTime()) {
     throw new VerificationError(`VERSION expired on ${info.expires.toISOString()}; the update server is stale or replaying old metadata. Publish again.`);
   }
-  return { info, etag: res.etag };
+  return { info, etag: res.etag, signed: sig.status === 'ok' };
 }
 
 /** Download, verify and unpack a release into releases/NAME and run its hook. Returns NAME. */
@@ -221,7 +226,7 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false } = {}
   const trusted = await loadTrustedKeys(ctx);
   let fetched;
   try {
-    fetched = await fetchVersionInfo(ctx, trusted, current && !force ? state.etag : undefined);
+    fetched = await fetchVersionInfo(ctx, trusted, current && !force ? state.etag : undefined, Boolean(state.signedVersionSeen));
   } catch (error) {
     await recordCheck(paths, false, messageOf(error));
     throw error;
@@ -230,7 +235,8 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false } = {}
     await recordCheck(paths, true, 'VERSION not modified');
     return { action: 'not-modified', version: currentVersion, release: current, message: 'VERSION not modified since the last check.' };
   }
-  const { info, etag } = fetched;
+  const { info, etag, signed } = fetched;
+  if (signed && !state.signedVersionSeen) await updateState(paths, (s) => { s.signedVersionSeen = true; });
   const done = async (result: CheckResult) => {
     await updateState(paths, (s) => { s.etag = etag; s.lastCheck = { at: new Date().toISOString(), ok: result.action !== 'rolled-back', message: result.message }; });
     return result;
