@@ -113,15 +113,15 @@ const hostile: Array<[string, RegExp]> = [
   ['git+#main', /the remote is empty/],
   ['nonsense', /Unknown upload target/],
 ];
-for (const [target, pattern] of hostile) {
-  test(`hostile target ${JSON.stringify(target)} is refused with exit 2`, async () => {
-    const { out } = await sourceRepo();
-    const r = await upload(['--from', out, '--to', target]);
-    assert.is(r.exitCode, 2, r.stderr);
-    assert.match(r.stderr, pattern);
-    assert.not.ok(existsSync('/tmp/shipkit-pwned'));
-  });
-}
+test(`hostile targets are refused with exit 2: ${hostile.map(([t]) => JSON.stringify(t)).join(', ')}`, async () => {
+  const { out } = await sourceRepo();
+  await Promise.all(hostile.map(async ([target, pattern]) => {
+    const r = await upload(['--from', out, `--to=${target}`]);
+    assert.is(r.exitCode, 2, `${target}: ${r.stderr}`);
+    assert.match(r.stderr, pattern, target);
+  }));
+  assert.not.ok(existsSync('/tmp/shipkit-pwned'));
+});
 
 test('upload REPO runs the targets from shipkit.yml; bad entries name the file and line', async () => {
   const data = tmpDir('shipkit-data-');

@@ -131,17 +131,18 @@ it('wrong credentials, an untrusted host key and an unreachable host are clear e
 
 test('hostile rsync targets and a missing source folder are refused with exit 2', async () => {
   const out = site();
+  const cases: Promise<void>[] = [];
   for (const [target, pattern] of [
     ['-oProxyCommand=touch /tmp/shipkit-pwned:x', /Unknown upload target/],
     ['-oProxyCommand=x:y', /Invalid host/],
     ['root@-oProxyCommand=x:/tmp', /Invalid host/],
     ['bad user@host:/tmp', /Invalid user/],
     ['host:', /has no remote path/],
-  ] as const) {
-    const r = await upload(['--from', out, `--to=${target}`]);
+  ] as const) cases.push(upload(['--from', out, `--to=${target}`]).then((r) => {
     assert.is(r.exitCode, 2, `${target}: ${r.stderr}`);
-    assert.match(r.stderr, pattern);
-  }
+    assert.match(r.stderr, pattern, target);
+  }));
+  await Promise.all(cases);
   assert.not.ok(existsSync('/tmp/shipkit-pwned'));
   const r = await upload(['--from', path.join(out, 'nope'), '--to', 'root@127.0.0.1:/tmp/x/']);
   assert.is(r.exitCode, 2);
