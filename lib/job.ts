@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { $ } from 'zx';
 import { checkKnownKeys, configError, getKey } from './config.ts';
-import { ConfigError, UsageError, messageOf } from './errors.ts';
+import { ConfigError, UsageError, WorkError, messageOf } from './errors.ts';
 import { ensureDir } from './fsx.ts';
 import { DEFAULT_OUTPUT_LIMITS, type OutputLimits } from './build-exec.ts';
 import { StepFailure, type BuildContext, type StepResult } from './build-context.ts';
@@ -120,7 +120,16 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
   await ensureDir(paths.state);
   await ensureDir(paths.logs);
   const lockWaitMs = options.lockWaitMs ?? repo.timeout * 1000;
-  const lock = await acquireLock(path.join(paths.state, 'job.lock'), { waitMs: lockWaitMs, what: `${repo.name} (another build or release is running)` });
+  const lockFile = path.join(paths.state, 'job.lock');
+  const what = `${repo.name} (another build or release is running)`;
+  let lock;
+  try {
+    lock = await acquireLock(lockFile, { what });
+  } catch (error) {
+    if (!(error instanceof WorkError) || lockWaitMs <= 0) throw error;
+    log.info(`waiting up to ${Math.round(lockWaitMs / 1000)} s: ${messageOf(error)}`);
+    lock = await acquireLock(lockFile, { waitMs: lockWaitMs, what });
+  }
   try {
     if (runAs) await prepareForUser(paths, runAs);
     const rotation = await rotateLogs(paths.logs, settings.rotation);

@@ -56,6 +56,18 @@ test('the build rotates logs.txt by itself once the size cap is passed', async (
   assert.ok(statSync(path.join(site.logsDir, 'logs.txt')).size < 20_000);
 });
 
+test('a second job of the same repo waits for the first; jobs never interleave in the log', async () => {
+  const site = await makeSite({ 'README.md': 'x\n' }, 'steps: [pull, compile]\ncompile: echo "$SHIPKIT_JOB_ID begins"; sleep 2; echo "$SHIPKIT_JOB_ID ends"');
+  const first = site.run('build', ['octo/site', '--job-id', 'first']);
+  await waitFor(() => existsSync(path.join(site.data, 'state', 'octo__site', 'job.lock')), { what: 'the first job', timeoutMs: 30_000 });
+  const second = await site.run('build', ['octo/site', '--job-id', 'second']);
+  assert.is(second.exitCode, 0, second.stderr);
+  assert.match(second.stderr, /waiting up to 120 s: octo\/site \(another build or release is running\) is locked by process \d+/);
+  assert.is((await first).exitCode, 0);
+  const marks = site.logText().split('\n').filter((l) => /^=== shipkit job|\| \w+ (begins|ends)$/.test(l)).map((l) => l.replace(/^\S+ \| /, '').replace(/ \{.*/, ''));
+  assert.equal(marks, ['=== shipkit job first start', 'first begins', 'first ends', '=== shipkit job first end', '=== shipkit job second start', 'second begins', 'second ends', '=== shipkit job second end']);
+});
+
 test('user: every command runs as that user (when run as root)', async () => {
   if (process.getuid?.() !== 0) {
     console.log('  (not root: user: is checked for its error only)');
