@@ -252,6 +252,24 @@ test('--help, an unknown flag, a repo without any secret, a secret that is not s
   assert.not.ok(existsSync(path.join(bare, 'data')), 'nothing written');
 });
 
+test('without token: the read API is off (404); a GitLab release hook queues a release job', async () => {
+  const quiet = tmpDir();
+  const noToken = await startScript('hook-server', ['--config', writeConfig(quiet, { repos: { 'group/app': {} }, token: false }), '--listen', '127.0.0.1:0'], { env });
+  try {
+    const jobs = await fetch(`${noToken.url}/jobs`, { headers: auth });
+    assert.is(jobs.status, 404);
+    assert.is((await jobs.json()).error, 'read API is off');
+    const project = { path_with_namespace: 'group/app', git_http_url: 'https://gitlab.example.com/group/app.git' };
+    const release = await post(`${noToken.url}/`, JSON.stringify({ object_kind: 'release', action: 'create', tag: 'v3.0.0', project }), { 'Content-Type': 'application/json', 'X-Gitlab-Event': 'Release Hook', 'X-Gitlab-Token': SECRET, 'X-Gitlab-Event-UUID': randomUUID() });
+    assert.is(release.status, 202);
+    await waitFor(() => readRuns(quiet).done.includes(release.json.job), { what: 'the release job' });
+    const argv = readFileSync(path.join(quiet, `argv-${release.json.job}.txt`), 'utf8').trim().split('\n');
+    assert.equal(argv.slice(0, 3), ['group/app', '--tag', 'v3.0.0']);
+  } finally {
+    assert.is(await noToken.stop(), 0);
+  }
+});
+
 test('first run: no config → ./.shipkit/shipkit.yml with a generated secret and token (0600), printed once', async () => {
   if (existsSync('/etc/shipkit/shipkit.yml')) {
     console.log('skipped: /etc/shipkit/shipkit.yml exists on this machine, so there is no first run');
