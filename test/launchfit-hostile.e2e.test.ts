@@ -1,102 +1,20 @@
 // @deno
-// Every hostile input the issue lists, against a running `launchfit run`: each update attempt
-// is refused with a message that says why, and the running app (same pid) and `current` stay
-// exactly as they were. Releases are made by `release publish` or by hand and signed with gpg.
-import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+// Hostile signatures, VERSION files and servers against a running `launchfit run`: each update
+// attempt is refused with a message that says why, and the running app (same pid) and `current`
+// stay exactly as they were. Releases are made by `release publish` or by hand, signed with gpg.
+// (Hostile archives and hooks: launchfit-hostile-archive.e2e.test.ts.)
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { requestOverSocket } from '../lib/launchfit/control.ts';
-import { silentLogger } from '../lib/log.ts';
-import { publishRelease } from '../lib/publish.ts';
-import { runScript, tmpDir } from './helpers.ts';
+import { runScript } from './helpers.ts';
 import { detachSign, genKey } from './fixtures/launchfit/gpg.ts';
-import { makeBomb, makeTarGz, type RawEntry } from './fixtures/launchfit/tarball.ts';
-import { askApp, currentOf, makeWorld, startLaunchfit, type Launchfit, type World } from './fixtures/launchfit/world.ts';
+import { FILE, expectRefused, rememberAppPid, serve, serveStaged, setUp, signWithGpg, signedVersion, stage11, tearDown, w } from './fixtures/launchfit/hostile.ts';
+import { askApp } from './fixtures/launchfit/world.ts';
 
-let w: World;
-let lf: Launchfit;
-let appPid: number;
-const FILE = 'my-app-gnu-linux-1.1.tar.gz';
-
-test.before(async () => {
-  w = await makeWorld();
-  await w.publish('1.0');
-  w.writeConfig('  idle_timeout: 1\n  connect_timeout: 5\n');
-  const r = await runScript('launchfit', ['deploy', '--dir', w.deploy]);
-  assert.is(r.exitCode, 0, r.stderr);
-  lf = await startLaunchfit(w.deploy);
-  for (let i = 0; i < 200 && (await askApp(w.appPort)) !== '1.0'; i++) await new Promise((res) => setTimeout(res, 100));
-  appPid = (await status()).app.pid;
-  assert.ok(appPid > 0);
-});
-
-test.after(async () => {
-  await lf.stop();
-  await w.server.close();
-});
-
-async function status() {
-  return (await requestOverSocket(path.join(w.deploy, '.launchfit/control.sock'), 'GET', '/status'))!.body.result as { app: { pid: number }; version: string };
-}
-
-/** A good 1.1 release (tarball, .sig, VERSION, VERSION.sig) in a fresh staging folder. */
-async function stage11(): Promise<string> {
-  const dir = tmpDir('shipkit-stage-');
-  await publishRelease({ dir: w.makeApp('1.1'), name: 'my-app', platform: 'gnu-linux', version: '1.1', key: w.secretKey, passphraseFile: w.passFile, to: dir, log: silentLogger });
-  return dir;
-}
-
-/** Replace what the update server offers. */
-function serve(files: Record<string, string | Buffer | null>) {
-  for (const name of readdirSync(w.updates)) rmSync(path.join(w.updates, name), { force: true });
-  for (const [name, data] of Object.entries(files)) if (data !== null) writeFileSync(path.join(w.updates, name), data);
-}
-
-function serveStaged(dir: string, change: Record<string, string | Buffer | null> = {}) {
-  const files: Record<string, string | Buffer | null> = {};
-  for (const name of readdirSync(dir)) files[name] = readFileSync(path.join(dir, name));
-  serve({ ...files, ...change });
-}
-
-async function signWithGpg(file: string, opts: { armor?: boolean; signer?: string } = {}): Promise<Buffer> {
-  const out = await detachSign(w.g, opts.signer ?? w.key.fpr, file, { armor: opts.armor, passphrase: 'correct horse', out: `${file}.${Math.random().toString(36).slice(2)}.sig` });
-  return readFileSync(out);
-}
-
-/** VERSION text with a VERSION.sig made by gpg with the trusted key (the server is honest-looking). */
-async function signedVersion(text: string): Promise<Record<string, string | Buffer>> {
-  const file = path.join(tmpDir('shipkit-version-'), 'VERSION');
-  writeFileSync(file, text);
-  return { VERSION: text, 'VERSION.sig': await signWithGpg(file) };
-}
-
-/** A hand-made, validly signed tarball (the signer is trusted; the content is hostile). */
-async function serveSignedTarball(tgz: Buffer) {
-  const dir = tmpDir('shipkit-hostile-');
-  const file = path.join(dir, FILE);
-  writeFileSync(file, tgz);
-  serve({ ...(await signedVersion(`CURRENT 1.1 ${FILE}\n`)), [FILE]: tgz, [`${FILE}.sig`]: await signWithGpg(file) });
-}
-
-async function expectRefused(pattern: RegExp) {
-  const answer = await requestOverSocket(path.join(w.deploy, '.launchfit/control.sock'), 'POST', '/update');
-  assert.ok(answer, 'launchfit run answers on its socket');
-  assert.is(answer!.body.ok, false, JSON.stringify(answer!.body));
-  assert.match(answer!.body.error!, pattern);
-  assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.0');
-  assert.equal(readdirSync(path.join(w.deploy, 'releases')), ['my-app-gnu-linux-1.0']);
-  assert.equal(readdirSync(path.join(w.deploy, '.launchfit/tmp')), []);
-  assert.is(await askApp(w.appPort), '1.0');
-  assert.is((await status()).app.pid, appPid, 'the running app was not restarted');
-}
-
-const appEntries = (extra: RawEntry[]): RawEntry[] => [
-  { path: 'app/', type: 'dir' },
-  { path: 'app/server.cjs', body: readFileSync(path.join(import.meta.dirname, 'fixtures/launchfit/app.cjs')) },
-  { path: 'app/version.txt', body: '1.1\n' },
-  ...extra,
-];
+test.before(setUp);
+test.after(tearDown);
 
 test('tarball changed by one byte: SHA256 in VERSION catches it', async () => {
   const dir = await stage11();
@@ -170,7 +88,7 @@ test('an armored .sig made by gpg is accepted (then the release is taken back ou
   state.previous = undefined;
   delete state.installed['my-app-gnu-linux-1.1'];
   writeFileSync(stateFile, JSON.stringify(state));
-  appPid = (await status()).app.pid;
+  await rememberAppPid();
 });
 
 test('VERSION.sig from another key or over another VERSION', async () => {
@@ -243,33 +161,6 @@ test('a server stalling mid-body (idle timeout)', async () => {
   } finally {
     w.server.overrides.delete(FILE);
     rmSync(path.join(w.deploy, '.launchfit/downloads'), { recursive: true, force: true });
-  }
-});
-
-const hostileTarballs: Array<[string, Buffer, RegExp]> = [
-  ['a ../ entry', makeTarGz(appEntries([{ path: 'app/../../evil.txt', body: 'x' }])), /contains "\.\."/],
-  ['an absolute path', makeTarGz(appEntries([{ path: '/tmp/evil.txt', body: 'x' }])), /is an absolute path/],
-  ['a symlink out of the folder', makeTarGz(appEntries([{ path: 'app/etc', type: 'symlink', linkpath: '../../../../etc' }])), /outside the release/],
-  ['a hardlink out of the folder', makeTarGz(appEntries([{ path: 'app/passwd', type: 'hardlink', linkpath: '../../etc/passwd' }])), /outside the release/],
-  ['a device file', makeTarGz(appEntries([{ path: 'app/null', type: 'chardev' }])), /CharacterDevice entry/],
-  ['a decompression bomb', makeBomb(64), /inflates more than 200 times/],
-];
-for (const [label, tgz, pattern] of hostileTarballs) {
-  test(`a signed tarball with ${label}`, async () => {
-    await serveSignedTarball(tgz);
-    await expectRefused(pattern);
-  });
-}
-
-test('a failing before_symlink hook aborts the update; the app is untouched', async () => {
-  const stage = await stage11();
-  serveStaged(stage);
-  const yml = readFileSync(path.join(w.deploy, 'launchify.yml'), 'utf8');
-  writeFileSync(path.join(w.deploy, 'launchify.yml'), `${yml}hooks:\n  before_symlink: "echo migrating; exit 7"\n`);
-  try {
-    await expectRefused(/hooks\.before_symlink .* exited with 7; the update was aborted/);
-  } finally {
-    writeFileSync(path.join(w.deploy, 'launchify.yml'), yml);
   }
 });
 

@@ -174,11 +174,16 @@ async function runBeforeSymlinkHook(ctx: UpdateContext, releaseDir: string, info
   if (!hook) return;
   ctx.log.info('running before_symlink hook', { hook, cwd: releaseDir });
   const env = { ...process.env, LAUNCHFIT_DIR: ctx.paths.dir, LAUNCHFIT_RELEASE: releaseDir, LAUNCHFIT_VERSION: info.version, LAUNCHFIT_PID: String(process.pid) };
-  const result = await $({ cwd: releaseDir, env, timeout: ctx.config.hooks.timeoutSec * 1000, timeoutSignal: 'SIGKILL', nothrow: true, quiet: true })`/bin/sh -c ${hook}`;
+  const started = Date.now();
+  const timeoutMs = ctx.config.hooks.timeoutSec * 1000;
+  // zx kills the hook's whole process tree on timeout.
+  const result = await $({ cwd: releaseDir, env, timeout: timeoutMs, timeoutSignal: 'SIGKILL', nothrow: true, quiet: true })`/bin/sh -c ${hook}`;
   const output = `${result.stdout}${result.stderr}`.trim();
   if (output) ctx.log.info(`hook output: ${output.slice(-2000)}`);
   if (result.exitCode !== 0) {
-    const why = result.signal ? `was killed (${result.signal}; timeout ${ctx.config.hooks.timeoutSec} s?)` : `exited with ${result.exitCode}`;
+    const timedOut = Date.now() - started >= timeoutMs;
+    const why = timedOut ? `did not finish within hooks.timeout (${ctx.config.hooks.timeoutSec} s) and was killed`
+      : result.signal ? `was killed by ${result.signal}` : `exited with ${result.exitCode}`;
     throw new WorkError(`hooks.before_symlink ${JSON.stringify(hook)} ${why}; the update was aborted and the running app left alone.`);
   }
 }
