@@ -179,6 +179,36 @@ test('a repo with user: is built as that Unix user; its work tree belongs to it'
   }
 });
 
+test('the real build as the repo\'s user: first clone and checkout belong to that user', async () => {
+  if (process.getuid?.() !== 0 || !existsSync(path.join(ROOT, 'scripts/build.ts'))) {
+    console.log('skipped: needs root and scripts/build.ts');
+    return;
+  }
+  const user = 'shipkithook';
+  if ((await runCommand('id', ['-u', user])).exitCode !== 0) {
+    assert.is((await runCommand('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', user])).exitCode, 0);
+  }
+  const uid = Number((await runCommand('id', ['-u', user])).stdout.trim());
+  const dir = tmpDir();
+  chmodSync(dir, 0o755);
+  const bare = await makeBareRepo(path.join(dir, 'remote'), 'site', { 'index.html': '<h1>hi</h1>\n' });
+  chmodSync(path.join(dir, 'remote'), 0o755);
+  assert.is((await runCommand('chown', ['-R', user, bare.bare])).exitCode, 0);
+  const config = writeConfig(dir, { repos: { 't/site': { user, url: bare.bare, steps: ['pull'] } } });
+  chmodSync(config, 0o644);
+  const server = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], { env: { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN } });
+  try {
+    const res = await deliverGithub(server.url, 'push', pushPayload('t/site', { sha: bare.first }), SECRET);
+    const job = await waitForState(server, res.json.job, ['succeeded', 'failed'], 60_000);
+    assert.is(job.state, 'succeeded', readFileSync(path.join(dir, 'data/jobs', job.id, 'output.log'), 'utf8').slice(-3000));
+    const work = path.join(dir, 'data/repos/t__site');
+    for (const f of ['.', '.git', 'index.html']) assert.is(statSync(path.join(work, f)).uid, uid, f);
+    assert.is(statSync(path.join(dir, 'data/logs/t__site/logs.txt')).uid, uid, 'the build log is written by the user');
+  } finally {
+    assert.is(await server.stop(), 0);
+  }
+});
+
 test('not root: a repo with user: is started through `sudo -n -H -u USER --` (a recording sudo on PATH)', async () => {
   if (process.getuid?.() !== 0) {
     console.log('skipped: needs root to start hook-server as an unprivileged user');
