@@ -172,9 +172,9 @@ test('26 MB bodies: 413 while reading (declared or streamed), and the server doe
   assert.is(health.status, 200);
 });
 
-test('a client that trickles its body is cut off at the body timeout', async () => {
+test('a client that trickles its body (or its headers) is cut off at the timeout', async () => {
   const slowConfig = writeConfig(tmpDir(), { repos: { 'octo/site': {} } });
-  const slow = await startScript('hook-server', ['--config', slowConfig, '--listen', '127.0.0.1:0', '--body-timeout', '1.5'], { env });
+  const slow = await startScript('hook-server', ['--config', slowConfig, '--listen', '127.0.0.1:0', '--body-timeout', '1.5', '--header-timeout', '1'], { env });
   const started = Date.now();
   const answer = await new Promise<string>((resolve) => {
     const socket = net.connect(slow.port, '127.0.0.1', () => {
@@ -188,6 +188,18 @@ test('a client that trickles its body is cut off at the body timeout', async () 
   });
   assert.match(answer, /^HTTP\/1\.1 408/);
   assert.ok(Date.now() - started < 20_000);
+  // Headers trickled in (slowloris): the connection is closed at the header timeout.
+  const headerStart = Date.now();
+  await new Promise<void>((resolve) => {
+    const socket = net.connect(slow.port, '127.0.0.1', () => {
+      socket.write('POST /hooks/github HTTP/1.1\r\nHost: x\r\n');
+      const timer = setInterval(() => socket.writable && socket.write('X-Slow: 1\r\n'), 300);
+      socket.on('close', () => { clearInterval(timer); resolve(); });
+      socket.on('error', () => {});
+      socket.resume();
+    });
+  });
+  assert.ok(Date.now() - headerStart < 15_000, 'closed at the header timeout');
   assert.is(await slow.stop(), 0);
 });
 
