@@ -1,6 +1,7 @@
 #!/usr/bin/env -S npx tsx
 // launchfit: install a signed release from an update server, supervise the app, switch
 // atomically to new releases and roll back. Wiring only; the work is in lib/launchfit/.
+import { rm } from 'node:fs/promises';
 import process from 'node:process';
 import { runCli, type Args, type CliSpec } from '../lib/cli.ts';
 import { UsageError, VerificationError, WorkError } from '../lib/errors.ts';
@@ -75,13 +76,20 @@ async function main(args: Args, log: Logger): Promise<number> {
 
   switch (command) {
     case 'deploy': {
-      await bootstrapConfig(paths, { url, keyfile: args.keyfile, key: args.key }, log);
+      const written = await bootstrapConfig(paths, { url, keyfile: args.keyfile, key: args.key }, log);
       const live = await requestOverSocket(paths.socket, 'POST', '/update').catch(() => undefined);
       if (live) {
         if (!live.body.ok) throw socketError(live.body);
         return printResult(live.body.result as CheckResult, args);
       }
-      const result = await updateOnce(dir, log);
+      let result: CheckResult;
+      try {
+        result = await updateOnce(dir, log);
+      } catch (error) {
+        // A first deploy that fails leaves the folder as it found it (so it can be retried).
+        for (const file of written) await rm(file, { force: true });
+        throw error;
+      }
       const code = printResult(result, args);
       if (!args.json && result.action === 'installed') process.stderr.write(`Start it with: launchfit run --dir ${dir}\n`);
       return code;

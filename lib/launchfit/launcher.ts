@@ -39,8 +39,9 @@ export interface BootstrapOptions {
 /**
  * `launchfit URL` in a folder without launchify.yml writes one (server, trusted key); an
  * existing launchify.yml is used as it is, and must agree with URL when both are given.
+ * Returns the files it wrote, so a first deploy that fails can take them back.
  */
-export async function bootstrapConfig(paths: DeployPaths, opts: BootstrapOptions, log: Logger): Promise<void> {
+export async function bootstrapConfig(paths: DeployPaths, opts: BootstrapOptions, log: Logger): Promise<string[]> {
   const file = path.join(paths.dir, CONFIG_NAME);
   if (await pathExists(file)) {
     if (opts.url || opts.keyfile || opts.key) {
@@ -51,22 +52,32 @@ export async function bootstrapConfig(paths: DeployPaths, opts: BootstrapOptions
       }
       if (opts.keyfile || opts.key) log.warn(`${CONFIG_NAME} exists; --keyfile/--key are ignored, edit updates.gpg in it instead`);
     }
-    return;
+    return [];
   }
   if (!opts.url) throw new ConfigError(`${file} does not exist; run \`launchfit URL\` with the update server's URL to create it.`);
   if (!/^https?:\/\/\S+$/.test(opts.url)) throw new ConfigError(`${JSON.stringify(opts.url)} is not an http:// or https:// URL.`);
   const entries = (await readdir(paths.dir)).filter((n) => n !== '.launchfit');
   if (entries.length) throw new ConfigError(`${paths.dir} is not empty and has no ${CONFIG_NAME}; deploy into an empty folder.`);
   if (!opts.keyfile && !opts.key) throw new ConfigError('No trusted key: pass --keyfile PUBKEY.asc, or --key with the full fingerprint of the key on the server.');
-  if (opts.key) parseKeyPin(opts.key);
+  if (opts.key && parseKeyPin(opts.key).kind !== 'fingerprint' && !opts.keyfile) {
+    throw new ConfigError('A key ID alone is never trusted: a key fetched from the server is trusted only against a pinned full fingerprint. Pass --key with all 40 (or 64) hex digits, or --keyfile.');
+  }
   const lines = ['# written by `launchfit deploy`; see launchify.example.yml for every key', 'updates:', `  server: ${JSON.stringify(opts.url)}`, '  gpg:'];
   if (opts.key) lines.push(`    key: ${JSON.stringify(opts.key.replace(/\s+/g, ''))}`);
+  const written: string[] = [];
   if (opts.keyfile) {
-    await copyFile(opts.keyfile, path.join(paths.dir, 'trusted.asc'));
+    try {
+      await copyFile(opts.keyfile, path.join(paths.dir, 'trusted.asc'));
+    } catch (error) {
+      throw new ConfigError(`Cannot read the key file ${opts.keyfile} (${(error as NodeJS.ErrnoException).code}).`, { cause: error });
+    }
+    written.push(path.join(paths.dir, 'trusted.asc'));
     lines.push('    keyfile: trusted.asc');
   }
   await writeFile(file, `${lines.join('\n')}\n`, { flag: 'wx' });
+  written.push(file);
   log.info(`wrote ${file}`);
+  return written;
 }
 
 /** A one-shot update (deploy/update without `run`): lock, recover, check, switch; no app is started. */

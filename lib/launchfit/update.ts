@@ -84,7 +84,10 @@ export async function loadTrustedKeys(ctx: UpdateContext): Promise<TrustedKeys> 
     if (res.status !== 'ok') throw new VerificationError(`The signing key ${url} is not on the update server; publish it there or set updates.gpg.keyfile.`);
     return selectTrustedKeys({ serverKeys: await readPublicKeys(res.body, url), pin: gpg.pin });
   }
-  return selectTrustedKeys({ pin: gpg.pin });
+  if (gpg.pin) {
+    throw new ConfigError(`${ctx.config.file}: updates.gpg.key ${gpg.pin.value} is a key ID; a key fetched from the server is trusted only against a pinned full fingerprint. Set the full fingerprint, or updates.gpg.keyfile.`);
+  }
+  return selectTrustedKeys({});
 }
 
 /**
