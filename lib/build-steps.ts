@@ -11,7 +11,7 @@ import { spawnAs } from './build-exec.ts';
 import { run, stageLogger, StepFailure, type BuildContext, type StepResult } from './build-context.ts';
 import { pullStep } from './build-pull.ts';
 import type { Logger } from './log.ts';
-import type { ShipkitConfig, Step } from './shipkit-config.ts';
+import type { RepoConfig, ShipkitConfig, Step, UploadEntry } from './shipkit-config.ts';
 
 export { pullStep } from './build-pull.ts';
 export { redactUrls, run, StepFailure, type BuildContext, type StepResult } from './build-context.ts';
@@ -76,6 +76,18 @@ export async function uploadStep(ctx: BuildContext): Promise<StepResult> {
   const runUpload = stage.runUploadStage as (options: { workDir: string; entries: typeof entries; doc: ShipkitConfig['doc']; configFile: string; sourceSha?: string; log: Logger }) => Promise<unknown>;
   await withDeadline(ctx, runUpload({ workDir: ctx.paths.work, entries, doc: ctx.config.doc, configFile: ctx.config.file, sourceSha: ctx.checkedOut ?? ctx.sha, log: stageLogger(ctx.log) }), 'upload');
   return { note: `${entries.length} target(s)` };
+}
+
+/**
+ * Checks the repo's `upload:` entries with the upload stage's own rules before the job starts,
+ * so a wrong key or type is a configuration error (exit 2, FILE:LINE) and not a failed build.
+ */
+export async function checkUploadConfig(config: ShipkitConfig, repo: RepoConfig, workDir: string): Promise<void> {
+  if (!repo.upload.length) return;
+  const stage = await loadStage(undefined, 'upload');
+  if (typeof stage?.planUpload !== 'function') return;
+  const plan = stage.planUpload as (entry: UploadEntry, context: { workDir: string; doc: ShipkitConfig['doc']; configFile: string }) => unknown;
+  for (const entry of repo.upload) plan(entry, { workDir, doc: config.doc, configFile: config.file });
 }
 
 /** In-process stages cannot be killed like a process tree; the job still ends at its deadline. */

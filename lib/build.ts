@@ -2,11 +2,11 @@
 // log. hook-server runs it as `build REPO --config FILE --sha SHA --ref REF --job-id ID`.
 import { UsageError } from './errors.ts';
 import type { Args, CliSpec } from './cli.ts';
-import { STEP_FUNCTIONS } from './build-steps.ts';
+import { checkUploadConfig, STEP_FUNCTIONS } from './build-steps.ts';
 import { newJobId, validateJobId } from './joblog.ts';
 import { describeFailure, runJob, validateRef, validateSha, type JobOutcome } from './job.ts';
 import type { Logger } from './log.ts';
-import { findConfigFile, getRepo, loadShipkitConfig, STEPS, type Step } from './shipkit-config.ts';
+import { findConfigFile, getRepo, loadShipkitConfig, repoPaths, STEPS, type Step } from './shipkit-config.ts';
 
 export const buildCliSpec: CliSpec = {
   name: 'build',
@@ -63,6 +63,7 @@ export async function buildMain(args: Args, log: Logger): Promise<number> {
   const config = await loadShipkitConfig(findConfigFile(args.config));
   const repo = getRepo(config, name);
   const steps = parseSteps(args.steps, repo.steps);
+  if (steps.includes('upload')) await checkUploadConfig(config, repo, repoPaths(config, repo.name).work);
   const controller = abortOnSignals();
   log.info(`build ${repo.name}: job ${id}`, { steps: steps.join(',') });
   const outcome = await runJob({

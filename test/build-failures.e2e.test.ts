@@ -45,6 +45,17 @@ test('a config value of the wrong type names the key and its line', async () => 
   assert.ok(!existsSync(site.data));
 });
 
+test('an upload: entry of the wrong type is a configuration error before anything runs', async () => {
+  const site = await makeSite({ 'README.md': 'x\n' }, 'upload:\n  - rsync: 5\n    from: out');
+  const r = await site.run('build', ['octo/site']);
+  assert.is(r.exitCode, 2, r.stderr);
+  const line = readFileSync(site.config, 'utf8').split('\n').findIndex((l) => l.includes('rsync: 5')) + 1;
+  assert.match(r.stderr, new RegExp(`shipkit\\.yml:${line}: repos\\.octo/site\\.upload\\[0\\]\\.rsync: must be a non-empty string`));
+  assert.ok(!existsSync(site.data));
+  // Without the upload step, the rest still builds.
+  assert.is((await site.run('build', ['octo/site', '--steps', 'pull'])).exitCode, 0);
+});
+
 test('a SHA that does not exist fails the pull step; the job is logged as failed', async () => {
   const site = await makeSite({ 'README.md': 'x\n' });
   const missing = 'deadbeef'.repeat(5);
