@@ -131,13 +131,12 @@ export async function runLauncher(opts: RunOptions): Promise<void> {
     let config = await loadEffectiveConfig(paths);
     await stopLeftoverApp(paths.pidFile, paths.dir, config.app.killTimeoutSec * 1000, log);
 
-    const makeSupervisor = () => createSupervisor({
+    supervisor = createSupervisor({
       exec: config.app.exec ?? 'true', cwd: paths.current, env: config.app.env, dir: paths.dir, kill: config.app.kill,
       killTimeoutMs: config.app.killTimeoutSec * 1000, forever: config.app.forever, backoffMaxMs: config.app.backoffMaxSec * 1000,
       stableAfterMs: config.app.stableAfterSec * 1000, maxRestarts: config.app.maxRestarts, appLog: paths.appLog,
       logMaxBytes: config.app.logMaxBytes, logKeep: config.app.logKeep, pidFile: paths.pidFile, log: log.child({ app: true }), echo: opts.echo,
     });
-    supervisor = makeSupervisor();
     const sup = supervisor;
     const app: AppControl = {
       stop: () => sup.stop(),
@@ -185,9 +184,14 @@ export async function runLauncher(opts: RunOptions): Promise<void> {
     }
     await updateState(paths, (s) => { s.pending = undefined; });
 
-    // Checks run one at a time; requests during a check coalesce into one more.
-    let running: Promise<CheckResult> | undefined;
-    let queued: Promise<CheckResult> | undefined;
+    // One update or rollback at a time, in order. Check requests that arrive while a check is
+    // waiting to start join it; once it has started, they queue one more (coalescing).
+    let tail: Promise<unknown> = Promise.resolve();
+    const exclusive = <T>(work: () => Promise<T>): Promise<T> => {
+      const next = tail.then(work, work);
+      tail = next.catch(() => {});
+      return next;
+    };
     const runCheck = async (): Promise<CheckResult> => {
       try {
         config = await loadEffectiveConfig(paths); // launchify.yml edits apply from the next check on
@@ -199,25 +203,18 @@ export async function runLauncher(opts: RunOptions): Promise<void> {
         throw error;
       }
     };
+    let waitingCheck: Promise<CheckResult> | undefined;
     const requestCheck = (): Promise<CheckResult> => {
-      if (!running) {
-        running = runCheck().finally(() => { running = undefined; });
-        return running;
-      }
-      queued ??= running.catch(() => {}).then(() => { queued = undefined; return requestCheck(); });
-      return queued;
-    };
-    const serialized = async <T>(work: () => Promise<T>): Promise<T> => {
-      while (running) await running.catch(() => {});
-      const p = work();
-      running = p.then(() => ({ action: 'up-to-date', message: '' }) as CheckResult, () => ({ action: 'up-to-date', message: '' }) as CheckResult)
-        .finally(() => { running = undefined; });
-      return p;
+      waitingCheck ??= exclusive(() => {
+        waitingCheck = undefined;
+        return runCheck();
+      });
+      return waitingCheck;
     };
     const handlers = {
       status: async (): Promise<Status> => collectStatus(paths, sup.info()),
       update: requestCheck,
-      rollback: (version?: string) => serialized(() => rollbackRelease(ctx(), { version })),
+      rollback: (version?: string) => exclusive(() => rollbackRelease(ctx(), { version })),
     };
     const socket = await startControlSocket(paths.socket, handlers, log);
     closers.push(() => socket.close());
@@ -254,7 +251,7 @@ export async function runLauncher(opts: RunOptions): Promise<void> {
     if (pollTimer) clearTimeout(pollTimer);
     log.info('stopping');
     for (const close of closers.splice(0)) await close().catch(() => {});
-    if (running) await Promise.race([running.catch(() => {}), new Promise((r) => setTimeout(r, 30_000))]);
+    await Promise.race([tail, new Promise((r) => setTimeout(r, 30_000))]);
     await supervisor.stop();
   } finally {
     for (const close of closers) await close().catch(() => {});
