@@ -3,18 +3,18 @@
 // SHA256, SIZE, EXPIRES) and VERSION.sig, and put them on the update server: tarball and .sig
 // first, VERSION.sig and VERSION last, each through temp + rename, then prune old releases.
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, lstat, mkdtemp, readFile, readdir, readlink, rename, rm, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { copyFile, mkdtemp, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type minimist from 'minimist';
 import { parsePositiveInt, type CliSpec } from './cli.ts';
-import { ConfigError, UsageError, ValidationError, messageOf } from './errors.ts';
+import { UsageError, ValidationError, messageOf } from './errors.ts';
 import { atomicWriteFile, ensureDir, pathExists, syncDir, tempSibling } from './fsx.ts';
 import type { Logger } from './log.ts';
 import { nameProblem, validateName } from './names.ts';
+import { DEFAULT_MTIME, packReproducible } from './launchfit/pack.ts';
+import { loadSigningKey, signDetached } from './launchfit/sign.ts';
 import { compareVersions, formatVersionFile, parseVersionFile, validateVersion, type VersionInfo } from './launchfit/version-file.ts';
 
 export interface PublishOptions {
@@ -47,105 +47,6 @@ export interface PublishResult {
   signer: string;
   pruned: string[];
   unchanged: boolean;
-}
-
-const DEFAULT_MTIME = 946_684_800; // 2000-01-01T00:00:00Z
-
-/** Every path under `dir`, sorted byte-wise, folders before their contents. */
-async function listSorted(dir: string, rel = ''): Promise<string[]> {
-  const names = (await readdir(path.join(dir, rel))).sort((a, b) => (Buffer.compare(Buffer.from(a), Buffer.from(b))));
-  const out: string[] = [];
-  for (const name of names) {
-    const relPath = rel ? `${rel}/${name}` : name;
-    const st = await lstat(path.join(dir, relPath));
-    if (st.isDirectory()) {
-      out.push(relPath, ...(await listSorted(dir, relPath)));
-    } else if (st.isSymbolicLink()) {
-      const target = await readlink(path.join(dir, relPath));
-      const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(relPath), target));
-      if (path.isAbsolute(target) || resolved === '..' || resolved.startsWith('../')) {
-        throw new ValidationError(`${relPath} links to ${target}, outside ${dir}; launchfit would refuse the release. Copy the file in instead.`);
-      }
-      out.push(relPath);
-    } else if (st.isFile()) {
-      out.push(relPath);
-    } else {
-      throw new ValidationError(`${relPath} in ${dir} is not a file, folder or symlink; remove it before publishing.`);
-    }
-  }
-  return out;
-}
-
-/** Pack `dir` into `out` so that the same input always gives the same bytes. */
-export async function packReproducible(dir: string, out: string, mtimeSec = DEFAULT_MTIME): Promise<void> {
-  const tar = await import('tar');
-  const entries = await listSorted(dir);
-  if (!entries.length) throw new ValidationError(`${dir} is empty; nothing to publish.`);
-  const pack = tar.c({
-    cwd: dir,
-    gzip: { level: 9 },
-    portable: true,
-    noDirRecurse: true,
-    follow: false,
-    mtime: new Date(mtimeSec * 1000),
-    onWriteEntry: (entry) => {
-      // Owner and umask must not leak into the bytes: 755 for folders and executables, else 644.
-      const st = (entry as unknown as { stat: { mode: number } }).stat;
-      const isDir = (entry as unknown as { type: string }).type === 'Directory';
-      st.mode = (st.mode & ~0o7777) | (isDir || st.mode & 0o111 ? 0o755 : 0o644);
-    },
-  }, entries);
-  await pipeline(pack as unknown as NodeJS.ReadableStream, createWriteStream(out));
-}
-
-type OpenPgp = typeof import('openpgp');
-
-/** The decrypted secret key from an armored key file and optional passphrase file. */
-export async function loadSigningKey(keyFile: string, passphraseFile?: string) {
-  const openpgp: OpenPgp = await import('openpgp');
-  let armored: string;
-  try { armored = await readFile(keyFile, 'utf8'); } catch (error) {
-    throw new ConfigError(`Cannot read the secret key ${keyFile} (${(error as NodeJS.ErrnoException).code}).`, { cause: error });
-  }
-  let key;
-  try { key = await openpgp.readPrivateKey({ armoredKey: armored }); } catch (error) {
-    throw new ConfigError(`${keyFile} is not an armored OpenPGP secret key; export one with \`gpg --armor --export-secret-keys KEYID\`.`, { cause: error });
-  }
-  if (!key.isDecrypted()) {
-    if (!passphraseFile) throw new ConfigError(`The secret key ${keyFile} is protected by a passphrase; pass --passphrase-file FILE.`);
-    let passphrase: string;
-    try { passphrase = (await readFile(passphraseFile, 'utf8')).replace(/\r?\n$/, ''); } catch (error) {
-      throw new ConfigError(`Cannot read the passphrase file ${passphraseFile} (${(error as NodeJS.ErrnoException).code}).`, { cause: error });
-    }
-    try { key = await openpgp.decryptKey({ privateKey: key, passphrase }); } catch (error) {
-      throw new ConfigError(`The passphrase in ${passphraseFile} does not unlock ${keyFile}.`, { cause: error });
-    }
-  }
-  try {
-    await key.getSigningKey();
-  } catch (error) {
-    throw new ConfigError(`The key in ${keyFile} cannot sign (${messageOf(error)}); is it expired or revoked?`, { cause: error });
-  }
-  return key;
-}
-
-/** A detached binary signature over a file (streamed) or bytes, SHA-256 or better. */
-export async function signDetached(key: Awaited<ReturnType<typeof loadSigningKey>>, input: { file?: string; data?: Uint8Array }): Promise<Uint8Array> {
-  const openpgp: OpenPgp = await import('openpgp');
-  const message = input.file
-    ? await openpgp.createMessage({ binary: Readable.toWeb(createReadStream(input.file)) as unknown as ReadableStream<Uint8Array> })
-    : await openpgp.createMessage({ binary: input.data! });
-  const config = { preferredHashAlgorithm: openpgp.enums.hash.sha256 } as Parameters<OpenPgp['sign']>[0]['config'];
-  const signature = await openpgp.sign({ message, signingKeys: key, detached: true, format: 'binary', config });
-  if (signature instanceof Uint8Array) return signature;
-  const reader = (signature as unknown as ReadableStream<Uint8Array>).getReader();
-  const chunks: Uint8Array[] = [];
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks);
 }
 
 async function sha256File(file: string): Promise<string> {
