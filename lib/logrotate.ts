@@ -1,14 +1,13 @@
 // Rotation of a repo's job log: logs.txt is gzipped to logs.1.txt.gz once it passes a size cap,
 // older files move up one, and those past `keep` are deleted. Disk use per repo stays below
 // max_size × (keep + 1), before compression.
-import { readFile, rename, rm, stat } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { gzip as gzipCallback } from 'node:zlib';
-import { atomicWriteFile } from './fsx.ts';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import { syncDir, tempSibling } from './fsx.ts';
 import { LOG_FILE, logFiles } from './joblog.ts';
-
-const gzip = promisify(gzipCallback);
 
 export interface RotationPolicy {
   /** Rotate logs.txt once it is at least this many bytes. */
@@ -45,7 +44,7 @@ export async function rotateLogs(logsDir: string, policy: RotationPolicy, { forc
       }
     }
     if (policy.keep > 0) {
-      await atomicWriteFile(path.join(logsDir, 'logs.1.txt.gz'), await gzip(await readFile(file), { level: 6 }), { mode: 0o640 });
+      await gzipFile(file, path.join(logsDir, 'logs.1.txt.gz'));
     }
     await rm(file, { force: true });
   }
@@ -58,6 +57,21 @@ export async function rotateLogs(logsDir: string, policy: RotationPolicy, { forc
     }
   }
   return { rotated: rotate, size, removed };
+}
+
+/** Streams `source` through gzip into a temp file renamed to `target`: memory stays flat. */
+async function gzipFile(source: string, target: string): Promise<void> {
+  const temp = tempSibling(target);
+  try {
+    await pipeline(createReadStream(source), createGzip({ level: 6 }), createWriteStream(temp, { mode: 0o640, flags: 'wx' }));
+    const handle = await open(temp, 'r');
+    try { await handle.sync(); } finally { await handle.close(); }
+    await rename(temp, target);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+  await syncDir(path.dirname(target));
 }
 
 /** `10M`, `512k`, `1G`, `2000` (bytes) → bytes. */
