@@ -47,7 +47,7 @@ const COMMANDS = new Set(['deploy', 'run', 'update', 'rollback', 'status']);
 
 function printResult(result: CheckResult, args: Args): number {
   process.stdout.write(args.json ? `${JSON.stringify(result)}\n` : `${result.message}\n`);
-  return result.action === 'rolled-back' && result.message.includes('did not stay up') ? 1 : 0;
+  return result.action === 'unhealthy' ? 1 : 0;
 }
 
 /** Re-throw an error that came back over the control socket with its category intact. */

@@ -41,7 +41,8 @@ export interface UpdateContext {
   now?: () => Date;
 }
 
-export type CheckAction = 'not-modified' | 'up-to-date' | 'installed' | 'skipped-bad' | 'rolled-back';
+/** `unhealthy`: the new release did not stay up and launchfit went back; `rolled-back`: by request. */
+export type CheckAction = 'not-modified' | 'up-to-date' | 'installed' | 'skipped-bad' | 'unhealthy' | 'rolled-back';
 
 export interface CheckResult {
   action: CheckAction;
@@ -222,7 +223,7 @@ export async function activateRelease(ctx: UpdateContext, name: string, version:
   await writeState(paths, state);
   if (from) await app.start(false);
   await removeRelease(paths, name);
-  return { action: 'rolled-back', version, release: from, message: `Release ${name} did not stay up for ${ctx.config.app.healthyAfterSec} s; marked bad and went back to ${from ?? 'nothing'}.` };
+  return { action: 'unhealthy', version, release: from, message: `Release ${name} did not stay up for ${ctx.config.app.healthyAfterSec} s; marked bad and went back to ${from ?? 'nothing'}.` };
 }
 
 /** One full check. Throws on failures before the switch; the app and `current` are untouched then. */
@@ -246,7 +247,7 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false } = {}
   const { info, etag, signed } = fetched;
   if (signed && !state.signedVersionSeen) await updateState(paths, (s) => { s.signedVersionSeen = true; });
   const done = async (result: CheckResult) => {
-    await updateState(paths, (s) => { s.etag = etag; s.lastCheck = { at: new Date().toISOString(), ok: result.action !== 'rolled-back', message: result.message }; });
+    await updateState(paths, (s) => { s.etag = etag; s.lastCheck = { at: new Date().toISOString(), ok: result.action !== 'unhealthy', message: result.message }; });
     return result;
   };
   if (currentVersion !== undefined && compareVersions(info.version, currentVersion) === 0) {
