@@ -4,17 +4,21 @@
 //  (b) launchfit's peak memory (RSS) during that install, against its RSS at --help;
 //  (c) the downtime of an update — the gap between the old app's last answer and the new
 //      app's first, polled every 5 ms — against the app's own start time;
-//  (d) the cost of an idle poll (a conditional GET answered 304), against a full GET of VERSION.
-//   npm run bench:launchfit            (BENCH_MB=50 for a smaller release, BENCH_RUNS=3)
+//  (d) the cost of an idle check (a conditional GET answered 304), against an unconditional check.
+//   npm run bench:launchfit   (BENCH_MB=50 for a smaller release, BENCH_RUNS=3, BENCH_PARTS=abcd)
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, createWriteStream } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync, createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { createGzip } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { requestOverSocket } from '../lib/launchfit/control.ts';
-import { fetchSmall } from '../lib/launchfit/fetch.ts';
+import { loadLaunchConfig } from '../lib/launchfit/config.ts';
+import { updateOnce } from '../lib/launchfit/launcher.ts';
+import { deployPaths } from '../lib/launchfit/state.ts';
+import { checkForUpdates } from '../lib/launchfit/update.ts';
+import { silentLogger } from '../lib/log.ts';
 import { freePort, scriptCommand, tmpDir } from '../test/helpers.ts';
 import { detachSign, exportPublic, genKey, makeGpgHome } from '../test/fixtures/launchfit/gpg.ts';
 import { makeTar } from '../test/fixtures/launchfit/tarball.ts';
@@ -141,36 +145,47 @@ async function benchDowntime() {
   return { gap: median(gaps), start: median(starts) };
 }
 
+/** An idle check (VERSION unchanged → 304, nothing else fetched) against a full one. */
 async function benchIdlePoll() {
-  const root = tmpDir();
-  copyFileSync(path.join(import.meta.dirname, '../test/fixtures/launchfit/app.cjs'), path.join(root, 'filler'));
-  writeFileSync(path.join(root, 'VERSION'), `CURRENT 1.0 app-gnu-linux-1.0.tar.gz\nSHA256 ${'a'.repeat(64)}\nSIZE 123\n`);
-  const server = await startUpdateServer(root);
-  const first = await fetchSmall(`${server.url}VERSION`, { maxBytes: 65536 });
-  const etag = first.status === 'ok' ? first.etag : undefined;
-  const N = 300;
-  const time = async (withEtag: boolean) => {
+  const w = await makeWorld();
+  await w.publish('1.0');
+  w.writeConfig();
+  const paths = deployPaths(w.deploy);
+  await updateOnce(w.deploy, silentLogger);
+  const config = await loadLaunchConfig(w.deploy);
+  const ctx = { paths, config, log: silentLogger };
+  const N = 100;
+  const time = async (force: boolean) => {
+    const from = w.server.requests.length;
     const t0 = performance.now();
-    for (let i = 0; i < N; i++) await fetchSmall(`${server.url}VERSION`, { maxBytes: 65536, etag: withEtag ? etag : undefined });
-    return (performance.now() - t0) / N;
+    for (let i = 0; i < N; i++) await checkForUpdates(ctx, { force });
+    const ms = (performance.now() - t0) / N;
+    const requests = w.server.requests.slice(from);
+    return { ms, perCheck: requests.length / N, all304: requests.every((r) => r.status === 304) };
   };
-  await time(true);
-  const idle = await time(true);
-  const full = await time(false);
-  const statuses = server.requests.slice(-2 * N, -N).map((r) => r.status);
-  await server.close();
-  return { idle, full, all304: statuses.every((s) => s === 304) };
+  await time(false);
+  const idle = await time(false);
+  const full = await time(true);
+  await w.server.close();
+  return { idle: idle.ms, full: full.ms, all304: idle.all304 && idle.perCheck === 1, fullRequests: full.perCheck };
 }
 
-const install = await benchInstall();
-const down = await benchDowntime();
-const poll = await benchIdlePoll();
-const lines = [
-  `launchfit benchmarks (${RUNS} runs each, medians; ${new Date().toISOString()})`,
-  `(a) install of a ${(install.size / 1024 / 1024).toFixed(0)} MB release from loopback: launchfit deploy ${fmt(install.lf)} vs curl && gpgv && tar xzf ${fmt(install.peer)} — ratio ${(install.lf / install.peer).toFixed(2)}x`,
-  `(b) launchfit peak RSS during that install: ${(install.peakKb / 1024).toFixed(0)} MB (launchfit --help: ${(install.helpKb / 1024).toFixed(0)} MB, ${fmt(install.helpMs)}) — the release is ${(install.size / 1024 / 1024).toFixed(0)} MB`,
-  `(c) update downtime (old app's last answer → new app's first, polled every 5 ms): ${fmt(down.gap)} vs the app's own start time ${fmt(down.start)}`,
-  `(d) idle poll (conditional GET → 304${poll.all304 ? '' : ', NOT all 304!'}): ${fmt(poll.idle)} vs a full GET of VERSION ${fmt(poll.full)}`,
-];
+const PARTS = process.env.BENCH_PARTS ?? 'abcd';
+const lines = [`launchfit benchmarks (${RUNS} runs each, medians; ${new Date().toISOString()})`];
+if (/[ab]/.test(PARTS)) {
+  const install = await benchInstall();
+  lines.push(
+    `(a) install of a ${(install.size / 1024 / 1024).toFixed(0)} MB release from loopback: launchfit deploy ${fmt(install.lf)} vs curl && gpgv && tar xzf ${fmt(install.peer)} — ratio ${(install.lf / install.peer).toFixed(2)}x`,
+    `(b) launchfit peak RSS during that install: ${(install.peakKb / 1024).toFixed(0)} MB (launchfit --help: ${(install.helpKb / 1024).toFixed(0)} MB, ${fmt(install.helpMs)}) — the release is ${(install.size / 1024 / 1024).toFixed(0)} MB`,
+  );
+}
+if (PARTS.includes('c')) {
+  const down = await benchDowntime();
+  lines.push(`(c) update downtime (old app's last answer → new app's first, polled every 5 ms): ${fmt(down.gap)} vs the app's own start time ${fmt(down.start)}`);
+}
+if (PARTS.includes('d')) {
+  const poll = await benchIdlePoll();
+  lines.push(`(d) idle check (one conditional GET of VERSION → 304${poll.all304 ? '' : ', NOT all 304!'}): ${fmt(poll.idle)} vs an unconditional check (${poll.fullRequests} GETs, OpenPGP verification of VERSION) ${fmt(poll.full)}`);
+}
 process.stdout.write(`${lines.join('\n')}\n`);
 process.exit(0);
