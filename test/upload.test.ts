@@ -73,6 +73,8 @@ const CONFIG = `repos:
         from: dist/site
       - s3: s3://other/p
         from: out
+      - s3: { bucket: site, prefix: "", region: us-east-1 }
+        from: out
 `;
 
 test('planUpload reads every documented key', () => {
@@ -91,6 +93,7 @@ test('planUpload reads every documented key', () => {
   assert.is(plans[2].from, '/data/repos/octo__site/dist/site');
   assert.is(plans[2].options.message, 'deploy');
   assert.equal(plans[3].target, { kind: 's3', bucket: 'other', prefix: 'p/' });
+  assert.equal(plans[4].target, { kind: 's3', bucket: 'site', prefix: '', region: 'us-east-1' }, 'prefix "" (the bucket root), as DESIGN writes it');
 });
 
 const badEntries: Array<[string, RegExp]> = [

@@ -176,7 +176,8 @@ export function planUpload(entry: UploadEntry, context: PlanContext): UploadPlan
         const s3 = value as Record<string, unknown>;
         for (const key of Object.keys(s3)) if (!S3_KEYS.includes(key)) fail(`s3.${key}`, `unknown key; expected one of: ${S3_KEYS.join(', ')}.`);
         const bucket = str('s3.bucket', s3.bucket) ?? fail('s3', 'needs bucket:.');
-        const prefix = s3.prefix === undefined || s3.prefix === null ? '' : str('s3.prefix', s3.prefix) ?? '';
+        // `prefix: ""` (the bucket's root) is what DESIGN's own example writes.
+        const prefix = s3.prefix === undefined || s3.prefix === null || s3.prefix === '' ? '' : str('s3.prefix', s3.prefix) ?? '';
         const endpoint = str('s3.endpoint', s3.endpoint);
         if (endpoint && !/^https?:\/\//.test(endpoint)) fail('s3.endpoint', 'must be an http:// or https:// URL.');
         if (s3.force_path_style !== undefined && typeof s3.force_path_style !== 'boolean') fail('s3.force_path_style', 'must be true or false.');
