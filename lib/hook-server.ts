@@ -1,6 +1,7 @@
 // The HTTP edge of hook-server: routes, body cap and timeouts, signature check before parsing,
 // fixed short answers with a request id (details go to the log), the bearer-token read API.
-// What a delivery means lives in lib/webhooks.ts, the queue in lib/jobqueue.ts.
+// What a delivery means lives in lib/webhooks.ts, the queue in lib/jobqueue.ts, running a job in
+// lib/job-process.ts.
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { chmod, readdir, readFile, rm, stat } from 'node:fs/promises';
@@ -12,10 +13,8 @@ import { ensureDir, pathExists } from './fsx.ts';
 import { acquireLock } from './lock.ts';
 import { HttpError, sendJson, startHttpServer, type ListenAddress, type RunningServer } from './http.ts';
 import { JOB_ID_PATTERN, openJournal, type Job, type Journal } from './journal.ts';
-import {
-  createJobQueue, createProcessRunner, endGroup, killOrphanGroup, removeJobFiles, scriptCommandFor,
-  type Account, type JobQueue, type JobRunner,
-} from './jobqueue.ts';
+import { createJobQueue, removeJobFiles, type JobQueue, type JobRunner } from './jobqueue.ts';
+import { createProcessRunner, endGroup, killOrphanGroup, scriptCommandFor, type Account } from './job-process.ts';
 import type { Logger } from './log.ts';
 import { repoPaths, type ShipkitConfig } from './shipkit-config.ts';
 import { safeEqual } from './signing.ts';
