@@ -77,8 +77,8 @@ async function unpackStrict(tar: typeof import('tar'), tarball: string, root: st
   let entries = 0;
   let compressed = 0;
   let unpacked = 0;
-  const input = createReadStream(tarball);
-  const gunzip = createGunzip();
+  const input = createReadStream(tarball, { highWaterMark: 1 << 20 });
+  const gunzip = createGunzip({ chunkSize: 256 * 1024 });
   const unpack = new tar.Unpack({
     cwd: root,
     strict: true,
