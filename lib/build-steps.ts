@@ -3,7 +3,7 @@
 // StepFailure to stop the build.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, realpath, rm } from 'node:fs/promises';
+import { chown, readFile, realpath, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { $ } from 'zx';
 import { atomicWriteFile, ensureDir } from './fsx.ts';
@@ -132,11 +132,29 @@ export async function installStep(ctx: BuildContext): Promise<StepResult> {
   }
   await rm(recordFile, { force: true });
   const npmFlags = ['--no-audit', '--no-fund', '--no-update-notifier'];
-  if (lockfile) await run(ctx, ['npm', 'ci', ...npmFlags]);
-  else await run(ctx, ['npm', 'install', ...npmFlags]);
+  const npmCtx = await withNpmCache(ctx);
+  if (lockfile) await run(npmCtx, ['npm', 'ci', ...npmFlags]);
+  else await run(npmCtx, ['npm', 'install', ...npmFlags]);
   await ensureDir(ctx.paths.state);
   await atomicWriteFile(recordFile, `${JSON.stringify({ key, lockfile: hashed, node, sha: ctx.checkedOut, at: new Date().toISOString() } satisfies InstallRecord, null, 2)}\n`);
   return { note: lockfile ? 'npm ci' : 'npm install' };
+}
+
+/**
+ * npm falls back to $HOME/.npm for its cache, and a system user's home is often /nonexistent,
+ * where `npm ci` fails. A build that runs as a repo's `user:` or as any user but root gets
+ * DATA/state/REPO/npm-cache instead: made by that user itself, or (a root build with `user:`)
+ * made and handed over by lib/job.ts, which also sets the variable. A cache the environment
+ * already names is kept.
+ */
+async function withNpmCache(ctx: BuildContext): Promise<BuildContext> {
+  if (ctx.env.npm_config_cache || ctx.env.NPM_CONFIG_CACHE) return ctx;
+  const uid = process.getuid?.();
+  if (!ctx.runAs && (uid === undefined || uid === 0)) return ctx;
+  const cache = path.join(ctx.paths.state, 'npm-cache');
+  await ensureDir(cache);
+  if (ctx.runAs) await chown(cache, ctx.runAs.uid, ctx.runAs.gid);
+  return { ...ctx, env: { ...ctx.env, npm_config_cache: cache } };
 }
 
 /** The version of the `node` that npm will run: ours when PATH leads to it, else asked. */

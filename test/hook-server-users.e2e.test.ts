@@ -2,8 +2,8 @@
 // hook-server starting jobs as other Unix users (uid/gid as root, `sudo -n -u` otherwise), and
 // the real `build` script on a real bare repo, its install script looking for the secret.
 import { spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -63,7 +63,7 @@ test('a repo with user: is built as that Unix user; its work tree belongs to it'
   }
 });
 
-test('the real build as the repo\'s user: first clone and checkout belong to that user', async () => {
+test('the real build as the repo\'s user: first clone and checkout belong to that user; npm ci works without a home', async () => {
   if (process.getuid?.() !== 0 || !existsSync(path.join(ROOT, 'scripts/build.ts'))) {
     console.log('skipped: needs root and scripts/build.ts');
     return;
@@ -75,19 +75,42 @@ test('the real build as the repo\'s user: first clone and checkout belong to tha
   const uid = Number((await runCommand('id', ['-u', user])).stdout.trim());
   const dir = tmpDir();
   chmodSync(dir, 0o755);
-  const bare = await makeBareRepo(path.join(dir, 'remote'), 'site', { 'index.html': '<h1>hi</h1>\n' });
+  // A dependency from a local tarball: `npm ci` puts it through npm's cache, which for a user
+  // whose home is /nonexistent must be somewhere else (DATA/state/REPO/npm-cache).
+  const tarball = path.join(dir, 'pkgs', 'dep-1.0.0.tgz');
+  mkdirSync(path.join(dir, 'pkgs/package'), { recursive: true, mode: 0o755 });
+  writeFileSync(path.join(dir, 'pkgs/package/package.json'), JSON.stringify({ name: 'dep', version: '1.0.0' }));
+  writeFileSync(path.join(dir, 'pkgs/package/index.js'), 'module.exports = 1;\n');
+  assert.is((await runCommand('tar', ['-czf', tarball, '-C', path.join(dir, 'pkgs'), 'package'])).exitCode, 0);
+  chmodSync(tarball, 0o644);
+  const integrity = `sha512-${createHash('sha512').update(readFileSync(tarball)).digest('base64')}`;
+  const pkg = { name: 'site', version: '1.0.0', private: true, dependencies: { dep: `file:${tarball}` } };
+  const lock = {
+    name: 'site', version: '1.0.0', lockfileVersion: 3, requires: true,
+    packages: { '': { name: 'site', version: '1.0.0', dependencies: pkg.dependencies }, 'node_modules/dep': { version: '1.0.0', resolved: `file:${tarball}`, integrity } },
+  };
+  const bare = await makeBareRepo(path.join(dir, 'remote'), 'site', {
+    'index.html': '<h1>hi</h1>\n', 'package.json': JSON.stringify(pkg, null, 2), 'package-lock.json': JSON.stringify(lock, null, 2),
+  });
   chmodSync(path.join(dir, 'remote'), 0o755);
   assert.is((await runCommand('chown', ['-R', user, bare.bare])).exitCode, 0);
-  const config = writeConfig(dir, { repos: { 't/site': { user, url: bare.bare, steps: ['pull'] } } });
+  const config = writeConfig(dir, { repos: { 't/site': { user, url: bare.bare, steps: ['pull', 'install'], timeout: 120 } } });
   chmodSync(config, 0o644);
   const server = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], { env: { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN } });
   try {
     const res = await deliverGithub(server.url, 'push', pushPayload('t/site', { sha: bare.first }), SECRET);
-    const job = await waitForState(server, res.json.job, ['succeeded', 'failed'], 60_000);
-    assert.is(job.state, 'succeeded', readFileSync(path.join(dir, 'data/jobs', job.id, 'output.log'), 'utf8').slice(-3000));
+    const job = await waitForState(server, res.json.job, ['succeeded', 'failed'], 90_000);
+    const log = () => readFileSync(path.join(dir, 'data/logs/t__site/logs.txt'), 'utf8').slice(-3000);
+    assert.is(job.state, 'succeeded', readFileSync(path.join(dir, 'data/jobs', job.id, 'output.log'), 'utf8').slice(-3000) + log());
     const work = path.join(dir, 'data/repos/t__site');
     for (const f of ['.', '.git', 'index.html']) assert.is(statSync(path.join(work, f)).uid, uid, f);
     assert.is(statSync(path.join(dir, 'data/logs/t__site/logs.txt')).uid, uid, 'the build log is written by the user');
+    assert.match(log(), /npm ci/);
+    assert.ok(existsSync(path.join(work, 'node_modules/dep/package.json')), 'npm ci installed the dependency');
+    const cache = path.join(dir, 'data/state/t__site/npm-cache');
+    assert.ok(existsSync(cache), `npm's cache is under the repo's state folder: ${log()}`);
+    assert.is(statSync(cache).uid, uid, 'the npm cache belongs to the user');
+    assert.ok(readdirSync(cache).length > 0, 'npm used that cache');
   } finally {
     assert.is(await server.stop(), 0);
   }
