@@ -1,3 +1,4 @@
+// @deno
 // launchfit's TCP control listener speaks the signed slave protocol: unsigned, wrongly signed
 // and replayed requests get 401, bad names 400, other apps 404; a signed `GET /?repo=APP` checks
 // for updates (202 queued, or 200 with &wait=1), and the real `server-update` reaches it.

@@ -1,3 +1,4 @@
+// @deno
 // Crash safety: kill -9 of launchfit at the steps of an update (during the before_symlink hook,
 // between the swap and the health check); the next start clears leftovers, stops the orphaned
 // app and finishes or rolls back the switch. `current` always points at a complete release.

@@ -1,3 +1,4 @@
+// @deno
 // `launchfit URL` trust on the first deploy: a key fetched from the server (pubkey.asc, written
 // by `release publish`) is trusted only against a pinned full fingerprint; a key ID alone or a
 // wrong fingerprint installs nothing. A non-empty folder without launchify.yml is refused.
