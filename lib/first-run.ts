@@ -39,7 +39,7 @@ async function writeFirstRunConfig(dir: string, file: string) {
   // The config is written last: its presence means the first start completed.
   await atomicWriteFile(file, [
     '# Written by hook-server on its first start. Add your repositories under repos: and restart.',
-    '# See docs/hook-server.md and shipkit.example.yml for every key.',
+    '# See README.md (hook-server) and shipkit.example.yml for every key.',
     'listen: 127.0.0.1:9000',
     'data: .                       # this folder: jobs, journal, repos, logs',
     'secret: file:webhook-secret   # webhook secret (enter it in the forge\'s webhook settings)',

@@ -37,7 +37,7 @@ Options:
   -h, --help         this help;  --version  the version
 
 Exit codes: 0 ok, 1 the update/verification failed or was rolled back, 2 usage/config error.
-See docs/launchfit.md and launchify.example.yml.`,
+See README.md (launchfit) and launchify.example.yml.`,
   string: ['dir', 'keyfile', 'key', 'to'],
   boolean: ['json', 'force'],
   maxPositionals: 2,
