@@ -1,10 +1,11 @@
 // Fetching one URL into a file over HTTP(S) for the downloads stage (lib/downloads.ts): retries
-// with backoff (Retry-After honoured), a timeout for the response headers and one for each
-// piece of the body, redirects followed by hand (http/https only, a bounded number), the body
-// streamed to a temp file while it is hashed, and its length checked against Content-Length.
-import { createHash } from 'node:crypto';
+// with backoff (Retry-After honoured) and redirects followed by hand (http/https only, a bounded
+// number) around lib/http-get.ts, which streams the body to a temp file while it is hashed, with
+// a timeout for the response headers and one for each piece of the body, and checks its length
+// against Content-Length.
 import { promises as fs } from 'node:fs';
 import { RemoteError, messageOf } from './errors.ts';
+import { getToFile, TransferError } from './http-get.ts';
 import { redactUrl } from './manifest.ts';
 
 export interface FetchOptions {
@@ -69,97 +70,56 @@ export async function fetchToFile(url: string, headers: Record<string, string>, 
 }
 
 async function fetchOnce(url: string, conditional: Record<string, string>, temp: string, options: FetchOptions): Promise<FetchedFile> {
-  const fetchImpl = options.fetch ?? globalThis.fetch;
-  const connectMs = options.connectTimeoutMs ?? 30_000;
-  const idleMs = options.idleTimeoutMs ?? 30_000;
+  const timeouts = { connectMs: options.connectTimeoutMs ?? 30_000, idleMs: options.idleTimeoutMs ?? 30_000 };
   const maxRedirects = options.maxRedirects ?? 5;
   let current = url;
   for (let redirects = 0; ; redirects++) {
-    const controller = new AbortController();
-    let timer = setTimeout(() => controller.abort(), connectMs);
-    let response: Response;
+    let got: Awaited<ReturnType<typeof getToFile>>;
     try {
-      response = await fetchImpl(current, {
+      got = await getToFile(current, temp, {
+        timeouts,
+        fetch: options.fetch,
         redirect: 'manual',
-        signal: controller.signal,
         // identity: Content-Length must describe the bytes we store.
         headers: { 'accept-encoding': 'identity', 'user-agent': 'shipkit-downloads', ...conditional },
+        accept: acceptDownload,
+        exclusive: true,
+        // Large files are flushed before the rename. For small ones the fsync costs more than
+        // the download (a 10,000-file manifest); a file a power cut leaves short or empty does
+        // not match the record's size and is fetched again on the next run.
+        syncFromBytes: 1024 * 1024,
       });
     } catch (error) {
-      clearTimeout(timer);
-      if (controller.signal.aborted) throw failure(`no response within ${connectMs / 1000} s`, true);
-      throw failure(`could not connect: ${causeOf(error)}`, true, error);
-    }
-    clearTimeout(timer);
-    const status = response.status;
-    if (REDIRECTS.has(status)) {
-      await response.body?.cancel().catch(() => {});
-      const location = response.headers.get('location');
-      if (!location) throw failure(`HTTP ${status} redirect without a Location header`, false);
-      const nextUrl = new URL(location, current);
-      if (nextUrl.protocol !== 'http:' && nextUrl.protocol !== 'https:') throw failure(`refusing a redirect to a ${nextUrl.protocol} URL`, false);
-      if (redirects >= maxRedirects) throw failure(`too many redirects (more than ${maxRedirects}; is it a redirect loop?)`, false);
-      nextUrl.hash = '';
-      current = nextUrl.href;
-      continue;
-    }
-    if (status === 304) {
-      await response.body?.cancel().catch(() => {});
-      return { notModified: true, size: 0, sha256: '' };
-    }
-    if (status < 200 || status > 299) {
-      await response.body?.cancel().catch(() => {});
-      const error = failure(`HTTP ${status} ${response.statusText}`.trim(), status >= 500 || status === 429);
-      const after = Number(response.headers.get('retry-after'));
-      if (Number.isFinite(after) && after > 0) error.retryAfterMs = Math.min(after, 30) * 1000;
+      if (error instanceof TransferError) throw failure(error.message, true, error.cause);
       throw error;
     }
-    const declared = response.headers.get('content-length');
-    const encoded = (response.headers.get('content-encoding') ?? 'identity') !== 'identity';
-    const hash = createHash('sha256');
-    let size = 0;
-    const handle = await fs.open(temp, 'wx');
-    try {
-      const reader = response.body!.getReader();
-      for (;;) {
-        timer = setTimeout(() => controller.abort(), idleMs);
-        let chunk: ReadableStreamReadResult<Uint8Array>;
-        try {
-          chunk = await reader.read();
-        } catch (error) {
-          if (controller.signal.aborted) throw failure(`no data for ${idleMs / 1000} s after ${size} bytes`, true);
-          if (codeOf(error) === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') throw failure(`the body was shorter than its Content-Length (${declared} bytes)`, true, error);
-          throw failure(`the connection broke after ${size} bytes: ${causeOf(error)}`, true, error);
-        } finally {
-          clearTimeout(timer);
-        }
-        if (chunk.done) break;
-        hash.update(chunk.value);
-        size += chunk.value.length;
-        await handle.write(chunk.value);
-      }
-      // Large files are flushed before the rename. For small ones the fsync costs more than
-      // the download (a 10,000-file manifest); a file a power cut leaves short or empty does
-      // not match the record's size and is fetched again on the next run.
-      if (size >= 1024 * 1024) await handle.sync();
-    } finally {
-      await handle.close();
+    const { response, saved } = got;
+    if (saved) {
+      const etag = response.headers.get('etag') ?? undefined;
+      const lastModified = response.headers.get('last-modified') ?? undefined;
+      return { notModified: false, size: saved.size, sha256: saved.sha256, etag, lastModified };
     }
-    if (declared !== null && !encoded && Number(declared) !== size) {
-      throw failure(`the body had ${size} bytes but Content-Length said ${declared}`, true);
-    }
-    const etag = response.headers.get('etag') ?? undefined;
-    const lastModified = response.headers.get('last-modified') ?? undefined;
-    return { notModified: false, size, sha256: hash.digest('hex'), etag, lastModified };
+    const status = response.status;
+    if (status === 304) return { notModified: true, size: 0, sha256: '' };
+    const location = response.headers.get('location');
+    if (!location) throw failure(`HTTP ${status} redirect without a Location header`, false);
+    const nextUrl = new URL(location, current);
+    if (nextUrl.protocol !== 'http:' && nextUrl.protocol !== 'https:') throw failure(`refusing a redirect to a ${nextUrl.protocol} URL`, false);
+    if (redirects >= maxRedirects) throw failure(`too many redirects (more than ${maxRedirects}; is it a redirect loop?)`, false);
+    nextUrl.hash = '';
+    current = nextUrl.href;
   }
 }
 
-function codeOf(error: unknown): string | undefined {
-  return (error as { cause?: { code?: string } }).cause?.code;
-}
-
-function causeOf(error: unknown): string {
-  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-  if (cause?.code) return cause.message ? `${cause.code} (${cause.message})` : cause.code;
-  return cause?.message ?? messageOf(error);
+/** Redirects and 304 stop before the body; other answers outside 2xx fail (429 and 5xx retryably). */
+function acceptDownload(response: Response): boolean {
+  const status = response.status;
+  if (REDIRECTS.has(status) || status === 304) return false;
+  if (status < 200 || status > 299) {
+    const error = failure(`HTTP ${status} ${response.statusText}`.trim(), status >= 500 || status === 429);
+    const after = Number(response.headers.get('retry-after'));
+    if (Number.isFinite(after) && after > 0) error.retryAfterMs = Math.min(after, 30) * 1000;
+    throw error;
+  }
+  return true;
 }
