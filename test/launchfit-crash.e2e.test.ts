@@ -8,11 +8,11 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { requestOverSocket } from '../lib/launchfit/control.ts';
 import { runScript, waitFor } from './helpers.ts';
-import { askApp, currentOf, makeWorld, startLaunchfit, type Launchfit, type World } from './fixtures/launchfit/world.ts';
+import { appYml, askApp, currentOf, isRunning, makeWorld, startLaunchfit, statusOf, type Launchfit, type World } from './fixtures/launchfit/world.ts';
 
 let w: World;
 let lf: Launchfit | undefined;
-const yml = (extra = '') => `app:\n  exec: node server.cjs\n  healthy_after: 1.5\n  kill_timeout: 2\n${extra}`;
+const yml = appYml;
 
 test.before(async () => {
   w = await makeWorld();
@@ -27,20 +27,8 @@ test.after(async () => {
   await w.server.close();
 });
 
-// Running, not a zombie: an orphan is reaped by PID 1, which in a container may be slow.
-const alive = (pid: number) => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
-  } catch {
-    return false;
-  }
-};
-const statusJson = async () => {
-  const live = await requestOverSocket(path.join(w.deploy, '.launchfit/control.sock'), 'GET', '/status');
-  if (live) return live.body.result as any; // eslint-disable-line @typescript-eslint/no-explicit-any
-  return JSON.parse((await runScript('launchfit', ['status', '--dir', w.deploy, '--json'])).stdout);
-};
+const alive = isRunning;
+const statusJson = () => statusOf(w.deploy);
 const version = (v: string) => waitFor(async () => (await askApp(w.appPort, 1000)) === v, { timeoutMs: 20_000, what: `app ${v}` });
 
 test('kill -9 during a before_symlink hook: the next start clears the half-installed release', async () => {
