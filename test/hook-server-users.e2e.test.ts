@@ -7,24 +7,15 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, 
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { FAKE_BUILD, deliverGithub, pushPayload, readRuns, writeConfig } from './fixtures/hooks/deliveries.ts';
+import { FAKE_BUILD, deliverGithub, fetchJob, pushPayload, readRuns, waitForJobState, writeConfig } from './fixtures/hooks/deliveries.ts';
 import { ROOT, makeBareRepo, runCommand, startScript, tmpDir, waitFor, type Server } from './helpers.ts';
 
 const SECRET = `secret-${randomUUID()}`;
 const TOKEN = `token-${randomUUID()}`;
 const fakeEnv = { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN, SHIPKIT_BUILD_COMMAND: FAKE_BUILD, SHIPKIT_RELEASE_COMMAND: FAKE_BUILD };
 
-async function jobOf(server: Server, id: string) {
-  const res = await fetch(`${server.url}/jobs/${id}`, { headers: { Authorization: `Bearer ${TOKEN}` } });
-  return res.json() as Promise<any>;
-}
-
-function waitForState(server: Server, id: string, states: string[], timeoutMs = 30_000) {
-  return waitFor(async () => {
-    const job = await jobOf(server, id);
-    return states.includes(job?.state) ? job : undefined;
-  }, { what: `job ${id} to reach ${states.join('/')}`, timeoutMs });
-}
+const jobOf = (server: Server, id: string) => fetchJob(server.url, TOKEN, id);
+const waitForState = (server: Server, id: string, states: string[], timeoutMs?: number) => waitForJobState(server.url, TOKEN, id, states, timeoutMs);
 
 test('a repo with user: is built as that Unix user; its work tree belongs to it', async () => {
   if (process.getuid?.() !== 0) {
