@@ -6,7 +6,7 @@
 import { readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from './log.ts';
-import { FINISHED_STATES, newJobId, type Job, type JobKind, type Journal } from './journal.ts';
+import { newJobId, type Job, type JobKind, type Journal } from './journal.ts';
 
 export interface NewJob {
   repo: string;
@@ -50,20 +50,17 @@ export interface EnqueueResult {
   duplicate: boolean;
 }
 
-export const ACTIVE_STATES = ['queued', 'running'] as const;
-
 export function createJobQueue(options: QueueOptions) {
   const { journal, run, log, jobsDir } = options;
   const now = options.now ?? (() => new Date());
   const maxInterruptions = options.maxInterruptions ?? 5;
-  let concurrency = options.concurrency;
+  const concurrency = options.concurrency;
   const running = new Map<string, Promise<void>>(); // job id → its run
   const busyRepos = new Set<string>();
   const notDurable = new Set<string>(); // accepted, fsync pending: not to be started yet
   let accepting = true;
   let paused = true;
   let seq = journal.lastSeq;
-  const idle: Array<() => void> = [];
   // Queued and running jobs, so that a request does not walk the whole (finished) history.
   const active = new Map<string, Job>();
   function refreshActive() {
@@ -133,7 +130,6 @@ export function createJobQueue(options: QueueOptions) {
       if (busyRepos.has(job.repo)) continue;
       start(job);
     }
-    if (running.size === 0) for (const fn of idle.splice(0)) fn();
   }
 
   function start(job: Job): void {
@@ -232,10 +228,6 @@ export function createJobQueue(options: QueueOptions) {
       paused = false;
       schedule();
     },
-    setConcurrency(n: number) {
-      concurrency = n;
-      schedule();
-    },
     get(id: string): Job | undefined {
       return journal.jobs.get(id);
     },
@@ -250,9 +242,6 @@ export function createJobQueue(options: QueueOptions) {
       let queued = 0;
       for (const job of active.values()) if (job.state === 'queued') queued++;
       return { queued, running: running.size };
-    },
-    runningJobs(): Job[] {
-      return [...running.keys()].map((id) => journal.jobs.get(id)!).filter(Boolean);
     },
     /**
      * Stop taking and starting jobs; wait for running ones up to `graceMs`. A job still running
@@ -280,14 +269,6 @@ export function createJobQueue(options: QueueOptions) {
         }
         await all;
       }
-    },
-    /** Resolves when nothing runs (tests). */
-    whenIdle(): Promise<void> {
-      if (running.size === 0) return Promise.resolve();
-      return new Promise((resolve) => idle.push(resolve));
-    },
-    isFinished(job: Job): boolean {
-      return FINISHED_STATES.includes(job.state);
     },
   };
 }

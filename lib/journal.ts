@@ -4,7 +4,7 @@
 // carries a checksum: a line torn by a crash is detected on replay and cut off, so a record is
 // either whole or absent. Compaction rewrites the live state through temp file + rename.
 import { createHash, randomBytes } from 'node:crypto';
-import { open, readFile, stat, truncate, type FileHandle } from 'node:fs/promises';
+import { open, readFile, truncate, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { atomicWriteFile, ensureDir, syncDir } from './fsx.ts';
 
@@ -219,11 +219,3 @@ export async function openJournal(dataDir: string, options: JournalOptions = {})
   };
 }
 
-/** Size of the journal file, for tests and the health check. */
-export async function journalSize(dataDir: string): Promise<number> {
-  try {
-    return (await stat(journalFile(dataDir))).size;
-  } catch {
-    return 0;
-  }
-}
