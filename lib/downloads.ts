@@ -9,16 +9,12 @@ import { RemoteError, ValidationError, WorkError, messageOf } from './errors.ts'
 import { atomicWriteFile } from './fsx.ts';
 import { fetchToFile, type FetchOptions } from './http-fetch.ts';
 import { acquireLock } from './lock.ts';
+import type { Logger } from './log.ts';
 import { checkEntries, parseCloudinary, parseManifest, redactUrl, type ManifestEntry } from './manifest.ts';
 import { resolveInside } from './names.ts';
 
 /** The part of lib/log.ts's Logger this module uses. */
-export interface StageLog {
-  debug(msg: string, fields?: Record<string, unknown>): void;
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-}
+export type StageLog = Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;
 
 /** A stream the progress line is drawn on (only when it is a TTY). */
 export interface ProgressStream {

@@ -6,6 +6,7 @@
 import { promises as fs } from 'node:fs';
 import { RemoteError, messageOf } from './errors.ts';
 import { getToFile, TransferError } from './http-get.ts';
+import type { Logger } from './log.ts';
 import { redactUrl } from './manifest.ts';
 
 export interface FetchOptions {
@@ -20,7 +21,7 @@ export interface FetchOptions {
   maxRedirects?: number;
   fetch?: typeof globalThis.fetch;
   /** Told about each retry. */
-  log: { warn(msg: string, fields?: Record<string, unknown>): void };
+  log: Pick<Logger, 'warn'>;
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);

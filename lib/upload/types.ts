@@ -1,12 +1,8 @@
 // Types shared by the upload back ends (rsync, S3, git) and the target parser in index.ts.
+import type { Logger } from '../log.ts';
 
 /** The part of lib/log.ts's Logger the upload code uses. */
-export interface UploadLog {
-  debug(msg: string, fields?: Record<string, unknown>): void;
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-}
+export type UploadLog = Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;
 
 export interface RsyncTarget {
   kind: 'rsync';
