@@ -49,19 +49,8 @@ export interface JobTrailer {
 }
 
 /** One job as `logs --list` and hook-server see it. */
-export interface JobSummary {
-  id: string;
-  repo: string;
-  kind: JobKind;
-  sha?: string;
-  ref?: string;
-  started: string;
+export interface JobSummary extends Pick<JobHeader, 'id' | 'repo' | 'kind' | 'sha' | 'ref' | 'started'>, Partial<Pick<JobTrailer, 'exit' | 'step' | 'error' | 'duration_ms' | 'finished'>> {
   status: JobStatus;
-  exit?: number;
-  step?: string;
-  error?: string;
-  duration_ms?: number;
-  finished?: string;
   /** The file the job is in (logs.txt or a rotated .gz). */
   file: string;
 }
