@@ -165,7 +165,10 @@ export async function openJournal(dataDir: string, options: JournalOptions = {})
       } catch (error) {
         for (const b of batch) b.reject(error);
       }
-      if (bytes > compactBytes) await compact();
+      // A failed compaction only means the file stays long: appends go on, and it is retried
+      // after the next flush. Letting it throw would leave `flushing` set for good (every later
+      // write waiting forever) and reject a promise nobody awaits.
+      if (bytes > compactBytes) await compact().catch(() => {});
     }
     flushing = undefined;
   }

@@ -111,6 +111,22 @@ test('compaction keeps unfinished jobs and the newest finished ones, through tem
   await again.close();
 });
 
+test('a compaction that fails does not stall the journal: later writes still reach the disk', async () => {
+  const dir = tmpDir();
+  const journal = await openJournal(dir, { compactBytes: 5_000, keepFinished: 1, onPrune: () => { throw new Error('prune failed'); } });
+  const written: Job[] = [];
+  for (let i = 0; i < 40; i++) {
+    const j = job({ state: 'succeeded', exit: 0 });
+    written.push(j);
+    const settled = await Promise.race([journal.write([j]).then(() => 'written'), new Promise((r) => setTimeout(() => r('stalled'), 5_000))]);
+    assert.is(settled, 'written', `write ${i}`);
+  }
+  await journal.close();
+  const again = await openJournal(dir);
+  assert.ok(again.jobs.has(written[39].id));
+  await again.close();
+});
+
 test('a journal made mostly of stale records is compacted on open', async () => {
   const dir = tmpDir();
   const a = job();
