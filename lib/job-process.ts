@@ -170,10 +170,7 @@ export async function killOrphanGroup(job: Job, jobsDir: string, { graceMs = 2_0
     return false;
   }
   if (!cmdline.includes(path.join(jobsDir, job.id))) return false;
-  signalGroup(job.pgid, 'SIGTERM');
-  const deadline = Date.now() + graceMs;
-  while (Date.now() < deadline && signalGroup(job.pgid, 0 as unknown as NodeJS.Signals)) await new Promise((r) => setTimeout(r, 50));
-  signalGroup(job.pgid, 'SIGKILL');
+  await endGroup(job.pgid, graceMs);
   return true;
 }
 
