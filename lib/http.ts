@@ -1,5 +1,7 @@
 // HTTP server helpers shared by every listener: listen address parsing, timeouts that defeat
 // slow clients, a body reader that stops at a cap, and fixed short JSON answers.
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { UsageError } from './errors.ts';
@@ -102,51 +104,92 @@ export interface ReadBodyOptions {
   res?: ServerResponse;
 }
 
+export interface ReceiveBodyOptions extends ReadBodyOptions {
+  /** Sees every chunk as it arrives (e.g. to update an HMAC while reading). */
+  onChunk?: (chunk: Buffer) => void;
+  /** Past this many bytes the body goes to `spillFile` (mode 0600) instead of memory. */
+  spillAt?: number;
+  spillFile?: string;
+}
+
+/** A received body: in memory (`buffer`) or, past `spillAt`, in `file`. */
+export interface ReceivedBody {
+  size: number;
+  buffer?: Buffer;
+  file?: string;
+}
+
 /**
- * Read the request body into memory, but never more than `limit` bytes: a declared
- * Content-Length over the limit is refused before reading, and a body that grows past it is
- * cut off there (the connection is destroyed after the 413 is sent).
+ * Receive a request body, but never more than `limit` bytes: a declared Content-Length over the
+ * limit is refused before reading, and a body that grows past it is cut off there (413; with
+ * `res`, the connection is closed once the answer is out). A body slower than `timeoutMs` → 408.
+ * Small bodies stay in memory; with `spillAt`/`spillFile`, larger ones are written to disk so
+ * memory stays flat however many large bodies arrive at once.
  */
-export function readBody(req: IncomingMessage, { limit, timeoutMs = 30_000, res }: ReadBodyOptions): Promise<Buffer> {
+export function receiveBody(req: IncomingMessage, { limit, timeoutMs = 30_000, res, onChunk, spillAt = Infinity, spillFile }: ReceiveBodyOptions): Promise<ReceivedBody> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > limit) {
-      reject(new HttpError(413, 'body too large'));
       stopReading(req, res);
+      reject(new HttpError(413, `body too large: declared ${declared} bytes, the cap is ${limit}`));
       return;
     }
-    const chunks: Buffer[] = [];
+    let chunks: Buffer[] = [];
     let size = 0;
+    let spill: WriteStream | undefined;
     let done = false;
-    const timer = setTimeout(() => finish(new HttpError(408, 'body timeout')), timeoutMs);
-    function finish(error?: Error) {
-      if (done) return;
+    const timer = setTimeout(() => fail(new HttpError(408, `body timeout: not complete after ${timeoutMs} ms`)), timeoutMs);
+    function cleanup() {
       done = true;
       clearTimeout(timer);
       req.off('data', onData);
-      if (error) {
-        stopReading(req, res);
-        reject(error);
-      } else resolve(Buffer.concat(chunks, size));
+    }
+    function fail(error: Error) {
+      if (done) return;
+      cleanup();
+      chunks = [];
+      stopReading(req, res);
+      if (spill) {
+        spill.destroy();
+        void rm(spillFile!, { force: true });
+      }
+      reject(error);
     }
     function onData(chunk: Buffer) {
       size += chunk.length;
-      if (size > limit) {
-        chunks.length = 0;
-        finish(new HttpError(413, 'body too large'));
-        return;
+      if (size > limit) return fail(new HttpError(413, `body too large: passed the ${limit}-byte cap while reading`));
+      onChunk?.(chunk);
+      if (!spill && spillFile && size > spillAt) {
+        spill = createWriteStream(spillFile, { mode: 0o600 });
+        spill.on('error', (error) => fail(error));
+        spill.write(Buffer.concat(chunks));
+        chunks = [];
       }
-      chunks.push(chunk);
+      if (!spill) return void chunks.push(chunk);
+      if (!spill.write(chunk)) {
+        req.pause();
+        spill.once('drain', () => { if (!done) req.resume(); });
+      }
     }
     req.on('data', onData);
-    req.on('end', () => finish());
-    req.on('error', (error) => finish(error));
-    req.on('aborted', () => finish(new HttpError(400, 'request aborted')));
+    req.on('end', () => {
+      if (done) return;
+      cleanup();
+      if (!spill) return resolve({ size, buffer: Buffer.concat(chunks, size) });
+      spill.end(() => resolve({ size, file: spillFile }));
+    });
+    req.on('error', (error) => fail(error));
+    req.on('aborted', () => fail(new HttpError(400, 'request aborted')));
   });
 }
 
-// Stop buffering: pause the request and close the connection once the answer is out.
-function stopReading(req: IncomingMessage, res?: ServerResponse) {
+/** receiveBody, always in memory. */
+export async function readBody(req: IncomingMessage, options: ReadBodyOptions): Promise<Buffer> {
+  return (await receiveBody(req, options)).buffer!;
+}
+
+/** Stop buffering: pause the request and close the connection once the answer is out. */
+export function stopReading(req: IncomingMessage, res?: ServerResponse): void {
   req.pause();
   const destroy = () => req.socket.destroy();
   if (res) {

@@ -1,11 +1,15 @@
 // HTTP helpers (lib/http.ts) against real sockets on 127.0.0.1: the body cap (declared and
 // chunked), body/header timeouts with slow clients, header overflow, errors, parseListen.
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import net from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { UsageError } from '../lib/errors.ts';
-import { HttpError, parseListen, pathAndQueryOf, readBody, sendJson, startHttpServer, type Handler, type RunningServer } from '../lib/http.ts';
+import { HttpError, parseListen, pathAndQueryOf, readBody, receiveBody, sendJson, startHttpServer, type Handler, type RunningServer } from '../lib/http.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const LIMIT = 64 * 1024;
@@ -150,6 +154,36 @@ for (const passRes of [true, false]) {
     });
   });
 }
+
+test('receiveBody: onChunk sees every byte; past spillAt the body is on disk (0600), not in memory; a refused body leaves no file', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'shipkit-spill-'));
+  const results: Array<{ size: number; inMemory: boolean; file?: string; seen: number; hash: string }> = [];
+  let n = 0;
+  const handler: Handler = async (req, res) => {
+    let seen = 0;
+    const hash = createHash('sha256');
+    const spillFile = path.join(dir, `body-${n++}`);
+    const got = await receiveBody(req, { limit: LIMIT, res, spillAt: 1024, spillFile, onChunk: (c) => { seen += c.length; hash.update(c); } });
+    results.push({ size: got.size, inMemory: Boolean(got.buffer), file: got.file, seen, hash: hash.digest('hex') });
+    sendJson(res, 200, { ok: true });
+  };
+  try {
+    await withServer(handler, {}, async (server) => {
+      const small = Buffer.alloc(500, 'x');
+      const large = Buffer.alloc(LIMIT, 'y');
+      assert.is((await fetch(server.url, { method: 'POST', body: small })).status, 200);
+      assert.is((await fetch(server.url, { method: 'POST', body: large })).status, 200);
+      assert.is((await fetch(server.url, { method: 'POST', body: Buffer.alloc(LIMIT + 1) }).catch(() => ({ status: 413 }))).status, 413);
+      assert.equal(results.map((r) => [r.size, r.inMemory, r.seen]), [[500, true, 500], [LIMIT, false, LIMIT]]);
+      assert.is(results[1].hash, createHash('sha256').update(large).digest('hex'));
+      assert.ok(readFileSync(results[1].file!).equals(large), 'the spilled file holds the body');
+      assert.is(statSync(results[1].file!).mode & 0o777, 0o600);
+      assert.equal(readdirSync(dir).sort(), ['body-1'], 'nothing left by the small or the refused body');
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 test('readBody: a chunked body growing past the limit gets 413, the connection closes, the rest is never read', async () => {
   const { handler, seen } = bodyServer({ limit: LIMIT });
