@@ -3,7 +3,7 @@
 // paths, links pointing out, device files, FIFOs, setuid bits, owners, and archives that
 // inflate far beyond their compressed size (decompression bombs).
 import { createReadStream } from 'node:fs';
-import { lstat, mkdir, readdir, readlink, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readlink, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { VerificationError } from '../errors.ts';
@@ -154,9 +154,4 @@ async function checkTree(dir: string, releaseRoot: string): Promise<void> {
       throw new VerificationError(`Refusing the release archive: ${JSON.stringify(path.relative(releaseRoot, full))} is not a regular file. Nothing was installed.`);
     }
   }
-}
-
-/** Move the extracted release into place atomically (same filesystem: `.launchfit/` is inside DIR). */
-export async function moveIntoPlace(from: string, to: string): Promise<void> {
-  await rename(from, to);
 }

@@ -258,7 +258,3 @@ export async function runLauncher(opts: RunOptions): Promise<void> {
     await lock.release();
   }
 }
-
-export async function readStatusOffline(dir: string): Promise<Status> {
-  return collectStatus(deployPaths(dir));
-}

@@ -16,7 +16,7 @@ import { readReleaseAppDefaults } from './config.ts';
 import { extractRelease } from './extract.ts';
 import { downloadToFile, fetchSmall, type FetchFn, type Timeouts } from './fetch.ts';
 import { readPublicKeys, selectTrustedKeys, verifyDetachedSignature, type TrustedKeys } from './pgp.ts';
-import { readState, updateState, writeState, type DeployPaths, type LaunchState } from './state.ts';
+import { readState, updateState, writeState, type DeployPaths } from './state.ts';
 import { pruneReleases, readCurrent, removeRelease, swapCurrentSymlink } from './switch.ts';
 import { MAX_VERSION_FILE_BYTES, compareVersions, parseVersionFile, type VersionInfo } from './version-file.ts';
 
@@ -194,7 +194,7 @@ async function runBeforeSymlinkHook(ctx: UpdateContext, releaseDir: string, info
 
 /**
  * Switch to releases/NAME: stop the app, swap `current`, start it, and roll back if it does
- * not stay up for healthy_after. A crash in between is finished by recoverPendingSwitch.
+ * not stay up for healthy_after. A crash in between is finished by runLauncher's first start.
  */
 export async function activateRelease(ctx: UpdateContext, name: string, version: string): Promise<CheckResult> {
   const { paths, log } = ctx;
@@ -301,9 +301,4 @@ export async function rollbackRelease(ctx: UpdateContext, { version }: { version
   });
   await app.start(false);
   return { action: 'rolled-back', version: state.installed[target]?.version, release: target, previous: current, message: `Rolled back to ${target}${current ? ` from ${current} (now marked bad)` : ''}.` };
-}
-
-/** After a crash during a switch: forget the pending mark; the supervisor's first start is the health check. */
-export async function pendingSwitch(paths: DeployPaths): Promise<LaunchState['pending']> {
-  return (await readState(paths)).pending;
 }
