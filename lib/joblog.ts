@@ -222,9 +222,14 @@ export async function logFiles(logsDir: string): Promise<string[]> {
   return [...(entries.includes(LOG_FILE) ? [path.join(logsDir, LOG_FILE)] : []), ...rotated];
 }
 
-async function readLogText(file: string): Promise<string> {
-  const data = await readFile(file);
-  return file.endsWith('.gz') ? (await gunzip(data)).toString('utf8') : data.toString('utf8');
+/** The file's bytes (gunzipped for a rotated file); empty when it cannot be read. */
+async function readLogData(file: string): Promise<Buffer> {
+  try {
+    const data = await readFile(file);
+    return file.endsWith('.gz') ? await gunzip(data) : data;
+  } catch {
+    return Buffer.alloc(0);
+  }
 }
 
 interface ParsedJob { summary: JobSummary; header: JobHeader; start: number; end: number }
@@ -286,7 +291,7 @@ export async function listJobs(logsDir: string, { rotated = true } = {}): Promis
   const files = await logFiles(logsDir);
   const all: JobSummary[] = [];
   for (const file of rotated ? files : files.slice(0, 1)) {
-    const text = await readLogText(file).catch(() => '');
+    const text = (await readLogData(file)).toString('utf8');
     all.push(...parseJobs(text, file, isJobProcessAlive).map((j) => j.summary).reverse());
   }
   return all;
@@ -296,11 +301,18 @@ export interface JobText { summary: JobSummary; text: string }
 
 /** The job's full text (header to trailer), searching logs.txt then the rotated files. */
 export async function findJob(logsDir: string, jobId?: string): Promise<JobText | undefined> {
+  const found = await locateJob(logsDir, jobId);
+  return found && { summary: found.summary, text: found.text };
+}
+
+/** findJob, plus the bytes of the file it was found in (followJob reads on from them). */
+async function locateJob(logsDir: string, jobId: string | undefined): Promise<(JobText & { data: Buffer }) | undefined> {
   for (const file of await logFiles(logsDir)) {
-    const text = await readLogText(file).catch(() => '');
+    const data = await readLogData(file);
+    const text = data.toString('utf8');
     const jobs = parseJobs(text, file, isJobProcessAlive);
     const job = jobId === undefined ? jobs[jobs.length - 1] : jobs.find((j) => j.summary.id === jobId);
-    if (job) return { summary: job.summary, text: text.slice(job.start, job.end) };
+    if (job) return { summary: job.summary, text: text.slice(job.start, job.end), data };
   }
   return undefined;
 }
@@ -324,7 +336,7 @@ export interface FollowOptions {
  */
 export async function followJob(logsDir: string, jobId: string | undefined, { write, pollMs = 200, signal }: FollowOptions): Promise<JobSummary | undefined> {
   const file = path.join(logsDir, LOG_FILE);
-  const found = await findJob(logsDir, jobId);
+  const found = await locateJob(logsDir, jobId);
   if (!found) return undefined;
   const summary = found.summary;
   const headerMark = parseMarkLine(found.text.slice(0, found.text.indexOf('\n')));
@@ -334,7 +346,7 @@ export async function followJob(logsDir: string, jobId: string | undefined, { wr
   }
   const header = headerMark.header;
   // From the header's byte offset on, read what is appended, whole lines at a time.
-  let position = (await readFile(file)).indexOf(Buffer.from(`${MARK}${summary.id} start `));
+  let position = found.data.indexOf(Buffer.from(`${MARK}${summary.id} start `));
   const decoder = new StringDecoder('utf8');
   let pending = '';
   for (let lastRound = false; ;) {
