@@ -2,16 +2,19 @@
 // fixed short answers with a request id (details go to the log), the bearer-token read API.
 // What a delivery means lives in lib/webhooks.ts, the queue in lib/jobqueue.ts, running a job in
 // lib/job-process.ts.
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { chmod, readdir, readFile, rm, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
+import { $ } from 'zx';
 import { resolveSecret } from './config.ts';
 import { ConfigError, ValidationError } from './errors.ts';
 import { ensureDir, pathExists } from './fsx.ts';
 import { acquireLock } from './lock.ts';
 import { HttpError, sendJson, startHttpServer, type ListenAddress, type RunningServer } from './http.ts';
+import { readJobLog } from './joblog.ts';
 import { JOB_ID_PATTERN, openJournal, type Job, type Journal } from './journal.ts';
 import { createJobQueue, removeJobFiles, type JobQueue, type JobRunner } from './jobqueue.ts';
 import { createProcessRunner, endGroup, killOrphanGroup, scriptCommandFor, type Account } from './job-process.ts';
@@ -262,7 +265,6 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
 
 async function readBuildLog(config: ShipkitConfig, job: Job): Promise<string | undefined> {
   try {
-    const { readJobLog } = await import('./joblog.ts');
     return await readJobLog(repoPaths(config, job.repo).logs, job.id);
   } catch {
     return undefined;
@@ -288,12 +290,10 @@ async function prepareUserDirs(config: ShipkitConfig, job: Job, account: Account
     await ensureDir(dir, 0o755);
     const info = await stat(dir);
     if (info.uid !== account.uid) {
-      const { $ } = await import('zx');
       await $({ quiet: true })`chown -R ${`${account.uid}:${account.gid}`} ${dir}`;
     }
   }
   if (cloneUrl && !(await pathExists(path.join(paths.work, '.git'))) && (await readdir(paths.work)).length === 0) {
-    const { execFile } = await import('node:child_process');
     await new Promise<void>((resolve) => {
       execFile('git', ['clone', '--quiet', '--no-checkout', '--', cloneUrl, paths.work], {
         uid: account.uid, gid: account.gid, cwd: paths.work, timeout: 10 * 60_000,
