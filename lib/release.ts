@@ -3,7 +3,6 @@
 // output goes to the repo's logs.txt like a build's; its exit code is the release's.
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
-import path from 'node:path';
 import type { Args, CliSpec } from './cli.ts';
 import { configError } from './config.ts';
 import { UsageError } from './errors.ts';
@@ -14,7 +13,7 @@ import { newJobId, validateJobId } from './joblog.ts';
 import { runJob, validateRef } from './job.ts';
 import type { Logger } from './log.ts';
 import { resolveInside } from './names.ts';
-import { findConfigFile, getRepo, loadShipkitConfig, type RepoConfig, type ShipkitConfig } from './shipkit-config.ts';
+import { findConfigFile, getRepo, loadShipkitConfig, repoPaths, type RepoConfig, type ShipkitConfig } from './shipkit-config.ts';
 
 export const releaseCliSpec: CliSpec = {
   name: 'release',
@@ -88,7 +87,8 @@ export async function releaseMain(args: Args, log: Logger): Promise<number> {
   const id = args['job-id'] !== undefined ? validateJobId(args['job-id']) : newJobId();
   const config = await loadShipkitConfig(findConfigFile(args.config));
   const repo = getRepo(config, name);
-  releaseScriptPath(config, repo, path.join(config.data, 'repos', 'x'));
+  // A script path outside the repo is a configuration error (exit 2) before any job starts.
+  releaseScriptPath(config, repo, repoPaths(config, repo.name).work);
   const controller = abortOnSignals();
   log.info(`release ${repo.name} ${tag}: job ${id}`);
   const outcome = await runJob({
