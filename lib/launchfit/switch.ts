@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, readdir, readlink, rename, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
-import { syncDir, ensureDir } from '../fsx.ts';
+import { ensureDir, syncDir, tempSibling } from '../fsx.ts';
 import type { DeployPaths, LaunchState } from './state.ts';
 
 /** The release folder name `current` points at, or undefined when there is none. */
@@ -20,7 +20,7 @@ export async function readCurrent(paths: DeployPaths): Promise<string | undefine
 
 /** Point `current` at releases/NAME: a new relative symlink renamed over the old one. */
 export async function swapCurrentSymlink(paths: DeployPaths, name: string): Promise<void> {
-  const temp = path.join(paths.dir, `.current.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const temp = tempSibling(paths.current);
   await symlink(`releases/${name}`, temp);
   try {
     await rename(temp, paths.current);
@@ -53,7 +53,7 @@ export async function clearLeftovers(paths: DeployPaths, state: LaunchState): Pr
   const removed: string[] = [];
   await ensureDir(paths.meta, 0o700);
   for (const name of await readdir(paths.dir)) {
-    if (name.startsWith('.current.tmp-')) {
+    if (name.startsWith('.current.tmp-')) { // tempSibling(paths.current) names
       await rm(path.join(paths.dir, name), { force: true });
       removed.push(name);
     }
