@@ -5,16 +5,10 @@
 // ETag for resuming, conditional polls, and the updater's error classes and wording.
 import { readFile, rm, rename, stat, writeFile } from 'node:fs/promises';
 import { RemoteError, VerificationError } from '../errors.ts';
-import { getToFile, openGet, TransferError, type OpenedGet } from '../http-get.ts';
+import { getToFile, openGet, TransferError, type OpenedGet, type Timeouts as HttpTimeouts } from '../http-get.ts';
 
-export interface Timeouts {
-  /** Until the response headers arrive. */
-  connectMs: number;
-  /** Longest pause between two body chunks. */
-  idleMs: number;
-  /** The whole request, body included. */
-  totalMs: number;
-}
+/** lib/http-get.ts's timeouts; the updater always has a total deadline. */
+export type Timeouts = Required<HttpTimeouts>;
 
 export const DEFAULT_TIMEOUTS: Timeouts = { connectMs: 15_000, idleMs: 30_000, totalMs: 30 * 60_000 };
 
