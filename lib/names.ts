@@ -31,12 +31,6 @@ export function validateFullName(fullName: unknown, what = 'repository'): string
   return fullName;
 }
 
-/** A path made from a full name that stays one level deep: `octo/site` → `octo/site`. */
-export function pathForFullName(root: string, fullName: string): string {
-  validateFullName(fullName);
-  return resolveInside(root, fullName);
-}
-
 /**
  * Resolve `relative` under `root` and throw unless the result stays strictly inside `root`.
  * Absolute paths, `..` segments and NUL bytes are refused rather than normalised away.

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ValidationError } from '../lib/errors.ts';
-import { MAX_NAME_LENGTH, nameProblem, pathForFullName, resolveInside, validateFullName, validateName } from '../lib/names.ts';
+import { MAX_NAME_LENGTH, nameProblem, resolveInside, validateFullName, validateName } from '../lib/names.ts';
 
 function throwsValidation(fn: () => unknown, pattern: RegExp) {
   try {
@@ -156,13 +156,6 @@ test('resolveInside under the root folder / itself', () => {
   assert.is(resolveInside('/', 'srv/site'), '/srv/site');
   throwsValidation(() => resolveInside('/', '.'), /leaves/);
   throwsValidation(() => resolveInside('/', '../x'), /\.\./);
-});
-
-test('pathForFullName: owner/name one level deep, hostile names refused', () => {
-  assert.is(pathForFullName(root, 'octo/site'), path.join(root, 'octo', 'site'));
-  assert.is(pathForFullName(root, 'site'), path.join(root, 'site'));
-  throwsValidation(() => pathForFullName(root, '../site'), /Invalid repository/);
-  throwsValidation(() => pathForFullName(root, 'a/b/c'), /Invalid repository/);
 });
 
 test.run();
