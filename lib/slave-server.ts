@@ -7,7 +7,7 @@ import { stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { messageOf } from './errors.ts';
-import { HttpError, sendJson } from './http.ts';
+import { HttpError, pathAndQueryOf, sendJson } from './http.ts';
 import type { Logger } from './log.ts';
 import { nameProblem } from './names.ts';
 import { createRequestVerifier } from './signing.ts';
@@ -85,7 +85,7 @@ export function createSlaveService({ secret, file, log, activate, now = Date.now
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const requestId = randomBytes(6).toString('hex');
     const reqLog = log.child({ request: requestId });
-    const url = req.url ?? '/';
+    const url = pathAndQueryOf(req); // exactly as sent: what the signature covers
     if (req.method !== 'GET') {
       reqLog.warn('method not allowed', { method: req.method });
       return sendJson(res, 405, { error: 'method not allowed' }, { Allow: 'GET' });
