@@ -4,7 +4,7 @@
 // lib/job-process.ts.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { chmod, readdir, readFile, rm, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
@@ -13,7 +13,7 @@ import { resolveSecret } from './config.ts';
 import { ConfigError, ValidationError } from './errors.ts';
 import { ensureDir, pathExists } from './fsx.ts';
 import { acquireLock } from './lock.ts';
-import { HttpError, sendJson, startHttpServer, type ListenAddress, type RunningServer } from './http.ts';
+import { HttpError, receiveBody, sendJson, startHttpServer, stopReading, type ListenAddress, type ReceivedBody, type RunningServer } from './http.ts';
 import { readJobLog } from './joblog.ts';
 import { JOB_ID_PATTERN, openJournal, type Job, type Journal } from './journal.ts';
 import { createJobQueue, removeJobFiles, type JobQueue, type JobRunner } from './jobqueue.ts';
@@ -120,7 +120,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     const refuse = (status: number, message: string, detail?: string, headers: Record<string, string> = {}) => {
       (status >= 500 ? log.error : log.warn)('request refused', { request: requestId, status, path: route.slice(0, 100), reason: detail ?? message });
       // A body nobody will read is not drained: the connection closes after the answer.
-      if (!req.complete) closeAfterAnswer(req, res);
+      if (!req.complete) stopReading(req, res);
       sendJson(res, status, { error: message, request: requestId }, headers);
     };
 
@@ -140,9 +140,9 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     if (!event) return refuse(400, 'missing event header');
 
     const verifier = createBodyVerifier(allSecrets);
-    let received: Received;
+    let received: ReceivedBody;
     try {
-      received = await receiveBody(req, res, { limit: maxBody, timeoutMs: bodyTimeoutMs, spillAt: SPILL_AT, spillFile: path.join(tmpDir, `body-${requestId}`), onChunk: (c) => verifier.update(c) });
+      received = await receiveBody(req, { res, limit: maxBody, timeoutMs: bodyTimeoutMs, spillAt: SPILL_AT, spillFile: path.join(tmpDir, `body-${requestId}`), onChunk: (c) => verifier.update(c) });
     } catch (error) {
       const status = error instanceof HttpError ? error.status : 400;
       return refuse(status, status === 413 ? 'body too large' : status === 408 ? 'body timeout' : 'could not read body', (error as Error).message);
@@ -305,89 +305,4 @@ async function prepareUserDirs(config: ShipkitConfig, job: Job, account: Account
       });
     });
   }
-}
-
-interface Received {
-  size: number;
-  buffer?: Buffer;
-  file?: string;
-}
-
-interface ReceiveOptions {
-  limit: number;
-  timeoutMs: number;
-  spillAt: number;
-  spillFile: string;
-  onChunk: (chunk: Buffer) => void;
-}
-
-/**
- * Read a body, handing each chunk to `onChunk` (the HMACs) as it arrives. Small bodies stay in
- * memory; larger ones go to `spillFile`. A declared or actual size over `limit` is refused at
- * once and the connection is closed after the answer; so is a body slower than `timeoutMs`.
- */
-function receiveBody(req: IncomingMessage, res: ServerResponse, { limit, timeoutMs, spillAt, spillFile, onChunk }: ReceiveOptions): Promise<Received> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > limit) {
-      closeAfterAnswer(req, res);
-      reject(new HttpError(413, `declared body of ${declared} bytes is over the ${limit}-byte cap`));
-      return;
-    }
-    let chunks: Buffer[] = [];
-    let size = 0;
-    let spill: WriteStream | undefined;
-    let done = false;
-    const timer = setTimeout(() => fail(new HttpError(408, `body not complete after ${timeoutMs} ms`)), timeoutMs);
-    function cleanup() {
-      done = true;
-      clearTimeout(timer);
-      req.off('data', onData);
-    }
-    function fail(error: Error) {
-      if (done) return;
-      cleanup();
-      chunks = [];
-      closeAfterAnswer(req, res);
-      if (spill) spill.destroy();
-      void rm(spillFile, { force: true });
-      reject(error);
-    }
-    function onData(chunk: Buffer) {
-      size += chunk.length;
-      if (size > limit) return fail(new HttpError(413, `body passed the ${limit}-byte cap while reading`));
-      onChunk(chunk);
-      if (!spill && size > spillAt) {
-        spill = createWriteStream(spillFile, { mode: 0o600 });
-        spill.on('error', (error) => fail(error));
-        spill.write(Buffer.concat(chunks));
-        chunks = [];
-      }
-      if (spill) {
-        if (!spill.write(chunk)) {
-          req.pause();
-          spill.once('drain', () => { if (!done) req.resume(); });
-        }
-      } else chunks.push(chunk);
-    }
-    req.on('data', onData);
-    req.on('end', () => {
-      if (done) return;
-      cleanup();
-      if (!spill) return resolve({ size, buffer: Buffer.concat(chunks, size) });
-      spill.end(() => resolve({ size, file: spillFile }));
-    });
-    req.on('error', (error) => fail(error));
-    req.on('aborted', () => fail(new HttpError(400, 'client went away')));
-  });
-}
-
-function closeAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
-  req.pause();
-  res.shouldKeepAlive = false;
-  res.setHeader('Connection', 'close');
-  const destroy = () => req.socket.destroy();
-  res.once('finish', () => setTimeout(destroy, 50).unref());
-  res.once('close', destroy);
-  setTimeout(destroy, 2_000).unref();
 }
