@@ -4,7 +4,7 @@ import { UsageError } from './errors.ts';
 import type { Args, CliSpec } from './cli.ts';
 import { checkUploadConfig, STEP_FUNCTIONS } from './build-steps.ts';
 import { newJobId, validateJobId } from './joblog.ts';
-import { describeFailure, runJob, validateRef, validateSha, type JobOutcome } from './job.ts';
+import { abortOnSignals, report, runJob, validateRef, validateSha } from './job.ts';
 import type { Logger } from './log.ts';
 import { findConfigFile, getRepo, loadShipkitConfig, repoPaths, STEPS, type Step } from './shipkit-config.ts';
 
@@ -46,15 +46,6 @@ export function parseSteps(value: string | undefined, configured: Step[]): Step[
   return STEPS.filter((step) => wanted.includes(step));
 }
 
-/** Stop the job's process tree and write the trailer when told to stop. */
-export function abortOnSignals(): AbortController {
-  const controller = new AbortController();
-  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
-    process.once(signal, () => controller.abort(`the job received ${signal}`));
-  }
-  return controller;
-}
-
 export async function buildMain(args: Args, log: Logger): Promise<number> {
   const name = String(args._[0]);
   const sha = args.sha !== undefined ? validateSha(String(args.sha)) : undefined;
@@ -71,16 +62,4 @@ export async function buildMain(args: Args, log: Logger): Promise<number> {
     steps: steps.map((step) => ({ name: step, run: STEP_FUNCTIONS[step] })),
   });
   return report(outcome, args, log);
-}
-
-/** Result on stdout (one line, or JSON), failure details on stderr; the exit code. */
-export function report(outcome: JobOutcome, args: Args, log: Logger): number {
-  const { lastLines, ...result } = outcome;
-  if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
-  else process.stdout.write(`${outcome.kind} ${outcome.repo} ${outcome.status} (job ${outcome.id}${outcome.sha ? `, ${outcome.sha.slice(0, 12)}` : ''}, ${(outcome.duration_ms / 1000).toFixed(1)} s)\n`);
-  if (outcome.status !== 'succeeded') {
-    for (const line of lastLines.slice(-10)) log.info(`  | ${line}`);
-    log.error(describeFailure(outcome));
-  }
-  return outcome.exit;
 }

@@ -12,6 +12,7 @@ import { StepFailure, type BuildContext, type StepResult } from './build-context
 import { JobLogWriter, type JobKind, type JobStatus } from './joblog.ts';
 import { DEFAULT_ROTATION, parseSize, rotateLogs, type RotationPolicy } from './logrotate.ts';
 import { acquireLock } from './lock.ts';
+import type { Args } from './cli.ts';
 import type { Logger } from './log.ts';
 import { repoPaths, type RepoConfig, type ShipkitConfig } from './shipkit-config.ts';
 
@@ -210,6 +211,27 @@ export function validateSha(sha: string): string {
 }
 
 /** The lines a terminal user sees when a job failed. */
-export function describeFailure(outcome: JobOutcome): string {
+function describeFailure(outcome: JobOutcome): string {
   return `${outcome.kind} of ${outcome.repo} failed at step ${outcome.step}: ${outcome.error} Log: \`logs ${outcome.repo} --job ${outcome.id}\`.`;
+}
+
+/** Stop the job's process tree and write the trailer when told to stop. */
+export function abortOnSignals(): AbortController {
+  const controller = new AbortController();
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    process.once(signal, () => controller.abort(`the job received ${signal}`));
+  }
+  return controller;
+}
+
+/** Result on stdout (one line, or JSON), failure details on stderr; the exit code. */
+export function report(outcome: JobOutcome, args: Args, log: Logger): number {
+  const { lastLines, ...result } = outcome;
+  if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  else process.stdout.write(`${outcome.kind} ${outcome.repo} ${outcome.status} (job ${outcome.id}${outcome.sha ? `, ${outcome.sha.slice(0, 12)}` : ''}, ${(outcome.duration_ms / 1000).toFixed(1)} s)\n`);
+  if (outcome.status !== 'succeeded') {
+    for (const line of lastLines.slice(-10)) log.info(`  | ${line}`);
+    log.error(describeFailure(outcome));
+  }
+  return outcome.exit;
 }
