@@ -113,6 +113,11 @@ async function prepareForUser(paths: { work: string; state: string }, runAs: Non
   }
 }
 
+/** The repo's job lock: builds, releases and `logs rotate` of one repo never overlap. */
+export function jobLockFile(paths: { state: string }): string {
+  return path.join(paths.state, 'job.lock');
+}
+
 export async function runJob(options: JobOptions): Promise<JobOutcome> {
   const { config, repo, kind, id, log } = options;
   const paths = repoPaths(config, repo.name);
@@ -121,7 +126,7 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
   await ensureDir(paths.state);
   await ensureDir(paths.logs);
   const lockWaitMs = options.lockWaitMs ?? repo.timeout * 1000;
-  const lockFile = path.join(paths.state, 'job.lock');
+  const lockFile = jobLockFile(paths);
   const what = `${repo.name} (another build or release is running)`;
   let lock;
   try {

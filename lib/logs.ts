@@ -5,7 +5,7 @@ import { parsePositiveInt, type Args, type CliSpec } from './cli.ts';
 import { UsageError, WorkError, messageOf } from './errors.ts';
 import { findJob, followJob, listJobs, validateJobId, type JobSummary } from './joblog.ts';
 import { parseSize, rotateLogs } from './logrotate.ts';
-import { logSettings } from './job.ts';
+import { jobLockFile, logSettings } from './job.ts';
 import { acquireLock } from './lock.ts';
 import type { Logger } from './log.ts';
 import { findConfigFile, getRepo, loadShipkitConfig, repoPaths } from './shipkit-config.ts';
@@ -103,7 +103,7 @@ async function rotateMain(args: Args, log: Logger): Promise<number> {
     }
     let lock;
     try {
-      lock = existsSync(paths.state) ? await acquireLock(path.join(paths.state, 'job.lock'), { what: repo.name }) : undefined;
+      lock = existsSync(paths.state) ? await acquireLock(jobLockFile(paths), { what: repo.name }) : undefined;
     } catch (error) {
       // A running job is writing to logs.txt; the next build rotates by itself.
       results.push({ repo: repo.name, rotated: false, size: 0, removed: [], skipped: `a job is running (${messageOf(error)})` });
