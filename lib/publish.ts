@@ -15,7 +15,7 @@ import type { Logger } from './log.ts';
 import { nameProblem, validateName } from './names.ts';
 import { DEFAULT_MTIME, packReproducible } from './launchfit/pack.ts';
 import { loadSigningKey, signDetached } from './launchfit/sign.ts';
-import { compareVersions, formatVersionFile, parseVersionFile, validateVersion, type VersionInfo } from './launchfit/version-file.ts';
+import { compareVersions, formatVersionFile, parseVersionFile, validateVersion, versionProblem, type VersionInfo } from './launchfit/version-file.ts';
 
 export interface PublishOptions {
   dir: string;
@@ -78,7 +78,7 @@ function releasesIn(names: string[], app: string, platform: string): Array<{ fil
   return names
     .filter((n) => n.startsWith(prefix) && n.endsWith('.tar.gz'))
     .map((file) => ({ file, version: file.slice(prefix.length, -'.tar.gz'.length) }))
-    .filter((r) => /^[0-9a-f]+(\.[0-9a-f]+)*$/i.test(r.version))
+    .filter((r) => !versionProblem(r.version))
     .sort((a, b) => compareVersions(b.version, a.version));
 }
 

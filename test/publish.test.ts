@@ -27,6 +27,18 @@ test.before(async () => {
   writeFileSync(passFile, 's3cret pass\n');
   keyring = await exportPublic(g, key.fpr, path.join(base, 'pub.gpg'), false);
 });
+test('a stray file on DEST with an over-long version does not break publishing or get pruned', async () => {
+  const out = path.join(base, 'out-stray');
+  mkdirSync(out);
+  const stray = `my-app-gnu-linux-${'f'.repeat(65)}.tar.gz`;
+  writeFileSync(path.join(out, stray), 'not ours');
+  const src = makeSource('src-stray');
+  const result = await publishRelease(opts(src, out, { version: '1.0', keep: 1 }));
+  assert.equal(result.pruned, []);
+  assert.ok(existsSync(path.join(out, stray)));
+  assert.match(readFileSync(path.join(out, 'VERSION'), 'utf8'), /^CURRENT 1\.0 /);
+});
+
 
 function makeSource(name: string): string {
   const dir = path.join(base, name);
