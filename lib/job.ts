@@ -4,7 +4,7 @@ import { stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { $ } from 'zx';
-import { checkKnownKeys, configError, getKey } from './config.ts';
+import { checkKnownKeys, configError, getKey, valueAt } from './config.ts';
 import { ConfigError, UsageError, WorkError, messageOf } from './errors.ts';
 import { ensureDir } from './fsx.ts';
 import { DEFAULT_OUTPUT_LIMITS, type OutputLimits } from './build-exec.ts';
@@ -63,7 +63,7 @@ export function logSettings(config: ShipkitConfig): LogSettings {
   getKey(doc, ['logs'], 'object');
   checkKnownKeys(doc, ['logs'], ['max_size', 'keep', 'max_output']);
   const size = (key: string, fallback: number) => {
-    const raw = (doc.data as { logs?: Record<string, unknown> }).logs?.[key];
+    const raw = valueAt(doc.data, ['logs', key]);
     if (raw === undefined || raw === null) return fallback;
     const bytes = parseSize(raw);
     if (bytes === undefined) throw configError(doc, ['logs', key], `must be a size such as 10M, 512k or a number of bytes, got ${JSON.stringify(raw)}.`);
