@@ -58,7 +58,9 @@ export async function fetchToFile(url: string, headers: Record<string, string>, 
       return await fetchOnce(url, headers, temp, options);
     } catch (error) {
       await fs.rm(temp, { force: true });
-      const retryable = error instanceof FetchFailure ? error.retryable : true;
+      // Network trouble arrives as a FetchFailure (from http-get's TransferError); anything
+      // else is local (the disk) and waiting will not mend it.
+      const retryable = error instanceof FetchFailure && error.retryable;
       if (!retryable || attempt >= retries) {
         const tries = attempt > 0 ? ` (after ${attempt + 1} attempts)` : '';
         throw error instanceof FetchFailure ? failure(`${error.message}${tries}`, false, error.cause) : failure(`${messageOf(error)}${tries}`, false, error);
@@ -104,7 +106,12 @@ async function fetchOnce(url: string, conditional: Record<string, string>, temp:
     if (status === 304) return { notModified: true, size: 0, sha256: '' };
     const location = response.headers.get('location');
     if (!location) throw failure(`HTTP ${status} redirect without a Location header`, false);
-    const nextUrl = new URL(location, current);
+    let nextUrl: URL;
+    try {
+      nextUrl = new URL(location, current);
+    } catch {
+      throw failure(`HTTP ${status} redirect to an invalid Location (${JSON.stringify(location.slice(0, 80))})`, false);
+    }
     if (nextUrl.protocol !== 'http:' && nextUrl.protocol !== 'https:') throw failure(`refusing a redirect to a ${nextUrl.protocol} URL`, false);
     if (redirects >= maxRedirects) throw failure(`too many redirects (more than ${maxRedirects}; is it a redirect loop?)`, false);
     nextUrl.hash = '';

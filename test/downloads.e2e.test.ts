@@ -60,6 +60,7 @@ const server = http.createServer((req, res) => {
   if (p === '/slow') { res.writeHead(200, { 'content-length': 100 }); res.write('tick'); return; }
   if (p === '/loop') { res.writeHead(302, { location: '/loop' }); return res.end(); }
   if (p === '/to-ftp') { res.writeHead(301, { location: 'ftp://127.0.0.1/x' }); return res.end(); }
+  if (p === '/bad-location') { res.writeHead(302, { location: 'http://[not-a-host' }); return res.end(); }
   const hop = /^\/hop\/(\d+)$/.exec(p);
   if (hop) {
     const n = Number(hop[1]);
@@ -216,6 +217,17 @@ test('a body longer than Content-Length: only the declared bytes are kept', asyn
   const r = await run(dir);
   assert.is(r.exitCode, 0, r.stderr);
   assert.is(read(dir, 'long.txt'), 'y'.repeat(10));
+});
+
+test('a redirect to an unparsable Location fails at once, with no retry', async () => {
+  hits.delete('/bad-location');
+  const dir = workspace(`${base}/bad-location bad.txt\n${base}/f/beside beside.txt\n`);
+  const r = await run(dir);
+  assert.is(r.exitCode, 1, r.stderr);
+  assert.match(r.stdout, /failed {2}bad\.txt: HTTP 302 redirect to an invalid Location \("http:\/\/\[not-a-host"\)\n/);
+  assert.is(hits.get('/bad-location'), 1, 'a bad Location is not a network error: not retried');
+  assert.is(read(dir, 'beside.txt'), 'body of /f/beside\n');
+  assert.equal(leftovers(dir), []);
 });
 
 const hostile: Array<[string, string, RegExp]> = [
