@@ -58,6 +58,7 @@ export function createJobQueue(options: QueueOptions) {
   const running = new Map<string, Promise<void>>(); // job id → its run
   const busyRepos = new Set<string>();
   const notDurable = new Set<string>(); // accepted, fsync pending: not to be started yet
+  const writes = new Map<string, Promise<void>>(); // the pending journal write of each of those
   let accepting = true;
   let paused = true;
   let seq = journal.lastSeq;
@@ -78,7 +79,12 @@ export function createJobQueue(options: QueueOptions) {
     if (!accepting) throw new Error('the queue is shutting down');
     if (input.deliveryId) {
       const existing = activeByDelivery(input.deliveryId);
-      if (existing) return { job: existing, duplicate: true };
+      if (existing) {
+        // "Already queued" is an acknowledgement too: give it only once the first copy is on
+        // disk. Had that write failed, the delivery is taken afresh.
+        await writes.get(existing.id)?.catch(() => {});
+        return active.has(existing.id) ? { job: existing, duplicate: true } : enqueue(input);
+      }
     }
     const at = now().toISOString();
     const job: Job = {
@@ -102,8 +108,10 @@ export function createJobQueue(options: QueueOptions) {
     notDurable.add(job.id);
     active.set(job.id, job);
     for (const other of superseded) active.delete(other.id);
+    const written = journal.write([...superseded, job]);
+    writes.set(job.id, written);
     try {
-      await journal.write([...superseded, job]);
+      await written;
     } catch (error) {
       journal.jobs.delete(job.id);
       active.delete(job.id);
@@ -114,6 +122,7 @@ export function createJobQueue(options: QueueOptions) {
       throw error;
     } finally {
       notDurable.delete(job.id);
+      writes.delete(job.id);
     }
     for (const other of superseded) log.info('job superseded', { job: other.id, by: job.id, repo: job.repo });
     schedule();

@@ -89,6 +89,25 @@ test('a delivery is deduped while queued or running; a redelivery after it finis
   assert.is.not(retry.job.id, first.job.id);
 });
 
+test('a redelivery that arrives while the first copy is being flushed is answered only once it is on disk', async () => {
+  const dir = tmpDir();
+  const journal = await openJournal(dir);
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => { release = resolve; });
+  const slow = { ...journal, jobs: journal.jobs, write: (jobs: Job[]) => journal.write(jobs).then(() => gate) };
+  const queue = createJobQueue({ journal: slow, concurrency: 1, run: manualRunner().run, log: silentLogger, jobsDir: path.join(dir, 'jobs') });
+  const first = queue.enqueue({ repo: 'o/a', kind: 'release', tag: 'v1', deliveryId: 'D1' });
+  let answered = false;
+  const again = queue.enqueue({ repo: 'o/a', kind: 'release', tag: 'v1', deliveryId: 'D1' }).then((r) => { answered = true; return r; });
+  await tick();
+  assert.not.ok(answered, 'no answer before the first copy is durable');
+  release();
+  const [a, b] = await Promise.all([first, again]);
+  assert.ok(b.duplicate);
+  assert.is(b.job.id, a.job.id);
+  await journal.close();
+});
+
 test('recovery: a status file settles a job that ended while down; otherwise interrupted and queued once more', async () => {
   const dir = tmpDir();
   const jobsDir = path.join(dir, 'jobs');
