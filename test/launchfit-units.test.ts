@@ -92,6 +92,7 @@ test('launchify.yml: unknown keys and wrong types name the key and the line', ()
     ['updates:\n  gpg:\n    fingerprint: x\n', /:3: updates\.gpg\.fingerprint: unknown key/],
     ['hooks:\n  after_symlink: x\n', /:2: hooks\.after_symlink: unknown key/],
     ['control:\n  listen: nonsense\n', /:2: control\.listen: must be HOST:PORT/],
+    ['control:\n  listen: 127.0.0.1:99999\n', /:2: control\.listen: must be HOST:PORT/],
     ['app:\n  env:\n    "BAD-NAME": x\n', /:3: app\.env\.BAD-NAME: is not a valid environment variable name/],
     ['- a list\n', /must be a mapping/],
   ];

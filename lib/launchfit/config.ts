@@ -4,6 +4,7 @@
 import path from 'node:path';
 import { checkKnownKeys, configError, getKey, loadYamlFile, parseYamlText, type ConfigDoc } from '../config.ts';
 import { ConfigError } from '../errors.ts';
+import { parseListen } from '../http.ts';
 import { parseKeyPin, type KeyPin } from './pgp.ts';
 
 export interface AppConfig {
@@ -146,7 +147,13 @@ export function parseLaunchConfig(doc: ConfigDoc, dir: string, releaseApp: Parti
   getKey(doc, ['control'], 'object');
   checkKnownKeys(doc, ['control'], CONTROL_KEYS);
   const listen = getKey(doc, ['control', 'listen'], 'string');
-  if (listen !== undefined && !/^[^\s:]*:\d{1,5}$|^\[[0-9a-f:]+\]:\d{1,5}$/i.test(listen)) throw configError(doc, ['control', 'listen'], `must be HOST:PORT, got ${JSON.stringify(listen)}.`);
+  if (listen !== undefined) {
+    // The listener parses it with parseListen; checking with the same function here means a bad
+    // address is refused at load time, naming the key, and never later at `run`.
+    try { parseListen(listen); } catch (error) {
+      throw configError(doc, ['control', 'listen'], `must be HOST:PORT, got ${JSON.stringify(listen)}.`, { cause: error });
+    }
+  }
 
   return {
     file: doc.file,
