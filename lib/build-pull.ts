@@ -7,7 +7,7 @@ import { runLogged } from './build-exec.ts';
 import { gitQuery, run, StepFailure, type BuildContext, type StepResult } from './build-context.ts';
 
 /** Kept by `git clean`: installs and downloads are reused when nothing changed. */
-export const KEPT_ON_CLEAN = ['/node_modules/', '/downloads/'];
+const KEPT_ON_CLEAN = ['/node_modules/', '/downloads/'];
 
 /**
  * Clone on the first run (into a temp folder, renamed into place), then fetch and check out

@@ -198,7 +198,7 @@ export async function compileStep(ctx: BuildContext): Promise<StepResult> {
 }
 
 /** The repo's own litpro (a devDependency) if installed, else the one shipped with shipkit. */
-export function findLitpro(work: string): string {
+function findLitpro(work: string): string {
   for (const candidate of [path.join(work, 'node_modules/.bin/litpro'), path.join(SHIPKIT_ROOT, 'node_modules/.bin/litpro')]) {
     if (existsSync(candidate)) return candidate;
   }

@@ -92,7 +92,7 @@ export function jobEnvironment(config: ShipkitConfig, base: NodeJS.ProcessEnv, e
 }
 
 /** The repo's `user:` as uid/gid, or undefined when the job runs as the current user. */
-export async function resolveRunAs(repo: RepoConfig, config: ShipkitConfig): Promise<BuildContext['runAs']> {
+async function resolveRunAs(repo: RepoConfig, config: ShipkitConfig): Promise<BuildContext['runAs']> {
   if (!repo.user || repo.user === os.userInfo().username) return undefined;
   const where = config.doc.locate([...repo.keyPath, 'user']);
   if (process.getuid?.() !== 0) throw new ConfigError(`${where}: building ${repo.name} as user ${repo.user} needs shipkit to run as root (it runs as ${os.userInfo().username}).`);

@@ -90,7 +90,7 @@ export function parseMarkLine(line: string): { id: string; kind: 'start'; header
 }
 
 /** `13:30:00.123` in UTC: the header carries the date. */
-export function timeOfDay(date = new Date()): string {
+function timeOfDay(date = new Date()): string {
   return date.toISOString().slice(11, 23);
 }
 
@@ -276,7 +276,7 @@ function parseJobs(text: string, file: string, isAlive: (header: JobHeader) => b
 }
 
 /** Whether the process that wrote a header is still running (same host only). */
-export function isJobProcessAlive(header: Pick<JobHeader, 'pid' | 'host'>): boolean {
+function isJobProcessAlive(header: Pick<JobHeader, 'pid' | 'host'>): boolean {
   if (header.host !== os.hostname()) return true;
   try {
     process.kill(header.pid, 0);

@@ -75,7 +75,7 @@ function notFound(repo: string, dir: string, jobId: string | undefined, log: Log
   return 0;
 }
 
-export function formatJobList(jobs: JobSummary[]): string {
+function formatJobList(jobs: JobSummary[]): string {
   const rows = jobs.map((j) => [
     j.id, j.kind, j.status, j.exit === undefined ? '-' : String(j.exit), j.sha ? j.sha.slice(0, 12) : '-',
     j.started.replace(/\.\d+Z$/, 'Z'), j.duration_ms === undefined ? '-' : `${(j.duration_ms / 1000).toFixed(1)}s`, j.step ?? '',

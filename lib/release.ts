@@ -47,7 +47,7 @@ Examples:
 };
 
 /** The release script's path inside the work folder; a ConfigError when it would leave it. */
-export function releaseScriptPath(config: ShipkitConfig, repo: RepoConfig, work: string): string {
+function releaseScriptPath(config: ShipkitConfig, repo: RepoConfig, work: string): string {
   try {
     return resolveInside(work, repo.release, 'release script');
   } catch (error) {
@@ -56,7 +56,7 @@ export function releaseScriptPath(config: ShipkitConfig, repo: RepoConfig, work:
 }
 
 /** Runs the checked-out release script; a missing or non-executable one fails with a fix. */
-export async function releaseScriptStep(ctx: BuildContext): Promise<StepResult> {
+async function releaseScriptStep(ctx: BuildContext): Promise<StepResult> {
   const relative = ctx.repo.release;
   const script = releaseScriptPath(ctx.config, ctx.repo, ctx.paths.work);
   const tag = ctx.env.SHIPKIT_TAG;
