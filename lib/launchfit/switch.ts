@@ -1,7 +1,7 @@
 // The `current` symlink and the releases/ folder: atomic swap (rename of a temp link), the
 // leftovers a crash can leave, and retention.
 import { randomBytes } from 'node:crypto';
-import { lstat, readdir, readlink, rename, rm, symlink } from 'node:fs/promises';
+import { readdir, readlink, rename, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { ensureDir, syncDir, tempSibling } from '../fsx.ts';
 import type { DeployPaths, LaunchState } from './state.ts';
@@ -96,8 +96,4 @@ export async function pruneReleases(paths: DeployPaths, state: LaunchState, keep
     removed.push(name);
   }
   return removed;
-}
-
-export async function isDirectory(file: string): Promise<boolean> {
-  try { return (await lstat(file)).isDirectory(); } catch { return false; }
 }
