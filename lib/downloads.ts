@@ -69,7 +69,7 @@ export interface DownloadsRecord {
   files: Record<string, RecordEntry>;
 }
 
-export const RECORD_FILE = '.downloads.json';
+const RECORD_FILE = '.downloads.json';
 const LOCK_FILE = '.downloads.lock';
 const PARTIAL_DIR = '.downloads.partial';
 
@@ -226,7 +226,7 @@ async function moveToOld(dir: string, dest: string, tag: string): Promise<string
   return name;
 }
 
-export async function loadRecord(dir: string, log?: StageLog): Promise<DownloadsRecord> {
+async function loadRecord(dir: string, log?: StageLog): Promise<DownloadsRecord> {
   const file = path.join(dir, RECORD_FILE);
   let text: string;
   try {

@@ -23,7 +23,7 @@ export interface ParseOptions {
 }
 
 /** Folder and file names the downloads stage keeps for itself; a DEST may not use them. */
-export const RESERVED_NAMES = ['old', '.downloads.json', '.downloads.lock', '.downloads.partial'];
+const RESERVED_NAMES = ['old', '.downloads.json', '.downloads.lock', '.downloads.partial'];
 
 const MAX_LINE = 8192;
 

@@ -20,7 +20,7 @@ export interface UploadEntry {
   keyPath: KeyPath;
 }
 
-export const DEFAULT_GIT_BRANCH = 'gh-pages';
+const DEFAULT_GIT_BRANCH = 'gh-pages';
 const HOST = /^(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?|\[[0-9A-Fa-f:.]+\])$/;
 const USER = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
 const BUCKET = /^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$/;

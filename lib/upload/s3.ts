@@ -11,10 +11,10 @@ type S3Module = typeof import('@aws-sdk/client-s3');
 type Client = InstanceType<S3Module['S3Client']>;
 
 const MiB = 1024 * 1024;
-export const DEFAULT_PART_SIZE = 8 * MiB;
-export const DEFAULT_MULTIPART_THRESHOLD = 16 * MiB;
+const DEFAULT_PART_SIZE = 8 * MiB;
+const DEFAULT_MULTIPART_THRESHOLD = 16 * MiB;
 
-export interface RemoteObject {
+interface RemoteObject {
   size: number;
   etag: string;
 }

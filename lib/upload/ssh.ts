@@ -9,7 +9,7 @@ export interface SshSettings {
 }
 
 /** `ssh` with options as separate arguments. */
-export function sshArgs({ sshKey, port, knownHosts }: SshSettings): string[] {
+function sshArgs({ sshKey, port, knownHosts }: SshSettings): string[] {
   const args = ['ssh', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=20', '-o', 'ServerAliveInterval=15', '-o', 'ServerAliveCountMax=4'];
   if (port !== undefined) args.push('-p', String(port));
   if (sshKey) args.push('-i', sshKey, '-o', 'IdentitiesOnly=yes');
