@@ -9,7 +9,7 @@ import path from 'node:path';
 import { messageOf } from './errors.ts';
 import { HttpError, pathAndQueryOf, sendJson } from './http.ts';
 import type { Logger } from './log.ts';
-import { nameProblem } from './names.ts';
+import { readControlRequest } from './control-request.ts';
 import { createRequestVerifier } from './signing.ts';
 
 export interface RunResult {
@@ -85,39 +85,22 @@ export function createSlaveService({ secret, file, log, activate, now = Date.now
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const requestId = randomBytes(6).toString('hex');
     const reqLog = log.child({ request: requestId });
-    const url = pathAndQueryOf(req); // exactly as sent: what the signature covers
-    if (req.method !== 'GET') {
-      reqLog.warn('method not allowed', { method: req.method });
-      return sendJson(res, 405, { error: 'method not allowed' }, { Allow: 'GET' });
-    }
-    if (url.length > maxUrlLength) return sendJson(res, 414, { error: 'URI too long' });
-    const parsed = new URL(url, 'http://slave.invalid');
-    const repoParams = parsed.searchParams.getAll('repo');
-
+    const parsed = new URL(pathAndQueryOf(req), 'http://slave.invalid');
     // The one open route: the optional file, for a browser that cannot sign.
-    if (file && parsed.pathname === '/' && repoParams.length === 0 && [...parsed.searchParams.keys()].length === 0 && !req.headers['x-shipkit-signature']) {
+    if (file && req.method === 'GET' && parsed.pathname === '/' && parsed.search === '' && !req.headers['x-shipkit-signature']) {
       return serveFile(file, res);
     }
-    if (verifier) {
-      const verdict = verifier.verify('GET', url, req.headers);
-      if (!verdict.ok) {
-        reqLog.warn(`refused: ${verdict.reason}`, { remote: req.socket.remoteAddress });
-        return sendJson(res, 401, { error: 'unauthorized' });
-      }
+    const request = readControlRequest(req, { verifier, maxUrlLength });
+    if (request.kind === 'refused') {
+      reqLog.warn(`refused: ${request.reason}`, { remote: req.socket.remoteAddress });
+      return sendJson(res, request.status, { error: request.error }, request.headers);
     }
-    if (parsed.pathname === '/status') return sendJson(res, 200, statusReport());
-    if (parsed.pathname !== '/') return sendJson(res, 404, { error: 'not found' });
-    if (repoParams.length !== 1) return sendJson(res, 400, { error: repoParams.length ? 'give one repo' : 'missing repo' });
-    const repo = repoParams[0];
-    const problem = nameProblem(repo);
-    if (problem) {
-      reqLog.warn(`invalid repo name: it ${problem}`, { repo: JSON.stringify(repo.slice(0, 60)) });
-      return sendJson(res, 400, { error: 'invalid repo name' });
-    }
+    if (request.kind === 'status') return sendJson(res, 200, statusReport());
+    const { repo, wait } = request;
     if (draining) return sendJson(res, 503, { error: 'shutting down' }, { 'Retry-After': '5' });
     const { promise, state } = schedule(repo);
     reqLog.info(`activation ${state}`, { repo });
-    if (parsed.searchParams.get('wait') !== '1') return sendJson(res, 202, { repo, state: 'queued' });
+    if (!wait) return sendJson(res, 202, { repo, state: 'queued' });
     const result = await promise;
     return sendJson(res, result.ok ? 200 : 500, result);
   }
