@@ -8,18 +8,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { requestOverSocket } from '../lib/launchfit/control.ts';
 import { runScript, waitFor } from './helpers.ts';
-import { appYml, askApp, currentOf, isRunning, makeWorld, startLaunchfit, statusOf, type Launchfit, type World } from './fixtures/launchfit/world.ts';
+import { askApp, currentOf, isRunning, deployedWorld, startLaunchfit, statusOf, type Launchfit, type World } from './fixtures/launchfit/world.ts';
 
 let w: World;
 let lf: Launchfit | undefined;
-const yml = appYml;
 
 test.before(async () => {
-  w = await makeWorld();
-  await w.publish('1.4', { yml: yml('  forever: true\n  stable_after: 1\n') });
-  w.writeConfig();
-  const r = await runScript('launchfit', ['deploy', '--dir', w.deploy]);
-  assert.is(r.exitCode, 0, r.stderr);
+  w = await deployedWorld('1.4');
 });
 
 test.after(async () => {
