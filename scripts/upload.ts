@@ -51,16 +51,7 @@ await runCli({
     if (!args.from || !args.to) throw new UsageError('Give REPO, or both --from DIR and --to TARGET. Run `upload --help` for usage.');
     const from = path.resolve(args.from);
     if (!(await stat(from).catch(() => undefined))?.isDirectory()) throw new UsageError(`The source folder ${from} does not exist (or is not a folder).`);
-    const target = parseTarget(args.to);
-    if (target.kind === 's3') {
-      if (args.endpoint !== undefined) {
-        if (!/^https?:\/\/[^\s]+$/.test(args.endpoint)) throw new UsageError('--endpoint must be an http:// or https:// URL.');
-        target.endpoint = args.endpoint;
-      }
-      if (args.region !== undefined) target.region = args.region;
-    } else if (args.endpoint !== undefined || args.region !== undefined) {
-      throw new UsageError('--endpoint and --region are for s3:// targets.');
-    }
+    const target = parseTarget(args.to, { endpoint: args.endpoint, region: args.region });
     results = [await uploadTo(target, {
       from,
       log,

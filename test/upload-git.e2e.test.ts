@@ -105,6 +105,18 @@ test('an unreachable remote and a missing source folder are clear errors', async
   assert.match(r.stderr, /source folder .*missing does not exist/);
 });
 
+test('--endpoint and --region on a target that is not s3:// are refused with exit 2', async () => {
+  const { out } = await sourceRepo();
+  const [endpoint, region] = await Promise.all([
+    upload(['--from', out, '--to', 'git+/tmp/x.git#gh-pages', '--endpoint', 'http://127.0.0.1:9000']),
+    upload(['--from', out, '--to', 'deploy@web1:/srv/site/', '--region', 'eu-west-1']),
+  ]);
+  assert.is(endpoint.exitCode, 2, endpoint.stderr);
+  assert.match(endpoint.stderr, /An endpoint or region is only for s3:\/\/ targets, not "git\+\/tmp\/x\.git#gh-pages"/);
+  assert.is(region.exitCode, 2, region.stderr);
+  assert.match(region.stderr, /only for s3:\/\/ targets/);
+});
+
 const hostile: Array<[string, RegExp]> = [
   ['git+-uhelp#gh-pages', /must not start with "-"/],
   ['git+ext::sh -c touch% /tmp/shipkit-pwned#main', /ext:: and fd:: transports run commands/],

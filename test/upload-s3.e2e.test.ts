@@ -133,6 +133,9 @@ test('missing bucket, wrong credentials and an unreachable endpoint are clear er
   r = await upload(['--from', out, '--to', 's3://b!d/x']);
   assert.is(r.exitCode, 2);
   assert.match(r.stderr, /Invalid S3 bucket name/);
+  r = await upload(['--from', out, '--to', 's3://site/x', '--endpoint', 'ftp://127.0.0.1/']);
+  assert.is(r.exitCode, 2);
+  assert.match(r.stderr, /Invalid S3 endpoint "ftp:\/\/127\.0\.0\.1\/": it must be an http:\/\/ or https:\/\/ URL/);
 });
 
 test('upload REPO with an s3 mapping and cache_control from shipkit.yml', async () => {

@@ -51,6 +51,21 @@ for (const [text, pattern] of badTargets) {
   });
 }
 
+test('parseTarget: --endpoint and --region go onto an s3:// target only, the endpoint checked', () => {
+  assert.equal(parseTarget('s3://site/www', { endpoint: 'http://127.0.0.1:9000', region: 'eu-west-1' }),
+    { kind: 's3', bucket: 'site', prefix: 'www/', endpoint: 'http://127.0.0.1:9000', region: 'eu-west-1' });
+  assert.equal(parseTarget('s3://site', {}), { kind: 's3', bucket: 'site', prefix: '' });
+  const refused: Array<[string, { endpoint?: string; region?: string }, RegExp]> = [
+    ['s3://site', { endpoint: 'ftp://x' }, /Invalid S3 endpoint "ftp:\/\/x": it must be an http:\/\/ or https:\/\/ URL/],
+    ['s3://site', { endpoint: 'http://a b' }, /Invalid S3 endpoint/],
+    ['deploy@web1:/x', { endpoint: 'http://127.0.0.1:9000' }, /only for s3:\/\/ targets, not "deploy@web1:\/x"/],
+    ['git+/r.git#main', { region: 'eu-west-1' }, /only for s3:\/\/ targets/],
+  ];
+  for (const [text, s3, pattern] of refused) {
+    assert.throws(() => parseTarget(text, s3), (e: Error) => e instanceof ValidationError && pattern.test(e.message), `${text} ${JSON.stringify(s3)}`);
+  }
+});
+
 test('targetName round-trips the forms', () => {
   assert.is(targetName(parseTarget('deploy@web1:/x/')), 'deploy@web1:/x/');
   assert.is(targetName(parseTarget('s3://bkt/p')), 's3://bkt/p/');

@@ -24,13 +24,32 @@ const DEFAULT_GIT_BRANCH = 'gh-pages';
 const HOST = /^(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?|\[[0-9A-Fa-f:.]+\])$/;
 const USER = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
 const BUCKET = /^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$/;
+const ENDPOINT = /^https?:\/\/\S+$/;
+
+/** Settings only an s3:// target takes (the command line's --endpoint and --region). */
+export interface S3Settings {
+  endpoint?: string;
+  region?: string;
+}
 
 /**
  * Parse a target from the command line. Throws ValidationError with the accepted forms.
  *   deploy@web1:/var/www/site   rsync://deploy@web1:2222/var/www/site   s3://bucket/prefix
  *   git+git@github.com:octo/site.git#gh-pages   git+/srv/git/site.git#main
+ * `s3` (endpoint, region) applies to an s3:// target and is refused for any other.
  */
-export function parseTarget(text: string): Target {
+export function parseTarget(text: string, s3: S3Settings = {}): Target {
+  const target = parseTargetText(text);
+  const { endpoint, region } = s3;
+  if (target.kind !== 's3') {
+    if (endpoint !== undefined || region !== undefined) throw new ValidationError(`An endpoint or region is only for s3:// targets, not ${JSON.stringify(text)}.`);
+    return target;
+  }
+  if (endpoint !== undefined && !ENDPOINT.test(endpoint)) throw new ValidationError(`Invalid S3 endpoint ${JSON.stringify(endpoint)}: it must be an http:// or https:// URL.`);
+  return { ...target, ...(endpoint !== undefined ? { endpoint } : {}), ...(region !== undefined ? { region } : {}) };
+}
+
+function parseTargetText(text: string): Target {
   if (/[\0-\x1f\x7f]/.test(text)) throw new ValidationError(`Invalid upload target ${JSON.stringify(text)}: it holds control characters.`);
   if (text.startsWith('git+')) {
     const rest = text.slice(4);
@@ -179,7 +198,7 @@ export function planUpload(entry: UploadEntry, context: PlanContext): UploadPlan
         // `prefix: ""` (the bucket's root) is what DESIGN's own example writes.
         const prefix = s3.prefix === undefined || s3.prefix === null || s3.prefix === '' ? '' : str('s3.prefix', s3.prefix) ?? '';
         const endpoint = str('s3.endpoint', s3.endpoint);
-        if (endpoint && !/^https?:\/\//.test(endpoint)) fail('s3.endpoint', 'must be an http:// or https:// URL.');
+        if (endpoint && !ENDPOINT.test(endpoint)) fail('s3.endpoint', 'must be an http:// or https:// URL.');
         if (s3.force_path_style !== undefined && typeof s3.force_path_style !== 'boolean') fail('s3.force_path_style', 'must be true or false.');
         target = s3Target(bucket, prefix, {
           ...(str('s3.region', s3.region) ? { region: s3.region as string } : {}),
