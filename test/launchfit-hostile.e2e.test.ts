@@ -3,7 +3,7 @@
 // attempt is refused with a message that says why, and the running app (same pid) and `current`
 // stay exactly as they were. Releases are made by `release publish` or by hand, signed with gpg.
 // (Hostile archives and hooks: launchfit-hostile-archive.e2e.test.ts.)
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -113,6 +113,15 @@ for (const [label, file] of [['../x.tar.gz', '../x.tar.gz'], ['/etc/passwd', '/e
     await expectRefused(/Invalid release file name/);
   });
 }
+
+test('VERSION naming ../x.tar.gz, /etc/passwd, a/b.tar.gz (signed by the trusted key)', async () => {
+  for (const file of ['../x.tar.gz', '/etc/passwd', 'a/b.tar.gz']) {
+    serve(await signedVersion(`CURRENT 1.1 ${file}\n`));
+    await expectRefused(/VERSION is invalid: Invalid release file name/);
+  }
+  assert.not.ok(existsSync(path.join(w.deploy, '..', 'x.tar.gz')), 'nothing written next to the deploy folder');
+  assert.equal(readdirSync(path.join(w.deploy, '.launchfit/downloads')).filter((n) => !n.startsWith('my-app-')), []);
+});
 
 test('a non-hex version, a lower version, an expired VERSION', async () => {
   serve(await signedVersion(`CURRENT 1.1g ${FILE}\n`));
