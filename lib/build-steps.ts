@@ -3,7 +3,7 @@
 // StepFailure to stop the build.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chown, readFile, realpath, rm } from 'node:fs/promises';
+import { readFile, realpath, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { $ } from 'zx';
 import { atomicWriteFile, ensureDir } from './fsx.ts';
@@ -142,18 +142,16 @@ export async function installStep(ctx: BuildContext): Promise<StepResult> {
 
 /**
  * npm falls back to $HOME/.npm for its cache, and a system user's home is often /nonexistent,
- * where `npm ci` fails. A build that runs as a repo's `user:` or as any user but root gets
- * DATA/state/REPO/npm-cache instead: made by that user itself, or (a root build with `user:`)
- * made and handed over by lib/job.ts, which also sets the variable. A cache the environment
- * already names is kept.
+ * where `npm ci` fails. A build that runs as any user but root gets DATA/state/REPO/npm-cache
+ * instead. A root build with a repo's `user:` already has it: lib/job.ts makes it, hands it
+ * over and sets the variable. A cache the environment already names is kept.
  */
 async function withNpmCache(ctx: BuildContext): Promise<BuildContext> {
   if (ctx.env.npm_config_cache || ctx.env.NPM_CONFIG_CACHE) return ctx;
   const uid = process.getuid?.();
-  if (!ctx.runAs && (uid === undefined || uid === 0)) return ctx;
+  if (uid === undefined || uid === 0) return ctx;
   const cache = path.join(ctx.paths.state, 'npm-cache');
   await ensureDir(cache);
-  if (ctx.runAs) await chown(cache, ctx.runAs.uid, ctx.runAs.gid);
   return { ...ctx, env: { ...ctx.env, npm_config_cache: cache } };
 }
 
