@@ -38,8 +38,10 @@ async function shipkitOnce(): Promise<number> {
 
 // The same build as one bundled file run by plain node (what `npm run bundle` ships), so the
 // runtime's start-up (tsx compiling TypeScript) can be told apart from shipkit's own work.
-const bundle = path.join(base, 'build.mjs');
-await $({ cwd: ROOT })`${path.join(ROOT, 'node_modules/.bin/esbuild')} scripts/build.ts --bundle --platform=node --format=esm --target=node20 --log-level=error --outfile=${bundle} ${"--banner:js=import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"}`;
+// Built by tools/bundle.ts itself, so the bench times the very file that ships (same esbuild
+// options, SHIPKIT_VERSION and SHIPKIT_BUNDLED defined).
+const bundle = path.join(ROOT, 'dist', 'build.mjs');
+await $({ cwd: ROOT })`${path.join(ROOT, 'node_modules/.bin/tsx')} tools/bundle.ts build`;
 async function bundledOnce(): Promise<number> {
   const t0 = performance.now();
   const r = await $({ env: { ...env, NO_COLOR: '1' }, nothrow: true })`node ${bundle} octo/site --config ${config}`;
