@@ -2,7 +2,7 @@
 // hook-server as a child process on a free port: real payloads, signatures made outside
 // shipkit, every hostile input the issue lists, the read API and the first run.
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -170,6 +170,18 @@ test('26 MB bodies: 413 while reading (declared or streamed), and the server doe
   assert.ok(grownMb < 60, `peak memory grew by ${grownMb.toFixed(0)} MB for 4 × 26 MB bodies`);
   const health = await fetch(`${server.url}/healthz`);
   assert.is(health.status, 200);
+});
+
+test('a large signed delivery (past the in-memory size, spooled to disk) is verified and queued; the spool file is removed', async () => {
+  const payload = { ...pushPayload('group/app', { sha: 'c'.repeat(40) }), padding: 'x'.repeat(2 * 1024 * 1024) };
+  const res = await deliverGithub(server.url, 'push', payload, SECRET);
+  assert.is(res.status, 202);
+  assert.match(res.json.job, /^\d{8}-\d{6}-[0-9a-f]{6}$/);
+  await waitFor(() => readdirSync(path.join(dir, 'data/tmp')).length === 0, { what: 'the spooled body to be removed', timeoutMs: 5_000 });
+  const tampered = JSON.stringify({ ...payload, padding: 'y'.repeat(2 * 1024 * 1024) });
+  const refused = await post(`${server.url}/hooks/github`, tampered, { 'Content-Type': 'application/json', 'X-GitHub-Event': 'push', 'X-Hub-Signature-256': await githubSignature(SECRET, JSON.stringify(payload)) });
+  assert.is(refused.status, 401);
+  await waitFor(() => readdirSync(path.join(dir, 'data/tmp')).length === 0, { what: 'the refused spooled body to be removed', timeoutMs: 5_000 });
 });
 
 test('a client that trickles its body (or its headers) is cut off at the timeout', async () => {
