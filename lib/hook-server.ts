@@ -95,6 +95,8 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
   const lock = await acquireLock(path.join(dataDir, 'journal', 'hook-server.lock'), { what: `The data folder ${dataDir} (another hook-server uses it)` });
   let journal: Journal;
   try {
+    // Bodies spooled by a process that died mid-request: nothing reads them again (up to 25 MB each).
+    await Promise.all((await readdir(tmpDir)).map((name) => rm(path.join(tmpDir, name), { recursive: true, force: true })));
     journal = await openJournal(dataDir, { onPrune: (ids) => void removeJobFiles(jobsDir, ids) });
   } catch (error) {
     await lock.release();

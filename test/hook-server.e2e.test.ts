@@ -2,7 +2,7 @@
 // hook-server as a child process on a free port: real payloads, signatures made outside
 // shipkit, every hostile input the issue lists, the read API and the first run.
 import { randomUUID } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -182,6 +182,16 @@ test('a large signed delivery (past the in-memory size, spooled to disk) is veri
   const refused = await post(`${server.url}/hooks/github`, tampered, { 'Content-Type': 'application/json', 'X-GitHub-Event': 'push', 'X-Hub-Signature-256': await githubSignature(SECRET, JSON.stringify(payload)) });
   assert.is(refused.status, 401);
   await waitFor(() => readdirSync(path.join(dir, 'data/tmp')).length === 0, { what: 'the refused spooled body to be removed', timeoutMs: 5_000 });
+});
+
+test('bodies spooled by a server that died mid-request are removed on the next start', async () => {
+  const own = tmpDir();
+  const ownConfig = writeConfig(own, { repos: { 'octo/site': {} } });
+  mkdirSync(path.join(own, 'data/tmp'), { recursive: true });
+  writeFileSync(path.join(own, 'data/tmp/body-0123456789ab'), Buffer.alloc(1024 * 1024, 'x'));
+  const fresh = await startScript('hook-server', ['--config', ownConfig, '--listen', '127.0.0.1:0'], { env });
+  assert.equal(readdirSync(path.join(own, 'data/tmp')), []);
+  assert.is(await fresh.stop(), 0);
 });
 
 test('a client that trickles its body (or its headers) is cut off at the timeout', async () => {
