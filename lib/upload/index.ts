@@ -125,13 +125,15 @@ export async function uploadFiles(opts: { from: string; to: string; files: strin
   if (target.kind === 'git') throw new ValidationError(`A git+ target takes a whole folder as the branch's tree; use upload --from DIR --to ${to}.`);
   if (files.length === 0) throw new ValidationError('No files to upload.');
   const root = await fs.realpath(opts.from);
+  const only: string[] = [];
   for (const file of files) {
     const full = resolveInside(opts.from, file, 'file to upload');
     const real = await fs.realpath(full).catch(() => undefined);
     const st = real ? await fs.stat(real) : undefined;
     if (!real || !st?.isFile() || !isInside(root, real)) throw new WorkError(`${full} is not a file inside ${opts.from}; nothing was uploaded.`);
+    only.push(path.relative(opts.from, full).split(path.sep).join('/'));
   }
-  return uploadTo(target, { ...rest, from: opts.from, log: opts.log, only: files.map((f) => path.relative(opts.from, resolveInside(opts.from, f)).split(path.sep).join('/')) });
+  return uploadTo(target, { ...rest, from: opts.from, log: opts.log, only });
 }
 
 // ---- shipkit.yml `upload:` entries --------------------------------------------------------
@@ -299,7 +301,7 @@ export async function uploadEntries(opts: StageOptions): Promise<UploadResult[]>
 }
 
 /** The build pipeline's `upload` step: the repo's configured targets, in order. */
-export async function runUploadStage(opts: { workDir: string; entries: UploadEntry[]; configFile?: string; doc?: ConfigDoc; sourceSha?: string; log: UploadLog }): Promise<void> {
+export async function runUploadStage(opts: StageOptions): Promise<void> {
   await uploadEntries(opts);
 }
 
