@@ -4,8 +4,6 @@ import { existsSync } from 'node:fs';
 import { $ } from 'zx';
 import { WorkError } from './errors.ts';
 import { describeEnd, redactUrls, runLogged, spawnAs, type OutputLimits, type RunResult } from './build-exec.ts';
-
-export { redactUrls } from './build-exec.ts';
 import type { JobLogWriter } from './joblog.ts';
 import { createLogger, type Logger } from './log.ts';
 import type { RepoConfig, ShipkitConfig } from './shipkit-config.ts';

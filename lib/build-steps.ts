@@ -13,9 +13,6 @@ import { pullStep } from './build-pull.ts';
 import type { Logger } from './log.ts';
 import type { RepoConfig, ShipkitConfig, Step, UploadEntry } from './shipkit-config.ts';
 
-export { pullStep } from './build-pull.ts';
-export { redactUrls, run, StepFailure, type BuildContext, type StepResult } from './build-context.ts';
-
 const SHIPKIT_ROOT = path.resolve(import.meta.dirname, '..');
 
 export const STEP_FUNCTIONS: Record<Step, (ctx: BuildContext) => Promise<StepResult>> = {
