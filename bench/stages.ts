@@ -116,6 +116,7 @@ await sync('shipkit upload, one file changed');
 // The peer: upload everything every time (PutObject per file, 8 at once), same SDK and server.
 const s3 = await import('@aws-sdk/client-s3');
 const { listLocalFiles, contentTypeFor } = await import('../lib/upload/files.ts');
+const { silentLogger } = await import('../lib/log.ts');
 const { mapLimit } = await import('../lib/upload/s3.ts');
 const { readFile } = await import('node:fs/promises');
 const client = new s3.S3Client({ region: 'us-east-1', endpoint, forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
@@ -124,7 +125,7 @@ client.middlewareStack.add((next) => async (a) => { naiveRequests++; return next
 for (const label of ['upload everything, first', 'upload everything, one file changed']) {
   naiveRequests = 0;
   const t0 = performance.now();
-  const files = await listLocalFiles(site, { debug() {}, info() {}, warn() {}, error() {} });
+  const files = await listLocalFiles(site, silentLogger);
   await mapLimit(files, 8, async (f) => {
     await client.send(new s3.PutObjectCommand({ Bucket: 'naive', Key: `site/${f.rel}`, Body: await readFile(f.abs), ContentType: contentTypeFor(f.rel) }));
   });
