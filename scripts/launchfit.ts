@@ -1,13 +1,12 @@
 #!/usr/bin/env -S npx tsx
 // launchfit: install a signed release from an update server, supervise the app, switch
 // atomically to new releases and roll back. Wiring only; the work is in lib/launchfit/.
-import { rm } from 'node:fs/promises';
 import process from 'node:process';
 import { runCli, type Args, type CliSpec } from '../lib/cli.ts';
-import { UsageError, VerificationError, WorkError } from '../lib/errors.ts';
+import { UsageError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
-import { requestOverSocket } from '../lib/launchfit/control.ts';
-import { bootstrapConfig, rollbackOnce, runLauncher, updateOnce } from '../lib/launchfit/launcher.ts';
+import { askRunning, requestOverSocket } from '../lib/launchfit/control.ts';
+import { deployOnce, rollbackOnce, runLauncher, updateOnce } from '../lib/launchfit/launcher.ts';
 import { deployPaths } from '../lib/launchfit/state.ts';
 import { collectStatus, formatStatus, type Status } from '../lib/launchfit/status.ts';
 import type { CheckResult } from '../lib/launchfit/update.ts';
@@ -50,14 +49,6 @@ function printResult(result: CheckResult, args: Args): number {
   return result.action === 'unhealthy' ? 1 : 0;
 }
 
-/** Re-throw an error that came back over the control socket with its category intact. */
-function socketError(body: { error?: string; kind?: string }): Error {
-  const message = body.error ?? 'launchfit run reported an error';
-  if (body.kind === 'VerificationError') return new VerificationError(message);
-  if (body.kind === 'UsageError' || body.kind === 'ValidationError' || body.kind === 'ConfigError') return new UsageError(message);
-  return new WorkError(message);
-}
-
 async function main(args: Args, log: Logger): Promise<number> {
   const positionals = args._ as string[];
   let command = positionals[0] ?? 'deploy';
@@ -76,41 +67,20 @@ async function main(args: Args, log: Logger): Promise<number> {
 
   switch (command) {
     case 'deploy': {
-      const written = await bootstrapConfig(paths, { url, keyfile: args.keyfile, key: args.key }, log);
-      const live = await requestOverSocket(paths.socket, 'POST', '/update').catch(() => undefined);
-      if (live) {
-        if (!live.body.ok) throw socketError(live.body);
-        return printResult(live.body.result as CheckResult, args);
-      }
-      let result: CheckResult;
-      try {
-        result = await updateOnce(dir, log);
-      } catch (error) {
-        // A first deploy that fails leaves the folder as it found it (so it can be retried).
-        for (const file of written) await rm(file, { force: true });
-        throw error;
-      }
+      const result = await deployOnce(dir, { url, keyfile: args.keyfile, key: args.key }, log);
       const code = printResult(result, args);
       if (!args.json && result.action === 'installed') process.stderr.write(`Start it with: launchfit run --dir ${dir}\n`);
       return code;
     }
     case 'update': {
-      const live = await requestOverSocket(paths.socket, 'POST', '/update');
-      if (live) {
-        if (!live.body.ok) throw socketError(live.body);
-        return printResult(live.body.result as CheckResult, args);
-      }
-      return printResult(await updateOnce(dir, log, { force: Boolean(args.force) }), args);
+      const live = await askRunning(paths.socket, 'POST', '/update');
+      return printResult(live ? live.result as CheckResult : await updateOnce(dir, log, { force: Boolean(args.force) }), args);
     }
     case 'rollback': {
       if (args.to !== undefined) validateVersion(String(args.to), '--to version');
       const query = args.to ? `?to=${encodeURIComponent(args.to)}` : '';
-      const live = await requestOverSocket(paths.socket, 'POST', `/rollback${query}`);
-      if (live) {
-        if (!live.body.ok) throw socketError(live.body);
-        return printResult(live.body.result as CheckResult, args);
-      }
-      return printResult(await rollbackOnce(dir, log, args.to), args);
+      const live = await askRunning(paths.socket, 'POST', `/rollback${query}`);
+      return printResult(live ? live.result as CheckResult : await rollbackOnce(dir, log, args.to), args);
     }
     case 'status': {
       const live = await requestOverSocket(paths.socket, 'GET', '/status', 10_000).catch(() => undefined);

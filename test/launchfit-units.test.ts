@@ -2,7 +2,9 @@
 // validation (the error names the key and its line), tar entry checks, key pins.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { exitCodeFor } from '../lib/errors.ts';
 import { parseLaunchConfigText } from '../lib/launchfit/config.ts';
+import { errorFromAnswer } from '../lib/launchfit/control.ts';
 import { entryProblem } from '../lib/launchfit/extract.ts';
 import { parseKeyPin } from '../lib/launchfit/pgp.ts';
 import { releaseNameOf } from '../lib/launchfit/update.ts';
@@ -145,3 +147,22 @@ test('launchify.example.yml parses and documents every key', async () => {
 });
 
 test.run();
+
+test('errorFromAnswer: the running side\'s category decides the exit code; unknown kinds are work errors', () => {
+  const cases: Array<[string | undefined, string, number]> = [
+    ['VerificationError', 'VerificationError', 1],
+    ['ConfigError', 'ConfigError', 2],
+    ['ValidationError', 'ValidationError', 2],
+    ['TransferError', 'WorkError', 1],
+    ['constructor', 'WorkError', 1],
+    ['__proto__', 'WorkError', 1],
+    [undefined, 'WorkError', 1],
+  ];
+  for (const [kind, name, code] of cases) {
+    const error = errorFromAnswer({ ok: false, error: 'why', kind });
+    assert.ok(error instanceof Error, String(kind));
+    assert.is(error.name, name, String(kind));
+    assert.is(error.message, 'why');
+    assert.is(exitCodeFor(error), code, String(kind));
+  }
+});

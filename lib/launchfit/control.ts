@@ -4,7 +4,7 @@
 // `server-update APP` reaches launchfit hosts like slave hosts.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { rm } from 'node:fs/promises';
-import { messageOf } from '../errors.ts';
+import { ConfigError, RemoteError, UsageError, ValidationError, VerificationError, WorkError, messageOf } from '../errors.ts';
 import { parseListen, pathAndQueryOf, sendJson, startHttpServer, type RunningServer } from '../http.ts';
 import type { Logger } from '../log.ts';
 import { nameProblem } from '../names.ts';
@@ -58,6 +58,27 @@ export async function startControlSocket(socketPath: string, handlers: ControlHa
 export interface SocketAnswer {
   status: number;
   body: { ok: boolean; result?: unknown; error?: string; kind?: string };
+}
+
+// The categories `answer` reports by name, so the asking side exits as the running side would.
+const ERROR_KINDS = { UsageError, ConfigError, ValidationError, VerificationError, RemoteError, WorkError } as const;
+
+/** The error a running launchfit answered with, rebuilt in its category (WorkError when unknown). */
+export function errorFromAnswer(body: SocketAnswer['body']): Error {
+  const message = body.error ?? 'launchfit run reported an error';
+  const Kind = body.kind && Object.hasOwn(ERROR_KINDS, body.kind) ? ERROR_KINDS[body.kind as keyof typeof ERROR_KINDS] : WorkError;
+  return new Kind(message);
+}
+
+/**
+ * Have the `launchfit run` on the socket do it: its result, or its error rethrown in its
+ * category; undefined when no launchfit is running there.
+ */
+export async function askRunning(socketPath: string, method: string, pathAndQuery: string): Promise<{ result: unknown } | undefined> {
+  const live = await requestOverSocket(socketPath, method, pathAndQuery);
+  if (!live) return undefined;
+  if (!live.body.ok) throw errorFromAnswer(live.body);
+  return { result: live.body.result };
 }
 
 /** Ask a running launchfit; undefined when nobody listens on the socket. */

@@ -1,6 +1,6 @@
 // The long-running side of launchfit (`run`) and the one-shot commands that share it:
 // lock, crash recovery, supervisor, polling with jitter, control socket and TCP listener.
-import { copyFile, readdir, writeFile } from 'node:fs/promises';
+import { copyFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, messageOf } from '../errors.ts';
 import { ensureDir, pathExists } from '../fsx.ts';
@@ -8,7 +8,7 @@ import { acquireLock, type Lock } from '../lock.ts';
 import type { Logger } from '../log.ts';
 import { resolveSecret } from '../config.ts';
 import { CONFIG_NAME, loadLaunchConfig, readReleaseAppDefaults, type LaunchConfig } from './config.ts';
-import { startControlListener, startControlSocket } from './control.ts';
+import { errorFromAnswer, requestOverSocket, startControlListener, startControlSocket } from './control.ts';
 import type { FetchFn } from './fetch.ts';
 import { parseKeyPin } from './pgp.ts';
 import { deployPaths, readState, updateState, type DeployPaths } from './state.ts';
@@ -41,7 +41,7 @@ export interface BootstrapOptions {
  * existing launchify.yml is used as it is, and must agree with URL when both are given.
  * Returns the files it wrote, so a first deploy that fails can take them back.
  */
-export async function bootstrapConfig(paths: DeployPaths, opts: BootstrapOptions, log: Logger): Promise<string[]> {
+async function bootstrapConfig(paths: DeployPaths, opts: BootstrapOptions, log: Logger): Promise<string[]> {
   const file = path.join(paths.dir, CONFIG_NAME);
   if (await pathExists(file)) {
     if (opts.url || opts.keyfile || opts.key) {
@@ -78,6 +78,27 @@ export async function bootstrapConfig(paths: DeployPaths, opts: BootstrapOptions
   written.push(file);
   log.info(`wrote ${file}`);
   return written;
+}
+
+/**
+ * `launchfit deploy`: write launchify.yml when the folder has none, then install the current
+ * release (through the running launchfit when there is one). A first deploy that fails takes
+ * back the files it wrote, so the folder can be deployed into again.
+ */
+export async function deployOnce(dir: string, opts: BootstrapOptions, log: Logger): Promise<CheckResult> {
+  const paths = deployPaths(dir);
+  const written = await bootstrapConfig(paths, opts, log);
+  const live = await requestOverSocket(paths.socket, 'POST', '/update').catch(() => undefined);
+  if (live) {
+    if (!live.body.ok) throw errorFromAnswer(live.body);
+    return live.body.result as CheckResult;
+  }
+  try {
+    return await updateOnce(dir, log);
+  } catch (error) {
+    for (const file of written) await rm(file, { force: true });
+    throw error;
+  }
 }
 
 /** A one-shot update (deploy/update without `run`): lock, recover, check, switch; no app is started. */
