@@ -156,7 +156,7 @@ async function downloadEntry(entry: ManifestEntry, dir: string, partial: string,
     }
     if (onDisk?.isDirectory) throw new WorkError(`${entry.dest} is a folder on disk; remove it or choose another destination.`);
     let movedTo: string | undefined;
-    if (previous && onDisk && previous.tag !== entry.tag) movedTo = await moveToOld(dir, entry.dest, previous.tag);
+    if (previous && onDisk && previous.tag !== entry.tag) movedTo = await moveToOld(dir, entry.dest, previous.tag, folders);
     if (!folders.has(path.dirname(target))) {
       await fs.mkdir(path.dirname(target), { recursive: true });
       await refuseSymlinkedFolders(dir, entry.dest, folders);
@@ -213,8 +213,10 @@ export function oldName(dest: string, tag: string): string {
   return path.posix.join('old', dirname === '.' ? '' : dirname, `${stem}@${safeTag}${ext}`);
 }
 
-async function moveToOld(dir: string, dest: string, tag: string): Promise<string> {
+async function moveToOld(dir: string, dest: string, tag: string, folders: Set<string>): Promise<string> {
   const wanted = oldName(dest, tag);
+  // old/ is checked like any destination: a link there would carry the file out of downloads/.
+  await refuseSymlinkedFolders(dir, wanted, folders);
   let name = wanted;
   for (let n = 2; await statFile(path.join(dir, name)); n++) {
     const ext = path.posix.extname(wanted);
@@ -222,6 +224,7 @@ async function moveToOld(dir: string, dest: string, tag: string): Promise<string
   }
   const target = path.join(dir, name);
   await fs.mkdir(path.dirname(target), { recursive: true });
+  await refuseSymlinkedFolders(dir, name, folders);
   await fs.rename(path.join(dir, dest), target);
   return name;
 }

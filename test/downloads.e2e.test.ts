@@ -272,6 +272,23 @@ test('a symlinked folder inside downloads/ is not written through', async () => 
   assert.is(read(dir, 'fine.txt'), 'body of /f/b\n');
 });
 
+test('a symlinked old/ folder is not written through when a tag changes', async () => {
+  versions.set('/f/tagged', 'first\n');
+  const dir = workspace(`${base}/f/tagged#1 js/tagged.js\n`);
+  assert.is((await run(dir)).exitCode, 0);
+  const outside = tmpDir('shipkit-outside-');
+  symlinkSync(outside, path.join(dir, 'downloads', 'old'));
+  versions.set('/f/tagged', 'second\n');
+  writeFileSync(path.join(dir, 'manifest.txt'), `${base}/f/tagged#2 js/tagged.js\n`);
+  const r = await run(dir);
+  assert.is(r.exitCode, 1, r.stderr);
+  assert.match(r.stdout, /failed {2}js\/tagged\.js: old is a symbolic link inside the downloads folder/);
+  assert.equal(readdirSync(outside), [], 'nothing moved out of downloads/');
+  assert.is(read(dir, 'js/tagged.js'), 'first\n', 'the previous file stays where it was');
+  assert.is(record(dir).files['js/tagged.js'].tag, '1');
+  assert.equal(leftovers(dir), []);
+});
+
 test('--manifest - reads a generated manifest from stdin; --dir changes the root', async () => {
   const dir = tmpDir('shipkit-dl-');
   const manifest = Array.from({ length: 3 }, (_, i) => `${base}/f/gen-${i} size ${i}/img.png`).join('\n');
