@@ -104,6 +104,11 @@ test('publish, deploy into an empty folder, run, update during traffic, rollback
     assert.ok(['skipped-bad', 'not-modified'].includes((again!.body.result as { action: string }).action), JSON.stringify(again!.body));
     assert.is(await askApp(w.appPort), '1.0');
     assert.is(await askApp(w.appPort), '1.0');
+    // Versions compare as hex numbers: 1.1.0 is the bad 1.1 under another spelling.
+    await w.publish('1.1.0');
+    const respelled = await requestOverSocket(socket, 'POST', '/update');
+    assert.is((respelled!.body.result as { action: string }).action, 'skipped-bad', JSON.stringify(respelled!.body));
+    assert.is(await askApp(w.appPort), '1.0');
 
     // A newer release is taken again.
     await w.publish('1.2');

@@ -253,7 +253,8 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false } = {}
   if (currentVersion !== undefined && compareVersions(info.version, currentVersion) === 0) {
     return done({ action: 'up-to-date', version: info.version, release: current, message: `${current} is up to date.` });
   }
-  if (state.bad.includes(info.version)) {
+  // Versions are numbers (1.1.0 is 1.1), so `bad` is searched with compareVersions, not by string.
+  if (state.bad.some((v) => compareVersions(v, info.version) === 0)) {
     log.warn(`version ${info.version} is marked bad; waiting for a newer one`);
     return done({ action: 'skipped-bad', version: info.version, release: current, message: `Version ${info.version} is marked bad (it failed or was rolled back); waiting for a newer one.` });
   }
@@ -284,7 +285,7 @@ export async function rollbackRelease(ctx: UpdateContext, { version }: { version
   const current = await readCurrent(paths);
   let target: string | undefined;
   if (version) {
-    target = Object.entries(state.installed).find(([n, r]) => r.version === version && n !== current)?.[0];
+    target = Object.entries(state.installed).find(([n, r]) => compareVersions(r.version, version) === 0 && n !== current)?.[0];
     if (!target) throw new ValidationError(`Version ${version} is not installed here (or is current); see \`launchfit status\` for the installed releases.`);
   } else {
     target = state.previous && state.previous !== current ? state.previous : undefined;
