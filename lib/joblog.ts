@@ -15,6 +15,7 @@ import { promisify } from 'node:util';
 import { gunzip as gunzipCallback } from 'node:zlib';
 import { UsageError } from './errors.ts';
 import { ensureDir } from './fsx.ts';
+import { isProcessAlive } from './lock.ts';
 
 const gunzip = promisify(gunzipCallback);
 
@@ -275,16 +276,8 @@ function parseJobs(text: string, file: string, isAlive: (header: JobHeader) => b
   return jobs;
 }
 
-/** Whether the process that wrote a header is still running (same host only). */
-function isJobProcessAlive(header: Pick<JobHeader, 'pid' | 'host'>): boolean {
-  if (header.host !== os.hostname()) return true;
-  try {
-    process.kill(header.pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+/** Whether the process that wrote a header is still running (another host's counts as running). */
+const isJobProcessAlive = (header: Pick<JobHeader, 'pid' | 'host'>) => isProcessAlive(header.pid, header.host);
 
 /** Every job in logs.txt and the rotated files, newest first. */
 export async function listJobs(logsDir: string, { rotated = true } = {}): Promise<JobSummary[]> {

@@ -94,12 +94,19 @@ async function readHolder(file: string): Promise<Holder | 'gone' | undefined> {
 }
 
 function isStale(holder: Holder, staleMs: number): boolean {
-  if (Date.now() - holder.time > staleMs) return true;
-  if (holder.host !== os.hostname()) return false;
+  return Date.now() - holder.time > staleMs || !isProcessAlive(holder.pid, holder.host);
+}
+
+/**
+ * Whether process `pid` on `host` may still be running. Another host's process cannot be
+ * checked, so it counts as alive; here, only "no such process" counts as dead.
+ */
+export function isProcessAlive(pid: number, host = os.hostname()): boolean {
+  if (host !== os.hostname()) return true;
   try {
-    process.kill(holder.pid, 0);
-    return false;
+    process.kill(pid, 0);
+    return true;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
   }
 }
