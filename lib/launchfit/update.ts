@@ -13,7 +13,7 @@ import type { Logger } from '../log.ts';
 import { nameProblem } from '../names.ts';
 import type { LaunchConfig } from './config.ts';
 import { readReleaseAppDefaults } from './config.ts';
-import { extractRelease } from './extract.ts';
+import { DEFAULT_EXTRACT_LIMITS, extractRelease } from './extract.ts';
 import { downloadToFile, fetchSmall, type FetchFn, type Timeouts } from './fetch.ts';
 import { readPublicKeys, selectTrustedKeys, verifyDetachedSignature, type TrustedKeys } from './pgp.ts';
 import { readState, updateState, writeState, type DeployPaths } from './state.ts';
@@ -146,7 +146,7 @@ export async function installRelease(ctx: UpdateContext, info: VersionInfo, trus
     const verified = await verifyDetachedSignature({ file: tarball, signature: sigRes.body, trusted, what: info.file, now });
     log.info('signature verified', { file: info.file, key: verified.signingFingerprint });
     const root = await extractRelease(tarball, work, {
-      maxUnpackedBytes: config.updates.maxUnpackedSize, maxRatio: config.updates.maxRatio, ratioGraceBytes: 32 * 1024 * 1024, maxEntries: 200_000,
+      ...DEFAULT_EXTRACT_LIMITS, maxUnpackedBytes: config.updates.maxUnpackedSize, maxRatio: config.updates.maxRatio,
     });
     try {
       await readReleaseAppDefaults(root);
