@@ -32,6 +32,12 @@ await runCli({
   boolean: ['json'],
   maxPositionals: 0,
 }, async (args, log) => {
+  // Caught before anything is announced: a SIGTERM sent the moment "listening" is printed (or
+  // during startup) must still stop cleanly and exit 0, not kill the process outright.
+  const signalled = new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
   const choice = await findOrCreateConfig(args.config);
   const config = await loadShipkitConfig(choice.file);
   const listen = parseListen(args.listen ?? config.listen);
@@ -46,14 +52,9 @@ await runCli({
   });
   if (choice.created) process.stdout.write(firstRunMessage(choice.created, server.url));
   log.info(`hook-server listening on ${server.url}`, { config: config.file, data: config.data, repos: config.repos.size, readApi: token ? 'on' : 'off' });
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info(`${signal}: no new deliveries; waiting for running jobs`);
-      server.stop().then(resolve, (error) => { log.error(`stopping failed: ${(error as Error).message}`); resolve(); });
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  const signal = await signalled;
+  log.info(`${signal}: no new deliveries; waiting for running jobs`);
+  await server.stop().catch((error) => log.error(`stopping failed: ${(error as Error).message}`));
   log.info('hook-server stopped');
   return 0;
 });

@@ -112,6 +112,16 @@ test('SIGTERM: stops accepting, lets the running job finish, exits 0; the journa
   }
 });
 
+test('SIGTERM the moment it says it is listening: still a clean stop and exit 0', async () => {
+  // The handler must be in place before the "listening" line: a supervisor that signals as soon
+  // as it sees it would otherwise kill the server outright (exit by signal, jobs cut short).
+  const codes = await Promise.all(Array.from({ length: 8 }, async () => {
+    const server = await startScript('hook-server', ['--config', writeConfig(tmpDir(), { repos: { 'octo/site': {} } }), '--listen', '127.0.0.1:0'], { env: fakeEnv });
+    return server.stop('SIGTERM');
+  }));
+  assert.equal(codes, Array(8).fill(0));
+});
+
 test('SIGTERM past --grace: the running job is interrupted and runs again on the next start', async () => {
   const dir = tmpDir();
   const config = writeConfig(dir, { repos: { 'octo/site': {} } });
