@@ -117,7 +117,7 @@ await sync('shipkit upload, one file changed');
 const s3 = await import('@aws-sdk/client-s3');
 const { listLocalFiles, contentTypeFor } = await import('../lib/upload/files.ts');
 const { silentLogger } = await import('../lib/log.ts');
-const { mapLimit } = await import('../lib/upload/s3.ts');
+const { mapLimit } = await import('../lib/pool.ts');
 const { readFile } = await import('node:fs/promises');
 const client = new s3.S3Client({ region: 'us-east-1', endpoint, forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
 let naiveRequests = 0;

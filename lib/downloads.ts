@@ -6,6 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { RemoteError, ValidationError, WorkError, messageOf } from './errors.ts';
+import { mapLimit } from './pool.ts';
 import { atomicWriteFile } from './fsx.ts';
 import { fetchToFile, type FetchOptions } from './http-fetch.ts';
 import { acquireLock } from './lock.ts';
@@ -89,21 +90,17 @@ export async function downloadAll(options: DownloadOptions): Promise<DownloadsSu
     const record = await loadRecord(dir, options.log);
     const saver = recordSaver(dir, record);
     const progress = createProgress(options.progress, entries.length);
-    const results: FileResult[] = new Array(entries.length);
     const folders = new Set<string>([dir]);
-    let next = 0;
-    const worker = async () => {
-      while (next < entries.length) {
-        const i = next++;
-        progress.start();
-        results[i] = await downloadEntry(entries[i], dir, partial, record, folders, options);
-        progress.done(results[i]);
-        saver.maybeSave();
-      }
-    };
-    const width = Math.max(1, Math.min(options.concurrency ?? 4, entries.length || 1));
+    let results: FileResult[];
     try {
-      await Promise.all(Array.from({ length: width }, worker));
+      // downloadEntry reports a failed entry in its result; it does not throw.
+      results = await mapLimit(entries, options.concurrency ?? 4, async (entry) => {
+        progress.start();
+        const result = await downloadEntry(entry, dir, partial, record, folders, options);
+        progress.done(result);
+        saver.maybeSave();
+        return result;
+      });
     } finally {
       progress.clear();
       await saver.save();

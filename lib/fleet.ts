@@ -2,6 +2,7 @@
 // `GET /?repo=NAME` to every target at once (bounded), with timeouts and retries.
 import { readFile } from 'node:fs/promises';
 import { ConfigError } from './errors.ts';
+import { mapLimit } from './pool.ts';
 import { signRequest } from './signing.ts';
 
 export interface Target {
@@ -89,17 +90,12 @@ export interface TargetResult {
 }
 
 export async function notifyTargets(targets: Target[], options: NotifyOptions): Promise<TargetResult[]> {
-  const results: TargetResult[] = new Array(targets.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < targets.length) {
-      const index = next++;
-      results[index] = await notifyTarget(targets[index], options);
-      options.onResult?.(results[index]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(options.concurrency, targets.length) }, worker));
-  return results;
+  // notifyTarget turns every failure into a result; it does not throw.
+  return mapLimit(targets, options.concurrency, async (target) => {
+    const result = await notifyTarget(target, options);
+    options.onResult?.(result);
+    return result;
+  });
 }
 
 const RETRYABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT']);

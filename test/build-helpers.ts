@@ -71,14 +71,4 @@ export function lastJson(stdout: string): Record<string, unknown> {
 }
 
 /** `fn` over `items`, at most `limit` at a time (cases that write nothing run side by side). */
-export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i]);
-    }
-  }));
-  return results;
-}
+export { mapLimit } from '../lib/pool.ts';

@@ -10,7 +10,8 @@ import { silentLogger } from '../lib/log.ts';
 import { contentTypeFor } from '../lib/upload/files.ts';
 import { parseTarget, planUpload, runUploadStage, targetName } from '../lib/upload/index.ts';
 import { parseRsyncStats, rsyncArgs } from '../lib/upload/rsync.ts';
-import { etagMatches, mapLimit, md5File, multipartEtag } from '../lib/upload/s3.ts';
+import { mapLimit } from '../lib/pool.ts';
+import { etagMatches, md5File, multipartEtag } from '../lib/upload/s3.ts';
 import { sshCommand } from '../lib/upload/ssh.ts';
 import { git, tmpDir } from './helpers.ts';
 

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import { RemoteError, WorkError, messageOf } from '../errors.ts';
+import { mapLimit } from '../pool.ts';
 import { contentTypeFor, listLocalFiles, type LocalFile } from './files.ts';
 import type { S3Target, UploadOptions, UploadResult } from './types.ts';
 
@@ -183,24 +184,6 @@ export async function multipartEtag(file: string, partSize: number): Promise<str
   }
   if (inPart > 0 || digests.length === 0) digests.push(part.digest());
   return `${createHash('md5').update(Buffer.concat(digests)).digest('hex')}-${digests.length}`;
-}
-
-/** Run `fn` over `items`, at most `limit` at a time; the first error stops new work and is thrown. */
-export async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed: unknown;
-  const worker = async () => {
-    while (failed === undefined && next < items.length) {
-      const item = items[next++];
-      try {
-        await fn(item);
-      } catch (error) {
-        failed ??= error;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  if (failed !== undefined) throw failed;
 }
 
 function describeS3Error(error: unknown, target: S3Target): Error {
