@@ -5,9 +5,9 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { rm } from 'node:fs/promises';
 import { ConfigError, RemoteError, UsageError, ValidationError, VerificationError, WorkError, messageOf } from '../errors.ts';
-import { parseListen, pathAndQueryOf, sendJson, startHttpServer, type RunningServer } from '../http.ts';
+import { readControlRequest } from '../control-request.ts';
+import { parseListen, sendJson, startHttpServer, type RunningServer } from '../http.ts';
 import type { Logger } from '../log.ts';
-import { nameProblem } from '../names.ts';
 import { createRequestVerifier } from '../signing.ts';
 
 export interface ControlHandlers {
@@ -118,22 +118,17 @@ export async function startControlListener(handlers: ControlHandlers, opts: List
   const verifier = createRequestVerifier(opts.secret);
   const address = parseListen(opts.listen);
   const server = await startHttpServer(async (req: IncomingMessage, res: ServerResponse) => {
-    if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { error: 'method not allowed' }, { Allow: 'GET' });
-    const verdict = verifier.verify(req.method, pathAndQueryOf(req), req.headers);
-    if (!verdict.ok) {
-      opts.log.warn('control request refused', { reason: verdict.reason, from: req.socket.remoteAddress });
-      return sendJson(res, 401, { error: 'unauthorized' });
+    const request = readControlRequest(req, { verifier, allowOwner: true });
+    if (request.kind === 'refused') {
+      opts.log.warn('control request refused', { reason: request.reason, from: req.socket.remoteAddress });
+      return sendJson(res, request.status, { error: request.error }, request.headers);
     }
-    const url = new URL(req.url ?? '/', 'http://launchfit');
-    if (url.pathname === '/status') return void answer(res, handlers.status).then(() => {});
-    if (url.pathname !== '/') return sendJson(res, 404, { error: 'not found' });
-    const repo = url.searchParams.get('repo');
-    const parts = repo?.split('/') ?? [];
-    if (repo === null || parts.length > 2 || parts.some((p) => nameProblem(p))) return sendJson(res, 400, { error: 'invalid repo name' });
+    if (request.kind === 'status') return void answer(res, handlers.status).then(() => {});
+    const { repo, wait } = request;
     const name = repo.split('/').pop()!;
     if (!opts.accepts(name)) return sendJson(res, 404, { error: 'unknown app', repo });
     opts.log.info('update requested over the control listener', { repo, from: req.socket.remoteAddress });
-    if (url.searchParams.get('wait') === '1') {
+    if (wait) {
       try {
         const result = await handlers.update();
         return sendJson(res, 200, { ok: true, repo, result });
