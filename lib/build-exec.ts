@@ -7,6 +7,7 @@ import { spawn as spawnChild, type SpawnOptions } from 'node:child_process';
 import { StringDecoder } from 'node:string_decoder';
 import { $ } from 'zx';
 import type { JobLogWriter } from './joblog.ts';
+import { formatBytes } from './log.ts';
 
 export interface OutputLimits {
   /** Bytes of a command's output written as they come. */
@@ -119,12 +120,6 @@ export class CappedOutput {
 /** `https://user:token@host/x` → `https://***@host/x` in anything written to the log. */
 export function redactUrls(text: string): string {
   return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]+@/gi, '$1***@');
-}
-
-export function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
-  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
 
 export interface RunOptions {

@@ -2,15 +2,15 @@
 // in parallel, through a temp file + rename, remembering what was fetched in
 // downloads/.downloads.json so unchanged entries cost nothing (or one conditional request with
 // --refresh). The HTTP side of one file (retries, timeouts, redirects) is lib/http-fetch.ts.
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, promises as fs } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { RemoteError, ValidationError, WorkError, messageOf } from './errors.ts';
 import { mapLimit } from './pool.ts';
-import { atomicWriteFile } from './fsx.ts';
+import { atomicWriteFile, sha256File } from './fsx.ts';
 import { fetchToFile, type FetchOptions } from './http-fetch.ts';
 import { acquireLock } from './lock.ts';
-import type { Logger } from './log.ts';
+import { formatBytes, type Logger } from './log.ts';
 import { checkEntries, parseCloudinary, parseManifest, redactUrl, type ManifestEntry } from './manifest.ts';
 import { resolveInside } from './names.ts';
 
@@ -193,12 +193,6 @@ async function statFile(file: string): Promise<{ size: number; isDirectory: bool
   return st ? { size: st.size, isDirectory: st.isDirectory() } : undefined;
 }
 
-async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
 /** `img/logo.png` with tag `2` → `old/img/logo@2.png` (a free name: `logo@2-2.png` if taken). */
 export function oldName(dest: string, tag: string): string {
   const dirname = path.posix.dirname(dest);
@@ -282,13 +276,6 @@ function createProgress(stream: ProgressStream | undefined, total: number) {
     },
     clear() { if (tty && lastDraw) tty.write('\r\x1b[K'); },
   };
-}
-
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KB`;
-  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MB`;
-  return `${(n / 1024 ** 3).toFixed(2)} GB`;
 }
 
 export interface ManifestSources {

@@ -1,5 +1,6 @@
 // File-system helpers for writes that must never be seen half-done.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -49,4 +50,11 @@ export async function pathExists(file: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** The sha256 of a file, hex, read as a stream (memory does not grow with the file). */
+export async function sha256File(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
 }

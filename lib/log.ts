@@ -70,3 +70,11 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 
 /** A logger that drops everything: for library calls in tests that do not care. */
 export const silentLogger: Logger = createLogger({ stream: { write: () => true } as unknown as NodeJS.WritableStream, json: true });
+
+/** 1536 → "1.5 KB": sizes in human log lines. */
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GB`;
+}

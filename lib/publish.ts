@@ -2,15 +2,13 @@
 // OpenPGP (a detached binary signature, as `gpg --detach-sign` makes), write VERSION (with
 // SHA256, SIZE, EXPIRES) and VERSION.sig, and put them on the update server: tarball and .sig
 // first, VERSION.sig and VERSION last, each through temp + rename, then prune old releases.
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { copyFile, mkdtemp, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type minimist from 'minimist';
 import { parsePositiveInt, type CliSpec } from './cli.ts';
 import { UsageError, ValidationError, messageOf } from './errors.ts';
-import { atomicWriteFile, ensureDir, pathExists, syncDir, tempSibling } from './fsx.ts';
+import { atomicWriteFile, ensureDir, pathExists, sha256File, syncDir, tempSibling } from './fsx.ts';
 import type { Logger } from './log.ts';
 import { nameProblem, validateName } from './names.ts';
 import { DEFAULT_MTIME, packReproducible } from './launchfit/pack.ts';
@@ -47,12 +45,6 @@ export interface PublishResult {
   signer: string;
   pruned: string[];
   unchanged: boolean;
-}
-
-async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 /** Copy into `destDir` under a temp name, then rename: readers see the old or the new file. */

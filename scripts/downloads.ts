@@ -3,7 +3,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parsePositiveInt, parseSeconds, runCli } from '../lib/cli.ts';
-import { downloadAll, formatBytes, loadEntries } from '../lib/downloads.ts';
+import { downloadAll, loadEntries } from '../lib/downloads.ts';
+import { formatBytes } from '../lib/log.ts';
 import { UsageError } from '../lib/errors.ts';
 
 const usage = `Usage: downloads [--manifest FILE|-] [--dir DIR] [--concurrency N] [--refresh] [--json]
