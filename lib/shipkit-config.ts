@@ -37,6 +37,8 @@ export interface ShipkitConfig {
   secret?: string;
   token?: string;
   concurrency: number;
+  /** hook-server's body cap in bytes (`max_body`); undefined = its 25 MB default. */
+  maxBody?: number;
   repos: Map<string, RepoConfig>;
 }
 
@@ -68,6 +70,8 @@ export function parseShipkitConfig(doc: ConfigDoc): ShipkitConfig {
   const dataDir = getKey(doc, ['data'], 'string') ?? DEFAULTS.data;
   const concurrency = getKey(doc, ['concurrency'], 'number') ?? DEFAULTS.concurrency;
   if (!Number.isInteger(concurrency) || concurrency < 1) throw configError(doc, ['concurrency'], 'must be a whole number of at least 1.');
+  const maxBody = getKey(doc, ['max_body'], 'number');
+  if (maxBody !== undefined && (!Number.isInteger(maxBody) || maxBody < 1024)) throw configError(doc, ['max_body'], 'must be a whole number of bytes, at least 1024.');
   const reposValue = getKey(doc, ['repos'], 'object') ?? {};
   const repos = new Map<string, RepoConfig>();
   const slugs = new Map<string, string>();
@@ -86,6 +90,7 @@ export function parseShipkitConfig(doc: ConfigDoc): ShipkitConfig {
     secret: getKey(doc, ['secret'], 'string'),
     token: getKey(doc, ['token'], 'string'),
     concurrency,
+    maxBody,
     repos,
   };
 }

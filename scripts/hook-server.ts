@@ -4,7 +4,6 @@ import { parseSeconds, runCli } from '../lib/cli.ts';
 import { findOrCreateConfig, firstRunMessage } from '../lib/first-run.ts';
 import { resolveServerSecrets, startHookServer } from '../lib/hook-server.ts';
 import { parseListen } from '../lib/http.ts';
-import { getKey } from '../lib/config.ts';
 import { loadShipkitConfig } from '../lib/shipkit-config.ts';
 
 const usage = `Usage: hook-server [--config FILE] [--listen HOST:PORT] [options]
@@ -42,10 +41,9 @@ await runCli({
   const config = await loadShipkitConfig(choice.file);
   const listen = parseListen(args.listen ?? config.listen);
   const { secrets, token } = await resolveServerSecrets(config);
-  const maxBody = getKey(config.doc, ['max_body'], 'number');
   const server = await startHookServer({
     config, listen, secrets, token, log,
-    maxBody,
+    maxBody: config.maxBody,
     graceMs: args.grace ? parseSeconds(args.grace, 'grace') * 1000 : undefined,
     bodyTimeoutMs: args['body-timeout'] ? parseSeconds(args['body-timeout'], 'body-timeout') * 1000 : undefined,
     headersTimeoutMs: args['header-timeout'] ? parseSeconds(args['header-timeout'], 'header-timeout') * 1000 : undefined,

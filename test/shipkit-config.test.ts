@@ -142,6 +142,15 @@ for (const name of badNames) {
     configFails(`data: /tmp/x\nrepos:\n  ok/one:\n  ${name.startsWith('"') ? name : JSON.stringify(name)}:\n    branch: main\n`, 4, `repos.${name.startsWith('"') ? 'x\0' : name}`, /is not a valid repository name/));
 }
 
+test('max_body: read as bytes; zero, negative, fractional or a string is refused naming the key', async () => {
+  assert.is((await loadShipkitConfig(write('max_body: 1048576\n'))).maxBody, 1048576);
+  assert.is((await loadShipkitConfig(write('listen: 127.0.0.1:9000\n'))).maxBody, undefined);
+  await configFails('data: /x\nmax_body: 0\n', 2, 'max_body', /at least 1024/);
+  await configFails('data: /x\nmax_body: -5\n', 2, 'max_body', /at least 1024/);
+  await configFails('data: /x\nmax_body: 2048.5\n', 2, 'max_body', /whole number/);
+  await configFails('data: /x\nmax_body: 25MB\n', 2, 'max_body', /must be a number/);
+});
+
 test('two repos that would share a folder are refused', () =>
   configFails('repos:\n  a/b__c:\n  a__b/c:\n', 3, 'repos.a__b/c', /would share its folders with a\/b__c/));
 
