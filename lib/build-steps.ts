@@ -11,7 +11,8 @@ import { spawnAs } from './build-exec.ts';
 import { run, stageLogger, StepFailure, type BuildContext, type StepResult } from './build-context.ts';
 import { pullStep } from './build-pull.ts';
 import type { Logger } from './log.ts';
-import type { RepoConfig, ShipkitConfig, Step, UploadEntry } from './shipkit-config.ts';
+import { UsageError } from './errors.ts';
+import { STEPS, type RepoConfig, type ShipkitConfig, type Step, type UploadEntry } from './shipkit-config.ts';
 
 const SHIPKIT_ROOT = path.resolve(import.meta.dirname, '..');
 
@@ -209,4 +210,16 @@ async function runLitpro(ctx: BuildContext): Promise<StepResult> {
   await run(ctx, [litpro], { what: 'litpro', watch: (line) => { if (LITPRO_FAILURE.test(line) && problems.length < 5) problems.push(line); } });
   if (problems.length) throw new StepFailure(`litpro reported problems (${problems.join('; ').slice(0, 200)}); see the log.`, { lastLines: problems });
   return { note: 'litpro' };
+}
+
+/** `--steps a,b` → those steps, always in pipeline order; unknown ones are a usage error. */
+export function parseSteps(value: string | undefined, configured: Step[]): Step[] {
+  if (value === undefined) return configured;
+  const wanted = value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (!wanted.length) throw new UsageError('Option --steps needs a list such as install,compile.');
+  for (const step of wanted) {
+    if (!(STEPS as readonly string[]).includes(step)) throw new UsageError(`Unknown step ${JSON.stringify(step.slice(0, 40))} in --steps; steps are ${STEPS.join(', ')}.`);
+  }
+  // Always in pipeline order: compile before upload, whatever order they were typed in.
+  return STEPS.filter((step) => wanted.includes(step));
 }

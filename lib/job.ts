@@ -1,5 +1,6 @@
 // One job (a build or a release) of one repo: take the repo's lock, rotate its log when the cap
 // is passed, write the header, run the steps in order until one fails, write the trailer.
+import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -239,4 +240,38 @@ export function report(outcome: JobOutcome, args: Args, log: Logger): number {
     log.error(describeFailure(outcome));
   }
   return outcome.exit;
+}
+
+export interface RepoRotation { repo: string; rotated: boolean; size: number; removed: string[]; skipped?: string }
+
+/**
+ * `logs rotate`: rotate each repo's logs.txt past `maxSize`, holding the repo's job lock so a
+ * running job's log is never moved under it (that repo is skipped; its next build rotates).
+ */
+export async function rotateRepoLogs(config: ShipkitConfig, repos: RepoConfig[], policy: { maxSize: number; keep: number }, { force = false, log }: { force?: boolean; log: Logger }): Promise<{ results: RepoRotation[]; failures: number }> {
+  const results: RepoRotation[] = [];
+  let failures = 0;
+  for (const repo of repos) {
+    const paths = repoPaths(config, repo.name);
+    if (!existsSync(paths.logs)) {
+      results.push({ repo: repo.name, rotated: false, size: 0, removed: [], skipped: 'no logs yet' });
+      continue;
+    }
+    let lock;
+    try {
+      lock = existsSync(paths.state) ? await acquireLock(jobLockFile(paths), { what: repo.name }) : undefined;
+    } catch (error) {
+      results.push({ repo: repo.name, rotated: false, size: 0, removed: [], skipped: `a job is running (${messageOf(error)})` });
+      continue;
+    }
+    try {
+      results.push({ repo: repo.name, ...(await rotateLogs(paths.logs, policy, { force })) });
+    } catch (error) {
+      failures++;
+      log.error(`${repo.name}: rotation failed: ${messageOf(error)}`);
+    } finally {
+      await lock?.release();
+    }
+  }
+  return { results, failures };
 }

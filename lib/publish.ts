@@ -5,8 +5,6 @@
 import { copyFile, mkdtemp, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type minimist from 'minimist';
-import { parsePositiveInt, type CliSpec } from './cli.ts';
 import { UsageError, ValidationError, messageOf } from './errors.ts';
 import { atomicWriteFile, ensureDir, pathExists, sha256File, syncDir, tempSibling } from './fsx.ts';
 import type { Logger } from './log.ts';
@@ -164,60 +162,3 @@ async function publishRemote(opts: PublishOptions, stage: string, r: { file: str
   await uploadFiles({ from: stage, to: opts.to, files: ['VERSION'], log: opts.log });
   return { file: r.file, version: opts.version, sha256: r.sha256, size: r.size, to: opts.to, signer: r.signer, pruned: [], unchanged: false };
 }
-
-export const publishCliSpec: CliSpec = {
-  name: 'release publish',
-  usage: `Usage: release publish DIR --name APP --platform PLATFORM --version V --key SECRET_KEY.asc
-                       [--passphrase-file F] --to DEST [--keep N] [--codename NAME]
-                       [--expires DAYS] [--json]
-
-Packs DIR into APP-PLATFORM-V.tar.gz (reproducible: sorted entries, fixed mtime and owner),
-signs it (detached binary OpenPGP signature, as gpg --detach-sign makes), writes VERSION with
-SHA256, SIZE and EXPIRES and signs it as VERSION.sig, and publishes them to DEST: the tarball
-and its .sig first, VERSION.sig and VERSION last, each by temp file + rename. The public key
-is published as pubkey.asc (clients trust it only against a pinned fingerprint).
-
-Options:
-  --name APP               app name (letters, digits, . _ -)
-  --platform PLATFORM      e.g. gnu-linux
-  --version V              dot-separated hexadecimal, e.g. 1.23.42b; must not go down
-  --key FILE               armored OpenPGP secret key
-  --passphrase-file FILE   passphrase for the key (first line)
-  --to DEST                a local folder, s3://bucket/prefix or user@host:path
-  --keep N                 releases kept on DEST, the current one always (default 5)
-  --codename NAME          written as RELEASE NAME
-  --expires DAYS           VERSION expires after DAYS (default 30; 0 = never)
-  --json                   print the result as JSON
-
-Exit codes: 0 published, 1 failed, 2 usage or configuration error.`,
-  string: ['name', 'platform', 'version', 'key', 'passphrase-file', 'to', 'keep', 'codename', 'expires'],
-  boolean: ['json'],
-  minPositionals: 1,
-  maxPositionals: 1,
-};
-
-export async function publishMain(args: minimist.ParsedArgs, log: Logger): Promise<number> {
-  const check = <T>(fn: () => T): T => {
-    try { return fn(); } catch (error) {
-      if (error instanceof ValidationError) throw new UsageError(error.message);
-      throw error;
-    }
-  };
-  // Values that were given are checked first, so a bad name is reported even when more is missing.
-  if (typeof args.name === 'string' && args.name) check(() => validateName(args.name, 'app name (--name)'));
-  if (typeof args.platform === 'string' && args.platform) check(() => validateName(args.platform, 'platform (--platform)'));
-  if (typeof args.version === 'string' && args.version) check(() => validateVersion(args.version, '--version'));
-  for (const flag of ['name', 'platform', 'version', 'key', 'to']) {
-    if (typeof args[flag] !== 'string' || args[flag] === '') throw new UsageError(`Missing --${flag}. Run \`release publish --help\` for usage.`);
-  }
-  const keep = args.keep === undefined ? undefined : parsePositiveInt(args.keep, 'keep', { min: 1, max: 10_000 });
-  const expiresDays = args.expires === undefined ? undefined : parsePositiveInt(args.expires, 'expires', { min: 0, max: 36_500 });
-  const result = await publishRelease({
-    dir: String(args._[0]), name: args.name, platform: args.platform, version: args.version, key: args.key,
-    passphraseFile: args['passphrase-file'], to: args.to, keep, codename: args.codename, expiresDays, log,
-  });
-  if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
-  else process.stdout.write(`Published ${result.file} (${result.size} bytes, sha256 ${result.sha256}) to ${result.to}${result.unchanged ? ' (unchanged)' : ''}\n`);
-  return 0;
-}
-

@@ -1,6 +1,57 @@
 #!/usr/bin/env -S npx tsx
 // build REPO: pull, downloads, install, compile, upload — one job in the repo's logs.txt.
-import { runCli } from '../lib/cli.ts';
-import { buildCliSpec, buildMain } from '../lib/build.ts';
+// hook-server runs it as `build REPO --config FILE --sha SHA --ref REF --job-id ID`.
+import { UsageError } from '../lib/errors.ts';
+import { runCli, type Args, type CliSpec } from '../lib/cli.ts';
+import { checkUploadConfig, parseSteps, STEP_FUNCTIONS } from '../lib/build-steps.ts';
+import { newJobId, validateJobId } from '../lib/joblog.ts';
+import { abortOnSignals, report, runJob, validateRef, validateSha } from '../lib/job.ts';
+import type { Logger } from '../lib/log.ts';
+import { findConfigFile, getRepo, loadShipkitConfig, repoPaths, STEPS } from '../lib/shipkit-config.ts';
+
+const buildCliSpec: CliSpec = {
+  name: 'build',
+  usage: `Usage: build REPO [--config FILE] [--sha SHA] [--ref REF] [--steps a,b] [--job-id ID] [--url URL] [--json]
+
+Runs the repo's build steps in DATA/repos/REPO and appends the job to DATA/logs/REPO/logs.txt.
+Steps (in this order): ${STEPS.join(', ')}. The first failing step stops the build (exit 1).
+
+Options:
+  --config FILE   shipkit.yml (default: $SHIPKIT_CONFIG, ./shipkit.yml, /etc/shipkit/shipkit.yml)
+  --sha SHA       build exactly this commit (default: the head of --ref or of the repo's branch)
+  --ref REF       the pushed ref, e.g. refs/heads/main (default: the repo's branch)
+  --steps a,b     run only these steps, e.g. --steps install,compile
+  --job-id ID     the job's id in the log (default: a new one); letters, digits, _ and -
+  --url URL       clone from this URL instead of the configured one
+  --json          print the result as JSON on stdout
+
+Examples:
+  build octo/site
+  build octo/site --sha 3f2a9c1 --ref refs/heads/main
+  build site --steps compile --config /etc/shipkit/shipkit.yml
+`,
+  string: ['config', 'sha', 'ref', 'steps', 'job-id', 'url'],
+  boolean: ['json'],
+  minPositionals: 1,
+  maxPositionals: 1,
+};
+
+async function buildMain(args: Args, log: Logger): Promise<number> {
+  const name = String(args._[0]);
+  const sha = args.sha !== undefined ? validateSha(String(args.sha)) : undefined;
+  const ref = args.ref !== undefined ? validateRef(String(args.ref)) : undefined;
+  const id = args['job-id'] !== undefined ? validateJobId(args['job-id']) : newJobId();
+  const config = await loadShipkitConfig(findConfigFile(args.config));
+  const repo = getRepo(config, name);
+  const steps = parseSteps(args.steps, repo.steps);
+  if (steps.includes('upload')) await checkUploadConfig(config, repo, repoPaths(config, repo.name).work);
+  const controller = abortOnSignals();
+  log.info(`build ${repo.name}: job ${id}`, { steps: steps.join(',') });
+  const outcome = await runJob({
+    config, repo, kind: 'build', id, sha, ref, url: args.url, log, signal: controller.signal,
+    steps: steps.map((step) => ({ name: step, run: STEP_FUNCTIONS[step] })),
+  });
+  return report(outcome, args, log);
+}
 
 await runCli(buildCliSpec, buildMain);

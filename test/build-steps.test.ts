@@ -1,10 +1,10 @@
-// lib/build-steps.ts and the pure parts of lib/build.ts / lib/job.ts: the stage libraries'
+// lib/build-steps.ts (including --steps parsing) and the pure parts of lib/job.ts: the stage libraries'
 // call contract, stages that are not there, compile selection, argument validation.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseSteps } from '../lib/build.ts';
+import { parseSteps } from '../lib/build-steps.ts';
 import { compileStep, downloadsStep, uploadStep } from '../lib/build-steps.ts';
 import { StepFailure, type BuildContext } from '../lib/build-context.ts';
 import { redactUrls } from '../lib/build-exec.ts';

@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { silentLogger } from '../lib/log.ts';
 import { publishRelease, type PublishOptions } from '../lib/publish.ts';
 import { parseVersionFile } from '../lib/launchfit/version-file.ts';
-import { runCommand, tmpDir } from './helpers.ts';
+import { runCommand, runScript, tmpDir } from './helpers.ts';
 import { exportPublic, exportSecret, genKey, makeGpgHome, type GpgHome, type TestKey } from './fixtures/launchfit/gpg.ts';
 
 let g: GpgHome;
@@ -142,25 +142,24 @@ test('refusals: bad names and versions, a locked key without passphrase, a wrong
   assert.not.ok(existsSync(out), 'nothing written');
 });
 
-test('publishMain: the CLI entry validates like a usage error and publishes', async () => {
-  const minimist = (await import('minimist')).default;
-  const { publishCliSpec, publishMain } = await import('../lib/publish.ts');
-  const parse = (argv: string[]) => minimist(argv, { string: publishCliSpec.string, boolean: publishCliSpec.boolean });
+test('release publish (the real command line): usage errors exit 2 with the message, then it publishes', async () => {
   const src = makeSource('src-main');
   const out = path.join(base, 'out-main');
-  await rejects(() => publishMain(parse([src, '--name', 'a b', '--platform', 'x', '--version', '1', '--key', secret, '--to', out]), silentLogger), /Invalid app name/);
-  await rejects(() => publishMain(parse([src, '--name', 'app', '--platform', 'x', '--version', '1', '--to', out]), silentLogger), /Missing --key/);
-  await rejects(() => publishMain(parse([src, '--name', 'app', '--platform', 'x', '--version', '1', '--key', secret, '--to', out, '--keep', '0']), silentLogger), /--keep must be between 1/);
-  const write = process.stdout.write;
-  let printed = '';
-  process.stdout.write = ((chunk: string) => { printed += chunk; return true; }) as typeof process.stdout.write;
-  try {
-    const code = await publishMain(parse([src, '--name', 'app', '--platform', 'x', '--version', '1.f', '--key', secret, '--passphrase-file', passFile, '--to', out, '--json']), silentLogger);
-    assert.is(code, 0);
-  } finally {
-    process.stdout.write = write;
+  const publish = (args: string[]) => runScript('release', ['publish', ...args]);
+  const refusals: Array<[string[], RegExp]> = [
+    [[src, '--name', 'a b', '--platform', 'x', '--version', '1', '--key', secret, '--to', out], /Invalid app name/],
+    [[src, '--name', 'app', '--platform', 'x', '--version', '1', '--to', out], /Missing --key/],
+    [[src, '--name', 'app', '--platform', 'x', '--version', '1', '--key', secret, '--to', out, '--keep', '0'], /--keep must be between 1/],
+  ];
+  for (const [args, message] of refusals) {
+    const r = await publish(args);
+    assert.is(r.exitCode, 2, r.stderr);
+    assert.match(r.stderr, message);
   }
-  assert.is(JSON.parse(printed).file, 'app-x-1.f.tar.gz');
+  assert.not.ok(existsSync(out), 'nothing written');
+  const r = await publish([src, '--name', 'app', '--platform', 'x', '--version', '1.f', '--key', secret, '--passphrase-file', passFile, '--to', out, '--json']);
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(JSON.parse(r.stdout).file, 'app-x-1.f.tar.gz');
 });
 
 test.run();
