@@ -13,7 +13,6 @@ import { StepFailure, type BuildContext, type StepResult } from './build-context
 import { JobLogWriter, type JobKind, type JobStatus } from './joblog.ts';
 import { DEFAULT_ROTATION, parseSize, rotateLogs, type RotationPolicy } from './logrotate.ts';
 import { acquireLock } from './lock.ts';
-import type { Args } from './cli.ts';
 import type { Logger } from './log.ts';
 import { repoPaths, type RepoConfig, type ShipkitConfig } from './shipkit-config.ts';
 
@@ -231,10 +230,11 @@ export function abortOnSignals(): AbortController {
 }
 
 /** Result on stdout (one line, or JSON), failure details on stderr; the exit code. */
-export function report(outcome: JobOutcome, args: Args, log: Logger): number {
+/** The job's result on `stdout` (a line, or JSON), its last lines and failure on the log; returns the exit code. */
+export function report(outcome: JobOutcome, { json = false, log, stdout = process.stdout }: { json?: boolean; log: Logger; stdout?: NodeJS.WritableStream }): number {
   const { lastLines, ...result } = outcome;
-  if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
-  else process.stdout.write(`${outcome.kind} ${outcome.repo} ${outcome.status} (job ${outcome.id}${outcome.sha ? `, ${outcome.sha.slice(0, 12)}` : ''}, ${(outcome.duration_ms / 1000).toFixed(1)} s)\n`);
+  if (json) stdout.write(`${JSON.stringify(result)}\n`);
+  else stdout.write(`${outcome.kind} ${outcome.repo} ${outcome.status} (job ${outcome.id}${outcome.sha ? `, ${outcome.sha.slice(0, 12)}` : ''}, ${(outcome.duration_ms / 1000).toFixed(1)} s)\n`);
   if (outcome.status !== 'succeeded') {
     for (const line of lastLines.slice(-10)) log.info(`  | ${line}`);
     log.error(describeFailure(outcome));

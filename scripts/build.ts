@@ -51,7 +51,7 @@ async function buildMain(args: Args, log: Logger): Promise<number> {
     config, repo, kind: 'build', id, sha, ref, url: args.url, log, signal: controller.signal,
     steps: steps.map((step) => ({ name: step, run: STEP_FUNCTIONS[step] })),
   });
-  return report(outcome, args, log);
+  return report(outcome, { json: args.json, log });
 }
 
 await runCli(buildCliSpec, buildMain);

@@ -51,7 +51,7 @@ async function releaseMain(args: Args, log: Logger): Promise<number> {
   const repo = getRepo(config, name);
   const { runRelease } = await import('../lib/release.ts');
   const controller = abortOnSignals();
-  return report(await runRelease({ config, repo, tag, id, log, signal: controller.signal }), args, log);
+  return report(await runRelease({ config, repo, tag, id, log, signal: controller.signal }), { json: args.json, log });
 }
 
 const publishCliSpec: CliSpec = {
