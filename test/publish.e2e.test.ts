@@ -6,7 +6,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { runCommand, runScript, tmpDir } from './helpers.ts';
-import { exportPublic, exportSecret, genKey, makeGpgHome } from './fixtures/launchfit/gpg.ts';
+import { makePublisher } from './fixtures/launchfit/gpg.ts';
 
 let base: string;
 let secret: string;
@@ -16,12 +16,7 @@ let src: string;
 
 test.before(async () => {
   base = tmpDir();
-  const g = makeGpgHome();
-  const key = await genKey(g, 'Publisher <pub@example.com>', { passphrase: 'pw' });
-  secret = await exportSecret(g, key.fpr, path.join(base, 'secret.asc'), 'pw');
-  keyring = await exportPublic(g, key.fpr, path.join(base, 'pub.gpg'), false);
-  passFile = path.join(base, 'pass');
-  writeFileSync(passFile, 'pw\n');
+  ({ secret, passFile, keyring } = await makePublisher(base, 'pw'));
   src = path.join(base, 'app');
   mkdirSync(src);
   writeFileSync(path.join(src, 'server.js'), 'console.log(1)\n');

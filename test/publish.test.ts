@@ -9,9 +9,8 @@ import { silentLogger } from '../lib/log.ts';
 import { publishRelease, type PublishOptions } from '../lib/publish.ts';
 import { parseVersionFile } from '../lib/launchfit/version-file.ts';
 import { runCommand, runScript, tmpDir } from './helpers.ts';
-import { exportPublic, exportSecret, genKey, makeGpgHome, type GpgHome, type TestKey } from './fixtures/launchfit/gpg.ts';
+import { makePublisher, type TestKey } from './fixtures/launchfit/gpg.ts';
 
-let g: GpgHome;
 let key: TestKey;
 let base: string;
 let secret: string;
@@ -19,13 +18,8 @@ let passFile: string;
 let keyring: string;
 
 test.before(async () => {
-  g = makeGpgHome();
   base = tmpDir();
-  key = await genKey(g, 'Publisher <pub@example.com>', { passphrase: 's3cret pass' });
-  secret = await exportSecret(g, key.fpr, path.join(base, 'secret.asc'), 's3cret pass');
-  passFile = path.join(base, 'pass');
-  writeFileSync(passFile, 's3cret pass\n');
-  keyring = await exportPublic(g, key.fpr, path.join(base, 'pub.gpg'), false);
+  ({ key, secret, passFile, keyring } = await makePublisher(base, 's3cret pass'));
 });
 test('a stray file on DEST with an over-long version does not break publishing or get pruned', async () => {
   const out = path.join(base, 'out-stray');
