@@ -18,7 +18,7 @@ import { loadLaunchConfig } from '../lib/launchfit/config.ts';
 import { updateOnce } from '../lib/launchfit/launcher.ts';
 import { deployPaths } from '../lib/launchfit/state.ts';
 import { checkForUpdates } from '../lib/launchfit/update.ts';
-import { silentLogger } from '../lib/log.ts';
+import { silentLogger } from '../lib/core/log.ts';
 import { freePort, scriptCommand, tmpDir } from '../test/helpers.ts';
 import { detachSign, exportPublic, genKey, makeGpgHome } from '../test/fixtures/launchfit/gpg.ts';
 import { makeTar } from '../test/fixtures/launchfit/tarball.ts';

@@ -115,9 +115,9 @@ await sync('shipkit upload, one file changed');
 
 // The peer: upload everything every time (PutObject per file, 8 at once), same SDK and server.
 const s3 = await import('@aws-sdk/client-s3');
-const { listLocalFiles, contentTypeFor } = await import('../lib/upload/files.ts');
-const { silentLogger } = await import('../lib/log.ts');
-const { mapLimit } = await import('../lib/pool.ts');
+const { listLocalFiles, contentTypeFor } = await import('../lib/stages/upload/files.ts');
+const { silentLogger } = await import('../lib/core/log.ts');
+const { mapLimit } = await import('../lib/core/pool.ts');
 const { readFile } = await import('node:fs/promises');
 const client = new s3.S3Client({ region: 'us-east-1', endpoint, forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
 let naiveRequests = 0;

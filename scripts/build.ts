@@ -1,13 +1,13 @@
 #!/usr/bin/env -S npx tsx
 // build REPO: pull, downloads, install, compile, upload — one job in the repo's logs.txt.
 // hook-server runs it as `build REPO --config FILE --sha SHA --ref REF --job-id ID`.
-import { UsageError } from '../lib/errors.ts';
-import { runCli, type Args, type CliSpec } from '../lib/cli.ts';
-import { checkUploadConfig, parseSteps, STEP_FUNCTIONS } from '../lib/build-steps.ts';
-import { newJobId, validateJobId } from '../lib/joblog.ts';
-import { abortOnSignals, report, runJob, validateRef, validateSha } from '../lib/job.ts';
-import type { Logger } from '../lib/log.ts';
-import { findConfigFile, getRepo, loadShipkitConfig, repoPaths, STEPS } from '../lib/shipkit-config.ts';
+import { UsageError } from '../lib/core/errors.ts';
+import { runCli, type Args, type CliSpec } from '../lib/core/cli.ts';
+import { checkUploadConfig, parseSteps, STEP_FUNCTIONS } from '../lib/compile/build-steps.ts';
+import { newJobId, validateJobId } from '../lib/compile/job-log.ts';
+import { abortOnSignals, report, runJob, validateRef, validateSha } from '../lib/compile/job.ts';
+import type { Logger } from '../lib/core/log.ts';
+import { findConfigFile, getRepo, loadShipkitConfig, repoPaths, STEPS } from '../lib/compile/config.ts';
 
 const buildCliSpec: CliSpec = {
   name: 'build',

@@ -2,10 +2,10 @@
 // downloads: fetch the files listed in manifest.txt (and cloudinary.txt) into downloads/.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { parsePositiveInt, parseSeconds, runCli } from '../lib/cli.ts';
-import { downloadAll, loadEntries } from '../lib/downloads.ts';
-import { formatBytes } from '../lib/log.ts';
-import { UsageError } from '../lib/errors.ts';
+import { parsePositiveInt, parseSeconds, runCli } from '../lib/core/cli.ts';
+import { downloadAll, loadEntries } from '../lib/stages/downloads.ts';
+import { formatBytes } from '../lib/core/log.ts';
+import { UsageError } from '../lib/core/errors.ts';
 
 const usage = `Usage: downloads [--manifest FILE|-] [--dir DIR] [--concurrency N] [--refresh] [--json]
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env -S npx tsx
 // hook-server: receive forge webhooks, verify them, journal jobs and run builds one repo at a time.
-import { parseSeconds, runCli } from '../lib/cli.ts';
-import { findOrCreateConfig, firstRunMessage } from '../lib/first-run.ts';
-import { resolveServerSecrets, startHookServer } from '../lib/hook-server.ts';
-import { parseListen } from '../lib/http.ts';
-import { loadShipkitConfig } from '../lib/shipkit-config.ts';
+import { parseSeconds, runCli } from '../lib/core/cli.ts';
+import { findOrCreateConfig, firstRunMessage } from '../lib/compile/first-run.ts';
+import { resolveServerSecrets, startHookServer } from '../lib/compile/hook-server.ts';
+import { parseListen } from '../lib/http/server.ts';
+import { loadShipkitConfig } from '../lib/compile/config.ts';
 
 const usage = `Usage: hook-server [--config FILE] [--listen HOST:PORT] [options]
 

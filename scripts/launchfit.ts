@@ -2,15 +2,15 @@
 // launchfit: install a signed release from an update server, supervise the app, switch
 // atomically to new releases and roll back. Wiring only; the work is in lib/launchfit/.
 import process from 'node:process';
-import { runCli, type Args, type CliSpec } from '../lib/cli.ts';
-import { UsageError } from '../lib/errors.ts';
-import type { Logger } from '../lib/log.ts';
+import { runCli, type Args, type CliSpec } from '../lib/core/cli.ts';
+import { UsageError } from '../lib/core/errors.ts';
+import type { Logger } from '../lib/core/log.ts';
 import { askRunning, requestOverSocket } from '../lib/launchfit/control.ts';
 import { deployOnce, rollbackOnce, runLauncher, updateOnce } from '../lib/launchfit/launcher.ts';
 import { deployPaths } from '../lib/launchfit/state.ts';
 import { collectStatus, formatStatus, type Status } from '../lib/launchfit/status.ts';
 import type { CheckResult } from '../lib/launchfit/update.ts';
-import { validateVersion } from '../lib/launchfit/version-file.ts';
+import { validateVersion } from '../lib/release/version-file.ts';
 
 const spec: CliSpec = {
   name: 'launchfit',

@@ -1,13 +1,13 @@
 #!/usr/bin/env -S npx tsx
 // logs REPO (show, list, follow a repo's jobs) and logs rotate (bound disk use).
 import path from 'node:path';
-import { parsePositiveInt, runCli, type Args, type CliSpec } from '../lib/cli.ts';
-import { UsageError, WorkError } from '../lib/errors.ts';
-import { findJob, followJob, listJobs, validateJobId, type JobSummary } from '../lib/joblog.ts';
-import { parseSize } from '../lib/logrotate.ts';
-import { logSettings, rotateRepoLogs } from '../lib/job.ts';
-import type { Logger } from '../lib/log.ts';
-import { findConfigFile, getRepo, loadShipkitConfig, repoPaths } from '../lib/shipkit-config.ts';
+import { parsePositiveInt, runCli, type Args, type CliSpec } from '../lib/core/cli.ts';
+import { UsageError, WorkError } from '../lib/core/errors.ts';
+import { findJob, followJob, listJobs, validateJobId, type JobSummary } from '../lib/compile/job-log.ts';
+import { parseSize } from '../lib/compile/log-rotate.ts';
+import { logSettings, rotateRepoLogs } from '../lib/compile/job.ts';
+import type { Logger } from '../lib/core/log.ts';
+import { findConfigFile, getRepo, loadShipkitConfig, repoPaths } from '../lib/compile/config.ts';
 
 const logsCliSpec: CliSpec = {
   name: 'logs',

@@ -1,14 +1,14 @@
 #!/usr/bin/env -S npx tsx
 // release REPO --tag TAG     run the repo's release script in the checked-out tag
 // release publish DIR ...    pack, sign and publish an app release for launchfit
-import { parsePositiveInt, runCli, type Args, type CliSpec } from '../lib/cli.ts';
-import { UsageError } from '../lib/errors.ts';
-import { abortOnSignals, report, validateRef } from '../lib/job.ts';
-import { newJobId, validateJobId } from '../lib/joblog.ts';
-import type { Logger } from '../lib/log.ts';
-import { validateName } from '../lib/names.ts';
-import { findConfigFile, getRepo, loadShipkitConfig } from '../lib/shipkit-config.ts';
-import { validateVersion } from '../lib/launchfit/version-file.ts';
+import { parsePositiveInt, runCli, type Args, type CliSpec } from '../lib/core/cli.ts';
+import { UsageError } from '../lib/core/errors.ts';
+import { abortOnSignals, report, validateRef } from '../lib/compile/job.ts';
+import { newJobId, validateJobId } from '../lib/compile/job-log.ts';
+import type { Logger } from '../lib/core/log.ts';
+import { validateName } from '../lib/core/names.ts';
+import { findConfigFile, getRepo, loadShipkitConfig } from '../lib/compile/config.ts';
+import { validateVersion } from '../lib/release/version-file.ts';
 
 const releaseCliSpec: CliSpec = {
   name: 'release',
@@ -49,7 +49,7 @@ async function releaseMain(args: Args, log: Logger): Promise<number> {
   const id = args['job-id'] !== undefined ? validateJobId(args['job-id']) : newJobId();
   const config = await loadShipkitConfig(findConfigFile(args.config));
   const repo = getRepo(config, name);
-  const { runRelease } = await import('../lib/release.ts');
+  const { runRelease } = await import('../lib/compile/release.ts');
   const controller = abortOnSignals();
   return report(await runRelease({ config, repo, tag, id, log, signal: controller.signal }), { json: args.json, log });
 }
@@ -95,7 +95,7 @@ async function publishMain(args: Args, log: Logger): Promise<number> {
   }
   const keep = args.keep === undefined ? undefined : parsePositiveInt(args.keep, 'keep', { min: 1, max: 10_000 });
   const expiresDays = args.expires === undefined ? undefined : parsePositiveInt(args.expires, 'expires', { min: 0, max: 36_500 });
-  const { publishRelease } = await import('../lib/publish.ts');
+  const { publishRelease } = await import('../lib/release/publish.ts');
   const result = await publishRelease({
     dir: String(args._[0]), name: args.name, platform: args.platform, version: args.version, key: args.key,
     passphraseFile: args['passphrase-file'], to: args.to, keep, codename: args.codename, expiresDays, log,

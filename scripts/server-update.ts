@@ -1,10 +1,10 @@
 #!/usr/bin/env -S npx tsx
 // server-update: tell every slave in the list to activate REPO (signed GET /?repo=REPO).
-import { parsePositiveInt, parseSeconds, runCli } from '../lib/cli.ts';
-import { ConfigError } from '../lib/errors.ts';
-import { DEFAULT_LIST, notifyTargets, readSlaveList, requestPath, type TargetResult } from '../lib/fleet.ts';
-import { validateName } from '../lib/names.ts';
-import { loadSecret } from '../lib/signing.ts';
+import { parsePositiveInt, parseSeconds, runCli } from '../lib/core/cli.ts';
+import { ConfigError } from '../lib/core/errors.ts';
+import { DEFAULT_LIST, notifyTargets, readSlaveList, requestPath, type TargetResult } from '../lib/fleet/server-update.ts';
+import { validateName } from '../lib/core/names.ts';
+import { loadSecret } from '../lib/http/signing.ts';
 
 const usage = `Usage: server-update REPO [--list FILE] [--secret-file FILE] [--concurrency N] [--timeout SEC]
                      [--retries N] [--wait] [--json] [--dry-run] [--insecure]

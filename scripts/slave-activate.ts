@@ -1,13 +1,13 @@
 #!/usr/bin/env -S npx tsx
 // slave-activate: replace ROOT/REPO with a fresh clone, once or on signed requests.
-import { activateRepo, defaultRoot, DEFAULT_BASE } from '../lib/activate.ts';
-import { parseSeconds, runCli, type Args } from '../lib/cli.ts';
-import { ConfigError, UsageError } from '../lib/errors.ts';
-import { parseListen, startHttpServer } from '../lib/http.ts';
-import type { Logger } from '../lib/log.ts';
-import { validateName } from '../lib/names.ts';
-import { loadSecret } from '../lib/signing.ts';
-import { createSlaveService } from '../lib/slave-server.ts';
+import { activateRepo, defaultRoot, DEFAULT_BASE } from '../lib/fleet/activate.ts';
+import { parseSeconds, runCli, type Args } from '../lib/core/cli.ts';
+import { ConfigError, UsageError } from '../lib/core/errors.ts';
+import { parseListen, startHttpServer } from '../lib/http/server.ts';
+import type { Logger } from '../lib/core/log.ts';
+import { validateName } from '../lib/core/names.ts';
+import { loadSecret } from '../lib/http/signing.ts';
+import { createSlaveService } from '../lib/fleet/slave-server.ts';
 
 const usage = `Usage:
   slave-activate REPO [--root DIR] [--base URL]

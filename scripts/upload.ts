@@ -2,10 +2,10 @@
 // upload: send a built folder to its targets: rsync over ssh, S3, or a git branch.
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { parsePositiveInt, runCli } from '../lib/cli.ts';
-import { UsageError, WorkError } from '../lib/errors.ts';
-import { findConfigFile, getRepo, loadShipkitConfig, repoPaths } from '../lib/shipkit-config.ts';
-import { parseTarget, uploadEntries, uploadTo, type UploadResult } from '../lib/upload/index.ts';
+import { parsePositiveInt, runCli } from '../lib/core/cli.ts';
+import { UsageError, WorkError } from '../lib/core/errors.ts';
+import { findConfigFile, getRepo, loadShipkitConfig, repoPaths } from '../lib/compile/config.ts';
+import { parseTarget, uploadEntries, uploadTo, type UploadResult } from '../lib/stages/upload/index.ts';
 
 const usage = `Usage:
   upload REPO [--config FILE] [--dry-run] [--json]

@@ -71,4 +71,4 @@ export function lastJson(stdout: string): Record<string, unknown> {
 }
 
 /** `fn` over `items`, at most `limit` at a time (cases that write nothing run side by side). */
-export { mapLimit } from '../lib/pool.ts';
+export { mapLimit } from '../lib/core/pool.ts';

@@ -2,9 +2,9 @@
 // key and its line. A launchify.yml inside a release supplies defaults for `app:` only; the
 // deploy folder's file wins key by key.
 import path from 'node:path';
-import { checkKnownKeys, configError, getKey, loadYamlFile, parseYamlText, type ConfigDoc } from '../config.ts';
-import { ConfigError } from '../errors.ts';
-import { parseListen } from '../http.ts';
+import { checkKnownKeys, configError, getKey, loadYamlFile, parseYamlText, type ConfigDoc } from '../core/yaml-config.ts';
+import { ConfigError } from '../core/errors.ts';
+import { parseListen } from '../http/server.ts';
 import { parseKeyPin, type KeyPin } from './pgp.ts';
 
 export interface AppConfig {

@@ -4,11 +4,11 @@
 // `server-update APP` reaches launchfit hosts like slave hosts.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { rm } from 'node:fs/promises';
-import { ConfigError, RemoteError, UsageError, ValidationError, VerificationError, WorkError, messageOf } from '../errors.ts';
-import { readControlRequest } from '../control-request.ts';
-import { parseListen, sendJson, startHttpServer, type RunningServer } from '../http.ts';
-import type { Logger } from '../log.ts';
-import { createRequestVerifier } from '../signing.ts';
+import { ConfigError, RemoteError, UsageError, ValidationError, VerificationError, WorkError, messageOf } from '../core/errors.ts';
+import { readControlRequest } from '../http/control-request.ts';
+import { parseListen, sendJson, startHttpServer, type RunningServer } from '../http/server.ts';
+import type { Logger } from '../core/log.ts';
+import { createRequestVerifier } from '../http/signing.ts';
 
 export interface ControlHandlers {
   status(): Promise<unknown>;

@@ -6,7 +6,7 @@ import { createReadStream } from 'node:fs';
 import { lstat, mkdir, readdir, readlink, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { createGunzip } from 'node:zlib';
-import { VerificationError } from '../errors.ts';
+import { VerificationError } from '../core/errors.ts';
 
 export interface ExtractLimits {
   /** Largest total of unpacked bytes. */

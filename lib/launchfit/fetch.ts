@@ -1,13 +1,13 @@
 // HTTP for the updater: small conditional GETs (VERSION, signatures, keys) and streamed
 // downloads to disk that hash while writing, stop at a byte cap, resume with Range/If-Range,
 // and give up on a slow connect, an idle body or a total deadline. The streaming itself is
-// lib/http-get.ts; this module holds the updater's policy: the SIZE cap, the .part file and its
+// lib/http/get.ts; this module holds the updater's policy: the SIZE cap, the .part file and its
 // ETag for resuming, conditional polls, and the updater's error classes and wording.
 import { readFile, rm, rename, stat, writeFile } from 'node:fs/promises';
-import { RemoteError, VerificationError } from '../errors.ts';
-import { getToFile, openGet, TransferError, type OpenedGet, type Timeouts as HttpTimeouts } from '../http-get.ts';
+import { RemoteError, VerificationError } from '../core/errors.ts';
+import { getToFile, openGet, TransferError, type OpenedGet, type Timeouts as HttpTimeouts } from '../http/get.ts';
 
-/** lib/http-get.ts's timeouts; the updater always has a total deadline. */
+/** lib/http/get.ts's timeouts; the updater always has a total deadline. */
 export type Timeouts = Required<HttpTimeouts>;
 
 export const DEFAULT_TIMEOUTS: Timeouts = { connectMs: 15_000, idleMs: 30_000, totalMs: 30 * 60_000 };

@@ -2,11 +2,11 @@
 // lock, crash recovery, supervisor, polling with jitter, control socket and TCP listener.
 import { copyFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ConfigError, messageOf } from '../errors.ts';
-import { ensureDir, pathExists } from '../fsx.ts';
-import { acquireLock, type Lock } from '../lock.ts';
-import type { Logger } from '../log.ts';
-import { resolveSecret } from '../config.ts';
+import { ConfigError, messageOf } from '../core/errors.ts';
+import { ensureDir, pathExists } from '../core/fs.ts';
+import { acquireLock, type Lock } from '../core/lock.ts';
+import type { Logger } from '../core/log.ts';
+import { resolveSecret } from '../core/yaml-config.ts';
 import { CONFIG_NAME, loadLaunchConfig, readReleaseAppDefaults, type LaunchConfig } from './config.ts';
 import { errorFromAnswer, requestOverSocket, startControlListener, startControlSocket } from './control.ts';
 import type { FetchFn } from './fetch.ts';
@@ -15,7 +15,7 @@ import { deployPaths, readState, updateState, type DeployPaths } from './state.t
 import { collectStatus, type Status } from './status.ts';
 import { createSupervisor, stopLeftoverApp, type Supervisor } from './supervisor.ts';
 import { clearLeftovers, readCurrent, swapCurrentSymlink, removeRelease } from './switch.ts';
-import { compareVersions } from './version-file.ts';
+import { compareVersions } from '../release/version-file.ts';
 import { checkForUpdates, rollbackRelease, type AppControl, type CheckResult, type UpdateContext } from './update.ts';
 
 /** The deploy folder's config merged with the current release's own `app:` defaults. */

@@ -4,7 +4,7 @@
 // selects among keys that are already trusted.
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import { ConfigError, VerificationError } from '../errors.ts';
+import { ConfigError, VerificationError } from '../core/errors.ts';
 
 type OpenPgp = typeof import('openpgp');
 type PublicKey = import('openpgp').PublicKey;

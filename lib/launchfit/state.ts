@@ -3,7 +3,7 @@
 // between a swap and a state write the link is the truth.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { atomicWriteFile, ensureDir } from '../fsx.ts';
+import { atomicWriteFile, ensureDir } from '../core/fs.ts';
 
 export interface DeployPaths {
   dir: string;

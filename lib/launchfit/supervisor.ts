@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { rm, writeFile, readFile } from 'node:fs/promises';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../core/log.ts';
 
 export interface SupervisorOptions {
   exec: string;

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { readdir, readlink, rename, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
-import { ensureDir, syncDir, tempSibling } from '../fsx.ts';
+import { ensureDir, syncDir, tempSibling } from '../core/fs.ts';
 import type { DeployPaths, LaunchState } from './state.ts';
 
 /** The release folder name `current` points at, or undefined when there is none. */

@@ -7,10 +7,10 @@ import { randomBytes } from 'node:crypto';
 import { readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { $ } from 'zx';
-import { ConfigError, ValidationError, VerificationError, WorkError, messageOf } from '../errors.ts';
-import { ensureDir, pathExists } from '../fsx.ts';
-import type { Logger } from '../log.ts';
-import { nameProblem } from '../names.ts';
+import { ConfigError, ValidationError, VerificationError, WorkError, messageOf } from '../core/errors.ts';
+import { ensureDir, pathExists } from '../core/fs.ts';
+import type { Logger } from '../core/log.ts';
+import { nameProblem } from '../core/names.ts';
 import type { LaunchConfig } from './config.ts';
 import { readReleaseAppDefaults } from './config.ts';
 import { DEFAULT_EXTRACT_LIMITS, extractRelease } from './extract.ts';
@@ -18,7 +18,7 @@ import { downloadToFile, fetchSmall, type FetchFn, type Timeouts } from './fetch
 import { readPublicKeys, selectTrustedKeys, verifyDetachedSignature, type TrustedKeys } from './pgp.ts';
 import { readState, updateState, writeState, type DeployPaths } from './state.ts';
 import { pruneReleases, readCurrent, removeRelease, swapCurrentSymlink } from './switch.ts';
-import { MAX_VERSION_FILE_BYTES, compareVersions, parseVersionFile, type VersionInfo } from './version-file.ts';
+import { MAX_VERSION_FILE_BYTES, compareVersions, parseVersionFile, type VersionInfo } from '../release/version-file.ts';
 
 export const MAX_SIGNATURE_BYTES = 64 * 1024;
 export const MAX_KEY_BYTES = 1024 * 1024;

@@ -1,0 +1,166 @@
+// The compiling server's config, shipkit.yml (DESIGN §5 "hook-server, build, logs, release").
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { checkKnownKeys, configError, getKey, loadYamlFile, type ConfigDoc, type KeyPath } from '../core/yaml-config.ts';
+import { ConfigError } from '../core/errors.ts';
+import { nameProblem, validateFullName } from '../core/names.ts';
+
+export const STEPS = ['pull', 'downloads', 'install', 'compile', 'upload'] as const;
+export type Step = (typeof STEPS)[number];
+
+export interface UploadEntry {
+  raw: Record<string, unknown>;
+  keyPath: KeyPath;
+}
+
+export interface RepoConfig {
+  /** `owner/name` as configured (the key under `repos:`). */
+  name: string;
+  url?: string;
+  branch: string;
+  user?: string;
+  steps: Step[];
+  compile?: string;
+  timeout: number;
+  upload: UploadEntry[];
+  release: string;
+  /** Webhook secret for this repo (unresolved `env:`/`file:`/literal); else the top-level one. */
+  secret?: string;
+  keyPath: KeyPath;
+}
+
+export interface ShipkitConfig {
+  file: string;
+  doc: ConfigDoc;
+  listen: string;
+  data: string;
+  secret?: string;
+  token?: string;
+  concurrency: number;
+  /** hook-server's body cap in bytes (`max_body`); undefined = its 25 MB default. */
+  maxBody?: number;
+  repos: Map<string, RepoConfig>;
+}
+
+const TOP_KEYS = ['listen', 'data', 'secret', 'token', 'concurrency', 'repos', 'max_body', 'logs'] as const;
+const REPO_KEYS = ['url', 'branch', 'user', 'steps', 'compile', 'timeout', 'upload', 'release', 'secret'] as const;
+export const DEFAULTS = { listen: '127.0.0.1:9000', data: '/var/lib/shipkit', concurrency: 1, branch: 'main', timeout: 900, release: 'release.sh' };
+
+/** `--config`, else $SHIPKIT_CONFIG, else ./shipkit.yml, else /etc/shipkit/shipkit.yml. */
+export function findConfigFile(flag: string | undefined, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): string {
+  if (flag) return path.resolve(cwd, flag);
+  if (env.SHIPKIT_CONFIG) return path.resolve(cwd, env.SHIPKIT_CONFIG);
+  const local = path.resolve(cwd, 'shipkit.yml');
+  if (existsSync(local)) return local;
+  const system = '/etc/shipkit/shipkit.yml';
+  if (existsSync(system)) return system;
+  throw new ConfigError(`No config file: pass --config FILE, set SHIPKIT_CONFIG, or create ./shipkit.yml (see shipkit.example.yml).`);
+}
+
+export async function loadShipkitConfig(file: string): Promise<ShipkitConfig> {
+  const doc = await loadYamlFile(file);
+  return parseShipkitConfig(doc);
+}
+
+export function parseShipkitConfig(doc: ConfigDoc): ShipkitConfig {
+  if (doc.data === null || typeof doc.data !== 'object' || Array.isArray(doc.data)) {
+    throw configError(doc, [], 'the file must be a mapping of keys (listen, data, repos, ...).');
+  }
+  checkKnownKeys(doc, [], TOP_KEYS);
+  const dataDir = getKey(doc, ['data'], 'string') ?? DEFAULTS.data;
+  const concurrency = getKey(doc, ['concurrency'], 'number') ?? DEFAULTS.concurrency;
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw configError(doc, ['concurrency'], 'must be a whole number of at least 1.');
+  const maxBody = getKey(doc, ['max_body'], 'number');
+  if (maxBody !== undefined && (!Number.isInteger(maxBody) || maxBody < 1024)) throw configError(doc, ['max_body'], 'must be a whole number of bytes, at least 1024.');
+  const reposValue = getKey(doc, ['repos'], 'object') ?? {};
+  const repos = new Map<string, RepoConfig>();
+  const slugs = new Map<string, string>();
+  for (const name of Object.keys(reposValue)) {
+    repos.set(name, parseRepo(doc, name));
+    // `a__b/c` and `a/b__c` (or `octo__site` and `octo/site`) would share one work folder.
+    const other = slugs.get(repoSlug(name));
+    if (other) throw configError(doc, ['repos', name], `would share its folders with ${other}; rename one of them.`);
+    slugs.set(repoSlug(name), name);
+  }
+  return {
+    file: doc.file,
+    doc,
+    listen: getKey(doc, ['listen'], 'string') ?? DEFAULTS.listen,
+    data: path.resolve(path.dirname(doc.file), dataDir),
+    secret: getKey(doc, ['secret'], 'string'),
+    token: getKey(doc, ['token'], 'string'),
+    concurrency,
+    maxBody,
+    repos,
+  };
+}
+
+function parseRepo(doc: ConfigDoc, name: string): RepoConfig {
+  const keyPath: KeyPath = ['repos', name];
+  try {
+    validateFullName(name);
+  } catch (error) {
+    throw configError(doc, keyPath, `is not a valid repository name (use owner/name with letters, digits, ".", "_", "-").`, { cause: error });
+  }
+  const value = getKey(doc, keyPath, 'object') ?? {};
+  checkKnownKeys(doc, keyPath, REPO_KEYS);
+  void value;
+  const steps = (getKey(doc, [...keyPath, 'steps'], 'string[]') ?? [...STEPS]) as Step[];
+  steps.forEach((step, i) => {
+    if (!(STEPS as readonly string[]).includes(step)) throw configError(doc, [...keyPath, 'steps', i], `unknown step ${JSON.stringify(step)}; steps are ${STEPS.join(', ')}.`);
+  });
+  const timeout = getKey(doc, [...keyPath, 'timeout'], 'number') ?? DEFAULTS.timeout;
+  if (timeout <= 0) throw configError(doc, [...keyPath, 'timeout'], 'must be a positive number of seconds.');
+  const user = getKey(doc, [...keyPath, 'user'], 'string');
+  if (user !== undefined && !/^[a-z_][a-z0-9_-]{0,31}$/.test(user)) throw configError(doc, [...keyPath, 'user'], 'must be a Unix user name.');
+  const uploads = getKey(doc, [...keyPath, 'upload'], 'array') ?? [];
+  const upload = uploads.map((raw, i): UploadEntry => {
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw configError(doc, [...keyPath, 'upload', i], 'each upload target must be a mapping such as {rsync: host:path, from: out}.');
+    return { raw: raw as Record<string, unknown>, keyPath: [...keyPath, 'upload', i] };
+  });
+  const release = getKey(doc, [...keyPath, 'release'], 'string') ?? DEFAULTS.release;
+  return {
+    name,
+    url: getKey(doc, [...keyPath, 'url'], 'string'),
+    branch: getKey(doc, [...keyPath, 'branch'], 'string') ?? DEFAULTS.branch,
+    user,
+    steps,
+    compile: getKey(doc, [...keyPath, 'compile'], 'string'),
+    timeout,
+    upload,
+    release,
+    secret: getKey(doc, [...keyPath, 'secret'], 'string'),
+    keyPath,
+  };
+}
+
+/** The repo's config, or a ConfigError that lists the configured ones. */
+export function getRepo(config: ShipkitConfig, name: string): RepoConfig {
+  const problem = name.split('/').map(nameProblem).find(Boolean);
+  if (problem || name.split('/').length > 2) throw new ConfigError(`Invalid repository name ${JSON.stringify(name.slice(0, 60))}: use owner/name.`);
+  const byShortName = name.includes('/') ? [] : [...config.repos.values()].filter((r) => r.name.split('/').pop() === name);
+  if (!config.repos.has(name) && byShortName.length > 1) {
+    throw new ConfigError(`Repository name ${name} is ambiguous in ${config.file}: use one of ${byShortName.map((r) => r.name).join(', ')}.`);
+  }
+  const repo = config.repos.get(name) ?? byShortName[0];
+  if (!repo) {
+    const known = [...config.repos.keys()];
+    throw new ConfigError(`Repository ${name} is not in ${config.file}${known.length ? ` (configured: ${known.join(', ')})` : ' (no repos: configured)'}.`);
+  }
+  return repo;
+}
+
+/** `octo/site` → `octo__site`: one safe folder name per repo. */
+export function repoSlug(name: string): string {
+  validateFullName(name);
+  return name.replace('/', '__');
+}
+
+export function repoPaths(config: Pick<ShipkitConfig, 'data'>, name: string) {
+  const slug = repoSlug(name);
+  return {
+    work: path.join(config.data, 'repos', slug),
+    logs: path.join(config.data, 'logs', slug),
+    state: path.join(config.data, 'state', slug),
+  };
+}

@@ -1,0 +1,310 @@
+// The HTTP edge of hook-server: routes, body cap and timeouts, signature check before parsing,
+// fixed short answers with a request id (details go to the log), the bearer-token read API.
+// What a delivery means lives in lib/compile/webhooks.ts, the queue in lib/compile/job-queue.ts, running a job in
+// lib/compile/job-process.ts.
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { chmod, readdir, readFile, rm, stat } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import path from 'node:path';
+import { $ } from 'zx';
+import { resolveSecret } from '../core/yaml-config.ts';
+import { ConfigError, ValidationError } from '../core/errors.ts';
+import { ensureDir, pathExists } from '../core/fs.ts';
+import { acquireLock } from '../core/lock.ts';
+import { HttpError, receiveBody, sendJson, startHttpServer, stopReading, type ListenAddress, type ReceivedBody, type RunningServer } from '../http/server.ts';
+import { readJobLog } from './job-log.ts';
+import { JOB_ID_PATTERN, openJournal, type Job, type Journal } from './journal.ts';
+import { createJobQueue, removeJobFiles, type JobQueue, type JobRunner } from './job-queue.ts';
+import { createProcessRunner, endGroup, killOrphanGroup, scriptCommandFor, type Account } from './job-process.ts';
+import type { Logger } from '../core/log.ts';
+import { repoPaths, type ShipkitConfig } from './config.ts';
+import { safeEqual } from '../http/signing.ts';
+import {
+  bodyFormat, createBodyVerifier, deliveryId, detectForge, eventName, normaliseEvent, parsePayload, type Forge,
+} from './webhooks.ts';
+
+export const MAX_BODY = 25 * 1024 * 1024;
+/** Bodies larger than this are spooled to DATA/tmp while they stream in, so a flood stays out of memory. */
+const SPILL_AT = 256 * 1024;
+const FORGE_PATHS = new Map<string, Forge | 'detect'>([['/hooks/github', 'github'], ['/hooks/gitea', 'gitea'], ['/hooks/gitlab', 'gitlab'], ['/', 'detect']]);
+
+export interface Secrets {
+  /** The top-level `secret:`, resolved. */
+  fallback?: string;
+  /** Per-repo `secret:` values, resolved. */
+  repos: Map<string, string>;
+}
+
+export interface HookServerOptions {
+  config: ShipkitConfig;
+  listen: ListenAddress;
+  secrets: Secrets;
+  token?: string;
+  log: Logger;
+  maxBody?: number;
+  headersTimeoutMs?: number;
+  bodyTimeoutMs?: number;
+  idleTimeoutMs?: number;
+  /** How long SIGTERM waits for running jobs before interrupting them. */
+  graceMs?: number;
+  /** Replaces the child-process runner (tests). */
+  runner?: JobRunner;
+  commands?: { build: string[]; release: string[] };
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface HookServer {
+  url: string;
+  queue: JobQueue;
+  journal: Journal;
+  http: RunningServer;
+  /** Stop accepting, let running jobs finish (bounded by graceMs), close the journal. */
+  stop(): Promise<void>;
+}
+
+/** Resolve the webhook secrets and token of a config; a repo without any secret is a config error. */
+export async function resolveServerSecrets(config: ShipkitConfig, env: NodeJS.ProcessEnv = process.env): Promise<{ secrets: Secrets; token?: string }> {
+  const baseDir = path.dirname(config.file);
+  const fallback = config.secret ? await resolveSecret(config.secret, { env, baseDir, where: `${config.file}: secret` }) : undefined;
+  const repos = new Map<string, string>();
+  for (const repo of config.repos.values()) {
+    if (repo.secret) repos.set(repo.name, await resolveSecret(repo.secret, { env, baseDir, where: `${config.file}: repos.${repo.name}.secret` }));
+    else if (!fallback) throw new ConfigError(`${config.doc.locate(repo.keyPath)}: repos.${repo.name}: no webhook secret; set secret: at the top level or for this repo (env:NAME or file:PATH).`);
+  }
+  const token = config.token ? await resolveSecret(config.token, { env, baseDir, where: `${config.file}: token` }) : undefined;
+  return { secrets: { fallback, repos }, token };
+}
+
+export async function startHookServer(options: HookServerOptions): Promise<HookServer> {
+  const { config, log } = options;
+  const maxBody = options.maxBody ?? MAX_BODY;
+  const bodyTimeoutMs = options.bodyTimeoutMs ?? 30_000;
+  const dataDir = config.data;
+  const jobsDir = path.join(dataDir, 'jobs');
+  const tmpDir = path.join(dataDir, 'tmp');
+  await ensureDir(dataDir, 0o755);
+  await Promise.all([ensureDir(jobsDir, 0o755), ensureDir(tmpDir, 0o700)]);
+  // Builds that run as other users must be able to reach their folders under DATA.
+  if ([...config.repos.values()].some((r) => r.user)) await Promise.all([dataDir, jobsDir].map((d) => chmod(d, 0o755).catch(() => {})));
+
+  // One hook-server per data folder: two would interleave one journal. A holder that died
+  // (kill -9, power cut) leaves a stale lock, which is taken over.
+  await ensureDir(path.join(dataDir, 'journal'), 0o755);
+  const lock = await acquireLock(path.join(dataDir, 'journal', 'hook-server.lock'), { what: `The data folder ${dataDir} (another hook-server uses it)` });
+  let journal: Journal;
+  try {
+    // Bodies spooled by a process that died mid-request: nothing reads them again (up to 25 MB each).
+    await Promise.all((await readdir(tmpDir)).map((name) => rm(path.join(tmpDir, name), { recursive: true, force: true })));
+    journal = await openJournal(dataDir, { onPrune: (ids) => void removeJobFiles(jobsDir, ids) });
+  } catch (error) {
+    await lock.release();
+    throw error;
+  }
+  if (journal.damaged) log.warn('journal had damaged records; they were dropped', { damaged: journal.damaged });
+  const commands = options.commands ?? { build: await scriptCommandFor('build', options.env), release: await scriptCommandFor('release', options.env) };
+  const runner = options.runner ?? createProcessRunner({
+    dataDir, jobsDir, configFile: config.file, commands, log, env: options.env,
+    repoSettings: (name) => config.repos.get(name),
+    prepareUserDirs: (job, account, cloneUrl) => prepareUserDirs(config, job, account, cloneUrl, log),
+  });
+  const queue = createJobQueue({ journal, concurrency: config.concurrency, run: runner, log, jobsDir });
+  await queue.recover((job) => killOrphanGroup(job, jobsDir).then(() => undefined));
+  const allSecrets = [...(options.secrets.fallback ? [options.secrets.fallback] : []), ...options.secrets.repos.values()];
+  if (allSecrets.length === 0) log.warn('no webhook secret is configured: every delivery will be refused (set secret: in the config)');
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const requestId = randomBytes(6).toString('hex');
+    res.setHeader('X-Request-Id', requestId);
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const route = url.pathname;
+    const refuse = (status: number, message: string, detail?: string, headers: Record<string, string> = {}) => {
+      (status >= 500 ? log.error : log.warn)('request refused', { request: requestId, status, path: route.slice(0, 100), reason: detail ?? message });
+      // A body nobody will read is not drained: the connection closes after the answer.
+      if (!req.complete) stopReading(req, res);
+      sendJson(res, status, { error: message, request: requestId }, headers);
+    };
+
+    if (route === '/healthz') {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(405, 'method not allowed', undefined, { Allow: 'GET, HEAD' });
+      return sendJson(res, 200, { ok: true, ...queue.counts() });
+    }
+    if (route === '/jobs' || route.startsWith('/jobs/')) return handleReadApi(req, res, route, url, refuse);
+    const target = FORGE_PATHS.get(route);
+    if (!target) return refuse(404, 'not found');
+    if (req.method !== 'POST') return refuse(405, 'method not allowed', undefined, { Allow: 'POST' });
+    const format = bodyFormat(req.headers['content-type']);
+    if (!format) return refuse(415, 'unsupported content type', `content type ${String(req.headers['content-type'] ?? 'missing').slice(0, 60)}`);
+    const forge = target === 'detect' ? detectForge(req.headers) : target;
+    if (!forge) return refuse(400, 'unknown forge', 'no X-GitHub-Event, X-Gitea-Event or X-Gitlab-Event header');
+    const event = eventName(forge, req.headers);
+    if (!event) return refuse(400, 'missing event header');
+
+    const verifier = createBodyVerifier(allSecrets);
+    let received: ReceivedBody;
+    try {
+      received = await receiveBody(req, { res, limit: maxBody, timeoutMs: bodyTimeoutMs, spillAt: SPILL_AT, spillFile: path.join(tmpDir, `body-${requestId}`), onChunk: (c) => verifier.update(c) });
+    } catch (error) {
+      const status = error instanceof HttpError ? error.status : 400;
+      return refuse(status, status === 413 ? 'body too large' : status === 408 ? 'body timeout' : 'could not read body', (error as Error).message);
+    }
+    try {
+      const verdict = verifier.verify(forge, req.headers);
+      if (!verdict.ok) return refuse(401, 'bad signature', verdict.reason);
+      const body = received.buffer ?? await readFile(received.file!);
+      const delivery = deliveryId(forge, req.headers, body);
+      const rlog = log.child({ request: requestId, forge, event: event.slice(0, 40), delivery });
+      let payload: Record<string, unknown>;
+      let meaning;
+      try {
+        payload = parsePayload(body, format);
+        meaning = normaliseEvent(forge, event, payload);
+      } catch (error) {
+        if (error instanceof ValidationError) return refuse(400, 'malformed payload', error.message);
+        throw error;
+      }
+      if (meaning.kind === 'ping') {
+        rlog.info('ping', { repo: meaning.repo });
+        return sendJson(res, 200, { ok: true, pong: true });
+      }
+      if (meaning.kind === 'ignored') {
+        rlog.info('delivery ignored', { repo: meaning.repo, reason: meaning.reason });
+        return sendJson(res, 200, { ok: true, ignored: meaning.reason });
+      }
+      const repo = config.repos.get(meaning.repo);
+      if (!repo) return refuse(404, 'unknown repository', `${meaning.repo} is not in ${config.file}`);
+      const expected = options.secrets.repos.get(repo.name) ?? options.secrets.fallback;
+      if (verdict.secret !== expected) return refuse(401, 'bad signature', `signed with a secret that is not ${repo.name}'s`);
+      if (meaning.kind === 'push' && meaning.branch !== repo.branch) {
+        rlog.info('push to another branch ignored', { repo: repo.name, branch: meaning.branch });
+        return sendJson(res, 200, { ok: true, ignored: `push to ${meaning.branch} (builds run on ${repo.branch})` });
+      }
+      let result;
+      try {
+        result = meaning.kind === 'push'
+          ? await queue.enqueue({ repo: repo.name, kind: 'build', sha: meaning.sha, ref: meaning.ref, branch: meaning.branch, cloneUrl: meaning.cloneUrl, deliveryId: delivery, forge })
+          : await queue.enqueue({ repo: repo.name, kind: 'release', tag: meaning.tag, ref: meaning.ref, cloneUrl: meaning.cloneUrl, deliveryId: delivery, forge });
+      } catch (error) {
+        return refuse(503, 'not accepting jobs now, retry later', (error as Error).message);
+      }
+      if (result.duplicate) {
+        rlog.info('delivery already queued or running', { job: result.job.id });
+        return sendJson(res, 200, { job: result.job.id, duplicate: true, state: result.job.state });
+      }
+      rlog.info('job queued', { job: result.job.id, repo: repo.name, kind: result.job.kind, sha: result.job.sha ?? undefined, tag: result.job.tag ?? undefined });
+      return sendJson(res, 202, { job: result.job.id });
+    } finally {
+      if (received.file) await rm(received.file, { force: true });
+    }
+  }
+
+  async function handleReadApi(req: IncomingMessage, res: ServerResponse, route: string, url: URL, refuse: (s: number, m: string, d?: string, h?: Record<string, string>) => void): Promise<void> {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(405, 'method not allowed', undefined, { Allow: 'GET, HEAD' });
+    if (!options.token) return refuse(404, 'read API is off', 'no token: in the config');
+    const auth = /^Bearer\s+(\S+)$/i.exec(String(req.headers.authorization ?? ''));
+    if (!auth || !safeEqual(auth[1], options.token)) return refuse(401, 'unauthorized', auth ? 'wrong token' : 'no bearer token', { 'WWW-Authenticate': 'Bearer' });
+    if (route === '/jobs') {
+      const limit = Math.min(1000, Math.max(1, Number(url.searchParams.get('limit')) || 100));
+      const jobs = queue.list({ limit, repo: url.searchParams.get('repo') ?? undefined, state: url.searchParams.get('state') ?? undefined });
+      return sendJson(res, 200, { jobs: jobs.map(publicJob) });
+    }
+    const m = /^\/jobs\/([^/]+)(\/log)?$/.exec(route);
+    if (!m || !JOB_ID_PATTERN.test(m[1])) return refuse(404, 'not found');
+    const job = queue.get(m[1]);
+    if (!job) return refuse(404, 'no such job');
+    if (!m[2]) return sendJson(res, 200, publicJob(job));
+    // The build's own section of DATA/logs/REPO/logs.txt when it wrote one, else what the process printed.
+    const section = await readBuildLog(config, job);
+    if (section !== undefined) {
+      res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
+      return void res.end(req.method === 'HEAD' ? undefined : section);
+    }
+    const file = path.join(jobsDir, job.id, 'output.log');
+    let size: number;
+    try {
+      size = (await stat(file)).size;
+    } catch {
+      return refuse(404, 'no log for this job yet');
+    }
+    res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': size, 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
+    if (req.method === 'HEAD' || size === 0) return void res.end();
+    const stream = createReadStream(file, { start: 0, end: size - 1 });
+    stream.pipe(res);
+    await new Promise<void>((resolve) => { stream.on('close', resolve); res.on('close', () => { stream.destroy(); resolve(); }); });
+  }
+
+  const headersTimeoutMs = options.headersTimeoutMs ?? 10_000;
+  const http = await startHttpServer(handle, {
+    host: options.listen.host,
+    port: options.listen.port,
+    headersTimeoutMs,
+    // Node's own whole-request cap sits behind our body timeout, which answers 408 first.
+    requestTimeoutMs: headersTimeoutMs + bodyTimeoutMs + 5_000,
+    idleTimeoutMs: options.idleTimeoutMs ?? 5_000,
+  });
+  http.server.maxRequestsPerSocket = 1000;
+  queue.resume();
+
+  let stopping: Promise<void> | undefined;
+  return {
+    url: http.url,
+    queue,
+    journal,
+    http,
+    stop() {
+      stopping ??= (async () => {
+        const closed = http.close(2_000);
+        await queue.stop({ graceMs: options.graceMs ?? 60_000, killGroup: (job) => endGroup(job.pgid) });
+        await closed;
+        await journal.close();
+        await lock.release();
+      })();
+      return stopping;
+    },
+  };
+}
+
+async function readBuildLog(config: ShipkitConfig, job: Job): Promise<string | undefined> {
+  try {
+    return await readJobLog(repoPaths(config, job.repo).logs, job.id);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The job as the read API shows it (DESIGN: id, repo, kind, sha, ref, state, exit, started, finished). */
+export function publicJob(job: Job) {
+  return {
+    id: job.id, repo: job.repo, kind: job.kind, sha: job.sha, ref: job.ref, tag: job.tag, state: job.state, exit: job.exit,
+    queued: job.queued, started: job.started, finished: job.finished, reason: job.reason, attempts: job.attempts, delivery: job.deliveryId,
+  };
+}
+
+// As root, a repo's folders under DATA belong to its build user, so the build (running as that
+// user) can write them. DATA/repos itself stays root's: the first clone, which `build` would make
+// beside the work tree, is made here instead, into the user's empty work tree, as the user.
+async function prepareUserDirs(config: ShipkitConfig, job: Job, account: Account, cloneUrl: string | undefined, log: Logger): Promise<void> {
+  const paths = repoPaths(config, job.repo);
+  for (const dir of [paths.work, paths.logs, paths.state]) {
+    await ensureDir(path.dirname(dir), 0o755);
+    await chmod(path.dirname(dir), 0o755).catch(() => {});
+    await ensureDir(dir, 0o755);
+    const info = await stat(dir);
+    if (info.uid !== account.uid) {
+      await $({ quiet: true })`chown -R ${`${account.uid}:${account.gid}`} ${dir}`;
+    }
+  }
+  if (cloneUrl && !(await pathExists(path.join(paths.work, '.git'))) && (await readdir(paths.work)).length === 0) {
+    await new Promise<void>((resolve) => {
+      execFile('git', ['clone', '--quiet', '--no-checkout', '--', cloneUrl, paths.work], {
+        uid: account.uid, gid: account.gid, cwd: paths.work, timeout: 10 * 60_000,
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: account.home, LANG: 'C.UTF-8', GIT_TERMINAL_PROMPT: '0' },
+      }, (error, _stdout, stderr) => {
+        // The build reports a failed clone itself; leave the folder empty for it.
+        if (error) log.warn('first clone as the build user failed', { job: job.id, repo: job.repo, error: String(stderr || error.message).trim().slice(0, 300) });
+        resolve();
+      });
+    });
+  }
+}

@@ -1,0 +1,224 @@
+// The job journal: an append-only file of job snapshots under DATA/journal/, fsynced before a
+// caller is told a write is done. Writes that arrive while a flush is on disk wait for the next
+// flush together (group commit), so one fsync covers many deliveries under load. Each line
+// carries a checksum: a line torn by a crash is detected on replay and cut off, so a record is
+// either whole or absent. Compaction rewrites the live state through temp file + rename.
+import { createHash, randomBytes } from 'node:crypto';
+import { open, readFile, truncate, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { atomicWriteFile, ensureDir, syncDir } from '../core/fs.ts';
+
+export const JOB_STATES = ['queued', 'running', 'succeeded', 'failed', 'superseded', 'interrupted'] as const;
+export type JobState = (typeof JOB_STATES)[number];
+export type JobKind = 'build' | 'release';
+export const FINISHED_STATES: readonly JobState[] = ['succeeded', 'failed', 'superseded', 'interrupted'];
+
+export interface Job {
+  id: string;
+  /** Order of arrival; queued jobs run in this order. */
+  seq: number;
+  repo: string;
+  kind: JobKind;
+  sha: string | null;
+  ref: string | null;
+  branch: string | null;
+  tag: string | null;
+  cloneUrl: string | null;
+  deliveryId: string | null;
+  forge: string | null;
+  state: JobState;
+  exit: number | null;
+  queued: string;
+  started: string | null;
+  finished: string | null;
+  /** Why it ended the way it did (timeout, superseded by, interrupted, ...). */
+  reason: string | null;
+  attempts: number;
+  interruptions: number;
+  /** Process group of the running attempt, to clean up after a crash. */
+  pgid: number | null;
+}
+
+export interface JournalOptions {
+  /** Rewrite the file once it grows past this many bytes. */
+  compactBytes?: number;
+  /** Finished jobs kept by compaction (the newest ones). */
+  keepFinished?: number;
+  /** Told the ids of finished jobs dropped by compaction (to remove their output). */
+  onPrune?: (ids: string[]) => void;
+}
+
+export interface Journal {
+  file: string;
+  /** Every job the journal knows, by id, in its latest state. */
+  jobs: Map<string, Job>;
+  /** Lines that failed their checksum on replay (a torn last line is cut off and counted too). */
+  damaged: number;
+  /** Highest seq seen; new jobs continue from here. */
+  lastSeq: number;
+  /** Append snapshots of these jobs; resolves once they are on disk. */
+  write(jobs: Job[]): Promise<void>;
+  stats(): { records: number; flushes: number; bytes: number; compactions: number };
+  close(): Promise<void>;
+}
+
+const DEFAULTS = { compactBytes: 4 << 20, keepFinished: 1000 };
+
+export function journalFile(dataDir: string): string {
+  return path.join(dataDir, 'journal', 'jobs.journal');
+}
+
+/** A sortable, unique job id: `20261121-133000-a1b2c3`. */
+export function newJobId(now: Date = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return `${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+export const JOB_ID_PATTERN = /^\d{8}-\d{6}-[0-9a-f]{6}$/;
+
+function checksum(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 8);
+}
+
+export function encodeRecord(job: Job): string {
+  const json = JSON.stringify(job);
+  return `${checksum(json)} ${json}\n`;
+}
+
+/** Parse journal text: the jobs (last record wins), damaged line count, and where the good data ends. */
+export function replayJournal(text: string): { jobs: Map<string, Job>; damaged: number; goodBytes: number; records: number } {
+  const jobs = new Map<string, Job>();
+  let damaged = 0;
+  let records = 0;
+  let offset = 0;
+  let goodBytes = 0;
+  while (offset < text.length) {
+    const end = text.indexOf('\n', offset);
+    if (end === -1) {
+      damaged++; // torn last line: the write never completed, so it was never acknowledged
+      break;
+    }
+    const line = text.slice(offset, end);
+    offset = end + 1;
+    const job = decodeLine(line);
+    if (job) {
+      jobs.set(job.id, job);
+      records++;
+    } else if (line.trim() !== '') damaged++;
+    goodBytes = Buffer.byteLength(text.slice(0, offset));
+  }
+  return { jobs, damaged, goodBytes, records };
+}
+
+function decodeLine(line: string): Job | undefined {
+  const space = line.indexOf(' ');
+  if (space !== 8) return undefined;
+  const json = line.slice(9);
+  if (checksum(json) !== line.slice(0, 8)) return undefined;
+  try {
+    const job = JSON.parse(json) as Job;
+    return job && typeof job.id === 'string' && typeof job.seq === 'number' ? job : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function openJournal(dataDir: string, options: JournalOptions = {}): Promise<Journal> {
+  const { compactBytes, keepFinished } = { ...DEFAULTS, ...options };
+  const file = journalFile(dataDir);
+  await ensureDir(path.dirname(file), 0o755);
+  let text = '';
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  const replay = replayJournal(text);
+  const jobs = replay.jobs;
+  if (replay.goodBytes < Buffer.byteLength(text)) await truncate(file, replay.goodBytes);
+  let handle: FileHandle = await open(file, 'a', 0o644);
+  await syncDir(path.dirname(file));
+  let bytes = replay.goodBytes;
+  let records = replay.records;
+  let flushes = 0;
+  let compactions = 0;
+  let lastSeq = 0;
+  for (const job of jobs.values()) lastSeq = Math.max(lastSeq, job.seq);
+
+  let pending: Array<{ text: string; resolve: () => void; reject: (e: unknown) => void }> = [];
+  let flushing: Promise<void> | undefined;
+  let closed = false;
+
+  async function flushLoop(): Promise<void> {
+    while (pending.length) {
+      const batch = pending;
+      pending = [];
+      const data = Buffer.from(batch.map((b) => b.text).join(''));
+      try {
+        let written = 0;
+        while (written < data.length) written += (await handle.write(data, written)).bytesWritten;
+        await handle.datasync();
+        bytes += data.length;
+        records += batch.length;
+        flushes++;
+        for (const b of batch) b.resolve();
+      } catch (error) {
+        for (const b of batch) b.reject(error);
+      }
+      // A failed compaction only means the file stays long: appends go on, and it is retried
+      // after the next flush. Letting it throw would leave `flushing` set for good (every later
+      // write waiting forever) and reject a promise nobody awaits.
+      if (bytes > compactBytes) await compact().catch(() => {});
+    }
+    flushing = undefined;
+  }
+
+  /** Keep every unfinished job and the newest finished ones; rewrite through temp + rename. */
+  async function compact(): Promise<void> {
+    const all = [...jobs.values()].sort((a, b) => a.seq - b.seq);
+    const finished = all.filter((j) => FINISHED_STATES.includes(j.state));
+    const dropped = finished.slice(0, Math.max(0, finished.length - keepFinished));
+    for (const job of dropped) jobs.delete(job.id);
+    const kept = all.filter((j) => jobs.has(j.id));
+    const content = kept.map(encodeRecord).join('');
+    await atomicWriteFile(file, content, { mode: 0o644 });
+    await handle.close();
+    handle = await open(file, 'a', 0o644);
+    bytes = Buffer.byteLength(content);
+    records = kept.length;
+    compactions++;
+    if (dropped.length) options.onPrune?.(dropped.map((j) => j.id));
+  }
+
+  // A journal that is mostly superseded records is rewritten at start.
+  if (replay.damaged > 0 || records > 2 * jobs.size + 100) await compact();
+
+  return {
+    file,
+    jobs,
+    damaged: replay.damaged,
+    get lastSeq() { return lastSeq; },
+    set lastSeq(value: number) { lastSeq = value; },
+    write(list: Job[]): Promise<void> {
+      if (closed) return Promise.reject(new Error('journal is closed'));
+      if (list.length === 0) return Promise.resolve();
+      // Serialise now: later changes to the objects belong to later records.
+      const textNow = list.map(encodeRecord).join('');
+      for (const job of list) {
+        jobs.set(job.id, job);
+        lastSeq = Math.max(lastSeq, job.seq);
+      }
+      return new Promise((resolve, reject) => {
+        pending.push({ text: textNow, resolve, reject });
+        flushing ??= flushLoop();
+      });
+    },
+    stats: () => ({ records, flushes, bytes, compactions }),
+    async close() {
+      closed = true;
+      while (flushing) await flushing;
+      await handle.close();
+    },
+  };
+}
+

@@ -1,0 +1,176 @@
+// The master side of a fleet update: read the slave list, then send one signed
+// `GET /?repo=NAME` to every target at once (bounded), with timeouts and retries.
+import { readFile } from 'node:fs/promises';
+import { ConfigError } from '../core/errors.ts';
+import { mapLimit } from '../core/pool.ts';
+import { signRequest } from '../http/signing.ts';
+
+export interface Target {
+  /** Normalised base URL without a trailing slash, e.g. `http://10.0.0.5:8080/hook`. */
+  url: string;
+  line: number;
+}
+
+export const DEFAULT_LIST = '/etc/server-update/slavelist.txt';
+
+/** Parse a slave list: one `http(s)://host:port[/path]` or `host:port` a line; `#` comments. */
+export function parseSlaveList(text: string, file = 'slave list'): Target[] {
+  const targets: Target[] = [];
+  const seen = new Set<string>();
+  text.split(/\r?\n/).forEach((raw, index) => {
+    const line = raw.replace(/\s+#.*$/, '').trim();
+    if (!line || line.startsWith('#')) return;
+    const url = parseTarget(line);
+    if (!url) {
+      throw new ConfigError(`${file}:${index + 1}: ${JSON.stringify(line.slice(0, 80))} is not a target; write http://host:port[/path], https://host[:port][/path] or host:port.`);
+    }
+    if (seen.has(url)) return; // the same slave twice gets one request
+    seen.add(url);
+    targets.push({ url, line: index + 1 });
+  });
+  return targets;
+}
+
+function parseTarget(line: string): string | undefined {
+  if (/\s/.test(line)) return undefined;
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(line) ? line : /^[^/:]+:\d+(\/.*)?$|^\[[0-9a-f:.]+\]:\d+(\/.*)?$/i.test(line) ? `http://${line}` : undefined;
+  if (!withScheme) return undefined;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
+  if (url.username || url.password || url.search || url.hash || !url.hostname) return undefined;
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+}
+
+export async function readSlaveList(file: string): Promise<Target[]> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new ConfigError(code === 'ENOENT'
+      ? `The slave list ${file} does not exist; pass --list FILE or set SERVER_UPDATE_LIST.`
+      : `Cannot read the slave list ${file} (${code ?? error}).`, { cause: error });
+  }
+  const targets = parseSlaveList(text, file);
+  if (targets.length === 0) throw new ConfigError(`The slave list ${file} has no targets; add one http://host:port a line.`);
+  return targets;
+}
+
+/** The path and query sent to a target (what the signature covers). */
+export function requestPath(target: Target, repo: string, wait: boolean): string {
+  const base = new URL(target.url).pathname.replace(/\/+$/, '');
+  return `${base}/?repo=${encodeURIComponent(repo)}${wait ? '&wait=1' : ''}`;
+}
+
+export interface NotifyOptions {
+  repo: string;
+  secret?: string;
+  concurrency: number;
+  timeoutMs: number;
+  retries: number;
+  wait: boolean;
+  fetch?: typeof fetch;
+  /** Called as each target finishes, in completion order. */
+  onResult?: (result: TargetResult) => void;
+  backoffMs?: number;
+}
+
+export interface TargetResult {
+  target: string;
+  ok: boolean;
+  status: number | null;
+  ms: number;
+  attempts: number;
+  error?: string;
+}
+
+export async function notifyTargets(targets: Target[], options: NotifyOptions): Promise<TargetResult[]> {
+  // notifyTarget turns every failure into a result; it does not throw.
+  return mapLimit(targets, options.concurrency, async (target) => {
+    const result = await notifyTarget(target, options);
+    options.onResult?.(result);
+    return result;
+  });
+}
+
+const RETRYABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT']);
+
+export async function notifyTarget(target: Target, options: NotifyOptions): Promise<TargetResult> {
+  const doFetch = options.fetch ?? fetch;
+  const pathAndQuery = requestPath(target, options.repo, options.wait);
+  const url = new URL(target.url).origin + pathAndQuery;
+  const started = performance.now();
+  let attempts = 0;
+  for (;;) {
+    attempts++;
+    const headers: Record<string, string> = { 'User-Agent': 'shipkit-server-update', Accept: 'application/json' };
+    if (options.secret) Object.assign(headers, signRequest(options.secret, 'GET', pathAndQuery));
+    let status: number | null = null;
+    let error: string | undefined;
+    let retryable = false;
+    try {
+      const response = await doFetch(url, { headers, redirect: 'manual', signal: AbortSignal.timeout(options.timeoutMs) });
+      status = response.status;
+      const body = await readSmallBody(response);
+      if (status < 200 || status > 299) {
+        error = describeHttpFailure(status, body);
+        retryable = status >= 500;
+      }
+    } catch (caught) {
+      ({ error, retryable } = describeFetchError(caught, options.timeoutMs));
+    }
+    const ms = Math.round(performance.now() - started);
+    if (!error) return { target: target.url, ok: true, status, ms, attempts };
+    if (!retryable || attempts > options.retries) return { target: target.url, ok: false, status, ms, attempts, error };
+    const backoff = (options.backoffMs ?? 200) * 2 ** (attempts - 1);
+    await new Promise((r) => setTimeout(r, backoff / 2 + Math.random() * backoff / 2));
+  }
+}
+
+// A slave's answer is small JSON; never read more than 64 KB of whatever came back.
+async function readSmallBody(response: Response): Promise<string> {
+  if (!response.body) return '';
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    size += value.length;
+    if (size > 65_536) {
+      await reader.cancel();
+      break;
+    }
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function describeHttpFailure(status: number, body: string): string {
+  let detail = '';
+  try {
+    const parsed = JSON.parse(body) as { error?: unknown };
+    if (typeof parsed.error === 'string') detail = `: ${parsed.error.slice(0, 200)}`;
+  } catch { /* not JSON */ }
+  if (status === 401) return `HTTP 401 unauthorized (is the shared secret the same on both sides?)${detail}`;
+  return `HTTP ${status}${detail}`;
+}
+
+function describeFetchError(caught: unknown, timeoutMs: number): { error: string; retryable: boolean } {
+  const err = caught as Error & { cause?: { code?: string; message?: string } };
+  if (err?.name === 'TimeoutError' || err?.name === 'AbortError') return { error: `no answer within ${timeoutMs / 1000}s`, retryable: false };
+  const code = err?.cause?.code;
+  // Node (undici) puts an errno code on the cause; Deno only says it in the cause's message.
+  const detail = err?.cause?.message ?? '';
+  if (code === 'ECONNREFUSED' || /connection refused/i.test(detail)) return { error: 'connection refused', retryable: true };
+  if (code && RETRYABLE_CODES.has(code)) return { error: `connection error (${code})`, retryable: true };
+  if (/connection reset|broken pipe|\(Connect\)/i.test(detail)) return { error: 'connection error', retryable: true };
+  if (code === 'ENOTFOUND' || /dns error|failed to lookup/i.test(detail)) return { error: 'host not found', retryable: false };
+  if (code?.startsWith('HPE_') || /invalid|parse/i.test(detail)) return { error: 'invalid HTTP response (is it a shipkit listener?)', retryable: false };
+  return { error: err?.cause?.message ?? err?.message ?? String(caught), retryable: false };
+}

@@ -1,0 +1,228 @@
+// One HTTP GET streamed into a file: the primitive every streamed download goes through
+// (lib/stages/download-fetch.ts for the downloads stage, lib/launchfit/fetch.ts for the updater). Connect,
+// idle and total timeouts; the body written in batches while it is hashed; a byte cap; the
+// length checked against Content-Length; an optional Range resume. Retries, redirects and how a
+// failure is worded are the callers' policy: failures come as a TransferError with a `kind`.
+// `openGet` is the timed request underneath, for callers that keep a small body in memory.
+import { createHash } from 'node:crypto';
+import { createReadStream, promises as fs } from 'node:fs';
+import { RemoteError, messageOf } from '../core/errors.ts';
+
+export interface Timeouts {
+  /** Until the response headers arrive. */
+  connectMs: number;
+  /** Longest wait for the next piece of the body. */
+  idleMs: number;
+  /** The whole request, body included; no limit when left out. */
+  totalMs?: number;
+}
+
+export type TransferFailure =
+  | 'connect-timeout' | 'idle-timeout' | 'total-timeout' | 'connect' | 'broken' | 'short-body'
+  | 'length-mismatch' | 'declared-too-large' | 'too-large' | 'bad-range';
+
+/**
+ * Why one GET failed, by `kind`, so each caller can say it in its own words. `cause` is the
+ * runtime's own error when there is one; `bytes` is how much of the body had arrived (with any
+ * resumed prefix), or the declared size for 'declared-too-large'.
+ */
+export class TransferError extends RemoteError {
+  override name = 'TransferError';
+  kind: TransferFailure;
+  bytes: number;
+  constructor(kind: TransferFailure, message: string, bytes: number, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.kind = kind;
+    this.bytes = bytes;
+  }
+}
+
+export interface GetOptions {
+  timeouts: Timeouts;
+  fetch?: typeof globalThis.fetch;
+  headers?: Record<string, string>;
+  redirect?: RequestRedirect;
+}
+
+/** A GET whose headers have arrived. Call `done()` when finished with it, whatever happened. */
+export interface OpenedGet {
+  response: Response;
+  /** The next piece of the body, `undefined` at its end. Throws a TransferError. */
+  read(): Promise<Uint8Array | undefined>;
+  /** Drops the rest of the body. */
+  cancel(): Promise<void>;
+  done(): void;
+}
+
+/** Sends one GET and waits for its headers, under the connect and total timeouts. Throws a TransferError. */
+export async function openGet(url: string, { timeouts, fetch: fetchImpl = globalThis.fetch, headers, redirect = 'follow' }: GetOptions): Promise<OpenedGet> {
+  const controller = new AbortController();
+  let fired: TransferFailure | undefined;
+  const fire = (kind: TransferFailure) => () => { fired ??= kind; controller.abort(); };
+  const total = timeouts.totalMs === undefined ? undefined : setTimeout(fire('total-timeout'), timeouts.totalMs);
+  const connect = setTimeout(fire('connect-timeout'), timeouts.connectMs);
+  const timedOut = (received: number) => {
+    const kind = fired!;
+    const message = kind === 'connect-timeout' ? `no response within ${timeouts.connectMs / 1000} s`
+      : kind === 'idle-timeout' ? `no data for ${timeouts.idleMs / 1000} s after ${received} bytes`
+        : `no complete answer within ${timeouts.totalMs! / 1000} s`;
+    return new TransferError(kind, message, received);
+  };
+  let response: Response;
+  try {
+    response = await fetchImpl(url, { headers, redirect, signal: controller.signal });
+  } catch (error) {
+    clearTimeout(total);
+    throw fired ? timedOut(0) : new TransferError('connect', `could not connect: ${causeOf(error)}`, 0, error);
+  } finally {
+    clearTimeout(connect);
+  }
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  let received = 0;
+  return {
+    response,
+    async read() {
+      if (!response.body) return undefined;
+      reader ??= response.body.getReader();
+      const idle = setTimeout(fire('idle-timeout'), timeouts.idleMs);
+      let chunk: ReadableStreamReadResult<Uint8Array>;
+      try {
+        chunk = await reader.read();
+      } catch (error) {
+        if (fired) throw timedOut(received);
+        if (codeOf(error) === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
+          throw new TransferError('short-body', `the body was shorter than its Content-Length (${response.headers.get('content-length')} bytes)`, received, error);
+        }
+        throw new TransferError('broken', `the connection broke after ${received} bytes: ${causeOf(error)}`, received, error);
+      } finally {
+        clearTimeout(idle);
+      }
+      if (chunk.done) return undefined;
+      received += chunk.value.byteLength;
+      return chunk.value;
+    },
+    async cancel() {
+      await (reader ? reader.cancel() : response.body?.cancel())?.catch(() => {});
+    },
+    done() {
+      clearTimeout(total);
+    },
+  };
+}
+
+export interface GetToFileOptions extends GetOptions {
+  /**
+   * Looks at the response before any of its body is read: true streams the body into the file,
+   * false stops there (the body is dropped, the file is not touched). May throw.
+   */
+  accept?: (response: Response) => boolean | Promise<boolean>;
+  /**
+   * The file already holds `from` bytes of an earlier try: ask for the rest with Range +
+   * If-Range, and on a 206 check Content-Range and append. Any other answer rewrites the file.
+   */
+  resume?: { from: number; ifRange: string };
+  /** Refuse a body (with any resumed prefix) longer than this: by Content-Length, then while reading. */
+  maxBytes?: number;
+  /** Create the file with 'wx' (fail if it exists) instead of truncating it. */
+  exclusive?: boolean;
+  /** fsync files of at least this many bytes before returning; never when left out. */
+  syncFromBytes?: number;
+  /** Told the file's size after each batch is written (about every MiB). */
+  onProgress?: (bytes: number) => void;
+}
+
+export interface SavedBody {
+  /** The file's size, resumed prefix included. */
+  size: number;
+  /** Of the whole file. */
+  sha256: string;
+  resumedFrom: number;
+}
+
+// Chunks are small (16-64 KiB); writing them in batches of about 1 MiB keeps the disk writes
+// few without letting memory grow.
+const WRITE_BATCH_BYTES = 1 << 20;
+
+/**
+ * One GET of `url` streamed into `file`, hashed on the way. `saved` is undefined when `accept`
+ * turned the body down. Throws a TransferError for timeouts, broken connections, a body longer
+ * than `maxBytes` or different from its Content-Length; the file is closed but left for the
+ * caller to remove or resume.
+ */
+export async function getToFile(url: string, file: string, options: GetToFileOptions): Promise<{ response: Response; saved?: SavedBody }> {
+  const resume = options.resume && options.resume.from > 0 ? options.resume : undefined;
+  const headers = resume ? { ...options.headers, range: `bytes=${resume.from}-`, 'if-range': resume.ifRange } : options.headers;
+  const get = await openGet(url, { ...options, headers });
+  const { response } = get;
+  try {
+    let offset = 0;
+    if (resume && response.status === 206) {
+      const range = response.headers.get('content-range') ?? '';
+      if (!range.startsWith(`bytes ${resume.from}-`)) throw new TransferError('bad-range', `answered a Range request with the wrong range (${range})`, 0);
+      offset = resume.from;
+    }
+    if (options.accept && !(await options.accept(response))) {
+      await get.cancel();
+      return { response };
+    }
+    const { maxBytes } = options;
+    const declared = response.headers.get('content-length');
+    const encoded = (response.headers.get('content-encoding') ?? 'identity') !== 'identity';
+    const declaredTotal = offset + Number(declared ?? NaN);
+    if (maxBytes !== undefined && declaredTotal > maxBytes) {
+      throw new TransferError('declared-too-large', `the body is ${declaredTotal} bytes, more than the ${maxBytes} allowed`, declaredTotal);
+    }
+    const hash = createHash('sha256');
+    if (offset > 0) for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+    const handle = await fs.open(file, offset > 0 ? 'a' : options.exclusive ? 'wx' : 'w');
+    let size = offset;
+    try {
+      let batch: Uint8Array[] = [];
+      let batched = 0;
+      const flush = async () => {
+        if (!batched) return;
+        await handle.write(batch.length === 1 ? batch[0] : Buffer.concat(batch, batched));
+        batch = [];
+        batched = 0;
+      };
+      for (;;) {
+        const chunk = await get.read();
+        if (!chunk) break;
+        size += chunk.byteLength;
+        if (maxBytes !== undefined && size > maxBytes) throw new TransferError('too-large', `the body is more than the ${maxBytes} bytes allowed`, size);
+        hash.update(chunk);
+        batch.push(chunk);
+        batched += chunk.byteLength;
+        if (batched >= WRITE_BATCH_BYTES) {
+          await flush();
+          options.onProgress?.(size);
+        }
+      }
+      await flush();
+      if (options.syncFromBytes !== undefined && size >= options.syncFromBytes) await handle.sync();
+    } catch (error) {
+      await handle.close().catch(() => {});
+      throw error;
+    }
+    await handle.close();
+    if (declared !== null && !encoded && Number(declared) !== size - offset) {
+      throw new TransferError('length-mismatch', `the body had ${size - offset} bytes but Content-Length said ${declared}`, size);
+    }
+    return { response, saved: { size, sha256: hash.digest('hex'), resumedFrom: offset } };
+  } catch (error) {
+    await get.cancel();
+    throw error;
+  } finally {
+    get.done();
+  }
+}
+
+function codeOf(error: unknown): string | undefined {
+  return (error as { cause?: { code?: string } }).cause?.code;
+}
+
+function causeOf(error: unknown): string {
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  if (cause?.code) return cause.message ? `${cause.code} (${cause.message})` : cause.code;
+  return cause?.message ?? messageOf(error);
+}

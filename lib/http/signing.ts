@@ -1,0 +1,117 @@
+// Request signing for control requests (DESIGN §5 "Request signing"):
+//   X-Shipkit-Signature: sha256=HEX(HMAC-SHA256(secret, METHOD "\n" PATH_AND_QUERY "\n" TIMESTAMP "\n" NONCE))
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { ConfigError } from '../core/errors.ts';
+
+export const TIMESTAMP_HEADER = 'x-shipkit-timestamp';
+export const NONCE_HEADER = 'x-shipkit-nonce';
+export const SIGNATURE_HEADER = 'x-shipkit-signature';
+export const DEFAULT_WINDOW_SEC = 300;
+const NONCE_PATTERN = /^[A-Za-z0-9_-]{16,128}$/;
+
+export function hmacSha256Hex(secret: string | Buffer, data: string | Buffer): string {
+  return createHmac('sha256', secret).update(data).digest('hex');
+}
+
+/** Constant-time comparison of two strings (a length mismatch is also answered in constant time). */
+export function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  // Compare against itself when lengths differ, so timing does not depend on where they differ.
+  if (x.length !== y.length) {
+    timingSafeEqual(x, x);
+    return false;
+  }
+  return timingSafeEqual(x, y);
+}
+
+export function canonicalRequest(method: string, pathAndQuery: string, timestamp: string, nonce: string): string {
+  return `${method.toUpperCase()}\n${pathAndQuery}\n${timestamp}\n${nonce}`;
+}
+
+export interface SignOptions {
+  now?: () => number;
+  nonce?: string;
+}
+
+export function signRequest(secret: string, method: string, pathAndQuery: string, { now = Date.now, nonce }: SignOptions = {}): Record<string, string> {
+  const timestamp = String(Math.floor(now() / 1000));
+  const n = nonce ?? randomBytes(16).toString('hex');
+  const signature = hmacSha256Hex(secret, canonicalRequest(method, pathAndQuery, timestamp, n));
+  return {
+    'X-Shipkit-Timestamp': timestamp,
+    'X-Shipkit-Nonce': n,
+    'X-Shipkit-Signature': `sha256=${signature}`,
+  };
+}
+
+export type Verdict = { ok: true } | { ok: false; reason: string };
+type HeaderBag = Record<string, string | string[] | undefined>;
+
+export interface VerifierOptions {
+  windowSec?: number;
+  now?: () => number;
+  /** Upper bound on remembered nonces, so a flood cannot grow memory without limit. */
+  maxNonces?: number;
+}
+
+export function createRequestVerifier(secret: string, { windowSec = DEFAULT_WINDOW_SEC, now = Date.now, maxNonces = 100_000 }: VerifierOptions = {}) {
+  const seen = new Map<string, number>(); // nonce → expiry (ms), in insertion order
+
+  function forgetExpired(at: number) {
+    for (const [nonce, expiry] of seen) {
+      if (expiry > at && seen.size <= maxNonces) break;
+      seen.delete(nonce);
+    }
+  }
+
+  function verify(method: string, pathAndQuery: string, headers: HeaderBag): Verdict {
+    const timestamp = single(headers[TIMESTAMP_HEADER]);
+    const nonce = single(headers[NONCE_HEADER]);
+    const signature = single(headers[SIGNATURE_HEADER]);
+    if (!timestamp || !nonce || !signature) return { ok: false, reason: 'missing signature headers' };
+    if (!/^\d{1,12}$/.test(timestamp)) return { ok: false, reason: 'malformed timestamp' };
+    if (!NONCE_PATTERN.test(nonce)) return { ok: false, reason: 'malformed nonce' };
+    const match = /^sha256=([0-9a-f]{64})$/.exec(signature);
+    if (!match) return { ok: false, reason: 'malformed signature' };
+    const expected = hmacSha256Hex(secret, canonicalRequest(method, pathAndQuery, timestamp, nonce));
+    if (!safeEqual(expected, match[1])) return { ok: false, reason: 'wrong signature' };
+    const at = now();
+    if (Math.abs(at / 1000 - Number(timestamp)) > windowSec) return { ok: false, reason: 'timestamp outside the allowed window' };
+    forgetExpired(at);
+    if (seen.has(nonce)) return { ok: false, reason: 'replayed nonce' };
+    // Remember until the timestamp can no longer be accepted.
+    seen.set(nonce, (Number(timestamp) + windowSec) * 1000 + 1000);
+    return { ok: true };
+  }
+
+  return { verify };
+}
+
+function single(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? (value.length === 1 ? value[0] : undefined) : value;
+}
+
+export interface SecretSource {
+  secretFile?: string;
+  env?: NodeJS.ProcessEnv;
+  envName?: string;
+}
+
+/** The shared secret from `--secret-file`, else $SHIPKIT_SECRET; undefined when neither is set. */
+export async function loadSecret({ secretFile, env = process.env, envName = 'SHIPKIT_SECRET' }: SecretSource): Promise<string | undefined> {
+  if (secretFile) {
+    let text: string;
+    try {
+      text = await readFile(secretFile, 'utf8');
+    } catch (error) {
+      throw new ConfigError(`Cannot read the secret file ${secretFile} (${(error as NodeJS.ErrnoException).code ?? error}).`, { cause: error });
+    }
+    const secret = text.split(/\r?\n/)[0].trim();
+    if (!secret) throw new ConfigError(`The secret file ${secretFile} is empty.`);
+    return secret;
+  }
+  const value = env[envName];
+  return value ? value : undefined;
+}

@@ -1,0 +1,164 @@
+// release publish: pack a folder into APP-PLATFORM-VERSION.tar.gz reproducibly, sign it with
+// OpenPGP (a detached binary signature, as `gpg --detach-sign` makes), write VERSION (with
+// SHA256, SIZE, EXPIRES) and VERSION.sig, and put them on the update server: tarball and .sig
+// first, VERSION.sig and VERSION last, each through temp + rename, then prune old releases.
+import { copyFile, mkdtemp, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { UsageError, ValidationError, messageOf } from '../core/errors.ts';
+import { atomicWriteFile, ensureDir, pathExists, sha256File, syncDir, tempSibling } from '../core/fs.ts';
+import type { Logger } from '../core/log.ts';
+import { nameProblem, validateName } from '../core/names.ts';
+import { DEFAULT_MTIME, packReproducible } from './pack.ts';
+import { loadSigningKey, signDetached } from './sign.ts';
+import { compareVersions, formatVersionFile, parseVersionFile, validateVersion, versionProblem, type VersionInfo } from './version-file.ts';
+
+export interface PublishOptions {
+  dir: string;
+  name: string;
+  platform: string;
+  version: string;
+  /** Armored OpenPGP secret key file. */
+  key: string;
+  passphraseFile?: string;
+  /** A local folder, `s3://bucket/prefix` or `user@host:path`. */
+  to: string;
+  /** Releases kept on the server (the current one always). Default 5. */
+  keep?: number;
+  codename?: string;
+  /** Days until VERSION expires; 0 = no EXPIRES line. Default 30. */
+  expiresDays?: number;
+  log: Logger;
+  now?: () => Date;
+  /** Fixed mtime of every entry (seconds); default $SOURCE_DATE_EPOCH or 2000-01-01. */
+  mtime?: number;
+}
+
+export interface PublishResult {
+  file: string;
+  version: string;
+  sha256: string;
+  size: number;
+  to: string;
+  signer: string;
+  pruned: string[];
+  unchanged: boolean;
+}
+
+/** Copy into `destDir` under a temp name, then rename: readers see the old or the new file. */
+async function placeFile(from: string, destDir: string, name: string): Promise<void> {
+  const target = path.join(destDir, name);
+  const temp = tempSibling(target, 'upload');
+  try {
+    await copyFile(from, temp);
+    await rename(temp, target);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+}
+
+function isRemote(to: string): boolean {
+  return /^s3:\/\//.test(to) || /^rsync:\/\//.test(to) || /^[^/\s:]+@[^/\s:]+:/.test(to);
+}
+
+/** Releases of this app/platform on the server, from their file names, newest first. */
+function releasesIn(names: string[], app: string, platform: string): Array<{ file: string; version: string }> {
+  const prefix = `${app}-${platform}-`;
+  return names
+    .filter((n) => n.startsWith(prefix) && n.endsWith('.tar.gz'))
+    .map((file) => ({ file, version: file.slice(prefix.length, -'.tar.gz'.length) }))
+    .filter((r) => !versionProblem(r.version))
+    .sort((a, b) => compareVersions(b.version, a.version));
+}
+
+export async function publishRelease(opts: PublishOptions): Promise<PublishResult> {
+  const { log } = opts;
+  validateName(opts.name, 'app name');
+  validateName(opts.platform, 'platform');
+  validateVersion(opts.version, '--version');
+  if (opts.codename !== undefined && nameProblem(opts.codename)) throw new ValidationError(`Invalid codename ${JSON.stringify(opts.codename)}: use letters, digits, "-", "_" and ".".`);
+  const file = `${opts.name}-${opts.platform}-${opts.version}.tar.gz`;
+  if (nameProblem(file)) throw new ValidationError(`The release file name ${file} would be invalid (${nameProblem(file)}).`);
+  const keep = opts.keep ?? 5;
+  const srcStat = await stat(opts.dir).catch(() => undefined);
+  if (!srcStat?.isDirectory()) throw new UsageError(`${opts.dir} is not a folder; give the folder to publish.`);
+
+  const key = await loadSigningKey(opts.key, opts.passphraseFile);
+  const signer = key.getFingerprint().toLowerCase();
+  const stage = await mkdtemp(path.join(os.tmpdir(), 'shipkit-publish-'));
+  try {
+    const tarball = path.join(stage, file);
+    const mtime = opts.mtime ?? (process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : DEFAULT_MTIME);
+    await packReproducible(opts.dir, tarball, mtime);
+    const size = (await stat(tarball)).size;
+    const sha256 = await sha256File(tarball);
+    log.info('packed release', { file, size, sha256 });
+    await atomicWriteFile(`${tarball}.sig`, await signDetached(key, { file: tarball }));
+    const now = opts.now?.() ?? new Date();
+    const expiresDays = opts.expiresDays ?? 30;
+    const info: VersionInfo = {
+      version: opts.version, file, release: opts.codename, sha256, size,
+      expires: expiresDays > 0 ? new Date(now.getTime() + expiresDays * 86_400_000) : undefined,
+    };
+    const versionText = formatVersionFile(info);
+    await atomicWriteFile(path.join(stage, 'VERSION'), versionText);
+    await atomicWriteFile(path.join(stage, 'VERSION.sig'), await signDetached(key, { data: Buffer.from(versionText) }));
+    await atomicWriteFile(path.join(stage, 'pubkey.asc'), key.toPublic().armor());
+
+    if (isRemote(opts.to)) return await publishRemote(opts, stage, { file, size, sha256, signer });
+
+    const dest = path.resolve(opts.to);
+    await ensureDir(dest);
+    const unchanged = await checkAgainstServer(dest, opts, file, sha256);
+    await placeFile(tarball, dest, file);
+    await placeFile(`${tarball}.sig`, dest, `${file}.sig`);
+    await placeFile(path.join(stage, 'pubkey.asc'), dest, 'pubkey.asc');
+    await placeFile(path.join(stage, 'VERSION.sig'), dest, 'VERSION.sig');
+    await placeFile(path.join(stage, 'VERSION'), dest, 'VERSION');
+    await syncDir(dest);
+    const pruned: string[] = [];
+    for (const old of releasesIn(await readdir(dest), opts.name, opts.platform).filter((r) => r.file !== file).slice(Math.max(keep, 1) - 1)) {
+      await rm(path.join(dest, old.file), { force: true });
+      await rm(path.join(dest, `${old.file}.sig`), { force: true });
+      pruned.push(old.file);
+    }
+    if (pruned.length) log.info('pruned old releases', { pruned });
+    return { file, version: opts.version, sha256, size, to: dest, signer, pruned, unchanged };
+  } finally {
+    await rm(stage, { recursive: true, force: true });
+  }
+}
+
+/** Refuse a lower version than the server's, and a changed tarball under the same version. */
+async function checkAgainstServer(dest: string, opts: PublishOptions, file: string, sha256: string): Promise<boolean> {
+  let current: VersionInfo | undefined;
+  try {
+    current = parseVersionFile(await readFile(path.join(dest, 'VERSION'), 'utf8'));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    opts.log.warn(`the existing VERSION in ${dest} is unreadable (${messageOf(error)}); replacing it`);
+    return false;
+  }
+  const order = compareVersions(opts.version, current.version);
+  if (order < 0) throw new ValidationError(`${dest} already offers version ${current.version}; refusing to publish the lower ${opts.version} (launchfit hosts would refuse it too).`);
+  if (order === 0 && current.file === file && (await pathExists(path.join(dest, file)))) {
+    const existing = await sha256File(path.join(dest, file));
+    if (existing !== sha256) throw new ValidationError(`${dest}/${file} exists with other content; publish the change under a new version.`);
+    return true;
+  }
+  return false;
+}
+
+/**
+ * s3:// and user@host:path go through the upload library: the same files, the same order
+ * (payload first, VERSION.sig and VERSION last). Pruning and the downgrade check need a listing
+ * of DEST and are done for local folders only.
+ */
+async function publishRemote(opts: PublishOptions, stage: string, r: { file: string; size: number; sha256: string; signer: string }): Promise<PublishResult> {
+  const { uploadFiles } = await import('../stages/upload/index.ts');
+  await uploadFiles({ from: stage, to: opts.to, files: [r.file, `${r.file}.sig`, 'pubkey.asc'], log: opts.log });
+  await uploadFiles({ from: stage, to: opts.to, files: ['VERSION.sig'], log: opts.log });
+  await uploadFiles({ from: stage, to: opts.to, files: ['VERSION'], log: opts.log });
+  return { file: r.file, version: opts.version, sha256: r.sha256, size: r.size, to: opts.to, signer: r.signer, pruned: [], unchanged: false };
+}

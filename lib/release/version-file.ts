@@ -1,0 +1,111 @@
+// The update server's VERSION file: parse it strictly, and compare hexadecimal versions.
+//   CURRENT 1.23.42b my-app-gnu-linux-1.23.42b.tar.gz
+//   RELEASE icecream-soda-popsticle
+//   SHA256 <hex>
+//   SIZE <bytes>
+//   EXPIRES <ISO-8601>
+import { ValidationError } from '../core/errors.ts';
+import { nameProblem } from '../core/names.ts';
+
+/** VERSION is a few lines; anything bigger is refused while it is being read. */
+export const MAX_VERSION_FILE_BYTES = 64 * 1024;
+
+export interface VersionInfo {
+  version: string;
+  file: string;
+  release?: string;
+  sha256?: string;
+  size?: number;
+  expires?: Date;
+}
+
+const HEX_VERSION = /^[0-9a-f]+(\.[0-9a-f]+)*$/i;
+
+/** Why `version` is not a dot-separated hexadecimal version, or undefined when it is. */
+export function versionProblem(version: string): string | undefined {
+  if (version.length === 0) return 'is empty';
+  if (version.length > 64) return 'is longer than 64 characters';
+  if (!HEX_VERSION.test(version)) return 'must be dot-separated hexadecimal segments such as 1.23.42b';
+  return undefined;
+}
+
+export function validateVersion(version: string, where = 'version'): string {
+  const problem = versionProblem(version);
+  if (problem) throw new ValidationError(`Invalid ${where} ${JSON.stringify(version.slice(0, 70))}: it ${problem}.`);
+  return version;
+}
+
+/**
+ * Compare two versions segment by segment as hexadecimal numbers: -1, 0 or 1.
+ * A missing segment counts as 0, so 1.2 equals 1.2.0. Leading zeros do not matter.
+ */
+export function compareVersions(a: string, b: string): number {
+  validateVersion(a);
+  validateVersion(b);
+  const pa = a.split('.');
+  const pb = b.split('.');
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const x = BigInt(`0x${pa[i] ?? '0'}`);
+    const y = BigInt(`0x${pb[i] ?? '0'}`);
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
+
+/** Parse VERSION; unknown keys are ignored, every known key is checked. */
+export function parseVersionFile(text: string): VersionInfo {
+  if (text.length > MAX_VERSION_FILE_BYTES) {
+    throw new ValidationError(`VERSION is larger than ${MAX_VERSION_FILE_BYTES} bytes; the update server is misconfigured or hostile.`);
+  }
+  let info: Partial<VersionInfo> | undefined;
+  const extra: Partial<VersionInfo> = {};
+  const lines = text.split(/\r?\n/);
+  for (let n = 0; n < lines.length; n++) {
+    const line = lines[n].trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const [key, ...rest] = line.split(/\s+/);
+    const where = `VERSION line ${n + 1}`;
+    switch (key) {
+      case 'CURRENT': {
+        if (rest.length !== 2) throw new ValidationError(`${where}: CURRENT needs a version and a file name ("CURRENT 1.2.3 app-linux-1.2.3.tar.gz").`);
+        const [version, file] = rest;
+        validateVersion(version, `version in ${where}`);
+        const problem = nameProblem(file);
+        if (problem) throw new ValidationError(`Invalid release file name ${JSON.stringify(file.slice(0, 70))} in ${where}: it ${problem}.`);
+        if (info) throw new ValidationError(`${where}: CURRENT appears twice.`);
+        info = { version, file };
+        break;
+      }
+      case 'RELEASE':
+        extra.release = rest.join(' ');
+        break;
+      case 'SHA256':
+        if (rest.length !== 1 || !/^[0-9a-f]{64}$/i.test(rest[0])) throw new ValidationError(`${where}: SHA256 must be 64 hexadecimal digits.`);
+        extra.sha256 = rest[0].toLowerCase();
+        break;
+      case 'SIZE':
+        if (rest.length !== 1 || !/^\d{1,15}$/.test(rest[0])) throw new ValidationError(`${where}: SIZE must be a number of bytes.`);
+        extra.size = Number(rest[0]);
+        break;
+      case 'EXPIRES': {
+        const date = new Date(rest.join(' '));
+        if (rest.length === 0 || Number.isNaN(date.getTime())) throw new ValidationError(`${where}: EXPIRES must be an ISO-8601 date.`);
+        extra.expires = date;
+        break;
+      }
+      default:
+        break; // unknown keys are ignored so the format can grow
+    }
+  }
+  if (!info) throw new ValidationError('VERSION has no CURRENT line; expected "CURRENT VERSION FILE".');
+  return { ...info, ...extra } as VersionInfo;
+}
+
+export function formatVersionFile(info: VersionInfo): string {
+  const lines = [`CURRENT ${info.version} ${info.file}`];
+  if (info.release) lines.push(`RELEASE ${info.release}`);
+  if (info.sha256) lines.push(`SHA256 ${info.sha256}`);
+  if (info.size !== undefined) lines.push(`SIZE ${info.size}`);
+  if (info.expires) lines.push(`EXPIRES ${info.expires.toISOString()}`);
+  return `${lines.join('\n')}\n`;
+}

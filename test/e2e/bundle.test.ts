@@ -1,0 +1,38 @@
+// `npm run bundle` makes one self-contained dist/NAME.mjs per script: copied to a folder with no
+// node_modules anywhere above it, each still runs with plain `node`.
+import { copyFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { makeBareRepo, ROOT, runCommand, tmpDir } from '../helpers.ts';
+
+const scripts = readdirSync(path.join(ROOT, 'scripts')).filter((f) => f.endsWith('.ts')).map((f) => f.slice(0, -3));
+const outside = tmpDir('shipkit-bundle-'); // under /tmp: no node_modules to fall back on
+
+test('npm run bundle writes dist/NAME.mjs for every script', async () => {
+  const r = await runCommand(process.execPath, ['--import', path.join(ROOT, 'node_modules/tsx/dist/loader.mjs'), 'tools/bundle.ts'], { timeoutMs: 180_000 });
+  assert.is(r.exitCode, 0, r.stderr);
+  for (const name of scripts) {
+    assert.match(r.stdout, new RegExp(`dist/${name}\\.mjs`));
+    copyFileSync(path.join(ROOT, 'dist', `${name}.mjs`), path.join(outside, `${name}.mjs`));
+  }
+});
+
+for (const name of scripts) {
+  test(`dist/${name}.mjs runs alone with plain node`, async () => {
+    const r = await runCommand(process.execPath, [path.join(outside, `${name}.mjs`), '--help'], { cwd: outside });
+    assert.is(r.exitCode, 0, r.stderr);
+    assert.match(r.stdout, /Usage/i);
+  });
+}
+
+test('the bundled slave-activate clones (zx and git work from the single file)', async () => {
+  const base = tmpDir();
+  const repo = await makeBareRepo(base, 'site');
+  const root = path.join(tmpDir(), 'repos');
+  const r = await runCommand(process.execPath, [path.join(outside, 'slave-activate.mjs'), 'site', '--root', root, '--base', base], { cwd: outside });
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.ok(r.stdout.includes(repo.first));
+});
+
+test.run();

@@ -1,0 +1,153 @@
+// File-system helpers (lib/core/fs.ts): atomic writes that readers never see half-done, no temp files
+// left behind on success or failure, modes, ensureDir, pathExists.
+import { lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { atomicWriteFile, ensureDir, pathExists, syncDir, tempSibling } from '../../../lib/core/fs.ts';
+import { tmpDir } from '../../helpers.ts';
+
+const dir = tmpDir('shipkit-fsx-');
+let n = 0;
+const fresh = () => {
+  const d = path.join(dir, `case-${++n}`);
+  mkdirSync(d);
+  return d;
+};
+
+test('tempSibling: same folder, hidden, tagged, unique', () => {
+  const file = path.join(dir, 'VERSION');
+  const names = new Set(Array.from({ length: 100 }, () => tempSibling(file, 'dl')));
+  assert.is(names.size, 100);
+  for (const name of names) {
+    assert.is(path.dirname(name), dir);
+    assert.match(path.basename(name), new RegExp(`^\\.VERSION\\.dl-${process.pid}-[0-9a-f]{8}$`));
+  }
+  assert.match(path.basename(tempSibling(file)), /^\.VERSION\.tmp-/);
+});
+
+// [label, data, expected bytes]
+const writes: Array<[string, string | Uint8Array, Buffer]> = [
+  ['a string', 'CURRENT 1.2.3 app-1.2.3.tar.gz\n', Buffer.from('CURRENT 1.2.3 app-1.2.3.tar.gz\n')],
+  ['unicode', 'ünïcødé ✓\n', Buffer.from('ünïcødé ✓\n')],
+  ['bytes', new Uint8Array([0, 1, 2, 255]), Buffer.from([0, 1, 2, 255])],
+  ['empty', '', Buffer.alloc(0)],
+  ['1 MB', 'x'.repeat(1 << 20), Buffer.from('x'.repeat(1 << 20))],
+];
+
+for (const [label, data, want] of writes) {
+  test(`atomicWriteFile: ${label}, no temp file left`, async () => {
+    const d = fresh();
+    const file = path.join(d, 'out.txt');
+    await atomicWriteFile(file, data);
+    assert.equal(readFileSync(file), want);
+    assert.equal(readdirSync(d), ['out.txt']);
+  });
+}
+
+test('atomicWriteFile replaces an existing file and applies the mode', async () => {
+  const d = fresh();
+  const file = path.join(d, 'state.json');
+  writeFileSync(file, 'old contents that are longer than the new ones');
+  await atomicWriteFile(file, '{}', { mode: 0o600 });
+  assert.is(readFileSync(file, 'utf8'), '{}');
+  assert.is(statSync(file).mode & 0o777, 0o600);
+  await atomicWriteFile(file, '{"a":1}');
+  assert.is(statSync(file).mode & 0o777, 0o644 & ~process.umask());
+  assert.equal(readdirSync(d), ['state.json']);
+});
+
+test('atomicWriteFile over a symlink replaces the link, never writes through it', async () => {
+  const d = fresh();
+  const outside = path.join(dir, `outside-${n}.txt`);
+  writeFileSync(outside, 'precious');
+  const link = path.join(d, 'current');
+  symlinkSync(outside, link);
+  await atomicWriteFile(link, 'new');
+  assert.is(readFileSync(outside, 'utf8'), 'precious');
+  assert.ok(!lstatSync(link).isSymbolicLink());
+  assert.is(readFileSync(link, 'utf8'), 'new');
+});
+
+test('atomicWriteFile failures: missing folder, target is a folder — an error, nothing left behind', async () => {
+  const d = fresh();
+  try {
+    await atomicWriteFile(path.join(d, 'no', 'such', 'dir', 'f'), 'x');
+    assert.unreachable('should throw');
+  } catch (error) {
+    assert.is((error as NodeJS.ErrnoException).code, 'ENOENT');
+  }
+  assert.equal(readdirSync(d), []);
+  mkdirSync(path.join(d, 'taken'));
+  writeFileSync(path.join(d, 'taken', 'inside'), 'keep');
+  try {
+    await atomicWriteFile(path.join(d, 'taken'), 'x');
+    assert.unreachable('should throw');
+  } catch (error) {
+    assert.match(String((error as NodeJS.ErrnoException).code), /EISDIR|ENOTEMPTY|EEXIST/);
+  }
+  assert.equal(readdirSync(d), ['taken'], 'the temp file was removed');
+  assert.is(readFileSync(path.join(d, 'taken', 'inside'), 'utf8'), 'keep');
+});
+
+test('readers never see a half-written file while writers race', async () => {
+  const d = fresh();
+  const file = path.join(d, 'VERSION');
+  const a = `A${'a'.repeat(512 * 1024)}\n`;
+  const b = `B${'b'.repeat(512 * 1024)}\n`;
+  await atomicWriteFile(file, a);
+  let stop = false;
+  let reads = 0;
+  const bad: string[] = [];
+  const reader = (async () => {
+    while (!stop) {
+      const text = await readFile(file, 'utf8');
+      reads++;
+      if (text !== a && text !== b) bad.push(`${text.length} bytes starting ${JSON.stringify(text.slice(0, 2))}`);
+    }
+  })();
+  await Promise.all(Array.from({ length: 3 }, async (_, w) => {
+    for (let i = 0; i < 15; i++) await atomicWriteFile(file, (i + w) % 2 ? a : b);
+  }));
+  stop = true;
+  await reader;
+  assert.equal(bad, [], `torn reads out of ${reads}`);
+  assert.ok(reads > 0);
+  assert.equal(readdirSync(d), ['VERSION'], 'no temp files left');
+});
+
+test('ensureDir: recursive, idempotent, with a mode', async () => {
+  const d = fresh();
+  const deep = path.join(d, 'a', 'b', 'c');
+  await ensureDir(deep);
+  await ensureDir(deep);
+  assert.ok(statSync(deep).isDirectory());
+  await ensureDir(path.join(d, 'private'), 0o700);
+  assert.is(statSync(path.join(d, 'private')).mode & 0o777, 0o700);
+  writeFileSync(path.join(d, 'file'), '');
+  try {
+    await ensureDir(path.join(d, 'file', 'sub'));
+    assert.unreachable('a file in the way');
+  } catch (error) {
+    assert.match(String((error as NodeJS.ErrnoException).code), /ENOTDIR|EEXIST/);
+  }
+});
+
+test('pathExists: files, folders, missing, dangling symlinks', async () => {
+  const d = fresh();
+  writeFileSync(path.join(d, 'f'), '');
+  symlinkSync(path.join(d, 'nowhere'), path.join(d, 'dangling'));
+  assert.is(await pathExists(path.join(d, 'f')), true);
+  assert.is(await pathExists(d), true);
+  assert.is(await pathExists(path.join(d, 'missing')), false);
+  assert.is(await pathExists(path.join(d, 'f', 'under-a-file')), false);
+  assert.is(await pathExists(path.join(d, 'dangling')), false, 'stat follows links: a dangling link does not exist');
+});
+
+test('syncDir never throws, even for a missing folder', async () => {
+  await syncDir(fresh());
+  await syncDir(path.join(dir, 'does-not-exist'));
+});
+
+test.run();

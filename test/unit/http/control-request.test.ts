@@ -1,0 +1,50 @@
+// The signed control protocol parser shared by slave-activate --serve and launchfit's listener.
+import type { IncomingMessage } from 'node:http';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readControlRequest } from '../../../lib/http/control-request.ts';
+import { createRequestVerifier, signRequest } from '../../../lib/http/signing.ts';
+
+const SECRET = 'control-secret-0123456789';
+const req = (method: string, url: string, headers: Record<string, string> = {}) =>
+  ({ method, url, headers: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v])) }) as unknown as IncomingMessage;
+const signedReq = (url: string, method = 'GET') => req(method, url, signRequest(SECRET, method, url));
+
+const cases: Array<[string, IncomingMessage, boolean, unknown]> = [
+  ['activate', signedReq('/?repo=site'), false, { kind: 'activate', repo: 'site', wait: false }],
+  ['activate and wait', signedReq('/?repo=site&wait=1'), false, { kind: 'activate', repo: 'site', wait: true }],
+  ['status', signedReq('/status'), false, { kind: 'status' }],
+  ['owner/name where allowed', signedReq('/?repo=octo%2Fsite'), true, { kind: 'activate', repo: 'octo/site', wait: false }],
+];
+for (const [label, request, allowOwner, expected] of cases) {
+  test(label, () => assert.equal(readControlRequest(request, { verifier: createRequestVerifier(SECRET), allowOwner }), expected));
+}
+
+const refusals: Array<[string, IncomingMessage, number, string, boolean?]> = [
+  ['POST', signedReq('/?repo=site', 'POST'), 405, 'method not allowed'],
+  ['unsigned', req('GET', '/?repo=site'), 401, 'unauthorized'],
+  ['signed for another repo', req('GET', '/?repo=site', signRequest(SECRET, 'GET', '/?repo=other')), 401, 'unauthorized'],
+  ['long target', signedReq(`/?repo=site&x=${'a'.repeat(5000)}`), 414, 'URI too long'],
+  ['unknown path', signedReq('/etc/passwd'), 404, 'not found'],
+  ['no repo', signedReq('/'), 400, 'missing repo'],
+  ['two repos', signedReq('/?repo=a&repo=b'), 400, 'give one repo'],
+  ['traversal', signedReq('/?repo=%2e%2e%2f'), 400, 'invalid repo name'],
+  ['NUL', signedReq('/?repo=x%00'), 400, 'invalid repo name'],
+  ['look-alike', signedReq(`/?repo=${encodeURIComponent('\u0455ite')}`), 400, 'invalid repo name'],
+  ['owner/name where not allowed', signedReq('/?repo=octo%2Fsite'), 400, 'invalid repo name'],
+  ['a/b/c even where owners are allowed', signedReq('/?repo=a%2Fb%2Fc'), 400, 'invalid repo name', true],
+];
+for (const [label, request, status, error, allowOwner] of refusals) {
+  test(`refused: ${label}`, () => {
+    const result = readControlRequest(request, { verifier: createRequestVerifier(SECRET), allowOwner });
+    assert.is(result.kind, 'refused');
+    assert.is((result as { status: number }).status, status);
+    assert.is((result as { error: string }).error, error);
+  });
+}
+
+test('without a verifier (--insecure) unsigned requests pass', () => {
+  assert.equal(readControlRequest(req('GET', '/?repo=site'), {}), { kind: 'activate', repo: 'site', wait: false });
+});
+
+test.run();

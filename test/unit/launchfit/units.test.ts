@@ -1,0 +1,168 @@
+// Pure launchfit logic, table-driven: VERSION parsing, hexadecimal version order, launchify.yml
+// validation (the error names the key and its line), tar entry checks, key pins.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { exitCodeFor } from '../../../lib/core/errors.ts';
+import { parseLaunchConfigText } from '../../../lib/launchfit/config.ts';
+import { errorFromAnswer } from '../../../lib/launchfit/control.ts';
+import { entryProblem } from '../../../lib/launchfit/extract.ts';
+import { parseKeyPin } from '../../../lib/launchfit/pgp.ts';
+import { releaseNameOf } from '../../../lib/launchfit/update.ts';
+import { compareVersions, formatVersionFile, parseVersionFile, versionProblem } from '../../../lib/release/version-file.ts';
+
+test('compareVersions: segments compared as hexadecimal numbers', () => {
+  const cases: Array<[string, string, number]> = [
+    ['1.23.42b', '1.23.42b', 0], ['1.23.42b', '1.23.42a', 1], ['1.9', '1.a', -1], ['1.10', '1.f', 1],
+    ['1.2', '1.2.0', 0], ['01.2', '1.2', 0], ['2', '1.ffff', 1], ['1.0.1', '1.0', 1], ['A.b', 'a.B', 0],
+    ['ffffffffffffffffffff', 'fffffffffffffffffffe', 1],
+  ];
+  for (const [a, b, want] of cases) assert.is(compareVersions(a, b), want, `${a} vs ${b}`);
+});
+
+test('versionProblem: only dot-separated hex', () => {
+  for (const ok of ['1', '1.23.42b', 'deadbeef.0']) assert.is(versionProblem(ok), undefined, ok);
+  for (const bad of ['', '1.g', '1..2', '.1', '1.', 'v1.2', '1.2-rc1', '1 2', '../1', 'x'.repeat(65)]) assert.ok(versionProblem(bad), bad);
+});
+
+test('parseVersionFile: the contract format, unknown keys ignored', () => {
+  const info = parseVersionFile([
+    'CURRENT 1.23.42b my-app-gnu-linux-1.23.42b.tar.gz',
+    'RELEASE icecream-soda-popsticle',
+    `SHA256 ${'A'.repeat(64)}`,
+    'SIZE 1234',
+    'EXPIRES 2030-01-02T03:04:05Z',
+    'FUTURE something new',
+    '# comment',
+  ].join('\n'));
+  assert.is(info.version, '1.23.42b');
+  assert.is(info.file, 'my-app-gnu-linux-1.23.42b.tar.gz');
+  assert.is(info.release, 'icecream-soda-popsticle');
+  assert.is(info.sha256, 'a'.repeat(64));
+  assert.is(info.size, 1234);
+  assert.is(info.expires!.toISOString(), '2030-01-02T03:04:05.000Z');
+  assert.equal(parseVersionFile(formatVersionFile(info)), info);
+});
+
+test('parseVersionFile: hostile and broken files are refused with a reason', () => {
+  const cases: Array<[string, RegExp]> = [
+    ['', /no CURRENT line/],
+    ['CURRENT 1.2 ../x.tar.gz', /Invalid release file name/],
+    ['CURRENT 1.2 /etc/passwd', /Invalid release file name/],
+    ['CURRENT 1.2 a/b.tar.gz', /Invalid release file name/],
+    ['CURRENT 1.2 .hidden.tar.gz', /Invalid release file name/],
+    ['CURRENT 1.2g app.tar.gz', /hexadecimal/],
+    ['CURRENT 1.2', /needs a version and a file name/],
+    ['CURRENT 1.2 a.tar.gz\nCURRENT 1.3 b.tar.gz', /twice/],
+    ['CURRENT 1.2 a.tar.gz\nSHA256 xyz', /64 hexadecimal/],
+    ['CURRENT 1.2 a.tar.gz\nSIZE -1', /number of bytes/],
+    ['CURRENT 1.2 a.tar.gz\nEXPIRES soon', /ISO-8601/],
+    [`CURRENT 1.2 a.tar.gz\n${'#'.repeat(70_000)}`, /larger than 65536/],
+  ];
+  for (const [text, pattern] of cases) assert.throws(() => parseVersionFile(text), pattern, text.slice(0, 40));
+});
+
+test('releaseNameOf: the tarball name without .tar.gz', () => {
+  assert.is(releaseNameOf('my-app-gnu-linux-1.2.tar.gz'), 'my-app-gnu-linux-1.2');
+  assert.is(releaseNameOf('app-1.tgz'), 'app-1');
+  assert.throws(() => releaseNameOf('app-1.zip'), /plain NAME\.tar\.gz/);
+});
+
+test('launchify.yml: defaults, merge of the release app section', () => {
+  const c = parseLaunchConfigText('app:\n  exec: node server.js\nupdates:\n  server: http://u.example.com/app\n  keep: false\n', '/d/launchify.yml');
+  assert.is(c.app.exec, 'node server.js');
+  assert.is(c.app.kill, 'SIGTERM');
+  assert.is(c.app.killTimeoutSec, 10);
+  assert.is(c.app.healthyAfterSec, 5);
+  assert.is(c.updates.server, 'http://u.example.com/app/');
+  assert.is(c.updates.keep, 0);
+  assert.is(c.updates.intervalSec, 300);
+  assert.is(c.control.secret, 'env:SHIPKIT_SECRET');
+});
+
+test('launchify.yml: unknown keys and wrong types name the key and the line', () => {
+  const cases: Array<[string, RegExp]> = [
+    ['app:\n  exec: x\n  forver: true\n', /launchify\.yml:3: app\.forver: unknown key/],
+    ['apps:\n  exec: x\n', /launchify\.yml:1: apps: unknown key/],
+    ['app:\n  forever: "yes"\n', /launchify\.yml:2: app\.forever: must be true or false/],
+    ['app:\n  kill_timeout: -1\n', /:2: app\.kill_timeout: must be a positive number/],
+    ['app:\n  kill: SIGFOO\n', /:2: app\.kill: unknown signal SIGFOO/],
+    ['updates:\n  keep: 2.5\n', /:2: updates\.keep: must be a whole number/],
+    ['updates:\n  server: ftp://x\n', /:2: updates\.server: must be an http/],
+    ['updates:\n  interval: "5m"\n', /:2: updates\.interval: must be a number/],
+    ['updates:\n  gpg:\n    key: 12345\n', /:3: updates\.gpg\.key: must be a string/],
+    ['updates:\n  gpg:\n    key: "zz"\n', /:3: updates\.gpg\.key: .*neither a full fingerprint/],
+    ['updates:\n  gpg:\n    fingerprint: x\n', /:3: updates\.gpg\.fingerprint: unknown key/],
+    ['hooks:\n  after_symlink: x\n', /:2: hooks\.after_symlink: unknown key/],
+    ['control:\n  listen: nonsense\n', /:2: control\.listen: must be HOST:PORT/],
+    ['control:\n  listen: 127.0.0.1:99999\n', /:2: control\.listen: must be HOST:PORT/],
+    ['app:\n  env:\n    "BAD-NAME": x\n', /:3: app\.env\.BAD-NAME: is not a valid environment variable name/],
+    ['- a list\n', /must be a mapping/],
+  ];
+  for (const [text, pattern] of cases) assert.throws(() => parseLaunchConfigText(text, '/d/launchify.yml'), pattern, text);
+});
+
+test('entryProblem: only files, folders and links that stay inside', () => {
+  const ok = [
+    { path: 'app/server.js', type: 'File' },
+    { path: 'app/', type: 'Directory' },
+    { path: 'app/bin/x', type: 'SymbolicLink', linkpath: '../lib/x.js' },
+    { path: 'app/h', type: 'Link', linkpath: 'app/server.js' },
+  ];
+  for (const e of ok) assert.is(entryProblem(e), undefined, e.path);
+  const bad: Array<[{ path: string; type: string; linkpath?: string }, RegExp]> = [
+    [{ path: '../x', type: 'File' }, /contains "\.\."/],
+    [{ path: 'a/../../x', type: 'File' }, /contains "\.\."/],
+    [{ path: '/etc/x', type: 'File' }, /absolute/],
+    [{ path: 'C:/x', type: 'File' }, /absolute/],
+    [{ path: 'a', type: 'SymbolicLink', linkpath: '/etc' }, /absolute path/],
+    [{ path: 'a/b', type: 'SymbolicLink', linkpath: '../../x' }, /outside the release/],
+    [{ path: 'a', type: 'Link', linkpath: '../x' }, /outside the release/],
+    [{ path: 'dev', type: 'CharacterDevice' }, /CharacterDevice/],
+    [{ path: 'dev', type: 'BlockDevice' }, /BlockDevice/],
+    [{ path: 'fifo', type: 'FIFO' }, /FIFO/],
+  ];
+  for (const [e, pattern] of bad) assert.match(entryProblem(e) ?? '', pattern, e.path);
+});
+
+test('parseKeyPin: full fingerprints pin, key IDs only select', () => {
+  assert.equal(parseKeyPin('0123 4567 89AB CDEF 0123  4567 89AB CDEF 0123 4567'), { kind: 'fingerprint', value: '0123456789abcdef0123456789abcdef01234567' });
+  assert.is(parseKeyPin('a'.repeat(64)).kind, 'fingerprint');
+  assert.equal(parseKeyPin('0x89ABCDEF01234567'), { kind: 'keyid', value: '89abcdef01234567' });
+  assert.is(parseKeyPin('01234567').kind, 'keyid');
+  assert.throws(() => parseKeyPin('0123'), /neither a full fingerprint/);
+});
+
+test('launchify.example.yml parses and documents every key', async () => {
+  const { readFileSync } = await import('node:fs');
+  const path = await import('node:path');
+  const file = path.join(import.meta.dirname, '../../..', 'launchify.example.yml');
+  const text = readFileSync(file, 'utf8');
+  const c = parseLaunchConfigText(text, file);
+  assert.is(c.app.exec, 'node server.js');
+  assert.is(c.control.listen, '127.0.0.1:8900');
+  const keys = ['exec', 'forever', 'backoff_max', 'stable_after', 'max_restarts', 'kill', 'kill_timeout', 'healthy_after', 'env', 'log_max_size', 'log_keep',
+    'server', 'keep', 'interval', 'require_signed_version', 'max_size', 'max_unpacked_size', 'max_ratio', 'connect_timeout', 'idle_timeout', 'download_timeout',
+    'gpg', 'keyfile', 'key', 'key_url', 'before_symlink', 'timeout', 'listen', 'secret'];
+  for (const key of keys) assert.match(text, new RegExp(`^\\s*${key}:`, 'm'), key);
+});
+
+test.run();
+
+test('errorFromAnswer: the running side\'s category decides the exit code; unknown kinds are work errors', () => {
+  const cases: Array<[string | undefined, string, number]> = [
+    ['VerificationError', 'VerificationError', 1],
+    ['ConfigError', 'ConfigError', 2],
+    ['ValidationError', 'ValidationError', 2],
+    ['TransferError', 'WorkError', 1],
+    ['constructor', 'WorkError', 1],
+    ['__proto__', 'WorkError', 1],
+    [undefined, 'WorkError', 1],
+  ];
+  for (const [kind, name, code] of cases) {
+    const error = errorFromAnswer({ ok: false, error: 'why', kind });
+    assert.ok(error instanceof Error, String(kind));
+    assert.is(error.name, name, String(kind));
+    assert.is(error.message, 'why');
+    assert.is(exitCodeFor(error), code, String(kind));
+  }
+});

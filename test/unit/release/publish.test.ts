@@ -1,0 +1,159 @@
+// release publish: reproducible tarballs, OpenPGP signatures that gpgv (not our code) accepts,
+// the VERSION file, upload order, pruning, and refusals. Keys are made by gpg.
+import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { silentLogger } from '../../../lib/core/log.ts';
+import { publishRelease, type PublishOptions } from '../../../lib/release/publish.ts';
+import { parseVersionFile } from '../../../lib/release/version-file.ts';
+import { runCommand, runScript, tmpDir } from '../../helpers.ts';
+import { makePublisher, type TestKey } from '../../fixtures/launchfit/gpg.ts';
+
+let key: TestKey;
+let base: string;
+let secret: string;
+let passFile: string;
+let keyring: string;
+
+test.before(async () => {
+  base = tmpDir();
+  ({ key, secret, passFile, keyring } = await makePublisher(base, 's3cret pass'));
+});
+test('a stray file on DEST with an over-long version does not break publishing or get pruned', async () => {
+  const out = path.join(base, 'out-stray');
+  mkdirSync(out);
+  const stray = `my-app-gnu-linux-${'f'.repeat(65)}.tar.gz`;
+  writeFileSync(path.join(out, stray), 'not ours');
+  const src = makeSource('src-stray');
+  const result = await publishRelease(opts(src, out, { version: '1.0', keep: 1 }));
+  assert.equal(result.pruned, []);
+  assert.ok(existsSync(path.join(out, stray)));
+  assert.match(readFileSync(path.join(out, 'VERSION'), 'utf8'), /^CURRENT 1\.0 /);
+});
+
+
+function makeSource(name: string): string {
+  const dir = path.join(base, name);
+  mkdirSync(path.join(dir, 'lib/deep'), { recursive: true });
+  writeFileSync(path.join(dir, 'server.js'), 'console.log("hi")\n');
+  writeFileSync(path.join(dir, 'lib/deep/b.txt'), 'b\n');
+  writeFileSync(path.join(dir, 'lib/a.txt'), 'a\n');
+  writeFileSync(path.join(dir, 'run.sh'), '#!/bin/sh\n');
+  chmodSync(path.join(dir, 'run.sh'), 0o755);
+  return dir;
+}
+
+const opts = (dir: string, to: string, more: Partial<PublishOptions> = {}): PublishOptions => ({
+  dir, name: 'my-app', platform: 'gnu-linux', version: '1.0', key: secret, passphraseFile: passFile, to, log: silentLogger, ...more,
+});
+
+async function rejects(fn: () => Promise<unknown>, pattern: RegExp): Promise<void> {
+  try { await fn(); } catch (error) { assert.match((error as Error).message, pattern); return; }
+  assert.unreachable(`expected a rejection matching ${pattern}`);
+}
+
+test('the same input gives the same bytes, whatever the mtimes and permissions on disk', async () => {
+  const a = makeSource('src-a');
+  const b = path.join(base, 'src-b');
+  cpSync(a, b, { recursive: true });
+  utimesSync(path.join(b, 'server.js'), new Date('2011-01-01'), new Date('2011-01-01'));
+  chmodSync(path.join(b, 'lib/a.txt'), 0o600);
+  const r1 = await publishRelease(opts(a, path.join(base, 'out1')));
+  const r2 = await publishRelease(opts(b, path.join(base, 'out2')));
+  const t1 = readFileSync(path.join(base, 'out1', r1.file));
+  const t2 = readFileSync(path.join(base, 'out2', r2.file));
+  assert.ok(t1.equals(t2), 'identical tarballs');
+  assert.is(r1.sha256, createHash('sha256').update(t1).digest('hex'));
+  const listing = await runCommand('tar', ['tzvf', path.join(base, 'out1', r1.file)]);
+  const lines = listing.stdout.trim().split('\n');
+  assert.equal(lines.map((l) => l.split(/\s+/).pop()), ['lib/', 'lib/a.txt', 'lib/deep/', 'lib/deep/b.txt', 'run.sh', 'server.js']);
+  assert.ok(lines.every((l) => !/\broot\b/.test(l) && /^[-d]rw/.test(l)));
+  assert.match(lines.find((l) => l.endsWith('run.sh'))!, /^-rwxr-xr-x/);
+  assert.match(lines.find((l) => l.endsWith('lib/a.txt'))!, /^-rw-r--r--/);
+});
+
+test('gpgv verifies the tarball and VERSION; VERSION carries SHA256, SIZE, EXPIRES, RELEASE', async () => {
+  const out = path.join(base, 'out-gpgv');
+  const now = new Date('2030-05-01T00:00:00Z');
+  const r = await publishRelease(opts(makeSource('src-gpgv'), out, { version: '1.23.42b', codename: 'icecream-soda-popsticle', expiresDays: 7, now: () => now }));
+  assert.is(r.file, 'my-app-gnu-linux-1.23.42b.tar.gz');
+  assert.is(r.signer, key.fpr.toLowerCase());
+  for (const [sig, file] of [[`${r.file}.sig`, r.file], ['VERSION.sig', 'VERSION']]) {
+    const v = await runCommand('gpgv', ['--keyring', keyring, path.join(out, sig), path.join(out, file)]);
+    assert.is(v.exitCode, 0, v.stderr);
+    assert.match(v.stderr, /Good signature/);
+  }
+  const sigBytes = readFileSync(path.join(out, `${r.file}.sig`));
+  assert.not.ok(sigBytes.toString('latin1').includes('BEGIN PGP'), 'a binary signature, as gpg --detach-sign makes');
+  const info = parseVersionFile(readFileSync(path.join(out, 'VERSION'), 'utf8'));
+  assert.equal(info, {
+    version: '1.23.42b', file: r.file, release: 'icecream-soda-popsticle', sha256: r.sha256, size: statSync(path.join(out, r.file)).size,
+    expires: new Date('2030-05-08T00:00:00Z'),
+  });
+  assert.match(readFileSync(path.join(out, 'pubkey.asc'), 'utf8'), /BEGIN PGP PUBLIC KEY BLOCK/);
+  assert.not.ok(readFileSync(path.join(out, 'pubkey.asc'), 'utf8').includes('PRIVATE'));
+  // Upload order: the payload first, VERSION.sig and VERSION last.
+  const t = (f: string) => statSync(path.join(out, f), { bigint: true }).mtimeNs;
+  assert.ok(t(r.file) <= t(`${r.file}.sig`) && t(`${r.file}.sig`) <= t('VERSION.sig') && t('VERSION.sig') <= t('VERSION'));
+  assert.equal(readdirSync(out).filter((n) => n.startsWith('.')), [], 'no temp files left');
+});
+
+test('prune to --keep, never the current; versions never go down; a changed tarball needs a new version', async () => {
+  const out = path.join(base, 'out-prune');
+  const src = makeSource('src-prune');
+  for (const version of ['1.0', '1.1', '1.2']) {
+    writeFileSync(path.join(src, 'version.txt'), version);
+    await publishRelease(opts(src, out, { version, keep: 2 }));
+  }
+  assert.equal(readdirSync(out).filter((n) => n.endsWith('.tar.gz')).sort(), ['my-app-gnu-linux-1.1.tar.gz', 'my-app-gnu-linux-1.2.tar.gz']);
+  assert.not.ok(existsSync(path.join(out, 'my-app-gnu-linux-1.0.tar.gz.sig')));
+  const one = await publishRelease(opts(src, out, { version: '1.2', keep: 1 }));
+  assert.is(one.unchanged, true, 'republishing identical bytes is fine (e.g. to renew EXPIRES)');
+  assert.equal(readdirSync(out).filter((n) => n.endsWith('.tar.gz')), ['my-app-gnu-linux-1.2.tar.gz']);
+  await rejects(() => publishRelease(opts(src, out, { version: '1.1' })), /already offers version 1\.2; refusing to publish the lower 1\.1/);
+  writeFileSync(path.join(src, 'version.txt'), 'changed');
+  await rejects(() => publishRelease(opts(src, out, { version: '1.2' })), /exists with other content; publish the change under a new version/);
+  assert.match(readFileSync(path.join(out, 'VERSION'), 'utf8'), /^CURRENT 1\.2 /);
+});
+
+test('refusals: bad names and versions, a locked key without passphrase, a wrong passphrase, an empty folder, links out', async () => {
+  const src = makeSource('src-bad');
+  const out = path.join(base, 'out-bad');
+  await rejects(() => publishRelease(opts(src, out, { name: '../evil' })), /Invalid app name/);
+  await rejects(() => publishRelease(opts(src, out, { platform: 'a/b' })), /Invalid platform/);
+  await rejects(() => publishRelease(opts(src, out, { version: '1.0-rc1' })), /hexadecimal/);
+  await rejects(() => publishRelease(opts(src, out, { passphraseFile: undefined })), /protected by a passphrase; pass --passphrase-file/);
+  writeFileSync(path.join(base, 'wrong'), 'nope\n');
+  await rejects(() => publishRelease(opts(src, out, { passphraseFile: path.join(base, 'wrong') })), /does not unlock/);
+  mkdirSync(path.join(base, 'empty'));
+  await rejects(() => publishRelease(opts(path.join(base, 'empty'), out)), /is empty; nothing to publish/);
+  const { symlinkSync } = await import('node:fs');
+  symlinkSync('/etc/passwd', path.join(src, 'passwd'));
+  await rejects(() => publishRelease(opts(src, out)), /links to \/etc\/passwd, outside/);
+  await rejects(() => publishRelease(opts(path.join(base, 'missing'), out)), /is not a folder/);
+  assert.not.ok(existsSync(out), 'nothing written');
+});
+
+test('release publish (the real command line): usage errors exit 2 with the message, then it publishes', async () => {
+  const src = makeSource('src-main');
+  const out = path.join(base, 'out-main');
+  const publish = (args: string[]) => runScript('release', ['publish', ...args]);
+  const refusals: Array<[string[], RegExp]> = [
+    [[src, '--name', 'a b', '--platform', 'x', '--version', '1', '--key', secret, '--to', out], /Invalid app name/],
+    [[src, '--name', 'app', '--platform', 'x', '--version', '1', '--to', out], /Missing --key/],
+    [[src, '--name', 'app', '--platform', 'x', '--version', '1', '--key', secret, '--to', out, '--keep', '0'], /--keep must be between 1/],
+  ];
+  for (const [args, message] of refusals) {
+    const r = await publish(args);
+    assert.is(r.exitCode, 2, r.stderr);
+    assert.match(r.stderr, message);
+  }
+  assert.not.ok(existsSync(out), 'nothing written');
+  const r = await publish([src, '--name', 'app', '--platform', 'x', '--version', '1.f', '--key', secret, '--passphrase-file', passFile, '--to', out, '--json']);
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(JSON.parse(r.stdout).file, 'app-x-1.f.tar.gz');
+});
+
+test.run();
