@@ -1,4 +1,4 @@
-#!/usr/bin/env -S npx tsx
+#!/usr/bin/env -S node --import=data:text/javascript,const{realpathSync:r}=await/**/import(`node:fs`),{pathToFileURL:u}=await/**/import(`node:url`);await/**/import(new/**/URL(`../node_modules/tsx/dist/loader.mjs`,u(r(process.argv[1]))))
 // build REPO: pull, downloads, install, compile, upload — one job in the repo's logs.txt.
 // hook-server runs it as `build REPO --config FILE --sha SHA --ref REF --job-id ID`.
 import { UsageError } from '../lib/core/errors.ts';

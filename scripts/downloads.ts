@@ -1,4 +1,4 @@
-#!/usr/bin/env -S npx tsx
+#!/usr/bin/env -S node --import=data:text/javascript,const{realpathSync:r}=await/**/import(`node:fs`),{pathToFileURL:u}=await/**/import(`node:url`);await/**/import(new/**/URL(`../node_modules/tsx/dist/loader.mjs`,u(r(process.argv[1]))))
 // downloads: fetch the files listed in manifest.txt (and cloudinary.txt) into downloads/.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';

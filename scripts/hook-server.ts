@@ -1,4 +1,4 @@
-#!/usr/bin/env -S npx tsx
+#!/usr/bin/env -S node --import=data:text/javascript,const{realpathSync:r}=await/**/import(`node:fs`),{pathToFileURL:u}=await/**/import(`node:url`);await/**/import(new/**/URL(`../node_modules/tsx/dist/loader.mjs`,u(r(process.argv[1]))))
 // hook-server: receive forge webhooks, verify them, journal jobs and run builds one repo at a time.
 import { parseSeconds, runCli } from '../lib/core/cli.ts';
 import { findOrCreateConfig, firstRunMessage } from '../lib/compile/first-run.ts';

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S npx tsx
+#!/usr/bin/env -S node --import=data:text/javascript,const{realpathSync:r}=await/**/import(`node:fs`),{pathToFileURL:u}=await/**/import(`node:url`);await/**/import(new/**/URL(`../node_modules/tsx/dist/loader.mjs`,u(r(process.argv[1]))))
 // launchfit: install a signed release from an update server, supervise the app, switch
 // atomically to new releases and roll back. Wiring only; the work is in lib/launchfit/.
 import process from 'node:process';

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S npx tsx
+#!/usr/bin/env -S node --import=data:text/javascript,const{realpathSync:r}=await/**/import(`node:fs`),{pathToFileURL:u}=await/**/import(`node:url`);await/**/import(new/**/URL(`../node_modules/tsx/dist/loader.mjs`,u(r(process.argv[1]))))
 // release REPO --tag TAG     run the repo's release script in the checked-out tag
 // release publish DIR ...    pack, sign and publish an app release for launchfit
 import { parsePositiveInt, runCli, type Args, type CliSpec } from '../lib/core/cli.ts';

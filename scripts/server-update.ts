@@ -1,4 +1,4 @@
-#!/usr/bin/env -S npx tsx
+#!/usr/bin/env -S node --import=data:text/javascript,const{realpathSync:r}=await/**/import(`node:fs`),{pathToFileURL:u}=await/**/import(`node:url`);await/**/import(new/**/URL(`../node_modules/tsx/dist/loader.mjs`,u(r(process.argv[1]))))
 // server-update: tell every slave in the list to activate REPO (signed GET /?repo=REPO).
 import { parsePositiveInt, parseSeconds, runCli } from '../lib/core/cli.ts';
 import { ConfigError } from '../lib/core/errors.ts';

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S npx tsx
+#!/usr/bin/env -S node --import=data:text/javascript,const{realpathSync:r}=await/**/import(`node:fs`),{pathToFileURL:u}=await/**/import(`node:url`);await/**/import(new/**/URL(`../node_modules/tsx/dist/loader.mjs`,u(r(process.argv[1]))))
 // slave-activate: replace ROOT/REPO with a fresh clone, once or on signed requests.
 import { activateRepo, defaultRoot, DEFAULT_BASE } from '../lib/fleet/activate.ts';
 import { parseSeconds, runCli, type Args } from '../lib/core/cli.ts';

@@ -220,6 +220,15 @@ test('findConfigFile: --config, then $SHIPKIT_CONFIG, then ./shipkit.yml, else a
   assert.is(findConfigFile(undefined, { SHIPKIT_CONFIG: 'other.yml' }, cwd), path.join(cwd, 'other.yml'), 'env beats ./shipkit.yml');
 });
 
+test('findConfigFile: ./.shipkit/shipkit.yml (first start) after ./shipkit.yml and before /etc', () => {
+  const cwd = tmpDir();
+  mkdirSync(path.join(cwd, '.shipkit'));
+  writeFileSync(path.join(cwd, '.shipkit', 'shipkit.yml'), 'repos: {}\n');
+  assert.is(findConfigFile(undefined, {}, cwd), path.join(cwd, '.shipkit', 'shipkit.yml'));
+  writeFileSync(path.join(cwd, 'shipkit.yml'), 'repos: {}\n');
+  assert.is(findConfigFile(undefined, {}, cwd), path.join(cwd, 'shipkit.yml'), './shipkit.yml first');
+});
+
 test('a missing config file is a ConfigError naming it', async () => {
   try {
     await loadShipkitConfig(path.join(dir, 'missing.yml'));
