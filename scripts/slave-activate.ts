@@ -1,18 +1,19 @@
 #!/usr/bin/env -S node --import=data:text/javascript,const{realpathSync:r}=await/**/import(`node:fs`),{pathToFileURL:u}=await/**/import(`node:url`);await/**/import(new/**/URL(`../node_modules/tsx/dist/loader.mjs`,u(r(process.argv[1]))))
 // slave-activate: replace ROOT/REPO with a fresh clone, once or on signed requests.
 import { activateRepo, defaultRoot, DEFAULT_BASE } from '../lib/fleet/activate.ts';
-import { parseSeconds, runCli, type Args } from '../lib/core/cli.ts';
+import { parsePositiveInt, parseSeconds, runCli, type Args } from '../lib/core/cli.ts';
 import { ConfigError, UsageError } from '../lib/core/errors.ts';
 import { parseListen, startHttpServer } from '../lib/http/server.ts';
 import type { Logger } from '../lib/core/log.ts';
 import { validateName } from '../lib/core/names.ts';
 import { loadSecret } from '../lib/http/signing.ts';
-import { createSlaveService } from '../lib/fleet/slave-server.ts';
+import { createSlaveService, DEFAULT_MAX_PARALLEL } from '../lib/fleet/slave-server.ts';
+import { parsePrefix } from '../lib/http/control-request.ts';
 
 const usage = `Usage:
   slave-activate REPO [--root DIR] [--base URL]
   slave-activate --serve [--listen HOST:PORT] [--file PATH] [--root DIR] [--base URL]
-                 [--secret-file FILE | --insecure]
+                 [--prefix PATH] [--max-parallel N] [--secret-file FILE | --insecure]
 
 Replace ROOT/REPO with a fresh clone of BASE/REPO.git. The clone is made in a temp folder
 beside ROOT/REPO and swapped in by rename: if it fails, the previous ROOT/REPO is untouched.
@@ -24,6 +25,9 @@ Options:
   --clone-timeout S   give up on a clone after S seconds (default 600)
   --serve             listen for signed GET /?repo=NAME requests (see server-update)
   --listen HOST:PORT  address to listen on (default 0.0.0.0:8080)
+  --prefix PATH       serve under PATH (/hooks/slave), directly or behind a proxy that
+                      strips it (default: $SLAVE_PREFIX, else /)
+  --max-parallel N    clones that run at once, across repos; the rest wait (default 4)
   --secret-file FILE  shared secret (default: $SHIPKIT_SECRET); required unless --insecure
   --insecure          accept unsigned requests (only on a trusted network)
   --file PATH         also serve this file on GET / (unsigned, for a browser)
@@ -50,7 +54,7 @@ function settings(args: Args) {
 
 async function activateOnce(args: Args, log: Logger): Promise<number> {
   if (args._.length !== 1) throw new UsageError('Give exactly one repository name: slave-activate REPO.');
-  for (const flag of ['listen', 'file', 'secret-file', 'insecure', 'header-timeout', 'drain-timeout'] as const) {
+  for (const flag of ['listen', 'file', 'secret-file', 'insecure', 'header-timeout', 'drain-timeout', 'prefix', 'max-parallel'] as const) {
     if (args[flag] !== undefined && args[flag] !== false) throw new UsageError(`--${flag} only applies with --serve.`);
   }
   const repo = validateName(args._[0], 'repository name');
@@ -70,12 +74,16 @@ async function serve(args: Args, log: Logger): Promise<number> {
   if (!secret) log.warn('accepting UNSIGNED requests (--insecure): anyone who can reach this port can trigger clones');
   const listen = parseListen(String(args.listen ?? '0.0.0.0:8080'), '0.0.0.0');
   const headerTimeoutMs = args['header-timeout'] !== undefined ? parseSeconds(args['header-timeout'], 'header-timeout') * 1000 : 10_000;
+  const prefix = parsePrefix(String(args.prefix ?? process.env.SLAVE_PREFIX ?? ''));
+  const maxParallel = args['max-parallel'] !== undefined ? parsePositiveInt(args['max-parallel'], 'max-parallel', { max: 256 }) : DEFAULT_MAX_PARALLEL;
   const drainMs = args['drain-timeout'] !== undefined ? parseSeconds(args['drain-timeout'], 'drain-timeout') * 1000 : 120_000;
 
   const service = createSlaveService({
     secret,
     file: args.file ? String(args.file) : undefined,
     log,
+    prefix,
+    maxParallel,
     activate: (repo) => activateRepo({ root, base, repo, log: log.child({ repo }), timeoutMs, lockWaitMs: timeoutMs }),
   });
   const server = await startHttpServer(service.handle, {
@@ -84,7 +92,7 @@ async function serve(args: Args, log: Logger): Promise<number> {
     requestTimeoutMs: timeoutMs + 60_000, // &wait=1 holds the request for a whole clone
     maxHeaderSize: 8 * 1024,
   });
-  log.info(`listening on ${server.url}`, { root, base });
+  log.info(`listening on ${server.url}${prefix}`, { root, base, maxParallel });
 
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
@@ -101,6 +109,6 @@ async function serve(args: Args, log: Logger): Promise<number> {
 await runCli({
   name: 'slave-activate',
   usage,
-  string: ['root', 'base', 'listen', 'file', 'secret-file', 'clone-timeout', 'header-timeout', 'drain-timeout'],
+  string: ['root', 'base', 'listen', 'file', 'secret-file', 'clone-timeout', 'header-timeout', 'drain-timeout', 'prefix', 'max-parallel'],
   boolean: ['serve', 'insecure', 'json'],
 }, (args, log) => (args.serve ? serve(args, log) : activateOnce(args, log)));

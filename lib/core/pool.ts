@@ -22,3 +22,24 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
   if (failed) throw failed.error;
   return results;
 }
+
+/**
+ * A gate that lets at most `limit` calls of `run` proceed at once; the rest wait in arrival order.
+ * For work that arrives over time (requests), where mapLimit needs the whole list up front.
+ */
+export function createLimiter(limit: number) {
+  let active = 0;
+  const waiting: Array<() => void> = [];
+  async function run<R>(fn: () => Promise<R>): Promise<R> {
+    if (active >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
+    else active++;
+    try {
+      return await fn();
+    } finally {
+      const next = waiting.shift();
+      if (next) next(); // the slot passes straight to the next caller
+      else active--;
+    }
+  }
+  return { run, get active() { return active; }, get waiting() { return waiting.length; } };
+}

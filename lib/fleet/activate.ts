@@ -91,11 +91,20 @@ async function swapIn(temp: string, target: string): Promise<void> {
   if (hadOld) await rm(old, { recursive: true, force: true });
 }
 
+/**
+ * The leftovers of this repo's own interrupted runs: `.REPO.old-PID-MS` and `.REPO.clone-PID-MS`,
+ * matched whole. A prefix match would take repo `a` for the owner of `.a.clone-x.lock` and of
+ * `.a.clone-x.clone-…`, the lock and temp clone of a running activation of repo `a.clone-x`.
+ */
+export function leftoversOf(repo: string, entries: readonly string[]): { olds: string[]; temps: string[] } {
+  const ours = (kind: 'old' | 'clone') => entries.filter((e) => e.startsWith(`.${repo}.${kind}-`) && /^\d+-\d+$/.test(e.slice(repo.length + kind.length + 3)));
+  const byTime = (a: string, b: string) => Number(a.split('-').pop()) - Number(b.split('-').pop());
+  return { olds: ours('old').sort(byTime), temps: ours('clone') };
+}
+
 async function recoverInterruptedSwap(rootDir: string, repo: string): Promise<void> {
-  const entries = await readdir(rootDir);
   const target = path.join(rootDir, repo);
-  const olds = entries.filter((e) => e.startsWith(`.${repo}.old-`)).sort();
-  const temps = entries.filter((e) => e.startsWith(`.${repo}.clone-`));
+  const { olds, temps } = leftoversOf(repo, await readdir(rootDir));
   if (!(await pathExists(target)) && olds.length) await rename(path.join(rootDir, olds.pop()!), target);
   for (const leftover of [...olds, ...temps]) await rm(path.join(rootDir, leftover), { recursive: true, force: true });
 }

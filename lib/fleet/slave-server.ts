@@ -9,7 +9,8 @@ import path from 'node:path';
 import { messageOf } from '../core/errors.ts';
 import { HttpError, pathAndQueryOf, sendJson } from '../http/server.ts';
 import type { Logger } from '../core/log.ts';
-import { readControlRequest } from '../http/control-request.ts';
+import { readControlRequest, routeUnderPrefix } from '../http/control-request.ts';
+import { createLimiter } from '../core/pool.ts';
 import { createRequestVerifier } from '../http/signing.ts';
 
 export interface RunResult {
@@ -30,17 +31,25 @@ export interface SlaveServiceOptions {
   activate: (repo: string) => Promise<{ head?: string }>;
   now?: () => number;
   maxUrlLength?: number;
+  /** Serve the protocol under this path (`/hooks/slave`), directly or behind a proxy that strips it. */
+  prefix?: string;
+  /** Activations (clones) that run at once across all repos; the rest wait their turn. */
+  maxParallel?: number;
 }
 
 interface RepoState {
+  /** Set from the moment a run is scheduled, while it waits for a slot and while it runs. */
   running: Promise<RunResult> | null;
   queued: Promise<RunResult> | null;
   runs: number;
   last?: RunResult;
 }
 
-export function createSlaveService({ secret, file, log, activate, now = Date.now, maxUrlLength = 2048 }: SlaveServiceOptions) {
+export const DEFAULT_MAX_PARALLEL = 4;
+
+export function createSlaveService({ secret, file, log, activate, now = Date.now, maxUrlLength = 2048, prefix = '', maxParallel = DEFAULT_MAX_PARALLEL }: SlaveServiceOptions) {
   const verifier = secret ? createRequestVerifier(secret, { now }) : undefined;
+  const slots = createLimiter(maxParallel);
   const repos = new Map<string, RepoState>();
   let draining = false;
 
@@ -50,15 +59,22 @@ export function createSlaveService({ secret, file, log, activate, now = Date.now
     return state;
   }
 
+  /** Runs once a slot is free (at most maxParallel clones at once); the repo counts as running meanwhile. */
   function runNow(repo: string, state: RepoState): Promise<RunResult> {
-    const startedAt = now();
-    state.runs++;
-    const run = activate(repo).then(
-      (r): Pick<RunResult, 'ok' | 'head' | 'error'> => ({ ok: true, head: r.head }),
-      (error): Pick<RunResult, 'ok' | 'head' | 'error'> => ({ ok: false, error: messageOf(error) }),
-    ).then((outcome): RunResult => {
-      const finishedAt = now();
-      const result: RunResult = { repo, started: new Date(startedAt).toISOString(), finished: new Date(finishedAt).toISOString(), ms: finishedAt - startedAt, ...outcome };
+    const run = slots.run(async (): Promise<RunResult> => {
+      const startedAt = now();
+      const stamp = (outcome: Pick<RunResult, 'ok' | 'head' | 'error'>): RunResult => {
+        const finishedAt = now();
+        return { repo, started: new Date(startedAt).toISOString(), finished: new Date(finishedAt).toISOString(), ms: finishedAt - startedAt, ...outcome };
+      };
+      if (draining) return stamp({ ok: false, error: 'skipped: the server is shutting down' });
+      state.runs++;
+      try {
+        return stamp({ ok: true, head: (await activate(repo)).head });
+      } catch (error) {
+        return stamp({ ok: false, error: messageOf(error) });
+      }
+    }).then((result) => {
       state.last = result;
       if (state.running === run) state.running = null;
       if (!result.ok) log.error(`activation of ${repo} failed: ${result.error}`, { repo });
@@ -85,12 +101,12 @@ export function createSlaveService({ secret, file, log, activate, now = Date.now
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const requestId = randomBytes(6).toString('hex');
     const reqLog = log.child({ request: requestId });
-    const parsed = new URL(pathAndQueryOf(req), 'http://slave.invalid');
+    const parsed = new URL(routeUnderPrefix(pathAndQueryOf(req), prefix).route, 'http://slave.invalid');
     // The one open route: the optional file, for a browser that cannot sign.
     if (file && req.method === 'GET' && parsed.pathname === '/' && parsed.search === '' && !req.headers['x-shipkit-signature']) {
       return serveFile(file, res);
     }
-    const request = readControlRequest(req, { verifier, maxUrlLength });
+    const request = readControlRequest(req, { verifier, maxUrlLength, prefix });
     if (request.kind === 'refused') {
       reqLog.warn(`refused: ${request.reason}`, { remote: req.socket.remoteAddress });
       return sendJson(res, request.status, { error: request.error }, request.headers);
@@ -121,7 +137,7 @@ export function createSlaveService({ secret, file, log, activate, now = Date.now
   function statusReport() {
     const out: Record<string, unknown> = {};
     for (const [repo, state] of repos) out[repo] = { running: Boolean(state.running), queued: Boolean(state.queued), runs: state.runs, last: state.last ?? null };
-    return { repos: out };
+    return { repos: out, clones: { running: slots.active, waiting: slots.waiting, max: maxParallel } };
   }
 
   /** Refuse new work, skip queued follow-ups, and wait (bounded) for running activations. */

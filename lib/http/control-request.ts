@@ -4,6 +4,7 @@
 // it; the listeners decide what "activate" means (a clone, an update check).
 import type { IncomingMessage } from 'node:http';
 import { pathAndQueryOf } from './server.ts';
+import { UsageError } from '../core/errors.ts';
 import { nameProblem } from '../core/names.ts';
 import type { createRequestVerifier } from './signing.ts';
 
@@ -18,19 +19,47 @@ export interface ControlRequestOptions {
   /** Accept `owner/name` as well as `name` (launchfit matches an app by its last part). */
   allowOwner?: boolean;
   maxUrlLength?: number;
+  /** The path the protocol is served under (`/hooks/slave`); '' = the root. See routeUnderPrefix. */
+  prefix?: string;
 }
 
 const refuse = (status: number, error: string, reason = error, headers?: Record<string, string>): ControlRequest => ({ kind: 'refused', status, error, reason, headers });
 
-export function readControlRequest(req: IncomingMessage, { verifier, allowOwner = false, maxUrlLength = 2048 }: ControlRequestOptions): ControlRequest {
+/** `--prefix` as given → `/a/b` (no trailing slash), or '' for the root; refuses anything but a plain path. */
+export function parsePrefix(value: string): string {
+  const trimmed = value.replace(/\/+$/, '');
+  if (trimmed === '') return '';
+  if (!/^(\/[A-Za-z0-9._~-]+)+$/.test(trimmed) || trimmed.split('/').some((part) => part === '.' || part === '..')) {
+    throw new UsageError(`Invalid prefix ${JSON.stringify(value.slice(0, 80))}: give a path such as /hooks/slave (letters, digits, . _ ~ - between slashes).`);
+  }
+  return trimmed;
+}
+
+/**
+ * A listener served under PREFIX is reached two ways: directly (`/hooks/slave/?repo=a`) or through
+ * a reverse proxy that strips the prefix (`/?repo=a`). The sender signed the path it sent, with the
+ * prefix; so the route is the path without the prefix, and the signature is checked against the
+ * path as received and, when the prefix was stripped on the way, against PREFIX + path.
+ */
+export function routeUnderPrefix(target: string, prefix: string): { route: string; signed: string[] } {
+  if (!prefix) return { route: target, signed: [target] };
+  const rest = target.slice(prefix.length);
+  if (target.startsWith(prefix) && (rest === '' || rest.startsWith('/') || rest.startsWith('?'))) {
+    return { route: rest.startsWith('/') ? rest : `/${rest}`, signed: [target] };
+  }
+  return { route: target, signed: [target, prefix + target] };
+}
+
+export function readControlRequest(req: IncomingMessage, { verifier, allowOwner = false, maxUrlLength = 2048, prefix = '' }: ControlRequestOptions): ControlRequest {
   if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(405, 'method not allowed', `method ${req.method}`, { Allow: 'GET' });
   const target = pathAndQueryOf(req); // exactly as sent: what the signature covers
   if (target.length > maxUrlLength) return refuse(414, 'URI too long');
+  const { route, signed } = routeUnderPrefix(target, prefix);
   if (verifier) {
-    const verdict = verifier.verify(req.method, target, req.headers);
+    const verdict = verifier.verify(req.method, signed, req.headers);
     if (!verdict.ok) return refuse(401, 'unauthorized', verdict.reason);
   }
-  const url = new URL(target, 'http://shipkit.invalid');
+  const url = new URL(route, 'http://shipkit.invalid');
   if (url.pathname === '/status') return { kind: 'status' };
   if (url.pathname !== '/') return refuse(404, 'not found');
   const repos = url.searchParams.getAll('repo');

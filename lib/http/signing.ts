@@ -66,7 +66,11 @@ export function createRequestVerifier(secret: string, { windowSec = DEFAULT_WIND
     }
   }
 
-  function verify(method: string, pathAndQuery: string, headers: HeaderBag): Verdict {
+  /**
+   * `pathAndQuery` may list the forms the sender may have signed (a listener behind a proxy that
+   * strips its prefix accepts the path with and without it); each is compared in constant time.
+   */
+  function verify(method: string, pathAndQuery: string | readonly string[], headers: HeaderBag): Verdict {
     const timestamp = single(headers[TIMESTAMP_HEADER]);
     const nonce = single(headers[NONCE_HEADER]);
     const signature = single(headers[SIGNATURE_HEADER]);
@@ -75,8 +79,11 @@ export function createRequestVerifier(secret: string, { windowSec = DEFAULT_WIND
     if (!NONCE_PATTERN.test(nonce)) return { ok: false, reason: 'malformed nonce' };
     const match = /^sha256=([0-9a-f]{64})$/.exec(signature);
     if (!match) return { ok: false, reason: 'malformed signature' };
-    const expected = hmacSha256Hex(secret, canonicalRequest(method, pathAndQuery, timestamp, nonce));
-    if (!safeEqual(expected, match[1])) return { ok: false, reason: 'wrong signature' };
+    let matched = false;
+    for (const signedPath of typeof pathAndQuery === 'string' ? [pathAndQuery] : pathAndQuery) {
+      matched = safeEqual(hmacSha256Hex(secret, canonicalRequest(method, signedPath, timestamp, nonce)), match[1]) || matched;
+    }
+    if (!matched) return { ok: false, reason: 'wrong signature' };
     const at = now();
     if (Math.abs(at / 1000 - Number(timestamp)) > windowSec) return { ok: false, reason: 'timestamp outside the allowed window' };
     forgetExpired(at);

@@ -2,7 +2,7 @@
 import type { IncomingMessage } from 'node:http';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readControlRequest } from '../../../lib/http/control-request.ts';
+import { parsePrefix, readControlRequest, routeUnderPrefix } from '../../../lib/http/control-request.ts';
 import { createRequestVerifier, signRequest } from '../../../lib/http/signing.ts';
 
 const SECRET = 'control-secret-0123456789';
@@ -45,6 +45,31 @@ for (const [label, request, status, error, allowOwner] of refusals) {
 
 test('without a verifier (--insecure) unsigned requests pass', () => {
   assert.equal(readControlRequest(req('GET', '/?repo=site'), {}), { kind: 'activate', repo: 'site', wait: false });
+});
+
+test('under a prefix: routed without it; signed with it, whether a proxy stripped it or not', () => {
+  const cases: Array<[string, { route: string; signed: string[] }]> = [
+    ['/hooks/slave/?repo=a', { route: '/?repo=a', signed: ['/hooks/slave/?repo=a'] }],
+    ['/hooks/slave?repo=a', { route: '/?repo=a', signed: ['/hooks/slave?repo=a'] }],
+    ['/hooks/slave/status', { route: '/status', signed: ['/hooks/slave/status'] }],
+    ['/hooks/slave', { route: '/', signed: ['/hooks/slave'] }],
+    ['/?repo=a', { route: '/?repo=a', signed: ['/?repo=a', '/hooks/slave/?repo=a'] }],
+    ['/hooks/slavery/?repo=a', { route: '/hooks/slavery/?repo=a', signed: ['/hooks/slavery/?repo=a', '/hooks/slave/hooks/slavery/?repo=a'] }],
+  ];
+  for (const [target, expected] of cases) assert.equal(routeUnderPrefix(target, '/hooks/slave'), expected, target);
+  assert.equal(routeUnderPrefix('/?repo=a', ''), { route: '/?repo=a', signed: ['/?repo=a'] });
+  const verifier = createRequestVerifier(SECRET);
+  const stripped = req('GET', '/?repo=site', signRequest(SECRET, 'GET', '/hooks/slave/?repo=site'));
+  assert.equal(readControlRequest(stripped, { verifier, prefix: '/hooks/slave' }), { kind: 'activate', repo: 'site', wait: false });
+  const unprefixed = req('GET', '/?repo=site', signRequest(SECRET, 'GET', '/hooks/slave/?repo=site'));
+  assert.is(readControlRequest(unprefixed, { verifier: createRequestVerifier(SECRET) }).kind, 'refused', 'without a prefix the prefixed signature does not match');
+});
+
+test('parsePrefix: a plain path or nothing', () => {
+  assert.is(parsePrefix(''), '');
+  assert.is(parsePrefix('/'), '');
+  assert.is(parsePrefix('/hooks/slave/'), '/hooks/slave');
+  for (const bad of ['hooks', '/a/../b', '/a/./b', '/a b', '/a?x', '/a//b', '/é']) assert.throws(() => parsePrefix(bad), /Invalid prefix/, bad);
 });
 
 test.run();
