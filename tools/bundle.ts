@@ -1,6 +1,8 @@
-// npm run bundle: one self-contained dist/NAME.mjs per script, runnable with plain `node` and no
-// node_modules, to copy onto a server. Heavy libraries stay behind dynamic import() and are
-// only initialised by the code paths that use them.
+// npm run bundle: dist/shipkit.mjs, the one-file multi-call bundle (every script, litpro
+// included; `node shipkit.mjs SCRIPT …` or a link named after a script), and one self-contained
+// dist/NAME.mjs per script. All run with plain `node` and no node_modules, to copy onto a server.
+// Heavy libraries stay behind dynamic import() and are only initialised by the code paths that
+// use them.
 import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { build } from 'esbuild';
@@ -27,7 +29,8 @@ for (const name of scripts) {
     minifySyntax: true,
     legalComments: 'none',
     logLevel: 'warning',
-    define: { SHIPKIT_VERSION: JSON.stringify(pkg.version), SHIPKIT_BUNDLED: 'true' },
+    // SHIPKIT_MULTICALL: hook-server starts its jobs through this very file (lib/compile/job-process.ts).
+    define: { SHIPKIT_VERSION: JSON.stringify(pkg.version), SHIPKIT_BUNDLED: 'true', SHIPKIT_MULTICALL: String(name === 'shipkit') },
     // CommonJS dependencies call require() for built-ins; give them a real one.
     banner: { js: "import { createRequire as __shipkitCreateRequire } from 'node:module'; const require = __shipkitCreateRequire(import.meta.url);" },
   });

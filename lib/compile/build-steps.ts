@@ -10,6 +10,7 @@ import { atomicWriteFile, ensureDir } from '../core/fs.ts';
 import { spawnAs } from './build-exec.ts';
 import { run, stageLogger, StepFailure, type BuildContext, type StepResult } from './build-context.ts';
 import { pullStep } from './build-pull.ts';
+import { bundledCommandFor } from './job-process.ts';
 import type { Logger } from '../core/log.ts';
 import { UsageError } from '../core/errors.ts';
 import { STEPS, type RepoConfig, type ShipkitConfig, type Step, type UploadEntry } from './config.ts';
@@ -193,21 +194,25 @@ export async function compileStep(ctx: BuildContext): Promise<StepResult> {
   return { skipped: 'no compile: in shipkit.yml, no lprc.js, no "build" script in package.json' };
 }
 
-/** The repo's own litpro (a devDependency) if installed, else the one shipped with shipkit. */
-function findLitpro(work: string): string {
-  for (const candidate of [path.join(work, 'node_modules/.bin/litpro'), path.join(SHIPKIT_ROOT, 'node_modules/.bin/litpro')]) {
-    if (existsSync(candidate)) return candidate;
-  }
-  return 'litpro';
+/**
+ * The repo's own litpro (a devDependency) if installed, else the one shipped with shipkit: inside
+ * the one-file bundle, else in shipkit's node_modules, else `litpro` on the PATH.
+ */
+function litproCommand(work: string): string[] {
+  const own = path.join(work, 'node_modules/.bin/litpro');
+  if (existsSync(own)) return [own];
+  const bundled = bundledCommandFor('litpro');
+  if (bundled) return bundled;
+  const shipped = path.join(SHIPKIT_ROOT, 'node_modules/.bin/litpro');
+  return [existsSync(shipped) ? shipped : 'litpro'];
 }
 
 // litpro exits 0 even when a document fails; its report says so in these lines.
 const LITPRO_FAILURE = /^(## !! STILL WAITING|NOT SAVED:|error:)/;
 
 async function runLitpro(ctx: BuildContext): Promise<StepResult> {
-  const litpro = findLitpro(ctx.paths.work);
   const problems: string[] = [];
-  await run(ctx, [litpro], { what: 'litpro', watch: (line) => { if (LITPRO_FAILURE.test(line) && problems.length < 5) problems.push(line); } });
+  await run(ctx, litproCommand(ctx.paths.work), { what: 'litpro', watch: (line) => { if (LITPRO_FAILURE.test(line) && problems.length < 5) problems.push(line); } });
   if (problems.length) throw new StepFailure(`litpro reported problems (${problems.join('; ').slice(0, 200)}); see the log.`, { lastLines: problems });
   return { note: 'litpro' };
 }

@@ -1,0 +1,55 @@
+#!/usr/bin/env -S node --import=data:text/javascript,const{realpathSync:r}=await/**/import(`node:fs`),{pathToFileURL:u}=await/**/import(`node:url`);await/**/import(new/**/URL(`../node_modules/tsx/dist/loader.mjs`,u(r(process.argv[1]))))
+// shipkit: lists the scripts; `shipkit SCRIPT …` runs one. It is also the entry of the one-file
+// bundle dist/shipkit.mjs, which is multi-call (busybox style): started through a link named
+// after a script (`build`, `hook-server`, …) it runs that script. Every script is loaded by a
+// literal import() so the bundler includes it, and only the one that runs is evaluated.
+import path from 'node:path';
+import { runCli } from '../lib/core/cli.ts';
+import { UsageError } from '../lib/core/errors.ts';
+
+const SCRIPTS: Record<string, { about: string; load: () => Promise<unknown> }> = {
+  'hook-server': { about: 'receive forge webhooks and run builds and releases', load: () => import('./hook-server.ts') },
+  build: { about: 'pull, downloads, install, compile, upload: one build of a repo', load: () => import('./build.ts') },
+  downloads: { about: 'fetch the files listed in manifest.txt', load: () => import('./downloads.ts') },
+  upload: { about: 'send a folder to rsync, S3 or a git branch', load: () => import('./upload.ts') },
+  logs: { about: "show, follow and rotate a repo's job logs", load: () => import('./logs.ts') },
+  release: { about: "run a repo's release.sh; `release publish` packs and signs an app release", load: () => import('./release.ts') },
+  'server-update': { about: 'tell every fleet host to update a repo (signed requests)', load: () => import('./server-update.ts') },
+  'slave-activate': { about: 'replace ~/repos/REPO with a fresh clone, once or on signed requests', load: () => import('./slave-activate.ts') },
+  launchfit: { about: 'install, supervise, update and roll back a signed app release', load: () => import('./launchfit.ts') },
+  // The literate-programming compiler build runs for repos with lprc.js, carried along so that
+  // the one-file bundle compiles them with nothing installed.
+  // @ts-expect-error litpro ships no type declarations; it is only run, never called.
+  litpro: { about: 'the bundled litpro (used by build for repos with lprc.js)', load: () => import('litpro/litpro.js') },
+};
+
+const usage = `Usage: shipkit SCRIPT [ARGS...]     run one script (\`shipkit SCRIPT --help\` for its usage)
+       shipkit [--help | --version]   list the scripts
+
+Scripts:
+${Object.entries(SCRIPTS).map(([name, { about }]) => `  ${name.padEnd(15)} ${about}`).join('\n')}
+
+A link to this program named after a script (e.g. \`hook-server\`) runs that script.
+`;
+
+/** The script a link was named after (`/usr/bin/build`, `build.mjs`), if any. */
+function scriptOfLink(file: string | undefined): string | undefined {
+  const name = path.basename(file ?? '').replace(/\.(mjs|js|ts)$/, '');
+  return Object.hasOwn(SCRIPTS, name) && name !== 'litpro' ? name : undefined;
+}
+
+const linked = scriptOfLink(process.argv[1]);
+const asked = process.argv[2];
+if (linked) {
+  await SCRIPTS[linked].load();
+} else if (asked !== undefined && Object.hasOwn(SCRIPTS, asked)) {
+  // The script reads its arguments from process.argv.slice(2), as when started on its own.
+  process.argv.splice(1, 2, asked);
+  await SCRIPTS[asked].load();
+} else {
+  await runCli({ name: 'shipkit', usage, maxPositionals: 1 }, (args) => {
+    if (args._.length) throw new UsageError(`Unknown script ${JSON.stringify(args._[0].slice(0, 40))}. Run \`shipkit\` to list the scripts.`);
+    process.stdout.write(usage);
+    return 0;
+  });
+}
