@@ -66,7 +66,8 @@ export async function extractRelease(tarball: string, workDir: string, limits: E
     await checkTree(releaseRoot, releaseRoot);
     return releaseRoot;
   } catch (error) {
-    await rm(workDir, { recursive: true, force: true });
+    // Retries: node-tar may still be finishing queued entries after an error.
+    await rm(workDir, { recursive: true, force: true, maxRetries: 5 });
     if (error instanceof VerificationError) throw error;
     throw new VerificationError(`The release archive could not be unpacked: ${(error as Error).message}. Nothing was installed.`, { cause: error });
   }
@@ -115,7 +116,13 @@ async function unpackStrict(tar: typeof import('tar'), tarball: string, root: st
       if (code === 'TAR_ENTRY_INFO') return;
       problem ??= `${code}: ${typeof message === 'string' ? message : message.message}`;
     });
-    unpack.on('error', (error: Error) => finish(error));
+    unpack.on('error', (error: Error & { code?: string; symlink?: string; entry?: { path?: string } }) => {
+      // node-tar refuses a link whose target, read as text, passes an existing symlink.
+      if (error.code === 'TAR_SYMLINK_ERROR' && error.entry?.path) {
+        problem ??= `${JSON.stringify(error.entry.path)} links through the symlink ${JSON.stringify(path.relative(root, error.symlink ?? ''))}`;
+      }
+      finish(error);
+    });
     unpack.on('close', () => finish());
     input.on('data', (chunk) => { compressed += chunk.length; });
     input.on('error', (error) => finish(error));
@@ -137,21 +144,66 @@ async function unpackStrict(tar: typeof import('tar'), tarball: string, root: st
   });
 }
 
-/** After extraction (and stripping), every symlink must still resolve inside the release. */
+/** Most links one path may pass through; the kernel's own limit (Linux MAXSYMLINKS) is 40. */
+export const MAX_LINK_HOPS = 40;
+
+/**
+ * Why the symlink `link` (inside `root`) may not stay, or undefined. It is followed the way the
+ * kernel will follow it, one component at a time with lstat: a link met on the way is replaced
+ * by its target, so `l/..` climbs from where `l` points, not from where its text suggests.
+ * Every step must stay inside `root` (a path that leaves and comes back is refused too: the
+ * folder is renamed after this check), and at most MAX_LINK_HOPS links may be passed (loops).
+ */
+export async function linkProblem(root: string, link: string): Promise<string | undefined> {
+  const at = path.relative(root, path.dirname(link)).split(path.sep).filter((p) => p !== '');
+  let todo = (await readlink(link)).split('/');
+  if (todo[0] === '') return 'links to an absolute path';
+  let hops = 1;
+  let via: string | undefined;
+  while (todo.length) {
+    const part = todo.shift()!;
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      if (!at.length) return via ? `links outside the release (through ${JSON.stringify(via)})` : 'links outside the release';
+      at.pop();
+      continue;
+    }
+    at.push(part);
+    const here = path.join(root, ...at);
+    let isLink: boolean;
+    try {
+      isLink = (await lstat(here)).isSymbolicLink();
+    } catch (error) {
+      // Not there (yet): nothing on disk redirects this step, so it is taken as written.
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') continue;
+      throw error;
+    }
+    if (!isLink) continue;
+    if (++hops > MAX_LINK_HOPS) return `is a symlink loop or a chain of more than ${MAX_LINK_HOPS} links`;
+    via = at.join('/');
+    const target = await readlink(here);
+    if (target.startsWith('/')) return `links through ${JSON.stringify(via)} to an absolute path`;
+    at.pop();
+    todo = [...target.split('/'), ...todo];
+  }
+  return undefined;
+}
+
+/** After extraction (and stripping), every symlink must resolve inside the release on disk. */
 async function checkTree(dir: string, releaseRoot: string): Promise<void> {
-  for (const name of await readdir(dir)) {
+  // Sorted, so the entry named in an error is the same on every file system.
+  for (const name of (await readdir(dir)).sort()) {
     const full = path.join(dir, name);
     const st = await lstat(full);
+    const shown = JSON.stringify(path.relative(releaseRoot, full));
     if (st.isSymbolicLink()) {
-      const target = await readlink(full);
-      const resolved = path.resolve(path.dirname(full), target);
-      if (path.isAbsolute(target) || (resolved !== releaseRoot && !resolved.startsWith(releaseRoot + path.sep))) {
-        throw new VerificationError(`Refusing the release archive: ${JSON.stringify(path.relative(releaseRoot, full))} links outside the release. Nothing was installed.`);
-      }
+      const why = await linkProblem(releaseRoot, full);
+      if (why) throw new VerificationError(`Refusing the release archive: ${shown} ${why}. Nothing was installed.`);
     } else if (st.isDirectory()) {
       await checkTree(full, releaseRoot);
     } else if (!st.isFile()) {
-      throw new VerificationError(`Refusing the release archive: ${JSON.stringify(path.relative(releaseRoot, full))} is not a regular file. Nothing was installed.`);
+      throw new VerificationError(`Refusing the release archive: ${shown} is not a regular file. Nothing was installed.`);
     }
   }
 }
