@@ -10,6 +10,7 @@ import { resolveSecret } from '../core/yaml-config.ts';
 import { CONFIG_NAME, loadLaunchConfig, readReleaseAppDefaults, type LaunchConfig } from './config.ts';
 import { errorFromAnswer, requestOverSocket, startControlListener, startControlSocket } from './control.ts';
 import type { FetchFn } from './fetch.ts';
+import { stopLeftoverHook } from './hooks.ts';
 import { parseKeyPin } from './pgp.ts';
 import { deployPaths, readState, updateState, type DeployPaths } from './state.ts';
 import { collectStatus, type Status } from './status.ts';
@@ -106,6 +107,7 @@ export async function updateOnce(dir: string, log: Logger, { fetchImpl, force = 
   const paths = deployPaths(dir);
   const lock = await lockDeployFolder(paths);
   try {
+    await stopLeftoverHook(paths, log);
     await clearLeftovers(paths, await readState(paths));
     await updateState(paths, (s) => { s.pending = undefined; });
     const config = await loadEffectiveConfig(paths);
@@ -146,6 +148,9 @@ export async function runLauncher(opts: RunOptions): Promise<void> {
   let supervisor: Supervisor | undefined;
   const closers: Array<() => Promise<void>> = [];
   try {
+    // First, before the clean-up and the next check run the hook again: a hook orphaned by a
+    // killed launchfit must not run twice at once.
+    await stopLeftoverHook(paths, log);
     const state = await readState(paths);
     const removed = await clearLeftovers(paths, state);
     if (removed.length) log.info('cleared leftovers of an interrupted run', { removed });

@@ -17,6 +17,9 @@ export interface DeployPaths {
   socket: string;
   appLog: string;
   pidFile: string;
+  /** The running hook's process group (see hooks.ts) and its output. */
+  hookFile: string;
+  hookLog: string;
 }
 
 export function deployPaths(dir: string): DeployPaths {
@@ -34,6 +37,8 @@ export function deployPaths(dir: string): DeployPaths {
     socket: path.join(meta, 'control.sock'),
     appLog: path.join(meta, 'app.log'),
     pidFile: path.join(meta, 'app.pid'),
+    hookFile: path.join(meta, 'hook.json'),
+    hookLog: path.join(meta, 'hook.log'),
   };
 }
 

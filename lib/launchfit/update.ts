@@ -6,7 +6,6 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { $ } from 'zx';
 import { ConfigError, ValidationError, VerificationError, WorkError, messageOf } from '../core/errors.ts';
 import { ensureDir, pathExists } from '../core/fs.ts';
 import type { Logger } from '../core/log.ts';
@@ -14,6 +13,7 @@ import { nameProblem } from '../core/names.ts';
 import type { LaunchConfig } from './config.ts';
 import { readReleaseAppDefaults } from './config.ts';
 import { DEFAULT_EXTRACT_LIMITS, extractRelease } from './extract.ts';
+import { runBeforeSymlinkHook } from './hooks.ts';
 import { downloadToFile, fetchSmall, type FetchFn, type Timeouts } from './fetch.ts';
 import { readPublicKeys, selectTrustedKeys, verifyDetachedSignature, type TrustedKeys } from './pgp.ts';
 import { readState, updateState, writeState, type DeployPaths } from './state.ts';
@@ -170,25 +170,6 @@ export async function installRelease(ctx: UpdateContext, info: VersionInfo, trus
   } finally {
     await rm(work, { recursive: true, force: true });
     await rm(tarball, { force: true });
-  }
-}
-
-async function runBeforeSymlinkHook(ctx: UpdateContext, releaseDir: string, info: VersionInfo): Promise<void> {
-  const hook = ctx.config.hooks.beforeSymlink;
-  if (!hook) return;
-  ctx.log.info('running before_symlink hook', { hook, cwd: releaseDir });
-  const env = { ...process.env, LAUNCHFIT_DIR: ctx.paths.dir, LAUNCHFIT_RELEASE: releaseDir, LAUNCHFIT_VERSION: info.version, LAUNCHFIT_PID: String(process.pid) };
-  const started = Date.now();
-  const timeoutMs = ctx.config.hooks.timeoutSec * 1000;
-  // zx kills the hook's whole process tree on timeout.
-  const result = await $({ cwd: releaseDir, env, timeout: timeoutMs, timeoutSignal: 'SIGKILL', nothrow: true, quiet: true })`/bin/sh -c ${hook}`;
-  const output = `${result.stdout}${result.stderr}`.trim();
-  if (output) ctx.log.info(`hook output: ${output.slice(-2000)}`);
-  if (result.exitCode !== 0) {
-    const timedOut = Date.now() - started >= timeoutMs;
-    const why = timedOut ? `did not finish within hooks.timeout (${ctx.config.hooks.timeoutSec} s) and was killed`
-      : result.signal ? `was killed by ${result.signal}` : `exited with ${result.exitCode}`;
-    throw new WorkError(`hooks.before_symlink ${JSON.stringify(hook)} ${why}; the update was aborted and the running app left alone.`);
   }
 }
 

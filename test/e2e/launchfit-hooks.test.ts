@@ -1,0 +1,104 @@
+// @deno
+// hooks.before_symlink against a running `launchfit run`, with real processes: a hook that
+// leaves a background child behind does not hold the update, a hook that times out is killed
+// with everything it started, and a hook orphaned by a kill -9 of launchfit is stopped when
+// launchfit starts again, before anything else (not run a second time beside the orphan).
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { requestOverSocket } from '../../lib/launchfit/control.ts';
+import { runScript, waitFor } from '../helpers.ts';
+import { askApp, currentOf, isRunning, makeWorld, startLaunchfit, type Launchfit, type World } from '../fixtures/launchfit/world.ts';
+
+let w: World;
+let lf: Launchfit;
+let yml: string;
+const socket = () => path.join(w.deploy, '.launchfit/control.sock');
+const update = (timeoutMs = 60_000) => requestOverSocket(socket(), 'POST', '/update', timeoutMs);
+const pidIn = (file: string) => Number(readFileSync(path.join(w.deploy, file), 'utf8').trim());
+const useHooks = (hooks: string) => writeFileSync(path.join(w.deploy, 'launchify.yml'), `${yml}hooks:\n${hooks}`);
+
+// The hook scripts ship in the release and write the pids of what they start into the deploy folder.
+const SCRIPTS = {
+  'bg.sh': '(sleep 1000 & echo $! > "$LAUNCHFIT_DIR/bg.pid"); exit 0\n',
+  'hang.sh': 'sleep 1000 & echo $! > "$LAUNCHFIT_DIR/child.pid"; echo $$ > "$LAUNCHFIT_DIR/hook.pid"; echo started >> "$LAUNCHFIT_DIR/hook-runs"; wait\n',
+};
+
+test.before(async () => {
+  w = await makeWorld();
+  await w.publish('1.0');
+  w.writeConfig();
+  yml = readFileSync(path.join(w.deploy, 'launchify.yml'), 'utf8');
+  const r = await runScript('launchfit', ['deploy', '--dir', w.deploy]);
+  assert.is(r.exitCode, 0, r.stderr);
+  lf = await startLaunchfit(w.deploy);
+});
+
+test.after(async () => {
+  await lf.stop();
+  for (const file of ['bg.pid', 'child.pid', 'hook.pid']) {
+    if (existsSync(path.join(w.deploy, file))) try { process.kill(pidIn(file), 'SIGKILL'); } catch { /* gone */ }
+  }
+  await w.server.close();
+});
+
+test('a hook that leaves a background child does not hold the update; the child is stopped', async () => {
+  await w.publish('1.1', { files: SCRIPTS });
+  useHooks('  before_symlink: "sh bg.sh"\n  timeout: 5\n');
+  const t0 = Date.now();
+  const answer = await update(20_000).catch((error: Error) => ({ body: { ok: false, error: `no answer: ${error.message}` } }));
+  const ms = Date.now() - t0;
+  assert.is(answer?.body.ok, true, JSON.stringify(answer?.body));
+  assert.ok(ms < 5000, `the update took ${ms} ms; it must not wait for the hook's background child (hooks.timeout is 5 s)`);
+  assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.1');
+  await waitFor(() => askApp(w.appPort).then((v) => v === '1.1'), { what: 'the app to answer 1.1' });
+  const child = pidIn('bg.pid');
+  await waitFor(() => !isRunning(child), { timeoutMs: 5000, what: `the hook's background child ${child} to be stopped` });
+  assert.not.ok(existsSync(path.join(w.deploy, '.launchfit/hook.json')), 'the hook record is removed once its group is gone');
+});
+
+test('a hook past hooks.timeout is killed with everything it started', async () => {
+  await w.publish('1.2', { files: SCRIPTS });
+  useHooks('  before_symlink: "sh hang.sh"\n  timeout: 1\n');
+  const answer = await update(20_000);
+  assert.is(answer?.body.ok, false, JSON.stringify(answer?.body));
+  assert.match(answer!.body.error!, /hooks\.before_symlink "sh hang\.sh" did not finish within hooks\.timeout \(1 s\) and was killed/);
+  assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.1');
+  for (const file of ['hook.pid', 'child.pid']) {
+    const pid = pidIn(file);
+    await waitFor(() => !isRunning(pid), { timeoutMs: 5000, what: `${file} (${pid}) to be gone` });
+  }
+});
+
+test('a hook orphaned by kill -9 of launchfit is stopped on restart, before anything else', async () => {
+  await w.publish('1.3', { files: SCRIPTS });
+  useHooks('  before_symlink: "sh hang.sh"\n  timeout: 600\n');
+  writeFileSync(path.join(w.deploy, 'hook-runs'), '');
+  void update().catch(() => {}); // the answer never comes: launchfit is killed meanwhile
+  await waitFor(() => readFileSync(path.join(w.deploy, 'hook-runs'), 'utf8') === 'started\n' && existsSync(path.join(w.deploy, 'child.pid')), { what: 'the hook to start' });
+  const hook = pidIn('hook.pid');
+  const child = pidIn('child.pid');
+  process.kill(lf.child.pid!, 'SIGKILL');
+  await lf.exited;
+  await new Promise((r) => setTimeout(r, 300));
+  assert.ok(isRunning(hook) && isRunning(child), 'the hook and its child outlive the killed launchfit (they are orphans now)');
+
+  lf = await startLaunchfit(w.deploy);
+  // By the time `run` is ready, the orphan group is gone and the hook has not run again.
+  assert.not.ok(isRunning(hook), `the orphaned hook ${hook} was stopped`);
+  assert.not.ok(isRunning(child), `the orphaned hook's child ${child} was stopped`);
+  assert.match(lf.output(), /stopping the before_symlink hook left running by a previous launchfit/);
+  assert.is(readFileSync(path.join(w.deploy, 'hook-runs'), 'utf8'), 'started\n');
+  assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.1');
+  assert.not.ok(existsSync(path.join(w.deploy, 'releases/my-app-gnu-linux-1.3')), 'the half-installed release was cleared');
+
+  // The next update runs the hook once, alone, and installs.
+  useHooks('  before_symlink: "echo migrated >> \\"$LAUNCHFIT_DIR/hook-runs\\""\n');
+  const answer = await update();
+  assert.is(answer?.body.ok, true, JSON.stringify(answer?.body));
+  assert.is(readFileSync(path.join(w.deploy, 'hook-runs'), 'utf8'), 'started\nmigrated\n');
+  assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.3');
+});
+
+test.run();
