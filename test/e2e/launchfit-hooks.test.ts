@@ -45,12 +45,11 @@ test.after(async () => {
 
 test('a hook that leaves a background child does not hold the update; the child is stopped', async () => {
   await w.publish('1.1', { files: SCRIPTS });
-  useHooks('  before_symlink: "sh bg.sh"\n  timeout: 5\n');
-  const t0 = Date.now();
-  const answer = await update(20_000).catch((error: Error) => ({ body: { ok: false, error: `no answer: ${error.message}` } }));
-  const ms = Date.now() - t0;
+  // Before, the update waited for the child (1000 s), hooks.timeout or not. Now it answers,
+  // ok (so the hook was not killed at its timeout), long before the client gives up.
+  useHooks('  before_symlink: "sh bg.sh"\n  timeout: 60\n');
+  const answer = await update(40_000).catch((error: Error) => ({ body: { ok: false, error: `no answer within 40 s: ${error.message}` } }));
   assert.is(answer?.body.ok, true, JSON.stringify(answer?.body));
-  assert.ok(ms < 5000, `the update took ${ms} ms; it must not wait for the hook's background child (hooks.timeout is 5 s)`);
   assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.1');
   await waitFor(() => askApp(w.appPort).then((v) => v === '1.1'), { what: 'the app to answer 1.1' });
   const child = pidIn('bg.pid');
