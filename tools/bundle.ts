@@ -16,6 +16,9 @@ const scripts = (await readdir(path.join(root, 'scripts')))
   .filter((name) => !only.length || only.includes(name));
 await mkdir(path.join(root, 'dist'), { recursive: true });
 
+// Debian 12's own nodejs is 18: say so plainly instead of failing somewhere inside.
+const NODE_CHECK = "if (Number(process.versions.node.split('.')[0]) < 20) { process.stderr.write('shipkit needs Node.js 20 or newer, and this is ' + process.version + ': install a newer node and put it first on the PATH.\\n'); process.exit(2); }\n";
+
 for (const name of scripts) {
   const outfile = path.join(root, 'dist', `${name}.mjs`);
   const started = Date.now();
@@ -32,7 +35,7 @@ for (const name of scripts) {
     // SHIPKIT_MULTICALL: hook-server starts its jobs through this very file (lib/compile/job-process.ts).
     define: { SHIPKIT_VERSION: JSON.stringify(pkg.version), SHIPKIT_BUNDLED: 'true', SHIPKIT_MULTICALL: String(name === 'shipkit') },
     // CommonJS dependencies call require() for built-ins; give them a real one.
-    banner: { js: "import { createRequire as __shipkitCreateRequire } from 'node:module'; const require = __shipkitCreateRequire(import.meta.url);" },
+    banner: { js: `${NODE_CHECK}import { createRequire as __shipkitCreateRequire } from 'node:module'; const require = __shipkitCreateRequire(import.meta.url);` },
   });
   const text = (await readFile(outfile, 'utf8')).replace(/^#!.*\n/, '');
   await writeFile(outfile, `#!/usr/bin/env node\n${text}`);
