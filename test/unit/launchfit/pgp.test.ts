@@ -1,14 +1,17 @@
 // Signature verification against keys and signatures made by the real gpg CLI: binary and
 // armored, a signing subkey, trust by keyfile or by a pinned full fingerprint for a key from the
 // server, key IDs that only select, and refusals: other key, other file, truncated, junk,
-// expired key, revoked key, SHA-1.
+// expired key, revoked key, SHA-1. A pin trusts what it names (a grafted subkey or primary does
+// not lend trust to the attacker's key); text-mode signatures as gpg makes them; signature files
+// with several signers; a GnuPG keybox given as keyfile.
+import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseKeyPin, readPublicKeys, selectTrustedKeys, verifyDetachedSignature } from '../../../lib/launchfit/pgp.ts';
 import { tmpDir } from '../../helpers.ts';
-import { addSigningSubkey, detachSign, exportPublic, genKey, makeGpgHome, revokeKey, type GpgHome, type TestKey } from '../../fixtures/launchfit/gpg.ts';
+import { addSigningSubkey, detachSign, exportPublic, genKey, graftPrimaryAsSubkey, graftSubkey, makeGpgHome, revokeKey, type GpgHome, type TestKey } from '../../fixtures/launchfit/gpg.ts';
 
 let g: GpgHome;
 let dir: string;
@@ -119,6 +122,141 @@ test('refused: a SHA-1 signature', async () => {
   await rejects(() => verify(sig, trusted), /broken hash sha1/);
   // The same key with SHA-256 is fine.
   await verify(await detachSign(g, rsa.fpr, data, { digest: 'SHA256', out: path.join(dir, 'sha256.sig') }), trusted);
+});
+
+/** A certify-only release key P with signing subkey S, and an attacker's key A. */
+async function releaseKeyAndAttacker() {
+  const release = await genKey(g, `Release ${Math.random()} <release@example.com>`, { usage: 'cert' });
+  await addSigningSubkey(g, release);
+  const attacker = await genKey(g, `Attacker ${Math.random()} <a@example.com>`);
+  const releaseAsc = readFileSync(await exportPublic(g, release.fpr, path.join(dir, `${release.fpr}.asc`)), 'utf8');
+  const attackerAsc = readFileSync(await exportPublic(g, attacker.fpr, path.join(dir, `${attacker.fpr}.asc`)), 'utf8');
+  return { release, attacker, releaseAsc, attackerAsc };
+}
+
+const fromServer = async (asc: string, pin: string) => selectTrustedKeys({ serverKeys: await readPublicKeys(asc, 'pubkey.asc'), pin: parseKeyPin(pin) });
+
+test('a pinned subkey grafted onto the attacker\'s key lends it no trust (file and VERSION data)', async () => {
+  const { release, attacker, releaseAsc, attackerAsc } = await releaseKeyAndAttacker();
+  const grafted = await graftSubkey(releaseAsc, attackerAsc, release.subFpr!);
+  const trusted = await fromServer(grafted, release.subFpr!);
+  assert.equal(trusted.fingerprints, [release.subFpr!.toLowerCase()], 'only the pinned subkey is trusted');
+  const bad = await detachSign(g, attacker.fpr, data, { out: path.join(dir, 'graft.sig') });
+  await rejects(() => verify(bad, trusted), new RegExp(`made by key ${attacker.fpr.slice(-16).toLowerCase()}, which is not trusted`));
+  const version = Buffer.from('CURRENT 9.9 my-app-gnu-linux-9.9.tar.gz\n');
+  const versionFile = path.join(dir, 'VERSION-graft');
+  writeFileSync(versionFile, version);
+  const badVersionSig = readFileSync(await detachSign(g, attacker.fpr, versionFile, { out: `${versionFile}.sig` }));
+  await rejects(() => verifyDetachedSignature({ data: version, signature: badVersionSig, trusted, what: 'VERSION' }), /not trusted/);
+  // The genuine key with the same pin: a signature by S is accepted.
+  const good = await verify(await detachSign(g, release.subFpr!, data, { out: path.join(dir, 'sub-good.sig') }), await fromServer(releaseAsc, release.subFpr!));
+  assert.is(good.signingFingerprint, release.subFpr!.toLowerCase());
+  assert.is(good.primaryFingerprint, release.fpr.toLowerCase());
+});
+
+test('a pinned subkey trusts that subkey alone: the primary and other subkeys of the genuine key may not sign', async () => {
+  const signer = await genKey(g, 'Both <both@example.com>');
+  const first = await addSigningSubkey(g, signer);
+  const second = await addSigningSubkey(g, signer);
+  const asc = readFileSync(await exportPublic(g, signer.fpr, path.join(dir, 'both.asc')), 'utf8');
+  const trusted = await fromServer(asc, first);
+  await rejects(async () => verify(await detachSign(g, signer.fpr, data, { out: path.join(dir, 'both-primary.sig') }), trusted), /not trusted/);
+  await rejects(async () => verify(await detachSign(g, second, data, { out: path.join(dir, 'both-second.sig') }), trusted), /not trusted/);
+  assert.is((await verify(await detachSign(g, first, data, { out: path.join(dir, 'both-first.sig') }), trusted)).signingFingerprint, first.toLowerCase());
+  // A pinned primary trusts it and its valid signing subkeys.
+  const whole = await fromServer(asc, signer.fpr);
+  await verify(path.join(dir, 'both-primary.sig'), whole);
+  await verify(path.join(dir, 'both-second.sig'), whole);
+  // The same narrowing for a keyfile with a key ID.
+  const local = selectTrustedKeys({ localKeys: await readPublicKeys(asc, 'keyfile'), pin: parseKeyPin(second.slice(-16)) });
+  await rejects(() => verify(path.join(dir, 'both-first.sig'), local), /not trusted/);
+  await verify(path.join(dir, 'both-second.sig'), local);
+});
+
+test('a pinned primary copied as a subkey into the attacker\'s key lends it no trust', async () => {
+  const { release, attacker, releaseAsc, attackerAsc } = await releaseKeyAndAttacker();
+  const grafted = await graftPrimaryAsSubkey(releaseAsc, attackerAsc);
+  const keys = await readPublicKeys(grafted, 'pubkey.asc');
+  assert.ok(keys[0].getSubkeys().some((k) => k.getFingerprint().toLowerCase() === release.fpr.toLowerCase()), 'the graft carries the pinned fingerprint');
+  // The pin names a subkey of that key now, so only that subkey is trusted, never the attacker's primary.
+  const alone = selectTrustedKeys({ serverKeys: keys, pin: parseKeyPin(release.fpr) });
+  assert.equal(alone.keys.map((k) => k.onlySubkey), [release.fpr.toLowerCase()]);
+  const bad = await detachSign(g, attacker.fpr, data, { out: path.join(dir, 'graft-primary.sig') });
+  await rejects(() => verify(bad, alone), /not trusted/);
+  // Served next to the genuine key, the attacker's signature is still not trusted.
+  const both = selectTrustedKeys({ serverKeys: [...keys, ...(await readPublicKeys(releaseAsc, 'pubkey.asc'))], pin: parseKeyPin(release.fpr) });
+  await rejects(() => verify(bad, both), /not trusted/);
+});
+
+test('text-mode signatures as gpg makes them: CR, NUL and LF bytes, binary data, armored, streamed or in memory', async () => {
+  const trusted = await trustedFrom(pubAsc);
+  const samples: Record<string, Buffer> = {
+    'version.txt': Buffer.from('CURRENT 1.0 my-app-gnu-linux-1.0.tar.gz\r\nSHA256 abc  \n\nSIZE 3'),
+    'mixed.bin': Buffer.from([97, 0, 13, 0, 10, 0, 98, 0, 0, 13, 97, 13, 10, 13, 13, 10, 99, 13, 0]),
+    'random.bin': randomBytes(400_000),
+  };
+  for (const [name, bytes] of Object.entries(samples)) {
+    const file = path.join(dir, name);
+    writeFileSync(file, bytes);
+    for (const armor of [false, true]) {
+      const sigFile = path.join(dir, `${name}.${armor}.sig`);
+      await g.gpg('--yes', '--local-user', `${key.subFpr}!`, '--textmode', ...(armor ? ['--armor'] : []), '--output', sigFile, '--detach-sign', file);
+      await g.gpg('--verify', sigFile, file); // gpg accepts it ...
+      const signature = readFileSync(sigFile);
+      assert.is((await verify(sigFile, trusted, file)).signingFingerprint, key.subFpr!.toLowerCase(), `${name} streamed`); // ... and so does launchfit
+      await verifyDetachedSignature({ data: bytes, signature, trusted, what: name });
+      const changed = Buffer.from(bytes);
+      changed[changed.length >> 1] ^= 0x20;
+      await rejects(() => verifyDetachedSignature({ data: changed, signature, trusted, what: name }), /does not verify/);
+    }
+  }
+});
+
+test('text mode: a line gpg would cut (19994 bytes or more) is refused, a line it signs in full is not', async () => {
+  const trusted = await trustedFrom(pubAsc);
+  for (const [length, ok] of [[19993, true], [19994, false]] as const) {
+    const file = path.join(dir, `line-${length}.txt`);
+    writeFileSync(file, `${'a'.repeat(length)}\nend\n`);
+    const sigFile = `${file}.sig`;
+    // gpg complains about the long line but still writes a signature that omits the line's tail.
+    await g.gpg('--yes', '--local-user', `${key.fpr}!`, '--textmode', '--output', sigFile, '--detach-sign', file).catch(() => '');
+    if (ok) await verify(sigFile, trusted, file);
+    else await rejects(() => verify(sigFile, trusted, file), /longer than 19993 bytes, which a text-mode signature does not cover/);
+  }
+});
+
+test('a signature file with two signers: accepted when the trusted one verifies, refused when only the untrusted one does', async () => {
+  const trusted = await trustedFrom(pubAsc);
+  const stranger = await genKey(g, 'Stranger <s@example.com>');
+  // gpg -u A -u B makes one signature file with both signatures.
+  const both = path.join(dir, 'two.sig');
+  await g.gpg('--yes', '--local-user', `${stranger.fpr}!`, '--local-user', `${key.subFpr}!`, '--output', both, '--detach-sign', data);
+  const result = await verify(both, trusted);
+  assert.is(result.signingFingerprint, key.subFpr!.toLowerCase());
+  const trustedSig = readFileSync(await detachSign(g, key.fpr, data, { out: path.join(dir, 'one-trusted.sig') }));
+  const strangerSig = readFileSync(await detachSign(g, stranger.fpr, data, { out: path.join(dir, 'one-stranger.sig') }));
+  for (const [name, bytes] of [['stranger first', Buffer.concat([strangerSig, trustedSig])], ['trusted first', Buffer.concat([trustedSig, strangerSig])]] as const) {
+    const r = await verifyDetachedSignature({ file: data, signature: bytes, trusted, what: name });
+    assert.is(r.signingFingerprint, key.fpr.toLowerCase(), name);
+  }
+  // The trusted signer signed something else; only the stranger's signature is valid: refused.
+  const otherFile = path.join(dir, 'other-two.bin');
+  writeFileSync(otherFile, 'other');
+  const trustedOther = readFileSync(await detachSign(g, key.fpr, otherFile, { out: path.join(dir, 'trusted-other.sig') }));
+  await rejects(() => verifyDetachedSignature({ file: data, signature: Buffer.concat([strangerSig, trustedOther]), trusted, what: 'release.tar.gz' }), /does not verify/);
+  // Only untrusted signers: the message names them.
+  await rejects(() => verifyDetachedSignature({ file: data, signature: Buffer.concat([strangerSig, strangerSig]), trusted, what: 'release.tar.gz' }), /none of them trusted/);
+});
+
+test('a GnuPG keybox given as keyfile: a clear configuration error', async () => {
+  const kbx = readFileSync(path.join(g.home, 'pubring.kbx'));
+  try {
+    await readPublicKeys(kbx, '/home/me/.gnupg/pubring.kbx', { local: true });
+    assert.unreachable('a keybox was read as a key');
+  } catch (error) {
+    assert.is((error as Error).name, 'ConfigError');
+    assert.match((error as Error).message, /pubring\.kbx is a GnuPG keybox \(pubring\.kbx\), not an exported key; export the signing key with `gpg --armor --export FINGERPRINT > trusted\.asc`/);
+  }
 });
 
 test.run();
