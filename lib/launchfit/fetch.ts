@@ -31,19 +31,21 @@ function reasonOf(error: unknown, t: Timeouts): string {
 }
 
 export type SmallResult =
-  | { status: 'ok'; body: Buffer; etag?: string }
+  | { status: 'ok'; body: Buffer; etag?: string; lastModified?: string }
   | { status: 'not-modified' }
   | { status: 'missing' };
 
 /**
  * GET a small file (VERSION, a signature, a key), refusing bodies over `maxBytes` while
- * reading. With `etag`, the request is conditional and a 304 costs no body.
+ * reading. With `etag` (or `lastModified`, for servers without ETags), the request is
+ * conditional and a 304 costs no body.
  */
-export async function fetchSmall(url: string, { maxBytes, etag, timeouts = DEFAULT_TIMEOUTS, fetchImpl = fetch }: { maxBytes: number; etag?: string; timeouts?: Timeouts; fetchImpl?: FetchFn }): Promise<SmallResult> {
+export async function fetchSmall(url: string, { maxBytes, etag, lastModified, timeouts = DEFAULT_TIMEOUTS, fetchImpl = fetch }: { maxBytes: number; etag?: string; lastModified?: string; timeouts?: Timeouts; fetchImpl?: FetchFn }): Promise<SmallResult> {
   let get: OpenedGet | undefined;
   try {
     const headers: Record<string, string> = { 'user-agent': 'shipkit-launchfit' };
     if (etag) headers['if-none-match'] = etag;
+    if (lastModified) headers['if-modified-since'] = lastModified;
     get = await openGet(url, { timeouts, fetch: fetchImpl, headers, redirect: 'follow' });
     const res = get.response;
     if (res.status === 304) { await get.cancel(); return { status: 'not-modified' }; }
@@ -61,7 +63,7 @@ export async function fetchSmall(url: string, { maxBytes, etag, timeouts = DEFAU
       }
       chunks.push(Buffer.from(value));
     }
-    return { status: 'ok', body: Buffer.concat(chunks), etag: res.headers.get('etag') ?? undefined };
+    return { status: 'ok', body: Buffer.concat(chunks), etag: res.headers.get('etag') ?? undefined, lastModified: res.headers.get('last-modified') ?? undefined };
   } catch (error) {
     if (!(error instanceof TransferError) && (error instanceof VerificationError || error instanceof RemoteError)) throw error;
     throw remoteFailure(url, timeouts, error);

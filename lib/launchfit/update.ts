@@ -16,12 +16,12 @@ import { DEFAULT_EXTRACT_LIMITS, extractRelease } from './extract.ts';
 import { runBeforeSymlinkHook } from './hooks.ts';
 import { downloadToFile, fetchSmall, type FetchFn, type Timeouts } from './fetch.ts';
 import { readPublicKeys, selectTrustedKeys, verifyDetachedSignature, type TrustedKeys } from './pgp.ts';
+import { fetchServerKey } from './server-key.ts';
 import { readState, updateState, writeState, type DeployPaths } from './state.ts';
 import { pruneReleases, readCurrent, removeRelease, swapCurrentSymlink } from './switch.ts';
 import { MAX_VERSION_FILE_BYTES, compareVersions, parseVersionFile, type VersionInfo } from '../release/version-file.ts';
 
 export const MAX_SIGNATURE_BYTES = 64 * 1024;
-export const MAX_KEY_BYTES = 1024 * 1024;
 
 /** What the updater needs from whoever runs the app (`launchfit run`), or nothing. */
 export interface AppControl {
@@ -77,13 +77,12 @@ export async function loadTrustedKeys(ctx: UpdateContext): Promise<TrustedKeys> 
     try { data = await readFile(gpg.keyfile); } catch (error) {
       throw new ConfigError(`${ctx.config.file}: updates.gpg.keyfile ${gpg.keyfile} cannot be read (${(error as NodeJS.ErrnoException).code}).`, { cause: error });
     }
-    return selectTrustedKeys({ localKeys: await readPublicKeys(data, gpg.keyfile), pin: gpg.pin });
+    return selectTrustedKeys({ localKeys: await readPublicKeys(data, gpg.keyfile, { local: true }), pin: gpg.pin });
   }
   if (gpg.pin?.kind === 'fingerprint') {
     const url = gpg.keyUrl ?? new URL('pubkey.asc', serverOf(ctx.config)).href;
-    const res = await fetchSmall(url, { maxBytes: MAX_KEY_BYTES, timeouts: timeoutsOf(ctx.config), fetchImpl: ctx.fetchImpl });
-    if (res.status !== 'ok') throw new VerificationError(`The signing key ${url} is not on the update server; publish it there or set updates.gpg.keyfile.`);
-    return selectTrustedKeys({ serverKeys: await readPublicKeys(res.body, url), pin: gpg.pin });
+    const key = await fetchServerKey(url, { metaDir: ctx.paths.meta, timeouts: timeoutsOf(ctx.config), fetchImpl: ctx.fetchImpl });
+    return selectTrustedKeys({ serverKeys: await readPublicKeys(key, url), pin: gpg.pin });
   }
   if (gpg.pin) {
     throw new ConfigError(`${ctx.config.file}: updates.gpg.key ${gpg.pin.value} is a key ID; a key fetched from the server is trusted only against a pinned full fingerprint. Set the full fingerprint, or updates.gpg.keyfile.`);

@@ -1,0 +1,45 @@
+// The update server's signing key (pubkey.asc, trusted only against a pinned fingerprint),
+// fetched conditionally: the last copy and its validators (ETag, Last-Modified) are kept in
+// .launchfit/server-key.json, so an idle poll costs a 304 instead of the key. The copy is only
+// a cache of what the server said: trust is decided against the pin on every check.
+import { readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { RemoteError, VerificationError } from '../core/errors.ts';
+import { atomicWriteFile, ensureDir } from '../core/fs.ts';
+import { fetchSmall, type FetchFn, type Timeouts } from './fetch.ts';
+
+export const MAX_KEY_BYTES = 1024 * 1024;
+const CACHE_NAME = 'server-key.json';
+
+interface CachedKey { url: string; etag?: string; lastModified?: string; key: string }
+
+async function readCachedKey(file: string, url: string): Promise<CachedKey | undefined> {
+  try {
+    const cached = JSON.parse(await readFile(file, 'utf8')) as CachedKey;
+    const valid = cached.url === url && typeof cached.key === 'string'
+      && (typeof cached.etag === 'string' || typeof cached.lastModified === 'string');
+    return valid ? cached : undefined;
+  } catch {
+    return undefined; // none yet, or damaged: fetch unconditionally
+  }
+}
+
+/** The bytes of the key at `url`: from the server, or from the cached copy when it answers 304. */
+export async function fetchServerKey(url: string, { metaDir, timeouts, fetchImpl }: { metaDir: string; timeouts: Timeouts; fetchImpl?: FetchFn }): Promise<Buffer> {
+  const file = path.join(metaDir, CACHE_NAME);
+  const cached = await readCachedKey(file, url);
+  const res = await fetchSmall(url, { maxBytes: MAX_KEY_BYTES, etag: cached?.etag, lastModified: cached?.lastModified, timeouts, fetchImpl });
+  if (res.status === 'missing') throw new VerificationError(`The signing key ${url} is not on the update server; publish it there or set updates.gpg.keyfile.`);
+  if (res.status === 'not-modified') {
+    if (!cached) throw new RemoteError(`${url} answered 304 Not Modified to a request for a key launchfit does not have; check the update server.`);
+    return Buffer.from(cached.key, 'base64');
+  }
+  if (res.etag || res.lastModified) {
+    await ensureDir(metaDir, 0o700);
+    const entry: CachedKey = { url, etag: res.etag, lastModified: res.lastModified, key: res.body.toString('base64') };
+    await atomicWriteFile(file, JSON.stringify(entry), { mode: 0o600 });
+  } else {
+    await rm(file, { force: true });
+  }
+  return res.body;
+}
