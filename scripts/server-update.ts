@@ -5,11 +5,17 @@ import { ConfigError } from '../lib/core/errors.ts';
 import { DEFAULT_LIST, notifyTargets, readSlaveList, requestPath, type TargetResult } from '../lib/fleet/server-update.ts';
 import { validateName } from '../lib/core/names.ts';
 import { loadSecret } from '../lib/http/signing.ts';
+import type { Logger } from '../lib/core/log.ts';
+import { parseWaves, planRollout, runRollout, type RolloutOptions, type RolloutReport, type Wave } from '../lib/fleet/rollout.ts';
 
 const usage = `Usage: server-update REPO [--list FILE] [--secret-file FILE] [--concurrency N] [--timeout SEC]
                      [--retries N] [--wait] [--json] [--dry-run] [--insecure]
+                     [--canary N] [--waves 25%,100%] [--max-failures N]
 
 Send a signed GET /?repo=REPO to every slave in the list, all at once, and report each answer.
+With --canary, --waves or --max-failures, roll out in stages instead: the first N targets alone,
+then each wave of the rest, every host answering when its update is done (--wait); a wave with
+more than --max-failures failed hosts halts the rollout and later hosts are not contacted.
 
 Options:
   --list FILE         targets, one http://host:port[/path] or host:port a line
@@ -20,18 +26,24 @@ Options:
   --timeout SEC       per-request timeout (default 10; with --wait, 600)
   --retries N         retries on connection errors and 5xx answers (default 2)
   --wait              ask each slave to answer when its clone is done (&wait=1)
-  --dry-run           print the targets and requests; send nothing
-  --json              print an array of {target, ok, status, ms, error?}
+  --canary N          update the first N targets of the list alone first (default 0)
+  --waves LIST        then these cumulative shares of the rest, one wave after another;
+                      they must grow and end at 100% (default 100%)
+  --max-failures N    failed hosts a wave may have before the rollout halts (default 0)
+  --dry-run           print the targets and requests (and waves); send nothing
+  --json              print an array of {target, ok, status, ms, error?}; for a staged
+                      rollout {waves: [{name, failed, results}], halted, interrupted, notContacted}
   -h, --help          show this help
   --version           show the version
 
-Exit codes: 0 every target answered 2xx, 1 some did not, 2 bad arguments or configuration.
+Exit codes: 0 every target answered 2xx, 1 some did not (or the rollout halted or was
+interrupted), 2 bad arguments or configuration.
 `;
 
 await runCli({
   name: 'server-update',
   usage,
-  string: ['list', 'secret-file', 'concurrency', 'timeout', 'retries'],
+  string: ['list', 'secret-file', 'concurrency', 'timeout', 'retries', 'canary', 'waves', 'max-failures'],
   boolean: ['wait', 'json', 'dry-run', 'insecure'],
   minPositionals: 1,
   maxPositionals: 1,
@@ -45,6 +57,21 @@ await runCli({
   const secret = await loadSecret({ secretFile: args['secret-file'] });
   if (!secret && !args.insecure) throw new ConfigError('No shared secret: pass --secret-file FILE or set SHIPKIT_SECRET (or --insecure to send unsigned requests).');
 
+  const staged = args.canary !== undefined || args.waves !== undefined || args['max-failures'] !== undefined;
+  const waves = staged
+    ? planRollout(targets, {
+      canary: args.canary !== undefined ? parsePositiveInt(args.canary, 'canary', { min: 0, max: 100_000 }) : 0,
+      shares: args.waves !== undefined ? parseWaves(String(args.waves)) : [100],
+    })
+    : undefined;
+  const maxFailures = args['max-failures'] !== undefined ? parsePositiveInt(args['max-failures'], 'max-failures', { min: 0, max: 100_000 }) : 0;
+
+  if (args['dry-run'] && waves) {
+    if (args.json) process.stdout.write(`${JSON.stringify(waves.map((w) => ({ name: w.name, targets: w.targets.map((t) => t.url) })), null, 2)}\n`);
+    else for (const w of waves) process.stdout.write(`${w.name}: ${w.targets.map((t) => t.url).join(' ')}\n`);
+    log.info(`dry run: ${waves.length} wave(s), ${targets.length} target(s), nothing sent`);
+    return 0;
+  }
   if (args['dry-run']) {
     const plan = targets.map((t) => ({ target: t.url, request: `GET ${new URL(t.url).origin}${requestPath(t, repo, args.wait)}`, signed: Boolean(secret) }));
     if (args.json) process.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
@@ -52,6 +79,8 @@ await runCli({
     log.info(`dry run: ${targets.length} target(s), nothing sent`);
     return 0;
   }
+
+  if (waves) return rollOut(waves, { repo, secret: secret ?? undefined, concurrency, timeoutMs: args.timeout !== undefined ? timeoutMs : 600_000, retries, maxFailures }, Boolean(args.json), log);
 
   log.info(`updating ${repo} on ${targets.length} target(s)`, { concurrency });
   const results = await notifyTargets(targets, {
@@ -66,6 +95,41 @@ await runCli({
   }
   return failed.length ? 1 : 0;
 });
+
+async function rollOut(waves: Wave[], options: Omit<RolloutOptions, 'signal' | 'onWaveStart' | 'onResult'>, json: boolean, log: Logger): Promise<number> {
+  // SIGTERM/SIGINT stop the rollout between hosts: later waves are not contacted, and the report says so.
+  const stop = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    log.warn(`${signal}: stopping the rollout; hosts not yet contacted will not be`);
+    stop.abort();
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  const report = await runRollout(waves, {
+    ...options,
+    signal: stop.signal,
+    onWaveStart: json ? undefined : (wave) => process.stdout.write(`${wave.name}: ${wave.targets.length} host(s)\n`),
+    onResult: json ? undefined : (r) => process.stdout.write(`${formatResult(r)}\n`),
+  });
+  const results = report.waves.flatMap((w) => w.results);
+  const failed = results.filter((r) => !r.ok).length;
+  if (json) {
+    const brief = ({ target, ok, status, ms, error }: TargetResult) => ({ target, ok, status, ms, ...(error ? { error } : {}) });
+    process.stdout.write(`${JSON.stringify({ ...report, waves: report.waves.map((w) => ({ ...w, results: w.results.map(brief) })) }, null, 2)}\n`);
+  } else {
+    process.stdout.write(`${rolloutSummary(report, results.length, failed)}\n`);
+  }
+  return failed || report.halted || report.interrupted ? 1 : 0;
+}
+
+function rolloutSummary(report: RolloutReport, sent: number, failed: number): string {
+  const untouched = report.notContacted.length ? `; ${report.notContacted.length} host(s) not contacted` : '';
+  if (report.halted) {
+    return `rollout halted at ${report.halted.wave}: ${report.halted.failed.length} host(s) failed (at most ${report.halted.maxFailures} allowed): ${report.halted.failed.join(' ')}${untouched}`;
+  }
+  if (report.interrupted) return `rollout interrupted after ${report.waves.length} wave(s): ${sent - failed}/${sent} hosts updated${untouched}`;
+  return `rollout done: ${report.waves.length} wave(s), ${sent - failed}/${sent} hosts updated${failed ? `, ${failed} failed (within each wave's allowance)` : ''}`;
+}
 
 function formatResult(r: TargetResult): string {
   const retries = r.attempts > 1 ? ` after ${r.attempts} attempts` : '';

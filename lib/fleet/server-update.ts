@@ -78,6 +78,8 @@ export interface NotifyOptions {
   /** Called as each target finishes, in completion order. */
   onResult?: (result: TargetResult) => void;
   backoffMs?: number;
+  /** Aborting it stops the fan-out: requests in flight end as `interrupted`, the rest are not sent. */
+  signal?: AbortSignal;
 }
 
 export interface TargetResult {
@@ -107,6 +109,7 @@ export async function notifyTarget(target: Target, options: NotifyOptions): Prom
   const started = performance.now();
   let attempts = 0;
   for (;;) {
+    if (options.signal?.aborted) return { target: target.url, ok: false, status: null, ms: Math.round(performance.now() - started), attempts, error: attempts ? 'interrupted' : 'interrupted: not contacted' };
     attempts++;
     const headers: Record<string, string> = { 'User-Agent': 'shipkit-server-update', Accept: 'application/json' };
     if (options.secret) Object.assign(headers, signRequest(options.secret, 'GET', pathAndQuery));
@@ -114,7 +117,8 @@ export async function notifyTarget(target: Target, options: NotifyOptions): Prom
     let error: string | undefined;
     let retryable = false;
     try {
-      const response = await doFetch(url, { headers, redirect: 'manual', signal: AbortSignal.timeout(options.timeoutMs) });
+      const timeout = AbortSignal.timeout(options.timeoutMs);
+      const response = await doFetch(url, { headers, redirect: 'manual', signal: options.signal ? AbortSignal.any([options.signal, timeout]) : timeout });
       status = response.status;
       const body = await readSmallBody(response);
       if (status < 200 || status > 299) {
@@ -122,7 +126,7 @@ export async function notifyTarget(target: Target, options: NotifyOptions): Prom
         retryable = status >= 500;
       }
     } catch (caught) {
-      ({ error, retryable } = describeFetchError(caught, options.timeoutMs));
+      ({ error, retryable } = options.signal?.aborted ? { error: 'interrupted', retryable: false } : describeFetchError(caught, options.timeoutMs));
     }
     const ms = Math.round(performance.now() - started);
     if (!error) return { target: target.url, ok: true, status, ms, attempts };
