@@ -82,7 +82,8 @@ function workspace(manifest: string): string {
 }
 function run(cwd: string, ...args: string[]) {
   const defaults = [['--retries', '2'], ['--timeout', '2']].filter(([flag]) => !args.includes(flag)).flat();
-  return runScript('downloads', [...defaults, ...args], { cwd, timeoutMs: 60_000 });
+  // Generous: the 10,000-line manifest under Deno on a loaded 2-core machine took over 60 s once.
+  return runScript('downloads', [...defaults, ...args], { cwd, timeoutMs: 240_000 });
 }
 const read = (dir: string, rel: string) => readFileSync(path.join(dir, 'downloads', rel), 'utf8');
 const record = (dir: string) => JSON.parse(readFileSync(path.join(dir, 'downloads', '.downloads.json'), 'utf8'));
