@@ -49,8 +49,9 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       .map(([k, v]) => `${k}=${typeof v === 'string' && !/\s/.test(v) ? v : JSON.stringify(v)}`)
       .join(' ');
     const tag = level === 'error' ? paint.red('error') : level === 'warn' ? paint.yellow('warn') : level === 'debug' ? paint.gray('debug') : '';
-    // Control characters from request data must not forge a second log line.
-    const safe = message.replace(/[\u0000-\u0008\u000a-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
+    // Control characters from request data must not forge a second log line: they are escaped,
+    // and the lines of a message of several (a list of manifest problems) are indented below it.
+    const safe = message.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1)).replace(/\n/g, '\n  ');
     const line = [tag && `${tag}:`, safe, extra && paint.gray(extra)].filter(Boolean).join(' ');
     stream.write(`${line}\n`);
   }

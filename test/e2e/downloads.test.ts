@@ -384,4 +384,14 @@ test.after(() => {
   server.close();
 });
 
+test('several manifest problems: one per line, no literal \\n, exit 2, nothing written', async () => {
+  const dir = tmpDir();
+  writeFileSync(path.join(dir, 'manifest.txt'), 'notaurl a\nftp://x b\n');
+  const r = await runScript('downloads', [], { cwd: dir });
+  assert.is(r.exitCode, 2, r.stderr);
+  assert.not.ok(r.stderr.includes('\\n'), r.stderr);
+  assert.match(r.stderr, /^error: manifest\.txt:1: "notaurl".*\n  manifest\.txt:2: "ftp:\/\/x"/m);
+  assert.not.ok(existsSync(path.join(dir, 'downloads')));
+});
+
 test.run();

@@ -35,6 +35,12 @@ for (const [label, level, fields, want] of human) {
   });
 }
 
+test('human: a message of several lines keeps them, indented below the first (no forged line, no literal \\n)', () => {
+  const { log, text } = capture();
+  log.error('m.txt:1: bad\nm.txt:2: worse\nerror: forged\r');
+  assert.is(text(), 'error: m.txt:1: bad\n  m.txt:2: worse\n  error: forged\\r\n');
+});
+
 test('debug lines only with debug: true or SHIPKIT_DEBUG', () => {
   const quiet = capture();
   quiet.log.debug('hidden');
