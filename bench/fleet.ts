@@ -57,6 +57,38 @@ const default32 = await time(() => $`node ${bundle} site --list ${listFile} --se
 console.log(`\nserial curl loop (the original design): ${serial.toFixed(0)} ms; server-update (default --concurrency 32): ${default32.toFixed(0)} ms; ${(serial / default32).toFixed(1)}× faster\n`);
 for (const s of servers) s.close();
 
+// Fan-out against `curl --parallel` (the peer), 200 and 1,000 targets, everything in flight at
+// once: wall time and CPU (user + system of the client process, from bash's `time`).
+async function timed(command: string): Promise<{ wall: number; cpu: number }> {
+  const out = await $`bash -c ${`TIMEFORMAT='%R %U %S'; time { ${command} >/dev/null 2>&1; }`}`;
+  const [wall, user, sys] = out.stderr.trim().split('\n').pop()!.split(' ').map(Number);
+  return { wall: wall * 1000, cpu: (user + sys) * 1000 };
+}
+console.log('targets  client                              wall ms  cpu ms   (medians of', RUNS, 'runs)');
+for (const count of [200, 1000]) {
+  const fleet = await Promise.all(Array.from({ length: count }, () => new Promise<http.Server>((resolve) => {
+    const server = http.createServer((_req, res) => setTimeout(() => res.writeHead(202, { 'Content-Type': 'application/json' }).end('{"state":"queued"}'), DELAY_MS));
+    server.listen(0, '127.0.0.1', () => resolve(server));
+  })));
+  const urls = fleet.map((s) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`);
+  const list = path.join(dir, `list-${count}.txt`);
+  writeFileSync(list, `${urls.join('\n')}\n`);
+  const curlConfig = path.join(dir, `curl-${count}.txt`);
+  writeFileSync(curlConfig, urls.map((u) => `url = "${u}/?repo=site"\noutput = "/dev/null"\n`).join(''));
+  const runs = { curl: [] as Array<{ wall: number; cpu: number }>, shipkit: [] as Array<{ wall: number; cpu: number }> };
+  for (let i = 0; i < RUNS; i++) {
+    runs.curl.push(await timed(`curl -s --parallel --parallel-immediate --parallel-max ${count} -K ${curlConfig}`));
+    runs.shipkit.push(await timed(`node ${bundle} site --list ${list} --secret-file ${path.join(dir, 'secret')} --concurrency ${count}`));
+  }
+  const med = (xs: Array<{ wall: number; cpu: number }>) => ({ wall: median(xs.map((x) => x.wall)), cpu: median(xs.map((x) => x.cpu)) });
+  const curl = med(runs.curl);
+  const shipkit = med(runs.shipkit);
+  console.log(`${String(count).padStart(7)}  curl --parallel --parallel-max ${String(count).padEnd(5)} ${curl.wall.toFixed(0).padStart(7)}  ${curl.cpu.toFixed(0).padStart(6)}`);
+  console.log(`${String(count).padStart(7)}  server-update --concurrency ${String(count).padEnd(5)}   ${shipkit.wall.toFixed(0).padStart(7)}  ${shipkit.cpu.toFixed(0).padStart(6)}   ${(shipkit.wall / curl.wall).toFixed(2)}× wall, ${(shipkit.cpu / curl.cpu).toFixed(2)}× cpu`);
+  for (const s of fleet) s.close();
+}
+console.log('');
+
 // Cold start of --help.
 const tsxLoader = path.join(ROOT, 'node_modules/tsx/dist/loader.mjs');
 const deno = path.join(ROOT, 'node_modules/.bin/deno');

@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { ConfigError } from '../core/errors.ts';
 import { mapLimit } from '../core/pool.ts';
+import { controlGet } from '../http/control-client.ts';
 import { signRequest } from '../http/signing.ts';
 
 export interface Target {
@@ -74,7 +75,6 @@ export interface NotifyOptions {
   timeoutMs: number;
   retries: number;
   wait: boolean;
-  fetch?: typeof fetch;
   /** Called as each target finishes, in completion order. */
   onResult?: (result: TargetResult) => void;
   backoffMs?: number;
@@ -103,7 +103,6 @@ export async function notifyTargets(targets: Target[], options: NotifyOptions): 
 const RETRYABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT']);
 
 export async function notifyTarget(target: Target, options: NotifyOptions): Promise<TargetResult> {
-  const doFetch = options.fetch ?? fetch;
   const pathAndQuery = requestPath(target, options.repo, options.wait);
   const url = new URL(target.url).origin + pathAndQuery;
   const started = performance.now();
@@ -117,16 +116,14 @@ export async function notifyTarget(target: Target, options: NotifyOptions): Prom
     let error: string | undefined;
     let retryable = false;
     try {
-      const timeout = AbortSignal.timeout(options.timeoutMs);
-      const response = await doFetch(url, { headers, redirect: 'manual', signal: options.signal ? AbortSignal.any([options.signal, timeout]) : timeout });
-      status = response.status;
-      const body = await readSmallBody(response);
+      const answer = await controlGet(url, { headers, timeoutMs: options.timeoutMs, signal: options.signal });
+      status = answer.status;
       if (status < 200 || status > 299) {
-        error = describeHttpFailure(status, body);
+        error = describeHttpFailure(status, answer.body);
         retryable = status >= 500;
       }
     } catch (caught) {
-      ({ error, retryable } = options.signal?.aborted ? { error: 'interrupted', retryable: false } : describeFetchError(caught, options.timeoutMs));
+      ({ error, retryable } = options.signal?.aborted ? { error: 'interrupted', retryable: false } : describeRequestError(caught, options.timeoutMs));
     }
     const ms = Math.round(performance.now() - started);
     if (!error) return { target: target.url, ok: true, status, ms, attempts };
@@ -134,25 +131,6 @@ export async function notifyTarget(target: Target, options: NotifyOptions): Prom
     const backoff = (options.backoffMs ?? 200) * 2 ** (attempts - 1);
     await new Promise((r) => setTimeout(r, backoff / 2 + Math.random() * backoff / 2));
   }
-}
-
-// A slave's answer is small JSON; never read more than 64 KB of whatever came back.
-async function readSmallBody(response: Response): Promise<string> {
-  if (!response.body) return '';
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    size += value.length;
-    if (size > 65_536) {
-      await reader.cancel();
-      break;
-    }
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 function describeHttpFailure(status: number, body: string): string {
@@ -165,12 +143,13 @@ function describeHttpFailure(status: number, body: string): string {
   return `HTTP ${status}${detail}`;
 }
 
-function describeFetchError(caught: unknown, timeoutMs: number): { error: string; retryable: boolean } {
-  const err = caught as Error & { cause?: { code?: string; message?: string } };
+function describeRequestError(caught: unknown, timeoutMs: number): { error: string; retryable: boolean } {
+  const err = caught as Error & { code?: string; cause?: { code?: string; message?: string } };
   if (err?.name === 'TimeoutError' || err?.name === 'AbortError') return { error: `no answer within ${timeoutMs / 1000}s`, retryable: false };
-  const code = err?.cause?.code;
-  // Node (undici) puts an errno code on the cause; Deno only says it in the cause's message.
-  const detail = err?.cause?.message ?? '';
+  // node:http puts an errno code on the error itself, fetch in Node (undici) on its cause; Deno's
+  // fetch only says it in the cause's message.
+  const code = err?.code ?? err?.cause?.code;
+  const detail = err?.cause?.message ?? (err?.code ? '' : err?.message ?? '');
   if (code === 'ECONNREFUSED' || /connection refused/i.test(detail)) return { error: 'connection refused', retryable: true };
   if (code && RETRYABLE_CODES.has(code)) return { error: `connection error (${code})`, retryable: true };
   if (/connection reset|broken pipe|\(Connect\)/i.test(detail)) return { error: 'connection error', retryable: true };
