@@ -3,9 +3,10 @@
 // deploy folder's file wins key by key.
 import path from 'node:path';
 import { checkKnownKeys, configError, getKey, loadYamlFile, parseYamlText, type ConfigDoc } from '../core/yaml-config.ts';
-import { ConfigError } from '../core/errors.ts';
+import { ConfigError, messageOf } from '../core/errors.ts';
 import { parseListen } from '../http/server.ts';
 import { parseKeyPin, type KeyPin } from './pgp.ts';
+import { parseListenSpec, type ListenSpec } from './sockets.ts';
 
 export interface AppConfig {
   exec?: string;
@@ -20,6 +21,20 @@ export interface AppConfig {
   maxRestarts: number;
   logMaxBytes: number;
   logKeep: number;
+  /** Sockets launchfit binds and hands to the app as fds 3… (systemd's LISTEN_FDS protocol). */
+  listen: ListenSpec[];
+  health?: HealthConfig;
+  /** Seconds the old app has after `kill` to finish its requests in an overlapping switch (default kill_timeout). */
+  drainSec?: number;
+}
+
+export interface HealthConfig {
+  /** GET this URL; with app.listen it is sent over the instance's private health socket. */
+  url: string;
+  intervalSec: number;
+  timeoutSec: number;
+  /** Failed probes in a row that make a running app restart, as a crash would. */
+  failures: number;
 }
 
 export interface UpdatesConfig {
@@ -49,7 +64,8 @@ export interface LaunchConfig {
 export const CONFIG_NAME = 'launchify.yml';
 
 const TOP_KEYS = ['app', 'updates', 'hooks', 'control'] as const;
-const APP_KEYS = ['exec', 'forever', 'kill', 'kill_timeout', 'healthy_after', 'env', 'backoff_max', 'stable_after', 'max_restarts', 'log_max_size', 'log_keep'] as const;
+const APP_KEYS = ['exec', 'forever', 'kill', 'kill_timeout', 'healthy_after', 'env', 'backoff_max', 'stable_after', 'max_restarts', 'log_max_size', 'log_keep', 'listen', 'health', 'drain'] as const;
+const HEALTH_KEYS = ['http', 'interval', 'timeout', 'failures'] as const;
 const UPDATES_KEYS = ['server', 'keep', 'interval', 'max_size', 'max_unpacked_size', 'max_ratio', 'require_signed_version', 'connect_timeout', 'idle_timeout', 'download_timeout', 'gpg'] as const;
 const GPG_KEYS = ['key', 'keyfile', 'key_url'] as const;
 const HOOK_KEYS = ['before_symlink', 'timeout'] as const;
@@ -58,6 +74,7 @@ const CONTROL_KEYS = ['listen', 'secret'] as const;
 const APP_DEFAULTS: AppConfig = {
   forever: false, kill: 'SIGTERM', killTimeoutSec: 10, healthyAfterSec: 5, env: {},
   backoffMaxSec: 30, stableAfterSec: 60, maxRestarts: 10, logMaxBytes: 10 * 1024 * 1024, logKeep: 3,
+  listen: [],
 };
 
 function positive(doc: ConfigDoc, keyPath: string[], fallback: number, { integer = false, allowZero = false } = {}): number {
@@ -75,6 +92,40 @@ function parseSignal(doc: ConfigDoc, keyPath: string[], value: string): string {
     if (!known.includes(value)) throw configError(doc, keyPath, `unknown signal ${value}; use one of ${known.join(', ')} or a command.`);
   }
   return value;
+}
+
+function readListen(doc: ConfigDoc, baseDir: string): ListenSpec[] | undefined {
+  const raw = (doc.data as { app?: { listen?: unknown } })?.app?.listen;
+  if (raw === undefined || raw === null) return undefined;
+  const list = typeof raw === 'string' ? [raw] : raw;
+  if (!Array.isArray(list) || list.some((e) => typeof e !== 'string')) throw configError(doc, ['app', 'listen'], 'must be a list of HOST:PORT, [IPv6]:PORT or Unix socket paths.');
+  const specs = list.map((text: string, i) => {
+    try { return parseListenSpec(text, baseDir); } catch (error) { throw configError(doc, ['app', 'listen', String(i)], messageOf(error)); }
+  });
+  const seen = new Set<string>();
+  for (const s of specs) {
+    const key = s.kind === 'unix' ? s.path : `${s.host}:${s.port}`;
+    if (seen.has(key)) throw configError(doc, ['app', 'listen'], `lists ${s.text} twice.`);
+    seen.add(key);
+  }
+  return specs;
+}
+
+function readHealth(doc: ConfigDoc): HealthConfig | undefined {
+  getKey(doc, ['app', 'health'], 'object');
+  checkKnownKeys(doc, ['app', 'health'], HEALTH_KEYS);
+  const url = getKey(doc, ['app', 'health', 'http'], 'string');
+  if (url === undefined) {
+    if (getKey(doc, ['app', 'health'], 'object')) throw configError(doc, ['app', 'health', 'http'], 'is missing: give the URL to GET, e.g. http://127.0.0.1:8080/up.');
+    return undefined;
+  }
+  if (!/^http:\/\/[^\s/]+(\/\S*)?$/.test(url)) throw configError(doc, ['app', 'health', 'http'], `must be an http:// URL, got ${JSON.stringify(url)}.`);
+  return {
+    url,
+    intervalSec: positive(doc, ['app', 'health', 'interval'], 0.5),
+    timeoutSec: positive(doc, ['app', 'health', 'timeout'], 2),
+    failures: positive(doc, ['app', 'health', 'failures'], 3, { integer: true }),
+  };
 }
 
 /** The `app:` section of a document (the deploy folder's or a release's). Only keys present. */
@@ -101,6 +152,11 @@ function readApp(doc: ConfigDoc): Partial<AppConfig> {
   set('maxRestarts', 'max_restarts', { integer: true });
   set('logMaxBytes', 'log_max_size', { integer: true });
   set('logKeep', 'log_keep', { integer: true, allowZero: true });
+  set('drainSec', 'drain', { allowZero: true });
+  const listen = readListen(doc, path.dirname(doc.file));
+  if (listen) app.listen = listen;
+  const health = readHealth(doc);
+  if (health) app.health = health;
   const env = getKey(doc, ['app', 'env'], 'object');
   if (env) {
     for (const [k, v] of Object.entries(env)) {
@@ -117,6 +173,8 @@ export function parseLaunchConfig(doc: ConfigDoc, dir: string, releaseApp: Parti
   checkKnownKeys(doc, [], TOP_KEYS);
   const ownApp = readApp(doc);
   const app: AppConfig = { ...APP_DEFAULTS, ...releaseApp, ...ownApp, env: { ...(releaseApp.env ?? {}), ...(ownApp.env ?? {}) } };
+  // The sockets belong to the host (bound once by `run`), so only the deploy folder names them.
+  app.listen = ownApp.listen ?? [];
 
   getKey(doc, ['updates'], 'object');
   checkKnownKeys(doc, ['updates'], UPDATES_KEYS);

@@ -14,7 +14,8 @@ import { stopLeftoverHook } from './hooks.ts';
 import { parseKeyPin } from './pgp.ts';
 import { deployPaths, readState, updateState, type DeployPaths } from './state.ts';
 import { collectStatus, type Status } from './status.ts';
-import { createSupervisor, stopLeftoverApp, type Supervisor } from './supervisor.ts';
+import { createAppRunner, type AppRunner } from './app-runner.ts';
+import { stopLeftoverApp } from './supervisor.ts';
 import { clearLeftovers, readCurrent, swapCurrentSymlink, removeRelease } from './switch.ts';
 import { compareVersions } from '../release/version-file.ts';
 import { checkForUpdates, rollbackRelease, type AppControl, type CheckResult, type UpdateContext } from './update.ts';
@@ -145,7 +146,7 @@ export async function runLauncher(opts: RunOptions): Promise<void> {
   const { log } = opts;
   const paths = deployPaths(opts.dir);
   const lock = await lockDeployFolder(paths);
-  let supervisor: Supervisor | undefined;
+  let runner: AppRunner | undefined;
   const closers: Array<() => Promise<void>> = [];
   try {
     // First, before the clean-up and the next check run the hook again: a hook orphaned by a
@@ -155,31 +156,12 @@ export async function runLauncher(opts: RunOptions): Promise<void> {
     const removed = await clearLeftovers(paths, state);
     if (removed.length) log.info('cleared leftovers of an interrupted run', { removed });
     let config = await loadEffectiveConfig(paths);
-    await stopLeftoverApp(paths.pidFile, paths.dir, config.app.killTimeoutSec * 1000, log);
+    // Both slots: a launchfit killed during an overlapping update leaves two apps behind. They
+    // hold the app's sockets, so they are stopped before the sockets are bound again.
+    for (const pidFile of [paths.pidFile, paths.secondPidFile]) await stopLeftoverApp(pidFile, paths.dir, config.app.killTimeoutSec * 1000, log);
 
-    supervisor = createSupervisor({
-      exec: config.app.exec ?? 'true', cwd: paths.current, env: config.app.env, dir: paths.dir, kill: config.app.kill,
-      killTimeoutMs: config.app.killTimeoutSec * 1000, forever: config.app.forever, backoffMaxMs: config.app.backoffMaxSec * 1000,
-      stableAfterMs: config.app.stableAfterSec * 1000, maxRestarts: config.app.maxRestarts, appLog: paths.appLog,
-      logMaxBytes: config.app.logMaxBytes, logKeep: config.app.logKeep, pidFile: paths.pidFile, log: log.child({ app: true }), echo: opts.echo,
-    });
-    const sup = supervisor;
-    const app: AppControl = {
-      stop: () => sup.stop(),
-      async start(probation) {
-        config = await loadEffectiveConfig(paths);
-        if (!config.app.exec) {
-          log.warn(`app.exec is not set in ${CONFIG_NAME} (nor in the release's); nothing to run`);
-          return true;
-        }
-        sup.setOptions({
-          exec: config.app.exec, env: config.app.env, kill: config.app.kill, killTimeoutMs: config.app.killTimeoutSec * 1000,
-          forever: config.app.forever, backoffMaxMs: config.app.backoffMaxSec * 1000, stableAfterMs: config.app.stableAfterSec * 1000,
-          maxRestarts: config.app.maxRestarts,
-        });
-        return sup.start(probation ? config.app.healthyAfterSec * 1000 : 0);
-      },
-    };
+    runner = await createAppRunner({ paths, log, echo: opts.echo, config, loadConfig: async () => (config = await loadEffectiveConfig(paths)) });
+    const app: AppControl = runner;
     const ctx = (): UpdateContext => ({ paths, config, log, app, fetchImpl: opts.fetchImpl });
 
     // A crash between a swap and its health check: the first start is that health check.
@@ -188,7 +170,7 @@ export async function runLauncher(opts: RunOptions): Promise<void> {
     if (current) {
       const healthy = await app.start(Boolean(pending && pending.to === current));
       if (!healthy && pending?.from && pending.to === current) {
-        log.error(`release ${current} did not stay up after an interrupted update; going back to ${pending.from}`);
+        log.error(`release ${current} ${app.lastFailure?.()?.reason ?? 'did not stay up'} after an interrupted update; going back to ${pending.from}`);
         await swapCurrentSymlink(paths, pending.from);
         await updateState(paths, (s) => {
           const v = s.installed[current]?.version;
@@ -238,7 +220,7 @@ export async function runLauncher(opts: RunOptions): Promise<void> {
       return waitingCheck;
     };
     const handlers = {
-      status: async (): Promise<Status> => collectStatus(paths, sup.info()),
+      status: async (): Promise<Status> => collectStatus(paths, runner!.info()),
       update: requestCheck,
       rollback: (version?: string) => exclusive(() => rollbackRelease(ctx(), { version })),
     };
@@ -278,9 +260,10 @@ export async function runLauncher(opts: RunOptions): Promise<void> {
     log.info('stopping');
     for (const close of closers.splice(0)) await close().catch(() => {});
     await Promise.race([tail, new Promise((r) => setTimeout(r, 30_000))]);
-    await supervisor.stop();
+    await runner.close();
   } finally {
     for (const close of closers) await close().catch(() => {});
+    await runner?.close().catch(() => {});
     await lock.release();
   }
 }

@@ -17,6 +17,8 @@ export interface DeployPaths {
   socket: string;
   appLog: string;
   pidFile: string;
+  /** The second app slot's (app.listen: old and new run side by side during an update). */
+  secondPidFile: string;
   /** The running hook's process group (see hooks.ts) and its output. */
   hookFile: string;
   hookLog: string;
@@ -37,6 +39,7 @@ export function deployPaths(dir: string): DeployPaths {
     socket: path.join(meta, 'control.sock'),
     appLog: path.join(meta, 'app.log'),
     pidFile: path.join(meta, 'app.pid'),
+    secondPidFile: path.join(meta, 'app-2.pid'),
     hookFile: path.join(meta, 'hook.json'),
     hookLog: path.join(meta, 'hook.log'),
   };
@@ -66,6 +69,17 @@ export interface LaunchState {
   lastCheck?: { at: string; ok: boolean; message: string };
   /** Set just before a switch, cleared after the health check: a crash in between is rolled back on start. */
   pending?: { from?: string; to: string; at: string };
+  /** Why the last release that failed its health check was rolled back. */
+  lastFailure?: StartFailure & { release: string; version: string; at: string };
+}
+
+/** Why a start on probation failed: kept in state, shown by `status`, written to the log. */
+export interface StartFailure {
+  reason: string;
+  /** The health probe's last answers or errors, oldest first. */
+  probes: string[];
+  /** The last lines of the release's output. */
+  output: string[];
 }
 
 export function emptyState(): LaunchState {

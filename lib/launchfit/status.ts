@@ -1,7 +1,8 @@
 // What `launchfit status` shows: current/previous release, versions, app state, last check.
 import { readdir } from 'node:fs/promises';
+import type { RunnerInfo } from './app-runner.ts';
 import type { AppInfo } from './supervisor.ts';
-import { readState, type DeployPaths } from './state.ts';
+import { readState, type DeployPaths, type LaunchState } from './state.ts';
 import { readCurrent } from './switch.ts';
 
 export interface Status {
@@ -16,9 +17,15 @@ export interface Status {
   pending?: { from?: string; to: string; at: string };
   running: boolean;
   app?: AppInfo;
+  /** Every app process launchfit runs (two while an update overlaps them). */
+  instances?: AppInfo[];
+  /** app.listen, as bound by `launchfit run`. */
+  sockets?: string[];
+  health?: RunnerInfo['health'];
+  lastFailure?: LaunchState['lastFailure'];
 }
 
-export async function collectStatus(paths: DeployPaths, app?: AppInfo): Promise<Status> {
+export async function collectStatus(paths: DeployPaths, live?: RunnerInfo): Promise<Status> {
   const state = await readState(paths);
   const current = await readCurrent(paths);
   let names: string[] = [];
@@ -33,8 +40,12 @@ export async function collectStatus(paths: DeployPaths, app?: AppInfo): Promise<
     releases: names.map((name) => ({ name, version: state.installed[name]?.version, installedAt: state.installed[name]?.installedAt, current: name === current })),
     lastCheck: state.lastCheck,
     pending: state.pending,
-    running: Boolean(app),
-    app,
+    running: Boolean(live),
+    app: live?.app,
+    instances: live?.instances,
+    sockets: live?.sockets,
+    health: live?.health,
+    lastFailure: state.lastFailure,
   };
 }
 
@@ -47,7 +58,16 @@ export function formatStatus(s: Status): string {
   ];
   if (s.bad.length) lines.push(`bad:      ${s.bad.join(', ')}`);
   lines.push(`app:      ${s.app ? `${s.app.state}${s.app.pid ? ` pid ${s.app.pid}` : ''}${s.app.restarts ? `, ${s.app.restarts} restarts` : ''}` : 'launchfit run is not active'}`);
+  if (s.instances && s.instances.length > 1) lines.push(`          ${s.instances.length} instances (an update is switching): pids ${s.instances.map((i) => i.pid ?? '-').join(', ')}`);
+  if (s.sockets?.length) lines.push(`sockets:  ${s.sockets.join(', ')}`);
+  if (s.health) lines.push(`health:   ${s.health.url}: ${s.health.last ?? 'not probed yet'}${s.health.failuresInARow ? ` (${s.health.failuresInARow} failed in a row)` : ''}`);
   if (s.lastCheck) lines.push(`checked:  ${s.lastCheck.at} ${s.lastCheck.ok ? 'ok' : 'FAILED'}: ${s.lastCheck.message}`);
+  if (s.lastFailure) {
+    const f = s.lastFailure;
+    lines.push(`rolled back: ${f.release} at ${f.at}: ${f.reason}`);
+    for (const p of f.probes) lines.push(`  probe   ${p}`);
+    for (const l of f.output) lines.push(`  output  ${l}`);
+  }
   lines.push('releases:');
   for (const r of s.releases) lines.push(`  ${r.current ? '*' : ' '} ${r.name}${r.version ? `  ${r.version}` : ''}${r.installedAt ? `  ${r.installedAt}` : ''}`);
   return `${lines.join('\n')}\n`;

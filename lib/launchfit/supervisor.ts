@@ -29,7 +29,17 @@ export interface SupervisorOptions {
   log: Logger;
   /** Where the app's output is echoed (launchfit's stderr by default). */
   echo?: NodeJS.WritableStream;
+  /** Listening sockets handed over as fds 3…, with their LISTEN_FDNAMES names. */
+  sockets?: Array<{ fd: number; name: string }>;
+  /** An app.log already open (two instances overlapping during an update share one). */
+  output?: RotatingLog;
 }
+
+export type RotatingLog = ReturnType<typeof createRotatingLog>;
+
+/** The app's own pid in LISTEN_PID, as systemd sets it after fork: the shell's pid is the app's once it execs. */
+const LISTEN_PID_PREFIX = 'LISTEN_PID=$$; export LISTEN_PID; ';
+const TAIL_LINES = 20;
 
 export type AppState = 'stopped' | 'running' | 'backoff' | 'failed' | 'exited';
 
@@ -39,12 +49,19 @@ export interface AppInfo {
   startedAt?: string;
   restarts: number;
   lastExit?: { code: number | null; signal: string | null; at: string };
+  /** The last lines of its output (for the log and `status` after a failed switch). */
+  tail: string[];
 }
 
 export interface Supervisor {
-  /** Start the app; resolves `false` if it exits within `probationMs` (then it is not restarted). */
-  start(probationMs?: number): Promise<boolean>;
+  /**
+   * Start the app; resolves `false` if it exits within `probationMs` (then it is not restarted),
+   * or, given `check`, if check (handed the exit of this process) resolves false.
+   */
+  start(probationMs?: number, check?: (exited: Promise<void>) => Promise<boolean>): Promise<boolean>;
   stop(): Promise<void>;
+  /** Stop the running process as a crash would end it: `forever` restarts it. */
+  restart(): Promise<void>;
   info(): AppInfo;
   setOptions(change: Partial<SupervisorOptions>): void;
 }
@@ -155,18 +172,27 @@ export function createSupervisor(initial: SupervisorOptions): Supervisor {
   let stopping = false;
   let restartTimer: NodeJS.Timeout | undefined;
   let rapidFailures = 0;
-  const info: AppInfo = { state: 'stopped', restarts: 0 };
-  const appLog = createRotatingLog(opts.appLog, opts.logMaxBytes, opts.logKeep);
+  const info: AppInfo = { state: 'stopped', restarts: 0, tail: [] };
+  const appLog = opts.output ?? createRotatingLog(opts.appLog, opts.logMaxBytes, opts.logKeep);
+  let partial = '';
+  const keepTail = (chunk: Buffer) => {
+    const lines = (partial + chunk.toString('utf8')).split('\n');
+    partial = lines.pop()!.slice(-1000);
+    info.tail.push(...lines.map((l) => l.slice(0, 1000)));
+    if (info.tail.length > TAIL_LINES) info.tail.splice(0, info.tail.length - TAIL_LINES);
+  };
 
   function spawnApp(): ChildProcess {
-    const proc = spawn('/bin/sh', ['-c', shellCommand(opts.exec)], {
+    const sockets = opts.sockets ?? [];
+    const listen = sockets.length ? { LISTEN_FDS: String(sockets.length), LISTEN_FDNAMES: sockets.map((s) => s.name).join(':') } : {};
+    const proc = spawn('/bin/sh', ['-c', `${sockets.length ? LISTEN_PID_PREFIX : ''}${shellCommand(opts.exec)}`], {
       cwd: opts.cwd,
-      env: { ...process.env, ...opts.env, LAUNCHFIT_DIR: opts.dir, LAUNCHFIT_PID: String(process.pid) },
+      env: { ...process.env, ...opts.env, ...listen, LAUNCHFIT_DIR: opts.dir, LAUNCHFIT_PID: String(process.pid) },
       detached: true, // own process group, so the whole tree can be signalled
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe', ...sockets.map((s) => s.fd)],
     });
     const echo = opts.echo ?? process.stderr;
-    const out = (chunk: Buffer) => { appLog.write(chunk); echo.write(chunk); };
+    const out = (chunk: Buffer) => { appLog.write(chunk); echo.write(chunk); keepTail(chunk); };
     proc.stdout!.on('data', out);
     proc.stderr!.on('data', out);
     info.state = 'running';
@@ -177,18 +203,21 @@ export function createSupervisor(initial: SupervisorOptions): Supervisor {
     return proc;
   }
 
-  function launch(probationMs: number): Promise<boolean> {
+  function launch(probationMs: number, check?: (exited: Promise<void>) => Promise<boolean>): Promise<boolean> {
     const proc = spawnApp();
     child = proc;
     const started = Date.now();
     let onProbationExit: ((ok: boolean) => void) | undefined;
     let probationTimer: NodeJS.Timeout | undefined;
+    let exitedThis!: Promise<void>;
     const probation = new Promise<boolean>((resolve) => {
-      if (probationMs <= 0) return resolve(true);
+      if (probationMs <= 0 && !check) return resolve(true);
       onProbationExit = resolve;
-      probationTimer = setTimeout(() => { onProbationExit = undefined; resolve(true); }, probationMs);
+      const settle = (ok: boolean) => { if (onProbationExit) { onProbationExit = undefined; resolve(ok); } };
+      if (check) queueMicrotask(() => void check(exitedThis).then(settle, () => settle(false)));
+      else probationTimer = setTimeout(() => settle(true), probationMs);
     });
-    exited = new Promise<void>((resolve) => {
+    exited = exitedThis = new Promise<void>((resolve) => {
       proc.on('error', (error) => opts.log.error(`app could not be started: ${error.message}`));
       proc.on('exit', (code, signal) => {
         const uptime = Date.now() - started;
@@ -258,11 +287,17 @@ export function createSupervisor(initial: SupervisorOptions): Supervisor {
   }
 
   return {
-    async start(probationMs = 0) {
+    async start(probationMs = 0, check) {
       stopping = false;
       rapidFailures = 0;
       if (child) return true;
-      return launch(probationMs);
+      info.tail = [];
+      partial = '';
+      return launch(probationMs, check);
+    },
+    async restart() {
+      if (!child || stopping) return;
+      await stopChild();
     },
     async stop() {
       stopping = true;
@@ -271,7 +306,7 @@ export function createSupervisor(initial: SupervisorOptions): Supervisor {
       info.state = 'stopped';
       await rm(opts.pidFile, { force: true });
     },
-    info: () => ({ ...info }),
+    info: () => ({ ...info, tail: [...info.tail] }),
     setOptions(change) { opts = { ...opts, ...change }; },
   };
 }

@@ -17,7 +17,7 @@ import { runBeforeSymlinkHook } from './hooks.ts';
 import { downloadToFile, fetchSmall, type FetchFn, type Timeouts } from './fetch.ts';
 import { readPublicKeys, selectTrustedKeys, verifyDetachedSignature, type TrustedKeys } from './pgp.ts';
 import { fetchServerKey } from './server-key.ts';
-import { readState, updateState, writeState, type DeployPaths } from './state.ts';
+import { readState, updateState, writeState, type DeployPaths, type StartFailure } from './state.ts';
 import { pruneReleases, readCurrent, removeRelease, swapCurrentSymlink } from './switch.ts';
 import { MAX_VERSION_FILE_BYTES, compareVersions, parseVersionFile, type VersionInfo } from '../release/version-file.ts';
 
@@ -26,8 +26,22 @@ export const MAX_SIGNATURE_BYTES = 64 * 1024;
 /** What the updater needs from whoever runs the app (`launchfit run`), or nothing. */
 export interface AppControl {
   stop(): Promise<void>;
-  /** Start the app in `current`; with `probation`, resolve false if it exits within healthy_after. */
+  /**
+   * Start the app in `current`; with `probation`, resolve false if it exits within healthy_after
+   * or (app.health) does not answer its health check with a 2xx by then.
+   */
   start(probation: boolean): Promise<boolean>;
+  /** Why the last start on probation failed. */
+  lastFailure?(): StartFailure | undefined;
+  /** With app.listen: the new release starts beside the running one, on the same sockets. */
+  overlap?: {
+    /** Start the app in `current` as a second instance, on probation. */
+    startNext(): Promise<boolean>;
+    /** The new instance takes over: the old one is stopped (drained). */
+    promoteNext(): Promise<void>;
+    /** Stop the new instance; the old one keeps serving. */
+    dropNext(): Promise<void>;
+  };
 }
 
 export const NO_APP: AppControl = { stop: async () => {}, start: async () => true };
@@ -173,8 +187,10 @@ export async function installRelease(ctx: UpdateContext, info: VersionInfo, trus
 }
 
 /**
- * Switch to releases/NAME: stop the app, swap `current`, start it, and roll back if it does
- * not stay up for healthy_after. A crash in between is finished by runLauncher's first start.
+ * Switch to releases/NAME and roll back if it is not healthy within healthy_after. Without
+ * app.listen: stop the app, swap `current`, start it. With app.listen: swap `current`, start the
+ * new app beside the old one on the same sockets, and stop the old one only once the new one is
+ * healthy, so no connection is refused. A crash in between is finished by runLauncher's first start.
  */
 export async function activateRelease(ctx: UpdateContext, name: string, version: string): Promise<CheckResult> {
   const { paths, log } = ctx;
@@ -182,11 +198,24 @@ export async function activateRelease(ctx: UpdateContext, name: string, version:
   const from = await readCurrent(paths);
   await updateState(paths, (s) => { s.pending = { from, to: name, at: new Date().toISOString() }; });
   const t0 = Date.now();
-  await app.stop();
-  const stoppedMs = Date.now() - t0;
-  await swapCurrentSymlink(paths, name);
-  log.info('switched current', { release: name, from, stoppedMs, switchedMs: Date.now() - t0 });
-  const healthy = await app.start(true);
+  let healthy: boolean;
+  if (app.overlap && from) {
+    await swapCurrentSymlink(paths, name);
+    log.info('switched current; starting the new app beside the old one', { release: name, from });
+    healthy = await app.overlap.startNext();
+    if (healthy) {
+      log.info('the new app is healthy; stopping the old one', { release: name, healthyMs: Date.now() - t0 });
+      await app.overlap.promoteNext();
+    } else {
+      await app.overlap.dropNext();
+    }
+  } else {
+    await app.stop();
+    const stoppedMs = Date.now() - t0;
+    await swapCurrentSymlink(paths, name);
+    log.info('switched current', { release: name, from, stoppedMs, switchedMs: Date.now() - t0 });
+    healthy = await app.start(true);
+  }
   const state = await readState(paths);
   state.pending = undefined;
   if (healthy) {
@@ -196,14 +225,16 @@ export async function activateRelease(ctx: UpdateContext, name: string, version:
     await writeState(paths, state);
     return { action: 'installed', version, release: name, previous: from, message: `Installed ${name}${from ? ` (was ${from})` : ''}.` };
   }
-  log.error(`the new release ${name} exited within ${ctx.config.app.healthyAfterSec} s; rolling back`, { release: name });
+  const failure = app.lastFailure?.() ?? { reason: `did not stay up for ${ctx.config.app.healthyAfterSec} s`, probes: [], output: [] };
+  log.error(`the new release ${name} ${failure.reason}; rolling back`, { release: name, probes: failure.probes, output: failure.output });
   if (!state.bad.includes(version)) state.bad.push(version);
   if (from) await swapCurrentSymlink(paths, from);
   delete state.installed[name];
+  state.lastFailure = { release: name, version, at: new Date().toISOString(), ...failure };
   await writeState(paths, state);
-  if (from) await app.start(false);
+  if (from && !(app.overlap && from)) await app.start(false);
   await removeRelease(paths, name);
-  return { action: 'unhealthy', version, release: from, message: `Release ${name} did not stay up for ${ctx.config.app.healthyAfterSec} s; marked bad and went back to ${from ?? 'nothing'}.` };
+  return { action: 'unhealthy', version, release: from, message: `Release ${name} ${failure.reason}; marked bad and went back to ${from ?? 'nothing'}.` };
 }
 
 /** One full check. Throws on failures before the switch; the app and `current` are untouched then. */

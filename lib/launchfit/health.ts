@@ -1,0 +1,132 @@
+// The HTTP health check (`app.health`): a GET that must answer 2xx within `timeout`. With
+// app.listen, old and new app share the public sockets, so the probe goes over the instance's
+// own private Unix socket (passed to it as the fd named `health`), and its answer can only come
+// from that instance. While the app runs, `failures` failed probes in a row restart it.
+import http from 'node:http';
+
+export interface ProbeTarget {
+  url: string;
+  /** Send the request over this Unix socket instead of connecting to the URL's host. */
+  socketPath?: string;
+  timeoutMs: number;
+}
+
+export interface ProbeAnswer {
+  at: string;
+  ok: boolean;
+  status?: number;
+  error?: string;
+  ms: number;
+  /** The first bytes of the body of a non-2xx answer. */
+  body?: string;
+}
+
+/** One GET; never throws. */
+export function probeHealth(target: ProbeTarget): Promise<ProbeAnswer> {
+  const t0 = Date.now();
+  const at = new Date().toISOString();
+  const url = new URL(target.url);
+  return new Promise((resolve) => {
+    let settled = false;
+    const finish = (answer: Omit<ProbeAnswer, 'at' | 'ms'>) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      req.destroy();
+      resolve({ at, ms: Date.now() - t0, ...answer });
+    };
+    const req = http.request({
+      method: 'GET', path: `${url.pathname}${url.search}`, headers: { host: url.host, 'user-agent': 'launchfit-health', connection: 'close' },
+      ...(target.socketPath ? { socketPath: target.socketPath } : { host: url.hostname.replace(/^\[|\]$/g, ''), port: url.port || 80 }),
+      agent: false,
+    }, (res) => {
+      const status = res.statusCode ?? 0;
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => { if (body.length < 200) body += d; });
+      res.on('end', () => finish(status >= 200 && status < 300 ? { ok: true, status } : { ok: false, status, body: body.slice(0, 200).trim() }));
+      res.on('error', (error) => finish({ ok: false, status, error: error.message }));
+    });
+    const timer = setTimeout(() => finish({ ok: false, error: `no answer within ${target.timeoutMs / 1000} s` }), target.timeoutMs);
+    req.on('error', (error: NodeJS.ErrnoException) => finish({ ok: false, error: error.code ?? error.message }));
+    req.end();
+  });
+}
+
+/** A probe answer as one line for the log and `status`. */
+export function describeProbe(a: ProbeAnswer): string {
+  if (a.ok) return `${a.status} in ${a.ms} ms`;
+  if (a.status) return `HTTP ${a.status} in ${a.ms} ms${a.body ? `: ${a.body}` : ''}`;
+  return a.error ?? 'failed';
+}
+
+export interface HealthWait {
+  healthy: boolean;
+  /** Why not: 'exited', 'timeout' (no 2xx within the deadline) or 'stopped'. */
+  reason?: 'exited' | 'timeout' | 'stopped';
+  /** The last probe answers, oldest first. */
+  answers: ProbeAnswer[];
+}
+
+const KEEP_ANSWERS = 5;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Probe every `intervalMs` until a 2xx, the deadline, or `exited` resolves (the app died:
+ * unhealthy at once). A probe's own timeout is cut short by the deadline.
+ */
+export async function waitUntilHealthy(opts: { probe: (timeoutMs: number) => Promise<ProbeAnswer>; timeoutMs: number; intervalMs: number; deadlineMs: number; exited: Promise<unknown> }): Promise<HealthWait> {
+  const deadline = Date.now() + opts.deadlineMs;
+  const answers: ProbeAnswer[] = [];
+  let gone = false;
+  void opts.exited.then(() => { gone = true; });
+  const exited = opts.exited.then(() => 'exited' as const);
+  while (!gone && Date.now() < deadline) {
+    const started = Date.now();
+    const left = deadline - started;
+    const answer = await Promise.race([opts.probe(Math.max(1, Math.min(opts.timeoutMs, left))), exited]);
+    if (answer === 'exited') break;
+    answers.push(answer);
+    if (answers.length > KEEP_ANSWERS) answers.shift();
+    if (answer.ok) return { healthy: true, answers };
+    const wait = Math.min(opts.intervalMs - (Date.now() - started), deadline - Date.now());
+    if (wait > 0) await Promise.race([sleep(wait), exited]);
+  }
+  return { healthy: false, reason: gone ? 'exited' : 'timeout', answers };
+}
+
+export interface HealthWatch {
+  stop(): void;
+  last(): ProbeAnswer | undefined;
+  failuresInARow(): number;
+}
+
+/**
+ * Probe a running app every `intervalMs`; after `failures` failures in a row, call
+ * `onUnhealthy` once and start counting again.
+ */
+export function watchHealth(opts: { probe: () => Promise<ProbeAnswer>; intervalMs: number; failures: number; onUnhealthy: (answers: ProbeAnswer[]) => void | Promise<void> }): HealthWatch {
+  let stopped = false;
+  let last: ProbeAnswer | undefined;
+  let failed: ProbeAnswer[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const tick = async () => {
+    if (stopped) return;
+    last = await opts.probe();
+    if (stopped) return;
+    if (last.ok) failed = [];
+    else failed.push(last);
+    if (failed.length >= opts.failures) {
+      const answers = failed;
+      failed = [];
+      await opts.onUnhealthy(answers);
+    }
+    if (!stopped) timer = setTimeout(() => void tick(), opts.intervalMs);
+  };
+  timer = setTimeout(() => void tick(), opts.intervalMs);
+  return {
+    stop() { stopped = true; if (timer) clearTimeout(timer); },
+    last: () => last,
+    failuresInARow: () => failed.length,
+  };
+}

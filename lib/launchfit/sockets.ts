@@ -1,0 +1,140 @@
+// The listening sockets launchfit owns (`app.listen`) and hands to every app process as fds 3…,
+// as systemd socket activation does. launchfit binds them once and never accepts on them: the
+// kernel queues connections while no app runs, and old and new app share them during an update.
+//
+// Node has no public API for "a listening socket this process does not poll": a net.Server
+// accepts in the parent. So the sockets are made the way Node's cluster makes its shared
+// handles: net._createServerHandle binds without listening (no accept loop in launchfit),
+// and a one-shot child calls listen(2) on the inherited fds and exits before its event loop
+// runs, so it never accepts either. Deno's node:net handles carry no fd to pass on, so
+// `app.listen` is refused under Deno.
+import { spawn } from 'node:child_process';
+import { lstat, rm } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { getSystemErrorName } from 'node:util';
+import { ConfigError } from '../core/errors.ts';
+import { parseListen } from '../http/server.ts';
+
+export type ListenSpec = { kind: 'tcp'; host: string; port: number; text: string } | { kind: 'unix'; path: string; text: string };
+
+/** One `app.listen` entry: `HOST:PORT` (an IP literal), `[IPv6]:PORT`, or a Unix socket path. */
+export function parseListenSpec(text: string, baseDir: string): ListenSpec {
+  if (text.includes('/')) return { kind: 'unix', path: path.resolve(baseDir, text), text };
+  const { host, port } = parseListen(text);
+  if (!/:\d+$/.test(text.trim())) throw new ConfigError(`${JSON.stringify(text)} has no port; write HOST:PORT, e.g. 127.0.0.1:8080.`);
+  if (!net.isIP(host)) throw new ConfigError(`${JSON.stringify(text)}: the host must be an IP address (127.0.0.1, 0.0.0.0, [::1], [::]), not a name.`);
+  if (port === 0) throw new ConfigError(`${JSON.stringify(text)}: port 0 would change with every start; give a fixed port.`);
+  return { kind: 'tcp', host, port, text };
+}
+
+interface RawHandle { fd?: number; close(cb?: () => void): void; getsockname?(out: Record<string, unknown>): number }
+type CreateServerHandle = (address: string, port: number, addressType: number) => RawHandle | number;
+
+export interface BoundSocket {
+  spec: ListenSpec;
+  fd: number;
+  /** The name given to the app in LISTEN_FDNAMES. */
+  name: string;
+}
+
+export interface SocketSet {
+  sockets: BoundSocket[];
+  close(): Promise<void>;
+}
+
+function createHandle(spec: ListenSpec): RawHandle {
+  const create = (net as unknown as { _createServerHandle?: CreateServerHandle })._createServerHandle;
+  if (typeof create !== 'function' || 'deno' in process.versions) {
+    throw new ConfigError('app.listen needs launchfit to run under Node: Deno cannot hand a listening socket to a child process. Run launchfit with node (or the npm/one-file install), or remove app.listen.');
+  }
+  const handle = spec.kind === 'unix' ? create(spec.path, -1, -1) : create(spec.host, spec.port, net.isIPv6(spec.host) ? 6 : 4);
+  const failed = (code: number) => new ConfigError(describeBindError(spec, getSystemErrorName(code)));
+  if (typeof handle === 'number') throw failed(handle);
+  // libuv delays EADDRINUSE of a TCP bind until listen; getsockname reports it now.
+  if (spec.kind === 'tcp' && handle.getsockname) {
+    const code = handle.getsockname({});
+    if (code < 0) { handle.close(); throw failed(code); }
+  }
+  if (typeof handle.fd !== 'number' || handle.fd < 0) {
+    handle.close();
+    throw new ConfigError('app.listen: this runtime gives no file descriptor for a socket; run launchfit under Node.');
+  }
+  return handle;
+}
+
+function describeBindError(spec: ListenSpec, code: string): string {
+  if (code === 'EADDRINUSE') {
+    return spec.kind === 'unix'
+      ? `app.listen ${spec.text}: the socket ${spec.path} is in use by another process; stop it or choose another path.`
+      : `app.listen ${spec.text}: the port is already in use by another process (EADDRINUSE); stop it (ss -ltnp 'sport = :${spec.port}') or choose another port.`;
+  }
+  if (code === 'EACCES') return `app.listen ${spec.text}: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE; a socket path needs a writable folder).`;
+  if (code === 'EADDRNOTAVAIL') return `app.listen ${spec.text}: this host has no such address.`;
+  return `app.listen ${spec.text}: cannot bind (${code}).`;
+}
+
+/** A Unix socket file nobody listens on (left by a crash) is removed; a live one is not. */
+async function clearStaleSocketFile(file: string): Promise<void> {
+  const info = await lstat(file).catch(() => undefined);
+  if (!info) return;
+  if (!info.isSocket()) throw new ConfigError(`${file} exists and is not a socket; app.listen will not replace it. Move it away or choose another path.`);
+  const live = await new Promise<boolean>((resolve) => {
+    const probe = net.connect(file);
+    probe.once('connect', () => { probe.destroy(); resolve(true); });
+    probe.once('error', () => resolve(false));
+  });
+  if (!live) await rm(file, { force: true });
+}
+
+/** listen(2) on the fds in a child that exits before it could accept (see the top comment). */
+function listenOnFds(fds: number[]): Promise<void> {
+  const script = `const net=require('node:net');let n=${fds.length};for(let i=0;i<${fds.length};i++){const s=net.createServer();`
+    + `s.on('error',(e)=>{process.stderr.write(String(i)+' '+e.code);process.exit(1)});s.listen({fd:3+i,backlog:511},()=>{if(--n===0)process.exit(0)})}`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'ignore', 'pipe', ...fds], env: {} });
+    let err = '';
+    child.stderr!.on('data', (d) => (err += d));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(Object.assign(new Error(err), { index: Number(err.split(' ')[0]), code: err.split(' ')[1] }))));
+  });
+}
+
+/**
+ * Bind and listen on every spec, in order; names for LISTEN_FDNAMES come with them. All or
+ * nothing: on any failure the ones already bound are closed and a ConfigError names the address.
+ */
+export async function bindSockets(entries: Array<{ spec: ListenSpec; name: string }>): Promise<SocketSet> {
+  const handles: RawHandle[] = [];
+  const made: string[] = [];
+  const closeAll = async () => {
+    await Promise.all(handles.map((h) => new Promise<void>((r) => h.close(() => r()))));
+    for (const file of made) await rm(file, { force: true });
+  };
+  try {
+    for (const { spec } of entries) {
+      if (spec.kind === 'unix') await clearStaleSocketFile(spec.path);
+      handles.push(createHandle(spec));
+      if (spec.kind === 'unix') made.push(spec.path);
+    }
+    if (handles.length) {
+      await listenOnFds(handles.map((h) => h.fd!)).catch((error: Error & { index?: number; code?: string }) => {
+        const spec = entries[error.index ?? 0]?.spec;
+        throw new ConfigError(spec ? describeBindError(spec, error.code ?? 'unknown') : `app.listen: cannot listen (${error.message}).`, { cause: error });
+      });
+    }
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+  return {
+    sockets: entries.map((e, i) => ({ spec: e.spec, name: e.name, fd: handles[i].fd! })),
+    close: closeAll,
+  };
+}
+
+/** The environment of systemd's protocol for `sockets` passed as fds 3…; LISTEN_PID is set by the exec wrapper. */
+export function listenEnv(sockets: Array<{ name: string }>): Record<string, string> {
+  if (!sockets.length) return {};
+  return { LISTEN_FDS: String(sockets.length), LISTEN_FDNAMES: sockets.map((s) => s.name).join(':') };
+}
