@@ -57,10 +57,10 @@ test('a port already in use: exit 2, the message names it, nothing is started', 
 
 test('the app serves on the sockets launchfit hands it (TCP, IPv6, Unix), LISTEN_PID is its own pid', async () => {
   lf = await startLaunchfit(w.deploy);
-  const tcp = await waitFor(async () => { const a = await get({ port }); return a.status === 200 && a; }, { what: 'the app on the TCP socket' });
+  const tcp = await waitFor(async () => { const a = await get({ port }); return a.status === 200 ? a : undefined; }, { what: 'the app on the TCP socket' });
   const s = await statusOf(w.deploy);
   // The fixture serves the fds only when LISTEN_PID is its own pid (else it binds $PORT).
-  assert.is(tcp.body, `1.0 ${s.app.pid} listen`);
+  assert.is(tcp!.body, `1.0 ${s.app.pid} listen`);
   assert.equal(s.sockets, [`127.0.0.1:${port}`, ...(ipv6 ? [`[::1]:${port6}`] : []), unixPath]);
   if (ipv6) assert.is((await get({ host: '::1', port: port6 })).body, `1.0 ${s.app.pid} listen`);
   assert.is((await get({ socketPath: unixPath })).body, `1.0 ${s.app.pid} listen`);
