@@ -30,8 +30,9 @@ Examples:
   build octo/site --sha 3f2a9c1 --ref refs/heads/main
   build site --steps compile --config /etc/shipkit/shipkit.yml
 `,
-  string: ['config', 'sha', 'ref', 'steps', 'job-id', 'url'],
-  boolean: ['json'],
+  flags: {
+    config: { type: 'string' }, sha: { type: 'string' }, ref: { type: 'string' }, steps: { type: 'string' }, 'job-id': { type: 'string' }, url: { type: 'string' }, json: { type: 'boolean' },
+  },
   minPositionals: 1,
   maxPositionals: 1,
 };

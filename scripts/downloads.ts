@@ -2,7 +2,7 @@
 // downloads: fetch the files listed in manifest.txt (and cloudinary.txt) into downloads/.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { parsePositiveInt, parseSeconds, runCli } from '../lib/core/cli.ts';
+import { runCli } from '../lib/core/cli.ts';
 import { downloadAll, loadEntries } from '../lib/stages/downloads.ts';
 import { formatBytes } from '../lib/core/log.ts';
 import { UsageError } from '../lib/core/errors.ts';
@@ -30,13 +30,15 @@ Exit status: 0 all saved, 1 some downloads failed (the others are saved), 2 bad 
 await runCli({
   name: 'downloads',
   usage,
-  string: ['manifest', 'cloudinary', 'dir', 'concurrency', 'retries', 'timeout'],
-  boolean: ['refresh', 'json'],
+  flags: {
+    manifest: { type: 'string' }, cloudinary: { type: 'string' }, dir: { type: 'string' }, refresh: { type: 'boolean' }, json: { type: 'boolean' },
+    concurrency: { type: 'integer', default: 4, max: 256 },
+    retries: { type: 'integer', default: 3, min: 0, max: 20 },
+    timeout: { type: 'seconds', default: 30 },
+  },
   maxPositionals: 0,
 }, async (args, log) => {
-  const concurrency = args.concurrency === undefined ? 4 : parsePositiveInt(args.concurrency, 'concurrency', { max: 256 });
-  const retries = args.retries === undefined ? 3 : parsePositiveInt(args.retries, 'retries', { min: 0, max: 20 });
-  const timeoutMs = args.timeout === undefined ? 30_000 : parseSeconds(args.timeout, 'timeout') * 1000;
+  const timeoutMs = args.timeout * 1000;
   const manifestArg: string = args.manifest ?? 'manifest.txt';
   const fromStdin = manifestArg === '-';
   const manifestFile = fromStdin ? undefined : path.resolve(manifestArg);
@@ -60,8 +62,8 @@ await runCli({
     entries,
     log,
     refresh: args.refresh,
-    concurrency,
-    retries,
+    concurrency: args.concurrency,
+    retries: args.retries,
     connectTimeoutMs: timeoutMs,
     idleTimeoutMs: timeoutMs,
     progress: args.json ? undefined : process.stderr,

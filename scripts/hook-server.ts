@@ -1,6 +1,6 @@
 #!/usr/bin/env -S node --import=data:text/javascript,const{realpathSync:r}=await/**/import(`node:fs`),{pathToFileURL:u}=await/**/import(`node:url`);await/**/import(new/**/URL(`../node_modules/tsx/dist/loader.mjs`,u(r(process.argv[1]))))
 // hook-server: receive forge webhooks, verify them, journal jobs and run builds one repo at a time.
-import { parseSeconds, runCli } from '../lib/core/cli.ts';
+import { milliseconds, runCli } from '../lib/core/cli.ts';
 import { findOrCreateConfig, firstRunMessage } from '../lib/compile/first-run.ts';
 import { resolveServerSecrets, startHookServer } from '../lib/compile/hook-server.ts';
 import { parseListen } from '../lib/http/server.ts';
@@ -27,8 +27,10 @@ GET /healthz; with Authorization: Bearer TOKEN: GET /jobs, /jobs/ID, /jobs/ID/lo
 await runCli({
   name: 'hook-server',
   usage,
-  string: ['config', 'listen', 'grace', 'body-timeout', 'header-timeout'],
-  boolean: ['json'],
+  flags: {
+    config: { type: 'string' }, listen: { type: 'string' }, json: { type: 'boolean' },
+    grace: { type: 'seconds' }, 'body-timeout': { type: 'seconds' }, 'header-timeout': { type: 'seconds' },
+  },
   maxPositionals: 0,
 }, async (args, log) => {
   // Caught before anything is announced: a SIGTERM sent the moment "listening" is printed (or
@@ -44,9 +46,9 @@ await runCli({
   const server = await startHookServer({
     config, listen, secrets, token, log,
     maxBody: config.maxBody,
-    graceMs: args.grace ? parseSeconds(args.grace, 'grace') * 1000 : undefined,
-    bodyTimeoutMs: args['body-timeout'] ? parseSeconds(args['body-timeout'], 'body-timeout') * 1000 : undefined,
-    headersTimeoutMs: args['header-timeout'] ? parseSeconds(args['header-timeout'], 'header-timeout') * 1000 : undefined,
+    graceMs: milliseconds(args.grace),
+    bodyTimeoutMs: milliseconds(args['body-timeout']),
+    headersTimeoutMs: milliseconds(args['header-timeout']),
   });
   if (choice.created) process.stdout.write(firstRunMessage(choice.created, server.url));
   log.info(`hook-server listening on ${server.url}`, { config: config.file, data: config.data, repos: config.repos.size, readApi: token ? 'on' : 'off' });

@@ -1,7 +1,7 @@
 #!/usr/bin/env -S node --import=data:text/javascript,const{realpathSync:r}=await/**/import(`node:fs`),{pathToFileURL:u}=await/**/import(`node:url`);await/**/import(new/**/URL(`../node_modules/tsx/dist/loader.mjs`,u(r(process.argv[1]))))
 // logs REPO (show, list, follow a repo's jobs) and logs rotate (bound disk use).
 import path from 'node:path';
-import { parsePositiveInt, runCli, type Args, type CliSpec } from '../lib/core/cli.ts';
+import { runCli, type Args, type CliSpec } from '../lib/core/cli.ts';
 import { UsageError, WorkError } from '../lib/core/errors.ts';
 import { findJob, followJob, listJobs, validateJobId, type JobSummary } from '../lib/compile/job-log.ts';
 import { parseSize } from '../lib/compile/log-rotate.ts';
@@ -30,18 +30,32 @@ Examples:
   logs octo/site --follow
   logs rotate --max-size 5M --keep 3
 `,
-  string: ['config', 'job', 'max-size', 'keep'],
-  boolean: ['list', 'follow', 'json', 'force'],
+  flags: { config: { type: 'string' }, job: { type: 'string' }, list: { type: 'boolean' }, follow: { type: 'boolean' }, json: { type: 'boolean' } },
   minPositionals: 1,
-  maxPositionals: 2,
+  maxPositionals: 1,
+  commands: {
+    rotate: {
+      usage: `Usage: logs rotate [REPO] [--config FILE] [--max-size SIZE] [--keep N] [--force] [--json]
+
+Gzips DATA/logs/REPO/logs.txt to logs.1.txt.gz once it passes the size cap (older ones move up
+to logs.2.txt.gz, ...) and keeps N rotated files; every configured repo when REPO is left out.
+A repo whose job is running is skipped. Meant for cron or a systemd timer.
+
+Options:
+  --config FILE     shipkit.yml (default: $SHIPKIT_CONFIG, ./shipkit.yml, /etc/shipkit/shipkit.yml)
+  --max-size SIZE   the cap, e.g. 10M or 512k (default: logs.max_size in shipkit.yml, else 10M)
+  --keep N          rotated files kept (default: logs.keep, else 5)
+  --force           rotate even below the cap
+  --json            the results as JSON on stdout
+`,
+      flags: { config: { type: 'string' }, 'max-size': { type: 'string' }, keep: { type: 'integer', min: 0, max: 1000 }, force: { type: 'boolean' }, json: { type: 'boolean' } },
+      maxPositionals: 1,
+    },
+  },
 };
 
 async function logsMain(args: Args, log: Logger): Promise<number> {
-  if (args._[0] === 'rotate') return rotateMain(args, log);
-  if (args._.length > 1) throw new UsageError(`Unexpected argument ${JSON.stringify(args._[1])}. Usage: logs REPO [--job ID] [--list] [--follow] [--json]`);
-  for (const flag of ['max-size', 'keep', 'force'] as const) {
-    if (args[flag] !== undefined && args[flag] !== false) throw new UsageError(`Option --${flag} belongs to \`logs rotate\`.`);
-  }
+  if (args.command === 'rotate') return rotateMain(args, log);
   const jobId = args.job !== undefined ? validateJobId(args.job) : undefined;
   if (args.list && (args.follow || jobId)) throw new UsageError('Use --list on its own, or --job/--follow without --list.');
   if (args.follow && args.json) throw new UsageError('--follow prints the log as it grows; use it without --json.');
@@ -85,13 +99,12 @@ function formatJobList(jobs: JobSummary[]): string {
 }
 
 async function rotateMain(args: Args, log: Logger): Promise<number> {
-  if (args.job !== undefined || args.list || args.follow) throw new UsageError('`logs rotate` takes only [REPO] --max-size --keep --force.');
   const config = await loadShipkitConfig(findConfigFile(args.config));
   const settings = logSettings(config);
   const maxSize = args['max-size'] !== undefined ? parseSize(String(args['max-size'])) : settings.rotation.maxSize;
   if (maxSize === undefined) throw new UsageError(`Option --max-size must be a size such as 10M or 512k, got ${JSON.stringify(String(args['max-size']))}.`);
-  const keep = args.keep !== undefined ? parsePositiveInt(args.keep, 'keep', { min: 0, max: 1000 }) : settings.rotation.keep;
-  const repos = args._[1] !== undefined ? [getRepo(config, String(args._[1]))] : [...config.repos.values()];
+  const keep: number = args.keep ?? settings.rotation.keep;
+  const repos = args._[0] !== undefined ? [getRepo(config, args._[0])] : [...config.repos.values()];
   const { results, failures } = await rotateRepoLogs(config, repos, { maxSize, keep }, { force: Boolean(args.force), log });
   if (args.json) process.stdout.write(`${JSON.stringify(results)}\n`);
   else {

@@ -1,7 +1,7 @@
 #!/usr/bin/env -S node --import=data:text/javascript,const{realpathSync:r}=await/**/import(`node:fs`),{pathToFileURL:u}=await/**/import(`node:url`);await/**/import(new/**/URL(`../node_modules/tsx/dist/loader.mjs`,u(r(process.argv[1]))))
 // release REPO --tag TAG     run the repo's release script in the checked-out tag
 // release publish DIR ...    pack, sign and publish an app release for launchfit
-import { parsePositiveInt, runCli, type Args, type CliSpec } from '../lib/core/cli.ts';
+import { runCli, type Args, type CliSpec, type CommandSpec } from '../lib/core/cli.ts';
 import { UsageError } from '../lib/core/errors.ts';
 import { abortOnSignals, report, validateRef } from '../lib/compile/job.ts';
 import { newJobId, validateJobId } from '../lib/compile/job-log.ts';
@@ -9,6 +9,40 @@ import type { Logger } from '../lib/core/log.ts';
 import { validateName } from '../lib/core/names.ts';
 import { findConfigFile, getRepo, loadShipkitConfig } from '../lib/compile/config.ts';
 import { validateVersion } from '../lib/release/version-file.ts';
+
+const publishCommand: CommandSpec = {
+  usage: `Usage: release publish DIR --name APP --platform PLATFORM --version V --key SECRET_KEY.asc
+                       [--passphrase-file F] --to DEST [--keep N] [--codename NAME]
+                       [--expires DAYS] [--json]
+
+Packs DIR into APP-PLATFORM-V.tar.gz (reproducible: sorted entries, fixed mtime and owner),
+signs it (detached binary OpenPGP signature, as gpg --detach-sign makes), writes VERSION with
+SHA256, SIZE and EXPIRES and signs it as VERSION.sig, and publishes them to DEST: the tarball
+and its .sig first, VERSION.sig and VERSION last, each by temp file + rename. The public key
+is published as pubkey.asc (clients trust it only against a pinned fingerprint).
+
+Options:
+  --name APP               app name (letters, digits, . _ -)
+  --platform PLATFORM      e.g. gnu-linux
+  --version V              dot-separated hexadecimal, e.g. 1.23.42b; must not go down
+  --key FILE               armored OpenPGP secret key
+  --passphrase-file FILE   passphrase for the key (first line)
+  --to DEST                a local folder, s3://bucket/prefix or user@host:path
+  --keep N                 releases kept on DEST, the current one always (default 5)
+  --codename NAME          written as RELEASE NAME
+  --expires DAYS           VERSION expires after DAYS (default 30; 0 = never)
+  --json                   print the result as JSON
+
+Exit codes: 0 published, 1 failed, 2 usage or configuration error.`,
+  flags: {
+    name: { type: 'string' }, platform: { type: 'string' }, version: { type: 'string' }, key: { type: 'string' },
+    'passphrase-file': { type: 'string' }, to: { type: 'string' }, codename: { type: 'string' }, json: { type: 'boolean' },
+    keep: { type: 'integer', min: 1, max: 10_000 },
+    expires: { type: 'integer', min: 0, max: 36_500 },
+  },
+  minPositionals: 1,
+  maxPositionals: 1,
+};
 
 const releaseCliSpec: CliSpec = {
   name: 'release',
@@ -36,10 +70,10 @@ Examples:
   release publish build/ --name my-app --platform gnu-linux --version 1.23.42b \\
     --key release-key.asc --to /srv/app-updates
 `,
-  string: ['config', 'tag', 'job-id'],
-  boolean: ['json'],
+  flags: { config: { type: 'string' }, tag: { type: 'string' }, 'job-id': { type: 'string' }, json: { type: 'boolean' } },
   minPositionals: 1,
   maxPositionals: 1,
+  commands: { publish: publishCommand },
 };
 
 async function releaseMain(args: Args, log: Logger): Promise<number> {
@@ -54,37 +88,6 @@ async function releaseMain(args: Args, log: Logger): Promise<number> {
   return report(await runRelease({ config, repo, tag, id, log, signal: controller.signal }), { json: args.json, log });
 }
 
-const publishCliSpec: CliSpec = {
-  name: 'release publish',
-  usage: `Usage: release publish DIR --name APP --platform PLATFORM --version V --key SECRET_KEY.asc
-                       [--passphrase-file F] --to DEST [--keep N] [--codename NAME]
-                       [--expires DAYS] [--json]
-
-Packs DIR into APP-PLATFORM-V.tar.gz (reproducible: sorted entries, fixed mtime and owner),
-signs it (detached binary OpenPGP signature, as gpg --detach-sign makes), writes VERSION with
-SHA256, SIZE and EXPIRES and signs it as VERSION.sig, and publishes them to DEST: the tarball
-and its .sig first, VERSION.sig and VERSION last, each by temp file + rename. The public key
-is published as pubkey.asc (clients trust it only against a pinned fingerprint).
-
-Options:
-  --name APP               app name (letters, digits, . _ -)
-  --platform PLATFORM      e.g. gnu-linux
-  --version V              dot-separated hexadecimal, e.g. 1.23.42b; must not go down
-  --key FILE               armored OpenPGP secret key
-  --passphrase-file FILE   passphrase for the key (first line)
-  --to DEST                a local folder, s3://bucket/prefix or user@host:path
-  --keep N                 releases kept on DEST, the current one always (default 5)
-  --codename NAME          written as RELEASE NAME
-  --expires DAYS           VERSION expires after DAYS (default 30; 0 = never)
-  --json                   print the result as JSON
-
-Exit codes: 0 published, 1 failed, 2 usage or configuration error.`,
-  string: ['name', 'platform', 'version', 'key', 'passphrase-file', 'to', 'keep', 'codename', 'expires'],
-  boolean: ['json'],
-  minPositionals: 1,
-  maxPositionals: 1,
-};
-
 async function publishMain(args: Args, log: Logger): Promise<number> {
   // Values that were given are checked first, so a bad name is reported even when more is missing.
   if (typeof args.name === 'string' && args.name) validateName(args.name, 'app name (--name)');
@@ -93,18 +96,14 @@ async function publishMain(args: Args, log: Logger): Promise<number> {
   for (const flag of ['name', 'platform', 'version', 'key', 'to']) {
     if (typeof args[flag] !== 'string' || args[flag] === '') throw new UsageError(`Missing --${flag}. Run \`release publish --help\` for usage.`);
   }
-  const keep = args.keep === undefined ? undefined : parsePositiveInt(args.keep, 'keep', { min: 1, max: 10_000 });
-  const expiresDays = args.expires === undefined ? undefined : parsePositiveInt(args.expires, 'expires', { min: 0, max: 36_500 });
   const { publishRelease } = await import('../lib/release/publish.ts');
   const result = await publishRelease({
     dir: String(args._[0]), name: args.name, platform: args.platform, version: args.version, key: args.key,
-    passphraseFile: args['passphrase-file'], to: args.to, keep, codename: args.codename, expiresDays, log,
+    passphraseFile: args['passphrase-file'], to: args.to, keep: args.keep, codename: args.codename, expiresDays: args.expires, log,
   });
   if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
   else process.stdout.write(`Published ${result.file} (${result.size} bytes, sha256 ${result.sha256}) to ${result.to}${result.unchanged ? ' (unchanged)' : ''}\n`);
   return 0;
 }
 
-const argv = process.argv.slice(2);
-if (argv[0] === 'publish') await runCli(publishCliSpec, publishMain, argv.slice(1));
-else await runCli(releaseCliSpec, releaseMain, argv);
+await runCli(releaseCliSpec, (args, log) => (args.command === 'publish' ? publishMain(args, log) : releaseMain(args, log)));

@@ -1,6 +1,6 @@
 #!/usr/bin/env -S node --import=data:text/javascript,const{realpathSync:r}=await/**/import(`node:fs`),{pathToFileURL:u}=await/**/import(`node:url`);await/**/import(new/**/URL(`../node_modules/tsx/dist/loader.mjs`,u(r(process.argv[1]))))
 // server-update: tell every slave in the list to activate REPO (signed GET /?repo=REPO).
-import { parsePositiveInt, parseSeconds, runCli } from '../lib/core/cli.ts';
+import { runCli } from '../lib/core/cli.ts';
 import { ConfigError } from '../lib/core/errors.ts';
 import { DEFAULT_LIST, notifyTargets, readSlaveList, requestPath, type TargetResult } from '../lib/fleet/server-update.ts';
 import { validateName } from '../lib/core/names.ts';
@@ -43,15 +43,21 @@ interrupted), 2 bad arguments or configuration.
 await runCli({
   name: 'server-update',
   usage,
-  string: ['list', 'secret-file', 'concurrency', 'timeout', 'retries', 'canary', 'waves', 'max-failures'],
-  boolean: ['wait', 'json', 'dry-run', 'insecure'],
+  flags: {
+    list: { type: 'string' }, 'secret-file': { type: 'string' }, wait: { type: 'boolean' }, json: { type: 'boolean' }, 'dry-run': { type: 'boolean' }, insecure: { type: 'boolean' },
+    concurrency: { type: 'integer', default: 32, max: 10_000 },
+    timeout: { type: 'seconds' },
+    retries: { type: 'integer', default: 2, min: 0, max: 10 },
+    canary: { type: 'integer', min: 0, max: 100_000 },
+    waves: { type: 'string' },
+    'max-failures': { type: 'integer', min: 0, max: 100_000 },
+  },
   minPositionals: 1,
   maxPositionals: 1,
 }, async (args, log) => {
   const repo = validateName(args._[0], 'repository name');
-  const concurrency = args.concurrency !== undefined ? parsePositiveInt(args.concurrency, 'concurrency', { max: 10_000 }) : 32;
-  const timeoutMs = (args.timeout !== undefined ? parseSeconds(args.timeout, 'timeout') : args.wait ? 600 : 10) * 1000;
-  const retries = args.retries !== undefined ? parsePositiveInt(args.retries, 'retries', { min: 0, max: 10 }) : 2;
+  const { concurrency, retries } = args;
+  const timeoutMs = (args.timeout ?? (args.wait ? 600 : 10)) * 1000;
   const listFile = String(args.list ?? (process.env.SERVER_UPDATE_LIST || DEFAULT_LIST));
   const targets = await readSlaveList(listFile);
   const secret = await loadSecret({ secretFile: args['secret-file'] });
@@ -60,11 +66,11 @@ await runCli({
   const staged = args.canary !== undefined || args.waves !== undefined || args['max-failures'] !== undefined;
   const waves = staged
     ? planRollout(targets, {
-      canary: args.canary !== undefined ? parsePositiveInt(args.canary, 'canary', { min: 0, max: 100_000 }) : 0,
+      canary: args.canary ?? 0,
       shares: args.waves !== undefined ? parseWaves(String(args.waves)) : [100],
     })
     : undefined;
-  const maxFailures = args['max-failures'] !== undefined ? parsePositiveInt(args['max-failures'], 'max-failures', { min: 0, max: 100_000 }) : 0;
+  const maxFailures: number = args['max-failures'] ?? 0;
 
   if (args['dry-run'] && waves) {
     if (args.json) process.stdout.write(`${JSON.stringify(waves.map((w) => ({ name: w.name, targets: w.targets.map((t) => t.url) })), null, 2)}\n`);

@@ -1,8 +1,8 @@
 #!/usr/bin/env -S node --import=data:text/javascript,const{realpathSync:r}=await/**/import(`node:fs`),{pathToFileURL:u}=await/**/import(`node:url`);await/**/import(new/**/URL(`../node_modules/tsx/dist/loader.mjs`,u(r(process.argv[1]))))
 // slave-activate: replace ROOT/REPO with a fresh clone, once or on signed requests.
 import { activateRepo, defaultRoot, DEFAULT_BASE } from '../lib/fleet/activate.ts';
-import { parsePositiveInt, parseSeconds, runCli, type Args } from '../lib/core/cli.ts';
-import { ConfigError, UsageError } from '../lib/core/errors.ts';
+import { runCli, type Args, type CliSpec, type FlagSpec } from '../lib/core/cli.ts';
+import { ConfigError } from '../lib/core/errors.ts';
 import { parseListen, startHttpServer } from '../lib/http/server.ts';
 import type { Logger } from '../lib/core/log.ts';
 import { validateName } from '../lib/core/names.ts';
@@ -23,7 +23,23 @@ Options:
   --base URL          clone from BASE/REPO.git; a URL or a local folder
                       (default: $SLAVE_BASE_URL, else ${DEFAULT_BASE})
   --clone-timeout S   give up on a clone after S seconds (default 600)
-  --serve             listen for signed GET /?repo=NAME requests (see server-update)
+  --json              print the result as JSON
+  -h, --help          show this help
+  --version           show the version
+
+--serve listens for signed GET /?repo=NAME requests (see server-update) and runs the same
+activation for each; its own options (--listen, --file, --secret-file, ...) are in
+\`slave-activate --serve --help\`.
+Exit codes: 0 done, 1 the clone failed, 2 bad arguments or configuration.
+`;
+
+const serveUsage = `Usage: slave-activate --serve [--listen HOST:PORT] [--file PATH] [--root DIR] [--base URL]
+                      [--prefix PATH] [--max-parallel N] [--secret-file FILE | --insecure] [options]
+
+Listens for signed GET /?repo=NAME requests (see server-update) and replaces ROOT/REPO with a
+fresh clone of BASE/REPO.git for each, in the background, one at a time per repo.
+
+Options:
   --listen HOST:PORT  address to listen on (default 0.0.0.0:8080)
   --prefix PATH       serve under PATH (/hooks/slave), directly or behind a proxy that
                       strips it (default: $SLAVE_PREFIX, else /)
@@ -31,32 +47,62 @@ Options:
   --secret-file FILE  shared secret (default: $SHIPKIT_SECRET); required unless --insecure
   --insecure          accept unsigned requests (only on a trusted network)
   --file PATH         also serve this file on GET / (unsigned, for a browser)
+  --root DIR          where clones live (default: $SLAVE_ROOT, else ~/repos)
+  --base URL          clone from BASE/REPO.git (default: $SLAVE_BASE_URL, else ${DEFAULT_BASE})
+  --clone-timeout S   give up on a clone after S seconds (default 600)
   --header-timeout S  time a client has to send its headers (default 10)
   --drain-timeout S   on SIGTERM, wait this long for a running clone (default 120)
   --json              log JSON lines
-  -h, --help          show this help
-  --version           show the version
 
-Requests (--serve):
+Requests:
   GET /?repo=NAME         202 {"repo","state":"queued"}; runs in the background
   GET /?repo=NAME&wait=1  200 {"ok":true,...} or 500 {"ok":false,"error":...}
   GET /status             last result per repo
-Exit codes: 0 done, 1 the clone failed, 2 bad arguments or configuration.
+Exit codes: 0 stopped cleanly, 2 bad arguments or configuration.
 `;
+
+const cloneFlags: Record<string, FlagSpec> = {
+  root: { type: 'string' },
+  base: { type: 'string' },
+  'clone-timeout': { type: 'seconds', default: 600 },
+  json: { type: 'boolean' },
+};
+
+const spec: CliSpec = {
+  name: 'slave-activate',
+  usage,
+  flags: cloneFlags,
+  minPositionals: 1,
+  maxPositionals: 1,
+  commands: {
+    '--serve': {
+      usage: serveUsage,
+      flags: {
+        ...cloneFlags,
+        serve: { type: 'boolean' },
+        listen: { type: 'string', default: '0.0.0.0:8080' },
+        file: { type: 'string' },
+        'secret-file': { type: 'string' },
+        insecure: { type: 'boolean' },
+        'header-timeout': { type: 'seconds', default: 10 },
+        'drain-timeout': { type: 'seconds', default: 120 },
+        prefix: { type: 'string' },
+        'max-parallel': { type: 'integer', default: DEFAULT_MAX_PARALLEL, max: 256 },
+      },
+      maxPositionals: 0,
+    },
+  },
+};
 
 function settings(args: Args) {
   return {
     root: String(args.root ?? defaultRoot()),
     base: String(args.base ?? (process.env.SLAVE_BASE_URL || DEFAULT_BASE)),
-    timeoutMs: args['clone-timeout'] !== undefined ? parseSeconds(args['clone-timeout'], 'clone-timeout') * 1000 : 600_000,
+    timeoutMs: args['clone-timeout'] * 1000,
   };
 }
 
 async function activateOnce(args: Args, log: Logger): Promise<number> {
-  if (args._.length !== 1) throw new UsageError('Give exactly one repository name: slave-activate REPO.');
-  for (const flag of ['listen', 'file', 'secret-file', 'insecure', 'header-timeout', 'drain-timeout', 'prefix', 'max-parallel'] as const) {
-    if (args[flag] !== undefined && args[flag] !== false) throw new UsageError(`--${flag} only applies with --serve.`);
-  }
   const repo = validateName(args._[0], 'repository name');
   const { root, base, timeoutMs } = settings(args);
   const result = await activateRepo({ root, base, repo, log, timeoutMs, lockWaitMs: timeoutMs });
@@ -66,17 +112,16 @@ async function activateOnce(args: Args, log: Logger): Promise<number> {
 }
 
 async function serve(args: Args, log: Logger): Promise<number> {
-  if (args._.length) throw new UsageError('--serve takes no repository name; repos come with each request.');
   const { root, base, timeoutMs } = settings(args);
   const secret = await loadSecret({ secretFile: args['secret-file'] });
   if (!secret && !args.insecure) throw new ConfigError('No shared secret: pass --secret-file FILE or set SHIPKIT_SECRET (or --insecure to accept unsigned requests).');
   if (secret && args.insecure) log.warn('--insecure ignored: a secret is set, so requests must be signed');
   if (!secret) log.warn('accepting UNSIGNED requests (--insecure): anyone who can reach this port can trigger clones');
-  const listen = parseListen(String(args.listen ?? '0.0.0.0:8080'), '0.0.0.0');
-  const headerTimeoutMs = args['header-timeout'] !== undefined ? parseSeconds(args['header-timeout'], 'header-timeout') * 1000 : 10_000;
+  const listen = parseListen(args.listen, '0.0.0.0');
+  const headerTimeoutMs = args['header-timeout'] * 1000;
+  const drainMs = args['drain-timeout'] * 1000;
   const prefix = parsePrefix(String(args.prefix ?? process.env.SLAVE_PREFIX ?? ''));
-  const maxParallel = args['max-parallel'] !== undefined ? parsePositiveInt(args['max-parallel'], 'max-parallel', { max: 256 }) : DEFAULT_MAX_PARALLEL;
-  const drainMs = args['drain-timeout'] !== undefined ? parseSeconds(args['drain-timeout'], 'drain-timeout') * 1000 : 120_000;
+  const maxParallel: number = args['max-parallel'];
 
   const service = createSlaveService({
     secret,
@@ -106,9 +151,4 @@ async function serve(args: Args, log: Logger): Promise<number> {
   return 0;
 }
 
-await runCli({
-  name: 'slave-activate',
-  usage,
-  string: ['root', 'base', 'listen', 'file', 'secret-file', 'clone-timeout', 'header-timeout', 'drain-timeout', 'prefix', 'max-parallel'],
-  boolean: ['serve', 'insecure', 'json'],
-}, (args, log) => (args.serve ? serve(args, log) : activateOnce(args, log)));
+await runCli(spec, (args, log) => (args.command === '--serve' ? serve(args, log) : activateOnce(args, log)));

@@ -2,7 +2,7 @@
 // upload: send a built folder to its targets: rsync over ssh, S3, or a git branch.
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { parsePositiveInt, runCli } from '../lib/core/cli.ts';
+import { runCli, type FlagSpec } from '../lib/core/cli.ts';
 import { UsageError, WorkError } from '../lib/core/errors.ts';
 import { findConfigFile, getRepo, loadShipkitConfig, repoPaths } from '../lib/compile/config.ts';
 import { parseTarget, uploadEntries, uploadTo, type UploadResult } from '../lib/stages/upload/index.ts';
@@ -12,13 +12,25 @@ const usage = `Usage:
   upload --from DIR --to TARGET [--delete] [--dry-run] [--json] [options]
 
 The first form uploads the repo's work folder to the targets in shipkit.yml (repos.REPO.upload),
-in order. The second uploads DIR to one TARGET:
+in order. The second uploads DIR to one TARGET; its options are in \`upload --from --help\`.
+
+Options:
+  --config FILE          shipkit.yml (default: $SHIPKIT_CONFIG, ./shipkit.yml, /etc/shipkit/shipkit.yml)
+  --dry-run              show what would change, change nothing
+  --json                 print the results as JSON on stdout
+S3 credentials come from the usual AWS environment (AWS_ACCESS_KEY_ID, AWS_PROFILE, ...).
+
+Exit status: 0 uploaded, 1 an upload failed, 2 bad arguments or configuration.
+`;
+
+const fromUsage = `Usage: upload --from DIR --to TARGET [--delete] [--dry-run] [--json] [options]
+
+Uploads DIR to one TARGET:
   user@host:path, rsync://[user@]host[:port]/path   rsync over ssh (--delay-updates)
   s3://bucket/prefix                               only changed files (size + MD5/ETag)
   git+REMOTE#BRANCH                                DIR becomes the branch's tree (gh-pages style)
 
 Options:
-  --config FILE          shipkit.yml (default: $SHIPKIT_CONFIG, ./shipkit.yml, /etc/shipkit/shipkit.yml)
   --delete               remove remote files that are not in DIR (rsync, S3)
   --dry-run              show what would change, change nothing
   --endpoint URL         S3-compatible endpoint (path-style addressing); --region REGION
@@ -31,24 +43,37 @@ S3 credentials come from the usual AWS environment (AWS_ACCESS_KEY_ID, AWS_PROFI
 Exit status: 0 uploaded, 1 an upload failed, 2 bad arguments or configuration.
 `;
 
+const string: FlagSpec = { type: 'string' };
+const boolean: FlagSpec = { type: 'boolean' };
+
 await runCli({
   name: 'upload',
   usage,
-  string: ['config', 'from', 'to', 'endpoint', 'region', 'cache-control', 'concurrency', 'ssh-key', 'port', 'known-hosts'],
-  boolean: ['delete', 'dry-run', 'json'],
+  flags: { config: string, 'dry-run': boolean, json: boolean },
+  minPositionals: 1,
   maxPositionals: 1,
+  commands: {
+    '--from': {
+      usage: fromUsage,
+      flags: {
+        from: string, to: string, delete: boolean, 'dry-run': boolean, json: boolean,
+        endpoint: string, region: string, 'cache-control': string, 'ssh-key': string, 'known-hosts': string,
+        concurrency: { type: 'integer', max: 64 },
+        port: { type: 'integer', max: 65535 },
+      },
+      maxPositionals: 0,
+    },
+  },
 }, async (args, log) => {
   let results: UploadResult[];
-  if (args._.length === 1) {
-    const onlyOneTarget = ['from', 'to', 'endpoint', 'region', 'cache-control', 'concurrency', 'ssh-key', 'port', 'known-hosts'].filter((f) => args[f] !== undefined);
-    if (onlyOneTarget.length || args.delete) throw new UsageError(`--${onlyOneTarget[0] ?? 'delete'} is for "upload --from DIR --to TARGET"; with REPO the targets come from shipkit.yml.`);
+  if (args.command === undefined) {
     const config = await loadShipkitConfig(findConfigFile(args.config));
     const repo = getRepo(config, args._[0]);
     const workDir = repoPaths(config, repo.name).work;
     if (!(await stat(workDir).catch(() => undefined))?.isDirectory()) throw new WorkError(`The work folder ${workDir} of ${repo.name} does not exist; run \`build ${repo.name}\` first.`);
     results = await uploadEntries({ workDir, entries: repo.upload, doc: config.doc, configFile: config.file, log, dryRun: args['dry-run'] });
   } else {
-    if (!args.from || !args.to) throw new UsageError('Give REPO, or both --from DIR and --to TARGET. Run `upload --help` for usage.');
+    if (!args.from || !args.to) throw new UsageError(`Missing --${args.from ? 'to TARGET' : 'from DIR'}. Run \`upload --from --help\` for usage.`);
     const from = path.resolve(args.from);
     if (!(await stat(from).catch(() => undefined))?.isDirectory()) throw new UsageError(`The source folder ${from} does not exist (or is not a folder).`);
     const target = parseTarget(args.to, { endpoint: args.endpoint, region: args.region });
@@ -58,8 +83,8 @@ await runCli({
       delete: args.delete,
       dryRun: args['dry-run'],
       cacheControl: args['cache-control'],
-      concurrency: args.concurrency === undefined ? undefined : parsePositiveInt(args.concurrency, 'concurrency', { max: 64 }),
-      port: args.port === undefined ? undefined : parsePositiveInt(args.port, 'port', { max: 65535 }),
+      concurrency: args.concurrency,
+      port: args.port,
       sshKey: args['ssh-key'] === undefined ? undefined : path.resolve(args['ssh-key']),
       knownHosts: args['known-hosts'] === undefined ? undefined : path.resolve(args['known-hosts']),
     })];

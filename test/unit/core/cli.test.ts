@@ -1,12 +1,13 @@
-// lib/core/cli.ts: parseArgs (declared flags, unknown flags, missing values, repeats, positionals) in
-// process, and runCli through a real child process (test/fixtures/cli/fixture.ts under tsx):
+// lib/core/cli.ts: parseArgs (declared flags, unknown flags, missing values, repeats, positionals,
+// typed flags, subcommands and modes) in process, and runCli through a real child process
+// (test/fixtures/cli/fixture.ts under tsx):
 // exit codes, the stdout/stderr split, --help/--version, JSON logs, NO_COLOR on a real pty.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseArgs, parsePositiveInt, parseSeconds, version, type CliSpec } from '../../../lib/core/cli.ts';
+import { parseArgs, parsePositiveInt, parseSeconds, usageOf, version, type Args, type CliSpec } from '../../../lib/core/cli.ts';
 import { UsageError } from '../../../lib/core/errors.ts';
 import { ROOT } from '../../helpers.ts';
 
@@ -17,17 +18,20 @@ const PKG_VERSION = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'ut
 const spec: CliSpec = {
   name: 'server-update',
   usage: 'Usage: server-update REPO [--list FILE] [--concurrency N] [--json]\n\nSends one signed request per slave.\n',
-  string: ['list', 'concurrency', 'to'],
-  boolean: ['json', 'dry-run'],
-  alias: { n: 'dry-run' },
-  default: { concurrency: '32' },
+  flags: {
+    list: { type: 'string' },
+    concurrency: { type: 'string', default: '32' },
+    to: { type: 'string' },
+    json: { type: 'boolean' },
+    'dry-run': { type: 'boolean', alias: 'n' },
+  },
   minPositionals: 1,
   maxPositionals: 1,
 };
 
-function usageError(argv: string[], pattern: RegExp) {
+function usageError(argv: string[], pattern: RegExp, against: CliSpec = spec) {
   try {
-    parseArgs(spec, argv);
+    parseArgs(against, argv);
   } catch (error) {
     assert.instance(error, UsageError, `${argv.join(' ')}: got ${(error as Error).message}`);
     assert.match((error as Error).message, pattern);
@@ -93,11 +97,165 @@ test('--help and --version win over other problems', () => {
 });
 
 test('a script that declares --version as a string owns it (release publish --version V)', () => {
-  const own: CliSpec = { name: 'release', usage: 'Usage: release publish DIR --version V', string: ['version'], minPositionals: 1 };
+  const own: CliSpec = { name: 'release', usage: 'Usage: release publish DIR --version V', flags: { version: { type: 'string' } }, minPositionals: 1 };
   const args = parseArgs(own, ['publish', '--version', '1.10']);
   assert.is(args.version, '1.10');
   assert.equal(args._, ['publish']);
   assert.throws(() => parseArgs(own, ['publish', '--version']), (e: unknown) => e instanceof UsageError && /--version needs a value/.test(e.message));
+});
+
+// ---- subcommands, modes and typed flags --------------------------------------------------------
+
+// Shaped like `logs REPO` / `logs rotate` / `slave-activate --serve`: the script's own form, a
+// subcommand chosen by a word, and a mode chosen by a flag, each with its own flags.
+const tool: CliSpec = {
+  name: 'tool',
+  usage: 'Usage: tool REPO [--job ID] [--json]\n       tool rotate [REPO] [--keep N]\n       tool --serve [--listen HOST:PORT]\n',
+  flags: { job: { type: 'string' }, json: { type: 'boolean' } },
+  minPositionals: 1,
+  maxPositionals: 1,
+  commands: {
+    rotate: {
+      usage: 'Usage: tool rotate [REPO] [--keep N] [--max-age SEC] [--tag T]...\n',
+      flags: {
+        keep: { type: 'integer', min: 0, max: 1000 },
+        'max-age': { type: 'seconds' },
+        tag: { type: 'string', repeatable: true },
+        port: { type: 'integer', repeatable: true, max: 65535 },
+        force: { type: 'boolean', alias: 'f' },
+        json: { type: 'boolean' },
+      },
+      maxPositionals: 1,
+    },
+    '--serve': {
+      usage: 'Usage: tool --serve [--listen HOST:PORT] [--port N]\n',
+      flags: { serve: { type: 'boolean' }, listen: { type: 'string', default: '0.0.0.0:8080' }, port: { type: 'integer', max: 65535 }, json: { type: 'boolean' } },
+      maxPositionals: 0,
+    },
+  },
+};
+
+// Shaped like launchfit: no form of its own; `lf URL` is `lf deploy URL`.
+const lf: CliSpec = {
+  name: 'lf',
+  usage: 'Usage:\n  lf URL [--dir DIR]\n  lf deploy [URL] [--dir DIR]\n  lf status [--json]\n  lf rollback [--to V]\n',
+  defaultCommand: { name: 'deploy', when: /^https?:\/\// },
+  commands: {
+    deploy: { usage: 'Usage: lf deploy [URL] [--dir DIR] [--key FPR]\n', flags: { dir: { type: 'string' }, key: { type: 'string' } }, maxPositionals: 1 },
+    status: { usage: 'Usage: lf status [--dir DIR] [--json]\n', flags: { dir: { type: 'string' }, json: { type: 'boolean' } }, maxPositionals: 0 },
+    rollback: { usage: 'Usage: lf rollback [--dir DIR] [--to V]\n', flags: { dir: { type: 'string' }, to: { type: 'string' } }, maxPositionals: 0 },
+  },
+};
+
+const goodCommands: Array<[CliSpec, string[], Partial<Args>]> = [
+  [tool, ['site'], { command: undefined, _: ['site'], json: false }],
+  [tool, ['site', '--job', 'j1'], { command: undefined, job: 'j1' }],
+  [tool, ['rotate'], { command: 'rotate', _: [], keep: undefined, tag: [], force: false }],
+  [tool, ['rotate', 'site', '--keep', '3'], { command: 'rotate', _: ['site'], keep: 3 }],
+  [tool, ['--keep', '3', 'rotate'], { command: 'rotate', _: [], keep: 3 }],
+  [tool, ['--json', 'rotate', 'site'], { command: 'rotate', _: ['site'], json: true }],
+  [tool, ['rotate', '--keep=0'], { keep: 0 }],
+  [tool, ['rotate', '--keep', '007'], { keep: 7 }],
+  [tool, ['rotate', '--max-age', '1.5'], { 'max-age': 1.5 }],
+  [tool, ['rotate', '--tag', 'a', '--tag=b'], { tag: ['a', 'b'] }],
+  [tool, ['rotate', '--tag', 'a'], { tag: ['a'] }],
+  [tool, ['rotate', '--port', '80', '--port', '443'], { port: [80, 443] }],
+  [tool, ['rotate', '-f'], { force: true, f: true }],
+  [tool, ['rotate', '--no-force'], { force: false }],
+  [tool, ['--serve'], { command: '--serve', serve: true, listen: '0.0.0.0:8080', _: [] }],
+  [tool, ['--listen', '127.0.0.1:0', '--serve'], { command: '--serve', listen: '127.0.0.1:0' }],
+  [tool, ['--serve', '--port', '8080'], { port: 8080 }],
+  // A repo that happens to be called like a subcommand: after `--`, or not in first place.
+  [tool, ['--', 'rotate'], { command: undefined, _: ['rotate'] }],
+  [tool, ['rotate', 'rotate'], { command: 'rotate', _: ['rotate'] }],
+  [lf, [], { command: 'deploy', _: [] }],
+  [lf, ['https://updates.example.com/app/'], { command: 'deploy', _: ['https://updates.example.com/app/'] }],
+  [lf, ['http://h/', '--dir', 'd'], { command: 'deploy', dir: 'd' }],
+  [lf, ['--dir', 'd'], { command: 'deploy', dir: 'd', _: [] }],
+  [lf, ['deploy', 'http://h/'], { command: 'deploy', _: ['http://h/'] }],
+  [lf, ['--dir', 'status', 'status'], { command: 'status', dir: 'status' }],
+  [lf, ['status', '--json'], { command: 'status', json: true }],
+  [lf, ['rollback', '--to', '1.10'], { command: 'rollback', to: '1.10' }],
+];
+
+for (const [cli, argv, want] of goodCommands) {
+  test(`parseArgs ${cli.name} ${JSON.stringify(argv)}`, () => {
+    const args = parseArgs(cli, argv);
+    for (const [key, value] of Object.entries(want)) assert.equal(args[key], value, key);
+  });
+}
+
+const badCommands: Array<[CliSpec, string[], RegExp]> = [
+  // A flag of another subcommand names its owner.
+  [tool, ['site', '--keep', '3'], /^Option --keep belongs to `tool rotate`; run `tool rotate --help` for usage\.$/],
+  [tool, ['site', '--force'], /^Option --force belongs to `tool rotate`;/],
+  [tool, ['site', '--no-force'], /^Option --no-force belongs to `tool rotate`;/],
+  [tool, ['site', '-f'], /^Option -f belongs to `tool rotate`;/],
+  [tool, ['rotate', '--job', 'j1'], /^Option --job belongs to `tool`; run `tool --help` for usage\.$/],
+  [tool, ['site', '--listen', '127.0.0.1:0'], /^Option --listen belongs to `tool --serve`;/],
+  [tool, ['--serve', '--tag', 'x'], /^Option --tag belongs to `tool rotate`;/],
+  [tool, ['site', '--port', '80'], /^Option --port belongs to `tool rotate` or `tool --serve`;/],
+  [tool, ['rotate', '--bogus'], /^Unknown option --bogus\. Run `tool rotate --help` for usage\.$/],
+  [tool, ['--serve', '--bogus=1'], /^Unknown option --bogus\. Run `tool --serve --help` for usage\.$/],
+  // Typed values.
+  [tool, ['rotate', '--keep', 'many'], /^Option --keep must be a whole number, got "many"\.$/],
+  [tool, ['rotate', '--keep', '1.5'], /^Option --keep must be a whole number, got "1\.5"\.$/],
+  [tool, ['rotate', '--keep=-1'], /^Option --keep must be a whole number, got "-1"\.$/],
+  [tool, ['rotate', '--keep', '1001'], /^Option --keep must be between 0 and 1000, got 1001\.$/],
+  [tool, ['rotate', '--keep'], /^Option --keep needs a value\.$/],
+  [tool, ['rotate', '--keep', '--force'], /^Option --keep needs a value\.$/],
+  [tool, ['rotate', '--keep', '1', '--keep', '2'], /^Option --keep was given more than once\.$/],
+  [tool, ['rotate', '--port', '80', '--port', 'x'], /^Option --port must be a whole number, got "x"\.$/],
+  [tool, ['rotate', '--tag'], /^Option --tag needs a value\.$/],
+  [tool, ['rotate', '--max-age', '0'], /^Option --max-age must be a positive number of seconds, got "0"\.$/],
+  [tool, ['rotate', '--max-age', 'soon'], /^Option --max-age must be a positive number of seconds/],
+  [tool, ['--serve', '--port', '70000'], /^Option --port must be between 1 and 65535, got 70000\.$/],
+  [tool, ['--serve', '--port', '0'], /^Option --port must be between 1 and 65535, got 0\.$/],
+  // Positionals are counted per form.
+  [tool, ['--serve', 'site'], /^Unexpected argument "site"\. Usage: tool --serve \[--listen HOST:PORT\]/],
+  [tool, ['rotate', 'a', 'b'], /^Unexpected argument "b"\. Usage: tool rotate \[REPO\]/],
+  [tool, ['site', 'rotate'], /^Unexpected argument "rotate"\. Usage: tool REPO/],
+  [tool, [], /^Missing argument\. Usage: tool REPO \[--job ID\]/],
+  [lf, ['frobnicate'], /^Unknown command "frobnicate"; use deploy, status or rollback\. Run `lf --help` for usage\.$/],
+  [lf, ['--dir', 'd', 'stauts'], /^Unknown command "stauts"/],
+  [lf, ['status', '--to', '1.0'], /^Option --to belongs to `lf rollback`;/],
+  [lf, ['http://h/', '--json'], /^Option --json belongs to `lf status`;/],
+  [lf, ['status', 'extra'], /^Unexpected argument "extra"\. Usage: lf status/],
+  [lf, ['http://a/', 'http://b/'], /^Unexpected argument "http:\/\/b\/"\. Usage: lf deploy/],
+];
+
+for (const [cli, argv, pattern] of badCommands) {
+  test(`parseArgs ${cli.name} ${JSON.stringify(argv)} → UsageError`, () => usageError(argv, pattern, cli));
+}
+
+// [spec, argv, the usage --help prints]
+const helps: Array<[CliSpec, string[], string]> = [
+  [tool, ['--help'], tool.usage],
+  [tool, ['site', '-h'], tool.usage],
+  [tool, ['rotate', '--help'], tool.commands!.rotate.usage],
+  [tool, ['--help', 'rotate'], tool.commands!.rotate.usage],
+  [tool, ['rotate', '--bogus', '--keep', 'x', '-h'], tool.commands!.rotate.usage],
+  [tool, ['--serve', '--help'], tool.commands!['--serve'].usage],
+  [tool, ['--help', '--serve', 'extra'], tool.commands!['--serve'].usage],
+  [lf, ['--help'], lf.usage],
+  [lf, ['http://h/', '--help'], lf.usage],
+  [lf, ['frobnicate', '--help'], lf.usage],
+  [lf, ['status', '--help'], lf.commands!.status.usage],
+  [lf, ['rollback', '-h'], lf.commands!.rollback.usage],
+];
+
+for (const [cli, argv, usage] of helps) {
+  test(`usageOf ${cli.name} ${JSON.stringify(argv)}`, () => {
+    const args = parseArgs(cli, argv);
+    assert.is(args.help, true);
+    assert.is(usageOf(cli, args), usage);
+  });
+}
+
+test('--version in a subcommand that does not declare one', () => {
+  assert.is(parseArgs(tool, ['rotate', '--version']).version, true);
+  assert.is(parseArgs(tool, ['--serve', '--version']).version, true);
+  assert.is(parseArgs(lf, ['--version']).version, true);
 });
 
 const ints: Array<[unknown, { min?: number; max?: number }, number | RegExp]> = [
