@@ -2,15 +2,18 @@
 // launchfit: install a signed release from an update server, supervise the app, switch
 // atomically to new releases and roll back. Wiring only; the work is in lib/launchfit/.
 import process from 'node:process';
-import { runCli, type Args, type CliSpec } from '../lib/core/cli.ts';
-import { UsageError } from '../lib/core/errors.ts';
+import { runCli, type Args, type CliSpec, type FlagSpec } from '../lib/core/cli.ts';
 import type { Logger } from '../lib/core/log.ts';
-import { askRunning, requestOverSocket } from '../lib/launchfit/control.ts';
-import { deployOnce, rollbackOnce, runLauncher, updateOnce } from '../lib/launchfit/launcher.ts';
-import { deployPaths } from '../lib/launchfit/state.ts';
-import { collectStatus, formatStatus, type Status } from '../lib/launchfit/status.ts';
+import { deployOnce } from '../lib/launchfit/deploy.ts';
+import { runLauncher } from '../lib/launchfit/launcher.ts';
+import { runHereOrOnRunning } from '../lib/launchfit/local-or-running.ts';
+import { formatStatus } from '../lib/launchfit/status.ts';
 import type { CheckResult } from '../lib/launchfit/update.ts';
-import { validateVersion } from '../lib/release/version-file.ts';
+
+const dirFlag: Record<string, FlagSpec> = { dir: { type: 'string' }, json: { type: 'boolean' } };
+const DIR_HELP = `  --dir DIR          the deploy folder (default: .)
+  --json             machine-readable results on stdout (and JSON log lines)`;
+const EXIT_CODES = 'Exit codes: 0 ok, 1 the update/verification failed or was rolled back, 2 usage/config error.';
 
 const spec: CliSpec = {
   name: 'launchfit',
@@ -18,31 +21,89 @@ const spec: CliSpec = {
   launchfit URL [--dir DIR] [--keyfile PUBKEY.asc] [--key FINGERPRINT]   same as deploy
   launchfit deploy [URL] [--dir DIR] [--keyfile PUBKEY.asc] [--key FINGERPRINT]
   launchfit run      [--dir DIR]     supervise the app, poll for updates, control socket
-  launchfit update   [--dir DIR]     check now (through the socket when run is up)
+  launchfit update   [--dir DIR] [--force]   check now (through the socket when run is up)
   launchfit rollback [--dir DIR] [--to VERSION]
   launchfit status   [--dir DIR] [--json]
 
 deploy installs the current release from URL into DIR (default: the current folder; it must
 be empty the first time, and launchify.yml is written there). Releases are verified against
 --keyfile (a local public key) or the key on the server matching the full --key fingerprint.
+Each command has its own help: launchfit COMMAND --help.
+
+${EXIT_CODES}
+See README.md (launchfit) and launchify.example.yml.`,
+  defaultCommand: { name: 'deploy', when: /^https?:\/\// },
+  commands: {
+    deploy: {
+      usage: `Usage: launchfit deploy [URL] [--dir DIR] [--keyfile PUBKEY.asc] [--key FINGERPRINT] [--json]
+       launchfit URL [...]   (the same)
+
+Installs the current release from the update server URL into DIR. The first time, DIR must be
+empty (besides .launchfit/) and launchify.yml is written there with URL and the trusted key;
+later, URL may be left out. Through the running launchfit when \`launchfit run\` is up.
 
 Options:
-  --dir DIR          the deploy folder (default: .)
+${DIR_HELP}
   --keyfile FILE     trusted public key (armored or binary), copied to DIR/trusted.asc
   --key FINGERPRINT  full fingerprint to pin (or a key ID selecting from --keyfile)
-  --to VERSION       rollback: the installed version to go back to (default: the previous)
-  --force            update: ignore the cached ETag and re-read VERSION
-  --json             machine-readable results on stdout
-  -h, --help         this help;  --version  the version
 
-Exit codes: 0 ok, 1 the update/verification failed or was rolled back, 2 usage/config error.
-See README.md (launchfit) and launchify.example.yml.`,
-  string: ['dir', 'keyfile', 'key', 'to'],
-  boolean: ['json', 'force'],
-  maxPositionals: 2,
+${EXIT_CODES}`,
+      flags: { ...dirFlag, keyfile: { type: 'string' }, key: { type: 'string' } },
+      maxPositionals: 1,
+    },
+    run: {
+      usage: `Usage: launchfit run [--dir DIR] [--json]
+
+Supervises the app in DIR/current, polls the update server (updates.interval), switches to new
+releases, and answers \`launchfit update|rollback|status\` on DIR/.launchfit/control.sock (and
+signed requests on control.listen). SIGTERM/SIGINT stop the app and launchfit.
+
+Options:
+${DIR_HELP}`,
+      flags: dirFlag,
+      maxPositionals: 0,
+    },
+    update: {
+      usage: `Usage: launchfit update [--dir DIR] [--force] [--json]
+
+Checks the update server now and installs a newer release; through the running launchfit when
+\`launchfit run\` is up (which then also restarts the app).
+
+Options:
+${DIR_HELP}
+  --force            ignore the cached ETag and re-read VERSION
+
+${EXIT_CODES}`,
+      flags: { ...dirFlag, force: { type: 'boolean' } },
+      maxPositionals: 0,
+    },
+    rollback: {
+      usage: `Usage: launchfit rollback [--dir DIR] [--to VERSION] [--json]
+
+Switches current back to an installed release; through the running launchfit when
+\`launchfit run\` is up.
+
+Options:
+${DIR_HELP}
+  --to VERSION       the installed version to go back to (default: the previous release)
+
+${EXIT_CODES}`,
+      flags: { ...dirFlag, to: { type: 'string' } },
+      maxPositionals: 0,
+    },
+    status: {
+      usage: `Usage: launchfit status [--dir DIR] [--json]
+
+Shows the current and previous releases, versions, the last update check and, when
+\`launchfit run\` is up, the app's state.
+
+Options:
+${DIR_HELP}`,
+      flags: dirFlag,
+      maxPositionals: 0,
+    },
+  },
 };
-
-const COMMANDS = new Set(['deploy', 'run', 'update', 'rollback', 'status']);
 
 function printResult(result: CheckResult, args: Args): number {
   process.stdout.write(args.json ? `${JSON.stringify(result)}\n` : `${result.message}\n`);
@@ -50,41 +111,20 @@ function printResult(result: CheckResult, args: Args): number {
 }
 
 async function main(args: Args, log: Logger): Promise<number> {
-  const positionals = args._ as string[];
-  let command = positionals[0] ?? 'deploy';
-  let url: string | undefined;
-  if (!COMMANDS.has(command)) {
-    if (!/^https?:\/\//.test(command)) throw new UsageError(`Unknown command ${JSON.stringify(command)}; use deploy, run, update, rollback or status (or give a URL).`);
-    url = command;
-    command = 'deploy';
-    if (positionals.length > 1) throw new UsageError('Give only one URL.');
-  } else if (positionals.length > 1) {
-    if (command !== 'deploy') throw new UsageError(`${command} takes no argument besides options.`);
-    url = positionals[1];
-  }
-  const dir = args.dir ?? process.cwd();
-  const paths = deployPaths(dir);
-
-  switch (command) {
+  const dir: string = args.dir ?? process.cwd();
+  switch (args.command) {
     case 'deploy': {
-      const result = await deployOnce(dir, { url, keyfile: args.keyfile, key: args.key }, log);
+      const result = await deployOnce(dir, { url: args._[0], keyfile: args.keyfile, key: args.key }, log);
       const code = printResult(result, args);
       if (!args.json && result.action === 'installed') process.stderr.write(`Start it with: launchfit run --dir ${dir}\n`);
       return code;
     }
-    case 'update': {
-      const live = await askRunning(paths.socket, 'POST', '/update');
-      return printResult(live ? live.result as CheckResult : await updateOnce(dir, log, { force: Boolean(args.force) }), args);
-    }
-    case 'rollback': {
-      if (args.to !== undefined) validateVersion(String(args.to), '--to version');
-      const query = args.to ? `?to=${encodeURIComponent(args.to)}` : '';
-      const live = await askRunning(paths.socket, 'POST', `/rollback${query}`);
-      return printResult(live ? live.result as CheckResult : await rollbackOnce(dir, log, args.to), args);
-    }
+    case 'update':
+      return printResult(await runHereOrOnRunning(dir, { command: 'update', force: args.force }, log), args);
+    case 'rollback':
+      return printResult(await runHereOrOnRunning(dir, { command: 'rollback', to: args.to }, log), args);
     case 'status': {
-      const live = await requestOverSocket(paths.socket, 'GET', '/status', 10_000).catch(() => undefined);
-      const status = (live?.body.ok ? live.body.result : await collectStatus(paths)) as Status;
+      const status = await runHereOrOnRunning(dir, { command: 'status' }, log);
       process.stdout.write(args.json ? `${JSON.stringify(status)}\n` : formatStatus(status));
       return 0;
     }

@@ -1,17 +1,15 @@
 // The long-running side of launchfit (`run`) and the one-shot commands that share it:
 // lock, crash recovery, supervisor, polling with jitter, control socket and TCP listener.
-import { copyFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ConfigError, messageOf } from '../core/errors.ts';
-import { ensureDir, pathExists } from '../core/fs.ts';
+import { messageOf } from '../core/errors.ts';
+import { ensureDir } from '../core/fs.ts';
 import { acquireLock, type Lock } from '../core/lock.ts';
 import type { Logger } from '../core/log.ts';
 import { resolveSecret } from '../core/yaml-config.ts';
 import { CONFIG_NAME, loadLaunchConfig, readReleaseAppDefaults, type LaunchConfig } from './config.ts';
-import { errorFromAnswer, requestOverSocket, startControlListener, startControlSocket } from './control.ts';
+import { startControlListener, startControlSocket } from './control.ts';
 import type { FetchFn } from './fetch.ts';
 import { stopLeftoverHook } from './hooks.ts';
-import { parseKeyPin } from './pgp.ts';
 import { deployPaths, readState, updateState, type DeployPaths } from './state.ts';
 import { collectStatus, type Status } from './status.ts';
 import { createAppRunner, type AppRunner } from './app-runner.ts';
@@ -30,77 +28,6 @@ export async function loadEffectiveConfig(paths: DeployPaths): Promise<LaunchCon
 export async function lockDeployFolder(paths: DeployPaths): Promise<Lock> {
   await ensureDir(paths.meta, 0o700);
   return acquireLock(paths.lock, { what: `The deploy folder ${paths.dir}` });
-}
-
-export interface BootstrapOptions {
-  url?: string;
-  keyfile?: string;
-  key?: string;
-}
-
-/**
- * `launchfit URL` in a folder without launchify.yml writes one (server, trusted key); an
- * existing launchify.yml is used as it is, and must agree with URL when both are given.
- * Returns the files it wrote, so a first deploy that fails can take them back.
- */
-async function bootstrapConfig(paths: DeployPaths, opts: BootstrapOptions, log: Logger): Promise<string[]> {
-  const file = path.join(paths.dir, CONFIG_NAME);
-  if (await pathExists(file)) {
-    if (opts.url || opts.keyfile || opts.key) {
-      const config = await loadLaunchConfig(paths.dir);
-      const want = opts.url && (opts.url.endsWith('/') ? opts.url : `${opts.url}/`);
-      if (want && config.updates.server !== want) {
-        throw new ConfigError(`${file} already sets updates.server to ${config.updates.server ?? '(nothing)'}; edit it instead of passing another URL.`);
-      }
-      if (opts.keyfile || opts.key) log.warn(`${CONFIG_NAME} exists; --keyfile/--key are ignored, edit updates.gpg in it instead`);
-    }
-    return [];
-  }
-  if (!opts.url) throw new ConfigError(`${file} does not exist; run \`launchfit URL\` with the update server's URL to create it.`);
-  if (!/^https?:\/\/\S+$/.test(opts.url)) throw new ConfigError(`${JSON.stringify(opts.url)} is not an http:// or https:// URL.`);
-  const entries = (await readdir(paths.dir)).filter((n) => n !== '.launchfit');
-  if (entries.length) throw new ConfigError(`${paths.dir} is not empty and has no ${CONFIG_NAME}; deploy into an empty folder.`);
-  if (!opts.keyfile && !opts.key) throw new ConfigError('No trusted key: pass --keyfile PUBKEY.asc, or --key with the full fingerprint of the key on the server.');
-  if (opts.key && parseKeyPin(opts.key).kind !== 'fingerprint' && !opts.keyfile) {
-    throw new ConfigError('A key ID alone is never trusted: a key fetched from the server is trusted only against a pinned full fingerprint. Pass --key with all 40 (or 64) hex digits, or --keyfile.');
-  }
-  const lines = ['# written by `launchfit deploy`; see launchify.example.yml for every key', 'updates:', `  server: ${JSON.stringify(opts.url)}`, '  gpg:'];
-  if (opts.key) lines.push(`    key: ${JSON.stringify(opts.key.replace(/\s+/g, ''))}`);
-  const written: string[] = [];
-  if (opts.keyfile) {
-    try {
-      await copyFile(opts.keyfile, path.join(paths.dir, 'trusted.asc'));
-    } catch (error) {
-      throw new ConfigError(`Cannot read the key file ${opts.keyfile} (${(error as NodeJS.ErrnoException).code}).`, { cause: error });
-    }
-    written.push(path.join(paths.dir, 'trusted.asc'));
-    lines.push('    keyfile: trusted.asc');
-  }
-  await writeFile(file, `${lines.join('\n')}\n`, { flag: 'wx' });
-  written.push(file);
-  log.info(`wrote ${file}`);
-  return written;
-}
-
-/**
- * `launchfit deploy`: write launchify.yml when the folder has none, then install the current
- * release (through the running launchfit when there is one). A first deploy that fails takes
- * back the files it wrote, so the folder can be deployed into again.
- */
-export async function deployOnce(dir: string, opts: BootstrapOptions, log: Logger): Promise<CheckResult> {
-  const paths = deployPaths(dir);
-  const written = await bootstrapConfig(paths, opts, log);
-  const live = await requestOverSocket(paths.socket, 'POST', '/update').catch(() => undefined);
-  if (live) {
-    if (!live.body.ok) throw errorFromAnswer(live.body);
-    return live.body.result as CheckResult;
-  }
-  try {
-    return await updateOnce(dir, log);
-  } catch (error) {
-    for (const file of written) await rm(file, { force: true });
-    throw error;
-  }
 }
 
 /** A one-shot update (deploy/update without `run`): lock, recover, check, switch; no app is started. */
