@@ -1,6 +1,8 @@
 // @deno
 // Every script keeps the common conventions (DESIGN §4): --help on stdout with exit 0,
-// --version, and an unknown flag → a one-line error on stderr with exit 2.
+// --version, and an unknown flag → a one-line error on stderr with exit 2. Every subcommand
+// (launchfit deploy…, logs rotate, release publish, slave-activate --serve, upload --from) has
+// its own --help and refuses the flags of the others.
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -33,6 +35,56 @@ for (const [name, pre] of forms) {
     assert.is(bad.exitCode, 2, bad.stderr);
     assert.match(bad.stderr, /--definitely-not-a-flag/);
     assert.is(bad.stderr.trim().split('\n').length, 1, `one line: ${bad.stderr}`);
+    assert.is(bad.stdout, '');
+  });
+}
+
+// Each subcommand (and mode) has its own --help naming its own flags, and refuses a flag of
+// another one: [script, subcommand words, its own flags, a flag it must refuse (and not show)].
+const subcommands: Array<[string, string[], string[], string | undefined]> = [
+  ['launchfit', ['deploy'], ['--keyfile', '--key', '--dir'], '--to'],
+  ['launchfit', ['run'], ['--dir'], '--force'],
+  ['launchfit', ['update'], ['--force', '--dir'], '--to'],
+  ['launchfit', ['rollback'], ['--to', '--dir'], '--keyfile'],
+  ['launchfit', ['status'], ['--json', '--dir'], '--force'],
+  ['logs', ['rotate'], ['--max-size', '--keep', '--force'], '--follow'],
+  ['release', ['publish'], ['--platform', '--passphrase-file', '--expires'], '--tag'],
+  ['slave-activate', ['--serve'], ['--listen', '--file', '--secret-file', '--drain-timeout'], undefined],
+  ['upload', ['--from', '/tmp'], ['--to', '--endpoint', '--delete'], '--config'],
+];
+// The scripts' own forms refuse the flags of their subcommands.
+const ownForms: Array<[string, string[], string, string]> = [
+  ['logs', ['octo/site'], '--max-size', 'logs rotate'],
+  ['release', ['octo/site'], '--platform', 'release publish'],
+  ['slave-activate', ['site'], '--listen', 'slave-activate --serve'],
+  ['slave-activate', ['site'], '--file', 'slave-activate --serve'],
+  ['upload', ['octo/site'], '--endpoint', 'upload --from'],
+  ['launchfit', ['https://updates.example.com/'], '--force', 'launchfit update'],
+];
+
+for (const [name, pre, own, foreign] of subcommands) {
+  const label = [name, ...pre].join(' ');
+  test(`${label} --help names its own flags${foreign ? `; ${foreign} is refused` : ''}`, async () => {
+    const help = await runScript(name, [...pre, '--help']);
+    assert.is(help.exitCode, 0, help.stderr);
+    assert.match(help.stdout, new RegExp(`^Usage: ${name} ${pre[0]}`, 'm'));
+    for (const flag of own) assert.ok(help.stdout.includes(flag), `${label} --help names ${flag}:\n${help.stdout}`);
+    assert.is(help.stderr.replace(/^npm warn.*\n/gm, ''), '');
+    if (!foreign) return;
+    assert.not.ok(help.stdout.includes(`${foreign} `), `${label} --help does not list ${foreign}`);
+    const bad = await runScript(name, [...pre, foreign, 'x']);
+    assert.is(bad.exitCode, 2, bad.stderr);
+    assert.match(bad.stderr, new RegExp(`Option ${foreign} belongs to \`${name}`));
+    assert.is(bad.stderr.trim().split('\n').length, 1, `one line: ${bad.stderr}`);
+    assert.is(bad.stdout, '');
+  });
+}
+
+for (const [name, pre, foreign, owner] of ownForms) {
+  test(`${name} ${pre.join(' ')} ${foreign} → exit 2, "belongs to \`${owner}\`"`, async () => {
+    const bad = await runScript(name, [...pre, foreign, 'x']);
+    assert.is(bad.exitCode, 2, bad.stderr);
+    assert.match(bad.stderr, new RegExp(`^error: Option ${foreign} belongs to \`${owner}\`; run \`${owner} --help\` for usage\.\n$`));
     assert.is(bad.stdout, '');
   });
 }
