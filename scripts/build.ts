@@ -1,9 +1,10 @@
 #!/usr/bin/env -S node --import=data:text/javascript,const{realpathSync:r}=await/**/import(`node:fs`),{pathToFileURL:u}=await/**/import(`node:url`);await/**/import(new/**/URL(`../node_modules/tsx/dist/loader.mjs`,u(r(process.argv[1]))))
-// build REPO: pull, downloads, install, compile, upload — one job in the repo's logs.txt.
+// build REPO: pull, downloads, install, compile, upload, publish, rollout — one job in the repo's logs.txt.
 // hook-server runs it as `build REPO --config FILE --sha SHA --ref REF --job-id ID`.
 import { UsageError } from '../lib/core/errors.ts';
 import { runCli, type Args, type CliSpec } from '../lib/core/cli.ts';
 import { checkUploadConfig, parseSteps, STEP_FUNCTIONS } from '../lib/compile/build-steps.ts';
+import { checkPipelineConfig } from '../lib/compile/build-pipeline.ts';
 import { newJobId, validateJobId } from '../lib/compile/job-log.ts';
 import { abortOnSignals, report, runJob, validateRef, validateSha } from '../lib/compile/job.ts';
 import type { Logger } from '../lib/core/log.ts';
@@ -15,6 +16,7 @@ const buildCliSpec: CliSpec = {
 
 Runs the repo's build steps in DATA/repos/REPO and appends the job to DATA/logs/REPO/logs.txt.
 Steps (in this order): ${STEPS.join(', ')}. The first failing step stops the build (exit 1).
+publish and rollout run only when the repo has a publish: / rollout: block in shipkit.yml.
 
 Options:
   --config FILE   shipkit.yml (default: $SHIPKIT_CONFIG, ./shipkit.yml, /etc/shipkit/shipkit.yml)
@@ -46,6 +48,7 @@ async function buildMain(args: Args, log: Logger): Promise<number> {
   const repo = getRepo(config, name);
   const steps = parseSteps(args.steps, repo.steps);
   if (steps.includes('upload')) await checkUploadConfig(config, repo, repoPaths(config, repo.name).work);
+  await checkPipelineConfig({ ...config }, { ...repo, publish: steps.includes('publish') ? repo.publish : undefined, rollout: steps.includes('rollout') ? repo.rollout : undefined });
   const controller = abortOnSignals();
   log.info(`build ${repo.name}: job ${id}`, { steps: steps.join(',') });
   const outcome = await runJob({

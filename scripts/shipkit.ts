@@ -9,7 +9,7 @@ import { UsageError } from '../lib/core/errors.ts';
 
 const SCRIPTS: Record<string, { about: string; load: () => Promise<unknown> }> = {
   'hook-server': { about: 'receive forge webhooks and run builds and releases', load: () => import('./hook-server.ts') },
-  build: { about: 'pull, downloads, install, compile, upload: one build of a repo', load: () => import('./build.ts') },
+  build: { about: 'pull, downloads, install, compile, upload, publish, rollout: one build of a repo', load: () => import('./build.ts') },
   downloads: { about: 'fetch the files listed in manifest.txt', load: () => import('./downloads.ts') },
   upload: { about: 'send a folder to rsync, S3 or a git branch', load: () => import('./upload.ts') },
   logs: { about: "show, follow and rotate a repo's job logs", load: () => import('./logs.ts') },

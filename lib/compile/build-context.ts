@@ -27,6 +27,8 @@ export interface BuildContext {
   runAs?: { user: string; uid: number; gid: number; home: string };
   /** Aborted when the build process is told to stop (SIGTERM/SIGINT). */
   signal?: AbortSignal;
+  /** What the publish step left for the rollout step (lib/compile/build-pipeline.ts). */
+  pipeline?: { version: string; sha256: string; unchanged: boolean };
   /** Where the stage libraries are (tests point these elsewhere). */
   stages?: { downloads?: URL; upload?: URL };
 }

@@ -1,5 +1,5 @@
 // The build steps (DESIGN §5 build): pull (lib/compile/build-pull.ts), downloads, install, compile,
-// upload. Each takes the job's context, writes its output to the job log, and throws
+// upload, then publish and rollout (lib/compile/build-pipeline.ts). Each takes the job's context, writes its output to the job log, and throws
 // StepFailure to stop the build.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -10,6 +10,7 @@ import { atomicWriteFile, ensureDir } from '../core/fs.ts';
 import { spawnAs } from './build-exec.ts';
 import { run, stageLogger, StepFailure, type BuildContext, type StepResult } from './build-context.ts';
 import { pullStep } from './build-pull.ts';
+import { publishStep, rolloutStep } from './build-pipeline.ts';
 import { bundledCommandFor } from './job-process.ts';
 import type { Logger } from '../core/log.ts';
 import { UsageError } from '../core/errors.ts';
@@ -23,6 +24,8 @@ export const STEP_FUNCTIONS: Record<Step, (ctx: BuildContext) => Promise<StepRes
   install: installStep,
   compile: compileStep,
   upload: uploadStep,
+  publish: publishStep,
+  rollout: rolloutStep,
 };
 
 // ---------------------------------------------------------------------------------------------

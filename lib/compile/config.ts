@@ -4,8 +4,10 @@ import path from 'node:path';
 import { checkKnownKeys, configError, getKey, loadYamlFile, type ConfigDoc, type KeyPath } from '../core/yaml-config.ts';
 import { ConfigError } from '../core/errors.ts';
 import { nameProblem, validateFullName } from '../core/names.ts';
+import { parsePublishConfig, parseRolloutConfig, type PublishConfig, type RolloutConfig } from './pipeline-config.ts';
 
-export const STEPS = ['pull', 'downloads', 'install', 'compile', 'upload'] as const;
+// publish and rollout run only when the repo has a `publish:` / `rollout:` block.
+export const STEPS = ['pull', 'downloads', 'install', 'compile', 'upload', 'publish', 'rollout'] as const;
 export type Step = (typeof STEPS)[number];
 
 export interface UploadEntry {
@@ -24,6 +26,9 @@ export interface RepoConfig {
   timeout: number;
   upload: UploadEntry[];
   release: string;
+  /** The pipeline after the build (lib/compile/pipeline-config.ts). */
+  publish?: PublishConfig;
+  rollout?: RolloutConfig;
   /** Webhook secret for this repo (unresolved `env:`/`file:`/literal); else the top-level one. */
   secret?: string;
   keyPath: KeyPath;
@@ -43,7 +48,7 @@ export interface ShipkitConfig {
 }
 
 const TOP_KEYS = ['listen', 'data', 'secret', 'token', 'concurrency', 'repos', 'max_body', 'logs'] as const;
-const REPO_KEYS = ['url', 'branch', 'user', 'steps', 'compile', 'timeout', 'upload', 'release', 'secret'] as const;
+const REPO_KEYS = ['url', 'branch', 'user', 'steps', 'compile', 'timeout', 'upload', 'release', 'secret', 'publish', 'rollout'] as const;
 export const DEFAULTS = { listen: '127.0.0.1:9000', data: '/var/lib/shipkit', concurrency: 1, branch: 'main', timeout: 900, release: 'release.sh' };
 
 /** `--config`, else $SHIPKIT_CONFIG, else ./shipkit.yml, else ./.shipkit/shipkit.yml (hook-server's first start), else /etc/shipkit/shipkit.yml. */
@@ -121,6 +126,7 @@ function parseRepo(doc: ConfigDoc, name: string): RepoConfig {
     return { raw: raw as Record<string, unknown>, keyPath: [...keyPath, 'upload', i] };
   });
   const release = getKey(doc, [...keyPath, 'release'], 'string') ?? DEFAULTS.release;
+  const publish = parsePublishConfig(doc, keyPath);
   return {
     name,
     url: getKey(doc, [...keyPath, 'url'], 'string'),
@@ -131,6 +137,8 @@ function parseRepo(doc: ConfigDoc, name: string): RepoConfig {
     timeout,
     upload,
     release,
+    publish,
+    rollout: parseRolloutConfig(doc, keyPath, name, publish),
     secret: getKey(doc, [...keyPath, 'secret'], 'string'),
     keyPath,
   };

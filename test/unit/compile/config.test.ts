@@ -110,7 +110,7 @@ const bad: Array<[string, string, number, string, RegExp]> = [
   ['timeout: "x"', 'repos:\n  octo/site:\n    branch: main\n    timeout: "x"\n', 4, 'repos.octo/site.timeout', /must be a number, got string "x"\./],
   ['timeout: 0', 'repos:\n  octo/site:\n    timeout: 0\n', 3, 'repos.octo/site.timeout', /must be a positive number of seconds/],
   ['timeout: -5', 'repos:\n  octo/site:\n    timeout: -5\n', 3, 'repos.octo/site.timeout', /positive/],
-  ['steps: [bogus]', 'repos:\n  octo/site:\n    steps: [bogus]\n', 3, 'repos.octo/site.steps[0]', /unknown step "bogus"; steps are pull, downloads, install, compile, upload\./],
+  ['steps: [bogus]', 'repos:\n  octo/site:\n    steps: [bogus]\n', 3, 'repos.octo/site.steps[0]', /unknown step "bogus"; steps are pull, downloads, install, compile, upload, publish, rollout\./],
   ['steps: second item bad, block list', 'repos:\n  octo/site:\n    steps:\n      - pull\n      - deploy\n', 5, 'repos.octo/site.steps[1]', /unknown step "deploy"/],
   ['steps: a string', 'repos:\n  octo/site:\n    steps: pull\n', 3, 'repos.octo/site.steps', /must be a list of strings, got string "pull"/],
   ['steps: [1]', 'repos:\n  octo/site:\n    steps: [1]\n', 3, 'repos.octo/site.steps', /must be a list of strings/],
