@@ -12,8 +12,11 @@ import { createRequestVerifier } from '../http/signing.ts';
 
 export interface ControlHandlers {
   status(): Promise<unknown>;
-  /** Check for updates now and return the result (coalesced with a check already running). */
-  update(): Promise<unknown>;
+  /**
+   * Check for updates now and return the result (coalesced with a check already running);
+   * `force` fetches VERSION without the last ETag, so the answer is about what is offered now.
+   */
+  update(options?: { force?: boolean }): Promise<unknown>;
   rollback(version?: string): Promise<unknown>;
 }
 
@@ -101,6 +104,13 @@ export function requestOverSocket(socketPath: string, method: string, pathAndQue
   });
 }
 
+/** The message of a check that did not end on the offered release (rolled back, marked bad). */
+export function refusedCheck(result: unknown): string | undefined {
+  const { action, message } = (result ?? {}) as { action?: unknown; message?: unknown };
+  if (action === 'unhealthy' || action === 'skipped-bad') return typeof message === 'string' ? message : `update ${action}`;
+  return undefined;
+}
+
 export interface ListenerOptions {
   listen: string;
   secret: string;
@@ -130,7 +140,11 @@ export async function startControlListener(handlers: ControlHandlers, opts: List
     opts.log.info('update requested over the control listener', { repo, from: req.socket.remoteAddress });
     if (wait) {
       try {
-        const result = await handlers.update();
+        // The verdict the fleet master waits for: 200 installed or already current, 500 when
+        // the offered release was rolled back or is marked bad (DESIGN §5 server-update).
+        const result = await handlers.update({ force: true });
+        const refused = refusedCheck(result);
+        if (refused) return sendJson(res, 500, { ok: false, repo, error: refused, result });
         return sendJson(res, 200, { ok: true, repo, result });
       } catch (error) {
         return sendJson(res, 500, { ok: false, repo, error: messageOf(error) });

@@ -127,10 +127,10 @@ export async function runLauncher(opts: RunOptions): Promise<void> {
       tail = next.catch(() => {});
       return next;
     };
-    const runCheck = async (): Promise<CheckResult> => {
+    const runCheck = async (force: boolean): Promise<CheckResult> => {
       try {
         config = await loadEffectiveConfig(paths); // launchify.yml edits apply from the next check on
-        const result = await checkForUpdates(ctx());
+        const result = await checkForUpdates(ctx(), { force });
         if (result.action !== 'not-modified') log.info(result.message, { action: result.action });
         return result;
       } catch (error) {
@@ -139,10 +139,15 @@ export async function runLauncher(opts: RunOptions): Promise<void> {
       }
     };
     let waitingCheck: Promise<CheckResult> | undefined;
-    const requestCheck = (): Promise<CheckResult> => {
+    let waitingForce = false;
+    // A forced check (asked by the fleet master) makes the waiting check a forced one.
+    const requestCheck = ({ force = false }: { force?: boolean } = {}): Promise<CheckResult> => {
+      waitingForce ||= force;
       waitingCheck ??= exclusive(() => {
+        const forced = waitingForce;
         waitingCheck = undefined;
-        return runCheck();
+        waitingForce = false;
+        return runCheck(forced);
       });
       return waitingCheck;
     };

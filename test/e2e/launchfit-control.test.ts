@@ -1,7 +1,8 @@
 // @deno
 // launchfit's TCP control listener speaks the signed slave protocol: unsigned, wrongly signed
 // and replayed requests get 401, bad names 400, other apps 404; a signed `GET /?repo=APP` checks
-// for updates (202 queued, or 200 with &wait=1), and the real `server-update` reaches it.
+// for updates (202 queued; with &wait=1 the verdict: 200 installed or already current, 500 rolled
+// back or marked bad), and the real `server-update` reaches it.
 // Polling runs on its own with conditional requests: an idle poll is a 304.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -95,6 +96,31 @@ test('the real server-update reaches launchfit (202 queued), by app name and by 
   await waitFor(async () => (await askApp(w.appPort)) === '1.2', { what: 'app 1.2', timeoutMs: 30_000 });
   const byFolder = await runScript('server-update', ['deploy', '--list', list, '--secret-file', secretFile]);
   assert.is(byFolder.exitCode, 0, byFolder.stderr);
+});
+
+test('&wait=1 answers the host\'s verdict: 500 for a release that rolled back (and again while it is offered), 200 installed, 200 already current', async () => {
+  await w.publish('1.3', { files: { crash: '' } });
+  const rolledBack = await signed('/?repo=my-app&wait=1');
+  const rb = await rolledBack.json();
+  assert.is(rolledBack.status, 500, JSON.stringify(rb));
+  assert.is(rb.ok, false);
+  assert.match(rb.error, /my-app-gnu-linux-1\.3 did not stay up for 1\.5 s; marked bad and went back to my-app-gnu-linux-1\.2/);
+  await waitFor(async () => (await askApp(w.appPort)) === '1.2', { what: 'app 1.2 again', timeoutMs: 20_000 });
+  // Asked again while VERSION still offers 1.3 (unchanged, so a conditional GET would be a 304):
+  // still a failure, not "nothing new".
+  const again = await signed('/?repo=my-app&wait=1');
+  const ag = await again.json();
+  assert.is(again.status, 500, JSON.stringify(ag));
+  assert.match(ag.error, /Version 1\.3 is marked bad/);
+  await w.publish('1.4');
+  const installed = await signed('/?repo=my-app&wait=1');
+  assert.is(installed.status, 200);
+  assert.is((await installed.json()).result.action, 'installed');
+  const current = await signed('/?repo=my-app&wait=1');
+  const cur = await current.json();
+  assert.is(current.status, 200, JSON.stringify(cur));
+  assert.is(cur.result.action, 'up-to-date', 'already current');
+  await waitFor(async () => (await askApp(w.appPort)) === '1.4', { what: 'app 1.4', timeoutMs: 20_000 });
 });
 
 test.run();
