@@ -2,13 +2,13 @@
 // build's limits: the job timeout kills the process tree, SIGTERM stops a build cleanly, 50 MB
 // of output keeps the log bounded, the log rotates itself, and `user:` runs commands as that user.
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { makeSite } from '../build-helpers.ts';
 import { $ } from 'zx';
-import { scriptCommand, waitFor } from '../helpers.ts';
+import { scriptCommand, tmpDir, waitFor } from '../helpers.ts';
 
 test('a hanging step is killed at the timeout with its process tree; the log says so', async () => {
   const site = await makeSite({ 'README.md': 'x\n' }, 'compile: echo start; sleep 600 & sleep 600\ntimeout: 3');
@@ -57,12 +57,21 @@ test('the build rotates logs.txt by itself once the size cap is passed', async (
 });
 
 test('a second job of the same repo waits for the first; jobs never interleave in the log', async () => {
-  const site = await makeSite({ 'README.md': 'x\n' }, 'steps: [pull, compile]\ncompile: echo "$SHIPKIT_JOB_ID begins"; sleep 2; echo "$SHIPKIT_JOB_ID ends"');
+  // The first job holds until the second has said it is waiting (a fixed sleep lost the race on a
+  // loaded machine, where starting the second build took longer than the sleep).
+  const go = path.join(tmpDir(), 'go');
+  const site = await makeSite({ 'README.md': 'x\n' }, `steps: [pull, compile]\ncompile: echo "$SHIPKIT_JOB_ID begins"; if [ "$SHIPKIT_JOB_ID" = first ]; then n=0; while [ ! -e ${go} ] && [ $n -lt 1200 ]; do sleep 0.1; n=$((n+1)); done; fi; echo "$SHIPKIT_JOB_ID ends"`);
   const first = site.run('build', ['octo/site', '--job-id', 'first']);
   await waitFor(() => existsSync(path.join(site.data, 'state', 'octo__site', 'job.lock')), { what: 'the first job', timeoutMs: 30_000 });
-  const second = await site.run('build', ['octo/site', '--job-id', 'second']);
-  assert.is(second.exitCode, 0, second.stderr);
-  assert.match(second.stderr, /waiting up to 120 s: octo\/site \(another build or release is running\) is locked by process \d+/);
+  const [cmd, ...pre] = scriptCommand('build');
+  const child = spawn(cmd, [...pre, 'octo/site', '--config', site.config, '--job-id', 'second'], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const exit = new Promise<number | null>((resolve) => child.on('close', resolve));
+  await waitFor(() => /waiting up to 120 s/.test(stderr), { what: 'the second job waiting', timeoutMs: 60_000 });
+  writeFileSync(go, '');
+  assert.is(await exit, 0, stderr);
+  assert.match(stderr, /waiting up to 120 s: octo\/site \(another build or release is running\) is locked by process \d+/);
   assert.is((await first).exitCode, 0);
   const marks = site.logText().split('\n').filter((l) => /^=== shipkit job|\| \w+ (begins|ends)$/.test(l)).map((l) => l.replace(/^\S+ \| /, '').replace(/ \{.*/, ''));
   assert.equal(marks, ['=== shipkit job first start', 'first begins', 'first ends', '=== shipkit job first end', '=== shipkit job second start', 'second begins', 'second ends', '=== shipkit job second end']);
