@@ -1,11 +1,12 @@
 // The job queue: global concurrency, never two jobs of one repo at once, queued pushes to a
 // branch superseded by a newer push, a delivery deduped while its job is queued or running.
-// Every state change goes through the journal; on start, jobs that were running when the
-// process died are settled from their status file or marked interrupted and queued once more.
-// Running an attempt as a child process is lib/compile/job-process.ts.
-import { readFile, rm, stat } from 'node:fs/promises';
-import path from 'node:path';
+// Every state change is a journal method (the journal owns the records); a change that cannot
+// be written (a full disk) changes nothing, and the queue tries again later. On start, jobs that
+// were running when the process died are settled from their status file or marked interrupted
+// and queued once more.
+// Running an attempt as a child process is lib/compile/job-process.ts, recovery job-recovery.ts.
 import type { Logger } from '../core/log.ts';
+import { recoverJobs } from './job-recovery.ts';
 import { newJobId, type Job, type JobKind, type Journal } from './journal.ts';
 
 export interface NewJob {
@@ -43,6 +44,12 @@ export interface QueueOptions {
   maxInterruptions?: number;
   /** Where attempt status files live (`DIR/ID/status-N`), read on recovery. */
   jobsDir: string;
+  /**
+   * How long a job that could not start for lack of disk space waits before it is tried again
+   * (any other event, such as a new delivery or a job ending, tries sooner). Journal writes that
+   * must happen (a job's end) are retried from this delay, doubling up to 10 s.
+   */
+  retryMs?: number;
 }
 
 export interface EnqueueResult {
@@ -50,188 +57,190 @@ export interface EnqueueResult {
   duplicate: boolean;
 }
 
+const MAX_RETRY_MS = 10_000;
+
+/** A write failed because the disk (or the user's quota) is full: it can succeed later. */
+export function isNoSpace(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
 export function createJobQueue(options: QueueOptions) {
   const { journal, run, log, jobsDir } = options;
-  const now = options.now ?? (() => new Date());
-  const maxInterruptions = options.maxInterruptions ?? 5;
+  const now = () => (options.now ?? (() => new Date()))().toISOString();
+  const retryMs = options.retryMs ?? 2_000;
   const concurrency = options.concurrency;
-  const running = new Map<string, Promise<void>>(); // job id → its run
+  const running = new Map<string, Promise<void>>(); // job id → its run (from the moment it is picked)
   const busyRepos = new Set<string>();
-  const notDurable = new Set<string>(); // accepted, fsync pending: not to be started yet
-  const writes = new Map<string, Promise<void>>(); // the pending journal write of each of those
+  // New jobs whose record is not on disk yet: not to be started, superseded or acknowledged.
+  const unwritten = new Map<string, { job: Job; written: Promise<unknown> }>();
+  const superseding = new Set<string>(); // queued jobs a pending write is about to supersede
   let accepting = true;
   let paused = true;
+  let retryTimer: NodeJS.Timeout | undefined;
   let seq = journal.lastSeq;
-  // Queued and running jobs, so that a request does not walk the whole (finished) history.
-  const active = new Map<string, Job>();
+  // Ids of queued and running jobs, so that a request does not walk the whole (finished) history.
+  const active = new Set<string>();
+  const activeJobs = () => [...active].map((id) => journal.jobs.get(id)).filter((j): j is Job => j !== undefined);
   function refreshActive() {
     active.clear();
-    for (const job of journal.jobs.values()) if (job.state === 'queued' || job.state === 'running') active.set(job.id, job);
+    for (const job of journal.jobs.values()) if (job.state === 'queued' || job.state === 'running') active.add(job.id);
   }
   refreshActive();
-
-  function activeByDelivery(deliveryId: string): Job | undefined {
-    for (const job of active.values()) if (job.deliveryId === deliveryId) return job;
-    return undefined;
-  }
 
   async function enqueue(input: NewJob): Promise<EnqueueResult> {
     if (!accepting) throw new Error('the queue is shutting down');
     if (input.deliveryId) {
-      const existing = activeByDelivery(input.deliveryId);
-      if (existing) {
+      const first = [...unwritten.values()].find((u) => u.job.deliveryId === input.deliveryId);
+      if (first) {
         // "Already queued" is an acknowledgement too: give it only once the first copy is on
-        // disk. Had that write failed, the delivery is taken afresh.
-        await writes.get(existing.id)?.catch(() => {});
-        return active.has(existing.id) ? { job: existing, duplicate: true } : enqueue(input);
+        // disk. Had that write failed (its own caller answers that), the delivery is taken afresh.
+        await first.written.catch(() => undefined);
+        return enqueue(input);
       }
+      const existing = activeJobs().find((j) => j.deliveryId === input.deliveryId);
+      if (existing) return { job: existing, duplicate: true };
     }
-    const at = now().toISOString();
+    const at = now();
     const job: Job = {
-      id: newJobId(now()), seq: ++seq, repo: input.repo, kind: input.kind,
+      id: newJobId(new Date(at)), seq: ++seq, repo: input.repo, kind: input.kind,
       sha: input.sha ?? null, ref: input.ref ?? null, branch: input.branch ?? null, tag: input.tag ?? null,
       cloneUrl: input.cloneUrl ?? null, deliveryId: input.deliveryId ?? null, forge: input.forge ?? null,
       state: 'queued', exit: null, queued: at, started: null, finished: null, reason: null,
       attempts: 0, interruptions: 0, pgid: null,
     };
-    const superseded: Job[] = [];
-    if (job.kind === 'build') {
-      for (const other of active.values()) {
-        if (other.state === 'queued' && other.kind === 'build' && other.repo === job.repo && other.branch === job.branch && !notDurable.has(other.id)) {
-          other.state = 'superseded';
-          other.finished = at;
-          other.reason = `superseded by ${job.id}`;
-          superseded.push(other);
-        }
-      }
-    }
-    notDurable.add(job.id);
-    active.set(job.id, job);
-    for (const other of superseded) active.delete(other.id);
-    const written = journal.write([...superseded, job]);
-    writes.set(job.id, written);
+    // A job already picked to run (its "running" record may be in flight) is never superseded.
+    const supersedes = job.kind !== 'build' ? [] : activeJobs()
+      .filter((o) => o.state === 'queued' && o.kind === 'build' && o.repo === job.repo && o.branch === job.branch && !running.has(o.id) && !superseding.has(o.id))
+      .map((o) => o.id);
+    for (const id of supersedes) superseding.add(id);
+    const written = journal.add(job, supersedes);
+    unwritten.set(job.id, { job, written });
     try {
       await written;
-    } catch (error) {
-      journal.jobs.delete(job.id);
-      active.delete(job.id);
-      for (const other of superseded) {
-        Object.assign(other, { state: 'queued', finished: null, reason: null });
-        active.set(other.id, other);
-      }
-      throw error;
     } finally {
-      notDurable.delete(job.id);
-      writes.delete(job.id);
+      unwritten.delete(job.id);
+      for (const id of supersedes) superseding.delete(id);
     }
-    for (const other of superseded) log.info('job superseded', { job: other.id, by: job.id, repo: job.repo });
+    active.add(job.id);
+    for (const id of supersedes) {
+      active.delete(id);
+      log.info('job superseded', { job: id, by: job.id, repo: job.repo });
+    }
     schedule();
-    return { job, duplicate: false };
+    return { job: journal.jobs.get(job.id)!, duplicate: false };
   }
 
   function schedule(): void {
     if (paused) return;
-    const queued = [...active.values()]
-      .filter((j) => j.state === 'queued' && !notDurable.has(j.id))
+    const queued = activeJobs()
+      .filter((j) => j.state === 'queued' && !running.has(j.id) && !superseding.has(j.id))
       .sort((a, b) => a.seq - b.seq);
     for (const job of queued) {
       if (running.size >= concurrency) break;
       if (busyRepos.has(job.repo)) continue;
-      start(job);
+      start(job.id, job.repo);
     }
   }
 
-  function start(job: Job): void {
-    busyRepos.add(job.repo);
-    job.state = 'running';
-    job.started = now().toISOString();
-    job.attempts += 1;
-    job.pgid = null;
+  /** Try the queue again after a while: it could not go on for lack of space. */
+  function retryLater(): void {
+    if (retryTimer || paused) return;
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined;
+      schedule();
+    }, retryMs);
+    retryTimer.unref?.();
+  }
+
+  function start(id: string, repo: string): void {
+    busyRepos.add(repo);
+    let next: 'schedule' | 'later' = 'schedule';
     const done = (async () => {
       try {
-        // On disk before the process exists: a crash from here on is seen on restart.
-        await journal.write([job]);
-        log.info('job started', { job: job.id, repo: job.repo, kind: job.kind, attempt: job.attempts });
-        let outcome: RunOutcome;
-        try {
-          outcome = await run(job, {
-            onSpawn(pgid) {
-              job.pgid = pgid;
-              journal.write([job]).catch(() => {});
-            },
-          });
-        } catch (error) {
-          outcome = { exit: null, reason: `could not start: ${(error as Error).message}` };
-        }
-        if (job.state !== 'running') return; // settled elsewhere (shutdown)
-        job.state = outcome.exit === 0 ? 'succeeded' : 'failed';
-        job.exit = outcome.exit;
-        job.reason = outcome.reason ?? null;
-        job.finished = now().toISOString();
-        job.pgid = null;
-        active.delete(job.id);
-        await journal.write([job]);
-        log.info(`job ${job.state}`, { job: job.id, repo: job.repo, exit: job.exit, reason: job.reason ?? undefined });
+        next = await runAttempt(id);
       } catch (error) {
-        log.error('job bookkeeping failed', { job: job.id, error: (error as Error).message });
+        log.error('job bookkeeping failed', { job: id, error: (error as Error).message });
       } finally {
-        running.delete(job.id);
-        busyRepos.delete(job.repo);
-        schedule();
+        running.delete(id);
+        busyRepos.delete(repo);
+        if (next === 'later') retryLater();
+        else schedule();
       }
     })();
-    running.set(job.id, done);
+    running.set(id, done);
+  }
+
+  /** One attempt: its "running" record, the process, its end. Says when to look at the queue again. */
+  async function runAttempt(id: string): Promise<'schedule' | 'later'> {
+    let job: Job;
+    try {
+      // On disk before the process exists: a crash from here on is seen on restart. Could it not
+      // be written, nothing changed: the job is still queued, and starts once there is space.
+      job = await journal.markRunning(id, now());
+    } catch (error) {
+      log.warn(`job could not start: its "running" record could not be written; it stays queued and is tried again in ${retryMs / 1000} s`, { job: id, error: (error as Error).message });
+      return 'later';
+    }
+    log.info('job started', { job: id, repo: job.repo, kind: job.kind, attempt: job.attempts });
+    let outcome: RunOutcome;
+    try {
+      outcome = await run(job, {
+        onSpawn(pgid) {
+          journal.recordGroup(id, pgid).catch((error) => {
+            log.error('could not journal the job\'s process group: were hook-server to crash now, the job would not be ended on restart', { job: id, pgid, error: (error as Error).message });
+          });
+        },
+      });
+    } catch (error) {
+      if (isNoSpace(error)) {
+        if (await persist(() => journal.requeue(id, 'no space on the disk to start it; queued again'), 'the requeue', id)) {
+          log.warn(`job could not start for lack of disk space; it stays queued and is tried again in ${retryMs / 1000} s`, { job: id, error: (error as Error).message });
+        }
+        return 'later';
+      }
+      outcome = { exit: null, reason: `could not start: ${(error as Error).message}` };
+    }
+    if (journal.jobs.get(id)?.state !== 'running') return 'schedule'; // settled elsewhere (shutdown)
+    const end = { state: outcome.exit === 0 ? 'succeeded' as const : 'failed' as const, exit: outcome.exit, reason: outcome.reason ?? null };
+    if (await persist(() => journal.finish(id, { ...end, at: now() }), 'its end', id)) {
+      active.delete(id);
+      log.info(`job ${end.state}`, { job: id, repo: job.repo, exit: end.exit, reason: end.reason ?? undefined });
+    }
+    return 'schedule';
   }
 
   /**
-   * Settle jobs left `running` by a previous process: a status file says how it ended; without
-   * one the attempt was cut short, so its process group is ended and the job queued once more.
+   * A record that must reach the journal (a job's end) is retried until it does, its repo kept
+   * busy meanwhile; when shutting down it is left to the next start, which settles a job still
+   * marked running from its status file.
    */
-  async function recover(killGroup: (job: Job) => Promise<void>): Promise<void> {
-    const changed: Job[] = [];
-    for (const job of journal.jobs.values()) {
-      if (job.state !== 'running') continue;
-      const statusFile = path.join(jobsDir, job.id, `status-${job.attempts}`);
-      const status = await readStatus(statusFile);
-      if (status) {
-        job.state = status.code === 0 ? 'succeeded' : 'failed';
-        job.exit = status.code;
-        job.finished = status.time;
-        job.reason = 'finished while hook-server was down';
-        job.pgid = null;
-        changed.push({ ...job });
-        log.info(`job ${job.state} while the server was down`, { job: job.id, repo: job.repo, exit: job.exit });
-        continue;
-      }
-      await killGroup(job);
-      job.interruptions += 1;
-      job.state = 'interrupted';
-      job.finished = now().toISOString();
-      job.reason = 'hook-server stopped while it ran';
-      job.pgid = null;
-      changed.push({ ...job });
-      if (job.interruptions <= maxInterruptions) {
-        job.state = 'queued';
-        job.finished = null;
-        job.reason = `queued again after interruption ${job.interruptions}`;
-        changed.push({ ...job });
-        log.warn('job was interrupted; queued once more', { job: job.id, repo: job.repo });
-      } else {
-        log.warn('job was interrupted too often; left interrupted', { job: job.id, repo: job.repo });
+  async function persist(write: () => Promise<unknown>, what: string, id: string): Promise<boolean> {
+    for (let wait = retryMs; ; wait = Math.min(2 * wait, MAX_RETRY_MS)) {
+      try {
+        await write();
+        return true;
+      } catch (error) {
+        if (!accepting) {
+          log.error(`could not journal ${what}; the next start settles the job`, { job: id, error: (error as Error).message });
+          return false;
+        }
+        log.warn(`could not journal ${what}; trying again in ${wait / 1000} s`, { job: id, error: (error as Error).message });
+        await new Promise((resolve) => setTimeout(resolve, wait));
       }
     }
-    // Snapshots in order, then the live objects back in the map.
-    if (changed.length) {
-      const live = changed.map((c) => journal.jobs.get(c.id)!);
-      await journal.write(changed);
-      for (const job of live) journal.jobs.set(job.id, job);
-    }
-    refreshActive();
   }
 
   return {
     enqueue,
-    recover,
+    /**
+     * Settle jobs left `running` by a previous process (see recoverJobs), then know the queue
+     * anew.
+     */
+    async recover(killGroup: (job: Job) => Promise<void>): Promise<void> {
+      await recoverJobs({ journal, jobsDir, log, killGroup, maxInterruptions: options.maxInterruptions ?? 5 });
+      refreshActive();
+    },
     /** Begin running queued jobs. */
     resume() {
       paused = false;
@@ -249,7 +258,7 @@ export function createJobQueue(options: QueueOptions) {
     },
     counts() {
       let queued = 0;
-      for (const job of active.values()) if (job.state === 'queued') queued++;
+      for (const job of activeJobs()) if (job.state === 'queued') queued++;
       return { queued, running: running.size };
     },
     /**
@@ -259,22 +268,23 @@ export function createJobQueue(options: QueueOptions) {
     async stop({ graceMs, killGroup }: { graceMs: number; killGroup: (job: Job) => Promise<void> }): Promise<void> {
       accepting = false;
       paused = true;
+      clearTimeout(retryTimer);
       const all = Promise.all(running.values());
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), graceMs); });
       const outcome = await Promise.race([all.then(() => 'done' as const), late]);
       clearTimeout(timer);
       if (outcome === 'late') {
-        const jobs = [...running.keys()].map((id) => journal.jobs.get(id)).filter((j): j is Job => Boolean(j));
-        for (const job of jobs) {
-          const target: Job = { ...job };
-          job.interruptions += 1;
-          const interrupted: Job = { ...job, state: 'interrupted', finished: now().toISOString(), reason: 'hook-server stopped while it ran', pgid: null };
-          Object.assign(job, { state: 'queued', started: null, reason: `queued again after interruption ${job.interruptions}`, pgid: null });
-          await journal.write([interrupted, { ...job }]).catch(() => {});
-          journal.jobs.set(job.id, job);
-          log.warn('job interrupted by shutdown; it runs again on the next start', { job: job.id, repo: job.repo });
-          await killGroup(target);
+        for (const id of running.keys()) {
+          const job = journal.jobs.get(id);
+          if (job?.state !== 'running') continue;
+          try {
+            await journal.interrupt(id, { reason: 'hook-server stopped while it ran', requeue: true, at: now() });
+            log.warn('job interrupted by shutdown; it runs again on the next start', { job: id, repo: job.repo });
+          } catch (error) {
+            log.error('could not journal the interruption; the next start finds the job running and runs it again', { job: id, error: (error as Error).message });
+          }
+          await killGroup(job);
         }
         await all;
       }
@@ -283,19 +293,3 @@ export function createJobQueue(options: QueueOptions) {
 }
 
 export type JobQueue = ReturnType<typeof createJobQueue>;
-
-async function readStatus(file: string): Promise<{ code: number; time: string } | undefined> {
-  try {
-    const [text, info] = await Promise.all([readFile(file, 'utf8'), stat(file)]);
-    const code = Number(text.trim());
-    if (!Number.isInteger(code)) return undefined;
-    return { code, time: info.mtime.toISOString() };
-  } catch {
-    return undefined;
-  }
-}
-
-/** Remove what a job left under the jobs folder (its output and status files). */
-export async function removeJobFiles(jobsDir: string, ids: string[]): Promise<void> {
-  await Promise.all(ids.map((id) => rm(path.join(jobsDir, id), { recursive: true, force: true })));
-}

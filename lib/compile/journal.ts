@@ -46,18 +46,48 @@ export interface JournalOptions {
   keepFinished?: number;
   /** Told the ids of finished jobs dropped by compaction (to remove their output). */
   onPrune?: (ids: string[]) => void;
+  /** Told of a compaction that failed (the file stays long; appends go on). */
+  onCompactError?: (error: Error) => void;
 }
 
+/** How a job ended, for `finish`. */
+export interface JobEnd {
+  state: 'succeeded' | 'failed';
+  exit: number | null;
+  reason: string | null;
+  /** ISO time; default now. */
+  at?: string;
+}
+
+/**
+ * The journal owns its records: what it hands out is frozen, and it changes a job only through
+ * the methods below, each of which resolves once the new record is on disk. A change that could
+ * not be written changes nothing (not on disk, not in memory).
+ */
 export interface Journal {
   file: string;
-  /** Every job the journal knows, by id, in its latest state. */
-  jobs: Map<string, Job>;
+  /** Every job the journal has on disk, by id, in its latest state. */
+  readonly jobs: ReadonlyMap<string, Job>;
   /** Lines that failed their checksum on replay (a torn last line is cut off and counted too). */
   damaged: number;
   /** Highest seq seen; new jobs continue from here. */
-  lastSeq: number;
-  /** Append snapshots of these jobs; resolves once they are on disk. */
+  readonly lastSeq: number;
+  /** Append whole records (new jobs, or a test's own snapshots). */
   write(jobs: Job[]): Promise<void>;
+  /** Record a new queued job, and the queued jobs it supersedes, in one write. */
+  add(job: Job, supersedes?: string[]): Promise<Job>;
+  /** A queued job starts an attempt. */
+  markRunning(id: string, at?: string): Promise<Job>;
+  /** The process group of the running attempt (crash cleanup needs it). */
+  recordGroup(id: string, pgid: number): Promise<Job>;
+  finish(id: string, end: JobEnd): Promise<Job>;
+  /**
+   * A running attempt was cut short (shutdown, crash, no space to start it): an `interrupted`
+   * record, then, with `requeue`, a `queued` one, in one write.
+   */
+  interrupt(id: string, { reason, requeue, at }: { reason: string; requeue: boolean; at?: string }): Promise<Job>;
+  /** A job that could not start (no space for its files) waits in the queue again. */
+  requeue(id: string, reason: string): Promise<Job>;
   stats(): { records: number; flushes: number; bytes: number; compactions: number };
   close(): Promise<void>;
 }
@@ -134,7 +164,8 @@ export async function openJournal(dataDir: string, options: JournalOptions = {})
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
   const replay = replayJournal(text);
-  const jobs = replay.jobs;
+  const jobs = new Map<string, Job>();
+  for (const job of replay.jobs.values()) jobs.set(job.id, Object.freeze(job));
   if (replay.goodBytes < Buffer.byteLength(text)) await truncate(file, replay.goodBytes);
   let handle: FileHandle = await open(file, 'a', 0o644);
   await syncDir(path.dirname(file));
@@ -145,7 +176,7 @@ export async function openJournal(dataDir: string, options: JournalOptions = {})
   let lastSeq = 0;
   for (const job of jobs.values()) lastSeq = Math.max(lastSeq, job.seq);
 
-  let pending: Array<{ text: string; resolve: () => void; reject: (e: unknown) => void }> = [];
+  let pending: Array<{ records: Job[]; resolve: () => void; reject: (e: unknown) => void }> = [];
   let flushing: Promise<void> | undefined;
   let closed = false;
 
@@ -153,22 +184,28 @@ export async function openJournal(dataDir: string, options: JournalOptions = {})
     while (pending.length) {
       const batch = pending;
       pending = [];
-      const data = Buffer.from(batch.map((b) => b.text).join(''));
+      const data = Buffer.from(batch.map((b) => b.records.map(encodeRecord).join('')).join(''));
       try {
         let written = 0;
         while (written < data.length) written += (await handle.write(data, written)).bytesWritten;
         await handle.datasync();
         bytes += data.length;
-        records += batch.length;
+        records += batch.reduce((n, b) => n + b.records.length, 0);
         flushes++;
-        for (const b of batch) b.resolve();
+        for (const b of batch) {
+          for (const job of b.records) {
+            jobs.set(job.id, job);
+            lastSeq = Math.max(lastSeq, job.seq);
+          }
+          b.resolve();
+        }
       } catch (error) {
         for (const b of batch) b.reject(error);
       }
       // A failed compaction only means the file stays long: appends go on, and it is retried
       // after the next flush. Letting it throw would leave `flushing` set for good (every later
       // write waiting forever) and reject a promise nobody awaits.
-      if (bytes > compactBytes) await compact().catch(() => {});
+      if (bytes > compactBytes) await compact().catch((error) => options.onCompactError?.(error as Error));
     }
     flushing = undefined;
   }
@@ -178,10 +215,10 @@ export async function openJournal(dataDir: string, options: JournalOptions = {})
     const all = [...jobs.values()].sort((a, b) => a.seq - b.seq);
     const finished = all.filter((j) => FINISHED_STATES.includes(j.state));
     const dropped = finished.slice(0, Math.max(0, finished.length - keepFinished));
-    for (const job of dropped) jobs.delete(job.id);
-    const kept = all.filter((j) => jobs.has(j.id));
+    const kept = all.filter((j) => !dropped.includes(j));
     const content = kept.map(encodeRecord).join('');
     await atomicWriteFile(file, content, { mode: 0o644 });
+    for (const job of dropped) jobs.delete(job.id);
     await handle.close();
     handle = await open(file, 'a', 0o644);
     bytes = Buffer.byteLength(content);
@@ -193,26 +230,57 @@ export async function openJournal(dataDir: string, options: JournalOptions = {})
   // A journal that is mostly superseded records is rewritten at start.
   if (replay.damaged > 0 || records > 2 * jobs.size + 100) await compact();
 
+  /** Append frozen copies; the map takes them once they are on disk. */
+  function commit(list: Job[]): Promise<void> {
+    if (closed) return Promise.reject(new Error('journal is closed'));
+    if (list.length === 0) return Promise.resolve();
+    const frozen = list.map((job) => Object.freeze({ ...job }));
+    return new Promise((resolve, reject) => {
+      pending.push({ records: frozen, resolve, reject });
+      flushing ??= flushLoop();
+    });
+  }
+
+  function current(id: string): Job {
+    const job = jobs.get(id);
+    if (!job) throw new Error(`job ${id} is not in the journal`);
+    return job;
+  }
+
+  async function change(id: string, ...steps: Array<Partial<Job>>): Promise<Job> {
+    let job = current(id);
+    const list = steps.map((fields) => (job = { ...job, ...fields }));
+    await commit(list);
+    return jobs.get(id)!;
+  }
+
+  const now = () => new Date().toISOString();
+
   return {
     file,
     jobs,
     damaged: replay.damaged,
-    get lastSeq() { return lastSeq; },
-    set lastSeq(value: number) { lastSeq = value; },
-    write(list: Job[]): Promise<void> {
-      if (closed) return Promise.reject(new Error('journal is closed'));
-      if (list.length === 0) return Promise.resolve();
-      // Serialise now: later changes to the objects belong to later records.
-      const textNow = list.map(encodeRecord).join('');
-      for (const job of list) {
-        jobs.set(job.id, job);
-        lastSeq = Math.max(lastSeq, job.seq);
-      }
-      return new Promise((resolve, reject) => {
-        pending.push({ text: textNow, resolve, reject });
-        flushing ??= flushLoop();
-      });
+    get lastSeq() { return Math.max(lastSeq, ...pending.flatMap((b) => b.records.map((j) => j.seq))); },
+    write: commit,
+    async add(job, supersedes = []) {
+      const superseded = supersedes.map((id) => ({ ...current(id), state: 'superseded' as const, finished: job.queued, reason: `superseded by ${job.id}` }));
+      await commit([...superseded, job]);
+      return jobs.get(job.id)!;
     },
+    markRunning: (id, at = now()) => {
+      const job = current(id);
+      return change(id, { state: 'running', started: at, attempts: job.attempts + 1, pgid: null, finished: null });
+    },
+    recordGroup: (id, pgid) => change(id, { pgid }),
+    finish: (id, { state, exit, reason, at = now() }) => change(id, { state, exit, reason, finished: at, pgid: null }),
+    interrupt(id, { reason, requeue, at = now() }) {
+      const interruptions = current(id).interruptions + 1;
+      const interrupted: Partial<Job> = { state: 'interrupted', interruptions, finished: at, reason, pgid: null };
+      return requeue
+        ? change(id, interrupted, { state: 'queued', started: null, finished: null, reason: `queued again after interruption ${interruptions}` })
+        : change(id, interrupted);
+    },
+    requeue: (id, reason) => change(id, { state: 'queued', started: null, finished: null, reason, pgid: null }),
     stats: () => ({ records, flushes, bytes, compactions }),
     async close() {
       closed = true;
@@ -221,4 +289,3 @@ export async function openJournal(dataDir: string, options: JournalOptions = {})
     },
   };
 }
-

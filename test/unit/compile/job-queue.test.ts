@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { openJournal, type Job } from '../../../lib/compile/journal.ts';
+import { openJournal, type Job, type Journal } from '../../../lib/compile/journal.ts';
 import { createJobQueue, type RunOutcome } from '../../../lib/compile/job-queue.ts';
 import { createProcessRunner, jobArguments, trimOutput } from '../../../lib/compile/job-process.ts';
 import { silentLogger } from '../../../lib/core/log.ts';
@@ -94,7 +94,7 @@ test('a redelivery that arrives while the first copy is being flushed is answere
   const journal = await openJournal(dir);
   let release!: () => void;
   const gate = new Promise<void>((resolve) => { release = resolve; });
-  const slow = { ...journal, jobs: journal.jobs, write: (jobs: Job[]) => journal.write(jobs).then(() => gate) };
+  const slow: Journal = { ...journal, jobs: journal.jobs, add: (job: Job, supersedes?: string[]) => journal.add(job, supersedes).then((written) => gate.then(() => written)) };
   const queue = createJobQueue({ journal: slow, concurrency: 1, run: manualRunner().run, log: silentLogger, jobsDir: path.join(dir, 'jobs') });
   const first = queue.enqueue({ repo: 'o/a', kind: 'release', tag: 'v1', deliveryId: 'D1' });
   let answered = false;
