@@ -169,7 +169,9 @@ export async function openJournal(dataDir: string, options: JournalOptions = {})
   if (replay.goodBytes < Buffer.byteLength(text)) await truncate(file, replay.goodBytes);
   let handle: FileHandle = await open(file, 'a', 0o644);
   await syncDir(path.dirname(file));
+  /** Where the last whole, synced record ends: a failed write is cut back to here. */
   let bytes = replay.goodBytes;
+  let tornTail = false;
   let records = replay.records;
   let flushes = 0;
   let compactions = 0;
@@ -186,6 +188,10 @@ export async function openJournal(dataDir: string, options: JournalOptions = {})
       pending = [];
       const data = Buffer.from(batch.map((b) => b.records.map(encodeRecord).join('')).join(''));
       try {
+        // A write that failed (ENOSPC, EIO) may have left part of a record, or records that
+        // were never synced: cut back to the last good record first, or the next record would
+        // be glued onto that part and dropped as damaged on replay, although it was acknowledged.
+        if (tornTail) await cutBack();
         let written = 0;
         while (written < data.length) written += (await handle.write(data, written)).bytesWritten;
         await handle.datasync();
@@ -200,14 +206,22 @@ export async function openJournal(dataDir: string, options: JournalOptions = {})
           b.resolve();
         }
       } catch (error) {
+        tornTail = true;
+        await cutBack().catch(() => { /* tried again before the next write */ });
         for (const b of batch) b.reject(error);
       }
       // A failed compaction only means the file stays long: appends go on, and it is retried
       // after the next flush. Letting it throw would leave `flushing` set for good (every later
       // write waiting forever) and reject a promise nobody awaits.
-      if (bytes > compactBytes) await compact().catch((error) => options.onCompactError?.(error as Error));
+      if (bytes > compactBytes && !tornTail) await compact().catch((error) => options.onCompactError?.(error as Error));
     }
     flushing = undefined;
+  }
+
+  async function cutBack(): Promise<void> {
+    await handle.truncate(bytes);
+    await handle.datasync();
+    tornTail = false;
   }
 
   /** Keep every unfinished job and the newest finished ones; rewrite through temp + rename. */

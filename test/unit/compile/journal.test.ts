@@ -3,6 +3,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { encodeRecord, journalFile, newJobId, JOB_ID_PATTERN, openJournal, replayJournal, type Job } from '../../../lib/compile/journal.ts';
+import { mountTinyDisk, skipFullDisk } from '../../disk-helpers.ts';
 import { tmpDir } from '../../helpers.ts';
 
 let seq = 0;
@@ -140,6 +141,79 @@ test('a journal made mostly of stale records is compacted on open', async () => 
   assert.is(again.jobs.get(a.id)?.attempts, 299);
   await again.close();
   assert.ok(path.basename(file).endsWith('.journal'));
+});
+
+test('records handed out are frozen, and a change is in memory only once it is on disk', async () => {
+  const dir = tmpDir();
+  const journal = await openJournal(dir);
+  const a = job();
+  const added = await journal.add(a);
+  assert.throws(() => { (added as Job).state = 'failed'; });
+  assert.is(journal.jobs.get(a.id)?.state, 'queued');
+  const running = journal.markRunning(a.id, '2026-01-01T00:00:00.000Z');
+  assert.is(journal.jobs.get(a.id)?.state, 'queued', 'not before the record is written');
+  assert.is((await running).attempts, 1);
+  await journal.recordGroup(a.id, 4242);
+  const b = job();
+  await journal.add(b);
+  const c = job();
+  await journal.add(c, [b.id]);
+  assert.is(journal.jobs.get(b.id)?.state, 'superseded');
+  assert.is(journal.jobs.get(b.id)?.reason, `superseded by ${c.id}`);
+  await journal.finish(a.id, { state: 'failed', exit: 2, reason: 'exited with 2' });
+  await journal.markRunning(c.id);
+  await journal.interrupt(c.id, { reason: 'hook-server stopped while it ran', requeue: true });
+  await journal.close();
+  const again = await openJournal(dir);
+  assert.equal({ ...again.jobs.get(a.id) }, { ...a, state: 'failed', exit: 2, reason: 'exited with 2', started: '2026-01-01T00:00:00.000Z', attempts: 1, pgid: null, finished: again.jobs.get(a.id)!.finished });
+  assert.is(again.jobs.get(c.id)?.state, 'queued');
+  assert.is(again.jobs.get(c.id)?.interruptions, 1);
+  await again.close();
+});
+
+test('full disk (real tmpfs): a write that fails leaves no partial record; the next acknowledged one reads back after a restart', async () => {
+  const disk = mountTinyDisk('1m');
+  if (typeof disk === 'string') return skipFullDisk('journal full-disk test', disk);
+  const journal = await openJournal(disk.dir);
+  const acknowledged: Job[] = [];
+  // Large records, so that the disk never happens to be full exactly at a record's end.
+  const big = () => job({ reason: 'r'.repeat(1500 + Math.floor(Math.random() * 500)) });
+  for (let i = 0; i < 3; i++) { const j = big(); await journal.add(j); acknowledged.push(j); }
+  disk.fill();
+  let failed: Job | undefined;
+  let error: NodeJS.ErrnoException | undefined;
+  for (let i = 0; i < 50 && !failed; i++) {
+    const j = big();
+    try {
+      await journal.add(j);
+      acknowledged.push(j);
+    } catch (e) {
+      failed = j;
+      error = e as NodeJS.ErrnoException;
+    }
+  }
+  assert.ok(failed, 'a write failed on the full disk');
+  assert.is(error?.code, 'ENOSPC');
+  assert.not.ok(journal.jobs.has(failed!.id), 'a record that is not on disk is not in memory either');
+  const queued = acknowledged[0];
+  try {
+    await journal.markRunning(queued.id);
+    assert.unreachable('the running record cannot be written on a full disk');
+  } catch (e) {
+    assert.is((e as NodeJS.ErrnoException).code, 'ENOSPC');
+  }
+  assert.is(journal.jobs.get(queued.id)?.state, 'queued', 'a change that could not be written changed nothing');
+  disk.free();
+  const after = big();
+  await journal.add(after);
+  acknowledged.push(after);
+  await journal.close();
+  const again = await openJournal(disk.dir);
+  assert.is(again.damaged, 0, 'no damaged record on replay');
+  for (const j of acknowledged) assert.ok(again.jobs.has(j.id), `acknowledged job ${j.id} is in the journal`);
+  assert.not.ok(again.jobs.has(failed!.id));
+  assert.is(again.jobs.get(queued.id)?.state, 'queued');
+  await again.close();
 });
 
 test.run();
