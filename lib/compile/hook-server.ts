@@ -98,7 +98,10 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
   try {
     // Bodies spooled by a process that died mid-request: nothing reads them again (up to 25 MB each).
     await Promise.all((await readdir(tmpDir)).map((name) => rm(path.join(tmpDir, name), { recursive: true, force: true })));
-    journal = await openJournal(dataDir, { onPrune: (ids) => void removeJobFiles(jobsDir, ids) });
+    journal = await openJournal(dataDir, {
+      onPrune: (ids) => void removeJobFiles(jobsDir, ids),
+      onCompactError: (error) => log.warn('could not compact the journal; it stays long and is tried again later', { error: error.message }),
+    });
   } catch (error) {
     await lock.release();
     throw error;
@@ -148,6 +151,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
       received = await receiveBody(req, { res, limit: maxBody, timeoutMs: bodyTimeoutMs, spillAt: SPILL_AT, spillFile: path.join(tmpDir, `body-${requestId}`), onChunk: (c) => verifier.update(c) });
     } catch (error) {
       const status = error instanceof HttpError ? error.status : 400;
+      if (status === 503) return refuse(503, 'cannot take deliveries now, retry later', (error as Error).message, { 'Retry-After': '30' });
       return refuse(status, status === 413 ? 'body too large' : status === 408 ? 'body timeout' : 'could not read body', (error as Error).message);
     }
     try {

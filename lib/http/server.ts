@@ -124,7 +124,8 @@ export interface ReceivedBody {
  * limit is refused before reading, and a body that grows past it is cut off there (413; with
  * `res`, the connection is closed once the answer is out). A body slower than `timeoutMs` → 408.
  * Small bodies stay in memory; with `spillAt`/`spillFile`, larger ones are written to disk so
- * memory stays flat however many large bodies arrive at once.
+ * memory stays flat however many large bodies arrive at once (a write that fails there, e.g. a
+ * full disk, → 503).
  */
 export function receiveBody(req: IncomingMessage, { limit, timeoutMs = 30_000, res, onChunk, spillAt = Infinity, spillFile }: ReceiveBodyOptions): Promise<ReceivedBody> {
   return new Promise((resolve, reject) => {
@@ -149,11 +150,10 @@ export function receiveBody(req: IncomingMessage, { limit, timeoutMs = 30_000, r
       cleanup();
       chunks = [];
       stopReading(req, res);
-      if (spill) {
-        spill.destroy();
-        void rm(spillFile!, { force: true });
-      }
-      reject(error);
+      if (!spill) return reject(error);
+      // The part already spooled goes before the answer does.
+      spill.destroy();
+      rm(spillFile!, { force: true }).finally(() => reject(error));
     }
     function onData(chunk: Buffer) {
       size += chunk.length;
@@ -161,7 +161,8 @@ export function receiveBody(req: IncomingMessage, { limit, timeoutMs = 30_000, r
       onChunk?.(chunk);
       if (!spill && spillFile && size > spillAt) {
         spill = createWriteStream(spillFile, { mode: 0o600 });
-        spill.on('error', (error) => fail(error));
+        // The server's disk, not the request: a full disk is a 503 the sender retries, not a 400.
+        spill.on('error', (error: NodeJS.ErrnoException) => fail(new HttpError(503, `could not store the body: ${error.code ?? error.message}`)));
         spill.write(Buffer.concat(chunks));
         chunks = [];
       }
@@ -174,9 +175,17 @@ export function receiveBody(req: IncomingMessage, { limit, timeoutMs = 30_000, r
     req.on('data', onData);
     req.on('end', () => {
       if (done) return;
-      cleanup();
-      if (!spill) return resolve({ size, buffer: Buffer.concat(chunks, size) });
-      spill.end(() => resolve({ size, file: spillFile }));
+      if (!spill) {
+        cleanup();
+        return resolve({ size, buffer: Buffer.concat(chunks, size) });
+      }
+      // Settled once the file is complete: a write that fails while it is flushed still rejects.
+      spill.once('finish', () => {
+        if (done) return;
+        cleanup();
+        resolve({ size, file: spillFile });
+      });
+      spill.end();
     });
     req.on('error', (error) => fail(error));
     req.on('aborted', () => fail(new HttpError(400, 'request aborted')));
