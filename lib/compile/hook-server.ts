@@ -23,7 +23,7 @@ import type { Logger } from '../core/log.ts';
 import { repoPaths, type ShipkitConfig } from './config.ts';
 import { safeEqual } from '../http/signing.ts';
 import {
-  bodyFormat, createBodyVerifier, deliveryId, detectForge, eventName, normaliseEvent, parsePayload, type Forge,
+  bodyFormat, createBodyVerifier, deliveryId, detectForge, eventName, missingSignature, normaliseEvent, parsePayload, type Forge,
 } from './webhooks.ts';
 
 export const MAX_BODY = 25 * 1024 * 1024;
@@ -145,6 +145,9 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     const event = eventName(forge, req.headers);
     if (!event) return refuse(400, 'missing event header');
 
+    // Nothing to verify: refused before a byte of the body is read (or `100 Continue` sent).
+    const unsigned = allSecrets.length > 0 ? missingSignature(forge, req.headers) : undefined;
+    if (unsigned) return refuse(401, 'bad signature', unsigned);
     const verifier = createBodyVerifier(allSecrets);
     let received: ReceivedBody;
     try {

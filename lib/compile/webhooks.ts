@@ -39,6 +39,19 @@ export function deliveryId(forge: Forge, headers: Headers, body: Buffer): string
   return `sha256:${createHash('sha256').update(body).digest('hex').slice(0, 32)}`;
 }
 
+/**
+ * Why a delivery carries nothing that could be verified (no signature or token header the forge
+ * sends), or undefined. Known from the headers alone, so such a delivery is refused before its
+ * body is read.
+ */
+export function missingSignature(forge: Forge, headers: Headers): string | undefined {
+  if (forge === 'gitlab') return header(headers, 'x-gitlab-token') ? undefined : 'missing X-Gitlab-Token';
+  const names = forge === 'gitea' ? ['x-hub-signature-256', 'x-gitea-signature', 'x-forgejo-signature', 'x-gogs-signature'] : ['x-hub-signature-256'];
+  if (names.some((name) => header(headers, name) !== undefined)) return undefined;
+  if (header(headers, 'x-hub-signature')) return 'only a SHA-1 signature (X-Hub-Signature) was sent; SHA-1 is refused, use SHA-256';
+  return 'missing signature';
+}
+
 export type Verdict = { ok: true; secret: string } | { ok: false; reason: string };
 
 /**

@@ -61,6 +61,13 @@ export async function startHttpServer(handler: Handler, options: ServerOptions):
       else res.destroy();
     });
   });
+  // `Expect: 100-continue`: the handler runs at once, and `100 Continue` goes out only when it
+  // starts reading the body (receiveBody), so a request refused on its headers (too large,
+  // unsigned, unknown route) is answered without the client ever sending its body.
+  server.on('checkContinue', (req, res) => {
+    continuePending.set(req, () => res.writeContinue());
+    server.emit('request', req, res);
+  });
   // Node checks headersTimeout only every connectionsCheckingInterval (30 s by default).
   (server as unknown as { connectionsCheckingInterval?: number }).connectionsCheckingInterval = Math.min(1000, options.headersTimeoutMs ?? 1000);
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
@@ -97,6 +104,9 @@ function closeServer(server: http.Server, graceMs: number): Promise<void> {
   });
 }
 
+/** Requests that asked `Expect: 100-continue` and have not been told to go on yet. */
+const continuePending = new WeakMap<IncomingMessage, () => void>();
+
 export interface ReadBodyOptions {
   limit: number;
   timeoutMs?: number;
@@ -125,7 +135,7 @@ export interface ReceivedBody {
  * `res`, the connection is closed once the answer is out). A body slower than `timeoutMs` → 408.
  * Small bodies stay in memory; with `spillAt`/`spillFile`, larger ones are written to disk so
  * memory stays flat however many large bodies arrive at once (a write that fails there, e.g. a
- * full disk, → 503).
+ * full disk, → 503). `100 Continue` is sent here, after the size check, to a client that asked.
  */
 export function receiveBody(req: IncomingMessage, { limit, timeoutMs = 30_000, res, onChunk, spillAt = Infinity, spillFile }: ReceiveBodyOptions): Promise<ReceivedBody> {
   return new Promise((resolve, reject) => {
@@ -135,6 +145,8 @@ export function receiveBody(req: IncomingMessage, { limit, timeoutMs = 30_000, r
       reject(new HttpError(413, `body too large: declared ${declared} bytes, the cap is ${limit}`));
       return;
     }
+    continuePending.get(req)?.();
+    continuePending.delete(req);
     let chunks: Buffer[] = [];
     let size = 0;
     let spill: WriteStream | undefined;
