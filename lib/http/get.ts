@@ -3,7 +3,8 @@
 // idle and total timeouts; the body written in batches while it is hashed; a byte cap; the
 // length checked against Content-Length; an optional Range resume. Retries, redirects and how a
 // failure is worded are the callers' policy: failures come as a TransferError with a `kind`.
-// `openGet` is the timed request underneath, for callers that keep a small body in memory.
+// `openGet` is the timed request underneath, for callers that keep a small body in memory; with
+// redirect 'follow' it follows redirects itself, so an https URL never ends up on plain http.
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import { RemoteError, messageOf } from '../core/errors.ts';
@@ -19,7 +20,7 @@ export interface Timeouts {
 
 export type TransferFailure =
   | 'connect-timeout' | 'idle-timeout' | 'total-timeout' | 'connect' | 'broken' | 'short-body'
-  | 'length-mismatch' | 'declared-too-large' | 'too-large' | 'bad-range';
+  | 'length-mismatch' | 'declared-too-large' | 'too-large' | 'bad-range' | 'too-slow' | 'bad-redirect';
 
 /**
  * Why one GET failed, by `kind`, so each caller can say it in its own words. `cause` is the
@@ -37,11 +38,41 @@ export class TransferError extends RemoteError {
   }
 }
 
+/** A body slower than `bytesPerSec` on average over any `windowMs` (counted from the headers) fails as 'too-slow'. */
+export interface MinRate {
+  bytesPerSec: number;
+  windowMs: number;
+}
+
 export interface GetOptions {
   timeouts: Timeouts;
   fetch?: typeof globalThis.fetch;
   headers?: Record<string, string>;
+  /** 'follow' (the default) follows up to MAX_REDIRECTS by hand, refusing https → http. */
   redirect?: RequestRedirect;
+  minRate?: MinRate;
+}
+
+export const MAX_REDIRECTS = 5;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+
+/**
+ * Where a redirect from `from` to `location` leads. Throws a TransferError ('bad-redirect') for a
+ * missing or unparsable Location, a scheme other than http/https, and a downgrade from https to
+ * http (which would let anyone on the path answer instead of the server the URL named).
+ */
+export function redirectTarget(from: string, location: string | null, status = 302): string {
+  if (!location) throw new TransferError('bad-redirect', `answered ${status} without a Location header`, 0);
+  let next: URL;
+  try { next = new URL(location, from); } catch {
+    throw new TransferError('bad-redirect', `answered ${status} with an invalid Location (${JSON.stringify(location.slice(0, 80))})`, 0);
+  }
+  if (next.protocol !== 'http:' && next.protocol !== 'https:') throw new TransferError('bad-redirect', `redirected to a ${next.protocol} URL; refusing it`, 0);
+  if (new URL(from).protocol === 'https:' && next.protocol === 'http:') {
+    throw new TransferError('bad-redirect', `redirected from https to plain http (${next.origin}); refusing the downgrade`, 0);
+  }
+  next.hash = '';
+  return next.href;
 }
 
 /** A GET whose headers have arrived. Call `done()` when finished with it, whatever happened. */
@@ -55,7 +86,7 @@ export interface OpenedGet {
 }
 
 /** Sends one GET and waits for its headers, under the connect and total timeouts. Throws a TransferError. */
-export async function openGet(url: string, { timeouts, fetch: fetchImpl = globalThis.fetch, headers, redirect = 'follow' }: GetOptions): Promise<OpenedGet> {
+export async function openGet(url: string, { timeouts, fetch: fetchImpl = globalThis.fetch, headers, redirect = 'follow', minRate }: GetOptions): Promise<OpenedGet> {
   const controller = new AbortController();
   let fired: TransferFailure | undefined;
   const fire = (kind: TransferFailure) => () => { fired ??= kind; controller.abort(); };
@@ -65,20 +96,37 @@ export async function openGet(url: string, { timeouts, fetch: fetchImpl = global
     const kind = fired!;
     const message = kind === 'connect-timeout' ? `no response within ${timeouts.connectMs / 1000} s`
       : kind === 'idle-timeout' ? `no data for ${timeouts.idleMs / 1000} s after ${received} bytes`
-        : `no complete answer within ${timeouts.totalMs! / 1000} s`;
+        : kind === 'too-slow' ? `slower than ${minRate!.bytesPerSec} bytes/s over ${minRate!.windowMs / 1000} s (${received} bytes so far)`
+          : `no complete answer within ${timeouts.totalMs! / 1000} s`;
     return new TransferError(kind, message, received);
   };
   let response: Response;
   try {
-    response = await fetchImpl(url, { headers, redirect, signal: controller.signal });
+    let current = url;
+    for (let hops = 0; ; hops++) {
+      response = await fetchImpl(current, { headers, redirect: redirect === 'follow' ? 'manual' : redirect, signal: controller.signal });
+      if (redirect !== 'follow' || !REDIRECT_STATUSES.has(response.status)) break;
+      await response.body?.cancel().catch(() => {});
+      current = redirectTarget(current, response.headers.get('location'), response.status);
+      if (hops >= MAX_REDIRECTS) throw new TransferError('bad-redirect', `more than ${MAX_REDIRECTS} redirects (a redirect loop?)`, 0);
+    }
   } catch (error) {
     clearTimeout(total);
+    if (error instanceof TransferError) throw error;
     throw fired ? timedOut(0) : new TransferError('connect', `could not connect: ${causeOf(error)}`, 0, error);
   } finally {
     clearTimeout(connect);
   }
   let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   let received = 0;
+  // The rate is judged per window: a drip that keeps the idle timer happy still fails here.
+  let windowStart = 0;
+  const rate = minRate && setInterval(() => {
+    if (received - windowStart < minRate.bytesPerSec * (minRate.windowMs / 1000)) {
+      fire('too-slow')();
+    }
+    windowStart = received;
+  }, minRate.windowMs);
   return {
     response,
     async read() {
@@ -106,6 +154,7 @@ export async function openGet(url: string, { timeouts, fetch: fetchImpl = global
     },
     done() {
       clearTimeout(total);
+      clearInterval(rate);
     },
   };
 }

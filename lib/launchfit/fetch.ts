@@ -1,29 +1,32 @@
 // HTTP for the updater: small conditional GETs (VERSION, signatures, keys) and streamed
 // downloads to disk that hash while writing, stop at a byte cap, resume with Range/If-Range,
-// and give up on a slow connect, an idle body or a total deadline. The streaming itself is
+// and give up on a slow connect, an idle body, a total deadline or a body below a minimum rate. The streaming itself is
 // lib/http/get.ts; this module holds the updater's policy: the SIZE cap, the .part file and its
 // ETag for resuming, conditional polls, and the updater's error classes and wording.
 import { readFile, rm, rename, stat, writeFile } from 'node:fs/promises';
 import { RemoteError, VerificationError } from '../core/errors.ts';
-import { getToFile, openGet, TransferError, type OpenedGet, type Timeouts as HttpTimeouts } from '../http/get.ts';
+import { getToFile, openGet, TransferError, type MinRate, type OpenedGet, type Timeouts as HttpTimeouts } from '../http/get.ts';
 
 /** lib/http/get.ts's timeouts; the updater always has a total deadline. */
 export type Timeouts = Required<HttpTimeouts>;
 
 export const DEFAULT_TIMEOUTS: Timeouts = { connectMs: 15_000, idleMs: 30_000, totalMs: 30 * 60_000 };
 
+export type { MinRate };
+
 export type FetchFn = typeof fetch;
 
 /** The updater's words for a GET that failed on the way (not a refusal it decided itself). */
-function remoteFailure(url: string, timeouts: Timeouts, error: unknown): RemoteError {
-  return new RemoteError(`Fetching ${url} failed: ${reasonOf(error, timeouts)}. Check the update server; the next check retries.`, { cause: error });
+function remoteFailure(url: string, timeouts: Timeouts, error: unknown, minRate?: MinRate): RemoteError {
+  return new RemoteError(`Fetching ${url} failed: ${reasonOf(error, timeouts, minRate)}. Check the update server; the next check retries.`, { cause: error });
 }
 
-function reasonOf(error: unknown, t: Timeouts): string {
+function reasonOf(error: unknown, t: Timeouts, minRate?: MinRate): string {
   if (error instanceof TransferError) {
     if (error.kind === 'connect-timeout') return `no answer within ${t.connectMs / 1000} s`;
     if (error.kind === 'idle-timeout') return `the body stalled for ${t.idleMs / 1000} s`;
     if (error.kind === 'total-timeout') return `no complete answer within ${t.totalMs / 1000} s`;
+    if (error.kind === 'too-slow' && minRate) return `the body came slower than ${minRate.bytesPerSec} bytes/s over ${minRate.windowMs / 1000} s (updates.min_rate)`;
     if (error.cause === undefined) return error.message;
     error = error.cause; // the runtime's own words
   }
@@ -38,7 +41,8 @@ export type SmallResult =
 /**
  * GET a small file (VERSION, a signature, a key), refusing bodies over `maxBytes` while
  * reading. With `etag` (or `lastModified`, for servers without ETags), the request is
- * conditional and a 304 costs no body.
+ * conditional and a 304 costs no body; a 304 to a request that was not conditional is refused
+ * (it would pass for "nothing new" where there is nothing).
  */
 export async function fetchSmall(url: string, { maxBytes, etag, lastModified, timeouts = DEFAULT_TIMEOUTS, fetchImpl = fetch }: { maxBytes: number; etag?: string; lastModified?: string; timeouts?: Timeouts; fetchImpl?: FetchFn }): Promise<SmallResult> {
   let get: OpenedGet | undefined;
@@ -48,7 +52,11 @@ export async function fetchSmall(url: string, { maxBytes, etag, lastModified, ti
     if (lastModified) headers['if-modified-since'] = lastModified;
     get = await openGet(url, { timeouts, fetch: fetchImpl, headers, redirect: 'follow' });
     const res = get.response;
-    if (res.status === 304) { await get.cancel(); return { status: 'not-modified' }; }
+    if (res.status === 304) {
+      await get.cancel();
+      if (!etag && !lastModified) throw new RemoteError(`${url} answered 304 Not Modified to a request that was not conditional; the update server is misconfigured or hostile. Nothing was installed.`);
+      return { status: 'not-modified' };
+    }
     if (res.status === 404) { await get.cancel(); return { status: 'missing' }; }
     if (!res.ok) { await get.cancel(); throw new RemoteError(`${url} answered ${res.status}; check the update server.`); }
     const declared = Number(res.headers.get('content-length') ?? NaN);
@@ -86,7 +94,7 @@ interface PartMeta { url: string; etag: string }
  * once. A `.part` left by an interrupted download is resumed with Range + If-Range when the
  * server's ETag still matches. Memory use does not depend on the file's size.
  */
-export async function downloadToFile(url: string, dest: string, { maxBytes, expectedSize, timeouts = DEFAULT_TIMEOUTS, fetchImpl = fetch, onProgress }: { maxBytes: number; expectedSize?: number; timeouts?: Timeouts; fetchImpl?: FetchFn; onProgress?: (bytes: number) => void }): Promise<DownloadResult> {
+export async function downloadToFile(url: string, dest: string, { maxBytes, expectedSize, timeouts = DEFAULT_TIMEOUTS, minRate, fetchImpl = fetch, onProgress }: { maxBytes: number; expectedSize?: number; timeouts?: Timeouts; minRate?: MinRate; fetchImpl?: FetchFn; onProgress?: (bytes: number) => void }): Promise<DownloadResult> {
   const part = `${dest}.part`;
   const metaFile = `${dest}.part.json`;
   const cap = expectedSize !== undefined ? Math.min(expectedSize, maxBytes) : maxBytes;
@@ -109,6 +117,7 @@ export async function downloadToFile(url: string, dest: string, { maxBytes, expe
       fetch: fetchImpl,
       headers: { 'user-agent': 'shipkit-launchfit' },
       redirect: 'follow',
+      minRate,
       resume,
       maxBytes: cap,
       onProgress,
@@ -137,6 +146,6 @@ export async function downloadToFile(url: string, dest: string, { maxBytes, expe
     }
     if (error instanceof TransferError && error.kind === 'bad-range') throw new RemoteError(`${url} ${error.message}.`, { cause: error });
     if (!(error instanceof TransferError) && error instanceof RemoteError) throw error;
-    throw remoteFailure(url, timeouts, error);
+    throw remoteFailure(url, timeouts, error, minRate);
   }
 }
