@@ -1,6 +1,6 @@
 // release publish: pack a folder into APP-PLATFORM-VERSION.tar.gz reproducibly, sign it with
 // OpenPGP (a detached binary signature, as `gpg --detach-sign` makes), write VERSION (with
-// SHA256, SIZE, EXPIRES) and VERSION.sig, and put them on the update server: tarball and .sig
+// SHA256, SIZE, EXPIRES, APP, PLATFORM: what hosts bind to) and VERSION.sig, and put them on the update server: tarball and .sig
 // first, VERSION.sig and VERSION last, each through temp + rename, then prune old releases.
 import { copyFile, mkdtemp, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
@@ -100,6 +100,7 @@ export async function publishRelease(opts: PublishOptions): Promise<PublishResul
     const info: VersionInfo = {
       version: opts.version, file, release: opts.codename, sha256, size,
       expires: expiresDays > 0 ? new Date(now.getTime() + expiresDays * 86_400_000) : undefined,
+      app: opts.name, platform: opts.platform,
     };
     const versionText = formatVersionFile(info);
     await atomicWriteFile(path.join(stage, 'VERSION'), versionText);

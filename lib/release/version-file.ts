@@ -4,8 +4,12 @@
 //   SHA256 <hex>
 //   SIZE <bytes>
 //   EXPIRES <ISO-8601>
+//   APP my-app
+//   PLATFORM gnu-linux
+// Each key at most once. APP and PLATFORM name what the release is for: the file name must then
+// be APP-PLATFORM-VERSION.tar.gz, so a signed VERSION binds the name, the version and the host.
 import { ValidationError } from '../core/errors.ts';
-import { nameProblem } from '../core/names.ts';
+import { nameProblem, validateName } from '../core/names.ts';
 
 /** VERSION is a few lines; anything bigger is refused while it is being read. */
 export const MAX_VERSION_FILE_BYTES = 64 * 1024;
@@ -17,7 +21,11 @@ export interface VersionInfo {
   sha256?: string;
   size?: number;
   expires?: Date;
+  app?: string;
+  platform?: string;
 }
+
+const KNOWN_KEYS = new Set(['CURRENT', 'RELEASE', 'SHA256', 'SIZE', 'EXPIRES', 'APP', 'PLATFORM']);
 
 const HEX_VERSION = /^[0-9a-f]+(\.[0-9a-f]+)*$/i;
 
@@ -59,12 +67,16 @@ export function parseVersionFile(text: string): VersionInfo {
   }
   let info: Partial<VersionInfo> | undefined;
   const extra: Partial<VersionInfo> = {};
+  const seen = new Set<string>();
   const lines = text.split(/\r?\n/);
   for (let n = 0; n < lines.length; n++) {
     const line = lines[n].trim();
     if (line === '' || line.startsWith('#')) continue;
     const [key, ...rest] = line.split(/\s+/);
     const where = `VERSION line ${n + 1}`;
+    // A repeated key would let a second line quietly override a checked first one.
+    if (KNOWN_KEYS.has(key) && seen.has(key)) throw new ValidationError(`${where}: ${key} appears twice.`);
+    seen.add(key);
     switch (key) {
       case 'CURRENT': {
         if (rest.length !== 2) throw new ValidationError(`${where}: CURRENT needs a version and a file name ("CURRENT 1.2.3 app-linux-1.2.3.tar.gz").`);
@@ -72,7 +84,6 @@ export function parseVersionFile(text: string): VersionInfo {
         validateVersion(version, `version in ${where}`);
         const problem = nameProblem(file);
         if (problem) throw new ValidationError(`Invalid release file name ${JSON.stringify(file.slice(0, 70))} in ${where}: it ${problem}.`);
-        if (info) throw new ValidationError(`${where}: CURRENT appears twice.`);
         info = { version, file };
         break;
       }
@@ -93,11 +104,19 @@ export function parseVersionFile(text: string): VersionInfo {
         extra.expires = date;
         break;
       }
+      case 'APP':
+      case 'PLATFORM':
+        if (rest.length !== 1) throw new ValidationError(`${where}: ${key} needs exactly one name ("${key} ${key === 'APP' ? 'my-app' : 'gnu-linux'}").`);
+        validateName(rest[0], `${key} in ${where}`);
+        if (key === 'APP') extra.app = rest[0];
+        else extra.platform = rest[0];
+        break;
       default:
         break; // unknown keys are ignored so the format can grow
     }
   }
   if (!info) throw new ValidationError('VERSION has no CURRENT line; expected "CURRENT VERSION FILE".');
+  if ((extra.app === undefined) !== (extra.platform === undefined)) throw new ValidationError('VERSION has an APP line without a PLATFORM line or the other way round; give both or neither.');
   return { ...info, ...extra } as VersionInfo;
 }
 
@@ -107,5 +126,7 @@ export function formatVersionFile(info: VersionInfo): string {
   if (info.sha256) lines.push(`SHA256 ${info.sha256}`);
   if (info.size !== undefined) lines.push(`SIZE ${info.size}`);
   if (info.expires) lines.push(`EXPIRES ${info.expires.toISOString()}`);
+  if (info.app) lines.push(`APP ${info.app}`);
+  if (info.platform) lines.push(`PLATFORM ${info.platform}`);
   return `${lines.join('\n')}\n`;
 }

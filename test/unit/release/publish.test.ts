@@ -74,7 +74,7 @@ test('the same input gives the same bytes, whatever the mtimes and permissions o
   assert.match(lines.find((l) => l.endsWith('lib/a.txt'))!, /^-rw-r--r--/);
 });
 
-test('gpgv verifies the tarball and VERSION; VERSION carries SHA256, SIZE, EXPIRES, RELEASE', async () => {
+test('gpgv verifies the tarball and VERSION; VERSION carries SHA256, SIZE, EXPIRES, RELEASE, APP, PLATFORM', async () => {
   const out = path.join(base, 'out-gpgv');
   const now = new Date('2030-05-01T00:00:00Z');
   const r = await publishRelease(opts(makeSource('src-gpgv'), out, { version: '1.23.42b', codename: 'icecream-soda-popsticle', expiresDays: 7, now: () => now }));
@@ -90,7 +90,7 @@ test('gpgv verifies the tarball and VERSION; VERSION carries SHA256, SIZE, EXPIR
   const info = parseVersionFile(readFileSync(path.join(out, 'VERSION'), 'utf8'));
   assert.equal(info, {
     version: '1.23.42b', file: r.file, release: 'icecream-soda-popsticle', sha256: r.sha256, size: statSync(path.join(out, r.file)).size,
-    expires: new Date('2030-05-08T00:00:00Z'),
+    expires: new Date('2030-05-08T00:00:00Z'), app: 'my-app', platform: 'gnu-linux',
   });
   assert.match(readFileSync(path.join(out, 'pubkey.asc'), 'utf8'), /BEGIN PGP PUBLIC KEY BLOCK/);
   assert.not.ok(readFileSync(path.join(out, 'pubkey.asc'), 'utf8').includes('PRIVATE'));
