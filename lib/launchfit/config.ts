@@ -4,6 +4,7 @@
 import path from 'node:path';
 import { checkKnownKeys, configError, getKey, loadYamlFile, parseYamlText, type ConfigDoc } from '../core/yaml-config.ts';
 import { ConfigError, messageOf } from '../core/errors.ts';
+import { nameProblem } from '../core/names.ts';
 import { parseListen } from '../http/server.ts';
 import { parseKeyPin, type KeyPin } from './pgp.ts';
 import { parseListenSpec, type ListenSpec } from './sockets.ts';
@@ -45,10 +46,19 @@ export interface UpdatesConfig {
   maxSize: number;
   maxUnpackedSize: number;
   maxRatio: number;
-  requireSignedVersion: boolean;
+  /** Accept a VERSION without VERSION.sig (weaker: see launchify.example.yml). */
+  allowUnsignedVersion: boolean;
   connectTimeoutSec: number;
   idleTimeoutSec: number;
   downloadTimeoutSec: number;
+  /** Whole-request deadline for VERSION, signatures and keys. */
+  metadataTimeoutSec: number;
+  /** A release download slower than this (bytes/s, averaged over minRateWindowSec) fails; 0 = off. */
+  minRate: number;
+  minRateWindowSec: number;
+  /** Pins of the host's APP and PLATFORM (both or neither); else the first install binds them. */
+  app?: string;
+  platform?: string;
   gpg: { pin?: KeyPin; keyfile?: string; keyUrl?: string };
 }
 
@@ -66,7 +76,8 @@ export const CONFIG_NAME = 'launchify.yml';
 const TOP_KEYS = ['app', 'updates', 'hooks', 'control'] as const;
 const APP_KEYS = ['exec', 'forever', 'kill', 'kill_timeout', 'healthy_after', 'env', 'backoff_max', 'stable_after', 'max_restarts', 'log_max_size', 'log_keep', 'listen', 'health', 'drain'] as const;
 const HEALTH_KEYS = ['http', 'interval', 'timeout', 'failures'] as const;
-const UPDATES_KEYS = ['server', 'keep', 'interval', 'max_size', 'max_unpacked_size', 'max_ratio', 'require_signed_version', 'connect_timeout', 'idle_timeout', 'download_timeout', 'gpg'] as const;
+const UPDATES_KEYS = ['server', 'keep', 'interval', 'max_size', 'max_unpacked_size', 'max_ratio', 'require_signed_version', 'allow_unsigned_version',
+  'connect_timeout', 'idle_timeout', 'download_timeout', 'metadata_timeout', 'min_rate', 'min_rate_window', 'app', 'platform', 'gpg'] as const;
 const GPG_KEYS = ['key', 'keyfile', 'key_url'] as const;
 const HOOK_KEYS = ['before_symlink', 'timeout'] as const;
 const CONTROL_KEYS = ['listen', 'secret'] as const;
@@ -198,6 +209,19 @@ export function parseLaunchConfig(doc: ConfigDoc, dir: string, releaseApp: Parti
   const keyUrl = getKey(doc, ['updates', 'gpg', 'key_url'], 'string');
   if (keyUrl !== undefined && !/^https?:\/\//.test(keyUrl)) throw configError(doc, ['updates', 'gpg', 'key_url'], 'must be an http:// or https:// URL.');
 
+  // require_signed_version is kept for old files: a signed VERSION is now required unless
+  // allow_unsigned_version says otherwise, and the two must not contradict each other.
+  const requireSigned = getKey(doc, ['updates', 'require_signed_version'], 'boolean');
+  const allowUnsigned = getKey(doc, ['updates', 'allow_unsigned_version'], 'boolean') ?? false;
+  if (requireSigned && allowUnsigned) throw configError(doc, ['updates', 'allow_unsigned_version'], 'contradicts updates.require_signed_version: true; remove one of them.');
+  const boundApp = getKey(doc, ['updates', 'app'], 'string');
+  const boundPlatform = getKey(doc, ['updates', 'platform'], 'string');
+  for (const [key, value] of [['app', boundApp], ['platform', boundPlatform]] as const) {
+    const problem = value === undefined ? undefined : nameProblem(value);
+    if (problem) throw configError(doc, ['updates', key], `${JSON.stringify(value)} ${problem}.`);
+  }
+  if ((boundApp === undefined) !== (boundPlatform === undefined)) throw configError(doc, ['updates', boundApp === undefined ? 'platform' : 'app'], 'pins one half of the host\'s binding; set both updates.app and updates.platform, or neither.');
+
   getKey(doc, ['hooks'], 'object');
   checkKnownKeys(doc, ['hooks'], HOOK_KEYS);
   const beforeSymlink = getKey(doc, ['hooks', 'before_symlink'], 'string');
@@ -224,10 +248,15 @@ export function parseLaunchConfig(doc: ConfigDoc, dir: string, releaseApp: Parti
       maxSize: positive(doc, ['updates', 'max_size'], 2 * 1024 ** 3, { integer: true }),
       maxUnpackedSize: positive(doc, ['updates', 'max_unpacked_size'], 8 * 1024 ** 3, { integer: true }),
       maxRatio: positive(doc, ['updates', 'max_ratio'], 200),
-      requireSignedVersion: getKey(doc, ['updates', 'require_signed_version'], 'boolean') ?? false,
+      allowUnsignedVersion: allowUnsigned,
       connectTimeoutSec: positive(doc, ['updates', 'connect_timeout'], 15),
       idleTimeoutSec: positive(doc, ['updates', 'idle_timeout'], 30),
       downloadTimeoutSec: positive(doc, ['updates', 'download_timeout'], 1800),
+      metadataTimeoutSec: positive(doc, ['updates', 'metadata_timeout'], 30),
+      minRate: positive(doc, ['updates', 'min_rate'], 1024, { allowZero: true }),
+      minRateWindowSec: positive(doc, ['updates', 'min_rate_window'], 30),
+      app: boundApp,
+      platform: boundPlatform,
       gpg: { pin, keyfile: keyfile === undefined ? undefined : path.resolve(dir, keyfile), keyUrl },
     },
     hooks: { beforeSymlink, timeoutSec: positive(doc, ['hooks', 'timeout'], 300) },

@@ -41,8 +41,8 @@ export type SmallResult =
 /**
  * GET a small file (VERSION, a signature, a key), refusing bodies over `maxBytes` while
  * reading. With `etag` (or `lastModified`, for servers without ETags), the request is
- * conditional and a 304 costs no body; a 304 to a request that was not conditional is refused
- * (it would pass for "nothing new" where there is nothing).
+ * conditional and a 304 costs no body. A 304 to a request that was not conditional is the
+ * caller's to refuse, in its own words (it must not pass for "nothing new" where there is nothing).
  */
 export async function fetchSmall(url: string, { maxBytes, etag, lastModified, timeouts = DEFAULT_TIMEOUTS, fetchImpl = fetch }: { maxBytes: number; etag?: string; lastModified?: string; timeouts?: Timeouts; fetchImpl?: FetchFn }): Promise<SmallResult> {
   let get: OpenedGet | undefined;
@@ -52,11 +52,7 @@ export async function fetchSmall(url: string, { maxBytes, etag, lastModified, ti
     if (lastModified) headers['if-modified-since'] = lastModified;
     get = await openGet(url, { timeouts, fetch: fetchImpl, headers, redirect: 'follow' });
     const res = get.response;
-    if (res.status === 304) {
-      await get.cancel();
-      if (!etag && !lastModified) throw new RemoteError(`${url} answered 304 Not Modified to a request that was not conditional; the update server is misconfigured or hostile. Nothing was installed.`);
-      return { status: 'not-modified' };
-    }
+    if (res.status === 304) { await get.cancel(); return { status: 'not-modified' }; }
     if (res.status === 404) { await get.cancel(); return { status: 'missing' }; }
     if (!res.ok) { await get.cancel(); throw new RemoteError(`${url} answered ${res.status}; check the update server.`); }
     const declared = Number(res.headers.get('content-length') ?? NaN);

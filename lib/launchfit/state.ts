@@ -66,6 +66,10 @@ export interface LaunchState {
   signedVersionSeen?: boolean;
   /** ETag of the last VERSION that was fully handled. */
   etag?: string;
+  /** That VERSION's EXPIRES: a 304 after it is a failed check, so a server cannot freeze the host by never changing. */
+  versionExpires?: string;
+  /** The APP and PLATFORM this folder runs, bound by its first install (see binding.ts). */
+  binding?: { prefix: string; app?: string; platform?: string };
   lastCheck?: { at: string; ok: boolean; message: string };
   /** Set just before a switch, cleared after the health check: a crash in between is rolled back on start. */
   pending?: { from?: string; to: string; at: string };

@@ -11,6 +11,10 @@ export interface Status {
   version?: string;
   previous?: string;
   highest?: string;
+  /** The APP and PLATFORM this folder is bound to (or their APP-PLATFORM prefix). */
+  binding?: { prefix: string; app?: string; platform?: string };
+  /** EXPIRES of the VERSION last handled: after it, a 304 is a failed check. */
+  versionExpires?: string;
   bad: string[];
   releases: Array<{ name: string; version?: string; installedAt?: string; current: boolean }>;
   lastCheck?: { at: string; ok: boolean; message: string };
@@ -36,6 +40,8 @@ export async function collectStatus(paths: DeployPaths, live?: RunnerInfo): Prom
     version: current ? state.installed[current]?.version : undefined,
     previous: state.previous,
     highest: state.highest,
+    binding: state.binding,
+    versionExpires: state.versionExpires,
     bad: state.bad,
     releases: names.map((name) => ({ name, version: state.installed[name]?.version, installedAt: state.installed[name]?.installedAt, current: name === current })),
     lastCheck: state.lastCheck,
@@ -56,6 +62,8 @@ export function formatStatus(s: Status): string {
     `previous: ${s.previous ?? '(none)'}`,
     `highest:  ${s.highest ?? '(none)'}`,
   ];
+  if (s.binding) lines.push(`bound to: ${s.binding.app && s.binding.platform ? `APP ${s.binding.app} PLATFORM ${s.binding.platform}` : `${s.binding.prefix}-VERSION.tar.gz`}`);
+  if (s.versionExpires) lines.push(`expires:  ${s.versionExpires} (VERSION)`);
   if (s.bad.length) lines.push(`bad:      ${s.bad.join(', ')}`);
   lines.push(`app:      ${s.app ? `${s.app.state}${s.app.pid ? ` pid ${s.app.pid}` : ''}${s.app.restarts ? `, ${s.app.restarts} restarts` : ''}` : 'launchfit run is not active'}`);
   if (s.instances && s.instances.length > 1) lines.push(`          ${s.instances.length} instances (an update is switching): pids ${s.instances.map((i) => i.pid ?? '-').join(', ')}`);

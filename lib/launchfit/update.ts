@@ -6,15 +6,16 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { ConfigError, ValidationError, VerificationError, WorkError, messageOf } from '../core/errors.ts';
+import { ConfigError, RemoteError, ValidationError, VerificationError, WorkError, messageOf } from '../core/errors.ts';
 import { ensureDir, pathExists } from '../core/fs.ts';
 import type { Logger } from '../core/log.ts';
 import { nameProblem } from '../core/names.ts';
 import type { LaunchConfig } from './config.ts';
 import { readReleaseAppDefaults } from './config.ts';
 import { DEFAULT_EXTRACT_LIMITS, extractRelease } from './extract.ts';
+import { checkReleaseBinding, hostBindingOf } from './binding.ts';
 import { runBeforeSymlinkHook } from './hooks.ts';
-import { downloadToFile, fetchSmall, type FetchFn, type Timeouts } from './fetch.ts';
+import { downloadToFile, fetchSmall, type FetchFn, type MinRate, type Timeouts } from './fetch.ts';
 import { readPublicKeys, selectTrustedKeys, verifyDetachedSignature, type TrustedKeys } from './pgp.ts';
 import { fetchServerKey } from './server-key.ts';
 import { readState, updateState, writeState, type DeployPaths, type StartFailure } from './state.ts';
@@ -78,6 +79,16 @@ function timeoutsOf(config: LaunchConfig): Timeouts {
   return { connectMs: u.connectTimeoutSec * 1000, idleMs: u.idleTimeoutSec * 1000, totalMs: u.downloadTimeoutSec * 1000 };
 }
 
+/** VERSION, signatures and keys are small: a short total deadline, so a drip cannot hold a check. */
+function metadataTimeoutsOf(config: LaunchConfig): Timeouts {
+  return { ...timeoutsOf(config), totalMs: config.updates.metadataTimeoutSec * 1000 };
+}
+
+function minRateOf(config: LaunchConfig): MinRate | undefined {
+  const u = config.updates;
+  return u.minRate > 0 ? { bytesPerSec: u.minRate, windowMs: u.minRateWindowSec * 1000 } : undefined;
+}
+
 function serverOf(config: LaunchConfig): string {
   if (!config.updates.server) throw new ConfigError(`${config.file}: updates.server is not set; give the update server's URL (launchfit deploy URL).`);
   return config.updates.server;
@@ -95,7 +106,7 @@ export async function loadTrustedKeys(ctx: UpdateContext): Promise<TrustedKeys> 
   }
   if (gpg.pin?.kind === 'fingerprint') {
     const url = gpg.keyUrl ?? new URL('pubkey.asc', serverOf(ctx.config)).href;
-    const key = await fetchServerKey(url, { metaDir: ctx.paths.meta, timeouts: timeoutsOf(ctx.config), fetchImpl: ctx.fetchImpl });
+    const key = await fetchServerKey(url, { metaDir: ctx.paths.meta, timeouts: metadataTimeoutsOf(ctx.config), fetchImpl: ctx.fetchImpl });
     return selectTrustedKeys({ serverKeys: await readPublicKeys(key, url), pin: gpg.pin });
   }
   if (gpg.pin) {
@@ -106,23 +117,27 @@ export async function loadTrustedKeys(ctx: UpdateContext): Promise<TrustedKeys> 
 
 /**
  * Fetch VERSION (and VERSION.sig) and check it: signature, EXPIRES. Null when unchanged (304).
- * Once a signed VERSION has been seen (`signedBefore`), an unsigned one is refused: stripping the
- * signature must not be a way around EXPIRES.
+ * VERSION.sig is required unless updates.allow_unsigned_version; even then, once a signed VERSION
+ * has been seen (`signedBefore`), an unsigned one is refused: stripping the signature must not be
+ * a way around EXPIRES.
  */
 export async function fetchVersionInfo(ctx: UpdateContext, trusted: TrustedKeys, etag: string | undefined, signedBefore = false): Promise<{ info: VersionInfo; etag?: string; signed: boolean } | null> {
   const server = serverOf(ctx.config);
-  const timeouts = timeoutsOf(ctx.config);
+  const timeouts = metadataTimeoutsOf(ctx.config);
   const res = await fetchSmall(new URL('VERSION', server).href, { maxBytes: MAX_VERSION_FILE_BYTES, etag, timeouts, fetchImpl: ctx.fetchImpl });
-  if (res.status === 'not-modified') return null;
+  if (res.status === 'not-modified') {
+    if (!etag) throw new RemoteError(`${server}VERSION answered 304 Not Modified to a request that was not conditional; the update server is misconfigured or hostile. Nothing was installed.`);
+    return null;
+  }
   if (res.status === 'missing') throw new VerificationError(`${server}VERSION does not exist; is updates.server right?`);
   const now = ctx.now?.() ?? new Date();
   const sig = await fetchSmall(new URL('VERSION.sig', server).href, { maxBytes: MAX_SIGNATURE_BYTES, timeouts, fetchImpl: ctx.fetchImpl });
   if (sig.status === 'ok') {
     await verifyDetachedSignature({ data: res.body, signature: sig.body, trusted, what: 'VERSION', now });
-  } else if (ctx.config.updates.requireSignedVersion) {
-    throw new VerificationError(`${server}VERSION.sig is missing and updates.require_signed_version is true; refusing the update.`);
   } else if (signedBefore) {
     throw new VerificationError(`${server}VERSION.sig is missing, but this host has seen a signed VERSION before; refusing an unsigned one. Publish with \`release publish\` (it signs VERSION).`);
+  } else if (!ctx.config.updates.allowUnsignedVersion) {
+    throw new VerificationError(`${server}VERSION.sig is missing; an unsigned VERSION is refused (publish with \`release publish\`, which signs it, or set updates.allow_unsigned_version: true, which is weaker).`);
   }
   let info: VersionInfo;
   try {
@@ -149,9 +164,9 @@ export async function installRelease(ctx: UpdateContext, info: VersionInfo, trus
   const tarball = path.join(paths.downloads, info.file);
   const url = new URL(info.file, server).href;
   log.info('downloading release', { url, size: info.size });
-  const sigRes = await fetchSmall(`${url}.sig`, { maxBytes: MAX_SIGNATURE_BYTES, timeouts, fetchImpl: ctx.fetchImpl });
+  const sigRes = await fetchSmall(`${url}.sig`, { maxBytes: MAX_SIGNATURE_BYTES, timeouts: metadataTimeoutsOf(config), fetchImpl: ctx.fetchImpl });
   if (sigRes.status !== 'ok') throw new VerificationError(`${url}.sig is missing; unsigned releases are never installed.`);
-  const got = await downloadToFile(url, tarball, { maxBytes: config.updates.maxSize, expectedSize: info.size, timeouts, fetchImpl: ctx.fetchImpl });
+  const got = await downloadToFile(url, tarball, { maxBytes: config.updates.maxSize, expectedSize: info.size, timeouts, minRate: minRateOf(config), fetchImpl: ctx.fetchImpl });
   const work = path.join(paths.tmp, `extract-${randomBytes(4).toString('hex')}`);
   try {
     if (info.size !== undefined && got.size !== info.size) throw new VerificationError(`${info.file} is ${got.size} bytes but VERSION says SIZE ${info.size}; refusing it.`);
@@ -243,22 +258,41 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false } = {}
   const state = await readState(paths);
   const current = await readCurrent(paths);
   const currentVersion = current ? state.installed[current]?.version : undefined;
+  const refuse = async (message: string, cause?: unknown): Promise<never> => {
+    await recordCheck(paths, false, message);
+    if (cause !== undefined) throw cause;
+    throw new VerificationError(message);
+  };
   const trusted = await loadTrustedKeys(ctx);
   let fetched;
   try {
     fetched = await fetchVersionInfo(ctx, trusted, current && !force ? state.etag : undefined, Boolean(state.signedVersionSeen));
   } catch (error) {
-    await recordCheck(paths, false, messageOf(error));
-    throw error;
+    return refuse(messageOf(error), error);
   }
   if (!fetched) {
+    // A 304 vouches for the VERSION we hold, and no longer than it is valid.
+    const expires = state.versionExpires ? new Date(state.versionExpires) : undefined;
+    if (expires && expires.getTime() < (ctx.now?.() ?? new Date()).getTime()) {
+      return refuse(`The update server answers 304 Not Modified, but the VERSION it stands for expired on ${expires.toISOString()}; the server is frozen or replaying. Publish again (or check the server).`);
+    }
     await recordCheck(paths, true, 'VERSION not modified');
     return { action: 'not-modified', version: currentVersion, release: current, message: 'VERSION not modified since the last check.' };
   }
   const { info, etag, signed } = fetched;
+  let binding;
+  try {
+    binding = checkReleaseBinding(info, hostBindingOf(ctx.config, state, current));
+  } catch (error) {
+    return refuse(messageOf(error), error);
+  }
   if (signed && !state.signedVersionSeen) await updateState(paths, (s) => { s.signedVersionSeen = true; });
   const done = async (result: CheckResult) => {
-    await updateState(paths, (s) => { s.etag = etag; s.lastCheck = { at: new Date().toISOString(), ok: result.action !== 'unhealthy', message: result.message }; });
+    await updateState(paths, (s) => {
+      s.etag = etag;
+      s.versionExpires = info.expires?.toISOString();
+      s.lastCheck = { at: new Date().toISOString(), ok: result.action !== 'unhealthy', message: result.message };
+    });
     return result;
   };
   if (currentVersion !== undefined && compareVersions(info.version, currentVersion) === 0) {
@@ -270,17 +304,15 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false } = {}
     return done({ action: 'skipped-bad', version: info.version, release: current, message: `Version ${info.version} is marked bad (it failed or was rolled back); waiting for a newer one.` });
   }
   if (state.highest && compareVersions(info.version, state.highest) < 0) {
-    const message = `VERSION offers ${info.version}, lower than ${state.highest} already installed; refusing the downgrade (use \`launchfit rollback\` to go back on purpose).`;
-    await recordCheck(paths, false, message);
-    throw new VerificationError(message);
+    return refuse(`VERSION offers ${info.version}, lower than ${state.highest} already installed; refusing the downgrade (use \`launchfit rollback\` to go back on purpose).`);
   }
   let name: string;
   try {
     name = await installRelease(ctx, info, trusted);
   } catch (error) {
-    await recordCheck(paths, false, messageOf(error));
-    throw error;
+    return refuse(messageOf(error), error);
   }
+  await updateState(paths, (s) => { s.binding = binding; });
   return done(await activateRelease(ctx, name, info.version));
 }
 
