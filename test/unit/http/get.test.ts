@@ -6,7 +6,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { getToFile, TransferError, type TransferFailure } from '../../../lib/http/get.ts';
+import { getToFile, openGet, redirectTarget, TransferError, type TransferFailure } from '../../../lib/http/get.ts';
 import { tmpDir } from '../../helpers.ts';
 
 const quick = { connectMs: 500, idleMs: 300 };
@@ -72,6 +72,66 @@ test('a stalled body hits the idle timeout, and the total deadline caps a slow o
   const idle = await failsWith('idle-timeout', () => getToFile('http://x/f', path.join(tmpDir(), 'f'), { timeouts: quick, fetch: fetchStalled }));
   assert.is(idle.message, 'no data for 0.3 s after 4 bytes');
   await failsWith('total-timeout', () => getToFile('http://x/f', path.join(tmpDir(), 'f'), { timeouts: { connectMs: 500, idleMs: 1000, totalMs: 200 }, fetch: fetchStalled }));
+});
+
+test('redirectTarget: relative and same-scheme redirects resolve; https → http, other schemes and no Location are refused', () => {
+  assert.is(redirectTarget('https://u.example/app/VERSION', '/mirror/VERSION#x'), 'https://u.example/mirror/VERSION');
+  assert.is(redirectTarget('http://u.example/VERSION', 'https://cdn.example/VERSION'), 'https://cdn.example/VERSION');
+  assert.is(redirectTarget('http://u.example/VERSION', 'http://cdn.example/VERSION'), 'http://cdn.example/VERSION');
+  const refused: Array<[string, string | null, RegExp]> = [
+    ['https://u.example/VERSION', 'http://u.example/VERSION', /redirected from https to plain http \(http:\/\/u\.example\); refusing the downgrade/],
+    ['https://u.example/VERSION', 'HTTP://evil.example/VERSION', /refusing the downgrade/],
+    ['https://u.example/VERSION', 'file:///etc/passwd', /redirected to a file: URL; refusing it/],
+    ['https://u.example/VERSION', null, /answered 302 without a Location header/],
+    ['https://u.example/VERSION', 'http://[bad', /invalid Location/],
+  ];
+  for (const [from, to, pattern] of refused) {
+    assert.throws(() => redirectTarget(from, to), (e: unknown) => e instanceof TransferError && e.kind === 'bad-redirect' && pattern.test(e.message), `${from} -> ${to}`);
+  }
+});
+
+test('openGet follows redirects by hand: https → https is followed, https → http is refused before it is requested', async () => {
+  const asked: string[] = [];
+  const hops: Record<string, Response> = {};
+  const fetchHops = (async (url: string | URL | Request, init?: RequestInit) => {
+    asked.push(String(url));
+    assert.is(init?.redirect, 'manual', 'redirects are never left to fetch');
+    return hops[String(url)] ?? new Response('VERSION body');
+  }) as typeof fetch;
+  hops['https://u.example/VERSION'] = new Response(null, { status: 302, headers: { location: 'https://mirror.example/VERSION' } });
+  const get = await openGet('https://u.example/VERSION', { timeouts: quick, fetch: fetchHops });
+  get.done();
+  assert.equal(asked, ['https://u.example/VERSION', 'https://mirror.example/VERSION']);
+
+  asked.length = 0;
+  hops['https://u.example/VERSION'] = new Response(null, { status: 301, headers: { location: 'http://u.example/VERSION' } });
+  const error = await failsWith('bad-redirect', () => openGet('https://u.example/VERSION', { timeouts: quick, fetch: fetchHops }));
+  assert.match(error.message, /from https to plain http/);
+  assert.equal(asked, ['https://u.example/VERSION'], 'the http URL was never requested');
+
+  asked.length = 0;
+  const loop = (async (url: string | URL | Request) => { asked.push(String(url)); return new Response(null, { status: 307, headers: { location: '/again' } }); }) as typeof fetch;
+  await failsWith('bad-redirect', () => openGet('https://u.example/VERSION', { timeouts: quick, fetch: loop }));
+  assert.is(asked.length, 6, 'a redirect loop stops after 5 redirects');
+});
+
+test('minRate: a drip that keeps the idle timer happy fails as too-slow after its window', async () => {
+  let timer: NodeJS.Timeout | undefined;
+  const dripping = (signal?: AbortSignal | null) => new ReadableStream<Uint8Array>({
+    start(c) {
+      timer = setInterval(() => c.enqueue(new Uint8Array(1)), 20);
+      signal?.addEventListener('abort', () => { clearInterval(timer); c.error(new Error('aborted')); });
+    },
+  });
+  const fetchDrip = (async (_url: string | URL | Request, init?: RequestInit) => new Response(dripping(init?.signal))) as typeof fetch;
+  const t0 = Date.now();
+  try {
+    const error = await failsWith('too-slow', () => getToFile('http://x/f', path.join(tmpDir(), 'f'), { timeouts: { connectMs: 500, idleMs: 1000 }, minRate: { bytesPerSec: 1000, windowMs: 300 }, fetch: fetchDrip }));
+    assert.match(error.message, /^slower than 1000 bytes\/s over 0\.3 s \(\d+ bytes so far\)$/);
+    assert.ok(Date.now() - t0 < 1000, 'failed at the end of the first window');
+  } finally {
+    clearInterval(timer);
+  }
 });
 
 test.run();

@@ -32,8 +32,13 @@ test('parseVersionFile: the contract format, unknown keys ignored', () => {
     'SIZE 1234',
     'EXPIRES 2030-01-02T03:04:05Z',
     'FUTURE something new',
+    'FUTURE twice is fine for keys this version does not know',
     '# comment',
+    'APP my-app',
+    'PLATFORM gnu-linux',
   ].join('\n'));
+  assert.is(info.app, 'my-app');
+  assert.is(info.platform, 'gnu-linux');
   assert.is(info.version, '1.23.42b');
   assert.is(info.file, 'my-app-gnu-linux-1.23.42b.tar.gz');
   assert.is(info.release, 'icecream-soda-popsticle');
@@ -57,6 +62,17 @@ test('parseVersionFile: hostile and broken files are refused with a reason', () 
     ['CURRENT 1.2 a.tar.gz\nSIZE -1', /number of bytes/],
     ['CURRENT 1.2 a.tar.gz\nEXPIRES soon', /ISO-8601/],
     [`CURRENT 1.2 a.tar.gz\n${'#'.repeat(70_000)}`, /larger than 65536/],
+    // Every known key at most once: a second line must not quietly override a first.
+    [`CURRENT 1.2 a.tar.gz\nSHA256 ${'a'.repeat(64)}\nSHA256 ${'b'.repeat(64)}`, /line 3: SHA256 appears twice/],
+    ['CURRENT 1.2 a.tar.gz\nSIZE 10\nSIZE 20', /line 3: SIZE appears twice/],
+    ['CURRENT 1.2 a.tar.gz\nEXPIRES 2030-01-01T00:00:00Z\nEXPIRES 2999-01-01T00:00:00Z', /line 3: EXPIRES appears twice/],
+    ['CURRENT 1.2 a.tar.gz\nAPP a\nPLATFORM p\nAPP b', /line 4: APP appears twice/],
+    ['CURRENT 1.2 a.tar.gz\nAPP a\nPLATFORM p\nPLATFORM q', /line 4: PLATFORM appears twice/],
+    ['CURRENT 1.2 a.tar.gz\nRELEASE x\nRELEASE y', /line 3: RELEASE appears twice/],
+    ['CURRENT 1.2 a.tar.gz\nAPP a', /APP line without a PLATFORM line/],
+    ['CURRENT 1.2 a.tar.gz\nPLATFORM p', /APP line without a PLATFORM line/],
+    ['CURRENT 1.2 a.tar.gz\nAPP ../x\nPLATFORM p', /Invalid APP in VERSION line 2/],
+    ['CURRENT 1.2 a.tar.gz\nAPP a b\nPLATFORM p', /APP needs exactly one name/],
   ];
   for (const [text, pattern] of cases) assert.throws(() => parseVersionFile(text), pattern, text.slice(0, 40));
 });
@@ -77,6 +93,14 @@ test('launchify.yml: defaults, merge of the release app section', () => {
   assert.is(c.updates.keep, 0);
   assert.is(c.updates.intervalSec, 300);
   assert.is(c.control.secret, 'env:SHIPKIT_SECRET');
+  // Signed VERSION required, short metadata deadline, a minimum tarball rate, no pinned binding.
+  assert.is(c.updates.allowUnsignedVersion, false);
+  assert.is(c.updates.metadataTimeoutSec, 30);
+  assert.is(c.updates.minRate, 1024);
+  assert.is(c.updates.minRateWindowSec, 30);
+  assert.is(c.updates.app, undefined);
+  const pinned = parseLaunchConfigText('updates:\n  app: my-app\n  platform: gnu-linux\n  allow_unsigned_version: true\n  min_rate: 0\n', '/d/launchify.yml');
+  assert.equal([pinned.updates.app, pinned.updates.platform, pinned.updates.allowUnsignedVersion, pinned.updates.minRate], ['my-app', 'gnu-linux', true, 0]);
 });
 
 test('launchify.yml: unknown keys and wrong types name the key and the line', () => {
@@ -97,6 +121,12 @@ test('launchify.yml: unknown keys and wrong types name the key and the line', ()
     ['control:\n  listen: 127.0.0.1:99999\n', /:2: control\.listen: must be HOST:PORT/],
     ['app:\n  env:\n    "BAD-NAME": x\n', /:3: app\.env\.BAD-NAME: is not a valid environment variable name/],
     ['- a list\n', /must be a mapping/],
+    ['updates:\n  app: my-app\n', /:2: updates\.app: pins one half of the host's binding/],
+    ['updates:\n  platform: gnu-linux\n', /:2: updates\.platform: pins one half/],
+    ['updates:\n  app: ../x\n  platform: p\n', /:2: updates\.app: "\.\.\/x" may only hold/],
+    ['updates:\n  require_signed_version: true\n  allow_unsigned_version: true\n', /:3: updates\.allow_unsigned_version: contradicts updates\.require_signed_version: true/],
+    ['updates:\n  metadata_timeout: 0\n', /:2: updates\.metadata_timeout: must be a positive number/],
+    ['updates:\n  min_rate: -1\n', /:2: updates\.min_rate: must be a non-negative number/],
   ];
   for (const [text, pattern] of cases) assert.throws(() => parseLaunchConfigText(text, '/d/launchify.yml'), pattern, text);
 });
@@ -141,7 +171,7 @@ test('launchify.example.yml parses and documents every key', async () => {
   assert.is(c.app.exec, 'node server.js');
   assert.is(c.control.listen, '127.0.0.1:8900');
   const keys = ['exec', 'forever', 'backoff_max', 'stable_after', 'max_restarts', 'kill', 'kill_timeout', 'healthy_after', 'env', 'log_max_size', 'log_keep',
-    'server', 'keep', 'interval', 'require_signed_version', 'max_size', 'max_unpacked_size', 'max_ratio', 'connect_timeout', 'idle_timeout', 'download_timeout',
+    'server', 'keep', 'interval', 'require_signed_version', 'allow_unsigned_version', 'metadata_timeout', 'min_rate', 'min_rate_window', 'app', 'platform', 'max_size', 'max_unpacked_size', 'max_ratio', 'connect_timeout', 'idle_timeout', 'download_timeout',
     'gpg', 'keyfile', 'key', 'key_url', 'before_symlink', 'timeout', 'listen', 'secret'];
   for (const key of keys) assert.match(text, new RegExp(`^\\s*${key}:`, 'm'), key);
 });
