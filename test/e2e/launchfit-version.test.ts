@@ -90,7 +90,8 @@ test('an unsigned VERSION is refused; with allow_unsigned_version, CURRENT ff.0 
 test('frozen through 304: after the cached VERSION expires, a 304 is a failed check, in status and the log', async () => {
   const w = await makeWorld();
   const lf = await (async () => {
-    const expiresInSec = 12;
+    // Long enough for deploy and `run` to start and poll once on a loaded machine.
+    const expiresInSec = 30;
     await publishRelease({
       dir: w.makeApp('1.0'), name: 'my-app', platform: 'gnu-linux', version: '1.0', key: w.secretKey, passphraseFile: w.passFile,
       to: w.updates, log: silentLogger, expiresDays: expiresInSec / 86_400,
@@ -102,10 +103,10 @@ test('frozen through 304: after the cached VERSION expires, a 304 is a failed ch
   })();
   try {
     const expires = new Date(/EXPIRES (\S+)/.exec(readFileSync(path.join(w.updates, 'VERSION'), 'utf8'))![1]);
-    await waitFor(async () => (await statusOf(w.deploy)).lastCheck?.message === 'VERSION not modified', { what: 'an idle poll before EXPIRES', timeoutMs: 10_000 });
+    await waitFor(async () => (await statusOf(w.deploy)).lastCheck?.message === 'VERSION not modified', { what: 'an idle poll before EXPIRES', timeoutMs: Math.max(1000, expires.getTime() - Date.now()) });
     assert.ok(Date.now() < expires.getTime(), 'the idle poll came before EXPIRES');
     assert.is((await statusOf(w.deploy)).lastCheck.ok, true, 'a 304 before EXPIRES is a healthy check');
-    const s = await waitFor(async () => { const st = await statusOf(w.deploy); return st.lastCheck?.ok === false && st; }, { what: 'a failed check after EXPIRES', timeoutMs: 30_000 });
+    const s = await waitFor(async () => { const st = await statusOf(w.deploy); return st.lastCheck?.ok === false && st; }, { what: 'a failed check after EXPIRES', timeoutMs: expires.getTime() - Date.now() + 30_000 });
     assert.ok(Date.now() >= expires.getTime());
     assert.match(s.lastCheck.message, new RegExp(`answers 304 Not Modified, but the VERSION it stands for expired on ${expires.toISOString().replace(/\./g, '\\.')}`));
     assert.is(s.versionExpires, expires.toISOString());
