@@ -67,7 +67,8 @@ async function benchInstall() {
   await detachSign(g, key.fpr, tarball);
   const size = statSync(tarball).size;
   const sha = createHash('sha256').update(readFileSync(tarball)).digest('hex');
-  writeFileSync(path.join(updates, 'VERSION'), `CURRENT 1.0 ${file}\nSHA256 ${sha}\nSIZE ${size}\n`);
+  writeFileSync(path.join(updates, 'VERSION'), `CURRENT 1.0 ${file}\nSHA256 ${sha}\nSIZE ${size}\nAPP big-app\nPLATFORM gnu-linux\n`);
+  await detachSign(g, key.fpr, path.join(updates, 'VERSION')); // launchfit requires VERSION.sig
   const server = await startUpdateServer(updates);
   const [cmd, ...pre] = scriptCommand('launchfit');
   const lf: number[] = [];
