@@ -80,9 +80,11 @@ test('hook-server restarted during a rollout: the job is interrupted, queued aga
     assert.is(await hook.stop('SIGTERM'), 0);
     assert.match(hook.output(), /job interrupted by shutdown; it runs again on the next start/);
     assert.not.ok(hosts[1].lf!.output().includes('update requested over the control listener'), 'the second wave was not contacted');
+    // hook-server ends the job's process group (SIGTERM, and SIGKILL once its wrapper has exited),
+    // so the first attempt may or may not get to write its own "interrupted" line: what matters
+    // is that its second wave was never started.
     const firstRun = readFileSync(path.join(base, 'data/logs/octo__site/logs.txt'), 'utf8');
-    assert.ok(/rollout: interrupted \(the job received SIGTERM\); later waves not contacted; 1 host\(s\)/.test(firstRun), firstRun + hook.output());
-
+    assert.not.match(firstRun, /rollout: wave 1/);
     hook = await start();
     const job = await waitForJobState(hook.url, TOKEN, id, ['succeeded', 'failed', 'interrupted'], 120_000);
     assert.is(job.state, 'succeeded', JSON.stringify(job) + readFileSync(path.join(base, 'data/logs/octo__site/logs.txt'), 'utf8'));
