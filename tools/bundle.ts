@@ -9,18 +9,22 @@ import { build } from 'esbuild';
 
 const root = path.resolve(import.meta.dirname, '..');
 const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { version: string };
-const only = process.argv.slice(2);
+// tsx tools/bundle.ts [NAME...] [--outdir DIR]: only these scripts, into DIR (default dist/).
+const argv = process.argv.slice(2);
+const outdirAt = argv.indexOf('--outdir');
+const outdir = outdirAt >= 0 ? path.resolve(argv.splice(outdirAt, 2)[1] ?? 'dist') : path.join(root, 'dist');
+const only = argv;
 const scripts = (await readdir(path.join(root, 'scripts')))
   .filter((f) => f.endsWith('.ts'))
   .map((f) => f.slice(0, -3))
   .filter((name) => !only.length || only.includes(name));
-await mkdir(path.join(root, 'dist'), { recursive: true });
+await mkdir(outdir, { recursive: true });
 
 // Debian 12's own nodejs is 18: say so plainly instead of failing somewhere inside.
 const NODE_CHECK = "if (Number(process.versions.node.split('.')[0]) < 20) { process.stderr.write('shipkit needs Node.js 20 or newer, and this is ' + process.version + ': install a newer node and put it first on the PATH.\\n'); process.exit(2); }\n";
 
 for (const name of scripts) {
-  const outfile = path.join(root, 'dist', `${name}.mjs`);
+  const outfile = path.join(outdir, `${name}.mjs`);
   const started = Date.now();
   await build({
     entryPoints: [path.join(root, 'scripts', `${name}.ts`)],
@@ -41,5 +45,5 @@ for (const name of scripts) {
   await writeFile(outfile, `#!/usr/bin/env node\n${text}`);
   await chmod(outfile, 0o755);
   const size = (await readFile(outfile)).length;
-  console.log(`dist/${name}.mjs  ${(size / 1024).toFixed(0)} KB  ${Date.now() - started} ms`);
+  console.log(`${path.relative(root, outfile)}  ${(size / 1024).toFixed(0)} KB  ${Date.now() - started} ms`);
 }
