@@ -90,7 +90,13 @@ test('exact arguments; other branches, tags and deletions do not build; SHIPKIT_
   assert.match(feature.stderr, /remote: shipkit: feature does not build \(building: main\)/);
   await git(site.work, 'tag', 'v1');
   const tag = await push(site.work, ['origin', 'refs/tags/v1'], env);
+  assert.is(tag.exitCode, 0, tag.stderr);
   assert.not.match(tag.stderr, /building/);
+  assert.match(tag.stderr, /remote: shipkit: tag v1 does not build \(only branches do\)/);
+  const other = await push(site.work, ['origin', 'HEAD:refs/review/42'], env);
+  assert.is(other.exitCode, 0, other.stderr);
+  assert.not.match(other.stderr, /building/);
+  assert.match(other.stderr, /remote: shipkit: refs\/review\/42 is not a branch; nothing to build/);
   const deleted = await push(site.work, ['origin', ':refs/heads/feature'], env);
   assert.match(deleted.stderr, /remote: shipkit: refs\/heads\/feature deleted; nothing to build/);
 });
