@@ -15,7 +15,8 @@ const work = tmpDir('shipkit-deb-');
 const version = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version as string;
 const first = path.join(work, `shipkit_${version}_all.deb`);
 const second = path.join(work, `shipkit_${version}+1_all.deb`);
-const PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
+// The node running the tests first (Node 24 in CI's second pass), then the system's.
+const PATH = `${path.dirname(process.execPath)}:/usr/sbin:/usr/bin:/sbin:/bin`;
 const apt = (...args: string[]) => runCommand('apt-get', ['-y', '-q', ...args], { cwd: work, timeoutMs: 300_000, env: { DEBIAN_FRONTEND: 'noninteractive' } });
 const status = async () => (await runCommand('dpkg-query', ['-W', '-f=${db:Status-Abbrev}', 'shipkit'])).stdout.trim();
 
