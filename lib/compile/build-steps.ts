@@ -129,7 +129,7 @@ export async function installStep(ctx: BuildContext): Promise<StepResult> {
   const key = createHash('sha256').update(await readFile(path.join(work, hashed))).update(`\0${node}`).digest('hex');
   const recordFile = path.join(ctx.paths.state, 'install.json');
   const record = await readJson<InstallRecord>(recordFile);
-  if (record?.key === key && existsSync(path.join(work, 'node_modules'))) {
+  if (record?.key === key && (existsSync(path.join(work, 'node_modules')) || await declaresNoDependencies(work, lockfile))) {
     return { skipped: `${hashed} and node ${node} unchanged since the install of ${record.at}` };
   }
   await rm(recordFile, { force: true });
@@ -140,6 +140,23 @@ export async function installStep(ctx: BuildContext): Promise<StepResult> {
   await ensureDir(ctx.paths.state);
   await atomicWriteFile(recordFile, `${JSON.stringify({ key, lockfile: hashed, node, sha: ctx.checkedOut, at: new Date().toISOString() } satisfies InstallRecord, null, 2)}\n`);
   return { note: lockfile ? 'npm ci' : 'npm install' };
+}
+
+const DEPENDENCY_FIELDS = ['dependencies', 'devDependencies', 'optionalDependencies', 'peerDependencies'];
+
+/**
+ * A package that needs nothing installed: npm makes no node_modules for it, so the missing
+ * folder must not count as a lost install. True when package.json names no dependency of any
+ * kind and the lockfile, if any, holds no package but the root.
+ */
+async function declaresNoDependencies(work: string, lockfile: string | undefined): Promise<boolean> {
+  const pkg = await readJson<Record<string, unknown>>(path.join(work, 'package.json'));
+  if (!pkg || DEPENDENCY_FIELDS.some((field) => Object.keys((pkg[field] as object | undefined) ?? {}).length)) return false;
+  if (pkg.workspaces) return false;
+  if (!lockfile) return true;
+  const lock = await readJson<{ packages?: Record<string, unknown>; dependencies?: Record<string, unknown> }>(path.join(work, lockfile));
+  if (!lock) return false;
+  return Object.keys(lock.packages ?? {}).every((key) => key === '') && !Object.keys(lock.dependencies ?? {}).length;
 }
 
 /**

@@ -88,6 +88,34 @@ test('npm app: real npm ci of a file: dependency, npm run build, install skipped
   assert.match(state.node, /^v\d+/);
 });
 
+test('a package with no dependencies is installed once, then skipped (npm makes no node_modules for it)', async () => {
+  const pkg = `${JSON.stringify({ name: 'nodeps', version: '1.0.0', private: true, scripts: { build: 'mkdir -p out && echo built > out/done.txt' } }, null, 2)}\n`;
+  const lock = `${JSON.stringify({ name: 'nodeps', version: '1.0.0', lockfileVersion: 3, requires: true, packages: { '': { name: 'nodeps', version: '1.0.0' } } }, null, 2)}\n`;
+  const site = await makeSite({ 'package.json': pkg, 'package-lock.json': lock });
+  let r = await site.run('build', ['octo/site', '--steps', 'pull,install,compile']);
+  assert.is(r.exitCode, 0, `${r.stderr}\n${site.logText()}`);
+  assert.match(r.stderr, /install: ok in/);
+  assert.not.ok(existsSync(path.join(site.repoDir, 'node_modules')), 'npm made no node_modules');
+  r = await site.run('build', ['octo/site', '--steps', 'pull,install,compile']);
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.match(r.stderr, /install: skipped \(package-lock\.json and node v[\d.]+ unchanged since the install of/);
+  assert.is(site.logText().match(/\$ npm ci /g)?.length, 1, 'npm ci ran once');
+  assert.is(readFileSync(path.join(site.repoDir, 'out', 'done.txt'), 'utf8'), 'built\n');
+
+  // A dependency appears (package.json and lockfile): installed again, not skipped.
+  const withDep = JSON.parse(pkg);
+  withDep.dependencies = { 'leftpad-local': 'file:vendor/leftpad-local' };
+  const lockDep = JSON.parse(lock);
+  lockDep.packages[''].dependencies = withDep.dependencies;
+  lockDep.packages['node_modules/leftpad-local'] = { resolved: 'vendor/leftpad-local', link: true };
+  lockDep.packages['vendor/leftpad-local'] = { version: '1.0.0' };
+  await site.commit({ 'package.json': JSON.stringify(withDep), 'package-lock.json': JSON.stringify(lockDep), 'vendor/leftpad-local/package.json': '{"name":"leftpad-local","version":"1.0.0"}\n' });
+  r = await site.run('build', ['octo/site', '--steps', 'pull,install']);
+  assert.is(r.exitCode, 0, `${r.stderr}\n${site.logText()}`);
+  assert.match(r.stderr, /install: ok in/);
+  assert.ok(existsSync(path.join(site.repoDir, 'node_modules', 'leftpad-local')));
+});
+
 test('compile: from config overrides the default, runs the operator\'s command line', async () => {
   const site = await makeSite({ 'lprc.js': 'module.exports = () => {};\n' }, 'compile: mkdir -p out && echo "$SHIPKIT_REPO $SHIPKIT_SHA" > out/who.txt');
   const r = await site.run('build', ['octo/site']);
