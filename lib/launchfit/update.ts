@@ -320,7 +320,10 @@ async function recordCheck(paths: DeployPaths, ok: boolean, message: string): Pr
   await updateState(paths, (s) => { s.lastCheck = { at: new Date().toISOString(), ok, message }; }).catch(() => {});
 }
 
-/** Go back to the previous release (or the installed one with `version`); the one left is marked bad. */
+/**
+ * Go back to the previous release (or the installed one with `version`); the one left is marked
+ * bad, and the one gone back to is not (the operator chose it, even if it had failed before).
+ */
 export async function rollbackRelease(ctx: UpdateContext, { version }: { version?: string } = {}): Promise<CheckResult> {
   const { paths } = ctx;
   const app = ctx.app ?? NO_APP;
@@ -339,6 +342,8 @@ export async function rollbackRelease(ctx: UpdateContext, { version }: { version
   await swapCurrentSymlink(paths, target);
   await updateState(paths, (s) => {
     const left = current ? s.installed[current]?.version : undefined;
+    const chosen = s.installed[target]?.version;
+    if (chosen !== undefined) s.bad = s.bad.filter((v) => compareVersions(v, chosen) !== 0);
     if (left && !s.bad.includes(left)) s.bad.push(left);
     s.previous = current;
     s.pending = undefined;

@@ -115,13 +115,30 @@ test('publish, deploy into an empty folder, run, update during traffic, rollback
     const newer = await requestOverSocket(socket, 'POST', '/update');
     assert.is(newer!.body.ok, true, JSON.stringify(newer!.body));
     assert.is(await askApp(w.appPort), '1.2');
+
+    // rollback --to the bad 1.1: the operator chose it, so it is no longer marked bad; 1.2, left, is.
+    const chosen = await runScript('launchfit', ['rollback', '--to', '1.1', '--dir', w.deploy]);
+    assert.is(chosen.exitCode, 0, chosen.stderr);
+    assert.match(chosen.stdout, /Rolled back to my-app-gnu-linux-1\.1/);
+    assert.is(await waitForVersion(w.appPort, '1.1'), '1.1');
+    const marked = (await requestOverSocket(socket, 'GET', '/status'))!.body.result as { bad: string[]; version: string };
+    assert.is(marked.version, '1.1');
+    assert.equal(marked.bad, ['1.2']);
+    // 1.1 is running and not bad, so the next check keeps it; 1.2 is not reinstalled.
+    const kept = await requestOverSocket(socket, 'POST', '/update');
+    assert.ok(['skipped-bad', 'not-modified'].includes((kept!.body.result as { action: string }).action), JSON.stringify(kept!.body));
+    assert.is(await askApp(w.appPort), '1.1');
+    await w.publish('1.3');
+    const later = await requestOverSocket(socket, 'POST', '/update');
+    assert.is(later!.body.ok, true, JSON.stringify(later!.body));
+    assert.is(await askApp(w.appPort), '1.3');
   } finally {
     const code = await lf.stop('SIGTERM');
     assert.is(code, 0, lf.output());
   }
   assert.is(await askApp(w.appPort, 500), undefined, 'the app is stopped with launchfit');
   const offline = await runScript('launchfit', ['status', '--dir', w.deploy]);
-  assert.match(offline.stdout, /current:  my-app-gnu-linux-1\.2 \(version 1\.2\)/);
+  assert.match(offline.stdout, /current:  my-app-gnu-linux-1\.3 \(version 1\.3\)/);
   assert.match(offline.stdout, /launchfit run is not active/);
 });
 
