@@ -19,7 +19,8 @@ Steps (in this order): ${STEPS.join(', ')}. The first failing step stops the bui
 publish and rollout run only when the repo has a publish: / rollout: block in shipkit.yml.
 
 Options:
-  --config FILE   shipkit.yml (default: $SHIPKIT_CONFIG, ./shipkit.yml, /etc/shipkit/shipkit.yml)
+  --config FILE   shipkit.yml (default: $SHIPKIT_CONFIG, ./shipkit.yml,
+                  ./.shipkit/shipkit.yml, /etc/shipkit/shipkit.yml)
   --sha SHA       build exactly this commit (default: the head of --ref or of the repo's branch)
   --ref REF       the pushed ref, e.g. refs/heads/main (default: the repo's branch)
   --steps a,b     run only these steps, e.g. --steps install,compile

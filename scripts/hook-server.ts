@@ -11,8 +11,9 @@ const usage = `Usage: hook-server [--config FILE] [--listen HOST:PORT] [options]
 Receive GitHub, Gitea/Forgejo/Gogs and GitLab webhooks, verify them, journal the jobs and run
 \`build\` / \`release\` for the configured repos, one job per repo at a time.
 
-  --config FILE          shipkit.yml (default: $SHIPKIT_CONFIG, ./shipkit.yml, /etc/shipkit/shipkit.yml;
-                         with none of them, ./.shipkit/shipkit.yml is created on first start)
+  --config FILE          shipkit.yml (default: $SHIPKIT_CONFIG, ./shipkit.yml,
+                         ./.shipkit/shipkit.yml, /etc/shipkit/shipkit.yml; with none of
+                         them, ./.shipkit/shipkit.yml is created on first start)
   --listen HOST:PORT     overrides listen: (default 127.0.0.1:9000)
   --grace SEC            on SIGTERM, how long running jobs may finish (default 60)
   --body-timeout SEC     time allowed for a request body (default 30)

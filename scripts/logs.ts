@@ -42,7 +42,8 @@ to logs.2.txt.gz, ...) and keeps N rotated files; every configured repo when REP
 A repo whose job is running is skipped. Meant for cron or a systemd timer.
 
 Options:
-  --config FILE     shipkit.yml (default: $SHIPKIT_CONFIG, ./shipkit.yml, /etc/shipkit/shipkit.yml)
+  --config FILE     shipkit.yml (default: $SHIPKIT_CONFIG, ./shipkit.yml,
+                    ./.shipkit/shipkit.yml, /etc/shipkit/shipkit.yml)
   --max-size SIZE   the cap, e.g. 10M or 512k (default: logs.max_size in shipkit.yml, else 10M)
   --keep N          rotated files kept (default: logs.keep, else 5)
   --force           rotate even below the cap

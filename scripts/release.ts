@@ -56,7 +56,8 @@ release REPO --tag TAG
   environment. Output goes to DATA/logs/REPO/logs.txt (see \`logs REPO\`); the script's exit
   code is the release's. A missing or non-executable script fails with exit 1.
 
-  --config FILE   shipkit.yml (default: $SHIPKIT_CONFIG, ./shipkit.yml, /etc/shipkit/shipkit.yml)
+  --config FILE   shipkit.yml (default: $SHIPKIT_CONFIG, ./shipkit.yml,
+                  ./.shipkit/shipkit.yml, /etc/shipkit/shipkit.yml)
   --tag TAG       the tag to release, e.g. v1.4.0 (refs/tags/v1.4.0 also accepted)
   --job-id ID     the job's id in the log (default: a new one)
   --json          print the result as JSON on stdout

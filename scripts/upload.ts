@@ -15,7 +15,8 @@ The first form uploads the repo's work folder to the targets in shipkit.yml (rep
 in order. The second uploads DIR to one TARGET; its options are in \`upload --from --help\`.
 
 Options:
-  --config FILE          shipkit.yml (default: $SHIPKIT_CONFIG, ./shipkit.yml, /etc/shipkit/shipkit.yml)
+  --config FILE          shipkit.yml (default: $SHIPKIT_CONFIG, ./shipkit.yml,
+                         ./.shipkit/shipkit.yml, /etc/shipkit/shipkit.yml)
   --dry-run              show what would change, change nothing
   --json                 print the results as JSON on stdout
 S3 credentials come from the usual AWS environment (AWS_ACCESS_KEY_ID, AWS_PROFILE, ...).
