@@ -22,7 +22,8 @@ Receive GitHub, Gitea/Forgejo/Gogs and GitLab webhooks, verify them, journal the
   -h, --help             this help
 
 Routes: POST /hooks/github, /hooks/gitea, /hooks/gitlab, / (forge detected from headers);
-GET /healthz; with Authorization: Bearer TOKEN: GET /jobs, /jobs/ID, /jobs/ID/log.
+GET /healthz, GET /badge/OWNER/NAME.svg[?branch=B]; with Authorization: Bearer TOKEN:
+GET /jobs, /jobs/ID, /jobs/ID/log.
 `;
 
 await runCli({

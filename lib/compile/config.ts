@@ -44,10 +44,17 @@ export interface ShipkitConfig {
   concurrency: number;
   /** hook-server's body cap in bytes (`max_body`); undefined = its 25 MB default. */
   maxBody?: number;
+  /** Status page and badges: `token` (default), `public` (states and badges, never logs), `off`. */
+  ui: UiMode;
+  /** Where hook-server is reached from outside (no trailing slash), for links in statuses and notifications. */
+  publicUrl?: string;
   repos: Map<string, RepoConfig>;
 }
 
-const TOP_KEYS = ['listen', 'data', 'secret', 'token', 'concurrency', 'repos', 'max_body', 'logs'] as const;
+export const UI_MODES = ['token', 'public', 'off'] as const;
+export type UiMode = (typeof UI_MODES)[number];
+
+const TOP_KEYS = ['listen', 'data', 'secret', 'token', 'concurrency', 'repos', 'max_body', 'logs', 'ui', 'public_url'] as const;
 const REPO_KEYS = ['url', 'branch', 'user', 'steps', 'compile', 'timeout', 'upload', 'release', 'secret', 'publish', 'rollout'] as const;
 export const DEFAULTS = { listen: '127.0.0.1:9000', data: '/var/lib/shipkit', concurrency: 1, branch: 'main', timeout: 900, release: 'release.sh' };
 
@@ -98,8 +105,32 @@ export function parseShipkitConfig(doc: ConfigDoc): ShipkitConfig {
     token: getKey(doc, ['token'], 'string'),
     concurrency,
     maxBody,
+    ui: parseUiMode(doc),
+    publicUrl: parsePublicUrl(doc),
     repos,
   };
+}
+
+function parseUiMode(doc: ConfigDoc): UiMode {
+  const ui = getKey(doc, ['ui'], 'string') ?? 'token';
+  if (!(UI_MODES as readonly string[]).includes(ui)) throw configError(doc, ['ui'], `must be one of ${UI_MODES.join(', ')}, got ${JSON.stringify(ui.slice(0, 40))}.`);
+  return ui as UiMode;
+}
+
+/** An http(s) URL without credentials, query or fragment; the trailing slash is dropped. */
+function parsePublicUrl(doc: ConfigDoc): string | undefined {
+  const text = getKey(doc, ['public_url'], 'string');
+  if (text === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw configError(doc, ['public_url'], 'must be an absolute URL such as https://ci.example.com.');
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw configError(doc, ['public_url'], 'must start with https:// or http://.');
+  if (url.username || url.password) throw configError(doc, ['public_url'], 'must not carry a user name or password (it is shown in links).');
+  if (url.search || url.hash || text.includes('?') || text.includes('#')) throw configError(doc, ['public_url'], 'must not have a query (?) or fragment (#); give the base address only.');
+  return url.href.replace(/\/+$/, '');
 }
 
 function parseRepo(doc: ConfigDoc, name: string): RepoConfig {

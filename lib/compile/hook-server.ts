@@ -22,6 +22,7 @@ import { createProcessRunner, endGroup, killOrphanGroup, scriptCommandFor, type 
 import type { Logger } from '../core/log.ts';
 import { repoPaths, type ShipkitConfig } from './config.ts';
 import { safeEqual } from '../http/signing.ts';
+import { sendBadge } from '../web/badge.ts';
 import {
   bodyFormat, createBodyVerifier, deliveryId, detectForge, eventName, missingSignature, normaliseEvent, parsePayload, type Forge,
 } from './webhooks.ts';
@@ -135,6 +136,11 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
       return sendJson(res, 200, { ok: true, ...queue.counts() });
     }
     if (route === '/jobs' || route.startsWith('/jobs/')) return handleReadApi(req, res, route, url, refuse);
+    if (route.startsWith('/badge/') && route.endsWith('.svg')) {
+      if (config.ui === 'off') return refuse(404, 'not found', 'badges are off (ui: off)');
+      if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(405, 'method not allowed', undefined, { Allow: 'GET, HEAD' });
+      return sendBadge(req, res, url, { jobs: journal.jobs.values(), branchOf: (name) => config.repos.get(name)?.branch });
+    }
     const target = FORGE_PATHS.get(route);
     if (!target) return refuse(404, 'not found');
     if (req.method !== 'POST') return refuse(405, 'method not allowed', undefined, { Allow: 'POST' });

@@ -239,4 +239,17 @@ test('a missing config file is a ConfigError naming it', async () => {
   }
 });
 
+test('ui: defaults to token; public_url is kept without its trailing slash; bad values name the key and line', async () => {
+  const plain = await loadShipkitConfig(write('repos:\n  octo/site:\n'));
+  assert.is(plain.ui, 'token');
+  assert.is(plain.publicUrl, undefined);
+  const set = await loadShipkitConfig(write('ui: public\npublic_url: https://ci.example.com/shipkit/\nrepos: {}\n'));
+  assert.is(set.ui, 'public');
+  assert.is(set.publicUrl, 'https://ci.example.com/shipkit');
+  await configFails('repos: {}\nui: true\n', 2, 'ui', /must be a string, got boolean true/);
+  await configFails('repos: {}\nui: private\n', 2, 'ui', /must be one of token, public, off/);
+  await configFails('public_url: javascript:alert(1)\n', 1, 'public_url', /must start with https:\/\/ or http:\/\//);
+  await configFails('public_url: https://ci.example.com/#x\n', 1, 'public_url', /fragment/);
+});
+
 test.run();
