@@ -4,6 +4,7 @@
 // in a checkout (`npm link`, no build needed) it runs the TypeScript sources under the checkout's
 // own tsx, whatever the current folder.
 import { existsSync } from 'node:fs';
+import module from 'node:module';
 
 if (Number(process.versions.node.split('.')[0]) < 20) {
   process.stderr.write(`shipkit needs Node.js 20 or newer, and this is ${process.version}: install a newer node and put it first on the PATH.\n`);
@@ -15,5 +16,8 @@ if (existsSync(sources) && existsSync(tsx)) {
   await import(tsx.href);
   await import(sources.href);
 } else {
+  // Node ≥ 22.1 keeps V8's compiled code of the 4 MB one file on disk (in the OS temp folder), so
+  // later starts skip most of its parse; Node 20 has no compile cache for ES modules.
+  module.enableCompileCache?.();
   await import(new URL('../dist/shipkit.mjs', import.meta.url).href);
 }

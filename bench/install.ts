@@ -1,0 +1,58 @@
+// npm run bench:install — cold start of `--help` for each way shipkit is installed, against
+// `node -e 0` (Node's own start, the floor): the npm package's bin (`npm pack`, then `npm install
+// --prefix` into a temp folder, offline), the one file (`node shipkit.mjs hook-server --help`)
+// and Deno on the sources. Each is run --runs times, interleaved (so a load change hits all
+// alike); the median and its ratio to `node -e 0` are printed (goal: ≤ 1.2×), with the package's
+// and the bundle's sizes.
+//   tsx bench/install.ts [--runs N]
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
+import minimist from 'minimist';
+import { $ } from 'zx';
+
+const args = minimist(process.argv.slice(2), { string: ['runs'] });
+const runs = Number(args.runs ?? 21);
+const ROOT = path.resolve(import.meta.dirname, '..');
+const DENO = path.join(ROOT, 'node_modules', '.bin', 'deno');
+$.quiet = true;
+
+const base = mkdtempSync(path.join(os.tmpdir(), 'shipkit-bench-install-'));
+process.on('exit', () => rmSync(base, { recursive: true, force: true }));
+
+const packed = await $({ cwd: ROOT })`npm pack --json --pack-destination ${base}`;
+const report = JSON.parse(packed.stdout.slice(packed.stdout.search(/^\[/m)))[0] as { filename: string; size: number; unpackedSize: number };
+const offline = { ...process.env, npm_config_offline: 'true', npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
+await $({ cwd: base, env: offline })`npm install --prefix ${path.join(base, 'opt')} ${path.join(base, report.filename)}`;
+const bin = path.join(base, 'opt', 'node_modules', '.bin');
+const bundle = path.join(base, 'opt', 'node_modules', 'shipkit', 'dist', 'shipkit.mjs');
+
+const cases: Array<{ name: string; argv: string[] }> = [
+  { name: 'node -e 0', argv: [process.execPath, '-e', '0'] },
+  { name: 'installed bin: hook-server --help', argv: [path.join(bin, 'hook-server'), '--help'] },
+  { name: 'one file: node shipkit.mjs hook-server --help', argv: [process.execPath, bundle, 'hook-server', '--help'] },
+  { name: 'one file: node shipkit.mjs --help', argv: [process.execPath, bundle, '--help'] },
+  { name: 'deno run scripts/hook-server.ts --help', argv: [DENO, 'run', '-A', '--quiet', path.join(ROOT, 'scripts', 'hook-server.ts'), '--help'] },
+];
+
+function timeOnce(argv: string[]): number {
+  const t0 = performance.now();
+  const r = spawnSync(argv[0], argv.slice(1), { cwd: base, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+  const ms = performance.now() - t0;
+  if (r.status !== 0) throw new Error(`${argv.join(' ')} exited with ${r.status}: ${r.stderr}`);
+  return ms;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const times = cases.map(() => [] as number[]);
+for (const c of cases) timeOnce(c.argv); // warm the file cache (and Deno's compile cache)
+for (let i = 0; i < runs; i++) cases.forEach((c, j) => times[j].push(timeOnce(c.argv)));
+
+const floor = median(times[0]);
+console.log(`cold start, median of ${runs} runs (Node ${process.version}, ${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(1)})\n`);
+console.log('| command | median | × node -e 0 |\n|---|---:|---:|');
+cases.forEach((c, j) => console.log(`| ${c.name} | ${median(times[j]).toFixed(0)} ms | ${(median(times[j]) / floor).toFixed(2)}× |`));
+const kb = (n: number) => `${(n / 1024).toFixed(0)} KB`;
+console.log(`\nnpm package ${report.filename}: ${kb(report.size)} packed, ${kb(report.unpackedSize)} unpacked; dist/shipkit.mjs ${kb(statSync(bundle).size)}`);
