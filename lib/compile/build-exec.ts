@@ -8,6 +8,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { $ } from 'zx';
 import type { JobLogWriter } from './job-log.ts';
 import { formatBytes } from '../core/log.ts';
+import { StreamMasker } from './masking.ts';
 
 export interface OutputLimits {
   /** Bytes of a command's output written as they come. */
@@ -34,16 +35,24 @@ export class CappedOutput {
   private recent: string[] = [];
 
   private readonly watch?: (line: string) => void;
+  /** The job's secrets, masked on the byte stream so a secret cut across chunks is still caught. */
+  private readonly masker: StreamMasker;
 
   constructor(log: JobLogWriter, limits: OutputLimits = DEFAULT_OUTPUT_LIMITS, watch?: (line: string) => void) {
     this.log = log;
     this.watch = watch;
     this.limits = limits;
     this.headLeft = limits.headBytes;
+    this.masker = new StreamMasker(log.secrets ?? []);
   }
 
   write(chunk: Buffer, time = new Date()): void {
     this.total += chunk.length;
+    this.take(this.masker.write(chunk), time);
+  }
+
+  private take(chunk: Buffer, time: Date): void {
+    if (!chunk.length) return;
     if (this.headLeft > 0) {
       const take = Math.min(this.headLeft, chunk.length);
       this.headLeft -= take;
@@ -84,6 +93,7 @@ export class CappedOutput {
 
   /** Writes what is still held back: the partial last line, the omission note and the tail. */
   end(): void {
+    this.take(this.masker.end(), new Date());
     this.emit(this.decoder.end(), new Date());
     if (this.tail.length) {
       let skip = this.omitted;

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { checkKnownKeys, configError, getKey, loadYamlFile, type ConfigDoc, type KeyPath } from '../core/yaml-config.ts';
 import { ConfigError } from '../core/errors.ts';
 import { nameProblem, validateFullName } from '../core/names.ts';
+import { parseBuildEnv, type BuildEnvEntry } from './build-env.ts';
 import { parsePublishConfig, parseRolloutConfig, type PublishConfig, type RolloutConfig } from './pipeline-config.ts';
 
 // publish and rollout run only when the repo has a `publish:` / `rollout:` block.
@@ -31,6 +32,8 @@ export interface RepoConfig {
   rollout?: RolloutConfig;
   /** Webhook secret for this repo (unresolved `env:`/`file:`/literal); else the top-level one. */
   secret?: string;
+  /** `env:`: variables for every build command after the pull (lib/compile/build-env.ts). */
+  env: BuildEnvEntry[];
   keyPath: KeyPath;
 }
 
@@ -55,7 +58,7 @@ export const UI_MODES = ['token', 'public', 'off'] as const;
 export type UiMode = (typeof UI_MODES)[number];
 
 const TOP_KEYS = ['listen', 'data', 'secret', 'token', 'concurrency', 'repos', 'max_body', 'logs', 'ui', 'public_url'] as const;
-const REPO_KEYS = ['url', 'branch', 'user', 'steps', 'compile', 'timeout', 'upload', 'release', 'secret', 'publish', 'rollout'] as const;
+const REPO_KEYS = ['url', 'branch', 'user', 'steps', 'compile', 'timeout', 'upload', 'release', 'secret', 'publish', 'rollout', 'env'] as const;
 export const DEFAULTS = { listen: '127.0.0.1:9000', data: '/var/lib/shipkit', concurrency: 1, branch: 'main', timeout: 900, release: 'release.sh' };
 
 /** `--config`, else $SHIPKIT_CONFIG, else ./shipkit.yml, else ./.shipkit/shipkit.yml (hook-server's first start), else /etc/shipkit/shipkit.yml. */
@@ -171,6 +174,7 @@ function parseRepo(doc: ConfigDoc, name: string): RepoConfig {
     publish,
     rollout: parseRolloutConfig(doc, keyPath, name, publish),
     secret: getKey(doc, [...keyPath, 'secret'], 'string'),
+    env: parseBuildEnv(doc, keyPath),
     keyPath,
   };
 }

@@ -16,6 +16,7 @@ import { gunzip as gunzipCallback } from 'node:zlib';
 import { UsageError } from '../core/errors.ts';
 import { ensureDir } from '../core/fs.ts';
 import { isProcessAlive } from '../core/lock.ts';
+import { createTextMasker } from './masking.ts';
 
 const gunzip = promisify(gunzipCallback);
 
@@ -102,6 +103,8 @@ export interface JobLogWriterOptions {
   /** Flush buffered lines at least this often, so `logs --follow` sees them. */
   flushMs?: number;
   now?: () => Date;
+  /** Values masked as *** in everything written (lib/compile/masking.ts): the build's secrets. */
+  secrets?: readonly string[];
 }
 
 /**
@@ -118,9 +121,14 @@ export class JobLogWriter {
   private readonly flushMs: number;
   private readonly now: () => Date;
   private closed = false;
+  /** The job's secrets: command output masks them on its stream too (lib/compile/build-exec.ts). */
+  readonly secrets: readonly string[];
+  private readonly mask: (text: string) => string;
 
   private constructor(file: string, fd: number, header: JobHeader, options: JobLogWriterOptions) {
     this.file = file;
+    this.secrets = options.secrets ?? [];
+    this.mask = createTextMasker(this.secrets);
     this.fd = fd;
     this.header = header;
     this.flushMs = options.flushMs ?? 200;
@@ -150,7 +158,7 @@ export class JobLogWriter {
   /** A timestamped line (or several): `13:30:00.123 text`. */
   line(text: string, time = this.now()): void {
     const stamp = timeOfDay(time);
-    for (const part of text.split('\n')) this.raw(`${stamp} ${part}\n`);
+    for (const part of this.mask(text).split('\n')) this.raw(`${stamp} ${part}\n`);
   }
 
   /** Text written as is (it must end with a newline and must not begin with the mark). */
@@ -174,7 +182,7 @@ export class JobLogWriter {
   /** Writes the trailer and closes the file. */
   finish(trailer: Omit<JobTrailer, 'id' | 'finished' | 'duration_ms'>): JobTrailer {
     const finished = this.now();
-    const full: JobTrailer = { id: this.header.id, ...trailer, duration_ms: finished.getTime() - Date.parse(this.header.started), finished: finished.toISOString() };
+    const full: JobTrailer = { id: this.header.id, ...trailer, ...(trailer.error ? { error: this.mask(trailer.error) } : {}), duration_ms: finished.getTime() - Date.parse(this.header.started), finished: finished.toISOString() };
     this.raw(formatTrailer(full));
     this.flush();
     this.closed = true;

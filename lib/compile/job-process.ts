@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { $ } from 'zx';
 import { ConfigError } from '../core/errors.ts';
 import { atomicWriteFile, ensureDir } from '../core/fs.ts';
+import { secretEnvNames, type BuildEnvEntry } from './build-env.ts';
 import type { JobRunner } from './job-queue.ts';
 import type { Job } from './journal.ts';
 import type { Logger } from '../core/log.ts';
@@ -23,6 +24,8 @@ export interface RepoSettings {
   timeout: number;
   user?: string;
   url?: string;
+  /** The repo's `env:` (lib/compile/build-env.ts): its `env:NAME` secrets are passed on to its build. */
+  env?: BuildEnvEntry[];
 }
 
 export interface ProcessRunnerOptions {
@@ -31,7 +34,7 @@ export interface ProcessRunnerOptions {
   configFile: string;
   commands: { build: string[]; release: string[] };
   repoSettings(repo: string): RepoSettings | undefined;
-  /** Where PATH and LANG come from (nothing else is passed on). */
+  /** Where PATH and LANG come from (and the repo's env:NAME secrets; nothing else is passed on). */
   env?: NodeJS.ProcessEnv;
   /** Between SIGTERM and SIGKILL at a timeout. */
   killGraceMs?: number;
@@ -42,6 +45,13 @@ export interface ProcessRunnerOptions {
   log: Logger;
   /** Prepare per-repo folders for a build user (root only); injected so tests can skip it. */
   prepareUserDirs?: (job: Job, account: Account, cloneUrl: string | undefined) => Promise<void>;
+}
+
+/** The variables the repo's `env:NAME` secrets read, and only this repo's: the build resolves them. */
+function passedSecrets(settings: RepoSettings, env: NodeJS.ProcessEnv): Record<string, string> {
+  const passed: Record<string, string> = {};
+  for (const name of secretEnvNames(settings.env ?? [])) if (env[name] !== undefined) passed[name] = env[name]!;
+  return passed;
 }
 
 /** The command line of a job, without the runtime prefix. */
@@ -91,7 +101,7 @@ export function createProcessRunner(options: ProcessRunnerOptions): JobRunner {
     await out.write(`# ${new Date().toISOString()} job ${job.id} attempt ${job.attempts}: ${argv.join(' ')}\n`);
     const child = spawn('/bin/sh', ['-c', WRAPPER, 'shipkit-job', statusFile, ...argv], {
       cwd: options.dataDir,
-      env: { PATH: env.PATH ?? '/usr/local/bin:/usr/bin:/bin', HOME: home, LANG: env.LANG ?? 'C.UTF-8' },
+      env: { ...passedSecrets(settings, env), PATH: env.PATH ?? '/usr/local/bin:/usr/bin:/bin', HOME: home, LANG: env.LANG ?? 'C.UTF-8' },
       detached: true,
       stdio: ['ignore', out.fd, out.fd],
       ...ids,

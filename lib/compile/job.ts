@@ -14,6 +14,7 @@ import { JobLogWriter, type JobKind, type JobStatus } from './job-log.ts';
 import { DEFAULT_ROTATION, parseSize, rotateLogs, type RotationPolicy } from './log-rotate.ts';
 import { acquireLock } from '../core/lock.ts';
 import type { Logger } from '../core/log.ts';
+import { resolveBuildEnv, secretEnvNames } from './build-env.ts';
 import { repoPaths, type RepoConfig, type ShipkitConfig } from './config.ts';
 
 export interface JobStep {
@@ -87,6 +88,8 @@ export function jobEnvironment(config: ShipkitConfig, base: NodeJS.ProcessEnv, e
   for (const name of GIT_HOOK_VARIABLES) delete env[name];
   const secretRefs = [config.secret, config.token, ...[...config.repos.values()].map((r) => r.secret)];
   for (const ref of secretRefs) if (ref?.startsWith('env:')) delete env[ref.slice(4)];
+  // A repo's env: secrets reach its build under the names it gave them, and no other build.
+  for (const repo of config.repos.values()) for (const name of secretEnvNames(repo.env)) delete env[name];
   for (const name of ['SHIPKIT_SECRET', 'SHIPKIT_TOKEN', 'SHIPKIT_WEBHOOK_SECRET']) delete env[name];
   return { ...env, GIT_TERMINAL_PROMPT: '0', CI: 'true', npm_config_update_notifier: 'false', ...extra };
 }
@@ -123,6 +126,7 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
   const paths = repoPaths(config, repo.name);
   const settings = logSettings(config);
   const runAs = await resolveRunAs(repo, config);
+  const buildEnv = await resolveBuildEnv(config.doc, repo.env);
   await ensureDir(paths.state);
   await ensureDir(paths.logs);
   const lockWaitMs = options.lockWaitMs ?? repo.timeout * 1000;
@@ -140,14 +144,15 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
     if (runAs) await prepareForUser(paths, runAs);
     const rotation = await rotateLogs(paths.logs, settings.rotation);
     if (rotation.rotated) log.info(`rotated ${path.join(paths.logs, 'logs.txt')} (${rotation.size} bytes)`);
-    const writer = await JobLogWriter.start(paths.logs, { id, repo: repo.name, kind, sha: options.sha, ref: options.ref });
+    const writer = await JobLogWriter.start(paths.logs, { id, repo: repo.name, kind, sha: options.sha, ref: options.ref }, { secrets: buildEnv.secrets });
     const started = Date.now();
-    const ctx: BuildContext = {
-      config, repo, paths, log: writer,
-      env: jobEnvironment(config, process.env, {
+    const baseEnv = jobEnvironment(config, process.env, {
         SHIPKIT_REPO: repo.name, SHIPKIT_JOB_ID: id, ...(options.ref ? { SHIPKIT_REF: options.ref } : {}), ...(options.sha ? { SHIPKIT_SHA: options.sha } : {}), ...(options.env ?? {}),
         ...(runAs ? { npm_config_cache: path.join(paths.state, 'npm-cache'), HOME: runAs.home, USER: runAs.user, LOGNAME: runAs.user } : {}),
-      }),
+    });
+    const ctx: BuildContext = {
+      config, repo, paths, log: writer,
+      env: { ...baseEnv },
       deadline: started + repo.timeout * 1000,
       timeoutSec: repo.timeout,
       limits: settings.limits,
@@ -167,6 +172,8 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
       const t0 = Date.now();
       writer.line(`--- step ${step.name}`);
       try {
+        // The repo's env: is for the build's own commands, not for fetching its code.
+        ctx.env = step.name === 'pull' ? { ...baseEnv } : { ...baseEnv, ...buildEnv.vars };
         // Steps that set the commit (pull) make it visible to the next ones.
         if (ctx.checkedOut) ctx.env.SHIPKIT_SHA = ctx.checkedOut;
         const result = await step.run(ctx);

@@ -37,6 +37,20 @@ test('CappedOutput: credentials in URLs never reach the log', async () => {
   assert.match(text, /https:\/\/\*\*\*@git\.example\.com\/octo\/site\.git/);
 });
 
+test('CappedOutput: the job\'s secrets are masked on the stream, also across chunks, a long-line cut and the head/tail cut', async () => {
+  const secret = 'hunter2-correct-horse';
+  const log = await JobLogWriter.start(tmpDir(), { id: 't', repo: 'octo/site', kind: 'build' }, { secrets: [secret] });
+  const out = new CappedOutput(log, { headBytes: 20_000, tailBytes: 4096 });
+  // The secret cut by the 16 KB line limit and by a chunk boundary, then at the end of the head.
+  const text = `${'x'.repeat(16 * 1024 - 5)}${secret}\n${'y'.repeat(20_000 - 16 * 1024 - 30)}${secret}\n`;
+  for (let i = 0; i < text.length; i += 7) out.write(Buffer.from(text.slice(i, i + 7)));
+  out.end();
+  log.finish({ status: 'succeeded', exit: 0 });
+  const written = readFileSync(log.file, 'utf8');
+  for (const part of [secret, secret.slice(0, 8), secret.slice(-8)]) assert.not.ok(written.includes(part), `the log holds ${part}`);
+  assert.match(written, /\*\*\*/);
+});
+
 test('CappedOutput: keeps head and tail, says how much was left out', async () => {
   const log = await writer();
   const out = new CappedOutput(log, { headBytes: 100, tailBytes: 50 });
