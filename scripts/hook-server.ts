@@ -23,7 +23,7 @@ Receive GitHub, Gitea/Forgejo/Gogs and GitLab webhooks, verify them, journal the
 
 Routes: POST /hooks/github, /hooks/gitea, /hooks/gitlab, / (forge detected from headers);
 GET /healthz, GET /badge/OWNER/NAME.svg[?branch=B]; with Authorization: Bearer TOKEN:
-GET /jobs, /jobs/ID, /jobs/ID/log.
+GET /jobs, /jobs/ID, /jobs/ID/log, /metrics.
 `;
 
 await runCli({

@@ -21,8 +21,10 @@ import { removeJobFiles } from './job-recovery.ts';
 import { createProcessRunner, endGroup, killOrphanGroup, scriptCommandFor, type Account } from './job-process.ts';
 import type { Logger } from '../core/log.ts';
 import { repoPaths, type ShipkitConfig } from './config.ts';
-import { safeEqual } from '../http/signing.ts';
+import { bearerProblem } from '../http/bearer.ts';
 import { sendBadge } from '../web/badge.ts';
+import { createHookMetrics, type HookMetrics } from '../web/hook-metrics.ts';
+import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from '../web/metrics.ts';
 import {
   bodyFormat, createBodyVerifier, deliveryId, detectForge, eventName, missingSignature, normaliseEvent, parsePayload, type Forge,
 } from './webhooks.ts';
@@ -62,6 +64,7 @@ export interface HookServer {
   queue: JobQueue;
   journal: Journal;
   http: RunningServer;
+  metrics: HookMetrics;
   /** Stop accepting, let running jobs finish (bounded by graceMs), close the journal. */
   stop(): Promise<void>;
 }
@@ -96,12 +99,16 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
   await ensureDir(path.join(dataDir, 'journal'), 0o755);
   const lock = await acquireLock(path.join(dataDir, 'journal', 'hook-server.lock'), { what: `The data folder ${dataDir} (another hook-server uses it)` });
   let journal: Journal;
+  // Gauges are read at scrape time, once the queue below exists (the server listens after it).
+  const metrics = createHookMetrics({ counts: () => queue.counts() });
   try {
     // Bodies spooled by a process that died mid-request: nothing reads them again (up to 25 MB each).
     await Promise.all((await readdir(tmpDir)).map((name) => rm(path.join(tmpDir, name), { recursive: true, force: true })));
     journal = await openJournal(dataDir, {
       onPrune: (ids) => void removeJobFiles(jobsDir, ids),
       onCompactError: (error) => log.warn('could not compact the journal; it stays long and is tried again later', { error: error.message }),
+      onSync: metrics.observeFsync,
+
     });
   } catch (error) {
     await lock.release();
@@ -114,7 +121,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     repoSettings: (name) => config.repos.get(name),
     prepareUserDirs: (job, account, cloneUrl) => prepareUserDirs(config, job, account, cloneUrl, log),
   });
-  const queue = createJobQueue({ journal, concurrency: config.concurrency, run: runner, log, jobsDir });
+  const queue = createJobQueue({ journal, concurrency: config.concurrency, run: runner, log, jobsDir, onEnd: metrics.countJobEnd });
   await queue.recover((job) => killOrphanGroup(job, jobsDir).then(() => undefined));
   const allSecrets = [...(options.secrets.fallback ? [options.secrets.fallback] : []), ...options.secrets.repos.values()];
   if (allSecrets.length === 0) log.warn('no webhook secret is configured: every delivery will be refused (set secret: in the config)');
@@ -141,8 +148,10 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
       if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(405, 'method not allowed', undefined, { Allow: 'GET, HEAD' });
       return sendBadge(req, res, url, { jobs: journal.jobs.values(), branchOf: (name) => config.repos.get(name)?.branch });
     }
+    if (route === '/metrics') return sendMetrics(req, res, refuse);
     const target = FORGE_PATHS.get(route);
     if (!target) return refuse(404, 'not found');
+    res.once('close', () => metrics.countDelivery(target === 'detect' ? detectForge(req.headers) ?? 'unknown' : target, res.statusCode));
     if (req.method !== 'POST') return refuse(405, 'method not allowed', undefined, { Allow: 'POST' });
     const format = bodyFormat(req.headers['content-type']);
     if (!format) return refuse(415, 'unsupported content type', `content type ${String(req.headers['content-type'] ?? 'missing').slice(0, 60)}`);
@@ -216,8 +225,8 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
   async function handleReadApi(req: IncomingMessage, res: ServerResponse, route: string, url: URL, refuse: (s: number, m: string, d?: string, h?: Record<string, string>) => void): Promise<void> {
     if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(405, 'method not allowed', undefined, { Allow: 'GET, HEAD' });
     if (!options.token) return refuse(404, 'read API is off', 'no token: in the config');
-    const auth = /^Bearer\s+(\S+)$/i.exec(String(req.headers.authorization ?? ''));
-    if (!auth || !safeEqual(auth[1], options.token)) return refuse(401, 'unauthorized', auth ? 'wrong token' : 'no bearer token', { 'WWW-Authenticate': 'Bearer' });
+    const unauthorised = bearerProblem(req.headers.authorization, options.token);
+    if (unauthorised) return refuse(401, 'unauthorized', unauthorised, { 'WWW-Authenticate': 'Bearer' });
     if (route === '/jobs') {
       const limit = Math.min(1000, Math.max(1, Number(url.searchParams.get('limit')) || 100));
       const jobs = queue.list({ limit, repo: url.searchParams.get('repo') ?? undefined, state: url.searchParams.get('state') ?? undefined });
@@ -248,6 +257,16 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     await new Promise<void>((resolve) => { stream.on('close', resolve); res.on('close', () => { stream.destroy(); resolve(); }); });
   }
 
+  function sendMetrics(req: IncomingMessage, res: ServerResponse, refuse: (s: number, m: string, d?: string, h?: Record<string, string>) => void): void {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(405, 'method not allowed', undefined, { Allow: 'GET, HEAD' });
+    if (!options.token) return refuse(404, 'metrics are off', 'no token: in the config');
+    const unauthorised = bearerProblem(req.headers.authorization, options.token);
+    if (unauthorised) return refuse(401, 'unauthorized', unauthorised, { 'WWW-Authenticate': 'Bearer' });
+    const text = metrics.render();
+    res.writeHead(200, { 'Content-Type': METRICS_CONTENT_TYPE, 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
+    res.end(req.method === 'HEAD' ? undefined : text);
+  }
+
   const headersTimeoutMs = options.headersTimeoutMs ?? 10_000;
   const http = await startHttpServer(handle, {
     host: options.listen.host,
@@ -266,6 +285,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     queue,
     journal,
     http,
+    metrics,
     stop() {
       stopping ??= (async () => {
         const closed = http.close(2_000);

@@ -50,6 +50,8 @@ export interface QueueOptions {
    * must happen (a job's end) are retried from this delay, doubling up to 10 s.
    */
   retryMs?: number;
+  /** Told of each job that ended (succeeded, failed, superseded) once its record is on disk; must not throw or wait. */
+  onEnd?: (job: Job) => void;
 }
 
 export interface EnqueueResult {
@@ -126,6 +128,7 @@ export function createJobQueue(options: QueueOptions) {
     for (const id of supersedes) {
       active.delete(id);
       log.info('job superseded', { job: id, by: job.id, repo: job.repo });
+      tellEnd(id);
     }
     schedule();
     return { job: journal.jobs.get(job.id)!, duplicate: false };
@@ -206,8 +209,19 @@ export function createJobQueue(options: QueueOptions) {
     if (await persist(() => journal.finish(id, { ...end, at: now() }), 'its end', id)) {
       active.delete(id);
       log.info(`job ${end.state}`, { job: id, repo: job.repo, exit: end.exit, reason: end.reason ?? undefined });
+      tellEnd(id);
     }
     return 'schedule';
+  }
+
+  function tellEnd(id: string): void {
+    const job = journal.jobs.get(id);
+    if (!job || !options.onEnd) return;
+    try {
+      options.onEnd(job);
+    } catch (error) {
+      log.error('a job-end listener failed', { job: id, error: (error as Error).message });
+    }
   }
 
   /**

@@ -48,6 +48,8 @@ export interface JournalOptions {
   onPrune?: (ids: string[]) => void;
   /** Told of a compaction that failed (the file stays long; appends go on). */
   onCompactError?: (error: Error) => void;
+  /** Told how long each flush's fsync took, in seconds (GET /metrics). */
+  onSync?: (seconds: number) => void;
 }
 
 /** How a job ended, for `finish`. */
@@ -194,7 +196,9 @@ export async function openJournal(dataDir: string, options: JournalOptions = {})
         if (tornTail) await cutBack();
         let written = 0;
         while (written < data.length) written += (await handle.write(data, written)).bytesWritten;
+        const syncStart = performance.now();
         await handle.datasync();
+        options.onSync?.((performance.now() - syncStart) / 1000);
         bytes += data.length;
         records += batch.reduce((n, b) => n + b.records.length, 0);
         flushes++;

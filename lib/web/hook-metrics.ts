@@ -1,0 +1,54 @@
+// hook-server's metrics (DESIGN §5 `GET /metrics`): what is counted where, in one place.
+import { createRegistry, type Registry } from './metrics.ts';
+
+/** Seconds; a build takes from a second to an hour. */
+export const JOB_DURATION_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600];
+/** Seconds; an fsync on an SSD takes well under a millisecond, on a busy disk up to seconds. */
+export const FSYNC_BUCKETS = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+/** What a job end needs to be counted (lib/compile/journal.ts's Job has these fields). */
+export interface EndedJob {
+  repo: string;
+  kind: string;
+  state: string;
+  started: string | null;
+  finished: string | null;
+}
+
+export interface HookMetricsSources {
+  /** Queued and running jobs now. */
+  counts: () => { queued: number; running: number };
+}
+
+export function createHookMetrics({ counts }: HookMetricsSources) {
+  const registry: Registry = createRegistry();
+  const deliveries = registry.counter('shipkit_deliveries_total', 'Webhook deliveries answered, by forge and HTTP status.', ['forge', 'answer']);
+  const jobs = registry.counter('shipkit_jobs_total', 'Jobs that reached a final state, by repo and state.', ['repo', 'state']);
+  const duration = registry.histogram('shipkit_job_duration_seconds', 'Time from a job\'s start to its end, by repo.', JOB_DURATION_BUCKETS, ['repo']);
+  registry.gauge('shipkit_queue_length', 'Jobs queued and not yet running.', () => counts().queued);
+  registry.gauge('shipkit_jobs_running', 'Jobs running now.', () => counts().running);
+  const fsync = registry.histogram('shipkit_journal_fsync_seconds', 'Time an fsync of the job journal took.', FSYNC_BUCKETS);
+  const notifications = registry.counter('shipkit_notifications_total', 'Notifications by channel and outcome (delivered, or failed after its retries).', ['channel', 'outcome']);
+
+  return {
+    render: () => registry.render(),
+    countDelivery(forge: string, status: number) {
+      deliveries.inc({ forge, answer: String(status) });
+    },
+    countJobEnd(job: EndedJob) {
+      jobs.inc({ repo: job.repo, state: job.state });
+      if (job.started && job.finished) {
+        const seconds = (Date.parse(job.finished) - Date.parse(job.started)) / 1000;
+        if (seconds >= 0) duration.observe(seconds, { repo: job.repo });
+      }
+    },
+    observeFsync(seconds: number) {
+      fsync.observe(seconds);
+    },
+    countNotification(channel: string, outcome: 'delivered' | 'failed') {
+      notifications.inc({ channel, outcome });
+    },
+  };
+}
+
+export type HookMetrics = ReturnType<typeof createHookMetrics>;

@@ -1,0 +1,115 @@
+// A small Prometheus registry (text exposition format 0.0.4) with no dependency: counters and
+// histograms with labels, gauges read when scraped. Label values are escaped as the format says
+// (backslash, double quote, line feed); a metric's label names are fixed when it is made.
+export const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+type Labels = Record<string, string>;
+
+interface Metric {
+  name: string;
+  help: string;
+  type: 'counter' | 'gauge' | 'histogram';
+  render(): string[];
+}
+
+const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+
+export function escapeLabelValue(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+function escapeHelp(text: string): string {
+  return text.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+}
+
+function formatLabels(names: readonly string[], values: readonly string[], extra = ''): string {
+  const parts = names.map((n, i) => `${n}="${escapeLabelValue(values[i])}"`);
+  if (extra) parts.push(extra);
+  return parts.length ? `{${parts.join(',')}}` : '';
+}
+
+export function formatValue(value: number): string {
+  if (Number.isNaN(value)) return 'NaN';
+  if (value === Infinity) return '+Inf';
+  if (value === -Infinity) return '-Inf';
+  return String(value);
+}
+
+function keyOf(names: readonly string[], labels: Labels): string[] {
+  const given = Object.keys(labels);
+  if (given.length !== names.length || !names.every((n) => typeof labels[n] === 'string')) {
+    throw new Error(`metric labels ${given.join(',')} do not match ${names.join(',')}`);
+  }
+  return names.map((n) => labels[n]);
+}
+
+export function createRegistry() {
+  const metrics: Metric[] = [];
+
+  function register<T extends Metric>(metric: T, labelNames: readonly string[]): T {
+    if (!NAME.test(metric.name) || metrics.some((m) => m.name === metric.name)) throw new Error(`bad or duplicate metric name ${metric.name}`);
+    for (const l of labelNames) if (!LABEL.test(l) || l.startsWith('__') || l === 'le') throw new Error(`bad label name ${l}`);
+    metrics.push(metric);
+    return metric;
+  }
+
+  function counter(name: string, help: string, labelNames: readonly string[] = []) {
+    const values = new Map<string, { labels: string[]; value: number }>();
+    const metric = {
+      name, help, type: 'counter' as const,
+      inc(labels: Labels = {}, by = 1) {
+        if (!(by >= 0)) throw new Error('a counter only goes up');
+        const key = keyOf(labelNames, labels);
+        const id = JSON.stringify(key);
+        const entry = values.get(id) ?? { labels: key, value: 0 };
+        entry.value += by;
+        values.set(id, entry);
+      },
+      render: () => [...values.values()].map((e) => `${name}${formatLabels(labelNames, e.labels)} ${formatValue(e.value)}`),
+    };
+    return register(metric, labelNames);
+  }
+
+  /** A gauge without labels whose value is read at scrape time. */
+  function gauge(name: string, help: string, read: () => number) {
+    return register({ name, help, type: 'gauge' as const, render: () => [`${name} ${formatValue(read())}`] }, []);
+  }
+
+  function histogram(name: string, help: string, buckets: readonly number[], labelNames: readonly string[] = []) {
+    const bounds = [...buckets].sort((a, b) => a - b);
+    const series = new Map<string, { labels: string[]; counts: number[]; sum: number; count: number }>();
+    const metric = {
+      name, help, type: 'histogram' as const,
+      observe(value: number, labels: Labels = {}) {
+        const key = keyOf(labelNames, labels);
+        const id = JSON.stringify(key);
+        const s = series.get(id) ?? { labels: key, counts: bounds.map(() => 0), sum: 0, count: 0 };
+        bounds.forEach((b, i) => { if (value <= b) s.counts[i]++; });
+        s.sum += value;
+        s.count++;
+        series.set(id, s);
+      },
+      render() {
+        const lines: string[] = [];
+        for (const s of series.values()) {
+          bounds.forEach((b, i) => lines.push(`${name}_bucket${formatLabels(labelNames, s.labels, `le="${formatValue(b)}"`)} ${s.counts[i]}`));
+          lines.push(`${name}_bucket${formatLabels(labelNames, s.labels, 'le="+Inf"')} ${s.count}`);
+          lines.push(`${name}_sum${formatLabels(labelNames, s.labels)} ${formatValue(s.sum)}`);
+          lines.push(`${name}_count${formatLabels(labelNames, s.labels)} ${s.count}`);
+        }
+        return lines;
+      },
+    };
+    return register(metric, labelNames);
+  }
+
+  /** The exposition text: HELP and TYPE for every metric, then its samples. */
+  function render(): string {
+    return metrics.map((m) => [`# HELP ${m.name} ${escapeHelp(m.help)}`, `# TYPE ${m.name} ${m.type}`, ...m.render()].join('\n')).join('\n') + '\n';
+  }
+
+  return { counter, gauge, histogram, render };
+}
+
+export type Registry = ReturnType<typeof createRegistry>;
