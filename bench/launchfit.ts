@@ -4,8 +4,9 @@
 //  (b) launchfit's peak memory (RSS) during that install, against its RSS at --help;
 //  (c) the downtime of an update — the gap between the old app's last answer and the new
 //      app's first, polled every 5 ms — against the app's own start time;
-//  (d) the cost of an idle check (a conditional GET answered 304), against an unconditional check.
-//   npm run bench:launchfit   (BENCH_MB=50 for a smaller release, BENCH_RUNS=3, BENCH_PARTS=abcd)
+//  (d) the cost of an idle check (a conditional GET answered 304), against an unconditional check;
+//  (z) updates under steady load, against pm2 reload in fork and cluster mode (bench/zero-downtime.ts).
+//   npm run bench:launchfit   (BENCH_MB=50 for a smaller release, BENCH_RUNS=3, BENCH_PARTS=abcdz)
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync, createWriteStream } from 'node:fs';
@@ -24,6 +25,7 @@ import { detachSign, exportPublic, genKey, makeGpgHome } from '../test/fixtures/
 import { makeTar } from '../test/fixtures/launchfit/tarball.ts';
 import { startUpdateServer } from '../test/fixtures/launchfit/update-server.ts';
 import { askApp, makeWorld, startLaunchfit } from '../test/fixtures/launchfit/world.ts';
+import { benchZeroDowntime } from './zero-downtime.ts';
 
 const MB = Number(process.env.BENCH_MB ?? 200);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -171,7 +173,7 @@ async function benchIdlePoll() {
   return { idle: idle.ms, full: full.ms, all304: idle.all304 && idle.perCheck === 1, fullRequests: full.perCheck };
 }
 
-const PARTS = process.env.BENCH_PARTS ?? 'abcd';
+const PARTS = process.env.BENCH_PARTS ?? 'abcdz';
 const lines = [`launchfit benchmarks (${RUNS} runs each, medians; ${new Date().toISOString()})`];
 if (/[ab]/.test(PARTS)) {
   const install = await benchInstall();
@@ -188,5 +190,6 @@ if (PARTS.includes('d')) {
   const poll = await benchIdlePoll();
   lines.push(`(d) idle check (one conditional GET of VERSION → 304${poll.all304 ? '' : ', NOT all 304!'}): ${fmt(poll.idle)} vs an unconditional check (${poll.fullRequests} GETs, OpenPGP verification of VERSION) ${fmt(poll.full)}`);
 }
+if (PARTS.includes('z')) lines.push(...(await benchZeroDowntime()));
 process.stdout.write(`${lines.join('\n')}\n`);
 process.exit(0);
