@@ -291,6 +291,8 @@ export function createSupervisor(initial: SupervisorOptions): Supervisor {
       stopping = false;
       rapidFailures = 0;
       if (child) return true;
+      // Waiting to restart after a crash: start now, and only once.
+      if (restartTimer) { clearTimeout(restartTimer); restartTimer = undefined; }
       info.tail = [];
       partial = '';
       return launch(probationMs, check);

@@ -247,7 +247,10 @@ export async function activateRelease(ctx: UpdateContext, name: string, version:
   delete state.installed[name];
   state.lastFailure = { release: name, version, at: new Date().toISOString(), ...failure };
   await writeState(paths, state);
-  if (from && !(app.overlap && from)) await app.start(false);
+  // Without app.listen the old app was stopped for the switch; with it, the old app kept serving,
+  // unless it had already exited or given up before the update: either way it starts again
+  // (a no-op for an app that runs).
+  if (from) await app.start(false);
   await removeRelease(paths, name);
   return { action: 'unhealthy', version, release: from, message: `Release ${name} ${failure.reason}; marked bad and went back to ${from ?? 'nothing'}.` };
 }

@@ -143,4 +143,23 @@ test('a running app that fails its health check 3 times in a row is restarted', 
   assert.not.ok(isRunning(pid));
 });
 
+test('a bad release while the old app had already stopped: after the rollback the old app is started again', async () => {
+  const once = 'app:\n  exec: node server.cjs\n  healthy_after: 3\n  kill_timeout: 2\n  forever: false\n';
+  await w.publish('1.11', { files: { 'server.cjs': SOCKET_APP }, yml: once });
+  assert.is((await update()).action, 'installed');
+  const dead = await pidOf();
+  process.kill(dead, 'SIGKILL');
+  await waitFor(async () => (await statusOf(w.deploy)).app.state === 'exited', { what: 'the old app to be seen exited' });
+  await publish('1.12', { crash: '' });
+  const result = await update();
+  assert.is(result.action, 'unhealthy');
+  assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.11');
+  const answer = await get({ port }, '/', 10_000);
+  assert.match(answer.body ?? JSON.stringify(answer), /^1\.11 \d+ listen$/);
+  const s = await statusOf(w.deploy);
+  assert.is(s.app.state, 'running');
+  assert.is.not(s.app.pid, dead);
+  assert.is(s.instances.length, 1);
+});
+
 test.run();
