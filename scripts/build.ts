@@ -5,7 +5,7 @@ import { UsageError } from '../lib/core/errors.ts';
 import { runCli, type Args, type CliSpec } from '../lib/core/cli.ts';
 import { checkUploadConfig, parseSteps, STEP_FUNCTIONS } from '../lib/compile/build-steps.ts';
 import { checkPipelineConfig } from '../lib/compile/build-pipeline.ts';
-import { newJobId, validateJobId } from '../lib/compile/job-log.ts';
+import { newJobId, validateJobId } from '../lib/compile/job-id.ts';
 import { abortOnSignals, report, runJob, validateRef, validateSha } from '../lib/compile/job.ts';
 import type { Logger } from '../lib/core/log.ts';
 import { findConfigFile, getRepo, loadShipkitConfig, repoPaths, STEPS } from '../lib/compile/config.ts';

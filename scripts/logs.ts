@@ -3,7 +3,8 @@
 import path from 'node:path';
 import { runCli, type Args, type CliSpec } from '../lib/core/cli.ts';
 import { UsageError, WorkError } from '../lib/core/errors.ts';
-import { findJob, followJob, listJobs, validateJobId, type JobSummary } from '../lib/compile/job-log.ts';
+import { validateJobId } from '../lib/compile/job-id.ts';
+import { findJob, followJob, listJobs, type JobSummary } from '../lib/compile/job-log.ts';
 import { parseSize } from '../lib/compile/log-rotate.ts';
 import { logSettings, rotateRepoLogs } from '../lib/compile/job.ts';
 import type { Logger } from '../lib/core/log.ts';

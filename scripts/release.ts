@@ -4,7 +4,7 @@
 import { runCli, type Args, type CliSpec, type CommandSpec } from '../lib/core/cli.ts';
 import { UsageError } from '../lib/core/errors.ts';
 import { abortOnSignals, report, validateRef } from '../lib/compile/job.ts';
-import { newJobId, validateJobId } from '../lib/compile/job-log.ts';
+import { newJobId, validateJobId } from '../lib/compile/job-id.ts';
 import type { Logger } from '../lib/core/log.ts';
 import { validateName } from '../lib/core/names.ts';
 import { findConfigFile, getRepo, loadShipkitConfig } from '../lib/compile/config.ts';

@@ -13,19 +13,18 @@ import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { promisify } from 'node:util';
 import { gunzip as gunzipCallback } from 'node:zlib';
-import { UsageError } from '../core/errors.ts';
 import { ensureDir } from '../core/fs.ts';
 import { isProcessAlive } from '../core/lock.ts';
 import { createTextMasker } from './masking.ts';
+import { STORED_JOB_ID_SOURCE, isStoredJobId, type JobKind } from './job-id.ts';
 
 const gunzip = promisify(gunzipCallback);
 
 export const LOG_FILE = 'logs.txt';
-export const JOB_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 const MARK = '=== shipkit job ';
-const MARK_LINE = /^=== shipkit job ([A-Za-z0-9_-]{1,64}) (start|end) (\{.*\})$/;
+// Any stored id form is read, so logs written before ids were unified still parse.
+const MARK_LINE = new RegExp(`^=== shipkit job (${STORED_JOB_ID_SOURCE}) (start|end) (\\{.*\\})$`);
 
-export type JobKind = 'build' | 'release';
 export type JobStatus = 'running' | 'succeeded' | 'failed' | 'interrupted';
 
 export interface JobHeader {
@@ -55,19 +54,6 @@ export interface JobSummary extends Pick<JobHeader, 'id' | 'repo' | 'kind' | 'sh
   status: JobStatus;
   /** The file the job is in (logs.txt or a rotated .gz). */
   file: string;
-}
-
-export function validateJobId(id: unknown): string {
-  if (typeof id !== 'string' || !JOB_ID_PATTERN.test(id)) {
-    throw new UsageError(`Invalid job id ${JSON.stringify(String(id).slice(0, 70))}: use 1-64 letters, digits, "_" or "-".`);
-  }
-  return id;
-}
-
-/** `20261121T133000Z-3fa9c1`: sortable by time, unique enough for one server. */
-export function newJobId(now = new Date()): string {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-  return `${stamp}-${Math.random().toString(16).slice(2, 8).padEnd(6, '0')}`;
 }
 
 export function formatHeader(header: JobHeader): string {
@@ -320,7 +306,7 @@ async function locateJob(logsDir: string, jobId: string | undefined): Promise<(J
 
 /** For hook-server's `GET /jobs/ID/log`: the job's text, or undefined when it is not in the logs. */
 export async function readJobLog(logsDir: string, jobId: string): Promise<string | undefined> {
-  if (!JOB_ID_PATTERN.test(jobId)) return undefined;
+  if (!isStoredJobId(jobId)) return undefined;
   return (await findJob(logsDir, jobId))?.text;
 }
 

@@ -7,7 +7,8 @@
 // Running an attempt as a child process is lib/compile/job-process.ts, recovery job-recovery.ts.
 import type { Logger } from '../core/log.ts';
 import { recoverJobs } from './job-recovery.ts';
-import { newJobId, type Job, type JobKind, type Journal } from './journal.ts';
+import { newJobId, type JobKind } from './job-id.ts';
+import type { Job, Journal } from './journal.ts';
 
 export interface NewJob {
   repo: string;

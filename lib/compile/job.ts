@@ -10,7 +10,8 @@ import { ConfigError, UsageError, WorkError, messageOf } from '../core/errors.ts
 import { ensureDir } from '../core/fs.ts';
 import { DEFAULT_OUTPUT_LIMITS, type OutputLimits } from './build-exec.ts';
 import { StepFailure, type BuildContext, type StepResult } from './build-context.ts';
-import { JobLogWriter, type JobKind, type JobStatus } from './job-log.ts';
+import type { JobKind } from './job-id.ts';
+import { JobLogWriter, type JobStatus } from './job-log.ts';
 import { DEFAULT_ROTATION, parseSize, rotateLogs, type RotationPolicy } from './log-rotate.ts';
 import { acquireLock } from '../core/lock.ts';
 import type { Logger } from '../core/log.ts';

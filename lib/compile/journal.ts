@@ -3,14 +3,14 @@
 // flush together (group commit), so one fsync covers many deliveries under load. Each line
 // carries a checksum: a line torn by a crash is detected on replay and cut off, so a record is
 // either whole or absent. Compaction rewrites the live state through temp file + rename.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { open, readFile, truncate, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { atomicWriteFile, ensureDir, syncDir } from '../core/fs.ts';
+import type { JobKind } from './job-id.ts';
 
 export const JOB_STATES = ['queued', 'running', 'succeeded', 'failed', 'superseded', 'interrupted'] as const;
 export type JobState = (typeof JOB_STATES)[number];
-export type JobKind = 'build' | 'release';
 export const FINISHED_STATES: readonly JobState[] = ['succeeded', 'failed', 'superseded', 'interrupted'];
 
 export interface Job {
@@ -99,14 +99,6 @@ const DEFAULTS = { compactBytes: 4 << 20, keepFinished: 1000 };
 export function journalFile(dataDir: string): string {
   return path.join(dataDir, 'journal', 'jobs.journal');
 }
-
-/** A sortable, unique job id: `20261121-133000-a1b2c3`. */
-export function newJobId(now: Date = new Date()): string {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  return `${stamp}-${randomBytes(3).toString('hex')}`;
-}
-
-export const JOB_ID_PATTERN = /^\d{8}-\d{6}-[0-9a-f]{6}$/;
 
 function checksum(text: string): string {
   return createHash('sha256').update(text).digest('hex').slice(0, 8);

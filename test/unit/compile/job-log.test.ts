@@ -4,9 +4,9 @@ import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { newJobId, validateJobId, JOB_ID_PATTERN } from '../../../lib/compile/job-id.ts';
 import {
-  JobLogWriter, findJob, followJob, formatHeader, formatTrailer, listJobs, newJobId, parseMarkLine,
-  readJobLog, validateJobId, JOB_ID_PATTERN,
+  JobLogWriter, findJob, followJob, formatHeader, formatTrailer, listJobs, parseMarkLine, readJobLog,
 } from '../../../lib/compile/job-log.ts';
 import { parseSize, rotateLogs } from '../../../lib/compile/log-rotate.ts';
 import { tmpDir } from '../../helpers.ts';

@@ -2,7 +2,8 @@ import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { encodeRecord, journalFile, newJobId, JOB_ID_PATTERN, openJournal, replayJournal, type Job } from '../../../lib/compile/journal.ts';
+import { newJobId, JOB_ID_PATTERN } from '../../../lib/compile/job-id.ts';
+import { encodeRecord, journalFile, openJournal, replayJournal, type Job } from '../../../lib/compile/journal.ts';
 import { mountTinyDisk, skipFullDisk } from '../../disk-helpers.ts';
 import { tmpDir } from '../../helpers.ts';
 
