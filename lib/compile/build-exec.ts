@@ -9,6 +9,7 @@ import { $ } from 'zx';
 import type { JobLogWriter } from './job-log.ts';
 import { formatBytes } from '../core/log.ts';
 import { StreamMasker } from './masking.ts';
+import { endProcessGroup, signalGroup } from '../core/process-group.ts';
 
 export interface OutputLimits {
   /** Bytes of a command's output written as they come. */
@@ -200,35 +201,27 @@ export async function runLogged(argv: string[], options: RunOptions): Promise<Ru
   child.stderr.on('data', (chunk: Buffer) => out.write(chunk));
   const pid = child.pid;
   let timedOut = false;
-  let killTimer: NodeJS.Timeout | undefined;
+  let stopping: Promise<unknown> | undefined;
+  const stop = () => { stopping ??= endProcessGroup(pid, { graceMs: options.killGraceMs ?? 3000 }); };
   const timer = setTimeout(() => {
     timedOut = true;
     log.line(`!!! time limit reached: the job's timeout is ${options.timeoutSec} s; stopping process group ${pid} (SIGTERM, then SIGKILL)`);
-    killGroup(pid, 'SIGTERM');
-    killTimer = setTimeout(() => killGroup(pid, 'SIGKILL'), options.killGraceMs ?? 3000);
+    stop();
   }, remaining);
   const onAbort = () => {
     log.line(`!!! stopping process group ${pid}: ${String(options.signal?.reason ?? 'the job was stopped')}`);
-    killGroup(pid, 'SIGTERM');
-    killTimer = setTimeout(() => killGroup(pid, 'SIGKILL'), options.killGraceMs ?? 3000);
+    stop();
   };
   if (options.signal?.aborted) onAbort();
   else options.signal?.addEventListener('abort', onAbort, { once: true });
   const result = await child;
   options.signal?.removeEventListener('abort', onAbort);
   clearTimeout(timer);
-  clearTimeout(killTimer);
   // Whatever the command left running in its group (a background server, a stuck watcher) goes too.
-  killGroup(pid, 'SIGKILL');
+  signalGroup(pid, 'SIGKILL');
+  await stopping;
   out.end();
   return { exitCode: result.exitCode, signal: result.signal, timedOut, lastLines: out.lastLines(), outputBytes: out.total };
-}
-
-function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
-  if (!pid) return;
-  try {
-    process.kill(-pid, signal);
-  } catch { /* already gone */ }
 }
 
 /** `exit 1`, `killed by SIGKILL`, `timed out`: how a command ended, for a log line. */

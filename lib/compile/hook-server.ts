@@ -19,7 +19,8 @@ import { JOB_ID_PATTERN } from './job-id.ts';
 import { openJournal, type Job, type Journal } from './journal.ts';
 import { createJobQueue, type JobQueue, type JobRunner } from './job-queue.ts';
 import { removeJobFiles } from './job-recovery.ts';
-import { createProcessRunner, endGroup, killOrphanGroup, scriptCommandFor, type Account } from './job-process.ts';
+import { createProcessRunner, killOrphanGroup, scriptCommandFor, type Account } from './job-process.ts';
+import { endProcessGroup } from '../core/process-group.ts';
 import type { Logger } from '../core/log.ts';
 import { repoPaths, type ShipkitConfig } from './config.ts';
 import { bearerProblem } from '../http/bearer.ts';
@@ -290,7 +291,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     stop() {
       stopping ??= (async () => {
         const closed = http.close(2_000);
-        await queue.stop({ graceMs: options.graceMs ?? 60_000, killGroup: (job) => endGroup(job.pgid) });
+        await queue.stop({ graceMs: options.graceMs ?? 60_000, killGroup: (job) => endProcessGroup(job.pgid, { graceMs: 2_000 }).then(() => undefined) });
         await closed;
         await journal.close();
         await lock.release();

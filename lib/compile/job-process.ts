@@ -13,6 +13,7 @@ import { $ } from 'zx';
 import { ConfigError } from '../core/errors.ts';
 import { atomicWriteFile, ensureDir } from '../core/fs.ts';
 import { secretEnvNames, type BuildEnvEntry } from './build-env.ts';
+import { endProcessGroup, signalGroup } from '../core/process-group.ts';
 import type { JobRunner } from './job-queue.ts';
 import type { Job } from './journal.ts';
 import type { Logger } from '../core/log.ts';
@@ -113,13 +114,12 @@ export function createProcessRunner(options: ProcessRunnerOptions): JobRunner {
     await out.close();
     if (child.pid) hooks.onSpawn(child.pid);
     let stopReason: string | undefined;
-    let killTimer: NodeJS.Timeout | undefined;
+    let stopping: Promise<unknown> | undefined;
     const end = (reason: string) => {
       if (stopReason) return;
       stopReason = reason;
       log.warn(`job ${reason}; ending its process group`, { job: job.id, repo: job.repo });
-      signalGroup(child.pid, 'SIGTERM');
-      killTimer = setTimeout(() => signalGroup(child.pid, 'SIGKILL'), killGraceMs);
+      stopping = endProcessGroup(child.pid, { graceMs: killGraceMs });
     };
     const timeoutTimer = setTimeout(() => end(`timed out after ${settings.timeout} s`), settings.timeout * 1000);
     const outputWatch = setInterval(() => {
@@ -128,9 +128,9 @@ export function createProcessRunner(options: ProcessRunnerOptions): JobRunner {
     const result = await exited;
     clearTimeout(timeoutTimer);
     clearInterval(outputWatch);
-    clearTimeout(killTimer);
     // Whatever the job left running in its group goes with it.
     signalGroup(child.pid, 'SIGKILL');
+    await stopping;
     await trimOutput(outputFile, keptOutputBytes).catch((error) => log.warn('could not trim job output', { job: job.id, error: (error as Error).message }));
     if (result.error) return { exit: null, reason: `could not start the job: ${result.error.message}` };
     if (stopReason) return { exit: result.code, reason: stopReason };
@@ -158,16 +158,6 @@ export async function trimOutput(file: string, keep: number): Promise<void> {
   }
 }
 
-function signalGroup(pgid: number | undefined, signal: NodeJS.Signals): boolean {
-  if (!pgid) return false;
-  try {
-    process.kill(-pgid, signal);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * End the process group of an attempt left behind by a previous hook-server process. Only a
  * group whose leader is still our wrapper for this very job is touched (pids are reused).
@@ -181,17 +171,8 @@ export async function killOrphanGroup(job: Job, jobsDir: string, { graceMs = 2_0
     return false;
   }
   if (!cmdline.includes(path.join(jobsDir, job.id))) return false;
-  await endGroup(job.pgid, graceMs);
+  await endProcessGroup(job.pgid, { graceMs });
   return true;
-}
-
-/** End the process group of an attempt this process started (shutdown past its grace). */
-export async function endGroup(pgid: number | null, graceMs = 2_000): Promise<void> {
-  if (!pgid) return;
-  signalGroup(pgid, 'SIGTERM');
-  const deadline = Date.now() + graceMs;
-  while (Date.now() < deadline && signalGroup(pgid, 0 as unknown as NodeJS.Signals)) await new Promise((r) => setTimeout(r, 50));
-  signalGroup(pgid, 'SIGKILL');
 }
 
 export interface Account { name: string; uid: number; gid: number; home: string }

@@ -6,9 +6,10 @@
 // node:child_process is used directly (not zx) because the supervisor needs the process group,
 // signals to it, and the exit of the group leader as events.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { rm, writeFile, readFile } from 'node:fs/promises';
 import type { Logger } from '../core/log.ts';
+import { endProcessGroup, isGroupAlive, signalGroup, waitForGroupExit } from '../core/process-group.ts';
 
 export interface SupervisorOptions {
   exec: string;
@@ -94,28 +95,6 @@ export function createRotatingLog(file: string, maxBytes: number, keep: number) 
   };
 }
 
-/**
- * Whether any process of the group is still running. Zombies do not count: a child whose
- * parent (the shell) died is reparented to PID 1, which in a container may reap it late.
- */
-export function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  let pids: string[];
-  try { pids = readdirSync('/proc').filter((n) => /^\d+$/.test(n)); } catch { return true; }
-  for (const pid of pids) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(pgrp) === pgid && state !== 'Z' && state !== 'X') return true;
-    } catch { /* gone meanwhile */ }
-  }
-  return false;
-}
-
 const SHELL_WORDS = new Set(['exit', 'cd', 'export', 'set', 'unset', 'if', 'for', 'while', 'until', 'case', '.', 'source', 'eval',
   'exec', 'trap', 'ulimit', 'umask', 'wait', 'read', 'shift', 'return', 'test', '[', ':', 'alias', 'command', 'readonly', 'local', '{', '!']);
 
@@ -127,10 +106,6 @@ export function shellCommand(exec: string): string {
   const first = exec.trim().split(/\s+/)[0] ?? '';
   if (/[;&|\n()`]/.test(exec) || SHELL_WORDS.has(first) || first.includes('=')) return exec;
   return `exec ${exec}`;
-}
-
-function signalGroup(pgid: number, signal: NodeJS.Signals): void {
-  try { process.kill(-pgid, signal); } catch { /* gone */ }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -153,13 +128,10 @@ export async function stopLeftoverApp(pidFile: string, dir: string, killTimeoutM
       return false;
     }
   })();
-  if (ours && groupAlive(pgid)) {
+  if (ours && isGroupAlive(pgid)) {
     log.warn('stopping the app left running by a previous launchfit', { pid: pgid });
-    signalGroup(pgid, 'SIGTERM');
-    const deadline = Date.now() + killTimeoutMs;
-    while (groupAlive(pgid) && Date.now() < deadline) await sleep(50);
-    if (groupAlive(pgid)) signalGroup(pgid, 'SIGKILL');
-    while (groupAlive(pgid) && Date.now() < deadline + 5000) await sleep(50);
+    const end = await endProcessGroup(pgid, { graceMs: killTimeoutMs });
+    if (end === 'survived') log.error('the app left by a previous launchfit did not stop even after SIGKILL', { pid: pgid });
   }
   await rm(pidFile, { force: true });
   return ours;
@@ -198,7 +170,11 @@ export function createSupervisor(initial: SupervisorOptions): Supervisor {
     info.state = 'running';
     info.pid = proc.pid;
     info.startedAt = new Date().toISOString();
-    if (proc.pid) void writeFile(opts.pidFile, JSON.stringify({ pid: proc.pid, pgid: proc.pid, startedAt: info.startedAt }), { mode: 0o600 }).catch(() => {});
+    if (proc.pid) {
+      // Without it, a launchfit killed later cannot find this app to stop it: say so.
+      void writeFile(opts.pidFile, JSON.stringify({ pid: proc.pid, pgid: proc.pid, startedAt: info.startedAt }), { mode: 0o600 })
+        .catch((error: NodeJS.ErrnoException) => opts.log.warn(`could not record the app's pid in ${opts.pidFile} (${error.code ?? error.message}); a leftover app will not be stopped after a crash`));
+    }
     opts.log.info('app started', { pid: proc.pid, cwd: opts.cwd });
     return proc;
   }
@@ -266,7 +242,7 @@ export function createSupervisor(initial: SupervisorOptions): Supervisor {
     } else {
       // A graceful-stop command (e.g. `./bin/stop`), given the app's pid as $LAUNCHFIT_APP_PID.
       const cmd = spawn('/bin/sh', ['-c', opts.kill], { cwd: opts.cwd, env: { ...process.env, ...opts.env, LAUNCHFIT_APP_PID: String(pgid) }, stdio: 'ignore' });
-      cmd.on('error', () => {});
+      cmd.on('error', (error) => opts.log.error(`the kill command \`${opts.kill}\` could not be started: ${error.message}`));
       const killer = setTimeout(() => cmd.kill('SIGKILL'), opts.killTimeoutMs);
       cmd.on('close', () => clearTimeout(killer));
     }
@@ -277,12 +253,10 @@ export function createSupervisor(initial: SupervisorOptions): Supervisor {
       await exited;
     }
     // Children that outlive the leader get the rest of the timeout, then SIGKILL.
-    while (groupAlive(pgid) && Date.now() < deadline) await sleep(25);
-    if (groupAlive(pgid)) {
+    if (!(await waitForGroupExit(pgid, deadline - Date.now()))) {
       opts.log.warn(`processes of the app did not stop within ${opts.killTimeoutMs / 1000} s; killing its process group`, { pid: pgid });
       signalGroup(pgid, 'SIGKILL');
-      const until = Date.now() + 5000;
-      while (groupAlive(pgid) && Date.now() < until) await sleep(25);
+      if (!(await waitForGroupExit(pgid, 5000))) opts.log.error('processes of the app did not stop even after SIGKILL', { pid: pgid });
     }
   }
 

@@ -5,7 +5,8 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { silentLogger } from '../../../lib/core/log.ts';
-import { createRotatingLog, createSupervisor, groupAlive, shellCommand, type SupervisorOptions } from '../../../lib/launchfit/supervisor.ts';
+import { isGroupAlive } from '../../../lib/core/process-group.ts';
+import { createRotatingLog, createSupervisor, shellCommand, type SupervisorOptions } from '../../../lib/launchfit/supervisor.ts';
 import { tmpDir, waitFor } from '../../helpers.ts';
 
 const sink = { write: () => true } as unknown as NodeJS.WritableStream;
@@ -64,7 +65,7 @@ test('kill as a command: it gets the app pid; the whole group is stopped', async
   await sup.stop();
   assert.ok(Date.now() - t0 < 3000, 'stopped by the command, not by the SIGKILL fallback');
   assert.is(readFileSync(path.join(dir, 'stop-called'), 'utf8').trim(), String(pid));
-  assert.not.ok(groupAlive(pid), 'no process of the group is left running');
+  assert.not.ok(isGroupAlive(pid), 'no process of the group is left running');
 });
 
 test('the app log rotates past its size and keeps log_keep generations', () => {

@@ -1,0 +1,79 @@
+// Ending a process group: the one way shipkit stops a job, a build command or an app together
+// with whatever it started. `kill(-pgid, 0)` alone is not enough to tell whether a group still
+// runs: a zombie (a child whose parent died, reparented to a PID 1 that reaps late, as in many
+// containers) still answers it, and waiting on one would use up the whole grace period.
+import { readFileSync, readdirSync } from 'node:fs';
+
+/** Send `signal` to every process of the group; false when there is none (or no pgid). */
+export function signalGroup(pgid: number | null | undefined, signal: NodeJS.Signals | 0): boolean {
+  if (!pgid || pgid <= 1) return false;
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether any process of the group is still running. Zombies and dead tasks do not count. Where
+ * /proc cannot be read, a group that answers `kill -0` counts as running.
+ */
+export function isGroupAlive(pgid: number | null | undefined, procDir = '/proc'): boolean {
+  if (!pgid || pgid <= 1) return false;
+  try {
+    process.kill(-pgid, 0);
+  } catch (error) {
+    // EPERM: it exists but belongs to another user (a build run as the repo's user).
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  let pids: string[];
+  try { pids = readdirSync(procDir).filter((name) => /^\d+$/.test(name)); } catch { return true; }
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`${procDir}/${pid}/stat`, 'latin1');
+      // `pid (comm) state ppid pgrp …`: comm may hold spaces and parentheses, so parse after the last `)`.
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(pgrp) === pgid && state !== 'Z' && state !== 'X') return true;
+    } catch { /* gone meanwhile */ }
+  }
+  return false;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Wait until no process of the group runs, at most `ms`; true when it is gone. */
+export async function waitForGroupExit(pgid: number | null | undefined, ms: number, pollMs = 25): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (isGroupAlive(pgid)) {
+    if (Date.now() >= deadline) return false;
+    await sleep(Math.min(pollMs, Math.max(1, deadline - Date.now())));
+  }
+  return true;
+}
+
+export interface EndGroupOptions {
+  /** How long the group may take to stop after the first signal, before SIGKILL. */
+  graceMs: number;
+  /** The first signal (default SIGTERM). */
+  signal?: NodeJS.Signals;
+  /** How long to wait for the group to vanish after SIGKILL (default 5 s). */
+  killWaitMs?: number;
+  pollMs?: number;
+}
+
+/**
+ * How a group ended: `not-running` (nothing to end), `exited` (within the grace), `killed`
+ * (SIGKILL was needed), `survived` (still running after SIGKILL: a process stuck in the kernel,
+ * or one we may not signal).
+ */
+export type GroupEnd = 'not-running' | 'exited' | 'killed' | 'survived';
+
+/** Signal the group, give it `graceMs` to stop, then SIGKILL what is left and wait for it. */
+export async function endProcessGroup(pgid: number | null | undefined, { graceMs, signal = 'SIGTERM', killWaitMs = 5_000, pollMs = 25 }: EndGroupOptions): Promise<GroupEnd> {
+  if (!isGroupAlive(pgid)) return 'not-running';
+  signalGroup(pgid, signal);
+  if (await waitForGroupExit(pgid, graceMs, pollMs)) return 'exited';
+  signalGroup(pgid, 'SIGKILL');
+  return (await waitForGroupExit(pgid, killWaitMs, pollMs)) ? 'killed' : 'survived';
+}
