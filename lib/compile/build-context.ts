@@ -3,7 +3,8 @@
 import { existsSync } from 'node:fs';
 import { $ } from 'zx';
 import { WorkError } from '../core/errors.ts';
-import { describeEnd, redactUrls, runLogged, spawnAs, type OutputLimits, type RunResult } from './build-exec.ts';
+import { describeEnd, runLogged, spawnAs, type OutputLimits, type RunResult } from './build-exec.ts';
+import { redactUrls } from '../core/redact.ts';
 import type { JobLogWriter } from './job-log.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import type { RepoConfig, ShipkitConfig } from './config.ts';

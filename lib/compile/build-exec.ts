@@ -10,6 +10,7 @@ import type { JobLogWriter } from './job-log.ts';
 import { formatBytes } from '../core/log.ts';
 import { StreamMasker } from './masking.ts';
 import { endProcessGroup, signalGroup } from '../core/process-group.ts';
+import { redactUrls } from '../core/redact.ts';
 
 export interface OutputLimits {
   /** Bytes of a command's output written as they come. */
@@ -126,11 +127,6 @@ export class CappedOutput {
   lastLines(n = 10): string[] {
     return this.recent.slice(-n);
   }
-}
-
-/** `https://user:token@host/x` → `https://***@host/x` in anything written to the log. */
-export function redactUrls(text: string): string {
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]+@/gi, '$1***@');
 }
 
 export interface RunOptions {

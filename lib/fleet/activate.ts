@@ -7,6 +7,7 @@ import path from 'node:path';
 import { $ } from 'zx';
 import { RemoteError, WorkError } from '../core/errors.ts';
 import { pathExists } from '../core/fs.ts';
+import { redactUrls } from '../core/redact.ts';
 import { acquireLock } from '../core/lock.ts';
 import type { Logger } from '../core/log.ts';
 import { validateName } from '../core/names.ts';
@@ -57,12 +58,12 @@ export async function activateRepo({ root, base, repo, log, timeoutMs = 600_000,
   try {
     await recoverInterruptedSwap(rootDir, repo);
     const temp = path.join(rootDir, `.${repo}.clone-${process.pid}-${Date.now()}`);
-    log.info(`cloning ${redact(url)}`, { repo });
+    log.info(`cloning ${redactUrls(url)}`, { repo });
     const clone = await $({ timeout: timeoutMs, env: gitEnv(), nothrow: true, quiet: true })`git clone --quiet --no-hardlinks -- ${url} ${temp}`;
     if (clone.exitCode !== 0) {
       await rm(temp, { recursive: true, force: true });
       const reason = lastLine(clone.stderr) || (clone.signal ? `killed by ${clone.signal} after ${timeoutMs / 1000}s` : `git exited with ${clone.exitCode}`);
-      throw new RemoteError(`Clone of ${redact(url)} failed: ${reason}. ${(await pathExists(target)) ? `The previous ${target} is kept.` : ''}`.trim());
+      throw new RemoteError(`Clone of ${redactUrls(url)} failed: ${redactUrls(reason)}. ${(await pathExists(target)) ? `The previous ${target} is kept.` : ''}`.trim());
     }
     const head = (await $({ cwd: temp, quiet: true, env: gitEnv() })`git rev-parse HEAD`.nothrow()).stdout.trim();
     await swapIn(temp, target);
@@ -118,7 +119,3 @@ function lastLine(text: string): string {
   return text.trim().split('\n').filter(Boolean).pop()?.replace(/^fatal:\s*/, '') ?? '';
 }
 
-/** Hide credentials in `https://user:token@host/…` before logging. */
-export function redact(url: string): string {
-  return url.replace(/\/\/[^/@\s]+@/, '//***@');
-}

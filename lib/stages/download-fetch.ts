@@ -7,7 +7,7 @@ import { promises as fs } from 'node:fs';
 import { RemoteError, messageOf } from '../core/errors.ts';
 import { getToFile, TransferError } from '../http/get.ts';
 import type { Logger } from '../core/log.ts';
-import { redactUrl } from './manifest.ts';
+import { redactUrls } from '../core/redact.ts';
 
 export interface FetchOptions {
   /** Attempts after the first, on network errors, timeouts, 429 and 5xx. */
@@ -66,7 +66,7 @@ export async function fetchToFile(url: string, headers: Record<string, string>, 
         throw error instanceof FetchFailure ? failure(`${error.message}${tries}`, false, error.cause) : failure(`${messageOf(error)}${tries}`, false, error);
       }
       const wait = (error as FetchFailure).retryAfterMs ?? baseDelay * 2 ** attempt * (0.75 + Math.random() / 2);
-      options.log.warn(`${redactUrl(url)}: ${messageOf(error)}; retrying in ${(wait / 1000).toFixed(1)} s`);
+      options.log.warn(`${redactUrls(url)}: ${redactUrls(messageOf(error))}; retrying in ${(wait / 1000).toFixed(1)} s`);
       await new Promise((resolve) => setTimeout(resolve, wait));
     }
   }

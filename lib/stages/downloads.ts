@@ -11,7 +11,8 @@ import { atomicWriteFile, sha256File } from '../core/fs.ts';
 import { fetchToFile, type FetchOptions } from './download-fetch.ts';
 import { acquireLock } from '../core/lock.ts';
 import { formatBytes, type Logger } from '../core/log.ts';
-import { checkEntries, parseCloudinary, parseManifest, redactUrl, type ManifestEntry } from './manifest.ts';
+import { checkEntries, parseCloudinary, parseManifest, type ManifestEntry } from './manifest.ts';
+import { redactUrls } from '../core/redact.ts';
 import { resolveInside } from '../core/names.ts';
 
 /** The part of lib/core/log.ts's Logger this module uses. */
@@ -119,7 +120,7 @@ function summarise(files: FileResult[]): DownloadsSummary {
 
 async function downloadEntry(entry: ManifestEntry, dir: string, partial: string, record: DownloadsRecord, folders: Set<string>, options: DownloadOptions): Promise<FileResult> {
   const { log } = options;
-  const base = { dest: entry.dest, url: redactUrl(entry.url) };
+  const base = { dest: entry.dest, url: redactUrls(entry.url) };
   let temp: string | undefined;
   try {
     const target = resolveInside(dir, entry.dest, 'destination');

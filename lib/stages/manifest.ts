@@ -149,11 +149,6 @@ export function withTag(entry: { url: string; tag: string }): string {
   return entry.tag ? `${entry.url}#${entry.tag}` : entry.url;
 }
 
-/** A URL with any user:password part hidden, for logs. */
-export function redactUrl(url: string): string {
-  return url.replace(/^(https?:\/\/)[^/@]*@/i, '$1***@');
-}
-
 function parseUrl(raw: string, where: string): { url: string; tag: string } {
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(raw)?.[1]?.toLowerCase();
   if (scheme !== 'http' && scheme !== 'https') {

@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { parseSteps } from '../../../lib/compile/build-steps.ts';
 import { compileStep, downloadsStep, uploadStep } from '../../../lib/compile/build-steps.ts';
 import { StepFailure, type BuildContext } from '../../../lib/compile/build-context.ts';
-import { redactUrls } from '../../../lib/compile/build-exec.ts';
+import { redactUrls } from '../../../lib/core/redact.ts';
 import { parseYamlText } from '../../../lib/core/yaml-config.ts';
 import { UsageError } from '../../../lib/core/errors.ts';
 import { JobLogWriter } from '../../../lib/compile/job-log.ts';

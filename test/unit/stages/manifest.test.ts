@@ -2,7 +2,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ValidationError } from '../../../lib/core/errors.ts';
-import { checkEntries, parseCloudinary, parseManifest, parseManifestLine, redactUrl, withTag } from '../../../lib/stages/manifest.ts';
+import { checkEntries, parseCloudinary, parseManifest, parseManifestLine, withTag } from '../../../lib/stages/manifest.ts';
+import { redactUrls } from '../../../lib/core/redact.ts';
 import { oldName } from '../../../lib/stages/downloads.ts';
 
 const good: Array<[string, { url: string; tag: string; dest: string } | undefined]> = [
@@ -152,9 +153,9 @@ test('old/ names keep the previous tag', () => {
   assert.is(oldName('.hidden.cfg', '1'), 'old/.hidden@1.cfg');
 });
 
-test('helpers: withTag and redactUrl', () => {
+test('helpers: withTag and redactUrls', () => {
   assert.is(withTag({ url: 'https://a.example/x', tag: '3' }), 'https://a.example/x#3');
-  assert.is(redactUrl('https://user:pw@a.example/x'), 'https://***@a.example/x');
+  assert.is(redactUrls('https://user:pw@a.example/x'), 'https://***@a.example/x');
 });
 
 test.run();
