@@ -19,7 +19,8 @@ import { JOB_ID_PATTERN } from './job-id.ts';
 import { openJournal, type Job, type Journal } from './journal.ts';
 import { createJobQueue, type JobQueue, type JobRunner } from './job-queue.ts';
 import { removeJobFiles } from './job-recovery.ts';
-import { createProcessRunner, killOrphanGroup, scriptCommandFor, type Account } from './job-process.ts';
+import { createProcessRunner, killOrphanGroup, scriptCommandFor } from './job-process.ts';
+import type { UnixAccount } from '../core/unix-user.ts';
 import { endProcessGroup } from '../core/process-group.ts';
 import type { Logger } from '../core/log.ts';
 import { repoPaths, type ShipkitConfig } from './config.ts';
@@ -320,7 +321,7 @@ export function publicJob(job: Job) {
 // As root, a repo's folders under DATA belong to its build user, so the build (running as that
 // user) can write them. DATA/repos itself stays root's: the first clone, which `build` would make
 // beside the work tree, is made here instead, into the user's empty work tree, as the user.
-async function prepareUserDirs(config: ShipkitConfig, job: Job, account: Account, cloneUrl: string | undefined, log: Logger): Promise<void> {
+async function prepareUserDirs(config: ShipkitConfig, job: Job, account: UnixAccount, cloneUrl: string | undefined, log: Logger): Promise<void> {
   const paths = repoPaths(config, job.repo);
   for (const dir of [paths.work, paths.logs, paths.state]) {
     await ensureDir(path.dirname(dir), 0o755);

@@ -9,10 +9,9 @@ import { existsSync } from 'node:fs';
 import { chown, open, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { $ } from 'zx';
-import { ConfigError } from '../core/errors.ts';
 import { atomicWriteFile, ensureDir } from '../core/fs.ts';
 import { secretEnvNames, type BuildEnvEntry } from './build-env.ts';
+import { lookupUser, type UnixAccount } from '../core/unix-user.ts';
 import { endProcessGroup, signalGroup } from '../core/process-group.ts';
 import type { JobRunner } from './job-queue.ts';
 import type { Job } from './journal.ts';
@@ -45,7 +44,7 @@ export interface ProcessRunnerOptions {
   keptOutputBytes?: number;
   log: Logger;
   /** Prepare per-repo folders for a build user (root only); injected so tests can skip it. */
-  prepareUserDirs?: (job: Job, account: Account, cloneUrl: string | undefined) => Promise<void>;
+  prepareUserDirs?: (job: Job, account: UnixAccount, cloneUrl: string | undefined) => Promise<void>;
 }
 
 /** The variables the repo's `env:NAME` secrets read, and only this repo's: the build resolves them. */
@@ -84,7 +83,7 @@ export function createProcessRunner(options: ProcessRunnerOptions): JobRunner {
     let prefix: string[] = [];
     let ids: { uid?: number; gid?: number } = {};
     if (settings.user) {
-      const account = await lookupUser(settings.user);
+      const account = await lookupUser(settings.user, { where: `the config of ${job.repo}` });
       home = account.home;
       const me = process.getuid?.();
       if (me === 0) {
@@ -173,18 +172,6 @@ export async function killOrphanGroup(job: Job, jobsDir: string, { graceMs = 2_0
   if (!cmdline.includes(path.join(jobsDir, job.id))) return false;
   await endProcessGroup(job.pgid, { graceMs });
   return true;
-}
-
-export interface Account { name: string; uid: number; gid: number; home: string }
-
-/** A Unix account from the system's user database (`getent passwd`, so NSS users work too). */
-export async function lookupUser(name: string): Promise<Account> {
-  const result = await $({ quiet: true, nothrow: true })`getent passwd ${name}`;
-  const fields = result.stdout.trim().split(':');
-  if (result.exitCode !== 0 || fields.length < 7) {
-    throw new ConfigError(`The build user ${name} does not exist on this machine: create it (useradd --system ${name}) or remove user: from the repo's config.`);
-  }
-  return { name, uid: Number(fields[2]), gid: Number(fields[3]), home: fields[5] || '/' };
 }
 
 declare const SHIPKIT_BUNDLED: boolean | undefined;

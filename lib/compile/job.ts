@@ -8,6 +8,7 @@ import { $ } from 'zx';
 import { checkKnownKeys, configError, getKey, valueAt } from '../core/yaml-config.ts';
 import { ConfigError, UsageError, WorkError, messageOf } from '../core/errors.ts';
 import { ensureDir } from '../core/fs.ts';
+import { lookupUser } from '../core/unix-user.ts';
 import { DEFAULT_OUTPUT_LIMITS, type OutputLimits } from './build-exec.ts';
 import { StepFailure, type BuildContext, type StepResult } from './build-context.ts';
 import type { JobKind } from './job-id.ts';
@@ -100,11 +101,8 @@ async function resolveRunAs(repo: RepoConfig, config: ShipkitConfig): Promise<Bu
   if (!repo.user || repo.user === os.userInfo().username) return undefined;
   const where = config.doc.locate([...repo.keyPath, 'user']);
   if (process.getuid?.() !== 0) throw new ConfigError(`${where}: building ${repo.name} as user ${repo.user} needs shipkit to run as root (it runs as ${os.userInfo().username}).`);
-  const uid = await $({ quiet: true, nothrow: true })`id -u ${repo.user}`;
-  const gid = await $({ quiet: true, nothrow: true })`id -g ${repo.user}`;
-  if (uid.exitCode !== 0 || gid.exitCode !== 0) throw new ConfigError(`${where}: user ${repo.user} does not exist on this machine; create it or remove \`user:\`.`);
-  const entry = (await $({ quiet: true, nothrow: true })`getent passwd ${repo.user}`).stdout.trim().split(':');
-  return { user: repo.user, uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()), home: entry[5] || '/' };
+  const account = await lookupUser(repo.user, { where });
+  return { user: repo.user, uid: account.uid, gid: account.gid, home: account.home };
 }
 
 /** The build user owns its work tree (a tree built as root before is handed over) and npm cache. */
