@@ -9,7 +9,7 @@ import { chmod, readdir, readFile, rm, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { $ } from 'zx';
-import { resolveSecret } from '../core/yaml-config.ts';
+import { resolveSecret } from '../core/secrets.ts';
 import { ConfigError, ValidationError } from '../core/errors.ts';
 import { ensureDir, pathExists } from '../core/fs.ts';
 import { acquireLock } from '../core/lock.ts';

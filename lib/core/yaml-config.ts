@@ -1,7 +1,6 @@
-// YAML configuration with errors that name the file, the line and the key, and secrets given
-// as `env:NAME`, `file:PATH` or a literal.
+// YAML configuration with errors that name the file, the line and the key. Secret values
+// (`env:NAME`, `file:PATH`, literal) are resolved by lib/core/secrets.ts.
 import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import { isMap, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { ConfigError } from './errors.ts';
 
@@ -133,35 +132,4 @@ export function checkKnownKeys(doc: ConfigDoc, keyPath: KeyPath, allowed: readon
       throw configError(doc, [...keyPath, key], `unknown key; expected one of: ${allowed.join(', ')}.`);
     }
   }
-}
-
-export interface SecretOptions {
-  env?: NodeJS.ProcessEnv;
-  baseDir?: string;
-  /** Used in error messages: where the value came from (e.g. `shipkit.yml:4: secret`). */
-  where?: string;
-}
-
-/** `env:NAME` → $NAME, `file:PATH` → the file's first line, anything else is the literal. */
-export async function resolveSecret(value: string, { env = process.env, baseDir = process.cwd(), where = 'secret' }: SecretOptions = {}): Promise<string> {
-  if (value.startsWith('env:')) {
-    const name = value.slice(4);
-    const secret = env[name];
-    if (!secret) throw new ConfigError(`${where}: environment variable ${name} is not set or empty.`);
-    return secret;
-  }
-  if (value.startsWith('file:')) {
-    const file = path.resolve(baseDir, value.slice(5));
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (error) {
-      throw new ConfigError(`${where}: cannot read secret file ${file} (${(error as NodeJS.ErrnoException).code ?? error}).`, { cause: error });
-    }
-    const secret = text.split(/\r?\n/)[0].trim();
-    if (!secret) throw new ConfigError(`${where}: secret file ${file} is empty.`);
-    return secret;
-  }
-  if (!value) throw new ConfigError(`${where}: the secret is empty.`);
-  return value;
 }

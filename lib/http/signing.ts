@@ -1,8 +1,7 @@
 // Request signing for control requests (DESIGN §5 "Request signing"):
 //   X-Shipkit-Signature: sha256=HEX(HMAC-SHA256(secret, METHOD "\n" PATH_AND_QUERY "\n" TIMESTAMP "\n" NONCE))
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { ConfigError } from '../core/errors.ts';
+import { readSecretFile } from '../core/secrets.ts';
 
 export const TIMESTAMP_HEADER = 'x-shipkit-timestamp';
 export const NONCE_HEADER = 'x-shipkit-nonce';
@@ -108,17 +107,7 @@ export interface SecretSource {
 
 /** The shared secret from `--secret-file`, else $SHIPKIT_SECRET; undefined when neither is set. */
 export async function loadSecret({ secretFile, env = process.env, envName = 'SHIPKIT_SECRET' }: SecretSource): Promise<string | undefined> {
-  if (secretFile) {
-    let text: string;
-    try {
-      text = await readFile(secretFile, 'utf8');
-    } catch (error) {
-      throw new ConfigError(`Cannot read the secret file ${secretFile} (${(error as NodeJS.ErrnoException).code ?? error}).`, { cause: error });
-    }
-    const secret = text.split(/\r?\n/)[0].trim();
-    if (!secret) throw new ConfigError(`The secret file ${secretFile} is empty.`);
-    return secret;
-  }
+  if (secretFile) return readSecretFile(secretFile);
   const value = env[envName];
   return value ? value : undefined;
 }

@@ -5,7 +5,7 @@ import { messageOf } from '../core/errors.ts';
 import { ensureDir } from '../core/fs.ts';
 import { acquireLock, type Lock } from '../core/lock.ts';
 import type { Logger } from '../core/log.ts';
-import { resolveSecret } from '../core/yaml-config.ts';
+import { resolveSecret } from '../core/secrets.ts';
 import { CONFIG_NAME, loadLaunchConfig, readReleaseAppDefaults, type LaunchConfig } from './config.ts';
 import { startControlListener, startControlSocket } from './control.ts';
 import type { FetchFn } from './fetch.ts';

@@ -4,6 +4,7 @@ import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { ConfigError, messageOf } from '../core/errors.ts';
+import { readSecretFile } from '../core/secrets.ts';
 
 type OpenPgp = typeof import('openpgp');
 
@@ -20,10 +21,7 @@ export async function loadSigningKey(keyFile: string, passphraseFile?: string) {
   }
   if (!key.isDecrypted()) {
     if (!passphraseFile) throw new ConfigError(`The secret key ${keyFile} is protected by a passphrase; pass --passphrase-file FILE.`);
-    let passphrase: string;
-    try { passphrase = (await readFile(passphraseFile, 'utf8')).replace(/\r?\n$/, ''); } catch (error) {
-      throw new ConfigError(`Cannot read the passphrase file ${passphraseFile} (${(error as NodeJS.ErrnoException).code}).`, { cause: error });
-    }
+    const passphrase = await readSecretFile(passphraseFile, { what: 'passphrase file', passphrase: true });
     try { key = await openpgp.decryptKey({ privateKey: key, passphrase }); } catch (error) {
       throw new ConfigError(`The passphrase in ${passphraseFile} does not unlock ${keyFile}.`, { cause: error });
     }

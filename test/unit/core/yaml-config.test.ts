@@ -4,7 +4,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { checkKnownKeys, configError, formatKeyPath, getKey, loadYamlFile, parseYamlText, resolveSecret, type ConfigDoc } from '../../../lib/core/yaml-config.ts';
+import { checkKnownKeys, configError, formatKeyPath, getKey, loadYamlFile, parseYamlText, type ConfigDoc } from '../../../lib/core/yaml-config.ts';
+import { resolveSecret } from '../../../lib/core/secrets.ts';
 import { ConfigError } from '../../../lib/core/errors.ts';
 import { tmpDir } from '../../helpers.ts';
 
