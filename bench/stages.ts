@@ -115,7 +115,8 @@ await sync('shipkit upload, one file changed');
 
 // The peer: upload everything every time (PutObject per file, 8 at once), same SDK and server.
 const s3 = await import('@aws-sdk/client-s3');
-const { listLocalFiles, contentTypeFor } = await import('../lib/stages/upload/files.ts');
+const { listLocalFiles } = await import('../lib/stages/upload/files.ts');
+const { contentTypeFor } = await import('../lib/http/content-type.ts');
 const { silentLogger } = await import('../lib/core/log.ts');
 const { mapLimit } = await import('../lib/core/pool.ts');
 const { readFile } = await import('node:fs/promises');

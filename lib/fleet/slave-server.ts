@@ -5,13 +5,13 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import path from 'node:path';
 import { messageOf } from '../core/errors.ts';
 import { HttpError, pathAndQueryOf, sendJson } from '../http/server.ts';
 import type { Logger } from '../core/log.ts';
 import { readControlRequest, routeUnderPrefix } from '../http/control-request.ts';
 import { createLimiter } from '../core/pool.ts';
 import { createRequestVerifier } from '../http/signing.ts';
+import { contentTypeFor } from '../http/content-type.ts';
 
 export interface RunResult {
   ok: boolean;
@@ -130,7 +130,7 @@ export function createSlaveService({ secret, file, log, activate, now = Date.now
     } catch {
       throw new HttpError(404, 'not found');
     }
-    res.writeHead(200, { 'Content-Type': contentType(filePath), 'Content-Length': size, 'X-Content-Type-Options': 'nosniff' });
+    res.writeHead(200, { 'Content-Type': contentTypeFor(filePath), 'Content-Length': size, 'X-Content-Type-Options': 'nosniff' });
     createReadStream(filePath).on('error', () => res.destroy()).pipe(res);
   }
 
@@ -156,14 +156,4 @@ export function createSlaveService({ secret, file, log, activate, now = Date.now
   }
 
   return { handle, drain, schedule, statusReport };
-}
-
-const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8', '.htm': 'text/html; charset=utf-8', '.txt': 'text/plain; charset=utf-8',
-  '.json': 'application/json', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml',
-  '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.gif': 'image/gif',
-};
-
-function contentType(file: string): string {
-  return TYPES[path.extname(file).toLowerCase()] ?? 'application/octet-stream';
 }

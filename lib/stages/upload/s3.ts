@@ -5,7 +5,8 @@ import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import { RemoteError, WorkError, messageOf } from '../../core/errors.ts';
 import { mapLimit } from '../../core/pool.ts';
-import { contentTypeFor, listLocalFiles, type LocalFile } from './files.ts';
+import { contentTypeFor } from '../../http/content-type.ts';
+import { listLocalFiles, type LocalFile } from './files.ts';
 import type { S3Target, UploadOptions, UploadResult } from './types.ts';
 
 type S3Module = typeof import('@aws-sdk/client-s3');

@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { parseYamlText } from '../../../lib/core/yaml-config.ts';
 import { ConfigError, ValidationError } from '../../../lib/core/errors.ts';
 import { silentLogger } from '../../../lib/core/log.ts';
-import { contentTypeFor } from '../../../lib/stages/upload/files.ts';
+import { contentTypeFor } from '../../../lib/http/content-type.ts';
 import { parseTarget, planUpload, runUploadStage, targetName } from '../../../lib/stages/upload/index.ts';
 import { parseRsyncStats, rsyncArgs } from '../../../lib/stages/upload/rsync.ts';
 import { mapLimit } from '../../../lib/core/pool.ts';
