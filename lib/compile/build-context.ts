@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { $ } from 'zx';
 import { WorkError } from '../core/errors.ts';
-import { describeEnd, runLogged, spawnAs, type OutputLimits, type RunResult } from './build-exec.ts';
+import { describeEnd, runLogged, spawnAs, type OutputLimits, type CommandResult } from './build-exec.ts';
 import { redactUrls } from '../core/redact.ts';
 import type { JobLogWriter } from './job-log.ts';
 import { createLogger, type Logger } from '../core/log.ts';
@@ -55,7 +55,7 @@ export class StepFailure extends WorkError {
 export type StepResult = { skipped?: string; note?: string } | void;
 
 /** Runs a command into the log; throws StepFailure unless it exits 0. */
-export async function run(ctx: BuildContext, argv: string[], { cwd = ctx.paths.work, what = argv.join(' '), watch }: { cwd?: string; what?: string; watch?: (line: string) => void } = {}): Promise<RunResult> {
+export async function run(ctx: BuildContext, argv: string[], { cwd = ctx.paths.work, what = argv.join(' '), watch }: { cwd?: string; what?: string; watch?: (line: string) => void } = {}): Promise<CommandResult> {
   if (!existsSync(cwd)) throw new StepFailure(`The work folder ${cwd} does not exist yet; run the pull step first (\`build ${ctx.repo.name}\` without --steps).`);
   ctx.log.line(`$ ${redactUrls(what)}`);
   const result = await runLogged(argv, {

@@ -129,7 +129,7 @@ export class CappedOutput {
   }
 }
 
-export interface RunOptions {
+export interface RunLoggedOptions {
   cwd: string;
   env: NodeJS.ProcessEnv;
   log: JobLogWriter;
@@ -149,7 +149,7 @@ export interface RunOptions {
   signal?: AbortSignal;
 }
 
-export interface RunResult {
+export interface CommandResult {
   exitCode: number | null;
   signal: string | null;
   timedOut: boolean;
@@ -174,7 +174,7 @@ export function spawnAs(uid?: number, gid?: number): typeof spawnChild {
  * Runs `argv` (no shell; zx quotes each element) in its own process group. Never throws for a
  * failing command: the result says how it ended.
  */
-export async function runLogged(argv: string[], options: RunOptions): Promise<RunResult> {
+export async function runLogged(argv: string[], options: RunLoggedOptions): Promise<CommandResult> {
   const { log, deadline } = options;
   const out = new CappedOutput(log, options.limits, options.watch);
   const remaining = deadline - Date.now();
@@ -221,7 +221,7 @@ export async function runLogged(argv: string[], options: RunOptions): Promise<Ru
 }
 
 /** `exit 1`, `killed by SIGKILL`, `timed out`: how a command ended, for a log line. */
-export function describeEnd(result: RunResult): string {
+export function describeEnd(result: CommandResult): string {
   if (result.timedOut) return 'timed out (process tree killed)';
   if (result.signal) return `killed by ${result.signal}`;
   return `exit ${result.exitCode}`;

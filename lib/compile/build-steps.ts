@@ -14,7 +14,8 @@ import { publishStep, rolloutStep } from './build-pipeline.ts';
 import { bundledCommandFor } from './job-process.ts';
 import type { Logger } from '../core/log.ts';
 import { UsageError } from '../core/errors.ts';
-import { STEPS, type RepoConfig, type ShipkitConfig, type Step, type UploadEntry } from './config.ts';
+import { STEPS, type RepoConfig, type ShipkitConfig, type Step } from './config.ts';
+import type { UploadEntry } from '../stages/upload/index.ts';
 
 const SHIPKIT_ROOT = path.resolve(import.meta.dirname, '../..');
 

@@ -6,15 +6,11 @@ import { ConfigError } from '../core/errors.ts';
 import { nameProblem, validateFullName } from '../core/names.ts';
 import { parseBuildEnv, type BuildEnvEntry } from './build-env.ts';
 import { parsePublishConfig, parseRolloutConfig, type PublishConfig, type RolloutConfig } from './pipeline-config.ts';
+import type { UploadEntry } from '../stages/upload/index.ts';
 
 // publish and rollout run only when the repo has a `publish:` / `rollout:` block.
 export const STEPS = ['pull', 'downloads', 'install', 'compile', 'upload', 'publish', 'rollout'] as const;
 export type Step = (typeof STEPS)[number];
-
-export interface UploadEntry {
-  raw: Record<string, unknown>;
-  keyPath: KeyPath;
-}
 
 export interface RepoConfig {
   /** `owner/name` as configured (the key under `repos:`). */

@@ -5,12 +5,10 @@
 // ETag for resuming, conditional polls, and the updater's error classes and wording.
 import { readFile, rm, rename, stat, writeFile } from 'node:fs/promises';
 import { RemoteError, VerificationError } from '../core/errors.ts';
-import { getToFile, openGet, TransferError, type MinRate, type OpenedGet, type Timeouts as HttpTimeouts } from '../http/get.ts';
+import { getToFile, openGet, TransferError, type MinRate, type OpenedGet, type Timeouts } from '../http/get.ts';
 
-/** lib/http/get.ts's timeouts; the updater always has a total deadline. */
-export type Timeouts = Required<HttpTimeouts>;
-
-export const DEFAULT_TIMEOUTS: Timeouts = { connectMs: 15_000, idleMs: 30_000, totalMs: 30 * 60_000 };
+/** The updater always has a total deadline. */
+export const DEFAULT_TIMEOUTS: Required<Timeouts> = { connectMs: 15_000, idleMs: 30_000, totalMs: 30 * 60_000 };
 
 export type { MinRate };
 
@@ -25,7 +23,7 @@ function reasonOf(error: unknown, t: Timeouts, minRate?: MinRate): string {
   if (error instanceof TransferError) {
     if (error.kind === 'connect-timeout') return `no answer within ${t.connectMs / 1000} s`;
     if (error.kind === 'idle-timeout') return `the body stalled for ${t.idleMs / 1000} s`;
-    if (error.kind === 'total-timeout') return `no complete answer within ${t.totalMs / 1000} s`;
+    if (error.kind === 'total-timeout') return `no complete answer within ${(t.totalMs ?? 0) / 1000} s`;
     if (error.kind === 'too-slow' && minRate) return `the body came slower than ${minRate.bytesPerSec} bytes/s over ${minRate.windowMs / 1000} s (updates.min_rate)`;
     if (error.cause === undefined) return error.message;
     error = error.cause; // the runtime's own words

@@ -56,7 +56,7 @@ export async function rollbackOnce(dir: string, log: Logger, version?: string): 
   }
 }
 
-export interface RunOptions {
+export interface LauncherOptions {
   dir: string;
   log: Logger;
   /** Resolves when launchfit should stop (SIGTERM/SIGINT). */
@@ -69,7 +69,7 @@ export interface RunOptions {
 }
 
 /** `launchfit run`: supervise the app, poll for updates, answer on the control socket. */
-export async function runLauncher(opts: RunOptions): Promise<void> {
+export async function runLauncher(opts: LauncherOptions): Promise<void> {
   const { log } = opts;
   const paths = deployPaths(opts.dir);
   const lock = await lockDeployFolder(paths);

@@ -6,7 +6,8 @@ import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { RemoteError, VerificationError } from '../core/errors.ts';
 import { atomicWriteFile, ensureDir } from '../core/fs.ts';
-import { fetchSmall, type FetchFn, type Timeouts } from './fetch.ts';
+import { fetchSmall, type FetchFn } from './fetch.ts';
+import type { Timeouts } from '../http/get.ts';
 
 export const MAX_KEY_BYTES = 1024 * 1024;
 const CACHE_NAME = 'server-key.json';
