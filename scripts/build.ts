@@ -6,7 +6,8 @@ import { runCli, type Args, type CliSpec } from '../lib/core/cli.ts';
 import { checkUploadConfig, parseSteps, STEP_FUNCTIONS } from '../lib/compile/build-steps.ts';
 import { checkPipelineConfig } from '../lib/compile/build-pipeline.ts';
 import { newJobId, validateJobId } from '../lib/compile/job-id.ts';
-import { abortOnSignals, report, runJob, validateRef, validateSha } from '../lib/compile/job.ts';
+import { report, runJob, validateRef, validateSha } from '../lib/compile/job.ts';
+import { abortOnSignals } from '../lib/core/signals.ts';
 import type { Logger } from '../lib/core/log.ts';
 import { findConfigFile, getRepo, loadShipkitConfig, repoPaths, STEPS } from '../lib/compile/config.ts';
 
@@ -56,7 +57,7 @@ async function buildMain(args: Args, log: Logger): Promise<number> {
     config, repo, kind: 'build', id, sha, ref, url: args.url, log, signal: controller.signal,
     steps: steps.map((step) => ({ name: step, run: STEP_FUNCTIONS[step] })),
   });
-  return report(outcome, { json: args.json, log });
+  return report(outcome, { json: args.json, log, stdout: process.stdout });
 }
 
 await runCli(buildCliSpec, buildMain);

@@ -3,7 +3,8 @@
 // release publish DIR ...    pack, sign and publish an app release for launchfit
 import { runCli, type Args, type CliSpec, type CommandSpec } from '../lib/core/cli.ts';
 import { UsageError } from '../lib/core/errors.ts';
-import { abortOnSignals, report, validateRef } from '../lib/compile/job.ts';
+import { report, validateRef } from '../lib/compile/job.ts';
+import { abortOnSignals } from '../lib/core/signals.ts';
 import { newJobId, validateJobId } from '../lib/compile/job-id.ts';
 import type { Logger } from '../lib/core/log.ts';
 import { validateName } from '../lib/core/names.ts';
@@ -86,7 +87,7 @@ async function releaseMain(args: Args, log: Logger): Promise<number> {
   const repo = getRepo(config, name);
   const { runRelease } = await import('../lib/compile/release.ts');
   const controller = abortOnSignals();
-  return report(await runRelease({ config, repo, tag, id, log, signal: controller.signal }), { json: args.json, log });
+  return report(await runRelease({ config, repo, tag, id, log, signal: controller.signal }), { json: args.json, log, stdout: process.stdout });
 }
 
 async function publishMain(args: Args, log: Logger): Promise<number> {

@@ -226,18 +226,8 @@ function describeFailure(outcome: JobOutcome): string {
   return `${outcome.kind} of ${outcome.repo} failed at step ${outcome.step}: ${outcome.error} Log: \`logs ${outcome.repo} --job ${outcome.id}\`.`;
 }
 
-/** Stop the job's process tree and write the trailer when told to stop. */
-export function abortOnSignals(): AbortController {
-  const controller = new AbortController();
-  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
-    process.once(signal, () => controller.abort(`the job received ${signal}`));
-  }
-  return controller;
-}
-
-/** Result on stdout (one line, or JSON), failure details on stderr; the exit code. */
 /** The job's result on `stdout` (a line, or JSON), its last lines and failure on the log; returns the exit code. */
-export function report(outcome: JobOutcome, { json = false, log, stdout = process.stdout }: { json?: boolean; log: Logger; stdout?: NodeJS.WritableStream }): number {
+export function report(outcome: JobOutcome, { json = false, log, stdout }: { json?: boolean; log: Logger; stdout: NodeJS.WritableStream }): number {
   const { lastLines, ...result } = outcome;
   if (json) stdout.write(`${JSON.stringify(result)}\n`);
   else stdout.write(`${outcome.kind} ${outcome.repo} ${outcome.status} (job ${outcome.id}${outcome.sha ? `, ${outcome.sha.slice(0, 12)}` : ''}, ${(outcome.duration_ms / 1000).toFixed(1)} s)\n`);
