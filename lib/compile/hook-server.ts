@@ -95,7 +95,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
   await ensureDir(dataDir, 0o755);
   await Promise.all([ensureDir(jobsDir, 0o755), ensureDir(tmpDir, 0o700)]);
   // Builds that run as other users must be able to reach their folders under DATA.
-  if ([...config.repos.values()].some((r) => r.user)) await Promise.all([dataDir, jobsDir].map((d) => chmod(d, 0o755).catch(() => {})));
+  if ([...config.repos.values()].some((r) => r.user)) await Promise.all([dataDir, jobsDir].map((d) => chmod(d, 0o755).catch((error: NodeJS.ErrnoException) => log.warn(`could not open ${d} to build users (chmod 755: ${error.code ?? error.message}); their builds may fail to start`))));
 
   // One hook-server per data folder: two would interleave one journal. A holder that died
   // (kill -9, power cut) leaves a stale lock, which is taken over.
@@ -325,7 +325,7 @@ async function prepareUserDirs(config: ShipkitConfig, job: Job, account: UnixAcc
   const paths = repoPaths(config, job.repo);
   for (const dir of [paths.work, paths.logs, paths.state]) {
     await ensureDir(path.dirname(dir), 0o755);
-    await chmod(path.dirname(dir), 0o755).catch(() => {});
+    await chmod(path.dirname(dir), 0o755).catch((error: NodeJS.ErrnoException) => log.warn(`could not open ${path.dirname(dir)} to ${account.name} (chmod 755: ${error.code ?? error.message})`, { job: job.id }));
     await ensureDir(dir, 0o755);
     const info = await stat(dir);
     if (info.uid !== account.uid) {

@@ -121,8 +121,12 @@ export function createProcessRunner(options: ProcessRunnerOptions): JobRunner {
       stopping = endProcessGroup(child.pid, { graceMs: killGraceMs });
     };
     const timeoutTimer = setTimeout(() => end(`timed out after ${settings.timeout} s`), settings.timeout * 1000);
+    let sizeUnknown = false; // said once, not every second
     const outputWatch = setInterval(() => {
-      stat(outputFile).then((info) => { if (info.size > maxOutputBytes) end(`printed more than ${maxOutputBytes} bytes`); }, () => {});
+      stat(outputFile).then((info) => { if (info.size > maxOutputBytes) end(`printed more than ${maxOutputBytes} bytes`); }, (error: NodeJS.ErrnoException) => {
+        if (!sizeUnknown) log.warn(`cannot check the size of ${outputFile} (${error.code ?? error.message}); the output cap is not enforced`, { job: job.id });
+        sizeUnknown = true;
+      });
     }, 1000);
     const result = await exited;
     clearTimeout(timeoutTimer);

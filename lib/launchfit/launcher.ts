@@ -190,12 +190,12 @@ export async function runLauncher(opts: LauncherOptions): Promise<void> {
     stopped = true;
     if (pollTimer) clearTimeout(pollTimer);
     log.info('stopping');
-    for (const close of closers.splice(0)) await close().catch(() => {});
+    for (const close of closers.splice(0)) await close().catch((error) => log.warn(`stopping a listener failed: ${messageOf(error)}`));
     await Promise.race([tail, new Promise((r) => setTimeout(r, 30_000))]);
     await runner.close();
   } finally {
-    for (const close of closers) await close().catch(() => {});
-    await runner?.close().catch(() => {});
+    for (const close of closers) await close().catch((error) => log.warn(`stopping a listener failed: ${messageOf(error)}`));
+    await runner?.close().catch((error) => log.warn(`stopping the app failed: ${messageOf(error)}`));
     await lock.release();
   }
 }
