@@ -2,11 +2,11 @@
 // older files move up one, and those past `keep` are deleted. Disk use per repo stays below
 // max_size × (keep + 1), before compression.
 import { createReadStream, createWriteStream } from 'node:fs';
-import { open, rename, rm, stat } from 'node:fs/promises';
+import { rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { syncDir, tempSibling } from '../core/fs.ts';
+import { replaceViaTemp } from '../core/fs.ts';
 import { LOG_FILE, logFiles } from './job-log.ts';
 
 export interface RotationPolicy {
@@ -61,17 +61,7 @@ export async function rotateLogs(logsDir: string, policy: RotationPolicy, { forc
 
 /** Streams `source` through gzip into a temp file renamed to `target`: memory stays flat. */
 async function gzipFile(source: string, target: string): Promise<void> {
-  const temp = tempSibling(target);
-  try {
-    await pipeline(createReadStream(source), createGzip({ level: 6 }), createWriteStream(temp, { mode: 0o640, flags: 'wx' }));
-    const handle = await open(temp, 'r');
-    try { await handle.sync(); } finally { await handle.close(); }
-    await rename(temp, target);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
-  await syncDir(path.dirname(target));
+  await replaceViaTemp(target, (temp) => pipeline(createReadStream(source), createGzip({ level: 6 }), createWriteStream(temp, { mode: 0o640, flags: 'wx' })), { durable: true });
 }
 
 /** `10M`, `512k`, `1G`, `2000` (bytes) → bytes. */

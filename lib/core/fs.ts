@@ -9,26 +9,33 @@ export function tempSibling(file: string, tag = 'tmp'): string {
   return path.join(path.dirname(file), `.${path.basename(file)}.${tag}-${process.pid}-${randomBytes(4).toString('hex')}`);
 }
 
+/**
+ * `fill` writes a temp sibling of `target`, which is then renamed over it: readers see the old
+ * file or the new one, never half of it. The temp file is removed when anything fails. With
+ * `durable`, the temp file is fsynced before the rename and the folder after it.
+ */
+export async function replaceViaTemp(target: string, fill: (temp: string) => Promise<void>, { tag = 'tmp', durable = false }: { tag?: string; durable?: boolean } = {}): Promise<void> {
+  const temp = tempSibling(target, tag);
+  try {
+    await fill(temp);
+    if (durable) {
+      const handle = await open(temp, 'r');
+      try { await handle.sync(); } finally { await handle.close(); }
+    }
+    await rename(temp, target);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+  if (durable) await syncDir(path.dirname(target));
+}
+
 /** Write to a temp file in the same folder, fsync it, then rename over `file`. */
 export async function atomicWriteFile(file: string, data: string | Uint8Array, { mode = 0o644 }: { mode?: number } = {}): Promise<void> {
-  const temp = tempSibling(file);
-  const handle = await open(temp, 'wx', mode);
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } catch (error) {
-    await handle.close();
-    await rm(temp, { force: true });
-    throw error;
-  }
-  await handle.close();
-  try {
-    await rename(temp, file);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
-  await syncDir(path.dirname(file));
+  await replaceViaTemp(file, async (temp) => {
+    const handle = await open(temp, 'wx', mode);
+    try { await handle.writeFile(data); } finally { await handle.close(); }
+  }, { durable: true });
 }
 
 /** fsync a folder so a rename inside it survives a power cut. */
@@ -52,9 +59,13 @@ export async function pathExists(file: string): Promise<boolean> {
   }
 }
 
-/** The sha256 of a file, hex, read as a stream (memory does not grow with the file). */
-export async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
+/** A file's digest, hex, read as a stream (memory does not grow with the file). */
+export async function hashFile(file: string, algorithm: 'sha256' | 'md5'): Promise<string> {
+  const hash = createHash(algorithm);
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
   return hash.digest('hex');
+}
+
+export function sha256File(file: string): Promise<string> {
+  return hashFile(file, 'sha256');
 }

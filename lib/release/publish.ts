@@ -2,11 +2,11 @@
 // OpenPGP (a detached binary signature, as `gpg --detach-sign` makes), write VERSION (with
 // SHA256, SIZE, EXPIRES, APP, PLATFORM: what hosts bind to) and VERSION.sig, and put them on the update server: tarball and .sig
 // first, VERSION.sig and VERSION last, each through temp + rename, then prune old releases.
-import { copyFile, mkdtemp, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { UsageError, ValidationError, messageOf } from '../core/errors.ts';
-import { atomicWriteFile, ensureDir, pathExists, sha256File, syncDir, tempSibling } from '../core/fs.ts';
+import { atomicWriteFile, ensureDir, pathExists, replaceViaTemp, sha256File, syncDir } from '../core/fs.ts';
 import type { Logger } from '../core/log.ts';
 import { nameProblem, validateName } from '../core/names.ts';
 import { DEFAULT_MTIME, packReproducible } from './pack.ts';
@@ -47,15 +47,7 @@ export interface PublishResult {
 
 /** Copy into `destDir` under a temp name, then rename: readers see the old or the new file. */
 async function placeFile(from: string, destDir: string, name: string): Promise<void> {
-  const target = path.join(destDir, name);
-  const temp = tempSibling(target, 'upload');
-  try {
-    await copyFile(from, temp);
-    await rename(temp, target);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
+  await replaceViaTemp(path.join(destDir, name), (temp) => copyFile(from, temp), { tag: 'upload' });
 }
 
 function isRemote(to: string): boolean {

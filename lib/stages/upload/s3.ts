@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import { RemoteError, WorkError, messageOf } from '../../core/errors.ts';
+import { hashFile } from '../../core/fs.ts';
 import { mapLimit } from '../../core/pool.ts';
 import { contentTypeFor } from '../../http/content-type.ts';
 import { listLocalFiles, type LocalFile } from './files.ts';
@@ -158,10 +159,8 @@ export async function etagMatches(file: string, size: number, etag: string, part
   return false;
 }
 
-export async function md5File(file: string): Promise<string> {
-  const hash = createHash('md5');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
+export function md5File(file: string): Promise<string> {
+  return hashFile(file, 'md5');
 }
 
 /** The ETag S3 gives an object uploaded in parts of `partSize`: md5(md5(part1)…md5(partN))-N. */

@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { atomicWriteFile, ensureDir, pathExists, syncDir, tempSibling } from '../../../lib/core/fs.ts';
+import { atomicWriteFile, ensureDir, hashFile, pathExists, replaceViaTemp, sha256File, syncDir, tempSibling } from '../../../lib/core/fs.ts';
 import { tmpDir } from '../../helpers.ts';
 
 const dir = tmpDir('shipkit-fsx-');
@@ -148,6 +148,37 @@ test('pathExists: files, folders, missing, dangling symlinks', async () => {
 test('syncDir never throws, even for a missing folder', async () => {
   await syncDir(fresh());
   await syncDir(path.join(dir, 'does-not-exist'));
+});
+
+test('replaceViaTemp: the filled temp file replaces the target; a failing fill leaves the old file and no temp', async () => {
+  const d = fresh();
+  const target = path.join(d, 'app.tar.gz');
+  writeFileSync(target, 'old');
+  let seen = '';
+  await replaceViaTemp(target, async (temp) => {
+    seen = temp;
+    assert.is(path.dirname(temp), d);
+    writeFileSync(temp, 'new');
+    assert.is(readFileSync(target, 'utf8'), 'old', 'readers see the old file while the new one is written');
+  }, { tag: 'upload', durable: true });
+  assert.match(path.basename(seen), /^\.app\.tar\.gz\.upload-/);
+  assert.is(readFileSync(target, 'utf8'), 'new');
+  await replaceViaTemp(target, async (temp) => {
+    writeFileSync(temp, 'half');
+    throw new Error('disk full');
+  }).then(() => assert.unreachable(), (error: Error) => assert.is(error.message, 'disk full'));
+  assert.is(readFileSync(target, 'utf8'), 'new');
+  assert.equal(readdirSync(d), ['app.tar.gz']);
+});
+
+test('hashFile: sha256 and md5 of real files, streamed', async () => {
+  const d = fresh();
+  const file = path.join(d, 'hello');
+  writeFileSync(file, 'hello world');
+  assert.is(await hashFile(file, 'md5'), '5eb63bbbe01eeed093cb22bb8f5acdc3');
+  assert.is(await sha256File(file), 'b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9');
+  writeFileSync(file, '');
+  assert.is(await hashFile(file, 'sha256'), 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
 });
 
 test.run();
