@@ -6,7 +6,7 @@ import { UsageError } from '../core/errors.ts';
 
 export type JobKind = 'build' | 'release';
 
-/** What newJobId makes: `20261121-133000-a1b2c3` (UTC time, then 24 random bits). */
+/** What newJobId makes: `20261121-133000-a1b2c3` (UTC time, then a 24-bit counter from a random start). */
 export const JOB_ID_PATTERN = /^\d{8}-\d{6}-[0-9a-f]{6}$/;
 
 // Reading accepts more than newJobId makes, so an upgrade loses nothing: logs.txt files hold ids

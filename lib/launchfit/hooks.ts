@@ -11,9 +11,9 @@ import { open, readFile, rm } from 'node:fs/promises';
 import { WorkError, messageOf } from '../core/errors.ts';
 import { atomicWriteFile } from '../core/fs.ts';
 import type { Logger } from '../core/log.ts';
+import { endProcessGroup, isGroupAlive, signalGroup } from '../core/process-group.ts';
 import type { VersionInfo } from '../release/version-file.ts';
 import type { DeployPaths } from './state.ts';
-import { groupAlive } from './supervisor.ts';
 import type { UpdateContext } from './update.ts';
 
 /** What .launchfit/hook.json holds while a hook runs. */
@@ -84,14 +84,14 @@ async function runHookGroup(opts: { hook: string; cwd: string; env: NodeJS.Proce
     const exit = await ended;
     clearTimeout(timer);
     if (exit instanceof Error) throw new WorkError(`hooks.before_symlink could not be started: ${exit.message}.`, { cause: exit });
-    if (groupAlive(pgid)) {
+    if (isGroupAlive(pgid)) {
       log.warn('hooks.before_symlink left processes running in its group; stopping them (start a daemon with setsid if it must outlive the hook)', { pgid });
-      await endGroup(pgid, LEFTOVER_GRACE_MS);
+      await endProcessGroup(pgid, { graceMs: LEFTOVER_GRACE_MS });
     }
     return { ...exit, timedOut, output: await readTail(paths.hookLog) };
   } finally {
     clearTimeout(timer);
-    if (groupAlive(pgid)) await endGroup(pgid, 0);
+    await endProcessGroup(pgid, { graceMs: 0, signal: 'SIGKILL' });
     await rm(paths.hookFile, { force: true });
   }
 }
@@ -107,10 +107,10 @@ export async function stopLeftoverHook(paths: DeployPaths, log: Logger): Promise
   } catch {
     return false;
   }
-  const ours = Number.isInteger(record.pgid) && record.pgid > 1 && groupAlive(record.pgid) && processesWithEnv(`LAUNCHFIT_HOOK_ID=${record.id}`) > 0;
+  const ours = Number.isInteger(record.pgid) && record.pgid > 1 && isGroupAlive(record.pgid) && processesWithEnv(`LAUNCHFIT_HOOK_ID=${record.id}`) > 0;
   if (ours) {
     log.warn('stopping the before_symlink hook left running by a previous launchfit', { pgid: record.pgid, hook: record.hook, startedAt: record.startedAt });
-    await endGroup(record.pgid, LEFTOVER_GRACE_MS);
+    await endProcessGroup(record.pgid, { graceMs: LEFTOVER_GRACE_MS });
   }
   await rm(paths.hookFile, { force: true });
   return ours;
@@ -128,22 +128,6 @@ function processesWithEnv(entry: string): number {
   }
   return count;
 }
-
-/** SIGTERM the group, SIGKILL what is left after `graceMs`, and wait (at most 5 s more) until it is gone. */
-async function endGroup(pgid: number, graceMs: number): Promise<void> {
-  signalGroup(pgid, graceMs > 0 ? 'SIGTERM' : 'SIGKILL');
-  const deadline = Date.now() + graceMs;
-  while (groupAlive(pgid) && Date.now() < deadline) await sleep(25);
-  if (groupAlive(pgid)) signalGroup(pgid, 'SIGKILL');
-  const until = Date.now() + 5000;
-  while (groupAlive(pgid) && Date.now() < until) await sleep(25);
-}
-
-function signalGroup(pgid: number, signal: NodeJS.Signals): void {
-  try { process.kill(-pgid, signal); } catch { /* gone */ }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function readTail(file: string): Promise<string> {
   const text = await readFile(file).catch(() => Buffer.alloc(0));
