@@ -24,8 +24,9 @@ export function isGroupAlive(pgid: number | null | undefined, procDir = '/proc')
   try {
     process.kill(-pgid, 0);
   } catch (error) {
-    // EPERM: it exists but belongs to another user (a build run as the repo's user).
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    // EPERM: members exist but belong to another user (a build run through sudo); /proc tells
+    // whether they still run.
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
   let pids: string[];
   try { pids = readdirSync(procDir).filter((name) => /^\d+$/.test(name)); } catch { return true; }
