@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, UsageError, messageOf } from '../core/errors.ts';
 import { atomicWriteFile, ensureDir, sha256File } from '../core/fs.ts';
-import { resolveSecret } from '../core/yaml-config.ts';
+import { resolveSecret } from '../core/secrets.ts';
 import { planRollout, runRollout, type RolloutReport, type Wave } from '../fleet/rollout.ts';
 import { readSlaveList, type TargetResult } from '../fleet/server-update.ts';
 import { DEFAULT_MTIME, packReproducible } from '../release/pack.ts';
