@@ -3,7 +3,7 @@
 // masked in the job log (lib/compile/masking.ts) and only ever passed through the environment.
 import path from 'node:path';
 import { configError, getKey, type ConfigDoc, type KeyPath } from '../core/yaml-config.ts';
-import { resolveSecret } from '../core/yaml-config.ts';
+import { resolveSecret } from '../core/secrets.ts';
 
 export interface BuildEnvEntry {
   name: string;
