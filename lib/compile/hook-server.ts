@@ -3,7 +3,6 @@
 // What a delivery means lives in lib/compile/webhooks.ts, the queue in lib/compile/job-queue.ts, running a job in
 // lib/compile/job-process.ts.
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { chmod, readdir, readFile, rm, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -13,6 +12,7 @@ import { resolveSecret } from '../core/secrets.ts';
 import { ConfigError, ValidationError } from '../core/errors.ts';
 import { ensureDir, pathExists } from '../core/fs.ts';
 import { acquireLock } from '../core/lock.ts';
+import { requestIdOf } from '../http/request-id.ts';
 import { HttpError, receiveBody, sendJson, startHttpServer, stopReading, type ListenAddress, type ReceivedBody, type RunningServer } from '../http/server.ts';
 import { readJobLog } from './job-log.ts';
 import { JOB_ID_PATTERN } from './job-id.ts';
@@ -130,8 +130,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
   if (allSecrets.length === 0) log.warn('no webhook secret is configured: every delivery will be refused (set secret: in the config)');
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const requestId = randomBytes(6).toString('hex');
-    res.setHeader('X-Request-Id', requestId);
+    const requestId = requestIdOf(req);
     const url = new URL(req.url ?? '/', 'http://localhost');
     const route = url.pathname;
     const refuse = (status: number, message: string, detail?: string, headers: Record<string, string> = {}) => {

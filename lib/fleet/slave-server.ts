@@ -1,11 +1,11 @@
 // The slave's HTTP edge (DESIGN §5 slave-activate --serve): signed `GET /?repo=NAME` starts an
 // activation in the background, one at a time per repo; requests that arrive during a run
 // coalesce into one more run. Knows nothing about git: it is handed an `activate` function.
-import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { messageOf } from '../core/errors.ts';
+import { requestIdOf } from '../http/request-id.ts';
 import { HttpError, pathAndQueryOf, sendJson } from '../http/server.ts';
 import type { Logger } from '../core/log.ts';
 import { readControlRequest, routeUnderPrefix } from '../http/control-request.ts';
@@ -99,8 +99,7 @@ export function createSlaveService({ secret, file, log, activate, now = Date.now
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const requestId = randomBytes(6).toString('hex');
-    const reqLog = log.child({ request: requestId });
+    const reqLog = log.child({ request: requestIdOf(req) });
     const parsed = new URL(routeUnderPrefix(pathAndQueryOf(req), prefix).route, 'http://slave.invalid');
     // The one open route: the optional file, for a browser that cannot sign.
     if (file && req.method === 'GET' && parsed.pathname === '/' && parsed.search === '' && !req.headers['x-shipkit-signature']) {

@@ -5,6 +5,7 @@ import { rm } from 'node:fs/promises';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { UsageError } from '../core/errors.ts';
+import { assignRequestId } from './request-id.ts';
 
 export class HttpError extends Error {
   override name = 'HttpError';
@@ -55,6 +56,7 @@ export async function startHttpServer(handler: Handler, options: ServerOptions):
     keepAliveTimeout: options.idleTimeoutMs ?? 5_000,
     maxHeaderSize: options.maxHeaderSize ?? 16 * 1024,
   }, (req, res) => {
+    assignRequestId(req, res);
     Promise.resolve(handler(req, res)).catch((error) => {
       const status = error instanceof HttpError ? error.status : 500;
       if (!res.headersSent) sendJson(res, status, { error: error instanceof HttpError ? error.message : 'internal error' });

@@ -6,6 +6,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { rm } from 'node:fs/promises';
 import { ConfigError, RemoteError, UsageError, ValidationError, VerificationError, WorkError, messageOf } from '../core/errors.ts';
 import { readControlRequest } from '../http/control-request.ts';
+import { requestIdOf } from '../http/request-id.ts';
 import { parseListen, sendJson, startHttpServer, type RunningServer } from '../http/server.ts';
 import type { Logger } from '../core/log.ts';
 import { createRequestVerifier } from '../http/signing.ts';
@@ -130,14 +131,14 @@ export async function startControlListener(handlers: ControlHandlers, opts: List
   const server = await startHttpServer(async (req: IncomingMessage, res: ServerResponse) => {
     const request = readControlRequest(req, { verifier, allowOwner: true });
     if (request.kind === 'refused') {
-      opts.log.warn('control request refused', { reason: request.reason, from: req.socket.remoteAddress });
+      opts.log.warn('control request refused', { request: requestIdOf(req), reason: request.reason, from: req.socket.remoteAddress });
       return sendJson(res, request.status, { error: request.error }, request.headers);
     }
     if (request.kind === 'status') return void answer(res, handlers.status).then(() => {});
     const { repo, wait } = request;
     const name = repo.split('/').pop()!;
     if (!opts.accepts(name)) return sendJson(res, 404, { error: 'unknown app', repo });
-    opts.log.info('update requested over the control listener', { repo, from: req.socket.remoteAddress });
+    opts.log.info('update requested over the control listener', { request: requestIdOf(req), repo, from: req.socket.remoteAddress });
     if (wait) {
       try {
         // The verdict the fleet master waits for: 200 installed or already current, 500 when
