@@ -12,7 +12,8 @@ import { publishRelease } from '../../lib/release/publish.ts';
 import { deliverGithub, fetchJob, pushPayload, waitForJobState } from '../fixtures/hooks/deliveries.ts';
 import { exportPublic, makePublisher } from '../fixtures/launchfit/gpg.ts';
 import { startUpdateServer } from '../fixtures/launchfit/update-server.ts';
-import { APP_SOURCE, askApp, startLaunchfit, type Launchfit } from '../fixtures/launchfit/world.ts';
+import { deployLaunchfitHosts, startLaunchfitHosts, stopLaunchfitHosts, writePipelineConfig, writeSlaveList, type LaunchfitHost } from '../fixtures/launchfit/hosts.ts';
+import { APP_SOURCE, askApp } from '../fixtures/launchfit/world.ts';
 import { freePort, makeBareRepo, runScript, startScript, tmpDir, waitFor, type Server } from '../helpers.ts';
 
 const HOOK_SECRET = `hook-${randomUUID()}`;
@@ -29,7 +30,7 @@ test('hook-server restarted during a rollout: the job is interrupted, queued aga
   const server = await startUpdateServer(updates);
   const fleetSecret = path.join(base, 'fleet-secret');
   writeFileSync(fleetSecret, `${FLEET_SECRET}\n`);
-  const hosts: Array<{ deploy: string; appPort: number; control: string; lf?: Launchfit }> = [];
+  let hosts: LaunchfitHost[] = [];
   let hook: Server | undefined;
   try {
     // Release 0.1, installed on two hosts by `launchfit deploy`, then supervised by `launchfit run`.
@@ -39,33 +40,20 @@ test('hook-server restarted during a rollout: the job is interrupted, queued aga
     writeFileSync(path.join(first, 'version.txt'), '0.1\n');
     writeFileSync(path.join(first, 'launchify.yml'), APP_YML);
     await publishRelease({ dir: first, name: 'my-app', platform: 'gnu-linux', version: '0.1', key: keys.secret, passphraseFile: keys.passFile, to: updates, log: silentLogger });
-    for (let i = 0; i < 2; i++) {
-      const deploy = path.join(base, `host${i}`, 'my-app');
-      mkdirSync(deploy, { recursive: true });
-      copyFileSync(pubAsc, path.join(deploy, 'trusted.asc'));
-      const appPort = await freePort();
-      const controlPort = await freePort();
-      writeFileSync(path.join(deploy, 'launchify.yml'), `app:\n  env:\n    PORT: ${appPort}\nupdates:\n  server: ${server.url}\n  interval: 3600\n  gpg:\n    keyfile: trusted.asc\ncontrol:\n  listen: 127.0.0.1:${controlPort}\n  secret: file:${fleetSecret}\n`);
-      const r = await runScript('launchfit', ['deploy', '--dir', deploy]);
-      assert.is(r.exitCode, 0, r.stderr);
-      hosts.push({ deploy, appPort, control: `http://127.0.0.1:${controlPort}` });
-    }
-    for (const h of hosts) h.lf = await startLaunchfit(h.deploy);
+    hosts = await deployLaunchfitHosts(base, 2, { updatesUrl: server.url, pubAsc, fleetSecretFile: fleetSecret });
+    await startLaunchfitHosts(hosts);
     for (const h of hosts) await waitFor(async () => (await askApp(h.appPort)) === '0.1', { what: 'app 0.1', timeoutMs: 30_000 });
-    const list = path.join(base, 'fleet.txt');
-    writeFileSync(list, `${hosts.map((h) => h.control).join('\n')}\n`);
+    const list = writeSlaveList(path.join(base, 'fleet.txt'), hosts.map((h) => h.control));
 
     // The site: its dist/ folder is the app; pushes build, publish and roll out.
     const repo = await makeBareRepo(path.join(base, 'git'), 'site', {
       'dist/server.cjs': readFileSync(APP_SOURCE, 'utf8'), 'dist/version.txt': '0.1\n', 'dist/launchify.yml': APP_YML,
     });
-    const config = path.join(base, 'shipkit.yml');
-    writeFileSync(config, [
-      `data: ${path.join(base, 'data')}`, 'secret: env:HOOK_SECRET', 'token: env:HOOK_TOKEN', 'repos:', '  octo/site:', `    url: ${repo.bare}`, '    timeout: 120',
-      '    steps: [pull, publish, rollout]',
-      '    publish:', '      from: dist', '      name: my-app', '      platform: gnu-linux', `      key: file:${keys.secret}`, `      passphrase: file:${keys.passFile}`, `      to: ${updates}`,
-      '    rollout:', `      list: ${list}`, `      secret: file:${fleetSecret}`, '      canary: 1', '      waves: [100%]', '      timeout: 60',
-    ].join('\n') + '\n');
+    const config = writePipelineConfig(path.join(base, 'shipkit.yml'), {
+      data: path.join(base, 'data'), name: 'octo/site', url: repo.bare, steps: ['pull', 'publish', 'rollout'],
+      publish: { from: 'dist', name: 'my-app', key: keys.secret, passFile: keys.passFile, to: updates },
+      rollout: { list, secretFile: fleetSecret, canary: 1, waves: ['100%'], timeout: 60 },
+    });
     const port = await freePort();
     const env = { HOOK_SECRET, HOOK_TOKEN: TOKEN };
     const start = () => startScript('hook-server', ['--config', config, '--listen', `127.0.0.1:${port}`, '--grace', '0.5'], { env, timeoutMs: 30_000 });
@@ -100,7 +88,7 @@ test('hook-server restarted during a rollout: the job is interrupted, queued aga
     assert.equal(readdirSync(path.join(hosts[0].deploy, 'releases')).filter((r) => r.includes('0.')).length, 2);
   } finally {
     await hook?.stop('SIGTERM');
-    for (const h of hosts) await h.lf?.stop();
+    await stopLaunchfitHosts(hosts);
     await server.close();
   }
 });
