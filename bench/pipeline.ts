@@ -1,0 +1,108 @@
+// npm run bench:pipeline [-- --runs 3 --hosts 20 --light 20,200]: push-to-live on loopback. A
+// real `git push` into a bare repo whose hook delivers to hook-server; the build pulls, installs
+// (npm, skipped when unchanged), compiles (`npm run build`), publishes a signed release and rolls
+// it out (canary 1, then 25 %, 100 %) — to real launchfit hosts (zero-downtime app, health over
+// /up), and to lightweight signed HTTP hosts that answer after 100 ms (200 launchfit processes are
+// too heavy for a 2-core machine). Measured from `git push` starting to every host answering with
+// the new version; the stages come from hook-server's job record and the job log's timestamps.
+// What shipkit adds = total − the build's own commands (pull, install and compile steps, which
+// are git and npm); the waves include the hosts' app start and health probe.
+import os from 'node:os';
+import minimist from 'minimist';
+import { askApp } from '../test/fixtures/launchfit/world.ts';
+import { startPipelineWorld, stepTimes, timedLines, type PipelineWorld } from '../test/fixtures/pipeline-world.ts';
+import { tmpDir } from '../test/helpers.ts';
+
+const args = minimist(process.argv.slice(2), { string: ['runs', 'hosts', 'light'] });
+const runs = Number(args.runs ?? 3);
+const launchfitHosts = Number(args.hosts ?? 20);
+const lightCounts = String(args.light ?? '20,200').split(',').filter(Boolean).map(Number);
+const WAVES = ['25%', '100%'];
+
+type Row = Map<string, number>;
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+
+async function allLive(w: PipelineWorld, version: string, since: number): Promise<number> {
+  if (w.light) {
+    // A light host is live when it has answered the rollout's request (after its delay).
+    return Math.max(...w.light.hosts.map((h) => Math.max(...h.hits.filter((x) => x.at >= since).map((x) => x.at)) + h.delayMs));
+  }
+  const live = new Map<string, number>();
+  const deadline = Date.now() + 120_000;
+  while (live.size < w.hosts.length && Date.now() < deadline) {
+    await Promise.all(w.hosts.filter((h) => !live.has(h.name)).map(async (h) => {
+      if ((await askApp(h.appPort, 1000))?.split(' ')[0] === version) live.set(h.name, Date.now());
+    }));
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  if (live.size < w.hosts.length) throw new Error(`only ${live.size}/${w.hosts.length} hosts answer ${version}`);
+  return Math.max(...live.values());
+}
+
+/** One push of a new app version: the stages in ms. */
+async function measurePush(w: PipelineWorld, n: number): Promise<Row> {
+  const version = `v${n}`;
+  await w.commit({ 'version.txt': `${version}\n` }, `version ${version}`);
+  const pushed = await w.push();
+  const job = await w.waitForJob(pushed.job, 300_000);
+  const log = await w.jobLog(pushed.job);
+  if (job.state !== 'succeeded') throw new Error(`job ${pushed.job} ${job.state}:\n${log}`);
+  const live = await allLive(w, version, pushed.t0);
+  const header = JSON.parse(/=== shipkit job \S+ start (\{.*\})/.exec(log)![1]) as { started: string };
+  const lines = timedLines(log, header.started);
+  const steps = stepTimes(lines);
+  const span = (name: string) => { const s = steps.get(name); return s?.end ? s.end - s.start : 0; };
+  const row: Row = new Map();
+  row.set('git push → build process started (hook, 202, queue)', Date.parse(job.started) - pushed.t0);
+  row.set('build start-up (tsx) to its first line', Date.parse(header.started) - Date.parse(job.started));
+  for (const step of ['pull', 'install', 'compile', 'publish']) row.set(`${step}${step === 'pull' ? ' (git)' : step === 'install' ? ' (npm, skipped: unchanged)' : step === 'compile' ? ' (npm run build)' : ''}`, span(step));
+  const waves = lines.flatMap((l) => { const m = /^rollout: (.+) done in (\d+) ms/.exec(l.text); return m ? [[m[1], Number(m[2])] as const] : []; });
+  for (const [name, ms] of waves) row.set(`rollout ${name}`, ms);
+  row.set('rollout step, outside the waves', span('rollout') - waves.reduce((t, [, ms]) => t + ms, 0));
+  const known = [...row.values()].reduce((a, b) => a + b, 0);
+  row.set('the rest (between steps, job end, hosts seen live)', live - pushed.t0 - known);
+  row.set('(in the first row: git push returned, 202 received)', pushed.accepted - pushed.t0);
+  row.set("(in the first row: queue, hook-server's queued → started)", Date.parse(job.started) - Date.parse(job.queued));
+  row.set('total: git push → every host answers the new version', live - pushed.t0);
+  const commands = span('pull') + span('install') + span('compile');
+  row.set("the build's own commands (pull + install + compile)", commands);
+  row.set("shipkit's share (total − the build's commands)", live - pushed.t0 - commands);
+  return row;
+}
+
+async function benchFleet(label: string, options: Parameters<typeof startPipelineWorld>[1]): Promise<{ label: string; rows: Row }> {
+  const w = await startPipelineWorld(tmpDir('shipkit-bench-pipeline-'), { canary: 1, waves: WAVES, ...options, progress: (l) => console.error(`  [${label}] ${l}`) });
+  try {
+    console.error(`  [${label}] warm-up push (first clone, npm install)`);
+    await measurePush(w, 0);
+    const all: Row[] = [];
+    for (let i = 1; i <= runs; i++) {
+      all.push(await measurePush(w, i));
+      console.error(`  [${label}] push ${i}: ${all.at(-1)!.get('total: git push → every host answers the new version')} ms`);
+    }
+    const rows: Row = new Map();
+    for (const key of all[0].keys()) rows.set(key, median(all.map((r) => r.get(key) ?? 0)));
+    return { label, rows };
+  } finally {
+    await w.stop();
+  }
+}
+
+const load = os.loadavg().map((x) => x.toFixed(1)).join(' ');
+const results: Array<{ label: string; rows: Row }> = [];
+if (launchfitHosts) results.push(await benchFleet(`${launchfitHosts} launchfit`, { hosts: launchfitHosts }));
+for (const n of lightCounts) results.push(await benchFleet(`${n} light`, { lightHosts: n, lightDelayMs: 100 }));
+
+const keys = [...new Set(results.flatMap((r) => [...r.rows.keys()]))];
+const width = Math.max(...keys.map((k) => k.length));
+console.log(`push to live, median of ${runs} pushes per fleet (after a warm-up push); canary 1, waves ${WAVES.join(', ')}`);
+console.log(`${os.cpus().length} cores, node ${process.version}, load average ${load} at the start, ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} at the end`);
+console.log(`${'ms'.padEnd(width)}  ${results.map((r) => r.label.padStart(12)).join('')}`);
+for (const key of keys) console.log(`${key.padEnd(width)}  ${results.map((r) => String(r.rows.get(key) ?? '-').padStart(12)).join('')}`);
+const share = (label: string) => results.find((r) => r.label === label)?.rows.get("shipkit's share (total − the build's commands)");
+const [small, large] = lightCounts;
+if (large !== undefined && share(`${small} light`) !== undefined) {
+  console.log(`shipkit's share grows by ${share(`${large} light`)! - share(`${small} light`)!} ms from ${small} to ${large} light hosts (goal < 500 ms); ${launchfitHosts} launchfit hosts: ${share(`${launchfitHosts} launchfit`) ?? '-'} ms (goal < 1000 ms)`);
+}
+process.exit(0);
