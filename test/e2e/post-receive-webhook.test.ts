@@ -1,0 +1,111 @@
+// hooks/post-receive-webhook: real `git push` into a bare repo with the hook installed, delivering
+// to a real hook-server (builds replaced by the recording fake build): a branch push is queued
+// with the pushed SHA; a wrong secret, missing settings, a hook-server that is down, tags and
+// other branches each say so and queue nothing.
+import { randomUUID } from 'node:crypto';
+import { chmodSync, copyFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { $ } from 'zx';
+import { FAKE_BUILD, readRuns, waitForJobState, writeConfig } from '../fixtures/hooks/deliveries.ts';
+import { ROOT, freePort, git, gitEnv, makeBareRepo, startScript, tmpDir, type Server } from '../helpers.ts';
+
+const SECRET = `hook-${randomUUID()}`;
+const TOKEN = `token-${randomUUID()}`;
+
+let base: string;
+let hook: Server;
+let repo: Awaited<ReturnType<typeof makeBareRepo>>;
+let secretFile: string;
+
+test.before(async () => {
+  base = tmpDir('shipkit-prw-');
+  const config = writeConfig(base, { repos: { 'octo/site': { timeout: 30 } } });
+  hook = await startScript('hook-server', ['--config', config], { env: { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN, SHIPKIT_BUILD_COMMAND: FAKE_BUILD } });
+  repo = await makeBareRepo(path.join(base, 'git'), 'site');
+  const file = path.join(repo.bare, 'hooks', 'post-receive');
+  copyFileSync(path.join(ROOT, 'hooks', 'post-receive-webhook'), file);
+  chmodSync(file, 0o755);
+  secretFile = path.join(base, 'secret');
+  writeFileSync(secretFile, `${SECRET}\n`);
+});
+
+test.after(async () => { await hook?.stop(); });
+
+const setConfig = (key: string, value: string) => git(repo.bare, 'config', key, value);
+const unsetConfig = (key: string) => $({ cwd: repo.bare, env: gitEnv(), nothrow: true, quiet: true })`git config --unset ${key}`;
+
+async function pushChange(ref = 'refs/heads/main') {
+  writeFileSync(path.join(repo.work, 'page.txt'), `${randomUUID()}\n`);
+  await git(repo.work, 'add', '-A');
+  await git(repo.work, 'commit', '--quiet', '-m', 'change');
+  const sha = (await git(repo.work, 'rev-parse', 'HEAD')).stdout.trim();
+  const r = await $({ cwd: repo.work, env: gitEnv(), nothrow: true, quiet: true })`git push origin ${`HEAD:${ref}`}`;
+  assert.is(r.exitCode, 0, r.stderr);
+  return { sha, output: r.stderr };
+}
+
+async function jobCount(): Promise<number> {
+  const res = await fetch(`${hook.url}/jobs`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+  return ((await res.json()) as { jobs: unknown[] }).jobs.length;
+}
+
+test('without its settings the hook says what to set and sends nothing', async () => {
+  const { output } = await pushChange();
+  assert.match(output, /remote: shipkit: set shipkit\.webhook, shipkit\.secretFile and shipkit\.repo with git config in this repository; nothing was sent/);
+  assert.is(await jobCount(), 0);
+});
+
+test('a branch push is delivered signed and queued as a job for exactly the pushed commit', async () => {
+  await setConfig('shipkit.webhook', `${hook.url}/hooks/gitea`);
+  await setConfig('shipkit.secretFile', secretFile);
+  await setConfig('shipkit.repo', 'octo/site');
+  const { sha, output } = await pushChange();
+  const id = /remote: shipkit: octo\/site main at ([0-9a-f]{40}) queued as job (\S+)/.exec(output);
+  assert.ok(id, output);
+  assert.is(id![1], sha);
+  const job = await waitForJobState(hook.url, TOKEN, id![2], ['succeeded', 'failed']);
+  assert.is(job.sha, sha);
+  assert.is(job.ref, 'refs/heads/main');
+  assert.equal(readRuns(base).started, [id![2]]);
+});
+
+test('tags and branches that do not build are reported and not sent', async () => {
+  const before = await jobCount();
+  const tag = await pushChange('refs/tags/v9');
+  assert.match(tag.output, /remote: shipkit: refs\/tags\/v9 is not a branch; nothing to build/);
+  const other = await pushChange('refs/heads/feature');
+  assert.match(other.output, /remote: shipkit: feature does not build \(building: main\)/);
+  assert.is(await jobCount(), before);
+});
+
+test('a wrong secret is refused by hook-server (401) and the hook says so; nothing is queued', async () => {
+  const before = await jobCount();
+  const wrong = path.join(base, 'wrong-secret');
+  writeFileSync(wrong, 'not the secret\n');
+  await setConfig('shipkit.secretFile', wrong);
+  try {
+    const { output } = await pushChange();
+    assert.match(output, /remote: shipkit: hook-server answered 401 for octo\/site main: /);
+    assert.not.match(output, /not the secret/);
+    assert.is(await jobCount(), before);
+  } finally {
+    await setConfig('shipkit.secretFile', secretFile);
+  }
+});
+
+test('an unreadable secret file or a hook-server that is down: the push is stored and the hook says what happened', async () => {
+  await setConfig('shipkit.secretFile', path.join(base, 'missing'));
+  const missing = await pushChange();
+  assert.match(missing.output, /remote: shipkit: cannot read the webhook secret \(shipkit\.secretFile .*missing\): ENOENT; nothing was sent/);
+  await setConfig('shipkit.secretFile', secretFile);
+  await setConfig('shipkit.webhook', `http://127.0.0.1:${await freePort()}/hooks/gitea`);
+  const down = await pushChange();
+  assert.match(down.output, /remote: shipkit: cannot reach hook-server at http:\/\/127\.0\.0\.1:\d+\/hooks\/gitea: ECONNREFUSED; the push is stored/);
+  const head = (await git(repo.bare, 'rev-parse', 'refs/heads/main')).stdout.trim();
+  assert.is(head, down.sha);
+  await unsetConfig('shipkit.webhook');
+});
+
+test.run();
