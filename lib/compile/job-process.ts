@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { atomicWriteFile, ensureDir } from '../core/fs.ts';
 import { secretEnvNames, type BuildEnvEntry } from './build-env.ts';
 import { lookupUser, type UnixAccount } from '../core/unix-user.ts';
-import { endProcessGroup, signalGroup } from '../core/process-group.ts';
+import { endProcessGroup, signalGroup, waitForGroupExit } from '../core/process-group.ts';
 import type { JobRunner } from './job-queue.ts';
 import type { Job } from './journal.ts';
 import type { Logger } from '../core/log.ts';
@@ -131,9 +131,13 @@ export function createProcessRunner(options: ProcessRunnerOptions): JobRunner {
     const result = await exited;
     clearTimeout(timeoutTimer);
     clearInterval(outputWatch);
+    // The sh wrapper dies at once on SIGTERM (ours, or hook-server's shutdown ending the group)
+    // while the build under it still writes its "interrupted" line and trailer: the group gets its
+    // grace before SIGKILL.
+    if (stopping) await stopping;
+    else if (result.signal) await waitForGroupExit(child.pid, killGraceMs);
     // Whatever the job left running in its group goes with it.
     signalGroup(child.pid, 'SIGKILL');
-    await stopping;
     await trimOutput(outputFile, keptOutputBytes).catch((error) => log.warn('could not trim job output', { job: job.id, error: (error as Error).message }));
     if (result.error) return { exit: null, reason: `could not start the job: ${result.error.message}` };
     if (stopReason) return { exit: result.code, reason: stopReason };

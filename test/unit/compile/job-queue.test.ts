@@ -211,6 +211,24 @@ test('process runner: a hanging job is killed with its whole process group at th
   await waitFor(() => { try { process.kill(sleeper, 0); return false; } catch { return true; } }, { what: 'the sleep child to be gone' });
 });
 
+test('process runner: a stopped job gets its grace to write its last lines after the sh wrapper has died', async () => {
+  const dir = tmpDir();
+  const config = path.join(dir, 'shipkit.yml');
+  writeFileSync(config, `data: ${dir}\n`);
+  const runner = createProcessRunner({
+    dataDir: dir, jobsDir: path.join(dir, 'jobs'), configFile: config, log: silentLogger, killGraceMs: 5000,
+    // As build does on SIGTERM: stop the running command, then write a last line and exit.
+    commands: { build: ['/bin/sh', '-c', "trap 'sleep 0.5; echo \"interrupted, trailer $((6 * 7)) written\"; exit 143' TERM; sleep 30 & wait", 'x'], release: [] },
+    repoSettings: () => ({ timeout: 1 }),
+  });
+  const job = { id: '20260101-000000-acacac', repo: 'o/a', kind: 'build', sha: null, ref: null, attempts: 1 } as Job;
+  const started = Date.now();
+  const outcome = await runner(job, { onSpawn() {} });
+  assert.match(outcome.reason!, /timed out after 1 s/);
+  assert.match(readFileSync(path.join(dir, 'jobs', job.id, 'output.log'), 'utf8'), /^interrupted, trailer 42 written$/m, 'the last line (the command line in the header does not match)');
+  assert.ok(Date.now() - started < 5000, 'the runner went on once the group had ended, not after the whole grace');
+});
+
 test('trimOutput keeps the head and the tail of a long output around a mark', async () => {
   const dir = tmpDir();
   const file = path.join(dir, 'output.log');
