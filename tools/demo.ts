@@ -105,7 +105,7 @@ async function main() {
   const bad = await timeline(w, await w.push(), undefined);
   const fail = bad.lines.find((l) => /^rollout: {3}FAIL/.test(l.text));
   const why = canary.lf!.output().split('\n').find((l) => l.includes('did not answer its health check'));
-  if (fail) say(`  ${ms(fail.at, bad.t0)}  canary rolled back: ${why ? why.replace(/^.*?(the new release)/, '$1') : fail.text.replace(/^rollout: {3}FAIL\s+/, '')}`);
+  if (fail) say(`  ${ms(fail.at, bad.t0)}  canary rolled back: ${why ? why.replace(/^.*?(the new release)/, '$1').replace(/; rolling back.*$/, '') : fail.text.replace(/^rollout: {3}FAIL\s+/, '')}`);
   const halted = (await fetchJob(w.hook.url, w.token, bad.job.id));
   const end = bad.lines.find((l) => l.text.startsWith('!!! step rollout failed'));
   say(`  ${ms(end?.at ?? Date.parse(halted.finished), bad.t0)}  rollout halted: job ${halted.state}${end ? `: ${end.text.replace(/^!!! step rollout failed after [\d.]+ s: /, '')}` : ''}`);
