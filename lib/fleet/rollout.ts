@@ -80,7 +80,7 @@ export async function runRollout(waves: readonly Wave[], options: RolloutOptions
       continue;
     }
     options.onWaveStart?.(wave, index);
-    const results = await notifyTargets(wave.targets, { ...options, wait: true });
+    const results = await notifyTargets(wave.targets, { ...options, wait: true, verdicts: true });
     const failed = results.filter((r) => !r.ok);
     report.waves.push({ name: wave.name, results, failed: failed.length });
     if (options.signal?.aborted) report.interrupted = true;

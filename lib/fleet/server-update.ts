@@ -80,6 +80,11 @@ export interface NotifyOptions {
   backoffMs?: number;
   /** Aborting it stops the fan-out: requests in flight end as `interrupted`, the rest are not sent. */
   signal?: AbortSignal;
+  /**
+   * A staged rollout takes each host's `&wait=1` answer as its verdict: a 500 ("rolled back") is
+   * final and not retried; only 502/503/504 (a proxy or a host restarting) and connection errors are.
+   */
+  verdicts?: boolean;
 }
 
 export interface TargetResult {
@@ -120,7 +125,7 @@ export async function notifyTarget(target: Target, options: NotifyOptions): Prom
       status = answer.status;
       if (status < 200 || status > 299) {
         error = describeHttpFailure(status, answer.body);
-        retryable = status >= 500;
+        retryable = options.verdicts ? status >= 502 && status <= 504 : status >= 500;
       }
     } catch (caught) {
       ({ error, retryable } = options.signal?.aborted ? { error: 'interrupted', retryable: false } : describeRequestError(caught, options.timeoutMs));

@@ -80,6 +80,7 @@ test('a canary that rolls itself back halts the rollout: nobody else is contacte
     assert.match(r.stdout, /FAIL {2}http:\/\/127\.0\.0\.1:\d+ {2}HTTP 500: rolled back: health check failed/);
     assert.match(r.stdout, new RegExp(`rollout halted at canary: 1 host\\(s\\) failed \\(at most 0 allowed\\): ${f.hosts[0].url}; 5 host\\(s\\) not contacted`));
     for (const h of f.hosts.slice(1)) assert.equal(h.hits, []);
+    assert.is(f.hosts[0].hits.length, 1, "a host's 500 verdict is final: not asked again");
   } finally {
     f.close();
   }
