@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { checkKnownKeys, configError, getKey, loadYamlFile, type ConfigDoc, type KeyPath } from '../core/yaml-config.ts';
 import { ConfigError } from '../core/errors.ts';
-import { nameProblem, validateFullName } from '../core/names.ts';
+import { repoFolderName, repoNameProblem, validateFullName } from '../core/names.ts';
 import { parseBuildEnv, type BuildEnvEntry } from './build-env.ts';
 import { parsePublishConfig, parseRolloutConfig, type PublishConfig, type RolloutConfig } from './pipeline-config.ts';
 import type { UploadEntry } from '../stages/upload/index.ts';
@@ -87,14 +87,7 @@ export function parseShipkitConfig(doc: ConfigDoc): ShipkitConfig {
   if (maxBody !== undefined && (!Number.isInteger(maxBody) || maxBody < 1024)) throw configError(doc, ['max_body'], 'must be a whole number of bytes, at least 1024.');
   const reposValue = getKey(doc, ['repos'], 'object') ?? {};
   const repos = new Map<string, RepoConfig>();
-  const slugs = new Map<string, string>();
-  for (const name of Object.keys(reposValue)) {
-    repos.set(name, parseRepo(doc, name));
-    // `a__b/c` and `a/b__c` (or `octo__site` and `octo/site`) would share one work folder.
-    const other = slugs.get(repoSlug(name));
-    if (other) throw configError(doc, ['repos', name], `would share its folders with ${other}; rename one of them.`);
-    slugs.set(repoSlug(name), name);
-  }
+  for (const name of Object.keys(reposValue)) repos.set(name, parseRepo(doc, name));
   return {
     file: doc.file,
     doc,
@@ -137,7 +130,7 @@ function parseRepo(doc: ConfigDoc, name: string): RepoConfig {
   try {
     validateFullName(name);
   } catch (error) {
-    throw configError(doc, keyPath, `is not a valid repository name (use owner/name with letters, digits, ".", "_", "-").`, { cause: error });
+    throw configError(doc, keyPath, `is not a valid repository name (use owner/name or group/subgroup/project with letters, digits, ".", "_", "-").`, { cause: error });
   }
   const value = getKey(doc, keyPath, 'object') ?? {};
   checkKnownKeys(doc, keyPath, REPO_KEYS);
@@ -177,8 +170,8 @@ function parseRepo(doc: ConfigDoc, name: string): RepoConfig {
 
 /** The repo's config, or a ConfigError that lists the configured ones. */
 export function getRepo(config: ShipkitConfig, name: string): RepoConfig {
-  const problem = name.split('/').map(nameProblem).find(Boolean);
-  if (problem || name.split('/').length > 2) throw new ConfigError(`Invalid repository name ${JSON.stringify(name.slice(0, 60))}: use owner/name.`);
+  // A name without "/" may be the last part of a configured one (`.github` for `owner/.github`).
+  if (repoNameProblem(name.includes('/') ? name : `owner/${name}`)) throw new ConfigError(`Invalid repository name ${JSON.stringify(name.slice(0, 60))}: use owner/name (or group/subgroup/project).`);
   const byShortName = name.includes('/') ? [] : [...config.repos.values()].filter((r) => r.name.split('/').pop() === name);
   if (!config.repos.has(name) && byShortName.length > 1) {
     throw new ConfigError(`Repository name ${name} is ambiguous in ${config.file}: use one of ${byShortName.map((r) => r.name).join(', ')}.`);
@@ -191,14 +184,9 @@ export function getRepo(config: ShipkitConfig, name: string): RepoConfig {
   return repo;
 }
 
-/** `octo/site` → `octo__site`: one safe folder name per repo. */
-export function repoSlug(name: string): string {
-  validateFullName(name);
-  return name.replace('/', '__');
-}
-
+/** DATA/repos, DATA/logs and DATA/state of a repo, each named by lib/core/names.ts repoFolderName. */
 export function repoPaths(config: Pick<ShipkitConfig, 'data'>, name: string) {
-  const slug = repoSlug(name);
+  const slug = repoFolderName(name);
   return {
     work: path.join(config.data, 'repos', slug),
     logs: path.join(config.data, 'logs', slug),

@@ -9,6 +9,7 @@ import { checkKnownKeys, configError, getKey, valueAt } from '../core/yaml-confi
 import { ConfigError, UsageError, WorkError, messageOf } from '../core/errors.ts';
 import { ensureDir } from '../core/fs.ts';
 import { lookupUser } from '../core/unix-user.ts';
+import { refNameProblem, validateShaInput } from '../core/names.ts';
 import { DEFAULT_OUTPUT_LIMITS, type OutputLimits } from './build-exec.ts';
 import { StepFailure, type BuildContext, type StepResult } from './build-context.ts';
 import type { JobKind } from './job-id.ts';
@@ -209,16 +210,23 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
   }
 }
 
-/** `refs/heads/main`, `main`, `v1.2.0`: what git accepts as a ref name, minus anything odd. */
+/**
+ * `--ref`/`--tag`: `refs/heads/main`, `main`, `v1.2.0`, `pkg@1.2.3`: the ref rule hook-server
+ * applies too (lib/core/names.ts), so every ref it answers 202 for builds.
+ */
 export function validateRef(ref: string, flag = 'ref'): string {
-  const ok = ref.length <= 200 && /^[A-Za-z0-9_][A-Za-z0-9._/+-]*$/.test(ref) && !ref.includes('..') && !ref.includes('//') && !ref.endsWith('/') && !ref.endsWith('.lock') && !ref.endsWith('.');
-  if (!ok) throw new UsageError(`Invalid --${flag} ${JSON.stringify(ref.slice(0, 70))}: use a branch or tag name such as main, refs/heads/main or v1.2.0.`);
+  const problem = refNameProblem(ref);
+  if (problem) throw new UsageError(`Invalid --${flag} ${JSON.stringify(ref.slice(0, 70))}: it ${problem}; use a branch or tag name such as main, refs/heads/main or v1.2.0.`);
   return ref;
 }
 
+/** `--sha`: 7 to 64 hex digits (a person may abbreviate), lower-cased; the rule lives in lib/core/names.ts. */
 export function validateSha(sha: string): string {
-  if (!/^[0-9a-f]{7,64}$/i.test(sha)) throw new UsageError(`Invalid --sha ${JSON.stringify(sha.slice(0, 70))}: use 7 to 64 hexadecimal digits.`);
-  return sha.toLowerCase();
+  try {
+    return validateShaInput(sha, '--sha');
+  } catch (error) {
+    throw new UsageError(messageOf(error), { cause: error });
+  }
 }
 
 /** The lines a terminal user sees when a job failed. */

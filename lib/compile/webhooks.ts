@@ -3,7 +3,7 @@
 // checked over the raw bytes, constant-time, before any parsing.
 import { createHash, createHmac, type Hmac } from 'node:crypto';
 import { ValidationError } from '../core/errors.ts';
-import { validateFullName } from '../core/names.ts';
+import { validateFullName, validatePayloadSha, validateRefName } from '../core/names.ts';
 import { safeEqual } from '../http/signing.ts';
 
 export const FORGES = ['github', 'gitea', 'gitlab'] as const;
@@ -113,11 +113,17 @@ function verifyAgainst(forge: Forge, headers: Headers, digests: Array<[string, s
   return found === undefined ? { ok: false, reason: 'signature does not match the body' } : { ok: true, secret: found };
 }
 
+/**
+ * What the forge signed about a push's place in time, for telling a replayed old delivery from a
+ * new push: GitHub's `repository.pushed_at` (seconds) and `forced`; every forge's `before`.
+ */
+export interface PushOrder { pushedAt?: number; forced?: boolean; before?: string }
+
 /** What a delivery means for shipkit. */
 export type WebhookEvent =
   | { kind: 'ping'; repo?: string }
   | { kind: 'ignored'; reason: string; repo?: string }
-  | { kind: 'push'; repo: string; ref: string; branch: string; sha: string; cloneUrl?: string }
+  | { kind: 'push'; repo: string; ref: string; branch: string; sha: string; cloneUrl?: string; order: PushOrder }
   | { kind: 'release'; repo: string; tag: string; ref: string; sha?: string; cloneUrl?: string };
 
 /** The content types a body may have; anything else is answered 415. */
@@ -161,8 +167,8 @@ export function normaliseEvent(forge: Forge, event: string, payload: Record<stri
       return { kind: 'ignored', reason: ref.startsWith('refs/tags/') ? 'tag push (releases run on release events)' : 'not a branch', repo };
     }
     const branch = validateRefName(ref.slice('refs/heads/'.length), 'branch');
-    const sha = validateSha(payload.after);
-    return { kind: 'push', repo, ref, branch, sha, cloneUrl: cloneUrlOf(payload.repository, 'clone_url') };
+    const sha = validatePayloadSha(payload.after);
+    return { kind: 'push', repo, ref, branch, sha, cloneUrl: cloneUrlOf(payload.repository, 'clone_url'), order: pushOrderOf(payload) };
   }
   if (event === 'release') {
     const repo = repoFullName(payload.repository, 'full_name');
@@ -182,8 +188,8 @@ function normaliseGitlab(event: string, payload: Record<string, unknown>): Webho
     if (/^0+$/.test(String(payload.after ?? '')) && payload.checkout_sha == null) return { kind: 'ignored', reason: 'ref deleted', repo };
     if (!ref.startsWith('refs/heads/')) return { kind: 'ignored', reason: 'not a branch', repo };
     const branch = validateRefName(ref.slice('refs/heads/'.length), 'branch');
-    const sha = validateSha(payload.checkout_sha ?? payload.after);
-    return { kind: 'push', repo, ref, branch, sha, cloneUrl: cloneUrlOf(payload.project, 'git_http_url') };
+    const sha = validatePayloadSha(payload.checkout_sha ?? payload.after);
+    return { kind: 'push', repo, ref, branch, sha, cloneUrl: cloneUrlOf(payload.project, 'git_http_url'), order: pushOrderOf(payload) };
   }
   if (event === 'Release Hook') {
     const repo = repoFullName(payload.project, 'path_with_namespace');
@@ -195,6 +201,18 @@ function normaliseGitlab(event: string, payload: Record<string, unknown>): Webho
   return { kind: 'ignored', reason: `event ${shorten(event)} is not handled` };
 }
 
+function pushOrderOf(payload: Record<string, unknown>): PushOrder {
+  const order: PushOrder = {};
+  const repository = payload.repository as Record<string, unknown> | undefined;
+  // GitHub: seconds in push events (an ISO date in others).
+  const pushedAt = repository?.pushed_at;
+  if (typeof pushedAt === 'number' && Number.isFinite(pushedAt)) order.pushedAt = pushedAt;
+  else if (typeof pushedAt === 'string' && Number.isFinite(Date.parse(pushedAt))) order.pushedAt = Date.parse(pushedAt) / 1000;
+  if (typeof payload.forced === 'boolean') order.forced = payload.forced;
+  if (typeof payload.before === 'string' && /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/.test(payload.before) && !/^0+$/.test(payload.before)) order.before = payload.before;
+  return order;
+}
+
 function repoFullName(value: unknown, key: string): string {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new ValidationError('payload has no repository object');
   const name = (value as Record<string, unknown>)[key];
@@ -202,7 +220,7 @@ function repoFullName(value: unknown, key: string): string {
   try {
     return validateFullName(name);
   } catch (error) {
-    throw new ValidationError('repository name is not a safe owner/name', { cause: error });
+    throw new ValidationError(`repository name is not a safe owner/name or group/subgroup/project: ${(error as Error).message}`, { cause: error });
   }
 }
 
@@ -232,23 +250,6 @@ function objectField(payload: Record<string, unknown>, key: string): Record<stri
   const value = payload[key];
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new ValidationError(`payload has no ${key} object`);
   return value as Record<string, unknown>;
-}
-
-export function validateSha(value: unknown): string {
-  if (typeof value !== 'string' || !/^([0-9a-f]{40}|[0-9a-f]{64})$/.test(value)) throw new ValidationError('payload has no valid commit SHA');
-  return value;
-}
-
-/** A branch or tag name as `git check-ref-format` would accept it, and never an option. */
-export function validateRefName(value: unknown, what: string): string {
-  const ok = typeof value === 'string' && value.length > 0 && value.length <= 255
-    && !/[\x00-\x20\x7f~^:?*[\\]/.test(value)
-    && !value.includes('..') && !value.includes('@{') && !value.includes('//')
-    && !value.startsWith('-') && !value.startsWith('/') && !value.startsWith('.')
-    && !value.endsWith('/') && !value.endsWith('.') && !value.endsWith('.lock')
-    && !value.split('/').some((part) => part.startsWith('.'));
-  if (!ok) throw new ValidationError(`payload has an invalid ${what} name`);
-  return value;
 }
 
 function header(headers: Headers, name: string): string | undefined {

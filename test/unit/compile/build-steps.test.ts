@@ -116,8 +116,10 @@ test('parseSteps keeps pipeline order and refuses unknown steps', () => {
 });
 
 test('validateRef and validateSha', () => {
-  for (const ok of ['main', 'refs/heads/main', 'refs/tags/v1.2.0', 'feature/x-y_z', 'v1.0.0+build']) assert.is(validateRef(ok), ok);
-  for (const bad of ['', '-x', '--upload-pack=x', '../x', 'a..b', 'a b', 'a;b', 'a$(b)', 'x/', 'x.lock', 'refs//x', 'a'.repeat(201), 'é']) {
+  // Refs hook-server answers 202 for build too (issue 10 item 12): monorepo tags, #, @, non-ASCII
+  // (`é`, `a;b` and `a$(b)` left the refused list: git accepts them, and argv is never a shell).
+  for (const ok of ['main', 'refs/heads/main', 'refs/tags/v1.2.0', 'feature/x-y_z', 'v1.0.0+build', 'pkg@1.2.3', '@scope/pkg@1.2.3', 'issue#12', 'é', '日本', 'a;b', 'a$(b)']) assert.is(validateRef(ok), ok);
+  for (const bad of ['', '-x', '--upload-pack=x', '../x', 'a..b', 'a b', 'x/', 'x.lock', 'refs//x', 'a'.repeat(256), 'x@{1}', '@', 'a\\b', '.x']) {
     assert.throws(() => validateRef(bad), isUsage, JSON.stringify(bad));
   }
   assert.is(validateSha('ABCDEF1'), 'abcdef1');

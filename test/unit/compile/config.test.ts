@@ -1,11 +1,12 @@
 // shipkit.yml (lib/compile/config.ts): defaults, wrong types named by key and line, invalid repo
-// names, getRepo, repoSlug/repoPaths, and the config file search order.
+// names, getRepo, repoPaths (folder names from lib/core/names.ts), and the config file search order.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError, ValidationError } from '../../../lib/core/errors.ts';
-import { DEFAULTS, STEPS, findConfigFile, getRepo, loadShipkitConfig, repoPaths, repoSlug } from '../../../lib/compile/config.ts';
+import { DEFAULTS, STEPS, findConfigFile, getRepo, loadShipkitConfig, repoPaths } from '../../../lib/compile/config.ts';
+import { repoFolderName } from '../../../lib/core/names.ts';
 import { tmpDir } from '../../helpers.ts';
 
 const dir = tmpDir();
@@ -135,7 +136,8 @@ for (const [label, text, line, key, message] of bad) {
   test(`wrong config: ${label} → line ${line}, ${key}`, () => configFails(text, line, key, message));
 }
 
-const badNames = ['../etc', 'octo/../etc', 'a/b/c', '.hidden', 'octo/.git', '-rf', 'x;rm -rf /', 'octo/sit\u0435', 'octo\uff0fsite', '/site', '"x\\0"'];
+// `a/b/c` left this list: GitLab subgroups are valid (issue 10 item 12); see the test below.
+const badNames = ['../etc', 'octo/../etc', 'a//c', 'a/b/', '.hidden', 'octo/.git', '-rf', 'x;rm -rf /', 'octo/sit\u0435', 'octo\uff0fsite', '/site', '"x\\0"'];
 
 for (const name of badNames) {
   test(`invalid repo name ${JSON.stringify(name)} → line of the key`, () =>
@@ -151,8 +153,15 @@ test('max_body: read as bytes; zero, negative, fractional or a string is refused
   await configFails('data: /x\nmax_body: 25MB\n', 2, 'max_body', /must be a number/);
 });
 
-test('two repos that would share a folder are refused', () =>
-  configFails('repos:\n  a/b__c:\n  a__b/c:\n', 3, 'repos.a__b/c', /would share its folders with a\/b__c/));
+test('names that once shared a folder (a/b__c, a__b/c, octo__site, octo/site) now get one each; subgroups and dot-names load', async () => {
+  const config = await loadShipkitConfig(write('data: /d\nrepos:\n  a/b__c:\n  a__b/c:\n  octo__site:\n  octo/site:\n  group/sub/app:\n  owner/.github:\n'));
+  const works = [...config.repos.keys()].map((name) => repoPaths(config, name).work);
+  assert.is(new Set(works).size, 6);
+  assert.is(repoPaths(config, 'octo/site').work, '/d/repos/octo__site');
+  assert.is(repoPaths(config, 'group/sub/app').work, '/d/repos/group__sub__app');
+  assert.is(getRepo(config, 'group/sub/app').name, 'group/sub/app');
+  assert.is(getRepo(config, '.github').name, 'owner/.github');
+});
 
 test('getRepo: full name, unique short name, unknown lists configured, ambiguous, invalid', async () => {
   const config = await loadShipkitConfig(write('repos:\n  octo/site:\n  octo/api:\n  other/api:\n  plain:\n'));
@@ -166,7 +175,7 @@ test('getRepo: full name, unique short name, unknown lists configured, ambiguous
     ['other/site', /is not in/],
     ['api', /ambiguous.*octo\/api, other\/api/],
     ['../etc', /^Invalid repository name/],
-    ['a/b/c', /^Invalid repository name/],
+    ['a/b//c', /^Invalid repository name/],
     ['', /^Invalid repository name/],
   ];
   for (const [name, pattern] of cases) {
@@ -192,15 +201,16 @@ const slugs: Array<[string, string | null]> = [
   ['site', 'site'],
   ['Octo.Org/my-site_2', 'Octo.Org__my-site_2'],
   ['../etc', null],
-  ['a/b/c', null],
+  ['a/b/c', 'a__b__c'],
+  ['a/b//c', null],
   ['octo/', null],
   ['', null],
 ];
 
 for (const [name, want] of slugs) {
-  test(`repoSlug ${JSON.stringify(name)} → ${want ?? 'ValidationError'}`, () => {
-    if (want !== null) return assert.is(repoSlug(name), want);
-    assert.throws(() => repoSlug(name), (e: unknown) => e instanceof ValidationError);
+  test(`repoFolderName ${JSON.stringify(name)} → ${want ?? 'ValidationError'}`, () => {
+    if (want !== null) return assert.is(repoFolderName(name), want);
+    assert.throws(() => repoFolderName(name), (e: unknown) => e instanceof ValidationError);
   });
 }
 

@@ -1,7 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ValidationError } from '../../../lib/core/errors.ts';
-import { bodyFormat, deliveryId, detectForge, normaliseEvent, parsePayload, validateRefName, verifyDelivery } from '../../../lib/compile/webhooks.ts';
+import { bodyFormat, deliveryId, detectForge, normaliseEvent, parsePayload, verifyDelivery } from '../../../lib/compile/webhooks.ts';
+import { validateRefName } from '../../../lib/core/names.ts';
 import { githubSignature, opensslHex, pingPayload, pushPayload, releasePayload, tagPushPayload } from '../../fixtures/hooks/deliveries.ts';
 
 const SECRET = 'It\'s a Secret to Everybody';
@@ -96,6 +97,7 @@ test('parsePayload reads a form body payload=', () => {
 test('normaliseEvent: push, release published, ping (real octokit examples)', () => {
   assert.equal(normaliseEvent('github', 'push', pushPayload('octo/site', { sha: 'b'.repeat(40) })), {
     kind: 'push', repo: 'octo/site', ref: 'refs/heads/main', branch: 'main', sha: 'b'.repeat(40), cloneUrl: 'https://github.com/octo/site.git',
+    order: { pushedAt: 1557933657, forced: false },
   });
   assert.equal(normaliseEvent('github', 'release', releasePayload('octo/site', { tag: 'v2.0' })), {
     kind: 'release', repo: 'octo/site', tag: 'v2.0', ref: 'refs/tags/v2.0', cloneUrl: 'https://github.com/octo/site.git',
@@ -121,7 +123,8 @@ const malformed: Array<[string, Record<string, unknown>, RegExp]> = [
   ['no repository', { ...pushPayload('octo/site'), repository: undefined }, /no repository/],
   ['repository without full_name', { ...pushPayload('octo/site'), repository: { name: 'site' } }, /full_name/],
   ['full_name with traversal', { ...pushPayload('octo/site'), repository: { full_name: '../../etc' } }, /safe owner\/name/],
-  ['full_name with three parts', { ...pushPayload('octo/site'), repository: { full_name: 'a/b/c' } }, /safe owner\/name/],
+  // Three parts are a GitLab subgroup now (issue 10 item 12); deeper than GitLab allows is refused.
+  ['full_name deeper than GitLab nests', { ...pushPayload('octo/site'), repository: { full_name: Array(23).fill('g').join('/') } }, /safe owner\/name/],
   ['no ref', { ...pushPayload('octo/site'), ref: undefined }, /no ref/],
   ['bad SHA', { ...pushPayload('octo/site'), after: 'HEAD; rm -rf /' }, /SHA/],
   ['branch that is an option', { ...pushPayload('octo/site'), ref: 'refs/heads/--upload-pack=evil' }, /branch/],
@@ -150,7 +153,7 @@ test('normaliseEvent: unsafe clone URLs are dropped, not passed on', () => {
 test('normaliseEvent: GitLab push and release hooks', () => {
   const project = { path_with_namespace: 'group/app', git_http_url: 'https://gitlab.example.com/group/app.git' };
   assert.equal(normaliseEvent('gitlab', 'Push Hook', { ref: 'refs/heads/main', after: 'c'.repeat(40), checkout_sha: 'c'.repeat(40), project }), {
-    kind: 'push', repo: 'group/app', ref: 'refs/heads/main', branch: 'main', sha: 'c'.repeat(40), cloneUrl: project.git_http_url,
+    kind: 'push', repo: 'group/app', ref: 'refs/heads/main', branch: 'main', sha: 'c'.repeat(40), cloneUrl: project.git_http_url, order: {},
   });
   const release = normaliseEvent('gitlab', 'Release Hook', { action: 'create', tag: 'v1', project });
   assert.is(release.kind, 'release');

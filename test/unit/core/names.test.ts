@@ -1,10 +1,13 @@
 // Names that become paths (lib/core/names.ts): every hostile name from issue 2 is refused with a
 // ValidationError that says why; plain names pass; resolveInside never leaves its root.
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ValidationError } from '../../../lib/core/errors.ts';
-import { MAX_NAME_LENGTH, nameProblem, resolveInside, validateFullName, validateName } from '../../../lib/core/names.ts';
+import {
+  MAX_NAME_LENGTH, MAX_REPO_PARTS, nameProblem, refNameProblem, repoFolderName, resolveInside, validateFullName, validateName, validatePayloadSha, validateRefName, validateShaInput,
+} from '../../../lib/core/names.ts';
 
 function throwsValidation(fn: () => unknown, pattern: RegExp) {
   try {
@@ -84,7 +87,24 @@ const fullNames: Array<[string, boolean]> = [
   ['octo/site', true],
   ['site', true],
   ['Octo-Org/my.site_2', true],
-  ['a/b/c', false],
+  // GitLab subgroups (issue 10 item 12: these were refused, so such projects could not be configured).
+  ['a/b/c', true],
+  ['group/sub/project', true],
+  [Array.from({ length: MAX_REPO_PARTS }, (_, i) => `g${i}`).join('/'), true],
+  [Array.from({ length: MAX_REPO_PARTS + 1 }, (_, i) => `g${i}`).join('/'), false],
+  // GitHub's organisation profile repos.
+  ['owner/.github', true],
+  ['octo/.github-private', true],
+  ['octo/_private', true],
+  ['octo/site.js', true],
+  ['octo/.', false],
+  ['.github', false],
+  ['.org/site', false],
+  ['octo/..', false],
+  ['octo/a..b', false],
+  ['octo/site\n', false],
+  ['octo/sit\u0430', false],
+  ['octo/ site', false],
   ['/site', false],
   ['octo/', false],
   ['octo//site', false],
@@ -104,6 +124,100 @@ for (const [name, ok] of fullNames) {
     else throwsValidation(() => validateFullName(name), /^Invalid repository /);
   });
 }
+
+// Folder names: the old spelling kept for every name it can stand for alone, no two names on one
+// folder, never ".", "..", a leading dot or a "/", and bounded in length.
+const folders: Array<[string, string]> = [
+  ['octo/site', 'octo__site'],
+  ['site', 'site'],
+  ['Octo.Org/my-site_2', 'Octo.Org__my-site_2'],
+  ['_private', '_private'],
+  ['octo/site_', 'octo__site_'],
+  ['group/sub/project', 'group__sub__project'],
+  ['owner/.github', 'owner__.github'],
+  ['a__b/c', '+a__b+c'],
+  ['a/b__c', '+a+b__c'],
+  ['a_/b', '+a_+b'],
+  ['a/_b', '+a+_b'],
+  ['octo__site', '+octo__site'],
+];
+for (const [name, want] of folders) {
+  test(`repoFolderName ${JSON.stringify(name)} → ${want}`, () => assert.is(repoFolderName(name), want));
+}
+
+test('repoFolderName is injective over names built to collide, and every folder is one safe path segment', () => {
+  const parts = ['a', 'b', '_', 'a_', '_a', 'a__b', '__', '.a', 'a.', '+', 'x'.repeat(120)].filter((p) => !nameProblem(p) || p.startsWith('.') || p.startsWith('_'));
+  const names = new Set<string>();
+  for (const p of parts) for (const q of parts) for (const r of ['', ...parts]) names.add([p, q, r].filter(Boolean).join('/'));
+  const seen = new Map<string, string>();
+  let checked = 0;
+  for (const name of names) {
+    if (validateFullNameOk(name) === false) continue;
+    const folder = repoFolderName(name);
+    checked++;
+    assert.not.ok(seen.has(folder), `${name} and ${seen.get(folder)} share ${folder}`);
+    seen.set(folder, name);
+    assert.not.ok(folder.includes('/') || folder.includes('\\') || folder.includes('..'), folder);
+    assert.not.ok(folder.startsWith('.') || folder.startsWith('-'), folder);
+    assert.ok(folder.length <= 200, `${folder.length} characters`);
+    assert.is(path.basename(folder), folder);
+  }
+  assert.ok(checked > 300, `checked ${checked}`);
+  assert.is(repoFolderName('x'.repeat(180) + '/' + 'y'.repeat(180)).length, 200);
+  assert.is.not(repoFolderName('g/' + 'x'.repeat(250)), repoFolderName('g/' + 'x'.repeat(249) + 'y'));
+  throwsValidation(() => repoFolderName('../x'), /^Invalid repository /);
+});
+
+function validateFullNameOk(name: string): boolean {
+  try {
+    validateFullName(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// Ref names, table-tested against the real `git check-ref-format` (--allow-onelevel for short
+// names). Two deliberate differences: a name starting with "-" (git takes it as a ref, a command
+// line as an option; `git check-ref-format --branch` refuses it too), and a part over 255 bytes
+// (longer than a file name may be, so no loose ref, and no forge, can hold it).
+const refs = [
+  'main', 'release/1.x', 'v1.2.3', 'feature_x-y', 'v1.0.0+build', 'pkg@1.2.3', '@scope/pkg@1.2.3', 'issue#12', 'a#b/c@d', 'a@b', '@',
+  'café', '日本/ブランチ', 'emoji-🚀', 'a..b', '..', 'a/../b', 'x@{1}', '@{-1}', 'a.lock', 'a/b.lock/c', 'a.lock/b', 'x.lockx', '.hidden',
+  'a/.b', 'a/', '/a', 'a//b', 'a.', 'a/b.', 'a b', 'a\tb', 'a\u007fb', 'a\u001bb', 'a~1', 'a^', 'a:b', 'a?', 'a*', 'a[1]', 'a\\b',
+  'a{b}', 'HEAD', 'refs/heads/main', 'refs/tags/v1', 'x'.repeat(255), 'x'.repeat(256), '-x', '--upload-pack=x', 'a-', 'a/-b',
+];
+for (const ref of refs) {
+  test(`ref name ${JSON.stringify(ref.length > 30 ? `${ref.slice(0, 8)}… (${ref.length})` : ref)} agrees with git check-ref-format`, () => {
+    const git = spawnSync('git', ['check-ref-format', '--allow-onelevel', ref]);
+    const gitSays = git.status === 0;
+    const ours = refNameProblem(ref) === undefined;
+    if (ref.startsWith('-')) {
+      assert.is(ours, false, 'an option-like name is refused');
+      assert.is.not(spawnSync('git', ['check-ref-format', '--branch', ref]).status, 0);
+    } else if (ref.length > 255) {
+      assert.is(ours, false, 'a part longer than a file name is refused');
+    } else {
+      assert.is(ours, gitSays, `git ${gitSays ? 'accepts' : 'refuses'} it, shipkit ${ours ? 'accepts' : 'refuses'} it (${refNameProblem(ref)})`);
+    }
+    if (ours) assert.is(validateRefName(ref, 'tag'), ref);
+    else throwsValidation(() => validateRefName(ref, 'tag'), /^Invalid tag name ".*": it /);
+  });
+}
+
+test('ref names git cannot be asked about (NUL, lone surrogate, over 1024 bytes) are refused', () => {
+  for (const ref of ['a\0b', 'a\ud800b', `${'x/'.repeat(600)}x`, '', 7, undefined]) assert.type(refNameProblem(ref), 'string', JSON.stringify(ref));
+  assert.match(refNameProblem('refs', { oneLevel: false })!, /full ref/);
+  assert.is(refNameProblem('refs/heads/pkg@1.2.3', { oneLevel: false }), undefined);
+});
+
+test('commit ids: 7-64 hex from a person (lower-cased), a full 40/64 from a forge', () => {
+  assert.is(validateShaInput('ABCDEF1'), 'abcdef1');
+  assert.is(validateShaInput('a'.repeat(64)), 'a'.repeat(64));
+  for (const bad of ['abc', 'xyz1234', 'a'.repeat(65), '1234567 ', '--all', 7, undefined]) throwsValidation(() => validateShaInput(bad, '--sha'), /^Invalid --sha .*7 to 64 hexadecimal/);
+  for (const good of ['b'.repeat(40), 'c'.repeat(64)]) assert.is(validatePayloadSha(good), good);
+  for (const bad of ['abcdef1', 'B'.repeat(40), 'b'.repeat(41), 'b'.repeat(63), `${'b'.repeat(40)}\n`, null]) throwsValidation(() => validatePayloadSha(bad), /full 40 or 64/);
+});
 
 const root = path.resolve('/srv/shipkit/root');
 
