@@ -29,7 +29,7 @@ import { sendBadge } from '../web/badge.ts';
 import { createHookMetrics, type HookMetrics } from '../web/hook-metrics.ts';
 import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from '../web/metrics.ts';
 import {
-  bodyFormat, createBodyVerifier, deliveryId, detectForge, eventName, missingSignature, normaliseEvent, parsePayload, type Forge,
+  bodyFormat, createBodyVerifier, deliveryId, detectForge, eventName, missingSignature, normaliseEvent, parsePayload, verifyGiteaForm, type Forge,
 } from './webhooks.ts';
 
 export const MAX_BODY = 25 * 1024 * 1024;
@@ -175,9 +175,12 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
       return refuse(status, status === 413 ? 'body too large' : status === 408 ? 'body timeout' : 'could not read body', (error as Error).message);
     }
     try {
-      const verdict = verifier.verify(forge, req.headers);
+      const giteaForm = forge === 'gitea' && format === 'form';
+      // Only a Gitea form is read before it is verified: what that forge signs is inside it.
+      let body = giteaForm ? received.buffer ?? await readFile(received.file!) : undefined;
+      const verdict = giteaForm ? verifyGiteaForm(req.headers, body!, allSecrets) : verifier.verify(forge, req.headers);
       if (!verdict.ok) return refuse(401, 'bad signature', verdict.reason);
-      const body = received.buffer ?? await readFile(received.file!);
+      body ??= received.buffer ?? await readFile(received.file!);
       const delivery = deliveryId(forge, req.headers, body);
       const rlog = log.child({ request: requestId, forge, event: event.slice(0, 40), delivery });
       let payload: Record<string, unknown>;

@@ -81,6 +81,22 @@ export function verifyDelivery(forge: Forge, headers: Headers, body: Buffer, sec
   return verifier.verify(forge, headers);
 }
 
+/**
+ * A form-encoded delivery from Gitea, Forgejo or Gogs: those forges sign the JSON payload, which
+ * the form carries URL-encoded in its one `payload=` field, not the form body itself (GitHub
+ * signs the body as sent). The field is decoded, then verified like a JSON body.
+ */
+export function verifyGiteaForm(headers: Headers, body: Buffer, secrets: readonly string[]): Verdict {
+  const signed = formPayloadField(body);
+  if (signed === undefined) return { ok: false, reason: 'form body without exactly one payload= field' };
+  return verifyDelivery('gitea', headers, Buffer.from(signed, 'utf8'), secrets);
+}
+
+function formPayloadField(body: Buffer): string | undefined {
+  const values = new URLSearchParams(body.toString('utf8')).getAll('payload');
+  return values.length === 1 ? values[0] : undefined;
+}
+
 function verifyAgainst(forge: Forge, headers: Headers, digests: Array<[string, string]>, secrets: string[]): Verdict {
   if (secrets.length === 0) return { ok: false, reason: 'no webhook secret is configured' };
   if (forge === 'gitlab') {
@@ -138,8 +154,8 @@ export function bodyFormat(contentType: string | undefined): 'json' | 'form' | u
 export function parsePayload(body: Buffer, format: 'json' | 'form'): Record<string, unknown> {
   let text = body.toString('utf8');
   if (format === 'form') {
-    const payload = new URLSearchParams(text).get('payload');
-    if (payload === null) throw new ValidationError('form body without a payload= field');
+    const payload = formPayloadField(body);
+    if (payload === undefined) throw new ValidationError('form body without a payload= field (or with two)');
     text = payload;
   }
   let value: unknown;

@@ -93,6 +93,27 @@ test('POST / detects the forge; Gitea bare-hex signature, form bodies and GitLab
   await waitForState(gitlab.json.job, ['succeeded']);
 });
 
+test('Gitea and Forgejo form-encoded deliveries (real payload, signed over the JSON as those forges do) → 202; a form signed over its body → 401', async () => {
+  const payload = JSON.parse(readFileSync('/work/shared/forge-payloads/gitea-push-event.json', 'utf8'));
+  Object.assign(payload.repository, { full_name: 'octo/site', clone_url: 'https://github.com/octo/site.git' });
+  payload.ref = 'refs/heads/main';
+  payload.after = 'f'.repeat(40);
+  const json = JSON.stringify(payload);
+  const form = new URLSearchParams({ payload: json }).toString();
+  const headers = (event: string, signed: string) => ({
+    'Content-Type': 'application/x-www-form-urlencoded', [`X-${event}-Event`]: 'push', 'X-GitHub-Event': 'push', [`X-${event}-Delivery`]: randomUUID(),
+    [`X-${event}-Signature`]: opensslHex(SECRET, signed), 'X-Hub-Signature-256': `sha256=${opensslHex(SECRET, signed)}`,
+  });
+  const gitea = await post(`${server.url}/hooks/gitea`, form, headers('Gitea', json));
+  assert.is(gitea.status, 202, JSON.stringify(gitea.json));
+  const forgejo = await post(`${server.url}/`, form.replace('ffffffff', 'fffffffe'), headers('Forgejo', json.replace('ffffffff', 'fffffffe')));
+  assert.is(forgejo.status, 202, JSON.stringify(forgejo.json));
+  const job = await waitForState(gitea.json.job, ['succeeded', 'superseded']);
+  assert.is(job.sha, 'f'.repeat(40));
+  const overBody = await post(`${server.url}/hooks/gitea`, form, headers('Gitea', form));
+  assert.is(overBody.status, 401);
+});
+
 test('hostile and unwanted deliveries: the right status, a short message with a request id, nothing queued', async () => {
   const before = jobCount();
   const runsBefore = readRuns(dir).started.length;

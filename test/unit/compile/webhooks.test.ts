@@ -1,7 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ValidationError } from '../../../lib/core/errors.ts';
-import { bodyFormat, deliveryId, detectForge, normaliseEvent, parsePayload, verifyDelivery } from '../../../lib/compile/webhooks.ts';
+import { bodyFormat, deliveryId, detectForge, normaliseEvent, parsePayload, verifyDelivery, verifyGiteaForm } from '../../../lib/compile/webhooks.ts';
 import { validateRefName } from '../../../lib/core/names.ts';
 import { githubSignature, opensslHex, pingPayload, pushPayload, releasePayload, tagPushPayload } from '../../fixtures/hooks/deliveries.ts';
 
@@ -50,6 +51,33 @@ test('Gitea/Forgejo/Gogs bare hex signature (openssl) verifies; a wrong one does
   assert.not.ok(verifyDelivery('gitea', {}, buf, [SECRET]).ok);
 });
 
+// Gitea/Forgejo/Gogs sign the JSON payload even when they send it form-encoded (services/webhook/
+// deliver.go: the HMAC is over t.PayloadContent, the body is url.Values{"payload": ...}.Encode()).
+const giteaJson = readFileSync('/work/shared/forge-payloads/gitea-push-event.json', 'utf8');
+const giteaForm = Buffer.from(new URLSearchParams({ payload: giteaJson }).toString());
+const giteaHeaders = { 'x-gitea-signature': opensslHex(SECRET, giteaJson), 'x-hub-signature-256': `sha256=${opensslHex(SECRET, giteaJson)}` };
+
+test('Gitea form delivery (real payload): the signature over the JSON in payload= verifies', () => {
+  assert.equal(verifyGiteaForm(giteaHeaders, giteaForm, [SECRET]), { ok: true, secret: SECRET });
+  assert.ok(verifyGiteaForm({ 'x-forgejo-signature': opensslHex(SECRET, giteaJson) }, giteaForm, [SECRET]).ok);
+  // The form body itself is not what Gitea signed.
+  assert.not.ok(verifyDelivery('gitea', giteaHeaders, giteaForm, [SECRET]).ok);
+});
+
+const giteaFormRefusals: Array<[string, Buffer, RegExp]> = [
+  ['payload changed', Buffer.from(new URLSearchParams({ payload: giteaJson.replace('refs/heads/master', 'refs/heads/evil') }).toString()), /does not match/],
+  ['a second payload= field', Buffer.from(`${giteaForm}&payload=%7B%7D`), /exactly one payload/],
+  ['no payload= field', Buffer.from('ref=refs%2Fheads%2Fmaster'), /exactly one payload/],
+  ['the JSON body, not a form', Buffer.from(giteaJson), /exactly one payload/],
+];
+for (const [name, form, reason] of giteaFormRefusals) {
+  test(`Gitea form delivery refused: ${name}`, () => {
+    const verdict = verifyGiteaForm(giteaHeaders, form, [SECRET]);
+    assert.is(verdict.ok, false);
+    if (!verdict.ok) assert.match(verdict.reason, reason);
+  });
+}
+
 test('GitLab X-Gitlab-Token: equal → ok, else refused', () => {
   assert.equal(verifyDelivery('gitlab', { 'x-gitlab-token': SECRET }, buf, [SECRET]), { ok: true, secret: SECRET });
   assert.not.ok(verifyDelivery('gitlab', { 'x-gitlab-token': `${SECRET}x` }, buf, [SECRET]).ok);
@@ -75,6 +103,7 @@ const badBodies: Array<[string, string, 'json' | 'form', RegExp]> = [
   ['JSON string', '"push"', 'json', /not a JSON object/],
   ['JSON null', 'null', 'json', /not a JSON object/],
   ['form without payload=', 'foo=bar', 'form', /payload=/],
+  ['form with two payload= fields', 'payload=%7B%7D&payload=%7B%7D', 'form', /payload=/],
   ['form with broken payload', 'payload=%7B', 'form', /not valid JSON/],
 ];
 for (const [name, text, format, message] of badBodies) {
