@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { chown, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { ensureDir, tempSibling } from '../core/fs.ts';
+import { redactUrls } from '../core/redact.ts';
 import { runLogged } from './build-exec.ts';
 import { gitQuery, run, StepFailure, type BuildContext, type StepResult } from './build-context.ts';
 
@@ -42,8 +43,14 @@ export async function pullStep(ctx: BuildContext): Promise<StepResult> {
   } else {
     // A git killed mid-way (timeout, reboot) leaves its lock; the job lock says no git of ours runs.
     for (const lock of ['index.lock', 'shallow.lock', 'HEAD.lock']) await rm(path.join(work, '.git', lock), { force: true });
-    if (url && url !== (await gitQuery(ctx, ['remote', 'get-url', 'origin']))) {
-      await run(ctx, ['git', 'remote', 'set-url', 'origin', url], { what: `git remote set-url origin ${url}` });
+    // The remote is pinned at the first clone: --url (hook-server passes the payload's clone_url)
+    // only makes the first clone and never re-points it; a changed `url:` in shipkit.yml does.
+    const origin = await gitQuery(ctx, ['remote', 'get-url', 'origin']);
+    if (ctx.url && origin !== undefined && ctx.url !== origin) {
+      throw new StepFailure(`${ctx.repo.name}'s clone fetches from ${redactUrls(origin)}; --url ${redactUrls(ctx.url)} would re-point it, which is refused. Set url: for it in shipkit.yml to move it.`);
+    }
+    if (ctx.repo.url && ctx.repo.url !== origin) {
+      await run(ctx, ['git', 'remote', 'set-url', 'origin', ctx.repo.url], { what: `git remote set-url origin ${ctx.repo.url}` });
     }
   }
   await run(ctx, ['git', 'fetch', '--force', '--prune', '--tags', 'origin', '+refs/heads/*:refs/remotes/origin/*']);

@@ -179,6 +179,24 @@ test('normaliseEvent: unsafe clone URLs are dropped, not passed on', () => {
   assert.is(event.kind === 'push' && event.cloneUrl, undefined);
 });
 
+test('normaliseEvent: a clone URL with credentials refuses the delivery without repeating them; ssh user names pass', () => {
+  for (const url of ['https://x-access-token:ghs_s3cret@github.com/octo/site.git', 'http://ghp_s3cret@github.com/octo/site.git', 'ssh://git:s3cret@host/x.git']) {
+    const payload = pushPayload('octo/site', { cloneUrl: url });
+    try {
+      normaliseEvent('github', 'push', payload);
+      assert.unreachable(url);
+    } catch (error) {
+      assert.instance(error, ValidationError);
+      assert.match((error as Error).message, /carries credentials/);
+      assert.not.ok((error as Error).message.includes('s3cret'));
+    }
+  }
+  for (const url of ['ssh://git@github.com/octo/site.git', 'git@github.com:octo/site.git', 'https://github.com/octo/site.git']) {
+    const event = normaliseEvent('github', 'push', pushPayload('octo/site', { cloneUrl: url }));
+    assert.is(event.kind === 'push' && event.cloneUrl, url);
+  }
+});
+
 test('normaliseEvent: GitLab push and release hooks', () => {
   const project = { path_with_namespace: 'group/app', git_http_url: 'https://gitlab.example.com/group/app.git' };
   assert.equal(normaliseEvent('gitlab', 'Push Hook', { ref: 'refs/heads/main', after: 'c'.repeat(40), checkout_sha: 'c'.repeat(40), project }), {

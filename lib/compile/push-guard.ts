@@ -1,0 +1,159 @@
+// What hook-server remembers per repo so a signed delivery cannot take the site somewhere the
+// forge did not just push: the clone's remote, pinned at the first clone (a payload's clone_url
+// never re-points it), and the pushes accepted per branch (a replayed older push is answered
+// `superseded` and not built). Kept in DATA/pushes/FOLDER.json, written through temp + rename.
+import { access, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { $ } from 'zx';
+import { atomicWriteFile, ensureDir } from '../core/fs.ts';
+import { repoFolderName } from '../core/names.ts';
+import { redactUrls } from '../core/redact.ts';
+import type { PushOrder } from './webhooks.ts';
+
+/** Accepted pushes remembered per branch, newest first. */
+const HISTORY = 20;
+
+export interface AcceptedPush { sha: string; pushedAt?: number; job: string; at: string }
+export interface RepoPushState { remote?: string; branches: Record<string, AcceptedPush[]> }
+
+export interface Delivery {
+  repo: string;
+  /** The repo's `url:` from shipkit.yml; when set, the payload's clone_url is not used at all. */
+  configuredUrl?: string;
+  cloneUrl?: string;
+  push?: { branch: string; sha: string; order: PushOrder };
+}
+
+export type Judgement =
+  | { verdict: 'accept' }
+  | { verdict: 'superseded'; reason: string }
+  | { verdict: 'refused'; reason: string };
+
+export interface PushGuardOptions {
+  dataDir: string;
+  /** The repo's clone (DATA/repos/FOLDER), read for its origin and for ancestry. */
+  workDir: (repo: string) => string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export function createPushGuard(options: PushGuardOptions) {
+  const dir = path.join(options.dataDir, 'pushes');
+  const chains = new Map<string, Promise<unknown>>();
+  const stateFile = (repo: string) => path.join(dir, `${repoFolderName(repo)}.json`);
+  const git = (repo: string) => (args: string[]) => gitIn(options.workDir(repo), args, options.env ?? process.env);
+
+  return {
+    /** Run `fn` alone for `repo`: its deliveries are judged and recorded one at a time. */
+    serial<T>(repo: string, fn: () => Promise<T>): Promise<T> {
+      const previous = chains.get(repo) ?? Promise.resolve();
+      const next = previous.then(fn, fn);
+      const settled = next.catch(() => undefined);
+      chains.set(repo, settled);
+      void settled.then(() => { if (chains.get(repo) === settled) chains.delete(repo); });
+      return next;
+    },
+
+    async judge(delivery: Delivery): Promise<Judgement> {
+      const state = await readState(stateFile(delivery.repo));
+      const run = git(delivery.repo);
+      if (!delivery.configuredUrl && delivery.cloneUrl) {
+        const pinned = state.remote ?? await originOf(run);
+        if (pinned !== undefined && pinned !== delivery.cloneUrl) {
+          return { verdict: 'refused', reason: `the payload's clone URL ${redactUrls(delivery.cloneUrl)} is not the remote pinned at the first clone (${redactUrls(pinned)}); set url: for ${delivery.repo} in shipkit.yml to move it` };
+        }
+      }
+      if (!delivery.push) return { verdict: 'accept' };
+      return judgePush(state.branches[delivery.push.branch] ?? [], delivery.push, (a, b) => isAncestor(run, a, b));
+    },
+
+    /** Remember an accepted delivery (after its job was queued). */
+    async record(delivery: Delivery, job: string, now = new Date()): Promise<void> {
+      const file = stateFile(delivery.repo);
+      const state = await readState(file);
+      if (!delivery.configuredUrl && delivery.cloneUrl && state.remote === undefined) {
+        state.remote = await originOf(git(delivery.repo)) ?? delivery.cloneUrl;
+      }
+      if (delivery.push) {
+        const { branch, sha, order } = delivery.push;
+        const entry: AcceptedPush = { sha, job, at: now.toISOString(), ...(order.pushedAt !== undefined ? { pushedAt: order.pushedAt } : {}) };
+        state.branches[branch] = [entry, ...(state.branches[branch] ?? []).filter((p) => p.sha !== sha)].slice(0, HISTORY);
+      }
+      await ensureDir(dir, 0o700);
+      await atomicWriteFile(file, `${JSON.stringify(state)}\n`, { mode: 0o600 });
+    },
+  };
+}
+
+export type PushGuard = ReturnType<typeof createPushGuard>;
+
+/**
+ * Is this push older than the newest one accepted for its branch? By the push time the forge
+ * signed (GitHub's `repository.pushed_at`) when both have one; else by ancestry in the clone —
+ * unless the push was forced (GitHub's `forced`, or a `before` that is not an ancestor of the
+ * new commit: the branch was rewound on purpose) or starts where the newest one ended.
+ */
+export async function judgePush(history: AcceptedPush[], push: { sha: string; order: PushOrder }, isAncestorOf: (a: string, b: string) => Promise<boolean | undefined>): Promise<Judgement> {
+  const newest = history[0];
+  if (!newest || push.sha === newest.sha) return { verdict: 'accept' };
+  const { pushedAt, forced, before } = push.order;
+  if (pushedAt !== undefined && newest.pushedAt !== undefined) {
+    return pushedAt < newest.pushedAt
+      ? { verdict: 'superseded', reason: `pushed at ${iso(pushedAt)}, before the push of ${newest.sha.slice(0, 12)} (${iso(newest.pushedAt)})` }
+      : { verdict: 'accept' };
+  }
+  if (forced === true || before === newest.sha) return { verdict: 'accept' };
+  let older: AcceptedPush | undefined = history.slice(1).find((p) => p.sha === push.sha);
+  for (const known of history) {
+    if (older) break;
+    if (await isAncestorOf(push.sha, known.sha)) older = known;
+  }
+  if (!older) return { verdict: 'accept' };
+  if (before !== undefined && (await isAncestorOf(before, push.sha)) === false) return { verdict: 'accept' };
+  return { verdict: 'superseded', reason: `${push.sha.slice(0, 12)} is not newer than ${older.sha.slice(0, 12)}, built for job ${older.job}, and the push was not forced` };
+}
+
+async function isAncestor(git: GitRunner, a: string, b: string): Promise<boolean | undefined> {
+  if (a === b) return false;
+  const { code } = await git(['merge-base', '--is-ancestor', a, b]);
+  return code === 0 ? true : code === 1 ? false : undefined;
+}
+
+async function originOf(git: GitRunner): Promise<string | undefined> {
+  const { code, stdout } = await git(['config', '--local', '--get', 'remote.origin.url']);
+  return code === 0 && stdout.trim() ? stdout.trim() : undefined;
+}
+
+type GitRunner = (args: string[]) => Promise<{ code: number | null; stdout: string }>;
+
+// A read-only git query in a clone hook-server may not own (a build user's, whose builds could
+// edit its .git/config): no hook variables, no user or system config, nothing the repo's config
+// could make git run (fsmonitor, hooks, pager), ownership vouched for on the command line.
+async function gitIn(work: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string }> {
+  const gitDir = path.join(work, '.git');
+  try {
+    await access(gitDir);
+  } catch {
+    return { code: null, stdout: '' };
+  }
+  const result = await $({
+    quiet: true, nothrow: true, timeout: 10_000,
+    env: { PATH: env.PATH ?? '/usr/bin:/bin', HOME: env.HOME ?? '/', LANG: 'C', GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' },
+  })`git --no-pager -c safe.directory=* -c core.fsmonitor=false -c core.hooksPath=/dev/null --git-dir ${gitDir} ${args}`;
+  return { code: result.exitCode, stdout: result.stdout };
+}
+
+async function readState(file: string): Promise<RepoPushState> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { branches: {} };
+    throw error;
+  }
+  const value = JSON.parse(text) as Partial<RepoPushState>;
+  return { ...(typeof value.remote === 'string' ? { remote: value.remote } : {}), branches: value.branches && typeof value.branches === 'object' ? value.branches : {} };
+}
+
+function iso(seconds: number): string {
+  return new Date(seconds * 1000).toISOString();
+}
