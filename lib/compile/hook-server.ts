@@ -210,31 +210,30 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
         rlog.info('push to another branch ignored', { repo: repo.name, branch: meaning.branch });
         return sendJson(res, 200, { ok: true, ignored: `push to ${meaning.branch} (builds run on ${repo.branch})` });
       }
-      // Judged and recorded one delivery of a repo at a time (lib/compile/push-guard.ts).
+      // A replayed older push, or another clone URL than the pinned one (lib/compile/push-guard.ts).
       const admitted = { repo: repo.name, configuredUrl: repo.url, cloneUrl: meaning.cloneUrl, push: meaning.kind === 'push' ? { branch: meaning.branch, sha: meaning.sha, order: meaning.order } : undefined };
-      return await guard.serial(repo.name, async () => {
-        const judgement = await guard.judge(admitted);
-        if (judgement.verdict === 'refused') return refuse(400, 'clone URL refused', judgement.reason);
-        if (judgement.verdict === 'superseded') {
-          rlog.warn('push older than the last one accepted for its branch: not built', { repo: repo.name, sha: meaning.kind === 'push' ? meaning.sha : undefined, reason: judgement.reason });
-          return sendJson(res, 200, { ok: true, state: 'superseded' });
-        }
-        let result;
-        try {
-          result = meaning.kind === 'push'
-            ? await queue.enqueue({ repo: repo.name, kind: 'build', sha: meaning.sha, ref: meaning.ref, branch: meaning.branch, cloneUrl: meaning.cloneUrl, deliveryId: delivery, forge })
-            : await queue.enqueue({ repo: repo.name, kind: 'release', tag: meaning.tag, ref: meaning.ref, cloneUrl: meaning.cloneUrl, deliveryId: delivery, forge });
-        } catch (error) {
-          return refuse(503, 'not accepting jobs now, retry later', (error as Error).message);
-        }
-        if (result.duplicate) {
-          rlog.info('delivery already queued or running', { job: result.job.id });
-          return sendJson(res, 200, { job: result.job.id, duplicate: true, state: result.job.state });
-        }
-        await guard.record(admitted, result.job.id).catch((error) => rlog.error('could not remember the accepted push; a replay of an older one may build', { job: result.job.id, error: (error as Error).message }));
-        rlog.info('job queued', { job: result.job.id, repo: repo.name, kind: result.job.kind, sha: result.job.sha ?? undefined, tag: result.job.tag ?? undefined });
-        return sendJson(res, 202, { job: result.job.id });
-      });
+      const admission = await guard.admit(admitted);
+      if (admission.verdict === 'refused') return refuse(400, 'clone URL refused', admission.reason);
+      if (admission.verdict === 'superseded') {
+        rlog.warn('push older than the last one accepted for its branch: not built', { repo: repo.name, sha: admitted.push?.sha, reason: admission.reason });
+        return sendJson(res, 200, { ok: true, state: 'superseded' });
+      }
+      let result;
+      try {
+        result = meaning.kind === 'push'
+          ? await queue.enqueue({ repo: repo.name, kind: 'build', sha: meaning.sha, ref: meaning.ref, branch: meaning.branch, cloneUrl: meaning.cloneUrl, deliveryId: delivery, forge })
+          : await queue.enqueue({ repo: repo.name, kind: 'release', tag: meaning.tag, ref: meaning.ref, cloneUrl: meaning.cloneUrl, deliveryId: delivery, forge });
+      } catch (error) {
+        admission.undo();
+        return refuse(503, 'not accepting jobs now, retry later', (error as Error).message);
+      }
+      await guard.persist(repo.name).catch((error: Error) => rlog.error('could not write the accepted push to DATA/pushes; after a restart a replay of an older one may build', { error: error.message }));
+      if (result.duplicate) {
+        rlog.info('delivery already queued or running', { job: result.job.id });
+        return sendJson(res, 200, { job: result.job.id, duplicate: true, state: result.job.state });
+      }
+      rlog.info('job queued', { job: result.job.id, repo: repo.name, kind: result.job.kind, sha: result.job.sha ?? undefined, tag: result.job.tag ?? undefined });
+      return sendJson(res, 202, { job: result.job.id });
     } finally {
       if (received.file) await rm(received.file, { force: true });
     }

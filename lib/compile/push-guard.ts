@@ -13,7 +13,7 @@ import type { PushOrder } from './webhooks.ts';
 /** Accepted pushes remembered per branch, newest first. */
 const HISTORY = 20;
 
-export interface AcceptedPush { sha: string; pushedAt?: number; job: string; at: string }
+export interface AcceptedPush { sha: string; pushedAt?: number; at: string }
 export interface RepoPushState { remote?: string; branches: Record<string, AcceptedPush[]> }
 
 export interface Delivery {
@@ -36,51 +36,109 @@ export interface PushGuardOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+export type Admission = Exclude<Judgement, { verdict: 'accept' }> | { verdict: 'accept'; undo(): void };
+
+/**
+ * Deliveries of one repo are judged one at a time against what was accepted before (kept in
+ * memory, loaded once from DATA/pushes); an accepted one is remembered at once, so the next
+ * delivery is judged against it even while its job is being journaled, and written to disk by
+ * `persist`, which lets concurrent deliveries share one write (as the journal shares fsyncs).
+ */
 export function createPushGuard(options: PushGuardOptions) {
   const dir = path.join(options.dataDir, 'pushes');
   const chains = new Map<string, Promise<unknown>>();
+  const states = new Map<string, Promise<RepoPushState>>();
+  const writers = new Map<string, () => Promise<void>>();
   const stateFile = (repo: string) => path.join(dir, `${repoFolderName(repo)}.json`);
   const git = (repo: string) => (args: string[]) => gitIn(options.workDir(repo), args, options.env ?? process.env);
+  const load = (repo: string) => {
+    let state = states.get(repo);
+    if (!state) {
+      state = readState(stateFile(repo));
+      states.set(repo, state);
+      state.catch(() => states.delete(repo));
+    }
+    return state;
+  };
+
+  function serial<T>(repo: string, fn: () => Promise<T>): Promise<T> {
+    const next = (chains.get(repo) ?? Promise.resolve()).then(fn, fn);
+    const settled = next.catch(() => undefined);
+    chains.set(repo, settled);
+    void settled.then(() => { if (chains.get(repo) === settled) chains.delete(repo); });
+    return next;
+  }
+
+  async function judge(delivery: Delivery, state: RepoPushState): Promise<Judgement> {
+    const run = git(delivery.repo);
+    if (!delivery.configuredUrl && delivery.cloneUrl) {
+      const pinned = state.remote ?? await originOf(run);
+      if (pinned !== undefined && pinned !== delivery.cloneUrl) {
+        return { verdict: 'refused', reason: `the payload's clone URL ${redactUrls(delivery.cloneUrl)} is not the remote pinned at the first clone (${redactUrls(pinned)}); set url: for ${delivery.repo} in shipkit.yml to move it` };
+      }
+    }
+    if (!delivery.push) return { verdict: 'accept' };
+    const { sha } = delivery.push;
+    // A commit the clone does not have (a new push) is nobody's ancestor there: no need to ask.
+    const known = (await run(['cat-file', '-e', `${sha}^{commit}`])).code === 0;
+    return judgePush(state.branches[delivery.push.branch] ?? [], delivery.push, async (a, b) => a === sha && !known ? undefined : isAncestor(run, a, b));
+  }
 
   return {
-    /** Run `fn` alone for `repo`: its deliveries are judged and recorded one at a time. */
-    serial<T>(repo: string, fn: () => Promise<T>): Promise<T> {
-      const previous = chains.get(repo) ?? Promise.resolve();
-      const next = previous.then(fn, fn);
-      const settled = next.catch(() => undefined);
-      chains.set(repo, settled);
-      void settled.then(() => { if (chains.get(repo) === settled) chains.delete(repo); });
-      return next;
-    },
+    serial,
 
-    async judge(delivery: Delivery): Promise<Judgement> {
-      const state = await readState(stateFile(delivery.repo));
-      const run = git(delivery.repo);
-      if (!delivery.configuredUrl && delivery.cloneUrl) {
-        const pinned = state.remote ?? await originOf(run);
-        if (pinned !== undefined && pinned !== delivery.cloneUrl) {
-          return { verdict: 'refused', reason: `the payload's clone URL ${redactUrls(delivery.cloneUrl)} is not the remote pinned at the first clone (${redactUrls(pinned)}); set url: for ${delivery.repo} in shipkit.yml to move it` };
+    /** Judge a delivery; an accepted one is remembered at once (`undo` forgets it again, if its job could not be queued). */
+    admit(delivery: Delivery, now = new Date()): Promise<Admission> {
+      return serial(delivery.repo, async () => {
+        const state = await load(delivery.repo);
+        const judgement = await judge(delivery, state);
+        if (judgement.verdict !== 'accept') return judgement;
+        const before = { remote: state.remote, branch: delivery.push ? state.branches[delivery.push.branch] : undefined };
+        if (!delivery.configuredUrl && delivery.cloneUrl) state.remote ??= delivery.cloneUrl;
+        if (delivery.push) {
+          const { branch, sha, order } = delivery.push;
+          const entry: AcceptedPush = { sha, at: now.toISOString(), ...(order.pushedAt !== undefined ? { pushedAt: order.pushedAt } : {}) };
+          state.branches[branch] = [entry, ...(state.branches[branch] ?? []).filter((p) => p.sha !== sha)].slice(0, HISTORY);
         }
-      }
-      if (!delivery.push) return { verdict: 'accept' };
-      return judgePush(state.branches[delivery.push.branch] ?? [], delivery.push, (a, b) => isAncestor(run, a, b));
+        return {
+          verdict: 'accept',
+          undo() {
+            state.remote = before.remote;
+            if (delivery.push) state.branches[delivery.push.branch] = before.branch ?? [];
+          },
+        };
+      });
     },
 
-    /** Remember an accepted delivery (after its job was queued). */
-    async record(delivery: Delivery, job: string, now = new Date()): Promise<void> {
-      const file = stateFile(delivery.repo);
-      const state = await readState(file);
-      if (!delivery.configuredUrl && delivery.cloneUrl && state.remote === undefined) {
-        state.remote = await originOf(git(delivery.repo)) ?? delivery.cloneUrl;
+    /** Write what was accepted for `repo` to disk; calls while a write runs share the next one. */
+    persist(repo: string): Promise<void> {
+      let write = writers.get(repo);
+      if (!write) {
+        write = coalesce(async () => {
+          await ensureDir(dir, 0o700);
+          await atomicWriteFile(stateFile(repo), `${JSON.stringify(await load(repo))}\n`, { mode: 0o600 });
+        });
+        writers.set(repo, write);
       }
-      if (delivery.push) {
-        const { branch, sha, order } = delivery.push;
-        const entry: AcceptedPush = { sha, job, at: now.toISOString(), ...(order.pushedAt !== undefined ? { pushedAt: order.pushedAt } : {}) };
-        state.branches[branch] = [entry, ...(state.branches[branch] ?? []).filter((p) => p.sha !== sha)].slice(0, HISTORY);
-      }
-      await ensureDir(dir, 0o700);
-      await atomicWriteFile(file, `${JSON.stringify(state)}\n`, { mode: 0o600 });
+      return write();
     },
+  };
+}
+
+/** `run` at most once at a time; callers that come while it runs share the one run after it. */
+function coalesce(run: () => Promise<void>): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  let queued: Promise<void> | undefined;
+  const start = (): Promise<void> => {
+    const current = run().finally(() => { if (running === current) running = undefined; });
+    running = current;
+    return current;
+  };
+  return () => {
+    if (queued) return queued;
+    if (!running) return start();
+    queued = running.catch(() => undefined).then(() => { queued = undefined; return start(); });
+    return queued;
   };
 }
 
@@ -109,7 +167,7 @@ export async function judgePush(history: AcceptedPush[], push: { sha: string; or
   }
   if (!older) return { verdict: 'accept' };
   if (before !== undefined && (await isAncestorOf(before, push.sha)) === false) return { verdict: 'accept' };
-  return { verdict: 'superseded', reason: `${push.sha.slice(0, 12)} is not newer than ${older.sha.slice(0, 12)}, built for job ${older.job}, and the push was not forced` };
+  return { verdict: 'superseded', reason: `${push.sha.slice(0, 12)} is not newer than ${older.sha.slice(0, 12)}, accepted at ${older.at}, and the push was not forced` };
 }
 
 async function isAncestor(git: GitRunner, a: string, b: string): Promise<boolean | undefined> {

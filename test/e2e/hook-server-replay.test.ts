@@ -12,7 +12,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { githubSignature, post, pushPayload, waitForJobState, writeConfig } from '../fixtures/hooks/deliveries.ts';
-import { git, makeBareRepo, runScript, startScript, tmpDir, type Server } from '../helpers.ts';
+import { git, makeBareRepo, runScript, startScript, tmpDir, waitFor, type Server } from '../helpers.ts';
 
 const SECRET = `secret-${randomUUID()}`;
 const TOKEN = `token-${randomUUID()}`;
@@ -73,7 +73,7 @@ test('a replayed older push is superseded, by signed push time (GitHub) and by a
     assert.is(replay.status, 200, JSON.stringify(replay.json));
     assert.is(replay.json.state, 'superseded');
     assert.is(await jobCount(server), jobs, 'no job for the replay');
-    assert.match(server.output(), /push older than the last one accepted for its branch: not built.*before the push of/);
+    await waitFor(() => /push older than the last one accepted for its branch: not built.*before the push of/.test(server.output()), { what: 'the superseded line in the log' });
 
     // A forced push back to c1 is a deliberate rollback: it builds.
     await git(site.work, 'push', '--quiet', '--force', 'origin', `${c1}:refs/heads/main`);
@@ -153,7 +153,7 @@ async function checkPinned(dir: string, reposUrl: string, good: { first: string 
     const moved = await send(server, '/hooks/github', await githubPush('octo/pinned', evil.first, { pushedAt: 2_000, before: good.first }, `${repos.url}/evil.git`));
     assert.is(moved.status, 400, JSON.stringify(moved.json));
     assert.is(moved.json.error, 'clone URL refused');
-    assert.match(server.output(), /request refused .*evil\.git is not the remote pinned at the first clone/);
+    await waitFor(() => /request refused .*evil\.git is not the remote pinned at the first clone/.test(server.output()), { what: 'the refusal in the log' });
     assert.is(await jobCount(server), jobs, 'nothing queued');
     assert.is((await git(work, 'remote', 'get-url', 'origin')).stdout.trim(), goodUrl, 'origin unchanged');
     assert.is(await head(work), good.first);
@@ -162,6 +162,7 @@ async function checkPinned(dir: string, reposUrl: string, good: { first: string 
     const withCredentials = await send(server, '/hooks/github', await githubPush('octo/pinned', good.first, { pushedAt: 3_000, before: good.first }, `${repos.url.replace('http://', `http://deploy:${token}@`)}/good.git`));
     assert.is(withCredentials.status, 400);
     assert.is(await jobCount(server), jobs);
+    await waitFor(() => /request refused .*carries credentials/.test(server.output()), { what: 'the refusal in the log' });
     assert.not.ok(server.output().includes(token), 'not in hook-server\'s log');
     for (const file of listFiles(path.join(dir, 'data'))) assert.not.ok(readFileSync(file).includes(token), `not in ${file}`);
   } finally {

@@ -194,7 +194,8 @@ test('26 MB bodies: 413 while reading (declared or streamed), and the server doe
 });
 
 test('a large signed delivery (past the in-memory size, spooled to disk) is verified and queued; the spool file is removed', async () => {
-  const payload = { ...pushPayload('group/app', { sha: 'c'.repeat(40) }), padding: 'x'.repeat(2 * 1024 * 1024) };
+  // group/app's remote was pinned by its GitLab deliveries: the same clone URL here.
+  const payload = { ...pushPayload('group/app', { sha: 'c'.repeat(40), cloneUrl: 'https://gitlab.example.com/group/app.git' }), padding: 'x'.repeat(2 * 1024 * 1024) };
   const res = await deliverGithub(server.url, 'push', payload, SECRET);
   assert.is(res.status, 202);
   assert.match(res.json.job, /^\d{8}-\d{6}-[0-9a-f]{6}$/);

@@ -10,7 +10,7 @@ import { git, makeBareRepo, tmpDir } from '../../helpers.ts';
 const A = 'a'.repeat(40);
 const B = 'b'.repeat(40);
 const C = 'c'.repeat(40);
-const accepted = (sha: string, pushedAt?: number): AcceptedPush => ({ sha, job: `job-${sha[0]}`, at: '2026-11-22T00:00:00Z', ...(pushedAt ? { pushedAt } : {}) });
+const accepted = (sha: string, pushedAt?: number): AcceptedPush => ({ sha, at: '2026-11-22T00:00:00Z', ...(pushedAt ? { pushedAt } : {}) });
 // A is the oldest commit, then B, then C (A is an ancestor of B and C; B of C).
 const order = [A, B, C];
 const ancestry = async (x: string, y: string) => order.includes(x) && order.includes(y) ? order.indexOf(x) < order.indexOf(y) : undefined;
@@ -48,36 +48,42 @@ test('createPushGuard with a real clone: ancestry, durable history, a pinned rem
   const url = origin.bare;
 
   // An existing clone (an upgrade, no state yet): its origin is the pin.
-  assert.match(assertReason(await guard.judge({ repo: 'octo/site', cloneUrl: 'https://evil.example.com/x.git' })), /evil\.example\.com.*not the remote pinned at the first clone/);
-  assert.is((await guard.judge({ repo: 'octo/site', cloneUrl: url })).verdict, 'accept');
+  assert.match(assertReason(await guard.admit({ repo: 'octo/site', cloneUrl: 'https://evil.example.com/x.git' })), /evil\.example\.com.*not the remote pinned at the first clone/);
   // A configured url: the payload's clone URL is not used, so not judged.
-  assert.is((await guard.judge({ repo: 'octo/site', configuredUrl: url, cloneUrl: 'https://other.example.com/x.git' })).verdict, 'accept');
+  assert.is((await guard.admit({ repo: 'octo/site', configuredUrl: url, cloneUrl: 'https://other.example.com/x.git' })).verdict, 'accept');
 
   const push = (sha: string, before?: string) => ({ repo: 'octo/site', cloneUrl: url, push: { branch: 'main', sha, order: before ? { before } : {} } });
-  await guard.record(push(second, origin.first), 'job-2');
-  assert.is((await guard.judge(push(origin.first))).verdict, 'superseded');
-  assert.is((await guard.judge(push(second))).verdict, 'accept', 'a retry of the newest');
-  assert.is((await guard.judge(push(origin.first, second))).verdict, 'accept', 'a rollback from the newest');
-  const state = JSON.parse(readFileSync(path.join(data, 'pushes', 'octo__site.json'), 'utf8'));
+  assert.is((await guard.admit(push(second, origin.first))).verdict, 'accept');
+  assert.is((await guard.admit(push(origin.first))).verdict, 'superseded');
+  assert.is((await guard.admit(push(second))).verdict, 'accept', 'a retry of the newest');
+  assert.is((await guard.admit(push('f'.repeat(40), second))).verdict, 'accept', 'a commit the clone does not have yet');
+  const undone = await guard.admit(push('e'.repeat(40)));
+  assert.is(undone.verdict, 'accept');
+  if (undone.verdict === 'accept') undone.undo();
+  assert.is((await guard.admit(push(second))).verdict, 'superseded', 'after undo, f is the newest again and second is older');
+  assert.is((await guard.admit(push(origin.first, second))).verdict, 'accept', 'a rollback from the newest');
+  await Promise.all([guard.persist('octo/site'), guard.persist('octo/site'), guard.persist('octo/site')]);
+  const file = path.join(data, 'pushes', 'octo__site.json');
+  const state = JSON.parse(readFileSync(file, 'utf8'));
   assert.equal(state.remote, url);
-  assert.is(state.branches.main[0].sha, second);
-  assert.is(statSync(path.join(data, 'pushes', 'octo__site.json')).mode & 0o777, 0o600);
+  assert.equal(state.branches.main.map((p: AcceptedPush) => p.sha), [origin.first, 'f'.repeat(40), second]);
+  assert.is(statSync(file).mode & 0o777, 0o600);
 
-  // A fresh guard (a restart) reads the same state.
+  // A fresh guard (a restart) reads the same state: second was accepted before the rollback to first.
   const again = createPushGuard({ dataDir: data, workDir: () => work });
-  assert.is((await again.judge(push(origin.first))).verdict, 'superseded');
-  assert.match(assertReason(await again.judge({ repo: 'octo/site', cloneUrl: 'https://evil.example.com/x.git' })), /not the remote pinned at the first clone/);
+  assert.is((await again.admit(push(second))).verdict, 'superseded');
+  assert.match(assertReason(await again.admit({ repo: 'octo/site', cloneUrl: 'https://evil.example.com/x.git' })), /not the remote pinned at the first clone/);
 });
 
 test('createPushGuard without a clone: the first delivery pins the remote; another is refused', async () => {
   const data = tmpDir();
   const guard = createPushGuard({ dataDir: data, workDir: () => path.join(data, 'repos', 'x') });
   const first = { repo: 'group/sub/app', cloneUrl: 'https://gitlab.example.com/group/sub/app.git' };
-  assert.is((await guard.judge(first)).verdict, 'accept');
-  await guard.record(first, 'job-1');
+  assert.is((await guard.admit(first)).verdict, 'accept');
+  await guard.persist(first.repo);
   assert.ok(existsSync(path.join(data, 'pushes', 'group__sub__app.json')));
-  assert.is((await guard.judge(first)).verdict, 'accept');
-  assert.is((await guard.judge({ ...first, cloneUrl: 'https://gitlab.example.com/evil/app.git' })).verdict, 'refused');
+  assert.is((await guard.admit(first)).verdict, 'accept');
+  assert.is((await guard.admit({ ...first, cloneUrl: 'https://gitlab.example.com/evil/app.git' })).verdict, 'refused');
 });
 
 test('serial: deliveries of one repo are judged one at a time, others run alongside', async () => {
