@@ -79,9 +79,11 @@ export function createPushGuard(options: PushGuardOptions) {
     }
     if (!delivery.push) return { verdict: 'accept' };
     const { sha } = delivery.push;
-    // A commit the clone does not have (a new push) is nobody's ancestor there: no need to ask.
-    const known = (await run(['cat-file', '-e', `${sha}^{commit}`])).code === 0;
-    return judgePush(state.branches[delivery.push.branch] ?? [], delivery.push, async (a, b) => a === sha && !known ? undefined : isAncestor(run, a, b));
+    // A commit the clone does not have (a new push) is nobody's ancestor there: asked once, and
+    // only when ancestry is needed at all (not for a forge that signs its push time).
+    let known: Promise<boolean> | undefined;
+    const isKnown = () => (known ??= run(['cat-file', '-e', `${sha}^{commit}`]).then((r) => r.code === 0));
+    return judgePush(state.branches[delivery.push.branch] ?? [], delivery.push, async (a, b) => a === sha && !(await isKnown()) ? undefined : isAncestor(run, a, b));
   }
 
   return {
