@@ -109,8 +109,11 @@ test('a hostile branch name is passed as one argument, never run by the shell', 
   await git(site.bare, 'config', '--add', 'shipkit.branch', evil);
   const r = await push(site.work, ['origin', `HEAD:refs/heads/${evil}`]);
   assert.is(r.exitCode, 0, r.stderr);
-  // The build refuses the odd ref name (exit 2) and nothing was executed.
-  assert.match(r.stderr, /remote: .*Invalid --ref/);
+  // git accepts this ref, so build does too (one ref rule, issue 10 item 12): it is built with
+  // the ref as one literal argument, and nothing in it was executed.
+  assert.not.match(r.stderr, /Invalid --ref/);
+  assert.ok(site.logText().includes(`"ref":"refs/heads/${evil}"`), 'the literal ref in the job log');
+  assert.is(readFileSync(path.join(site.repoDir, 'out/built-sha.txt'), 'utf8').trim(), (await git(site.work, 'rev-parse', 'HEAD')).stdout.trim());
   for (const dir of [site.bare, site.base, site.work, ROOT]) {
     for (const name of ['PWNED', 'PWNED2', 'PWNED3']) assert.ok(!existsSync(path.join(dir, name)), `${name} in ${dir}`);
   }
