@@ -5,6 +5,7 @@ import { checkKnownKeys, configError, getKey, loadYamlFile, type ConfigDoc, type
 import { ConfigError } from '../core/errors.ts';
 import { repoFolderName, repoNameProblem, validateFullName } from '../core/names.ts';
 import { parseBuildEnv, type BuildEnvEntry } from './build-env.ts';
+import { parseNotifyList, type NotifyTarget } from '../notify/config.ts';
 import { parsePublishConfig, parseRolloutConfig, type PublishConfig, type RolloutConfig } from './pipeline-config.ts';
 import type { UploadEntry } from '../stages/upload/index.ts';
 
@@ -30,6 +31,8 @@ export interface RepoConfig {
   secret?: string;
   /** `env:`: variables for every build command after the pull (lib/compile/build-env.ts). */
   env: BuildEnvEntry[];
+  /** This repo's own notifications (they replace the top-level list); undefined = the top level's. */
+  notify?: NotifyTarget[];
   keyPath: KeyPath;
 }
 
@@ -47,13 +50,15 @@ export interface ShipkitConfig {
   ui: UiMode;
   /** Where hook-server is reached from outside (no trailing slash), for links in statuses and notifications. */
   publicUrl?: string;
+  /** Top-level notifications, for every repo without its own `notify:`. */
+  notify: NotifyTarget[];
   repos: Map<string, RepoConfig>;
 }
 
 export const UI_MODES = ['token', 'public', 'off'] as const;
 export type UiMode = (typeof UI_MODES)[number];
 
-const TOP_KEYS = ['listen', 'data', 'secret', 'token', 'concurrency', 'repos', 'max_body', 'logs', 'ui', 'public_url'] as const;
+const TOP_KEYS = ['listen', 'data', 'secret', 'token', 'concurrency', 'repos', 'max_body', 'logs', 'ui', 'public_url', 'notify'] as const;
 const REPO_KEYS = ['url', 'branch', 'user', 'steps', 'compile', 'timeout', 'upload', 'release', 'secret', 'publish', 'rollout', 'env'] as const;
 export const DEFAULTS = { listen: '127.0.0.1:9000', data: '/var/lib/shipkit', concurrency: 1, branch: 'main', timeout: 900, release: 'release.sh' };
 
@@ -99,6 +104,7 @@ export function parseShipkitConfig(doc: ConfigDoc): ShipkitConfig {
     maxBody,
     ui: parseUiMode(doc),
     publicUrl: parsePublicUrl(doc),
+    notify: parseNotifyList(doc, []) ?? [],
     repos,
   };
 }
@@ -164,6 +170,7 @@ function parseRepo(doc: ConfigDoc, name: string): RepoConfig {
     rollout: parseRolloutConfig(doc, keyPath, name, publish),
     secret: getKey(doc, [...keyPath, 'secret'], 'string'),
     env: parseBuildEnv(doc, keyPath),
+    notify: parseNotifyList(doc, keyPath),
     keyPath,
   };
 }

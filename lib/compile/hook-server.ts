@@ -27,6 +27,8 @@ import type { Logger } from '../core/log.ts';
 import { repoPaths, type ShipkitConfig } from './config.ts';
 import { bearerProblem } from '../http/bearer.ts';
 import { sendBadge } from '../web/badge.ts';
+import { resolveNotifyTargets, type ResolvedTarget } from '../notify/config.ts';
+import { createNotifier } from '../notify/notifier.ts';
 import { createHookMetrics, type HookMetrics } from '../web/hook-metrics.ts';
 import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from '../web/metrics.ts';
 import {
@@ -50,6 +52,8 @@ export interface HookServerOptions {
   listen: ListenAddress;
   secrets: Secrets;
   token?: string;
+  /** Resolved notification targets: each repo's own list by name, the top level's under `''`. */
+  notify?: Map<string, ResolvedTarget[]>;
   log: Logger;
   maxBody?: number;
   headersTimeoutMs?: number;
@@ -73,8 +77,8 @@ export interface HookServer {
   stop(): Promise<void>;
 }
 
-/** Resolve the webhook secrets and token of a config; a repo without any secret is a config error. */
-export async function resolveServerSecrets(config: ShipkitConfig, env: NodeJS.ProcessEnv = process.env): Promise<{ secrets: Secrets; token?: string }> {
+/** Resolve the webhook secrets, token and notification URLs of a config; a repo without any secret is a config error. */
+export async function resolveServerSecrets(config: ShipkitConfig, env: NodeJS.ProcessEnv = process.env): Promise<{ secrets: Secrets; token?: string; notify: Map<string, ResolvedTarget[]> }> {
   const baseDir = path.dirname(config.file);
   const fallback = config.secret ? await resolveSecret(config.secret, { env, baseDir, where: `${config.file}: secret` }) : undefined;
   const repos = new Map<string, string>();
@@ -83,7 +87,9 @@ export async function resolveServerSecrets(config: ShipkitConfig, env: NodeJS.Pr
     else if (!fallback) throw new ConfigError(`${config.doc.locate(repo.keyPath)}: repos.${repo.name}: no webhook secret; set secret: at the top level or for this repo (env:NAME or file:PATH).`);
   }
   const token = config.token ? await resolveSecret(config.token, { env, baseDir, where: `${config.file}: token` }) : undefined;
-  return { secrets: { fallback, repos }, token };
+  const lists = new Map([['', config.notify], ...[...config.repos.values()].filter((r) => r.notify).map((r) => [r.name, r.notify!] as const)]);
+  const notify = await resolveNotifyTargets(lists, { file: config.file, env });
+  return { secrets: { fallback, repos }, token, notify };
 }
 
 export async function startHookServer(options: HookServerOptions): Promise<HookServer> {
@@ -125,7 +131,12 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     repoSettings: (name) => config.repos.get(name),
     prepareUserDirs: (job, account, cloneUrl) => prepareUserDirs(config, job, account, cloneUrl, log),
   });
-  const queue = createJobQueue({ journal, concurrency: config.concurrency, run: runner, log, jobsDir, onEnd: metrics.countJobEnd });
+  const notifier = createNotifier({ targets: options.notify ?? new Map(), log, publicUrl: config.publicUrl, onOutcome: metrics.countNotification });
+  const onEnd = (job: Job) => {
+    metrics.countJobEnd(job);
+    notifier.jobEnded(job, journal.jobs.values());
+  };
+  const queue = createJobQueue({ journal, concurrency: config.concurrency, run: runner, log, jobsDir, onEnd });
   const guard = createPushGuard({ dataDir, workDir: (name) => repoPaths(config, name).work, env: options.env });
   await queue.recover((job) => killOrphanGroup(job, jobsDir).then(() => undefined));
   const allSecrets = [...(options.secrets.fallback ? [options.secrets.fallback] : []), ...options.secrets.repos.values()];
@@ -307,6 +318,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
       stopping ??= (async () => {
         const closed = http.close(2_000);
         await queue.stop({ graceMs: options.graceMs ?? 60_000, killGroup: (job) => endProcessGroup(job.pgid, { graceMs: 2_000 }).then(() => undefined) });
+        await notifier.stop();
         await closed;
         await journal.close();
         await lock.release();

@@ -1,0 +1,56 @@
+// One POST of a notification to a receiver we do not trust: no redirects followed, a timeout for
+// the whole exchange, at most 64 KB of the answer read. Says whether trying again may help. The
+// URL is never part of what it returns (a Slack URL is a secret).
+export const MAX_ANSWER_BYTES = 64 * 1024;
+
+export interface PostResult {
+  ok: boolean;
+  /** A retry may succeed (connection error, timeout, 408, 429, 5xx). */
+  retry: boolean;
+  /** Short, URL-free: `answered 500`, `timed out after 10 s`, … */
+  detail: string;
+  /** Bytes of the answer read (at most MAX_ANSWER_BYTES). */
+  read: number;
+}
+
+export interface PostOptions {
+  timeoutMs: number;
+  /** Aborts the request (hook-server stopping). */
+  signal?: AbortSignal;
+}
+
+export async function postNotification(url: URL, body: string, headers: Record<string, string>, { timeoutMs, signal }: PostOptions): Promise<PostResult> {
+  const timeout = AbortSignal.timeout(timeoutMs);
+  const both = signal ? AbortSignal.any([timeout, signal]) : timeout;
+  let read = 0;
+  try {
+    const res = await fetch(url, { method: 'POST', body, headers: { 'Content-Type': 'application/json', 'User-Agent': 'shipkit-notify', ...headers }, redirect: 'manual', signal: both });
+    read = await drain(res.body);
+    if (res.status >= 200 && res.status < 300) return { ok: true, retry: false, detail: `answered ${res.status}`, read };
+    if (res.status >= 300 && res.status < 400) return { ok: false, retry: false, detail: `redirected (${res.status}); redirects are not followed, configure the final URL`, read };
+    const retry = res.status === 408 || res.status === 429 || res.status >= 500;
+    return { ok: false, retry, detail: `answered ${res.status}`, read };
+  } catch (error) {
+    if (timeout.aborted) return { ok: false, retry: true, detail: `timed out after ${timeoutMs / 1000} s`, read };
+    if (signal?.aborted) return { ok: false, retry: false, detail: 'cancelled: hook-server is stopping', read };
+    const cause = (error as { cause?: { code?: string } }).cause;
+    return { ok: false, retry: true, detail: `could not connect (${cause?.code ?? (error as Error).name})`, read };
+  }
+}
+
+/** Read at most MAX_ANSWER_BYTES of the answer, then hang up: a 10 MB answer costs 64 KB. */
+async function drain(stream: ReadableStream<Uint8Array> | null): Promise<number> {
+  if (!stream) return 0;
+  const reader = stream.getReader();
+  let read = 0;
+  try {
+    while (read < MAX_ANSWER_BYTES) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      read += value.byteLength;
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  return Math.min(read, MAX_ANSWER_BYTES);
+}

@@ -1,0 +1,79 @@
+// What a job's end means for notifications, and the bodies sent: Slack's incoming-webhook JSON
+// (`text`, also taken by Mattermost and Discord's /slack) and the signed webhook's job JSON.
+import type { NotifyEvent } from './config.ts';
+
+/** What notifications need of a job (lib/compile/journal.ts's Job has these fields). */
+export interface NotifyJob {
+  id: string;
+  seq: number;
+  repo: string;
+  kind: string;
+  branch: string | null;
+  sha: string | null;
+  ref: string | null;
+  tag: string | null;
+  state: string;
+  exit: number | null;
+  reason: string | null;
+  started: string | null;
+  finished: string | null;
+}
+
+/**
+ * failed → failure; succeeded → success, and recovery too when the previous finished job of the
+ * same repo and branch (or of its releases) failed. Superseded and interrupted jobs tell nothing.
+ */
+export function eventsOf(job: NotifyJob, history: Iterable<NotifyJob>): NotifyEvent[] {
+  if (job.state === 'failed') return ['failure'];
+  if (job.state !== 'succeeded') return [];
+  let previous: NotifyJob | undefined;
+  for (const other of history) {
+    if (other.seq >= job.seq || other.repo !== job.repo || other.kind !== job.kind || other.branch !== job.branch) continue;
+    if (other.state !== 'succeeded' && other.state !== 'failed') continue;
+    if (!previous || other.seq > previous.seq) previous = other;
+  }
+  return previous?.state === 'failed' ? ['success', 'recovery'] : ['success'];
+}
+
+/** The event a message is about: the most telling one the target asked for. */
+export function headlineOf(events: readonly NotifyEvent[], wanted: readonly NotifyEvent[]): NotifyEvent | undefined {
+  return (['recovery', 'failure', 'success'] as const).find((e) => events.includes(e) && wanted.includes(e));
+}
+
+function durationMs(job: NotifyJob): number | null {
+  return job.started && job.finished ? Math.max(0, Date.parse(job.finished) - Date.parse(job.started)) : null;
+}
+
+export function jobLink(publicUrl: string | undefined, job: NotifyJob): string | undefined {
+  return publicUrl ? `${publicUrl}/jobs/${encodeURIComponent(job.id)}` : undefined;
+}
+
+/** Slack's three control characters; everything else in `text` is shown as written. */
+function escapeSlack(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+const WORDS: Record<NotifyEvent, string> = { success: 'succeeded', failure: 'failed', recovery: 'is green again' };
+const ICONS: Record<NotifyEvent, string> = { success: ':white_check_mark:', failure: ':x:', recovery: ':white_check_mark:' };
+
+export function slackBody(event: NotifyEvent, job: NotifyJob, publicUrl?: string): { text: string } {
+  const what = job.kind === 'release' ? `release ${job.tag ?? ''}`.trim() : `build of ${job.branch ?? job.ref ?? '?'}`;
+  const sha = job.sha ? ` (${job.sha.slice(0, 7)})` : '';
+  const ms = durationMs(job);
+  const took = ms === null ? '' : ` in ${Math.round(ms / 1000)} s`;
+  const why = event === 'failure' && job.reason ? `: ${job.reason}` : event === 'failure' && job.exit !== null ? `: exit ${job.exit}` : '';
+  const link = jobLink(publicUrl, job);
+  const text = `${ICONS[event]} ${escapeSlack(`${job.repo} ${what}${sha} ${WORDS[event]}${took}${why}`)}${link ? ` <${link}|job ${escapeSlack(job.id)}>` : ''}`;
+  return { text };
+}
+
+export function webhookBody(event: NotifyEvent, job: NotifyJob, publicUrl?: string) {
+  return {
+    event,
+    job: {
+      id: job.id, repo: job.repo, kind: job.kind, branch: job.branch, sha: job.sha, ref: job.ref, tag: job.tag,
+      state: job.state, exit: job.exit, reason: job.reason, started: job.started, finished: job.finished, duration_ms: durationMs(job),
+    },
+    url: jobLink(publicUrl, job) ?? null,
+  };
+}
