@@ -7,7 +7,7 @@ import path from 'node:path';
 import { $ } from 'zx';
 import { RemoteError, WorkError } from '../../core/errors.ts';
 import { isInside } from './files.ts';
-import { sshCommand } from './ssh.ts';
+import { sshCommand } from '../../core/ssh.ts';
 import type { GitTarget, UploadOptions, UploadResult } from './types.ts';
 
 export function gitTargetName(target: GitTarget): string {

@@ -3,7 +3,7 @@
 // rsync allows); links that leave the tree are not copied (--safe-links).
 import { $ } from 'zx';
 import { RemoteError, WorkError } from '../../core/errors.ts';
-import { sshCommand } from './ssh.ts';
+import { sshCommand } from '../../core/ssh.ts';
 import type { RsyncTarget, UploadOptions, UploadResult } from './types.ts';
 
 export function rsyncDestination(target: RsyncTarget): string {

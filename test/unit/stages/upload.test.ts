@@ -12,7 +12,7 @@ import { parseTarget, planUpload, runUploadStage, targetName } from '../../../li
 import { parseRsyncStats, rsyncArgs } from '../../../lib/stages/upload/rsync.ts';
 import { mapLimit } from '../../../lib/core/pool.ts';
 import { etagMatches, md5File, multipartEtag } from '../../../lib/stages/upload/s3.ts';
-import { sshCommand } from '../../../lib/stages/upload/ssh.ts';
+import { sshCommand } from '../../../lib/core/ssh.ts';
 import { git, tmpDir } from '../../helpers.ts';
 
 const targets: Array<[string, Record<string, unknown>]> = [

@@ -1,6 +1,6 @@
 // The ssh command line rsync (-e) and git (GIT_SSH_COMMAND) use: key, port and known_hosts from
 // config, never a prompt.
-import { ConfigError } from '../../core/errors.ts';
+import { ConfigError } from './errors.ts';
 
 export interface SshSettings {
   sshKey?: string;
