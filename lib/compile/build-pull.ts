@@ -5,6 +5,7 @@ import path from 'node:path';
 import { ensureDir, tempSibling } from '../core/fs.ts';
 import { redactUrls } from '../core/redact.ts';
 import { runLogged } from './build-exec.ts';
+import { explainGitAuthFailure } from './git-auth.ts';
 import { gitQuery, run, StepFailure, type BuildContext, type StepResult } from './build-context.ts';
 
 /** Kept by `git clean`: installs and downloads are reused when nothing changed. */
@@ -16,6 +17,14 @@ const KEPT_ON_CLEAN = ['/node_modules/', '/downloads/'];
  * submodules. A force-pushed branch is fetched with `+` refspecs, so its new head is used.
  */
 export async function pullStep(ctx: BuildContext): Promise<StepResult> {
+  try {
+    return await pullCommit(ctx);
+  } catch (error) {
+    throw explainGitAuthFailure(error, { url: ctx.url ?? ctx.repo.url ?? (await gitQuery(ctx, ['remote', 'get-url', 'origin']).catch(() => undefined)), auth: ctx.repo.gitAuth });
+  }
+}
+
+async function pullCommit(ctx: BuildContext): Promise<StepResult> {
   const work = ctx.paths.work;
   const fresh = !existsSync(path.join(work, '.git'));
   const url = ctx.url ?? ctx.repo.url ?? (fresh ? defaultUrl(ctx.repo.name) : undefined);

@@ -6,6 +6,7 @@ import { ConfigError } from '../core/errors.ts';
 import { repoFolderName, repoNameProblem, validateFullName } from '../core/names.ts';
 import { parseBuildEnv, type BuildEnvEntry } from './build-env.ts';
 import { parseNotifyList, type NotifyTarget } from '../notify/config.ts';
+import { parseGitAuth, type GitAuthConfig } from './git-auth.ts';
 import { parsePublishConfig, parseRolloutConfig, type PublishConfig, type RolloutConfig } from './pipeline-config.ts';
 import type { UploadEntry } from '../stages/upload/index.ts';
 
@@ -33,6 +34,8 @@ export interface RepoConfig {
   env: BuildEnvEntry[];
   /** This repo's own notifications (they replace the top-level list); undefined = the top level's. */
   notify?: NotifyTarget[];
+  /** `ssh_key:` and `known_hosts:` for the pull step's git (lib/compile/git-auth.ts). */
+  gitAuth: GitAuthConfig;
   keyPath: KeyPath;
 }
 
@@ -59,7 +62,7 @@ export const UI_MODES = ['token', 'public', 'off'] as const;
 export type UiMode = (typeof UI_MODES)[number];
 
 const TOP_KEYS = ['listen', 'data', 'secret', 'token', 'concurrency', 'repos', 'max_body', 'logs', 'ui', 'public_url', 'notify'] as const;
-const REPO_KEYS = ['url', 'branch', 'user', 'steps', 'compile', 'timeout', 'upload', 'release', 'secret', 'publish', 'rollout', 'env'] as const;
+const REPO_KEYS = ['url', 'branch', 'user', 'steps', 'compile', 'timeout', 'upload', 'release', 'secret', 'publish', 'rollout', 'env', 'ssh_key', 'known_hosts'] as const;
 export const DEFAULTS = { listen: '127.0.0.1:9000', data: '/var/lib/shipkit', concurrency: 1, branch: 'main', timeout: 900, release: 'release.sh' };
 
 /** `--config`, else $SHIPKIT_CONFIG, else ./shipkit.yml, else ./.shipkit/shipkit.yml (hook-server's first start), else /etc/shipkit/shipkit.yml. */
@@ -171,6 +174,7 @@ function parseRepo(doc: ConfigDoc, name: string): RepoConfig {
     secret: getKey(doc, [...keyPath, 'secret'], 'string'),
     env: parseBuildEnv(doc, keyPath),
     notify: parseNotifyList(doc, keyPath),
+    gitAuth: parseGitAuth(doc, keyPath),
     keyPath,
   };
 }

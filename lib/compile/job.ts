@@ -18,6 +18,7 @@ import { DEFAULT_ROTATION, parseSize, rotateLogs, type RotationPolicy } from './
 import { acquireLock } from '../core/lock.ts';
 import type { Logger } from '../core/log.ts';
 import { resolveBuildEnv, secretEnvNames } from './build-env.ts';
+import { prepareGitAuth } from './git-auth.ts';
 import { repoPaths, type RepoConfig, type ShipkitConfig } from './config.ts';
 
 export interface JobStep {
@@ -127,6 +128,7 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
   const settings = logSettings(config);
   const runAs = await resolveRunAs(repo, config);
   const buildEnv = await resolveBuildEnv(config.doc, repo.env);
+  const pullEnv = await prepareGitAuth(config.doc, repo.gitAuth, { url: options.url ?? repo.url, runAs });
   await ensureDir(paths.state);
   await ensureDir(paths.logs);
   const lockWaitMs = options.lockWaitMs ?? repo.timeout * 1000;
@@ -173,7 +175,7 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
       writer.line(`--- step ${step.name}`);
       try {
         // The repo's env: is for the build's own commands, not for fetching its code.
-        ctx.env = step.name === 'pull' ? { ...baseEnv } : { ...baseEnv, ...buildEnv.vars };
+        ctx.env = step.name === 'pull' ? { ...baseEnv, ...pullEnv } : { ...baseEnv, ...buildEnv.vars };
         // Steps that set the commit (pull) make it visible to the next ones.
         if (ctx.checkedOut) ctx.env.SHIPKIT_SHA = ctx.checkedOut;
         const result = await step.run(ctx);
