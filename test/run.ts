@@ -3,6 +3,7 @@
 // scripts under test started by Deno instead of Node (SHIPKIT_TEST_RUNTIME=deno); only files
 // whose first line is `// @deno` are run then, and the runner says which were left out.
 //   tsx test/run.ts [--deno] [--jobs N] [FILTER...]
+// Files with a `// @alone` line run last, one at a time (they change this machine).
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -48,10 +49,14 @@ async function runFile(file: string): Promise<void> {
   process.stdout.write(`\n=== ${name} (${secs}s) ${code === 0 ? 'ok' : `FAILED (exit ${code})`}\n${output.trimEnd()}\n`);
 }
 
-const queue = [...files];
+// A file that changes the machine itself (installs a .deb into /etc, /usr) marks itself
+// `// @alone`: it runs after all the others, by itself, so no other test sees its /etc files.
+const alone = files.filter((f) => /^\/\/ @alone\b/m.test(readFileSync(f, 'utf8').slice(0, 2000)));
+const queue = files.filter((f) => !alone.includes(f));
 await Promise.all(Array.from({ length: Math.max(1, jobs) }, async () => {
   while (queue.length) await runFile(queue.shift()!);
 }));
+for (const file of alone) await runFile(file);
 
 console.log(`\n${files.length - failed.length}/${files.length} test files passed in ${((Date.now() - started) / 1000).toFixed(1)}s`);
 if (failed.length) {

@@ -62,19 +62,21 @@ export const UI_MODES = ['token', 'public', 'off'] as const;
 export type UiMode = (typeof UI_MODES)[number];
 
 const TOP_KEYS = ['listen', 'data', 'secret', 'token', 'concurrency', 'repos', 'max_body', 'logs', 'ui', 'public_url', 'notify'] as const;
-const REPO_KEYS = ['url', 'branch', 'user', 'steps', 'compile', 'timeout', 'upload', 'release', 'secret', 'publish', 'rollout', 'env', 'ssh_key', 'known_hosts'] as const;
+const REPO_KEYS = ['url', 'branch', 'user', 'steps', 'compile', 'timeout', 'upload', 'release', 'secret', 'publish', 'rollout', 'env', 'ssh_key', 'known_hosts', 'notify'] as const;
 export const DEFAULTS = { listen: '127.0.0.1:9000', data: '/var/lib/shipkit', concurrency: 1, branch: 'main', timeout: 900, release: 'release.sh' };
 
 /** `--config`, else $SHIPKIT_CONFIG, else ./shipkit.yml, else ./.shipkit/shipkit.yml (hook-server's first start), else /etc/shipkit/shipkit.yml. */
-export function findConfigFile(flag: string | undefined, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): string {
+export const SYSTEM_CONFIG_FILE = '/etc/shipkit/shipkit.yml';
+
+/** The config search of DESIGN §5; `systemFile` is a parameter so tests do not see this machine's /etc. */
+export function findConfigFile(flag: string | undefined, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd(), systemFile = SYSTEM_CONFIG_FILE): string {
   if (flag) return path.resolve(cwd, flag);
   if (env.SHIPKIT_CONFIG) return path.resolve(cwd, env.SHIPKIT_CONFIG);
   const local = path.resolve(cwd, 'shipkit.yml');
   if (existsSync(local)) return local;
   const firstRun = path.resolve(cwd, '.shipkit', 'shipkit.yml');
   if (existsSync(firstRun)) return firstRun;
-  const system = '/etc/shipkit/shipkit.yml';
-  if (existsSync(system)) return system;
+  if (existsSync(systemFile)) return systemFile;
   throw new ConfigError(`No config file: pass --config FILE, set SHIPKIT_CONFIG, or create ./shipkit.yml (see shipkit.example.yml).`);
 }
 

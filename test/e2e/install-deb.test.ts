@@ -1,3 +1,4 @@
+// @alone (installs into /etc and /usr: no other test may run beside it)
 // Install as a Debian package (README "Install"): `npm run deb` builds the .deb, lintian finds no
 // errors, `apt-get install ./shipkit_*.deb` puts the programs on the PATH and creates the shipkit
 // user, the installed hook-server builds a litpro repo, systemd-analyze accepts the units, an

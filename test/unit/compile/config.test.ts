@@ -224,7 +224,11 @@ test('findConfigFile: --config, then $SHIPKIT_CONFIG, then ./shipkit.yml, else a
   assert.is(findConfigFile('conf/x.yml', { SHIPKIT_CONFIG: '/env.yml' }, cwd), path.join(cwd, 'conf/x.yml'));
   assert.is(findConfigFile(undefined, { SHIPKIT_CONFIG: 'env.yml' }, cwd), path.join(cwd, 'env.yml'));
   assert.is(findConfigFile(undefined, { SHIPKIT_CONFIG: '/abs/env.yml' }, cwd), '/abs/env.yml');
-  assert.throws(() => findConfigFile(undefined, {}, cwd), (e: unknown) => e instanceof ConfigError && /pass --config FILE, set SHIPKIT_CONFIG/.test(e.message));
+  // An /etc file of this machine (the .deb test installs one) must not decide this test.
+  const noSystem = path.join(cwd, 'no-etc-shipkit.yml');
+  assert.throws(() => findConfigFile(undefined, {}, cwd, noSystem), (e: unknown) => e instanceof ConfigError && /pass --config FILE, set SHIPKIT_CONFIG/.test(e.message));
+  writeFileSync(noSystem, 'repos: {}\n');
+  assert.is(findConfigFile(undefined, {}, cwd, noSystem), noSystem, 'the system file comes last');
   writeFileSync(path.join(cwd, 'shipkit.yml'), 'repos: {}\n');
   assert.is(findConfigFile(undefined, {}, cwd), path.join(cwd, 'shipkit.yml'));
   assert.is(findConfigFile(undefined, { SHIPKIT_CONFIG: 'other.yml' }, cwd), path.join(cwd, 'other.yml'), 'env beats ./shipkit.yml');
@@ -232,11 +236,13 @@ test('findConfigFile: --config, then $SHIPKIT_CONFIG, then ./shipkit.yml, else a
 
 test('findConfigFile: ./.shipkit/shipkit.yml (first start) after ./shipkit.yml and before /etc', () => {
   const cwd = tmpDir();
+  const system = path.join(cwd, 'etc-shipkit.yml');
+  writeFileSync(system, 'repos: {}\n');
   mkdirSync(path.join(cwd, '.shipkit'));
   writeFileSync(path.join(cwd, '.shipkit', 'shipkit.yml'), 'repos: {}\n');
-  assert.is(findConfigFile(undefined, {}, cwd), path.join(cwd, '.shipkit', 'shipkit.yml'));
+  assert.is(findConfigFile(undefined, {}, cwd, system), path.join(cwd, '.shipkit', 'shipkit.yml'));
   writeFileSync(path.join(cwd, 'shipkit.yml'), 'repos: {}\n');
-  assert.is(findConfigFile(undefined, {}, cwd), path.join(cwd, 'shipkit.yml'), './shipkit.yml first');
+  assert.is(findConfigFile(undefined, {}, cwd, system), path.join(cwd, 'shipkit.yml'), './shipkit.yml first');
 });
 
 test('a missing config file is a ConfigError naming it', async () => {
@@ -260,6 +266,25 @@ test('ui: defaults to token; public_url is kept without its trailing slash; bad 
   await configFails('repos: {}\nui: private\n', 2, 'ui', /must be one of token, public, off/);
   await configFails('public_url: javascript:alert(1)\n', 1, 'public_url', /must start with https:\/\/ or http:\/\//);
   await configFails('public_url: https://ci.example.com/#x\n', 1, 'public_url', /fragment/);
+});
+
+test('notify: a repo may have its own list (DESIGN §5), which replaces the top-level one for it', async () => {
+  const config = await loadShipkitConfig(write([
+    'notify:',
+    '  - slack: https://hooks.example.com/top',
+    'repos:',
+    '  octo/site:',
+    '    notify:',
+    '      - webhook: https://hooks.example.com/site',
+    '        secret: env:NOTIFY_SECRET',
+    '        on: [success]',
+    '  octo/docs:',
+    '',
+  ].join('\n')));
+  assert.equal(config.notify.map((t) => [t.channel, t.url]), [['slack', 'https://hooks.example.com/top']]);
+  const site = getRepo(config, 'octo/site').notify!;
+  assert.equal(site.map((t) => [t.channel, t.url, t.secret, t.on]), [['webhook', 'https://hooks.example.com/site', 'env:NOTIFY_SECRET', ['success']]]);
+  assert.is(getRepo(config, 'octo/docs').notify, undefined);
 });
 
 test.run();
