@@ -197,6 +197,9 @@ test('full disk (real tmpfs): a write that fails leaves no partial record; the n
   assert.is(error?.code, 'ENOSPC');
   assert.not.ok(journal.jobs.has(failed!.id), 'a record that is not on disk is not in memory either');
   const queued = acknowledged[0];
+  // Cutting the failed record back freed the bytes it had half-written: fill them again, or a
+  // smaller record could fit there and this would not be a full disk any more.
+  disk.fill();
   try {
     await journal.markRunning(queued.id);
     assert.unreachable('the running record cannot be written on a full disk');
