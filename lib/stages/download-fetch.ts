@@ -5,7 +5,7 @@
 // against Content-Length.
 import { promises as fs } from 'node:fs';
 import { RemoteError, messageOf } from '../core/errors.ts';
-import { getToFile, TransferError } from '../http/get.ts';
+import { getToFile, redirectTarget, TransferError } from '../http/get.ts';
 import type { Logger } from '../core/log.ts';
 import { redactUrls } from '../core/redact.ts';
 
@@ -114,8 +114,12 @@ async function fetchOnce(url: string, conditional: Record<string, string>, temp:
     }
     if (nextUrl.protocol !== 'http:' && nextUrl.protocol !== 'https:') throw failure(`refusing a redirect to a ${nextUrl.protocol} URL`, false);
     if (redirects >= maxRedirects) throw failure(`too many redirects (more than ${maxRedirects}; is it a redirect loop?)`, false);
-    nextUrl.hash = '';
-    current = nextUrl.href;
+    // The shared redirect rule (lib/http/get.ts) also refuses an https → http downgrade.
+    try {
+      current = redirectTarget(current, location, status);
+    } catch (error) {
+      throw failure(messageOf(error), false);
+    }
   }
 }
 
