@@ -263,7 +263,7 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false } = {}
   const current = await readCurrent(paths);
   const currentVersion = current ? state.installed[current]?.version : undefined;
   const refuse = async (message: string, cause?: unknown): Promise<never> => {
-    await recordCheck(paths, false, message);
+    await recordCheck(paths, false, message, log);
     if (cause !== undefined) throw cause;
     throw new VerificationError(message);
   };
@@ -280,7 +280,7 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false } = {}
     if (expires && expires.getTime() < (ctx.now?.() ?? new Date()).getTime()) {
       return refuse(`The update server answers 304 Not Modified, but the VERSION it stands for expired on ${expires.toISOString()}; the server is frozen or replaying. Publish again (or check the server).`);
     }
-    await recordCheck(paths, true, 'VERSION not modified');
+    await recordCheck(paths, true, 'VERSION not modified', log);
     return { action: 'not-modified', version: currentVersion, release: current, message: 'VERSION not modified since the last check.' };
   }
   const { info, etag, signed } = fetched;
@@ -320,8 +320,10 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false } = {}
   return done(await activateRelease(ctx, name, info.version));
 }
 
-async function recordCheck(paths: DeployPaths, ok: boolean, message: string): Promise<void> {
-  await updateState(paths, (s) => { s.lastCheck = { at: new Date().toISOString(), ok, message }; }).catch(() => {});
+/** `status` shows the last check; a failure to record it (a full disk) must not hide the check's own error, so it is logged. */
+async function recordCheck(paths: DeployPaths, ok: boolean, message: string, log: Logger): Promise<void> {
+  await updateState(paths, (s) => { s.lastCheck = { at: new Date().toISOString(), ok, message }; })
+    .catch((error) => log.warn(`could not record the last check in the state file: ${messageOf(error)}`));
 }
 
 /**
