@@ -6,7 +6,7 @@ import { DEFAULT_LIST, notifyTargets, readSlaveList, requestPath, type TargetRes
 import { validateName } from '../lib/core/names.ts';
 import { loadSecret } from '../lib/http/signing.ts';
 import type { Logger } from '../lib/core/log.ts';
-import { parseWaves, planRollout, runRollout, type RolloutOptions, type RolloutReport, type Wave } from '../lib/fleet/rollout.ts';
+import { describeRollout, parseWaves, planRollout, runRollout, type RolloutOptions, type Wave } from '../lib/fleet/rollout.ts';
 
 const usage = `Usage: server-update REPO [--list FILE] [--secret-file FILE] [--concurrency N] [--timeout SEC]
                      [--retries N] [--wait] [--json] [--dry-run] [--insecure]
@@ -123,18 +123,9 @@ async function rollOut(waves: Wave[], options: Omit<RolloutOptions, 'signal' | '
     const brief = ({ target, ok, status, ms, error }: TargetResult) => ({ target, ok, status, ms, ...(error ? { error } : {}) });
     process.stdout.write(`${JSON.stringify({ ...report, waves: report.waves.map((w) => ({ ...w, results: w.results.map(brief) })) }, null, 2)}\n`);
   } else {
-    process.stdout.write(`${rolloutSummary(report, results.length, failed)}\n`);
+    process.stdout.write(`${describeRollout(report)}\n`);
   }
   return failed || report.halted || report.interrupted ? 1 : 0;
-}
-
-function rolloutSummary(report: RolloutReport, sent: number, failed: number): string {
-  const untouched = report.notContacted.length ? `; ${report.notContacted.length} host(s) not contacted` : '';
-  if (report.halted) {
-    return `rollout halted at ${report.halted.wave}: ${report.halted.failed.length} host(s) failed (at most ${report.halted.maxFailures} allowed): ${report.halted.failed.join(' ')}${untouched}`;
-  }
-  if (report.interrupted) return `rollout interrupted after ${report.waves.length} wave(s): ${sent - failed}/${sent} hosts updated${untouched}`;
-  return `rollout done: ${report.waves.length} wave(s), ${sent - failed}/${sent} hosts updated${failed ? `, ${failed} failed (within each wave's allowance)` : ''}`;
 }
 
 function formatResult(r: TargetResult): string {

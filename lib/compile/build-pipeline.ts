@@ -7,7 +7,7 @@ import path from 'node:path';
 import { ConfigError, UsageError, messageOf } from '../core/errors.ts';
 import { atomicWriteFile, ensureDir, sha256File } from '../core/fs.ts';
 import { resolveSecret } from '../core/secrets.ts';
-import { planRollout, runRollout, type RolloutReport, type Wave } from '../fleet/rollout.ts';
+import { describeRollout, planRollout, runRollout, type RolloutReport, type Wave } from '../fleet/rollout.ts';
 import { readSlaveList, type TargetResult } from '../fleet/server-update.ts';
 import { DEFAULT_MTIME, packReproducible } from '../release/pack.ts';
 import { publishRelease } from '../release/publish.ts';
@@ -186,15 +186,8 @@ async function planWaves(ctx: BuildContext, rollout: RolloutConfig): Promise<Wav
 }
 
 async function finishRollout(ctx: BuildContext, report: RolloutReport, record: PipelineRecord | undefined): Promise<StepResult> {
-  const untouched = report.notContacted.length ? `; ${report.notContacted.length} host(s) of later waves were not contacted: ${report.notContacted.join(' ')}` : '';
-  if (report.halted) {
-    const { wave, failed, maxFailures } = report.halted;
-    throw new StepFailure(`The rollout halted at ${wave}: ${failed.length} host(s) failed (at most ${maxFailures} allowed): ${failed.join(' ')}${untouched}.`);
-  }
-  if (report.interrupted) {
-    ctx.log.line(`rollout: interrupted (${String(ctx.signal?.reason ?? 'stopped')}); later waves not contacted${untouched}`);
-    throw new StepFailure(`The rollout was interrupted after ${report.waves.length} wave(s)${untouched || '; every wave had started'}.`);
-  }
+  if (report.interrupted) ctx.log.line(`rollout: interrupted (${String(ctx.signal?.reason ?? 'stopped')}); later waves not contacted; ${report.notContacted.length} host(s): ${report.notContacted.join(' ')}`);
+  if (report.halted || report.interrupted) throw new StepFailure(describeRollout(report));
   const results = report.waves.flatMap((w) => w.results);
   const failed = results.filter((r) => !r.ok).length;
   if (record && ctx.pipeline && record.sha256 === ctx.pipeline.sha256) await writeRecord(ctx, { ...record, rolledOut: record.sha256 });

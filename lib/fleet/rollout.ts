@@ -88,3 +88,19 @@ export async function runRollout(waves: readonly Wave[], options: RolloutOptions
   }
   return report;
 }
+
+/**
+ * How a rollout ended, in one sentence: what `server-update` prints last and what the pipeline's
+ * rollout step fails with. It names the failed hosts and the ones later waves never contacted.
+ */
+export function describeRollout(report: RolloutReport): string {
+  const results = report.waves.flatMap((w) => w.results);
+  const failed = results.filter((r) => !r.ok).length;
+  const untouched = report.notContacted.length ? `; ${report.notContacted.length} host(s) of later waves were not contacted: ${report.notContacted.join(' ')}` : '';
+  if (report.halted) {
+    const { wave, failed: hosts, maxFailures } = report.halted;
+    return `The rollout halted at ${wave}: ${hosts.length} host(s) failed (at most ${maxFailures} allowed): ${hosts.join(' ')}${untouched}.`;
+  }
+  if (report.interrupted) return `The rollout was interrupted after ${report.waves.length} wave(s)${untouched || '; every wave had started'}.`;
+  return `The rollout is done: ${report.waves.length} wave(s), ${results.length - failed}/${results.length} host(s) updated${failed ? `, ${failed} failed (within each wave's allowance)` : ''}.`;
+}

@@ -78,7 +78,7 @@ test('a canary that rolls itself back halts the rollout: nobody else is contacte
     const r = await update(f.list, '--canary', '1', '--waves', '25%,100%');
     assert.is(r.exitCode, 1);
     assert.match(r.stdout, /FAIL {2}http:\/\/127\.0\.0\.1:\d+ {2}HTTP 500: rolled back: health check failed/);
-    assert.match(r.stdout, new RegExp(`rollout halted at canary: 1 host\\(s\\) failed \\(at most 0 allowed\\): ${f.hosts[0].url}; 5 host\\(s\\) not contacted`));
+    assert.match(r.stdout, new RegExp(`The rollout halted at canary: 1 host\\(s\\) failed \\(at most 0 allowed\\): ${f.hosts[0].url}; 5 host\\(s\\) of later waves were not contacted: ${f.hosts.slice(1).map((h) => h.url).join(' ')}\\.`));
     for (const h of f.hosts.slice(1)) assert.equal(h.hits, []);
     assert.is(f.hosts[0].hits.length, 1, "a host's 500 verdict is final: not asked again");
   } finally {
@@ -103,7 +103,7 @@ test('more failures than --max-failures in a wave (a 500 and an unreachable host
     // With room for two failures per wave the rollout reaches everyone (and still exits 1: hosts failed).
     r = await update(list, '--canary', '1', '--waves', '50%,100%', '--max-failures', '2', '--retries', '0');
     assert.is(r.exitCode, 1);
-    assert.match(r.stdout, /rollout done: 3 wave\(s\), 6\/8 hosts updated, 2 failed \(within each wave's allowance\)/);
+    assert.match(r.stdout, /The rollout is done: 3 wave\(s\), 6\/8 host\(s\) updated, 2 failed \(within each wave's allowance\)\./);
     for (const h of f.hosts.slice(4)) assert.is(h.hits.length, 1);
   } finally {
     f.close();
@@ -116,7 +116,7 @@ test('a canary that never answers times out and halts the rollout', async () => 
     const r = await update(f.list, '--canary', '1', '--timeout', '1');
     assert.is(r.exitCode, 1);
     assert.match(r.stdout, /no answer within 1s/);
-    assert.match(r.stdout, /rollout halted at canary.*2 host\(s\) not contacted/);
+    assert.match(r.stdout, /The rollout halted at canary.*2 host\(s\) of later waves were not contacted/);
     assert.equal(f.hosts[1].hits, []);
   } finally {
     f.close();
