@@ -1,9 +1,8 @@
 // The HTTP edge of hook-server: routes, body cap and timeouts, signature check before parsing,
-// fixed short answers with a request id (details go to the log), the bearer-token read API.
+// fixed short answers with a request id (details go to the log), and the wiring of the parts.
 // What a delivery means lives in lib/compile/webhooks.ts, the queue in lib/compile/job-queue.ts, running a job in
-// lib/compile/job-process.ts.
+// lib/compile/job-process.ts; the read side (JSON API, /metrics, badges, status page) in lib/web/read-routes.ts.
 import { execFile } from 'node:child_process';
-import { createReadStream } from 'node:fs';
 import { chmod, readdir, readFile, rm, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
@@ -25,12 +24,11 @@ import type { UnixAccount } from '../core/unix-user.ts';
 import { endProcessGroup } from '../core/process-group.ts';
 import type { Logger } from '../core/log.ts';
 import { repoPaths, type ShipkitConfig } from './config.ts';
-import { bearerProblem } from '../http/bearer.ts';
-import { sendBadge } from '../web/badge.ts';
 import { resolveNotifyTargets, type ResolvedTarget } from '../notify/config.ts';
 import { createNotifier } from '../notify/notifier.ts';
+import { createDeliveryOutcomes, type DeliveryOutcomes } from '../notify/outcomes.ts';
 import { createHookMetrics, type HookMetrics } from '../web/hook-metrics.ts';
-import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from '../web/metrics.ts';
+import { createReadRoutes, type LogSource } from '../web/read-routes.ts';
 import {
   bodyFormat, createBodyVerifier, deliveryId, detectForge, eventName, missingSignature, normaliseEvent, parsePayload, verifyGiteaForm, type Forge,
 } from './webhooks.ts';
@@ -73,6 +71,8 @@ export interface HookServer {
   journal: Journal;
   http: RunningServer;
   metrics: HookMetrics;
+  /** What became of the commit statuses and notifications sent about each job (the job page shows them). */
+  deliveries: DeliveryOutcomes;
   /** Stop accepting, let running jobs finish (bounded by graceMs), close the journal. */
   stop(): Promise<void>;
 }
@@ -137,6 +137,13 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     notifier.jobEnded(job, journal.jobs.values());
   };
   const queue = createJobQueue({ journal, concurrency: config.concurrency, run: runner, log, jobsDir, onEnd });
+  const deliveries = createDeliveryOutcomes();
+  const readRoutes = createReadRoutes({
+    ui: config.ui, token: options.token, publicUrl: config.publicUrl,
+    jobs: () => journal.jobs.values(), list: (o) => queue.list(o), get: (id) => queue.get(id), isJobId: (id) => JOB_ID_PATTERN.test(id),
+    readLog: (job) => jobLog(config, jobsDir, job), branchOf: (name) => config.repos.get(name)?.branch, repos: () => [...config.repos.keys()],
+    renderMetrics: () => metrics.render(), deliveries,
+  });
   const guard = createPushGuard({ dataDir, workDir: (name) => repoPaths(config, name).work, env: options.env });
   await queue.recover((job) => killOrphanGroup(job, jobsDir).then(() => undefined));
   const allSecrets = [...(options.secrets.fallback ? [options.secrets.fallback] : []), ...options.secrets.repos.values()];
@@ -157,13 +164,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
       if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(405, 'method not allowed', undefined, { Allow: 'GET, HEAD' });
       return sendJson(res, 200, { ok: true, ...queue.counts() });
     }
-    if (route === '/jobs' || route.startsWith('/jobs/')) return handleReadApi(req, res, route, url, refuse);
-    if (route.startsWith('/badge/') && route.endsWith('.svg')) {
-      if (config.ui === 'off') return refuse(404, 'not found', 'badges are off (ui: off)');
-      if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(405, 'method not allowed', undefined, { Allow: 'GET, HEAD' });
-      return sendBadge(req, res, url, { jobs: journal.jobs.values(), branchOf: (name) => config.repos.get(name)?.branch });
-    }
-    if (route === '/metrics') return sendMetrics(req, res, refuse);
+    if (await readRoutes.handle(req, res, url, refuse)) return;
     const target = FORGE_PATHS.get(route);
     if (!target) return refuse(404, 'not found');
     res.once('close', () => metrics.countDelivery(target === 'detect' ? detectForge(req.headers) ?? 'unknown' : target, res.statusCode));
@@ -232,8 +233,8 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
       let result;
       try {
         result = meaning.kind === 'push'
-          ? await queue.enqueue({ repo: repo.name, kind: 'build', sha: meaning.sha, ref: meaning.ref, branch: meaning.branch, cloneUrl: meaning.cloneUrl, deliveryId: delivery, forge })
-          : await queue.enqueue({ repo: repo.name, kind: 'release', tag: meaning.tag, ref: meaning.ref, cloneUrl: meaning.cloneUrl, deliveryId: delivery, forge });
+          ? await queue.enqueue({ repo: repo.name, kind: 'build', sha: meaning.sha, ref: meaning.ref, branch: meaning.branch, cloneUrl: meaning.cloneUrl, deliveryId: delivery, forge, ...meaning.meta })
+          : await queue.enqueue({ repo: repo.name, kind: 'release', tag: meaning.tag, ref: meaning.ref, cloneUrl: meaning.cloneUrl, deliveryId: delivery, forge, ...meaning.meta });
       } catch (error) {
         admission.undo();
         return refuse(503, 'not accepting jobs now, retry later', (error as Error).message);
@@ -248,51 +249,6 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     } finally {
       if (received.file) await rm(received.file, { force: true });
     }
-  }
-
-  async function handleReadApi(req: IncomingMessage, res: ServerResponse, route: string, url: URL, refuse: (s: number, m: string, d?: string, h?: Record<string, string>) => void): Promise<void> {
-    if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(405, 'method not allowed', undefined, { Allow: 'GET, HEAD' });
-    if (!options.token) return refuse(404, 'read API is off', 'no token: in the config');
-    const unauthorised = bearerProblem(req.headers.authorization, options.token);
-    if (unauthorised) return refuse(401, 'unauthorized', unauthorised, { 'WWW-Authenticate': 'Bearer' });
-    if (route === '/jobs') {
-      const limit = Math.min(1000, Math.max(1, Number(url.searchParams.get('limit')) || 100));
-      const jobs = queue.list({ limit, repo: url.searchParams.get('repo') ?? undefined, state: url.searchParams.get('state') ?? undefined });
-      return sendJson(res, 200, { jobs: jobs.map(publicJob) });
-    }
-    const m = /^\/jobs\/([^/]+)(\/log)?$/.exec(route);
-    if (!m || !JOB_ID_PATTERN.test(m[1])) return refuse(404, 'not found');
-    const job = queue.get(m[1]);
-    if (!job) return refuse(404, 'no such job');
-    if (!m[2]) return sendJson(res, 200, publicJob(job));
-    // The build's own section of DATA/logs/REPO/logs.txt when it wrote one, else what the process printed.
-    const section = await readBuildLog(config, job);
-    if (section !== undefined) {
-      res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
-      return void res.end(req.method === 'HEAD' ? undefined : section);
-    }
-    const file = path.join(jobsDir, job.id, 'output.log');
-    let size: number;
-    try {
-      size = (await stat(file)).size;
-    } catch {
-      return refuse(404, 'no log for this job yet');
-    }
-    res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': size, 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
-    if (req.method === 'HEAD' || size === 0) return void res.end();
-    const stream = createReadStream(file, { start: 0, end: size - 1 });
-    stream.pipe(res);
-    await new Promise<void>((resolve) => { stream.on('close', resolve); res.on('close', () => { stream.destroy(); resolve(); }); });
-  }
-
-  function sendMetrics(req: IncomingMessage, res: ServerResponse, refuse: (s: number, m: string, d?: string, h?: Record<string, string>) => void): void {
-    if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(405, 'method not allowed', undefined, { Allow: 'GET, HEAD' });
-    if (!options.token) return refuse(404, 'metrics are off', 'no token: in the config');
-    const unauthorised = bearerProblem(req.headers.authorization, options.token);
-    if (unauthorised) return refuse(401, 'unauthorized', unauthorised, { 'WWW-Authenticate': 'Bearer' });
-    const text = metrics.render();
-    res.writeHead(200, { 'Content-Type': METRICS_CONTENT_TYPE, 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
-    res.end(req.method === 'HEAD' ? undefined : text);
   }
 
   const headersTimeoutMs = options.headersTimeoutMs ?? 10_000;
@@ -314,6 +270,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     journal,
     http,
     metrics,
+    deliveries,
     stop() {
       stopping ??= (async () => {
         const closed = http.close(2_000);
@@ -328,20 +285,16 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
   };
 }
 
-async function readBuildLog(config: ShipkitConfig, job: Job): Promise<string | undefined> {
+/** The build's own section of DATA/logs/REPO/logs.txt when it wrote one, else what the process printed. */
+async function jobLog(config: ShipkitConfig, jobsDir: string, job: Job): Promise<LogSource | undefined> {
+  const section = await readJobLog(repoPaths(config, job.repo).logs, job.id).catch(() => undefined);
+  if (section !== undefined) return { text: section };
+  const file = path.join(jobsDir, job.id, 'output.log');
   try {
-    return await readJobLog(repoPaths(config, job.repo).logs, job.id);
+    return { file, size: (await stat(file)).size };
   } catch {
     return undefined;
   }
-}
-
-/** The job as the read API shows it (DESIGN: id, repo, kind, sha, ref, state, exit, started, finished). */
-export function publicJob(job: Job) {
-  return {
-    id: job.id, repo: job.repo, kind: job.kind, sha: job.sha, ref: job.ref, tag: job.tag, state: job.state, exit: job.exit,
-    queued: job.queued, started: job.started, finished: job.finished, reason: job.reason, attempts: job.attempts, delivery: job.deliveryId,
-  };
 }
 
 // As root, a repo's folders under DATA belong to its build user, so the build (running as that

@@ -9,8 +9,9 @@ import type { Logger } from '../core/log.ts';
 import { recoverJobs } from './job-recovery.ts';
 import { newJobId, type JobKind } from './job-id.ts';
 import type { Job, Journal } from './journal.ts';
+import type { CommitMeta } from './commit-meta.ts';
 
-export interface NewJob {
+export interface NewJob extends CommitMeta {
   repo: string;
   kind: JobKind;
   sha?: string;
@@ -111,6 +112,9 @@ export function createJobQueue(options: QueueOptions) {
       cloneUrl: input.cloneUrl ?? null, deliveryId: input.deliveryId ?? null, forge: input.forge ?? null,
       state: 'queued', exit: null, queued: at, started: null, finished: null, reason: null,
       attempts: 0, interruptions: 0, pgid: null,
+      // Only what the payload had: old and new records look alike when it had nothing.
+      ...(input.message ? { message: input.message } : {}), ...(input.author ? { author: input.author } : {}),
+      ...(input.pusher ? { pusher: input.pusher } : {}), ...(input.commitUrl ? { commitUrl: input.commitUrl } : {}),
     };
     // A job already picked to run (its "running" record may be in flight) is never superseded.
     const supersedes = job.kind !== 'build' ? [] : activeJobs()

@@ -37,6 +37,12 @@ export interface Job {
   interruptions: number;
   /** Process group of the running attempt, to clean up after a crash. */
   pgid: number | null;
+  // Who and what triggered it (lib/compile/commit-meta.ts); absent in records written before
+  // they were kept, and when the payload had none.
+  message?: string;
+  author?: string;
+  pusher?: string;
+  commitUrl?: string;
 }
 
 export interface JournalOptions {

@@ -5,6 +5,7 @@ import { createHash, createHmac, type Hmac } from 'node:crypto';
 import { ValidationError } from '../core/errors.ts';
 import { validateFullName, validatePayloadSha, validateRefName } from '../core/names.ts';
 import { safeEqual } from '../http/signing.ts';
+import { githubPushMeta, githubReleaseMeta, gitlabPushMeta, gitlabReleaseMeta, type CommitMeta } from './commit-meta.ts';
 
 export const FORGES = ['github', 'gitea', 'gitlab'] as const;
 export type Forge = (typeof FORGES)[number];
@@ -139,8 +140,8 @@ export interface PushOrder { pushedAt?: number; forced?: boolean; before?: strin
 export type WebhookEvent =
   | { kind: 'ping'; repo?: string }
   | { kind: 'ignored'; reason: string; repo?: string }
-  | { kind: 'push'; repo: string; ref: string; branch: string; sha: string; cloneUrl?: string; order: PushOrder }
-  | { kind: 'release'; repo: string; tag: string; ref: string; sha?: string; cloneUrl?: string };
+  | { kind: 'push'; repo: string; ref: string; branch: string; sha: string; cloneUrl?: string; order: PushOrder; meta: CommitMeta }
+  | { kind: 'release'; repo: string; tag: string; ref: string; sha?: string; cloneUrl?: string; meta: CommitMeta };
 
 /** The content types a body may have; anything else is answered 415. */
 export function bodyFormat(contentType: string | undefined): 'json' | 'form' | undefined {
@@ -184,7 +185,7 @@ export function normaliseEvent(forge: Forge, event: string, payload: Record<stri
     }
     const branch = validateRefName(ref.slice('refs/heads/'.length), 'branch');
     const sha = validatePayloadSha(payload.after);
-    return { kind: 'push', repo, ref, branch, sha, cloneUrl: cloneUrlOf(payload.repository, 'clone_url'), order: pushOrderOf(payload) };
+    return { kind: 'push', repo, ref, branch, sha, cloneUrl: cloneUrlOf(payload.repository, 'clone_url'), order: pushOrderOf(payload), meta: githubPushMeta(payload, sha) };
   }
   if (event === 'release') {
     const repo = repoFullName(payload.repository, 'full_name');
@@ -192,7 +193,7 @@ export function normaliseEvent(forge: Forge, event: string, payload: Record<stri
     if (action !== 'published') return { kind: 'ignored', reason: `release ${action || 'event'} (only published releases run)`, repo };
     const release = objectField(payload, 'release');
     const tag = validateRefName(release.tag_name, 'tag');
-    return { kind: 'release', repo, tag, ref: `refs/tags/${tag}`, cloneUrl: cloneUrlOf(payload.repository, 'clone_url') };
+    return { kind: 'release', repo, tag, ref: `refs/tags/${tag}`, cloneUrl: cloneUrlOf(payload.repository, 'clone_url'), meta: githubReleaseMeta(payload) };
   }
   return { kind: 'ignored', reason: `event ${shorten(event)} is not handled` };
 }
@@ -205,13 +206,13 @@ function normaliseGitlab(event: string, payload: Record<string, unknown>): Webho
     if (!ref.startsWith('refs/heads/')) return { kind: 'ignored', reason: 'not a branch', repo };
     const branch = validateRefName(ref.slice('refs/heads/'.length), 'branch');
     const sha = validatePayloadSha(payload.checkout_sha ?? payload.after);
-    return { kind: 'push', repo, ref, branch, sha, cloneUrl: cloneUrlOf(payload.project, 'git_http_url'), order: pushOrderOf(payload) };
+    return { kind: 'push', repo, ref, branch, sha, cloneUrl: cloneUrlOf(payload.project, 'git_http_url'), order: pushOrderOf(payload), meta: gitlabPushMeta(payload, sha) };
   }
   if (event === 'Release Hook') {
     const repo = repoFullName(payload.project, 'path_with_namespace');
     if (payload.action !== 'create') return { kind: 'ignored', reason: `release ${shorten(String(payload.action ?? 'event'))} (only created releases run)`, repo };
     const tag = validateRefName(payload.tag, 'tag');
-    return { kind: 'release', repo, tag, ref: `refs/tags/${tag}`, cloneUrl: cloneUrlOf(payload.project, 'git_http_url') };
+    return { kind: 'release', repo, tag, ref: `refs/tags/${tag}`, cloneUrl: cloneUrlOf(payload.project, 'git_http_url'), meta: gitlabReleaseMeta(payload) };
   }
   if (event === 'Tag Push Hook') return { kind: 'ignored', reason: 'tag push (releases run on release events)' };
   return { kind: 'ignored', reason: `event ${shorten(event)} is not handled` };

@@ -1,5 +1,6 @@
 // What a job's end means for notifications, and the bodies sent: Slack's incoming-webhook JSON
 // (`text`, also taken by Mattermost and Discord's /slack) and the signed webhook's job JSON.
+import { jobPageUrl } from '../web/job-url.ts';
 import type { NotifyEvent } from './config.ts';
 
 /** What notifications need of a job (lib/compile/journal.ts's Job has these fields). */
@@ -45,7 +46,7 @@ function durationMs(job: NotifyJob): number | null {
 }
 
 export function jobLink(publicUrl: string | undefined, job: NotifyJob): string | undefined {
-  return publicUrl ? `${publicUrl}/jobs/${encodeURIComponent(job.id)}` : undefined;
+  return publicUrl ? jobPageUrl(publicUrl, job.id) : undefined;
 }
 
 /** Slack's three control characters; everything else in `text` is shown as written. */

@@ -127,9 +127,11 @@ test('normaliseEvent: push, release published, ping (real octokit examples)', ()
   assert.equal(normaliseEvent('github', 'push', pushPayload('octo/site', { sha: 'b'.repeat(40) })), {
     kind: 'push', repo: 'octo/site', ref: 'refs/heads/main', branch: 'main', sha: 'b'.repeat(40), cloneUrl: 'https://github.com/octo/site.git',
     order: { pushedAt: 1557933657, forced: false },
+    meta: { message: 'Initial commit', author: 'Codertocat', pusher: 'Codertocat', commitUrl: 'https://github.com/Codertocat/Hello-World/commit/6113728f27ae82c7b1a177c8d03f9e96e0adf246' },
   });
   assert.equal(normaliseEvent('github', 'release', releasePayload('octo/site', { tag: 'v2.0' })), {
     kind: 'release', repo: 'octo/site', tag: 'v2.0', ref: 'refs/tags/v2.0', cloneUrl: 'https://github.com/octo/site.git',
+    meta: { author: 'Codertocat', pusher: 'Codertocat', commitUrl: 'https://github.com/Codertocat/Hello-World/releases/tag/0.0.1' },
   });
   assert.equal(normaliseEvent('github', 'ping', pingPayload('octo/site')), { kind: 'ping', repo: 'octo/site' });
 });
@@ -200,7 +202,7 @@ test('normaliseEvent: a clone URL with credentials refuses the delivery without 
 test('normaliseEvent: GitLab push and release hooks', () => {
   const project = { path_with_namespace: 'group/app', git_http_url: 'https://gitlab.example.com/group/app.git' };
   assert.equal(normaliseEvent('gitlab', 'Push Hook', { ref: 'refs/heads/main', after: 'c'.repeat(40), checkout_sha: 'c'.repeat(40), project }), {
-    kind: 'push', repo: 'group/app', ref: 'refs/heads/main', branch: 'main', sha: 'c'.repeat(40), cloneUrl: project.git_http_url, order: {},
+    kind: 'push', repo: 'group/app', ref: 'refs/heads/main', branch: 'main', sha: 'c'.repeat(40), cloneUrl: project.git_http_url, order: {}, meta: {},
   });
   const release = normaliseEvent('gitlab', 'Release Hook', { action: 'create', tag: 'v1', project });
   assert.is(release.kind, 'release');

@@ -1,0 +1,203 @@
+// The status page's HTTP side: `GET /`, job pages (`GET /jobs/ID` asked for as HTML), `GET|POST
+// /login`, `POST /logout`, `/assets/NAME`; access per `ui:` (token: session or bearer; public:
+// states without logs; off: 404), security headers on every page.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { open } from 'node:fs/promises';
+import type { Job } from '../compile/journal.ts';
+import { bearerProblem } from '../http/bearer.ts';
+import { HttpError, receiveBody } from '../http/server.ts';
+import { assetNamed } from './assets.ts';
+import type { ReadSources, Refuse } from './read-routes.ts';
+import { clearedCookie, cookieValue, COOKIE_NAME, createLoginLimiter, createSessionKeys, sessionCookie, type LoginLimiter, type SessionKeys } from './session.ts';
+import { renderJobPage, renderLoginPage, renderNotice, renderStatusPage, LOG_SHOWN_BYTES, type Viewer } from './status-page.ts';
+
+export const PAGE_HEADERS: Readonly<Record<string, string>> = {
+  'Content-Security-Policy': "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'X-Content-Type-Options': 'nosniff',
+  'Referrer-Policy': 'no-referrer',
+  'Cache-Control': 'no-store',
+};
+
+/** A login form body is one short token: anything larger is refused before it is parsed. */
+const LOGIN_BODY_MAX = 4096;
+const READ_METHODS = 'GET, HEAD';
+/** Where a login may send the browser back to: the list or a job page, nothing else. */
+const SAFE_NEXT = /^\/(?:jobs\/[A-Za-z0-9._-]{1,100})?$/;
+
+/** Whether the request's Accept prefers text/html to JSON (a browser's navigation does; curl's and fetch's `*\/*` does not). */
+export function prefersHtml(accept: string | undefined): boolean {
+  let html = 0;
+  let json = 0;
+  let any = 0;
+  for (const part of (accept ?? '').split(',')) {
+    const [type, ...params] = part.trim().toLowerCase().split(';');
+    const qParam = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
+    const q = qParam ? Number(qParam.slice(2)) : 1;
+    if (!Number.isFinite(q)) continue;
+    if (type === 'text/html') html = Math.max(html, q);
+    else if (type === 'application/json') json = Math.max(json, q);
+    else if (type === '*/*') any = Math.max(any, q);
+  }
+  return html > json && html > any;
+}
+
+export function createPageRoutes(sources: ReadSources, { limiter = createLoginLimiter() }: { limiter?: LoginLimiter } = {}) {
+  const keys: SessionKeys | undefined = sources.token ? createSessionKeys(sources.token) : undefined;
+  const secure = sources.publicUrl?.startsWith('https:') ?? false;
+  const now = () => (sources.now ?? (() => new Date()))();
+
+  function hasSession(req: IncomingMessage): boolean {
+    if (!keys) return false;
+    return keys.verify(cookieValue(req.headers.cookie, COOKIE_NAME), now());
+  }
+
+  function signedIn(req: IncomingMessage): boolean {
+    if (!sources.token) return false;
+    return hasSession(req) || bearerProblem(req.headers.authorization, sources.token) === undefined;
+  }
+
+  function viewerOf(req: IncomingMessage): Viewer {
+    return { signedIn: signedIn(req), canSignIn: Boolean(sources.token), now: now() };
+  }
+
+  function sendPage(req: IncomingMessage, res: ServerResponse, status: number, html: string, headers: Record<string, string> = {}): void {
+    res.writeHead(status, { ...PAGE_HEADERS, 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': Buffer.byteLength(html), ...headers });
+    res.end(req.method === 'HEAD' ? undefined : html);
+  }
+
+  /**
+   * Who may see pages: undefined when this viewer may; else the answer was sent (404 when pages
+   * are off or cannot be reached, the login form when a session is needed).
+   */
+  function pageRefused(req: IncomingMessage, res: ServerResponse, refuse: Refuse, next: string): boolean {
+    if (sources.ui === 'off') {
+      refuse(404, 'not found', 'the status page is off (ui: off)');
+      return true;
+    }
+    if (sources.ui === 'public' || signedIn(req)) return false;
+    if (!sources.token) {
+      sendPage(req, res, 404, renderNotice('Status page not set up', 'The status page needs <code>token:</code> in the config (with <code>ui: token</code>, the default), or <code>ui: public</code>.'));
+      return true;
+    }
+    sendPage(req, res, 401, renderLoginPage({ next }));
+    return true;
+  }
+
+  function statusPage(req: IncomingMessage, res: ServerResponse, url: URL, refuse: Refuse): void {
+    if (pageRefused(req, res, refuse, '/')) return;
+    const page = Number.parseInt(url.searchParams.get('page') ?? '1', 10);
+    const repo = url.searchParams.get('repo') || undefined;
+    sendPage(req, res, 200, renderStatusPage({ jobs: sources.jobs(), repos: sources.repos(), repo, page: Number.isFinite(page) ? page : 1, viewer: viewerOf(req) }));
+  }
+
+  async function jobPage(req: IncomingMessage, res: ServerResponse, id: string, refuse: Refuse): Promise<void> {
+    if (!sources.isJobId(id)) return refuse(404, 'not found');
+    if (pageRefused(req, res, refuse, `/jobs/${id}`)) return;
+    const job = sources.get(id);
+    if (!job) return sendPage(req, res, 404, renderNotice('No such job', 'There is no job with this id (old jobs are dropped from the journal).'));
+    const viewer = viewerOf(req);
+    const log = viewer.signedIn ? await logText(job) : undefined;
+    const scripts = assetNamed('log-follow.js') ? ['log-follow.js'] : [];
+    sendPage(req, res, 200, renderJobPage({ job, viewer, log, deliveries: sources.deliveries.of(job.id), scripts }));
+  }
+
+  async function logText(job: Job): Promise<string | undefined> {
+    const source = await sources.readLog(job).catch(() => undefined);
+    if (!source) return undefined;
+    if ('text' in source) return source.text;
+    // The process's own output: only its end is shown, so a huge file is not read whole.
+    const handle = await open(source.file, 'r').catch(() => undefined);
+    if (!handle) return undefined;
+    try {
+      const length = Math.min(source.size, LOG_SHOWN_BYTES + 1);
+      const buffer = Buffer.alloc(length);
+      await handle.read(buffer, 0, length, source.size - length);
+      return buffer.toString('utf8');
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async function login(req: IncomingMessage, res: ServerResponse, refuse: Refuse): Promise<void> {
+    if (sources.ui === 'off' || !keys) return refuse(404, 'not found', sources.ui === 'off' ? 'the status page is off (ui: off)' : 'no token: in the config');
+    if (req.method === 'GET' || req.method === 'HEAD') return sendPage(req, res, 200, renderLoginPage({ next: safeNext(new URL(req.url ?? '/', 'http://localhost').searchParams.get('next')) }));
+    if (req.method !== 'POST') return refuse(405, 'method not allowed', undefined, { Allow: 'GET, HEAD, POST' });
+    if (crossOrigin(req)) return refuse(403, 'forbidden', 'login form posted from another origin');
+    const client = req.socket.remoteAddress ?? 'unknown';
+    const wait = limiter.blockedFor(client);
+    if (wait > 0) {
+      refuse(429, 'too many wrong tokens, wait and try again', `login refused for ${wait} s more`, { 'Retry-After': String(wait) });
+      return;
+    }
+    if (!/^application\/x-www-form-urlencoded\s*(;|$)/i.test(String(req.headers['content-type'] ?? ''))) return refuse(415, 'unsupported content type', 'login needs a form body');
+    let body: Buffer;
+    try {
+      body = (await receiveBody(req, { res, limit: LOGIN_BODY_MAX, timeoutMs: 10_000 })).buffer ?? Buffer.alloc(0);
+    } catch (error) {
+      const status = error instanceof HttpError ? error.status : 400;
+      return refuse(status, status === 413 ? 'body too large' : 'could not read body', (error as Error).message);
+    }
+    const form = new URLSearchParams(body.toString('utf8'));
+    const next = safeNext(form.get('next'));
+    if (!keys.tokenMatches(form.get('token') ?? '')) {
+      limiter.fail(client);
+      return sendPage(req, res, 401, renderLoginPage({ error: 'Wrong token.', next }));
+    }
+    limiter.succeed(client);
+    res.writeHead(303, { ...PAGE_HEADERS, Location: next, 'Set-Cookie': sessionCookie(keys.issue(now()), { secure }), 'Content-Length': 0 });
+    res.end();
+  }
+
+  function logout(req: IncomingMessage, res: ServerResponse, refuse: Refuse): void {
+    if (req.method !== 'POST') return refuse(405, 'method not allowed', undefined, { Allow: 'POST' });
+    if (crossOrigin(req)) return refuse(403, 'forbidden', 'logout posted from another origin');
+    if (!req.complete) req.resume();
+    res.writeHead(303, { ...PAGE_HEADERS, Location: '/', 'Set-Cookie': clearedCookie({ secure }), 'Content-Length': 0 });
+    res.end();
+  }
+
+  function asset(req: IncomingMessage, res: ServerResponse, name: string, refuse: Refuse): void {
+    if (sources.ui === 'off') return refuse(404, 'not found', 'the status page is off (ui: off)');
+    if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(405, 'method not allowed', undefined, { Allow: READ_METHODS });
+    const found = assetNamed(name);
+    if (!found) return refuse(404, 'not found');
+    const headers = { 'Content-Type': found.type, 'Cache-Control': 'no-cache', ETag: found.etag, 'X-Content-Type-Options': 'nosniff' };
+    if (req.headers['if-none-match'] === found.etag) {
+      res.writeHead(304, headers);
+      return void res.end();
+    }
+    res.writeHead(200, { ...headers, 'Content-Length': Buffer.byteLength(found.body) });
+    res.end(req.method === 'HEAD' ? undefined : found.body);
+  }
+
+  return {
+    hasSession,
+    wantsHtml: (req: IncomingMessage) => prefersHtml(req.headers.accept),
+    jobPage,
+    /** The page routes; false for paths that are not theirs (and for `POST /`, a webhook). */
+    async handle(req: IncomingMessage, res: ServerResponse, url: URL, refuse: Refuse): Promise<boolean> {
+      const route = url.pathname;
+      if (route === '/' && (req.method === 'GET' || req.method === 'HEAD')) statusPage(req, res, url, refuse);
+      else if (route === '/login') await login(req, res, refuse);
+      else if (route === '/logout') logout(req, res, refuse);
+      else if (route.startsWith('/assets/')) asset(req, res, route.slice('/assets/'.length), refuse);
+      else return false;
+      return true;
+    },
+  };
+}
+
+function safeNext(value: string | null): string {
+  return value && SAFE_NEXT.test(value) ? value : '/';
+}
+
+/** A form posted by another site's page (an Origin header naming another host). */
+function crossOrigin(req: IncomingMessage): boolean {
+  const origin = req.headers.origin;
+  if (!origin || origin === 'null') return origin === 'null';
+  try {
+    return new URL(origin).host !== req.headers.host;
+  } catch {
+    return true;
+  }
+}

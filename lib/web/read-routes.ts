@@ -1,0 +1,139 @@
+// hook-server's read side (DESIGN §5 hook-server): the JSON read API (`/jobs`, `/jobs/ID`,
+// `/jobs/ID/log`), `/metrics`, badges, and the status page with its job pages, login and assets.
+// It knows nothing of how jobs run: hook-server hands in the jobs, a log reader and config bits.
+import { createReadStream } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Job } from '../compile/journal.ts';
+import { bearerProblem } from '../http/bearer.ts';
+import { sendJson } from '../http/server.ts';
+import type { DeliveryOutcomes } from '../notify/outcomes.ts';
+import { sendBadge } from './badge.ts';
+import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from './metrics.ts';
+import { createPageRoutes } from './page-routes.ts';
+
+/** The job ids the read routes take in a path (lib/compile/job-id.ts's JOB_ID_PATTERN). */
+export interface ReadSources {
+  ui: 'token' | 'public' | 'off';
+  /** The read token (`token:`), resolved; without it the read API, /metrics and logins are off. */
+  token?: string;
+  /** `public_url:`: an https one makes the session cookie `Secure`. */
+  publicUrl?: string;
+  /** Every job the journal holds. */
+  jobs(): Iterable<Job>;
+  /** Newest first (lib/compile/job-queue.ts list). */
+  list(options: { limit?: number; repo?: string; state?: string }): Job[];
+  get(id: string): Job | undefined;
+  /** A valid job id (lib/compile/job-id.ts JOB_ID_PATTERN). */
+  isJobId(id: string): boolean;
+  /** The job's log: the build's own section as text, or the file its process printed to. */
+  readLog(job: Job): Promise<LogSource | undefined>;
+  /** Configured repos and their default branch (undefined: not configured). */
+  branchOf(repo: string): string | undefined;
+  repos(): string[];
+  /** `/metrics` text. */
+  renderMetrics(): string;
+  deliveries: DeliveryOutcomes;
+  /**
+   * `GET /jobs/ID/log?follow=1` (text/event-stream, lib/web/log-follow.ts), when present; called
+   * once the request is known to be authorised for logs.
+   */
+  followLog?: (req: IncomingMessage, res: ServerResponse, job: Job) => Promise<void> | void;
+  now?: () => Date;
+}
+
+export type LogSource = { text: string } | { file: string; size: number };
+
+export type Refuse = (status: number, message: string, detail?: string, headers?: Record<string, string>) => void;
+
+const READ_METHODS = 'GET, HEAD';
+
+/** The job as the read API shows it (DESIGN: id, repo, kind, sha, ref, state, exit, started, finished). */
+export function publicJob(job: Job) {
+  return {
+    id: job.id, repo: job.repo, kind: job.kind, sha: job.sha, ref: job.ref, tag: job.tag, state: job.state, exit: job.exit,
+    queued: job.queued, started: job.started, finished: job.finished, reason: job.reason, attempts: job.attempts, delivery: job.deliveryId,
+    message: job.message ?? null, author: job.author ?? null, pusher: job.pusher ?? null, commit_url: job.commitUrl ?? null,
+  };
+}
+
+/**
+ * The read routes as one handler: answers and returns true for its paths, returns false for any
+ * other (the webhook intake's), so hook-server tries it first.
+ */
+export function createReadRoutes(sources: ReadSources) {
+  const pages = createPageRoutes(sources);
+
+  /** Bearer token, or (for GET/HEAD) a status-page session cookie. */
+  function apiProblem(req: IncomingMessage): string | undefined {
+    if (pages.hasSession(req)) return undefined;
+    return bearerProblem(req.headers.authorization, sources.token!);
+  }
+
+  async function handleApi(req: IncomingMessage, res: ServerResponse, route: string, url: URL, refuse: Refuse): Promise<void> {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(405, 'method not allowed', undefined, { Allow: READ_METHODS });
+    const m = /^\/jobs\/([^/]+)(\/log)?$/.exec(route);
+    // A browser asking for a job page gets HTML (lib/web/page-routes.ts); curl and fetch, JSON.
+    if (m && !m[2] && pages.wantsHtml(req)) return pages.jobPage(req, res, m[1], refuse);
+    if (!sources.token) return refuse(404, 'read API is off', 'no token: in the config');
+    const unauthorised = apiProblem(req);
+    if (unauthorised) return refuse(401, 'unauthorized', unauthorised, { 'WWW-Authenticate': 'Bearer' });
+    if (route === '/jobs') {
+      const limit = Math.min(1000, Math.max(1, Number(url.searchParams.get('limit')) || 100));
+      const jobs = sources.list({ limit, repo: url.searchParams.get('repo') ?? undefined, state: url.searchParams.get('state') ?? undefined });
+      return sendJson(res, 200, { jobs: jobs.map(publicJob) });
+    }
+    if (!m || !sources.isJobId(m[1])) return refuse(404, 'not found');
+    const job = sources.get(m[1]);
+    if (!job) return refuse(404, 'no such job');
+    if (!m[2]) return sendJson(res, 200, publicJob(job));
+    if (url.searchParams.get('follow') === '1' && sources.followLog) return sources.followLog(req, res, job);
+    return sendLog(req, res, job, refuse);
+  }
+
+  async function sendLog(req: IncomingMessage, res: ServerResponse, job: Job, refuse: Refuse): Promise<void> {
+    const source = await sources.readLog(job);
+    if (!source) return refuse(404, 'no log for this job yet');
+    const headers = { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' };
+    if ('text' in source) {
+      res.writeHead(200, headers);
+      return void res.end(req.method === 'HEAD' ? undefined : source.text);
+    }
+    res.writeHead(200, { ...headers, 'Content-Length': source.size });
+    if (req.method === 'HEAD' || source.size === 0) return void res.end();
+    const stream = createReadStream(source.file, { start: 0, end: source.size - 1 });
+    stream.pipe(res);
+    await new Promise<void>((resolve) => { stream.on('close', resolve); res.on('close', () => { stream.destroy(); resolve(); }); });
+  }
+
+  function sendMetrics(req: IncomingMessage, res: ServerResponse, refuse: Refuse): void {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(405, 'method not allowed', undefined, { Allow: READ_METHODS });
+    if (!sources.token) return refuse(404, 'metrics are off', 'no token: in the config');
+    const unauthorised = bearerProblem(req.headers.authorization, sources.token);
+    if (unauthorised) return refuse(401, 'unauthorized', unauthorised, { 'WWW-Authenticate': 'Bearer' });
+    const text = sources.renderMetrics();
+    res.writeHead(200, { 'Content-Type': METRICS_CONTENT_TYPE, 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
+    res.end(req.method === 'HEAD' ? undefined : text);
+  }
+
+  return {
+    /** Answers the request when it is a read route; false when it is not one (a webhook path). */
+    async handle(req: IncomingMessage, res: ServerResponse, url: URL, refuse: Refuse): Promise<boolean> {
+      const route = url.pathname;
+      if (route === '/jobs' || route.startsWith('/jobs/')) {
+        await handleApi(req, res, route, url, refuse);
+        return true;
+      }
+      if (route.startsWith('/badge/') && route.endsWith('.svg')) {
+        if (sources.ui === 'off') refuse(404, 'not found', 'badges are off (ui: off)');
+        else if (req.method !== 'GET' && req.method !== 'HEAD') refuse(405, 'method not allowed', undefined, { Allow: READ_METHODS });
+        else sendBadge(req, res, url, { jobs: sources.jobs(), branchOf: sources.branchOf });
+        return true;
+      }
+      if (route === '/metrics') {
+        sendMetrics(req, res, refuse);
+        return true;
+      }
+      return pages.handle(req, res, url, refuse);
+    },
+  };
+}
