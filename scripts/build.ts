@@ -13,7 +13,7 @@ import { findConfigFile, getRepo, loadShipkitConfig, repoPaths, STEPS } from '..
 
 const buildCliSpec: CliSpec = {
   name: 'build',
-  usage: `Usage: build REPO [--config FILE] [--sha SHA] [--ref REF] [--steps a,b] [--job-id ID] [--url URL] [--json]
+  usage: `Usage: build REPO [--config FILE] [--sha SHA] [--ref REF] [--steps a,b] [--job-id ID] [--url URL] [--no-cache] [--json]
 
 Runs the repo's build steps in DATA/repos/REPO and appends the job to DATA/logs/REPO/logs.txt.
 Steps (in this order): ${STEPS.join(', ')}. The first failing step stops the build (exit 1).
@@ -27,6 +27,8 @@ Options:
   --steps a,b     run only these steps, e.g. --steps install,compile
   --job-id ID     the job's id in the log (default: a new one); letters, digits, _ and -
   --url URL       clone from this URL instead of the configured one
+  --no-cache      start clean: remove node_modules, downloads and the repo's cache: paths,
+                  and install with a fresh npm cache (the repo's shared one is left as it is)
   --json          print the result as JSON on stdout
 
 Examples:
@@ -35,7 +37,7 @@ Examples:
   build site --steps compile --config /etc/shipkit/shipkit.yml
 `,
   flags: {
-    config: { type: 'string' }, sha: { type: 'string' }, ref: { type: 'string' }, steps: { type: 'string' }, 'job-id': { type: 'string' }, url: { type: 'string' }, json: { type: 'boolean' },
+    config: { type: 'string' }, sha: { type: 'string' }, ref: { type: 'string' }, steps: { type: 'string' }, 'job-id': { type: 'string' }, url: { type: 'string' }, cache: { type: 'boolean', default: true }, json: { type: 'boolean' },
   },
   minPositionals: 1,
   maxPositionals: 1,
@@ -54,7 +56,7 @@ async function buildMain(args: Args, log: Logger): Promise<number> {
   const controller = abortOnSignals();
   log.info(`build ${repo.name}: job ${id}`, { steps: steps.join(',') });
   const outcome = await runJob({
-    config, repo, kind: 'build', id, sha, ref, url: args.url, log, signal: controller.signal,
+    config, repo, kind: 'build', id, sha, ref, url: args.url, noCache: args.cache === false, log, signal: controller.signal,
     steps: steps.map((step) => ({ name: step, run: STEP_FUNCTIONS[step] })),
   });
   return report(outcome, { json: args.json, log, stdout: process.stdout });

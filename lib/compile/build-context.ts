@@ -8,6 +8,7 @@ import { redactUrls } from '../core/redact.ts';
 import type { JobLogWriter } from './job-log.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import type { RepoConfig, ShipkitConfig } from './config.ts';
+import type { CachePlan } from './build-cache.ts';
 
 export interface BuildContext {
   config: ShipkitConfig;
@@ -30,6 +31,8 @@ export interface BuildContext {
   signal?: AbortSignal;
   /** What the publish step left for the rollout step (lib/compile/build-pipeline.ts). */
   pipeline?: { version: string; sha256: string; unchanged: boolean };
+  /** What this job keeps from the last build, or why it starts clean (lib/compile/build-cache.ts). */
+  cache?: CachePlan;
   /** Where the stage libraries are (tests point these elsewhere). */
   stages?: { downloads?: URL; upload?: URL };
 }

@@ -6,10 +6,8 @@ import { ensureDir, tempSibling } from '../core/fs.ts';
 import { redactUrls } from '../core/redact.ts';
 import { runLogged } from './build-exec.ts';
 import { explainGitAuthFailure } from './git-auth.ts';
+import { cleanExcludes, logAfterClean } from './build-cache.ts';
 import { gitQuery, run, StepFailure, type BuildContext, type StepResult } from './build-context.ts';
-
-/** Kept by `git clean`: installs and downloads are reused when nothing changed. */
-const KEPT_ON_CLEAN = ['/node_modules/', '/downloads/'];
 
 /**
  * Clone on the first run (into a temp folder, renamed into place), then fetch and check out
@@ -65,7 +63,9 @@ async function pullCommit(ctx: BuildContext): Promise<StepResult> {
   await run(ctx, ['git', 'fetch', '--force', '--prune', '--tags', 'origin', '+refs/heads/*:refs/remotes/origin/*']);
   const sha = await resolveTarget(ctx);
   await run(ctx, ['git', 'checkout', '--force', '--detach', sha]);
-  await run(ctx, ['git', 'clean', '-ffdx', ...KEPT_ON_CLEAN.flatMap((p) => ['-e', p])]);
+  // Kept: node_modules, downloads and the repo's cache: paths, unless the build starts clean.
+  await run(ctx, ['git', 'clean', '-ffdx', ...cleanExcludes(ctx.cache)]);
+  await logAfterClean(ctx);
   if (existsSync(path.join(work, '.gitmodules'))) {
     await run(ctx, ['git', 'submodule', 'sync', '--recursive']);
     await run(ctx, ['git', 'submodule', 'update', '--init', '--recursive', '--force']);

@@ -11,6 +11,7 @@ import { spawnAs } from './build-exec.ts';
 import { run, stageLogger, StepFailure, type BuildContext, type StepResult } from './build-context.ts';
 import { pullStep } from './build-pull.ts';
 import { publishStep, rolloutStep } from './build-pipeline.ts';
+import { cleanKeptPathsOnce, countCachedPackages, describeCacheUse, prepareNpmCache } from './build-cache.ts';
 import { bundledCommandFor } from './job-process.ts';
 import type { Logger } from '../core/log.ts';
 import { UsageError } from '../core/errors.ts';
@@ -52,6 +53,7 @@ async function loadStage(override: URL | undefined, name: 'downloads' | 'upload'
 }
 
 export async function downloadsStep(ctx: BuildContext): Promise<StepResult> {
+  await cleanKeptPathsOnce(ctx);
   const work = ctx.paths.work;
   const sources = ['manifest.txt', 'cloudinary.txt'].filter((f) => existsSync(path.join(work, f)));
   if (!sources.length) return { skipped: 'no manifest.txt or cloudinary.txt' };
@@ -119,9 +121,12 @@ interface InstallRecord { key: string; lockfile: string; node: string; sha?: str
 
 /**
  * `npm ci` with a lockfile, else `npm install`; skipped without package.json, and skipped when
- * the lockfile (or package.json) and the node version are the same as at the last good install.
+ * the lockfile (or package.json) and the node version are the same as at the last good install
+ * (never in a clean build). npm prefers its cache (lib/compile/build-cache.ts); the closing line
+ * says how long npm took and how many packages came from the cache.
  */
 export async function installStep(ctx: BuildContext): Promise<StepResult> {
+  await cleanKeptPathsOnce(ctx);
   const work = ctx.paths.work;
   if (!existsSync(path.join(work, 'package.json'))) return { skipped: 'no package.json' };
   const lockfile = ['package-lock.json', 'npm-shrinkwrap.json'].find((f) => existsSync(path.join(work, f)));
@@ -130,17 +135,26 @@ export async function installStep(ctx: BuildContext): Promise<StepResult> {
   const key = createHash('sha256').update(await readFile(path.join(work, hashed))).update(`\0${node}`).digest('hex');
   const recordFile = path.join(ctx.paths.state, 'install.json');
   const record = await readJson<InstallRecord>(recordFile);
-  if (record?.key === key && (existsSync(path.join(work, 'node_modules')) || await declaresNoDependencies(work, lockfile))) {
-    return { skipped: `${hashed} and node ${node} unchanged since the install of ${record.at}` };
+  if (!ctx.cache?.clean && record?.key === key && (existsSync(path.join(work, 'node_modules')) || await declaresNoDependencies(work, lockfile))) {
+    return { skipped: `${hashed} and node ${node} unchanged since the install of ${record.at}, node_modules kept` };
   }
   await rm(recordFile, { force: true });
-  const npmFlags = ['--no-audit', '--no-fund', '--no-update-notifier'];
-  const npmCtx = await withNpmCache(ctx);
-  if (lockfile) await run(npmCtx, ['npm', 'ci', ...npmFlags]);
-  else await run(npmCtx, ['npm', 'install', ...npmFlags]);
+  // A clean build without a lockfile: npm install would otherwise update the node_modules it finds.
+  if (ctx.cache?.clean) await rm(path.join(work, 'node_modules'), { recursive: true, force: true });
+  const npm = await prepareNpmCache(ctx);
+  const npmFlags = ['--no-audit', '--no-fund', '--no-update-notifier', ...(npm.fresh ? [] : ['--prefer-offline'])];
+  const command = lockfile ? 'npm ci' : 'npm install';
+  const before = lockfile ? await countCachedPackages(path.join(work, lockfile), npm.dir) : undefined;
+  const t0 = Date.now();
+  try {
+    await run({ ...ctx, env: npm.env }, ['npm', lockfile ? 'ci' : 'install', ...npmFlags]);
+  } finally {
+    await npm.release();
+  }
+  const secs = ((Date.now() - t0) / 1000).toFixed(1);
   await ensureDir(ctx.paths.state);
   await atomicWriteFile(recordFile, `${JSON.stringify({ key, lockfile: hashed, node, sha: ctx.checkedOut, at: new Date().toISOString() } satisfies InstallRecord, null, 2)}\n`);
-  return { note: lockfile ? 'npm ci' : 'npm install' };
+  return { note: `${command} ${secs} s, ${describeCacheUse(before, { fresh: npm.fresh })}` };
 }
 
 const DEPENDENCY_FIELDS = ['dependencies', 'devDependencies', 'optionalDependencies', 'peerDependencies'];
@@ -158,21 +172,6 @@ async function declaresNoDependencies(work: string, lockfile: string | undefined
   const lock = await readJson<{ packages?: Record<string, unknown>; dependencies?: Record<string, unknown> }>(path.join(work, lockfile));
   if (!lock) return false;
   return Object.keys(lock.packages ?? {}).every((key) => key === '') && !Object.keys(lock.dependencies ?? {}).length;
-}
-
-/**
- * npm falls back to $HOME/.npm for its cache, and a system user's home is often /nonexistent,
- * where `npm ci` fails. A build that runs as any user but root gets DATA/state/REPO/npm-cache
- * instead. A root build with a repo's `user:` already has it: lib/compile/job.ts makes it, hands it
- * over and sets the variable. A cache the environment already names is kept.
- */
-async function withNpmCache(ctx: BuildContext): Promise<BuildContext> {
-  if (ctx.env.npm_config_cache || ctx.env.NPM_CONFIG_CACHE) return ctx;
-  const uid = process.getuid?.();
-  if (uid === undefined || uid === 0) return ctx;
-  const cache = path.join(ctx.paths.state, 'npm-cache');
-  await ensureDir(cache);
-  return { ...ctx, env: { ...ctx.env, npm_config_cache: cache } };
 }
 
 /** The version of the `node` that npm will run: ours when PATH leads to it, else asked. */

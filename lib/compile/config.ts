@@ -7,6 +7,7 @@ import { repoFolderName, repoNameProblem, validateFullName } from '../core/names
 import { parseBuildEnv, type BuildEnvEntry } from './build-env.ts';
 import { parseNotifyList, type NotifyTarget } from '../notify/config.ts';
 import { parseGitAuth, type GitAuthConfig } from './git-auth.ts';
+import { parseCacheConfig, type RepoCache } from './build-cache.ts';
 import { parsePublishConfig, parseRolloutConfig, type PublishConfig, type RolloutConfig } from './pipeline-config.ts';
 import type { UploadEntry } from '../stages/upload/index.ts';
 
@@ -36,6 +37,8 @@ export interface RepoConfig {
   notify?: NotifyTarget[];
   /** `ssh_key:` and `known_hosts:` for the pull step's git (lib/compile/git-auth.ts). */
   gitAuth: GitAuthConfig;
+  /** `cache:`: paths kept across `git clean` besides node_modules and downloads, or false (lib/compile/build-cache.ts). */
+  cache: RepoCache;
   keyPath: KeyPath;
 }
 
@@ -62,7 +65,7 @@ export const UI_MODES = ['token', 'public', 'off'] as const;
 export type UiMode = (typeof UI_MODES)[number];
 
 const TOP_KEYS = ['listen', 'data', 'secret', 'token', 'concurrency', 'repos', 'max_body', 'logs', 'ui', 'public_url', 'notify'] as const;
-const REPO_KEYS = ['url', 'branch', 'user', 'steps', 'compile', 'timeout', 'upload', 'release', 'secret', 'publish', 'rollout', 'env', 'ssh_key', 'known_hosts', 'notify'] as const;
+const REPO_KEYS = ['url', 'branch', 'user', 'steps', 'compile', 'timeout', 'upload', 'release', 'secret', 'publish', 'rollout', 'env', 'ssh_key', 'known_hosts', 'notify', 'cache'] as const;
 export const DEFAULTS = { listen: '127.0.0.1:9000', data: '/var/lib/shipkit', concurrency: 1, branch: 'main', timeout: 900, release: 'release.sh' };
 
 /** `--config`, else $SHIPKIT_CONFIG, else ./shipkit.yml, else ./.shipkit/shipkit.yml (hook-server's first start), else /etc/shipkit/shipkit.yml. */
@@ -177,6 +180,7 @@ function parseRepo(doc: ConfigDoc, name: string): RepoConfig {
     env: parseBuildEnv(doc, keyPath),
     notify: parseNotifyList(doc, keyPath),
     gitAuth: parseGitAuth(doc, keyPath),
+    cache: parseCacheConfig(doc, keyPath),
     keyPath,
   };
 }

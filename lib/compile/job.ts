@@ -19,6 +19,7 @@ import { acquireLock } from '../core/lock.ts';
 import type { Logger } from '../core/log.ts';
 import { resolveBuildEnv, secretEnvNames } from './build-env.ts';
 import { prepareGitAuth } from './git-auth.ts';
+import { planCache } from './build-cache.ts';
 import { repoPaths, type RepoConfig, type ShipkitConfig } from './config.ts';
 
 export interface JobStep {
@@ -42,6 +43,8 @@ export interface JobOptions {
   signal?: AbortSignal;
   /** How long to wait for another job of the same repo to finish. Default: the job timeout. */
   lockWaitMs?: number;
+  /** `build --no-cache`: start clean (lib/compile/build-cache.ts). */
+  noCache?: boolean;
 }
 
 export interface JobOutcome {
@@ -163,6 +166,7 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
       ref: options.ref,
       runAs,
       signal: options.signal,
+      cache: planCache(repo.cache, { noCache: options.noCache }),
     };
     let failed: { step: string; error: string; lastLines: string[]; exit?: number } | undefined;
     for (const step of options.steps) {
