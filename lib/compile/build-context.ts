@@ -9,6 +9,7 @@ import type { JobLogWriter } from './job-log.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import type { RepoConfig, ShipkitConfig } from './config.ts';
 import type { CachePlan } from './build-cache.ts';
+import type { ChosenNode } from './node-toolchain.ts';
 
 export interface BuildContext {
   config: ShipkitConfig;
@@ -33,6 +34,8 @@ export interface BuildContext {
   pipeline?: { version: string; sha256: string; unchanged: boolean };
   /** What this job keeps from the last build, or why it starts clean (lib/compile/build-cache.ts). */
   cache?: CachePlan;
+  /** The repo's Node once chosen (lib/compile/node-toolchain.ts); null: none asked for, shipkit's PATH as it is. */
+  node?: ChosenNode | null;
   /** Where the stage libraries are (tests point these elsewhere). */
   stages?: { downloads?: URL; upload?: URL };
 }

@@ -10,6 +10,7 @@ import { atomicWriteFile, ensureDir } from '../core/fs.ts';
 import { spawnAs } from './build-exec.ts';
 import { run, stageLogger, StepFailure, type BuildContext, type StepResult } from './build-context.ts';
 import { pullStep } from './build-pull.ts';
+import { useRepoNode } from './node-toolchain.ts';
 import { publishStep, rolloutStep } from './build-pipeline.ts';
 import { cleanKeptPathsOnce, countCachedPackages, describeCacheUse, prepareNpmCache } from './build-cache.ts';
 import { bundledCommandFor } from './job-process.ts';
@@ -127,6 +128,7 @@ interface InstallRecord { key: string; lockfile: string; node: string; sha?: str
  */
 export async function installStep(ctx: BuildContext): Promise<StepResult> {
   await cleanKeptPathsOnce(ctx);
+  await useRepoNode(ctx);
   const work = ctx.paths.work;
   if (!existsSync(path.join(work, 'package.json'))) return { skipped: 'no package.json' };
   const lockfile = ['package-lock.json', 'npm-shrinkwrap.json'].find((f) => existsSync(path.join(work, f)));
@@ -199,6 +201,7 @@ async function readJson<T>(file: string): Promise<T | undefined> {
  * litpro when lprc.js exists, else `npm run build` when package.json defines it, else skipped.
  */
 export async function compileStep(ctx: BuildContext): Promise<StepResult> {
+  await useRepoNode(ctx);
   const work = ctx.paths.work;
   const configured = ctx.repo.compile?.trim();
   if (configured === 'litpro' || (!configured && existsSync(path.join(work, 'lprc.js')))) return runLitpro(ctx);

@@ -8,6 +8,7 @@ import { parseBuildEnv, type BuildEnvEntry } from './build-env.ts';
 import { parseNotifyList, type NotifyTarget } from '../notify/config.ts';
 import { parseGitAuth, type GitAuthConfig } from './git-auth.ts';
 import { parseCacheConfig, type RepoCache } from './build-cache.ts';
+import { parseNodeConfig, type NodeRequest } from './node-version.ts';
 import { parsePublishConfig, parseRolloutConfig, type PublishConfig, type RolloutConfig } from './pipeline-config.ts';
 import type { UploadEntry } from '../stages/upload/index.ts';
 
@@ -39,6 +40,8 @@ export interface RepoConfig {
   gitAuth: GitAuthConfig;
   /** `cache:`: paths kept across `git clean` besides node_modules and downloads, or false (lib/compile/build-cache.ts). */
   cache: RepoCache;
+  /** `node:`: the Node version the build runs with (lib/compile/node-toolchain.ts); else the repo's own files say. */
+  node?: NodeRequest;
   keyPath: KeyPath;
 }
 
@@ -65,7 +68,7 @@ export const UI_MODES = ['token', 'public', 'off'] as const;
 export type UiMode = (typeof UI_MODES)[number];
 
 const TOP_KEYS = ['listen', 'data', 'secret', 'token', 'concurrency', 'repos', 'max_body', 'logs', 'ui', 'public_url', 'notify'] as const;
-const REPO_KEYS = ['url', 'branch', 'user', 'steps', 'compile', 'timeout', 'upload', 'release', 'secret', 'publish', 'rollout', 'env', 'ssh_key', 'known_hosts', 'notify', 'cache'] as const;
+const REPO_KEYS = ['url', 'branch', 'user', 'steps', 'compile', 'timeout', 'upload', 'release', 'secret', 'publish', 'rollout', 'env', 'ssh_key', 'known_hosts', 'notify', 'cache', 'node'] as const;
 export const DEFAULTS = { listen: '127.0.0.1:9000', data: '/var/lib/shipkit', concurrency: 1, branch: 'main', timeout: 900, release: 'release.sh' };
 
 /** `--config`, else $SHIPKIT_CONFIG, else ./shipkit.yml, else ./.shipkit/shipkit.yml (hook-server's first start), else /etc/shipkit/shipkit.yml. */
@@ -181,6 +184,7 @@ function parseRepo(doc: ConfigDoc, name: string): RepoConfig {
     notify: parseNotifyList(doc, keyPath),
     gitAuth: parseGitAuth(doc, keyPath),
     cache: parseCacheConfig(doc, keyPath),
+    node: parseNodeConfig(doc, keyPath),
     keyPath,
   };
 }

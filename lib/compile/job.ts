@@ -20,6 +20,7 @@ import type { Logger } from '../core/log.ts';
 import { resolveBuildEnv, secretEnvNames } from './build-env.ts';
 import { prepareGitAuth } from './git-auth.ts';
 import { planCache } from './build-cache.ts';
+import { withNodeOnPath } from './node-toolchain.ts';
 import { repoPaths, type RepoConfig, type ShipkitConfig } from './config.ts';
 
 export interface JobStep {
@@ -179,7 +180,8 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
       writer.line(`--- step ${step.name}`);
       try {
         // The repo's env: is for the build's own commands, not for fetching its code.
-        ctx.env = step.name === 'pull' ? { ...baseEnv, ...pullEnv } : { ...baseEnv, ...buildEnv.vars };
+        // So are the repo's Node (first on PATH once a step has chosen it) and its env:.
+        ctx.env = step.name === 'pull' ? { ...baseEnv, ...pullEnv } : withNodeOnPath({ ...baseEnv, ...buildEnv.vars }, ctx.node);
         // Steps that set the commit (pull) make it visible to the next ones.
         if (ctx.checkedOut) ctx.env.SHIPKIT_SHA = ctx.checkedOut;
         const result = await step.run(ctx);

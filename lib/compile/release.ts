@@ -6,6 +6,7 @@ import { access, stat } from 'node:fs/promises';
 import { configError } from '../core/yaml-config.ts';
 import { run, StepFailure, type BuildContext, type StepResult } from './build-context.ts';
 import { pullStep } from './build-pull.ts';
+import { useRepoNode } from './node-toolchain.ts';
 import { runJob, type JobOutcome } from './job.ts';
 import type { Logger } from '../core/log.ts';
 import { resolveInside } from '../core/names.ts';
@@ -22,6 +23,7 @@ function releaseScriptPath(config: ShipkitConfig, repo: RepoConfig, work: string
 
 /** Runs the checked-out release script; a missing or non-executable one fails with a fix. */
 async function releaseScriptStep(ctx: BuildContext): Promise<StepResult> {
+  await useRepoNode(ctx);
   const relative = ctx.repo.release;
   const script = releaseScriptPath(ctx.config, ctx.repo, ctx.paths.work);
   const tag = ctx.env.SHIPKIT_TAG;

@@ -60,10 +60,10 @@ export async function pathExists(file: string): Promise<boolean> {
 }
 
 /** A file's digest, hex, read as a stream (memory does not grow with the file). */
-export async function hashFile(file: string, algorithm: 'sha256' | 'md5'): Promise<string> {
+export async function hashFile(file: string, algorithm: 'sha256' | 'sha512' | 'md5', encoding: 'hex' | 'base64' = 'hex'): Promise<string> {
   const hash = createHash(algorithm);
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
+  return hash.digest(encoding);
 }
 
 export function sha256File(file: string): Promise<string> {

