@@ -44,9 +44,9 @@ await runCli({
   const choice = await findOrCreateConfig(args.config);
   const config = await loadShipkitConfig(choice.file);
   const listen = parseListen(args.listen ?? config.listen);
-  const { secrets, token, notify } = await resolveServerSecrets(config);
+  const { secrets, token, notify, report } = await resolveServerSecrets(config);
   const server = await startHookServer({
-    config, listen, secrets, token, notify, log,
+    config, listen, secrets, token, notify, report, log,
     maxBody: config.maxBody,
     graceMs: milliseconds(args.grace),
     bodyTimeoutMs: milliseconds(args['body-timeout']),

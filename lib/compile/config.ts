@@ -6,6 +6,7 @@ import { ConfigError } from '../core/errors.ts';
 import { repoFolderName, repoNameProblem, validateFullName } from '../core/names.ts';
 import { parseBuildEnv, type BuildEnvEntry } from './build-env.ts';
 import { parseNotifyList, type NotifyTarget } from '../notify/config.ts';
+import { parseRepoReport, parseTopReport, REPORT_KEYS, type ReportConfig } from '../notify/report-config.ts';
 import { parseGitAuth, type GitAuthConfig } from './git-auth.ts';
 import { parseCacheConfig, type RepoCache } from './build-cache.ts';
 import { parseNodeConfig, type NodeRequest } from './node-version.ts';
@@ -36,6 +37,8 @@ export interface RepoConfig {
   env: BuildEnvEntry[];
   /** This repo's own notifications (they replace the top-level list); undefined = the top level's. */
   notify?: NotifyTarget[];
+  /** Commit statuses (`report:` here or at the top level; lib/notify/report-config.ts); undefined = none. */
+  report?: ReportConfig;
   /** `ssh_key:` and `known_hosts:` for the pull step's git (lib/compile/git-auth.ts). */
   gitAuth: GitAuthConfig;
   /** `cache:`: paths kept across `git clean` besides node_modules and downloads, or false (lib/compile/build-cache.ts). */
@@ -67,8 +70,8 @@ export interface ShipkitConfig {
 export const UI_MODES = ['token', 'public', 'off'] as const;
 export type UiMode = (typeof UI_MODES)[number];
 
-const TOP_KEYS = ['listen', 'data', 'secret', 'token', 'concurrency', 'repos', 'max_body', 'logs', 'ui', 'public_url', 'notify'] as const;
-const REPO_KEYS = ['url', 'branch', 'user', 'steps', 'compile', 'timeout', 'upload', 'release', 'secret', 'publish', 'rollout', 'env', 'ssh_key', 'known_hosts', 'notify', 'cache', 'node'] as const;
+const TOP_KEYS = ['listen', 'data', 'secret', 'token', 'concurrency', 'repos', 'max_body', 'logs', 'ui', 'public_url', 'notify', ...REPORT_KEYS] as const;
+const REPO_KEYS = ['url', 'branch', 'user', 'steps', 'compile', 'timeout', 'upload', 'release', 'secret', 'publish', 'rollout', 'env', 'ssh_key', 'known_hosts', 'notify', 'cache', 'node', ...REPORT_KEYS] as const;
 export const DEFAULTS = { listen: '127.0.0.1:9000', data: '/var/lib/shipkit', concurrency: 1, branch: 'main', timeout: 900, release: 'release.sh' };
 
 /** `--config`, else $SHIPKIT_CONFIG, else ./shipkit.yml, else ./.shipkit/shipkit.yml (hook-server's first start), else /etc/shipkit/shipkit.yml. */
@@ -102,8 +105,9 @@ export function parseShipkitConfig(doc: ConfigDoc): ShipkitConfig {
   const maxBody = getKey(doc, ['max_body'], 'number');
   if (maxBody !== undefined && (!Number.isInteger(maxBody) || maxBody < 1024)) throw configError(doc, ['max_body'], 'must be a whole number of bytes, at least 1024.');
   const reposValue = getKey(doc, ['repos'], 'object') ?? {};
+  const topReport = parseTopReport(doc);
   const repos = new Map<string, RepoConfig>();
-  for (const name of Object.keys(reposValue)) repos.set(name, parseRepo(doc, name));
+  for (const name of Object.keys(reposValue)) repos.set(name, parseRepo(doc, name, topReport));
   return {
     file: doc.file,
     doc,
@@ -142,7 +146,7 @@ function parsePublicUrl(doc: ConfigDoc): string | undefined {
   return url.href.replace(/\/+$/, '');
 }
 
-function parseRepo(doc: ConfigDoc, name: string): RepoConfig {
+function parseRepo(doc: ConfigDoc, name: string, topReport: ReturnType<typeof parseTopReport>): RepoConfig {
   const keyPath: KeyPath = ['repos', name];
   try {
     validateFullName(name);
@@ -167,9 +171,10 @@ function parseRepo(doc: ConfigDoc, name: string): RepoConfig {
   });
   const release = getKey(doc, [...keyPath, 'release'], 'string') ?? DEFAULTS.release;
   const publish = parsePublishConfig(doc, keyPath);
+  const url = getKey(doc, [...keyPath, 'url'], 'string');
   return {
     name,
-    url: getKey(doc, [...keyPath, 'url'], 'string'),
+    url,
     branch: getKey(doc, [...keyPath, 'branch'], 'string') ?? DEFAULTS.branch,
     user,
     steps,
@@ -182,6 +187,7 @@ function parseRepo(doc: ConfigDoc, name: string): RepoConfig {
     secret: getKey(doc, [...keyPath, 'secret'], 'string'),
     env: parseBuildEnv(doc, keyPath),
     notify: parseNotifyList(doc, keyPath),
+    report: parseRepoReport(doc, topReport, keyPath, name, url),
     gitAuth: parseGitAuth(doc, keyPath),
     cache: parseCacheConfig(doc, keyPath),
     node: parseNodeConfig(doc, keyPath),

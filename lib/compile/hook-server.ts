@@ -27,6 +27,8 @@ import { repoPaths, type ShipkitConfig } from './config.ts';
 import { resolveNotifyTargets, type ResolvedTarget } from '../notify/config.ts';
 import { createNotifier } from '../notify/notifier.ts';
 import { createDeliveryOutcomes, type DeliveryOutcomes } from '../notify/outcomes.ts';
+import { resolveReports, type ResolvedReport } from '../notify/report-config.ts';
+import { createStatusReporter } from '../notify/status-reporter.ts';
 import { createHookMetrics, type HookMetrics } from '../web/hook-metrics.ts';
 import { createReadRoutes, type LogSource } from '../web/read-routes.ts';
 import {
@@ -52,6 +54,8 @@ export interface HookServerOptions {
   token?: string;
   /** Resolved notification targets: each repo's own list by name, the top level's under `''`. */
   notify?: Map<string, ResolvedTarget[]>;
+  /** Resolved commit-status settings of each reporting repo, by name. */
+  report?: Map<string, ResolvedReport>;
   log: Logger;
   maxBody?: number;
   headersTimeoutMs?: number;
@@ -59,6 +63,8 @@ export interface HookServerOptions {
   idleTimeoutMs?: number;
   /** How long SIGTERM waits for running jobs before interrupting them. */
   graceMs?: number;
+  /** Timeout and retries of commit statuses and notifications (default 10 s, 4 attempts, 2 s doubling). */
+  delivery?: { timeoutMs?: number; attempts?: number; backoffMs?: number };
   /** Replaces the child-process runner (tests). */
   runner?: JobRunner;
   commands?: { build: string[]; release: string[] };
@@ -77,8 +83,8 @@ export interface HookServer {
   stop(): Promise<void>;
 }
 
-/** Resolve the webhook secrets, token and notification URLs of a config; a repo without any secret is a config error. */
-export async function resolveServerSecrets(config: ShipkitConfig, env: NodeJS.ProcessEnv = process.env): Promise<{ secrets: Secrets; token?: string; notify: Map<string, ResolvedTarget[]> }> {
+/** Resolve the webhook secrets, token, notification URLs and report tokens of a config; a repo without any secret is a config error. */
+export async function resolveServerSecrets(config: ShipkitConfig, env: NodeJS.ProcessEnv = process.env): Promise<{ secrets: Secrets; token?: string; notify: Map<string, ResolvedTarget[]>; report: Map<string, ResolvedReport> }> {
   const baseDir = path.dirname(config.file);
   const fallback = config.secret ? await resolveSecret(config.secret, { env, baseDir, where: `${config.file}: secret` }) : undefined;
   const repos = new Map<string, string>();
@@ -89,7 +95,8 @@ export async function resolveServerSecrets(config: ShipkitConfig, env: NodeJS.Pr
   const token = config.token ? await resolveSecret(config.token, { env, baseDir, where: `${config.file}: token` }) : undefined;
   const lists = new Map([['', config.notify], ...[...config.repos.values()].filter((r) => r.notify).map((r) => [r.name, r.notify!] as const)]);
   const notify = await resolveNotifyTargets(lists, { file: config.file, env });
-  return { secrets: { fallback, repos }, token, notify };
+  const report = await resolveReports(config.doc, config.repos.values(), env);
+  return { secrets: { fallback, repos }, token, notify, report };
 }
 
 export async function startHookServer(options: HookServerOptions): Promise<HookServer> {
@@ -131,13 +138,17 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     repoSettings: (name) => config.repos.get(name),
     prepareUserDirs: (job, account, cloneUrl) => prepareUserDirs(config, job, account, cloneUrl, log),
   });
-  const notifier = createNotifier({ targets: options.notify ?? new Map(), log, publicUrl: config.publicUrl, onOutcome: metrics.countNotification });
+  // Commit statuses and notifications go out in the background: never awaited by the queue.
+  const deliveries = createDeliveryOutcomes();
+  const timing = options.delivery ?? {};
+  const notifier = createNotifier({ targets: options.notify ?? new Map(), log, publicUrl: config.publicUrl, onOutcome: metrics.countNotification, outcomes: deliveries, ...timing });
+  const statuses = createStatusReporter({ reports: options.report ?? new Map(), log, publicUrl: config.publicUrl, onOutcome: metrics.countCommitStatus, outcomes: deliveries, timeoutMs: timing.timeoutMs, retry: { attempts: timing.attempts, backoffMs: timing.backoffMs } });
   const onEnd = (job: Job) => {
     metrics.countJobEnd(job);
+    statuses.jobEnded(job);
     notifier.jobEnded(job, journal.jobs.values());
   };
-  const queue = createJobQueue({ journal, concurrency: config.concurrency, run: runner, log, jobsDir, onEnd });
-  const deliveries = createDeliveryOutcomes();
+  const queue = createJobQueue({ journal, concurrency: config.concurrency, run: runner, log, jobsDir, onEnd, onStart: statuses.jobStarted });
   const readRoutes = createReadRoutes({
     ui: config.ui, token: options.token, publicUrl: config.publicUrl,
     jobs: () => journal.jobs.values(), list: (o) => queue.list(o), get: (id) => queue.get(id), isJobId: (id) => JOB_ID_PATTERN.test(id),
@@ -275,7 +286,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
       stopping ??= (async () => {
         const closed = http.close(2_000);
         await queue.stop({ graceMs: options.graceMs ?? 60_000, killGroup: (job) => endProcessGroup(job.pgid, { graceMs: 2_000 }).then(() => undefined) });
-        await notifier.stop();
+        await Promise.all([notifier.stop(), statuses.stop()]);
         await closed;
         await journal.close();
         await lock.release();

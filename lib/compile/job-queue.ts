@@ -54,6 +54,8 @@ export interface QueueOptions {
   retryMs?: number;
   /** Told of each job that ended (succeeded, failed, superseded) once its record is on disk; must not throw or wait. */
   onEnd?: (job: Job) => void;
+  /** Told of each attempt that went running, once its record is on disk (before the process starts); must not throw or wait. */
+  onStart?: (job: Job) => void;
 }
 
 export interface EnqueueResult {
@@ -191,6 +193,7 @@ export function createJobQueue(options: QueueOptions) {
       return 'later';
     }
     log.info('job started', { job: id, repo: job.repo, kind: job.kind, attempt: job.attempts });
+    tell(options.onStart, job, 'a job-start listener failed');
     let outcome: RunOutcome;
     try {
       outcome = await run(job, {
@@ -221,11 +224,15 @@ export function createJobQueue(options: QueueOptions) {
 
   function tellEnd(id: string): void {
     const job = journal.jobs.get(id);
-    if (!job || !options.onEnd) return;
+    if (job) tell(options.onEnd, job, 'a job-end listener failed');
+  }
+
+  function tell(listener: ((job: Job) => void) | undefined, job: Job, failed: string): void {
+    if (!listener) return;
     try {
-      options.onEnd(job);
+      listener(job);
     } catch (error) {
-      log.error('a job-end listener failed', { job: id, error: (error as Error).message });
+      log.error(failed, { job: job.id, error: (error as Error).message });
     }
   }
 

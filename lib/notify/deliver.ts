@@ -1,6 +1,6 @@
-// One POST of a notification to a receiver we do not trust: no redirects followed, a timeout for
-// the whole exchange, at most 64 KB of the answer read. Says whether trying again may help. The
-// URL is never part of what it returns (a Slack URL is a secret).
+// One POST of JSON to a receiver we do not trust (a notification, a commit status): no redirects
+// followed, a timeout for the whole exchange, at most 64 KB of the answer read. Says whether trying
+// again may help. The URL is never part of what it returns (a Slack URL is a secret).
 export const MAX_ANSWER_BYTES = 64 * 1024;
 
 export interface PostResult {
@@ -11,6 +11,10 @@ export interface PostResult {
   detail: string;
   /** Bytes of the answer read (at most MAX_ANSWER_BYTES). */
   read: number;
+  /** The HTTP status, when there was an answer. */
+  status?: number;
+  /** What a 429 or 503's Retry-After asked for, in ms (seconds or an HTTP date). */
+  retryAfterMs?: number;
 }
 
 export interface PostOptions {
@@ -19,23 +23,32 @@ export interface PostOptions {
   signal?: AbortSignal;
 }
 
-export async function postNotification(url: URL, body: string, headers: Record<string, string>, { timeoutMs, signal }: PostOptions): Promise<PostResult> {
+export async function postJson(url: URL, body: string, headers: Record<string, string>, { timeoutMs, signal }: PostOptions): Promise<PostResult> {
   const timeout = AbortSignal.timeout(timeoutMs);
   const both = signal ? AbortSignal.any([timeout, signal]) : timeout;
   let read = 0;
   try {
     const res = await fetch(url, { method: 'POST', body, headers: { 'Content-Type': 'application/json', 'User-Agent': 'shipkit-notify', ...headers }, redirect: 'manual', signal: both });
     read = await drain(res.body);
-    if (res.status >= 200 && res.status < 300) return { ok: true, retry: false, detail: `answered ${res.status}`, read };
-    if (res.status >= 300 && res.status < 400) return { ok: false, retry: false, detail: `redirected (${res.status}); redirects are not followed, configure the final URL`, read };
+    if (res.status >= 200 && res.status < 300) return { ok: true, retry: false, detail: `answered ${res.status}`, read, status: res.status };
+    if (res.status >= 300 && res.status < 400) return { ok: false, retry: false, detail: `redirected (${res.status}); redirects are not followed, configure the final URL`, read, status: res.status };
     const retry = res.status === 408 || res.status === 429 || res.status >= 500;
-    return { ok: false, retry, detail: `answered ${res.status}`, read };
+    return { ok: false, retry, detail: `answered ${res.status}`, read, status: res.status, retryAfterMs: retryAfterOf(res.headers.get('retry-after')) };
   } catch (error) {
     if (timeout.aborted) return { ok: false, retry: true, detail: `timed out after ${timeoutMs / 1000} s`, read };
     if (signal?.aborted) return { ok: false, retry: false, detail: 'cancelled: hook-server is stopping', read };
     const cause = (error as { cause?: { code?: string } }).cause;
     return { ok: false, retry: true, detail: `could not connect (${cause?.code ?? (error as Error).name})`, read };
   }
+}
+
+/** Retry-After as seconds or an HTTP date, in ms; undefined when absent or unreadable. */
+export function retryAfterOf(value: string | null, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
 /** Read at most MAX_ANSWER_BYTES of the answer, then hang up: a 10 MB answer costs 64 KB. */

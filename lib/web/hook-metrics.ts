@@ -29,6 +29,7 @@ export function createHookMetrics({ counts }: HookMetricsSources) {
   registry.gauge('shipkit_jobs_running', 'Jobs running now.', () => counts().running);
   const fsync = registry.histogram('shipkit_journal_fsync_seconds', 'Time an fsync of the job journal took.', FSYNC_BUCKETS);
   const notifications = registry.counter('shipkit_notifications_total', 'Notifications by channel and outcome (delivered, or failed after its retries).', ['channel', 'outcome']);
+  const statuses = registry.counter('shipkit_commit_statuses_total', 'Commit statuses sent to forges, by forge and outcome (delivered, or failed after its retries).', ['forge', 'outcome']);
 
   return {
     render: () => registry.render(),
@@ -47,6 +48,9 @@ export function createHookMetrics({ counts }: HookMetricsSources) {
     },
     countNotification(channel: string, outcome: 'delivered' | 'failed') {
       notifications.inc({ channel, outcome });
+    },
+    countCommitStatus(forge: string, outcome: 'delivered' | 'failed') {
+      statuses.inc({ forge, outcome });
     },
   };
 }

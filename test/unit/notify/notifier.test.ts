@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createLogger } from '../../../lib/core/log.ts';
 import type { ResolvedTarget } from '../../../lib/notify/config.ts';
-import { MAX_ANSWER_BYTES, postNotification } from '../../../lib/notify/deliver.ts';
+import { MAX_ANSWER_BYTES, postJson } from '../../../lib/notify/deliver.ts';
 import { eventsOf, type NotifyJob } from '../../../lib/notify/message.ts';
 import { createNotifier } from '../../../lib/notify/notifier.ts';
 import { freePort, waitFor } from '../../helpers.ts';
@@ -192,7 +192,7 @@ test('a 10 MB answer: at most 64 KB is read, and the receiver is hung up on', as
     finished = !res.destroyed;
     res.end();
   });
-  const result = await postNotification(new URL(`${flood.base}/x`), '{}', {}, { timeoutMs: 5_000 });
+  const result = await postJson(new URL(`${flood.base}/x`), '{}', {}, { timeoutMs: 5_000 });
   assert.ok(result.ok);
   assert.ok(result.read <= MAX_ANSWER_BYTES, `${result.read} bytes read`);
   await waitFor(() => written > 0 && (finished || written < 10 * 1024 * 1024), { what: 'the sender to stop' });

@@ -1,0 +1,94 @@
+// Sending in the background with bounded retries: what notifications and commit statuses share.
+// Nothing here is awaited by the job queue, so a slow or hostile receiver cannot delay or fail a
+// job; each message gets a bounded number of attempts with a doubling backoff (or the wait a 429's
+// Retry-After asks for, within a cap), and hook-server's stop lets sends in flight finish briefly,
+// then cancels the rest.
+import type { PostResult } from './deliver.ts';
+
+export interface RetryPolicy {
+  /** Attempts per message, the first included. */
+  attempts: number;
+  /** First wait between attempts; it doubles. */
+  backoffMs: number;
+  /** No wait is longer than this, whatever Retry-After asks for. */
+  maxWaitMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 4, backoffMs: 2_000, maxWaitMs: 60_000 };
+
+export interface RetryHooks {
+  /** Aborted when hook-server stops: no more attempts, waits end at once. */
+  stop: AbortSignal;
+  /** Aborted when this message no longer matters (a job's end status replaces its pending): no more attempts. */
+  giveUp?: AbortSignal;
+  /** Before each attempt (1-based). */
+  onAttempt?: (attempt: number) => void;
+  /** After a failed attempt that will be tried again after `waitMs`. */
+  onRetry?: (result: PostResult, attempt: number, waitMs: number) => void;
+}
+
+export interface RetryOutcome {
+  result: PostResult;
+  attempts: number;
+}
+
+/** The wait before attempt `attempt + 1`: the doubling backoff, or Retry-After when longer; capped. */
+export function waitBefore(policy: RetryPolicy, attempt: number, retryAfterMs?: number): number {
+  return Math.min(policy.maxWaitMs, Math.max(policy.backoffMs * 2 ** (attempt - 1), retryAfterMs ?? 0));
+}
+
+/** Call `send` until it succeeds, says a retry cannot help, or the attempts run out. */
+export async function sendWithRetries(send: (attempt: number) => Promise<PostResult>, policy: RetryPolicy, hooks: RetryHooks): Promise<RetryOutcome> {
+  const quit = hooks.giveUp ? AbortSignal.any([hooks.stop, hooks.giveUp]) : hooks.stop;
+  for (let attempt = 1; ; attempt++) {
+    hooks.onAttempt?.(attempt);
+    const result = await send(attempt);
+    if (result.ok || !result.retry || attempt >= policy.attempts || quit.aborted) return { result, attempts: attempt };
+    const waitMs = waitBefore(policy, attempt, result.retryAfterMs);
+    hooks.onRetry?.(result, attempt, waitMs);
+    await sleep(waitMs, quit);
+    if (quit.aborted) return { result, attempts: attempt };
+  }
+}
+
+/** Tasks started and not awaited, and a stop that lets them finish for a while, then cancels. */
+export function createBackgroundTasks() {
+  const stopping = new AbortController();
+  const pending = new Set<Promise<void>>();
+  return {
+    /** Aborted once stop's grace is over. */
+    signal: stopping.signal,
+    get stopped() {
+      return stopping.signal.aborted;
+    },
+    /** Start `task` now; `onCrash` hears of anything it throws. */
+    run(task: () => Promise<void>, onCrash: (error: Error) => void): Promise<void> {
+      const running = task().catch((error) => onCrash(error as Error));
+      pending.add(running);
+      void running.finally(() => pending.delete(running));
+      return running;
+    },
+    /** Let tasks in flight finish for up to graceMs, then cancel the rest and wait for them to notice. */
+    async stop(graceMs = 2_000): Promise<void> {
+      const all = Promise.all(pending);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([all, new Promise((resolve) => { timer = setTimeout(resolve, graceMs); })]);
+      clearTimeout(timer);
+      stopping.abort();
+      await Promise.all(pending);
+    },
+  };
+}
+
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,116 @@
+// Commit statuses in the background (DESIGN §5 `report:`): pending when a job starts, its end
+// when it ends, each with bounded retries (lib/notify/background.ts) and never awaited by the
+// queue. The statuses of one job go out in order: the end waits for the pending before it, and
+// stops that pending's further retries (a late pending must never overwrite the end). Each
+// outcome is logged (never the token), counted and kept for the job page.
+import type { Logger } from '../core/log.ts';
+import { createBackgroundTasks, DEFAULT_RETRY, sendWithRetries, type RetryPolicy } from './background.ts';
+import { endStatus, refusalHint, startStatus, statusRequest, type CommitStatus, type StatusJob } from './commit-status.ts';
+import { postJson } from './deliver.ts';
+import { jobLink } from './message.ts';
+import type { DeliveryOutcomes } from './outcomes.ts';
+import type { ResolvedReport } from './report-config.ts';
+
+export interface StatusReporterOptions {
+  /** Each reporting repo's settings, by full name. */
+  reports: Map<string, ResolvedReport>;
+  log: Logger;
+  /** target_url is the job page under it; without it statuses carry no link. */
+  publicUrl?: string;
+  outcomes?: DeliveryOutcomes;
+  /** Told each status's final outcome (GET /metrics). */
+  onOutcome?: (forge: string, outcome: 'delivered' | 'failed') => void;
+  timeoutMs?: number;
+  retry?: Partial<RetryPolicy>;
+}
+
+interface JobChain {
+  /** The job's statuses so far, one after the other. */
+  done: Promise<void>;
+  /** Aborted when a later status of the job makes this one's retries pointless. */
+  superseded: AbortController;
+}
+
+export function createStatusReporter(options: StatusReporterOptions) {
+  const { reports, log, publicUrl, outcomes } = options;
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const { attempts = DEFAULT_RETRY.attempts, backoffMs = DEFAULT_RETRY.backoffMs, maxWaitMs = DEFAULT_RETRY.maxWaitMs } = options.retry ?? {};
+  const policy: RetryPolicy = { attempts, backoffMs, maxWaitMs };
+  const tasks = createBackgroundTasks();
+  const chains = new Map<string, JobChain>();
+
+  async function send(report: ResolvedReport, job: StatusJob, status: CommitStatus, phase: 'start' | 'end', superseded: AbortSignal): Promise<void> {
+    const request = statusRequest(report, job.repo, job.sha!, status, jobLink(publicUrl, job));
+    const state = JSON.parse(request.body).state as string;
+    const key = `status:${status.context}:${phase}`;
+    const what = `commit status ${status.context}: ${state} (${report.forge})`;
+    const fields = { job: job.id, repo: job.repo, forge: report.forge, context: status.context, state };
+    if (tasks.stopped) {
+      outcomes?.record(job.id, key, { what, outcome: 'failed', attempts: 0, detail: 'not sent: hook-server stopped' });
+      return;
+    }
+    const { result, attempts } = await sendWithRetries(
+      () => postJson(request.url, request.body, request.headers, { timeoutMs, signal: tasks.signal }),
+      policy,
+      {
+        stop: tasks.signal,
+        giveUp: superseded,
+        onAttempt: (attempt) => outcomes?.record(job.id, key, { what, outcome: 'sending', attempts: attempt }),
+        onRetry: (failed, attempt, waitMs) => {
+          log.warn('commit status not set; trying again', { ...fields, attempt, error: failed.detail, wait: `${waitMs / 1000} s` });
+          outcomes?.record(job.id, key, { what, outcome: 'sending', attempts: attempt, detail: failed.detail });
+        },
+      },
+    );
+    if (result.ok) {
+      log.info('commit status set', { ...fields, attempt: attempts });
+    } else {
+      let detail = result.retry ? `${result.detail} (${attempts} attempt${attempts === 1 ? '' : 's'})` : refusalHint(result.status, job.repo, result.detail);
+      if (result.retry && superseded.aborted && !tasks.stopped) detail += '; not tried again: the job\'s end status replaced it';
+      log.warn('commit status failed', { ...fields, error: detail });
+      outcomes?.record(job.id, key, { what, outcome: 'failed', attempts, detail });
+      options.onOutcome?.(report.forge, 'failed');
+      return;
+    }
+    outcomes?.record(job.id, key, { what, outcome: 'delivered', attempts });
+    options.onOutcome?.(report.forge, 'delivered');
+  }
+
+  /** Queue `status` after the job's earlier ones; an end status stops the retries of those. */
+  function enqueue(job: StatusJob, status: CommitStatus, phase: 'start' | 'end'): void {
+    const report = reports.get(job.repo);
+    if (!report || !job.sha || tasks.stopped) return;
+    const before = chains.get(job.id);
+    if (phase === 'end') before?.superseded.abort();
+    const superseded = new AbortController();
+    const entry: JobChain = {
+      done: (before?.done.catch(() => {}) ?? Promise.resolve()).then(() => send(report, job, status, phase, superseded.signal)),
+      superseded,
+    };
+    chains.set(job.id, entry);
+    void tasks.run(() => entry.done, (error) => log.error('commit status crashed', { job: job.id, error: error.message }));
+    void entry.done.catch(() => {}).finally(() => { if (chains.get(job.id) === entry) chains.delete(job.id); });
+  }
+
+  return {
+    /** A job went running: pending. Returns at once. */
+    jobStarted(job: StatusJob): void {
+      const report = reports.get(job.repo);
+      if (!report) return;
+      if (!job.sha) {
+        log.info('commit status skipped: the job does not know its commit (a release event names its tag only)', { job: job.id, repo: job.repo, kind: job.kind });
+        return;
+      }
+      enqueue(job, startStatus(job), 'start');
+    },
+    /** A job ended: its final status, if one is due (lib/notify/commit-status.ts endStatus). Returns at once. */
+    jobEnded(job: StatusJob): void {
+      const status = endStatus(job);
+      if (status) enqueue(job, status, 'end');
+    },
+    /** Let statuses in flight finish for up to graceMs, then cancel the rest. */
+    stop: (graceMs = 2_000) => tasks.stop(graceMs),
+  };
+}
+
+export type StatusReporter = ReturnType<typeof createStatusReporter>;
