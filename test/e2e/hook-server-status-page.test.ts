@@ -240,7 +240,9 @@ function seededJob(i: number): Job {
     id: `${stamp}-${i.toString(16).padStart(6, '0')}`, seq: i, repo: i % 4 ? 'octo/site' : 'octo/other', kind: 'build', sha: i.toString(16).padStart(40, '0'),
     ref: 'refs/heads/main', branch: 'main', tag: null, cloneUrl: null, deliveryId: `seed-${i}`, forge: 'github', state: i % 7 ? 'succeeded' : 'failed',
     exit: i % 7 ? 0 : 1, queued: at.toISOString(), started: new Date(at.getTime() + 1000).toISOString(), finished: new Date(at.getTime() + 30_000).toISOString(),
-    reason: null, attempts: 1, interruptions: 0, pgid: null, message: `commit ${i}\n\nbody`, author: `Author ${i}`, pusher: `pusher${i}`,
+    reason: null, attempts: 1, interruptions: 0, pgid: null,
+    // Every fifth record as written before jobs kept their trigger: no message, author or pusher.
+    ...(i % 5 ? { message: `commit ${i}\n\nbody`, author: `Author ${i}`, pusher: `pusher${i}` } : {}),
   };
 }
 
@@ -258,6 +260,12 @@ test('1,000 jobs in the journal: 50 rows a page, next/prev links, ?repo= filter;
     assert.match(first.body, 'rel="next" href="/?page=2"');
     assert.match(first.body, 'page 1 of 20 (1000 jobs)');
     assert.match(first.body, seededJob(1000).id, 'newest first');
+    assert.match(first.body, '<bdi>commit 999</bdi>');
+    const old = await get(`${server.url}/jobs/${seededJob(1000).id}`, { auth: TOKEN });
+    assert.is(old.status, 200, 'a record without the trigger fields still shows');
+    assert.not.match(old.body, '<dt>Message</dt>');
+    const api = JSON.parse((await get(`${server.url}/jobs?limit=2`, { auth: TOKEN, accept: '*/*' })).body);
+    assert.equal(api.jobs.map((j: { message: string | null; author: string | null }) => [j.message, j.author]), [[null, null], ['commit 999\n\nbody', 'Author 999']]);
     const second = await get(`${server.url}/?page=2`, { auth: TOKEN });
     assert.is(second.body.match(/<tr class="job">/g)?.length, 50);
     assert.match(second.body, 'rel="prev" href="/"');
