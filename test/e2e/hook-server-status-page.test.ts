@@ -7,7 +7,10 @@ import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from '
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { loadShipkitConfig } from '../../lib/compile/config.ts';
+import { resolveServerSecrets, startHookServer } from '../../lib/compile/hook-server.ts';
 import { encodeRecord, journalFile, type Job } from '../../lib/compile/journal.ts';
+import { silentLogger } from '../../lib/core/log.ts';
 import { createSessionKeys } from '../../lib/web/session.ts';
 import { FAKE_BUILD, deliverGithub, pushPayload, waitForJobState, writeConfig } from '../fixtures/hooks/deliveries.ts';
 import { startScript, tmpDir, type Server } from '../helpers.ts';
@@ -230,6 +233,25 @@ test('ui: token without token: in the config — the page says what to set (404)
     assert.is((await login(server.url, 'anything')).status, 404);
   } finally {
     assert.is(await server.stop(), 0);
+  }
+});
+
+test('the job page lists what was sent about the job from HookServer.deliveries (the instance the reporters write to)', async () => {
+  const dir = tmpDir();
+  const config = await loadShipkitConfig(writeConfig(dir, { repos: { 'octo/site': {} } }));
+  const resolved = await resolveServerSecrets(config, env);
+  const server = await startHookServer({ config, listen: { host: '127.0.0.1', port: 0 }, ...resolved, log: silentLogger, commands: { build: [FAKE_BUILD], release: [FAKE_BUILD] }, env: { ...process.env, ...env } });
+  try {
+    const pushed = await deliverGithub(server.url, 'push', pushPayload('octo/site'), SECRET);
+    await waitForJobState(server.url, TOKEN, pushed.json.job, ['succeeded']);
+    const before = await get(`${server.url}/jobs/${pushed.json.job}`, { auth: TOKEN });
+    assert.match(before.body, 'No commit statuses or notifications were sent about this job');
+    server.deliveries.record(pushed.json.job, 'status:success', { what: 'commit status shipkit/build: success to github', outcome: 'failed', attempts: 4, detail: `HTTP 422 ${HOSTILE}` });
+    const after = await get(`${server.url}/jobs/${pushed.json.job}`, { auth: TOKEN });
+    assert.match(after.body, '<tr class="delivery delivery-failed"><td><bdi>commit status shipkit/build: success to github</bdi></td><td>failed</td><td>4</td><td><bdi>HTTP 422 &lt;script&gt;');
+    assertNeutralised(after.body, 'deliveries');
+  } finally {
+    await server.stop();
   }
 });
 
