@@ -13,7 +13,7 @@ import { encodeRecord, journalFile, type Job } from '../../lib/compile/journal.t
 import { silentLogger } from '../../lib/core/log.ts';
 import { createSessionKeys } from '../../lib/web/session.ts';
 import { FAKE_BUILD, deliverGithub, pushPayload, waitForJobState, writeConfig } from '../fixtures/hooks/deliveries.ts';
-import { startScript, tmpDir, type Server } from '../helpers.ts';
+import { makeBareRepo, startScript, tmpDir, type Server } from '../helpers.ts';
 
 const SECRET = `secret-${randomUUID()}`;
 const TOKEN = `token-${randomUUID()}`;
@@ -252,6 +252,31 @@ test('the job page lists what was sent about the job from HookServer.deliveries 
     assertNeutralised(after.body, 'deliveries');
   } finally {
     await server.stop();
+  }
+});
+
+test('a real build whose compile fails: its steps with times, compile first and open, its output escaped', async () => {
+  const dir = tmpDir();
+  const repo = await makeBareRepo(path.join(dir, 'git'), 'site');
+  const config = writeConfig(dir, { repos: { 'octo/site': { url: repo.bare, steps: ['pull', 'compile'] } } });
+  appendFileSync(config, `    compile: 'echo compile-output-marker; echo "<script>alert(3)</script>"; exit 2'\n`);
+  const server = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], { env: { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN } });
+  try {
+    const pushed = await deliverGithub(server.url, 'push', pushPayload('octo/site', { sha: repo.first }), SECRET);
+    assert.is(pushed.status, 202);
+    await waitForJobState(server.url, TOKEN, pushed.json.job, ['failed'], 60_000);
+    const page = await get(`${server.url}/jobs/${pushed.json.job}`, { auth: TOKEN });
+    assert.match(page.body, /Failed at step <strong><bdi>compile<\/bdi><\/strong> after \d+\.\d s: /);
+    const steps = page.body.split('<table class="steps">')[1].split('</table>')[0];
+    assert.equal([...steps.matchAll(/<tr class="step step-(\w+)/g)].map((m) => m[1]), ['failed', 'ok'], 'compile (failed) first, then pull (ok)');
+    assert.match(steps, /<td class="step-ok">ok<\/td><td>\d+\.\d s<\/td>/, 'the pull step with its time');
+    const compile = page.body.split('<details id="step-compile" class="failing-step" open>')[1].split('</details>')[0];
+    assert.match(compile, 'compile-output-marker');
+    assert.match(compile, '&lt;script&gt;alert(3)&lt;/script&gt;');
+    assert.not.match(page.body, '<script>alert(3)');
+    assert.match(page.body, '<details id="step-pull">', 'the step that passed is closed');
+  } finally {
+    assert.is(await server.stop(), 0);
   }
 });
 
