@@ -31,6 +31,7 @@ import { resolveReports, type ResolvedReport } from '../notify/report-config.ts'
 import { createStatusReporter } from '../notify/status-reporter.ts';
 import { createHookMetrics, type HookMetrics } from '../web/hook-metrics.ts';
 import { createReadRoutes, type LogSource } from '../web/read-routes.ts';
+import { createLogFollow } from '../web/log-follow.ts';
 import {
   bodyFormat, createBodyVerifier, deliveryId, detectForge, eventName, missingSignature, normaliseEvent, parsePayload, verifyGiteaForm, type Forge,
 } from './webhooks.ts';
@@ -154,9 +155,14 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     jobs: () => journal.jobs.values(), list: (o) => queue.list(o), get: (id) => queue.get(id), isJobId: (id) => JOB_ID_PATTERN.test(id),
     readLog: (job) => jobLog(config, jobsDir, job), branchOf: (name) => config.repos.get(name)?.branch, repos: () => [...config.repos.keys()],
     renderMetrics: () => metrics.render(), deliveries,
+    followLog: (req, res, job) => follow.handle(req, res, job),
   });
   const guard = createPushGuard({ dataDir, workDir: (name) => repoPaths(config, name).work, env: options.env });
   await queue.recover((job) => killOrphanGroup(job, jobsDir).then(() => undefined));
+  const follow = createLogFollow({
+    jobsDir, log, logsDirOf: (repo) => repoPaths(config, repo).logs, jobOf: (id) => queue.get(id),
+    readSection: (job) => readJobLog(repoPaths(config, job.repo).logs, job.id).catch(() => undefined),
+  });
   const allSecrets = [...(options.secrets.fallback ? [options.secrets.fallback] : []), ...options.secrets.repos.values()];
   if (allSecrets.length === 0) log.warn('no webhook secret is configured: every delivery will be refused (set secret: in the config)');
 
@@ -284,6 +290,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     deliveries,
     stop() {
       stopping ??= (async () => {
+        follow.close();
         const closed = http.close(2_000);
         await queue.stop({ graceMs: options.graceMs ?? 60_000, killGroup: (job) => endProcessGroup(job.pgid, { graceMs: 2_000 }).then(() => undefined) });
         await Promise.all([notifier.stop(), statuses.stop()]);

@@ -1,0 +1,480 @@
+// A running job's log, live: `GET /jobs/ID/log?follow=1` as `text/event-stream` (DESIGN §5).
+// The text is what `GET /jobs/ID/log` shows (already masked by the build): the job's section of
+// DATA/logs/REPO/logs.txt once the build has written its header, else DATA/jobs/ID/output.log.
+// One tail per job, shared by all of its followers: the files are polled, only new bytes are read,
+// and whole lines are fanned out (a line, and so a UTF-8 character, is never cut unless it passes
+// 64 KB). Each event's `id:` is SOURCE:BYTE_OFFSET (`o:` output.log, `s:` the logs.txt section),
+// so a reconnecting EventSource resumes where it was with `Last-Event-ID`; when the source moves
+// from output.log to the section, an `event: reset` tells the page to start over. A follower whose
+// socket does not drain is dropped, not buffered for; followers are capped per job and in total.
+import { open, readFile, type FileHandle } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import path from 'node:path';
+import type { Logger } from '../core/log.ts';
+import { requestIdOf } from '../http/request-id.ts';
+import { sendJson } from '../http/server.ts';
+
+/** What the follower needs of a job (lib/compile/journal.ts's Job has these fields). */
+export interface FollowedJob {
+  id: string;
+  repo: string;
+  state: string;
+  exit: number | null;
+}
+
+export interface LogFollowOptions {
+  /** DATA/jobs: the job's output.log is in ID/. */
+  jobsDir: string;
+  /** DATA/logs/REPO of a repo: its logs.txt holds the build's own section. */
+  logsDirOf: (repo: string) => string;
+  /** The job's current state (the journal's). */
+  jobOf: (id: string) => FollowedJob | undefined;
+  /** The finished job's section of logs.txt, as `GET /jobs/ID/log` shows it (undefined: none). */
+  readSection: (job: FollowedJob) => Promise<string | undefined>;
+  log: Logger;
+  pollMs?: number;
+  keepaliveMs?: number;
+  /** EventSource's reconnection delay, sent as `retry:`. */
+  retryMs?: number;
+  maxPerJob?: number;
+  maxTotal?: number;
+  /** Bytes waiting in a follower's socket buffer beyond which the tail waits for it, */
+  maxBuffered?: number;
+  /** and how long: a follower still over maxBuffered after that is dropped. */
+  stallMs?: number;
+}
+
+export interface LogFollow {
+  /** Answers an authorised `GET /jobs/ID/log?follow=1` for a job that exists. */
+  handle(req: IncomingMessage, res: ServerResponse, job: FollowedJob): Promise<void>;
+  /** Ends every follower and tail (hook-server's stop). */
+  close(): void;
+  /** Live tails and followers (tests, benchmarks). */
+  stats(): { tails: number; followers: number };
+}
+
+const ENDED = new Set(['succeeded', 'failed', 'superseded', 'interrupted']);
+const PIECE = 64 * 1024;
+/** Bytes read per file read; a tick reads on while there is more, up to TICK_BYTES. */
+const READ_BYTES = 256 * 1024;
+const TICK_BYTES = 8 * 1024 * 1024;
+const MARK = '=== shipkit job ';
+
+type Source = 'o' | 's';
+
+interface Follower {
+  res: ServerResponse;
+  drop(reason: string): void;
+}
+
+/** The part of `buf` up to its last newline, and the rest; a rest over `max` is cut at a character boundary. */
+export function cutAtLine(buf: Buffer, max = PIECE): [Buffer, Buffer] {
+  const nl = buf.lastIndexOf(0x0a);
+  if (nl !== -1) return [buf.subarray(0, nl + 1), buf.subarray(nl + 1)];
+  if (buf.length <= max) return [buf.subarray(0, 0), buf];
+  let cut = max;
+  // Back off continuation bytes (10xxxxxx) so a character is never split.
+  while (cut > 0 && (buf[cut] & 0xc0) === 0x80) cut--;
+  return [buf.subarray(0, cut), buf.subarray(cut)];
+}
+
+/** One SSE message carrying `text`: a `data:` line per line (CR, LF and CRLF all end a line in SSE). */
+export function dataEvent(id: string, text: string): string {
+  const lines = text.replace(/\r?\n$/, '').split(/\r\n|\r|\n/);
+  return `id: ${id}\n${lines.map((l) => `data: ${l}\n`).join('')}\n`;
+}
+
+export function endEvent(job: FollowedJob): string {
+  return `event: end\ndata: ${JSON.stringify({ state: job.state, exit: job.exit })}\n\n`;
+}
+
+/** `Last-Event-ID` as source and byte offset, or undefined when absent or not ours. */
+export function parseEventId(value: string | string[] | undefined): { source: Source; offset: number } | undefined {
+  const m = typeof value === 'string' ? /^([os]):(\d{1,15})$/.exec(value.trim()) : null;
+  return m ? { source: m[1] as Source, offset: Number(m[2]) } : undefined;
+}
+
+/** Resolves on the response's next 'drain' or 'close', or after `ms`. */
+function drained(res: ServerResponse, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => { clearTimeout(timer); res.off('drain', done); res.off('close', done); resolve(); };
+    const timer = setTimeout(done, Math.max(0, ms));
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
+export function createLogFollow(options: LogFollowOptions): LogFollow {
+  const pollMs = options.pollMs ?? 300;
+  const keepaliveMs = options.keepaliveMs ?? 15_000;
+  const retryMs = options.retryMs ?? 2_000;
+  const maxPerJob = options.maxPerJob ?? 200;
+  const maxTotal = options.maxTotal ?? 500;
+  const maxBuffered = options.maxBuffered ?? 1024 * 1024;
+  const stallMs = options.stallMs ?? 2_000;
+  const { log } = options;
+  const tails = new Map<string, Tail>();
+  /** Every open follower response, live or catching up: the caps count these. */
+  const open_ = new Map<string, Set<ServerResponse>>();
+  let total = 0;
+  let closed = false;
+
+  const outputFile = (id: string) => path.join(options.jobsDir, id, 'output.log');
+
+  function refuse(req: IncomingMessage, res: ServerResponse, message: string): void {
+    sendJson(res, 503, { error: message, request: requestIdOf(req) }, { 'Retry-After': '10' });
+  }
+
+  /** Write, and wait for the socket to drain when it is full (a stalled reader is cut after 30 s). */
+  async function writeDrained(res: ServerResponse, chunk: string): Promise<boolean> {
+    if (res.destroyed) return false;
+    if (res.write(chunk)) return true;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => { res.destroy(); resolve(false); }, 30_000);
+      const done = (ok: boolean) => { clearTimeout(timer); res.off('drain', onDrain); res.off('close', onClose); resolve(ok); };
+      const onDrain = () => done(true);
+      const onClose = () => done(false);
+      res.on('drain', onDrain);
+      res.on('close', onClose);
+    });
+  }
+
+  /** Sends `data[from..]` as events of whole lines; `base` is data[0]'s offset in the source. */
+  async function sendBytes(res: ServerResponse, source: Source, data: Buffer, base: number): Promise<number> {
+    let at = 0;
+    while (at < data.length) {
+      const [whole] = cutAtLine(data.subarray(at, at + PIECE), PIECE);
+      // The last piece of a finished text may lack its newline: it goes out as it is.
+      const piece = whole.length ? whole : data.subarray(at, at + PIECE);
+      at += piece.length;
+      if (!(await writeDrained(res, dataEvent(`${source}:${base + at}`, piece.toString('utf8'))))) return -1;
+    }
+    return base + at;
+  }
+
+  class Tail {
+    readonly followers = new Set<Follower>();
+    source: Source | undefined;
+    /** Where the section starts in logs.txt. */
+    sectionStart = 0;
+    /** How far logs.txt has been searched for the header. */
+    searched = 0;
+    /** Bytes of the source sent to followers (always at a line boundary, or at the end). */
+    position = 0;
+    pending: Buffer = Buffer.alloc(0);
+    private timer: NodeJS.Timeout | undefined;
+    private keepalive: NodeJS.Timeout;
+    private busy = true;
+    done = false;
+    /** Settled once the source is known (the first look for the section). */
+    readonly ready: Promise<void>;
+
+    readonly id: string;
+    readonly repo: string;
+
+    constructor(id: string, repo: string) {
+      this.id = id;
+      this.repo = repo;
+      this.keepalive = setInterval(() => this.broadcast(': keepalive\n\n'), keepaliveMs);
+      this.timer = setInterval(() => void this.tick(), pollMs);
+      // What is in the file already is sent to each follower from the file (catching up): the
+      // tail starts at its last whole line.
+      this.ready = this.findSection().catch(() => undefined).then(async () => {
+        this.source ??= 'o';
+        this.position = await this.lastLineEnd();
+      }).catch(() => undefined).finally(() => {
+        this.busy = false;
+      });
+    }
+
+    file(): string {
+      return this.source === 's' ? path.join(options.logsDirOf(this.repo), 'logs.txt') : outputFile(this.id);
+    }
+
+    broadcast(frame: string): void {
+      for (const f of this.followers) if (!f.res.destroyed) f.res.write(frame);
+    }
+
+    /**
+     * Lets followers take what was written: the tail reads on when every one holds at most
+     * maxBuffered unsent bytes; one still over it after stallMs is dropped (it stays behind
+     * without holding memory or the others back).
+     */
+    async settle(): Promise<void> {
+      const deadline = Date.now() + stallMs;
+      for (const f of [...this.followers]) {
+        while (!f.res.destroyed && f.res.writableLength > maxBuffered && Date.now() < deadline) await drained(f.res, deadline - Date.now());
+        if (!f.res.destroyed && f.res.writableLength > maxBuffered) f.drop(`${f.res.writableLength} bytes unsent after ${stallMs} ms`);
+      }
+    }
+
+    /** Look for the build's header in logs.txt (new bytes only); switch to it when it appears. */
+    async findSection(): Promise<void> {
+      const file = path.join(options.logsDirOf(this.repo), 'logs.txt');
+      const marker = Buffer.from(`${MARK}${this.id} start `);
+      let handle;
+      try { handle = await open(file, 'r'); } catch { return; }
+      try {
+        const { size } = await handle.stat();
+        if (size < this.searched) this.searched = 0; // rotated
+        while (this.searched < size) {
+          const from = Math.max(0, this.searched - marker.length);
+          const buffer = Buffer.alloc(Math.min(READ_BYTES, size - from));
+          const { bytesRead } = await handle.read(buffer, 0, buffer.length, from);
+          const found = buffer.subarray(0, bytesRead).indexOf(marker);
+          // A header starts a line.
+          if (found !== -1 && (from + found === 0 || (await this.byteAt(handle, from + found - 1)) === 0x0a)) {
+            this.sectionStart = from + found;
+            if (this.source === 'o') this.broadcast('event: reset\ndata: \n\n');
+            this.source = 's';
+            this.position = 0;
+            this.pending = Buffer.alloc(0);
+            return;
+          }
+          this.searched = from + bytesRead;
+          if (bytesRead === 0) break;
+        }
+      } finally {
+        await handle.close();
+      }
+    }
+
+    /** Bytes of the source up to the end of its last whole line (0 when there is no file yet). */
+    private async lastLineEnd(): Promise<number> {
+      const start = this.source === 's' ? this.sectionStart : 0;
+      let handle;
+      try { handle = await open(this.file(), 'r'); } catch { return 0; }
+      try {
+        const { size } = await handle.stat();
+        const length = Math.min(PIECE, size - start);
+        if (length <= 0) return 0;
+        const buffer = Buffer.alloc(length);
+        const { bytesRead } = await handle.read(buffer, 0, length, size - length);
+        const [, rest] = cutAtLine(buffer.subarray(0, bytesRead), PIECE - 1);
+        return size - start - rest.length;
+      } finally {
+        await handle.close();
+      }
+    }
+
+    private async byteAt(handle: FileHandle, at: number): Promise<number> {
+      const one = Buffer.alloc(1);
+      await handle.read(one, 0, 1, at);
+      return one[0];
+    }
+
+    /** New bytes of the source, whole lines fanned out; stops at the section's trailer. */
+    async readNew(final: boolean): Promise<void> {
+      if (!this.source) return;
+      const start = this.source === 's' ? this.sectionStart : 0;
+      let handle;
+      try { handle = await open(this.file(), 'r'); } catch { return; }
+      try {
+        const { size } = await handle.stat();
+        let read = 0;
+        while (read < TICK_BYTES && this.followers.size > 0) {
+          const at = start + this.position + this.pending.length;
+          if (at >= size) break;
+          const buffer = Buffer.alloc(Math.min(READ_BYTES, size - at));
+          const { bytesRead } = await handle.read(buffer, 0, buffer.length, at);
+          if (bytesRead === 0) break;
+          read += bytesRead;
+          let [whole, rest] = cutAtLine(Buffer.concat([this.pending, buffer.subarray(0, bytesRead)]));
+          if (this.source === 's') {
+            // Lines after this job's trailer belong to the next job of the repo.
+            const trailer = whole.indexOf(`${MARK}${this.id} end `);
+            if (trailer !== -1) {
+              whole = whole.subarray(0, whole.indexOf(0x0a, trailer) + 1);
+              rest = Buffer.alloc(0);
+            }
+          }
+          this.pending = rest;
+          if (whole.length) {
+            this.emit(whole);
+            await this.settle();
+          }
+        }
+        if (final && this.pending.length) {
+          this.emit(this.pending);
+          this.pending = Buffer.alloc(0);
+        }
+      } finally {
+        await handle.close();
+      }
+    }
+
+    emit(bytes: Buffer): void {
+      this.position += bytes.length;
+      this.broadcast(dataEvent(`${this.source}:${this.position}`, bytes.toString('utf8')));
+    }
+
+    async tick(): Promise<void> {
+      if (this.busy || this.done) return;
+      this.busy = true;
+      try {
+        // The state first: what was written before the job ended is read below.
+        if (this.followers.size === 0 && !open_.get(this.id)?.size) return this.stop();
+        const job = options.jobOf(this.id);
+        const ended = !job || ENDED.has(job.state);
+        if (this.source !== 's') {
+          await this.findSection();
+          this.source ??= 'o';
+        }
+        await this.readNew(ended);
+        if (ended) this.finish(job ?? { id: this.id, repo: this.repo, state: 'interrupted', exit: null });
+      } catch (error) {
+        log.warn('could not read a followed job log; its followers are ended', { job: this.id, error: (error as Error).message });
+        this.stop();
+      } finally {
+        this.busy = false;
+      }
+    }
+
+    finish(job: FollowedJob): void {
+      this.broadcast(endEvent(job));
+      this.stop();
+    }
+
+    stop(): void {
+      if (this.done) return;
+      this.done = true;
+      clearInterval(this.timer);
+      clearInterval(this.keepalive);
+      tails.delete(this.id);
+      for (const f of this.followers) f.res.end();
+      this.followers.clear();
+    }
+
+    leave(f: Follower): void {
+      this.followers.delete(f);
+      if (this.followers.size === 0) this.stop();
+    }
+  }
+
+  function track(id: string, res: ServerResponse): () => void {
+    let set = open_.get(id);
+    if (!set) open_.set(id, set = new Set());
+    set.add(res);
+    total++;
+    let gone = false;
+    return () => {
+      if (gone) return;
+      gone = true;
+      set.delete(res);
+      if (set.size === 0) open_.delete(id);
+      total--;
+    };
+  }
+
+  /** A finished job: everything from `offset`, then `end`, at once. */
+  async function sendFinished(res: ServerResponse, job: FollowedJob, from: { source: Source; offset: number } | undefined): Promise<void> {
+    const section = await options.readSection(job);
+    let source: Source = 'o';
+    let data: Buffer;
+    if (section !== undefined) {
+      source = 's';
+      data = Buffer.from(section);
+    } else {
+      data = await readFile(outputFile(job.id)).catch(() => Buffer.alloc(0));
+    }
+    let offset = from && from.source === source && from.offset <= data.length ? from.offset : 0;
+    if (from && offset === 0 && from.offset > 0) res.write('event: reset\ndata: \n\n');
+    if ((await sendBytes(res, source, data.subarray(offset), offset)) === -1) return;
+    res.end(endEvent(job));
+  }
+
+  /** A running (or queued) job: what the tail has sent so far from `from`, then the live tail. */
+  async function sendLive(res: ServerResponse, job: FollowedJob, from: { source: Source; offset: number } | undefined, untrack: () => void): Promise<void> {
+    let tail = tails.get(job.id);
+    if (!tail) {
+      tail = new Tail(job.id, job.repo);
+      tails.set(job.id, tail);
+    }
+    // The source is known before a follower catches up, so it starts from the right file.
+    await tail.ready;
+    const follower: Follower = {
+      res,
+      drop(reason) {
+        log.warn('live log follower dropped: it does not read fast enough', { job: job.id, reason });
+        res.destroy();
+      },
+    };
+    // Catch up from the file to the tail's position; the tail may move on meanwhile, so loop.
+    let source = from?.source;
+    let sent = from?.offset ?? 0;
+    for (;;) {
+      if (res.destroyed || tail.done) break;
+      if (source !== tail.source) {
+        if (source !== undefined && sent > 0) res.write('event: reset\ndata: \n\n');
+        source = tail.source;
+        sent = 0;
+      }
+      if (sent > tail.position) sent = 0;
+      if (sent === tail.position) {
+        tail.followers.add(follower);
+        res.once('close', () => tail.leave(follower));
+        return;
+      }
+      const start = tail.source === 's' ? tail.sectionStart : 0;
+      const want = tail.position - sent;
+      const handle = await open(tail.file(), 'r');
+      let data: Buffer;
+      try {
+        data = Buffer.alloc(Math.min(want, READ_BYTES));
+        const { bytesRead } = await handle.read(data, 0, data.length, start + sent);
+        data = data.subarray(0, bytesRead);
+      } finally {
+        await handle.close();
+      }
+      if (!data.length) break;
+      // A partial read ends at a line (tail.position itself is one).
+      if (data.length < want && cutAtLine(data)[0].length) data = cutAtLine(data)[0];
+      const next = await sendBytes(res, source!, data, sent);
+      if (next === -1) break;
+      sent = next;
+    }
+    // The tail ended while catching up: finish from the whole text.
+    if (!res.destroyed && tail.done) {
+      untrack();
+      return sendFinished(res, options.jobOf(job.id) ?? job, source ? { source, offset: sent } : undefined);
+    }
+  }
+
+  return {
+    async handle(req, res, job) {
+      if (closed) return refuse(req, res, 'shutting down');
+      const live = !ENDED.has(job.state);
+      if (live && ((open_.get(job.id)?.size ?? 0) >= maxPerJob || total >= maxTotal)) {
+        log.warn('live log follower refused: too many followers', { job: job.id, followers: total });
+        return refuse(req, res, 'too many followers of live logs, retry later');
+      }
+      res.writeHead(200, {
+        'Content-Type': 'text/event-stream; charset=utf-8',
+        'Cache-Control': 'no-store',
+        'X-Content-Type-Options': 'nosniff',
+        // A proxy in front (nginx) must pass events on as they come.
+        'X-Accel-Buffering': 'no',
+      });
+      if (req.method === 'HEAD') return void res.end();
+      res.write(`retry: ${retryMs}\n\n`);
+      const from = parseEventId(req.headers['last-event-id']);
+      const untrack = track(job.id, res);
+      res.once('close', untrack);
+      try {
+        if (live) await sendLive(res, job, from, untrack);
+        else await sendFinished(res, job, from);
+      } catch (error) {
+        log.warn('could not send a job log to a follower', { job: job.id, error: (error as Error).message });
+        res.destroy();
+      }
+    },
+    close() {
+      closed = true;
+      for (const tail of [...tails.values()]) tail.stop();
+      for (const set of open_.values()) for (const res of set) res.end();
+    },
+    stats() {
+      return { tails: tails.size, followers: total };
+    },
+  };
+}
