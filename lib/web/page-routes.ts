@@ -66,8 +66,8 @@ export function createPageRoutes(sources: ReadSources, { limiter = createLoginLi
   }
 
   /**
-   * Who may see pages: undefined when this viewer may; else the answer was sent (404 when pages
-   * are off or cannot be reached, the login form when a session is needed).
+   * Whether this viewer is kept from the pages; if so the answer is sent: 404 when pages are off
+   * or cannot be reached (no token with ui: token), the login form (401) when a session is needed.
    */
   function pageRefused(req: IncomingMessage, res: ServerResponse, refuse: Refuse, next: string): boolean {
     if (sources.ui === 'off') {

@@ -11,7 +11,7 @@ import { sendBadge } from './badge.ts';
 import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from './metrics.ts';
 import { createPageRoutes } from './page-routes.ts';
 
-/** The job ids the read routes take in a path (lib/compile/job-id.ts's JOB_ID_PATTERN). */
+/** What the read side needs of hook-server: its jobs, a log reader, config bits. */
 export interface ReadSources {
   ui: 'token' | 'public' | 'off';
   /** The read token (`token:`), resolved; without it the read API, /metrics and logins are off. */
