@@ -194,6 +194,9 @@ export async function provideNode(wanted: WantedNode, options: ProvideOptions): 
   try {
     // Another build fetched it while this one waited for the lock.
     if (await trustedFolder(dir)) return { version: release.version, from, bin: path.join(dir, 'bin'), how: 'cached' };
+    if (await lstat(dir).catch(() => undefined)) {
+      throw new StepFailure(`${dir} is there but is not used: it (or its bin/node) belongs to another user or is writable by others. Remove it (rm -rf) and build again.`);
+    }
     options.log(`fetching Node ${release.version} (${name}) from ${new URL(release.tarball).origin} into ${root}`);
     await installRelease(release, dir);
     return { version: release.version, from, bin: path.join(dir, 'bin'), how: 'fetched' };
