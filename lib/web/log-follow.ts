@@ -13,6 +13,7 @@ import path from 'node:path';
 import type { Logger } from '../core/log.ts';
 import { requestIdOf } from '../http/request-id.ts';
 import { sendJson } from '../http/server.ts';
+import { registerFollowScript } from './follow-script.ts';
 
 /** What the follower needs of a job (lib/compile/journal.ts's Job has these fields). */
 export interface FollowedJob {
@@ -105,6 +106,7 @@ function drained(res: ServerResponse, ms: number): Promise<void> {
 }
 
 export function createLogFollow(options: LogFollowOptions): LogFollow {
+  registerFollowScript();
   const pollMs = options.pollMs ?? 300;
   const keepaliveMs = options.keepaliveMs ?? 15_000;
   const retryMs = options.retryMs ?? 2_000;

@@ -193,6 +193,11 @@ function safeNext(value: string | null): string {
 
 /** A form posted by another site's page (an Origin header naming another host). */
 function crossOrigin(req: IncomingMessage): boolean {
+  // Browsers say where a request comes from in Sec-Fetch-Site; under `Referrer-Policy:
+  // no-referrer` they send `Origin: null` even for the page's own form, so that header decides
+  // only for clients that do not send Sec-Fetch-Site.
+  const site = req.headers['sec-fetch-site'];
+  if (typeof site === 'string') return site !== 'same-origin' && site !== 'none';
   const origin = req.headers.origin;
   if (!origin || origin === 'null') return origin === 'null';
   try {

@@ -118,6 +118,10 @@ test('ui: token — a right token logs in; cookie flags; forged, expired and oth
     await waitForJobState(server.url, TOKEN, failed.json.job, ['failed']);
 
     assert.is((await login(server.url, TOKEN, { headers: { Origin: 'https://evil.example' } })).status, 403, 'cross-origin form');
+    // Browsers send Origin: null for the page's own form under Referrer-Policy: no-referrer; Sec-Fetch-Site tells.
+    assert.is((await login(server.url, TOKEN, { headers: { Origin: 'null', 'Sec-Fetch-Site': 'cross-site' } })).status, 403, 'a sandboxed frame elsewhere');
+    assert.is((await login(server.url, TOKEN, { headers: { Origin: 'https://evil.example', 'Sec-Fetch-Site': 'same-site' } })).status, 403, 'a sibling site');
+    assert.is((await login(server.url, TOKEN, { headers: { Origin: 'null', 'Sec-Fetch-Site': 'same-origin' } })).status, 303, 'the page\'s own form in a browser');
     const big = await fetch(`${server.url}/login`, { method: 'POST', body: `token=${'x'.repeat(10_000)}`, headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
     assert.is(big.status, 413, 'body capped before parsing');
     const ok = await login(server.url, TOKEN, { next: `/jobs/${failed.json.job}` });
