@@ -66,7 +66,8 @@ export function createStatusReporter(options: StatusReporterOptions) {
       log.info('commit status set', { ...fields, attempt: attempts });
     } else {
       let detail = result.retry ? `${result.detail} (${attempts} attempt${attempts === 1 ? '' : 's'})` : refusalHint(result.status, job.repo, result.detail);
-      if (result.retry && superseded.aborted && !tasks.stopped) detail += '; not tried again: the job\'s end status replaced it';
+      if (result.retry && tasks.stopped) detail += '; not tried again: hook-server stopped';
+      else if (result.retry && superseded.aborted) detail += '; not tried again: the job\'s end status replaced it';
       log.warn('commit status failed', { ...fields, error: detail });
       outcomes?.record(job.id, key, { what, outcome: 'failed', attempts, detail });
       options.onOutcome?.(report.forge, 'failed');
