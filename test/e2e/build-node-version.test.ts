@@ -6,8 +6,11 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, 
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { deliverGithub, pushPayload, waitForJobState } from '../fixtures/hooks/deliveries.ts';
 import { makeSite, type Site } from '../build-helpers.ts';
-import { git, runCommand, tmpDir } from '../helpers.ts';
+import { git, makeBareRepo, runCommand, startScript, tmpDir } from '../helpers.ts';
 
 // A major shipkit's own Node is not (its own would be used without a fetch).
 const MAJOR = process.versions.node.startsWith('22.') ? '20' : '22';
@@ -118,15 +121,22 @@ test('a repo file with garbage, or a link out of the repo, fails before anything
   assert.not.ok(existsSync(path.join(linked.repoDir, 'out.txt')));
 });
 
+const BUILD_USER = 'shipkithook';
+
+async function buildUser(): Promise<number> {
+  if ((await runCommand('id', ['-u', BUILD_USER])).exitCode !== 0) {
+    assert.is((await runCommand('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', BUILD_USER])).exitCode, 0);
+  }
+  return Number((await runCommand('id', ['-u', BUILD_USER])).stdout.trim());
+}
+
 test("user: builds run the shared toolchain as the repo's user", async () => {
   if (process.getuid?.() !== 0) {
     console.log('skipped: building as another user needs root');
     return;
   }
-  const user = 'shipkithook';
-  if ((await runCommand('id', ['-u', user])).exitCode !== 0) {
-    assert.is((await runCommand('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', user])).exitCode, 0);
-  }
+  const user = BUILD_USER;
+  await buildUser();
   const site = await nodeSite({ '.nvmrc': `${MAJOR}\n` }, `user: ${user}\n${PRINT_NODE}`);
   chmodSync(site.base, 0o755);
   assert.is((await runCommand('chown', ['-R', user, site.bare])).exitCode, 0);
@@ -135,6 +145,59 @@ test("user: builds run the shared toolchain as the repo's user", async () => {
   assert.match(outOf(site), new RegExp(`^v${MAJOR}\\.`));
   const uid = Number((await runCommand('id', ['-u', user])).stdout.trim());
   assert.is(statSync(path.join(site.repoDir, 'out.txt')).uid, uid, 'the compile ran as the user');
+});
+
+test("hook-server as root, build as the repo's user: root's toolchains are used; one it cannot write there goes to the repo's state", async () => {
+  if (process.getuid?.() !== 0) {
+    console.log('skipped: needs root');
+    return;
+  }
+  const uid = await buildUser();
+  const secret = `s-${randomUUID()}`;
+  const token = `t-${randomUUID()}`;
+  const dir = tmpDir('shipkit-node-hook-');
+  chmodSync(dir, 0o755);
+  const bare = await makeBareRepo(path.join(dir, 'remote'), 'site', { '.nvmrc': `${MAJOR}\n` });
+  chmodSync(path.join(dir, 'remote'), 0o755);
+  assert.is((await runCommand('chown', ['-R', BUILD_USER, bare.bare])).exitCode, 0);
+  const data = path.join(dir, 'data');
+  mkdirSync(data, { mode: 0o755 });
+  symlinkSync(TOOLCHAINS, path.join(data, 'toolchains'));
+  const config = path.join(dir, 'shipkit.yml');
+  const writeConfig = (node: string) => writeFileSync(config, [
+    'listen: 127.0.0.1:0', `data: ${data}`, 'secret: env:HOOK_SECRET', 'token: env:HOOK_TOKEN', 'repos:',
+    '  t/site:', `    user: ${BUILD_USER}`, `    url: ${bare.bare}`, '    timeout: 120', '    steps: [pull, install, compile]', `    ${PRINT_NODE}`, ...(node ? [`    node: ${node}`] : []), '',
+  ].join('\n'), { mode: 0o644 });
+  const build = async (node: string, sha: string) => {
+    writeConfig(node);
+    const server = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], { env: { HOOK_SECRET: secret, HOOK_TOKEN: token } });
+    try {
+      const res = await deliverGithub(server.url, 'push', pushPayload('t/site', { sha }), secret);
+      assert.is(res.status, 202);
+      return await waitForJobState(server.url, token, res.json.job, ['succeeded', 'failed'], 90_000);
+    } finally {
+      assert.is(await server.stop(), 0);
+    }
+  };
+  const log = () => readFileSync(path.join(data, 'logs/t__site/logs.txt'), 'utf8');
+  const out = () => readFileSync(path.join(data, 'repos/t__site/out.txt'), 'utf8').trim();
+  const shared = versions()[0].split('-')[1];
+
+  const first = await build('', bare.first);
+  assert.is(first.state, 'succeeded', log().slice(-2000));
+  assert.is(out(), `v${shared}`);
+  assert.match(log(), new RegExp(`node: v${shared} from \\.nvmrc \\(${MAJOR}\\) \\(cached in ${TOOLCHAINS.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}|cached in ${data}/toolchains`));
+  assert.is(statSync(path.join(data, 'repos/t__site/out.txt')).uid, uid);
+
+  // An exact older version: the user cannot write root's toolchains, so it goes to the repo's own.
+  const older = `${MAJOR}.0.0`;
+  const second = await build(`"${older}"`, bare.first);
+  assert.is(second.state, 'succeeded', log().slice(-2000));
+  assert.is(out(), `v${older}`);
+  const own = path.join(data, 'state/t__site/toolchains', `node-${older}-linux-${process.arch}`);
+  assert.ok(existsSync(path.join(own, 'bin/node')), log().slice(-1500));
+  assert.is(statSync(own).uid, uid, "fetched by the build user into the repo's state");
+  assert.equal(versions(), [`node-${shared}-linux-${process.arch}`], 'root\'s toolchains untouched');
 });
 
 test.run();

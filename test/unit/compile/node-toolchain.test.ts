@@ -1,5 +1,5 @@
-// Fetching a Node toolchain (lib/compile/node-toolchain.ts, lib/compile/node-registry.ts) from a
-// real HTTP registry on 127.0.0.1 that serves a small `node-linux-<arch>` package whose bin/node
+// Fetching a Node toolchain (lib/compile/node-toolchain.ts, lib/compile/node-registry.ts) with the
+// real npm from an HTTP registry on 127.0.0.1 that serves a small `node-linux-<arch>` package whose bin/node
 // is a shell script: the sha512 integrity is enforced, the package may hold only files, its
 // bin/node must answer its version, a failure leaves nothing behind, two fetches of one version
 // at once download it once, a cached one is used without the registry, and the repo files are read.
@@ -49,7 +49,7 @@ test.before(async () => {
     if (url === `/${PACKAGE}`) {
       hits.metadata++;
       const versions = Object.fromEntries([...served].map(([v, s]) => [v, { name: PACKAGE, version: v, dist: { integrity: s.integrity, tarball: `${server.url}/${PACKAGE}/-/${PACKAGE}-${v}.tgz` } }]));
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name: PACKAGE, versions }));
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name: PACKAGE, 'dist-tags': { latest: '1.1.0' }, versions }));
       return;
     }
     const match = /-(\d+\.\d+\.\d+)\.tgz$/.exec(url);
@@ -101,9 +101,9 @@ test('fetched once, verified, runnable; two builds at once download it once; the
   const again = await provideNode(wanted('>=1 <2'), { ...options(root), registry: 'http://127.0.0.1:9/' });
   assert.equal([again.version, again.how], ['1.1.0', 'cached']);
   assert.is(hits.metadata, metadata, 'the registry was not asked');
-  // An exact version that is not there is fetched beside it.
-  const older = await provideNode(wanted('1.0'), options(root));
-  assert.equal([older.version, older.how], ['1.0.0', 'fetched']);
+  // A folder someone else could have written is not used.
+  chmodSync(path.join(dir, 'bin'), 0o777);
+  await fails(provideNode(wanted('1.1'), options(root)), /is there but is not used: .*writable by others\. Remove it/);
 });
 
 test("shipkit's own Node when it satisfies; the chosen bin first on PATH", async () => {
@@ -117,20 +117,14 @@ test("shipkit's own Node when it satisfies; the chosen bin first on PATH", async
 
 test('a wrong digest, a link in the package, a bin/node that is not that version, no such version: refused, nothing left', async () => {
   const root = tmpDir('shipkit-tc-');
-  await fails(provideNode(wanted('2'), options(root)), /Node 2\.0\.0 \(from shipkit\.yml\) could not be installed: The download of Node 2\.0\.0 .* does not match the registry's sha512 integrity/);
+  await fails(provideNode(wanted('2'), options(root)), new RegExp(`Node 2\\.0\\.0 \\(from shipkit\\.yml\\) could not be installed: npm pack ${PACKAGE}@2\\.0\\.0 failed: .*integrity checksum failed`));
   await fails(provideNode(wanted('3'), options(root)), /could not be installed: .*"package\/bin\/passwd" is a SymbolicLink entry/);
   await fails(provideNode(wanted('4'), options(root)), /could not be installed: .*its bin\/node does not run here \(it said "v9\.9\.9"/);
   await fails(provideNode(wanted('99'), options(root)), new RegExp(`^Node 99 \\(from shipkit\\.yml\\) cannot be had from the npm registry \\(${PACKAGE}@99: no such version\\); the newest is 4\\.0\\.0\\.`));
-  await fails(provideNode(wanted('1'), { ...options(root), registry: 'http://127.0.0.1:9/' }), /Node 1 \(from shipkit\.yml\) could not be looked up: Could not read the versions of node-linux-/);
+  const t0 = Date.now();
+  await fails(provideNode(wanted('1'), { ...options(root), registry: 'http://127.0.0.1:9/' }), /Node 1 \(from shipkit\.yml\) could not be looked up: npm view node-linux-\w+ failed: .*ECONNREFUSED/);
+  console.log(`  unreachable registry: refused after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   assert.equal(readdirSync(path.join(root, 'toolchains')), [], 'nothing left in toolchains/');
-});
-
-test('a folder someone else could have written is not used', async () => {
-  const root = tmpDir('shipkit-tc-');
-  await provideNode(wanted('1.0'), options(root));
-  const dir = path.join(root, 'toolchains', toolchainFolderName('1.0.0'));
-  chmodSync(path.join(dir, 'bin'), 0o777);
-  await fails(provideNode(wanted('1.0'), options(root)), /is there but is not used: .*writable by others\. Remove it/);
 });
 
 test('the repo files: .nvmrc before .node-version before engines.node; shipkit.yml before all', async () => {
