@@ -52,7 +52,7 @@ export interface QueueOptions {
    * must happen (a job's end) are retried from this delay, doubling up to 10 s.
    */
   retryMs?: number;
-  /** Told of each job that ended (succeeded, failed, superseded) once its record is on disk; must not throw or wait. */
+  /** Told of each job that ended (succeeded, failed, superseded; on recovery also interrupted) once its record is on disk; must not throw or wait. */
   onEnd?: (job: Job) => void;
   /** Told of each attempt that went running, once its record is on disk (before the process starts); must not throw or wait. */
   onStart?: (job: Job) => void;
@@ -264,8 +264,12 @@ export function createJobQueue(options: QueueOptions) {
      * anew.
      */
     async recover(killGroup: (job: Job) => Promise<void>): Promise<void> {
+      const wasRunning = [...journal.jobs.values()].filter((j) => j.state === 'running').map((j) => j.id);
       await recoverJobs({ journal, jobsDir, log, killGroup, maxInterruptions: options.maxInterruptions ?? 5 });
       refreshActive();
+      // A job that ended while the server was down (or is given up on) ends now for the listeners:
+      // its commit status would stay pending otherwise. One queued again ends later.
+      for (const id of wasRunning) if (!active.has(id)) tellEnd(id);
     },
     /** Begin running queued jobs. */
     resume() {

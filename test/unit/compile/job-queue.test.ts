@@ -122,9 +122,16 @@ test('recovery: a status file settles a job that ended while down; otherwise int
   writeFileSync(path.join(jobsDir, done.id, 'status-1'), '0\n');
   journal = await openJournal(dir);
   const runner = manualRunner();
-  const queue = createJobQueue({ journal, concurrency: 4, run: runner.run, log: silentLogger, jobsDir, maxInterruptions: 2 });
+  const told: string[] = [];
+  const queue = createJobQueue({
+    journal, concurrency: 4, run: runner.run, log: silentLogger, jobsDir, maxInterruptions: 2,
+    onStart: (job) => told.push(`start ${job.id} ${job.state} ${job.attempts}`), onEnd: (job) => told.push(`end ${job.id} ${job.state}`),
+  });
   const killed: string[] = [];
   await queue.recover(async (job) => { killed.push(job.id); });
+  // Listeners hear of the jobs recovery ended (a commit status must not stay pending), not of the one queued again.
+  assert.equal(told.sort(), [`end ${done.id} succeeded`, `end ${worn.id} interrupted`]);
+  told.length = 0;
   assert.is(queue.get(done.id)?.state, 'succeeded');
   assert.is(queue.get(cut.id)?.state, 'queued');
   assert.is(queue.get(cut.id)?.interruptions, 1);
@@ -136,6 +143,7 @@ test('recovery: a status file settles a job that ended while down; otherwise int
   assert.is(runner.started[0].attempts, 2);
   runner.finish(cut.id);
   await waitFor(() => queue.get(cut.id)?.state === 'succeeded');
+  assert.equal(told, [`start ${cut.id} running 2`, `end ${cut.id} succeeded`], 'onStart when it goes running, onEnd when it ends');
   await journal.close();
   const text = readFileSync(journal.file, 'utf8');
   assert.ok(text.includes('"state":"interrupted"'), 'the interruption is in the journal');
