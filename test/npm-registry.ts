@@ -19,11 +19,18 @@ export interface NpmRegistry {
 
 /** `npm pack` of a package folder into `dest`: its manifest and the .tgz path. */
 export async function packPackage(dir: string, dest: string): Promise<PackedPackage> {
+  return (await packPackages([dir], dest))[0];
+}
+
+/** `npm pack` of several package folders in one npm run (as `npm publish` would pack them). */
+export async function packPackages(dirs: string[], dest: string): Promise<PackedPackage[]> {
   mkdirSync(dest, { recursive: true });
-  const out = await $({ quiet: true, cwd: dir })`npm pack --json --ignore-scripts --pack-destination ${dest}`;
-  const [info] = JSON.parse(out.stdout) as Array<{ filename: string }>;
-  const manifest = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as Record<string, unknown>;
-  return { name: String(manifest.name), version: String(manifest.version), manifest, tarball: path.join(dest, info.filename) };
+  const out = await $({ quiet: true, cwd: dest })`npm pack --json --ignore-scripts --pack-destination ${dest} ${dirs}`;
+  const infos = JSON.parse(out.stdout) as Array<{ filename: string }>;
+  return dirs.map((dir, i) => {
+    const manifest = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as Record<string, unknown>;
+    return { name: String(manifest.name), version: String(manifest.version), manifest, tarball: path.join(dest, infos[i].filename) };
+  });
 }
 
 /** A package folder with an index.js of about `size` bytes, packed: for tests that need a few. */

@@ -3,13 +3,13 @@
 // builds and the install line says what it saved (counted against a local registry's tarball
 // requests), `build --no-cache` and `cache: false` start clean, and paths outside the repo are
 // refused before anything is cloned.
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { makeSite, type Site } from '../build-helpers.ts';
 import { lockDependencies, makePackage, startNpmRegistry, type NpmRegistry, type PackedPackage } from '../npm-registry.ts';
-import { tmpDir } from '../helpers.ts';
+import { runCommand, tmpDir } from '../helpers.ts';
 
 // Appends a line to a file in each folder: a kept folder has one line more per build.
 const BUILD_SH = `for d in .cache "with space" "st*r" stXr other; do mkdir -p "$d"; echo built >> "$d/f"; done\n`;
@@ -156,6 +156,33 @@ test('cache: paths outside the repo or in .git: exit 2 with FILE:LINE, nothing c
     assert.not.ok(existsSync(path.join(site.data, 'repos')), `${bad}: nothing cloned`);
     assert.not.ok(existsSync(path.join(site.data, 'logs')), `${bad}: no job started`);
   }
+});
+
+test('user: builds: the shared npm cache and a --no-cache build\'s fresh one belong to the build user', async () => {
+  if (process.getuid?.() !== 0) {
+    console.log('skipped: building as another user needs root');
+    return;
+  }
+  const user = 'shipkithook';
+  if ((await runCommand('id', ['-u', user])).exitCode !== 0) {
+    assert.is((await runCommand('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', user])).exitCode, 0);
+  }
+  const uid = Number((await runCommand('id', ['-u', user])).stdout.trim());
+  const { reg, site, build } = await cachedSite(`user: ${user}\ncache: [.cache]`);
+  chmodSync(site.base, 0o755);
+  // git refuses a repository owned by someone else ("dubious ownership"), as a forge's would be.
+  assert.is((await runCommand('chown', ['-R', user, path.dirname(site.bare)])).exitCode, 0);
+  let r = await build();
+  assert.is(r.exitCode, 0, r.stderr + site.logText().slice(-2000));
+  const cache = path.join(site.data, 'state/octo__site/npm-cache');
+  assert.is(statSync(path.join(cache, '_cacache')).uid, uid, 'npm wrote the shared cache as the user');
+  r = await build('--no-cache');
+  assert.is(r.exitCode, 0, r.stderr + site.logText().slice(-2000));
+  assert.match(installLine(site.logText()), /clean: a fresh npm cache/);
+  assert.is(statSync(path.join(site.repoDir, 'node_modules/alpha/index.js')).uid, uid);
+  assert.equal(readdirSync(path.join(site.data, 'state/octo__site')).filter((e) => e.startsWith('npm-cache-clean-')), []);
+  assert.is(reg.tarballRequests(), 6);
+  assert.is(lines(site, '.cache'), 1);
 });
 
 test.after(async () => { await Promise.all(registries.map((r) => r.close())); });
