@@ -2,12 +2,15 @@
 import { existsSync } from 'node:fs';
 import { chown, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { $ } from 'zx';
 import { ensureDir, tempSibling } from '../core/fs.ts';
 import { redactUrls } from '../core/redact.ts';
 import { runLogged } from './build-exec.ts';
 import { explainGitAuthFailure } from './git-auth.ts';
 import { cleanExcludes, logAfterClean } from './build-cache.ts';
+import { explainGitTokenFailure } from './git-token.ts';
 import { gitQuery, run, StepFailure, type BuildContext, type StepResult } from './build-context.ts';
+import type { RepoConfig } from './config.ts';
 
 /**
  * Clone on the first run (into a temp folder, renamed into place), then fetch and check out
@@ -18,8 +21,22 @@ export async function pullStep(ctx: BuildContext): Promise<StepResult> {
   try {
     return await pullCommit(ctx);
   } catch (error) {
-    throw explainGitAuthFailure(error, { url: ctx.url ?? ctx.repo.url ?? (await gitQuery(ctx, ['remote', 'get-url', 'origin']).catch(() => undefined)), auth: ctx.repo.gitAuth });
+    const explained = explainGitAuthFailure(error, { url: ctx.url ?? ctx.repo.url ?? (await gitQuery(ctx, ['remote', 'get-url', 'origin']).catch(() => undefined)), auth: ctx.repo.gitAuth });
+    throw await explainGitTokenFailure(explained, { url: await pullRemoteUrl(ctx.repo, ctx.paths.work, ctx.url), token: ctx.repo.gitToken });
   }
+}
+
+/**
+ * The address the pull step fetches from (what credentials are checked and scoped against before
+ * the job): a first clone's --url, else url:, else GitHub's for an owner/name; an existing
+ * clone's url: (it is re-pointed there), else its origin.
+ */
+export async function pullRemoteUrl(repo: Pick<RepoConfig, 'name' | 'url'>, work: string, url?: string): Promise<string | undefined> {
+  if (!existsSync(path.join(work, '.git'))) return url ?? repo.url ?? defaultUrl(repo.name);
+  if (repo.url) return repo.url;
+  // Read as a file: git refuses a repository owned by another user (a build user's) to root.
+  const origin = await $({ quiet: true, nothrow: true, cwd: '/' })`git config --file ${path.join(work, '.git', 'config')} --get remote.origin.url`;
+  return origin.exitCode === 0 ? origin.stdout.trim() || undefined : undefined;
 }
 
 async function pullCommit(ctx: BuildContext): Promise<StepResult> {

@@ -10,6 +10,7 @@ import { parseRepoReport, parseTopReport, REPORT_KEYS, type ReportConfig } from 
 import { parseGitAuth, type GitAuthConfig } from './git-auth.ts';
 import { parseCacheConfig, type RepoCache } from './build-cache.ts';
 import { parseNodeConfig, type NodeRequest } from './node-version.ts';
+import { parseGitToken, type GitTokenConfig } from './git-token.ts';
 import { parsePublishConfig, parseRolloutConfig, type PublishConfig, type RolloutConfig } from './pipeline-config.ts';
 import type { UploadEntry } from '../stages/upload/index.ts';
 
@@ -45,6 +46,8 @@ export interface RepoConfig {
   cache: RepoCache;
   /** `node:`: the Node version the build runs with (lib/compile/node-toolchain.ts); else the repo's own files say. */
   node?: NodeRequest;
+  /** `token:` (and `token_user:`) for the pull step's git over https (lib/compile/git-token.ts). */
+  gitToken?: GitTokenConfig;
   keyPath: KeyPath;
 }
 
@@ -71,7 +74,7 @@ export const UI_MODES = ['token', 'public', 'off'] as const;
 export type UiMode = (typeof UI_MODES)[number];
 
 const TOP_KEYS = ['listen', 'data', 'secret', 'token', 'concurrency', 'repos', 'max_body', 'logs', 'ui', 'public_url', 'notify', ...REPORT_KEYS] as const;
-const REPO_KEYS = ['url', 'branch', 'user', 'steps', 'compile', 'timeout', 'upload', 'release', 'secret', 'publish', 'rollout', 'env', 'ssh_key', 'known_hosts', 'notify', 'cache', 'node', ...REPORT_KEYS] as const;
+const REPO_KEYS = ['url', 'branch', 'user', 'steps', 'compile', 'timeout', 'upload', 'release', 'secret', 'publish', 'rollout', 'env', 'ssh_key', 'known_hosts', 'token', 'token_user', 'notify', 'cache', 'node', ...REPORT_KEYS] as const;
 export const DEFAULTS = { listen: '127.0.0.1:9000', data: '/var/lib/shipkit', concurrency: 1, branch: 'main', timeout: 900, release: 'release.sh' };
 
 /** `--config`, else $SHIPKIT_CONFIG, else ./shipkit.yml, else ./.shipkit/shipkit.yml (hook-server's first start), else /etc/shipkit/shipkit.yml. */
@@ -191,6 +194,7 @@ function parseRepo(doc: ConfigDoc, name: string, topReport: ReturnType<typeof pa
     gitAuth: parseGitAuth(doc, keyPath),
     cache: parseCacheConfig(doc, keyPath),
     node: parseNodeConfig(doc, keyPath),
+    gitToken: parseGitToken(doc, keyPath),
     keyPath,
   };
 }

@@ -26,6 +26,8 @@ export interface RepoSettings {
   url?: string;
   /** The repo's `env:` (lib/compile/build-env.ts): its `env:NAME` secrets are passed on to its build. */
   env?: BuildEnvEntry[];
+  /** The repo's `token:` (lib/compile/git-token.ts): an `env:NAME` token is passed on to its build. */
+  gitToken?: { token: string };
 }
 
 export interface ProcessRunnerOptions {
@@ -47,10 +49,12 @@ export interface ProcessRunnerOptions {
   prepareUserDirs?: (job: Job, account: UnixAccount, cloneUrl: string | undefined) => Promise<void>;
 }
 
-/** The variables the repo's `env:NAME` secrets read, and only this repo's: the build resolves them. */
+/** The variables the repo's `env:NAME` secrets and token read, and only this repo's: the build resolves them. */
 function passedSecrets(settings: RepoSettings, env: NodeJS.ProcessEnv): Record<string, string> {
   const passed: Record<string, string> = {};
-  for (const name of secretEnvNames(settings.env ?? [])) if (env[name] !== undefined) passed[name] = env[name]!;
+  const names = secretEnvNames(settings.env ?? []);
+  if (settings.gitToken?.token.startsWith('env:')) names.push(settings.gitToken.token.slice(4));
+  for (const name of names) if (env[name] !== undefined) passed[name] = env[name]!;
   return passed;
 }
 

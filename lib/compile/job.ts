@@ -21,6 +21,8 @@ import { resolveBuildEnv, secretEnvNames } from './build-env.ts';
 import { prepareGitAuth } from './git-auth.ts';
 import { planCache } from './build-cache.ts';
 import { withNodeOnPath } from './node-toolchain.ts';
+import { prepareGitToken } from './git-token.ts';
+import { pullRemoteUrl } from './build-pull.ts';
 import { repoPaths, type RepoConfig, type ShipkitConfig } from './config.ts';
 
 export interface JobStep {
@@ -98,6 +100,7 @@ export function jobEnvironment(config: ShipkitConfig, base: NodeJS.ProcessEnv, e
   for (const ref of secretRefs) if (ref?.startsWith('env:')) delete env[ref.slice(4)];
   // A repo's env: secrets reach its build under the names it gave them, and no other build.
   for (const repo of config.repos.values()) for (const name of secretEnvNames(repo.env)) delete env[name];
+  for (const repo of config.repos.values()) if (repo.gitToken?.token.startsWith('env:')) delete env[repo.gitToken.token.slice(4)];
   for (const name of ['SHIPKIT_SECRET', 'SHIPKIT_TOKEN', 'SHIPKIT_WEBHOOK_SECRET']) delete env[name];
   return { ...env, GIT_TERMINAL_PROMPT: '0', CI: 'true', npm_config_update_notifier: 'false', ...extra };
 }
@@ -132,7 +135,9 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
   const settings = logSettings(config);
   const runAs = await resolveRunAs(repo, config);
   const buildEnv = await resolveBuildEnv(config.doc, repo.env);
-  const pullEnv = await prepareGitAuth(config.doc, repo.gitAuth, { url: options.url ?? repo.url, runAs });
+  const remoteUrl = await pullRemoteUrl(repo, paths.work, options.url);
+  const pullEnv = await prepareGitAuth(config.doc, repo.gitAuth, { url: remoteUrl, runAs });
+  const gitToken = await prepareGitToken(config.doc, repo.gitToken, { url: remoteUrl });
   await ensureDir(paths.state);
   await ensureDir(paths.logs);
   const lockWaitMs = options.lockWaitMs ?? repo.timeout * 1000;
@@ -150,7 +155,7 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
     if (runAs) await prepareForUser(paths, runAs);
     const rotation = await rotateLogs(paths.logs, settings.rotation);
     if (rotation.rotated) log.info(`rotated ${path.join(paths.logs, 'logs.txt')} (${rotation.size} bytes)`);
-    const writer = await JobLogWriter.start(paths.logs, { id, repo: repo.name, kind, sha: options.sha, ref: options.ref }, { secrets: buildEnv.secrets });
+    const writer = await JobLogWriter.start(paths.logs, { id, repo: repo.name, kind, sha: options.sha, ref: options.ref }, { secrets: [...buildEnv.secrets, ...(gitToken?.secrets ?? [])] });
     const started = Date.now();
     const baseEnv = jobEnvironment(config, process.env, {
         SHIPKIT_REPO: repo.name, SHIPKIT_JOB_ID: id, ...(options.ref ? { SHIPKIT_REF: options.ref } : {}), ...(options.sha ? { SHIPKIT_SHA: options.sha } : {}), ...(options.env ?? {}),
@@ -181,7 +186,7 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
       try {
         // The repo's env: is for the build's own commands, not for fetching its code.
         // So are the repo's Node (first on PATH once a step has chosen it) and its env:.
-        ctx.env = step.name === 'pull' ? { ...baseEnv, ...pullEnv } : withNodeOnPath({ ...baseEnv, ...buildEnv.vars }, ctx.node);
+        ctx.env = step.name === 'pull' ? { ...baseEnv, ...pullEnv, ...gitToken?.env } : withNodeOnPath({ ...baseEnv, ...buildEnv.vars }, ctx.node);
         // Steps that set the commit (pull) make it visible to the next ones.
         if (ctx.checkedOut) ctx.env.SHIPKIT_SHA = ctx.checkedOut;
         const result = await step.run(ctx);

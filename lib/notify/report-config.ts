@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { configError, formatKeyPath, getKey, type ConfigDoc, type KeyPath } from '../core/yaml-config.ts';
 import { resolveSecret } from '../core/secrets.ts';
+import { isLoopbackHost } from '../http/loopback.ts';
 
 export const REPORT_FORGES = ['github', 'gitea', 'gitlab'] as const;
 export type ReportForge = (typeof REPORT_FORGES)[number];
@@ -113,8 +114,6 @@ function defaultApi(forge: ReportForge, name: string, url: string | undefined): 
   return problem ? { problem: `the API address derived from url: (${api}) ${problem.replace(/\.$/, '')}` } : api;
 }
 
-const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
-
 /** Why `text` cannot be an API base: absolute http(s), no credentials, http only on loopback. */
 export function apiProblem(text: string): string | undefined {
   let url: URL;
@@ -126,7 +125,7 @@ export function apiProblem(text: string): string | undefined {
   if (url.protocol !== 'https:' && url.protocol !== 'http:') return 'must start with https://.';
   if (url.username || url.password) return 'must not carry a user name or password; the token goes in report_token.';
   if (url.search || url.hash) return 'must not have a query (?) or fragment (#); give the API base only.';
-  if (url.protocol === 'http:' && !LOOPBACK.test(url.hostname)) return 'must be https:// (plain http would send the token in clear text; it is accepted only for loopback addresses).';
+  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) return 'must be https:// (plain http would send the token in clear text; it is accepted only for loopback addresses).';
   return undefined;
 }
 
