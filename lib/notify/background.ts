@@ -3,6 +3,7 @@
 // job; each message gets a bounded number of attempts with a doubling backoff (or the wait a 429's
 // Retry-After asks for, within a cap), and hook-server's stop lets sends in flight finish briefly,
 // then cancels the rest.
+import { setMaxListeners } from 'node:events';
 import type { PostResult } from './deliver.ts';
 
 export interface RetryPolicy {
@@ -54,6 +55,8 @@ export async function sendWithRetries(send: (attempt: number) => Promise<PostRes
 /** Tasks started and not awaited, and a stop that lets them finish for a while, then cancels. */
 export function createBackgroundTasks() {
   const stopping = new AbortController();
+  // Every send and wait in flight listens for the stop: dozens when an API hangs, not a leak.
+  setMaxListeners(0, stopping.signal);
   const pending = new Set<Promise<void>>();
   return {
     /** Aborted once stop's grace is over. */
