@@ -31,6 +31,10 @@ async function nodeSite(files: Record<string, string>, repoYaml: string, { share
   return site;
 }
 
+let started = 0;
+test.before.each(() => { started = Date.now(); });
+test.after.each((ctx) => { if (process.env.SHIPKIT_TEST_TIMES) console.log(`  ${((Date.now() - started) / 1000).toFixed(1)} s: ${ctx.__test__}`); });
+
 const outOf = (site: Site) => readFileSync(path.join(site.repoDir, 'out.txt'), 'utf8').trim();
 const versions = () => readdirSync(TOOLCHAINS);
 
@@ -66,11 +70,11 @@ test('a second build reuses the toolchain without asking the registry; engines.n
   const engines = await nodeSite({ 'package.json': JSON.stringify({ name: 'e', version: '1.0.0', private: true, engines: { node: `>=${MAJOR}.0.0 <${Number(MAJOR) + 1} || 18` } }) }, PRINT_NODE);
   const dotfile = await nodeSite({ '.node-version': `${cached}\n` }, PRINT_NODE);
   const own = await nodeSite({ 'package.json': JSON.stringify({ name: 'o', version: '1.0.0', private: true, engines: { node: `>=${process.versions.node}` } }) }, PRINT_NODE);
-  for (const site of [again, engines, dotfile, own]) {
+  await Promise.all([again, engines, dotfile, own].map(async (site) => {
     const r = await site.run('build', ['octo/site'], NO_REGISTRY);
     assert.is(r.exitCode, 0, r.stderr + site.logText().slice(-2000));
     assert.not.match(site.logText(), /fetching Node/);
-  }
+  }));
   for (const site of [again, engines, dotfile]) assert.is(outOf(site), `v${cached}`);
   assert.match(again.logText(), new RegExp(`node: v${cached} from \\.nvmrc \\(v${MAJOR}\\) \\(cached in `));
   assert.match(engines.logText(), new RegExp(`node: v${cached} from package\\.json engines\\.node .*\\(cached in `));
@@ -78,6 +82,19 @@ test('a second build reuses the toolchain without asking the registry; engines.n
   assert.is(outOf(own), process.version, "a range shipkit's own Node satisfies uses it");
   assert.match(own.logText(), /the Node shipkit runs on/);
   assert.is(versions().length, 1);
+});
+
+test('release.sh runs with the repo\'s Node too (cached, no registry)', async () => {
+  const site = await nodeSite({ '.nvmrc': `${MAJOR}\n`, 'release.sh': '#!/bin/sh\nnode --version > out.txt\n' }, '');
+  chmodSync(path.join(site.work, 'release.sh'), 0o755);
+  await git(site.work, 'add', 'release.sh');
+  await git(site.work, 'commit', '--quiet', '-m', 'executable');
+  await git(site.work, 'tag', 'v1.0.0');
+  await git(site.work, 'push', '--quiet', 'origin', 'HEAD:refs/heads/main', 'refs/tags/v1.0.0');
+  const r = await site.run('release', ['octo/site', '--tag', 'v1.0.0'], NO_REGISTRY);
+  assert.is(r.exitCode, 0, r.stderr + site.logText().slice(-2000));
+  assert.match(outOf(site), new RegExp(`^v${MAJOR}\\.`));
+  assert.match(site.logText(), /node: v\S+ from \.nvmrc .*\(cached in /);
 });
 
 test('node: 99 fails the install step with the newest version named; nothing is left in toolchains/', async () => {
@@ -90,14 +107,14 @@ test('node: 99 fails the install step with the newest version named; nothing is 
 });
 
 test('node: values that are no version are config errors (exit 2, FILE:LINE); nothing is written', async () => {
-  for (const value of ['"; rm -rf /"', '../../x', '"$(touch /tmp/pwned)"', '22.10']) {
+  await Promise.all(['"; rm -rf /"', '../../x', '"$(touch /tmp/pwned)"', '22.10'].map(async (value) => {
     const site = await makeSite({ 'README.md': 'x\n' }, `node: ${value}`);
     const r = await site.run('build', ['octo/site']);
     assert.is(r.exitCode, 2, `${value}: ${r.stderr}`);
     const line = readFileSync(site.config, 'utf8').split('\n').findIndex((l) => l.includes('node:')) + 1;
     assert.match(r.stderr, `${site.config}:${line}: repos.octo/site.node: `, value);
     assert.not.ok(existsSync(site.data), `${value}: nothing written under DATA`);
-  }
+  }));
 });
 
 test('a repo file with garbage, or a link out of the repo, fails before anything runs', async () => {
