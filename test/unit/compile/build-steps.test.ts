@@ -154,7 +154,7 @@ test('shipkit.example.yml loads and shows every key shipkit.yml accepts', async 
   for (const key of ['listen', 'data', 'secret', 'token', 'concurrency', 'repos', 'max_body', 'logs']) assert.ok(key in data, key);
   for (const key of ['max_size', 'keep', 'max_output']) assert.ok(key in data.logs, `logs.${key}`);
   const site = data.repos['octo/site'];
-  for (const key of ['url', 'branch', 'user', 'steps', 'compile', 'timeout', 'upload', 'release', 'secret', 'publish', 'rollout', 'node']) assert.ok(key in site, `repos.octo/site.${key}`);
+  for (const key of ['url', 'branch', 'user', 'steps', 'compile', 'timeout', 'upload', 'release', 'secret', 'publish', 'rollout', 'node', 'token']) assert.ok(key in site, `repos.octo/site.${key}`);
   const repo = config.repos.get('octo/site')!;
   assert.equal(repo.steps.slice(-2), ['publish', 'rollout']);
   assert.is(repo.node?.text, '22');
