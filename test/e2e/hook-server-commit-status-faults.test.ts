@@ -19,7 +19,7 @@ import { tmpDir, waitFor } from '../helpers.ts';
 const SECRET = `secret-${randomUUID()}`;
 const TOKEN = `token-${randomUUID()}`;
 const STATUS_TOKEN = `ghp_${randomUUID().replace(/-/g, '')}`;
-const TIMEOUT_MS = 1_000;
+const TIMEOUT_MS = 2_000;
 const ATTEMPTS = 3;
 
 // (Not */hang: the stand-in build hangs for repos named so.)
