@@ -13,6 +13,7 @@ import path from 'node:path';
 import type { Logger } from '../core/log.ts';
 import { requestIdOf } from '../http/request-id.ts';
 import { sendJson } from '../http/server.ts';
+import { PIECE, cutAtLine, dataEvent, drained, parseEventId, writeDrained, type Source } from './event-stream.ts';
 import { registerFollowScript } from './follow-script.ts';
 
 /** What the follower needs of a job (lib/compile/journal.ts's Job has these fields). */
@@ -55,54 +56,18 @@ export interface LogFollow {
 }
 
 const ENDED = new Set(['succeeded', 'failed', 'superseded', 'interrupted']);
-const PIECE = 64 * 1024;
 /** Bytes read per file read; a tick reads on while there is more, up to TICK_BYTES. */
 const READ_BYTES = 256 * 1024;
 const TICK_BYTES = 8 * 1024 * 1024;
 const MARK = '=== shipkit job ';
-
-type Source = 'o' | 's';
 
 interface Follower {
   res: ServerResponse;
   drop(reason: string): void;
 }
 
-/** The part of `buf` up to its last newline, and the rest; a rest over `max` is cut at a character boundary. */
-export function cutAtLine(buf: Buffer, max = PIECE): [Buffer, Buffer] {
-  const nl = buf.lastIndexOf(0x0a);
-  if (nl !== -1) return [buf.subarray(0, nl + 1), buf.subarray(nl + 1)];
-  if (buf.length <= max) return [buf.subarray(0, 0), buf];
-  let cut = max;
-  // Back off continuation bytes (10xxxxxx) so a character is never split.
-  while (cut > 0 && (buf[cut] & 0xc0) === 0x80) cut--;
-  return [buf.subarray(0, cut), buf.subarray(cut)];
-}
-
-/** One SSE message carrying `text`: a `data:` line per line (CR, LF and CRLF all end a line in SSE). */
-export function dataEvent(id: string, text: string): string {
-  const lines = text.replace(/\r?\n$/, '').split(/\r\n|\r|\n/);
-  return `id: ${id}\n${lines.map((l) => `data: ${l}\n`).join('')}\n`;
-}
-
 export function endEvent(job: FollowedJob): string {
   return `event: end\ndata: ${JSON.stringify({ state: job.state, exit: job.exit })}\n\n`;
-}
-
-/** `Last-Event-ID` as source and byte offset, or undefined when absent or not ours. */
-export function parseEventId(value: string | string[] | undefined): { source: Source; offset: number } | undefined {
-  const m = typeof value === 'string' ? /^([os]):(\d{1,15})$/.exec(value.trim()) : null;
-  return m ? { source: m[1] as Source, offset: Number(m[2]) } : undefined;
-}
-
-/** Resolves on the response's next 'drain' or 'close', or after `ms`. */
-function drained(res: ServerResponse, ms: number): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => { clearTimeout(timer); res.off('drain', done); res.off('close', done); resolve(); };
-    const timer = setTimeout(done, Math.max(0, ms));
-    res.on('drain', done);
-    res.on('close', done);
-  });
 }
 
 export function createLogFollow(options: LogFollowOptions): LogFollow {
@@ -125,20 +90,6 @@ export function createLogFollow(options: LogFollowOptions): LogFollow {
 
   function refuse(req: IncomingMessage, res: ServerResponse, message: string): void {
     sendJson(res, 503, { error: message, request: requestIdOf(req) }, { 'Retry-After': '10' });
-  }
-
-  /** Write, and wait for the socket to drain when it is full (a stalled reader is cut after 30 s). */
-  async function writeDrained(res: ServerResponse, chunk: string): Promise<boolean> {
-    if (res.destroyed) return false;
-    if (res.write(chunk)) return true;
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => { res.destroy(); resolve(false); }, 30_000);
-      const done = (ok: boolean) => { clearTimeout(timer); res.off('drain', onDrain); res.off('close', onClose); resolve(ok); };
-      const onDrain = () => done(true);
-      const onClose = () => done(false);
-      res.on('drain', onDrain);
-      res.on('close', onClose);
-    });
   }
 
   /** Sends `data[from..]` as events of whole lines; `base` is data[0]'s offset in the source. */

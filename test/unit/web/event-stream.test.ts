@@ -1,9 +1,10 @@
-// The live log's framing (lib/web/log-follow.ts): cutting at lines and characters, one SSE event
+// The live log's framing (lib/web/event-stream.ts, lib/web/log-follow.ts): cutting at lines and characters, one SSE event
 // per piece (CR, LF and CRLF each end an SSE line, so none may reach a data field), the end
 // event, and Last-Event-ID values, hostile ones included.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cutAtLine, dataEvent, endEvent, parseEventId } from '../../../lib/web/log-follow.ts';
+import { cutAtLine, dataEvent, parseEventId } from '../../../lib/web/event-stream.ts';
+import { endEvent } from '../../../lib/web/log-follow.ts';
 
 test('cutAtLine: up to the last newline; a long line without one is cut at a character boundary', () => {
   const [whole, rest] = cutAtLine(Buffer.from('one\ntwo\nthr'));
