@@ -137,7 +137,11 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
   const runner = options.runner ?? createProcessRunner({
     dataDir, jobsDir, configFile: config.file, commands, log, env: options.env,
     repoSettings: (name) => config.repos.get(name),
-    prepareUserDirs: (job, account, cloneUrl) => prepareUserDirs(config, job, account, cloneUrl, log),
+    // A repo with a deploy key or token: its first clone needs them, which only `build` gives git.
+    prepareUserDirs: (job, account, cloneUrl) => {
+      const repo = config.repos.get(job.repo);
+      return prepareUserDirs(config, job, account, repo?.gitToken || repo?.gitAuth.sshKey ? undefined : cloneUrl, log);
+    },
   });
   // Commit statuses and notifications go out in the background: never awaited by the queue.
   const deliveries = createDeliveryOutcomes();

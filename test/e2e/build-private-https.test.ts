@@ -4,7 +4,7 @@
 // argv, DATA); a wrong one is explained; a redirect to another server is not followed with the
 // token (that server records what it receives); bad config is refused before anything runs.
 import { randomUUID } from 'node:crypto';
-import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -205,9 +205,38 @@ it('a repo built as its Unix user by hook-server (root): the token reaches that 
     await waitFor(() => existsSync(path.join(dir, 'data/logs/t__site5/logs.txt')));
     assert.equal(filesHolding(path.join(dir, 'data'), [TOKEN, BASIC]), [], 'no file under DATA holds the token');
     assert.not.ok(hook.output().includes(TOKEN));
+    assert.equal(server.requests().filter((r) => r.path.startsWith('/site5.git/') && r.authorization !== `Basic ${BASIC}`), [], 'no request without the token (hook-server\'s own first clone is left to the build)');
   } finally {
     assert.is(await hook.stop(), 0);
   }
+});
+
+it('`build` as root with user: and a file: token only root can read: the user\'s git clones with it', async () => {
+  if (process.getuid?.() !== 0) {
+    console.log('skipped: building as another user needs root');
+    return;
+  }
+  const user = 'shipkithook';
+  if ((await runCommand('id', ['-u', user])).exitCode !== 0) {
+    assert.is((await runCommand('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', user])).exitCode, 0);
+  }
+  const uid = Number((await runCommand('id', ['-u', user])).stdout.trim());
+  const dir = tmpDir();
+  chmodSync(dir, 0o755);
+  await makeBareRepo(root, 'site6', { 'README.md': 'file token\n' });
+  const tokenFile = path.join(dir, 'site-git-token');
+  writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
+  const config = path.join(dir, 'shipkit.yml');
+  writeFileSync(config, [
+    `data: ${path.join(dir, 'data')}`, 'repos:', '  t/site6:', `    url: ${server.base}/site6.git`, `    user: ${user}`,
+    '    steps: [pull]', '    timeout: 60', `    token: file:${tokenFile}`, '',
+  ].join('\n'));
+  const r = await runScript('build', ['t/site6', '--config', config], { timeoutMs: 60_000 });
+  assert.is(r.exitCode, 0, r.stderr);
+  const work = path.join(dir, 'data/repos/t__site6');
+  assert.is(readFileSync(path.join(work, 'README.md'), 'utf8'), 'file token\n');
+  assert.is(statSync(path.join(work, '.git')).uid, uid, 'cloned as the user');
+  assert.equal(filesHolding(path.join(dir, 'data'), [TOKEN, BASIC]), []);
 });
 
 test.run();
