@@ -15,6 +15,10 @@ export interface NpmOptions {
   scratch: string;
   /** A registry other than npm's configured one (tests). */
   registry?: string;
+  /** Epoch ms when the job's time is up: npm is stopped then. */
+  deadline?: number;
+  /** Aborting stops npm (the build was told to stop). */
+  signal?: AbortSignal;
 }
 
 const VIEW_TIMEOUT_MS = 60_000;
@@ -40,7 +44,11 @@ function npmFailure(stdout: string, stderr: string): string {
 
 async function npmJson(args: string[], options: NpmOptions, timeout: number): Promise<unknown> {
   const flags = ['--json', '--cache', path.join(options.scratch, 'npm-cache'), '--no-update-notifier', '--fetch-retries', '1', '--fetch-retry-mintimeout', '2000', '--fetch-retry-maxtimeout', '10000', ...(options.registry ? ['--registry', options.registry] : [])];
-  const result = await $({ cwd: options.scratch, env: options.env, quiet: true, nothrow: true, timeout })`npm ${args} ${flags}`;
+  const left = options.deadline === undefined ? timeout : Math.min(timeout, options.deadline - Date.now());
+  if (left <= 0) throw new RemoteError(`npm ${args[0]} ${args[1]} was not started: the job's time is up.`);
+  const result = await $({ cwd: options.scratch, env: options.env, quiet: true, nothrow: true, timeout: left, ...(options.signal ? { signal: options.signal } : {}) })`npm ${args} ${flags}`;
+  if (options.signal?.aborted) throw new RemoteError(`npm ${args[0]} ${args[1]} was stopped: ${String(options.signal.reason)}.`);
+  if (result.signal) throw new RemoteError(`npm ${args[0]} ${args[1]} was stopped (${result.signal}) at the job's time limit.`);
   if (result.exitCode !== 0) throw new RemoteError(`npm ${args[0]} ${args[1]} failed: ${npmFailure(result.stdout, result.stderr)}`);
   try {
     return JSON.parse(result.stdout);

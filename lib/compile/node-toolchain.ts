@@ -155,6 +155,8 @@ export interface ProvideOptions {
   log: (line: string) => void;
   /** Tests: a registry other than npm's configured one. */
   registry?: string;
+  /** The build was told to stop: npm is stopped too. */
+  signal?: AbortSignal;
   /** Tests: pretend shipkit runs on this Node version (undefined: never use its own). */
   ownVersion?: string | null;
 }
@@ -171,7 +173,7 @@ export async function provideNode(wanted: WantedNode, options: ProvideOptions): 
   if (cached) return { version: cached.version, from, bin: path.join(cached.dir, 'bin'), how: 'cached' };
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'shipkit-node-'));
   try {
-    return await fetchNode(wanted, { env: options.env, scratch, registry: options.registry }, options);
+    return await fetchNode(wanted, { env: options.env, scratch, registry: options.registry, deadline: options.deadline, signal: options.signal }, options);
   } finally {
     await rm(scratch, { recursive: true, force: true, maxRetries: 3 });
   }
@@ -205,6 +207,7 @@ async function fetchNode({ request, from }: WantedNode, npm: NpmOptions, options
     if (await lstat(dir).catch(() => undefined)) {
       throw new StepFailure(`${dir} is there but is not used: it (or its bin/node) belongs to another user or is writable by others. Remove it (rm -rf) and build again.`);
     }
+    await removeLeftovers(root, path.basename(dir));
     options.log(`fetching Node ${version} (${name}) with npm into ${root}`);
     const packed = await packNodeRelease(name, version, npm);
     options.log(`fetched ${path.basename(packed.tarball)}; its sha512 matches the registry's integrity (${packed.integrity.slice(0, 24)}…)`);
@@ -215,6 +218,13 @@ async function fetchNode({ request, from }: WantedNode, npm: NpmOptions, options
     throw new StepFailure(`Node ${version} (from ${from}) could not be installed: ${messageOf(error)}`);
   } finally {
     await lock.release();
+  }
+}
+
+/** Temp folders of this version that a build killed while unpacking left; the caller holds its lock. */
+async function removeLeftovers(root: string, folder: string): Promise<void> {
+  for (const name of await readdir(root).catch(() => [] as string[])) {
+    if (name.startsWith(`.${folder}.unpack-`)) await rm(path.join(root, name), { recursive: true, force: true, maxRetries: 3 });
   }
 }
 
@@ -273,6 +283,7 @@ export async function useRepoNode(ctx: BuildContext): Promise<void> {
     dirs: toolchainDirs(ctx.config.data, ctx.paths.state),
     env: ctx.env,
     deadline: ctx.deadline,
+    signal: ctx.signal,
     log: (line) => ctx.log.line(line),
   });
   // shipkit's own Node: first on PATH already, or put there.
