@@ -16,12 +16,15 @@ const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const SECRET = `secret-${randomUUID()}`;
 const TOKEN = `token-${randomUUID()}`;
 
+const HOSTILE_LINE = '<img src=x onerror=document.title=1> <b>bold</b>';
+
 interface Repo { name: string; compile: string; message: string; author: string }
 
 const REPOS: Repo[] = [
   { name: 'acme/api', compile: 'echo "compiled 42 modules"', message: 'Rate-limit the login endpoint', author: 'Ada Lovelace' },
   { name: 'acme/docs', compile: 'echo "checking links"; echo "guide.md:12: broken link to /pricing"; exit 1', message: 'Rewrite the getting-started guide', author: 'Grace Hopper' },
-  { name: 'acme/website', compile: 'for i in $(seq 1 30); do echo "rendering page $i of 30"; sleep 0.25; done', message: 'Fix the pricing table on small screens', author: 'Linus Example' },
+  // Its output carries markup: the live log must show it as text.
+  { name: 'acme/website', compile: `echo '${HOSTILE_LINE}'; for i in $(seq 1 30); do echo "rendering page $i of 30"; sleep 0.25; done`, message: 'Fix the pricing table on small screens', author: 'Linus Example' },
 ];
 
 async function startServer(base: string): Promise<{ server: Server; urls: Map<string, string> }> {
@@ -104,6 +107,8 @@ test('log in, open the running job, watch its log grow live, see it end; no cons
     assert.ok(later > early + 5, `the log grew from ${early} to ${later} lines`);
     assert.is(await page.evaluate(() => (window as unknown as { marker?: number }).marker), 1, 'without a reload');
     assert.match(await page.$eval('#log', (el) => el.previousElementSibling?.textContent ?? ''), /live/);
+    assert.ok((await page.$eval('#log pre', (el) => el.textContent ?? '')).includes(HOSTILE_LINE), 'the markup shown as text');
+    assert.is(await page.$$eval('#log img, #log b', (els) => els.length), 0, 'and never made into elements');
 
     // The end: the label changes, the page reloads into the finished job's page.
     await waitForJobState(server.url, TOKEN, id, ['succeeded', 'failed'], 60_000);

@@ -4,7 +4,7 @@
 // pieces (cut inside a UTF-8 character) arrives whole; a reader that stops reading is dropped and
 // costs the server no more memory; a real build's own log (logs.txt, secrets masked) is streamed.
 import { randomUUID } from 'node:crypto';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -124,6 +124,30 @@ test('refused: no token 401, wrong token 401, unknown job 404, malformed id 404,
     assert.is(malformed.status, 404);
     const post = await fetch(followUrl(server, id), { method: 'POST', headers: auth });
     assert.is(post.status, 405);
+  } finally {
+    assert.is(await server.stop(), 0);
+  }
+});
+
+test('ui: public shows states to anyone but never a live log: 401 without the token, and no follow on the job page', async () => {
+  const dir = tmpDir('shipkit-follow-');
+  const config = writeConfig(dir, { repos: { 'o/ticker': {} } });
+  appendFileSync(config, 'ui: public\n');
+  writeFileSync(path.join(dir, 'ticker-lines'), '100');
+  const server = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0', '--grace', '0.5'], { env: fakeEnv });
+  try {
+    const id = await push(server, 'o/ticker');
+    await waitForJobState(server.url, TOKEN, id, ['running']);
+    const res = await fetch(followUrl(server, id));
+    assert.is(res.status, 401);
+    assert.not.match(await res.text(), /tick/);
+    const page = await fetch(`${server.url}/jobs/${id}`, { headers: { Accept: 'text/html' } });
+    assert.is(page.status, 200);
+    const html = await page.text();
+    assert.not.match(html, /data-follow|log-follow\.js/);
+    assert.not.match(html, /tick 1/);
+    const signedIn = await fetch(`${server.url}/jobs/${id}`, { headers: { Accept: 'text/html', ...auth } });
+    assert.match(await signedIn.text(), `data-follow="/jobs/${id}/log?follow=1"`);
   } finally {
     assert.is(await server.stop(), 0);
   }
