@@ -1,21 +1,32 @@
 // `notify:` in shipkit.yml (DESIGN §5 hook-server), top level and per repo: Slack-compatible
-// incoming webhooks and signed JSON webhooks, each on success, failure and/or recovery. URLs may
+// incoming webhooks, signed JSON webhooks and e-mail through sendmail (lib/notify/email.ts), each
+// on success, failure and/or recovery. URLs may
 // be secrets (a Slack webhook URL is one): they are resolved at start and never logged or shown
 // in an error, which names the key instead.
+import { access, constants } from 'node:fs/promises';
 import path from 'node:path';
 import { checkKnownKeys, configError, getKey, type ConfigDoc, type KeyPath } from '../core/yaml-config.ts';
 import { resolveSecret } from '../core/secrets.ts';
 import { ConfigError } from '../core/errors.ts';
+import { DEFAULT_SENDMAIL, emailAddressProblem } from './email.ts';
 
 export const NOTIFY_EVENTS = ['success', 'failure', 'recovery'] as const;
 export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
 export const DEFAULT_EVENTS: readonly NotifyEvent[] = ['failure', 'recovery'];
-export type Channel = 'slack' | 'webhook';
+export type Channel = 'slack' | 'webhook' | 'email';
+
+export interface EmailTarget {
+  to: string;
+  from?: string;
+  /** The sendmail program (absolute path). */
+  sendmail: string;
+}
 
 export interface NotifyTarget {
   channel: Channel;
-  /** `env:NAME`, `file:PATH` or the literal URL, unresolved. */
-  url: string;
+  /** `env:NAME`, `file:PATH` or the literal URL, unresolved (slack and webhook). */
+  url?: string;
+  email?: EmailTarget;
   /** The webhook's signing secret, unresolved. */
   secret?: string;
   on: NotifyEvent[];
@@ -24,11 +35,11 @@ export interface NotifyTarget {
 }
 
 export interface ResolvedTarget extends Omit<NotifyTarget, 'url' | 'secret'> {
-  url: URL;
+  url?: URL;
   secret?: string;
 }
 
-const KEYS = ['slack', 'webhook', 'secret', 'on'] as const;
+const KEYS = ['slack', 'webhook', 'email', 'secret', 'on', 'from', 'sendmail'] as const;
 
 /** The list at `[...keyPath, 'notify']`, or undefined when the key is absent. */
 export function parseNotifyList(doc: ConfigDoc, keyPath: KeyPath): NotifyTarget[] | undefined {
@@ -43,20 +54,42 @@ function parseTarget(doc: ConfigDoc, at: KeyPath, entry: unknown): NotifyTarget 
   checkKnownKeys(doc, at, KEYS);
   const slack = getKey(doc, [...at, 'slack'], 'string');
   const webhook = getKey(doc, [...at, 'webhook'], 'string');
-  if ((slack === undefined) === (webhook === undefined)) throw configError(doc, at, 'give exactly one of slack: or webhook: (a URL, env:NAME or file:PATH).');
-  const channel: Channel = slack !== undefined ? 'slack' : 'webhook';
+  const to = getKey(doc, [...at, 'email'], 'string');
+  if ([slack, webhook, to].filter((v) => v !== undefined).length !== 1) throw configError(doc, at, 'give exactly one of slack: or webhook: (a URL, env:NAME or file:PATH) or email: (an address).');
+  const channel: Channel = slack !== undefined ? 'slack' : webhook !== undefined ? 'webhook' : 'email';
+  const on = parseEvents(doc, at);
+  const where = at.map((k, i) => (typeof k === 'number' ? `[${k}]` : i === 0 ? k : `.${k}`)).join('');
+  if (channel === 'email') return { channel, email: parseEmail(doc, at, to!), on, where };
+  for (const key of ['from', 'sendmail']) if (getKey(doc, [...at, key], 'string') !== undefined) throw configError(doc, [...at, key], `goes with email: only; remove it.`);
   const url = (slack ?? webhook)!;
   const secret = getKey(doc, [...at, 'secret'], 'string');
   if (channel === 'webhook' && !secret) throw configError(doc, at, 'a webhook: needs secret: (env:NAME or file:PATH) to sign its requests.');
   if (channel === 'slack' && secret !== undefined) throw configError(doc, [...at, 'secret'], 'slack: takes no secret (the URL is the secret); remove it.');
+  // A literal URL is checked now; a secret one once it is resolved.
+  if (!/^(env|file):/.test(url)) checkUrl(url, () => configError(doc, [...at, channel], 'must be an http:// or https:// URL.'));
+  return { channel, url, secret, on, where };
+}
+
+function parseEvents(doc: ConfigDoc, at: KeyPath): NotifyEvent[] {
   const on = (getKey(doc, [...at, 'on'], 'string[]') ?? [...DEFAULT_EVENTS]) as NotifyEvent[];
   if (on.length === 0) throw configError(doc, [...at, 'on'], `must list at least one of ${NOTIFY_EVENTS.join(', ')} (or remove the entry).`);
   on.forEach((event, j) => {
     if (!(NOTIFY_EVENTS as readonly string[]).includes(event)) throw configError(doc, [...at, 'on', j], `unknown event ${JSON.stringify(event.slice(0, 40))}; events are ${NOTIFY_EVENTS.join(', ')}.`);
   });
-  // A literal URL is checked now; a secret one once it is resolved.
-  if (!/^(env|file):/.test(url)) checkUrl(url, () => configError(doc, [...at, channel], 'must be an http:// or https:// URL.'));
-  return { channel, url, secret, on, where: at.map((k, i) => (typeof k === 'number' ? `[${k}]` : i === 0 ? k : `.${k}`)).join('') };
+  return on;
+}
+
+/** email:, from: and sendmail: of an e-mail entry; addresses that could inject a header are refused. */
+function parseEmail(doc: ConfigDoc, at: KeyPath, to: string): EmailTarget {
+  if (getKey(doc, [...at, 'secret'], 'string') !== undefined) throw configError(doc, [...at, 'secret'], 'email: takes no secret; remove it.');
+  const from = getKey(doc, [...at, 'from'], 'string');
+  for (const [key, value] of [['email', to], ['from', from]] as const) {
+    const problem = value === undefined ? undefined : emailAddressProblem(value);
+    if (problem) throw configError(doc, [...at, key], `${problem}.`);
+  }
+  const sendmail = getKey(doc, [...at, 'sendmail'], 'string') ?? DEFAULT_SENDMAIL;
+  if (!path.isAbsolute(sendmail) || /[\r\n]/.test(sendmail)) throw configError(doc, [...at, 'sendmail'], 'must be the absolute path of the sendmail program (such as /usr/sbin/sendmail).');
+  return { to, from, sendmail };
 }
 
 function checkUrl(text: string, fail: () => Error): URL {
@@ -78,8 +111,16 @@ export async function resolveNotifyTargets(lists: Map<string, NotifyTarget[]>, {
     const list: ResolvedTarget[] = [];
     for (const t of targets) {
       const where = `${file}: ${t.where}`;
-      const text = await resolveSecret(t.url, { env, baseDir, where: `${where}.${t.channel}` });
-      const url = checkUrl(text, () => new ConfigError(`${where}.${t.channel}: the value of ${t.url.startsWith('env:') || t.url.startsWith('file:') ? t.url : 'the key'} is not an http:// or https:// URL.`));
+      if (t.email) {
+        // Checked now, so a missing MTA is a start-up error and not a failed notification later.
+        await access(t.email.sendmail, constants.X_OK).catch(() => {
+          throw new ConfigError(`${where}.sendmail: ${t.email!.sendmail} is not an executable program; install an MTA that provides sendmail (msmtp-mta, postfix, ...) or set sendmail: to its path.`);
+        });
+        list.push({ channel: t.channel, on: t.on, where: t.where, email: t.email });
+        continue;
+      }
+      const text = await resolveSecret(t.url!, { env, baseDir, where: `${where}.${t.channel}` });
+      const url = checkUrl(text, () => new ConfigError(`${where}.${t.channel}: the value of ${t.url!.startsWith('env:') || t.url!.startsWith('file:') ? t.url : 'the key'} is not an http:// or https:// URL.`));
       const secret = t.secret ? await resolveSecret(t.secret, { env, baseDir, where: `${where}.secret` }) : undefined;
       list.push({ channel: t.channel, on: t.on, where: t.where, url, secret });
     }

@@ -18,6 +18,9 @@ export interface NotifyJob {
   reason: string | null;
   started: string | null;
   finished: string | null;
+  /** The commit's message and author from the payload (attacker-controlled text; lib/compile/commit-meta.ts). */
+  message?: string;
+  author?: string;
 }
 
 /**

@@ -6,7 +6,8 @@ import type { Logger } from '../core/log.ts';
 import { signRequest } from '../http/signing.ts';
 import { createBackgroundTasks, DEFAULT_RETRY, sendWithRetries } from './background.ts';
 import type { ResolvedTarget } from './config.ts';
-import { postJson } from './deliver.ts';
+import { postJson, type PostResult } from './deliver.ts';
+import { emailMessage, sendEmail } from './email.ts';
 import { eventsOf, headlineOf, slackBody, webhookBody, type NotifyJob } from './message.ts';
 import type { DeliveryOutcomes } from './outcomes.ts';
 
@@ -36,13 +37,12 @@ export function createNotifier(options: NotifierOptions) {
   }
 
   async function deliver(target: ResolvedTarget, job: NotifyJob, event: NonNullable<ReturnType<typeof headlineOf>>): Promise<void> {
-    const body = JSON.stringify(target.channel === 'slack' ? slackBody(event, job, publicUrl) : webhookBody(event, job, publicUrl));
+    const send = sender(target, job, event);
     const fields = { job: job.id, repo: job.repo, event, channel: target.channel, target: target.where };
     const key = `notify:${target.where}`;
     const what = `${target.channel} notification (${target.where}): ${event}`;
     const { result, attempts } = await sendWithRetries(
-      // Signed afresh for each attempt: a new timestamp and nonce, as a receiver's replay check wants.
-      () => postJson(target.url, body, target.secret ? signRequest(target.secret, 'POST', target.url.pathname + target.url.search) : {}, { timeoutMs, signal: tasks.signal }),
+      send,
       policy,
       {
         stop: tasks.signal,
@@ -57,6 +57,18 @@ export function createNotifier(options: NotifierOptions) {
     else log.warn('notification failed', { ...fields, error: result.detail });
     outcomes?.record(job.id, key, { what, outcome: result.ok ? 'delivered' : 'failed', attempts, detail: result.ok ? undefined : result.detail });
     options.onOutcome?.(target.channel, result.ok ? 'delivered' : 'failed');
+  }
+
+  /** One attempt at delivering `event` to `target`. */
+  function sender(target: ResolvedTarget, job: NotifyJob, event: NonNullable<ReturnType<typeof headlineOf>>): () => Promise<PostResult> {
+    if (target.email) {
+      const message = emailMessage({ to: target.email.to, from: target.email.from, event, job, publicUrl });
+      return () => sendEmail(target.email!.sendmail, message, { timeoutMs, signal: tasks.signal });
+    }
+    const url = target.url!;
+    const body = JSON.stringify(target.channel === 'slack' ? slackBody(event, job, publicUrl) : webhookBody(event, job, publicUrl));
+    // Signed afresh for each attempt: a new timestamp and nonce, as a receiver's replay check wants.
+    return () => postJson(url, body, target.secret ? signRequest(target.secret, 'POST', url.pathname + url.search) : {}, { timeoutMs, signal: tasks.signal });
   }
 
   return {
