@@ -7,7 +7,7 @@
 // so a reconnecting EventSource resumes where it was with `Last-Event-ID`; when the source moves
 // from output.log to the section, an `event: reset` tells the page to start over. A follower whose
 // socket does not drain is dropped, not buffered for; followers are capped per job and in total.
-import { open, readFile, type FileHandle } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import type { Logger } from '../core/log.ts';
@@ -60,6 +60,8 @@ const ENDED = new Set(['succeeded', 'failed', 'superseded', 'interrupted']);
 const READ_BYTES = 256 * 1024;
 const TICK_BYTES = 8 * 1024 * 1024;
 const MARK = '=== shipkit job ';
+/** Tells the page to drop what it shows: another text follows. */
+const RESET = 'event: reset\ndata: \n\n';
 
 interface Follower {
   res: ServerResponse;
@@ -178,7 +180,7 @@ export function createLogFollow(options: LogFollowOptions): LogFollow {
           // A header starts a line.
           if (found !== -1 && (from + found === 0 || (await this.byteAt(handle, from + found - 1)) === 0x0a)) {
             this.sectionStart = from + found;
-            if (this.source === 'o') this.broadcast('event: reset\ndata: \n\n');
+            if (this.source === 'o') this.broadcast(RESET);
             this.source = 's';
             this.position = 0;
             this.pending = Buffer.alloc(0);
@@ -320,23 +322,45 @@ export function createLogFollow(options: LogFollowOptions): LogFollow {
   }
 
   /** A finished job: everything from `offset`, then `end`, at once. */
-  async function sendFinished(res: ServerResponse, job: FollowedJob, from: { source: Source; offset: number } | undefined): Promise<void> {
-    const section = await options.readSection(job);
-    let source: Source = 'o';
-    let data: Buffer;
-    if (section !== undefined) {
-      source = 's';
-      data = Buffer.from(section);
-    } else {
-      data = await readFile(outputFile(job.id)).catch(() => Buffer.alloc(0));
+  /**
+   * Sends bytes [from, to) of a source file as events of whole lines, `start` being the source's
+   * offset in the file; read a piece at a time, so a long log is never held whole. Returns the
+   * offset reached, or -1 when the follower is gone.
+   */
+  async function sendRange(res: ServerResponse, source: Source, file: string, start: number, from: number, to: number): Promise<number> {
+    const handle = await open(file, 'r');
+    try {
+      let at = from;
+      let carry: Buffer = Buffer.alloc(0);
+      while (at < to) {
+        const buffer = Buffer.alloc(Math.min(READ_BYTES, to - at));
+        const { bytesRead } = await handle.read(buffer, 0, buffer.length, start + at);
+        if (bytesRead === 0) break;
+        at += bytesRead;
+        const [whole, rest] = cutAtLine(Buffer.concat([carry, buffer.subarray(0, bytesRead)]));
+        carry = rest;
+        if (whole.length && (await sendBytes(res, source, whole, at - rest.length - whole.length)) === -1) return -1;
+      }
+      if (carry.length && (await sendBytes(res, source, carry, at - carry.length)) === -1) return -1;
+      return at;
+    } finally {
+      await handle.close();
     }
-    let offset = from && from.source === source && from.offset <= data.length ? from.offset : 0;
-    if (from && offset === 0 && from.offset > 0) res.write('event: reset\ndata: \n\n');
-    if ((await sendBytes(res, source, data.subarray(offset), offset)) === -1) return;
-    res.end(endEvent(job));
   }
 
-  /** A running (or queued) job: what the tail has sent so far from `from`, then the live tail. */
+  /** A finished job: everything from `from` (when it is a place in the same text), then `end`, at once. */
+  async function sendFinished(res: ServerResponse, job: FollowedJob, from: { source: Source; offset: number } | undefined): Promise<void> {
+    const section = await options.readSection(job);
+    const source: Source = section === undefined ? 'o' : 's';
+    const data = section === undefined ? undefined : Buffer.from(section);
+    const size = data?.length ?? await stat(outputFile(job.id)).then((s) => s.size, () => 0);
+    const offset = from && from.source === source && from.offset <= size ? from.offset : 0;
+    if (from && from.offset > 0 && offset === 0) res.write(RESET);
+    const sent = data ? await sendBytes(res, source, data.subarray(offset), offset) : size > offset ? await sendRange(res, source, outputFile(job.id), 0, offset, size) : offset;
+    if (sent !== -1) res.end(endEvent(job));
+  }
+
+  /** A running (or queued) job: from `from` up to where the tail is, read from the file, then the live tail. */
   async function sendLive(res: ServerResponse, job: FollowedJob, from: { source: Source; offset: number } | undefined, untrack: () => void): Promise<void> {
     let tail = tails.get(job.id);
     if (!tail) {
@@ -352,38 +376,24 @@ export function createLogFollow(options: LogFollowOptions): LogFollow {
         res.destroy();
       },
     };
-    // Catch up from the file to the tail's position; the tail may move on meanwhile, so loop.
     let source = from?.source;
     let sent = from?.offset ?? 0;
-    for (;;) {
-      if (res.destroyed || tail.done) break;
-      if (source !== tail.source) {
-        if (source !== undefined && sent > 0) res.write('event: reset\ndata: \n\n');
+    // The tail may move on while a follower catches up: loop until it is where the tail is.
+    while (!res.destroyed && !tail.done) {
+      if (source !== tail.source || sent > tail.position) {
+        // Another text than the one the client has (or a place past its end): start over.
+        if (sent > 0) res.write(RESET);
         source = tail.source;
         sent = 0;
       }
-      if (sent > tail.position) sent = 0;
       if (sent === tail.position) {
         tail.followers.add(follower);
         res.once('close', () => tail.leave(follower));
         return;
       }
-      const start = tail.source === 's' ? tail.sectionStart : 0;
-      const want = tail.position - sent;
-      const handle = await open(tail.file(), 'r');
-      let data: Buffer;
-      try {
-        data = Buffer.alloc(Math.min(want, READ_BYTES));
-        const { bytesRead } = await handle.read(data, 0, data.length, start + sent);
-        data = data.subarray(0, bytesRead);
-      } finally {
-        await handle.close();
-      }
-      if (!data.length) break;
-      // A partial read ends at a line (tail.position itself is one).
-      if (data.length < want && cutAtLine(data)[0].length) data = cutAtLine(data)[0];
-      const next = await sendBytes(res, source!, data, sent);
-      if (next === -1) break;
+      const next = await sendRange(res, source!, tail.file(), tail.source === 's' ? tail.sectionStart : 0, sent, tail.position);
+      // Gone, or the file is shorter than what the tail read (trimmed): the client reconnects.
+      if (next === -1 || next < tail.position) return void res.destroy();
       sent = next;
     }
     // The tail ended while catching up: finish from the whole text.
