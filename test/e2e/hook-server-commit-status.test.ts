@@ -1,3 +1,4 @@
+// @deno
 // Commit statuses from a real hook-server child after real signed deliveries: every request is
 // checked against the forge's published description (GitHub's OpenAPI from @octokit/openapi,
 // Gitea's and GitLab's documented shapes: test/fixtures/forge-status.ts). Real builds (git clone

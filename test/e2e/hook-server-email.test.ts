@@ -1,3 +1,4 @@
+// @deno
 // E-mail notifications from a real hook-server child: a failing build whose push carries a hostile
 // commit message reaches a stand-in sendmail (no MTA runs here or in CI, and a test must not send
 // mail) as `-t -oi` with one To: and no header the commit message tried to add; a job that
