@@ -29,6 +29,7 @@ import { createNotifier } from '../notify/notifier.ts';
 import { createDeliveryOutcomes, type DeliveryOutcomes } from '../notify/outcomes.ts';
 import { resolveReports, type ResolvedReport } from '../notify/report-config.ts';
 import { createStatusReporter } from '../notify/status-reporter.ts';
+import { tagCommit } from './tag-commit.ts';
 import { createHookMetrics, type HookMetrics } from '../web/hook-metrics.ts';
 import { createReadRoutes, type LogSource } from '../web/read-routes.ts';
 import { createLogFollow } from '../web/log-follow.ts';
@@ -147,7 +148,11 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
   const deliveries = createDeliveryOutcomes();
   const timing = options.delivery ?? {};
   const notifier = createNotifier({ targets: options.notify ?? new Map(), log, publicUrl: config.publicUrl, onOutcome: metrics.countNotification, outcomes: deliveries, ...timing });
-  const statuses = createStatusReporter({ reports: options.report ?? new Map(), log, publicUrl: config.publicUrl, onOutcome: metrics.countCommitStatus, outcomes: deliveries, timeoutMs: timing.timeoutMs, retry: { attempts: timing.attempts, backoffMs: timing.backoffMs } });
+  const statuses = createStatusReporter({
+    reports: options.report ?? new Map(), log, publicUrl: config.publicUrl, onOutcome: metrics.countCommitStatus, outcomes: deliveries, timeoutMs: timing.timeoutMs, retry: { attempts: timing.attempts, backoffMs: timing.backoffMs },
+    // A release's tag, looked up in its clone; not in a build user's clone (git run by us there would take that user's config).
+    commitOf: async (job) => (job.tag && !config.repos.get(job.repo)?.user ? tagCommit(repoPaths(config, job.repo).work, job.tag) : undefined),
+  });
   const onEnd = (job: Job) => {
     metrics.countJobEnd(job);
     statuses.jobEnded(job);

@@ -22,6 +22,8 @@ export interface StatusReporterOptions {
   onOutcome?: (forge: string, outcome: 'delivered' | 'failed') => void;
   timeoutMs?: number;
   retry?: Partial<RetryPolicy>;
+  /** The commit of a job that does not carry one (a release names its tag): looked up when its status is due. */
+  commitOf?: (job: StatusJob) => Promise<string | undefined>;
 }
 
 interface JobChain {
@@ -40,7 +42,12 @@ export function createStatusReporter(options: StatusReporterOptions) {
   const chains = new Map<string, JobChain>();
 
   async function send(report: ResolvedReport, job: StatusJob, status: CommitStatus, phase: 'start' | 'end', superseded: AbortSignal): Promise<void> {
-    const request = statusRequest(report, job.repo, job.sha!, status, jobLink(publicUrl, job));
+    const sha = job.sha ?? await options.commitOf?.(job).catch(() => undefined);
+    if (!sha) {
+      log.info(`commit status ${status.state} skipped: the job does not know its commit (a release event names its tag only${phase === 'start' ? ', and the clone does not have it yet' : ''})`, { job: job.id, repo: job.repo, kind: job.kind, tag: job.tag ?? undefined });
+      return;
+    }
+    const request = statusRequest(report, job.repo, sha, status, jobLink(publicUrl, job));
     const state = JSON.parse(request.body).state as string;
     const key = `status:${status.context}:${phase}`;
     const what = `commit status ${status.context}: ${state} (${report.forge})`;
@@ -80,7 +87,7 @@ export function createStatusReporter(options: StatusReporterOptions) {
   /** Queue `status` after the job's earlier ones; an end status stops the retries of those. */
   function enqueue(job: StatusJob, status: CommitStatus, phase: 'start' | 'end'): void {
     const report = reports.get(job.repo);
-    if (!report || !job.sha || tasks.stopped) return;
+    if (!report || tasks.stopped) return;
     const before = chains.get(job.id);
     if (phase === 'end') before?.superseded.abort();
     const superseded = new AbortController();
@@ -96,12 +103,6 @@ export function createStatusReporter(options: StatusReporterOptions) {
   return {
     /** A job went running: pending. Returns at once. */
     jobStarted(job: StatusJob): void {
-      const report = reports.get(job.repo);
-      if (!report) return;
-      if (!job.sha) {
-        log.info('commit status skipped: the job does not know its commit (a release event names its tag only)', { job: job.id, repo: job.repo, kind: job.kind });
-        return;
-      }
       enqueue(job, startStatus(job), 'start');
     },
     /** A job ended: its final status, if one is due (lib/notify/commit-status.ts endStatus). Returns at once. */

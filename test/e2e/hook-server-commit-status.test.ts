@@ -6,13 +6,13 @@
 // pushed commit with the job page as target_url; Gitea and GitLab get their own paths, headers
 // and state names. Config mistakes stop hook-server with exit 2 and FILE:LINE.
 import { randomUUID } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { FAKE_BUILD, deliverGithub, pushPayload, waitForJobState } from '../fixtures/hooks/deliveries.ts';
+import { FAKE_BUILD, deliverGithub, pushPayload, releasePayload, waitForJobState } from '../fixtures/hooks/deliveries.ts';
 import { giteaStatusOperation, githubStatusOperation, gitlabStatusOperation, startStatusApi } from '../fixtures/forge-status.ts';
-import { makeBareRepo, runScript, startScript, tmpDir, waitFor } from '../helpers.ts';
+import { git, makeBareRepo, runScript, startScript, tmpDir, waitFor } from '../helpers.ts';
 
 const SECRET = `secret-${randomUUID()}`;
 const TOKEN = `token-${randomUUID()}`;
@@ -121,6 +121,33 @@ test('Gitea and GitLab: their paths, auth headers and state names; the API addre
   } finally {
     assert.is(await server.stop(), 0);
     await Promise.all([gitea.close(), gitlab.close()]);
+  }
+});
+
+test('a release: shipkit/release on the commit its tag names, looked up in the clone after the job (the event names the tag only)', async () => {
+  const api = await startStatusApi(githubStatusOperation(STATUS_TOKEN));
+  const base = tmpDir();
+  const app = await makeBareRepo(path.join(base, 'git'), 'app', { 'release.sh': '#!/bin/sh\necho "released $SHIPKIT_TAG"\n' });
+  chmodSync(path.join(app.work, 'release.sh'), 0o755);
+  const tagged = await app.commit({ 'VERSION.txt': '1.0.0\n' }, 'version 1.0.0');
+  await git(app.work, 'tag', 'v1.0.0', tagged);
+  await git(app.work, 'push', '--quiet', 'origin', 'refs/tags/v1.0.0');
+  await app.commit({ 'VERSION.txt': '1.1.0-dev\n' }, 'after the tag');
+  const config = writeShipkit(base, ['report: github', 'report_token: env:STATUS_TOKEN', `report_api: ${api.api}`, 'repos:', '  octo/app:', `    url: ${app.bare}`]);
+  const server = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], { env });
+  try {
+    const res = await deliverGithub(server.url, 'release', releasePayload('octo/app', { tag: 'v1.0.0' }), SECRET);
+    assert.is(res.status, 202);
+    const job = await waitForJobState(server.url, TOKEN, res.json.job, ['succeeded', 'failed'], 60_000);
+    assert.is(job.state, 'succeeded');
+    await waitFor(() => api.received.length >= 1, { what: 'the release status' });
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(api.received.map((r) => [r.params.sha, r.body.state, r.body.context]), [[tagged, 'success', 'shipkit/release']], 'no pending: the fresh clone did not have the tag when the job started');
+    assert.equal(api.received[0].problems, []);
+    assert.match(server.output(), /commit status pending skipped: the job does not know its commit/);
+  } finally {
+    assert.is(await server.stop(), 0);
+    await api.close();
   }
 });
 
