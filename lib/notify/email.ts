@@ -93,7 +93,11 @@ export function emailMessage({ to, from, event, job, publicUrl, now = new Date()
 /** Hand `message` to `sendmail -t -oi`. A temporary failure (EX_TEMPFAIL, a timeout) may be retried. */
 export async function sendEmail(sendmail: string, message: string, { timeoutMs, signal }: { timeoutMs: number; signal?: AbortSignal }): Promise<PostResult> {
   if (signal?.aborted) return { ok: false, retry: false, detail: 'cancelled: hook-server is stopping', read: 0 };
-  const result = await $({ input: message, quiet: true, nothrow: true, timeout: timeoutMs, signal })`${sendmail} -t -oi`;
+  const running = $({ quiet: true, nothrow: true, timeout: timeoutMs, signal })`${sendmail} -t -oi`;
+  // A sendmail that exits without reading (or cannot be run) closes the pipe: not a crash.
+  running.stdin.on('error', () => {});
+  running.stdin.end(message);
+  const result = await running;
   if (result.exitCode === 0) return { ok: true, retry: false, detail: 'handed to sendmail', read: 0 };
   if (signal?.aborted) return { ok: false, retry: false, detail: 'cancelled: hook-server is stopping', read: 0 };
   if (result.exitCode === null) return { ok: false, retry: true, detail: `sendmail did not finish within ${timeoutMs / 1000} s`, read: 0 };

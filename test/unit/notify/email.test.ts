@@ -86,6 +86,11 @@ test('sendEmail runs `sendmail -t -oi` with the message on stdin; EX_TEMPFAIL is
   const missing = await sendEmail(path.join(dir, 'no-such-sendmail'), message, { timeoutMs: 5_000 });
   assert.equal([missing.ok, missing.retry], [false, false]);
   assert.match(missing.detail, /cannot be run \(exit 127\); install an MTA/);
+  // A sendmail that exits without reading a large message closes the pipe under our write: a failed send, not a crash.
+  const deaf = path.join(dir, 'deaf-sendmail');
+  writeFileSync(deaf, '#!/bin/sh\nexit 1\n', { mode: 0o755 });
+  const closed = await sendEmail(deaf, `To: ops@example.com\n\n${'x'.repeat(1024 * 1024)}\n`, { timeoutMs: 5_000 });
+  assert.equal([closed.ok, closed.detail], [false, 'sendmail exited with 1']);
 });
 
 test.run();
