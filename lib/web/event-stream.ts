@@ -6,6 +6,14 @@ import type { ServerResponse } from 'node:http';
 /** Where a live log's bytes come from: `o` the process output, `s` the build's logs.txt section. */
 export type Source = 'o' | 's';
 
+/** Tells the page to drop what it shows: another text follows. */
+export const RESET = 'event: reset\ndata: \n\n';
+
+/** The last event of a job's stream: its final state and exit code. */
+export function endEvent(job: { state: string; exit: number | null }): string {
+  return `event: end\ndata: ${JSON.stringify({ state: job.state, exit: job.exit })}\n\n`;
+}
+
 /** The longest piece of a line without a newline sent as one event. */
 export const PIECE = 64 * 1024;
 

@@ -7,22 +7,15 @@
 // so a reconnecting EventSource resumes where it was with `Last-Event-ID`; when the source moves
 // from output.log to the section, an `event: reset` tells the page to start over. A follower whose
 // socket does not drain is dropped, not buffered for; followers are capped per job and in total.
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import type { Logger } from '../core/log.ts';
 import { requestIdOf } from '../http/request-id.ts';
 import { sendJson } from '../http/server.ts';
-import { PIECE, cutAtLine, dataEvent, drained, parseEventId, writeDrained, type Source } from './event-stream.ts';
+import { PIECE, RESET, cutAtLine, dataEvent, endEvent, parseEventId, writeDrained, type Source } from './event-stream.ts';
+import { ENDED, LogTail, READ_BYTES, type FollowedJob, type Follower } from './log-tail.ts';
 import { registerFollowScript } from './follow-script.ts';
-
-/** What the follower needs of a job (lib/compile/journal.ts's Job has these fields). */
-export interface FollowedJob {
-  id: string;
-  repo: string;
-  state: string;
-  exit: number | null;
-}
 
 export interface LogFollowOptions {
   /** DATA/jobs: the job's output.log is in ID/. */
@@ -55,23 +48,6 @@ export interface LogFollow {
   stats(): { tails: number; followers: number };
 }
 
-const ENDED = new Set(['succeeded', 'failed', 'superseded', 'interrupted']);
-/** Bytes read per file read; a tick reads on while there is more, up to TICK_BYTES. */
-const READ_BYTES = 256 * 1024;
-const TICK_BYTES = 8 * 1024 * 1024;
-const MARK = '=== shipkit job ';
-/** Tells the page to drop what it shows: another text follows. */
-const RESET = 'event: reset\ndata: \n\n';
-
-interface Follower {
-  res: ServerResponse;
-  drop(reason: string): void;
-}
-
-export function endEvent(job: FollowedJob): string {
-  return `event: end\ndata: ${JSON.stringify({ state: job.state, exit: job.exit })}\n\n`;
-}
-
 export function createLogFollow(options: LogFollowOptions): LogFollow {
   registerFollowScript();
   const pollMs = options.pollMs ?? 300;
@@ -82,7 +58,7 @@ export function createLogFollow(options: LogFollowOptions): LogFollow {
   const maxBuffered = options.maxBuffered ?? 1024 * 1024;
   const stallMs = options.stallMs ?? 2_000;
   const { log } = options;
-  const tails = new Map<string, Tail>();
+  const tails = new Map<string, LogTail>();
   /** Every open follower response, live or catching up: the caps count these. */
   const open_ = new Map<string, Set<ServerResponse>>();
   let total = 0;
@@ -105,205 +81,6 @@ export function createLogFollow(options: LogFollowOptions): LogFollow {
       if (!(await writeDrained(res, dataEvent(`${source}:${base + at}`, piece.toString('utf8'))))) return -1;
     }
     return base + at;
-  }
-
-  class Tail {
-    readonly followers = new Set<Follower>();
-    source: Source | undefined;
-    /** Where the section starts in logs.txt. */
-    sectionStart = 0;
-    /** How far logs.txt has been searched for the header. */
-    searched = 0;
-    /** Bytes of the source sent to followers (always at a line boundary, or at the end). */
-    position = 0;
-    pending: Buffer = Buffer.alloc(0);
-    private timer: NodeJS.Timeout | undefined;
-    private keepalive: NodeJS.Timeout;
-    private busy = true;
-    done = false;
-    /** Settled once the source is known (the first look for the section). */
-    readonly ready: Promise<void>;
-
-    readonly id: string;
-    readonly repo: string;
-
-    constructor(id: string, repo: string) {
-      this.id = id;
-      this.repo = repo;
-      this.keepalive = setInterval(() => this.broadcast(': keepalive\n\n'), keepaliveMs);
-      this.timer = setInterval(() => void this.tick(), pollMs);
-      // What is in the file already is sent to each follower from the file (catching up): the
-      // tail starts at its last whole line.
-      this.ready = this.findSection().catch(() => undefined).then(async () => {
-        this.source ??= 'o';
-        this.position = await this.lastLineEnd();
-      }).catch(() => undefined).finally(() => {
-        this.busy = false;
-      });
-    }
-
-    file(): string {
-      return this.source === 's' ? path.join(options.logsDirOf(this.repo), 'logs.txt') : outputFile(this.id);
-    }
-
-    broadcast(frame: string): void {
-      for (const f of this.followers) if (!f.res.destroyed) f.res.write(frame);
-    }
-
-    /**
-     * Lets followers take what was written: the tail reads on when every one holds at most
-     * maxBuffered unsent bytes; one still over it after stallMs is dropped (it stays behind
-     * without holding memory or the others back).
-     */
-    async settle(): Promise<void> {
-      const deadline = Date.now() + stallMs;
-      for (const f of [...this.followers]) {
-        while (!f.res.destroyed && f.res.writableLength > maxBuffered && Date.now() < deadline) await drained(f.res, deadline - Date.now());
-        if (!f.res.destroyed && f.res.writableLength > maxBuffered) f.drop(`${f.res.writableLength} bytes unsent after ${stallMs} ms`);
-      }
-    }
-
-    /** Look for the build's header in logs.txt (new bytes only); switch to it when it appears. */
-    async findSection(): Promise<void> {
-      const file = path.join(options.logsDirOf(this.repo), 'logs.txt');
-      const marker = Buffer.from(`${MARK}${this.id} start `);
-      let handle;
-      try { handle = await open(file, 'r'); } catch { return; }
-      try {
-        const { size } = await handle.stat();
-        if (size < this.searched) this.searched = 0; // rotated
-        while (this.searched < size) {
-          const from = Math.max(0, this.searched - marker.length);
-          const buffer = Buffer.alloc(Math.min(READ_BYTES, size - from));
-          const { bytesRead } = await handle.read(buffer, 0, buffer.length, from);
-          const found = buffer.subarray(0, bytesRead).indexOf(marker);
-          // A header starts a line.
-          if (found !== -1 && (from + found === 0 || (await this.byteAt(handle, from + found - 1)) === 0x0a)) {
-            this.sectionStart = from + found;
-            if (this.source === 'o') this.broadcast(RESET);
-            this.source = 's';
-            this.position = 0;
-            this.pending = Buffer.alloc(0);
-            return;
-          }
-          this.searched = from + bytesRead;
-          if (bytesRead === 0) break;
-        }
-      } finally {
-        await handle.close();
-      }
-    }
-
-    /** Bytes of the source up to the end of its last whole line (0 when there is no file yet). */
-    private async lastLineEnd(): Promise<number> {
-      const start = this.source === 's' ? this.sectionStart : 0;
-      let handle;
-      try { handle = await open(this.file(), 'r'); } catch { return 0; }
-      try {
-        const { size } = await handle.stat();
-        const length = Math.min(PIECE, size - start);
-        if (length <= 0) return 0;
-        const buffer = Buffer.alloc(length);
-        const { bytesRead } = await handle.read(buffer, 0, length, size - length);
-        const [, rest] = cutAtLine(buffer.subarray(0, bytesRead), PIECE - 1);
-        return size - start - rest.length;
-      } finally {
-        await handle.close();
-      }
-    }
-
-    private async byteAt(handle: FileHandle, at: number): Promise<number> {
-      const one = Buffer.alloc(1);
-      await handle.read(one, 0, 1, at);
-      return one[0];
-    }
-
-    /** New bytes of the source, whole lines fanned out; stops at the section's trailer. */
-    async readNew(final: boolean): Promise<void> {
-      if (!this.source) return;
-      const start = this.source === 's' ? this.sectionStart : 0;
-      let handle;
-      try { handle = await open(this.file(), 'r'); } catch { return; }
-      try {
-        const { size } = await handle.stat();
-        let read = 0;
-        while (read < TICK_BYTES && this.followers.size > 0) {
-          const at = start + this.position + this.pending.length;
-          if (at >= size) break;
-          const buffer = Buffer.alloc(Math.min(READ_BYTES, size - at));
-          const { bytesRead } = await handle.read(buffer, 0, buffer.length, at);
-          if (bytesRead === 0) break;
-          read += bytesRead;
-          let [whole, rest] = cutAtLine(Buffer.concat([this.pending, buffer.subarray(0, bytesRead)]));
-          if (this.source === 's') {
-            // Lines after this job's trailer belong to the next job of the repo.
-            const trailer = whole.indexOf(`${MARK}${this.id} end `);
-            if (trailer !== -1) {
-              whole = whole.subarray(0, whole.indexOf(0x0a, trailer) + 1);
-              rest = Buffer.alloc(0);
-            }
-          }
-          this.pending = rest;
-          if (whole.length) {
-            this.emit(whole);
-            await this.settle();
-          }
-        }
-        if (final && this.pending.length) {
-          this.emit(this.pending);
-          this.pending = Buffer.alloc(0);
-        }
-      } finally {
-        await handle.close();
-      }
-    }
-
-    emit(bytes: Buffer): void {
-      this.position += bytes.length;
-      this.broadcast(dataEvent(`${this.source}:${this.position}`, bytes.toString('utf8')));
-    }
-
-    async tick(): Promise<void> {
-      if (this.busy || this.done) return;
-      this.busy = true;
-      try {
-        // The state first: what was written before the job ended is read below.
-        if (this.followers.size === 0 && !open_.get(this.id)?.size) return this.stop();
-        const job = options.jobOf(this.id);
-        const ended = !job || ENDED.has(job.state);
-        if (this.source !== 's') {
-          await this.findSection();
-          this.source ??= 'o';
-        }
-        await this.readNew(ended);
-        if (ended) this.finish(job ?? { id: this.id, repo: this.repo, state: 'interrupted', exit: null });
-      } catch (error) {
-        log.warn('could not read a followed job log; its followers are ended', { job: this.id, error: (error as Error).message });
-        this.stop();
-      } finally {
-        this.busy = false;
-      }
-    }
-
-    finish(job: FollowedJob): void {
-      this.broadcast(endEvent(job));
-      this.stop();
-    }
-
-    stop(): void {
-      if (this.done) return;
-      this.done = true;
-      clearInterval(this.timer);
-      clearInterval(this.keepalive);
-      tails.delete(this.id);
-      for (const f of this.followers) f.res.end();
-      this.followers.clear();
-    }
-
-    leave(f: Follower): void {
-      this.followers.delete(f);
-      if (this.followers.size === 0) this.stop();
-    }
   }
 
   function track(id: string, res: ServerResponse): () => void {
@@ -364,7 +141,12 @@ export function createLogFollow(options: LogFollowOptions): LogFollow {
   async function sendLive(res: ServerResponse, job: FollowedJob, from: { source: Source; offset: number } | undefined, untrack: () => void): Promise<void> {
     let tail = tails.get(job.id);
     if (!tail) {
-      tail = new Tail(job.id, job.repo);
+      const id = job.id;
+      tail = new LogTail(id, job.repo, {
+        jobsDir: options.jobsDir, logsDirOf: options.logsDirOf, jobOf: options.jobOf, log, pollMs, keepaliveMs, maxBuffered, stallMs,
+        joining: () => (open_.get(id)?.size ?? 0) > 0,
+        onStop: () => tails.delete(id),
+      });
       tails.set(job.id, tail);
     }
     // The source is known before a follower catches up, so it starts from the right file.
@@ -441,3 +223,5 @@ export function createLogFollow(options: LogFollowOptions): LogFollow {
     },
   };
 }
+
+export type { FollowedJob };

@@ -1,10 +1,9 @@
-// The live log's framing (lib/web/event-stream.ts, lib/web/log-follow.ts): cutting at lines and characters, one SSE event
+// The live log's framing (lib/web/event-stream.ts): cutting at lines and characters, one SSE event
 // per piece (CR, LF and CRLF each end an SSE line, so none may reach a data field), the end
 // event, and Last-Event-ID values, hostile ones included.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cutAtLine, dataEvent, parseEventId } from '../../../lib/web/event-stream.ts';
-import { endEvent } from '../../../lib/web/log-follow.ts';
+import { cutAtLine, dataEvent, endEvent, parseEventId } from '../../../lib/web/event-stream.ts';
 
 test('cutAtLine: up to the last newline; a long line without one is cut at a character boundary', () => {
   const [whole, rest] = cutAtLine(Buffer.from('one\ntwo\nthr'));
@@ -35,7 +34,7 @@ test('dataEvent: one data: line per line; CR and CRLF become line ends, never ra
 });
 
 test('endEvent carries the state and the exit code as JSON', () => {
-  assert.is(endEvent({ id: 'x', repo: 'o/r', state: 'failed', exit: 3 }), 'event: end\ndata: {"state":"failed","exit":3}\n\n');
+  assert.is(endEvent({ state: 'failed', exit: 3 }), 'event: end\ndata: {"state":"failed","exit":3}\n\n');
 });
 
 test('parseEventId: o:N and s:N only; anything else is no resume point', () => {

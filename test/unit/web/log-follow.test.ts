@@ -34,8 +34,12 @@ async function setUp(options: { maxTotal?: number; maxPerJob?: number } = {}) {
   };
   const add = (id: string, state = 'running') => { jobs.set(id, { id, repo: 'o/r', state, exit: null }); };
   const end = (id: string, state: string, exit: number | null) => { jobs.set(id, { id, repo: 'o/r', state, exit }); };
+  const writeSection = (text: string) => {
+    mkdirSync(path.join(dir, 'logs', 'o__r'), { recursive: true });
+    appendFileSync(path.join(dir, 'logs', 'o__r', 'logs.txt'), text);
+  };
   const stop = async () => { follow.close(); server.closeAllConnections(); await new Promise((r) => server.close(r)); };
-  return { url, follow, write, add, end, stop };
+  return { url, follow, write, writeSection, add, end, stop };
 }
 
 test('retry: first, keepalive comments while quiet; a queued job with no output yet streams once it prints', async () => {
@@ -83,6 +87,32 @@ test('the total cap counts followers of every job; a tail stops when its last fo
     await Promise.all([a1.ended, a2.ended]);
     const late = await openEventStream(`${t.url}/a`);
     assert.is(late.status, 503);
+  } finally {
+    await t.stop();
+  }
+});
+
+test('output.log until the build writes its header to logs.txt, then reset and the section, up to its trailer only', async () => {
+  const t = await setUp();
+  const id = '20261122-120000-aaaaaa';
+  try {
+    t.writeSection('=== shipkit job 20261122-110000-bbbbbb start {}\n11:00:00.000 | an older job\n=== shipkit job 20261122-110000-bbbbbb end {}\n');
+    t.add(id);
+    t.write(id, '# attempt 1: build o/r\n');
+    const s = await openEventStream(`${t.url}/${id}`);
+    await s.waitFor((x) => x.text() === '# attempt 1: build o/r\n', 3_000, 'output.log');
+    const header = `=== shipkit job ${id} start {}\n`;
+    t.writeSection(`${header}12:00:00.000 | step one\n`);
+    await s.waitFor((x) => x.events.some((e) => e.event === 'reset') && x.text().includes('step one'), 3_000, 'the switch');
+    t.writeSection(`=== shipkit job ${id} end {}\n=== shipkit job 20261122-120500-cccccc start {}\n12:05:00.000 | the next job\n`);
+    await new Promise((r) => setTimeout(r, 300));
+    t.end(id, 'succeeded', 0);
+    await s.ended;
+    const afterReset = s.events.slice(s.events.findIndex((e) => e.event === 'reset') + 1).filter((e) => e.event === 'message');
+    const text = afterReset.map((e) => `${e.data}\n`).join('');
+    assert.is(text, `${header}12:00:00.000 | step one\n=== shipkit job ${id} end {}\n`);
+    assert.is(afterReset.at(-1)!.id, `s:${Buffer.byteLength(text)}`);
+    assert.not.ok(s.events.some((e) => e.data.includes('the next job') || e.data.includes('an older job')));
   } finally {
     await t.stop();
   }
