@@ -85,9 +85,14 @@ export interface StatusRequest {
   body: string;
 }
 
+/** `state` as `forge` spells it. */
+export function forgeState(forge: ReportForge, state: StatusState): string {
+  return FORGE_STATES[forge][state];
+}
+
 /** The POST that sets `status` on `sha` of `repo` (a validated full name) at the forge of `report`. */
 export function statusRequest(report: ResolvedReport, repo: string, sha: string, status: CommitStatus, targetUrl?: string): StatusRequest {
-  const state = FORGE_STATES[report.forge][status.state];
+  const state = forgeState(report.forge, status.state);
   const link = targetUrl ? { target_url: targetUrl } : {};
   if (report.forge === 'gitlab') {
     return {

@@ -5,7 +5,7 @@
 // outcome is logged (never the token), counted and kept for the job page.
 import type { Logger } from '../core/log.ts';
 import { createBackgroundTasks, DEFAULT_RETRY, sendWithRetries, type RetryPolicy } from './background.ts';
-import { endStatus, refusalHint, startStatus, statusRequest, type CommitStatus, type StatusJob } from './commit-status.ts';
+import { endStatus, forgeState, refusalHint, startStatus, statusRequest, type CommitStatus, type StatusJob } from './commit-status.ts';
 import { postJson } from './deliver.ts';
 import { jobLink } from './message.ts';
 import type { DeliveryOutcomes } from './outcomes.ts';
@@ -48,7 +48,7 @@ export function createStatusReporter(options: StatusReporterOptions) {
       return;
     }
     const request = statusRequest(report, job.repo, sha, status, jobLink(publicUrl, job));
-    const state = JSON.parse(request.body).state as string;
+    const state = forgeState(report.forge, status.state);
     const key = `status:${status.context}:${phase}`;
     const what = `commit status ${status.context}: ${state} (${report.forge})`;
     const fields = { job: job.id, repo: job.repo, forge: report.forge, context: status.context, state };
