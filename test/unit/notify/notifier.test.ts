@@ -12,6 +12,7 @@ import type { ResolvedTarget } from '../../../lib/notify/config.ts';
 import { MAX_ANSWER_BYTES, postJson } from '../../../lib/notify/deliver.ts';
 import { eventsOf, type NotifyJob } from '../../../lib/notify/message.ts';
 import { createNotifier } from '../../../lib/notify/notifier.ts';
+import { createDeliveryOutcomes } from '../../../lib/notify/outcomes.ts';
 import { freePort, waitFor } from '../../helpers.ts';
 
 interface Received { method: string; url: string; headers: IncomingMessage['headers']; body: string; at: number }
@@ -159,6 +160,25 @@ test('hostile receivers: 500 then 200 is retried with backoff; a redirect is not
   assert.match(text(), /answered 404/);
   await notifier.stop();
   await Promise.all([flaky.close(), landing.close(), redirect.close(), gone.close()]);
+});
+
+test('each notification\'s outcome is kept for the job page: delivered, or failed with why, never the URL', async () => {
+  const ok = await receiver();
+  const down = await receiver((_q, res) => { res.statusCode = 503; res.end(); });
+  const deliveries = createDeliveryOutcomes();
+  const notifier = createNotifier({
+    targets: new Map([['', [target('slack', `${ok.base}/services/SECRETPATH`), target('webhook', `${down.base}/hook`, undefined, 'notify[1]')]]]),
+    log: capture().log, outcomes: deliveries, attempts: 2, backoffMs: 20,
+  });
+  const failed = job('failed');
+  notifier.jobEnded(failed, [failed]);
+  await waitFor(() => deliveries.of(failed.id).length === 2 && deliveries.of(failed.id).every((d) => d.outcome !== 'sending'), { what: 'both outcomes' });
+  await notifier.stop();
+  assert.equal(deliveries.of(failed.id).map((d) => [d.what, d.outcome, d.attempts, d.detail]), [
+    ['slack notification (notify[0]): failure', 'delivered', 1, undefined],
+    ['webhook notification (notify[1]): failure', 'failed', 2, 'answered 503'],
+  ]);
+  assert.not.match(JSON.stringify(deliveries.of(failed.id)), 'SECRETPATH');
 });
 
 test('a receiver that hangs is timed out, tried a bounded number of times, and the caller never waits', async () => {
