@@ -62,14 +62,14 @@ async function jobPage(server: HookServer, id: string): Promise<string> {
   return res.text();
 }
 
-test('401, 404 and 422 are not retried; the hint is on the job page, in deliveries and in the log, without the token', async () => {
-  const codes: Record<string, number> = { r401: 401, r404: 404, r422: 422 };
+test('401, 403, 404 and 422 are not retried; the hint is on the job page, in deliveries and in the log, without the token', async () => {
+  const codes: Record<string, number> = { r401: 401, r403: 403, r404: 404, r422: 422 };
   const api = await startStatusApi(githubStatusOperation(STATUS_TOKEN), {
     reply: (seen, res) => { res.writeHead(codes[seen.params.repo] ?? 201, { 'Content-Type': 'application/json' }); res.end('{"message":"refused"}'); },
   });
-  const { server, logged } = await start(api.api, ['octo/r401', 'octo/r404', 'octo/r422']);
+  const { server, logged } = await start(api.api, ['octo/r401', 'octo/r403', 'octo/r404', 'octo/r422']);
   try {
-    const jobs = { r401: await push(server, 'octo/r401'), r404: await push(server, 'octo/r404'), r422: await push(server, 'octo/r422') };
+    const jobs = { r401: await push(server, 'octo/r401'), r403: await push(server, 'octo/r403'), r404: await push(server, 'octo/r404'), r422: await push(server, 'octo/r422') };
     for (const { id } of Object.values(jobs)) {
       const job = await waitForJob(server, id);
       assert.is(job.state, 'succeeded', 'the job is unaffected');
@@ -78,6 +78,7 @@ test('401, 404 and 422 are not retried; the hint is on the job page, in deliveri
     await waitFor(() => Object.values(jobs).every(({ id }) => server.deliveries.of(id).filter((d) => d.outcome === 'failed').length === 2), { what: 'the failed statuses' });
     const hints: Record<string, RegExp> = {
       r401: /the report_token was refused \(401\)/,
+      r403: /403: the token may not set statuses on octo\/r403/,
       r404: /404: the token cannot see octo\/r404 or the sha is unknown/,
       r422: /422: the forge refused the status as invalid/,
     };
@@ -94,7 +95,7 @@ test('401, 404 and 422 are not retried; the hint is on the job page, in deliveri
       assert.match(logged(), hints[name]);
     }
     assert.not.match(logged(), STATUS_TOKEN);
-    assert.match(server.metrics.render(), 'shipkit_commit_statuses_total{forge="github",outcome="failed"} 6');
+    assert.match(server.metrics.render(), 'shipkit_commit_statuses_total{forge="github",outcome="failed"} 8');
   } finally {
     await server.stop();
     await api.close();
