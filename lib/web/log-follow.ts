@@ -173,9 +173,10 @@ export function createLogFollow(options: LogFollowOptions): LogFollow {
         res.once('close', () => tail.leave(follower));
         return;
       }
-      const next = await sendRange(res, source!, tail.file(), tail.source === 's' ? tail.sectionStart : 0, sent, tail.position);
+      const to = tail.position;
+      const next = await sendRange(res, source!, tail.file(), tail.source === 's' ? tail.sectionStart : 0, sent, to);
       // Gone, or the file is shorter than what the tail read (trimmed): the client reconnects.
-      if (next === -1 || next < tail.position) return void res.destroy();
+      if (next === -1 || next < to) return void res.destroy();
       sent = next;
     }
     // The tail ended while catching up: finish from the whole text.

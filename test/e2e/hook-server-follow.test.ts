@@ -19,10 +19,10 @@ const TOKEN = `token-${randomUUID()}`;
 const auth = { Authorization: `Bearer ${TOKEN}` };
 const fakeEnv = { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN, SHIPKIT_BUILD_COMMAND: FAKE_BUILD, SHIPKIT_RELEASE_COMMAND: FAKE_BUILD };
 
-async function startFake(repos: string[]): Promise<{ dir: string; server: Server }> {
+async function startFake(repos: string[], args: string[] = []): Promise<{ dir: string; server: Server }> {
   const dir = tmpDir('shipkit-follow-');
   const config = writeConfig(dir, { repos: Object.fromEntries(repos.map((r) => [r, {}])), concurrency: 4 });
-  const server = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], { env: fakeEnv });
+  const server = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0', ...args], { env: fakeEnv });
   return { dir, server };
 }
 
@@ -42,7 +42,7 @@ function vmRssKb(pid: number): number {
 test('a running job: lines arrive while it runs, ids are byte offsets, end carries the state, the text is the plain log', async () => {
   const { dir, server } = await startFake(['o/ticker']);
   try {
-    writeFileSync(path.join(dir, 'ticker-lines'), '15');
+    writeFileSync(path.join(dir, 'ticker-lines'), '25');
     writeFileSync(path.join(dir, 'ticker-pause'), '0.15');
     const id = await push(server, 'o/ticker');
     await waitForJobState(server.url, TOKEN, id, ['running']);
@@ -50,7 +50,7 @@ test('a running job: lines arrive while it runs, ids are byte offsets, end carri
     assert.is(stream.status, 200);
     assert.match(String(stream.headers['content-type']), /^text\/event-stream/);
     assert.is(stream.headers['cache-control'], 'no-store');
-    await stream.waitFor((s) => s.text().includes('tick 3 of 15'), 15_000, 'tick 3');
+    await stream.waitFor((s) => s.text().includes('tick 3 of 25'), 15_000, 'tick 3');
     assert.is((await fetchJob(server.url, TOKEN, id)).state, 'running', 'lines came while the job ran');
     await stream.ended;
     const end = stream.events.at(-1)!;
@@ -170,9 +170,10 @@ test('a line written in three pieces, cut inside a UTF-8 character, arrives whol
 });
 
 test('200 followers of one job: the 201st is answered 503 with Retry-After; one leaving frees a place; stop ends them all', async () => {
-  const { dir, server } = await startFake(['o/ticker']);
+  // Still running when the test stops the server, which then interrupts it after --grace.
+  const { dir, server } = await startFake(['o/ticker'], ['--grace', '0.5']);
   try {
-    writeFileSync(path.join(dir, 'ticker-lines'), '80');
+    writeFileSync(path.join(dir, 'ticker-lines'), '1000');
     writeFileSync(path.join(dir, 'ticker-pause'), '0.1');
     const id = await push(server, 'o/ticker');
     await waitForJobState(server.url, TOKEN, id, ['running']);
@@ -226,7 +227,7 @@ test('a real build: its own log (logs.txt section) streams live, with the repo s
   const secretValue = `hunter-${randomUUID()}`;
   const site = await makeSite(
     { 'lprc.js': 'module.exports = () => {};\n' },
-    'env:\n  DEPLOY_KEY: env:FOLLOW_SECRET\ncompile: for i in 1 2 3 4 5 6 7 8; do echo "compiling $i $DEPLOY_KEY"; sleep 0.3; done',
+    'env:\n  DEPLOY_KEY: env:FOLLOW_SECRET\ncompile: for i in $(seq 1 12); do echo "compiling $i $DEPLOY_KEY"; sleep 0.3; done',
     'secret: env:HOOK_SECRET\ntoken: env:HOOK_TOKEN',
   );
   const server = await startScript('hook-server', ['--config', site.config, '--listen', '127.0.0.1:0'], { env: { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN, FOLLOW_SECRET: secretValue } });
@@ -245,7 +246,7 @@ test('a real build: its own log (logs.txt section) streams live, with the repo s
     const text = stream.events.slice(lastReset + 1).filter((e) => e.event === 'message').map((e) => `${e.data}\n`).join('');
     assert.is(text, await plainLog(server, id));
     assert.match(text, /^=== shipkit job \S+ start/);
-    assert.match(text, /compiling 8 \*\*\*/);
+    assert.match(text, /compiling 12 \*\*\*/);
     assert.not.ok(stream.events.some((e) => e.data.includes(secretValue)), 'the secret never went out');
     assert.ok(stream.events.filter((e) => e.event === 'message').every((e) => /^[os]:\d+$/.test(e.id!)));
   } finally {
