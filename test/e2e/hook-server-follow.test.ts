@@ -70,6 +70,30 @@ test('a running job: lines arrive while it runs, ids are byte offsets, end carri
   }
 });
 
+test('30 followers joining while a job prints fast each get the whole log once: no line lost, none twice', async () => {
+  const { dir, server } = await startFake(['o/ticker']);
+  try {
+    writeFileSync(path.join(dir, 'ticker-lines'), '400');
+    writeFileSync(path.join(dir, 'ticker-pause'), '0.01');
+    const id = await push(server, 'o/ticker');
+    await waitForJobState(server.url, TOKEN, id, ['running']);
+    const streams = [];
+    for (let i = 0; i < 30; i++) {
+      streams.push(await openEventStream(followUrl(server, id), auth));
+      await new Promise((r) => setTimeout(r, 40));
+    }
+    await Promise.all(streams.map((s) => s.ended));
+    const plain = await plainLog(server, id);
+    assert.match(plain, 'tick 400 of 400');
+    for (const [i, s] of streams.entries()) {
+      assert.is(s.events.at(-1)!.event, 'end', `follower ${i}`);
+      assert.is(s.text(), plain, `follower ${i}`);
+    }
+  } finally {
+    assert.is(await server.stop(), 0);
+  }
+});
+
 test('Last-Event-ID resumes a running and a finished job where it was; a finished job is sent whole with end at once', async () => {
   const { dir, server } = await startFake(['o/ticker']);
   try {
