@@ -74,7 +74,7 @@ test('broken lockfile fails install; failing compile fails compile, with its out
   const site = await makeSite({ ...files, 'package-lock.json': '{ "lockfileVersion": 3, broken' });
   let r = await site.run('build', ['octo/site']);
   assert.is(r.exitCode, 1);
-  assert.match(r.stderr, /failed at step install: `npm ci --no-audit --no-fund --no-update-notifier` failed \(exit \d+\)/);
+  assert.match(r.stderr, /failed at step install: `npm ci --no-audit --no-fund --no-update-notifier --prefer-offline` failed \(exit \d+\)/);
   assert.ok(!existsSync(path.join(site.data, 'state', 'octo__site', 'install.json')), 'no install recorded');
 
   await site.commit({ 'package-lock.json': files['package-lock.json'], 'build.js': 'console.log("compiling..."); console.error("syntax error on line 3"); process.exit(3);\n' });
