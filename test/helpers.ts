@@ -107,6 +107,15 @@ export interface Server {
  * Start a long-running script and wait until it logs `listening on http://HOST:PORT`.
  * The child is killed when the test process exits.
  */
+/** A system user for builds that run as another user (root only): made once, its uid returned. */
+export async function ensureSystemUser(name: string): Promise<number> {
+  if ((await runCommand('id', ['-u', name])).exitCode !== 0) {
+    const made = await runCommand('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', name]);
+    if (made.exitCode !== 0 && (await runCommand('id', ['-u', name])).exitCode !== 0) throw new Error(`useradd ${name} failed: ${made.stderr}`);
+  }
+  return Number((await runCommand('id', ['-u', name])).stdout.trim());
+}
+
 export async function startScript(name: string, args: string[], options: RunOptions = {}): Promise<Server> {
   const [cmd, ...pre] = scriptCommand(name);
   const child = spawn(cmd, [...pre, ...args], {

@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { makeSite, type Site } from '../build-helpers.ts';
 import { lockDependencies, makePackage, startNpmRegistry, type NpmRegistry, type PackedPackage } from '../npm-registry.ts';
-import { runCommand, tmpDir } from '../helpers.ts';
+import { runCommand, tmpDir, ensureSystemUser } from '../helpers.ts';
 
 // Appends a line to a file in each folder: a kept folder has one line more per build.
 const BUILD_SH = `for d in .cache "with space" "st*r" stXr other; do mkdir -p "$d"; echo built >> "$d/f"; done\n`;
@@ -164,10 +164,7 @@ test('user: builds: the shared npm cache and a --no-cache build\'s fresh one bel
     return;
   }
   const user = 'shipkithook';
-  if ((await runCommand('id', ['-u', user])).exitCode !== 0) {
-    assert.is((await runCommand('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', user])).exitCode, 0);
-  }
-  const uid = Number((await runCommand('id', ['-u', user])).stdout.trim());
+  const uid = await ensureSystemUser(user);
   const { reg, site, build } = await cachedSite(`user: ${user}\ncache: [.cache]`);
   chmodSync(site.base, 0o755);
   // git refuses a repository owned by someone else ("dubious ownership"), as a forge's would be.

@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { deliverGithub, pushPayload, waitForJobState } from '../fixtures/hooks/deliveries.ts';
 import { makeSite, type Site } from '../build-helpers.ts';
-import { git, makeBareRepo, runCommand, startScript, tmpDir } from '../helpers.ts';
+import { git, makeBareRepo, runCommand, startScript, tmpDir, ensureSystemUser } from '../helpers.ts';
 
 // A major shipkit's own Node is not (its own would be used without a fetch).
 const MAJOR = process.versions.node.startsWith('22.') ? '20' : '22';
@@ -141,10 +141,7 @@ test('a repo file with garbage, or a link out of the repo, fails before anything
 const BUILD_USER = 'shipkithook';
 
 async function buildUser(): Promise<number> {
-  if ((await runCommand('id', ['-u', BUILD_USER])).exitCode !== 0) {
-    assert.is((await runCommand('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', BUILD_USER])).exitCode, 0);
-  }
-  return Number((await runCommand('id', ['-u', BUILD_USER])).stdout.trim());
+  return ensureSystemUser(BUILD_USER);
 }
 
 test("user: builds run the shared toolchain as the repo's user", async () => {

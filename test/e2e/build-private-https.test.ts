@@ -8,7 +8,7 @@ import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSy
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { git, makeBareRepo, runCommand, runScript, startScript, tmpDir, waitFor } from '../helpers.ts';
+import { git, makeBareRepo, runCommand, runScript, startScript, tmpDir, waitFor, ensureSystemUser } from '../helpers.ts';
 import { gitHttpMissing, startGitHttp, type GitHttpServer } from '../fixtures/git-http.ts';
 import { deliverGithub, pushPayload, waitForJobState } from '../fixtures/hooks/deliveries.ts';
 
@@ -180,9 +180,7 @@ it('a repo built as its Unix user by hook-server (root): the token reaches that 
     return;
   }
   const user = 'shipkithook';
-  if ((await runCommand('id', ['-u', user])).exitCode !== 0) {
-    assert.is((await runCommand('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', user])).exitCode, 0);
-  }
+  await ensureSystemUser(user);
   const dir = tmpDir();
   chmodSync(dir, 0o755);
   const site = await makeBareRepo(root, 'site5', { 'README.md': 'as a user\n' });
@@ -217,10 +215,7 @@ it('`build` as root with user: and a file: token only root can read: the user\'s
     return;
   }
   const user = 'shipkithook';
-  if ((await runCommand('id', ['-u', user])).exitCode !== 0) {
-    assert.is((await runCommand('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', user])).exitCode, 0);
-  }
-  const uid = Number((await runCommand('id', ['-u', user])).stdout.trim());
+  const uid = await ensureSystemUser(user);
   const dir = tmpDir();
   chmodSync(dir, 0o755);
   await makeBareRepo(root, 'site6', { 'README.md': 'file token\n' });

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { FAKE_BUILD, deliverGithub, fetchJob, pushPayload, readRuns, waitForJobState, writeConfig } from '../fixtures/hooks/deliveries.ts';
-import { ROOT, makeBareRepo, runCommand, startScript, tmpDir, waitFor, type Server } from '../helpers.ts';
+import { ROOT, makeBareRepo, runCommand, startScript, tmpDir, waitFor, type Server, ensureSystemUser } from '../helpers.ts';
 
 const SECRET = `secret-${randomUUID()}`;
 const TOKEN = `token-${randomUUID()}`;
@@ -23,11 +23,7 @@ test('a repo with user: is built as that Unix user; its work tree belongs to it'
     return;
   }
   const user = 'shipkithook';
-  if ((await runCommand('id', ['-u', user])).exitCode !== 0) {
-    const made = await runCommand('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', user]);
-    assert.is(made.exitCode, 0, made.stderr);
-  }
-  const uid = Number((await runCommand('id', ['-u', user])).stdout.trim());
+  const uid = await ensureSystemUser(user);
   const dir = tmpDir();
   chmodSync(dir, 0o1777); // the fake build, running as the user, records its runs here
   const bare = await makeBareRepo(path.join(dir, 'remote'), 'owned');
@@ -60,10 +56,7 @@ test('the real build as the repo\'s user: first clone and checkout belong to tha
     return;
   }
   const user = 'shipkithook';
-  if ((await runCommand('id', ['-u', user])).exitCode !== 0) {
-    assert.is((await runCommand('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', user])).exitCode, 0);
-  }
-  const uid = Number((await runCommand('id', ['-u', user])).stdout.trim());
+  const uid = await ensureSystemUser(user);
   const dir = tmpDir();
   chmodSync(dir, 0o755);
   // A dependency from a local tarball: `npm ci` puts it through npm's cache, which for a user
@@ -113,9 +106,7 @@ test('not root: a repo with user: is started through `sudo -n -H -u USER --` (a 
     return;
   }
   const serverUser = 'shipkithook';
-  if ((await runCommand('id', ['-u', serverUser])).exitCode !== 0) {
-    assert.is((await runCommand('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', serverUser])).exitCode, 0);
-  }
+  await ensureSystemUser(serverUser);
   const dir = tmpDir();
   chmodSync(dir, 0o1777);
   const bin = path.join(dir, 'bin');
