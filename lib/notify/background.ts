@@ -2,8 +2,10 @@
 // Nothing here is awaited by the job queue, so a slow or hostile receiver cannot delay or fail a
 // job; each message gets a bounded number of attempts with a doubling backoff (or the wait a 429's
 // Retry-After asks for, within a cap), and hook-server's stop lets sends in flight finish briefly,
-// then cancels the rest.
+// then cancels the rest. At most a few requests are open at once (IN_FLIGHT): a receiver that hangs
+// while hundreds of jobs end holds that many sockets, not one per message.
 import { setMaxListeners } from 'node:events';
+import { createLimiter } from '../core/pool.ts';
 import type { PostResult } from './deliver.ts';
 
 export interface RetryPolicy {
@@ -17,6 +19,9 @@ export interface RetryPolicy {
 
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 4, backoffMs: 2_000, maxWaitMs: 60_000 };
 
+/** Requests open at once per kind of message (notifications, commit statuses); the rest wait their turn. */
+export const IN_FLIGHT = 16;
+
 export interface RetryHooks {
   /** Aborted when hook-server stops: no more attempts, waits end at once. */
   stop: AbortSignal;
@@ -26,6 +31,8 @@ export interface RetryHooks {
   onAttempt?: (attempt: number) => void;
   /** After a failed attempt that will be tried again after `waitMs`. */
   onRetry?: (result: PostResult, attempt: number, waitMs: number) => void;
+  /** Runs each attempt when a slot is free (createBackgroundTasks' `gate`); waits between attempts hold no slot. */
+  gate?: <R>(attempt: () => Promise<R>) => Promise<R>;
 }
 
 export interface RetryOutcome {
@@ -42,8 +49,10 @@ export function waitBefore(policy: RetryPolicy, attempt: number, retryAfterMs?: 
 export async function sendWithRetries(send: (attempt: number) => Promise<PostResult>, policy: RetryPolicy, hooks: RetryHooks): Promise<RetryOutcome> {
   const quit = hooks.giveUp ? AbortSignal.any([hooks.stop, hooks.giveUp]) : hooks.stop;
   for (let attempt = 1; ; attempt++) {
-    hooks.onAttempt?.(attempt);
-    const result = await send(attempt);
+    const result = await (hooks.gate ?? ((run) => run()))(() => {
+      hooks.onAttempt?.(attempt);
+      return send(attempt);
+    });
     if (result.ok || !result.retry || attempt >= policy.attempts || quit.aborted) return { result, attempts: attempt };
     const waitMs = waitBefore(policy, attempt, result.retryAfterMs);
     hooks.onRetry?.(result, attempt, waitMs);
@@ -53,8 +62,9 @@ export async function sendWithRetries(send: (attempt: number) => Promise<PostRes
 }
 
 /** Tasks started and not awaited, and a stop that lets them finish for a while, then cancels. */
-export function createBackgroundTasks() {
+export function createBackgroundTasks({ inFlight = IN_FLIGHT }: { inFlight?: number } = {}) {
   const stopping = new AbortController();
+  const slots = createLimiter(inFlight);
   // Every send and wait in flight listens for the stop: dozens when an API hangs, not a leak.
   setMaxListeners(0, stopping.signal);
   const pending = new Set<Promise<void>>();
@@ -63,6 +73,12 @@ export function createBackgroundTasks() {
     signal: stopping.signal,
     get stopped() {
       return stopping.signal.aborted;
+    },
+    /** Pass as RetryHooks.gate: at most `inFlight` attempts open at once. */
+    gate: <R>(attempt: () => Promise<R>): Promise<R> => slots.run(attempt),
+    /** Attempts open now, and waiting for a slot. */
+    get load() {
+      return { active: slots.active, waiting: slots.waiting };
     },
     /** Start `task` now; `onCrash` hears of anything it throws. */
     run(task: () => Promise<void>, onCrash: (error: Error) => void): Promise<void> {

@@ -46,6 +46,7 @@ export function createNotifier(options: NotifierOptions) {
       policy,
       {
         stop: tasks.signal,
+        gate: tasks.gate,
         onAttempt: (attempt) => outcomes?.record(job.id, key, { what, outcome: 'sending', attempts: attempt }),
         onRetry: (failed, attempt) => {
           log.warn('notification not delivered; trying again', { ...fields, attempt, error: failed.detail });

@@ -61,6 +61,7 @@ export function createStatusReporter(options: StatusReporterOptions) {
       policy,
       {
         stop: tasks.signal,
+        gate: tasks.gate,
         giveUp: superseded,
         onAttempt: (attempt) => outcomes?.record(job.id, key, { what, outcome: 'sending', attempts: attempt }),
         onRetry: (failed, attempt, waitMs) => {
