@@ -124,11 +124,12 @@ export function createPageRoutes(sources: ReadSources, { limiter = createLoginLi
     if (req.method !== 'POST') return refuse(405, 'method not allowed', undefined, { Allow: 'GET, HEAD, POST' });
     if (crossOrigin(req)) return refuse(403, 'forbidden', 'login form posted from another origin');
     const client = req.socket.remoteAddress ?? 'unknown';
-    const wait = limiter.blockedFor(client);
-    if (wait > 0) {
-      refuse(429, 'too many wrong tokens, wait and try again', `login refused for ${wait} s more`, { 'Retry-After': String(wait) });
-      return;
-    }
+    const limited = () => {
+      const wait = limiter.blockedFor(client);
+      if (wait > 0) refuse(429, 'too many wrong tokens, wait and try again', `login refused for ${wait} s more`, { 'Retry-After': String(wait) });
+      return wait > 0;
+    };
+    if (limited()) return;
     if (!/^application\/x-www-form-urlencoded\s*(;|$)/i.test(String(req.headers['content-type'] ?? ''))) return refuse(415, 'unsupported content type', 'login needs a form body');
     let body: Buffer;
     try {
@@ -137,6 +138,9 @@ export function createPageRoutes(sources: ReadSources, { limiter = createLoginLi
       const status = error instanceof HttpError ? error.status : 400;
       return refuse(status, status === 413 ? 'body too large' : 'could not read body', (error as Error).message);
     }
+    // Asked again once the body is in, with no await until the count is updated: requests sent
+    // at once on many connections all pass the first look while their bodies are read.
+    if (limited()) return;
     const form = new URLSearchParams(body.toString('utf8'));
     const next = safeNext(form.get('next'));
     if (!keys.tokenMatches(form.get('token') ?? '')) {

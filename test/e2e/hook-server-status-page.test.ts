@@ -3,6 +3,7 @@
 // escaped in the list, the job page and the title; login (right, wrong, rate-limited, cookie
 // flags, forged and expired cookies, logout); each ui: mode; 1,000 jobs in the journal paginated.
 import { randomUUID } from 'node:crypto';
+import { connect } from 'node:net';
 import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -102,6 +103,33 @@ test('ui: token — hostile commit text escaped everywhere; login, cookie, rate 
     const bearer = await get(`${server.url}/`, { auth: TOKEN });
     assert.is(bearer.status, 200);
     assertNeutralised(bearer.body, 'list with bearer');
+  } finally {
+    assert.is(await server.stop(), 0);
+  }
+});
+
+test('ui: token — wrong tokens sent at once on many connections are still limited to 5 (the count is checked after the body is read)', async () => {
+  const { server } = await startWith(['ui: token'], { 'octo/site': {} });
+  try {
+    // Every request's headers first, the bodies only once all are waiting: a limiter that looks
+    // before reading the body lets every one of them through.
+    const { hostname: host, port } = new URL(server.url);
+    const bodies = Array.from({ length: 30 }, (_, i) => `token=${i === 29 ? TOKEN : `${TOKEN}x${i}`}`);
+    const sockets = bodies.map((body) => {
+      const socket = connect(Number(port), host);
+      socket.write(`POST /login HTTP/1.1\r\nHost: ${host}:${port}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`);
+      let answer = '';
+      socket.on('data', (d) => { answer += d; });
+      const status = new Promise<string>((resolve) => socket.on('close', () => resolve(answer.split(' ')[1] ?? 'none')));
+      return { socket, body, status };
+    });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    for (const { socket, body } of sockets) socket.write(body);
+    const statuses = await Promise.all(sockets.map((s) => s.status));
+    const count = (code: string) => statuses.filter((s) => s === code).length;
+    assert.is(count('401'), 5, statuses.join(' '));
+    assert.is(count('429'), 25, statuses.join(' '));
+    assert.is(count('303'), 0, 'the right token after 5 wrong ones is refused too');
   } finally {
     assert.is(await server.stop(), 0);
   }
