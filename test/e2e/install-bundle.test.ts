@@ -7,7 +7,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ROOT, runCommand, tmpDir } from '../helpers.ts';
-import { buildLitproThroughHookServer, nodeGitAndShellOnly } from '../install-helpers.ts';
+import { assertStatusPage, buildLitproThroughHookServer, nodeGitAndShellOnly } from '../install-helpers.ts';
 
 const scripts = readdirSync(path.join(ROOT, 'scripts')).filter((f) => f.endsWith('.ts') && f !== 'shipkit.ts').map((f) => f.slice(0, -3));
 const folder = tmpDir('shipkit-onefile-');
@@ -46,10 +46,11 @@ for (const name of scripts) {
 }
 
 test('a signed push to the bundled hook-server builds a litpro repo end to end (jobs run through the same file)', async () => {
-  const { job, log, html } = await buildLitproThroughHookServer(['node', bundle, 'hook-server'], { cwd: folder, path: PATH });
+  const { job, log, html, pages } = await buildLitproThroughHookServer(['node', bundle, 'hook-server'], { cwd: folder, path: PATH });
   assert.is(job.state, 'succeeded', log);
   assert.match(log, /compile: ok in [\d.]+ s \(litpro\)|--- step compile/);
   assert.match(html, /<h1>Hello from litpro<\/h1>/);
+  assertStatusPage(pages, job.id);
 });
 
 test.run();

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ROOT, runCommand, tmpDir } from '../helpers.ts';
-import { buildLitproThroughHookServer } from '../install-helpers.ts';
+import { assertStatusPage, buildLitproThroughHookServer } from '../install-helpers.ts';
 
 const work = tmpDir('shipkit-deb-');
 const version = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version as string;
@@ -97,10 +97,11 @@ if (skip) {
   });
 
   test('the installed hook-server builds a litpro repo through the job command its unit names', async () => {
-    const { job, log, html } = await buildLitproThroughHookServer(['/usr/bin/hook-server'], { cwd: '/', path: PATH, env: { SHIPKIT_BUILD_COMMAND: '/usr/lib/shipkit/bin/build' } });
+    const { job, log, html, pages } = await buildLitproThroughHookServer(['/usr/bin/hook-server'], { cwd: '/', path: PATH, env: { SHIPKIT_BUILD_COMMAND: '/usr/lib/shipkit/bin/build' } });
     // SHIPKIT_BUILD_COMMAND is used as given (lib/compile/job-process.ts): the job ran through the link.
     assert.is(job.state, 'succeeded', log);
     assert.match(html, /<h1>Hello from litpro<\/h1>/);
+    assertStatusPage(pages, job.id);
   });
 
   test('systemd-analyze verify accepts every unit; security scores hook-server and launchfit OK or better', async () => {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ROOT, runCommand, tmpDir } from '../helpers.ts';
-import { buildLitproThroughHookServer, nodeGitAndShellOnly } from '../install-helpers.ts';
+import { assertStatusPage, buildLitproThroughHookServer, nodeGitAndShellOnly } from '../install-helpers.ts';
 import { currentOf, makeWorld } from '../fixtures/launchfit/world.ts';
 
 const bins = Object.keys(JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).bin as Record<string, string>);
@@ -76,9 +76,10 @@ test('`shipkit` lists every script; every bin answers --help from an unrelated f
 
 test('the installed hook-server builds a litpro repo from a signed push', async () => {
   const PATH = `${path.join(prefix, 'bin')}:${shell}`;
-  const { job, log, html } = await buildLitproThroughHookServer([path.join(prefix, 'bin', 'hook-server')], { cwd: tmpDir(), path: PATH });
+  const { job, log, html, pages } = await buildLitproThroughHookServer([path.join(prefix, 'bin', 'hook-server')], { cwd: tmpDir(), path: PATH });
   assert.is(job.state, 'succeeded', log);
   assert.match(html, /<h1>Hello from litpro<\/h1>/);
+  assertStatusPage(pages, job.id);
 });
 
 test('the installed launchfit deploys a signed release', async () => {
