@@ -15,13 +15,27 @@ export function secretForms(secret: string): string[] {
   if (!secret) return [];
   const forms = new Set<string>([secret]);
   const encoded = [
-    encodeURIComponent(secret),
-    encodeURIComponent(secret).replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()),
-    new URLSearchParams({ s: secret }).toString().slice(2),
+    ...urlForms(secret).flatMap((form) => [form, form.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase())]),
     ...base64Forms(Buffer.from(secret, 'utf8')),
   ];
   for (const form of encoded) if (form.length >= MIN_ENCODED_LENGTH) forms.add(form);
   return [...forms];
+}
+
+/**
+ * How common encoders write `secret` in a URL: JavaScript's encodeURIComponent and
+ * URLSearchParams; RFC 3986 strict (curl --data-urlencode, Python quote(s, safe='')), with `/`
+ * kept (Python quote), with `+` for a space (Python quote_plus, Go url.QueryEscape).
+ */
+function urlForms(secret: string): string[] {
+  const strict = encodeURIComponent(secret).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return [
+    encodeURIComponent(secret),
+    new URLSearchParams({ s: secret }).toString().slice(2),
+    strict,
+    strict.replace(/%2F/g, '/'),
+    strict.replace(/%20/g, '+'),
+  ];
 }
 
 /**

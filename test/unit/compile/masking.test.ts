@@ -37,6 +37,18 @@ test('secretForms: the value, its URL encodings and base64 at 3 alignments', () 
   assert.equal(secretForms(''), []);
 });
 
+test('createTextMasker: the URL encodings of common encoders (curl --data-urlencode, Python quote and quote_plus, Go QueryEscape) are masked too', () => {
+  // Outputs taken from those encoders for this value: RFC 3986 strict (!'()* encoded), with / kept, with + for space.
+  const secret = "wJalr/XUtn!FEMI(K7)*'x y";
+  const mask = createTextMasker([secret]);
+  for (const encoded of [
+    'wJalr%2FXUtn%21FEMI%28K7%29%2A%27x%20y', // curl --data-urlencode, Python quote(s, safe='')
+    'wJalr/XUtn%21FEMI%28K7%29%2A%27x%20y', // Python quote(s)
+    'wJalr%2FXUtn%21FEMI%28K7%29%2A%27x+y', // Python quote_plus, Go url.QueryEscape
+    'wJalr%2fXUtn%21FEMI%28K7%29%2a%27x%20y', // lower-case hex
+  ]) assert.is(mask(`url ${encoded}\n`), 'url ***\n', encoded);
+});
+
 test('createTextMasker: every form in a text becomes ***', () => {
   const mask = createTextMasker([SECRET, OTHER]);
   const masked = mask(SAMPLE);
