@@ -162,7 +162,8 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
   const readRoutes = createReadRoutes({
     ui: config.ui, token: options.token, publicUrl: config.publicUrl,
     jobs: () => journal.jobs.values(), list: (o) => queue.list(o), get: (id) => queue.get(id), isJobId: (id) => JOB_ID_PATTERN.test(id),
-    readLog: (job) => jobLog(config, jobsDir, job), branchOf: (name) => config.repos.get(name)?.branch, repos: () => [...config.repos.keys()],
+    readLog: (job) => jobLog(config, jobsDir, job), branchOf: (name) => config.repos.get(name)?.branch,
+    isPrivate: (name) => { const repo = config.repos.get(name); return Boolean(repo?.gitToken || repo?.gitAuth.sshKey); }, repos: () => [...config.repos.keys()],
     renderMetrics: () => metrics.render(), deliveries,
     followLog: (req, res, job) => follow.handle(req, res, job),
   });

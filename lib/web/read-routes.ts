@@ -29,6 +29,8 @@ export interface ReadSources {
   readLog(job: Job): Promise<LogSource | undefined>;
   /** Configured repos and their default branch (undefined: not configured). */
   branchOf(repo: string): string | undefined;
+  /** A repo cloned with credentials (`token:` or `ssh_key:`): with `ui: token` its badge is for signed-in viewers only. */
+  isPrivate?(repo: string): boolean;
   repos(): string[];
   /** `/metrics` text. */
   renderMetrics(): string;
@@ -67,6 +69,16 @@ export function createReadRoutes(sources: ReadSources) {
   function apiProblem(req: IncomingMessage): string | undefined {
     if (pages.hasSession(req)) return undefined;
     return bearerProblem(req.headers.authorization, sources.token!);
+  }
+
+  /**
+   * With `ui: token`, a private repo's badge answers as a repo that is not configured (unknown,
+   * the same bytes) unless the viewer is signed in: a built one must not tell strangers it exists.
+   */
+  function badgeHidden(req: IncomingMessage, repo: string): boolean {
+    if (sources.ui !== 'token' || !sources.isPrivate?.(repo)) return false;
+    if (pages.hasSession(req)) return false;
+    return !sources.token || bearerProblem(req.headers.authorization, sources.token) !== undefined;
   }
 
   async function handleApi(req: IncomingMessage, res: ServerResponse, route: string, url: URL, refuse: Refuse): Promise<void> {
@@ -126,7 +138,7 @@ export function createReadRoutes(sources: ReadSources) {
       if (route.startsWith('/badge/') && route.endsWith('.svg')) {
         if (sources.ui === 'off') refuse(404, 'not found', 'badges are off (ui: off)');
         else if (req.method !== 'GET' && req.method !== 'HEAD') refuse(405, 'method not allowed', undefined, { Allow: READ_METHODS });
-        else sendBadge(req, res, url, { jobs: sources.jobs(), branchOf: sources.branchOf });
+        else sendBadge(req, res, url, { jobs: sources.jobs(), branchOf: (repo) => (badgeHidden(req, repo) ? undefined : sources.branchOf(repo)) });
         return true;
       }
       if (route === '/metrics') {

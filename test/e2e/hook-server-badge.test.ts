@@ -3,7 +3,7 @@
 // / failing, ?branch=, ETag and 304, the same bytes for an unconfigured repo and a configured one
 // that never built, and ui: off.
 import { randomUUID } from 'node:crypto';
-import { appendFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -72,6 +72,32 @@ test('states follow the jobs; ETag, 304, HEAD; no oracle for which repos exist',
     assert.is(stateOf(failing.body), 'failing');
     assert.is(stateOf((await badge(`${server.url}/badge/octo/fail.svg?branch=main`)).body), 'failing');
     assert.is(stateOf((await badge(`${server.url}/badge/octo/fail.svg?branch=dev`)).body), 'unknown');
+  } finally {
+    assert.is(await server.stop(), 0);
+  }
+});
+
+test('ui: token — a private repo (token: or ssh_key:) that built answers like an unknown one unless signed in: no oracle for which private repos are built here', async () => {
+  const dir = tmpDir();
+  const config = writeConfig(dir, { repos: { 'octo/public': {}, 'octo/private': { url: 'https://git.example.com/octo/private.git' } } });
+  writeFileSync(config, readFileSync(config, 'utf8').replace('    url: https://git.example.com/octo/private.git\n', '    url: https://git.example.com/octo/private.git\n    token: literal-git-token\n'));
+  appendFileSync(config, 'ui: token\n');
+  const server = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], { env });
+  try {
+    for (const repo of ['octo/public', 'octo/private']) {
+      const pushed = await deliverGithub(server.url, 'push', pushPayload(repo, { cloneUrl: repo === 'octo/private' ? 'https://git.example.com/octo/private.git' : undefined }), SECRET);
+      assert.is(pushed.status, 202, JSON.stringify(pushed.json));
+      await waitForJobState(server.url, TOKEN, pushed.json.job, ['succeeded']);
+    }
+    const unknown = await badge(`${server.url}/badge/octo/nope.svg`);
+    assert.is(stateOf((await badge(`${server.url}/badge/octo/public.svg`)).body), 'passing', 'a public repo shows its state to anyone');
+    for (const route of ['/badge/octo/private.svg', '/badge/octo/private.svg?branch=main']) {
+      const anonymous = await badge(server.url + route);
+      assert.is(anonymous.body, unknown.body, `${route}: the same bytes as a repo that does not exist`);
+      assert.is(anonymous.headers.get('etag'), unknown.headers.get('etag'), route);
+    }
+    assert.is(stateOf((await badge(`${server.url}/badge/octo/private.svg`, { Authorization: `Bearer ${TOKEN}` })).body), 'passing', 'bearer');
+    assert.is(stateOf((await badge(`${server.url}/badge/octo/private.svg`, { Authorization: 'Bearer wrong' })).body), 'unknown', 'a wrong bearer');
   } finally {
     assert.is(await server.stop(), 0);
   }
