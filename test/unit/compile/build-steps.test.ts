@@ -138,14 +138,15 @@ test('job environment: no hook GIT_ variables, no shipkit secrets', () => {
   assert.equal(env, { PATH: '/bin', KEEP: 'k', GIT_TERMINAL_PROMPT: '0', CI: 'true', npm_config_update_notifier: 'false', SHIPKIT_REPO: 'octo/site' });
 });
 
-test('job environment: the notify: URLs and secrets and the report_token variables are removed too', () => {
+test('job environment: the notify: URLs and secrets, the report_token and the rollout secret variables are removed too', () => {
   const yaml = [
     'notify:', '  - slack: env:SLACK_URL', '  - webhook: env:HOOK_URL', '    secret: env:NOTIFY_SECRET',
     'report: github', 'report_token: env:STATUS_TOKEN',
-    'repos:', '  octo/site:', '    notify:', '      - slack: env:SITE_SLACK', '  octo/other:', '    report_token: env:OTHER_STATUS_TOKEN', '',
+    'repos:', '  octo/site:', '    notify:', '      - slack: env:SITE_SLACK', '  octo/other:', '    report_token: env:OTHER_STATUS_TOKEN',
+    '  octo/app:', '    publish: { from: dist, name: app, platform: gnu-linux, key: file:/k.asc, to: /srv/u/ }', '    rollout: { list: /l.txt, secret: env:FLEET_SECRET }', '',
   ].join('\n');
   const config = parseShipkitConfig(parseYamlText(yaml, '/x/shipkit.yml'));
-  const names = ['SLACK_URL', 'HOOK_URL', 'NOTIFY_SECRET', 'STATUS_TOKEN', 'SITE_SLACK', 'OTHER_STATUS_TOKEN'];
+  const names = ['SLACK_URL', 'HOOK_URL', 'NOTIFY_SECRET', 'STATUS_TOKEN', 'SITE_SLACK', 'OTHER_STATUS_TOKEN', 'FLEET_SECRET'];
   const env = jobEnvironment(config, { PATH: '/bin', KEEP: 'k', ...Object.fromEntries(names.map((n) => [n, `value-of-${n}`])) }, {});
   assert.equal(env, { PATH: '/bin', KEEP: 'k', GIT_TERMINAL_PROMPT: '0', CI: 'true', npm_config_update_notifier: 'false' });
 });
