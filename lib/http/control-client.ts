@@ -1,9 +1,13 @@
 // The client side of the control protocol (control-request.ts is the listener's side): one GET,
 // one short-lived connection, a small answer. A fleet fan-out talks to hundreds of origins once
-// each, so per-origin connection pools (what `fetch` builds in Node) are pure cost: under Node
-// this uses node:http with no agent; under Deno, whose node:http is itself built on fetch, fetch.
-import http from 'node:http';
-import https from 'node:https';
+// each, so per-origin connection pools (what `fetch` builds in Node) are pure cost, and so is most
+// of node:http's machinery (a ClientRequest, an IncomingMessage, their streams) for a request of
+// one write and an answer of one read: under Node, http: URLs get the request written by hand on
+// a node:net socket and the answer read by lib/http/http1-response.ts (the same bytes on the wire
+// and the same errors as node:http, for less CPU per request); https: URLs use node:https with
+// no agent. Under Deno, whose node:http is itself built on fetch, fetch.
+import net from 'node:net';
+import { Http1Response } from './http1-response.ts';
 
 export interface ControlAnswer {
   status: number;
@@ -27,12 +31,72 @@ export class ControlTimeoutError extends Error {
 const isDeno = 'Deno' in globalThis;
 
 export function controlGet(url: string, options: ControlGetOptions): Promise<ControlAnswer> {
-  return isDeno ? getWithFetch(url, options) : getWithNodeHttp(url, options);
+  if (isDeno) return getWithFetch(url, options);
+  return url.startsWith('http:') ? getOverSocket(url, options) : getWithNodeHttps(url, options);
 }
 
-function getWithNodeHttp(url: string, { headers, timeoutMs, signal, maxBody = 65_536 }: ControlGetOptions): Promise<ControlAnswer> {
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const BAD_HEADER_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+
+/** The request node:http would send for http.get(url, {headers: {...headers, Connection: 'close'}}), byte for byte. */
+export function requestHead(target: URL, headers: Record<string, string>): string {
+  let head = `GET ${target.pathname}${target.search} HTTP/1.1\r\n`;
+  let hasHost = false;
+  for (const [name, value] of Object.entries({ ...headers, Connection: 'close' })) {
+    if (!HEADER_NAME.test(name)) throw Object.assign(new TypeError(`Header name must be a valid HTTP token ["${name}"]`), { code: 'ERR_INVALID_HTTP_TOKEN' });
+    if (BAD_HEADER_VALUE.test(value)) throw Object.assign(new TypeError(`Invalid character in header content ["${name}"]`), { code: 'ERR_INVALID_CHAR' });
+    if (name.length === 4 && name.toLowerCase() === 'host') hasHost = true;
+    head += `${name}: ${value}\r\n`;
+  }
+  if (!hasHost) head += `Host: ${target.host}\r\n`;
+  return `${head}\r\n`;
+}
+
+function getOverSocket(url: string, { headers, timeoutMs, signal, maxBody = 65_536 }: ControlGetOptions): Promise<ControlAnswer> {
+  const abortReason = () => (signal!.reason instanceof Error ? signal!.reason : new DOMException('aborted', 'AbortError'));
   return new Promise((resolve, reject) => {
-    const client = url.startsWith('https:') ? https : http;
+    const target = new URL(url);
+    const head = requestHead(target, headers);
+    if (signal?.aborted) return reject(abortReason());
+    const answer = new Http1Response(maxBody);
+    let settled = false;
+    const finish = (error: Error | undefined) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      socket.destroy();
+      if (error) reject(error);
+      else resolve({ status: answer.status, body: answer.body });
+    };
+    const onAbort = () => finish(abortReason());
+    const socket = net.connect({ host: target.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(target.port) || 80, noDelay: true });
+    const timer = setTimeout(() => finish(new ControlTimeoutError(`no answer within ${timeoutMs / 1000}s`)), timeoutMs);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    socket.on('data', (data: Buffer) => {
+      try {
+        if (answer.push(data)) finish(undefined);
+      } catch (error) {
+        finish(error as Error);
+      }
+    });
+    socket.on('end', () => {
+      try {
+        answer.end();
+        finish(undefined);
+      } catch (error) {
+        finish(error as Error);
+      }
+    });
+    socket.on('error', (error) => finish(error));
+    socket.on('close', () => finish(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })));
+    socket.write(head, 'latin1');
+  });
+}
+
+async function getWithNodeHttps(url: string, { headers, timeoutMs, signal, maxBody = 65_536 }: ControlGetOptions): Promise<ControlAnswer> {
+  const https = (await import('node:https')).default;
+  return new Promise((resolve, reject) => {
     let settled = false;
     const finish = (error: Error | undefined, answer?: ControlAnswer) => {
       if (settled) return;
@@ -42,7 +106,7 @@ function getWithNodeHttp(url: string, { headers, timeoutMs, signal, maxBody = 65
       if (error) reject(error);
       else resolve(answer!);
     };
-    const req = client.get(url, { headers: { ...headers, Connection: 'close' }, agent: false }, (res) => {
+    const req = https.get(url, { headers: { ...headers, Connection: 'close' }, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
       const done = () => finish(undefined, { status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });

@@ -1,7 +1,10 @@
 // The control protocol's client (lib/http/control-client.ts) against real servers on 127.0.0.1:
 // one connection per request, a capped answer, a time limit, an abort, and errno codes kept.
+// Under Node it writes http: requests on a plain socket and reads the answers itself
+// (lib/http/http1-response.ts): the bytes sent and the outcome of every answer, well-formed or
+// hostile, whole or in pieces, are compared with node:http's own.
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { controlGet } from '../../../lib/http/control-client.ts';
@@ -66,6 +69,137 @@ test('a server that never answers: TimeoutError; an abort: the abort reason; nob
   }
   const refused = await controlGet(`http://127.0.0.1:${await freePort()}/`, { headers: {}, timeoutMs: 2000 }).catch((e: NodeJS.ErrnoException) => e);
   assert.is((refused as NodeJS.ErrnoException).code, 'ECONNREFUSED');
+});
+
+// The same GET through node:http (what the control client used before), as the reference.
+function viaNodeHttp(url: string, headers: Record<string, string>, maxBody = 65_536): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { headers: { ...headers, Connection: 'close' }, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      const done = () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
+      res.on('data', (chunk: Buffer) => {
+        chunks.push(chunk.subarray(0, Math.max(0, maxBody - size)));
+        size += chunk.length;
+        if (size >= maxBody) { done(); res.destroy(); }
+      });
+      res.on('end', done);
+      res.on('error', reject);
+      res.on('close', () => reject(new Error('closed early')));
+    });
+    req.on('error', reject);
+  });
+}
+
+/** A server that answers each connection's request with `raw` (whole, or `piece` bytes at a time), then `after`. */
+async function rawServer(): Promise<{ port: number; serve: (raw: string, piece: number, after: 'end' | 'stay') => void; requests: string[]; close: () => void }> {
+  let current: { raw: string; piece: number; after: 'end' | 'stay' } = { raw: '', piece: 0, after: 'end' };
+  const requests: string[] = [];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    socket.setNoDelay(true);
+    const { raw, piece, after } = current;
+    let got = '';
+    socket.on('data', async (d) => {
+      got += d.toString('latin1');
+      if (!got.endsWith('\r\n\r\n')) return;
+      requests.push(got);
+      const bytes = Buffer.from(raw, 'latin1');
+      for (let at = 0; at < bytes.length && !socket.destroyed; at += piece || bytes.length) {
+        socket.write(bytes.subarray(at, at + (piece || bytes.length)));
+        if (piece) await new Promise((r) => setTimeout(r, 2));
+      }
+      if (after === 'end' && !socket.destroyed) socket.end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    serve: (raw, piece, after) => { current = { raw, piece, after }; },
+    requests,
+    close: () => { for (const s of sockets) s.destroy(); server.close(); },
+  };
+}
+
+const outcome = (p: Promise<{ status: number; body: string }>) => p.then(
+  (a) => `${a.status} ${JSON.stringify(a.body)}`,
+  (e: NodeJS.ErrnoException) => (e.code === 'ECONNRESET' ? `ECONNRESET ${e.message}` : e.code?.startsWith('HPE_') ? `parse error ${e.code}` : `${e.name} ${e.code} ${e.message}`),
+);
+
+const answers: Record<string, [string, 'end' | 'stay']> = {
+  'Content-Length': ['HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 18\r\n\r\n{"state":"queued"}', 'end'],
+  'Content-Length, connection left open': ['HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi', 'stay'],
+  'chunked, with an extension and trailers': ['HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\n{"err\r\n10\r\nor":"disk full"}\r\n0\r\nX-T: 1\r\n\r\n', 'end'],
+  'chunked, left open after the last chunk': ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n', 'stay'],
+  'body to the end of the connection, HTTP/1.0': ['HTTP/1.0 503 Service Unavailable\r\n\r\n{"error":"x"}', 'end'],
+  'no reason phrase, a UTF-8 body': ['HTTP/1.1 500\r\nContent-Length: 7\r\n\r\n\xc3\xa9t\xc3\xa9!!', 'end'],
+  'bytes after the answer': ['HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiTHERE', 'end'],
+  '100 Continue first': ['HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi', 'end'],
+  '204 and 304 have no body': ['HTTP/1.1 204 No Content\r\n\r\n', 'stay'],
+  '304 with a Content-Length': ['HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n', 'stay'],
+  'Transfer-Encoding that is not chunked': ['HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nhello', 'end'],
+  'closed before answering': ['', 'end'],
+  'closed inside the head': ['HTTP/1.1 200 OK\r\nContent-Le', 'end'],
+  'closed inside a Content-Length body': ['HTTP/1.1 500 OK\r\nContent-Length: 100\r\n\r\n{"error":', 'end'],
+  'closed inside a chunked body': ['HTTP/1.1 500 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n', 'end'],
+  'not HTTP': ['SSH-2.0-OpenSSH_9.2\r\nthis is not http\r\n\r\n', 'end'],
+  'not HTTP, connection left open': ['SSH-2.0-OpenSSH_9.2\r\n', 'stay'],
+  'lower-case HTTP': ['http/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi', 'end'],
+  'bare LF line ends': ['HTTP/1.1 200 OK\nContent-Length: 2\n\nhi', 'end'],
+  'bad status code': ['HTTP/1.1 2x0 OK\r\n\r\n', 'end'],
+  'four-digit status': ['HTTP/1.1 1000 OK\r\n\r\n', 'end'],
+  'bad Content-Length': ['HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n', 'end'],
+  'two Content-Lengths': ['HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nhi', 'end'],
+  'Content-Length with Transfer-Encoding': ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n2\r\nhi\r\n0\r\n\r\n', 'end'],
+  'a space in a header name': ['HTTP/1.1 200 OK\r\nBad Header: 1\r\n\r\n', 'end'],
+  'a header line without a colon': ['HTTP/1.1 200 OK\r\nBadHeader\r\n\r\n', 'end'],
+  'a folded header line': ['HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 2\r\n\r\nhi', 'end'],
+  'a bad chunk size': ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhi\r\n0\r\n\r\n', 'end'],
+  'a head over 16 KiB': [`HTTP/1.1 200 OK\r\nX: ${'a'.repeat(20_000)}\r\n\r\n`, 'end'],
+};
+
+test('every answer, whole or a few bytes at a time, ends as it does with node:http', async () => {
+  const s = await rawServer();
+  try {
+    const url = `http://127.0.0.1:${s.port}/?repo=site`;
+    for (const [label, [raw, after]] of Object.entries(answers)) {
+      for (const piece of raw.length > 2000 ? [0] : [0, 3]) {
+        s.serve(raw, piece, after);
+        const want = await outcome(viaNodeHttp(url, {}));
+        const got = await outcome(controlGet(url, { headers: {}, timeoutMs: 5000 }));
+        assert.is(got, want, `${label}${piece ? ', in 3-byte pieces' : ''}`);
+      }
+    }
+    // And the cut at maxBody counts the body's bytes, not the chunked framing.
+    s.serve(`HTTP/1.1 500 OK\r\nTransfer-Encoding: chunked\r\n\r\n${'a\r\n0123456789\r\n'.repeat(50)}0\r\n\r\n`, 0, 'end');
+    assert.is(await outcome(controlGet(url, { headers: {}, timeoutMs: 5000, maxBody: 25 })), `500 "${'0123456789'.repeat(2)}01234"`);
+    assert.is(await outcome(viaNodeHttp(url, {}, 25)), `500 "${'0123456789'.repeat(2)}01234"`);
+  } finally {
+    s.close();
+  }
+});
+
+test('the request is the bytes node:http sends: path and query as given, headers in order, Connection: close, Host', async () => {
+  const s = await rawServer();
+  try {
+    s.serve('HTTP/1.1 204 No Content\r\n\r\n', 0, 'end');
+    const headers = { 'User-Agent': 'shipkit-server-update', Accept: 'application/json', 'X-Shipkit-Signature': 'sha256=00ff' };
+    for (const url of [`http://127.0.0.1:${s.port}/hook/?repo=my%20site&wait=1`, `http://localhost:${s.port}/`]) {
+      await viaNodeHttp(url, headers);
+      await controlGet(url, { headers, timeoutMs: 5000 });
+      assert.is(s.requests.length % 2, 0);
+      const [reference, ours] = s.requests.slice(-2);
+      assert.is(ours, reference);
+      assert.ok(ours.startsWith(`GET /${url.split('/').slice(3).join('/')} HTTP/1.1\r\nUser-Agent: shipkit-server-update\r\n`), ours);
+    }
+    const refused = await controlGet(`http://127.0.0.1:${s.port}/`, { headers: { 'X-Bad': 'a\r\nInjected: 1' }, timeoutMs: 5000 }).catch((e: NodeJS.ErrnoException) => e);
+    assert.is((refused as NodeJS.ErrnoException).code, 'ERR_INVALID_CHAR');
+  } finally {
+    s.close();
+  }
 });
 
 test.run();

@@ -1,0 +1,218 @@
+// An incremental reader of one HTTP/1.x response, for the control client's GET over a plain
+// socket (lib/http/control-client.ts). It keeps what that client needs (the status and the first
+// maxBody bytes of the body, chunked or not) and refuses what Node's own parser (llhttp) refuses,
+// with the same error codes (`HPE_*`, and ECONNRESET "socket hang up" / "aborted" for an answer
+// cut short), so a caller cannot tell the two apart. Not a general HTTP client: no keep-alive,
+// no pipelining, no trailers kept.
+
+/** Node's default --max-http-header-size. */
+const MAX_HEAD_BYTES = 16_384;
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const BAD_VALUE_CHAR = /[\x00-\x08\x0a-\x1f\x7f]/; // eslint-disable-line no-control-regex -- the point
+const STATUS_LINE = /^HTTP\/\d\.\d (\d{3})(?: [^\x00-\x08\x0a-\x1f\x7f]*)?$/; // eslint-disable-line no-control-regex
+const PREFIX = 'HTTP/';
+const CR = 13;
+const LF = 10;
+
+export function parseError(code: string, message: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`Parse Error: ${message}`), { code });
+}
+
+function connectionReset(message: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(message), { code: 'ECONNRESET' });
+}
+
+type State = 'head' | 'length' | 'chunk-size' | 'chunk-data' | 'chunk-end' | 'trailers' | 'eof' | 'done';
+
+export class Http1Response {
+  status = 0;
+  private state: State = 'head';
+  private pending: Buffer | undefined; // an unfinished line of the head, a chunk-size line or trailers
+  private headBytes = 0;
+  private statusSeen = false;
+  private contentLength: number | undefined;
+  private chunked = false;
+  private transferEncoding = false;
+  private remaining = 0; // of the Content-Length body or of the current chunk
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+
+  private readonly maxBody: number;
+
+  constructor(maxBody: number) {
+    this.maxBody = maxBody;
+  }
+
+  get done(): boolean {
+    return this.state === 'done';
+  }
+
+  /** The body read so far (all of it once `done`), as UTF-8. */
+  get body(): string {
+    return (this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks)).toString('utf8');
+  }
+
+  /** Feeds bytes from the socket; true once the answer is complete (or maxBody bytes are in). Throws a parse error. */
+  push(data: Buffer): boolean {
+    let at = 0;
+    while (at < data.length && this.state !== 'done') {
+      switch (this.state) {
+        case 'head':
+        case 'chunk-size':
+        case 'trailers':
+          at = this.lines(data, at);
+          break;
+        case 'length': {
+          const take = Math.min(this.remaining, data.length - at);
+          this.keep(data.subarray(at, at + take));
+          at += take;
+          this.remaining -= take;
+          if (this.remaining === 0) this.finish();
+          break;
+        }
+        case 'chunk-data': {
+          const take = Math.min(this.remaining, data.length - at);
+          this.keep(data.subarray(at, at + take));
+          at += take;
+          this.remaining -= take;
+          if (this.remaining === 0) this.state = 'chunk-end';
+          break;
+        }
+        case 'chunk-end':
+          // CRLF after a chunk's data, possibly split across reads (this.remaining counts the bytes seen).
+          if (data[at] !== (this.remaining === 0 ? CR : LF)) throw parseError('HPE_STRICT', 'Expected LF after chunk data');
+          at++;
+          if (++this.remaining === 2) {
+            this.remaining = 0;
+            this.state = 'chunk-size';
+          }
+          break;
+        case 'eof':
+          this.keep(data.subarray(at));
+          at = data.length;
+          break;
+      }
+      if (this.size >= this.maxBody && this.state !== 'head') this.state = 'done';
+    }
+    // Bytes after a complete answer: Node's parser reads them as the next response and fails.
+    if (this.state === 'done' && at < data.length && this.size < this.maxBody) throw parseError('HPE_INVALID_CONSTANT', 'Expected HTTP/, RTSP/ or ICE/');
+    return this.state === 'done';
+  }
+
+  /** The peer closed the connection: complete if the body runs to the end, else an error. */
+  end(): void {
+    if (this.state === 'done') return;
+    if (this.state === 'eof') return this.finish();
+    throw this.state === 'head' ? connectionReset('socket hang up') : connectionReset('aborted');
+  }
+
+  private keep(bytes: Buffer): void {
+    if (this.size < this.maxBody && bytes.length) this.chunks.push(bytes.subarray(0, this.maxBody - this.size));
+    this.size += bytes.length;
+  }
+
+  private finish(): void {
+    this.state = 'done';
+  }
+
+  /** Reads CRLF-terminated lines from data (after any pending part); returns where it stopped. */
+  private lines(data: Buffer, from: number): number {
+    let at = from;
+    while (at < data.length && (this.state === 'head' || this.state === 'chunk-size' || this.state === 'trailers')) {
+      const lf = data.indexOf(LF, at);
+      if (lf < 0) {
+        this.pending = this.pending ? Buffer.concat([this.pending, data.subarray(at)]) : data.subarray(at);
+        this.checkPartial();
+        return data.length;
+      }
+      let line: Buffer = data.subarray(at, lf);
+      if (this.pending) {
+        line = Buffer.concat([this.pending, line]);
+        this.pending = undefined;
+      }
+      at = lf + 1;
+      if (line[line.length - 1] !== CR) throw parseError('HPE_CR_EXPECTED', 'Missing expected CR after response line');
+      this.line(line.toString('latin1', 0, line.length - 1));
+    }
+    return at;
+  }
+
+  private checkPartial(): void {
+    const pending = this.pending!;
+    if (this.state === 'head') {
+      if (this.headBytes + pending.length > MAX_HEAD_BYTES) throw parseError('HPE_HEADER_OVERFLOW', 'Header overflow');
+      if (!this.statusSeen) {
+        const start = pending.toString('latin1', 0, Math.min(pending.length, PREFIX.length));
+        if (!PREFIX.startsWith(start)) throw parseError('HPE_INVALID_CONSTANT', 'Expected HTTP/, RTSP/ or ICE/');
+      }
+    } else if (pending.length > 1024) {
+      throw parseError(this.state === 'chunk-size' ? 'HPE_INVALID_CHUNK_SIZE' : 'HPE_HEADER_OVERFLOW', this.state === 'chunk-size' ? 'Chunk extensions overflow' : 'Header overflow');
+    }
+  }
+
+  private line(text: string): void {
+    if (this.state === 'chunk-size') return this.chunkSize(text);
+    if (this.state === 'trailers') {
+      if (text === '') this.finish();
+      return;
+    }
+    this.headBytes += text.length + 2;
+    if (this.headBytes > MAX_HEAD_BYTES) throw parseError('HPE_HEADER_OVERFLOW', 'Header overflow');
+    if (!this.statusSeen) return this.statusLine(text);
+    if (text === '') return this.endOfHead();
+    if (text[0] === ' ' || text[0] === '\t') throw parseError('HPE_INVALID_HEADER_TOKEN', 'Unexpected whitespace after header value');
+    const colon = text.indexOf(':');
+    const name = colon > 0 ? text.slice(0, colon) : '';
+    if (!TOKEN.test(name)) throw parseError('HPE_INVALID_HEADER_TOKEN', 'Invalid header token');
+    const value = text.slice(colon + 1).trim();
+    if (BAD_VALUE_CHAR.test(value)) throw parseError('HPE_INVALID_HEADER_TOKEN', 'Invalid header value char');
+    const lower = name.length === 14 || name.length === 17 ? name.toLowerCase() : '';
+    if (lower === 'content-length') {
+      if (this.contentLength !== undefined) throw parseError('HPE_UNEXPECTED_CONTENT_LENGTH', 'Duplicate Content-Length');
+      if (!/^\d{1,15}$/.test(value)) throw parseError('HPE_INVALID_CONTENT_LENGTH', 'Invalid character in Content-Length');
+      this.contentLength = Number(value);
+    } else if (lower === 'transfer-encoding') {
+      this.transferEncoding = true;
+      this.chunked = /(?:^|,)\s*chunked\s*$/i.test(value);
+    }
+  }
+
+  private statusLine(text: string): void {
+    if (!text.startsWith(PREFIX)) throw parseError('HPE_INVALID_CONSTANT', 'Expected HTTP/, RTSP/ or ICE/');
+    const match = STATUS_LINE.exec(text);
+    if (!match) throw parseError('HPE_INVALID_STATUS', 'Invalid response status');
+    this.status = Number(match[1]);
+    this.statusSeen = true;
+  }
+
+  private endOfHead(): void {
+    if (this.transferEncoding && this.contentLength !== undefined) throw parseError('HPE_INVALID_CONTENT_LENGTH', "Content-Length can't be present with Transfer-Encoding");
+    const status = this.status;
+    if (status >= 100 && status < 200 && status !== 101) {
+      // An interim answer (100 Continue): the real one follows.
+      this.statusSeen = false;
+      this.headBytes = 0;
+      this.contentLength = undefined;
+      this.chunked = false;
+      this.transferEncoding = false;
+      return;
+    }
+    if (status === 101 || status === 204 || status === 304) return this.finish();
+    if (this.chunked) {
+      this.state = 'chunk-size';
+    } else if (this.contentLength !== undefined) {
+      this.remaining = this.contentLength;
+      if (this.remaining === 0) this.finish();
+      else this.state = 'length';
+    } else {
+      this.state = 'eof';
+    }
+  }
+
+  private chunkSize(text: string): void {
+    const match = /^([0-9A-Fa-f]{1,15})[ \t]*(?:;.*)?$/.exec(text);
+    if (!match) throw parseError('HPE_INVALID_CHUNK_SIZE', 'Invalid character in chunk size');
+    this.remaining = parseInt(match[1], 16);
+    this.state = this.remaining === 0 ? 'trailers' : 'chunk-data';
+  }
+}
