@@ -6,6 +6,7 @@
 import { $ } from 'zx';
 import type { NotifyEvent } from './config.ts';
 import type { PostResult } from './deliver.ts';
+import { showBidiControls } from '../web/escape.ts';
 import { jobLink, type NotifyJob } from './message.ts';
 
 export const DEFAULT_SENDMAIL = '/usr/sbin/sendmail';
@@ -68,7 +69,7 @@ export function emailMessage({ to, from, event, job, publicUrl, now = new Date()
   const headers = [
     `To: ${to}`,
     ...(from ? [`From: ${from}`] : []),
-    `Subject: ${headerText(subject)}`,
+    `Subject: ${headerText(showBidiControls(subject))}`,
     `Date: ${now.toUTCString().replace('GMT', '+0000')}`,
     'MIME-Version: 1.0',
     'Content-Type: text/plain; charset=utf-8',
@@ -87,7 +88,8 @@ export function emailMessage({ to, from, event, job, publicUrl, now = new Date()
     ...(link ? [`log:     ${link}`] : []),
     ...(job.message ? ['', job.message] : []),
   ];
-  return `${headers.join('\n')}\n\n${body.join('\n')}\n`;
+  // Bidi controls in the commit text are shown as <U+202E>, not obeyed by the mail reader.
+  return `${headers.join('\n')}\n\n${showBidiControls(body.join('\n'))}\n`;
 }
 
 /** Hand `message` to `sendmail -t -oi`. A temporary failure (EX_TEMPFAIL, a timeout) may be retried. */

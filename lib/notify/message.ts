@@ -1,5 +1,6 @@
 // What a job's end means for notifications, and the bodies sent: Slack's incoming-webhook JSON
 // (`text`, also taken by Mattermost and Discord's /slack) and the signed webhook's job JSON.
+import { showBidiControls } from '../web/escape.ts';
 import { jobPageUrl } from '../web/job-url.ts';
 import type { NotifyEvent } from './config.ts';
 
@@ -52,7 +53,7 @@ export function jobLink(publicUrl: string | undefined, job: NotifyJob): string |
   return publicUrl ? jobPageUrl(publicUrl, job.id) : undefined;
 }
 
-/** Slack's three control characters; everything else in `text` is shown as written. */
+/** Slack's three control characters; everything else in `text` is shown as written (bidi controls made visible first). */
 function escapeSlack(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
@@ -67,7 +68,7 @@ export function slackBody(event: NotifyEvent, job: NotifyJob, publicUrl?: string
   const took = ms === null ? '' : ` in ${Math.round(ms / 1000)} s`;
   const why = event === 'failure' && job.reason ? `: ${job.reason}` : event === 'failure' && job.exit !== null ? `: exit ${job.exit}` : '';
   const link = jobLink(publicUrl, job);
-  const text = `${ICONS[event]} ${escapeSlack(`${job.repo} ${what}${sha} ${WORDS[event]}${took}${why}`)}${link ? ` <${link}|job ${escapeSlack(job.id)}>` : ''}`;
+  const text = `${ICONS[event]} ${escapeSlack(showBidiControls(`${job.repo} ${what}${sha} ${WORDS[event]}${took}${why}`))}${link ? ` <${link}|job ${escapeSlack(job.id)}>` : ''}`;
   return { text };
 }
 

@@ -5,7 +5,7 @@
 // markup nor a right-to-left override can change what the page says around it.
 import type { Job } from '../compile/journal.ts';
 import type { DeliveryRecord } from '../notify/outcomes.ts';
-import { escapeMarkup } from './escape.ts';
+import { BIDI_CONTROLS, bidiName, escapeMarkup, showBidiControls } from './escape.ts';
 import { jobPagePath } from './job-url.ts';
 import { parseLogSteps, stepsFailingFirst, type LogStep } from './job-steps.ts';
 
@@ -13,12 +13,9 @@ export const PAGE_SIZE = 50;
 /** The job page shows at most this much of a log (its end); `/jobs/ID/log` has all of it. */
 export const LOG_SHOWN_BYTES = 512 * 1024;
 
-// Embeddings, overrides and isolates (U+202A–202E, U+2066–2069): they reorder the text after them.
-const BIDI = /[\u202a-\u202e\u2066-\u2069]/g;
-
 /** Escaped, bidi controls made visible: for places where no element may go (title, attributes). */
 export function plain(value: string): string {
-  return escapeMarkup(value.replace(BIDI, (c) => `<U+${c.codePointAt(0)!.toString(16).toUpperCase()}>`));
+  return escapeMarkup(showBidiControls(value));
 }
 
 /** Escaped, bidi controls made visible and marked, the whole isolated from its neighbours. */
@@ -28,7 +25,7 @@ export function text(value: string): string {
 
 /** Like `text` without the isolate: for `<pre>` blocks. */
 function escapeCode(value: string): string {
-  return escapeMarkup(value).replace(BIDI, (c) => `<span class="ctl">&lt;U+${c.codePointAt(0)!.toString(16).toUpperCase()}&gt;</span>`);
+  return escapeMarkup(value).replace(BIDI_CONTROLS, (c) => `<span class="ctl">&lt;${bidiName(c)}&gt;</span>`);
 }
 
 export interface Viewer {

@@ -16,7 +16,8 @@ test('slackBody: Slack control characters in a branch are escaped (no @channel p
   const { text } = slackBody('failure', job, 'https://ci.example.com');
   assert.not.match(text, '<!channel>');
   assert.not.match(text, '<https://evil.example');
-  assert.match(text, '&lt;!channel&gt;&amp;&lt;https://evil.example/|log in&gt;\u202e');
+  assert.match(text, '&lt;!channel&gt;&amp;&lt;https://evil.example/|log in&gt;&lt;U+202E&gt;', 'the RTL override shown, not obeyed');
+  assert.not.match(text, '\u202e');
   assert.not.match(text, '<!here>', 'the commit message is not sent');
   assert.not.match(text, '<@U123>', 'nor the author');
   // The only link is the job page's.
