@@ -52,6 +52,8 @@ export function requestHead(target: URL, headers: Record<string, string>): strin
   return `${head}\r\n`;
 }
 
+const readBuffer = Buffer.allocUnsafe(65_536);
+
 function getOverSocket(url: string, { headers, timeoutMs, signal, maxBody = 65_536 }: ControlGetOptions): Promise<ControlAnswer> {
   const abortReason = () => (signal!.reason instanceof Error ? signal!.reason : new DOMException('aborted', 'AbortError'));
   return new Promise((resolve, reject) => {
@@ -70,16 +72,19 @@ function getOverSocket(url: string, { headers, timeoutMs, signal, maxBody = 65_5
       else resolve({ status: answer.status, body: answer.body });
     };
     const onAbort = () => finish(abortReason());
-    const socket = net.connect({ host: target.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(target.port) || 80, noDelay: true });
-    const timer = setTimeout(() => finish(new ControlTimeoutError(`no answer within ${timeoutMs / 1000}s`)), timeoutMs);
-    signal?.addEventListener('abort', onAbort, { once: true });
-    socket.on('data', (data: Buffer) => {
+    const onRead = (length: number, buffer: Uint8Array): boolean => {
       try {
-        if (answer.push(data)) finish(undefined);
+        if (answer.push((buffer as Buffer).subarray(0, length))) finish(undefined);
       } catch (error) {
         finish(error as Error);
       }
-    });
+      return true;
+    };
+    // Answers are read into one buffer shared by every socket (onread: no Buffer and no 'data'
+    // event per read); Http1Response copies what it keeps.
+    const socket = net.connect({ host: target.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(target.port) || 80, noDelay: true, onread: { buffer: readBuffer, callback: onRead } });
+    const timer = setTimeout(() => finish(new ControlTimeoutError(`no answer within ${timeoutMs / 1000}s`)), timeoutMs);
+    signal?.addEventListener('abort', onAbort, { once: true });
     socket.on('end', () => {
       try {
         answer.end();

@@ -27,7 +27,7 @@ type State = 'head' | 'length' | 'chunk-size' | 'chunk-data' | 'chunk-end' | 'tr
 export class Http1Response {
   status = 0;
   private state: State = 'head';
-  private pending: Buffer | undefined; // an unfinished line of the head, a chunk-size line or trailers
+  private pending = ''; // an unfinished line of the head, a chunk-size line or trailers (latin1)
   private headBytes = 0;
   private statusSeen = false;
   private contentLength: number | undefined;
@@ -52,15 +52,19 @@ export class Http1Response {
     return (this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks)).toString('utf8');
   }
 
-  /** Feeds bytes from the socket; true once the answer is complete (or maxBody bytes are in). Throws a parse error. */
+  /**
+   * Feeds bytes from the socket; true once the answer is complete (or maxBody bytes are in).
+   * Throws a parse error. `data` may be reused by the caller afterwards: what is kept is copied.
+   */
   push(data: Buffer): boolean {
     let at = 0;
+    let text: string | undefined; // data as latin1 (one byte, one character), made once for the lines in it
     while (at < data.length && this.state !== 'done') {
       switch (this.state) {
         case 'head':
         case 'chunk-size':
         case 'trailers':
-          at = this.lines(data, at);
+          at = this.lines(text ??= data.toString('latin1'), at);
           break;
         case 'length': {
           const take = Math.min(this.remaining, data.length - at);
@@ -107,7 +111,7 @@ export class Http1Response {
   }
 
   private keep(bytes: Buffer): void {
-    if (this.size < this.maxBody && bytes.length) this.chunks.push(bytes.subarray(0, this.maxBody - this.size));
+    if (this.size < this.maxBody && bytes.length) this.chunks.push(Buffer.from(bytes.subarray(0, this.maxBody - this.size)));
     this.size += bytes.length;
   }
 
@@ -115,34 +119,34 @@ export class Http1Response {
     this.state = 'done';
   }
 
-  /** Reads CRLF-terminated lines from data (after any pending part); returns where it stopped. */
-  private lines(data: Buffer, from: number): number {
+  /** Reads CRLF-terminated lines from text (data as latin1, after any pending part); returns where it stopped. */
+  private lines(text: string, from: number): number {
     let at = from;
-    while (at < data.length && (this.state === 'head' || this.state === 'chunk-size' || this.state === 'trailers')) {
-      const lf = data.indexOf(LF, at);
+    while (at < text.length && (this.state === 'head' || this.state === 'chunk-size' || this.state === 'trailers')) {
+      const lf = text.indexOf('\n', at);
       if (lf < 0) {
-        this.pending = this.pending ? Buffer.concat([this.pending, data.subarray(at)]) : data.subarray(at);
+        this.pending += text.slice(at);
         this.checkPartial();
-        return data.length;
+        return text.length;
       }
-      let line: Buffer = data.subarray(at, lf);
+      let line = text.slice(at, lf);
       if (this.pending) {
-        line = Buffer.concat([this.pending, line]);
-        this.pending = undefined;
+        line = this.pending + line;
+        this.pending = '';
       }
       at = lf + 1;
-      if (line[line.length - 1] !== CR) throw parseError('HPE_CR_EXPECTED', 'Missing expected CR after response line');
-      this.line(line.toString('latin1', 0, line.length - 1));
+      if (line.charCodeAt(line.length - 1) !== CR) throw parseError('HPE_CR_EXPECTED', 'Missing expected CR after response line');
+      this.line(line.slice(0, -1));
     }
     return at;
   }
 
   private checkPartial(): void {
-    const pending = this.pending!;
+    const pending = this.pending;
     if (this.state === 'head') {
       if (this.headBytes + pending.length > MAX_HEAD_BYTES) throw parseError('HPE_HEADER_OVERFLOW', 'Header overflow');
       if (!this.statusSeen) {
-        const start = pending.toString('latin1', 0, Math.min(pending.length, PREFIX.length));
+        const start = pending.slice(0, PREFIX.length);
         if (!PREFIX.startsWith(start)) throw parseError('HPE_INVALID_CONSTANT', 'Expected HTTP/, RTSP/ or ICE/');
       }
     } else if (pending.length > 1024) {

@@ -78,6 +78,14 @@ test('round trip: signed now, verified now; random nonces are 16+ chars and diff
   assert.is(seen.size, 20);
 });
 
+test('nonces stay 32 hex digits and distinct across the blocks of random bytes they are cut from (256 a block)', () => {
+  const nonces = Array.from({ length: 1000 }, () => signRequest(SECRET, 'GET', '/?repo=site')['X-Shipkit-Nonce']);
+  for (const n of nonces) assert.match(n, /^[0-9a-f]{32}$/);
+  assert.is(new Set(nonces).size, 1000);
+  // 256 nonces from one block are not a pattern: no two share a 16-hex-digit half.
+  assert.is(new Set(nonces.flatMap((n) => [n.slice(0, 16), n.slice(16)])).size, 2000);
+});
+
 // [label, how the request was signed, how it is checked, expected reason]
 interface Case {
   label: string;
