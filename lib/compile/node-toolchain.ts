@@ -5,12 +5,12 @@
 // once by npm (lib/compile/node-registry.ts), unpacked into a temp folder and renamed into place
 // under a lock, so builds of two repos wanting the same version fetch it once.
 import { constants } from 'node:fs';
-import { access, chmod, lstat, mkdtemp, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
+import { chmod, lstat, mkdtemp, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { $ } from 'zx';
 import { messageOf, VerificationError } from '../core/errors.ts';
-import { ensureDir, tempSibling } from '../core/fs.ts';
+import { canAccess, ensureDir, tempSibling } from '../core/fs.ts';
 import { acquireLock } from '../core/lock.ts';
 import { StepFailure, type BuildContext } from './build-context.ts';
 import { listNodeVersions, nodePackageName, packNodeRelease, type NpmOptions } from './node-registry.ts';
@@ -137,14 +137,10 @@ async function findCached(roots: string[], request: NodeRequest): Promise<{ vers
 
 /** The shared folder when this process may write it, else the private one. */
 async function writableRoot(dirs: ToolchainDirs): Promise<string> {
-  try {
-    await ensureDir(dirs.shared, 0o755);
-    await access(dirs.shared, constants.W_OK);
-    return dirs.shared;
-  } catch {
-    await ensureDir(dirs.private, 0o755);
-    return dirs.private;
-  }
+  // DATA/toolchains may be a link to a folder this user cannot write (canAccess follows it).
+  if (await ensureDir(dirs.shared, 0o755).then(() => canAccess(dirs.shared, constants.W_OK), () => false)) return dirs.shared;
+  await ensureDir(dirs.private, 0o755);
+  return dirs.private;
 }
 
 export interface ProvideOptions {

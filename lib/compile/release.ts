@@ -2,7 +2,8 @@
 // shipkit.yml, default release.sh) with SHIPKIT_REPO, SHIPKIT_TAG and SHIPKIT_SHA set. Its
 // output goes to the repo's logs.txt like a build's; its exit code is the release's.
 import { constants } from 'node:fs';
-import { access, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
+import { canAccess } from '../core/fs.ts';
 import { configError } from '../core/yaml-config.ts';
 import { run, StepFailure, type BuildContext, type StepResult } from './build-context.ts';
 import { pullStep } from './build-pull.ts';
@@ -32,9 +33,7 @@ async function releaseScriptStep(ctx: BuildContext): Promise<StepResult> {
     throw new StepFailure(`The release script ${relative} does not exist at ${tag}; add it to the repo (see templates/release.sh) or set \`release:\` for ${ctx.repo.name} in shipkit.yml.`);
   }
   if (!info.isFile()) throw new StepFailure(`The release script ${relative} is not a file.`);
-  try {
-    await access(script, constants.X_OK);
-  } catch {
+  if (!(await canAccess(script, constants.X_OK))) {
     throw new StepFailure(`The release script ${relative} is not executable; run \`git update-index --chmod=+x ${relative}\`, commit, and tag again.`);
   }
   try {

@@ -1,7 +1,7 @@
 // File-system helpers for writes that must never be seen half-done.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { access, mkdir, open, realpath, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 /** A sibling temp name: same folder (so rename is atomic), hidden, unique. */
@@ -48,6 +48,20 @@ export async function syncDir(dir: string): Promise<void> {
 
 export async function ensureDir(dir: string, mode?: number): Promise<void> {
   await mkdir(dir, { recursive: true, mode });
+}
+
+/**
+ * Whether this process may use `file` as `mode` asks (fs.constants R_OK, W_OK, X_OK), following
+ * symbolic links. Deno's fs.access judges a link by its own mode (always rwx) and not by its
+ * target, so the target itself is asked: the answer is then the same on Node and Deno.
+ */
+export async function canAccess(file: string, mode: number): Promise<boolean> {
+  try {
+    await access(await realpath(file), mode);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export async function pathExists(file: string): Promise<boolean> {

@@ -3,7 +3,8 @@
 // on success, failure and/or recovery. URLs may
 // be secrets (a Slack webhook URL is one): they are resolved at start and never logged or shown
 // in an error, which names the key instead.
-import { access, constants } from 'node:fs/promises';
+import { constants } from 'node:fs/promises';
+import { canAccess } from '../core/fs.ts';
 import path from 'node:path';
 import { checkKnownKeys, configError, getKey, type ConfigDoc, type KeyPath } from '../core/yaml-config.ts';
 import { resolveSecret } from '../core/secrets.ts';
@@ -113,9 +114,9 @@ export async function resolveNotifyTargets(lists: Map<string, NotifyTarget[]>, {
       const where = `${file}: ${t.where}`;
       if (t.email) {
         // Checked now, so a missing MTA is a start-up error and not a failed notification later.
-        await access(t.email.sendmail, constants.X_OK).catch(() => {
+        if (!(await canAccess(t.email.sendmail, constants.X_OK))) {
           throw new ConfigError(`${where}.sendmail: ${t.email!.sendmail} is not an executable program; install an MTA that provides sendmail (msmtp-mta, postfix, ...) or set sendmail: to its path.`);
-        });
+        }
         list.push({ channel: t.channel, on: t.on, where: t.where, email: t.email });
         continue;
       }

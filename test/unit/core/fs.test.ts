@@ -1,12 +1,12 @@
 // File-system helpers (lib/core/fs.ts): atomic writes that readers never see half-done, no temp files
 // left behind on success or failure, modes, ensureDir, pathExists.
-import { lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { atomicWriteFile, ensureDir, hashFile, pathExists, replaceViaTemp, sha256File, syncDir, tempSibling } from '../../../lib/core/fs.ts';
-import { tmpDir } from '../../helpers.ts';
+import { atomicWriteFile, canAccess, ensureDir, hashFile, pathExists, replaceViaTemp, sha256File, syncDir, tempSibling } from '../../../lib/core/fs.ts';
+import { ROOT, runCommand, tmpDir } from '../../helpers.ts';
 
 const dir = tmpDir('shipkit-fsx-');
 let n = 0;
@@ -169,6 +169,26 @@ test('replaceViaTemp: the filled temp file replaces the target; a failing fill l
   }).then(() => assert.unreachable(), (error: Error) => assert.is(error.message, 'disk full'));
   assert.is(readFileSync(target, 'utf8'), 'new');
   assert.equal(readdirSync(d), ['app.tar.gz']);
+});
+
+test('canAccess follows links to their target, and Deno answers as Node does', async () => {
+  const d = fresh();
+  writeFileSync(path.join(d, 'run.sh'), '#!/bin/sh\n', { mode: 0o755 });
+  writeFileSync(path.join(d, 'plain.txt'), 'x\n');
+  chmodSync(path.join(d, 'plain.txt'), 0o644);
+  symlinkSync('run.sh', path.join(d, 'link-run'));
+  symlinkSync('plain.txt', path.join(d, 'link-plain'));
+  symlinkSync('missing', path.join(d, 'link-dangling'));
+  const names = ['run.sh', 'plain.txt', 'link-run', 'link-plain', 'link-dangling', 'missing'];
+  const expected = [true, false, true, false, false, false];
+  const onNode = await Promise.all(names.map((n) => canAccess(path.join(d, n), 1 /* X_OK */)));
+  assert.equal(onNode, expected);
+  // Deno's own fs.access judges a link by the link's mode (rwx): a link to a plain file would pass.
+  const script = `import { canAccess } from ${JSON.stringify(path.join(ROOT, 'lib/core/fs.ts'))};
+    console.log(JSON.stringify(await Promise.all(${JSON.stringify(names)}.map((n) => canAccess(${JSON.stringify(d)} + '/' + n, 1)))));`;
+  const r = await runCommand(path.join(ROOT, 'node_modules/.bin/deno'), ['eval', '--quiet', '--ext=ts', script]);
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout), expected);
 });
 
 test('hashFile: sha256 and md5 of real files, streamed', async () => {
