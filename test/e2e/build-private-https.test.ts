@@ -1,3 +1,4 @@
+// @deno
 // build of a private repository over https with `token:` (DESIGN §5): git's smart HTTP
 // (`git http-backend`) behind Debian's nginx + fcgiwrap on 127.0.0.1 checks the Authorization
 // header. A right token clones and fetches and is nowhere to be read (log, output, .git/config,

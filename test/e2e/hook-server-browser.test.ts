@@ -1,3 +1,4 @@
+// @deno
 // The status page in a real browser: Debian's headless chromium driven by puppeteer-core loads
 // `/` of a real hook-server running real builds, sees the login form, types the token, opens the
 // running job's page and watches its log grow live (no reload) until the job ends and the page

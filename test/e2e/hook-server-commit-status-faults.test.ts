@@ -1,3 +1,4 @@
+// Not // @deno: hook-server runs in this process (under tsx/Node), so SHIPKIT_TEST_RUNTIME=deno would change nothing.
 // A forge API that refuses (401, 404, 422), fails (500) or hangs, against a real hook-server
 // (started in this process so its delivery timing can be short and `deliveries` read directly)
 // running real job processes: the jobs' state, exit and timing are unaffected, the next job starts
