@@ -1,10 +1,11 @@
 // npm run bench:install — cold start of `--help` for each way shipkit is installed, against
 // `node -e 0` (Node's own start, the floor): the npm package's bin (`npm pack`, then `npm install
-// --prefix` into a temp folder, offline), the one file (`node shipkit.mjs hook-server --help`)
-// and Deno on the sources. Each is run --runs times, interleaved (so a load change hits all
-// alike); the median and its ratio to `node -e 0` are printed (goal: ≤ 1.2×), with the package's
-// and the bundle's sizes.
-//   tsx bench/install.ts [--runs N]
+// --prefix` into a temp folder, offline), the one file (`node shipkit.mjs --version`, a small
+// script's and hook-server's --help) and Deno on the sources. Each is run --runs times,
+// interleaved (so a load change hits all alike); the median and its ratio to `node -e 0` are
+// printed (goal: ≤ 1.2×), with the package's and the bundle's sizes. --node runs every case
+// under that node (also first on the PATH, for the installed bin), e.g. a Node 24 next to Node 20.
+//   tsx bench/install.ts [--runs N] [--node PATH]
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,8 +14,10 @@ import { performance } from 'node:perf_hooks';
 import minimist from 'minimist';
 import { $ } from 'zx';
 
-const args = minimist(process.argv.slice(2), { string: ['runs'] });
+const args = minimist(process.argv.slice(2), { string: ['runs', 'node'] });
 const runs = Number(args.runs ?? 21);
+const node = path.resolve(args.node ?? process.execPath);
+const nodeVersion = spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim();
 const ROOT = path.resolve(import.meta.dirname, '..');
 const DENO = path.join(ROOT, 'node_modules', '.bin', 'deno');
 $.quiet = true;
@@ -30,16 +33,17 @@ const bin = path.join(base, 'opt', 'node_modules', '.bin');
 const bundle = path.join(base, 'opt', 'node_modules', 'shipkit', 'dist', 'shipkit.mjs');
 
 const cases: Array<{ name: string; argv: string[] }> = [
-  { name: 'node -e 0', argv: [process.execPath, '-e', '0'] },
+  { name: 'node -e 0', argv: [node, '-e', '0'] },
   { name: 'installed bin: hook-server --help', argv: [path.join(bin, 'hook-server'), '--help'] },
-  { name: 'one file: node shipkit.mjs hook-server --help', argv: [process.execPath, bundle, 'hook-server', '--help'] },
-  { name: 'one file: node shipkit.mjs --help', argv: [process.execPath, bundle, '--help'] },
+  { name: 'one file: node shipkit.mjs --version', argv: [node, bundle, '--version'] },
+  { name: 'one file: node shipkit.mjs server-update --help', argv: [node, bundle, 'server-update', '--help'] },
+  { name: 'one file: node shipkit.mjs hook-server --help', argv: [node, bundle, 'hook-server', '--help'] },
   { name: 'deno run scripts/hook-server.ts --help', argv: [DENO, 'run', '-A', '--quiet', path.join(ROOT, 'scripts', 'hook-server.ts'), '--help'] },
 ];
 
 function timeOnce(argv: string[]): number {
   const t0 = performance.now();
-  const r = spawnSync(argv[0], argv.slice(1), { cwd: base, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+  const r = spawnSync(argv[0], argv.slice(1), { cwd: base, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_COLOR: '1', PATH: `${path.dirname(node)}:${process.env.PATH}` } });
   const ms = performance.now() - t0;
   if (r.status !== 0) throw new Error(`${argv.join(' ')} exited with ${r.status}: ${r.stderr}`);
   return ms;
@@ -51,7 +55,7 @@ for (const c of cases) timeOnce(c.argv); // warm the file cache (and Deno's comp
 for (let i = 0; i < runs; i++) cases.forEach((c, j) => times[j].push(timeOnce(c.argv)));
 
 const floor = median(times[0]);
-console.log(`cold start, median of ${runs} runs (Node ${process.version}, ${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(1)})\n`);
+console.log(`cold start, median of ${runs} runs (Node ${nodeVersion}, ${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(1)})\n`);
 console.log('| command | median | × node -e 0 |\n|---|---:|---:|');
 cases.forEach((c, j) => console.log(`| ${c.name} | ${median(times[j]).toFixed(0)} ms | ${(median(times[j]) / floor).toFixed(2)}× |`));
 const kb = (n: number) => `${(n / 1024).toFixed(0)} KB`;

@@ -16,8 +16,9 @@ if (existsSync(sources) && existsSync(tsx)) {
   await import(tsx.href);
   await import(sources.href);
 } else {
-  // Node ≥ 22.1 keeps V8's compiled code of the 4 MB one file on disk (in the OS temp folder), so
-  // later starts skip most of its parse; Node 20 has no compile cache for ES modules.
+  // Node ≥ 22.1 keeps V8's compiled code of the one file's entry on disk (in the OS temp folder),
+  // so later starts skip its parse; Node 20 has no compile cache for ES modules. (The scripts
+  // inside it are compiled from text when they run, tools/multicall-units.ts, and not cached.)
   module.enableCompileCache?.();
   await import(new URL('../dist/shipkit.mjs', import.meta.url).href);
 }

@@ -2,10 +2,12 @@
 // included; `node shipkit.mjs SCRIPT …` or a link named after a script), and one self-contained
 // dist/NAME.mjs per script. All run with plain `node` and no node_modules, to copy onto a server.
 // Heavy libraries stay behind dynamic import() and are only initialised by the code paths that
-// use them.
+// use them. The multi-call file keeps each script and heavy library as compressed text compiled
+// only when it runs (tools/multicall.ts), so that it starts about as fast as one script's file.
 import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { build } from 'esbuild';
+import { build, type BuildOptions } from 'esbuild';
+import { buildMultiCall } from './multicall.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { version: string };
@@ -26,9 +28,7 @@ const NODE_CHECK = "if (Number(process.versions.node.split('.')[0]) < 20) { proc
 for (const name of scripts) {
   const outfile = path.join(outdir, `${name}.mjs`);
   const started = Date.now();
-  await build({
-    entryPoints: [path.join(root, 'scripts', `${name}.ts`)],
-    outfile,
+  const common: BuildOptions = {
     bundle: true,
     platform: 'node',
     format: 'esm',
@@ -40,7 +40,9 @@ for (const name of scripts) {
     define: { SHIPKIT_VERSION: JSON.stringify(pkg.version), SHIPKIT_BUNDLED: 'true', SHIPKIT_MULTICALL: String(name === 'shipkit') },
     // CommonJS dependencies call require() for built-ins; give them a real one.
     banner: { js: `${NODE_CHECK}import { createRequire as __shipkitCreateRequire } from 'node:module'; const require = __shipkitCreateRequire(import.meta.url);` },
-  });
+  };
+  if (name === 'shipkit') await buildMultiCall(root, outfile, common);
+  else await build({ ...common, entryPoints: [path.join(root, 'scripts', `${name}.ts`)], outfile });
   const text = (await readFile(outfile, 'utf8')).replace(/^#!.*\n/, '');
   await writeFile(outfile, `#!/usr/bin/env node\n${text}`);
   await chmod(outfile, 0o755);

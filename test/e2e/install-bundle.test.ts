@@ -1,13 +1,19 @@
 // Install as one file (README "Install"): dist/shipkit.mjs copied alone into an empty folder
 // under /tmp (no node_modules anywhere up the tree), with a PATH that has only node, git and the shell.
 // It is multi-call — `node shipkit.mjs SCRIPT`, or a link named after a script — and
-// hook-server starts its jobs through the same file, litpro included.
-import { copyFileSync, existsSync, readdirSync, symlinkSync } from 'node:fs';
+// hook-server starts its jobs through the same file, litpro included. The heavy libraries, kept
+// in the file as units compiled on first use (tools/multicall.ts), run from it too.
+import { copyFileSync, existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ROOT, runCommand, tmpDir } from '../helpers.ts';
 import { assertStatusPage, buildLitproThroughHookServer, nodeGitAndShellOnly } from '../install-helpers.ts';
+import { exportPublic, exportSecret, genKey, makeGpgHome } from '../fixtures/launchfit/gpg.ts';
+import { APP_SOURCE, currentOf } from '../fixtures/launchfit/world.ts';
+
+type S3rverClass = new (options: Record<string, unknown>) => { run(): Promise<{ port: number }>; close(): Promise<void> };
+const S3rver = ((await import('s3rver' as string)) as { default: S3rverClass }).default;
 
 const scripts = readdirSync(path.join(ROOT, 'scripts')).filter((f) => f.endsWith('.ts') && f !== 'shipkit.ts').map((f) => f.slice(0, -3));
 const folder = tmpDir('shipkit-onefile-');
@@ -51,6 +57,41 @@ test('a signed push to the bundled hook-server builds a litpro repo end to end (
   assert.match(log, /compile: ok in [\d.]+ s \(litpro\)|--- step compile/);
   assert.match(html, /<h1>Hello from litpro<\/h1>/);
   assertStatusPage(pages, job.id);
+});
+
+test('release publish to s3:// and launchfit deploy from the bucket, both from the one file (tar, OpenPGP, the S3 client)', async () => {
+  const store = tmpDir('shipkit-s3rver-');
+  const s3rver = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: store, configureBuckets: [{ name: 'releases', configs: [] }] });
+  const { port } = await s3rver.run();
+  const endpoint = `http://127.0.0.1:${port}`;
+  try {
+    const base = tmpDir();
+    const g = makeGpgHome();
+    const key = await genKey(g, 'One File <onefile@example.com>', { passphrase: 'pw' });
+    const secret = await exportSecret(g, key.fpr, path.join(base, 'secret.asc'), 'pw');
+    const pub = await exportPublic(g, key.fpr, path.join(base, 'pub.asc'));
+    writeFileSync(path.join(base, 'pass'), 'pw\n');
+    const app = path.join(base, 'app');
+    mkdirSync(app);
+    copyFileSync(APP_SOURCE, path.join(app, 'server.cjs'));
+    const env = {
+      PATH, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_S3: endpoint,
+      AWS_CONFIG_FILE: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent', AWS_PROFILE: undefined,
+    };
+    const publish = await runCommand('node', [bundle, 'release', 'publish', app, '--name', 'my-app', '--platform', 'gnu-linux', '--version', '3.0',
+      '--key', secret, '--passphrase-file', path.join(base, 'pass'), '--to', 's3://releases/app-updates'], { cwd: folder, env, timeoutMs: 120_000 });
+    assert.is(publish.exitCode, 0, publish.stderr);
+    const version = await fetch(`${endpoint}/releases/app-updates/VERSION`);
+    assert.is(version.status, 200);
+    assert.match(await version.text(), /^CURRENT 3\.0 my-app-gnu-linux-3\.0\.tar\.gz$/m);
+    const deploy = path.join(base, 'deploy');
+    mkdirSync(deploy);
+    const d = await runCommand('node', [bundle, 'launchfit', 'deploy', `${endpoint}/releases/app-updates/`, '--dir', deploy, '--keyfile', pub], { cwd: folder, env: { PATH } });
+    assert.is(d.exitCode, 0, d.stderr);
+    assert.is(currentOf(deploy), 'releases/my-app-gnu-linux-3.0');
+  } finally {
+    await s3rver.close();
+  }
 });
 
 test.run();

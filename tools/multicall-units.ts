@@ -1,0 +1,39 @@
+// Runs inside the one-file bundle dist/shipkit.mjs (tools/multicall.ts puts it there). Each script,
+// litpro and each heavy library (zx, yaml, tar, openpgp, the S3 client) is kept in the file as
+// brotli-compressed, base64 CommonJS text, and decompressed and compiled only when it is first
+// required. V8 scans a base64 string far faster than it pre-parses code, so a start compiles the
+// entry and the one script it runs, not all 4 MB of shipkit.
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import vm from 'node:vm';
+import { brotliDecompressSync } from 'node:zlib';
+
+/** What a unit's `import.meta.url` is replaced with (tools/multicall.ts): the one file's URL. */
+export const IMPORT_META_URL = '__shipkit_import_meta_url';
+const UNIT_PARAMETERS = ['exports', 'require', 'module', '__filename', '__dirname', IMPORT_META_URL];
+
+/**
+ * A `require` that returns a unit's exports, compiling the unit on first use, and falls back to
+ * Node's own require (built-ins) for any other name. `bundleUrl` is the one file's import.meta.url:
+ * the units see it as theirs, so paths next to the bundle and `bundledCommandFor` still work.
+ */
+export function createUnitRequire(units: Record<string, string>, bundleUrl: string): (id: string) => unknown {
+  const file = fileURLToPath(bundleUrl);
+  const nodeRequire = createRequire(bundleUrl);
+  const loaded = new Map<string, { exports: unknown }>();
+  const unitRequire = (id: string): unknown => {
+    const known = loaded.get(id);
+    if (known) return (known.exports as { unit: unknown }).unit;
+    if (!Object.hasOwn(units, id)) return nodeRequire(id);
+    const module = { exports: {} as unknown };
+    loaded.set(id, module);
+    const code = brotliDecompressSync(Buffer.from(units[id], 'base64')).toString('utf8');
+    // Strict, as the ES module it replaces was; the wrapper is on line 1 so line numbers hold.
+    const wrapped = `(function (${UNIT_PARAMETERS.join(', ')}) {'use strict';${code}\n})`;
+    const run = vm.runInThisContext(wrapped, { filename: `${file}#${id}` }) as (...args: unknown[]) => void;
+    run.call(module.exports, module.exports, unitRequire, module, file, path.dirname(file), bundleUrl);
+    return (module.exports as { unit: unknown }).unit;
+  };
+  return unitRequire;
+}
