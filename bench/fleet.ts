@@ -2,6 +2,8 @@
 // after 100 ms, against the ideal ceil(200 / concurrency) × 100 ms and against the original
 // design's serial curl loop; then the cold start of `server-update --help` three ways against
 // `node -e 0`. Prints medians and ratios. Not part of CI.
+// BASELINE=path/to/other/server-update.mjs also times that bundle in the curl comparison, run for
+// run alongside this one (A/B of a change on the same noisy machine).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -64,7 +66,11 @@ async function timed(command: string): Promise<{ wall: number; cpu: number }> {
   const [wall, user, sys] = out.stderr.trim().split('\n').pop()!.split(' ').map(Number);
   return { wall: wall * 1000, cpu: (user + sys) * 1000 };
 }
+const baseline = process.env.BASELINE ? path.resolve(process.env.BASELINE) : undefined;
+const floor: Array<{ wall: number; cpu: number }> = [];
+for (let i = 0; i < RUNS; i++) floor.push(await timed('node -e 0'));
 console.log('targets  client                              wall ms  cpu ms   (medians of', RUNS, 'runs)');
+console.log(`      -  node -e 0 (Node's start-up alone)   ${median(floor.map((x) => x.wall)).toFixed(0).padStart(7)}  ${median(floor.map((x) => x.cpu)).toFixed(0).padStart(6)}`);
 for (const count of [200, 1000]) {
   const fleet = await Promise.all(Array.from({ length: count }, () => new Promise<http.Server>((resolve) => {
     const server = http.createServer((_req, res) => setTimeout(() => res.writeHead(202, { 'Content-Type': 'application/json' }).end('{"state":"queued"}'), DELAY_MS));
@@ -75,16 +81,21 @@ for (const count of [200, 1000]) {
   writeFileSync(list, `${urls.join('\n')}\n`);
   const curlConfig = path.join(dir, `curl-${count}.txt`);
   writeFileSync(curlConfig, urls.map((u) => `url = "${u}/?repo=site"\noutput = "/dev/null"\n`).join(''));
-  const runs = { curl: [] as Array<{ wall: number; cpu: number }>, shipkit: [] as Array<{ wall: number; cpu: number }> };
+  const runs = { curl: [] as Array<{ wall: number; cpu: number }>, shipkit: [] as Array<{ wall: number; cpu: number }>, baseline: [] as Array<{ wall: number; cpu: number }> };
   for (let i = 0; i < RUNS; i++) {
     runs.curl.push(await timed(`curl -s --parallel --parallel-immediate --parallel-max ${count} -K ${curlConfig}`));
     runs.shipkit.push(await timed(`node ${bundle} site --list ${list} --secret-file ${path.join(dir, 'secret')} --concurrency ${count}`));
+    if (baseline) runs.baseline.push(await timed(`node ${baseline} site --list ${list} --secret-file ${path.join(dir, 'secret')} --concurrency ${count}`));
   }
   const med = (xs: Array<{ wall: number; cpu: number }>) => ({ wall: median(xs.map((x) => x.wall)), cpu: median(xs.map((x) => x.cpu)) });
   const curl = med(runs.curl);
   const shipkit = med(runs.shipkit);
   console.log(`${String(count).padStart(7)}  curl --parallel --parallel-max ${String(count).padEnd(5)} ${curl.wall.toFixed(0).padStart(7)}  ${curl.cpu.toFixed(0).padStart(6)}`);
   console.log(`${String(count).padStart(7)}  server-update --concurrency ${String(count).padEnd(5)}   ${shipkit.wall.toFixed(0).padStart(7)}  ${shipkit.cpu.toFixed(0).padStart(6)}   ${(shipkit.wall / curl.wall).toFixed(2)}× wall, ${(shipkit.cpu / curl.cpu).toFixed(2)}× cpu`);
+  if (baseline) {
+    const base = med(runs.baseline);
+    console.log(`${String(count).padStart(7)}  BASELINE ${path.basename(baseline).padEnd(26)} ${base.wall.toFixed(0).padStart(7)}  ${base.cpu.toFixed(0).padStart(6)}   ${(base.wall / curl.wall).toFixed(2)}× wall, ${(base.cpu / curl.cpu).toFixed(2)}× cpu`);
+  }
   for (const s of fleet) s.close();
 }
 console.log('');

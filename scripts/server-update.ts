@@ -89,10 +89,12 @@ await runCli({
   if (waves) return rollOut(waves, { repo, secret: secret ?? undefined, concurrency, timeoutMs: args.timeout !== undefined ? timeoutMs : 600_000, retries, maxFailures }, Boolean(args.json), log);
 
   log.info(`updating ${repo} on ${targets.length} target(s)`, { concurrency });
+  const out = lineWriter();
   const results = await notifyTargets(targets, {
     repo, secret: secret ?? undefined, concurrency, timeoutMs, retries, wait: args.wait,
-    onResult: args.json ? undefined : (r) => process.stdout.write(`${formatResult(r)}\n`),
+    onResult: args.json ? undefined : (r) => out.line(formatResult(r)),
   });
+  out.flush();
   const failed = results.filter((r) => !r.ok);
   if (args.json) {
     process.stdout.write(`${JSON.stringify(results.map(({ target, ok, status, ms, error }) => ({ target, ok, status, ms, ...(error ? { error } : {}) })), null, 2)}\n`);
@@ -111,12 +113,14 @@ async function rollOut(waves: Wave[], options: Omit<RolloutOptions, 'signal' | '
   };
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
+  const out = lineWriter();
   const report = await runRollout(waves, {
     ...options,
     signal: stop.signal,
-    onWaveStart: json ? undefined : (wave) => process.stdout.write(`${wave.name}: ${wave.targets.length} host(s)\n`),
-    onResult: json ? undefined : (r) => process.stdout.write(`${formatResult(r)}\n`),
+    onWaveStart: json ? undefined : (wave) => out.line(`${wave.name}: ${wave.targets.length} host(s)`),
+    onResult: json ? undefined : (r) => out.line(formatResult(r)),
   });
+  out.flush();
   const results = report.waves.flatMap((w) => w.results);
   const failed = results.filter((r) => !r.ok).length;
   if (json) {
@@ -126,6 +130,25 @@ async function rollOut(waves: Wave[], options: Omit<RolloutOptions, 'signal' | '
     process.stdout.write(`${describeRollout(report)}\n`);
   }
   return failed || report.halted || report.interrupted ? 1 : 0;
+}
+
+/**
+ * Lines for stdout as results come in; the lines of the results that finish in the same turn of
+ * the event loop go out in one write (hundreds of answers arrive at once in a fan-out).
+ */
+function lineWriter() {
+  let pending = '';
+  const flush = () => {
+    if (pending) process.stdout.write(pending);
+    pending = '';
+  };
+  return {
+    line(text: string) {
+      if (!pending) setImmediate(flush);
+      pending += `${text}\n`;
+    },
+    flush,
+  };
 }
 
 function formatResult(r: TargetResult): string {
