@@ -133,7 +133,7 @@ function parseUiMode(doc: ConfigDoc): UiMode {
   return ui as UiMode;
 }
 
-/** An http(s) URL without credentials, query or fragment; the trailing slash is dropped. */
+/** An http(s) URL without credentials, query or fragment, its path plain segments; the trailing slash is dropped. */
 function parsePublicUrl(doc: ConfigDoc): string | undefined {
   const text = getKey(doc, ['public_url'], 'string');
   if (text === undefined) return undefined;
@@ -146,6 +146,9 @@ function parsePublicUrl(doc: ConfigDoc): string | undefined {
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw configError(doc, ['public_url'], 'must start with https:// or http://.');
   if (url.username || url.password) throw configError(doc, ['public_url'], 'must not carry a user name or password (it is shown in links).');
   if (url.search || url.hash || text.includes('?') || text.includes('#')) throw configError(doc, ['public_url'], 'must not have a query (?) or fragment (#); give the base address only.');
+  // A path (hook-server behind a proxy under a prefix) goes into every link and the cookie's
+  // Path: plain segments only, so nothing in it needs escaping and no `//` makes a link leave the host.
+  if (!/^(?:\/[A-Za-z0-9._~-]+)*\/?$/.test(url.pathname)) throw configError(doc, ['public_url'], `has a path (${JSON.stringify(url.pathname.slice(0, 60))}) that is not plain segments: use letters, digits, ".", "_", "~", "-" between single slashes, such as https://ci.example.com/ci.`);
   return url.href.replace(/\/+$/, '');
 }
 

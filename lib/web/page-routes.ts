@@ -1,12 +1,14 @@
 // The status page's HTTP side: `GET /`, job pages (`GET /jobs/ID` asked for as HTML), `GET|POST
 // /login`, `POST /logout`, `/assets/NAME`; access per `ui:` (token: session or bearer; public:
-// states without logs; off: 404), security headers on every page.
+// states without logs; off: 404), security headers on every page. Routes are matched without
+// `public_url:`'s path (a proxy strips it); links, redirects and the cookie's Path carry it.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { open } from 'node:fs/promises';
 import type { Job } from '../compile/journal.ts';
 import { bearerProblem } from '../http/bearer.ts';
 import { HttpError, receiveBody } from '../http/server.ts';
 import { assetNamed } from './assets.ts';
+import { basePath } from './job-url.ts';
 import type { ReadSources, Refuse } from './read-routes.ts';
 import { clearedCookie, cookieValue, COOKIE_NAME, createLoginLimiter, createSessionKeys, sessionCookie, type LoginLimiter, type SessionKeys } from './session.ts';
 import { renderJobPage, renderLoginPage, renderNotice, renderStatusPage, LOG_SHOWN_BYTES, type Viewer } from './status-page.ts';
@@ -44,6 +46,8 @@ export function prefersHtml(accept: string | undefined): boolean {
 export function createPageRoutes(sources: ReadSources, { limiter = createLoginLimiter() }: { limiter?: LoginLimiter } = {}) {
   const keys: SessionKeys | undefined = sources.token ? createSessionKeys(sources.token) : undefined;
   const secure = sources.publicUrl?.startsWith('https:') ?? false;
+  const base = basePath(sources.publicUrl);
+  const cookie = { secure, path: base || '/' };
   const now = () => (sources.now ?? (() => new Date()))();
 
   function hasSession(req: IncomingMessage): boolean {
@@ -76,10 +80,10 @@ export function createPageRoutes(sources: ReadSources, { limiter = createLoginLi
     }
     if (sources.ui === 'public' || signedIn(req)) return false;
     if (!sources.token) {
-      sendPage(req, res, 404, renderNotice('Status page not set up', 'The status page needs <code>token:</code> in the config (with <code>ui: token</code>, the default), or <code>ui: public</code>.'));
+      sendPage(req, res, 404, renderNotice('Status page not set up', 'The status page needs <code>token:</code> in the config (with <code>ui: token</code>, the default), or <code>ui: public</code>.', { base }));
       return true;
     }
-    sendPage(req, res, 401, renderLoginPage({ next }));
+    sendPage(req, res, 401, renderLoginPage({ next, base }));
     return true;
   }
 
@@ -87,18 +91,18 @@ export function createPageRoutes(sources: ReadSources, { limiter = createLoginLi
     if (pageRefused(req, res, refuse, '/')) return;
     const page = Number.parseInt(url.searchParams.get('page') ?? '1', 10);
     const repo = url.searchParams.get('repo') || undefined;
-    sendPage(req, res, 200, renderStatusPage({ jobs: sources.jobs(), repos: sources.repos(), repo, page: Number.isFinite(page) ? page : 1, viewer: viewerOf(req) }));
+    sendPage(req, res, 200, renderStatusPage({ jobs: sources.jobs(), repos: sources.repos(), repo, page: Number.isFinite(page) ? page : 1, viewer: viewerOf(req), base }));
   }
 
   async function jobPage(req: IncomingMessage, res: ServerResponse, id: string, refuse: Refuse): Promise<void> {
     if (!sources.isJobId(id)) return refuse(404, 'not found');
     if (pageRefused(req, res, refuse, `/jobs/${id}`)) return;
     const job = sources.get(id);
-    if (!job) return sendPage(req, res, 404, renderNotice('No such job', 'There is no job with this id (old jobs are dropped from the journal).'));
+    if (!job) return sendPage(req, res, 404, renderNotice('No such job', 'There is no job with this id (old jobs are dropped from the journal).', { base }));
     const viewer = viewerOf(req);
     const log = viewer.signedIn ? await logText(job) : undefined;
     const scripts = assetNamed('log-follow.js') ? ['log-follow.js'] : [];
-    sendPage(req, res, 200, renderJobPage({ job, viewer, log, deliveries: sources.deliveries.of(job.id), scripts }));
+    sendPage(req, res, 200, renderJobPage({ job, viewer, log, deliveries: sources.deliveries.of(job.id), scripts, base }));
   }
 
   async function logText(job: Job): Promise<string | undefined> {
@@ -120,7 +124,7 @@ export function createPageRoutes(sources: ReadSources, { limiter = createLoginLi
 
   async function login(req: IncomingMessage, res: ServerResponse, refuse: Refuse): Promise<void> {
     if (sources.ui === 'off' || !keys) return refuse(404, 'not found', sources.ui === 'off' ? 'the status page is off (ui: off)' : 'no token: in the config');
-    if (req.method === 'GET' || req.method === 'HEAD') return sendPage(req, res, 200, renderLoginPage({ next: safeNext(new URL(req.url ?? '/', 'http://localhost').searchParams.get('next')) }));
+    if (req.method === 'GET' || req.method === 'HEAD') return sendPage(req, res, 200, renderLoginPage({ next: safeNext(new URL(req.url ?? '/', 'http://localhost').searchParams.get('next')), base }));
     if (req.method !== 'POST') return refuse(405, 'method not allowed', undefined, { Allow: 'GET, HEAD, POST' });
     if (crossOrigin(req)) return refuse(403, 'forbidden', 'login form posted from another origin');
     const client = req.socket.remoteAddress ?? 'unknown';
@@ -145,10 +149,10 @@ export function createPageRoutes(sources: ReadSources, { limiter = createLoginLi
     const next = safeNext(form.get('next'));
     if (!keys.tokenMatches(form.get('token') ?? '')) {
       limiter.fail(client);
-      return sendPage(req, res, 401, renderLoginPage({ error: 'Wrong token.', next }));
+      return sendPage(req, res, 401, renderLoginPage({ error: 'Wrong token.', next, base }));
     }
     limiter.succeed(client);
-    res.writeHead(303, { ...PAGE_HEADERS, Location: next, 'Set-Cookie': sessionCookie(keys.issue(now()), { secure }), 'Content-Length': 0 });
+    res.writeHead(303, { ...PAGE_HEADERS, Location: `${base}${next}`, 'Set-Cookie': sessionCookie(keys.issue(now()), cookie), 'Content-Length': 0 });
     res.end();
   }
 
@@ -156,7 +160,7 @@ export function createPageRoutes(sources: ReadSources, { limiter = createLoginLi
     if (req.method !== 'POST') return refuse(405, 'method not allowed', undefined, { Allow: 'POST' });
     if (crossOrigin(req)) return refuse(403, 'forbidden', 'logout posted from another origin');
     if (!req.complete) req.resume();
-    res.writeHead(303, { ...PAGE_HEADERS, Location: '/', 'Set-Cookie': clearedCookie({ secure }), 'Content-Length': 0 });
+    res.writeHead(303, { ...PAGE_HEADERS, Location: `${base}/`, 'Set-Cookie': clearedCookie(cookie), 'Content-Length': 0 });
     res.end();
   }
 

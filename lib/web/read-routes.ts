@@ -16,7 +16,7 @@ export interface ReadSources {
   ui: 'token' | 'public' | 'off';
   /** The read token (`token:`), resolved; without it the read API, /metrics and logins are off. */
   token?: string;
-  /** `public_url:`: an https one makes the session cookie `Secure`. */
+  /** `public_url:`: an https one makes the session cookie `Secure`; its path (a proxy's prefix) is the pages' base. */
   publicUrl?: string;
   /** Every job the journal holds. */
   jobs(): Iterable<Job>;

@@ -48,12 +48,13 @@ export function cookieValue(header: string | undefined, name: string): string | 
   return values.length === 1 ? values[0] : undefined;
 }
 
-export function sessionCookie(value: string, { secure, maxAge = SESSION_SECONDS }: { secure: boolean; maxAge?: number }): string {
-  return `${COOKIE_NAME}=${value}; Path=/; Max-Age=${maxAge}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`;
+/** `path`: where the pages are served (`/`, or `public_url:`'s path behind a proxy, plain segments). */
+export function sessionCookie(value: string, { secure, maxAge = SESSION_SECONDS, path = '/' }: { secure: boolean; maxAge?: number; path?: string }): string {
+  return `${COOKIE_NAME}=${value}; Path=${path}; Max-Age=${maxAge}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`;
 }
 
-export function clearedCookie({ secure }: { secure: boolean }): string {
-  return sessionCookie('', { secure, maxAge: 0 });
+export function clearedCookie({ secure, path }: { secure: boolean; path?: string }): string {
+  return sessionCookie('', { secure, maxAge: 0, path });
 }
 
 export interface LoginLimiter {

@@ -83,20 +83,24 @@ function shortSha(job: Job): string {
   return job.commitUrl ? `<a href="${plain(job.commitUrl)}" rel="noopener noreferrer nofollow">${sha}</a>` : sha;
 }
 
-function layout(title: string, body: string, viewer?: Viewer, { scripts = [] as string[] } = {}): string {
+function layout(title: string, body: string, { viewer, base = '', scripts = [] }: { viewer?: Viewer; base?: string; scripts?: string[] } = {}): string {
   const account = viewer?.signedIn
-    ? '<form method="post" action="/logout"><button type="submit">Log out</button></form>'
-    : viewer?.canSignIn ? '<nav><a href="/login">Log in</a></nav>' : '';
+    ? `<form method="post" action="${base}/logout"><button type="submit">Log out</button></form>`
+    : viewer?.canSignIn ? `<nav><a href="${base}/login">Log in</a></nav>` : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${title}</title><link rel="stylesheet" href="/assets/shipkit.css">${scripts.map((s) => `<script src="/assets/${escapeMarkup(s)}" defer></script>`).join('')}</head>
-<body><header><h1><a href="/">shipkit</a></h1>${account}</header>
+<title>${title}</title><link rel="stylesheet" href="${base}/assets/shipkit.css">${scripts.map((s) => `<script src="${base}/assets/${escapeMarkup(s)}" defer></script>`).join('')}</head>
+<body><header><h1><a href="${base}/">shipkit</a></h1>${account}</header>
 <main>
 ${body}
 </main></body></html>
 `;
 }
 
+/**
+ * `base`, in every input below: the path the pages are served under behind a proxy
+ * (lib/web/job-url.ts basePath: '' or `/ci`, plain segments); every link, form and asset starts with it.
+ */
 export interface StatusPageInput {
   /** Every job (any order). */
   jobs: Iterable<Job>;
@@ -108,6 +112,7 @@ export interface StatusPageInput {
   page: number;
   pageSize?: number;
   viewer: Viewer;
+  base?: string;
 }
 
 /** Each repo's newest job per branch (builds) and its newest release: superseded jobs say nothing. */
@@ -125,52 +130,52 @@ export function lastStates(jobs: Iterable<Job>, repos: string[]): Map<string, Jo
   return byRepo;
 }
 
-function pageLink(params: { repo?: string; page: number }): string {
+function pageLink(base: string, params: { repo?: string; page: number }): string {
   const query = new URLSearchParams();
   if (params.repo) query.set('repo', params.repo);
   if (params.page > 1) query.set('page', String(params.page));
   const q = query.toString();
-  return escapeMarkup(q ? `/?${q}` : '/');
+  return escapeMarkup(q ? `${base}/?${q}` : `${base}/`);
 }
 
-export function renderStatusPage({ jobs, repos, repo, page, pageSize = PAGE_SIZE, viewer }: StatusPageInput): string {
+export function renderStatusPage({ jobs, repos, repo, page, pageSize = PAGE_SIZE, viewer, base = '' }: StatusPageInput): string {
   const all = [...jobs];
   const states = lastStates(all, repos);
   const repoRows = [...states].sort(([a], [b]) => a.localeCompare(b)).map(([name, last]) => {
-    const link = `<a href="${pageLink({ repo: name, page: 1 })}">${text(name)}</a>`;
+    const link = `<a href="${pageLink(base, { repo: name, page: 1 })}">${text(name)}</a>`;
     if (last.length === 0) return `<tr><td>${link}</td><td></td><td><span class="state state-none">no jobs yet</span></td><td></td></tr>`;
     return last.map((job, i) => `<tr><td>${i === 0 ? link : ''}</td><td>${job.kind === 'release' ? 'release ' : ''}${text(what(job))}</td>`
-      + `<td><a href="${jobPagePath(job.id)}">${stateLabel(job.state)}</a></td><td>${time(job.finished ?? job.started ?? job.queued)}</td></tr>`).join('\n');
+      + `<td><a href="${base}${jobPagePath(job.id)}">${stateLabel(job.state)}</a></td><td>${time(job.finished ?? job.started ?? job.queued)}</td></tr>`).join('\n');
   }).join('\n');
 
   const listed = all.filter((j) => !repo || j.repo === repo).sort((a, b) => b.seq - a.seq);
   const pages = Math.max(1, Math.ceil(listed.length / pageSize));
   const current = Math.min(Math.max(1, page), pages);
   const rows = listed.slice((current - 1) * pageSize, current * pageSize).map((job) => `<tr class="job">`
-    + `<td><a href="${jobPagePath(job.id)}">${stateLabel(job.state)}</a></td>`
+    + `<td><a href="${base}${jobPagePath(job.id)}">${stateLabel(job.state)}</a></td>`
     + `<td>${text(job.repo)}</td><td>${job.kind === 'release' ? 'tag ' : ''}${text(what(job))}</td><td>${shortSha(job)}</td>`
     + `<td class="message">${text(firstLine(job.message))}</td><td>${job.author ? text(job.author) : ''}</td><td>${trigger(job)}</td>`
     + `<td>${time(job.queued)}</td><td>${time(job.started)}</td><td>${durationOf(job, viewer.now)}</td></tr>`).join('\n');
   const pager = [
-    current > 1 ? `<a rel="prev" href="${pageLink({ repo, page: current - 1 })}">← newer</a>` : '',
+    current > 1 ? `<a rel="prev" href="${pageLink(base, { repo, page: current - 1 })}">← newer</a>` : '',
     `<span class="muted">page ${current} of ${pages} (${listed.length} jobs)</span>`,
-    current < pages ? `<a rel="next" href="${pageLink({ repo, page: current + 1 })}">older →</a>` : '',
+    current < pages ? `<a rel="next" href="${pageLink(base, { repo, page: current + 1 })}">older →</a>` : '',
   ].join(' ');
   const options = repos.slice().sort().map((r) => `<option value="${plain(r)}"${r === repo ? ' selected' : ''}>${plain(r)}</option>`).join('');
-  const filter = `<form method="get" action="/"><label>Repository <select name="repo"><option value="">all</option>${options}</select></label> <button type="submit">Show</button></form>`;
+  const filter = `<form method="get" action="${base}/"><label>Repository <select name="repo"><option value="">all</option>${options}</select></label> <button type="submit">Show</button></form>`;
 
   return layout(repo ? `${plain(repo)} · shipkit` : 'shipkit', `<h2>Repositories</h2>
 <table class="repos"><thead><tr><th>Repository</th><th>Branch</th><th>Last job</th><th>When</th></tr></thead>
 <tbody>
 ${repoRows || '<tr><td colspan="4" class="muted">No repositories in the config.</td></tr>'}
 </tbody></table>
-<h2>Recent jobs${repo ? ` of ${text(repo)} <a href="/">(all)</a>` : ''}</h2>
+<h2>Recent jobs${repo ? ` of ${text(repo)} <a href="${base}/">(all)</a>` : ''}</h2>
 ${filter}
 <table class="jobs"><thead><tr><th>State</th><th>Repository</th><th>Branch</th><th>Commit</th><th>Message</th><th>Author</th><th>Trigger</th><th>Queued</th><th>Started</th><th>Duration</th></tr></thead>
 <tbody>
 ${rows || '<tr><td colspan="10" class="muted">No jobs.</td></tr>'}
 </tbody></table>
-<nav class="pager">${pager}</nav>`, viewer);
+<nav class="pager">${pager}</nav>`, { viewer, base });
 }
 
 export interface JobPageInput {
@@ -181,6 +186,7 @@ export interface JobPageInput {
   deliveries: DeliveryRecord[];
   /** Scripts served under /assets/ that enhance the page (the live log). */
   scripts?: string[];
+  base?: string;
 }
 
 function field(name: string, value: string): string {
@@ -204,13 +210,14 @@ function logSections(before: string[], steps: LogStep[], after: string[]): strin
   return [before.length ? pre(before) : '', ...blocks, after.length ? pre(after) : ''].join('\n');
 }
 
-export function renderJobPage({ job, viewer, log, deliveries, scripts = [] }: JobPageInput): string {
+export function renderJobPage({ job, viewer, log, deliveries, scripts = [], base = '' }: JobPageInput): string {
+  const jobPath = `${base}${jobPagePath(job.id)}`;
   const active = job.state === 'running' || job.state === 'queued';
   let shown = log;
   let cut = '';
   if (log !== undefined && Buffer.byteLength(log) > LOG_SHOWN_BYTES) {
     shown = Buffer.from(log).subarray(-LOG_SHOWN_BYTES).toString('utf8').replace(/^[^\n]*\n/, '');
-    cut = `<p class="notice">The start of this log is left out here; <a href="${jobPagePath(job.id)}/log">the whole log</a> as text.</p>`;
+    cut = `<p class="notice">The start of this log is left out here; <a href="${jobPath}/log">the whole log</a> as text.</p>`;
   }
   const parsed = shown === undefined ? undefined : parseLogSteps(shown, { running: active });
   const failed = parsed?.steps.find((s) => s.outcome === 'failed');
@@ -220,7 +227,7 @@ export function renderJobPage({ job, viewer, log, deliveries, scripts = [] }: Jo
   const title = `${escapeMarkup(job.state)} · ${plain(job.repo)} · ${plain(firstLine(job.message, 80) || what(job))} · shipkit`;
 
   const fields = [
-    field('Repository', `<a href="${pageLink({ repo: job.repo, page: 1 })}">${text(job.repo)}</a>`),
+    field('Repository', `<a href="${pageLink(base, { repo: job.repo, page: 1 })}">${text(job.repo)}</a>`),
     field('Kind', escapeMarkup(job.kind)),
     field(job.kind === 'release' ? 'Tag' : 'Branch', text(what(job))),
     field('Commit', job.sha ? `${shortSha(job)} <code>${escapeMarkup(job.sha)}</code>` : ''),
@@ -243,14 +250,14 @@ export function renderJobPage({ job, viewer, log, deliveries, scripts = [] }: Jo
     : '<p class="muted">No commit statuses or notifications were sent about this job (or they are older than this server\'s memory of them).</p>';
 
   let logHtml: string;
-  const followPath = `${jobPagePath(job.id)}/log?follow=1`;
+  const followPath = `${jobPath}/log?follow=1`;
   if (!viewer.signedIn) {
-    logHtml = `<p class="notice">Logs are shown to signed-in users only.${viewer.canSignIn ? ` <a href="/login?next=${encodeURIComponent(jobPagePath(job.id))}">Log in</a>` : ''}</p>`;
+    logHtml = `<p class="notice">Logs are shown to signed-in users only.${viewer.canSignIn ? ` <a href="${base}/login?next=${encodeURIComponent(jobPagePath(job.id))}">Log in</a>` : ''}</p>`;
   } else if (active) {
-    logHtml = `<p>This job is ${escapeMarkup(job.state)}: <a href="${jobPagePath(job.id)}">reload</a> to see more of its log.</p>
+    logHtml = `<p>This job is ${escapeMarkup(job.state)}: <a href="${jobPath}">reload</a> to see more of its log.</p>
 <div id="log" data-follow="${escapeMarkup(followPath)}"><pre>${escapeCode(shown ?? '')}</pre></div>`;
   } else if (parsed) {
-    logHtml = `${cut}${logSections(parsed.before, parsed.steps, parsed.after)}<p><a href="${jobPagePath(job.id)}/log">Log as plain text</a></p>`;
+    logHtml = `${cut}${logSections(parsed.before, parsed.steps, parsed.after)}<p><a href="${jobPath}/log">Log as plain text</a></p>`;
   } else {
     logHtml = '<p class="muted">No log for this job.</p>';
   }
@@ -262,20 +269,21 @@ ${parsed && viewer.signedIn ? `<h2>Steps</h2>\n${stepRows(parsed.steps)}` : ''}
 <h2>Deliveries</h2>
 ${deliveriesHtml}
 <h2>Log</h2>
-${logHtml}`, viewer, { scripts: active && viewer.signedIn ? scripts : [] });
+${logHtml}`, { viewer, base, scripts: active && viewer.signedIn ? scripts : [] });
 }
 
-export function renderLoginPage({ error, next = '/' }: { error?: string; next?: string } = {}): string {
+/** `next`: the route to go back to after login (`/` or `/jobs/ID`, without `base`). */
+export function renderLoginPage({ error, next = '/', base = '' }: { error?: string; next?: string; base?: string } = {}): string {
   return layout('Log in · shipkit', `<h2>Log in</h2>
 ${error ? `<p class="notice error">${escapeMarkup(error)}</p>` : ''}
-<form class="login" method="post" action="/login">
+<form class="login" method="post" action="${base}/login">
 <label for="token">Read token (<code>token:</code> in the config)</label>
 <input type="password" id="token" name="token" autocomplete="current-password" required>
 <input type="hidden" name="next" value="${escapeMarkup(next)}">
 <button type="submit">Log in</button>
-</form>`);
+</form>`, { base });
 }
 
-export function renderNotice(title: string, message: string): string {
-  return layout(`${escapeMarkup(title)} · shipkit`, `<h2>${escapeMarkup(title)}</h2>\n<p class="notice">${message}</p>`);
+export function renderNotice(title: string, message: string, { base = '' }: { base?: string } = {}): string {
+  return layout(`${escapeMarkup(title)} · shipkit`, `<h2>${escapeMarkup(title)}</h2>\n<p class="notice">${message}</p>`, { base });
 }

@@ -2,7 +2,8 @@
 // 127.0.0.1 (TLS left out: the listen and ssl_* lines are replaced by a plain port): as shipped,
 // only /hooks/ and /healthz pass; with its status-page lines uncommented, as the template says,
 // the page, login (the Origin check sees the browser's host), assets, badges, job pages and a
-// live log (not buffered by nginx) work through it.
+// live log (not buffered by nginx) work through it. With only its `location /ci/` lines
+// uncommented and `public_url: …/ci`, every link, form, redirect, asset and the cookie stay under /ci/.
 import { randomUUID } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,11 +19,19 @@ const SECRET = `secret-${randomUUID()}`;
 const TOKEN = `token-${randomUUID()}`;
 const env = { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN, SHIPKIT_BUILD_COMMAND: FAKE_BUILD, SHIPKIT_RELEASE_COMMAND: FAKE_BUILD };
 
-/** The template's TLS server block on a plain loopback port, its upstream at `upstream`; `open`: the status-page lines uncommented. */
-function siteFromTemplate({ port, upstream, open }: { port: number; upstream: number; open: boolean }): string {
+/**
+ * The template's TLS server block on a plain loopback port, its upstream at `upstream`; `open`:
+ * the status-page lines uncommented; `prefix`: only its `location /ci/` block uncommented.
+ */
+function siteFromTemplate({ port, upstream, open, prefix = false }: { port: number; upstream: number; open: boolean; prefix?: boolean }): string {
   const text = readFileSync(TEMPLATE, 'utf8');
   let site = text.slice(text.indexOf('server {', text.indexOf('server {') + 1));
   if (open) site = site.replace(/^ {4}#(location|\s{4}proxy|\})/gm, '    $1');
+  if (prefix) {
+    const block = /^ {4}#location \/ci\/ \{\n(?: {4}# {4}.*\n)+ {4}#\}\n/m;
+    assert.match(site, block, 'the template has a location /ci/ block');
+    site = site.replace(block, (lines) => lines.replace(/^ {4}#/gm, '    '));
+  }
   return site
     .replace(/^\s*listen .*\n/gm, '')
     .replace(/^\s*(http2|ssl_\w+) .*\n/gm, '')
@@ -30,17 +39,17 @@ function siteFromTemplate({ port, upstream, open }: { port: number; upstream: nu
     .replaceAll('127.0.0.1:9000', `127.0.0.1:${upstream}`);
 }
 
-async function startNginx(upstream: number, open: boolean): Promise<{ url: string; stop: () => void }> {
+async function startNginx(upstream: number, open: boolean, { prefix = false, port: chosen }: { prefix?: boolean; port?: number } = {}): Promise<{ url: string; stop: () => void }> {
   const dir = tmpDir('shipkit-nginx-');
   for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(dir, 'tmp', sub), { recursive: true });
-  const port = await freePort();
+  const port = chosen ?? await freePort();
   const conf = path.join(dir, 'nginx.conf');
   writeFileSync(conf, [
     'daemon off;', 'master_process off;', 'worker_processes 1;', `pid ${dir}/nginx.pid;`, `error_log ${dir}/error.log warn;`,
     'events { worker_connections 64; }',
     'http {', '  access_log off;',
     ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((kind) => `  ${kind}_temp_path ${dir}/tmp/${kind === 'client_body' ? 'body' : kind};`),
-    siteFromTemplate({ port, upstream, open }),
+    siteFromTemplate({ port, upstream, open, prefix }),
     '}', '',
   ].join('\n'));
   const fd = openSync(path.join(dir, 'output.log'), 'a');
@@ -58,9 +67,9 @@ async function startNginx(upstream: number, open: boolean): Promise<{ url: strin
   return { url: `http://127.0.0.1:${port}`, stop };
 }
 
-async function startHookServer(dir: string): Promise<Server> {
+async function startHookServer(dir: string, extra: string[] = []): Promise<Server> {
   const config = writeConfig(dir, { repos: { 'octo/hold': {} } });
-  appendFileSync(config, 'ui: token\n');
+  appendFileSync(config, ['ui: token', ...extra, ''].join('\n'));
   return startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], { env });
 }
 
@@ -141,6 +150,100 @@ test('status-page lines uncommented: page, login, assets, badge, job page and a 
   } finally {
     nginx.stop();
     assert.is(await server.stop(), 0);
+  }
+});
+
+/** Every URL a page points at or posts to, as [attribute, value]. */
+function urlsIn(html: string): Array<[string, string]> {
+  return [...html.matchAll(/\b(href|src|action|data-follow)="([^"]*)"/g)].map((m) => [m[1], m[2].replaceAll('&amp;', '&')]);
+}
+
+test('under /ci/ (the template\'s location /ci/ block, public_url: …/ci): login, redirect, cookie, every link and asset stay under /ci/', async () => {
+  if (!available) return console.log(`  skipped: ${NGINX} is not installed (apt-get install nginx-light)`);
+  const dir = tmpDir();
+  const port = await freePort();
+  const server = await startHookServer(dir, [`public_url: http://127.0.0.1:${port}/ci`]);
+  const nginx = await startNginx(server.port, false, { prefix: true, port });
+  const base = `${nginx.url}/ci`;
+  try {
+    writeFileSync(path.join(dir, 'hold'), '');
+    const pushed = await deliverGithub(base, 'push', pushPayload('octo/hold'), SECRET);
+    assert.is(pushed.status, 202, JSON.stringify(pushed.json));
+    const job = pushed.json.job as string;
+    await waitForJobState(server.url, TOKEN, job, ['running']);
+    for (const route of ['/', '/login', '/assets/shipkit.css', `/jobs/${job}`]) {
+      assert.is((await fetch(nginx.url + route, { headers: { Accept: 'text/html' } })).status, 404, `${route}: only /ci/ is open`);
+    }
+
+    // Signed out: the login form, its action and stylesheet under /ci/.
+    const form = await fetch(`${base}/`, { headers: { Accept: 'text/html' } });
+    assert.is(form.status, 401);
+    const formHtml = await form.text();
+    assert.match(formHtml, '<form class="login" method="post" action="/ci/login">');
+    await fetchEach(formHtml, '');
+
+    const post = (next?: string) => fetch(new URL('/ci/login', nginx.url), {
+      method: 'POST', body: new URLSearchParams({ token: TOKEN, ...(next ? { next } : {}) }).toString(), redirect: 'manual',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: nginx.url },
+    });
+    const login = await post();
+    assert.is(login.status, 303, await login.text());
+    assert.is(login.headers.get('location'), '/ci/');
+    const setCookie = login.headers.get('set-cookie')!;
+    assert.match(setCookie, /^shipkit_session=\d+\.[A-Za-z0-9_-]{43}; Path=\/ci; Max-Age=604800; HttpOnly; SameSite=Strict$/);
+    const cookie = setCookie.split(';')[0];
+    assert.is((await post(`/jobs/${job}`)).headers.get('location'), `/ci/jobs/${job}`, 'back to the job page the viewer came from');
+
+    // Signed in: the list and the running job's page; each of their links answers through nginx.
+    const page = await fetch(new URL(login.headers.get('location')!, nginx.url), { headers: { Accept: 'text/html', Cookie: cookie } });
+    assert.is(page.status, 200);
+    const pageHtml = await page.text();
+    assert.match(pageHtml, `href="/ci/jobs/${job}"`);
+    await fetchEach(pageHtml, cookie);
+    const jobPage = await fetch(`${base}/jobs/${job}`, { headers: { Accept: 'text/html', Cookie: cookie } });
+    assert.is(jobPage.status, 200);
+    const jobHtml = await jobPage.text();
+    assert.match(jobHtml, `data-follow="/ci/jobs/${job}/log?follow=1"`);
+    assert.match(jobHtml, '<script src="/ci/assets/log-follow.js" defer></script>');
+    await fetchEach(jobHtml, cookie);
+
+    rmSync(path.join(dir, 'hold'));
+    await waitForJobState(server.url, TOKEN, job, ['succeeded']);
+    const done = await fetch(`${base}/jobs/${job}`, { headers: { Accept: 'text/html', Cookie: cookie } });
+    assert.is(done.status, 200);
+    const doneHtml = await done.text();
+    assert.match(doneHtml, `href="/ci/jobs/${job}/log"`);
+    await fetchEach(doneHtml, cookie);
+  } finally {
+    rmSync(path.join(dir, 'hold'), { force: true });
+    nginx.stop();
+    assert.is(await server.stop(), 0);
+  }
+
+  /** Each URL of the page on this host is under /ci/ and answers through nginx: GETs 200 (401 the login form), the live log 200 as a stream, logout 303 back to /ci/. */
+  async function fetchEach(html: string, cookie: string): Promise<void> {
+    const urls = urlsIn(html).filter(([, value]) => !value.startsWith('#') && !value.startsWith('https://github.com/'));
+    assert.ok(urls.length >= 2, html);
+    for (const [attribute, value] of urls) {
+      assert.ok(value.startsWith('/ci/'), `${attribute}="${value}" is not under /ci/`);
+      const url = new URL(value, nginx.url);
+      const headers: Record<string, string> = { Accept: 'text/html', ...(cookie ? { Cookie: cookie } : {}) };
+      if (attribute === 'action' && value === '/ci/logout') {
+        const out = await fetch(url, { method: 'POST', redirect: 'manual', headers: { ...headers, Origin: nginx.url } });
+        assert.is(out.status, 303, value);
+        assert.is(out.headers.get('location'), '/ci/');
+        assert.is(out.headers.get('set-cookie'), 'shipkit_session=; Path=/ci; Max-Age=0; HttpOnly; SameSite=Strict');
+        continue;
+      }
+      if (attribute === 'data-follow') headers.Accept = 'text/event-stream';
+      const res = await fetch(url, { headers });
+      // Signed out, the page itself is hook-server's login form (401), not nginx's 404.
+      assert.is(res.status, !cookie && value === '/ci/' ? 401 : 200, `${attribute}="${value}"`);
+      if (attribute === 'data-follow') assert.match(res.headers.get('content-type')!, 'text/event-stream');
+      else if (value.endsWith('.css')) assert.match(res.headers.get('content-type')!, 'text/css');
+      else if (value.endsWith('.js')) assert.match(res.headers.get('content-type')!, 'text/javascript');
+      await res.body?.cancel();
+    }
   }
 });
 

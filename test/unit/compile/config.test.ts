@@ -266,6 +266,12 @@ test('ui: defaults to token; public_url is kept without its trailing slash; bad 
   await configFails('repos: {}\nui: private\n', 2, 'ui', /must be one of token, public, off/);
   await configFails('public_url: javascript:alert(1)\n', 1, 'public_url', /must start with https:\/\/ or http:\/\//);
   await configFails('public_url: https://ci.example.com/#x\n', 1, 'public_url', /fragment/);
+  const under = await loadShipkitConfig(write('public_url: http://127.0.0.1:8080/a/%2e%2e/ci.x_~-/\nrepos: {}\n'));
+  assert.is(under.publicUrl, 'http://127.0.0.1:8080/ci.x_~-');
+  // The path goes into every link of the pages and the cookie's Path: plain segments only.
+  for (const hostile of ['https://ci.example.com//evil.example', 'https://ci.example.com/ci;Path=/', 'https://ci.example.com/c i', 'https://ci.example.com/ci"x', 'https://ci.example.com/ci//', "https://ci.example.com/ci'x", 'https://ci.example.com/é']) {
+    await configFails(`repos: {}\npublic_url: ${JSON.stringify(hostile)}\n`, 2, 'public_url', /path .* is not plain segments/);
+  }
 });
 
 test('notify: a repo may have its own list (DESIGN §5), which replaces the top-level one for it', async () => {

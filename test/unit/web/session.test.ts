@@ -2,7 +2,7 @@
 // token; forged, altered, expired and other-token cookies are refused; the limiter is bounded.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cookieValue, createLoginLimiter, createSessionKeys, SESSION_SECONDS, sessionCookie } from '../../../lib/web/session.ts';
+import { clearedCookie, cookieValue, createLoginLimiter, createSessionKeys, SESSION_SECONDS, sessionCookie } from '../../../lib/web/session.ts';
 
 const TOKEN = 'the-read-token-0123456789';
 
@@ -41,6 +41,9 @@ test('cookie header parsing and the Set-Cookie flags', () => {
   assert.is(cookieValue(undefined, 'shipkit_session'), undefined);
   assert.is(sessionCookie('v', { secure: true }), `shipkit_session=v; Path=/; Max-Age=${SESSION_SECONDS}; HttpOnly; SameSite=Strict; Secure`);
   assert.not.match(sessionCookie('v', { secure: false }), 'Secure');
+  assert.is(sessionCookie('v', { secure: false, path: '/ci' }), `shipkit_session=v; Path=/ci; Max-Age=${SESSION_SECONDS}; HttpOnly; SameSite=Strict`);
+  assert.is(clearedCookie({ secure: true, path: '/ci' }), 'shipkit_session=; Path=/ci; Max-Age=0; HttpOnly; SameSite=Strict; Secure');
+  assert.is(clearedCookie({ secure: false }), 'shipkit_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict');
 });
 
 test('limiter: 5 failures per window, then blocked with the seconds left; success clears; memory bounded', () => {

@@ -1,10 +1,12 @@
 // The status page's HTML from jobs with hostile payload text: escaped everywhere it appears,
-// bidi controls made visible and isolated; pagination bounded; the failing step first.
+// bidi controls made visible and isolated; pagination bounded; the failing step first; under a
+// public_url: path, every URL in the pages carries it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Job } from '../../../lib/compile/journal.ts';
 import { parseLogSteps, stepsFailingFirst } from '../../../lib/web/job-steps.ts';
-import { formatDuration, lastStates, renderJobPage, renderLoginPage, renderStatusPage, type Viewer } from '../../../lib/web/status-page.ts';
+import { basePath } from '../../../lib/web/job-url.ts';
+import { formatDuration, lastStates, LOG_SHOWN_BYTES, renderJobPage, renderLoginPage, renderNotice, renderStatusPage, type Viewer } from '../../../lib/web/status-page.ts';
 
 const HOSTILE = `<script>alert(1)</script> "'</textarea><img src=x onerror=alert(2)> \u202Egnp.exe\u2066x\u2069`;
 const now = new Date('2026-11-22T12:00:00Z');
@@ -114,6 +116,53 @@ test('steps from a build log: outcomes, times, the failing one first; output can
   assert.equal(parsed.after, ['=== shipkit job X end {}']);
   assert.is(parseLogSteps('11:00:00.000 --- step pull\n', { running: true }).steps[0].outcome, 'running');
   assert.is(parseLogSteps('11:00:00.000 --- step pull\n').steps[0].outcome, 'unfinished');
+});
+
+/** Every URL the page points at or posts to (href, src, form action, the live log's data-follow). */
+function urlsIn(html: string): string[] {
+  return [...html.matchAll(/\b(?:href|src|action|data-follow)="([^"]*)"/g)].map((m) => m[1]);
+}
+
+test('under a base path (public_url: https://ci.example.com/ci): every link, form, asset and follow URL starts with it, nothing else changes', () => {
+  const running = job(4, { state: 'running', finished: null, exit: null });
+  const jobs = Array.from({ length: 120 }, (_, i) => job(i + 1, { repo: i % 2 ? 'octo/a' : 'octo/b', commitUrl: 'https://github.com/octo/a/commit/aaa' }));
+  const failedLog = ['11:00:00.000 --- step compile', '11:00:01.000 !!! step compile failed after 1.0 s: exit 2'].join('\n');
+  const pages: Array<(base?: string) => string> = [
+    (base) => renderStatusPage({ jobs, repos: ['octo/a', 'octo/b'], page: 2, viewer, base }),
+    (base) => renderStatusPage({ jobs, repos: ['octo/a', 'octo/b'], repo: 'octo/a', page: 1, viewer: { ...viewer, signedIn: false }, base }),
+    (base) => renderJobPage({ job: running, viewer, log: '11:00:01.000 --- step pull\n', deliveries: [], scripts: ['log-follow.js'], base }),
+    (base) => renderJobPage({ job: job(5, { state: 'failed' }), viewer, log: `${'x'.repeat(LOG_SHOWN_BYTES)}\n${failedLog}`, deliveries: [], base }),
+    (base) => renderJobPage({ job: job(6), viewer: { ...viewer, signedIn: false }, deliveries: [], base }),
+    (base) => renderLoginPage({ next: `/jobs/${job(6).id}`, base }),
+    (base) => renderNotice('No such job', 'gone', { base }),
+  ];
+  const kinds = new Set<string>();
+  for (const page of pages) {
+    const root = page();
+    const based = page('/ci');
+    const own = urlsIn(based).filter((u) => !u.startsWith('#') && !u.startsWith('https://github.com/'));
+    assert.ok(own.length >= 2, based);
+    for (const url of own) {
+      assert.ok(url.startsWith('/ci/'), `${url} is not under /ci/`);
+      kinds.add(url.replace(/^\/ci\/([a-z-]*).*$/, '$1'));
+    }
+    // The same page with "/ci" in front of each root-absolute URL: no link left out, nothing else moved.
+    assert.is(based, root.replace(/\b(href|src|action|data-follow)="\//g, '$1="/ci/'));
+    assert.is(page(''), root, 'an empty base is the root');
+  }
+  assert.equal([...kinds].sort(), ['', 'assets', 'jobs', 'login', 'logout']);
+  // The login form's next stays a route: the server puts the base in front when it redirects.
+  assert.match(pages[5]('/ci'), `<input type="hidden" name="next" value="/jobs/${job(6).id}">`);
+  assert.match(pages[4]('/ci'), `href="/ci/login?next=%2Fjobs%2F${job(6).id}"`);
+  assert.match(pages[2]('/ci'), `data-follow="/ci/jobs/${running.id}/log?follow=1"`);
+});
+
+test('basePath: public_url:\'s path without its trailing slash; nothing at a host\'s root or without public_url', () => {
+  assert.is(basePath(undefined), '');
+  assert.is(basePath('https://ci.example.com'), '');
+  assert.is(basePath('https://ci.example.com/'), '');
+  assert.is(basePath('https://ci.example.com/ci'), '/ci');
+  assert.is(basePath('http://127.0.0.1:8080/a/b.c/'), '/a/b.c');
 });
 
 test('login page escapes what it is given; durations read as people write them', () => {
