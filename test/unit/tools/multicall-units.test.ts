@@ -1,0 +1,60 @@
+// The one file's unit loader (tools/multicall-units.ts): units are compiled once, on first
+// require, see the bundle's own path and URL, require each other and Node's built-ins, run in
+// strict mode as the ES module they replace did, and name themselves in stack traces.
+import { brotliCompressSync } from 'node:zlib';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createUnitRequire, IMPORT_META_URL } from '../../../tools/multicall-units.ts';
+
+const pack = (code: string) => brotliCompressSync(code).toString('base64');
+const BUNDLE = 'file:///usr/lib/shipkit/shipkit.mjs';
+
+function unitsOf(sources: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(sources).map(([id, code]) => [id, pack(code)]));
+}
+
+test('a unit is compiled on its first require only, and its `unit` export is what require returns', () => {
+  const units = unitsOf({ counter: 'globalThis.__unitRuns = (globalThis.__unitRuns ?? 0) + 1; exports.unit = { n: 42 };' });
+  const unitRequire = createUnitRequire(units, BUNDLE);
+  const g = globalThis as { __unitRuns?: number };
+  delete g.__unitRuns;
+  assert.is(g.__unitRuns, undefined, 'nothing runs before the first require');
+  const first = unitRequire('counter');
+  assert.equal(first, { n: 42 });
+  assert.is(unitRequire('counter'), first);
+  assert.is(g.__unitRuns, 1);
+  delete g.__unitRuns;
+});
+
+test('units require each other by name and built-ins through Node', () => {
+  const units = unitsOf({
+    lib: 'exports.unit = { twice: (x) => 2 * x };',
+    script: 'const lib = require("lib"); const path = require("node:path"); exports.unit = () => lib.twice(path.basename("/a/bc").length);',
+  });
+  const run = createUnitRequire(units, BUNDLE)('script') as () => number;
+  assert.is(run(), 4);
+});
+
+test("a unit's import.meta.url, __filename and __dirname are the one file's", () => {
+  const units = unitsOf({ where: `exports.unit = [${IMPORT_META_URL}, __filename, __dirname];` });
+  assert.equal(createUnitRequire(units, BUNDLE)('where'), [BUNDLE, '/usr/lib/shipkit/shipkit.mjs', '/usr/lib/shipkit']);
+});
+
+test('units run in strict mode and stack traces name the file and the unit', () => {
+  const units = unitsOf({ strict: 'exports.unit = (function () { return this; })();', thrower: '\n\nexports.unit = () => { throw new Error("boom"); };' });
+  const unitRequire = createUnitRequire(units, BUNDLE);
+  assert.is(unitRequire('strict'), undefined);
+  try {
+    (unitRequire('thrower') as () => void)();
+    assert.unreachable('it throws');
+  } catch (error) {
+    assert.match(String((error as Error).stack), /\/usr\/lib\/shipkit\/shipkit\.mjs#thrower:3:/);
+  }
+});
+
+test('a name that is no unit and no built-in fails as require does', () => {
+  const unitRequire = createUnitRequire({}, BUNDLE);
+  assert.throws(() => unitRequire('no-such-package-here'), (e: NodeJS.ErrnoException) => e.code === 'MODULE_NOT_FOUND');
+});
+
+test.run();
