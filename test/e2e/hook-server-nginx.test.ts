@@ -3,7 +3,8 @@
 // only /hooks/ and /healthz pass; with its status-page lines uncommented, as the template says,
 // the page, login (the Origin check sees the browser's host), assets, badges, job pages and a
 // live log (not buffered by nginx) work through it. With only its `location /ci/` lines
-// uncommented and `public_url: …/ci`, every link, form, redirect, asset and the cookie stay under /ci/.
+// uncommented and `public_url: …/ci`, every link, form, redirect, asset and the cookie stay under /ci/,
+// and Debian's chromium logs in, follows a live log and logs out there.
 import { randomUUID } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -67,8 +68,8 @@ async function startNginx(upstream: number, open: boolean, { prefix = false, por
   return { url: `http://127.0.0.1:${port}`, stop };
 }
 
-async function startHookServer(dir: string, extra: string[] = []): Promise<Server> {
-  const config = writeConfig(dir, { repos: { 'octo/hold': {} } });
+async function startHookServer(dir: string, extra: string[] = [], repos = ['octo/hold']): Promise<Server> {
+  const config = writeConfig(dir, { repos: Object.fromEntries(repos.map((name) => [name, {}])) });
   appendFileSync(config, ['ui: token', ...extra, ''].join('\n'));
   return startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], { env });
 }
@@ -244,6 +245,76 @@ test('under /ci/ (the template\'s location /ci/ block, public_url: …/ci): logi
       else if (value.endsWith('.js')) assert.match(res.headers.get('content-type')!, 'text/javascript');
       await res.body?.cancel();
     }
+  }
+});
+
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+test('under /ci/ in a real browser: log in, the styled list, a live log that ends, log out; no console errors or CSP violations', async () => {
+  if (!available || !existsSync(CHROMIUM)) return console.log(`  skipped: needs ${NGINX} and ${CHROMIUM} (apt-get install nginx-light chromium)`);
+  const puppeteer = (await import('puppeteer-core')).default;
+  const dir = tmpDir();
+  const port = await freePort();
+  const server = await startHookServer(dir, [`public_url: http://127.0.0.1:${port}/ci`], ['octo/ticker']);
+  const nginx = await startNginx(server.port, false, { prefix: true, port });
+  const base = `${nginx.url}/ci`;
+  const browser = await puppeteer.launch({
+    executablePath: CHROMIUM, headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${path.join(dir, 'chromium')}`],
+  });
+  const problems: string[] = [];
+  try {
+    const page = await browser.newPage();
+    page.on('console', (m) => {
+      if (m.type() !== 'error' && m.type() !== 'warn') return;
+      // The login form answers 401 and there is no favicon: the browser logs both loads.
+      const from = m.location()?.url ?? '';
+      if (/^Failed to load resource/.test(m.text()) && (from === `${base}/` || from.endsWith('/favicon.ico'))) return;
+      problems.push(`console ${m.type()}: ${m.text()} (${from})`);
+    });
+    page.on('pageerror', (e) => problems.push(`page error: ${(e as Error).message}`));
+    // Nothing the pages load or link to falls outside /ci/ (the browser's own /favicon.ico aside).
+    page.on('response', (r) => { if (r.status() === 404 && !r.url().endsWith('/favicon.ico')) problems.push(`404: ${r.url()}`); });
+    await page.evaluateOnNewDocument(() => {
+      document.addEventListener('securitypolicyviolation', (e) => console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`));
+    });
+    const styled = () => page.evaluate(() => Array.from(document.styleSheets).reduce((n, sheet) => n + sheet.cssRules.length, 0));
+
+    assert.is((await page.goto(`${base}/`, { waitUntil: 'load' }))!.status(), 401);
+    assert.ok(await styled() > 10, 'the login form is styled');
+    await page.type('input#token', TOKEN);
+    const [landed] = await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click('button[type=submit]')]);
+    assert.is(page.url(), `${base}/`);
+    assert.is(landed!.status(), 200, 'the browser sends the Path=/ci cookie back');
+    assert.ok(await styled() > 10);
+    const cookies = await page.cookies();
+    assert.equal(cookies.map((c) => [c.name, c.path]), [['shipkit_session', '/ci']]);
+
+    writeFileSync(path.join(dir, 'ticker-lines'), '40\n');
+    const pushed = await deliverGithub(base, 'push', pushPayload('octo/ticker'), SECRET);
+    assert.is(pushed.status, 202, JSON.stringify(pushed.json));
+    const job = pushed.json.job as string;
+    await waitForJobState(server.url, TOKEN, job, ['running']);
+    await page.goto(base, { waitUntil: 'load' });
+    await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click(`a[href="/ci/jobs/${job}"]`)]);
+    assert.is(page.url(), `${base}/jobs/${job}`);
+    await page.evaluate(() => { (window as unknown as { marker: number }).marker = 1; });
+    await page.waitForFunction(() => (document.querySelector('#log pre')?.textContent ?? '').includes('tick 3 of 40'), { timeout: 30_000 });
+    assert.match(await page.$eval('#log', (el) => el.previousElementSibling?.textContent ?? ''), /live/);
+    // The end: the page reloads into the finished job's page, with the whole log.
+    await page.waitForFunction(() => !(window as unknown as { marker?: number }).marker && document.readyState === 'complete' && !document.querySelector('[data-follow]'), { timeout: 30_000 });
+    assert.match(await page.evaluate(() => document.body.textContent ?? ''), /tick 40 of 40/);
+    assert.is(page.url(), `${base}/jobs/${job}`);
+
+    await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click('header form button[type=submit]')]);
+    assert.is(page.url(), `${base}/`);
+    assert.ok(await page.$('input#token'), 'logged out: the login form');
+    assert.equal(await page.cookies(), []);
+    assert.equal(problems, [], problems.join('\n'));
+  } finally {
+    await browser.close();
+    nginx.stop();
+    assert.is(await server.stop(), 0);
   }
 });
 
