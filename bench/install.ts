@@ -5,7 +5,9 @@
 // interleaved (so a load change hits all alike); the median and its ratio to `node -e 0` are
 // printed (goal: ≤ 1.2×), with the package's and the bundle's sizes. --node runs every case
 // under that node (also first on the PATH, for the installed bin), e.g. a Node 24 next to Node 20.
-//   tsx bench/install.ts [--runs N] [--node PATH]
+// --compare FILE times the one-file cases on another shipkit.mjs too (e.g. one built from an older
+// commit with `tsx tools/bundle.ts shipkit --outdir DIR`), in the same interleaved runs.
+//   tsx bench/install.ts [--runs N] [--node PATH] [--compare FILE]
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 import minimist from 'minimist';
 import { $ } from 'zx';
 
-const args = minimist(process.argv.slice(2), { string: ['runs', 'node'] });
+const args = minimist(process.argv.slice(2), { string: ['runs', 'node', 'compare'] });
 const runs = Number(args.runs ?? 21);
 const node = path.resolve(args.node ?? process.execPath);
 const nodeVersion = spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim();
@@ -32,12 +34,16 @@ await $({ cwd: base, env: offline })`npm install --prefix ${path.join(base, 'opt
 const bin = path.join(base, 'opt', 'node_modules', '.bin');
 const bundle = path.join(base, 'opt', 'node_modules', 'shipkit', 'dist', 'shipkit.mjs');
 
+const oneFile = (label: string, file: string) => [
+  { name: `${label}: node shipkit.mjs --version`, argv: [node, file, '--version'] },
+  { name: `${label}: node shipkit.mjs server-update --help`, argv: [node, file, 'server-update', '--help'] },
+  { name: `${label}: node shipkit.mjs hook-server --help`, argv: [node, file, 'hook-server', '--help'] },
+];
 const cases: Array<{ name: string; argv: string[] }> = [
   { name: 'node -e 0', argv: [node, '-e', '0'] },
   { name: 'installed bin: hook-server --help', argv: [path.join(bin, 'hook-server'), '--help'] },
-  { name: 'one file: node shipkit.mjs --version', argv: [node, bundle, '--version'] },
-  { name: 'one file: node shipkit.mjs server-update --help', argv: [node, bundle, 'server-update', '--help'] },
-  { name: 'one file: node shipkit.mjs hook-server --help', argv: [node, bundle, 'hook-server', '--help'] },
+  ...oneFile('one file', bundle),
+  ...(args.compare ? oneFile(`compared (${path.basename(path.dirname(path.resolve(args.compare)))})`, path.resolve(args.compare)) : []),
   { name: 'deno run scripts/hook-server.ts --help', argv: [DENO, 'run', '-A', '--quiet', path.join(ROOT, 'scripts', 'hook-server.ts'), '--help'] },
 ];
 
