@@ -43,7 +43,7 @@ async function writeFirstRunConfig(dir: string, file: string) {
     'listen: 127.0.0.1:9000',
     'data: .                       # this folder: jobs, journal, repos, logs',
     'secret: file:webhook-secret   # webhook secret (enter it in the forge\'s webhook settings)',
-    'token: file:token             # bearer token for GET /jobs',
+    'token: file:token             # read token: GET /jobs, /metrics, and the status page\'s login',
     'concurrency: 1',
     'repos: {}',
     '#  octo/site:',
@@ -59,10 +59,11 @@ export function firstRunMessage(created: { secret: string; token: string; dir: s
   return [
     `First start: wrote ${path.join(created.dir, 'shipkit.yml')} (add your repos there, then restart).`,
     `  webhook secret: ${created.secret}`,
-    `  read API token: ${created.token}`,
+    `  read token (API, and the status page's login): ${created.token}`,
     `Both are kept in ${created.dir} (mode 0600) and will not be printed again.`,
     `Try it:  curl ${url}/healthz`,
     `         curl -H "Authorization: Bearer $(cat ${path.join(created.dir, 'token')})" ${url}/jobs`,
+    `Status page: ${url}/ in a browser (log in with the read token).`,
     '',
   ].join('\n');
 }

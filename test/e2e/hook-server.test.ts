@@ -340,6 +340,7 @@ test('first run: no config → ./.shipkit/shipkit.yml with a generated secret an
   assert.match(secret, /^[0-9a-f]{64}$/);
   assert.ok(first.output().includes(secret));
   assert.ok(first.output().includes(token));
+  assert.ok(first.output().includes(`Status page: ${first.url}/ in a browser (log in with the read token).`), first.output());
   for (const f of ['webhook-secret', 'token', 'shipkit.yml']) assert.is(statSync(path.join(cwd, '.shipkit', f)).mode & 0o777, 0o600, f);
   const ping = await deliverGithub(first.url, 'ping', pingPayload('me/repo'), secret);
   assert.is(ping.status, 200);
