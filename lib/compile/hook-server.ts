@@ -135,14 +135,16 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
   }
   if (journal.damaged) log.warn('journal had damaged records; they were dropped', { damaged: journal.damaged });
   const commands = options.commands ?? { build: await scriptCommandFor('build', options.env), release: await scriptCommandFor('release', options.env) };
+  // A repo cloned with a token or deploy key: its first clone needs them (only `build` gives git
+  // them), and its badge tells strangers nothing (lib/web/read-routes.ts).
+  const isPrivate = (name: string) => {
+    const repo = config.repos.get(name);
+    return Boolean(repo?.gitToken || repo?.gitAuth.sshKey);
+  };
   const runner = options.runner ?? createProcessRunner({
     dataDir, jobsDir, configFile: config.file, commands, log, env: options.env,
     repoSettings: (name) => config.repos.get(name),
-    // A repo with a deploy key or token: its first clone needs them, which only `build` gives git.
-    prepareUserDirs: (job, account, cloneUrl) => {
-      const repo = config.repos.get(job.repo);
-      return prepareUserDirs(config, job, account, repo?.gitToken || repo?.gitAuth.sshKey ? undefined : cloneUrl, log);
-    },
+    prepareUserDirs: (job, account, cloneUrl) => prepareUserDirs(config, job, account, isPrivate(job.repo) ? undefined : cloneUrl, log),
   });
   // Commit statuses and notifications go out in the background: never awaited by the queue.
   const deliveries = createDeliveryOutcomes();
@@ -163,7 +165,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     ui: config.ui, token: options.token, publicUrl: config.publicUrl,
     jobs: () => journal.jobs.values(), list: (o) => queue.list(o), get: (id) => queue.get(id), isJobId: (id) => JOB_ID_PATTERN.test(id),
     readLog: (job) => jobLog(config, jobsDir, job), branchOf: (name) => config.repos.get(name)?.branch,
-    isPrivate: (name) => { const repo = config.repos.get(name); return Boolean(repo?.gitToken || repo?.gitAuth.sshKey); }, repos: () => [...config.repos.keys()],
+    isPrivate, repos: () => [...config.repos.keys()],
     renderMetrics: () => metrics.render(), deliveries,
     followLog: (req, res, job) => follow.handle(req, res, job),
   });
