@@ -8,13 +8,13 @@
 //      (accept the connection, never answer), beside a config with neither. Goal: 0.
 //   tsx bench/status-page.ts [--runs N] [--followers N] [--jobs N]
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import minimist from 'minimist';
-import { encodeRecord, journalFile, type Job } from '../lib/compile/journal.ts';
 import { openEventStream, type EventStream } from '../test/fixtures/hooks/event-stream.ts';
+import { seedJournal, seededJob } from '../test/fixtures/hooks/seeded-journal.ts';
 import { FAKE_BUILD, deliverGithub, fetchJob, pushPayload, waitForJobState, writeConfig } from '../test/fixtures/hooks/deliveries.ts';
 import { startScript, tmpDir } from '../test/helpers.ts';
 
@@ -38,17 +38,6 @@ async function settledRssMb(pid: number): Promise<number> {
   return median(samples);
 }
 
-function seededJob(i: number): Job {
-  const at = new Date(Date.UTC(2026, 10, 1) + i * 60_000);
-  const stamp = at.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  return {
-    id: `${stamp}-${i.toString(16).padStart(6, '0')}`, seq: i, repo: i % 4 ? 'octo/site' : 'octo/other', kind: 'build', sha: i.toString(16).padStart(40, '0'),
-    ref: 'refs/heads/main', branch: 'main', tag: null, cloneUrl: null, deliveryId: `seed-${i}`, forge: 'github', state: i % 7 ? 'succeeded' : 'failed',
-    exit: i % 7 ? 0 : 1, queued: at.toISOString(), started: new Date(at.getTime() + 1000).toISOString(), finished: new Date(at.getTime() + 30_000).toISOString(),
-    reason: null, attempts: 1, interruptions: 0, pgid: null, message: `commit ${i}\n\nbody`, author: `Author ${i}`, pusher: `pusher${i}`,
-  };
-}
-
 /** N sequential GETs; times in ms and the body size. */
 async function timeGets(url: string, accept: string): Promise<{ times: number[]; bytes: number }> {
   const times: number[] = [];
@@ -69,9 +58,7 @@ const fmt = (xs: number[]) => `median ${median(xs).toFixed(2)} ms, p95 ${p95(xs)
 async function renderTimes(): Promise<void> {
   const dir = tmpDir('shipkit-bench-ui-');
   const config = writeConfig(dir, { repos: { 'octo/site': {}, 'octo/other': {} } });
-  const file = journalFile(path.join(dir, 'data'));
-  mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, Array.from({ length: 1000 }, (_, i) => encodeRecord(seededJob(i + 1))).join(''));
+  seedJournal(path.join(dir, 'data'), 1000);
   const server = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], { env });
   try {
     const html = 'text/html';

@@ -4,15 +4,15 @@
 // flags, forged and expired cookies, logout); each ui: mode; 1,000 jobs in the journal paginated.
 import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
-import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadShipkitConfig } from '../../lib/compile/config.ts';
 import { resolveServerSecrets, startHookServer } from '../../lib/compile/hook-server.ts';
-import { encodeRecord, journalFile, type Job } from '../../lib/compile/journal.ts';
 import { silentLogger } from '../../lib/core/log.ts';
 import { createSessionKeys } from '../../lib/web/session.ts';
+import { seedJournal, seededJob as seededJobOf } from '../fixtures/hooks/seeded-journal.ts';
 import { FAKE_BUILD, deliverGithub, pushPayload, waitForJobState, writeConfig } from '../fixtures/hooks/deliveries.ts';
 import { makeBareRepo, startScript, tmpDir, type Server } from '../helpers.ts';
 
@@ -312,25 +312,13 @@ test('a real build whose compile fails: its steps with times, compile first and 
   }
 });
 
-function seededJob(i: number): Job {
-  const at = new Date(Date.UTC(2026, 10, 1) + i * 60_000);
-  const stamp = at.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  return {
-    id: `${stamp}-${i.toString(16).padStart(6, '0')}`, seq: i, repo: i % 4 ? 'octo/site' : 'octo/other', kind: 'build', sha: i.toString(16).padStart(40, '0'),
-    ref: 'refs/heads/main', branch: 'main', tag: null, cloneUrl: null, deliveryId: `seed-${i}`, forge: 'github', state: i % 7 ? 'succeeded' : 'failed',
-    exit: i % 7 ? 0 : 1, queued: at.toISOString(), started: new Date(at.getTime() + 1000).toISOString(), finished: new Date(at.getTime() + 30_000).toISOString(),
-    reason: null, attempts: 1, interruptions: 0, pgid: null,
-    // Every fifth record as written before jobs kept their trigger: no message, author or pusher.
-    ...(i % 5 ? { message: `commit ${i}\n\nbody`, author: `Author ${i}`, pusher: `pusher${i}` } : {}),
-  };
-}
+// Every fifth record as written before jobs kept their trigger: no message, author or pusher.
+const seededJob = (i: number) => seededJobOf(i, { someWithoutTrigger: true });
 
 test('1,000 jobs in the journal: 50 rows a page, next/prev links, ?repo= filter; render time measured', async () => {
   const dir = tmpDir();
   const config = writeConfig(dir, { repos: { 'octo/site': {}, 'octo/other': {} } });
-  const file = journalFile(path.join(dir, 'data'));
-  mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, Array.from({ length: 1000 }, (_, i) => encodeRecord(seededJob(i + 1))).join(''));
+  seedJournal(path.join(dir, 'data'), 1000, { someWithoutTrigger: true });
   const server = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], { env });
   try {
     const first = await get(`${server.url}/`, { auth: TOKEN });
