@@ -149,12 +149,19 @@ export class Http1Response {
         const start = pending.slice(0, PREFIX.length);
         if (!PREFIX.startsWith(start)) throw parseError('HPE_INVALID_CONSTANT', 'Expected HTTP/, RTSP/ or ICE/');
       }
-    } else if (pending.length > 1024) {
-      throw parseError(this.state === 'chunk-size' ? 'HPE_INVALID_CHUNK_SIZE' : 'HPE_HEADER_OVERFLOW', this.state === 'chunk-size' ? 'Chunk extensions overflow' : 'Header overflow');
+    } else {
+      this.checkLineLength(pending);
     }
   }
 
+  /** A chunk-size or trailer line, whole or so far, longer than Node allows (16 KiB, whether or not it came in one read). */
+  private checkLineLength(line: string): void {
+    if (line.length <= MAX_HEAD_BYTES) return;
+    throw this.state === 'chunk-size' ? parseError('HPE_CHUNK_EXTENSIONS_OVERFLOW', 'Chunk extensions overflow') : parseError('HPE_HEADER_OVERFLOW', 'Header overflow');
+  }
+
   private line(text: string): void {
+    if (this.state !== 'head') this.checkLineLength(text);
     if (this.state === 'chunk-size') return this.chunkSize(text);
     if (this.state === 'trailers') {
       if (text === '') this.finish();
@@ -214,7 +221,7 @@ export class Http1Response {
   }
 
   private chunkSize(text: string): void {
-    const match = /^([0-9A-Fa-f]{1,15})[ \t]*(?:;.*)?$/.exec(text);
+    const match = /^([0-9A-Fa-f]{1,16})[ \t]*(?:;.*)?$/.exec(text);
     if (!match) throw parseError('HPE_INVALID_CHUNK_SIZE', 'Invalid character in chunk size');
     this.remaining = parseInt(match[1], 16);
     this.state = this.remaining === 0 ? 'trailers' : 'chunk-data';

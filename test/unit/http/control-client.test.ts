@@ -158,6 +158,13 @@ const answers: Record<string, [string, 'end' | 'stay']> = {
   'a header line without a colon': ['HTTP/1.1 200 OK\r\nBadHeader\r\n\r\n', 'end'],
   'a folded header line': ['HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 2\r\n\r\nhi', 'end'],
   'a bad chunk size': ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhi\r\n0\r\n\r\n', 'end'],
+  'endless trailers': [`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n${'X-T: 1\r\n'.repeat(4000)}\r\n`, 'end'],
+  'a chunk extension over 16 KiB': [`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;x=${'a'.repeat(20_000)}\r\nhi\r\n0\r\n\r\n`, 'end'],
+  'a chunk size past 2^53': ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffff\r\nhi', 'end'],
+  'a chunk size of 16 hex digits': ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0000000000000002\r\nhi\r\n0\r\n\r\n', 'end'],
+  'a long trailer line': [`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\nX-T: ${'a'.repeat(1500)}\r\n\r\n`, 'end'],
+  'a long chunk extension': [`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;x=${'a'.repeat(1500)}\r\nhi\r\n0\r\n\r\n`, 'end'],
+  'a trailer line over 16 KiB': [`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\nX-T: ${'a'.repeat(20_000)}\r\n\r\n`, 'end'],
   'a head over 16 KiB': [`HTTP/1.1 200 OK\r\nX: ${'a'.repeat(20_000)}\r\n\r\n`, 'end'],
 };
 
