@@ -66,20 +66,14 @@ export class Http1Response {
         case 'trailers':
           at = this.lines(text ??= data.toString('latin1'), at);
           break;
-        case 'length': {
-          const take = Math.min(this.remaining, data.length - at);
-          this.keep(data.subarray(at, at + take));
-          at += take;
-          this.remaining -= take;
-          if (this.remaining === 0) this.finish();
-          break;
-        }
+        case 'length':
         case 'chunk-data': {
+          // The rest of a Content-Length body, or of one chunk (then its CRLF).
           const take = Math.min(this.remaining, data.length - at);
           this.keep(data.subarray(at, at + take));
           at += take;
           this.remaining -= take;
-          if (this.remaining === 0) this.state = 'chunk-end';
+          if (this.remaining === 0) this.state = this.state === 'length' ? 'done' : 'chunk-end';
           break;
         }
         case 'chunk-end':
