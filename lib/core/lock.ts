@@ -2,6 +2,7 @@
 // the lock path: link fails if it exists), and a lock whose holder died is taken over.
 import { link, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tempSibling } from './fs.ts';
 import { WorkError } from './errors.ts';
 
@@ -45,7 +46,7 @@ export async function acquireLock(file: string, { waitMs = 0, staleMs = Infinity
     if (Date.now() >= deadline) {
       throw new WorkError(`${what} is locked by process ${holder.pid} on ${holder.host} since ${new Date(holder.time).toISOString()}; try again when it has finished.`);
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
 }
 
@@ -65,7 +66,7 @@ async function removeStale(file: string, seen: Holder | undefined): Promise<void
     // Another process is removing it. A guard left behind by a crash is cleared after a while.
     const age = await stat(guard).then((s) => Date.now() - s.mtimeMs, () => 0);
     if (age > 10_000) await rm(guard, { force: true });
-    else await new Promise((r) => setTimeout(r, 20));
+    else await sleep(20);
     return;
   } finally {
     await rm(temp, { force: true });

@@ -3,6 +3,7 @@
 // runs: a zombie (a child whose parent died, reparented to a PID 1 that reaps late, as in many
 // containers) still answers it, and waiting on one would use up the whole grace period.
 import { readFileSync, readdirSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Send `signal` to every process of the group; false when there is none (or no pgid). */
 export function signalGroup(pgid: number | null | undefined, signal: NodeJS.Signals | 0): boolean {
@@ -40,8 +41,6 @@ export function isGroupAlive(pgid: number | null | undefined, procDir = '/proc')
   }
   return false;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Wait until no process of the group runs, at most `ms`; true when it is gone. */
 export async function waitForGroupExit(pgid: number | null | undefined, ms: number, pollMs = 25): Promise<boolean> {

@@ -3,6 +3,7 @@
 // own private Unix socket (passed to it as the fd named `health`), and its answer can only come
 // from that instance. While the app runs, `failures` failed probes in a row restart it.
 import http from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface ProbeTarget {
   url: string;
@@ -69,7 +70,6 @@ export interface HealthWait {
 }
 
 const KEEP_ANSWERS = 5;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Probe every `intervalMs` until a 2xx, the deadline, or `exited` resolves (the app died:

@@ -8,6 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { rm, writeFile, readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../core/log.ts';
 import { endProcessGroup, isGroupAlive, signalGroup, waitForGroupExit } from '../core/process-group.ts';
 
@@ -107,8 +108,6 @@ export function shellCommand(exec: string): string {
   if (/[;&|\n()`]/.test(exec) || SHELL_WORDS.has(first) || first.includes('=')) return exec;
   return `exec ${exec}`;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Stop a process group left by a launchfit that was killed: only if its leader still carries

@@ -4,6 +4,7 @@
 // a timeout for the response headers and one for each piece of the body, and checks its length
 // against Content-Length.
 import { promises as fs } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { RemoteError, messageOf } from '../core/errors.ts';
 import { getToFile, redirectTarget, TransferError } from '../http/get.ts';
 import type { Logger } from '../core/log.ts';
@@ -67,7 +68,7 @@ export async function fetchToFile(url: string, headers: Record<string, string>, 
       }
       const wait = (error as FetchFailure).retryAfterMs ?? baseDelay * 2 ** attempt * (0.75 + Math.random() / 2);
       options.log.warn(`${redactUrls(url)}: ${redactUrls(messageOf(error))}; retrying in ${(wait / 1000).toFixed(1)} s`);
-      await new Promise((resolve) => setTimeout(resolve, wait));
+      await sleep(wait);
     }
   }
 }
