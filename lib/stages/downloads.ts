@@ -89,7 +89,7 @@ export async function downloadAll(options: DownloadOptions): Promise<DownloadsSu
     await fs.rm(partial, { recursive: true, force: true });
     await fs.mkdir(partial);
     const record = await loadRecord(dir, options.log);
-    const saver = recordSaver(dir, record);
+    const saver = recordSaver(dir, record, options.log);
     const progress = createProgress(options.progress, entries.length);
     const folders = new Set<string>([dir]);
     let results: FileResult[];
@@ -238,18 +238,22 @@ async function loadRecord(dir: string, log?: StageLog): Promise<DownloadsRecord>
 }
 
 // The record is saved at the end and every few seconds on the way, so a killed run keeps most
-// of what it learned. Saves are chained so two never overlap.
-function recordSaver(dir: string, record: DownloadsRecord) {
+// of what it learned. Saves are chained so two never overlap; each starts once the one before
+// has settled, failed or not (its caller was told), so one failed save does not stop the rest.
+export function recordSaver(dir: string, record: DownloadsRecord, log?: StageLog) {
   let chain: Promise<void> = Promise.resolve();
   let last = Date.now();
   const save = () => {
     last = Date.now();
-    chain = chain.then(() => atomicWriteFile(path.join(dir, RECORD_FILE), `${JSON.stringify(sortRecord(record), null, 1)}\n`));
-    return chain;
+    const next = chain.catch(() => undefined).then(() => atomicWriteFile(path.join(dir, RECORD_FILE), `${JSON.stringify(sortRecord(record), null, 1)}\n`));
+    chain = next;
+    return next;
   };
   return {
     save,
-    maybeSave: () => { if (Date.now() - last > 5000) save().catch(() => {}); },
+    maybeSave: () => {
+      if (Date.now() - last > 5000) save().catch((error) => log?.warn(`could not save ${RECORD_FILE} on the way (${messageOf(error)}); it is saved again at the end`));
+    },
   };
 }
 
