@@ -33,6 +33,15 @@ async function push(server: Server, repo: string): Promise<string> {
   return String(res.json.job);
 }
 
+/** Start an o/ticker job printing LINES lines PAUSE seconds apart; resolves once it is running. */
+async function runningTicker(dir: string, server: Server, lines: number, pause: number): Promise<string> {
+  writeFileSync(path.join(dir, 'ticker-lines'), String(lines));
+  writeFileSync(path.join(dir, 'ticker-pause'), String(pause));
+  const id = await push(server, 'o/ticker');
+  await waitForJobState(server.url, TOKEN, id, ['running']);
+  return id;
+}
+
 const plainLog = async (server: Server, id: string) => (await fetch(`${server.url}/jobs/${id}/log`, { headers: auth })).text();
 const followUrl = (server: Server, id: string) => `${server.url}/jobs/${id}/log?follow=1`;
 
@@ -43,10 +52,7 @@ function vmRssKb(pid: number): number {
 test('a running job: lines arrive while it runs, ids are byte offsets, end carries the state, the text is the plain log', async () => {
   const { dir, server } = await startFake(['o/ticker']);
   try {
-    writeFileSync(path.join(dir, 'ticker-lines'), '25');
-    writeFileSync(path.join(dir, 'ticker-pause'), '0.15');
-    const id = await push(server, 'o/ticker');
-    await waitForJobState(server.url, TOKEN, id, ['running']);
+    const id = await runningTicker(dir, server, 25, 0.15);
     const stream = await openEventStream(followUrl(server, id), auth);
     assert.is(stream.status, 200);
     assert.match(String(stream.headers['content-type']), /^text\/event-stream/);
@@ -74,10 +80,7 @@ test('a running job: lines arrive while it runs, ids are byte offsets, end carri
 test('30 followers joining while a job prints fast each get the whole log once: no line lost, none twice', async () => {
   const { dir, server } = await startFake(['o/ticker']);
   try {
-    writeFileSync(path.join(dir, 'ticker-lines'), '400');
-    writeFileSync(path.join(dir, 'ticker-pause'), '0.01');
-    const id = await push(server, 'o/ticker');
-    await waitForJobState(server.url, TOKEN, id, ['running']);
+    const id = await runningTicker(dir, server, 400, 0.01);
     const streams = [];
     for (let i = 0; i < 30; i++) {
       streams.push(await openEventStream(followUrl(server, id), auth));
@@ -98,10 +101,7 @@ test('30 followers joining while a job prints fast each get the whole log once: 
 test('Last-Event-ID resumes a running and a finished job where it was; a finished job is sent whole with end at once', async () => {
   const { dir, server } = await startFake(['o/ticker']);
   try {
-    writeFileSync(path.join(dir, 'ticker-lines'), '12');
-    writeFileSync(path.join(dir, 'ticker-pause'), '0.15');
-    const id = await push(server, 'o/ticker');
-    await waitForJobState(server.url, TOKEN, id, ['running']);
+    const id = await runningTicker(dir, server, 12, 0.15);
     const first = await openEventStream(followUrl(server, id), auth);
     await first.waitFor((s) => s.text().includes('tick 2 of'), 15_000, 'tick 2');
     first.close();
@@ -198,10 +198,7 @@ test('200 followers of one job: the 201st is answered 503 with Retry-After; one 
   // Still running when the test stops the server, which then interrupts it after --grace.
   const { dir, server } = await startFake(['o/ticker'], ['--grace', '0.5']);
   try {
-    writeFileSync(path.join(dir, 'ticker-lines'), '1000');
-    writeFileSync(path.join(dir, 'ticker-pause'), '0.1');
-    const id = await push(server, 'o/ticker');
-    await waitForJobState(server.url, TOKEN, id, ['running']);
+    const id = await runningTicker(dir, server, 1000, 0.1);
     const streams = [];
     for (let i = 0; i < 200; i++) streams.push(await openEventStream(followUrl(server, id), auth));
     assert.ok(streams.every((s) => s.status === 200));
