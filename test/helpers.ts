@@ -103,10 +103,6 @@ export interface Server {
   stop: (signal?: NodeJS.Signals) => Promise<number | null>;
 }
 
-/**
- * Start a long-running script and wait until it logs `listening on http://HOST:PORT`.
- * The child is killed when the test process exits.
- */
 /** A system user for builds that run as another user (root only): made once, its uid returned. */
 export async function ensureSystemUser(name: string): Promise<number> {
   if ((await runCommand('id', ['-u', name])).exitCode !== 0) {
@@ -116,6 +112,24 @@ export async function ensureSystemUser(name: string): Promise<number> {
   return Number((await runCommand('id', ['-u', name])).stdout.trim());
 }
 
+/**
+ * For a test that builds (or serves) as another Unix user, which needs root: the system user
+ * `shipkithook` (made on first use) and its uid; not root, it logs `skipped: WHY` and gives
+ * undefined, and the test returns.
+ */
+export async function rootBuildUser(why = 'building as another user needs root'): Promise<{ user: string; uid: number } | undefined> {
+  if (process.getuid?.() !== 0) {
+    console.log(`skipped: ${why}`);
+    return undefined;
+  }
+  const user = 'shipkithook';
+  return { user, uid: await ensureSystemUser(user) };
+}
+
+/**
+ * Start a long-running script and wait until it logs `listening on http://HOST:PORT`.
+ * The child is killed when the test process exits.
+ */
 export async function startScript(name: string, args: string[], options: RunOptions = {}): Promise<Server> {
   const [cmd, ...pre] = scriptCommand(name);
   const child = spawn(cmd, [...pre, ...args], {

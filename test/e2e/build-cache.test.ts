@@ -10,7 +10,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { makeSite, type Site } from '../build-helpers.ts';
 import { lockDependencies, makePackage, startNpmRegistry, type NpmRegistry, type PackedPackage } from '../npm-registry.ts';
-import { runCommand, tmpDir, ensureSystemUser } from '../helpers.ts';
+import { runCommand, tmpDir, rootBuildUser } from '../helpers.ts';
 
 // Appends a line to a file in each folder: a kept folder has one line more per build.
 const BUILD_SH = `for d in .cache "with space" "st*r" stXr other; do mkdir -p "$d"; echo built >> "$d/f"; done\n`;
@@ -160,12 +160,9 @@ test('cache: paths outside the repo or in .git: exit 2 with FILE:LINE, nothing c
 });
 
 test('user: builds: the shared npm cache and a --no-cache build\'s fresh one belong to the build user', async () => {
-  if (process.getuid?.() !== 0) {
-    console.log('skipped: building as another user needs root');
-    return;
-  }
-  const user = 'shipkithook';
-  const uid = await ensureSystemUser(user);
+  const as = await rootBuildUser();
+  if (!as) return;
+  const { user, uid } = as;
   const { reg, site, build } = await cachedSite(`user: ${user}\ncache: [.cache]`);
   chmodSync(site.base, 0o755);
   // git refuses a repository owned by someone else ("dubious ownership"), as a forge's would be.

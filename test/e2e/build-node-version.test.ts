@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { deliverGithub, pushPayload, waitForJobState } from '../fixtures/hooks/deliveries.ts';
 import { makeSite, type Site } from '../build-helpers.ts';
-import { RUNTIME, git, makeBareRepo, runCommand, startScript, tmpDir, ensureSystemUser } from '../helpers.ts';
+import { RUNTIME, git, makeBareRepo, runCommand, startScript, tmpDir, rootBuildUser } from '../helpers.ts';
 
 // A major shipkit's own Node is not (its own would be used without a fetch).
 const MAJOR = process.versions.node.startsWith('22.') ? '20' : '22';
@@ -145,49 +145,37 @@ test('a repo file with garbage, or a link out of the repo, fails before anything
   assert.not.ok(existsSync(path.join(linked.repoDir, 'out.txt')));
 });
 
-const BUILD_USER = 'shipkithook';
-
-async function buildUser(): Promise<number> {
-  return ensureSystemUser(BUILD_USER);
-}
-
 test("user: builds run the shared toolchain as the repo's user", async () => {
-  if (process.getuid?.() !== 0) {
-    console.log('skipped: building as another user needs root');
-    return;
-  }
-  const user = BUILD_USER;
-  await buildUser();
+  const as = await rootBuildUser();
+  if (!as) return;
+  const { user, uid } = as;
   const site = await nodeSite({ '.nvmrc': `${MAJOR}\n` }, `user: ${user}\n${PRINT_NODE}`);
   chmodSync(site.base, 0o755);
   assert.is((await runCommand('chown', ['-R', user, site.bare])).exitCode, 0);
   const r = await site.run('build', ['octo/site'], NO_REGISTRY);
   assert.is(r.exitCode, 0, r.stderr + site.logText().slice(-2000));
   assert.match(outOf(site), new RegExp(`^v${MAJOR}\\.`));
-  const uid = Number((await runCommand('id', ['-u', user])).stdout.trim());
   assert.is(statSync(path.join(site.repoDir, 'out.txt')).uid, uid, 'the compile ran as the user');
 });
 
 test("hook-server as root, build as the repo's user: root's toolchains are used; one it cannot write there goes to the repo's state", async () => {
-  if (process.getuid?.() !== 0) {
-    console.log('skipped: needs root');
-    return;
-  }
-  const uid = await buildUser();
+  const as = await rootBuildUser();
+  if (!as) return;
+  const { user, uid } = as;
   const secret = `s-${randomUUID()}`;
   const token = `t-${randomUUID()}`;
   const dir = tmpDir('shipkit-node-hook-');
   chmodSync(dir, 0o755);
   const bare = await makeBareRepo(path.join(dir, 'remote'), 'site', { '.nvmrc': `${MAJOR}\n` });
   chmodSync(path.join(dir, 'remote'), 0o755);
-  assert.is((await runCommand('chown', ['-R', BUILD_USER, bare.bare])).exitCode, 0);
+  assert.is((await runCommand('chown', ['-R', user, bare.bare])).exitCode, 0);
   const data = path.join(dir, 'data');
   mkdirSync(data, { mode: 0o755 });
   symlinkSync(TOOLCHAINS, path.join(data, 'toolchains'));
   const config = path.join(dir, 'shipkit.yml');
   const writeConfig = (node: string) => writeFileSync(config, [
     'listen: 127.0.0.1:0', `data: ${data}`, 'secret: env:HOOK_SECRET', 'token: env:HOOK_TOKEN', 'repos:',
-    '  t/site:', `    user: ${BUILD_USER}`, `    url: ${bare.bare}`, '    timeout: 120', '    steps: [pull, install, compile]', `    ${PRINT_NODE}`, ...(node ? [`    node: ${node}`] : []), '',
+    '  t/site:', `    user: ${user}`, `    url: ${bare.bare}`, '    timeout: 120', '    steps: [pull, install, compile]', `    ${PRINT_NODE}`, ...(node ? [`    node: ${node}`] : []), '',
   ].join('\n'), { mode: 0o644 });
   const build = async (node: string, sha: string) => {
     writeConfig(node);

@@ -9,7 +9,7 @@ import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSy
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { git, makeBareRepo, runCommand, runScript, startScript, tmpDir, waitFor, ensureSystemUser } from '../helpers.ts';
+import { git, makeBareRepo, runCommand, runScript, startScript, tmpDir, waitFor, rootBuildUser } from '../helpers.ts';
 import { gitHttpMissing, startGitHttp, type GitHttpServer } from '../fixtures/git-http.ts';
 import { deliverGithub, pushPayload, waitForJobState } from '../fixtures/hooks/deliveries.ts';
 
@@ -176,12 +176,9 @@ it('refused before the job (exit 2, FILE:LINE, nothing written): a token for an 
 });
 
 it('a repo built as its Unix user by hook-server (root): the token reaches that user\'s git, not its output', async () => {
-  if (process.getuid?.() !== 0) {
-    console.log('skipped: building as another user needs root');
-    return;
-  }
-  const user = 'shipkithook';
-  await ensureSystemUser(user);
+  const as = await rootBuildUser();
+  if (!as) return;
+  const { user } = as;
   const dir = tmpDir();
   chmodSync(dir, 0o755);
   const site = await makeBareRepo(root, 'site5', { 'README.md': 'as a user\n' });
@@ -211,12 +208,9 @@ it('a repo built as its Unix user by hook-server (root): the token reaches that 
 });
 
 it('`build` as root with user: and a file: token only root can read: the user\'s git clones with it', async () => {
-  if (process.getuid?.() !== 0) {
-    console.log('skipped: building as another user needs root');
-    return;
-  }
-  const user = 'shipkithook';
-  const uid = await ensureSystemUser(user);
+  const as = await rootBuildUser();
+  if (!as) return;
+  const { user, uid } = as;
   const dir = tmpDir();
   chmodSync(dir, 0o755);
   await makeBareRepo(root, 'site6', { 'README.md': 'file token\n' });
