@@ -13,7 +13,7 @@ import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { promisify } from 'node:util';
 import { gunzip as gunzipCallback } from 'node:zlib';
-import { ensureDir } from '../core/fs.ts';
+import { ensureDir, readFileTail } from '../core/fs.ts';
 import { isProcessAlive } from '../core/lock.ts';
 import { createTextMasker } from './masking.ts';
 import { STORED_JOB_ID_SOURCE, isStoredJobId, type JobKind } from './job-id.ts';
@@ -178,7 +178,7 @@ export class JobLogWriter {
 }
 
 async function lastUnfinishedJob(file: string): Promise<JobHeader | undefined> {
-  const tail = await readTail(file, 1 << 20);
+  const tail = (await readFileTail(file, 1 << 20).catch(() => Buffer.alloc(0))).toString('utf8');
   let open: JobHeader | undefined;
   for (const line of tail.split('\n')) {
     const mark = parseMarkLine(line);
@@ -186,20 +186,6 @@ async function lastUnfinishedJob(file: string): Promise<JobHeader | undefined> {
     else if (mark?.kind === 'end' && open && mark.id === open.id) open = undefined;
   }
   return open;
-}
-
-async function readTail(file: string, bytes: number): Promise<string> {
-  let handle;
-  try { handle = await open(file, 'r'); } catch { return ''; }
-  try {
-    const { size } = await handle.stat();
-    const start = Math.max(0, size - bytes);
-    const buffer = Buffer.alloc(size - start);
-    await handle.read(buffer, 0, buffer.length, start);
-    return buffer.toString('utf8');
-  } finally {
-    await handle.close();
-  }
 }
 
 // ---------------------------------------------------------------------------------------------

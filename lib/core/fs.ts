@@ -64,6 +64,20 @@ export async function canAccess(file: string, mode: number): Promise<boolean> {
   }
 }
 
+/** The last `bytes` bytes of a file (all of it when it is shorter), read without loading the rest. */
+export async function readFileTail(file: string, bytes: number): Promise<Buffer> {
+  const handle = await open(file, 'r');
+  try {
+    const { size } = await handle.stat();
+    const length = Math.min(size, bytes);
+    const buffer = Buffer.alloc(length);
+    const { bytesRead } = await handle.read(buffer, 0, length, size - length);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
 export async function pathExists(file: string): Promise<boolean> {
   try {
     await stat(file);

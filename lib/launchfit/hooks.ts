@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { open, readFile, rm } from 'node:fs/promises';
 import { WorkError, messageOf } from '../core/errors.ts';
-import { atomicWriteFile } from '../core/fs.ts';
+import { atomicWriteFile, readFileTail } from '../core/fs.ts';
 import type { Logger } from '../core/log.ts';
 import { endProcessGroup, isGroupAlive, signalGroup } from '../core/process-group.ts';
 import type { VersionInfo } from '../release/version-file.ts';
@@ -130,6 +130,6 @@ function processesWithEnv(entry: string): number {
 }
 
 async function readTail(file: string): Promise<string> {
-  const text = await readFile(file).catch(() => Buffer.alloc(0));
-  return text.subarray(Math.max(0, text.length - OUTPUT_TAIL_BYTES)).toString('utf8').trim();
+  const text = await readFileTail(file, OUTPUT_TAIL_BYTES).catch(() => Buffer.alloc(0));
+  return text.toString('utf8').trim();
 }

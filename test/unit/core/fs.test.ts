@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { atomicWriteFile, canAccess, ensureDir, hashFile, pathExists, replaceViaTemp, sha256File, syncDir, tempSibling } from '../../../lib/core/fs.ts';
+import { atomicWriteFile, canAccess, ensureDir, hashFile, pathExists, readFileTail, replaceViaTemp, sha256File, syncDir, tempSibling } from '../../../lib/core/fs.ts';
 import { ROOT, runCommand, tmpDir } from '../../helpers.ts';
 
 const dir = tmpDir('shipkit-fsx-');
@@ -199,6 +199,20 @@ test('hashFile: sha256 and md5 of real files, streamed', async () => {
   assert.is(await sha256File(file), 'b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9');
   writeFileSync(file, '');
   assert.is(await hashFile(file, 'sha256'), 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
+});
+
+test('readFileTail: the last bytes of a long file, all of a short one, empty for an empty one', async () => {
+  const dir = tmpDir();
+  const file = path.join(dir, 'out.log');
+  writeFileSync(file, `${'x'.repeat(100_000)}the end`);
+  assert.is((await readFileTail(file, 7)).toString(), 'the end');
+  writeFileSync(file, 'short');
+  assert.is((await readFileTail(file, 2000)).toString(), 'short');
+  writeFileSync(file, '');
+  assert.is((await readFileTail(file, 10)).length, 0);
+  let code: string | undefined;
+  await readFileTail(path.join(dir, 'missing'), 10).catch((error) => { code = error.code; });
+  assert.is(code, 'ENOENT');
 });
 
 test.run();
