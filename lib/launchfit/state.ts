@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { atomicWriteFile, ensureDir } from '../core/fs.ts';
+import type { HostBinding } from './binding.ts';
 
 export interface DeployPaths {
   dir: string;
@@ -69,7 +70,7 @@ export interface LaunchState {
   /** That VERSION's EXPIRES: a 304 after it is a failed check, so a server cannot freeze the host by never changing. */
   versionExpires?: string;
   /** The APP and PLATFORM this folder runs, bound by its first install (see binding.ts). */
-  binding?: { prefix: string; app?: string; platform?: string };
+  binding?: HostBinding;
   lastCheck?: { at: string; ok: boolean; message: string };
   /** Set just before a switch, cleared after the health check: a crash in between is rolled back on start. */
   pending?: { from?: string; to: string; at: string };

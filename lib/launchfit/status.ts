@@ -1,6 +1,7 @@
 // What `launchfit status` shows: current/previous release, versions, app state, last check.
 import { readdir } from 'node:fs/promises';
 import type { RunnerInfo } from './app-runner.ts';
+import type { HostBinding } from './binding.ts';
 import type { AppInfo } from './supervisor.ts';
 import { readState, type DeployPaths, type LaunchState } from './state.ts';
 import { readCurrent } from './switch.ts';
@@ -12,7 +13,7 @@ export interface Status {
   previous?: string;
   highest?: string;
   /** The APP and PLATFORM this folder is bound to (or their APP-PLATFORM prefix). */
-  binding?: { prefix: string; app?: string; platform?: string };
+  binding?: HostBinding;
   /** EXPIRES of the VERSION last handled: after it, a 304 is a failed check. */
   versionExpires?: string;
   bad: string[];
