@@ -8,6 +8,7 @@
 // no agent. Under Deno, whose node:http is itself built on fetch, fetch.
 import net from 'node:net';
 import { Http1Response } from './http1-response.ts';
+import { readAtMost } from './read-at-most.ts';
 
 export interface ControlAnswer {
   status: number;
@@ -144,19 +145,5 @@ async function getWithNodeHttps(url: string, { headers, timeoutMs, signal, maxBo
 async function getWithFetch(url: string, { headers, timeoutMs, signal, maxBody = 65_536 }: ControlGetOptions): Promise<ControlAnswer> {
   const timeout = AbortSignal.timeout(timeoutMs);
   const response = await fetch(url, { headers, redirect: 'manual', signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
-  if (!response.body) return { status: response.status, body: '' };
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    size += value.length;
-    if (size >= maxBody) {
-      await reader.cancel();
-      break;
-    }
-  }
-  return { status: response.status, body: Buffer.concat(chunks).subarray(0, maxBody).toString('utf8') };
+  return { status: response.status, body: (await readAtMost(response.body, maxBody)).toString('utf8') };
 }

@@ -1,6 +1,8 @@
 // One POST of JSON to a receiver we do not trust (a notification, a commit status): no redirects
 // followed, a timeout for the whole exchange, at most 64 KB of the answer read. Says whether trying
 // again may help. The URL is never part of what it returns (a Slack URL is a secret).
+import { readAtMost } from '../http/read-at-most.ts';
+
 export const MAX_ANSWER_BYTES = 64 * 1024;
 
 export interface PostResult {
@@ -29,7 +31,7 @@ export async function postJson(url: URL, body: string, headers: Record<string, s
   let read = 0;
   try {
     const res = await fetch(url, { method: 'POST', body, headers: { 'Content-Type': 'application/json', 'User-Agent': 'shipkit-notify', ...headers }, redirect: 'manual', signal: both });
-    read = await drain(res.body);
+    read = (await readAtMost(res.body, MAX_ANSWER_BYTES)).byteLength;
     if (res.status >= 200 && res.status < 300) return { ok: true, retry: false, detail: `answered ${res.status}`, read, status: res.status };
     if (res.status >= 300 && res.status < 400) return { ok: false, retry: false, detail: `redirected (${res.status}); redirects are not followed, configure the final URL`, read, status: res.status };
     const retry = res.status === 408 || res.status === 429 || res.status >= 500;
@@ -49,21 +51,4 @@ export function retryAfterOf(value: string | null, now = Date.now()): number | u
   if (/^\d+$/.test(text)) return Number(text) * 1000;
   const at = Date.parse(text);
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
-
-/** Read at most MAX_ANSWER_BYTES of the answer, then hang up: a 10 MB answer costs 64 KB. */
-async function drain(stream: ReadableStream<Uint8Array> | null): Promise<number> {
-  if (!stream) return 0;
-  const reader = stream.getReader();
-  let read = 0;
-  try {
-    while (read < MAX_ANSWER_BYTES) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      read += value.byteLength;
-    }
-  } finally {
-    await reader.cancel().catch(() => {});
-  }
-  return Math.min(read, MAX_ANSWER_BYTES);
 }
