@@ -87,7 +87,8 @@ export class CappedOutput {
   private line(text: string, time: Date): void {
     // Credentials in a URL (a clone URL in git's error message) never reach the log.
     const clean = redactUrls(text.replace(/\r$/, ''));
-    this.log.line(`| ${clean}`, time);
+    // Masked on the stream already (write()), so not again per line.
+    this.log.maskedLine(`| ${clean}`, time);
     this.watch?.(clean);
     this.recent.push(clean);
     if (this.recent.length > 20) this.recent.shift();

@@ -141,10 +141,18 @@ export class JobLogWriter {
     return writer;
   }
 
-  /** A timestamped line (or several): `13:30:00.123 text`. */
+  /** A timestamped line (or several): `13:30:00.123 text`, the job's secrets masked. */
   line(text: string, time = this.now()): void {
+    this.maskedLine(this.mask(text), time);
+  }
+
+  /**
+   * As line(), for text whose secrets are masked already: command output, masked on its byte
+   * stream (lib/compile/build-exec.ts), which a second pass per line would only slow down.
+   */
+  maskedLine(text: string, time = this.now()): void {
     const stamp = timeOfDay(time);
-    for (const part of this.mask(text).split('\n')) this.raw(`${stamp} ${part}\n`);
+    for (const part of text.split('\n')) this.raw(`${stamp} ${part}\n`);
   }
 
   /** Text written as is (it must end with a newline and must not begin with the mark). */
