@@ -3,17 +3,16 @@
 // It is multi-call — `node shipkit.mjs SCRIPT`, or a link named after a script — and
 // hook-server starts its jobs through the same file, litpro included. The heavy libraries, kept
 // in the file as units compiled on first use (tools/multicall.ts), run from it too.
-import { copyFileSync, existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ROOT, runCommand, tmpDir } from '../helpers.ts';
 import { assertStatusPage, buildLitproThroughHookServer, nodeGitAndShellOnly } from '../install-helpers.ts';
-import { exportPublic, exportSecret, genKey, makeGpgHome } from '../fixtures/launchfit/gpg.ts';
+import { exportPublic, makePublisher } from '../fixtures/launchfit/gpg.ts';
+import { startS3rver } from '../fixtures/s3rver.ts';
 import { APP_SOURCE, currentOf } from '../fixtures/launchfit/world.ts';
 
-type S3rverClass = new (options: Record<string, unknown>) => { run(): Promise<{ port: number }>; close(): Promise<void> };
-const S3rver = ((await import('s3rver' as string)) as { default: S3rverClass }).default;
 
 const scripts = readdirSync(path.join(ROOT, 'scripts')).filter((f) => f.endsWith('.ts') && f !== 'shipkit.ts').map((f) => f.slice(0, -3));
 const folder = tmpDir('shipkit-onefile-');
@@ -60,17 +59,12 @@ test('a signed push to the bundled hook-server builds a litpro repo end to end (
 });
 
 test('release publish to s3:// and launchfit deploy from the bucket, both from the one file (tar, OpenPGP, the S3 client)', async () => {
-  const store = tmpDir('shipkit-s3rver-');
-  const s3rver = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: store, configureBuckets: [{ name: 'releases', configs: [] }] });
-  const { port } = await s3rver.run();
-  const endpoint = `http://127.0.0.1:${port}`;
+  const s3rver = await startS3rver('releases');
+  const { endpoint } = s3rver;
   try {
     const base = tmpDir();
-    const g = makeGpgHome();
-    const key = await genKey(g, 'One File <onefile@example.com>', { passphrase: 'pw' });
-    const secret = await exportSecret(g, key.fpr, path.join(base, 'secret.asc'), 'pw');
+    const { g, key, secret } = await makePublisher(base, 'pw');
     const pub = await exportPublic(g, key.fpr, path.join(base, 'pub.asc'));
-    writeFileSync(path.join(base, 'pass'), 'pw\n');
     const app = path.join(base, 'app');
     mkdirSync(app);
     copyFileSync(APP_SOURCE, path.join(app, 'server.cjs'));

@@ -7,12 +7,11 @@ import * as assert from 'uvu/assert';
 import { silentLogger } from '../../lib/core/log.ts';
 import { publishRelease } from '../../lib/release/publish.ts';
 import { runScript, tmpDir } from '../helpers.ts';
-import { exportPublic, exportSecret, genKey, makeGpgHome } from '../fixtures/launchfit/gpg.ts';
+import { exportPublic, makePublisher } from '../fixtures/launchfit/gpg.ts';
+import { startS3rver } from '../fixtures/s3rver.ts';
 import { APP_SOURCE, currentOf } from '../fixtures/launchfit/world.ts';
 import { copyFileSync } from 'node:fs';
 
-type S3rverClass = new (options: Record<string, unknown>) => { run(): Promise<{ port: number }>; close(): Promise<void> };
-const S3rver = ((await import('s3rver' as string)) as { default: S3rverClass }).default;
 
 const awsEnv: Record<string, string> = {
   AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1',
@@ -21,20 +20,15 @@ const awsEnv: Record<string, string> = {
 };
 
 test('publish to s3://, deploy from the bucket', async () => {
-  const store = tmpDir('shipkit-s3rver-');
-  const s3rver = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: store, configureBuckets: [{ name: 'releases', configs: [] }] });
-  const { port } = await s3rver.run();
-  const endpoint = `http://127.0.0.1:${port}`;
+  const s3rver = await startS3rver('releases');
+  const { endpoint } = s3rver;
   const saved = { ...process.env };
   Object.assign(process.env, awsEnv, { AWS_ENDPOINT_URL_S3: endpoint });
   delete process.env.AWS_PROFILE;
   try {
     const base = tmpDir();
-    const g = makeGpgHome();
-    const key = await genKey(g, 'S3 Publisher <s3@example.com>', { passphrase: 'pw' });
-    const secret = await exportSecret(g, key.fpr, path.join(base, 'secret.asc'), 'pw');
+    const { g, key, secret } = await makePublisher(base, 'pw');
     const pub = await exportPublic(g, key.fpr, path.join(base, 'pub.asc'));
-    writeFileSync(path.join(base, 'pass'), 'pw\n');
     const src = path.join(base, 'app');
     mkdirSync(src);
     copyFileSync(APP_SOURCE, path.join(src, 'server.cjs'));

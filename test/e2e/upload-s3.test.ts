@@ -7,17 +7,13 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { freePort, runScript, tmpDir } from '../helpers.ts';
+import { startS3rver } from '../fixtures/s3rver.ts';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
-// s3rver ships no type declarations: describe the little this test uses.
-type S3rverClass = new (options: Record<string, unknown>) => { run(): Promise<{ port: number }>; close(): Promise<void> };
-const S3rver = ((await import('s3rver' as string)) as { default: S3rverClass }).default;
 const s3 = await import('@aws-sdk/client-s3');
 
-const store = tmpDir('shipkit-s3rver-');
-const s3rver = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: store, configureBuckets: [{ name: 'site', configs: [] }] });
-const { port } = await s3rver.run();
-const endpoint = `http://127.0.0.1:${port}`;
+const s3rver = await startS3rver('site');
+const { endpoint } = s3rver;
 const client = new s3.S3Client({
   region: 'us-east-1', endpoint, forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
   requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
