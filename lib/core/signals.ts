@@ -8,7 +8,7 @@ export interface AbortOnSignalsOptions {
   /** What is told to stop, in the abort reason (`the job received SIGTERM`). */
   what?: string;
   /** Where the signals come from (the process; a test may hand in an emitter). */
-  source?: Pick<NodeJS.EventEmitter, 'once'>;
+  source?: Pick<NodeJS.EventEmitter, 'on'>;
 }
 
 /**
@@ -17,6 +17,8 @@ export interface AbortOnSignalsOptions {
  */
 export function abortOnSignals(signals: readonly NodeJS.Signals[] = STOP_SIGNALS, { what = 'the job', source = process }: AbortOnSignalsOptions = {}): AbortController {
   const controller = new AbortController();
-  for (const signal of signals) source.once(signal, () => controller.abort(`${what} received ${signal}`));
+  // `on`, not `once`: with no listener left, a second signal would take Node's default action
+  // and kill the process in the middle of its cleanup. A second abort() changes nothing.
+  for (const signal of signals) source.on(signal, () => controller.abort(`${what} received ${signal}`));
   return controller;
 }

@@ -31,6 +31,20 @@ for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
   });
 }
 
+test('a second signal during the cleanup does not kill the process', async () => {
+  const child = spawn(process.execPath, ['--import', TSX_LOADER, FIXTURE], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, CLEANUP_MS: '1500' } });
+  let stdout = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+    if (stdout === 'ready\n') child.kill('SIGINT');
+    if (stdout === 'ready\naborted: the job received SIGINT\n') child.kill('SIGINT');
+  });
+  const result = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
+  assert.is(result.signal, null, 'the second SIGINT killed the process');
+  assert.is(result.code, 0);
+  assert.is(stdout, 'ready\naborted: the job received SIGINT\ncleaned up\n');
+});
+
 test('abortOnSignals: other signals, other wording, an injected source', () => {
   const source = new EventEmitter();
   const controller = abortOnSignals(['SIGUSR2'], { what: 'the release', source });
