@@ -8,6 +8,7 @@ import type { Job } from '../compile/journal.ts';
 import { bearerProblem } from '../http/bearer.ts';
 import { HttpError, receiveBody } from '../http/server.ts';
 import { assetNamed } from './assets.ts';
+import { matchesEtag } from './badge.ts';
 import { basePath } from './job-url.ts';
 import type { ReadSources, Refuse } from './read-routes.ts';
 import { clearedCookie, cookieValue, COOKIE_NAME, createLoginLimiter, createSessionKeys, sessionCookie, type LoginLimiter, type SessionKeys } from './session.ts';
@@ -170,7 +171,7 @@ export function createPageRoutes(sources: ReadSources, { limiter = createLoginLi
     const found = assetNamed(name);
     if (!found) return refuse(404, 'not found');
     const headers = { 'Content-Type': found.type, 'Cache-Control': 'no-cache', ETag: found.etag, 'X-Content-Type-Options': 'nosniff' };
-    if (req.headers['if-none-match'] === found.etag) {
+    if (matchesEtag(req.headers['if-none-match'], found.etag)) {
       res.writeHead(304, headers);
       return void res.end();
     }

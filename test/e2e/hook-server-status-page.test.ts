@@ -205,6 +205,15 @@ test('ui: token — a right token logs in; cookie flags; forged, expired and oth
     const css = await get(`${server.url}/assets/shipkit.css`);
     assert.is(css.status, 200);
     assert.is(css.headers.get('content-type'), 'text/css; charset=utf-8');
+    // Revalidation compares as the badge's does (RFC 9110): a proxy that compresses it weakens the
+    // ETag to W/"…", and a client may send a list.
+    const etag = css.headers.get('etag')!;
+    for (const ifNoneMatch of [etag, `W/${etag}`, `"other", ${etag}`]) {
+      const again = await fetch(`${server.url}/assets/shipkit.css`, { headers: { 'If-None-Match': ifNoneMatch } });
+      assert.is(again.status, 304, ifNoneMatch);
+      await again.arrayBuffer();
+    }
+    assert.is((await get(`${server.url}/assets/shipkit.css`)).status, 200);
     assert.is((await get(`${server.url}/assets/../journal`)).status, 404);
   } finally {
     assert.is(await server.stop(), 0);
