@@ -40,7 +40,7 @@ const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const BAD_HEADER_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 
 /** The request node:http would send for http.get(url, {headers: {...headers, Connection: 'close'}}), byte for byte. */
-export function requestHead(target: URL, headers: Record<string, string>): string {
+function requestHead(target: URL, headers: Record<string, string>): string {
   let head = `GET ${target.pathname}${target.search} HTTP/1.1\r\n`;
   let hasHost = false;
   for (const [name, value] of Object.entries({ ...headers, Connection: 'close' })) {

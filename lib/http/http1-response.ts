@@ -14,7 +14,7 @@ const PREFIX = 'HTTP/';
 const CR = 13;
 const LF = 10;
 
-export function parseError(code: string, message: string): NodeJS.ErrnoException {
+function parseError(code: string, message: string): NodeJS.ErrnoException {
   return Object.assign(new Error(`Parse Error: ${message}`), { code });
 }
 
