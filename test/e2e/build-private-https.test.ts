@@ -134,6 +134,7 @@ it('a wrong token: exit 1, saying the token was refused, and nothing is checked 
   const s = await privateSite('site2');
   const r = await s.run('ghp_wrong');
   assert.is(r.exitCode, 1, r.stderr);
+  assert.match(r.stderr, /build of octo\/site failed at step pull: The token for /, 'exit 1 names the step (DESIGN §5)');
   assert.match(r.stderr, new RegExp(`The token for http://127\\.0\\.0\\.1:${server.port} was refused \\(HTTP 401\\): check that token: in shipkit\\.yml holds a current token`));
   assert.not.match(r.stderr, /terminal prompts disabled\.? Log/, 'git\'s own words are not the message');
   assert.not.ok(existsSync(s.work), 'nothing was cloned');
