@@ -71,6 +71,28 @@ test('a server that never answers: TimeoutError; an abort: the abort reason; nob
   assert.is((refused as NodeJS.ErrnoException).code, 'ECONNREFUSED');
 });
 
+test('a server that drips its answer a byte at a time (slowloris) still ends at timeoutMs', async () => {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    const drip = `HTTP/1.1 200 OK\r\nX-Pad: ${'a'.repeat(1000)}`;
+    let at = 0;
+    const timer = setInterval(() => (at < drip.length ? socket.write(drip[at++]) : socket.write('a')), 20);
+    socket.on('close', () => { clearInterval(timer); sockets.delete(socket); });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const t0 = Date.now();
+    const error = await controlGet(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`, { headers: {}, timeoutMs: 400 }).catch((e: Error) => e);
+    assert.is((error as Error).name, 'TimeoutError');
+    assert.ok(Date.now() - t0 < 3000);
+  } finally {
+    for (const s of sockets) s.destroy();
+    server.close();
+  }
+});
+
 // The same GET through node:http (what the control client used before), as the reference.
 function viaNodeHttp(url: string, headers: Record<string, string>, maxBody = 65_536): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
