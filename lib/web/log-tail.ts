@@ -7,6 +7,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import path from 'node:path';
 import type { Logger } from '../core/log.ts';
+import { FINISHED_STATES } from '../compile/journal.ts';
 import { PIECE, RESET, cutAtLine, dataEvent, drained, endEvent, type Source } from './event-stream.ts';
 
 /** What the tail needs of a job (lib/compile/journal.ts's Job has these fields). */
@@ -17,7 +18,8 @@ export interface FollowedJob {
   exit: number | null;
 }
 
-export const ENDED = new Set(['succeeded', 'failed', 'superseded', 'interrupted']);
+/** The states a job ends in: the journal's own list. */
+export const ENDED: ReadonlySet<string> = new Set(FINISHED_STATES);
 /** Bytes read per file read; a tick reads on while there is more, up to TICK_BYTES. */
 export const READ_BYTES = 256 * 1024;
 const TICK_BYTES = 8 * 1024 * 1024;
