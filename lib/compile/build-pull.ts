@@ -21,8 +21,9 @@ export async function pullStep(ctx: BuildContext): Promise<StepResult> {
   try {
     return await pullCommit(ctx);
   } catch (error) {
-    const explained = explainGitAuthFailure(error, { url: ctx.url ?? ctx.repo.url ?? (await gitQuery(ctx, ['remote', 'get-url', 'origin']).catch(() => undefined)), auth: ctx.repo.gitAuth });
-    throw await explainGitTokenFailure(explained, { url: await pullRemoteUrl(ctx.repo, ctx.paths.work, ctx.url), token: ctx.repo.gitToken });
+    // The address the credentials were checked and scoped against before the job (lib/compile/job.ts).
+    const url = await pullRemoteUrl(ctx.repo, ctx.paths.work, ctx.url);
+    throw await explainGitTokenFailure(explainGitAuthFailure(error, { url, auth: ctx.repo.gitAuth }), { url, token: ctx.repo.gitToken });
   }
 }
 
