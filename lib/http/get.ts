@@ -75,6 +75,12 @@ export function redirectTarget(from: string, location: string | null, status = 3
   return next.href;
 }
 
+const CREDENTIAL_HEADERS = new Set(['authorization', 'cookie', 'proxy-authorization']);
+
+function withoutCredentials(headers: Record<string, string> | undefined): Record<string, string> | undefined {
+  return headers && Object.fromEntries(Object.entries(headers).filter(([name]) => !CREDENTIAL_HEADERS.has(name.toLowerCase())));
+}
+
 /** A GET whose headers have arrived. Call `done()` when finished with it, whatever happened. */
 export interface OpenedGet {
   response: Response;
@@ -103,11 +109,15 @@ export async function openGet(url: string, { timeouts, fetch: fetchImpl = global
   let response: Response;
   try {
     let current = url;
+    let sent = headers;
     for (let hops = 0; ; hops++) {
-      response = await fetchImpl(current, { headers, redirect: redirect === 'follow' ? 'manual' : redirect, signal: controller.signal });
+      response = await fetchImpl(current, { headers: sent, redirect: redirect === 'follow' ? 'manual' : redirect, signal: controller.signal });
       if (redirect !== 'follow' || !REDIRECT_STATUSES.has(response.status)) break;
       await response.body?.cancel().catch(() => {});
-      current = redirectTarget(current, response.headers.get('location'), response.status);
+      const next = redirectTarget(current, response.headers.get('location'), response.status);
+      // As fetch does when it follows: credentials go to the origin they were meant for only.
+      if (new URL(next).origin !== new URL(current).origin) sent = withoutCredentials(sent);
+      current = next;
       if (hops >= MAX_REDIRECTS) throw new TransferError('bad-redirect', `more than ${MAX_REDIRECTS} redirects (a redirect loop?)`, 0);
     }
   } catch (error) {

@@ -134,4 +134,22 @@ test('minRate: a drip that keeps the idle timer happy fails as too-slow after it
   }
 });
 
+test('a redirect to another origin drops Authorization and Cookie; one within the origin keeps them', async () => {
+  const seen: Array<[string, Record<string, string>]> = [];
+  const fetchImpl = (async (input: string | URL | Request, init?: RequestInit) => {
+    const url = String(input);
+    seen.push([url, { ...(init?.headers as Record<string, string>) }]);
+    if (url === 'https://a.example/one') return new Response(null, { status: 302, headers: { location: '/two' } });
+    if (url === 'https://a.example/two') return new Response(null, { status: 307, headers: { location: 'https://b.example/three' } });
+    return new Response('ok');
+  }) as typeof fetch;
+  const got = await openGet('https://a.example/one', { timeouts: quick, fetch: fetchImpl, headers: { Authorization: 'Bearer s3cret', cookie: 'k=v', 'if-none-match': '"e"' } });
+  got.done();
+  assert.equal(seen.map(([url, h]) => [url, h.Authorization, h.cookie, h['if-none-match']]), [
+    ['https://a.example/one', 'Bearer s3cret', 'k=v', '"e"'],
+    ['https://a.example/two', 'Bearer s3cret', 'k=v', '"e"'],
+    ['https://b.example/three', undefined, undefined, '"e"'],
+  ]);
+});
+
 test.run();
