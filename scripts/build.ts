@@ -1,7 +1,6 @@
 #!/usr/bin/env -S node --import=data:text/javascript,const{realpathSync:r}=await/**/import(`node:fs`),{pathToFileURL:u}=await/**/import(`node:url`);await/**/import(new/**/URL(`../node_modules/tsx/dist/loader.mjs`,u(r(process.argv[1]))))
 // build REPO: pull, downloads, install, compile, upload, publish, rollout — one job in the repo's logs.txt.
 // hook-server runs it as `build REPO --config FILE --sha SHA --ref REF --job-id ID`.
-import { UsageError } from '../lib/core/errors.ts';
 import { runCli, type Args, type CliSpec } from '../lib/core/cli.ts';
 import { checkUploadConfig, parseSteps, STEP_FUNCTIONS } from '../lib/compile/build-steps.ts';
 import { checkPipelineConfig } from '../lib/compile/build-pipeline.ts';
@@ -52,7 +51,7 @@ async function buildMain(args: Args, log: Logger): Promise<number> {
   const repo = getRepo(config, name);
   const steps = parseSteps(args.steps, repo.steps);
   if (steps.includes('upload')) await checkUploadConfig(config, repo, repoPaths(config, repo.name).work);
-  await checkPipelineConfig({ ...config }, { ...repo, publish: steps.includes('publish') ? repo.publish : undefined, rollout: steps.includes('rollout') ? repo.rollout : undefined });
+  await checkPipelineConfig(config, { ...repo, publish: steps.includes('publish') ? repo.publish : undefined, rollout: steps.includes('rollout') ? repo.rollout : undefined });
   const controller = abortOnSignals();
   log.info(`build ${repo.name}: job ${id}`, { steps: steps.join(',') });
   const outcome = await runJob({
