@@ -4,10 +4,9 @@
 // receiver that hangs does not delay the next job; counted in /metrics; bad notify: config exits 2.
 import { createHmac, randomUUID } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
-import http, { type IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { startReceiver } from '../fixtures/hooks/receiver.ts';
 import { FAKE_BUILD, deliverGithub, pushPayload, waitForJobState, writeConfig } from '../fixtures/hooks/deliveries.ts';
 import { runScript, startScript, tmpDir, waitFor } from '../helpers.ts';
 
@@ -17,19 +16,8 @@ const NOTIFY_SECRET = `notify-${randomUUID()}`;
 const SLACK_PATH = `/services/T0/B0/${randomUUID()}`;
 const env = { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN, NOTIFY_SECRET, SHIPKIT_BUILD_COMMAND: FAKE_BUILD, SHIPKIT_RELEASE_COMMAND: FAKE_BUILD };
 
-async function receiver(hang = false) {
-  const received: Array<{ url: string; headers: IncomingMessage['headers']; body: string }> = [];
-  const server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => (body += c));
-    req.on('end', () => {
-      received.push({ url: req.url!, headers: req.headers, body });
-      if (!hang) res.end('ok');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, received, close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }) };
-}
+/** A receiver answering 200, or (`hang`) never answering. */
+const receiver = (hang = false) => startReceiver(hang ? () => {} : undefined);
 
 test('a failure and its recovery reach Slack and the signed webhook; a hanging receiver delays no job', async () => {
   const slack = await receiver();

@@ -3,8 +3,6 @@
 // which events reach which target, and every hostile receiver: a redirect, a hang, a 10 MB
 // answer, errors, a refused connection. The job side never waits; URLs never reach the log.
 import { createHmac } from 'node:crypto';
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createLogger } from '../../../lib/core/log.ts';
@@ -13,31 +11,17 @@ import { MAX_ANSWER_BYTES, postJson } from '../../../lib/notify/deliver.ts';
 import { eventsOf, type NotifyJob } from '../../../lib/notify/message.ts';
 import { createNotifier } from '../../../lib/notify/notifier.ts';
 import { createDeliveryOutcomes } from '../../../lib/notify/outcomes.ts';
+import { startReceiver, type Reply } from '../../fixtures/hooks/receiver.ts';
 import { freePort, waitFor } from '../../helpers.ts';
-
-interface Received { method: string; url: string; headers: IncomingMessage['headers']; body: string; at: number }
-type Reply = (req: IncomingMessage, res: ServerResponse, n: number) => void;
 
 const receivers: Array<() => Promise<void>> = [];
 // Closed after each test, passed or not: a listener left open would keep the test process alive.
 test.after.each(async () => { await Promise.all(receivers.splice(0).map((close) => close())); });
 
-async function receiver(reply: Reply = (_q, res) => res.end('ok')) {
-  const received: Received[] = [];
-  const server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => (body += c));
-    req.on('end', () => {
-      received.push({ method: req.method!, url: req.url!, headers: req.headers, body, at: Date.now() });
-      reply(req, res, received.length);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  let closing: Promise<void> | undefined;
-  const close = () => (closing ??= new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
-  receivers.push(close);
-  return { base, received, close };
+async function receiver(reply?: Reply) {
+  const started = await startReceiver(reply);
+  receivers.push(started.close);
+  return started;
 }
 
 let seq = 0;
