@@ -101,6 +101,25 @@ test('hook-server: the job output and GET /jobs/ID/log hold no secret either', a
   }
 });
 
+test('a build that prints its secrets and fails: the step\'s last lines and error on the terminal, and the log, hold ***', async () => {
+  const site = await makeSite({ 'README.md': 'hi\n' });
+  const keyFile = path.join(site.base, 'api-key');
+  writeFileSync(keyFile, `${FILE_SECRET}\n`, { mode: 0o600 });
+  site.writeConfig([
+    'steps: [pull, compile]',
+    `compile: 'printf "key=%s\\n" "$API_KEY"; printf "pass=%s" "$DB_PASS" | base64; exit 3'`,
+    'env:',
+    `  API_KEY: file:${keyFile}`,
+    '  DB_PASS: env:SITE_DB_PASS',
+  ].join('\n'));
+  const r = await site.run('build', ['octo/site'], { SITE_DB_PASS: ENV_SECRET });
+  assert.is(r.exitCode, 1, r.stderr);
+  assert.match(r.stderr, /failed at step compile: /);
+  assert.match(r.stderr, /\| key=\*\*\*/, 'the last lines are shown, masked');
+  assertNoSecret(r.stdout + r.stderr, 'the terminal output');
+  assertNoSecret(site.logText(), 'logs.txt');
+});
+
 test('env: names that are not variables or that shipkit sets are refused at config load (exit 2, FILE:LINE)', async () => {
   const site = await makeSite({ 'README.md': 'hi\n' });
   for (const [name, why] of [['PATH', /cannot be overridden/], ['SHIPKIT_REPO', /cannot be overridden/], ['shipkit_x', /cannot be overridden/], ['GIT_SSH_COMMAND', /cannot be overridden/], ['1BAD', /not a valid variable name/], ['A-B', /not a valid variable name/]] as const) {
