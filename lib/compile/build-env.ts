@@ -53,9 +53,13 @@ export function parseBuildEnv(doc: ConfigDoc, repoKeyPath: KeyPath): BuildEnvEnt
   });
 }
 
-/** The `env:NAME` variables the entries read: no build sees them under their own name. */
-export function secretEnvNames(entries: readonly BuildEnvEntry[]): string[] {
-  return entries.filter((e) => e.secret && e.value.startsWith('env:')).map((e) => e.value.slice(4));
+/**
+ * The variables a repo's secrets read, its `env:` entries' and its `token:`'s `env:NAME`: only
+ * that repo's build is given them, and no build sees them under their own name.
+ */
+export function secretEnvNames(repo: { env?: readonly BuildEnvEntry[]; gitToken?: { token: string } }): string[] {
+  const refs = [...(repo.env ?? []).filter((e) => e.secret).map((e) => e.value), repo.gitToken?.token];
+  return refs.filter((ref): ref is string => ref?.startsWith('env:') === true).map((ref) => ref.slice(4));
 }
 
 /** Reads the secrets (a ConfigError naming FILE:LINE when one cannot be read). */

@@ -52,9 +52,7 @@ export interface ProcessRunnerOptions {
 /** The variables the repo's `env:NAME` secrets and token read, and only this repo's: the build resolves them. */
 function passedSecrets(settings: RepoSettings, env: NodeJS.ProcessEnv): Record<string, string> {
   const passed: Record<string, string> = {};
-  const names = secretEnvNames(settings.env ?? []);
-  if (settings.gitToken?.token.startsWith('env:')) names.push(settings.gitToken.token.slice(4));
-  for (const name of names) if (env[name] !== undefined) passed[name] = env[name]!;
+  for (const name of secretEnvNames(settings)) if (env[name] !== undefined) passed[name] = env[name]!;
   return passed;
 }
 

@@ -102,9 +102,8 @@ export function jobEnvironment(config: ShipkitConfig, base: NodeJS.ProcessEnv, e
   const targets = [...config.notify, ...repos.flatMap((r) => r.notify ?? [])];
   const secretRefs = [config.secret, config.token, ...repos.map((r) => r.secret), ...targets.flatMap((t) => [t.url, t.secret]), ...repos.map((r) => r.report?.token), ...repos.map((r) => r.rollout?.secret)];
   for (const ref of secretRefs) if (ref?.startsWith('env:')) delete env[ref.slice(4)];
-  // A repo's env: secrets reach its build under the names it gave them, and no other build.
-  for (const repo of config.repos.values()) for (const name of secretEnvNames(repo.env)) delete env[name];
-  for (const repo of config.repos.values()) if (repo.gitToken?.token.startsWith('env:')) delete env[repo.gitToken.token.slice(4)];
+  // A repo's env: and token: secrets reach its build under the names it gave them, and no other build.
+  for (const repo of config.repos.values()) for (const name of secretEnvNames(repo)) delete env[name];
   for (const name of ['SHIPKIT_SECRET', 'SHIPKIT_TOKEN', 'SHIPKIT_WEBHOOK_SECRET']) delete env[name];
   return { ...env, GIT_TERMINAL_PROMPT: '0', CI: 'true', npm_config_update_notifier: 'false', ...extra };
 }
