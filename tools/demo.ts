@@ -5,12 +5,13 @@
 // then pushes a release whose app fails its health check: the canary rolls itself back and the
 // rollout halts with the other hosts untouched. Everything it started is stopped at the end, on
 // Ctrl-C and on errors.
-import { readlinkSync } from 'node:fs';
+import { readlinkSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import minimist from 'minimist';
 import { askApp } from '../test/fixtures/launchfit/world.ts';
 import { fetchJob, startPipelineWorld, stepTimes, timedLines, type PipelineWorld, type Pushed } from '../test/fixtures/pipeline-world.ts';
 import { tmpDir } from '../test/helpers.ts';
+import { describeProcesses, killProcessesUsing } from '../test/fixtures/processes.ts';
 
 const args = minimist(process.argv.slice(2), { string: ['hosts'], boolean: ['help'] });
 if (args.help) {
@@ -26,12 +27,27 @@ if (!Number.isInteger(count) || count < 2 || count > 50) {
 const started = Date.now();
 const say = (line: string) => console.log(line);
 const ms = (t: number, t0: number) => `+${String(t - t0).padStart(6)} ms`;
+let base: string | undefined;
 let world: PipelineWorld | undefined;
 let stopping: Promise<void> | undefined;
 let interrupted = false;
 
+/**
+ * Stop the world in order (hook-server lets its job end, launchfit stops its app), then make sure:
+ * whatever still runs in the demo's folder (a `git push` and its hook caught mid-way, a job's
+ * own process group, an app in its own session) is killed, and the folder removed.
+ */
 function stopAll(): Promise<void> {
-  stopping ??= (async () => { await world?.stop(); })();
+  stopping ??= (async () => {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => { timer = setTimeout(resolve, 20_000); });
+    await Promise.race([world?.stop().catch(() => {}), late]);
+    clearTimeout(timer);
+    if (!base) return;
+    const survivors = await killProcessesUsing(base);
+    if (survivors.length) console.error(`could not stop these processes of the demo:\n${describeProcesses(survivors)}`);
+    rmSync(base, { recursive: true, force: true });
+  })();
   return stopping;
 }
 
@@ -54,7 +70,7 @@ const releaseOf = (deploy: string) => path.basename(readlinkSync(path.join(deplo
 async function watchHosts(w: PipelineWorld, version: string, until: Promise<unknown>): Promise<Map<string, number>> {
   const live = new Map<string, number>();
   let done = false;
-  void until.finally(() => { done = true; });
+  until.then(() => { done = true; }, () => { done = true; }); // its failure is the caller's to report
   while (live.size < w.hosts.length && !done) {
     await Promise.all(w.hosts.filter((h) => !live.has(h.name)).map(async (h) => {
       if ((await versionOn(h.appPort)) === version) live.set(h.name, Date.now());
@@ -81,7 +97,7 @@ async function timeline(w: PipelineWorld, pushed: Pushed, version: string | unde
 }
 
 async function main() {
-  const base = tmpDir('shipkit-demo-');
+  base = tmpDir('shipkit-demo-');
   say(`shipkit demo: ${count} launchfit hosts on 127.0.0.1, everything in ${base}`);
   world = await startPipelineWorld(base, { hosts: count, canary: 1, waves: ['100%'], progress: (line) => say(`  ${line}`) });
   const w = world;

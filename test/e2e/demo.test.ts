@@ -2,25 +2,15 @@
 // timeline, the broken release stopped at the canary, exit 0, and nothing left behind; Ctrl-C
 // (SIGINT) in the middle stops everything it started too.
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { describeProcesses, processesUsing } from '../fixtures/processes.ts';
 import { ROOT, runCommand, waitFor } from '../helpers.ts';
 
 const DEMO = [path.join(ROOT, 'tools/demo.ts')];
 const TSX = ['--import', path.join(ROOT, 'node_modules/tsx/dist/loader.mjs')];
-
-/** Processes whose command line or environment names the folder (the demo's children live in it). */
-function processesUsing(dir: string): string[] {
-  return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir) || readFileSync(`/proc/${pid}/environ`, 'utf8').includes(dir);
-    } catch {
-      return false;
-    }
-  });
-}
 
 const ms = (line: string | undefined) => Number(/\+\s*(\d+) ms/.exec(line ?? '')?.[1]);
 
@@ -41,7 +31,7 @@ test('the demo pushes a release to every host, stops a broken one at the canary,
   for (const h of ['host2', 'host3']) assert.match(out, new RegExp(`${h} +${release} +2 +no\n`));
   const dir = /everything in (\S+)/.exec(out)![1];
   assert.not.ok(existsSync(dir), 'the temp folder is gone');
-  assert.equal(processesUsing(dir), [], 'no process of the demo is left');
+  assert.equal(describeProcesses(processesUsing(dir)), '', 'no process of the demo is left');
 });
 
 test('Ctrl-C in the middle of the demo stops everything it started', async () => {
@@ -58,7 +48,7 @@ test('Ctrl-C in the middle of the demo stops everything it started', async () =>
     assert.is(await exited, 130, out);
     assert.match(out, /SIGINT: stopping everything the demo started/);
     assert.not.ok(existsSync(dir), 'the temp folder is gone');
-    assert.equal(processesUsing(dir), [], `no process of the demo is left:\n${out}`);
+    assert.equal(describeProcesses(processesUsing(dir)), '', `no process of the demo is left:\n${out}`);
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
   }
