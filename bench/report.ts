@@ -9,8 +9,8 @@ import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadShipkitConfig } from '../lib/compile/config.ts';
-import { resolveServerSecrets, startHookServer } from '../lib/compile/hook-server.ts';
+import { loadShipkitConfig } from '../lib/config/shipkit-yml.ts';
+import { resolveServerSecrets, startHookServer } from '../lib/server/hook-server.ts';
 import { silentLogger } from '../lib/core/log.ts';
 import { FAKE_BUILD, deliverGithub, pushPayload } from '../test/fixtures/hooks/deliveries.ts';
 

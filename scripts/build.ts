@@ -2,13 +2,13 @@
 // build REPO: pull, downloads, install, compile, upload, publish, rollout — one job in the repo's logs.txt.
 // hook-server runs it as `build REPO --config FILE --sha SHA --ref REF --job-id ID`.
 import { runCli, type Args, type CliSpec } from '../lib/core/cli.ts';
-import { checkUploadConfig, parseSteps, STEP_FUNCTIONS } from '../lib/compile/build-steps.ts';
-import { checkPipelineConfig } from '../lib/compile/build-pipeline.ts';
-import { newJobId, validateJobId } from '../lib/compile/job-id.ts';
-import { report, runJob, validateRef, validateSha } from '../lib/compile/job.ts';
+import { checkUploadConfig, parseSteps, STEP_FUNCTIONS } from '../lib/build/steps.ts';
+import { checkPipelineConfig } from '../lib/build/pipeline.ts';
+import { newJobId, validateJobId } from '../lib/jobs/job-id.ts';
+import { report, runJob, validateRef, validateSha } from '../lib/build/job.ts';
 import { abortOnSignals } from '../lib/core/signals.ts';
 import type { Logger } from '../lib/core/log.ts';
-import { findConfigFile, getRepo, loadShipkitConfig, repoPaths, STEPS } from '../lib/compile/config.ts';
+import { findConfigFile, getRepo, loadShipkitConfig, repoPaths, STEPS } from '../lib/config/shipkit-yml.ts';
 
 const buildCliSpec: CliSpec = {
   name: 'build',

@@ -1,10 +1,10 @@
 #!/usr/bin/env -S node --import=data:text/javascript,const{realpathSync:r}=await/**/import(`node:fs`),{pathToFileURL:u}=await/**/import(`node:url`);await/**/import(new/**/URL(`../node_modules/tsx/dist/loader.mjs`,u(r(process.argv[1]))))
 // hook-server: receive forge webhooks, verify them, journal jobs and run builds one repo at a time.
 import { milliseconds, runCli } from '../lib/core/cli.ts';
-import { findOrCreateConfig, firstRunMessage } from '../lib/compile/first-run.ts';
-import { resolveServerSecrets, startHookServer } from '../lib/compile/hook-server.ts';
+import { findOrCreateConfig, firstRunMessage } from '../lib/config/first-run.ts';
+import { resolveServerSecrets, startHookServer } from '../lib/server/hook-server.ts';
 import { parseListen } from '../lib/http/server.ts';
-import { loadShipkitConfig } from '../lib/compile/config.ts';
+import { loadShipkitConfig } from '../lib/config/shipkit-yml.ts';
 
 const usage = `Usage: hook-server [--config FILE] [--listen HOST:PORT] [options]
 

@@ -3,12 +3,12 @@
 import path from 'node:path';
 import { runCli, type Args, type CliSpec } from '../lib/core/cli.ts';
 import { UsageError, WorkError } from '../lib/core/errors.ts';
-import { validateJobId } from '../lib/compile/job-id.ts';
-import { findJob, followJob, listJobs, type JobSummary } from '../lib/compile/job-log.ts';
-import { parseSize } from '../lib/compile/log-rotate.ts';
-import { logSettings, rotateRepoLogs } from '../lib/compile/job.ts';
+import { validateJobId } from '../lib/jobs/job-id.ts';
+import { findJob, followJob, listJobs, type JobSummary } from '../lib/jobs/job-log.ts';
+import { parseSize } from '../lib/jobs/log-rotate.ts';
+import { logSettings, rotateRepoLogs } from '../lib/build/job.ts';
 import type { Logger } from '../lib/core/log.ts';
-import { findConfigFile, getRepo, loadShipkitConfig, repoPaths } from '../lib/compile/config.ts';
+import { findConfigFile, getRepo, loadShipkitConfig, repoPaths } from '../lib/config/shipkit-yml.ts';
 
 const logsCliSpec: CliSpec = {
   name: 'logs',

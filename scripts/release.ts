@@ -3,12 +3,12 @@
 // release publish DIR ...    pack, sign and publish an app release for launchfit
 import { runCli, type Args, type CliSpec, type CommandSpec } from '../lib/core/cli.ts';
 import { UsageError } from '../lib/core/errors.ts';
-import { report, validateRef } from '../lib/compile/job.ts';
+import { report, validateRef } from '../lib/build/job.ts';
 import { abortOnSignals } from '../lib/core/signals.ts';
-import { newJobId, validateJobId } from '../lib/compile/job-id.ts';
+import { newJobId, validateJobId } from '../lib/jobs/job-id.ts';
 import type { Logger } from '../lib/core/log.ts';
 import { validateName } from '../lib/core/names.ts';
-import { findConfigFile, getRepo, loadShipkitConfig } from '../lib/compile/config.ts';
+import { findConfigFile, getRepo, loadShipkitConfig } from '../lib/config/shipkit-yml.ts';
 import { validateVersion } from '../lib/release/version-file.ts';
 
 const publishCommand: CommandSpec = {
@@ -85,7 +85,7 @@ async function releaseMain(args: Args, log: Logger): Promise<number> {
   const id = args['job-id'] !== undefined ? validateJobId(args['job-id']) : newJobId();
   const config = await loadShipkitConfig(findConfigFile(args.config));
   const repo = getRepo(config, name);
-  const { runRelease } = await import('../lib/compile/release.ts');
+  const { runRelease } = await import('../lib/build/release.ts');
   const controller = abortOnSignals();
   return report(await runRelease({ config, repo, tag, id, log, signal: controller.signal }), { json: args.json, log, stdout: process.stdout });
 }

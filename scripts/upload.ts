@@ -4,7 +4,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { runCli, type FlagSpec } from '../lib/core/cli.ts';
 import { UsageError, WorkError } from '../lib/core/errors.ts';
-import { findConfigFile, getRepo, loadShipkitConfig, repoPaths } from '../lib/compile/config.ts';
+import { findConfigFile, getRepo, loadShipkitConfig, repoPaths } from '../lib/config/shipkit-yml.ts';
 import { parseTarget, uploadEntries, uploadTo, type UploadResult } from '../lib/stages/upload/index.ts';
 
 const usage = `Usage:

@@ -6,7 +6,7 @@
 import { $ } from 'zx';
 import type { NotifyEvent } from './config.ts';
 import type { PostResult } from './deliver.ts';
-import { showBidiControls } from '../web/escape.ts';
+import { showBidiControls } from '../core/escape.ts';
 import { jobLink, type NotifyJob } from './message.ts';
 
 export const DEFAULT_SENDMAIL = '/usr/sbin/sendmail';

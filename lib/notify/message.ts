@@ -1,10 +1,10 @@
 // What a job's end means for notifications, and the bodies sent: Slack's incoming-webhook JSON
 // (`text`, also taken by Mattermost and Discord's /slack) and the signed webhook's job JSON.
-import { showBidiControls } from '../web/escape.ts';
-import { jobPageUrl } from '../web/job-url.ts';
+import { showBidiControls } from '../core/escape.ts';
+import { jobPageUrl } from '../jobs/job-url.ts';
 import type { NotifyEvent } from './config.ts';
 
-/** What notifications need of a job (lib/compile/journal.ts's Job has these fields). */
+/** What notifications need of a job (lib/jobs/journal.ts's Job has these fields). */
 export interface NotifyJob {
   id: string;
   seq: number;
@@ -19,7 +19,7 @@ export interface NotifyJob {
   reason: string | null;
   started: string | null;
   finished: string | null;
-  /** The commit's message and author from the payload (attacker-controlled text; lib/compile/commit-meta.ts). */
+  /** The commit's message and author from the payload (attacker-controlled text; lib/jobs/commit-meta.ts). */
   message?: string;
   author?: string;
 }

@@ -4,12 +4,12 @@
 // the same bytes: a badge is no oracle for which repositories exist.
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { escapeMarkup } from './escape.ts';
+import { escapeMarkup } from '../core/escape.ts';
 
 export const BADGE_STATES = ['passing', 'failing', 'running', 'unknown'] as const;
 export type BadgeState = (typeof BADGE_STATES)[number];
 
-/** What a badge needs of a job (lib/compile/journal.ts's Job has these fields). */
+/** What a badge needs of a job (lib/jobs/journal.ts's Job has these fields). */
 export interface BadgeJob {
   repo: string;
   kind: string;

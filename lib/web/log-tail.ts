@@ -7,10 +7,10 @@ import { open, type FileHandle } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import path from 'node:path';
 import type { Logger } from '../core/log.ts';
-import { FINISHED_STATES } from '../compile/journal.ts';
+import { FINISHED_STATES } from '../jobs/journal.ts';
 import { PIECE, RESET, cutAtLine, dataEvent, drained, endEvent, type Source } from './event-stream.ts';
 
-/** What the tail needs of a job (lib/compile/journal.ts's Job has these fields). */
+/** What the tail needs of a job (lib/jobs/journal.ts's Job has these fields). */
 export interface FollowedJob {
   id: string;
   repo: string;

@@ -4,12 +4,12 @@
 // `public_url:`'s path (a proxy strips it); links, redirects and the cookie's Path carry it.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { open } from 'node:fs/promises';
-import type { Job } from '../compile/journal.ts';
+import type { Job } from '../jobs/journal.ts';
 import { bearerProblem } from '../http/bearer.ts';
 import { HttpError, receiveBody } from '../http/server.ts';
 import { assetNamed } from './assets.ts';
 import { matchesEtag } from './badge.ts';
-import { basePath } from './job-url.ts';
+import { basePath } from '../jobs/job-url.ts';
 import type { ReadSources, Refuse } from './read-routes.ts';
 import { clearedCookie, cookieValue, COOKIE_NAME, createLoginLimiter, createSessionKeys, sessionCookie, type LoginLimiter, type SessionKeys } from './session.ts';
 import { renderJobPage, renderLoginPage, renderNotice, renderStatusPage, LOG_SHOWN_BYTES, type Viewer } from './status-page.ts';

@@ -3,7 +3,7 @@
 // It knows nothing of how jobs run: hook-server hands in the jobs, a log reader and config bits.
 import { createReadStream } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Job } from '../compile/journal.ts';
+import type { Job } from '../jobs/journal.ts';
 import { bearerProblem } from '../http/bearer.ts';
 import { sendJson } from '../http/server.ts';
 import type { DeliveryOutcomes } from '../notify/outcomes.ts';
@@ -20,10 +20,10 @@ export interface ReadSources {
   publicUrl?: string;
   /** Every job the journal holds. */
   jobs(): Iterable<Job>;
-  /** Newest first (lib/compile/job-queue.ts list). */
+  /** Newest first (lib/jobs/job-queue.ts list). */
   list(options: { limit?: number; repo?: string; state?: string }): Job[];
   get(id: string): Job | undefined;
-  /** A valid job id (lib/compile/job-id.ts JOB_ID_PATTERN). */
+  /** A valid job id (lib/jobs/job-id.ts JOB_ID_PATTERN). */
   isJobId(id: string): boolean;
   /** The job's log: the build's own section as text, or the file its process printed to. */
   readLog(job: Job): Promise<LogSource | undefined>;

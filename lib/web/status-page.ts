@@ -3,10 +3,10 @@
 // Every string that came from a payload or a log (commit message, author, branch, output) goes
 // through `text`/`plain`: escaped, and its bidi controls shown as visible escapes, so neither
 // markup nor a right-to-left override can change what the page says around it.
-import type { Job } from '../compile/journal.ts';
+import type { Job } from '../jobs/journal.ts';
 import type { DeliveryRecord } from '../notify/outcomes.ts';
-import { BIDI_CONTROLS, bidiName, escapeMarkup, showBidiControls } from './escape.ts';
-import { jobPagePath } from './job-url.ts';
+import { BIDI_CONTROLS, bidiName, escapeMarkup, showBidiControls } from '../core/escape.ts';
+import { jobPagePath } from '../jobs/job-url.ts';
 import { parseLogSteps, stepsFailingFirst, type LogStep } from './job-steps.ts';
 
 export const PAGE_SIZE = 50;
@@ -99,7 +99,7 @@ ${body}
 
 /**
  * `base`, in every input below: the path the pages are served under behind a proxy
- * (lib/web/job-url.ts basePath: '' or `/ci`, plain segments); every link, form and asset starts with it.
+ * (lib/jobs/job-url.ts basePath: '' or `/ci`, plain segments); every link, form and asset starts with it.
  */
 export interface StatusPageInput {
   /** Every job (any order). */

@@ -6,7 +6,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { secretForms } from '../../lib/compile/masking.ts';
+import { secretForms } from '../../lib/jobs/masking.ts';
 import { deliverGithub, pushPayload, waitForJobState } from '../fixtures/hooks/deliveries.ts';
 import { makeSite } from '../build-helpers.ts';
 import { startScript } from '../helpers.ts';

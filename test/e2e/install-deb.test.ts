@@ -98,7 +98,7 @@ if (skip) {
 
   test('the installed hook-server builds a litpro repo through the job command its unit names', async () => {
     const { job, log, html, pages } = await buildLitproThroughHookServer(['/usr/bin/hook-server'], { cwd: '/', path: PATH, env: { SHIPKIT_BUILD_COMMAND: '/usr/lib/shipkit/bin/build' } });
-    // SHIPKIT_BUILD_COMMAND is used as given (lib/compile/job-process.ts): the job ran through the link.
+    // SHIPKIT_BUILD_COMMAND is used as given (lib/jobs/job-process.ts): the job ran through the link.
     assert.is(job.state, 'succeeded', log);
     assert.match(html, /<h1>Hello from litpro<\/h1>/);
     assertStatusPage(pages, job.id);

@@ -14,7 +14,7 @@ import type { GitTarget, RsyncTarget, S3Target, Target, UploadLog, UploadOptions
 
 export type { Target, UploadOptions, UploadResult, UploadLog } from './types.ts';
 
-/** One item of a repo's `upload:` list in shipkit.yml, as lib/compile/config.ts reads it. */
+/** One item of a repo's `upload:` list in shipkit.yml, as lib/config/shipkit-yml.ts reads it. */
 export interface UploadEntry {
   raw: Record<string, unknown>;
   keyPath: KeyPath;

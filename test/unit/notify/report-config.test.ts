@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loadShipkitConfig } from '../../../lib/compile/config.ts';
+import { loadShipkitConfig } from '../../../lib/config/shipkit-yml.ts';
 import { ConfigError } from '../../../lib/core/errors.ts';
 import { apiProblem, resolveReports } from '../../../lib/notify/report-config.ts';
 import { tmpDir } from '../../helpers.ts';

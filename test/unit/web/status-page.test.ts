@@ -3,9 +3,9 @@
 // public_url: path, every URL in the pages carries it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Job } from '../../../lib/compile/journal.ts';
+import type { Job } from '../../../lib/jobs/journal.ts';
 import { parseLogSteps, stepsFailingFirst } from '../../../lib/web/job-steps.ts';
-import { basePath } from '../../../lib/web/job-url.ts';
+import { basePath } from '../../../lib/jobs/job-url.ts';
 import { formatDuration, lastStates, LOG_SHOWN_BYTES, renderJobPage, renderLoginPage, renderNotice, renderStatusPage, type Viewer } from '../../../lib/web/status-page.ts';
 
 const HOSTILE = `<script>alert(1)</script> "'</textarea><img src=x onerror=alert(2)> \u202Egnp.exe\u2066x\u2069`;

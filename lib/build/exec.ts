@@ -1,0 +1,229 @@
+// Runs one command of a build step: through zx, in its own process group (so a timeout kills
+// the whole tree: npm, its node, the shell a script started), with stdout and stderr written
+// to the job log as timestamped lines. Output is capped per command: the first `headBytes` go
+// to the log as they come, then only a rolling tail is kept and written at the end, with a
+// line saying how much was left out. So 50 MB of output costs a counter, not 50 MB of log.
+import { spawn as spawnChild, type SpawnOptions } from 'node:child_process';
+import { StringDecoder } from 'node:string_decoder';
+import { $ } from 'zx';
+import type { JobLogWriter } from '../jobs/job-log.ts';
+import { formatBytes } from '../core/log.ts';
+import { StreamMasker } from '../jobs/masking.ts';
+import { endProcessGroup, signalGroup } from '../core/process-group.ts';
+import { redactUrls } from '../core/redact.ts';
+
+export interface OutputLimits {
+  /** Bytes of a command's output written as they come. */
+  headBytes: number;
+  /** Bytes kept from the end of the output once the head is full. */
+  tailBytes: number;
+}
+
+export const DEFAULT_OUTPUT_LIMITS: OutputLimits = { headBytes: 1024 * 1024, tailBytes: 256 * 1024 };
+const MAX_LINE = 16 * 1024;
+
+/** Writes a stream of output bytes to the job log as `TIME | line`, within the limits. */
+export class CappedOutput {
+  private readonly log: JobLogWriter;
+  private readonly limits: OutputLimits;
+  private headLeft: number;
+  private partial = '';
+  private readonly decoder = new StringDecoder('utf8');
+  private tail: Array<{ time: Date; chunk: Buffer }> = [];
+  private tailSize = 0;
+  private omitted = 0;
+  total = 0;
+  /** The last lines written, for an error message. */
+  private recent: string[] = [];
+
+  private readonly watch?: (line: string) => void;
+  /** The job's secrets, masked on the byte stream so a secret cut across chunks is still caught. */
+  private readonly masker: StreamMasker;
+
+  constructor(log: JobLogWriter, limits: OutputLimits = DEFAULT_OUTPUT_LIMITS, watch?: (line: string) => void) {
+    this.log = log;
+    this.watch = watch;
+    this.limits = limits;
+    this.headLeft = limits.headBytes;
+    this.masker = new StreamMasker(log.secrets ?? []);
+  }
+
+  write(chunk: Buffer, time = new Date()): void {
+    this.total += chunk.length;
+    this.take(this.masker.write(chunk), time);
+  }
+
+  private take(chunk: Buffer, time: Date): void {
+    if (!chunk.length) return;
+    if (this.headLeft > 0) {
+      const take = Math.min(this.headLeft, chunk.length);
+      this.headLeft -= take;
+      this.emit(this.decoder.write(chunk.subarray(0, take)), time);
+      if (take === chunk.length) return;
+      chunk = chunk.subarray(take);
+    }
+    this.tail.push({ time, chunk });
+    this.tailSize += chunk.length;
+    while (this.tail.length > 1 && this.tailSize - this.tail[0].chunk.length >= this.limits.tailBytes) {
+      this.omitted += this.tail[0].chunk.length;
+      this.tailSize -= this.tail.shift()!.chunk.length;
+    }
+  }
+
+  private emit(text: string, time: Date): void {
+    let rest = this.partial + text;
+    let newline: number;
+    while ((newline = rest.indexOf('\n')) !== -1) {
+      this.line(rest.slice(0, newline), time);
+      rest = rest.slice(newline + 1);
+    }
+    while (rest.length > MAX_LINE) {
+      this.line(`${rest.slice(0, MAX_LINE)} [line continues]`, time);
+      rest = rest.slice(MAX_LINE);
+    }
+    this.partial = rest;
+  }
+
+  private line(text: string, time: Date): void {
+    // Credentials in a URL (a clone URL in git's error message) never reach the log.
+    const clean = redactUrls(text.replace(/\r$/, ''));
+    // Masked on the stream already (write()), so not again per line.
+    this.log.maskedLine(`| ${clean}`, time);
+    this.watch?.(clean);
+    this.recent.push(clean);
+    if (this.recent.length > 20) this.recent.shift();
+  }
+
+  /** Writes what is still held back: the partial last line, the omission note and the tail. */
+  end(): void {
+    this.take(this.masker.end(), new Date());
+    this.emit(this.decoder.end(), new Date());
+    if (this.tail.length) {
+      let skip = this.omitted;
+      let first = true;
+      // Start the tail at a line boundary: drop the part-line at its start.
+      const pieces: Array<{ time: Date; text: string }> = [];
+      const decoder = new StringDecoder('utf8');
+      for (const { time, chunk } of this.tail) {
+        let text = decoder.write(chunk);
+        if (first) {
+          first = false;
+          const newline = text.indexOf('\n');
+          const cut = newline === -1 ? text.length : newline + 1;
+          skip += Buffer.byteLength(text.slice(0, cut)) + Buffer.byteLength(this.partial);
+          this.partial = '';
+          text = text.slice(cut);
+        }
+        pieces.push({ time, text });
+      }
+      pieces.push({ time: new Date(), text: decoder.end() });
+      this.log.line(`--- ${formatBytes(skip)} of output left out here (the log keeps the first ${formatBytes(this.limits.headBytes)} and the last ${formatBytes(this.limits.tailBytes)} of each command) ---`);
+      for (const { time, text } of pieces) this.emit(text, time);
+    }
+    if (this.partial) this.line(this.partial, new Date());
+    this.partial = '';
+    this.tail = [];
+  }
+
+  lastLines(n = 10): string[] {
+    return this.recent.slice(-n);
+  }
+}
+
+export interface RunLoggedOptions {
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  log: JobLogWriter;
+  /** Epoch ms when the job's time is up; the command is killed then. */
+  deadline: number;
+  /** The job's timeout in seconds, for the message. */
+  timeoutSec: number;
+  limits?: OutputLimits;
+  /** Run as this uid/gid (the repo's `user:`), when shipkit runs as root. */
+  uid?: number;
+  gid?: number;
+  /** Grace between SIGTERM and SIGKILL to the process group. */
+  killGraceMs?: number;
+  /** Sees every line that is written to the log (not the left-out middle). */
+  watch?: (line: string) => void;
+  /** Aborting kills the process group at once (the build itself got SIGTERM). */
+  signal?: AbortSignal;
+}
+
+export interface CommandResult {
+  exitCode: number | null;
+  signal: string | null;
+  timedOut: boolean;
+  /** The last lines of output, for a short error message on the terminal. */
+  lastLines: string[];
+  outputBytes: number;
+}
+
+// zx keeps every byte of output in memory unless given a store; this one drops them.
+function discardStore() {
+  const discard = () => Object.assign([] as Buffer[], { push: () => 0 });
+  return { stdout: discard(), stderr: discard(), stdall: discard() };
+}
+
+/** zx's `spawn` option: the child runs as uid/gid when given (the repo's `user:`). */
+export function spawnAs(uid?: number, gid?: number): typeof spawnChild {
+  if (uid === undefined) return spawnChild;
+  return ((command: string, args: readonly string[], spawnOptions: SpawnOptions) => spawnChild(command, args, { ...spawnOptions, uid, gid })) as typeof spawnChild;
+}
+
+/**
+ * Runs `argv` (no shell; zx quotes each element) in its own process group. Never throws for a
+ * failing command: the result says how it ended.
+ */
+export async function runLogged(argv: string[], options: RunLoggedOptions): Promise<CommandResult> {
+  const { log, deadline } = options;
+  const out = new CappedOutput(log, options.limits, options.watch);
+  const remaining = deadline - Date.now();
+  if (remaining <= 0) {
+    log.line(`!!! not started: the job's time limit of ${options.timeoutSec} s is used up`);
+    return { exitCode: null, signal: null, timedOut: true, lastLines: [], outputBytes: 0 };
+  }
+  const spawn = spawnAs(options.uid, options.gid);
+  const child = $({
+    cwd: options.cwd,
+    env: options.env,
+    detached: true,
+    quiet: true,
+    nothrow: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    store: discardStore(),
+    spawn,
+  })`${argv}`;
+  child.stdout.on('data', (chunk: Buffer) => out.write(chunk));
+  child.stderr.on('data', (chunk: Buffer) => out.write(chunk));
+  const pid = child.pid;
+  let timedOut = false;
+  let stopping: Promise<unknown> | undefined;
+  const stop = () => { stopping ??= endProcessGroup(pid, { graceMs: options.killGraceMs ?? 3000 }); };
+  const timer = setTimeout(() => {
+    timedOut = true;
+    log.line(`!!! time limit reached: the job's timeout is ${options.timeoutSec} s; stopping process group ${pid} (SIGTERM, then SIGKILL)`);
+    stop();
+  }, remaining);
+  const onAbort = () => {
+    log.line(`!!! stopping process group ${pid}: ${String(options.signal?.reason ?? 'the job was stopped')}`);
+    stop();
+  };
+  if (options.signal?.aborted) onAbort();
+  else options.signal?.addEventListener('abort', onAbort, { once: true });
+  const result = await child;
+  options.signal?.removeEventListener('abort', onAbort);
+  clearTimeout(timer);
+  // Whatever the command left running in its group (a background server, a stuck watcher) goes too.
+  signalGroup(pid, 'SIGKILL');
+  await stopping;
+  out.end();
+  return { exitCode: result.exitCode, signal: result.signal, timedOut, lastLines: out.lastLines(), outputBytes: out.total };
+}
+
+/** `exit 1`, `killed by SIGKILL`, `timed out`: how a command ended, for a log line. */
+export function describeEnd(result: CommandResult): string {
+  if (result.timedOut) return 'timed out (process tree killed)';
+  if (result.signal) return `killed by ${result.signal}`;
+  return `exit ${result.exitCode}`;
+}

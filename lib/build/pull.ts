@@ -1,0 +1,121 @@
+// The pull step: clone once, then fetch and check out exactly the wanted commit, detached.
+import { existsSync } from 'node:fs';
+import { chown, mkdir, readdir, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { $ } from 'zx';
+import { ensureDir, tempSibling } from '../core/fs.ts';
+import { redactUrls } from '../core/redact.ts';
+import { runLogged } from './exec.ts';
+import { explainGitAuthFailure } from './git-auth.ts';
+import { cleanExcludes, logAfterClean } from './cache.ts';
+import { explainGitTokenFailure } from './git-token.ts';
+import { gitQuery, run, StepFailure, type BuildContext, type StepResult } from './context.ts';
+import type { RepoConfig } from '../config/shipkit-yml.ts';
+
+/**
+ * Clone on the first run (into a temp folder, renamed into place), then fetch and check out
+ * exactly the wanted commit, detached; remove untracked files from the last build; update
+ * submodules. A force-pushed branch is fetched with `+` refspecs, so its new head is used.
+ */
+export async function pullStep(ctx: BuildContext): Promise<StepResult> {
+  try {
+    return await pullCommit(ctx);
+  } catch (error) {
+    // The address the credentials were checked and scoped against before the job (lib/build/job.ts).
+    const url = await pullRemoteUrl(ctx.repo, ctx.paths.work, ctx.url);
+    throw await explainGitTokenFailure(explainGitAuthFailure(error, { url, auth: ctx.repo.gitAuth }), { url, token: ctx.repo.gitToken });
+  }
+}
+
+/**
+ * The address the pull step fetches from (what credentials are checked and scoped against before
+ * the job): a first clone's --url, else url:, else GitHub's for an owner/name; an existing
+ * clone's url: (it is re-pointed there), else its origin.
+ */
+export async function pullRemoteUrl(repo: Pick<RepoConfig, 'name' | 'url'>, work: string, url?: string): Promise<string | undefined> {
+  if (!existsSync(path.join(work, '.git'))) return url ?? repo.url ?? defaultUrl(repo.name);
+  if (repo.url) return repo.url;
+  // Read as a file: git refuses a repository owned by another user (a build user's) to root.
+  const origin = await $({ quiet: true, nothrow: true, cwd: '/' })`git config --file ${path.join(work, '.git', 'config')} --get remote.origin.url`;
+  return origin.exitCode === 0 ? origin.stdout.trim() || undefined : undefined;
+}
+
+async function pullCommit(ctx: BuildContext): Promise<StepResult> {
+  const work = ctx.paths.work;
+  const fresh = !existsSync(path.join(work, '.git'));
+  const url = ctx.url ?? ctx.repo.url ?? (fresh ? defaultUrl(ctx.repo.name) : undefined);
+  if (fresh) {
+    if (!url) throw new StepFailure(`No clone URL for ${ctx.repo.name}: set \`url:\` for it in shipkit.yml.`);
+    const entries = await readdir(work).catch(() => undefined);
+    if (entries) {
+      // A work folder without .git (prepared for a build user, or a clone cut short): clone
+      // into it, emptied; its parent may not be ours to write in.
+      for (const entry of entries) await rm(path.join(work, entry), { recursive: true, force: true });
+      await run(ctx, ['git', 'clone', '--no-checkout', '--', url, work], { cwd: work, what: `git clone --no-checkout ${url}` });
+    } else {
+      await ensureDir(path.dirname(work));
+      const temp = tempSibling(work, 'clone');
+      await mkdir(temp, { mode: 0o755 });
+      if (ctx.runAs) await chown(temp, ctx.runAs.uid, ctx.runAs.gid);
+      try {
+        await run(ctx, ['git', 'clone', '--no-checkout', '--', url, temp], { cwd: path.dirname(work), what: `git clone --no-checkout ${url}` });
+        await rename(temp, work);
+      } catch (error) {
+        await rm(temp, { recursive: true, force: true });
+        throw error;
+      }
+    }
+  } else {
+    // A git killed mid-way (timeout, reboot) leaves its lock; the job lock says no git of ours runs.
+    for (const lock of ['index.lock', 'shallow.lock', 'HEAD.lock']) await rm(path.join(work, '.git', lock), { force: true });
+    // The remote is pinned at the first clone: --url (hook-server passes the payload's clone_url)
+    // only makes the first clone and never re-points it; a changed `url:` in shipkit.yml does.
+    const origin = await gitQuery(ctx, ['remote', 'get-url', 'origin']);
+    if (ctx.url && origin !== undefined && ctx.url !== origin) {
+      throw new StepFailure(`${ctx.repo.name}'s clone fetches from ${redactUrls(origin)}; --url ${redactUrls(ctx.url)} would re-point it, which is refused. Set url: for it in shipkit.yml to move it.`);
+    }
+    if (ctx.repo.url && ctx.repo.url !== origin) {
+      await run(ctx, ['git', 'remote', 'set-url', 'origin', ctx.repo.url], { what: `git remote set-url origin ${ctx.repo.url}` });
+    }
+  }
+  await run(ctx, ['git', 'fetch', '--force', '--prune', '--tags', 'origin', '+refs/heads/*:refs/remotes/origin/*']);
+  const sha = await resolveTarget(ctx);
+  await run(ctx, ['git', 'checkout', '--force', '--detach', sha]);
+  // Kept: node_modules, downloads and the repo's cache: paths, unless the build starts clean.
+  await run(ctx, ['git', 'clean', '-ffdx', ...cleanExcludes(ctx.cache)]);
+  await logAfterClean(ctx);
+  if (existsSync(path.join(work, '.gitmodules'))) {
+    await run(ctx, ['git', 'submodule', 'sync', '--recursive']);
+    await run(ctx, ['git', 'submodule', 'update', '--init', '--recursive', '--force']);
+    await run(ctx, ['git', 'submodule', 'foreach', '--recursive', 'git', 'clean', '-ffdx']);
+  }
+  ctx.checkedOut = sha;
+  return { note: `at ${sha}` };
+}
+
+function defaultUrl(name: string): string | undefined {
+  return name.includes('/') ? `https://github.com/${name}.git` : undefined;
+}
+
+/** The commit to build: --sha, else the head of --ref, else the head of the configured branch. */
+async function resolveTarget(ctx: BuildContext): Promise<string> {
+  if (ctx.sha) {
+    let full = await gitQuery(ctx, ['rev-parse', '--verify', '--quiet', `${ctx.sha}^{commit}`]);
+    if (!full && /^[0-9a-f]{40}([0-9a-f]{24})?$/i.test(ctx.sha)) {
+      // Not reachable from any branch (a force push dropped it?): servers may still serve it by id.
+      await runLogged(['git', 'fetch', '--quiet', 'origin', ctx.sha], { cwd: ctx.paths.work, env: ctx.env, log: ctx.log, deadline: ctx.deadline, timeoutSec: ctx.timeoutSec, limits: ctx.limits, uid: ctx.runAs?.uid, gid: ctx.runAs?.gid, signal: ctx.signal });
+      full = await gitQuery(ctx, ['rev-parse', '--verify', '--quiet', `${ctx.sha}^{commit}`]);
+    }
+    if (!full) throw new StepFailure(`Commit ${ctx.sha} does not exist in ${ctx.repo.name}'s remote; check the SHA (was it force-pushed away?).`);
+    return full;
+  }
+  const ref = ctx.ref ?? ctx.repo.branch;
+  const candidates = ref.startsWith('refs/heads/') ? [`refs/remotes/origin/${ref.slice(11)}`]
+    : ref.startsWith('refs/tags/') ? [ref]
+      : [`refs/remotes/origin/${ref}`, `refs/tags/${ref}`];
+  for (const candidate of candidates) {
+    const full = await gitQuery(ctx, ['rev-parse', '--verify', '--quiet', `${candidate}^{commit}`]);
+    if (full) return full;
+  }
+  throw new StepFailure(`${ref} does not exist in ${ctx.repo.name}'s remote; check the branch or tag name.`);
+}

@@ -1,0 +1,229 @@
+// The compiling server's config, shipkit.yml (DESIGN §5 "hook-server, build, logs, release").
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { checkKnownKeys, configError, getKey, loadYamlFile, type ConfigDoc, type KeyPath } from '../core/yaml-config.ts';
+import { ConfigError } from '../core/errors.ts';
+import { repoFolderName, repoNameProblem, validateFullName } from '../core/names.ts';
+import { parseBuildEnv, type BuildEnvEntry } from './build-env.ts';
+import { parseNotifyList, type NotifyTarget } from '../notify/config.ts';
+import { parseRepoReport, parseTopReport, REPORT_KEYS, type ReportConfig } from '../notify/report-config.ts';
+import { parseGitAuth, type GitAuthConfig } from '../build/git-auth.ts';
+import { parseCacheConfig, type RepoCache } from '../build/cache.ts';
+import { parseNodeConfig, type NodeRequest } from './node-version.ts';
+import { parseGitToken, type GitTokenConfig } from '../build/git-token.ts';
+import { parsePublishConfig, parseRolloutConfig, type PublishConfig, type RolloutConfig } from './pipeline.ts';
+import type { UploadEntry } from '../stages/upload/index.ts';
+
+// publish and rollout run only when the repo has a `publish:` / `rollout:` block.
+export const STEPS = ['pull', 'downloads', 'install', 'compile', 'upload', 'publish', 'rollout'] as const;
+export type Step = (typeof STEPS)[number];
+
+export interface RepoConfig {
+  /** `owner/name` as configured (the key under `repos:`). */
+  name: string;
+  url?: string;
+  branch: string;
+  user?: string;
+  steps: Step[];
+  compile?: string;
+  timeout: number;
+  upload: UploadEntry[];
+  release: string;
+  /** The pipeline after the build (lib/config/pipeline.ts). */
+  publish?: PublishConfig;
+  rollout?: RolloutConfig;
+  /** Webhook secret for this repo (unresolved `env:`/`file:`/literal); else the top-level one. */
+  secret?: string;
+  /** `env:`: variables for every build command after the pull (lib/config/build-env.ts). */
+  env: BuildEnvEntry[];
+  /** This repo's own notifications (they replace the top-level list); undefined = the top level's. */
+  notify?: NotifyTarget[];
+  /** Commit statuses (`report:` here or at the top level; lib/notify/report-config.ts); undefined = none. */
+  report?: ReportConfig;
+  /** `ssh_key:` and `known_hosts:` for the pull step's git (lib/build/git-auth.ts). */
+  gitAuth: GitAuthConfig;
+  /** `cache:`: paths kept across `git clean` besides node_modules and downloads, or false (lib/build/cache.ts). */
+  cache: RepoCache;
+  /** `node:`: the Node version the build runs with (lib/build/node-toolchain.ts); else the repo's own files say. */
+  node?: NodeRequest;
+  /** `token:` (and `token_user:`) for the pull step's git over https (lib/build/git-token.ts). */
+  gitToken?: GitTokenConfig;
+  keyPath: KeyPath;
+}
+
+export interface ShipkitConfig {
+  file: string;
+  doc: ConfigDoc;
+  listen: string;
+  data: string;
+  secret?: string;
+  token?: string;
+  concurrency: number;
+  /** hook-server's body cap in bytes (`max_body`); undefined = its 25 MB default. */
+  maxBody?: number;
+  /** Status page and badges: `token` (default), `public` (states and badges, never logs), `off`. */
+  ui: UiMode;
+  /** Where hook-server is reached from outside (no trailing slash), for links in statuses and notifications. */
+  publicUrl?: string;
+  /** Top-level notifications, for every repo without its own `notify:`. */
+  notify: NotifyTarget[];
+  repos: Map<string, RepoConfig>;
+}
+
+export const UI_MODES = ['token', 'public', 'off'] as const;
+export type UiMode = (typeof UI_MODES)[number];
+
+const TOP_KEYS = ['listen', 'data', 'secret', 'token', 'concurrency', 'repos', 'max_body', 'logs', 'ui', 'public_url', 'notify', ...REPORT_KEYS] as const;
+const REPO_KEYS = ['url', 'branch', 'user', 'steps', 'compile', 'timeout', 'upload', 'release', 'secret', 'publish', 'rollout', 'env', 'ssh_key', 'known_hosts', 'token', 'token_user', 'notify', 'cache', 'node', ...REPORT_KEYS] as const;
+export const DEFAULTS = { listen: '127.0.0.1:9000', data: '/var/lib/shipkit', concurrency: 1, branch: 'main', timeout: 900, release: 'release.sh' };
+
+/** `--config`, else $SHIPKIT_CONFIG, else ./shipkit.yml, else ./.shipkit/shipkit.yml (hook-server's first start), else /etc/shipkit/shipkit.yml. */
+export const SYSTEM_CONFIG_FILE = '/etc/shipkit/shipkit.yml';
+
+/** The config search of DESIGN §5; `systemFile` is a parameter so tests do not see this machine's /etc. */
+export function findConfigFile(flag: string | undefined, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd(), systemFile = SYSTEM_CONFIG_FILE): string {
+  if (flag) return path.resolve(cwd, flag);
+  if (env.SHIPKIT_CONFIG) return path.resolve(cwd, env.SHIPKIT_CONFIG);
+  const local = path.resolve(cwd, 'shipkit.yml');
+  if (existsSync(local)) return local;
+  const firstRun = path.resolve(cwd, '.shipkit', 'shipkit.yml');
+  if (existsSync(firstRun)) return firstRun;
+  if (existsSync(systemFile)) return systemFile;
+  throw new ConfigError(`No config file: pass --config FILE, set SHIPKIT_CONFIG, or create ./shipkit.yml (see shipkit.example.yml).`);
+}
+
+export async function loadShipkitConfig(file: string): Promise<ShipkitConfig> {
+  const doc = await loadYamlFile(file);
+  return parseShipkitConfig(doc);
+}
+
+export function parseShipkitConfig(doc: ConfigDoc): ShipkitConfig {
+  if (doc.data === null || typeof doc.data !== 'object' || Array.isArray(doc.data)) {
+    throw configError(doc, [], 'the file must be a mapping of keys (listen, data, repos, ...).');
+  }
+  checkKnownKeys(doc, [], TOP_KEYS);
+  const dataDir = getKey(doc, ['data'], 'string') ?? DEFAULTS.data;
+  const concurrency = getKey(doc, ['concurrency'], 'number') ?? DEFAULTS.concurrency;
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw configError(doc, ['concurrency'], 'must be a whole number of at least 1.');
+  const maxBody = getKey(doc, ['max_body'], 'number');
+  if (maxBody !== undefined && (!Number.isInteger(maxBody) || maxBody < 1024)) throw configError(doc, ['max_body'], 'must be a whole number of bytes, at least 1024.');
+  const reposValue = getKey(doc, ['repos'], 'object') ?? {};
+  const topReport = parseTopReport(doc);
+  const repos = new Map<string, RepoConfig>();
+  for (const name of Object.keys(reposValue)) repos.set(name, parseRepo(doc, name, topReport));
+  return {
+    file: doc.file,
+    doc,
+    listen: getKey(doc, ['listen'], 'string') ?? DEFAULTS.listen,
+    data: path.resolve(path.dirname(doc.file), dataDir),
+    secret: getKey(doc, ['secret'], 'string'),
+    token: getKey(doc, ['token'], 'string'),
+    concurrency,
+    maxBody,
+    ui: parseUiMode(doc),
+    publicUrl: parsePublicUrl(doc),
+    notify: parseNotifyList(doc, []) ?? [],
+    repos,
+  };
+}
+
+function parseUiMode(doc: ConfigDoc): UiMode {
+  const ui = getKey(doc, ['ui'], 'string') ?? 'token';
+  if (!(UI_MODES as readonly string[]).includes(ui)) throw configError(doc, ['ui'], `must be one of ${UI_MODES.join(', ')}, got ${JSON.stringify(ui.slice(0, 40))}.`);
+  return ui as UiMode;
+}
+
+/** An http(s) URL without credentials, query or fragment, its path plain segments; the trailing slash is dropped. */
+function parsePublicUrl(doc: ConfigDoc): string | undefined {
+  const text = getKey(doc, ['public_url'], 'string');
+  if (text === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw configError(doc, ['public_url'], 'must be an absolute URL such as https://ci.example.com.');
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw configError(doc, ['public_url'], 'must start with https:// or http://.');
+  if (url.username || url.password) throw configError(doc, ['public_url'], 'must not carry a user name or password (it is shown in links).');
+  if (url.search || url.hash || text.includes('?') || text.includes('#')) throw configError(doc, ['public_url'], 'must not have a query (?) or fragment (#); give the base address only.');
+  // A path (hook-server behind a proxy under a prefix) goes into every link and the cookie's
+  // Path: plain segments only, so nothing in it needs escaping and no `//` makes a link leave the host.
+  if (!/^(?:\/[A-Za-z0-9._~-]+)*\/?$/.test(url.pathname)) throw configError(doc, ['public_url'], `has a path (${JSON.stringify(url.pathname.slice(0, 60))}) that is not plain segments: use letters, digits, ".", "_", "~", "-" between single slashes, such as https://ci.example.com/ci.`);
+  return url.href.replace(/\/+$/, '');
+}
+
+function parseRepo(doc: ConfigDoc, name: string, topReport: ReturnType<typeof parseTopReport>): RepoConfig {
+  const keyPath: KeyPath = ['repos', name];
+  try {
+    validateFullName(name);
+  } catch (error) {
+    throw configError(doc, keyPath, `is not a valid repository name (use owner/name or group/subgroup/project with letters, digits, ".", "_", "-").`, { cause: error });
+  }
+  const value = getKey(doc, keyPath, 'object') ?? {};
+  checkKnownKeys(doc, keyPath, REPO_KEYS);
+  void value;
+  const steps = (getKey(doc, [...keyPath, 'steps'], 'string[]') ?? [...STEPS]) as Step[];
+  steps.forEach((step, i) => {
+    if (!(STEPS as readonly string[]).includes(step)) throw configError(doc, [...keyPath, 'steps', i], `unknown step ${JSON.stringify(step)}; steps are ${STEPS.join(', ')}.`);
+  });
+  const timeout = getKey(doc, [...keyPath, 'timeout'], 'number') ?? DEFAULTS.timeout;
+  if (timeout <= 0) throw configError(doc, [...keyPath, 'timeout'], 'must be a positive number of seconds.');
+  const user = getKey(doc, [...keyPath, 'user'], 'string');
+  if (user !== undefined && !/^[a-z_][a-z0-9_-]{0,31}$/.test(user)) throw configError(doc, [...keyPath, 'user'], 'must be a Unix user name.');
+  const uploads = getKey(doc, [...keyPath, 'upload'], 'array') ?? [];
+  const upload = uploads.map((raw, i): UploadEntry => {
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw configError(doc, [...keyPath, 'upload', i], 'each upload target must be a mapping such as {rsync: host:path, from: out}.');
+    return { raw: raw as Record<string, unknown>, keyPath: [...keyPath, 'upload', i] };
+  });
+  const release = getKey(doc, [...keyPath, 'release'], 'string') ?? DEFAULTS.release;
+  const publish = parsePublishConfig(doc, keyPath);
+  const url = getKey(doc, [...keyPath, 'url'], 'string');
+  return {
+    name,
+    url,
+    branch: getKey(doc, [...keyPath, 'branch'], 'string') ?? DEFAULTS.branch,
+    user,
+    steps,
+    compile: getKey(doc, [...keyPath, 'compile'], 'string'),
+    timeout,
+    upload,
+    release,
+    publish,
+    rollout: parseRolloutConfig(doc, keyPath, name, publish),
+    secret: getKey(doc, [...keyPath, 'secret'], 'string'),
+    env: parseBuildEnv(doc, keyPath),
+    notify: parseNotifyList(doc, keyPath),
+    report: parseRepoReport(doc, topReport, keyPath, name, url),
+    gitAuth: parseGitAuth(doc, keyPath),
+    cache: parseCacheConfig(doc, keyPath),
+    node: parseNodeConfig(doc, keyPath),
+    gitToken: parseGitToken(doc, keyPath),
+    keyPath,
+  };
+}
+
+/** The repo's config, or a ConfigError that lists the configured ones. */
+export function getRepo(config: ShipkitConfig, name: string): RepoConfig {
+  // A name without "/" may be the last part of a configured one (`.github` for `owner/.github`).
+  if (repoNameProblem(name.includes('/') ? name : `owner/${name}`)) throw new ConfigError(`Invalid repository name ${JSON.stringify(name.slice(0, 60))}: use owner/name (or group/subgroup/project).`);
+  const byShortName = name.includes('/') ? [] : [...config.repos.values()].filter((r) => r.name.split('/').pop() === name);
+  if (!config.repos.has(name) && byShortName.length > 1) {
+    throw new ConfigError(`Repository name ${name} is ambiguous in ${config.file}: use one of ${byShortName.map((r) => r.name).join(', ')}.`);
+  }
+  const repo = config.repos.get(name) ?? byShortName[0];
+  if (!repo) {
+    const known = [...config.repos.keys()];
+    throw new ConfigError(`Repository ${name} is not in ${config.file}${known.length ? ` (configured: ${known.join(', ')})` : ' (no repos: configured)'}.`);
+  }
+  return repo;
+}
+
+/** DATA/repos, DATA/logs and DATA/state of a repo, each named by lib/core/names.ts repoFolderName. */
+export function repoPaths(config: Pick<ShipkitConfig, 'data'>, name: string) {
+  const slug = repoFolderName(name);
+  return {
+    work: path.join(config.data, 'repos', slug),
+    logs: path.join(config.data, 'logs', slug),
+    state: path.join(config.data, 'state', slug),
+  };
+}
