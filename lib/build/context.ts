@@ -8,8 +8,24 @@ import { redactUrls } from '../core/redact.ts';
 import type { JobLogWriter } from '../jobs/job-log.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import type { RepoConfig, ShipkitConfig } from '../config/shipkit-yml.ts';
-import type { CachePlan } from './cache.ts';
-import type { ChosenNode } from './node-toolchain.ts';
+
+/** This job's plan: the paths kept, or why it starts clean (`--no-cache`, `cache: false`). */
+export interface CachePlan {
+  keep: string[];
+  clean?: string;
+  /** Set once the clean start's removal has happened in this job. */
+  cleaned?: boolean;
+}
+
+/** The Node a build runs its commands with (lib/build/node-toolchain.ts chooses it). */
+export interface ChosenNode {
+  /** `22.9.0` */
+  version: string;
+  from: string;
+  /** Put first on PATH; undefined when shipkit's own Node is already the first `node` there. */
+  bin?: string;
+  how: 'own' | 'cached' | 'fetched';
+}
 
 export interface BuildContext {
   config: ShipkitConfig;

@@ -12,7 +12,7 @@ import { $ } from 'zx';
 import { messageOf, VerificationError } from '../core/errors.ts';
 import { canAccess, ensureDir, tempSibling } from '../core/fs.ts';
 import { acquireLock } from '../core/lock.ts';
-import { StepFailure, type BuildContext } from './context.ts';
+import { StepFailure, type BuildContext, type ChosenNode } from './context.ts';
 import { listNodeVersions, nodePackageName, packNodeRelease, type NpmOptions } from './node-registry.ts';
 import { highestSatisfying, highestVersion, parseNodeRequest, parseVersion, type NodeRequest } from '../config/node-version.ts';
 
@@ -20,15 +20,6 @@ export interface WantedNode {
   request: NodeRequest;
   /** Where the request came from, for the log: `shipkit.yml`, `.nvmrc`, … */
   from: string;
-}
-
-export interface ChosenNode {
-  /** `22.9.0` */
-  version: string;
-  from: string;
-  /** Put first on PATH; undefined when shipkit's own Node is already the first `node` there. */
-  bin?: string;
-  how: 'own' | 'cached' | 'fetched';
 }
 
 export interface ToolchainDirs {

@@ -13,7 +13,7 @@ import { pullStep } from './pull.ts';
 import { useRepoNode } from './node-toolchain.ts';
 import { publishStep, rolloutStep } from './pipeline.ts';
 import { cleanKeptPathsOnce, countCachedPackages, describeCacheUse, prepareNpmCache } from './cache.ts';
-import { bundledCommandFor } from '../jobs/job-process.ts';
+import { bundledCommandFor } from '../core/script-command.ts';
 import type { Logger } from '../core/log.ts';
 import { UsageError } from '../core/errors.ts';
 import { STEPS, type RepoConfig, type ShipkitConfig, type Step } from '../config/shipkit-yml.ts';

@@ -5,12 +5,12 @@ import { checkKnownKeys, configError, getKey, loadYamlFile, type ConfigDoc, type
 import { ConfigError } from '../core/errors.ts';
 import { repoFolderName, repoNameProblem, validateFullName } from '../core/names.ts';
 import { parseBuildEnv, type BuildEnvEntry } from './build-env.ts';
-import { parseNotifyList, type NotifyTarget } from '../notify/config.ts';
-import { parseRepoReport, parseTopReport, REPORT_KEYS, type ReportConfig } from '../notify/report-config.ts';
-import { parseGitAuth, type GitAuthConfig } from '../build/git-auth.ts';
-import { parseCacheConfig, type RepoCache } from '../build/cache.ts';
+import { parseNotifyList, type NotifyTarget } from './notify.ts';
+import { parseRepoReport, parseTopReport, REPORT_KEYS, type ReportConfig } from './report.ts';
+import { parseGitAuth, type GitAuthConfig } from './git-auth.ts';
+import { parseCacheConfig, type RepoCache } from './cache.ts';
 import { parseNodeConfig, type NodeRequest } from './node-version.ts';
-import { parseGitToken, type GitTokenConfig } from '../build/git-token.ts';
+import { parseGitToken, type GitTokenConfig } from './git-token.ts';
 import { parsePublishConfig, parseRolloutConfig, type PublishConfig, type RolloutConfig } from './pipeline.ts';
 import type { UploadEntry } from '../stages/upload/index.ts';
 
@@ -38,7 +38,7 @@ export interface RepoConfig {
   env: BuildEnvEntry[];
   /** This repo's own notifications (they replace the top-level list); undefined = the top level's. */
   notify?: NotifyTarget[];
-  /** Commit statuses (`report:` here or at the top level; lib/notify/report-config.ts); undefined = none. */
+  /** Commit statuses (`report:` here or at the top level; lib/config/report.ts); undefined = none. */
   report?: ReportConfig;
   /** `ssh_key:` and `known_hosts:` for the pull step's git (lib/build/git-auth.ts). */
   gitAuth: GitAuthConfig;

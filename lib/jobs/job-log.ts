@@ -5,7 +5,7 @@
 //   13:30:00.456 | output line
 //   === shipkit job ID end {"id":…,"status":"succeeded","exit":0,"duration_ms":…,"finished":…}
 // Output lines always start with a timestamp, so a build cannot forge a header or trailer.
-// Old files are rotated to logs.1.txt.gz … logs.N.txt.gz (newest first) by lib/compile/log-rotate.ts.
+// Old files are rotated to logs.1.txt.gz … logs.N.txt.gz (newest first) by lib/jobs/log-rotate.ts.
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { open, readFile, readdir } from 'node:fs/promises';
 import os from 'node:os';

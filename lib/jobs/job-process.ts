@@ -3,12 +3,10 @@
 // otherwise), the repo's timeout for the whole group, output to DATA/jobs/ID/output.log (bounded
 // while it runs, trimmed once it ends), and the exit code written to a status file by a tiny sh
 // wrapper, so that a run which ends while hook-server is down is still known on restart.
-// The scheduling around it (concurrency, per-repo order, the journal) lives in lib/compile/job-queue.ts.
+// The scheduling around it (concurrency, per-repo order, the journal) lives in lib/jobs/job-queue.ts.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { chown, open, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { atomicWriteFile, ensureDir } from '../core/fs.ts';
 import { secretEnvNames, type BuildEnvEntry } from '../config/build-env.ts';
 import { lookupUser, type UnixAccount } from '../core/unix-user.ts';
@@ -182,33 +180,4 @@ export async function killOrphanGroup(job: Job, jobsDir: string, { graceMs = 2_0
   if (!cmdline.includes(path.join(jobsDir, job.id))) return false;
   await endProcessGroup(job.pgid, { graceMs });
   return true;
-}
-
-declare const SHIPKIT_BUNDLED: boolean | undefined;
-declare const SHIPKIT_MULTICALL: boolean | undefined;
-
-/**
- * In a bundle, the command that runs another shipkit program: the multi-call dist/shipkit.mjs
- * runs it through itself (`node shipkit.mjs build …`, litpro included), a per-script
- * dist/hook-server.mjs runs dist/build.mjs beside it. Undefined when running from sources.
- */
-export function bundledCommandFor(name: 'build' | 'release' | 'litpro'): string[] | undefined {
-  if (typeof SHIPKIT_BUNDLED === 'undefined' || !SHIPKIT_BUNDLED) return undefined;
-  const self = fileURLToPath(import.meta.url);
-  if (typeof SHIPKIT_MULTICALL !== 'undefined' && SHIPKIT_MULTICALL) return [process.execPath, self, name];
-  return name === 'litpro' ? undefined : [process.execPath, path.join(path.dirname(self), `${name}.mjs`)];
-}
-
-/** The command that runs a shipkit script (`build`, `release`) under the runtime we run on. */
-export async function scriptCommandFor(name: 'build' | 'release', env: NodeJS.ProcessEnv = process.env): Promise<string[]> {
-  const override = env[`SHIPKIT_${name.toUpperCase()}_COMMAND`];
-  if (override) return override.trim().startsWith('[') ? (JSON.parse(override) as string[]) : [override];
-  const bundled = bundledCommandFor(name);
-  if (bundled) return bundled;
-  const root = path.resolve(import.meta.dirname, '../..');
-  const source = path.join(root, 'scripts', `${name}.ts`);
-  const deno = (globalThis as { Deno?: { execPath(): string } }).Deno;
-  if (deno) return [deno.execPath(), 'run', '-A', '--quiet', source];
-  const loader = path.join(root, 'node_modules', 'tsx', 'dist', 'loader.mjs');
-  return [process.execPath, '--import', loader, source];
 }

@@ -7,15 +7,9 @@
 import { VerificationError } from '../core/errors.ts';
 import type { VersionInfo } from '../release/version-file.ts';
 import type { LaunchConfig } from './config.ts';
-import type { LaunchState } from './state.ts';
+import type { HostBinding, LaunchState } from './state.ts';
 
 /** What a host is bound to. `prefix` is APP-PLATFORM; app and platform are known when a VERSION (or the config) named them. */
-export interface HostBinding {
-  prefix: string;
-  app?: string;
-  platform?: string;
-}
-
 const SUFFIXES = ['.tar.gz', '.tgz'];
 
 /** `my-app-gnu-linux` for (`my-app-gnu-linux-1.2.tar.gz`, `1.2`), or undefined when the file is not PREFIX-VERSION.tar.gz. */

@@ -14,7 +14,7 @@ import type { Logger } from '../core/log.ts';
 import { endProcessGroup, isGroupAlive, signalGroup } from '../core/process-group.ts';
 import type { VersionInfo } from '../release/version-file.ts';
 import type { DeployPaths } from './state.ts';
-import type { UpdateContext } from './update.ts';
+import type { LaunchConfig } from './config.ts';
 
 /** What .launchfit/hook.json holds while a hook runs. */
 interface HookRecord {
@@ -34,7 +34,14 @@ const OUTPUT_TAIL_BYTES = 2000;
 // before its group is on record; if launchfit dies first, `read` sees EOF and nothing runs.
 const GATE = 'read go || exit 1; exec /bin/sh -c "$0"';
 
-export async function runBeforeSymlinkHook(ctx: UpdateContext, releaseDir: string, info: VersionInfo): Promise<void> {
+/** What the hook needs of an update (lib/launchfit/update.ts's UpdateContext has these fields). */
+export interface HookContext {
+  paths: DeployPaths;
+  config: Pick<LaunchConfig, 'hooks'>;
+  log: Logger;
+}
+
+export async function runBeforeSymlinkHook(ctx: HookContext, releaseDir: string, info: VersionInfo): Promise<void> {
   const hook = ctx.config.hooks.beforeSymlink;
   if (!hook) return;
   ctx.log.info('running before_symlink hook', { hook, cwd: releaseDir });

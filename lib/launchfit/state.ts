@@ -4,7 +4,13 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { atomicWriteFile, ensureDir } from '../core/fs.ts';
-import type { HostBinding } from './binding.ts';
+
+/** The app and platform a host is bound to (lib/launchfit/binding.ts checks releases against it). */
+export interface HostBinding {
+  prefix: string;
+  app?: string;
+  platform?: string;
+}
 
 export interface DeployPaths {
   dir: string;

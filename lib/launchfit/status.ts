@@ -1,7 +1,7 @@
 // What `launchfit status` shows: current/previous release, versions, app state, last check.
 import { readdir } from 'node:fs/promises';
 import type { RunnerInfo } from './app-runner.ts';
-import type { HostBinding } from './binding.ts';
+import type { HostBinding } from './state.ts';
 import type { AppInfo } from './supervisor.ts';
 import { readState, type DeployPaths, type LaunchState } from './state.ts';
 import { readCurrent } from './switch.ts';

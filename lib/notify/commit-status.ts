@@ -4,7 +4,7 @@
 // POST {api}/projects/{url-encoded path}/statuses/{sha} with `name` for the context and its own
 // state names. The description is made from the job's state, exit code and duration only: never
 // from a payload, a log or an error message, so it cannot carry a secret.
-import type { ReportForge, ResolvedReport } from './report-config.ts';
+import type { ReportForge, ResolvedReport } from '../config/report.ts';
 import type { NotifyJob } from './message.ts';
 
 /** What shipkit means; each forge spells it its own way (FORGE_STATES). */

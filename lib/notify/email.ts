@@ -4,30 +4,10 @@
 // payload reaches a header unencoded: a header value never holds CR or LF, and any text that is not
 // plain printable ASCII is RFC 2047-encoded, so a hostile commit message cannot add a Bcc:.
 import { $ } from 'zx';
-import type { NotifyEvent } from './config.ts';
+import type { NotifyEvent } from '../config/notify.ts';
 import type { PostResult } from './deliver.ts';
 import { showBidiControls } from '../core/escape.ts';
 import { jobLink, type NotifyJob } from './message.ts';
-
-export const DEFAULT_SENDMAIL = '/usr/sbin/sendmail';
-
-// A practical subset of RFC 5322's addr-spec: dot-atom local part, a host name. No quoted local
-// parts, no comments, no display names, nothing that could be a second address or an option.
-const LOCAL = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
-const DOMAIN = /^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
-
-/** Why `text` is not an address shipkit sends to, or undefined. */
-export function emailAddressProblem(text: string): string | undefined {
-  if (/[\r\n]/.test(text)) return 'must not contain a line break';
-  if (text.length > 254) return 'is longer than 254 characters';
-  const at = text.lastIndexOf('@');
-  if (at <= 0) return 'must be a plain address such as ops@example.com';
-  const local = text.slice(0, at);
-  const domain = text.slice(at + 1);
-  if (local.startsWith('-')) return 'must not start with "-"';
-  if (local.length > 64 || !LOCAL.test(local) || !DOMAIN.test(domain)) return 'must be a plain address such as ops@example.com (no display name, spaces, quotes or commas)';
-  return undefined;
-}
 
 /** A header value: one line, printable ASCII as is, anything else as RFC 2047 UTF-8 base64 words. */
 export function headerText(text: string): string {

@@ -2,7 +2,7 @@
 // (`text`, also taken by Mattermost and Discord's /slack) and the signed webhook's job JSON.
 import { showBidiControls } from '../core/escape.ts';
 import { jobPageUrl } from '../jobs/job-url.ts';
-import type { NotifyEvent } from './config.ts';
+import type { NotifyEvent } from '../config/notify.ts';
 
 /** What notifications need of a job (lib/jobs/journal.ts's Job has these fields). */
 export interface NotifyJob {

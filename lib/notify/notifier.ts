@@ -5,7 +5,7 @@
 import type { Logger } from '../core/log.ts';
 import { signRequest } from '../http/signing.ts';
 import { createBackgroundTasks, DEFAULT_RETRY, sendWithRetries } from './background.ts';
-import type { ResolvedTarget } from './config.ts';
+import type { ResolvedTarget } from '../config/notify.ts';
 import { postJson, type PostResult } from './deliver.ts';
 import { emailMessage, sendEmail } from './email.ts';
 import { eventsOf, headlineOf, slackBody, webhookBody, type NotifyJob } from './message.ts';

@@ -9,7 +9,7 @@ import { endStatus, forgeState, refusalHint, startStatus, statusRequest, type Co
 import { postJson } from './deliver.ts';
 import { jobLink } from './message.ts';
 import type { DeliveryOutcomes } from './outcomes.ts';
-import type { ResolvedReport } from './report-config.ts';
+import type { ResolvedReport } from '../config/report.ts';
 
 export interface StatusReporterOptions {
   /** Each reporting repo's settings, by full name. */

@@ -19,19 +19,21 @@ import { openJournal, type Job, type Journal } from '../jobs/journal.ts';
 import { createPushGuard } from './push-guard.ts';
 import { createJobQueue, type JobQueue, type JobRunner } from '../jobs/job-queue.ts';
 import { removeJobFiles } from '../jobs/job-recovery.ts';
-import { createProcessRunner, killOrphanGroup, scriptCommandFor } from '../jobs/job-process.ts';
+import { createProcessRunner, killOrphanGroup } from '../jobs/job-process.ts';
+import { scriptCommandFor } from '../core/script-command.ts';
 import type { UnixAccount } from '../core/unix-user.ts';
 import { endProcessGroup } from '../core/process-group.ts';
 import type { Logger } from '../core/log.ts';
 import { repoPaths, type ShipkitConfig } from '../config/shipkit-yml.ts';
-import { resolveNotifyTargets, type ResolvedTarget } from '../notify/config.ts';
+import { resolveNotifyTargets, type ResolvedTarget } from '../config/notify.ts';
 import { createNotifier } from '../notify/notifier.ts';
 import { createDeliveryOutcomes, type DeliveryOutcomes } from '../notify/outcomes.ts';
-import { resolveReports, type ResolvedReport } from '../notify/report-config.ts';
+import { resolveReports, type ResolvedReport } from '../config/report.ts';
 import { createStatusReporter } from '../notify/status-reporter.ts';
 import { tagCommit } from './tag-commit.ts';
 import { createHookMetrics, type HookMetrics } from '../web/hook-metrics.ts';
-import { createReadRoutes, type LogSource } from '../web/read-routes.ts';
+import { createReadRoutes } from '../web/read-routes.ts';
+import type { LogSource } from '../web/read-sources.ts';
 import { createLogFollow } from '../web/log-follow.ts';
 import {
   bodyFormat, createBodyVerifier, deliveryId, detectForge, eventName, missingSignature, normaliseEvent, parsePayload, verifyGiteaForm, type Forge,

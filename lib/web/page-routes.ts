@@ -10,7 +10,7 @@ import { HttpError, receiveBody } from '../http/server.ts';
 import { assetNamed } from './assets.ts';
 import { matchesEtag } from './badge.ts';
 import { basePath } from '../jobs/job-url.ts';
-import type { ReadSources, Refuse } from './read-routes.ts';
+import type { ReadSources, Refuse } from './read-sources.ts';
 import { clearedCookie, cookieValue, COOKIE_NAME, createLoginLimiter, createSessionKeys, sessionCookie, type LoginLimiter, type SessionKeys } from './session.ts';
 import { renderJobPage, renderLoginPage, renderNotice, renderStatusPage, LOG_SHOWN_BYTES, type Viewer } from './status-page.ts';
 

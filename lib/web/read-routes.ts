@@ -6,46 +6,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Job } from '../jobs/journal.ts';
 import { bearerProblem } from '../http/bearer.ts';
 import { sendJson } from '../http/server.ts';
-import type { DeliveryOutcomes } from '../notify/outcomes.ts';
 import { sendBadge } from './badge.ts';
 import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from './metrics.ts';
 import { createPageRoutes } from './page-routes.ts';
-
-/** What the read side needs of hook-server: its jobs, a log reader, config bits. */
-export interface ReadSources {
-  ui: 'token' | 'public' | 'off';
-  /** The read token (`token:`), resolved; without it the read API, /metrics and logins are off. */
-  token?: string;
-  /** `public_url:`: an https one makes the session cookie `Secure`; its path (a proxy's prefix) is the pages' base. */
-  publicUrl?: string;
-  /** Every job the journal holds. */
-  jobs(): Iterable<Job>;
-  /** Newest first (lib/jobs/job-queue.ts list). */
-  list(options: { limit?: number; repo?: string; state?: string }): Job[];
-  get(id: string): Job | undefined;
-  /** A valid job id (lib/jobs/job-id.ts JOB_ID_PATTERN). */
-  isJobId(id: string): boolean;
-  /** The job's log: the build's own section as text, or the file its process printed to. */
-  readLog(job: Job): Promise<LogSource | undefined>;
-  /** Configured repos and their default branch (undefined: not configured). */
-  branchOf(repo: string): string | undefined;
-  /** A repo cloned with credentials (`token:` or `ssh_key:`): with `ui: token` its badge is for signed-in viewers only. */
-  isPrivate?(repo: string): boolean;
-  repos(): string[];
-  /** `/metrics` text. */
-  renderMetrics(): string;
-  deliveries: DeliveryOutcomes;
-  /**
-   * `GET /jobs/ID/log?follow=1` (text/event-stream, lib/web/log-follow.ts), when present; called
-   * once the request is known to be authorised for logs.
-   */
-  followLog?: (req: IncomingMessage, res: ServerResponse, job: Job) => Promise<void> | void;
-  now?: () => Date;
-}
-
-export type LogSource = { text: string } | { file: string; size: number };
-
-export type Refuse = (status: number, message: string, detail?: string, headers?: Record<string, string>) => void;
+import type { ReadSources, Refuse } from './read-sources.ts';
 
 const READ_METHODS = 'GET, HEAD';
 

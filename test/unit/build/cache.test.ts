@@ -9,9 +9,9 @@ import * as assert from 'uvu/assert';
 import { ConfigError } from '../../../lib/core/errors.ts';
 import { loadShipkitConfig } from '../../../lib/config/shipkit-yml.ts';
 import {
-  cacheContentPaths, cachePathProblem, cleanExcludePattern, countCachedPackages, describeCacheUse, formatBytes,
-  keptPaths, normaliseCachePath, planCache, registryIntegrities,
+  cacheContentPaths, cleanExcludePattern, countCachedPackages, describeCacheUse, formatBytes, keptPaths, planCache, registryIntegrities,
 } from '../../../lib/build/cache.ts';
+import { cachePathProblem, normaliseCachePath } from '../../../lib/config/cache.ts';
 import { git, runCommand, tmpDir } from '../../helpers.ts';
 
 const dir = tmpDir();

@@ -5,7 +5,8 @@ import * as assert from 'uvu/assert';
 import { ConfigError } from '../../../lib/core/errors.ts';
 import { parseYamlText } from '../../../lib/core/yaml-config.ts';
 import { StepFailure } from '../../../lib/build/context.ts';
-import { explainGitTokenFailure, parseGitToken, prepareGitToken, tokenOrigin } from '../../../lib/build/git-token.ts';
+import { explainGitTokenFailure, prepareGitToken, tokenOrigin } from '../../../lib/build/git-token.ts';
+import { parseGitToken } from '../../../lib/config/git-token.ts';
 
 const docOf = (lines: string[]) => parseYamlText(['repos:', '  octo/site:', ...lines.map((l) => `    ${l}`), ''].join('\n'), '/etc/shipkit/shipkit.yml');
 const KEY = ['repos', 'octo/site'];

@@ -6,7 +6,8 @@ import { copyFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { emailAddressProblem, emailMessage, headerText, sendEmail } from '../../../lib/notify/email.ts';
+import { emailMessage, headerText, sendEmail } from '../../../lib/notify/email.ts';
+import { emailAddressProblem } from '../../../lib/config/notify.ts';
 import type { NotifyJob } from '../../../lib/notify/message.ts';
 import { tmpDir } from '../../helpers.ts';
 

@@ -6,7 +6,7 @@ import { createHmac } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createLogger } from '../../../lib/core/log.ts';
-import type { ResolvedTarget } from '../../../lib/notify/config.ts';
+import type { ResolvedTarget } from '../../../lib/config/notify.ts';
 import { MAX_ANSWER_BYTES, postJson } from '../../../lib/notify/deliver.ts';
 import { eventsOf, type NotifyJob } from '../../../lib/notify/message.ts';
 import { createNotifier } from '../../../lib/notify/notifier.ts';

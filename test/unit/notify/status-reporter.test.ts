@@ -8,7 +8,7 @@ import { createLogger } from '../../../lib/core/log.ts';
 import { endStatus, statusRequest, type StatusJob } from '../../../lib/notify/commit-status.ts';
 import { retryAfterOf } from '../../../lib/notify/deliver.ts';
 import { createDeliveryOutcomes } from '../../../lib/notify/outcomes.ts';
-import type { ResolvedReport } from '../../../lib/notify/report-config.ts';
+import type { ResolvedReport } from '../../../lib/config/report.ts';
 import { createStatusReporter } from '../../../lib/notify/status-reporter.ts';
 import { giteaStatusOperation, githubStatusOperation, gitlabStatusOperation, requestProblems, startStatusApi } from '../../fixtures/forge-status.ts';
 import { waitFor } from '../../helpers.ts';

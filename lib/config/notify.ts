@@ -9,7 +9,26 @@ import path from 'node:path';
 import { checkKnownKeys, configError, getKey, type ConfigDoc, type KeyPath } from '../core/yaml-config.ts';
 import { resolveSecret } from '../core/secrets.ts';
 import { ConfigError } from '../core/errors.ts';
-import { DEFAULT_SENDMAIL, emailAddressProblem } from './email.ts';
+
+export const DEFAULT_SENDMAIL = '/usr/sbin/sendmail';
+
+// A practical subset of RFC 5322's addr-spec: dot-atom local part, a host name. No quoted local
+// parts, no comments, no display names, nothing that could be a second address or an option.
+const LOCAL = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
+const DOMAIN = /^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+
+/** Why `text` is not an address shipkit sends to, or undefined. */
+export function emailAddressProblem(text: string): string | undefined {
+  if (/[\r\n]/.test(text)) return 'must not contain a line break';
+  if (text.length > 254) return 'is longer than 254 characters';
+  const at = text.lastIndexOf('@');
+  if (at <= 0) return 'must be a plain address such as ops@example.com';
+  const local = text.slice(0, at);
+  const domain = text.slice(at + 1);
+  if (local.startsWith('-')) return 'must not start with "-"';
+  if (local.length > 64 || !LOCAL.test(local) || !DOMAIN.test(domain)) return 'must be a plain address such as ops@example.com (no display name, spaces, quotes or commas)';
+  return undefined;
+}
 
 export const NOTIFY_EVENTS = ['success', 'failure', 'recovery'] as const;
 export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];

@@ -1,4 +1,4 @@
-// report: / report_token: / report_api: in shipkit.yml (lib/notify/report-config.ts): what a repo
+// report: / report_token: / report_api: in shipkit.yml (lib/config/report.ts): what a repo
 // inherits from the top level, the Gitea/GitLab API address derived from url:, the http-only-on-
 // loopback rule, and the token resolved at start (errors name FILE:LINE and the key, never the value).
 import { writeFileSync } from 'node:fs';
@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadShipkitConfig } from '../../../lib/config/shipkit-yml.ts';
 import { ConfigError } from '../../../lib/core/errors.ts';
-import { apiProblem, resolveReports } from '../../../lib/notify/report-config.ts';
+import { apiProblem, resolveReports } from '../../../lib/config/report.ts';
 import { tmpDir } from '../../helpers.ts';
 
 const dir = tmpDir();

@@ -1,7 +1,7 @@
-// lib/build/git-auth.ts: which clone URLs are ssh remotes, and their host for known_hosts.
+// lib/config/git-auth.ts: which clone URLs are ssh remotes, and their host for known_hosts.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { sshRemoteOf } from '../../../lib/build/git-auth.ts';
+import { sshRemoteOf } from '../../../lib/config/git-auth.ts';
 
 test('sshRemoteOf: ssh:// and scp-style URLs give user, host and port; others give nothing', () => {
   const cases: Array<[string | undefined, ReturnType<typeof sshRemoteOf>]> = [

@@ -1,0 +1,112 @@
+// The picture in ARCHITECTURE.md held against the code: every import in lib/ (static, dynamic
+// `import()` and `typeof import()`) read from the source. An import between two systems must be
+// an edge ARCHITECTURE.md lists, and every listed edge must still exist; core imports nothing of
+// ours and http only core; no two systems lean on each other, and no files import in a circle.
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ROOT } from '../helpers.ts';
+
+const LIB = path.join(ROOT, 'lib');
+const BASE = new Set(['core', 'http']);
+
+function sources(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const full = path.join(dir, e.name);
+    return e.isDirectory() ? sources(full) : e.name.endsWith('.ts') ? [full] : [];
+  });
+}
+
+/** Relative specifiers of a file: `from '…'`, `import '…'`, `import('…')`, `typeof import('…')`. */
+export function importsOf(text: string): string[] {
+  const found: string[] = [];
+  const code = text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+  for (const m of code.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)(['"`])(\.{1,2}\/[^'"`]+)\1/g)) found.push(m[2]);
+  return found;
+}
+
+const systemOf = (file: string) => path.relative(LIB, file).split(path.sep)[0];
+
+const files = sources(LIB);
+const graph = new Map<string, string[]>(files.map((f) => [f, importsOf(readFileSync(f, 'utf8')).map((s) => path.resolve(path.dirname(f), s))]));
+
+function systemEdges(): Map<string, string[]> {
+  const edges = new Map<string, string[]>();
+  for (const [file, targets] of graph) {
+    for (const target of targets) {
+      const [from, to] = [systemOf(file), systemOf(target)];
+      if (from === to || BASE.has(to)) continue;
+      const key = `${from} → ${to}`;
+      edges.set(key, [...(edges.get(key) ?? []), `${path.relative(ROOT, file)} imports ${path.relative(ROOT, target)}`]);
+    }
+  }
+  return edges;
+}
+
+/** The edges ARCHITECTURE.md lists under "Edges between systems": lines `- \`a\` → \`b\`: why`. */
+function listedEdges(): Set<string> {
+  const doc = readFileSync(path.join(ROOT, 'ARCHITECTURE.md'), 'utf8');
+  const section = /^## Edges between systems\n([\s\S]*?)(?=^## )/m.exec(doc)?.[1];
+  assert.ok(section, 'ARCHITECTURE.md has a "## Edges between systems" section');
+  return new Set([...section.matchAll(/^- `(\w+)` → `(\w+)`/gm)].map((m) => `${m[1]} → ${m[2]}`));
+}
+
+test('importsOf reads static, side-effect, dynamic and type-only imports, not comments', () => {
+  const text = [
+    "import { a } from './a.ts';", "import type { B } from '../b/b.ts';", "import './side.ts';",
+    "const c = await import('../c/c.ts');", "type D = typeof import('./d.ts');", "export { e } from './e.ts';",
+    "// import { x } from './commented.ts';", "import zx from 'zx';",
+  ].join('\n');
+  assert.equal(importsOf(text), ['./a.ts', '../b/b.ts', './side.ts', '../c/c.ts', './d.ts', './e.ts']);
+});
+
+test('core imports nothing of ours, http only core', () => {
+  const wrong = [...graph].flatMap(([file, targets]) => targets.filter((t) => {
+    const [from, to] = [systemOf(file), systemOf(t)];
+    return (from === 'core' && to !== 'core') || (from === 'http' && !BASE.has(to));
+  }).map((t) => `${path.relative(ROOT, file)} imports ${path.relative(ROOT, t)}`));
+  assert.equal(wrong, []);
+});
+
+test('every import between systems is an edge ARCHITECTURE.md lists, and every listed edge exists', () => {
+  const actual = systemEdges();
+  const listed = listedEdges();
+  const unlisted = [...actual].filter(([edge]) => !listed.has(edge)).map(([edge, why]) => `${edge} (${why[0]})`);
+  assert.equal(unlisted, [], 'add the edge to ARCHITECTURE.md with its reason, or remove the import');
+  assert.equal([...listed].filter((edge) => !actual.has(edge)), [], 'ARCHITECTURE.md lists an edge the code no longer has');
+});
+
+/** Strongly connected components of more than one node (Tarjan), each a circle. */
+function circles(nodes: string[], next: (n: string) => string[]): string[][] {
+  let index = 0;
+  const idx = new Map<string, number>(), low = new Map<string, number>(), stack: string[] = [], on = new Set<string>(), found: string[][] = [];
+  const visit = (v: string) => {
+    idx.set(v, index); low.set(v, index++); stack.push(v); on.add(v);
+    for (const w of next(v)) {
+      if (!idx.has(w)) { visit(w); low.set(v, Math.min(low.get(v)!, low.get(w)!)); }
+      else if (on.has(w)) low.set(v, Math.min(low.get(v)!, idx.get(w)!));
+    }
+    if (low.get(v) === idx.get(v)) {
+      const part: string[] = [];
+      let w: string;
+      do { w = stack.pop()!; on.delete(w); part.push(w); } while (w !== v);
+      if (part.length > 1) found.push(part.sort());
+    }
+  };
+  for (const n of nodes) if (!idx.has(n)) visit(n);
+  return found;
+}
+
+test('no two systems lean on each other, through any chain', () => {
+  const edges = [...systemEdges().keys()].map((e) => e.split(' → '));
+  const systems = [...new Set(files.map(systemOf))];
+  assert.equal(circles(systems, (s) => edges.filter(([a]) => a === s).map(([, b]) => b)), []);
+});
+
+test('no files import each other in a circle', () => {
+  const found = circles(files, (f) => (graph.get(f) ?? []).filter((t) => graph.has(t)));
+  assert.equal(found.map((c) => c.map((f) => path.relative(ROOT, f))), []);
+});
+
+test.run();
