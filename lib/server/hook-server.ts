@@ -1,18 +1,19 @@
-// The HTTP edge of hook-server: routes, body cap and timeouts, signature check before parsing,
-// fixed short answers with a request id (details go to the log), and the wiring of the parts.
-// What a delivery means lives in lib/server/webhooks.ts, the queue in lib/jobs/job-queue.ts, running a job in
-// lib/jobs/job-process.ts; the read side (JSON API, /metrics, badges, status page) in lib/web/read-routes.ts.
+// hook-server's wiring: the data folder and its lock, the journal and the queue, the runner, the
+// reporters, the routes, the HTTP server, and stopping them in order. A delivery's way from its
+// headers to its job is lib/server/delivery.ts (what it means: lib/server/webhooks.ts); the queue
+// is lib/jobs/ (LocalJobQueue behind the JobQueue seam), running a job lib/jobs/job-process.ts;
+// the read side (JSON API, /metrics, badges, status page) lib/web/read-routes.ts.
 import { execFile } from 'node:child_process';
-import { chmod, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, readdir, rm, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { $ } from 'zx';
 import { resolveSecret } from '../core/secrets.ts';
-import { ConfigError, ValidationError } from '../core/errors.ts';
+import { ConfigError } from '../core/errors.ts';
 import { ensureDir, pathExists } from '../core/fs.ts';
 import { acquireLock } from '../core/lock.ts';
 import { requestIdOf } from '../http/request-id.ts';
-import { HttpError, receiveBody, sendJson, startHttpServer, stopReading, type ListenAddress, type ReceivedBody, type RunningServer } from '../http/server.ts';
+import { sendJson, startHttpServer, stopReading, type ListenAddress, type RunningServer } from '../http/server.ts';
 import { readJobLog } from '../jobs/job-log.ts';
 import { JOB_ID_PATTERN } from '../jobs/job-id.ts';
 import { openJournal, type Job, type Journal } from '../jobs/journal.ts';
@@ -36,21 +37,12 @@ import { createHookMetrics, type HookMetrics } from '../web/hook-metrics.ts';
 import { createReadRoutes } from '../web/read-routes.ts';
 import type { LogSource } from '../web/read-sources.ts';
 import { createLogFollow } from '../web/log-follow.ts';
-import {
-  bodyFormat, createBodyVerifier, deliveryId, detectForge, eventName, missingSignature, normaliseEvent, parsePayload, verifyGiteaForm, type Forge,
-} from './webhooks.ts';
+import { countedForge, DeliveryIntake, FORGE_PATHS, type Secrets } from './delivery.ts';
 
 export const MAX_BODY = 25 * 1024 * 1024;
-/** Bodies larger than this are spooled to DATA/tmp while they stream in, so a flood stays out of memory. */
-const SPILL_AT = 256 * 1024;
-const FORGE_PATHS = new Map<string, Forge | 'detect'>([['/hooks/github', 'github'], ['/hooks/gitea', 'gitea'], ['/hooks/gitlab', 'gitlab'], ['/', 'detect']]);
+const BODY_TIMEOUT_MS = 30_000;
 
-export interface Secrets {
-  /** The top-level `secret:`, resolved. */
-  fallback?: string;
-  /** Per-repo `secret:` values, resolved. */
-  repos: Map<string, string>;
-}
+export type { Secrets };
 
 export interface HookServerOptions {
   config: ShipkitConfig;
@@ -106,50 +98,104 @@ export async function resolveServerSecrets(config: ShipkitConfig, env: NodeJS.Pr
 
 export async function startHookServer(options: HookServerOptions): Promise<HookServer> {
   const { config, log } = options;
-  const maxBody = options.maxBody ?? MAX_BODY;
-  const bodyTimeoutMs = options.bodyTimeoutMs ?? 30_000;
-  const dataDir = config.data;
-  const jobsDir = path.join(dataDir, 'jobs');
-  const tmpDir = path.join(dataDir, 'tmp');
-  await ensureDir(dataDir, 0o755);
-  await Promise.all([ensureDir(jobsDir, 0o755), ensureDir(tmpDir, 0o700)]);
-  // Builds that run as other users must be able to reach their folders under DATA.
-  if ([...config.repos.values()].some((r) => r.user)) await Promise.all([dataDir, jobsDir].map((d) => chmod(d, 0o755).catch((error: NodeJS.ErrnoException) => log.warn(`could not open ${d} to build users (chmod 755: ${error.code ?? error.message}); their builds may fail to start`))));
-
+  const dirs = await prepareDataFolder(config, log);
   // One hook-server per data folder: two would interleave one journal. A holder that died
   // (kill -9, power cut) leaves a stale lock, which is taken over.
-  await ensureDir(path.join(dataDir, 'journal'), 0o755);
-  const lock = await acquireLock(path.join(dataDir, 'journal', 'hook-server.lock'), { what: `The data folder ${dataDir} (another hook-server uses it)` });
-  let journal: Journal;
+  const lock = await acquireLock(path.join(dirs.data, 'journal', 'hook-server.lock'), { what: `The data folder ${dirs.data} (another hook-server uses it)` });
   // Gauges are read at scrape time, once the queue below exists (the server listens after it).
   const metrics = createHookMetrics({ counts: () => queue.counts() });
-  try {
-    // Bodies spooled by a process that died mid-request: nothing reads them again (up to 25 MB each).
-    await Promise.all((await readdir(tmpDir)).map((name) => rm(path.join(tmpDir, name), { recursive: true, force: true })));
-    journal = await openJournal(dataDir, {
-      onPrune: (ids) => void removeJobFiles(jobsDir, ids),
-      onCompactError: (error) => log.warn('could not compact the journal; it stays long and is tried again later', { error: error.message }),
-      onSync: metrics.observeFsync,
-
-    });
-  } catch (error) {
+  const journal = await openJobJournal(dirs, metrics, log).catch(async (error) => {
     await lock.release();
     throw error;
+  });
+  const isPrivate = privateRepos(config);
+  const runner = options.runner ?? await processRunner(options, dirs, isPrivate);
+  const out = createReporters(options, metrics, journal);
+  const queue = createJobQueue({ journal, concurrency: config.concurrency, run: runner, log, jobsDir: dirs.jobs, onEnd: out.onEnd, onStart: out.statuses.jobStarted });
+  const follow = createLogFollow({
+    jobsDir: dirs.jobs, log, logsDirOf: (repo) => repoPaths(config, repo).logs, jobOf: (id) => queue.get(id),
+    readSection: (job) => readJobLog(repoPaths(config, job.repo).logs, job.id).catch(() => undefined),
+  });
+  const readRoutes = createReadRoutes({
+    ui: config.ui, token: options.token, publicUrl: config.publicUrl,
+    jobs: () => journal.jobs.values(), list: (o) => queue.list(o), get: (id) => queue.get(id), isJobId: (id) => JOB_ID_PATTERN.test(id),
+    readLog: (job) => jobLog(config, dirs.jobs, job), branchOf: (name) => config.repos.get(name)?.branch,
+    isPrivate, repos: () => [...config.repos.keys()],
+    renderMetrics: () => metrics.render(), deliveries: out.deliveries,
+    followLog: (req, res, job) => follow.handle(req, res, job),
+  });
+  const guard = createPushGuard({ dataDir: dirs.data, workDir: (name) => repoPaths(config, name).work, env: options.env });
+  await queue.recover((job) => killOrphanGroup(job, dirs.jobs).then(() => undefined));
+  const intake = new DeliveryIntake({
+    config, secrets: options.secrets, queue, guard, log, tmpDir: dirs.tmp,
+    maxBody: options.maxBody ?? MAX_BODY, bodyTimeoutMs: options.bodyTimeoutMs ?? BODY_TIMEOUT_MS,
+  });
+  const http = await listen(options, router({ log, queue, metrics, readRoutes, intake }));
+  queue.resume();
+  let stopping: Promise<void> | undefined;
+  const stop = () => stopping ??= (async () => {
+    follow.close();
+    const closed = http.close(2_000);
+    await queue.stop({ graceMs: options.graceMs ?? 60_000, killGroup: (job) => endProcessGroup(job.pgid, { graceMs: 2_000 }).then(() => undefined) });
+    await Promise.all([out.notifier.stop(), out.statuses.stop()]);
+    await closed;
+    await journal.close();
+    await lock.release();
+  })();
+  return { url: http.url, queue, journal, http, metrics, deliveries: out.deliveries, stop };
+}
+
+interface DataDirs { data: string; jobs: string; tmp: string }
+
+/** DATA, DATA/jobs, DATA/tmp and DATA/journal, opened to build users when a repo has one. */
+async function prepareDataFolder(config: ShipkitConfig, log: Logger): Promise<DataDirs> {
+  const dirs = { data: config.data, jobs: path.join(config.data, 'jobs'), tmp: path.join(config.data, 'tmp') };
+  await ensureDir(dirs.data, 0o755);
+  await Promise.all([ensureDir(dirs.jobs, 0o755), ensureDir(dirs.tmp, 0o700), ensureDir(path.join(dirs.data, 'journal'), 0o755)]);
+  // Builds that run as other users must be able to reach their folders under DATA.
+  if ([...config.repos.values()].some((r) => r.user)) {
+    await Promise.all([dirs.data, dirs.jobs].map((d) => chmod(d, 0o755).catch((error: NodeJS.ErrnoException) => log.warn(`could not open ${d} to build users (chmod 755: ${error.code ?? error.message}); their builds may fail to start`))));
   }
+  return dirs;
+}
+
+async function openJobJournal(dirs: DataDirs, metrics: HookMetrics, log: Logger): Promise<Journal> {
+  // Bodies spooled by a process that died mid-request: nothing reads them again (up to 25 MB each).
+  await Promise.all((await readdir(dirs.tmp)).map((name) => rm(path.join(dirs.tmp, name), { recursive: true, force: true })));
+  const journal = await openJournal(dirs.data, {
+    onPrune: (ids) => void removeJobFiles(dirs.jobs, ids),
+    onCompactError: (error) => log.warn('could not compact the journal; it stays long and is tried again later', { error: error.message }),
+    onSync: metrics.observeFsync,
+  });
   if (journal.damaged) log.warn('journal had damaged records; they were dropped', { damaged: journal.damaged });
-  const commands = options.commands ?? { build: await scriptCommandFor('build', options.env), release: await scriptCommandFor('release', options.env) };
-  // A repo cloned with a token or deploy key: its first clone needs them (only `build` gives git
-  // them), and its badge tells strangers nothing (lib/web/read-routes.ts).
-  const isPrivate = (name: string) => {
+  return journal;
+}
+
+/**
+ * A repo cloned with a token or deploy key: its first clone needs them (only `build` gives git
+ * them), and its badge tells strangers nothing (lib/web/read-routes.ts).
+ */
+function privateRepos(config: ShipkitConfig): (name: string) => boolean {
+  return (name) => {
     const repo = config.repos.get(name);
     return Boolean(repo?.gitToken || repo?.gitAuth.sshKey);
   };
-  const runner = options.runner ?? createProcessRunner({
-    dataDir, jobsDir, configFile: config.file, commands, log, env: options.env,
+}
+
+/** Each job's `build` or `release` as a child process group (lib/jobs/job-process.ts). */
+async function processRunner(options: HookServerOptions, dirs: DataDirs, isPrivate: (name: string) => boolean): Promise<JobRunner> {
+  const { config, log } = options;
+  const commands = options.commands ?? { build: await scriptCommandFor('build', options.env), release: await scriptCommandFor('release', options.env) };
+  return createProcessRunner({
+    dataDir: dirs.data, jobsDir: dirs.jobs, configFile: config.file, commands, log, env: options.env,
     repoSettings: (name) => config.repos.get(name),
     prepareUserDirs: (job, account, cloneUrl) => prepareUserDirs(config, job, account, isPrivate(job.repo) ? undefined : cloneUrl, log),
   });
-  // Commit statuses and notifications go out in the background: never awaited by the queue.
+}
+
+/** Commit statuses and notifications: sent in the background, never awaited by the queue. */
+function createReporters(options: HookServerOptions, metrics: HookMetrics, journal: Journal) {
+  const { config, log } = options;
   const deliveries = createDeliveryOutcomes();
   const timing = options.delivery ?? {};
   const notifier = createNotifier({ targets: options.notify ?? new Map(), log, publicUrl: config.publicUrl, onOutcome: metrics.countNotification, outcomes: deliveries, ...timing });
@@ -163,25 +209,20 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     statuses.jobEnded(job);
     notifier.jobEnded(job, journal.jobs.values());
   };
-  const queue = createJobQueue({ journal, concurrency: config.concurrency, run: runner, log, jobsDir, onEnd, onStart: statuses.jobStarted });
-  const readRoutes = createReadRoutes({
-    ui: config.ui, token: options.token, publicUrl: config.publicUrl,
-    jobs: () => journal.jobs.values(), list: (o) => queue.list(o), get: (id) => queue.get(id), isJobId: (id) => JOB_ID_PATTERN.test(id),
-    readLog: (job) => jobLog(config, jobsDir, job), branchOf: (name) => config.repos.get(name)?.branch,
-    isPrivate, repos: () => [...config.repos.keys()],
-    renderMetrics: () => metrics.render(), deliveries,
-    followLog: (req, res, job) => follow.handle(req, res, job),
-  });
-  const guard = createPushGuard({ dataDir, workDir: (name) => repoPaths(config, name).work, env: options.env });
-  await queue.recover((job) => killOrphanGroup(job, jobsDir).then(() => undefined));
-  const follow = createLogFollow({
-    jobsDir, log, logsDirOf: (repo) => repoPaths(config, repo).logs, jobOf: (id) => queue.get(id),
-    readSection: (job) => readJobLog(repoPaths(config, job.repo).logs, job.id).catch(() => undefined),
-  });
-  const allSecrets = [...(options.secrets.fallback ? [options.secrets.fallback] : []), ...options.secrets.repos.values()];
-  if (allSecrets.length === 0) log.warn('no webhook secret is configured: every delivery will be refused (set secret: in the config)');
+  return { deliveries, notifier, statuses, onEnd };
+}
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+interface Routes {
+  log: Logger;
+  queue: JobQueue;
+  metrics: HookMetrics;
+  readRoutes: ReturnType<typeof createReadRoutes>;
+  intake: DeliveryIntake;
+}
+
+/** `/healthz`, the read side (lib/web/), and the forges' paths (lib/server/delivery.ts); 404 for the rest. */
+function router({ log, queue, metrics, readRoutes, intake }: Routes) {
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const requestId = requestIdOf(req);
     const url = new URL(req.url ?? '/', 'http://localhost');
     const route = url.pathname;
@@ -191,7 +232,6 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
       if (!req.complete) stopReading(req, res);
       sendJson(res, status, { error: message, request: requestId }, headers);
     };
-
     if (route === '/healthz') {
       if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(405, 'method not allowed', undefined, { Allow: 'GET, HEAD' });
       return sendJson(res, 200, { ok: true, ...queue.counts() });
@@ -199,123 +239,24 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     if (await readRoutes.handle(req, res, url, refuse)) return;
     const target = FORGE_PATHS.get(route);
     if (!target) return refuse(404, 'not found');
-    res.once('close', () => metrics.countDelivery(target === 'detect' ? detectForge(req.headers) ?? 'unknown' : target, res.statusCode));
-    if (req.method !== 'POST') return refuse(405, 'method not allowed', undefined, { Allow: 'POST' });
-    const format = bodyFormat(req.headers['content-type']);
-    if (!format) return refuse(415, 'unsupported content type', `content type ${String(req.headers['content-type'] ?? 'missing').slice(0, 60)}`);
-    const forge = target === 'detect' ? detectForge(req.headers) : target;
-    if (!forge) return refuse(400, 'unknown forge', 'no X-GitHub-Event, X-Gitea-Event or X-Gitlab-Event header');
-    const event = eventName(forge, req.headers);
-    if (!event) return refuse(400, 'missing event header');
+    res.once('close', () => metrics.countDelivery(countedForge(req, target), res.statusCode));
+    return intake.handleDelivery(req, res, target, requestId, refuse);
+  };
+}
 
-    // Nothing to verify: refused before a byte of the body is read (or `100 Continue` sent).
-    const unsigned = allSecrets.length > 0 ? missingSignature(forge, req.headers) : undefined;
-    if (unsigned) return refuse(401, 'bad signature', unsigned);
-    const verifier = createBodyVerifier(allSecrets);
-    let received: ReceivedBody;
-    try {
-      received = await receiveBody(req, { res, limit: maxBody, timeoutMs: bodyTimeoutMs, spillAt: SPILL_AT, spillFile: path.join(tmpDir, `body-${requestId}`), onChunk: (c) => verifier.update(c) });
-    } catch (error) {
-      const status = error instanceof HttpError ? error.status : 400;
-      if (status === 503) return refuse(503, 'cannot take deliveries now, retry later', (error as Error).message, { 'Retry-After': '30' });
-      return refuse(status, status === 413 ? 'body too large' : status === 408 ? 'body timeout' : 'could not read body', (error as Error).message);
-    }
-    try {
-      const giteaForm = forge === 'gitea' && format === 'form';
-      // Only a Gitea form is read before it is verified: what that forge signs is inside it.
-      let body = giteaForm ? received.buffer ?? await readFile(received.file!) : undefined;
-      const verdict = giteaForm ? verifyGiteaForm(req.headers, body!, allSecrets) : verifier.verify(forge, req.headers);
-      if (!verdict.ok) return refuse(401, 'bad signature', verdict.reason);
-      body ??= received.buffer ?? await readFile(received.file!);
-      const delivery = deliveryId(forge, req.headers, body);
-      const rlog = log.child({ request: requestId, forge, event: event.slice(0, 40), delivery });
-      let payload: Record<string, unknown>;
-      let meaning;
-      try {
-        payload = parsePayload(body, format);
-        meaning = normaliseEvent(forge, event, payload);
-      } catch (error) {
-        if (error instanceof ValidationError) return refuse(400, 'malformed payload', error.message);
-        throw error;
-      }
-      if (meaning.kind === 'ping') {
-        rlog.info('ping', { repo: meaning.repo });
-        return sendJson(res, 200, { ok: true, pong: true });
-      }
-      if (meaning.kind === 'ignored') {
-        rlog.info('delivery ignored', { repo: meaning.repo, reason: meaning.reason });
-        return sendJson(res, 200, { ok: true, ignored: meaning.reason });
-      }
-      const repo = config.repos.get(meaning.repo);
-      if (!repo) return refuse(404, 'unknown repository', `${meaning.repo} is not in ${config.file}`);
-      const expected = options.secrets.repos.get(repo.name) ?? options.secrets.fallback;
-      if (verdict.secret !== expected) return refuse(401, 'bad signature', `signed with a secret that is not ${repo.name}'s`);
-      if (meaning.kind === 'push' && meaning.branch !== repo.branch) {
-        rlog.info('push to another branch ignored', { repo: repo.name, branch: meaning.branch });
-        return sendJson(res, 200, { ok: true, ignored: `push to ${meaning.branch} (builds run on ${repo.branch})` });
-      }
-      // A replayed older push, or another clone URL than the pinned one (lib/server/push-guard.ts).
-      const admitted = { repo: repo.name, configuredUrl: repo.url, cloneUrl: meaning.cloneUrl, push: meaning.kind === 'push' ? { branch: meaning.branch, sha: meaning.sha, order: meaning.order } : undefined };
-      const admission = await guard.admit(admitted);
-      if (admission.verdict === 'refused') return refuse(400, 'clone URL refused', admission.reason);
-      if (admission.verdict === 'superseded') {
-        rlog.warn('push older than the last one accepted for its branch: not built', { repo: repo.name, sha: admitted.push?.sha, reason: admission.reason });
-        return sendJson(res, 200, { ok: true, state: 'superseded' });
-      }
-      let result;
-      try {
-        result = meaning.kind === 'push'
-          ? await queue.enqueue({ repo: repo.name, kind: 'build', sha: meaning.sha, ref: meaning.ref, branch: meaning.branch, cloneUrl: meaning.cloneUrl, deliveryId: delivery, forge, ...meaning.meta })
-          : await queue.enqueue({ repo: repo.name, kind: 'release', tag: meaning.tag, ref: meaning.ref, cloneUrl: meaning.cloneUrl, deliveryId: delivery, forge, ...meaning.meta });
-      } catch (error) {
-        admission.undo();
-        return refuse(503, 'not accepting jobs now, retry later', (error as Error).message);
-      }
-      await guard.persist(repo.name).catch((error: Error) => rlog.error('could not write the accepted push to DATA/pushes; after a restart a replay of an older one may build', { error: error.message }));
-      if (result.duplicate) {
-        rlog.info('delivery already queued or running', { job: result.job.id });
-        return sendJson(res, 200, { job: result.job.id, duplicate: true, state: result.job.state });
-      }
-      rlog.info('job queued', { job: result.job.id, repo: repo.name, kind: result.job.kind, sha: result.job.sha ?? undefined, tag: result.job.tag ?? undefined });
-      return sendJson(res, 202, { job: result.job.id });
-    } finally {
-      if (received.file) await rm(received.file, { force: true });
-    }
-  }
-
+function listen(options: HookServerOptions, handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>): Promise<RunningServer> {
   const headersTimeoutMs = options.headersTimeoutMs ?? 10_000;
-  const http = await startHttpServer(handle, {
+  return startHttpServer(handle, {
     host: options.listen.host,
     port: options.listen.port,
     headersTimeoutMs,
     // Node's own whole-request cap sits behind our body timeout, which answers 408 first.
-    requestTimeoutMs: headersTimeoutMs + bodyTimeoutMs + 5_000,
+    requestTimeoutMs: headersTimeoutMs + (options.bodyTimeoutMs ?? BODY_TIMEOUT_MS) + 5_000,
     idleTimeoutMs: options.idleTimeoutMs ?? 5_000,
+  }).then((http) => {
+    http.server.maxRequestsPerSocket = 1000;
+    return http;
   });
-  http.server.maxRequestsPerSocket = 1000;
-  queue.resume();
-
-  let stopping: Promise<void> | undefined;
-  return {
-    url: http.url,
-    queue,
-    journal,
-    http,
-    metrics,
-    deliveries,
-    stop() {
-      stopping ??= (async () => {
-        follow.close();
-        const closed = http.close(2_000);
-        await queue.stop({ graceMs: options.graceMs ?? 60_000, killGroup: (job) => endProcessGroup(job.pgid, { graceMs: 2_000 }).then(() => undefined) });
-        await Promise.all([notifier.stop(), statuses.stop()]);
-        await closed;
-        await journal.close();
-        await lock.release();
-      })();
-      return stopping;
-    },
-  };
 }
 
 /** The build's own section of DATA/logs/REPO/logs.txt when it wrote one, else what the process printed. */

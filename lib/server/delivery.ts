@@ -1,0 +1,190 @@
+// One webhook delivery, from its headers to 202 {"job":ID}: the forge and event named, the body
+// refused unsigned before a byte is read, received under its cap (spooled to disk past 256 KB)
+// while its HMAC is computed, verified in constant time before it is parsed, normalised
+// (lib/server/webhooks.ts), held against shipkit.yml and the push guard, and only then queued.
+// Every refusal is a fixed short answer with the request id; the details go to the log.
+import { readFile, rm } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import path from 'node:path';
+import { ValidationError } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import { HttpError, receiveBody, sendJson, type ReceivedBody } from '../http/server.ts';
+import type { EnqueueResult, JobQueue } from '../jobs/job-queue.ts';
+import type { RepoConfig, ShipkitConfig } from '../config/shipkit-yml.ts';
+import type { Refuse } from '../web/read-sources.ts';
+import type { createPushGuard } from './push-guard.ts';
+import {
+  bodyFormat, createBodyVerifier, deliveryId, detectForge, eventName, missingSignature, normaliseEvent, parsePayload, verifyGiteaForm,
+  type Forge, type Verdict, type WebhookEvent,
+} from './webhooks.ts';
+
+/** Bodies larger than this are spooled to DATA/tmp while they stream in, so a flood stays out of memory. */
+const SPILL_AT = 256 * 1024;
+
+export interface Secrets {
+  /** The top-level `secret:`, resolved. */
+  fallback?: string;
+  /** Per-repo `secret:` values, resolved. */
+  repos: Map<string, string>;
+}
+
+export interface DeliveryOptions {
+  config: ShipkitConfig;
+  secrets: Secrets;
+  queue: JobQueue;
+  guard: ReturnType<typeof createPushGuard>;
+  log: Logger;
+  maxBody: number;
+  bodyTimeoutMs: number;
+  /** DATA/tmp: where large bodies are spooled. */
+  tmpDir: string;
+}
+
+/** What a request is before its body is read: which forge, which event, which body format. */
+interface Heading { forge: Forge; event: string; format: 'json' | 'form' }
+
+/** A verified body with the secret that signed it. */
+interface Verified { body: Buffer; verdict: Extract<Verdict, { ok: true }> }
+
+type Job = WebhookEvent & { kind: 'push' | 'release' };
+
+export class DeliveryIntake {
+  private readonly options: DeliveryOptions;
+  private readonly allSecrets: string[];
+
+  constructor(options: DeliveryOptions) {
+    this.options = options;
+    const { fallback, repos } = options.secrets;
+    this.allSecrets = [...(fallback ? [fallback] : []), ...repos.values()];
+    if (this.allSecrets.length === 0) options.log.warn('no webhook secret is configured: every delivery will be refused (set secret: in the config)');
+  }
+
+  /** POST to a forge's path (`target`: the forge it names, or 'detect' for `/`). */
+  async handleDelivery(req: IncomingMessage, res: ServerResponse, target: Forge | 'detect', requestId: string, refuse: Refuse): Promise<void> {
+    const heading = this.headingOf(req, target, refuse);
+    if (!heading) return;
+    // Nothing to verify: refused before a byte of the body is read (or `100 Continue` sent).
+    const unsigned = this.allSecrets.length > 0 ? missingSignature(heading.forge, req.headers) : undefined;
+    if (unsigned) return refuse(401, 'bad signature', unsigned);
+    const verifier = createBodyVerifier(this.allSecrets);
+    const received = await this.receive(req, res, requestId, (c) => verifier.update(c), refuse);
+    if (!received) return;
+    try {
+      const verified = await this.verify(req, heading, received, verifier, refuse);
+      if (!verified) return;
+      const delivery = deliveryId(heading.forge, req.headers, verified.body);
+      const rlog = this.options.log.child({ request: requestId, forge: heading.forge, event: heading.event.slice(0, 40), delivery });
+      const meaning = this.interpret(heading, verified.body, refuse);
+      if (!meaning) return;
+      if (meaning.kind === 'ping') {
+        rlog.info('ping', { repo: meaning.repo });
+        return sendJson(res, 200, { ok: true, pong: true });
+      }
+      if (meaning.kind === 'ignored') {
+        rlog.info('delivery ignored', { repo: meaning.repo, reason: meaning.reason });
+        return sendJson(res, 200, { ok: true, ignored: meaning.reason });
+      }
+      const repo = this.repoFor(meaning, verified.verdict, res, rlog, refuse);
+      if (repo) await this.admitAndQueue(res, repo, meaning, { forge: heading.forge, delivery }, rlog, refuse);
+    } finally {
+      if (received.file) await rm(received.file, { force: true });
+    }
+  }
+
+  /** Method, content type, forge and event, all from the headers; undefined once refused. */
+  private headingOf(req: IncomingMessage, target: Forge | 'detect', refuse: Refuse): Heading | undefined {
+    if (req.method !== 'POST') return void refuse(405, 'method not allowed', undefined, { Allow: 'POST' });
+    const format = bodyFormat(req.headers['content-type']);
+    if (!format) return void refuse(415, 'unsupported content type', `content type ${String(req.headers['content-type'] ?? 'missing').slice(0, 60)}`);
+    const forge = target === 'detect' ? detectForge(req.headers) : target;
+    if (!forge) return void refuse(400, 'unknown forge', 'no X-GitHub-Event, X-Gitea-Event or X-Gitlab-Event header');
+    const event = eventName(forge, req.headers);
+    if (!event) return void refuse(400, 'missing event header');
+    return { forge, event, format };
+  }
+
+  private async receive(req: IncomingMessage, res: ServerResponse, requestId: string, onChunk: (c: Buffer) => void, refuse: Refuse): Promise<ReceivedBody | undefined> {
+    const { maxBody, bodyTimeoutMs, tmpDir } = this.options;
+    try {
+      return await receiveBody(req, { res, limit: maxBody, timeoutMs: bodyTimeoutMs, spillAt: SPILL_AT, spillFile: path.join(tmpDir, `body-${requestId}`), onChunk });
+    } catch (error) {
+      const status = error instanceof HttpError ? error.status : 400;
+      if (status === 503) return void refuse(503, 'cannot take deliveries now, retry later', (error as Error).message, { 'Retry-After': '30' });
+      return void refuse(status, status === 413 ? 'body too large' : status === 408 ? 'body timeout' : 'could not read body', (error as Error).message);
+    }
+  }
+
+  /** The body, once its signature holds; only a Gitea form is read before: what that forge signs is inside it. */
+  private async verify(req: IncomingMessage, heading: Heading, received: ReceivedBody, verifier: ReturnType<typeof createBodyVerifier>, refuse: Refuse): Promise<Verified | undefined> {
+    const giteaForm = heading.forge === 'gitea' && heading.format === 'form';
+    let body = giteaForm ? received.buffer ?? await readFile(received.file!) : undefined;
+    const verdict = giteaForm ? verifyGiteaForm(req.headers, body!, this.allSecrets) : verifier.verify(heading.forge, req.headers);
+    if (!verdict.ok) return void refuse(401, 'bad signature', verdict.reason);
+    body ??= received.buffer ?? await readFile(received.file!);
+    return { body, verdict };
+  }
+
+  private interpret(heading: Heading, body: Buffer, refuse: Refuse): WebhookEvent | undefined {
+    try {
+      return normaliseEvent(heading.forge, heading.event, parsePayload(body, heading.format));
+    } catch (error) {
+      if (error instanceof ValidationError) return void refuse(400, 'malformed payload', error.message);
+      throw error;
+    }
+  }
+
+  /** The configured repo the event is for, signed with that repo's secret and on its branch; undefined once answered. */
+  private repoFor(meaning: Job, verdict: Verified['verdict'], res: ServerResponse, rlog: Logger, refuse: Refuse): RepoConfig | undefined {
+    const { config, secrets } = this.options;
+    const repo = config.repos.get(meaning.repo);
+    if (!repo) return void refuse(404, 'unknown repository', `${meaning.repo} is not in ${config.file}`);
+    const expected = secrets.repos.get(repo.name) ?? secrets.fallback;
+    if (verdict.secret !== expected) return void refuse(401, 'bad signature', `signed with a secret that is not ${repo.name}'s`);
+    if (meaning.kind === 'push' && meaning.branch !== repo.branch) {
+      rlog.info('push to another branch ignored', { repo: repo.name, branch: meaning.branch });
+      return void sendJson(res, 200, { ok: true, ignored: `push to ${meaning.branch} (builds run on ${repo.branch})` });
+    }
+    return repo;
+  }
+
+  /** A replayed older push, or another clone URL than the pinned one, is refused (lib/server/push-guard.ts); the rest is queued. */
+  private async admitAndQueue(res: ServerResponse, repo: RepoConfig, meaning: Job, from: { forge: Forge; delivery: string }, rlog: Logger, refuse: Refuse): Promise<void> {
+    const { guard } = this.options;
+    const admitted = { repo: repo.name, configuredUrl: repo.url, cloneUrl: meaning.cloneUrl, push: meaning.kind === 'push' ? { branch: meaning.branch, sha: meaning.sha, order: meaning.order } : undefined };
+    const admission = await guard.admit(admitted);
+    if (admission.verdict === 'refused') return refuse(400, 'clone URL refused', admission.reason);
+    if (admission.verdict === 'superseded') {
+      rlog.warn('push older than the last one accepted for its branch: not built', { repo: repo.name, sha: admitted.push?.sha, reason: admission.reason });
+      return sendJson(res, 200, { ok: true, state: 'superseded' });
+    }
+    let result: EnqueueResult;
+    try {
+      result = await this.enqueue(repo, meaning, from);
+    } catch (error) {
+      admission.undo();
+      return refuse(503, 'not accepting jobs now, retry later', (error as Error).message);
+    }
+    await guard.persist(repo.name).catch((error: Error) => rlog.error('could not write the accepted push to DATA/pushes; after a restart a replay of an older one may build', { error: error.message }));
+    if (result.duplicate) {
+      rlog.info('delivery already queued or running', { job: result.job.id });
+      return sendJson(res, 200, { job: result.job.id, duplicate: true, state: result.job.state });
+    }
+    rlog.info('job queued', { job: result.job.id, repo: repo.name, kind: result.job.kind, sha: result.job.sha ?? undefined, tag: result.job.tag ?? undefined });
+    return sendJson(res, 202, { job: result.job.id });
+  }
+
+  private enqueue(repo: RepoConfig, meaning: Job, { forge, delivery }: { forge: Forge; delivery: string }): Promise<EnqueueResult> {
+    const common = { repo: repo.name, ref: meaning.ref, cloneUrl: meaning.cloneUrl, deliveryId: delivery, forge, ...meaning.meta };
+    return meaning.kind === 'push'
+      ? this.options.queue.enqueue({ ...common, kind: 'build', sha: meaning.sha, branch: meaning.branch })
+      : this.options.queue.enqueue({ ...common, kind: 'release', tag: meaning.tag });
+  }
+}
+
+/** The forge a request's path names: `/hooks/github`, `/hooks/gitea`, `/hooks/gitlab`, or `/` (told by its headers). */
+export const FORGE_PATHS = new Map<string, Forge | 'detect'>([['/hooks/github', 'github'], ['/hooks/gitea', 'gitea'], ['/hooks/gitlab', 'gitlab'], ['/', 'detect']]);
+
+/** The forge to count a delivery under in /metrics. */
+export function countedForge(req: IncomingMessage, target: Forge | 'detect'): string {
+  return target === 'detect' ? detectForge(req.headers) ?? 'unknown' : target;
+}
