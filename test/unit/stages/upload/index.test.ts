@@ -4,16 +4,16 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseYamlText } from '../../../lib/core/yaml-config.ts';
-import { ConfigError, ValidationError } from '../../../lib/core/errors.ts';
-import { silentLogger } from '../../../lib/core/log.ts';
-import { contentTypeFor } from '../../../lib/http/content-type.ts';
-import { parseTarget, planUpload, runUploadStage, targetName } from '../../../lib/stages/upload/index.ts';
-import { parseRsyncStats, rsyncArgs } from '../../../lib/stages/upload/rsync.ts';
-import { mapLimit } from '../../../lib/core/pool.ts';
-import { etagMatches, md5File, multipartEtag } from '../../../lib/stages/upload/s3.ts';
-import { sshCommand } from '../../../lib/core/ssh.ts';
-import { git, tmpDir } from '../../helpers.ts';
+import { parseYamlText } from '../../../../lib/core/yaml-config.ts';
+import { ConfigError, ValidationError } from '../../../../lib/core/errors.ts';
+import { silentLogger } from '../../../../lib/core/log.ts';
+import { contentTypeFor } from '../../../../lib/http/content-type.ts';
+import { parseTarget, planUpload, runUploadStage, targetName } from '../../../../lib/stages/upload/index.ts';
+import { parseRsyncStats, rsyncArgs } from '../../../../lib/stages/upload/rsync.ts';
+import { mapLimit } from '../../../../lib/core/pool.ts';
+import { etagMatches, md5File, multipartEtag } from '../../../../lib/stages/upload/s3.ts';
+import { sshCommand } from '../../../../lib/core/ssh.ts';
+import { git, tmpDir } from '../../../helpers.ts';
 
 const targets: Array<[string, Record<string, unknown>]> = [
   ['deploy@web1:/var/www/site/', { kind: 'rsync', user: 'deploy', host: 'web1', path: '/var/www/site/' }],
