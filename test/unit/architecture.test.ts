@@ -2,7 +2,8 @@
 // `import()` and `typeof import()`) read from the source. An import between two systems must be
 // an edge ARCHITECTURE.md lists, and every listed edge must still exist; core imports nothing of
 // ours and http only core; no two systems lean on each other, and no files import in a circle.
-import { readdirSync, readFileSync } from 'node:fs';
+// test/unit mirrors lib/: a module without its test is listed in ARCHITECTURE.md with why.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -102,6 +103,16 @@ test('no two systems lean on each other, through any chain', () => {
   const edges = [...systemEdges().keys()].map((e) => e.split(' → '));
   const systems = [...new Set(files.map(systemOf))];
   assert.equal(circles(systems, (s) => edges.filter(([a]) => a === s).map(([, b]) => b)), []);
+});
+
+test('every module has its unit test (test/unit mirrors lib/), or ARCHITECTURE.md says where it is tested', () => {
+  const doc = readFileSync(path.join(ROOT, 'ARCHITECTURE.md'), 'utf8');
+  const section = /^## Modules without a unit test of their own\n([\s\S]*?)(?=^## |(?![\s\S]))/m.exec(doc)?.[1] ?? '';
+  const listed = new Set([...section.matchAll(/^- `(lib\/[^`]+\.ts)`: \S/gm)].map((m) => m[1]));
+  const mirrored = (file: string) => existsSync(path.join(ROOT, 'test/unit', path.relative(LIB, file).replace(/\.ts$/, '.test.ts')));
+  const modules = files.map((f) => path.relative(ROOT, f));
+  assert.equal(modules.filter((m) => !mirrored(path.join(ROOT, m)) && !listed.has(m)), [], 'write its unit test, or list it in ARCHITECTURE.md with where it is tested');
+  assert.equal([...listed].filter((m) => !modules.includes(m) || mirrored(path.join(ROOT, m))), [], 'ARCHITECTURE.md lists a module that is gone or now has its own test');
 });
 
 test('no files import each other in a circle', () => {
