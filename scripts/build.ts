@@ -40,6 +40,7 @@ Examples:
   },
   minPositionals: 1,
   maxPositionals: 1,
+  needs: ['bash', 'git'],
 };
 
 async function buildMain(args: Args, log: Logger): Promise<number> {

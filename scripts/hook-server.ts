@@ -34,6 +34,8 @@ await runCli({
     grace: { type: 'seconds' }, 'body-timeout': { type: 'seconds' }, 'header-timeout': { type: 'seconds' },
   },
   maxPositionals: 0,
+  // git for its own checks of pushes and tags; its jobs run build and release, which need both.
+  needs: ['bash', 'git'],
 }, async (args, log) => {
   // Caught before anything is announced: a SIGTERM sent the moment "listening" is printed (or
   // during startup) must still stop cleanly and exit 0, not kill the process outright.

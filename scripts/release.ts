@@ -75,6 +75,7 @@ Examples:
   flags: { config: { type: 'string' }, tag: { type: 'string' }, 'job-id': { type: 'string' }, json: { type: 'boolean' } },
   minPositionals: 1,
   maxPositionals: 1,
+  needs: ['bash', 'git'],
   commands: { publish: publishCommand },
 };
 

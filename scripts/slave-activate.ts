@@ -74,6 +74,7 @@ const spec: CliSpec = {
   flags: cloneFlags,
   minPositionals: 1,
   maxPositionals: 1,
+  needs: ['bash', 'git'],
   commands: {
     '--serve': {
       usage: serveUsage,
@@ -90,6 +91,7 @@ const spec: CliSpec = {
         'max-parallel': { type: 'integer', default: DEFAULT_MAX_PARALLEL, max: 256 },
       },
       maxPositionals: 0,
+      needs: ['bash', 'git'],
     },
   },
 };

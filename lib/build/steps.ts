@@ -14,6 +14,7 @@ import { useRepoNode } from './node-toolchain.ts';
 import { publishStep, rolloutStep } from './pipeline.ts';
 import { cleanKeptPathsOnce, countCachedPackages, describeCacheUse, prepareNpmCache } from './cache.ts';
 import { bundledCommandFor } from '../core/script-command.ts';
+import { requirePrograms } from '../core/programs.ts';
 import type { Logger } from '../core/log.ts';
 import { UsageError } from '../core/errors.ts';
 import { STEPS, type RepoConfig, type ShipkitConfig, type Step } from '../config/shipkit-yml.ts';
@@ -143,6 +144,7 @@ export async function installStep(ctx: BuildContext): Promise<StepResult> {
   await rm(recordFile, { force: true });
   // A clean build without a lockfile: npm install would otherwise update the node_modules it finds.
   if (ctx.cache?.clean) await rm(path.join(work, 'node_modules'), { recursive: true, force: true });
+  requirePrograms(['npm'], ctx.env.PATH);
   const npm = await prepareNpmCache(ctx);
   const npmFlags = ['--no-audit', '--no-fund', '--no-update-notifier', ...(npm.fresh ? [] : ['--prefer-offline'])];
   const command = lockfile ? 'npm ci' : 'npm install';
@@ -211,6 +213,7 @@ export async function compileStep(ctx: BuildContext): Promise<StepResult> {
   }
   const pkg = await readJson<{ scripts?: Record<string, unknown> }>(path.join(work, 'package.json'));
   if (typeof pkg?.scripts?.build === 'string') {
+    requirePrograms(['npm'], ctx.env.PATH);
     await run(ctx, ['npm', 'run', 'build']);
     return { note: 'npm run build' };
   }

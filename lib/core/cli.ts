@@ -7,6 +7,7 @@ import path from 'node:path';
 import minimist from 'minimist';
 import { UsageError, exitCodeFor, messageOf } from './errors.ts';
 import { createLogger, type Logger } from './log.ts';
+import { requirePrograms } from './programs.ts';
 
 /**
  * string: the text as given; boolean: a switch (`--no-x` turns it off); integer: a whole number
@@ -32,6 +33,11 @@ export interface CommandSpec {
   flags?: Record<string, FlagSpec>;
   minPositionals?: number;
   maxPositionals?: number;
+  /**
+   * Programs this form runs that node does not bring (`bash` for zx, `git`): checked on the PATH
+   * after --help and before any work, so a missing one is named (exit 2), not a crash inside.
+   */
+  needs?: string[];
 }
 
 export interface CliSpec extends CommandSpec {
@@ -217,9 +223,14 @@ function firstUsageLine(command: CommandSpec, label: string, script: string): st
   return lines.find((l) => l.startsWith(label)) ?? lines.find((l) => l.startsWith(script)) ?? label;
 }
 
+/** The form of the script parseArgs chose: a subcommand's spec, or the script's own. */
+function commandOf(spec: CliSpec, args: Args): CommandSpec {
+  return args.command !== undefined && spec.commands?.[args.command] ? spec.commands[args.command] : spec;
+}
+
 /** The usage text `--help` prints for the command parseArgs chose. */
 export function usageOf(spec: CliSpec, args: Args): string {
-  const usage = args.command !== undefined && spec.commands?.[args.command] ? spec.commands[args.command].usage : spec.usage;
+  const { usage } = commandOf(spec, args);
   return usage.endsWith('\n') ? usage : `${usage}\n`;
 }
 
@@ -238,6 +249,7 @@ export async function runCli(spec: CliSpec, main: Main, argv = process.argv.slic
       return exit(0);
     }
     if (args.json) log = createLogger({ json: true });
+    requirePrograms(commandOf(spec, args).needs ?? []);
     code = (await main(args, log)) ?? 0;
   } catch (error) {
     code = exitCodeFor(error);

@@ -16,7 +16,10 @@ import type { Job } from './journal.ts';
 import type { Logger } from '../core/log.ts';
 
 // Fixed text: the status file and the command come in as positional parameters, never spliced in.
-const WRAPPER = 's=$1; shift; "$@"; c=$?; printf \'%s\\n\' "$c" > "$s.tmp" && mv -f "$s.tmp" "$s"; exit "$c"';
+// Shell builtins only (no mv: a PATH of node, git and bash is enough). The code and its newline
+// go out in one small write; the reader (job-recovery.ts) takes only a whole line, so a file
+// caught empty or cut short counts as no status, as a missing one does.
+const WRAPPER = 's=$1; shift; "$@"; c=$?; printf \'%s\\n\' "$c" > "$s"; exit "$c"';
 
 export interface RepoSettings {
   timeout: number;

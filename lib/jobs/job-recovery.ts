@@ -33,9 +33,11 @@ export async function recoverJobs({ journal, jobsDir, log, killGroup, maxInterru
 async function readStatus(file: string): Promise<{ code: number; time: string } | undefined> {
   try {
     const [text, info] = await Promise.all([readFile(file, 'utf8'), stat(file)]);
-    const code = Number(text.trim());
-    if (!Number.isInteger(code)) return undefined;
-    return { code, time: info.mtime.toISOString() };
+    // A whole line or nothing: the wrapper writes the code and its newline at once, so an empty
+    // or unfinished file is a run whose end was not recorded (Number('') would read as 0).
+    const line = /^(\d{1,3})\n$/.exec(text);
+    if (!line) return undefined;
+    return { code: Number(line[1]), time: info.mtime.toISOString() };
   } catch {
     return undefined;
   }

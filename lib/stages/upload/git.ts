@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { $ } from 'zx';
 import { RemoteError, WorkError } from '../../core/errors.ts';
+import { requirePrograms } from '../../core/programs.ts';
 import { isInside } from './files.ts';
 import { sshCommand } from '../../core/ssh.ts';
 import type { GitTarget, UploadOptions, UploadResult } from './types.ts';
@@ -16,6 +17,7 @@ export function gitTargetName(target: GitTarget): string {
 
 export async function uploadGit(target: GitTarget, options: UploadOptions): Promise<UploadResult> {
   const { log } = options;
+  requirePrograms(['bash', 'git'], (options.env ?? process.env).PATH);
   const name = gitTargetName(target);
   const temp = await fs.mkdtemp(path.join(os.tmpdir(), 'shipkit-git-'));
   const gitDir = path.join(temp, 'repo.git');

@@ -3,6 +3,7 @@
 // rsync allows); links that leave the tree are not copied (--safe-links).
 import { $ } from 'zx';
 import { RemoteError, WorkError } from '../../core/errors.ts';
+import { requirePrograms } from '../../core/programs.ts';
 import { sshCommand } from '../../core/ssh.ts';
 import type { RsyncTarget, UploadOptions, UploadResult } from './types.ts';
 
@@ -31,6 +32,7 @@ export function rsyncArgs(target: RsyncTarget, options: UploadOptions): string[]
 }
 
 export async function uploadRsync(target: RsyncTarget, options: UploadOptions): Promise<UploadResult> {
+  requirePrograms(['bash', 'rsync', 'ssh'], (options.env ?? process.env).PATH);
   const destination = rsyncDestination(target);
   const args = rsyncArgs(target, options);
   options.log.info(`rsync: ${options.from}/ → ${destination}${options.dryRun ? ' (dry run)' : ''}`);

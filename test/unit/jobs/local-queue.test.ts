@@ -121,6 +121,9 @@ test('recovery: a status file settles a job that ended while down; otherwise int
   await journal.close();
   mkdirSync(path.join(jobsDir, done.id), { recursive: true });
   writeFileSync(path.join(jobsDir, done.id, 'status-1'), '0\n');
+  // A wrapper caught between opening its status file and writing the line: no status, not exit 0.
+  mkdirSync(path.join(jobsDir, cut.id), { recursive: true });
+  writeFileSync(path.join(jobsDir, cut.id, 'status-1'), '');
   journal = await openJournal(dir);
   const runner = manualRunner();
   const told: string[] = [];
