@@ -236,6 +236,7 @@ export function usageOf(spec: CliSpec, args: Args): string {
 
 /** Runs a script: parse, --help/--version, main, and the exit code. Never returns normally. */
 export async function runCli(spec: CliSpec, main: Main, argv = process.argv.slice(2)): Promise<never> {
+  exitQuietlyOnClosedOutput();
   let log = createLogger({ json: argv.includes('--json') ? true : undefined });
   let code: number;
   try {
@@ -257,6 +258,26 @@ export async function runCli(spec: CliSpec, main: Main, argv = process.argv.slic
     if (process.env.SHIPKIT_DEBUG && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
   }
   return exit(code);
+}
+
+/** What a shell reports for a program ended by SIGPIPE (128 + 13): `git log | head -1` gives it too. */
+export const CLOSED_OUTPUT_EXIT = 141;
+
+/**
+ * `logs REPO | head -1`: the reader is gone. A C tool dies of SIGPIPE; node ignores that signal
+ * and gets EPIPE on its next write, which would crash with a stack trace. Leave as they do:
+ * nothing printed (there is nowhere to print it), exit 141, whichever of stdout or stderr broke.
+ */
+export function exitQuietlyOnClosedOutput(streams: NodeJS.WriteStream[] = [process.stdout, process.stderr]): void {
+  for (const stream of streams) {
+    if (stream.listeners('error').includes(onOutputError)) continue;
+    stream.on('error', onOutputError);
+  }
+}
+
+function onOutputError(error: NodeJS.ErrnoException): void {
+  if (error.code === 'EPIPE') process.exit(CLOSED_OUTPUT_EXIT);
+  throw error;
 }
 
 async function exit(code: number): Promise<never> {
