@@ -11,6 +11,7 @@ import { rm, writeFile, readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../core/log.ts';
 import { endProcessGroup, isGroupAlive, signalGroup, waitForGroupExit } from '../core/process-group.ts';
+import { Probation, type StartCheck } from './probation.ts';
 
 export interface SupervisorOptions {
   exec: string;
@@ -136,24 +137,69 @@ export async function stopLeftoverApp(pidFile: string, dir: string, killTimeoutM
   return ours;
 }
 
-export function createSupervisor(initial: SupervisorOptions): Supervisor {
-  let opts = initial;
-  let child: ChildProcess | undefined;
-  let exited: Promise<void> = Promise.resolve();
-  let stopping = false;
-  let restartTimer: NodeJS.Timeout | undefined;
-  let rapidFailures = 0;
-  const info: AppInfo = { state: 'stopped', restarts: 0, tail: [] };
-  const appLog = opts.output ?? createRotatingLog(opts.appLog, opts.logMaxBytes, opts.logKeep);
-  let partial = '';
-  const keepTail = (chunk: Buffer) => {
-    const lines = (partial + chunk.toString('utf8')).split('\n');
-    partial = lines.pop()!.slice(-1000);
-    info.tail.push(...lines.map((l) => l.slice(0, 1000)));
-    if (info.tail.length > TAIL_LINES) info.tail.splice(0, info.tail.length - TAIL_LINES);
-  };
+/** The app's process and its restarts; `createSupervisor` is the way in. */
+export class AppSupervisor implements Supervisor {
+  private opts: SupervisorOptions;
+  private child: ChildProcess | undefined;
+  private exited: Promise<void> = Promise.resolve();
+  private stopping = false;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private rapidFailures = 0;
+  private readonly app: AppInfo = { state: 'stopped', restarts: 0, tail: [] };
+  private readonly appLog: RotatingLog;
+  /** The output's last line while it has no line break yet. */
+  private partial = '';
 
-  function spawnApp(): ChildProcess {
+  constructor(initial: SupervisorOptions) {
+    this.opts = initial;
+    this.appLog = initial.output ?? createRotatingLog(initial.appLog, initial.logMaxBytes, initial.logKeep);
+  }
+
+  async start(probationMs = 0, check?: StartCheck): Promise<boolean> {
+    this.stopping = false;
+    this.rapidFailures = 0;
+    if (this.child) return true;
+    // Waiting to restart after a crash: start now, and only once.
+    this.cancelRestart();
+    this.app.tail = [];
+    this.partial = '';
+    return this.launch(probationMs, check);
+  }
+
+  async restart(): Promise<void> {
+    if (!this.child || this.stopping) return;
+    await this.stopChild();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.cancelRestart();
+    await this.stopChild();
+    this.app.state = 'stopped';
+    await rm(this.opts.pidFile, { force: true });
+  }
+
+  info(): AppInfo {
+    return { ...this.app, tail: [...this.app.tail] };
+  }
+
+  setOptions(change: Partial<SupervisorOptions>): void {
+    this.opts = { ...this.opts, ...change };
+  }
+
+  private cancelRestart(): void {
+    if (this.restartTimer) { clearTimeout(this.restartTimer); this.restartTimer = undefined; }
+  }
+
+  private keepTail(chunk: Buffer): void {
+    const lines = (this.partial + chunk.toString('utf8')).split('\n');
+    this.partial = lines.pop()!.slice(-1000);
+    this.app.tail.push(...lines.map((l) => l.slice(0, 1000)));
+    if (this.app.tail.length > TAIL_LINES) this.app.tail.splice(0, this.app.tail.length - TAIL_LINES);
+  }
+
+  private spawnApp(): ChildProcess {
+    const { opts } = this;
     const sockets = opts.sockets ?? [];
     const listen = sockets.length ? { LISTEN_FDS: String(sockets.length), LISTEN_FDNAMES: sockets.map((s) => s.name).join(':') } : {};
     const proc = spawn('/bin/sh', ['-c', `${sockets.length ? LISTEN_PID_PREFIX : ''}${shellCommand(opts.exec)}`], {
@@ -163,125 +209,111 @@ export function createSupervisor(initial: SupervisorOptions): Supervisor {
       stdio: ['ignore', 'pipe', 'pipe', ...sockets.map((s) => s.fd)],
     });
     const echo = opts.echo ?? process.stderr;
-    const out = (chunk: Buffer) => { appLog.write(chunk); echo.write(chunk); keepTail(chunk); };
+    const out = (chunk: Buffer) => { this.appLog.write(chunk); echo.write(chunk); this.keepTail(chunk); };
     proc.stdout!.on('data', out);
     proc.stderr!.on('data', out);
-    info.state = 'running';
-    info.pid = proc.pid;
-    info.startedAt = new Date().toISOString();
-    if (proc.pid) {
-      // Without it, a launchfit killed later cannot find this app to stop it: say so.
-      void writeFile(opts.pidFile, JSON.stringify({ pid: proc.pid, pgid: proc.pid, startedAt: info.startedAt }), { mode: 0o600 })
-        .catch((error: NodeJS.ErrnoException) => opts.log.warn(`could not record the app's pid in ${opts.pidFile} (${error.code ?? error.message}); a leftover app will not be stopped after a crash`));
-    }
+    this.app.state = 'running';
+    this.app.pid = proc.pid;
+    this.app.startedAt = new Date().toISOString();
+    if (proc.pid) this.writePidFile(proc.pid, this.app.startedAt);
     opts.log.info('app started', { pid: proc.pid, cwd: opts.cwd });
     return proc;
   }
 
-  function launch(probationMs: number, check?: (exited: Promise<void>) => Promise<boolean>): Promise<boolean> {
-    const proc = spawnApp();
-    child = proc;
-    const started = Date.now();
-    let onProbationExit: ((ok: boolean) => void) | undefined;
-    let probationTimer: NodeJS.Timeout | undefined;
-    let exitedThis!: Promise<void>;
-    const probation = new Promise<boolean>((resolve) => {
-      if (probationMs <= 0 && !check) return resolve(true);
-      onProbationExit = resolve;
-      const settle = (ok: boolean) => { if (onProbationExit) { onProbationExit = undefined; resolve(ok); } };
-      if (check) queueMicrotask(() => void check(exitedThis).then(settle, () => settle(false)));
-      else probationTimer = setTimeout(() => settle(true), probationMs);
-    });
-    exited = exitedThis = new Promise<void>((resolve) => {
-      proc.on('error', (error) => opts.log.error(`app could not be started: ${error.message}`));
-      proc.on('exit', (code, signal) => {
-        const uptime = Date.now() - started;
-        info.lastExit = { code, signal, at: new Date().toISOString() };
-        info.pid = undefined;
-        if (child === proc) child = undefined;
-        resolve();
-        if (stopping) { info.state = 'stopped'; return; }
-        opts.log.warn('app exited', { code, signal, uptimeMs: uptime });
-        if (onProbationExit) {
-          clearTimeout(probationTimer);
-          info.state = 'exited';
-          onProbationExit(false);
-          onProbationExit = undefined;
-          return;
-        }
-        if (!opts.forever) { info.state = 'exited'; return; }
-        if (uptime >= opts.stableAfterMs) rapidFailures = 0;
-        rapidFailures++;
-        if (rapidFailures > opts.maxRestarts) {
-          info.state = 'failed';
-          opts.log.error(`app failed ${rapidFailures} times in a row without staying up ${opts.stableAfterMs / 1000} s; giving up. Fix it and run \`launchfit update\` or restart launchfit.`);
-          return;
-        }
-        const delay = Math.min(opts.backoffMaxMs, 250 * 2 ** (rapidFailures - 1));
-        info.state = 'backoff';
-        opts.log.info('restarting app', { inMs: delay, attempt: rapidFailures });
-        restartTimer = setTimeout(() => {
-          restartTimer = undefined;
-          if (stopping) return;
-          info.restarts++;
-          void launch(0);
-        }, delay);
-      });
-    });
-    return probation;
+  private writePidFile(pid: number, startedAt: string): void {
+    // Without it, a launchfit killed later cannot find this app to stop it: say so.
+    void writeFile(this.opts.pidFile, JSON.stringify({ pid, pgid: pid, startedAt }), { mode: 0o600 })
+      .catch((error: NodeJS.ErrnoException) => this.opts.log.warn(`could not record the app's pid in ${this.opts.pidFile} (${error.code ?? error.message}); a leftover app will not be stopped after a crash`));
   }
 
-  async function stopChild(): Promise<void> {
-    const proc = child;
+  private launch(probationMs: number, check?: StartCheck): Promise<boolean> {
+    const proc = this.spawnApp();
+    this.child = proc;
+    const started = Date.now();
+    let probation!: Probation;
+    const exited = new Promise<void>((resolve) => {
+      proc.on('error', (error) => this.opts.log.error(`app could not be started: ${error.message}`));
+      proc.on('exit', (code, signal) => {
+        const uptime = Date.now() - started;
+        this.app.lastExit = { code, signal, at: new Date().toISOString() };
+        this.app.pid = undefined;
+        if (this.child === proc) this.child = undefined;
+        resolve();
+        this.afterExit(uptime, code, signal, probation);
+      });
+    });
+    this.exited = exited;
+    probation = new Probation(probationMs, check, exited);
+    return probation.passed;
+  }
+
+  private afterExit(uptime: number, code: number | null, signal: NodeJS.Signals | null, probation: Probation): void {
+    if (this.stopping) { this.app.state = 'stopped'; return; }
+    this.opts.log.warn('app exited', { code, signal, uptimeMs: uptime });
+    if (probation.pending()) {
+      this.app.state = 'exited';
+      probation.fail();
+      return;
+    }
+    if (!this.opts.forever) { this.app.state = 'exited'; return; }
+    this.scheduleRestart(uptime);
+  }
+
+  private scheduleRestart(uptime: number): void {
+    const { opts } = this;
+    if (uptime >= opts.stableAfterMs) this.rapidFailures = 0;
+    this.rapidFailures++;
+    if (this.rapidFailures > opts.maxRestarts) {
+      this.app.state = 'failed';
+      opts.log.error(`app failed ${this.rapidFailures} times in a row without staying up ${opts.stableAfterMs / 1000} s; giving up. Fix it and run \`launchfit update\` or restart launchfit.`);
+      return;
+    }
+    const delay = Math.min(opts.backoffMaxMs, 250 * 2 ** (this.rapidFailures - 1));
+    this.app.state = 'backoff';
+    opts.log.info('restarting app', { inMs: delay, attempt: this.rapidFailures });
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (this.stopping) return;
+      this.app.restarts++;
+      void this.launch(0);
+    }, delay);
+  }
+
+  private async stopChild(): Promise<void> {
+    const proc = this.child;
     if (!proc || proc.pid === undefined) return;
     const pgid = proc.pid;
-    const deadline = Date.now() + opts.killTimeoutMs;
-    if (/^SIG[A-Z0-9]+$/.test(opts.kill)) {
-      signalGroup(pgid, opts.kill as NodeJS.Signals);
-    } else {
-      // A graceful-stop command (e.g. `./bin/stop`), given the app's pid as $LAUNCHFIT_APP_PID.
-      const cmd = spawn('/bin/sh', ['-c', opts.kill], { cwd: opts.cwd, env: { ...process.env, ...opts.env, LAUNCHFIT_APP_PID: String(pgid) }, stdio: 'ignore' });
-      cmd.on('error', (error) => opts.log.error(`the kill command \`${opts.kill}\` could not be started: ${error.message}`));
-      const killer = setTimeout(() => cmd.kill('SIGKILL'), opts.killTimeoutMs);
-      cmd.on('close', () => clearTimeout(killer));
-    }
-    const leaderGone = await Promise.race([exited.then(() => true), sleep(Math.max(0, deadline - Date.now())).then(() => false)]);
+    const deadline = Date.now() + this.opts.killTimeoutMs;
+    this.askToStop(pgid);
+    const leaderGone = await Promise.race([this.exited.then(() => true), sleep(Math.max(0, deadline - Date.now())).then(() => false)]);
     if (!leaderGone) {
-      opts.log.warn(`app did not stop within ${opts.killTimeoutMs / 1000} s; killing its process group`, { pid: pgid });
+      this.opts.log.warn(`app did not stop within ${this.opts.killTimeoutMs / 1000} s; killing its process group`, { pid: pgid });
       signalGroup(pgid, 'SIGKILL');
-      await exited;
+      await this.exited;
     }
     // Children that outlive the leader get the rest of the timeout, then SIGKILL.
     if (!(await waitForGroupExit(pgid, deadline - Date.now()))) {
-      opts.log.warn(`processes of the app did not stop within ${opts.killTimeoutMs / 1000} s; killing its process group`, { pid: pgid });
+      this.opts.log.warn(`processes of the app did not stop within ${this.opts.killTimeoutMs / 1000} s; killing its process group`, { pid: pgid });
       signalGroup(pgid, 'SIGKILL');
-      if (!(await waitForGroupExit(pgid, 5000))) opts.log.error('processes of the app did not stop even after SIGKILL', { pid: pgid });
+      if (!(await waitForGroupExit(pgid, 5000))) this.opts.log.error('processes of the app did not stop even after SIGKILL', { pid: pgid });
     }
   }
 
-  return {
-    async start(probationMs = 0, check) {
-      stopping = false;
-      rapidFailures = 0;
-      if (child) return true;
-      // Waiting to restart after a crash: start now, and only once.
-      if (restartTimer) { clearTimeout(restartTimer); restartTimer = undefined; }
-      info.tail = [];
-      partial = '';
-      return launch(probationMs, check);
-    },
-    async restart() {
-      if (!child || stopping) return;
-      await stopChild();
-    },
-    async stop() {
-      stopping = true;
-      if (restartTimer) { clearTimeout(restartTimer); restartTimer = undefined; }
-      await stopChild();
-      info.state = 'stopped';
-      await rm(opts.pidFile, { force: true });
-    },
-    info: () => ({ ...info, tail: [...info.tail] }),
-    setOptions(change) { opts = { ...opts, ...change }; },
-  };
+  /** `app.kill`: a signal to the group, or a command. */
+  private askToStop(pgid: number): void {
+    const { opts } = this;
+    if (/^SIG[A-Z0-9]+$/.test(opts.kill)) {
+      signalGroup(pgid, opts.kill as NodeJS.Signals);
+      return;
+    }
+    // A graceful-stop command (e.g. `./bin/stop`), given the app's pid as $LAUNCHFIT_APP_PID.
+    const cmd = spawn('/bin/sh', ['-c', opts.kill], { cwd: opts.cwd, env: { ...process.env, ...opts.env, LAUNCHFIT_APP_PID: String(pgid) }, stdio: 'ignore' });
+    cmd.on('error', (error) => opts.log.error(`the kill command \`${opts.kill}\` could not be started: ${error.message}`));
+    const killer = setTimeout(() => cmd.kill('SIGKILL'), opts.killTimeoutMs);
+    cmd.on('close', () => clearTimeout(killer));
+  }
+}
+
+export function createSupervisor(initial: SupervisorOptions): Supervisor {
+  return new AppSupervisor(initial);
 }
