@@ -14,7 +14,7 @@ import type { Logger } from '../core/log.ts';
 import { requestIdOf } from '../http/request-id.ts';
 import { sendJson } from '../http/server.ts';
 import { PIECE, RESET, cutAtLine, dataEvent, endEvent, parseEventId, writeDrained, type Source } from './event-stream.ts';
-import { ENDED, LogTail, READ_BYTES, type FollowedJob, type Follower } from './log-tail.ts';
+import { ENDED, LogTail, READ_BYTES, type FollowedJob, type Follower, type TailDeps } from './log-tail.ts';
 import { registerFollowScript } from './follow-script.ts';
 
 export interface LogFollowOptions {
@@ -48,116 +48,180 @@ export interface LogFollow {
   stats(): { tails: number; followers: number };
 }
 
-export function createLogFollow(options: LogFollowOptions): LogFollow {
-  registerFollowScript();
-  const pollMs = options.pollMs ?? 300;
-  const keepaliveMs = options.keepaliveMs ?? 15_000;
-  const retryMs = options.retryMs ?? 2_000;
-  const maxPerJob = options.maxPerJob ?? 200;
-  const maxTotal = options.maxTotal ?? 500;
-  const maxBuffered = options.maxBuffered ?? 1024 * 1024;
-  const stallMs = options.stallMs ?? 2_000;
-  const { log } = options;
-  const tails = new Map<string, LogTail>();
-  /** Every open follower response, live or catching up: the caps count these. */
-  const open_ = new Map<string, Set<ServerResponse>>();
-  let total = 0;
-  let closed = false;
+/** A place in a text a client already has: from its `Last-Event-ID`. */
+type Place = { source: Source; offset: number };
 
-  const outputFile = (id: string) => path.join(options.jobsDir, id, 'output.log');
-
-  function refuse(req: IncomingMessage, res: ServerResponse, message: string): void {
-    sendJson(res, 503, { error: message, request: requestIdOf(req) }, { 'Retry-After': '10' });
+/** Sends `data[from..]` as events of whole lines; `base` is data[0]'s offset in the source. */
+async function sendBytes(res: ServerResponse, source: Source, data: Buffer, base: number): Promise<number> {
+  let at = 0;
+  while (at < data.length) {
+    const [whole] = cutAtLine(data.subarray(at, at + PIECE), PIECE);
+    // The last piece of a finished text may lack its newline: it goes out as it is.
+    const piece = whole.length ? whole : data.subarray(at, at + PIECE);
+    at += piece.length;
+    if (!(await writeDrained(res, dataEvent(`${source}:${base + at}`, piece.toString('utf8'))))) return -1;
   }
+  return base + at;
+}
 
-  /** Sends `data[from..]` as events of whole lines; `base` is data[0]'s offset in the source. */
-  async function sendBytes(res: ServerResponse, source: Source, data: Buffer, base: number): Promise<number> {
-    let at = 0;
-    while (at < data.length) {
-      const [whole] = cutAtLine(data.subarray(at, at + PIECE), PIECE);
-      // The last piece of a finished text may lack its newline: it goes out as it is.
-      const piece = whole.length ? whole : data.subarray(at, at + PIECE);
-      at += piece.length;
-      if (!(await writeDrained(res, dataEvent(`${source}:${base + at}`, piece.toString('utf8'))))) return -1;
+/**
+ * Sends bytes [from, to) of a source file as events of whole lines, `start` being the source's
+ * offset in the file; read a piece at a time, so a long log is never held whole. Returns the
+ * offset reached, or -1 when the follower is gone.
+ */
+async function sendRange(res: ServerResponse, source: Source, file: string, start: number, from: number, to: number): Promise<number> {
+  const handle = await open(file, 'r');
+  try {
+    let at = from;
+    let carry: Buffer = Buffer.alloc(0);
+    while (at < to) {
+      const buffer = Buffer.alloc(Math.min(READ_BYTES, to - at));
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, start + at);
+      if (bytesRead === 0) break;
+      at += bytesRead;
+      const [whole, rest] = cutAtLine(Buffer.concat([carry, buffer.subarray(0, bytesRead)]));
+      carry = rest;
+      if (whole.length && (await sendBytes(res, source, whole, at - rest.length - whole.length)) === -1) return -1;
     }
-    return base + at;
+    if (carry.length && (await sendBytes(res, source, carry, at - carry.length)) === -1) return -1;
+    return at;
+  } finally {
+    await handle.close();
+  }
+}
+
+function refuse(req: IncomingMessage, res: ServerResponse, message: string): void {
+  sendJson(res, 503, { error: message, request: requestIdOf(req) }, { 'Retry-After': '10' });
+}
+
+function writeStreamHead(res: ServerResponse): void {
+  res.writeHead(200, {
+    'Content-Type': 'text/event-stream; charset=utf-8',
+    'Cache-Control': 'no-store',
+    'X-Content-Type-Options': 'nosniff',
+    // A proxy in front (nginx) must pass events on as they come.
+    'X-Accel-Buffering': 'no',
+  });
+}
+
+/** The followers of every job: one LogTail per running job, the caps, and the catching up. */
+class JobLogFollow implements LogFollow {
+  private readonly options: LogFollowOptions;
+  private readonly log: Logger;
+  private readonly retryMs: number;
+  private readonly maxPerJob: number;
+  private readonly maxTotal: number;
+  /** What each LogTail is made with, besides its job's own hooks. */
+  private readonly tailTimings: Pick<TailDeps, 'pollMs' | 'keepaliveMs' | 'maxBuffered' | 'stallMs'>;
+  private readonly tails = new Map<string, LogTail>();
+  /** Every open follower response, live or catching up: the caps count these. */
+  private readonly streams = new Map<string, Set<ServerResponse>>();
+  private total = 0;
+  private closed = false;
+
+  constructor(options: LogFollowOptions) {
+    this.options = options;
+    this.log = options.log;
+    this.retryMs = options.retryMs ?? 2_000;
+    this.maxPerJob = options.maxPerJob ?? 200;
+    this.maxTotal = options.maxTotal ?? 500;
+    this.tailTimings = {
+      pollMs: options.pollMs ?? 300,
+      keepaliveMs: options.keepaliveMs ?? 15_000,
+      maxBuffered: options.maxBuffered ?? 1024 * 1024,
+      stallMs: options.stallMs ?? 2_000,
+    };
   }
 
-  function track(id: string, res: ServerResponse): () => void {
-    let set = open_.get(id);
-    if (!set) open_.set(id, set = new Set());
+  async handle(req: IncomingMessage, res: ServerResponse, job: FollowedJob): Promise<void> {
+    if (this.closed) return refuse(req, res, 'shutting down');
+    const live = !ENDED.has(job.state);
+    if (live && (this.followersOf(job.id) >= this.maxPerJob || this.total >= this.maxTotal)) {
+      this.log.warn('live log follower refused: too many followers', { job: job.id, followers: this.total });
+      return refuse(req, res, 'too many followers of live logs, retry later');
+    }
+    writeStreamHead(res);
+    if (req.method === 'HEAD') return void res.end();
+    res.write(`retry: ${this.retryMs}\n\n`);
+    const from = parseEventId(req.headers['last-event-id']);
+    const untrack = this.track(job.id, res);
+    res.once('close', untrack);
+    try {
+      if (live) await this.sendLive(res, job, from, untrack);
+      else await this.sendFinished(res, job, from);
+    } catch (error) {
+      this.log.warn('could not send a job log to a follower', { job: job.id, error: (error as Error).message });
+      res.destroy();
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const tail of [...this.tails.values()]) tail.stop();
+    for (const set of this.streams.values()) for (const res of set) res.end();
+  }
+
+  stats(): { tails: number; followers: number } {
+    return { tails: this.tails.size, followers: this.total };
+  }
+
+  private followersOf(id: string): number {
+    return this.streams.get(id)?.size ?? 0;
+  }
+
+  private outputFile(id: string): string {
+    return path.join(this.options.jobsDir, id, 'output.log');
+  }
+
+  /** Counts an open response until it closes; the returned function (safe to call twice) uncounts it. */
+  private track(id: string, res: ServerResponse): () => void {
+    let set = this.streams.get(id);
+    if (!set) this.streams.set(id, set = new Set());
     set.add(res);
-    total++;
+    this.total++;
     let gone = false;
     return () => {
       if (gone) return;
       gone = true;
       set.delete(res);
-      if (set.size === 0) open_.delete(id);
-      total--;
+      if (set.size === 0) this.streams.delete(id);
+      this.total--;
     };
-  }
-
-  /** A finished job: everything from `offset`, then `end`, at once. */
-  /**
-   * Sends bytes [from, to) of a source file as events of whole lines, `start` being the source's
-   * offset in the file; read a piece at a time, so a long log is never held whole. Returns the
-   * offset reached, or -1 when the follower is gone.
-   */
-  async function sendRange(res: ServerResponse, source: Source, file: string, start: number, from: number, to: number): Promise<number> {
-    const handle = await open(file, 'r');
-    try {
-      let at = from;
-      let carry: Buffer = Buffer.alloc(0);
-      while (at < to) {
-        const buffer = Buffer.alloc(Math.min(READ_BYTES, to - at));
-        const { bytesRead } = await handle.read(buffer, 0, buffer.length, start + at);
-        if (bytesRead === 0) break;
-        at += bytesRead;
-        const [whole, rest] = cutAtLine(Buffer.concat([carry, buffer.subarray(0, bytesRead)]));
-        carry = rest;
-        if (whole.length && (await sendBytes(res, source, whole, at - rest.length - whole.length)) === -1) return -1;
-      }
-      if (carry.length && (await sendBytes(res, source, carry, at - carry.length)) === -1) return -1;
-      return at;
-    } finally {
-      await handle.close();
-    }
   }
 
   /** A finished job: everything from `from` (when it is a place in the same text), then `end`, at once. */
-  async function sendFinished(res: ServerResponse, job: FollowedJob, from: { source: Source; offset: number } | undefined): Promise<void> {
-    const section = await options.readSection(job);
+  private async sendFinished(res: ServerResponse, job: FollowedJob, from: Place | undefined): Promise<void> {
+    const section = await this.options.readSection(job);
     const source: Source = section === undefined ? 'o' : 's';
     const data = section === undefined ? undefined : Buffer.from(section);
-    const size = data?.length ?? await stat(outputFile(job.id)).then((s) => s.size, () => 0);
+    const size = data?.length ?? await stat(this.outputFile(job.id)).then((s) => s.size, () => 0);
     const offset = from && from.source === source && from.offset <= size ? from.offset : 0;
     if (from && from.offset > 0 && offset === 0) res.write(RESET);
-    const sent = data ? await sendBytes(res, source, data.subarray(offset), offset) : size > offset ? await sendRange(res, source, outputFile(job.id), 0, offset, size) : offset;
+    const sent = data ? await sendBytes(res, source, data.subarray(offset), offset) : size > offset ? await sendRange(res, source, this.outputFile(job.id), 0, offset, size) : offset;
     if (sent !== -1) res.end(endEvent(job));
   }
 
-  /** A running (or queued) job: from `from` up to where the tail is, read from the file, then the live tail. */
-  async function sendLive(res: ServerResponse, job: FollowedJob, from: { source: Source; offset: number } | undefined, untrack: () => void): Promise<void> {
-    let tail = tails.get(job.id);
+  /** The job's tail, started for its first follower. */
+  private tailOf(job: FollowedJob): LogTail {
+    const id = job.id;
+    let tail = this.tails.get(id);
     if (!tail) {
-      const id = job.id;
+      const { jobsDir, logsDirOf, jobOf } = this.options;
       tail = new LogTail(id, job.repo, {
-        jobsDir: options.jobsDir, logsDirOf: options.logsDirOf, jobOf: options.jobOf, log, pollMs, keepaliveMs, maxBuffered, stallMs,
-        joining: () => (open_.get(id)?.size ?? 0) > 0,
-        onStop: () => tails.delete(id),
+        jobsDir, logsDirOf, jobOf, log: this.log, ...this.tailTimings,
+        joining: () => this.followersOf(id) > 0,
+        onStop: () => this.tails.delete(id),
       });
-      tails.set(job.id, tail);
+      this.tails.set(id, tail);
     }
+    return tail;
+  }
+
+  /** A running (or queued) job: from `from` up to where the tail is, read from the file, then the live tail. */
+  private async sendLive(res: ServerResponse, job: FollowedJob, from: Place | undefined, untrack: () => void): Promise<void> {
+    const tail = this.tailOf(job);
     // The source is known before a follower catches up, so it starts from the right file.
     await tail.ready;
-    const follower: Follower = {
-      res,
-      drop(reason) {
-        log.warn('live log follower dropped: it does not read fast enough', { job: job.id, reason });
-        res.destroy();
-      },
-    };
     let source = from?.source;
     let sent = from?.offset ?? 0;
     // The tail may move on while a follower catches up: loop until it is where the tail is.
@@ -168,11 +232,7 @@ export function createLogFollow(options: LogFollowOptions): LogFollow {
         source = tail.source;
         sent = 0;
       }
-      if (sent === tail.position) {
-        tail.followers.add(follower);
-        res.once('close', () => tail.leave(follower));
-        return;
-      }
+      if (sent === tail.position) return this.join(tail, res, job);
       const to = tail.position;
       const next = await sendRange(res, source!, tail.file(), tail.source === 's' ? tail.sectionStart : 0, sent, to);
       // Gone, or the file is shorter than what the tail read (trimmed): the client reconnects.
@@ -182,47 +242,27 @@ export function createLogFollow(options: LogFollowOptions): LogFollow {
     // The tail ended while catching up: finish from the whole text.
     if (!res.destroyed && tail.done) {
       untrack();
-      return sendFinished(res, options.jobOf(job.id) ?? job, source ? { source, offset: sent } : undefined);
+      return this.sendFinished(res, this.options.jobOf(job.id) ?? job, source ? { source, offset: sent } : undefined);
     }
   }
 
-  return {
-    async handle(req, res, job) {
-      if (closed) return refuse(req, res, 'shutting down');
-      const live = !ENDED.has(job.state);
-      if (live && ((open_.get(job.id)?.size ?? 0) >= maxPerJob || total >= maxTotal)) {
-        log.warn('live log follower refused: too many followers', { job: job.id, followers: total });
-        return refuse(req, res, 'too many followers of live logs, retry later');
-      }
-      res.writeHead(200, {
-        'Content-Type': 'text/event-stream; charset=utf-8',
-        'Cache-Control': 'no-store',
-        'X-Content-Type-Options': 'nosniff',
-        // A proxy in front (nginx) must pass events on as they come.
-        'X-Accel-Buffering': 'no',
-      });
-      if (req.method === 'HEAD') return void res.end();
-      res.write(`retry: ${retryMs}\n\n`);
-      const from = parseEventId(req.headers['last-event-id']);
-      const untrack = track(job.id, res);
-      res.once('close', untrack);
-      try {
-        if (live) await sendLive(res, job, from, untrack);
-        else await sendFinished(res, job, from);
-      } catch (error) {
-        log.warn('could not send a job log to a follower', { job: job.id, error: (error as Error).message });
+  /** A follower that caught up goes live: the tail writes to it from now on. */
+  private join(tail: LogTail, res: ServerResponse, job: FollowedJob): void {
+    const follower: Follower = {
+      res,
+      drop: (reason) => {
+        this.log.warn('live log follower dropped: it does not read fast enough', { job: job.id, reason });
         res.destroy();
-      }
-    },
-    close() {
-      closed = true;
-      for (const tail of [...tails.values()]) tail.stop();
-      for (const set of open_.values()) for (const res of set) res.end();
-    },
-    stats() {
-      return { tails: tails.size, followers: total };
-    },
-  };
+      },
+    };
+    tail.followers.add(follower);
+    res.once('close', () => tail.leave(follower));
+  }
+}
+
+export function createLogFollow(options: LogFollowOptions): LogFollow {
+  registerFollowScript();
+  return new JobLogFollow(options);
 }
 
 export type { FollowedJob };
