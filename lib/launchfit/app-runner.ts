@@ -4,11 +4,11 @@
 // private health socket; the listening sockets are shared.
 import path from 'node:path';
 import type { Logger } from '../core/log.ts';
-import type { LaunchConfig } from './config.ts';
-import { describeProbe, probeHealth, waitUntilHealthy, watchHealth, type HealthWatch, type ProbeAnswer } from './health.ts';
-import { bindSockets, type SocketSet } from './sockets.ts';
+import type { AppConfig, LaunchConfig } from './config.ts';
+import { describeProbe, probeHealth, waitUntilHealthy, watchHealth, type HealthWait, type HealthWatch, type ProbeAnswer } from './health.ts';
+import { bindSockets, type BoundSocket, type ListenSpec, type SocketSet } from './sockets.ts';
 import type { DeployPaths, StartFailure } from './state.ts';
-import { createRotatingLog, createSupervisor, type AppInfo, type Supervisor } from './supervisor.ts';
+import { createRotatingLog, createSupervisor, type AppInfo, type RotatingLog, type Supervisor } from './supervisor.ts';
 import type { AppControl } from './update.ts';
 
 interface Slot {
@@ -45,36 +45,136 @@ export interface RunnerOptions {
 
 /** Bind app.listen (and the per-slot health sockets) and return the runner. Throws ConfigError on a bind failure, nothing started. */
 export async function createAppRunner(opts: RunnerOptions): Promise<AppRunner> {
-  const { paths, log } = opts;
-  let config = opts.config;
-  const listen = config.app.listen;
-  const slots: Slot[] = [
-    { id: 'a', pidFile: paths.pidFile, healthSocket: listen.length ? path.join(paths.meta, 'health-a.sock') : undefined },
-    { id: 'b', pidFile: paths.secondPidFile, healthSocket: listen.length ? path.join(paths.meta, 'health-b.sock') : undefined },
+  const listen = opts.config.app.listen;
+  const slots = slotsOf(opts.paths, listen.length > 0);
+  const sockets = await bindAppSockets(listen, slots, opts.log);
+  return new AppSlotRunner(opts, slots, sockets);
+}
+
+function slotsOf(paths: DeployPaths, listening: boolean): Slot[] {
+  return [
+    { id: 'a', pidFile: paths.pidFile, healthSocket: listening ? path.join(paths.meta, 'health-a.sock') : undefined },
+    { id: 'b', pidFile: paths.secondPidFile, healthSocket: listening ? path.join(paths.meta, 'health-b.sock') : undefined },
   ];
-  let sockets: SocketSet | undefined;
-  if (listen.length) {
-    sockets = await bindSockets([
-      ...listen.map((spec) => ({ spec, name: 'listen' })),
-      ...slots.map((s) => ({ spec: { kind: 'unix' as const, path: s.healthSocket!, text: s.healthSocket! }, name: 'health' })),
-    ]);
-    log.info('listening for the app', { sockets: listen.map((s) => s.text) });
+}
+
+/** The app's listening sockets, then one health socket per slot; none without app.listen. */
+async function bindAppSockets(listen: ListenSpec[], slots: Slot[], log: Logger): Promise<SocketSet | undefined> {
+  if (!listen.length) return undefined;
+  const sockets = await bindSockets([
+    ...listen.map((spec) => ({ spec, name: 'listen' })),
+    ...slots.map((s) => ({ spec: { kind: 'unix' as const, path: s.healthSocket!, text: s.healthSocket! }, name: 'health' })),
+  ]);
+  log.info('listening for the app', { sockets: listen.map((s) => s.text) });
+  return sockets;
+}
+
+/** Why a start on probation failed, for the log and `status`. */
+function describeFailure(sup: Supervisor, a: AppConfig, wait: HealthWait | undefined, listening: boolean): StartFailure {
+  const probes = (wait?.answers ?? []).map((p) => `${p.at} ${describeProbe(p)}`);
+  const exited = sup.info().state === 'exited' || wait?.reason === 'exited';
+  const last = wait?.answers.at(-1);
+  const reason = exited
+    ? `did not stay up for ${a.healthyAfterSec} s`
+    : `did not answer its health check ${a.health!.url} with a 2xx within ${a.healthyAfterSec} s${last ? ` (last: ${describeProbe(last)})` : ''}`;
+  const output = sup.info().tail;
+  const bound = output.some((l) => /EADDRINUSE/.test(l)) && listening
+    ? ' (its output shows EADDRINUSE: the app binds the port itself instead of using the sockets launchfit hands it as fds 3… with LISTEN_FDS)'
+    : '';
+  return { reason: `${reason}${bound}`, probes, output };
+}
+
+/** The two slots: `active` serves, the other takes an overlapping update's new release. */
+class AppSlotRunner implements AppRunner {
+  private readonly opts: RunnerOptions;
+  private readonly log: Logger;
+  /** Re-read at each start. */
+  private config: LaunchConfig;
+  /** Bound once, from the config `run` started with. */
+  private readonly listen: ListenSpec[];
+  private readonly slots: Slot[];
+  private readonly sockets: SocketSet | undefined;
+  private readonly output: RotatingLog;
+  private active: Slot;
+  private failure: StartFailure | undefined;
+  private closed = false;
+  readonly overlap: AppControl['overlap'];
+
+  constructor(opts: RunnerOptions, slots: Slot[], sockets: SocketSet | undefined) {
+    this.opts = opts;
+    this.log = opts.log;
+    this.config = opts.config;
+    this.listen = opts.config.app.listen;
+    this.slots = slots;
+    this.sockets = sockets;
+    this.output = createRotatingLog(opts.paths.appLog, opts.config.app.logMaxBytes, opts.config.app.logKeep);
+    this.active = slots[0];
+    this.overlap = this.listen.length ? {
+      startNext: () => this.startSlot(this.other(), true),
+      promoteNext: () => this.promoteNext(),
+      dropNext: () => this.stopSlot(this.other()),
+    } : undefined;
   }
-  const listeners = sockets?.sockets.slice(0, listen.length) ?? [];
-  const healthFd = (slot: Slot) => sockets?.sockets[listen.length + slots.indexOf(slot)];
-  const output = createRotatingLog(paths.appLog, config.app.logMaxBytes, config.app.logKeep);
-  let active = slots[0];
-  let lastFailure: StartFailure | undefined;
-  let closed = false;
 
-  const probeOf = (slot: Slot) => (timeoutMs: number): Promise<ProbeAnswer> => {
-    const health = config.app.health!;
-    return probeHealth({ url: health.url, socketPath: listen.length ? slot.healthSocket : undefined, timeoutMs });
-  };
+  start(probation: boolean): Promise<boolean> {
+    return this.startSlot(this.active, probation);
+  }
 
-  function supervisorOf(slot: Slot): Supervisor {
-    const a = config.app;
-    const health = a.health && listen.length ? healthFd(slot) : undefined;
+  stop(): Promise<void> {
+    return this.stopSlot(this.active);
+  }
+
+  lastFailure(): StartFailure | undefined {
+    return this.failure;
+  }
+
+  info(): RunnerInfo {
+    const instances = this.slots.filter((s) => s.sup && s.sup.info().state !== 'stopped').map((s) => s.sup!.info());
+    const { health } = this.config.app;
+    const last = this.active.watch?.last();
+    return {
+      app: this.active.sup?.info(),
+      instances,
+      sockets: this.listen.map((s) => s.text),
+      health: health ? { url: health.url, last: last && describeProbe(last), ok: last?.ok, failuresInARow: this.active.watch?.failuresInARow() ?? 0 } : undefined,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const slot of this.slots) await this.stopSlot(slot);
+    this.output.close();
+    await this.sockets?.close();
+  }
+
+  private other(): Slot {
+    return this.slots[this.slots.indexOf(this.active) ^ 1];
+  }
+
+  private async promoteNext(): Promise<void> {
+    const old = this.active;
+    this.active = this.other();
+    const a = this.config.app;
+    await this.stopSlot(old, (a.drainSec ?? a.killTimeoutSec) * 1000);
+  }
+
+  private probeOf(slot: Slot): (timeoutMs: number) => Promise<ProbeAnswer> {
+    return (timeoutMs) => {
+      const health = this.config.app.health!;
+      return probeHealth({ url: health.url, socketPath: this.listen.length ? slot.healthSocket : undefined, timeoutMs });
+    };
+  }
+
+  private healthFd(slot: Slot): BoundSocket | undefined {
+    return this.sockets?.sockets[this.listen.length + this.slots.indexOf(slot)];
+  }
+
+  private supervisorOf(slot: Slot): Supervisor {
+    const { paths } = this.opts;
+    const a = this.config.app;
+    const listeners = this.sockets?.sockets.slice(0, this.listen.length) ?? [];
+    const health = a.health && this.listen.length ? this.healthFd(slot) : undefined;
     const settings = {
       exec: a.exec ?? 'true', cwd: paths.current, env: a.env, kill: a.kill, killTimeoutMs: a.killTimeoutSec * 1000, forever: a.forever,
       backoffMaxMs: a.backoffMaxSec * 1000, stableAfterMs: a.stableAfterSec * 1000, maxRestarts: a.maxRestarts,
@@ -82,103 +182,58 @@ export async function createAppRunner(opts: RunnerOptions): Promise<AppRunner> {
     };
     slot.sup ??= createSupervisor({
       ...settings, dir: paths.dir, appLog: paths.appLog, logMaxBytes: a.logMaxBytes, logKeep: a.logKeep, pidFile: slot.pidFile,
-      log: log.child({ app: true, ...(listen.length ? { instance: slot.id } : {}) }), echo: opts.echo, output,
+      log: this.log.child({ app: true, ...(this.listen.length ? { instance: slot.id } : {}) }), echo: this.opts.echo, output: this.output,
     });
     slot.sup.setOptions(settings);
     return slot.sup;
   }
 
   /** Start a slot; with probation, wait for health (or for it to stay up) and record why it failed. */
-  async function startSlot(slot: Slot, probation: boolean): Promise<boolean> {
-    config = await opts.loadConfig();
-    const a = config.app;
-    lastFailure = undefined;
+  private async startSlot(slot: Slot, probation: boolean): Promise<boolean> {
+    this.config = await this.opts.loadConfig();
+    const a = this.config.app;
+    this.failure = undefined;
     if (!a.exec) {
-      log.warn('app.exec is not set in launchify.yml (nor in the release\'s); nothing to run');
+      this.log.warn('app.exec is not set in launchify.yml (nor in the release\'s); nothing to run');
       return true;
     }
-    const sup = supervisorOf(slot);
-    let wait: Awaited<ReturnType<typeof waitUntilHealthy>> | undefined;
+    const sup = this.supervisorOf(slot);
+    let wait: HealthWait | undefined;
     const check = probation && a.health
       ? async (exited: Promise<void>) => {
-        wait = await waitUntilHealthy({ probe: probeOf(slot), timeoutMs: a.health!.timeoutSec * 1000, intervalMs: a.health!.intervalSec * 1000, deadlineMs: a.healthyAfterSec * 1000, exited });
+        wait = await waitUntilHealthy({ probe: this.probeOf(slot), timeoutMs: a.health!.timeoutSec * 1000, intervalMs: a.health!.intervalSec * 1000, deadlineMs: a.healthyAfterSec * 1000, exited });
         return wait.healthy;
       }
       : undefined;
     const healthy = await sup.start(probation && !check ? a.healthyAfterSec * 1000 : 0, check);
     if (!healthy) {
-      const probes = (wait?.answers ?? []).map((p) => `${p.at} ${describeProbe(p)}`);
-      const exited = sup.info().state === 'exited' || wait?.reason === 'exited';
-      const last = wait?.answers.at(-1);
-      const reason = exited
-        ? `did not stay up for ${a.healthyAfterSec} s`
-        : `did not answer its health check ${a.health!.url} with a 2xx within ${a.healthyAfterSec} s${last ? ` (last: ${describeProbe(last)})` : ''}`;
-      const output = sup.info().tail;
-      const bound = output.some((l) => /EADDRINUSE/.test(l)) && listen.length
-        ? ' (its output shows EADDRINUSE: the app binds the port itself instead of using the sockets launchfit hands it as fds 3… with LISTEN_FDS)'
-        : '';
-      lastFailure = { reason: `${reason}${bound}`, probes, output };
+      this.failure = describeFailure(sup, a, wait, this.listen.length > 0);
       return false;
     }
-    if (a.health) watchSlot(slot);
+    if (a.health) this.watchSlot(slot);
     return true;
   }
 
-  function watchSlot(slot: Slot): void {
+  private watchSlot(slot: Slot): void {
     slot.watch?.stop();
-    const health = config.app.health!;
+    const health = this.config.app.health!;
     slot.watch = watchHealth({
-      probe: () => probeOf(slot)(health.timeoutSec * 1000), intervalMs: health.intervalSec * 1000, failures: health.failures,
+      probe: () => this.probeOf(slot)(health.timeoutSec * 1000), intervalMs: health.intervalSec * 1000, failures: health.failures,
       onUnhealthy: async (answers) => {
         const info = slot.sup?.info();
         // A process (re)started less than healthy_after ago is still starting.
-        if (!info?.startedAt || info.state !== 'running' || Date.now() - Date.parse(info.startedAt) < config.app.healthyAfterSec * 1000) return;
-        log.warn(`the app failed ${answers.length} health checks in a row; restarting it`, { pid: info.pid, last: describeProbe(answers.at(-1)!) });
+        if (!info?.startedAt || info.state !== 'running' || Date.now() - Date.parse(info.startedAt) < this.config.app.healthyAfterSec * 1000) return;
+        this.log.warn(`the app failed ${answers.length} health checks in a row; restarting it`, { pid: info.pid, last: describeProbe(answers.at(-1)!) });
         await slot.sup?.restart();
       },
     });
   }
 
-  async function stopSlot(slot: Slot, killTimeoutMs?: number): Promise<void> {
+  private async stopSlot(slot: Slot, killTimeoutMs?: number): Promise<void> {
     slot.watch?.stop();
     slot.watch = undefined;
     if (!slot.sup) return;
     if (killTimeoutMs !== undefined) slot.sup.setOptions({ killTimeoutMs });
     await slot.sup.stop();
   }
-
-  const other = () => slots[slots.indexOf(active) ^ 1];
-
-  return {
-    start: (probation) => startSlot(active, probation),
-    stop: () => stopSlot(active),
-    lastFailure: () => lastFailure,
-    overlap: listen.length ? {
-      startNext: () => startSlot(other(), true),
-      async promoteNext() {
-        const old = active;
-        active = other();
-        const a = config.app;
-        await stopSlot(old, (a.drainSec ?? a.killTimeoutSec) * 1000);
-      },
-      dropNext: () => stopSlot(other()),
-    } : undefined,
-    info() {
-      const instances = slots.filter((s) => s.sup && s.sup.info().state !== 'stopped').map((s) => s.sup!.info());
-      const last = active.watch?.last();
-      return {
-        app: active.sup?.info(),
-        instances,
-        sockets: listen.map((s) => s.text),
-        health: config.app.health ? { url: config.app.health.url, last: last && describeProbe(last), ok: last?.ok, failuresInARow: active.watch?.failuresInARow() ?? 0 } : undefined,
-      };
-    },
-    async close() {
-      if (closed) return;
-      closed = true;
-      for (const slot of slots) await stopSlot(slot);
-      output.close();
-      await sockets?.close();
-    },
-  };
 }
