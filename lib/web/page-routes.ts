@@ -44,28 +44,60 @@ export function prefersHtml(accept: string | undefined): boolean {
   return html > json && html > any;
 }
 
-export function createPageRoutes(sources: ReadSources, { limiter = createLoginLimiter() }: { limiter?: LoginLimiter } = {}) {
-  const keys: SessionKeys | undefined = sources.token ? createSessionKeys(sources.token) : undefined;
-  const secure = sources.publicUrl?.startsWith('https:') ?? false;
-  const base = basePath(sources.publicUrl);
-  const cookie = { secure, path: base || '/' };
-  const now = () => (sources.now ?? (() => new Date()))();
+export function createPageRoutes(sources: ReadSources, { limiter = createLoginLimiter() }: { limiter?: LoginLimiter } = {}): PageRoutes {
+  return new PageRoutes(sources, limiter);
+}
 
-  function hasSession(req: IncomingMessage): boolean {
-    if (!keys) return false;
-    return keys.verify(cookieValue(req.headers.cookie, COOKIE_NAME), now());
+export class PageRoutes {
+  private readonly sources: ReadSources;
+  private readonly limiter: LoginLimiter;
+  private readonly keys: SessionKeys | undefined;
+  /** `public_url:`'s path: the pages' links, redirects and the cookie's Path carry it. */
+  private readonly base: string;
+  private readonly cookie: { secure: boolean; path: string };
+
+  constructor(sources: ReadSources, limiter: LoginLimiter) {
+    this.sources = sources;
+    this.limiter = limiter;
+    this.keys = sources.token ? createSessionKeys(sources.token) : undefined;
+    this.base = basePath(sources.publicUrl);
+    this.cookie = { secure: sources.publicUrl?.startsWith('https:') ?? false, path: this.base || '/' };
   }
 
-  function signedIn(req: IncomingMessage): boolean {
-    if (!sources.token) return false;
-    return hasSession(req) || bearerProblem(req.headers.authorization, sources.token) === undefined;
+  private now(): Date {
+    return (this.sources.now ?? (() => new Date()))();
   }
 
-  function viewerOf(req: IncomingMessage): Viewer {
-    return { signedIn: signedIn(req), canSignIn: Boolean(sources.token), now: now() };
+  hasSession(req: IncomingMessage): boolean {
+    if (!this.keys) return false;
+    return this.keys.verify(cookieValue(req.headers.cookie, COOKIE_NAME), this.now());
   }
 
-  function sendPage(req: IncomingMessage, res: ServerResponse, status: number, html: string, headers: Record<string, string> = {}): void {
+  wantsHtml(req: IncomingMessage): boolean {
+    return prefersHtml(req.headers.accept);
+  }
+
+  /** The page routes; false for paths that are not theirs (and for `POST /`, a webhook). */
+  async handle(req: IncomingMessage, res: ServerResponse, url: URL, refuse: Refuse): Promise<boolean> {
+    const route = url.pathname;
+    if (route === '/' && (req.method === 'GET' || req.method === 'HEAD')) this.statusPage(req, res, url, refuse);
+    else if (route === '/login') await this.login(req, res, refuse);
+    else if (route === '/logout') this.logout(req, res, refuse);
+    else if (route.startsWith('/assets/')) this.asset(req, res, route.slice('/assets/'.length), refuse);
+    else return false;
+    return true;
+  }
+
+  private signedIn(req: IncomingMessage): boolean {
+    if (!this.sources.token) return false;
+    return this.hasSession(req) || bearerProblem(req.headers.authorization, this.sources.token) === undefined;
+  }
+
+  private viewerOf(req: IncomingMessage): Viewer {
+    return { signedIn: this.signedIn(req), canSignIn: Boolean(this.sources.token), now: this.now() };
+  }
+
+  private sendPage(req: IncomingMessage, res: ServerResponse, status: number, html: string, headers: Record<string, string> = {}): void {
     res.writeHead(status, { ...PAGE_HEADERS, 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': Buffer.byteLength(html), ...headers });
     res.end(req.method === 'HEAD' ? undefined : html);
   }
@@ -74,40 +106,43 @@ export function createPageRoutes(sources: ReadSources, { limiter = createLoginLi
    * Whether this viewer is kept from the pages; if so the answer is sent: 404 when pages are off
    * or cannot be reached (no token with ui: token), the login form (401) when a session is needed.
    */
-  function pageRefused(req: IncomingMessage, res: ServerResponse, refuse: Refuse, next: string): boolean {
+  private pageRefused(req: IncomingMessage, res: ServerResponse, refuse: Refuse, next: string): boolean {
+    const { sources, base } = this;
     if (sources.ui === 'off') {
       refuse(404, 'not found', 'the status page is off (ui: off)');
       return true;
     }
-    if (sources.ui === 'public' || signedIn(req)) return false;
+    if (sources.ui === 'public' || this.signedIn(req)) return false;
     if (!sources.token) {
-      sendPage(req, res, 404, renderNotice('Status page not set up', 'The status page needs <code>token:</code> in the config (with <code>ui: token</code>, the default), or <code>ui: public</code>.', { base }));
+      this.sendPage(req, res, 404, renderNotice('Status page not set up', 'The status page needs <code>token:</code> in the config (with <code>ui: token</code>, the default), or <code>ui: public</code>.', { base }));
       return true;
     }
-    sendPage(req, res, 401, renderLoginPage({ next, base }));
+    this.sendPage(req, res, 401, renderLoginPage({ next, base }));
     return true;
   }
 
-  function statusPage(req: IncomingMessage, res: ServerResponse, url: URL, refuse: Refuse): void {
-    if (pageRefused(req, res, refuse, '/')) return;
+  private statusPage(req: IncomingMessage, res: ServerResponse, url: URL, refuse: Refuse): void {
+    if (this.pageRefused(req, res, refuse, '/')) return;
     const page = Number.parseInt(url.searchParams.get('page') ?? '1', 10);
     const repo = url.searchParams.get('repo') || undefined;
-    sendPage(req, res, 200, renderStatusPage({ jobs: sources.jobs(), repos: sources.repos(), repo, page: Number.isFinite(page) ? page : 1, viewer: viewerOf(req), base }));
+    const { sources, base } = this;
+    this.sendPage(req, res, 200, renderStatusPage({ jobs: sources.jobs(), repos: sources.repos(), repo, page: Number.isFinite(page) ? page : 1, viewer: this.viewerOf(req), base }));
   }
 
-  async function jobPage(req: IncomingMessage, res: ServerResponse, id: string, refuse: Refuse): Promise<void> {
+  async jobPage(req: IncomingMessage, res: ServerResponse, id: string, refuse: Refuse): Promise<void> {
+    const { sources, base } = this;
     if (!sources.isJobId(id)) return refuse(404, 'not found');
-    if (pageRefused(req, res, refuse, `/jobs/${id}`)) return;
+    if (this.pageRefused(req, res, refuse, `/jobs/${id}`)) return;
     const job = sources.get(id);
-    if (!job) return sendPage(req, res, 404, renderNotice('No such job', 'There is no job with this id (old jobs are dropped from the journal).', { base }));
-    const viewer = viewerOf(req);
-    const log = viewer.signedIn ? await logText(job) : undefined;
+    if (!job) return this.sendPage(req, res, 404, renderNotice('No such job', 'There is no job with this id (old jobs are dropped from the journal).', { base }));
+    const viewer = this.viewerOf(req);
+    const log = viewer.signedIn ? await this.logText(job) : undefined;
     const scripts = assetNamed('log-follow.js') ? ['log-follow.js'] : [];
-    sendPage(req, res, 200, renderJobPage({ job, viewer, log, deliveries: sources.deliveries.of(job.id), scripts, base }));
+    this.sendPage(req, res, 200, renderJobPage({ job, viewer, log, deliveries: sources.deliveries.of(job.id), scripts, base }));
   }
 
-  async function logText(job: Job): Promise<string | undefined> {
-    const source = await sources.readLog(job).catch(() => undefined);
+  private async logText(job: Job): Promise<string | undefined> {
+    const source = await this.sources.readLog(job).catch(() => undefined);
     if (!source) return undefined;
     if ('text' in source) return source.text;
     // The process's own output: only its end is shown, so a huge file is not read whole.
@@ -123,50 +158,56 @@ export function createPageRoutes(sources: ReadSources, { limiter = createLoginLi
     }
   }
 
-  async function login(req: IncomingMessage, res: ServerResponse, refuse: Refuse): Promise<void> {
+  private async login(req: IncomingMessage, res: ServerResponse, refuse: Refuse): Promise<void> {
+    const { sources, keys, base } = this;
     if (sources.ui === 'off' || !keys) return refuse(404, 'not found', sources.ui === 'off' ? 'the status page is off (ui: off)' : 'no token: in the config');
-    if (req.method === 'GET' || req.method === 'HEAD') return sendPage(req, res, 200, renderLoginPage({ next: safeNext(new URL(req.url ?? '/', 'http://localhost').searchParams.get('next')), base }));
+    if (req.method === 'GET' || req.method === 'HEAD') return this.sendPage(req, res, 200, renderLoginPage({ next: safeNext(new URL(req.url ?? '/', 'http://localhost').searchParams.get('next')), base }));
     if (req.method !== 'POST') return refuse(405, 'method not allowed', undefined, { Allow: 'GET, HEAD, POST' });
     if (crossOrigin(req)) return refuse(403, 'forbidden', 'login form posted from another origin');
     const client = req.socket.remoteAddress ?? 'unknown';
-    const limited = () => {
-      const wait = limiter.blockedFor(client);
-      if (wait > 0) refuse(429, 'too many wrong tokens, wait and try again', `login refused for ${wait} s more`, { 'Retry-After': String(wait) });
-      return wait > 0;
-    };
-    if (limited()) return;
+    if (this.limited(client, refuse)) return;
     if (!/^application\/x-www-form-urlencoded\s*(;|$)/i.test(String(req.headers['content-type'] ?? ''))) return refuse(415, 'unsupported content type', 'login needs a form body');
-    let body: Buffer;
-    try {
-      body = (await receiveBody(req, { res, limit: LOGIN_BODY_MAX, timeoutMs: 10_000 })).buffer ?? Buffer.alloc(0);
-    } catch (error) {
-      const status = error instanceof HttpError ? error.status : 400;
-      return refuse(status, status === 413 ? 'body too large' : 'could not read body', (error as Error).message);
-    }
+    const form = await this.readLoginForm(req, res, refuse);
     // Asked again once the body is in, with no await until the count is updated: requests sent
     // at once on many connections all pass the first look while their bodies are read.
-    if (limited()) return;
-    const form = new URLSearchParams(body.toString('utf8'));
+    if (!form || this.limited(client, refuse)) return;
     const next = safeNext(form.get('next'));
     if (!keys.tokenMatches(form.get('token') ?? '')) {
-      limiter.fail(client);
-      return sendPage(req, res, 401, renderLoginPage({ error: 'Wrong token.', next, base }));
+      this.limiter.fail(client);
+      return this.sendPage(req, res, 401, renderLoginPage({ error: 'Wrong token.', next, base }));
     }
-    limiter.succeed(client);
-    res.writeHead(303, { ...PAGE_HEADERS, Location: `${base}${next}`, 'Set-Cookie': sessionCookie(keys.issue(now()), cookie), 'Content-Length': 0 });
+    this.limiter.succeed(client);
+    res.writeHead(303, { ...PAGE_HEADERS, Location: `${base}${next}`, 'Set-Cookie': sessionCookie(keys.issue(this.now()), this.cookie), 'Content-Length': 0 });
     res.end();
   }
 
-  function logout(req: IncomingMessage, res: ServerResponse, refuse: Refuse): void {
+  /** Whether `client` is kept waiting after wrong tokens; if so it is answered 429. */
+  private limited(client: string, refuse: Refuse): boolean {
+    const wait = this.limiter.blockedFor(client);
+    if (wait > 0) refuse(429, 'too many wrong tokens, wait and try again', `login refused for ${wait} s more`, { 'Retry-After': String(wait) });
+    return wait > 0;
+  }
+
+  private async readLoginForm(req: IncomingMessage, res: ServerResponse, refuse: Refuse): Promise<URLSearchParams | undefined> {
+    try {
+      const body = (await receiveBody(req, { res, limit: LOGIN_BODY_MAX, timeoutMs: 10_000 })).buffer ?? Buffer.alloc(0);
+      return new URLSearchParams(body.toString('utf8'));
+    } catch (error) {
+      const status = error instanceof HttpError ? error.status : 400;
+      return void refuse(status, status === 413 ? 'body too large' : 'could not read body', (error as Error).message);
+    }
+  }
+
+  private logout(req: IncomingMessage, res: ServerResponse, refuse: Refuse): void {
     if (req.method !== 'POST') return refuse(405, 'method not allowed', undefined, { Allow: 'POST' });
     if (crossOrigin(req)) return refuse(403, 'forbidden', 'logout posted from another origin');
     if (!req.complete) req.resume();
-    res.writeHead(303, { ...PAGE_HEADERS, Location: `${base}/`, 'Set-Cookie': clearedCookie(cookie), 'Content-Length': 0 });
+    res.writeHead(303, { ...PAGE_HEADERS, Location: `${this.base}/`, 'Set-Cookie': clearedCookie(this.cookie), 'Content-Length': 0 });
     res.end();
   }
 
-  function asset(req: IncomingMessage, res: ServerResponse, name: string, refuse: Refuse): void {
-    if (sources.ui === 'off') return refuse(404, 'not found', 'the status page is off (ui: off)');
+  private asset(req: IncomingMessage, res: ServerResponse, name: string, refuse: Refuse): void {
+    if (this.sources.ui === 'off') return refuse(404, 'not found', 'the status page is off (ui: off)');
     if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(405, 'method not allowed', undefined, { Allow: READ_METHODS });
     const found = assetNamed(name);
     if (!found) return refuse(404, 'not found');
@@ -178,22 +219,6 @@ export function createPageRoutes(sources: ReadSources, { limiter = createLoginLi
     res.writeHead(200, { ...headers, 'Content-Length': Buffer.byteLength(found.body) });
     res.end(req.method === 'HEAD' ? undefined : found.body);
   }
-
-  return {
-    hasSession,
-    wantsHtml: (req: IncomingMessage) => prefersHtml(req.headers.accept),
-    jobPage,
-    /** The page routes; false for paths that are not theirs (and for `POST /`, a webhook). */
-    async handle(req: IncomingMessage, res: ServerResponse, url: URL, refuse: Refuse): Promise<boolean> {
-      const route = url.pathname;
-      if (route === '/' && (req.method === 'GET' || req.method === 'HEAD')) statusPage(req, res, url, refuse);
-      else if (route === '/login') await login(req, res, refuse);
-      else if (route === '/logout') logout(req, res, refuse);
-      else if (route.startsWith('/assets/')) asset(req, res, route.slice('/assets/'.length), refuse);
-      else return false;
-      return true;
-    },
-  };
 }
 
 function safeNext(value: string | null): string {
