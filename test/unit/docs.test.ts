@@ -163,7 +163,8 @@ async function runSession(session: Session, index: number): Promise<Ran> {
 /** All sessions, AT_ONCE at a time, started when the file loads; each test awaits its own. */
 const results: Array<Promise<Ran>> = [];
 {
-  const waiting = sessions.map((s, i) => ({ s, i }));
+  // The longest scripts (the walks that start servers) first, so none of them starts last.
+  const waiting = sessions.map((s, i) => ({ s, i })).sort((a, b) => b.s.script.length - a.s.script.length);
   const slots: Array<(r: Ran) => void> = [];
   sessions.forEach((_, i) => results.push(new Promise((resolve) => { slots[i] = resolve; })));
   const worker = async () => {
