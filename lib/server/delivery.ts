@@ -6,6 +6,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ValidationError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { HttpError, receiveBody, sendJson, type ReceivedBody } from '../http/server.ts';
@@ -150,6 +151,8 @@ export class DeliveryIntake {
   /** A replayed older push, or another clone URL than the pinned one, is refused (lib/server/push-guard.ts); the rest is queued. */
   private async admitAndQueue(res: ServerResponse, repo: RepoConfig, meaning: Job, from: { forge: Forge; delivery: string }, rlog: Logger, refuse: Refuse): Promise<void> {
     const { guard } = this.options;
+    const unclonable = this.cloneProblem(repo, meaning.cloneUrl);
+    if (unclonable) return refuse(400, unclonable.message, unclonable.detail);
     const admitted = { repo: repo.name, configuredUrl: repo.url, cloneUrl: meaning.cloneUrl, push: meaning.kind === 'push' ? { branch: meaning.branch, sha: meaning.sha, order: meaning.order } : undefined };
     const admission = await guard.admit(admitted);
     if (admission.verdict === 'refused') return refuse(400, 'clone URL refused', admission.reason);
@@ -171,6 +174,27 @@ export class DeliveryIntake {
     }
     rlog.info('job queued', { job: result.job.id, repo: repo.name, kind: result.job.kind, sha: result.job.sha ?? undefined, tag: result.job.tag ?? undefined });
     return sendJson(res, 202, { job: result.job.id });
+  }
+
+  /**
+   * Why the job would have nothing it may clone: no `url:` and no clone URL in the delivery (the
+   * build would guess GitHub's OWNER/NAME, another repository), or a file:/// path inside DATA
+   * (another repo's clone, which this repo's secret must not reach); undefined when it has one.
+   */
+  private cloneProblem(repo: RepoConfig, cloneUrl: string | undefined): { message: string; detail: string } | undefined {
+    const { config } = this.options;
+    if (repo.url) return undefined;
+    if (!cloneUrl) return { message: 'no clone URL: the delivery names none and shipkit.yml has no url: for this repository; set url: there', detail: `${repo.name} has no url: in ${config.file} and the delivery no clone URL` };
+    if (!cloneUrl.startsWith('file:')) return undefined;
+    let local: string | undefined;
+    try {
+      local = path.resolve(fileURLToPath(cloneUrl));
+    } catch {
+      // An encoded slash or a host: not a path git and we would read alike.
+    }
+    const data = path.resolve(config.data);
+    if (local !== undefined && local !== data && !local.startsWith(data + path.sep)) return undefined;
+    return { message: 'clone URL refused', detail: `the delivery's clone URL ${cloneUrl.slice(0, 200)} is ${local === undefined ? 'not a plain local path' : `inside hook-server's data folder ${data}`}` };
   }
 
   private enqueue(repo: RepoConfig, meaning: Job, { forge, delivery }: { forge: Forge; delivery: string }): Promise<EnqueueResult> {

@@ -252,8 +252,10 @@ function optionalRepo(value: unknown): string | undefined {
 function cloneUrlOf(value: unknown, key: string): string | undefined {
   const url = (value as Record<string, unknown>)[key];
   if (typeof url !== 'string' || url.length > 2048) return undefined;
-  // Only URLs git would fetch from a forge; anything else (ext::, file:, options) is dropped.
-  if (!/^(https?|ssh|git):\/\/[^\s]+$/.test(url) && !/^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$/.test(url)) return undefined;
+  // Only URLs git would fetch from a forge, or the file:/// path of a bare repository on this
+  // machine (hooks/post-receive-webhook sends its own; lib/server/delivery.ts keeps it out of
+  // DATA); anything else (ext::, relative paths, options) is dropped.
+  if (!/^(https?|ssh|git):\/\/[^\s]+$/.test(url) && !/^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$/.test(url) && !/^file:\/\/\/[^\s]+$/.test(url)) return undefined;
   // A forge never puts a password or token in a clone URL; one that does must not reach a job's
   // command line (ps), its log or the journal. A user name alone is ssh's (`git@host`).
   if (/^https?:\/\/[^/]*@/i.test(url) || /^[a-z]+:\/\/[^/@]*:[^/@]*@/i.test(url)) throw new ValidationError('the clone URL carries credentials; refused so they reach no command line or log');

@@ -2,14 +2,14 @@
 // to a real hook-server (builds replaced by the recording fake build): a branch push is queued
 // with the pushed SHA; a wrong secret, missing settings, a hook-server that is down, tags and
 // other branches each say so and queue nothing.
-import { randomUUID } from 'node:crypto';
-import { chmodSync, copyFileSync, writeFileSync } from 'node:fs';
+import { createHmac, randomUUID } from 'node:crypto';
+import { chmodSync, copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { $ } from 'zx';
 import { FAKE_BUILD, readRuns, waitForJobState, writeConfig } from '../fixtures/hooks/deliveries.ts';
-import { ROOT, freePort, git, gitEnv, makeBareRepo, startScript, tmpDir, type Server } from '../helpers.ts';
+import { ROOT, freePort, git, gitEnv, makeBareRepo, startScript, tmpDir, waitFor, type Server } from '../helpers.ts';
 
 const SECRET = `hook-${randomUUID()}`;
 const TOKEN = `token-${randomUUID()}`;
@@ -69,6 +69,8 @@ test('a branch push is delivered signed and queued as a job for exactly the push
   assert.is(job.sha, sha);
   assert.is(job.ref, 'refs/heads/main');
   assert.equal(readRuns(base).started, [id![2]]);
+  const argv = readFileSync(path.join(base, `argv-${id![2]}.txt`), 'utf8').trim().split('\n');
+  assert.equal(argv.slice(argv.indexOf('--url'), argv.indexOf('--url') + 2), ['--url', `file://${repo.bare}`], 'the build clones the bare repo itself');
 });
 
 test('tags and branches that do not build are reported and not sent', async () => {
@@ -107,5 +109,54 @@ test('an unreadable secret file or a hook-server that is down: the push is store
   assert.is(head, down.sha);
   await unsetConfig('shipkit.webhook');
 });
+
+test('a repo without url: builds the pushed repository itself (its file:// path), never github.com/OWNER/NAME; a delivery naming no clone URL is refused (400)', async () => {
+  const dir = tmpDir('shipkit-prw-own-');
+  // The real build (pull only), as a newcomer runs it: shipkit.yml names the repo, no url:.
+  const config = writeConfig(dir, { repos: { 'octo/own': { steps: ['pull'] } } });
+  const server = await startScript('hook-server', ['--config', config], { env: { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN } });
+  try {
+    const own = await makeBareRepo(path.join(dir, 'git'), 'own');
+    const hookFile = path.join(own.bare, 'hooks', 'post-receive');
+    copyFileSync(path.join(ROOT, 'hooks', 'post-receive-webhook'), hookFile);
+    chmodSync(hookFile, 0o755);
+    for (const [key, value] of [['shipkit.webhook', `${server.url}/hooks/gitea`], ['shipkit.secretFile', secretFile], ['shipkit.repo', 'octo/own']]) await git(own.bare, 'config', key, value);
+    writeFileSync(path.join(own.work, 'page.txt'), 'own\n');
+    await git(own.work, 'add', '-A');
+    await git(own.work, 'commit', '--quiet', '-m', 'own change');
+    const sha = (await git(own.work, 'rev-parse', 'HEAD')).stdout.trim();
+    const pushed = await $({ cwd: own.work, env: gitEnv(), nothrow: true, quiet: true })`git push origin HEAD:refs/heads/main`;
+    const id = /remote: shipkit: octo\/own main at [0-9a-f]{40} queued as job (\S+)/.exec(pushed.stderr);
+    assert.ok(id, pushed.stderr);
+    const job = await waitForJobState(server.url, TOKEN, id![1], ['succeeded', 'failed'], 60_000);
+    assert.is(job.state, 'succeeded', job.reason ?? '');
+    const work = path.join(dir, 'data/repos/octo__own');
+    assert.is((await git(work, 'rev-parse', 'HEAD')).stdout.trim(), sha, 'the pushed commit is checked out');
+    assert.is((await git(work, 'remote', 'get-url', 'origin')).stdout.trim(), `file://${own.bare}`, 'cloned from the bare repo the hook runs in');
+
+    // What the hook sent before: no clone URL. The build would have cloned github.com/octo/bare.
+    const before = await jobList(server.url);
+    const body = JSON.stringify({ ref: 'refs/heads/main', before: '0'.repeat(40), after: sha, repository: { full_name: 'octo/own' } });
+    const res = await fetch(`${server.url}/hooks/gitea`, { method: 'POST', body, headers: { 'Content-Type': 'application/json', 'X-Gitea-Event': 'push', 'X-Gitea-Delivery': randomUUID(), 'X-Gitea-Signature': createHmac('sha256', SECRET).update(body).digest('hex') } });
+    assert.is(res.status, 400);
+    assert.match((await res.json()).error, /^no clone URL: the delivery names none and shipkit\.yml has no url: for this repository; set url: there$/);
+    assert.equal(await jobList(server.url), before, 'nothing queued');
+    await waitFor(() => /request refused .*octo\/own has no url: in .*shipkit\.yml and the delivery no clone URL/.test(server.output()), { what: 'the refusal in the log' });
+
+    // A file:// path into hook-server's own data (another repo's clone) is refused too.
+    const stolen = JSON.stringify({ ref: 'refs/heads/main', before: sha, after: sha, repository: { full_name: 'octo/own', clone_url: `file://${path.join(dir, 'data/repos/octo__other')}` } });
+    const refused = await fetch(`${server.url}/hooks/gitea`, { method: 'POST', body: stolen, headers: { 'Content-Type': 'application/json', 'X-Gitea-Event': 'push', 'X-Gitea-Delivery': randomUUID(), 'X-Gitea-Signature': createHmac('sha256', SECRET).update(stolen).digest('hex') } });
+    assert.is(refused.status, 400);
+    assert.is((await refused.json()).error, 'clone URL refused');
+    assert.equal(await jobList(server.url), before, 'nothing queued');
+  } finally {
+    assert.is(await server.stop(), 0);
+  }
+});
+
+async function jobList(url: string): Promise<string[]> {
+  const res = await fetch(`${url}/jobs?limit=1000`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+  return ((await res.json()) as { jobs: Array<{ id: string }> }).jobs.map((j) => j.id);
+}
 
 test.run();

@@ -174,11 +174,15 @@ for (const [name, payload, message] of malformed) {
   });
 }
 
-test('normaliseEvent: unsafe clone URLs are dropped, not passed on', () => {
-  const payload = pushPayload('octo/site');
-  payload.repository.clone_url = 'ext::sh -c touch% /tmp/pwned';
-  const event = normaliseEvent('github', 'push', payload);
-  assert.is(event.kind === 'push' && event.cloneUrl, undefined);
+test('normaliseEvent: unsafe clone URLs are dropped, not passed on; a bare repo\'s file:/// path (hooks/post-receive-webhook) is kept', () => {
+  for (const url of ['ext::sh -c touch% /tmp/pwned', '/srv/git/site.git', '../site.git', 'file://host/srv/git/site.git', '-uhack', 'file:///srv/my site.git']) {
+    const payload = pushPayload('octo/site');
+    payload.repository.clone_url = url;
+    const event = normaliseEvent('github', 'push', payload);
+    assert.is(event.kind === 'push' && event.cloneUrl, undefined, url);
+  }
+  const event = normaliseEvent('github', 'push', pushPayload('octo/site', { cloneUrl: 'file:///srv/git/my%20site.git' }));
+  assert.is(event.kind === 'push' && event.cloneUrl, 'file:///srv/git/my%20site.git');
 });
 
 test('normaliseEvent: a clone URL with credentials refuses the delivery without repeating them; ssh user names pass', () => {
