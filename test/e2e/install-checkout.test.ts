@@ -72,4 +72,15 @@ test('after `npm start` (first start) build, logs, release and upload find ./.sh
   assert.match(upload.stdout + upload.stderr, /deploy@127\.0\.0\.1:\/nowhere\//);
 });
 
+test('`npm ci` of a checkout warns of no engine on this node: every locked package, dev ones included, runs on Node 20', async () => {
+  // npm checks the engines recorded in the lockfile; a dry run in a copy leaves node_modules alone.
+  const copy = tmpDir('shipkit-npm-ci-');
+  for (const file of ['package.json', 'package-lock.json']) writeFileSync(path.join(copy, file), readFileSync(path.join(ROOT, file)));
+  const r = await runCommand('npm', ['ci', '--dry-run', '--offline', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: copy, timeoutMs: 120_000 });
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.not.match(r.stdout + r.stderr, /EBADENGINE/, `on node ${process.version}`);
+  const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+  assert.is(pkg.engines.node, '>=20');
+});
+
 test.run();
