@@ -73,6 +73,23 @@ test('a branch push is delivered signed and queued as a job for exactly the push
   assert.equal(argv.slice(argv.indexOf('--url'), argv.indexOf('--url') + 2), ['--url', `file://${repo.bare}`], 'the build clones the bare repo itself');
 });
 
+test('the pushed commit\'s message and author, and who pushed, reach the job and the status page', async () => {
+  writeFileSync(path.join(repo.work, 'page.txt'), `${randomUUID()}\n`);
+  await git(repo.work, 'add', '-A');
+  const author = { GIT_AUTHOR_NAME: 'Ada Lovelace', GIT_AUTHOR_EMAIL: 'ada@example.com' };
+  await $({ cwd: repo.work, env: { ...gitEnv(), ...author }, quiet: true })`git commit --quiet -m ${'Fix the engine notes\n\nSecond paragraph.'}`;
+  const pushed = await $({ cwd: repo.work, env: { ...gitEnv(), USER: 'ada-pushes' }, nothrow: true, quiet: true })`git push origin HEAD:refs/heads/main`;
+  const id = /remote: shipkit: octo\/site main at [0-9a-f]{40} queued as job (\S+)/.exec(pushed.stderr);
+  assert.ok(id, pushed.stderr);
+  const job = await waitForJobState(hook.url, TOKEN, id![1], ['succeeded', 'failed']);
+  assert.is(job.message, 'Fix the engine notes\n\nSecond paragraph.');
+  assert.is(job.author, 'Ada Lovelace');
+  assert.is(job.pusher, 'ada-pushes');
+  const page = await (await fetch(`${hook.url}/`, { headers: { Authorization: `Bearer ${TOKEN}`, Accept: 'text/html' } })).text();
+  assert.match(page, 'Fix the engine notes');
+  assert.match(page, 'Ada Lovelace');
+});
+
 test('tags and branches that do not build are reported and not sent', async () => {
   const before = await jobCount();
   const tag = await pushChange('refs/tags/v9');
