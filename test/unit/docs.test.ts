@@ -173,6 +173,14 @@ const results: Array<Promise<Ran>> = [];
   for (let k = 0; k < AT_ONCE; k++) void worker();
 }
 
+test('the programs the examples use besides shipkit are installed', () => {
+  const dirs = (process.env.PATH ?? '').split(':');
+  const missing = ['bash', 'git', 'gpg', 'gpgv', 'gpgconf', 'openssl', 'curl', 'jq', 'python3'].filter((p) => !dirs.some((d) => {
+    try { return statSync(path.join(d, p)).isFile(); } catch { return false; }
+  }));
+  assert.equal(missing, [], `missing on the PATH: ${missing.join(' ')} (Debian: apt-get install git gnupg gpgv openssl curl jq python3)`);
+});
+
 test('there are runnable examples in README.md and in docs/', () => {
   assert.ok(sessions.some((s) => s.page === 'README.md'), 'README.md has no ```sh runnable block');
   assert.ok(sessions.some((s) => s.page.startsWith('docs/')), 'docs/ has no ```sh runnable block');
