@@ -15,7 +15,7 @@ import type { RepoConfig, ShipkitConfig } from '../config/shipkit-yml.ts';
 import type { Refuse } from '../web/read-sources.ts';
 import type { createPushGuard } from './push-guard.ts';
 import {
-  bodyFormat, createBodyVerifier, deliveryId, detectForge, eventName, missingSignature, normaliseEvent, parsePayload, verifyGiteaForm,
+  bodyFormat, createBodyVerifier, deliveryId, detectForge, eventName, missingSignature, normaliseEvent, parsePayload, verifyGiteaForm, WRONG_SECRET_ANSWER,
   type Forge, type Verdict, type WebhookEvent,
 } from './webhooks.ts';
 
@@ -120,7 +120,7 @@ export class DeliveryIntake {
     const giteaForm = heading.forge === 'gitea' && heading.format === 'form';
     let body = giteaForm ? received.buffer ?? await readFile(received.file!) : undefined;
     const verdict = giteaForm ? verifyGiteaForm(req.headers, body!, this.allSecrets) : verifier.verify(heading.forge, req.headers);
-    if (!verdict.ok) return void refuse(401, 'bad signature', verdict.reason);
+    if (!verdict.ok) return void refuse(401, verdict.wrongSecret ? WRONG_SECRET_ANSWER : 'bad signature', verdict.reason);
     body ??= received.buffer ?? await readFile(received.file!);
     return { body, verdict };
   }
@@ -140,7 +140,7 @@ export class DeliveryIntake {
     const repo = config.repos.get(meaning.repo);
     if (!repo) return void refuse(404, 'unknown repository', `${meaning.repo} is not in ${config.file}`);
     const expected = secrets.repos.get(repo.name) ?? secrets.fallback;
-    if (verdict.secret !== expected) return void refuse(401, 'bad signature', `signed with a secret that is not ${repo.name}'s`);
+    if (verdict.secret !== expected) return void refuse(401, WRONG_SECRET_ANSWER, `signed with a secret that is not ${repo.name}'s (${secrets.repos.has(repo.name) ? 'its own secret: in' : 'the top-level secret: of'} ${config.file})`);
     if (meaning.kind === 'push' && meaning.branch !== repo.branch) {
       rlog.info('push to another branch ignored', { repo: repo.name, branch: meaning.branch });
       return void sendJson(res, 200, { ok: true, ignored: `push to ${meaning.branch} (builds run on ${repo.branch})` });

@@ -53,7 +53,11 @@ export function missingSignature(forge: Forge, headers: Headers): string | undef
   return 'missing signature';
 }
 
-export type Verdict = { ok: true; secret: string } | { ok: false; reason: string };
+/** `wrongSecret`: the signature (or token) is well-formed but not made with any secret hook-server has. */
+export type Verdict = { ok: true; secret: string } | { ok: false; reason: string; wrongSecret?: true };
+
+/** What a sender whose secret is not hook-server's is told (fixed text: it names the commonest cause). */
+export const WRONG_SECRET_ANSWER = "bad signature: most likely the secret differs from hook-server's";
 
 /**
  * HMACs of a body computed while it streams in, for every candidate secret (the default one and
@@ -106,7 +110,7 @@ function verifyAgainst(forge: Forge, headers: Headers, digests: Array<[string, s
     // Every candidate is compared, so the time taken does not say which one matched.
     let found: string | undefined;
     for (const s of secrets) if (safeEqual(token, s) && found === undefined) found = s;
-    return found === undefined ? { ok: false, reason: 'wrong X-Gitlab-Token' } : { ok: true, secret: found };
+    return found === undefined ? { ok: false, wrongSecret: true, reason: "wrong X-Gitlab-Token: the secret token set at GitLab is not a webhook secret of hook-server's shipkit.yml" } : { ok: true, secret: found };
   }
   let given: string | undefined;
   const hub = header(headers, 'x-hub-signature-256');
@@ -127,7 +131,9 @@ function verifyAgainst(forge: Forge, headers: Headers, digests: Array<[string, s
   }
   let found: string | undefined;
   for (const [s, digest] of digests) if (safeEqual(given, digest) && found === undefined) found = s;
-  return found === undefined ? { ok: false, reason: 'signature does not match the body' } : { ok: true, secret: found };
+  return found === undefined
+    ? { ok: false, wrongSecret: true, reason: "signature does not match the body: it was made with another secret than hook-server's (most often the forge's or the git hook's secret differs from secret: in shipkit.yml), or the body was changed on the way" }
+    : { ok: true, secret: found };
 }
 
 /**

@@ -99,15 +99,19 @@ test('tags and branches that do not build are reported and not sent', async () =
   assert.is(await jobCount(), before);
 });
 
-test('a wrong secret is refused by hook-server (401) and the hook says so; nothing is queued', async () => {
+test('a wrong secret is refused by hook-server (401); the answer, the log and the hook name the likely cause; nothing is queued', async () => {
   const before = await jobCount();
   const wrong = path.join(base, 'wrong-secret');
-  writeFileSync(wrong, 'not the secret\n');
+  const wrongSecret = `wrong-${randomUUID()}`;
+  writeFileSync(wrong, `${wrongSecret}\n`);
   await setConfig('shipkit.secretFile', wrong);
   try {
     const { output } = await pushChange();
-    assert.match(output, /remote: shipkit: hook-server answered 401 for octo\/site main: /);
-    assert.not.match(output, /not the secret/);
+    const said = /remote: shipkit: hook-server answered 401 for octo\/site main: (.*)/.exec(output);
+    assert.ok(said, output);
+    assert.is(said![1].trimEnd(), `bad signature: most likely the secret differs from hook-server's (check that shipkit.secretFile, ${wrong}, holds the webhook secret of hook-server's shipkit.yml)`);
+    await waitFor(() => /request refused .*signature does not match the body: it was made with another secret than hook-server's \(most often the forge's or the git hook's secret differs from secret: in shipkit\.yml\)/.test(hook.output()), { what: 'the cause in the log' });
+    assert.not.ok(output.includes(wrongSecret) || hook.output().includes(wrongSecret), 'the secret is never repeated');
     assert.is(await jobCount(), before);
   } finally {
     await setConfig('shipkit.secretFile', secretFile);
