@@ -85,7 +85,7 @@ async function logsMain(args: Args, log: Logger): Promise<number> {
 }
 
 function notFound(repo: string, dir: string, jobId: string | undefined, log: Logger): number {
-  if (jobId) throw new WorkError(`No job ${jobId} in the logs of ${repo} (${dir}); \`logs ${repo} --list\` shows the jobs kept.`);
+  if (jobId) throw new WorkError(`No job ${jobId} in the logs of ${repo} (${dir}); \`shipkit logs ${repo} --list\` shows the jobs kept.`);
   log.info(`No jobs for ${repo} yet (${dir}).`);
   return 0;
 }

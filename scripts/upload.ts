@@ -71,7 +71,7 @@ await runCli({
     const config = await loadShipkitConfig(findConfigFile(args.config));
     const repo = getRepo(config, args._[0]);
     const workDir = repoPaths(config, repo.name).work;
-    if (!(await stat(workDir).catch(() => undefined))?.isDirectory()) throw new WorkError(`The work folder ${workDir} of ${repo.name} does not exist; run \`build ${repo.name}\` first.`);
+    if (!(await stat(workDir).catch(() => undefined))?.isDirectory()) throw new WorkError(`The work folder ${workDir} of ${repo.name} does not exist; run \`shipkit build ${repo.name}\` first.`);
     results = await uploadEntries({ workDir, entries: repo.upload, doc: config.doc, configFile: config.file, log, dryRun: args['dry-run'] });
   } else {
     if (!args.from || !args.to) throw new UsageError(`Missing --${args.from ? 'to TARGET' : 'from DIR'}. Run \`upload --from --help\` for usage.`);

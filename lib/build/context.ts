@@ -78,7 +78,7 @@ export type StepResult = { skipped?: string; note?: string } | void;
 
 /** Runs a command into the log; throws StepFailure unless it exits 0. */
 export async function run(ctx: BuildContext, argv: string[], { cwd = ctx.paths.work, what = argv.join(' '), watch }: { cwd?: string; what?: string; watch?: (line: string) => void } = {}): Promise<CommandResult> {
-  if (!existsSync(cwd)) throw new StepFailure(`The work folder ${cwd} does not exist yet; run the pull step first (\`build ${ctx.repo.name}\` without --steps).`);
+  if (!existsSync(cwd)) throw new StepFailure(`The work folder ${cwd} does not exist yet; run the pull step first (\`shipkit build ${ctx.repo.name}\` without --steps).`);
   ctx.log.line(`$ ${redactUrls(what)}`);
   const result = await runLogged(argv, {
     cwd, env: ctx.env, log: ctx.log, deadline: ctx.deadline, timeoutSec: ctx.timeoutSec, limits: ctx.limits, watch, signal: ctx.signal,

@@ -247,7 +247,7 @@ export function validateSha(sha: string): string {
 
 /** The lines a terminal user sees when a job failed. */
 function describeFailure(outcome: JobOutcome): string {
-  return `${outcome.kind} of ${outcome.repo} failed at step ${outcome.step}: ${outcome.error} Log: \`logs ${outcome.repo} --job ${outcome.id}\`.`;
+  return `${outcome.kind} of ${outcome.repo} failed at step ${outcome.step}: ${outcome.error} Log: \`shipkit logs ${outcome.repo} --job ${outcome.id}\`.`;
 }
 
 /** The job's result on `stdout` (a line, or JSON), its last lines and failure on the log; returns the exit code. */

@@ -41,10 +41,33 @@ test('npm pack holds what runs and the docs, no tests, benches, sources or CI fi
   shell = await nodeGitAndShellOnly();
 });
 
-test('npm install -g --prefix: no network, no prompt, an empty cache', async () => {
+/** The generic names: on nobody's PATH, `shipkit NAME` only (as the .deb has them). */
+const GENERIC = ['build', 'downloads', 'upload', 'logs', 'release'];
+
+test('the npm package puts the names the .deb puts on the PATH, and no generic one', () => {
+  const deb = /const ON_PATH = \[([^\]]*)\]/.exec(readFileSync(path.join(ROOT, 'tools/deb.ts'), 'utf8'));
+  assert.ok(deb, 'tools/deb.ts names its ON_PATH programs');
+  assert.equal([...bins].sort(), deb![1].split(',').map((s) => s.trim().replace(/^'|'$/g, '')).sort());
+  for (const name of GENERIC) assert.not.ok(bins.includes(name), `${name} is not a bin`);
+});
+
+test('npm install -g --prefix: no network, no prompt, an empty cache; only the distinctive names land on the PATH', async () => {
   const r = await runCommand('npm', ['install', '-g', '--prefix', prefix, tarball], { env: offline, cwd: work, timeoutMs: 180_000 });
   assert.is(r.exitCode, 0, r.stderr);
-  for (const name of bins) assert.ok(readdirSync(path.join(prefix, 'bin')).includes(name), `${name} is on the PATH`);
+  const onPath = readdirSync(path.join(prefix, 'bin'));
+  assert.equal(onPath.sort(), ['hook-server', 'launchfit', 'server-update', 'shipkit', 'slave-activate']);
+});
+
+test('a generic name is `shipkit NAME`: `build` alone is not found, `shipkit build --help` and `shipkit logs --help` answer', async () => {
+  const PATH = `${path.join(prefix, 'bin')}:${shell}`;
+  const cwd = tmpDir('shipkit-elsewhere-');
+  const bare = await runCommand('sh', ['-c', 'command -v build logs release upload downloads'], { cwd, env: { PATH } });
+  assert.is(bare.stdout, '', 'no generic name resolves on the PATH');
+  for (const name of GENERIC) {
+    const r = await runCommand('shipkit', [name, '--help'], { cwd, env: { PATH, ...offline } });
+    assert.is(r.exitCode, 0, `shipkit ${name}: ${r.stderr}`);
+    assert.match(r.stdout, new RegExp(`Usage:\\s+${name}`));
+  }
 });
 
 test('npm install --prefix DIR (a local install, as in /opt/shipkit)', async () => {
@@ -55,6 +78,12 @@ test('npm install --prefix DIR (a local install, as in /opt/shipkit)', async () 
   const h = await runCommand(path.join(local, 'node_modules', '.bin', 'hook-server'), ['--help'], { cwd: other, env: { PATH: shell } });
   assert.is(h.exitCode, 0, h.stderr);
   assert.match(h.stdout, /Usage: hook-server/);
+  // What templates/shipkit-build@.service and cron.example run.
+  const binDir = readdirSync(path.join(local, 'node_modules', '.bin'));
+  for (const name of GENERIC) assert.not.ok(binDir.includes(name), `node_modules/.bin/${name}`);
+  const b = await runCommand(path.join(local, 'node_modules', '.bin', 'shipkit'), ['build', '--help'], { cwd: other, env: { PATH: shell } });
+  assert.is(b.exitCode, 0, b.stderr);
+  assert.match(b.stdout, /^Usage: build REPO/);
 });
 
 test('`shipkit` lists every script; every bin answers --help from an unrelated folder', async () => {

@@ -129,7 +129,7 @@ test('shipkit.async: the push returns at once and the build runs in the backgrou
   await git(site.work, 'commit', '--quiet', '-m', 'c');
   const r = await push(site.work, ['origin', 'HEAD:refs/heads/main']);
   assert.is(r.exitCode, 0, r.stderr);
-  assert.match(r.stderr, /remote: shipkit: build started in the background; follow it with: logs site --follow/);
+  assert.match(r.stderr, /remote: shipkit: build started in the background; follow it with: shipkit logs site --follow/);
   await waitFor(() => existsSync(rec.file) && readFileSync(rec.file, 'utf8').includes('--ref'), { what: 'the background build' });
   assert.match(readFileSync(rec.file, 'utf8'), /^site\n--url\n/);
 });
