@@ -167,12 +167,13 @@ export class DeliveryIntake {
       admission.undo();
       return refuse(503, 'not accepting jobs now, retry later', (error as Error).message);
     }
+    // Logged before anything else is awaited: the queue may start the job as soon as its record
+    // is on disk, and its "job started" line waits for the next journal write, which cannot
+    // finish before this synchronous line. The answer still waits for DATA/pushes below.
+    if (result.duplicate) rlog.info('delivery already queued or running', { job: result.job.id });
+    else rlog.info('job queued', { job: result.job.id, repo: repo.name, kind: result.job.kind, sha: result.job.sha ?? undefined, tag: result.job.tag ?? undefined });
     await guard.persist(repo.name).catch((error: Error) => rlog.error('could not write the accepted push to DATA/pushes; after a restart a replay of an older one may build', { error: error.message }));
-    if (result.duplicate) {
-      rlog.info('delivery already queued or running', { job: result.job.id });
-      return sendJson(res, 200, { job: result.job.id, duplicate: true, state: result.job.state });
-    }
-    rlog.info('job queued', { job: result.job.id, repo: repo.name, kind: result.job.kind, sha: result.job.sha ?? undefined, tag: result.job.tag ?? undefined });
+    if (result.duplicate) return sendJson(res, 200, { job: result.job.id, duplicate: true, state: result.job.state });
     return sendJson(res, 202, { job: result.job.id });
   }
 

@@ -55,6 +55,27 @@ test('dedupe while queued/running, supersede a queued push, and a redelivery aft
   }
 });
 
+test('the log says a job is queued before it says it started (each of 8 deliveries, every one started at once)', async () => {
+  const dir = tmpDir();
+  const repos = Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`octo/order${i}`, {}]));
+  const config = writeConfig(dir, { repos, concurrency: 8 });
+  const server = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], { env: fakeEnv });
+  try {
+    const answers = await Promise.all(Object.keys(repos).map((repo) => deliverGithub(server.url, 'push', pushPayload(repo), SECRET)));
+    const ids = answers.map((a) => { assert.is(a.status, 202); return a.json.job as string; });
+    for (const id of ids) await waitForState(server, id, ['succeeded']);
+    const lines = server.output().split('\n');
+    for (const id of ids) {
+      const queued = lines.findIndex((l) => /job queued/.test(l) && l.includes(`job=${id}`));
+      const started = lines.findIndex((l) => /job started/.test(l) && l.includes(`job=${id}`));
+      assert.ok(queued >= 0 && started >= 0, `both lines for ${id}`);
+      assert.ok(queued < started, `job ${id}: queued (line ${queued}) before started (line ${started})`);
+    }
+  } finally {
+    assert.is(await server.stop(), 0);
+  }
+});
+
 test('a hanging build is killed with its process group at the timeout, the next job runs; 50 MB of output; no secret in a build\'s environment', async () => {
   const dir = tmpDir();
   const config = writeConfig(dir, { repos: { 'o/hang': { timeout: 1 }, 'o/site': {}, 'o/loud': {}, 'o/envgrep': {} } });
