@@ -17,6 +17,7 @@ const SCRIPTS: Record<string, { about: string; load: () => Promise<unknown> }> =
   'server-update': { about: 'tell every fleet host to update a repo (signed requests)', load: () => import('./server-update.ts') },
   'slave-activate': { about: 'replace ~/repos/REPO with a fresh clone, once or on signed requests', load: () => import('./slave-activate.ts') },
   launchfit: { about: 'install, supervise, update and roll back a signed app release', load: () => import('./launchfit.ts') },
+  worker: { about: 'take build jobs from the PostgreSQL queue and run them on this machine', load: () => import('./worker.ts') },
   // The literate-programming compiler build runs for repos with lprc.js, carried along so that
   // the one-file bundle compiles them with nothing installed.
   // @ts-expect-error litpro ships no type declarations; it is only run, never called.

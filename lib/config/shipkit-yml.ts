@@ -67,13 +67,15 @@ export interface ShipkitConfig {
   publicUrl?: string;
   /** Top-level notifications, for every repo without its own `notify:`. */
   notify: NotifyTarget[];
+  /** `queue:` (DESIGN §8): the PostgreSQL URL, or env:NAME / file:PATH holding it, unresolved; absent = the local journal. */
+  queue?: string;
   repos: Map<string, RepoConfig>;
 }
 
 export const UI_MODES = ['token', 'public', 'off'] as const;
 export type UiMode = (typeof UI_MODES)[number];
 
-const TOP_KEYS = ['listen', 'data', 'secret', 'token', 'concurrency', 'repos', 'max_body', 'logs', 'ui', 'public_url', 'notify', ...REPORT_KEYS] as const;
+const TOP_KEYS = ['listen', 'data', 'secret', 'token', 'concurrency', 'repos', 'max_body', 'logs', 'ui', 'public_url', 'notify', 'queue', ...REPORT_KEYS] as const;
 const REPO_KEYS = ['url', 'branch', 'user', 'steps', 'compile', 'timeout', 'upload', 'release', 'secret', 'publish', 'rollout', 'env', 'ssh_key', 'known_hosts', 'token', 'token_user', 'notify', 'cache', 'node', ...REPORT_KEYS] as const;
 export const DEFAULTS = { listen: '127.0.0.1:9000', data: '/var/lib/shipkit', concurrency: 1, branch: 'main', timeout: 900, release: 'release.sh' };
 
@@ -104,7 +106,10 @@ export function parseShipkitConfig(doc: ConfigDoc): ShipkitConfig {
   checkKnownKeys(doc, [], TOP_KEYS);
   const dataDir = getKey(doc, ['data'], 'string') ?? DEFAULTS.data;
   const concurrency = getKey(doc, ['concurrency'], 'number') ?? DEFAULTS.concurrency;
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw configError(doc, ['concurrency'], 'must be a whole number of at least 1.');
+  const queue = getKey(doc, ['queue'], 'string');
+  // With a shared queue, hook-server may leave every build to workers (DESIGN §8).
+  const least = queue === undefined ? 1 : 0;
+  if (!Number.isInteger(concurrency) || concurrency < least) throw configError(doc, ['concurrency'], `must be a whole number of at least ${least}${least ? ' (0 only with queue:)' : ''}.`);
   const maxBody = getKey(doc, ['max_body'], 'number');
   if (maxBody !== undefined && (!Number.isInteger(maxBody) || maxBody < 1024)) throw configError(doc, ['max_body'], 'must be a whole number of bytes, at least 1024.');
   const reposValue = getKey(doc, ['repos'], 'object') ?? {};
@@ -123,6 +128,7 @@ export function parseShipkitConfig(doc: ConfigDoc): ShipkitConfig {
     ui: parseUiMode(doc),
     publicUrl: parsePublicUrl(doc),
     notify: parseNotifyList(doc, []) ?? [],
+    queue,
     repos,
   };
 }

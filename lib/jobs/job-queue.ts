@@ -51,6 +51,8 @@ export interface JobQueue {
   /** Newest first. */
   list(options?: { limit?: number; repo?: string; state?: string }): Job[];
   counts(): { queued: number; running: number };
+  /** Every job it holds, in no order (the pages' history); absent: the journal's (LocalJobQueue). */
+  all?(): Iterable<Job>;
   /**
    * Stop taking and starting jobs; wait for running ones up to `graceMs`. A job still running
    * then is marked interrupted, queued again for the next start, and its process group ended.

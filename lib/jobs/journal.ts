@@ -37,6 +37,8 @@ export interface Job {
   interruptions: number;
   /** Process group of the running attempt, to clean up after a crash. */
   pgid: number | null;
+  /** The build worker that runs (or ran) its last attempt, with a PostgreSQL `queue:` (DESIGN §8); absent in the local journal. */
+  worker?: string;
   // Who and what triggered it (lib/jobs/commit-meta.ts); absent in records written before
   // they were kept, and when the payload had none.
   message?: string;

@@ -6,6 +6,7 @@
 import { execFile } from 'node:child_process';
 import { chmod, readdir, rm, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { $ } from 'zx';
 import { resolveSecret } from '../core/secrets.ts';
@@ -20,6 +21,8 @@ import { openJournal, type Job, type Journal } from '../jobs/journal.ts';
 import { createPushGuard } from './push-guard.ts';
 import type { JobQueue, JobRunner } from '../jobs/job-queue.ts';
 import { createJobQueue } from '../jobs/local-queue.ts';
+import { PgJobQueue } from '../jobs/pg-queue.ts';
+import { resolveQueueUrl } from '../jobs/pg-connect.ts';
 import { removeJobFiles } from '../jobs/job-recovery.ts';
 import { createProcessRunner, killOrphanGroup } from '../jobs/job-process.ts';
 import { scriptCommandFor } from '../core/script-command.ts';
@@ -110,15 +113,19 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
   });
   const isPrivate = privateRepos(config);
   const runner = options.runner ?? await processRunner(options, dirs, isPrivate);
-  const out = createReporters(options, metrics, journal);
-  const queue = createJobQueue({ journal, concurrency: config.concurrency, run: runner, log, jobsDir: dirs.jobs, onEnd: out.onEnd, onStart: out.statuses.jobStarted });
+  const out = createReporters(options, metrics, () => queue.all?.() ?? journal.jobs.values());
+  const queue = await openQueue(options, { journal, run: runner, jobsDir: dirs.jobs, out }).catch(async (error) => {
+    await journal.close();
+    await lock.release();
+    throw error;
+  });
   const follow = createLogFollow({
     jobsDir: dirs.jobs, log, logsDirOf: (repo) => repoPaths(config, repo).logs, jobOf: (id) => queue.get(id),
     readSection: (job) => readJobLog(repoPaths(config, job.repo).logs, job.id).catch(() => undefined),
   });
   const readRoutes = createReadRoutes({
     ui: config.ui, token: options.token, publicUrl: config.publicUrl,
-    jobs: () => journal.jobs.values(), list: (o) => queue.list(o), get: (id) => queue.get(id), isJobId: (id) => JOB_ID_PATTERN.test(id),
+    jobs: () => queue.all?.() ?? journal.jobs.values(), list: (o) => queue.list(o), get: (id) => queue.get(id), isJobId: (id) => JOB_ID_PATTERN.test(id),
     readLog: (job) => jobLog(config, dirs.jobs, job), branchOf: (name) => config.repos.get(name)?.branch,
     isPrivate, repos: () => [...config.repos.keys()],
     renderMetrics: () => metrics.render(), deliveries: out.deliveries,
@@ -193,8 +200,19 @@ async function processRunner(options: HookServerOptions, dirs: DataDirs, isPriva
   });
 }
 
+/** The local journal's queue, or with `queue:` the PostgreSQL one (lib/jobs/pg-queue.ts, DESIGN §8). */
+async function openQueue(options: HookServerOptions, { journal, run, jobsDir, out }: { journal: Journal; run: JobRunner; jobsDir: string; out: ReturnType<typeof createReporters> }): Promise<JobQueue> {
+  const { config, log } = options;
+  const listeners = { onEnd: out.onEnd, onStart: out.statuses.jobStarted };
+  if (!config.queue) return createJobQueue({ journal, concurrency: config.concurrency, run, log, jobsDir, ...listeners });
+  const db = await resolveQueueUrl(config.queue, { env: options.env ?? process.env, baseDir: path.dirname(config.file), where: `${config.file}: queue` });
+  const queue = await PgJobQueue.open({ db, repos: [...config.repos.keys()], concurrency: config.concurrency, run, log, ...listeners, workerName: `${hostname()} (hook-server)` });
+  log.info(`jobs are kept in the queue database at ${db.where}`, { builds: config.concurrency > 0 ? `${config.concurrency} at once here, and on workers` : 'on workers only' });
+  return queue;
+}
+
 /** Commit statuses and notifications: sent in the background, never awaited by the queue. */
-function createReporters(options: HookServerOptions, metrics: HookMetrics, journal: Journal) {
+function createReporters(options: HookServerOptions, metrics: HookMetrics, history: () => Iterable<Job>) {
   const { config, log } = options;
   const deliveries = createDeliveryOutcomes();
   const timing = options.delivery ?? {};
@@ -207,7 +225,7 @@ function createReporters(options: HookServerOptions, metrics: HookMetrics, journ
   const onEnd = (job: Job) => {
     metrics.countJobEnd(job);
     statuses.jobEnded(job);
-    notifier.jobEnded(job, journal.jobs.values());
+    notifier.jobEnded(job, history());
   };
   return { deliveries, notifier, statuses, onEnd };
 }
@@ -230,7 +248,8 @@ function router({ log, queue, metrics, readRoutes, intake }: Routes) {
       (status >= 500 ? log.error : log.warn)('request refused', { request: requestId, status, path: route.slice(0, 100), reason: detail ?? message });
       // A body nobody will read is not drained: the connection closes after the answer.
       if (!req.complete) stopReading(req, res);
-      sendJson(res, status, { error: message, request: requestId }, headers);
+      // A 503 (the queue database away, a full disk) always says when to try again.
+      sendJson(res, status, { error: message, request: requestId }, status === 503 && !headers['Retry-After'] ? { ...headers, 'Retry-After': '10' } : headers);
     };
     if (route === '/healthz') {
       if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(405, 'method not allowed', undefined, { Allow: 'GET, HEAD' });

@@ -19,6 +19,8 @@ export function publicJob(job: Job) {
     id: job.id, repo: job.repo, kind: job.kind, sha: job.sha, ref: job.ref, tag: job.tag, state: job.state, exit: job.exit,
     queued: job.queued, started: job.started, finished: job.finished, reason: job.reason, attempts: job.attempts, delivery: job.deliveryId,
     message: job.message ?? null, author: job.author ?? null, pusher: job.pusher ?? null, commit_url: job.commitUrl ?? null,
+    // The build worker that ran it, with a PostgreSQL queue: (DESIGN §8); absent with the local journal.
+    ...(job.worker ? { worker: job.worker } : {}),
   };
 }
 

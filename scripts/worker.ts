@@ -1,0 +1,53 @@
+#!/usr/bin/env -S node --import=data:text/javascript,const{realpathSync:r}=await/**/import(`node:fs`),{pathToFileURL:u}=await/**/import(`node:url`);await/**/import(new/**/URL(`../node_modules/tsx/dist/loader.mjs`,u(r(process.argv[1]))))
+// worker: take build and release jobs from the PostgreSQL queue (DESIGN §8) and run them here.
+import { milliseconds, runCli } from '../lib/core/cli.ts';
+import { UsageError } from '../lib/core/errors.ts';
+import { findConfigFile, loadShipkitConfig } from '../lib/config/shipkit-yml.ts';
+import { startWorker } from '../lib/jobs/worker.ts';
+
+const usage = `Usage: shipkit worker [--config FILE] [--queue URL] [--name NAME] [--concurrency N]
+
+Take build and release jobs from the queue database that hook-server writes them to (queue: in
+shipkit.yml) and run them on this machine, exactly as hook-server runs them: the same steps,
+users, secrets, caches and DATA/logs/REPO/logs.txt. Only the repos this machine's shipkit.yml
+names are taken; never two jobs of one repo at once across all workers. See docs/workers.md.
+
+  --config FILE       shipkit.yml of this machine: repos: it may build, data:, secrets
+                      (default: $SHIPKIT_CONFIG, ./shipkit.yml, ./.shipkit/shipkit.yml,
+                      /etc/shipkit/shipkit.yml)
+  --queue URL         postgres://USER@HOST[:PORT]/DATABASE, env:NAME or file:PATH
+                      (default: queue: in the config)
+  --name NAME         this worker's name on the status page (default: the host name)
+  --concurrency N     jobs at once on this machine (default: concurrency: in the config)
+  --grace SEC         on SIGTERM, how long running jobs may finish before they are handed
+                      back to other workers (default 60)
+  --json              JSON log lines
+  -h, --help          this help
+`;
+
+await runCli({
+  name: 'worker',
+  usage,
+  flags: {
+    config: { type: 'string' }, queue: { type: 'string' }, name: { type: 'string' }, concurrency: { type: 'integer', min: 1, max: 256 },
+    grace: { type: 'seconds' }, json: { type: 'boolean' },
+  },
+  maxPositionals: 0,
+}, async (args, log) => {
+  const signalled = new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  if (args.name !== undefined && !/^[A-Za-z0-9._:@() -]{1,64}$/.test(String(args.name))) throw new UsageError('Option --name must be 1-64 letters, digits, spaces or . _ : @ ( ) -.');
+  const config = await loadShipkitConfig(findConfigFile(args.config));
+  const worker = await startWorker({
+    config, queue: args.queue, name: args.name, concurrency: args.concurrency, log,
+    reaperMs: process.env.SHIPKIT_REAPER_MS ? Number(process.env.SHIPKIT_REAPER_MS) : undefined,
+  });
+  log.info(`worker ${worker.name} taking jobs of ${worker.repos.length} repos from ${worker.where}`, { config: config.file, data: config.data });
+  const signal = await signalled;
+  log.info(`${signal}: taking no more jobs; waiting for running ones`);
+  await worker.stop(milliseconds(args.grace) ?? 60_000);
+  log.info(`worker ${worker.name} stopped`);
+  return 0;
+});

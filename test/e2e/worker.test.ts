@@ -1,0 +1,89 @@
+// hook-server with `queue:` (a real PostgreSQL) and `shipkit worker`s (DESIGN §8): jobs run on
+// the workers with the same runner, the worker's name on /jobs; two workers never run one repo at
+// once; a queued push is superseded while an older one runs on another worker; a worker whose
+// config lacks a repo leaves its jobs alone. Faults: test/e2e/worker-faults.test.ts.
+import { rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { deliverGithub, pushPayload, readRuns } from '../fixtures/hooks/deliveries.ts';
+import { startPostgres, type Postgres } from '../fixtures/postgres.ts';
+import { jobOf, queueConfig, SECRET, startHookServer, startWorker, waitForState, worldEnv } from '../fixtures/workers.ts';
+
+let pg: Postgres | undefined;
+
+test.before(async () => {
+  pg = await startPostgres();
+});
+
+test('hook-server with concurrency 0 builds nothing itself; two workers build, each named on /jobs, never one repo twice at once', async () => {
+  if (!pg) return;
+  const env = worldEnv(pg);
+  const repos = { 'octo/a': {}, 'octo/b': {}, 'octo/c': {} };
+  const server = await startHookServer(queueConfig('server', repos, { concurrency: 0 }).config, env);
+  const one = queueConfig('one', repos);
+  const two = queueConfig('two', repos);
+  for (const { dir } of [one, two]) writeFileSync(path.join(dir, 'sleep'), '0.5');
+  const workers = [await startWorker(one.config, 'one', env), await startWorker(two.config, 'two', env)];
+  try {
+    const ids: string[] = [];
+    for (let round = 0; round < 2; round++) {
+      const sent = await Promise.all(Object.keys(repos).map((repo) => deliverGithub(server.url, 'push', pushPayload(repo, { sha: String(round + 1).repeat(40) }), SECRET)));
+      for (const res of sent) assert.is(res.status, 202, JSON.stringify(res.json));
+      ids.push(...sent.map((r) => r.json.job));
+      // Each round runs before the next is sent, so no push supersedes another: all six run.
+      await Promise.all(sent.map((r) => waitForState(server, r.json.job, ['running', 'succeeded'])));
+    }
+    const ran = await Promise.all(ids.map((id) => waitForState(server, id, ['succeeded'], 60_000)));
+    for (const job of ran) assert.ok(['one', 'two'].includes(job.worker), `job ${job.id} ran on ${job.worker}`);
+    assert.ok(ran.some((j) => j.worker === 'one') && ran.some((j) => j.worker === 'two'), 'both workers built');
+    // Never two jobs of one repo at once, across both workers: their run intervals do not overlap.
+    for (const repo of Object.keys(repos)) {
+      const spans = ran.filter((j) => j.repo === repo).map((j) => [Date.parse(j.started), Date.parse(j.finished)]).sort((a, b) => a[0] - b[0]);
+      for (let i = 1; i < spans.length; i++) assert.ok(spans[i][0] >= spans[i - 1][1], `${repo}: a job started before the one before it ended`);
+    }
+    const runs = [...readRuns(one.dir).started, ...readRuns(two.dir).started];
+    assert.is(runs.length, ran.length, 'each job ran once, on one worker');
+  } finally {
+    for (const w of workers) assert.is(await w.stop(), 0, w.output());
+    assert.is(await server.stop(), 0, server.output());
+  }
+});
+
+test('a queued push is superseded while an older one runs on a worker; a worker without the repo does not take it', async () => {
+  if (!pg) return;
+  const env = worldEnv(pg);
+  const server = await startHookServer(queueConfig('server', { 'octo/hold': {}, 'octo/other': {} }, { concurrency: 0 }).config, env);
+  const builder = queueConfig('builder', { 'octo/hold': {} });
+  const stranger = queueConfig('stranger', { 'octo/other': {} });
+  writeFileSync(path.join(builder.dir, 'hold'), '');
+  const workers = [await startWorker(builder.config, 'builder', env), await startWorker(stranger.config, 'stranger', env)];
+  try {
+    const first = await deliverGithub(server.url, 'push', pushPayload('octo/hold', { sha: '1'.repeat(40) }), SECRET);
+    assert.is((await waitForState(server, first.json.job, ['running'])).worker, 'builder');
+    const second = await deliverGithub(server.url, 'push', pushPayload('octo/hold', { sha: '2'.repeat(40) }), SECRET);
+    const third = await deliverGithub(server.url, 'push', pushPayload('octo/hold', { sha: '3'.repeat(40) }), SECRET);
+    assert.is(second.status, 202);
+    assert.is(third.status, 202);
+    const superseded = await jobOf(server, second.json.job);
+    assert.is(superseded.state, 'superseded');
+    assert.match(superseded.reason, third.json.job);
+    assert.is((await jobOf(server, first.json.job)).state, 'running', 'the running one is never superseded');
+    // The stranger has free slots and no octo/hold in its config: the third stays queued.
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.is((await jobOf(server, third.json.job)).state, 'queued');
+    rmSync(path.join(builder.dir, 'hold'));
+    assert.is((await waitForState(server, third.json.job, ['succeeded'], 30_000)).worker, 'builder');
+    assert.equal(readRuns(builder.dir).started, [first.json.job, third.json.job], 'the superseded push never ran');
+    assert.equal(readRuns(stranger.dir).started, []);
+  } finally {
+    for (const w of workers) assert.is(await w.stop(), 0, w.output());
+    assert.is(await server.stop(), 0, server.output());
+  }
+});
+
+test.after(async () => {
+  await pg?.stop();
+});
+
+test.run();
