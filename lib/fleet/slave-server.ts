@@ -47,104 +47,116 @@ interface RepoState {
 
 export const DEFAULT_MAX_PARALLEL = 4;
 
-export function createSlaveService({ secret, file, log, activate, now = Date.now, maxUrlLength = 2048, prefix = '', maxParallel = DEFAULT_MAX_PARALLEL }: SlaveServiceOptions) {
-  const verifier = secret ? createRequestVerifier(secret, { now }) : undefined;
-  const slots = createLimiter(maxParallel);
-  const repos = new Map<string, RepoState>();
-  let draining = false;
+type Scheduled = { promise: Promise<RunResult>; state: 'started' | 'queued' | 'coalesced' };
 
-  function stateOf(repo: string): RepoState {
-    let state = repos.get(repo);
-    if (!state) repos.set(repo, (state = { running: null, queued: null, runs: 0 }));
+/** The service's state (the repos, the clone slots, draining) and its request handling. */
+class SlaveService {
+  private readonly file: string | undefined;
+  private readonly log: Logger;
+  private readonly activate: (repo: string) => Promise<{ head?: string }>;
+  private readonly now: () => number;
+  private readonly maxUrlLength: number;
+  private readonly prefix: string;
+  private readonly maxParallel: number;
+  private readonly verifier: ReturnType<typeof createRequestVerifier> | undefined;
+  private readonly slots: ReturnType<typeof createLimiter>;
+  private readonly repos = new Map<string, RepoState>();
+  private draining = false;
+
+  constructor({ secret, file, log, activate, now = Date.now, maxUrlLength = 2048, prefix = '', maxParallel = DEFAULT_MAX_PARALLEL }: SlaveServiceOptions) {
+    this.file = file;
+    this.log = log;
+    this.activate = activate;
+    this.now = now;
+    this.maxUrlLength = maxUrlLength;
+    this.prefix = prefix;
+    this.maxParallel = maxParallel;
+    this.verifier = secret ? createRequestVerifier(secret, { now }) : undefined;
+    this.slots = createLimiter(maxParallel);
+  }
+
+  private stateOf(repo: string): RepoState {
+    let state = this.repos.get(repo);
+    if (!state) this.repos.set(repo, (state = { running: null, queued: null, runs: 0 }));
     return state;
   }
 
   /** Runs once a slot is free (at most maxParallel clones at once); the repo counts as running meanwhile. */
-  function runNow(repo: string, state: RepoState): Promise<RunResult> {
-    const run = slots.run(async (): Promise<RunResult> => {
-      const startedAt = now();
-      const stamp = (outcome: Pick<RunResult, 'ok' | 'head' | 'error'>): RunResult => {
-        const finishedAt = now();
-        return { repo, started: new Date(startedAt).toISOString(), finished: new Date(finishedAt).toISOString(), ms: finishedAt - startedAt, ...outcome };
-      };
-      if (draining) return stamp({ ok: false, error: 'skipped: the server is shutting down' });
-      state.runs++;
-      try {
-        return stamp({ ok: true, head: (await activate(repo)).head });
-      } catch (error) {
-        return stamp({ ok: false, error: messageOf(error) });
-      }
-    }).then((result) => {
+  private runNow(repo: string, state: RepoState): Promise<RunResult> {
+    const run = this.slots.run(() => this.activateNow(repo, state)).then((result) => {
       state.last = result;
       if (state.running === run) state.running = null;
-      if (!result.ok) log.error(`activation of ${repo} failed: ${result.error}`, { repo });
+      if (!result.ok) this.log.error(`activation of ${repo} failed: ${result.error}`, { repo });
       return result;
     });
     state.running = run;
     return run;
   }
 
+  /** One activation in its slot, timed; skipped once the server is draining. */
+  private async activateNow(repo: string, state: RepoState): Promise<RunResult> {
+    const startedAt = this.now();
+    const stamp = (outcome: Pick<RunResult, 'ok' | 'head' | 'error'>): RunResult => {
+      const finishedAt = this.now();
+      return { repo, started: new Date(startedAt).toISOString(), finished: new Date(finishedAt).toISOString(), ms: finishedAt - startedAt, ...outcome };
+    };
+    if (this.draining) return stamp({ ok: false, error: 'skipped: the server is shutting down' });
+    state.runs++;
+    try {
+      return stamp({ ok: true, head: (await this.activate(repo)).head });
+    } catch (error) {
+      return stamp({ ok: false, error: messageOf(error) });
+    }
+  }
+
   /** Start a run now, or, when one is running, make sure exactly one more follows it. */
-  function schedule(repo: string): { promise: Promise<RunResult>; state: 'started' | 'queued' | 'coalesced' } {
-    const state = stateOf(repo);
-    if (!state.running) return { promise: runNow(repo, state), state: 'started' };
+  schedule(repo: string): Scheduled {
+    const state = this.stateOf(repo);
+    if (!state.running) return { promise: this.runNow(repo, state), state: 'started' };
     if (state.queued) return { promise: state.queued, state: 'coalesced' };
     const queued = state.running.then(() => {
       state.queued = null;
-      if (draining) return { repo, ok: false, error: 'skipped: the server is shutting down', started: new Date(now()).toISOString(), finished: new Date(now()).toISOString(), ms: 0 };
-      return runNow(repo, state);
+      if (this.draining) return { repo, ok: false, error: 'skipped: the server is shutting down', started: new Date(this.now()).toISOString(), finished: new Date(this.now()).toISOString(), ms: 0 };
+      return this.runNow(repo, state);
     });
     state.queued = queued;
     return { promise: queued, state: 'queued' };
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const reqLog = log.child({ request: requestIdOf(req) });
-    const parsed = new URL(routeUnderPrefix(pathAndQueryOf(req), prefix).route, 'http://slave.invalid');
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const reqLog = this.log.child({ request: requestIdOf(req) });
+    const parsed = new URL(routeUnderPrefix(pathAndQueryOf(req), this.prefix).route, 'http://slave.invalid');
     // The one open route: the optional file, for a browser that cannot sign.
-    if (file && req.method === 'GET' && parsed.pathname === '/' && parsed.search === '' && !req.headers['x-shipkit-signature']) {
-      return serveFile(file, res);
+    if (this.file && req.method === 'GET' && parsed.pathname === '/' && parsed.search === '' && !req.headers['x-shipkit-signature']) {
+      return serveFile(this.file, res);
     }
-    const request = readControlRequest(req, { verifier, maxUrlLength, prefix });
+    const request = readControlRequest(req, { verifier: this.verifier, maxUrlLength: this.maxUrlLength, prefix: this.prefix });
     if (request.kind === 'refused') {
       reqLog.warn(`refused: ${request.reason}`, { remote: req.socket.remoteAddress });
       return sendJson(res, request.status, { error: request.error }, request.headers);
     }
-    if (request.kind === 'status') return sendJson(res, 200, statusReport());
+    if (request.kind === 'status') return sendJson(res, 200, this.statusReport());
     const { repo, wait } = request;
-    if (draining) return sendJson(res, 503, { error: 'shutting down' }, { 'Retry-After': '5' });
-    const { promise, state } = schedule(repo);
+    if (this.draining) return sendJson(res, 503, { error: 'shutting down' }, { 'Retry-After': '5' });
+    const { promise, state } = this.schedule(repo);
     reqLog.info(`activation ${state}`, { repo });
     if (!wait) return sendJson(res, 202, { repo, state: 'queued' });
     const result = await promise;
     return sendJson(res, result.ok ? 200 : 500, result);
   }
 
-  async function serveFile(filePath: string, res: ServerResponse): Promise<void> {
-    let size: number;
-    try {
-      const info = await stat(filePath);
-      if (!info.isFile()) throw new Error('not a file');
-      size = info.size;
-    } catch {
-      throw new HttpError(404, 'not found');
-    }
-    res.writeHead(200, { 'Content-Type': contentTypeFor(filePath), 'Content-Length': size, 'X-Content-Type-Options': 'nosniff' });
-    createReadStream(filePath).on('error', () => res.destroy()).pipe(res);
-  }
-
-  function statusReport() {
+  statusReport() {
     const out: Record<string, unknown> = {};
-    for (const [repo, state] of repos) out[repo] = { running: Boolean(state.running), queued: Boolean(state.queued), runs: state.runs, last: state.last ?? null };
-    return { repos: out, clones: { running: slots.active, waiting: slots.waiting, max: maxParallel } };
+    for (const [repo, state] of this.repos) out[repo] = { running: Boolean(state.running), queued: Boolean(state.queued), runs: state.runs, last: state.last ?? null };
+    return { repos: out, clones: { running: this.slots.active, waiting: this.slots.waiting, max: this.maxParallel } };
   }
 
   /** Refuse new work, skip queued follow-ups, and wait (bounded) for running activations. */
-  async function drain(graceMs: number): Promise<boolean> {
-    draining = true;
-    const running = [...repos.values()].flatMap((s) => [s.running, s.queued]).filter(Boolean) as Promise<RunResult>[];
+  async drain(graceMs: number): Promise<boolean> {
+    this.draining = true;
+    const running = [...this.repos.values()].flatMap((s) => [s.running, s.queued]).filter(Boolean) as Promise<RunResult>[];
     if (!running.length) return true;
-    log.info(`waiting up to ${graceMs / 1000}s for ${running.length} activation(s) to finish`);
+    this.log.info(`waiting up to ${graceMs / 1000}s for ${running.length} activation(s) to finish`);
     let timer: NodeJS.Timeout | undefined;
     const finished = await Promise.race([
       Promise.allSettled(running).then(() => true),
@@ -153,6 +165,28 @@ export function createSlaveService({ secret, file, log, activate, now = Date.now
     clearTimeout(timer);
     return finished;
   }
+}
 
-  return { handle, drain, schedule, statusReport };
+async function serveFile(filePath: string, res: ServerResponse): Promise<void> {
+  let size: number;
+  try {
+    const info = await stat(filePath);
+    if (!info.isFile()) throw new Error('not a file');
+    size = info.size;
+  } catch {
+    throw new HttpError(404, 'not found');
+  }
+  res.writeHead(200, { 'Content-Type': contentTypeFor(filePath), 'Content-Length': size, 'X-Content-Type-Options': 'nosniff' });
+  createReadStream(filePath).on('error', () => res.destroy()).pipe(res);
+}
+
+/** The service as a plain object of bound functions: `handle` is passed on as the listener's handler. */
+export function createSlaveService(options: SlaveServiceOptions) {
+  const service = new SlaveService(options);
+  return {
+    handle: (req: IncomingMessage, res: ServerResponse) => service.handle(req, res),
+    drain: (graceMs: number) => service.drain(graceMs),
+    schedule: (repo: string) => service.schedule(repo),
+    statusReport: () => service.statusReport(),
+  };
 }
