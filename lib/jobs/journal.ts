@@ -155,155 +155,229 @@ function decodeLine(line: string): Job | undefined {
   }
 }
 
-export async function openJournal(dataDir: string, options: JournalOptions = {}): Promise<Journal> {
-  const { compactBytes, keepFinished } = { ...DEFAULTS, ...options };
-  const file = journalFile(dataDir);
-  await ensureDir(path.dirname(file), 0o755);
-  let text = '';
+interface Batch {
+  records: Job[];
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+async function readJournalText(file: string): Promise<string> {
   try {
-    text = await readFile(file, 'utf8');
+    return await readFile(file, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    return '';
   }
-  const replay = replayJournal(text);
-  const jobs = new Map<string, Job>();
-  for (const job of replay.jobs.values()) jobs.set(job.id, Object.freeze(job));
-  if (replay.goodBytes < Buffer.byteLength(text)) await truncate(file, replay.goodBytes);
-  let handle: FileHandle = await open(file, 'a', 0o644);
-  await syncDir(path.dirname(file));
+}
+
+const now = () => new Date().toISOString();
+
+/** The journal's file, its jobs and its pending writes; openJournal hands out its methods. */
+class JobJournal {
+  readonly file: string;
+  readonly jobs = new Map<string, Job>();
+  readonly damaged: number;
+  private readonly options: JournalOptions;
+  private readonly compactBytes: number;
+  private readonly keepFinished: number;
+  private handle: FileHandle;
   /** Where the last whole, synced record ends: a failed write is cut back to here. */
-  let bytes = replay.goodBytes;
-  let tornTail = false;
-  let records = replay.records;
-  let flushes = 0;
-  let compactions = 0;
-  let lastSeq = 0;
-  for (const job of jobs.values()) lastSeq = Math.max(lastSeq, job.seq);
+  private bytes: number;
+  private tornTail = false;
+  private records: number;
+  private flushes = 0;
+  private compactions = 0;
+  /** Highest seq on disk. */
+  private seqOnDisk = 0;
+  private pending: Batch[] = [];
+  private flushing: Promise<void> | undefined;
+  private closed = false;
 
-  let pending: Array<{ records: Job[]; resolve: () => void; reject: (e: unknown) => void }> = [];
-  let flushing: Promise<void> | undefined;
-  let closed = false;
+  constructor(file: string, handle: FileHandle, replay: ReturnType<typeof replayJournal>, options: JournalOptions) {
+    this.file = file;
+    this.handle = handle;
+    this.options = options;
+    const settings = { ...DEFAULTS, ...options };
+    this.compactBytes = settings.compactBytes;
+    this.keepFinished = settings.keepFinished;
+    for (const job of replay.jobs.values()) this.jobs.set(job.id, Object.freeze(job));
+    this.damaged = replay.damaged;
+    this.bytes = replay.goodBytes;
+    this.records = replay.records;
+    for (const job of this.jobs.values()) this.seqOnDisk = Math.max(this.seqOnDisk, job.seq);
+  }
 
-  async function flushLoop(): Promise<void> {
-    while (pending.length) {
-      const batch = pending;
-      pending = [];
-      const data = Buffer.from(batch.map((b) => b.records.map(encodeRecord).join('')).join(''));
-      try {
-        // A write that failed (ENOSPC, EIO) may have left part of a record, or records that
-        // were never synced: cut back to the last good record first, or the next record would
-        // be glued onto that part and dropped as damaged on replay, although it was acknowledged.
-        if (tornTail) await cutBack();
-        let written = 0;
-        while (written < data.length) written += (await handle.write(data, written)).bytesWritten;
-        const syncStart = performance.now();
-        await handle.datasync();
-        options.onSync?.((performance.now() - syncStart) / 1000);
-        bytes += data.length;
-        records += batch.reduce((n, b) => n + b.records.length, 0);
-        flushes++;
-        for (const b of batch) {
-          for (const job of b.records) {
-            jobs.set(job.id, job);
-            lastSeq = Math.max(lastSeq, job.seq);
-          }
-          b.resolve();
-        }
-      } catch (error) {
-        tornTail = true;
-        await cutBack().catch(() => { /* tried again before the next write */ });
-        for (const b of batch) b.reject(error);
-      }
+  /** Replay the file, cut off a torn tail, and open it for appending. */
+  static async open(dataDir: string, options: JournalOptions): Promise<JobJournal> {
+    const file = journalFile(dataDir);
+    await ensureDir(path.dirname(file), 0o755);
+    const text = await readJournalText(file);
+    const replay = replayJournal(text);
+    if (replay.goodBytes < Buffer.byteLength(text)) await truncate(file, replay.goodBytes);
+    const handle = await open(file, 'a', 0o644);
+    await syncDir(path.dirname(file));
+    const journal = new JobJournal(file, handle, replay, options);
+    // A journal that is mostly superseded records is rewritten at start.
+    if (replay.damaged > 0 || journal.records > 2 * journal.jobs.size + 100) await journal.compact();
+    return journal;
+  }
+
+  get lastSeq(): number {
+    return Math.max(this.seqOnDisk, ...this.pending.flatMap((b) => b.records.map((j) => j.seq)));
+  }
+
+  private async flushLoop(): Promise<void> {
+    while (this.pending.length) {
+      const batch = this.pending;
+      this.pending = [];
+      await this.flush(batch);
       // A failed compaction only means the file stays long: appends go on, and it is retried
       // after the next flush. Letting it throw would leave `flushing` set for good (every later
       // write waiting forever) and reject a promise nobody awaits.
-      if (bytes > compactBytes && !tornTail) await compact().catch((error) => options.onCompactError?.(error as Error));
+      if (this.bytes > this.compactBytes && !this.tornTail) await this.compact().catch((error) => this.options.onCompactError?.(error as Error));
     }
-    flushing = undefined;
+    this.flushing = undefined;
   }
 
-  async function cutBack(): Promise<void> {
-    await handle.truncate(bytes);
-    await handle.datasync();
-    tornTail = false;
+  /** One group commit: the batch's records written and fsynced, then in the map; or all rejected. */
+  private async flush(batch: Batch[]): Promise<void> {
+    const data = Buffer.from(batch.map((b) => b.records.map(encodeRecord).join('')).join(''));
+    try {
+      // A write that failed (ENOSPC, EIO) may have left part of a record, or records that
+      // were never synced: cut back to the last good record first, or the next record would
+      // be glued onto that part and dropped as damaged on replay, although it was acknowledged.
+      if (this.tornTail) await this.cutBack();
+      let written = 0;
+      while (written < data.length) written += (await this.handle.write(data, written)).bytesWritten;
+      const syncStart = performance.now();
+      await this.handle.datasync();
+      this.options.onSync?.((performance.now() - syncStart) / 1000);
+      this.bytes += data.length;
+      this.records += batch.reduce((n, b) => n + b.records.length, 0);
+      this.flushes++;
+      for (const b of batch) {
+        for (const job of b.records) {
+          this.jobs.set(job.id, job);
+          this.seqOnDisk = Math.max(this.seqOnDisk, job.seq);
+        }
+        b.resolve();
+      }
+    } catch (error) {
+      this.tornTail = true;
+      await this.cutBack().catch(() => { /* tried again before the next write */ });
+      for (const b of batch) b.reject(error);
+    }
+  }
+
+  private async cutBack(): Promise<void> {
+    await this.handle.truncate(this.bytes);
+    await this.handle.datasync();
+    this.tornTail = false;
   }
 
   /** Keep every unfinished job and the newest finished ones; rewrite through temp + rename. */
-  async function compact(): Promise<void> {
-    const all = [...jobs.values()].sort((a, b) => a.seq - b.seq);
+  private async compact(): Promise<void> {
+    const all = [...this.jobs.values()].sort((a, b) => a.seq - b.seq);
     const finished = all.filter((j) => FINISHED_STATES.includes(j.state));
-    const dropped = finished.slice(0, Math.max(0, finished.length - keepFinished));
+    const dropped = finished.slice(0, Math.max(0, finished.length - this.keepFinished));
     const kept = all.filter((j) => !dropped.includes(j));
     const content = kept.map(encodeRecord).join('');
-    await atomicWriteFile(file, content, { mode: 0o644 });
-    for (const job of dropped) jobs.delete(job.id);
-    await handle.close();
-    handle = await open(file, 'a', 0o644);
-    bytes = Buffer.byteLength(content);
-    records = kept.length;
-    compactions++;
-    if (dropped.length) options.onPrune?.(dropped.map((j) => j.id));
+    await atomicWriteFile(this.file, content, { mode: 0o644 });
+    for (const job of dropped) this.jobs.delete(job.id);
+    await this.handle.close();
+    this.handle = await open(this.file, 'a', 0o644);
+    this.bytes = Buffer.byteLength(content);
+    this.records = kept.length;
+    this.compactions++;
+    if (dropped.length) this.options.onPrune?.(dropped.map((j) => j.id));
   }
 
-  // A journal that is mostly superseded records is rewritten at start.
-  if (replay.damaged > 0 || records > 2 * jobs.size + 100) await compact();
-
   /** Append frozen copies; the map takes them once they are on disk. */
-  function commit(list: Job[]): Promise<void> {
-    if (closed) return Promise.reject(new Error('journal is closed'));
+  write(list: Job[]): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('journal is closed'));
     if (list.length === 0) return Promise.resolve();
     const frozen = list.map((job) => Object.freeze({ ...job }));
     return new Promise((resolve, reject) => {
-      pending.push({ records: frozen, resolve, reject });
-      flushing ??= flushLoop();
+      this.pending.push({ records: frozen, resolve, reject });
+      this.flushing ??= this.flushLoop();
     });
   }
 
-  function current(id: string): Job {
-    const job = jobs.get(id);
+  private current(id: string): Job {
+    const job = this.jobs.get(id);
     if (!job) throw new Error(`job ${id} is not in the journal`);
     return job;
   }
 
-  async function change(id: string, ...steps: Array<Partial<Job>>): Promise<Job> {
-    let job = current(id);
+  private async change(id: string, ...steps: Array<Partial<Job>>): Promise<Job> {
+    let job = this.current(id);
     const list = steps.map((fields) => (job = { ...job, ...fields }));
-    await commit(list);
-    return jobs.get(id)!;
+    await this.write(list);
+    return this.jobs.get(id)!;
   }
 
-  const now = () => new Date().toISOString();
+  async add(job: Job, supersedes: string[] = []): Promise<Job> {
+    const superseded = supersedes.map((id) => ({ ...this.current(id), state: 'superseded' as const, finished: job.queued, reason: `superseded by ${job.id}` }));
+    await this.write([...superseded, job]);
+    return this.jobs.get(job.id)!;
+  }
 
+  markRunning(id: string, at = now()): Promise<Job> {
+    const job = this.current(id);
+    return this.change(id, { state: 'running', started: at, attempts: job.attempts + 1, pgid: null, finished: null });
+  }
+
+  recordGroup(id: string, pgid: number): Promise<Job> {
+    return this.change(id, { pgid });
+  }
+
+  finish(id: string, { state, exit, reason, at = now() }: JobEnd): Promise<Job> {
+    return this.change(id, { state, exit, reason, finished: at, pgid: null });
+  }
+
+  interrupt(id: string, { reason, requeue, at = now() }: { reason: string; requeue: boolean; at?: string }): Promise<Job> {
+    const interruptions = this.current(id).interruptions + 1;
+    const interrupted: Partial<Job> = { state: 'interrupted', interruptions, finished: at, reason, pgid: null };
+    return requeue
+      ? this.change(id, interrupted, { state: 'queued', started: null, finished: null, reason: `queued again after interruption ${interruptions}` })
+      : this.change(id, interrupted);
+  }
+
+  requeue(id: string, reason: string): Promise<Job> {
+    return this.change(id, { state: 'queued', started: null, finished: null, reason, pgid: null });
+  }
+
+  stats(): ReturnType<Journal['stats']> {
+    return { records: this.records, flushes: this.flushes, bytes: this.bytes, compactions: this.compactions };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.flushing) await this.flushing;
+    await this.handle.close();
+  }
+}
+
+/**
+ * Open (and create) DATA/journal/jobs.journal. What it hands out is a plain object of functions,
+ * not the class: callers pass its methods around and take it apart (`{ ...journal, add }` wraps
+ * one method in a test), which a class's prototype methods and getter would not survive.
+ */
+export async function openJournal(dataDir: string, options: JournalOptions = {}): Promise<Journal> {
+  const journal = await JobJournal.open(dataDir, options);
   return {
-    file,
-    jobs,
-    damaged: replay.damaged,
-    get lastSeq() { return Math.max(lastSeq, ...pending.flatMap((b) => b.records.map((j) => j.seq))); },
-    write: commit,
-    async add(job, supersedes = []) {
-      const superseded = supersedes.map((id) => ({ ...current(id), state: 'superseded' as const, finished: job.queued, reason: `superseded by ${job.id}` }));
-      await commit([...superseded, job]);
-      return jobs.get(job.id)!;
-    },
-    markRunning: (id, at = now()) => {
-      const job = current(id);
-      return change(id, { state: 'running', started: at, attempts: job.attempts + 1, pgid: null, finished: null });
-    },
-    recordGroup: (id, pgid) => change(id, { pgid }),
-    finish: (id, { state, exit, reason, at = now() }) => change(id, { state, exit, reason, finished: at, pgid: null }),
-    interrupt(id, { reason, requeue, at = now() }) {
-      const interruptions = current(id).interruptions + 1;
-      const interrupted: Partial<Job> = { state: 'interrupted', interruptions, finished: at, reason, pgid: null };
-      return requeue
-        ? change(id, interrupted, { state: 'queued', started: null, finished: null, reason: `queued again after interruption ${interruptions}` })
-        : change(id, interrupted);
-    },
-    requeue: (id, reason) => change(id, { state: 'queued', started: null, finished: null, reason, pgid: null }),
-    stats: () => ({ records, flushes, bytes, compactions }),
-    async close() {
-      closed = true;
-      while (flushing) await flushing;
-      await handle.close();
-    },
+    file: journal.file,
+    jobs: journal.jobs,
+    damaged: journal.damaged,
+    get lastSeq() { return journal.lastSeq; },
+    write: (jobs) => journal.write(jobs),
+    add: (job, supersedes) => journal.add(job, supersedes),
+    markRunning: (id, at) => journal.markRunning(id, at),
+    recordGroup: (id, pgid) => journal.recordGroup(id, pgid),
+    finish: (id, end) => journal.finish(id, end),
+    interrupt: (id, how) => journal.interrupt(id, how),
+    requeue: (id, reason) => journal.requeue(id, reason),
+    stats: () => journal.stats(),
+    close: () => journal.close(),
   };
 }
