@@ -1,0 +1,139 @@
+// Faults of the PostgreSQL queue (DESIGN §8), each with real processes and a real PostgreSQL:
+// the database down at start and during work, a wrong password, a worker killed with -9
+// mid-build, SIGTERM of a worker (finishes, or hands back after its grace).
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { deliverGithub, pushPayload, readRuns } from '../fixtures/hooks/deliveries.ts';
+import { startPostgres, type Postgres } from '../fixtures/postgres.ts';
+import { freePort, runScript } from '../helpers.ts';
+import { jobOf, queueConfig, SECRET, startHookServer, startWorker, waitForState, worldEnv } from '../fixtures/workers.ts';
+
+let pg: Postgres | undefined;
+
+test.before(async () => {
+  pg = await startPostgres();
+});
+
+test('database unreachable or wrong password at start: hook-server and worker exit 2 naming the host, never the password', async () => {
+  if (!pg) return;
+  const closed = await freePort();
+  const wrong = 'not-the-Password-42';
+  const cases = [
+    { url: `postgres://shipkit:${wrong}@127.0.0.1:${closed}/postgres`, says: /127\.0\.0\.1:\d+\/postgres as shipkit: connection refused/ },
+    { url: pg.url.replace(encodeURIComponent(pg.password), wrong), says: new RegExp(`127\\.0\\.0\\.1:${pg.port}/postgres as shipkit: the password was refused`) },
+  ];
+  for (const { url, says } of cases) {
+    const { config } = queueConfig('server', { 'octo/site': {} });
+    const env = worldEnv(pg, { SHIPKIT_QUEUE_URL: url });
+    for (const [script, args] of [['hook-server', ['--listen', '127.0.0.1:0']], ['worker', []]] as const) {
+      const run = await runScript(script, ['--config', config, ...args], { env, timeoutMs: 30_000 });
+      assert.is(run.exitCode, 2, `${script}: ${run.stderr}`);
+      assert.match(run.stderr, says, script);
+      assert.not.ok(run.stderr.includes(wrong) || run.stdout.includes(wrong), `${script} printed the password: ${run.stderr}`);
+    }
+  }
+  const usage = await runScript('worker', ['--config', queueConfig('plain', { 'octo/site': {} }).config, '--queue', 'mysql://u:pw@h/db'], { env: worldEnv(pg) });
+  assert.is(usage.exitCode, 2);
+  assert.match(usage.stderr, /not a PostgreSQL URL/);
+});
+
+test('database down during work: 503 with Retry-After and nothing acknowledged; the running build\'s end is written once it is back; workers resume', async () => {
+  if (!pg) return;
+  const env = worldEnv(pg);
+  const server = await startHookServer(queueConfig('server', { 'octo/hold': {}, 'octo/site': {} }, { concurrency: 0 }).config, env);
+  const builder = queueConfig('builder', { 'octo/hold': {}, 'octo/site': {} });
+  writeFileSync(path.join(builder.dir, 'hold'), '');
+  const worker = await startWorker(builder.config, 'builder', env);
+  try {
+    const running = await deliverGithub(server.url, 'push', pushPayload('octo/hold'), SECRET);
+    await waitForState(server, running.json.job, ['running']);
+    await pg.stop();
+    const refused = await deliverGithub(server.url, 'push', pushPayload('octo/site', { sha: 'b'.repeat(40) }), SECRET, { delivery: 'while-down' });
+    assert.is(refused.status, 503, JSON.stringify(refused.json));
+    assert.is(refused.headers.get('retry-after'), '10');
+    rmSync(path.join(builder.dir, 'hold')); // the build ends while the database is away
+    await new Promise((r) => setTimeout(r, 1500));
+    await pg.start();
+    assert.is((await waitForState(server, running.json.job, ['succeeded'], 40_000)).worker, 'builder');
+    assert.equal((await jobOf(server, running.json.job)).attempts, 1, 'it was not run again');
+    // The refused delivery was not kept: the forge's retry is a new job, and it runs.
+    const retried = await deliverGithub(server.url, 'push', pushPayload('octo/site', { sha: 'b'.repeat(40) }), SECRET, { delivery: 'while-down' });
+    assert.is(retried.status, 202, JSON.stringify(retried.json));
+    await waitForState(server, retried.json.job, ['succeeded'], 40_000);
+    assert.match(worker.output(), /trying again in/);
+  } finally {
+    assert.is(await worker.stop(), 0, worker.output());
+    assert.is(await server.stop(), 0, server.output());
+  }
+});
+
+test('a worker killed with -9 mid-build: the job is interrupted within 60 s and runs again on another worker', async () => {
+  if (!pg) return;
+  const env = worldEnv(pg);
+  const server = await startHookServer(queueConfig('server', { 'octo/hold': {} }, { concurrency: 0 }).config, env);
+  const doomed = queueConfig('doomed', { 'octo/hold': {} });
+  const rescuer = queueConfig('rescuer', { 'octo/hold': {} });
+  writeFileSync(path.join(doomed.dir, 'hold'), '');
+  const a = await startWorker(doomed.config, 'doomed', env);
+  const res = await deliverGithub(server.url, 'push', pushPayload('octo/hold'), SECRET);
+  assert.is((await waitForState(server, res.json.job, ['running'])).worker, 'doomed');
+  const b = await startWorker(rescuer.config, 'rescuer', env);
+  try {
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(readRuns(rescuer.dir).started, [], 'the rescuer does not take a repo that runs elsewhere');
+    const killed = Date.now();
+    a.child.kill('SIGKILL');
+    const job = await waitForState(server, res.json.job, ['succeeded'], 60_000);
+    const seconds = (Date.now() - killed) / 1000;
+    assert.ok(seconds < 60, `${seconds} s`);
+    assert.is(job.worker, 'rescuer');
+    assert.is(job.attempts, 2);
+    assert.equal(readRuns(rescuer.dir).started, [res.json.job]);
+    console.log(`kill -9 to the job done on another worker: ${seconds.toFixed(1)} s`);
+  } finally {
+    rmSync(path.join(doomed.dir, 'hold'), { force: true }); // lets the orphaned build end
+    assert.is(await b.stop(), 0, b.output());
+    assert.is(await server.stop(), 0, server.output());
+  }
+});
+
+test('SIGTERM of a worker: a job that ends within the grace finishes there; one that does not is handed back and runs on another worker', async () => {
+  if (!pg) return;
+  const env = worldEnv(pg);
+  const server = await startHookServer(queueConfig('server', { 'octo/site': {}, 'octo/hold': {} }, { concurrency: 0 }).config, env);
+  const first = queueConfig('first', { 'octo/site': {}, 'octo/hold': {} });
+  writeFileSync(path.join(first.dir, 'sleep'), '1');
+  writeFileSync(path.join(first.dir, 'hold'), '');
+  const a = await startWorker(first.config, 'first', env, ['--concurrency', '2', '--grace', '3']);
+  const site = await deliverGithub(server.url, 'push', pushPayload('octo/site'), SECRET);
+  const hold = await deliverGithub(server.url, 'push', pushPayload('octo/hold'), SECRET);
+  await waitForState(server, site.json.job, ['running']);
+  await waitForState(server, hold.json.job, ['running']);
+  assert.is(await a.stop('SIGTERM'), 0, a.output());
+  const finished = await jobOf(server, site.json.job);
+  assert.is(finished.state, 'succeeded', 'finished within the grace');
+  assert.is(finished.worker, 'first');
+  const handed = await jobOf(server, hold.json.job);
+  assert.is(handed.state, 'queued');
+  assert.match(handed.reason, /worker first stopped while it ran/);
+  assert.match(a.output(), /handed back/);
+  const second = queueConfig('second', { 'octo/hold': {} });
+  const b = await startWorker(second.config, 'second', env);
+  try {
+    const job = await waitForState(server, hold.json.job, ['succeeded'], 30_000);
+    assert.is(job.worker, 'second');
+    assert.ok(!existsSync(path.join(first.dir, `hang-pid-${hold.json.job}`)));
+  } finally {
+    rmSync(path.join(first.dir, 'hold'), { force: true });
+    assert.is(await b.stop(), 0, b.output());
+    assert.is(await server.stop(), 0, server.output());
+  }
+});
+
+test.after(async () => {
+  await pg?.stop();
+});
+
+test.run();
