@@ -21,9 +21,19 @@ Receive GitHub, Gitea/Forgejo/Gogs and GitLab webhooks, verify them, journal the
   --json                 JSON log lines
   -h, --help             this help
 
-Routes: POST /hooks/github, /hooks/gitea, /hooks/gitlab, / (forge detected from headers);
-GET /healthz, GET /badge/OWNER/NAME.svg[?branch=B]; with Authorization: Bearer TOKEN:
-GET /jobs, /jobs/ID, /jobs/ID/log, /metrics.
+Routes:
+  POST /hooks/github, /hooks/gitea, /hooks/gitlab    a forge's webhook deliveries
+  POST /                   a webhook delivery, the forge told by its headers
+  GET  /                   the status page, in a browser (ui: token asks for the read token
+                           at /login; ui: public shows states without logs; ui: off: none)
+  GET  /jobs/ID            a job's page, in a browser; its log follows live while it runs
+  GET, POST /login; POST /logout    the status page's session (form field token)
+  GET  /healthz            open
+  GET  /badge/OWNER/NAME.svg[?branch=B]   status badge (not with ui: off)
+  With Authorization: Bearer TOKEN (the read token), or the status page's session:
+  GET  /jobs, /jobs/ID (JSON), /jobs/ID/log[?follow=1] (text, or a live event stream)
+  With Authorization: Bearer TOKEN only:
+  GET  /metrics            Prometheus text
 `;
 
 await runCli({

@@ -312,6 +312,24 @@ test('--help, an unknown flag, a repo without any secret, a secret that is not s
   assert.not.ok(existsSync(path.join(bare, 'data')), 'nothing written');
 });
 
+test('--help lists the routes hook-server answers: the status page (GET /), /login and /logout among them, and each GET route it names is there', async () => {
+  const help = (await runScript('hook-server', ['--help'])).stdout;
+  const routes = help.slice(help.indexOf('Routes:'));
+  assert.match(routes, /^ {2}GET {2}\/ +the status page/m);
+  assert.match(routes, /GET, POST \/login; POST \/logout/);
+  assert.match(routes, /GET {2}\/jobs\/ID +a job's page/);
+  assert.match(routes, /\/metrics/);
+  for (const route of ['/healthz', '/jobs', '/badge/OWNER/NAME.svg']) assert.ok(routes.includes(` ${route}`), `${route} in --help`);
+  // Every GET route it names answers on a running server (signed out: a page, a 401, never a 404).
+  for (const route of ['/', '/login', '/healthz', '/jobs', '/metrics', '/badge/octo/site.svg']) {
+    const res = await fetch(server.url + route, { headers: { Accept: 'text/html' } });
+    assert.not.equal(res.status, 404, `${route}: ${res.status}`);
+    await res.arrayBuffer();
+  }
+  const logout = await fetch(`${server.url}/logout`, { method: 'POST', redirect: 'manual', headers: { Origin: server.url } });
+  assert.is(logout.status, 303);
+});
+
 test('without token: the read API is off (404); a GitLab release hook queues a release job', async () => {
   const quiet = tmpDir();
   const noToken = await startScript('hook-server', ['--config', writeConfig(quiet, { repos: { 'group/app': {} }, token: false }), '--listen', '127.0.0.1:0'], { env });
