@@ -1,5 +1,5 @@
 // The compiling server's config, shipkit.yml (DESIGN §5 "hook-server, build, logs, release").
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { checkKnownKeys, configError, getKey, loadYamlFile, type ConfigDoc, type KeyPath } from '../core/yaml-config.ts';
 import { ConfigError } from '../core/errors.ts';
@@ -84,14 +84,27 @@ export const SYSTEM_CONFIG_FILE = '/etc/shipkit/shipkit.yml';
 
 /** The config search of DESIGN §5; `systemFile` is a parameter so tests do not see this machine's /etc. */
 export function findConfigFile(flag: string | undefined, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd(), systemFile = SYSTEM_CONFIG_FILE): string {
-  if (flag) return path.resolve(cwd, flag);
-  if (env.SHIPKIT_CONFIG) return path.resolve(cwd, env.SHIPKIT_CONFIG);
+  if (flag) return configFileAt(path.resolve(cwd, flag), `--config ${flag}`);
+  if (env.SHIPKIT_CONFIG) return configFileAt(path.resolve(cwd, env.SHIPKIT_CONFIG), `SHIPKIT_CONFIG=${env.SHIPKIT_CONFIG}`);
   const local = path.resolve(cwd, 'shipkit.yml');
   if (existsSync(local)) return local;
   const firstRun = path.resolve(cwd, '.shipkit', 'shipkit.yml');
   if (existsSync(firstRun)) return firstRun;
   if (existsSync(systemFile)) return systemFile;
   throw new ConfigError(`No config file: pass --config FILE, set SHIPKIT_CONFIG, or create ./shipkit.yml (see shipkit.example.yml).`);
+}
+
+/** The config file a person named; a folder is refused in words (reading it would say EISDIR). */
+function configFileAt(file: string, named: string): string {
+  let folder = false;
+  try {
+    folder = statSync(file).isDirectory();
+  } catch {
+    // Missing or unreadable: loading it says so.
+  }
+  if (!folder) return file;
+  const inside = path.join(file, 'shipkit.yml');
+  throw new ConfigError(`${named} is a folder; give the shipkit.yml file inside it${existsSync(inside) ? ` (${inside})` : ''}.`);
 }
 
 export async function loadShipkitConfig(file: string): Promise<ShipkitConfig> {

@@ -21,7 +21,8 @@ export async function loadYamlFile(file: string): Promise<ConfigDoc> {
     text = await readFile(file, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new ConfigError(code === 'ENOENT' ? `Config file ${file} does not exist.` : `Cannot read config file ${file}: ${code ?? error}.`, { cause: error });
+    const problem = code === 'ENOENT' ? 'does not exist' : code === 'EISDIR' ? 'is a folder; give the file inside it' : undefined;
+    throw new ConfigError(problem ? `Config file ${file} ${problem}.` : `Cannot read config file ${file}: ${code ?? error}.`, { cause: error });
   }
   return parseYamlText(text, file);
 }
