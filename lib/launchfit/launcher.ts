@@ -1,5 +1,6 @@
 // The long-running side of launchfit (`run`) and the one-shot commands that share it:
-// lock, crash recovery, supervisor, polling with jitter, control socket and TCP listener.
+// lock, crash recovery, supervisor, polling with jitter, control socket and TCP listener. The
+// order of checks and rollbacks (one at a time, requests coalesced) is update-queue.ts.
 import path from 'node:path';
 import { messageOf } from '../core/errors.ts';
 import { ensureDir } from '../core/fs.ts';
@@ -7,16 +8,17 @@ import { acquireLock, type Lock } from '../core/lock.ts';
 import type { Logger } from '../core/log.ts';
 import { resolveSecret } from '../core/secrets.ts';
 import { CONFIG_NAME, loadLaunchConfig, readReleaseAppDefaults, type LaunchConfig } from './config.ts';
-import { startControlListener, startControlSocket } from './control.ts';
+import { startControlListener, startControlSocket, type ControlHandlers } from './control.ts';
 import type { FetchFn } from './fetch.ts';
 import { stopLeftoverHook } from './hooks.ts';
-import { deployPaths, readState, updateState, type DeployPaths } from './state.ts';
+import { deployPaths, readState, updateState, type DeployPaths, type LaunchState } from './state.ts';
 import { collectStatus, type Status } from './status.ts';
 import { createAppRunner, type AppRunner } from './app-runner.ts';
 import { stopLeftoverApp } from './supervisor.ts';
 import { clearLeftovers, readCurrent, swapCurrentSymlink, removeRelease } from './switch.ts';
 import { compareVersions } from '../release/version-file.ts';
 import { checkForUpdates, rollbackRelease, type AppControl, type CheckResult, type UpdateContext } from './update.ts';
+import { UpdateQueue } from './update-queue.ts';
 
 /** The deploy folder's config merged with the current release's own `app:` defaults. */
 export async function loadEffectiveConfig(paths: DeployPaths): Promise<LaunchConfig> {
@@ -70,132 +72,174 @@ export interface LauncherOptions {
 
 /** `launchfit run`: supervise the app, poll for updates, answer on the control socket. */
 export async function runLauncher(opts: LauncherOptions): Promise<void> {
-  const { log } = opts;
   const paths = deployPaths(opts.dir);
   const lock = await lockDeployFolder(paths);
-  let runner: AppRunner | undefined;
-  const closers: Array<() => Promise<void>> = [];
+  let launcher: Launcher | undefined;
   try {
-    // First, before the clean-up and the next check run the hook again: a hook orphaned by a
-    // killed launchfit must not run twice at once.
-    await stopLeftoverHook(paths, log);
-    const state = await readState(paths);
-    const removed = await clearLeftovers(paths, state);
-    if (removed.length) log.info('cleared leftovers of an interrupted run', { removed });
-    let config = await loadEffectiveConfig(paths);
-    // Both slots: a launchfit killed during an overlapping update leaves two apps behind. They
-    // hold the app's sockets, so they are stopped before the sockets are bound again.
-    for (const pidFile of [paths.pidFile, paths.secondPidFile]) await stopLeftoverApp(pidFile, paths.dir, config.app.killTimeoutSec * 1000, log);
-
-    runner = await createAppRunner({ paths, log, echo: opts.echo, config, loadConfig: async () => (config = await loadEffectiveConfig(paths)) });
-    const app: AppControl = runner;
-    const ctx = (): UpdateContext => ({ paths, config, log, app, fetchImpl: opts.fetchImpl });
-
-    // A crash between a swap and its health check: the first start is that health check.
-    const pending = state.pending;
-    const current = await readCurrent(paths);
-    if (current) {
-      const healthy = await app.start(Boolean(pending && pending.to === current));
-      if (!healthy && pending?.from && pending.to === current) {
-        log.error(`release ${current} ${app.lastFailure?.()?.reason ?? 'did not stay up'} after an interrupted update; going back to ${pending.from}`);
-        await swapCurrentSymlink(paths, pending.from);
-        await updateState(paths, (s) => {
-          const v = s.installed[current]?.version;
-          if (v && !s.bad.includes(v)) s.bad.push(v);
-          delete s.installed[current];
-          s.pending = undefined;
-        });
-        await removeRelease(paths, current);
-        await app.start(false);
-      } else if (healthy && pending?.to === current) {
-        await updateState(paths, (s) => {
-          const v = s.installed[current]?.version;
-          if (pending.from) s.previous = pending.from;
-          if (v && (!s.highest || compareVersions(v, s.highest) > 0)) s.highest = v;
-        });
-      }
-    } else {
-      log.info('nothing installed yet; checking for updates');
-    }
-    await updateState(paths, (s) => { s.pending = undefined; });
-
-    // One update or rollback at a time, in order. Check requests that arrive while a check is
-    // waiting to start join it; once it has started, they queue one more (coalescing).
-    let tail: Promise<unknown> = Promise.resolve();
-    const exclusive = <T>(work: () => Promise<T>): Promise<T> => {
-      const next = tail.then(work, work);
-      tail = next.catch(() => {});
-      return next;
-    };
-    const runCheck = async (force: boolean): Promise<CheckResult> => {
-      try {
-        config = await loadEffectiveConfig(paths); // launchify.yml edits apply from the next check on
-        const result = await checkForUpdates(ctx(), { force });
-        if (result.action !== 'not-modified') log.info(result.message, { action: result.action });
-        return result;
-      } catch (error) {
-        log.error(`update check failed: ${messageOf(error)}`);
-        throw error;
-      }
-    };
-    let waitingCheck: Promise<CheckResult> | undefined;
-    let waitingForce = false;
-    // A forced check (asked by the fleet master) makes the waiting check a forced one.
-    const requestCheck = ({ force = false }: { force?: boolean } = {}): Promise<CheckResult> => {
-      waitingForce ||= force;
-      waitingCheck ??= exclusive(() => {
-        const forced = waitingForce;
-        waitingCheck = undefined;
-        waitingForce = false;
-        return runCheck(forced);
-      });
-      return waitingCheck;
-    };
-    const handlers = {
-      status: async (): Promise<Status> => collectStatus(paths, runner!.info()),
-      update: requestCheck,
-      rollback: (version?: string) => exclusive(() => rollbackRelease(ctx(), { version })),
-    };
-    const socket = await startControlSocket(paths.socket, handlers, log);
-    closers.push(() => socket.close());
-    let listenUrl: string | undefined;
-    if (config.control.listen) {
-      const secret = await resolveSecret(config.control.secret, { baseDir: paths.dir, where: `${config.file}: control.secret` });
-      // The app is named by the deploy folder, or by the release name's APP prefix
-      // (my-app-gnu-linux-1.2 answers to my-app, as `server-update my-app` sends it).
-      let currentName = current;
-      const accepts = (name: string) => name === path.basename(paths.dir) || Boolean(currentName?.startsWith(`${name}-`));
-      const listener = await startControlListener(handlers, { listen: config.control.listen, secret, accepts, log });
-      const timer = setInterval(() => { void readCurrent(paths).then((c) => { currentName = c; }); }, 1000);
-      closers.push(async () => { clearInterval(timer); await listener.close(1000); });
-      listenUrl = listener.url;
-    }
-    opts.onReady?.({ socket: paths.socket, listenUrl });
-
-    // Polling with ±10 % jitter, so a fleet does not hit the server in step.
-    let stopped = false;
-    let pollTimer: NodeJS.Timeout | undefined;
-    const schedule = (first = false) => {
-      if (stopped) return;
-      const base = opts.intervalMs ?? config.updates.intervalSec * 1000;
-      // The first check comes soon after start (a fresh deploy folder, or updates missed while
-      // down), unless the interval was overridden (tests, benchmarks).
-      const delay = first && opts.intervalMs === undefined ? Math.min(base, 1000) : base * (0.9 + Math.random() * 0.2);
-      pollTimer = setTimeout(() => { void requestCheck().catch(() => {}).finally(() => schedule()); }, delay);
-    };
-    if (config.updates.server) schedule(true);
-    else log.warn('updates.server is not set; not polling');
-
-    await opts.stopSignal;
-    stopped = true;
-    if (pollTimer) clearTimeout(pollTimer);
-    log.info('stopping');
-    for (const close of closers.splice(0)) await close().catch((error) => log.warn(`stopping a listener failed: ${messageOf(error)}`));
-    await Promise.race([tail, new Promise((r) => setTimeout(r, 30_000))]);
-    await runner.close();
+    const { pending, config } = await recoverDeployFolder(paths, opts.log);
+    launcher = new Launcher(opts, paths, config);
+    await launcher.run(pending);
   } finally {
-    for (const close of closers) await close().catch((error) => log.warn(`stopping a listener failed: ${messageOf(error)}`));
-    await runner?.close().catch((error) => log.warn(`stopping the app failed: ${messageOf(error)}`));
+    await launcher?.close();
     await lock.release();
+  }
+}
+
+/** What a killed launchfit left behind: its hook, half-made folders, its apps. */
+async function recoverDeployFolder(paths: DeployPaths, log: Logger): Promise<{ pending: LaunchState['pending']; config: LaunchConfig }> {
+  // First, before the clean-up and the next check run the hook again: a hook orphaned by a
+  // killed launchfit must not run twice at once.
+  await stopLeftoverHook(paths, log);
+  const state = await readState(paths);
+  const removed = await clearLeftovers(paths, state);
+  if (removed.length) log.info('cleared leftovers of an interrupted run', { removed });
+  const config = await loadEffectiveConfig(paths);
+  // Both slots: a launchfit killed during an overlapping update leaves two apps behind. They
+  // hold the app's sockets, so they are stopped before the sockets are bound again.
+  for (const pidFile of [paths.pidFile, paths.secondPidFile]) await stopLeftoverApp(pidFile, paths.dir, config.app.killTimeoutSec * 1000, log);
+  return { pending: state.pending, config };
+}
+
+/** `launchfit run` in a locked, recovered deploy folder: the app, the checks, the control socket and listener. */
+class Launcher {
+  private readonly opts: LauncherOptions;
+  private readonly log: Logger;
+  private readonly paths: DeployPaths;
+  /** Re-read before each check and each start of the app. */
+  private config: LaunchConfig;
+  private runner: AppRunner | undefined;
+  private readonly updates = new UpdateQueue((force) => this.runCheck(force));
+  /** The control socket and listener, closed first when stopping. */
+  private readonly closers: Array<() => Promise<void>> = [];
+  private stopped = false;
+  private pollTimer: NodeJS.Timeout | undefined;
+
+  constructor(opts: LauncherOptions, paths: DeployPaths, config: LaunchConfig) {
+    this.opts = opts;
+    this.log = opts.log;
+    this.paths = paths;
+    this.config = config;
+  }
+
+  /** Until the stop signal, then a clean stop. */
+  async run(pending: LaunchState['pending']): Promise<void> {
+    const { paths, log } = this;
+    this.runner = await createAppRunner({ paths, log, echo: this.opts.echo, config: this.config, loadConfig: async () => (this.config = await loadEffectiveConfig(paths)) });
+    const current = await this.startApp(this.runner, pending);
+    await updateState(paths, (s) => { s.pending = undefined; });
+    const listenUrl = await this.startControl(current);
+    this.opts.onReady?.({ socket: paths.socket, listenUrl });
+    if (this.config.updates.server) this.schedule(true);
+    else log.warn('updates.server is not set; not polling');
+    await this.opts.stopSignal;
+    await this.stop();
+  }
+
+  /** Whatever is still open (after a failure too), then the app; errors are logged. */
+  async close(): Promise<void> {
+    await this.closeListeners();
+    await this.runner?.close().catch((error) => this.log.warn(`stopping the app failed: ${messageOf(error)}`));
+  }
+
+  private async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    this.log.info('stopping');
+    await this.closeListeners();
+    await Promise.race([this.updates.idle(), new Promise((r) => setTimeout(r, 30_000))]);
+    await this.runner!.close();
+  }
+
+  private async closeListeners(): Promise<void> {
+    for (const close of this.closers.splice(0)) await close().catch((error) => this.log.warn(`stopping a listener failed: ${messageOf(error)}`));
+  }
+
+  private context(): UpdateContext {
+    return { paths: this.paths, config: this.config, log: this.log, app: this.runner, fetchImpl: this.opts.fetchImpl };
+  }
+
+  /** A crash between a swap and its health check: the first start is that health check. */
+  private async startApp(app: AppControl, pending: LaunchState['pending']): Promise<string | undefined> {
+    const current = await readCurrent(this.paths);
+    if (!current) {
+      this.log.info('nothing installed yet; checking for updates');
+      return current;
+    }
+    const healthy = await app.start(Boolean(pending && pending.to === current));
+    if (!healthy && pending?.from && pending.to === current) await this.goBack(app, current, pending.from);
+    else if (healthy && pending?.to === current) await this.finishSwitch(current, pending.from);
+    return current;
+  }
+
+  /** The interrupted update's release failed its first start: the previous one again, this one marked bad. */
+  private async goBack(app: AppControl, current: string, from: string): Promise<void> {
+    const { paths } = this;
+    this.log.error(`release ${current} ${app.lastFailure?.()?.reason ?? 'did not stay up'} after an interrupted update; going back to ${from}`);
+    await swapCurrentSymlink(paths, from);
+    await updateState(paths, (s) => {
+      const v = s.installed[current]?.version;
+      if (v && !s.bad.includes(v)) s.bad.push(v);
+      delete s.installed[current];
+      s.pending = undefined;
+    });
+    await removeRelease(paths, current);
+    await app.start(false);
+  }
+
+  private async finishSwitch(current: string, from: string | undefined): Promise<void> {
+    await updateState(this.paths, (s) => {
+      const v = s.installed[current]?.version;
+      if (from) s.previous = from;
+      if (v && (!s.highest || compareVersions(v, s.highest) > 0)) s.highest = v;
+    });
+  }
+
+  private async runCheck(force: boolean): Promise<CheckResult> {
+    try {
+      this.config = await loadEffectiveConfig(this.paths); // launchify.yml edits apply from the next check on
+      const result = await checkForUpdates(this.context(), { force });
+      if (result.action !== 'not-modified') this.log.info(result.message, { action: result.action });
+      return result;
+    } catch (error) {
+      this.log.error(`update check failed: ${messageOf(error)}`);
+      throw error;
+    }
+  }
+
+  /** The control socket, and the TCP listener if control.listen is set (its URL then). */
+  private async startControl(current: string | undefined): Promise<string | undefined> {
+    const handlers: ControlHandlers = {
+      status: async (): Promise<Status> => collectStatus(this.paths, this.runner!.info()),
+      update: (options) => this.updates.requestCheck(options),
+      rollback: (version?: string) => this.updates.exclusive(() => rollbackRelease(this.context(), { version })),
+    };
+    const socket = await startControlSocket(this.paths.socket, handlers, this.log);
+    this.closers.push(() => socket.close());
+    const listen = this.config.control.listen;
+    return listen ? this.startFleetListener(handlers, listen, current) : undefined;
+  }
+
+  /** The signed listener `server-update APP` reaches this host on. */
+  private async startFleetListener(handlers: ControlHandlers, listen: string, current: string | undefined): Promise<string> {
+    const { paths, config } = this;
+    const secret = await resolveSecret(config.control.secret, { baseDir: paths.dir, where: `${config.file}: control.secret` });
+    // The app is named by the deploy folder, or by the release name's APP prefix
+    // (my-app-gnu-linux-1.2 answers to my-app, as `server-update my-app` sends it).
+    let currentName = current;
+    const accepts = (name: string) => name === path.basename(paths.dir) || Boolean(currentName?.startsWith(`${name}-`));
+    const listener = await startControlListener(handlers, { listen, secret, accepts, log: this.log });
+    const timer = setInterval(() => { void readCurrent(paths).then((c) => { currentName = c; }); }, 1000);
+    this.closers.push(async () => { clearInterval(timer); await listener.close(1000); });
+    return listener.url;
+  }
+
+  /** Polling with ±10 % jitter, so a fleet does not hit the server in step. */
+  private schedule(first = false): void {
+    if (this.stopped) return;
+    const base = this.opts.intervalMs ?? this.config.updates.intervalSec * 1000;
+    // The first check comes soon after start (a fresh deploy folder, or updates missed while
+    // down), unless the interval was overridden (tests, benchmarks).
+    const delay = first && this.opts.intervalMs === undefined ? Math.min(base, 1000) : base * (0.9 + Math.random() * 0.2);
+    this.pollTimer = setTimeout(() => { void this.updates.requestCheck().catch(() => {}).finally(() => this.schedule()); }, delay);
   }
 }
