@@ -13,8 +13,14 @@ const version = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')
 const scripts = readdirSync(path.join(ROOT, 'scripts')).filter((f) => f.endsWith('.ts')).map((f) => f.slice(0, -3));
 const bins = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).bin as Record<string, string>;
 
-test('package.json has a bin entry for every script (links to the multi-call launcher)', () => {
-  for (const name of scripts) assert.is(bins[name], 'bin/shipkit.mjs', name);
+// As the .deb (tools/deb.ts ON_PATH): the distinctive names on the PATH; the generic ones
+// (build, logs, release, upload, downloads, …) are `shipkit NAME` only (DESIGN §6).
+const ON_PATH = ['shipkit', 'hook-server', 'server-update', 'slave-activate', 'launchfit'];
+
+test('package.json bin: shipkit and the distinctive script names, each a link to the multi-call launcher', () => {
+  assert.equal(Object.keys(bins).sort(), [...ON_PATH].sort());
+  for (const name of ON_PATH) assert.is(bins[name], 'bin/shipkit.mjs', name);
+  for (const name of ON_PATH) assert.ok(scripts.includes(name), `scripts/${name}.ts`);
 });
 
 const forms: Array<[string, string[]]> = [...scripts.map((s): [string, string[]] => [s, []]), ['release', ['publish']]];
