@@ -81,7 +81,9 @@ ${EXIT_CODES}`,
       usage: `Usage: launchfit rollback [--dir DIR] [--to VERSION] [--json]
 
 Switches current back to an installed release; through the running launchfit when
-\`launchfit run\` is up.
+\`launchfit run\` is up. Then, as an update does, it waits until the app is up again (its
+health check answers, or without app.health it stays up for healthy_after) and says how long
+that took; exit 1 if the release gone back to does not come up.
 
 Options:
 ${DIR_HELP}

@@ -66,6 +66,8 @@ export interface CheckResult {
   release?: string;
   previous?: string;
   message: string;
+  /** rollback under `launchfit run`: from stopping the old app until the one gone back to passed its start check. */
+  upAfterMs?: number;
 }
 
 /** releases/ folder name for a tarball: the file name without .tar.gz / .tgz. */
@@ -344,6 +346,7 @@ export async function rollbackRelease(ctx: UpdateContext, { version }: { version
     if (!target) throw new WorkError('There is no previous release to roll back to.');
   }
   if (!(await pathExists(path.join(paths.releases, target)))) throw new WorkError(`releases/${target} is gone; cannot roll back to it.`);
+  const t0 = Date.now();
   await app.stop();
   await swapCurrentSymlink(paths, target);
   await updateState(paths, (s) => {
@@ -354,6 +357,20 @@ export async function rollbackRelease(ctx: UpdateContext, { version }: { version
     s.previous = current;
     s.pending = undefined;
   });
-  await app.start(false);
-  return { action: 'rolled-back', version: state.installed[target]?.version, release: target, previous: current, message: `Rolled back to ${target}${current ? ` from ${current} (now marked bad)` : ''}.` };
+  const targetVersion = state.installed[target]?.version;
+  const done = `Rolled back to ${target}${current ? ` from ${current} (now marked bad)` : ''}`;
+  if (!ctx.app) return { action: 'rolled-back', version: targetVersion, release: target, previous: current, message: `${done}; the app starts there with \`launchfit run\`.` };
+  // As an update does: the command returns once the app gone back to is up again (its health
+  // check answered with a 2xx, or without app.health it stayed up for healthy_after), not the
+  // moment it was started. The app's own config (the release's launchify.yml) decides which.
+  const healthy = await app.start(true);
+  const upAfterMs = Date.now() - t0;
+  if (!healthy) {
+    const failure = app.lastFailure?.() ?? { reason: `did not stay up for ${ctx.config.app.healthyAfterSec} s`, probes: [], output: [] };
+    await updateState(paths, (s) => { s.lastFailure = { release: target, version: targetVersion ?? '', at: new Date().toISOString(), ...failure }; });
+    ctx.log.error(`${done}, but it ${failure.reason}`, { release: target, probes: failure.probes, output: failure.output });
+    throw new WorkError(`${done}, but it ${failure.reason}; \`launchfit status\` shows its last output. Roll back --to another version, or publish a fix.`);
+  }
+  ctx.log.info('rolled back; the app is up again', { release: target, from: current, upAfterMs });
+  return { action: 'rolled-back', version: targetVersion, release: target, previous: current, upAfterMs, message: `${done}; the app was up again ${(upAfterMs / 1000).toFixed(1)} s after the old one was told to stop.` };
 }
