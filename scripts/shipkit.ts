@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { runCli } from '../lib/core/cli.ts';
 import { UsageError } from '../lib/core/errors.ts';
+import { exampleConfigText } from '../lib/config/example-config.ts';
 
 const SCRIPTS: Record<string, { about: string; load: () => Promise<unknown> }> = {
   'hook-server': { about: 'receive forge webhooks and run builds and releases', load: () => import('./hook-server.ts') },
@@ -26,6 +27,8 @@ const SCRIPTS: Record<string, { about: string; load: () => Promise<unknown> }> =
 
 const usage = `Usage: shipkit SCRIPT [ARGS...]     run one script (\`shipkit SCRIPT --help\` for its usage)
        shipkit [--help | --version]   list the scripts
+       shipkit example-config         print shipkit.example.yml: every key of shipkit.yml,
+                                      commented (\`shipkit example-config > shipkit.yml\`)
 
 Scripts:
 ${Object.entries(SCRIPTS).map(([name, { about }]) => `  ${name.padEnd(15)} ${about}`).join('\n')}
@@ -48,7 +51,11 @@ if (linked) {
   process.argv.splice(1, 2, asked);
   await SCRIPTS[asked].load();
 } else {
-  await runCli({ name: 'shipkit', usage, maxPositionals: 1 }, (args) => {
+  await runCli({ name: 'shipkit', usage, maxPositionals: 1 }, async (args) => {
+    if (args._[0] === 'example-config') {
+      process.stdout.write(await exampleConfigText());
+      return 0;
+    }
     if (args._.length) throw new UsageError(`Unknown script ${JSON.stringify(args._[0].slice(0, 40))}. Run \`shipkit\` to list the scripts.`);
     process.stdout.write(usage);
     return 0;

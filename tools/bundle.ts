@@ -11,6 +11,8 @@ import { buildMultiCall } from './multicall.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { version: string };
+// Carried inside, for `shipkit example-config` where the file was copied alone (lib/config/example-config.ts).
+const exampleConfig = await readFile(path.join(root, 'shipkit.example.yml'), 'utf8');
 // tsx tools/bundle.ts [NAME...] [--outdir DIR]: only these scripts, into DIR (default dist/).
 const argv = process.argv.slice(2);
 const outdirAt = argv.indexOf('--outdir');
@@ -37,7 +39,7 @@ for (const name of scripts) {
     legalComments: 'none',
     logLevel: 'warning',
     // SHIPKIT_MULTICALL: hook-server starts its jobs through this very file (lib/jobs/job-process.ts).
-    define: { SHIPKIT_VERSION: JSON.stringify(pkg.version), SHIPKIT_BUNDLED: 'true', SHIPKIT_MULTICALL: String(name === 'shipkit') },
+    define: { SHIPKIT_VERSION: JSON.stringify(pkg.version), SHIPKIT_BUNDLED: 'true', SHIPKIT_MULTICALL: String(name === 'shipkit'), SHIPKIT_EXAMPLE_CONFIG: JSON.stringify(exampleConfig) },
     // CommonJS dependencies call require() for built-ins; give them a real one.
     banner: { js: `${NODE_CHECK}import { createRequire as __shipkitCreateRequire } from 'node:module'; const require = __shipkitCreateRequire(import.meta.url);` },
   };

@@ -6,6 +6,7 @@ import { chmod } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError } from '../core/errors.ts';
 import { atomicWriteFile, ensureDir, pathExists } from '../core/fs.ts';
+import { exampleConfigPath } from './example-config.ts';
 import { findConfigFile } from './shipkit-yml.ts';
 
 export const FIRST_RUN_DIR = '.shipkit';
@@ -36,10 +37,11 @@ async function writeFirstRunConfig(dir: string, file: string) {
   const token = randomBytes(32).toString('hex');
   await atomicWriteFile(path.join(dir, 'webhook-secret'), `${secret}\n`, { mode: 0o600 });
   await atomicWriteFile(path.join(dir, 'token'), `${token}\n`, { mode: 0o600 });
+  const example = exampleConfigPath();
   // The config is written last: its presence means the first start completed.
   await atomicWriteFile(file, [
     '# Written by hook-server on its first start. Add your repositories under repos: and restart.',
-    '# See README.md (hook-server) and shipkit.example.yml for every key.',
+    example ? `# Every key, explained: ${example} (or run shipkit example-config).` : '# Every key, explained: run shipkit example-config.',
     'listen: 127.0.0.1:9000',
     'data: .                       # this folder: jobs, journal, repos, logs',
     'secret: file:webhook-secret   # webhook secret (enter it in the forge\'s webhook settings)',

@@ -5,6 +5,7 @@ import { checkKnownKeys, configError, getKey, loadYamlFile, type ConfigDoc, type
 import { ConfigError } from '../core/errors.ts';
 import { repoFolderName, repoNameProblem, validateFullName } from '../core/names.ts';
 import { parseBuildEnv, type BuildEnvEntry } from './build-env.ts';
+import { exampleConfigHint } from './example-config.ts';
 import { parseNotifyList, type NotifyTarget } from './notify.ts';
 import { parseRepoReport, parseTopReport, REPORT_KEYS, type ReportConfig } from './report.ts';
 import { parseGitAuth, type GitAuthConfig } from './git-auth.ts';
@@ -91,7 +92,7 @@ export function findConfigFile(flag: string | undefined, env: NodeJS.ProcessEnv 
   const firstRun = path.resolve(cwd, '.shipkit', 'shipkit.yml');
   if (existsSync(firstRun)) return firstRun;
   if (existsSync(systemFile)) return systemFile;
-  throw new ConfigError(`No config file: pass --config FILE, set SHIPKIT_CONFIG, or create ./shipkit.yml (see shipkit.example.yml).`);
+  throw new ConfigError(`No config file: pass --config FILE, set SHIPKIT_CONFIG, or create ./shipkit.yml (${exampleConfigHint()}).`);
 }
 
 /** The config file a person named; a folder is refused in words (reading it would say EISDIR). */

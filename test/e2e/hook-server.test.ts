@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import {
   FAKE_BUILD, deliverGithub, githubSignature, opensslHex, pingPayload, post, pushPayload, readRuns, releasePayload, tagPushPayload, writeConfig,
 } from '../fixtures/hooks/deliveries.ts';
-import { runScript, startScript, tmpDir, waitFor, type Server } from '../helpers.ts';
+import { ROOT, runScript, startScript, tmpDir, waitFor, type Server } from '../helpers.ts';
 
 const SECRET = `secret-${randomUUID()}`;
 const TOKEN = `token-${randomUUID()}`;
@@ -363,6 +363,7 @@ test('first run: no config → ./.shipkit/shipkit.yml with a generated secret an
   assert.ok(first.output().includes(token));
   assert.ok(first.output().includes(`Status page: ${first.url}/ in a browser (log in with the read token).`), first.output());
   for (const f of ['webhook-secret', 'token', 'shipkit.yml']) assert.is(statSync(path.join(cwd, '.shipkit', f)).mode & 0o777, 0o600, f);
+  assert.match(readFileSync(path.join(cwd, '.shipkit/shipkit.yml'), 'utf8'), `\n# Every key, explained: ${path.join(ROOT, 'shipkit.example.yml')} (or run shipkit example-config).\n`);
   const ping = await deliverGithub(first.url, 'ping', pingPayload('me/repo'), secret);
   assert.is(ping.status, 200);
   const jobs = await fetch(`${first.url}/jobs`, { headers: { Authorization: `Bearer ${token}` } });

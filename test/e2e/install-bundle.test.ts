@@ -3,7 +3,7 @@
 // It is multi-call — `node shipkit.mjs SCRIPT`, or a link named after a script — and
 // hook-server starts its jobs through the same file, litpro included. The heavy libraries, kept
 // in the file as units compiled on first use (tools/multicall.ts), run from it too.
-import { copyFileSync, existsSync, mkdirSync, readdirSync, symlinkSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -49,6 +49,20 @@ for (const name of scripts) {
     assert.match(viaLink.stdout, new RegExp(`^${name} \\d`));
   });
 }
+
+test('no config: the one file, with no shipkit.example.yml beside it, offers `shipkit example-config`, which prints the example it carries', async () => {
+  const cwd = tmpDir('shipkit-onefile-cwd-');
+  const r = await runCommand('node', [bundle, 'logs', 'octo/site'], { cwd, env: { PATH } });
+  assert.is(r.exitCode, 2, r.stderr);
+  const offered = existsSync('/usr/share/doc/shipkit/examples/shipkit.example.yml')
+    ? 'every key is explained in /usr/share/doc/shipkit/examples/shipkit.example.yml; `shipkit example-config > shipkit.yml` writes a copy to start from'
+    : '`shipkit example-config > shipkit.yml` writes a commented example with every key to start from';
+  assert.match(r.stderr, `create ./shipkit.yml (${offered}).`);
+  const printed = await runCommand('node', [bundle, 'example-config'], { cwd, env: { PATH } });
+  assert.is(printed.exitCode, 0, printed.stderr);
+  assert.is(printed.stdout, readFileSync(path.join(ROOT, 'shipkit.example.yml'), 'utf8'));
+  assert.equal(readdirSync(cwd), [], 'nothing written');
+});
 
 test('a signed push to the bundled hook-server builds a litpro repo end to end (jobs run through the same file)', async () => {
   const { job, log, html, pages } = await buildLitproThroughHookServer(['node', bundle, 'hook-server'], { cwd: folder, path: PATH });

@@ -103,6 +103,20 @@ test('`shipkit` lists every script; every bin answers --help from an unrelated f
   assert.match(sub.stdout, /release publish DIR/);
 });
 
+test('no config: the message names the installed shipkit.example.yml, and `shipkit example-config` prints it', async () => {
+  const PATH = `${path.join(prefix, 'bin')}:${shell}`;
+  const cwd = tmpDir('shipkit-elsewhere-');
+  const example = path.join(prefix, 'lib', 'node_modules', 'shipkit', 'shipkit.example.yml');
+  const r = await runCommand('shipkit', ['logs', 'octo/site'], { cwd, env: { PATH, ...offline } });
+  assert.is(r.exitCode, 2, r.stderr);
+  assert.match(r.stderr, `(every key is explained in ${example}; \`shipkit example-config > shipkit.yml\` writes a copy to start from)`);
+  const printed = await runCommand('shipkit', ['example-config'], { cwd, env: { PATH, ...offline } });
+  assert.is(printed.exitCode, 0, printed.stderr);
+  assert.is(printed.stdout, readFileSync(example, 'utf8'));
+  assert.is(printed.stdout, readFileSync(path.join(ROOT, 'shipkit.example.yml'), 'utf8'));
+  assert.equal(readdirSync(cwd), [], 'nothing written');
+});
+
 test('the installed hook-server builds a litpro repo from a signed push', async () => {
   const PATH = `${path.join(prefix, 'bin')}:${shell}`;
   const { job, log, html, pages } = await buildLitproThroughHookServer([path.join(prefix, 'bin', 'hook-server')], { cwd: tmpDir(), path: PATH });
