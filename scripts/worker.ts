@@ -5,7 +5,7 @@ import { UsageError } from '../lib/core/errors.ts';
 import { findConfigFile, loadShipkitConfig } from '../lib/config/shipkit-yml.ts';
 import { startWorker } from '../lib/jobs/worker.ts';
 
-const usage = `Usage: shipkit worker [--config FILE] [--queue URL] [--name NAME] [--concurrency N]
+const usage = `Usage: worker [--config FILE] [--queue URL] [--name NAME] [--concurrency N]   (shipkit worker …)
 
 Take build and release jobs from the queue database that hook-server writes them to (queue: in
 shipkit.yml) and run them on this machine, exactly as hook-server runs them: the same steps,
@@ -44,7 +44,7 @@ await runCli({
     config, queue: args.queue, name: args.name, concurrency: args.concurrency, log,
     reaperMs: process.env.SHIPKIT_REAPER_MS ? Number(process.env.SHIPKIT_REAPER_MS) : undefined,
   });
-  log.info(`worker ${worker.name} taking jobs of ${worker.repos.length} repos from ${worker.where}`, { config: config.file, data: config.data });
+  log.info(`worker ${worker.name} taking jobs of ${worker.repos.length} repo${worker.repos.length === 1 ? '' : 's'} from ${worker.where}`, { config: config.file, data: config.data });
   const signal = await signalled;
   log.info(`${signal}: taking no more jobs; waiting for running ones`);
   await worker.stop(milliseconds(args.grace) ?? 60_000);

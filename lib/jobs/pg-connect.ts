@@ -3,8 +3,10 @@
 // user; never the password), PostgreSQL's refusals turned into sentences that say what to do,
 // and the connection settings every shipkit session uses: TCP keepalives on both ends, so the
 // session of a worker that was cut off ends within about 30 s and its advisory locks with it.
-import pg from 'pg';
-import PgBoss from 'pg-boss';
+// pg and pg-boss are loaded when a queue is used (dynamic import): hook-server without queue:
+// and the other scripts never load them, in the sources as in the one-file bundle.
+import type pg from 'pg';
+import type PgBoss from 'pg-boss';
 import { ConfigError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { redactUrls } from '../core/redact.ts';
@@ -80,8 +82,8 @@ export function clientConfig(db: QueueDatabase, applicationName: string): pg.Cli
 }
 
 /** A pool for short transactions (enqueue, transitions, the reaper); its errors are told, never thrown. */
-export function createPool(db: QueueDatabase, applicationName: string, onError: (message: string) => void, max = 4): pg.Pool {
-  const pool = new pg.Pool({ ...clientConfig(db, applicationName), max, idleTimeoutMillis: 30_000 });
+function createPool(Pool: typeof pg.Pool, db: QueueDatabase, applicationName: string, onError: (message: string) => void, max = 4): pg.Pool {
+  const pool = new Pool({ ...clientConfig(db, applicationName), max, idleTimeoutMillis: 30_000 });
   pool.on('error', (error) => onError(describeDbError(error, db)));
   return pool;
 }
@@ -108,11 +110,22 @@ export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClie
   }
 }
 
+/**
+ * A CommonJS module's exports from its namespace: one `default` down through Node's loader, two
+ * through the one-file bundle's unit require (tools/multicall.ts), which wraps the namespace again.
+ */
+function commonJsExports<T>(namespace: unknown, looksRight: (m: unknown) => boolean): T {
+  for (let m = namespace; m; m = (m as { default?: unknown }).default) if (looksRight(m)) return m as T;
+  throw new Error('pg or pg-boss did not load as expected');
+}
+
 export interface QueueConnection {
   db: QueueDatabase;
   /** Short transactions: enqueue, transitions, the reaper, the mirror's reads. */
   pool: pg.Pool;
   boss: PgBoss;
+  /** A session of its own (a worker's job locks, LISTEN), not yet connected. */
+  newClient(applicationName: string): pg.Client;
   close(): Promise<void>;
 }
 
@@ -131,12 +144,15 @@ const EXPIRE_SECONDS = 23 * 3600;
 export async function connectQueueDatabase({ db, name, log, repos, supervise }: { db: QueueDatabase; name: string; log: Logger; repos: Iterable<string>; supervise: boolean }): Promise<QueueConnection> {
   let lastWarning = '';
   const warn = (message: string) => { if (message !== lastWarning) log.warn(message); lastWarning = message; };
-  const pool = createPool(db, name, warn);
+  const [pgNs, bossNs] = await Promise.all([import('pg'), import('pg-boss')]);
+  const pgModule = commonJsExports<typeof pg>(pgNs, (m) => typeof (m as typeof pg).Pool === 'function');
+  const Boss = commonJsExports<typeof PgBoss>(bossNs, (m) => typeof m === 'function');
+  const pool = createPool(pgModule.Pool, db, name, warn);
   let boss: PgBoss | undefined;
   try {
     const client = await pool.connect();
     try { await ensureSchema(client); } finally { client.release(); }
-    boss = new PgBoss({ ...clientConfig(db, `${name} (pg-boss)`), schema: BOSS_SCHEMA, max: 2, supervise, schedule: false, migrate: true } as PgBoss.ConstructorOptions);
+    boss = new Boss({ ...clientConfig(db, `${name} (pg-boss)`), schema: BOSS_SCHEMA, max: 2, supervise, schedule: false, migrate: true } as PgBoss.ConstructorOptions);
     boss.on('error', (error) => warn(`pg-boss: ${describeDbError(error, db)}`));
     await boss.start();
     for (const repo of repos) {
@@ -150,6 +166,7 @@ export async function connectQueueDatabase({ db, name, log, repos, supervise }: 
   const started = boss;
   return {
     db, pool, boss: started,
+    newClient: (applicationName) => new pgModule.Client(clientConfig(db, applicationName)),
     async close() {
       await started.stop({ graceful: false, close: true, wait: true }).catch(() => undefined);
       await pool.end().catch(() => undefined);

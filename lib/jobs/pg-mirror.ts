@@ -5,15 +5,16 @@
 // again every `refreshMs`, which also repairs what a lost LISTEN connection missed. Whoever
 // runs a job, the mirror tells hook-server's listeners (commit statuses, notifications,
 // /metrics) when it starts and ends.
-import pg from 'pg';
+import type pg from 'pg';
 import type { Logger } from '../core/log.ts';
-import { clientConfig, describeDbError, type QueueDatabase } from './pg-connect.ts';
+import { describeDbError, type QueueDatabase } from './pg-connect.ts';
 import { NOTIFY_CHANNEL, readJobs, readLiveJobs } from './pg-records.ts';
 import { FINISHED_STATES, type Job } from './journal.ts';
 
 export interface MirrorOptions {
   db: QueueDatabase;
   pool: pg.Pool;
+  newClient(applicationName: string): pg.Client;
   log: Logger;
   onStart?: (job: Job) => void;
   onEnd?: (job: Job) => void;
@@ -58,7 +59,7 @@ export class JobMirror {
   }
 
   private async listen(): Promise<void> {
-    const client = new pg.Client(clientConfig(this.options.db, 'shipkit hook-server (LISTEN)'));
+    const client = this.options.newClient('shipkit hook-server (LISTEN)');
     client.on('error', () => {
       if (this.listener === client) this.listener = undefined;
       client.end().catch(() => undefined);

@@ -64,7 +64,7 @@ export class PgJobQueue implements JobQueue {
   /** Connected, tables and queues in place, the mirror loaded; a ConfigError naming the database otherwise. */
   static async open(options: PgQueueOptions): Promise<PgJobQueue> {
     const conn = await connectQueueDatabase({ db: options.db, name: 'shipkit hook-server', log: options.log, repos: options.repos, supervise: true });
-    const mirror = new JobMirror({ db: options.db, pool: conn.pool, log: options.log, onStart: options.onStart, onEnd: options.onEnd });
+    const mirror = new JobMirror({ db: options.db, pool: conn.pool, newClient: conn.newClient, log: options.log, onStart: options.onStart, onEnd: options.onEnd });
     try {
       await mirror.open();
     } catch (error) {

@@ -7,10 +7,10 @@
 // connection while the job runs: the reaper (pg-reaper.ts) that can take that lock knows the
 // worker is gone. A lost connection is taken again with backoff, and the locks of jobs still
 // running with it. On stop, running jobs get `graceMs` to finish, then are handed back.
-import pg from 'pg';
+import type pg from 'pg';
 import type PgBoss from 'pg-boss';
 import type { Logger } from '../core/log.ts';
-import { bossDb, clientConfig, describeDbError, inTransaction, type QueueDatabase } from './pg-connect.ts';
+import { bossDb, describeDbError, inTransaction, type QueueDatabase } from './pg-connect.ts';
 import { JOB_LOCK_SQL, lockRepo, NOTIFY_CHANNEL, queueName, repoBusy, updateJobs } from './pg-records.ts';
 import type { JobRunner, KillGroup, RunOutcome } from './job-queue.ts';
 import type { Job } from './journal.ts';
@@ -19,6 +19,7 @@ export interface WorkerOptions {
   db: QueueDatabase;
   pool: pg.Pool;
   boss: PgBoss;
+  newClient(applicationName: string): pg.Client;
   /** Shown with each job it runs (`worker` in the record, the pages and /metrics). */
   name: string;
   concurrency: number;
@@ -112,7 +113,7 @@ export class PgWorker {
 
   private async ensureSession(): Promise<void> {
     if (this.session) return;
-    const client = new pg.Client(clientConfig(this.options.db, `shipkit worker ${this.options.name}`));
+    const client = this.options.newClient(`shipkit worker ${this.options.name}`);
     client.on('error', () => { if (this.session === client) this.dropSession(); });
     client.on('notification', () => this.wake());
     await client.connect();
