@@ -31,6 +31,7 @@ import { endProcessGroup } from '../core/process-group.ts';
 import type { Logger } from '../core/log.ts';
 import { repoPaths, type ShipkitConfig } from '../config/shipkit-yml.ts';
 import { resolveNotifyTargets, type ResolvedTarget } from '../config/notify.ts';
+import { explainUnsetVariable } from '../config/env-file.ts';
 import { createNotifier } from '../notify/notifier.ts';
 import { createDeliveryOutcomes, type DeliveryOutcomes } from '../notify/outcomes.ts';
 import { resolveReports, type ResolvedReport } from '../config/report.ts';
@@ -86,13 +87,15 @@ export interface HookServer {
 /** Resolve the webhook secrets, token, notification URLs and report tokens of a config; a repo without any secret is a config error. */
 export async function resolveServerSecrets(config: ShipkitConfig, env: NodeJS.ProcessEnv = process.env): Promise<{ secrets: Secrets; token?: string; notify: Map<string, ResolvedTarget[]>; report: Map<string, ResolvedReport> }> {
   const baseDir = path.dirname(config.file);
-  const fallback = config.secret ? await resolveSecret(config.secret, { env, baseDir, where: `${config.file}: secret` }) : undefined;
+  // An unset env: variable that the Debian package's hook-server.env sets: said where it is (lib/config/env-file.ts).
+  const resolve = (value: string, where: string) => resolveSecret(value, { env, baseDir, where }).catch((error: unknown) => { throw explainUnsetVariable(error, value, config.file, env); });
+  const fallback = config.secret ? await resolve(config.secret, `${config.file}: secret`) : undefined;
   const repos = new Map<string, string>();
   for (const repo of config.repos.values()) {
-    if (repo.secret) repos.set(repo.name, await resolveSecret(repo.secret, { env, baseDir, where: `${config.file}: repos.${repo.name}.secret` }));
+    if (repo.secret) repos.set(repo.name, await resolve(repo.secret, `${config.file}: repos.${repo.name}.secret`));
     else if (!fallback) throw new ConfigError(`${config.doc.locate(repo.keyPath)}: repos.${repo.name}: no webhook secret; set secret: at the top level or for this repo (env:NAME or file:PATH).`);
   }
-  const token = config.token ? await resolveSecret(config.token, { env, baseDir, where: `${config.file}: token` }) : undefined;
+  const token = config.token ? await resolve(config.token, `${config.file}: token`) : undefined;
   const lists = new Map([['', config.notify], ...[...config.repos.values()].filter((r) => r.notify).map((r) => [r.name, r.notify!] as const)]);
   const notify = await resolveNotifyTargets(lists, { file: config.file, env });
   const report = await resolveReports(config.doc, config.repos.values(), env);

@@ -1,8 +1,9 @@
 // @deno
 // hook-server as a child process on a free port: real payloads, signatures made outside
 // shipkit, every hostile input the issue lists, the read API and the first run.
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -11,7 +12,7 @@ import * as assert from 'uvu/assert';
 import {
   FAKE_BUILD, deliverGithub, githubSignature, opensslHex, pingPayload, post, pushPayload, readRuns, releasePayload, tagPushPayload, writeConfig,
 } from '../fixtures/hooks/deliveries.ts';
-import { ROOT, runScript, startScript, tmpDir, waitFor, type Server } from '../helpers.ts';
+import { ROOT, rootBuildUser, runCommand, runScript, scriptCommand, startScript, tmpDir, waitFor, type Server } from '../helpers.ts';
 
 const SECRET = `secret-${randomUUID()}`;
 const TOKEN = `token-${randomUUID()}`;
@@ -328,6 +329,52 @@ test('--help lists the routes hook-server answers: the status page (GET /), /log
   }
   const logout = await fetch(`${server.url}/logout`, { method: 'POST', redirect: 'manual', headers: { Origin: server.url } });
   assert.is(logout.status, 303);
+});
+
+test('the Debian layout run by hand: an unset SHIPKIT_WEBHOOK_SECRET says it is in hook-server.env beside the config and how to load it; the command it gives starts hook-server as that user', async () => {
+  const account = await rootBuildUser('the env file belongs to the unit\'s group and the command runs hook-server as its user: needs root');
+  if (!account) return;
+  const base = tmpDir('shipkit-debenv-');
+  chmodSync(base, 0o755);
+  const etc = path.join(base, 'etc');
+  mkdirSync(etc);
+  const data = path.join(base, 'data');
+  const config = path.join(etc, 'shipkit.yml');
+  writeFileSync(config, `listen: 127.0.0.1:0\ndata: ${data}\nsecret: env:SHIPKIT_WEBHOOK_SECRET\ntoken: env:SHIPKIT_TOKEN\nrepos: {}\n`);
+  const envFile = path.join(etc, 'hook-server.env');
+  const secret = randomUUID();
+  writeFileSync(envFile, `SHIPKIT_WEBHOOK_SECRET=${secret}\nSHIPKIT_TOKEN=${randomUUID()}\n`, { mode: 0o640 });
+  const gid = Number((await runCommand('id', ['-g', account.user])).stdout.trim());
+  chownSync(envFile, 0, gid);
+
+  const unset = { SHIPKIT_WEBHOOK_SECRET: undefined, SHIPKIT_TOKEN: undefined };
+  const r = await runScript('hook-server', ['--config', config], { env: unset, cwd: base });
+  assert.is(r.exitCode, 2, r.stderr);
+  const runAs = `runuser -u ${account.user} -- sh -c 'set -a; . ${envFile}; set +a; exec hook-server --config ${config}'`;
+  assert.is(r.stderr.trim(), `error: ${config}: secret: environment variable SHIPKIT_WEBHOOK_SECRET is not set or empty. It is set in ${envFile}, which only the hook-server systemd unit loads: `
+    + `start that (systemctl start hook-server), or, without systemd (a container, WSL), load the file first: set -a; . ${envFile}; set +a — as the user the unit runs as, so that what hook-server writes stays that user's: ${runAs}.`);
+  assert.not.ok(r.stderr.includes(secret), 'the value is never printed');
+  assert.equal(readdirSync(base).sort(), ['etc'], 'nothing written');
+
+  // The command it gives, as given (hook-server on the PATH, as the package puts it there).
+  mkdirSync(data);
+  chownSync(data, account.uid, gid);
+  const bin = path.join(base, 'bin');
+  mkdirSync(bin);
+  writeFileSync(path.join(bin, 'hook-server'), `#!/bin/sh\nexec ${scriptCommand('hook-server').join(' ')} "$@"\n`, { mode: 0o755 });
+  const child = spawn('sh', ['-c', runAs], { cwd: base, detached: true, env: { ...process.env, ...unset, PATH: `${bin}:${process.env.PATH}` }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  try {
+    await waitFor(() => /listening on http/.test(out) || child.exitCode !== null, { timeoutMs: 30_000, what: 'hook-server started by the printed command' });
+    assert.match(out, /listening on http/);
+    assert.is(statSync(path.join(data, 'journal')).uid, account.uid, 'its files are the unit user\'s');
+  } finally {
+    try { process.kill(-child.pid!, 'SIGTERM'); } catch { /* gone */ }
+    await exited;
+  }
 });
 
 test('without token: the read API is off (404); a GitLab release hook queues a release job', async () => {
