@@ -22,7 +22,7 @@ import { prepareGitAuth } from './git-auth.ts';
 import { planCache } from './cache.ts';
 import { withNodeOnPath } from './node-toolchain.ts';
 import { prepareGitToken } from './git-token.ts';
-import { pullRemoteUrl } from './pull.ts';
+import { checkFoldersOwner, pullRemoteUrl } from './pull.ts';
 import { repoPaths, type RepoConfig, type ShipkitConfig } from '../config/shipkit-yml.ts';
 
 export interface JobStep {
@@ -137,6 +137,8 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
   const paths = repoPaths(config, repo.name);
   const settings = logSettings(config);
   const runAs = await resolveRunAs(repo, config);
+  // A build user's folders are handed over to it (prepareForUser); without one, another user's are not ours to write.
+  if (!runAs) await checkFoldersOwner([paths.work, paths.state, paths.logs], { repo: repo.name, kind });
   const buildEnv = await resolveBuildEnv(config.doc, repo.env);
   const remoteUrl = await pullRemoteUrl(repo, paths.work, options.url);
   const pullEnv = await prepareGitAuth(config.doc, repo.gitAuth, { url: remoteUrl, runAs });

@@ -1,9 +1,12 @@
 // The pull step: clone once, then fetch and check out exactly the wanted commit, detached.
 import { existsSync } from 'node:fs';
-import { chown, mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { chown, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { $ } from 'zx';
+import { UsageError } from '../core/errors.ts';
 import { ensureDir, tempSibling } from '../core/fs.ts';
+import { findUser } from '../core/unix-user.ts';
 import { redactUrls } from '../core/redact.ts';
 import { runLogged } from './exec.ts';
 import { explainGitAuthFailure } from './git-auth.ts';
@@ -23,8 +26,40 @@ export async function pullStep(ctx: BuildContext): Promise<StepResult> {
   } catch (error) {
     // The address the credentials were checked and scoped against before the job (lib/build/job.ts).
     const url = await pullRemoteUrl(ctx.repo, ctx.paths.work, ctx.url);
-    throw await explainGitTokenFailure(explainGitAuthFailure(error, { url, auth: ctx.repo.gitAuth }), { url, token: ctx.repo.gitToken });
+    throw await explainGitTokenFailure(explainGitAuthFailure(explainOtherUsersSource(error, ctx.runAs), { url, auth: ctx.repo.gitAuth }), { url, token: ctx.repo.gitToken });
   }
+}
+
+/**
+ * A build or release of a repo without `user:`, run by another user than the one its folders
+ * belong to (root, after hook-server as user shipkit cloned): git would refuse the clone
+ * ("dubious ownership") and advise trusting it in its global config, and what the job wrote would
+ * be left where the owner's next job cannot change it. Refused before anything is written, saying
+ * whom to run it as.
+ */
+export async function checkFoldersOwner(dirs: string[], { repo, kind }: { repo: string; kind: string }, uid = process.getuid?.()): Promise<void> {
+  if (uid === undefined) return;
+  for (const dir of dirs) {
+    const owner = (await stat(dir).catch(() => undefined))?.uid;
+    if (owner === undefined || owner === uid) continue;
+    const name = (await findUser(String(owner)))?.name;
+    const me = (await findUser(String(uid)))?.name ?? `uid ${uid}`;
+    const who = name ?? `uid ${owner}`;
+    const how = !name ? `as uid ${owner}` : uid === 0 ? `runuser -u ${name} -- shipkit ${kind} ${repo}` : `sudo -u ${name} shipkit ${kind} ${repo}`;
+    throw new UsageError(`${dir} belongs to ${who}, and this ${kind} runs as ${me}: git refuses to work in another user's clone ("dubious ownership"; trusting it in safe.directory, as git suggests, would leave files there that ${who}'s jobs cannot change). Run it as ${who}, with the same options: ${how}`);
+  }
+}
+
+/** A clone or fetch git refused because the repository it reads from (a bare repo on this machine) is another user's, explained. */
+function explainOtherUsersSource(error: unknown, runAs: BuildContext['runAs']): unknown {
+  if (!(error instanceof StepFailure)) return error;
+  const source = /detected dubious ownership in repository at '([^']+)'/.exec(error.lastLines.join('\n'))?.[1];
+  if (!source) return error;
+  const user = runAs?.user ?? os.userInfo().username;
+  const as = process.getuid?.() === 0 && user !== 'root' ? `runuser -u ${user} -- ` : '';
+  const explained = new StepFailure(`git refuses to read ${source}: it belongs to another user than ${user}, whom this job runs as ("dubious ownership"). If you trust that repository, let ${user} read it: ${as}git config --global --add safe.directory ${source}; or set url: for the repo to an address a git server serves it at (ssh://…).`, { lastLines: error.lastLines, timedOut: error.timedOut, commandExit: error.commandExit });
+  explained.cause = error;
+  return explained;
 }
 
 /**
