@@ -8,10 +8,11 @@ import type { Logger } from '../core/log.ts';
 import { newJobId } from './job-id.ts';
 import type { Job } from './journal.ts';
 import type { EnqueueResult, JobQueue, JobRunner, KillGroup, NewJob } from './job-queue.ts';
-import { bossDb, connectQueueDatabase, inTransaction, type QueueConnection, type QueueDatabase } from './pg-connect.ts';
+import { bossDb, connectQueueDatabase, inTransaction, startError, type QueueConnection, type QueueDatabase } from './pg-connect.ts';
 import { JobMirror } from './pg-mirror.ts';
 import { findActiveDelivery, insertJob, lockRepo, queueName, updateJobs } from './pg-records.ts';
 import { Reaper } from './pg-reaper.ts';
+import { OutputReceiver } from './pg-output.ts';
 import { PgWorker } from './pg-worker.ts';
 
 export interface PgQueueOptions {
@@ -26,6 +27,8 @@ export interface PgQueueOptions {
   workerName?: string;
   onStart?: (job: Job) => void;
   onEnd?: (job: Job) => void;
+  /** DATA/jobs: the output of jobs that run on workers is written here as it comes (pg-output.ts). */
+  jobsDir?: string;
   now?: () => Date;
   reaperMs?: number;
 }
@@ -49,12 +52,15 @@ export class PgJobQueue implements JobQueue {
   private readonly mirror: JobMirror;
   private readonly reaper: Reaper;
   private readonly worker: PgWorker | undefined;
+  private readonly output: OutputReceiver | undefined;
+  private outputTimer: NodeJS.Timeout | undefined;
   private accepting = true;
 
-  private constructor(options: PgQueueOptions, conn: QueueConnection, mirror: JobMirror) {
+  private constructor(options: PgQueueOptions, conn: QueueConnection, mirror: JobMirror, output: OutputReceiver | undefined) {
     this.options = options;
     this.conn = conn;
     this.mirror = mirror;
+    this.output = output;
     this.reaper = new Reaper({ ...conn, log: options.log, everyMs: options.reaperMs, now: options.now });
     this.worker = options.concurrency > 0
       ? new PgWorker({ ...conn, name: options.workerName ?? 'hook-server', concurrency: options.concurrency, repos: options.repos, run: options.run, log: options.log, now: options.now })
@@ -63,16 +69,34 @@ export class PgJobQueue implements JobQueue {
 
   /** Connected, tables and queues in place, the mirror loaded; a ConfigError naming the database otherwise. */
   static async open(options: PgQueueOptions): Promise<PgJobQueue> {
-    const conn = await connectQueueDatabase({ db: options.db, name: 'shipkit hook-server', log: options.log, repos: options.repos, supervise: true });
-    const mirror = new JobMirror({ db: options.db, pool: conn.pool, newClient: conn.newClient, log: options.log, onStart: options.onStart, onEnd: options.onEnd });
+    const { db, log, jobsDir } = options;
+    const conn = await connectQueueDatabase({ db, name: 'shipkit hook-server', log, repos: options.repos, supervise: true });
+    const output = jobsDir ? new OutputReceiver({ ...conn, jobsDir, log }) : undefined;
+    const onEnd = (job: Job) => {
+      output?.ended(job.id).catch((error) => log.warn(`could not write the output of job ${job.id}: ${(error as Error).message}`));
+      options.onEnd?.(job);
+    };
+    const mirror = new JobMirror({ db, pool: conn.pool, newClient: conn.newClient, log, onStart: options.onStart, onEnd });
     try {
       await mirror.open();
+      await output?.open();
     } catch (error) {
       await mirror.close();
+      await output?.close();
       await conn.close();
-      throw error;
+      throw startError(error, db);
     }
-    return new PgJobQueue(options, conn, mirror);
+    return new PgJobQueue(options, conn, mirror, output);
+  }
+
+  /** Every 2 s: the output of jobs running on workers, in case a notification was missed. */
+  private pollOutput(): void {
+    const own = this.options.workerName ?? 'hook-server';
+    const remote = () => [...this.mirror.jobs.values()].filter((j) => j.state === 'running' && j.worker !== own).map((j) => j.id);
+    this.outputTimer = setInterval(() => {
+      this.output?.poll(remote()).catch(() => undefined);
+    }, 2_000);
+    this.outputTimer.unref?.();
   }
 
   private now(): string {
@@ -112,6 +136,7 @@ export class PgJobQueue implements JobQueue {
   resume(): void {
     this.reaper.start();
     this.worker?.start();
+    if (this.output) this.pollOutput();
   }
 
   get(id: string): Job | undefined {
@@ -135,7 +160,9 @@ export class PgJobQueue implements JobQueue {
     this.accepting = false;
     await this.worker?.stop({ graceMs, killGroup });
     await this.reaper.stop();
+    clearInterval(this.outputTimer);
     await this.mirror.close();
+    await this.output?.close();
     await this.conn.close();
   }
 }

@@ -26,6 +26,13 @@ CREATE TABLE IF NOT EXISTS shipkit.jobs (
 CREATE INDEX IF NOT EXISTS jobs_active ON shipkit.jobs (repo, state) WHERE state IN ('queued', 'running');
 CREATE INDEX IF NOT EXISTS jobs_seq ON shipkit.jobs (seq);
 CREATE INDEX IF NOT EXISTS jobs_boss ON shipkit.jobs (boss_id);
+CREATE TABLE IF NOT EXISTS shipkit.job_output (
+  job_id text NOT NULL,
+  attempt int NOT NULL,
+  start_at bigint NOT NULL,
+  chunk bytea NOT NULL,
+  PRIMARY KEY (job_id, attempt, start_at)
+);
 CREATE OR REPLACE FUNCTION shipkit.jobs_notify() RETURNS trigger LANGUAGE plpgsql AS
   $$ BEGIN PERFORM pg_notify('${NOTIFY_CHANNEL}', NEW.id); RETURN NEW; END $$;
 DROP TRIGGER IF EXISTS jobs_notify ON shipkit.jobs;

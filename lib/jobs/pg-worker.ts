@@ -14,6 +14,7 @@ import { bossDb, describeDbError, inTransaction, type QueueDatabase } from './pg
 import { JOB_LOCK_SQL, lockRepo, NOTIFY_CHANNEL, queueName, repoBusy, updateJobs } from './pg-records.ts';
 import type { JobRunner, KillGroup, RunOutcome } from './job-queue.ts';
 import type { Job } from './journal.ts';
+import { OutputSender } from './pg-output.ts';
 
 export interface WorkerOptions {
   db: QueueDatabase;
@@ -29,6 +30,12 @@ export interface WorkerOptions {
   log: Logger;
   /** Look for work at least this often, besides every notification (default 2 s). */
   pollMs?: number;
+  /**
+   * Where a job's output file is (DATA/jobs/ID/output.log), for `shipkit worker`: it is sent to
+   * hook-server through the database while the job runs (pg-output.ts). hook-server's own worker
+   * has the file where its pages read it already.
+   */
+  outputOf?: (job: Job) => string;
   /** A job handed back more often than this is left `interrupted` (default 5). */
   maxInterruptions?: number;
   now?: () => Date;
@@ -183,13 +190,17 @@ export class PgWorker {
     const { job } = entry;
     this.running.set(job.id, entry);
     this.log.info('job started', { job: job.id, repo: job.repo, kind: job.kind, attempt: job.attempts });
+    const { outputOf, pool, db } = this.options;
+    const output = outputOf ? new OutputSender({ pool, db, log: this.log, job, file: outputOf(job) }) : undefined;
     entry.done = (async () => {
       let outcome: RunOutcome;
+      await output?.start();
       try {
         outcome = await this.options.run(job, { onSpawn: (pgid) => this.recordGroup(entry, pgid) });
       } catch (error) {
         outcome = { exit: null, reason: `could not start: ${messageOf(error)}` };
       }
+      await output?.finish();
       if (!entry.handedBack) await this.finish(entry, outcome);
       this.running.delete(job.id);
       await this.exclusive((s) => s.query(`SELECT pg_advisory_unlock(${JOB_LOCK_SQL})`, [job.id])).catch(() => undefined);

@@ -52,7 +52,8 @@ export async function startWorker({ config, queue, name = hostname(), concurrenc
     repoSettings: (repo) => config.repos.get(repo),
   });
   const conn = await connectQueueDatabase({ db, name: `shipkit worker ${name}`, log, repos, supervise: false });
-  const worker = new PgWorker({ ...conn, name, concurrency: concurrency ?? config.concurrency ?? 1, repos, run, log });
+  const outputOf = (job: { id: string }) => path.join(jobsDir, job.id, 'output.log');
+  const worker = new PgWorker({ ...conn, name, concurrency: concurrency ?? config.concurrency ?? 1, repos, run, log, outputOf });
   const reaper = new Reaper({ ...conn, log, everyMs: reaperMs });
   worker.start();
   reaper.start();

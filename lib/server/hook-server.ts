@@ -209,7 +209,7 @@ async function openQueue(options: HookServerOptions, { journal, run, jobsDir, ou
   const listeners = { onEnd: out.onEnd, onStart: out.statuses.jobStarted };
   if (!config.queue) return createJobQueue({ journal, concurrency: config.concurrency, run, log, jobsDir, ...listeners });
   const db = await resolveQueueUrl(config.queue, { env: options.env ?? process.env, baseDir: path.dirname(config.file), where: `${config.file}: queue` });
-  const queue = await PgJobQueue.open({ db, repos: [...config.repos.keys()], concurrency: config.concurrency, run, log, ...listeners, workerName: `${hostname()} (hook-server)` });
+  const queue = await PgJobQueue.open({ db, repos: [...config.repos.keys()], concurrency: config.concurrency, run, log, ...listeners, jobsDir, workerName: `${hostname()} (hook-server)` });
   log.info(`jobs are kept in the queue database at ${db.where}`, { builds: config.concurrency > 0 ? `${config.concurrency} at once here, and on workers` : 'on workers only' });
   return queue;
 }

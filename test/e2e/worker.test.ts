@@ -8,7 +8,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { deliverGithub, pushPayload, readRuns } from '../fixtures/hooks/deliveries.ts';
 import { startPostgres, type Postgres } from '../fixtures/postgres.ts';
-import { jobOf, queueConfig, SECRET, startHookServer, startWorker, waitForState, worldEnv } from '../fixtures/workers.ts';
+import { openEventStream } from '../fixtures/hooks/event-stream.ts';
+import { waitFor } from '../helpers.ts';
+import { jobOf, queueConfig, SECRET, startHookServer, startWorker, TOKEN, waitForState, worldEnv } from '../fixtures/workers.ts';
 
 let pg: Postgres | undefined;
 
@@ -78,6 +80,34 @@ test('a queued push is superseded while an older one runs on a worker; a worker 
     assert.equal(readRuns(stranger.dir).started, []);
   } finally {
     for (const w of workers) assert.is(await w.stop(), 0, w.output());
+    assert.is(await server.stop(), 0, server.output());
+  }
+});
+
+test('a job running on a worker: its output follows live on hook-server\'s job page, is there in full once it ends, and leaves the database', async () => {
+  if (!pg) return;
+  const env = worldEnv(pg);
+  const server = await startHookServer(queueConfig('server', { 'octo/ticker': {} }, { concurrency: 0 }).config, env);
+  const remote = queueConfig('remote', { 'octo/ticker': {} });
+  writeFileSync(path.join(remote.dir, 'ticker-lines'), '12');
+  writeFileSync(path.join(remote.dir, 'ticker-pause'), '0.25');
+  const worker = await startWorker(remote.config, 'remote', env);
+  try {
+    const res = await deliverGithub(server.url, 'push', pushPayload('octo/ticker'), SECRET);
+    await waitForState(server, res.json.job, ['running']);
+    const stream = await openEventStream(`${server.url}/jobs/${res.json.job}/log?follow=1`, { Authorization: `Bearer ${TOKEN}` });
+    assert.is(stream.status, 200, stream.body);
+    await stream.waitFor((s) => /tick 2 of 12/.test(s.text()), 15_000, 'the first ticks, live');
+    assert.not.match(stream.text(), /tick 12 of 12/, 'seen while it runs, not after');
+    assert.is((await jobOf(server, res.json.job)).state, 'running');
+    await stream.ended;
+    await waitForState(server, res.json.job, ['succeeded']);
+    const log = await (await fetch(`${server.url}/jobs/${res.json.job}/log`, { headers: { Authorization: `Bearer ${TOKEN}` } })).text();
+    for (let i = 1; i <= 12; i++) assert.match(log, `tick ${i} of 12`);
+    assert.match(log, new RegExp(`job ${res.json.job} attempt 1:`));
+    await waitFor(async () => (await pg!.sql(`SELECT count(*) FROM shipkit.job_output WHERE job_id = '${res.json.job}'`)) === '0', { what: 'the chunks to be deleted' });
+  } finally {
+    assert.is(await worker.stop(), 0, worker.output());
     assert.is(await server.stop(), 0, server.output());
   }
 });
