@@ -39,6 +39,12 @@ dl.fields { display: grid; grid-template-columns: max-content 1fr; gap: 0.2rem 1
 dl.fields dt { color: var(--muted); }
 dl.fields dd { margin: 0; }
 details > summary { cursor: pointer; padding: 0.2rem 0; }
+.first-steps { padding: 0.2rem 1rem 0.6rem; }
+.first-steps h2 { margin-top: 0.6rem; }
+h3 { font-size: 0.95rem; margin: 1rem 0 0.3rem; }
+.first-steps li { margin: 0.4rem 0; }
+details.legend { margin: 0.8rem 0; }
+details.legend dl { margin: 0.5rem 0; }
 `.trimStart();
 
 const assets = new Map<string, Asset>();

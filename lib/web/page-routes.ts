@@ -126,7 +126,14 @@ export class PageRoutes {
     const page = Number.parseInt(url.searchParams.get('page') ?? '1', 10);
     const repo = url.searchParams.get('repo') || undefined;
     const { sources, base } = this;
-    this.sendPage(req, res, 200, renderStatusPage({ jobs: sources.jobs(), repos: sources.repos(), repo, page: Number.isFinite(page) ? page : 1, viewer: this.viewerOf(req), base }));
+    const help = { serverUrl: this.serverUrl(req), configFile: sources.configFile };
+    this.sendPage(req, res, 200, renderStatusPage({ jobs: sources.jobs(), repos: sources.repos(), repo, page: Number.isFinite(page) ? page : 1, viewer: this.viewerOf(req), base, help }));
+  }
+
+  /** Where forges reach this server, for the page's webhook URLs: `public_url:`, else the address this request was sent to. */
+  private serverUrl(req: IncomingMessage): string {
+    if (this.sources.publicUrl) return this.sources.publicUrl.replace(/\/+$/, '');
+    return `http://${req.headers.host ?? 'HOST:PORT'}${this.base}`;
   }
 
   async jobPage(req: IncomingMessage, res: ServerResponse, id: string, refuse: Refuse): Promise<void> {

@@ -12,6 +12,8 @@ export interface ReadSources {
   token?: string;
   /** `public_url:`: an https one makes the session cookie `Secure`; its path (a proxy's prefix) is the pages' base. */
   publicUrl?: string;
+  /** The config file hook-server runs with: the status page of an empty instance says where to add repos. */
+  configFile?: string;
   /** Every job the journal holds. */
   jobs(): Iterable<Job>;
   /** Newest first (lib/jobs/job-queue.ts list). */

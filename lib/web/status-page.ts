@@ -8,6 +8,7 @@ import type { DeliveryRecord } from '../notify/outcomes.ts';
 import { BIDI_CONTROLS, bidiName, escapeMarkup, showBidiControls } from '../core/escape.ts';
 import { jobPagePath } from '../jobs/job-url.ts';
 import { parseLogSteps, stepsFailingFirst, type LogStep } from './job-steps.ts';
+import { renderFirstSteps, renderStateLegend, renderStateNote, type PageHelpInput } from './page-help.ts';
 
 export const PAGE_SIZE = 50;
 /** The job page shows at most this much of a log (its end); `/jobs/ID/log` has all of it. */
@@ -113,6 +114,8 @@ export interface StatusPageInput {
   pageSize?: number;
   viewer: Viewer;
   base?: string;
+  /** For a signed-in viewer of an instance without repos or jobs: what to do next (lib/web/page-help.ts). */
+  help?: PageHelpInput;
 }
 
 /** Each repo's newest job per branch (builds) and its newest release: superseded jobs say nothing. */
@@ -138,7 +141,7 @@ function pageLink(base: string, params: { repo?: string; page: number }): string
   return escapeMarkup(q ? `${base}/?${q}` : `${base}/`);
 }
 
-export function renderStatusPage({ jobs, repos, repo, page, pageSize = PAGE_SIZE, viewer, base = '' }: StatusPageInput): string {
+export function renderStatusPage({ jobs, repos, repo, page, pageSize = PAGE_SIZE, viewer, base = '', help }: StatusPageInput): string {
   const all = [...jobs];
   const states = lastStates(all, repos);
   const repoRows = [...states].sort(([a], [b]) => a.localeCompare(b)).map(([name, last]) => {
@@ -164,18 +167,20 @@ export function renderStatusPage({ jobs, repos, repo, page, pageSize = PAGE_SIZE
   const options = repos.slice().sort().map((r) => `<option value="${plain(r)}"${r === repo ? ' selected' : ''}>${plain(r)}</option>`).join('');
   const filter = `<form method="get" action="${base}/"><label>Repository <select name="repo"><option value="">all</option>${options}</select></label> <button type="submit">Show</button></form>`;
 
-  return layout(repo ? `${plain(repo)} · shipkit` : 'shipkit', `<h2>Repositories</h2>
-<table class="repos"><thead><tr><th>Repository</th><th>Branch</th><th>Last job</th><th>When</th></tr></thead>
+  const firstSteps = help && viewer.signedIn ? renderFirstSteps(help, { repos: repos.length, jobs: all.length }) : '';
+  return layout(repo ? `${plain(repo)} · shipkit` : 'shipkit', `${firstSteps}<h2>Repositories</h2>
+<table class="repos"><thead><tr><th>Repository</th><th>Branch</th><th>Last job</th><th>Finished (or started)</th></tr></thead>
 <tbody>
-${repoRows || '<tr><td colspan="4" class="muted">No repositories in the config.</td></tr>'}
+${repoRows || `<tr><td colspan="4" class="muted">No repositories in the config${firstSteps ? ' yet: see Getting started above' : ''}.</td></tr>`}
 </tbody></table>
 <h2>Recent jobs${repo ? ` of ${text(repo)} <a href="${base}/">(all)</a>` : ''}</h2>
 ${filter}
 <table class="jobs"><thead><tr><th>State</th><th>Repository</th><th>Branch</th><th>Commit</th><th>Message</th><th>Author</th><th>Trigger</th><th>Queued</th><th>Started</th><th>Duration</th></tr></thead>
 <tbody>
-${rows || '<tr><td colspan="10" class="muted">No jobs.</td></tr>'}
+${rows || `<tr><td colspan="10" class="muted">No jobs${firstSteps ? ' yet: see Getting started above' : ''}.</td></tr>`}
 </tbody></table>
-<nav class="pager">${pager}</nav>`, { viewer, base });
+<nav class="pager">${pager}</nav>
+${renderStateLegend(stateLabel)}`, { viewer, base });
 }
 
 export interface JobPageInput {
@@ -234,7 +239,7 @@ export function renderJobPage({ job, viewer, log, deliveries, scripts = [], base
     field('Message', job.message ? `<pre class="commit-message">${escapeCode(job.message)}</pre>` : ''),
     field('Author', job.author ? text(job.author) : ''),
     field('Trigger', trigger(job)),
-    field('Delivery', job.deliveryId ? text(job.deliveryId) : ''),
+    field('Webhook delivery', job.deliveryId ? text(job.deliveryId) : ''),
     field('Queued', time(job.queued)),
     field('Started', time(job.started)),
     field('Finished', time(job.finished)),
@@ -247,7 +252,7 @@ export function renderJobPage({ job, viewer, log, deliveries, scripts = [], base
   const deliveryRows = deliveries.map((d) => `<tr class="delivery delivery-${escapeMarkup(d.outcome)}"><td>${text(d.what)}</td><td>${escapeMarkup(d.outcome)}</td><td>${d.attempts}</td><td>${d.detail ? text(d.detail) : ''}</td><td>${time(d.at)}</td></tr>`).join('\n');
   const deliveriesHtml = deliveries.length
     ? `<table class="deliveries"><thead><tr><th>What</th><th>Outcome</th><th>Attempts</th><th>Detail</th><th>When</th></tr></thead><tbody>\n${deliveryRows}\n</tbody></table>`
-    : '<p class="muted">No commit statuses or notifications were sent about this job (or they are older than this server\'s memory of them).</p>';
+    : '<p class="muted">None were sent about this job: the repository has no <code>report:</code> (commit statuses on the forge) and no <code>notify:</code> in the config, or they are older than this server remembers.</p>';
 
   let logHtml: string;
   const followPath = `${jobPath}/log?follow=1`;
@@ -263,10 +268,10 @@ export function renderJobPage({ job, viewer, log, deliveries, scripts = [], base
   }
 
   return layout(title, `<h2>Job <code>${escapeMarkup(job.id)}</code> ${stateLabel(job.state)}</h2>
-${summary}
+${summary}${renderStateNote(job.state)}
 <dl class="fields">${fields}</dl>
 ${parsed && viewer.signedIn ? `<h2>Steps</h2>\n${stepRows(parsed.steps)}` : ''}
-<h2>Deliveries</h2>
+<h2>Commit statuses and notifications</h2>
 ${deliveriesHtml}
 <h2>Log</h2>
 ${logHtml}`, { viewer, base, scripts: active && viewer.signedIn ? scripts : [] });
@@ -277,7 +282,7 @@ export function renderLoginPage({ error, next = '/', base = '' }: { error?: stri
   return layout('Log in · shipkit', `<h2>Log in</h2>
 ${error ? `<p class="notice error">${escapeMarkup(error)}</p>` : ''}
 <form class="login" method="post" action="${base}/login">
-<label for="token">Read token (<code>token:</code> in the config)</label>
+<label for="token">Read token: the value of <code>token:</code> in hook-server's config (not the webhook secret). Started without a config, hook-server printed it once and keeps it in <code>.shipkit/token</code>.</label>
 <input type="password" id="token" name="token" autocomplete="current-password" required>
 <input type="hidden" name="next" value="${escapeMarkup(next)}">
 <button type="submit">Log in</button>

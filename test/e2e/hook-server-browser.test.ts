@@ -67,12 +67,7 @@ test('log in, open the running job, watch its log grow live, see it end; no cons
   });
   const problems: string[] = [];
   try {
-    // The finished jobs the page lists beside the live one.
     const [api, docs, website] = REPOS;
-    const done = [await push(server, api, urls.get(api.name)!), await push(server, docs, urls.get(docs.name)!)];
-    assert.is((await waitForJobState(server.url, TOKEN, done[0], ['succeeded', 'failed'], 90_000)).state, 'succeeded');
-    assert.is((await waitForJobState(server.url, TOKEN, done[1], ['succeeded', 'failed'], 90_000)).state, 'failed');
-
     const page = await browser.newPage();
     await page.setViewport({ width: 1200, height: 800 });
     page.on('console', (m) => {
@@ -91,10 +86,40 @@ test('log in, open the running job, watch its log grow live, see it end; no cons
     const first = await page.goto(`${server.url}/`, { waitUntil: 'load' });
     assert.is(first!.status(), 401);
     await page.waitForSelector('input#token');
+    assert.match(await page.$eval('label[for=token]', (el) => el.textContent ?? ''), /the value of token: in hook-server's config \(not the webhook secret\)/);
     await page.type('input#token', TOKEN);
     await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click('button[type=submit]')]);
+
+    // First run: the repos are configured and nothing was pushed yet. The page says what to do
+    // next, with this server's own webhook URLs, and that a forge cannot reach a loopback address.
+    const empty = await page.evaluate(() => document.body.innerText);
+    assert.match(empty, /Getting started\s+No jobs yet: nothing has been pushed to this server\./);
+    for (const forge of ['github', 'gitea', 'gitlab']) assert.ok(empty.includes(`${server.url}/hooks/${forge}`), `the ${forge} webhook URL: ${empty.slice(0, 1500)}`);
+    assert.match(empty, /content type application\/json, the secret that is secret: in the config/);
+    assert.match(empty, /copy shipkit's hooks\/post-receive-webhook to the bare repository's hooks\/post-receive/);
+    assert.ok(empty.includes(`git config shipkit.webhook ${server.url}/hooks/gitea`), empty.slice(0, 1500));
+    assert.match(empty, /a forge on another machine cannot reach: put hook-server behind a reverse proxy/);
+    assert.match(empty, /No jobs yet: see Getting started above\./);
+    if (process.env.SHIPKIT_SCREENSHOT === '1') await page.screenshot({ path: path.join(ROOT, 'docs', 'status-page-first-run.png'), fullPage: true });
+
+    // The finished jobs the page lists beside the live one.
+    const done = [await push(server, api, urls.get(api.name)!), await push(server, docs, urls.get(docs.name)!)];
+    assert.is((await waitForJobState(server.url, TOKEN, done[0], ['succeeded', 'failed'], 90_000)).state, 'succeeded');
+    assert.is((await waitForJobState(server.url, TOKEN, done[1], ['succeeded', 'failed'], 90_000)).state, 'failed');
+    await page.goto(`${server.url}/`, { waitUntil: 'load' });
     const listed = await page.evaluate(() => document.body.innerText);
     for (const repo of [api, docs]) assert.ok(listed.includes(repo.name), `${repo.name} on the status page: ${listed.slice(0, 600)} ${page.url()}`);
+    assert.not.match(listed, /Getting started/, 'gone once there are jobs');
+    // The states and columns in words, one click away.
+    assert.not.match(listed, /a newer push to the same branch arrived/);
+    await page.click('details.legend summary');
+    const legend = await page.$eval('details.legend', (el) => (el as HTMLElement).innerText);
+    assert.match(legend, /superseded\s+a newer push to the same branch arrived before this one started/);
+    assert.match(legend, /interrupted\s+hook-server \(or its machine\) stopped while it ran/);
+    assert.match(legend, /Trigger says what started it/);
+    // A failed job's page says what failed means and how to run it again.
+    await page.goto(`${server.url}/jobs/${done[1]}`, { waitUntil: 'load' });
+    assert.match(await page.evaluate(() => document.body.innerText), /Failed: a step failed .* To run it again, redeliver its webhook/);
 
     const id = await push(server, website, urls.get(website.name)!);
     await waitForJobState(server.url, TOKEN, id, ['running'], 60_000);

@@ -286,7 +286,8 @@ test('the job page lists what was sent about the job from HookServer.deliveries 
     const pushed = await deliverGithub(server.url, 'push', pushPayload('octo/site'), SECRET);
     await waitForJobState(server.url, TOKEN, pushed.json.job, ['succeeded']);
     const before = await get(`${server.url}/jobs/${pushed.json.job}`, { auth: TOKEN });
-    assert.match(before.body, 'No commit statuses or notifications were sent about this job');
+    assert.match(before.body, '<h2>Commit statuses and notifications</h2>');
+    assert.match(before.body, 'None were sent about this job: the repository has no <code>report:</code> (commit statuses on the forge) and no <code>notify:</code> in the config');
     server.deliveries.record(pushed.json.job, 'status:success', { what: 'commit status shipkit/build: success to github', outcome: 'failed', attempts: 4, detail: `HTTP 422 ${HOSTILE}` });
     const after = await get(`${server.url}/jobs/${pushed.json.job}`, { auth: TOKEN });
     assert.match(after.body, '<tr class="delivery delivery-failed"><td><bdi>commit status shipkit/build: success to github</bdi></td><td>failed</td><td>4</td><td><bdi>HTTP 422 &lt;script&gt;');
