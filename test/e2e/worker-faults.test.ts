@@ -1,3 +1,4 @@
+// @deno
 // Faults of the PostgreSQL queue (DESIGN §8), each with real processes and a real PostgreSQL:
 // the database down at start and during work, a wrong password, a worker killed with -9
 // mid-build, SIGTERM of a worker (finishes, or hands back after its grace).

@@ -1,3 +1,4 @@
+// @deno
 // hook-server with `queue:` (a real PostgreSQL) and `shipkit worker`s (DESIGN §8): jobs run on
 // the workers with the same runner, the worker's name on /jobs; two workers never run one repo at
 // once; a queued push is superseded while an older one runs on another worker; a worker whose
