@@ -277,6 +277,23 @@ test('ui: token without token: in the config — the page says what to set (404)
   }
 });
 
+test('first run, no repos in the config: the page names that config file and the webhook URLs of this server; not to a viewer who is not signed in', async () => {
+  const { server, dir } = await startWith([], {});
+  try {
+    const page = await get(`${server.url}/`, { auth: TOKEN });
+    assert.is(page.status, 200);
+    assert.match(page.body, '<h3>1. Add a repository</h3>');
+    assert.match(page.body, `in its config <code>${path.join(dir, 'shipkit.yml')}</code>`);
+    assert.match(page.body, `<code>${server.url}/hooks/github</code>`);
+    assert.match(page.body, 'No repositories in the config yet: see Getting started above.');
+    const anonymous = await get(`${server.url}/`);
+    assert.is(anonymous.status, 401);
+    assert.not.match(anonymous.body, 'Getting started');
+  } finally {
+    assert.is(await server.stop(), 0);
+  }
+});
+
 test('the job page lists what was sent about the job from HookServer.deliveries (the instance the reporters write to)', async () => {
   const dir = tmpDir();
   const config = await loadShipkitConfig(writeConfig(dir, { repos: { 'octo/site': {} } }));
