@@ -13,6 +13,8 @@ export interface EndedJob {
   state: string;
   started: string | null;
   finished: string | null;
+  /** The build worker that ran it, with a PostgreSQL queue: (DESIGN §8). */
+  worker?: string;
 }
 
 export interface HookMetricsSources {
@@ -24,6 +26,7 @@ export function createHookMetrics({ counts }: HookMetricsSources) {
   const registry: Registry = createRegistry();
   const deliveries = registry.counter('shipkit_deliveries_total', 'Webhook deliveries answered, by forge and HTTP status.', ['forge', 'answer']);
   const jobs = registry.counter('shipkit_jobs_total', 'Jobs that reached a final state, by repo and state.', ['repo', 'state']);
+  const byWorker = registry.counter('shipkit_worker_jobs_total', 'Jobs that reached a final state on a build worker (PostgreSQL queue:), by worker and state.', ['worker', 'state']);
   const duration = registry.histogram('shipkit_job_duration_seconds', 'Time from a job\'s start to its end, by repo.', JOB_DURATION_BUCKETS, ['repo']);
   registry.gauge('shipkit_queue_length', 'Jobs queued and not yet running.', () => counts().queued);
   registry.gauge('shipkit_jobs_running', 'Jobs running now.', () => counts().running);
@@ -38,6 +41,7 @@ export function createHookMetrics({ counts }: HookMetricsSources) {
     },
     countJobEnd(job: EndedJob) {
       jobs.inc({ repo: job.repo, state: job.state });
+      if (job.worker) byWorker.inc({ worker: job.worker, state: job.state });
       if (job.started && job.finished) {
         const seconds = (Date.parse(job.finished) - Date.parse(job.started)) / 1000;
         if (seconds >= 0) duration.observe(seconds, { repo: job.repo });

@@ -45,6 +45,11 @@ test('hook-server with concurrency 0 builds nothing itself; two workers build, e
       const spans = ran.filter((j) => j.repo === repo).map((j) => [Date.parse(j.started), Date.parse(j.finished)]).sort((a, b) => a[0] - b[0]);
       for (let i = 1; i < spans.length; i++) assert.ok(spans[i][0] >= spans[i - 1][1], `${repo}: a job started before the one before it ended`);
     }
+    const metrics = await (await fetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } })).text();
+    for (const name of ['one', 'two']) {
+      const count = ran.filter((j) => j.worker === name).length;
+      assert.match(metrics, `shipkit_worker_jobs_total{worker="${name}",state="succeeded"} ${count}\n`);
+    }
     const runs = [...readRuns(one.dir).started, ...readRuns(two.dir).started];
     assert.is(runs.length, ran.length, 'each job ran once, on one worker');
   } finally {
