@@ -38,6 +38,10 @@ const UNITS: Record<string, { exec?: string; env?: string[] }> = {
     exec: '/usr/bin/hook-server --config /etc/shipkit/shipkit.yml --grace 60',
     env: ['SHIPKIT_BUILD_COMMAND=/usr/lib/shipkit/bin/build', 'SHIPKIT_RELEASE_COMMAND=/usr/lib/shipkit/bin/release'],
   },
+  'shipkit-worker.service': {
+    exec: '/usr/bin/shipkit worker --config /etc/shipkit/shipkit.yml --grace 60',
+    env: ['SHIPKIT_BUILD_COMMAND=/usr/lib/shipkit/bin/build', 'SHIPKIT_RELEASE_COMMAND=/usr/lib/shipkit/bin/release'],
+  },
   'launchfit@.service': { exec: '/usr/bin/launchfit run --dir /srv/%i' },
   'shipkit-build@.service': { exec: '/usr/bin/shipkit build %I' },
   'shipkit-build@.timer': {},
