@@ -27,7 +27,8 @@ const CONNECTIONS = Number(args.connections ?? 50);
 const SLEEP = Number(args.sleep ?? 2);
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
 
-const pg = await startPostgres();
+// PostgreSQL's defaults: a commit waits for its WAL fsync, as the journal's 202 waits for its fsync.
+const pg = await startPostgres({ durable: true });
 if (!pg) process.exit(0);
 const env = worldEnv(pg);
 

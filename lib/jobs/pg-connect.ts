@@ -82,7 +82,7 @@ export function clientConfig(db: QueueDatabase, applicationName: string): pg.Cli
 }
 
 /** A pool for short transactions (enqueue, transitions, the reaper); its errors are told, never thrown. */
-function createPool(Pool: typeof pg.Pool, db: QueueDatabase, applicationName: string, onError: (message: string) => void, max = 4): pg.Pool {
+function createPool(Pool: typeof pg.Pool, db: QueueDatabase, applicationName: string, onError: (message: string) => void, max = 8): pg.Pool {
   const pool = new Pool({ ...clientConfig(db, applicationName), max, idleTimeoutMillis: 30_000 });
   pool.on('error', (error) => onError(describeDbError(error, db)));
   return pool;

@@ -8,9 +8,9 @@ import type { Logger } from '../core/log.ts';
 import { newJobId } from './job-id.ts';
 import type { Job } from './journal.ts';
 import type { EnqueueResult, JobQueue, JobRunner, KillGroup, NewJob } from './job-queue.ts';
-import { bossDb, connectQueueDatabase, inTransaction, startError, type QueueConnection, type QueueDatabase } from './pg-connect.ts';
+import { connectQueueDatabase, inTransaction, startError, type QueueConnection, type QueueDatabase } from './pg-connect.ts';
 import { JobMirror } from './pg-mirror.ts';
-import { findActiveDelivery, insertJob, lockRepo, queueName, updateJobs } from './pg-records.ts';
+import { commitBatch, type BatchOutcome } from './pg-enqueue.ts';
 import { Reaper } from './pg-reaper.ts';
 import { OutputReceiver } from './pg-output.ts';
 import { PgWorker } from './pg-worker.ts';
@@ -55,6 +55,8 @@ export class PgJobQueue implements JobQueue {
   private readonly output: OutputReceiver | undefined;
   private outputTimer: NodeJS.Timeout | undefined;
   private accepting = true;
+  /** Per repo: jobs waiting for the transaction after the one committing now. */
+  private readonly waiting = new Map<string, Array<{ job: Job; resolve: (r: EnqueueResult) => void; reject: (e: unknown) => void }>>();
 
   private constructor(options: PgQueueOptions, conn: QueueConnection, mirror: JobMirror, output: OutputReceiver | undefined) {
     this.options = options;
@@ -103,31 +105,44 @@ export class PgJobQueue implements JobQueue {
     return (this.options.now ?? (() => new Date()))().toISOString();
   }
 
-  async enqueue(input: NewJob): Promise<EnqueueResult> {
-    if (!this.accepting) throw new Error('the queue is shutting down');
+  /**
+   * Durable before it resolves: the job commits with the others of its repo that wait meanwhile
+   * (group commit, pg-enqueue.ts); with the database away it throws, and nothing is kept.
+   */
+  enqueue(input: NewJob): Promise<EnqueueResult> {
+    if (!this.accepting) return Promise.reject(new Error('the queue is shutting down'));
     const job = newRecord(input, this.now());
-    const { boss, pool } = this.conn;
-    const result = await inTransaction(pool, async (c) => {
-      await lockRepo(c, job.repo);
-      const existing = input.deliveryId ? await findActiveDelivery(c, job.repo, input.deliveryId) : undefined;
-      if (existing) return { job: existing, duplicate: true, superseded: [] as Job[] };
-      // Only jobs still queued: one a worker has taken is running and is never superseded.
-      const superseded = job.kind === 'build'
-        ? await updateJobs(c, { repo: job.repo, kind: 'build', branch: job.branch }, ['queued'], { state: 'superseded', finished: job.queued, reason: `superseded by ${job.id}` })
-        : [];
-      const cancel = superseded.map((r) => r.bossId).filter((id): id is string => id !== null);
-      if (cancel.length) await boss.cancel(queueName(job.repo), cancel, { db: bossDb(c) });
-      const bossId = await boss.send(queueName(job.repo), { job: job.id }, { db: bossDb(c) });
-      if (!bossId) throw new Error(`pg-boss took no job for ${job.repo}: is its queue missing?`);
-      return { job: await insertJob(c, job, bossId), duplicate: false, superseded: superseded.map((r) => r.job) };
+    return new Promise((resolve, reject) => {
+      const waiting = this.waiting.get(job.repo);
+      if (waiting) return void waiting.push({ job, resolve, reject });
+      this.waiting.set(job.repo, [{ job, resolve, reject }]);
+      void this.commitWaiting(job.repo);
     });
-    // Read-your-writes: GET /jobs/ID right after the 202 finds the job.
-    for (const gone of result.superseded) {
-      this.mirror.apply(gone);
-      this.options.log.info('job superseded', { job: gone.id, by: result.job.id, repo: gone.repo });
+  }
+
+  /** Commit a repo's waiting jobs, batch after batch, until none wait. */
+  private async commitWaiting(repo: string): Promise<void> {
+    for (;;) {
+      const batch = this.waiting.get(repo) ?? [];
+      if (batch.length === 0) return void this.waiting.delete(repo);
+      this.waiting.set(repo, []);
+      try {
+        const outcome = await inTransaction(this.conn.pool, (c) => commitBatch(c, this.conn.boss, batch.map((w) => w.job)));
+        this.told(outcome);
+        outcome.results.forEach((result, i) => batch[i].resolve(result));
+      } catch (error) {
+        for (const w of batch) w.reject(error);
+      }
     }
-    if (!result.duplicate) this.mirror.apply(result.job);
-    return { job: result.job, duplicate: result.duplicate };
+  }
+
+  /** Read-your-writes: GET /jobs/ID right after the 202 finds the job. */
+  private told({ results, superseded }: BatchOutcome): void {
+    for (const gone of superseded) {
+      this.mirror.apply(gone);
+      this.options.log.info('job superseded', { job: gone.id, repo: gone.repo, reason: gone.reason ?? undefined });
+    }
+    for (const { job, duplicate } of results) if (!duplicate) this.mirror.apply(job);
   }
 
   /** Jobs of workers that are gone are the reaper's (resume); nothing to settle at start. */

@@ -77,14 +77,6 @@ function rowOf(r: { seq: string | number; state: string; record: Job; boss_id?: 
   return { job: Object.freeze({ ...r.record, seq: Number(r.seq), state: r.state as JobState }), bossId: r.boss_id ?? null };
 }
 
-export async function insertJob(client: Queryable, job: Job, bossId: string): Promise<Job> {
-  const { rows } = await client.query(
-    'INSERT INTO shipkit.jobs (id, repo, state, boss_id, record) VALUES ($1, $2, $3, $4, $5) RETURNING seq, state, record, boss_id',
-    [job.id, job.repo, job.state, bossId, JSON.stringify(job)],
-  );
-  return rowOf(rows[0]).job;
-}
-
 /**
  * Change jobs (`id` one, or those `where` finds) that are in one of `from`; gives the changed
  * rows. `patch` is merged into the record; its `state` becomes the row's.
@@ -136,13 +128,25 @@ export async function readRunning(client: Queryable): Promise<Row[]> {
   return rows.map(rowOf);
 }
 
-/** A queued job of `repo` in the local sense (its delivery already queued or running). */
-export async function findActiveDelivery(client: Queryable, repo: string, deliveryId: string): Promise<Job | undefined> {
+/** New jobs in one statement; gives them back as stored (with their seq), by id. */
+export async function insertJobs(client: Queryable, rows: Array<{ job: Job; bossId: string | null }>): Promise<Map<string, Job>> {
+  const values: unknown[] = [];
+  const tuples = rows.map(({ job, bossId }) => {
+    values.push(job.id, job.repo, job.state, bossId, JSON.stringify(job));
+    const n = values.length;
+    return `($${n - 4}, $${n - 3}, $${n - 2}, $${n - 1}, $${n})`;
+  });
+  const { rows: stored } = await client.query(`INSERT INTO shipkit.jobs (id, repo, state, boss_id, record) VALUES ${tuples.join(', ')} RETURNING seq, state, record, boss_id`, values);
+  return new Map(stored.map((r) => { const { job } = rowOf(r); return [job.id, job] as const; }));
+}
+
+/** The queued or running jobs of `repo` whose delivery is one of `deliveryIds`, by delivery id. */
+export async function findActiveDeliveries(client: Queryable, repo: string, deliveryIds: string[]): Promise<Map<string, Job>> {
   const { rows } = await client.query(
-    `SELECT seq, state, record FROM shipkit.jobs WHERE repo = $1 AND state IN ('queued', 'running') AND record->>'deliveryId' = $2 LIMIT 1`,
-    [repo, deliveryId],
+    `SELECT seq, state, record FROM shipkit.jobs WHERE repo = $1 AND state IN ('queued', 'running') AND record->>'deliveryId' = ANY($2)`,
+    [repo, deliveryIds],
   );
-  return rows.length ? rowOf(rows[0]).job : undefined;
+  return new Map(rows.map((r) => { const { job } = rowOf(r); return [job.deliveryId!, job] as const; }));
 }
 
 export async function repoBusy(client: Queryable, repo: string): Promise<boolean> {

@@ -90,6 +90,37 @@ test('a queued push is superseded while an older one runs on a worker; a worker 
   }
 });
 
+test('a burst of pushes to one branch while one runs: each answered once it is committed, exactly one left queued, the rest superseded; a repeated delivery is a duplicate', async () => {
+  if (!pg) return;
+  const env = worldEnv(pg);
+  const server = await startHookServer(queueConfig('server', { 'octo/hold': {} }, { concurrency: 0 }).config, env);
+  const builder = queueConfig('builder', { 'octo/hold': {} });
+  writeFileSync(path.join(builder.dir, 'hold'), '');
+  const worker = await startWorker(builder.config, 'builder', env);
+  try {
+    const first = await deliverGithub(server.url, 'push', pushPayload('octo/hold', { sha: '1'.repeat(40) }), SECRET);
+    await waitForState(server, first.json.job, ['running']);
+    // Sent at once, they commit together (group commit); the same delivery id twice is one job.
+    const burst = await Promise.all(Array.from({ length: 12 }, (_, i) => deliverGithub(server.url, 'push', pushPayload('octo/hold', { sha: ((i % 8) + 2).toString().repeat(40) }), SECRET, { delivery: i === 11 ? 'burst-0' : `burst-${i}` })));
+    const accepted = burst.filter((r) => r.status === 202);
+    assert.is(accepted.length, 11, JSON.stringify(burst.map((r) => r.status)));
+    const repeated = burst[11];
+    assert.is(repeated.status, 200, JSON.stringify(repeated.json));
+    assert.is(repeated.json.job, burst[0].json.job);
+    const jobs = await Promise.all(accepted.map((r) => jobOf(server, r.json.job)));
+    const queued = jobs.filter((j) => j.state === 'queued');
+    assert.is(queued.length, 1, JSON.stringify(jobs.map((j) => j.state)));
+    assert.ok(jobs.every((j) => j.state === 'queued' || (j.state === 'superseded' && /superseded by /.test(j.reason))));
+    assert.is((await jobOf(server, first.json.job)).state, 'running');
+    rmSync(path.join(builder.dir, 'hold'));
+    await waitForState(server, queued[0].id, ['succeeded'], 30_000);
+    assert.equal(readRuns(builder.dir).started, [first.json.job, queued[0].id]);
+  } finally {
+    assert.is(await worker.stop(), 0, worker.output());
+    assert.is(await server.stop(), 0, server.output());
+  }
+});
+
 test('a job running on a worker: its output follows live on hook-server\'s job page, is there in full once it ends, and leaves the database', async () => {
   if (!pg) return;
   const env = worldEnv(pg);
