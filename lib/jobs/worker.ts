@@ -12,6 +12,7 @@ import { endProcessGroup } from '../core/process-group.ts';
 import { scriptCommandFor } from '../core/script-command.ts';
 import type { ShipkitConfig } from '../config/shipkit-yml.ts';
 import { createProcessRunner } from './job-process.ts';
+import { clonesWithCredentials, prepareUserDirs } from './user-dirs.ts';
 import { connectQueueDatabase, resolveQueueUrl } from './pg-connect.ts';
 import { Reaper } from './pg-reaper.ts';
 import { PgWorker } from './pg-worker.ts';
@@ -50,6 +51,8 @@ export async function startWorker({ config, queue, name = hostname(), concurrenc
     dataDir: config.data, jobsDir, configFile: config.file, log, env,
     commands: { build: await scriptCommandFor('build', env), release: await scriptCommandFor('release', env) },
     repoSettings: (repo) => config.repos.get(repo),
+    // As root, a repo with `user:` gets its folders (and first clone) as hook-server gives them.
+    prepareUserDirs: (job, account, cloneUrl) => prepareUserDirs(config, job, account, clonesWithCredentials(config.repos.get(job.repo)) ? undefined : cloneUrl, log),
   });
   const conn = await connectQueueDatabase({ db, name: `shipkit worker ${name}`, log, repos, supervise: false });
   const outputOf = (job: { id: string }) => path.join(jobsDir, job.id, 'output.log');

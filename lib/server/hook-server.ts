@@ -3,15 +3,13 @@
 // headers to its job is lib/server/delivery.ts (what it means: lib/server/webhooks.ts); the queue
 // is lib/jobs/ (LocalJobQueue behind the JobQueue seam), running a job lib/jobs/job-process.ts;
 // the read side (JSON API, /metrics, badges, status page) lib/web/read-routes.ts.
-import { execFile } from 'node:child_process';
 import { chmod, readdir, rm, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { $ } from 'zx';
 import { resolveSecret } from '../core/secrets.ts';
 import { ConfigError } from '../core/errors.ts';
-import { ensureDir, pathExists } from '../core/fs.ts';
+import { ensureDir } from '../core/fs.ts';
 import { acquireLock } from '../core/lock.ts';
 import { requestIdOf } from '../http/request-id.ts';
 import { sendJson, startHttpServer, stopReading, type ListenAddress, type RunningServer } from '../http/server.ts';
@@ -25,8 +23,8 @@ import { PgJobQueue } from '../jobs/pg-queue.ts';
 import { resolveQueueUrl } from '../jobs/pg-connect.ts';
 import { removeJobFiles } from '../jobs/job-recovery.ts';
 import { createProcessRunner, killOrphanGroup } from '../jobs/job-process.ts';
+import { clonesWithCredentials, prepareUserDirs } from '../jobs/user-dirs.ts';
 import { scriptCommandFor } from '../core/script-command.ts';
-import type { UnixAccount } from '../core/unix-user.ts';
 import { endProcessGroup } from '../core/process-group.ts';
 import type { Logger } from '../core/log.ts';
 import { repoPaths, type ShipkitConfig } from '../config/shipkit-yml.ts';
@@ -186,10 +184,7 @@ async function openJobJournal(dirs: DataDirs, metrics: HookMetrics, log: Logger)
  * them), and its badge tells strangers nothing (lib/web/read-routes.ts).
  */
 function privateRepos(config: ShipkitConfig): (name: string) => boolean {
-  return (name) => {
-    const repo = config.repos.get(name);
-    return Boolean(repo?.gitToken || repo?.gitAuth.sshKey);
-  };
+  return (name) => clonesWithCredentials(config.repos.get(name));
 }
 
 /** Each job's `build` or `release` as a child process group (lib/jobs/job-process.ts). */
@@ -290,33 +285,5 @@ async function jobLog(config: ShipkitConfig, jobsDir: string, job: Job): Promise
     return { file, size: (await stat(file)).size };
   } catch {
     return undefined;
-  }
-}
-
-// As root, a repo's folders under DATA belong to its build user, so the build (running as that
-// user) can write them. DATA/repos itself stays root's: the first clone, which `build` would make
-// beside the work tree, is made here instead, into the user's empty work tree, as the user.
-async function prepareUserDirs(config: ShipkitConfig, job: Job, account: UnixAccount, cloneUrl: string | undefined, log: Logger): Promise<void> {
-  const paths = repoPaths(config, job.repo);
-  for (const dir of [paths.work, paths.logs, paths.state]) {
-    await ensureDir(path.dirname(dir), 0o755);
-    await chmod(path.dirname(dir), 0o755).catch((error: NodeJS.ErrnoException) => log.warn(`could not open ${path.dirname(dir)} to ${account.name} (chmod 755: ${error.code ?? error.message})`, { job: job.id }));
-    await ensureDir(dir, 0o755);
-    const info = await stat(dir);
-    if (info.uid !== account.uid) {
-      await $({ quiet: true })`chown -R ${`${account.uid}:${account.gid}`} ${dir}`;
-    }
-  }
-  if (cloneUrl && !(await pathExists(path.join(paths.work, '.git'))) && (await readdir(paths.work)).length === 0) {
-    await new Promise<void>((resolve) => {
-      execFile('git', ['clone', '--quiet', '--no-checkout', '--', cloneUrl, paths.work], {
-        uid: account.uid, gid: account.gid, cwd: paths.work, timeout: 10 * 60_000,
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: account.home, LANG: 'C.UTF-8', GIT_TERMINAL_PROMPT: '0' },
-      }, (error, _stdout, stderr) => {
-        // The build reports a failed clone itself; leave the folder empty for it.
-        if (error) log.warn('first clone as the build user failed', { job: job.id, repo: job.repo, error: String(stderr || error.message).trim().slice(0, 300) });
-        resolve();
-      });
-    });
   }
 }

@@ -3,14 +3,14 @@
 // the workers with the same runner, the worker's name on /jobs; two workers never run one repo at
 // once; a queued push is superseded while an older one runs on another worker; a worker whose
 // config lacks a repo leaves its jobs alone. Faults: test/e2e/worker-faults.test.ts.
-import { rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { deliverGithub, pushPayload, readRuns } from '../fixtures/hooks/deliveries.ts';
 import { startPostgres, type Postgres } from '../fixtures/postgres.ts';
 import { openEventStream } from '../fixtures/hooks/event-stream.ts';
-import { waitFor } from '../helpers.ts';
+import { makeBareRepo, rootBuildUser, runCommand, waitFor } from '../helpers.ts';
 import { jobOf, queueConfig, SECRET, startHookServer, startWorker, TOKEN, waitForState, worldEnv } from '../fixtures/workers.ts';
 
 let pg: Postgres | undefined;
@@ -115,6 +115,35 @@ test('a burst of pushes to one branch while one runs: each answered once it is c
     rmSync(path.join(builder.dir, 'hold'));
     await waitForState(server, queued[0].id, ['succeeded'], 30_000);
     assert.equal(readRuns(builder.dir).started, [first.json.job, queued[0].id]);
+  } finally {
+    assert.is(await worker.stop(), 0, worker.output());
+    assert.is(await server.stop(), 0, server.output());
+  }
+});
+
+test('a repo with user: on a worker run as root: built as that user, its work tree and first clone belong to it', async () => {
+  if (!pg) return;
+  const as = await rootBuildUser('building as another user needs root (uid/gid on spawn)');
+  if (!as) return;
+  const env = worldEnv(pg);
+  const server = await startHookServer(queueConfig('server', { 't/owned': {} }, { concurrency: 0 }).config, env);
+  const remote = queueConfig('remote', {});
+  chmodSync(path.dirname(remote.dir), 0o755);
+  chmodSync(remote.dir, 0o1777); // the fake build, running as the user, records its runs here
+  const bare = await makeBareRepo(path.join(remote.dir, 'git'), 'owned');
+  chmodSync(path.join(remote.dir, 'git'), 0o755);
+  assert.is((await runCommand('chown', ['-R', as.user, bare.bare])).exitCode, 0);
+  const { config } = queueConfig('remote', { 't/owned': { user: as.user, url: `file://${bare.bare}` } }, { in: remote.dir });
+  chmodSync(config, 0o644);
+  const worker = await startWorker(config, 'remote', env);
+  try {
+    const res = await deliverGithub(server.url, 'push', pushPayload('t/owned', { sha: bare.first }), SECRET);
+    const job = await waitForState(server, res.json.job, ['succeeded', 'failed'], 30_000);
+    assert.is(job.state, 'succeeded', worker.output());
+    assert.ok(readRuns(remote.dir).lines.includes(`start ${job.id} t/owned ${as.uid}`), 'the build ran as the user');
+    const work = path.join(remote.dir, 'data/repos/t__owned');
+    assert.is(statSync(path.join(work, 'built.txt')).uid, as.uid);
+    assert.is(statSync(path.join(work, '.git')).uid, as.uid, 'the first clone was made as the user');
   } finally {
     assert.is(await worker.stop(), 0, worker.output());
     assert.is(await server.stop(), 0, server.output());
