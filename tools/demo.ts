@@ -13,10 +13,23 @@ import { fetchJob, startPipelineWorld, stepTimes, timedLines, type PipelineWorld
 import { tmpDir } from '../test/helpers.ts';
 import { describeProcesses, killProcessesUsing } from '../test/fixtures/processes.ts';
 
-const args = minimist(process.argv.slice(2), { string: ['hosts'], boolean: ['help'] });
+const args = minimist(process.argv.slice(2), { string: ['hosts', 'workers'], boolean: ['help'] });
 if (args.help) {
   console.log('usage: npm run demo [-- --hosts N]   (N launchfit hosts on 127.0.0.1, default 5)');
+  console.log('       npm run demo -- --workers N   (N build workers on PostgreSQL, tools/demo-workers.ts)');
   process.exit(0);
+}
+if (args.workers !== undefined) {
+  const workers = Number(args.workers);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 8) {
+    console.error('error: --workers must be a whole number from 1 to 8.');
+    process.exit(2);
+  }
+  const { runWorkersDemo } = await import('./demo-workers.ts');
+  await runWorkersDemo(workers).then(() => process.exit(0), (error: Error) => {
+    console.error(`demo failed: ${error.message}`);
+    process.exit(1);
+  });
 }
 const count = Number(args.hosts ?? 5);
 if (!Number.isInteger(count) || count < 2 || count > 50) {
