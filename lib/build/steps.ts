@@ -202,8 +202,20 @@ async function readJson<T>(file: string): Promise<T | undefined> {
  * `compile:` from the config (run with `sh -c`: it is the operator's own command line), else
  * litpro when lprc.js exists, else `npm run build` when package.json defines it, else skipped.
  */
-export async function compileStep(ctx: BuildContext): Promise<StepResult> {
-  await useRepoNode(ctx);
+export async function compileStep(outer: BuildContext): Promise<StepResult> {
+  await useRepoNode(outer);
+  // npm run by the compile (`npm run build`, an npx in compile:) uses the cache the install uses
+  // (the repo's own, or a fresh one for a clean build), never the build user's shared ~/.npm:
+  // one repo cannot poison another's cache.
+  const npm = await prepareNpmCache(outer);
+  try {
+    return await compileWith({ ...outer, env: npm.env });
+  } finally {
+    await npm.release();
+  }
+}
+
+async function compileWith(ctx: BuildContext): Promise<StepResult> {
   const work = ctx.paths.work;
   const configured = ctx.repo.compile?.trim();
   if (configured === 'litpro' || (!configured && existsSync(path.join(work, 'lprc.js')))) return runLitpro(ctx);
