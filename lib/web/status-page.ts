@@ -247,6 +247,8 @@ export function renderJobPage({ job, viewer, log, deliveries, scripts = [], base
     field('Exit', job.exit === null ? '' : String(job.exit)),
     field('Reason', job.reason ? text(job.reason) : ''),
     field('Attempts', String(job.attempts)),
+    // With a PostgreSQL queue: (DESIGN §8), the build worker that ran it.
+    field('Worker', job.worker ? text(job.worker) : ''),
   ].join('');
 
   const deliveryRows = deliveries.map((d) => `<tr class="delivery delivery-${escapeMarkup(d.outcome)}"><td>${text(d.what)}</td><td>${escapeMarkup(d.outcome)}</td><td>${d.attempts}</td><td>${d.detail ? text(d.detail) : ''}</td><td>${time(d.at)}</td></tr>`).join('\n');
