@@ -16,6 +16,7 @@ import { clonesWithCredentials, prepareUserDirs } from './user-dirs.ts';
 import { connectQueueDatabase, resolveQueueUrl } from './pg-connect.ts';
 import { Reaper } from './pg-reaper.ts';
 import { PgWorker } from './pg-worker.ts';
+import { endOrphanedJobs } from './worker-orphans.ts';
 
 export interface WorkerSettings {
   config: ShipkitConfig;
@@ -55,6 +56,7 @@ export async function startWorker({ config, queue, name = hostname(), concurrenc
     prepareUserDirs: (job, account, cloneUrl) => prepareUserDirs(config, job, account, clonesWithCredentials(config.repos.get(job.repo)) ? undefined : cloneUrl, log),
   });
   const conn = await connectQueueDatabase({ db, name: `shipkit worker ${name}`, log, repos, supervise: false });
+  await endOrphanedJobs({ db: conn.pool, jobsDir, name, log }).catch((error) => log.warn(`could not look for builds left behind by a previous run: ${(error as Error).message}`));
   const outputOf = (job: { id: string }) => path.join(jobsDir, job.id, 'output.log');
   const worker = new PgWorker({ ...conn, name, concurrency: concurrency ?? config.concurrency ?? 1, repos, run, log, outputOf });
   const reaper = new Reaper({ ...conn, log, everyMs: reaperMs });

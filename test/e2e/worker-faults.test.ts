@@ -8,7 +8,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { deliverGithub, pushPayload, readRuns } from '../fixtures/hooks/deliveries.ts';
 import { startPostgres, type Postgres } from '../fixtures/postgres.ts';
-import { freePort, runScript } from '../helpers.ts';
+import { freePort, runScript, waitFor } from '../helpers.ts';
+import { processesUsing } from '../fixtures/processes.ts';
 import { jobOf, queueConfig, SECRET, startHookServer, startWorker, waitForState, worldEnv } from '../fixtures/workers.ts';
 
 let pg: Postgres | undefined;
@@ -93,6 +94,13 @@ test('a worker killed with -9 mid-build: the job is interrupted within 60 s and 
     assert.is(job.attempts, 2);
     assert.equal(readRuns(rescuer.dir).started, [res.json.job]);
     console.log(`kill -9 to the job done on another worker: ${seconds.toFixed(1)} s`);
+    // Its build outlived it on its machine; started again, the worker ends it.
+    const data = path.join(doomed.dir, 'data');
+    assert.ok(processesUsing(data).length > 0, 'the orphaned build still runs');
+    const again = await startWorker(doomed.config, 'doomed', env);
+    await waitFor(() => processesUsing(data).length === 0, { what: 'the orphaned build to be ended' });
+    assert.match(again.output(), /ending a build a previous run of this worker left behind/);
+    assert.is(await again.stop(), 0, again.output());
   } finally {
     rmSync(path.join(doomed.dir, 'hold'), { force: true }); // lets the orphaned build end
     assert.is(await b.stop(), 0, b.output());
