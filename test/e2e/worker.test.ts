@@ -124,6 +124,20 @@ test('a burst of pushes to one branch while one runs: each answered once it is c
   }
 });
 
+test('hook-server with queue: and concurrency 1 builds itself too, named after its host; SIGTERM lets its job finish', async () => {
+  if (!pg) return;
+  const env = worldEnv(pg);
+  const { dir, config } = queueConfig('server', { 'octo/site': {} }, { concurrency: 1 });
+  writeFileSync(path.join(dir, 'sleep'), '1');
+  const server = await startHookServer(config, env);
+  const res = await deliverGithub(server.url, 'push', pushPayload('octo/site'), SECRET);
+  const running = await waitForState(server, res.json.job, ['running']);
+  assert.match(running.worker, /\(hook-server\)$/);
+  assert.is(await server.stop('SIGTERM'), 0, server.output());
+  assert.ok(readRuns(dir).done.includes(res.json.job), 'the running job finished before exit');
+  assert.equal(await pg.sql(`SELECT state FROM shipkit.jobs WHERE id = '${res.json.job}'`), 'succeeded');
+});
+
 test('a repo with user: on a worker run as root: built as that user, its work tree and first clone belong to it', async () => {
   if (!pg) return;
   const as = await rootBuildUser('building as another user needs root (uid/gid on spawn)');
