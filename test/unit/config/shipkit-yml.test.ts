@@ -293,4 +293,14 @@ test('notify: a repo may have its own list (DESIGN §5), which replaces the top-
   assert.is(getRepo(config, 'octo/docs').notify, undefined);
 });
 
+test('queue: (DESIGN §8) is kept unresolved; with it, concurrency: 0 leaves every build to workers', async () => {
+  const config = await loadShipkitConfig(write('queue: env:SHIPKIT_QUEUE_URL\nconcurrency: 0\nrepos: {}\n'));
+  assert.is(config.queue, 'env:SHIPKIT_QUEUE_URL');
+  assert.is(config.concurrency, 0);
+  assert.is((await loadShipkitConfig(write('repos: {}\n'))).queue, undefined);
+  const error = await loadShipkitConfig(write('concurrency: 0\nrepos: {}\n')).catch((e) => e);
+  assert.instance(error, ConfigError);
+  assert.match(error.message, /at least 1 \(0 only with queue:\)/);
+});
+
 test.run();
