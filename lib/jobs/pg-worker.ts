@@ -57,6 +57,8 @@ export class PgWorker {
   private wakeUp: (() => void) | undefined;
   private loopDone: Promise<void> = Promise.resolve();
   private failures = 0;
+  /** Set once the grace at stop has passed: a job's end that cannot be written is left to the reaper. */
+  private handBackDue = false;
 
   constructor(options: WorkerOptions) {
     this.options = options;
@@ -242,8 +244,6 @@ export class PgWorker {
       }
     }
   }
-
-  private handBackDue = false;
 
   /** Stop taking jobs; running ones get `graceMs` to finish, then are handed back (queued again) and their groups ended. */
   async stop({ graceMs, killGroup }: { graceMs: number; killGroup: KillGroup }): Promise<void> {
