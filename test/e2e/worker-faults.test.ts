@@ -1,8 +1,10 @@
 // @deno
 // Faults of the PostgreSQL queue (DESIGN §8), each with real processes and a real PostgreSQL:
 // the database down at start and during work, a wrong password, a worker killed with -9
-// mid-build, SIGTERM of a worker (finishes, or hands back after its grace).
+// mid-build (and its orphaned build ended when it starts again), a worker cut off from the
+// database mid-build, SIGTERM of a worker (finishes, or hands back after its grace).
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -103,6 +105,61 @@ test('a worker killed with -9 mid-build: the job is interrupted within 60 s and 
     assert.is(await again.stop(), 0, again.output());
   } finally {
     rmSync(path.join(doomed.dir, 'hold'), { force: true }); // lets the orphaned build end
+    assert.is(await b.stop(), 0, b.output());
+    assert.is(await server.stop(), 0, server.output());
+  }
+});
+
+/**
+ * A TCP relay to PostgreSQL that can cut every connection through it and refuse new ones (a worker
+ * cut off). The cut closes the sockets, so the server ends the sessions at once; a link that goes
+ * silent instead is ended by the sessions' TCP keepalives (about 25 s more; not tested here).
+ */
+async function relay(port: number): Promise<{ port: number; cut(): void; restore(): void; close(): void }> {
+  const sockets = new Set<net.Socket>();
+  let refusing = false;
+  const server = net.createServer((client) => {
+    if (refusing) return void client.destroy();
+    const upstream = net.connect(port, '127.0.0.1');
+    for (const s of [client, upstream]) { sockets.add(s); s.on('close', () => sockets.delete(s)); s.on('error', () => {}); }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    cut() { refusing = true; for (const s of sockets) s.destroy(); },
+    restore() { refusing = false; },
+    close() { for (const s of sockets) s.destroy(); server.close(); },
+  };
+}
+
+test('a worker cut off from the database mid-build: the job runs again on another worker within 60 s; back, the first does not write its end', async () => {
+  if (!pg) return;
+  const env = worldEnv(pg);
+  const server = await startHookServer(queueConfig('server', { 'octo/hold': {} }, { concurrency: 0 }).config, env);
+  const link = await relay(pg.port);
+  const cutOff = queueConfig('cutoff', { 'octo/hold': {} });
+  writeFileSync(path.join(cutOff.dir, 'hold'), '');
+  const a = await startWorker(cutOff.config, 'cutoff', { ...env, SHIPKIT_QUEUE_URL: pg.url.replace(`:${pg.port}/`, `:${link.port}/`) });
+  const res = await deliverGithub(server.url, 'push', pushPayload('octo/hold'), SECRET);
+  assert.is((await waitForState(server, res.json.job, ['running'])).worker, 'cutoff');
+  const b = await startWorker(queueConfig('other', { 'octo/hold': {} }).config, 'other', env);
+  try {
+    const cut = Date.now();
+    link.cut();
+    const job = await waitForState(server, res.json.job, ['succeeded'], 60_000);
+    console.log(`cut off to the job done on another worker: ${((Date.now() - cut) / 1000).toFixed(1)} s`);
+    assert.is(job.worker, 'other');
+    assert.is(job.attempts, 2);
+    link.restore();
+    rmSync(path.join(cutOff.dir, 'hold')); // its own build ends now
+    await waitFor(() => /given to another worker meanwhile/.test(a.output()), { timeoutMs: 30_000, what: 'the cut-off worker to find its job gone' });
+    const after = await jobOf(server, res.json.job);
+    assert.equal([after.state, after.worker, after.attempts], ['succeeded', 'other', 2], 'its late end changed nothing');
+  } finally {
+    link.close();
+    rmSync(path.join(cutOff.dir, 'hold'), { force: true });
+    assert.is(await a.stop(), 0, a.output());
     assert.is(await b.stop(), 0, b.output());
     assert.is(await server.stop(), 0, server.output());
   }
