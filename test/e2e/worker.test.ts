@@ -3,13 +3,14 @@
 // the workers with the same runner, the worker's name on /jobs; two workers never run one repo at
 // once; a queued push is superseded while an older one runs on another worker; a worker whose
 // config lacks a repo leaves its jobs alone. Faults: test/e2e/worker-faults.test.ts.
-import { chmodSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { deliverGithub, pushPayload, readRuns } from '../fixtures/hooks/deliveries.ts';
 import { startPostgres, type Postgres } from '../fixtures/postgres.ts';
 import { openEventStream } from '../fixtures/hooks/event-stream.ts';
+import { startReceiver } from '../fixtures/hooks/receiver.ts';
 import { makeBareRepo, rootBuildUser, runCommand, waitFor } from '../helpers.ts';
 import { jobOf, queueConfig, SECRET, startHookServer, startWorker, TOKEN, waitForState, worldEnv } from '../fixtures/workers.ts';
 
@@ -136,6 +137,32 @@ test('hook-server with queue: and concurrency 1 builds itself too, named after i
   assert.is(await server.stop('SIGTERM'), 0, server.output());
   assert.ok(readRuns(dir).done.includes(res.json.job), 'the running job finished before exit');
   assert.equal(await pg.sql(`SELECT state FROM shipkit.jobs WHERE id = '${res.json.job}'`), 'succeeded');
+});
+
+test('jobs built on workers are told as hook-server tells its own: a signed webhook notification for a failure and a success, and a badge', async () => {
+  if (!pg) return;
+  const env = { ...worldEnv(pg), NOTIFY_SECRET: 'notify-secret-for-workers' };
+  const hook = await startReceiver();
+  const { config } = queueConfig('server', { 'octo/fail': {}, 'octo/site': {} }, { concurrency: 0 });
+  appendFileSync(config, ['ui: public', 'notify:', `  - webhook: ${hook.base}/hooks/shipkit`, '    secret: env:NOTIFY_SECRET', '    on: [success, failure]', ''].join('\n'));
+  const server = await startHookServer(config, env);
+  const worker = await startWorker(queueConfig('remote', { 'octo/fail': {}, 'octo/site': {} }).config, 'remote', env);
+  try {
+    const failed = await deliverGithub(server.url, 'push', pushPayload('octo/fail'), SECRET);
+    const ok = await deliverGithub(server.url, 'push', pushPayload('octo/site'), SECRET);
+    await waitForState(server, failed.json.job, ['failed']);
+    await waitForState(server, ok.json.job, ['succeeded']);
+    await waitFor(() => hook.received.length >= 2, { what: 'the notifications' });
+    const events = hook.received.map((r) => JSON.parse(r.body));
+    assert.equal(events.map((e) => `${e.job.repo} ${e.event}`).sort(), ['octo/fail failure', 'octo/site success']);
+    assert.ok(hook.received.every((r) => /^sha256=[0-9a-f]{64}$/.test(String(r.headers['x-shipkit-signature']))));
+    const badge = await (await fetch(`${server.url}/badge/octo/site.svg`)).text();
+    assert.match(badge, /passing/);
+  } finally {
+    assert.is(await worker.stop(), 0, worker.output());
+    assert.is(await server.stop(), 0, server.output());
+    await hook.close();
+  }
 });
 
 test('a repo with user: on a worker run as root: built as that user, its work tree and first clone belong to it', async () => {
