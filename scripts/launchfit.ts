@@ -31,7 +31,7 @@ be empty the first time, and launchify.yml is written there). Releases are verif
 Each command has its own help: launchfit COMMAND --help.
 
 ${EXIT_CODES}
-See README.md (launchfit) and launchify.example.yml.`,
+See docs/launchfit.md and launchify.example.yml.`,
   defaultCommand: { name: 'deploy', when: /^https?:\/\// },
   commands: {
     deploy: {

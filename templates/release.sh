@@ -18,7 +18,7 @@ npm ci --no-audit --no-fund
 npm run build
 
 # Pack, sign and publish it for launchfit hosts: tarball and .sig first, VERSION last.
-release publish dist \
+shipkit release publish dist \
   --name "$app" --platform gnu-linux --version "$version" \
   --key /etc/shipkit/release-key.asc --passphrase-file /etc/shipkit/release-key.pass \
   --to /srv/app-updates/"$app" --keep 5
