@@ -8,7 +8,7 @@
 import type pg from 'pg';
 import type { Logger } from '../core/log.ts';
 import { describeDbError, type QueueDatabase } from './pg-connect.ts';
-import { NOTIFY_CHANNEL, readJobs, readLiveJobs } from './pg-records.ts';
+import { markTold, NOTIFY_CHANNEL, readJobs, readLiveJobs, readUntold } from './pg-records.ts';
 import { FINISHED_STATES, type Job } from './journal.ts';
 
 export interface MirrorOptions {
@@ -35,6 +35,9 @@ export class JobMirror {
   private closed = false;
   /** Jobs above this seq are news: their end is told even when the mirror never saw them queued. */
   private loadedSeq = 0;
+  /** Ends told here, to be marked told in the database (batched). */
+  private readonly told = new Set<string>();
+  private marking: Promise<void> | undefined;
 
   constructor(options: MirrorOptions) {
     this.options = options;
@@ -48,6 +51,29 @@ export class JobMirror {
     }
     await this.listen();
     this.schedule();
+  }
+
+  /** The ends of jobs that finished while hook-server was down, told now (its recover()). */
+  async tellUntold(): Promise<void> {
+    for (const job of await readUntold(this.options.pool)) {
+      this.jobs.set(job.id, job);
+      this.tellEnd(job);
+    }
+  }
+
+  /** A job's end to the listeners, then marked told in the database (again after a restart if that fails: at least once). */
+  private tellEnd(job: Job): void {
+    this.tell(this.options.onEnd, job);
+    this.told.add(job.id);
+    this.marking ??= (async () => {
+      while (this.told.size) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        const ids = [...this.told];
+        this.told.clear();
+        await markTold(this.options.pool, ids).catch((error) => this.options.log.warn(`could not mark ${ids.length} job end(s) as told; they are told again after a restart: ${describeDbError(error, this.options.db)}`));
+      }
+      this.marking = undefined;
+    })();
   }
 
   private schedule(): void {
@@ -107,7 +133,7 @@ export class JobMirror {
     const isNew = before !== undefined || job.seq > this.loadedSeq;
     if (!isNew) return;
     if (job.state === 'running' && (before?.state !== 'running' || before.attempts !== job.attempts)) this.tell(this.options.onStart, job);
-    if (finished(job) && !finished(before)) this.tell(this.options.onEnd, job);
+    if (finished(job) && !finished(before)) this.tellEnd(job);
   }
 
   private tell(listener: ((job: Job) => void) | undefined, job: Job): void {
@@ -139,6 +165,7 @@ export class JobMirror {
     this.closed = true;
     clearTimeout(this.timer);
     await this.flushing;
+    await this.marking;
     await this.listener?.end().catch(() => undefined);
   }
 }

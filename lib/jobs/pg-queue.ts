@@ -5,9 +5,8 @@
 // starts the reaper and, with concurrency above 0, a worker inside hook-server (pg-worker.ts);
 // `concurrency: 0` leaves every build to `shipkit worker`s. Records: pg-records.ts.
 import type { Logger } from '../core/log.ts';
-import { newJobId } from './job-id.ts';
 import type { Job } from './journal.ts';
-import type { EnqueueResult, JobQueue, JobRunner, KillGroup, NewJob } from './job-queue.ts';
+import { newJobRecord, type EnqueueResult, type JobQueue, type JobRunner, type KillGroup, type NewJob } from './job-queue.ts';
 import { connectQueueDatabase, inTransaction, startError, type QueueConnection, type QueueDatabase } from './pg-connect.ts';
 import { JobMirror } from './pg-mirror.ts';
 import { commitBatch, type BatchOutcome } from './pg-enqueue.ts';
@@ -31,19 +30,6 @@ export interface PgQueueOptions {
   jobsDir?: string;
   now?: () => Date;
   reaperMs?: number;
-}
-
-/** A new job's record (as the local queue writes it; seq comes from the database). */
-function newRecord(input: NewJob, at: string): Job {
-  return {
-    id: newJobId(new Date(at)), seq: 0, repo: input.repo, kind: input.kind,
-    sha: input.sha ?? null, ref: input.ref ?? null, branch: input.branch ?? null, tag: input.tag ?? null,
-    cloneUrl: input.cloneUrl ?? null, deliveryId: input.deliveryId ?? null, forge: input.forge ?? null,
-    state: 'queued', exit: null, queued: at, started: null, finished: null, reason: null,
-    attempts: 0, interruptions: 0, pgid: null,
-    ...(input.message ? { message: input.message } : {}), ...(input.author ? { author: input.author } : {}),
-    ...(input.pusher ? { pusher: input.pusher } : {}), ...(input.commitUrl ? { commitUrl: input.commitUrl } : {}),
-  };
 }
 
 export class PgJobQueue implements JobQueue {
@@ -111,7 +97,7 @@ export class PgJobQueue implements JobQueue {
    */
   enqueue(input: NewJob): Promise<EnqueueResult> {
     if (!this.accepting) return Promise.reject(new Error('the queue is shutting down'));
-    const job = newRecord(input, this.now());
+    const job = newJobRecord(input, 0, this.now());
     return new Promise((resolve, reject) => {
       const waiting = this.waiting.get(job.repo);
       if (waiting) return void waiting.push({ job, resolve, reject });
@@ -145,8 +131,14 @@ export class PgJobQueue implements JobQueue {
     for (const { job, duplicate } of results) if (!duplicate) this.mirror.apply(job);
   }
 
-  /** Jobs of workers that are gone are the reaper's (resume); nothing to settle at start. */
-  async recover(): Promise<void> {}
+  /**
+   * Jobs that ended while hook-server was down are told to its listeners now (commit statuses,
+   * notifications), as the local queue tells those it settles; jobs of workers that are gone are
+   * the reaper's (resume).
+   */
+  async recover(): Promise<void> {
+    await this.mirror.tellUntold();
+  }
 
   resume(): void {
     this.reaper.start();

@@ -23,7 +23,11 @@ CREATE TABLE IF NOT EXISTS shipkit.jobs (
   boss_id uuid,
   record jsonb NOT NULL
 );
+-- told: hook-server has told its listeners (statuses, notifications) of the job's end; one that
+-- ended while hook-server was down is told when it starts again.
+ALTER TABLE shipkit.jobs ADD COLUMN IF NOT EXISTS told boolean NOT NULL DEFAULT false;
 CREATE INDEX IF NOT EXISTS jobs_active ON shipkit.jobs (repo, state) WHERE state IN ('queued', 'running');
+CREATE INDEX IF NOT EXISTS jobs_untold ON shipkit.jobs (seq) WHERE NOT told;
 CREATE INDEX IF NOT EXISTS jobs_seq ON shipkit.jobs (seq);
 CREATE INDEX IF NOT EXISTS jobs_boss ON shipkit.jobs (boss_id);
 CREATE TABLE IF NOT EXISTS shipkit.job_output (
@@ -120,6 +124,16 @@ export async function readLiveJobs(client: Queryable, recent: number): Promise<J
     [recent],
   );
   return rows.map((r) => rowOf(r).job);
+}
+
+/** Jobs that ended without hook-server telling its listeners (it was down), oldest first. */
+export async function readUntold(client: Queryable): Promise<Job[]> {
+  const { rows } = await client.query(`SELECT seq, state, record FROM shipkit.jobs WHERE NOT told AND state NOT IN ('queued', 'running') ORDER BY seq`);
+  return rows.map((r) => rowOf(r).job);
+}
+
+export async function markTold(client: Queryable, ids: string[]): Promise<void> {
+  await client.query('UPDATE shipkit.jobs SET told = true WHERE id = ANY($1) AND NOT told', [ids]);
 }
 
 /** The running jobs of every worker, with their pg-boss ids (the reaper's round). */

@@ -139,7 +139,7 @@ test('hook-server with queue: and concurrency 1 builds itself too, named after i
   assert.equal(await pg.sql(`SELECT state FROM shipkit.jobs WHERE id = '${res.json.job}'`), 'succeeded');
 });
 
-test('jobs built on workers are told as hook-server tells its own: a signed webhook notification for a failure and a success, and a badge', async () => {
+test('jobs built on workers are told as hook-server tells its own: a signed webhook notification for a failure and a success, a badge, and a job that ended while hook-server was down once it is back', async () => {
   if (!pg) return;
   const env = { ...worldEnv(pg), NOTIFY_SECRET: 'notify-secret-for-workers' };
   const hook = await startReceiver();
@@ -158,9 +158,26 @@ test('jobs built on workers are told as hook-server tells its own: a signed webh
     assert.ok(hook.received.every((r) => /^sha256=[0-9a-f]{64}$/.test(String(r.headers['x-shipkit-signature']))));
     const badge = await (await fetch(`${server.url}/badge/octo/site.svg`)).text();
     assert.match(badge, /passing/);
+    // A job that ends while hook-server is down is told when it starts again, once.
+    assert.is(await server.stop(), 0, server.output());
+    const queuedWhileUp = await startHookServer(config, env);
+    const late = await deliverGithub(queuedWhileUp.url, 'push', pushPayload('octo/site', { sha: 'c'.repeat(40) }), SECRET);
+    assert.is(await queuedWhileUp.stop(), 0);
+    await waitFor(async () => (await pg!.sql(`SELECT state FROM shipkit.jobs WHERE id = '${late.json.job}'`)) === 'succeeded', { what: 'the job to end while hook-server is down' });
+    assert.is(hook.received.length, 2, 'nothing told while hook-server is down');
+    const again = await startHookServer(config, env);
+    await waitFor(() => hook.received.length >= 3, { what: 'the late notification' });
+    assert.equal(JSON.parse(hook.received[2].body).job.id, late.json.job);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.is(await again.stop(), 0, again.output());
+    assert.not.match(again.output(), /listener failed/);
+    const third = await startHookServer(config, env);
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.is(hook.received.length, 3, 'told once, not again at the next start');
+    assert.is(await third.stop(), 0);
   } finally {
     assert.is(await worker.stop(), 0, worker.output());
-    assert.is(await server.stop(), 0, server.output());
+    await server.stop();
     await hook.close();
   }
 });
