@@ -4,7 +4,7 @@
 // at once, a queued push superseded by a newer one to its branch, a delivery deduped while its
 // job is queued or running. A queue acknowledges a job (gives back its id) only once it is durable.
 import type { Job } from './journal.ts';
-import type { JobKind } from './job-id.ts';
+import { newJobId, type JobKind } from './job-id.ts';
 import type { CommitMeta } from './commit-meta.ts';
 
 export interface NewJob extends CommitMeta {
@@ -58,4 +58,21 @@ export interface JobQueue {
    * then is marked interrupted, queued again for the next start, and its process group ended.
    */
   stop(options: { graceMs: number; killGroup: KillGroup }): Promise<void>;
+}
+
+/**
+ * A new job's record, queued, with only what the payload had (old and new records look alike
+ * when it had nothing); both queues write it. `seq` orders jobs (the PostgreSQL queue gets its own
+ * from the database and passes 0 here).
+ */
+export function newJobRecord(input: NewJob, seq: number, at: string): Job {
+  return {
+    id: newJobId(new Date(at)), seq, repo: input.repo, kind: input.kind,
+    sha: input.sha ?? null, ref: input.ref ?? null, branch: input.branch ?? null, tag: input.tag ?? null,
+    cloneUrl: input.cloneUrl ?? null, deliveryId: input.deliveryId ?? null, forge: input.forge ?? null,
+    state: 'queued', exit: null, queued: at, started: null, finished: null, reason: null,
+    attempts: 0, interruptions: 0, pgid: null,
+    ...(input.message ? { message: input.message } : {}), ...(input.author ? { author: input.author } : {}),
+    ...(input.pusher ? { pusher: input.pusher } : {}), ...(input.commitUrl ? { commitUrl: input.commitUrl } : {}),
+  };
 }
