@@ -1,13 +1,13 @@
 #!/bin/sh
-# Example release script: `release REPO --tag TAG` runs this from the repo's root, checked out at
+# Example release script: `shipkit release REPO --tag TAG` runs this from the repo's root, checked out at
 # the tag, with SHIPKIT_REPO (owner/name), SHIPKIT_TAG (e.g. v1.4.0) and SHIPKIT_SHA set.
 # Copy it into your repo as release.sh, make it executable and commit it:
 #   cp templates/release.sh release.sh && git update-index --add --chmod=+x release.sh
-# Its output goes to the repo's logs.txt (`logs REPO`); its exit code is the release's.
+# Its output goes to the repo's logs.txt (`shipkit logs REPO`); its exit code is the release's.
 set -eu
 
-: "${SHIPKIT_REPO:?run this through: release REPO --tag TAG}"
-: "${SHIPKIT_TAG:?run this through: release REPO --tag TAG}"
+: "${SHIPKIT_REPO:?run this through: shipkit release REPO --tag TAG}"
+: "${SHIPKIT_TAG:?run this through: shipkit release REPO --tag TAG}"
 app=${SHIPKIT_REPO#*/}          # octo/my-app -> my-app
 version=${SHIPKIT_TAG#v}        # v1.4.0 -> 1.4.0
 

@@ -6,9 +6,8 @@
 // job-recovery.ts; the JobQueue it implements is lib/jobs/job-queue.ts.
 import type { Logger } from '../core/log.ts';
 import { recoverJobs } from './job-recovery.ts';
-import { newJobId } from './job-id.ts';
 import type { Job, Journal } from './journal.ts';
-import type { EnqueueResult, JobQueue, JobRunner, KillGroup, NewJob, RunOutcome } from './job-queue.ts';
+import { newJobRecord, type EnqueueResult, type JobQueue, type JobRunner, type KillGroup, type NewJob, type RunOutcome } from './job-queue.ts';
 
 export interface QueueOptions {
   journal: Journal;
@@ -41,19 +40,6 @@ export function isNoSpace(error: unknown): boolean {
 }
 
 const messageOf = (error: unknown) => (error as Error).message;
-
-/** A new job's record, with only what the payload had (old and new records look alike when it had nothing). */
-function newRecord(input: NewJob, seq: number, at: string): Job {
-  return {
-    id: newJobId(new Date(at)), seq, repo: input.repo, kind: input.kind,
-    sha: input.sha ?? null, ref: input.ref ?? null, branch: input.branch ?? null, tag: input.tag ?? null,
-    cloneUrl: input.cloneUrl ?? null, deliveryId: input.deliveryId ?? null, forge: input.forge ?? null,
-    state: 'queued', exit: null, queued: at, started: null, finished: null, reason: null,
-    attempts: 0, interruptions: 0, pgid: null,
-    ...(input.message ? { message: input.message } : {}), ...(input.author ? { author: input.author } : {}),
-    ...(input.pusher ? { pusher: input.pusher } : {}), ...(input.commitUrl ? { commitUrl: input.commitUrl } : {}),
-  };
-}
 
 export class LocalJobQueue implements JobQueue {
   private readonly journal: Journal;
@@ -109,7 +95,7 @@ export class LocalJobQueue implements JobQueue {
       const existing = this.activeJobs().find((j) => j.deliveryId === input.deliveryId);
       if (existing) return { job: existing, duplicate: true };
     }
-    const job = newRecord(input, ++this.seq, this.now());
+    const job = newJobRecord(input, ++this.seq, this.now());
     const supersedes = this.supersededBy(job);
     await this.write(job, supersedes);
     this.active.add(job.id);

@@ -77,7 +77,7 @@ test('templates/release.sh runs as a repo\'s release script (npm and release pub
   const bin = path.join(site.base, 'bin');
   const calls = path.join(site.base, 'calls.txt');
   mkdirSync(bin);
-  for (const name of ['npm', 'release']) {
+  for (const name of ['npm', 'shipkit']) {
     writeFileSync(path.join(bin, name), `#!/bin/sh\necho "${name} $*" >> ${calls}\n`);
     chmodSync(path.join(bin, name), 0o755);
   }
@@ -86,13 +86,13 @@ test('templates/release.sh runs as a repo\'s release script (npm and release pub
   assert.equal(readFileSync(calls, 'utf8').trim().split('\n'), [
     'npm ci --no-audit --no-fund',
     'npm run build',
-    'release publish dist --name site --platform gnu-linux --version 1.4.0 --key /etc/shipkit/release-key.asc --passphrase-file /etc/shipkit/release-key.pass --to /srv/app-updates/site --keep 5',
+    'shipkit release publish dist --name site --platform gnu-linux --version 1.4.0 --key /etc/shipkit/release-key.asc --passphrase-file /etc/shipkit/release-key.pass --to /srv/app-updates/site --keep 5',
   ]);
   assert.match(site.logText(), /\| releasing site 1\.4\.0 from [0-9a-f]{40}/);
   // Run by hand, outside `release`, it says how it is meant to be run.
   const direct = await runCommand('sh', [path.join(import.meta.dirname, '../..', 'templates', 'release.sh')], { env: { SHIPKIT_REPO: undefined } });
   assert.is.not(direct.exitCode, 0);
-  assert.match(direct.stderr, /run this through: release REPO --tag TAG/);
+  assert.match(direct.stderr, /run this through: shipkit release REPO --tag TAG/);
 });
 
 test('--help shows both forms', async () => {
