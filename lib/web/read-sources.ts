@@ -14,6 +14,8 @@ export interface ReadSources {
   publicUrl?: string;
   /** The config file hook-server runs with: the status page of an empty instance says where to add repos. */
   configFile?: string;
+  /** DATA: logged-out and ended status-page sessions are kept in a file there (lib/web/ended-sessions.ts); without it, in memory only. */
+  dataDir?: string;
   /** Every job the journal holds. */
   jobs(): Iterable<Job>;
   /** Newest first (lib/jobs/job-queue.ts list). */
