@@ -2,6 +2,7 @@
 // 127.0.0.1 serves bare repos (the site and a submodule); an accepted deploy key clones and
 // fetches, a refused key, a changed host key and an unlisted host fail saying what to fix, and
 // keys ssh would refuse or could not use without a prompt are refused before anything runs.
+// The deploy-key set-up and `shipkit build octo/site --steps pull` it runs are shown in docs/build.md.
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';

@@ -5,6 +5,7 @@
 // live log (not buffered by nginx) work through it. With only its `location /ci/` lines
 // uncommented and `public_url: …/ci`, every link, form, redirect, asset and the cookie stay under /ci/,
 // and Debian's chromium logs in, follows a live log and logs out there.
+// The nginx set-up it runs (the template, the host name, the site link) is shown in docs/hook-server.md.
 import { randomUUID } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

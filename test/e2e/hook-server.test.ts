@@ -1,6 +1,7 @@
 // @deno
 // hook-server as a child process on a free port: real payloads, signatures made outside
 // shipkit, every hostile input the issue lists, the read API and the first run.
+// Its first-run test is README.md's `hook-server` on built-in defaults.
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';

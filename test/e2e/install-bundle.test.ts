@@ -3,6 +3,7 @@
 // It is multi-call — `node shipkit.mjs SCRIPT`, or a link named after a script — and
 // hook-server starts its jobs through the same file, litpro included. The heavy libraries, kept
 // in the file as units compiled on first use (tools/multicall.ts), run from it too.
+// The commands it runs are shown in README.md (Install) and docs/install.md (one file, from a checkout).
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';

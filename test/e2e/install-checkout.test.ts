@@ -2,6 +2,7 @@
 // working folder — /tmp, a git hook (cwd = the bare repo), a bare `env -i` environment — because
 // its shebang finds the checkout's own tsx, not one in the current folder. And the config that
 // `npm start` (hook-server's first start) writes, ./.shipkit/shipkit.yml, is found by every script.
+// The commands it runs are shown in README.md (Install) and docs/install.md (from a checkout).
 import { readdirSync, readFileSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { $ } from 'zx';

@@ -5,6 +5,7 @@
 // upgrade keeps an edited /etc/shipkit/shipkit.yml, remove keeps the data and purge deletes it.
 // It installs into this very machine, so it needs root and a free dpkg; otherwise it says why
 // it skips.
+// The commands it runs are shown in README.md (Install) and docs/build.md (the systemd timer unit).
 import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';

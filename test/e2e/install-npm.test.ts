@@ -4,6 +4,7 @@
 // nothing is fetched and nothing prompts. Every bin then runs from an unrelated folder with a
 // PATH of the install's bin folder plus node, git and the shell: a litpro build through
 // hook-server and a launchfit deploy of a signed release.
+// The commands it runs are shown in README.md (Install), docs/install.md (npm) and docs/build.md (cron, systemd timer).
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';

@@ -97,6 +97,33 @@ test('every relative link and #anchor in README.md and docs/ resolves', () => {
   assert.equal(broken, []);
 });
 
+/** A ```sh block that no example session can run as written (it installs system-wide, needs
+ * root, systemd or a second machine) names the test files that run its commands instead:
+ * ```sh tested-by test/e2e/install-npm.test.ts … Each named file must exist and name the page
+ * back, so a reader of either finds the other. Any other ```sh block is a defect. */
+export function testedBy(info: string): string[] | undefined {
+  const [lang, mark, ...files] = info.split(/\s+/);
+  return lang === 'sh' && mark === 'tested-by' ? files : undefined;
+}
+
+test('every ```sh block in README.md and docs/ is run: by the doc test, or by the tests it names', () => {
+  const unrun: string[] = [];
+  for (const page of pages) {
+    for (const block of fencedBlocks(read(page)).blocks) {
+      const [lang, mark] = block.info.split(/\s+/);
+      if (lang !== 'sh' || mark === 'runnable' || mark === 'continued') continue;
+      const files = testedBy(block.info);
+      if (!files?.length) { unrun.push(`${page}:${block.line}: \`\`\`${block.info} is run by no test (mark it runnable, or tested-by FILE…)`); continue; }
+      for (const file of files) {
+        let text = '';
+        try { text = read(file); } catch { unrun.push(`${page}:${block.line}: tested-by ${file}: no such file`); continue; }
+        if (!text.includes(page)) unrun.push(`${page}:${block.line}: tested-by ${file}, which does not name ${page}`);
+      }
+    }
+  }
+  assert.equal(unrun, []);
+});
+
 interface Session { page: string; line: number; script: string; exit: number }
 
 /** Each ```sh runnable block with the ```sh continued blocks that follow it on its page. */
