@@ -125,7 +125,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     readSection: (job) => readJobLog(repoPaths(config, job.repo).logs, job.id).catch(() => undefined),
   });
   const readRoutes = createReadRoutes({
-    ui: config.ui, token: options.token, publicUrl: config.publicUrl, configFile: config.file, dataDir: dirs.data,
+    ui: config.ui, token: options.token, publicUrl: config.publicUrl, configFile: config.file, dataDir: dirs.data, log,
     jobs: () => queue.all?.() ?? journal.jobs.values(), list: (o) => queue.list(o), get: (id) => queue.get(id), isJobId: (id) => JOB_ID_PATTERN.test(id),
     readLog: (job) => jobLog(config, dirs.jobs, job), branchOf: (name) => config.repos.get(name)?.branch,
     isPrivate, repos: () => [...config.repos.keys()],

@@ -4,6 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Job } from '../jobs/journal.ts';
 import type { DeliveryOutcomes } from '../notify/outcomes.ts';
+import type { Logger } from '../core/log.ts';
 
 /** What the read side needs of hook-server: its jobs, a log reader, config bits. */
 export interface ReadSources {
@@ -16,6 +17,8 @@ export interface ReadSources {
   configFile?: string;
   /** DATA: logged-out and ended status-page sessions are kept in a file there (lib/web/ended-sessions.ts); without it, in memory only. */
   dataDir?: string;
+  /** hook-server's log: what goes wrong with that file is said there. */
+  log?: Logger;
   /** Every job the journal holds. */
   jobs(): Iterable<Job>;
   /** Newest first (lib/jobs/job-queue.ts list). */
