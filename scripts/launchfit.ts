@@ -22,7 +22,7 @@ const spec: CliSpec = {
   launchfit deploy [URL] [--dir DIR] [--keyfile PUBKEY.asc] [--key FINGERPRINT]
   launchfit run      [--dir DIR]     supervise the app, poll for updates, control socket
   launchfit update   [--dir DIR] [--force]   check now (through the socket when run is up)
-  launchfit rollback [--dir DIR] [--to VERSION]
+  launchfit rollback [--dir DIR] [--to VERSION [--force]]
   launchfit status   [--dir DIR] [--json]
 
 deploy installs the current release from URL into DIR (default: the current folder; it must
@@ -78,7 +78,7 @@ ${EXIT_CODES}`,
       maxPositionals: 0,
     },
     rollback: {
-      usage: `Usage: launchfit rollback [--dir DIR] [--to VERSION] [--json]
+      usage: `Usage: launchfit rollback [--dir DIR] [--to VERSION [--force]] [--json]
 
 Switches current back to an installed release; through the running launchfit when
 \`launchfit run\` is up. Then, as an update does, it waits until the app is up again (its
@@ -88,9 +88,10 @@ that took; exit 1 if the release gone back to does not come up.
 Options:
 ${DIR_HELP}
   --to VERSION       the installed version to go back to (default: the previous release)
+  --force            go back to a version marked bad (clears its mark); refused without it
 
 ${EXIT_CODES}`,
-      flags: { ...dirFlag, to: { type: 'string' } },
+      flags: { ...dirFlag, to: { type: 'string' }, force: { type: 'boolean' } },
       maxPositionals: 0,
     },
     status: {
@@ -124,7 +125,7 @@ async function main(args: Args, log: Logger): Promise<number> {
     case 'update':
       return printResult(await runHereOrOnRunning(dir, { command: 'update', force: args.force }, log), args);
     case 'rollback':
-      return printResult(await runHereOrOnRunning(dir, { command: 'rollback', to: args.to }, log), args);
+      return printResult(await runHereOrOnRunning(dir, { command: 'rollback', to: args.to, force: args.force }, log), args);
     case 'status': {
       const status = await runHereOrOnRunning(dir, { command: 'status' }, log);
       process.stdout.write(args.json ? `${JSON.stringify(status)}\n` : formatStatus(status));

@@ -18,7 +18,8 @@ export interface ControlHandlers {
    * `force` fetches VERSION without the last ETag, so the answer is about what is offered now.
    */
   update(options?: { force?: boolean }): Promise<unknown>;
-  rollback(version?: string): Promise<unknown>;
+  /** Back to `version` (default: the previous release); a version marked bad only with `force`. */
+  rollback(version?: string, options?: { force?: boolean }): Promise<unknown>;
 }
 
 export interface ControlServer {
@@ -42,7 +43,9 @@ export async function startControlSocket(socketPath: string, handlers: ControlHa
     const url = new URL(req.url ?? '/', 'http://launchfit');
     if (req.method === 'GET' && url.pathname === '/status') return void answer(res, handlers.status);
     if (req.method === 'POST' && url.pathname === '/update') return void answer(res, handlers.update);
-    if (req.method === 'POST' && url.pathname === '/rollback') return void answer(res, () => handlers.rollback(url.searchParams.get('to') ?? undefined));
+    if (req.method === 'POST' && url.pathname === '/rollback') {
+      return void answer(res, () => handlers.rollback(url.searchParams.get('to') ?? undefined, { force: url.searchParams.get('force') === '1' }));
+    }
     sendJson(res, 404, { ok: false, error: 'unknown command' });
   });
   server.requestTimeout = 0; // an update can take as long as a download

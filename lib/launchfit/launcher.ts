@@ -2,7 +2,7 @@
 // lock, crash recovery, supervisor, polling with jitter, control socket and TCP listener. The
 // order of checks and rollbacks (one at a time, requests coalesced) is update-queue.ts.
 import path from 'node:path';
-import { messageOf } from '../core/errors.ts';
+import { UsageError, messageOf } from '../core/errors.ts';
 import { ensureDir } from '../core/fs.ts';
 import { acquireLock, type Lock } from '../core/lock.ts';
 import type { Logger } from '../core/log.ts';
@@ -47,10 +47,26 @@ export async function updateOnce(dir: string, log: Logger, { fetchImpl, force = 
   }
 }
 
-export async function rollbackOnce(dir: string, log: Logger, version?: string): Promise<CheckResult> {
+/**
+ * Going back to a version marked bad clears its mark, so it needs --force: without it, anyone
+ * who can ask for a rollback (an app that reached the control socket, a script) cannot turn a
+ * release the host refused into the one it keeps. A UsageError (exit 2); nothing is changed.
+ */
+export async function refuseBadTarget(paths: DeployPaths, version: string | undefined, force: boolean): Promise<void> {
+  if (version === undefined || force) return;
+  const state = await readState(paths);
+  const marked = state.bad.some((v) => compareVersions(v, version) === 0);
+  const installed = Object.values(state.installed).some((r) => compareVersions(r.version, version) === 0);
+  if (marked && installed) {
+    throw new UsageError(`Version ${version} is marked bad (it was rolled back or failed its health check); going back to it clears that mark. If you mean it, run \`launchfit rollback --to ${version} --force\`.`);
+  }
+}
+
+export async function rollbackOnce(dir: string, log: Logger, version?: string, { force = false }: { force?: boolean } = {}): Promise<CheckResult> {
   const paths = deployPaths(dir);
   const lock = await lockDeployFolder(paths);
   try {
+    await refuseBadTarget(paths, version, force);
     const config = await loadEffectiveConfig(paths);
     return await rollbackRelease({ paths, config, log }, { version });
   } finally {
@@ -211,7 +227,10 @@ class Launcher {
     const handlers: ControlHandlers = {
       status: async (): Promise<Status> => collectStatus(this.paths, this.runner!.info()),
       update: (options) => this.updates.requestCheck(options),
-      rollback: (version?: string) => this.updates.exclusive(() => rollbackRelease(this.context(), { version })),
+      rollback: (version, options) => this.updates.exclusive(async () => {
+        await refuseBadTarget(this.paths, version, Boolean(options?.force));
+        return rollbackRelease(this.context(), { version });
+      }),
     };
     const socket = await startControlSocket(this.paths.socket, handlers, this.log);
     this.closers.push(() => socket.close());

@@ -9,7 +9,7 @@ import { deployPaths } from './state.ts';
 import { collectStatus, type Status } from './status.ts';
 import type { CheckResult } from './update.ts';
 
-export type ChangeRequest = { command: 'update'; force?: boolean } | { command: 'rollback'; to?: string };
+export type ChangeRequest = { command: 'update'; force?: boolean } | { command: 'rollback'; to?: string; force?: boolean };
 export type OneShotRequest = ChangeRequest | { command: 'status' };
 
 // A running launchfit answers status at once; an update may take as long as a download.
@@ -33,9 +33,11 @@ export async function runHereOrOnRunning(dir: string, request: OneShotRequest, l
     }
     case 'rollback': {
       if (request.to !== undefined) validateVersion(request.to, '--to version');
-      const query = request.to ? `?to=${encodeURIComponent(request.to)}` : '';
-      const live = await askRunning(paths.socket, 'POST', `/rollback${query}`);
-      return live ? live.result as CheckResult : rollbackOnce(dir, log, request.to);
+      const query = new URLSearchParams();
+      if (request.to) query.set('to', request.to);
+      if (request.force) query.set('force', '1');
+      const live = await askRunning(paths.socket, 'POST', `/rollback${query.toString() ? `?${query}` : ''}`);
+      return live ? live.result as CheckResult : rollbackOnce(dir, log, request.to, { force: Boolean(request.force) });
     }
   }
 }

@@ -3,7 +3,7 @@
 // up for healthy_after — and says how long that took. It used to return at the start, so the
 // next request a person made still found nothing listening. The app here loads for a while
 // before it listens (the release's `slow-start` file).
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -87,6 +87,37 @@ test('a release gone back to that no longer starts: exit 1 says so and why; stat
     assert.ok(status.lastFailure.output.some((line: string) => /crashing on purpose/.test(line)), JSON.stringify(status.lastFailure));
   } finally {
     await stop(w, lf);
+  }
+});
+
+test('without launchfit run: rollback --to a version marked bad is refused (exit 2, naming --force) and changes nothing; with --force it goes back', async () => {
+  const w = await makeWorld();
+  try {
+    await w.publish('1.0');
+    w.writeConfig();
+    assert.is((await runScript('launchfit', ['deploy', '--dir', w.deploy])).exitCode, 0);
+    await w.publish('1.1');
+    const updated = await runScript('launchfit', ['update', '--dir', w.deploy]);
+    assert.is(updated.exitCode, 0, updated.stderr);
+    const back = await runScript('launchfit', ['rollback', '--dir', w.deploy]);
+    assert.is(back.exitCode, 0, back.stderr);
+    assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.0');
+    const stateFile = path.join(w.deploy, '.launchfit/state.json');
+    const before = readFileSync(stateFile, 'utf8');
+    assert.equal(JSON.parse(before).bad, ['1.1']);
+
+    const refused = await runScript('launchfit', ['rollback', '--to', '1.1', '--dir', w.deploy]);
+    assert.is(refused.exitCode, 2, refused.stdout + refused.stderr);
+    assert.match(refused.stderr, /Version 1\.1 is marked bad .*`launchfit rollback --to 1\.1 --force`/);
+    assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.0');
+    assert.is(readFileSync(stateFile, 'utf8'), before);
+
+    const forced = await runScript('launchfit', ['rollback', '--to', '1.1', '--force', '--dir', w.deploy]);
+    assert.is(forced.exitCode, 0, forced.stderr);
+    assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.1');
+    assert.equal(JSON.parse(readFileSync(stateFile, 'utf8')).bad, ['1.0']);
+  } finally {
+    w.server.close();
   }
 });
 

@@ -116,8 +116,16 @@ test('publish, deploy into an empty folder, run, update during traffic, rollback
     assert.is(newer!.body.ok, true, JSON.stringify(newer!.body));
     assert.is(await askApp(w.appPort), '1.2');
 
-    // rollback --to the bad 1.1: the operator chose it, so it is no longer marked bad; 1.2, left, is.
-    const chosen = await runScript('launchfit', ['rollback', '--to', '1.1', '--dir', w.deploy]);
+    // rollback --to the bad 1.1 without --force: refused (exit 2, naming --force), nothing changes.
+    const stateBefore = readFileSync(path.join(w.deploy, '.launchfit/state.json'), 'utf8');
+    const refused = await runScript('launchfit', ['rollback', '--to', '1.1', '--dir', w.deploy]);
+    assert.is(refused.exitCode, 2, refused.stdout + refused.stderr);
+    assert.match(refused.stderr, /Version 1\.1 is marked bad .*`launchfit rollback --to 1\.1 --force`/);
+    assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.2');
+    assert.is(readFileSync(path.join(w.deploy, '.launchfit/state.json'), 'utf8'), stateBefore);
+    assert.is(await askApp(w.appPort), '1.2');
+    // With --force: the operator chose it, so it is no longer marked bad; 1.2, left, is.
+    const chosen = await runScript('launchfit', ['rollback', '--to', '1.1', '--force', '--dir', w.deploy]);
     assert.is(chosen.exitCode, 0, chosen.stderr);
     assert.match(chosen.stdout, /Rolled back to my-app-gnu-linux-1\.1/);
     assert.is(await waitForVersion(w.appPort, '1.1'), '1.1');
