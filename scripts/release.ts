@@ -1,6 +1,7 @@
 #!/usr/bin/env -S node --import=data:text/javascript,const{realpathSync:r}=await/**/import(`node:fs`),{pathToFileURL:u}=await/**/import(`node:url`);await/**/import(new/**/URL(`../node_modules/tsx/dist/loader.mjs`,u(r(process.argv[1]))))
 // release REPO --tag TAG     run the repo's release script in the checked-out tag
 // release publish DIR ...    pack, sign and publish an app release for launchfit
+// release keys init|rotate|revoke|list   the release key: certify-only primary, signing subkeys
 import { runCli, type Args, type CliSpec, type CommandSpec } from '../lib/core/cli.ts';
 import { UsageError } from '../lib/core/errors.ts';
 import { report, validateRef } from '../lib/build/job.ts';
@@ -13,14 +14,15 @@ import { validateVersion } from '../lib/release/version-file.ts';
 
 const publishCommand: CommandSpec = {
   usage: `Usage: release publish DIR --name APP --platform PLATFORM --version V --key SECRET_KEY.asc
-                       [--passphrase-file F] --to DEST [--keep N] [--codename NAME]
-                       [--expires DAYS] [--json]
+                       [--passphrase-file F] [--keys keys.asc] --to DEST [--keep N]
+                       [--codename NAME] [--expires DAYS] [--json]
 
 Packs DIR into APP-PLATFORM-V.tar.gz (reproducible: sorted entries, fixed mtime and owner),
 signs it (detached binary OpenPGP signature, as gpg --detach-sign makes), writes VERSION with
 SHA256, SIZE and EXPIRES and signs it as VERSION.sig, and publishes them to DEST: the tarball
-and its .sig first, VERSION.sig and VERSION last, each by temp file + rename. The public key
-is published as pubkey.asc (clients trust it only against a pinned fingerprint).
+and its .sig first, then the public certificate as keys.asc (and the same as pubkey.asc, for
+older hosts), VERSION.sig and VERSION last, each by temp file + rename. Hosts trust the
+certificate only against a pinned primary fingerprint.
 
 Options:
   --name APP               app name (letters, digits, . _ -)
@@ -28,6 +30,8 @@ Options:
   --version V              dot-separated hexadecimal, e.g. 1.23.42b; must not go down
   --key FILE               armored OpenPGP secret key
   --passphrase-file FILE   passphrase for the key (first line)
+  --keys FILE              the public certificate to publish as keys.asc (default: keys.asc
+                           beside --key, as \`release keys\` writes it; else the key's public part)
   --to DEST                a local folder, s3://bucket/prefix or user@host:path
   --keep N                 releases kept on DEST, the current one always (default 5)
   --codename NAME          written as RELEASE NAME
@@ -37,7 +41,7 @@ Options:
 Exit codes: 0 published, 1 failed, 2 usage or configuration error.`,
   flags: {
     name: { type: 'string' }, platform: { type: 'string' }, version: { type: 'string' }, key: { type: 'string' },
-    'passphrase-file': { type: 'string' }, to: { type: 'string' }, codename: { type: 'string' }, json: { type: 'boolean' },
+    'passphrase-file': { type: 'string' }, keys: { type: 'string' }, to: { type: 'string' }, codename: { type: 'string' }, json: { type: 'boolean' },
     keep: { type: 'integer', min: 1, max: 10_000 },
     expires: { type: 'integer', min: 0, max: 36_500 },
   },
@@ -67,6 +71,10 @@ release publish DIR ...
   Packs DIR into APP-PLATFORM-V.tar.gz, signs it, uploads tarball and .sig to DEST and writes
   VERSION last (see \`release publish --help\`).
 
+release keys init|rotate|revoke|list ...
+  The release key: a certify-only primary kept offline and signing subkeys that expire, rotated
+  and revoked without touching any host (see \`release keys --help\`).
+
 Examples:
   release octo/site --tag v1.4.0
   release publish build/ --name my-app --platform gnu-linux --version 1.23.42b \\
@@ -78,6 +86,68 @@ Examples:
   needs: ['bash', 'git'],
   commands: { publish: publishCommand },
 };
+
+const KEYS_FOLDER = `DIR holds primary.asc (the whole secret key: keep the folder offline), signing.asc (the
+subkeys' secrets only: give it to \`release publish --key\` on the build machine) and keys.asc
+(the public certificate, published beside VERSION). Hosts pin the primary's fingerprint
+(updates.gpg.key) and need no change when a subkey is added or revoked.`;
+const passphraseFlag = { 'passphrase-file': { type: 'string' as const } };
+const expiresFlag = { expires: { type: 'integer' as const, min: 1, max: 36_500 } };
+
+const keysCliSpec: CliSpec = {
+  name: 'release keys',
+  usage: `Usage: release keys init --out DIR [--uid "NAME <EMAIL>"] [--passphrase-file F] [--expires DAYS] [--json]
+       release keys rotate --dir DIR [--passphrase-file F] [--expires DAYS] [--json]
+       release keys revoke SUBKEY_FINGERPRINT --dir DIR [--reason compromised|superseded]
+                           [--passphrase-file F] [--json]
+       release keys list --dir DIR [--json]
+
+${KEYS_FOLDER}
+
+  init     a certify-only primary and a signing subkey that expires after --expires days
+           (default 365); --passphrase-file protects both secrets (recommended)
+  rotate   a new signing subkey; \`release publish\` signs with the newest valid one
+  revoke   revoke a subkey; hosts refuse every signature it made, whatever its date, and
+           remember the revocation. Publish again (with another subkey) after revoking.
+  list     the subkeys of DIR/keys.asc: created, expires, revoked, valid
+
+Examples:
+  release keys init --out /media/offline/release-key --passphrase-file pass.txt
+  release keys rotate --dir /media/offline/release-key --passphrase-file pass.txt
+  release keys revoke 0123…CDEF --dir /media/offline/release-key --reason compromised --passphrase-file pass.txt
+`,
+  flags: { json: { type: 'boolean' } },
+  commands: {
+    init: { usage: `Usage: release keys init --out DIR [--uid "NAME <EMAIL>"] [--passphrase-file F] [--expires DAYS] [--json]\n\nMakes a new release key in DIR (which must not hold one). ${KEYS_FOLDER}\n`, flags: { out: { type: 'string' }, uid: { type: 'string' }, json: { type: 'boolean' }, ...passphraseFlag, ...expiresFlag }, maxPositionals: 0 },
+    rotate: { usage: 'Usage: release keys rotate --dir DIR [--passphrase-file F] [--expires DAYS] [--json]\n\nAdds a new signing subkey (default expiry 365 days) and rewrites DIR\'s three files; publish with the new signing.asc and keys.asc.\n', flags: { dir: { type: 'string' }, json: { type: 'boolean' }, ...passphraseFlag, ...expiresFlag }, maxPositionals: 0 },
+    revoke: { usage: 'Usage: release keys revoke SUBKEY_FINGERPRINT --dir DIR [--reason compromised|superseded] [--passphrase-file F] [--json]\n\nRevokes one signing subkey. Hosts refuse every signature it made (whatever the reason or the\nsignature\'s date) and remember the revocation. No --reason means "no reason", treated like compromised.\n', flags: { dir: { type: 'string' }, reason: { type: 'string' }, json: { type: 'boolean' }, ...passphraseFlag }, minPositionals: 1, maxPositionals: 1 },
+    list: { usage: 'Usage: release keys list --dir DIR [--json]\n\nShows the subkeys in DIR/keys.asc.\n', flags: { dir: { type: 'string' }, json: { type: 'boolean' } }, maxPositionals: 0 },
+  },
+};
+
+async function keysMain(args: Args): Promise<number> {
+  const keys = await import('../lib/release/keys.ts');
+  const dirFlag = args.command === 'init' ? 'out' : 'dir';
+  if (!args.command) throw new UsageError('Missing the action: release keys init, rotate, revoke or list. Run `release keys --help` for usage.');
+  if (typeof args[dirFlag] !== 'string' || !args[dirFlag]) throw new UsageError(`Missing --${dirFlag} DIR. Run \`release keys ${args.command} --help\` for usage.`);
+  const common = { dir: String(args[dirFlag]), passphraseFile: args['passphrase-file'] };
+  const result = args.command === 'init' ? await keys.initReleaseKeys({ ...common, userId: args.uid, expiresDays: args.expires })
+    : args.command === 'rotate' ? await keys.rotateReleaseKeys({ ...common, expiresDays: args.expires })
+      : args.command === 'revoke' ? await keys.revokeReleaseSubkey({ ...common, subkey: String(args._[0]), reason: args.reason })
+        : await keys.listReleaseKeys(common);
+  if (args.json) {
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    return 0;
+  }
+  const lines = [`primary ${result.primary} (certify only; hosts pin this: updates.gpg.key)`];
+  for (const s of result.subkeys) {
+    const state = s.revoked ? `revoked (${s.revoked})` : s.valid ? 'valid' : 'not valid now';
+    lines.push(`  subkey ${s.fingerprint}  created ${s.created.slice(0, 10)}  expires ${s.expires?.slice(0, 10) ?? 'never'}  ${state}${s.fingerprint === result.subkey ? `  <- ${args.command === 'revoke' ? 'revoked now' : 'new'}` : ''}`);
+  }
+  if (args.command !== 'list') lines.push(`Wrote ${result.dir}/keys.asc; publish it (release publish takes it from beside signing.asc).`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return 0;
+}
 
 async function releaseMain(args: Args, log: Logger): Promise<number> {
   const name = String(args._[0]);
@@ -102,11 +172,15 @@ async function publishMain(args: Args, log: Logger): Promise<number> {
   const { publishRelease } = await import('../lib/release/publish.ts');
   const result = await publishRelease({
     dir: String(args._[0]), name: args.name, platform: args.platform, version: args.version, key: args.key,
-    passphraseFile: args['passphrase-file'], to: args.to, keep: args.keep, codename: args.codename, expiresDays: args.expires, log,
+    passphraseFile: args['passphrase-file'], keys: args.keys, to: args.to, keep: args.keep, codename: args.codename, expiresDays: args.expires, log,
   });
   if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
   else process.stdout.write(`Published ${result.file} (${result.size} bytes, sha256 ${result.sha256}) to ${result.to}${result.unchanged ? ' (unchanged)' : ''}\n`);
   return 0;
 }
 
-await runCli(releaseCliSpec, (args, log) => (args.command === 'publish' ? publishMain(args, log) : releaseMain(args, log)));
+// `release keys ACTION` is a command with commands of its own: its own spec, so each action
+// declares its own flags.
+const argv = process.argv.slice(2);
+if (argv[0] === 'keys') await runCli(keysCliSpec, keysMain, argv.slice(1));
+else await runCli(releaseCliSpec, (args, log) => (args.command === 'publish' ? publishMain(args, log) : releaseMain(args, log)));

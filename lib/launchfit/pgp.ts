@@ -41,10 +41,15 @@ export interface TrustedKey {
   onlySubkey?: string;
 }
 
+/** Revoked keys by fingerprint, as this host remembers them (lib/launchfit/release-keys.ts). */
+export type RevokedKeys = Record<string, { primary: string; reason: string; revokedAt?: string; seenAt: string }>;
+
 export interface TrustedKeys {
   keys: TrustedKey[];
   /** What is trusted, for the log and for status: a primary's fingerprint, or the pinned subkey's. */
   fingerprints: string[];
+  /** Every revocation seen, even one no longer in the keys: a signature by such a key is refused. */
+  revoked?: RevokedKeys;
 }
 
 const KEYBOX_MAGIC = 'KBXf';
@@ -188,12 +193,24 @@ export async function verifyDetachedSignature(opts: { file?: string; data?: Uint
   let firstError: unknown;
   for (const signer of signers) {
     try {
+      refuseRemembered(signer, opts.trusted.revoked, opts.what);
       return await verifyOneSignature(signer, opts, now);
     } catch (error) {
       firstError ??= error;
     }
   }
   throw firstError;
+}
+
+/** A key revoked once stays revoked: whatever the signature's date, and whatever keys.asc says now. */
+function refuseRemembered(signer: TrustedSigner, revoked: RevokedKeys | undefined, what: string): void {
+  const primary = fingerprintOf(signer.primary);
+  for (const fingerprint of [primary, signer.fingerprint]) {
+    const record = revoked && Object.hasOwn(revoked, fingerprint) ? revoked[fingerprint] : undefined;
+    if (record && record.primary === primary) {
+      throw new VerificationError(`The key ${fingerprint} that signed ${what} was revoked (reason: ${record.reason}; seen ${record.seenAt}); a revocation, once seen, holds for every signature of that key whatever its date. Refusing the release.`);
+    }
+  }
 }
 
 async function verifyOneSignature(signer: TrustedSigner, opts: { file?: string; data?: Uint8Array; what: string }, now: Date): Promise<VerifiedSignature> {

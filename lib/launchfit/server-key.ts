@@ -1,7 +1,8 @@
-// The update server's signing key (pubkey.asc, trusted only against a pinned fingerprint),
-// fetched conditionally: the last copy and its validators (ETag, Last-Modified) are kept in
-// .launchfit/server-key.json, so an idle poll costs a 304 instead of the key. The copy is only
-// a cache of what the server said: trust is decided against the pin on every check.
+// The update server's release keys (keys.asc, or pubkey.asc from an older publisher; trusted
+// only against a pinned fingerprint or a keyfile's primary), fetched conditionally: the last copy
+// and its validators (ETag, Last-Modified) are kept in .launchfit/server-key.json (pubkey.asc,
+// key_url) or .launchfit/keys-asc.json (keys.asc), so an idle poll costs a 304 instead of the key.
+// The copy is only a cache of what the server said: trust is decided on every check.
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { RemoteError, VerificationError } from '../core/errors.ts';
@@ -11,6 +12,8 @@ import type { Timeouts } from '../http/get.ts';
 
 export const MAX_KEY_BYTES = 1024 * 1024;
 const CACHE_NAME = 'server-key.json';
+/** Where the copy of keys.asc is kept: apart from pubkey.asc's, so the two do not evict each other. */
+export const KEYS_ASC_CACHE = 'keys-asc.json';
 
 interface CachedKey { url: string; etag?: string; lastModified?: string; key: string }
 
@@ -25,12 +28,24 @@ async function readCachedKey(file: string, url: string): Promise<CachedKey | und
   }
 }
 
+interface FetchKeyOptions { metaDir: string; timeouts: Timeouts; fetchImpl?: FetchFn; cacheName?: string }
+
 /** The bytes of the key at `url`: from the server, or from the cached copy when it answers 304. */
-export async function fetchServerKey(url: string, { metaDir, timeouts, fetchImpl }: { metaDir: string; timeouts: Timeouts; fetchImpl?: FetchFn }): Promise<Buffer> {
-  const file = path.join(metaDir, CACHE_NAME);
+export async function fetchServerKey(url: string, opts: FetchKeyOptions): Promise<Buffer> {
+  const key = await fetchServerKeyIfAny(url, opts);
+  if (!key) throw new VerificationError(`The signing key ${url} is not on the update server; publish it there or set updates.gpg.keyfile.`);
+  return key;
+}
+
+/** As fetchServerKey, but undefined when the server has no such file (404). */
+export async function fetchServerKeyIfAny(url: string, { metaDir, timeouts, fetchImpl, cacheName = CACHE_NAME }: FetchKeyOptions): Promise<Buffer | undefined> {
+  const file = path.join(metaDir, cacheName);
   const cached = await readCachedKey(file, url);
   const res = await fetchSmall(url, { maxBytes: MAX_KEY_BYTES, etag: cached?.etag, lastModified: cached?.lastModified, timeouts, fetchImpl });
-  if (res.status === 'missing') throw new VerificationError(`The signing key ${url} is not on the update server; publish it there or set updates.gpg.keyfile.`);
+  if (res.status === 'missing') {
+    await rm(file, { force: true });
+    return undefined;
+  }
   if (res.status === 'not-modified') {
     if (!cached) throw new RemoteError(`${url} answered 304 Not Modified to a request for a key launchfit does not have; check the update server.`);
     return Buffer.from(cached.key, 'base64');

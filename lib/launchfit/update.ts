@@ -4,7 +4,7 @@
 // happens before the running app is touched; every failure before the stop leaves the app
 // and `current` as they were.
 import { randomBytes } from 'node:crypto';
-import { readFile, rename, rm } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, RemoteError, ValidationError, VerificationError, WorkError, messageOf } from '../core/errors.ts';
 import { ensureDir, pathExists } from '../core/fs.ts';
@@ -17,8 +17,8 @@ import { checkReleaseBinding, hostBindingOf } from './binding.ts';
 import { runBeforeSymlinkHook } from './hooks.ts';
 import { downloadToFile, fetchSmall, type FetchFn, type MinRate } from './fetch.ts';
 import type { Timeouts } from '../http/get.ts';
-import { readPublicKeys, selectTrustedKeys, verifyDetachedSignature, type TrustedKeys } from './pgp.ts';
-import { fetchServerKey } from './server-key.ts';
+import { verifyDetachedSignature, type TrustedKeys } from './pgp.ts';
+import { loadReleaseKeys } from './release-keys.ts';
 import { readState, updateState, writeState, type DeployPaths, type StartFailure } from './state.ts';
 import { pruneReleases, readCurrent, removeRelease, swapCurrentSymlink } from './switch.ts';
 import { MAX_VERSION_FILE_BYTES, compareVersions, parseVersionFile, type VersionInfo } from '../release/version-file.ts';
@@ -97,25 +97,9 @@ function serverOf(config: LaunchConfig): string {
   return config.updates.server;
 }
 
-/** The keys a release may be signed with (keyfile, or the server's key against the pinned fingerprint). */
+/** The keys a release may be signed with (keyfile or pinned primary, with the server's keys.asc) and the revocations seen. */
 export async function loadTrustedKeys(ctx: UpdateContext): Promise<TrustedKeys> {
-  const { gpg } = ctx.config.updates;
-  if (gpg.keyfile) {
-    let data: Buffer;
-    try { data = await readFile(gpg.keyfile); } catch (error) {
-      throw new ConfigError(`${ctx.config.file}: updates.gpg.keyfile ${gpg.keyfile} cannot be read (${(error as NodeJS.ErrnoException).code}).`, { cause: error });
-    }
-    return selectTrustedKeys({ localKeys: await readPublicKeys(data, gpg.keyfile, { local: true }), pin: gpg.pin });
-  }
-  if (gpg.pin?.kind === 'fingerprint') {
-    const url = gpg.keyUrl ?? new URL('pubkey.asc', serverOf(ctx.config)).href;
-    const key = await fetchServerKey(url, { metaDir: ctx.paths.meta, timeouts: metadataTimeoutsOf(ctx.config), fetchImpl: ctx.fetchImpl });
-    return selectTrustedKeys({ serverKeys: await readPublicKeys(key, url), pin: gpg.pin });
-  }
-  if (gpg.pin) {
-    throw new ConfigError(`${ctx.config.file}: updates.gpg.key ${gpg.pin.value} is a key ID; a key fetched from the server is trusted only against a pinned full fingerprint. Set the full fingerprint, or updates.gpg.keyfile.`);
-  }
-  return selectTrustedKeys({});
+  return loadReleaseKeys({ config: ctx.config, metaDir: ctx.paths.meta, timeouts: metadataTimeoutsOf(ctx.config), fetchImpl: ctx.fetchImpl, now: ctx.now?.() });
 }
 
 /**

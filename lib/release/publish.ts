@@ -1,7 +1,8 @@
 // release publish: pack a folder into APP-PLATFORM-VERSION.tar.gz reproducibly, sign it with
 // OpenPGP (a detached binary signature, as `gpg --detach-sign` makes), write VERSION (with
 // SHA256, SIZE, EXPIRES, APP, PLATFORM: what hosts bind to) and VERSION.sig, and put them on the update server: tarball and .sig
-// first, VERSION.sig and VERSION last, each through temp + rename, then prune old releases.
+// first, then the public certificate (keys.asc, and the same as pubkey.asc for older hosts),
+// VERSION.sig and VERSION last, each through temp + rename, then prune old releases.
 import { copyFile, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,7 +11,7 @@ import { atomicWriteFile, ensureDir, pathExists, replaceViaTemp, sha256File, syn
 import type { Logger } from '../core/log.ts';
 import { nameProblem, validateName } from '../core/names.ts';
 import { DEFAULT_MTIME, packReproducible } from './pack.ts';
-import { loadSigningKey, signDetached } from './sign.ts';
+import { loadSigningKey, publicCertificateFor, signDetached } from './sign.ts';
 import { compareVersions, formatVersionFile, parseVersionFile, validateVersion, versionProblem, type VersionInfo } from './version-file.ts';
 
 export interface PublishOptions {
@@ -21,6 +22,8 @@ export interface PublishOptions {
   /** Armored OpenPGP secret key file. */
   key: string;
   passphraseFile?: string;
+  /** The public certificate to publish as keys.asc (`release keys`); default keys.asc beside `key`, else the key's own public part. */
+  keys?: string;
   /** A local folder, `s3://bucket/prefix` or `user@host:path`. */
   to: string;
   /** Releases kept on the server (the current one always). Default 5. */
@@ -78,6 +81,7 @@ export async function publishRelease(opts: PublishOptions): Promise<PublishResul
 
   const key = await loadSigningKey(opts.key, opts.passphraseFile);
   const signer = key.getFingerprint().toLowerCase();
+  const certificate = await publicCertificateFor(key, opts.key, opts.keys, opts.now?.() ?? new Date());
   const stage = await mkdtemp(path.join(os.tmpdir(), 'shipkit-publish-'));
   try {
     const tarball = path.join(stage, file);
@@ -97,7 +101,8 @@ export async function publishRelease(opts: PublishOptions): Promise<PublishResul
     const versionText = formatVersionFile(info);
     await atomicWriteFile(path.join(stage, 'VERSION'), versionText);
     await atomicWriteFile(path.join(stage, 'VERSION.sig'), await signDetached(key, { data: Buffer.from(versionText) }));
-    await atomicWriteFile(path.join(stage, 'pubkey.asc'), key.toPublic().armor());
+    await atomicWriteFile(path.join(stage, 'keys.asc'), certificate);
+    await atomicWriteFile(path.join(stage, 'pubkey.asc'), certificate);
 
     if (isRemote(opts.to)) return await publishRemote(opts, stage, { file, size, sha256, signer });
 
@@ -107,6 +112,7 @@ export async function publishRelease(opts: PublishOptions): Promise<PublishResul
     await placeFile(tarball, dest, file);
     await placeFile(`${tarball}.sig`, dest, `${file}.sig`);
     await placeFile(path.join(stage, 'pubkey.asc'), dest, 'pubkey.asc');
+    await placeFile(path.join(stage, 'keys.asc'), dest, 'keys.asc');
     await placeFile(path.join(stage, 'VERSION.sig'), dest, 'VERSION.sig');
     await placeFile(path.join(stage, 'VERSION'), dest, 'VERSION');
     await syncDir(dest);
@@ -145,12 +151,12 @@ async function checkAgainstServer(dest: string, opts: PublishOptions, file: stri
 
 /**
  * s3:// and user@host:path go through the upload library: the same files, the same order
- * (payload first, VERSION.sig and VERSION last). Pruning and the downgrade check need a listing
+ * (payload and keys first, VERSION.sig and VERSION last). Pruning and the downgrade check need a listing
  * of DEST and are done for local folders only.
  */
 async function publishRemote(opts: PublishOptions, stage: string, r: { file: string; size: number; sha256: string; signer: string }): Promise<PublishResult> {
   const { uploadFiles } = await import('../stages/upload/index.ts');
-  await uploadFiles({ from: stage, to: opts.to, files: [r.file, `${r.file}.sig`, 'pubkey.asc'], log: opts.log });
+  await uploadFiles({ from: stage, to: opts.to, files: [r.file, `${r.file}.sig`, 'pubkey.asc', 'keys.asc'], log: opts.log });
   await uploadFiles({ from: stage, to: opts.to, files: ['VERSION.sig'], log: opts.log });
   await uploadFiles({ from: stage, to: opts.to, files: ['VERSION'], log: opts.log });
   return { file: r.file, version: opts.version, sha256: r.sha256, size: r.size, to: opts.to, signer: r.signer, pruned: [], unchanged: false };

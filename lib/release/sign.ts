@@ -2,8 +2,10 @@
 // file) makes detached binary signatures, as `gpg --detach-sign` does (openpgp, loaded on use).
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { ConfigError, messageOf } from '../core/errors.ts';
+import { pathExists } from '../core/fs.ts';
 import { readSecretFile } from '../core/secrets.ts';
 
 type OpenPgp = typeof import('openpgp');
@@ -51,4 +53,39 @@ export async function signDetached(key: Awaited<ReturnType<typeof loadSigningKey
     chunks.push(value);
   }
   return Buffer.concat(chunks);
+}
+
+/**
+ * The public certificate published as keys.asc (and pubkey.asc): `keysFile` (`--keys`), else
+ * keys.asc beside the secret key (as `release keys` writes it), else the key's own public part.
+ * A certificate of another primary, or one in which the subkey that signs now is not valid
+ * (revoked there, expired, or missing), is refused before anything is published: hosts would
+ * refuse the release.
+ */
+export async function publicCertificateFor(key: Awaited<ReturnType<typeof loadSigningKey>>, keyFile: string, keysFile: string | undefined, now: Date): Promise<string> {
+  const openpgp: OpenPgp = await import('openpgp');
+  const beside = path.join(path.dirname(keyFile), 'keys.asc');
+  const file = keysFile ?? ((await pathExists(beside)) ? beside : undefined);
+  if (!file) return key.toPublic().armor();
+  let armoredKey: string;
+  try { armoredKey = await readFile(file, 'utf8'); } catch (error) {
+    throw new ConfigError(`Cannot read the public certificate ${file} (${(error as NodeJS.ErrnoException).code}).`, { cause: error });
+  }
+  if (armoredKey.includes('PRIVATE KEY BLOCK')) throw new ConfigError(`${file} holds a secret key; --keys takes the public certificate (keys.asc from \`release keys\`).`);
+  let certificate;
+  try { certificate = await openpgp.readKey({ armoredKey }); } catch (error) {
+    throw new ConfigError(`${file} is not an armored OpenPGP public key (keys.asc from \`release keys\`).`, { cause: error });
+  }
+  const primary = key.getFingerprint().toLowerCase();
+  if (certificate.getFingerprint().toLowerCase() !== primary) {
+    throw new ConfigError(`${file} is the certificate of key ${certificate.getFingerprint().toLowerCase()}, but the release is signed by key ${primary}; pass the keys.asc of the signing key with --keys.`);
+  }
+  const signing = (await key.getSigningKey(undefined, now)).getFingerprint().toLowerCase();
+  const valid = await certificate.getSigningKey(keyIdOf(openpgp, signing), now).then((k) => k.getFingerprint().toLowerCase() === signing, () => false);
+  if (!valid) throw new ConfigError(`The subkey ${signing} that would sign is not valid in ${file} (revoked, expired or missing there); hosts would refuse the release. Run \`release keys rotate\` and publish with the new signing.asc and keys.asc.`);
+  return certificate.armor();
+}
+
+function keyIdOf(openpgp: OpenPgp, fingerprint: string) {
+  return openpgp.KeyID.fromID(fingerprint.slice(-16));
 }

@@ -29,7 +29,7 @@ test('--key with the full fingerprint: the server key is fetched, matched and tr
   assert.is(r.exitCode, 0, r.stderr);
   assert.is(currentOf(dir), 'releases/my-app-gnu-linux-1.0');
   assert.match(readFileSync(path.join(dir, 'launchify.yml'), 'utf8'), new RegExp(`key: "${w.key.fpr}"`));
-  assert.ok(w.server.requests.some((q) => q.path === 'pubkey.asc' && q.status === 200));
+  assert.ok(w.server.requests.some((q) => q.path === 'keys.asc' && q.status === 200), 'keys.asc, the preferred name, was fetched');
 });
 
 test('a wrong fingerprint, or a key ID alone, installs nothing', async () => {

@@ -78,6 +78,7 @@ test('a pinned subkey grafted onto the attacker\'s key: a running launchfit and 
   const evil = tmpDir('shipkit-evil-');
   await publishAs(attackerSecret, '2.0', evil); // VERSION, VERSION.sig, tarball and .sig, all by A
   const grafted = await graftSubkey(releaseAsc, attackerAsc, release.subFpr!);
+  writeFileSync(path.join(evil, 'keys.asc'), grafted);
   writeFileSync(path.join(evil, 'pubkey.asc'), grafted);
   serveFolder(evil);
   try {
@@ -124,12 +125,12 @@ test('text-mode and two-signer signature files that gpgv accepts are installed',
   assert.is(await askApp(w.appPort), '1.1');
 });
 
-test('idle polls ask for pubkey.asc conditionally: 304, not the key again', async () => {
+test('idle polls ask for keys.asc conditionally: 304, not the key again', async () => {
   await updateNow(); // the key the server has now has been fetched once
   await lf!.stop();
   lf = await startLaunchfit(pinned, { LAUNCHFIT_INTERVAL_MS: '200' });
   const mark = w.server.requests.length;
-  const keyRequests = () => w.server.requests.slice(mark).filter((q) => q.path === 'pubkey.asc');
+  const keyRequests = () => w.server.requests.slice(mark).filter((q) => q.path === 'keys.asc');
   for (let i = 0; i < 100 && keyRequests().length < 4; i++) await new Promise((res) => setTimeout(res, 100));
   const seen = keyRequests();
   assert.ok(seen.length >= 4, `polls ran (${seen.length} key requests)`);

@@ -35,7 +35,7 @@ test('publish to s3://, deploy from the bucket', async () => {
     writeFileSync(path.join(src, 'version.txt'), '3.0\n');
     const r = await publishRelease({ dir: src, name: 'my-app', platform: 'gnu-linux', version: '3.0', key: secret, passphraseFile: path.join(base, 'pass'), to: 's3://releases/app-updates', log: silentLogger });
     assert.is(r.file, 'my-app-gnu-linux-3.0.tar.gz');
-    for (const name of ['VERSION', 'VERSION.sig', r.file, `${r.file}.sig`, 'pubkey.asc']) {
+    for (const name of ['VERSION', 'VERSION.sig', r.file, `${r.file}.sig`, 'pubkey.asc', 'keys.asc']) {
       const res = await fetch(`${endpoint}/releases/app-updates/${name}`);
       assert.is(res.status, 200, name);
       await res.arrayBuffer();

@@ -58,7 +58,7 @@ test('release publish DIR --version V … publishes what gpgv accepts', async ()
   assert.is(r.exitCode, 0, r.stderr);
   const result = JSON.parse(r.stdout);
   assert.is(result.file, 'my-app-gnu-linux-2.a.tar.gz');
-  assert.equal(readdirSync(to).sort(), ['VERSION', 'VERSION.sig', 'my-app-gnu-linux-2.a.tar.gz', 'my-app-gnu-linux-2.a.tar.gz.sig', 'pubkey.asc']);
+  assert.equal(readdirSync(to).sort(), ['VERSION', 'VERSION.sig', 'keys.asc', 'my-app-gnu-linux-2.a.tar.gz', 'my-app-gnu-linux-2.a.tar.gz.sig', 'pubkey.asc']);
   assert.match(readFileSync(path.join(to, 'VERSION'), 'utf8'), /^CURRENT 2\.a my-app-gnu-linux-2\.a\.tar\.gz\nRELEASE soda\nSHA256 [0-9a-f]{64}\nSIZE \d+\nEXPIRES /);
   const v = await runCommand('gpgv', ['--keyring', keyring, path.join(to, 'my-app-gnu-linux-2.a.tar.gz.sig'), path.join(to, 'my-app-gnu-linux-2.a.tar.gz')]);
   assert.is(v.exitCode, 0, v.stderr);
