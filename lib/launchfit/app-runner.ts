@@ -176,7 +176,7 @@ class AppSlotRunner implements AppRunner {
     const listeners = this.sockets?.sockets.slice(0, this.listen.length) ?? [];
     const health = a.health && this.listen.length ? this.healthFd(slot) : undefined;
     const settings = {
-      exec: a.exec ?? 'true', cwd: paths.current, env: a.env, kill: a.kill, killTimeoutMs: a.killTimeoutSec * 1000, forever: a.forever,
+      exec: a.exec ?? 'true', cwd: paths.current, env: a.env, account: a.account, kill: a.kill, killTimeoutMs: a.killTimeoutSec * 1000, forever: a.forever,
       backoffMaxMs: a.backoffMaxSec * 1000, stableAfterMs: a.stableAfterSec * 1000, maxRestarts: a.maxRestarts,
       sockets: [...listeners, ...(health ? [health] : [])].map((s) => ({ fd: s.fd, name: s.name })),
     };

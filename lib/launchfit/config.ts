@@ -6,6 +6,7 @@ import { checkKnownKeys, configError, getKey, loadYamlFile, parseYamlText, type 
 import { ConfigError, messageOf } from '../core/errors.ts';
 import { nameProblem } from '../core/names.ts';
 import { parseListen } from '../http/server.ts';
+import { resolveAppUser, type AppAccount } from './app-env.ts';
 import { parseKeyPin, type KeyPin } from './pgp.ts';
 import { parseListenSpec, type ListenSpec } from './sockets.ts';
 
@@ -27,6 +28,10 @@ export interface AppConfig {
   health?: HealthConfig;
   /** Seconds the old app has after `kill` to finish its requests in an overlapping switch (default kill_timeout). */
   drainSec?: number;
+  /** The Unix user the app runs as (`app.user`, the deploy folder's file only); default launchfit's. */
+  user?: string;
+  /** That user's account, looked up when the config is loaded. */
+  account?: AppAccount;
 }
 
 export interface HealthConfig {
@@ -74,7 +79,7 @@ export interface LaunchConfig {
 export const CONFIG_NAME = 'launchify.yml';
 
 const TOP_KEYS = ['app', 'updates', 'hooks', 'control'] as const;
-const APP_KEYS = ['exec', 'forever', 'kill', 'kill_timeout', 'healthy_after', 'env', 'backoff_max', 'stable_after', 'max_restarts', 'log_max_size', 'log_keep', 'listen', 'health', 'drain'] as const;
+const APP_KEYS = ['exec', 'forever', 'kill', 'kill_timeout', 'healthy_after', 'env', 'backoff_max', 'stable_after', 'max_restarts', 'log_max_size', 'log_keep', 'listen', 'health', 'drain', 'user'] as const;
 const HEALTH_KEYS = ['http', 'interval', 'timeout', 'failures'] as const;
 const UPDATES_KEYS = ['server', 'keep', 'interval', 'max_size', 'max_unpacked_size', 'max_ratio', 'require_signed_version', 'allow_unsigned_version',
   'connect_timeout', 'idle_timeout', 'download_timeout', 'metadata_timeout', 'min_rate', 'min_rate_window', 'app', 'platform', 'gpg'] as const;
@@ -166,6 +171,11 @@ function readApp(doc: ConfigDoc): Partial<AppConfig> {
   set('drainSec', 'drain', { allowZero: true });
   const listen = readListen(doc, path.dirname(doc.file));
   if (listen) app.listen = listen;
+  const user = getKey(doc, ['app', 'user'], 'string');
+  if (user !== undefined) {
+    if (!/^[A-Za-z_][A-Za-z0-9_.-]*\$?$/.test(user)) throw configError(doc, ['app', 'user'], `must be a user name (as in /etc/passwd), got ${JSON.stringify(user)}.`);
+    app.user = user;
+  }
   const health = readHealth(doc);
   if (health) app.health = health;
   const env = getKey(doc, ['app', 'env'], 'object');
@@ -184,8 +194,10 @@ export function parseLaunchConfig(doc: ConfigDoc, dir: string, releaseApp: Parti
   checkKnownKeys(doc, [], TOP_KEYS);
   const ownApp = readApp(doc);
   const app: AppConfig = { ...APP_DEFAULTS, ...releaseApp, ...ownApp, env: { ...(releaseApp.env ?? {}), ...(ownApp.env ?? {}) } };
-  // The sockets belong to the host (bound once by `run`), so only the deploy folder names them.
+  // The sockets belong to the host (bound once by `run`), so only the deploy folder names them;
+  // and the user: a release must not choose who it runs as.
   app.listen = ownApp.listen ?? [];
+  app.user = ownApp.user;
 
   getKey(doc, ['updates'], 'object');
   checkKnownKeys(doc, ['updates'], UPDATES_KEYS);
@@ -266,7 +278,9 @@ export function parseLaunchConfig(doc: ConfigDoc, dir: string, releaseApp: Parti
 
 export async function loadLaunchConfig(dir: string, releaseApp: Partial<AppConfig> = {}): Promise<LaunchConfig> {
   const doc = await loadYamlFile(path.join(dir, CONFIG_NAME));
-  return parseLaunchConfig(doc, dir, releaseApp);
+  const config = parseLaunchConfig(doc, dir, releaseApp);
+  if (config.app.user) config.app.account = await resolveAppUser(config.app.user, `${config.file}: app.user`);
+  return config;
 }
 
 export function parseLaunchConfigText(text: string, file: string, dir = path.dirname(file)): LaunchConfig {

@@ -1,9 +1,14 @@
 // How launchfit is reached while `launchfit run` is up: a Unix socket in .launchfit/ (HTTP over
-// it; filesystem permissions are the access control) that `launchfit update/status/rollback`
-// use, and an optional TCP listener that speaks the signed slave protocol, so
-// `server-update APP` reaches launchfit hosts like slave hosts.
+// it) that `launchfit update/status/rollback` use, and an optional TCP listener that speaks the
+// signed slave protocol, so `server-update APP` reaches launchfit hosts like slave hosts.
+//
+// Who may use the socket is decided by the kernel at connect(2): it needs search permission on
+// every folder of the path and write permission on the socket. The socket's folder is made the
+// deploy folder owner's, mode 0700, so the app running as another user (`app.user`) gets
+// EACCES. Node has no API for the peer's credentials (SO_PEERCRED), so this is the check.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import { rm } from 'node:fs/promises';
+import { chmod, chown, lstat, rm } from 'node:fs/promises';
+import path from 'node:path';
 import { ConfigError, RemoteError, UsageError, ValidationError, VerificationError, WorkError, messageOf } from '../core/errors.ts';
 import { readControlRequest } from '../http/control-request.ts';
 import { requestIdOf } from '../http/request-id.ts';
@@ -34,10 +39,36 @@ async function answer(res: ServerResponse, work: () => Promise<unknown>): Promis
   }
 }
 
-/** The Unix control socket. A stale socket file (no one listening) is replaced. */
-export async function startControlSocket(socketPath: string, handlers: ControlHandlers, log: Logger): Promise<ControlServer> {
+/** Whose the control socket is: the deploy folder's owner. */
+export interface SocketOwner { uid: number; gid: number }
+
+/**
+ * The socket's folder reachable by `owner` alone: mode 0700, and (when launchfit runs as root)
+ * owned by `owner`. Not root, launchfit keeps it its own and refuses one it does not own.
+ */
+export async function restrictSocketFolder(folder: string, owner: SocketOwner, log: Logger, me = process.geteuid?.()): Promise<void> {
+  const info = await lstat(folder);
+  if (!info.isDirectory()) throw new ConfigError(`${folder} is not a folder; move it away so launchfit can make its own.`);
+  if (me === 0 && info.uid !== owner.uid) {
+    await chown(folder, owner.uid, owner.gid);
+    log.info('the control socket\'s folder is now the deploy folder owner\'s', { folder, uid: owner.uid });
+  } else if (me !== 0 && me !== undefined && info.uid !== me) {
+    throw new ConfigError(`${folder} belongs to uid ${info.uid}, not to the user launchfit runs as (uid ${me}); run launchfit as that user or as root, or chown the folder.`);
+  }
+  if ((info.mode & 0o077) !== 0) {
+    await chmod(folder, 0o700);
+    log.warn(`${folder} was reachable by other users (mode ${(info.mode & 0o777).toString(8)}); it is 0700 now, so only its owner reaches the control socket`);
+  }
+}
+
+/**
+ * The Unix control socket, reachable only by `owner` (see the top comment). A stale socket file
+ * (no one listening) is replaced.
+ */
+export async function startControlSocket(socketPath: string, handlers: ControlHandlers, log: Logger, owner?: SocketOwner): Promise<ControlServer> {
   const existing = await requestOverSocket(socketPath, 'GET', '/status', 2_000).catch(() => undefined);
   if (existing) throw new Error(`Another launchfit is already answering on ${socketPath}.`);
+  if (owner) await restrictSocketFolder(path.dirname(socketPath), owner, log);
   await rm(socketPath, { force: true });
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://launchfit');
@@ -53,6 +84,8 @@ export async function startControlSocket(socketPath: string, handlers: ControlHa
     server.once('error', reject);
     server.listen(socketPath, () => { server.off('error', reject); resolve(); });
   });
+  await chmod(socketPath, 0o600);
+  if (owner && process.geteuid?.() === 0) await chown(socketPath, owner.uid, owner.gid);
   log.info('control socket ready', { socket: socketPath });
   return {
     close: () => new Promise<void>((resolve) => {

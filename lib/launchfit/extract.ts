@@ -3,7 +3,7 @@
 // paths, links pointing out, device files, FIFOs, setuid bits, owners, and archives that
 // inflate far beyond their compressed size (decompression bombs).
 import { createReadStream } from 'node:fs';
-import { lstat, mkdir, readdir, readlink, rm } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, readlink, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { VerificationError } from '../core/errors.ts';
@@ -64,6 +64,9 @@ export async function extractRelease(tarball: string, workDir: string, limits: E
     let releaseRoot = root;
     if (top.length === 1 && (await lstat(path.join(root, top[0]))).isDirectory()) releaseRoot = path.join(root, top[0]);
     await checkTree(releaseRoot, releaseRoot);
+    // The work folder is 0700 while the archive is unpacked; the release itself is readable (not
+    // writable) by the app's user when that is another one (app.user), like its files.
+    await chmod(releaseRoot, 0o755);
     return releaseRoot;
   } catch (error) {
     // Retries: node-tar may still be finishing queued entries after an error.

@@ -1,12 +1,14 @@
 // The long-running side of launchfit (`run`) and the one-shot commands that share it:
 // lock, crash recovery, supervisor, polling with jitter, control socket and TCP listener. The
 // order of checks and rollbacks (one at a time, requests coalesced) is update-queue.ts.
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { UsageError, messageOf } from '../core/errors.ts';
 import { ensureDir } from '../core/fs.ts';
 import { acquireLock, type Lock } from '../core/lock.ts';
 import type { Logger } from '../core/log.ts';
 import { resolveSecret } from '../core/secrets.ts';
+import { checkCanRunAs } from './app-env.ts';
 import { CONFIG_NAME, loadLaunchConfig, readReleaseAppDefaults, type LaunchConfig } from './config.ts';
 import { startControlListener, startControlSocket, type ControlHandlers } from './control.ts';
 import type { FetchFn } from './fetch.ts';
@@ -93,6 +95,7 @@ export async function runLauncher(opts: LauncherOptions): Promise<void> {
   let launcher: Launcher | undefined;
   try {
     const { pending, config } = await recoverDeployFolder(paths, opts.log);
+    checkCanRunAs(config.app.account);
     launcher = new Launcher(opts, paths, config);
     await launcher.run(pending);
   } finally {
@@ -232,10 +235,18 @@ class Launcher {
         return rollbackRelease(this.context(), { version });
       }),
     };
-    const socket = await startControlSocket(this.paths.socket, handlers, this.log);
+    const socket = await startControlSocket(this.paths.socket, handlers, this.log, await this.socketOwner());
     this.closers.push(() => socket.close());
     const listen = this.config.control.listen;
     return listen ? this.startFleetListener(handlers, listen, current) : undefined;
+  }
+
+  /** The deploy folder's owner, who alone reaches the control socket (the app, as app.user, does not). */
+  private async socketOwner(): Promise<{ uid: number; gid: number }> {
+    const { uid, gid } = await stat(this.paths.dir);
+    const app = this.config.app.account;
+    if (app && app.uid === uid) this.log.warn(`app.user ${app.name} owns the deploy folder, so the app can reach the control socket; let another user own it`);
+    return { uid, gid };
   }
 
   /** The signed listener `server-update APP` reaches this host on. */

@@ -11,6 +11,7 @@ import { rm, writeFile, readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../core/log.ts';
 import { endProcessGroup, isGroupAlive, signalGroup, waitForGroupExit } from '../core/process-group.ts';
+import { appEnvironment, isAppOf, spawnIdentity, type AppAccount } from './app-env.ts';
 import { Probation, type StartCheck } from './probation.ts';
 
 export interface SupervisorOptions {
@@ -36,6 +37,8 @@ export interface SupervisorOptions {
   sockets?: Array<{ fd: number; name: string }>;
   /** An app.log already open (two instances overlapping during an update share one). */
   output?: RotatingLog;
+  /** app.user: the app (and the kill command) run as this account. */
+  account?: AppAccount;
 }
 
 export type RotatingLog = ReturnType<typeof createRotatingLog>;
@@ -112,7 +115,7 @@ export function shellCommand(exec: string): string {
 
 /**
  * Stop a process group left by a launchfit that was killed: only if its leader still carries
- * LAUNCHFIT_DIR=dir in its environment (so a reused pid is never touched).
+ * the deploy folder's mark in its environment (so a reused pid is never touched).
  */
 export async function stopLeftoverApp(pidFile: string, dir: string, killTimeoutMs: number, log: Logger): Promise<boolean> {
   let pgid: number;
@@ -123,7 +126,7 @@ export async function stopLeftoverApp(pidFile: string, dir: string, killTimeoutM
   }
   const ours = (() => {
     try {
-      return readFileSync(`/proc/${pgid}/environ`, 'latin1').split('\0').includes(`LAUNCHFIT_DIR=${dir}`);
+      return isAppOf(readFileSync(`/proc/${pgid}/environ`, 'latin1').split('\0'), dir);
     } catch {
       return false;
     }
@@ -204,7 +207,8 @@ export class AppSupervisor implements Supervisor {
     const listen = sockets.length ? { LISTEN_FDS: String(sockets.length), LISTEN_FDNAMES: sockets.map((s) => s.name).join(':') } : {};
     const proc = spawn('/bin/sh', ['-c', `${sockets.length ? LISTEN_PID_PREFIX : ''}${shellCommand(opts.exec)}`], {
       cwd: opts.cwd,
-      env: { ...process.env, ...opts.env, ...listen, LAUNCHFIT_DIR: opts.dir, LAUNCHFIT_PID: String(process.pid) },
+      env: appEnvironment({ inherited: process.env, env: opts.env, extra: listen, dir: opts.dir, account: opts.account }),
+      ...spawnIdentity(opts.account),
       detached: true, // own process group, so the whole tree can be signalled
       stdio: ['ignore', 'pipe', 'pipe', ...sockets.map((s) => s.fd)],
     });
@@ -307,7 +311,8 @@ export class AppSupervisor implements Supervisor {
       return;
     }
     // A graceful-stop command (e.g. `./bin/stop`), given the app's pid as $LAUNCHFIT_APP_PID.
-    const cmd = spawn('/bin/sh', ['-c', opts.kill], { cwd: opts.cwd, env: { ...process.env, ...opts.env, LAUNCHFIT_APP_PID: String(pgid) }, stdio: 'ignore' });
+    const env = appEnvironment({ inherited: process.env, env: opts.env, extra: { LAUNCHFIT_APP_PID: String(pgid) }, dir: opts.dir, account: opts.account });
+    const cmd = spawn('/bin/sh', ['-c', opts.kill], { cwd: opts.cwd, env, stdio: 'ignore', ...spawnIdentity(opts.account) });
     cmd.on('error', (error) => opts.log.error(`the kill command \`${opts.kill}\` could not be started: ${error.message}`));
     const killer = setTimeout(() => cmd.kill('SIGKILL'), opts.killTimeoutMs);
     cmd.on('close', () => clearTimeout(killer));

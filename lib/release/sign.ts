@@ -80,12 +80,9 @@ export async function publicCertificateFor(key: Awaited<ReturnType<typeof loadSi
   if (certificate.getFingerprint().toLowerCase() !== primary) {
     throw new ConfigError(`${file} is the certificate of key ${certificate.getFingerprint().toLowerCase()}, but the release is signed by key ${primary}; pass the keys.asc of the signing key with --keys.`);
   }
-  const signing = (await key.getSigningKey(undefined, now)).getFingerprint().toLowerCase();
-  const valid = await certificate.getSigningKey(keyIdOf(openpgp, signing), now).then((k) => k.getFingerprint().toLowerCase() === signing, () => false);
+  const signingKey = await key.getSigningKey(undefined, now);
+  const signing = signingKey.getFingerprint().toLowerCase();
+  const valid = await certificate.getSigningKey(signingKey.getKeyID(), now).then((k) => k.getFingerprint().toLowerCase() === signing, () => false);
   if (!valid) throw new ConfigError(`The subkey ${signing} that would sign is not valid in ${file} (revoked, expired or missing there); hosts would refuse the release. Run \`release keys rotate\` and publish with the new signing.asc and keys.asc.`);
   return certificate.armor();
-}
-
-function keyIdOf(openpgp: OpenPgp, fingerprint: string) {
-  return openpgp.KeyID.fromID(fingerprint.slice(-16));
 }

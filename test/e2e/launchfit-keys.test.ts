@@ -4,8 +4,10 @@
 // controls the update server serves their own key A with S's public subkey packet and P's
 // binding signature grafted on, and signs a release with A: nothing is installed, neither by a
 // running launchfit nor on a first deploy. Text-mode and two-signer signature files that gpgv
-// accepts are installed; idle polls ask for pubkey.asc conditionally; a keybox as keyfile is a
-// clear configuration error.
+// accepts are installed; idle polls ask for keys.asc conditionally; a keybox as keyfile is a
+// clear configuration error. Interop with the gpg CLI (issue 20): a subkey added with
+// `gpg --quick-add-key` signs releases a host pinned to the primary installs, with no change on
+// the host; once revoked with `gpg --edit-key` (`key N`, `revkey`), its releases are refused.
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -14,7 +16,7 @@ import { silentLogger } from '../../lib/core/log.ts';
 import { requestOverSocket } from '../../lib/launchfit/control.ts';
 import { publishRelease } from '../../lib/release/publish.ts';
 import { runCommand, runScript, tmpDir } from '../helpers.ts';
-import { addSigningSubkey, exportPublic, exportSecret, genKey, graftSubkey, type TestKey } from '../fixtures/launchfit/gpg.ts';
+import { addSigningSubkey, exportPublic, exportSecret, genKey, graftSubkey, revokeSubkeyWithGpg, type TestKey } from '../fixtures/launchfit/gpg.ts';
 import { askApp, currentOf, makeWorld, startLaunchfit, statusOf, type Launchfit, type World } from '../fixtures/launchfit/world.ts';
 
 const PASS = 'correct horse';
@@ -145,6 +147,42 @@ test('a GnuPG keybox given as keyfile: exit 2, a clear message, nothing written'
   assert.is(r.exitCode, 2, r.stderr);
   assert.match(r.stderr, /trusted\.asc is a GnuPG keybox \(pubring\.kbx\), not an exported key; export the signing key with `gpg --armor --export FINGERPRINT > trusted\.asc`/);
   assert.ok(leftEmpty(dir), 'nothing installed and launchify.yml/trusted.asc taken back');
+});
+
+test('gpg --quick-add-key: the new subkey\'s release is installed on a host pinned to the primary; revoked with gpg --edit-key revkey, refused', async () => {
+  const host = fresh('primary-pinned');
+  writeFileSync(path.join(host, 'launchify.yml'), `updates:\n  server: ${w.server.url}\n  interval: 3600\n  gpg:\n    key: "${release.fpr}"\n`);
+  assert.is((await runScript('launchfit', ['deploy', '--dir', host])).exitCode, 0);
+  const yml = readFileSync(path.join(host, 'launchify.yml'), 'utf8');
+  const pinnedSubkey = release.subFpr;
+  const added = (await addSigningSubkey(w.g, release, { passphrase: PASS, expire: '1y' })).toLowerCase();
+  release.subFpr = pinnedSubkey;
+  const secret = await exportSecret(w.g, release.fpr, path.join(w.base, 'release-secret-2.asc'), PASS);
+  const publishWithGpgKeys = async (version: string, to: string) => publishRelease({
+    dir: w.makeApp(version), name: 'my-app', platform: 'gnu-linux', version, key: secret, passphraseFile: w.passFile, to, log: silentLogger,
+    keys: await exportPublic(w.g, release.fpr, path.join(w.base, 'gpg-keys.asc')),
+  });
+  const stage = tmpDir('shipkit-stage-');
+  await publishWithGpgKeys('1.2', stage);
+  serveFolder(stage);
+  const installed = await runScript('launchfit', ['update', '--dir', host]);
+  assert.is(installed.exitCode, 0, installed.stderr);
+  assert.match(installed.stderr, new RegExp(`signature verified.*key=${added}`));
+  assert.is(currentOf(host), 'releases/my-app-gnu-linux-1.2');
+  assert.is(readFileSync(path.join(host, 'launchify.yml'), 'utf8'), yml, 'nothing changed on the host');
+
+  const signedBefore = tmpDir('shipkit-stage-');
+  await publishWithGpgKeys('1.3', signedBefore);
+  await new Promise((res) => setTimeout(res, 1100)); // the revocation is dated after the signature
+  await revokeSubkeyWithGpg(w.g, release.fpr, added, { reason: 1, passphrase: PASS });
+  const revokedAsc = readFileSync(await exportPublic(w.g, release.fpr, path.join(w.base, 'gpg-revoked.asc')));
+  writeFileSync(path.join(signedBefore, 'keys.asc'), revokedAsc);
+  writeFileSync(path.join(signedBefore, 'pubkey.asc'), revokedAsc);
+  serveFolder(signedBefore);
+  const refused = await runScript('launchfit', ['update', '--dir', host]);
+  assert.is(refused.exitCode, 1, refused.stderr);
+  assert.match(refused.stderr, new RegExp(`The key ${added} that signed VERSION was revoked \\(reason: compromised`));
+  assert.is(currentOf(host), 'releases/my-app-gnu-linux-1.2');
 });
 
 test.run();

@@ -5,6 +5,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { isAppOf } from '../../lib/launchfit/app-env.ts';
 import { requestOverSocket } from '../../lib/launchfit/control.ts';
 import { runScript, waitFor } from '../helpers.ts';
 import { get } from '../fixtures/launchfit/load.ts';
@@ -20,11 +21,11 @@ const env = () => ({ KILL_MARKER: path.join(w.base, 'marker') });
 const socket = () => path.join(w.deploy, '.launchfit/control.sock');
 const publish = (version: string, files: Record<string, string> = {}) => w.publish(version, { files: { 'server.cjs': SOCKET_APP, ...files }, yml });
 const pidOf = async () => (await statusOf(w.deploy)).app.pid as number;
-/** The app processes of this deploy folder: every process whose environment names it. */
+/** The app processes of this deploy folder: every process that carries its mark. */
 const appProcesses = () => {
   return readdirSync('/proc').filter((n) => /^\d+$/.test(n)).filter((pid) => {
     try {
-      return readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(`LAUNCHFIT_DIR=${w.deploy}`) && isRunning(Number(pid))
+      return isAppOf(readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0'), w.deploy) && isRunning(Number(pid))
         && /server\.cjs/.test(readFileSync(`/proc/${pid}/cmdline`, 'latin1'));
     } catch { return false; }
   }).map(Number);
