@@ -1,7 +1,9 @@
 // The app as `launchfit run` drives it: up to two supervised instances ("slots") so that, with
 // app.listen, the new release can start beside the old one on the same sockets and take over
 // only once healthy. Each slot has its own pid file and, with an HTTP health check, its own
-// private health socket; the listening sockets are shared.
+// private health socket; the listening sockets are shared. Every instance runs in the release
+// folder `current` pointed at when it started (releases/NAME, never through `current`), so a
+// restart after a crash runs the same release even if `current` has moved on meanwhile.
 import path from 'node:path';
 import type { Logger } from '../core/log.ts';
 import type { AppConfig, LaunchConfig } from './config.ts';
@@ -9,20 +11,26 @@ import { describeProbe, probeHealth, waitUntilHealthy, watchHealth, type HealthW
 import { bindSockets, type BoundSocket, type ListenSpec, type SocketSet } from './sockets.ts';
 import type { DeployPaths, StartFailure } from './state.ts';
 import { createRotatingLog, createSupervisor, type AppInfo, type RotatingLog, type Supervisor } from './supervisor.ts';
+import { readCurrent } from './switch.ts';
 import type { AppControl } from './update.ts';
 
 interface Slot {
   id: 'a' | 'b';
   pidFile: string;
   healthSocket?: string;
+  /** The release folder (under releases/) the instance runs in. */
+  release?: string;
   sup?: Supervisor;
   watch?: HealthWatch;
 }
 
+/** An instance and the release it runs (what serves, whatever `current` says). */
+export type InstanceInfo = AppInfo & { release?: string };
+
 export interface RunnerInfo {
-  app?: AppInfo;
+  app?: InstanceInfo;
   /** Both instances while an update overlaps them. */
-  instances: AppInfo[];
+  instances: InstanceInfo[];
   sockets: string[];
   health?: { url: string; last?: string; ok?: boolean; failuresInARow: number };
 }
@@ -37,10 +45,15 @@ export interface RunnerOptions {
   paths: DeployPaths;
   log: Logger;
   echo?: NodeJS.WritableStream;
-  /** The effective config, re-read at each start (launchify.yml edits apply to the next start). */
-  loadConfig(): Promise<LaunchConfig>;
+  /** The effective config for a release, re-read at each start (launchify.yml edits apply to the next start). */
+  loadConfig(release: string | undefined): Promise<LaunchConfig>;
   /** The config `run` started with: it decides the sockets, which are bound once. */
   config: LaunchConfig;
+  /**
+   * The serving instance of `release` failed `app.health.failures` probes in a row: a crash.
+   * Without it, the instance is restarted (off probation).
+   */
+  onUnhealthy?(release: string | undefined): void;
 }
 
 /** Bind app.listen (and the per-slot health sockets) and return the runner. Throws ConfigError on a bind failure, nothing started. */
@@ -73,10 +86,14 @@ async function bindAppSockets(listen: ListenSpec[], slots: Slot[], log: Logger):
 function describeFailure(sup: Supervisor, a: AppConfig, wait: HealthWait | undefined, listening: boolean): StartFailure {
   const probes = (wait?.answers ?? []).map((p) => `${p.at} ${describeProbe(p)}`);
   const exited = sup.info().state === 'exited' || wait?.reason === 'exited';
+  const passed = wait?.passedAfterMs !== undefined ? ' after its health check first passed' : '';
   const last = wait?.answers.at(-1);
+  const lastText = last ? ` (last: ${describeProbe(last)})` : '';
   const reason = exited
-    ? `did not stay up for ${a.healthyAfterSec} s`
-    : `did not answer its health check ${a.health!.url} with a 2xx within ${a.healthyAfterSec} s${last ? ` (last: ${describeProbe(last)})` : ''}`;
+    ? `did not stay up for ${a.healthyAfterSec} s${passed}`
+    : wait?.reason === 'failed'
+      ? `failed its health check ${a.health!.url} within ${a.healthyAfterSec} s${passed}${lastText}`
+      : `did not answer its health check ${a.health!.url} with a 2xx within ${a.healthyAfterSec} s${lastText}`;
   const output = sup.info().tail;
   const bound = output.some((l) => /EADDRINUSE/.test(l)) && listening
     ? ' (its output shows EADDRINUSE: the app binds the port itself instead of using the sockets launchfit hands it as fds 3… with LISTEN_FDS)'
@@ -129,11 +146,11 @@ class AppSlotRunner implements AppRunner {
   }
 
   info(): RunnerInfo {
-    const instances = this.slots.filter((s) => s.sup && s.sup.info().state !== 'stopped').map((s) => s.sup!.info());
+    const instances = this.slots.filter((s) => s.sup && s.sup.info().state !== 'stopped').map((s) => ({ ...s.sup!.info(), release: s.release }));
     const { health } = this.config.app;
     const last = this.active.watch?.last();
     return {
-      app: this.active.sup?.info(),
+      app: this.active.sup && { ...this.active.sup.info(), release: this.active.release },
       instances,
       sockets: this.listen.map((s) => s.text),
       health: health ? { url: health.url, last: last && describeProbe(last), ok: last?.ok, failuresInARow: this.active.watch?.failuresInARow() ?? 0 } : undefined,
@@ -175,8 +192,9 @@ class AppSlotRunner implements AppRunner {
     const a = this.config.app;
     const listeners = this.sockets?.sockets.slice(0, this.listen.length) ?? [];
     const health = a.health && this.listen.length ? this.healthFd(slot) : undefined;
+    const cwd = slot.release ? path.join(paths.releases, slot.release) : paths.current;
     const settings = {
-      exec: a.exec ?? 'true', cwd: paths.current, env: a.env, account: a.account, kill: a.kill, killTimeoutMs: a.killTimeoutSec * 1000, forever: a.forever,
+      exec: a.exec ?? 'true', cwd, env: a.env, account: a.account, kill: a.kill, killTimeoutMs: a.killTimeoutSec * 1000, forever: a.forever,
       backoffMaxMs: a.backoffMaxSec * 1000, stableAfterMs: a.stableAfterSec * 1000, maxRestarts: a.maxRestarts,
       sockets: [...listeners, ...(health ? [health] : [])].map((s) => ({ fd: s.fd, name: s.name })),
     };
@@ -188,9 +206,15 @@ class AppSlotRunner implements AppRunner {
     return slot.sup;
   }
 
-  /** Start a slot; with probation, wait for health (or for it to stay up) and record why it failed. */
+  /**
+   * Start a slot in the release `current` points at (a running one keeps its release); with
+   * probation, wait until it is healthy (see waitUntilHealthy, or without app.health that it
+   * stays up). One that is not is stopped, and why is recorded.
+   */
   private async startSlot(slot: Slot, probation: boolean): Promise<boolean> {
-    this.config = await this.opts.loadConfig();
+    const running = slot.sup && ['running', 'backoff'].includes(slot.sup.info().state);
+    if (!running) slot.release = await readCurrent(this.opts.paths);
+    this.config = await this.opts.loadConfig(slot.release);
     const a = this.config.app;
     this.failure = undefined;
     if (!a.exec) {
@@ -198,16 +222,22 @@ class AppSlotRunner implements AppRunner {
       return true;
     }
     const sup = this.supervisorOf(slot);
-    let wait: HealthWait | undefined;
+    let waiting: Promise<HealthWait> | undefined;
     const check = probation && a.health
       ? async (exited: Promise<void>) => {
-        wait = await waitUntilHealthy({ probe: this.probeOf(slot), timeoutMs: a.health!.timeoutSec * 1000, intervalMs: a.health!.intervalSec * 1000, deadlineMs: a.healthyAfterSec * 1000, exited });
-        return wait.healthy;
+        const health = a.health!;
+        waiting = waitUntilHealthy({
+          probe: this.probeOf(slot), timeoutMs: health.timeoutSec * 1000, intervalMs: health.intervalSec * 1000,
+          deadlineMs: a.healthyAfterSec * 1000, holdMs: a.healthyAfterSec * 1000, exited,
+        });
+        return (await waiting).healthy;
       }
       : undefined;
     const healthy = await sup.start(probation && !check ? a.healthyAfterSec * 1000 : 0, check);
     if (!healthy) {
-      this.failure = describeFailure(sup, a, wait, this.listen.length > 0);
+      // An exit fails the start at once; the wait ends with it (it watches the same exit).
+      this.failure = describeFailure(sup, a, await waiting, this.listen.length > 0);
+      await this.stopSlot(slot);
       return false;
     }
     if (a.health) this.watchSlot(slot);
@@ -223,8 +253,10 @@ class AppSlotRunner implements AppRunner {
         const info = slot.sup?.info();
         // A process (re)started less than healthy_after ago is still starting.
         if (!info?.startedAt || info.state !== 'running' || Date.now() - Date.parse(info.startedAt) < this.config.app.healthyAfterSec * 1000) return;
-        this.log.warn(`the app failed ${answers.length} health checks in a row; restarting it`, { pid: info.pid, last: describeProbe(answers.at(-1)!) });
-        await slot.sup?.restart();
+        this.log.warn(`the app failed ${answers.length} health checks in a row; restarting it`, { pid: info.pid, release: slot.release, last: describeProbe(answers.at(-1)!) });
+        if (!this.opts.onUnhealthy) return slot.sup?.restart();
+        slot.watch?.stop();
+        this.opts.onUnhealthy(slot.release);
       },
     });
   }

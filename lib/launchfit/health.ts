@@ -1,7 +1,8 @@
 // The HTTP health check (`app.health`): a GET that must answer 2xx within `timeout`. With
 // app.listen, old and new app share the public sockets, so the probe goes over the instance's
 // own private Unix socket (passed to it as the fd named `health`), and its answer can only come
-// from that instance. While the app runs, `failures` failed probes in a row restart it.
+// from that instance. A new instance is healthy once it answered and kept answering for
+// healthy_after; while the app runs, `failures` failed probes in a row are a crash.
 import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -63,36 +64,60 @@ export function describeProbe(a: ProbeAnswer): string {
 
 export interface HealthWait {
   healthy: boolean;
-  /** Why not: 'exited', 'timeout' (no 2xx within the deadline) or 'stopped'. */
-  reason?: 'exited' | 'timeout' | 'stopped';
+  /**
+   * Why not: 'exited', 'timeout' (no 2xx within the deadline), 'failed' (a probe failed after
+   * the first 2xx, before the hold was over) or 'stopped'.
+   */
+  reason?: 'exited' | 'timeout' | 'failed' | 'stopped';
+  /** When the first 2xx came, in ms from the start of the wait. */
+  passedAfterMs?: number;
   /** The last probe answers, oldest first. */
   answers: ProbeAnswer[];
 }
 
 const KEEP_ANSWERS = 5;
 
+export interface HealthWaitOptions {
+  probe: (timeoutMs: number) => Promise<ProbeAnswer>;
+  timeoutMs: number;
+  intervalMs: number;
+  /** The first 2xx must come within this. */
+  deadlineMs: number;
+  /** Then the app must stay up and every probe answer 2xx for this long. */
+  holdMs: number;
+  exited: Promise<unknown>;
+}
+
 /**
- * Probe every `intervalMs` until a 2xx, the deadline, or `exited` resolves (the app died:
- * unhealthy at once). A probe's own timeout is cut short by the deadline.
+ * Healthy means: a 2xx by the deadline, then the app stays up and every probe (every
+ * `intervalMs`) answers 2xx for `holdMs` more. `exited` resolving (the app died) or a failed
+ * probe after the first 2xx is unhealthy at once. Before the first 2xx a probe's own timeout is
+ * cut short by the deadline; after it, every probe started within the hold is waited for and counted.
  */
-export async function waitUntilHealthy(opts: { probe: (timeoutMs: number) => Promise<ProbeAnswer>; timeoutMs: number; intervalMs: number; deadlineMs: number; exited: Promise<unknown> }): Promise<HealthWait> {
-  const deadline = Date.now() + opts.deadlineMs;
+export async function waitUntilHealthy(opts: HealthWaitOptions): Promise<HealthWait> {
+  const t0 = Date.now();
   const answers: ProbeAnswer[] = [];
   let gone = false;
   void opts.exited.then(() => { gone = true; });
   const exited = opts.exited.then(() => 'exited' as const);
-  while (!gone && Date.now() < deadline) {
+  let passedAt: number | undefined;
+  const endOf = () => (passedAt === undefined ? t0 + opts.deadlineMs : passedAt + opts.holdMs);
+  while (!gone && Date.now() < endOf()) {
     const started = Date.now();
-    const left = deadline - started;
-    const answer = await Promise.race([opts.probe(Math.max(1, Math.min(opts.timeoutMs, left))), exited]);
+    const timeoutMs = passedAt === undefined ? Math.max(1, Math.min(opts.timeoutMs, endOf() - started)) : opts.timeoutMs;
+    const answer = await Promise.race([opts.probe(timeoutMs), exited]);
     if (answer === 'exited') break;
     answers.push(answer);
     if (answers.length > KEEP_ANSWERS) answers.shift();
-    if (answer.ok) return { healthy: true, answers };
-    const wait = Math.min(opts.intervalMs - (Date.now() - started), deadline - Date.now());
+    const passedAfterMs = passedAt === undefined ? undefined : passedAt - t0;
+    if (!answer.ok && passedAt !== undefined) return { healthy: false, reason: 'failed', passedAfterMs, answers };
+    if (answer.ok && passedAt === undefined) passedAt = Date.now();
+    const wait = Math.min(opts.intervalMs - (Date.now() - started), endOf() - Date.now());
     if (wait > 0) await Promise.race([sleep(wait), exited]);
   }
-  return { healthy: false, reason: gone ? 'exited' : 'timeout', answers };
+  const passedAfterMs = passedAt === undefined ? undefined : passedAt - t0;
+  if (gone) return { healthy: false, reason: 'exited', passedAfterMs, answers };
+  return passedAt === undefined ? { healthy: false, reason: 'timeout', answers } : { healthy: true, passedAfterMs, answers };
 }
 
 export interface HealthWatch {

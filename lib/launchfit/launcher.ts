@@ -19,12 +19,12 @@ import { createAppRunner, type AppRunner } from './app-runner.ts';
 import { stopLeftoverApp } from './supervisor.ts';
 import { clearLeftovers, readCurrent, swapCurrentSymlink, removeRelease } from './switch.ts';
 import { compareVersions } from '../release/version-file.ts';
-import { checkForUpdates, rollbackRelease, type AppControl, type CheckResult, type UpdateContext } from './update.ts';
+import { checkForUpdates, restartUnhealthy, rollbackRelease, type AppControl, type CheckResult, type UpdateContext } from './update.ts';
 import { UpdateQueue } from './update-queue.ts';
 
-/** The deploy folder's config merged with the current release's own `app:` defaults. */
-export async function loadEffectiveConfig(paths: DeployPaths): Promise<LaunchConfig> {
-  const current = await readCurrent(paths);
+/** The deploy folder's config merged with the `app:` defaults of `release` (default: the current one). */
+export async function loadEffectiveConfig(paths: DeployPaths, release?: string): Promise<LaunchConfig> {
+  const current = release ?? await readCurrent(paths);
   const releaseApp = current ? await readReleaseAppDefaults(path.join(paths.releases, current)).catch(() => ({})) : {};
   return loadLaunchConfig(paths.dir, releaseApp);
 }
@@ -143,7 +143,12 @@ class Launcher {
   /** Until the stop signal, then a clean stop. */
   async run(pending: LaunchState['pending']): Promise<void> {
     const { paths, log } = this;
-    this.runner = await createAppRunner({ paths, log, echo: this.opts.echo, config: this.config, loadConfig: async () => (this.config = await loadEffectiveConfig(paths)) });
+    this.runner = await createAppRunner({
+      paths, log, echo: this.opts.echo, config: this.config,
+      loadConfig: async (release) => (this.config = await loadEffectiveConfig(paths, release)),
+      onUnhealthy: (release) => void this.updates.exclusive(async () => { if (!this.stopped) await restartUnhealthy(this.context(), release); })
+        .catch((error) => log.error(`restarting the unhealthy app failed: ${messageOf(error)}`)),
+    });
     const current = await this.startApp(this.runner, pending);
     await updateState(paths, (s) => { s.pending = undefined; });
     const listenUrl = await this.startControl(current);

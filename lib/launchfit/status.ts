@@ -1,8 +1,7 @@
 // What `launchfit status` shows: current/previous release, versions, app state, last check.
 import { readdir } from 'node:fs/promises';
-import type { RunnerInfo } from './app-runner.ts';
+import type { InstanceInfo, RunnerInfo } from './app-runner.ts';
 import type { HostBinding } from './state.ts';
-import type { AppInfo } from './supervisor.ts';
 import { readState, type DeployPaths, type LaunchState } from './state.ts';
 import { readCurrent } from './switch.ts';
 
@@ -21,9 +20,10 @@ export interface Status {
   lastCheck?: { at: string; ok: boolean; message: string };
   pending?: { from?: string; to: string; at: string };
   running: boolean;
-  app?: AppInfo;
+  /** The serving app and the release folder it runs in (what serves, whatever `current` says). */
+  app?: InstanceInfo;
   /** Every app process launchfit runs (two while an update overlaps them). */
-  instances?: AppInfo[];
+  instances?: InstanceInfo[];
   /** app.listen, as bound by `launchfit run`. */
   sockets?: string[];
   health?: RunnerInfo['health'];
@@ -66,8 +66,9 @@ export function formatStatus(s: Status): string {
   if (s.binding) lines.push(`bound to: ${s.binding.app && s.binding.platform ? `APP ${s.binding.app} PLATFORM ${s.binding.platform}` : `${s.binding.prefix}-VERSION.tar.gz`}`);
   if (s.versionExpires) lines.push(`expires:  ${s.versionExpires} (VERSION)`);
   if (s.bad.length) lines.push(`bad:      ${s.bad.join(', ')}`);
-  lines.push(`app:      ${s.app ? `${s.app.state}${s.app.pid ? ` pid ${s.app.pid}` : ''}${s.app.restarts ? `, ${s.app.restarts} restarts` : ''}` : 'launchfit run is not active'}`);
-  if (s.instances && s.instances.length > 1) lines.push(`          ${s.instances.length} instances (an update is switching): pids ${s.instances.map((i) => i.pid ?? '-').join(', ')}`);
+  const release = (i: InstanceInfo) => (i.release ? ` (${i.release})` : '');
+  lines.push(`app:      ${s.app ? `${s.app.state}${s.app.pid ? ` pid ${s.app.pid}` : ''}${release(s.app)}${s.app.restarts ? `, ${s.app.restarts} restarts` : ''}` : 'launchfit run is not active'}`);
+  if (s.instances && s.instances.length > 1) lines.push(`          ${s.instances.length} instances (an update is switching): ${s.instances.map((i) => `pid ${i.pid ?? '-'}${release(i)}`).join(', ')}`);
   if (s.sockets?.length) lines.push(`sockets:  ${s.sockets.join(', ')}`);
   if (s.health) lines.push(`health:   ${s.health.url}: ${s.health.last ?? 'not probed yet'}${s.health.failuresInARow ? ` (${s.health.failuresInARow} failed in a row)` : ''}`);
   if (s.lastCheck) lines.push(`checked:  ${s.lastCheck.at} ${s.lastCheck.ok ? 'ok' : 'FAILED'}: ${s.lastCheck.message}`);

@@ -29,8 +29,9 @@ export const MAX_SIGNATURE_BYTES = 64 * 1024;
 export interface AppControl {
   stop(): Promise<void>;
   /**
-   * Start the app in `current`; with `probation`, resolve false if it exits within healthy_after
-   * or (app.health) does not answer its health check with a 2xx by then.
+   * Start the app in the release `current` points at; with `probation`, resolve false (and stop
+   * it) unless it stays up healthy_after seconds and (app.health) answers its health check with
+   * a 2xx within them and then every probe for healthy_after more.
    */
   start(probation: boolean): Promise<boolean>;
   /** Why the last start on probation failed. */
@@ -240,6 +241,42 @@ export async function activateRelease(ctx: UpdateContext, name: string, version:
   if (from) await app.start(false);
   await removeRelease(paths, name);
   return { action: 'unhealthy', version, release: from, message: `Release ${name} ${failure.reason}; marked bad and went back to ${from ?? 'nothing'}.` };
+}
+
+/**
+ * The serving release failed app.health.failures probes in a row: a crash. It is restarted on
+ * probation; if it is not healthy again, launchfit goes back as a failed update does (DESIGN §5):
+ * `current` to the previous release, this version marked bad and its folder removed, the
+ * previous release started. Once: the release gone back to has no previous one, so if it fails
+ * too it is only restarted. Nothing happens if an update or rollback moved `current` meanwhile.
+ */
+export async function restartUnhealthy(ctx: UpdateContext, release: string | undefined): Promise<void> {
+  const { paths, log } = ctx;
+  const app = ctx.app ?? NO_APP;
+  if (!release || release !== (await readCurrent(paths))) return;
+  await app.stop();
+  if (await app.start(true)) {
+    log.info('the app is healthy again after its restart', { release });
+    return;
+  }
+  const failure = app.lastFailure?.() ?? { reason: `did not stay up for ${ctx.config.app.healthyAfterSec} s`, probes: [], output: [] };
+  const state = await readState(paths);
+  const to = state.previous && state.previous !== release && state.installed[state.previous] ? state.previous : undefined;
+  if (!to || !(await pathExists(path.join(paths.releases, to)))) {
+    log.error(`release ${release} ${failure.reason} after a restart for failed health checks; there is no previous release to go back to, so it is started again`, { release, probes: failure.probes, output: failure.output });
+    await app.start(false);
+    return;
+  }
+  const version = state.installed[release]?.version ?? '';
+  log.error(`release ${release} ${failure.reason} after a restart for failed health checks; marking it bad and going back to ${to}`, { release, probes: failure.probes, output: failure.output });
+  if (version && !state.bad.some((v) => compareVersions(v, version) === 0)) state.bad.push(version);
+  await swapCurrentSymlink(paths, to);
+  delete state.installed[release];
+  state.previous = undefined;
+  state.lastFailure = { release, version, at: new Date().toISOString(), ...failure };
+  await writeState(paths, state);
+  await app.start(false);
+  await removeRelease(paths, release);
 }
 
 /** One full check. Throws on failures before the switch; the app and `current` are untouched then. */
