@@ -1,12 +1,14 @@
 // @deno
 // `release publish` as a child process: usage errors exit 2, a publish writes the contract's
-// files, and gpgv accepts the signatures.
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+// files, and gpgv accepts the signatures. With `release keys`: keys.asc beside signing.asc is
+// published beside VERSION, and a certificate of another key, or one in which the signing
+// subkey is revoked, is refused before anything is written.
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { runCommand, runScript, tmpDir } from '../helpers.ts';
-import { makePublisher } from '../fixtures/launchfit/gpg.ts';
+import { makeGpgHome, makePublisher } from '../fixtures/launchfit/gpg.ts';
 
 let base: string;
 let secret: string;
@@ -62,6 +64,46 @@ test('release publish DIR --version V … publishes what gpgv accepts', async ()
   assert.match(readFileSync(path.join(to, 'VERSION'), 'utf8'), /^CURRENT 2\.a my-app-gnu-linux-2\.a\.tar\.gz\nRELEASE soda\nSHA256 [0-9a-f]{64}\nSIZE \d+\nEXPIRES /);
   const v = await runCommand('gpgv', ['--keyring', keyring, path.join(to, 'my-app-gnu-linux-2.a.tar.gz.sig'), path.join(to, 'my-app-gnu-linux-2.a.tar.gz')]);
   assert.is(v.exitCode, 0, v.stderr);
+});
+
+test('release keys init, then release publish --key DIR/signing.asc publishes DIR/keys.asc beside VERSION', async () => {
+  const keys = path.join(base, 'release-key');
+  const init = await runScript('release', ['keys', 'init', '--out', keys, '--passphrase-file', passFile]);
+  assert.is(init.exitCode, 0, init.stderr);
+  assert.match(init.stdout, /^primary [0-9a-f]{40} \(certify only; hosts pin this: updates\.gpg\.key\)\n {2}subkey [0-9a-f]{40} .* valid {2}<- new\n/);
+  const to = path.join(base, 'keyed');
+  const r = await runScript('release', ['publish', src, '--name', 'my-app', '--platform', 'gnu-linux', '--version', '1.0', '--key', path.join(keys, 'signing.asc'), '--passphrase-file', passFile, '--to', to]);
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(readFileSync(path.join(to, 'keys.asc'), 'utf8'), readFileSync(path.join(keys, 'keys.asc'), 'utf8'));
+  assert.is(readFileSync(path.join(to, 'pubkey.asc'), 'utf8'), readFileSync(path.join(keys, 'keys.asc'), 'utf8'), 'older hosts read the same certificate');
+  const g = makeGpgHome();
+  await g.gpg('--import', path.join(to, 'keys.asc'));
+  await g.gpg('--verify', path.join(to, 'my-app-gnu-linux-1.0.tar.gz.sig'), path.join(to, 'my-app-gnu-linux-1.0.tar.gz'));
+});
+
+test('a keys.asc of another key, or in which the signing subkey is revoked: exit 2, nothing published', async () => {
+  const keys = path.join(base, 'release-key');
+  const publishWith = (key: string, extra: string[], to: string) => runScript('release', ['publish', src, '--name', 'my-app', '--platform', 'gnu-linux', '--version', '1.1', '--key', key, '--passphrase-file', passFile, '--to', to, ...extra]);
+  const other = await publishWith(secret, ['--keys', path.join(keys, 'keys.asc')], path.join(base, 'never-1'));
+  assert.is(other.exitCode, 2, other.stderr);
+  assert.match(other.stderr, /keys\.asc is the certificate of key [0-9a-f]{40}, but the release is signed by key [0-9a-f]{40}/);
+  assert.not.ok(existsSync(path.join(base, 'never-1')));
+  // A build machine whose signing.asc is older than the revocation made offline.
+  const stale = path.join(base, 'stale');
+  mkdirSync(stale);
+  copyFileSync(path.join(keys, 'signing.asc'), path.join(stale, 'signing.asc'));
+  const list = JSON.parse((await runScript('release', ['keys', 'list', '--dir', keys, '--json'])).stdout);
+  await runScript('release', ['keys', 'rotate', '--dir', keys, '--passphrase-file', passFile]);
+  const revoke = await runScript('release', ['keys', 'revoke', list.subkeys[0].fingerprint, '--dir', keys, '--reason', 'compromised', '--passphrase-file', passFile]);
+  assert.is(revoke.exitCode, 0, revoke.stderr);
+  assert.match(revoke.stdout, /revoked \(compromised\) {2}<- revoked now/);
+  copyFileSync(path.join(keys, 'keys.asc'), path.join(stale, 'keys.asc'));
+  const revoked = await publishWith(path.join(stale, 'signing.asc'), [], path.join(base, 'never-2'));
+  assert.is(revoked.exitCode, 2, revoked.stderr);
+  assert.match(revoked.stderr, new RegExp(`The subkey ${list.subkeys[0].fingerprint} that would sign is not valid in .*keys\\.asc \\(revoked, expired or missing there\\)`));
+  assert.not.ok(existsSync(path.join(base, 'never-2')));
+  const fresh = await publishWith(path.join(keys, 'signing.asc'), [], path.join(base, 'after-rotation'));
+  assert.is(fresh.exitCode, 0, fresh.stderr);
 });
 
 test.run();
