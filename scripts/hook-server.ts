@@ -4,9 +4,11 @@ import { milliseconds, runCli } from '../lib/core/cli.ts';
 import { findOrCreateConfig, firstRunMessage } from '../lib/config/first-run.ts';
 import { resolveServerSecrets, startHookServer } from '../lib/server/hook-server.ts';
 import { parseListen } from '../lib/http/server.ts';
-import { loadShipkitConfig } from '../lib/config/shipkit-yml.ts';
+import { findConfigFile, loadShipkitConfig } from '../lib/config/shipkit-yml.ts';
+import { endAllSessions } from '../lib/web/ended-sessions.ts';
 
 const usage = `Usage: hook-server [--config FILE] [--listen HOST:PORT] [options]
+       hook-server --end-sessions [--config FILE]
 
 Receive GitHub, Gitea/Forgejo/Gogs and GitLab webhooks, verify them, journal the jobs and run
 \`build\` / \`release\` for the configured repos, one job per repo at a time.
@@ -21,19 +23,37 @@ Receive GitHub, Gitea/Forgejo/Gogs and GitLab webhooks, verify them, journal the
   --json                 JSON log lines
   -h, --help             this help
 
+--end-sessions ends every status-page session (logs everyone out) without changing token:;
+a running hook-server refuses their cookies at once. Details: hook-server --end-sessions --help.
+
 Routes:
   POST /hooks/github, /hooks/gitea, /hooks/gitlab    a forge's webhook deliveries
   POST /                   a webhook delivery, the forge told by its headers
   GET  /                   the status page, in a browser (ui: token asks for the read token
                            at /login; ui: public shows states without logs; ui: off: none)
   GET  /jobs/ID            a job's page, in a browser; its log follows live while it runs
-  GET, POST /login; POST /logout    the status page's session (form field token)
+  GET, POST /login; POST /logout    the status page's session (form field token; logout
+                           ends it on the server too)
   GET  /healthz            open
   GET  /badge/OWNER/NAME.svg[?branch=B]   status badge (not with ui: off)
   With Authorization: Bearer TOKEN (the read token), or the status page's session:
   GET  /jobs, /jobs/ID (JSON), /jobs/ID/log[?follow=1] (text, or a live event stream)
   With Authorization: Bearer TOKEN only:
   GET  /metrics            Prometheus text
+`;
+
+const endSessionsUsage = `Usage: hook-server --end-sessions [--config FILE] [--json]
+
+End every status-page session issued until now, without changing token: (which would also
+change the read token of every script and bearer client). It writes the moment into
+DATA/ended-sessions.json; a running hook-server reads it at the next request and refuses those
+cookies from then on (no restart needed), and so does every later start. Everyone logs in again.
+Run it as the user hook-server runs as (or root: the file is then given to DATA's owner).
+
+  --config FILE          shipkit.yml (the same search as hook-server's own; never created)
+  --json                 JSON log lines
+  -h, --help             this help
+Exit codes: 0 done, 1 the file could not be written, 2 bad arguments or configuration.
 `;
 
 await runCli({
@@ -46,7 +66,17 @@ await runCli({
   maxPositionals: 0,
   // git for its own checks of pushes and tags; its jobs run build and release, which need both.
   needs: ['bash', 'git'],
+  commands: {
+    '--end-sessions': { usage: endSessionsUsage, flags: { 'end-sessions': { type: 'boolean' }, config: { type: 'string' }, json: { type: 'boolean' } }, maxPositionals: 0 },
+  },
 }, async (args, log) => {
+  if (args.command === '--end-sessions') {
+    const config = await loadShipkitConfig(findConfigFile(args.config));
+    const { file, state, replaced } = await endAllSessions(config.data);
+    if (replaced) log.warn(`${file} could not be read (${replaced}); replaced`);
+    log.info(`status-page sessions issued before ${new Date(state.before).toISOString()} are ended; everyone logs in again`, { file });
+    return 0;
+  }
   // Caught before anything is announced: a SIGTERM sent the moment "listening" is printed (or
   // during startup) must still stop cleanly and exit 0, not kill the process outright.
   const signalled = new Promise<string>((resolve) => {

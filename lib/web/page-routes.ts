@@ -1,7 +1,9 @@
 // The status page's HTTP side: `GET /`, job pages (`GET /jobs/ID` asked for as HTML), `GET|POST
 // /login`, `POST /logout`, `/assets/NAME`; access per `ui:` (token: session or bearer; public:
-// states without logs; off: 404), security headers on every page. Routes are matched without
-// `public_url:`'s path (a proxy strips it); links, redirects and the cookie's Path carry it.
+// states without logs; off: 404), security headers on every page. A session is a signed cookie
+// (lib/web/session.ts) that was not ended since (lib/web/ended-sessions.ts: logout ends it on the
+// server). Routes are matched without `public_url:`'s path (a proxy strips it); links, redirects
+// and the cookie's Path carry it.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { open } from 'node:fs/promises';
 import type { Job } from '../jobs/journal.ts';
@@ -11,7 +13,8 @@ import { assetNamed } from './assets.ts';
 import { matchesEtag } from './badge.ts';
 import { basePath } from '../jobs/job-url.ts';
 import type { ReadSources, Refuse } from './read-sources.ts';
-import { clearedCookie, cookieValue, COOKIE_NAME, createLoginLimiter, createSessionKeys, sessionCookie, type LoginLimiter, type SessionKeys } from './session.ts';
+import { openEndedSessions, type EndedSessions } from './ended-sessions.ts';
+import { clearedCookie, cookieValue, COOKIE_NAME, createLoginLimiter, createSessionKeys, sessionCookie, type LoginLimiter, type Session, type SessionKeys } from './session.ts';
 import { renderJobPage, renderLoginPage, renderNotice, renderStatusPage, LOG_SHOWN_BYTES, type Viewer } from './status-page.ts';
 
 export const PAGE_HEADERS: Readonly<Record<string, string>> = {
@@ -44,21 +47,23 @@ export function prefersHtml(accept: string | undefined): boolean {
   return html > json && html > any;
 }
 
-export function createPageRoutes(sources: ReadSources, { limiter = createLoginLimiter() }: { limiter?: LoginLimiter } = {}): PageRoutes {
-  return new PageRoutes(sources, limiter);
+export function createPageRoutes(sources: ReadSources, { limiter = createLoginLimiter(), ended }: { limiter?: LoginLimiter; ended?: EndedSessions } = {}): PageRoutes {
+  return new PageRoutes(sources, limiter, ended ?? openEndedSessions({ dataDir: sources.dataDir, log: sources.log, now: sources.now }));
 }
 
 export class PageRoutes {
   private readonly sources: ReadSources;
   private readonly limiter: LoginLimiter;
   private readonly keys: SessionKeys | undefined;
+  private readonly ended: EndedSessions;
   /** `public_url:`'s path: the pages' links, redirects and the cookie's Path carry it. */
   private readonly base: string;
   private readonly cookie: { secure: boolean; path: string };
 
-  constructor(sources: ReadSources, limiter: LoginLimiter) {
+  constructor(sources: ReadSources, limiter: LoginLimiter, ended: EndedSessions) {
     this.sources = sources;
     this.limiter = limiter;
+    this.ended = ended;
     this.keys = sources.token ? createSessionKeys(sources.token) : undefined;
     this.base = basePath(sources.publicUrl);
     this.cookie = { secure: sources.publicUrl?.startsWith('https:') ?? false, path: this.base || '/' };
@@ -69,8 +74,13 @@ export class PageRoutes {
   }
 
   hasSession(req: IncomingMessage): boolean {
-    if (!this.keys) return false;
-    return this.keys.verify(cookieValue(req.headers.cookie, COOKIE_NAME), this.now());
+    return this.sessionOf(req) !== undefined;
+  }
+
+  /** The request's session: a cookie signed under this token, not expired, not ended (the MAC is checked first: a forged cookie costs no file access). */
+  private sessionOf(req: IncomingMessage): Session | undefined {
+    const session = this.keys?.verify(cookieValue(req.headers.cookie, COOKIE_NAME), this.now());
+    return session && !this.ended.isEnded(session) ? session : undefined;
   }
 
   wantsHtml(req: IncomingMessage): boolean {
@@ -82,7 +92,7 @@ export class PageRoutes {
     const route = url.pathname;
     if (route === '/' && (req.method === 'GET' || req.method === 'HEAD')) this.statusPage(req, res, url, refuse);
     else if (route === '/login') await this.login(req, res, refuse);
-    else if (route === '/logout') this.logout(req, res, refuse);
+    else if (route === '/logout') await this.logout(req, res, refuse);
     else if (route.startsWith('/assets/')) this.asset(req, res, route.slice('/assets/'.length), refuse);
     else return false;
     return true;
@@ -117,7 +127,9 @@ export class PageRoutes {
       this.sendPage(req, res, 404, renderNotice('Status page not set up', 'The status page needs <code>token:</code> in the config (with <code>ui: token</code>, the default), or <code>ui: public</code>.', { base }));
       return true;
     }
-    this.sendPage(req, res, 401, renderLoginPage({ next, base }));
+    // A cookie that opens nothing (logged out, ended, expired, of an older format or token) is cleared with the form.
+    const stale = cookieValue(req.headers.cookie, COOKIE_NAME) !== undefined;
+    this.sendPage(req, res, 401, renderLoginPage({ next, base }), stale ? { 'Set-Cookie': clearedCookie(this.cookie) } : {});
     return true;
   }
 
@@ -205,10 +217,26 @@ export class PageRoutes {
     }
   }
 
-  private logout(req: IncomingMessage, res: ServerResponse, refuse: Refuse): void {
+  /**
+   * Ends the session on the server (the same cookie, copied, is refused from now on, also after a
+   * restart), then clears it in the browser. Only a valid cookie is written down: one that was
+   * never issued here needs no ending, and strangers cannot make the file grow.
+   */
+  private async logout(req: IncomingMessage, res: ServerResponse, refuse: Refuse): Promise<void> {
     if (req.method !== 'POST') return refuse(405, 'method not allowed', undefined, { Allow: 'POST' });
     if (crossOrigin(req)) return refuse(403, 'forbidden', 'logout posted from another origin');
     if (!req.complete) req.resume();
+    const session = this.sessionOf(req);
+    if (session) {
+      try {
+        await this.ended.end(session, this.now());
+      } catch (error) {
+        // Refused by this process from now on; a restart would forget it, so the viewer is told.
+        this.sources.log?.error('could not record a logout; the session is refused until hook-server restarts', { error: (error as Error).message });
+        const message = 'You are logged out in this browser, but the server could not record it: a copy of this session\'s cookie would open the page again after hook-server restarts. Ask the operator to run <code>hook-server --end-sessions</code>.';
+        return this.sendPage(req, res, 500, renderNotice('Logout not recorded', message, { base: this.base }), { 'Set-Cookie': clearedCookie(this.cookie) });
+      }
+    }
     res.writeHead(303, { ...PAGE_HEADERS, Location: `${this.base}/`, 'Set-Cookie': clearedCookie(this.cookie), 'Content-Length': 0 });
     res.end();
   }

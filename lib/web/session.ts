@@ -1,40 +1,63 @@
 // Status-page sessions (`ui: token`): the login form checks the read token, and a right one gets
-// a cookie that is not the token but `EXPIRY.MAC`, a MAC of the expiry under a key derived from
-// the token. Nothing is stored on the server; changing the token ends every session. Wrong
-// tokens are counted per client address and refused for a while past a few (bounded memory).
+// a cookie that is not the token but `ID.ISSUED.MAC`: a random session id and the time it was
+// issued, MACed under a key derived from the token. The MAC makes a cookie unforgeable without
+// the token (changing the token ends every session); the id lets one session be ended on the
+// server (logout), the issue time lets all of them be (lib/web/ended-sessions.ts). Wrong tokens
+// are counted per client address and refused for a while past a few (bounded memory).
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 export const COOKIE_NAME = 'shipkit_session';
 export const SESSION_SECONDS = 7 * 24 * 3600;
+/** A cookie issued this far ahead of the server's clock is still taken (another process's clock, rounding). */
+const CLOCK_SLACK_MS = 60_000;
+const COOKIE_PATTERN = /^([A-Za-z0-9_-]{22})\.(\d{1,15})\.([A-Za-z0-9_-]{43})$/;
+
+/** A session a valid cookie stands for. Times in ms since the epoch. */
+export interface Session {
+  /** 22 characters of base64url: 128 random bits. */
+  id: string;
+  issued: number;
+  /** When the cookie stops being taken: `issued` + the session's length. */
+  expires: number;
+}
 
 export interface SessionKeys {
   /** A cookie value for a new session, valid for `SESSION_SECONDS` from `now`. */
   issue(now?: Date): string;
-  /** Whether a cookie value is one `issue` made and has not expired. */
-  verify(value: string | undefined, now?: Date): boolean;
+  /**
+   * The session of a cookie value that `issue` made under this token and that has not expired;
+   * undefined for anything else (forged, altered, expired, the previous `EXPIRY.MAC` format).
+   * Whether the session was ended since is not its business (lib/web/ended-sessions.ts).
+   */
+  verify(value: string | undefined, now?: Date): Session | undefined;
   /** The token given at the login form is the read token (constant time, lengths not leaked). */
   tokenMatches(given: string): boolean;
 }
 
 export function createSessionKeys(token: string, { seconds = SESSION_SECONDS } = {}): SessionKeys {
-  const key = createHmac('sha256', token).update('shipkit status page session v1').digest();
+  // v2: cookies of the previous format (v1, `EXPIRY.MAC`) never verify, whatever their shape.
+  const key = createHmac('sha256', token).update('shipkit status page session v2').digest();
   // Both sides MACed under a per-process key: equal-length buffers whatever was typed.
   const compareKey = randomBytes(32);
   const tokenMac = createHmac('sha256', compareKey).update(token).digest();
-  const mac = (expiry: number) => createHmac('sha256', key).update(`session.${expiry}`).digest('base64url');
+  const mac = (id: string, issued: number) => createHmac('sha256', key).update(`session.${id}.${issued}`).digest('base64url');
   return {
     issue(now = new Date()) {
-      const expiry = Math.floor(now.getTime() / 1000) + seconds;
-      return `${expiry}.${mac(expiry)}`;
+      const id = randomBytes(16).toString('base64url');
+      const issued = now.getTime();
+      return `${id}.${issued}.${mac(id, issued)}`;
     },
     verify(value, now = new Date()) {
-      const m = /^(\d{1,12})\.([A-Za-z0-9_-]{43})$/.exec(value ?? '');
-      if (!m) return false;
-      const expiry = Number(m[1]);
-      const nowSeconds = now.getTime() / 1000;
-      // Expired, or further ahead than a session lasts (not one issued here).
-      if (expiry <= nowSeconds || expiry > nowSeconds + seconds + 60) return false;
-      return timingSafeEqual(Buffer.from(mac(expiry)), Buffer.from(m[2]));
+      const m = COOKIE_PATTERN.exec(value ?? '');
+      if (!m) return undefined;
+      const [, id, issuedText, given] = m;
+      const issued = Number(issuedText);
+      if (String(issued) !== issuedText) return undefined; // one spelling per session: no leading zeros
+      const expires = issued + seconds * 1000;
+      // Expired, or issued later than now (not one issued here).
+      if (expires <= now.getTime() || issued > now.getTime() + CLOCK_SLACK_MS) return undefined;
+      if (!timingSafeEqual(Buffer.from(mac(id, issued)), Buffer.from(given))) return undefined;
+      return { id, issued, expires };
     },
     tokenMatches(given) {
       return timingSafeEqual(createHmac('sha256', compareKey).update(given).digest(), tokenMac);

@@ -1,7 +1,7 @@
 // @deno
 // The status page of a real hook-server child after real signed deliveries: hostile commit text
 // escaped in the list, the job page and the title; login (right, wrong, rate-limited, cookie
-// flags, forged and expired cookies, logout); each ui: mode; 1,000 jobs in the journal paginated.
+// flags, forged and expired cookies, logout ending the session); each ui: mode; 1,000 jobs in the journal paginated.
 import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import { appendFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -156,7 +156,7 @@ test('ui: token — a right token logs in; cookie flags; forged, expired and oth
     assert.is(ok.status, 303);
     assert.is(ok.headers.get('location'), `/jobs/${failed.json.job}`);
     const setCookie = ok.headers.get('set-cookie')!;
-    assert.match(setCookie, /^shipkit_session=\d+\.[A-Za-z0-9_-]{43}; Path=\/; Max-Age=604800; HttpOnly; SameSite=Strict$/, 'no Secure: public_url is not https');
+    assert.match(setCookie, /^shipkit_session=[A-Za-z0-9_-]{22}\.\d{13}\.[A-Za-z0-9_-]{43}; Path=\/; Max-Age=604800; HttpOnly; SameSite=Strict$/, 'no Secure: public_url is not https');
     assert.not.match(setCookie, TOKEN);
     assert.is((await login(server.url, TOKEN, { next: 'https://evil.example/' })).headers.get('location'), '/', 'next stays on this site');
     const cookie = cookieOf(ok.headers);
@@ -189,10 +189,10 @@ test('ui: token — a right token logs in; cookie flags; forged, expired and oth
 
     const keys = createSessionKeys(TOKEN);
     const expired = keys.issue(new Date(Date.now() - 8 * 24 * 3600 * 1000));
-    const [expiry, mac] = cookie.split('=')[1].split('.');
+    const [id, issued, mac] = cookie.split('=')[1].split('.');
     for (const [what, value] of [
       ['expired', expired], ['another token', createSessionKeys(`${TOKEN}-old`).issue()], ['the token itself', TOKEN],
-      ['expiry moved', `${Number(expiry) + 86_400}.${mac}`], ['MAC altered', `${expiry}.${mac.slice(0, -2)}AA`],
+      ['issue time moved', `${id}.${Number(issued) + 86_400_000}.${mac}`], ['MAC altered', `${id}.${issued}.${mac.slice(0, -2)}${mac.endsWith('AA') ? 'BB' : 'AA'}`],
     ] as const) {
       const refused = await get(`${server.url}/`, { cookie: `shipkit_session=${value}` });
       assert.is(refused.status, 401, what);
@@ -202,6 +202,7 @@ test('ui: token — a right token logs in; cookie flags; forged, expired and oth
     const out = await fetch(`${server.url}/logout`, { method: 'POST', headers: { Cookie: cookie }, redirect: 'manual' });
     assert.is(out.status, 303);
     assert.match(out.headers.get('set-cookie')!, /^shipkit_session=; Path=\/; Max-Age=0; HttpOnly; SameSite=Strict$/);
+    assert.is((await get(`${server.url}/`, { cookie })).status, 401, 'the cookie is ended on the server (hook-server-sessions.test.ts)');
     const css = await get(`${server.url}/assets/shipkit.css`);
     assert.is(css.status, 200);
     assert.is(css.headers.get('content-type'), 'text/css; charset=utf-8');

@@ -1,8 +1,8 @@
 // @deno
 // Every script keeps the common conventions (DESIGN §4): --help on stdout with exit 0,
 // --version, and an unknown flag → a one-line error on stderr with exit 2. Every subcommand
-// (launchfit deploy…, logs rotate, release publish, slave-activate --serve, upload --from) has
-// its own --help and refuses the flags of the others.
+// (launchfit deploy…, logs rotate, release publish, slave-activate --serve, hook-server
+// --end-sessions, upload --from) has its own --help and refuses the flags of the others.
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -56,6 +56,7 @@ const subcommands: Array<[string, string[], string[], string | undefined]> = [
   ['logs', ['rotate'], ['--max-size', '--keep', '--force'], '--follow'],
   ['release', ['publish'], ['--platform', '--passphrase-file', '--expires'], '--tag'],
   ['slave-activate', ['--serve'], ['--listen', '--file', '--secret-file', '--drain-timeout'], undefined],
+  ['hook-server', ['--end-sessions'], ['--config'], '--listen'],
   ['upload', ['--from', '/tmp'], ['--to', '--endpoint', '--delete'], '--config'],
 ];
 // The scripts' own forms refuse the flags of their subcommands.

@@ -1,32 +1,64 @@
-// Session cookies and the login limiter: a cookie is the token's MAC of an expiry, never the
-// token; forged, altered, expired and other-token cookies are refused; the limiter is bounded.
+// Session cookies and the login limiter: a cookie is `ID.ISSUED.MAC` under a key derived from the
+// token, never the token; forged, altered, expired, other-token and previous-format cookies are
+// refused; the limiter is bounded. (Ending a session: ended-sessions.test.ts.)
+import { createHmac } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { clearedCookie, cookieValue, createLoginLimiter, createSessionKeys, SESSION_SECONDS, sessionCookie } from '../../../lib/web/session.ts';
 
 const TOKEN = 'the-read-token-0123456789';
+const AT = new Date('2026-11-22T12:00:00Z');
 
-test('a session cookie verifies until it expires, and is not the token', () => {
+/** A cookie as the previous release made it (`EXPIRY.MAC`, key label v1): valid then, for a week from `at`. */
+function previousFormatCookie(token: string, at: Date): string {
+  const key = createHmac('sha256', token).update('shipkit status page session v1').digest();
+  const expiry = Math.floor(at.getTime() / 1000) + SESSION_SECONDS;
+  return `${expiry}.${createHmac('sha256', key).update(`session.${expiry}`).digest('base64url')}`;
+}
+
+test('a session cookie is a random id, its issue time and a MAC; it verifies until it expires, and is not the token', () => {
   const keys = createSessionKeys(TOKEN);
-  const at = new Date('2026-11-22T12:00:00Z');
-  const value = keys.issue(at);
+  const value = keys.issue(AT);
   assert.not.match(value, TOKEN);
-  assert.match(value, /^\d+\.[A-Za-z0-9_-]{43}$/);
-  assert.ok(keys.verify(value, at));
-  assert.ok(keys.verify(value, new Date(at.getTime() + (SESSION_SECONDS - 1) * 1000)));
-  assert.not.ok(keys.verify(value, new Date(at.getTime() + SESSION_SECONDS * 1000)), 'expired');
+  assert.match(value, /^[A-Za-z0-9_-]{22}\.\d{13}\.[A-Za-z0-9_-]{43}$/);
+  const session = keys.verify(value, AT)!;
+  assert.equal(session, { id: value.split('.')[0], issued: AT.getTime(), expires: AT.getTime() + SESSION_SECONDS * 1000 });
+  assert.ok(keys.verify(value, new Date(AT.getTime() + SESSION_SECONDS * 1000 - 1)), 'the last millisecond');
+  assert.is(keys.verify(value, new Date(AT.getTime() + SESSION_SECONDS * 1000)), undefined, 'expired');
+  const ids = new Set(Array.from({ length: 100 }, () => keys.verify(keys.issue(AT), AT)!.id));
+  assert.is(ids.size, 100, 'each login its own session id');
 });
 
-test('forged cookies are refused: altered expiry or MAC, another token, made-up shapes', () => {
+test('forged cookies are refused: altered id, issue time or MAC, another token, a later clock, made-up shapes', () => {
   const keys = createSessionKeys(TOKEN);
-  const at = new Date('2026-11-22T12:00:00Z');
-  const [expiry, mac] = keys.issue(at).split('.');
-  const far = Number(expiry) + 365 * 24 * 3600;
-  const flipped = `${mac.slice(0, -1)}${mac.endsWith('A') ? 'B' : 'A'}`;
-  for (const forged of [`${far}.${mac}`, `${expiry}.${flipped}`, createSessionKeys('another token').issue(at), TOKEN, '', 'x.y', `${expiry}.${mac}.x`, `${far}.${createSessionKeys(TOKEN, { seconds: 400 * 24 * 3600 }).issue(at).split('.')[1]}`]) {
-    assert.not.ok(keys.verify(forged, at), forged);
-  }
-  assert.not.ok(keys.verify(undefined, at));
+  const [id, issued, mac] = keys.issue(AT).split('.');
+  const flip = (text: string) => `${text.slice(0, -1)}${text.endsWith('A') ? 'B' : 'A'}`;
+  const forged = {
+    'id altered': `${flip(id)}.${issued}.${mac}`,
+    'issued a day later': `${id}.${Number(issued) + 86_400_000}.${mac}`,
+    'issued a millisecond earlier': `${id}.${Number(issued) - 1}.${mac}`,
+    'issued with a leading zero': `${id}.0${issued}.${mac}`,
+    'MAC altered': `${id}.${issued}.${flip(mac)}`,
+    'another token': createSessionKeys('another token').issue(AT),
+    'issued in the future (an hour ahead)': createSessionKeys(TOKEN).issue(new Date(AT.getTime() + 3_600_000)),
+    'the token itself': TOKEN,
+    empty: '',
+    'two parts': `${id}.${mac}`,
+    'a part more': `${id}.${issued}.${mac}.x`,
+  };
+  for (const [what, value] of Object.entries(forged)) assert.is(keys.verify(value, AT), undefined, what);
+  assert.is(keys.verify(undefined, AT), undefined);
+  // A cookie issued a few seconds ahead (another clock, rounding) is still taken.
+  assert.ok(keys.verify(keys.issue(new Date(AT.getTime() + 30_000)), AT));
+});
+
+test('a cookie of the previous format (EXPIRY.MAC) is refused, also when its MAC was right then', () => {
+  const old = previousFormatCookie(TOKEN, AT);
+  assert.match(old, /^\d+\.[A-Za-z0-9_-]{43}$/, 'made as the previous release did');
+  assert.is(createSessionKeys(TOKEN).verify(old, AT), undefined);
+  // Nor any re-spelling of its parts in the new shape.
+  const [expiry, mac] = old.split('.');
+  assert.is(createSessionKeys(TOKEN).verify(`${'A'.repeat(22)}.${expiry}000.${mac}`, AT), undefined);
 });
 
 test('tokenMatches: the token only (not a prefix, not longer)', () => {
