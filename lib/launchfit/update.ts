@@ -109,7 +109,7 @@ export async function loadTrustedKeys(ctx: UpdateContext): Promise<TrustedKeys> 
  * has been seen (`signedBefore`), an unsigned one is refused: stripping the signature must not be
  * a way around EXPIRES.
  */
-export async function fetchVersionInfo(ctx: UpdateContext, trusted: TrustedKeys, etag: string | undefined, signedBefore = false): Promise<{ info: VersionInfo; etag?: string; signed: boolean } | null> {
+export async function fetchVersionInfo(ctx: UpdateContext, keys: TrustedKeys | (() => Promise<TrustedKeys>), etag: string | undefined, signedBefore = false): Promise<{ info: VersionInfo; etag?: string; signed: boolean } | null> {
   const server = serverOf(ctx.config);
   const timeouts = metadataTimeoutsOf(ctx.config);
   const res = await fetchSmall(new URL('VERSION', server).href, { maxBytes: MAX_VERSION_FILE_BYTES, etag, timeouts, fetchImpl: ctx.fetchImpl });
@@ -121,6 +121,7 @@ export async function fetchVersionInfo(ctx: UpdateContext, trusted: TrustedKeys,
   const now = ctx.now?.() ?? new Date();
   const sig = await fetchSmall(new URL('VERSION.sig', server).href, { maxBytes: MAX_SIGNATURE_BYTES, timeouts, fetchImpl: ctx.fetchImpl });
   if (sig.status === 'ok') {
+    const trusted = typeof keys === 'function' ? await keys() : keys;
     await verifyDetachedSignature({ data: res.body, signature: sig.body, trusted, what: 'VERSION', now });
   } else if (signedBefore) {
     throw new VerificationError(`${server}VERSION.sig is missing, but this host has seen a signed VERSION before; refusing an unsigned one. Publish with \`release publish\` (it signs VERSION).`);
@@ -290,7 +291,10 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false } = {}
     if (cause !== undefined) throw cause;
     throw new VerificationError(message);
   };
-  const trusted = await loadTrustedKeys(ctx);
+  // The keys (keys.asc) are read only once VERSION has changed: an idle poll stays one 304, and
+  // they are fresh for everything they verify.
+  let trustedKeys: Promise<TrustedKeys> | undefined;
+  const trusted = () => (trustedKeys ??= loadTrustedKeys(ctx));
   let fetched;
   try {
     fetched = await fetchVersionInfo(ctx, trusted, current && !force ? state.etag : undefined, Boolean(state.signedVersionSeen));
@@ -335,7 +339,7 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false } = {}
   }
   let name: string;
   try {
-    name = await installRelease(ctx, info, trusted);
+    name = await installRelease(ctx, info, await trusted());
   } catch (error) {
     return refuse(messageOf(error), error);
   }
