@@ -172,7 +172,7 @@ test('launchify.example.yml parses and documents every key', async () => {
   assert.is(c.control.listen, '127.0.0.1:8900');
   const keys = ['exec', 'forever', 'backoff_max', 'stable_after', 'max_restarts', 'kill', 'kill_timeout', 'healthy_after', 'env', 'log_max_size', 'log_keep',
     'server', 'keep', 'interval', 'require_signed_version', 'allow_unsigned_version', 'metadata_timeout', 'min_rate', 'min_rate_window', 'app', 'platform', 'max_size', 'max_unpacked_size', 'max_ratio', 'connect_timeout', 'idle_timeout', 'download_timeout',
-    'gpg', 'keyfile', 'key', 'key_url', 'before_symlink', 'timeout', 'listen', 'secret'];
+    'gpg', 'keyfile', 'key', 'key_url', 'before_symlink', 'timeout', 'listen', 'secret', 'user'];
   for (const key of keys) assert.match(text, new RegExp(`^\\s*${key}:`, 'm'), key);
 });
 
