@@ -1,6 +1,7 @@
 #!/usr/bin/env -S node --import=data:text/javascript,const{realpathSync:r}=await/**/import(`node:fs`),{pathToFileURL:u}=await/**/import(`node:url`);await/**/import(new/**/URL(`../node_modules/tsx/dist/loader.mjs`,u(r(process.argv[1]))))
 // release REPO --tag TAG     run the repo's release script in the checked-out tag
 // release publish DIR ...    pack, sign and publish an app release for launchfit
+// release rollback APP --to DEST    sign a newer-SEQ VERSION naming the previous release
 // release keys init|rotate|revoke|list   the release key: certify-only primary, signing subkeys
 import { runCli, type Args, type CliSpec, type CommandSpec } from '../lib/core/cli.ts';
 import { UsageError } from '../lib/core/errors.ts';
@@ -36,6 +37,8 @@ Options:
   --keep N                 releases kept on DEST, the current one always (default 5)
   --codename NAME          written as RELEASE NAME
   --expires DAYS           VERSION expires after DAYS (default 30; 0 = never)
+  --seq N                  SEQ to write in VERSION (default: one more than the VERSION at DEST,
+                           whose signature must verify with this key)
   --json                   print the result as JSON
 
 Exit codes: 0 published, 1 failed, 2 usage or configuration error.`,
@@ -43,7 +46,37 @@ Exit codes: 0 published, 1 failed, 2 usage or configuration error.`,
     name: { type: 'string' }, platform: { type: 'string' }, version: { type: 'string' }, key: { type: 'string' },
     'passphrase-file': { type: 'string' }, keys: { type: 'string' }, to: { type: 'string' }, codename: { type: 'string' }, json: { type: 'boolean' },
     keep: { type: 'integer', min: 1, max: 10_000 },
-    expires: { type: 'integer', min: 0, max: 36_500 },
+    expires: { type: 'integer', min: 0, max: 36_500 }, seq: { type: 'integer', min: 1, max: 999_999_999_999_999 },
+  },
+  minPositionals: 1,
+  maxPositionals: 1,
+};
+
+const rollbackCommand: CommandSpec = {
+  usage: `Usage: release rollback APP --to DEST [--version V] --key SECRET_KEY.asc [--passphrase-file F]
+                        [--keys keys.asc] [--expires DAYS] [--seq N] [--json]
+
+Goes back on purpose: writes and signs a VERSION with the next SEQ that names the newest release
+of APP still at DEST older than the current one (or V). Hosts that have seen SEQ take it although
+its version is lower (without SEQ they refuse a lower version). The release's tarball and .sig
+must still be at DEST and verify; otherwise exit 2 and nothing is written. Only VERSION and
+VERSION.sig change, each by temp file + rename, so that VERSION.sig always holds a signature of
+the VERSION beside it, even if the command is killed half-way.
+
+Options:
+  --to DEST                a local folder, s3://bucket/prefix or user@host:path
+  --version V              the release to go back to (default: the previous one at DEST)
+  --key FILE               armored OpenPGP secret key (the one release publish uses)
+  --passphrase-file FILE   passphrase for the key (first line)
+  --keys FILE              the public certificate (default: keys.asc beside --key)
+  --expires DAYS           the new VERSION expires after DAYS (default 30; 0 = never)
+  --seq N                  SEQ to write (default: one more than the VERSION at DEST)
+  --json                   print the result as JSON
+
+Exit codes: 0 rolled back, 1 failed, 2 usage error or nothing to roll back to.`,
+  flags: {
+    to: { type: 'string' }, version: { type: 'string' }, key: { type: 'string' }, 'passphrase-file': { type: 'string' }, keys: { type: 'string' },
+    json: { type: 'boolean' }, expires: { type: 'integer', min: 0, max: 36_500 }, seq: { type: 'integer', min: 1, max: 999_999_999_999_999 },
   },
   minPositionals: 1,
   maxPositionals: 1,
@@ -53,7 +86,8 @@ const releaseCliSpec: CliSpec = {
   name: 'release',
   usage: `Usage: release REPO --tag TAG [--config FILE] [--job-id ID] [--json]
        release publish DIR --name APP --platform PLATFORM --version V --key SECRET_KEY.asc
-               [--passphrase-file F] --to DEST [--keep N] [--codename NAME] [--expires DAYS]
+               [--passphrase-file F] --to DEST [--keep N] [--codename NAME] [--expires DAYS] [--seq N]
+       release rollback APP --to DEST [--version V] --key SECRET_KEY.asc [--passphrase-file F]
 
 release REPO --tag TAG
   Checks out TAG in DATA/repos/REPO and runs the repo's release script (\`release:\` in
@@ -69,7 +103,11 @@ release REPO --tag TAG
 
 release publish DIR ...
   Packs DIR into APP-PLATFORM-V.tar.gz, signs it, uploads tarball and .sig to DEST and writes
-  VERSION last (see \`release publish --help\`).
+  VERSION last (see \`release publish --help\`). VERSION carries SEQ, one more than DEST's.
+
+release rollback APP --to DEST ...
+  Signs a VERSION with the next SEQ naming the previous release, and hosts go back
+  (see \`release rollback --help\`).
 
 release keys init|rotate|revoke|list ...
   The release key: a certify-only primary kept offline and signing subkeys that expire, rotated
@@ -84,7 +122,7 @@ Examples:
   minPositionals: 1,
   maxPositionals: 1,
   needs: ['bash', 'git'],
-  commands: { publish: publishCommand },
+  commands: { publish: publishCommand, rollback: rollbackCommand },
 };
 
 const KEYS_FOLDER = `DIR holds primary.asc (the whole secret key: keep the folder offline), signing.asc (the
@@ -172,10 +210,29 @@ async function publishMain(args: Args, log: Logger): Promise<number> {
   const { publishRelease } = await import('../lib/release/publish.ts');
   const result = await publishRelease({
     dir: String(args._[0]), name: args.name, platform: args.platform, version: args.version, key: args.key,
-    passphraseFile: args['passphrase-file'], keys: args.keys, to: args.to, keep: args.keep, codename: args.codename, expiresDays: args.expires, log,
+    passphraseFile: args['passphrase-file'], keys: args.keys, to: args.to, keep: args.keep, codename: args.codename, expiresDays: args.expires, seq: args.seq, log,
   });
   if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
   else process.stdout.write(`Published ${result.file} (${result.size} bytes, sha256 ${result.sha256}) to ${result.to}${result.unchanged ? ' (unchanged)' : ''}\n`);
+  return 0;
+}
+
+async function rollbackMain(args: Args, log: Logger): Promise<number> {
+  validateName(String(args._[0]), 'app name');
+  if (typeof args.version === 'string' && args.version) validateVersion(args.version, '--version');
+  for (const flag of ['to', 'key']) {
+    if (typeof args[flag] !== 'string' || args[flag] === '') throw new UsageError(`Missing --${flag}. Run \`release rollback --help\` for usage.`);
+  }
+  const { rollbackPublished } = await import('../lib/release/rollback.ts');
+  // For the kill -9 tests: stop at a named step (e.g. VERSION:temp) and wait to be killed.
+  const pauseAt = process.env.SHIPKIT_TEST_PAUSE_AT;
+  const step = pauseAt ? async (name: string) => { if (name === pauseAt) { process.stderr.write(`paused at ${name}\n`); await new Promise(() => setInterval(() => {}, 60_000)); } } : undefined;
+  const result = await rollbackPublished({
+    name: String(args._[0]), to: args.to, version: args.version, key: args.key, passphraseFile: args['passphrase-file'], keys: args.keys,
+    expiresDays: args.expires, seq: args.seq, log, step,
+  });
+  if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  else process.stdout.write(`Rolled ${result.app} back from ${result.from} to ${result.version} (${result.file}) at ${result.to}: VERSION SEQ ${result.seq}\n`);
   return 0;
 }
 
@@ -183,4 +240,4 @@ async function publishMain(args: Args, log: Logger): Promise<number> {
 // declares its own flags.
 const argv = process.argv.slice(2);
 if (argv[0] === 'keys') await runCli(keysCliSpec, keysMain, argv.slice(1));
-else await runCli(releaseCliSpec, (args, log) => (args.command === 'publish' ? publishMain(args, log) : releaseMain(args, log)));
+else await runCli(releaseCliSpec, (args, log) => (args.command === 'publish' ? publishMain(args, log) : args.command === 'rollback' ? rollbackMain(args, log) : releaseMain(args, log)));

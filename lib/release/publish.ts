@@ -2,7 +2,8 @@
 // OpenPGP (a detached binary signature, as `gpg --detach-sign` makes), write VERSION (with
 // SHA256, SIZE, EXPIRES, APP, PLATFORM: what hosts bind to) and VERSION.sig, and put them on the update server: tarball and .sig
 // first, then the public certificate (keys.asc, and the same as pubkey.asc for older hosts),
-// VERSION.sig and VERSION last, each through temp + rename, then prune old releases.
+// VERSION.sig and VERSION last, each through temp + rename, then prune old releases. VERSION
+// carries SEQ: one more than the VERSION at DEST, read back and verified (seq.ts).
 import { copyFile, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +12,8 @@ import { atomicWriteFile, ensureDir, pathExists, replaceViaTemp, sha256File, syn
 import type { Logger } from '../core/log.ts';
 import { nameProblem, validateName } from '../core/names.ts';
 import { DEFAULT_MTIME, packReproducible } from './pack.ts';
+import { openDestination } from './destination.ts';
+import { nextSeq, placeVersionPair, readPublishedVersion } from './seq.ts';
 import { loadSigningKey, publicCertificateFor, signDetached } from './sign.ts';
 import { compareVersions, formatVersionFile, parseVersionFile, validateVersion, versionProblem, type VersionInfo } from './version-file.ts';
 
@@ -35,6 +38,8 @@ export interface PublishOptions {
   now?: () => Date;
   /** Fixed mtime of every entry (seconds); default $SOURCE_DATE_EPOCH or 2000-01-01. */
   mtime?: number;
+  /** SEQ to write (`--seq`); default one more than the VERSION at `to`. */
+  seq?: number;
 }
 
 export interface PublishResult {
@@ -46,15 +51,12 @@ export interface PublishResult {
   signer: string;
   pruned: string[];
   unchanged: boolean;
+  seq: number;
 }
 
 /** Copy into `destDir` under a temp name, then rename: readers see the old or the new file. */
 async function placeFile(from: string, destDir: string, name: string): Promise<void> {
   await replaceViaTemp(path.join(destDir, name), (temp) => copyFile(from, temp), { tag: 'upload' });
-}
-
-function isRemote(to: string): boolean {
-  return /^s3:\/\//.test(to) || /^rsync:\/\//.test(to) || /^[^/\s:]+@[^/\s:]+:/.test(to);
 }
 
 /** Releases of this app/platform on the server, from their file names, newest first. */
@@ -82,6 +84,9 @@ export async function publishRelease(opts: PublishOptions): Promise<PublishResul
   const key = await loadSigningKey(opts.key, opts.passphraseFile);
   const signer = key.getFingerprint().toLowerCase();
   const certificate = await publicCertificateFor(key, opts.key, opts.keys, opts.now?.() ?? new Date());
+  const destination = openDestination(opts.to, log);
+  const published = await readPublishedVersion(destination, certificate);
+  const seq = nextSeq(published, opts.seq, destination.where);
   const stage = await mkdtemp(path.join(os.tmpdir(), 'shipkit-publish-'));
   try {
     const tarball = path.join(stage, file);
@@ -96,15 +101,18 @@ export async function publishRelease(opts: PublishOptions): Promise<PublishResul
     const info: VersionInfo = {
       version: opts.version, file, release: opts.codename, sha256, size,
       expires: expiresDays > 0 ? new Date(now.getTime() + expiresDays * 86_400_000) : undefined,
-      app: opts.name, platform: opts.platform,
+      app: opts.name, platform: opts.platform, seq,
     };
     const versionText = formatVersionFile(info);
-    await atomicWriteFile(path.join(stage, 'VERSION'), versionText);
-    await atomicWriteFile(path.join(stage, 'VERSION.sig'), await signDetached(key, { data: Buffer.from(versionText) }));
+    const versionSig = await signDetached(key, { data: Buffer.from(versionText) });
     await atomicWriteFile(path.join(stage, 'keys.asc'), certificate);
     await atomicWriteFile(path.join(stage, 'pubkey.asc'), certificate);
 
-    if (isRemote(opts.to)) return await publishRemote(opts, stage, { file, size, sha256, signer });
+    if (!destination.local) {
+      await publishRemote(opts, stage, file);
+      await placeVersionPair(destination, versionText, versionSig, published.published);
+      return { file, version: opts.version, sha256, size, to: opts.to, signer, pruned: [], unchanged: false, seq };
+    }
 
     const dest = path.resolve(opts.to);
     await ensureDir(dest);
@@ -113,9 +121,8 @@ export async function publishRelease(opts: PublishOptions): Promise<PublishResul
     await placeFile(`${tarball}.sig`, dest, `${file}.sig`);
     await placeFile(path.join(stage, 'pubkey.asc'), dest, 'pubkey.asc');
     await placeFile(path.join(stage, 'keys.asc'), dest, 'keys.asc');
-    await placeFile(path.join(stage, 'VERSION.sig'), dest, 'VERSION.sig');
-    await placeFile(path.join(stage, 'VERSION'), dest, 'VERSION');
     await syncDir(dest);
+    await placeVersionPair(destination, versionText, versionSig, published.published);
     const pruned: string[] = [];
     for (const old of releasesIn(await readdir(dest), opts.name, opts.platform).filter((r) => r.file !== file).slice(Math.max(keep, 1) - 1)) {
       await rm(path.join(dest, old.file), { force: true });
@@ -123,7 +130,7 @@ export async function publishRelease(opts: PublishOptions): Promise<PublishResul
       pruned.push(old.file);
     }
     if (pruned.length) log.info('pruned old releases', { pruned });
-    return { file, version: opts.version, sha256, size, to: dest, signer, pruned, unchanged };
+    return { file, version: opts.version, sha256, size, to: dest, signer, pruned, unchanged, seq };
   } finally {
     await rm(stage, { recursive: true, force: true });
   }
@@ -151,13 +158,10 @@ async function checkAgainstServer(dest: string, opts: PublishOptions, file: stri
 
 /**
  * s3:// and user@host:path go through the upload library: the same files, the same order
- * (payload and keys first, VERSION.sig and VERSION last). Pruning and the downgrade check need a listing
- * of DEST and are done for local folders only.
+ * (payload and keys first, then VERSION.sig and VERSION by placeVersionPair). Pruning and the
+ * downgrade check need a listing of DEST and are done for local folders only.
  */
-async function publishRemote(opts: PublishOptions, stage: string, r: { file: string; size: number; sha256: string; signer: string }): Promise<PublishResult> {
+async function publishRemote(opts: PublishOptions, stage: string, file: string): Promise<void> {
   const { uploadFiles } = await import('../stages/upload/index.ts');
-  await uploadFiles({ from: stage, to: opts.to, files: [r.file, `${r.file}.sig`, 'pubkey.asc', 'keys.asc'], log: opts.log });
-  await uploadFiles({ from: stage, to: opts.to, files: ['VERSION.sig'], log: opts.log });
-  await uploadFiles({ from: stage, to: opts.to, files: ['VERSION'], log: opts.log });
-  return { file: r.file, version: opts.version, sha256: r.sha256, size: r.size, to: opts.to, signer: r.signer, pruned: [], unchanged: false };
+  await uploadFiles({ from: stage, to: opts.to, files: [file, `${file}.sig`, 'pubkey.asc', 'keys.asc'], log: opts.log });
 }

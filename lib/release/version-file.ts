@@ -6,8 +6,11 @@
 //   EXPIRES <ISO-8601>
 //   APP my-app
 //   PLATFORM gnu-linux
+//   SEQ 1042
 // Each key at most once. APP and PLATFORM name what the release is for: the file name must then
 // be APP-PLATFORM-VERSION.tar.gz, so a signed VERSION binds the name, the version and the host.
+// SEQ (DESIGN §8) grows with every VERSION the publisher signs: hosts refuse one not above the last
+// they accepted, and take a lower version when a newer SEQ names it (`release rollback`).
 import { ValidationError } from '../core/errors.ts';
 import { nameProblem, validateName } from '../core/names.ts';
 
@@ -23,9 +26,11 @@ export interface VersionInfo {
   expires?: Date;
   app?: string;
   platform?: string;
+  /** Grows with every VERSION the publisher signs (1, 2, …). */
+  seq?: number;
 }
 
-const KNOWN_KEYS = new Set(['CURRENT', 'RELEASE', 'SHA256', 'SIZE', 'EXPIRES', 'APP', 'PLATFORM']);
+const KNOWN_KEYS = new Set(['CURRENT', 'RELEASE', 'SHA256', 'SIZE', 'EXPIRES', 'APP', 'PLATFORM', 'SEQ']);
 
 const HEX_VERSION = /^[0-9a-f]+(\.[0-9a-f]+)*$/i;
 
@@ -111,6 +116,10 @@ export function parseVersionFile(text: string): VersionInfo {
         if (key === 'APP') extra.app = rest[0];
         else extra.platform = rest[0];
         break;
+      case 'SEQ':
+        if (rest.length !== 1 || !/^[1-9]\d{0,14}$/.test(rest[0])) throw new ValidationError(`${where}: SEQ must be a whole number from 1 to 15 digits ("SEQ 1042").`);
+        extra.seq = Number(rest[0]);
+        break;
       default:
         break; // unknown keys are ignored so the format can grow
     }
@@ -128,5 +137,6 @@ export function formatVersionFile(info: VersionInfo): string {
   if (info.expires) lines.push(`EXPIRES ${info.expires.toISOString()}`);
   if (info.app) lines.push(`APP ${info.app}`);
   if (info.platform) lines.push(`PLATFORM ${info.platform}`);
+  if (info.seq !== undefined) lines.push(`SEQ ${info.seq}`);
   return `${lines.join('\n')}\n`;
 }

@@ -26,10 +26,9 @@ export function s3Url(target: S3Target): string {
   return `s3://${target.bucket}/${target.prefix}`;
 }
 
-export async function uploadS3(target: S3Target, options: UploadOptions): Promise<UploadResult> {
+/** An S3 client for `target` (endpoint, region and path style from it or the environment), counting its requests. */
+export async function makeS3Client(target: S3Target, env: NodeJS.ProcessEnv): Promise<{ s3: S3Module; client: Client; target: S3Target; requests: () => number }> {
   const s3 = await import('@aws-sdk/client-s3');
-  const where = s3Url(target);
-  const env = options.env ?? process.env;
   const endpoint = target.endpoint ?? env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL;
   if (endpoint && !target.endpoint) target = { ...target, endpoint };
   let requests = 0;
@@ -45,6 +44,15 @@ export async function uploadS3(target: S3Target, options: UploadOptions): Promis
     requestHandler: { connectionTimeout: 10_000, requestTimeout: 300_000 },
   });
   client.middlewareStack.add((next) => async (args) => { requests++; return next(args); }, { step: 'finalizeRequest', name: 'shipkitRequestCounter' });
+  return { s3, client, target, requests: () => requests };
+}
+
+export async function uploadS3(target: S3Target, options: UploadOptions): Promise<UploadResult> {
+  const where = s3Url(target);
+  const env = options.env ?? process.env;
+  const made = await makeS3Client(target, env);
+  const { s3, client } = made;
+  target = made.target;
   const partSize = options.partSize ?? DEFAULT_PART_SIZE;
   const threshold = options.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD;
   // Listed files go one at a time, in their order (release publish writes VERSION last).
@@ -80,6 +88,7 @@ export async function uploadS3(target: S3Target, options: UploadOptions): Promis
         if (answer.Errors?.length) throw new RemoteError(`S3 could not delete ${answer.Errors.length} objects from ${where} (first: ${answer.Errors[0].Key}: ${answer.Errors[0].Message}).`);
       }
     }
+    const requests = made.requests();
     log.info(`s3: ${where}: ${options.dryRun ? 'would upload' : 'uploaded'} ${toUpload.length}, unchanged ${unchanged}, ${options.dryRun ? 'would delete' : 'deleted'} ${extras.length}`, { requests });
     return { target: where, uploaded: toUpload.length, unchanged, deleted: extras.length, requests, dryRun: Boolean(options.dryRun) };
   } catch (error) {
@@ -99,7 +108,7 @@ function selectFiles(files: LocalFile[], only: string[] | undefined): LocalFile[
   });
 }
 
-async function listRemote(client: Client, s3: S3Module, target: S3Target): Promise<Map<string, RemoteObject>> {
+export async function listRemote(client: Client, s3: S3Module, target: S3Target): Promise<Map<string, RemoteObject>> {
   const objects = new Map<string, RemoteObject>();
   let token: string | undefined;
   do {
@@ -186,7 +195,7 @@ export async function multipartEtag(file: string, partSize: number): Promise<str
   return `${createHash('md5').update(Buffer.concat(digests)).digest('hex')}-${digests.length}`;
 }
 
-function describeS3Error(error: unknown, target: S3Target): Error {
+export function describeS3Error(error: unknown, target: S3Target): Error {
   if (error instanceof WorkError || error instanceof RemoteError) return error;
   const name = (error as { name?: string }).name ?? '';
   const code = (error as { code?: string; cause?: { code?: string } }).code ?? (error as { cause?: { code?: string } }).cause?.code ?? '';

@@ -90,7 +90,7 @@ test('gpgv verifies the tarball and VERSION; VERSION carries SHA256, SIZE, EXPIR
   const info = parseVersionFile(readFileSync(path.join(out, 'VERSION'), 'utf8'));
   assert.equal(info, {
     version: '1.23.42b', file: r.file, release: 'icecream-soda-popsticle', sha256: r.sha256, size: statSync(path.join(out, r.file)).size,
-    expires: new Date('2030-05-08T00:00:00Z'), app: 'my-app', platform: 'gnu-linux',
+    expires: new Date('2030-05-08T00:00:00Z'), app: 'my-app', platform: 'gnu-linux', seq: 1,
   });
   assert.match(readFileSync(path.join(out, 'pubkey.asc'), 'utf8'), /BEGIN PGP PUBLIC KEY BLOCK/);
   assert.not.ok(readFileSync(path.join(out, 'pubkey.asc'), 'utf8').includes('PRIVATE'));
@@ -154,6 +154,26 @@ test('release publish (the real command line): usage errors exit 2 with the mess
   const r = await publish([src, '--name', 'app', '--platform', 'x', '--version', '1.f', '--key', secret, '--passphrase-file', passFile, '--to', out, '--json']);
   assert.is(r.exitCode, 0, r.stderr);
   assert.is(JSON.parse(r.stdout).file, 'app-x-1.f.tar.gz');
+});
+
+test('SEQ: one more than the verified VERSION at DEST; an untrusted one needs --seq; VERSION.sig always verifies VERSION', async () => {
+  const out = path.join(base, 'out-seq');
+  const seqOf = () => parseVersionFile(readFileSync(path.join(out, 'VERSION'), 'utf8')).seq;
+  assert.is((await publishRelease(opts(makeSource('src-seq1'), out, { version: '1.0' }))).seq, 1);
+  assert.is(seqOf(), 1);
+  assert.is((await publishRelease(opts(makeSource('src-seq2'), out, { version: '1.1' }))).seq, 2);
+  assert.is(seqOf(), 2);
+  const v = await runCommand('gpgv', ['--keyring', keyring, path.join(out, 'VERSION.sig'), path.join(out, 'VERSION')]);
+  assert.is(v.exitCode, 0, v.stderr);
+  // A VERSION with a forged SEQ (its signature no longer matches): not trusted, nothing written.
+  const genuine = readFileSync(path.join(out, 'VERSION'), 'utf8');
+  writeFileSync(path.join(out, 'VERSION'), genuine.replace('SEQ 2', 'SEQ 900'));
+  await rejects(() => publishRelease(opts(makeSource('src-seq3'), out, { version: '1.2' })), /VERSION\.sig in .* is not a signature of its VERSION by this release key, so its SEQ is not trusted\. .*pass --seq N/);
+  assert.not.ok(existsSync(path.join(out, 'my-app-gnu-linux-1.2.tar.gz')));
+  assert.is(seqOf(), 900);
+  await rejects(() => publishRelease(opts(makeSource('src-seq4'), path.join(base, 'out-seq-b'), { version: '1.0', seq: 0 })), /--seq 0 is not above SEQ 0/);
+  assert.is((await publishRelease(opts(makeSource('src-seq5'), out, { version: '1.2', seq: 901 }))).seq, 901);
+  assert.is(seqOf(), 901);
 });
 
 test.run();

@@ -1,0 +1,106 @@
+// release rollback APP --to DEST [--version V] (DESIGN §8): the publisher's signed decision to go
+// back. A new VERSION with the next SEQ names the newest release at DEST older than the current
+// one (or V); hosts that see SEQ take it although its version is lower. The release must still be
+// at DEST, tarball and .sig, and its .sig must verify: otherwise nothing is written. Only VERSION
+// and VERSION.sig change, in the order of seq.ts, so a kill at any moment leaves a pair that verifies.
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { ValidationError } from '../core/errors.ts';
+import { sha256File } from '../core/fs.ts';
+import type { Logger } from '../core/log.ts';
+import { validateName } from '../core/names.ts';
+import { openDestination, type Destination, type StepHook } from './destination.ts';
+import { nextSeq, ownSignatureOver, placeVersionPair, readPublishedVersion } from './seq.ts';
+import { loadSigningKey, publicCertificateFor, signDetached } from './sign.ts';
+import { compareVersions, formatVersionFile, validateVersion, versionProblem, type VersionInfo } from './version-file.ts';
+
+export interface RollbackOptions {
+  name: string;
+  to: string;
+  /** The version to go back to; default the newest at DEST older than the current one. */
+  version?: string;
+  key: string;
+  passphraseFile?: string;
+  keys?: string;
+  /** Days until the new VERSION expires; 0 = never. Default 30. */
+  expiresDays?: number;
+  seq?: number;
+  log: Logger;
+  now?: () => Date;
+  /** Called at each step (`checked`, then each write); `release rollback` can pause there for a test. */
+  step?: StepHook;
+}
+
+export interface RollbackResult {
+  app: string;
+  from: string;
+  version: string;
+  file: string;
+  seq: number;
+  to: string;
+}
+
+export async function rollbackPublished(opts: RollbackOptions): Promise<RollbackResult> {
+  validateName(opts.name, 'app name');
+  if (opts.version !== undefined) validateVersion(opts.version, '--version');
+  const now = opts.now?.() ?? new Date();
+  const key = await loadSigningKey(opts.key, opts.passphraseFile);
+  const certificate = await publicCertificateFor(key, opts.key, opts.keys, now);
+  const dest = openDestination(opts.to, opts.log);
+  const current = await readPublishedVersion(dest, certificate);
+  if (!current.published) throw new ValidationError(current.problem ? `${current.problem}; nothing to roll back from. Nothing was written.` : `${dest.where} has no VERSION; there is nothing to roll back. Nothing was written.`);
+  const from = current.published.info;
+  const platform = from.platform ?? platformOf(from.file, opts.name, from.version);
+  if ((from.app ?? opts.name) !== opts.name || !platform) throw new ValidationError(`The VERSION at ${dest.where} is for ${from.file}, not for app ${opts.name}. Nothing was written.`);
+  const seq = nextSeq(current, opts.seq, dest.where);
+  const target = await chooseTarget(dest, opts, from, platform);
+  const scratch = await mkdtemp(path.join(os.tmpdir(), 'shipkit-rollback-'));
+  try {
+    const info = await checkedRelease(dest, scratch, certificate, target, { app: opts.name, platform, seq, now, expiresDays: opts.expiresDays ?? 30 });
+    await opts.step?.('checked');
+    const text = formatVersionFile(info);
+    await placeVersionPair(dest, text, await signDetached(key, { data: Buffer.from(text) }), current.published, opts.step);
+    opts.log.info('rolled back', { from: from.version, to: info.version, seq });
+    return { app: opts.name, from: from.version, version: info.version, file: info.file, seq, to: dest.where };
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+/** PLATFORM from a file name APP-PLATFORM-VERSION.tar.gz (a VERSION from before APP/PLATFORM lines). */
+function platformOf(file: string, app: string, version: string): string | undefined {
+  const head = `${app}-`;
+  const tail = `-${version}.tar.gz`;
+  return file.startsWith(head) && file.endsWith(tail) && file.length > head.length + tail.length ? file.slice(head.length, -tail.length) : undefined;
+}
+
+/** The release to go back to: `--version`, else the newest at DEST older than the current one. */
+async function chooseTarget(dest: Destination, opts: RollbackOptions, from: VersionInfo, platform: string): Promise<{ file: string; version: string }> {
+  const prefix = `${opts.name}-${platform}-`;
+  const names = await dest.list();
+  if (opts.version !== undefined) {
+    if (compareVersions(opts.version, from.version) >= 0) throw new ValidationError(`--version ${opts.version} is not older than ${from.version}, the current release at ${dest.where}; publish it with \`release publish\` instead. Nothing was written.`);
+    return { file: `${prefix}${opts.version}.tar.gz`, version: opts.version };
+  }
+  const older = names
+    .filter((n) => n.startsWith(prefix) && n.endsWith('.tar.gz'))
+    .map((file) => ({ file, version: file.slice(prefix.length, -'.tar.gz'.length) }))
+    .filter((r) => !versionProblem(r.version) && compareVersions(r.version, from.version) < 0)
+    .sort((a, b) => compareVersions(b.version, a.version));
+  if (!older.length) throw new ValidationError(`${dest.where} holds no release of ${opts.name} on ${platform} older than ${from.version}; there is nothing to go back to. Nothing was written.`);
+  return older[0];
+}
+
+/** The tarball and its .sig must be at DEST and the signature must verify: hosts would refuse it otherwise. */
+async function checkedRelease(dest: Destination, scratch: string, certificate: string, target: { file: string; version: string }, v: { app: string; platform: string; seq: number; now: Date; expiresDays: number }): Promise<VersionInfo> {
+  const sig = await dest.read(`${target.file}.sig`);
+  const tarball = sig && (await dest.localCopy(target.file, scratch));
+  if (!sig || !tarball) throw new ValidationError(`${target.file}${sig ? '' : '.sig'} is not at ${dest.where} (pruned, or never published); cannot roll back to ${target.version}. Nothing was written.`);
+  if (!(await ownSignatureOver(certificate, await readFile(tarball), sig))) throw new ValidationError(`${target.file}.sig at ${dest.where} is not a signature of ${target.file} by this release key; cannot roll back to it. Nothing was written.`);
+  return {
+    version: target.version, file: target.file, sha256: await sha256File(tarball), size: (await stat(tarball)).size,
+    expires: v.expiresDays > 0 ? new Date(v.now.getTime() + v.expiresDays * 86_400_000) : undefined,
+    app: v.app, platform: v.platform, seq: v.seq,
+  };
+}

@@ -1,0 +1,125 @@
+// SEQ (DESIGN §8): every VERSION the publisher signs carries one more than the VERSION it
+// replaces. The publisher reads DEST's VERSION back and trusts its SEQ only when VERSION.sig
+// over it was made by a key of the same primary (any of its subkeys, at the time it signed:
+// a subkey revoked or expired since still tells the number hosts may have accepted, and a
+// number that only grows can do no harm).
+//
+// VERSION and VERSION.sig are two files, so they cannot change in one rename. They are written
+// in three steps, each atomic, so that at every moment VERSION.sig holds a signature of the
+// VERSION beside it (hosts accept a signature file when one of its signatures verifies):
+//   1. VERSION.sig = the old signature + the new one    (old VERSION: its signature is there)
+//   2. VERSION     = the new text                       (its signature is there too)
+//   3. VERSION.sig = the new signature alone
+// A process killed between two steps leaves a pair that verifies, old or new.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { ValidationError } from '../core/errors.ts';
+import type { Destination, StepHook } from './destination.ts';
+import { parseVersionFile, type VersionInfo } from './version-file.ts';
+
+type OpenPgp = typeof import('openpgp');
+
+/** The largest SEQ: 15 digits, as VERSION allows. */
+export const MAX_SEQ = 999_999_999_999_999;
+
+export interface PublishedVersion {
+  info: VersionInfo;
+  text: Buffer;
+  /** The one signature (binary packet) over `text` that verified. */
+  signature: Uint8Array;
+}
+
+/** DEST's VERSION, or undefined when there is none; `problem` says why one there is not trusted. */
+export async function readPublishedVersion(dest: Destination, certificate: string): Promise<{ published?: PublishedVersion; problem?: string }> {
+  const text = await dest.read('VERSION');
+  if (!text) return {};
+  const sig = await dest.read('VERSION.sig');
+  if (!sig) return { problem: `${dest.where} has a VERSION without VERSION.sig` };
+  const signature = await ownSignatureOver(certificate, text, sig);
+  if (!signature) return { problem: `VERSION.sig in ${dest.where} is not a signature of its VERSION by this release key` };
+  let info: VersionInfo;
+  try {
+    info = parseVersionFile(text.toString('utf8'));
+  } catch (error) {
+    return { problem: `the VERSION in ${dest.where} is invalid (${(error as Error).message})` };
+  }
+  return { published: { info, text, signature } };
+}
+
+/**
+ * The signature packet in `sigBytes` (binary or armored) that a (sub)key bound by the primary of
+ * `certificate` made over `data`, checked at the time it was made, revocations aside.
+ */
+export async function ownSignatureOver(certificate: string, data: Uint8Array, sigBytes: Uint8Array): Promise<Uint8Array | undefined> {
+  const openpgp: OpenPgp = await import('openpgp');
+  const key = await openpgp.readKey({ armoredKey: certificate });
+  key.revocationSignatures = [];
+  for (const subkey of key.subkeys) subkey.revocationSignatures = [];
+  let signature;
+  try {
+    const head = Buffer.from(sigBytes.subarray(0, 64)).toString('latin1');
+    signature = head.includes('-----BEGIN PGP')
+      ? await openpgp.readSignature({ armoredSignature: Buffer.from(sigBytes).toString('utf8') })
+      : await openpgp.readSignature({ binarySignature: sigBytes });
+  } catch {
+    return undefined;
+  }
+  for (const packet of signature.packets.slice(0, 8)) {
+    const only = new openpgp.PacketList<typeof packet>();
+    only.push(packet);
+    try {
+      const result = await openpgp.verify({
+        message: await openpgp.createMessage({ binary: data }), signature: new openpgp.Signature(only),
+        verificationKeys: [key], format: 'binary', date: packet.created ?? undefined,
+      });
+      await result.signatures[0].verified;
+      return only.write();
+    } catch {
+      // another packet may be ours
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The SEQ for the next VERSION: `explicit` (--seq) or one more than DEST's. A DEST VERSION that is
+ * not trusted needs --seq (its number cannot be believed, and a guess too low is refused by every
+ * host); --seq must still be above a trusted one.
+ */
+export function nextSeq(current: { published?: PublishedVersion; problem?: string }, explicit: number | undefined, where: string): number {
+  const seq = current.published?.info.seq ?? 0;
+  if (explicit !== undefined) {
+    if (explicit <= seq) throw new ValidationError(`--seq ${explicit} is not above SEQ ${seq} of the VERSION at ${where}; hosts would refuse it. Nothing was written.`);
+    return explicit;
+  }
+  if (current.problem) {
+    throw new ValidationError(`${current.problem}, so its SEQ is not trusted. Check ${where}; to replace it anyway, pass --seq N with N above the SEQ your hosts accepted last (launchfit status shows it). Nothing was written.`);
+  }
+  if (seq >= MAX_SEQ) throw new ValidationError(`SEQ at ${where} is ${seq}, the largest there can be; hosts cannot be given a newer VERSION. Nothing was written.`);
+  return seq + 1;
+}
+
+/** Write VERSION and VERSION.sig to DEST in the three steps above; `step` sees each write. */
+export async function placeVersionPair(dest: Destination, text: string, signature: Uint8Array, previous: PublishedVersion | undefined, step?: StepHook): Promise<void> {
+  const stage = await mkdtemp(path.join(os.tmpdir(), 'shipkit-version-'));
+  try {
+    const both = path.join(stage, 'both.sig');
+    const version = path.join(stage, 'VERSION');
+    const sig = path.join(stage, 'VERSION.sig');
+    await writeFile(both, Buffer.concat([previous?.signature ?? new Uint8Array(), signature]));
+    await writeFile(version, text);
+    await writeFile(sig, signature);
+    if (!previous) {
+      // Nothing trusted to keep verifying: the signature first, so VERSION never appears unsigned.
+      await dest.put(sig, 'VERSION.sig', step);
+      await dest.put(version, 'VERSION', step);
+      return;
+    }
+    await dest.put(both, 'VERSION.sig', step && ((s) => step(s.replace('VERSION.sig', 'VERSION.sig(both)'))));
+    await dest.put(version, 'VERSION', step);
+    await dest.put(sig, 'VERSION.sig', step);
+  } finally {
+    await rm(stage, { recursive: true, force: true });
+  }
+}
