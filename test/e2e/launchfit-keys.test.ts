@@ -4,7 +4,8 @@
 // controls the update server serves their own key A with S's public subkey packet and P's
 // binding signature grafted on, and signs a release with A: nothing is installed, neither by a
 // running launchfit nor on a first deploy. Text-mode and two-signer signature files that gpgv
-// accepts are installed; idle polls ask for keys.asc conditionally; a keybox as keyfile is a
+// accepts are installed; idle polls ask for VERSION alone and keys.asc (conditionally) only once
+// VERSION changed; a keybox as keyfile is a
 // clear configuration error. Interop with the gpg CLI (issue 20): a subkey added with
 // `gpg --quick-add-key` signs releases a host pinned to the primary installs, with no change on
 // the host; once revoked with `gpg --edit-key` (`key N`, `revkey`), its releases are refused.
@@ -127,18 +128,24 @@ test('text-mode and two-signer signature files that gpgv accepts are installed',
   assert.is(await askApp(w.appPort), '1.1');
 });
 
-test('idle polls ask for keys.asc conditionally: 304, not the key again', async () => {
+test('idle polls are one conditional VERSION request; keys.asc is asked, conditionally, once VERSION changes', async () => {
   await updateNow(); // the key the server has now has been fetched once
   await lf!.stop();
   lf = await startLaunchfit(pinned, { LAUNCHFIT_INTERVAL_MS: '200' });
-  const mark = w.server.requests.length;
-  const keyRequests = () => w.server.requests.slice(mark).filter((q) => q.path === 'keys.asc');
-  for (let i = 0; i < 100 && keyRequests().length < 4; i++) await new Promise((res) => setTimeout(res, 100));
-  const seen = keyRequests();
-  assert.ok(seen.length >= 4, `polls ran (${seen.length} key requests)`);
-  assert.equal(seen.map((q) => q.status), seen.map(() => 304), 'every poll got 304 for the key');
-  assert.ok(seen.every((q) => q.ifNoneMatch), 'sent with If-None-Match');
-  assert.is(currentOf(pinned), 'releases/my-app-gnu-linux-1.1');
+  let mark = w.server.requests.length;
+  const since = () => w.server.requests.slice(mark);
+  for (let i = 0; i < 100 && since().filter((q) => q.path === 'VERSION').length < 4; i++) await new Promise((res) => setTimeout(res, 100));
+  const idle = since();
+  assert.ok(idle.filter((q) => q.path === 'VERSION').length >= 4, `polls ran (${idle.length} requests)`);
+  assert.equal([...new Set(idle.map((q) => `${q.path} ${q.status}`))], ['VERSION 304'], 'an idle poll asks for VERSION alone, and gets 304');
+  mark = w.server.requests.length;
+  await publishAs(releaseSecret, '1.1.1', w.updates);
+  for (let i = 0; i < 150 && currentOf(pinned) !== 'releases/my-app-gnu-linux-1.1.1'; i++) await new Promise((res) => setTimeout(res, 100));
+  assert.is(currentOf(pinned), 'releases/my-app-gnu-linux-1.1.1');
+  const keys = since().filter((q) => q.path === 'keys.asc');
+  assert.ok(keys.length >= 1, 'keys.asc was asked once VERSION changed');
+  // Conditional (the copy it holds is named); publishing rewrote the file, so the server may send it again.
+  assert.ok(keys.every((q) => q.ifNoneMatch), `sent with If-None-Match: ${JSON.stringify(keys)}`);
 });
 
 test('a GnuPG keybox given as keyfile: exit 2, a clear message, nothing written', async () => {
