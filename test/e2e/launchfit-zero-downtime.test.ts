@@ -2,7 +2,7 @@
 // sockets, is health-checked over its own private socket, and only then is the old one stopped.
 // Under steady load an update refuses no request; a bad release is rolled back while the old
 // app keeps serving, and `status` keeps why.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -132,15 +132,20 @@ test('an old app that ignores SIGTERM is killed after kill_timeout; the new one 
   assert.match((await get({ port })).body!, /^1\.9 /);
 });
 
-test('a running app that fails its health check 3 times in a row is restarted', async () => {
+test('a running app that fails its health check 3 times in a row is restarted; healthy again, it stays', async () => {
   const sick = path.join(w.base, 'sick');
   await publish('1.10', { 'sick-after': sick });
   await update();
   const pid = await pidOf();
   writeFileSync(sick, '');
-  await waitFor(async () => (await statusOf(w.deploy)).app.pid !== pid, { timeoutMs: 20_000, what: 'a restart after failed health checks' });
+  await waitFor(async () => { const p = (await statusOf(w.deploy)).app.pid; return p && p !== pid; }, { timeoutMs: 20_000, what: 'a restart after failed health checks' });
+  rmSync(sick); // the trouble passes: the restarted app answers its probes again
   assert.match(lf.output(), /the app failed 3 health checks in a row; restarting it/);
   assert.not.ok(isRunning(pid));
+  await waitFor(() => /the app is healthy again after its restart/.test(lf.output()), { timeoutMs: 20_000, what: 'the restart to pass its probation' });
+  assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.10');
+  assert.not.ok((await statusOf(w.deploy)).bad.includes('1.10'));
+  assert.match((await get({ port })).body!, /^1\.10 /);
 });
 
 test('a bad release while the old app had already stopped: after the rollback the old app is started again', async () => {
