@@ -9,7 +9,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MARK_VARIABLE, processMarkOf } from '../../lib/launchfit/app-env.ts';
-import { rootBuildUser, runScript, waitFor } from '../helpers.ts';
+import { ensureSystemUser, rootBuildUser, runCommand, runScript, scriptCommand, waitFor } from '../helpers.ts';
 import { askApp, currentOf, makeWorld, startLaunchfit, type Launchfit, type World } from '../fixtures/launchfit/world.ts';
 
 // A compromised app: it reports who it runs as and its environment, then asks the control
@@ -130,6 +130,44 @@ test('without app.user the same app runs as launchfit\'s user and does reach the
     const env = reports(reportDir, 'env').find((r) => r.version === '1.0')!;
     assert.is(env.data.uid, 0);
     assert.is(env.data.env.LAUNCHFIT_DIR, undefined);
+  } finally {
+    const code = await lf?.stop('SIGTERM');
+    w.server.close();
+    assert.is(code, 0, lf?.output());
+  }
+});
+
+test('a deploy folder owned by another user: run (as root) gives .launchfit to that owner, who updates, asks status and rolls back through the socket; the app\'s user still cannot', async () => {
+  const as = await rootBuildUser('a deploy folder owned by another user needs root');
+  if (!as) return;
+  const owner = 'shipkitdeploy';
+  const ownerUid = await ensureSystemUser(owner);
+  const { w, reportDir } = await probeWorld(as.user, as.uid);
+  chownSync(w.deploy, ownerUid, ownerUid);
+  const asOwner = (args: string[]) => runCommand('runuser', ['-u', owner, '--', ...scriptCommand('launchfit'), ...args, '--dir', w.deploy]);
+  let lf: Launchfit | undefined;
+  try {
+    lf = await startLaunchfit(w.deploy);
+    const meta = statSync(path.join(w.deploy, '.launchfit'));
+    assert.equal({ uid: meta.uid, mode: meta.mode & 0o777 }, { uid: ownerUid, mode: 0o700 }, lf.output());
+    assert.is(statSync(path.join(w.deploy, '.launchfit/control.sock')).uid, ownerUid);
+    const tried = (await waitFor(() => reports(reportDir, 'control').find((r) => r.version === '1.0'), { timeoutMs: 60_000, what: 'the app\'s try at the socket' }))!;
+    assert.equal(tried.data, { error: 'EACCES' });
+
+    await w.publish('1.1', { files: { 'server.cjs': PROBE_APP } });
+    const updated = await asOwner(['update']);
+    assert.is(updated.exitCode, 0, updated.stdout + updated.stderr + lf.output());
+    assert.is(await askApp(w.appPort), '1.1');
+    // Only the running launchfit knows the app's state: the answer came over the socket.
+    const status = await asOwner(['status', '--json']);
+    assert.is(status.exitCode, 0, status.stderr);
+    assert.is(JSON.parse(status.stdout).app.state, 'running', status.stdout);
+    const back = await asOwner(['rollback']);
+    assert.is(back.exitCode, 0, back.stdout + back.stderr + lf.output());
+    assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.0');
+    const refused = await asOwner(['rollback', '--to', '1.1']);
+    assert.is(refused.exitCode, 2, refused.stdout + refused.stderr);
+    assert.match(refused.stderr, /--force/);
   } finally {
     const code = await lf?.stop('SIGTERM');
     w.server.close();
