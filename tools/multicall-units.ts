@@ -22,6 +22,20 @@ export function createUnitRequire(units: Record<string, string>, bundleUrl: stri
   const file = fileURLToPath(bundleUrl);
   const nodeRequire = createRequire(bundleUrl);
   const loaded = new Map<string, { exports: unknown }>();
+  const proxies = new Map<string, unknown>();
+  // What a unit's own `require` gives for another unit: a stand-in that compiles it on the first
+  // use of one of its exports. A script's top-level `import { $ } from 'zx'` becomes
+  // `var import_zx = require("zx")` with every use written `import_zx.$`, so `--help` and the
+  // code paths that never touch zx, yaml or openpgp do not decompress and compile them.
+  const lazyRequire = (id: string): unknown => {
+    if (!Object.hasOwn(units, id) || loaded.has(id)) return unitRequire(id);
+    let proxy = proxies.get(id);
+    if (!proxy) {
+      proxy = lazyExports(() => unitRequire(id) as object);
+      proxies.set(id, proxy);
+    }
+    return proxy;
+  };
   const unitRequire = (id: string): unknown => {
     const known = loaded.get(id);
     if (known) return (known.exports as { unit: unknown }).unit;
@@ -32,8 +46,29 @@ export function createUnitRequire(units: Record<string, string>, bundleUrl: stri
     // Strict, as the ES module it replaces was; the wrapper is on line 1 so line numbers hold.
     const wrapped = `(function (${UNIT_PARAMETERS.join(', ')}) {'use strict';${code}\n})`;
     const run = vm.runInThisContext(wrapped, { filename: `${file}#${id}` }) as (...args: unknown[]) => void;
-    run.call(module.exports, module.exports, unitRequire, module, file, path.dirname(file), bundleUrl);
+    run.call(module.exports, module.exports, lazyRequire, module, file, path.dirname(file), bundleUrl);
     return (module.exports as { unit: unknown }).unit;
   };
   return unitRequire;
+}
+
+/**
+ * An object that stands for `load()`'s result and calls `load` on the first look at it (a property
+ * read, `in`, its keys). Properties are reported configurable, as a proxy over an empty object
+ * must; reading, calling and assigning them reach the real object.
+ */
+function lazyExports(load: () => object): object {
+  let real: object | undefined;
+  const target = () => (real ??= load());
+  return new Proxy({}, {
+    get: (_, key) => Reflect.get(target(), key),
+    set: (_, key, value) => Reflect.set(target(), key, value),
+    has: (_, key) => Reflect.has(target(), key),
+    ownKeys: () => Reflect.ownKeys(target()),
+    getOwnPropertyDescriptor: (_, key) => {
+      const found = Reflect.getOwnPropertyDescriptor(target(), key);
+      return found && { ...found, configurable: true };
+    },
+    getPrototypeOf: () => Reflect.getPrototypeOf(target()),
+  });
 }

@@ -57,4 +57,21 @@ test('a name that is no unit and no built-in fails as require does', () => {
   assert.throws(() => unitRequire('no-such-package-here'), (e: NodeJS.ErrnoException) => e.code === 'MODULE_NOT_FOUND');
 });
 
+test("a unit's require of another unit compiles it only when one of its exports is first used", () => {
+  const g = globalThis as { __libRuns?: number };
+  delete g.__libRuns;
+  const units = unitsOf({
+    lib: 'globalThis.__libRuns = (globalThis.__libRuns ?? 0) + 1; exports.unit = { twice: (x) => 2 * x, name: "lib" };',
+    script: 'var import_lib = require("lib"); exports.unit = { run: () => (0, import_lib.twice)(21), keys: () => Object.keys(import_lib), has: () => "name" in import_lib };',
+  });
+  const script = createUnitRequire(units, BUNDLE)('script') as { run: () => number; keys: () => string[]; has: () => boolean };
+  assert.is(g.__libRuns, undefined, 'requiring it at the top of the script compiled nothing');
+  assert.is(script.run(), 42);
+  assert.is(g.__libRuns, 1);
+  assert.equal(script.keys(), ['twice', 'name']);
+  assert.ok(script.has());
+  assert.is(g.__libRuns, 1, 'compiled once');
+  delete g.__libRuns;
+});
+
 test.run();
