@@ -112,6 +112,7 @@ let signedBySecond: string;
 test('revoke --reason compromised: a release the subkey signed before its revocation is refused', async () => {
   // Signed by the second subkey now, served only after the revocation.
   signedBySecond = tmpDir('shipkit-stage-');
+  cpSync(w.updates, signedBySecond, { recursive: true }); // so its SEQ follows the server's
   await publish('1.2', signedBySecond);
   beforeRevocation = readFileSync(path.join(keys, 'keys.asc'), 'utf8');
   await new Promise((res) => setTimeout(res, 1100)); // the revocation is dated after the signature
@@ -146,9 +147,15 @@ test('a subkey bound by another primary, grafted into keys.asc, is refused', asy
   const stage = tmpDir('shipkit-stage-');
   await publish('1.4', stage, strangerSecret);
   const grafted = await graftSubkey(strangerAsc, readFileSync(path.join(keys, 'keys.asc'), 'utf8'), strangerSub);
+  const genuine = tmpDir('shipkit-genuine-');
+  cpSync(w.updates, genuine, { recursive: true });
   serveFolder(stage);
   serveKeys(grafted);
-  await expectRefused(new RegExp(`The key ${strangerSub.toLowerCase()} that signed VERSION is expired, revoked or not valid for signing`), '1.3');
+  try {
+    await expectRefused(new RegExp(`The key ${strangerSub.toLowerCase()} that signed VERSION is expired, revoked or not valid for signing`), '1.3');
+  } finally {
+    serveFolder(genuine); // the release key's own files again, for the next publish
+  }
 });
 
 test('an expired subkey (made by gpg in the past) is refused', async () => {
@@ -164,11 +171,17 @@ test('an expired subkey (made by gpg in the past) is refused', async () => {
   writeFileSync(path.join(stage, 'keys.asc'), oldKeys);
   const server = tmpDir('shipkit-expired-');
   cpSync(stage, server, { recursive: true });
+  const genuine = tmpDir('shipkit-genuine-');
+  cpSync(w.updates, genuine, { recursive: true });
   serveFolder(server);
-  const r = await runScript('launchfit', [w.server.url, '--key', old.fpr, '--dir', dir]);
-  assert.is(r.exitCode, 1, r.stderr);
-  assert.match(r.stderr, new RegExp(`The key ${expired.toLowerCase()} that signed VERSION is expired, revoked or not valid for signing`));
-  assert.equal(readdirSync(dir).filter((n) => n !== '.launchfit'), [], 'nothing installed');
+  try {
+    const r = await runScript('launchfit', [w.server.url, '--key', old.fpr, '--dir', dir]);
+    assert.is(r.exitCode, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`The key ${expired.toLowerCase()} that signed VERSION is expired, revoked or not valid for signing`));
+    assert.equal(readdirSync(dir).filter((n) => n !== '.launchfit'), [], 'nothing installed');
+  } finally {
+    serveFolder(genuine); // the release key's own files again, for the next publish
+  }
 });
 
 test('keys.asc larger than the cap: a clear error, the current release keeps serving', async () => {
