@@ -69,6 +69,8 @@ export interface LaunchState {
   installed: Record<string, InstalledRelease>;
   /** The release that was current before the last switch. */
   previous?: string;
+  /** The highest SEQ of a signed VERSION handled here, and the file it named (see seq.ts). */
+  seq?: { seq: number; file: string; at: string };
   /** A verified VERSION.sig has been seen: from then on an unsigned VERSION is refused. */
   signedVersionSeen?: boolean;
   /** ETag of the last VERSION that was fully handled. */

@@ -11,6 +11,8 @@ export interface Status {
   version?: string;
   previous?: string;
   highest?: string;
+  /** The highest SEQ accepted (DESIGN §8): a VERSION with a lower one is refused. */
+  seq?: number;
   /** The APP and PLATFORM this folder is bound to (or their APP-PLATFORM prefix). */
   binding?: HostBinding;
   /** EXPIRES of the VERSION last handled: after it, a 304 is a failed check. */
@@ -41,6 +43,7 @@ export async function collectStatus(paths: DeployPaths, live?: RunnerInfo): Prom
     version: current ? state.installed[current]?.version : undefined,
     previous: state.previous,
     highest: state.highest,
+    seq: state.seq?.seq,
     binding: state.binding,
     versionExpires: state.versionExpires,
     bad: state.bad,
@@ -63,6 +66,7 @@ export function formatStatus(s: Status): string {
     `previous: ${s.previous ?? '(none)'}`,
     `highest:  ${s.highest ?? '(none)'}`,
   ];
+  if (s.seq !== undefined) lines.push(`seq:      ${s.seq} (the last VERSION accepted; a lower SEQ is refused)`);
   if (s.binding) lines.push(`bound to: ${s.binding.app && s.binding.platform ? `APP ${s.binding.app} PLATFORM ${s.binding.platform}` : `${s.binding.prefix}-VERSION.tar.gz`}`);
   if (s.versionExpires) lines.push(`expires:  ${s.versionExpires} (VERSION)`);
   if (s.bad.length) lines.push(`bad:      ${s.bad.join(', ')}`);

@@ -19,6 +19,7 @@ import { downloadToFile, fetchSmall, type FetchFn, type MinRate } from './fetch.
 import type { Timeouts } from '../http/get.ts';
 import { verifyDetachedSignature, type TrustedKeys } from './pgp.ts';
 import { loadReleaseKeys } from './release-keys.ts';
+import { judgeSeq } from './seq.ts';
 import { readState, updateState, writeState, type DeployPaths, type StartFailure } from './state.ts';
 import { pruneReleases, readCurrent, removeRelease, swapCurrentSymlink } from './switch.ts';
 import { MAX_VERSION_FILE_BYTES, compareVersions, parseVersionFile, type VersionInfo } from '../release/version-file.ts';
@@ -317,9 +318,13 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false } = {}
   } catch (error) {
     return refuse(messageOf(error), error);
   }
+  const seq = judgeSeq(state, info, signed);
+  if (!seq.ok) return refuse(seq.message);
   if (signed && !state.signedVersionSeen) await updateState(paths, (s) => { s.signedVersionSeen = true; });
   const done = async (result: CheckResult) => {
     await updateState(paths, (s) => {
+      // Handled to the end: from now on this SEQ is the one a VERSION must not go below.
+      if (signed && info.seq !== undefined && (!s.seq || info.seq > s.seq.seq)) s.seq = { seq: info.seq, file: info.file, at: new Date().toISOString() };
       s.etag = etag;
       s.versionExpires = info.expires?.toISOString();
       s.lastCheck = { at: new Date().toISOString(), ok: result.action !== 'unhealthy', message: result.message };
@@ -334,7 +339,9 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false } = {}
     log.warn(`version ${info.version} is marked bad; waiting for a newer one`);
     return done({ action: 'skipped-bad', version: info.version, release: current, message: `Version ${info.version} is marked bad (it failed or was rolled back); waiting for a newer one.` });
   }
-  if (state.highest && compareVersions(info.version, state.highest) < 0) {
+  if (seq.downgradeAllowed && state.highest && compareVersions(info.version, state.highest) < 0) {
+    log.warn(`VERSION with the newer SEQ ${info.seq} names ${info.version}, lower than ${state.highest}: the publisher rolled back; going back`);
+  } else if (state.highest && compareVersions(info.version, state.highest) < 0) {
     return refuse(`VERSION offers ${info.version}, lower than ${state.highest} already installed; refusing the downgrade (use \`launchfit rollback\` to go back on purpose).`);
   }
   let name: string;

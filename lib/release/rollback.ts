@@ -83,7 +83,8 @@ async function chooseTarget(dest: Destination, opts: RollbackOptions, from: Vers
     if (compareVersions(opts.version, from.version) >= 0) throw new ValidationError(`--version ${opts.version} is not older than ${from.version}, the current release at ${dest.where}; publish it with \`release publish\` instead. Nothing was written.`);
     return { file: `${prefix}${opts.version}.tar.gz`, version: opts.version };
   }
-  const older = names
+  // A release with only its tarball or only its .sig left still counts, so the refusal names what is missing.
+  const older = [...new Set(names.map((n) => n.replace(/\.sig$/, '')))]
     .filter((n) => n.startsWith(prefix) && n.endsWith('.tar.gz'))
     .map((file) => ({ file, version: file.slice(prefix.length, -'.tar.gz'.length) }))
     .filter((r) => !versionProblem(r.version) && compareVersions(r.version, from.version) < 0)

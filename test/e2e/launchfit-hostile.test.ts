@@ -126,8 +126,10 @@ test('VERSION naming ../x.tar.gz, /etc/passwd, a/b.tar.gz (signed by the trusted
 test('a non-hex version, a lower version, an expired VERSION', async () => {
   serve(await signedVersion(`CURRENT 1.1g ${FILE}\n`));
   await expectRefused(/dot-separated hexadecimal/);
-  serve(await signedVersion('CURRENT 0.f my-app-gnu-linux-0.f.tar.gz\n'));
-  await expectRefused(/lower than 1\.0 already installed; refusing the downgrade/);
+  // A lower version under a SEQ the host already passed is a replay (DESIGN §8); only a newer
+  // SEQ may go below the version high-water mark (test/e2e/release-rollback.test.ts).
+  serve(await signedVersion('CURRENT 0.f my-app-gnu-linux-0.f.tar.gz\nSEQ 1\n'));
+  await expectRefused(/VERSION has SEQ 1, (lower than SEQ \d+ this host accepted|which this host already accepted for my-app-gnu-linux-1\.0\.tar\.gz, but names my-app-gnu-linux-0\.f\.tar\.gz); refusing a replayed/);
   const dir = await stage11();
   serveStaged(dir, await signedVersion(`CURRENT 1.1 ${FILE}\nEXPIRES 2020-01-01T00:00:00Z\n`));
   await expectRefused(/VERSION expired on 2020-01-01/);

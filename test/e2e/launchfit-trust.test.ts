@@ -12,7 +12,7 @@ import { silentLogger } from '../../lib/core/log.ts';
 import { requestOverSocket } from '../../lib/launchfit/control.ts';
 import { publishRelease } from '../../lib/release/publish.ts';
 import { tmpDir } from '../helpers.ts';
-import { FILE, expectRefused, serveStaged, setUp, signWithGpg, signedVersion, stage11, tearDown, w } from '../fixtures/launchfit/hostile.ts';
+import { FILE, expectRefused, nextSeq, serveStaged, setUp, signWithGpg, signedVersion, stage11, tearDown, w } from '../fixtures/launchfit/hostile.ts';
 import { statusOf } from '../fixtures/launchfit/world.ts';
 
 test.before(setUp);
@@ -21,7 +21,7 @@ test.after(tearDown);
 /** A release as `release publish` makes it (tarball, .sig, VERSION with APP/PLATFORM, VERSION.sig), for any app and platform. */
 async function stageRelease(name: string, platform: string, version: string): Promise<string> {
   const dir = tmpDir('shipkit-stage-');
-  await publishRelease({ dir: w.makeApp(version), name, platform, version, key: w.secretKey, passphraseFile: w.passFile, to: dir, log: silentLogger });
+  await publishRelease({ dir: w.makeApp(version), name, platform, version, key: w.secretKey, passphraseFile: w.passFile, to: dir, log: silentLogger, seq: nextSeq() });
   return dir;
 }
 

@@ -72,6 +72,9 @@ test('parseVersionFile: hostile and broken files are refused with a reason', () 
     ['CURRENT 1.2 a.tar.gz\nAPP a', /APP line without a PLATFORM line/],
     ['CURRENT 1.2 a.tar.gz\nPLATFORM p', /APP line without a PLATFORM line/],
     ['CURRENT 1.2 a.tar.gz\nAPP ../x\nPLATFORM p', /Invalid APP in VERSION line 2/],
+    ['CURRENT 1.2 a.tar.gz\nSEQ 0', /SEQ must be a whole number/],
+    ['CURRENT 1.2 a.tar.gz\nSEQ 1\nSEQ 2', /SEQ appears twice/],
+    ['CURRENT 1.2 a.tar.gz\nSEQ -3', /SEQ must be a whole number/],
     ['CURRENT 1.2 a.tar.gz\nAPP a b\nPLATFORM p', /APP needs exactly one name/],
   ];
   for (const [text, pattern] of cases) assert.throws(() => parseVersionFile(text), pattern, text.slice(0, 40));
