@@ -109,6 +109,7 @@ test('a pinned subkey grafted onto the attacker\'s key: a running launchfit and 
 
 test('text-mode and two-signer signature files that gpgv accepts are installed', async () => {
   const stage = tmpDir('shipkit-stage-');
+  cpSync(w.updates, stage, { recursive: true }); // so its SEQ follows the server's
   const { file } = await publishAs(releaseSecret, '1.1', stage);
   const stranger = await genKey(w.g, 'Stranger <stranger@example.com>', { passphrase: PASS });
   const sign = (args: string[], out: string, input: string) => w.g.gpg('--passphrase', PASS, '--yes', ...args, '--output', out, '--detach-sign', input);
@@ -170,6 +171,7 @@ test('gpg --quick-add-key: the new subkey\'s release is installed on a host pinn
     keys: await exportPublic(w.g, release.fpr, path.join(w.base, 'gpg-keys.asc')),
   });
   const stage = tmpDir('shipkit-stage-');
+  cpSync(w.updates, stage, { recursive: true }); // so its SEQ follows the server's
   await publishWithGpgKeys('1.2', stage);
   serveFolder(stage);
   const installed = await runScript('launchfit', ['update', '--dir', host]);
@@ -179,6 +181,7 @@ test('gpg --quick-add-key: the new subkey\'s release is installed on a host pinn
   assert.is(readFileSync(path.join(host, 'launchify.yml'), 'utf8'), yml, 'nothing changed on the host');
 
   const signedBefore = tmpDir('shipkit-stage-');
+  cpSync(w.updates, signedBefore, { recursive: true });
   await publishWithGpgKeys('1.3', signedBefore);
   await new Promise((res) => setTimeout(res, 1100)); // the revocation is dated after the signature
   await revokeSubkeyWithGpg(w.g, release.fpr, added, { reason: 1, passphrase: PASS });
