@@ -4,11 +4,16 @@
 //               webhook (same HMAC rule, runs /bin/true); req/s, p99 latency and the ratio.
 //   flood:      50 clients each send a 25 MB body with a bad signature at the same time; the
 //               peak resident memory (VmHWM) of each server, and what each client was answered.
-//   npm run bench:hooks [-- --connections 50 --duration 10 --flood 50 --flood-mb 25]
+//   npm run bench:hooks [-- --connections 50 --duration 10 --rounds 3 --flood 50 --flood-mb 25 --cpu-prof DIR]
+// hook-server runs as shipped: the one file dist/shipkit.mjs (`npm run bundle` first; built here
+// when missing) under plain node. Each round loads both servers, the side that goes first
+// alternating; the table gives medians over the rounds and the ratios against the goal
+// (throughput ≥ 1.2× webhook, p99 ≤ 1.0×). --cpu-prof DIR starts hook-server with
+// `node --cpu-prof --cpu-prof-dir DIR` (one profile per round, written when it stops).
 // webhook is skipped (with a note) when it is not installed: apt-get install webhook.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -16,13 +21,15 @@ import path from 'node:path';
 import minimist from 'minimist';
 import { sign } from '@octokit/webhooks-methods';
 
-const args = minimist(process.argv.slice(2), { string: ['connections', 'duration', 'flood', 'flood-mb'] });
+const args = minimist(process.argv.slice(2), { string: ['connections', 'duration', 'flood', 'flood-mb', 'rounds', 'cpu-prof'] });
+const ROUNDS = Number(args.rounds ?? 3);
 const CONNECTIONS = Number(args.connections ?? 50);
 const DURATION = Number(args.duration ?? 10);
 const FLOOD = Number(args.flood ?? 50);
 const FLOOD_MB = Number(args['flood-mb'] ?? 25);
 const ROOT = path.resolve(import.meta.dirname, '..');
-const TSX = path.join(ROOT, 'node_modules/tsx/dist/loader.mjs');
+const BUNDLE = path.join(ROOT, 'dist/shipkit.mjs');
+if (!existsSync(BUNDLE)) spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'tools/bundle.ts'), 'shipkit'], { cwd: ROOT, stdio: 'inherit' });
 const SECRET = randomUUID();
 const work = mkdtempSync(path.join(os.tmpdir(), 'shipkit-bench-hooks-'));
 const children: ChildProcess[] = [];
@@ -73,10 +80,12 @@ function start(cmd: string, argv: string[], env: NodeJS.ProcessEnv = {}): { chil
 }
 
 async function startHookServer(port: number) {
-  const data = path.join(work, 'hook-data');
+  // A fresh data folder each round: every round starts from an empty journal.
+  const data = path.join(work, `hook-data-${children.length}`);
   const config = path.join(work, 'shipkit.yml');
   writeFileSync(config, [`listen: 127.0.0.1:${port}`, `data: ${data}`, 'secret: env:BENCH_SECRET', 'concurrency: 1', 'repos:', '  bench/site:', '    branch: main', ''].join('\n'));
-  const server = start(process.execPath, ['--import', TSX, path.join(ROOT, 'scripts/hook-server.ts'), '--config', config], {
+  const prof = args['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(args['cpu-prof'])] : [];
+  const server = start(process.execPath, [...prof, BUNDLE, 'hook-server', '--config', config], {
     BENCH_SECRET: SECRET, SHIPKIT_BUILD_COMMAND: '/bin/true', SHIPKIT_RELEASE_COMMAND: '/bin/true', LOG_FORMAT: 'json',
   });
   await waitForPort(port, server.child, server.output);
@@ -142,41 +151,66 @@ async function flood(url: string): Promise<Record<string, number>> {
 }
 
 const haveWebhook = spawnSync('webhook', ['-version']).status === 0;
-const results: Array<{ name: string; load: Load; idleMb: number; floodMb: number; flood: Record<string, number> }> = [];
+if (!haveWebhook) console.log('webhook is not installed (apt-get install webhook): only hook-server is measured.');
+type Name = 'hook-server' | 'webhook';
+const runs: Record<Name, Array<{ load: Load; idleMb: number; floodMb?: number; flood?: Record<string, number> }>> = { 'hook-server': [], webhook: [] };
 
-for (const name of ['hook-server', 'webhook'] as const) {
-  if (name === 'webhook' && !haveWebhook) {
-    console.log('webhook is not installed (apt-get install webhook): only hook-server was measured.');
-    continue;
-  }
+async function measure(name: Name, round: number): Promise<void> {
   const port = await freePort();
   const server = name === 'hook-server' ? await startHookServer(port) : await startWebhook(port);
   // Warm up (JIT, first fsyncs), then measure.
   const check = await fetch(server.url, { method: 'POST', body: BODY, headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-hub-signature-256': SIGNATURE, 'x-github-delivery': randomUUID() } });
   if (check.status >= 300) throw new Error(`${name} refused a signed delivery: ${check.status} ${await check.text()}`);
-  process.stderr.write(`${name}: ${CONNECTIONS} connections for ${DURATION} s...\n`);
+  process.stderr.write(`round ${round + 1}/${ROUNDS}, ${name}: ${CONNECTIONS} connections for ${DURATION} s...\n`);
   const measured = await load(server.url);
   const idleMb = peakRssMb(server.child.pid!);
-  process.stderr.write(`${name}: ${FLOOD} clients × ${FLOOD_MB} MB with a bad signature...\n`);
-  const floodResult = await flood(server.url);
-  const floodMb = peakRssMb(server.child.pid!);
-  results.push({ name, load: measured, idleMb, floodMb, flood: floodResult });
+  process.stderr.write(`  ${Math.round(measured.rps)} req/s, p99 ${measured.p99} ms\n`);
+  const run: (typeof runs)[Name][number] = { load: measured, idleMb };
+  // The flood once per server, in the last round (it leaves the server's peak memory behind).
+  if (round === ROUNDS - 1 && FLOOD > 0) {
+    process.stderr.write(`${name}: ${FLOOD} clients × ${FLOOD_MB} MB with a bad signature...\n`);
+    run.flood = await flood(server.url);
+    run.floodMb = peakRssMb(server.child.pid!);
+  }
+  runs[name].push(run);
   server.child.kill('SIGTERM');
   await new Promise((r) => server.child.once('exit', r));
 }
 
-const fmt = (n: number, digits = 0) => n.toFixed(digits);
-console.log(`\nSigned push deliveries, ${CONNECTIONS} connections, ${DURATION} s (autocannon); then ${FLOOD} × ${FLOOD_MB} MB bad-signature bodies at once.`);
-console.log(`machine: ${os.cpus().length} cores, node ${process.version}\n`);
-console.log('| server | req/s | p50 ms | p99 ms | non-2xx | errors | peak RSS after load (MB) | peak RSS after flood (MB) | flood answers |');
-console.log('|---|---|---|---|---|---|---|---|---|');
-for (const r of results) {
-  console.log(`| ${r.name} | ${fmt(r.load.rps)} | ${fmt(r.load.p50)} | ${fmt(r.load.p99)} | ${r.load.non2xx} | ${r.load.errors} | ${fmt(r.idleMb)} | ${fmt(r.floodMb)} | ${Object.entries(r.flood).map(([k, v]) => `${k}×${v}`).join(' ')} |`);
+for (let round = 0; round < ROUNDS; round++) {
+  const order: Name[] = haveWebhook ? (round % 2 === 0 ? ['hook-server', 'webhook'] : ['webhook', 'hook-server']) : ['hook-server'];
+  for (const name of order) await measure(name, round);
 }
-const [ours, theirs] = results;
-if (ours && theirs) {
-  console.log(`\nthroughput ratio hook-server / webhook: ${(ours.load.rps / theirs.load.rps).toFixed(2)}`);
-  console.log(`p99 ratio hook-server / webhook: ${(ours.load.p99 / Math.max(1, theirs.load.p99)).toFixed(2)}`);
-  console.log(`flood peak memory hook-server / webhook: ${(ours.floodMb / theirs.floodMb).toFixed(2)}`);
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+const fmt = (n: number, digits = 0) => n.toFixed(digits);
+console.log(`\nSigned push deliveries, ${CONNECTIONS} connections, ${DURATION} s (autocannon), ${ROUNDS} rounds, sides alternated; then ${FLOOD} × ${FLOOD_MB} MB bad-signature bodies at once.`);
+console.log(`machine: ${os.cpus().length} cores, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}, node ${process.version}; hook-server: node ${path.relative(ROOT, BUNDLE)}\n`);
+console.log('| server | req/s (median; each round) | p50 ms | p99 ms (median; each round) | non-2xx | errors | peak RSS after load (MB) | peak RSS after flood (MB) | flood answers |');
+console.log('|---|---|---|---|---|---|---|---|---|');
+const summary = (name: Name) => {
+  const list = runs[name];
+  const last = list[list.length - 1];
+  return {
+    rps: median(list.map((r) => r.load.rps)), p50: median(list.map((r) => r.load.p50)), p99: median(list.map((r) => r.load.p99)),
+    row: `| ${name} | ${fmt(median(list.map((r) => r.load.rps)))} (${list.map((r) => fmt(r.load.rps)).join(', ')}) | ${fmt(median(list.map((r) => r.load.p50)))} | ${fmt(median(list.map((r) => r.load.p99)))} (${list.map((r) => fmt(r.load.p99)).join(', ')}) | ${list.reduce((n, r) => n + r.load.non2xx, 0)} | ${list.reduce((n, r) => n + r.load.errors, 0)} | ${fmt(median(list.map((r) => r.idleMb)))} | ${last?.floodMb === undefined ? '-' : fmt(last.floodMb)} | ${last?.flood ? Object.entries(last.flood).map(([k, v]) => `${k}×${v}`).join(' ') : '-'} |`,
+  };
+};
+const ours = summary('hook-server');
+console.log(ours.row);
+if (haveWebhook) {
+  const theirs = summary('webhook');
+  console.log(theirs.row);
+  const rate = ours.rps / theirs.rps;
+  const p99 = ours.p99 / Math.max(1, theirs.p99);
+  console.log(`\nthroughput hook-server / webhook (medians): ${rate.toFixed(2)}× (goal ≥ 1.2×: ${rate >= 1.2 ? 'met' : 'not met'})`);
+  console.log(`p99 hook-server / webhook (medians): ${p99.toFixed(2)}× (goal ≤ 1.0×: ${p99 <= 1 ? 'met' : 'not met'})`);
+  const ourFlood = runs['hook-server'].at(-1)?.floodMb;
+  const theirFlood = runs.webhook.at(-1)?.floodMb;
+  if (ourFlood !== undefined && theirFlood !== undefined) console.log(`flood peak memory hook-server / webhook: ${(ourFlood / theirFlood).toFixed(3)}×`);
 }
 process.exit(0);

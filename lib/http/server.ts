@@ -191,7 +191,9 @@ export function receiveBody(req: IncomingMessage, { limit, timeoutMs = 30_000, r
       if (done) return;
       if (!spill) {
         cleanup();
-        return resolve({ size, buffer: Buffer.concat(chunks, size) });
+        // A body that came in one chunk (most deliveries) is that chunk: the HMAC saw it as it
+        // arrived, and it is not copied again.
+        return resolve({ size, buffer: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size) });
       }
       // Settled once the file is complete: a write that fails while it is flushed still rejects.
       spill.once('finish', () => {

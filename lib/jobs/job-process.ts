@@ -5,7 +5,7 @@
 // wrapper, so that a run which ends while hook-server is down is still known on restart.
 // The scheduling around it (concurrency, per-repo order, the journal) lives in lib/jobs/job-queue.ts.
 import { spawn } from 'node:child_process';
-import { chown, open, readFile, rm, stat } from 'node:fs/promises';
+import { chown, open, readFile, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { atomicWriteFile, ensureDir } from '../core/fs.ts';
 import { secretEnvNames, type BuildEnvEntry } from '../config/build-env.ts';
@@ -81,7 +81,8 @@ export function createProcessRunner(options: ProcessRunnerOptions): JobRunner {
     const dir = path.join(jobsDir, job.id);
     await ensureDir(dir, 0o755);
     const statusFile = path.join(dir, `status-${job.attempts}`);
-    await rm(statusFile, { force: true });
+    // unlink, not rm({ force }): rm walks the path (lstat, rimraf) on every job start.
+    await unlink(statusFile).catch((error: NodeJS.ErrnoException) => { if (error.code !== 'ENOENT') throw error; });
     let home = env.HOME ?? '/';
     let prefix: string[] = [];
     let ids: { uid?: number; gid?: number } = {};

@@ -220,4 +220,44 @@ test('full disk (real tmpfs): a write that fails leaves no partial record; the n
   await again.close();
 });
 
+test('group commit: each write is in the file when it resolves, and records land in the order they were written', async () => {
+  const dir = tmpDir();
+  const journal = await openJournal(dir);
+  const jobs = Array.from({ length: 300 }, () => job());
+  const missing: string[] = [];
+  // Resolved writes read the file at once: none may be acknowledged before its bytes are there.
+  await Promise.all(jobs.map((j) => journal.write([j]).then(() => {
+    if (!readFileSync(journalFile(dir), 'utf8').includes(j.id)) missing.push(j.id);
+  })));
+  assert.equal(missing, [], 'acknowledged before it was in the file');
+  assert.ok(journal.stats().flushes < jobs.length, 'the writes shared flushes');
+  const ids = readFileSync(journalFile(dir), 'utf8').trim().split('\n').map((line) => (JSON.parse(line.slice(9)) as Job).id);
+  assert.equal(ids, jobs.map((j) => j.id), 'file order is write order');
+  await journal.close();
+});
+
+test('group commit on a full disk (real tmpfs): every write of the failed group is refused, none is in memory or on disk', async () => {
+  const disk = mountTinyDisk('1m');
+  if (typeof disk === 'string') return skipFullDisk('journal group full-disk test', disk);
+  const journal = await openJournal(disk.dir);
+  const first = job();
+  await journal.add(first);
+  disk.fill();
+  const group = Array.from({ length: 20 }, () => job({ reason: 'r'.repeat(2000) }));
+  const outcomes = await Promise.allSettled(group.map((j) => journal.add(j)));
+  const refused = group.filter((_, i) => outcomes[i].status === 'rejected');
+  assert.ok(refused.length > 0, 'writes failed on the full disk');
+  for (const j of refused) assert.not.ok(journal.jobs.has(j.id), 'a refused record is not in memory');
+  for (const o of outcomes) if (o.status === 'rejected') assert.is((o.reason as NodeJS.ErrnoException).code, 'ENOSPC');
+  const accepted = group.filter((_, i) => outcomes[i].status === 'fulfilled');
+  disk.free();
+  await journal.close();
+  const again = await openJournal(disk.dir);
+  assert.is(again.damaged, 0, 'no partial record');
+  assert.ok(again.jobs.has(first.id));
+  for (const j of accepted) assert.ok(again.jobs.has(j.id), 'an acknowledged record is on disk');
+  for (const j of refused) assert.not.ok(again.jobs.has(j.id), 'a refused record is not on disk');
+  await again.close();
+});
+
 test.run();
