@@ -1,11 +1,8 @@
 #!/usr/bin/env -S node --import=data:text/javascript,const{realpathSync:r}=await/**/import(`node:fs`),{pathToFileURL:u}=await/**/import(`node:url`);await/**/import(new/**/URL(`../node_modules/tsx/dist/loader.mjs`,u(r(process.argv[1]))))
 // hook-server: receive forge webhooks, verify them, journal jobs and run builds one repo at a time.
+// Only the argument parser is loaded up front: --help (and a bad flag) loads and runs nothing
+// of the server (in the one file its modules are not even initialised; docs/benchmarks.md).
 import { milliseconds, runCli } from '../lib/core/cli.ts';
-import { findOrCreateConfig, firstRunMessage } from '../lib/config/first-run.ts';
-import { resolveServerSecrets, startHookServer } from '../lib/server/hook-server.ts';
-import { parseListen } from '../lib/http/server.ts';
-import { findConfigFile, loadShipkitConfig } from '../lib/config/shipkit-yml.ts';
-import { endAllSessions } from '../lib/web/ended-sessions.ts';
 
 const usage = `Usage: hook-server [--config FILE] [--listen HOST:PORT] [options]
        hook-server --end-sessions [--config FILE]
@@ -70,7 +67,11 @@ await runCli({
     '--end-sessions': { usage: endSessionsUsage, flags: { 'end-sessions': { type: 'boolean' }, config: { type: 'string' }, json: { type: 'boolean' } }, maxPositionals: 0 },
   },
 }, async (args, log) => {
+  const [{ findOrCreateConfig, firstRunMessage }, { resolveServerSecrets, startHookServer }, { parseListen }, { findConfigFile, loadShipkitConfig }] = await Promise.all([
+    import('../lib/config/first-run.ts'), import('../lib/server/hook-server.ts'), import('../lib/http/server.ts'), import('../lib/config/shipkit-yml.ts'),
+  ]);
   if (args.command === '--end-sessions') {
+    const { endAllSessions } = await import('../lib/web/ended-sessions.ts');
     const config = await loadShipkitConfig(findConfigFile(args.config));
     const { file, state, replaced } = await endAllSessions(config.data);
     if (replaced) log.warn(`${file} could not be read (${replaced}); replaced`);

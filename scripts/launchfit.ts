@@ -4,10 +4,6 @@
 import process from 'node:process';
 import { runCli, type Args, type CliSpec, type FlagSpec } from '../lib/core/cli.ts';
 import type { Logger } from '../lib/core/log.ts';
-import { deployOnce } from '../lib/launchfit/deploy.ts';
-import { runLauncher } from '../lib/launchfit/launcher.ts';
-import { runHereOrOnRunning } from '../lib/launchfit/local-or-running.ts';
-import { formatStatus } from '../lib/launchfit/status.ts';
 import type { CheckResult } from '../lib/launchfit/update.ts';
 
 const dirFlag: Record<string, FlagSpec> = { dir: { type: 'string' }, json: { type: 'boolean' } };
@@ -115,6 +111,10 @@ function printResult(result: CheckResult, args: Args): number {
 
 async function main(args: Args, log: Logger): Promise<number> {
   const dir: string = args.dir ?? process.cwd();
+  // Loaded here, not at the top: --help and a bad flag load nothing of launchfit (docs/benchmarks.md).
+  const [{ deployOnce }, { runLauncher }, { runHereOrOnRunning }, { formatStatus }] = await Promise.all([
+    import('../lib/launchfit/deploy.ts'), import('../lib/launchfit/launcher.ts'), import('../lib/launchfit/local-or-running.ts'), import('../lib/launchfit/status.ts'),
+  ]);
   switch (args.command) {
     case 'deploy': {
       const result = await deployOnce(dir, { url: args._[0], keyfile: args.keyfile, key: args.key }, log);
