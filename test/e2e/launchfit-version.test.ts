@@ -50,6 +50,7 @@ test('an unsigned VERSION is refused; with allow_unsigned_version, CURRENT ff.0 
   const w = await makeWorld();
   try {
     await w.publish('1.0');
+    const sig10 = readFileSync(path.join(w.updates, 'VERSION.sig'));
     rmSync(path.join(w.updates, 'VERSION.sig'));
     w.writeConfig();
     const refused = await runScript('launchfit', ['deploy', '--dir', w.deploy]);
@@ -63,6 +64,8 @@ test('an unsigned VERSION is refused; with allow_unsigned_version, CURRENT ff.0 
     assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.0');
 
     // The attack of the audit: an old, genuinely signed tarball offered as version ff.0.
+    // (The publisher trusts DEST's SEQ only with its signature: give it back first.)
+    writeFileSync(path.join(w.updates, 'VERSION.sig'), sig10);
     await w.publish('1.1');
     const genuine = readFileSync(path.join(w.updates, 'VERSION'), 'utf8');
     rmSync(path.join(w.updates, 'VERSION.sig'));
