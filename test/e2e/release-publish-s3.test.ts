@@ -6,6 +6,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { silentLogger } from '../../lib/core/log.ts';
 import { publishRelease } from '../../lib/release/publish.ts';
+import { rollbackPublished } from '../../lib/release/rollback.ts';
+import { parseVersionFile } from '../../lib/release/version-file.ts';
 import { runScript, tmpDir } from '../helpers.ts';
 import { exportPublic, makePublisher } from '../fixtures/launchfit/gpg.ts';
 import { startS3rver } from '../fixtures/s3rver.ts';
@@ -45,6 +47,19 @@ test('publish to s3://, deploy from the bucket', async () => {
     const d = await runScript('launchfit', ['deploy', `${endpoint}/releases/app-updates/`, '--dir', deploy, '--keyfile', pub]);
     assert.is(d.exitCode, 0, d.stderr);
     assert.is(currentOf(deploy), 'releases/my-app-gnu-linux-3.0');
+
+    // SEQ is read back from the bucket (GET VERSION and VERSION.sig, verified): 3.1 gets SEQ 2,
+    // and release rollback, listing the bucket, signs SEQ 3 naming 3.0.
+    const readVersion = async () => parseVersionFile(await (await fetch(`${endpoint}/releases/app-updates/VERSION`)).text());
+    assert.is((await readVersion()).seq, 1);
+    writeFileSync(path.join(src, 'version.txt'), '3.1\n');
+    const r2 = await publishRelease({ dir: src, name: 'my-app', platform: 'gnu-linux', version: '3.1', key: secret, passphraseFile: path.join(base, 'pass'), to: 's3://releases/app-updates', log: silentLogger });
+    assert.is(r2.seq, 2);
+    assert.is((await readVersion()).seq, 2);
+    const rb = await rollbackPublished({ name: 'my-app', to: 's3://releases/app-updates', key: secret, passphraseFile: path.join(base, 'pass'), log: silentLogger });
+    assert.equal([rb.from, rb.version, rb.seq], ['3.1', '3.0', 3]);
+    const back = await readVersion();
+    assert.equal([back.version, back.seq], ['3.0', 3]);
   } finally {
     process.env = saved;
     await s3rver.close();
