@@ -48,6 +48,13 @@ test('parseVersionFile: the contract format, unknown keys ignored', () => {
   assert.equal(parseVersionFile(formatVersionFile(info)), info);
 });
 
+test('parseVersionFile: SEQ is read and written; ROLLOUT (another issue) and other unknown keys are ignored', () => {
+  const info = parseVersionFile('CURRENT 1.2 a.tar.gz\nSEQ 1042\nROLLOUT 10\nFUTURE key words\n');
+  assert.equal(info, { version: '1.2', file: 'a.tar.gz', seq: 1042 });
+  assert.match(formatVersionFile(info), /\nSEQ 1042\n$/);
+  assert.equal(parseVersionFile(formatVersionFile(info)), info);
+});
+
 test('parseVersionFile: hostile and broken files are refused with a reason', () => {
   const cases: Array<[string, RegExp]> = [
     ['', /no CURRENT line/],
