@@ -135,6 +135,22 @@ it('uploadFiles (release publish) sends only the listed files and leaves the res
   assert.not.ok(existsSync(path.join(remote, 'unlisted.txt')));
 });
 
+it('read back (release publish and rollback read VERSION and list releases): files listed, one downloaded, a missing one is false', async () => {
+  const { downloadTargetFile, listTargetFiles } = await import('../../lib/stages/upload/read-back.ts');
+  const remote = path.join(tmpDir('shipkit-remote-'), 'app updates');
+  mkdirSync(path.join(remote, 'sub'), { recursive: true });
+  writeFileSync(path.join(remote, 'VERSION'), 'CURRENT 1.0 a-1.0.tar.gz\nSEQ 7\n');
+  writeFileSync(path.join(remote, 'a-1.0.tar.gz'), 'x');
+  const ssh = { sshKey: s.key, port: s.port, knownHosts: s.knownHosts };
+  const to = `root@127.0.0.1:${remote}`;
+  assert.equal((await listTargetFiles(to, process.env, ssh)).sort(), ['VERSION', 'a-1.0.tar.gz']);
+  const local = path.join(tmpDir('shipkit-local-'), 'VERSION');
+  assert.is(await downloadTargetFile(to, 'VERSION', local, process.env, ssh), true);
+  assert.is(readFileSync(local, 'utf8'), 'CURRENT 1.0 a-1.0.tar.gz\nSEQ 7\n');
+  assert.is(await downloadTargetFile(to, 'VERSION.sig', `${local}.sig`, process.env, ssh), false);
+  assert.not.ok(existsSync(`${local}.sig`));
+});
+
 it('git+ssh:// through the same sshd: ssh_key and known_hosts are used; a wrong key is a clear error', async () => {
   const out = site();
   const bare = path.join(tmpDir('shipkit-remote-'), 'pages.git');
