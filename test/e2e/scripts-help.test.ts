@@ -66,7 +66,7 @@ const ownForms: Array<[string, string[], string, string]> = [
   ['slave-activate', ['site'], '--listen', 'slave-activate --serve'],
   ['slave-activate', ['site'], '--file', 'slave-activate --serve'],
   ['upload', ['octo/site'], '--endpoint', 'upload --from'],
-  ['launchfit', ['https://updates.example.com/'], '--force', 'launchfit update'],
+  ['launchfit', ['https://updates.example.com/'], '--to', 'launchfit rollback'],
 ];
 
 for (const [name, pre, own, foreign] of subcommands) {
@@ -95,5 +95,11 @@ for (const [name, pre, foreign, owner] of ownForms) {
     assert.is(bad.stdout, '');
   });
 }
+
+test('a flag two subcommands share is refused naming both: launchfit URL --force', async () => {
+  const bad = await runScript('launchfit', ['https://updates.example.com/', '--force']);
+  assert.is(bad.exitCode, 2, bad.stderr);
+  assert.match(bad.stderr, /^error: Option --force belongs to `launchfit update` or `launchfit rollback`; run `launchfit update --help` for usage\.\n$/);
+});
 
 test.run();
