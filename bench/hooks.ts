@@ -4,12 +4,13 @@
 //               webhook (same HMAC rule, runs /bin/true); req/s, p99 latency and the ratio.
 //   flood:      50 clients each send a 25 MB body with a bad signature at the same time; the
 //               peak resident memory (VmHWM) of each server, and what each client was answered.
-//   npm run bench:hooks [-- --connections 50 --duration 10 --rounds 3 --flood 50 --flood-mb 25 --cpu-prof DIR]
+//   npm run bench:hooks [-- --connections 50 --duration 10 --rounds 3 --flood 50 --flood-mb 25 --cpu-prof DIR] [--bundle FILE]
 // hook-server runs as shipped: the one file dist/shipkit.mjs (`npm run bundle` first; built here
 // when missing) under plain node. Each round loads both servers, the side that goes first
 // alternating; the table gives medians over the rounds and the ratios against the goal
 // (throughput ≥ 1.2× webhook, p99 ≤ 1.0×). --cpu-prof DIR starts hook-server with
-// `node --cpu-prof --cpu-prof-dir DIR` (one profile per round, written when it stops).
+// `node --cpu-prof --cpu-prof-dir DIR` (one profile per round, written when it stops). --bundle
+// FILE runs another one file (one built from an older commit, to compare).
 // webhook is skipped (with a note) when it is not installed: apt-get install webhook.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -21,14 +22,14 @@ import path from 'node:path';
 import minimist from 'minimist';
 import { sign } from '@octokit/webhooks-methods';
 
-const args = minimist(process.argv.slice(2), { string: ['connections', 'duration', 'flood', 'flood-mb', 'rounds', 'cpu-prof'] });
+const args = minimist(process.argv.slice(2), { string: ['connections', 'duration', 'flood', 'flood-mb', 'rounds', 'cpu-prof', 'bundle'] });
 const ROUNDS = Number(args.rounds ?? 3);
 const CONNECTIONS = Number(args.connections ?? 50);
 const DURATION = Number(args.duration ?? 10);
 const FLOOD = Number(args.flood ?? 50);
 const FLOOD_MB = Number(args['flood-mb'] ?? 25);
 const ROOT = path.resolve(import.meta.dirname, '..');
-const BUNDLE = path.join(ROOT, 'dist/shipkit.mjs');
+const BUNDLE = path.resolve(args.bundle ?? path.join(ROOT, 'dist/shipkit.mjs'));
 if (!existsSync(BUNDLE)) spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'tools/bundle.ts'), 'shipkit'], { cwd: ROOT, stdio: 'inherit' });
 const SECRET = randomUUID();
 const work = mkdtempSync(path.join(os.tmpdir(), 'shipkit-bench-hooks-'));
