@@ -60,6 +60,13 @@ export class LogTail {
   private timer: NodeJS.Timeout | undefined;
   private keepalive: NodeJS.Timeout;
   private busy = true;
+  /**
+   * The source file, open for as long as the tail reads it: when the job ends, its runner trims
+   * output.log by writing a shorter copy over it (lib/jobs/job-process.ts trimOutput), and what
+   * the tail has not read yet is then only in the file it holds open.
+   */
+  private handle: FileHandle | undefined;
+  private handleFile: string | undefined;
   done = false;
   /** Settled once the source is known (the first look for the section). */
   readonly ready: Promise<void>;
@@ -165,42 +172,55 @@ export class LogTail {
   async readNew(final: boolean): Promise<void> {
     if (!this.source || this.sectionDone) return;
     const start = this.source === 's' ? this.sectionStart : 0;
-    let handle;
-    try { handle = await open(this.file(), 'r'); } catch { return; }
-    try {
-      const { size } = await handle.stat();
-      let read = 0;
-      while (read < TICK_BYTES && this.followers.size > 0) {
-        const at = start + this.position + this.pending.length;
-        if (at >= size) break;
-        const buffer = Buffer.alloc(Math.min(READ_BYTES, size - at));
-        const { bytesRead } = await handle.read(buffer, 0, buffer.length, at);
-        if (bytesRead === 0) break;
-        read += bytesRead;
-        let [whole, rest] = cutAtLine(Buffer.concat([this.pending, buffer.subarray(0, bytesRead)]));
-        if (this.source === 's') {
-          // Lines after this job's trailer belong to the next job of the repo.
-          const trailer = whole.indexOf(`${MARK}${this.id} end `);
-          if (trailer !== -1) {
-            whole = whole.subarray(0, whole.indexOf(0x0a, trailer) + 1);
-            rest = Buffer.alloc(0);
-            this.sectionDone = true;
-          }
+    const handle = await this.sourceHandle();
+    if (!handle) return;
+    const { size } = await handle.stat();
+    let read = 0;
+    // The job ended: the rest is read now, however much, before `end`.
+    while ((final || read < TICK_BYTES) && this.followers.size > 0) {
+      const at = start + this.position + this.pending.length;
+      if (at >= size) break;
+      const buffer = Buffer.alloc(Math.min(READ_BYTES, size - at));
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, at);
+      if (bytesRead === 0) break;
+      read += bytesRead;
+      let [whole, rest] = cutAtLine(Buffer.concat([this.pending, buffer.subarray(0, bytesRead)]));
+      if (this.source === 's') {
+        // Lines after this job's trailer belong to the next job of the repo.
+        const trailer = whole.indexOf(`${MARK}${this.id} end `);
+        if (trailer !== -1) {
+          whole = whole.subarray(0, whole.indexOf(0x0a, trailer) + 1);
+          rest = Buffer.alloc(0);
+          this.sectionDone = true;
         }
-        this.pending = rest;
-        if (whole.length) {
-          this.emit(whole);
-          await this.settle();
-        }
-        if (this.sectionDone) break;
       }
-      if (final && this.pending.length) {
-        this.emit(this.pending);
-        this.pending = Buffer.alloc(0);
+      this.pending = rest;
+      if (whole.length) {
+        this.emit(whole);
+        await this.settle();
       }
-    } finally {
-      await handle.close();
+      if (this.sectionDone) break;
     }
+    if (final && this.pending.length) {
+      this.emit(this.pending);
+      this.pending = Buffer.alloc(0);
+    }
+  }
+
+  /** The source file as it was when first read, opened once (see `handle`); undefined while it does not exist. */
+  private async sourceHandle(): Promise<FileHandle | undefined> {
+    const file = this.file();
+    if (this.handle && this.handleFile === file) return this.handle;
+    await this.closeHandle();
+    try { this.handle = await open(file, 'r'); } catch { return undefined; }
+    this.handleFile = file;
+    return this.handle;
+  }
+
+  private async closeHandle(): Promise<void> {
+    const handle = this.handle;
+    this.handle = this.handleFile = undefined;
+    await handle?.close().catch(() => undefined);
   }
 
   emit(bytes: Buffer): void {
@@ -227,6 +247,8 @@ export class LogTail {
       this.stop();
     } finally {
       this.busy = false;
+      // stop() during a read leaves the file open to that read.
+      if (this.done) void this.closeHandle();
     }
   }
 
@@ -240,6 +262,7 @@ export class LogTail {
     this.done = true;
     clearInterval(this.timer);
     clearInterval(this.keepalive);
+    if (!this.busy) void this.closeHandle();
     this.deps.onStop();
     for (const f of this.followers) f.res.end();
     this.followers.clear();

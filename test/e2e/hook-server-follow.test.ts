@@ -254,6 +254,26 @@ test('a follower that stops reading is dropped and the server does not hold its 
   }
 });
 
+test('a job that ends while the tail is megabytes behind: its follower still gets every byte, though output.log is trimmed at the end', async () => {
+  const { dir, server } = await startFake(['o/chatty']);
+  try {
+    writeFileSync(path.join(dir, 'gate'), '');
+    const id = await push(server, 'o/chatty');
+    await waitForJobState(server.url, TOKEN, id, ['running']);
+    const reader = await openEventStream(followUrl(server, id), auth);
+    await reader.waitFor((s) => s.comments.length > 0 || s.received > 0, 15_000, 'the reader to be in');
+    // No hold: the build prints 40 MB and ends at once, long before the tail (8 MB a tick) has
+    // read it all; its runner then writes the trimmed output.log (8 MB) over the full one.
+    rmSync(path.join(dir, 'gate'));
+    await reader.ended;
+    assert.is(reader.events.at(-1)!.event, 'end');
+    assert.ok((await plainLog(server, id)).length < 10_000_000, 'output.log was trimmed');
+    assert.is(reader.text().split('\n').filter((l) => /^y+$/.test(l)).join('').length, 40_000_000, 'the follower got every byte');
+  } finally {
+    await server.stop();
+  }
+});
+
 test('a real build: its own log (logs.txt section) streams live, with the repo secret masked as in the plain log', async () => {
   const secretValue = `hunter-${randomUUID()}`;
   const site = await makeSite(
