@@ -114,7 +114,8 @@ export async function updateEndedSessions(file: string, change: (state: EndedSta
       state = await readEndedSessions(file);
     } catch (error) {
       replaced = (error as Error).message;
-      state = { before: now.getTime(), ended: new Map() };
+      // Ends every session issued until now, this millisecond included (the mark is exclusive).
+      state = { before: now.getTime() + 1, ended: new Map() };
     }
     change(state);
     state = pruneEnded(state, now.getTime(), options);
@@ -132,7 +133,7 @@ export async function endAllSessions(dataDir: string, { now = new Date(), ...opt
     throw new WorkError(`The data folder ${dataDir} does not exist: hook-server has not run with this config. Pass the --config hook-server runs with.`);
   }
   try {
-    const update = await updateEndedSessions(file, (state) => { state.before = Math.max(state.before, now.getTime()); }, { now, ...options });
+    const update = await updateEndedSessions(file, (state) => { state.before = Math.max(state.before, now.getTime() + 1); }, { now, ...options });
     return { ...update, file };
   } catch (error) {
     if (error instanceof WorkError) throw error;

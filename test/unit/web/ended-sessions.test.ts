@@ -47,9 +47,9 @@ test('end all: sessions issued before the mark are refused by a process that is 
   assert.not.ok(running.isEnded(before), 'read once: no file yet');
   const { state, file } = await endAllSessions(data, { now: new Date(T0 + 5000) });
   assert.is(file, endedSessionsFile(data));
-  assert.is(state.before, T0 + 5000);
+  assert.is(state.before, T0 + 5001, 'the mark ends its own millisecond too');
   assert.ok(running.isEnded(before), 'the running process read the new file');
-  assert.not.ok(running.isEnded(sessionAt(T0 + 5000)), 'a login after the mark');
+  assert.not.ok(running.isEnded(sessionAt(T0 + 5001)), 'a login after the mark');
   // Another mark, written twice within one tick of the clock: each is seen (the inode changes on every replace).
   const later = sessionAt(T0 + 6000);
   assert.not.ok(running.isEnded(later));
@@ -57,7 +57,7 @@ test('end all: sessions issued before the mark are refused by a process that is 
   assert.ok(running.isEnded(later));
   // The mark never goes back.
   await endAllSessions(data, { now: new Date(T0) });
-  assert.is((await readEndedSessions(endedSessionsFile(data))).before, T0 + 7000);
+  assert.is((await readEndedSessions(endedSessionsFile(data))).before, T0 + 7001);
   const missing = await endAllSessions(path.join(data, 'nope')).then(() => undefined, (error: Error) => error.message);
   assert.match(String(missing), /The data folder .*nope does not exist/);
 });
@@ -92,6 +92,15 @@ test('the file stays small: 300 logouts with a cap of 50 leave at most 50 entrie
   assert.is(parseEndedSessions(readFileSync(endedSessionsFile(data), 'utf8')).ended.size, 1);
 });
 
+test('end all ends a session issued in its own millisecond, and not one issued after it', async () => {
+  const data = tmpDir();
+  const ended = openEndedSessions({ dataDir: data });
+  await endAllSessions(data, { now: new Date(T0) });
+  assert.ok(ended.isEnded(sessionAt(T0 - 1)), 'issued before');
+  assert.ok(ended.isEnded(sessionAt(T0)), 'issued in the same millisecond');
+  assert.not.ok(ended.isEnded(sessionAt(T0 + 1)), 'issued after');
+});
+
 test('an unreadable file refuses every session (said once in the log); end all replaces it', async () => {
   const data = tmpDir();
   const file = endedSessionsFile(data);
@@ -123,7 +132,7 @@ test('two writers at once (hook-server logging people out, the command ending al
     endAllSessions(data, { now: new Date(T0 + 1) }),
   ]);
   const state = parseEndedSessions(readFileSync(endedSessionsFile(data), 'utf8'));
-  assert.is(state.before, T0 + 1, 'the mark kept');
+  assert.is(state.before, T0 + 2, 'the mark kept');
   assert.equal([...state.ended.keys()].sort(), sessions.map((s) => s.id).sort(), 'every logout kept');
 });
 
