@@ -77,3 +77,23 @@ export async function endProcessGroup(pgid: number | null | undefined, { graceMs
   signalGroup(pgid, 'SIGKILL');
   return (await waitForGroupExit(pgid, killWaitMs, pollMs)) ? 'killed' : 'survived';
 }
+
+/**
+ * The process's start time (field 22 of /proc/PID/stat, clock ticks since boot), or null when
+ * it is gone or /proc cannot be read. With the boot id, it tells a process from a later one that
+ * got the same pid.
+ */
+export function processStartTime(pid: number, procDir = '/proc'): string | null {
+  try {
+    const stat = readFileSync(`${procDir}/${pid}/stat`, 'latin1');
+    // After `pid (comm) `: state is field 3, so field 22 is the 20th.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** This boot's id (/proc/sys/kernel/random/boot_id): start times count from boot. */
+export function bootId(): string | null {
+  try { return readFileSync('/proc/sys/kernel/random/boot_id', 'latin1').trim(); } catch { return null; }
+}

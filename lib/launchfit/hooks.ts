@@ -4,6 +4,12 @@
 // its whole group is ended. The group is recorded in .launchfit/hook.json before the command
 // starts, so a launchfit killed meanwhile stops the orphan on its next start instead of
 // running the hook (a migration, say) a second time beside it.
+//
+// The window: the shell is spawned detached (its pid is its pgid) behind GATE, which waits for
+// a line on stdin. Only once the record (pgid, the leader's start time and the boot id, and the
+// LAUNCHFIT_HOOK_ID) is renamed into place does launchfit send that line. A launchfit killed
+// before the record lands closes the pipe, `read` sees EOF and the hook never runs; killed after
+// it, the record names a group that is already ours. So no hook work runs unrecorded.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -11,7 +17,7 @@ import { open, readFile, rm } from 'node:fs/promises';
 import { WorkError, messageOf } from '../core/errors.ts';
 import { atomicWriteFile, readFileTail } from '../core/fs.ts';
 import type { Logger } from '../core/log.ts';
-import { endProcessGroup, isGroupAlive, signalGroup } from '../core/process-group.ts';
+import { bootId, endProcessGroup, isGroupAlive, processStartTime, signalGroup } from '../core/process-group.ts';
 import type { VersionInfo } from '../release/version-file.ts';
 import type { DeployPaths } from './state.ts';
 import type { LaunchConfig } from './config.ts';
@@ -21,6 +27,9 @@ interface HookRecord {
   pgid: number;
   /** Also in the hook's environment (LAUNCHFIT_HOOK_ID): tells our orphans from a reused pgid. */
   id: string;
+  /** The group leader's start time (/proc/PID/stat field 22) and the boot it counts from. */
+  startTime?: string | null;
+  bootId?: string | null;
   hook: string;
   cwd: string;
   startedAt: string;
@@ -84,7 +93,7 @@ async function runHookGroup(opts: { hook: string; cwd: string; env: NodeJS.Proce
   let timedOut = false;
   let timer: NodeJS.Timeout | undefined;
   try {
-    const record: HookRecord = { pgid, id, hook: opts.hook, cwd: opts.cwd, startedAt: new Date().toISOString() };
+    const record: HookRecord = { pgid, id, startTime: processStartTime(pgid), bootId: bootId(), hook: opts.hook, cwd: opts.cwd, startedAt: new Date().toISOString() };
     await atomicWriteFile(paths.hookFile, `${JSON.stringify(record)}\n`, { mode: 0o600 });
     child.stdin!.end('go\n');
     timer = setTimeout(() => { timedOut = true; signalGroup(pgid, 'SIGKILL'); }, opts.timeoutMs);
@@ -114,13 +123,26 @@ export async function stopLeftoverHook(paths: DeployPaths, log: Logger): Promise
   } catch {
     return false;
   }
-  const ours = Number.isInteger(record.pgid) && record.pgid > 1 && isGroupAlive(record.pgid) && processesWithEnv(`LAUNCHFIT_HOOK_ID=${record.id}`) > 0;
+  const ours = Number.isInteger(record.pgid) && record.pgid > 1 && isGroupAlive(record.pgid) && isOurGroup(record);
   if (ours) {
     log.warn('stopping the before_symlink hook left running by a previous launchfit', { pgid: record.pgid, hook: record.hook, startedAt: record.startedAt });
     await endProcessGroup(record.pgid, { graceMs: LEFTOVER_GRACE_MS });
   }
   await rm(paths.hookFile, { force: true });
   return ours;
+}
+
+/**
+ * Whether the live group `record.pgid` is the hook's and not a later one with a reused id. The
+ * leader still running with the recorded start time (same boot) settles it; once the leader is
+ * gone (its children live on), a member carrying the hook's LAUNCHFIT_HOOK_ID does.
+ */
+function isOurGroup(record: HookRecord): boolean {
+  if (record.startTime && record.bootId && record.bootId === bootId()) {
+    const now = processStartTime(record.pgid);
+    if (now !== null) return now === record.startTime;
+  }
+  return processesWithEnv(`LAUNCHFIT_HOOK_ID=${record.id}`) > 0;
 }
 
 /** How many running processes carry `entry` (NAME=value) in their environment. */

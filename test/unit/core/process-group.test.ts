@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { endProcessGroup, isGroupAlive, signalGroup, waitForGroupExit } from '../../../lib/core/process-group.ts';
+import { bootId, endProcessGroup, isGroupAlive, processStartTime, signalGroup, waitForGroupExit } from '../../../lib/core/process-group.ts';
 
 const started: ChildProcess[] = [];
 
@@ -86,6 +86,19 @@ test('without a readable /proc, a group answering kill -0 counts as running', as
   const { pgid } = await startGroup('echo up; sleep 30');
   assert.ok(isGroupAlive(pgid, '/nonexistent-proc'));
   await endProcessGroup(pgid, { graceMs: 2000 });
+});
+
+test('processStartTime: a running process has one, unchanged while it runs, none once it is gone', async () => {
+  const { pgid } = await startGroup('echo up; sleep 30');
+  const first = processStartTime(pgid);
+  assert.match(first ?? '', /^\d+$/);
+  assert.is(processStartTime(pgid), first);
+  // A process started later has a later (or, within one tick, equal) start time.
+  assert.ok(Number(processStartTime(process.pid)) <= Number(first));
+  await endProcessGroup(pgid, { graceMs: 2000, signal: 'SIGKILL' });
+  await waitForGroupExit(pgid, 5000);
+  assert.is(processStartTime(2 ** 22 + 1), null, 'no such pid');
+  assert.match(bootId() ?? '', /^[0-9a-f-]{36}$/);
 });
 
 test.after(() => {
