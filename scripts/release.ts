@@ -39,6 +39,12 @@ Options:
   --expires DAYS           VERSION expires after DAYS (default 30; 0 = never)
   --seq N                  SEQ to write in VERSION (default: one more than the VERSION at DEST,
                            whose signature must verify with this key)
+  --source-repo REPO       source repository (URL or owner/name) for the provenance
+                           APP-PLATFORM-V.intoto.jsonl (default $SHIPKIT_REPO; without
+                           one no provenance is written)
+  --source-ref REF         the ref built (default refs/tags/$SHIPKIT_TAG, else $SHIPKIT_REF)
+  --source-commit SHA      the commit built (default $SHIPKIT_SHA)
+  --builder-id URI         the builder named in the provenance
   --json                   print the result as JSON
 
 Exit codes: 0 published, 1 failed, 2 usage or configuration error.`,
@@ -47,6 +53,7 @@ Exit codes: 0 published, 1 failed, 2 usage or configuration error.`,
     'passphrase-file': { type: 'string' }, keys: { type: 'string' }, to: { type: 'string' }, codename: { type: 'string' }, json: { type: 'boolean' },
     keep: { type: 'integer', min: 1, max: 10_000 },
     expires: { type: 'integer', min: 0, max: 36_500 }, seq: { type: 'integer', min: 1, max: 999_999_999_999_999 },
+    'source-repo': { type: 'string' }, 'source-ref': { type: 'string' }, 'source-commit': { type: 'string' }, 'builder-id': { type: 'string' },
   },
   minPositionals: 1,
   maxPositionals: 1,
@@ -211,6 +218,7 @@ async function publishMain(args: Args, log: Logger): Promise<number> {
   const result = await publishRelease({
     dir: String(args._[0]), name: args.name, platform: args.platform, version: args.version, key: args.key,
     passphraseFile: args['passphrase-file'], keys: args.keys, to: args.to, keep: args.keep, codename: args.codename, expiresDays: args.expires, seq: args.seq, log,
+    source: { repo: args['source-repo'], ref: args['source-ref'], commit: args['source-commit'], builderId: args['builder-id'] },
   });
   if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
   else process.stdout.write(`Published ${result.file} (${result.size} bytes, sha256 ${result.sha256}) to ${result.to}${result.unchanged ? ' (unchanged)' : ''}\n`);

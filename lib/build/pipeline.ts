@@ -137,6 +137,8 @@ export async function publishStep(ctx: BuildContext): Promise<StepResult> {
     result = await publishRelease({
       dir, name: publish.name, platform: publish.platform, version, key: publish.key, passphraseFile: publish.passphraseFile,
       to: publish.to, keep: publish.keep, codename: publish.codename, expiresDays: publish.expiresDays, mtime, log: stageLogger(ctx.log),
+      // The provenance names the repo, ref and commit built (SHIPKIT_REPO, SHIPKIT_REF, SHIPKIT_SHA).
+      env: ctx.env,
     });
   } catch (error) {
     throw new StepFailure(`release publish failed: ${messageOf(error)}`);

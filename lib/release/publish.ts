@@ -14,6 +14,7 @@ import { nameProblem, validateName } from '../core/names.ts';
 import { DEFAULT_MTIME, packReproducible } from './pack.ts';
 import { openDestination } from './destination.ts';
 import { nextSeq, placeVersionPair, readPublishedVersion } from './seq.ts';
+import { provenanceEnvelope, provenanceStatement, sourceFacts } from './provenance.ts';
 import { loadSigningKey, publicCertificateFor, signDetached } from './sign.ts';
 import { compareVersions, formatVersionFile, parseVersionFile, validateVersion, versionProblem, type VersionInfo } from './version-file.ts';
 
@@ -40,6 +41,10 @@ export interface PublishOptions {
   mtime?: number;
   /** SEQ to write (`--seq`); default one more than the VERSION at `to`. */
   seq?: number;
+  /** Source facts for the provenance (`--source-repo` …); default SHIPKIT_REPO, SHIPKIT_TAG/REF, SHIPKIT_SHA. */
+  source?: { repo?: string; ref?: string; commit?: string; builderId?: string };
+  /** Environment the source facts default from (default process.env). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface PublishResult {
@@ -52,6 +57,8 @@ export interface PublishResult {
   pruned: string[];
   unchanged: boolean;
   seq: number;
+  /** APP-PLATFORM-V.intoto.jsonl, when a source repo was known. */
+  provenance?: string;
 }
 
 /** Copy into `destDir` under a temp name, then rename: readers see the old or the new file. */
@@ -87,6 +94,7 @@ export async function publishRelease(opts: PublishOptions): Promise<PublishResul
   const destination = openDestination(opts.to, log);
   const published = await readPublishedVersion(destination, certificate);
   const seq = nextSeq(published, opts.seq, destination.where);
+  const started = opts.now?.() ?? new Date();
   const stage = await mkdtemp(path.join(os.tmpdir(), 'shipkit-publish-'));
   try {
     const tarball = path.join(stage, file);
@@ -107,11 +115,17 @@ export async function publishRelease(opts: PublishOptions): Promise<PublishResul
     const versionSig = await signDetached(key, { data: Buffer.from(versionText) });
     await atomicWriteFile(path.join(stage, 'keys.asc'), certificate);
     await atomicWriteFile(path.join(stage, 'pubkey.asc'), certificate);
+    const facts = sourceFacts(opts.source ?? {}, opts.env ?? process.env, started, opts.now?.() ?? new Date());
+    const provenance = facts ? `${opts.name}-${opts.platform}-${opts.version}.intoto.jsonl` : undefined;
+    if (facts && provenance) {
+      const line = await provenanceEnvelope(provenanceStatement(file, sha256, facts), signer, (data) => signDetached(key, { data }));
+      await atomicWriteFile(path.join(stage, provenance), line);
+    }
 
     if (!destination.local) {
-      await publishRemote(opts, stage, file);
+      await publishRemote(opts, stage, file, provenance);
       await placeVersionPair(destination, versionText, versionSig, published.published);
-      return { file, version: opts.version, sha256, size, to: opts.to, signer, pruned: [], unchanged: false, seq };
+      return { file, version: opts.version, sha256, size, to: opts.to, signer, pruned: [], unchanged: false, seq, provenance };
     }
 
     const dest = path.resolve(opts.to);
@@ -119,6 +133,7 @@ export async function publishRelease(opts: PublishOptions): Promise<PublishResul
     const unchanged = await checkAgainstServer(dest, opts, file, sha256);
     await placeFile(tarball, dest, file);
     await placeFile(`${tarball}.sig`, dest, `${file}.sig`);
+    if (provenance) await placeFile(path.join(stage, provenance), dest, provenance);
     await placeFile(path.join(stage, 'pubkey.asc'), dest, 'pubkey.asc');
     await placeFile(path.join(stage, 'keys.asc'), dest, 'keys.asc');
     await syncDir(dest);
@@ -127,10 +142,11 @@ export async function publishRelease(opts: PublishOptions): Promise<PublishResul
     for (const old of releasesIn(await readdir(dest), opts.name, opts.platform).filter((r) => r.file !== file).slice(Math.max(keep, 1) - 1)) {
       await rm(path.join(dest, old.file), { force: true });
       await rm(path.join(dest, `${old.file}.sig`), { force: true });
+      await rm(path.join(dest, `${old.file.slice(0, -'.tar.gz'.length)}.intoto.jsonl`), { force: true });
       pruned.push(old.file);
     }
     if (pruned.length) log.info('pruned old releases', { pruned });
-    return { file, version: opts.version, sha256, size, to: dest, signer, pruned, unchanged, seq };
+    return { file, version: opts.version, sha256, size, to: dest, signer, pruned, unchanged, seq, provenance };
   } finally {
     await rm(stage, { recursive: true, force: true });
   }
@@ -161,7 +177,8 @@ async function checkAgainstServer(dest: string, opts: PublishOptions, file: stri
  * (payload and keys first, then VERSION.sig and VERSION by placeVersionPair). Pruning and the
  * downgrade check need a listing of DEST and are done for local folders only.
  */
-async function publishRemote(opts: PublishOptions, stage: string, file: string): Promise<void> {
+async function publishRemote(opts: PublishOptions, stage: string, file: string, provenance: string | undefined): Promise<void> {
   const { uploadFiles } = await import('../stages/upload/index.ts');
-  await uploadFiles({ from: stage, to: opts.to, files: [file, `${file}.sig`, 'pubkey.asc', 'keys.asc'], log: opts.log });
+  const files = [file, `${file}.sig`, ...(provenance ? [provenance] : []), 'pubkey.asc', 'keys.asc'];
+  await uploadFiles({ from: stage, to: opts.to, files, log: opts.log });
 }

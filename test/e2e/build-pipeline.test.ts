@@ -120,6 +120,11 @@ test('a tag publishes its version; a version that would go down or a tag that is
   const tagged = await site.run('build', ['octo/site', '--ref', 'refs/tags/v9.0']);
   assert.is(tagged.exitCode, 0, tagged.stderr + site.logText());
   assert.is(versionOf(updates), '9.0');
+  // The provenance names what was built: the repo, the tag's ref and its commit.
+  const envelope = JSON.parse(readFileSync(path.join(updates, 'my-app-gnu-linux-9.0.intoto.jsonl'), 'utf8'));
+  const source = JSON.parse(Buffer.from(envelope.payload, 'base64').toString()).predicate.buildDefinition.externalParameters.source;
+  const tagSha = (await git(site.work, 'rev-parse', 'v9.0^{commit}')).stdout.trim();
+  assert.equal(source, { repository: 'octo/site', ref: 'refs/tags/v9.0', commit: tagSha });
 
   await site.commit({ 'dist/version.txt': '2\n' });
   const down = await site.run('build', ['octo/site']);

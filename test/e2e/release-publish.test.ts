@@ -3,6 +3,7 @@
 // files, and gpgv accepts the signatures. With `release keys`: keys.asc beside signing.asc is
 // published beside VERSION, and a certificate of another key, or one in which the signing
 // subkey is revoked, is refused before anything is written.
+import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -56,7 +57,8 @@ test('usage errors exit 2 and write nothing', async () => {
 test('release publish DIR --version V … publishes what gpgv accepts', async () => {
   const to = path.join(base, 'updates');
   const args = ['publish', src, '--name', 'my-app', '--platform', 'gnu-linux', '--version', '2.a', '--key', secret, '--passphrase-file', passFile, '--to', to, '--codename', 'soda', '--json'];
-  const r = await runScript('release', args);
+  // No source repo (no --source-repo, no SHIPKIT_REPO): no provenance.
+  const r = await runScript('release', args, { env: { SHIPKIT_REPO: undefined } });
   assert.is(r.exitCode, 0, r.stderr);
   const result = JSON.parse(r.stdout);
   assert.is(result.file, 'my-app-gnu-linux-2.a.tar.gz');
@@ -64,6 +66,39 @@ test('release publish DIR --version V … publishes what gpgv accepts', async ()
   assert.match(readFileSync(path.join(to, 'VERSION'), 'utf8'), /^CURRENT 2\.a my-app-gnu-linux-2\.a\.tar\.gz\nRELEASE soda\nSHA256 [0-9a-f]{64}\nSIZE \d+\nEXPIRES /);
   const v = await runCommand('gpgv', ['--keyring', keyring, path.join(to, 'my-app-gnu-linux-2.a.tar.gz.sig'), path.join(to, 'my-app-gnu-linux-2.a.tar.gz')]);
   assert.is(v.exitCode, 0, v.stderr);
+});
+
+test('release publish --source-repo/--source-ref/--source-commit, else SHIPKIT_REPO/TAG/SHA: APP-PLATFORM-V.intoto.jsonl that gpgv accepts over the DSSE PAE', async () => {
+  const to = path.join(base, 'updates-prov');
+  const common = ['publish', src, '--name', 'my-app', '--platform', 'gnu-linux', '--key', secret, '--passphrase-file', passFile, '--to', to];
+  const statementOf = (version: string) => {
+    const lines = readFileSync(path.join(to, `my-app-gnu-linux-${version}.intoto.jsonl`), 'utf8').split('\n').filter(Boolean);
+    assert.is(lines.length, 1);
+    return JSON.parse(lines[0]);
+  };
+  const commit = 'a'.repeat(40);
+  const flags = await runScript('release', [...common, '--version', '1.0', '--source-repo', 'https://git.example/octo/site', '--source-ref', 'refs/tags/v1.0', '--source-commit', commit, '--builder-id', 'https://ci.example/runner'], { env: { SHIPKIT_REPO: 'ignored/repo' } });
+  assert.is(flags.exitCode, 0, flags.stderr);
+  const envelope = statementOf('1.0');
+  assert.is(envelope.payloadType, 'application/vnd.in-toto+json');
+  const body = Buffer.from(envelope.payload, 'base64');
+  const statement = JSON.parse(body.toString());
+  const sha256 = createHash('sha256').update(readFileSync(path.join(to, 'my-app-gnu-linux-1.0.tar.gz'))).digest('hex');
+  assert.equal(statement.subject, [{ name: 'my-app-gnu-linux-1.0.tar.gz', digest: { sha256 } }]);
+  assert.equal(statement.predicate.buildDefinition.externalParameters.source, { repository: 'https://git.example/octo/site', ref: 'refs/tags/v1.0', commit });
+  assert.is(statement.predicate.runDetails.builder.id, 'https://ci.example/runner');
+  const pae = path.join(base, 'e2e-pae.bin');
+  const sig = path.join(base, 'e2e-pae.sig');
+  writeFileSync(pae, Buffer.concat([Buffer.from(`DSSEv1 28 application/vnd.in-toto+json ${body.length} `), body]));
+  writeFileSync(sig, Buffer.from(envelope.signatures[0].sig, 'base64'));
+  const v = await runCommand('gpgv', ['--keyring', keyring, sig, pae]);
+  assert.is(v.exitCode, 0, v.stderr);
+
+  const fromEnv = await runScript('release', [...common, '--version', '1.1'], { env: { SHIPKIT_REPO: 'octo/site', SHIPKIT_TAG: 'v1.1', SHIPKIT_SHA: commit, SHIPKIT_BUILD_STARTED: '2030-01-01T00:00:00Z' } });
+  assert.is(fromEnv.exitCode, 0, fromEnv.stderr);
+  const s2 = JSON.parse(Buffer.from(statementOf('1.1').payload, 'base64').toString());
+  assert.equal(s2.predicate.buildDefinition.externalParameters.source, { repository: 'octo/site', ref: 'refs/tags/v1.1', commit });
+  assert.is(s2.predicate.runDetails.metadata.startedOn, '2030-01-01T00:00:00.000Z');
 });
 
 test('release keys init, then release publish --key DIR/signing.asc publishes DIR/keys.asc beside VERSION', async () => {
