@@ -65,6 +65,10 @@ export interface UpdatesConfig {
   app?: string;
   platform?: string;
   gpg: { pin?: KeyPin; keyfile?: string; keyUrl?: string };
+  /** APP-PLATFORM-V.intoto.jsonl: required, optional (checked when present) or off (default). */
+  provenance: 'required' | 'optional' | 'off';
+  /** What the provenance must name: the source repo (URL or owner/name) and a ref glob. */
+  provenanceSource?: { repo?: string; ref?: string };
 }
 
 export interface LaunchConfig {
@@ -82,7 +86,8 @@ const TOP_KEYS = ['app', 'updates', 'hooks', 'control'] as const;
 const APP_KEYS = ['exec', 'forever', 'kill', 'kill_timeout', 'healthy_after', 'env', 'backoff_max', 'stable_after', 'max_restarts', 'log_max_size', 'log_keep', 'listen', 'health', 'drain', 'user'] as const;
 const HEALTH_KEYS = ['http', 'interval', 'timeout', 'failures'] as const;
 const UPDATES_KEYS = ['server', 'keep', 'interval', 'max_size', 'max_unpacked_size', 'max_ratio', 'require_signed_version', 'allow_unsigned_version',
-  'connect_timeout', 'idle_timeout', 'download_timeout', 'metadata_timeout', 'min_rate', 'min_rate_window', 'app', 'platform', 'gpg'] as const;
+  'connect_timeout', 'idle_timeout', 'download_timeout', 'metadata_timeout', 'min_rate', 'min_rate_window', 'app', 'platform', 'gpg', 'provenance', 'provenance_source'] as const;
+const PROVENANCE_SOURCE_KEYS = ['repo', 'ref'] as const;
 const GPG_KEYS = ['key', 'keyfile', 'key_url'] as const;
 const HOOK_KEYS = ['before_symlink', 'timeout'] as const;
 const CONTROL_KEYS = ['listen', 'secret'] as const;
@@ -270,10 +275,25 @@ export function parseLaunchConfig(doc: ConfigDoc, dir: string, releaseApp: Parti
       app: boundApp,
       platform: boundPlatform,
       gpg: { pin, keyfile: keyfile === undefined ? undefined : path.resolve(dir, keyfile), keyUrl },
+      ...readProvenance(doc),
     },
     hooks: { beforeSymlink, timeoutSec: positive(doc, ['hooks', 'timeout'], 300) },
     control: { listen, secret: getKey(doc, ['control', 'secret'], 'string') ?? 'env:SHIPKIT_SECRET' },
   };
+}
+
+/** updates.provenance and updates.provenance_source; `required` needs a source to match. */
+function readProvenance(doc: ConfigDoc): Pick<UpdatesConfig, 'provenance' | 'provenanceSource'> {
+  const mode = getKey(doc, ['updates', 'provenance'], 'string') ?? 'off';
+  if (mode !== 'required' && mode !== 'optional' && mode !== 'off') throw configError(doc, ['updates', 'provenance'], `must be required, optional or off, got ${JSON.stringify(mode)}.`);
+  getKey(doc, ['updates', 'provenance_source'], 'object');
+  checkKnownKeys(doc, ['updates', 'provenance_source'], PROVENANCE_SOURCE_KEYS);
+  const repo = getKey(doc, ['updates', 'provenance_source', 'repo'], 'string');
+  const ref = getKey(doc, ['updates', 'provenance_source', 'ref'], 'string');
+  if (repo !== undefined && !/^(https?:\/\/\S+|[\w.-]+\/[\w.-]+)$/.test(repo)) throw configError(doc, ['updates', 'provenance_source', 'repo'], `must be a URL or owner/name, got ${JSON.stringify(repo)}.`);
+  if (ref !== undefined && !/^refs\/\S+$/.test(ref)) throw configError(doc, ['updates', 'provenance_source', 'ref'], `must be a full ref or a glob such as refs/tags/v*, got ${JSON.stringify(ref)}.`);
+  if (mode !== 'off' && repo === undefined) throw configError(doc, ['updates', 'provenance_source', 'repo'], `is required with updates.provenance: ${mode}: the repository releases must be built from.`);
+  return { provenance: mode, provenanceSource: repo === undefined && ref === undefined ? undefined : { repo, ref } };
 }
 
 export async function loadLaunchConfig(dir: string, releaseApp: Partial<AppConfig> = {}): Promise<LaunchConfig> {

@@ -18,6 +18,7 @@ import { runBeforeSymlinkHook } from './hooks.ts';
 import { downloadToFile, fetchSmall, type FetchFn, type MinRate } from './fetch.ts';
 import type { Timeouts } from '../http/get.ts';
 import { verifyDetachedSignature, type TrustedKeys } from './pgp.ts';
+import { checkProvenance } from './provenance.ts';
 import { loadReleaseKeys } from './release-keys.ts';
 import { judgeSeq } from './seq.ts';
 import { readState, updateState, writeState, type DeployPaths, type StartFailure } from './state.ts';
@@ -163,6 +164,7 @@ export async function installRelease(ctx: UpdateContext, info: VersionInfo, trus
     if (info.sha256 && got.sha256 !== info.sha256) throw new VerificationError(`${info.file} does not match SHA256 in VERSION; it was changed or damaged. Refusing it.`);
     const verified = await verifyDetachedSignature({ file: tarball, signature: sigRes.body, trusted, what: info.file, now });
     log.info('signature verified', { file: info.file, key: verified.signingFingerprint });
+    await checkProvenance({ updates: config.updates, url, file: info.file, sha256: got.sha256, trusted, timeouts: metadataTimeoutsOf(config), fetchImpl: ctx.fetchImpl, log, now });
     const root = await extractRelease(tarball, work, {
       ...DEFAULT_EXTRACT_LIMITS, maxUnpackedBytes: config.updates.maxUnpackedSize, maxRatio: config.updates.maxRatio,
     });
