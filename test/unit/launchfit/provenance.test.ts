@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { silentLogger } from '../../../lib/core/log.ts';
 import { parseLaunchConfigText } from '../../../lib/launchfit/config.ts';
-import { checkProvenance, normalizeRepo, refMatches } from '../../../lib/launchfit/provenance.ts';
+import { MAX_PROVENANCE_BYTES, checkProvenance, normalizeRepo, refMatches } from '../../../lib/launchfit/provenance.ts';
 
 test('repo names: owner/name, GitHub URLs with or without .git, git+ and case compare equal; others do not', () => {
   for (const r of ['octo/site', 'https://github.com/octo/site', 'https://github.com/Octo/site.git', 'git+https://github.com/octo/site/']) assert.is(normalizeRepo(r), 'octo/site', r);
@@ -57,6 +57,22 @@ test('modes against a real server: off fetches nothing, optional accepts none, r
       await checkProvenance({ ...base, updates: { provenance: 'required', provenanceSource: { repo: 'o/n' } } });
       assert.unreachable('required refuses a missing provenance');
     } catch (error) { assert.match((error as Error).message, /a-x-1\.0\.intoto\.jsonl is missing; updates\.provenance: required refuses/); }
+  } finally {
+    server.close();
+  }
+});
+
+test('optional: a provenance that is present but bad is refused; an oversized one too', async () => {
+  let body = 'not json\n';
+  const server = createServer((_req, res) => { res.end(body); });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/a-x-1.0.tar.gz`;
+  const c = { url, file: 'a-x-1.0.tar.gz', sha256: '0'.repeat(64), trusted: { keys: [], revoked: {} } as any, timeouts: { connectMs: 5000, idleMs: 5000, totalMs: 10_000 }, log: silentLogger, updates: { provenance: 'optional' as const, provenanceSource: { repo: 'o/n' } } };
+  try {
+    for (const [text, pattern] of [['not json\n', /is not a valid provenance signed by a trusted key \(line 1 is not JSON\)/], ['', /holds 0 envelopes/], [' '.repeat(MAX_PROVENANCE_BYTES + 1), /more than the 262144/]] as const) {
+      body = text;
+      try { await checkProvenance(c); assert.unreachable(JSON.stringify(text.slice(0, 20))); } catch (error) { assert.match((error as Error).message, pattern); }
+    }
   } finally {
     server.close();
   }
