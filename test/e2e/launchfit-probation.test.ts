@@ -82,7 +82,7 @@ test('(a) app.listen: a release that answers its probe, then exits 1.5 s later (
   await publish(L, '1.1', { 'exit-after': '1500' }, 5);
   const result = await update(L);
   assert.is(result.action, 'unhealthy', result.message);
-  assert.match(result.message, /Release my-app-gnu-linux-1\.1 did not stay up for 5 s after its health check first passed; marked bad and went back to my-app-gnu-linux-1\.0/);
+  assert.match(result.message, /Release my-app-gnu-linux-1\.1 did not stay up for 5 s after its health check first passed; marked bad and went back to my-app-gnu-linux-1\.0/, result.message);
   assert.is((await statusOf(L.w.deploy)).app.pid, old, 'the old app kept serving');
   assert.ok(isRunning(old));
   await servesOnly(L, '1.0');
@@ -95,9 +95,11 @@ test('(a) app.listen: a release that answers its probe, then exits 1.5 s later (
 test('(c) app.listen: a probe that passes once and then fails forever: rolled back, the old app never stopped', async () => {
   const old = (await statusOf(L.w.deploy)).app.pid;
   await publish(L, '1.2', { 'pass-once': '' }, 3);
+  // On a loaded machine the failing probe that ends probation may be one that timed out rather
+  // than one answered 503: either is a failure after the first pass.
   const result = await update(L);
   assert.is(result.action, 'unhealthy', result.message);
-  assert.match(result.message, /Release my-app-gnu-linux-1\.2 failed its health check http:\/\/127\.0\.0\.1:\d+\/up within 3 s after its health check first passed \(last: HTTP 503 in \d+ ms: app 1\.2: passed once\); marked bad/);
+  assert.match(result.message, /Release my-app-gnu-linux-1\.2 failed its health check http:\/\/127\.0\.0\.1:\d+\/up within 3 s after its health check first passed \(last: (HTTP 503 in \d+ ms: app 1\.2: passed once|no answer within [\d.]+ s)\); marked bad/, result.message);
   assert.is((await statusOf(L.w.deploy)).app.pid, old);
   await servesOnly(L, '1.0');
   assert.ok((await statusOf(L.w.deploy)).bad.includes('1.2'));
@@ -148,7 +150,7 @@ test('(b) without app.listen: a release that answers its probe, then exits 1.5 s
     await publish(h, '1.1', { 'exit-after': '1500' }, 5);
     const result = await update(h);
     assert.is(result.action, 'unhealthy', result.message);
-    assert.match(result.message, /Release my-app-gnu-linux-1\.1 did not stay up for 5 s after its health check first passed; marked bad and went back to my-app-gnu-linux-1\.0/);
+    assert.match(result.message, /Release my-app-gnu-linux-1\.1 did not stay up for 5 s after its health check first passed; marked bad and went back to my-app-gnu-linux-1\.0/, result.message);
     await waitFor(async () => /^1\.0 /.test((await get({ port: h.port })).body ?? ''), { what: '1.0 serving again', timeoutMs: 20_000 });
     await servesOnly(h, '1.0');
     assert.ok((await statusOf(h.w.deploy)).bad.includes('1.1'));
