@@ -21,7 +21,7 @@ import { verifyDetachedSignature, type TrustedKeys } from './pgp.ts';
 import { checkProvenance } from './provenance.ts';
 import { loadReleaseKeys } from './release-keys.ts';
 import { judgeSeq } from './seq.ts';
-import { readState, updateState, writeState, type DeployPaths, type StartFailure } from './state.ts';
+import { readState, updateState, writeState, type DeployPaths, type LaunchState, type StartFailure } from './state.ts';
 import { pruneReleases, readCurrent, removeRelease, swapCurrentSymlink } from './switch.ts';
 import { MAX_VERSION_FILE_BYTES, compareVersions, parseVersionFile, type VersionInfo } from '../release/version-file.ts';
 
@@ -234,16 +234,10 @@ export async function activateRelease(ctx: UpdateContext, name: string, version:
   }
   const failure = app.lastFailure?.() ?? { reason: `did not stay up for ${ctx.config.app.healthyAfterSec} s`, probes: [], output: [] };
   log.error(`the new release ${name} ${failure.reason}; rolling back`, { release: name, probes: failure.probes, output: failure.output });
-  if (!state.bad.includes(version)) state.bad.push(version);
-  if (from) await swapCurrentSymlink(paths, from);
-  delete state.installed[name];
-  state.lastFailure = { release: name, version, at: new Date().toISOString(), ...failure };
-  await writeState(paths, state);
   // Without app.listen the old app was stopped for the switch; with it, the old app kept serving,
   // unless it had already exited or given up before the update: either way it starts again
   // (a no-op for an app that runs).
-  if (from) await app.start(false);
-  await removeRelease(paths, name);
+  await abandonRelease(ctx, state, { release: name, version, failure }, from);
   return { action: 'unhealthy', version, release: from, message: `Release ${name} ${failure.reason}; marked bad and went back to ${from ?? 'nothing'}.` };
 }
 
@@ -273,14 +267,24 @@ export async function restartUnhealthy(ctx: UpdateContext, release: string | und
   }
   const version = state.installed[release]?.version ?? '';
   log.error(`release ${release} ${failure.reason} after a restart for failed health checks; marking it bad and going back to ${to}`, { release, probes: failure.probes, output: failure.output });
-  if (version && !state.bad.some((v) => compareVersions(v, version) === 0)) state.bad.push(version);
-  await swapCurrentSymlink(paths, to);
-  delete state.installed[release];
   state.previous = undefined;
+  await abandonRelease(ctx, state, { release, version, failure }, to);
+}
+
+/**
+ * A release that failed where it ran: its version marked bad, `current` back to `to` (when there
+ * is one) and the app started there, its record and its folder removed, the failure kept for
+ * `status`. The failed install and the failed restart after the switch both end this way.
+ */
+async function abandonRelease(ctx: UpdateContext, state: LaunchState, failed: { release: string; version: string; failure: StartFailure }, to: string | undefined): Promise<void> {
+  const { release, version, failure } = failed;
+  if (version && !state.bad.some((v) => compareVersions(v, version) === 0)) state.bad.push(version);
+  if (to) await swapCurrentSymlink(ctx.paths, to);
+  delete state.installed[release];
   state.lastFailure = { release, version, at: new Date().toISOString(), ...failure };
-  await writeState(paths, state);
-  await app.start(false);
-  await removeRelease(paths, release);
+  await writeState(ctx.paths, state);
+  if (to) await (ctx.app ?? NO_APP).start(false);
+  await removeRelease(ctx.paths, release);
 }
 
 /** One full check. Throws on failures before the switch; the app and `current` are untouched then. */
