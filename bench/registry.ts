@@ -1,0 +1,18 @@
+// The benches `npm run bench` runs, in order. Each entry is a script under bench/ that prints one
+// `BENCH-RESULT {json}` line per goal row (bench/result.ts, reportResult). `args` is the full
+// pass, `quick` the short one (`npm run bench -- --quick`). Add your bench here with one entry.
+export interface BenchEntry {
+  /** Short name, used by `npm run bench -- --only NAME`. */
+  name: string;
+  /** Path from the checkout's root. */
+  script: string;
+  args: string[];
+  quick: string[];
+}
+
+export const BENCHES: BenchEntry[] = [
+  { name: 'pipeline', script: 'bench/pipeline.ts', args: ['--runs', '5'], quick: ['--runs', '2'] },
+  { name: 'build', script: 'bench/build.ts', args: ['--only', 'noop', '--runs', '9'], quick: ['--only', 'noop', '--runs', '3'] },
+  { name: 'fleet', script: 'bench/fleet.ts', args: ['--runs', '9'], quick: ['--runs', '3'] },
+  { name: 'stages', script: 'bench/stages.ts', args: ['--only', 'sync', '--runs', '7'], quick: ['--only', 'sync', '--runs', '3'] },
+];
