@@ -7,10 +7,13 @@
 //   APP my-app
 //   PLATFORM gnu-linux
 //   SEQ 1042
+//   ROLLOUT 10
 // Each key at most once. APP and PLATFORM name what the release is for: the file name must then
 // be APP-PLATFORM-VERSION.tar.gz, so a signed VERSION binds the name, the version and the host.
 // SEQ (DESIGN §8) grows with every VERSION the publisher signs: hosts refuse one not above the last
 // they accepted, and take a lower version when a newer SEQ names it (`release rollback`).
+// ROLLOUT (DESIGN §8) is the percent of hosts that take this version now (absent = 100): a host
+// is in when its bucket, rolloutBucket(host id, version), is below it (`release rollout`).
 import { ValidationError } from '../core/errors.ts';
 import { nameProblem, validateName } from '../core/names.ts';
 
@@ -28,9 +31,30 @@ export interface VersionInfo {
   platform?: string;
   /** Grows with every VERSION the publisher signs (1, 2, …). */
   seq?: number;
+  /** Percent of hosts that take this version now, 0 < P <= 100 (absent = 100). */
+  rollout?: number;
 }
 
-const KNOWN_KEYS = new Set(['CURRENT', 'RELEASE', 'SHA256', 'SIZE', 'EXPIRES', 'APP', 'PLATFORM', 'SEQ']);
+const KNOWN_KEYS = new Set(['CURRENT', 'RELEASE', 'SHA256', 'SIZE', 'EXPIRES', 'APP', 'PLATFORM', 'SEQ', 'ROLLOUT']);
+
+const ROLLOUT_PERCENT = /^\d{1,3}(\.\d{1,2})?$/;
+
+/** Why `text` is not a rollout percent (0 < P <= 100, at most 2 fraction digits), or undefined when it is. */
+export function rolloutProblem(text: string): string | undefined {
+  if (!ROLLOUT_PERCENT.test(text)) return 'must be a percent such as 10 or 0.5 (at most 2 fraction digits)';
+  const value = Number(text);
+  if (value <= 0) return 'must be above 0 (a VERSION no host takes is not a release)';
+  if (value > 100) return 'must be at most 100';
+  return undefined;
+}
+
+/** A rollout percent from text ("10", "0.5", "10%"), or a ValidationError naming `where`. */
+export function parseRolloutPercent(text: string, where = 'ROLLOUT'): number {
+  const bare = text.trim().replace(/%$/, '');
+  const problem = rolloutProblem(bare);
+  if (problem) throw new ValidationError(`Invalid ${where} ${JSON.stringify(text.slice(0, 30))}: it ${problem}.`);
+  return Number(bare);
+}
 
 const HEX_VERSION = /^[0-9a-f]+(\.[0-9a-f]+)*$/i;
 
@@ -120,6 +144,12 @@ export function parseVersionFile(text: string): VersionInfo {
         if (rest.length !== 1 || !/^[1-9]\d{0,14}$/.test(rest[0])) throw new ValidationError(`${where}: SEQ must be a whole number from 1 to 15 digits ("SEQ 1042").`);
         extra.seq = Number(rest[0]);
         break;
+      case 'ROLLOUT': {
+        const problem = rest.length === 1 ? rolloutProblem(rest[0]) : 'needs exactly one number';
+        if (problem) throw new ValidationError(`${where}: ROLLOUT ${problem} ("ROLLOUT 10").`);
+        extra.rollout = Number(rest[0]);
+        break;
+      }
       default:
         break; // unknown keys are ignored so the format can grow
     }
@@ -138,5 +168,11 @@ export function formatVersionFile(info: VersionInfo): string {
   if (info.app) lines.push(`APP ${info.app}`);
   if (info.platform) lines.push(`PLATFORM ${info.platform}`);
   if (info.seq !== undefined) lines.push(`SEQ ${info.seq}`);
+  if (info.rollout !== undefined) {
+    // Never write what the parser (and every host) would refuse.
+    const problem = rolloutProblem(String(info.rollout));
+    if (problem) throw new ValidationError(`ROLLOUT ${info.rollout} ${problem}; refusing to write such a VERSION.`);
+    lines.push(`ROLLOUT ${info.rollout}`);
+  }
   return `${lines.join('\n')}\n`;
 }

@@ -8,7 +8,7 @@ import { errorFromAnswer } from '../../../lib/launchfit/control.ts';
 import { entryProblem } from '../../../lib/launchfit/extract.ts';
 import { parseKeyPin } from '../../../lib/launchfit/pgp.ts';
 import { releaseNameOf } from '../../../lib/launchfit/update.ts';
-import { compareVersions, formatVersionFile, parseVersionFile, versionProblem } from '../../../lib/release/version-file.ts';
+import { compareVersions, formatVersionFile, parseRolloutPercent, parseVersionFile, versionProblem } from '../../../lib/release/version-file.ts';
 
 test('compareVersions: segments compared as hexadecimal numbers', () => {
   const cases: Array<[string, string, number]> = [
@@ -48,11 +48,28 @@ test('parseVersionFile: the contract format, unknown keys ignored', () => {
   assert.equal(parseVersionFile(formatVersionFile(info)), info);
 });
 
-test('parseVersionFile: SEQ is read and written; ROLLOUT (another issue) and other unknown keys are ignored', () => {
+test('parseVersionFile: SEQ and ROLLOUT are read and written; other unknown keys are ignored', () => {
   const info = parseVersionFile('CURRENT 1.2 a.tar.gz\nSEQ 1042\nROLLOUT 10\nFUTURE key words\n');
-  assert.equal(info, { version: '1.2', file: 'a.tar.gz', seq: 1042 });
-  assert.match(formatVersionFile(info), /\nSEQ 1042\n$/);
+  assert.equal(info, { version: '1.2', file: 'a.tar.gz', seq: 1042, rollout: 10 });
+  assert.match(formatVersionFile(info), /\nSEQ 1042\nROLLOUT 10\n$/);
   assert.equal(parseVersionFile(formatVersionFile(info)), info);
+  assert.equal(parseVersionFile('CURRENT 1.2 a.tar.gz\nROLLOUT 0.5').rollout, 0.5);
+  assert.equal(parseVersionFile('CURRENT 1.2 a.tar.gz\nROLLOUT 100').rollout, 100);
+  assert.equal(parseVersionFile('CURRENT 1.2 a.tar.gz').rollout, undefined);
+});
+
+test('ROLLOUT: 0, above 100, negative, not a number, too precise are refused by the parser and never written', () => {
+  for (const bad of ['0', '0.00', '100.01', '101', '-5', 'abc', '10%', '1e2', '0.125', '', '10 20', 'NaN', 'Infinity']) {
+    assert.throws(() => parseVersionFile(`CURRENT 1.2 a.tar.gz\nROLLOUT ${bad}`), /ROLLOUT/, bad);
+  }
+  assert.throws(() => parseVersionFile('CURRENT 1.2 a.tar.gz\nROLLOUT 10\nROLLOUT 50'), /twice/);
+  for (const bad of [0, 101, -1, Number.NaN, 0.125]) {
+    assert.throws(() => formatVersionFile({ version: '1.2', file: 'a.tar.gz', rollout: bad }), /ROLLOUT/, String(bad));
+  }
+  assert.equal(parseRolloutPercent('10%', '--rollout'), 10);
+  assert.throws(() => parseRolloutPercent('0', '--rollout'), /Invalid --rollout "0": it must be above 0/);
+  assert.throws(() => parseRolloutPercent('101', '--rollout'), /at most 100/);
+  assert.throws(() => parseRolloutPercent('abc', '--rollout'), /must be a percent/);
 });
 
 test('parseVersionFile: hostile and broken files are refused with a reason', () => {
