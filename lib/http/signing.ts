@@ -1,6 +1,7 @@
 // Request signing for control requests (DESIGN §5 "Request signing"):
 //   X-Shipkit-Signature: sha256=HEX(HMAC-SHA256(secret, METHOD "\n" PATH_AND_QUERY "\n" TIMESTAMP "\n" NONCE))
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+// A request with a body (POST /fleet/reports, /fleet/rollouts) signs one more line: "\n" hex(sha256(body)).
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readSecretFile } from '../core/secrets.ts';
 
 export const TIMESTAMP_HEADER = 'x-shipkit-timestamp';
@@ -25,13 +26,20 @@ export function safeEqual(a: string, b: string): boolean {
   return timingSafeEqual(x, y);
 }
 
-export function canonicalRequest(method: string, pathAndQuery: string, timestamp: string, nonce: string): string {
-  return `${method.toUpperCase()}\n${pathAndQuery}\n${timestamp}\n${nonce}`;
+export function canonicalRequest(method: string, pathAndQuery: string, timestamp: string, nonce: string, bodySha256?: string): string {
+  const head = `${method.toUpperCase()}\n${pathAndQuery}\n${timestamp}\n${nonce}`;
+  return bodySha256 === undefined ? head : `${head}\n${bodySha256}`;
+}
+
+export function sha256Hex(data: string | Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
 }
 
 export interface SignOptions {
   now?: () => number;
   nonce?: string;
+  /** The request's body: its sha256 is signed too (the five-line form). */
+  body?: string | Uint8Array;
 }
 
 // Nonces are drawn from a block of random bytes taken 256 nonces at a time (one call into the
@@ -47,10 +55,10 @@ function freshNonce(): string {
   return nonceBlock.toString('hex', nonceAt - 16, nonceAt);
 }
 
-export function signRequest(secret: string, method: string, pathAndQuery: string, { now = Date.now, nonce }: SignOptions = {}): Record<string, string> {
+export function signRequest(secret: string, method: string, pathAndQuery: string, { now = Date.now, nonce, body }: SignOptions = {}): Record<string, string> {
   const timestamp = String(Math.floor(now() / 1000));
   const n = nonce ?? freshNonce();
-  const signature = hmacSha256Hex(secret, canonicalRequest(method, pathAndQuery, timestamp, n));
+  const signature = hmacSha256Hex(secret, canonicalRequest(method, pathAndQuery, timestamp, n, body === undefined ? undefined : sha256Hex(body)));
   return {
     'X-Shipkit-Timestamp': timestamp,
     'X-Shipkit-Nonce': n,
@@ -81,8 +89,9 @@ export function createRequestVerifier(secret: string, { windowSec = DEFAULT_WIND
   /**
    * `pathAndQuery` may list the forms the sender may have signed (a listener behind a proxy that
    * strips its prefix accepts the path with and without it); each is compared in constant time.
+   * A request with a body passes `bodySha256` (hex sha256 of the bytes received).
    */
-  function verify(method: string, pathAndQuery: string | readonly string[], headers: HeaderBag): Verdict {
+  function verify(method: string, pathAndQuery: string | readonly string[], headers: HeaderBag, { bodySha256 }: { bodySha256?: string } = {}): Verdict {
     const timestamp = single(headers[TIMESTAMP_HEADER]);
     const nonce = single(headers[NONCE_HEADER]);
     const signature = single(headers[SIGNATURE_HEADER]);
@@ -93,7 +102,7 @@ export function createRequestVerifier(secret: string, { windowSec = DEFAULT_WIND
     if (!match) return { ok: false, reason: 'malformed signature' };
     let matched = false;
     for (const signedPath of typeof pathAndQuery === 'string' ? [pathAndQuery] : pathAndQuery) {
-      matched = safeEqual(hmacSha256Hex(secret, canonicalRequest(method, signedPath, timestamp, nonce)), match[1]) || matched;
+      matched = safeEqual(hmacSha256Hex(secret, canonicalRequest(method, signedPath, timestamp, nonce, bodySha256)), match[1]) || matched;
     }
     if (!matched) return { ok: false, reason: 'wrong signature' };
     const at = now();

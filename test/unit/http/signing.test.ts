@@ -46,6 +46,19 @@ test('signRequest headers match an HMAC computed by openssl over the contract st
   assert.is(headers['X-Shipkit-Signature'], `sha256=${expected}`);
 });
 
+test('a request with a body signs a fifth line, hex(sha256(body)) (openssl); the verifier checks it', async () => {
+  const body = '{"app":"my-app","host":"0123456789abcdef0123456789abcdef","result":"updated"}';
+  const headers = signRequest(SECRET, 'post', '/fleet/reports', { now: fixedNow(T0), nonce: NONCE, body });
+  const bodyHex = (await $({ input: body })`openssl dgst -sha256`).stdout.trim().split(/\s+/).pop()!;
+  const expected = await opensslHmac(SECRET, `POST\n/fleet/reports\n1700000000\n${NONCE}\n${bodyHex}`);
+  assert.is(headers['X-Shipkit-Signature'], `sha256=${expected}`);
+  assert.equal(verifierAt(T0).verify('POST', '/fleet/reports', lower(headers), { bodySha256: bodyHex }), { ok: true });
+  const other = signRequest(SECRET, 'POST', '/fleet/reports', { now: fixedNow(T0), body });
+  assert.equal(verifierAt(T0).verify('POST', '/fleet/reports', lower(other), { bodySha256: bodyHex.replace(/^./, (c) => (c === '0' ? '1' : '0')) }), { ok: false, reason: 'wrong signature' }, 'another body');
+  const noBody = signRequest(SECRET, 'POST', '/fleet/reports', { now: fixedNow(T0) });
+  assert.equal(verifierAt(T0).verify('POST', '/fleet/reports', lower(noBody), { bodySha256: bodyHex }), { ok: false, reason: 'wrong signature' }, 'signed without the body line');
+});
+
 test('a request signed by openssl (the README recipe) verifies', async () => {
   for (const [secret, pathAndQuery] of [
     [SECRET, '/?repo=site'],
