@@ -2,6 +2,7 @@
 // release REPO --tag TAG     run the repo's release script in the checked-out tag
 // release publish DIR ...    pack, sign and publish an app release for launchfit
 // release rollback APP --to DEST    sign a newer-SEQ VERSION naming the previous release
+// release rollout APP --to DEST --fleet URL   raise ROLLOUT step by step while hosts report well
 // release keys init|rotate|revoke|list   the release key: certify-only primary, signing subkeys
 import { runCli, type Args, type CliSpec, type CommandSpec } from '../lib/core/cli.ts';
 import { UsageError } from '../lib/core/errors.ts';
@@ -11,7 +12,7 @@ import { newJobId, validateJobId } from '../lib/jobs/job-id.ts';
 import type { Logger } from '../lib/core/log.ts';
 import { validateName } from '../lib/core/names.ts';
 import { findConfigFile, getRepo, loadShipkitConfig } from '../lib/config/shipkit-yml.ts';
-import { validateVersion } from '../lib/release/version-file.ts';
+import { parseRolloutPercent, validateVersion } from '../lib/release/version-file.ts';
 
 const publishCommand: CommandSpec = {
   usage: `Usage: release publish DIR --name APP --platform PLATFORM --version V --key SECRET_KEY.asc
@@ -45,6 +46,8 @@ Options:
   --source-ref REF         the ref built (default refs/tags/$SHIPKIT_TAG, else $SHIPKIT_REF)
   --source-commit SHA      the commit built (default $SHIPKIT_SHA)
   --builder-id URI         the builder named in the provenance
+  --rollout P              write ROLLOUT P: only P percent of hosts take it now (0 < P <= 100;
+                           default all); \`release rollout\` raises it step by step
   --json                   print the result as JSON
 
 Exit codes: 0 published, 1 failed, 2 usage or configuration error.`,
@@ -54,6 +57,7 @@ Exit codes: 0 published, 1 failed, 2 usage or configuration error.`,
     keep: { type: 'integer', min: 1, max: 10_000 },
     expires: { type: 'integer', min: 0, max: 36_500 }, seq: { type: 'integer', min: 1, max: 999_999_999_999_999 },
     'source-repo': { type: 'string' }, 'source-ref': { type: 'string' }, 'source-commit': { type: 'string' }, 'builder-id': { type: 'string' },
+    rollout: { type: 'string' },
   },
   minPositionals: 1,
   maxPositionals: 1,
@@ -89,12 +93,62 @@ Exit codes: 0 rolled back, 1 failed, 2 usage error or nothing to roll back to.`,
   maxPositionals: 1,
 };
 
+const rolloutCommand: CommandSpec = {
+  usage: `Usage: release rollout APP --to DEST --fleet URL --fleet-secret file:PATH|env:NAME
+                       --key SECRET_KEY.asc [--passphrase-file F] [--keys keys.asc]
+                       [--steps 1,10,50,100] [--wait SECONDS] [--max-failures N|P%]
+                       [--allow-missing N|P%] [--rollback] [--poll SECONDS] [--json]
+
+Rolls the release that VERSION at DEST names out to a pulling fleet, step by step (DESIGN §8).
+For each step it signs VERSION with the next SEQ and ROLLOUT = the step (hosts whose bucket,
+sha256(host id + " " + version), is below it take the release), tells hook-server
+(POST /fleet/rollouts), then reads the hosts' reports (GET /fleet/APP) until every host
+expected in the step has reported this version, or --wait runs out. It prints each step's
+counts: expected, reported, updated, failed, pending.
+
+It halts (exit 1) when more hosts failed than --max-failures (failed, rolled back, or refused
+the release), or when after --wait more hosts are pending than --allow-missing. With
+--rollback a halt also signs a VERSION with a higher SEQ naming the previous release at DEST,
+so every host that took this one goes back. Killed at any moment, run it again: it reads
+VERSION at DEST and continues from its ROLLOUT. Hosts not yet in keep their release.
+
+Options:
+  --to DEST                a local folder, s3://bucket/prefix or user@host:path
+  --fleet URL              hook-server, e.g. http://ci.example.com:8080
+  --fleet-secret SECRET    the app's fleet secret (fleet: in hook-server's shipkit.yml):
+                           file:PATH (first line) or env:NAME
+  --steps P,P,...          growing percents ending at 100 (default 1,10,50,100)
+  --wait SECONDS           how long a step waits for its hosts' reports (default 600)
+  --max-failures N|P%      failed hosts a step may have: a number or a percent of the
+                           step's hosts (default 0)
+  --allow-missing N|P%     hosts that may still not have reported after --wait (default 0)
+  --rollback               after a halt, send every host back to the previous release
+  --key FILE               armored OpenPGP secret key (the one release publish uses)
+  --passphrase-file FILE   passphrase for the key (first line)
+  --keys FILE              the public certificate (default: keys.asc beside --key)
+  --poll SECONDS           time between two looks at the fleet (default 2)
+  --json                   print the result as JSON at the end
+
+Exit codes: 0 rolled out to 100%, 1 halted (also after --rollback) or failed, 2 usage,
+configuration or verification error (nothing written).`,
+  flags: {
+    to: { type: 'string' }, fleet: { type: 'string' }, 'fleet-secret': { type: 'string' }, steps: { type: 'string' }, wait: { type: 'seconds' },
+    'max-failures': { type: 'string' }, 'allow-missing': { type: 'string' }, rollback: { type: 'boolean' }, key: { type: 'string' },
+    'passphrase-file': { type: 'string' }, keys: { type: 'string' }, poll: { type: 'seconds' }, json: { type: 'boolean' },
+  },
+  minPositionals: 1,
+  maxPositionals: 1,
+};
+
 const releaseCliSpec: CliSpec = {
   name: 'release',
   usage: `Usage: release REPO --tag TAG [--config FILE] [--job-id ID] [--json]
        release publish DIR --name APP --platform PLATFORM --version V --key SECRET_KEY.asc
                [--passphrase-file F] --to DEST [--keep N] [--codename NAME] [--expires DAYS] [--seq N]
+               [--rollout P]
        release rollback APP --to DEST [--version V] --key SECRET_KEY.asc [--passphrase-file F]
+       release rollout APP --to DEST --fleet URL --fleet-secret file:PATH --key SECRET_KEY.asc
+               [--steps 1,10,50,100] [--wait SECONDS] [--max-failures N|P%] [--rollback]
 
 release REPO --tag TAG
   Checks out TAG in DATA/repos/REPO and runs the repo's release script (\`release:\` in
@@ -116,6 +170,11 @@ release rollback APP --to DEST ...
   Signs a VERSION with the next SEQ naming the previous release, and hosts go back
   (see \`release rollback --help\`).
 
+release rollout APP --to DEST --fleet URL ...
+  Raises ROLLOUT step by step while the hosts' reports to hook-server show no more failures
+  than allowed; halts (exit 1), with --rollback back to the previous release
+  (see \`release rollout --help\`).
+
 release keys init|rotate|revoke|list ...
   The release key: a certify-only primary kept offline and signing subkeys that expire, rotated
   and revoked without touching any host (see \`release keys --help\`).
@@ -129,7 +188,7 @@ Examples:
   minPositionals: 1,
   maxPositionals: 1,
   needs: ['bash', 'git'],
-  commands: { publish: publishCommand, rollback: rollbackCommand },
+  commands: { publish: publishCommand, rollback: rollbackCommand, rollout: rolloutCommand },
 };
 
 const KEYS_FOLDER = `DIR holds primary.asc (the whole secret key: keep the folder offline), signing.asc (the
@@ -211,6 +270,7 @@ async function publishMain(args: Args, log: Logger): Promise<number> {
   if (typeof args.name === 'string' && args.name) validateName(args.name, 'app name (--name)');
   if (typeof args.platform === 'string' && args.platform) validateName(args.platform, 'platform (--platform)');
   if (typeof args.version === 'string' && args.version) validateVersion(args.version, '--version');
+  const rollout = args.rollout === undefined ? undefined : parseRolloutPercent(String(args.rollout), '--rollout');
   for (const flag of ['name', 'platform', 'version', 'key', 'to']) {
     if (typeof args[flag] !== 'string' || args[flag] === '') throw new UsageError(`Missing --${flag}. Run \`release publish --help\` for usage.`);
   }
@@ -218,7 +278,7 @@ async function publishMain(args: Args, log: Logger): Promise<number> {
   const result = await publishRelease({
     dir: String(args._[0]), name: args.name, platform: args.platform, version: args.version, key: args.key,
     passphraseFile: args['passphrase-file'], keys: args.keys, to: args.to, keep: args.keep, codename: args.codename, expiresDays: args.expires, seq: args.seq, log,
-    source: { repo: args['source-repo'], ref: args['source-ref'], commit: args['source-commit'], builderId: args['builder-id'] },
+    source: { repo: args['source-repo'], ref: args['source-ref'], commit: args['source-commit'], builderId: args['builder-id'] }, rollout,
   });
   if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
   else process.stdout.write(`Published ${result.file} (${result.size} bytes, sha256 ${result.sha256}) to ${result.to}${result.unchanged ? ' (unchanged)' : ''}\n`);
@@ -244,8 +304,35 @@ async function rollbackMain(args: Args, log: Logger): Promise<number> {
   return 0;
 }
 
+async function rolloutMain(args: Args, log: Logger): Promise<number> {
+  const name = validateName(String(args._[0]), 'app name');
+  const { parseAllowance, parseSteps } = await import('../lib/release/rollout-plan.ts');
+  const steps = parseSteps(String(args.steps ?? '1,10,50,100'));
+  const maxFailures = parseAllowance(String(args['max-failures'] ?? '0'), '--max-failures');
+  const allowMissing = parseAllowance(String(args['allow-missing'] ?? '0'), '--allow-missing');
+  for (const flag of ['to', 'fleet', 'fleet-secret', 'key']) {
+    if (typeof args[flag] !== 'string' || args[flag] === '') throw new UsageError(`Missing --${flag}. Run \`release rollout --help\` for usage.`);
+  }
+  const secretRef = String(args['fleet-secret']);
+  // A secret in argv is visible to every user (ps); only a file or a variable is taken.
+  if (!/^(file|env):./.test(secretRef)) throw new UsageError('--fleet-secret takes file:PATH or env:NAME (a secret on the command line would show in ps).');
+  const { resolveSecret } = await import('../lib/core/secrets.ts');
+  const secret = await resolveSecret(secretRef, { where: '--fleet-secret' });
+  const { rolloutRelease } = await import('../lib/release/rollout.ts');
+  const pauseAt = process.env.SHIPKIT_TEST_PAUSE_AT;
+  const step = pauseAt ? async (at: string) => { if (at === pauseAt) { process.stderr.write(`paused at ${at}\n`); await new Promise(() => setInterval(() => {}, 60_000)); } } : undefined;
+  const controller = abortOnSignals();
+  const result = await rolloutRelease({
+    name, to: args.to, fleet: args.fleet, secret, steps, waitSec: args.wait ?? 600, maxFailures, allowMissing, rollback: Boolean(args.rollback),
+    key: args.key, passphraseFile: args['passphrase-file'], keys: args.keys, pollSec: args.poll, log, signal: controller.signal, step,
+    print: (line) => { if (!args.json) process.stdout.write(`${line}\n`); },
+  });
+  if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  return result.state === 'done' ? 0 : 1;
+}
+
 // `release keys ACTION` is a command with commands of its own: its own spec, so each action
 // declares its own flags.
 const argv = process.argv.slice(2);
 if (argv[0] === 'keys') await runCli(keysCliSpec, keysMain, argv.slice(1));
-else await runCli(releaseCliSpec, (args, log) => (args.command === 'publish' ? publishMain(args, log) : args.command === 'rollback' ? rollbackMain(args, log) : releaseMain(args, log)));
+else await runCli(releaseCliSpec, (args, log) => (args.command === 'publish' ? publishMain(args, log) : args.command === 'rollback' ? rollbackMain(args, log) : args.command === 'rollout' ? rolloutMain(args, log) : releaseMain(args, log)));

@@ -16,7 +16,7 @@ import { openDestination } from './destination.ts';
 import { nextSeq, placeVersionPair, readPublishedVersion } from './seq.ts';
 import { provenanceEnvelope, provenanceStatement, sourceFacts } from './provenance.ts';
 import { loadSigningKey, publicCertificateFor, signDetached } from './sign.ts';
-import { compareVersions, formatVersionFile, parseVersionFile, validateVersion, versionProblem, type VersionInfo } from './version-file.ts';
+import { compareVersions, formatVersionFile, parseRolloutPercent, parseVersionFile, validateVersion, versionProblem, type VersionInfo } from './version-file.ts';
 
 export interface PublishOptions {
   dir: string;
@@ -45,6 +45,8 @@ export interface PublishOptions {
   source?: { repo?: string; ref?: string; commit?: string; builderId?: string };
   /** Environment the source facts default from (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /** ROLLOUT to write in VERSION (`--rollout`): percent of hosts that take it now; absent = all. */
+  rollout?: number;
 }
 
 export interface PublishResult {
@@ -84,6 +86,8 @@ export async function publishRelease(opts: PublishOptions): Promise<PublishResul
   if (opts.codename !== undefined && nameProblem(opts.codename)) throw new ValidationError(`Invalid codename ${JSON.stringify(opts.codename)}: use letters, digits, "-", "_" and ".".`);
   const file = `${opts.name}-${opts.platform}-${opts.version}.tar.gz`;
   if (nameProblem(file)) throw new ValidationError(`The release file name ${file} would be invalid (${nameProblem(file)}).`);
+  // A percent hosts would refuse is refused before anything is packed or written.
+  if (opts.rollout !== undefined) parseRolloutPercent(String(opts.rollout), '--rollout');
   const keep = opts.keep ?? 5;
   const srcStat = await stat(opts.dir).catch(() => undefined);
   if (!srcStat?.isDirectory()) throw new UsageError(`${opts.dir} is not a folder; give the folder to publish.`);
@@ -109,7 +113,7 @@ export async function publishRelease(opts: PublishOptions): Promise<PublishResul
     const info: VersionInfo = {
       version: opts.version, file, release: opts.codename, sha256, size,
       expires: expiresDays > 0 ? new Date(now.getTime() + expiresDays * 86_400_000) : undefined,
-      app: opts.name, platform: opts.platform, seq,
+      app: opts.name, platform: opts.platform, seq, rollout: opts.rollout,
     };
     const versionText = formatVersionFile(info);
     const versionSig = await signDetached(key, { data: Buffer.from(versionText) });
