@@ -100,7 +100,7 @@ export function jobEnvironment(config: ShipkitConfig, base: NodeJS.ProcessEnv, e
   // secrets, commit-status tokens, the fleet secret. A build run by hand with hook-server's environment gets none.
   const repos = [...config.repos.values()];
   const targets = [...config.notify, ...repos.flatMap((r) => r.notify ?? [])];
-  const secretRefs = [config.secret, config.token, ...repos.map((r) => r.secret), ...targets.flatMap((t) => [t.url, t.secret]), ...repos.map((r) => r.report?.token), ...repos.map((r) => r.rollout?.secret)];
+  const secretRefs = [config.secret, config.token, ...repos.map((r) => r.secret), ...targets.flatMap((t) => [t.url, t.secret]), ...repos.map((r) => r.report?.token), ...repos.map((r) => r.rollout?.secret), ...[...(config.fleet?.values() ?? [])].map((f) => f.secret)];
   for (const ref of secretRefs) if (ref?.startsWith('env:')) delete env[ref.slice(4)];
   // A repo's env: and token: secrets reach its build under the names it gave them, and no other build.
   for (const repo of config.repos.values()) for (const name of secretEnvNames(repo)) delete env[name];

@@ -15,7 +15,8 @@ import { loadSigningKey } from '../release/sign.ts';
 import { compareVersions, parseVersionFile, versionProblem } from '../release/version-file.ts';
 import { stageLogger, StepFailure, type BuildContext, type StepResult } from './context.ts';
 import type { RepoConfig, ShipkitConfig } from '../config/shipkit-yml.ts';
-import type { PublishConfig, RolloutConfig } from '../config/pipeline.ts';
+import type { PublishConfig, PushRolloutConfig } from '../config/pipeline.ts';
+import { runPullRollout } from './pull-rollout.ts';
 
 /** What was published last and whether its rollout finished: DATA/state/REPO/pipeline.json. */
 interface PipelineRecord { version: string; sha256: string; file: string; published: string; rolledOut?: string }
@@ -45,7 +46,9 @@ export async function checkPipelineConfig(config: ShipkitConfig, repo: RepoConfi
       throw new ConfigError(`${where([...repo.publish.keyPath, 'key'])}: publish.key: ${messageOf(error)}`, { cause: error });
     }
   }
-  if (repo.rollout) {
+  if (repo.rollout?.mode === 'pull') {
+    await resolveSecret(repo.rollout.secret, { env, baseDir: path.dirname(config.file), where: `${where([...repo.rollout.keyPath, 'mode'])}: fleet.${repo.rollout.name}.secret` });
+  } else if (repo.rollout) {
     const rollout = repo.rollout;
     const targets = await readSlaveList(rollout.list).catch((error) => { throw new ConfigError(`${where([...rollout.keyPath, 'list'])}: rollout.list: ${messageOf(error)}`, { cause: error }); });
     try {
@@ -137,6 +140,8 @@ export async function publishStep(ctx: BuildContext): Promise<StepResult> {
     result = await publishRelease({
       dir, name: publish.name, platform: publish.platform, version, key: publish.key, passphraseFile: publish.passphraseFile,
       to: publish.to, keep: publish.keep, codename: publish.codename, expiresDays: publish.expiresDays, mtime, log: stageLogger(ctx.log),
+      // Pull rollout: only the first step's hosts take it; the rollout step raises ROLLOUT.
+      rollout: ctx.repo.rollout?.mode === 'pull' ? ctx.repo.rollout.steps[0] : undefined,
       // The provenance names the repo, ref and commit built (SHIPKIT_REPO, SHIPKIT_REF, SHIPKIT_SHA).
       env: ctx.env,
     });
@@ -161,6 +166,12 @@ export async function rolloutStep(ctx: BuildContext): Promise<StepResult> {
     ctx.log.line(`rollout: nothing new was published and ${record.version} was rolled out already; the fleet is not told`);
     return { skipped: `nothing new to roll out (${record.version} is out)` };
   }
+  if (rollout.mode === 'pull') {
+    const result = await runPullRollout(ctx, rollout);
+    if (record && ctx.pipeline && record.sha256 === ctx.pipeline.sha256) await writeRecord(ctx, { ...record, rolledOut: record.sha256 });
+    const last = result.steps.at(-1);
+    return { note: `pull rollout of ${result.version} at ROLLOUT 100 (SEQ ${result.seq})${last ? `: ${last.updated}/${last.expected} host(s) updated${last.failed ? `, ${last.failed} failed within the allowance` : ''}` : ''}` };
+  }
   const waves = await planWaves(ctx, rollout);
   const secret = rollout.secret ? await resolveSecret(rollout.secret, { env: process.env, baseDir: path.dirname(ctx.config.file), where: 'rollout.secret' }).catch((error) => { throw new StepFailure(messageOf(error)); }) : undefined;
   ctx.log.line(`rollout: ${rollout.name}${ctx.pipeline ? ` ${ctx.pipeline.version}` : ''} to ${waves.reduce((n, w) => n + w.targets.length, 0)} host(s) in ${waves.length} wave(s): ${waves.map((w) => `${w.name} ${w.targets.length}`).join(', ')}`);
@@ -178,7 +189,7 @@ export async function rolloutStep(ctx: BuildContext): Promise<StepResult> {
   return finishRollout(ctx, report, record);
 }
 
-async function planWaves(ctx: BuildContext, rollout: RolloutConfig): Promise<Wave[]> {
+async function planWaves(ctx: BuildContext, rollout: PushRolloutConfig): Promise<Wave[]> {
   try {
     return planRollout(await readSlaveList(rollout.list), { canary: rollout.canary, shares: rollout.shares });
   } catch (error) {

@@ -7,6 +7,8 @@ import { checkKnownKeys, configError, getKey, type ConfigDoc, type KeyPath } fro
 import { messageOf } from '../core/errors.ts';
 import { nameProblem, resolveInside } from '../core/names.ts';
 import { parseWaves } from '../fleet/rollout.ts';
+import { parseAllowance, parseSteps, type Allowance } from '../release/rollout-plan.ts';
+import type { FleetApp } from './fleet.ts';
 
 export interface PublishConfig {
   /** Folder inside the repo's work tree, relative (no `..`). */
@@ -24,7 +26,11 @@ export interface PublishConfig {
   keyPath: KeyPath;
 }
 
-export interface RolloutConfig {
+/** `rollout:` is push (server-update's waves, the default) or pull (`release rollout`, DESIGN §8). */
+export type RolloutConfig = PushRolloutConfig | PullRolloutConfig;
+
+export interface PushRolloutConfig {
+  mode: 'push';
   list: string;
   /** Unresolved `env:`/`file:`/literal secret; undefined only with `insecure: true`. */
   secret?: string;
@@ -39,8 +45,26 @@ export interface RolloutConfig {
   keyPath: KeyPath;
 }
 
+/** `mode: pull`: the publish step writes ROLLOUT = the first step; the rollout step raises it. */
+export interface PullRolloutConfig {
+  mode: 'pull';
+  /** The app (publish's name); its secret is `fleet: NAME: secret:`. */
+  name: string;
+  /** Unresolved fleet secret of the app (from `fleet:`). */
+  secret: string;
+  /** hook-server as the build reaches it: `fleet_url:`, else public_url, else http://listen. */
+  fleetUrl?: string;
+  steps: number[];
+  waitSec: number;
+  maxFailures: Allowance;
+  allowMissing: Allowance;
+  rollback: boolean;
+  keyPath: KeyPath;
+}
+
 const PUBLISH_KEYS = ['from', 'name', 'platform', 'key', 'passphrase', 'to', 'keep', 'codename', 'expires'] as const;
-const ROLLOUT_KEYS = ['list', 'secret', 'insecure', 'name', 'canary', 'waves', 'max_failures', 'concurrency', 'timeout', 'retries'] as const;
+const ROLLOUT_KEYS = ['mode', 'list', 'secret', 'insecure', 'name', 'canary', 'waves', 'max_failures', 'concurrency', 'timeout', 'retries'] as const;
+const PULL_ROLLOUT_KEYS = ['mode', 'steps', 'wait', 'max_failures', 'allow_missing', 'rollback', 'fleet_url'] as const;
 
 /** `file:PATH` or a plain path → an absolute path; `env:` and literal secrets are not files. */
 function filePath(doc: ConfigDoc, keyPath: KeyPath, value: string): string {
@@ -92,9 +116,12 @@ export function parsePublishConfig(doc: ConfigDoc, repoKeyPath: KeyPath): Publis
   };
 }
 
-export function parseRolloutConfig(doc: ConfigDoc, repoKeyPath: KeyPath, repoName: string, publish: PublishConfig | undefined): RolloutConfig | undefined {
+export function parseRolloutConfig(doc: ConfigDoc, repoKeyPath: KeyPath, repoName: string, publish: PublishConfig | undefined, fleet: Map<string, FleetApp> = new Map()): RolloutConfig | undefined {
   const keyPath = [...repoKeyPath, 'rollout'];
   if (getKey(doc, keyPath, 'object') === undefined) return undefined;
+  const mode = getKey(doc, [...keyPath, 'mode'], 'string') ?? 'push';
+  if (mode === 'pull') return parsePullRollout(doc, keyPath, publish, fleet);
+  if (mode !== 'push') throw configError(doc, [...keyPath, 'mode'], `must be push (server-update's waves) or pull (release rollout by percent), got ${JSON.stringify(mode.slice(0, 30))}.`);
   checkKnownKeys(doc, keyPath, ROLLOUT_KEYS);
   const list = getKey(doc, [...keyPath, 'list'], 'string', { required: true })!;
   const secret = getKey(doc, [...keyPath, 'secret'], 'string');
@@ -111,6 +138,7 @@ export function parseRolloutConfig(doc: ConfigDoc, repoKeyPath: KeyPath, repoNam
   const problem = nameProblem(name);
   if (problem) throw configError(doc, [...keyPath, 'name'], `is not a valid app or repository name: it ${problem}.`);
   return {
+    mode: 'push',
     list: path.resolve(path.dirname(doc.file), list),
     secret,
     name,
@@ -120,6 +148,39 @@ export function parseRolloutConfig(doc: ConfigDoc, repoKeyPath: KeyPath, repoNam
     concurrency: wholeNumber(doc, [...keyPath, 'concurrency'], 32, 1, 10_000),
     timeoutSec: wholeNumber(doc, [...keyPath, 'timeout'], 600, 1, 86_400),
     retries: wholeNumber(doc, [...keyPath, 'retries'], 2, 0, 10),
+    keyPath,
+  };
+}
+
+function parsePullRollout(doc: ConfigDoc, keyPath: KeyPath, publish: PublishConfig | undefined, fleet: Map<string, FleetApp>): PullRolloutConfig {
+  checkKnownKeys(doc, keyPath, PULL_ROLLOUT_KEYS);
+  if (!publish) throw configError(doc, [...keyPath, 'mode'], 'pull needs a publish: block: it rolls out the release the publish step writes.');
+  const app = fleet.get(publish.name);
+  if (!app) throw configError(doc, [...keyPath, 'mode'], `pull needs fleet: ${publish.name}: secret: (env:NAME or file:PATH) at the top level: hosts report with it and the rollout reads their reports with it.`);
+  const fleetUrl = getKey(doc, [...keyPath, 'fleet_url'], 'string');
+  if (fleetUrl !== undefined && !/^https?:\/\/[^\s/]+/.test(fleetUrl)) throw configError(doc, [...keyPath, 'fleet_url'], 'must be hook-server\'s http(s) URL as builds reach it, such as http://127.0.0.1:9000.');
+  const wait = getKey(doc, [...keyPath, 'wait'], 'number') ?? 600;
+  if (!(wait > 0 && wait <= 7 * 86_400)) throw configError(doc, [...keyPath, 'wait'], 'must be a number of seconds above 0, at most 604800 (a week).');
+  const text = (key: string, fallback: string): string => {
+    const raw = getKey(doc, keyPath, 'object')?.[key];
+    if (raw === undefined || raw === null) return fallback;
+    if (Array.isArray(raw) && raw.every((x) => typeof x === 'number' || typeof x === 'string')) return raw.join(',');
+    if (typeof raw === 'number' || typeof raw === 'string') return String(raw);
+    throw configError(doc, [...keyPath, key], 'must be a number, a percent, or (steps) a list of percents.');
+  };
+  const rule = <T>(key: string, parse: () => T): T => {
+    try { return parse(); } catch (error) { throw configError(doc, [...keyPath, key], messageOf(error).replace(/^Invalid /, 'invalid ')); }
+  };
+  return {
+    mode: 'pull',
+    name: publish.name,
+    secret: app.secret,
+    fleetUrl: fleetUrl?.replace(/\/+$/, ''),
+    steps: rule('steps', () => parseSteps(text('steps', '1,10,50,100').replace(/%/g, ''), 'steps')),
+    waitSec: wait,
+    maxFailures: rule('max_failures', () => parseAllowance(text('max_failures', '0'), 'max_failures')),
+    allowMissing: rule('allow_missing', () => parseAllowance(text('allow_missing', '0'), 'allow_missing')),
+    rollback: getKey(doc, [...keyPath, 'rollback'], 'boolean') ?? true,
     keyPath,
   };
 }

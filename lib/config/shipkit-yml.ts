@@ -5,6 +5,7 @@ import { checkKnownKeys, configError, getKey, loadYamlFile, type ConfigDoc, type
 import { ConfigError } from '../core/errors.ts';
 import { repoFolderName, repoNameProblem, validateFullName } from '../core/names.ts';
 import { parseBuildEnv, type BuildEnvEntry } from './build-env.ts';
+import { parseFleetConfig, type FleetApp } from './fleet.ts';
 import { exampleConfigHint } from './example-config.ts';
 import { parseNotifyList, type NotifyTarget } from './notify.ts';
 import { parseRepoReport, parseTopReport, REPORT_KEYS, type ReportConfig } from './report.ts';
@@ -70,13 +71,15 @@ export interface ShipkitConfig {
   notify: NotifyTarget[];
   /** `queue:` (DESIGN §8): the PostgreSQL URL, or env:NAME / file:PATH holding it, unresolved; absent = the local journal. */
   queue?: string;
+  /** `fleet:` (DESIGN §8): per app, the secret its hosts' reports and `release rollout` are signed with. */
+  fleet: Map<string, FleetApp>;
   repos: Map<string, RepoConfig>;
 }
 
 export const UI_MODES = ['token', 'public', 'off'] as const;
 export type UiMode = (typeof UI_MODES)[number];
 
-const TOP_KEYS = ['listen', 'data', 'secret', 'token', 'concurrency', 'repos', 'max_body', 'logs', 'ui', 'public_url', 'notify', 'queue', ...REPORT_KEYS] as const;
+const TOP_KEYS = ['listen', 'data', 'secret', 'token', 'concurrency', 'repos', 'max_body', 'logs', 'ui', 'public_url', 'notify', 'queue', 'fleet', ...REPORT_KEYS] as const;
 const REPO_KEYS = ['url', 'branch', 'user', 'steps', 'compile', 'timeout', 'upload', 'release', 'secret', 'publish', 'rollout', 'env', 'ssh_key', 'known_hosts', 'token', 'token_user', 'notify', 'cache', 'node', ...REPORT_KEYS] as const;
 export const DEFAULTS = { listen: '127.0.0.1:9000', data: '/var/lib/shipkit', concurrency: 1, branch: 'main', timeout: 900, release: 'release.sh' };
 
@@ -128,8 +131,9 @@ export function parseShipkitConfig(doc: ConfigDoc): ShipkitConfig {
   if (maxBody !== undefined && (!Number.isInteger(maxBody) || maxBody < 1024)) throw configError(doc, ['max_body'], 'must be a whole number of bytes, at least 1024.');
   const reposValue = getKey(doc, ['repos'], 'object') ?? {};
   const topReport = parseTopReport(doc);
+  const fleet = parseFleetConfig(doc);
   const repos = new Map<string, RepoConfig>();
-  for (const name of Object.keys(reposValue)) repos.set(name, parseRepo(doc, name, topReport));
+  for (const name of Object.keys(reposValue)) repos.set(name, parseRepo(doc, name, topReport, fleet));
   return {
     file: doc.file,
     doc,
@@ -143,6 +147,7 @@ export function parseShipkitConfig(doc: ConfigDoc): ShipkitConfig {
     publicUrl: parsePublicUrl(doc),
     notify: parseNotifyList(doc, []) ?? [],
     queue,
+    fleet,
     repos,
   };
 }
@@ -172,7 +177,7 @@ function parsePublicUrl(doc: ConfigDoc): string | undefined {
   return url.href.replace(/\/+$/, '');
 }
 
-function parseRepo(doc: ConfigDoc, name: string, topReport: ReturnType<typeof parseTopReport>): RepoConfig {
+function parseRepo(doc: ConfigDoc, name: string, topReport: ReturnType<typeof parseTopReport>, fleet: Map<string, FleetApp>): RepoConfig {
   const keyPath: KeyPath = ['repos', name];
   try {
     validateFullName(name);
@@ -209,7 +214,7 @@ function parseRepo(doc: ConfigDoc, name: string, topReport: ReturnType<typeof pa
     upload,
     release,
     publish,
-    rollout: parseRolloutConfig(doc, keyPath, name, publish),
+    rollout: parseRolloutConfig(doc, keyPath, name, publish, fleet),
     secret: getKey(doc, [...keyPath, 'secret'], 'string'),
     env: parseBuildEnv(doc, keyPath),
     notify: parseNotifyList(doc, keyPath),

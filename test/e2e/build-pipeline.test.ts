@@ -1,16 +1,20 @@
 // build's publish and rollout steps (DESIGN §5): the build's `from` folder published as a signed
 // launchfit release with a real gpg key, then a staged rollout to signed HTTP hosts on
 // 127.0.0.1 — configuration errors before the build, versions that would go down, unreachable
-// and hanging hosts, and SIGTERM to the job in the middle of a rollout.
+// and hanging hosts, and SIGTERM to the job in the middle of a rollout. `mode: pull`: the rollout
+// raised by percent as light hosts report to a receiver of the /fleet contract, halted and rolled back.
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { makeSite, type Site } from '../build-helpers.ts';
 import { startFleet, type Fleet } from '../fixtures/fleet-hosts.ts';
+import { startLightHosts, startPullFleet, type Behaviour } from '../fixtures/fleet-pull.ts';
+import { parseVersionFile } from '../../lib/release/version-file.ts';
 import { makePublisher, type Publisher } from '../fixtures/launchfit/gpg.ts';
-import { git, scriptCommand, tmpDir, waitFor } from '../helpers.ts';
+import { git, runCommand, scriptCommand, tmpDir, waitFor } from '../helpers.ts';
 
 const FLEET_SECRET = 'fleet-secret-0123456789abcdef';
 const DIST = { 'dist/server.cjs': 'require("node:http").createServer((q, s) => s.end("v1")).listen(process.env.PORT)\n', 'dist/version.txt': '1\n' };
@@ -191,5 +195,54 @@ test('SIGTERM to the job during the canary: later waves are not contacted and th
     fleet.close();
   }
 });
+
+test('rollout: mode: pull: publish writes ROLLOUT = the first step, the rollout step raises it as hosts report; a failed host halts it and rolls back to the release before', async () => {
+  const fleet = await startPullFleet('my-app', FLEET_SECRET);
+  const roles: Record<string, Behaviour> = Object.fromEntries(Array.from({ length: 6 }, () => [randomHostId(), 'ok' as const]));
+  const updates = path.join(tmpDir('shipkit-updates-'), 'my-app');
+  let first = '';
+  const hosts = startLightHosts(fleet, updates, roles, { running: '0.1', badVersion: (v) => v !== first });
+  try {
+    const repoYaml = [
+      'steps: [pull, publish, rollout]',
+      'publish:', '  from: dist', '  name: my-app', '  platform: gnu-linux', `  key: file:${keys.secret}`, `  passphrase: file:${keys.passFile}`, `  to: ${updates}`,
+      'rollout:', '  mode: pull', '  steps: [1, 50, 100]', '  wait: 30', `  fleet_url: ${fleet.url}`,
+    ].join('\n');
+    const site = await makeSite({ 'README.md': '# site\n', ...DIST }, repoYaml, `fleet:\n  my-app:\n    secret: file:${secretFile}`);
+    const r = await site.run('build', ['octo/site']);
+    assert.is(r.exitCode, 0, r.stderr + site.logText());
+    first = versionOf(updates)!;
+    const log = site.logText();
+    assert.match(log, new RegExp(`rollout: pull, my-app to .* in steps 1, 50, 100%, hosts report to ${fleet.url}`));
+    assert.match(log, /rollout: step 1\/3 \(ROLLOUT 1\): VERSION at DEST is at this step already \(SEQ 1\)/);
+    assert.match(log, /rollout: step 3\/3 \(ROLLOUT 100\): expected 6, reported 6, updated 6, failed 0, pending 0/);
+    assert.match(log, /--- step rollout ok .*pull rollout of \S+ at ROLLOUT 100 \(SEQ 3\): 6\/6 host\(s\) updated/);
+    let info = parseVersionFile(readFileSync(path.join(updates, 'VERSION'), 'utf8'));
+    assert.equal([info.version, info.seq, info.rollout], [first, 3, 100]);
+    assert.ok([...hosts.seen.values()].every((v) => v === first));
+    assert.is(fleet.rollouts.at(-1)?.state, 'done');
+    assert.equal(fleet.refused, []);
+
+    // The next release: one host fails it; the step halts and VERSION names the first release again.
+    roles[Object.keys(roles)[0]] = 'fail';
+    await site.commit({ 'dist/version.txt': '2\n' });
+    const second = await site.run('build', ['octo/site']);
+    assert.is(second.exitCode, 1, second.stderr + site.logText());
+    const log2 = site.logText();
+    assert.match(log2, /rollout: step \d\/3 \(ROLLOUT \d+\): halted: 1 of \d+ host\(s\) failed at \d+%, more than --max-failures 0: [0-9a-f]{12} rolled_back \(health check \/healthz answered 500\)/);
+    assert.match(log2, /!!! step rollout failed after .*: rollout halted \(1 of .*\); rolled back to \S+ with SEQ \d+/);
+    info = parseVersionFile(readFileSync(path.join(updates, 'VERSION'), 'utf8'));
+    assert.is(info.version, first, 'VERSION names the release before');
+    assert.ok(info.seq! > 4, `SEQ ${info.seq} is above every SEQ of the halted rollout`);
+    assert.is((await runCommand('gpgv', ['--keyring', keys.keyring, path.join(updates, 'VERSION.sig'), path.join(updates, 'VERSION')])).exitCode, 0);
+    await waitFor(() => [...hosts.seen.values()].every((v) => v === first), { what: 'every host back on the first release' });
+    assert.is(fleet.rollouts.at(-1)?.state, 'rolled_back');
+  } finally {
+    hosts.stop();
+    await fleet.close();
+  }
+});
+
+const randomHostId = () => randomBytes(16).toString('hex');
 
 test.run();

@@ -5,16 +5,15 @@
 // process read VERSION at DEST, bucket themselves with the real rolloutBucket and report:
 // healthy ones, ones that fail the new release, ones that never report, one that lies about its bucket.
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createRequestVerifier, hmacSha256Hex, safeEqual } from '../../lib/http/signing.ts';
 import { rolloutBucket } from '../../lib/release/rollout-bucket.ts';
-import { parseVersionFile, type VersionInfo } from '../../lib/release/version-file.ts';
+import { parseVersionFile } from '../../lib/release/version-file.ts';
 import { runCommand, runScript, scriptCommand, tmpDir, waitFor } from '../helpers.ts';
+import { hostsIn, startLightHosts, startPullFleet, type Behaviour, type PullFleet as Fleet } from '../fixtures/fleet-pull.ts';
 import { makePublisher, type Publisher } from '../fixtures/launchfit/gpg.ts';
 
 const APP = 'my-app';
@@ -29,89 +28,6 @@ test.before(async () => {
   secretFile = path.join(base, 'fleet.secret');
   writeFileSync(secretFile, `${SECRET}\n`);
 });
-
-type Behaviour = 'ok' | 'fail' | 'silent' | 'liar';
-interface Report { host: string; version: string; previous: string; seq: number; bucket: number; claimed_bucket: number; result: string; reason: string; seconds: number; at: string }
-
-/** The receiver: hook-server's /fleet routes as the contract gives them, on a free loopback port. */
-async function startFleet() {
-  const hosts = new Map<string, Report>();
-  const rollouts: Array<Record<string, unknown>> = [];
-  const refused: string[] = [];
-  const verifier = createRequestVerifier(SECRET);
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => { size += c.length; if (size <= 4096) chunks.push(c); });
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      const answer = (status: number, value: unknown) => { res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(value)); };
-      if (req.method === 'GET' && req.url === `/fleet/${APP}`) {
-        const verdict = verifier.verify('GET', req.url, req.headers);
-        if (!verdict.ok) { refused.push(`GET ${verdict.reason}`); return answer(401, { error: 'unauthorized' }); }
-        return answer(200, { app: APP, hosts: [...hosts.values()], rollout: rollouts.at(-1) ?? null });
-      }
-      if (req.method === 'GET' && req.url?.startsWith('/fleet/')) return answer(404, { error: 'unknown app' });
-      if (req.method === 'POST' && req.url === '/fleet/rollouts') {
-        if (size > 4096) return answer(413, { error: 'too large' });
-        // The body form of §5 signing: a fifth line, hex(sha256(body)).
-        const ts = String(req.headers['x-shipkit-timestamp']);
-        const nonce = String(req.headers['x-shipkit-nonce']);
-        const canonical = `POST\n/fleet/rollouts\n${ts}\n${nonce}\n${createHash('sha256').update(body).digest('hex')}`;
-        if (!safeEqual(`sha256=${hmacSha256Hex(SECRET, canonical)}`, String(req.headers['x-shipkit-signature']))) { refused.push('POST wrong signature'); return answer(401, { error: 'unauthorized' }); }
-        rollouts.push(JSON.parse(body.toString('utf8')) as Record<string, unknown>);
-        return answer(202, { ok: true });
-      }
-      answer(404, { error: 'not found' });
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-  return { url, hosts, rollouts, refused, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
-}
-type Fleet = Awaited<ReturnType<typeof startFleet>>;
-
-/** Host ids whose real bucket for `version` lies in [lo, hi). */
-function hostsIn(version: string, lo: number, hi: number, n: number): string[] {
-  const ids: string[] = [];
-  while (ids.length < n) {
-    const id = randomBytes(16).toString('hex');
-    const b = rolloutBucket(id, version);
-    if (b >= lo && b < hi) ids.push(id);
-  }
-  return ids;
-}
-
-/**
- * Light hosts: every 50 ms each reads VERSION at DEST and, when its bucket is below ROLLOUT (or
- * it is a liar, which claims bucket 0), "installs" it and reports, as launchfit would. Each
- * reports `running` on 1.0 first, so the registry knows it.
- */
-function startHosts(fleet: Fleet, dest: string, roles: Record<string, Behaviour>) {
-  const seen = new Map<string, string>(); // host → the last version it handled
-  for (const host of Object.keys(roles)) {
-    seen.set(host, '1.0');
-    fleet.hosts.set(host, { host, version: '1.0', previous: '', seq: 1, bucket: rolloutBucket(host, '1.0'), claimed_bucket: rolloutBucket(host, '1.0'), result: 'running', reason: '', seconds: 0, at: new Date().toISOString() });
-  }
-  const tick = () => {
-    let info: VersionInfo;
-    try { info = parseVersionFile(readFileSync(path.join(dest, 'VERSION'), 'utf8')); } catch { return; }
-    for (const [host, role] of Object.entries(roles)) {
-      const bucket = rolloutBucket(host, info.version);
-      const inRollout = bucket < (info.rollout ?? 100);
-      if (seen.get(host) === info.version || role === 'silent' || !(inRollout || role === 'liar')) continue;
-      const previous = seen.get(host)!;
-      seen.set(host, info.version);
-      const failed = role === 'fail' && info.version === '1.1';
-      fleet.hosts.set(host, {
-        host, version: info.version, previous, seq: info.seq ?? 0, bucket, claimed_bucket: role === 'liar' ? 0 : bucket,
-        result: failed ? 'rolled_back' : 'updated', reason: failed ? 'health check /healthz answered 500' : '', seconds: 0.1, at: new Date().toISOString(),
-      });
-    }
-  };
-  const timer = setInterval(tick, 50);
-  return { stop: () => clearInterval(timer), seen };
-}
 
 /** DEST with 1.0 published (SEQ 1, no ROLLOUT) and 1.1 published with --rollout 1 (SEQ 2). */
 async function makeDest(name: string): Promise<string> {
@@ -161,9 +77,9 @@ test('release publish --rollout: 0, 101, abc and -5 are refused with exit 2 befo
 
 test('release rollout: steps progress as the hosts in each step report; ROLLOUT 100 at the end, one SEQ per step signed', async () => {
   const dest = await makeDest('happy');
-  const fleet = await startFleet();
+  const fleet = await startPullFleet(APP, SECRET);
   const roles: Record<string, Behaviour> = Object.fromEntries([...hostsIn('1.1', 0, 10, 3), ...hostsIn('1.1', 10, 50, 5), ...hostsIn('1.1', 50, 100, 6)].map((h) => [h, 'ok' as const]));
-  const hosts = startHosts(fleet, dest, roles);
+  const hosts = startLightHosts(fleet, dest, roles);
   try {
     const r = await runScript('release', rolloutArgs(fleet, dest, ['--steps', '1,10,50,100', '--wait', '30']));
     assert.is(r.exitCode, 0, r.stdout + r.stderr);
@@ -190,10 +106,10 @@ test('release rollout: steps progress as the hosts in each step report; ROLLOUT 
 
 test('release rollout: a failure over --max-failures halts with exit 1; with --rollback a higher SEQ names 1.0 for every host', async () => {
   const dest = await makeDest('failing');
-  const fleet = await startFleet();
+  const fleet = await startPullFleet(APP, SECRET);
   const [bad] = hostsIn('1.1', 10, 50, 1);
   const roles: Record<string, Behaviour> = { [bad]: 'fail', ...Object.fromEntries([...hostsIn('1.1', 0, 10, 2), ...hostsIn('1.1', 10, 100, 6)].map((h) => [h, 'ok' as const])) };
-  const hosts = startHosts(fleet, dest, roles);
+  const hosts = startLightHosts(fleet, dest, roles);
   try {
     const halted = await runScript('release', rolloutArgs(fleet, dest, ['--steps', '1,10,50,100', '--wait', '30', '--max-failures', '0']));
     assert.is(halted.exitCode, 1, halted.stdout + halted.stderr);
@@ -215,8 +131,8 @@ test('release rollout: a failure over --max-failures halts with exit 1; with --r
   }
 
   const dest2 = await makeDest('failing-rollback');
-  const fleet2 = await startFleet();
-  const hosts2 = startHosts(fleet2, dest2, roles);
+  const fleet2 = await startPullFleet(APP, SECRET);
+  const hosts2 = startLightHosts(fleet2, dest2, roles);
   try {
     const r = await runScript('release', rolloutArgs(fleet2, dest2, ['--steps', '1,10,50,100', '--wait', '30', '--rollback']));
     assert.is(r.exitCode, 1, r.stdout + r.stderr);
@@ -237,11 +153,11 @@ test('release rollout: a failure over --max-failures halts with exit 1; with --r
 
 test('release rollout: hosts that never report halt the step after --wait unless --allow-missing; a liar does not stand in for them', async () => {
   const dest = await makeDest('silent');
-  const fleet = await startFleet();
+  const fleet = await startPullFleet(APP, SECRET);
   const [silent] = hostsIn('1.1', 0, 10, 1);
   const [liar] = hostsIn('1.1', 60, 100, 1);
   const roles: Record<string, Behaviour> = { [silent]: 'silent', [liar]: 'liar', ...Object.fromEntries(hostsIn('1.1', 0, 100, 6).map((h) => [h, 'ok' as const])) };
-  const hosts = startHosts(fleet, dest, roles);
+  const hosts = startLightHosts(fleet, dest, roles);
   try {
     const started = Date.now();
     const r = await runScript('release', rolloutArgs(fleet, dest, ['--steps', '10,100', '--wait', '2']));
@@ -263,9 +179,9 @@ test('release rollout: hosts that never report halt the step after --wait unless
 
 test('release rollout killed with -9 after signing a step: running it again continues from the ROLLOUT at DEST', async () => {
   const dest = await makeDest('killed');
-  const fleet = await startFleet();
+  const fleet = await startPullFleet(APP, SECRET);
   const roles: Record<string, Behaviour> = Object.fromEntries(hostsIn('1.1', 0, 100, 8).map((h) => [h, 'ok' as const]));
-  const hosts = startHosts(fleet, dest, roles);
+  const hosts = startLightHosts(fleet, dest, roles);
   try {
     const [cmd, ...pre] = scriptCommand('release');
     const child = spawn(cmd, [...pre, ...rolloutArgs(fleet, dest, ['--steps', '1,50,100', '--wait', '30'])], { env: { ...process.env, SHIPKIT_TEST_PAUSE_AT: 'step:50:signed' }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -292,7 +208,7 @@ test('release rollout killed with -9 after signing a step: running it again cont
 
 test('release rollout refuses bad flags and a wrong secret with exit 2, writing nothing', async () => {
   const dest = await makeDest('refusals');
-  const fleet = await startFleet();
+  const fleet = await startPullFleet(APP, SECRET);
   const before = snapshot(dest);
   const cases: Array<[string[], RegExp]> = [
     [['--steps', '0,100'], /Invalid step in --steps "0": it must be above 0/],
