@@ -4,6 +4,7 @@
 // /fleet routes (signed GET /fleet/APP, signed POST /fleet/rollouts). Light hosts in this
 // process read VERSION at DEST, bucket themselves with the real rolloutBucket and report:
 // healthy ones, ones that fail the new release, ones that never report, one that lies about its bucket.
+// The examples of docs/release.md ("Pull rollout by percent") are the commands run here.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
