@@ -107,7 +107,16 @@ async function halt(signer: Signer, opts: RolloutOptions, current: PublishedVers
     opts.print(`halted at ROLLOUT ${base.percent}; hosts not yet in keep their release. Fix and run again to continue, or \`release rollback ${opts.name} --to …\`.`);
     return { ...base, state: 'halted' };
   }
-  const back = await rollbackPublished({ name: opts.name, to: opts.to, key: opts.key, passphraseFile: opts.passphraseFile, keys: opts.keys, log: opts.log, step: opts.step });
+  let back;
+  try {
+    back = await rollbackPublished({ name: opts.name, to: opts.to, key: opts.key, passphraseFile: opts.passphraseFile, keys: opts.keys, log: opts.log, step: opts.step });
+  } catch (error) {
+    // Still a halt (exit 1): the step's hosts keep what they have, the others never took it.
+    const why = `${reason}; --rollback failed: ${messageOf(error)}`;
+    await report('halted', why);
+    opts.print(`halted at ROLLOUT ${base.percent}, and could not roll back: ${messageOf(error)}`);
+    return { ...base, reason: why, state: 'halted' };
+  }
   await report('rolled_back', `${reason}; rolled back to ${back.version} (SEQ ${back.seq})`);
   opts.print(`rolled back: VERSION SEQ ${back.seq} names ${back.version} for every host`);
   return { ...base, state: 'rolled_back', rolledBackTo: { version: back.version, seq: back.seq } };

@@ -31,13 +31,13 @@ test.before(async () => {
 });
 
 /** DEST with 1.0 published (SEQ 1, no ROLLOUT) and 1.1 published with --rollout 1 (SEQ 2). */
-async function makeDest(name: string): Promise<string> {
+async function makeDest(name: string, { keep = 5 } = {}): Promise<string> {
   const dest = path.join(base, name);
   for (const version of ['1.0', '1.1']) {
     const src = path.join(base, `${name}-src-${version}`);
     mkdirSync(src, { recursive: true });
     writeFileSync(path.join(src, 'app.txt'), `version ${version}\n`);
-    const r = await runScript('release', publishArgs(src, dest, version, version === '1.1' ? ['--rollout', '1'] : []));
+    const r = await runScript('release', publishArgs(src, dest, version, version === '1.1' ? ['--rollout', '1', '--keep', String(keep)] : []));
     assert.is(r.exitCode, 0, r.stderr);
   }
   return dest;
@@ -149,6 +149,24 @@ test('release rollout: a failure over --max-failures halts with exit 1; with --r
   } finally {
     hosts2.stop();
     await fleet2.close();
+  }
+});
+
+test('release rollout --rollback with no release before at DEST (pruned): still a halt, exit 1, VERSION left at the step', async () => {
+  const dest = await makeDest('no-previous', { keep: 1 });
+  const fleet = await startPullFleet(APP, SECRET);
+  const [bad] = hostsIn('1.1', 0, 50, 1);
+  const hosts = startLightHosts(fleet, dest, { [bad]: 'fail', ...Object.fromEntries(hostsIn('1.1', 0, 100, 3).map((h) => [h, 'ok' as const])) });
+  try {
+    const r = await runScript('release', rolloutArgs(fleet, dest, ['--steps', '50,100', '--wait', '30', '--rollback']));
+    assert.is(r.exitCode, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /halted at ROLLOUT 50, and could not roll back: .* holds no release of my-app on gnu-linux older than 1\.1/);
+    assert.equal([versionAt(dest).version, versionAt(dest).rollout, versionAt(dest).seq], ['1.1', 50, 3]);
+    assert.is(fleet.rollouts.at(-1)?.state, 'halted');
+    assert.match(String(fleet.rollouts.at(-1)?.reason), /--rollback failed/);
+  } finally {
+    hosts.stop();
+    await fleet.close();
   }
 });
 
