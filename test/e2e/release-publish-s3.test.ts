@@ -1,5 +1,6 @@
 // release publish to s3:// (through the upload library) against s3rver on loopback, then
 // launchfit deploys straight from the bucket over HTTP: the whole pipeline without a web server.
+// SEQ read back from the bucket by publish, release rollback and release rollout.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -7,6 +8,8 @@ import * as assert from 'uvu/assert';
 import { silentLogger } from '../../lib/core/log.ts';
 import { publishRelease } from '../../lib/release/publish.ts';
 import { rollbackPublished } from '../../lib/release/rollback.ts';
+import { rolloutRelease } from '../../lib/release/rollout.ts';
+import { startPullFleet } from '../fixtures/fleet-pull.ts';
 import { parseVersionFile } from '../../lib/release/version-file.ts';
 import { runScript, tmpDir } from '../helpers.ts';
 import { exportPublic, makePublisher } from '../fixtures/launchfit/gpg.ts';
@@ -60,6 +63,28 @@ test('publish to s3://, deploy from the bucket', async () => {
     assert.equal([rb.from, rb.version, rb.seq], ['3.1', '3.0', 3]);
     const back = await readVersion();
     assert.equal([back.version, back.seq], ['3.0', 3]);
+
+    // release rollout against the bucket: 3.2 published at ROLLOUT 1 (SEQ 4), raised to 100 (SEQ 5)
+    // with VERSION and VERSION.sig read back and written as three PUTs; the fleet has no host yet.
+    writeFileSync(path.join(src, 'version.txt'), '3.2\n');
+    const r3 = await publishRelease({ dir: src, name: 'my-app', platform: 'gnu-linux', version: '3.2', key: secret, passphraseFile: path.join(base, 'pass'), to: 's3://releases/app-updates', log: silentLogger, rollout: 1 });
+    assert.is(r3.seq, 4);
+    assert.equal([(await readVersion()).rollout, (await readVersion()).seq], [1, 4]);
+    const fleet = await startPullFleet('my-app', 'fleet-secret-s3-test');
+    try {
+      const lines: string[] = [];
+      const out = await rolloutRelease({
+        name: 'my-app', to: 's3://releases/app-updates', fleet: fleet.url, secret: 'fleet-secret-s3-test', steps: [1, 100], waitSec: 10,
+        maxFailures: { count: 0 }, allowMissing: { count: 0 }, rollback: false, key: secret, passphraseFile: path.join(base, 'pass'),
+        pollSec: 0.1, log: silentLogger, print: (line) => lines.push(line),
+      });
+      assert.is(out.state, 'done', lines.join('\n'));
+      assert.match(lines.join('\n'), /step 2\/2 \(ROLLOUT 100\): signed VERSION SEQ 5/);
+      const rolled = await readVersion();
+      assert.equal([rolled.version, rolled.rollout, rolled.seq], ['3.2', 100, 5]);
+    } finally {
+      await fleet.close();
+    }
   } finally {
     process.env = saved;
     await s3rver.close();
