@@ -15,4 +15,5 @@ export const BENCHES: BenchEntry[] = [
   { name: 'build', script: 'bench/build.ts', args: ['--only', 'noop', '--runs', '9'], quick: ['--only', 'noop', '--runs', '3'] },
   { name: 'fleet', script: 'bench/fleet.ts', args: ['--runs', '9'], quick: ['--runs', '3'] },
   { name: 'stages', script: 'bench/stages.ts', args: ['--only', 'sync', '--runs', '7'], quick: ['--only', 'sync', '--runs', '3'] },
+  { name: 'fleet-pull', script: 'bench/fleet-pull.ts', args: [], quick: ['--quick'] },
 ];

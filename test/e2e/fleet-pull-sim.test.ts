@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { inRollout } from '../../lib/release/rollout-bucket.ts';
 import { runScript, tmpDir, waitFor } from '../helpers.ts';
-import { startFleetSim } from '../fixtures/fleet-sim/index.ts';
+import { startFleetSim, type FleetSim, type SimStats } from '../fixtures/fleet-sim/index.ts';
 import { nginxMissing, startUpdateNginx, type UpdateNginx } from '../fixtures/fleet-sim/nginx.ts';
 import { makePublisher, type Publisher } from '../fixtures/launchfit/gpg.ts';
 
@@ -30,6 +30,13 @@ async function publish(version: string, extra: string[] = []): Promise<void> {
 
 const skip = nginxMissing();
 
+/** The simulator's counters once `ready` holds for them. */
+async function until(sim: FleetSim, ready: (s: SimStats) => boolean, what: string, timeoutMs = 60_000): Promise<SimStats> {
+  let last!: SimStats;
+  await waitFor(async () => ready(last = await sim.fresh()), { timeoutMs, what });
+  return last;
+}
+
 test.before(async () => {
   if (skip) return;
   base = tmpDir('shipkit-fleet-sim-');
@@ -46,8 +53,7 @@ test('idle: every poll after the first is a 304 of headers only; ROLLOUT 10 take
   const sim = startFleetSim({ url: nginx.url, app: APP, hosts: HOSTS, processes: 2, intervalMs: 400, running: '1.0', seq: 1 });
   try {
     // Idle: each host has polled at least three times; the first poll of each is a 200, the rest 304.
-    await waitFor(async () => (await sim.fresh()).polls >= HOSTS * 3, { timeoutMs: 60_000, what: 'three polls per host' });
-    let s = await sim.fresh();
+    let s = await until(sim, (now) => now.polls >= HOSTS * 3, 'three polls per host');
     assert.is(s.pollErrors, 0);
     assert.is(s.changed, HOSTS, 'one full VERSION per host: its first poll');
     assert.is(s.notModified, s.polls - HOSTS, 'every later poll was answered 304');
@@ -63,9 +69,8 @@ test('idle: every poll after the first is a 304 of headers only; ROLLOUT 10 take
     await publish('1.1', ['--rollout', '10']);
     const expected = sim.ids.filter((id) => inRollout(id, '1.1', 10)).length;
     assert.ok(expected > HOSTS * 0.06 && expected < HOSTS * 0.14, `${expected} hosts bucketed below 10`);
-    await waitFor(async () => (await sim.fresh()).versions['1.1'] === expected, { timeoutMs: 60_000, what: `${expected} hosts on 1.1` });
-    const after = (await sim.fresh()).polls;
-    s = await waitFor(async () => { const now = await sim.fresh(); return now.polls >= after + HOSTS * 2 && now; }, { timeoutMs: 60_000, what: 'two more polls per host' });
+    const after = (await until(sim, (now) => now.versions['1.1'] === expected, `${expected} hosts on 1.1`)).polls;
+    s = await until(sim, (now) => now.polls >= after + HOSTS * 2, 'two more polls per host');
     assert.equal(s.versions, { '1.0': HOSTS - expected, '1.1': expected }, JSON.stringify({ ...s, reportMs: undefined }));
     assert.is(s.downloads, expected);
     assert.equal(s.results, { updated: expected });
@@ -73,11 +78,11 @@ test('idle: every poll after the first is a 304 of headers only; ROLLOUT 10 take
 
     // The update server down: polls fail (the hosts keep their version), then it is back and they carry on.
     await nginx.stop();
-    const down = await waitFor(async () => { const now = await sim.fresh(); return now.pollErrors >= HOSTS && now; }, { timeoutMs: 60_000, what: 'failed polls while nginx is down' });
+    const down = await until(sim, (now) => now.pollErrors >= HOSTS, 'failed polls while nginx is down');
     assert.equal(down.versions, s.versions, 'nobody changed version while the server was down');
     await nginx.start();
     await publish('1.1.1');
-    s = await waitFor(async () => { const now = await sim.fresh(); return now.versions['1.1.1'] === HOSTS && now; }, { timeoutMs: 90_000, what: 'every host on 1.1.1 after the server came back' });
+    s = await until(sim, (now) => now.versions['1.1.1'] === HOSTS, 'every host on 1.1.1 after the server came back', 90_000);
     assert.is(s.downloads, expected + HOSTS);
   } finally {
     await sim.stop();
