@@ -3,11 +3,20 @@
 // (temp + rename in a folder; one PUT on S3; rsync --delay-updates), so files go up one at a
 // time in the order given. `step` is called between the writes (after a temp file is written,
 // after each file is in place): `release rollback` names those points so a test can kill it there.
-import { copyFile, mkdtemp, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+//
+// A file replaced within the same second as the one before it, with the same size, would look
+// unchanged to a web server whose ETag is mtime + size (nginx: "<mtime hex>-<size hex>"), and
+// hosts polling with If-None-Match would get 304 for a VERSION that changed (SEQ 3 / ROLLOUT 10
+// and SEQ 4 / ROLLOUT 50 are the same size). So a file is never replaced in the second it was
+// last written: a folder's put waits for the clock to pass the old file's mtime second; a put
+// over rsync (which keeps the staged file's mtime) waits for the second of the last put of that
+// name. S3's ETag is the content's MD5 and needs no wait.
+import { copyFile, mkdtemp, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ensureDir, pathExists, syncDir, tempSibling } from '../core/fs.ts';
 import type { Logger } from '../core/log.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export type StepHook = (step: string) => Promise<void>;
 
@@ -24,6 +33,15 @@ export interface Destination {
   /** Place `from` (a local file) as `name`; `step` sees `NAME:temp` before the rename and `NAME` after. */
   put(from: string, name: string, step?: StepHook): Promise<void>;
 }
+
+/** Wait until the clock is in a later whole second than `mtimeMs`. */
+export async function waitForNextSecond(mtimeMs: number | undefined, now: () => number = Date.now): Promise<void> {
+  if (mtimeMs === undefined) return;
+  const next = (Math.floor(mtimeMs / 1000) + 1) * 1000;
+  while (now() < next) await sleep(next - now() + 5);
+}
+
+const lastRemotePut = new Map<string, number>();
 
 export function isRemoteDestination(to: string): boolean {
   return /^s3:\/\//.test(to) || /^rsync:\/\//.test(to) || /^[^/\s:]+@[^/\s:]+:/.test(to);
@@ -45,6 +63,7 @@ function folderDestination(dest: string): Destination {
       await ensureDir(dest);
       const target = path.join(dest, name);
       const temp = tempSibling(target, 'upload');
+      await waitForNextSecond((await stat(target).catch(() => undefined))?.mtimeMs);
       try {
         await copyFile(from, temp);
         const handle = await open(temp, 'r');
@@ -83,9 +102,12 @@ function remoteDestination(to: string, log: Logger): Destination {
     async put(from, name, step) {
       const { uploadFiles } = await import('../stages/upload/index.ts');
       const stage = await mkdtemp(path.join(os.tmpdir(), 'shipkit-put-'));
+      const key = `${to}\n${name}`;
+      if (!to.startsWith('s3://')) await waitForNextSecond(lastRemotePut.get(key));
       try {
         await copyFile(from, path.join(stage, name));
         await uploadFiles({ from: stage, to, files: [name], log });
+        lastRemotePut.set(key, Date.now());
       } finally {
         await rm(stage, { recursive: true, force: true });
       }

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { silentLogger } from '../../../lib/core/log.ts';
+import { openDestination } from '../../../lib/release/destination.ts';
 import { publishRelease, type PublishOptions } from '../../../lib/release/publish.ts';
 import { parseVersionFile } from '../../../lib/release/version-file.ts';
 import { runCommand, runScript, tmpDir } from '../../helpers.ts';
@@ -174,6 +175,20 @@ test('SEQ: one more than the verified VERSION at DEST; an untrusted one needs --
   await rejects(() => publishRelease(opts(makeSource('src-seq4'), path.join(base, 'out-seq-b'), { version: '1.0', seq: 0 })), /--seq 0 is not above SEQ 0/);
   assert.is((await publishRelease(opts(makeSource('src-seq5'), out, { version: '1.2', seq: 901 }))).seq, 901);
   assert.is(seqOf(), 901);
+});
+
+test('a file replaced at a folder DEST never keeps its mtime second: nginx\'s mtime+size ETag changes with each VERSION', async () => {
+  const dir = tmpDir();
+  const dest = openDestination(path.join(dir, 'updates'), silentLogger);
+  const seconds: number[] = [];
+  for (const text of ['SEQ 3 ROLLOUT 10\n', 'SEQ 4 ROLLOUT 50\n', 'SEQ 5 ROLLOUT 99\n']) {
+    writeFileSync(path.join(dir, 'staged'), text);
+    await dest.put(path.join(dir, 'staged'), 'VERSION');
+    const st = statSync(path.join(dir, 'updates', 'VERSION'));
+    assert.is(st.size, 17, 'the same size each time');
+    seconds.push(Math.floor(st.mtimeMs / 1000));
+  }
+  assert.ok(seconds[0] < seconds[1] && seconds[1] < seconds[2], `mtime seconds ${seconds.join(', ')}`);
 });
 
 test.run();
