@@ -1,5 +1,6 @@
 // What `launchfit status` shows: current/previous release, versions, app state, last check.
-import { readdir } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
+import { hostIdFile } from './host-id.ts';
 import type { InstanceInfo, RunnerInfo } from './app-runner.ts';
 import type { HostBinding } from './state.ts';
 import { readState, type DeployPaths, type LaunchState } from './state.ts';
@@ -20,6 +21,10 @@ export interface Status {
   bad: string[];
   releases: Array<{ name: string; version?: string; installedAt?: string; current: boolean }>;
   lastCheck?: { at: string; ok: boolean; message: string };
+  /** The host id (pull rollouts, DESIGN §8), once made. */
+  hostId?: string;
+  /** A VERSION offered with a ROLLOUT this host is not in yet: its bucket for that version. */
+  waiting?: LaunchState['waiting'];
   pending?: { from?: string; to: string; at: string };
   running: boolean;
   /** The serving app and the release folder it runs in (what serves, whatever `current` says). */
@@ -49,6 +54,8 @@ export async function collectStatus(paths: DeployPaths, live?: RunnerInfo): Prom
     bad: state.bad,
     releases: names.map((name) => ({ name, version: state.installed[name]?.version, installedAt: state.installed[name]?.installedAt, current: name === current })),
     lastCheck: state.lastCheck,
+    hostId: await readFile(hostIdFile(paths), 'utf8').then((t) => t.trim(), () => undefined),
+    waiting: state.waiting,
     pending: state.pending,
     running: Boolean(live),
     app: live?.app,
@@ -70,6 +77,8 @@ export function formatStatus(s: Status): string {
   if (s.binding) lines.push(`bound to: ${s.binding.app && s.binding.platform ? `APP ${s.binding.app} PLATFORM ${s.binding.platform}` : `${s.binding.prefix}-VERSION.tar.gz`}`);
   if (s.versionExpires) lines.push(`expires:  ${s.versionExpires} (VERSION)`);
   if (s.bad.length) lines.push(`bad:      ${s.bad.join(', ')}`);
+  if (s.hostId) lines.push(`host id:  ${s.hostId}`);
+  if (s.waiting) lines.push(`rollout:  waiting: this host's bucket ${s.waiting.bucket} is not below ROLLOUT ${s.waiting.rollout} for ${s.waiting.version}${s.waiting.seq !== undefined ? ` (SEQ ${s.waiting.seq})` : ''}`);
   const release = (i: InstanceInfo) => (i.release ? ` (${i.release})` : '');
   lines.push(`app:      ${s.app ? `${s.app.state}${s.app.pid ? ` pid ${s.app.pid}` : ''}${release(s.app)}${s.app.restarts ? `, ${s.app.restarts} restarts` : ''}` : 'launchfit run is not active'}`);
   if (s.instances && s.instances.length > 1) lines.push(`          ${s.instances.length} instances (an update is switching): ${s.instances.map((i) => `pid ${i.pid ?? '-'}${release(i)}`).join(', ')}`);

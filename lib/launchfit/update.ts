@@ -20,9 +20,11 @@ import type { Timeouts } from '../http/get.ts';
 import { verifyDetachedSignature, type TrustedKeys } from './pgp.ts';
 import { checkProvenance } from './provenance.ts';
 import { loadReleaseKeys } from './release-keys.ts';
+import { ensureHostId } from './host-id.ts';
 import { judgeSeq } from './seq.ts';
 import { readState, updateState, writeState, type DeployPaths, type LaunchState, type StartFailure } from './state.ts';
 import { pruneReleases, readCurrent, removeRelease, swapCurrentSymlink } from './switch.ts';
+import { rolloutBucket } from '../release/rollout-bucket.ts';
 import { MAX_VERSION_FILE_BYTES, compareVersions, parseVersionFile, type VersionInfo } from '../release/version-file.ts';
 
 export const MAX_SIGNATURE_BYTES = 64 * 1024;
@@ -61,7 +63,7 @@ export interface UpdateContext {
 }
 
 /** `unhealthy`: the new release did not stay up and launchfit went back; `rolled-back`: by request. */
-export type CheckAction = 'not-modified' | 'up-to-date' | 'installed' | 'skipped-bad' | 'unhealthy' | 'rolled-back';
+export type CheckAction = 'not-modified' | 'up-to-date' | 'installed' | 'skipped-bad' | 'unhealthy' | 'rolled-back' | 'waiting';
 
 export interface CheckResult {
   action: CheckAction;
@@ -314,7 +316,7 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false } = {}
     if (expires && expires.getTime() < (ctx.now?.() ?? new Date()).getTime()) {
       return refuse(`The update server answers 304 Not Modified, but the VERSION it stands for expired on ${expires.toISOString()}; the server is frozen or replaying. Publish again (or check the server).`);
     }
-    await recordCheck(paths, true, 'VERSION not modified', log);
+    await recordCheck(paths, true, state.waiting ? `VERSION not modified; still waiting: this host's bucket ${state.waiting.bucket} is not below ROLLOUT ${state.waiting.rollout}` : 'VERSION not modified', log);
     return { action: 'not-modified', version: currentVersion, release: current, message: 'VERSION not modified since the last check.' };
   }
   const { info, etag, signed } = fetched;
@@ -334,6 +336,7 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false } = {}
       s.etag = etag;
       s.versionExpires = info.expires?.toISOString();
       s.lastCheck = { at: new Date().toISOString(), ok: result.action !== 'unhealthy', message: result.message };
+      delete s.waiting;
     });
     return result;
   };
@@ -350,6 +353,8 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false } = {}
   } else if (state.highest && compareVersions(info.version, state.highest) < 0) {
     return refuse(`VERSION offers ${info.version}, lower than ${state.highest} already installed; refusing the downgrade (use \`launchfit rollback\` to go back on purpose).`);
   }
+  const waiting = await rolloutWait(paths, info, etag);
+  if (waiting) return waiting;
   let name: string;
   try {
     name = await installRelease(ctx, info, await trusted());
@@ -358,6 +363,26 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false } = {}
   }
   await updateState(paths, (s) => { s.binding = binding; });
   return done(await activateRelease(ctx, name, info.version));
+}
+
+/**
+ * ROLLOUT P (DESIGN §8): a host whose bucket for this version is not below P keeps its release
+ * and polls on. Its SEQ is not recorded (the next, higher SEQ must still be taken); the ETag is,
+ * so waiting polls stay 304 until the publisher signs a new VERSION (a raised ROLLOUT).
+ */
+async function rolloutWait(paths: DeployPaths, info: VersionInfo, etag: string | undefined): Promise<CheckResult | undefined> {
+  if (info.rollout === undefined || info.rollout >= 100) return undefined;
+  const bucket = rolloutBucket(await ensureHostId(paths), info.version);
+  if (bucket < info.rollout) return undefined;
+  const shown = Math.floor(bucket * 10000) / 10000;
+  const message = `waiting: this host's bucket ${shown} is not below ROLLOUT ${info.rollout} for ${info.version}; keeping the current release`;
+  await updateState(paths, (s) => {
+    s.etag = etag;
+    s.versionExpires = info.expires?.toISOString();
+    s.waiting = { version: info.version, seq: info.seq, rollout: info.rollout!, bucket: shown, at: new Date().toISOString() };
+    s.lastCheck = { at: s.waiting.at, ok: true, message };
+  });
+  return { action: 'waiting', version: info.version, message };
 }
 
 /** `status` shows the last check; a failure to record it (a full disk) must not hide the check's own error, so it is logged. */

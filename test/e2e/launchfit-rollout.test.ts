@@ -1,0 +1,100 @@
+// Pull rollout on the host (DESIGN §8, issue 23) against the real `launchfit` and a loopback
+// update server: a VERSION with ROLLOUT 0, 101 or abc (signed) is refused with the current
+// release serving and nothing downloaded; a host whose bucket is not below ROLLOUT keeps its
+// release, downloads nothing, says it is waiting, and does not record the SEQ, so the next
+// VERSION (higher SEQ, ROLLOUT raised above its bucket) brings it in.
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { loadSigningKey, signDetached } from '../../lib/release/sign.ts';
+import { rolloutBucket } from '../../lib/release/rollout-bucket.ts';
+import { runScript } from '../helpers.ts';
+import { currentOf, makeWorld, statusOf, type World } from '../fixtures/launchfit/world.ts';
+
+/** Rewrite the published VERSION with these ROLLOUT and SEQ lines and sign it with the world's key. */
+async function resign(w: World, rollout: string, seq: number): Promise<void> {
+  const file = path.join(w.updates, 'VERSION');
+  const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l && !/^(ROLLOUT|SEQ) /.test(l));
+  const text = `${[...lines, `SEQ ${seq}`, `ROLLOUT ${rollout}`].join('\n')}\n`;
+  const key = await loadSigningKey(w.secretKey, w.passFile);
+  writeFileSync(path.join(w.updates, 'VERSION.sig'), await signDetached(key, { data: Buffer.from(text) }));
+  writeFileSync(file, text);
+}
+
+const seqOf = (w: World) => Number(/^SEQ (\d+)$/m.exec(readFileSync(path.join(w.updates, 'VERSION'), 'utf8'))![1]);
+const tarballRequests = (w: World) => w.server.requests.filter((r) => r.path.endsWith('.tar.gz')).length;
+
+/** A host id whose bucket for `version` lies in [20, 80), written where launchfit keeps it. */
+function plantHostId(deploy: string, version: string): { id: string; bucket: number } {
+  for (;;) {
+    const id = randomBytes(16).toString('hex');
+    const bucket = rolloutBucket(id, version);
+    if (bucket >= 20 && bucket < 80) {
+      mkdirSync(path.join(deploy, '.launchfit'), { recursive: true });
+      writeFileSync(path.join(deploy, '.launchfit', 'host-id'), `${id}\n`, { mode: 0o600 });
+      return { id, bucket };
+    }
+  }
+}
+
+test('ROLLOUT: refused when invalid, waiting when out of the bucket, taken once raised', async () => {
+  const w = await makeWorld();
+  try {
+    await w.publish('1.0');
+    w.writeConfig();
+    const deployed = await runScript('launchfit', ['deploy', '--dir', w.deploy]);
+    assert.is(deployed.exitCode, 0, deployed.stderr);
+    const { id, bucket } = plantHostId(w.deploy, '1.1');
+    await w.publish('1.1');
+    const seq = seqOf(w);
+
+    for (const bad of ['0', '101', 'abc', '-5', '10.123']) {
+      await resign(w, bad, seq);
+      const before = tarballRequests(w);
+      const r = await runScript('launchfit', ['update', '--dir', w.deploy]);
+      assert.is(r.exitCode, 1, `${bad}: ${r.stderr}`);
+      assert.match(r.stderr, /ROLLOUT/, bad);
+      assert.is(tarballRequests(w), before, `${bad}: nothing downloaded`);
+      assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.0', bad);
+      const s = await statusOf(w.deploy);
+      assert.is(s.lastCheck.ok, false, bad);
+      assert.match(s.lastCheck.message, /ROLLOUT/, bad);
+    }
+
+    // Out of the bucket: keeps 1.0, downloads nothing, says why; polled again it stays so.
+    const low = Math.floor(bucket);
+    await resign(w, String(low), seq);
+    const before = tarballRequests(w);
+    for (let i = 0; i < 2; i++) {
+      const r = await runScript('launchfit', ['update', '--dir', w.deploy]);
+      assert.is(r.exitCode, 0, r.stderr);
+      assert.is(tarballRequests(w), before, 'nothing downloaded while waiting');
+      assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.0');
+    }
+    const waiting = await statusOf(w.deploy);
+    assert.is(waiting.hostId, id);
+    assert.is(waiting.waiting.rollout, low);
+    assert.is(waiting.waiting.version, '1.1');
+    assert.ok(Math.abs(waiting.waiting.bucket - bucket) < 0.001, `${waiting.waiting.bucket} vs ${bucket}`);
+    assert.match(waiting.lastCheck.message, /waiting: this host's bucket [\d.]+ is not below ROLLOUT \d+|still waiting/);
+    const text = (await runScript('launchfit', ['status', '--dir', w.deploy])).stdout;
+    assert.match(text, new RegExp(`host id:  ${id}`));
+    assert.match(text, new RegExp(`rollout:  waiting: this host's bucket [\\d.]+ is not below ROLLOUT ${low} for 1\\.1`));
+    assert.is.not(waiting.seq, seq, 'the SEQ of a VERSION not acted on is not recorded');
+
+    // Raised above the bucket (a new VERSION, higher SEQ): the host takes 1.1.
+    await resign(w, String(Math.min(100, low + 1)), seq + 1);
+    const r = await runScript('launchfit', ['update', '--dir', w.deploy]);
+    assert.is(r.exitCode, 0, r.stderr);
+    assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.1');
+    const done = await statusOf(w.deploy);
+    assert.is(done.seq, seq + 1);
+    assert.is(done.waiting, undefined);
+  } finally {
+    await w.server.close();
+  }
+});
+
+test.run();
