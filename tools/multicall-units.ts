@@ -3,6 +3,7 @@
 // brotli-compressed, base64 CommonJS text, and decompressed and compiled only when it is first
 // required. V8 scans a base64 string far faster than it pre-parses code, so a start compiles the
 // entry and the one script it runs, not all 4 MB of shipkit.
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +13,34 @@ import { brotliDecompressSync } from 'node:zlib';
 /** What a unit's `import.meta.url` is replaced with (tools/multicall.ts): the one file's URL. */
 export const IMPORT_META_URL = '__shipkit_import_meta_url';
 const UNIT_PARAMETERS = ['exports', 'require', 'module', '__filename', '__dirname', IMPORT_META_URL];
+
+/** How a unit's line at the one file's tail starts: `//#unit NAME BASE64` (tools/multicall.ts). */
+export const UNIT_LINE = '//#unit ';
+
+/**
+ * The units table of the one file, its text read from the file's own tail (comment lines after
+ * the code) the first time a unit is looked up. As a string literal in the entry module, V8
+ * scanned its 1.6 MB on every start, `--version` included (about 4 ms of a 60 ms start); a
+ * comment is skipped much faster, and a start that runs no unit never reads it again.
+ */
+export function unitsInFile(names: string[], bundleUrl: string): Record<string, string> {
+  let text: string | undefined;
+  const units: Record<string, string> = {};
+  for (const name of names) {
+    Object.defineProperty(units, name, {
+      enumerable: true,
+      get: () => {
+        text ??= readFileSync(fileURLToPath(bundleUrl), 'latin1');
+        const mark = `\n${UNIT_LINE}${name} `;
+        const at = text.indexOf(mark);
+        if (at < 0) throw new Error(`the one file ${fileURLToPath(bundleUrl)} has no ${name} unit at its end: it was cut short or changed`);
+        const end = text.indexOf('\n', at + mark.length);
+        return text.slice(at + mark.length, end < 0 ? undefined : end);
+      },
+    });
+  }
+  return units;
+}
 
 /**
  * A `require` that returns a unit's exports, compiling the unit on first use, and falls back to

@@ -8,7 +8,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { brotliCompress, constants as zlib } from 'node:zlib';
 import { build, transform, type BuildOptions, type Plugin } from 'esbuild';
-import { IMPORT_META_URL } from './multicall-units.ts';
+import { appendFile } from 'node:fs/promises';
+import { IMPORT_META_URL, UNIT_LINE } from './multicall-units.ts';
 
 const compress = promisify(brotliCompress);
 
@@ -38,10 +39,12 @@ export async function buildMultiCall(root: string, outfile: string, common: Buil
     units[name] = await buildUnit(root, name, contents, common);
   }));
 
-  // The table goes in the banner, top-level code scanned once: inside the lazily compiled module
-  // that uses it, V8 scanned all of it again when the first script ran (≈ 4 ms).
-  const banner = `${common.banner?.js ?? ''}\nconst ${UNITS_TABLE} = ${JSON.stringify(units)};`;
+  // Only the names go in the code; the units themselves are comment lines at the file's end, read
+  // from the file when one is first required (unitsInFile): as a string literal V8 scanned the
+  // whole table on every start, even one that runs no unit.
+  const banner = `${common.banner?.js ?? ''}\nconst ${UNITS_TABLE} = ${JSON.stringify(Object.keys(units))};`;
   await build({ ...common, banner: { js: banner }, entryPoints: [entry], outfile, plugins: [stubUnits(entry, () => {}), unitTable()] });
+  await appendFile(outfile, Object.entries(units).map(([name, text]) => `\n${UNIT_LINE}${name} ${text}`).join('') + '\n');
 }
 
 /** One unit: CommonJS text that requires the other units by name, compressed, as base64. */
@@ -97,8 +100,8 @@ function unitTable(): Plugin {
     setup(b) {
       b.onResolve({ filter: new RegExp(`^${UNITS_MODULE}$`) }, () => ({ path: UNITS_MODULE, namespace: 'multicall-units' }));
       b.onLoad({ filter: /.*/, namespace: 'multicall-units' }, () => ({
-        contents: `import { createUnitRequire } from ${JSON.stringify(path.join(import.meta.dirname, 'multicall-units.ts'))};\n`
-          + `export const unitRequire = createUnitRequire(${UNITS_TABLE}, import.meta.url);\n`,
+        contents: `import { createUnitRequire, unitsInFile } from ${JSON.stringify(path.join(import.meta.dirname, 'multicall-units.ts'))};\n`
+          + `export const unitRequire = createUnitRequire(unitsInFile(${UNITS_TABLE}, import.meta.url), import.meta.url);\n`,
         resolveDir: import.meta.dirname,
       }));
     },

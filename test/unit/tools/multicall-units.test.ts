@@ -1,10 +1,14 @@
 // The one file's unit loader (tools/multicall-units.ts): units are compiled once, on first
 // require, see the bundle's own path and URL, require each other and Node's built-ins, run in
 // strict mode as the ES module they replace did, and name themselves in stack traces.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { brotliCompressSync } from 'node:zlib';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createUnitRequire, IMPORT_META_URL } from '../../../tools/multicall-units.ts';
+import { createUnitRequire, IMPORT_META_URL, UNIT_LINE, unitsInFile } from '../../../tools/multicall-units.ts';
 
 const pack = (code: string) => brotliCompressSync(code).toString('base64');
 const BUNDLE = 'file:///usr/lib/shipkit/shipkit.mjs';
@@ -72,6 +76,23 @@ test("a unit's require of another unit compiles it only when one of its exports 
   assert.ok(script.has());
   assert.is(g.__libRuns, 1, 'compiled once');
   delete g.__libRuns;
+});
+
+test("units kept as comment lines at the one file's end are read from it on first use, each whole", () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'shipkit-units-'));
+  try {
+    const file = path.join(dir, 'shipkit.mjs');
+    const units = unitsOf({ a: 'exports.unit = "A";', ab: 'exports.unit = "AB";' });
+    writeFileSync(file, `export {};\n${UNIT_LINE}ab ${units.ab}\n${UNIT_LINE}a ${units.a}`);
+    const table = unitsInFile(['a', 'ab', 'gone'], pathToFileURL(file).href);
+    assert.ok(Object.hasOwn(table, 'a') && !Object.hasOwn(table, 'zx'));
+    const unitRequire = createUnitRequire(table, pathToFileURL(file).href);
+    assert.is(unitRequire('a'), 'A', 'the last line, without a newline after it');
+    assert.is(unitRequire('ab'), 'AB', 'a name that another begins with');
+    assert.throws(() => unitRequire('gone'), /has no gone unit at its end: it was cut short/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();
