@@ -3,7 +3,7 @@
 // order of checks and rollbacks (one at a time, requests coalesced) is update-queue.ts.
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { UsageError, messageOf } from '../core/errors.ts';
+import { RemoteError, UsageError, messageOf } from '../core/errors.ts';
 import { ensureDir } from '../core/fs.ts';
 import { acquireLock, type Lock } from '../core/lock.ts';
 import type { Logger } from '../core/log.ts';
@@ -13,6 +13,7 @@ import { CONFIG_NAME, loadLaunchConfig, readReleaseAppDefaults, type LaunchConfi
 import { startControlListener, startControlSocket, type ControlHandlers } from './control.ts';
 import type { FetchFn } from './fetch.ts';
 import { stopLeftoverHook } from './hooks.ts';
+import { nextPollDelayMs } from './poll-delay.ts';
 import { deployPaths, readState, updateState, type DeployPaths, type LaunchState } from './state.ts';
 import { collectStatus, type Status } from './status.ts';
 import { createAppRunner, type AppRunner } from './app-runner.ts';
@@ -132,6 +133,8 @@ class Launcher {
   private readonly closers: Array<() => Promise<void>> = [];
   private stopped = false;
   private pollTimer: NodeJS.Timeout | undefined;
+  /** Checks in a row the update server failed (did not answer, or answered an error). */
+  private serverFailures = 0;
 
   constructor(opts: LauncherOptions, paths: DeployPaths, config: LaunchConfig) {
     this.opts = opts;
@@ -268,13 +271,18 @@ class Launcher {
     return listener.url;
   }
 
-  /** Polling with ±10 % jitter, so a fleet does not hit the server in step. */
+  /** Polling with jitter, backing off while the update server fails (poll-delay.ts). */
   private schedule(first = false): void {
     if (this.stopped) return;
     const base = this.opts.intervalMs ?? this.config.updates.intervalSec * 1000;
     // The first check comes soon after start (a fresh deploy folder, or updates missed while
     // down), unless the interval was overridden (tests, benchmarks).
-    const delay = first && this.opts.intervalMs === undefined ? Math.min(base, 1000) : base * (0.9 + Math.random() * 0.2);
-    this.pollTimer = setTimeout(() => { void this.updates.requestCheck().catch(() => {}).finally(() => this.schedule()); }, delay);
+    const delay = first && this.opts.intervalMs === undefined ? Math.min(base, 1000) : nextPollDelayMs(base, this.serverFailures);
+    if (this.serverFailures > 0) this.log.warn(`the update server failed ${this.serverFailures} time(s) in a row; the current release keeps serving; next check in ${Math.round(delay / 100) / 10} s`);
+    this.pollTimer = setTimeout(() => {
+      void this.updates.requestCheck()
+        .then(() => { this.serverFailures = 0; }, (error) => { this.serverFailures = error instanceof RemoteError ? this.serverFailures + 1 : 0; })
+        .finally(() => this.schedule());
+    }, delay);
   }
 }

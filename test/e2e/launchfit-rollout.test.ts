@@ -10,8 +10,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadSigningKey, signDetached } from '../../lib/release/sign.ts';
 import { rolloutBucket } from '../../lib/release/rollout-bucket.ts';
-import { runScript } from '../helpers.ts';
-import { currentOf, makeWorld, statusOf, type World } from '../fixtures/launchfit/world.ts';
+import { runScript, waitFor } from '../helpers.ts';
+import { askApp, appYml, currentOf, makeWorld, startLaunchfit, statusOf, type World } from '../fixtures/launchfit/world.ts';
 
 /** Rewrite the published VERSION with these ROLLOUT and SEQ lines and sign it with the world's key. */
 async function resign(w: World, rollout: string, seq: number): Promise<void> {
@@ -93,6 +93,35 @@ test('ROLLOUT: refused when invalid, waiting when out of the bucket, taken once 
     assert.is(done.seq, seq + 1);
     assert.is(done.waiting, undefined);
   } finally {
+    await w.server.close();
+  }
+});
+
+test('update server down: the app keeps serving, checks back off and recover', async () => {
+  const w = await makeWorld();
+  let lf;
+  try {
+    await w.publish('1.0', { yml: appYml('  forever: true\n  stable_after: 1\n') });
+    w.writeConfig();
+    const deployed = await runScript('launchfit', ['deploy', '--dir', w.deploy]);
+    assert.is(deployed.exitCode, 0, deployed.stderr);
+    lf = await startLaunchfit(w.deploy, { LAUNCHFIT_INTERVAL_MS: '300' });
+    // Down: every connection is cut before an answer.
+    w.server.overrides.set('VERSION', (_req, res) => { res.socket?.destroy(); return true; });
+    await waitFor(() => /failed 4 time\(s\) in a row/.test(lf!.output()), { timeoutMs: 60_000, what: `four failed checks:\n${lf.output()}` });
+    const delays = [...lf.output().matchAll(/failed (\d+) time\(s\) in a row; the current release keeps serving; next check in ([\d.]+) s/g)].map((m) => [Number(m[1]), Number(m[2])]);
+    assert.equal(delays.slice(0, 4).map(([n]) => n), [1, 2, 3, 4], 'counted in a row');
+    // Bounds only (no timing asserted): 2^n intervals with jitter over the upper half, capped at 8.
+    for (const [n, s] of delays) assert.ok(s >= 0.3 * Math.min(2 ** n, 8) / 2 - 0.1 && s <= 0.3 * Math.min(2 ** n, 8) + 0.1, `failure ${n}: ${s} s`);
+    assert.is(await askApp(w.appPort), '1.0', 'the current release keeps serving');
+    // Back: the next check works, the count is reset, and a new release is taken.
+    w.server.overrides.delete('VERSION');
+    await w.publish('1.1', { yml: appYml('  forever: true\n  stable_after: 1\n') });
+    await waitFor(async () => (await askApp(w.appPort)) === '1.1', { timeoutMs: 60_000, what: `1.1 taken after the server came back:\n${lf.output()}` });
+    const after = lf.output().slice(lf.output().lastIndexOf('in a row'));
+    assert.not.match(after.slice(after.indexOf('\n')), /failed \d+ time\(s\) in a row/, 'no failure counted after the server came back');
+  } finally {
+    await lf?.stop();
     await w.server.close();
   }
 });
