@@ -42,9 +42,18 @@ function scriptOfLink(file: string | undefined): string | undefined {
   return Object.hasOwn(SCRIPTS, name) && name !== 'litpro' ? name : undefined;
 }
 
+// In the one file (tools/multicall.ts): each script's `--help` text, captured when it was built,
+// so that `SCRIPT --help` prints it without decompressing and compiling the script.
+declare const __shipkitHelp: Record<string, string> | undefined;
+const helpOf = (name: string): string | undefined => (typeof __shipkitHelp === 'object' && Object.hasOwn(__shipkitHelp, name) ? __shipkitHelp[name] : undefined);
+
 const linked = scriptOfLink(process.argv[1]);
 const asked = process.argv[2];
-if (linked) {
+const onlyHelp = linked ? process.argv.length === 3 && process.argv[2] === '--help' : process.argv.length === 4 && process.argv[3] === '--help';
+const knownHelp = onlyHelp ? helpOf(linked ?? asked) : undefined;
+if (knownHelp !== undefined) {
+  process.stdout.write(knownHelp);
+} else if (linked) {
   await SCRIPTS[linked].load();
 } else if (asked !== undefined && Object.hasOwn(SCRIPTS, asked)) {
   // The script reads its arguments from process.argv.slice(2), as when started on its own.

@@ -7,8 +7,8 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import vm from 'node:vm';
-import { brotliDecompressSync } from 'node:zlib';
+import type vm from 'node:vm';
+import type zlib from 'node:zlib';
 
 /** What a unit's `import.meta.url` is replaced with (tools/multicall.ts): the one file's URL. */
 export const IMPORT_META_URL = '__shipkit_import_meta_url';
@@ -71,10 +71,13 @@ export function createUnitRequire(units: Record<string, string>, bundleUrl: stri
     if (!Object.hasOwn(units, id)) return nodeRequire(id);
     const module = { exports: {} as unknown };
     loaded.set(id, module);
+    // node:zlib and node:vm are loaded here, not at the top: `--version` and a `--help` the entry
+    // answers itself need neither (loading a built-in costs a start about a millisecond).
+    const { brotliDecompressSync } = nodeRequire('node:zlib') as typeof zlib;
     const code = brotliDecompressSync(Buffer.from(units[id], 'base64')).toString('utf8');
     // Strict, as the ES module it replaces was; the wrapper is on line 1 so line numbers hold.
     const wrapped = `(function (${UNIT_PARAMETERS.join(', ')}) {'use strict';${code}\n})`;
-    const run = vm.runInThisContext(wrapped, { filename: `${file}#${id}` }) as (...args: unknown[]) => void;
+    const run = (nodeRequire('node:vm') as typeof vm).runInThisContext(wrapped, { filename: `${file}#${id}` }) as (...args: unknown[]) => void;
     run.call(module.exports, module.exports, lazyRequire, module, file, path.dirname(file), bundleUrl);
     return (module.exports as { unit: unknown }).unit;
   };

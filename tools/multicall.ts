@@ -8,7 +8,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { brotliCompress, constants as zlib } from 'node:zlib';
 import { build, transform, type BuildOptions, type Plugin } from 'esbuild';
-import { appendFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { IMPORT_META_URL, UNIT_LINE } from './multicall-units.ts';
 
 const compress = promisify(brotliCompress);
@@ -42,9 +43,29 @@ export async function buildMultiCall(root: string, outfile: string, common: Buil
   // Only the names go in the code; the units themselves are comment lines at the file's end, read
   // from the file when one is first required (unitsInFile): as a string literal V8 scanned the
   // whole table on every start, even one that runs no unit.
-  const banner = `${common.banner?.js ?? ''}\nconst ${UNITS_TABLE} = ${JSON.stringify(Object.keys(units))};`;
+  const banner = `${common.banner?.js ?? ''}\nconst ${UNITS_TABLE} = ${JSON.stringify(Object.keys(units))};\nconst ${HELP_TABLE} = ${HELP_PLACEHOLDER};`;
   await build({ ...common, banner: { js: banner }, entryPoints: [entry], outfile, plugins: [stubUnits(entry, () => {}), unitTable()] });
   await appendFile(outfile, Object.entries(units).map(([name, text]) => `\n${UNIT_LINE}${name} ${text}`).join('') + '\n');
+  await embedHelp(outfile, loaded.filter((name) => name !== 'litpro'));
+}
+
+const HELP_TABLE = '__shipkitHelp';
+const HELP_PLACEHOLDER = '{ /* shipkit-help */ }';
+
+/**
+ * Each script's `--help` text as the built file prints it, put into the entry (scripts/shipkit.ts
+ * prints it for a bare `SCRIPT --help`): a cold `hook-server --help` then compiles no script. A
+ * script whose --help fails or writes to stderr is left out and loads as before.
+ */
+async function embedHelp(outfile: string, scripts: string[]): Promise<void> {
+  const help: Record<string, string> = {};
+  for (const name of scripts) {
+    const r = spawnSync(process.execPath, [outfile, name, '--help'], { encoding: 'utf8', cwd: path.dirname(outfile), env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8', NO_COLOR: '1' } });
+    if (r.status === 0 && r.stderr === '' && r.stdout) help[name] = r.stdout;
+  }
+  const text = await readFile(outfile, 'utf8');
+  if (text.split(HELP_PLACEHOLDER).length !== 2) throw new Error(`${outfile}: the help table's place is not there once`);
+  await writeFile(outfile, text.replace(HELP_PLACEHOLDER, () => JSON.stringify(help)));
 }
 
 /** One unit: CommonJS text that requires the other units by name, compressed, as base64. */
