@@ -65,6 +65,8 @@ export interface UpdatesConfig {
   app?: string;
   platform?: string;
   gpg: { pin?: KeyPin; keyfile?: string; keyUrl?: string };
+  /** Where to POST a signed report after each update attempt (DESIGN §8), and its secret (file:/env:). */
+  report?: { url: string; secret: string };
   /** APP-PLATFORM-V.intoto.jsonl: required, optional (checked when present) or off (default). */
   provenance: 'required' | 'optional' | 'off';
   /** What the provenance must name: the source repo (URL or owner/name) and a ref glob. */
@@ -86,7 +88,7 @@ const TOP_KEYS = ['app', 'updates', 'hooks', 'control'] as const;
 const APP_KEYS = ['exec', 'forever', 'kill', 'kill_timeout', 'healthy_after', 'env', 'backoff_max', 'stable_after', 'max_restarts', 'log_max_size', 'log_keep', 'listen', 'health', 'drain', 'user'] as const;
 const HEALTH_KEYS = ['http', 'interval', 'timeout', 'failures'] as const;
 const UPDATES_KEYS = ['server', 'keep', 'interval', 'max_size', 'max_unpacked_size', 'max_ratio', 'require_signed_version', 'allow_unsigned_version',
-  'connect_timeout', 'idle_timeout', 'download_timeout', 'metadata_timeout', 'min_rate', 'min_rate_window', 'app', 'platform', 'gpg', 'provenance', 'provenance_source'] as const;
+  'connect_timeout', 'idle_timeout', 'download_timeout', 'metadata_timeout', 'min_rate', 'min_rate_window', 'app', 'platform', 'gpg', 'provenance', 'provenance_source', 'report', 'report_secret'] as const;
 const PROVENANCE_SOURCE_KEYS = ['repo', 'ref'] as const;
 const GPG_KEYS = ['key', 'keyfile', 'key_url'] as const;
 const HOOK_KEYS = ['before_symlink', 'timeout'] as const;
@@ -276,10 +278,29 @@ export function parseLaunchConfig(doc: ConfigDoc, dir: string, releaseApp: Parti
       platform: boundPlatform,
       gpg: { pin, keyfile: keyfile === undefined ? undefined : path.resolve(dir, keyfile), keyUrl },
       ...readProvenance(doc),
+      report: readReport(doc),
     },
     hooks: { beforeSymlink, timeoutSec: positive(doc, ['hooks', 'timeout'], 300) },
     control: { listen, secret: getKey(doc, ['control', 'secret'], 'string') ?? 'env:SHIPKIT_SECRET' },
   };
+}
+
+/** updates.report (an http(s) URL) and updates.report_secret (file: or env:), both or neither. */
+function readReport(doc: ConfigDoc): UpdatesConfig['report'] {
+  const url = getKey(doc, ['updates', 'report'], 'string');
+  const secret = getKey(doc, ['updates', 'report_secret'], 'string');
+  if (url === undefined) {
+    if (secret !== undefined) throw configError(doc, ['updates', 'report_secret'], 'is set but updates.report is not; give the URL to report to, or remove it.');
+    return undefined;
+  }
+  let parsed: URL | undefined;
+  try { parsed = new URL(url); } catch { /* refused below */ }
+  if (!parsed || !/^https?:$/.test(parsed.protocol) || parsed.username || parsed.password) {
+    throw configError(doc, ['updates', 'report'], `must be an http:// or https:// URL without credentials, such as http://ci.example.com/fleet/reports; got ${JSON.stringify(url.slice(0, 100))}.`);
+  }
+  if (secret === undefined) throw configError(doc, ['updates', 'report_secret'], 'is required with updates.report: file:PATH or env:NAME holding the fleet secret of this app (see shipkit.yml fleet:).');
+  if (!/^(file|env):./.test(secret)) throw configError(doc, ['updates', 'report_secret'], 'must be file:PATH or env:NAME (the secret itself does not belong in launchify.yml).');
+  return { url: parsed.href, secret };
 }
 
 /** updates.provenance and updates.provenance_source; `required` needs a source to match. */

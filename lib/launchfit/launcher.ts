@@ -14,6 +14,8 @@ import { startControlListener, startControlSocket, type ControlHandlers } from '
 import type { FetchFn } from './fetch.ts';
 import { stopLeftoverHook } from './hooks.ts';
 import { nextPollDelayMs } from './poll-delay.ts';
+import { ensureHostId } from './host-id.ts';
+import { Reporter, reportOfCheck, type ReportResult } from './report.ts';
 import { deployPaths, readState, updateState, type DeployPaths, type LaunchState } from './state.ts';
 import { collectStatus, type Status } from './status.ts';
 import { createAppRunner, type AppRunner } from './app-runner.ts';
@@ -135,9 +137,12 @@ class Launcher {
   private pollTimer: NodeJS.Timeout | undefined;
   /** Checks in a row the update server failed (did not answer, or answered an error). */
   private serverFailures = 0;
+  /** updates.report: signed reports sent in the background (report.ts). */
+  private readonly reporter: Reporter;
 
   constructor(opts: LauncherOptions, paths: DeployPaths, config: LaunchConfig) {
     this.opts = opts;
+    this.reporter = new Reporter({ paths, log: opts.log });
     this.log = opts.log;
     this.paths = paths;
     this.config = config;
@@ -156,6 +161,7 @@ class Launcher {
     await updateState(paths, (s) => { s.pending = undefined; });
     const listenUrl = await this.startControl(current);
     this.opts.onReady?.({ socket: paths.socket, listenUrl });
+    void this.report('running', '', 0);
     if (this.config.updates.server) this.schedule(true);
     else log.warn('updates.server is not set; not polling');
     await this.opts.stopSignal;
@@ -174,6 +180,7 @@ class Launcher {
     this.log.info('stopping');
     await this.closeListeners();
     await Promise.race([this.updates.idle(), new Promise((r) => setTimeout(r, 30_000))]);
+    await Promise.race([this.reporter.idle(), new Promise((r) => setTimeout(r, 3000))]);
     await this.runner!.close();
   }
 
@@ -222,14 +229,39 @@ class Launcher {
   }
 
   private async runCheck(force: boolean): Promise<CheckResult> {
+    const started = Date.now();
+    const before = await this.currentVersion();
     try {
       this.config = await loadEffectiveConfig(this.paths); // launchify.yml edits apply from the next check on
       const result = await checkForUpdates(this.context(), { force });
       if (result.action !== 'not-modified') this.log.info(result.message, { action: result.action });
+      const outcome = reportOfCheck(result, undefined);
+      if (outcome) void this.report(outcome.result, outcome.reason, (Date.now() - started) / 1000, result.version, before);
       return result;
     } catch (error) {
       this.log.error(`update check failed: ${messageOf(error)}`);
+      const outcome = reportOfCheck(undefined, error);
+      if (outcome) void this.report(outcome.result, outcome.reason, (Date.now() - started) / 1000, undefined, before);
       throw error;
+    }
+  }
+
+  private async currentVersion(): Promise<string | undefined> {
+    const current = await readCurrent(this.paths);
+    return current ? (await readState(this.paths)).installed[current]?.version : undefined;
+  }
+
+  /** Queue a report to updates.report (nothing without it); never throws, never waits for the send. */
+  private async report(result: ReportResult, reason: string, seconds: number, version?: string, previous?: string): Promise<void> {
+    if (!this.config.updates.report) return;
+    try {
+      const state = await readState(this.paths);
+      const host = await ensureHostId(this.paths);
+      const app = state.binding?.app ?? this.config.updates.app ?? path.basename(this.paths.dir);
+      const now = version ?? (await this.currentVersion()) ?? '0';
+      this.reporter.send(this.config, { app, host, version: now, previous: previous === now ? undefined : previous, seq: state.seq?.seq, result, reason, seconds });
+    } catch (error) {
+      this.log.warn(`report not sent: ${messageOf(error)}`);
     }
   }
 

@@ -10,6 +10,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadSigningKey, signDetached } from '../../lib/release/sign.ts';
 import { rolloutBucket } from '../../lib/release/rollout-bucket.ts';
+import { createRequestVerifier, sha256Hex } from '../../lib/http/signing.ts';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { runScript, waitFor } from '../helpers.ts';
 import { askApp, appYml, currentOf, makeWorld, startLaunchfit, statusOf, type World } from '../fixtures/launchfit/world.ts';
 
@@ -122,6 +125,55 @@ test('update server down: the app keeps serving, checks back off and recover', a
     assert.not.match(after.slice(after.indexOf('\n')), /failed \d+ time\(s\) in a row/, 'no failure counted after the server came back');
   } finally {
     await lf?.stop();
+    await w.server.close();
+  }
+});
+
+test('reports: signed POSTs at start (running) and after an update (updated, previous), verified with the secret', async () => {
+  const w = await makeWorld();
+  const verifier = createRequestVerifier('fleet secret');
+  const got: Array<{ verdict: { ok: boolean }; body: Record<string, unknown> }> = [];
+  const receiver = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      const verdict = verifier.verify('POST', req.url ?? '', req.headers, { bodySha256: sha256Hex(body) });
+      got.push({ verdict, body: JSON.parse(body) });
+      res.writeHead(verdict.ok ? 202 : 401, { 'Content-Type': 'application/json' }).end('{"ok":true}');
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  let lf;
+  try {
+    await w.publish('1.0', { yml: appYml('  forever: true\n  stable_after: 1\n') });
+    const secretFile = path.join(w.base, 'report.secret');
+    writeFileSync(secretFile, 'fleet secret\n', { mode: 0o600 });
+    w.writeConfig(`  report: http://127.0.0.1:${(receiver.address() as AddressInfo).port}/fleet/reports\n  report_secret: file:${secretFile}\n`);
+    const deployed = await runScript('launchfit', ['deploy', '--dir', w.deploy]);
+    assert.is(deployed.exitCode, 0, deployed.stderr);
+    lf = await startLaunchfit(w.deploy);
+    await waitFor(() => got.length >= 1, { timeoutMs: 30_000, what: `the running report:\n${lf!.output()}` });
+    const host = readFileSync(path.join(w.deploy, '.launchfit', 'host-id'), 'utf8').trim();
+    assert.is(got[0].verdict.ok, true);
+    assert.equal({ ...got[0].body, seconds: 0 }, { app: 'my-app', host, version: '1.0', previous: '', seq: seqOf(w), bucket: Math.floor(rolloutBucket(host, '1.0') * 10000) / 10000, result: 'running', reason: '', seconds: 0 });
+
+    await w.publish('1.1', { yml: appYml('  forever: true\n  stable_after: 1\n') });
+    const r = await runScript('launchfit', ['update', '--dir', w.deploy]);
+    assert.is(r.exitCode, 0, r.stderr);
+    await waitFor(() => got.length >= 2, { timeoutMs: 30_000, what: `the updated report:\n${lf!.output()}` });
+    assert.is(got[1].verdict.ok, true);
+    assert.equal(
+      { app: got[1].body.app, host: got[1].body.host, version: got[1].body.version, previous: got[1].body.previous, seq: got[1].body.seq, result: got[1].body.result },
+      { app: 'my-app', host, version: '1.1', previous: '1.0', seq: seqOf(w), result: 'updated' });
+    assert.ok(typeof got[1].body.seconds === 'number' && (got[1].body.seconds as number) > 0);
+    await waitFor(async () => (await statusOf(w.deploy)).lastReport?.version === '1.1', { timeoutMs: 10_000, what: 'the report recorded' });
+    const s = await statusOf(w.deploy);
+    assert.equal({ ok: s.lastReport.ok, result: s.lastReport.result }, { ok: true, result: 'updated' });
+    assert.equal(s.bucket, { version: '1.1', bucket: Math.floor(rolloutBucket(host, '1.1') * 10000) / 10000 });
+    assert.is(got.length, 2, 'nothing else sent');
+  } finally {
+    await lf?.stop();
+    await new Promise((r) => receiver.close(r));
     await w.server.close();
   }
 });
