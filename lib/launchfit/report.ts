@@ -31,11 +31,11 @@ export interface Report {
   seconds?: number;
 }
 
-/** The JSON body of the contract: bucket computed here, reason cut to 500 characters, at most 4096 bytes. */
+/** The JSON body of the contract: bucket computed here (as rolloutBucket returns it), reason cut to 500 characters, at most 4096 bytes. */
 export function reportBody(r: Report): string {
   const body = {
     app: r.app, host: r.host, version: r.version, previous: r.previous ?? '', seq: r.seq ?? 0,
-    bucket: Math.floor(rolloutBucket(r.host, r.version) * 10000) / 10000,
+    bucket: rolloutBucket(r.host, r.version), // full precision: hook-server compares it with its own
     result: r.result, reason: (r.reason ?? '').slice(0, MAX_REASON_CHARS),
     seconds: Math.round((r.seconds ?? 0) * 10) / 10,
   };

@@ -155,7 +155,7 @@ test('reports: signed POSTs at start (running) and after an update (updated, pre
     await waitFor(() => got.length >= 1, { timeoutMs: 30_000, what: `the running report:\n${lf!.output()}` });
     const host = readFileSync(path.join(w.deploy, '.launchfit', 'host-id'), 'utf8').trim();
     assert.is(got[0].verdict.ok, true);
-    assert.equal({ ...got[0].body, seconds: 0 }, { app: 'my-app', host, version: '1.0', previous: '', seq: seqOf(w), bucket: Math.floor(rolloutBucket(host, '1.0') * 10000) / 10000, result: 'running', reason: '', seconds: 0 });
+    assert.equal({ ...got[0].body, seconds: 0 }, { app: 'my-app', host, version: '1.0', previous: '', seq: seqOf(w), bucket: rolloutBucket(host, '1.0'), result: 'running', reason: '', seconds: 0 });
 
     await w.publish('1.1', { yml: appYml('  forever: true\n  stable_after: 1\n') });
     const r = await runScript('launchfit', ['update', '--dir', w.deploy]);
