@@ -40,12 +40,23 @@ export interface AppEnvOptions {
   dir: string;
   account?: AppAccount;
   launchfitPid?: number;
+  /** More of launchfit's variables the app does not inherit: its own secrets (secretVariables). */
+  withheld?: string[];
 }
 
-/** The app's environment: launchfit's less LAUNCHFIT_DIR; with app.user, that user's HOME, USER, LOGNAME. */
-export function appEnvironment({ inherited, env, extra = {}, dir, account, launchfitPid = process.pid }: AppEnvOptions): Record<string, string> {
+/**
+ * The variables that hold launchfit's own secrets: the `env:NAME` sources of control.secret and
+ * updates.report_secret. The app never inherits them (app.env may still set one on purpose).
+ */
+export function secretVariables(sources: Array<string | undefined>): string[] {
+  return sources.flatMap((s) => (s?.startsWith('env:') ? [s.slice(4)] : []));
+}
+
+/** The app's environment: launchfit's less LAUNCHFIT_DIR and launchfit's secrets; with app.user, that user's HOME, USER, LOGNAME. */
+export function appEnvironment({ inherited, env, extra = {}, dir, account, launchfitPid = process.pid, withheld = [] }: AppEnvOptions): Record<string, string> {
   const base: Record<string, string> = {};
-  for (const [key, value] of Object.entries(inherited)) if (value !== undefined && !WITHHELD.has(key)) base[key] = value;
+  const skip = new Set([...WITHHELD, ...withheld]);
+  for (const [key, value] of Object.entries(inherited)) if (value !== undefined && !skip.has(key)) base[key] = value;
   const who: Record<string, string> = account ? { HOME: account.home, USER: account.name, LOGNAME: account.name } : {};
   const last: Record<string, string> = {};
   for (const [key, value] of Object.entries(extra)) if (value !== undefined) last[key] = value;

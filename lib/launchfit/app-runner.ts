@@ -6,6 +6,7 @@
 // restart after a crash runs the same release even if `current` has moved on meanwhile.
 import path from 'node:path';
 import type { Logger } from '../core/log.ts';
+import { secretVariables } from './app-env.ts';
 import type { AppConfig, LaunchConfig } from './config.ts';
 import { describeProbe, probeHealth, waitUntilHealthy, watchHealth, type HealthWait, type HealthWatch, type ProbeAnswer } from './health.ts';
 import { bindSockets, type BoundSocket, type ListenSpec, type SocketSet } from './sockets.ts';
@@ -194,7 +195,8 @@ class AppSlotRunner implements AppRunner {
     const health = a.health && this.listen.length ? this.healthFd(slot) : undefined;
     const cwd = slot.release ? path.join(paths.releases, slot.release) : paths.current;
     const settings = {
-      exec: a.exec ?? 'true', cwd, env: a.env, account: a.account, kill: a.kill, killTimeoutMs: a.killTimeoutSec * 1000, forever: a.forever,
+      exec: a.exec ?? 'true', cwd, env: a.env, account: a.account, kill: a.kill,
+      withheld: secretVariables([this.config.control.secret, this.config.updates.report?.secret]), killTimeoutMs: a.killTimeoutSec * 1000, forever: a.forever,
       backoffMaxMs: a.backoffMaxSec * 1000, stableAfterMs: a.stableAfterSec * 1000, maxRestarts: a.maxRestarts,
       sockets: [...listeners, ...(health ? [health] : [])].map((s) => ({ fd: s.fd, name: s.name })),
     };

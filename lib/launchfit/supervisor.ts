@@ -39,6 +39,8 @@ export interface SupervisorOptions {
   output?: RotatingLog;
   /** app.user: the app (and the kill command) run as this account. */
   account?: AppAccount;
+  /** launchfit's own secret variables, not passed to the app (app-env.ts secretVariables). */
+  withheld?: string[];
 }
 
 export type RotatingLog = ReturnType<typeof createRotatingLog>;
@@ -207,7 +209,7 @@ export class AppSupervisor implements Supervisor {
     const listen = sockets.length ? { LISTEN_FDS: String(sockets.length), LISTEN_FDNAMES: sockets.map((s) => s.name).join(':') } : {};
     const proc = spawn('/bin/sh', ['-c', `${sockets.length ? LISTEN_PID_PREFIX : ''}${shellCommand(opts.exec)}`], {
       cwd: opts.cwd,
-      env: appEnvironment({ inherited: process.env, env: opts.env, extra: listen, dir: opts.dir, account: opts.account }),
+      env: appEnvironment({ inherited: process.env, env: opts.env, extra: listen, dir: opts.dir, account: opts.account, withheld: opts.withheld }),
       ...spawnIdentity(opts.account),
       detached: true, // own process group, so the whole tree can be signalled
       stdio: ['ignore', 'pipe', 'pipe', ...sockets.map((s) => s.fd)],
@@ -311,7 +313,7 @@ export class AppSupervisor implements Supervisor {
       return;
     }
     // A graceful-stop command (e.g. `./bin/stop`), given the app's pid as $LAUNCHFIT_APP_PID.
-    const env = appEnvironment({ inherited: process.env, env: opts.env, extra: { LAUNCHFIT_APP_PID: String(pgid) }, dir: opts.dir, account: opts.account });
+    const env = appEnvironment({ inherited: process.env, env: opts.env, extra: { LAUNCHFIT_APP_PID: String(pgid) }, dir: opts.dir, account: opts.account, withheld: opts.withheld });
     const cmd = spawn('/bin/sh', ['-c', opts.kill], { cwd: opts.cwd, env, stdio: 'ignore', ...spawnIdentity(opts.account) });
     cmd.on('error', (error) => opts.log.error(`the kill command \`${opts.kill}\` could not be started: ${error.message}`));
     const killer = setTimeout(() => cmd.kill('SIGKILL'), opts.killTimeoutMs);

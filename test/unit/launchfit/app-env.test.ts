@@ -6,7 +6,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError } from '../../../lib/core/errors.ts';
-import { MARK_VARIABLE, appEnvironment, checkCanRunAs, isAppOf, processMarkOf, resolveAppUser, spawnIdentity } from '../../../lib/launchfit/app-env.ts';
+import { MARK_VARIABLE, appEnvironment, checkCanRunAs, isAppOf, processMarkOf, resolveAppUser, secretVariables, spawnIdentity } from '../../../lib/launchfit/app-env.ts';
 import { loadLaunchConfig, parseLaunchConfigText } from '../../../lib/launchfit/config.ts';
 import { tmpDir } from '../../helpers.ts';
 
@@ -22,6 +22,15 @@ test('the app inherits launchfit\'s environment less LAUNCHFIT_DIR; app.env and 
   });
   assert.equal(env, { PATH: '/opt/bin', HOME: '/root', PORT: '8080', LISTEN_FDS: '1', [MARK_VARIABLE]: processMarkOf('/srv/app'), LAUNCHFIT_PID: '42' });
   assert.not.ok(Object.values(env).some((v) => v.includes('/srv/app')), 'nothing names the deploy folder');
+});
+
+test('launchfit\'s own secrets (the env: sources of control.secret and updates.report_secret) are withheld; app.env may still set one', () => {
+  const withheld = secretVariables(['env:SHIPKIT_SECRET', 'file:/etc/secret', undefined, 'env:REPORT_KEY']);
+  assert.equal(withheld, ['SHIPKIT_SECRET', 'REPORT_KEY']);
+  const env = appEnvironment({ inherited: { PATH: '/bin', SHIPKIT_SECRET: 's1', REPORT_KEY: 'r1' }, env: {}, dir: '/d', launchfitPid: 1, withheld });
+  assert.equal(env, { PATH: '/bin', [MARK_VARIABLE]: processMarkOf('/d'), LAUNCHFIT_PID: '1' });
+  const chosen = appEnvironment({ inherited: { SHIPKIT_SECRET: 's1' }, env: { SHIPKIT_SECRET: 'the app\'s own' }, dir: '/d', launchfitPid: 1, withheld });
+  assert.is(chosen.SHIPKIT_SECRET, 'the app\'s own');
 });
 
 test('with app.user: that user\'s HOME, USER and LOGNAME (app.env may still set them), and its uid/gid for spawn', () => {

@@ -28,6 +28,24 @@ test('shellCommand: simple commands are exec-ed, compound ones are left to the s
   assert.is(shellCommand('NODE_ENV=production node server.js'), 'NODE_ENV=production node server.js');
 });
 
+test('a real app process does not get launchfit\'s withheld secret variables; it gets the rest', async () => {
+  const dir = tmpDir();
+  process.env.LAUNCHFIT_TEST_SECRET = 'do-not-pass';
+  process.env.LAUNCHFIT_TEST_PLAIN = 'pass';
+  try {
+    const sup = createSupervisor(options(dir, { exec: 'env > env.txt; sleep 30', withheld: ['LAUNCHFIT_TEST_SECRET'] }));
+    assert.ok(await sup.start());
+    await waitFor(() => existsSync(path.join(dir, 'env.txt')) && readFileSync(path.join(dir, 'env.txt'), 'utf8').includes('LAUNCHFIT_PID='), { what: 'the app to write its environment' });
+    const env = readFileSync(path.join(dir, 'env.txt'), 'utf8');
+    await sup.stop();
+    assert.ok(env.includes('LAUNCHFIT_TEST_PLAIN=pass'), env);
+    assert.not.ok(env.includes('do-not-pass'), 'the secret reached the app');
+  } finally {
+    delete process.env.LAUNCHFIT_TEST_SECRET;
+    delete process.env.LAUNCHFIT_TEST_PLAIN;
+  }
+});
+
 test('forever: rapid failures are restarted with backoff, then launchfit gives up', async () => {
   const dir = tmpDir();
   const sup = createSupervisor(options(dir, { exec: 'echo started; echo run >> runs.txt; exit 1', forever: true }));
