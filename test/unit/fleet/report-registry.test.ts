@@ -1,0 +1,55 @@
+// Fleet report rules (lib/fleet/report-registry.ts): what a host report must hold, the computed
+// bucket beside the claimed one, and which report a host's entry keeps.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ValidationError } from '../../../lib/core/errors.ts';
+import { checkReport, supersedes } from '../../../lib/fleet/report-registry.ts';
+import { rolloutBucket } from '../../../lib/release/rollout-bucket.ts';
+
+const HOST = '0123456789abcdef0123456789abcdef';
+const good = { app: 'my-app', host: HOST, version: '1.2.0', previous: '1.1.0', seq: 42, bucket: 12.5, result: 'updated', reason: '', seconds: 3.2, extra: 'ignored' };
+
+test('a good report: bucket computed, claimed kept beside it, unknown keys dropped', () => {
+  const entry = checkReport(good, 1000);
+  assert.is(entry.bucket, rolloutBucket(HOST, '1.2.0'));
+  assert.is(entry.claimed_bucket, 12.5);
+  assert.is(entry.app, 'my-app');
+  assert.is(entry.seq, 42);
+  assert.is(entry.at, 1000);
+  assert.not.ok('extra' in entry);
+});
+
+const hostile: Array<[string, unknown, RegExp]> = [
+  ['not an object', [good], /JSON object/],
+  ['app with a slash', { ...good, app: '../etc' }, /app is not a valid name/],
+  ['host not hex', { ...good, host: 'Z'.repeat(32) }, /host must be/],
+  ['host too short', { ...good, host: 'ab' }, /host must be/],
+  ['version with a newline', { ...good, version: '1.2\n0' }, /version/],
+  ['unknown result', { ...good, result: 'exploded' }, /result must be one of/],
+  ['reason too long', { ...good, reason: 'x'.repeat(501) }, /reason must be/],
+  ['negative seq', { ...good, seq: -1 }, /seq must be/],
+  ['bucket a string', { ...good, bucket: '12' }, /bucket must be/],
+];
+for (const [label, body, message] of hostile) {
+  test(`refused: ${label}`, () => {
+    try {
+      checkReport(body, 0);
+      assert.unreachable('accepted');
+    } catch (error) {
+      assert.instance(error, ValidationError);
+      assert.match((error as Error).message, message);
+    }
+  });
+}
+
+test('latest report per host: higher seq wins, same seq the later one', () => {
+  const a = checkReport({ ...good, seq: 5 }, 100);
+  const older = checkReport({ ...good, seq: 4 }, 200);
+  const sameLater = checkReport({ ...good, seq: 5, result: 'failed' }, 300);
+  assert.ok(supersedes(a, undefined));
+  assert.not.ok(supersedes(older, a));
+  assert.ok(supersedes(sameLater, a));
+  assert.not.ok(supersedes(a, sameLater));
+});
+
+test.run();
