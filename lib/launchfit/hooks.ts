@@ -21,6 +21,7 @@ import { bootId, endProcessGroup, isGroupAlive, processStartTime, signalGroup } 
 import type { VersionInfo } from '../release/version-file.ts';
 import type { DeployPaths } from './state.ts';
 import type { LaunchConfig } from './config.ts';
+import { secretVariables, spawnIdentity, type AppAccount } from './app-env.ts';
 
 /** What .launchfit/hook.json holds while a hook runs. */
 interface HookRecord {
@@ -46,7 +47,7 @@ const GATE = 'read go || exit 1; exec /bin/sh -c "$0"';
 /** What the hook needs of an update (lib/launchfit/update.ts's UpdateContext has these fields). */
 export interface HookContext {
   paths: DeployPaths;
-  config: Pick<LaunchConfig, 'hooks'>;
+  config: Pick<LaunchConfig, 'hooks' | 'app' | 'control' | 'updates'>;
   log: Logger;
 }
 
@@ -54,9 +55,13 @@ export async function runBeforeSymlinkHook(ctx: HookContext, releaseDir: string,
   const hook = ctx.config.hooks.beforeSymlink;
   if (!hook) return;
   ctx.log.info('running before_symlink hook', { hook, cwd: releaseDir });
-  const env = { ...process.env, LAUNCHFIT_DIR: ctx.paths.dir, LAUNCHFIT_RELEASE: releaseDir, LAUNCHFIT_VERSION: info.version, LAUNCHFIT_PID: String(process.pid) };
+  // As app.user when set (the hook is the release's code, as the app is), without launchfit's own secrets.
+  const account = ctx.config.app.account;
+  const env: NodeJS.ProcessEnv = { ...process.env, LAUNCHFIT_DIR: ctx.paths.dir, LAUNCHFIT_RELEASE: releaseDir, LAUNCHFIT_VERSION: info.version, LAUNCHFIT_PID: String(process.pid) };
+  for (const name of secretVariables([ctx.config.control.secret, ctx.config.updates.report?.secret])) delete env[name];
+  if (account) Object.assign(env, { HOME: account.home, USER: account.name, LOGNAME: account.name });
   const timeoutSec = ctx.config.hooks.timeoutSec;
-  const result = await runHookGroup({ hook, cwd: releaseDir, env, timeoutMs: timeoutSec * 1000, paths: ctx.paths, log: ctx.log });
+  const result = await runHookGroup({ hook, cwd: releaseDir, env, account, timeoutMs: timeoutSec * 1000, paths: ctx.paths, log: ctx.log });
   if (result.output) ctx.log.info(`hook output: ${result.output}`);
   if (result.timedOut || result.code !== 0) {
     const why = result.timedOut ? `did not finish within hooks.timeout (${timeoutSec} s) and was killed`
@@ -73,13 +78,13 @@ interface HookResult {
   output: string;
 }
 
-async function runHookGroup(opts: { hook: string; cwd: string; env: NodeJS.ProcessEnv; timeoutMs: number; paths: DeployPaths; log: Logger }): Promise<HookResult> {
+async function runHookGroup(opts: { hook: string; cwd: string; env: NodeJS.ProcessEnv; account?: AppAccount; timeoutMs: number; paths: DeployPaths; log: Logger }): Promise<HookResult> {
   const { paths, log } = opts;
   const id = randomBytes(8).toString('hex');
   const out = await open(paths.hookLog, 'w', 0o600);
   let child;
   try {
-    child = spawn('/bin/sh', ['-c', GATE, opts.hook], { cwd: opts.cwd, env: { ...opts.env, LAUNCHFIT_HOOK_ID: id }, detached: true, stdio: ['pipe', out.fd, out.fd] });
+    child = spawn('/bin/sh', ['-c', GATE, opts.hook], { cwd: opts.cwd, env: { ...opts.env, LAUNCHFIT_HOOK_ID: id }, detached: true, stdio: ['pipe', out.fd, out.fd], ...spawnIdentity(opts.account) });
   } finally {
     await out.close(); // the hook has its own copy
   }

@@ -175,4 +175,24 @@ test('a deploy folder owned by another user: run (as root) gives .launchfit to t
   }
 });
 
+
+test('hooks.before_symlink runs as app.user, without launchfit\'s control secret', async () => {
+  const as = await rootBuildUser('running the hook as another user needs root');
+  if (!as) return;
+  const w = await makeWorld();
+  chmodSync(w.base, 0o755);
+  chmodSync(w.deploy, 0o755);
+  const reportDir = path.join(w.base, 'report');
+  mkdirSync(reportDir);
+  chownSync(reportDir, as.uid, 0);
+  await w.publish('1.0', { files: { 'server.cjs': 'require("node:http").createServer((q, s) => s.end("1.0\\n")).listen(Number(process.env.PORT), "127.0.0.1");' } });
+  w.writeConfig(`hooks:\n  before_symlink: id -u > ${reportDir}/uid; env > ${reportDir}/env\n`, `  user: ${as.user}\n`);
+  const deployed = await runScript('launchfit', ['deploy', '--dir', w.deploy], { env: { SHIPKIT_SECRET: 'launchfits-own-secret' } });
+  assert.is(deployed.exitCode, 0, deployed.stderr);
+  assert.is(readFileSync(path.join(reportDir, 'uid'), 'utf8').trim(), String(as.uid), 'the hook ran as app.user');
+  const env = readFileSync(path.join(reportDir, 'env'), 'utf8');
+  assert.not.ok(env.includes('launchfits-own-secret'), 'the hook got launchfit\'s control secret');
+  assert.ok(env.includes(`USER=${as.user}`), env);
+  await w.server.close();
+});
 test.run();
