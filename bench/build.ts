@@ -1,7 +1,7 @@
 // npm run bench:build — a no-op rebuild (nothing changed since the last successful build),
 // from `build` start to exit, against the same steps as a plain shell script:
-//   git fetch && git checkout && npm ci && litpro
-// shipkit runs under tsx, bundled into one .mjs with plain node, and under Deno.
+//   git fetch && git checkout && (npm ci only when package-lock.json changed) && litpro
+// shipkit runs as shipped (the one file, bench/shipped.ts); the sides alternate which goes first.
 // The repo is a real bare git repo holding a small npm package (a `file:` dependency, so no
 // network) with an lprc.js and a literate project.md. Both sides are warmed up once first.
 // Then (bench/build-install.ts) the install step after a lockfile change with the repo's npm
@@ -14,8 +14,10 @@ import { performance } from 'node:perf_hooks';
 import minimist from 'minimist';
 import { $ } from 'zx';
 import { fixtureFiles } from '../test/build-helpers.ts';
-import { makeBareRepo, runScript } from '../test/helpers.ts';
+import { makeBareRepo } from '../test/helpers.ts';
 import { benchInstall } from './build-install.ts';
+import { loadAverage, median, reportResult } from './result.ts';
+import { shippedArgv } from './shipped.ts';
 
 const args = minimist(process.argv.slice(2), { string: ['runs', 'install-runs', 'latency', 'packages', 'only'] });
 const runs = Number(args.runs ?? 7);
@@ -37,38 +39,20 @@ async function benchNoop(): Promise<void> {
 
   const env = { ...process.env, PATH: `${path.join(ROOT, 'node_modules/.bin')}:${process.env.PATH}`, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
 
+  const shipped = shippedArgv('build');
   async function shipkitOnce(): Promise<number> {
     const t0 = performance.now();
-    const r = await runScript('build', ['octo/site', '--config', config], { env: { NO_COLOR: '1' } });
+    const r = await $({ env: { ...env, NO_COLOR: '1' }, nothrow: true })`${shipped} octo/site --config ${config}`;
     if (r.exitCode !== 0) throw new Error(`build failed:\n${r.stderr}`);
-    return performance.now() - t0;
-  }
-
-  // The same build as one bundled file run by plain node (what `npm run bundle` ships), so the
-  // runtime's start-up (tsx compiling TypeScript) can be told apart from shipkit's own work.
-  // Built by tools/bundle.ts itself, so the bench times the very file that ships (same esbuild
-  // options, SHIPKIT_VERSION and SHIPKIT_BUNDLED defined).
-  const bundle = path.join(ROOT, 'dist', 'build.mjs');
-  await $({ cwd: ROOT })`${path.join(ROOT, 'node_modules/.bin/tsx')} tools/bundle.ts build`;
-  async function bundledOnce(): Promise<number> {
-    const t0 = performance.now();
-    const r = await $({ env: { ...env, NO_COLOR: '1' }, nothrow: true })`node ${bundle} octo/site --config ${config}`;
-    if (r.exitCode !== 0) throw new Error(`bundled build failed:\n${r.stderr}`);
-    return performance.now() - t0;
-  }
-
-  // The same sources under Deno 2.
-  async function denoOnce(): Promise<number> {
-    const t0 = performance.now();
-    const r = await $({ env: { ...env, NO_COLOR: '1' }, nothrow: true })`${path.join(ROOT, 'node_modules/.bin/deno')} run -A --quiet ${path.join(ROOT, 'scripts/build.ts')} octo/site --config ${config}`;
-    if (r.exitCode !== 0) throw new Error(`deno build failed:\n${r.stderr}`);
     return performance.now() - t0;
   }
 
   // The plain script: what an operator would otherwise put in a cron job.
   const plainDir = path.join(base, 'plain');
   await $({ env })`git clone --quiet ${repo.bare} ${plainDir}`;
-  const PLAIN = 'set -e; git fetch --quiet origin && git checkout --quiet --detach origin/main && npm ci --silent --no-audit --no-fund && litpro >/dev/null';
+  // npm ci only when the lockfile differs from the one of the last install, as shipkit's install
+  // step does (it also keys on the node version; the peer's cmp is cheaper than that).
+  const PLAIN = 'set -e; git fetch --quiet origin && git checkout --quiet --detach origin/main && if ! cmp -s package-lock.json node_modules/.installed-lock; then npm ci --silent --no-audit --no-fund && cp package-lock.json node_modules/.installed-lock; fi && litpro >/dev/null';
   async function plainOnce(): Promise<number> {
     const t0 = performance.now();
     await $({ cwd: plainDir, env })`sh -c ${PLAIN}`;
@@ -84,43 +68,41 @@ async function benchNoop(): Promise<void> {
 
   // Warm-up: the first build clones and installs; the plain side installs once too.
   await shipkitOnce();
-  await denoOnce();
   await plainOnce();
   const shipkit: number[] = [];
-  const bundled: number[] = [];
-  const deno: number[] = [];
   const plain: number[] = [];
   for (let i = 0; i < runs; i++) {
-    // Interleaved, so machine noise hits all sides alike.
-    shipkit.push(await shipkitOnce());
-    bundled.push(await bundledOnce());
-    deno.push(await denoOnce());
-    plain.push(await plainOnce());
+    // Interleaved, the order alternated, so machine noise hits both sides alike.
+    if (i % 2) { plain.push(await plainOnce()); shipkit.push(await shipkitOnce()); }
+    else { shipkit.push(await shipkitOnce()); plain.push(await plainOnce()); }
   }
 
-  // What the time inside shipkit goes to: node + tsx start-up, measured with --help.
+  // What the time inside shipkit goes to: node start-up and the one file, measured with --help,
+  // and node -e 0.
   const startup: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    const t0 = performance.now();
-    await runScript('build', ['--help']);
+  const nodeOnly: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    let t0 = performance.now();
+    await $`${shipped} --help`;
     startup.push(performance.now() - t0);
+    t0 = performance.now();
+    await $`node -e 0`;
+    nodeOnly.push(performance.now() - t0);
   }
 
   const rows: Array<[string, number[]]> = [
-    ['shipkit build (tsx), pull+install+compile', shipkit],
-    ['shipkit build (bundled, plain node)', bundled],
-    ['shipkit build (deno run)', deno],
-    ['plain sh: fetch, checkout, npm ci, litpro', plain],
-    ['start-up only: build --help (tsx)', startup],
+    ['shipkit build (one file), pull+install+compile', shipkit],
+    ['plain sh: fetch, checkout, npm ci if changed, litpro', plain],
+    ['start-up only: shipkit build --help', startup],
+    ['node -e 0', nodeOnly],
   ];
   const fmt = (ms: number) => `${ms.toFixed(0)} ms`.padStart(9);
-  console.log(`no-op rebuild, ${runs} runs each, interleaved (${os.cpus().length} cores, node ${process.version})`);
-  console.log(`${''.padEnd(44)}${['median', 'mean', 'min', 'max'].map((h) => h.padStart(9)).join('')}`);
+  console.log(`no-op rebuild, ${runs} runs each, interleaved, order alternated (${os.cpus().length} cores, node ${process.version}, load ${loadAverage()})`);
+  console.log(`${''.padEnd(54)}${['median', 'mean', 'min', 'max'].map((h) => h.padStart(9)).join('')}`);
   for (const [label, samples] of rows) {
     const x = stats(samples);
-    console.log(`${label.padEnd(44)}${[x.median, x.mean, x.min, x.max].map(fmt).join('')}`);
+    console.log(`${label.padEnd(54)}${[x.median, x.mean, x.min, x.max].map(fmt).join('')}`);
   }
-  const [s, b, d, p] = [stats(shipkit).median, stats(bundled).median, stats(deno).median, stats(plain).median];
-  console.log(`median vs plain sh: tsx ${(s / p).toFixed(2)}x, bundled ${(b / p).toFixed(2)}x, deno ${(d / p).toFixed(2)}x`);
-  console.log(`shipkit skips the unchanged npm ci and writes a structured job log; the rest is runtime start-up and git.`);
+  const [s, p] = [median(shipkit), median(plain)];
+  reportResult({ work: 'no-op rebuild (nothing changed)', shipkit: s, peer: p, unit: 'ms', goal: '≤ 1.1×', met: s / p <= 1.1, note: `median of ${runs} interleaved; peer: sh doing git fetch + checkout, npm ci only when package-lock.json changed, litpro; shipkit's --help start-up ${median(startup).toFixed(0)} ms, node -e 0 ${median(nodeOnly).toFixed(0)} ms` });
 }
