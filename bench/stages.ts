@@ -93,11 +93,14 @@ async function benchDownloads(): Promise<void> {
 }
 
 async function benchSync(): Promise<void> {
-  type S3rverClass = new (options: Record<string, unknown>) => { run(): Promise<{ port: number }>; close(): Promise<void> };
-  const S3rver = ((await import('s3rver' as string)) as { default: S3rverClass }).default;
   const buckets = Array.from({ length: RUNS + 1 }, (_, i) => [`shipkit${i}`, `peer${i}`]).flat();
-  const s3rver = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: path.join(work, 's3rver'), configureBuckets: buckets.map((name) => ({ name, configs: [] })) });
-  const { port } = await s3rver.run();
+  // s3rver in its own process: it is the busiest of the three, and must not share the bench's loop.
+  const s3rver = spawn(process.execPath, [path.join(import.meta.dirname, 's3rver-serve.mjs'), path.join(work, 's3rver'), ...buckets], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    s3rver.stdout.on('data', (d) => { out += d; if (out.includes('\n')) resolve(Number(out.trim())); });
+    s3rver.on('exit', (code) => reject(new Error(`s3rver exited ${code}`)));
+  });
   const endpoint = `http://127.0.0.1:${port}`;
   const site = path.join(work, 'site');
   for (let i = 0; i < S3_FILES; i++) {
@@ -105,7 +108,7 @@ async function benchSync(): Promise<void> {
     mkdirSync(dir, { recursive: true });
     writeFileSync(path.join(dir, `page-${i}.html`), `<p>${randomBytes(1024).toString('hex')}</p>\n`);
   }
-  const awsEnv = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1', AWS_CONFIG_FILE: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent' };
+  const awsEnv = { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1', AWS_CONFIG_FILE: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent' };
   const shipkitSync = async (bucket: string) => {
     const r = await script('upload', ['--from', site, '--to', `s3://${bucket}/site`, '--endpoint', endpoint, '--json'], { env: awsEnv });
     check(`shipkit upload to ${bucket}`, r);
@@ -131,7 +134,7 @@ async function benchSync(): Promise<void> {
   const again = await shipkitSync('shipkit0');
   writeFileSync(path.join(site, 'dir0', 'page-0.html'), `<p>changed ${Date.now()}</p>\n`);
   const changed = await shipkitSync('shipkit0');
-  await s3rver.close();
+  s3rver.kill();
   const [s, p] = [median(shipkit), median(peer)];
   console.log(`first sync: shipkit ${secs(s)}, peer ${secs(p)} (${(s / p).toFixed(2)}×); unchanged sync ${secs(again.ms)} (${again.result.requests} requests); one file changed ${secs(changed.ms)} (${changed.result.requests} requests, ${changed.result.uploaded} uploaded); load ${loadAverage()}`);
   reportResult({
