@@ -23,7 +23,12 @@ interface Slot {
   release?: string;
   sup?: Supervisor;
   watch?: HealthWatch;
+  /** Set when the slot passed a start on probation (a switch): its crashes are counted until one run lasts app.stable_after. */
+  switched?: { crashes: number };
 }
+
+/** Exits of a newly switched-to release, each before a run lasted app.stable_after, that send launchfit back. */
+export const CRASHES_TO_GO_BACK = 2;
 
 /** An instance and the release it runs (what serves, whatever `current` says). */
 export type InstanceInfo = AppInfo & { release?: string };
@@ -55,6 +60,12 @@ export interface RunnerOptions {
    * Without it, the instance is restarted (off probation).
    */
   onUnhealthy?(release: string | undefined): void;
+  /**
+   * The serving instance of `release`, started by a switch, exited CRASHES_TO_GO_BACK times
+   * before any run lasted app.stable_after: go back (DESIGN §5). Without it, the supervisor's
+   * backoff goes on.
+   */
+  onCrashLoop?(release: string | undefined, failure: StartFailure): void;
 }
 
 /** Bind app.listen (and the per-slot health sockets) and return the runner. Throws ConfigError on a bind failure, nothing started. */
@@ -199,6 +210,7 @@ class AppSlotRunner implements AppRunner {
       withheld: secretVariables([this.config.control.secret, this.config.updates.report?.secret]), killTimeoutMs: a.killTimeoutSec * 1000, forever: a.forever,
       backoffMaxMs: a.backoffMaxSec * 1000, stableAfterMs: a.stableAfterSec * 1000, maxRestarts: a.maxRestarts,
       sockets: [...listeners, ...(health ? [health] : [])].map((s) => ({ fd: s.fd, name: s.name })),
+      onCrash: (uptimeMs: number) => this.crashed(slot, uptimeMs),
     };
     slot.sup ??= createSupervisor({
       ...settings, dir: paths.dir, appLog: paths.appLog, logMaxBytes: a.logMaxBytes, logKeep: a.logKeep, pidFile: slot.pidFile,
@@ -219,6 +231,7 @@ class AppSlotRunner implements AppRunner {
     this.config = await this.opts.loadConfig(slot.release);
     const a = this.config.app;
     this.failure = undefined;
+    slot.switched = undefined;
     if (!a.exec) {
       this.log.warn('app.exec is not set in launchify.yml (nor in the release\'s); nothing to run');
       return true;
@@ -242,8 +255,21 @@ class AppSlotRunner implements AppRunner {
       await this.stopSlot(slot);
       return false;
     }
+    slot.switched = probation ? { crashes: 0 } : undefined;
     if (a.health) this.watchSlot(slot);
     return true;
+  }
+
+  /** A crash of a slot's instance: the serving one, newly switched to, crashing again goes back. */
+  private crashed(slot: Slot, uptimeMs: number): void {
+    const stableSec = this.config.app.stableAfterSec;
+    if (slot !== this.active || !slot.switched || this.closed) return;
+    if (uptimeMs >= stableSec * 1000) { slot.switched = undefined; return; }
+    if (++slot.switched.crashes < CRASHES_TO_GO_BACK || !this.opts.onCrashLoop) return;
+    const reason = `exited ${slot.switched.crashes} times after the switch before it stayed up ${stableSec} s (app.stable_after)`;
+    slot.switched = undefined;
+    this.log.error(`release ${slot.release} ${reason}; going back`, { release: slot.release });
+    this.opts.onCrashLoop(slot.release, { reason, probes: [], output: slot.sup?.info().tail ?? [] });
   }
 
   private watchSlot(slot: Slot): void {

@@ -22,7 +22,7 @@ import { createAppRunner, type AppRunner } from './app-runner.ts';
 import { stopLeftoverApp } from './supervisor.ts';
 import { clearLeftovers, readCurrent, swapCurrentSymlink, removeRelease } from './switch.ts';
 import { compareVersions } from '../release/version-file.ts';
-import { checkForUpdates, restartUnhealthy, rollbackRelease, type AppControl, type CheckResult, type UpdateContext } from './update.ts';
+import { checkForUpdates, goBackFromCrashLoop, restartUnhealthy, rollbackRelease, type AppControl, type CheckResult, type UpdateContext } from './update.ts';
 import { UpdateQueue } from './update-queue.ts';
 
 /** The deploy folder's config merged with the `app:` defaults of `release` (default: the current one). */
@@ -156,6 +156,8 @@ class Launcher {
       loadConfig: async (release) => (this.config = await loadEffectiveConfig(paths, release)),
       onUnhealthy: (release) => void this.updates.exclusive(async () => { if (!this.stopped) await restartUnhealthy(this.context(), release); })
         .catch((error) => log.error(`restarting the unhealthy app failed: ${messageOf(error)}`)),
+      onCrashLoop: (release, failure) => void this.updates.exclusive(async () => { if (!this.stopped) await goBackFromCrashLoop(this.context(), release, failure); })
+        .catch((error) => log.error(`going back from the crashing release failed: ${messageOf(error)}`)),
     });
     const current = await this.startApp(this.runner, pending);
     await updateState(paths, (s) => { s.pending = undefined; });

@@ -41,6 +41,8 @@ export interface SupervisorOptions {
   account?: AppAccount;
   /** launchfit's own secret variables, not passed to the app (app-env.ts secretVariables). */
   withheld?: string[];
+  /** Told of every exit `forever` restarts (a crash), with how long that run lasted. */
+  onCrash?(uptimeMs: number): void;
 }
 
 export type RotatingLog = ReturnType<typeof createRotatingLog>;
@@ -263,6 +265,7 @@ export class AppSupervisor implements Supervisor {
     }
     if (!this.opts.forever) { this.app.state = 'exited'; return; }
     this.scheduleRestart(uptime);
+    this.opts.onCrash?.(uptime);
   }
 
   private scheduleRestart(uptime: number): void {

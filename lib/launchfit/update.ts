@@ -251,24 +251,42 @@ export async function activateRelease(ctx: UpdateContext, name: string, version:
  * too it is only restarted. Nothing happens if an update or rollback moved `current` meanwhile.
  */
 export async function restartUnhealthy(ctx: UpdateContext, release: string | undefined): Promise<void> {
-  const { paths, log } = ctx;
+  const { log } = ctx;
   const app = ctx.app ?? NO_APP;
-  if (!release || release !== (await readCurrent(paths))) return;
+  if (!release || release !== (await readCurrent(ctx.paths))) return;
   await app.stop();
   if (await app.start(true)) {
     log.info('the app is healthy again after its restart', { release });
     return;
   }
   const failure = app.lastFailure?.() ?? { reason: `did not stay up for ${ctx.config.app.healthyAfterSec} s`, probes: [], output: [] };
+  await goBackFrom(ctx, release, failure, 'after a restart for failed health checks');
+}
+
+/**
+ * The serving release, newly switched to, kept exiting (app-runner.ts CRASHES_TO_GO_BACK exits
+ * before a run lasted app.stable_after): it is stopped and launchfit goes back as restartUnhealthy
+ * does. Nothing happens if an update or rollback moved `current` meanwhile.
+ */
+export async function goBackFromCrashLoop(ctx: UpdateContext, release: string | undefined, failure: StartFailure): Promise<void> {
+  if (!release || release !== (await readCurrent(ctx.paths))) return;
+  await (ctx.app ?? NO_APP).stop();
+  await goBackFrom(ctx, release, failure, '');
+}
+
+/** `release` failed after its switch: back to the previous release, or, without one, started again. */
+async function goBackFrom(ctx: UpdateContext, release: string, failure: StartFailure, when: string): Promise<void> {
+  const { paths, log } = ctx;
   const state = await readState(paths);
   const to = state.previous && state.previous !== release && state.installed[state.previous] ? state.previous : undefined;
+  const what = `release ${release} ${failure.reason}${when ? ` ${when}` : ''}`;
   if (!to || !(await pathExists(path.join(paths.releases, to)))) {
-    log.error(`release ${release} ${failure.reason} after a restart for failed health checks; there is no previous release to go back to, so it is started again`, { release, probes: failure.probes, output: failure.output });
-    await app.start(false);
+    log.error(`${what}; there is no previous release to go back to, so it is started again`, { release, probes: failure.probes, output: failure.output });
+    await (ctx.app ?? NO_APP).start(false);
     return;
   }
   const version = state.installed[release]?.version ?? '';
-  log.error(`release ${release} ${failure.reason} after a restart for failed health checks; marking it bad and going back to ${to}`, { release, probes: failure.probes, output: failure.output });
+  log.error(`${what}; marking it bad and going back to ${to}`, { release, probes: failure.probes, output: failure.output });
   state.previous = undefined;
   await abandonRelease(ctx, state, { release, version, failure }, to);
 }
