@@ -29,8 +29,19 @@ export function tmpDir(prefix = 'shipkit-test-'): string {
   return dir;
 }
 
+let scriptOverride: ((name: string) => string[]) | undefined;
+
+/**
+ * For benches that time shipkit as shipped: every script this process starts through these
+ * helpers runs as `argvFor(NAME)` (bench/shipped.ts: node FILE NAME) instead of the sources.
+ */
+export function runScriptsAs(argvFor: (name: string) => string[]): void {
+  scriptOverride = argvFor;
+}
+
 /** The command line that runs scripts/NAME.ts under the chosen runtime. */
 export function scriptCommand(name: string): string[] {
+  if (scriptOverride) return scriptOverride(name);
   const file = path.join(ROOT, 'scripts', `${name}.ts`);
   if (RUNTIME === 'deno') return [DENO, 'run', '-A', '--quiet', file];
   return [process.execPath, '--import', TSX_LOADER, file];
