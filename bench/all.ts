@@ -18,7 +18,7 @@ const TSX = path.join(ROOT, 'node_modules/tsx/dist/cli.mjs');
 const startLoad = loadAverage();
 console.error(`bundling shipkit as shipped (tools/bundle.ts shipkit) …`);
 const bundle = shippedShipkit();
-type Row = BenchResult & { load: string; bench: string };
+type Row = BenchResult & { load: string; bench: string; status?: string };
 const rows: Row[] = [];
 
 for (const entry of entries) {
@@ -34,8 +34,10 @@ for (const entry of entries) {
   const found = parseResults(stdout);
   console.error(`== ${entry.name}: exit ${code}, ${found.length} result(s), ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   if (code !== 0 || !found.length) {
-    console.error(stderr.split('\n').slice(-30).join('\n'));
-    rows.push({ bench: entry.name, work: `${entry.name} (bench failed, exit ${code})`, shipkit: NaN, peer: null, unit: '', goal: '', met: false, load: loadAverage() });
+    // Never silent: a bench that failed, or ended without a single result line, is a row of its own.
+    const what = code !== 0 ? `FAILED (exit ${code})` : 'NO RESULT (exit 0, no BENCH-RESULT line)';
+    console.error(`== ${entry.name}: ${what}; the last lines of its stderr:\n${stderr.split('\n').slice(-30).join('\n')}`);
+    rows.push({ bench: entry.name, work: `${entry.name}: ${what}`, shipkit: NaN, peer: null, unit: '', goal: '', met: false, load: loadAverage(), status: code !== 0 ? 'FAILED' : 'NO RESULT' });
   }
   for (const r of found) rows.push({ bench: entry.name, ...r });
 }
@@ -43,7 +45,7 @@ for (const entry of entries) {
 const num = (x: number | null, unit = '') => (x === null || Number.isNaN(x) ? '–' : `${x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2)}${unit ? ` ${unit}` : ''}`);
 const table = [
   ['work', 'shipkit', 'peer', 'ratio', 'goal', 'met', 'load'],
-  ...rows.map((r) => [r.work, num(r.shipkit, r.unit), num(r.peer, r.peer === null ? '' : r.unit), r.ratio == null ? '–' : `${r.ratio.toFixed(2)}×`, r.goal, r.met === null ? '?' : r.met ? 'met' : 'NOT met', r.load]),
+  ...rows.map((r) => [r.work, num(r.shipkit, r.unit), num(r.peer, r.peer === null ? '' : r.unit), r.ratio == null ? '–' : `${r.ratio.toFixed(2)}×`, r.goal, r.status ?? (r.met === null ? '?' : r.met ? 'met' : 'NOT met'), r.load]),
 ];
 console.log(`\nnpm run bench${args.quick ? ' --quick' : ''}: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), node ${process.version}, load average ${startLoad} at the start, ${loadAverage()} at the end`);
 console.log(`shipkit as shipped: ${bundle}`);
@@ -51,3 +53,5 @@ console.log(`| ${table[0].join(' | ')} |`);
 console.log(`|${table[0].map((_, i) => (i >= 1 && i <= 3 ? '---:' : '---')).join('|')}|`);
 for (const row of table.slice(1)) console.log(`| ${row.join(' | ')} |`);
 for (const r of rows.filter((x) => x.note)) console.log(`- ${r.work}: ${r.note}`);
+const broken = rows.filter((r) => r.status);
+if (broken.length) console.log(`\n${broken.length} bench(es) gave no figures: ${broken.map((r) => r.work).join('; ')} (their stderr is above, on stderr).`);
