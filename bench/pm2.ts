@@ -28,6 +28,8 @@ export interface Pm2App {
   cwd: string;
   mode: 'fork' | 'cluster';
   env: Record<string, string>;
+  /** Workers (cluster mode); 1 unless given. */
+  instances?: number;
 }
 
 export interface Pm2 {
@@ -50,11 +52,11 @@ export function usePm2(bin: string, home: string): Pm2 {
   return {
     async start(app) {
       // pm2's documented graceful reload: the app says `ready` (wait_ready), gets SIGINT and
-      // kill_timeout to drain. One instance, as launchfit runs one.
+      // kill_timeout to drain. One instance unless `instances` says more.
       const file = path.join(home, `${app.name}.config.json`);
       writeFileSync(file, JSON.stringify({
         apps: [{
-          name: app.name, script: app.script, cwd: app.cwd, exec_mode: app.mode, instances: 1, env: app.env,
+          name: app.name, script: app.script, cwd: app.cwd, exec_mode: app.mode, instances: app.instances ?? 1, env: app.env,
           wait_ready: true, listen_timeout: 10_000, kill_timeout: 5_000, autorestart: true,
         }],
       }));
