@@ -16,4 +16,5 @@ export const BENCHES: BenchEntry[] = [
   { name: 'fleet', script: 'bench/fleet.ts', args: ['--runs', '9'], quick: ['--runs', '3'] },
   { name: 'stages', script: 'bench/stages.ts', args: ['--only', 'sync', '--runs', '7'], quick: ['--only', 'sync', '--runs', '3'] },
   { name: 'fleet-pull', script: 'bench/fleet-pull.ts', args: [], quick: ['--quick'] },
+  { name: 'zero-downtime', script: 'bench/zero-downtime-shipped.ts', args: ['--runs', '5'], quick: ['--runs', '2'] },
 ];
