@@ -4,7 +4,6 @@
 // while it runs, trimmed once it ends), and the exit code written to a status file by a tiny sh
 // wrapper, so that a run which ends while hook-server is down is still known on restart.
 // The scheduling around it (concurrency, per-repo order, the journal) lives in lib/jobs/job-queue.ts.
-import { spawn } from 'node:child_process';
 import { chown, open, readFile, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { atomicWriteFile, ensureDir } from '../core/fs.ts';
@@ -12,6 +11,8 @@ import { secretEnvNames, type BuildEnvEntry } from '../config/build-env.ts';
 import { lookupUser, type UnixAccount } from '../core/unix-user.ts';
 import { endProcessGroup, signalGroup, waitForGroupExit } from '../core/process-group.ts';
 import type { JobRunner } from './job-queue.ts';
+import { readStatus } from './job-recovery.ts';
+import { createSpawner, type Spawner } from './spawner.ts';
 import type { Job } from './journal.ts';
 import type { Logger } from '../core/log.ts';
 
@@ -48,6 +49,8 @@ export interface ProcessRunnerOptions {
   log: Logger;
   /** Prepare per-repo folders for a build user (root only); injected so tests can skip it. */
   prepareUserDirs?: (job: Job, account: UnixAccount, cloneUrl: string | undefined) => Promise<void>;
+  /** What starts the processes (lib/jobs/spawner.ts): a helper process under Node by default. */
+  spawner?: Spawner;
 }
 
 /** The variables the repo's `env:NAME` secrets and token read, and only this repo's: the build resolves them. */
@@ -75,6 +78,7 @@ export function createProcessRunner(options: ProcessRunnerOptions): JobRunner {
   const killGraceMs = options.killGraceMs ?? 5_000;
   const maxOutputBytes = options.maxOutputBytes ?? 512 * 1024 * 1024;
   const keptOutputBytes = options.keptOutputBytes ?? 8 * 1024 * 1024;
+  const spawner = options.spawner ?? createSpawner();
   return async (job, hooks) => {
     const settings = options.repoSettings(job.repo);
     if (!settings) return { exit: null, reason: 'the repository is no longer in the config' };
@@ -101,20 +105,15 @@ export function createProcessRunner(options: ProcessRunnerOptions): JobRunner {
     const url = settings.url ? undefined : job.cloneUrl ?? undefined;
     const argv = [...prefix, ...options.commands[job.kind], ...jobArguments(job, options.configFile, { url })];
     const outputFile = path.join(dir, 'output.log');
-    const out = await open(outputFile, 'a', 0o640);
-    await out.write(`# ${new Date().toISOString()} job ${job.id} attempt ${job.attempts}: ${argv.join(' ')}\n`);
-    const child = spawn('/bin/sh', ['-c', WRAPPER, 'shipkit-job', statusFile, ...argv], {
+    // Started off this thread (lib/jobs/spawner.ts); the output file is opened by the starter.
+    const child = await spawner.start({
+      file: '/bin/sh', args: ['-c', WRAPPER, 'shipkit-job', statusFile, ...argv],
       cwd: options.dataDir,
       env: { ...passedSecrets(settings, env), PATH: env.PATH ?? '/usr/local/bin:/usr/bin:/bin', HOME: home, LANG: env.LANG ?? 'C.UTF-8' },
-      detached: true,
-      stdio: ['ignore', out.fd, out.fd],
       ...ids,
+      output: outputFile,
+      header: `# ${new Date().toISOString()} job ${job.id} attempt ${job.attempts}: ${argv.join(' ')}\n`,
     });
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
-      child.once('exit', (code, signal) => resolve({ code, signal }));
-      child.once('error', (error) => resolve({ code: null, signal: null, error }));
-    });
-    await out.close();
     if (child.pid) hooks.onSpawn(child.pid);
     let stopReason: string | undefined;
     let stopping: Promise<unknown> | undefined;
@@ -132,7 +131,7 @@ export function createProcessRunner(options: ProcessRunnerOptions): JobRunner {
         sizeUnknown = true;
       });
     }, 1000);
-    const result = await exited;
+    const result = await child.exited;
     clearTimeout(timeoutTimer);
     clearInterval(outputWatch);
     // The sh wrapper dies at once on SIGTERM (ours, or hook-server's shutdown ending the group)
@@ -144,6 +143,12 @@ export function createProcessRunner(options: ProcessRunnerOptions): JobRunner {
     signalGroup(child.pid, 'SIGKILL');
     await trimOutput(outputFile, keptOutputBytes).catch((error) => log.warn('could not trim job output', { job: job.id, error: (error as Error).message }));
     if (result.error) return { exit: null, reason: `could not start the job: ${result.error.message}` };
+    if (result.lost) {
+      // The helper that started it died: only the wrapper's status file knows how it ended.
+      const status = await readStatus(statusFile);
+      if (status) return { exit: status.code, reason: status.code === 0 ? undefined : `exited with ${status.code}` };
+      return { exit: null, reason: stopReason ?? 'its end was not recorded (the process that started it stopped)' };
+    }
     if (stopReason) return { exit: result.code, reason: stopReason };
     if (result.signal) return { exit: null, reason: `killed by ${result.signal}` };
     return { exit: result.code, reason: result.code === 0 ? undefined : `exited with ${result.code}` };

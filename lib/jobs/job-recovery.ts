@@ -1,6 +1,6 @@
 // What a previous hook-server process left behind: jobs still marked running (settled from their
 // status file, or interrupted and queued once more) and the files of jobs the journal forgot.
-import { readFile, rm, stat } from 'node:fs/promises';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../core/log.ts';
 import type { Job, Journal } from './journal.ts';
@@ -30,7 +30,8 @@ export async function recoverJobs({ journal, jobsDir, log, killGroup, maxInterru
   }
 }
 
-async function readStatus(file: string): Promise<{ code: number; time: string } | undefined> {
+/** The exit code an attempt's wrapper wrote to its status file, with the file's time; undefined without a whole line. */
+export async function readStatus(file: string): Promise<{ code: number; time: string } | undefined> {
   try {
     const [text, info] = await Promise.all([readFile(file, 'utf8'), stat(file)]);
     // A whole line or nothing: the wrapper writes the code and its newline at once, so an empty
@@ -43,7 +44,13 @@ async function readStatus(file: string): Promise<{ code: number; time: string } 
   }
 }
 
-/** Remove what a job left under the jobs folder (its output and status files). */
+/**
+ * Remove what jobs left under the jobs folder (their output and status files). Most jobs a
+ * compaction drops never ran (superseded while queued, thousands of them under a burst of
+ * deliveries) and have no folder: the folder is listed once instead of asking for each.
+ */
 export async function removeJobFiles(jobsDir: string, ids: string[]): Promise<void> {
-  await Promise.all(ids.map((id) => rm(path.join(jobsDir, id), { recursive: true, force: true })));
+  const wanted = new Set(ids);
+  const present = await readdir(jobsDir).catch(() => [] as string[]);
+  await Promise.all(present.filter((name) => wanted.has(name)).map((id) => rm(path.join(jobsDir, id), { recursive: true, force: true })));
 }

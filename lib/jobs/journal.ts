@@ -280,7 +280,9 @@ class JobJournal {
     const all = [...this.jobs.values()].sort((a, b) => a.seq - b.seq);
     const finished = all.filter((j) => FINISHED_STATES.includes(j.state));
     const dropped = finished.slice(0, Math.max(0, finished.length - this.keepFinished));
-    const kept = all.filter((j) => !dropped.includes(j));
+    // A Set: under a burst of deliveries thousands of superseded jobs go at once.
+    const gone = new Set(dropped);
+    const kept = all.filter((j) => !gone.has(j));
     const content = kept.map(encodeRecord).join('');
     await atomicWriteFile(this.file, content, { mode: 0o644 });
     for (const job of dropped) this.jobs.delete(job.id);

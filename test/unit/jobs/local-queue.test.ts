@@ -6,6 +6,8 @@ import { openJournal, type Job, type Journal } from '../../../lib/jobs/journal.t
 import { createJobQueue } from '../../../lib/jobs/local-queue.ts';
 import type { RunOutcome } from '../../../lib/jobs/job-queue.ts';
 import { createProcessRunner, jobArguments, trimOutput } from '../../../lib/jobs/job-process.ts';
+import { removeJobFiles } from '../../../lib/jobs/job-recovery.ts';
+import { createSpawner } from '../../../lib/jobs/spawner.ts';
 import { silentLogger } from '../../../lib/core/log.ts';
 import { FAKE_BUILD } from '../../fixtures/hooks/deliveries.ts';
 import { tmpDir, waitFor } from '../../helpers.ts';
@@ -81,7 +83,7 @@ test('a delivery is deduped while queued or running; a redelivery after it finis
   const again = await queue.enqueue({ repo: 'o/a', kind: 'release', tag: 'v1', deliveryId: 'D1' });
   assert.ok(again.duplicate);
   assert.is(again.job.id, first.job.id);
-  await tick();
+  await waitFor(() => runner.started.length === 1, { what: 'the job to start' });
   assert.ok((await queue.enqueue({ repo: 'o/a', kind: 'release', tag: 'v1', deliveryId: 'D1' })).duplicate, 'while running');
   runner.finish(first.job.id);
   await waitFor(() => queue.get(first.job.id)?.state === 'succeeded');
@@ -270,6 +272,39 @@ test('process runner: a job printing past the output cap is ended', async () => 
   const outcome = await runner(job, { onSpawn() {} });
   assert.match(outcome.reason!, /printed more than 1048576 bytes/);
   assert.ok(statSync(path.join(dir, 'jobs', job.id, 'output.log')).size < 70 * 1024);
+});
+
+test('a job whose starting helper dies while it runs ends with the code its wrapper wrote', async () => {
+  const dir = tmpDir();
+  const config = path.join(dir, 'shipkit.yml');
+  writeFileSync(config, '');
+  const runner = createProcessRunner({
+    dataDir: dir, jobsDir: path.join(dir, 'jobs'), configFile: config, log: silentLogger, spawner: createSpawner({ helper: true }),
+    commands: { build: ['/bin/sh', '-c', 'sleep 1; exit 5', 'x'], release: [] },
+    repoSettings: () => ({ timeout: 30 }),
+  });
+  const job = { id: '20260101-000000-bcbcbc', repo: 'o/a', kind: 'build', sha: null, ref: null, attempts: 1 } as Job;
+  let pgid = 0;
+  const running = runner(job, { onSpawn: (p) => { pgid = p; } });
+  await waitFor(() => pgid > 0, { what: 'the job to start' });
+  // The helper is the job's parent.
+  const stat = readFileSync(`/proc/${pgid}/stat`, 'latin1');
+  const helper = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  assert.match(readFileSync(`/proc/${helper}/cmdline`, 'latin1'), /^[^\0]*\0-e\0/);
+  process.kill(helper, 'SIGKILL');
+  assert.equal(await running, { exit: 5, reason: 'exited with 5' });
+});
+
+test('removeJobFiles removes the folders of the given jobs that have one, and nothing else', async () => {
+  const dir = tmpDir();
+  for (const id of ['a', 'b']) {
+    mkdirSync(path.join(dir, id));
+    writeFileSync(path.join(dir, id, 'output.log'), 'x');
+  }
+  await removeJobFiles(dir, ['a', 'never-ran']);
+  assert.not.ok(existsSync(path.join(dir, 'a')));
+  assert.ok(existsSync(path.join(dir, 'b', 'output.log')));
+  await removeJobFiles(path.join(dir, 'missing'), ['a']);
 });
 
 test.run();
