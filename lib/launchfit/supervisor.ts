@@ -1,5 +1,6 @@
-// Runs the app: `app.exec` through /bin/sh in its own process group, cwd DIR/current, output
-// to a rotated .launchfit/app.log and to our stderr. With `forever`, restarts it with capped
+// Runs the app: `app.exec` through /bin/sh in its own process group, under the instance
+// wrapper (instance.ts: every process the app leaves behind is stopped with it), cwd its
+// release folder, output to a rotated .launchfit/app.log and to our stderr. With `forever`, restarts it with capped
 // exponential backoff (reset after stable uptime), giving up after repeated rapid failures.
 // Stopping sends `app.kill` to the whole group, then SIGKILL after `kill_timeout`.
 //
@@ -10,8 +11,9 @@ import { closeSync, openSync, readFileSync, renameSync, rmSync, statSync, writeS
 import { rm, writeFile, readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../core/log.ts';
-import { endProcessGroup, isGroupAlive, signalGroup, waitForGroupExit } from '../core/process-group.ts';
+import { isGroupAlive, signalGroup, waitForGroupExit } from '../core/process-group.ts';
 import { appEnvironment, isAppOf, spawnIdentity, type AppAccount } from './app-env.ts';
+import { APP_PID_LINE, endInstance, instanceCommand, killInstance } from './instance.ts';
 import { Probation, type StartCheck } from './probation.ts';
 
 export interface SupervisorOptions {
@@ -137,7 +139,7 @@ export async function stopLeftoverApp(pidFile: string, dir: string, killTimeoutM
   })();
   if (ours && isGroupAlive(pgid)) {
     log.warn('stopping the app left running by a previous launchfit', { pid: pgid });
-    const end = await endProcessGroup(pgid, { graceMs: killTimeoutMs });
+    const end = await endInstance(pgid, killTimeoutMs);
     if (end === 'survived') log.error('the app left by a previous launchfit did not stop even after SIGKILL', { pid: pgid });
   }
   await rm(pidFile, { force: true });
@@ -148,6 +150,8 @@ export async function stopLeftoverApp(pidFile: string, dir: string, killTimeoutM
 export class AppSupervisor implements Supervisor {
   private opts: SupervisorOptions;
   private child: ChildProcess | undefined;
+  /** The app's own pid (its process group), as the instance wrapper reports it. */
+  private appPid: number | undefined;
   private exited: Promise<void> = Promise.resolve();
   private stopping = false;
   private restartTimer: NodeJS.Timeout | undefined;
@@ -209,7 +213,9 @@ export class AppSupervisor implements Supervisor {
     const { opts } = this;
     const sockets = opts.sockets ?? [];
     const listen = sockets.length ? { LISTEN_FDS: String(sockets.length), LISTEN_FDNAMES: sockets.map((s) => s.name).join(':') } : {};
-    const proc = spawn('/bin/sh', ['-c', `${sockets.length ? LISTEN_PID_PREFIX : ''}${shellCommand(opts.exec)}`], {
+    const shell = ['/bin/sh', '-c', `${sockets.length ? LISTEN_PID_PREFIX : ''}${shellCommand(opts.exec)}`];
+    const [file, ...args] = instanceCommand(shell, { graceMs: opts.killTimeoutMs, log: opts.appLog });
+    const proc = spawn(file, args, {
       cwd: opts.cwd,
       env: appEnvironment({ inherited: process.env, env: opts.env, extra: listen, dir: opts.dir, account: opts.account, withheld: opts.withheld }),
       ...spawnIdentity(opts.account),
@@ -219,18 +225,33 @@ export class AppSupervisor implements Supervisor {
     const echo = opts.echo ?? process.stderr;
     const out = (chunk: Buffer) => { this.appLog.write(chunk); echo.write(chunk); this.keepTail(chunk); };
     proc.stdout!.on('data', out);
-    proc.stderr!.on('data', out);
+    proc.stderr!.on('data', (chunk: Buffer) => out(this.takeAppPid(proc, chunk)));
     this.app.state = 'running';
     this.app.pid = proc.pid;
+    this.appPid = file === shell[0] ? proc.pid : undefined;
     this.app.startedAt = new Date().toISOString();
     if (proc.pid) this.writePidFile(proc.pid, this.app.startedAt);
     opts.log.info('app started', { pid: proc.pid, cwd: opts.cwd });
+    if (file === shell[0]) opts.log.warn('perl was not found: the app runs without the instance wrapper, so processes that leave its process group are not stopped with it');
     return proc;
   }
 
-  private writePidFile(pid: number, startedAt: string): void {
+  /** The wrapper's line naming the app's pid, taken out of its output: `status` shows the app's pid. */
+  private takeAppPid(proc: ChildProcess, chunk: Buffer): Buffer {
+    if (this.appPid !== undefined || this.child !== proc) return chunk;
+    const text = chunk.toString('latin1');
+    const found = APP_PID_LINE.exec(text);
+    if (!found) return chunk;
+    this.appPid = Number(found[1]);
+    this.app.pid = this.appPid;
+    this.writePidFile(proc.pid!, this.app.startedAt!, this.appPid);
+    return Buffer.from(text.slice(0, found.index) + text.slice(found.index + found[0].length + 1), 'latin1');
+  }
+
+  /** pgid: the instance's process (the wrapper, or the app itself without one), which a later launchfit stops. */
+  private writePidFile(pgid: number, startedAt: string, pid = pgid): void {
     // Without it, a launchfit killed later cannot find this app to stop it: say so.
-    void writeFile(this.opts.pidFile, JSON.stringify({ pid, pgid: pid, startedAt }), { mode: 0o600 })
+    void writeFile(this.opts.pidFile, JSON.stringify({ pid, pgid, startedAt }), { mode: 0o600 })
       .catch((error: NodeJS.ErrnoException) => this.opts.log.warn(`could not record the app's pid in ${this.opts.pidFile} (${error.code ?? error.message}); a leftover app will not be stopped after a crash`));
   }
 
@@ -245,7 +266,7 @@ export class AppSupervisor implements Supervisor {
         const uptime = Date.now() - started;
         this.app.lastExit = { code, signal, at: new Date().toISOString() };
         this.app.pid = undefined;
-        if (this.child === proc) this.child = undefined;
+        if (this.child === proc) { this.child = undefined; this.appPid = undefined; }
         resolve();
         this.afterExit(uptime, code, signal, probation);
       });
@@ -293,11 +314,13 @@ export class AppSupervisor implements Supervisor {
     if (!proc || proc.pid === undefined) return;
     const pgid = proc.pid;
     const deadline = Date.now() + this.opts.killTimeoutMs;
-    this.askToStop(pgid);
+    // The app's group (the wrapper, told of the app's exit, ends what is left); before the
+    // wrapper named the app, the wrapper, which passes the signal on.
+    this.askToStop(this.appPid ?? pgid);
     const leaderGone = await Promise.race([this.exited.then(() => true), sleep(Math.max(0, deadline - Date.now())).then(() => false)]);
     if (!leaderGone) {
-      this.opts.log.warn(`app did not stop within ${this.opts.killTimeoutMs / 1000} s; killing its process group`, { pid: pgid });
-      signalGroup(pgid, 'SIGKILL');
+      this.opts.log.warn(`app did not stop within ${this.opts.killTimeoutMs / 1000} s; killing its process group and every process below it`, { pid: this.appPid ?? pgid });
+      killInstance(pgid);
       await this.exited;
     }
     // Children that outlive the leader get the rest of the timeout, then SIGKILL.
