@@ -10,17 +10,23 @@
 // alternating; the table gives medians over the rounds and the ratios against the goal
 // (throughput ≥ 1.2× webhook, p99 ≤ 1.0×). --cpu-prof DIR starts hook-server with
 // `node --cpu-prof --cpu-prof-dir DIR` (one profile per round, written when it stops). --bundle
-// FILE runs another one file (one built from an older commit, to compare).
+// FILE runs another one file (one built from an older commit, to compare). Besides req/s (which
+// a loaded machine moves a lot), each server's CPU per 1,000 acknowledged deliveries is measured
+// from /proc: the server and every process under it (hook-server's job-starting helper and the
+// jobs it reaped; webhook's reaped /bin/true), which the load average moves much less.
+// Prints BENCH-RESULT rows (bench/result.ts) for `npm run bench`.
 // webhook is skipped (with a note) when it is not installed: apt-get install webhook.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import minimist from 'minimist';
 import { sign } from '@octokit/webhooks-methods';
+import { reportResult } from './result.ts';
+import { shippedShipkit } from './shipped.ts';
 
 const args = minimist(process.argv.slice(2), { string: ['connections', 'duration', 'flood', 'flood-mb', 'rounds', 'cpu-prof', 'bundle'] });
 const ROUNDS = Number(args.rounds ?? 3);
@@ -29,8 +35,9 @@ const DURATION = Number(args.duration ?? 10);
 const FLOOD = Number(args.flood ?? 50);
 const FLOOD_MB = Number(args['flood-mb'] ?? 25);
 const ROOT = path.resolve(import.meta.dirname, '..');
-const BUNDLE = path.resolve(args.bundle ?? path.join(ROOT, 'dist/shipkit.mjs'));
-if (!existsSync(BUNDLE)) spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'tools/bundle.ts'), 'shipkit'], { cwd: ROOT, stdio: 'inherit' });
+// The one file as shipped: --bundle FILE, else `npm run bench`'s (SHIPKIT_BENCH_BUNDLE), else a private build.
+const BUNDLE = path.resolve(args.bundle ?? shippedShipkit());
+if (!existsSync(BUNDLE)) throw new Error(`no such file: ${BUNDLE}`);
 const SECRET = randomUUID();
 const work = mkdtempSync(path.join(os.tmpdir(), 'shipkit-bench-hooks-'));
 const children: ChildProcess[] = [];
@@ -106,7 +113,26 @@ async function startWebhook(port: number) {
   return { ...server, url: `http://127.0.0.1:${port}/hooks/site` };
 }
 
-interface Load { rps: number; p99: number; p50: number; non2xx: number; errors: number; total: number }
+interface Load { rps: number; p99: number; p50: number; non2xx: number; errors: number; total: number; cpuPerK?: number }
+
+const TICK_MS = 1000 / (Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100);
+
+/** CPU ms used so far by `pid` and every process under it (their own, and that of the children they reaped). */
+function treeCpuMs(pid: number): number {
+  let ticks = 0;
+  const visit = (p: number) => {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'latin1');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]); // utime stime cutime cstime
+      for (const task of readdirSync(`/proc/${p}/task`)) {
+        for (const child of readFileSync(`/proc/${p}/task/${task}/children`, 'latin1').split(' ').filter(Boolean)) visit(Number(child));
+      }
+    } catch { /* gone meanwhile */ }
+  };
+  visit(pid);
+  return ticks * TICK_MS;
+}
 
 async function load(url: string): Promise<Load> {
   const { default: autocannon } = (await import('autocannon' as string)) as { default: any };
@@ -163,9 +189,11 @@ async function measure(name: Name, round: number): Promise<void> {
   const check = await fetch(server.url, { method: 'POST', body: BODY, headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-hub-signature-256': SIGNATURE, 'x-github-delivery': randomUUID() } });
   if (check.status >= 300) throw new Error(`${name} refused a signed delivery: ${check.status} ${await check.text()}`);
   process.stderr.write(`round ${round + 1}/${ROUNDS}, ${name}: ${CONNECTIONS} connections for ${DURATION} s...\n`);
+  const cpuBefore = treeCpuMs(server.child.pid!);
   const measured = await load(server.url);
+  measured.cpuPerK = (treeCpuMs(server.child.pid!) - cpuBefore) / (measured.total / 1000);
   const idleMb = peakRssMb(server.child.pid!);
-  process.stderr.write(`  ${Math.round(measured.rps)} req/s, p99 ${measured.p99} ms\n`);
+  process.stderr.write(`  ${Math.round(measured.rps)} req/s, p99 ${measured.p99} ms, ${Math.round(measured.cpuPerK)} ms CPU per 1,000 deliveries\n`);
   const run: (typeof runs)[Name][number] = { load: measured, idleMb };
   // The flood once per server, in the last round (it leaves the server's peak memory behind).
   if (round === ROUNDS - 1 && FLOOD > 0) {
@@ -191,14 +219,14 @@ const median = (values: number[]) => {
 const fmt = (n: number, digits = 0) => n.toFixed(digits);
 console.log(`\nSigned push deliveries, ${CONNECTIONS} connections, ${DURATION} s (autocannon), ${ROUNDS} rounds, sides alternated; then ${FLOOD} × ${FLOOD_MB} MB bad-signature bodies at once.`);
 console.log(`machine: ${os.cpus().length} cores, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}, node ${process.version}; hook-server: node ${path.relative(ROOT, BUNDLE)}\n`);
-console.log('| server | req/s (median; each round) | p50 ms | p99 ms (median; each round) | non-2xx | errors | peak RSS after load (MB) | peak RSS after flood (MB) | flood answers |');
-console.log('|---|---|---|---|---|---|---|---|---|');
+console.log('| server | req/s (median; each round) | p50 ms | p99 ms (median; each round) | CPU ms per 1,000 deliveries (median) | non-2xx | errors | peak RSS after load (MB) | peak RSS after flood (MB) | flood answers |');
+console.log('|---|---|---|---|---|---|---|---|---|---|');
 const summary = (name: Name) => {
   const list = runs[name];
   const last = list[list.length - 1];
   return {
-    rps: median(list.map((r) => r.load.rps)), p50: median(list.map((r) => r.load.p50)), p99: median(list.map((r) => r.load.p99)),
-    row: `| ${name} | ${fmt(median(list.map((r) => r.load.rps)))} (${list.map((r) => fmt(r.load.rps)).join(', ')}) | ${fmt(median(list.map((r) => r.load.p50)))} | ${fmt(median(list.map((r) => r.load.p99)))} (${list.map((r) => fmt(r.load.p99)).join(', ')}) | ${list.reduce((n, r) => n + r.load.non2xx, 0)} | ${list.reduce((n, r) => n + r.load.errors, 0)} | ${fmt(median(list.map((r) => r.idleMb)))} | ${last?.floodMb === undefined ? '-' : fmt(last.floodMb)} | ${last?.flood ? Object.entries(last.flood).map(([k, v]) => `${k}×${v}`).join(' ') : '-'} |`,
+    rps: median(list.map((r) => r.load.rps)), p50: median(list.map((r) => r.load.p50)), p99: median(list.map((r) => r.load.p99)), cpu: median(list.map((r) => r.load.cpuPerK ?? 0)),
+    row: `| ${name} | ${fmt(median(list.map((r) => r.load.rps)))} (${list.map((r) => fmt(r.load.rps)).join(', ')}) | ${fmt(median(list.map((r) => r.load.p50)))} | ${fmt(median(list.map((r) => r.load.p99)))} (${list.map((r) => fmt(r.load.p99)).join(', ')}) | ${fmt(median(list.map((r) => r.load.cpuPerK ?? 0)))} | ${list.reduce((n, r) => n + r.load.non2xx, 0)} | ${list.reduce((n, r) => n + r.load.errors, 0)} | ${fmt(median(list.map((r) => r.idleMb)))} | ${last?.floodMb === undefined ? '-' : fmt(last.floodMb)} | ${last?.flood ? Object.entries(last.flood).map(([k, v]) => `${k}×${v}`).join(' ') : '-'} |`,
   };
 };
 const ours = summary('hook-server');
@@ -210,6 +238,10 @@ if (haveWebhook) {
   const p99 = ours.p99 / Math.max(1, theirs.p99);
   console.log(`\nthroughput hook-server / webhook (medians): ${rate.toFixed(2)}× (goal ≥ 1.2×: ${rate >= 1.2 ? 'met' : 'not met'})`);
   console.log(`p99 hook-server / webhook (medians): ${p99.toFixed(2)}× (goal ≤ 1.0×: ${p99 <= 1 ? 'met' : 'not met'})`);
+  console.log(`CPU per delivery hook-server / webhook (medians): ${(ours.cpu / theirs.cpu).toFixed(2)}×`);
+  const note = `medians of ${ROUNDS} interleaved rounds × ${DURATION} s, ${CONNECTIONS} connections (autocannon in the bench's own process); CPU per 1,000 deliveries ${fmt(ours.cpu)} vs ${fmt(theirs.cpu)} ms`;
+  reportResult({ work: `signed deliveries acked/s, ${CONNECTIONS} conns`, shipkit: Math.round(ours.rps), peer: Math.round(theirs.rps), unit: 'req/s', goal: '≥ 1.2×', met: rate >= 1.2, note });
+  reportResult({ work: `signed deliveries p99, ${CONNECTIONS} conns`, shipkit: ours.p99, peer: theirs.p99, unit: 'ms', ratio: p99, goal: '≤ 1.0×', met: p99 <= 1, note });
   const ourFlood = runs['hook-server'].at(-1)?.floodMb;
   const theirFlood = runs.webhook.at(-1)?.floodMb;
   if (ourFlood !== undefined && theirFlood !== undefined) console.log(`flood peak memory hook-server / webhook: ${(ourFlood / theirFlood).toFixed(3)}×`);
