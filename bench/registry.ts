@@ -17,4 +17,5 @@ export const BENCHES: BenchEntry[] = [
   { name: 'stages', script: 'bench/stages.ts', args: ['--only', 'sync', '--runs', '7'], quick: ['--only', 'sync', '--runs', '3'] },
   { name: 'fleet-pull', script: 'bench/fleet-pull.ts', args: [], quick: ['--quick'] },
   { name: 'zero-downtime', script: 'bench/zero-downtime-shipped.ts', args: ['--runs', '5'], quick: ['--runs', '2'] },
+  { name: 'hooks', script: 'bench/hooks.ts', args: ['--rounds', '3', '--duration', '10', '--flood', '0'], quick: ['--rounds', '1', '--duration', '5', '--flood', '0'] },
 ];
