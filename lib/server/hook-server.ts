@@ -40,6 +40,10 @@ import { createReadRoutes } from '../web/read-routes.ts';
 import type { LogSource } from '../web/read-sources.ts';
 import { createLogFollow } from '../web/log-follow.ts';
 import { countedForge, DeliveryIntake, FORGE_PATHS, type Secrets } from './delivery.ts';
+import { FleetStore } from '../fleet/fleet-store.ts';
+import { basePath } from '../jobs/job-url.ts';
+import type { FleetView } from '../web/read-sources.ts';
+import { FleetRoutes } from './fleet-routes.ts';
 
 export const MAX_BODY = 25 * 1024 * 1024;
 const BODY_TIMEOUT_MS = 30_000;
@@ -107,8 +111,13 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
   // (kill -9, power cut) leaves a stale lock, which is taken over.
   const lock = await acquireLock(path.join(dirs.data, 'journal', 'hook-server.lock'), { what: `The data folder ${dirs.data} (another hook-server uses it)` });
   // Gauges are read at scrape time, once the queue below exists (the server listens after it).
-  const metrics = createHookMetrics({ counts: () => queue.counts() });
+  const metrics = createHookMetrics({ counts: () => queue.counts(), fleetHosts: () => fleet?.tally() ?? [] });
   const journal = await openJobJournal(dirs, metrics, log).catch(async (error) => {
+    await lock.release();
+    throw error;
+  });
+  const fleet = await openFleet(options, dirs.data).catch(async (error) => {
+    await journal.close();
     await lock.release();
     throw error;
   });
@@ -130,15 +139,16 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     readLog: (job) => jobLog(config, dirs.jobs, job), branchOf: (name) => config.repos.get(name)?.branch,
     isPrivate, repos: () => [...config.repos.keys()],
     renderMetrics: () => metrics.render(), deliveries: out.deliveries,
-    followLog: (req, res, job) => follow.handle(req, res, job),
+    followLog: (req, res, job) => follow.handle(req, res, job), fleet: fleet?.views,
   });
+  const fleetRoutes = fleet && new FleetRoutes({ ...fleet, base: basePath(config.publicUrl), log, canRead: readRoutes.canRead, onReport: metrics.countFleetReport, onRefused: metrics.countFleetRefusal });
   const guard = createPushGuard({ dataDir: dirs.data, workDir: (name) => repoPaths(config, name).work, env: options.env });
   await queue.recover((job) => killOrphanGroup(job, dirs.jobs).then(() => undefined));
   const intake = new DeliveryIntake({
     config, secrets: options.secrets, queue, guard, log, tmpDir: dirs.tmp,
     maxBody: options.maxBody ?? MAX_BODY, bodyTimeoutMs: options.bodyTimeoutMs ?? BODY_TIMEOUT_MS,
   });
-  const http = await listen(options, router({ log, queue, metrics, readRoutes, intake }));
+  const http = await listen(options, router({ log, queue, metrics, readRoutes, intake, fleetRoutes }));
   queue.resume();
   let stopping: Promise<void> | undefined;
   const stop = () => stopping ??= (async () => {
@@ -147,7 +157,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     await queue.stop({ graceMs: options.graceMs ?? 60_000, killGroup: (job) => endProcessGroup(job.pgid, { graceMs: 2_000 }).then(() => undefined) });
     await Promise.all([out.notifier.stop(), out.statuses.stop()]);
     await closed;
-    await journal.close();
+    await Promise.all([journal.close(), fleet?.store.close()]);
     await lock.release();
   })();
   return { url: http.url, queue, journal, http, metrics, deliveries: out.deliveries, stop };
@@ -228,16 +238,40 @@ function createReporters(options: HookServerOptions, metrics: HookMetrics, histo
   return { deliveries, notifier, statuses, onEnd };
 }
 
+/**
+ * The apps of `fleet:` with their secrets resolved, and their reports in DATA/fleet/ (undefined
+ * without a `fleet:` block: /fleet/ paths are then 404 like any unknown path).
+ */
+async function openFleet(options: HookServerOptions, dataDir: string) {
+  const { config, log } = options;
+  if (!config.fleet?.size) return undefined;
+  const secrets = new Map<string, string>();
+  for (const app of config.fleet.values()) {
+    secrets.set(app.app, await resolveSecret(app.secret, { env: options.env ?? process.env, baseDir: path.dirname(config.file), where: `${config.doc.locate(app.keyPath)}: fleet.${app.app}.secret` }));
+  }
+  const store = await FleetStore.open(dataDir, { onCompactError: (error) => log.warn('could not rewrite the fleet registry; it stays long and is tried again later', { error: error.message }) });
+  if (store.damaged) log.warn('the fleet registry had damaged lines; they were dropped', { damaged: store.damaged });
+  const tally = () => [...secrets.keys()].flatMap((app) => store.tally(app).map((row) => ({ app, ...row })));
+  const views = (): FleetView[] => [...secrets.keys()].map((app) => {
+    const hosts = store.hosts(app);
+    const failures = hosts.filter((h) => h.result === 'failed' || h.result === 'rolled_back' || h.result === 'skipped').sort((a, b) => b.at - a.at);
+    const liars = hosts.filter((h) => h.claimed_bucket !== null && Math.abs(h.claimed_bucket - h.bucket) >= 0.0001).length;
+    return { app, hosts: hosts.length, tally: store.tally(app), rollout: store.rollout(app), failures, liars };
+  });
+  return { secrets, store, tally, views };
+}
+
 interface Routes {
   log: Logger;
   queue: JobQueue;
   metrics: HookMetrics;
   readRoutes: ReturnType<typeof createReadRoutes>;
   intake: DeliveryIntake;
+  fleetRoutes?: FleetRoutes;
 }
 
 /** `/healthz`, the read side (lib/web/), and the forges' paths (lib/server/delivery.ts); 404 for the rest. */
-function router({ log, queue, metrics, readRoutes, intake }: Routes) {
+function router({ log, queue, metrics, readRoutes, intake, fleetRoutes }: Routes) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const requestId = requestIdOf(req);
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -254,6 +288,7 @@ function router({ log, queue, metrics, readRoutes, intake }: Routes) {
       return sendJson(res, 200, { ok: true, ...queue.counts() });
     }
     if (await readRoutes.handle(req, res, url, refuse)) return;
+    if (fleetRoutes && await fleetRoutes.handle(req, res, url, refuse)) return;
     const target = FORGE_PATHS.get(route);
     if (!target) return refuse(404, 'not found');
     res.once('close', () => metrics.countDelivery(countedForge(req, target), res.statusCode));

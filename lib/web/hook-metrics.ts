@@ -20,9 +20,11 @@ export interface EndedJob {
 export interface HookMetricsSources {
   /** Queued and running jobs now. */
   counts: () => { queued: number; running: number };
+  /** Hosts per app, version and result, from the fleet's latest reports (POST /fleet/reports). */
+  fleetHosts?: () => Array<{ app: string; version: string; result: string; hosts: number }>;
 }
 
-export function createHookMetrics({ counts }: HookMetricsSources) {
+export function createHookMetrics({ counts, fleetHosts = () => [] }: HookMetricsSources) {
   const registry: Registry = createRegistry();
   const deliveries = registry.counter('shipkit_deliveries_total', 'Webhook deliveries answered, by forge and HTTP status.', ['forge', 'answer']);
   const jobs = registry.counter('shipkit_jobs_total', 'Jobs that reached a final state, by repo and state.', ['repo', 'state']);
@@ -33,6 +35,10 @@ export function createHookMetrics({ counts }: HookMetricsSources) {
   const fsync = registry.histogram('shipkit_journal_fsync_seconds', 'Time an fsync of the job journal took.', FSYNC_BUCKETS);
   const notifications = registry.counter('shipkit_notifications_total', 'Notifications by channel and outcome (delivered, or failed after its retries).', ['channel', 'outcome']);
   const statuses = registry.counter('shipkit_commit_statuses_total', 'Commit statuses sent to forges, by forge and outcome (delivered, or failed after its retries).', ['forge', 'outcome']);
+  const fleetReports = registry.counter('shipkit_fleet_reports_total', 'Host reports accepted at POST /fleet/reports, by app and result.', ['app', 'result']);
+  const fleetRefused = registry.counter('shipkit_fleet_reports_refused_total', 'Requests to POST /fleet/reports and /fleet/rollouts refused, by reason (not counted as reports).', ['reason']);
+  registry.gaugeSeries('shipkit_fleet_hosts', 'Hosts by app, the version of their latest report, and its result.', ['app', 'version', 'result'],
+    () => fleetHosts().map(({ hosts, ...labels }) => ({ labels, value: hosts })));
 
   return {
     render: () => registry.render(),
@@ -55,6 +61,12 @@ export function createHookMetrics({ counts }: HookMetricsSources) {
     },
     countCommitStatus(forge: string, outcome: 'delivered' | 'failed') {
       statuses.inc({ forge, outcome });
+    },
+    countFleetReport(app: string, result: string) {
+      fleetReports.inc({ app, result });
+    },
+    countFleetRefusal(reason: string) {
+      fleetRefused.inc({ reason });
     },
   };
 }

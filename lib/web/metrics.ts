@@ -76,6 +76,14 @@ export function createRegistry() {
     return register({ name, help, type: 'gauge' as const, render: () => [`${name} ${formatValue(read())}`] }, []);
   }
 
+  /** A gauge with labels whose series are all read at scrape time (a series not returned is gone). */
+  function gaugeSeries(name: string, help: string, labelNames: readonly string[], read: () => Array<{ labels: Labels; value: number }>) {
+    return register({
+      name, help, type: 'gauge' as const,
+      render: () => read().map(({ labels, value }) => `${name}${formatLabels(labelNames, keyOf(labelNames, labels))} ${formatValue(value)}`),
+    }, labelNames);
+  }
+
   function histogram(name: string, help: string, buckets: readonly number[], labelNames: readonly string[] = []) {
     const bounds = [...buckets].sort((a, b) => a - b);
     const series = new Map<string, { labels: string[]; counts: number[]; sum: number; count: number }>();
@@ -109,7 +117,7 @@ export function createRegistry() {
     return metrics.map((m) => [`# HELP ${m.name} ${escapeHelp(m.help)}`, `# TYPE ${m.name} ${m.type}`, ...m.render()].join('\n')).join('\n') + '\n';
   }
 
-  return { counter, gauge, histogram, render };
+  return { counter, gauge, gaugeSeries, histogram, render };
 }
 
 export type Registry = ReturnType<typeof createRegistry>;

@@ -139,7 +139,7 @@ export class PageRoutes {
     const repo = url.searchParams.get('repo') || undefined;
     const { sources, base } = this;
     const help = { serverUrl: this.serverUrl(req), configFile: sources.configFile };
-    this.sendPage(req, res, 200, renderStatusPage({ jobs: sources.jobs(), repos: sources.repos(), repo, page: Number.isFinite(page) ? page : 1, viewer: this.viewerOf(req), base, help }));
+    this.sendPage(req, res, 200, renderStatusPage({ jobs: sources.jobs(), repos: sources.repos(), repo, page: Number.isFinite(page) ? page : 1, viewer: this.viewerOf(req), base, help, fleet: sources.fleet?.() }));
   }
 
   /** Where forges reach this server, for the page's webhook URLs: `public_url:`, else the address this request was sent to. */

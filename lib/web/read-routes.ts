@@ -94,6 +94,8 @@ export function createReadRoutes(sources: ReadSources) {
   }
 
   return {
+    /** A status-page session or the read token: what opens the read API (GET /fleet/APP uses it too). */
+    canRead: (req: IncomingMessage): boolean => Boolean(sources.token) && apiProblem(req) === undefined,
     /** Answers the request when it is a read route; false when it is not one (a webhook path). */
     async handle(req: IncomingMessage, res: ServerResponse, url: URL, refuse: Refuse): Promise<boolean> {
       const route = url.pathname;

@@ -42,6 +42,21 @@ export interface ReadSources {
    */
   followLog?: (req: IncomingMessage, res: ServerResponse, job: Job) => Promise<void> | void;
   now?: () => Date;
+  /** The apps hosts report to (`fleet:`), for the status page's Fleet section. */
+  fleet?(): FleetView[];
+}
+
+/** One app's fleet as the status page shows it (hook-server builds it from its fleet registry). */
+export interface FleetView {
+  app: string;
+  hosts: number;
+  /** Hosts per version of their latest report and its result. */
+  tally: Array<{ version: string; result: string; hosts: number }>;
+  rollout: { version: string; step: number; steps: number[]; percent: number; state: string; reason: string; at: string } | null;
+  /** The latest failed, rolled back or skipped reports, newest first. */
+  failures: Array<{ host: string; version: string; result: string; reason: string; at: number }>;
+  /** Hosts whose claimed bucket is not the one their id gives. */
+  liars: number;
 }
 
 export type LogSource = { text: string } | { file: string; size: number };

@@ -8,6 +8,8 @@ import type { DeliveryRecord } from '../notify/outcomes.ts';
 import { BIDI_CONTROLS, bidiName, escapeMarkup, showBidiControls } from '../core/escape.ts';
 import { jobPagePath } from '../jobs/job-url.ts';
 import { parseLogSteps, stepsFailingFirst, type LogStep } from './job-steps.ts';
+import { renderFleetSection } from './fleet-section.ts';
+import type { FleetView } from './read-sources.ts';
 import { renderFirstSteps, renderStateLegend, renderStateNote, type PageHelpInput } from './page-help.ts';
 
 export const PAGE_SIZE = 50;
@@ -116,6 +118,8 @@ export interface StatusPageInput {
   base?: string;
   /** For a signed-in viewer of an instance without repos or jobs: what to do next (lib/web/page-help.ts). */
   help?: PageHelpInput;
+  /** The apps hosts report to (lib/web/fleet-section.ts). */
+  fleet?: FleetView[];
 }
 
 /** Each repo's newest job per branch (builds) and its newest release: superseded jobs say nothing. */
@@ -141,7 +145,7 @@ function pageLink(base: string, params: { repo?: string; page: number }): string
   return escapeMarkup(q ? `${base}/?${q}` : `${base}/`);
 }
 
-export function renderStatusPage({ jobs, repos, repo, page, pageSize = PAGE_SIZE, viewer, base = '', help }: StatusPageInput): string {
+export function renderStatusPage({ jobs, repos, repo, page, pageSize = PAGE_SIZE, viewer, base = '', help, fleet }: StatusPageInput): string {
   const all = [...jobs];
   const states = lastStates(all, repos);
   const repoRows = [...states].sort(([a], [b]) => a.localeCompare(b)).map(([name, last]) => {
@@ -173,7 +177,7 @@ export function renderStatusPage({ jobs, repos, repo, page, pageSize = PAGE_SIZE
 <tbody>
 ${repoRows || `<tr><td colspan="4" class="muted">No repositories in the config${firstSteps ? ' yet: see Getting started above' : ''}.</td></tr>`}
 </tbody></table>
-<h2>Recent jobs${repo ? ` of ${text(repo)} <a href="${base}/">(all)</a>` : ''}</h2>
+${repo ? '' : renderFleetSection(fleet, viewer.signedIn || !viewer.canSignIn)}<h2>Recent jobs${repo ? ` of ${text(repo)} <a href="${base}/">(all)</a>` : ''}</h2>
 ${filter}
 <table class="jobs"><thead><tr><th>State</th><th>Repository</th><th>Branch</th><th>Commit</th><th>Message</th><th>Author</th><th>Trigger</th><th>Queued</th><th>Started</th><th>Duration</th></tr></thead>
 <tbody>

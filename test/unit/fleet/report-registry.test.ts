@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ValidationError } from '../../../lib/core/errors.ts';
-import { checkReport, supersedes } from '../../../lib/fleet/report-registry.ts';
+import { checkReport, checkRollout, supersedes } from '../../../lib/fleet/report-registry.ts';
 import { rolloutBucket } from '../../../lib/release/rollout-bucket.ts';
 
 const HOST = '0123456789abcdef0123456789abcdef';
@@ -51,5 +51,38 @@ test('latest report per host: higher seq wins, same seq the later one', () => {
   assert.ok(supersedes(sameLater, a));
   assert.not.ok(supersedes(a, sameLater));
 });
+
+const rollout = { app: 'my-app', version: '1.2.0', seq: 7, step: 2, percent: 10, steps: [1, 10, 100], state: 'running', reason: '', at: '2026-11-23T10:00:00.000Z', extra: 1 };
+
+test('a rollout state: kept with the time it was received, unknown keys dropped', () => {
+  const record = checkRollout(rollout, 5);
+  assert.equal(record, { app: 'my-app', version: '1.2.0', seq: 7, step: 2, percent: 10, steps: [1, 10, 100], state: 'running', reason: '', at: '2026-11-23T10:00:00.000Z', received: 5 });
+});
+
+const hostileRollouts: Array<[string, unknown, RegExp]> = [
+  ['an array', [rollout], /JSON object/],
+  ['app with a slash', { ...rollout, app: 'a/b' }, /app is not a valid name/],
+  ['unknown state', { ...rollout, state: 'exploded' }, /state must be one of/],
+  ['step past the steps', { ...rollout, step: 4 }, /step must be/],
+  ['step 0', { ...rollout, step: 0 }, /step must be/],
+  ['percent 0', { ...rollout, percent: 0 }, /percent must be/],
+  ['percent over 100', { ...rollout, percent: 101 }, /percent must be/],
+  ['steps with a string', { ...rollout, steps: [1, '10', 100] }, /steps must be/],
+  ['21 steps', { ...rollout, steps: Array.from({ length: 21 }, (_, i) => i + 1) }, /steps must be/],
+  ['seq a float', { ...rollout, seq: 1.5 }, /seq must be/],
+  ['reason too long', { ...rollout, reason: 'x'.repeat(501) }, /reason must be/],
+  ['at too long', { ...rollout, at: 'x'.repeat(41) }, /at must be/],
+];
+for (const [label, body, message] of hostileRollouts) {
+  test(`rollout refused: ${label}`, () => {
+    try {
+      checkRollout(body, 0);
+      assert.unreachable('accepted');
+    } catch (error) {
+      assert.instance(error, ValidationError);
+      assert.match((error as Error).message, message);
+    }
+  });
+}
 
 test.run();

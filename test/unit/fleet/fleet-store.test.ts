@@ -1,0 +1,114 @@
+// The fleet registry on disk (lib/fleet/fleet-store.ts): a report is on disk when its write
+// resolves, a host keeps its latest report, a restart reads back what was acknowledged, a torn or
+// altered line is dropped, a full disk (real tmpfs) refuses without changing memory, and a log
+// of mostly superseded lines is rewritten.
+import { appendFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { fleetLogFile, FleetStore } from '../../../lib/fleet/fleet-store.ts';
+import type { HostEntry, RolloutRecord } from '../../../lib/fleet/report-registry.ts';
+import { mountTinyDisk, skipFullDisk } from '../../disk-helpers.ts';
+import { tmpDir } from '../../helpers.ts';
+
+function entry(fields: Partial<HostEntry> = {}): HostEntry {
+  return { host: randomBytes(16).toString('hex'), version: '1.0', previous: '', seq: 1, bucket: 50, claimed_bucket: 50, result: 'running', reason: '', seconds: null, at: Date.now(), ...fields };
+}
+const rollout: RolloutRecord = { version: '1.1', seq: 2, step: 1, percent: 1, steps: [1, 100], state: 'running', reason: '', at: '2026-11-23T10:00:00Z', received: 1 };
+
+test('each write is in the file when it resolves; a restart reads every host and the rollout back', async () => {
+  const dir = tmpDir();
+  const store = await FleetStore.open(dir);
+  const hosts = Array.from({ length: 200 }, () => entry());
+  const missing: string[] = [];
+  await Promise.all(hosts.map((h) => store.addReport('web', h).then(() => {
+    if (!readFileSync(fleetLogFile(dir), 'utf8').includes(h.host)) missing.push(h.host);
+  })));
+  await store.setRollout('web', rollout);
+  assert.equal(missing, [], 'acknowledged before it was in the file');
+  assert.ok(store.stats().flushes < hosts.length, 'reports that arrived together shared a flush');
+  assert.is(statSync(fleetLogFile(dir)).mode & 0o777, 0o600);
+  await store.close();
+  const again = await FleetStore.open(dir);
+  assert.is(again.damaged, 0);
+  assert.is(again.hostCount('web'), 200);
+  assert.equal(again.rollout('web'), rollout);
+  assert.equal(again.tally('web'), [{ version: '1.0', result: 'running', hosts: 200 }]);
+  await again.close();
+});
+
+test('a host keeps its latest report: higher seq wins, an older one is not written', async () => {
+  const dir = tmpDir();
+  const store = await FleetStore.open(dir);
+  const h = entry({ seq: 5, version: '1.1', result: 'updated' });
+  assert.ok(await store.addReport('web', h));
+  assert.not.ok(await store.addReport('web', { ...h, seq: 4, version: '1.0', result: 'running', at: h.at + 10 }), 'an older seq');
+  assert.ok(await store.addReport('web', { ...h, result: 'rolled_back', reason: 'probe failed', at: h.at + 20 }), 'same seq, later');
+  assert.equal(store.hosts('web').map((e) => [e.version, e.result]), [['1.1', 'rolled_back']]);
+  assert.is(store.stats().lines, 2);
+  await store.close();
+  const again = await FleetStore.open(dir);
+  assert.equal(again.hosts('web').map((e) => [e.version, e.result, e.reason]), [['1.1', 'rolled_back', 'probe failed']]);
+  assert.equal(again.hosts('other'), []);
+  await again.close();
+});
+
+test('a torn last line and an altered line are dropped on replay, and the file is cut back to whole lines', async () => {
+  const dir = tmpDir();
+  const store = await FleetStore.open(dir);
+  const kept = entry();
+  const altered = entry();
+  await store.addReport('web', kept);
+  await store.addReport('web', altered);
+  await store.close();
+  const file = fleetLogFile(dir);
+  writeFileSync(file, readFileSync(file, 'utf8').replace(`"host":"${altered.host}","version":"1.0"`, `"host":"${altered.host}","version":"9.9"`));
+  appendFileSync(file, '01234567 {"kind":"report","app":"web","entry":{"host":"ab'); // a crash mid-write
+  const again = await FleetStore.open(dir);
+  assert.is(again.damaged, 2);
+  assert.equal(again.hosts('web').map((e) => e.host), [kept.host]);
+  assert.ok(readFileSync(file, 'utf8').endsWith('\n'), 'the torn tail is gone');
+  await again.close();
+});
+
+test('a log of mostly superseded lines is rewritten with the live state only', async () => {
+  const dir = tmpDir();
+  const store = await FleetStore.open(dir);
+  const host = entry();
+  for (let seq = 1; seq <= 1100; seq++) await store.addReport('web', { ...host, seq, version: `1.${seq}` });
+  assert.ok(store.stats().lines < 1100, `rewritten (${store.stats().lines} lines)`);
+  await store.close();
+  const again = await FleetStore.open(dir);
+  assert.equal(again.hosts('web').map((e) => e.version), ['1.1100']);
+  assert.ok(readFileSync(fleetLogFile(dir), 'utf8').split('\n').length < 1000);
+  await again.close();
+});
+
+test('full disk (real tmpfs): a write that fails changes nothing; the next one after space is freed reads back', async () => {
+  const disk = mountTinyDisk('1m');
+  if (typeof disk === 'string') return skipFullDisk('fleet store full-disk test', disk);
+  const store = await FleetStore.open(disk.dir);
+  const first = entry();
+  await store.addReport('web', first);
+  disk.fill();
+  const group = Array.from({ length: 20 }, () => entry({ reason: 'r'.repeat(450) }));
+  const outcomes = await Promise.allSettled(group.map((h) => store.addReport('web', h)));
+  const refused = group.filter((_, i) => outcomes[i].status === 'rejected');
+  assert.ok(refused.length > 0, 'writes failed on the full disk');
+  for (const o of outcomes) if (o.status === 'rejected') assert.is((o.reason as NodeJS.ErrnoException).code, 'ENOSPC');
+  const hosts = new Set(store.hosts('web').map((e) => e.host));
+  for (const h of refused) assert.not.ok(hosts.has(h.host), 'a refused report is not in memory');
+  const accepted = group.filter((_, i) => outcomes[i].status === 'fulfilled');
+  disk.free();
+  const after = entry();
+  await store.addReport('web', after);
+  await store.close();
+  const again = await FleetStore.open(disk.dir);
+  assert.is(again.damaged, 0, 'no partial line');
+  const back = new Set(again.hosts('web').map((e) => e.host));
+  for (const h of [first, after, ...accepted]) assert.ok(back.has(h.host), 'an acknowledged report is on disk');
+  for (const h of refused) assert.not.ok(back.has(h.host), 'a refused report is not on disk');
+  await again.close();
+});
+
+test.run();
