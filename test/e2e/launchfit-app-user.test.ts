@@ -38,10 +38,15 @@ http.createServer((req, res) => res.end(version + '\\n')).listen(Number(process.
 
 interface Report { file: string; version: string; pid: number; data: any } // eslint-disable-line @typescript-eslint/no-explicit-any
 
+/** The app's reports written so far; one still being written (not yet whole JSON) is not there yet. */
 function reports(dir: string, what: string): Report[] {
-  return readdirSync(dir).filter((f) => f.endsWith(`-${what}.json`)).map((file) => {
+  return readdirSync(dir).filter((f) => f.endsWith(`-${what}.json`)).flatMap((file) => {
     const [version, pid] = file.split('-');
-    return { file, version, pid: Number(pid), data: JSON.parse(readFileSync(path.join(dir, file), 'utf8')) };
+    try {
+      return [{ file, version, pid: Number(pid), data: JSON.parse(readFileSync(path.join(dir, file), 'utf8')) }];
+    } catch {
+      return [];
+    }
   });
 }
 
