@@ -26,7 +26,8 @@ const appProcesses = () => {
   return readdirSync('/proc').filter((n) => /^\d+$/.test(n)).filter((pid) => {
     try {
       return isAppOf(readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0'), w.deploy) && isRunning(Number(pid))
-        && /server\.cjs/.test(readFileSync(`/proc/${pid}/cmdline`, 'latin1'));
+        && /server\.cjs/.test(readFileSync(`/proc/${pid}/cmdline`, 'latin1'))
+        && readFileSync(`/proc/${pid}/comm`, 'latin1').trim() !== 'launchfit-inst'; // not the instance wrapper
     } catch { return false; }
   }).map(Number);
 };

@@ -77,8 +77,8 @@ test('kill as a command: it gets the app pid; the whole group is stopped', async
     kill: 'echo "$LAUNCHFIT_APP_PID" > stop-called; kill -TERM -"$LAUNCHFIT_APP_PID"',
   }));
   await sup.start();
-  const pid = sup.info().pid!;
   await new Promise((r) => setTimeout(r, 200));
+  const pid = sup.info().pid!; // the app's, once the instance wrapper has named it
   const t0 = Date.now();
   await sup.stop();
   assert.ok(Date.now() - t0 < 3000, 'stopped by the command, not by the SIGKILL fallback');
