@@ -9,7 +9,7 @@ import type { Logger } from '../core/log.ts';
 import { secretVariables } from './app-env.ts';
 import type { AppConfig, LaunchConfig } from './config.ts';
 import { describeProbe, probeHealth, waitUntilHealthy, watchHealth, type HealthWait, type HealthWatch, type ProbeAnswer } from './health.ts';
-import { bindSockets, type BoundSocket, type ListenSpec, type SocketSet } from './sockets.ts';
+import { bindSockets, type BoundSocket, type ListenSpec, type RawHandle, type SocketSet } from './sockets.ts';
 import type { DeployPaths, StartFailure } from './state.ts';
 import { createRotatingLog, createSupervisor, type AppInfo, type RotatingLog, type Supervisor } from './supervisor.ts';
 import { readCurrent } from './switch.ts';
@@ -55,6 +55,8 @@ export interface RunnerOptions {
   loadConfig(release: string | undefined): Promise<LaunchConfig>;
   /** The config `run` started with: it decides the sockets, which are bound once. */
   config: LaunchConfig;
+  /** app.listen's sockets taken over from the instance a killed launchfit left (sockets.ts takeSockets), in order. */
+  taken?: RawHandle[];
   /**
    * The serving instance of `release` failed `app.health.failures` probes in a row: a crash.
    * Without it, the instance is restarted (off probation).
@@ -72,7 +74,7 @@ export interface RunnerOptions {
 export async function createAppRunner(opts: RunnerOptions): Promise<AppRunner> {
   const listen = opts.config.app.listen;
   const slots = slotsOf(opts.paths, listen.length > 0);
-  const sockets = await bindAppSockets(listen, slots, opts.log);
+  const sockets = await bindAppSockets(listen, slots, opts.log, opts.taken);
   return new AppSlotRunner(opts, slots, sockets);
 }
 
@@ -84,12 +86,12 @@ function slotsOf(paths: DeployPaths, listening: boolean): Slot[] {
 }
 
 /** The app's listening sockets, then one health socket per slot; none without app.listen. */
-async function bindAppSockets(listen: ListenSpec[], slots: Slot[], log: Logger): Promise<SocketSet | undefined> {
+async function bindAppSockets(listen: ListenSpec[], slots: Slot[], log: Logger, taken: RawHandle[] = []): Promise<SocketSet | undefined> {
   if (!listen.length) return undefined;
   const sockets = await bindSockets([
     ...listen.map((spec) => ({ spec, name: 'listen' })),
     ...slots.map((s) => ({ spec: { kind: 'unix' as const, path: s.healthSocket!, text: s.healthSocket! }, name: 'health' })),
-  ]);
+  ], taken);
   log.info('listening for the app', { sockets: listen.map((s) => s.text) });
   return sockets;
 }

@@ -1,14 +1,16 @@
 // The long-running side of launchfit (`run`) and the one-shot commands that share it:
 // lock, crash recovery, supervisor, polling with jitter, control socket and TCP listener. The
 // order of checks and rollbacks (one at a time, requests coalesced) is update-queue.ts.
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { RemoteError, UsageError, messageOf } from '../core/errors.ts';
 import { ensureDir } from '../core/fs.ts';
 import { acquireLock, type Lock } from '../core/lock.ts';
 import type { Logger } from '../core/log.ts';
 import { resolveSecret } from '../core/secrets.ts';
-import { checkCanRunAs } from './app-env.ts';
+import { checkCanRunAs, isAppOf } from './app-env.ts';
+import { findPerl } from './instance.ts';
+import { takeSockets, type RawHandle } from './sockets.ts';
 import { CONFIG_NAME, loadLaunchConfig, readReleaseAppDefaults, type LaunchConfig } from './config.ts';
 import { startControlListener, startControlSocket, type ControlHandlers } from './control.ts';
 import type { FetchFn } from './fetch.ts';
@@ -97,18 +99,40 @@ export async function runLauncher(opts: LauncherOptions): Promise<void> {
   const lock = await lockDeployFolder(paths);
   let launcher: Launcher | undefined;
   try {
-    const { pending, config } = await recoverDeployFolder(paths, opts.log);
+    const { pending, config, taken } = await recoverDeployFolder(paths, opts.log);
     checkCanRunAs(config.app.account);
     launcher = new Launcher(opts, paths, config);
-    await launcher.run(pending);
+    await launcher.run(pending, taken);
   } finally {
     await launcher?.close();
     await lock.release();
   }
 }
 
-/** What a killed launchfit left behind: its hook, half-made folders, its apps. */
-async function recoverDeployFolder(paths: DeployPaths, log: Logger): Promise<{ pending: LaunchState['pending']; config: LaunchConfig }> {
+/**
+ * app.listen's sockets, taken from the instance a killed launchfit left running before it is
+ * stopped: they stay open throughout, so no connection is refused while the app is started again
+ * (they wait in the backlog). Undefined when there is none, or they cannot be taken (said why).
+ */
+async function takeLeftoverSockets(paths: DeployPaths, config: LaunchConfig, log: Logger): Promise<RawHandle[] | undefined> {
+  const perl = findPerl();
+  if (!config.app.listen.length || !perl) return undefined;
+  for (const pidFile of [paths.pidFile, paths.secondPidFile]) {
+    const pgid = await readFile(pidFile, 'utf8').then((t) => (JSON.parse(t) as { pgid: number }).pgid, () => 0);
+    const ours = pgid > 1 && await readFile(`/proc/${pgid}/environ`, 'latin1').then((e) => isAppOf(e.split('\0'), paths.dir), () => false);
+    if (!ours) continue;
+    const { handles, reason } = await takeSockets(pgid, config.app.listen, perl);
+    if (handles) {
+      log.info('took the app\'s listening sockets over from the instance a previous launchfit left', { pid: pgid });
+      return handles;
+    }
+    log.warn(`could not take the app's listening sockets over from the instance a previous launchfit left (${reason}); binding them again: connections are refused until then`, { pid: pgid });
+  }
+  return undefined;
+}
+
+/** What a killed launchfit left behind: its hook, half-made folders, its apps (their sockets taken over first). */
+async function recoverDeployFolder(paths: DeployPaths, log: Logger): Promise<{ pending: LaunchState['pending']; config: LaunchConfig; taken?: RawHandle[] }> {
   // First, before the clean-up and the next check run the hook again: a hook orphaned by a
   // killed launchfit must not run twice at once.
   await stopLeftoverHook(paths, log);
@@ -118,8 +142,9 @@ async function recoverDeployFolder(paths: DeployPaths, log: Logger): Promise<{ p
   const config = await loadEffectiveConfig(paths);
   // Both slots: a launchfit killed during an overlapping update leaves two apps behind. They
   // hold the app's sockets, so they are stopped before the sockets are bound again.
+  const taken = await takeLeftoverSockets(paths, config, log);
   for (const pidFile of [paths.pidFile, paths.secondPidFile]) await stopLeftoverApp(pidFile, paths.dir, config.app.killTimeoutSec * 1000, log);
-  return { pending: state.pending, config };
+  return { pending: state.pending, config, taken };
 }
 
 /** `launchfit run` in a locked, recovered deploy folder: the app, the checks, the control socket and listener. */
@@ -149,10 +174,10 @@ class Launcher {
   }
 
   /** Until the stop signal, then a clean stop. */
-  async run(pending: LaunchState['pending']): Promise<void> {
+  async run(pending: LaunchState['pending'], taken?: RawHandle[]): Promise<void> {
     const { paths, log } = this;
     this.runner = await createAppRunner({
-      paths, log, echo: this.opts.echo, config: this.config,
+      paths, log, echo: this.opts.echo, config: this.config, taken,
       loadConfig: async (release) => (this.config = await loadEffectiveConfig(paths, release)),
       onUnhealthy: (release) => void this.updates.exclusive(async () => { if (!this.stopped) await restartUnhealthy(this.context(), release); })
         .catch((error) => log.error(`restarting the unhealthy app failed: ${messageOf(error)}`)),

@@ -28,7 +28,7 @@ export function parseListenSpec(text: string, baseDir: string): ListenSpec {
   return { kind: 'tcp', host, port, text };
 }
 
-interface RawHandle { fd?: number; close(cb?: () => void): void; getsockname?(out: Record<string, unknown>): number }
+export interface RawHandle { fd?: number; close(cb?: () => void): void; getsockname?(out: Record<string, unknown>): number }
 type CreateServerHandle = (address: string, port: number, addressType: number) => RawHandle | number;
 
 export interface BoundSocket {
@@ -103,8 +103,9 @@ function listenOnFds(fds: number[]): Promise<void> {
 /**
  * Bind and listen on every spec, in order; names for LISTEN_FDNAMES come with them. All or
  * nothing: on any failure the ones already bound are closed and a ConfigError names the address.
+ * `taken[i]`, when given, is entry i's socket already listening (takeSockets), used as it is.
  */
-export async function bindSockets(entries: Array<{ spec: ListenSpec; name: string }>): Promise<SocketSet> {
+export async function bindSockets(entries: Array<{ spec: ListenSpec; name: string }>, taken: RawHandle[] = []): Promise<SocketSet> {
   const handles: RawHandle[] = [];
   const made: string[] = [];
   const closeAll = async () => {
@@ -112,7 +113,8 @@ export async function bindSockets(entries: Array<{ spec: ListenSpec; name: strin
     for (const file of made) await rm(file, { force: true });
   };
   try {
-    for (const { spec } of entries) {
+    for (const [i, { spec }] of entries.entries()) {
+      if (taken[i]) { handles.push(taken[i]); continue; }
       if (spec.kind === 'unix') await clearStaleSocketFile(spec.path);
       handles.push(createHandle(spec));
       if (spec.kind === 'unix') made.push(spec.path);
@@ -137,4 +139,59 @@ export async function bindSockets(entries: Array<{ spec: ListenSpec; name: strin
 export function listenEnv(sockets: Array<{ name: string }>): Record<string, string> {
   if (!sockets.length) return {};
   return { LISTEN_FDS: String(sockets.length), LISTEN_FDNAMES: sockets.map((s) => s.name).join(':') };
+}
+
+// Taking the listening sockets back from a running instance (issue 20 item 5). After a kill -9
+// of launchfit, the instance it left holds the only copies of app.listen's sockets; closing them
+// refuses connections until they are bound again. Node cannot take an fd from another process,
+// so a Perl helper does (pidfd_open + pidfd_getfd, Linux 5.6, the same user or root), puts them
+// at fds 4… and execs Node, which hands them to launchfit over the IPC channel as raw handles
+// (what node:cluster does), without ever accepting on them.
+const TAKE = String.raw`
+use strict; use POSIX ();
+my ($pid, $node, $relay, @fds) = @ARGV;
+my $pidfd = syscall(434, $pid + 0, 0);   # pidfd_open (the same number on every arch but alpha)
+die "pidfd_open: $!\n" if $pidfd < 0;
+my @got;
+for my $fd (@fds) { my $n = syscall(438, $pidfd, $fd + 0, 0); die "pidfd_getfd $fd: $!\n" if $n < 0; push @got, $n }
+for my $i (0 .. $#got) { POSIX::dup2($got[$i], 100 + $i) // die "dup2: $!\n" }
+for my $i (0 .. $#got) { POSIX::dup2(100 + $i, 4 + $i) // die "dup2: $!\n"; POSIX::close(100 + $i) }
+exec { $node } $node, '-e', $relay, scalar(@got) or die "exec $node: $!\n";
+`;
+
+const RELAY = "const net=require('node:net');const n=Number(process.argv[1]);for(let i=0;i<n;i++)"
+  + "process.send({i},new net.Socket({fd:4+i,readable:false,writable:false})._handle);process.on('message',()=>process.exit(0));";
+
+/**
+ * The listening sockets `specs` (TCP only) from the process `pid`'s fds 3…, checked to be bound
+ * to those addresses; undefined when they cannot be taken (the reason then), nothing kept.
+ */
+export async function takeSockets(pid: number, specs: ListenSpec[], perl: string): Promise<{ handles?: RawHandle[]; reason?: string }> {
+  if (!specs.length || specs.some((s) => s.kind !== 'tcp') || 'deno' in process.versions) return { reason: 'only TCP sockets under Node are taken over' };
+  const fds = specs.map((_, i) => String(3 + i));
+  const child = spawn(perl, ['-e', TAKE, '--', String(pid), process.execPath, RELAY, ...fds], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env: {} });
+  const handles: RawHandle[] = [];
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  const done = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => { child.kill('SIGKILL'); resolve(false); }, 10_000);
+    child.on('message', (msg: { i: number }, handle: RawHandle) => {
+      handles[msg.i] = handle;
+      if (handles.filter(Boolean).length === specs.length) { clearTimeout(timer); child.send('done'); resolve(true); }
+    });
+    child.on('exit', () => { clearTimeout(timer); resolve(handles.filter(Boolean).length === specs.length); });
+  });
+  const wrong = handles.findIndex((h, i) => !boundTo(h, specs[i]));
+  if (!done || wrong >= 0) {
+    for (const h of handles) h?.close();
+    return { reason: !done ? (err.trim() || 'the helper gave no sockets') : `fd ${3 + wrong} is not bound to ${specs[wrong].text}` };
+  }
+  return { handles };
+}
+
+function boundTo(handle: RawHandle | undefined, spec: ListenSpec): boolean {
+  if (!handle?.getsockname || spec.kind !== 'tcp' || typeof handle.fd !== 'number') return false;
+  const out: { address?: string; port?: number } = {};
+  if (handle.getsockname(out) !== 0) return false;
+  return out.port === spec.port && out.address === spec.host;
 }

@@ -1,10 +1,11 @@
 // app.listen entries, binding (all or nothing, port in use named), and the refusal under Deno.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { bindSockets, parseListenSpec } from '../../../lib/launchfit/sockets.ts';
+import { bindSockets, parseListenSpec, takeSockets } from '../../../lib/launchfit/sockets.ts';
+import { findPerl } from '../../../lib/launchfit/instance.ts';
 import { parseLaunchConfigText } from '../../../lib/launchfit/config.ts';
 import { ROOT, freePort, tmpDir } from '../../helpers.ts';
 
@@ -56,6 +57,32 @@ test('under Deno, app.listen is refused with a clear error', () => {
 try { await bindSockets([{ spec: parseListenSpec('127.0.0.1:1', '/'), name: 'listen' }]); console.log('bound'); } catch (e) { console.log(e.name + ': ' + e.message); }`;
   const r = spawnSync(path.join(ROOT, 'node_modules/.bin/deno'), ['eval', '--ext=ts', script], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, NO_COLOR: '1' } });
   assert.match(r.stdout, /ConfigError: app\.listen needs launchfit to run under Node: Deno cannot hand a listening socket to a child process/, r.stdout + r.stderr);
+});
+
+test('takeSockets: the listening socket another process holds at fd 3 is taken over (still listening), and refused for another address', async () => {
+  const port = await freePort();
+  const spec = parseListenSpec(`127.0.0.1:${port}`, '/');
+  const set = await bindSockets([{ spec, name: 'listen' }]);
+  const holder = spawn('sleep', ['30'], { stdio: ['ignore', 'ignore', 'ignore', set.sockets[0].fd] });
+  await set.close(); // the holder has the only copy now
+  try {
+    const other = parseListenSpec(`127.0.0.1:${port === 65535 ? port - 1 : port + 1}`, '/');
+    const wrong = await takeSockets(holder.pid!, [other], findPerl()!);
+    assert.not.ok(wrong.handles);
+    assert.match(wrong.reason!, `fd 3 is not bound to ${other.text}`);
+    const { handles, reason } = await takeSockets(holder.pid!, [spec], findPerl()!);
+    assert.ok(handles, reason);
+    holder.kill('SIGKILL');
+    // Ours now: a connection is queued on it (accepted by nobody), not refused.
+    const connected = await new Promise<boolean>((resolve) => {
+      const c = net.connect(port, '127.0.0.1', () => { c.destroy(); resolve(true); });
+      c.on('error', () => resolve(false));
+    });
+    assert.ok(connected, 'the taken socket still listens after its holder is gone');
+    for (const h of handles!) h.close();
+  } finally {
+    holder.kill('SIGKILL');
+  }
 });
 
 test.run();
