@@ -1,11 +1,11 @@
 // @deno
 // logs, the real script: bad input, and `logs rotate` on logs written by real builds.
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { makeSite, mapLimit } from '../build-helpers.ts';
-import { waitFor } from '../helpers.ts';
+import { tmpDir, waitFor } from '../helpers.ts';
 
 test('bad input: unknown job, hostile job id, unknown repo, mixed flags', async () => {
   const site = await makeSite({ 'README.md': 'x\n' }, 'steps: [pull]');
@@ -46,10 +46,13 @@ test('logs rotate: size cap, kept files, skips a repo whose job is running', asy
   let r = await site.run('logs', ['rotate', 'octo/site', '--json']);
   assert.equal(JSON.parse(r.stdout), [{ repo: 'octo/site', rotated: false, size: 0, removed: [] }]);
 
-  site.writeConfig('steps: [pull, compile]\ncompile: sleep 3');
+  // The build holds its job until the test lets it go (a fixed sleep ran out under load before rotate looked).
+  const release = path.join(tmpDir(), 'release-the-build');
+  site.writeConfig(`steps: [pull, compile]\ncompile: while [ ! -e ${release} ]; do sleep 0.1; done`);
   const building = site.run('build', ['octo/site']);
   await waitFor(() => existsSync(path.join(site.data, 'state', 'octo__site', 'job.lock')), { what: 'the job lock', timeoutMs: 30_000 });
   r = await site.run('logs', ['rotate', '--force']);
+  writeFileSync(release, '');
   assert.is(r.exitCode, 0);
   assert.match(r.stdout, /octo\/site: skipped: a job is running/);
   assert.is((await building).exitCode, 0);
