@@ -172,7 +172,10 @@ export class DeliveryIntake {
     // finish before this synchronous line. The answer still waits for DATA/pushes below.
     if (result.duplicate) rlog.info('delivery already queued or running', { job: result.job.id });
     else rlog.info('job queued', { job: result.job.id, repo: repo.name, kind: result.job.kind, sha: result.job.sha ?? undefined, tag: result.job.tag ?? undefined });
-    await guard.persist(repo.name).catch((error: Error) => rlog.error('could not write the accepted push to DATA/pushes; after a restart a replay of an older one may build', { error: error.message }));
+    // A delivery that changed nothing the guard remembers (the newest push again) writes nothing,
+    // but still waits for the write of what it was judged against.
+    const written = admission.changed ? guard.persist(repo.name) : guard.written(repo.name);
+    await written.catch((error: Error) => rlog.error('could not write the accepted push to DATA/pushes; after a restart a replay of an older one may build', { error: error.message }));
     if (result.duplicate) return sendJson(res, 200, { job: result.job.id, duplicate: true, state: result.job.state });
     return sendJson(res, 202, { job: result.job.id });
   }

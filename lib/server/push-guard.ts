@@ -36,7 +36,8 @@ export interface PushGuardOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-export type Admission = Exclude<Judgement, { verdict: 'accept' }> | { verdict: 'accept'; undo(): void };
+/** An accepted delivery; `changed` is false when it taught the guard nothing new (the newest push again: a redelivery). */
+export type Admission = Exclude<Judgement, { verdict: 'accept' }> | { verdict: 'accept'; changed: boolean; undo(): void };
 
 /**
  * Deliveries of one repo are judged one at a time against what was accepted before (kept in
@@ -48,7 +49,7 @@ export function createPushGuard(options: PushGuardOptions) {
   const dir = path.join(options.dataDir, 'pushes');
   const chains = new Map<string, Promise<unknown>>();
   const states = new Map<string, Promise<RepoPushState>>();
-  const writers = new Map<string, () => Promise<void>>();
+  const writers = new Map<string, Coalesced>();
   const stateFile = (repo: string) => path.join(dir, `${repoFolderName(repo)}.json`);
   const git = (repo: string) => (args: string[]) => gitIn(options.workDir(repo), args, options.env ?? process.env);
   const load = (repo: string) => {
@@ -97,13 +98,18 @@ export function createPushGuard(options: PushGuardOptions) {
         if (judgement.verdict !== 'accept') return judgement;
         const before = { remote: state.remote, branch: delivery.push ? state.branches[delivery.push.branch] : undefined };
         if (!delivery.configuredUrl && delivery.cloneUrl) state.remote ??= delivery.cloneUrl;
-        if (delivery.push) {
+        // The newest accepted push once more (same commit, same signed push time): nothing to
+        // remember, so nothing to write; its first acceptance time stands.
+        const newest = delivery.push ? before.branch?.[0] : undefined;
+        const again = newest !== undefined && newest.sha === delivery.push!.sha && newest.pushedAt === delivery.push!.order.pushedAt;
+        if (delivery.push && !again) {
           const { branch, sha, order } = delivery.push;
           const entry: AcceptedPush = { sha, at: now.toISOString(), ...(order.pushedAt !== undefined ? { pushedAt: order.pushedAt } : {}) };
           state.branches[branch] = [entry, ...(state.branches[branch] ?? []).filter((p) => p.sha !== sha)].slice(0, HISTORY);
         }
         return {
           verdict: 'accept',
+          changed: state.remote !== before.remote || !again,
           undo() {
             state.remote = before.remote;
             if (delivery.push) state.branches[delivery.push.branch] = before.branch ?? [];
@@ -114,21 +120,32 @@ export function createPushGuard(options: PushGuardOptions) {
 
     /** Write what was accepted for `repo` to disk; calls while a write runs share the next one. */
     persist(repo: string): Promise<void> {
-      let write = writers.get(repo);
-      if (!write) {
-        write = coalesce(async () => {
-          await ensureDir(dir, 0o700);
-          await atomicWriteFile(stateFile(repo), `${JSON.stringify(await load(repo))}\n`, { mode: 0o600 });
-        });
-        writers.set(repo, write);
-      }
-      return write();
+      return writer(repo)();
+    },
+
+    /** Settles once the writes already asked for `repo` are done (an unchanged delivery waits for what it was judged against). */
+    written(repo: string): Promise<void> {
+      return writers.get(repo)?.pending() ?? Promise.resolve();
     },
   };
+
+  function writer(repo: string): Coalesced {
+    let write = writers.get(repo);
+    if (!write) {
+      write = coalesce(async () => {
+        await ensureDir(dir, 0o700);
+        await atomicWriteFile(stateFile(repo), `${JSON.stringify(await load(repo))}\n`, { mode: 0o600 });
+      });
+      writers.set(repo, write);
+    }
+    return write;
+  }
 }
 
+type Coalesced = (() => Promise<void>) & { pending(): Promise<void> };
+
 /** `run` at most once at a time; callers that come while it runs share the one run after it. */
-function coalesce(run: () => Promise<void>): () => Promise<void> {
+function coalesce(run: () => Promise<void>): Coalesced {
   let running: Promise<void> | undefined;
   let queued: Promise<void> | undefined;
   const start = (): Promise<void> => {
@@ -136,12 +153,13 @@ function coalesce(run: () => Promise<void>): () => Promise<void> {
     running = current;
     return current;
   };
-  return () => {
+  const call = () => {
     if (queued) return queued;
     if (!running) return start();
     queued = running.catch(() => undefined).then(() => { queued = undefined; return start(); });
     return queued;
   };
+  return Object.assign(call, { pending: () => queued ?? running ?? Promise.resolve() });
 }
 
 export type PushGuard = ReturnType<typeof createPushGuard>;

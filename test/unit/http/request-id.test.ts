@@ -27,4 +27,20 @@ test('every answer carries its own X-Request-Id, the one the handler sees; also 
   }
 });
 
+test('ids stay distinct and 12 hex digits across many requests (they are drawn 256 at a time)', async () => {
+  const server = await startHttpServer(async (req, res) => sendJson(res, 200, {}), { host: '127.0.0.1', port: 0 });
+  try {
+    const ids: string[] = [];
+    for (let i = 0; i < 600; i++) {
+      const r = await fetch(`${server.url}/`);
+      await r.arrayBuffer();
+      ids.push(r.headers.get('x-request-id') ?? '');
+    }
+    for (const id of ids) assert.match(id, /^[0-9a-f]{12}$/);
+    assert.is(new Set(ids).size, 600);
+  } finally {
+    await server.close(1000);
+  }
+});
+
 test.run();

@@ -86,6 +86,37 @@ test('createPushGuard without a clone: the first delivery pins the remote; anoth
   assert.is((await guard.admit({ ...first, cloneUrl: 'https://gitlab.example.com/evil/app.git' })).verdict, 'refused');
 });
 
+test('the newest push delivered again changes nothing and writes nothing, but waits for the write it was judged against', async () => {
+  const data = tmpDir();
+  const guard = createPushGuard({ dataDir: data, workDir: () => path.join(data, 'repos', 'x') });
+  const push = (sha: string, pushedAt?: number) => ({ repo: 'o/site', cloneUrl: 'https://example.com/o/site.git', push: { branch: 'main', sha, order: pushedAt === undefined ? {} : { pushedAt } } });
+  const first = await guard.admit(push('a'.repeat(40), 100));
+  assert.ok(first.verdict === 'accept' && first.changed, 'a first push is remembered');
+  const writing = guard.persist('o/site');
+  let writtenFirst = false;
+  void writing.then(() => { writtenFirst = true; });
+  const again = await guard.admit(push('a'.repeat(40), 100));
+  assert.ok(again.verdict === 'accept' && !again.changed, 'the same push again');
+  await guard.written('o/site');
+  assert.ok(writtenFirst, 'written() waited for the write already under way');
+  const file = path.join(data, 'pushes', 'o__site.json');
+  const before = readFileSync(file, 'utf8');
+  const { mtimeMs, ino } = statSync(file);
+  await new Promise((r) => setTimeout(r, 20));
+  const third = await guard.admit(push('a'.repeat(40), 100));
+  assert.ok(third.verdict === 'accept' && !third.changed);
+  await guard.written('o/site');
+  assert.is(readFileSync(file, 'utf8'), before, 'its first acceptance time stands');
+  assert.equal([statSync(file).mtimeMs, statSync(file).ino], [mtimeMs, ino], 'not rewritten');
+  // Another commit, or the same one with another signed push time, is news.
+  const next = await guard.admit(push('b'.repeat(40), 101));
+  assert.ok(next.verdict === 'accept' && next.changed);
+  const repushed = await guard.admit(push('b'.repeat(40), 102));
+  assert.ok(repushed.verdict === 'accept' && repushed.changed);
+  await guard.persist('o/site');
+  assert.equal(JSON.parse(readFileSync(file, 'utf8')).branches.main.map((p: AcceptedPush) => [p.sha[0], p.pushedAt]), [['b', 102], ['a', 100]]);
+});
+
 test('serial: deliveries of one repo are judged one at a time, others run alongside', async () => {
   const guard = createPushGuard({ dataDir: tmpDir(), workDir: () => '/nonexistent' });
   const events: string[] = [];
