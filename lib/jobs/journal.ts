@@ -175,7 +175,7 @@ const now = () => new Date().toISOString();
 
 // Under Node the file is opened O_DSYNC: each write returns once its data is on disk, as a write
 // followed by fdatasync would, in one trip to the thread pool instead of two (one per group
-// commit). Deno's node:fs does not pass O_DSYNC on, so there the flush calls datasync itself.
+// commit). Under Deno, whose node:fs is not relied on to pass O_DSYNC on, the flush calls datasync.
 const DSYNC = !('Deno' in globalThis);
 const APPEND_FLAGS = DSYNC ? constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_DSYNC : 'a';
 
