@@ -2,13 +2,14 @@
 // one file) against pm2 cluster reload with 2 instances, the same app (bench/zero-downtime-app.cjs)
 // and the same load (bench/zero-downtime-client.cjs, a process of its own: CONNECTIONS keep-alive
 // connections at RATE requests/s). Each round runs both sides, the first side alternating:
-//   steady state (4 s), then 3 updates, each a window from the update's request until the new
-//   version answers and 0.5 s more; launchfit: then kill -9 of `launchfit run` and a restart of
-//   it, a window from the kill until the restarted one is ready and 1 s more.
+//   steady state (4 s after 2 s of warm-up, and 4 s more after the updates); 3 updates, each a
+//   window from the update's request until the new version answers and 0.5 s more; launchfit:
+//   then kill -9 of `launchfit run` and its restart, a window from the kill until the restarted
+//   one is ready and 1 s more.
 // Rows (BENCH-RESULT, medians over the rounds): failed requests during the 3 updates (goal 0),
 // p99 during the updates / steady p99 (goal ≤ 2×, peer: pm2's same ratio), refused connections
 // across the kill -9 + restart (goal 0).
-//   npm run bench:zero-downtime [-- --runs N] [--rate R (0: unthrottled)] [--connections C]
+//   npm run bench:zero-downtime [-- --runs N] [--rate R (0: unthrottled)] [--connections C] [--app FILE]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -19,7 +20,6 @@ import { installPm2, usePm2, PM2_VERSION } from './pm2.ts';
 import { loadAverage, median, reportResult } from './result.ts';
 import { shippedArgv } from './shipped.ts';
 
-const APP = readFileSync(path.join(import.meta.dirname, 'zero-downtime-app.cjs'), 'utf8');
 const CLIENT = path.join(import.meta.dirname, 'zero-downtime-client.cjs');
 const UPDATES = 3;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -32,6 +32,9 @@ function argOf(name: string, fallback: number): number {
 const RUNS = argOf('runs', 5);
 const RATE = argOf('rate', 1000);
 const CONNECTIONS = argOf('connections', 20);
+/** `--app FILE`: another app to update (e.g. one that drains differently); the app of both sides. */
+const APP_FILE = process.argv.includes('--app') ? path.resolve(process.argv[process.argv.indexOf('--app') + 1]) : path.join(import.meta.dirname, 'zero-downtime-app.cjs');
+const APP = readFileSync(APP_FILE, 'utf8');
 
 interface Window { from: number; to: number }
 interface Stats { requests: number; failed: number; refused: number; kinds: Record<string, number>; p99Ms: number }
@@ -89,10 +92,10 @@ async function runSide(side: Side): Promise<SideRun> {
   await side.setUp();
   const client = await startClient(side.port);
   try {
-    await sleep(1000);
-    const steady = { from: Date.now(), to: 0 };
+    await sleep(2000);
+    const steady = [{ from: Date.now(), to: 0 }];
     await sleep(4000);
-    steady.to = Date.now();
+    steady[0].to = Date.now();
     const updates: Window[] = [];
     for (let i = 1; i <= UPDATES; i++) {
       await side.prepare(i);
@@ -104,6 +107,12 @@ async function runSide(side: Side): Promise<SideRun> {
       w.to = Date.now();
       updates.push(w);
     }
+    // Steady state once more, after the updates: the first window follows the start closely.
+    await sleep(1000);
+    const after = { from: Date.now(), to: 0 };
+    await sleep(4000);
+    after.to = Date.now();
+    steady.push(after);
     let restart: Window | undefined;
     if (side.restart) {
       await sleep(1000);
@@ -114,7 +123,7 @@ async function runSide(side: Side): Promise<SideRun> {
     }
     await sleep(500);
     const data = await client.stop();
-    return { steady: statsOf(data, [steady]), updates: statsOf(data, updates), restart: restart && statsOf(data, [restart]) };
+    return { steady: statsOf(data, steady), updates: statsOf(data, updates), restart: restart && statsOf(data, [restart]) };
   } finally {
     await side.tearDown();
   }
@@ -223,7 +232,7 @@ async function main(): Promise<void> {
     load.push(loadAverage());
   }
   const ratio = (x: SideRun) => x.updates.p99Ms / x.steady.p99Ms;
-  const note = `median of ${RUNS} rounds, sides alternated; ${CONNECTIONS} keep-alive connections at ${RATE || 'unthrottled'} req/s from a process of its own; launchfit as shipped (one file, app.listen + health, healthy_after 2), pm2 ${PM2_VERSION} cluster mode 2 instances (wait_ready); load during the run ${load.join(' | ')}`;
+  const note = `median of ${RUNS} rounds, sides alternated;${process.argv.includes('--app') ? ` app ${APP_FILE};` : ''} ${CONNECTIONS} keep-alive connections at ${RATE || 'unthrottled'} req/s from a process of its own; launchfit as shipped (one file, app.listen + health, healthy_after 2), pm2 ${PM2_VERSION} cluster mode 2 instances (wait_ready); load during the run ${load.join(' | ')}`;
   const failedLf = median(lf.map((x) => x.updates.failed));
   const failedPm = median(pm.map((x) => x.updates.failed));
   reportResult({ work: `zero-downtime: failed requests during ${UPDATES} updates`, shipkit: failedLf, peer: failedPm, unit: 'requests', ratio: null, goal: '0', met: failedLf === 0, note });
