@@ -10,6 +10,7 @@ import { secretVariables } from './app-env.ts';
 import type { AppConfig, LaunchConfig } from './config.ts';
 import { describeProbe, probeHealth, waitUntilHealthy, watchHealth, type HealthWait, type HealthWatch, type ProbeAnswer } from './health.ts';
 import { bindSockets, type BoundSocket, type ListenSpec, type RawHandle, type SocketSet } from './sockets.ts';
+import type { LeftInstance } from './instance.ts';
 import type { DeployPaths, StartFailure } from './state.ts';
 import { createRotatingLog, createSupervisor, type AppInfo, type RotatingLog, type Supervisor } from './supervisor.ts';
 import { readCurrent } from './switch.ts';
@@ -55,8 +56,10 @@ export interface RunnerOptions {
   loadConfig(release: string | undefined): Promise<LaunchConfig>;
   /** The config `run` started with: it decides the sockets, which are bound once. */
   config: LaunchConfig;
-  /** app.listen's sockets taken over from the instance a killed launchfit left (sockets.ts takeSockets), in order. */
-  taken?: RawHandle[];
+  /** Sockets taken over from an instance a killed launchfit left (sockets.ts takeSockets): app.listen's, then slot a's and b's health socket. */
+  taken?: Array<RawHandle | undefined>;
+  /** The instance a killed launchfit left serving the current release: supervised in its slot instead of started. */
+  adopt?: { slot: 'a' | 'b'; instance: LeftInstance };
   /**
    * The serving instance of `release` failed `app.health.failures` probes in a row: a crash.
    * Without it, the instance is restarted (off probation).
@@ -75,7 +78,9 @@ export async function createAppRunner(opts: RunnerOptions): Promise<AppRunner> {
   const listen = opts.config.app.listen;
   const slots = slotsOf(opts.paths, listen.length > 0);
   const sockets = await bindAppSockets(listen, slots, opts.log, opts.taken);
-  return new AppSlotRunner(opts, slots, sockets);
+  const runner = new AppSlotRunner(opts, slots, sockets);
+  if (opts.adopt) runner.adopt(opts.adopt.slot, opts.adopt.instance);
+  return runner;
 }
 
 function slotsOf(paths: DeployPaths, listening: boolean): Slot[] {
@@ -86,7 +91,7 @@ function slotsOf(paths: DeployPaths, listening: boolean): Slot[] {
 }
 
 /** The app's listening sockets, then one health socket per slot; none without app.listen. */
-async function bindAppSockets(listen: ListenSpec[], slots: Slot[], log: Logger, taken: RawHandle[] = []): Promise<SocketSet | undefined> {
+async function bindAppSockets(listen: ListenSpec[], slots: Slot[], log: Logger, taken: Array<RawHandle | undefined> = []): Promise<SocketSet | undefined> {
   if (!listen.length) return undefined;
   const sockets = await bindSockets([
     ...listen.map((spec) => ({ spec, name: 'listen' })),
@@ -149,6 +154,13 @@ class AppSlotRunner implements AppRunner {
 
   start(probation: boolean): Promise<boolean> {
     return this.startSlot(this.active, probation);
+  }
+
+  /** The serving instance is one a killed launchfit left in `id`'s slot: a start then finds it running. */
+  adopt(id: 'a' | 'b', instance: LeftInstance): void {
+    this.active = this.slots.find((s) => s.id === id)!;
+    this.active.release = instance.release;
+    this.supervisorOf(this.active).adopt(instance);
   }
 
   stop(): Promise<void> {

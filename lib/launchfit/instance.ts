@@ -9,9 +9,12 @@
 // perl is Essential on Debian (perl-base, whose modules alone it uses), and nothing is
 // installed as a file, so the one-file bundle, the npm package and the .deb carry it alike.
 // Without perl the app runs as before, directly, and launchfit says so once.
+import { EventEmitter } from 'node:events';
 import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
+import { readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
-import { isGroupAlive, signalGroup, waitForGroupExit, type GroupEnd } from '../core/process-group.ts';
+import { bootId, isGroupAlive, signalGroup, waitForGroupExit, type GroupEnd } from '../core/process-group.ts';
+import { isAppOf } from './app-env.ts';
 
 /**
  * The wrapper. ARGV: GRACE_MS LOG_FILE COMMAND... It reports the app's pid on stderr as
@@ -186,4 +189,61 @@ export async function endInstance(pid: number, graceMs: number): Promise<GroupEn
   if (await waitForGroupExit(pid, graceMs + 1000)) return 'exited';
   killInstance(pid);
   return (await waitForGroupExit(pid, 5000)) ? 'killed' : 'survived';
+}
+
+// Adopting an instance (issue 20 item 5): a launchfit killed with kill -9 leaves its instances
+// running; the next one, instead of stopping the one that serves the current release, takes it
+// over. It is recognised by its record (the pid file: the wrapper's pid, its start time and the
+// boot id, and the app's pid) and the deploy folder's mark in its environment, so a reused pid
+// is never taken for it.
+
+/** An instance a killed launchfit left running, as its pid file and /proc describe it. */
+export interface LeftInstance {
+  /** The wrapper (the instance's process and group). */
+  pgid: number;
+  /** The app's own pid. */
+  pid: number;
+  start: string;
+  startedAt: string;
+  /** The release folder's name it runs in (its working folder). */
+  release?: string;
+}
+
+/** Whether `pid` still is the process that started at `start` (not a zombie, not a reused pid). */
+export function isSameProcess(pid: number, start: string, procDir = '/proc'): boolean {
+  try {
+    const stat = readFileSync(`${procDir}/${pid}/stat`, 'latin1');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[0] !== 'Z' && fields[0] !== 'X' && fields[19] === start;
+  } catch {
+    return false;
+  }
+}
+
+/** The live instance `pidFile` records for the deploy folder `dir`, under the wrapper; undefined otherwise. */
+export async function readLeftInstance(pidFile: string, dir: string): Promise<LeftInstance | undefined> {
+  let record: { pid?: number; pgid?: number; start?: string; boot?: string; startedAt?: string };
+  try { record = JSON.parse(await readFile(pidFile, 'utf8')); } catch { return undefined; }
+  const { pid, pgid, start, boot, startedAt } = record;
+  if (!pid || !pgid || pid === pgid || !start || !startedAt || boot !== bootId() || !isSameProcess(pgid, start)) return undefined;
+  const environ = await readFile(`/proc/${pgid}/environ`, 'latin1').catch(() => '');
+  if (!isAppOf(environ.split('\0'), dir)) return undefined;
+  const cwd = await readlink(`/proc/${pgid}/cwd`).catch(() => '');
+  return { pgid, pid, start, startedAt, release: path.basename(cwd) || undefined };
+}
+
+/** Stands for an adopted instance where the supervisor expects a ChildProcess: its pid, and `exit` (status unknown) once it is gone. */
+export class AdoptedInstance extends EventEmitter {
+  readonly pid: number;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(instance: LeftInstance, pollMs = 200) {
+    super();
+    this.pid = instance.pgid;
+    this.timer = setInterval(() => {
+      if (isSameProcess(instance.pgid, instance.start)) return;
+      clearInterval(this.timer);
+      this.emit('exit', null, null);
+    }, pollMs);
+  }
 }

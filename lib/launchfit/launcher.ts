@@ -9,8 +9,8 @@ import { acquireLock, type Lock } from '../core/lock.ts';
 import type { Logger } from '../core/log.ts';
 import { resolveSecret } from '../core/secrets.ts';
 import { checkCanRunAs, isAppOf } from './app-env.ts';
-import { findPerl } from './instance.ts';
-import { takeSockets, type RawHandle } from './sockets.ts';
+import { findPerl, readLeftInstance, type LeftInstance } from './instance.ts';
+import { takeSockets, type ListenSpec, type RawHandle } from './sockets.ts';
 import { CONFIG_NAME, loadLaunchConfig, readReleaseAppDefaults, type LaunchConfig } from './config.ts';
 import { startControlListener, startControlSocket, type ControlHandlers } from './control.ts';
 import type { FetchFn } from './fetch.ts';
@@ -99,40 +99,77 @@ export async function runLauncher(opts: LauncherOptions): Promise<void> {
   const lock = await lockDeployFolder(paths);
   let launcher: Launcher | undefined;
   try {
-    const { pending, config, taken } = await recoverDeployFolder(paths, opts.log);
+    const { pending, config, taken, adopt } = await recoverDeployFolder(paths, opts.log);
     checkCanRunAs(config.app.account);
     launcher = new Launcher(opts, paths, config);
-    await launcher.run(pending, taken);
+    await launcher.run(pending, taken, adopt);
   } finally {
     await launcher?.close();
     await lock.release();
   }
 }
 
+/** The instance a killed launchfit left serving the current release, in its slot. */
+type Adoption = { slot: 'a' | 'b'; instance: LeftInstance };
+
 /**
- * app.listen's sockets, taken from the instance a killed launchfit left running before it is
- * stopped: they stay open throughout, so no connection is refused while the app is started again
- * (they wait in the backlog). Undefined when there is none, or they cannot be taken (said why).
+ * The instance to adopt instead of stopping: one a killed launchfit left running the release
+ * `current` points at, under the wrapper, with no switch pending (a pending one is checked by a
+ * fresh start, see startApp).
  */
-async function takeLeftoverSockets(paths: DeployPaths, config: LaunchConfig, log: Logger): Promise<RawHandle[] | undefined> {
-  const perl = findPerl();
-  if (!config.app.listen.length || !perl) return undefined;
-  for (const pidFile of [paths.pidFile, paths.secondPidFile]) {
-    const pgid = await readFile(pidFile, 'utf8').then((t) => (JSON.parse(t) as { pgid: number }).pgid, () => 0);
-    const ours = pgid > 1 && await readFile(`/proc/${pgid}/environ`, 'latin1').then((e) => isAppOf(e.split('\0'), paths.dir), () => false);
-    if (!ours) continue;
-    const { handles, reason } = await takeSockets(pgid, config.app.listen, perl);
-    if (handles) {
-      log.info('took the app\'s listening sockets over from the instance a previous launchfit left', { pid: pgid });
-      return handles;
-    }
-    log.warn(`could not take the app's listening sockets over from the instance a previous launchfit left (${reason}); binding them again: connections are refused until then`, { pid: pgid });
+async function instanceToAdopt(paths: DeployPaths, state: LaunchState): Promise<Adoption | undefined> {
+  const current = await readCurrent(paths);
+  if (state.pending || !current || !findPerl()) return undefined;
+  for (const [slot, file] of [['a', paths.pidFile], ['b', paths.secondPidFile]] as const) {
+    const instance = await readLeftInstance(file, paths.dir);
+    if (instance?.release === current) return { slot, instance };
   }
   return undefined;
 }
 
-/** What a killed launchfit left behind: its hook, half-made folders, its apps (their sockets taken over first). */
-async function recoverDeployFolder(paths: DeployPaths, log: Logger): Promise<{ pending: LaunchState['pending']; config: LaunchConfig; taken?: RawHandle[] }> {
+/** The process groups a killed launchfit left that carry this deploy folder's mark. */
+async function leftoverGroups(paths: DeployPaths): Promise<number[]> {
+  const found: number[] = [];
+  for (const pidFile of [paths.pidFile, paths.secondPidFile]) {
+    const pgid = await readFile(pidFile, 'utf8').then((t) => (JSON.parse(t) as { pgid: number }).pgid, () => 0);
+    const ours = pgid > 1 && await readFile(`/proc/${pgid}/environ`, 'latin1').then((e) => isAppOf(e.split('\0'), paths.dir), () => false);
+    if (ours) found.push(pgid);
+  }
+  return found;
+}
+
+/**
+ * app.listen's sockets, taken from an instance a killed launchfit left running: they stay open
+ * throughout, so no connection is refused (they wait in the backlog). From an adopted instance,
+ * its own health socket too, which it goes on answering probes on. In the runner's order
+ * (listen…, health a, health b); undefined when there is none, or they cannot be taken (said why).
+ */
+async function takeLeftoverSockets(paths: DeployPaths, config: LaunchConfig, log: Logger, groups: number[], adopt?: Adoption): Promise<Array<RawHandle | undefined> | undefined> {
+  const perl = findPerl();
+  const { listen } = config.app;
+  if (!listen.length || !perl) return undefined;
+  const health = adopt && config.app.health ? path.join(paths.meta, `health-${adopt.slot}.sock`) : undefined;
+  const specs: ListenSpec[] = [...listen, ...(health ? [{ kind: 'unix' as const, path: health, text: health }] : [])];
+  for (const pgid of groups) {
+    const { handles, reason } = await takeSockets(pgid, specs, perl);
+    if (handles) {
+      log.info('took the app\'s listening sockets over from the instance a previous launchfit left', { pid: pgid });
+      const own = handles[listen.length];
+      return health ? [...handles.slice(0, listen.length), adopt!.slot === 'a' ? own : undefined, adopt!.slot === 'b' ? own : undefined] : handles;
+    }
+    log.warn(`could not take the app's listening sockets over from the instance a previous launchfit left (${reason}); ${adopt ? 'not adopting it' : 'binding them again: connections are refused until then'}`, { pid: pgid });
+  }
+  return undefined;
+}
+
+interface Recovered { pending: LaunchState['pending']; config: LaunchConfig; taken?: Array<RawHandle | undefined>; adopt?: Adoption }
+
+/**
+ * What a killed launchfit left behind: its hook, half-made folders, its apps. The instance that
+ * serves the current release is adopted (with app.listen, only once its sockets are taken over);
+ * any other is stopped, after its sockets were taken over.
+ */
+async function recoverDeployFolder(paths: DeployPaths, log: Logger): Promise<Recovered> {
   // First, before the clean-up and the next check run the hook again: a hook orphaned by a
   // killed launchfit must not run twice at once.
   await stopLeftoverHook(paths, log);
@@ -140,11 +177,18 @@ async function recoverDeployFolder(paths: DeployPaths, log: Logger): Promise<{ p
   const removed = await clearLeftovers(paths, state);
   if (removed.length) log.info('cleared leftovers of an interrupted run', { removed });
   const config = await loadEffectiveConfig(paths);
-  // Both slots: a launchfit killed during an overlapping update leaves two apps behind. They
-  // hold the app's sockets, so they are stopped before the sockets are bound again.
-  const taken = await takeLeftoverSockets(paths, config, log);
-  for (const pidFile of [paths.pidFile, paths.secondPidFile]) await stopLeftoverApp(pidFile, paths.dir, config.app.killTimeoutSec * 1000, log);
-  return { pending: state.pending, config, taken };
+  let adopt = await instanceToAdopt(paths, state);
+  let taken: Recovered['taken'];
+  if (config.app.listen.length) {
+    taken = adopt && await takeLeftoverSockets(paths, config, log, [adopt.instance.pgid], adopt);
+    if (!taken) { adopt = undefined; taken = await takeLeftoverSockets(paths, config, log, await leftoverGroups(paths)); }
+  }
+  // Both slots: a launchfit killed during an overlapping update leaves two apps behind. Those
+  // not adopted are stopped (their sockets are ours by now, or bound again after).
+  for (const [slot, pidFile] of [['a', paths.pidFile], ['b', paths.secondPidFile]] as const) {
+    if (adopt?.slot !== slot) await stopLeftoverApp(pidFile, paths.dir, config.app.killTimeoutSec * 1000, log);
+  }
+  return { pending: state.pending, config, taken, adopt };
 }
 
 /** `launchfit run` in a locked, recovered deploy folder: the app, the checks, the control socket and listener. */
@@ -174,10 +218,10 @@ class Launcher {
   }
 
   /** Until the stop signal, then a clean stop. */
-  async run(pending: LaunchState['pending'], taken?: RawHandle[]): Promise<void> {
+  async run(pending: LaunchState['pending'], taken?: Array<RawHandle | undefined>, adopt?: Adoption): Promise<void> {
     const { paths, log } = this;
     this.runner = await createAppRunner({
-      paths, log, echo: this.opts.echo, config: this.config, taken,
+      paths, log, echo: this.opts.echo, config: this.config, taken, adopt,
       loadConfig: async (release) => (this.config = await loadEffectiveConfig(paths, release)),
       onUnhealthy: (release) => void this.updates.exclusive(async () => { if (!this.stopped) await restartUnhealthy(this.context(), release); })
         .catch((error) => log.error(`restarting the unhealthy app failed: ${messageOf(error)}`)),

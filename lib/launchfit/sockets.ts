@@ -9,7 +9,8 @@
 // runs, so it never accepts either. Deno's node:net handles carry no fd to pass on, so
 // `app.listen` is refused under Deno.
 import { spawn } from 'node:child_process';
-import { lstat, rm } from 'node:fs/promises';
+import { readlinkSync } from 'node:fs';
+import { lstat, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { getSystemErrorName } from 'node:util';
@@ -105,7 +106,7 @@ function listenOnFds(fds: number[]): Promise<void> {
  * nothing: on any failure the ones already bound are closed and a ConfigError names the address.
  * `taken[i]`, when given, is entry i's socket already listening (takeSockets), used as it is.
  */
-export async function bindSockets(entries: Array<{ spec: ListenSpec; name: string }>, taken: RawHandle[] = []): Promise<SocketSet> {
+export async function bindSockets(entries: Array<{ spec: ListenSpec; name: string }>, taken: Array<RawHandle | undefined> = []): Promise<SocketSet> {
   const handles: RawHandle[] = [];
   const made: string[] = [];
   const closeAll = async () => {
@@ -163,13 +164,13 @@ const RELAY = "const net=require('node:net');const n=Number(process.argv[1]);for
   + "process.send({i},new net.Socket({fd:4+i,readable:false,writable:false})._handle);process.on('message',()=>process.exit(0));";
 
 /**
- * The listening sockets `specs` (TCP only) from the process `pid`'s fds 3…, checked to be bound
- * to those addresses; undefined when they cannot be taken (the reason then), nothing kept.
+ * The listening sockets `specs` from the process `pid`'s fds 3… (or `fds`), each checked to be
+ * bound to its address (a Unix socket: its path in /proc/net/unix); undefined when they cannot
+ * be taken (the reason then), nothing kept.
  */
-export async function takeSockets(pid: number, specs: ListenSpec[], perl: string): Promise<{ handles?: RawHandle[]; reason?: string }> {
-  if (!specs.length || specs.some((s) => s.kind !== 'tcp') || 'deno' in process.versions) return { reason: 'only TCP sockets under Node are taken over' };
-  const fds = specs.map((_, i) => String(3 + i));
-  const child = spawn(perl, ['-e', TAKE, '--', String(pid), process.execPath, RELAY, ...fds], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env: {} });
+export async function takeSockets(pid: number, specs: ListenSpec[], perl: string, fds = specs.map((_, i) => 3 + i)): Promise<{ handles?: RawHandle[]; reason?: string }> {
+  if (!specs.length || 'deno' in process.versions) return { reason: 'sockets are taken over under Node only' };
+  const child = spawn(perl, ['-e', TAKE, '--', String(pid), process.execPath, RELAY, ...fds.map(String)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env: {} });
   const handles: RawHandle[] = [];
   let err = '';
   child.stderr!.on('data', (d) => (err += d));
@@ -181,17 +182,37 @@ export async function takeSockets(pid: number, specs: ListenSpec[], perl: string
     });
     child.on('exit', () => { clearTimeout(timer); resolve(handles.filter(Boolean).length === specs.length); });
   });
-  const wrong = handles.findIndex((h, i) => !boundTo(h, specs[i]));
+  const unixPaths = specs.some((s) => s.kind === 'unix') ? await unixSocketPaths() : new Map<string, string>();
+  const wrong = handles.findIndex((h, i) => !boundTo(h, specs[i], unixPaths));
   if (!done || wrong >= 0) {
     for (const h of handles) h?.close();
-    return { reason: !done ? (err.trim() || 'the helper gave no sockets') : `fd ${3 + wrong} is not bound to ${specs[wrong].text}` };
+    return { reason: !done ? (err.trim() || 'the helper gave no sockets') : `fd ${fds[wrong]} is not bound to ${specs[wrong].text}` };
   }
   return { handles };
 }
 
-function boundTo(handle: RawHandle | undefined, spec: ListenSpec): boolean {
-  if (!handle?.getsockname || spec.kind !== 'tcp' || typeof handle.fd !== 'number') return false;
+/** The bound Unix sockets: inode → path (/proc/net/unix). */
+async function unixSocketPaths(): Promise<Map<string, string>> {
+  const text = await readFile('/proc/net/unix', 'latin1').catch(() => '');
+  const map = new Map<string, string>();
+  for (const line of text.split('\n').slice(1)) {
+    const cols = line.trim().split(/\s+/);
+    if (cols.length >= 8) map.set(cols[6], cols.slice(7).join(' '));
+  }
+  return map;
+}
+
+function boundTo(handle: RawHandle | undefined, spec: ListenSpec, unixPaths: Map<string, string>): boolean {
+  if (typeof handle?.fd !== 'number' || handle.fd < 0) return false;
+  if (spec.kind === 'unix') {
+    const inode = /^socket:\[(\d+)\]$/.exec(readlinkSafe(`/proc/self/fd/${handle.fd}`))?.[1];
+    return inode !== undefined && unixPaths.get(inode) === spec.path;
+  }
   const out: { address?: string; port?: number } = {};
-  if (handle.getsockname(out) !== 0) return false;
+  if (!handle.getsockname || handle.getsockname(out) !== 0) return false;
   return out.port === spec.port && out.address === spec.host;
+}
+
+function readlinkSafe(file: string): string {
+  try { return readlinkSync(file); } catch { return ''; }
 }

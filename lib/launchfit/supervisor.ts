@@ -11,9 +11,9 @@ import { closeSync, openSync, readFileSync, renameSync, rmSync, statSync, writeS
 import { rm, writeFile, readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../core/log.ts';
-import { isGroupAlive, signalGroup, waitForGroupExit } from '../core/process-group.ts';
+import { bootId, isGroupAlive, processStartTime, signalGroup, waitForGroupExit } from '../core/process-group.ts';
 import { appEnvironment, isAppOf, spawnIdentity, type AppAccount } from './app-env.ts';
-import { APP_PID_LINE, endInstance, instanceCommand, killInstance } from './instance.ts';
+import { AdoptedInstance, APP_PID_LINE, endInstance, instanceCommand, killInstance, type LeftInstance } from './instance.ts';
 import { Probation, type StartCheck } from './probation.ts';
 
 export interface SupervisorOptions {
@@ -71,6 +71,8 @@ export interface Supervisor {
    * or, given `check`, if check (handed the exit of this process) resolves false.
    */
   start(probationMs?: number, check?: (exited: Promise<void>) => Promise<boolean>): Promise<boolean>;
+  /** Supervise an instance a killed launchfit left running, as if this one had started it. */
+  adopt(instance: LeftInstance): void;
   stop(): Promise<void>;
   /** Stop the running process as a crash would end it: `forever` restarts it. */
   restart(): Promise<void>;
@@ -177,6 +179,17 @@ export class AppSupervisor implements Supervisor {
     return this.launch(probationMs, check);
   }
 
+  adopt(instance: LeftInstance): void {
+    const proc = new AdoptedInstance(instance) as unknown as ChildProcess;
+    this.stopping = false;
+    this.child = proc;
+    this.appPid = instance.pid;
+    Object.assign(this.app, { state: 'running', pid: instance.pid, startedAt: instance.startedAt, tail: [] });
+    this.writePidFile(instance.pgid, instance.startedAt, instance.pid);
+    this.opts.log.info('adopted the app a previous launchfit left running; its output goes to the app log only', { pid: instance.pid });
+    void this.follow(proc, 0);
+  }
+
   async restart(): Promise<void> {
     if (!this.child || this.stopping) return;
     await this.stopChild();
@@ -250,14 +263,21 @@ export class AppSupervisor implements Supervisor {
 
   /** pgid: the instance's process (the wrapper, or the app itself without one), which a later launchfit stops. */
   private writePidFile(pgid: number, startedAt: string, pid = pgid): void {
-    // Without it, a launchfit killed later cannot find this app to stop it: say so.
-    void writeFile(this.opts.pidFile, JSON.stringify({ pid, pgid, startedAt }), { mode: 0o600 })
+    // Without it, a launchfit killed later cannot find this app to stop it: say so. With the
+    // instance's start time and the boot id, a later launchfit can tell it from a reused pid.
+    const record = { pid, pgid, startedAt, start: processStartTime(pgid), boot: bootId() };
+    void writeFile(this.opts.pidFile, JSON.stringify(record), { mode: 0o600 })
       .catch((error: NodeJS.ErrnoException) => this.opts.log.warn(`could not record the app's pid in ${this.opts.pidFile} (${error.code ?? error.message}); a leftover app will not be stopped after a crash`));
   }
 
   private launch(probationMs: number, check?: StartCheck): Promise<boolean> {
     const proc = this.spawnApp();
     this.child = proc;
+    return this.follow(proc, probationMs, check);
+  }
+
+  /** Its exit, restarts and probation. */
+  private follow(proc: ChildProcess, probationMs: number, check?: StartCheck): Promise<boolean> {
     const started = Date.now();
     let probation!: Probation;
     const exited = new Promise<void>((resolve) => {

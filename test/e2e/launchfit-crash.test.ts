@@ -45,14 +45,17 @@ test('kill -9 during a before_symlink hook: the next start clears the half-insta
 
   lf = await startLaunchfit(w.deploy, { KILL_MARKER: path.join(w.base, 'marker') });
   assert.match(lf.output(), /cleared leftovers of an interrupted run/);
-  assert.match(lf.output(), /stopping the app left running by a previous launchfit/);
-  assert.not.ok(alive(orphan));
+  // The app serving the current release is adopted (issue 20 item 5), not stopped.
+  assert.match(lf.output(), /adopted the app a previous launchfit left running/);
+  assert.ok(alive(orphan));
+  assert.is((await statusJson()).app.pid, orphan);
   assert.not.ok(existsSync(path.join(w.deploy, 'releases/my-app-gnu-linux-1.5')));
   await version('1.4');
-  // ...and the update then goes through.
+  // ...and the update then goes through, stopping the adopted app.
   const again = await requestOverSocket(path.join(w.deploy, '.launchfit/control.sock'), 'POST', '/update');
   assert.ok(again?.body.ok, JSON.stringify(again?.body));
   await version('1.5');
+  assert.not.ok(alive(orphan));
 });
 
 test('kill -9 between the swap and the health check: a healthy release is kept', async () => {

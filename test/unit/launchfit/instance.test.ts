@@ -3,11 +3,13 @@
 // its own session that ignores SIGTERM), and writes the output to the log file once nobody reads
 // its stdout. descendantsOf against a real process tree.
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { APP_PID_LINE, descendantsOf, findPerl, instanceCommand } from '../../../lib/launchfit/instance.ts';
+import { AdoptedInstance, APP_PID_LINE, descendantsOf, findPerl, instanceCommand, isSameProcess, readLeftInstance } from '../../../lib/launchfit/instance.ts';
+import { MARK_VARIABLE, processMarkOf } from '../../../lib/launchfit/app-env.ts';
+import { bootId, processStartTime } from '../../../lib/core/process-group.ts';
 import { tmpDir, waitFor } from '../../helpers.ts';
 
 const alive = (pid: number) => {
@@ -76,6 +78,41 @@ test('descendantsOf: children and grandchildren, nothing else', async () => {
   assert.equal(descendantsOf(999_999_999), []);
   for (const p of tree!) process.kill(p, 'SIGKILL');
   child.kill('SIGKILL');
+});
+
+test('readLeftInstance: a live wrapper with the deploy folder\'s mark and its recorded start; not a reused pid, not another folder', async () => {
+  const deploy = tmpDir('shipkit-inst-');
+  const release = path.join(deploy, 'releases', 'my-app-gnu-linux-1.0');
+  mkdirSync(release, { recursive: true });
+  const [file, ...args] = instanceCommand(['/bin/sh', '-c', 'sleep 30'], { graceMs: 200, log: path.join(deploy, 'app.log') });
+  const child = spawn(file, args, { cwd: release, env: { ...process.env, [MARK_VARIABLE]: processMarkOf(deploy) }, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  try {
+    await waitFor(() => APP_PID_LINE.test(err));
+    const pid = Number(APP_PID_LINE.exec(err)![1]);
+    const start = processStartTime(child.pid!)!;
+    assert.ok(isSameProcess(child.pid!, start));
+    assert.not.ok(isSameProcess(child.pid!, `${start}1`));
+    const pidFile = path.join(deploy, 'app.pid');
+    const record = { pid, pgid: child.pid, start, boot: bootId(), startedAt: new Date().toISOString() };
+    writeFileSync(pidFile, JSON.stringify(record));
+    const found = await readLeftInstance(pidFile, deploy);
+    assert.equal(found, { pgid: child.pid, pid, start, startedAt: record.startedAt, release: 'my-app-gnu-linux-1.0' });
+    assert.is(await readLeftInstance(pidFile, tmpDir('shipkit-inst-')), undefined, 'another deploy folder\'s mark');
+    writeFileSync(pidFile, JSON.stringify({ ...record, start: `${start}1` }));
+    assert.is(await readLeftInstance(pidFile, deploy), undefined, 'another start time: a reused pid');
+    writeFileSync(pidFile, JSON.stringify({ ...record, boot: 'another-boot' }));
+    assert.is(await readLeftInstance(pidFile, deploy), undefined, 'another boot');
+    // Watched by polling: its exit is seen once it is gone.
+    const adopted = new AdoptedInstance(found!, 20);
+    const exited = new Promise((resolve) => adopted.on('exit', resolve));
+    process.kill(-pid, 'SIGKILL');
+    await exited;
+    assert.not.ok(isSameProcess(child.pid!, start));
+  } finally {
+    try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ }
+  }
 });
 
 test.run();
