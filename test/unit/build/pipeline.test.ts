@@ -54,7 +54,9 @@ test('publish: and rollout: blocks: errors name the file, line and key', () => {
   const repo = parse(`${publish}rollout:\n  list: fleet.txt\n  secret: env:S\n  waves: 25%,100%\n`).repos.get('octo/site')!;
   assert.equal(repo.publish?.key, '/etc/shipkit/key.asc');
   const push = repo.rollout?.mode === 'push' ? repo.rollout : undefined;
-  assert.equal([push?.list, push?.name, push?.shares], ['/etc/shipkit/fleet.txt', 'my-app', [25, 100]]);
+  assert.equal([push?.list, push?.name, push?.shares, push?.concurrency], ['/etc/shipkit/fleet.txt', 'my-app', [25, 100], 256]);
+  const narrow = parse(`${publish}rollout:\n  list: fleet.txt\n  secret: env:S\n  concurrency: 8\n`).repos.get('octo/site')!.rollout;
+  assert.is(narrow?.mode === 'push' ? narrow.concurrency : undefined, 8);
   assert.is(parse('branch: main\n').repos.get('octo/site')!.publish, undefined);
 });
 
