@@ -73,6 +73,8 @@ export interface Supervisor {
   start(probationMs?: number, check?: (exited: Promise<void>) => Promise<boolean>): Promise<boolean>;
   /** Supervise an instance a killed launchfit left running, as if this one had started it. */
   adopt(instance: LeftInstance): void;
+  /** Whether the process started last has exited, or does within `ms`. */
+  exitedWithin(ms: number): Promise<boolean>;
   stop(): Promise<void>;
   /** Stop the running process as a crash would end it: `forever` restarts it. */
   restart(): Promise<void>;
@@ -188,6 +190,10 @@ export class AppSupervisor implements Supervisor {
     this.writePidFile(instance.pgid, instance.startedAt, instance.pid);
     this.opts.log.info('adopted the app a previous launchfit left running; its output goes to the app log only', { pid: instance.pid });
     void this.follow(proc, 0);
+  }
+
+  exitedWithin(ms: number): Promise<boolean> {
+    return Promise.race([this.exited.then(() => true), sleep(ms).then(() => false)]);
   }
 
   async restart(): Promise<void> {
