@@ -1,5 +1,5 @@
 // npm run bench:fleet-pull — pull rollout at fleet scale (issue 23, DESIGN §8), shipkit as shipped
-// (dist/shipkit.mjs: `release publish`, `release rollout`, `hook-server`), Debian's nginx as the
+// (the one file, bench/shipped.ts: `release publish`, `release rollout`, `hook-server`), Debian's nginx as the
 // update server and the fleet simulator (test/fixtures/fleet-sim: HOSTS light hosts in a few
 // processes, each polling VERSION with If-None-Match, bucketing with rolloutBucket, downloading the
 // tarball and reporting signed to hook-server). Four rows, each against an absolute goal:
@@ -16,7 +16,7 @@
 // Flags: --hosts N (10000) --interval S (60) --rollout-interval S (3) --report-seconds S (10)
 //        --concurrency N (64) --quick (2,000 hosts, a 10 s idle interval, 5 s of reports).
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import minimist from 'minimist';
@@ -26,9 +26,11 @@ import { startUpdateNginx, type UpdateNginx } from '../test/fixtures/fleet-sim/n
 import { makePublisher, type Publisher } from '../test/fixtures/launchfit/gpg.ts';
 import { freePort, tmpDir, waitFor } from '../test/helpers.ts';
 import { reportResult } from './result.ts';
+import { shippedShipkit } from './shipped.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const BUNDLE = path.join(ROOT, 'dist/shipkit.mjs');
+// The one file as shipped: `npm run bench`'s (SHIPKIT_BENCH_BUNDLE), else a private build of this tree.
+const BUNDLE = shippedShipkit();
 const args = minimist(process.argv.slice(2), { boolean: ['quick'] });
 const HOSTS = Number(args.hosts ?? (args.quick ? 2000 : 10_000));
 const INTERVAL = Number(args.interval ?? (args.quick ? 10 : 60));
@@ -44,7 +46,6 @@ const base = tmpDir('shipkit-bench-fleet-pull-');
 const dest = path.join(base, 'updates');
 const secretFile = path.join(base, 'fleet.secret');
 writeFileSync(secretFile, `${SECRET}\n`);
-if (!existsSync(BUNDLE)) await $({ cwd: ROOT })`npx tsx tools/bundle.ts`;
 const shipkit = (...argv: string[]) => $({ cwd: base, nothrow: true })`${process.execPath} ${BUNDLE} ${argv}`;
 
 const pub: Publisher = await makePublisher(base, 'bench pass');
