@@ -10,6 +10,15 @@ import { readSecretFile } from '../core/secrets.ts';
 
 type OpenPgp = typeof import('openpgp');
 
+type SigningKey = Awaited<ReturnType<OpenPgp['decryptKey']>>;
+
+/**
+ * The last key this process unlocked, with the key text and passphrase that unlocked it. A build
+ * checks the key before its job starts and publish then signs with it: the passphrase's S2K (~150 ms
+ * of CPU in openpgp) runs once, not twice. Reused only for the same key text and passphrase.
+ */
+let lastUnlocked: { armored: string; passphrase: string | undefined; key: SigningKey } | undefined;
+
 /** The decrypted secret key from an armored key file and optional passphrase file. */
 export async function loadSigningKey(keyFile: string, passphraseFile?: string) {
   const openpgp: OpenPgp = await import('openpgp');
@@ -18,15 +27,21 @@ export async function loadSigningKey(keyFile: string, passphraseFile?: string) {
     throw new ConfigError(`Cannot read the secret key ${keyFile} (${(error as NodeJS.ErrnoException).code}).`, { cause: error });
   }
   let key;
-  try { key = await openpgp.readPrivateKey({ armoredKey: armored }); } catch (error) {
-    throw new ConfigError(`${keyFile} is not an armored OpenPGP secret key; export one with \`gpg --armor --export-secret-keys KEYID\`.`, { cause: error });
-  }
-  if (!key.isDecrypted()) {
-    if (!passphraseFile) throw new ConfigError(`The secret key ${keyFile} is protected by a passphrase; pass --passphrase-file FILE.`);
-    const passphrase = await readSecretFile(passphraseFile, { what: 'passphrase file', passphrase: true });
-    try { key = await openpgp.decryptKey({ privateKey: key, passphrase }); } catch (error) {
-      throw new ConfigError(`The passphrase in ${passphraseFile} does not unlock ${keyFile}.`, { cause: error });
+  if (lastUnlocked?.armored === armored && (lastUnlocked.passphrase === undefined || (passphraseFile !== undefined && lastUnlocked.passphrase === await readSecretFile(passphraseFile, { what: 'passphrase file', passphrase: true })))) {
+    key = lastUnlocked.key;
+  } else {
+    try { key = await openpgp.readPrivateKey({ armoredKey: armored }); } catch (error) {
+      throw new ConfigError(`${keyFile} is not an armored OpenPGP secret key; export one with \`gpg --armor --export-secret-keys KEYID\`.`, { cause: error });
     }
+    let passphrase: string | undefined;
+    if (!key.isDecrypted()) {
+      if (!passphraseFile) throw new ConfigError(`The secret key ${keyFile} is protected by a passphrase; pass --passphrase-file FILE.`);
+      passphrase = await readSecretFile(passphraseFile, { what: 'passphrase file', passphrase: true });
+      try { key = await openpgp.decryptKey({ privateKey: key, passphrase }); } catch (error) {
+        throw new ConfigError(`The passphrase in ${passphraseFile} does not unlock ${keyFile}.`, { cause: error });
+      }
+    }
+    lastUnlocked = { armored, passphrase, key };
   }
   try {
     await key.getSigningKey();

@@ -69,6 +69,18 @@ test('a signature by signing.asc verifies in gpg against keys.asc', async () => 
   assert.match(out, new RegExp(`VALIDSIG ${first.toUpperCase()} .* ${primary.toUpperCase()}`));
 });
 
+test('loadSigningKey unlocks a key once per key text and passphrase; a wrong or missing passphrase is still refused after', async () => {
+  const keyFile = path.join(dir, 'signing.asc');
+  const unlocked = await loadSigningKey(keyFile, pass);
+  assert.ok(unlocked.isDecrypted());
+  assert.ok(await loadSigningKey(keyFile, pass) === unlocked, 'the same key text and passphrase reuse the unlocked key');
+  const wrong = path.join(base, 'wrong-passphrase');
+  writeFileSync(wrong, 'not the passphrase\n', { mode: 0o600 });
+  await rejects(() => loadSigningKey(keyFile, wrong), /does not unlock/);
+  await rejects(() => loadSigningKey(keyFile), /protected by a passphrase/);
+  assert.ok(await loadSigningKey(keyFile, pass) === unlocked);
+});
+
 test('rotate: a second subkey, and publish signs with the newest', async () => {
   await new Promise((res) => setTimeout(res, 1100)); // a later creation time
   const rotated = await rotateReleaseKeys({ dir, passphraseFile: pass });
