@@ -9,8 +9,8 @@
 //   2. `release rollout --steps 1,10,100 --wait 5`: from its start to 99% of hosts on the new
 //      version, against 3 poll intervals after the last step was signed; the poll interval is
 //      scaled down to --rollout-interval (3 s) so a step's hosts can report within --wait 5;
-//   3. reports/s hook-server accepts and their p99 (goal ≥ 2,000/s, p99 < 50 ms), the load from
-//      bench/fleet-pull-load.ts in its own process;
+//   3. reports/s hook-server accepts (closed load; goal ≥ 2,000/s) and the p99 of an open load of
+//      2,000 reports/s (goal < 50 ms), the load from bench/fleet-pull-load.ts in its own process;
 //   4. a bad release (every host that installs it fails) rolled out the same way with
 //      --max-failures 0 --rollback: halted at step 1, hosts touched (goal ≤ 1%).
 // Flags: --hosts N (10000) --interval S (60) --rollout-interval S (3) --report-seconds S (10)
@@ -133,19 +133,33 @@ async function rollouts(nginx: UpdateNginx, hook: string): Promise<void> {
   }
 }
 
+type LoadRun = { accepted: number; answers: Record<string, number>; errors: number; rate: number; p50: number; p99: number };
+
+/** One pass of bench/fleet-pull-load.ts in its own process: closed (as fast as answered) or open at `rate`/s. */
+async function loadRun(hook: string, rate: number): Promise<LoadRun> {
+  const r = await $({ cwd: ROOT })`${process.execPath} --import tsx ${path.join(ROOT, 'bench/fleet-pull-load.ts')} ${hook} ${APP} ${secretFile} ${REPORT_SECONDS} ${CONCURRENCY} ${HOSTS} ${rate}`;
+  const run = JSON.parse(r.stdout.trim().split('\n').pop()!) as LoadRun;
+  const how = rate ? `open load of ${rate}/s` : `${CONCURRENCY} clients as fast as answered`;
+  console.log(`reports, ${how}: ${run.accepted} accepted in ${REPORT_SECONDS} s: ${run.rate.toFixed(0)}/s, p50 ${run.p50.toFixed(1)} ms, p99 ${run.p99.toFixed(1)} ms; answers ${JSON.stringify(run.answers)}, errors ${run.errors}`);
+  return run;
+}
+
+/**
+ * Row 3: the most reports a second hook-server takes (closed load), and the p99 of an open load at
+ * the goal's 2,000 reports a second (latency from when each was due), passes alternated.
+ */
 async function reports(hook: string): Promise<void> {
-  const runs = [];
+  const closed: LoadRun[] = [];
+  const open: LoadRun[] = [];
   for (let i = 0; i < (args.quick ? 1 : 3); i++) {
-    const r = await $({ cwd: ROOT })`${process.execPath} --import tsx ${path.join(ROOT, 'bench/fleet-pull-load.ts')} ${hook} ${APP} ${secretFile} ${REPORT_SECONDS} ${CONCURRENCY} ${HOSTS}`;
-    const run = JSON.parse(r.stdout.trim().split('\n').pop()!) as { accepted: number; answers: Record<string, number>; errors: number; rate: number; p50: number; p99: number };
-    console.log(`reports: ${run.accepted} accepted in ${REPORT_SECONDS} s at concurrency ${CONCURRENCY}: ${run.rate.toFixed(0)}/s, p50 ${run.p50.toFixed(1)} ms, p99 ${run.p99.toFixed(1)} ms; answers ${JSON.stringify(run.answers)}, errors ${run.errors}`);
-    runs.push(run);
+    closed.push(await loadRun(hook, 0));
+    open.push(await loadRun(hook, 2000));
   }
-  const rate = median(runs.map((r) => r.rate));
-  const p99 = median(runs.map((r) => r.p99));
-  const clean = runs.every((r) => r.errors === 0 && r.accepted === Object.values(r.answers).reduce((a, b) => a + b, 0));
-  reportResult({ work: 'fleet-pull: signed reports hook-server accepts', shipkit: Number(rate.toFixed(0)), peer: null, unit: 'reports/s', goal: '≥ 2000/s', met: clean && rate >= 2000, note: `median of ${runs.length}; ${CONCURRENCY} clients in their own process${clean ? '' : '; some refused or failed'}` });
-  reportResult({ work: 'fleet-pull: report p99 latency', shipkit: Number(p99.toFixed(1)), peer: null, unit: 'ms', goal: '< 50 ms', met: clean && p99 < 50, note: `median of ${runs.length} runs at ${CONCURRENCY} concurrent` });
+  const clean = [...closed, ...open].every((r) => r.errors === 0 && r.accepted === Object.values(r.answers).reduce((a, b) => a + b, 0));
+  const rate = median(closed.map((r) => r.rate));
+  const p99 = median(open.map((r) => r.p99));
+  reportResult({ work: 'fleet-pull: signed reports hook-server accepts', shipkit: Number(rate.toFixed(0)), peer: null, unit: 'reports/s', goal: '≥ 2000/s', met: clean && rate >= 2000, note: `median of ${closed.length}; ${CONCURRENCY} clients in their own process${clean ? '' : '; some refused or failed'}` });
+  reportResult({ work: 'fleet-pull: report p99 at 2,000 reports/s', shipkit: Number(p99.toFixed(1)), peer: null, unit: 'ms', goal: '< 50 ms', met: clean && p99 < 50, note: `median of ${open.length} open-load runs (from when each was due); closed load p99 ${median(closed.map((r) => r.p99)).toFixed(1)} ms` });
 }
 
 console.log(`machine: ${os.cpus().length} cores, load average ${load()}, node ${process.version}; shipkit: node ${path.relative(ROOT, BUNDLE)}`);

@@ -141,7 +141,12 @@ export class FleetRoutes {
     const { store, log } = this.options;
     return this.accept(res, refuse, () => checkReport(signed.value, this.now()), async ({ app, ...entry }) => {
       // A report older than the host's kept one is answered like any other: the host is done with it.
-      if (await store.addReport(app, entry)) log.info('fleet report', { app, host: entry.host, version: entry.version, result: entry.result });
+      // Reports come by the thousand a second from a large fleet: counted in /metrics, logged with
+      // SHIPKIT_DEBUG only, except a failure, which someone will want to read.
+      const kept = await store.addReport(app, entry);
+      const fields = { app, host: entry.host, version: entry.version, result: entry.result, reason: entry.reason || undefined };
+      if (kept && (entry.result === 'failed' || entry.result === 'rolled_back')) log.warn('fleet report: a host could not take a release', fields);
+      else if (kept) log.debug('fleet report', fields);
       this.options.onReport?.(app, entry.result);
     });
   }
