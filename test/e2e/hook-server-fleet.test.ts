@@ -1,3 +1,4 @@
+// @deno
 // hook-server's fleet routes (issue 23, DESIGN §8) with the real hook-server script: signed host
 // reports kept on disk before their 202 and read back after a restart, GET /fleet/APP for
 // `release rollout`, rollout states, the status page's Fleet section and /metrics; and every
