@@ -85,6 +85,8 @@ interface Side {
   version(i: number): string;
   restart?(): Promise<void>;
   tearDown(): Promise<void>;
+  /** What the side logged (launchfit's JSON lines), for BENCH_ZD_TRACE. */
+  output?(): string;
 }
 
 /** Steady state, the updates and (launchfit) the restart, under one load generator. */
@@ -123,6 +125,11 @@ async function runSide(side: Side): Promise<SideRun> {
     }
     await sleep(500);
     const data = await client.stop();
+    // BENCH_ZD_TRACE=DIR: every request, the windows and launchfit's log, to see where slow answers fall.
+    if (process.env.BENCH_ZD_TRACE) {
+      mkdirSync(process.env.BENCH_ZD_TRACE, { recursive: true });
+      writeFileSync(path.join(process.env.BENCH_ZD_TRACE, `${side.name}-${Date.now()}.json`), JSON.stringify({ steady, updates, restart, data, log: side.output?.() }));
+    }
     return { steady: statsOf(data, steady), updates: statsOf(data, updates), restart: restart && statsOf(data, [restart]) };
   } finally {
     await side.tearDown();
@@ -130,12 +137,12 @@ async function runSide(side: Side): Promise<SideRun> {
 }
 
 /** `launchfit run` from the one file; resolves once it says it is ready. */
-async function startShipped(deploy: string): Promise<ChildProcess> {
+async function startShipped(deploy: string, logged: string[] = []): Promise<ChildProcess> {
   const [cmd, ...args] = shippedArgv('launchfit');
   const child = spawn(cmd, [...args, 'run', '--dir', deploy], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out = (out + d).slice(-20_000)));
+  child.stderr!.on('data', (d) => { out = (out + d).slice(-20_000); if (process.env.BENCH_ZD_TRACE) logged.push(`@${Date.now()} ${String(d)}`); });
   await waitFor(() => out.includes('launchfit ready') || child.exitCode !== null, { what: `launchfit run:\n${out}`, timeoutMs: 60_000 });
   if (child.exitCode !== null) throw new Error(`launchfit run exited ${child.exitCode}:\n${out}`);
   return child;
@@ -153,6 +160,7 @@ async function runShipped(args: string[]): Promise<void> {
 function launchfitSide(): Side {
   let w: World;
   let lf: ChildProcess | undefined;
+  const logged: string[] = [];
   const yml = 'app:\n  exec: node server.cjs\n  healthy_after: 2\n  kill_timeout: 5\n  forever: true\n';
   const publish = (v: string) => w.publish(v, { files: { 'server.cjs': APP }, yml });
   const side: Side = {
@@ -163,7 +171,7 @@ function launchfitSide(): Side {
       await publish('1.0');
       w.writeConfig('', `  listen: [127.0.0.1:${w.appPort}]\n  drain: 5\n  health:\n    http: http://127.0.0.1:${w.appPort}/up\n    interval: 0.2\n    timeout: 1\n`);
       await runShipped(['deploy', '--dir', w.deploy]);
-      lf = await startShipped(w.deploy);
+      lf = await startShipped(w.deploy, logged);
       await waitFor(async () => (await askApp(w.appPort))?.startsWith('1.0 '), { what: 'launchfit: 1.0', timeoutMs: 30_000 });
     },
     prepare: (i) => publish(`1.${i}`),
@@ -173,11 +181,12 @@ function launchfitSide(): Side {
       if (action !== 'installed') throw new Error(`launchfit update: ${JSON.stringify(answer?.body)}`);
     },
     version: (i) => `1.${i}`,
+    output: () => logged.join(''),
     async restart() {
       const exited = new Promise((r) => lf!.once('exit', r));
       lf!.kill('SIGKILL');
       await exited;
-      lf = await startShipped(w.deploy);
+      lf = await startShipped(w.deploy, logged);
     },
     async tearDown() {
       if (lf && lf.exitCode === null && lf.signalCode === null) {
