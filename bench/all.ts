@@ -54,4 +54,7 @@ console.log(`|${table[0].map((_, i) => (i >= 1 && i <= 3 ? '---:' : '---')).join
 for (const row of table.slice(1)) console.log(`| ${row.join(' | ')} |`);
 for (const r of rows.filter((x) => x.note)) console.log(`- ${r.work}: ${r.note}`);
 const broken = rows.filter((r) => r.status);
-if (broken.length) console.log(`\n${broken.length} bench(es) gave no figures: ${broken.map((r) => r.work).join('; ')} (their stderr is above, on stderr).`);
+if (broken.length) {
+  console.log(`\n${broken.length} bench(es) gave no figures: ${broken.map((r) => r.work).join('; ')} (their stderr is above, on stderr).`);
+  process.exitCode = 1; // goals not met are figures; a bench that gave none is a failure of the run
+}
