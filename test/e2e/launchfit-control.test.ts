@@ -99,12 +99,16 @@ test('the real server-update reaches launchfit (202 queued), by app name and by 
 });
 
 test('&wait=1 answers the host\'s verdict: 500 for a release that rolled back (and again while it is offered), 200 installed, 200 already current', async () => {
+  // The check the test before started (server-update deploy, not waited for) is over first: one
+  // still queued would find 1.3 below and mark it bad before this test asks.
+  const settled = await signed('/?repo=my-app&wait=1');
+  assert.is(settled.status, 200, await settled.text());
   await w.publish('1.3', { files: { crash: '' } });
   const rolledBack = await signed('/?repo=my-app&wait=1');
   const rb = await rolledBack.json();
   assert.is(rolledBack.status, 500, JSON.stringify(rb));
   assert.is(rb.ok, false);
-  assert.match(rb.error, /my-app-gnu-linux-1\.3 did not stay up for 1\.5 s; marked bad and went back to my-app-gnu-linux-1\.2/);
+  assert.match(rb.error, /my-app-gnu-linux-1\.3 did not stay up for 1\.5 s; marked bad and went back to my-app-gnu-linux-1\.2/, rb.error);
   await waitFor(async () => (await askApp(w.appPort)) === '1.2', { what: 'app 1.2 again', timeoutMs: 20_000 });
   // Asked again while VERSION still offers 1.3 (unchanged, so a conditional GET would be a 304):
   // still a failure, not "nothing new".
