@@ -69,7 +69,10 @@ test('lib/ installs no signal handler and writes nothing to stdout as a side eff
   for (const file of libFiles(path.join(ROOT, 'lib'))) {
     const rel = path.relative(path.join(ROOT, 'lib'), file);
     if (allowed.has(rel)) continue;
-    readFileSync(file, 'utf8').split('\n').forEach((text, i) => {
+    // A template literal over several lines (a program handed to `node -e`, lib/jobs/spawner.ts)
+    // is blanked whole first, its line breaks kept so line numbers stay right.
+    const source = readFileSync(file, 'utf8').replace(/`(?:\\[\s\S]|[^`\\])*`/g, (literal) => literal.replace(/[^\n]/g, ' '));
+    source.split('\n').forEach((text, i) => {
       // String contents are left out: code handed to a child process (`node -e …`) is not lib's.
       const line = text.replace(/(['"`])(?:\\.|(?!\1).)*\1/g, '""');
       if (/process\.(on|once|addListener|prependListener|prependOnceListener)\(|process\.stdout|console\.(log|info|warn|error)|process\.exit\(/.test(line)) offences.push(`${rel}:${i + 1}: ${text.trim()}`);
