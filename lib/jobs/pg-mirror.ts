@@ -38,6 +38,12 @@ export class JobMirror {
   /** Ends told here, to be marked told in the database (batched). */
   private readonly told = new Set<string>();
   private marking: Promise<void> | undefined;
+  /**
+   * Reads of the database, one after another: a slow read of everything (refresh) answered after a
+   * quick read of one changed job (flush) would set that job back to an older state, and its end
+   * would then be told twice. Serialised, each read sees at least what the one before it saw.
+   */
+  private reads: Promise<unknown> = Promise.resolve();
 
   constructor(options: MirrorOptions) {
     this.options = options;
@@ -55,7 +61,7 @@ export class JobMirror {
 
   /** The ends of jobs that finished while hook-server was down, told now (its recover()). */
   async tellUntold(): Promise<void> {
-    for (const job of await readUntold(this.options.pool)) {
+    for (const job of await this.read(() => readUntold(this.options.pool))) {
       this.jobs.set(job.id, job);
       this.tellEnd(job);
     }
@@ -104,7 +110,7 @@ export class JobMirror {
       while (this.pending.size) {
         const ids = [...this.pending];
         this.pending.clear();
-        for (const job of await readJobs(this.options.pool, ids)) this.apply(job);
+        for (const job of await this.read(() => readJobs(this.options.pool, ids))) this.apply(job);
       }
     } catch (error) {
       this.options.log.warn(`could not read changed jobs from ${describeDbError(error, this.options.db)}; read again at the next refresh`);
@@ -116,13 +122,20 @@ export class JobMirror {
   /** Everything again; and LISTEN again if its connection was lost. */
   async refresh(): Promise<void> {
     if (!this.listener && !this.closed) await this.listen();
-    const live = await readLiveJobs(this.options.pool, this.options.keepFinished ?? 1000);
+    const live = await this.read(() => readLiveJobs(this.options.pool, this.options.keepFinished ?? 1000));
     const kept = new Set<string>();
     for (const job of live) {
       this.apply(job);
       kept.add(job.id);
     }
     for (const [id, job] of this.jobs) if (!kept.has(id) && finished(job)) this.jobs.delete(id);
+  }
+
+  /** `query` once the reads before it are answered (see `reads`). */
+  private read<T>(query: () => Promise<T>): Promise<T> {
+    const next = this.reads.then(query, query);
+    this.reads = next.catch(() => undefined);
+    return next;
   }
 
   /** A record as the database has it now; its start or end told when it is news. */
