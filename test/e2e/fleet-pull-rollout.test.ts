@@ -1,8 +1,10 @@
 // Pull rollout end to end on 20 real launchfit hosts (issue 23, DESIGN §8, docs/fleet.md): each
 // host runs the real `launchfit run`, polls Debian's nginx (the folder `release publish` writes)
 // and reports to the real hook-server (POST /fleet/reports, signed with the app's fleet secret);
-// the real `release rollout` raises ROLLOUT step by step reading GET /fleet/APP. In order:
-// the rollout reaches 100 %; a release that fails on a host of step 1 halts it there and
+// the real `release rollout` raises ROLLOUT step by step reading GET /fleet/APP. In order: idle,
+// a host's poll is one conditional GET of VERSION answered 304 with headers only (launchfit sends
+// the ETag it saw as If-None-Match; keys.asc and VERSION.sig are not fetched again); the rollout
+// reaches 100 %, each host downloading the tarball once; a release that fails on a host of step 1 halts it there and
 // --rollback brings every host that took it back (hosts above the step never downloaded it); the
 // update server down during a rollout (hosts keep serving, then take it); `release rollout`
 // killed with -9 mid-step continues from the last signed step when run again.
@@ -69,9 +71,24 @@ async function fleetView(): Promise<{ hosts: FleetHost[]; rollout: Record<string
   return res.json() as Promise<{ hosts: FleetHost[]; rollout: Record<string, unknown> | null }>;
 }
 
-test('every host reports running at start; release rollout --steps 10,50,100 reaches ROLLOUT 100 with all 20 on 1.1', async () => {
+test('idle, every poll after a host\'s first is a conditional GET of VERSION answered 304 under 1 KB', async () => {
   if (skip) { console.log(`skipped: ${skip}`); return; }
   await everyHostOn('1.0');
+  const mark = fleet.nginx.requests().length;
+  await waitFor(() => fleet.nginx.requests().slice(mark).filter((r) => r.path === '/VERSION').length >= HOSTS * 4, { timeoutMs: 60_000, what: 'four polls per host' });
+  const idle = fleet.nginx.requests().slice(mark);
+  const polls = idle.filter((r) => r.path === '/VERSION');
+  assert.ok(polls.every((r) => r.status === 304 && r.ifNoneMatch !== ''), `every idle poll is conditional and answered 304: ${JSON.stringify(polls.filter((r) => r.status !== 304 || !r.ifNoneMatch).slice(0, 3))}`);
+  assert.equal([...new Set(idle.map((r) => r.path))], ['/VERSION'], 'an idle host asks for VERSION only (no keys.asc, no VERSION.sig)');
+  const perPoll = polls.reduce((n, r) => n + r.sent + r.received, 0) / polls.length;
+  console.log(`launchfit idle poll: ${(polls.reduce((n, r) => n + r.received, 0) / polls.length).toFixed(0)} B request + ${(polls.reduce((n, r) => n + r.sent, 0) / polls.length).toFixed(0)} B answer`);
+  assert.ok(perPoll < 1024, `an idle poll costs ${perPoll.toFixed(0)} B both ways`);
+});
+
+test('every host reports running at start; release rollout --steps 10,50,100 reaches ROLLOUT 100 with all 20 on 1.1, each downloading it once', async () => {
+  if (skip) return;
+  await everyHostOn('1.0');
+  const before = fleet.nginx.requests().length;
   const ids = hostIds();
   await waitFor(async () => (await fleetView()).hosts.length === HOSTS, { what: 'hook-server to know all 20 hosts' });
   assert.equal((await fleetView()).hosts.map((h) => h.host).sort(), [...ids].sort());
@@ -81,6 +98,8 @@ test('every host reports running at start; release rollout --steps 10,50,100 rea
   assert.match(r.stdout, /step 3\/3 \(ROLLOUT 100\): expected 20, reported 20, updated 20, failed 0, pending 0/);
   assert.match(r.stdout, /done: my-app 1\.1 is at ROLLOUT 100/);
   await everyHostOn('1.1');
+  const tarballs = fleet.nginx.requests().slice(before).filter((r) => r.path === `/${APP}-gnu-linux-1.1.tar.gz` && r.status === 200);
+  assert.is(tarballs.length, HOSTS, 'one download per host');
   const view = await fleetView();
   assert.ok(view.hosts.every((h) => h.version === '1.1' && h.result === 'updated' && h.bucket === h.claimed_bucket), JSON.stringify(view.hosts));
   assert.equal([versionAtDest().version, versionAtDest().rollout], ['1.1', 100]);
