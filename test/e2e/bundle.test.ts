@@ -9,12 +9,15 @@ import { makeBareRepo, ROOT, runCommand, tmpDir } from '../helpers.ts';
 const scripts = readdirSync(path.join(ROOT, 'scripts')).filter((f) => f.endsWith('.ts')).map((f) => f.slice(0, -3));
 const outside = tmpDir('shipkit-bundle-'); // under /tmp: no node_modules to fall back on
 
-test('npm run bundle writes dist/NAME.mjs for every script', async () => {
-  const r = await runCommand(process.execPath, ['--import', path.join(ROOT, 'node_modules/tsx/dist/loader.mjs'), 'tools/bundle.ts'], { timeoutMs: 180_000 });
+test('npm run bundle writes NAME.mjs for every script', async () => {
+  // Into a folder of its own (tools/bundle.ts --outdir; dist/ is the default): npm pack's prepack
+  // in install-npm writes dist/ too, and a test running beside it would copy a half-written file.
+  const built = tmpDir('shipkit-bundle-out-');
+  const r = await runCommand(process.execPath, ['--import', path.join(ROOT, 'node_modules/tsx/dist/loader.mjs'), 'tools/bundle.ts', '--outdir', built], { timeoutMs: 180_000 });
   assert.is(r.exitCode, 0, r.stderr);
   for (const name of scripts) {
-    assert.match(r.stdout, new RegExp(`dist/${name}\\.mjs`));
-    copyFileSync(path.join(ROOT, 'dist', `${name}.mjs`), path.join(outside, `${name}.mjs`));
+    assert.match(r.stdout, new RegExp(`${name}\\.mjs`));
+    copyFileSync(path.join(built, `${name}.mjs`), path.join(outside, `${name}.mjs`));
   }
 });
 

@@ -20,10 +20,13 @@ const folder = tmpDir('shipkit-onefile-');
 const bundle = path.join(folder, 'shipkit.mjs');
 let PATH = '';
 
-test('npm run bundle writes dist/shipkit.mjs; it is copied alone', async () => {
-  const r = await runCommand(process.execPath, ['--import', path.join(ROOT, 'node_modules/tsx/dist/loader.mjs'), 'tools/bundle.ts', 'shipkit'], { timeoutMs: 180_000 });
+test('npm run bundle writes shipkit.mjs; it is copied alone', async () => {
+  // Built into a folder of its own (--outdir; dist/ is the default): npm pack's prepack in
+  // install-npm writes dist/shipkit.mjs too, and a copy taken beside it could be half-written.
+  const built = tmpDir('shipkit-onefile-out-');
+  const r = await runCommand(process.execPath, ['--import', path.join(ROOT, 'node_modules/tsx/dist/loader.mjs'), 'tools/bundle.ts', 'shipkit', '--outdir', built], { timeoutMs: 180_000 });
   assert.is(r.exitCode, 0, r.stderr);
-  copyFileSync(path.join(ROOT, 'dist', 'shipkit.mjs'), bundle);
+  copyFileSync(path.join(built, 'shipkit.mjs'), bundle);
   assert.equal(readdirSync(folder), ['shipkit.mjs']);
   for (let dir = folder; dir !== '/'; dir = path.dirname(dir)) assert.not.ok(existsSync(path.join(dir, 'node_modules')), dir);
   PATH = await nodeGitAndShellOnly();
