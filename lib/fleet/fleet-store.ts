@@ -112,17 +112,9 @@ export class FleetStore {
     return store;
   }
 
-  apps(): string[] {
-    return [...new Set([...this.hostsByApp.keys(), ...this.rollouts.keys()])].sort();
-  }
-
   /** Each host's latest report for `app`, in host order. */
   hosts(app: string): HostEntry[] {
     return [...(this.hostsByApp.get(app)?.values() ?? [])].sort((a, b) => (a.host < b.host ? -1 : 1));
-  }
-
-  hostCount(app: string): number {
-    return this.hostsByApp.get(app)?.size ?? 0;
   }
 
   /** Hosts per version and result, for /metrics and the status page. */
