@@ -132,9 +132,11 @@ async function must<T extends { exitCode: number | null; stderr: string }>(run: 
   return result;
 }
 
-function remoteFailure(what: string, stderr: string): RemoteError {
+// The patterns must not match what git quotes back: object ids and paths are in the same lines
+// (a bare /403/ matched the pushed commit's id about once in a hundred pushes).
+export function remoteFailure(what: string, stderr: string): RemoteError {
   let advice = '';
-  if (/Permission denied|Authentication failed|could not read Username|403/.test(stderr)) advice = ' Check the credentials (ssh_key, deploy key or token).';
+  if (/Permission denied|Authentication failed|could not read Username|returned error: 403\b|\b403 Forbidden/.test(stderr)) advice = ' Check the credentials (ssh_key, deploy key or token).';
   else if (/Could not resolve host|Connection refused|timed out|does not appear to be a git repository|not found/i.test(stderr)) advice = ' Check the remote URL and that the server is reachable.';
   else if (/non-fast-forward|fetch first|stale info/.test(stderr)) advice = ' The branch moved while uploading; run the upload again.';
   else if (/hook declined|remote rejected|protected branch/.test(stderr)) advice = ' The remote refused it (hook or branch protection).';
