@@ -1,13 +1,9 @@
-// The job journal: an append-only file of job snapshots under DATA/journal/, fsynced before a
-// caller is told a write is done. Writes that arrive while a flush is on disk wait for the next
-// flush together (group commit), so one fsync covers many deliveries under load. Each line
-// carries a checksum: a line torn by a crash is detected on replay and cut off, so a record is
-// either whole or absent. Compaction rewrites the live state through temp file + rename.
-import { createHash } from 'node:crypto';
-import { constants } from 'node:fs';
-import { open, readFile, truncate, type FileHandle } from 'node:fs/promises';
+// The job journal: job snapshots in DATA/journal/jobs.journal, an append-only log
+// (lib/core/append-log.ts: group commit, each record on disk before its caller is told, a torn
+// line cut off on replay). The journal keeps every job's latest record in memory and has the file
+// rewritten with the unfinished jobs and the newest finished ones when it grows long.
 import path from 'node:path';
-import { atomicWriteFile, ensureDir, syncDir } from '../core/fs.ts';
+import { AppendLog, encodeLine, replayLines, type AppendLogOwner, type AppendLogStats } from '../core/append-log.ts';
 import type { JobKind } from './job-id.ts';
 
 export const JOB_STATES = ['queued', 'running', 'succeeded', 'failed', 'superseded', 'interrupted'] as const;
@@ -109,207 +105,83 @@ export function journalFile(dataDir: string): string {
   return path.join(dataDir, 'journal', 'jobs.journal');
 }
 
-function checksum(text: string): string {
-  return createHash('sha256').update(text).digest('hex').slice(0, 8);
+export function encodeRecord(job: Job): string {
+  return encodeLine(job);
 }
 
-export function encodeRecord(job: Job): string {
-  const json = JSON.stringify(job);
-  return `${checksum(json)} ${json}\n`;
+function decodeJob(value: unknown): Job | undefined {
+  const job = value as Job;
+  return job && typeof job.id === 'string' && typeof job.seq === 'number' ? job : undefined;
 }
 
 /** Parse journal text: the jobs (last record wins), damaged line count, and where the good data ends. */
 export function replayJournal(text: string): { jobs: Map<string, Job>; damaged: number; goodBytes: number; records: number } {
-  const jobs = new Map<string, Job>();
-  let damaged = 0;
-  let records = 0;
-  let offset = 0;
-  let goodBytes = 0;
-  while (offset < text.length) {
-    const end = text.indexOf('\n', offset);
-    if (end === -1) {
-      damaged++; // torn last line: the write never completed, so it was never acknowledged
-      break;
-    }
-    const line = text.slice(offset, end);
-    offset = end + 1;
-    const job = decodeLine(line);
-    if (job) {
-      jobs.set(job.id, job);
-      records++;
-    } else if (line.trim() !== '') damaged++;
-    goodBytes = Buffer.byteLength(text.slice(0, offset));
-  }
-  return { jobs, damaged, goodBytes, records };
-}
-
-function decodeLine(line: string): Job | undefined {
-  const space = line.indexOf(' ');
-  if (space !== 8) return undefined;
-  const json = line.slice(9);
-  if (checksum(json) !== line.slice(0, 8)) return undefined;
-  try {
-    const job = JSON.parse(json) as Job;
-    return job && typeof job.id === 'string' && typeof job.seq === 'number' ? job : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-interface Batch {
-  records: Job[];
-  resolve: () => void;
-  reject: (e: unknown) => void;
-}
-
-async function readJournalText(file: string): Promise<string> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    return '';
-  }
+  const { records, damaged, goodBytes } = replayLines(text, decodeJob);
+  return { jobs: new Map(records.map((job) => [job.id, job])), damaged, goodBytes, records: records.length };
 }
 
 const now = () => new Date().toISOString();
 
-// Under Node the file is opened O_DSYNC: each write returns once its data is on disk, as a write
-// followed by fdatasync would, in one trip to the thread pool instead of two (one per group
-// commit). Under Deno, whose node:fs is not relied on to pass O_DSYNC on, the flush calls datasync.
-const DSYNC = !('Deno' in globalThis);
-const APPEND_FLAGS = DSYNC ? constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_DSYNC : 'a';
-
-/** The journal's file, its jobs and its pending writes; openJournal hands out its methods. */
-class JobJournal {
-  readonly file: string;
+/** The journal's jobs in memory, kept by its append-only log; openJournal hands out its methods. */
+class JobJournal implements AppendLogOwner<Job> {
   readonly jobs = new Map<string, Job>();
-  readonly damaged: number;
   private readonly options: JournalOptions;
   private readonly compactBytes: number;
   private readonly keepFinished: number;
-  private handle: FileHandle;
-  /** Where the last whole, synced record ends: a failed write is cut back to here. */
-  private bytes: number;
-  private tornTail = false;
-  private records: number;
-  private flushes = 0;
-  private compactions = 0;
   /** Highest seq on disk. */
   private seqOnDisk = 0;
-  private pending: Batch[] = [];
-  private flushing: Promise<void> | undefined;
-  private closed = false;
+  // Set by open() before the journal is handed out.
+  log!: AppendLog<Job>;
 
-  constructor(file: string, handle: FileHandle, replay: ReturnType<typeof replayJournal>, options: JournalOptions) {
-    this.file = file;
-    this.handle = handle;
+  private constructor(options: JournalOptions) {
     this.options = options;
     const settings = { ...DEFAULTS, ...options };
     this.compactBytes = settings.compactBytes;
     this.keepFinished = settings.keepFinished;
-    for (const job of replay.jobs.values()) this.jobs.set(job.id, Object.freeze(job));
-    this.damaged = replay.damaged;
-    this.bytes = replay.goodBytes;
-    this.records = replay.records;
-    for (const job of this.jobs.values()) this.seqOnDisk = Math.max(this.seqOnDisk, job.seq);
   }
 
   /** Replay the file, cut off a torn tail, and open it for appending. */
   static async open(dataDir: string, options: JournalOptions): Promise<JobJournal> {
-    const file = journalFile(dataDir);
-    await ensureDir(path.dirname(file), 0o755);
-    const text = await readJournalText(file);
-    const replay = replayJournal(text);
-    if (replay.goodBytes < Buffer.byteLength(text)) await truncate(file, replay.goodBytes);
-    const handle = await open(file, APPEND_FLAGS, 0o644);
-    await syncDir(path.dirname(file));
-    const journal = new JobJournal(file, handle, replay, options);
-    // A journal that is mostly superseded records is rewritten at start.
-    if (replay.damaged > 0 || journal.records > 2 * journal.jobs.size + 100) await journal.compact();
+    const journal = new JobJournal(options);
+    journal.log = await AppendLog.open(journalFile(dataDir), journal, {
+      decode: decodeJob, mode: 0o644, dirMode: 0o755, onSync: options.onSync, onCompactError: options.onCompactError,
+    });
     return journal;
   }
 
-  get lastSeq(): number {
-    return Math.max(this.seqOnDisk, ...this.pending.flatMap((b) => b.records.map((j) => j.seq)));
-  }
-
-  private async flushLoop(): Promise<void> {
-    while (this.pending.length) {
-      const batch = this.pending;
-      this.pending = [];
-      await this.flush(batch);
-      // A failed compaction only means the file stays long: appends go on, and it is retried
-      // after the next flush. Letting it throw would leave `flushing` set for good (every later
-      // write waiting forever) and reject a promise nobody awaits.
-      if (this.bytes > this.compactBytes && !this.tornTail) await this.compact().catch((error) => this.options.onCompactError?.(error as Error));
-    }
-    this.flushing = undefined;
-  }
-
-  /** One group commit: the batch's records written and fsynced, then in the map; or all rejected. */
-  private async flush(batch: Batch[]): Promise<void> {
-    const data = Buffer.from(batch.map((b) => b.records.map(encodeRecord).join('')).join(''));
-    try {
-      // A write that failed (ENOSPC, EIO) may have left part of a record, or records that
-      // were never synced: cut back to the last good record first, or the next record would
-      // be glued onto that part and dropped as damaged on replay, although it was acknowledged.
-      if (this.tornTail) await this.cutBack();
-      const syncStart = performance.now();
-      let written = 0;
-      while (written < data.length) written += (await this.handle.write(data, written)).bytesWritten;
-      if (!DSYNC) await this.handle.datasync();
-      this.options.onSync?.((performance.now() - syncStart) / 1000);
-      this.bytes += data.length;
-      this.records += batch.reduce((n, b) => n + b.records.length, 0);
-      this.flushes++;
-      for (const b of batch) {
-        for (const job of b.records) {
-          this.jobs.set(job.id, job);
-          this.seqOnDisk = Math.max(this.seqOnDisk, job.seq);
-        }
-        b.resolve();
-      }
-    } catch (error) {
-      this.tornTail = true;
-      await this.cutBack().catch(() => { /* tried again before the next write */ });
-      for (const b of batch) b.reject(error);
+  apply(records: readonly Job[]): void {
+    for (const job of records) {
+      this.jobs.set(job.id, Object.isFrozen(job) ? job : Object.freeze(job));
+      this.seqOnDisk = Math.max(this.seqOnDisk, job.seq);
     }
   }
 
-  private async cutBack(): Promise<void> {
-    await this.handle.truncate(this.bytes);
-    await this.handle.datasync();
-    this.tornTail = false;
+  /** At start, a journal that is mostly superseded records; then, one that grew past compactBytes. */
+  wantsCompaction(stats: AppendLogStats, atOpen: boolean): boolean {
+    return atOpen ? stats.records > 2 * this.jobs.size + 100 : stats.bytes > this.compactBytes;
   }
 
-  /** Keep every unfinished job and the newest finished ones; rewrite through temp + rename. */
-  private async compact(): Promise<void> {
+  /** Every unfinished job and the newest finished ones. */
+  live(): { records: Job[]; done: () => void } {
     const all = [...this.jobs.values()].sort((a, b) => a.seq - b.seq);
     const finished = all.filter((j) => FINISHED_STATES.includes(j.state));
     const dropped = finished.slice(0, Math.max(0, finished.length - this.keepFinished));
     // A Set: under a burst of deliveries thousands of superseded jobs go at once.
     const gone = new Set(dropped);
-    const kept = all.filter((j) => !gone.has(j));
-    const content = kept.map(encodeRecord).join('');
-    await atomicWriteFile(this.file, content, { mode: 0o644 });
-    for (const job of dropped) this.jobs.delete(job.id);
-    await this.handle.close();
-    this.handle = await open(this.file, APPEND_FLAGS, 0o644);
-    this.bytes = Buffer.byteLength(content);
-    this.records = kept.length;
-    this.compactions++;
-    if (dropped.length) this.options.onPrune?.(dropped.map((j) => j.id));
+    const done = () => {
+      for (const job of dropped) this.jobs.delete(job.id);
+      if (dropped.length) this.options.onPrune?.(dropped.map((j) => j.id));
+    };
+    return { records: all.filter((j) => !gone.has(j)), done };
+  }
+
+  get lastSeq(): number {
+    return Math.max(this.seqOnDisk, ...this.log.pendingRecords().map((j) => j.seq));
   }
 
   /** Append frozen copies; the map takes them once they are on disk. */
   write(list: Job[]): Promise<void> {
-    if (this.closed) return Promise.reject(new Error('journal is closed'));
-    if (list.length === 0) return Promise.resolve();
-    const frozen = list.map((job) => Object.freeze({ ...job }));
-    return new Promise((resolve, reject) => {
-      this.pending.push({ records: frozen, resolve, reject });
-      this.flushing ??= this.flushLoop();
-    });
+    return this.log.append(list.map((job) => Object.freeze({ ...job })));
   }
 
   private current(id: string): Job {
@@ -356,15 +228,6 @@ class JobJournal {
     return this.change(id, { state: 'queued', started: null, finished: null, reason, pgid: null });
   }
 
-  stats(): ReturnType<Journal['stats']> {
-    return { records: this.records, flushes: this.flushes, bytes: this.bytes, compactions: this.compactions };
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
-    while (this.flushing) await this.flushing;
-    await this.handle.close();
-  }
 }
 
 /**
@@ -375,9 +238,9 @@ class JobJournal {
 export async function openJournal(dataDir: string, options: JournalOptions = {}): Promise<Journal> {
   const journal = await JobJournal.open(dataDir, options);
   return {
-    file: journal.file,
+    file: journal.log.file,
     jobs: journal.jobs,
-    damaged: journal.damaged,
+    damaged: journal.log.damaged,
     get lastSeq() { return journal.lastSeq; },
     write: (jobs) => journal.write(jobs),
     add: (job, supersedes) => journal.add(job, supersedes),
@@ -386,7 +249,7 @@ export async function openJournal(dataDir: string, options: JournalOptions = {})
     finish: (id, end) => journal.finish(id, end),
     interrupt: (id, how) => journal.interrupt(id, how),
     requeue: (id, reason) => journal.requeue(id, reason),
-    stats: () => journal.stats(),
-    close: () => journal.close(),
+    stats: () => journal.log.stats(),
+    close: () => journal.log.close(),
   };
 }
