@@ -30,9 +30,16 @@ export interface Destination {
   read(name: string): Promise<Buffer | undefined>;
   /** A file as a local path to read (a download into `scratch` when remote), or undefined. */
   localCopy(name: string, scratch: string): Promise<string | undefined>;
-  /** Place `from` (a local file) as `name`; `step` sees `NAME:temp` before the rename and `NAME` after. */
-  put(from: string, name: string, step?: StepHook): Promise<void>;
+  /**
+   * Place `from` (a local file) as `name`; `step` sees `NAME:temp` before the rename and `NAME`
+   * after. `sizeChanged`: the caller knows the file's size differs from the one it replaces and
+   * from every earlier one written in the same second, so the mtime+size ETag changes without
+   * waiting for the next second (placeVersionPair's last step).
+   */
+  put(from: string, name: string, step?: StepHook, options?: PutOptions): Promise<void>;
 }
+
+export interface PutOptions { sizeChanged?: boolean }
 
 /** Wait until the clock is in a later whole second than `mtimeMs`. */
 export async function waitForNextSecond(mtimeMs: number | undefined, now: () => number = Date.now): Promise<void> {
@@ -59,11 +66,11 @@ function folderDestination(dest: string): Destination {
     list: () => readdir(dest).catch((error) => ((error as NodeJS.ErrnoException).code === 'ENOENT' ? [] : Promise.reject(error))),
     read: (name) => readFile(path.join(dest, name)).catch(missing),
     localCopy: async (name) => ((await pathExists(path.join(dest, name))) ? path.join(dest, name) : undefined),
-    async put(from, name, step) {
+    async put(from, name, step, options) {
       await ensureDir(dest);
       const target = path.join(dest, name);
       const temp = tempSibling(target, 'upload');
-      await waitForNextSecond((await stat(target).catch(() => undefined))?.mtimeMs);
+      if (!options?.sizeChanged) await waitForNextSecond((await stat(target).catch(() => undefined))?.mtimeMs);
       try {
         await copyFile(from, temp);
         const handle = await open(temp, 'r');
@@ -99,11 +106,11 @@ function remoteDestination(to: string, log: Logger): Destination {
       const file = path.join(scratch, name);
       return (await (await readBack()).downloadTargetFile(to, name, file)) ? file : undefined;
     },
-    async put(from, name, step) {
+    async put(from, name, step, options) {
       const { uploadFiles } = await import('../stages/upload/index.ts');
       const stage = await mkdtemp(path.join(os.tmpdir(), 'shipkit-put-'));
       const key = `${to}\n${name}`;
-      if (!to.startsWith('s3://')) await waitForNextSecond(lastRemotePut.get(key));
+      if (!to.startsWith('s3://') && !options?.sizeChanged) await waitForNextSecond(lastRemotePut.get(key));
       try {
         await copyFile(from, path.join(stage, name));
         await uploadFiles({ from: stage, to, files: [name], log });

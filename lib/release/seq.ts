@@ -118,7 +118,11 @@ export async function placeVersionPair(dest: Destination, text: string, signatur
     }
     await dest.put(both, 'VERSION.sig', step && ((s) => step(s.replace('VERSION.sig', 'VERSION.sig(both)'))));
     await dest.put(version, 'VERSION', step);
-    await dest.put(sig, 'VERSION.sig', step);
+    // No wait for the next second here (it was up to 1 s of every publish): the new signature
+    // alone is shorter than both.sig, so the mtime+size ETag changes within the second, and every
+    // VERSION.sig before both.sig was written in an earlier second (step 1 waited past it). A
+    // cache still serving both.sig serves a valid signature of the new VERSION.
+    await dest.put(sig, 'VERSION.sig', step, { sizeChanged: previous.signature.length > 0 });
   } finally {
     await rm(stage, { recursive: true, force: true });
   }

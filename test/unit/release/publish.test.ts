@@ -7,6 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { silentLogger } from '../../../lib/core/log.ts';
 import { openDestination } from '../../../lib/release/destination.ts';
+import { placeVersionPair, type PublishedVersion } from '../../../lib/release/seq.ts';
 import { publishRelease, type PublishOptions } from '../../../lib/release/publish.ts';
 import { parseVersionFile } from '../../../lib/release/version-file.ts';
 import { runCommand, runScript, tmpDir } from '../../helpers.ts';
@@ -189,6 +190,31 @@ test('a file replaced at a folder DEST never keeps its mtime second: nginx\'s mt
     seconds.push(Math.floor(st.mtimeMs / 1000));
   }
   assert.ok(seconds[0] < seconds[1] && seconds[1] < seconds[2], `mtime seconds ${seconds.join(', ')}`);
+});
+
+test('VERSION.sig never shows two contents with one mtime second and size, also when its last step does not wait', async () => {
+  const dir = tmpDir();
+  const updates = path.join(dir, 'updates');
+  const dest = openDestination(updates, silentLogger);
+  const seen = new Map<string, string>();
+  const look = async (s: string) => {
+    if (!s.startsWith('VERSION.sig') || s.endsWith(':temp')) return;
+    const st = statSync(path.join(updates, 'VERSION.sig'));
+    const etag = `${Math.floor(st.mtimeMs / 1000)}-${st.size}`;
+    const content = readFileSync(path.join(updates, 'VERSION.sig'), 'hex');
+    assert.ok(!seen.has(etag) || seen.get(etag) === content, `two contents of VERSION.sig share mtime second and size ${etag}`);
+    seen.set(etag, content);
+  };
+  let previous: PublishedVersion | undefined;
+  // Signatures of one size (as one key makes them): only the mtime second can tell them apart.
+  for (const n of [1, 2, 3, 4]) {
+    const text = `VERSION 1.${n}\nFILE a-${n}.tar.gz\nSEQ ${n}\n`;
+    const signature = new Uint8Array(64).fill(n);
+    await placeVersionPair(dest, text, signature, previous, look);
+    assert.equal([...readFileSync(path.join(updates, 'VERSION.sig'))], [...signature], 'the new signature alone at the end');
+    previous = { info: { version: `1.${n}`, file: `a-${n}.tar.gz`, seq: n }, text: Buffer.from(text), signature };
+  }
+  assert.ok(seen.size >= 7, `every write seen (${seen.size})`);
 });
 
 test.run();
