@@ -1,6 +1,8 @@
 // The logger every script uses. Human lines on a TTY (colour unless NO_COLOR), JSON lines with
 // --json or LOG_FORMAT=json. Logs go to stderr so that stdout carries only results.
-import chalk, { Chalk } from 'chalk';
+// Colours are three SGR codes written here, not chalk: every script loads this file, and chalk's
+// module body (its style tables, supports-color's terminal probing, node:os and node:tty) ran on
+// every start, --help and --version included.
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 export type Fields = Record<string, unknown>;
@@ -26,12 +28,19 @@ export interface LoggerOptions {
 
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
+type Paint = Record<'red' | 'yellow' | 'gray', (text: string) => string>;
+// 39 resets the foreground only, as chalk did. Nothing painted is painted again, so chalk's
+// re-opening of nested styles is not needed.
+const sgr = (open: number) => (text: string) => `\x1b[${open}m${text}\x1b[39m`;
+const PAINT: Paint = { red: sgr(31), yellow: sgr(33), gray: sgr(90) };
+const PLAIN: Paint = { red: String, yellow: String, gray: String };
+
 export function createLogger(options: LoggerOptions = {}): Logger {
   const env = options.env ?? process.env;
   const stream = options.stream ?? process.stderr;
   const json = options.json ?? env.LOG_FORMAT === 'json';
   const color = options.color ?? (Boolean(stream.isTTY) && !env.NO_COLOR /* no-color.org: set and not empty */ && env.TERM !== 'dumb');
-  const paint = new Chalk({ level: color ? (chalk.level || 1) : 0 });
+  const paint = color ? PAINT : PLAIN;
   const minimum = options.debug || env.SHIPKIT_DEBUG ? ORDER.debug : ORDER.info;
   const now = options.now ?? (() => new Date());
 
