@@ -64,9 +64,20 @@ export async function readSlaveList(file: string): Promise<Target[]> {
 
 /** The path and query sent to a target (what the signature covers). */
 export function requestPath(target: Target, repo: string, wait: boolean): string {
-  const base = new URL(target.url).pathname.replace(/\/+$/, '');
-  return `${base}/?repo=${encodeURIComponent(repo)}${wait ? '&wait=1' : ''}`;
+  return `${splitTarget(target.url).base}/?repo=${encodeURIComponent(repo)}${wait ? '&wait=1' : ''}`;
 }
+
+/**
+ * A target's origin and base path. Its url is parseTarget's normal form (origin + path, no query,
+ * no trailing slash), so the two are cut from the string: no URL parse per request.
+ */
+function splitTarget(url: string): { origin: string; base: string } {
+  const slash = url.indexOf('/', url.indexOf('//') + 2);
+  return slash < 0 ? { origin: url, base: '' } : { origin: url.slice(0, slash), base: url.slice(slash).replace(/\/+$/, '') };
+}
+
+/** Milliseconds on a monotonic clock; process.hrtime, as `performance` loads perf_hooks (nine modules) on first use. */
+const monotonicMs = (): number => Number(process.hrtime.bigint()) / 1e6;
 
 export interface NotifyOptions {
   repo: string;
@@ -109,11 +120,11 @@ const RETRYABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', '
 
 export async function notifyTarget(target: Target, options: NotifyOptions): Promise<TargetResult> {
   const pathAndQuery = requestPath(target, options.repo, options.wait);
-  const url = new URL(target.url).origin + pathAndQuery;
-  const started = performance.now();
+  const url = splitTarget(target.url).origin + pathAndQuery;
+  const started = monotonicMs();
   let attempts = 0;
   for (;;) {
-    if (options.signal?.aborted) return { target: target.url, ok: false, status: null, ms: Math.round(performance.now() - started), attempts, error: attempts ? 'interrupted' : 'interrupted: not contacted' };
+    if (options.signal?.aborted) return { target: target.url, ok: false, status: null, ms: Math.round(monotonicMs() - started), attempts, error: attempts ? 'interrupted' : 'interrupted: not contacted' };
     attempts++;
     const headers: Record<string, string> = { 'User-Agent': 'shipkit-server-update', Accept: 'application/json' };
     if (options.secret) Object.assign(headers, signRequest(options.secret, 'GET', pathAndQuery));
@@ -130,7 +141,7 @@ export async function notifyTarget(target: Target, options: NotifyOptions): Prom
     } catch (caught) {
       ({ error, retryable } = options.signal?.aborted ? { error: 'interrupted', retryable: false } : describeRequestError(caught, options.timeoutMs));
     }
-    const ms = Math.round(performance.now() - started);
+    const ms = Math.round(monotonicMs() - started);
     if (!error) return { target: target.url, ok: true, status, ms, attempts };
     if (!retryable || attempts > options.retries) return { target: target.url, ok: false, status, ms, attempts, error };
     const backoff = (options.backoffMs ?? 200) * 2 ** (attempts - 1);
