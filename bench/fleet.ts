@@ -5,7 +5,11 @@
 // and its children, from getrusage) of each side; the two sides alternate which goes first, run
 // after run. The targets live in their own process (bench/fleet-targets.ts), so the clients are
 // measured alone. One BENCH-RESULT row per count and measure (goal: ≤ 1.2× wall, ≤ 3× CPU).
-// `node -e 0` is timed the same way, as the floor any Node client starts from.
+// `node -e 0` is timed the same way, as the floor any Node client starts from, and so is the
+// breakdown, in the same alternation: shipkit's `server-update --help` (the one file's entry, which
+// answers it alone), `--dry-run` (the entry, the server-update unit and the list, nothing sent)
+// and bench/fleet-floor.mjs, a bare `node:net` client sending the same signed requests (what Node
+// itself needs for N connections: server-update cannot go below it).
 //   --cpu-prof DIR   also writes a CPU profile of one shipkit run per count into DIR
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -64,7 +68,7 @@ const floor: Sample[] = [];
 for (let i = 0; i < RUNS; i++) floor.push(await timed([process.execPath, '-e', '0']));
 const nodeFloor = med(floor);
 console.log(`fan-out, ${os.cpus().length} cores, node ${process.version}, load ${loadAverage()}; medians of ${RUNS} alternated runs; node -e 0: ${nodeFloor.wall.toFixed(0)} ms wall, ${nodeFloor.cpu.toFixed(0)} ms CPU`);
-console.log('targets  client                                  wall ms  cpu ms');
+console.log(`targets  ${'client'.padEnd(38)} ${'wall ms'.padStart(7)}  ${'cpu ms'.padStart(6)}`);
 
 for (const count of COUNTS) {
   const targets = await startTargets(count);
@@ -75,20 +79,33 @@ for (const count of COUNTS) {
     writeFileSync(curlConfig, targets.urls.map((u) => `url = "${u}/?repo=site"\noutput = "/dev/null"\n`).join(''));
     const curlArgv = ['curl', '-s', '-Z', '--parallel-immediate', '--parallel-max', String(count), '-K', curlConfig];
     const shipkitArgv = [...shippedArgv('server-update'), 'site', '--list', list, '--secret-file', secretFile, '--concurrency', String(count)];
+    const sides = {
+      curl: curlArgv,
+      shipkit: shipkitArgv,
+      help: [...shippedArgv('server-update'), '--help'],
+      dryRun: [...shipkitArgv, '--dry-run'],
+      bareNode: [process.execPath, path.join(import.meta.dirname, 'fleet-floor.mjs'), list, secretFile],
+    };
+    const names = Object.keys(sides) as Array<keyof typeof sides>;
     // One of each first, not counted: page cache, the targets' first accept.
-    await timed(curlArgv);
-    await timed(shipkitArgv);
-    const runs = { curl: [] as Sample[], shipkit: [] as Sample[] };
+    for (const name of names) await timed(sides[name]);
+    const runs = Object.fromEntries(names.map((name) => [name, [] as Sample[]])) as Record<keyof typeof sides, Sample[]>;
     for (let i = 0; i < RUNS; i++) {
-      const order = i % 2 ? (['shipkit', 'curl'] as const) : (['curl', 'shipkit'] as const);
-      for (const side of order) runs[side].push(await timed(side === 'curl' ? curlArgv : shipkitArgv));
+      // Each side goes first in turn, and the order flips every other pass.
+      const order = names.map((_, k) => names[(k + i) % names.length]);
+      for (const name of i % 2 ? order.reverse() : order) runs[name].push(await timed(sides[name]));
     }
     if (args['cpu-prof']) await timed([shipkitArgv[0], '--cpu-prof', '--cpu-prof-dir', path.resolve(String(args['cpu-prof'])), ...shipkitArgv.slice(1)]);
     const curl = med(runs.curl);
     const shipkit = med(runs.shipkit);
-    console.log(`${String(count).padStart(7)}  curl -Z --parallel-max ${String(count).padEnd(5)}             ${curl.wall.toFixed(0).padStart(7)}  ${curl.cpu.toFixed(0).padStart(6)}`);
-    console.log(`${String(count).padStart(7)}  shipkit server-update --concurrency ${String(count).padEnd(5)} ${shipkit.wall.toFixed(0).padStart(7)}  ${shipkit.cpu.toFixed(0).padStart(6)}   ${(shipkit.wall / curl.wall).toFixed(2)}× wall, ${(shipkit.cpu / curl.cpu).toFixed(2)}× CPU`);
-    const note = `median of ${RUNS} alternated runs; ${count} targets answering after ${DELAY_MS} ms; node -e 0 alone: ${nodeFloor.wall.toFixed(0)} ms wall, ${nodeFloor.cpu.toFixed(0)} ms CPU`;
+    const bareNode = med(runs.bareNode);
+    const row = (label: string, x: Sample, ratios = false) => console.log(`${String(count).padStart(7)}  ${label.padEnd(38)} ${x.wall.toFixed(0).padStart(7)}  ${x.cpu.toFixed(0).padStart(6)}${ratios ? `   ${(x.wall / curl.wall).toFixed(2)}× wall, ${(x.cpu / curl.cpu).toFixed(2)}× CPU` : ''}`);
+    row(`curl -Z --parallel-max ${count}`, curl);
+    row(`shipkit server-update --concurrency ${count}`, shipkit, true);
+    row('  its --help (the one file\'s entry)', med(runs.help));
+    row('  its --dry-run (+ unit, list; no sends)', med(runs.dryRun));
+    row(`bare node:net client, ${count} requests`, bareNode, true);
+    const note = `median of ${RUNS} alternated runs; ${count} targets answering after ${DELAY_MS} ms; node -e 0 alone: ${nodeFloor.wall.toFixed(0)} ms wall, ${nodeFloor.cpu.toFixed(0)} ms CPU; a bare node:net client (bench/fleet-floor.mjs) sending the same requests: ${bareNode.wall.toFixed(0)} ms wall, ${bareNode.cpu.toFixed(0)} ms CPU (${(bareNode.cpu / curl.cpu).toFixed(2)}× curl's CPU)`;
     reportResult({ work: `fan-out to ${count} targets, wall`, shipkit: Math.round(shipkit.wall), peer: Math.round(curl.wall), unit: 'ms', goal: '≤ 1.2×', met: shipkit.wall / curl.wall <= 1.2, note });
     reportResult({ work: `fan-out to ${count} targets, CPU`, shipkit: Math.round(shipkit.cpu), peer: Math.round(curl.cpu), unit: 'ms', goal: '≤ 3×', met: shipkit.cpu / curl.cpu <= 3, note });
   } finally {
