@@ -20,9 +20,11 @@ export interface ControlHandlers {
   status(): Promise<unknown>;
   /**
    * Check for updates now and return the result (coalesced with a check already running);
-   * `force` fetches VERSION without the last ETag, so the answer is about what is offered now.
+   * `force` fetches VERSION without the last ETag, so the answer is about what is offered now;
+   * `verdict` returns as soon as the result is known (update-queue.ts requestVerdict): an
+   * overlapping switch answers once the new release serves, while the old one still drains.
    */
-  update(options?: { force?: boolean }): Promise<unknown>;
+  update(options?: { force?: boolean; verdict?: boolean }): Promise<unknown>;
   /** Back to `version` (default: the previous release); a version marked bad only with `force`. */
   rollback(version?: string, options?: { force?: boolean }): Promise<unknown>;
 }
@@ -178,8 +180,9 @@ export async function startControlListener(handlers: ControlHandlers, opts: List
     if (wait) {
       try {
         // The verdict the fleet master waits for: 200 installed or already current, 500 when
-        // the offered release was rolled back or is marked bad (DESIGN §5 server-update).
-        const result = await handlers.update({ force: true });
+        // the offered release was rolled back or is marked bad (DESIGN §5 server-update). It
+        // comes once the new release is healthy and serving; the old one may still be draining.
+        const result = await handlers.update({ force: true, verdict: true });
         const refused = refusedCheck(result);
         if (refused) return sendJson(res, 500, { ok: false, repo, error: refused, result });
         return sendJson(res, 200, { ok: true, repo, result });

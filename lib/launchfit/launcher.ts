@@ -25,7 +25,7 @@ import { stopLeftoverApp } from './supervisor.ts';
 import { clearLeftovers, readCurrent, swapCurrentSymlink, removeRelease } from './switch.ts';
 import { compareVersions } from '../release/version-file.ts';
 import { checkForUpdates, goBackFromCrashLoop, restartUnhealthy, rollbackRelease, type AppControl, type CheckResult, type UpdateContext } from './update.ts';
-import { UpdateQueue } from './update-queue.ts';
+import { UpdateQueue, type VerdictFn } from './update-queue.ts';
 
 /** The deploy folder's config merged with the `app:` defaults of `release` (default: the current one). */
 export async function loadEffectiveConfig(paths: DeployPaths, release?: string): Promise<LaunchConfig> {
@@ -199,7 +199,7 @@ class Launcher {
   /** Re-read before each check and each start of the app. */
   private config: LaunchConfig;
   private runner: AppRunner | undefined;
-  private readonly updates = new UpdateQueue((force) => this.runCheck(force));
+  private readonly updates = new UpdateQueue((force, verdict) => this.runCheck(force, verdict));
   /** The control socket and listener, closed first when stopping. */
   private readonly closers: Array<() => Promise<void>> = [];
   private stopped = false;
@@ -259,8 +259,8 @@ class Launcher {
     for (const close of this.closers.splice(0)) await close().catch((error) => this.log.warn(`stopping a listener failed: ${messageOf(error)}`));
   }
 
-  private context(): UpdateContext {
-    return { paths: this.paths, config: this.config, log: this.log, app: this.runner, fetchImpl: this.opts.fetchImpl };
+  private context(verdict?: VerdictFn): UpdateContext {
+    return { paths: this.paths, config: this.config, log: this.log, app: this.runner, fetchImpl: this.opts.fetchImpl, verdict };
   }
 
   /** A crash between a swap and its health check: the first start is that health check. */
@@ -299,12 +299,12 @@ class Launcher {
     });
   }
 
-  private async runCheck(force: boolean): Promise<CheckResult> {
+  private async runCheck(force: boolean, verdict?: VerdictFn): Promise<CheckResult> {
     const started = Date.now();
     const before = await this.currentVersion();
     try {
       this.config = await loadEffectiveConfig(this.paths); // launchify.yml edits apply from the next check on
-      const result = await checkForUpdates(this.context(), { force });
+      const result = await checkForUpdates(this.context(verdict), { force });
       if (result.action !== 'not-modified') this.log.info(result.message, { action: result.action });
       const outcome = reportOfCheck(result, undefined);
       if (outcome) void this.report(outcome.result, outcome.reason, (Date.now() - started) / 1000, result.version, before);
@@ -340,7 +340,7 @@ class Launcher {
   private async startControl(current: string | undefined): Promise<string | undefined> {
     const handlers: ControlHandlers = {
       status: async (): Promise<Status> => collectStatus(this.paths, this.runner!.info()),
-      update: (options) => this.updates.requestCheck(options),
+      update: (options) => (options?.verdict ? this.updates.requestVerdict(options) : this.updates.requestCheck(options)),
       rollback: (version, options) => this.updates.exclusive(async () => {
         await refuseBadTarget(this.paths, version, Boolean(options?.force));
         return rollbackRelease(this.context(), { version });

@@ -60,6 +60,12 @@ export interface UpdateContext {
   app?: AppControl;
   fetchImpl?: FetchFn;
   now?: () => Date;
+  /**
+   * Told the check's result once it is known, which may be before the check ends: an overlapping
+   * switch is `installed` when the new release is healthy and serving and the old instance has
+   * been told to stop, not once it has drained (the fleet master's next wave need not wait).
+   */
+  verdict?: (result: CheckResult) => void;
 }
 
 /** `unhealthy`: the new release did not stay up and launchfit went back; `rolled-back`: by request. */
@@ -214,7 +220,9 @@ export async function activateRelease(ctx: UpdateContext, name: string, version:
     healthy = await app.overlap.startNext();
     if (healthy) {
       log.info('the new app is healthy; stopping the old one', { release: name, healthyMs: Date.now() - t0 });
-      await app.overlap.promoteNext();
+      const promoted = app.overlap.promoteNext();
+      ctx.verdict?.(installedResult(name, version, from));
+      await promoted;
     } else {
       await app.overlap.dropNext();
     }
@@ -232,7 +240,7 @@ export async function activateRelease(ctx: UpdateContext, name: string, version:
     if (!state.highest || compareVersions(version, state.highest) > 0) state.highest = version;
     await pruneReleases(paths, state, Math.max(ctx.config.updates.keep, 2));
     await writeState(paths, state);
-    return { action: 'installed', version, release: name, previous: from, message: `Installed ${name}${from ? ` (was ${from})` : ''}.` };
+    return installedResult(name, version, from);
   }
   const failure = app.lastFailure?.() ?? { reason: `did not stay up for ${ctx.config.app.healthyAfterSec} s`, probes: [], output: [] };
   log.error(`the new release ${name} ${failure.reason}; rolling back`, { release: name, probes: failure.probes, output: failure.output });
@@ -241,6 +249,10 @@ export async function activateRelease(ctx: UpdateContext, name: string, version:
   // (a no-op for an app that runs).
   await abandonRelease(ctx, state, { release: name, version, failure }, from);
   return { action: 'unhealthy', version, release: from, message: `Release ${name} ${failure.reason}; marked bad and went back to ${from ?? 'nothing'}.` };
+}
+
+function installedResult(name: string, version: string, from: string | undefined): CheckResult {
+  return { action: 'installed', version, release: name, previous: from, message: `Installed ${name}${from ? ` (was ${from})` : ''}.` };
 }
 
 /**

@@ -68,4 +68,28 @@ test('a forced request makes the waiting check a forced one, and only that one',
   assert.equal(checks, [true, false]);
 });
 
+test('a verdict comes when the check tells it, before its end; else at its end; a failed check fails it', async () => {
+  const gates: Array<() => void> = [];
+  const seen: string[] = [];
+  let n = 0;
+  const queue = new UpdateQueue(async (_force, verdict) => {
+    n++;
+    if (n === 3) throw new Error('check 3 failed');
+    if (n === 1) verdict({ action: 'installed', message: 'serving; the old one drains' });
+    await new Promise<void>((r) => gates.push(r));
+    seen.push(`check ${n} ended`);
+    return { action: 'up-to-date', message: `check ${n}` };
+  });
+  const early = queue.requestVerdict({ force: true });
+  const whole = queue.requestCheck();
+  assert.is((await early).message, 'serving; the old one drains');
+  assert.equal(seen, [], 'before the check ended');
+  await release(gates);
+  assert.is((await whole).message, 'check 1', 'the same check, to its end');
+  const late = queue.requestVerdict();
+  await release(gates);
+  assert.is((await late).message, 'check 2', 'no early verdict: the result at the end');
+  await queue.requestVerdict().then(() => assert.unreachable('check 3 should fail'), (error: Error) => assert.match(error.message, /check 3 failed/));
+});
+
 test.run();
