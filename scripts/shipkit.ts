@@ -3,10 +3,9 @@
 // bundle dist/shipkit.mjs, which is multi-call (busybox style): started through a link named
 // after a script (`build`, `hook-server`, …) it runs that script. Every script is loaded by a
 // literal import() so the bundler includes it, and only the one that runs is evaluated.
+// The CLI parser and the example config are imported only by `shipkit` itself (its bare --help
+// and --version excepted): a script, its --help and --version start without them.
 import path from 'node:path';
-import { runCli } from '../lib/core/cli.ts';
-import { UsageError } from '../lib/core/errors.ts';
-import { exampleConfigText } from '../lib/config/example-config.ts';
 
 const SCRIPTS: Record<string, { about: string; load: () => Promise<unknown> }> = {
   'hook-server': { about: 'receive forge webhooks and run builds and releases', load: () => import('./hook-server.ts') },
@@ -47,10 +46,14 @@ function scriptOfLink(file: string | undefined): string | undefined {
 declare const __shipkitHelp: Record<string, string> | undefined;
 const helpOf = (name: string): string | undefined => (typeof __shipkitHelp === 'object' && Object.hasOwn(__shipkitHelp, name) ? __shipkitHelp[name] : undefined);
 
+// Set by the bundler: the one file answers `shipkit --version` without loading the CLI parser.
+declare const SHIPKIT_VERSION: string | undefined;
+
 const linked = scriptOfLink(process.argv[1]);
 const asked = process.argv[2];
 const onlyHelp = linked ? process.argv.length === 3 && process.argv[2] === '--help' : process.argv.length === 4 && process.argv[3] === '--help';
 const knownHelp = onlyHelp ? helpOf(linked ?? asked) : undefined;
+const alone = !linked && process.argv.length === 3 ? asked : undefined;
 if (knownHelp !== undefined) {
   process.stdout.write(knownHelp);
 } else if (linked) {
@@ -59,9 +62,15 @@ if (knownHelp !== undefined) {
   // The script reads its arguments from process.argv.slice(2), as when started on its own.
   process.argv.splice(1, 2, asked);
   await SCRIPTS[asked].load();
+} else if (alone === '--help' || alone === '-h') {
+  process.stdout.write(usage);
+} else if (alone === '--version' && typeof SHIPKIT_VERSION === 'string') {
+  process.stdout.write(`shipkit ${SHIPKIT_VERSION}\n`);
 } else {
+  const [{ runCli }, { UsageError }] = await Promise.all([import('../lib/core/cli.ts'), import('../lib/core/errors.ts')]);
   await runCli({ name: 'shipkit', usage, maxPositionals: 1 }, async (args) => {
     if (args._[0] === 'example-config') {
+      const { exampleConfigText } = await import('../lib/config/example-config.ts');
       process.stdout.write(await exampleConfigText());
       return 0;
     }

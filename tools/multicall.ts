@@ -24,17 +24,28 @@ function unitOfSpecifier(specifier: string): string | undefined {
   return /^\.\/([a-z-]+)\.ts$/.exec(specifier)?.[1];
 }
 
+/**
+ * The modules of lib/ that scripts/shipkit.ts imports lazily (the CLI parser for `shipkit` itself)
+ * share one unit, so that they share one copy of what they import: runCli's `instanceof
+ * UsageError` must see the UsageError the entry throws.
+ */
+const LIB_UNIT = 'shipkit-lib';
+const libModuleOf = (specifier: string): string | undefined => /^\.\.\/(lib\/[a-z/-]+\.ts)$/.exec(specifier)?.[1];
+
 /** Bundles the multi-call file into `outfile` with `common` (define, banner, target) as for every bundle. */
 export async function buildMultiCall(root: string, outfile: string, common: BuildOptions): Promise<void> {
   const entry = path.join(root, 'scripts', 'shipkit.ts');
   const loaded: string[] = [];
+  const libModules = new Set<string>();
   // First pass: which units the entry loads (its SCRIPTS table), without writing anything.
-  await build({ ...common, entryPoints: [entry], write: false, outfile, plugins: [stubUnits(entry, (name) => loaded.push(name)), unitTable()] });
+  await build({ ...common, entryPoints: [entry], write: false, outfile, plugins: [stubUnits(entry, (name) => loaded.push(name), (file) => libModules.add(file)), unitTable()] });
 
   const units: Record<string, string> = {};
+  const lib = [...libModules];
   const tasks = [
     ...loaded.map((name) => ({ name, contents: `export const unit = () => import(${JSON.stringify(name === 'litpro' ? 'litpro/litpro.js' : `./scripts/${name}.ts`)});` })),
     ...LIBRARIES.map((name) => ({ name, contents: `import * as unit from ${JSON.stringify(name)};\nexport { unit };` })),
+    ...(lib.length ? [{ name: LIB_UNIT, contents: `${lib.map((file, i) => `import * as m${i} from ${JSON.stringify(`./${file}`)};\n`).join('')}export const unit = { ${lib.map((file, i) => `${JSON.stringify(file)}: m${i}`).join(', ')} };` }] : []),
   ];
   await Promise.all(tasks.map(async ({ name, contents }) => {
     units[name] = await buildUnit(root, name, contents, common);
@@ -44,7 +55,7 @@ export async function buildMultiCall(root: string, outfile: string, common: Buil
   // from the file when one is first required (unitsInFile): as a string literal V8 scanned the
   // whole table on every start, even one that runs no unit.
   const banner = `${common.banner?.js ?? ''}\nconst ${UNITS_TABLE} = ${JSON.stringify(Object.keys(units))};\nconst ${HELP_TABLE} = ${HELP_PLACEHOLDER};`;
-  await build({ ...common, banner: { js: banner }, entryPoints: [entry], outfile, plugins: [stubUnits(entry, () => {}), unitTable()] });
+  await build({ ...common, banner: { js: banner }, entryPoints: [entry], outfile, plugins: [stubUnits(entry, () => {}, () => {}), unitTable()] });
   await appendFile(outfile, Object.entries(units).map(([name, text]) => `\n${UNIT_LINE}${name} ${text}`).join('') + '\n');
   await embedHelp(outfile, loaded.filter((name) => name !== 'litpro'));
 }
@@ -97,13 +108,21 @@ async function buildUnit(root: string, name: string, contents: string, common: B
 const UNITS_MODULE = 'shipkit-multicall-units';
 const UNITS_TABLE = '__shipkitUnits';
 
-/** scripts/shipkit.ts's `import('./build.ts')` becomes "require the build unit and run it". */
-function stubUnits(entry: string, seen: (name: string) => void): Plugin {
+/**
+ * scripts/shipkit.ts's `import('./build.ts')` becomes "require the build unit and run it"; its
+ * `import('../lib/core/cli.ts')` becomes that module's exports in the lib unit.
+ */
+function stubUnits(entry: string, seen: (name: string) => void, seenLib: (file: string) => void): Plugin {
   return {
     name: 'multicall-stubs',
     setup(b) {
       b.onResolve({ filter: /.*/ }, (args) => {
         if (args.importer !== entry || args.kind !== 'dynamic-import') return undefined;
+        const file = libModuleOf(args.path);
+        if (file) {
+          seenLib(file);
+          return { path: file, namespace: 'multicall-lib' };
+        }
         const name = unitOfSpecifier(args.path);
         if (!name) throw new Error(`scripts/shipkit.ts imports ${args.path}, which tools/multicall.ts does not know as a unit`);
         seen(name);
@@ -111,6 +130,11 @@ function stubUnits(entry: string, seen: (name: string) => void): Plugin {
       });
       b.onLoad({ filter: /.*/, namespace: 'multicall-stub' }, (args) => ({
         contents: `import { unitRequire } from ${JSON.stringify(UNITS_MODULE)};\nawait unitRequire(${JSON.stringify(args.path)})();\n`,
+        resolveDir: path.dirname(entry),
+      }));
+      // CommonJS, so that esbuild hands the unit's exports to the import() as they are.
+      b.onLoad({ filter: /.*/, namespace: 'multicall-lib' }, (args) => ({
+        contents: `module.exports = require(${JSON.stringify(UNITS_MODULE)}).unitRequire(${JSON.stringify(LIB_UNIT)})[${JSON.stringify(args.path)}];\n`,
         resolveDir: path.dirname(entry),
       }));
     },
