@@ -9,6 +9,7 @@ import type { Logger } from '../core/log.ts';
 import { secretVariables } from './app-env.ts';
 import type { AppConfig, LaunchConfig } from './config.ts';
 import { describeProbe, probeHealth, waitUntilHealthy, watchHealth, type HealthWait, type HealthWatch, type ProbeAnswer } from './health.ts';
+import { updateBoost } from './priority.ts';
 import { bindSockets, type BoundSocket, type ListenSpec, type RawHandle, type SocketSet } from './sockets.ts';
 import type { LeftInstance } from './instance.ts';
 import type { DeployPaths, StartFailure } from './state.ts';
@@ -44,6 +45,12 @@ export interface RunnerInfo {
 
 export interface AppRunner extends AppControl {
   info(): RunnerInfo;
+  /**
+   * For the length of a check: the serving instance (and one promoted meanwhile) runs above
+   * launchfit's own CPU priority, so the update's work does not slow its answers (priority.ts).
+   * Returns the end of it. Does nothing where launchfit may not raise a priority.
+   */
+  raiseServing(): () => void;
   /** Stop every instance and close the sockets. */
   close(): Promise<void>;
 }
@@ -134,6 +141,9 @@ class AppSlotRunner implements AppRunner {
   private active: Slot;
   private failure: StartFailure | undefined;
   private closed = false;
+  /** How far the serving instance is raised above launchfit's CPU priority during a check (priority.ts); 0: not at all. */
+  private readonly boost = updateBoost();
+  private boosted = false;
   readonly overlap: AppControl['overlap'];
 
   constructor(opts: RunnerOptions, slots: Slot[], sockets: SocketSet | undefined) {
@@ -171,6 +181,16 @@ class AppSlotRunner implements AppRunner {
     return this.failure;
   }
 
+  raiseServing(): () => void {
+    if (!this.boost || this.boosted) return () => {};
+    this.boosted = true;
+    this.active.sup?.setPriority(this.boost);
+    return () => {
+      this.boosted = false;
+      for (const slot of this.slots) slot.sup?.setPriority(0);
+    };
+  }
+
   info(): RunnerInfo {
     const instances = this.slots.filter((s) => s.sup && s.sup.info().state !== 'stopped').map((s) => ({ ...s.sup!.info(), release: s.release }));
     const { health } = this.config.app;
@@ -198,6 +218,8 @@ class AppSlotRunner implements AppRunner {
   private async promoteNext(): Promise<void> {
     const old = this.active;
     this.active = this.other();
+    // It takes over every connection while the old one drains and the check ends.
+    if (this.boosted) this.active.sup?.setPriority(this.boost);
     const a = this.config.app;
     await this.stopSlot(old, (a.drainSec ?? a.killTimeoutSec) * 1000);
   }

@@ -302,6 +302,8 @@ class Launcher {
   private async runCheck(force: boolean, verdict?: VerdictFn): Promise<CheckResult> {
     const started = Date.now();
     const before = await this.currentVersion();
+    // The check's work (and a new instance's start) must not slow the serving instance's answers.
+    const endRaise = this.runner?.raiseServing();
     try {
       this.config = await loadEffectiveConfig(this.paths); // launchify.yml edits apply from the next check on
       const result = await checkForUpdates(this.context(verdict), { force });
@@ -314,6 +316,8 @@ class Launcher {
       const outcome = reportOfCheck(undefined, error);
       if (outcome) void this.report(outcome.result, outcome.reason, (Date.now() - started) / 1000, undefined, before);
       throw error;
+    } finally {
+      endRaise?.();
     }
   }
 

@@ -14,6 +14,7 @@ import type { Logger } from '../core/log.ts';
 import { bootId, isGroupAlive, processStartTime, signalGroup, waitForGroupExit } from '../core/process-group.ts';
 import { appEnvironment, isAppOf, spawnIdentity, type AppAccount } from './app-env.ts';
 import { AdoptedInstance, APP_PID_LINE, endInstance, instanceCommand, killInstance, type LeftInstance } from './instance.ts';
+import { setInstancePriority } from './priority.ts';
 import { Probation, type StartCheck } from './probation.ts';
 
 export interface SupervisorOptions {
@@ -80,6 +81,8 @@ export interface Supervisor {
   restart(): Promise<void>;
   info(): AppInfo;
   setOptions(change: Partial<SupervisorOptions>): void;
+  /** The running instance `boost` above launchfit's own CPU priority, or (0) back to it (priority.ts). */
+  setPriority(boost: number): void;
 }
 
 /** An append-only log file that rotates to .1, .2, … when it grows past `maxBytes`. */
@@ -215,6 +218,12 @@ export class AppSupervisor implements Supervisor {
 
   setOptions(change: Partial<SupervisorOptions>): void {
     this.opts = { ...this.opts, ...change };
+  }
+
+  setPriority(boost: number): void {
+    if (this.child?.pid === undefined) return;
+    const failed = setInstancePriority(this.child.pid, boost);
+    if (failed) this.opts.log.warn(`could not set the CPU priority of ${failed} threads of the app`, { pid: this.app.pid, boost });
   }
 
   private cancelRestart(): void {

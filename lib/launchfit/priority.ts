@@ -1,0 +1,96 @@
+// CPU priority of the serving instance while an update runs (issue 20 item 7). On a small machine
+// an update's own work (launchfit fetching, verifying and unpacking the release, the new
+// instance's Node start, its probes) takes CPU from the instance that serves meanwhile, and its
+// answers slow down. So while a check runs, the serving instance is raised above launchfit's own
+// priority (a lower nice value), and set back when the check ends; an instance promoted
+// meanwhile is raised as it takes over. Raising needs CAP_SYS_NICE (root) or an RLIMIT_NICE
+// that allows it (systemd's LimitNICE=): without either, nothing changes. The update's side is
+// not lowered instead: a new instance at a low priority on a busy machine could miss its
+// healthy_after deadline and be rolled back for it.
+//
+// Two knobs, since either may be the one the scheduler uses: each thread's nice value (a nice
+// value belongs to a thread: setpriority(PRIO_PROCESS) takes a thread id, and Node starts its
+// threads early), and, where the kernel groups tasks by session (autogroup, sched(7): tasks in
+// the root CPU cgroup), the instance's session's autogroup nice: every instance is a session of
+// its own, so there the threads' nice values weigh only against each other.
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+
+/** How much higher than launchfit's own the serving instance runs during an update. */
+export const UPDATE_BOOST = 5;
+const CAP_SYS_NICE = 23n;
+const HIGHEST = -20;
+
+/** launchfit's own nice value (its main thread's). */
+export function ownNice(): number {
+  return os.getPriority(0);
+}
+
+/**
+ * Whether this process may set a nice value as low as `nice`: it holds CAP_SYS_NICE, or its
+ * RLIMIT_NICE soft limit (/proc/self/limits "Max nice priority") allows it.
+ */
+export function canRaisePriorityTo(nice: number, procSelf = '/proc/self'): boolean {
+  try {
+    const capEff = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync(`${procSelf}/status`, 'latin1'))?.[1];
+    if (capEff && (BigInt(`0x${capEff}`) >> CAP_SYS_NICE) & 1n) return true;
+    const limit = /^Max nice priority\s+(\S+)/m.exec(readFileSync(`${procSelf}/limits`, 'latin1'))?.[1];
+    if (limit === 'unlimited') return true;
+    // The kernel allows nice values down to 20 - the limit.
+    return limit !== undefined && 20 - Number(limit) <= nice;
+  } catch {
+    return false;
+  }
+}
+
+/** The boost the serving instance gets during updates here: UPDATE_BOOST, or 0 when it cannot be raised. */
+export function updateBoost(own = ownNice(), canRaise = (nice: number) => canRaisePriorityTo(nice)): number {
+  const boost = Math.min(UPDATE_BOOST, own - HIGHEST);
+  return boost > 0 && canRaise(own - boost) ? boost : 0;
+}
+
+/** `pid` and every process below it, by the children lists of their threads (/proc/PID/task/TID/children). */
+function processTree(pid: number, procDir: string): number[] {
+  const all: number[] = [];
+  const queue = [pid];
+  while (queue.length) {
+    const p = queue.shift()!;
+    all.push(p);
+    for (const tid of threadsOf(p, procDir)) {
+      try {
+        queue.push(...readFileSync(`${procDir}/${p}/task/${tid}/children`, 'latin1').split(' ').filter(Boolean).map(Number));
+      } catch { /* gone meanwhile, or a kernel without CONFIG_PROC_CHILDREN: its children stay as they are */ }
+    }
+  }
+  return all;
+}
+
+function threadsOf(pid: number, procDir: string): number[] {
+  try {
+    return readdirSync(`${procDir}/${pid}/task`).filter((t) => /^\d+$/.test(t)).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Set the instance `pid` (its session leader, the instance wrapper) `boost` above launchfit's
+ * own priority (0: back to it): every thread of every process of it, and its session's
+ * autogroup where there is one. Returns how many of those could not be set (threads gone
+ * meanwhile among them).
+ */
+export function setInstancePriority(pid: number, boost: number, { own = ownNice(), procDir = '/proc' } = {}): number {
+  let failed = 0;
+  for (const p of processTree(pid, procDir)) {
+    for (const tid of threadsOf(p, procDir)) {
+      try { os.setPriority(tid, own - boost); } catch { failed++; }
+    }
+  }
+  try {
+    writeFileSync(`${procDir}/${pid}/autogroup`, String(-boost));
+  } catch (error) {
+    // No autogroup (not configured, or off): nothing to set there.
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') failed++;
+  }
+  return failed;
+}
