@@ -1,9 +1,8 @@
 // What every build step gets (the job's context), how a step fails, and how it runs a command:
 // into the job log, as the repo's user, bounded by the job's deadline (lib/build/exec.ts).
 import { existsSync } from 'node:fs';
-import { $ } from 'zx';
 import { WorkError } from '../core/errors.ts';
-import { describeEnd, runLogged, spawnAs, type OutputLimits, type CommandResult } from './exec.ts';
+import { captureCommand, describeEnd, runLogged, type OutputLimits, type CommandResult } from './exec.ts';
 import { redactUrls } from '../core/redact.ts';
 import type { JobLogWriter } from '../jobs/job-log.ts';
 import { createLogger, type Logger } from '../core/log.ts';
@@ -96,7 +95,7 @@ export async function run(ctx: BuildContext, argv: string[], { cwd = ctx.paths.w
 
 /** A quick git query (rev-parse, cat-file): trimmed stdout, or undefined when git says no. */
 export async function gitQuery(ctx: BuildContext, args: string[]): Promise<string | undefined> {
-  const result = await $({ cwd: ctx.paths.work, env: ctx.env, quiet: true, nothrow: true, timeout: Math.max(1000, ctx.deadline - Date.now()), spawn: spawnAs(ctx.runAs?.uid, ctx.runAs?.gid) })`git ${args}`;
+  const result = await captureCommand(['git', ...args], { cwd: ctx.paths.work, env: ctx.env, timeoutMs: Math.max(1000, ctx.deadline - Date.now()), uid: ctx.runAs?.uid, gid: ctx.runAs?.gid });
   return result.exitCode === 0 ? result.stdout.trim() : undefined;
 }
 

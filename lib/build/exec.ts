@@ -1,11 +1,12 @@
-// Runs one command of a build step: through zx, in its own process group (so a timeout kills
-// the whole tree: npm, its node, the shell a script started), with stdout and stderr written
-// to the job log as timestamped lines. Output is capped per command: the first `headBytes` go
-// to the log as they come, then only a rolling tail is kept and written at the end, with a
-// line saying how much was left out. So 50 MB of output costs a counter, not 50 MB of log.
-import { spawn as spawnChild, type SpawnOptions } from 'node:child_process';
+// Runs one command of a build step: spawned directly (no shell in front, and no zx, whose
+// loading cost a no-op build about 150 ms of its start), in its own process group (so a timeout
+// kills the whole tree: npm, its node, the shell a script started), with stdout and stderr
+// written to the job log as timestamped lines. Output is capped per command: the first
+// `headBytes` go to the log as they come, then only a rolling tail is kept and written at the
+// end, with a line saying how much was left out. So 50 MB of output costs a counter, not 50 MB
+// of log.
+import { spawn as spawnChild, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { StringDecoder } from 'node:string_decoder';
-import { $ } from 'zx';
 import type { JobLogWriter } from '../jobs/job-log.ts';
 import { formatBytes } from '../core/log.ts';
 import { StreamMasker } from '../jobs/masking.ts';
@@ -159,21 +160,16 @@ export interface CommandResult {
   outputBytes: number;
 }
 
-// zx keeps every byte of output in memory unless given a store; this one drops them.
-function discardStore() {
-  const discard = () => Object.assign([] as Buffer[], { push: () => 0 });
-  return { stdout: discard(), stderr: discard(), stdall: discard() };
-}
-
-/** zx's `spawn` option: the child runs as uid/gid when given (the repo's `user:`). */
+/** `spawn`, the child running as uid/gid when given (the repo's `user:`); also zx's `spawn` option. */
 export function spawnAs(uid?: number, gid?: number): typeof spawnChild {
   if (uid === undefined) return spawnChild;
   return ((command: string, args: readonly string[], spawnOptions: SpawnOptions) => spawnChild(command, args, { ...spawnOptions, uid, gid })) as typeof spawnChild;
 }
 
 /**
- * Runs `argv` (no shell; zx quotes each element) in its own process group. Never throws for a
- * failing command: the result says how it ended.
+ * Runs `argv` (no shell) in its own process group. Never throws for a failing command: the result
+ * says how it ended. A command that cannot be started ends as a shell's would: 127 (not found) or
+ * 126, with a line saying why.
  */
 export async function runLogged(argv: string[], options: RunLoggedOptions): Promise<CommandResult> {
   const { log, deadline } = options;
@@ -183,19 +179,10 @@ export async function runLogged(argv: string[], options: RunLoggedOptions): Prom
     log.line(`!!! not started: the job's time limit of ${options.timeoutSec} s is used up`);
     return { exitCode: null, signal: null, timedOut: true, lastLines: [], outputBytes: 0 };
   }
-  const spawn = spawnAs(options.uid, options.gid);
-  const child = $({
-    cwd: options.cwd,
-    env: options.env,
-    detached: true,
-    quiet: true,
-    nothrow: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    store: discardStore(),
-    spawn,
-  })`${argv}`;
-  child.stdout.on('data', (chunk: Buffer) => out.write(chunk));
-  child.stderr.on('data', (chunk: Buffer) => out.write(chunk));
+  const child = spawnAs(options.uid, options.gid)(argv[0], argv.slice(1), { cwd: options.cwd, env: options.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const ended = endOf(child, argv[0], out);
+  child.stdout!.on('data', (chunk: Buffer) => out.write(chunk));
+  child.stderr!.on('data', (chunk: Buffer) => out.write(chunk));
   const pid = child.pid;
   let timedOut = false;
   let stopping: Promise<unknown> | undefined;
@@ -211,7 +198,7 @@ export async function runLogged(argv: string[], options: RunLoggedOptions): Prom
   };
   if (options.signal?.aborted) onAbort();
   else options.signal?.addEventListener('abort', onAbort, { once: true });
-  const result = await child;
+  const result = await ended;
   options.signal?.removeEventListener('abort', onAbort);
   clearTimeout(timer);
   // Whatever the command left running in its group (a background server, a stuck watcher) goes too.
@@ -219,6 +206,40 @@ export async function runLogged(argv: string[], options: RunLoggedOptions): Prom
   await stopping;
   out.end();
   return { exitCode: result.exitCode, signal: result.signal, timedOut, lastLines: out.lastLines(), outputBytes: out.total };
+}
+
+/**
+ * How the child ended, once its output is all read ('close', as zx waited for). One that could not
+ * be started (its 'error') ends with a shell's code for it and a line in the output saying why.
+ */
+function endOf(child: ChildProcess, command: string, out: CappedOutput): Promise<{ exitCode: number | null; signal: NodeJS.Signals | null }> {
+  return new Promise((resolve) => {
+    child.once('error', (error: NodeJS.ErrnoException) => {
+      if (child.pid !== undefined) return; // started: 'close' still comes
+      out.write(Buffer.from(`shipkit: cannot run ${command}: ${error.code === 'ENOENT' ? 'command not found' : error.message}\n`));
+      resolve({ exitCode: error.code === 'ENOENT' ? 127 : 126, signal: null });
+    });
+    child.once('close', (exitCode, signal) => resolve({ exitCode, signal }));
+  });
+}
+
+/**
+ * Runs `argv` (no shell) and returns its exit code and stdout, stderr dropped: a quick query such
+ * as `git rev-parse`. Killed (SIGTERM) after `timeoutMs`; one that cannot start gives exitCode null.
+ */
+export function captureCommand(argv: string[], options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; uid?: number; gid?: number }): Promise<{ exitCode: number | null; stdout: string }> {
+  return new Promise((resolve) => {
+    const child = spawnAs(options.uid, options.gid)(argv[0], argv.slice(1), { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'ignore'] });
+    const chunks: Buffer[] = [];
+    child.stdout!.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => child.kill('SIGTERM'), options.timeoutMs);
+    const done = (exitCode: number | null) => {
+      clearTimeout(timer);
+      resolve({ exitCode, stdout: Buffer.concat(chunks).toString('utf8') });
+    };
+    child.once('error', () => { if (child.pid === undefined) done(null); });
+    child.once('close', (exitCode) => done(exitCode));
+  });
 }
 
 /** `exit 1`, `killed by SIGKILL`, `timed out`: how a command ended, for a log line. */

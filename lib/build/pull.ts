@@ -1,14 +1,13 @@
 // The pull step: clone once, then fetch and check out exactly the wanted commit, detached.
 import { existsSync } from 'node:fs';
-import { chown, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { chown, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { $ } from 'zx';
 import { UsageError } from '../core/errors.ts';
 import { ensureDir, tempSibling } from '../core/fs.ts';
 import { findUser } from '../core/unix-user.ts';
 import { redactUrls } from '../core/redact.ts';
-import { runLogged } from './exec.ts';
+import { captureCommand, runLogged } from './exec.ts';
 import { explainGitAuthFailure } from './git-auth.ts';
 import { cleanExcludes, logAfterClean } from './cache.ts';
 import { explainGitTokenFailure } from './git-token.ts';
@@ -71,7 +70,7 @@ export async function pullRemoteUrl(repo: Pick<RepoConfig, 'name' | 'url'>, work
   if (!existsSync(path.join(work, '.git'))) return url ?? repo.url ?? defaultUrl(repo.name);
   if (repo.url) return repo.url;
   // Read as a file: git refuses a repository owned by another user (a build user's) to root.
-  const origin = await $({ quiet: true, nothrow: true, cwd: '/' })`git config --file ${path.join(work, '.git', 'config')} --get remote.origin.url`;
+  const origin = await captureCommand(['git', 'config', '--file', path.join(work, '.git', 'config'), '--get', 'remote.origin.url'], { cwd: '/' });
   return origin.exitCode === 0 ? origin.stdout.trim() || undefined : undefined;
 }
 
@@ -105,7 +104,7 @@ async function pullCommit(ctx: BuildContext): Promise<StepResult> {
     for (const lock of ['index.lock', 'shallow.lock', 'HEAD.lock']) await rm(path.join(work, '.git', lock), { force: true });
     // The remote is pinned at the first clone: --url (hook-server passes the payload's clone_url)
     // only makes the first clone and never re-points it; a changed `url:` in shipkit.yml does.
-    const origin = await gitQuery(ctx, ['remote', 'get-url', 'origin']);
+    const origin = await plainOrigin(work) ?? await gitQuery(ctx, ['remote', 'get-url', 'origin']);
     if (ctx.url && origin !== undefined && ctx.url !== origin) {
       throw new StepFailure(`${ctx.repo.name}'s clone fetches from ${redactUrls(origin)}; --url ${redactUrls(ctx.url)} would re-point it, which is refused. Set url: for it in shipkit.yml to move it.`);
     }
@@ -149,8 +148,37 @@ async function resolveTarget(ctx: BuildContext): Promise<string> {
     : ref.startsWith('refs/tags/') ? [ref]
       : [`refs/remotes/origin/${ref}`, `refs/tags/${ref}`];
   for (const candidate of candidates) {
-    const full = await gitQuery(ctx, ['rev-parse', '--verify', '--quiet', `${candidate}^{commit}`]);
+    const full = await branchHeadFromFiles(ctx.paths.work, candidate) ?? await gitQuery(ctx, ['rev-parse', '--verify', '--quiet', `${candidate}^{commit}`]);
     if (full) return full;
   }
   throw new StepFailure(`${ref} does not exist in ${ctx.repo.name}'s remote; check the branch or tag name.`);
+}
+
+// Two answers read from the clone's files instead of asking git (a process each, on every
+// build): only where git wrote them in the one plain form; anything else is left to git.
+
+/**
+ * remote.origin.url as git clone wrote it: one `[remote "origin"]` section with one url, unquoted,
+ * in a .git/config that includes no other file and rewrites no URL (insteadOf).
+ */
+async function plainOrigin(work: string): Promise<string | undefined> {
+  const text = await readFile(path.join(work, '.git', 'config'), 'utf8').catch(() => '');
+  if (/^\s*\[include|insteadof/im.test(text) || text.split('[remote "origin"]').length !== 2) return undefined;
+  const section = /^\[remote "origin"\]\n((?:[ \t]+[^\n]*\n)*)/m.exec(text)?.[1] ?? '';
+  const urls = [...section.matchAll(/^\s*url\s*=\s*(.*)$/gim)].map((m) => m[1]);
+  return urls.length === 1 && /^[^\s"\\;#]+$/.test(urls[0]) ? urls[0] : undefined;
+}
+
+/**
+ * A remote-tracking branch's commit from its ref file, or from packed-refs when it has none (a
+ * branch names a commit: git refuses to push anything else to one). A symbolic ref, a tag (which
+ * may need peeling) or another ref storage: undefined, and git is asked.
+ */
+async function branchHeadFromFiles(work: string, ref: string): Promise<string | undefined> {
+  if (!ref.startsWith('refs/remotes/') || ref.split('/').some((part) => part === '..' || part === '')) return undefined;
+  const oid = '([0-9a-f]{40}|[0-9a-f]{64})';
+  const loose = await readFile(path.join(work, '.git', ref), 'utf8').catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? null : ''));
+  if (loose !== null) return new RegExp(`^${oid}\\n$`).exec(loose)?.[1];
+  const packed = await readFile(path.join(work, '.git', 'packed-refs'), 'utf8').catch(() => '');
+  return new RegExp(`^${oid} ${ref.replace(/[^\w/-]/g, '\\$&')}$`, 'm').exec(packed)?.[1];
 }
