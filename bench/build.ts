@@ -1,6 +1,6 @@
 // npm run bench:build — a no-op rebuild (nothing changed since the last successful build),
 // from `build` start to exit, against the same steps as a plain shell script:
-//   git fetch && git checkout && (npm ci only when package-lock.json changed) && litpro
+//   git fetch && git checkout && git clean && (npm ci only when package-lock.json changed) && litpro
 // shipkit runs as shipped (the one file, bench/shipped.ts); the sides alternate which goes first.
 // The repo is a real bare git repo holding a small npm package (a `file:` dependency, so no
 // network) with an lprc.js and a literate project.md. Both sides are warmed up once first.
@@ -51,8 +51,10 @@ async function benchNoop(): Promise<void> {
   const plainDir = path.join(base, 'plain');
   await $({ env })`git clone --quiet ${repo.bare} ${plainDir}`;
   // npm ci only when the lockfile differs from the one of the last install, as shipkit's install
-  // step does (it also keys on the node version; the peer's cmp is cheaper than that).
-  const PLAIN = 'set -e; git fetch --quiet origin && git checkout --quiet --detach origin/main && if ! cmp -s package-lock.json node_modules/.installed-lock; then npm ci --silent --no-audit --no-fund && cp package-lock.json node_modules/.installed-lock; fi && litpro >/dev/null';
+  // step does (it also keys on the node version; the peer's cmp is cheaper than that). The last
+  // build's output and other untracked files are removed, node_modules kept, as shipkit's pull
+  // step does, so that litpro writes the same files on both sides.
+  const PLAIN = 'set -e; git fetch --quiet origin && git checkout --quiet --detach origin/main && git clean --quiet -ffdx -e /node_modules -e /downloads && if ! cmp -s package-lock.json node_modules/.installed-lock; then npm ci --silent --no-audit --no-fund && cp package-lock.json node_modules/.installed-lock; fi && litpro >/dev/null';
   async function plainOnce(): Promise<number> {
     const t0 = performance.now();
     await $({ cwd: plainDir, env })`sh -c ${PLAIN}`;
@@ -92,7 +94,7 @@ async function benchNoop(): Promise<void> {
 
   const rows: Array<[string, number[]]> = [
     ['shipkit build (one file), pull+install+compile', shipkit],
-    ['plain sh: fetch, checkout, npm ci if changed, litpro', plain],
+    ['plain sh: fetch, checkout, clean, npm ci if changed, litpro', plain],
     ['start-up only: shipkit build --help', startup],
     ['node -e 0', nodeOnly],
   ];
@@ -104,5 +106,5 @@ async function benchNoop(): Promise<void> {
     console.log(`${label.padEnd(54)}${[x.median, x.mean, x.min, x.max].map(fmt).join('')}`);
   }
   const [s, p] = [median(shipkit), median(plain)];
-  reportResult({ work: 'no-op rebuild (nothing changed)', shipkit: s, peer: p, unit: 'ms', goal: '≤ 1.1×', met: s / p <= 1.1, note: `median of ${runs} interleaved; peer: sh doing git fetch + checkout, npm ci only when package-lock.json changed, litpro; shipkit's --help start-up ${median(startup).toFixed(0)} ms, node -e 0 ${median(nodeOnly).toFixed(0)} ms` });
+  reportResult({ work: 'no-op rebuild (nothing changed)', shipkit: s, peer: p, unit: 'ms', goal: '≤ 1.1×', met: s / p <= 1.1, note: `median of ${runs} interleaved; peer: sh doing git fetch + checkout + clean, npm ci only when package-lock.json changed, litpro; shipkit's --help start-up ${median(startup).toFixed(0)} ms, node -e 0 ${median(nodeOnly).toFixed(0)} ms` });
 }
