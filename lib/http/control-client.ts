@@ -39,17 +39,27 @@ export function controlGet(url: string, options: ControlGetOptions): Promise<Con
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const BAD_HEADER_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 
-/** The request node:http would send for http.get(url, {headers: {...headers, Connection: 'close'}}), byte for byte. */
-function requestHead(target: URL, headers: Record<string, string>): string {
-  let head = `GET ${target.pathname}${target.search} HTTP/1.1\r\n`;
+/**
+ * The request node:http would send for http.get(url, {headers: {...headers, Connection: 'close'}}),
+ * byte for byte: a Connection header given keeps its place and says close, else it comes last.
+ */
+function requestHead(pathAndQuery: string, host: string, headers: Record<string, string>): string {
+  let head = `GET ${pathAndQuery} HTTP/1.1\r\n`;
   let hasHost = false;
-  for (const [name, value] of Object.entries({ ...headers, Connection: 'close' })) {
+  let hasConnection = false;
+  for (const name of Object.keys(headers)) {
+    let value = headers[name];
+    if (name === 'Connection') {
+      value = 'close';
+      hasConnection = true;
+    }
     if (!HEADER_NAME.test(name)) throw Object.assign(new TypeError(`Header name must be a valid HTTP token ["${name}"]`), { code: 'ERR_INVALID_HTTP_TOKEN' });
     if (BAD_HEADER_VALUE.test(value)) throw Object.assign(new TypeError(`Invalid character in header content ["${name}"]`), { code: 'ERR_INVALID_CHAR' });
     if (name.length === 4 && name.toLowerCase() === 'host') hasHost = true;
     head += `${name}: ${value}\r\n`;
   }
-  if (!hasHost) head += `Host: ${target.host}\r\n`;
+  if (!hasConnection) head += 'Connection: close\r\n';
+  if (!hasHost) head += `Host: ${host}\r\n`;
   return `${head}\r\n`;
 }
 
@@ -59,7 +69,7 @@ function getOverSocket(url: string, { headers, timeoutMs, signal, maxBody = 65_5
   const abortReason = () => (signal!.reason instanceof Error ? signal!.reason : new DOMException('aborted', 'AbortError'));
   return new Promise((resolve, reject) => {
     const target = new URL(url);
-    const head = requestHead(target, headers);
+    const head = requestHead(target.pathname + target.search, target.host, headers);
     if (signal?.aborted) return reject(abortReason());
     const answer = new Http1Response(maxBody);
     let settled = false;
@@ -75,14 +85,14 @@ function getOverSocket(url: string, { headers, timeoutMs, signal, maxBody = 65_5
     const onAbort = () => finish(abortReason());
     const onRead = (length: number, buffer: Uint8Array): boolean => {
       try {
-        if (answer.push((buffer as Buffer).subarray(0, length))) finish(undefined);
+        if (answer.push(buffer as Buffer, length)) finish(undefined);
       } catch (error) {
         finish(error as Error);
       }
       return true;
     };
     // Answers are read into one buffer shared by every socket (onread: no Buffer and no 'data'
-    // event per read); Http1Response copies what it keeps.
+    // event per read); Http1Response takes each read as one latin1 string.
     const socket = net.connect({ host: target.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(target.port) || 80, noDelay: true, onread: { buffer: readBuffer, callback: onRead } });
     const timer = setTimeout(() => finish(new ControlTimeoutError(`no answer within ${timeoutMs / 1000}s`)), timeoutMs);
     signal?.addEventListener('abort', onAbort, { once: true });

@@ -3,7 +3,9 @@
 // maxBody bytes of the body, chunked or not) and refuses what Node's own parser (llhttp) refuses,
 // with the same error codes (`HPE_*`, and ECONNRESET "socket hang up" / "aborted" for an answer
 // cut short), so a caller cannot tell the two apart. Not a general HTTP client: no keep-alive,
-// no pipelining, no trailers kept.
+// no pipelining, no trailers kept. Each read is taken as one latin1 string (one byte, one
+// character) and the body is kept as such strings, decoded as UTF-8 once at the end: no Buffer
+// is made per read or per piece of body (a fan-out reads hundreds of answers at once).
 
 /** Node's default --max-http-header-size. */
 const MAX_HEAD_BYTES = 16_384;
@@ -11,6 +13,7 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const BAD_VALUE_CHAR = /[\x00-\x08\x0a-\x1f\x7f]/; // eslint-disable-line no-control-regex -- the point
 const STATUS_LINE = /^HTTP\/\d\.\d (\d{3})(?: [^\x00-\x08\x0a-\x1f\x7f]*)?$/; // eslint-disable-line no-control-regex
 const PREFIX = 'HTTP/';
+const NOT_ASCII = /[^\x00-\x7f]/; // eslint-disable-line no-control-regex -- the point
 const CR = 13;
 const LF = 10;
 
@@ -34,7 +37,7 @@ export class Http1Response {
   private chunked = false;
   private transferEncoding = false;
   private remaining = 0; // of the Content-Length body or of the current chunk
-  private readonly chunks: Buffer[] = [];
+  private readonly chunks: string[] = []; // the body's bytes as latin1
   private size = 0;
 
   private readonly maxBody: number;
@@ -49,28 +52,30 @@ export class Http1Response {
 
   /** The body read so far (all of it once `done`), as UTF-8. */
   get body(): string {
-    return (this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks)).toString('utf8');
+    const bytes = this.chunks.length === 1 ? this.chunks[0] : this.chunks.join('');
+    // ASCII reads the same in latin1 and UTF-8; anything else is decoded from its bytes.
+    return NOT_ASCII.test(bytes) ? Buffer.from(bytes, 'latin1').toString('utf8') : bytes;
   }
 
   /**
-   * Feeds bytes from the socket; true once the answer is complete (or maxBody bytes are in).
-   * Throws a parse error. `data` may be reused by the caller afterwards: what is kept is copied.
+   * Feeds the first `length` bytes of `data` from the socket; true once the answer is complete (or
+   * maxBody bytes are in). Throws a parse error. `data` may be reused by the caller afterwards.
    */
-  push(data: Buffer): boolean {
+  push(data: Buffer, length = data.length): boolean {
+    const text = data.toString('latin1', 0, length);
     let at = 0;
-    let text: string | undefined; // data as latin1 (one byte, one character), made once for the lines in it
-    while (at < data.length && this.state !== 'done') {
+    while (at < text.length && this.state !== 'done') {
       switch (this.state) {
         case 'head':
         case 'chunk-size':
         case 'trailers':
-          at = this.lines(text ??= data.toString('latin1'), at);
+          at = this.lines(text, at);
           break;
         case 'length':
         case 'chunk-data': {
           // The rest of a Content-Length body, or of one chunk (then its CRLF).
-          const take = Math.min(this.remaining, data.length - at);
-          this.keep(data.subarray(at, at + take));
+          const take = Math.min(this.remaining, text.length - at);
+          this.keep(text.slice(at, at + take));
           at += take;
           this.remaining -= take;
           if (this.remaining === 0) this.state = this.state === 'length' ? 'done' : 'chunk-end';
@@ -78,7 +83,7 @@ export class Http1Response {
         }
         case 'chunk-end':
           // CRLF after a chunk's data, possibly split across reads (this.remaining counts the bytes seen).
-          if (data[at] !== (this.remaining === 0 ? CR : LF)) throw parseError('HPE_STRICT', 'Expected LF after chunk data');
+          if (text.charCodeAt(at) !== (this.remaining === 0 ? CR : LF)) throw parseError('HPE_STRICT', 'Expected LF after chunk data');
           at++;
           if (++this.remaining === 2) {
             this.remaining = 0;
@@ -86,14 +91,14 @@ export class Http1Response {
           }
           break;
         case 'eof':
-          this.keep(data.subarray(at));
-          at = data.length;
+          this.keep(at ? text.slice(at) : text);
+          at = text.length;
           break;
       }
       if (this.size >= this.maxBody && this.state !== 'head') this.state = 'done';
     }
     // Bytes after a complete answer: Node's parser reads them as the next response and fails.
-    if (this.state === 'done' && at < data.length && this.size < this.maxBody) throw parseError('HPE_INVALID_CONSTANT', 'Expected HTTP/, RTSP/ or ICE/');
+    if (this.state === 'done' && at < text.length && this.size < this.maxBody) throw parseError('HPE_INVALID_CONSTANT', 'Expected HTTP/, RTSP/ or ICE/');
     return this.state === 'done';
   }
 
@@ -104,8 +109,9 @@ export class Http1Response {
     throw this.state === 'head' ? connectionReset('socket hang up') : connectionReset('aborted');
   }
 
-  private keep(bytes: Buffer): void {
-    if (this.size < this.maxBody && bytes.length) this.chunks.push(Buffer.from(bytes.subarray(0, this.maxBody - this.size)));
+  /** Keeps body bytes (latin1) up to maxBody. */
+  private keep(bytes: string): void {
+    if (this.size < this.maxBody && bytes.length) this.chunks.push(bytes.length <= this.maxBody - this.size ? bytes : bytes.slice(0, this.maxBody - this.size));
     this.size += bytes.length;
   }
 
@@ -113,7 +119,7 @@ export class Http1Response {
     this.state = 'done';
   }
 
-  /** Reads CRLF-terminated lines from text (data as latin1, after any pending part); returns where it stopped. */
+  /** Reads CRLF-terminated lines from text (a read as latin1, after any pending part); returns where it stopped. */
   private lines(text: string, from: number): number {
     let at = from;
     while (at < text.length && (this.state === 'head' || this.state === 'chunk-size' || this.state === 'trailers')) {
@@ -123,14 +129,17 @@ export class Http1Response {
         this.checkPartial();
         return text.length;
       }
-      let line = text.slice(at, lf);
-      if (this.pending) {
-        line = this.pending + line;
+      let line: string;
+      if (!this.pending && lf > at && text.charCodeAt(lf - 1) === CR) {
+        line = text.slice(at, lf - 1); // a whole line in this read: one slice
+      } else {
+        const whole = this.pending + text.slice(at, lf);
         this.pending = '';
+        if (whole.charCodeAt(whole.length - 1) !== CR) throw parseError('HPE_CR_EXPECTED', 'Missing expected CR after response line');
+        line = whole.slice(0, -1);
       }
       at = lf + 1;
-      if (line.charCodeAt(line.length - 1) !== CR) throw parseError('HPE_CR_EXPECTED', 'Missing expected CR after response line');
-      this.line(line.slice(0, -1));
+      this.line(line);
     }
     return at;
   }
