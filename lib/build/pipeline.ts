@@ -178,7 +178,7 @@ export async function rolloutStep(ctx: BuildContext): Promise<StepResult> {
   const starts: number[] = [];
   const report = await runRollout(waves, {
     repo: rollout.name, secret, concurrency: rollout.concurrency, timeoutMs: rollout.timeoutSec * 1000, retries: rollout.retries,
-    maxFailures: rollout.maxFailures, signal: ctx.signal,
+    maxFailures: rollout.maxFailures, signal: ctx.signal, prepare: true,
     onWaveStart: (wave) => { starts.push(Date.now()); ctx.log.line(`rollout: ${wave.name}: ${wave.targets.length} host(s)`); },
     onResult: (r) => ctx.log.line(`rollout:   ${describeResult(r)}`),
   });
@@ -199,7 +199,7 @@ async function planWaves(ctx: BuildContext, rollout: PushRolloutConfig): Promise
 }
 
 async function finishRollout(ctx: BuildContext, report: RolloutReport, record: PipelineRecord | undefined): Promise<StepResult> {
-  if (report.interrupted) ctx.log.line(`rollout: interrupted (${String(ctx.signal?.reason ?? 'stopped')}); later waves not contacted; ${report.notContacted.length} host(s): ${report.notContacted.join(' ')}`);
+  if (report.interrupted) ctx.log.line(`rollout: interrupted (${String(ctx.signal?.reason ?? 'stopped')}); later waves not told to update; ${report.notContacted.length} host(s): ${report.notContacted.join(' ')}`);
   if (report.halted || report.interrupted) throw new StepFailure(describeRollout(report));
   const results = report.waves.flatMap((w) => w.results);
   const failed = results.filter((r) => !r.ok).length;

@@ -3,6 +3,9 @@
 // (&wait=1). A wave with more failed hosts than allowed halts the rollout; later hosts are never
 // contacted. Ansible's `serial` + `max_fail_percentage`, for plain HTTP hosts.
 import { UsageError } from '../core/errors.ts';
+import { mapLimit } from '../core/pool.ts';
+import { controlGet } from '../http/control-client.ts';
+import { signRequest } from '../http/signing.ts';
 import { notifyTargets, type NotifyOptions, type Target, type TargetResult } from './server-update.ts';
 
 export interface Wave {
@@ -25,6 +28,8 @@ export interface RolloutReport {
   interrupted: boolean;
   /** Hosts of the waves that never started. */
   notContacted: string[];
+  /** With `prepare`: those hosts may have been told to prepare (nothing switched there). */
+  prepared?: boolean;
 }
 
 /** `25%,100%` → [25, 100]: shares that grow, each in (0, 100], the last one 100. */
@@ -68,11 +73,31 @@ export interface RolloutOptions extends Omit<NotifyOptions, 'wait'> {
   maxFailures: number;
   signal?: AbortSignal;
   onWaveStart?: (wave: Wave, index: number) => void;
+  /**
+   * launchfit hosts: as a wave starts, the next wave's hosts are told to prepare (GET
+   * /prepare?repo=NAME: download, verify and install the release, switching to nothing), so their
+   * own wave only switches. A host that cannot (a slave, an older launchfit: 404) is not bothered
+   * further; its wave's request does everything, as before.
+   */
+  prepare?: boolean;
+}
+
+/** Tell `targets` to prepare (see RolloutOptions.prepare); answers and failures do not matter. */
+export async function prepareTargets(targets: readonly Target[], options: Pick<NotifyOptions, 'repo' | 'secret' | 'concurrency' | 'timeoutMs' | 'signal'>): Promise<void> {
+  await mapLimit([...targets], options.concurrency, async (target) => {
+    if (options.signal?.aborted) return;
+    const base = new URL(target.url);
+    const pathAndQuery = `${base.pathname.replace(/\/+$/, '')}/prepare?repo=${encodeURIComponent(options.repo)}`;
+    const headers: Record<string, string> = { 'User-Agent': 'shipkit-server-update', Accept: 'application/json' };
+    if (options.secret) Object.assign(headers, signRequest(options.secret, 'GET', pathAndQuery));
+    await controlGet(base.origin + pathAndQuery, { headers, timeoutMs: Math.min(options.timeoutMs, 10_000), signal: options.signal }).catch(() => {});
+  });
 }
 
 /** Runs the waves in order, each with &wait=1; stops at the first wave over its failure budget. */
 export async function runRollout(waves: readonly Wave[], options: RolloutOptions): Promise<RolloutReport> {
-  const report: RolloutReport = { waves: [], interrupted: false, notContacted: [] };
+  const report: RolloutReport = { waves: [], interrupted: false, notContacted: [], prepared: options.prepare };
+  const preparing: Array<Promise<void>> = [];
   for (const [index, wave] of waves.entries()) {
     if (options.signal?.aborted || report.halted) {
       report.interrupted ||= Boolean(options.signal?.aborted);
@@ -80,12 +105,14 @@ export async function runRollout(waves: readonly Wave[], options: RolloutOptions
       continue;
     }
     options.onWaveStart?.(wave, index);
+    if (options.prepare && waves[index + 1]) preparing.push(prepareTargets(waves[index + 1].targets, options));
     const results = await notifyTargets(wave.targets, { ...options, wait: true, verdicts: true });
     const failed = results.filter((r) => !r.ok);
     report.waves.push({ name: wave.name, results, failed: failed.length });
     if (options.signal?.aborted) report.interrupted = true;
     else if (failed.length > options.maxFailures) report.halted = { wave: wave.name, failed: failed.map((r) => r.target), maxFailures: options.maxFailures };
   }
+  await Promise.all(preparing);
   return report;
 }
 
@@ -96,7 +123,8 @@ export async function runRollout(waves: readonly Wave[], options: RolloutOptions
 export function describeRollout(report: RolloutReport): string {
   const results = report.waves.flatMap((w) => w.results);
   const failed = results.filter((r) => !r.ok).length;
-  const untouched = report.notContacted.length ? `; ${report.notContacted.length} host(s) of later waves were not contacted: ${report.notContacted.join(' ')}` : '';
+  const how = report.prepared ? 'were not told to update (only to prepare)' : 'were not contacted';
+  const untouched = report.notContacted.length ? `; ${report.notContacted.length} host(s) of later waves ${how}: ${report.notContacted.join(' ')}` : '';
   if (report.halted) {
     const { wave, failed: hosts, maxFailures } = report.halted;
     return `The rollout halted at ${wave}: ${hosts.length} host(s) failed (at most ${maxFailures} allowed): ${hosts.join(' ')}${untouched}.`;

@@ -136,6 +136,7 @@ class SlaveService {
       return sendJson(res, request.status, { error: request.error }, request.headers);
     }
     if (request.kind === 'status') return sendJson(res, 200, this.statusReport());
+    if (request.kind === 'prepare') return sendJson(res, 404, { error: 'not found' }); // not asked for: never read
     const { repo, wait } = request;
     if (this.draining) return sendJson(res, 503, { error: 'shutting down' }, { 'Retry-After': '5' });
     const { promise, state } = this.schedule(repo);

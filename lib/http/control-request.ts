@@ -1,5 +1,6 @@
 // The signed control protocol every shipkit listener speaks (DESIGN §5 slave-activate, and
-// launchfit's `control.listen`): `GET /?repo=NAME[&wait=1]` and `GET /status`, each signed
+// launchfit's `control.listen`): `GET /?repo=NAME[&wait=1]` and `GET /status` (and launchfit's
+// `GET /prepare?repo=NAME`), each signed
 // (lib/http/signing.ts). This reads one request into what it asks for, or the answer that refuses
 // it; the listeners decide what "activate" means (a clone, an update check).
 import type { IncomingMessage } from 'node:http';
@@ -11,6 +12,7 @@ import type { createRequestVerifier } from './signing.ts';
 export type ControlRequest =
   | { kind: 'status' }
   | { kind: 'activate'; repo: string; wait: boolean }
+  | { kind: 'prepare'; repo: string }
   | { kind: 'refused'; status: number; error: string; reason: string; headers?: Record<string, string> };
 
 export interface ControlRequestOptions {
@@ -21,6 +23,12 @@ export interface ControlRequestOptions {
   maxUrlLength?: number;
   /** The path the protocol is served under (`/hooks/slave`); '' = the root. See routeUnderPrefix. */
   prefix?: string;
+  /**
+   * Also `GET /prepare?repo=NAME`: get ready for the next activation without making it (launchfit
+   * downloads, verifies and installs the offered release before its wave). A listener without it
+   * answers 404, never an activation.
+   */
+  prepare?: boolean;
 }
 
 const refuse = (status: number, error: string, reason = error, headers?: Record<string, string>): ControlRequest => ({ kind: 'refused', status, error, reason, headers });
@@ -50,7 +58,7 @@ export function routeUnderPrefix(target: string, prefix: string): { route: strin
   return { route: target, signed: [target, prefix + target] };
 }
 
-export function readControlRequest(req: IncomingMessage, { verifier, allowOwner = false, maxUrlLength = 2048, prefix = '' }: ControlRequestOptions): ControlRequest {
+export function readControlRequest(req: IncomingMessage, { verifier, allowOwner = false, maxUrlLength = 2048, prefix = '', prepare = false }: ControlRequestOptions): ControlRequest {
   if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(405, 'method not allowed', `method ${req.method}`, { Allow: 'GET' });
   const target = pathAndQueryOf(req); // exactly as sent: what the signature covers
   if (target.length > maxUrlLength) return refuse(414, 'URI too long');
@@ -61,12 +69,14 @@ export function readControlRequest(req: IncomingMessage, { verifier, allowOwner 
   }
   const url = new URL(route, 'http://shipkit.invalid');
   if (url.pathname === '/status') return { kind: 'status' };
-  if (url.pathname !== '/') return refuse(404, 'not found');
+  const preparing = prepare && url.pathname === '/prepare';
+  if (url.pathname !== '/' && !preparing) return refuse(404, 'not found');
   const repos = url.searchParams.getAll('repo');
   if (repos.length !== 1) return refuse(400, repos.length ? 'give one repo' : 'missing repo');
   const repo = repos[0];
   const parts = allowOwner ? repo.split('/') : [repo];
   const problem = parts.length > 2 ? 'has more than one "/"' : parts.map(nameProblem).find(Boolean);
   if (problem) return refuse(400, 'invalid repo name', `invalid repo name ${JSON.stringify(repo.slice(0, 60))}: it ${problem}`);
+  if (preparing) return { kind: 'prepare', repo };
   return { kind: 'activate', repo, wait: url.searchParams.get('wait') === '1' };
 }

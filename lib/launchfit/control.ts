@@ -25,6 +25,8 @@ export interface ControlHandlers {
    * overlapping switch answers once the new release serves, while the old one still drains.
    */
   update(options?: { force?: boolean; verdict?: boolean }): Promise<unknown>;
+  /** Download, verify and unpack what is offered now, switching to nothing (checkForUpdates' `stage`). */
+  prepare?(): Promise<unknown>;
   /** Back to `version` (default: the previous release); a version marked bad only with `force`. */
   rollback(version?: string, options?: { force?: boolean }): Promise<unknown>;
 }
@@ -160,22 +162,31 @@ export interface ListenerOptions {
 
 /**
  * The signed TCP listener: `GET /?repo=APP` → 202 queued (the check runs in the background,
- * coalesced), `&wait=1` → 200/500 with the result; `GET /status`. Every request is signed
+ * coalesced), `&wait=1` → 200/500 with the result; `GET /prepare?repo=APP` → 202 preparing (the
+ * offered release downloaded, verified and unpacked in the background, not switched to); `GET
+ * /status`. Every request is signed
  * (DESIGN §5 request signing); a bad signature is 401 before anything else is looked at.
  */
 export async function startControlListener(handlers: ControlHandlers, opts: ListenerOptions): Promise<RunningServer> {
   const verifier = createRequestVerifier(opts.secret);
   const address = parseListen(opts.listen);
   const server = await startHttpServer(async (req: IncomingMessage, res: ServerResponse) => {
-    const request = readControlRequest(req, { verifier, allowOwner: true });
+    const request = readControlRequest(req, { verifier, allowOwner: true, prepare: Boolean(handlers.prepare) });
     if (request.kind === 'refused') {
       opts.log.warn('control request refused', { request: requestIdOf(req), reason: request.reason, from: req.socket.remoteAddress });
       return sendJson(res, request.status, { error: request.error }, request.headers);
     }
     if (request.kind === 'status') return void answer(res, handlers.status).then(() => {});
-    const { repo, wait } = request;
+    const { repo } = request;
     const name = repo.split('/').pop()!;
     if (!opts.accepts(name)) return sendJson(res, 404, { error: 'unknown app', repo });
+    if (request.kind === 'prepare') {
+      // The fleet master's prepare before this host's wave: answered at once, done in the background.
+      opts.log.info('prepare requested over the control listener', { request: requestIdOf(req), repo, from: req.socket.remoteAddress });
+      handlers.prepare!().catch(() => { /* logged by the runner; the wave's own check downloads again */ });
+      return sendJson(res, 202, { repo, state: 'preparing' });
+    }
+    const { wait } = request;
     opts.log.info('update requested over the control listener', { request: requestIdOf(req), repo, from: req.socket.remoteAddress });
     if (wait) {
       try {

@@ -321,6 +321,19 @@ class Launcher {
     }
   }
 
+  /** The fleet master's prepare: the offered release staged, not switched to (checkForUpdates' `stage`). */
+  private async runStage(): Promise<CheckResult> {
+    try {
+      this.config = await loadEffectiveConfig(this.paths);
+      const result = await checkForUpdates(this.context(), { force: true, stage: true });
+      if (result.action !== 'staged') this.log.info(result.message, { action: result.action });
+      return result;
+    } catch (error) {
+      this.log.error(`prepare failed: ${messageOf(error)}`);
+      throw error;
+    }
+  }
+
   private async currentVersion(): Promise<string | undefined> {
     const current = await readCurrent(this.paths);
     return current ? (await readState(this.paths)).installed[current]?.version : undefined;
@@ -345,6 +358,7 @@ class Launcher {
     const handlers: ControlHandlers = {
       status: async (): Promise<Status> => collectStatus(this.paths, this.runner!.info()),
       update: (options) => (options?.verdict ? this.updates.requestVerdict(options) : this.updates.requestCheck(options)),
+      prepare: () => this.updates.exclusive(() => this.runStage()),
       rollback: (version, options) => this.updates.exclusive(async () => {
         await refuseBadTarget(this.paths, version, Boolean(options?.force));
         return rollbackRelease(this.context(), { version });

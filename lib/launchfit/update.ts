@@ -4,10 +4,10 @@
 // happens before the running app is touched; every failure before the stop leaves the app
 // and `current` as they were.
 import { randomBytes } from 'node:crypto';
-import { rename, rm } from 'node:fs/promises';
+import { readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, RemoteError, ValidationError, VerificationError, WorkError, messageOf } from '../core/errors.ts';
-import { ensureDir, pathExists } from '../core/fs.ts';
+import { atomicWriteFile, ensureDir, pathExists } from '../core/fs.ts';
 import type { Logger } from '../core/log.ts';
 import { nameProblem } from '../core/names.ts';
 import type { LaunchConfig } from './config.ts';
@@ -69,7 +69,7 @@ export interface UpdateContext {
 }
 
 /** `unhealthy`: the new release did not stay up and launchfit went back; `rolled-back`: by request. */
-export type CheckAction = 'not-modified' | 'up-to-date' | 'installed' | 'skipped-bad' | 'unhealthy' | 'rolled-back' | 'waiting';
+export type CheckAction = 'not-modified' | 'up-to-date' | 'installed' | 'skipped-bad' | 'unhealthy' | 'rolled-back' | 'waiting' | 'staged';
 
 export interface CheckResult {
   action: CheckAction;
@@ -150,12 +150,13 @@ export async function fetchVersionInfo(ctx: UpdateContext, keys: TrustedKeys | (
   return { info, etag: res.etag, signed: sig.status === 'ok' };
 }
 
-/** Download, verify and unpack a release into releases/NAME and run its hook. Returns NAME. */
-export async function installRelease(ctx: UpdateContext, info: VersionInfo, trusted: TrustedKeys): Promise<string> {
+/** A release downloaded, verified and unpacked under tmp/ (`work`), its folder `root` inside. */
+interface Unpacked { work: string; root: string; sha256: string; signer: string }
+
+/** Download and verify the release VERSION names and unpack it into `work` (under tmp/). */
+async function fetchAndUnpack(ctx: UpdateContext, info: VersionInfo, trusted: TrustedKeys, work: string): Promise<Unpacked> {
   const { paths, config, log } = ctx;
-  const name = releaseNameOf(info.file);
   const server = serverOf(config);
-  const timeouts = timeoutsOf(config);
   const now = ctx.now?.() ?? new Date();
   await ensureDir(paths.downloads, 0o700);
   await ensureDir(paths.tmp, 0o700);
@@ -165,8 +166,7 @@ export async function installRelease(ctx: UpdateContext, info: VersionInfo, trus
   log.info('downloading release', { url, size: info.size });
   const sigRes = await fetchSmall(`${url}.sig`, { maxBytes: MAX_SIGNATURE_BYTES, timeouts: metadataTimeoutsOf(config), fetchImpl: ctx.fetchImpl });
   if (sigRes.status !== 'ok') throw new VerificationError(`${url}.sig is missing; unsigned releases are never installed.`);
-  const got = await downloadToFile(url, tarball, { maxBytes: config.updates.maxSize, expectedSize: info.size, timeouts, minRate: minRateOf(config), fetchImpl: ctx.fetchImpl });
-  const work = path.join(paths.tmp, `extract-${randomBytes(4).toString('hex')}`);
+  const got = await downloadToFile(url, tarball, { maxBytes: config.updates.maxSize, expectedSize: info.size, timeouts: timeoutsOf(config), minRate: minRateOf(config), fetchImpl: ctx.fetchImpl });
   try {
     if (info.size !== undefined && got.size !== info.size) throw new VerificationError(`${info.file} is ${got.size} bytes but VERSION says SIZE ${info.size}; refusing it.`);
     if (info.sha256 && got.sha256 !== info.sha256) throw new VerificationError(`${info.file} does not match SHA256 in VERSION; it was changed or damaged. Refusing it.`);
@@ -176,15 +176,67 @@ export async function installRelease(ctx: UpdateContext, info: VersionInfo, trus
     const root = await extractRelease(tarball, work, {
       ...DEFAULT_EXTRACT_LIMITS, maxUnpackedBytes: config.updates.maxUnpackedSize, maxRatio: config.updates.maxRatio,
     });
+    return { work, root, sha256: got.sha256, signer: verified.primaryFingerprint };
+  } catch (error) {
+    await rm(work, { recursive: true, force: true });
+    throw error;
+  } finally {
+    await rm(tarball, { force: true });
+  }
+}
+
+// A staged release (the fleet master's prepare, before this host's wave): tmp/staged-NAME, with
+// tmp/staged-NAME.json saying what it is. Nothing of it runs and nothing is recorded: the check
+// that switches takes it over instead of downloading (takeStaged), or a restart clears tmp/.
+const stagedDir = (paths: DeployPaths, name: string) => path.join(paths.tmp, `staged-${name}`);
+interface StagedRecord { file: string; version: string; sha256: string; signer: string; root: string }
+
+/** The staged release for exactly this VERSION (file, version, SHA256), or undefined. */
+async function takeStaged(paths: DeployPaths, info: VersionInfo): Promise<Unpacked | undefined> {
+  if (!info.sha256) return undefined;
+  const work = stagedDir(paths, releaseNameOf(info.file));
+  let record: StagedRecord;
+  try { record = JSON.parse(await readFile(`${work}.json`, 'utf8')) as StagedRecord; } catch { return undefined; }
+  if (record.file !== info.file || record.sha256 !== info.sha256 || compareVersions(record.version, info.version) !== 0) return undefined;
+  const root = path.join(work, record.root);
+  if (!(await pathExists(root))) return undefined;
+  await rm(`${work}.json`, { force: true });
+  return { work, root, sha256: record.sha256, signer: record.signer };
+}
+
+/** Download, verify and unpack the release into tmp/staged-NAME, ready for installRelease. Returns NAME. */
+export async function stageRelease(ctx: UpdateContext, info: VersionInfo, trusted: TrustedKeys): Promise<string> {
+  const name = releaseNameOf(info.file);
+  const dir = stagedDir(ctx.paths, name);
+  await rm(`${dir}.json`, { force: true });
+  await rm(dir, { recursive: true, force: true });
+  const unpacked = await fetchAndUnpack(ctx, info, trusted, dir);
+  const record: StagedRecord = { file: info.file, version: info.version, sha256: unpacked.sha256, signer: unpacked.signer, root: path.relative(dir, unpacked.root) };
+  await atomicWriteFile(`${dir}.json`, JSON.stringify(record), { mode: 0o600 });
+  ctx.log.info('release staged: downloaded, verified and unpacked; it is installed when this host is told to update', { release: name });
+  return name;
+}
+
+/**
+ * Download, verify and unpack a release (or take the one staged for it) into releases/NAME and
+ * run its hook. Returns NAME.
+ */
+export async function installRelease(ctx: UpdateContext, info: VersionInfo, trusted: TrustedKeys): Promise<string> {
+  const { paths, log } = ctx;
+  const name = releaseNameOf(info.file);
+  const staged = await takeStaged(paths, info);
+  if (staged) log.info('installing the release staged before', { release: name });
+  const unpacked = staged ?? await fetchAndUnpack(ctx, info, trusted, path.join(paths.tmp, `extract-${randomBytes(4).toString('hex')}`));
+  try {
     try {
-      await readReleaseAppDefaults(root);
+      await readReleaseAppDefaults(unpacked.root);
     } catch (error) {
       throw new VerificationError(`The release's own launchify.yml is invalid: ${messageOf(error)}`, { cause: error });
     }
     const target = path.join(paths.releases, name);
     if (name === (await readCurrent(paths))) throw new VerificationError(`VERSION names ${info.file}, the release that is already current, with another version; refusing it.`);
     await removeRelease(paths, name);
-    await rename(root, target);
+    await rename(unpacked.root, target);
     try {
       await runBeforeSymlinkHook(ctx, target, info);
     } catch (error) {
@@ -192,12 +244,11 @@ export async function installRelease(ctx: UpdateContext, info: VersionInfo, trus
       throw error;
     }
     await updateState(paths, (s) => {
-      s.installed[name] = { version: info.version, file: info.file, sha256: got.sha256, installedAt: new Date().toISOString(), signer: verified.primaryFingerprint };
+      s.installed[name] = { version: info.version, file: info.file, sha256: unpacked.sha256, installedAt: new Date().toISOString(), signer: unpacked.signer };
     });
     return name;
   } finally {
-    await rm(work, { recursive: true, force: true });
-    await rm(tarball, { force: true });
+    await rm(unpacked.work, { recursive: true, force: true });
   }
 }
 
@@ -319,8 +370,12 @@ async function abandonRelease(ctx: UpdateContext, state: LaunchState, failed: { 
   await removeRelease(ctx.paths, release);
 }
 
-/** One full check. Throws on failures before the switch; the app and `current` are untouched then. */
-export async function checkForUpdates(ctx: UpdateContext, { force = false } = {}): Promise<CheckResult> {
+/**
+ * One full check. Throws on failures before the switch; the app and `current` are untouched then.
+ * `stage`: the fleet master's prepare: the offered release is only staged (stageRelease), nothing
+ * of its VERSION recorded, so the check that follows takes it from there.
+ */
+export async function checkForUpdates(ctx: UpdateContext, { force = false, stage = false } = {}): Promise<CheckResult> {
   const { paths, log } = ctx;
   const state = await readState(paths);
   const current = await readCurrent(paths);
@@ -387,6 +442,7 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false } = {}
   if (waiting) return waiting;
   let name: string;
   try {
+    if (stage) return { action: 'staged', version: info.version, release: await stageRelease(ctx, info, await trusted()), message: `Staged ${info.file}.` };
     name = await installRelease(ctx, info, await trusted());
   } catch (error) {
     return refuse(messageOf(error), error);

@@ -78,6 +78,9 @@ test('configuration errors exit 2 before the build runs: no job in the log, noth
   }
 });
 
+/** The update requests a host got (`/?repo=…&wait=1`), not the prepares. */
+const updatesTo = (h: { hits: Array<{ path: string }> }) => h.hits.filter((x) => x.path.startsWith('/?')).length;
+
 test('a push publishes a growing version and rolls it out wave by wave; a push with the same bytes publishes and rolls out nothing', async () => {
   const fleet = await startFleet(dir, FLEET_SECRET, ['ok', 'ok', 'ok', 'ok', 'ok']);
   try {
@@ -89,9 +92,11 @@ test('a push publishes a growing version and rolls it out wave by wave; a push w
     assert.match(version, /^0\.[0-9a-f]{11}$/);
     assert.ok(parseInt(version.slice(2), 16) >= before, 'the version is the build time in ms, in hex');
     assert.ok(readdirSync(updates).includes(`my-app-gnu-linux-${version}.tar.gz.sig`));
-    for (const h of fleet.hosts) assert.equal(h.hits.map((x) => [x.path, x.signed]), [['/?repo=my-app&wait=1', true]]);
+    // The canary is told to update; every later host is told to prepare (as the wave before its own starts), then to update.
+    fleet.hosts.forEach((h, i) => assert.equal(h.hits.map((x) => [x.path, x.signed]), [...(i ? [['/prepare?repo=my-app', true]] : []), ['/?repo=my-app&wait=1', true]]));
     const canaryAnswered = fleet.hosts[0].hits[0].at + 25;
-    assert.ok(Math.min(...fleet.hosts.slice(1).map((h) => h.hits[0].at)) >= canaryAnswered, 'the waves start after the canary answered');
+    assert.ok(Math.min(...fleet.hosts.slice(1).map((h) => h.hits.find((x) => x.path.startsWith('/?'))!.at)) >= canaryAnswered, 'the waves start after the canary answered');
+    assert.ok(Math.max(...fleet.hosts.slice(1, 3).map((h) => h.hits[0].at)) < canaryAnswered, 'wave 1 was told to prepare while the canary updated');
     const log = site.logText();
     assert.match(log, /rollout: my-app \S+ to 5 host\(s\) in 3 wave\(s\): canary 1, wave 1 \(50%\) 2, wave 2 \(100%\) 2/);
     assert.match(log, /--- step rollout ok .*3 wave\(s\), 5\/5 host\(s\) updated/);
@@ -102,13 +107,14 @@ test('a push publishes a growing version and rolls it out wave by wave; a push w
     assert.is(versionOf(updates), version, 'VERSION is untouched');
     assert.match(site.logText(), /publish: nothing new: dist packs to the same bytes as the published/);
     assert.match(site.logText(), /--- step rollout skipped: nothing new to roll out/);
-    assert.equal(fleet.hosts.map((h) => h.hits.length), [1, 1, 1, 1, 1], 'the fleet was not told again');
+    assert.equal(fleet.hosts.map(updatesTo), [1, 1, 1, 1, 1], 'the fleet was not told again');
+    assert.equal(fleet.hosts.map((h) => h.hits.length), [1, 2, 2, 2, 2], 'nor to prepare');
 
     await site.commit({ 'dist/version.txt': '2\n' });
     const third = await site.run('build', ['octo/site']);
     assert.is(third.exitCode, 0, third.stderr);
     assert.ok(parseInt(versionOf(updates)!.slice(2), 16) > parseInt(version.slice(2), 16), 'a new build has a higher version');
-    assert.equal(fleet.hosts.map((h) => h.hits.length), [2, 2, 2, 2, 2]);
+    assert.equal(fleet.hosts.map(updatesTo), [2, 2, 2, 2, 2]);
   } finally {
     fleet.close();
   }
@@ -151,9 +157,10 @@ test('unreachable hosts are failures of their wave: the rollout halts there, lat
     const r = await site.run('build', ['octo/site']);
     assert.is(r.exitCode, 1);
     const down = fleet.hosts[2].url;
-    assert.match(r.stderr, new RegExp(`failed at step rollout: The rollout halted at wave 1 \\(50%\\): 1 host\\(s\\) failed \\(at most 0 allowed\\): ${down}; 2 host\\(s\\) of later waves were not contacted`));
+    assert.match(r.stderr, new RegExp(`failed at step rollout: The rollout halted at wave 1 \\(50%\\): 1 host\\(s\\) failed \\(at most 0 allowed\\): ${down}; 2 host\\(s\\) of later waves were not told to update \\(only to prepare\\)`));
     assert.match(site.logText(), new RegExp(`FAIL  ${down} connection refused`));
-    assert.equal(fleet.hosts.map((h) => h.hits.length), [1, 1, 0, 0, 0]);
+    assert.equal(fleet.hosts.map(updatesTo), [1, 1, 0, 0, 0]);
+    assert.equal(fleet.hosts.map((h) => h.hits.filter((x) => x.path.startsWith('/prepare')).length), [0, 1, 0, 1, 1], 'wave 2 was told to prepare, nothing more');
   } finally {
     fleet.close();
   }
@@ -166,9 +173,9 @@ test('a canary that does not answer in time halts the rollout at the canary', as
     const t0 = Date.now();
     const r = await site.run('build', ['octo/site']);
     assert.is(r.exitCode, 1);
-    assert.match(r.stderr, new RegExp(`The rollout halted at canary: 1 host\\(s\\) failed \\(at most 0 allowed\\): ${fleet.hosts[0].url}; 2 host\\(s\\) of later waves were not contacted`));
+    assert.match(r.stderr, new RegExp(`The rollout halted at canary: 1 host\\(s\\) failed \\(at most 0 allowed\\): ${fleet.hosts[0].url}; 2 host\\(s\\) of later waves were not told to update`));
     assert.match(site.logText(), /FAIL  \S+ no answer within 1s/);
-    assert.equal(fleet.hosts.map((h) => h.hits.length), [1, 0, 0]);
+    assert.equal(fleet.hosts.map(updatesTo), [1, 0, 0]);
     assert.ok(Date.now() - t0 < 30_000);
   } finally {
     fleet.close();
@@ -188,9 +195,9 @@ test('SIGTERM to the job during the canary: later waves are not contacted and th
     await waitFor(() => fleet.hosts[0].hits.length > 0, { timeoutMs: 60_000, what: 'the canary to be asked' });
     child.kill('SIGTERM');
     assert.is(await exited, 1, stderr);
-    assert.match(stderr, /failed at step rollout: The rollout was interrupted after 1 wave\(s\); 2 host\(s\) of later waves were not contacted/);
-    assert.match(site.logText(), /rollout: interrupted \(the job received SIGTERM\); later waves not contacted; 2 host\(s\)/);
-    assert.equal(fleet.hosts.map((h) => h.hits.length), [1, 0, 0]);
+    assert.match(stderr, /failed at step rollout: The rollout was interrupted after 1 wave\(s\); 2 host\(s\) of later waves were not told to update/);
+    assert.match(site.logText(), /rollout: interrupted \(the job received SIGTERM\); later waves not told to update; 2 host\(s\)/);
+    assert.equal(fleet.hosts.map(updatesTo), [1, 0, 0]);
   } finally {
     fleet.close();
   }
