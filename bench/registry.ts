@@ -12,6 +12,7 @@ export interface BenchEntry {
 
 export const BENCHES: BenchEntry[] = [
   { name: 'pipeline', script: 'bench/pipeline.ts', args: ['--runs', '5'], quick: ['--runs', '2'] },
+  { name: 'install', script: 'bench/install.ts', args: ['--runs', '21'], quick: ['--runs', '5'] },
   { name: 'build', script: 'bench/build.ts', args: ['--only', 'noop', '--runs', '9'], quick: ['--only', 'noop', '--runs', '3'] },
   { name: 'fleet', script: 'bench/fleet.ts', args: ['--runs', '9'], quick: ['--runs', '3'] },
   { name: 'stages', script: 'bench/stages.ts', args: ['--only', 'sync', '--runs', '7'], quick: ['--only', 'sync', '--runs', '3'] },
