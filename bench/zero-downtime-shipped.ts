@@ -136,10 +136,15 @@ async function runSide(side: Side): Promise<SideRun> {
   }
 }
 
-/** `launchfit run` from the one file; resolves once it says it is ready. */
+/**
+ * `launchfit run` from the one file; resolves once it says it is ready. In a session of its own,
+ * as a service manager starts it (and as pm2 runs its daemon): where the kernel shares CPU out
+ * by session (autogroup), launchfit's work then weighs against the app's, not against the load
+ * generator's, which this process's session holds.
+ */
 async function startShipped(deploy: string, logged: string[] = []): Promise<ChildProcess> {
   const [cmd, ...args] = shippedArgv('launchfit');
-  const child = spawn(cmd, [...args, 'run', '--dir', deploy], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd, [...args, 'run', '--dir', deploy], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => { out = (out + d).slice(-20_000); if (process.env.BENCH_ZD_TRACE) logged.push(`@${Date.now()} ${String(d)}`); });
