@@ -287,10 +287,11 @@ class AppSlotRunner implements AppRunner {
     const healthy = await sup.start(probation && !check ? a.healthyAfterSec * 1000 : 0, check);
     if (!healthy) {
       // An exit fails the start at once; the wait ends with it (it watches the same exit). A
-      // refused probe is most often the app exiting: its port closes before its instance (the
-      // wrapper, which first ends what the app left) has exited; that exit gets a moment.
+      // refused or reset probe is most often the app exiting: its port closes (or the probe's
+      // connection is cut mid-answer) before its instance (the wrapper, which first ends what
+      // the app left) has exited; that exit gets a moment.
       const wait = await waiting;
-      const refused = wait?.reason === 'failed' && /ECONNREFUSED/.test(wait.answers.at(-1)?.error ?? '');
+      const refused = wait?.reason === 'failed' && /ECONNREFUSED|ECONNRESET|socket hang up/.test(wait.answers.at(-1)?.error ?? '');
       const exited = refused && await sup.exitedWithin(1000);
       this.failure = describeFailure(sup, a, exited ? { ...wait, reason: 'exited' } : wait, this.listen.length > 0);
       await this.stopSlot(slot);
