@@ -86,11 +86,22 @@ export function setInstancePriority(pid: number, boost: number, { own = ownNice(
       try { os.setPriority(tid, own - boost); } catch { failed++; }
     }
   }
-  try {
-    writeFileSync(`${procDir}/${pid}/autogroup`, String(-boost));
-  } catch (error) {
-    // No autogroup (not configured, or off): nothing to set there.
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') failed++;
-  }
+  if (!setAutogroupNice(`${procDir}/${pid}/autogroup`, -boost)) failed++;
   return failed;
+}
+
+/**
+ * Without CAP_SYS_ADMIN the kernel takes one autogroup change per 0.1 s (machine-wide) and
+ * answers EAGAIN to the next: that one is tried again a little later. No autogroup (not
+ * configured): nothing to set. False when it could not be set.
+ */
+function setAutogroupNice(file: string, nice: number, retries = 3): boolean {
+  try {
+    writeFileSync(file, String(nice));
+    return true;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EAGAIN' && retries > 0) setTimeout(() => setAutogroupNice(file, nice, retries - 1), 150).unref();
+    return code === 'ENOENT' || code === 'EAGAIN';
+  }
 }
