@@ -1,9 +1,10 @@
-// lib/build/exec.ts: output capping, and the time limit that kills a whole process tree.
+// lib/build/exec.ts: output capping, the time limit that kills a whole process tree, and commands
+// started directly (no shell).
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CappedOutput, runLogged } from '../../../lib/build/exec.ts';
+import { CappedOutput, captureCommand, runLogged } from '../../../lib/build/exec.ts';
 import { JobLogWriter } from '../../../lib/jobs/job-log.ts';
 import { tmpDir, waitFor } from '../../helpers.ts';
 
@@ -118,6 +119,38 @@ test('runLogged: an abort signal stops the command', async () => {
   assert.ok(Date.now() - t0 < 20_000);
   assert.is.not(result.exitCode, 0);
   assert.match(readFileSync(log.file, 'utf8'), /stopping process group \d+: the job received SIGTERM/);
+});
+
+test('runLogged: arguments reach the command as they are, no shell in between', async () => {
+  const log = await writer();
+  const result = await runLogged(['printf', '%s\\n', '$HOME', 'a  b', '*', "it's"], { cwd: tmpDir(), env: process.env, log, deadline: Date.now() + 60_000, timeoutSec: 60 });
+  log.finish({ status: 'succeeded', exit: 0 });
+  assert.is(result.exitCode, 0);
+  const lines = readFileSync(log.file, 'utf8').split('\n').filter((l) => l.includes('| ')).map((l) => l.replace(/^\S+ \| /, ''));
+  assert.equal(lines, ['$HOME', 'a  b', '*', "it's"]);
+});
+
+test('runLogged: a command that is not there ends 127, as in a shell, with a line saying so', async () => {
+  const log = await writer();
+  const result = await runLogged(['no-such-command-shipkit'], { cwd: tmpDir(), env: process.env, log, deadline: Date.now() + 60_000, timeoutSec: 60 });
+  log.finish({ status: 'failed', exit: 1 });
+  assert.is(result.exitCode, 127);
+  assert.not.ok(result.timedOut);
+  assert.match(readFileSync(log.file, 'utf8'), /\| shipkit: cannot run no-such-command-shipkit: command not found\n/);
+  assert.equal(result.lastLines, ['shipkit: cannot run no-such-command-shipkit: command not found']);
+});
+
+test('captureCommand: stdout and the exit code; stderr dropped; a missing command gives null', async () => {
+  const ok = await captureCommand(['sh', '-c', 'echo out; echo err >&2'], { cwd: tmpDir() });
+  assert.equal(ok, { exitCode: 0, stdout: 'out\n' });
+  const failed = await captureCommand(['sh', '-c', 'echo partial; exit 3'], { cwd: tmpDir() });
+  assert.equal(failed, { exitCode: 3, stdout: 'partial\n' });
+  assert.equal(await captureCommand(['no-such-command-shipkit'], { cwd: tmpDir() }), { exitCode: null, stdout: '' });
+});
+
+test('captureCommand: a command past its time is stopped', async () => {
+  const result = await captureCommand(['sleep', '60'], { cwd: tmpDir(), timeoutMs: 200 });
+  assert.is(result.exitCode, null);
 });
 
 test.run();
