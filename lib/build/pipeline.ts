@@ -154,6 +154,14 @@ export async function publishStep(ctx: BuildContext): Promise<StepResult> {
   return { note: `${result.file}` };
 }
 
+/**
+ * A wave still running after this long holds launchfit hosts' updates (a health hold is seconds):
+ * the next wave prepares meanwhile, once the wave's own hosts are past their download and switch
+ * (prepares sent with the wave slowed it on a loaded 2-core machine). Hosts that answer sooner
+ * are never sent a prepare.
+ */
+const PREPARE_AFTER_MS = 1000;
+
 function describeResult(r: TargetResult): string {
   return r.ok ? `ok    ${r.target} ${r.status} ${r.ms} ms` : `FAIL  ${r.target} ${r.error}${r.attempts > 1 ? ` after ${r.attempts} attempts` : ''} ${r.ms} ms`;
 }
@@ -178,7 +186,7 @@ export async function rolloutStep(ctx: BuildContext): Promise<StepResult> {
   const starts: number[] = [];
   const report = await runRollout(waves, {
     repo: rollout.name, secret, concurrency: rollout.concurrency, timeoutMs: rollout.timeoutSec * 1000, retries: rollout.retries,
-    maxFailures: rollout.maxFailures, signal: ctx.signal, prepare: true,
+    maxFailures: rollout.maxFailures, signal: ctx.signal, prepare: { afterMs: PREPARE_AFTER_MS },
     onWaveStart: (wave) => { starts.push(Date.now()); ctx.log.line(`rollout: ${wave.name}: ${wave.targets.length} host(s)`); },
     onResult: (r) => ctx.log.line(`rollout:   ${describeResult(r)}`),
   });

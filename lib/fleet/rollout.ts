@@ -28,7 +28,7 @@ export interface RolloutReport {
   interrupted: boolean;
   /** Hosts of the waves that never started. */
   notContacted: string[];
-  /** With `prepare`: those hosts may have been told to prepare (nothing switched there). */
+  /** Some hosts were told to prepare (nothing switched there). */
   prepared?: boolean;
 }
 
@@ -74,12 +74,13 @@ export interface RolloutOptions extends Omit<NotifyOptions, 'wait'> {
   signal?: AbortSignal;
   onWaveStart?: (wave: Wave, index: number) => void;
   /**
-   * launchfit hosts: as a wave starts, the next wave's hosts are told to prepare (GET
-   * /prepare?repo=NAME: download, verify and install the release, switching to nothing), so their
-   * own wave only switches. A host that cannot (a slave, an older launchfit: 404) is not bothered
-   * further; its wave's request does everything, as before.
+   * launchfit hosts: once a wave has run `afterMs` without ending, the next wave's hosts are told
+   * to prepare (GET /prepare?repo=NAME: download, verify and unpack the release, switching to
+   * nothing), so their own wave only installs and switches. A wave that ends sooner (hosts that
+   * answer at once: slaves) sends none, so fast fleets pay no second request per host. A host that
+   * cannot prepare (a slave, an older launchfit: 404) does everything in its own wave, as before.
    */
-  prepare?: boolean;
+  prepare?: { afterMs: number };
 }
 
 /** Tell `targets` to prepare (see RolloutOptions.prepare); answers and failures do not matter. */
@@ -96,7 +97,7 @@ export async function prepareTargets(targets: readonly Target[], options: Pick<N
 
 /** Runs the waves in order, each with &wait=1; stops at the first wave over its failure budget. */
 export async function runRollout(waves: readonly Wave[], options: RolloutOptions): Promise<RolloutReport> {
-  const report: RolloutReport = { waves: [], interrupted: false, notContacted: [], prepared: options.prepare };
+  const report: RolloutReport = { waves: [], interrupted: false, notContacted: [], prepared: false };
   const preparing: Array<Promise<void>> = [];
   for (const [index, wave] of waves.entries()) {
     if (options.signal?.aborted || report.halted) {
@@ -105,8 +106,10 @@ export async function runRollout(waves: readonly Wave[], options: RolloutOptions
       continue;
     }
     options.onWaveStart?.(wave, index);
-    if (options.prepare && waves[index + 1]) preparing.push(prepareTargets(waves[index + 1].targets, options));
+    const next = options.prepare && waves[index + 1];
+    const timer = next ? setTimeout(() => { report.prepared = true; preparing.push(prepareTargets(next.targets, options)); }, options.prepare!.afterMs) : undefined;
     const results = await notifyTargets(wave.targets, { ...options, wait: true, verdicts: true });
+    clearTimeout(timer);
     const failed = results.filter((r) => !r.ok);
     report.waves.push({ name: wave.name, results, failed: failed.length });
     if (options.signal?.aborted) report.interrupted = true;
@@ -123,7 +126,7 @@ export async function runRollout(waves: readonly Wave[], options: RolloutOptions
 export function describeRollout(report: RolloutReport): string {
   const results = report.waves.flatMap((w) => w.results);
   const failed = results.filter((r) => !r.ok).length;
-  const how = report.prepared ? 'were not told to update (only to prepare)' : 'were not contacted';
+  const how = report.prepared ? 'were not told to update (some only to prepare)' : 'were not contacted';
   const untouched = report.notContacted.length ? `; ${report.notContacted.length} host(s) of later waves ${how}: ${report.notContacted.join(' ')}` : '';
   if (report.halted) {
     const { wave, failed: hosts, maxFailures } = report.halted;

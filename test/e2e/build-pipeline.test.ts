@@ -83,6 +83,8 @@ const updatesTo = (h: { hits: Array<{ path: string }> }) => h.hits.filter((x) =>
 
 test('a push publishes a growing version and rolls it out wave by wave; a push with the same bytes publishes and rolls out nothing', async () => {
   const fleet = await startFleet(dir, FLEET_SECRET, ['ok', 'ok', 'ok', 'ok', 'ok']);
+  // Hosts that take a while to answer, as launchfit hosts do (a health hold): the next wave prepares meanwhile.
+  for (const h of fleet.hosts) h.delayMs = 1500;
   try {
     const { site, updates } = await pipelineSite(fleet);
     const before = Date.now();
@@ -94,7 +96,7 @@ test('a push publishes a growing version and rolls it out wave by wave; a push w
     assert.ok(readdirSync(updates).includes(`my-app-gnu-linux-${version}.tar.gz.sig`));
     // The canary is told to update; every later host is told to prepare (as the wave before its own starts), then to update.
     fleet.hosts.forEach((h, i) => assert.equal(h.hits.map((x) => [x.path, x.signed]), [...(i ? [['/prepare?repo=my-app', true]] : []), ['/?repo=my-app&wait=1', true]]));
-    const canaryAnswered = fleet.hosts[0].hits[0].at + 25;
+    const canaryAnswered = fleet.hosts[0].hits[0].at + fleet.hosts[0].delayMs; // it answers after its delay
     assert.ok(Math.min(...fleet.hosts.slice(1).map((h) => h.hits.find((x) => x.path.startsWith('/?'))!.at)) >= canaryAnswered, 'the waves start after the canary answered');
     assert.ok(Math.max(...fleet.hosts.slice(1, 3).map((h) => h.hits[0].at)) < canaryAnswered, 'wave 1 was told to prepare while the canary updated');
     const log = site.logText();
@@ -157,10 +159,11 @@ test('unreachable hosts are failures of their wave: the rollout halts there, lat
     const r = await site.run('build', ['octo/site']);
     assert.is(r.exitCode, 1);
     const down = fleet.hosts[2].url;
-    assert.match(r.stderr, new RegExp(`failed at step rollout: The rollout halted at wave 1 \\(50%\\): 1 host\\(s\\) failed \\(at most 0 allowed\\): ${down}; 2 host\\(s\\) of later waves were not told to update \\(only to prepare\\)`));
+    assert.match(r.stderr, new RegExp(`failed at step rollout: The rollout halted at wave 1 \\(50%\\): 1 host\\(s\\) failed \\(at most 0 allowed\\): ${down}; 2 host\\(s\\) of later waves were not contacted`));
     assert.match(site.logText(), new RegExp(`FAIL  ${down} connection refused`));
     assert.equal(fleet.hosts.map(updatesTo), [1, 1, 0, 0, 0]);
-    assert.equal(fleet.hosts.map((h) => h.hits.filter((x) => x.path.startsWith('/prepare')).length), [0, 1, 0, 1, 1], 'wave 2 was told to prepare, nothing more');
+    // Waves that end at once (hosts answering without delay, one refusing) send no prepare.
+    assert.equal(fleet.hosts.map((h) => h.hits.length), [1, 1, 0, 0, 0]);
   } finally {
     fleet.close();
   }
@@ -169,13 +172,14 @@ test('unreachable hosts are failures of their wave: the rollout halts there, lat
 test('a canary that does not answer in time halts the rollout at the canary', async () => {
   const fleet = await startFleet(dir, FLEET_SECRET, ['hang', 'ok', 'ok']);
   try {
-    const { site } = await pipelineSite(fleet, { rollout: { timeout: 1 } });
+    const { site } = await pipelineSite(fleet, { rollout: { timeout: 3 } });
     const t0 = Date.now();
     const r = await site.run('build', ['octo/site']);
     assert.is(r.exitCode, 1);
-    assert.match(r.stderr, new RegExp(`The rollout halted at canary: 1 host\\(s\\) failed \\(at most 0 allowed\\): ${fleet.hosts[0].url}; 2 host\\(s\\) of later waves were not told to update`));
-    assert.match(site.logText(), /FAIL  \S+ no answer within 1s/);
+    assert.match(r.stderr, new RegExp(`The rollout halted at canary: 1 host\\(s\\) failed \\(at most 0 allowed\\): ${fleet.hosts[0].url}; 2 host\\(s\\) of later waves were not told to update \\(some only to prepare\\)`));
+    assert.match(site.logText(), /FAIL  \S+ no answer within 3s/);
     assert.equal(fleet.hosts.map(updatesTo), [1, 0, 0]);
+    assert.equal(fleet.hosts.map((h) => h.hits.length), [1, 1, 0], 'wave 1 was told to prepare while the canary hung; wave 2 not even that');
     assert.ok(Date.now() - t0 < 30_000);
   } finally {
     fleet.close();
@@ -195,7 +199,8 @@ test('SIGTERM to the job during the canary: later waves are not contacted and th
     await waitFor(() => fleet.hosts[0].hits.length > 0, { timeoutMs: 60_000, what: 'the canary to be asked' });
     child.kill('SIGTERM');
     assert.is(await exited, 1, stderr);
-    assert.match(stderr, /failed at step rollout: The rollout was interrupted after 1 wave\(s\); 2 host\(s\) of later waves were not told to update/);
+    // Whether wave 1 was told to prepare depends on how soon the SIGTERM came; never to update.
+    assert.match(stderr, /failed at step rollout: The rollout was interrupted after 1 wave\(s\); 2 host\(s\) of later waves were not (contacted|told to update \(some only to prepare\))/);
     assert.match(site.logText(), /rollout: interrupted \(the job received SIGTERM\); later waves not told to update; 2 host\(s\)/);
     assert.equal(fleet.hosts.map(updatesTo), [1, 0, 0]);
   } finally {
