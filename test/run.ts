@@ -2,7 +2,7 @@
 // cores), and prints each file's output in one piece. `--deno` runs the same files with the
 // scripts under test started by Deno instead of Node (SHIPKIT_TEST_RUNTIME=deno); only files
 // whose first line is `// @deno` are run then, and the runner says which were left out.
-//   tsx test/run.ts [--deno] [--jobs N] [FILTER...]
+//   tsx test/run.ts [--deno] [--jobs N] [FILTER...]   (TEST_JOBS=N, TEST_FILE_TIMEOUT_S=900)
 // Files with a `// @alone` line run last, one at a time (they change this machine).
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -13,6 +13,9 @@ import minimist from 'minimist';
 const args = minimist(process.argv.slice(2), { boolean: ['deno'], string: ['jobs'] });
 const root = path.resolve(import.meta.dirname, '..');
 const jobs = Number(args.jobs ?? process.env.TEST_JOBS ?? 2);
+// A file still running after this long is killed and failed, so that one hung test cannot hang
+// the whole run (the slowest file takes about 2 minutes on a quiet machine).
+const FILE_TIMEOUT_S = Number(process.env.TEST_FILE_TIMEOUT_S ?? 900);
 
 function findTests(dir: string): string[] {
   return readdirSync(dir).flatMap((entry) => {
@@ -38,15 +41,36 @@ const started = Date.now();
 async function runFile(file: string): Promise<void> {
   const t0 = Date.now();
   const env = { ...process.env, FORCE_COLOR: '0', ...(args.deno ? { SHIPKIT_TEST_RUNTIME: 'deno' } : {}) };
-  const child = spawn(process.execPath, ['--import', tsx, file], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group, so that a file that outlives FILE_TIMEOUT_S goes with what it started.
+  const child = spawn(process.execPath, ['--import', tsx, file], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let output = '';
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone already */ }
+  }, FILE_TIMEOUT_S * 1000);
   const code: number = await new Promise((resolve) => child.on('close', (c, signal) => resolve(c ?? (signal ? 128 : 1))));
+  clearTimeout(timer);
   const name = path.relative(root, file);
   const secs = ((Date.now() - t0) / 1000).toFixed(1);
-  if (code !== 0) failed.push(name);
-  process.stdout.write(`\n=== ${name} (${secs}s) ${code === 0 ? 'ok' : `FAILED (exit ${code})`}\n${output.trimEnd()}\n`);
+  const verdict = timedOut ? `FAILED (still running after ${FILE_TIMEOUT_S} s: killed)` : code !== 0 ? `FAILED (exit ${code})` : notRun(output) ? `FAILED (${notRun(output)})` : 'ok';
+  if (verdict !== 'ok') failed.push(name);
+  process.stdout.write(`\n=== ${name} (${secs}s) ${verdict}\n${output.trimEnd()}\n`);
+}
+
+/**
+ * uvu exits 0 when a `before` hook throws: it prints the error and counts none of the file's
+ * tests as passed. A file whose summary counts fewer passed and skipped tests than it has did
+ * not run them all; say so instead of calling it ok.
+ */
+function notRun(output: string): string | undefined {
+  for (const m of output.matchAll(/Total:\s+(\d+)\s+Passed:\s+(\d+)\s+Skipped:\s+(\d+)/g)) {
+    const [total, passed, skipped] = m.slice(1).map(Number);
+    if (passed + skipped < total) return `${total - passed - skipped} of ${total} tests did not pass`;
+  }
+  return undefined;
 }
 
 // A file that changes the machine itself (installs a .deb into /etc, /usr) marks itself
