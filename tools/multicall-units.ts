@@ -3,7 +3,7 @@
 // brotli-compressed, base64 CommonJS text, and decompressed and compiled only when it is first
 // required. V8 scans a base64 string far faster than it pre-parses code, so a start compiles the
 // entry and the one script it runs, not all 4 MB of shipkit.
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,29 +17,58 @@ const UNIT_PARAMETERS = ['exports', 'require', 'module', '__filename', '__dirnam
 /** How a unit's line at the one file's tail starts: `//#unit NAME BASE64` (tools/multicall.ts). */
 export const UNIT_LINE = '//#unit ';
 
+/** Where a unit's text is in the one file: [bytes from its start to the file's end, its length]. */
+export type UnitPlace = [fromEnd: number, length: number];
+
 /**
  * The units table of the one file, its text read from the file's own tail (comment lines after
  * the code) the first time a unit is looked up. As a string literal in the entry module, V8
  * scanned its 1.6 MB on every start, `--version` included (about 4 ms of a 60 ms start); a
- * comment is skipped much faster, and a start that runs no unit never reads it again.
+ * comment is skipped much faster, and a start that runs no unit never reads it again. With the
+ * unit's place (tools/multicall.ts knows it: the tail is written last, so distances from the end
+ * hold whatever the head becomes), only its own bytes are read, not the whole 1.7 MB file as a
+ * string; a place that does not hold the unit's line is ignored and the tail searched instead.
  */
-export function unitsInFile(names: string[], bundleUrl: string): Record<string, string> {
+export function unitsInFile(names: string[], bundleUrl: string, places: Record<string, UnitPlace> = {}): Record<string, string> {
   let text: string | undefined;
+  const file = fileURLToPath(bundleUrl);
   const units: Record<string, string> = {};
   for (const name of names) {
     Object.defineProperty(units, name, {
       enumerable: true,
       get: () => {
-        text ??= readFileSync(fileURLToPath(bundleUrl), 'latin1');
+        const placed = Object.hasOwn(places, name) ? unitAt(file, name, places[name]) : undefined;
+        if (placed !== undefined) return placed;
+        text ??= readFileSync(file, 'latin1');
         const mark = `\n${UNIT_LINE}${name} `;
         const at = text.indexOf(mark);
-        if (at < 0) throw new Error(`the one file ${fileURLToPath(bundleUrl)} has no ${name} unit at its end: it was cut short or changed`);
+        if (at < 0) throw new Error(`the one file ${file} has no ${name} unit at its end: it was cut short or changed`);
         const end = text.indexOf('\n', at + mark.length);
         return text.slice(at + mark.length, end < 0 ? undefined : end);
       },
     });
   }
   return units;
+}
+
+/** The unit's text read at its place, when its whole line is there; else undefined. */
+function unitAt(file: string, name: string, [fromEnd, length]: UnitPlace): string | undefined {
+  const mark = `\n${UNIT_LINE}${name} `;
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, 'r');
+    const start = fstatSync(fd).size - fromEnd - mark.length;
+    if (start < 0) return undefined;
+    const bytes = Buffer.allocUnsafe(mark.length + length + 1);
+    const got = readSync(fd, bytes, 0, bytes.length, start);
+    const line = bytes.toString('latin1', 0, got);
+    const whole = got === mark.length + length || line[mark.length + length] === '\n';
+    return line.startsWith(mark) && got >= mark.length + length && whole ? line.slice(mark.length, mark.length + length) : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }
 
 /**

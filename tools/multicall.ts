@@ -10,7 +10,7 @@ import { brotliCompress, constants as zlib } from 'node:zlib';
 import { build, transform, type BuildOptions, type Plugin } from 'esbuild';
 import { spawnSync } from 'node:child_process';
 import { appendFile, readFile, writeFile } from 'node:fs/promises';
-import { IMPORT_META_URL, UNIT_LINE } from './multicall-units.ts';
+import { IMPORT_META_URL, UNIT_LINE, type UnitPlace } from './multicall-units.ts';
 
 const compress = promisify(brotliCompress);
 
@@ -51,12 +51,15 @@ export async function buildMultiCall(root: string, outfile: string, common: Buil
     units[name] = await buildUnit(root, name, contents, common);
   }));
 
-  // Only the names go in the code; the units themselves are comment lines at the file's end, read
-  // from the file when one is first required (unitsInFile): as a string literal V8 scanned the
-  // whole table on every start, even one that runs no unit.
-  const banner = `${common.banner?.js ?? ''}\nconst ${UNITS_TABLE} = ${JSON.stringify(Object.keys(units))};\nconst ${HELP_TABLE} = ${HELP_PLACEHOLDER};`;
+  // Only the names and places go in the code; the units themselves are comment lines at the file's
+  // end, read from the file when one is first required (unitsInFile): as a string literal V8
+  // scanned the whole table on every start, even one that runs no unit.
+  const tail = Object.entries(units).map(([name, text]) => `\n${UNIT_LINE}${name} ${text}`).join('') + '\n';
+  const places: Record<string, UnitPlace> = {};
+  for (const [name, text] of Object.entries(units)) places[name] = [tail.length - (tail.indexOf(`\n${UNIT_LINE}${name} `) + UNIT_LINE.length + name.length + 2), text.length];
+  const banner = `${common.banner?.js ?? ''}\nconst ${UNITS_TABLE} = ${JSON.stringify(Object.keys(units))};\nconst ${PLACES_TABLE} = ${JSON.stringify(places)};\nconst ${HELP_TABLE} = ${HELP_PLACEHOLDER};`;
   await build({ ...common, banner: { js: banner }, entryPoints: [entry], outfile, plugins: [stubUnits(entry, () => {}, () => {}), unitTable()] });
-  await appendFile(outfile, Object.entries(units).map(([name, text]) => `\n${UNIT_LINE}${name} ${text}`).join('') + '\n');
+  await appendFile(outfile, tail);
   await embedHelp(outfile, loaded.filter((name) => name !== 'litpro'));
 }
 
@@ -107,6 +110,7 @@ async function buildUnit(root: string, name: string, contents: string, common: B
 
 const UNITS_MODULE = 'shipkit-multicall-units';
 const UNITS_TABLE = '__shipkitUnits';
+const PLACES_TABLE = '__shipkitUnitPlaces';
 
 /**
  * scripts/shipkit.ts's `import('./build.ts')` becomes "require the build unit and run it"; its
@@ -149,7 +153,7 @@ function unitTable(): Plugin {
       b.onResolve({ filter: new RegExp(`^${UNITS_MODULE}$`) }, () => ({ path: UNITS_MODULE, namespace: 'multicall-units' }));
       b.onLoad({ filter: /.*/, namespace: 'multicall-units' }, () => ({
         contents: `import { createUnitRequire, unitsInFile } from ${JSON.stringify(path.join(import.meta.dirname, 'multicall-units.ts'))};\n`
-          + `export const unitRequire = createUnitRequire(unitsInFile(${UNITS_TABLE}, import.meta.url), import.meta.url);\n`,
+          + `export const unitRequire = createUnitRequire(unitsInFile(${UNITS_TABLE}, import.meta.url, ${PLACES_TABLE}), import.meta.url);\n`,
         resolveDir: import.meta.dirname,
       }));
     },

@@ -8,7 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { brotliCompressSync } from 'node:zlib';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createUnitRequire, IMPORT_META_URL, UNIT_LINE, unitsInFile } from '../../../tools/multicall-units.ts';
+import { createUnitRequire, IMPORT_META_URL, UNIT_LINE, unitsInFile, type UnitPlace } from '../../../tools/multicall-units.ts';
 
 const pack = (code: string) => brotliCompressSync(code).toString('base64');
 const BUNDLE = 'file:///usr/lib/shipkit/shipkit.mjs';
@@ -90,6 +90,27 @@ test("units kept as comment lines at the one file's end are read from it on firs
     assert.is(unitRequire('a'), 'A', 'the last line, without a newline after it');
     assert.is(unitRequire('ab'), 'AB', 'a name that another begins with');
     assert.throws(() => unitRequire('gone'), /has no gone unit at its end: it was cut short/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('with their places, units are read from there; a place that does not hold the line is searched for instead', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'shipkit-units-'));
+  try {
+    const file = path.join(dir, 'shipkit.mjs');
+    const units = unitsOf({ a: 'exports.unit = "A";', ab: 'exports.unit = "AB";', c: 'exports.unit = "C";' });
+    // A stale line for ab before the real one: searching finds it first, so reading ab right shows its place was used.
+    const tail = `\n${UNIT_LINE}ab STALE\n${UNIT_LINE}ab ${units.ab}\n${UNIT_LINE}a ${units.a}\n${UNIT_LINE}c ${units.c}`;
+    writeFileSync(file, `export {};${tail}`);
+    const fromEnd = (name: string) => tail.length - tail.lastIndexOf(`${UNIT_LINE}${name} `) - UNIT_LINE.length - name.length - 1;
+    const places: Record<string, UnitPlace> = { ab: [fromEnd('ab'), units.ab.length], a: [fromEnd('a'), units.a.length], c: [fromEnd('a'), units.a.length] };
+    const table = unitsInFile(['a', 'ab', 'c'], pathToFileURL(file).href, places);
+    assert.is(table.ab, units.ab, 'read at its place');
+    assert.is(table.a, units.a);
+    assert.is(table.c, units.c, "c's place holds a's line: searched for");
+    writeFileSync(file, `export {}; // a longer head, as embedding the help texts makes it${tail}\n`);
+    assert.is(unitsInFile(['a'], pathToFileURL(file).href, { a: [fromEnd('a') + 1, units.a.length] }).a, units.a, 'distances from the end hold across a new head');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
