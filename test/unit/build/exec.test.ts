@@ -77,9 +77,8 @@ test('CappedOutput: one endless line without newline stays bounded', async () =>
   assert.match(readFileSync(log.file, 'utf8'), /\[line continues\]/);
 });
 
-test('runLogged: 50 MB of output is counted, not logged, and quick', async () => {
+test('runLogged: 50 MB of output is counted, not logged', async () => {
   const log = await writer();
-  const t0 = Date.now();
   const result = await runLogged(['sh', '-c', 'yes "some build output line" | head -c 52428800; echo; echo done'], {
     cwd: tmpDir(), env: process.env, log, deadline: Date.now() + 60_000, timeoutSec: 60,
   });
@@ -88,8 +87,6 @@ test('runLogged: 50 MB of output is counted, not logged, and quick', async () =>
   assert.ok(result.outputBytes >= 52428800);
   assert.ok(statSync(log.file).size < 3 * 1024 * 1024, `log is ${statSync(log.file).size} bytes`);
   assert.match(readFileSync(log.file, 'utf8'), /\| done\n/);
-  // Generous: a noisy 2-core machine does this in a second or two.
-  assert.ok(Date.now() - t0 < 30_000, `took ${Date.now() - t0} ms`);
 });
 
 test('runLogged: the time limit kills the whole process group and says so', async () => {
@@ -113,11 +110,9 @@ test('runLogged: an abort signal stops the command', async () => {
   const log = await writer();
   const controller = new AbortController();
   setTimeout(() => controller.abort('the job received SIGTERM'), 300);
-  const t0 = Date.now();
   const result = await runLogged(['sleep', '60'], { cwd: tmpDir(), env: process.env, log, deadline: Date.now() + 60_000, timeoutSec: 60, signal: controller.signal, killGraceMs: 500 });
   log.finish({ status: 'failed', exit: 1 });
-  assert.ok(Date.now() - t0 < 20_000);
-  assert.is.not(result.exitCode, 0);
+  assert.is.not(result.exitCode, 0, 'sleep 60 was stopped, not waited out (it would exit 0)');
   assert.match(readFileSync(log.file, 'utf8'), /stopping process group \d+: the job received SIGTERM/);
 });
 
