@@ -323,6 +323,8 @@ class Launcher {
 
   /** The fleet master's prepare: the offered release staged, not switched to (checkForUpdates' `stage`). */
   private async runStage(): Promise<CheckResult> {
+    // Download, verification and extraction while the app serves: as in runCheck.
+    const endRaise = this.runner?.raiseServing();
     try {
       this.config = await loadEffectiveConfig(this.paths);
       const result = await checkForUpdates(this.context(), { force: true, stage: true });
@@ -331,6 +333,8 @@ class Launcher {
     } catch (error) {
       this.log.error(`prepare failed: ${messageOf(error)}`);
       throw error;
+    } finally {
+      endRaise?.();
     }
   }
 
