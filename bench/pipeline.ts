@@ -4,7 +4,8 @@
 // it out (canary 1, then 25 %, 100 %) — to real launchfit hosts (zero-downtime app, health over
 // /up), and to lightweight signed HTTP hosts that answer after 100 ms (200 launchfit processes are
 // too heavy for a 2-core machine). Measured from `git push` starting to every host answering with
-// the new version; the stages come from hook-server's job record and the job log's timestamps.
+// the new version (a launchfit host: and its old app gone; a light host: the update request, not
+// a prepare, answered); the stages come from hook-server's job record and the job log's timestamps.
 // What shipkit adds = total − the build's own commands (pull, install and compile steps, which
 // are git and npm); the waves include the hosts' app start and health probe.
 // shipkit runs as shipped: hook-server, the builds it starts and every launchfit are the one file
@@ -35,16 +36,32 @@ const SHARE = "shipkit's share (total − the build's commands − the hold)";
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
-async function allLive(w: PipelineWorld, version: string, since: number): Promise<number> {
+/** The pid of the app answering on each launchfit host now (`VERSION PID NAME`). */
+async function servingPids(w: PipelineWorld): Promise<Map<string, number>> {
+  const pids = new Map<string, number>();
+  await Promise.all(w.hosts.map(async (h) => { const pid = Number((await askApp(h.appPort, 5000))?.split(' ')[1]); if (pid) pids.set(h.name, pid); }));
+  return pids;
+}
+
+const alive = (pid: number | undefined) => { try { return pid !== undefined && process.kill(pid, 0); } catch { return false; } };
+
+/**
+ * When every host is live: a light host once it answered the rollout's request; a launchfit
+ * host once it answers `version` and the app that served before the push (`before`) has exited,
+ * so only the new version can answer there. (The rollout's verdict now comes while the old app
+ * still drains, so the job's end no longer implies it; without the second condition the bench
+ * would stop the clock before the last wave's old apps were gone.)
+ */
+async function allLive(w: PipelineWorld, version: string, since: number, before: Map<string, number>): Promise<number> {
   if (w.light) {
     // A light host is live when it has answered the rollout's request (after its delay).
-    return Math.max(...w.light.hosts.map((h) => Math.max(...h.hits.filter((x) => x.at >= since).map((x) => x.at)) + h.delayMs));
+    return Math.max(...w.light.hosts.map((h) => Math.max(...h.hits.filter((x) => x.at >= since && x.path.startsWith('/?')).map((x) => x.at)) + h.delayMs));
   }
   const live = new Map<string, number>();
   const deadline = Date.now() + 120_000;
   while (live.size < w.hosts.length && Date.now() < deadline) {
     await Promise.all(w.hosts.filter((h) => !live.has(h.name)).map(async (h) => {
-      if ((await askApp(h.appPort, 1000))?.split(' ')[0] === version) live.set(h.name, Date.now());
+      if ((await askApp(h.appPort, 1000))?.split(' ')[0] === version && !alive(before.get(h.name))) live.set(h.name, Date.now());
     }));
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -56,11 +73,12 @@ async function allLive(w: PipelineWorld, version: string, since: number): Promis
 async function measurePush(w: PipelineWorld, n: number): Promise<Row> {
   const version = `v${n}`;
   await w.commit({ 'version.txt': `${version}\n` }, `version ${version}`);
+  const before = w.light ? new Map<string, number>() : await servingPids(w);
   const pushed = await w.push();
   const job = await w.waitForJob(pushed.job, 300_000);
   const log = await w.jobLog(pushed.job);
   if (job.state !== 'succeeded') throw new Error(`job ${pushed.job} ${job.state}:\n${log}`);
-  const live = await allLive(w, version, pushed.t0);
+  const live = await allLive(w, version, pushed.t0, before);
   const header = JSON.parse(/=== shipkit job \S+ start (\{.*\})/.exec(log)![1]) as { started: string };
   const lines = timedLines(log, header.started);
   const steps = stepTimes(lines);
