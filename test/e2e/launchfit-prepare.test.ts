@@ -33,7 +33,7 @@ test.after(async () => {
   await w.server.close();
 });
 
-const signed = (pathAndQuery: string) => fetch(`${base}${pathAndQuery}`, { headers: signRequest(SECRET, 'GET', pathAndQuery), signal: AbortSignal.timeout(60_000) });
+const signed = (pathAndQuery: string) => fetch(`${base}${pathAndQuery}`, { headers: signRequest(SECRET, 'GET', pathAndQuery), signal: AbortSignal.timeout(120_000) });
 const downloads = (version: string) => w.server.requests.filter((r) => r.path.endsWith(`-${version}.tar.gz`)).length;
 
 test('prepare stages the release without switching; the update then installs it without a second download', async () => {
@@ -41,7 +41,7 @@ test('prepare stages the release without switching; the update then installs it 
   const res = await signed('/prepare?repo=my-app');
   assert.is(res.status, 202);
   assert.equal(await res.json(), { repo: 'my-app', state: 'preparing' });
-  await waitFor(() => lf.output().includes('release staged'), { what: 'the release staged', timeoutMs: 30_000 });
+  await waitFor(() => lf.output().includes('release staged: downloaded'), { what: 'the release staged', timeoutMs: 90_000 });
   assert.is(await askApp(w.appPort), '1.0', 'nothing switched');
   const status = await (await signed('/status')).json();
   assert.is(status.result.version, '1.0');
@@ -58,7 +58,8 @@ test('prepare stages the release without switching; the update then installs it 
 test('a release staged for a VERSION that changed since is not used: the offered one is downloaded', async () => {
   await w.publish('1.2');
   assert.is((await signed('/prepare?repo=my-app')).status, 202);
-  await waitFor(() => downloads('1.2') === 1 && lf.output().split('release staged').length === 3, { what: '1.2 staged', timeoutMs: 30_000 });
+  await waitFor(() => lf.output().split('release staged: downloaded').length === 3, { what: '1.2 staged', timeoutMs: 90_000 });
+  assert.is(downloads('1.2'), 1);
   await w.publish('1.3');
   const update = await signed('/?repo=my-app&wait=1');
   assert.is(update.status, 200, await update.clone().text());
