@@ -191,17 +191,27 @@ async function fetchAndUnpack(ctx: UpdateContext, info: VersionInfo, trusted: Tr
 const stagedDir = (paths: DeployPaths, name: string) => path.join(paths.tmp, `staged-${name}`);
 interface StagedRecord { file: string; version: string; sha256: string; signer: string; root: string }
 
-/** The staged release for exactly this VERSION (file, version, SHA256), or undefined. */
-async function takeStaged(paths: DeployPaths, info: VersionInfo): Promise<Unpacked | undefined> {
+/**
+ * The staged release for exactly this VERSION (file, version, SHA256), signed by a key that is
+ * still trusted and not revoked (a rotation or revocation since the prepare discards it: the
+ * release is downloaded and verified again), or undefined.
+ */
+async function takeStaged(paths: DeployPaths, info: VersionInfo, trusted: TrustedKeys): Promise<Unpacked | undefined> {
   if (!info.sha256) return undefined;
   const work = stagedDir(paths, releaseNameOf(info.file));
   let record: StagedRecord;
   try { record = JSON.parse(await readFile(`${work}.json`, 'utf8')) as StagedRecord; } catch { return undefined; }
   if (record.file !== info.file || record.sha256 !== info.sha256 || compareVersions(record.version, info.version) !== 0) return undefined;
+  if (!signerStillTrusted(trusted, record.signer)) return undefined;
   const root = path.join(work, record.root);
   if (!(await pathExists(root))) return undefined;
   await rm(`${work}.json`, { force: true });
   return { work, root, sha256: record.sha256, signer: record.signer };
+}
+
+function signerStillTrusted(trusted: TrustedKeys, signer: string): boolean {
+  const revoked = Object.entries(trusted.revoked ?? {}).some(([fingerprint, r]) => fingerprint === signer || r.primary.toLowerCase() === signer);
+  return !revoked && trusted.keys.some(({ key }) => key.getFingerprint().toLowerCase() === signer);
 }
 
 /** Download, verify and unpack the release into tmp/staged-NAME, ready for installRelease. Returns NAME. */
@@ -224,7 +234,7 @@ export async function stageRelease(ctx: UpdateContext, info: VersionInfo, truste
 export async function installRelease(ctx: UpdateContext, info: VersionInfo, trusted: TrustedKeys): Promise<string> {
   const { paths, log } = ctx;
   const name = releaseNameOf(info.file);
-  const staged = await takeStaged(paths, info);
+  const staged = await takeStaged(paths, info, trusted);
   if (staged) log.info('installing the release staged before', { release: name });
   const unpacked = staged ?? await fetchAndUnpack(ctx, info, trusted, path.join(paths.tmp, `extract-${randomBytes(4).toString('hex')}`));
   try {
