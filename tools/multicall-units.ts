@@ -3,8 +3,10 @@
 // brotli-compressed, base64 CommonJS text, and decompressed and compiled only when it is first
 // required. V8 scans a base64 string far faster than it pre-parses code, so a start compiles the
 // entry and the one script it runs, not all 4 MB of shipkit.
-import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type vm from 'node:vm';
@@ -75,8 +77,9 @@ function unitAt(file: string, name: string, [fromEnd, length]: UnitPlace): strin
  * A `require` that returns a unit's exports, compiling the unit on first use, and falls back to
  * Node's own require (built-ins) for any other name. `bundleUrl` is the one file's import.meta.url:
  * the units see it as theirs, so paths next to the bundle and `bundledCommandFor` still work.
+ * `codeCache`: the folder of V8's compiled code of the units (codeCacheDir), null for none.
  */
-export function createUnitRequire(units: Record<string, string>, bundleUrl: string): (id: string) => unknown {
+export function createUnitRequire(units: Record<string, string>, bundleUrl: string, { codeCache = codeCacheDir() }: { codeCache?: string | null } = {}): (id: string) => unknown {
   const file = fileURLToPath(bundleUrl);
   const nodeRequire = createRequire(bundleUrl);
   const loaded = new Map<string, { exports: unknown }>();
@@ -106,11 +109,82 @@ export function createUnitRequire(units: Record<string, string>, bundleUrl: stri
     const code = brotliDecompressSync(Buffer.from(units[id], 'base64')).toString('utf8');
     // Strict, as the ES module it replaces was; the wrapper is on line 1 so line numbers hold.
     const wrapped = `(function (${UNIT_PARAMETERS.join(', ')}) {'use strict';${code}\n})`;
-    const run = (nodeRequire('node:vm') as typeof vm).runInThisContext(wrapped, { filename: `${file}#${id}` }) as (...args: unknown[]) => void;
+    const cacheFile = codeCache ? path.join(codeCache, `${createHash('sha256').update(units[id]).digest('hex').slice(0, 32)}-${process.version}-${process.arch}.v8`) : undefined;
+    const cachedData = cacheFile ? readCodeCache(cacheFile) : undefined;
+    const script = new (nodeRequire('node:vm') as typeof vm).Script(wrapped, { filename: `${file}#${id}`, cachedData });
+    const run = script.runInThisContext() as (...args: unknown[]) => void;
     run.call(module.exports, module.exports, lazyRequire, module, file, path.dirname(file), bundleUrl);
+    // Written once, after the unit's first run (so the functions it ran are in it too).
+    if (cacheFile && (!cachedData || script.cachedDataRejected)) writeCodeCache(cacheFile, () => script.createCachedData());
     return (module.exports as { unit: unknown }).unit;
   };
   return unitRequire;
+}
+
+// ---------------------------------------------------------------------------------------------
+// V8's code cache of the units: compiling the build unit and yaml from their text is about 25 ms
+// of every no-op build's start, and litpro's unit as much of the compile step's; with V8's
+// compiled code kept between runs, most of that goes. (Node's own compile cache does not cover
+// code compiled through node:vm.)
+//
+// Who can write the cache matters: V8 accepts cached data after checking its own version, its
+// flags and the length of the source, not the source itself, so whoever can write a cache file
+// can make shipkit run code of their choosing as the user who runs it. The cache is therefore
+// kept only in a folder of the user's own: $XDG_CACHE_HOME/shipkit/code (absolute only), else
+// ~/.cache/shipkit/code, made with mode 0700, and used only while lstat shows a real folder (no
+// symlink) owned by this process's effective uid that no group or other user may write; each
+// file is opened without following a symlink and must be owned by that uid too. Another user
+// cannot plant a file there (nor swap the folder: anything they could put in its place is theirs,
+// or a symlink, and is refused), so the cache holds only what this user's own shipkit wrote;
+// root's and a build user's are their own. A file is named by the hash of its unit's text and
+// the node version, and written to a temp file and renamed, so a changed one file or a second
+// shipkit running at the same moment never reads half a file or another build's code. Whatever
+// is wrong (no home, a read-only disk, a foreign folder): no cache, silently, as before.
+// SHIPKIT_CODE_CACHE=0 turns it off.
+
+/** The private folder of the units' compiled code for this user, or null (none usable). */
+export function codeCacheDir(env: NodeJS.ProcessEnv = process.env): string | null {
+  if (env.SHIPKIT_CODE_CACHE === '0' || typeof process.geteuid !== 'function') return null;
+  try {
+    const xdg = env.XDG_CACHE_HOME;
+    const base = xdg && path.isAbsolute(xdg) ? xdg : path.join(env.HOME || os.homedir(), '.cache');
+    const dir = path.join(base, 'shipkit', 'code');
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch {
+      // A read-only home: perhaps the folder is there already.
+    }
+    const info = lstatSync(dir);
+    return info.isDirectory() && info.uid === process.geteuid() && (info.mode & 0o022) === 0 ? dir : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A cache file's bytes if it is a plain file (no symlink) of this user's; else undefined. */
+function readCodeCache(file: string): Buffer | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+    const info = fstatSync(fd);
+    if (!info.isFile() || info.uid !== process.geteuid?.() || info.size === 0) return undefined;
+    const bytes = Buffer.allocUnsafe(info.size);
+    return readSync(fd, bytes, 0, info.size, 0) === info.size ? bytes : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+function writeCodeCache(file: string, data: () => Buffer): void {
+  const temp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  try {
+    writeFileSync(temp, data(), { mode: 0o600, flag: 'wx' });
+    renameSync(temp, file);
+  } catch {
+    try { rmSync(temp, { force: true }); } catch { /* no cache, as before */ }
+  }
 }
 
 /**

@@ -1,17 +1,24 @@
 // The one file's unit loader (tools/multicall-units.ts): units are compiled once, on first
 // require, see the bundle's own path and URL, require each other and Node's built-ins, run in
 // strict mode as the ES module they replace did, and name themselves in stack traces.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { brotliCompressSync } from 'node:zlib';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createUnitRequire, IMPORT_META_URL, UNIT_LINE, unitsInFile, type UnitPlace } from '../../../tools/multicall-units.ts';
+import { codeCacheDir, createUnitRequire, IMPORT_META_URL, UNIT_LINE, unitsInFile, type UnitPlace } from '../../../tools/multicall-units.ts';
+
+// The code cache of the tests' units goes to a folder of the test's own, not the user's ~/.cache.
+process.env.XDG_CACHE_HOME = mkdtempSync(path.join(os.tmpdir(), 'shipkit-units-cache-'));
 
 const pack = (code: string) => brotliCompressSync(code).toString('base64');
 const BUNDLE = 'file:///usr/lib/shipkit/shipkit.mjs';
+
+/** The name tools/multicall-units.ts gives a unit's cache file. */
+const cacheName = (text: string) => `${createHash('sha256').update(text).digest('hex').slice(0, 32)}-${process.version}-${process.arch}.v8`;
 
 function unitsOf(sources: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(sources).map(([id, code]) => [id, pack(code)]));
@@ -113,6 +120,61 @@ test('with their places, units are read from there; a place that does not hold t
     assert.is(unitsInFile(['a'], pathToFileURL(file).href, { a: [fromEnd('a') + 1, units.a.length] }).a, units.a, 'distances from the end hold across a new head');
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("V8's compiled code of a unit is kept in the user's private folder and used by the next start", () => {
+  const base = mkdtempSync(path.join(os.tmpdir(), 'shipkit-code-cache-'));
+  try {
+    const dir = codeCacheDir({ XDG_CACHE_HOME: base });
+    assert.is(dir, path.join(base, 'shipkit', 'code'));
+    assert.is(statSync(dir!).mode & 0o777, 0o700);
+    const a = unitsOf({ same: 'exports.unit = "from A";' });
+    assert.is(createUnitRequire(a, BUNDLE, { codeCache: dir })('same'), 'from A');
+    const files = readdirSync(dir!);
+    assert.is(files.length, 1);
+    assert.is(statSync(path.join(dir!, files[0])).mode & 0o777, 0o600);
+    // V8 checks a cache against the source's length only: A's code under the name of B (as long
+    // as A) runs instead of B. That is how it shows the cache is used, and why it must be private.
+    // (B is not compiled before: V8 would take its code from its own in-memory cache.)
+    const b = unitsOf({ same: 'exports.unit = "from B";' });
+    assert.is(files[0], cacheName(a.same));
+    renameSync(path.join(dir!, files[0]), path.join(dir!, cacheName(b.same)));
+    assert.is(createUnitRequire(b, BUNDLE, { codeCache: dir })('same'), 'from A', 'the planted file was used');
+    assert.is(createUnitRequire(b, BUNDLE, { codeCache: null })('same'), 'from B', 'without a cache, its own code');
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
+});
+
+test('a cache folder or file that another user could have written is not used', () => {
+  const base = mkdtempSync(path.join(os.tmpdir(), 'shipkit-code-cache-'));
+  try {
+    assert.is(codeCacheDir({ XDG_CACHE_HOME: base, SHIPKIT_CODE_CACHE: '0' }), null, 'turned off');
+    assert.is(codeCacheDir({ XDG_CACHE_HOME: 'relative/dir', HOME: base }), path.join(base, '.cache', 'shipkit', 'code'), 'a relative XDG_CACHE_HOME is ignored');
+    const open = path.join(base, 'open');
+    mkdirSync(path.join(open, 'shipkit', 'code'), { recursive: true });
+    chmodSync(path.join(open, 'shipkit', 'code'), 0o777);
+    assert.is(codeCacheDir({ XDG_CACHE_HOME: open }), null, 'a folder others may write in');
+    const linked = path.join(base, 'linked');
+    mkdirSync(path.join(linked, 'shipkit'), { recursive: true });
+    symlinkSync(path.join(base, '.cache', 'shipkit', 'code'), path.join(linked, 'shipkit', 'code'));
+    assert.is(codeCacheDir({ XDG_CACHE_HOME: linked }), null, 'a symlink, even to a private folder');
+    if (process.getuid?.() === 0) {
+      const foreign = path.join(base, 'foreign');
+      mkdirSync(path.join(foreign, 'shipkit', 'code'), { recursive: true, mode: 0o700 });
+      chownSync(path.join(foreign, 'shipkit', 'code'), 65534, 65534);
+      assert.is(codeCacheDir({ XDG_CACHE_HOME: foreign }), null, "another user's folder");
+    }
+    // A cache file that is a symlink (to this user's own cache of another unit) is not read.
+    const dir = codeCacheDir({ XDG_CACHE_HOME: path.join(base, 'mine') })!;
+    const other = mkdtempSync(path.join(base, 'other-'));
+    createUnitRequire(unitsOf({ same: 'exports.unit = "from C";' }), BUNDLE, { codeCache: other })('same');
+    const d = unitsOf({ same: 'exports.unit = "from D";' });
+    symlinkSync(path.join(other, readdirSync(other)[0]), path.join(dir, cacheName(d.same)));
+    assert.is(createUnitRequire(d, BUNDLE, { codeCache: dir })('same'), 'from D');
+  } finally {
+    rmSync(base, { recursive: true, force: true });
   }
 });
 
