@@ -8,6 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { freePort, runScript, tmpDir } from '../helpers.ts';
 import { startS3rver } from '../fixtures/s3rver.ts';
+import { parseTarget } from '../../lib/stages/upload/targets.ts';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 const s3 = await import('@aws-sdk/client-s3');
@@ -172,6 +173,67 @@ test('uploadFiles (release publish): only the listed files, endpoint from AWS_EN
   assert.match(String((missing as Error).message), /nope\.tar\.gz is not a file inside/);
   const escape = await uploadFiles({ from: stage, to: 's3://site/rel', files: ['../etc/passwd'], log: silentLogger, env }).catch((e: Error) => e);
   assert.match(String((escape as Error).message), /must not contain "\.\."/);
+});
+
+test('a first sync of many files: every body arrives intact with its MD5 (small files read at once, big ones streamed), one PUT each', async () => {
+  const out = path.join(tmpDir('shipkit-site-'), 'out');
+  const bodies = new Map<string, Buffer>();
+  for (let i = 0; i < 60; i++) bodies.set(`d${i % 6}/sub${i % 2}/f${i}.html`, randomBytes(i * 37));
+  bodies.set('empty.txt', Buffer.alloc(0));
+  bodies.set('large.bin', randomBytes(300 * 1024)); // over the size read in one call
+  for (const [rel, body] of bodies) {
+    mkdirSync(path.dirname(path.join(out, rel)), { recursive: true });
+    writeFileSync(path.join(out, rel), body);
+  }
+  const first = await upload(['--from', out, '--to', 's3://site/many', '--endpoint', endpoint, '--json']);
+  assert.is(first.exitCode, 0, first.stderr);
+  const [r1] = JSON.parse(first.stdout);
+  assert.equal([r1.uploaded, r1.unchanged, r1.requests], [bodies.size, 0, bodies.size + 1], 'one list request, then one PUT per file');
+  assert.equal(await keys('site', 'many/'), [...bodies.keys()].map((rel) => `many/${rel}`).sort());
+  for (const [rel, body] of bodies) {
+    const answer = await client.send(new s3.GetObjectCommand({ Bucket: 'site', Key: `many/${rel}` }));
+    assert.ok(Buffer.from(await answer.Body!.transformToByteArray()).equals(body), rel);
+    assert.is(answer.ETag, `"${createHash('md5').update(body).digest('hex')}"`, rel);
+  }
+  writeFileSync(path.join(out, 'd0/sub0/f0.html'), 'changed');
+  const second = await upload(['--from', out, '--to', 's3://site/many', '--endpoint', endpoint, '--json']);
+  assert.is(second.exitCode, 0, second.stderr);
+  const [r2] = JSON.parse(second.stdout);
+  assert.equal([r2.uploaded, r2.unchanged, r2.requests], [1, bodies.size - 1, 2]);
+});
+
+test('a file named to upload that is not in the folder stops the upload while the remote is being listed; nothing is written', async () => {
+  const { uploadTo } = await import('../../lib/stages/upload/index.ts');
+  const { silentLogger } = await import('../../lib/core/log.ts');
+  const out = path.join(tmpDir('shipkit-site-'), 'out');
+  mkdirSync(out);
+  writeFileSync(path.join(out, 'a.txt'), 'a');
+  const env = { ...process.env, ...awsEnv, AWS_PROFILE: '' };
+  const error = await uploadTo(parseTarget('s3://site/only', { endpoint }), { from: out, log: silentLogger, env, only: ['a.txt', 'nope.txt'] }).catch((e: Error) => e);
+  assert.instance(error, Error);
+  assert.match((error as Error).message, /nope\.txt is not a file in the source folder; nothing was uploaded/);
+  assert.equal(await keys('site', 'only/'), []);
+});
+
+test('the S3 client shipkit makes resolves its middleware once per command and builds no log lines for a logger that drops them', async () => {
+  // Speed without a timing: the SDK re-sorts its middleware stack on every send unless
+  // cacheMiddleware is set, and its logger middleware filters every request's input and output
+  // for a logger.info that the default logger throws away. What is sent is the same.
+  const { makeS3Client } = await import('../../lib/stages/upload/s3.ts');
+  const made = await makeS3Client(parseTarget('s3://site/x', { endpoint }) as Parameters<typeof makeS3Client>[0], { ...awsEnv } as NodeJS.ProcessEnv);
+  try {
+    const config = made.client.config as unknown as { cacheMiddleware?: boolean; logger: Record<string, unknown> };
+    assert.is(config.cacheMiddleware, true);
+    assert.is(config.logger.info, undefined);
+    assert.type(config.logger.warn, 'function');
+    await made.client.send(new made.s3.ListObjectsV2Command({ Bucket: 'site', Prefix: 'x/' }));
+    await made.client.send(new made.s3.ListObjectsV2Command({ Bucket: 'site', Prefix: 'x/' }));
+    const failed = await made.client.send(new made.s3.ListObjectsV2Command({ Bucket: 'no-such-bucket' })).catch((e: Error) => e);
+    assert.is((failed as Error).name, 'NoSuchBucket');
+    assert.is(made.requests(), 3, 'the request counter still sees every send with the middleware cached');
+  } finally {
+    made.client.destroy();
+  }
 });
 
 test.after(async () => {

@@ -1,6 +1,6 @@
 // The local side of an upload: which files a source folder holds. Symbolic links are never
 // followed out of the folder (a link to /etc/passwd must not end up on a web server).
-import { promises as fs } from 'node:fs';
+import { promises as fs, type Dirent } from 'node:fs';
 import path from 'node:path';
 import { WorkError } from '../../core/errors.ts';
 import type { UploadLog } from './types.ts';
@@ -32,28 +32,26 @@ export function isInside(root: string, target: string): boolean {
  */
 export async function listLocalFiles(root: string, log: UploadLog): Promise<LocalFile[]> {
   const realRoot = await fs.realpath(root);
-  const out: LocalFile[] = [];
-  const walk = async (dir: string, prefix: string): Promise<void> => {
-    const entries = await fs.readdir(dir, { withFileTypes: true });
-    for (const entry of entries) {
-      const abs = path.join(dir, entry.name);
-      const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
-      if (entry.isDirectory()) {
-        await walk(abs, rel);
-      } else if (entry.isFile()) {
-        out.push({ rel, abs, size: (await fs.stat(abs)).size });
-      } else if (entry.isSymbolicLink()) {
-        const real = await fs.realpath(abs).catch(() => undefined);
-        const st = real ? await fs.stat(real).catch(() => undefined) : undefined;
-        if (!real || !st) log.warn(`skipping ${rel}: broken symbolic link`);
-        else if (!isInside(realRoot, real)) log.warn(`skipping ${rel}: symbolic link to ${real}, outside the source folder (not followed)`);
-        else if (!st.isFile()) log.warn(`skipping ${rel}: symbolic link to a folder (not followed)`);
-        else out.push({ rel, abs: real, size: st.size });
-      } else {
-        log.warn(`skipping ${rel}: not a regular file`);
-      }
-    }
+  // One entry: its files (a folder's, recursively), or a warning. The entries of a folder are
+  // looked at concurrently, and their warnings given in the folder's order.
+  type Found = { files: LocalFile[]; warning?: string };
+  const visit = async (abs: string, rel: string, entry: Dirent): Promise<Found> => {
+    if (entry.isDirectory()) return { files: await walk(abs, rel) };
+    if (entry.isFile()) return { files: [{ rel, abs, size: (await fs.stat(abs)).size }] };
+    if (!entry.isSymbolicLink()) return { files: [], warning: `skipping ${rel}: not a regular file` };
+    const real = await fs.realpath(abs).catch(() => undefined);
+    const st = real ? await fs.stat(real).catch(() => undefined) : undefined;
+    if (!real || !st) return { files: [], warning: `skipping ${rel}: broken symbolic link` };
+    if (!isInside(realRoot, real)) return { files: [], warning: `skipping ${rel}: symbolic link to ${real}, outside the source folder (not followed)` };
+    if (!st.isFile()) return { files: [], warning: `skipping ${rel}: symbolic link to a folder (not followed)` };
+    return { files: [{ rel, abs: real, size: st.size }] };
   };
-  await walk(root, '');
+  const walk = async (dir: string, prefix: string): Promise<LocalFile[]> => {
+    const entries = await fs.readdir(dir, { withFileTypes: true });
+    const found = await Promise.all(entries.map((entry) => visit(path.join(dir, entry.name), prefix ? `${prefix}/${entry.name}` : entry.name, entry)));
+    for (const { warning } of found) if (warning) log.warn(warning);
+    return found.flatMap((f) => f.files);
+  };
+  const out = await walk(root, '');
   return out.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
 }

@@ -1,7 +1,7 @@
 // Upload entries and the stage (lib/stages/upload/index.ts), ETag comparison, rsync/ssh argument
 // building. Target text is test/unit/stages/upload/targets.test.ts.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -13,6 +13,7 @@ import { parseTarget, planUpload, runUploadStage } from '../../../../lib/stages/
 import { parseRsyncStats, rsyncArgs } from '../../../../lib/stages/upload/rsync.ts';
 import { mapLimit } from '../../../../lib/core/pool.ts';
 import { etagMatches, md5File, multipartEtag } from '../../../../lib/stages/upload/s3.ts';
+import { listLocalFiles } from '../../../../lib/stages/upload/files.ts';
 import { sshCommand } from '../../../../lib/core/ssh.ts';
 import { git, tmpDir } from '../../../helpers.ts';
 
@@ -112,6 +113,29 @@ test('runUploadStage: a missing source folder is a clear WorkError', async () =>
   } catch (error) {
     assert.match((error as Error).message, /The source folder .*\/out does not exist; build it first/);
   }
+});
+
+test('listLocalFiles: every file of a nested tree, sorted, links inside read through, the others skipped with a warning each', async () => {
+  const root = path.join(tmpDir('shipkit-files-'), 'out');
+  for (const rel of ['b/z.txt', 'b/a/deep/x.txt', 'a.txt', 'c d/é.txt']) {
+    mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
+    writeFileSync(path.join(root, rel), rel);
+  }
+  symlinkSync('../../a.txt', path.join(root, 'b', 'a', 'link.txt'));
+  symlinkSync('/etc/passwd', path.join(root, 'b', 'a', 'deep', 'passwd'));
+  symlinkSync('missing', path.join(root, 'broken'));
+  symlinkSync('b', path.join(root, 'dir-link'));
+  const warnings: string[] = [];
+  const log = { ...silentLogger, warn: (message: string) => { warnings.push(message); } };
+  const files = await listLocalFiles(root, log);
+  assert.equal(files.map((f) => [f.rel, path.relative(root, f.abs), f.size]), [
+    ['a.txt', 'a.txt', 5], ['b/a/deep/x.txt', 'b/a/deep/x.txt', 14], ['b/a/link.txt', 'a.txt', 5], ['b/z.txt', 'b/z.txt', 7], ['c d/é.txt', 'c d/é.txt', 10],
+  ]);
+  assert.equal(warnings.sort(), [
+    'skipping b/a/deep/passwd: symbolic link to /etc/passwd, outside the source folder (not followed)',
+    'skipping broken: broken symbolic link',
+    'skipping dir-link: symbolic link to a folder (not followed)',
+  ]);
 });
 
 test('multipart ETags are recomputed with the part size the part count implies', async () => {
