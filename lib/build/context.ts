@@ -2,7 +2,7 @@
 // into the job log, as the repo's user, bounded by the job's deadline (lib/build/exec.ts).
 import { existsSync } from 'node:fs';
 import { WorkError } from '../core/errors.ts';
-import { captureCommand, describeEnd, runLogged, type OutputLimits, type CommandResult } from './exec.ts';
+import { captureCommand, describeEnd, runLogged, type OutputLimits, type CommandResult, type Prestarted } from './exec.ts';
 import { redactUrls } from '../core/redact.ts';
 import type { JobLogWriter } from '../jobs/job-log.ts';
 import { createLogger, type Logger } from '../core/log.ts';
@@ -51,6 +51,8 @@ export interface BuildContext {
   cache?: CachePlan;
   /** The repo's Node once chosen (lib/build/node-toolchain.ts); null: none asked for, shipkit's PATH as it is. */
   node?: ChosenNode | null;
+  /** Commands started ahead of their step (lib/build/exec.ts prestartNode), by name; ended with the job. */
+  prestarted?: Record<string, Prestarted>;
   /** Where the stage libraries are (tests point these elsewhere). */
   stages?: { downloads?: URL; upload?: URL };
 }
@@ -76,11 +78,11 @@ export class StepFailure extends WorkError {
 export type StepResult = { skipped?: string; note?: string } | void;
 
 /** Runs a command into the log; throws StepFailure unless it exits 0. */
-export async function run(ctx: BuildContext, argv: string[], { cwd = ctx.paths.work, what = argv.join(' '), watch }: { cwd?: string; what?: string; watch?: (line: string) => void } = {}): Promise<CommandResult> {
+export async function run(ctx: BuildContext, argv: string[], { cwd = ctx.paths.work, what = argv.join(' '), watch, prestarted }: { cwd?: string; what?: string; watch?: (line: string) => void; prestarted?: Prestarted } = {}): Promise<CommandResult> {
   if (!existsSync(cwd)) throw new StepFailure(`The work folder ${cwd} does not exist yet; run the pull step first (\`shipkit build ${ctx.repo.name}\` without --steps).`);
   ctx.log.line(`$ ${redactUrls(what)}`);
   const result = await runLogged(argv, {
-    cwd, env: ctx.env, log: ctx.log, deadline: ctx.deadline, timeoutSec: ctx.timeoutSec, limits: ctx.limits, watch, signal: ctx.signal,
+    cwd, env: ctx.env, log: ctx.log, deadline: ctx.deadline, timeoutSec: ctx.timeoutSec, limits: ctx.limits, watch, signal: ctx.signal, prestarted,
     ...(ctx.runAs ? { uid: ctx.runAs.uid, gid: ctx.runAs.gid } : {}),
   });
   if (result.timedOut) {

@@ -10,7 +10,7 @@ import { ConfigError, UsageError, WorkError, messageOf } from '../core/errors.ts
 import { ensureDir } from '../core/fs.ts';
 import { lookupUser } from '../core/unix-user.ts';
 import { refNameProblem, validateShaInput } from '../core/names.ts';
-import { DEFAULT_OUTPUT_LIMITS, type OutputLimits } from './exec.ts';
+import { DEFAULT_OUTPUT_LIMITS, discardPrestarted, type OutputLimits, type Prestarted } from './exec.ts';
 import { StepFailure, type BuildContext, type StepResult } from './context.ts';
 import type { JobKind } from '../jobs/job-id.ts';
 import { JobLogWriter, type JobStatus } from '../jobs/job-log.ts';
@@ -28,7 +28,12 @@ import { repoPaths, type RepoConfig, type ShipkitConfig } from '../config/shipki
 export interface JobStep {
   name: string;
   run: (ctx: BuildContext) => Promise<StepResult>;
+  /** Called once as the job takes its lock, with the build commands' environment: may start work ahead (steps.ts prestartCompile). */
+  ahead?: (ctx: AheadContext) => void;
 }
+
+/** What a step may start ahead with: the job's folders, user, cache plan and the build commands' environment. */
+export type AheadContext = Pick<BuildContext, 'repo' | 'paths' | 'runAs' | 'cache' | 'env'> & { prestarted: Record<string, Prestarted> };
 
 export interface JobOptions {
   config: ShipkitConfig;
@@ -132,6 +137,19 @@ export function jobLockFile(paths: { state: string }): string {
   return path.join(paths.state, 'job.lock');
 }
 
+/** The repo's job lock, waiting up to `waitMs` for another job of the repo to finish. */
+async function takeJobLock(paths: { state: string }, repo: RepoConfig, { waitMs, log }: { waitMs: number; log: Logger }) {
+  const lockFile = jobLockFile(paths);
+  const what = `${repo.name} (another build or release is running)`;
+  try {
+    return await acquireLock(lockFile, { what });
+  } catch (error) {
+    if (!(error instanceof WorkError) || waitMs <= 0) throw error;
+    log.info(`waiting up to ${Math.round(waitMs / 1000)} s: ${messageOf(error)}`);
+    return await acquireLock(lockFile, { waitMs, what });
+  }
+}
+
 export async function runJob(options: JobOptions): Promise<JobOutcome> {
   const { config, repo, kind, id, log } = options;
   const paths = repoPaths(config, repo.name);
@@ -145,27 +163,21 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
   const gitToken = await prepareGitToken(config.doc, repo.gitToken, { url: remoteUrl });
   await ensureDir(paths.state);
   await ensureDir(paths.logs);
-  const lockWaitMs = options.lockWaitMs ?? repo.timeout * 1000;
-  const lockFile = jobLockFile(paths);
-  const what = `${repo.name} (another build or release is running)`;
-  let lock;
+  const lock = await takeJobLock(paths, repo, { waitMs: options.lockWaitMs ?? repo.timeout * 1000, log });
+  const baseEnv = jobEnvironment(config, process.env, {
+    SHIPKIT_REPO: repo.name, SHIPKIT_JOB_ID: id, ...(options.ref ? { SHIPKIT_REF: options.ref } : {}), ...(options.sha ? { SHIPKIT_SHA: options.sha } : {}), ...(options.env ?? {}),
+    ...(runAs ? { npm_config_cache: path.join(paths.state, 'npm-cache'), HOME: runAs.home, USER: runAs.user, LOGNAME: runAs.user } : {}),
+  });
+  const cache = planCache(repo.cache, { noCache: options.noCache });
+  const prestarted: Record<string, Prestarted> = {};
   try {
-    lock = await acquireLock(lockFile, { what });
-  } catch (error) {
-    if (!(error instanceof WorkError) || lockWaitMs <= 0) throw error;
-    log.info(`waiting up to ${Math.round(lockWaitMs / 1000)} s: ${messageOf(error)}`);
-    lock = await acquireLock(lockFile, { waitMs: lockWaitMs, what });
-  }
-  try {
+    // First thing under the lock: what a step starts ahead starts while the rest gets ready.
+    for (const step of options.steps) step.ahead?.({ repo, paths, runAs, cache, prestarted, env: withNodeOnPath({ ...baseEnv, ...buildEnv.vars }, undefined) });
     if (runAs) await prepareForUser(paths, runAs);
     const rotation = await rotateLogs(paths.logs, settings.rotation);
     if (rotation.rotated) log.info(`rotated ${path.join(paths.logs, 'logs.txt')} (${rotation.size} bytes)`);
     const writer = await JobLogWriter.start(paths.logs, { id, repo: repo.name, kind, sha: options.sha, ref: options.ref }, { secrets: [...buildEnv.secrets, ...(gitToken?.secrets ?? [])] });
     const started = Date.now();
-    const baseEnv = jobEnvironment(config, process.env, {
-        SHIPKIT_REPO: repo.name, SHIPKIT_JOB_ID: id, ...(options.ref ? { SHIPKIT_REF: options.ref } : {}), ...(options.sha ? { SHIPKIT_SHA: options.sha } : {}), ...(options.env ?? {}),
-        ...(runAs ? { npm_config_cache: path.join(paths.state, 'npm-cache'), HOME: runAs.home, USER: runAs.user, LOGNAME: runAs.user } : {}),
-    });
     const ctx: BuildContext = {
       config, repo, paths, log: writer,
       env: { ...baseEnv },
@@ -177,7 +189,8 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
       ref: options.ref,
       runAs,
       signal: options.signal,
-      cache: planCache(repo.cache, { noCache: options.noCache }),
+      cache,
+      prestarted,
     };
     let failed: { step: string; error: string; lastLines: string[]; exit?: number } | undefined;
     for (const step of options.steps) {
@@ -224,6 +237,7 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
       log: writer.file,
     };
   } finally {
+    for (const started of Object.values(prestarted)) discardPrestarted(started);
     await lock.release();
   }
 }

@@ -7,9 +7,10 @@ import { readFile, realpath, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { $ } from 'zx';
 import { atomicWriteFile, ensureDir } from '../core/fs.ts';
-import { spawnAs } from './exec.ts';
+import { prestartNode, spawnAs } from './exec.ts';
 import { run, stageLogger, StepFailure, type BuildContext, type StepResult } from './context.ts';
 import { pullStep } from './pull.ts';
+import type { AheadContext } from './job.ts';
 import { useRepoNode } from './node-toolchain.ts';
 import { publishStep, rolloutStep } from './pipeline.ts';
 import { cleanKeptPathsOnce, countCachedPackages, describeCacheUse, prepareNpmCache } from './cache.ts';
@@ -245,12 +246,32 @@ function litproCommand(work: string): string[] {
   return [existsSync(shipped) ? shipped : 'litpro'];
 }
 
+/**
+ * Starts the compile step's litpro ahead, while the pull step's git runs (lib/build/exec.ts
+ * prestartNode), when the tree as the last build left it says the compile will be the bundled
+ * litpro: lprc.js there, no `compile:` but litpro, no litpro of the repo's own. `ctx.env` is the
+ * environment the build's own commands get. Whatever the pull and install steps change, the
+ * compile step runs exactly what it would have; a node started for something else is ended.
+ */
+export function prestartCompile(ctx: AheadContext): void {
+  const work = ctx.paths.work;
+  const configured = ctx.repo.compile?.trim();
+  if ((configured && configured !== 'litpro') || !existsSync(path.join(work, 'lprc.js'))) return;
+  const argv = litproCommand(work);
+  const named = ctx.env.npm_config_cache || ctx.env.NPM_CONFIG_CACHE;
+  const env = named || ctx.cache?.clean ? ctx.env : { ...ctx.env, npm_config_cache: path.join(ctx.paths.state, 'npm-cache') };
+  const prestarted = prestartNode(argv, { cwd: work, env, ...(ctx.runAs ? { uid: ctx.runAs.uid, gid: ctx.runAs.gid } : {}) });
+  if (prestarted) ctx.prestarted.litpro = prestarted;
+}
+
 // litpro exits 0 even when a document fails; its report says so in these lines.
 const LITPRO_FAILURE = /^(## !! STILL WAITING|NOT SAVED:|error:)/;
 
 async function runLitpro(ctx: BuildContext): Promise<StepResult> {
   const problems: string[] = [];
-  await run(ctx, litproCommand(ctx.paths.work), { what: 'litpro', watch: (line) => { if (LITPRO_FAILURE.test(line) && problems.length < 5) problems.push(line); } });
+  const prestarted = ctx.prestarted?.litpro;
+  if (ctx.prestarted) delete ctx.prestarted.litpro;
+  await run(ctx, litproCommand(ctx.paths.work), { what: 'litpro', prestarted, watch: (line) => { if (LITPRO_FAILURE.test(line) && problems.length < 5) problems.push(line); } });
   if (problems.length) throw new StepFailure(`litpro reported problems (${problems.join('; ').slice(0, 200)}); see the log.`, { lastLines: problems });
   return { note: 'litpro' };
 }
