@@ -3,10 +3,9 @@
 // brotli-compressed, base64 CommonJS text, and decompressed and compiled only when it is first
 // required. V8 scans a base64 string far faster than it pre-parses code, so a start compiles the
 // entry and the one script it runs, not all 4 MB of shipkit.
-import { createHash } from 'node:crypto';
+import type crypto from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type vm from 'node:vm';
@@ -79,8 +78,10 @@ function unitAt(file: string, name: string, [fromEnd, length]: UnitPlace): strin
  * the units see it as theirs, so paths next to the bundle and `bundledCommandFor` still work.
  * `codeCache`: the folder of V8's compiled code of the units (codeCacheDir), null for none.
  */
-export function createUnitRequire(units: Record<string, string>, bundleUrl: string, { codeCache = codeCacheDir() }: { codeCache?: string | null } = {}): (id: string) => unknown {
+export function createUnitRequire(units: Record<string, string>, bundleUrl: string, options: { codeCache?: string | null } = {}): (id: string) => unknown {
   const file = fileURLToPath(bundleUrl);
+  // Found (and made) when the first unit is compiled: `--version` touches no folder.
+  let codeCache = options.codeCache;
   const nodeRequire = createRequire(bundleUrl);
   const loaded = new Map<string, { exports: unknown }>();
   const proxies = new Map<string, unknown>();
@@ -109,7 +110,10 @@ export function createUnitRequire(units: Record<string, string>, bundleUrl: stri
     const code = brotliDecompressSync(Buffer.from(units[id], 'base64')).toString('utf8');
     // Strict, as the ES module it replaces was; the wrapper is on line 1 so line numbers hold.
     const wrapped = `(function (${UNIT_PARAMETERS.join(', ')}) {'use strict';${code}\n})`;
-    const cacheFile = codeCache ? path.join(codeCache, `${createHash('sha256').update(units[id]).digest('hex').slice(0, 32)}-${process.version}-${process.arch}.v8`) : undefined;
+    codeCache ??= codeCacheDir();
+    // node:crypto too only here: a start that compiles no unit never loads it.
+    const hash = codeCache ? (nodeRequire('node:crypto') as typeof crypto).createHash('sha256').update(units[id]).digest('hex').slice(0, 32) : undefined;
+    const cacheFile = codeCache ? path.join(codeCache, `${hash}-${process.version}-${process.arch}.v8`) : undefined;
     const cachedData = cacheFile ? readCodeCache(cacheFile) : undefined;
     const script = new (nodeRequire('node:vm') as typeof vm).Script(wrapped, { filename: `${file}#${id}`, cachedData });
     const run = script.runInThisContext() as (...args: unknown[]) => void;
@@ -147,7 +151,8 @@ export function codeCacheDir(env: NodeJS.ProcessEnv = process.env): string | nul
   if (env.SHIPKIT_CODE_CACHE === '0' || typeof process.geteuid !== 'function') return null;
   try {
     const xdg = env.XDG_CACHE_HOME;
-    const base = xdg && path.isAbsolute(xdg) ? xdg : path.join(env.HOME || os.homedir(), '.cache');
+    const home = env.HOME || (createRequire(import.meta.url)('node:os') as typeof import('node:os')).homedir();
+    const base = xdg && path.isAbsolute(xdg) ? xdg : path.join(home, '.cache');
     const dir = path.join(base, 'shipkit', 'code');
     try {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
