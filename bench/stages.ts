@@ -7,7 +7,9 @@
 //              each run) against the `aws s3 sync`-like peer bench/s3-put-all.mjs (PutObject of
 //              every file, 8 at once, same SDK, its own process); sides alternated run for run;
 //              a BENCH-RESULT row (goal ≤ 1.0×). Then an unchanged and a one-file-changed sync.
-//   npm run bench:stages [-- --only downloads|sync --runs 7 --small 200 --large 5 --large-mb 20 --s3-files 500]
+//              `--peer-tuned`: the peer's SDK client also gets shipkit's in-process tuning
+//              (bench/s3-put-all.mjs --tuned); the row then says so.
+//   npm run bench:stages [-- --only downloads|sync --runs 7 --small 200 --large 5 --large-mb 20 --s3-files 500 --peer-tuned]
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,7 +21,7 @@ import minimist from 'minimist';
 import { loadAverage, median, reportResult } from './result.ts';
 import { shippedArgv } from './shipped.ts';
 
-const args = minimist(process.argv.slice(2), { string: ['small', 'large', 'large-mb', 's3-files', 'runs', 'only'] });
+const args = minimist(process.argv.slice(2), { string: ['small', 'large', 'large-mb', 's3-files', 'runs', 'only'], boolean: ['peer-tuned'] });
 const SMALL = Number(args.small ?? 200);
 const LARGE = Number(args.large ?? 5);
 const LARGE_MB = Number(args['large-mb'] ?? 20);
@@ -29,7 +31,10 @@ const work = mkdtempSync(path.join(os.tmpdir(), 'shipkit-bench-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
-function run(cmd: string, argv: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<{ ms: number; code: number | null; stdout: string; stderr: string }> {
+// `cpu`: run the command under sh, whose `times` (to stderr, last line) gives the CPU its child
+// used, user + system: a figure the machine's other load stretches far less than wall time.
+function run(cmd: string, argv: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; cpu?: boolean } = {}): Promise<{ ms: number; cpuMs: number; code: number | null; stdout: string; stderr: string }> {
+  if (options.cpu) [cmd, argv] = ['sh', ['-c', '"$@"; s=$?; times >&2; exit $s', 'sh', cmd, ...argv]];
   const t0 = performance.now();
   const child = spawn(cmd, argv, { cwd: options.cwd, env: { ...process.env, NO_COLOR: '1', ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
@@ -37,9 +42,14 @@ function run(cmd: string, argv: string[], options: { cwd?: string; env?: NodeJS.
   child.stdout.on('data', (d) => (stdout += d));
   child.stderr.on('data', (d) => (stderr += d));
   child.stdin.end(options.input ?? '');
-  return new Promise((resolve) => child.on('close', (code) => resolve({ ms: performance.now() - t0, code, stdout, stderr })));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ ms: performance.now() - t0, cpuMs: options.cpu ? childCpuMs(stderr) : NaN, code, stdout, stderr })));
 }
-const script = (name: string, argv: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) => { const [cmd, ...pre] = shippedArgv(name); return run(cmd, [...pre, ...argv], options); };
+/** The children's line of sh's `times` (`0m1.230000s 0m0.120000s`): user + system, in ms. */
+function childCpuMs(stderr: string): number {
+  const m = /(\d+)m([\d.]+)s (\d+)m([\d.]+)s\s*$/.exec(stderr);
+  return m ? (Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4])) * 1000 : NaN;
+}
+const script = (name: string, argv: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; cpu?: boolean } = {}) => { const [cmd, ...pre] = shippedArgv(name); return run(cmd, [...pre, ...argv], options); };
 const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 const check = (what: string, r: { code: number | null; stderr: string }) => { if (r.code !== 0) throw new Error(`${what} failed (${r.code}):\n${r.stderr.slice(-2000)}`); };
 
@@ -110,14 +120,14 @@ async function benchSync(): Promise<void> {
   }
   const awsEnv = { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1', AWS_CONFIG_FILE: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent' };
   const shipkitSync = async (bucket: string) => {
-    const r = await script('upload', ['--from', site, '--to', `s3://${bucket}/site`, '--endpoint', endpoint, '--json'], { env: awsEnv });
+    const r = await script('upload', ['--from', site, '--to', `s3://${bucket}/site`, '--endpoint', endpoint, '--json'], { env: awsEnv, cpu: true });
     check(`shipkit upload to ${bucket}`, r);
-    return { ms: r.ms, result: JSON.parse(r.stdout)[0] as { requests: number; uploaded: number; unchanged: number } };
+    return { ms: r.ms, cpuMs: r.cpuMs, result: JSON.parse(r.stdout)[0] as { requests: number; uploaded: number; unchanged: number } };
   };
   const peerSync = async (bucket: string) => {
-    const r = await run(process.execPath, [path.join(import.meta.dirname, 's3-put-all.mjs'), site, bucket, 'site', endpoint], { env: awsEnv });
+    const r = await run(process.execPath, [path.join(import.meta.dirname, 's3-put-all.mjs'), site, bucket, 'site', endpoint, ...(args['peer-tuned'] ? ['--tuned'] : [])], { env: awsEnv, cpu: true });
     check(`peer upload to ${bucket}`, r);
-    return { ms: r.ms };
+    return { ms: r.ms, cpuMs: r.cpuMs };
   };
   console.log(`\nS3 first sync: ${S3_FILES} files (~2 KB each) to s3rver at ${endpoint}; ${RUNS} alternated runs, a fresh bucket each`);
   // Warm-up (page cache, s3rver's first requests), not counted.
@@ -125,20 +135,28 @@ async function benchSync(): Promise<void> {
   await peerSync(`peer${RUNS}`);
   const shipkit: number[] = [];
   const peer: number[] = [];
+  const shipkitCpu: number[] = [];
+  const peerCpu: number[] = [];
+  const shipkitSide = (i: number) => () => shipkitSync(`shipkit${i}`).then((r) => {
+    if (r.result.uploaded !== S3_FILES) throw new Error(`shipkit uploaded ${r.result.uploaded}`);
+    shipkit.push(r.ms);
+    shipkitCpu.push(r.cpuMs);
+  });
+  const peerSide = (i: number) => () => peerSync(`peer${i}`).then((r) => { peer.push(r.ms); peerCpu.push(r.cpuMs); });
   for (let i = 0; i < RUNS; i++) {
-    const sides = i % 2 ? [() => peerSync(`peer${i}`).then((r) => peer.push(r.ms)), () => shipkitSync(`shipkit${i}`).then((r) => { if (r.result.uploaded !== S3_FILES) throw new Error(`shipkit uploaded ${r.result.uploaded}`); shipkit.push(r.ms); })]
-      : [() => shipkitSync(`shipkit${i}`).then((r) => { if (r.result.uploaded !== S3_FILES) throw new Error(`shipkit uploaded ${r.result.uploaded}`); shipkit.push(r.ms); }), () => peerSync(`peer${i}`).then((r) => peer.push(r.ms))];
+    const sides = i % 2 ? [peerSide(i), shipkitSide(i)] : [shipkitSide(i), peerSide(i)];
     for (const side of sides) await side();
-    console.log(`  run ${i + 1}: shipkit ${secs(shipkit.at(-1)!)}, peer ${secs(peer.at(-1)!)}`);
+    console.log(`  run ${i + 1}: shipkit ${secs(shipkit.at(-1)!)} (CPU ${secs(shipkitCpu.at(-1)!)}), peer ${secs(peer.at(-1)!)} (CPU ${secs(peerCpu.at(-1)!)})`);
   }
   const again = await shipkitSync('shipkit0');
   writeFileSync(path.join(site, 'dir0', 'page-0.html'), `<p>changed ${Date.now()}</p>\n`);
   const changed = await shipkitSync('shipkit0');
   s3rver.kill();
   const [s, p] = [median(shipkit), median(peer)];
-  console.log(`first sync: shipkit ${secs(s)}, peer ${secs(p)} (${(s / p).toFixed(2)}×); unchanged sync ${secs(again.ms)} (${again.result.requests} requests); one file changed ${secs(changed.ms)} (${changed.result.requests} requests, ${changed.result.uploaded} uploaded); load ${loadAverage()}`);
+  const [sCpu, pCpu] = [median(shipkitCpu), median(peerCpu)];
+  console.log(`first sync: shipkit ${secs(s)}, peer ${secs(p)} (${(s / p).toFixed(2)}×); CPU (user + system) shipkit ${secs(sCpu)}, peer ${secs(pCpu)} (${(sCpu / pCpu).toFixed(2)}×); unchanged sync ${secs(again.ms)} (${again.result.requests} requests); one file changed ${secs(changed.ms)} (${changed.result.requests} requests, ${changed.result.uploaded} uploaded); load ${loadAverage()}`);
   reportResult({
-    work: `S3 first sync, ${S3_FILES} files`, shipkit: Math.round(s), peer: Math.round(p), unit: 'ms', goal: '≤ 1.0×', met: s / p <= 1.0,
-    note: `median of ${RUNS} alternated runs to s3rver on loopback; peer bench/s3-put-all.mjs (PutObject of every file, 8 at once, same SDK, own process); shipkit's unchanged sync ${Math.round(again.ms)} ms in ${again.result.requests} requests`,
+    work: `S3 first sync, ${S3_FILES} files${args['peer-tuned'] ? ' (peer with shipkit\'s SDK tuning)' : ''}`, shipkit: Math.round(s), peer: Math.round(p), unit: 'ms', goal: '≤ 1.0×', met: s / p <= 1.0,
+    note: `median of ${RUNS} alternated runs to s3rver on loopback; peer bench/s3-put-all.mjs${args['peer-tuned'] ? ' --tuned' : ''} (PutObject of every file, 8 at once, same SDK, own process); CPU per side ${Math.round(sCpu)} vs ${Math.round(pCpu)} ms (${(sCpu / pCpu).toFixed(2)}×); shipkit's unchanged sync ${Math.round(again.ms)} ms in ${again.result.requests} requests`,
   });
 }
