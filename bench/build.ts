@@ -7,7 +7,7 @@
 // Then (bench/build-install.ts) the install step after a lockfile change with the repo's npm
 // cache against `build --no-cache`, for real packages served by a local registry.
 //   tsx bench/build.ts [--runs N] [--install-runs N] [--latency MS] [--packages N] [--only noop|install]
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -40,11 +40,14 @@ async function benchNoop(): Promise<void> {
   const env = { ...process.env, PATH: `${path.join(ROOT, 'node_modules/.bin')}:${process.env.PATH}`, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
 
   const shipped = shippedArgv('build');
+  const phases: Array<Record<string, number>> = [];
   async function shipkitOnce(): Promise<number> {
-    const t0 = performance.now();
+    const [t0, wall0] = [performance.now(), Date.now()];
     const r = await $({ env: { ...env, NO_COLOR: '1' }, nothrow: true })`${shipped} octo/site --config ${config}`;
     if (r.exitCode !== 0) throw new Error(`build failed:\n${r.stderr}`);
-    return performance.now() - t0;
+    const ms = performance.now() - t0;
+    phases.push(jobPhases(path.join(base, 'data/logs/octo__site/logs.txt'), wall0, wall0 + ms));
+    return ms;
   }
 
   // The plain script: what an operator would otherwise put in a cron job.
@@ -105,6 +108,34 @@ async function benchNoop(): Promise<void> {
     const x = stats(samples);
     console.log(`${label.padEnd(54)}${[x.median, x.mean, x.min, x.max].map(fmt).join('')}`);
   }
+  const phase = (name: string) => `${name} ${median(phases.map((x) => x[name])).toFixed(0)} ms`;
+  console.log(`where shipkit's time goes (medians, from its job log): ${['before the job', 'job to git fetch', 'pull', 'install', 'litpro', 'after the job'].map(phase).join(', ')}`);
   const [s, p] = [median(shipkit), median(plain)];
   reportResult({ work: 'no-op rebuild (nothing changed)', shipkit: s, peer: p, unit: 'ms', goal: '≤ 1.1×', met: s / p <= 1.1, note: `median of ${runs} interleaved; peer: sh doing git fetch + checkout + clean, npm ci only when package-lock.json changed, litpro; shipkit's --help start-up ${median(startup).toFixed(0)} ms, node -e 0 ${median(nodeOnly).toFixed(0)} ms` });
+}
+
+/**
+ * The phases of the last job in logs.txt, from its timestamps (ms): process start to the job's
+ * header, header to `$ git fetch`, the pull step, install, `$ litpro` to the step's end, and the
+ * job's end to the process's exit.
+ */
+function jobPhases(log: string, start: number, exit: number): Record<string, number> {
+  const text = readFileSync(log, 'utf8');
+  const job = text.slice(text.lastIndexOf('=== shipkit job ', text.lastIndexOf(' start {"id"')));
+  // The log's times of day are local, as lib/jobs/job-log.ts writes them.
+  const at = (pattern: RegExp) => {
+    const time = new RegExp(`^(\\d\\d):(\\d\\d):(\\d\\d)\\.(\\d{3}) ${pattern.source}`, 'm').exec(job);
+    return time ? new Date(start).setHours(Number(time[1]), Number(time[2]), Number(time[3]), Number(time[4])) : NaN;
+  };
+  const started = Date.parse(/"started":"([^"]+)"/.exec(job)?.[1] ?? '');
+  const ended = Date.parse(/"finished":"([^"]+)"/.exec(job)?.[1] ?? '');
+  const install = at(/--- step install$/);
+  return {
+    'before the job': started - start,
+    'job to git fetch': at(/\$ git fetch/) - started,
+    pull: install - at(/--- step pull$/),
+    install: at(/--- step compile$/) - install,
+    litpro: at(/--- step compile ok/) - at(/\$ litpro$/),
+    'after the job': exit - ended,
+  };
 }
