@@ -10,9 +10,14 @@
 // are git and npm); the waves include the hosts' app start and health probe.
 // shipkit runs as shipped: hook-server, the builds it starts and every launchfit are the one file
 // (bench/shipped.ts). Ports handed to processes before they bind are chosen outside the kernel's
-// ephemeral range (bench/ports.ts); the rest bind port 0. Prints the per-stage table, then two
-// BENCH-RESULT rows: the share with the launchfit hosts (goal < 1000 ms) and its growth from the
-// first to the last light fleet (goal < 500 ms).
+// ephemeral range (bench/ports.ts); the rest bind port 0. Prints the per-stage table (with the CPU
+// the launchfit processes used during each push and in 1 s between pushes), each wave's launchfit
+// hosts' own timeline from their output (told, staged release taken, switched, new app serving,
+// healthy, the rollout's verdict), then two BENCH-RESULT rows: the share with the launchfit hosts
+// (goal < 1000 ms) and its growth from the first to the last light fleet (goal < 500 ms).
+// LAUNCHFIT_CPU_PROF=DIR: every launchfit writes a CPU profile into DIR, and DIR/window holds each
+// push's span in the profiles' clock.
+import { appendFileSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import minimist from 'minimist';
 import { askApp } from '../test/fixtures/launchfit/world.ts';
@@ -69,16 +74,90 @@ async function allLive(w: PipelineWorld, version: string, since: number, before:
   return Math.max(...live.values());
 }
 
+/**
+ * Each launchfit host's own timeline of the push, from its output's lines (read with their time,
+ * test/fixtures/launchfit/world.ts): when its wave started (the job log), when the host was told,
+ * when it began the switch, when its new app first answered /up (its health hold starts there),
+ * when it gave the verdict and when its old app exited. Medians and maxima per wave, in ms from
+ * the wave's start, printed under the table (`--timeline`), so a wait of shipkit's shows where it is.
+ */
+const EVENTS: Array<[string, RegExp]> = [
+  ['prepare asked', /prepare requested over the control listener/],
+  ['staged', /release staged: downloaded/],
+  ['told', /update requested over the control listener/],
+  ['took staged', /installing the release staged before/],
+  ['downloading', /downloading release/],
+  ['verified', /signature verified/],
+  ['switched', /switched current; starting the new app/],
+  ['new app started', /app started/],
+  ['new app serving', /^app v\d+ pid \d+ serving fd/],
+  ['healthy (hold over)', /the new app is healthy; stopping the old one/],
+  ['old app draining', /: draining$/],
+];
+/** From the job log: when the rollout step had the host's verdict (its `ok URL` line). */
+const VERDICT = 'verdict at the rollout';
+type Timeline = Map<string, Map<string, number[]>>;
+
+function hostTimelines(w: PipelineWorld, since: number, waveStarts: Array<{ name: string; at: number; size: number }>, jobLines: Array<{ at: number; text: string }>, into: Timeline): void {
+  let i = 0;
+  for (const { name, at, size } of waveStarts) {
+    const wave = into.get(name) ?? new Map<string, number[]>();
+    into.set(name, wave);
+    for (const host of w.hosts.slice(i, i + size)) {
+      const lines = host.lf?.lines().filter((l) => l.at >= since) ?? [];
+      for (const [event, re] of EVENTS) {
+        const hit = lines.find((l) => re.test(l.text));
+        if (hit) wave.set(event, [...(wave.get(event) ?? []), hit.at - at]);
+      }
+      const verdict = jobLines.find((l) => l.text.startsWith(`rollout:   ok    ${host.control} `));
+      if (verdict) wave.set(VERDICT, [...(wave.get(VERDICT) ?? []), verdict.at - at]);
+    }
+    i += size;
+  }
+}
+
+/**
+ * CPU used so far by each launchfit process, in ms: its own (utime + stime) and its reaped
+ * children's (cutime + cstime: the app instances that exited, with their wrappers), from
+ * /proc/PID/stat in clock ticks (100 a second on Linux).
+ */
+function launchfitCpu(w: PipelineWorld): { own: number; children: number } {
+  let own = 0;
+  let children = 0;
+  for (const h of w.hosts) {
+    try {
+      const stat = readFileSync(`/proc/${h.lf!.child.pid}/stat`, 'latin1');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+      own += (f[11] + f[12]) * 10;
+      children += (f[13] + f[14]) * 10;
+    } catch { /* gone */ }
+  }
+  return { own, children };
+}
+
 /** One push of a new app version: the stages in ms. */
-async function measurePush(w: PipelineWorld, n: number): Promise<Row> {
+async function measurePush(w: PipelineWorld, n: number, timeline?: Timeline): Promise<Row> {
   const version = `v${n}`;
   await w.commit({ 'version.txt': `${version}\n` }, `version ${version}`);
   const before = w.light ? new Map<string, number>() : await servingPids(w);
+  const hr0 = process.hrtime.bigint() / 1000n;
+  let cpu0 = w.light ? undefined : launchfitCpu(w);
+  let idleCpu: number | undefined;
+  if (cpu0) {
+    // What the hosts use between pushes (the app's health probes every app.health.interval): 1 s of it.
+    await new Promise((r) => setTimeout(r, 1000));
+    const after = launchfitCpu(w);
+    idleCpu = after.own - cpu0.own;
+    cpu0 = after;
+  }
   const pushed = await w.push();
   const job = await w.waitForJob(pushed.job, 300_000);
   const log = await w.jobLog(pushed.job);
   if (job.state !== 'succeeded') throw new Error(`job ${pushed.job} ${job.state}:\n${log}`);
   const live = await allLive(w, version, pushed.t0, before);
+  // With LAUNCHFIT_CPU_PROF=DIR every launchfit writes a CPU profile there (test/fixtures/launchfit/world.ts);
+  // each push's window, in the profiles' clock (CLOCK_MONOTONIC, µs), goes to DIR/window.
+  if (process.env.LAUNCHFIT_CPU_PROF) appendFileSync(`${process.env.LAUNCHFIT_CPU_PROF}/window`, `${n} ${hr0} ${process.hrtime.bigint() / 1000n}\n`);
   const header = JSON.parse(/=== shipkit job \S+ start (\{.*\})/.exec(log)![1]) as { started: string };
   const lines = timedLines(log, header.started);
   const steps = stepTimes(lines);
@@ -89,6 +168,10 @@ async function measurePush(w: PipelineWorld, n: number): Promise<Row> {
   for (const step of ['pull', 'install', 'compile', 'publish']) row.set(`${step}${step === 'pull' ? ' (git)' : step === 'install' ? ' (npm, skipped: unchanged)' : step === 'compile' ? ' (npm run build)' : ''}`, span(step));
   const waves = lines.flatMap((l) => { const m = /^rollout: (.+) done in (\d+) ms/.exec(l.text); return m ? [[m[1], Number(m[2])] as const] : []; });
   for (const [name, ms] of waves) row.set(`rollout ${name}`, ms);
+  if (timeline && !w.light) {
+    const starts = lines.flatMap((l) => { const m = /^rollout: (.+): (\d+) host\(s\)$/.exec(l.text); return m ? [{ name: m[1], at: l.at, size: Number(m[2]) }] : []; });
+    hostTimelines(w, pushed.t0, starts, lines, timeline);
+  }
   row.set('rollout step, outside the waves', span('rollout') - waves.reduce((t, [, ms]) => t + ms, 0));
   const known = [...row.values()].reduce((a, b) => a + b, 0);
   row.set('the rest (between steps, job end, hosts seen live)', live - pushed.t0 - known);
@@ -104,10 +187,16 @@ async function measurePush(w: PipelineWorld, n: number): Promise<Row> {
   row.set(`(in the waves: the release's health hold, healthy_after ${RELEASE_HEALTHY_AFTER_SEC} s × ${waves.length})`, hold);
   row.set("total − the build's commands (the hold included)", live - pushed.t0 - commands);
   row.set(SHARE, live - pushed.t0 - commands - hold);
+  if (cpu0) {
+    const cpu1 = launchfitCpu(w);
+    row.set('(CPU of the 20 launchfit processes during the push)'.replace('20', String(w.hosts.length)), cpu1.own - cpu0.own);
+    row.set('(CPU of the app instances that exited during the push)', cpu1.children - cpu0.children);
+    row.set('(CPU of the launchfit processes in 1 s between pushes)', idleCpu!);
+  }
   return row;
 }
 
-interface Fleet { label: string; w: PipelineWorld; all: Row[] }
+interface Fleet { label: string; w: PipelineWorld; all: Row[]; timeline: Timeline }
 
 async function openFleet(label: string, options: Parameters<typeof startPipelineWorld>[1]): Promise<Fleet> {
   const w = await startPipelineWorld(tmpDir('shipkit-bench-pipeline-'), { canary: 1, waves: WAVES, port: quietPort, ...options, progress: (l) => console.error(`  [${label}] ${l}`) });
@@ -118,11 +207,11 @@ async function openFleet(label: string, options: Parameters<typeof startPipeline
     await w.stop();
     throw error;
   }
-  return { label, w, all: [] };
+  return { label, w, all: [], timeline: new Map() };
 }
 
 async function pushOnce(fleet: Fleet, i: number): Promise<void> {
-  fleet.all.push(await measurePush(fleet.w, i));
+  fleet.all.push(await measurePush(fleet.w, i, fleet.timeline));
   console.error(`  [${fleet.label}] push ${i}: ${fleet.all.at(-1)!.get('total: git push → every host answers the new version')} ms`);
 }
 
@@ -134,11 +223,13 @@ function summary(fleet: Fleet): { label: string; rows: Row; shares: number[] } {
 
 const load = os.loadavg().map((x) => x.toFixed(1)).join(' ');
 const results: Array<{ label: string; rows: Row; shares: number[] }> = [];
+let launchfitTimeline: Timeline = new Map();
 if (launchfitHosts) {
   const fleet = await openFleet(`${launchfitHosts} launchfit`, { hosts: launchfitHosts });
   try {
     for (let i = 1; i <= runs; i++) await pushOnce(fleet, i);
     results.push(summary(fleet));
+    launchfitTimeline = fleet.timeline;
   } finally {
     await fleet.w.stop();
   }
@@ -160,6 +251,16 @@ console.log(`push to live, median of ${runs} pushes per fleet (after a warm-up p
 console.log(`${os.cpus().length} cores, node ${process.version}, load average ${load} at the start, ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} at the end`);
 console.log(`${'ms'.padEnd(width)}  ${results.map((r) => r.label.padStart(12)).join('')}`);
 for (const key of keys) console.log(`${key.padEnd(width)}  ${results.map((r) => String(r.rows.get(key) ?? '-').padStart(12)).join('')}`);
+if (launchfitTimeline.size) {
+  console.log(`\nlaunchfit hosts' own timeline, ms from their wave's start (median / max over the hosts of the wave and the ${runs} pushes; from each host's output)`);
+  for (const [wave, events] of launchfitTimeline) {
+    console.log(`  ${wave}`);
+    for (const event of [...EVENTS.map(([e]) => e), VERDICT]) {
+      const xs = events.get(event);
+      if (xs?.length) console.log(`    ${event.padEnd(22)} ${String(median(xs)).padStart(6)} / ${String(Math.max(...xs)).padStart(6)}  (${xs.length})`);
+    }
+  }
+}
 const share = (label: string) => results.find((r) => r.label === label)?.rows.get(SHARE);
 const spread = (label: string) => { const xs = results.find((r) => r.label === label)?.shares ?? []; return xs.length ? `${Math.min(...xs)}–${Math.max(...xs)} ms` : '-'; };
 const stages = (label: string) => { const r = results.find((x) => x.label === label)!.rows; return ['git push → build process started (hook, 202, queue)', 'build start-up to its first line', 'publish', ...[...r.keys()].filter((k) => k.startsWith('rollout '))].map((k) => `${k.replace(/ \(.*\)$/, '')} ${r.get(k)}`).join(', '); };
