@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Logger } from '../core/log.ts';
 import { secretVariables } from './app-env.ts';
 import type { AppConfig, LaunchConfig } from './config.ts';
-import { describeProbe, probeHealth, waitUntilHealthy, watchHealth, type HealthWait, type HealthWatch, type ProbeAnswer } from './health.ts';
+import { createProber, describeProbe, waitUntilHealthy, watchHealth, type HealthWait, type HealthWatch, type ProbeAnswer, type Prober } from './health.ts';
 import { updateBoost } from './priority.ts';
 import { bindSockets, type BoundSocket, type ListenSpec, type RawHandle, type SocketSet } from './sockets.ts';
 import type { LeftInstance } from './instance.ts';
@@ -25,6 +25,8 @@ interface Slot {
   release?: string;
   sup?: Supervisor;
   watch?: HealthWatch;
+  /** Its health probes' kept-alive connection, for the URL and socket it was made for. */
+  prober?: { key: string; prober: Prober };
   /** Set when the slot passed a start on probation (a switch): its crashes are counted until one run lasts app.stable_after. */
   switched?: { crashes: number };
 }
@@ -224,10 +226,16 @@ class AppSlotRunner implements AppRunner {
     await this.stopSlot(old, (a.drainSec ?? a.killTimeoutSec) * 1000);
   }
 
+  /** Probes of the slot's instance, over one kept-alive connection (health.ts createProber). */
   private probeOf(slot: Slot): (timeoutMs: number) => Promise<ProbeAnswer> {
     return (timeoutMs) => {
-      const health = this.config.app.health!;
-      return probeHealth({ url: health.url, socketPath: this.listen.length ? slot.healthSocket : undefined, timeoutMs });
+      const target = { url: this.config.app.health!.url, socketPath: this.listen.length ? slot.healthSocket : undefined };
+      const key = `${target.url} ${target.socketPath ?? ''}`;
+      if (slot.prober?.key !== key) {
+        slot.prober?.prober.close();
+        slot.prober = { key, prober: createProber(target) };
+      }
+      return slot.prober.prober.probe(timeoutMs);
     };
   }
 
@@ -334,6 +342,9 @@ class AppSlotRunner implements AppRunner {
   private async stopSlot(slot: Slot, killTimeoutMs?: number): Promise<void> {
     slot.watch?.stop();
     slot.watch = undefined;
+    // The probes' kept connection is closed first: an app that drains waits for its open connections.
+    slot.prober?.prober.close();
+    slot.prober = undefined;
     if (!slot.sup) return;
     if (killTimeoutMs !== undefined) slot.sup.setOptions({ killTimeoutMs });
     await slot.sup.stop();
