@@ -1,6 +1,7 @@
 // launchify.yml: the deploy folder's configuration, checked key by key so an error names the
 // key and its line. A launchify.yml inside a release supplies defaults for `app:` only; the
 // deploy folder's file wins key by key.
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { checkKnownKeys, configError, getKey, loadYamlFile, parseYamlText, type ConfigDoc } from '../core/yaml-config.ts';
 import { ConfigError, messageOf } from '../core/errors.ts';
@@ -317,8 +318,34 @@ function readProvenance(doc: ConfigDoc): Pick<UpdatesConfig, 'provenance' | 'pro
   return { provenance: mode, provenanceSource: repo === undefined && ref === undefined ? undefined : { repo, ref } };
 }
 
+/** The last documents read, by file: the text and what it parsed to. */
+const parsedYaml = new Map<string, { text: string; doc: ConfigDoc }>();
+const KEEP_PARSED = 16;
+
+/**
+ * A launchify.yml, parsed again only when its text changed: `run` reads the deploy folder's and
+ * the release's at every check, prepare and start (bench:pipeline: the YAML parses were a tenth of
+ * launchfit's CPU during a push). Each caller gets its own copy of the data.
+ */
+async function loadLaunchYaml(file: string): Promise<ConfigDoc> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    return loadYamlFile(file); // its error names what is wrong with the file
+  }
+  let parsed = parsedYaml.get(file);
+  if (parsed?.text !== text) {
+    parsed = { text, doc: parseYamlText(text, file) };
+    parsedYaml.delete(file);
+    if (parsedYaml.size >= KEEP_PARSED) parsedYaml.delete(parsedYaml.keys().next().value!);
+    parsedYaml.set(file, parsed);
+  }
+  return { ...parsed.doc, data: structuredClone(parsed.doc.data) };
+}
+
 export async function loadLaunchConfig(dir: string, releaseApp: Partial<AppConfig> = {}): Promise<LaunchConfig> {
-  const doc = await loadYamlFile(path.join(dir, CONFIG_NAME));
+  const doc = await loadLaunchYaml(path.join(dir, CONFIG_NAME));
   const config = parseLaunchConfig(doc, dir, releaseApp);
   if (config.app.user) config.app.account = await resolveAppUser(config.app.user, `${config.file}: app.user`);
   return config;
@@ -333,7 +360,7 @@ export async function readReleaseAppDefaults(releaseDir: string): Promise<Partia
   const file = path.join(releaseDir, CONFIG_NAME);
   let doc: ConfigDoc;
   try {
-    doc = await loadYamlFile(file);
+    doc = await loadLaunchYaml(file);
   } catch (error) {
     if (error instanceof ConfigError && /does not exist/.test(error.message)) return {};
     throw error;
