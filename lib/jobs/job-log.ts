@@ -186,14 +186,17 @@ export class JobLogWriter {
 }
 
 async function lastUnfinishedJob(file: string): Promise<JobHeader | undefined> {
-  const tail = (await readFileTail(file, 1 << 20).catch(() => Buffer.alloc(0))).toString('utf8');
-  let open: JobHeader | undefined;
-  for (const line of tail.split('\n')) {
-    const mark = parseMarkLine(line);
-    if (mark?.kind === 'start') open = mark.header;
-    else if (mark?.kind === 'end' && open && mark.id === open.id) open = undefined;
-  }
-  return open;
+  // Jobs of a repo run one at a time (the repo lock), so only the log's last mark line counts: a
+  // start is that job's, left open; an end closes the last job. Found from the end, not by parsing
+  // the whole tail forward: a build's start stays the same with a long log.
+  const tail = (await readFileTail(file, 1 << 20).catch(() => Buffer.alloc(0))).toString('latin1');
+  const found = tail.lastIndexOf(`\n${MARK}`);
+  const at = found >= 0 ? found + 1 : tail.startsWith(MARK) ? 0 : -1;
+  if (at < 0) return undefined;
+  const end = tail.indexOf('\n', at);
+  const line = Buffer.from(tail.slice(at, end < 0 ? undefined : end), 'latin1').toString('utf8');
+  const mark = parseMarkLine(line);
+  return mark?.kind === 'start' ? mark.header : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------

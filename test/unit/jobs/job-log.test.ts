@@ -67,6 +67,19 @@ test('a job left without trailer by a dead process is interrupted, and closed by
   assert.match((await readJobLog(dir, 'dead'))!, /"status":"interrupted"/);
 });
 
+test('only the last job of a long log is closed when left open, and a finished log gets no trailer', async () => {
+  const dir = tmpDir();
+  for (let i = 0; i < 3; i++) await writeJob(dir, `done-${i}`, ['| ok', '| === shipkit job fake start {} (output, not a mark)']);
+  await writeJob(dir, 'after', ['| ok']);
+  assert.not.match(readFileSync(path.join(dir, 'logs.txt'), 'utf8'), /interrupted/, 'finished jobs are left as they are');
+  const host = (await import('node:os')).hostname();
+  appendFileSync(path.join(dir, 'logs.txt'), formatHeader({ id: 'dead', repo: 'octo/sité', kind: 'build', started: new Date().toISOString(), pid: 2 ** 22 + 12345, host }) + '00:00:00.000 | half\n'.repeat(2000));
+  await writeJob(dir, 'next', ['| ok']);
+  const jobs = await listJobs(dir);
+  assert.equal(jobs.map((j) => [j.id, j.status]), [['next', 'succeeded'], ['dead', 'interrupted'], ['after', 'succeeded'], ['done-2', 'succeeded'], ['done-1', 'succeeded'], ['done-0', 'succeeded']]);
+  assert.is(readFileSync(path.join(dir, 'logs.txt'), 'utf8').match(/"status":"interrupted"/g)?.length, 1);
+});
+
 test('followJob streams a running job until its trailer', async () => {
   const dir = tmpDir();
   await writeJob(dir, 'old', ['| old output']);
