@@ -324,7 +324,7 @@ const KEEP_PARSED = 16;
 
 /**
  * A launchify.yml, parsed again only when its text changed: `run` reads the deploy folder's and
- * the release's at every check, prepare and start (bench:pipeline: the YAML parses were a tenth of
+ * the release's at every check, prepare and start (bench:pipeline: the YAML parses were about 4 % of
  * launchfit's CPU during a push). Each caller gets its own copy of the data.
  */
 async function loadLaunchYaml(file: string): Promise<ConfigDoc> {
