@@ -2,7 +2,7 @@
 // build REPO: pull, downloads, install, compile, upload, publish, rollout — one job in the repo's logs.txt.
 // hook-server runs it as `build REPO --config FILE --sha SHA --ref REF --job-id ID`.
 import { runCli, type Args, type CliSpec } from '../lib/core/cli.ts';
-import { checkUploadConfig, parseSteps, prestartCompile, STEP_FUNCTIONS } from '../lib/build/steps.ts';
+import { checkUploadConfig, parseSteps, STEP_AHEAD, STEP_FUNCTIONS } from '../lib/build/steps.ts';
 import { checkPipelineConfig } from '../lib/build/pipeline.ts';
 import { newJobId, validateJobId } from '../lib/jobs/job-id.ts';
 import { report, runJob, validateRef, validateSha } from '../lib/build/job.ts';
@@ -57,7 +57,7 @@ async function buildMain(args: Args, log: Logger): Promise<number> {
   log.info(`build ${repo.name}: job ${id}`, { steps: steps.join(',') });
   const outcome = await runJob({
     config, repo, kind: 'build', id, sha, ref, url: args.url, noCache: args.cache === false, log, signal: controller.signal,
-    steps: steps.map((step) => ({ name: step, run: STEP_FUNCTIONS[step], ...(step === 'compile' ? { ahead: prestartCompile } : {}) })),
+    steps: steps.map((step) => ({ name: step, run: STEP_FUNCTIONS[step], ahead: STEP_AHEAD[step] })),
   });
   return report(outcome, { json: args.json, log, stdout: process.stdout });
 }

@@ -32,8 +32,8 @@ export interface JobStep {
   ahead?: (ctx: AheadContext) => void;
 }
 
-/** What a step may start ahead with: the job's folders, user, cache plan and the build commands' environment. */
-export type AheadContext = Pick<BuildContext, 'repo' | 'paths' | 'runAs' | 'cache' | 'env'> & { prestarted: Record<string, Prestarted> };
+/** What a step may start ahead with: the job's folders, user and the build commands' environment. */
+export type AheadContext = Pick<BuildContext, 'repo' | 'paths' | 'runAs' | 'env'> & { prestarted: Record<string, Prestarted> };
 
 export interface JobOptions {
   config: ShipkitConfig;
@@ -172,7 +172,9 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
   const prestarted: Record<string, Prestarted> = {};
   try {
     // First thing under the lock: what a step starts ahead starts while the rest gets ready.
-    for (const step of options.steps) step.ahead?.({ repo, paths, runAs, cache, prestarted, env: withNodeOnPath({ ...baseEnv, ...buildEnv.vars }, undefined) });
+    // The build commands' environment, with the repo's Node on PATH once it is chosen.
+    const commandEnv = (node: BuildContext['node']) => withNodeOnPath({ ...baseEnv, ...buildEnv.vars }, node);
+    for (const step of options.steps) step.ahead?.({ repo, paths, runAs, prestarted, env: commandEnv(undefined) });
     if (runAs) await prepareForUser(paths, runAs);
     const rotation = await rotateLogs(paths.logs, settings.rotation);
     if (rotation.rotated) log.info(`rotated ${path.join(paths.logs, 'logs.txt')} (${rotation.size} bytes)`);
@@ -204,7 +206,7 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
       try {
         // The repo's env: is for the build's own commands, not for fetching its code.
         // So are the repo's Node (first on PATH once a step has chosen it) and its env:.
-        ctx.env = step.name === 'pull' ? { ...baseEnv, ...pullEnv, ...gitToken?.env } : withNodeOnPath({ ...baseEnv, ...buildEnv.vars }, ctx.node);
+        ctx.env = step.name === 'pull' ? { ...baseEnv, ...pullEnv, ...gitToken?.env } : commandEnv(ctx.node);
         // Steps that set the commit (pull) make it visible to the next ones.
         if (ctx.checkedOut) ctx.env.SHIPKIT_SHA = ctx.checkedOut;
         const result = await step.run(ctx);

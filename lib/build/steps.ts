@@ -257,12 +257,14 @@ export function prestartCompile(ctx: AheadContext): void {
   const work = ctx.paths.work;
   const configured = ctx.repo.compile?.trim();
   if ((configured && configured !== 'litpro') || !existsSync(path.join(work, 'lprc.js'))) return;
-  const argv = litproCommand(work);
-  const named = ctx.env.npm_config_cache || ctx.env.NPM_CONFIG_CACHE;
-  const env = named || ctx.cache?.clean ? ctx.env : { ...ctx.env, npm_config_cache: path.join(ctx.paths.state, 'npm-cache') };
-  const prestarted = prestartNode(argv, { cwd: work, env, ...(ctx.runAs ? { uid: ctx.runAs.uid, gid: ctx.runAs.gid } : {}) });
+  // The npm cache the install step picks is one of the variables handed over with the go (exec.ts
+  // PRESTART_LATE), so the environment as it is now is the one to start with.
+  const prestarted = prestartNode(litproCommand(work), { cwd: work, env: ctx.env, ...(ctx.runAs ? { uid: ctx.runAs.uid, gid: ctx.runAs.gid } : {}) });
   if (prestarted) ctx.prestarted.litpro = prestarted;
 }
+
+/** What a step starts ahead, as its job takes its lock (runJob's JobStep.ahead). */
+export const STEP_AHEAD: Partial<Record<Step, (ctx: AheadContext) => void>> = { compile: prestartCompile };
 
 // litpro exits 0 even when a document fails; its report says so in these lines.
 const LITPRO_FAILURE = /^(## !! STILL WAITING|NOT SAVED:|error:)/;
