@@ -20,7 +20,8 @@ import { updateOnce } from '../lib/launchfit/launcher.ts';
 import { deployPaths } from '../lib/launchfit/state.ts';
 import { checkForUpdates } from '../lib/launchfit/update.ts';
 import { silentLogger } from '../lib/core/log.ts';
-import { freePort, scriptCommand, tmpDir } from '../test/helpers.ts';
+import { freePort, tmpDir } from '../test/helpers.ts';
+import { shippedArgv } from './shipped.ts';
 import { detachSign, exportPublic, genKey, makeGpgHome } from '../test/fixtures/launchfit/gpg.ts';
 import { makeTar } from '../test/fixtures/launchfit/tarball.ts';
 import { startUpdateServer } from '../test/fixtures/launchfit/update-server.ts';
@@ -72,7 +73,8 @@ async function benchInstall() {
   writeFileSync(path.join(updates, 'VERSION'), `CURRENT 1.0 ${file}\nSHA256 ${sha}\nSIZE ${size}\nAPP big-app\nPLATFORM gnu-linux\n`);
   await detachSign(g, key.fpr, path.join(updates, 'VERSION')); // launchfit requires VERSION.sig
   const server = await startUpdateServer(updates);
-  const [cmd, ...pre] = scriptCommand('launchfit');
+  // launchfit as shipped (the one file, bench/shipped.ts), as a server runs it: not under tsx.
+  const [cmd, ...pre] = shippedArgv('launchfit');
   const lf: number[] = [];
   const peer: number[] = [];
   let peak = 0;
@@ -102,7 +104,8 @@ async function benchDowntime() {
   const w = await makeWorld();
   await w.publish('1.0', { yml: 'app:\n  exec: node server.cjs\n  healthy_after: 1\n' });
   w.writeConfig();
-  const deploy = await measure(scriptCommand('launchfit')[0], [...scriptCommand('launchfit').slice(1), 'deploy', '--dir', w.deploy]);
+  const [lf, ...lfArgs] = shippedArgv('launchfit');
+  const deploy = await measure(lf, [...lfArgs, 'deploy', '--dir', w.deploy]);
   if (deploy.code !== 0) throw new Error(deploy.out);
   const run = await startLaunchfit(w.deploy);
   const gaps: number[] = [];
