@@ -2,15 +2,15 @@
 // repo's npm cache (`build`), against a clean one (`build --no-cache`: node_modules removed, a
 // fresh npm cache). The dependencies are real packages: every dependency-free, unscoped package in
 // this repo's node_modules without install scripts, packed with `npm pack` and served by a local
-// registry on 127.0.0.1 (test/npm-registry.ts), optionally with a delay per request to stand in
+// registry on 127.0.0.1 (test/_helpers/npm-registry.ts), optionally with a delay per request to stand in
 // for a registry across the internet. Two lockfiles (all packages, all but one) alternate, so
 // every cached build installs after a lockfile change; the clean builds run between them.
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { $ } from 'zx';
-import { makeBareRepo, runScript } from '../test/helpers.ts';
-import { lockDependencies, packPackages, startNpmRegistry, type PackedPackage } from '../test/npm-registry.ts';
+import { makeBareRepo, runScript } from '../test/_helpers/common.ts';
+import { lockDependencies, packPackages, startNpmRegistry, type PackedPackage } from '../test/_helpers/npm-registry.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 

@@ -24,7 +24,7 @@ import { $ } from 'zx';
 import { startFleetSim, type FleetSim } from '../test/fixtures/fleet-sim/index.ts';
 import { startUpdateNginx, type UpdateNginx } from '../test/fixtures/fleet-sim/nginx.ts';
 import { makePublisher, type Publisher } from '../test/fixtures/launchfit/gpg.ts';
-import { freePort, tmpDir, waitFor } from '../test/helpers.ts';
+import { freePort, tmpDir, waitFor } from '../test/_helpers/common.ts';
 import { reportResult } from './result.ts';
 import { shippedShipkit } from './shipped.ts';
 

@@ -22,7 +22,7 @@ import os from 'node:os';
 import minimist from 'minimist';
 import { askApp } from '../test/fixtures/launchfit/world.ts';
 import { RELEASE_HEALTHY_AFTER_SEC, startPipelineWorld, stepTimes, timedLines, type PipelineWorld } from '../test/fixtures/pipeline-world.ts';
-import { runScriptsAs, tmpDir } from '../test/helpers.ts';
+import { runScriptsAs, tmpDir } from '../test/_helpers/common.ts';
 import { quietPort } from './ports.ts';
 import { reportResult } from './result.ts';
 import { shippedArgv, shippedShipkit } from './shipped.ts';

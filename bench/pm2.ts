@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { runCommand } from '../test/helpers.ts';
+import { runCommand } from '../test/_helpers/common.ts';
 
 export const PM2_VERSION = '7.0.4';
 

@@ -16,7 +16,7 @@ import minimist from 'minimist';
 import { openEventStream, type EventStream } from '../test/fixtures/hooks/event-stream.ts';
 import { seedJournal, seededJob } from '../test/fixtures/hooks/seeded-journal.ts';
 import { FAKE_BUILD, deliverGithub, fetchJob, pushPayload, waitForJobState, writeConfig } from '../test/fixtures/hooks/deliveries.ts';
-import { startScript, tmpDir } from '../test/helpers.ts';
+import { startScript, tmpDir } from '../test/_helpers/common.ts';
 
 const args = minimist(process.argv.slice(2), { string: ['runs', 'followers', 'jobs'], boolean: ['only-memory'] });
 const runs = Number(args.runs ?? 50);

@@ -18,7 +18,7 @@ import { sign } from '@octokit/webhooks-methods';
 import { deliverGithub, pushPayload, writeConfig } from '../test/fixtures/hooks/deliveries.ts';
 import { startPostgres } from '../test/fixtures/postgres.ts';
 import { queueConfig, SECRET, startHookServer, startWorker, waitForState, worldEnv, type Worker } from '../test/fixtures/workers.ts';
-import { tmpDir, type Server } from '../test/helpers.ts';
+import { tmpDir, type Server } from '../test/_helpers/common.ts';
 
 const args = minimist(process.argv.slice(2), { string: ['pushes', 'seconds', 'connections', 'sleep'] });
 const PUSHES = Number(args.pushes ?? 40);

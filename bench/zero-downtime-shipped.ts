@@ -13,9 +13,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { requestOverSocket } from '../lib/launchfit/control.ts';
+import { requestOverSocket } from '../lib/launchfit/control/socket.ts';
 import { askApp, killProcessesOf, makeWorld, type World } from '../test/fixtures/launchfit/world.ts';
-import { freePort, tmpDir, waitFor } from '../test/helpers.ts';
+import { freePort, tmpDir, waitFor } from '../test/_helpers/common.ts';
 import { installPm2, usePm2, PM2_VERSION } from './pm2.ts';
 import { loadAverage, median, reportResult } from './result.ts';
 import { shippedArgv } from './shipped.ts';

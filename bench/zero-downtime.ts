@@ -11,8 +11,8 @@
 import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { requestOverSocket } from '../lib/launchfit/control.ts';
-import { freePort, runScript, tmpDir, waitFor } from '../test/helpers.ts';
+import { requestOverSocket } from '../lib/launchfit/control/socket.ts';
+import { freePort, runScript, tmpDir, waitFor } from '../test/_helpers/common.ts';
 import { askApp, makeWorld, startLaunchfit } from '../test/fixtures/launchfit/world.ts';
 import { installPm2, usePm2, PM2_VERSION } from './pm2.ts';
 import { startLoad, type WindowStats } from './zero-downtime-load.ts';

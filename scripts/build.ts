@@ -2,10 +2,10 @@
 // build REPO: pull, downloads, install, compile, upload, publish, rollout — one job in the repo's logs.txt.
 // hook-server runs it as `build REPO --config FILE --sha SHA --ref REF --job-id ID`.
 import { runCli, type Args, type CliSpec } from '../lib/core/cli.ts';
-import { checkUploadConfig, parseSteps, STEP_AHEAD, STEP_FUNCTIONS } from '../lib/build/steps.ts';
-import { checkPipelineConfig } from '../lib/build/pipeline.ts';
+import { checkUploadConfig, parseSteps, STEP_AHEAD, STEP_FUNCTIONS } from '../lib/pipeline/steps.ts';
+import { checkPipelineConfig } from '../lib/pipeline/after-build.ts';
 import { newJobId, validateJobId } from '../lib/jobs/job-id.ts';
-import { report, runJob, validateRef, validateSha } from '../lib/build/job.ts';
+import { report, runJob, validateRef, validateSha } from '../lib/pipeline/job.ts';
 import { abortOnSignals } from '../lib/core/signals.ts';
 import type { Logger } from '../lib/core/log.ts';
 import { findConfigFile, getRepo, loadShipkitConfig, repoPaths, STEPS } from '../lib/config/shipkit-yml.ts';

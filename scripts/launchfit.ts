@@ -4,7 +4,7 @@
 import process from 'node:process';
 import { runCli, type Args, type CliSpec, type FlagSpec } from '../lib/core/cli.ts';
 import type { Logger } from '../lib/core/log.ts';
-import type { CheckResult } from '../lib/launchfit/update.ts';
+import type { CheckResult } from '../lib/launchfit/install/update.ts';
 
 const dirFlag: Record<string, FlagSpec> = { dir: { type: 'string' }, json: { type: 'boolean' } };
 const DIR_HELP = `  --dir DIR          the deploy folder (default: .)
@@ -113,7 +113,7 @@ async function main(args: Args, log: Logger): Promise<number> {
   const dir: string = args.dir ?? process.cwd();
   // Loaded here, not at the top: --help and a bad flag load nothing of launchfit (docs/benchmarks.md).
   const [{ deployOnce }, { runLauncher }, { runHereOrOnRunning }, { formatStatus }] = await Promise.all([
-    import('../lib/launchfit/deploy.ts'), import('../lib/launchfit/launcher.ts'), import('../lib/launchfit/local-or-running.ts'), import('../lib/launchfit/status.ts'),
+    import('../lib/launchfit/deploy.ts'), import('../lib/launchfit/launcher.ts'), import('../lib/launchfit/local-or-running.ts'), import('../lib/launchfit/control/status.ts'),
   ]);
   switch (args.command) {
     case 'deploy': {

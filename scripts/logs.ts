@@ -6,7 +6,7 @@ import { UsageError, WorkError } from '../lib/core/errors.ts';
 import { validateJobId } from '../lib/jobs/job-id.ts';
 import { findJob, followJob, listJobs, type JobSummary } from '../lib/jobs/job-log.ts';
 import { parseSize } from '../lib/jobs/log-rotate.ts';
-import { logSettings, rotateRepoLogs } from '../lib/build/job.ts';
+import { logSettings, rotateRepoLogs } from '../lib/pipeline/job.ts';
 import type { Logger } from '../lib/core/log.ts';
 import { findConfigFile, getRepo, loadShipkitConfig, repoPaths } from '../lib/config/shipkit-yml.ts';
 

@@ -6,7 +6,7 @@
 // release keys init|rotate|revoke|list   the release key: certify-only primary, signing subkeys
 import { runCli, type Args, type CliSpec, type CommandSpec } from '../lib/core/cli.ts';
 import { UsageError } from '../lib/core/errors.ts';
-import { report, validateRef } from '../lib/build/job.ts';
+import { report, validateRef } from '../lib/pipeline/job.ts';
 import { abortOnSignals } from '../lib/core/signals.ts';
 import { newJobId, validateJobId } from '../lib/jobs/job-id.ts';
 import type { Logger } from '../lib/core/log.ts';
@@ -260,7 +260,7 @@ async function releaseMain(args: Args, log: Logger): Promise<number> {
   const id = args['job-id'] !== undefined ? validateJobId(args['job-id']) : newJobId();
   const config = await loadShipkitConfig(findConfigFile(args.config));
   const repo = getRepo(config, name);
-  const { runRelease } = await import('../lib/build/release.ts');
+  const { runRelease } = await import('../lib/pipeline/release.ts');
   const controller = abortOnSignals();
   return report(await runRelease({ config, repo, tag, id, log, signal: controller.signal }), { json: args.json, log, stdout: process.stdout });
 }

@@ -38,7 +38,7 @@ for (const name of scripts) {
     minifySyntax: true,
     legalComments: 'none',
     logLevel: 'warning',
-    // SHIPKIT_MULTICALL: hook-server starts its jobs through this very file (lib/jobs/job-process.ts).
+    // SHIPKIT_MULTICALL: hook-server starts its jobs through this very file (lib/jobs/process/runner.ts).
     define: { SHIPKIT_VERSION: JSON.stringify(pkg.version), SHIPKIT_BUNDLED: 'true', SHIPKIT_MULTICALL: String(name === 'shipkit'), SHIPKIT_EXAMPLE_CONFIG: JSON.stringify(exampleConfig) },
     // CommonJS dependencies call require() for built-ins; give them a real one.
     banner: { js: `${NODE_CHECK}import { createRequire as __shipkitCreateRequire } from 'node:module'; const require = __shipkitCreateRequire(import.meta.url);` },

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { deliverGithub, pushPayload } from '../test/fixtures/hooks/deliveries.ts';
 import { startPostgres, type Postgres } from '../test/fixtures/postgres.ts';
 import { queueConfig, SECRET, startHookServer, startWorker, TOKEN, waitForState, type Worker } from '../test/fixtures/workers.ts';
-import { makeBareRepo, tmpDir, type Server } from '../test/helpers.ts';
+import { makeBareRepo, tmpDir, type Server } from '../test/_helpers/common.ts';
 import { killProcessesUsing } from '../test/fixtures/processes.ts';
 
 const say = (line: string) => console.log(line);

@@ -10,7 +10,7 @@ import path from 'node:path';
 import minimist from 'minimist';
 import { askApp } from '../test/fixtures/launchfit/world.ts';
 import { fetchJob, startPipelineWorld, stepTimes, timedLines, type PipelineWorld, type Pushed } from '../test/fixtures/pipeline-world.ts';
-import { tmpDir } from '../test/helpers.ts';
+import { tmpDir } from '../test/_helpers/common.ts';
 import { describeProcesses, killProcessesUsing } from '../test/fixtures/processes.ts';
 
 const args = minimist(process.argv.slice(2), { string: ['hosts', 'workers'], boolean: ['help'] });

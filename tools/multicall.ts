@@ -15,7 +15,7 @@ import { IMPORT_META_URL, UNIT_LINE, type UnitPlace } from './multicall-units.ts
 const compress = promisify(brotliCompress);
 
 /** Libraries big enough to be a unit of their own; a script's unit requires them at run time. */
-// pg and pg-boss: the PostgreSQL queue (lib/jobs/pg-connect.ts), loaded only with `queue:`.
+// pg and pg-boss: the PostgreSQL queue (lib/jobs/pg/connect.ts), loaded only with `queue:`.
 const LIBRARIES = ['zx', 'yaml', 'tar', 'openpgp', '@aws-sdk/client-s3', 'pg', 'pg-boss'];
 
 /** What scripts/shipkit.ts loads, by import specifier, and the unit that stands for it. */

@@ -21,7 +21,7 @@ export interface ResolvedBuildEnv {
 
 const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-// Variables shipkit sets or relies on for every command (lib/build/job.ts, the pull step's git
+// Variables shipkit sets or relies on for every command (lib/pipeline/job.ts, the pull step's git
 // authentication): a repo cannot change them.
 const RESERVED = new Set(['PATH', 'HOME', 'USER', 'LOGNAME', 'CI', 'GIT_TERMINAL_PROMPT', 'GIT_SSH', 'GIT_SSH_COMMAND', 'GIT_ASKPASS', 'SSH_ASKPASS', 'GIT_CONFIG_COUNT', 'GIT_CONFIG_PARAMETERS', 'NPM_CONFIG_CACHE', 'NPM_CONFIG_UPDATE_NOTIFIER']);
 

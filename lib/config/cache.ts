@@ -1,5 +1,5 @@
 // A repo's `cache:` as shipkit.yml gives it (DESIGN §5): the paths a build keeps, checked to stay
-// inside the repo, or false. What the build does with them is lib/build/cache.ts.
+// inside the repo, or false. What the build does with them is lib/pipeline/cache.ts.
 import { configError, valueAt, type ConfigDoc, type KeyPath } from '../core/yaml-config.ts';
 
 /** Kept by `git clean` in every build that is not a clean one: installs and downloads are reused. */

@@ -1,5 +1,5 @@
 // A repo's `token:` and `token_user:` as shipkit.yml gives them (DESIGN §5): unresolved, so the
-// secret is read only where the pull runs (lib/build/git-token.ts).
+// secret is read only where the pull runs (lib/pipeline/git-token.ts).
 import { configError, getKey, type ConfigDoc, type KeyPath } from '../core/yaml-config.ts';
 
 export const DEFAULT_TOKEN_USER = 'x-access-token';

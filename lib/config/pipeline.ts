@@ -1,7 +1,7 @@
 // The `publish:` and `rollout:` blocks of a repo in shipkit.yml (DESIGN §5): the pipeline after
 // the build. Checked when the config is read, so a mistake is a configuration error (exit 2,
 // FILE:LINE) before any build runs; the key and the slave list are checked by build before it
-// starts (lib/build/pipeline.ts checkPipelineConfig).
+// starts (lib/pipeline/after-build.ts checkPipelineConfig).
 import path from 'node:path';
 import { checkKnownKeys, configError, getKey, type ConfigDoc, type KeyPath } from '../core/yaml-config.ts';
 import { messageOf } from '../core/errors.ts';

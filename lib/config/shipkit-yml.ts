@@ -42,13 +42,13 @@ export interface RepoConfig {
   notify?: NotifyTarget[];
   /** Commit statuses (`report:` here or at the top level; lib/config/report.ts); undefined = none. */
   report?: ReportConfig;
-  /** `ssh_key:` and `known_hosts:` for the pull step's git (lib/build/git-auth.ts). */
+  /** `ssh_key:` and `known_hosts:` for the pull step's git (lib/pipeline/git-auth.ts). */
   gitAuth: GitAuthConfig;
-  /** `cache:`: paths kept across `git clean` besides node_modules and downloads, or false (lib/build/cache.ts). */
+  /** `cache:`: paths kept across `git clean` besides node_modules and downloads, or false (lib/pipeline/cache.ts). */
   cache: RepoCache;
-  /** `node:`: the Node version the build runs with (lib/build/node-toolchain.ts); else the repo's own files say. */
+  /** `node:`: the Node version the build runs with (lib/pipeline/node-toolchain.ts); else the repo's own files say. */
   node?: NodeRequest;
-  /** `token:` (and `token_user:`) for the pull step's git over https (lib/build/git-token.ts). */
+  /** `token:` (and `token_user:`) for the pull step's git over https (lib/pipeline/git-token.ts). */
   gitToken?: GitTokenConfig;
   keyPath: KeyPath;
 }

@@ -1,5 +1,5 @@
 // An append-only file of JSON records that are on disk before their writer is told so: the job
-// journal (lib/jobs/journal.ts) and hook-server's fleet registry (lib/fleet/fleet-store.ts) keep
+// journal (lib/jobs/local/journal.ts) and hook-server's fleet registry (lib/fleet/fleet-store.ts) keep
 // their state in one. Records written while a flush is on disk go together in the next flush
 // (group commit: one sync for a burst). Each line carries a checksum, so a line torn by a crash is
 // cut off on replay and a record is either whole or absent. A write that failed (full disk) is cut

@@ -1,5 +1,5 @@
 // One HTTP GET streamed into a file: the primitive every streamed download goes through
-// (lib/stages/download-fetch.ts for the downloads stage, lib/launchfit/fetch.ts for the updater). Connect,
+// (lib/stages/download-fetch.ts for the downloads stage, lib/http/fetch.ts for the updater). Connect,
 // idle and total timeouts; the body written in batches while it is hashed; a byte cap; the
 // length checked against Content-Length; an optional Range resume. Retries, redirects and how a
 // failure is worded are the callers' policy: failures come as a TransferError with a `kind`.

@@ -107,7 +107,7 @@ export class JobLogWriter {
   private readonly flushMs: number;
   private readonly now: () => Date;
   private closed = false;
-  /** The job's secrets: command output masks them on its stream too (lib/build/exec.ts). */
+  /** The job's secrets: command output masks them on its stream too (lib/pipeline/exec.ts). */
   readonly secrets: readonly string[];
   private readonly mask: (text: string) => string;
 
@@ -148,7 +148,7 @@ export class JobLogWriter {
 
   /**
    * As line(), for text whose secrets are masked already: command output, masked on its byte
-   * stream (lib/build/exec.ts), which a second pass per line would only slow down.
+   * stream (lib/pipeline/exec.ts), which a second pass per line would only slow down.
    */
   maskedLine(text: string, time = this.now()): void {
     const stamp = timeOfDay(time);

@@ -1,9 +1,9 @@
 // The job queue's seam (DESIGN §8 "Build workers"): what hook-server, the status page, /metrics
 // and notifications need of a queue, whatever keeps the jobs. The local journal implements it
-// today (LocalJobQueue in lib/jobs/local-queue.ts): global concurrency, never two jobs of one repo
+// today (LocalJobQueue in lib/jobs/local/queue.ts): global concurrency, never two jobs of one repo
 // at once, a queued push superseded by a newer one to its branch, a delivery deduped while its
 // job is queued or running. A queue acknowledges a job (gives back its id) only once it is durable.
-import type { Job } from './journal.ts';
+import type { Job } from './local/journal.ts';
 import { newJobId, type JobKind } from './job-id.ts';
 import type { CommitMeta } from './commit-meta.ts';
 
@@ -29,7 +29,7 @@ export interface JobHooks {
   onSpawn(pgid: number): void;
 }
 
-/** Runs one attempt of a job (createProcessRunner in lib/jobs/job-process.ts, or a stand-in in tests) and settles with its outcome. */
+/** Runs one attempt of a job (createProcessRunner in lib/jobs/process/runner.ts, or a stand-in in tests) and settles with its outcome. */
 export type JobRunner = (job: Job, hooks: JobHooks) => Promise<RunOutcome>;
 
 export interface EnqueueResult {

@@ -1,8 +1,8 @@
 // `shipkit worker` (DESIGN §8): a build worker on any machine that reaches the queue database.
 // It builds the repos of its own shipkit.yml (jobs of other repos are left to other workers),
-// each job run as hook-server runs it (job-process.ts: `build`/`release` as a process group,
+// each job run as hook-server runs it (process/runner.ts: `build`/`release` as a process group,
 // the repo's user, timeout, secrets from this machine's environment and files, logs.txt under
-// this machine's DATA), and runs a reaper (pg-reaper.ts) like every other worker.
+// this machine's DATA), and runs a reaper (pg/reaper.ts) like every other worker.
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { ConfigError } from '../core/errors.ts';
@@ -11,12 +11,12 @@ import type { Logger } from '../core/log.ts';
 import { endProcessGroup } from '../core/process-group.ts';
 import { scriptCommandFor } from '../core/script-command.ts';
 import type { ShipkitConfig } from '../config/shipkit-yml.ts';
-import { createProcessRunner } from './job-process.ts';
-import { clonesWithCredentials, prepareUserDirs } from './user-dirs.ts';
-import { connectQueueDatabase, resolveQueueUrl } from './pg-connect.ts';
-import { Reaper } from './pg-reaper.ts';
-import { PgWorker } from './pg-worker.ts';
-import { endOrphanedJobs } from './worker-orphans.ts';
+import { createProcessRunner } from './process/runner.ts';
+import { clonesWithCredentials, prepareUserDirs } from './process/user-dirs.ts';
+import { connectQueueDatabase, resolveQueueUrl } from './pg/connect.ts';
+import { Reaper } from './pg/reaper.ts';
+import { PgWorker } from './pg/worker.ts';
+import { endOrphanedJobs } from './process/orphans.ts';
 
 export interface WorkerSettings {
   config: ShipkitConfig;

@@ -5,11 +5,11 @@ import path from 'node:path';
 import { ConfigError } from '../core/errors.ts';
 import { pathExists } from '../core/fs.ts';
 import type { Logger } from '../core/log.ts';
-import { CONFIG_NAME, loadLaunchConfig } from './config.ts';
+import { CONFIG_NAME, loadLaunchConfig } from './deploy-folder/config.ts';
 import { runHereOrOnRunning } from './local-or-running.ts';
-import { parseKeyPin } from './pgp.ts';
-import { deployPaths, type DeployPaths } from './state.ts';
-import type { CheckResult } from './update.ts';
+import { parseKeyPin } from './trust/pgp.ts';
+import { deployPaths, type DeployPaths } from './deploy-folder/state.ts';
+import type { CheckResult } from './install/update.ts';
 
 export interface BootstrapOptions {
   url?: string;

@@ -3,11 +3,11 @@
 // (it answers with its result, or its error in its category); otherwise they are done here.
 import type { Logger } from '../core/log.ts';
 import { validateVersion } from '../release/version-file.ts';
-import { askRunning, requestOverSocket } from './control.ts';
+import { askRunning, requestOverSocket } from './control/socket.ts';
 import { rollbackOnce, updateOnce } from './launcher.ts';
-import { deployPaths } from './state.ts';
-import { collectStatus, type Status } from './status.ts';
-import type { CheckResult } from './update.ts';
+import { deployPaths } from './deploy-folder/state.ts';
+import { collectStatus, type Status } from './control/status.ts';
+import type { CheckResult } from './install/update.ts';
 
 export type ChangeRequest = { command: 'update'; force?: boolean } | { command: 'rollback'; to?: string; force?: boolean };
 export type OneShotRequest = ChangeRequest | { command: 'status' };

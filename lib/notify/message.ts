@@ -4,7 +4,7 @@ import { showBidiControls } from '../core/escape.ts';
 import { jobPageUrl } from '../jobs/job-url.ts';
 import type { NotifyEvent } from '../config/notify.ts';
 
-/** What notifications need of a job (lib/jobs/journal.ts's Job has these fields). */
+/** What notifications need of a job (lib/jobs/local/journal.ts's Job has these fields). */
 export interface NotifyJob {
   id: string;
   seq: number;

@@ -1,7 +1,7 @@
 // hook-server's wiring: the data folder and its lock, the journal and the queue, the runner, the
 // reporters, the routes, the HTTP server, and stopping them in order. A delivery's way from its
 // headers to its job is lib/server/delivery.ts (what it means: lib/server/webhooks.ts); the queue
-// is lib/jobs/ (LocalJobQueue behind the JobQueue seam), running a job lib/jobs/job-process.ts;
+// is lib/jobs/ (LocalJobQueue behind the JobQueue seam), running a job lib/jobs/process/runner.ts;
 // the read side (JSON API, /metrics, badges, status page) lib/web/read-routes.ts.
 import { chmod, readdir, rm, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -15,15 +15,15 @@ import { requestIdOf } from '../http/request-id.ts';
 import { sendJson, startHttpServer, stopReading, type ListenAddress, type RunningServer } from '../http/server.ts';
 import { readJobLog } from '../jobs/job-log.ts';
 import { JOB_ID_PATTERN } from '../jobs/job-id.ts';
-import { openJournal, type Job, type Journal } from '../jobs/journal.ts';
+import { openJournal, type Job, type Journal } from '../jobs/local/journal.ts';
 import { createPushGuard } from './push-guard.ts';
 import type { JobQueue, JobRunner } from '../jobs/job-queue.ts';
-import { createJobQueue } from '../jobs/local-queue.ts';
-import { PgJobQueue } from '../jobs/pg-queue.ts';
-import { resolveQueueUrl } from '../jobs/pg-connect.ts';
-import { removeJobFiles } from '../jobs/job-recovery.ts';
-import { createProcessRunner, killOrphanGroup } from '../jobs/job-process.ts';
-import { clonesWithCredentials, prepareUserDirs } from '../jobs/user-dirs.ts';
+import { createJobQueue } from '../jobs/local/queue.ts';
+import { PgJobQueue } from '../jobs/pg/queue.ts';
+import { resolveQueueUrl } from '../jobs/pg/connect.ts';
+import { removeJobFiles } from '../jobs/local/recovery.ts';
+import { createProcessRunner, killOrphanGroup } from '../jobs/process/runner.ts';
+import { clonesWithCredentials, prepareUserDirs } from '../jobs/process/user-dirs.ts';
 import { scriptCommandFor } from '../core/script-command.ts';
 import { endProcessGroup } from '../core/process-group.ts';
 import type { Logger } from '../core/log.ts';
@@ -197,7 +197,7 @@ function privateRepos(config: ShipkitConfig): (name: string) => boolean {
   return (name) => clonesWithCredentials(config.repos.get(name));
 }
 
-/** Each job's `build` or `release` as a child process group (lib/jobs/job-process.ts). */
+/** Each job's `build` or `release` as a child process group (lib/jobs/process/runner.ts). */
 async function processRunner(options: HookServerOptions, dirs: DataDirs, isPrivate: (name: string) => boolean): Promise<JobRunner> {
   const { config, log } = options;
   const commands = options.commands ?? { build: await scriptCommandFor('build', options.env), release: await scriptCommandFor('release', options.env) };
@@ -208,7 +208,7 @@ async function processRunner(options: HookServerOptions, dirs: DataDirs, isPriva
   });
 }
 
-/** The local journal's queue, or with `queue:` the PostgreSQL one (lib/jobs/pg-queue.ts, DESIGN §8). */
+/** The local journal's queue, or with `queue:` the PostgreSQL one (lib/jobs/pg/queue.ts, DESIGN §8). */
 async function openQueue(options: HookServerOptions, { journal, run, jobsDir, out }: { journal: Journal; run: JobRunner; jobsDir: string; out: ReturnType<typeof createReporters> }): Promise<JobQueue> {
   const { config, log } = options;
   const listeners = { onEnd: out.onEnd, onStart: out.statuses.jobStarted };

@@ -9,7 +9,7 @@ import { escapeMarkup } from '../core/escape.ts';
 export const BADGE_STATES = ['passing', 'failing', 'running', 'unknown'] as const;
 export type BadgeState = (typeof BADGE_STATES)[number];
 
-/** What a badge needs of a job (lib/jobs/journal.ts's Job has these fields). */
+/** What a badge needs of a job (lib/jobs/local/journal.ts's Job has these fields). */
 export interface BadgeJob {
   repo: string;
   kind: string;

@@ -6,7 +6,7 @@ export const JOB_DURATION_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800
 /** Seconds; an fsync on an SSD takes well under a millisecond, on a busy disk up to seconds. */
 export const FSYNC_BUCKETS = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
-/** What a job end needs to be counted (lib/jobs/journal.ts's Job has these fields). */
+/** What a job end needs to be counted (lib/jobs/local/journal.ts's Job has these fields). */
 export interface EndedJob {
   repo: string;
   kind: string;

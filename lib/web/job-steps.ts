@@ -1,4 +1,4 @@
-// A build log's steps (lib/build/job.ts writes them): each step's lines, outcome and time,
+// A build log's steps (lib/pipeline/job.ts writes them): each step's lines, outcome and time,
 // read back from the step lines of the log. Output lines carry `| ` after their time, so a
 // build's own output cannot forge a step line.
 //   13:30:00.123 --- step compile

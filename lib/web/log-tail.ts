@@ -7,10 +7,10 @@ import { open, type FileHandle } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import path from 'node:path';
 import type { Logger } from '../core/log.ts';
-import { FINISHED_STATES } from '../jobs/journal.ts';
+import { FINISHED_STATES } from '../jobs/local/journal.ts';
 import { PIECE, RESET, cutAtLine, dataEvent, drained, endEvent, type Source } from './event-stream.ts';
 
-/** What the tail needs of a job (lib/jobs/journal.ts's Job has these fields). */
+/** What the tail needs of a job (lib/jobs/local/journal.ts's Job has these fields). */
 export interface FollowedJob {
   id: string;
   repo: string;
@@ -62,7 +62,7 @@ export class LogTail {
   private busy = true;
   /**
    * The source file, open for as long as the tail reads it: when the job ends, its runner trims
-   * output.log by writing a shorter copy over it (lib/jobs/job-process.ts trimOutput), and what
+   * output.log by writing a shorter copy over it (lib/jobs/process/runner.ts trimOutput), and what
    * the tail has not read yet is then only in the file it holds open.
    */
   private handle: FileHandle | undefined;

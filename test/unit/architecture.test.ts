@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ROOT } from '../helpers.ts';
+import { ROOT } from '../_helpers/common.ts';
 
 const LIB = path.join(ROOT, 'lib');
 const BASE = new Set(['core', 'http']);

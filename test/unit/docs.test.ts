@@ -11,7 +11,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { describeProcesses, killProcessesUsing, processesUsing } from '../fixtures/processes.ts';
-import { ROOT } from '../helpers.ts';
+import { ROOT } from '../_helpers/common.ts';
 
 const MAX_README_LINES = 250;
 const SESSION_TIMEOUT_MS = 150_000;
@@ -99,7 +99,7 @@ test('every relative link and #anchor in README.md and docs/ resolves', () => {
 
 /** A ```sh block that no example session can run as written (it installs system-wide, needs
  * root, systemd or a second machine) names the test files that run its commands instead:
- * ```sh tested-by test/e2e/install-npm.test.ts … Each named file must exist and name the page
+ * ```sh tested-by test/e2e/install/npm.test.ts … Each named file must exist and name the page
  * back, so a reader of either finds the other. Any other ```sh block is a defect. */
 export function testedBy(info: string): string[] | undefined {
   const [lang, mark, ...files] = info.split(/\s+/);

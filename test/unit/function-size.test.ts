@@ -7,7 +7,7 @@ import path from 'node:path';
 import ts from 'typescript';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ROOT } from '../helpers.ts';
+import { ROOT } from '../_helpers/common.ts';
 
 const LIMIT = 100;
 const SMALL: Record<string, number> = { createJobQueue: 60, startHookServer: 60, handleDelivery: 60 };

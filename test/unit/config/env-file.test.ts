@@ -1,13 +1,13 @@
 // hook-server.env beside the config (lib/config/env-file.ts): an unset env: secret it sets is
 // explained with where it is and how to load it; a variable it does not set, or no such file,
-// leaves the error as it was. The run by hand is in test/e2e/hook-server.test.ts.
+// leaves the error as it was. The run by hand is in test/e2e/hook-server/basics.test.ts.
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError } from '../../../lib/core/errors.ts';
 import { envFileFor, explainUnsetVariable, unsetVariableHint } from '../../../lib/config/env-file.ts';
-import { tmpDir } from '../../helpers.ts';
+import { tmpDir } from '../../_helpers/common.ts';
 
 const dir = tmpDir();
 const config = path.join(dir, 'shipkit.yml');

@@ -1,12 +1,12 @@
 // Where shipkit.example.yml is for the program running (lib/config/example-config.ts): from the
 // sources, the checkout's own; none on disk, the hint offers `shipkit example-config` alone. The
-// bundle's places (the npm package's root, the .deb's docs) are run in install-*.test.ts.
+// bundle's places (the npm package's root, the .deb's docs) are run in test/e2e/install/.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { exampleConfigCandidates, exampleConfigHint, exampleConfigPath, exampleConfigText } from '../../../lib/config/example-config.ts';
-import { ROOT } from '../../helpers.ts';
+import { ROOT } from '../../_helpers/common.ts';
 
 const EXAMPLE = path.join(ROOT, 'shipkit.example.yml');
 

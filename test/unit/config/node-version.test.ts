@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { ConfigError } from '../../../lib/core/errors.ts';
 import { loadShipkitConfig } from '../../../lib/config/shipkit-yml.ts';
 import { highestSatisfying, highestVersion, parseNodeRequest, parseVersion, satisfies, type NodeRequest } from '../../../lib/config/node-version.ts';
-import { tmpDir } from '../../helpers.ts';
+import { tmpDir } from '../../_helpers/common.ts';
 
 const VERSIONS = ['18.20.4', '20.0.0', '20.5.1', '20.18.0', '21.7.3', '22.0.0', '22.9.0', '22.10.0', '22.23.3', '23.1.0', '24.1.0', '26.10.0', '26.11.0-rc.1', 'junk'];
 

@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { loadShipkitConfig } from '../../../lib/config/shipkit-yml.ts';
 import { ConfigError } from '../../../lib/core/errors.ts';
 import { apiProblem, resolveReports } from '../../../lib/config/report.ts';
-import { tmpDir } from '../../helpers.ts';
+import { tmpDir } from '../../_helpers/common.ts';
 
 const dir = tmpDir();
 let n = 0;

@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { ConfigError, ValidationError } from '../../../lib/core/errors.ts';
 import { DEFAULTS, STEPS, findConfigFile, getRepo, loadShipkitConfig, repoPaths } from '../../../lib/config/shipkit-yml.ts';
 import { repoFolderName } from '../../../lib/core/names.ts';
-import { tmpDir } from '../../helpers.ts';
+import { tmpDir } from '../../_helpers/common.ts';
 
 const dir = tmpDir();
 let counter = 0;

@@ -2,13 +2,13 @@
 // records reach their owner only once they are in the file, writes that arrive together share a
 // flush, a torn or altered line is dropped on replay and the file rewritten, the owner decides
 // when to rewrite and learns when it is done, and a closed log refuses. (A full disk, on a real
-// tmpfs, is tested through both users: test/unit/jobs/journal.test.ts, fleet-store.test.ts.)
+// tmpfs, is tested through both users: test/unit/jobs/local/journal.test.ts, fleet-store.test.ts.)
 import { appendFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { AppendLog, encodeLine, replayLines, type AppendLogOwner, type AppendLogStats } from '../../../lib/core/append-log.ts';
-import { tmpDir } from '../../helpers.ts';
+import { tmpDir } from '../../_helpers/common.ts';
 
 interface Rec { n: number }
 const decode = (value: unknown) => (typeof (value as Rec)?.n === 'number' ? (value as Rec) : undefined);

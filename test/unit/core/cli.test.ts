@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseArgs, parsePositiveInt, parseSeconds, usageOf, version, type Args, type CliSpec } from '../../../lib/core/cli.ts';
 import { UsageError } from '../../../lib/core/errors.ts';
-import { ROOT } from '../../helpers.ts';
+import { ROOT } from '../../_helpers/common.ts';
 
 const FIXTURE = path.join(ROOT, 'test/fixtures/cli/fixture.ts');
 const TSX_LOADER = path.join(ROOT, 'node_modules/tsx/dist/loader.mjs');

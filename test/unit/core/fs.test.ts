@@ -6,7 +6,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { atomicWriteFile, canAccess, ensureDir, hashFile, pathExists, readFileTail, replaceViaTemp, sha256File, syncDir, tempSibling } from '../../../lib/core/fs.ts';
-import { ROOT, runCommand, tmpDir } from '../../helpers.ts';
+import { ROOT, runCommand, tmpDir } from '../../_helpers/common.ts';
 
 const dir = tmpDir('shipkit-fsx-');
 let n = 0;

@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { WorkError } from '../../../lib/core/errors.ts';
 import { acquireLock } from '../../../lib/core/lock.ts';
-import { ROOT, tmpDir } from '../../helpers.ts';
+import { ROOT, tmpDir } from '../../_helpers/common.ts';
 
 const TSX_LOADER = path.join(ROOT, 'node_modules/tsx/dist/loader.mjs');
 const LOCK_MODULE = path.join(ROOT, 'lib/core/lock.ts');

@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError } from '../../../lib/core/errors.ts';
 import { describeMissingPrograms, findOnPath, missingPrograms, requirePrograms } from '../../../lib/core/programs.ts';
-import { tmpDir } from '../../helpers.ts';
+import { tmpDir } from '../../_helpers/common.ts';
 
 const dir = tmpDir();
 const bin = path.join(dir, 'bin');

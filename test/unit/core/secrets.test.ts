@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError } from '../../../lib/core/errors.ts';
 import { readSecretFile, resolveSecret } from '../../../lib/core/secrets.ts';
-import { tmpDir } from '../../helpers.ts';
+import { tmpDir } from '../../_helpers/common.ts';
 
 const dir = tmpDir();
 const SECRET = 'hunter2-Secret';

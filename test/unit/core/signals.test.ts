@@ -7,7 +7,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { abortOnSignals } from '../../../lib/core/signals.ts';
-import { ROOT } from '../../helpers.ts';
+import { ROOT } from '../../_helpers/common.ts';
 
 const FIXTURE = path.join(ROOT, 'test/fixtures/signals/abort-on-signals.ts');
 const TSX_LOADER = path.join(ROOT, 'node_modules/tsx/dist/loader.mjs');
@@ -69,7 +69,7 @@ test('lib/ installs no signal handler and writes nothing to stdout as a side eff
   for (const file of libFiles(path.join(ROOT, 'lib'))) {
     const rel = path.relative(path.join(ROOT, 'lib'), file);
     if (allowed.has(rel)) continue;
-    // A template literal over several lines (a program handed to `node -e`, lib/jobs/spawner.ts)
+    // A template literal over several lines (a program handed to `node -e`, lib/jobs/process/spawner.ts)
     // is blanked whole first, its line breaks kept so line numbers stay right.
     const source = readFileSync(file, 'utf8').replace(/`(?:\\[\s\S]|[^`\\])*`/g, (literal) => literal.replace(/[^\n]/g, ' '));
     source.split('\n').forEach((text, i) => {

@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { checkKnownKeys, configError, formatKeyPath, getKey, loadYamlFile, parseYamlText, type ConfigDoc } from '../../../lib/core/yaml-config.ts';
 import { resolveSecret } from '../../../lib/core/secrets.ts';
 import { ConfigError } from '../../../lib/core/errors.ts';
-import { tmpDir } from '../../helpers.ts';
+import { tmpDir } from '../../_helpers/common.ts';
 
 const dir = tmpDir();
 

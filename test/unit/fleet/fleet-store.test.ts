@@ -8,8 +8,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fleetLogFile, FleetStore } from '../../../lib/fleet/fleet-store.ts';
 import type { HostEntry, RolloutRecord } from '../../../lib/fleet/report-registry.ts';
-import { mountTinyDisk, skipFullDisk } from '../../disk-helpers.ts';
-import { tmpDir } from '../../helpers.ts';
+import { mountTinyDisk, skipFullDisk } from '../../_helpers/disk.ts';
+import { tmpDir } from '../../_helpers/common.ts';
 
 function entry(fields: Partial<HostEntry> = {}): HostEntry {
   return { host: randomBytes(16).toString('hex'), version: '1.0', previous: '', seq: 1, bucket: 50, claimed_bucket: 50, result: 'running', reason: '', seconds: null, at: Date.now(), ...fields };

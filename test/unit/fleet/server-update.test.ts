@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 import { ConfigError } from '../../../lib/core/errors.ts';
 import { notifyTargets, parseSlaveList, readSlaveList, requestPath, type NotifyOptions, type Target, type TargetResult } from '../../../lib/fleet/server-update.ts';
 import { createRequestVerifier } from '../../../lib/http/signing.ts';
-import { freePort, tmpDir } from '../../helpers.ts';
+import { freePort, tmpDir } from '../../_helpers/common.ts';
 
 const SECRET = 'fleet-test-secret';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

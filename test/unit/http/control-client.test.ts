@@ -8,7 +8,7 @@ import net, { type AddressInfo } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { controlGet } from '../../../lib/http/control-client.ts';
-import { freePort } from '../../helpers.ts';
+import { freePort } from '../../_helpers/common.ts';
 
 async function serve(handler: http.RequestListener): Promise<{ url: string; connections: () => number; close: () => void }> {
   const server = http.createServer(handler);

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { getToFile, openGet, redirectTarget, TransferError, type TransferFailure } from '../../../lib/http/get.ts';
-import { tmpDir } from '../../helpers.ts';
+import { tmpDir } from '../../_helpers/common.ts';
 
 const quick = { connectMs: 500, idleMs: 300 };
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');

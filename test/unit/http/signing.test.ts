@@ -9,7 +9,7 @@ import { $ } from 'zx';
 import { ConfigError } from '../../../lib/core/errors.ts';
 import { startHttpServer } from '../../../lib/http/server.ts';
 import { canonicalRequest, createRequestVerifier, hmacSha256Hex, loadSecret, safeEqual, signRequest } from '../../../lib/http/signing.ts';
-import { tmpDir } from '../../helpers.ts';
+import { tmpDir } from '../../_helpers/common.ts';
 
 $.verbose = false;
 $.quiet = true;

@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { JOB_ID_PATTERN, STORED_JOB_ID_PATTERN, isStoredJobId, newJobId, validateJobId } from '../../../lib/jobs/job-id.ts';
 import { findJob, listJobs, readJobLog } from '../../../lib/jobs/job-log.ts';
-import { tmpDir } from '../../helpers.ts';
+import { tmpDir } from '../../_helpers/common.ts';
 
 test('newJobId: UTC time then 6 hex digits', () => {
   assert.match(newJobId(new Date('2026-11-21T13:30:00.456Z')), /^20261121-133000-[0-9a-f]{6}$/);

@@ -9,7 +9,7 @@ import {
   JobLogWriter, findJob, followJob, formatHeader, formatTrailer, listJobs, parseMarkLine, readJobLog,
 } from '../../../lib/jobs/job-log.ts';
 import { parseSize, rotateLogs } from '../../../lib/jobs/log-rotate.ts';
-import { tmpDir } from '../../helpers.ts';
+import { tmpDir } from '../../_helpers/common.ts';
 
 async function writeJob(dir: string, id: string, lines: string[], status: 'succeeded' | 'failed' = 'succeeded', sha = 'abc1234') {
   const writer = await JobLogWriter.start(dir, { id, repo: 'octo/site', kind: 'build', sha, ref: 'refs/heads/main' });

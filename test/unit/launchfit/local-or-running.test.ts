@@ -7,10 +7,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError, ValidationError, VerificationError, exitCodeFor } from '../../../lib/core/errors.ts';
 import { silentLogger } from '../../../lib/core/log.ts';
-import { startControlSocket, type ControlHandlers, type ControlServer } from '../../../lib/launchfit/control.ts';
+import { startControlSocket, type ControlHandlers, type ControlServer } from '../../../lib/launchfit/control/socket.ts';
 import { runHereOrOnRunning } from '../../../lib/launchfit/local-or-running.ts';
-import { deployPaths } from '../../../lib/launchfit/state.ts';
-import { tmpDir } from '../../helpers.ts';
+import { deployPaths } from '../../../lib/launchfit/deploy-folder/state.ts';
+import { tmpDir } from '../../_helpers/common.ts';
 
 function deployFolder(): string {
   const dir = tmpDir('shipkit-lor-');

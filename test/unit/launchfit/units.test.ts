@@ -3,11 +3,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { exitCodeFor } from '../../../lib/core/errors.ts';
-import { parseLaunchConfigText } from '../../../lib/launchfit/config.ts';
-import { errorFromAnswer } from '../../../lib/launchfit/control.ts';
-import { entryProblem } from '../../../lib/launchfit/extract.ts';
-import { parseKeyPin } from '../../../lib/launchfit/pgp.ts';
-import { releaseNameOf } from '../../../lib/launchfit/update.ts';
+import { parseLaunchConfigText } from '../../../lib/launchfit/deploy-folder/config.ts';
+import { errorFromAnswer } from '../../../lib/launchfit/control/socket.ts';
+import { entryProblem } from '../../../lib/launchfit/install/extract.ts';
+import { parseKeyPin } from '../../../lib/launchfit/trust/pgp.ts';
+import { releaseNameOf } from '../../../lib/launchfit/install/update.ts';
 import { compareVersions, formatVersionFile, parseRolloutPercent, parseVersionFile, versionProblem } from '../../../lib/release/version-file.ts';
 
 test('compareVersions: segments compared as hexadecimal numbers', () => {

@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { emailMessage, headerText, sendEmail } from '../../../lib/notify/email.ts';
 import { emailAddressProblem } from '../../../lib/config/notify.ts';
 import type { NotifyJob } from '../../../lib/notify/message.ts';
-import { tmpDir } from '../../helpers.ts';
+import { tmpDir } from '../../_helpers/common.ts';
 
 const STAND_IN = path.join(import.meta.dirname, '../../fixtures/sendmail-stand-in.sh');
 

@@ -12,7 +12,7 @@ import { eventsOf, type NotifyJob } from '../../../lib/notify/message.ts';
 import { createNotifier } from '../../../lib/notify/notifier.ts';
 import { createDeliveryOutcomes } from '../../../lib/notify/outcomes.ts';
 import { startReceiver, type Reply } from '../../fixtures/hooks/receiver.ts';
-import { freePort, waitFor } from '../../helpers.ts';
+import { freePort, waitFor } from '../../_helpers/common.ts';
 
 const receivers: Array<() => Promise<void>> = [];
 // Closed after each test, passed or not: a listener left open would keep the test process alive.

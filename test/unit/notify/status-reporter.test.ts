@@ -11,7 +11,7 @@ import { createDeliveryOutcomes } from '../../../lib/notify/outcomes.ts';
 import type { ResolvedReport } from '../../../lib/config/report.ts';
 import { createStatusReporter } from '../../../lib/notify/status-reporter.ts';
 import { giteaStatusOperation, githubStatusOperation, gitlabStatusOperation, requestProblems, startStatusApi } from '../../fixtures/forge-status.ts';
-import { waitFor } from '../../helpers.ts';
+import { waitFor } from '../../_helpers/common.ts';
 
 const TOKEN = 'tok-123456';
 const apis: Array<() => Promise<void>> = [];

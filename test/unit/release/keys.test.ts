@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import * as openpgp from 'openpgp';
 import { initReleaseKeys, listReleaseKeys, revokeReleaseSubkey, rotateReleaseKeys } from '../../../lib/release/keys.ts';
 import { loadSigningKey, signDetached } from '../../../lib/release/sign.ts';
-import { tmpDir } from '../../helpers.ts';
+import { tmpDir } from '../../_helpers/common.ts';
 import { makeGpgHome } from '../../fixtures/launchfit/gpg.ts';
 
 let base: string;

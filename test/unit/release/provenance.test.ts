@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { silentLogger } from '../../../lib/core/log.ts';
 import { PAYLOAD_TYPE, pae, provenanceEnvelope, provenanceStatement, sourceFacts } from '../../../lib/release/provenance.ts';
 import { publishRelease, type PublishOptions } from '../../../lib/release/publish.ts';
-import { runCommand, tmpDir } from '../../helpers.ts';
+import { runCommand, tmpDir } from '../../_helpers/common.ts';
 import { makePublisher, type TestKey } from '../../fixtures/launchfit/gpg.ts';
 
 let key: TestKey;

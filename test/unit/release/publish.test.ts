@@ -10,7 +10,7 @@ import { openDestination } from '../../../lib/release/destination.ts';
 import { placeVersionPair, type PublishedVersion } from '../../../lib/release/seq.ts';
 import { publishRelease, type PublishOptions } from '../../../lib/release/publish.ts';
 import { parseVersionFile } from '../../../lib/release/version-file.ts';
-import { runCommand, runScript, tmpDir } from '../../helpers.ts';
+import { runCommand, runScript, tmpDir } from '../../_helpers/common.ts';
 import { makePublisher, type TestKey } from '../../fixtures/launchfit/gpg.ts';
 
 let key: TestKey;

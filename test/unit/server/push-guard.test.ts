@@ -5,7 +5,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createPushGuard, judgePush, type AcceptedPush } from '../../../lib/server/push-guard.ts';
-import { git, makeBareRepo, tmpDir } from '../../helpers.ts';
+import { git, makeBareRepo, tmpDir } from '../../_helpers/common.ts';
 
 const A = 'a'.repeat(40);
 const B = 'b'.repeat(40);

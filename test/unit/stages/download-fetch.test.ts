@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { silentLogger } from '../../../lib/core/log.ts';
 import { fetchToFile } from '../../../lib/stages/download-fetch.ts';
-import { tmpDir } from '../../helpers.ts';
+import { tmpDir } from '../../_helpers/common.ts';
 
 function fakeFetch(routes: Record<string, () => Response>, asked: string[]): typeof fetch {
   return (async (input: string | URL | Request) => {

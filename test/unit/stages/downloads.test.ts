@@ -5,7 +5,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { recordSaver, type DownloadsRecord } from '../../../lib/stages/downloads.ts';
-import { tmpDir } from '../../helpers.ts';
+import { tmpDir } from '../../_helpers/common.ts';
 
 test('a failed save does not keep the next save from writing the record', async () => {
   const dir = path.join(await tmpDir(), 'later');

@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import type { Logger } from '../../../lib/core/log.ts';
 import { endAllSessions, endedSessionsFile, ENDED_SESSIONS_FILE, formatEndedSessions, isEndedIn, openEndedSessions, parseEndedSessions, pruneEnded, readEndedSessions } from '../../../lib/web/ended-sessions.ts';
 import { createSessionKeys, SESSION_SECONDS } from '../../../lib/web/session.ts';
-import { tmpDir } from '../../helpers.ts';
+import { tmpDir } from '../../_helpers/common.ts';
 
 const DAY = 86_400_000;
 const T0 = Date.parse('2026-11-22T12:00:00Z');

@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import { silentLogger } from '../../../lib/core/log.ts';
 import { createLogFollow, type FollowedJob } from '../../../lib/web/log-follow.ts';
 import { openEventStream } from '../../fixtures/hooks/event-stream.ts';
-import { tmpDir, waitFor } from '../../helpers.ts';
+import { tmpDir, waitFor } from '../../_helpers/common.ts';
 
 async function setUp(options: { maxTotal?: number; maxPerJob?: number } = {}) {
   const dir = tmpDir('shipkit-follow-unit-');

@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { createDeliveryOutcomes } from '../../../lib/notify/outcomes.ts';
 import { createPageRoutes, prefersHtml } from '../../../lib/web/page-routes.ts';
 import type { ReadSources } from '../../../lib/web/read-sources.ts';
-import { tmpDir } from '../../helpers.ts';
+import { tmpDir } from '../../_helpers/common.ts';
 
 test('prefersHtml: browsers yes; */*, JSON, ties and nothing no', () => {
   const cases: Array<[string | undefined, boolean]> = [

@@ -15,7 +15,7 @@ import { mapLimit } from '../../../../lib/core/pool.ts';
 import { etagMatches, md5File, multipartEtag } from '../../../../lib/stages/upload/s3.ts';
 import { listLocalFiles } from '../../../../lib/stages/upload/files.ts';
 import { sshCommand } from '../../../../lib/core/ssh.ts';
-import { git, tmpDir } from '../../../helpers.ts';
+import { git, tmpDir } from '../../../_helpers/common.ts';
 
 const CONFIG = `repos:
   octo/site:

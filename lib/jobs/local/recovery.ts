@@ -1,0 +1,56 @@
+// What a previous hook-server process left behind: jobs still marked running (settled from their
+// status file, or interrupted and queued once more) and the files of jobs the journal forgot.
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from '../../core/log.ts';
+import type { Job, Journal } from './journal.ts';
+
+/**
+ * Settle jobs left `running` by a previous process: a status file says how it ended; without
+ * one the attempt was cut short, so its process group is ended and the job queued once more
+ * (up to `maxInterruptions` times).
+ */
+export async function recoverJobs({ journal, jobsDir, log, killGroup, maxInterruptions }: {
+  journal: Journal; jobsDir: string; log: Logger; killGroup: (job: Job) => Promise<void>; maxInterruptions: number;
+}): Promise<void> {
+  for (const job of [...journal.jobs.values()]) {
+    if (job.state !== 'running') continue;
+    const status = await readStatus(path.join(jobsDir, job.id, `status-${job.attempts}`));
+    if (status) {
+      const state = status.code === 0 ? 'succeeded' : 'failed';
+      await journal.finish(job.id, { state, exit: status.code, reason: 'finished while hook-server was down', at: status.time });
+      log.info(`job ${state} while the server was down`, { job: job.id, repo: job.repo, exit: status.code });
+      continue;
+    }
+    await killGroup(job);
+    const requeue = job.interruptions + 1 <= maxInterruptions;
+    await journal.interrupt(job.id, { reason: 'hook-server stopped while it ran', requeue });
+    if (requeue) log.warn('job was interrupted; queued once more', { job: job.id, repo: job.repo });
+    else log.warn('job was interrupted too often; left interrupted', { job: job.id, repo: job.repo });
+  }
+}
+
+/** The exit code an attempt's wrapper wrote to its status file, with the file's time; undefined without a whole line. */
+export async function readStatus(file: string): Promise<{ code: number; time: string } | undefined> {
+  try {
+    const [text, info] = await Promise.all([readFile(file, 'utf8'), stat(file)]);
+    // A whole line or nothing: the wrapper writes the code and its newline at once, so an empty
+    // or unfinished file is a run whose end was not recorded (Number('') would read as 0).
+    const line = /^(\d{1,3})\n$/.exec(text);
+    if (!line) return undefined;
+    return { code: Number(line[1]), time: info.mtime.toISOString() };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Remove what jobs left under the jobs folder (their output and status files). Most jobs a
+ * compaction drops never ran (superseded while queued, thousands of them under a burst of
+ * deliveries) and have no folder: the folder is listed once instead of asking for each.
+ */
+export async function removeJobFiles(jobsDir: string, ids: string[]): Promise<void> {
+  const wanted = new Set(ids);
+  const present = await readdir(jobsDir).catch(() => [] as string[]);
+  await Promise.all(present.filter((name) => wanted.has(name)).map((id) => rm(path.join(jobsDir, id), { recursive: true, force: true })));
+}

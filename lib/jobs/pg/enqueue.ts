@@ -1,0 +1,76 @@
+// Enqueueing on PostgreSQL with group commit (pg/queue.ts): the deliveries of one repo that arrive
+// while its previous transaction commits wait and go in the next one together, as the local
+// journal's writes share one fsync. One transaction, under the repo's lock: deliveries already
+// queued or running are duplicates; each new push supersedes the queued builds of its branch
+// (those already in the database, and the earlier ones of the same batch); the jobs left queued
+// get their pg-boss job; every new record is inserted in one statement. Nothing is acknowledged
+// before COMMIT.
+import type pg from 'pg';
+import type PgBoss from 'pg-boss';
+import type { EnqueueResult } from '../job-queue.ts';
+import type { Job } from '../local/journal.ts';
+import { bossDb } from './connect.ts';
+import { findActiveDeliveries, insertJobs, lockRepo, queueName, updateJobs } from './records.ts';
+
+export interface BatchOutcome {
+  /** One per job given, in order. */
+  results: EnqueueResult[];
+  /** Jobs that were queued before this batch and are superseded now. */
+  superseded: Job[];
+}
+
+/** Which of `jobs` are new and which repeat a delivery already queued or running (or earlier in the batch). */
+async function splitDuplicates(c: pg.ClientBase, jobs: Job[]): Promise<{ fresh: Job[]; duplicateOf: Map<Job, Job> }> {
+  const deliveries = jobs.map((j) => j.deliveryId).filter((d): d is string => Boolean(d));
+  const active = deliveries.length ? await findActiveDeliveries(c, jobs[0].repo, deliveries) : new Map<string, Job>();
+  const fresh: Job[] = [];
+  const duplicateOf = new Map<Job, Job>();
+  const first = new Map<string, Job>();
+  for (const job of jobs) {
+    const earlier = job.deliveryId ? active.get(job.deliveryId) ?? first.get(job.deliveryId) : undefined;
+    if (earlier) duplicateOf.set(job, earlier);
+    else {
+      if (job.deliveryId) first.set(job.deliveryId, job);
+      fresh.push(job);
+    }
+  }
+  return { fresh, duplicateOf };
+}
+
+/** Supersede queued builds of each branch a new push goes to; gives the new records as they are to be stored. */
+async function supersede(c: pg.ClientBase, boss: PgBoss, fresh: Job[]): Promise<{ records: Job[]; superseded: Job[] }> {
+  const byBranch = new Map<string | null, Job[]>();
+  for (const job of fresh) if (job.kind === 'build') byBranch.set(job.branch, [...(byBranch.get(job.branch) ?? []), job]);
+  const replaced = new Map<string, Job>();
+  const superseded: Job[] = [];
+  const cancel: string[] = [];
+  for (const [branch, list] of byBranch) {
+    // Only jobs still queued: one a worker has taken is running and is never superseded.
+    const rows = await updateJobs(c, { repo: list[0].repo, kind: 'build', branch }, ['queued'], { state: 'superseded', finished: list[0].queued, reason: `superseded by ${list[0].id}` });
+    superseded.push(...rows.map((r) => r.job));
+    cancel.push(...rows.map((r) => r.bossId).filter((id): id is string => id !== null));
+    for (let i = 0; i < list.length - 1; i++) replaced.set(list[i].id, { ...list[i], state: 'superseded', finished: list[i + 1].queued, reason: `superseded by ${list[i + 1].id}` });
+  }
+  if (cancel.length) await boss.cancel(queueName(fresh[0].repo), cancel, { db: bossDb(c) });
+  return { records: fresh.map((j) => replaced.get(j.id) ?? j), superseded };
+}
+
+/** The batch, in the caller's transaction. */
+export async function commitBatch(c: pg.ClientBase, boss: PgBoss, jobs: Job[]): Promise<BatchOutcome> {
+  const repo = jobs[0].repo;
+  await lockRepo(c, repo);
+  const { fresh, duplicateOf } = await splitDuplicates(c, jobs);
+  const { records, superseded } = fresh.length ? await supersede(c, boss, fresh) : { records: [], superseded: [] };
+  const rows: Array<{ job: Job; bossId: string | null }> = [];
+  for (const job of records) {
+    const bossId = job.state === 'queued' ? await boss.send(queueName(repo), { job: job.id }, { db: bossDb(c) }) : null;
+    if (job.state === 'queued' && !bossId) throw new Error(`pg-boss took no job for ${repo}: is its queue missing?`);
+    rows.push({ job, bossId });
+  }
+  const stored = rows.length ? await insertJobs(c, rows) : new Map<string, Job>();
+  const results = jobs.map((job) => {
+    const earlier = duplicateOf.get(job);
+    return earlier ? { job: stored.get(earlier.id) ?? earlier, duplicate: true } : { job: stored.get(job.id)!, duplicate: false };
+  });
+  return { results, superseded: [...superseded, ...[...stored.values()].filter((j) => j.state === 'superseded')] };
+}

@@ -1,0 +1,188 @@
+// hook-server's copy of the job records of a PostgreSQL `queue:` (pg/records.ts): every queued
+// and running job and the newest finished ones, in memory, so that get/list/counts stay
+// synchronous and fast for the status page and the read API (10,000 queued jobs included).
+// It follows LISTEN shipkit_jobs (each change's id, read back in batches) and reads everything
+// again every `refreshMs`, which also repairs what a lost LISTEN connection missed. Whoever
+// runs a job, the mirror tells hook-server's listeners (commit statuses, notifications,
+// /metrics) when it starts and ends.
+import type pg from 'pg';
+import type { Logger } from '../../core/log.ts';
+import { describeDbError, type QueueDatabase } from './connect.ts';
+import { markTold, NOTIFY_CHANNEL, readJobs, readLiveJobs, readUntold } from './records.ts';
+import { FINISHED_STATES, type Job } from '../local/journal.ts';
+
+export interface MirrorOptions {
+  db: QueueDatabase;
+  pool: pg.Pool;
+  newClient(applicationName: string): pg.Client;
+  log: Logger;
+  onStart?: (job: Job) => void;
+  onEnd?: (job: Job) => void;
+  /** Finished jobs kept (default 1000, as the journal keeps). */
+  keepFinished?: number;
+  refreshMs?: number;
+}
+
+const finished = (job: Job | undefined) => job !== undefined && FINISHED_STATES.includes(job.state);
+
+export class JobMirror {
+  readonly jobs = new Map<string, Job>();
+  private readonly options: MirrorOptions;
+  private listener: pg.Client | undefined;
+  private readonly pending = new Set<string>();
+  private flushing: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  /** Jobs above this seq are news: their end is told even when the mirror never saw them queued. */
+  private loadedSeq = 0;
+  /** Ends told here, to be marked told in the database (batched). */
+  private readonly told = new Set<string>();
+  private marking: Promise<void> | undefined;
+  /**
+   * Reads of the database, one after another: a slow read of everything (refresh) answered after a
+   * quick read of one changed job (flush) would set that job back to an older state, and its end
+   * would then be told twice. Serialised, each read sees at least what the one before it saw.
+   */
+  private reads: Promise<unknown> = Promise.resolve();
+
+  constructor(options: MirrorOptions) {
+    this.options = options;
+  }
+
+  /** The first read (nothing told) and LISTEN. */
+  async open(): Promise<void> {
+    for (const job of await readLiveJobs(this.options.pool, this.options.keepFinished ?? 1000)) {
+      this.jobs.set(job.id, job);
+      this.loadedSeq = Math.max(this.loadedSeq, job.seq);
+    }
+    await this.listen();
+    this.schedule();
+  }
+
+  /** The ends of jobs that finished while hook-server was down, told now (its recover()). */
+  async tellUntold(): Promise<void> {
+    for (const job of await this.read(() => readUntold(this.options.pool))) {
+      this.jobs.set(job.id, job);
+      this.tellEnd(job);
+    }
+  }
+
+  /** A job's end to the listeners, then marked told in the database (again after a restart if that fails: at least once). */
+  private tellEnd(job: Job): void {
+    this.tell(this.options.onEnd, job);
+    this.told.add(job.id);
+    this.marking ??= (async () => {
+      while (this.told.size) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        const ids = [...this.told];
+        this.told.clear();
+        await markTold(this.options.pool, ids).catch((error) => this.options.log.warn(`could not mark ${ids.length} job end(s) as told; they are told again after a restart: ${describeDbError(error, this.options.db)}`));
+      }
+      this.marking = undefined;
+    })();
+  }
+
+  private schedule(): void {
+    if (this.closed) return;
+    this.timer = setTimeout(() => {
+      this.refresh().catch((error) => this.options.log.warn(`could not read the jobs from ${describeDbError(error, this.options.db)}; the status page shows what it knew`)).finally(() => this.schedule());
+    }, this.options.refreshMs ?? 5_000);
+    this.timer.unref?.();
+  }
+
+  private async listen(): Promise<void> {
+    const client = this.options.newClient('shipkit hook-server (LISTEN)');
+    client.on('error', () => {
+      if (this.listener === client) this.listener = undefined;
+      client.end().catch(() => undefined);
+    });
+    client.on('notification', (message) => {
+      if (message.payload) this.pending.add(message.payload);
+      this.flushing ??= this.flush();
+    });
+    await client.connect();
+    await client.query(`LISTEN ${NOTIFY_CHANNEL}`);
+    this.listener = client;
+  }
+
+  private async flush(): Promise<void> {
+    try {
+      while (this.pending.size) {
+        const ids = [...this.pending];
+        this.pending.clear();
+        for (const job of await this.read(() => readJobs(this.options.pool, ids))) this.apply(job);
+      }
+    } catch (error) {
+      this.options.log.warn(`could not read changed jobs from ${describeDbError(error, this.options.db)}; read again at the next refresh`);
+    } finally {
+      this.flushing = undefined;
+    }
+  }
+
+  /** Everything again; and LISTEN again if its connection was lost. */
+  async refresh(): Promise<void> {
+    if (!this.listener && !this.closed) await this.listen();
+    const live = await this.read(() => readLiveJobs(this.options.pool, this.options.keepFinished ?? 1000));
+    const kept = new Set<string>();
+    for (const job of live) {
+      this.apply(job);
+      kept.add(job.id);
+    }
+    for (const [id, job] of this.jobs) if (!kept.has(id) && finished(job)) this.jobs.delete(id);
+  }
+
+  /** `query` once the reads before it are answered (see `reads`). */
+  private read<T>(query: () => Promise<T>): Promise<T> {
+    const next = this.reads.then(query, query);
+    this.reads = next.catch(() => undefined);
+    return next;
+  }
+
+  /** A record as the database has it now; its start or end told when it is news. */
+  apply(job: Job): void {
+    const before = this.jobs.get(job.id);
+    if (before && job.seq === before.seq && sameRecord(before, job)) return;
+    this.jobs.set(job.id, job);
+    const isNew = before !== undefined || job.seq > this.loadedSeq;
+    if (!isNew) return;
+    if (job.state === 'running' && (before?.state !== 'running' || before.attempts !== job.attempts)) this.tell(this.options.onStart, job);
+    if (finished(job) && !finished(before)) this.tellEnd(job);
+  }
+
+  private tell(listener: ((job: Job) => void) | undefined, job: Job): void {
+    try {
+      listener?.(job);
+    } catch (error) {
+      this.options.log.error('a job listener failed', { job: job.id, error: (error as Error).message });
+    }
+  }
+
+  list({ limit = 100, repo, state }: { limit?: number; repo?: string; state?: string } = {}): Job[] {
+    return [...this.jobs.values()]
+      .filter((j) => (!repo || j.repo === repo) && (!state || j.state === state))
+      .sort((a, b) => b.seq - a.seq)
+      .slice(0, limit);
+  }
+
+  counts(): { queued: number; running: number } {
+    let queued = 0;
+    let running = 0;
+    for (const job of this.jobs.values()) {
+      if (job.state === 'queued') queued++;
+      else if (job.state === 'running') running++;
+    }
+    return { queued, running };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    await this.flushing;
+    await this.marking;
+    await this.listener?.end().catch(() => undefined);
+  }
+}
+
+function sameRecord(a: Job, b: Job): boolean {
+  return a.state === b.state && a.attempts === b.attempts && a.pgid === b.pgid && a.finished === b.finished && a.reason === b.reason && a.worker === b.worker;
+}

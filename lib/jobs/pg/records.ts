@@ -1,0 +1,169 @@
+// The job records of a PostgreSQL `queue:` (DESIGN §8): what the journal is to the local queue.
+// pg-boss (schema shipkit_boss) decides who runs what: one queue per repo with its `singleton`
+// policy (one active job per repo, held by a unique index), fetch with SKIP LOCKED, cancel,
+// retry. shipkit.jobs keeps what the pages, /jobs, /metrics and notifications show: one row per
+// job holding its `Job` record (journal.ts), its pg-boss job id, and a trigger that NOTIFYs
+// `shipkit_jobs` with the id on every change, so hook-server's mirror follows every worker.
+// Every change of a repo's jobs happens under that repo's transaction lock (lockRepo), taken
+// before any row: enqueue, take, finish, hand back and the reaper never wait on each other in
+// opposite orders.
+import type pg from 'pg';
+import type { Job, JobState } from '../local/journal.ts';
+
+export const BOSS_SCHEMA = 'shipkit_boss';
+export const NOTIFY_CHANNEL = 'shipkit_jobs';
+
+const SCHEMA_SQL = `
+CREATE SCHEMA IF NOT EXISTS shipkit;
+CREATE TABLE IF NOT EXISTS shipkit.jobs (
+  id text PRIMARY KEY,
+  seq bigint GENERATED ALWAYS AS IDENTITY,
+  repo text NOT NULL,
+  state text NOT NULL,
+  boss_id uuid,
+  record jsonb NOT NULL
+);
+-- told: hook-server has told its listeners (statuses, notifications) of the job's end; one that
+-- ended while hook-server was down is told when it starts again.
+ALTER TABLE shipkit.jobs ADD COLUMN IF NOT EXISTS told boolean NOT NULL DEFAULT false;
+CREATE INDEX IF NOT EXISTS jobs_active ON shipkit.jobs (repo, state) WHERE state IN ('queued', 'running');
+CREATE INDEX IF NOT EXISTS jobs_untold ON shipkit.jobs (seq) WHERE NOT told;
+CREATE INDEX IF NOT EXISTS jobs_seq ON shipkit.jobs (seq);
+CREATE INDEX IF NOT EXISTS jobs_boss ON shipkit.jobs (boss_id);
+CREATE TABLE IF NOT EXISTS shipkit.job_output (
+  job_id text NOT NULL,
+  attempt int NOT NULL,
+  start_at bigint NOT NULL,
+  chunk bytea NOT NULL,
+  PRIMARY KEY (job_id, attempt, start_at)
+);
+CREATE OR REPLACE FUNCTION shipkit.jobs_notify() RETURNS trigger LANGUAGE plpgsql AS
+  $$ BEGIN PERFORM pg_notify('${NOTIFY_CHANNEL}', NEW.id); RETURN NEW; END $$;
+DROP TRIGGER IF EXISTS jobs_notify ON shipkit.jobs;
+CREATE TRIGGER jobs_notify AFTER INSERT OR UPDATE ON shipkit.jobs FOR EACH ROW EXECUTE FUNCTION shipkit.jobs_notify();
+`;
+
+/** Create (or keep) shipkit's tables, one process at a time (PostgreSQL 13+). */
+export async function ensureSchema(client: pg.ClientBase): Promise<void> {
+  await client.query('BEGIN');
+  try {
+    await client.query(`SELECT pg_advisory_xact_lock(hashtextextended('shipkit schema', 0))`);
+    await client.query(SCHEMA_SQL);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
+
+/** The pg-boss queue of a repo's jobs (builds and releases alike: one at a time per repo). */
+export function queueName(repo: string): string {
+  return `shipkit-repo-${repo}`;
+}
+
+/** This transaction holds the repo: see the file's head. */
+export async function lockRepo(client: pg.ClientBase, repo: string): Promise<void> {
+  await client.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [`shipkit repo ${repo}`]);
+}
+
+/** The key of the session lock a worker holds while it runs a job (the reaper's sign of life). */
+export const JOB_LOCK_SQL = `hashtextextended('shipkit job ' || $1, 0)`;
+
+export interface Row { job: Job; bossId: string | null }
+
+/** A client in a transaction, or the pool for one statement. */
+export type Queryable = Pick<pg.ClientBase, 'query'>;
+
+/** Which jobs a change is for: all the given conditions hold. */
+export interface JobWhere { id?: string; bossId?: string; repo?: string; kind?: string; branch?: string | null; worker?: string; attempts?: number }
+
+function rowOf(r: { seq: string | number; state: string; record: Job; boss_id?: string | null }): Row {
+  return { job: Object.freeze({ ...r.record, seq: Number(r.seq), state: r.state as JobState }), bossId: r.boss_id ?? null };
+}
+
+/**
+ * Change jobs (`id` one, or those `where` finds) that are in one of `from`; gives the changed
+ * rows. `patch` is merged into the record; its `state` becomes the row's.
+ */
+export async function updateJobs(client: Queryable, where: JobWhere, from: JobState[], patch: Partial<Job>, bump?: 'attempts' | 'interruptions'): Promise<Row[]> {
+  const conditions = ['state = ANY($2)'];
+  const values: unknown[] = [JSON.stringify(patch), from];
+  const add = (sql: string, value: unknown) => { values.push(value); conditions.push(sql.replace('?', `$${values.length}`)); };
+  if (where.id !== undefined) add('id = ?', where.id);
+  if (where.bossId !== undefined) add('boss_id = ?', where.bossId);
+  if (where.repo !== undefined) add('repo = ?', where.repo);
+  if (where.kind !== undefined) add(`record->>'kind' = ?`, where.kind);
+  if (where.branch !== undefined) add(`record->>'branch' IS NOT DISTINCT FROM ?`, where.branch);
+  if (where.worker !== undefined) add(`record->>'worker' = ?`, where.worker);
+  if (where.attempts !== undefined) add(`(record->>'attempts')::int = ?`, where.attempts);
+  // A counter goes up by one in the database, whatever the caller's copy said.
+  const counted = bump ? ` || jsonb_build_object('${bump}', COALESCE((record->>'${bump}')::int, 0) + 1)` : '';
+  const { rows } = await client.query(
+    `UPDATE shipkit.jobs SET record = record || $1::jsonb${counted}, state = COALESCE($1::jsonb->>'state', state) WHERE ${conditions.join(' AND ')} RETURNING seq, state, record, boss_id`,
+    values,
+  );
+  return rows.map(rowOf);
+}
+
+/** One job's row, or undefined. */
+export async function readJob(client: Queryable, id: string): Promise<Row | undefined> {
+  const { rows } = await client.query('SELECT seq, state, record, boss_id FROM shipkit.jobs WHERE id = $1', [id]);
+  return rows.length ? rowOf(rows[0]) : undefined;
+}
+
+export async function readJobs(client: Queryable, ids: string[]): Promise<Job[]> {
+  const { rows } = await client.query('SELECT seq, state, record FROM shipkit.jobs WHERE id = ANY($1)', [ids]);
+  return rows.map((r) => rowOf(r).job);
+}
+
+/** Every queued or running job, and the newest `recent` others: what hook-server keeps in memory. */
+export async function readLiveJobs(client: Queryable, recent: number): Promise<Job[]> {
+  const { rows } = await client.query(
+    `SELECT seq, state, record FROM shipkit.jobs WHERE state IN ('queued', 'running')
+     UNION SELECT seq, state, record FROM (SELECT seq, state, record FROM shipkit.jobs WHERE state NOT IN ('queued', 'running') ORDER BY seq DESC LIMIT $1) recent`,
+    [recent],
+  );
+  return rows.map((r) => rowOf(r).job);
+}
+
+/** Jobs that ended without hook-server telling its listeners (it was down), oldest first. */
+export async function readUntold(client: Queryable): Promise<Job[]> {
+  const { rows } = await client.query(`SELECT seq, state, record FROM shipkit.jobs WHERE NOT told AND state NOT IN ('queued', 'running') ORDER BY seq`);
+  return rows.map((r) => rowOf(r).job);
+}
+
+export async function markTold(client: Queryable, ids: string[]): Promise<void> {
+  await client.query('UPDATE shipkit.jobs SET told = true WHERE id = ANY($1) AND NOT told', [ids]);
+}
+
+/** The running jobs of every worker, with their pg-boss ids (the reaper's round). */
+export async function readRunning(client: Queryable): Promise<Row[]> {
+  const { rows } = await client.query(`SELECT seq, state, record, boss_id FROM shipkit.jobs WHERE state = 'running'`);
+  return rows.map(rowOf);
+}
+
+/** New jobs in one statement; gives them back as stored (with their seq), by id. */
+export async function insertJobs(client: Queryable, rows: Array<{ job: Job; bossId: string | null }>): Promise<Map<string, Job>> {
+  const values: unknown[] = [];
+  const tuples = rows.map(({ job, bossId }) => {
+    values.push(job.id, job.repo, job.state, bossId, JSON.stringify(job));
+    const n = values.length;
+    return `($${n - 4}, $${n - 3}, $${n - 2}, $${n - 1}, $${n})`;
+  });
+  const { rows: stored } = await client.query(`INSERT INTO shipkit.jobs (id, repo, state, boss_id, record) VALUES ${tuples.join(', ')} RETURNING seq, state, record, boss_id`, values);
+  return new Map(stored.map((r) => { const { job } = rowOf(r); return [job.id, job] as const; }));
+}
+
+/** The queued or running jobs of `repo` whose delivery is one of `deliveryIds`, by delivery id. */
+export async function findActiveDeliveries(client: Queryable, repo: string, deliveryIds: string[]): Promise<Map<string, Job>> {
+  const { rows } = await client.query(
+    `SELECT seq, state, record FROM shipkit.jobs WHERE repo = $1 AND state IN ('queued', 'running') AND record->>'deliveryId' = ANY($2)`,
+    [repo, deliveryIds],
+  );
+  return new Map(rows.map((r) => { const { job } = rowOf(r); return [job.deliveryId!, job] as const; }));
+}
+
+export async function repoBusy(client: Queryable, repo: string): Promise<boolean> {
+  const { rows } = await client.query(`SELECT 1 FROM shipkit.jobs WHERE repo = $1 AND state = 'running' LIMIT 1`, [repo]);
+  return rows.length > 0;
+}

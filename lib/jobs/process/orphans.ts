@@ -1,0 +1,39 @@
+// The builds a `shipkit worker` killed with -9 left running on its machine (its job process
+// groups outlive it: they are started detached, process/runner.ts). When the worker starts again on
+// the same data folder, each is found by its wrapper's command line (`sh -c … shipkit-job
+// DATA/jobs/ID/status-N …`, the group's leader) and ended when the database says the job is no
+// longer running, or is running as this very worker (its previous life). A job running on
+// another worker is left alone (a hook-server that shares the folder, say).
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from '../../core/log.ts';
+import { endProcessGroup } from '../../core/process-group.ts';
+import type { Queryable } from '../pg/records.ts';
+
+/** Wrappers of jobs under `jobsDir`: pid (its group) → job id. */
+export async function jobWrappers(jobsDir: string, procDir = '/proc'): Promise<Map<number, string>> {
+  const found = new Map<number, string>();
+  for (const entry of await readdir(procDir).catch(() => [] as string[])) {
+    if (!/^\d+$/.test(entry)) continue;
+    const argv = (await readFile(path.join(procDir, entry, 'cmdline'), 'latin1').catch(() => '')).split('\0');
+    // sh -c WRAPPER shipkit-job STATUS-FILE COMMAND…
+    if (argv[1] !== '-c' || argv[3] !== 'shipkit-job' || !argv[4]?.startsWith(`${jobsDir}/`)) continue;
+    const [id, status] = path.relative(jobsDir, argv[4]).split(path.sep);
+    if (id && /^status-\d+$/.test(status ?? '')) found.set(Number(entry), id);
+  }
+  return found;
+}
+
+/** End the orphaned job groups of worker `name` under `jobsDir`; their job ids. */
+export async function endOrphanedJobs({ db, jobsDir, name, log }: { db: Queryable; jobsDir: string; name: string; log: Logger }): Promise<string[]> {
+  const ended: string[] = [];
+  for (const [pgid, id] of await jobWrappers(jobsDir)) {
+    const { rows } = await db.query(`SELECT state, record->>'worker' AS worker FROM shipkit.jobs WHERE id = $1`, [id]);
+    const row = rows[0] as { state: string; worker: string | null } | undefined;
+    if (row?.state === 'running' && row.worker !== name) continue;
+    log.warn('ending a build a previous run of this worker left behind', { job: id, pgid, state: row?.state ?? 'unknown' });
+    await endProcessGroup(pgid, { graceMs: 2_000 });
+    ended.push(id);
+  }
+  return ended;
+}

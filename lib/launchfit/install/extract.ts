@@ -1,0 +1,212 @@
+// Strict extraction of a verified release tarball into a private folder. Anything unusual is
+// an error for the whole release, not a skipped entry: paths leaving the folder, absolute
+// paths, links pointing out, device files, FIFOs, setuid bits, owners, and archives that
+// inflate far beyond their compressed size (decompression bombs).
+import { createReadStream } from 'node:fs';
+import { chmod, lstat, mkdir, readdir, readlink, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { createGunzip } from 'node:zlib';
+import { VerificationError } from '../../core/errors.ts';
+
+export interface ExtractLimits {
+  /** Largest total of unpacked bytes. */
+  maxUnpackedBytes: number;
+  /** Largest unpacked/compressed ratio, checked once `ratioGraceBytes` have been unpacked. */
+  maxRatio: number;
+  ratioGraceBytes: number;
+  maxEntries: number;
+}
+
+export const DEFAULT_EXTRACT_LIMITS: ExtractLimits = {
+  maxUnpackedBytes: 8 * 1024 ** 3,
+  maxRatio: 200,
+  ratioGraceBytes: 32 * 1024 ** 2,
+  maxEntries: 200_000,
+};
+
+const ALLOWED_TYPES = new Set(['File', 'OldFile', 'ContiguousFile', 'Directory', 'SymbolicLink', 'Link']);
+const IGNORED_TYPES = new Set(['GlobalExtendedHeader', 'ExtendedHeader', 'NextFileHasLongPath', 'NextFileHasLongLinkpath', 'OldGnuLongPath']);
+
+/** Why an entry may not be extracted under the root, or undefined. Pure, for tests. */
+export function entryProblem(entry: { path: string; type: string; linkpath?: string }): string | undefined {
+  const p = entry.path;
+  if (!ALLOWED_TYPES.has(entry.type)) return `${JSON.stringify(p)} is a ${entry.type} entry; only files, folders and links inside the release are allowed`;
+  if (p.includes('\0')) return `${JSON.stringify(p)} contains a NUL byte`;
+  if (p.startsWith('/') || /^[A-Za-z]:/.test(p) || p.startsWith('\\')) return `${JSON.stringify(p)} is an absolute path`;
+  const parts = p.split(/[\\/]/);
+  if (parts.includes('..')) return `${JSON.stringify(p)} contains ".."`;
+  if (entry.type === 'SymbolicLink' || entry.type === 'Link') {
+    const target = entry.linkpath ?? '';
+    if (target === '' || target.includes('\0')) return `${JSON.stringify(p)} is a link without a valid target`;
+    if (path.posix.isAbsolute(target) || /^[A-Za-z]:/.test(target)) return `${JSON.stringify(p)} links to the absolute path ${JSON.stringify(target)}`;
+    // Symlink targets are relative to the link's folder, hard link targets to the root.
+    const base = entry.type === 'SymbolicLink' ? path.posix.dirname(p.replace(/\\/g, '/')) : '.';
+    const resolved = path.posix.normalize(path.posix.join(base, target.replace(/\\/g, '/')));
+    if (resolved === '..' || resolved.startsWith('../')) return `${JSON.stringify(p)} links to ${JSON.stringify(target)}, outside the release`;
+    if (entry.type === 'Link' && target.split(/[\\/]/).includes('..')) return `${JSON.stringify(p)} hard-links through ".."`;
+  }
+  return undefined;
+}
+
+/**
+ * Extract `tarball` (gzip) into `workDir/root`, then return the release's root: `root` itself,
+ * or its one top-level folder when the archive holds nothing else (which is then stripped).
+ * On any problem the whole work folder is removed and VerificationError is thrown.
+ */
+export async function extractRelease(tarball: string, workDir: string, limits: ExtractLimits = DEFAULT_EXTRACT_LIMITS): Promise<string> {
+  const tar = await import('tar');
+  const root = path.join(workDir, 'root');
+  await rm(workDir, { recursive: true, force: true });
+  await mkdir(root, { recursive: true, mode: 0o700 });
+  try {
+    await unpackStrict(tar, tarball, root, limits);
+    const top = await readdir(root);
+    let releaseRoot = root;
+    if (top.length === 1 && (await lstat(path.join(root, top[0]))).isDirectory()) releaseRoot = path.join(root, top[0]);
+    await checkTree(releaseRoot, releaseRoot);
+    // The work folder is 0700 while the archive is unpacked; the release itself is readable (not
+    // writable) by the app's user when that is another one (app.user), like its files.
+    await chmod(releaseRoot, 0o755);
+    return releaseRoot;
+  } catch (error) {
+    // Retries: node-tar may still be finishing queued entries after an error.
+    await rm(workDir, { recursive: true, force: true, maxRetries: 5 });
+    if (error instanceof VerificationError) throw error;
+    throw new VerificationError(`The release archive could not be unpacked: ${(error as Error).message}. Nothing was installed.`, { cause: error });
+  }
+}
+
+async function unpackStrict(tar: typeof import('tar'), tarball: string, root: string, limits: ExtractLimits): Promise<void> {
+  let problem: string | undefined;
+  let entries = 0;
+  let compressed = 0;
+  let unpacked = 0;
+  const input = createReadStream(tarball, { highWaterMark: 1 << 20 });
+  const gunzip = createGunzip({ chunkSize: 256 * 1024 });
+  const unpack = new tar.Unpack({
+    cwd: root,
+    strict: true,
+    preservePaths: false,
+    preserveOwner: false,
+    noMtime: false,
+    unlink: false,
+    filter: (_p: string, entry: unknown) => {
+      const e = entry as { path: string; type: string; linkpath?: string; mode?: number; size?: number };
+      if (IGNORED_TYPES.has(e.type)) return true;
+      entries++;
+      const why = entries > limits.maxEntries ? `the archive holds more than ${limits.maxEntries} entries` : entryProblem(e);
+      if (why) { problem ??= why; return false; }
+      // No setuid/setgid/sticky bits and no write bits for others.
+      if (typeof e.mode === 'number') e.mode &= 0o755;
+      return true;
+    },
+  });
+  const fail = (why: string) => {
+    problem ??= why;
+    input.destroy();
+    gunzip.destroy();
+  };
+  await new Promise<void>((resolve, reject) => {
+    let finished = false;
+    const finish = (error?: unknown) => {
+      if (finished) return;
+      finished = true;
+      if (problem) reject(new VerificationError(`Refusing the release archive: ${problem}. Nothing was installed.`));
+      else if (error) reject(error);
+      else resolve();
+    };
+    unpack.on('warn', (code: string, message: string | Error) => {
+      if (code === 'TAR_ENTRY_INFO') return;
+      problem ??= `${code}: ${typeof message === 'string' ? message : message.message}`;
+    });
+    unpack.on('error', (error: Error & { code?: string; symlink?: string; entry?: { path?: string } }) => {
+      // node-tar refuses a link whose target, read as text, passes an existing symlink.
+      if (error.code === 'TAR_SYMLINK_ERROR' && error.entry?.path) {
+        problem ??= `${JSON.stringify(error.entry.path)} links through the symlink ${JSON.stringify(path.relative(root, error.symlink ?? ''))}`;
+      }
+      finish(error);
+    });
+    unpack.on('close', () => finish());
+    input.on('data', (chunk) => { compressed += chunk.length; });
+    input.on('error', (error) => finish(error));
+    gunzip.on('error', (error) => finish(problem ? undefined : new VerificationError(`The release archive is not valid gzip: ${error.message}. Nothing was installed.`)));
+    gunzip.on('data', (chunk: Buffer) => {
+      unpacked += chunk.length;
+      if (unpacked > limits.maxUnpackedBytes) return fail(`it unpacks to more than ${limits.maxUnpackedBytes} bytes`);
+      if (unpacked > limits.ratioGraceBytes && unpacked / Math.max(compressed, 1) > limits.maxRatio) {
+        return fail(`it inflates more than ${limits.maxRatio} times its compressed size (a decompression bomb?)`);
+      }
+      if (!unpack.write(chunk)) {
+        gunzip.pause();
+        unpack.once('drain', () => gunzip.resume());
+      }
+    });
+    gunzip.on('end', () => unpack.end());
+    gunzip.on('close', () => { if (problem) finish(); });
+    input.pipe(gunzip);
+  });
+}
+
+/** Most links one path may pass through; the kernel's own limit (Linux MAXSYMLINKS) is 40. */
+export const MAX_LINK_HOPS = 40;
+
+/**
+ * Why the symlink `link` (inside `root`) may not stay, or undefined. It is followed the way the
+ * kernel will follow it, one component at a time with lstat: a link met on the way is replaced
+ * by its target, so `l/..` climbs from where `l` points, not from where its text suggests.
+ * Every step must stay inside `root` (a path that leaves and comes back is refused too: the
+ * folder is renamed after this check), and at most MAX_LINK_HOPS links may be passed (loops).
+ */
+export async function linkProblem(root: string, link: string): Promise<string | undefined> {
+  const at = path.relative(root, path.dirname(link)).split(path.sep).filter((p) => p !== '');
+  let todo = (await readlink(link)).split('/');
+  if (todo[0] === '') return 'links to an absolute path';
+  let hops = 1;
+  let via: string | undefined;
+  while (todo.length) {
+    const part = todo.shift()!;
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      if (!at.length) return via ? `links outside the release (through ${JSON.stringify(via)})` : 'links outside the release';
+      at.pop();
+      continue;
+    }
+    at.push(part);
+    const here = path.join(root, ...at);
+    let isLink: boolean;
+    try {
+      isLink = (await lstat(here)).isSymbolicLink();
+    } catch (error) {
+      // Not there (yet): nothing on disk redirects this step, so it is taken as written.
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') continue;
+      throw error;
+    }
+    if (!isLink) continue;
+    if (++hops > MAX_LINK_HOPS) return `is a symlink loop or a chain of more than ${MAX_LINK_HOPS} links`;
+    via = at.join('/');
+    const target = await readlink(here);
+    if (target.startsWith('/')) return `links through ${JSON.stringify(via)} to an absolute path`;
+    at.pop();
+    todo = [...target.split('/'), ...todo];
+  }
+  return undefined;
+}
+
+/** After extraction (and stripping), every symlink must resolve inside the release on disk. */
+async function checkTree(dir: string, releaseRoot: string): Promise<void> {
+  // Sorted, so the entry named in an error is the same on every file system.
+  for (const name of (await readdir(dir)).sort()) {
+    const full = path.join(dir, name);
+    const st = await lstat(full);
+    const shown = JSON.stringify(path.relative(releaseRoot, full));
+    if (st.isSymbolicLink()) {
+      const why = await linkProblem(releaseRoot, full);
+      if (why) throw new VerificationError(`Refusing the release archive: ${shown} ${why}. Nothing was installed.`);
+    } else if (st.isDirectory()) {
+      await checkTree(full, releaseRoot);
+    } else if (!st.isFile()) {
+      throw new VerificationError(`Refusing the release archive: ${shown} is not a regular file. Nothing was installed.`);
+    }
+  }
+}

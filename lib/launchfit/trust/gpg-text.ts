@@ -1,0 +1,70 @@
+// The bytes a text-mode signature (`gpg --textmode --detach-sign`) covers, computed the way
+// GnuPG's text filter does, so launchfit accepts what gpgv accepts: each line loses its trailing
+// CR, LF and NUL bytes (NUL because gpg's trim test is strchr("\r\n", byte), which matches the
+// string's own terminator) and, when it had an LF, ends in CR LF; those bytes inside a line stay.
+// openpgp.js only adds a CR before a bare LF, which differs from gpg for such bytes. GnuPG
+// silently cuts lines of 19994 bytes or more, so their tail is not signed at all: such a file is
+// refused.
+import { VerificationError } from '../../core/errors.ts';
+
+const CR = 0x0d;
+const LF = 0x0a;
+const NUL = 0x00;
+
+/** The longest line (without its LF) that gpg signs in full in text mode. */
+export const GPG_MAX_TEXT_LINE = 19993;
+
+export interface TextCanonicalizer {
+  /** The canonical bytes for the next chunk (CR and NUL bytes that may end a line are held back). */
+  push(chunk: Uint8Array): Uint8Array;
+}
+
+/** A stateful canonicalizer for a file fed in chunks; `what` names it in the error. */
+export function createTextCanonicalizer(what: string): TextCanonicalizer {
+  const held = new Uint8Array(GPG_MAX_TEXT_LINE);
+  let heldLength = 0;
+  let lineLength = 0;
+  return {
+    push(chunk) {
+      const out = new Uint8Array(heldLength + chunk.length * 2);
+      let n = 0;
+      for (let i = 0; i < chunk.length; i++) {
+        const byte = chunk[i];
+        if (byte === LF) {
+          out[n++] = CR;
+          out[n++] = LF;
+          heldLength = 0;
+          lineLength = 0;
+          continue;
+        }
+        if (++lineLength > GPG_MAX_TEXT_LINE) {
+          throw new VerificationError(`${what} has a line longer than ${GPG_MAX_TEXT_LINE} bytes, which a text-mode signature does not cover; sign it in binary mode (gpg --detach-sign without --textmode).`);
+        }
+        if (byte === CR || byte === NUL) { held[heldLength++] = byte; continue; }
+        if (heldLength) {
+          out.set(held.subarray(0, heldLength), n);
+          n += heldLength;
+          heldLength = 0;
+        }
+        out[n++] = byte;
+      }
+      return out.subarray(0, n);
+    },
+  };
+}
+
+/** The canonical text form of a whole buffer. */
+export function canonicalizeText(data: Uint8Array, what: string): Uint8Array {
+  return createTextCanonicalizer(what).push(data);
+}
+
+/** The canonical text form of a stream; bytes still held at the end are dropped, as gpg does. */
+export function canonicalTextStream(what: string): TransformStream<Uint8Array, Uint8Array> {
+  const canonicalizer = createTextCanonicalizer(what);
+  return new TransformStream({
+    transform(chunk, controller) {
+      const out = canonicalizer.push(chunk);
+      if (out.length) controller.enqueue(out);
+    },
+  });
+}

@@ -1,0 +1,30 @@
+// SEQ on the host (DESIGN §8): the highest SEQ of a signed VERSION this host handled is kept in
+// state (`seq`, with the file it named), and a VERSION is judged against it before anything is
+// downloaded:
+//   lower SEQ                          refused (replayed or lowered)
+//   same SEQ naming the same file      the same VERSION polled again: nothing new, handled as usual
+//   same SEQ naming another file       refused (two VERSIONs with one SEQ: one of them is replayed)
+//   higher SEQ                         new; it may name a lower version (the publisher's rollback)
+//   no SEQ after one was accepted      refused (a downgrade of the protocol)
+// A SEQ counts only in a signed VERSION. The version high-water mark is waived only for a higher
+// SEQ on a host that had already accepted one: the first SEQ a host sees cannot lower it.
+import type { VersionInfo } from '../../release/version-file.ts';
+import type { LaunchState } from '../deploy-folder/state.ts';
+
+export type SeqVerdict = { ok: true; downgradeAllowed: boolean } | { ok: false; message: string };
+
+export function judgeSeq(state: Pick<LaunchState, 'seq'>, info: VersionInfo, signed: boolean): SeqVerdict {
+  const last = state.seq;
+  const seq = signed ? info.seq : undefined;
+  if (seq === undefined) {
+    if (last) return { ok: false, message: `VERSION has no ${signed ? '' : 'signed '}SEQ line, but this host accepted SEQ ${last.seq} before; refusing a VERSION without SEQ (a downgrade of the protocol or a replay of an old VERSION). Publish with \`release publish\`, which writes SEQ.` };
+    return { ok: true, downgradeAllowed: false };
+  }
+  if (!last) return { ok: true, downgradeAllowed: false };
+  if (seq < last.seq) return { ok: false, message: `VERSION has SEQ ${seq}, lower than SEQ ${last.seq} this host accepted; refusing a replayed or lowered VERSION (the current release keeps serving).` };
+  if (seq === last.seq) {
+    if (info.file === last.file) return { ok: true, downgradeAllowed: false };
+    return { ok: false, message: `VERSION has SEQ ${seq}, which this host already accepted for ${last.file}, but names ${info.file}; refusing a replayed VERSION (the current release keeps serving).` };
+  }
+  return { ok: true, downgradeAllowed: true };
+}

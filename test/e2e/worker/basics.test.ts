@@ -1,0 +1,251 @@
+// @deno
+// hook-server with `queue:` (a real PostgreSQL) and `shipkit worker`s (DESIGN §8): jobs run on
+// the workers with the same runner, the worker's name on /jobs; two workers never run one repo at
+// once; a queued push is superseded while an older one runs on another worker; a worker whose
+// config lacks a repo leaves its jobs alone. Faults: test/e2e/worker/faults.test.ts.
+import { appendFileSync, chmodSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { deliverGithub, pushPayload, readRuns } from '../../fixtures/hooks/deliveries.ts';
+import { startPostgres, type Postgres } from '../../fixtures/postgres.ts';
+import { openEventStream } from '../../fixtures/hooks/event-stream.ts';
+import { startReceiver } from '../../fixtures/hooks/receiver.ts';
+import { makeBareRepo, rootBuildUser, runCommand, waitFor } from '../../_helpers/common.ts';
+import { jobOf, queueConfig, SECRET, startHookServer, startWorker, TOKEN, waitForState, worldEnv } from '../../fixtures/workers.ts';
+
+let pg: Postgres | undefined;
+
+test.before(async () => {
+  pg = await startPostgres();
+});
+
+test('hook-server with concurrency 0 builds nothing itself; two workers build, each named on /jobs, never one repo twice at once', async () => {
+  if (!pg) return;
+  const env = worldEnv(pg);
+  const repos = { 'octo/a': {}, 'octo/b': {}, 'octo/c': {} };
+  const server = await startHookServer(queueConfig('server', repos, { concurrency: 0 }).config, env);
+  const one = queueConfig('one', repos);
+  const two = queueConfig('two', repos);
+  for (const { dir } of [one, two]) writeFileSync(path.join(dir, 'sleep'), '0.5');
+  const workers = [await startWorker(one.config, 'one', env), await startWorker(two.config, 'two', env)];
+  try {
+    const ids: string[] = [];
+    for (let round = 0; round < 2; round++) {
+      const sent = await Promise.all(Object.keys(repos).map((repo) => deliverGithub(server.url, 'push', pushPayload(repo, { sha: String(round + 1).repeat(40) }), SECRET)));
+      for (const res of sent) assert.is(res.status, 202, JSON.stringify(res.json));
+      ids.push(...sent.map((r) => r.json.job));
+      // Each round runs before the next is sent, so no push supersedes another: all six run.
+      await Promise.all(sent.map((r) => waitForState(server, r.json.job, ['running', 'succeeded'])));
+    }
+    const ran = await Promise.all(ids.map((id) => waitForState(server, id, ['succeeded'], 60_000)));
+    for (const job of ran) assert.ok(['one', 'two'].includes(job.worker), `job ${job.id} ran on ${job.worker}`);
+    assert.ok(ran.some((j) => j.worker === 'one') && ran.some((j) => j.worker === 'two'), 'both workers built');
+    // Never two jobs of one repo at once, across both workers: their run intervals do not overlap.
+    for (const repo of Object.keys(repos)) {
+      const spans = ran.filter((j) => j.repo === repo).map((j) => [Date.parse(j.started), Date.parse(j.finished)]).sort((a, b) => a[0] - b[0]);
+      for (let i = 1; i < spans.length; i++) assert.ok(spans[i][0] >= spans[i - 1][1], `${repo}: a job started before the one before it ended`);
+    }
+    const metrics = await (await fetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } })).text();
+    for (const name of ['one', 'two']) {
+      const count = ran.filter((j) => j.worker === name).length;
+      assert.match(metrics, `shipkit_worker_jobs_total{worker="${name}",state="succeeded"} ${count}\n`);
+    }
+    const page = await (await fetch(`${server.url}/jobs/${ran[0].id}`, { headers: { Authorization: `Bearer ${TOKEN}`, Accept: 'text/html' } })).text();
+    assert.match(page, `<dt>Worker</dt><dd><bdi>${ran[0].worker}</bdi></dd>`);
+    const runs = [...readRuns(one.dir).started, ...readRuns(two.dir).started];
+    assert.is(runs.length, ran.length, 'each job ran once, on one worker');
+  } finally {
+    for (const w of workers) assert.is(await w.stop(), 0, w.output());
+    assert.is(await server.stop(), 0, server.output());
+  }
+});
+
+test('a queued push is superseded while an older one runs on a worker; a worker without the repo does not take it', async () => {
+  if (!pg) return;
+  const env = worldEnv(pg);
+  const server = await startHookServer(queueConfig('server', { 'octo/hold': {}, 'octo/other': {} }, { concurrency: 0 }).config, env);
+  const builder = queueConfig('builder', { 'octo/hold': {} });
+  const stranger = queueConfig('stranger', { 'octo/other': {} });
+  writeFileSync(path.join(builder.dir, 'hold'), '');
+  const workers = [await startWorker(builder.config, 'builder', env), await startWorker(stranger.config, 'stranger', env)];
+  try {
+    const first = await deliverGithub(server.url, 'push', pushPayload('octo/hold', { sha: '1'.repeat(40) }), SECRET);
+    assert.is((await waitForState(server, first.json.job, ['running'])).worker, 'builder');
+    const second = await deliverGithub(server.url, 'push', pushPayload('octo/hold', { sha: '2'.repeat(40) }), SECRET);
+    const third = await deliverGithub(server.url, 'push', pushPayload('octo/hold', { sha: '3'.repeat(40) }), SECRET);
+    assert.is(second.status, 202);
+    assert.is(third.status, 202);
+    const superseded = await jobOf(server, second.json.job);
+    assert.is(superseded.state, 'superseded');
+    assert.match(superseded.reason, third.json.job);
+    assert.is((await jobOf(server, first.json.job)).state, 'running', 'the running one is never superseded');
+    // The stranger has free slots and no octo/hold in its config: the third stays queued.
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.is((await jobOf(server, third.json.job)).state, 'queued');
+    rmSync(path.join(builder.dir, 'hold'));
+    assert.is((await waitForState(server, third.json.job, ['succeeded'], 30_000)).worker, 'builder');
+    assert.equal(readRuns(builder.dir).started, [first.json.job, third.json.job], 'the superseded push never ran');
+    assert.equal(readRuns(stranger.dir).started, []);
+  } finally {
+    for (const w of workers) assert.is(await w.stop(), 0, w.output());
+    assert.is(await server.stop(), 0, server.output());
+  }
+});
+
+test('a burst of pushes to one branch while one runs: each answered once it is committed, exactly one left queued, the rest superseded; a repeated delivery is a duplicate', async () => {
+  if (!pg) return;
+  const env = worldEnv(pg);
+  const server = await startHookServer(queueConfig('server', { 'octo/hold': {} }, { concurrency: 0 }).config, env);
+  const builder = queueConfig('builder', { 'octo/hold': {} });
+  writeFileSync(path.join(builder.dir, 'hold'), '');
+  const worker = await startWorker(builder.config, 'builder', env);
+  try {
+    const first = await deliverGithub(server.url, 'push', pushPayload('octo/hold', { sha: '1'.repeat(40) }), SECRET);
+    await waitForState(server, first.json.job, ['running']);
+    // Sent at once, they commit together (group commit).
+    const burst = await Promise.all(Array.from({ length: 11 }, (_, i) => deliverGithub(server.url, 'push', pushPayload('octo/hold', { sha: ((i % 8) + 2).toString().repeat(40) }), SECRET, { delivery: `burst-${i}` })));
+    assert.ok(burst.every((r) => r.status === 202), JSON.stringify(burst.map((r) => r.status)));
+    // One delivery sent twice at once is one job, whether the two share a transaction or not.
+    const twins = await Promise.all([0, 1].map(() => deliverGithub(server.url, 'push', pushPayload('octo/hold', { sha: '9'.repeat(40) }), SECRET, { delivery: 'twin' })));
+    assert.equal(twins.map((r) => r.status).sort(), [200, 202], JSON.stringify(twins.map((r) => r.json)));
+    assert.is(twins[0].json.job, twins[1].json.job);
+    const accepted = [...burst, twins.find((r) => r.status === 202)!];
+    const jobs = await Promise.all(accepted.map((r) => jobOf(server, r.json.job)));
+    const queued = jobs.filter((j) => j.state === 'queued');
+    assert.is(queued.length, 1, JSON.stringify(jobs.map((j) => j.state)));
+    assert.ok(jobs.every((j) => j.state === 'queued' || (j.state === 'superseded' && /superseded by /.test(j.reason))));
+    assert.is((await jobOf(server, first.json.job)).state, 'running');
+    rmSync(path.join(builder.dir, 'hold'));
+    await waitForState(server, queued[0].id, ['succeeded'], 30_000);
+    assert.equal(readRuns(builder.dir).started, [first.json.job, queued[0].id]);
+  } finally {
+    assert.is(await worker.stop(), 0, worker.output());
+    assert.is(await server.stop(), 0, server.output());
+  }
+});
+
+test('hook-server with queue: and concurrency 1 builds itself too, named after its host; SIGTERM lets its job finish', async () => {
+  if (!pg) return;
+  const env = worldEnv(pg);
+  const { dir, config } = queueConfig('server', { 'octo/site': {} }, { concurrency: 1 });
+  writeFileSync(path.join(dir, 'sleep'), '1');
+  const server = await startHookServer(config, env);
+  const res = await deliverGithub(server.url, 'push', pushPayload('octo/site'), SECRET);
+  const running = await waitForState(server, res.json.job, ['running']);
+  assert.match(running.worker, /\(hook-server\)$/);
+  assert.is(await server.stop('SIGTERM'), 0, server.output());
+  assert.ok(readRuns(dir).done.includes(res.json.job), 'the running job finished before exit');
+  assert.equal(await pg.sql(`SELECT state FROM shipkit.jobs WHERE id = '${res.json.job}'`), 'succeeded');
+});
+
+test('jobs built on workers are told as hook-server tells its own: a signed webhook notification for a failure and a success, a badge, and a job that ended while hook-server was down once it is back', async () => {
+  if (!pg) return;
+  const env = { ...worldEnv(pg), NOTIFY_SECRET: 'notify-secret-for-workers' };
+  // The tests before this one share the database: a job of theirs that ended as its hook-server
+  // stopped was never told, and is told (rightly) by the next hook-server that starts, this one.
+  // Taken as told here, so that the notifications counted below are this test's own.
+  await pg.sql(`DO $$ BEGIN IF to_regclass('shipkit.jobs') IS NOT NULL THEN UPDATE shipkit.jobs SET told = true; END IF; END $$`);
+  const hook = await startReceiver();
+  const { config } = queueConfig('server', { 'octo/fail': {}, 'octo/site': {} }, { concurrency: 0 });
+  appendFileSync(config, ['ui: public', 'notify:', `  - webhook: ${hook.base}/hooks/shipkit`, '    secret: env:NOTIFY_SECRET', '    on: [success, failure]', ''].join('\n'));
+  const server = await startHookServer(config, env);
+  const worker = await startWorker(queueConfig('remote', { 'octo/fail': {}, 'octo/site': {} }).config, 'remote', env);
+  try {
+    const failed = await deliverGithub(server.url, 'push', pushPayload('octo/fail'), SECRET);
+    const ok = await deliverGithub(server.url, 'push', pushPayload('octo/site'), SECRET);
+    await waitForState(server, failed.json.job, ['failed']);
+    await waitForState(server, ok.json.job, ['succeeded']);
+    await waitFor(() => hook.received.length >= 2, { what: 'the notifications' });
+    const events = hook.received.map((r) => JSON.parse(r.body));
+    assert.equal(events.map((e) => `${e.job.repo} ${e.event}`).sort(), ['octo/fail failure', 'octo/site success']);
+    assert.equal(events.map((e) => e.job.id).sort(), [failed.json.job, ok.json.job].sort(), 'each job told once');
+    assert.ok(hook.received.every((r) => /^sha256=[0-9a-f]{64}$/.test(String(r.headers['x-shipkit-signature']))));
+    const badge = await (await fetch(`${server.url}/badge/octo/site.svg`)).text();
+    assert.match(badge, /passing/);
+    // A job that ends while hook-server is down is told when it starts again, once.
+    assert.is(await server.stop(), 0, server.output());
+    const queuedWhileUp = await startHookServer(config, env);
+    const late = await deliverGithub(queuedWhileUp.url, 'push', pushPayload('octo/site', { sha: 'c'.repeat(40) }), SECRET);
+    assert.is(await queuedWhileUp.stop(), 0);
+    await waitFor(async () => (await pg!.sql(`SELECT state FROM shipkit.jobs WHERE id = '${late.json.job}'`)) === 'succeeded', { what: 'the job to end while hook-server is down' });
+    assert.is(hook.received.length, 2, 'nothing told while hook-server is down');
+    const again = await startHookServer(config, env);
+    await waitFor(() => hook.received.length >= 3, { what: 'the late notification' });
+    assert.equal(JSON.parse(hook.received[2].body).job.id, late.json.job);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.is(await again.stop(), 0, again.output());
+    assert.not.match(again.output(), /listener failed/);
+    const third = await startHookServer(config, env);
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.is(hook.received.length, 3, 'told once, not again at the next start');
+    assert.is(await third.stop(), 0);
+  } finally {
+    assert.is(await worker.stop(), 0, worker.output());
+    await server.stop();
+    await hook.close();
+  }
+});
+
+test('a repo with user: on a worker run as root: built as that user, its work tree and first clone belong to it', async () => {
+  if (!pg) return;
+  const as = await rootBuildUser('building as another user needs root (uid/gid on spawn)');
+  if (!as) return;
+  const env = worldEnv(pg);
+  const server = await startHookServer(queueConfig('server', { 't/owned': {} }, { concurrency: 0 }).config, env);
+  const remote = queueConfig('remote', {});
+  chmodSync(path.dirname(remote.dir), 0o755);
+  chmodSync(remote.dir, 0o1777); // the fake build, running as the user, records its runs here
+  const bare = await makeBareRepo(path.join(remote.dir, 'git'), 'owned');
+  chmodSync(path.join(remote.dir, 'git'), 0o755);
+  assert.is((await runCommand('chown', ['-R', as.user, bare.bare])).exitCode, 0);
+  const { config } = queueConfig('remote', { 't/owned': { user: as.user, url: `file://${bare.bare}` } }, { in: remote.dir });
+  chmodSync(config, 0o644);
+  const worker = await startWorker(config, 'remote', env);
+  try {
+    const res = await deliverGithub(server.url, 'push', pushPayload('t/owned', { sha: bare.first }), SECRET);
+    const job = await waitForState(server, res.json.job, ['succeeded', 'failed'], 30_000);
+    assert.is(job.state, 'succeeded', worker.output());
+    assert.ok(readRuns(remote.dir).lines.includes(`start ${job.id} t/owned ${as.uid}`), 'the build ran as the user');
+    const work = path.join(remote.dir, 'data/repos/t__owned');
+    assert.is(statSync(path.join(work, 'built.txt')).uid, as.uid);
+    assert.is(statSync(path.join(work, '.git')).uid, as.uid, 'the first clone was made as the user');
+  } finally {
+    assert.is(await worker.stop(), 0, worker.output());
+    assert.is(await server.stop(), 0, server.output());
+  }
+});
+
+test('a job running on a worker: its output follows live on hook-server\'s job page, is there in full once it ends, and leaves the database', async () => {
+  if (!pg) return;
+  const env = worldEnv(pg);
+  const server = await startHookServer(queueConfig('server', { 'octo/ticker': {} }, { concurrency: 0 }).config, env);
+  const remote = queueConfig('remote', { 'octo/ticker': {} });
+  writeFileSync(path.join(remote.dir, 'ticker-lines'), '12');
+  writeFileSync(path.join(remote.dir, 'ticker-pause'), '0.25');
+  const worker = await startWorker(remote.config, 'remote', env);
+  try {
+    const res = await deliverGithub(server.url, 'push', pushPayload('octo/ticker'), SECRET);
+    await waitForState(server, res.json.job, ['running']);
+    const stream = await openEventStream(`${server.url}/jobs/${res.json.job}/log?follow=1`, { Authorization: `Bearer ${TOKEN}` });
+    assert.is(stream.status, 200, stream.body);
+    await stream.waitFor((s) => /tick 2 of 12/.test(s.text()), 15_000, 'the first ticks, live');
+    assert.not.match(stream.text(), /tick 12 of 12/, 'seen while it runs, not after');
+    assert.is((await jobOf(server, res.json.job)).state, 'running');
+    await stream.ended;
+    await waitForState(server, res.json.job, ['succeeded']);
+    const log = await (await fetch(`${server.url}/jobs/${res.json.job}/log`, { headers: { Authorization: `Bearer ${TOKEN}` } })).text();
+    for (let i = 1; i <= 12; i++) assert.match(log, `tick ${i} of 12`);
+    assert.match(log, new RegExp(`job ${res.json.job} attempt 1:`));
+    await waitFor(async () => (await pg!.sql(`SELECT count(*) FROM shipkit.job_output WHERE job_id = '${res.json.job}'`)) === '0', { what: 'the chunks to be deleted' });
+  } finally {
+    assert.is(await worker.stop(), 0, worker.output());
+    assert.is(await server.stop(), 0, server.output());
+  }
+});
+
+test.after(async () => {
+  await pg?.stop();
+});
+
+test.run();
