@@ -22,9 +22,16 @@ function localPackages(limit: number): string[] {
     if (name.startsWith('.') || name.startsWith('@')) continue;
     const file = path.join(modules, name, 'package.json');
     if (!existsSync(file)) continue;
-    const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; dependencies?: object; optionalDependencies?: object; peerDependencies?: object; scripts?: Record<string, string> };
+    const pkg = JSON.parse(readFileSync(file, 'utf8')) as {
+      name?: string;
+      dependencies?: object;
+      optionalDependencies?: object;
+      peerDependencies?: object;
+      scripts?: Record<string, string>;
+    };
     if (pkg.name !== name) continue;
-    if ([pkg.dependencies, pkg.optionalDependencies, pkg.peerDependencies].some((d) => d && Object.keys(d).length)) continue;
+    if ([pkg.dependencies, pkg.optionalDependencies, pkg.peerDependencies].some((d) => d && Object.keys(d).length))
+      continue;
     if (['preinstall', 'install', 'postinstall', 'prepare'].some((s) => pkg.scripts?.[s])) continue;
     dirs.push(path.join(modules, name));
   }
@@ -44,7 +51,17 @@ function installLine(logFile: string): { secs: number; note: string } {
   return { secs: Number(last[1]), note: last[2] };
 }
 
-export async function benchInstall({ base, runs, latencyMs, limit }: { base: string; runs: number; latencyMs: number; limit: number }): Promise<void> {
+export async function benchInstall({
+  base,
+  runs,
+  latencyMs,
+  limit,
+}: {
+  base: string;
+  runs: number;
+  latencyMs: number;
+  limit: number;
+}): Promise<void> {
   const packed: PackedPackage[] = await packPackages(localPackages(limit), path.join(base, 'tarballs'));
   const bytes = packed.reduce((sum, p) => sum + readFileSync(p.tarball).length, 0);
   const registry = await startNpmRegistry(packed, { latencyMs });
@@ -52,15 +69,25 @@ export async function benchInstall({ base, runs, latencyMs, limit }: { base: str
     // The package dropped from the second lockfile: the smallest, so both lockfiles install alike.
     const smallest = [...packed].sort((a, b) => readFileSync(a.tarball).length - readFileSync(b.tarball).length)[0];
     const all = await lockDependencies(path.join(base, 'lock-all'), packed, registry);
-    const most = await lockDependencies(path.join(base, 'lock-most'), packed.filter((p) => p !== smallest), registry);
+    const most = await lockDependencies(
+      path.join(base, 'lock-most'),
+      packed.filter((p) => p !== smallest),
+      registry,
+    );
     const repo = await makeBareRepo(path.join(base, 'git-install'), 'app', all);
     const config = path.join(base, 'shipkit-install.yml');
     await $`printf ${`data: ${base}/data-install\nrepos:\n  octo/app:\n    url: ${repo.bare}\n    steps: [pull, install]\n    timeout: 600\n`} > ${config}`;
     const logFile = path.join(base, 'data-install/logs/octo__app/logs.txt');
-    const env = { NO_COLOR: '1', npm_config_registry: registry.url, npm_config_cache: undefined, NPM_CONFIG_CACHE: undefined };
+    const env = {
+      NO_COLOR: '1',
+      npm_config_registry: registry.url,
+      npm_config_cache: undefined,
+      NPM_CONFIG_CACHE: undefined,
+    };
     const build = async (...args: string[]) => {
       const r = await runScript('build', ['octo/app', '--config', config, ...args], { env, timeoutMs: 600_000 });
-      if (r.exitCode !== 0) throw new Error(`build ${args.join(' ')} failed:\n${r.stderr}\n${readFileSync(logFile, 'utf8').slice(-3000)}`);
+      if (r.exitCode !== 0)
+        throw new Error(`build ${args.join(' ')} failed:\n${r.stderr}\n${readFileSync(logFile, 'utf8').slice(-3000)}`);
       return installLine(logFile);
     };
 
@@ -80,13 +107,21 @@ export async function benchInstall({ base, runs, latencyMs, limit }: { base: str
     }
     const [mc, mk] = [median(cached), median(clean)];
     console.log('');
-    console.log(`install after a lockfile change, ${packed.length} packages (${(bytes / 1024 / 1024).toFixed(1)} MB of tarballs from this repo's node_modules), ` +
-      `local registry${latencyMs ? ` with ${latencyMs} ms per request` : ' on loopback, no delay'}, ${runs} runs each, interleaved (${os.cpus().length} cores)`);
+    console.log(
+      `install after a lockfile change, ${packed.length} packages (${(bytes / 1024 / 1024).toFixed(1)} MB of tarballs from this repo's node_modules), ` +
+        `local registry${latencyMs ? ` with ${latencyMs} ms per request` : ' on loopback, no delay'}, ${runs} runs each, interleaved (${os.cpus().length} cores)`,
+    );
     console.log(`${''.padEnd(44)}${['median', 'min', 'max'].map((h) => h.padStart(9)).join('')}`);
     const fmt = (s: number) => `${s.toFixed(1)} s`.padStart(9);
-    console.log(`${'build (npm cache of the repo)'.padEnd(44)}${[mc, Math.min(...cached), Math.max(...cached)].map(fmt).join('')}`);
-    console.log(`${'build --no-cache (fresh cache, clean tree)'.padEnd(44)}${[mk, Math.min(...clean), Math.max(...clean)].map(fmt).join('')}`);
-    console.log(`clean / cached install step: ${(mk / mc).toFixed(2)}x; tarballs the registry served: ${registry.tarballRequests()}`);
+    console.log(
+      `${'build (npm cache of the repo)'.padEnd(44)}${[mc, Math.min(...cached), Math.max(...cached)].map(fmt).join('')}`,
+    );
+    console.log(
+      `${'build --no-cache (fresh cache, clean tree)'.padEnd(44)}${[mk, Math.min(...clean), Math.max(...clean)].map(fmt).join('')}`,
+    );
+    console.log(
+      `clean / cached install step: ${(mk / mc).toFixed(2)}x; tarballs the registry served: ${registry.tarballRequests()}`,
+    );
     console.log(`first install: ${first.note}`);
     console.log(`last cached:   ${cachedNote}`);
     console.log(`last clean:    ${cleanNote}`);

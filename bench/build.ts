@@ -21,7 +21,11 @@ import { shippedArgv } from './shipped.ts';
 
 const args = minimist(process.argv.slice(2), { string: ['runs', 'install-runs', 'latency', 'packages', 'only'] });
 const runs = Number(args.runs ?? 7);
-const installOptions = { runs: Number(args['install-runs'] ?? 5), latencyMs: Number(args.latency ?? 0), limit: Number(args.packages ?? 200) };
+const installOptions = {
+  runs: Number(args['install-runs'] ?? 5),
+  latencyMs: Number(args.latency ?? 0),
+  limit: Number(args.packages ?? 200),
+};
 const ROOT = path.resolve(import.meta.dirname, '..');
 $.quiet = true;
 
@@ -37,7 +41,13 @@ async function benchNoop(): Promise<void> {
   const config = path.join(base, 'shipkit.yml');
   await $`printf ${`data: ${base}/data\nrepos:\n  octo/site:\n    url: ${repo.bare}\n    steps: [pull, install, compile]\n`} > ${config}`;
 
-  const env = { ...process.env, PATH: `${path.join(ROOT, 'node_modules/.bin')}:${process.env.PATH}`, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
+  const env = {
+    ...process.env,
+    PATH: `${path.join(ROOT, 'node_modules/.bin')}:${process.env.PATH}`,
+    npm_config_audit: 'false',
+    npm_config_fund: 'false',
+    npm_config_update_notifier: 'false',
+  };
 
   const shipped = shippedArgv('build');
   const phases: Array<Record<string, number>> = [];
@@ -57,7 +67,8 @@ async function benchNoop(): Promise<void> {
   // step does (it also keys on the node version; the peer's cmp is cheaper than that). The last
   // build's output and other untracked files are removed, node_modules kept, as shipkit's pull
   // step does, so that litpro writes the same files on both sides.
-  const PLAIN = 'set -e; git fetch --quiet origin && git checkout --quiet --detach origin/main && git clean --quiet -ffdx -e /node_modules -e /downloads && if ! cmp -s package-lock.json node_modules/.installed-lock; then npm ci --silent --no-audit --no-fund && cp package-lock.json node_modules/.installed-lock; fi && litpro >/dev/null';
+  const PLAIN =
+    'set -e; git fetch --quiet origin && git checkout --quiet --detach origin/main && git clean --quiet -ffdx -e /node_modules -e /downloads && if ! cmp -s package-lock.json node_modules/.installed-lock; then npm ci --silent --no-audit --no-fund && cp package-lock.json node_modules/.installed-lock; fi && litpro >/dev/null';
   async function plainOnce(): Promise<number> {
     const t0 = performance.now();
     await $({ cwd: plainDir, env })`sh -c ${PLAIN}`;
@@ -78,8 +89,13 @@ async function benchNoop(): Promise<void> {
   const plain: number[] = [];
   for (let i = 0; i < runs; i++) {
     // Interleaved, the order alternated, so machine noise hits both sides alike.
-    if (i % 2) { plain.push(await plainOnce()); shipkit.push(await shipkitOnce()); }
-    else { shipkit.push(await shipkitOnce()); plain.push(await plainOnce()); }
+    if (i % 2) {
+      plain.push(await plainOnce());
+      shipkit.push(await shipkitOnce());
+    } else {
+      shipkit.push(await shipkitOnce());
+      plain.push(await plainOnce());
+    }
   }
 
   // What the time inside shipkit goes to: node start-up and the one file, measured with --help,
@@ -102,16 +118,28 @@ async function benchNoop(): Promise<void> {
     ['node -e 0', nodeOnly],
   ];
   const fmt = (ms: number) => `${ms.toFixed(0)} ms`.padStart(9);
-  console.log(`no-op rebuild, ${runs} runs each, interleaved, order alternated (${os.cpus().length} cores, node ${process.version}, load ${loadAverage()})`);
+  console.log(
+    `no-op rebuild, ${runs} runs each, interleaved, order alternated (${os.cpus().length} cores, node ${process.version}, load ${loadAverage()})`,
+  );
   console.log(`${''.padEnd(54)}${['median', 'mean', 'min', 'max'].map((h) => h.padStart(9)).join('')}`);
   for (const [label, samples] of rows) {
     const x = stats(samples);
     console.log(`${label.padEnd(54)}${[x.median, x.mean, x.min, x.max].map(fmt).join('')}`);
   }
   const phase = (name: string) => `${name} ${median(phases.map((x) => x[name])).toFixed(0)} ms`;
-  console.log(`where shipkit's time goes (medians, from its job log): ${['before the job', 'job to git fetch', 'pull', 'install', 'litpro', 'after the job'].map(phase).join(', ')}`);
+  console.log(
+    `where shipkit's time goes (medians, from its job log): ${['before the job', 'job to git fetch', 'pull', 'install', 'litpro', 'after the job'].map(phase).join(', ')}`,
+  );
   const [s, p] = [median(shipkit), median(plain)];
-  reportResult({ work: 'no-op rebuild (nothing changed)', shipkit: s, peer: p, unit: 'ms', goal: '≤ 1.1×', met: s / p <= 1.1, note: `median of ${runs} interleaved; peer: sh doing git fetch + checkout + clean, npm ci only when package-lock.json changed, litpro; shipkit's --help start-up ${median(startup).toFixed(0)} ms, node -e 0 ${median(nodeOnly).toFixed(0)} ms` });
+  reportResult({
+    work: 'no-op rebuild (nothing changed)',
+    shipkit: s,
+    peer: p,
+    unit: 'ms',
+    goal: '≤ 1.1×',
+    met: s / p <= 1.1,
+    note: `median of ${runs} interleaved; peer: sh doing git fetch + checkout + clean, npm ci only when package-lock.json changed, litpro; shipkit's --help start-up ${median(startup).toFixed(0)} ms, node -e 0 ${median(nodeOnly).toFixed(0)} ms`,
+  });
 }
 
 /**

@@ -32,12 +32,24 @@ urls.forEach((url, i) => {
     out += `${head.slice(9, 12)} ${url}\n`;
     if (--left === 0) process.stdout.write(out);
   };
-  const socket = net.connect({ host, port: Number(port), onread: { buffer: readBuffer, callback: (length, buffer) => {
-    head += buffer.toString('latin1', 0, length);
-    if (head.includes('\r\n\r\n')) finish();
-    return true;
-  } } });
+  const socket = net.connect({
+    host,
+    port: Number(port),
+    onread: {
+      buffer: readBuffer,
+      callback: (length, buffer) => {
+        head += buffer.toString('latin1', 0, length);
+        if (head.includes('\r\n\r\n')) finish();
+        return true;
+      },
+    },
+  });
   socket.on('end', finish);
-  socket.on('error', (error) => { throw error; });
-  socket.write(`GET ${path} HTTP/1.1\r\nUser-Agent: shipkit-server-update\r\nAccept: application/json\r\nX-Shipkit-Timestamp: ${timestamp}\r\nX-Shipkit-Nonce: ${nonce}\r\nX-Shipkit-Signature: sha256=${signature}\r\nConnection: close\r\nHost: ${host}:${port}\r\n\r\n`, 'latin1');
+  socket.on('error', (error) => {
+    throw error;
+  });
+  socket.write(
+    `GET ${path} HTTP/1.1\r\nUser-Agent: shipkit-server-update\r\nAccept: application/json\r\nX-Shipkit-Timestamp: ${timestamp}\r\nX-Shipkit-Nonce: ${nonce}\r\nX-Shipkit-Signature: sha256=${signature}\r\nConnection: close\r\nHost: ${host}:${port}\r\n\r\n`,
+    'latin1',
+  );
 });

@@ -25,8 +25,22 @@ let seq = 1000;
 
 function send(due = performance.now()): Promise<void> {
   const host = hosts[Math.floor(Math.random() * hosts.length)];
-  const body = JSON.stringify({ app, host, version: '2.0', previous: '1.0', seq: seq++, bucket: rolloutBucket(host, '2.0'), result: 'updated', reason: '', seconds: 1.5 });
-  const headers = { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), ...signRequest(secret, 'POST', target.pathname, { body }) };
+  const body = JSON.stringify({
+    app,
+    host,
+    version: '2.0',
+    previous: '1.0',
+    seq: seq++,
+    bucket: rolloutBucket(host, '2.0'),
+    result: 'updated',
+    reason: '',
+    seconds: 1.5,
+  });
+  const headers = {
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(body)),
+    ...signRequest(secret, 'POST', target.pathname, { body }),
+  };
   const t0 = due;
   return new Promise((resolve) => {
     const req = http.request(target, { method: 'POST', agent, headers }, (res) => {
@@ -37,7 +51,10 @@ function send(due = performance.now()): Promise<void> {
         resolve();
       });
     });
-    req.on('error', () => { errors++; resolve(); });
+    req.on('error', () => {
+      errors++;
+      resolve();
+    });
     req.end(body);
   });
 }
@@ -56,10 +73,16 @@ if (rate > 0) {
   }
   await Promise.all(sent);
 } else {
-  await Promise.all(Array.from({ length: Number(concurrency) }, async () => { while (performance.now() < end) await send(); }));
+  await Promise.all(
+    Array.from({ length: Number(concurrency) }, async () => {
+      while (performance.now() < end) await send();
+    }),
+  );
 }
 const elapsed = (performance.now() - started) / 1000;
 latencies.sort((a, b) => a - b);
 const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * q))] ?? 0;
-process.stdout.write(`${JSON.stringify({ accepted: answers[202] ?? 0, answers, errors, seconds: elapsed, rate: (answers[202] ?? 0) / elapsed, p50: at(0.5), p99: at(0.99) })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ accepted: answers[202] ?? 0, answers, errors, seconds: elapsed, rate: (answers[202] ?? 0) / elapsed, p50: at(0.5), p99: at(0.99) })}\n`,
+);
 agent.destroy();

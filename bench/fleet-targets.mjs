@@ -5,11 +5,18 @@
 import http from 'node:http';
 
 const [count, delay] = process.argv.slice(2).map(Number);
-const answer = (_req, res) => setTimeout(() => res.writeHead(202, { 'Content-Type': 'application/json' }).end('{"state":"queued"}'), delay);
-const servers = await Promise.all(Array.from({ length: count }, () => new Promise((resolve, reject) => {
-  const server = http.createServer(answer);
-  server.on('error', reject);
-  server.listen({ port: 0, host: '127.0.0.1', backlog: 511 }, () => resolve(server));
-})));
+const answer = (_req, res) =>
+  setTimeout(() => res.writeHead(202, { 'Content-Type': 'application/json' }).end('{"state":"queued"}'), delay);
+const servers = await Promise.all(
+  Array.from(
+    { length: count },
+    () =>
+      new Promise((resolve, reject) => {
+        const server = http.createServer(answer);
+        server.on('error', reject);
+        server.listen({ port: 0, host: '127.0.0.1', backlog: 511 }, () => resolve(server));
+      }),
+  ),
+);
 process.stdout.write(`${JSON.stringify(servers.map((s) => s.address().port))}\n`);
 process.on('SIGTERM', () => process.exit(0));

@@ -21,14 +21,19 @@ import { shippedArgv } from './shipped.ts';
 
 const args = minimist(process.argv.slice(2), { string: ['runs', 'targets', 'delay', 'cpu-prof'] });
 const RUNS = Number(args.runs ?? 9);
-const COUNTS = String(args.targets ?? '200,1000').split(',').map(Number);
+const COUNTS = String(args.targets ?? '200,1000')
+  .split(',')
+  .map(Number);
 const DELAY_MS = Number(args.delay ?? 100);
 const dir = mkdtempSync(path.join(os.tmpdir(), 'shipkit-bench-fleet-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 const secretFile = path.join(dir, 'secret');
 writeFileSync(secretFile, 'bench-secret-0123456789\n', { mode: 0o600 });
 
-interface Sample { wall: number; cpu: number }
+interface Sample {
+  wall: number;
+  cpu: number;
+}
 
 /** Runs argv to its end; wall from spawn to exit, CPU from bash's `times` of its children. */
 function timed(argv: string[]): Promise<Sample> {
@@ -45,7 +50,15 @@ function timed(argv: string[]): Promise<Sample> {
       const wall = performance.now() - t0;
       if (code !== 0) return reject(new Error(`${argv.join(' ')} failed:\n${err}`));
       // `times`: line 1 the shell's own, line 2 its children's: "0m0.034s 0m0.012s".
-      const children = out.trim().split('\n').pop()!.match(/(\d+)m([\d.]+)s/g)!.map((t) => { const [, m, s] = /(\d+)m([\d.]+)s/.exec(t)!; return Number(m) * 60_000 + Number(s) * 1000; });
+      const children = out
+        .trim()
+        .split('\n')
+        .pop()!
+        .match(/(\d+)m([\d.]+)s/g)!
+        .map((t) => {
+          const [, m, s] = /(\d+)m([\d.]+)s/.exec(t)!;
+          return Number(m) * 60_000 + Number(s) * 1000;
+        });
       resolve({ wall, cpu: children[0] + children[1] });
     });
   });
@@ -53,21 +66,32 @@ function timed(argv: string[]): Promise<Sample> {
 
 /** The targets, in a process of their own: resolves with their URLs; stop() ends it. */
 async function startTargets(count: number): Promise<{ urls: string[]; stop: () => void }> {
-  const child = spawn(process.execPath, [path.join(import.meta.dirname, 'fleet-targets.mjs'), String(count), String(DELAY_MS)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    [path.join(import.meta.dirname, 'fleet-targets.mjs'), String(count), String(DELAY_MS)],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   await new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', () => { if (out.includes('\n')) resolve(); });
+    child.stdout.on('data', () => {
+      if (out.includes('\n')) resolve();
+    });
     child.on('exit', (code) => reject(new Error(`fleet targets exited ${code}`)));
   });
-  return { urls: (JSON.parse(out.split('\n')[0]) as number[]).map((p) => `http://127.0.0.1:${p}`), stop: () => child.kill() };
+  return {
+    urls: (JSON.parse(out.split('\n')[0]) as number[]).map((p) => `http://127.0.0.1:${p}`),
+    stop: () => child.kill(),
+  };
 }
 
 const med = (xs: Sample[]): Sample => ({ wall: median(xs.map((x) => x.wall)), cpu: median(xs.map((x) => x.cpu)) });
 const floor: Sample[] = [];
 for (let i = 0; i < RUNS; i++) floor.push(await timed([process.execPath, '-e', '0']));
 const nodeFloor = med(floor);
-console.log(`fan-out, ${os.cpus().length} cores, node ${process.version}, load ${loadAverage()}; medians of ${RUNS} alternated runs; node -e 0: ${nodeFloor.wall.toFixed(0)} ms wall, ${nodeFloor.cpu.toFixed(0)} ms CPU`);
+console.log(
+  `fan-out, ${os.cpus().length} cores, node ${process.version}, load ${loadAverage()}; medians of ${RUNS} alternated runs; node -e 0: ${nodeFloor.wall.toFixed(0)} ms wall, ${nodeFloor.cpu.toFixed(0)} ms CPU`,
+);
 console.log(`targets  ${'client'.padEnd(38)} ${'wall ms'.padStart(7)}  ${'cpu ms'.padStart(6)}`);
 
 for (const count of COUNTS) {
@@ -78,7 +102,16 @@ for (const count of COUNTS) {
     const curlConfig = path.join(dir, `curl-${count}.txt`);
     writeFileSync(curlConfig, targets.urls.map((u) => `url = "${u}/?repo=site"\noutput = "/dev/null"\n`).join(''));
     const curlArgv = ['curl', '-s', '-Z', '--parallel-immediate', '--parallel-max', String(count), '-K', curlConfig];
-    const shipkitArgv = [...shippedArgv('server-update'), 'site', '--list', list, '--secret-file', secretFile, '--concurrency', String(count)];
+    const shipkitArgv = [
+      ...shippedArgv('server-update'),
+      'site',
+      '--list',
+      list,
+      '--secret-file',
+      secretFile,
+      '--concurrency',
+      String(count),
+    ];
     const sides = {
       curl: curlArgv,
       shipkit: shipkitArgv,
@@ -89,25 +122,54 @@ for (const count of COUNTS) {
     const names = Object.keys(sides) as Array<keyof typeof sides>;
     // One of each first, not counted: page cache, the targets' first accept.
     for (const name of names) await timed(sides[name]);
-    const runs = Object.fromEntries(names.map((name) => [name, [] as Sample[]])) as Record<keyof typeof sides, Sample[]>;
+    const runs = Object.fromEntries(names.map((name) => [name, [] as Sample[]])) as Record<
+      keyof typeof sides,
+      Sample[]
+    >;
     for (let i = 0; i < RUNS; i++) {
       // Each side goes first in turn, and the order flips every other pass.
       const order = names.map((_, k) => names[(k + i) % names.length]);
       for (const name of i % 2 ? order.reverse() : order) runs[name].push(await timed(sides[name]));
     }
-    if (args['cpu-prof']) await timed([shipkitArgv[0], '--cpu-prof', '--cpu-prof-dir', path.resolve(String(args['cpu-prof'])), ...shipkitArgv.slice(1)]);
+    if (args['cpu-prof'])
+      await timed([
+        shipkitArgv[0],
+        '--cpu-prof',
+        '--cpu-prof-dir',
+        path.resolve(String(args['cpu-prof'])),
+        ...shipkitArgv.slice(1),
+      ]);
     const curl = med(runs.curl);
     const shipkit = med(runs.shipkit);
     const bareNode = med(runs.bareNode);
-    const row = (label: string, x: Sample, ratios = false) => console.log(`${String(count).padStart(7)}  ${label.padEnd(38)} ${x.wall.toFixed(0).padStart(7)}  ${x.cpu.toFixed(0).padStart(6)}${ratios ? `   ${(x.wall / curl.wall).toFixed(2)}× wall, ${(x.cpu / curl.cpu).toFixed(2)}× CPU` : ''}`);
+    const row = (label: string, x: Sample, ratios = false) =>
+      console.log(
+        `${String(count).padStart(7)}  ${label.padEnd(38)} ${x.wall.toFixed(0).padStart(7)}  ${x.cpu.toFixed(0).padStart(6)}${ratios ? `   ${(x.wall / curl.wall).toFixed(2)}× wall, ${(x.cpu / curl.cpu).toFixed(2)}× CPU` : ''}`,
+      );
     row(`curl -Z --parallel-max ${count}`, curl);
     row(`shipkit server-update --concurrency ${count}`, shipkit, true);
-    row('  its --help (the one file\'s entry)', med(runs.help));
+    row("  its --help (the one file's entry)", med(runs.help));
     row('  its --dry-run (+ unit, list; no sends)', med(runs.dryRun));
     row(`bare node:net client, ${count} requests`, bareNode, true);
     const note = `median of ${RUNS} alternated runs; ${count} targets answering after ${DELAY_MS} ms; node -e 0 alone: ${nodeFloor.wall.toFixed(0)} ms wall, ${nodeFloor.cpu.toFixed(0)} ms CPU; a bare node:net client (bench/fleet-floor.mjs) sending the same requests: ${bareNode.wall.toFixed(0)} ms wall, ${bareNode.cpu.toFixed(0)} ms CPU (${(bareNode.cpu / curl.cpu).toFixed(2)}× curl's CPU)`;
-    reportResult({ work: `fan-out to ${count} targets, wall`, shipkit: Math.round(shipkit.wall), peer: Math.round(curl.wall), unit: 'ms', goal: '≤ 1.2×', met: shipkit.wall / curl.wall <= 1.2, note });
-    reportResult({ work: `fan-out to ${count} targets, CPU`, shipkit: Math.round(shipkit.cpu), peer: Math.round(curl.cpu), unit: 'ms', goal: '≤ 3×', met: shipkit.cpu / curl.cpu <= 3, note });
+    reportResult({
+      work: `fan-out to ${count} targets, wall`,
+      shipkit: Math.round(shipkit.wall),
+      peer: Math.round(curl.wall),
+      unit: 'ms',
+      goal: '≤ 1.2×',
+      met: shipkit.wall / curl.wall <= 1.2,
+      note,
+    });
+    reportResult({
+      work: `fan-out to ${count} targets, CPU`,
+      shipkit: Math.round(shipkit.cpu),
+      peer: Math.round(curl.cpu),
+      unit: 'ms',
+      goal: '≤ 3×',
+      met: shipkit.cpu / curl.cpu <= 3,
+      note,
+    });
   } finally {
     targets.stop();
   }

@@ -18,7 +18,16 @@
 // webhook is skipped (with a note) when it is not installed: apt-get install webhook.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -28,7 +37,9 @@ import { sign } from '@octokit/webhooks-methods';
 import { reportResult } from './result.ts';
 import { shippedShipkit } from './shipped.ts';
 
-const args = minimist(process.argv.slice(2), { string: ['connections', 'duration', 'flood', 'flood-mb', 'rounds', 'cpu-prof', 'bundle'] });
+const args = minimist(process.argv.slice(2), {
+  string: ['connections', 'duration', 'flood', 'flood-mb', 'rounds', 'cpu-prof', 'bundle'],
+});
 const ROUNDS = Number(args.rounds ?? 3);
 const CONNECTIONS = Number(args.connections ?? 50);
 const DURATION = Number(args.duration ?? 10);
@@ -46,8 +57,12 @@ process.on('exit', () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-const examples = JSON.parse(readFileSync(path.join(ROOT, 'node_modules/@octokit/webhooks-examples/api.github.com/index.json'), 'utf8')) as Array<{ name: string; examples: any[] }>;
-const push = structuredClone(examples.find((e) => e.name === 'push')!.examples.find((e) => String(e.ref).startsWith('refs/heads/')));
+const examples = JSON.parse(
+  readFileSync(path.join(ROOT, 'node_modules/@octokit/webhooks-examples/api.github.com/index.json'), 'utf8'),
+) as Array<{ name: string; examples: any[] }>;
+const push = structuredClone(
+  examples.find((e) => e.name === 'push')!.examples.find((e) => String(e.ref).startsWith('refs/heads/')),
+);
 push.ref = 'refs/heads/main';
 push.repository.full_name = 'bench/site';
 const BODY = JSON.stringify(push);
@@ -67,7 +82,10 @@ async function waitForPort(port: number, child: ChildProcess, output: () => stri
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`server exited:\n${output()}`);
     const open = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
       s.on('error', () => resolve(false));
     });
     if (open) return;
@@ -78,10 +96,18 @@ async function waitForPort(port: number, child: ChildProcess, output: () => stri
 
 // Server output goes to a file: reading it through a pipe would load the process that also
 // runs autocannon, and measure the harness instead of the server.
-function start(cmd: string, argv: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; output: () => string } {
+function start(
+  cmd: string,
+  argv: string[],
+  env: NodeJS.ProcessEnv = {},
+): { child: ChildProcess; output: () => string } {
   const logFile = path.join(work, `${path.basename(cmd)}-${children.length}.log`);
   const fd = openSync(logFile, 'w');
-  const child = spawn(cmd, argv, { cwd: work, env: { ...process.env, NO_COLOR: '1', ...env }, stdio: ['ignore', fd, fd] });
+  const child = spawn(cmd, argv, {
+    cwd: work,
+    env: { ...process.env, NO_COLOR: '1', ...env },
+    stdio: ['ignore', fd, fd],
+  });
   closeSync(fd);
   children.push(child);
   return { child, output: () => readFileSync(logFile, 'utf8').slice(-5_000) };
@@ -91,10 +117,25 @@ async function startHookServer(port: number) {
   // A fresh data folder each round: every round starts from an empty journal.
   const data = path.join(work, `hook-data-${children.length}`);
   const config = path.join(work, 'shipkit.yml');
-  writeFileSync(config, [`listen: 127.0.0.1:${port}`, `data: ${data}`, 'secret: env:BENCH_SECRET', 'concurrency: 1', 'repos:', '  bench/site:', '    branch: main', ''].join('\n'));
+  writeFileSync(
+    config,
+    [
+      `listen: 127.0.0.1:${port}`,
+      `data: ${data}`,
+      'secret: env:BENCH_SECRET',
+      'concurrency: 1',
+      'repos:',
+      '  bench/site:',
+      '    branch: main',
+      '',
+    ].join('\n'),
+  );
   const prof = args['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(args['cpu-prof'])] : [];
   const server = start(process.execPath, [...prof, BUNDLE, 'hook-server', '--config', config], {
-    BENCH_SECRET: SECRET, SHIPKIT_BUILD_COMMAND: '/bin/true', SHIPKIT_RELEASE_COMMAND: '/bin/true', LOG_FORMAT: 'json',
+    BENCH_SECRET: SECRET,
+    SHIPKIT_BUILD_COMMAND: '/bin/true',
+    SHIPKIT_RELEASE_COMMAND: '/bin/true',
+    LOG_FORMAT: 'json',
   });
   await waitForPort(port, server.child, server.output);
   return { ...server, url: `http://127.0.0.1:${port}/hooks/github` };
@@ -102,18 +143,37 @@ async function startHookServer(port: number) {
 
 async function startWebhook(port: number) {
   const hooks = path.join(work, 'hooks.json');
-  writeFileSync(hooks, JSON.stringify([{
-    id: 'site',
-    'execute-command': '/bin/true',
-    'response-message': 'ok',
-    'trigger-rule': { match: { type: 'payload-hmac-sha256', secret: SECRET, parameter: { source: 'header', name: 'X-Hub-Signature-256' } } },
-  }]));
+  writeFileSync(
+    hooks,
+    JSON.stringify([
+      {
+        id: 'site',
+        'execute-command': '/bin/true',
+        'response-message': 'ok',
+        'trigger-rule': {
+          match: {
+            type: 'payload-hmac-sha256',
+            secret: SECRET,
+            parameter: { source: 'header', name: 'X-Hub-Signature-256' },
+          },
+        },
+      },
+    ]),
+  );
   const server = start('webhook', ['-hooks', hooks, '-ip', '127.0.0.1', '-port', String(port)]);
   await waitForPort(port, server.child, server.output);
   return { ...server, url: `http://127.0.0.1:${port}/hooks/site` };
 }
 
-interface Load { rps: number; p99: number; p50: number; non2xx: number; errors: number; total: number; cpuPerK?: number }
+interface Load {
+  rps: number;
+  p99: number;
+  p50: number;
+  non2xx: number;
+  errors: number;
+  total: number;
+  cpuPerK?: number;
+}
 
 const TICK_MS = 1000 / (Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100);
 
@@ -126,9 +186,12 @@ function treeCpuMs(pid: number): number {
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]); // utime stime cutime cstime
       for (const task of readdirSync(`/proc/${p}/task`)) {
-        for (const child of readFileSync(`/proc/${p}/task/${task}/children`, 'latin1').split(' ').filter(Boolean)) visit(Number(child));
+        for (const child of readFileSync(`/proc/${p}/task/${task}/children`, 'latin1').split(' ').filter(Boolean))
+          visit(Number(child));
       }
-    } catch { /* gone meanwhile */ }
+    } catch {
+      /* gone meanwhile */
+    }
   };
   visit(pid);
   return ticks * TICK_MS;
@@ -137,18 +200,35 @@ function treeCpuMs(pid: number): number {
 async function load(url: string): Promise<Load> {
   const { default: autocannon } = (await import('autocannon' as string)) as { default: any };
   const result = await new Promise<any>((resolve, reject) => {
-    autocannon({
-      // A fresh connection every 500 requests, on both sides: hook-server closes a keep-alive
-      // connection after 1,000 requests (maxRequestsPerSocket), and autocannon, which does not
-      // reconnect on its own, then got Node's quick 503s, which counted as throughput.
-      url, method: 'POST', connections: CONNECTIONS, duration: DURATION, body: BODY, reconnectRate: 500,
-      headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-hub-signature-256': SIGNATURE },
-      // A fresh delivery id each time, as a forge sends (hook-server would dedupe repeats).
-      requests: [{ setupRequest: (req: any) => ({ ...req, headers: { ...req.headers, 'x-github-delivery': randomUUID() } }) }],
-    }, (error: Error | null, res: any) => (error ? reject(error) : resolve(res)));
+    autocannon(
+      {
+        // A fresh connection every 500 requests, on both sides: hook-server closes a keep-alive
+        // connection after 1,000 requests (maxRequestsPerSocket), and autocannon, which does not
+        // reconnect on its own, then got Node's quick 503s, which counted as throughput.
+        url,
+        method: 'POST',
+        connections: CONNECTIONS,
+        duration: DURATION,
+        body: BODY,
+        reconnectRate: 500,
+        headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-hub-signature-256': SIGNATURE },
+        // A fresh delivery id each time, as a forge sends (hook-server would dedupe repeats).
+        requests: [
+          { setupRequest: (req: any) => ({ ...req, headers: { ...req.headers, 'x-github-delivery': randomUUID() } }) },
+        ],
+      },
+      (error: Error | null, res: any) => (error ? reject(error) : resolve(res)),
+    );
   });
   // Deliveries acknowledged (2xx) per second: an answer that refused one is not throughput.
-  return { rps: result['2xx'] / result.duration, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx, errors: result.errors, total: result['2xx'] };
+  return {
+    rps: result['2xx'] / result.duration,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    total: result['2xx'],
+  };
 }
 
 function peakRssMb(pid: number): number {
@@ -160,22 +240,42 @@ function peakRssMb(pid: number): number {
 async function flood(url: string): Promise<Record<string, number>> {
   const chunk = Buffer.alloc(1024 * 1024, 'x');
   const target = new URL(url);
-  const outcomes = await Promise.all(Array.from({ length: FLOOD }, () => new Promise<string>((resolve) => {
-    const req = http.request({
-      host: target.hostname, port: target.port, path: target.pathname, method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'X-GitHub-Event': 'push', 'X-Hub-Signature-256': `sha256=${'0'.repeat(64)}`, 'Content-Length': FLOOD_MB * 1024 * 1024 },
-    }, (res) => { res.resume(); res.on('end', () => resolve(String(res.statusCode))); });
-    req.on('error', (error) => resolve((error as NodeJS.ErrnoException).code ?? 'error'));
-    let sent = 0;
-    const pump = () => {
-      while (sent < FLOOD_MB) {
-        sent++;
-        if (!req.write(chunk)) return void req.once('drain', pump);
-      }
-      req.end();
-    };
-    pump();
-  })));
+  const outcomes = await Promise.all(
+    Array.from(
+      { length: FLOOD },
+      () =>
+        new Promise<string>((resolve) => {
+          const req = http.request(
+            {
+              host: target.hostname,
+              port: target.port,
+              path: target.pathname,
+              method: 'POST',
+              headers: {
+                'Content-Type': 'application/json',
+                'X-GitHub-Event': 'push',
+                'X-Hub-Signature-256': `sha256=${'0'.repeat(64)}`,
+                'Content-Length': FLOOD_MB * 1024 * 1024,
+              },
+            },
+            (res) => {
+              res.resume();
+              res.on('end', () => resolve(String(res.statusCode)));
+            },
+          );
+          req.on('error', (error) => resolve((error as NodeJS.ErrnoException).code ?? 'error'));
+          let sent = 0;
+          const pump = () => {
+            while (sent < FLOOD_MB) {
+              sent++;
+              if (!req.write(chunk)) return void req.once('drain', pump);
+            }
+            req.end();
+          };
+          pump();
+        }),
+    ),
+  );
   const counts: Record<string, number> = {};
   for (const o of outcomes) counts[o] = (counts[o] ?? 0) + 1;
   return counts;
@@ -184,20 +284,34 @@ async function flood(url: string): Promise<Record<string, number>> {
 const haveWebhook = spawnSync('webhook', ['-version']).status === 0;
 if (!haveWebhook) console.log('webhook is not installed (apt-get install webhook): only hook-server is measured.');
 type Name = 'hook-server' | 'webhook';
-const runs: Record<Name, Array<{ load: Load; idleMb: number; floodMb?: number; flood?: Record<string, number> }>> = { 'hook-server': [], webhook: [] };
+const runs: Record<Name, Array<{ load: Load; idleMb: number; floodMb?: number; flood?: Record<string, number> }>> = {
+  'hook-server': [],
+  webhook: [],
+};
 
 async function measure(name: Name, round: number): Promise<void> {
   const port = await freePort();
   const server = name === 'hook-server' ? await startHookServer(port) : await startWebhook(port);
   // Warm up (JIT, first fsyncs), then measure.
-  const check = await fetch(server.url, { method: 'POST', body: BODY, headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-hub-signature-256': SIGNATURE, 'x-github-delivery': randomUUID() } });
+  const check = await fetch(server.url, {
+    method: 'POST',
+    body: BODY,
+    headers: {
+      'content-type': 'application/json',
+      'x-github-event': 'push',
+      'x-hub-signature-256': SIGNATURE,
+      'x-github-delivery': randomUUID(),
+    },
+  });
   if (check.status >= 300) throw new Error(`${name} refused a signed delivery: ${check.status} ${await check.text()}`);
   process.stderr.write(`round ${round + 1}/${ROUNDS}, ${name}: ${CONNECTIONS} connections for ${DURATION} s...\n`);
   const cpuBefore = treeCpuMs(server.child.pid!);
   const measured = await load(server.url);
   measured.cpuPerK = (treeCpuMs(server.child.pid!) - cpuBefore) / (measured.total / 1000);
   const idleMb = peakRssMb(server.child.pid!);
-  process.stderr.write(`  ${Math.round(measured.rps)} req/s, p99 ${measured.p99} ms, ${Math.round(measured.cpuPerK)} ms CPU per 1,000 deliveries\n`);
+  process.stderr.write(
+    `  ${Math.round(measured.rps)} req/s, p99 ${measured.p99} ms, ${Math.round(measured.cpuPerK)} ms CPU per 1,000 deliveries\n`,
+  );
   const run: (typeof runs)[Name][number] = { load: measured, idleMb };
   // The flood once per server, in the last round (it leaves the server's peak memory behind).
   if (round === ROUNDS - 1 && FLOOD > 0) {
@@ -211,7 +325,11 @@ async function measure(name: Name, round: number): Promise<void> {
 }
 
 for (let round = 0; round < ROUNDS; round++) {
-  const order: Name[] = haveWebhook ? (round % 2 === 0 ? ['hook-server', 'webhook'] : ['webhook', 'hook-server']) : ['hook-server'];
+  const order: Name[] = haveWebhook
+    ? round % 2 === 0
+      ? ['hook-server', 'webhook']
+      : ['webhook', 'hook-server']
+    : ['hook-server'];
   for (const name of order) await measure(name, round);
 }
 
@@ -221,17 +339,35 @@ const median = (values: number[]) => {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 };
 const fmt = (n: number, digits = 0) => n.toFixed(digits);
-console.log(`\nSigned push deliveries, ${CONNECTIONS} connections, ${DURATION} s (autocannon), ${ROUNDS} rounds, sides alternated; then ${FLOOD} × ${FLOOD_MB} MB bad-signature bodies at once.`);
-console.log(`machine: ${os.cpus().length} cores, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}, node ${process.version}; hook-server: node ${path.relative(ROOT, BUNDLE)}\n`);
-console.log('| server | req/s (median; each round) | p50 ms | p99 ms (median; each round) | CPU ms per 1,000 deliveries (median) | non-2xx | errors | peak RSS after load (MB) | peak RSS after flood (MB) | flood answers |');
+console.log(
+  `\nSigned push deliveries, ${CONNECTIONS} connections, ${DURATION} s (autocannon), ${ROUNDS} rounds, sides alternated; then ${FLOOD} × ${FLOOD_MB} MB bad-signature bodies at once.`,
+);
+console.log(
+  `machine: ${os.cpus().length} cores, load average ${os
+    .loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ')}, node ${process.version}; hook-server: node ${path.relative(ROOT, BUNDLE)}\n`,
+);
+console.log(
+  '| server | req/s (median; each round) | p50 ms | p99 ms (median; each round) | CPU ms per 1,000 deliveries (median) | non-2xx | errors | peak RSS after load (MB) | peak RSS after flood (MB) | flood answers |',
+);
 console.log('|---|---|---|---|---|---|---|---|---|---|');
 const summary = (name: Name) => {
   const list = runs[name];
   const last = list[list.length - 1];
   return {
-    rps: median(list.map((r) => r.load.rps)), p50: median(list.map((r) => r.load.p50)), p99: median(list.map((r) => r.load.p99)), cpu: median(list.map((r) => r.load.cpuPerK ?? 0)),
+    rps: median(list.map((r) => r.load.rps)),
+    p50: median(list.map((r) => r.load.p50)),
+    p99: median(list.map((r) => r.load.p99)),
+    cpu: median(list.map((r) => r.load.cpuPerK ?? 0)),
     refused: list.reduce((n, r) => n + r.load.non2xx + r.load.errors, 0),
-    row: `| ${name} | ${fmt(median(list.map((r) => r.load.rps)))} (${list.map((r) => fmt(r.load.rps)).join(', ')}) | ${fmt(median(list.map((r) => r.load.p50)))} | ${fmt(median(list.map((r) => r.load.p99)))} (${list.map((r) => fmt(r.load.p99)).join(', ')}) | ${fmt(median(list.map((r) => r.load.cpuPerK ?? 0)))} | ${list.reduce((n, r) => n + r.load.non2xx, 0)} | ${list.reduce((n, r) => n + r.load.errors, 0)} | ${fmt(median(list.map((r) => r.idleMb)))} | ${last?.floodMb === undefined ? '-' : fmt(last.floodMb)} | ${last?.flood ? Object.entries(last.flood).map(([k, v]) => `${k}×${v}`).join(' ') : '-'} |`,
+    row: `| ${name} | ${fmt(median(list.map((r) => r.load.rps)))} (${list.map((r) => fmt(r.load.rps)).join(', ')}) | ${fmt(median(list.map((r) => r.load.p50)))} | ${fmt(median(list.map((r) => r.load.p99)))} (${list.map((r) => fmt(r.load.p99)).join(', ')}) | ${fmt(median(list.map((r) => r.load.cpuPerK ?? 0)))} | ${list.reduce((n, r) => n + r.load.non2xx, 0)} | ${list.reduce((n, r) => n + r.load.errors, 0)} | ${fmt(median(list.map((r) => r.idleMb)))} | ${last?.floodMb === undefined ? '-' : fmt(last.floodMb)} | ${
+      last?.flood
+        ? Object.entries(last.flood)
+            .map(([k, v]) => `${k}×${v}`)
+            .join(' ')
+        : '-'
+    } |`,
   };
 };
 const ours = summary('hook-server');
@@ -241,15 +377,35 @@ if (haveWebhook) {
   console.log(theirs.row);
   const rate = ours.rps / theirs.rps;
   const p99 = ours.p99 / Math.max(1, theirs.p99);
-  console.log(`\nthroughput hook-server / webhook (medians): ${rate.toFixed(2)}× (goal ≥ 1.2×: ${rate >= 1.2 ? 'met' : 'not met'})`);
+  console.log(
+    `\nthroughput hook-server / webhook (medians): ${rate.toFixed(2)}× (goal ≥ 1.2×: ${rate >= 1.2 ? 'met' : 'not met'})`,
+  );
   console.log(`p99 hook-server / webhook (medians): ${p99.toFixed(2)}× (goal ≤ 1.0×: ${p99 <= 1 ? 'met' : 'not met'})`);
   console.log(`CPU per delivery hook-server / webhook (medians): ${(ours.cpu / theirs.cpu).toFixed(2)}×`);
   const note = `medians of ${ROUNDS} interleaved rounds × ${DURATION} s, ${CONNECTIONS} connections (autocannon in the bench's own process, a new connection every 500 requests); 2xx only; non-2xx or errors ${ours.refused} vs ${theirs.refused}; CPU per 1,000 deliveries ${fmt(ours.cpu)} vs ${fmt(theirs.cpu)} ms`;
   // A side that refused deliveries has not met a throughput goal, whatever its rate.
-  reportResult({ work: `signed deliveries acked/s, ${CONNECTIONS} conns`, shipkit: Math.round(ours.rps), peer: Math.round(theirs.rps), unit: 'req/s', goal: '≥ 1.2×', met: rate >= 1.2 && ours.refused === 0, note });
-  reportResult({ work: `signed deliveries p99, ${CONNECTIONS} conns`, shipkit: ours.p99, peer: theirs.p99, unit: 'ms', ratio: p99, goal: '≤ 1.0×', met: p99 <= 1, note });
+  reportResult({
+    work: `signed deliveries acked/s, ${CONNECTIONS} conns`,
+    shipkit: Math.round(ours.rps),
+    peer: Math.round(theirs.rps),
+    unit: 'req/s',
+    goal: '≥ 1.2×',
+    met: rate >= 1.2 && ours.refused === 0,
+    note,
+  });
+  reportResult({
+    work: `signed deliveries p99, ${CONNECTIONS} conns`,
+    shipkit: ours.p99,
+    peer: theirs.p99,
+    unit: 'ms',
+    ratio: p99,
+    goal: '≤ 1.0×',
+    met: p99 <= 1,
+    note,
+  });
   const ourFlood = runs['hook-server'].at(-1)?.floodMb;
   const theirFlood = runs.webhook.at(-1)?.floodMb;
-  if (ourFlood !== undefined && theirFlood !== undefined) console.log(`flood peak memory hook-server / webhook: ${(ourFlood / theirFlood).toFixed(3)}×`);
+  if (ourFlood !== undefined && theirFlood !== undefined)
+    console.log(`flood peak memory hook-server / webhook: ${(ourFlood / theirFlood).toFixed(3)}×`);
 }
 process.exit(0);

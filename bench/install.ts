@@ -31,9 +31,22 @@ const base = mkdtempSync(path.join(os.tmpdir(), 'shipkit-bench-install-'));
 process.on('exit', () => rmSync(base, { recursive: true, force: true }));
 
 const packed = await $({ cwd: ROOT })`npm pack --json --pack-destination ${base}`;
-const report = JSON.parse(packed.stdout.slice(packed.stdout.search(/^\[/m)))[0] as { filename: string; size: number; unpackedSize: number };
-const offline = { ...process.env, npm_config_offline: 'true', npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
-await $({ cwd: base, env: offline })`npm install --prefix ${path.join(base, 'opt')} ${path.join(base, report.filename)}`;
+const report = JSON.parse(packed.stdout.slice(packed.stdout.search(/^\[/m)))[0] as {
+  filename: string;
+  size: number;
+  unpackedSize: number;
+};
+const offline = {
+  ...process.env,
+  npm_config_offline: 'true',
+  npm_config_audit: 'false',
+  npm_config_fund: 'false',
+  npm_config_update_notifier: 'false',
+};
+await $({
+  cwd: base,
+  env: offline,
+})`npm install --prefix ${path.join(base, 'opt')} ${path.join(base, report.filename)}`;
 const bin = path.join(base, 'opt', 'node_modules', '.bin');
 const bundle = path.join(base, 'opt', 'node_modules', 'shipkit', 'dist', 'shipkit.mjs');
 
@@ -50,8 +63,13 @@ const cases: Array<{ name: string; argv: string[] }> = [
   { name: 'installed bin: server-update --help', argv: [path.join(bin, 'server-update'), '--help'] },
   { name: 'installed bin: shipkit --version', argv: [path.join(bin, 'shipkit'), '--version'] },
   ...oneFile('one file', bundle),
-  ...(args.compare ? oneFile(`compared (${path.basename(path.dirname(path.resolve(args.compare)))})`, path.resolve(args.compare)) : []),
-  { name: 'deno run scripts/hook-server.ts --help', argv: [DENO, 'run', '-A', '--quiet', path.join(ROOT, 'scripts', 'hook-server.ts'), '--help'] },
+  ...(args.compare
+    ? oneFile(`compared (${path.basename(path.dirname(path.resolve(args.compare)))})`, path.resolve(args.compare))
+    : []),
+  {
+    name: 'deno run scripts/hook-server.ts --help',
+    argv: [DENO, 'run', '-A', '--quiet', path.join(ROOT, 'scripts', 'hook-server.ts'), '--help'],
+  },
 ];
 
 /**
@@ -72,7 +90,11 @@ function childrenCpuMs(): number | undefined {
 function timeOnce(argv: string[], cpu?: number[]): number {
   const cpu0 = childrenCpuMs();
   const t0 = performance.now();
-  const r = spawnSync(argv[0], argv.slice(1), { cwd: base, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_COLOR: '1', PATH: `${path.dirname(node)}:${process.env.PATH}` } });
+  const r = spawnSync(argv[0], argv.slice(1), {
+    cwd: base,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, NO_COLOR: '1', PATH: `${path.dirname(node)}:${process.env.PATH}` },
+  });
   const ms = performance.now() - t0;
   if (r.status !== 0) throw new Error(`${argv.join(' ')} exited with ${r.status}: ${r.stderr}`);
   const cpu1 = childrenCpuMs();
@@ -93,21 +115,39 @@ for (let i = 0; i < runs; i++) {
 }
 
 const floor = median(times[0]);
-console.log(`cold start, median of ${runs} runs (Node ${nodeVersion}, ${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(1)})\n`);
+console.log(
+  `cold start, median of ${runs} runs (Node ${nodeVersion}, ${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(1)})\n`,
+);
 // CPU: the mean, as each sample is counted in 10 ms ticks (the mean of 21 is good to about 1 ms).
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const cpuFloor = cpus[0].length ? mean(cpus[0]) : undefined;
-console.log('| command | median | × node -e 0 | goal ≤ 1.2× | CPU, mean | × node -e 0 CPU |\n|---|---:|---:|---|---:|---:|');
+console.log(
+  '| command | median | × node -e 0 | goal ≤ 1.2× | CPU, mean | × node -e 0 CPU |\n|---|---:|---:|---|---:|---:|',
+);
 cases.forEach((c, j) => {
   const ratio = median(times[j]) / floor;
   const cpu = cpuFloor ? `${mean(cpus[j]).toFixed(1)} ms | ${(mean(cpus[j]) / cpuFloor).toFixed(2)}×` : '– | –';
-  console.log(`| ${c.name} | ${median(times[j]).toFixed(0)} ms | ${ratio.toFixed(2)}× | ${j === 0 ? '' : ratio <= 1.2 ? 'met' : 'not met'} | ${cpu} |`);
+  console.log(
+    `| ${c.name} | ${median(times[j]).toFixed(0)} ms | ${ratio.toFixed(2)}× | ${j === 0 ? '' : ratio <= 1.2 ? 'met' : 'not met'} | ${cpu} |`,
+  );
 });
 // The goal rows for `npm run bench`: the installed bin and the one file, against node -e 0.
 cases.forEach((c, j) => {
   if (!/^(installed bin|one file):/.test(c.name)) return;
-  const cpu = cpuFloor ? `; CPU ${mean(cpus[j]).toFixed(1)} vs ${cpuFloor.toFixed(1)} ms (${(mean(cpus[j]) / cpuFloor).toFixed(2)}×, means)` : '';
-  reportResult({ work: `cold start, ${c.name}`, shipkit: median(times[j]), peer: floor, unit: 'ms', goal: '≤ 1.2×', met: median(times[j]) / floor <= 1.2, note: `peer: node -e 0; median of ${runs} interleaved${cpu}` });
+  const cpu = cpuFloor
+    ? `; CPU ${mean(cpus[j]).toFixed(1)} vs ${cpuFloor.toFixed(1)} ms (${(mean(cpus[j]) / cpuFloor).toFixed(2)}×, means)`
+    : '';
+  reportResult({
+    work: `cold start, ${c.name}`,
+    shipkit: median(times[j]),
+    peer: floor,
+    unit: 'ms',
+    goal: '≤ 1.2×',
+    met: median(times[j]) / floor <= 1.2,
+    note: `peer: node -e 0; median of ${runs} interleaved${cpu}`,
+  });
 });
 const kb = (n: number) => `${(n / 1024).toFixed(0)} KB`;
-console.log(`\nnpm package ${report.filename}: ${kb(report.size)} packed, ${kb(report.unpackedSize)} unpacked; dist/shipkit.mjs ${kb(statSync(bundle).size)}`);
+console.log(
+  `\nnpm package ${report.filename}: ${kb(report.size)} packed, ${kb(report.unpackedSize)} unpacked; dist/shipkit.mjs ${kb(statSync(bundle).size)}`,
+);

@@ -34,9 +34,17 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const fmt = (ms: number) => `${ms.toFixed(ms < 10 ? 2 : 0)} ms`;
 
 /** Run a command; wall time and peak RSS (sampled from /proc every 10 ms). */
-function measure(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ ms: number; peakKb: number; code: number | null; out: string }> {
+function measure(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ ms: number; peakKb: number; code: number | null; out: string }> {
   const t0 = performance.now();
-  const child = spawn(cmd, args, { cwd: opts.cwd, env: { ...process.env, NO_COLOR: '1', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd, args, {
+    cwd: opts.cwd,
+    env: { ...process.env, NO_COLOR: '1', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let peakKb = 0;
   let out = '';
   child.stdout.on('data', (d) => (out += d));
@@ -45,12 +53,16 @@ function measure(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS
     try {
       const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
       if (m) peakKb = Math.max(peakKb, Number(m[1]));
-    } catch { /* exited */ }
+    } catch {
+      /* exited */
+    }
   }, 10);
-  return new Promise((resolve) => child.on('close', (code) => {
-    clearInterval(sample);
-    resolve({ ms: performance.now() - t0, peakKb, code, out });
-  }));
+  return new Promise((resolve) =>
+    child.on('close', (code) => {
+      clearInterval(sample);
+      resolve({ ms: performance.now() - t0, peakKb, code, out });
+    }),
+  );
 }
 
 async function benchInstall() {
@@ -65,12 +77,24 @@ async function benchInstall() {
   const tarball = path.join(updates, file);
   // Incompressible content, so the tarball really is MB megabytes (10 MB files).
   process.stderr.write(`making a ${MB} MB release...\n`);
-  const entries = Array.from({ length: Math.max(1, Math.round(MB / 10)) }, (_, i) => ({ path: `big-app/data-${i}.bin`, body: randomBytes(Math.min(MB, 10) * 1024 * 1024) }));
-  await pipeline(Readable.from([makeTar([{ path: 'big-app/', type: 'dir' }, { path: 'big-app/server.js', body: 'console.log(1)\n' }, ...entries])]), createGzip({ level: 1 }), createWriteStream(tarball));
+  const entries = Array.from({ length: Math.max(1, Math.round(MB / 10)) }, (_, i) => ({
+    path: `big-app/data-${i}.bin`,
+    body: randomBytes(Math.min(MB, 10) * 1024 * 1024),
+  }));
+  await pipeline(
+    Readable.from([
+      makeTar([{ path: 'big-app/', type: 'dir' }, { path: 'big-app/server.js', body: 'console.log(1)\n' }, ...entries]),
+    ]),
+    createGzip({ level: 1 }),
+    createWriteStream(tarball),
+  );
   await detachSign(g, key.fpr, tarball);
   const size = statSync(tarball).size;
   const sha = createHash('sha256').update(readFileSync(tarball)).digest('hex');
-  writeFileSync(path.join(updates, 'VERSION'), `CURRENT 1.0 ${file}\nSHA256 ${sha}\nSIZE ${size}\nAPP big-app\nPLATFORM gnu-linux\n`);
+  writeFileSync(
+    path.join(updates, 'VERSION'),
+    `CURRENT 1.0 ${file}\nSHA256 ${sha}\nSIZE ${size}\nAPP big-app\nPLATFORM gnu-linux\n`,
+  );
   await detachSign(g, key.fpr, path.join(updates, 'VERSION')); // launchfit requires VERSION.sig
   const server = await startUpdateServer(updates);
   // launchfit as shipped (the one file, bench/shipped.ts), as a server runs it: not under tsx.
@@ -89,7 +113,8 @@ async function benchInstall() {
     const out = path.join(base, `peer-${i}`);
     mkdirSync(out);
     const f = path.join(out, file);
-    const script = 'curl -sf -o "$1" "$2" && curl -sf -o "$1.sig" "$2.sig" && gpgv --keyring "$3" "$1.sig" "$1" 2>/dev/null && tar xzf "$1" -C "$4"';
+    const script =
+      'curl -sf -o "$1" "$2" && curl -sf -o "$1.sig" "$2.sig" && gpgv --keyring "$3" "$1.sig" "$1" 2>/dev/null && tar xzf "$1" -C "$4"';
     const p = await measure('sh', ['-c', script, 'sh', f, `${server.url}${file}`, keyring, out]);
     if (p.code !== 0) throw new Error(`curl && gpgv && tar failed:\n${p.out}`);
     peer.push(p.ms);
@@ -123,7 +148,10 @@ async function benchDowntime() {
           const v = await askApp(w.appPort, 1000);
           const t = performance.now();
           if (v === old) lastOld = t;
-          if (v === version && !firstNew) { firstNew = t; polling = false; }
+          if (v === version && !firstNew) {
+            firstNew = t;
+            polling = false;
+          }
           await new Promise((r) => setTimeout(r, 5));
         }
       })();
@@ -141,7 +169,11 @@ async function benchDowntime() {
   const port = await freePort();
   for (let i = 0; i < RUNS; i++) {
     const t0 = performance.now();
-    const child = spawn(process.execPath, ['server.cjs'], { cwd: appDir, env: { ...process.env, PORT: String(port) }, stdio: 'ignore' });
+    const child = spawn(process.execPath, ['server.cjs'], {
+      cwd: appDir,
+      env: { ...process.env, PORT: String(port) },
+      stdio: 'ignore',
+    });
     while ((await askApp(port, 1000)) !== '9.9') await new Promise((r) => setTimeout(r, 5));
     starts.push(performance.now() - t0);
     child.kill('SIGKILL');
@@ -187,11 +219,15 @@ if (/[ab]/.test(PARTS)) {
 }
 if (PARTS.includes('c')) {
   const down = await benchDowntime();
-  lines.push(`(c) update downtime (old app's last answer → new app's first, polled every 5 ms): ${fmt(down.gap)} vs the app's own start time ${fmt(down.start)}`);
+  lines.push(
+    `(c) update downtime (old app's last answer → new app's first, polled every 5 ms): ${fmt(down.gap)} vs the app's own start time ${fmt(down.start)}`,
+  );
 }
 if (PARTS.includes('d')) {
   const poll = await benchIdlePoll();
-  lines.push(`(d) idle check (one conditional GET of VERSION → 304${poll.all304 ? '' : ', NOT all 304!'}): ${fmt(poll.idle)} vs an unconditional check (${poll.fullRequests} GETs, OpenPGP verification of VERSION) ${fmt(poll.full)}`);
+  lines.push(
+    `(d) idle check (one conditional GET of VERSION → 304${poll.all304 ? '' : ', NOT all 304!'}): ${fmt(poll.idle)} vs an unconditional check (${poll.fullRequests} GETs, OpenPGP verification of VERSION) ${fmt(poll.full)}`,
+  );
 }
 if (PARTS.includes('z')) lines.push(...(await benchZeroDowntime()));
 process.stdout.write(`${lines.join('\n')}\n`);

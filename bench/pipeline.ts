@@ -21,7 +21,13 @@ import { appendFileSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import minimist from 'minimist';
 import { askApp } from '../test/fixtures/launchfit/world.ts';
-import { RELEASE_HEALTHY_AFTER_SEC, startPipelineWorld, stepTimes, timedLines, type PipelineWorld } from '../test/fixtures/pipeline-world.ts';
+import {
+  RELEASE_HEALTHY_AFTER_SEC,
+  startPipelineWorld,
+  stepTimes,
+  timedLines,
+  type PipelineWorld,
+} from '../test/fixtures/pipeline-world.ts';
 import { runScriptsAs, tmpDir } from '../test/_helpers/common.ts';
 import { quietPort } from './ports.ts';
 import { reportResult } from './result.ts';
@@ -33,7 +39,10 @@ runScriptsAs(shippedArgv);
 const args = minimist(process.argv.slice(2), { string: ['runs', 'hosts', 'light'] });
 const runs = Number(args.runs ?? 3);
 const launchfitHosts = Number(args.hosts ?? 20);
-const lightCounts = String(args.light ?? '20,200').split(',').filter(Boolean).map(Number);
+const lightCounts = String(args.light ?? '20,200')
+  .split(',')
+  .filter(Boolean)
+  .map(Number);
 const WAVES = ['25%', '100%'];
 
 type Row = Map<string, number>;
@@ -44,11 +53,22 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.le
 /** The pid of the app answering on each launchfit host now (`VERSION PID NAME`). */
 async function servingPids(w: PipelineWorld): Promise<Map<string, number>> {
   const pids = new Map<string, number>();
-  await Promise.all(w.hosts.map(async (h) => { const pid = Number((await askApp(h.appPort, 5000))?.split(' ')[1]); if (pid) pids.set(h.name, pid); }));
+  await Promise.all(
+    w.hosts.map(async (h) => {
+      const pid = Number((await askApp(h.appPort, 5000))?.split(' ')[1]);
+      if (pid) pids.set(h.name, pid);
+    }),
+  );
   return pids;
 }
 
-const alive = (pid: number | undefined) => { try { return pid !== undefined && process.kill(pid, 0); } catch { return false; } };
+const alive = (pid: number | undefined) => {
+  try {
+    return pid !== undefined && process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+};
 
 /**
  * When every host is live: a light host once it answered the rollout's request; a launchfit
@@ -60,14 +80,23 @@ const alive = (pid: number | undefined) => { try { return pid !== undefined && p
 async function allLive(w: PipelineWorld, version: string, since: number, before: Map<string, number>): Promise<number> {
   if (w.light) {
     // A light host is live when it has answered the rollout's request (after its delay).
-    return Math.max(...w.light.hosts.map((h) => Math.max(...h.hits.filter((x) => x.at >= since && x.path.startsWith('/?')).map((x) => x.at)) + h.delayMs));
+    return Math.max(
+      ...w.light.hosts.map(
+        (h) => Math.max(...h.hits.filter((x) => x.at >= since && x.path.startsWith('/?')).map((x) => x.at)) + h.delayMs,
+      ),
+    );
   }
   const live = new Map<string, number>();
   const deadline = Date.now() + 120_000;
   while (live.size < w.hosts.length && Date.now() < deadline) {
-    await Promise.all(w.hosts.filter((h) => !live.has(h.name)).map(async (h) => {
-      if ((await askApp(h.appPort, 1000))?.split(' ')[0] === version && !alive(before.get(h.name))) live.set(h.name, Date.now());
-    }));
+    await Promise.all(
+      w.hosts
+        .filter((h) => !live.has(h.name))
+        .map(async (h) => {
+          if ((await askApp(h.appPort, 1000))?.split(' ')[0] === version && !alive(before.get(h.name)))
+            live.set(h.name, Date.now());
+        }),
+    );
     await new Promise((r) => setTimeout(r, 20));
   }
   if (live.size < w.hosts.length) throw new Error(`only ${live.size}/${w.hosts.length} hosts answer ${version}`);
@@ -98,7 +127,13 @@ const EVENTS: Array<[string, RegExp]> = [
 const VERDICT = 'verdict at the rollout';
 type Timeline = Map<string, Map<string, number[]>>;
 
-function hostTimelines(w: PipelineWorld, since: number, waveStarts: Array<{ name: string; at: number; size: number }>, jobLines: Array<{ at: number; text: string }>, into: Timeline): void {
+function hostTimelines(
+  w: PipelineWorld,
+  since: number,
+  waveStarts: Array<{ name: string; at: number; size: number }>,
+  jobLines: Array<{ at: number; text: string }>,
+  into: Timeline,
+): void {
   let i = 0;
   for (const { name, at, size } of waveStarts) {
     const wave = into.get(name) ?? new Map<string, number[]>();
@@ -127,10 +162,15 @@ function launchfitCpu(w: PipelineWorld): { own: number; children: number } {
   for (const h of w.hosts) {
     try {
       const stat = readFileSync(`/proc/${h.lf!.child.pid}/stat`, 'latin1');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+      const f = stat
+        .slice(stat.lastIndexOf(')') + 2)
+        .split(' ')
+        .map(Number);
       own += (f[11] + f[12]) * 10;
       children += (f[13] + f[14]) * 10;
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   return { own, children };
 }
@@ -157,26 +197,43 @@ async function measurePush(w: PipelineWorld, n: number, timeline?: Timeline): Pr
   const live = await allLive(w, version, pushed.t0, before);
   // With LAUNCHFIT_CPU_PROF=DIR every launchfit writes a CPU profile there (test/fixtures/launchfit/world.ts);
   // each push's window, in the profiles' clock (CLOCK_MONOTONIC, µs), goes to DIR/window.
-  if (process.env.LAUNCHFIT_CPU_PROF) appendFileSync(`${process.env.LAUNCHFIT_CPU_PROF}/window`, `${n} ${hr0} ${process.hrtime.bigint() / 1000n}\n`);
+  if (process.env.LAUNCHFIT_CPU_PROF)
+    appendFileSync(`${process.env.LAUNCHFIT_CPU_PROF}/window`, `${n} ${hr0} ${process.hrtime.bigint() / 1000n}\n`);
   const header = JSON.parse(/=== shipkit job \S+ start (\{.*\})/.exec(log)![1]) as { started: string };
   const lines = timedLines(log, header.started);
   const steps = stepTimes(lines);
-  const span = (name: string) => { const s = steps.get(name); return s?.end ? s.end - s.start : 0; };
+  const span = (name: string) => {
+    const s = steps.get(name);
+    return s?.end ? s.end - s.start : 0;
+  };
   const row: Row = new Map();
   row.set('git push → build process started (hook, 202, queue)', Date.parse(job.started) - pushed.t0);
   row.set('build start-up to its first line', Date.parse(header.started) - Date.parse(job.started));
-  for (const step of ['pull', 'install', 'compile', 'publish']) row.set(`${step}${step === 'pull' ? ' (git)' : step === 'install' ? ' (npm, skipped: unchanged)' : step === 'compile' ? ' (npm run build)' : ''}`, span(step));
-  const waves = lines.flatMap((l) => { const m = /^rollout: (.+) done in (\d+) ms/.exec(l.text); return m ? [[m[1], Number(m[2])] as const] : []; });
+  for (const step of ['pull', 'install', 'compile', 'publish'])
+    row.set(
+      `${step}${step === 'pull' ? ' (git)' : step === 'install' ? ' (npm, skipped: unchanged)' : step === 'compile' ? ' (npm run build)' : ''}`,
+      span(step),
+    );
+  const waves = lines.flatMap((l) => {
+    const m = /^rollout: (.+) done in (\d+) ms/.exec(l.text);
+    return m ? [[m[1], Number(m[2])] as const] : [];
+  });
   for (const [name, ms] of waves) row.set(`rollout ${name}`, ms);
   if (timeline && !w.light) {
-    const starts = lines.flatMap((l) => { const m = /^rollout: (.+): (\d+) host\(s\)$/.exec(l.text); return m ? [{ name: m[1], at: l.at, size: Number(m[2]) }] : []; });
+    const starts = lines.flatMap((l) => {
+      const m = /^rollout: (.+): (\d+) host\(s\)$/.exec(l.text);
+      return m ? [{ name: m[1], at: l.at, size: Number(m[2]) }] : [];
+    });
     hostTimelines(w, pushed.t0, starts, lines, timeline);
   }
   row.set('rollout step, outside the waves', span('rollout') - waves.reduce((t, [, ms]) => t + ms, 0));
   const known = [...row.values()].reduce((a, b) => a + b, 0);
   row.set('the rest (between steps, job end, hosts seen live)', live - pushed.t0 - known);
   row.set('(in the first row: git push returned, 202 received)', pushed.accepted - pushed.t0);
-  row.set("(in the first row: queue, hook-server's queued → started)", Date.parse(job.started) - Date.parse(job.queued));
+  row.set(
+    "(in the first row: queue, hook-server's queued → started)",
+    Date.parse(job.started) - Date.parse(job.queued),
+  );
   row.set('total: git push → every host answers the new version', live - pushed.t0);
   const commands = span('pull') + span('install') + span('compile');
   row.set("the build's own commands (pull + install + compile)", commands);
@@ -184,22 +241,39 @@ async function measurePush(w: PipelineWorld, n: number, timeline?: Timeline): Pr
   // beside the old one that long before the old one stops): the release's own setting, like the
   // build's commands, so it is shown and taken out of shipkit's share.
   const hold = w.light ? 0 : waves.length * RELEASE_HEALTHY_AFTER_SEC * 1000;
-  row.set(`(in the waves: the release's health hold, healthy_after ${RELEASE_HEALTHY_AFTER_SEC} s × ${waves.length})`, hold);
+  row.set(
+    `(in the waves: the release's health hold, healthy_after ${RELEASE_HEALTHY_AFTER_SEC} s × ${waves.length})`,
+    hold,
+  );
   row.set("total − the build's commands (the hold included)", live - pushed.t0 - commands);
   row.set(SHARE, live - pushed.t0 - commands - hold);
   if (cpu0) {
     const cpu1 = launchfitCpu(w);
-    row.set('(CPU of the 20 launchfit processes during the push)'.replace('20', String(w.hosts.length)), cpu1.own - cpu0.own);
+    row.set(
+      '(CPU of the 20 launchfit processes during the push)'.replace('20', String(w.hosts.length)),
+      cpu1.own - cpu0.own,
+    );
     row.set('(CPU of the app instances that exited during the push)', cpu1.children - cpu0.children);
     row.set('(CPU of the launchfit processes in 1 s between pushes)', idleCpu!);
   }
   return row;
 }
 
-interface Fleet { label: string; w: PipelineWorld; all: Row[]; timeline: Timeline }
+interface Fleet {
+  label: string;
+  w: PipelineWorld;
+  all: Row[];
+  timeline: Timeline;
+}
 
 async function openFleet(label: string, options: Parameters<typeof startPipelineWorld>[1]): Promise<Fleet> {
-  const w = await startPipelineWorld(tmpDir('shipkit-bench-pipeline-'), { canary: 1, waves: WAVES, port: quietPort, ...options, progress: (l) => console.error(`  [${label}] ${l}`) });
+  const w = await startPipelineWorld(tmpDir('shipkit-bench-pipeline-'), {
+    canary: 1,
+    waves: WAVES,
+    port: quietPort,
+    ...options,
+    progress: (l) => console.error(`  [${label}] ${l}`),
+  });
   try {
     console.error(`  [${label}] warm-up push (first clone, npm install)`);
     await measurePush(w, 0);
@@ -212,7 +286,9 @@ async function openFleet(label: string, options: Parameters<typeof startPipeline
 
 async function pushOnce(fleet: Fleet, i: number): Promise<void> {
   fleet.all.push(await measurePush(fleet.w, i, fleet.timeline));
-  console.error(`  [${fleet.label}] push ${i}: ${fleet.all.at(-1)!.get('total: git push → every host answers the new version')} ms`);
+  console.error(
+    `  [${fleet.label}] push ${i}: ${fleet.all.at(-1)!.get('total: git push → every host answers the new version')} ms`,
+  );
 }
 
 function summary(fleet: Fleet): { label: string; rows: Row; shares: number[] } {
@@ -221,7 +297,10 @@ function summary(fleet: Fleet): { label: string; rows: Row; shares: number[] } {
   return { label: fleet.label, rows, shares: fleet.all.map((r) => r.get(SHARE)!) };
 }
 
-const load = os.loadavg().map((x) => x.toFixed(1)).join(' ');
+const load = os
+  .loadavg()
+  .map((x) => x.toFixed(1))
+  .join(' ');
 const results: Array<{ label: string; rows: Row; shares: number[] }> = [];
 let launchfitTimeline: Timeline = new Map();
 if (launchfitHosts) {
@@ -247,34 +326,84 @@ try {
 
 const keys = [...new Set(results.flatMap((r) => [...r.rows.keys()]))];
 const width = Math.max(...keys.map((k) => k.length));
-console.log(`push to live, median of ${runs} pushes per fleet (after a warm-up push); canary 1, waves ${WAVES.join(', ')}`);
-console.log(`${os.cpus().length} cores, node ${process.version}, load average ${load} at the start, ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} at the end`);
+console.log(
+  `push to live, median of ${runs} pushes per fleet (after a warm-up push); canary 1, waves ${WAVES.join(', ')}`,
+);
+console.log(
+  `${os.cpus().length} cores, node ${process.version}, load average ${load} at the start, ${os
+    .loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ')} at the end`,
+);
 console.log(`${'ms'.padEnd(width)}  ${results.map((r) => r.label.padStart(12)).join('')}`);
-for (const key of keys) console.log(`${key.padEnd(width)}  ${results.map((r) => String(r.rows.get(key) ?? '-').padStart(12)).join('')}`);
+for (const key of keys)
+  console.log(`${key.padEnd(width)}  ${results.map((r) => String(r.rows.get(key) ?? '-').padStart(12)).join('')}`);
 if (launchfitTimeline.size) {
-  console.log(`\nlaunchfit hosts' own timeline, ms from their wave's start (median / max over the hosts of the wave and the ${runs} pushes; from each host's output)`);
+  console.log(
+    `\nlaunchfit hosts' own timeline, ms from their wave's start (median / max over the hosts of the wave and the ${runs} pushes; from each host's output)`,
+  );
   for (const [wave, events] of launchfitTimeline) {
     console.log(`  ${wave}`);
     for (const event of [...EVENTS.map(([e]) => e), VERDICT]) {
       const xs = events.get(event);
-      if (xs?.length) console.log(`    ${event.padEnd(22)} ${String(median(xs)).padStart(6)} / ${String(Math.max(...xs)).padStart(6)}  (${xs.length})`);
+      if (xs?.length)
+        console.log(
+          `    ${event.padEnd(22)} ${String(median(xs)).padStart(6)} / ${String(Math.max(...xs)).padStart(6)}  (${xs.length})`,
+        );
     }
   }
 }
 const share = (label: string) => results.find((r) => r.label === label)?.rows.get(SHARE);
-const spread = (label: string) => { const xs = results.find((r) => r.label === label)?.shares ?? []; return xs.length ? `${Math.min(...xs)}–${Math.max(...xs)} ms` : '-'; };
-const stages = (label: string) => { const r = results.find((x) => x.label === label)!.rows; return ['git push → build process started (hook, 202, queue)', 'build start-up to its first line', 'publish', ...[...r.keys()].filter((k) => k.startsWith('rollout '))].map((k) => `${k.replace(/ \(.*\)$/, '')} ${r.get(k)}`).join(', '); };
+const spread = (label: string) => {
+  const xs = results.find((r) => r.label === label)?.shares ?? [];
+  return xs.length ? `${Math.min(...xs)}–${Math.max(...xs)} ms` : '-';
+};
+const stages = (label: string) => {
+  const r = results.find((x) => x.label === label)!.rows;
+  return [
+    'git push → build process started (hook, 202, queue)',
+    'build start-up to its first line',
+    'publish',
+    ...[...r.keys()].filter((k) => k.startsWith('rollout ')),
+  ]
+    .map((k) => `${k.replace(/ \(.*\)$/, '')} ${r.get(k)}`)
+    .join(', ');
+};
 if (launchfitHosts) {
   const ms = share(`${launchfitHosts} launchfit`)!;
-  reportResult({ work: `push-to-live, shipkit's own share, ${launchfitHosts} launchfit hosts`, shipkit: ms, peer: null, unit: 'ms', goal: '< 1000 ms', met: ms < 1000, note: `median of ${runs} pushes (${spread(`${launchfitHosts} launchfit`)}); total − pull, install, compile − the release's health hold (healthy_after ${RELEASE_HEALTHY_AFTER_SEC} s per wave); ms per stage: ${stages(`${launchfitHosts} launchfit`)}` });
+  reportResult({
+    work: `push-to-live, shipkit's own share, ${launchfitHosts} launchfit hosts`,
+    shipkit: ms,
+    peer: null,
+    unit: 'ms',
+    goal: '< 1000 ms',
+    met: ms < 1000,
+    note: `median of ${runs} pushes (${spread(`${launchfitHosts} launchfit`)}); total − pull, install, compile − the release's health hold (healthy_after ${RELEASE_HEALTHY_AFTER_SEC} s per wave); ms per stage: ${stages(`${launchfitHosts} launchfit`)}`,
+  });
 }
-const rolloutMs = (label: string) => { const r = results.find((x) => x.label === label)!.rows; return [...r.keys()].filter((k) => k.startsWith('rollout ')).reduce((t, k) => t + r.get(k)!, 0); };
+const rolloutMs = (label: string) => {
+  const r = results.find((x) => x.label === label)!.rows;
+  return [...r.keys()].filter((k) => k.startsWith('rollout ')).reduce((t, k) => t + r.get(k)!, 0);
+};
 const [small, large] = lightCounts;
 if (large !== undefined && share(`${small} light`) !== undefined) {
   // The growth push by push (pushes i of both fleets were made one after the other), then its median.
-  const [a, b] = [results.find((r) => r.label === `${small} light`)!.shares, results.find((r) => r.label === `${large} light`)!.shares];
+  const [a, b] = [
+    results.find((r) => r.label === `${small} light`)!.shares,
+    results.find((r) => r.label === `${large} light`)!.shares,
+  ];
   const growth = median(b.map((x, i) => x - a[i]));
-  console.log(`shipkit's share grows by ${growth} ms from ${small} to ${large} light hosts (goal < 500 ms); ${launchfitHosts} launchfit hosts: ${share(`${launchfitHosts} launchfit`) ?? '-'} ms (goal < 1000 ms)`);
-  reportResult({ work: `growth of that share, ${small} → ${large} hosts`, shipkit: growth, peer: null, unit: 'ms', goal: '< 500 ms', met: growth < 500, note: `median of ${runs} pairs of pushes, the two fleets taking turns: ${share(`${small} light`)} ms (${spread(`${small} light`)}) at ${small}, ${share(`${large} light`)} ms (${spread(`${large} light`)}) at ${large} light hosts answering after 100 ms; of it the rollout step (the only stage that depends on the hosts): ${rolloutMs(`${small} light`)} → ${rolloutMs(`${large} light`)} ms` });
+  console.log(
+    `shipkit's share grows by ${growth} ms from ${small} to ${large} light hosts (goal < 500 ms); ${launchfitHosts} launchfit hosts: ${share(`${launchfitHosts} launchfit`) ?? '-'} ms (goal < 1000 ms)`,
+  );
+  reportResult({
+    work: `growth of that share, ${small} → ${large} hosts`,
+    shipkit: growth,
+    peer: null,
+    unit: 'ms',
+    goal: '< 500 ms',
+    met: growth < 500,
+    note: `median of ${runs} pairs of pushes, the two fleets taking turns: ${share(`${small} light`)} ms (${spread(`${small} light`)}) at ${small}, ${share(`${large} light`)} ms (${spread(`${large} light`)}) at ${large} light hosts answering after 100 ms; of it the rollout step (the only stage that depends on the hosts): ${rolloutMs(`${small} light`)} → ${rolloutMs(`${large} light`)} ms`,
+  });
 }
 process.exit(0);

@@ -17,8 +17,15 @@ export async function installPm2(log: (line: string) => void): Promise<string> {
   if (existsSync(bin)) return bin;
   log(`installing pm2@${PM2_VERSION} into ${prefix} (for this benchmark only)...`);
   mkdirSync(prefix, { recursive: true });
-  const r = await runCommand('npm', ['install', '--prefix', prefix, '--no-audit', '--no-fund', '--no-save', '--loglevel=error', `pm2@${PM2_VERSION}`], { timeoutMs: 300_000 });
-  if (r.exitCode !== 0 || !existsSync(bin)) throw new Error(`npm install pm2@${PM2_VERSION} failed; install it by hand into ${prefix} or set BENCH_PM2_PREFIX:\n${r.stderr}`);
+  const r = await runCommand(
+    'npm',
+    ['install', '--prefix', prefix, '--no-audit', '--no-fund', '--no-save', '--loglevel=error', `pm2@${PM2_VERSION}`],
+    { timeoutMs: 300_000 },
+  );
+  if (r.exitCode !== 0 || !existsSync(bin))
+    throw new Error(
+      `npm install pm2@${PM2_VERSION} failed; install it by hand into ${prefix} or set BENCH_PM2_PREFIX:\n${r.stderr}`,
+    );
   return bin;
 }
 
@@ -54,15 +61,32 @@ export function usePm2(bin: string, home: string): Pm2 {
       // pm2's documented graceful reload: the app says `ready` (wait_ready), gets SIGINT and
       // kill_timeout to drain. One instance unless `instances` says more.
       const file = path.join(home, `${app.name}.config.json`);
-      writeFileSync(file, JSON.stringify({
-        apps: [{
-          name: app.name, script: app.script, cwd: app.cwd, exec_mode: app.mode, instances: app.instances ?? 1, env: app.env,
-          wait_ready: true, listen_timeout: 10_000, kill_timeout: 5_000, autorestart: true,
-        }],
-      }));
+      writeFileSync(
+        file,
+        JSON.stringify({
+          apps: [
+            {
+              name: app.name,
+              script: app.script,
+              cwd: app.cwd,
+              exec_mode: app.mode,
+              instances: app.instances ?? 1,
+              env: app.env,
+              wait_ready: true,
+              listen_timeout: 10_000,
+              kill_timeout: 5_000,
+              autorestart: true,
+            },
+          ],
+        }),
+      );
       await pm2('start', file);
     },
-    async reload(name) { await pm2('reload', name); },
-    async kill() { await pm2('kill'); },
+    async reload(name) {
+      await pm2('reload', name);
+    },
+    async kill() {
+      await pm2('kill');
+    },
   };
 }

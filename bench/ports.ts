@@ -17,11 +17,12 @@ function ephemeralLow(): number {
   }
 }
 
-const canBind = (port: number) => new Promise<boolean>((resolve) => {
-  const srv = net.createServer();
-  srv.once('error', () => resolve(false));
-  srv.listen({ port, host: '127.0.0.1', exclusive: true }, () => srv.close(() => resolve(true)));
-});
+const canBind = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen({ port, host: '127.0.0.1', exclusive: true }, () => srv.close(() => resolve(true)));
+  });
 
 /** A port on 127.0.0.1 outside the ephemeral range that was free a moment ago. */
 export async function quietPort(): Promise<number> {

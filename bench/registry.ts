@@ -13,10 +13,25 @@ export interface BenchEntry {
 export const BENCHES: BenchEntry[] = [
   { name: 'pipeline', script: 'bench/pipeline.ts', args: ['--runs', '5'], quick: ['--runs', '2'] },
   { name: 'install', script: 'bench/install.ts', args: ['--runs', '21'], quick: ['--runs', '5'] },
-  { name: 'build', script: 'bench/build.ts', args: ['--only', 'noop', '--runs', '9'], quick: ['--only', 'noop', '--runs', '3'] },
+  {
+    name: 'build',
+    script: 'bench/build.ts',
+    args: ['--only', 'noop', '--runs', '9'],
+    quick: ['--only', 'noop', '--runs', '3'],
+  },
   { name: 'fleet', script: 'bench/fleet.ts', args: ['--runs', '9'], quick: ['--runs', '3'] },
-  { name: 'stages', script: 'bench/stages.ts', args: ['--only', 'sync', '--runs', '7'], quick: ['--only', 'sync', '--runs', '3'] },
+  {
+    name: 'stages',
+    script: 'bench/stages.ts',
+    args: ['--only', 'sync', '--runs', '7'],
+    quick: ['--only', 'sync', '--runs', '3'],
+  },
   { name: 'fleet-pull', script: 'bench/fleet-pull.ts', args: [], quick: ['--quick'] },
   { name: 'zero-downtime', script: 'bench/zero-downtime-shipped.ts', args: ['--runs', '5'], quick: ['--runs', '2'] },
-  { name: 'hooks', script: 'bench/hooks.ts', args: ['--rounds', '3', '--duration', '10', '--flood', '0'], quick: ['--rounds', '1', '--duration', '5', '--flood', '0'] },
+  {
+    name: 'hooks',
+    script: 'bench/hooks.ts',
+    args: ['--rounds', '3', '--duration', '10', '--flood', '0'],
+    quick: ['--rounds', '1', '--duration', '5', '--flood', '0'],
+  },
 ];

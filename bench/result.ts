@@ -25,19 +25,29 @@ export interface BenchResult {
 export const RESULT_PREFIX = 'BENCH-RESULT ';
 
 export function loadAverage(): string {
-  return os.loadavg().map((x) => x.toFixed(1)).join(' ');
+  return os
+    .loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ');
 }
 
 /** Prints one result line; the load average is taken now unless given. */
 export function reportResult(result: BenchResult & { load?: string }): void {
   const ratio = result.ratio !== undefined ? result.ratio : result.peer ? result.shipkit / result.peer : null;
-  const line = { ...result, ratio: ratio === null ? null : Number(ratio.toFixed(3)), load: result.load ?? loadAverage() };
+  const line = {
+    ...result,
+    ratio: ratio === null ? null : Number(ratio.toFixed(3)),
+    load: result.load ?? loadAverage(),
+  };
   process.stdout.write(`${RESULT_PREFIX}${JSON.stringify(line)}\n`);
 }
 
 /** Parses result lines out of a bench's stdout. */
 export function parseResults(stdout: string): Array<BenchResult & { load: string }> {
-  return stdout.split('\n').filter((l) => l.startsWith(RESULT_PREFIX)).map((l) => JSON.parse(l.slice(RESULT_PREFIX.length)));
+  return stdout
+    .split('\n')
+    .filter((l) => l.startsWith(RESULT_PREFIX))
+    .map((l) => JSON.parse(l.slice(RESULT_PREFIX.length)));
 }
 
 export function median(xs: number[]): number {

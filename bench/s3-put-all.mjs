@@ -11,17 +11,41 @@ import path from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 
 const [folder, bucket, prefix, endpoint, tuned] = process.argv.slice(2);
-const TYPES = { '.html': 'text/html; charset=utf-8', '.css': 'text/css; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.json': 'application/json', '.txt': 'text/plain; charset=utf-8' };
-const files = (await readdir(folder, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => path.relative(folder, path.join(e.parentPath ?? e.path, e.name)));
+const TYPES = {
+  '.html': 'text/html; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.json': 'application/json',
+  '.txt': 'text/plain; charset=utf-8',
+};
+const files = (await readdir(folder, { recursive: true, withFileTypes: true }))
+  .filter((e) => e.isFile())
+  .map((e) => path.relative(folder, path.join(e.parentPath ?? e.path, e.name)));
 const tuning = tuned === '--tuned' ? { cacheMiddleware: true, logger: { debug() {}, warn() {}, error() {} } } : {};
-const client = new S3Client({ region: 'us-east-1', endpoint, forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED', ...tuning });
+const client = new S3Client({
+  region: 'us-east-1',
+  endpoint,
+  forcePathStyle: true,
+  requestChecksumCalculation: 'WHEN_REQUIRED',
+  responseChecksumValidation: 'WHEN_REQUIRED',
+  ...tuning,
+});
 let next = 0;
-await Promise.all(Array.from({ length: 8 }, async () => {
-  while (next < files.length) {
-    const rel = files[next++];
-    const body = await readFile(path.join(folder, rel));
-    await client.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}/${rel}`, Body: body, ContentType: TYPES[path.extname(rel)] ?? 'application/octet-stream' }));
-  }
-}));
+await Promise.all(
+  Array.from({ length: 8 }, async () => {
+    while (next < files.length) {
+      const rel = files[next++];
+      const body = await readFile(path.join(folder, rel));
+      await client.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: `${prefix}/${rel}`,
+          Body: body,
+          ContentType: TYPES[path.extname(rel)] ?? 'application/octet-stream',
+        }),
+      );
+    }
+  }),
+);
 client.destroy();
 process.stdout.write(`${JSON.stringify({ uploaded: files.length })}\n`);

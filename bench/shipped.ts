@@ -12,7 +12,11 @@ export const ROOT = path.resolve(import.meta.dirname, '..');
 export function shippedShipkit(): string {
   if (process.env.SHIPKIT_BENCH_BUNDLE) return process.env.SHIPKIT_BENCH_BUNDLE;
   const outdir = mkdtempSync(path.join(os.tmpdir(), 'shipkit-bench-bundle-'));
-  execFileSync(process.execPath, [path.join(ROOT, 'node_modules/tsx/dist/cli.mjs'), 'tools/bundle.ts', 'shipkit', '--outdir', outdir], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync(
+    process.execPath,
+    [path.join(ROOT, 'node_modules/tsx/dist/cli.mjs'), 'tools/bundle.ts', 'shipkit', '--outdir', outdir],
+    { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] },
+  );
   process.env.SHIPKIT_BENCH_BUNDLE = path.join(outdir, 'shipkit.mjs');
   return process.env.SHIPKIT_BENCH_BUNDLE;
 }

@@ -15,7 +15,14 @@ import { performance } from 'node:perf_hooks';
 import minimist from 'minimist';
 import { openEventStream, type EventStream } from '../test/fixtures/hooks/event-stream.ts';
 import { seedJournal, seededJob } from '../test/fixtures/hooks/seeded-journal.ts';
-import { FAKE_BUILD, deliverGithub, fetchJob, pushPayload, waitForJobState, writeConfig } from '../test/fixtures/hooks/deliveries.ts';
+import {
+  FAKE_BUILD,
+  deliverGithub,
+  fetchJob,
+  pushPayload,
+  waitForJobState,
+  writeConfig,
+} from '../test/fixtures/hooks/deliveries.ts';
 import { startScript, tmpDir } from '../test/_helpers/common.ts';
 
 const args = minimist(process.argv.slice(2), { string: ['runs', 'followers', 'jobs'], boolean: ['only-memory'] });
@@ -24,7 +31,14 @@ const followers = Number(args.followers ?? 50);
 const jobCount = Number(args.jobs ?? 10);
 const SECRET = `secret-${randomUUID()}`;
 const TOKEN = `token-${randomUUID()}`;
-const env = { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN, SHIPKIT_BUILD_COMMAND: FAKE_BUILD, SHIPKIT_RELEASE_COMMAND: FAKE_BUILD, REPORT_TOKEN: 'bench-token', NOTIFY_SECRET: 'bench-notify-secret' };
+const env = {
+  HOOK_SECRET: SECRET,
+  HOOK_TOKEN: TOKEN,
+  SHIPKIT_BUILD_COMMAND: FAKE_BUILD,
+  SHIPKIT_RELEASE_COMMAND: FAKE_BUILD,
+  REPORT_TOKEN: 'bench-token',
+  NOTIFY_SECRET: 'bench-notify-secret',
+};
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const p95 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil(xs.length * 0.95) - 1)];
@@ -34,7 +48,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The median of 15 VmRSS samples 200 ms apart (one sample moves with the garbage collector). */
 async function settledRssMb(pid: number): Promise<number> {
   const samples: number[] = [];
-  for (let i = 0; i < 15; i++) { samples.push(rssMb(pid)); await sleep(200); }
+  for (let i = 0; i < 15; i++) {
+    samples.push(rssMb(pid));
+    await sleep(200);
+  }
   return median(samples);
 }
 
@@ -68,9 +85,10 @@ async function renderTimes(): Promise<void> {
     console.log(`(a) ${runs} sequential requests each, 1,000 jobs in the journal, loopback:`);
     console.log(`    GET /                (HTML, 50 rows, ${(page.bytes / 1024).toFixed(0)} KB): ${fmt(page.times)}`);
     console.log(`    GET /jobs/ID         (HTML job page, ${(job.bytes / 1024).toFixed(0)} KB): ${fmt(job.times)}`);
-    console.log(`    GET /jobs?limit=50   (JSON, same 50 jobs, ${(json.bytes / 1024).toFixed(0)} KB): ${fmt(json.times)}`);
+    console.log(
+      `    GET /jobs?limit=50   (JSON, same 50 jobs, ${(json.bytes / 1024).toFixed(0)} KB): ${fmt(json.times)}`,
+    );
     console.log(`    status page / JSON list: ${(median(page.times) / median(json.times)).toFixed(2)}× (medians)`);
-
   } finally {
     await server.stop('SIGKILL');
   }
@@ -91,7 +109,10 @@ async function followerMemory(): Promise<void> {
     await waitForJobState(server.url, TOKEN, id, ['running']);
     const running = await settledRssMb(server.child.pid!);
     const streams: EventStream[] = [];
-    for (let i = 0; i < followers; i++) streams.push(await openEventStream(`${server.url}/jobs/${id}/log?follow=1`, { Authorization: `Bearer ${TOKEN}` }));
+    for (let i = 0; i < followers; i++)
+      streams.push(
+        await openEventStream(`${server.url}/jobs/${id}/log?follow=1`, { Authorization: `Bearer ${TOKEN}` }),
+      );
     const mark = streams[0].received;
     await Promise.all(streams.map((s) => s.waitFor((x) => x.received > mark + 2000, 30_000)));
     const following = await settledRssMb(server.child.pid!);
@@ -99,9 +120,13 @@ async function followerMemory(): Promise<void> {
     for (const s of streams) s.close();
     await sleep(1000);
     const after = await settledRssMb(server.child.pid!);
-    console.log(`(b) hook-server VmRSS (median of 15 samples): idle ${idle.toFixed(1)} MB, one job running ${running.toFixed(1)} MB, ${followers} followers of its live log ${following.toFixed(1)} MB, followers gone ${after.toFixed(1)} MB`);
+    console.log(
+      `(b) hook-server VmRSS (median of 15 samples): idle ${idle.toFixed(1)} MB, one job running ${running.toFixed(1)} MB, ${followers} followers of its live log ${following.toFixed(1)} MB, followers gone ${after.toFixed(1)} MB`,
+    );
     const perFollower = ((following - running) * 1024) / followers;
-    console.log(`    per follower: ${perFollower.toFixed(0)} KB${perFollower <= 0 ? ' (no growth to measure: the garbage collector moves RSS by more than the followers add)' : ''}; all ${followers} fed by one tail (${lagged} behind the first by more than 200 characters)`);
+    console.log(
+      `    per follower: ${perFollower.toFixed(0)} KB${perFollower <= 0 ? ' (no growth to measure: the garbage collector moves RSS by more than the followers add)' : ''}; all ${followers} fed by one tail (${lagged} behind the first by more than 200 characters)`,
+    );
   } finally {
     await server.stop('SIGKILL');
   }
@@ -111,10 +136,20 @@ async function followerMemory(): Promise<void> {
 async function hangingServer(): Promise<{ url: string; requests: () => number; close: () => void }> {
   let count = 0;
   const held: http.ServerResponse[] = [];
-  const server = http.createServer((_req, res) => { count++; held.push(res); });
+  const server = http.createServer((_req, res) => {
+    count++;
+    held.push(res);
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as { port: number };
-  return { url: `http://127.0.0.1:${port}`, requests: () => count, close: () => { server.closeAllConnections(); server.close(); } };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests: () => count,
+    close: () => {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
 }
 
 async function notifyLatency(): Promise<void> {
@@ -135,9 +170,15 @@ async function notifyLatency(): Promise<void> {
     '',
   ].join('\n');
   const slow = await jobGapsSpaced(slowConfig);
-  console.log(`(c) ${jobCount} jobs (one per repo, concurrency 1) back to back: end of a job → start of the next (journal times, ms resolution)`);
-  console.log(`    no notify/report:                                  median ${median(plain.gaps)} ms, max ${Math.max(...plain.gaps)} ms`);
-  console.log(`    notify webhook + slack + github statuses that hang: median ${median(slow.gaps)} ms, max ${Math.max(...slow.gaps)} ms (${hang.requests()} requests held open)`);
+  console.log(
+    `(c) ${jobCount} jobs (one per repo, concurrency 1) back to back: end of a job → start of the next (journal times, ms resolution)`,
+  );
+  console.log(
+    `    no notify/report:                                  median ${median(plain.gaps)} ms, max ${Math.max(...plain.gaps)} ms`,
+  );
+  console.log(
+    `    notify webhook + slack + github statuses that hang: median ${median(slow.gaps)} ms, max ${Math.max(...slow.gaps)} ms (${hang.requests()} requests held open)`,
+  );
   console.log(`    job wall time, median: ${median(plain.walls)} ms without, ${median(slow.walls)} ms with`);
   hang.close();
 }
@@ -167,7 +208,9 @@ async function jobGapsSpaced(extraConfig: string): Promise<{ gaps: number[]; wal
   }
 }
 
-console.log(`load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}, ${(await import('node:os')).cpus().length} cores`);
-if (!args["only-memory"]) await renderTimes();
+console.log(
+  `load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}, ${(await import('node:os')).cpus().length} cores`,
+);
+if (!args['only-memory']) await renderTimes();
 await followerMemory();
-if (!args["only-memory"]) await notifyLatency();
+if (!args['only-memory']) await notifyLatency();

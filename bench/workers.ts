@@ -17,7 +17,15 @@ import minimist from 'minimist';
 import { sign } from '@octokit/webhooks-methods';
 import { deliverGithub, pushPayload, writeConfig } from '../test/fixtures/hooks/deliveries.ts';
 import { startPostgres } from '../test/fixtures/postgres.ts';
-import { queueConfig, SECRET, startHookServer, startWorker, waitForState, worldEnv, type Worker } from '../test/fixtures/workers.ts';
+import {
+  queueConfig,
+  SECRET,
+  startHookServer,
+  startWorker,
+  waitForState,
+  worldEnv,
+  type Worker,
+} from '../test/fixtures/workers.ts';
 import { tmpDir, type Server } from '../test/_helpers/common.ts';
 
 const args = minimist(process.argv.slice(2), { string: ['pushes', 'seconds', 'connections', 'sleep'] });
@@ -25,7 +33,8 @@ const PUSHES = Number(args.pushes ?? 40);
 const SECONDS = Number(args.seconds ?? 5);
 const CONNECTIONS = Number(args.connections ?? 50);
 const SLEEP = Number(args.sleep ?? 2);
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
+const pct = (xs: number[], p: number) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
 
 // PostgreSQL's defaults: a commit waits for its WAL fsync, as the journal's 202 waits for its fsync.
 const pg = await startPostgres({ durable: true });
@@ -36,7 +45,7 @@ const env = worldEnv(pg);
 async function latency(server: Server): Promise<number[]> {
   const ms: number[] = [];
   for (let i = 0; i < PUSHES; i++) {
-    const sha = (i % 9 + 1).toString().repeat(40);
+    const sha = ((i % 9) + 1).toString().repeat(40);
     const t0 = Date.now();
     const res = await deliverGithub(server.url, 'push', pushPayload('octo/site', { sha }), SECRET);
     const job = await waitForState(server, res.json.job, ['succeeded', 'failed']);
@@ -57,7 +66,10 @@ async function benchLatency(): Promise<void> {
   await server.stop();
   console.log(`\n(a) webhook → job start, ${PUSHES} pushes one after another`);
   console.log('| queue | p50 ms | p90 ms | max ms |\n|---|---|---|---|');
-  for (const [name, xs] of [['local journal (hook-server runs it)', localMs], ['PostgreSQL, one `shipkit worker`', pgMs]] as const) {
+  for (const [name, xs] of [
+    ['local journal (hook-server runs it)', localMs],
+    ['PostgreSQL, one `shipkit worker`', pgMs],
+  ] as const) {
     console.log(`| ${name} | ${pct(xs, 0.5)} | ${pct(xs, 0.9)} | ${Math.max(...xs)} |`);
   }
   console.log(`added at p50: ${pct(pgMs, 0.5) - pct(localMs, 0.5)} ms (goal ≤ 50)`);
@@ -74,7 +86,9 @@ async function buildsPerMinute(count: number): Promise<number> {
     workers.push(await startWorker(config, `w${i}`, env));
   }
   const t0 = Date.now();
-  const sent = await Promise.all(Object.keys(repos).map((repo) => deliverGithub(server.url, 'push', pushPayload(repo), SECRET)));
+  const sent = await Promise.all(
+    Object.keys(repos).map((repo) => deliverGithub(server.url, 'push', pushPayload(repo), SECRET)),
+  );
   await Promise.all(sent.map((r) => waitForState(server, r.json.job, ['succeeded'], 300_000)));
   const minutes = (Date.now() - t0) / 60_000;
   for (const w of workers) await w.stop();
@@ -87,7 +101,8 @@ async function benchThroughput(): Promise<void> {
   for (const count of [1, 2, 4]) rates.push([`${count} worker${count > 1 ? 's' : ''}`, await buildsPerMinute(count)]);
   console.log(`\n(b) 20 repos, one push each, builds waiting ${SLEEP} s on I/O`);
   console.log('| workers | builds/min | × one worker |\n|---|---|---|');
-  for (const [name, rate] of rates) console.log(`| ${name} | ${rate.toFixed(1)} | ${(rate / rates[0][1]).toFixed(2)} |`);
+  for (const [name, rate] of rates)
+    console.log(`| ${name} | ${rate.toFixed(1)} | ${(rate / rates[0][1]).toFixed(2)} |`);
 }
 
 async function load(url: string): Promise<{ rps: number; p50: number; p99: number; non2xx: number }> {
@@ -95,15 +110,35 @@ async function load(url: string): Promise<{ rps: number; p50: number; p99: numbe
   const body = JSON.stringify(pushPayload('octo/site'));
   const signature = await sign(SECRET, body);
   const result = await new Promise<any>((resolve, reject) => {
-    autocannon({
-      // A new connection every 500 requests (hook-server closes one after 1,000): as bench/hooks.ts.
-      url, method: 'POST', connections: CONNECTIONS, duration: SECONDS, body, reconnectRate: 500,
-      headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-hub-signature-256': signature },
-      requests: [{ setupRequest: (req: any) => ({ ...req, headers: { ...req.headers, 'x-github-delivery': crypto.randomUUID() } }) }],
-    }, (error: Error | null, res: any) => (error ? reject(error) : resolve(res)));
+    autocannon(
+      {
+        // A new connection every 500 requests (hook-server closes one after 1,000): as bench/hooks.ts.
+        url,
+        method: 'POST',
+        connections: CONNECTIONS,
+        duration: SECONDS,
+        body,
+        reconnectRate: 500,
+        headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-hub-signature-256': signature },
+        requests: [
+          {
+            setupRequest: (req: any) => ({
+              ...req,
+              headers: { ...req.headers, 'x-github-delivery': crypto.randomUUID() },
+            }),
+          },
+        ],
+      },
+      (error: Error | null, res: any) => (error ? reject(error) : resolve(res)),
+    );
   });
   // Acknowledged deliveries (2xx) per second only.
-  return { rps: result['2xx'] / result.duration, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx };
+  return {
+    rps: result['2xx'] / result.duration,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    non2xx: result.non2xx,
+  };
 }
 
 function freePort(): Promise<number> {
@@ -120,11 +155,33 @@ async function startWebhook(): Promise<{ url: string; stop(): void } | undefined
   const dir = tmpDir();
   mkdirSync(dir, { recursive: true });
   const hooks = path.join(dir, 'hooks.json');
-  writeFileSync(hooks, JSON.stringify([{ id: 'site', 'execute-command': '/bin/true', 'response-message': 'ok', 'trigger-rule': { match: { type: 'payload-hmac-sha256', secret: SECRET, parameter: { source: 'header', name: 'X-Hub-Signature-256' } } } }]));
+  writeFileSync(
+    hooks,
+    JSON.stringify([
+      {
+        id: 'site',
+        'execute-command': '/bin/true',
+        'response-message': 'ok',
+        'trigger-rule': {
+          match: {
+            type: 'payload-hmac-sha256',
+            secret: SECRET,
+            parameter: { source: 'header', name: 'X-Hub-Signature-256' },
+          },
+        },
+      },
+    ]),
+  );
   const port = await freePort();
   const child = spawn('webhook', ['-hooks', hooks, '-ip', '127.0.0.1', '-port', String(port)], { stdio: 'ignore' });
   for (let i = 0; i < 100; i++) {
-    const open = await new Promise<boolean>((resolve) => { const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); }); s.on('error', () => resolve(false)); });
+    const open = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
     if (open) break;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -133,11 +190,19 @@ async function startWebhook(): Promise<{ url: string; stop(): void } | undefined
 
 async function benchAcks(): Promise<void> {
   const rows: Array<[string, Awaited<ReturnType<typeof load>>]> = [];
-  const quiet = { ...env, SHIPKIT_BUILD_COMMAND: '/bin/true', SHIPKIT_RELEASE_COMMAND: '/bin/true', LOG_FORMAT: 'json' };
+  const quiet = {
+    ...env,
+    SHIPKIT_BUILD_COMMAND: '/bin/true',
+    SHIPKIT_RELEASE_COMMAND: '/bin/true',
+    LOG_FORMAT: 'json',
+  };
   const local = await startHookServer(writeConfig(tmpDir(), { repos: { 'octo/site': {} } }), quiet);
   rows.push(['hook-server, local journal', await load(`${local.url}/hooks/github`)]);
   await local.stop();
-  const server = await startHookServer(queueConfig('ack-server', { 'octo/site': {} }, { concurrency: 0 }).config, quiet);
+  const server = await startHookServer(
+    queueConfig('ack-server', { 'octo/site': {} }, { concurrency: 0 }).config,
+    quiet,
+  );
   rows.push(['hook-server, queue: PostgreSQL', await load(`${server.url}/hooks/github`)]);
   await server.stop();
   const webhook = await startWebhook();
@@ -157,4 +222,3 @@ try {
 } finally {
   await pg.stop();
 }
-

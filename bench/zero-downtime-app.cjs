@@ -53,7 +53,9 @@ function drain() {
   for (const server of servers) {
     // net.Server's close: stop accepting, keep the open connections (http.Server's close would also
     // close the idle keep-alive ones at once, racing a client that is just sending on one).
-    net.Server.prototype.close.call(server, () => { if (--open === 0) process.exit(0); });
+    net.Server.prototype.close.call(server, () => {
+      if (--open === 0) process.exit(0);
+    });
     setTimeout(() => server.closeIdleConnections(), IDLE_GRACE_MS).unref();
   }
 }

@@ -10,13 +10,25 @@ const http = require('node:http');
 const fs = require('node:fs');
 const { performance } = require('node:perf_hooks');
 
-const [port, connections, rate, out] = [Number(process.argv[2]), Number(process.argv[3]), Number(process.argv[4]), process.argv[5]];
+const [port, connections, rate, out] = [
+  Number(process.argv[2]),
+  Number(process.argv[3]),
+  Number(process.argv[4]),
+  process.argv[5],
+];
 const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
 const TIMEOUT_MS = 5000;
 /** Flat records: start epoch ms, latency ms, outcome index into `kinds`. */
 const rec = [];
 const kinds = ['ok'];
-const kindOf = (k) => { let i = kinds.indexOf(k); if (i < 0) { i = kinds.length; kinds.push(k); } return i; };
+const kindOf = (k) => {
+  let i = kinds.indexOf(k);
+  if (i < 0) {
+    i = kinds.length;
+    kinds.push(k);
+  }
+  return i;
+};
 let stopping = false;
 
 function once() {
@@ -35,7 +47,10 @@ function once() {
       res.on('end', () => end(res.statusCode >= 200 && res.statusCode < 300 ? 'ok' : `HTTP ${res.statusCode}`));
       res.on('error', (e) => end(e.code || 'error'));
     });
-    req.on('timeout', () => { req.destroy(); end('timeout'); });
+    req.on('timeout', () => {
+      req.destroy();
+      end('timeout');
+    });
     req.on('error', (e) => end(e.code || e.message));
   });
 }

@@ -26,7 +26,12 @@ export interface LoadRun {
   stop(): Promise<{ windows: WindowStats[]; steady: WindowStats; bodies: Set<string>; requests: number }>;
 }
 
-interface Event { t: number; ok: boolean; ms?: number; kind?: string }
+interface Event {
+  t: number;
+  ok: boolean;
+  ms?: number;
+  kind?: string;
+}
 
 interface Client {
   on(event: string, f: (...a: unknown[]) => void): void;
@@ -50,10 +55,14 @@ function makeClientHonest(client: Client, onLost: (n: number) => void): void {
     const h = info as { shouldKeepAlive?: boolean };
     if (h.shouldKeepAlive === false) closing = true;
   });
-  client.on('connError', () => { errored = true; });
+  client.on('connError', () => {
+    errored = true;
+  });
   const doRequest = client._doRequest.bind(client);
   const connect = client._connect.bind(client);
-  client._doRequest = (...a) => { if (!closing) doRequest(...a); };
+  client._doRequest = (...a) => {
+    if (!closing) doRequest(...a);
+  };
   client._connect = () => {
     const lost = client.pipelinedRequests.size();
     if (lost && !errored) onLost(lost);
@@ -87,13 +96,27 @@ function statsOf(events: Event[], ranges: Array<[number, number]>, gaps: 'touchi
       lastOk = e.t;
     }
     if (!inside(e.t)) continue;
-    if (e.ok) { ok++; latencies.push(e.ms!); } else { failed++; kinds[e.kind!] = (kinds[e.kind!] ?? 0) + 1; }
+    if (e.ok) {
+      ok++;
+      latencies.push(e.ms!);
+    } else {
+      failed++;
+      kinds[e.kind!] = (kinds[e.kind!] ?? 0) + 1;
+    }
   }
   return { ok, failed, kinds, maxGapMs, p99Ms: percentile(latencies, 99) };
 }
 
 /** 50 connections (by default) of back-to-back GETs against 127.0.0.1:port until stopped. */
-export async function startLoad({ port, connections = 50, rate = 0 }: { port: number; connections?: number; rate?: number }): Promise<LoadRun> {
+export async function startLoad({
+  port,
+  connections = 50,
+  rate = 0,
+}: {
+  port: number;
+  connections?: number;
+  rate?: number;
+}): Promise<LoadRun> {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- autocannon ships no types
   const { default: autocannon } = (await import('autocannon' as string)) as { default: (opts: object) => any };
   const events: Event[] = [];
@@ -102,11 +125,19 @@ export async function startLoad({ port, connections = 50, rate = 0 }: { port: nu
   const excluded: Array<[number, number]> = [];
   const startedAt = performance.now();
   const instance = autocannon({
-    url: `http://127.0.0.1:${port}/`, connections, duration: 3600, timeout: 5, ...(rate ? { overallRate: rate } : {}),
+    url: `http://127.0.0.1:${port}/`,
+    connections,
+    duration: 3600,
+    timeout: 5,
+    ...(rate ? { overallRate: rate } : {}),
     setupClient: (client: unknown) => {
       const c = client as Client;
-      makeClientHonest(c, (n) => { for (let i = 0; i < n; i++) events.push({ t: performance.now(), ok: false, kind: 'closed unanswered' }); });
-      c.on('body', (body) => { if (bodies.size < 100) bodies.add(String(body).split(' ')[0]); });
+      makeClientHonest(c, (n) => {
+        for (let i = 0; i < n; i++) events.push({ t: performance.now(), ok: false, kind: 'closed unanswered' });
+      });
+      c.on('body', (body) => {
+        if (bodies.size < 100) bodies.add(String(body).split(' ')[0]);
+      });
     },
   });
   instance.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => {
@@ -114,13 +145,19 @@ export async function startLoad({ port, connections = 50, rate = 0 }: { port: nu
     events.push({ t: performance.now(), ok, ms, kind: ok ? undefined : `HTTP ${status}` });
   });
   instance.on('reqError', (error: NodeJS.ErrnoException) => {
-    events.push({ t: performance.now(), ok: false, kind: error.code ?? (/timed out/.test(error.message) ? 'timeout' : error.message) });
+    events.push({
+      t: performance.now(),
+      ok: false,
+      kind: error.code ?? (/timed out/.test(error.message) ? 'timeout' : error.message),
+    });
   });
   const done = new Promise<{ requests: { total: number } }>((resolve) => instance.on('done', resolve));
   const open = (list: Array<[number, number]>) => () => {
     const range: [number, number] = [performance.now(), Infinity];
     list.push(range);
-    return () => { range[1] = performance.now(); };
+    return () => {
+      range[1] = performance.now();
+    };
   };
   return {
     mark: open(ranges),
@@ -133,7 +170,10 @@ export async function startLoad({ port, connections = 50, rate = 0 }: { port: nu
       // Steady state: everything outside the update windows and the excluded times, after a second of warm-up.
       const steady: Array<[number, number]> = [];
       let from = startedAt + 1000;
-      for (const [a, b] of [...ranges, ...excluded].sort((x, y) => x[0] - y[0])) { if (a > from) steady.push([from, a]); from = Math.max(from, b); }
+      for (const [a, b] of [...ranges, ...excluded].sort((x, y) => x[0] - y[0])) {
+        if (a > from) steady.push([from, a]);
+        from = Math.max(from, b);
+      }
       if (stoppedAt > from) steady.push([from, stoppedAt]);
       return { windows, steady: statsOf(events, steady, 'within'), bodies, requests: result.requests.total };
     },

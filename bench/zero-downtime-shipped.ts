@@ -33,17 +33,34 @@ const RUNS = argOf('runs', 5);
 const RATE = argOf('rate', 1000);
 const CONNECTIONS = argOf('connections', 20);
 /** `--app FILE`: another app to update (e.g. one that drains differently); the app of both sides. */
-const APP_FILE = process.argv.includes('--app') ? path.resolve(process.argv[process.argv.indexOf('--app') + 1]) : path.join(import.meta.dirname, 'zero-downtime-app.cjs');
+const APP_FILE = process.argv.includes('--app')
+  ? path.resolve(process.argv[process.argv.indexOf('--app') + 1])
+  : path.join(import.meta.dirname, 'zero-downtime-app.cjs');
 const APP = readFileSync(APP_FILE, 'utf8');
 
-interface Window { from: number; to: number }
-interface Stats { requests: number; failed: number; refused: number; kinds: Record<string, number>; p99Ms: number }
-interface SideRun { steady: Stats; updates: Stats; restart?: Stats }
+interface Window {
+  from: number;
+  to: number;
+}
+interface Stats {
+  requests: number;
+  failed: number;
+  refused: number;
+  kinds: Record<string, number>;
+  p99Ms: number;
+}
+interface SideRun {
+  steady: Stats;
+  updates: Stats;
+  restart?: Stats;
+}
 
 /** The load generator in its own process; stop() returns every request it made. */
 async function startClient(port: number): Promise<{ stop(): Promise<{ kinds: string[]; rec: number[] }> }> {
   const out = path.join(tmpDir('shipkit-bench-zd-client-'), 'requests.json');
-  const child = spawn(process.execPath, [CLIENT, String(port), String(CONNECTIONS), String(RATE), out], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [CLIENT, String(port), String(CONNECTIONS), String(RATE), out], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   await new Promise<void>((resolve, reject) => {
     child.stdout!.once('data', () => resolve());
     child.once('exit', (code) => reject(new Error(`the load generator exited ${code}`)));
@@ -68,10 +85,19 @@ function statsOf(data: { kinds: string[]; rec: number[] }, windows: Window[]): S
     if (!windows.some((w) => t >= w.from && t < w.to)) continue;
     lat.push(data.rec[i + 1]);
     const kind = data.kinds[data.rec[i + 2]];
-    if (kind !== 'ok') { failed++; kinds[kind] = (kinds[kind] ?? 0) + 1; }
+    if (kind !== 'ok') {
+      failed++;
+      kinds[kind] = (kinds[kind] ?? 0) + 1;
+    }
   }
   lat.sort((a, b) => a - b);
-  return { requests: lat.length, failed, refused: kinds.ECONNREFUSED ?? 0, kinds, p99Ms: lat[Math.min(lat.length - 1, Math.floor(lat.length * 0.99))] ?? NaN };
+  return {
+    requests: lat.length,
+    failed,
+    refused: kinds.ECONNREFUSED ?? 0,
+    kinds,
+    p99Ms: lat[Math.min(lat.length - 1, Math.floor(lat.length * 0.99))] ?? NaN,
+  };
 }
 
 interface Side {
@@ -104,7 +130,10 @@ async function runSide(side: Side): Promise<SideRun> {
       await sleep(1000);
       const w = { from: Date.now(), to: 0 };
       await side.update(i);
-      await waitFor(async () => (await askApp(side.port, 1000))?.startsWith(`${side.version(i)} `), { what: `${side.name}: version ${side.version(i)}`, timeoutMs: 30_000 });
+      await waitFor(async () => (await askApp(side.port, 1000))?.startsWith(`${side.version(i)} `), {
+        what: `${side.name}: version ${side.version(i)}`,
+        timeoutMs: 30_000,
+      });
       await sleep(500);
       w.to = Date.now();
       updates.push(w);
@@ -128,9 +157,16 @@ async function runSide(side: Side): Promise<SideRun> {
     // BENCH_ZD_TRACE=DIR: every request, the windows and launchfit's log, to see where slow answers fall.
     if (process.env.BENCH_ZD_TRACE) {
       mkdirSync(process.env.BENCH_ZD_TRACE, { recursive: true });
-      writeFileSync(path.join(process.env.BENCH_ZD_TRACE, `${side.name}-${Date.now()}.json`), JSON.stringify({ steady, updates, restart, data, log: side.output?.() }));
+      writeFileSync(
+        path.join(process.env.BENCH_ZD_TRACE, `${side.name}-${Date.now()}.json`),
+        JSON.stringify({ steady, updates, restart, data, log: side.output?.() }),
+      );
     }
-    return { steady: statsOf(data, steady), updates: statsOf(data, updates), restart: restart && statsOf(data, [restart]) };
+    return {
+      steady: statsOf(data, steady),
+      updates: statsOf(data, updates),
+      restart: restart && statsOf(data, [restart]),
+    };
   } finally {
     await side.tearDown();
   }
@@ -144,11 +180,21 @@ async function runSide(side: Side): Promise<SideRun> {
  */
 async function startShipped(deploy: string, logged: string[] = []): Promise<ChildProcess> {
   const [cmd, ...args] = shippedArgv('launchfit');
-  const child = spawn(cmd, [...args, 'run', '--dir', deploy], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(cmd, [...args, 'run', '--dir', deploy], {
+    env: { ...process.env, NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => { out = (out + d).slice(-20_000); if (process.env.BENCH_ZD_TRACE) logged.push(`@${Date.now()} ${String(d)}`); });
-  await waitFor(() => out.includes('launchfit ready') || child.exitCode !== null, { what: `launchfit run:\n${out}`, timeoutMs: 60_000 });
+  child.stderr!.on('data', (d) => {
+    out = (out + d).slice(-20_000);
+    if (process.env.BENCH_ZD_TRACE) logged.push(`@${Date.now()} ${String(d)}`);
+  });
+  await waitFor(() => out.includes('launchfit ready') || child.exitCode !== null, {
+    what: `launchfit run:\n${out}`,
+    timeoutMs: 60_000,
+  });
   if (child.exitCode !== null) throw new Error(`launchfit run exited ${child.exitCode}:\n${out}`);
   return child;
 }
@@ -169,15 +215,22 @@ function launchfitSide(): Side {
   const yml = 'app:\n  exec: node server.cjs\n  healthy_after: 2\n  kill_timeout: 5\n  forever: true\n';
   const publish = (v: string) => w.publish(v, { files: { 'server.cjs': APP }, yml });
   const side: Side = {
-    name: 'launchfit', port: 0,
+    name: 'launchfit',
+    port: 0,
     async setUp() {
       w = await makeWorld();
       side.port = w.appPort;
       await publish('1.0');
-      w.writeConfig('', `  listen: [127.0.0.1:${w.appPort}]\n  drain: 5\n  health:\n    http: http://127.0.0.1:${w.appPort}/up\n    interval: 0.2\n    timeout: 1\n`);
+      w.writeConfig(
+        '',
+        `  listen: [127.0.0.1:${w.appPort}]\n  drain: 5\n  health:\n    http: http://127.0.0.1:${w.appPort}/up\n    interval: 0.2\n    timeout: 1\n`,
+      );
       await runShipped(['deploy', '--dir', w.deploy]);
       lf = await startShipped(w.deploy, logged);
-      await waitFor(async () => (await askApp(w.appPort))?.startsWith('1.0 '), { what: 'launchfit: 1.0', timeoutMs: 30_000 });
+      await waitFor(async () => (await askApp(w.appPort))?.startsWith('1.0 '), {
+        what: 'launchfit: 1.0',
+        timeoutMs: 30_000,
+      });
     },
     prepare: (i) => publish(`1.${i}`),
     async update() {
@@ -213,11 +266,19 @@ function pm2Side(bin: string): Side {
   writeFileSync(path.join(app, 'server.cjs'), APP);
   const pm2 = usePm2(bin, path.join(base, 'home'));
   const side: Side = {
-    name: 'pm2', port: 0,
+    name: 'pm2',
+    port: 0,
     async setUp() {
       writeFileSync(path.join(app, 'version.txt'), '2.0\n');
       side.port = await freePort();
-      await pm2.start({ name: 'bench', script: path.join(app, 'server.cjs'), cwd: app, mode: 'cluster', instances: 2, env: { PORT: String(side.port) } });
+      await pm2.start({
+        name: 'bench',
+        script: path.join(app, 'server.cjs'),
+        cwd: app,
+        mode: 'cluster',
+        instances: 2,
+        env: { PORT: String(side.port) },
+      });
       await waitFor(async () => (await askApp(side.port))?.startsWith('2.0 '), { what: 'pm2: 2.0', timeoutMs: 30_000 });
     },
     prepare: async (i) => writeFileSync(path.join(app, 'version.txt'), `2.${i}\n`),
@@ -228,7 +289,14 @@ function pm2Side(bin: string): Side {
   return side;
 }
 
-const fmt = (s: Stats) => `${s.requests} requests, ${s.failed} failed${s.failed ? ` (${Object.entries(s.kinds).map(([k, n]) => `${n} ${k}`).join(', ')})` : ''}, p99 ${s.p99Ms.toFixed(1)} ms`;
+const fmt = (s: Stats) =>
+  `${s.requests} requests, ${s.failed} failed${
+    s.failed
+      ? ` (${Object.entries(s.kinds)
+          .map(([k, n]) => `${n} ${k}`)
+          .join(', ')})`
+      : ''
+  }, p99 ${s.p99Ms.toFixed(1)} ms`;
 
 async function main(): Promise<void> {
   const bin = await installPm2(log);
@@ -241,7 +309,9 @@ async function main(): Promise<void> {
     for (const name of order) {
       const run = await runSide(name === 'launchfit' ? launchfitSide() : pm2Side(bin));
       (name === 'launchfit' ? lf : pm).push(run);
-      log(`round ${r + 1} ${name}: steady ${fmt(run.steady)}; ${UPDATES} updates ${fmt(run.updates)}${run.restart ? `; kill -9 + restart ${fmt(run.restart)}` : ''}; load ${loadAverage()}`);
+      log(
+        `round ${r + 1} ${name}: steady ${fmt(run.steady)}; ${UPDATES} updates ${fmt(run.updates)}${run.restart ? `; kill -9 + restart ${fmt(run.restart)}` : ''}; load ${loadAverage()}`,
+      );
     }
     load.push(loadAverage());
   }
@@ -249,16 +319,35 @@ async function main(): Promise<void> {
   const note = `median of ${RUNS} rounds, sides alternated;${process.argv.includes('--app') ? ` app ${APP_FILE};` : ''} ${CONNECTIONS} keep-alive connections at ${RATE || 'unthrottled'} req/s from a process of its own; launchfit as shipped (one file, app.listen + health, healthy_after 2), pm2 ${PM2_VERSION} cluster mode 2 instances (wait_ready); load during the run ${load.join(' | ')}`;
   const failedLf = median(lf.map((x) => x.updates.failed));
   const failedPm = median(pm.map((x) => x.updates.failed));
-  reportResult({ work: `zero-downtime: failed requests during ${UPDATES} updates`, shipkit: failedLf, peer: failedPm, unit: 'requests', ratio: null, goal: '0', met: failedLf === 0, note });
+  reportResult({
+    work: `zero-downtime: failed requests during ${UPDATES} updates`,
+    shipkit: failedLf,
+    peer: failedPm,
+    unit: 'requests',
+    ratio: null,
+    goal: '0',
+    met: failedLf === 0,
+    note,
+  });
   const rLf = median(lf.map(ratio));
   const rPm = median(pm.map(ratio));
   reportResult({
-    work: 'zero-downtime: p99 during updates / steady p99', shipkit: Number(rLf.toFixed(2)), peer: Number(rPm.toFixed(2)), unit: '× steady p99', goal: '≤ 2× steady (pm2 cluster reload for reference)', met: rLf <= 2,
+    work: 'zero-downtime: p99 during updates / steady p99',
+    shipkit: Number(rLf.toFixed(2)),
+    peer: Number(rPm.toFixed(2)),
+    unit: '× steady p99',
+    goal: '≤ 2× steady (pm2 cluster reload for reference)',
+    met: rLf <= 2,
     note: `launchfit p99 steady ${median(lf.map((x) => x.steady.p99Ms)).toFixed(1)} ms / updates ${median(lf.map((x) => x.updates.p99Ms)).toFixed(1)} ms; pm2 ${median(pm.map((x) => x.steady.p99Ms)).toFixed(1)} / ${median(pm.map((x) => x.updates.p99Ms)).toFixed(1)} ms; ${note}`,
   });
   const refused = median(lf.map((x) => x.restart!.refused));
   reportResult({
-    work: 'zero-downtime: refused connections across launchfit kill -9 + restart', shipkit: refused, peer: null, unit: 'connections', goal: '0', met: refused === 0,
+    work: 'zero-downtime: refused connections across launchfit kill -9 + restart',
+    shipkit: refused,
+    peer: null,
+    unit: 'connections',
+    goal: '0',
+    met: refused === 0,
     note: `failed requests in that window (median): ${median(lf.map((x) => x.restart!.failed))}; ${note}`,
   });
 }

@@ -60,20 +60,32 @@ async function underLoad(mode: string, port: number, u: Updater, lastVersion: st
     end();
     await sleep(1000);
   };
-  for (let i = 1; i <= UPDATES; i++) await during(() => u.prepare(i), () => u.update(i));
+  for (let i = 1; i <= UPDATES; i++)
+    await during(
+      () => u.prepare(i),
+      () => u.update(i),
+    );
   if (u.bad) await during(u.bad.prepare, u.bad.update);
   await sleep(1000);
   const r = await load.stop();
   const last = await askApp(port);
-  if (!last?.startsWith(`${lastVersion} `)) throw new Error(`${mode}: after the updates the app answers ${JSON.stringify(last)}, not version ${lastVersion}`);
-  return { mode, steady: r.steady, updates: r.windows.slice(0, UPDATES), bad: u.bad ? r.windows[UPDATES] : undefined, versions: [...r.bodies].sort() };
+  if (!last?.startsWith(`${lastVersion} `))
+    throw new Error(`${mode}: after the updates the app answers ${JSON.stringify(last)}, not version ${lastVersion}`);
+  return {
+    mode,
+    steady: r.steady,
+    updates: r.windows.slice(0, UPDATES),
+    bad: u.bad ? r.windows[UPDATES] : undefined,
+    versions: [...r.bodies].sort(),
+  };
 }
 
 async function launchfitMode(listen: boolean): Promise<ModeResult> {
   const w = await makeWorld();
   const port = w.appPort;
   const yml = 'app:\n  exec: node server.cjs\n  healthy_after: 5\n  kill_timeout: 5\n  forever: true\n';
-  const publish = (version: string, files: Record<string, string> = {}) => w.publish(version, { files: { 'server.cjs': APP, ...files }, yml });
+  const publish = (version: string, files: Record<string, string> = {}) =>
+    w.publish(version, { files: { 'server.cjs': APP, ...files }, yml });
   await publish('1.0');
   const health = `  health:\n    http: http://127.0.0.1:${port}/up\n    interval: 0.1\n    timeout: 1\n`;
   w.writeConfig('', listen ? `  listen: [127.0.0.1:${port}]\n  drain: 5\n${health}` : health);
@@ -83,15 +95,24 @@ async function launchfitMode(listen: boolean): Promise<ModeResult> {
   const ask = async (expect: string) => {
     const answer = await requestOverSocket(path.join(w.deploy, '.launchfit/control.sock'), 'POST', '/update');
     const result = answer?.body.result as { action?: string; message?: string } | undefined;
-    if (result?.action !== expect) throw new Error(`launchfit update: expected ${expect}, got ${JSON.stringify(answer?.body)}`);
+    if (result?.action !== expect)
+      throw new Error(`launchfit update: expected ${expect}, got ${JSON.stringify(answer?.body)}`);
   };
   try {
-    await waitFor(async () => (await askApp(port))?.startsWith('1.0 '), { what: 'the app under launchfit', timeoutMs: 30_000 });
-    return await underLoad(listen ? 'launchfit, app.listen' : 'launchfit, no app.listen', port, {
-      prepare: (i) => publish(`1.${i}`),
-      update: () => ask('installed'),
-      bad: { prepare: () => publish(`1.${UPDATES + 1}`, { crash: '' }), update: () => ask('unhealthy') },
-    }, `1.${UPDATES}`);
+    await waitFor(async () => (await askApp(port))?.startsWith('1.0 '), {
+      what: 'the app under launchfit',
+      timeoutMs: 30_000,
+    });
+    return await underLoad(
+      listen ? 'launchfit, app.listen' : 'launchfit, no app.listen',
+      port,
+      {
+        prepare: (i) => publish(`1.${i}`),
+        update: () => ask('installed'),
+        bad: { prepare: () => publish(`1.${UPDATES + 1}`, { crash: '' }), update: () => ask('unhealthy') },
+      },
+      `1.${UPDATES}`,
+    );
   } finally {
     await lf.stop();
     await w.server.close();
@@ -108,12 +129,26 @@ async function pm2Mode(bin: string, mode: 'fork' | 'cluster'): Promise<ModeResul
   const port = await freePort();
   const pm2 = usePm2(bin, path.join(base, 'home'));
   try {
-    await pm2.start({ name: 'bench', script: path.join(app, 'server.cjs'), cwd: app, mode, env: { PORT: String(port) } });
-    await waitFor(async () => (await askApp(port))?.startsWith('2.0 '), { what: `the app under pm2 (${mode})`, timeoutMs: 30_000 });
-    return await underLoad(`pm2 reload, ${mode} mode`, port, {
-      prepare: (i) => setVersion(`2.${i}`),
-      update: () => pm2.reload('bench'),
-    }, `2.${UPDATES}`);
+    await pm2.start({
+      name: 'bench',
+      script: path.join(app, 'server.cjs'),
+      cwd: app,
+      mode,
+      env: { PORT: String(port) },
+    });
+    await waitFor(async () => (await askApp(port))?.startsWith('2.0 '), {
+      what: `the app under pm2 (${mode})`,
+      timeoutMs: 30_000,
+    });
+    return await underLoad(
+      `pm2 reload, ${mode} mode`,
+      port,
+      {
+        prepare: (i) => setVersion(`2.${i}`),
+        update: () => pm2.reload('bench'),
+      },
+      `2.${UPDATES}`,
+    );
   } finally {
     await pm2.kill();
   }
@@ -123,38 +158,74 @@ const fmt = (ms: number) => `${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`;
 const kinds = (s: WindowStats[]) => {
   const all: Record<string, number> = {};
   for (const w of s) for (const [k, n] of Object.entries(w.kinds)) all[k] = (all[k] ?? 0) + n;
-  const text = Object.entries(all).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${n} ${k}`).join(', ');
+  const text = Object.entries(all)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, n]) => `${n} ${k}`)
+    .join(', ');
   return text ? ` (${text})` : '';
 };
 
 /** The table, one row per mode, plus a row per bad release. */
 export function formatZeroDowntime(results: ModeResult[]): string[] {
-  const rows = [['mode', 'failed requests', 'longest gap (median / worst)', 'gap steady', 'p99 steady', 'p99 in updates (median)', 'ratio']];
+  const rows = [
+    [
+      'mode',
+      'failed requests',
+      'longest gap (median / worst)',
+      'gap steady',
+      'p99 steady',
+      'p99 in updates (median)',
+      'ratio',
+    ],
+  ];
   for (const r of results) {
     const p99 = median(r.updates.map((u) => u.p99Ms));
     const gaps = r.updates.map((u) => u.maxGapMs);
     rows.push([
-      r.mode, `${r.updates.reduce((n, u) => n + u.failed, 0)}${kinds(r.updates)}`, `${fmt(median(gaps))} / ${fmt(Math.max(...gaps))}`,
-      fmt(r.steady.maxGapMs), fmt(r.steady.p99Ms), fmt(p99), `${(p99 / r.steady.p99Ms).toFixed(1)}x`,
+      r.mode,
+      `${r.updates.reduce((n, u) => n + u.failed, 0)}${kinds(r.updates)}`,
+      `${fmt(median(gaps))} / ${fmt(Math.max(...gaps))}`,
+      fmt(r.steady.maxGapMs),
+      fmt(r.steady.p99Ms),
+      fmt(p99),
+      `${(p99 / r.steady.p99Ms).toFixed(1)}x`,
     ]);
   }
   for (const r of results.filter((x) => x.bad)) {
-    rows.push([`${r.mode}: bad release`, `${r.bad!.failed}${kinds([r.bad!])}`, fmt(r.bad!.maxGapMs), fmt(r.steady.maxGapMs), fmt(r.steady.p99Ms), fmt(r.bad!.p99Ms), `${(r.bad!.p99Ms / r.steady.p99Ms).toFixed(1)}x`]);
+    rows.push([
+      `${r.mode}: bad release`,
+      `${r.bad!.failed}${kinds([r.bad!])}`,
+      fmt(r.bad!.maxGapMs),
+      fmt(r.steady.maxGapMs),
+      fmt(r.steady.p99Ms),
+      fmt(r.bad!.p99Ms),
+      `${(r.bad!.p99Ms / r.steady.p99Ms).toFixed(1)}x`,
+    ]);
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
-  return rows.map((row) => `| ${row.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`)
+  return rows
+    .map((row) => `| ${row.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`)
     .flatMap((line, i) => (i === 0 ? [line, `|${widths.map((n) => '-'.repeat(n + 2)).join('|')}|`] : [line]));
 }
 
 /** Every mode in turn; pm2 is always killed. */
-export async function benchZeroDowntime(log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<string[]> {
+export async function benchZeroDowntime(
+  log: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
+): Promise<string[]> {
   const modes = process.env.BENCH_ZMODES ?? 'lnfc';
-  const load = () => os.loadavg().map((n) => n.toFixed(1)).join(' ');
+  const load = () =>
+    os
+      .loadavg()
+      .map((n) => n.toFixed(1))
+      .join(' ');
   const loadBefore = load();
   const results: ModeResult[] = [];
   const bin = /[fc]/.test(modes) ? await installPm2(log) : '';
   for (const [key, run] of [
-    ['l', () => launchfitMode(true)], ['n', () => launchfitMode(false)], ['f', () => pm2Mode(bin, 'fork')], ['c', () => pm2Mode(bin, 'cluster')],
+    ['l', () => launchfitMode(true)],
+    ['n', () => launchfitMode(false)],
+    ['f', () => pm2Mode(bin, 'fork')],
+    ['c', () => pm2Mode(bin, 'cluster')],
   ] as const) {
     if (!modes.includes(key)) continue;
     log(`(z) ${key}...`);

@@ -7,7 +7,9 @@ import { existsSync } from 'node:fs';
 import module from 'node:module';
 
 if (Number(process.versions.node.split('.')[0]) < 20) {
-  process.stderr.write(`shipkit needs Node.js 20 or newer, and this is ${process.version}: install a newer node and put it first on the PATH.\n`);
+  process.stderr.write(
+    `shipkit needs Node.js 20 or newer, and this is ${process.version}: install a newer node and put it first on the PATH.\n`,
+  );
   process.exit(2);
 }
 const sources = new URL('../scripts/shipkit.ts', import.meta.url);

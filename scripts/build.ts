@@ -36,7 +36,14 @@ Examples:
   build site --steps compile --config /etc/shipkit/shipkit.yml
 `,
   flags: {
-    config: { type: 'string' }, sha: { type: 'string' }, ref: { type: 'string' }, steps: { type: 'string' }, 'job-id': { type: 'string' }, url: { type: 'string' }, cache: { type: 'boolean', default: true }, json: { type: 'boolean' },
+    config: { type: 'string' },
+    sha: { type: 'string' },
+    ref: { type: 'string' },
+    steps: { type: 'string' },
+    'job-id': { type: 'string' },
+    url: { type: 'string' },
+    cache: { type: 'boolean', default: true },
+    json: { type: 'boolean' },
   },
   minPositionals: 1,
   maxPositionals: 1,
@@ -52,11 +59,24 @@ async function buildMain(args: Args, log: Logger): Promise<number> {
   const repo = getRepo(config, name);
   const steps = parseSteps(args.steps, repo.steps);
   if (steps.includes('upload')) await checkUploadConfig(config, repo, repoPaths(config, repo.name).work);
-  await checkPipelineConfig(config, { ...repo, publish: steps.includes('publish') ? repo.publish : undefined, rollout: steps.includes('rollout') ? repo.rollout : undefined });
+  await checkPipelineConfig(config, {
+    ...repo,
+    publish: steps.includes('publish') ? repo.publish : undefined,
+    rollout: steps.includes('rollout') ? repo.rollout : undefined,
+  });
   const controller = abortOnSignals();
   log.info(`build ${repo.name}: job ${id}`, { steps: steps.join(',') });
   const outcome = await runJob({
-    config, repo, kind: 'build', id, sha, ref, url: args.url, noCache: args.cache === false, log, signal: controller.signal,
+    config,
+    repo,
+    kind: 'build',
+    id,
+    sha,
+    ref,
+    url: args.url,
+    noCache: args.cache === false,
+    log,
+    signal: controller.signal,
     steps: steps.map((step) => ({ name: step, run: STEP_FUNCTIONS[step], ahead: STEP_AHEAD[step] })),
   });
   return report(outcome, { json: args.json, log, stdout: process.stdout });

@@ -27,56 +27,72 @@ Options:
 Exit status: 0 all saved, 1 some downloads failed (the others are saved), 2 bad manifest or usage.
 `;
 
-await runCli({
-  name: 'downloads',
-  usage,
-  flags: {
-    manifest: { type: 'string' }, cloudinary: { type: 'string' }, dir: { type: 'string' }, refresh: { type: 'boolean' }, json: { type: 'boolean' },
-    concurrency: { type: 'integer', default: 4, max: 256 },
-    retries: { type: 'integer', default: 3, min: 0, max: 20 },
-    timeout: { type: 'seconds', default: 30 },
+await runCli(
+  {
+    name: 'downloads',
+    usage,
+    flags: {
+      manifest: { type: 'string' },
+      cloudinary: { type: 'string' },
+      dir: { type: 'string' },
+      refresh: { type: 'boolean' },
+      json: { type: 'boolean' },
+      concurrency: { type: 'integer', default: 4, max: 256 },
+      retries: { type: 'integer', default: 3, min: 0, max: 20 },
+      timeout: { type: 'seconds', default: 30 },
+    },
+    maxPositionals: 0,
   },
-  maxPositionals: 0,
-}, async (args, log) => {
-  const timeoutMs = args.timeout * 1000;
-  const manifestArg: string = args.manifest ?? 'manifest.txt';
-  const fromStdin = manifestArg === '-';
-  const manifestFile = fromStdin ? undefined : path.resolve(manifestArg);
-  const cloudinaryFile = path.resolve(args.cloudinary ?? path.join(manifestFile ? path.dirname(manifestFile) : '.', 'cloudinary.txt'));
+  async (args, log) => {
+    const timeoutMs = args.timeout * 1000;
+    const manifestArg: string = args.manifest ?? 'manifest.txt';
+    const fromStdin = manifestArg === '-';
+    const manifestFile = fromStdin ? undefined : path.resolve(manifestArg);
+    const cloudinaryFile = path.resolve(
+      args.cloudinary ?? path.join(manifestFile ? path.dirname(manifestFile) : '.', 'cloudinary.txt'),
+    );
 
-  if (args.manifest !== undefined && manifestFile && !existsSync(manifestFile)) throw new UsageError(`Manifest ${manifestFile} does not exist.`);
-  if (args.cloudinary !== undefined && !existsSync(cloudinaryFile)) throw new UsageError(`${cloudinaryFile} does not exist.`);
-  const entries = await loadEntries({
-    manifestFile,
-    manifestText: fromStdin ? readFileSync(0, 'utf8') : undefined,
-    manifestSource: fromStdin ? 'stdin' : undefined,
-    cloudinaryFile,
-  });
-  if (!entries) {
-    throw new UsageError(`No manifest.txt (or cloudinary.txt) in ${process.cwd()}; pass --manifest FILE, or --manifest - to read one from stdin.`);
-  }
-  if (entries.length === 0) log.warn('The manifest has no entries; nothing to fetch.');
-
-  const summary = await downloadAll({
-    dir: path.resolve(args.dir ?? 'downloads'),
-    entries,
-    log,
-    refresh: args.refresh,
-    concurrency: args.concurrency,
-    retries: args.retries,
-    connectTimeoutMs: timeoutMs,
-    idleTimeoutMs: timeoutMs,
-    progress: args.json ? undefined : process.stderr,
-  });
-
-  if (args.json) {
-    process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
-  } else {
-    for (const file of summary.files) {
-      if (file.status === 'fetched') process.stdout.write(`fetched ${file.dest} (${formatBytes(file.bytes ?? 0)})${file.movedTo ? `, previous kept as ${file.movedTo}` : ''}\n`);
-      if (file.status === 'failed') process.stdout.write(`failed  ${file.dest}: ${file.error}\n`);
+    if (args.manifest !== undefined && manifestFile && !existsSync(manifestFile))
+      throw new UsageError(`Manifest ${manifestFile} does not exist.`);
+    if (args.cloudinary !== undefined && !existsSync(cloudinaryFile))
+      throw new UsageError(`${cloudinaryFile} does not exist.`);
+    const entries = await loadEntries({
+      manifestFile,
+      manifestText: fromStdin ? readFileSync(0, 'utf8') : undefined,
+      manifestSource: fromStdin ? 'stdin' : undefined,
+      cloudinaryFile,
+    });
+    if (!entries) {
+      throw new UsageError(
+        `No manifest.txt (or cloudinary.txt) in ${process.cwd()}; pass --manifest FILE, or --manifest - to read one from stdin.`,
+      );
     }
-    process.stdout.write(`${summary.fetched} fetched, ${summary.unchanged} unchanged, ${summary.failed} failed\n`);
-  }
-  return summary.failed > 0 ? 1 : 0;
-});
+    if (entries.length === 0) log.warn('The manifest has no entries; nothing to fetch.');
+
+    const summary = await downloadAll({
+      dir: path.resolve(args.dir ?? 'downloads'),
+      entries,
+      log,
+      refresh: args.refresh,
+      concurrency: args.concurrency,
+      retries: args.retries,
+      connectTimeoutMs: timeoutMs,
+      idleTimeoutMs: timeoutMs,
+      progress: args.json ? undefined : process.stderr,
+    });
+
+    if (args.json) {
+      process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+    } else {
+      for (const file of summary.files) {
+        if (file.status === 'fetched')
+          process.stdout.write(
+            `fetched ${file.dest} (${formatBytes(file.bytes ?? 0)})${file.movedTo ? `, previous kept as ${file.movedTo}` : ''}\n`,
+          );
+        if (file.status === 'failed') process.stdout.write(`failed  ${file.dest}: ${file.error}\n`);
+      }
+      process.stdout.write(`${summary.fetched} fetched, ${summary.unchanged} unchanged, ${summary.failed} failed\n`);
+    }
+    return summary.failed > 0 ? 1 : 0;
+  },
+);

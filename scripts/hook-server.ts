@@ -3,6 +3,7 @@
 // Only the argument parser is loaded up front: --help (and a bad flag) loads and runs nothing
 // of the server (in the one file its modules are not even initialised; docs/benchmarks.md).
 import { milliseconds, runCli } from '../lib/core/cli.ts';
+import { messageOf } from '../lib/core/errors.ts';
 
 const usage = `Usage: hook-server [--config FILE] [--listen HOST:PORT] [options]
        hook-server --end-sessions [--config FILE]
@@ -53,53 +54,86 @@ Run it as the user hook-server runs as (or root: the file is then given to DATA'
 Exit codes: 0 done, 1 the file could not be written, 2 bad arguments or configuration.
 `;
 
-await runCli({
-  name: 'hook-server',
-  usage,
-  flags: {
-    config: { type: 'string' }, listen: { type: 'string' }, json: { type: 'boolean' },
-    grace: { type: 'seconds' }, 'body-timeout': { type: 'seconds' }, 'header-timeout': { type: 'seconds' },
+await runCli(
+  {
+    name: 'hook-server',
+    usage,
+    flags: {
+      config: { type: 'string' },
+      listen: { type: 'string' },
+      json: { type: 'boolean' },
+      grace: { type: 'seconds' },
+      'body-timeout': { type: 'seconds' },
+      'header-timeout': { type: 'seconds' },
+    },
+    maxPositionals: 0,
+    // git for its own checks of pushes and tags; its jobs run build and release, which need both.
+    needs: ['bash', 'git'],
+    commands: {
+      '--end-sessions': {
+        usage: endSessionsUsage,
+        flags: { 'end-sessions': { type: 'boolean' }, config: { type: 'string' }, json: { type: 'boolean' } },
+        maxPositionals: 0,
+      },
+    },
   },
-  maxPositionals: 0,
-  // git for its own checks of pushes and tags; its jobs run build and release, which need both.
-  needs: ['bash', 'git'],
-  commands: {
-    '--end-sessions': { usage: endSessionsUsage, flags: { 'end-sessions': { type: 'boolean' }, config: { type: 'string' }, json: { type: 'boolean' } }, maxPositionals: 0 },
-  },
-}, async (args, log) => {
-  const [{ findOrCreateConfig, firstRunMessage }, { resolveServerSecrets, startHookServer }, { parseListen }, { findConfigFile, loadShipkitConfig }] = await Promise.all([
-    import('../lib/config/first-run.ts'), import('../lib/server/hook-server.ts'), import('../lib/http/server.ts'), import('../lib/config/shipkit-yml.ts'),
-  ]);
-  if (args.command === '--end-sessions') {
-    const { endAllSessions } = await import('../lib/web/ended-sessions.ts');
-    const config = await loadShipkitConfig(findConfigFile(args.config));
-    const { file, state, replaced } = await endAllSessions(config.data);
-    if (replaced) log.warn(`${file} could not be read (${replaced}); replaced`);
-    log.info(`status-page sessions issued before ${new Date(state.before).toISOString()} are ended; everyone logs in again`, { file });
+  async (args, log) => {
+    const [
+      { findOrCreateConfig, firstRunMessage },
+      { resolveServerSecrets, startHookServer },
+      { parseListen },
+      { findConfigFile, loadShipkitConfig },
+    ] = await Promise.all([
+      import('../lib/config/first-run.ts'),
+      import('../lib/server/hook-server.ts'),
+      import('../lib/http/server.ts'),
+      import('../lib/config/shipkit-yml.ts'),
+    ]);
+    if (args.command === '--end-sessions') {
+      const { endAllSessions } = await import('../lib/web/ended-sessions.ts');
+      const config = await loadShipkitConfig(findConfigFile(args.config));
+      const { file, state, replaced } = await endAllSessions(config.data);
+      if (replaced) log.warn(`${file} could not be read (${replaced}); replaced`);
+      log.info(
+        `status-page sessions issued before ${new Date(state.before).toISOString()} are ended; everyone logs in again`,
+        { file },
+      );
+      return 0;
+    }
+    // Caught before anything is announced: a SIGTERM sent the moment "listening" is printed (or
+    // during startup) must still stop cleanly and exit 0, not kill the process outright.
+    const signalled = new Promise<string>((resolve) => {
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+      process.once('SIGINT', () => resolve('SIGINT'));
+    });
+    const choice = await findOrCreateConfig(args.config);
+    const config = await loadShipkitConfig(choice.file);
+    const listen = parseListen(args.listen ?? config.listen);
+    const { secrets, token, notify, report } = await resolveServerSecrets(config);
+    const server = await startHookServer({
+      config,
+      listen,
+      secrets,
+      token,
+      notify,
+      report,
+      log,
+      maxBody: config.maxBody,
+      graceMs: milliseconds(args.grace),
+      bodyTimeoutMs: milliseconds(args['body-timeout']),
+      headersTimeoutMs: milliseconds(args['header-timeout']),
+    });
+    if (choice.created) process.stdout.write(firstRunMessage(choice.created, server.url));
+    log.info(`hook-server listening on ${server.url}`, {
+      config: config.file,
+      data: config.data,
+      repos: config.repos.size,
+      readApi: token ? 'on' : 'off',
+    });
+    const signal = await signalled;
+    log.info(`${signal}: no new deliveries; waiting for running jobs`);
+    await server.stop().catch((error) => log.error(`stopping failed: ${messageOf(error)}`));
+    log.info('hook-server stopped');
     return 0;
-  }
-  // Caught before anything is announced: a SIGTERM sent the moment "listening" is printed (or
-  // during startup) must still stop cleanly and exit 0, not kill the process outright.
-  const signalled = new Promise<string>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
-  const choice = await findOrCreateConfig(args.config);
-  const config = await loadShipkitConfig(choice.file);
-  const listen = parseListen(args.listen ?? config.listen);
-  const { secrets, token, notify, report } = await resolveServerSecrets(config);
-  const server = await startHookServer({
-    config, listen, secrets, token, notify, report, log,
-    maxBody: config.maxBody,
-    graceMs: milliseconds(args.grace),
-    bodyTimeoutMs: milliseconds(args['body-timeout']),
-    headersTimeoutMs: milliseconds(args['header-timeout']),
-  });
-  if (choice.created) process.stdout.write(firstRunMessage(choice.created, server.url));
-  log.info(`hook-server listening on ${server.url}`, { config: config.file, data: config.data, repos: config.repos.size, readApi: token ? 'on' : 'off' });
-  const signal = await signalled;
-  log.info(`${signal}: no new deliveries; waiting for running jobs`);
-  await server.stop().catch((error) => log.error(`stopping failed: ${(error as Error).message}`));
-  log.info('hook-server stopped');
-  return 0;
-});
+  },
+);

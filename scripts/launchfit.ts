@@ -113,19 +113,26 @@ async function main(args: Args, log: Logger): Promise<number> {
   const dir: string = args.dir ?? process.cwd();
   // Loaded here, not at the top: --help and a bad flag load nothing of launchfit (docs/benchmarks.md).
   const [{ deployOnce }, { runLauncher }, { runHereOrOnRunning }, { formatStatus }] = await Promise.all([
-    import('../lib/launchfit/deploy.ts'), import('../lib/launchfit/launcher.ts'), import('../lib/launchfit/local-or-running.ts'), import('../lib/launchfit/control/status.ts'),
+    import('../lib/launchfit/deploy.ts'),
+    import('../lib/launchfit/launcher.ts'),
+    import('../lib/launchfit/local-or-running.ts'),
+    import('../lib/launchfit/control/status.ts'),
   ]);
   switch (args.command) {
     case 'deploy': {
       const result = await deployOnce(dir, { url: args._[0], keyfile: args.keyfile, key: args.key }, log);
       const code = printResult(result, args);
-      if (!args.json && result.action === 'installed') process.stderr.write(`Start it with: launchfit run --dir ${dir}\n`);
+      if (!args.json && result.action === 'installed')
+        process.stderr.write(`Start it with: launchfit run --dir ${dir}\n`);
       return code;
     }
     case 'update':
       return printResult(await runHereOrOnRunning(dir, { command: 'update', force: args.force }, log), args);
     case 'rollback':
-      return printResult(await runHereOrOnRunning(dir, { command: 'rollback', to: args.to, force: args.force }, log), args);
+      return printResult(
+        await runHereOrOnRunning(dir, { command: 'rollback', to: args.to, force: args.force }, log),
+        args,
+      );
     case 'status': {
       const status = await runHereOrOnRunning(dir, { command: 'status' }, log);
       process.stdout.write(args.json ? `${JSON.stringify(status)}\n` : formatStatus(status));
@@ -133,11 +140,15 @@ async function main(args: Args, log: Logger): Promise<number> {
     }
     case 'run': {
       let stop!: () => void;
-      const stopSignal = new Promise<void>((resolve) => { stop = resolve; });
+      const stopSignal = new Promise<void>((resolve) => {
+        stop = resolve;
+      });
       process.on('SIGTERM', () => stop());
       process.on('SIGINT', () => stop());
       await runLauncher({
-        dir, log, stopSignal,
+        dir,
+        log,
+        stopSignal,
         intervalMs: process.env.LAUNCHFIT_INTERVAL_MS ? Number(process.env.LAUNCHFIT_INTERVAL_MS) : undefined,
         onReady: ({ socket }) => log.info(`launchfit ready; control socket ${socket}`),
       });

@@ -31,7 +31,13 @@ Examples:
   logs octo/site --follow
   logs rotate --max-size 5M --keep 3
 `,
-  flags: { config: { type: 'string' }, job: { type: 'string' }, list: { type: 'boolean' }, follow: { type: 'boolean' }, json: { type: 'boolean' } },
+  flags: {
+    config: { type: 'string' },
+    job: { type: 'string' },
+    list: { type: 'boolean' },
+    follow: { type: 'boolean' },
+    json: { type: 'boolean' },
+  },
   minPositionals: 1,
   maxPositionals: 1,
   commands: {
@@ -50,7 +56,13 @@ Options:
   --force           rotate even below the cap
   --json            the results as JSON on stdout
 `,
-      flags: { config: { type: 'string' }, 'max-size': { type: 'string' }, keep: { type: 'integer', min: 0, max: 1000 }, force: { type: 'boolean' }, json: { type: 'boolean' } },
+      flags: {
+        config: { type: 'string' },
+        'max-size': { type: 'string' },
+        keep: { type: 'integer', min: 0, max: 1000 },
+        force: { type: 'boolean' },
+        json: { type: 'boolean' },
+      },
       maxPositionals: 1,
     },
   },
@@ -59,7 +71,8 @@ Options:
 async function logsMain(args: Args, log: Logger): Promise<number> {
   if (args.command === 'rotate') return rotateMain(args, log);
   const jobId = args.job !== undefined ? validateJobId(args.job) : undefined;
-  if (args.list && (args.follow || jobId)) throw new UsageError('Use --list on its own, or --job/--follow without --list.');
+  if (args.list && (args.follow || jobId))
+    throw new UsageError('Use --list on its own, or --job/--follow without --list.');
   if (args.follow && args.json) throw new UsageError('--follow prints the log as it grows; use it without --json.');
   const config = await loadShipkitConfig(findConfigFile(args.config));
   const repo = getRepo(config, String(args._[0]));
@@ -67,7 +80,10 @@ async function logsMain(args: Args, log: Logger): Promise<number> {
 
   if (args.list) {
     const jobs = await listJobs(dir);
-    if (args.json) process.stdout.write(`${JSON.stringify(jobs.map(({ file, ...job }) => ({ ...job, file: path.basename(file) })))}\n`);
+    if (args.json)
+      process.stdout.write(
+        `${JSON.stringify(jobs.map(({ file, ...job }) => ({ ...job, file: path.basename(file) })))}\n`,
+      );
     else if (!jobs.length) log.info(`No jobs for ${repo.name} yet (${dir}).`);
     else process.stdout.write(formatJobList(jobs));
     return 0;
@@ -79,39 +95,72 @@ async function logsMain(args: Args, log: Logger): Promise<number> {
   }
   const job = await findJob(dir, jobId);
   if (!job) return notFound(repo.name, dir, jobId, log);
-  if (args.json) process.stdout.write(`${JSON.stringify({ ...job.summary, file: path.basename(job.summary.file), log: job.text })}\n`);
+  if (args.json)
+    process.stdout.write(
+      `${JSON.stringify({ ...job.summary, file: path.basename(job.summary.file), log: job.text })}\n`,
+    );
   else process.stdout.write(job.text);
   return 0;
 }
 
 function notFound(repo: string, dir: string, jobId: string | undefined, log: Logger): number {
-  if (jobId) throw new WorkError(`No job ${jobId} in the logs of ${repo} (${dir}); \`shipkit logs ${repo} --list\` shows the jobs kept.`);
+  if (jobId)
+    throw new WorkError(
+      `No job ${jobId} in the logs of ${repo} (${dir}); \`shipkit logs ${repo} --list\` shows the jobs kept.`,
+    );
   log.info(`No jobs for ${repo} yet (${dir}).`);
   return 0;
 }
 
 function formatJobList(jobs: JobSummary[]): string {
   const rows = jobs.map((j) => [
-    j.id, j.kind, j.status, j.exit === undefined ? '-' : String(j.exit), j.sha ? j.sha.slice(0, 12) : '-',
-    j.started.replace(/\.\d+Z$/, 'Z'), j.duration_ms === undefined ? '-' : `${(j.duration_ms / 1000).toFixed(1)}s`, j.step ?? '',
+    j.id,
+    j.kind,
+    j.status,
+    j.exit === undefined ? '-' : String(j.exit),
+    j.sha ? j.sha.slice(0, 12) : '-',
+    j.started.replace(/\.\d+Z$/, 'Z'),
+    j.duration_ms === undefined ? '-' : `${(j.duration_ms / 1000).toFixed(1)}s`,
+    j.step ?? '',
   ]);
   const header = ['JOB', 'KIND', 'STATUS', 'EXIT', 'SHA', 'STARTED', 'TIME', 'FAILED STEP'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  return [header, ...rows].map((r) => r.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd()).join('\n') + '\n';
+  return (
+    [header, ...rows]
+      .map((r) =>
+        r
+          .map((cell, i) => cell.padEnd(widths[i]))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 async function rotateMain(args: Args, log: Logger): Promise<number> {
   const config = await loadShipkitConfig(findConfigFile(args.config));
   const settings = logSettings(config);
   const maxSize = args['max-size'] !== undefined ? parseSize(String(args['max-size'])) : settings.rotation.maxSize;
-  if (maxSize === undefined) throw new UsageError(`Option --max-size must be a size such as 10M or 512k, got ${JSON.stringify(String(args['max-size']))}.`);
+  if (maxSize === undefined)
+    throw new UsageError(
+      `Option --max-size must be a size such as 10M or 512k, got ${JSON.stringify(String(args['max-size']))}.`,
+    );
   const keep: number = args.keep ?? settings.rotation.keep;
   const repos = args._[0] !== undefined ? [getRepo(config, args._[0])] : [...config.repos.values()];
-  const { results, failures } = await rotateRepoLogs(config, repos, { maxSize, keep }, { force: Boolean(args.force), log });
+  const { results, failures } = await rotateRepoLogs(
+    config,
+    repos,
+    { maxSize, keep },
+    { force: Boolean(args.force), log },
+  );
   if (args.json) process.stdout.write(`${JSON.stringify(results)}\n`);
   else {
     for (const r of results) {
-      const what = r.skipped ? `skipped: ${r.skipped}` : r.rotated ? `rotated logs.txt (${r.size} bytes) to logs.1.txt.gz` : `logs.txt is ${r.size} bytes, under the ${maxSize}-byte cap`;
+      const what = r.skipped
+        ? `skipped: ${r.skipped}`
+        : r.rotated
+          ? `rotated logs.txt (${r.size} bytes) to logs.1.txt.gz`
+          : `logs.txt is ${r.size} bytes, under the ${maxSize}-byte cap`;
       process.stdout.write(`${r.repo}: ${what}${r.removed.length ? `; removed ${r.removed.join(', ')}` : ''}\n`);
     }
   }

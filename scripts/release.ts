@@ -52,11 +52,22 @@ Options:
 
 Exit codes: 0 published, 1 failed, 2 usage or configuration error.`,
   flags: {
-    name: { type: 'string' }, platform: { type: 'string' }, version: { type: 'string' }, key: { type: 'string' },
-    'passphrase-file': { type: 'string' }, keys: { type: 'string' }, to: { type: 'string' }, codename: { type: 'string' }, json: { type: 'boolean' },
+    name: { type: 'string' },
+    platform: { type: 'string' },
+    version: { type: 'string' },
+    key: { type: 'string' },
+    'passphrase-file': { type: 'string' },
+    keys: { type: 'string' },
+    to: { type: 'string' },
+    codename: { type: 'string' },
+    json: { type: 'boolean' },
     keep: { type: 'integer', min: 1, max: 10_000 },
-    expires: { type: 'integer', min: 0, max: 36_500 }, seq: { type: 'integer', min: 1, max: 999_999_999_999_999 },
-    'source-repo': { type: 'string' }, 'source-ref': { type: 'string' }, 'source-commit': { type: 'string' }, 'builder-id': { type: 'string' },
+    expires: { type: 'integer', min: 0, max: 36_500 },
+    seq: { type: 'integer', min: 1, max: 999_999_999_999_999 },
+    'source-repo': { type: 'string' },
+    'source-ref': { type: 'string' },
+    'source-commit': { type: 'string' },
+    'builder-id': { type: 'string' },
     rollout: { type: 'string' },
   },
   minPositionals: 1,
@@ -86,8 +97,14 @@ Options:
 
 Exit codes: 0 rolled back, 1 failed, 2 usage error or nothing to roll back to.`,
   flags: {
-    to: { type: 'string' }, version: { type: 'string' }, key: { type: 'string' }, 'passphrase-file': { type: 'string' }, keys: { type: 'string' },
-    json: { type: 'boolean' }, expires: { type: 'integer', min: 0, max: 36_500 }, seq: { type: 'integer', min: 1, max: 999_999_999_999_999 },
+    to: { type: 'string' },
+    version: { type: 'string' },
+    key: { type: 'string' },
+    'passphrase-file': { type: 'string' },
+    keys: { type: 'string' },
+    json: { type: 'boolean' },
+    expires: { type: 'integer', min: 0, max: 36_500 },
+    seq: { type: 'integer', min: 1, max: 999_999_999_999_999 },
   },
   minPositionals: 1,
   maxPositionals: 1,
@@ -132,9 +149,19 @@ Options:
 Exit codes: 0 rolled out to 100%, 1 halted (also after --rollback) or failed, 2 usage,
 configuration or verification error (nothing written).`,
   flags: {
-    to: { type: 'string' }, fleet: { type: 'string' }, 'fleet-secret': { type: 'string' }, steps: { type: 'string' }, wait: { type: 'seconds' },
-    'max-failures': { type: 'string' }, 'allow-missing': { type: 'string' }, rollback: { type: 'boolean' }, key: { type: 'string' },
-    'passphrase-file': { type: 'string' }, keys: { type: 'string' }, poll: { type: 'seconds' }, json: { type: 'boolean' },
+    to: { type: 'string' },
+    fleet: { type: 'string' },
+    'fleet-secret': { type: 'string' },
+    steps: { type: 'string' },
+    wait: { type: 'seconds' },
+    'max-failures': { type: 'string' },
+    'allow-missing': { type: 'string' },
+    rollback: { type: 'boolean' },
+    key: { type: 'string' },
+    'passphrase-file': { type: 'string' },
+    keys: { type: 'string' },
+    poll: { type: 'seconds' },
+    json: { type: 'boolean' },
   },
   minPositionals: 1,
   maxPositionals: 1,
@@ -184,7 +211,12 @@ Examples:
   release publish build/ --name my-app --platform gnu-linux --version 1.23.42b \\
     --key release-key.asc --to /srv/app-updates
 `,
-  flags: { config: { type: 'string' }, tag: { type: 'string' }, 'job-id': { type: 'string' }, json: { type: 'boolean' } },
+  flags: {
+    config: { type: 'string' },
+    tag: { type: 'string' },
+    'job-id': { type: 'string' },
+    json: { type: 'boolean' },
+  },
   minPositionals: 1,
   maxPositionals: 1,
   needs: ['bash', 'git'],
@@ -222,23 +254,56 @@ Examples:
 `,
   flags: { json: { type: 'boolean' } },
   commands: {
-    init: { usage: `Usage: release keys init --out DIR [--uid "NAME <EMAIL>"] [--passphrase-file F] [--expires DAYS] [--json]\n\nMakes a new release key in DIR (which must not hold one). ${KEYS_FOLDER}\n`, flags: { out: { type: 'string' }, uid: { type: 'string' }, json: { type: 'boolean' }, ...passphraseFlag, ...expiresFlag }, maxPositionals: 0 },
-    rotate: { usage: 'Usage: release keys rotate --dir DIR [--passphrase-file F] [--expires DAYS] [--json]\n\nAdds a new signing subkey (default expiry 365 days) and rewrites DIR\'s three files; publish with the new signing.asc and keys.asc.\n', flags: { dir: { type: 'string' }, json: { type: 'boolean' }, ...passphraseFlag, ...expiresFlag }, maxPositionals: 0 },
-    revoke: { usage: 'Usage: release keys revoke SUBKEY_FINGERPRINT --dir DIR [--reason compromised|superseded] [--passphrase-file F] [--json]\n\nRevokes one signing subkey. Hosts refuse every signature it made (whatever the reason or the\nsignature\'s date) and remember the revocation. No --reason means "no reason", treated like compromised.\n', flags: { dir: { type: 'string' }, reason: { type: 'string' }, json: { type: 'boolean' }, ...passphraseFlag }, minPositionals: 1, maxPositionals: 1 },
-    list: { usage: 'Usage: release keys list --dir DIR [--json]\n\nShows the subkeys in DIR/keys.asc.\n', flags: { dir: { type: 'string' }, json: { type: 'boolean' } }, maxPositionals: 0 },
+    init: {
+      usage: `Usage: release keys init --out DIR [--uid "NAME <EMAIL>"] [--passphrase-file F] [--expires DAYS] [--json]\n\nMakes a new release key in DIR (which must not hold one). ${KEYS_FOLDER}\n`,
+      flags: {
+        out: { type: 'string' },
+        uid: { type: 'string' },
+        json: { type: 'boolean' },
+        ...passphraseFlag,
+        ...expiresFlag,
+      },
+      maxPositionals: 0,
+    },
+    rotate: {
+      usage:
+        "Usage: release keys rotate --dir DIR [--passphrase-file F] [--expires DAYS] [--json]\n\nAdds a new signing subkey (default expiry 365 days) and rewrites DIR's three files; publish with the new signing.asc and keys.asc.\n",
+      flags: { dir: { type: 'string' }, json: { type: 'boolean' }, ...passphraseFlag, ...expiresFlag },
+      maxPositionals: 0,
+    },
+    revoke: {
+      usage:
+        'Usage: release keys revoke SUBKEY_FINGERPRINT --dir DIR [--reason compromised|superseded] [--passphrase-file F] [--json]\n\nRevokes one signing subkey. Hosts refuse every signature it made (whatever the reason or the\nsignature\'s date) and remember the revocation. No --reason means "no reason", treated like compromised.\n',
+      flags: { dir: { type: 'string' }, reason: { type: 'string' }, json: { type: 'boolean' }, ...passphraseFlag },
+      minPositionals: 1,
+      maxPositionals: 1,
+    },
+    list: {
+      usage: 'Usage: release keys list --dir DIR [--json]\n\nShows the subkeys in DIR/keys.asc.\n',
+      flags: { dir: { type: 'string' }, json: { type: 'boolean' } },
+      maxPositionals: 0,
+    },
   },
 };
 
 async function keysMain(args: Args): Promise<number> {
   const keys = await import('../lib/release/keys.ts');
   const dirFlag = args.command === 'init' ? 'out' : 'dir';
-  if (!args.command) throw new UsageError('Missing the action: release keys init, rotate, revoke or list. Run `release keys --help` for usage.');
-  if (typeof args[dirFlag] !== 'string' || !args[dirFlag]) throw new UsageError(`Missing --${dirFlag} DIR. Run \`release keys ${args.command} --help\` for usage.`);
+  if (!args.command)
+    throw new UsageError(
+      'Missing the action: release keys init, rotate, revoke or list. Run `release keys --help` for usage.',
+    );
+  if (typeof args[dirFlag] !== 'string' || !args[dirFlag])
+    throw new UsageError(`Missing --${dirFlag} DIR. Run \`release keys ${args.command} --help\` for usage.`);
   const common = { dir: String(args[dirFlag]), passphraseFile: args['passphrase-file'] };
-  const result = args.command === 'init' ? await keys.initReleaseKeys({ ...common, userId: args.uid, expiresDays: args.expires })
-    : args.command === 'rotate' ? await keys.rotateReleaseKeys({ ...common, expiresDays: args.expires })
-      : args.command === 'revoke' ? await keys.revokeReleaseSubkey({ ...common, subkey: String(args._[0]), reason: args.reason })
-        : await keys.listReleaseKeys(common);
+  const result =
+    args.command === 'init'
+      ? await keys.initReleaseKeys({ ...common, userId: args.uid, expiresDays: args.expires })
+      : args.command === 'rotate'
+        ? await keys.rotateReleaseKeys({ ...common, expiresDays: args.expires })
+        : args.command === 'revoke'
+          ? await keys.revokeReleaseSubkey({ ...common, subkey: String(args._[0]), reason: args.reason })
+          : await keys.listReleaseKeys(common);
   if (args.json) {
     process.stdout.write(`${JSON.stringify(result)}\n`);
     return 0;
@@ -246,9 +311,12 @@ async function keysMain(args: Args): Promise<number> {
   const lines = [`primary ${result.primary} (certify only; hosts pin this: updates.gpg.key)`];
   for (const s of result.subkeys) {
     const state = s.revoked ? `revoked (${s.revoked})` : s.valid ? 'valid' : 'not valid now';
-    lines.push(`  subkey ${s.fingerprint}  created ${s.created.slice(0, 10)}  expires ${s.expires?.slice(0, 10) ?? 'never'}  ${state}${s.fingerprint === result.subkey ? `  <- ${args.command === 'revoke' ? 'revoked now' : 'new'}` : ''}`);
+    lines.push(
+      `  subkey ${s.fingerprint}  created ${s.created.slice(0, 10)}  expires ${s.expires?.slice(0, 10) ?? 'never'}  ${state}${s.fingerprint === result.subkey ? `  <- ${args.command === 'revoke' ? 'revoked now' : 'new'}` : ''}`,
+    );
   }
-  if (args.command !== 'list') lines.push(`Wrote ${result.dir}/keys.asc; publish it (release publish takes it from beside signing.asc).`);
+  if (args.command !== 'list')
+    lines.push(`Wrote ${result.dir}/keys.asc; publish it (release publish takes it from beside signing.asc).`);
   process.stdout.write(`${lines.join('\n')}\n`);
   return 0;
 }
@@ -262,7 +330,11 @@ async function releaseMain(args: Args, log: Logger): Promise<number> {
   const repo = getRepo(config, name);
   const { runRelease } = await import('../lib/pipeline/release.ts');
   const controller = abortOnSignals();
-  return report(await runRelease({ config, repo, tag, id, log, signal: controller.signal }), { json: args.json, log, stdout: process.stdout });
+  return report(await runRelease({ config, repo, tag, id, log, signal: controller.signal }), {
+    json: args.json,
+    log,
+    stdout: process.stdout,
+  });
 }
 
 async function publishMain(args: Args, log: Logger): Promise<number> {
@@ -272,16 +344,37 @@ async function publishMain(args: Args, log: Logger): Promise<number> {
   if (typeof args.version === 'string' && args.version) validateVersion(args.version, '--version');
   const rollout = args.rollout === undefined ? undefined : parseRolloutPercent(String(args.rollout), '--rollout');
   for (const flag of ['name', 'platform', 'version', 'key', 'to']) {
-    if (typeof args[flag] !== 'string' || args[flag] === '') throw new UsageError(`Missing --${flag}. Run \`release publish --help\` for usage.`);
+    if (typeof args[flag] !== 'string' || args[flag] === '')
+      throw new UsageError(`Missing --${flag}. Run \`release publish --help\` for usage.`);
   }
   const { publishRelease } = await import('../lib/release/publish.ts');
   const result = await publishRelease({
-    dir: String(args._[0]), name: args.name, platform: args.platform, version: args.version, key: args.key,
-    passphraseFile: args['passphrase-file'], keys: args.keys, to: args.to, keep: args.keep, codename: args.codename, expiresDays: args.expires, seq: args.seq, log,
-    source: { repo: args['source-repo'], ref: args['source-ref'], commit: args['source-commit'], builderId: args['builder-id'] }, rollout,
+    dir: String(args._[0]),
+    name: args.name,
+    platform: args.platform,
+    version: args.version,
+    key: args.key,
+    passphraseFile: args['passphrase-file'],
+    keys: args.keys,
+    to: args.to,
+    keep: args.keep,
+    codename: args.codename,
+    expiresDays: args.expires,
+    seq: args.seq,
+    log,
+    source: {
+      repo: args['source-repo'],
+      ref: args['source-ref'],
+      commit: args['source-commit'],
+      builderId: args['builder-id'],
+    },
+    rollout,
   });
   if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
-  else process.stdout.write(`Published ${result.file} (${result.size} bytes, sha256 ${result.sha256}) to ${result.to}${result.unchanged ? ' (unchanged)' : ''}\n`);
+  else
+    process.stdout.write(
+      `Published ${result.file} (${result.size} bytes, sha256 ${result.sha256}) to ${result.to}${result.unchanged ? ' (unchanged)' : ''}\n`,
+    );
   return 0;
 }
 
@@ -289,18 +382,37 @@ async function rollbackMain(args: Args, log: Logger): Promise<number> {
   validateName(String(args._[0]), 'app name');
   if (typeof args.version === 'string' && args.version) validateVersion(args.version, '--version');
   for (const flag of ['to', 'key']) {
-    if (typeof args[flag] !== 'string' || args[flag] === '') throw new UsageError(`Missing --${flag}. Run \`release rollback --help\` for usage.`);
+    if (typeof args[flag] !== 'string' || args[flag] === '')
+      throw new UsageError(`Missing --${flag}. Run \`release rollback --help\` for usage.`);
   }
   const { rollbackPublished } = await import('../lib/release/rollback.ts');
   // For the kill -9 tests: stop at a named step (e.g. VERSION:temp) and wait to be killed.
   const pauseAt = process.env.SHIPKIT_TEST_PAUSE_AT;
-  const step = pauseAt ? async (name: string) => { if (name === pauseAt) { process.stderr.write(`paused at ${name}\n`); await new Promise(() => setInterval(() => {}, 60_000)); } } : undefined;
+  const step = pauseAt
+    ? async (name: string) => {
+        if (name === pauseAt) {
+          process.stderr.write(`paused at ${name}\n`);
+          await new Promise(() => setInterval(() => {}, 60_000));
+        }
+      }
+    : undefined;
   const result = await rollbackPublished({
-    name: String(args._[0]), to: args.to, version: args.version, key: args.key, passphraseFile: args['passphrase-file'], keys: args.keys,
-    expiresDays: args.expires, seq: args.seq, log, step,
+    name: String(args._[0]),
+    to: args.to,
+    version: args.version,
+    key: args.key,
+    passphraseFile: args['passphrase-file'],
+    keys: args.keys,
+    expiresDays: args.expires,
+    seq: args.seq,
+    log,
+    step,
   });
   if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
-  else process.stdout.write(`Rolled ${result.app} back from ${result.from} to ${result.version} (${result.file}) at ${result.to}: VERSION SEQ ${result.seq}\n`);
+  else
+    process.stdout.write(
+      `Rolled ${result.app} back from ${result.from} to ${result.version} (${result.file}) at ${result.to}: VERSION SEQ ${result.seq}\n`,
+    );
   return 0;
 }
 
@@ -311,21 +423,46 @@ async function rolloutMain(args: Args, log: Logger): Promise<number> {
   const maxFailures = parseAllowance(String(args['max-failures'] ?? '0'), '--max-failures');
   const allowMissing = parseAllowance(String(args['allow-missing'] ?? '0'), '--allow-missing');
   for (const flag of ['to', 'fleet', 'fleet-secret', 'key']) {
-    if (typeof args[flag] !== 'string' || args[flag] === '') throw new UsageError(`Missing --${flag}. Run \`release rollout --help\` for usage.`);
+    if (typeof args[flag] !== 'string' || args[flag] === '')
+      throw new UsageError(`Missing --${flag}. Run \`release rollout --help\` for usage.`);
   }
   const secretRef = String(args['fleet-secret']);
   // A secret in argv is visible to every user (ps); only a file or a variable is taken.
-  if (!/^(file|env):./.test(secretRef)) throw new UsageError('--fleet-secret takes file:PATH or env:NAME (a secret on the command line would show in ps).');
+  if (!/^(file|env):./.test(secretRef))
+    throw new UsageError('--fleet-secret takes file:PATH or env:NAME (a secret on the command line would show in ps).');
   const { resolveSecret } = await import('../lib/core/secrets.ts');
   const secret = await resolveSecret(secretRef, { where: '--fleet-secret' });
   const { rolloutRelease } = await import('../lib/release/rollout.ts');
   const pauseAt = process.env.SHIPKIT_TEST_PAUSE_AT;
-  const step = pauseAt ? async (at: string) => { if (at === pauseAt) { process.stderr.write(`paused at ${at}\n`); await new Promise(() => setInterval(() => {}, 60_000)); } } : undefined;
+  const step = pauseAt
+    ? async (at: string) => {
+        if (at === pauseAt) {
+          process.stderr.write(`paused at ${at}\n`);
+          await new Promise(() => setInterval(() => {}, 60_000));
+        }
+      }
+    : undefined;
   const controller = abortOnSignals();
   const result = await rolloutRelease({
-    name, to: args.to, fleet: args.fleet, secret, steps, waitSec: args.wait ?? 600, maxFailures, allowMissing, rollback: Boolean(args.rollback),
-    key: args.key, passphraseFile: args['passphrase-file'], keys: args.keys, pollSec: args.poll, log, signal: controller.signal, step,
-    print: (line) => { if (!args.json) process.stdout.write(`${line}\n`); },
+    name,
+    to: args.to,
+    fleet: args.fleet,
+    secret,
+    steps,
+    waitSec: args.wait ?? 600,
+    maxFailures,
+    allowMissing,
+    rollback: Boolean(args.rollback),
+    key: args.key,
+    passphraseFile: args['passphrase-file'],
+    keys: args.keys,
+    pollSec: args.poll,
+    log,
+    signal: controller.signal,
+    step,
+    print: (line) => {
+      if (!args.json) process.stdout.write(`${line}\n`);
+    },
   });
   if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
   return result.state === 'done' ? 0 : 1;
@@ -335,4 +472,13 @@ async function rolloutMain(args: Args, log: Logger): Promise<number> {
 // declares its own flags.
 const argv = process.argv.slice(2);
 if (argv[0] === 'keys') await runCli(keysCliSpec, keysMain, argv.slice(1));
-else await runCli(releaseCliSpec, (args, log) => (args.command === 'publish' ? publishMain(args, log) : args.command === 'rollback' ? rollbackMain(args, log) : args.command === 'rollout' ? rolloutMain(args, log) : releaseMain(args, log)));
+else
+  await runCli(releaseCliSpec, (args, log) =>
+    args.command === 'publish'
+      ? publishMain(args, log)
+      : args.command === 'rollback'
+        ? rollbackMain(args, log)
+        : args.command === 'rollout'
+          ? rolloutMain(args, log)
+          : releaseMain(args, log),
+  );

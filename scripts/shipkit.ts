@@ -8,20 +8,44 @@
 import path from 'node:path';
 
 const SCRIPTS: Record<string, { about: string; load: () => Promise<unknown> }> = {
-  'hook-server': { about: 'receive forge webhooks and run builds and releases', load: () => import('./hook-server.ts') },
-  build: { about: 'pull, downloads, install, compile, upload, publish, rollout: one build of a repo', load: () => import('./build.ts') },
+  'hook-server': {
+    about: 'receive forge webhooks and run builds and releases',
+    load: () => import('./hook-server.ts'),
+  },
+  build: {
+    about: 'pull, downloads, install, compile, upload, publish, rollout: one build of a repo',
+    load: () => import('./build.ts'),
+  },
   downloads: { about: 'fetch the files listed in manifest.txt', load: () => import('./downloads.ts') },
   upload: { about: 'send a folder to rsync, S3 or a git branch', load: () => import('./upload.ts') },
   logs: { about: "show, follow and rotate a repo's job logs", load: () => import('./logs.ts') },
-  release: { about: "run a repo's release.sh; `release publish` packs and signs an app release", load: () => import('./release.ts') },
-  'server-update': { about: 'tell every fleet host to update a repo (signed requests)', load: () => import('./server-update.ts') },
-  'slave-activate': { about: 'replace ~/repos/REPO with a fresh clone, once or on signed requests', load: () => import('./slave-activate.ts') },
-  launchfit: { about: 'install, supervise, update and roll back a signed app release', load: () => import('./launchfit.ts') },
-  worker: { about: 'take build jobs from the PostgreSQL queue and run them on this machine', load: () => import('./worker.ts') },
+  release: {
+    about: "run a repo's release.sh; `release publish` packs and signs an app release",
+    load: () => import('./release.ts'),
+  },
+  'server-update': {
+    about: 'tell every fleet host to update a repo (signed requests)',
+    load: () => import('./server-update.ts'),
+  },
+  'slave-activate': {
+    about: 'replace ~/repos/REPO with a fresh clone, once or on signed requests',
+    load: () => import('./slave-activate.ts'),
+  },
+  launchfit: {
+    about: 'install, supervise, update and roll back a signed app release',
+    load: () => import('./launchfit.ts'),
+  },
+  worker: {
+    about: 'take build jobs from the PostgreSQL queue and run them on this machine',
+    load: () => import('./worker.ts'),
+  },
   // The literate-programming compiler build runs for repos with lprc.js, carried along so that
   // the one-file bundle compiles them with nothing installed.
-  // @ts-expect-error litpro ships no type declarations; it is only run, never called.
-  litpro: { about: 'the bundled litpro (used by build for repos with lprc.js)', load: () => import('litpro/litpro.js') },
+  litpro: {
+    about: 'the bundled litpro (used by build for repos with lprc.js)',
+    // @ts-expect-error litpro ships no type declarations; it is only run, never called.
+    load: () => import('litpro/litpro.js'),
+  },
 };
 
 const usage = `Usage: shipkit SCRIPT [ARGS...]     run one script (\`shipkit SCRIPT --help\` for its usage)
@@ -30,7 +54,9 @@ const usage = `Usage: shipkit SCRIPT [ARGS...]     run one script (\`shipkit SCR
                                       commented (\`shipkit example-config > shipkit.yml\`)
 
 Scripts:
-${Object.entries(SCRIPTS).map(([name, { about }]) => `  ${name.padEnd(15)} ${about}`).join('\n')}
+${Object.entries(SCRIPTS)
+  .map(([name, { about }]) => `  ${name.padEnd(15)} ${about}`)
+  .join('\n')}
 
 A link to this program named after a script (e.g. \`hook-server\`) runs that script.
 `;
@@ -44,14 +70,17 @@ function scriptOfLink(file: string | undefined): string | undefined {
 // In the one file (tools/multicall.ts): each script's `--help` text, captured when it was built,
 // so that `SCRIPT --help` prints it without decompressing and compiling the script.
 declare const __shipkitHelp: Record<string, string> | undefined;
-const helpOf = (name: string): string | undefined => (typeof __shipkitHelp === 'object' && Object.hasOwn(__shipkitHelp, name) ? __shipkitHelp[name] : undefined);
+const helpOf = (name: string): string | undefined =>
+  typeof __shipkitHelp === 'object' && Object.hasOwn(__shipkitHelp, name) ? __shipkitHelp[name] : undefined;
 
 // Set by the bundler: the one file answers `shipkit --version` without loading the CLI parser.
 declare const SHIPKIT_VERSION: string | undefined;
 
 const linked = scriptOfLink(process.argv[1]);
 const asked = process.argv[2];
-const onlyHelp = linked ? process.argv.length === 3 && process.argv[2] === '--help' : process.argv.length === 4 && process.argv[3] === '--help';
+const onlyHelp = linked
+  ? process.argv.length === 3 && process.argv[2] === '--help'
+  : process.argv.length === 4 && process.argv[3] === '--help';
 const knownHelp = onlyHelp ? helpOf(linked ?? asked) : undefined;
 const alone = !linked && process.argv.length === 3 ? asked : undefined;
 if (knownHelp !== undefined) {
@@ -67,14 +96,20 @@ if (knownHelp !== undefined) {
 } else if (alone === '--version' && typeof SHIPKIT_VERSION === 'string') {
   process.stdout.write(`shipkit ${SHIPKIT_VERSION}\n`);
 } else {
-  const [{ runCli }, { UsageError }] = await Promise.all([import('../lib/core/cli.ts'), import('../lib/core/errors.ts')]);
+  const [{ runCli }, { UsageError }] = await Promise.all([
+    import('../lib/core/cli.ts'),
+    import('../lib/core/errors.ts'),
+  ]);
   await runCli({ name: 'shipkit', usage, maxPositionals: 1 }, async (args) => {
     if (args._[0] === 'example-config') {
       const { exampleConfigText } = await import('../lib/config/example-config.ts');
       process.stdout.write(await exampleConfigText());
       return 0;
     }
-    if (args._.length) throw new UsageError(`Unknown script ${JSON.stringify(args._[0].slice(0, 40))}. Run \`shipkit\` to list the scripts.`);
+    if (args._.length)
+      throw new UsageError(
+        `Unknown script ${JSON.stringify(args._[0].slice(0, 40))}. Run \`shipkit\` to list the scripts.`,
+      );
     process.stdout.write(usage);
     return 0;
   });

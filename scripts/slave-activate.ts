@@ -116,7 +116,10 @@ async function activateOnce(args: Args, log: Logger): Promise<number> {
 async function serve(args: Args, log: Logger): Promise<number> {
   const { root, base, timeoutMs } = settings(args);
   const secret = await loadSecret({ secretFile: args['secret-file'] });
-  if (!secret && !args.insecure) throw new ConfigError('No shared secret: pass --secret-file FILE or set SHIPKIT_SECRET (or --insecure to accept unsigned requests).');
+  if (!secret && !args.insecure)
+    throw new ConfigError(
+      'No shared secret: pass --secret-file FILE or set SHIPKIT_SECRET (or --insecure to accept unsigned requests).',
+    );
   if (secret && args.insecure) log.warn('--insecure ignored: a secret is set, so requests must be signed');
   if (!secret) log.warn('accepting UNSIGNED requests (--insecure): anyone who can reach this port can trigger clones');
   const listen = parseListen(args.listen, '0.0.0.0');
@@ -148,7 +151,8 @@ async function serve(args: Args, log: Logger): Promise<number> {
   log.info(`${signal}: no new requests; finishing running activations`);
   const closing = server.close(drainMs);
   const finished = await service.drain(drainMs);
-  if (!finished) log.warn(`running activations did not finish in ${drainMs / 1000}s; their temp clones are cleared on the next run`);
+  if (!finished)
+    log.warn(`running activations did not finish in ${drainMs / 1000}s; their temp clones are cleared on the next run`);
   await closing;
   return 0;
 }

@@ -47,57 +47,90 @@ Exit status: 0 uploaded, 1 an upload failed, 2 bad arguments or configuration.
 const string: FlagSpec = { type: 'string' };
 const boolean: FlagSpec = { type: 'boolean' };
 
-await runCli({
-  name: 'upload',
-  usage,
-  flags: { config: string, 'dry-run': boolean, json: boolean },
-  minPositionals: 1,
-  maxPositionals: 1,
-  commands: {
-    '--from': {
-      usage: fromUsage,
-      flags: {
-        from: string, to: string, delete: boolean, 'dry-run': boolean, json: boolean,
-        endpoint: string, region: string, 'cache-control': string, 'ssh-key': string, 'known-hosts': string,
-        concurrency: { type: 'integer', max: 64 },
-        port: { type: 'integer', max: 65535 },
+await runCli(
+  {
+    name: 'upload',
+    usage,
+    flags: { config: string, 'dry-run': boolean, json: boolean },
+    minPositionals: 1,
+    maxPositionals: 1,
+    commands: {
+      '--from': {
+        usage: fromUsage,
+        flags: {
+          from: string,
+          to: string,
+          delete: boolean,
+          'dry-run': boolean,
+          json: boolean,
+          endpoint: string,
+          region: string,
+          'cache-control': string,
+          'ssh-key': string,
+          'known-hosts': string,
+          concurrency: { type: 'integer', max: 64 },
+          port: { type: 'integer', max: 65535 },
+        },
+        maxPositionals: 0,
       },
-      maxPositionals: 0,
     },
   },
-}, async (args, log) => {
-  let results: UploadResult[];
-  if (args.command === undefined) {
-    const config = await loadShipkitConfig(findConfigFile(args.config));
-    const repo = getRepo(config, args._[0]);
-    const workDir = repoPaths(config, repo.name).work;
-    if (!(await stat(workDir).catch(() => undefined))?.isDirectory()) throw new WorkError(`The work folder ${workDir} of ${repo.name} does not exist; run \`shipkit build ${repo.name}\` first.`);
-    results = await uploadEntries({ workDir, entries: repo.upload, doc: config.doc, configFile: config.file, log, dryRun: args['dry-run'] });
-  } else {
-    if (!args.from || !args.to) throw new UsageError(`Missing --${args.from ? 'to TARGET' : 'from DIR'}. Run \`upload --from --help\` for usage.`);
-    const from = path.resolve(args.from);
-    if (!(await stat(from).catch(() => undefined))?.isDirectory()) throw new UsageError(`The source folder ${from} does not exist (or is not a folder).`);
-    const target = parseTarget(args.to, { endpoint: args.endpoint, region: args.region });
-    results = [await uploadTo(target, {
-      from,
-      log,
-      delete: args.delete,
-      dryRun: args['dry-run'],
-      cacheControl: args['cache-control'],
-      concurrency: args.concurrency,
-      port: args.port,
-      sshKey: args['ssh-key'] === undefined ? undefined : path.resolve(args['ssh-key']),
-      knownHosts: args['known-hosts'] === undefined ? undefined : path.resolve(args['known-hosts']),
-    })];
-  }
-  if (args.json) {
-    process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
-  } else {
-    for (const r of results) {
-      const verb = r.dryRun ? 'would upload' : 'uploaded';
-      const extra = r.commit ? ` (commit ${r.commit.slice(0, 12)})` : r.requests !== undefined ? ` (${r.requests} requests)` : '';
-      process.stdout.write(`${r.target}: ${verb} ${r.uploaded}, unchanged ${r.unchanged}, deleted ${r.deleted}${extra}\n`);
+  async (args, log) => {
+    let results: UploadResult[];
+    if (args.command === undefined) {
+      const config = await loadShipkitConfig(findConfigFile(args.config));
+      const repo = getRepo(config, args._[0]);
+      const workDir = repoPaths(config, repo.name).work;
+      if (!(await stat(workDir).catch(() => undefined))?.isDirectory())
+        throw new WorkError(
+          `The work folder ${workDir} of ${repo.name} does not exist; run \`shipkit build ${repo.name}\` first.`,
+        );
+      results = await uploadEntries({
+        workDir,
+        entries: repo.upload,
+        doc: config.doc,
+        configFile: config.file,
+        log,
+        dryRun: args['dry-run'],
+      });
+    } else {
+      if (!args.from || !args.to)
+        throw new UsageError(
+          `Missing --${args.from ? 'to TARGET' : 'from DIR'}. Run \`upload --from --help\` for usage.`,
+        );
+      const from = path.resolve(args.from);
+      if (!(await stat(from).catch(() => undefined))?.isDirectory())
+        throw new UsageError(`The source folder ${from} does not exist (or is not a folder).`);
+      const target = parseTarget(args.to, { endpoint: args.endpoint, region: args.region });
+      results = [
+        await uploadTo(target, {
+          from,
+          log,
+          delete: args.delete,
+          dryRun: args['dry-run'],
+          cacheControl: args['cache-control'],
+          concurrency: args.concurrency,
+          port: args.port,
+          sshKey: args['ssh-key'] === undefined ? undefined : path.resolve(args['ssh-key']),
+          knownHosts: args['known-hosts'] === undefined ? undefined : path.resolve(args['known-hosts']),
+        }),
+      ];
     }
-  }
-  return 0;
-});
+    if (args.json) {
+      process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+    } else {
+      for (const r of results) {
+        const verb = r.dryRun ? 'would upload' : 'uploaded';
+        const extra = r.commit
+          ? ` (commit ${r.commit.slice(0, 12)})`
+          : r.requests !== undefined
+            ? ` (${r.requests} requests)`
+            : '';
+        process.stdout.write(
+          `${r.target}: ${verb} ${r.uploaded}, unchanged ${r.unchanged}, deleted ${r.deleted}${extra}\n`,
+        );
+      }
+    }
+    return 0;
+  },
+);

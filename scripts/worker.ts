@@ -25,29 +25,44 @@ names are taken; never two jobs of one repo at once across all workers. See docs
   -h, --help          this help
 `;
 
-await runCli({
-  name: 'worker',
-  usage,
-  flags: {
-    config: { type: 'string' }, queue: { type: 'string' }, name: { type: 'string' }, concurrency: { type: 'integer', min: 1, max: 256 },
-    grace: { type: 'seconds' }, json: { type: 'boolean' },
+await runCli(
+  {
+    name: 'worker',
+    usage,
+    flags: {
+      config: { type: 'string' },
+      queue: { type: 'string' },
+      name: { type: 'string' },
+      concurrency: { type: 'integer', min: 1, max: 256 },
+      grace: { type: 'seconds' },
+      json: { type: 'boolean' },
+    },
+    maxPositionals: 0,
   },
-  maxPositionals: 0,
-}, async (args, log) => {
-  const signalled = new Promise<string>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
-  if (args.name !== undefined && !/^[A-Za-z0-9._:@() -]{1,64}$/.test(String(args.name))) throw new UsageError('Option --name must be 1-64 letters, digits, spaces or . _ : @ ( ) -.');
-  const config = await loadShipkitConfig(findConfigFile(args.config));
-  const worker = await startWorker({
-    config, queue: args.queue, name: args.name, concurrency: args.concurrency, log,
-    reaperMs: process.env.SHIPKIT_REAPER_MS ? Number(process.env.SHIPKIT_REAPER_MS) : undefined,
-  });
-  log.info(`worker ${worker.name} taking jobs of ${worker.repos.length} repo${worker.repos.length === 1 ? '' : 's'} from ${worker.where}`, { config: config.file, data: config.data });
-  const signal = await signalled;
-  log.info(`${signal}: taking no more jobs; waiting for running ones`);
-  await worker.stop(milliseconds(args.grace) ?? 60_000);
-  log.info(`worker ${worker.name} stopped`);
-  return 0;
-});
+  async (args, log) => {
+    const signalled = new Promise<string>((resolve) => {
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+      process.once('SIGINT', () => resolve('SIGINT'));
+    });
+    if (args.name !== undefined && !/^[A-Za-z0-9._:@() -]{1,64}$/.test(String(args.name)))
+      throw new UsageError('Option --name must be 1-64 letters, digits, spaces or . _ : @ ( ) -.');
+    const config = await loadShipkitConfig(findConfigFile(args.config));
+    const worker = await startWorker({
+      config,
+      queue: args.queue,
+      name: args.name,
+      concurrency: args.concurrency,
+      log,
+      reaperMs: process.env.SHIPKIT_REAPER_MS ? Number(process.env.SHIPKIT_REAPER_MS) : undefined,
+    });
+    log.info(
+      `worker ${worker.name} taking jobs of ${worker.repos.length} repo${worker.repos.length === 1 ? '' : 's'} from ${worker.where}`,
+      { config: config.file, data: config.data },
+    );
+    const signal = await signalled;
+    log.info(`${signal}: taking no more jobs; waiting for running ones`);
+    await worker.stop(milliseconds(args.grace) ?? 60_000);
+    log.info(`worker ${worker.name} stopped`);
+    return 0;
+  },
+);

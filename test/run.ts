@@ -31,7 +31,9 @@ if (filters.length) files = files.filter((f) => filters.some((x) => f.includes(x
 if (args.deno) {
   const left = files.filter((f) => !readFileSync(f, 'utf8').startsWith('// @deno'));
   files = files.filter((f) => !left.includes(f));
-  console.log(`deno: running ${files.length} files marked // @deno; not under Deno (Node-only harness): ${left.map((f) => path.basename(f)).join(', ') || 'none'}`);
+  console.log(
+    `deno: running ${files.length} files marked // @deno; not under Deno (Node-only harness): ${left.map((f) => path.basename(f)).join(', ') || 'none'}`,
+  );
 }
 
 const tsx = path.join(root, 'node_modules/tsx/dist/loader.mjs');
@@ -42,20 +44,37 @@ async function runFile(file: string): Promise<void> {
   const t0 = Date.now();
   const env = { ...process.env, FORCE_COLOR: '0', ...(args.deno ? { SHIPKIT_TEST_RUNTIME: 'deno' } : {}) };
   // Its own process group, so that a file that outlives FILE_TIMEOUT_S goes with what it started.
-  const child = spawn(process.execPath, ['--import', tsx, file], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(process.execPath, ['--import', tsx, file], {
+    cwd: root,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
   let output = '';
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
-    try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone already */ }
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      /* gone already */
+    }
   }, FILE_TIMEOUT_S * 1000);
-  const code: number = await new Promise((resolve) => child.on('close', (c, signal) => resolve(c ?? (signal ? 128 : 1))));
+  const code: number = await new Promise((resolve) =>
+    child.on('close', (c, signal) => resolve(c ?? (signal ? 128 : 1))),
+  );
   clearTimeout(timer);
   const name = path.relative(root, file);
   const secs = ((Date.now() - t0) / 1000).toFixed(1);
-  const verdict = timedOut ? `FAILED (still running after ${FILE_TIMEOUT_S} s: killed)` : code !== 0 ? `FAILED (exit ${code})` : notRun(output) ? `FAILED (${notRun(output)})` : 'ok';
+  const verdict = timedOut
+    ? `FAILED (still running after ${FILE_TIMEOUT_S} s: killed)`
+    : code !== 0
+      ? `FAILED (exit ${code})`
+      : notRun(output)
+        ? `FAILED (${notRun(output)})`
+        : 'ok';
   if (verdict !== 'ok') failed.push(name);
   process.stdout.write(`\n=== ${name} (${secs}s) ${verdict}\n${output.trimEnd()}\n`);
 }
@@ -77,12 +96,16 @@ function notRun(output: string): string | undefined {
 // `// @alone`: it runs after all the others, by itself, so no other test sees its /etc files.
 const alone = files.filter((f) => /^\/\/ @alone\b/m.test(readFileSync(f, 'utf8').slice(0, 2000)));
 const queue = files.filter((f) => !alone.includes(f));
-await Promise.all(Array.from({ length: Math.max(1, jobs) }, async () => {
-  while (queue.length) await runFile(queue.shift()!);
-}));
+await Promise.all(
+  Array.from({ length: Math.max(1, jobs) }, async () => {
+    while (queue.length) await runFile(queue.shift()!);
+  }),
+);
 for (const file of alone) await runFile(file);
 
-console.log(`\n${files.length - failed.length}/${files.length} test files passed in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+console.log(
+  `\n${files.length - failed.length}/${files.length} test files passed in ${((Date.now() - started) / 1000).toFixed(1)}s`,
+);
 if (failed.length) {
   console.log(`failed: ${failed.join(', ')}`);
   process.exitCode = 1;

@@ -25,7 +25,8 @@ const scripts = (await readdir(path.join(root, 'scripts')))
 await mkdir(outdir, { recursive: true });
 
 // Debian 12's own nodejs is 18: say so plainly instead of failing somewhere inside.
-const NODE_CHECK = "if (Number(process.versions.node.split('.')[0]) < 20) { process.stderr.write('shipkit needs Node.js 20 or newer, and this is ' + process.version + ': install a newer node and put it first on the PATH.\\n'); process.exit(2); }\n";
+const NODE_CHECK =
+  "if (Number(process.versions.node.split('.')[0]) < 20) { process.stderr.write('shipkit needs Node.js 20 or newer, and this is ' + process.version + ': install a newer node and put it first on the PATH.\\n'); process.exit(2); }\n";
 
 for (const name of scripts) {
   const outfile = path.join(outdir, `${name}.mjs`);
@@ -39,9 +40,16 @@ for (const name of scripts) {
     legalComments: 'none',
     logLevel: 'warning',
     // SHIPKIT_MULTICALL: hook-server starts its jobs through this very file (lib/jobs/process/runner.ts).
-    define: { SHIPKIT_VERSION: JSON.stringify(pkg.version), SHIPKIT_BUNDLED: 'true', SHIPKIT_MULTICALL: String(name === 'shipkit'), SHIPKIT_EXAMPLE_CONFIG: JSON.stringify(exampleConfig) },
+    define: {
+      SHIPKIT_VERSION: JSON.stringify(pkg.version),
+      SHIPKIT_BUNDLED: 'true',
+      SHIPKIT_MULTICALL: String(name === 'shipkit'),
+      SHIPKIT_EXAMPLE_CONFIG: JSON.stringify(exampleConfig),
+    },
     // CommonJS dependencies call require() for built-ins; give them a real one.
-    banner: { js: `${NODE_CHECK}import { createRequire as __shipkitCreateRequire } from 'node:module'; const require = __shipkitCreateRequire(import.meta.url);` },
+    banner: {
+      js: `${NODE_CHECK}import { createRequire as __shipkitCreateRequire } from 'node:module'; const require = __shipkitCreateRequire(import.meta.url);`,
+    },
   };
   if (name === 'shipkit') await buildMultiCall(root, outfile, common);
   else await build({ ...common, entryPoints: [path.join(root, 'scripts', `${name}.ts`)], outfile });

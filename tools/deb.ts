@@ -19,14 +19,29 @@ import minimist from 'minimist';
 import { $ } from 'zx';
 
 const root = path.resolve(import.meta.dirname, '..');
-const args = minimist(process.argv.slice(2), { string: ['version', 'out'], boolean: ['bundle'], default: { bundle: true } });
-const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { version: string; description: string };
+const args = minimist(process.argv.slice(2), {
+  string: ['version', 'out'],
+  boolean: ['bundle'],
+  default: { bundle: true },
+});
+const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as {
+  version: string;
+  description: string;
+};
 const version = String(args.version ?? pkg.version);
-if (!/^[0-9][A-Za-z0-9.+~]*$/.test(version)) throw new Error(`${version} is not a Debian native version: use digits, letters, ".", "+" and "~".`);
+if (!/^[0-9][A-Za-z0-9.+~]*$/.test(version))
+  throw new Error(`${version} is not a Debian native version: use digits, letters, ".", "+" and "~".`);
 const outDir = path.resolve(args.out ?? path.join(root, 'dist'));
-const maintainer = process.env.DEBEMAIL && process.env.DEBFULLNAME ? `${process.env.DEBFULLNAME} <${process.env.DEBEMAIL}>` : 'shipkit maintainers <shipkit@example.org>';
+const maintainer =
+  process.env.DEBEMAIL && process.env.DEBFULLNAME
+    ? `${process.env.DEBFULLNAME} <${process.env.DEBEMAIL}>`
+    : 'shipkit maintainers <shipkit@example.org>';
 // Reproducible dates: SOURCE_DATE_EPOCH, else the last commit's.
-const epoch = Number(process.env.SOURCE_DATE_EPOCH ?? (await $({ cwd: root, quiet: true, nothrow: true })`git log -1 --format=%ct`).stdout.trim()) || Math.floor(Date.now() / 1000);
+const epoch =
+  Number(
+    process.env.SOURCE_DATE_EPOCH ??
+      (await $({ cwd: root, quiet: true, nothrow: true })`git log -1 --format=%ct`).stdout.trim(),
+  ) || Math.floor(Date.now() / 1000);
 
 /** The programs on the PATH; the generic names (build, logs, …) are `shipkit NAME` only. */
 const ON_PATH = ['shipkit', 'hook-server', 'server-update', 'slave-activate', 'launchfit'];
@@ -58,15 +73,26 @@ export function wireUnit(name: string, text: string, { exec, env = [] }: { exec?
   const lines = text.split('\n');
   let start = 0;
   while (start < lines.length && lines[start].startsWith('#')) start++;
-  const body = lines.slice(start).filter((line, i, all) => !/^#\s*ExecStart=/.test(line) && !(/^#.*:\s*$/.test(line) && /^#\s*ExecStart=/.test(all[i + 1] ?? '')));
+  const body = lines
+    .slice(start)
+    .filter(
+      (line, i, all) =>
+        !/^#\s*ExecStart=/.test(line) && !(/^#.*:\s*$/.test(line) && /^#\s*ExecStart=/.test(all[i + 1] ?? '')),
+    );
   const execs = body.filter((line) => line.startsWith('ExecStart='));
-  if (exec && execs.length !== 1) throw new Error(`templates/${name} has ${execs.length} ExecStart= lines; the package expects exactly one.`);
+  if (exec && execs.length !== 1)
+    throw new Error(`templates/${name} has ${execs.length} ExecStart= lines; the package expects exactly one.`);
   const wired = body.flatMap((line) => {
     if (line.startsWith('ExecStart=') && exec) return [...env.map((e) => `Environment=${e}`), `ExecStart=${exec}`];
     if (line.startsWith('Documentation=')) return ['Documentation=file:///usr/share/doc/shipkit/README.md.gz'];
     return [line];
   });
-  return [`# ${name}, installed by the shipkit Debian package. Change it with a drop-in:`, `#   systemctl edit ${name.replace('@.', '@NAME.')}`, `# The commented original: /usr/share/doc/shipkit/examples/templates/${name}`, ...wired].join('\n');
+  return [
+    `# ${name}, installed by the shipkit Debian package. Change it with a drop-in:`,
+    `#   systemctl edit ${name.replace('@.', '@NAME.')}`,
+    `# The commented original: /usr/share/doc/shipkit/examples/templates/${name}`,
+    ...wired,
+  ].join('\n');
 }
 
 /** A man page made from a program's --help text. */
@@ -85,7 +111,7 @@ async function filesUnder(dir: string): Promise<string[]> {
   const out: string[] = [];
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...await filesUnder(full));
+    if (entry.isDirectory()) out.push(...(await filesUnder(full)));
     else if (entry.isFile()) out.push(full);
   }
   return out;
@@ -97,16 +123,23 @@ try {
   let bundle = path.join(root, 'dist', 'shipkit.mjs');
   if (args.bundle) {
     const built = path.join(stage, 'build');
-    await $({ cwd: root, stdio: ['ignore', 'inherit', 'inherit'] })`${process.execPath} --import ${path.join(root, 'node_modules/tsx/dist/loader.mjs')} tools/bundle.ts shipkit --outdir ${built}`;
+    await $({
+      cwd: root,
+      stdio: ['ignore', 'inherit', 'inherit'],
+    })`${process.execPath} --import ${path.join(root, 'node_modules/tsx/dist/loader.mjs')} tools/bundle.ts shipkit --outdir ${built}`;
     bundle = path.join(built, 'shipkit.mjs');
   }
-  await stat(bundle).catch(() => { throw new Error('dist/shipkit.mjs is missing: run npm run bundle first, or leave out --no-bundle.'); });
+  await stat(bundle).catch(() => {
+    throw new Error('dist/shipkit.mjs is missing: run npm run bundle first, or leave out --no-bundle.');
+  });
   const at = (...parts: string[]) => path.join(stage, ...parts);
   const lib = at('usr/lib/shipkit');
   await mkdir(path.join(lib, 'bin'), { recursive: true });
   // run starts it with the node it found: no `#!/usr/bin/env node`, which would name an interpreter
   // no Debian package of this machine may satisfy.
-  await writeFile(path.join(lib, 'shipkit.mjs'), (await readFile(bundle, 'utf8')).replace(/^#!.*\n/, ''), { mode: 0o644 });
+  await writeFile(path.join(lib, 'shipkit.mjs'), (await readFile(bundle, 'utf8')).replace(/^#!.*\n/, ''), {
+    mode: 0o644,
+  });
   await copyFile(path.join(root, 'tools/deb/run'), path.join(lib, 'run'));
   await chmod(path.join(lib, 'run'), 0o755);
   for (const name of JOB_COMMANDS) await symlink('../run', path.join(lib, 'bin', name));
@@ -115,7 +148,11 @@ try {
 
   await mkdir(at('lib/systemd/system'), { recursive: true });
   for (const [name, wiring] of Object.entries(UNITS)) {
-    await writeFile(at('lib/systemd/system', name), wireUnit(name, await readFile(path.join(root, 'templates', name), 'utf8'), wiring), { mode: 0o644 });
+    await writeFile(
+      at('lib/systemd/system', name),
+      wireUnit(name, await readFile(path.join(root, 'templates', name), 'utf8'), wiring),
+      { mode: 0o644 },
+    );
   }
   await mkdir(at('etc/shipkit'), { recursive: true });
   await copyFile(path.join(root, 'tools/deb/shipkit.yml'), at('etc/shipkit/shipkit.yml'));
@@ -123,13 +160,26 @@ try {
 
   const doc = at('usr/share/doc/shipkit');
   await writeGzip(path.join(doc, 'README.md.gz'), await readFile(path.join(root, 'README.md')));
-  for (const file of await readdir(path.join(root, 'docs'))) await writeGzip(path.join(doc, 'docs', `${file}.gz`), await readFile(path.join(root, 'docs', file)));
+  for (const file of await readdir(path.join(root, 'docs')))
+    await writeGzip(path.join(doc, 'docs', `${file}.gz`), await readFile(path.join(root, 'docs', file)));
   const date = new Date(epoch * 1000).toUTCString().replace(/GMT$/, '+0000');
-  await writeGzip(path.join(doc, 'changelog.gz'), `shipkit (${version}) unstable; urgency=medium\n\n  * Built from the shipkit sources with npm run deb.\n\n -- ${maintainer}  ${date}\n`);
+  await writeGzip(
+    path.join(doc, 'changelog.gz'),
+    `shipkit (${version}) unstable; urgency=medium\n\n  * Built from the shipkit sources with npm run deb.\n\n -- ${maintainer}  ${date}\n`,
+  );
   const licenseText = await readFile(path.join(root, 'LICENSE'), 'utf8');
   const copyright = /^Copyright \(c\) (.*)$/m.exec(licenseText)?.[1] ?? 'the shipkit authors';
-  const license = licenseText.slice(licenseText.search(/^Permission/m)).trim().split('\n').map((l) => (l.trim() ? ` ${l}` : ' .')).join('\n');
-  await writeFile(path.join(doc, 'copyright'), `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: shipkit\nComment: usr/lib/shipkit/shipkit.mjs also holds the npm packages shipkit uses (minimist, chalk,\n yaml, tar, zx, @aws-sdk/client-s3, openpgp, litpro and their dependencies), each under\n its own license as published on npm (MIT, ISC, Apache-2.0, LGPL-3.0+ for openpgp).\n\nFiles: *\nCopyright: ${copyright}\nLicense: MIT\n\nLicense: MIT\n${license}\n`, { mode: 0o644 });
+  const license = licenseText
+    .slice(licenseText.search(/^Permission/m))
+    .trim()
+    .split('\n')
+    .map((l) => (l.trim() ? ` ${l}` : ' .'))
+    .join('\n');
+  await writeFile(
+    path.join(doc, 'copyright'),
+    `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: shipkit\nComment: usr/lib/shipkit/shipkit.mjs also holds the npm packages shipkit uses (minimist, chalk,\n yaml, tar, zx, @aws-sdk/client-s3, openpgp, litpro and their dependencies), each under\n its own license as published on npm (MIT, ISC, Apache-2.0, LGPL-3.0+ for openpgp).\n\nFiles: *\nCopyright: ${copyright}\nLicense: MIT\n\nLicense: MIT\n${license}\n`,
+    { mode: 0o644 },
+  );
   const examples = path.join(doc, 'examples');
   await cp(path.join(root, 'templates'), path.join(examples, 'templates'), { recursive: true });
   await cp(path.join(root, 'hooks'), path.join(examples, 'hooks'), { recursive: true });
@@ -139,8 +189,12 @@ try {
   const manDir = at('usr/share/man/man1');
   const listing = (await $({ quiet: true })`${process.execPath} ${bundle} --help`).stdout;
   for (const name of ON_PATH) {
-    const help = (await $({ quiet: true })`${process.execPath} ${bundle} ${name === 'shipkit' ? [] : [name]} --help`).stdout;
-    const about = name === 'shipkit' ? 'run the shipkit scripts' : (new RegExp(`^  ${name} +(.*)$`, 'm').exec(listing)?.[1] ?? name);
+    const help = (await $({ quiet: true })`${process.execPath} ${bundle} ${name === 'shipkit' ? [] : [name]} --help`)
+      .stdout;
+    const about =
+      name === 'shipkit'
+        ? 'run the shipkit scripts'
+        : (new RegExp(`^  ${name} +(.*)$`, 'm').exec(listing)?.[1] ?? name);
     await writeGzip(path.join(manDir, `${name}.1.gz`), manPage(name, about, help));
   }
 
@@ -152,31 +206,47 @@ try {
   }
   await writeFile(path.join(debian, 'conffiles'), '/etc/shipkit/shipkit.yml\n', { mode: 0o644 });
   if (args.bundle) await rm(path.dirname(bundle), { recursive: true });
-  const files = (await filesUnder(stage)).filter((f) => !f.startsWith(debian + path.sep) && !f.startsWith(at('etc') + path.sep));
-  const sums = await Promise.all(files.map(async (f) => `${createHash('md5').update(await readFile(f)).digest('hex')}  ${path.relative(stage, f)}`));
+  const files = (await filesUnder(stage)).filter(
+    (f) => !f.startsWith(debian + path.sep) && !f.startsWith(at('etc') + path.sep),
+  );
+  const sums = await Promise.all(
+    files.map(
+      async (f) =>
+        `${createHash('md5')
+          .update(await readFile(f))
+          .digest('hex')}  ${path.relative(stage, f)}`,
+    ),
+  );
   await writeFile(path.join(debian, 'md5sums'), `${sums.sort().join('\n')}\n`, { mode: 0o644 });
-  const installedKb = Math.ceil((await Promise.all((await filesUnder(stage)).map(async (f) => (await stat(f)).size))).reduce((a, b) => a + b, 0) / 1024);
-  await writeFile(path.join(debian, 'control'), [
-    'Package: shipkit',
-    `Version: ${version}`,
-    'Architecture: all',
-    `Maintainer: ${maintainer}`,
-    `Installed-Size: ${installedKb}`,
-    'Depends: adduser, git',
-    'Recommends: ca-certificates',
-    'Suggests: sudo, rsync, openssh-client',
-    'Section: devel',
-    'Priority: optional',
-    'Description: self-hosted deployment toolkit (webhook builds, fleet updates, signed releases)',
-    ' shipkit receives forge webhooks and builds the pushed repositories (pull,',
-    ' downloads, npm ci, litpro, upload by rsync, S3 or git), updates a fleet with',
-    ' signed requests, and installs, supervises and rolls back signed app releases',
-    ' (launchfit).',
-    ' .',
-    ' It needs Node.js 20 or newer, which Debian 12 does not ship: install one (for',
-    ' example from nodejs.org) in the PATH, /usr/local/bin or /opt/node*/bin.',
-    '',
-  ].join('\n'), { mode: 0o644 });
+  const installedKb = Math.ceil(
+    (await Promise.all((await filesUnder(stage)).map(async (f) => (await stat(f)).size))).reduce((a, b) => a + b, 0) /
+      1024,
+  );
+  await writeFile(
+    path.join(debian, 'control'),
+    [
+      'Package: shipkit',
+      `Version: ${version}`,
+      'Architecture: all',
+      `Maintainer: ${maintainer}`,
+      `Installed-Size: ${installedKb}`,
+      'Depends: adduser, git',
+      'Recommends: ca-certificates',
+      'Suggests: sudo, rsync, openssh-client',
+      'Section: devel',
+      'Priority: optional',
+      'Description: self-hosted deployment toolkit (webhook builds, fleet updates, signed releases)',
+      ' shipkit receives forge webhooks and builds the pushed repositories (pull,',
+      ' downloads, npm ci, litpro, upload by rsync, S3 or git), updates a fleet with',
+      ' signed requests, and installs, supervises and rolls back signed app releases',
+      ' (launchfit).',
+      ' .',
+      ' It needs Node.js 20 or newer, which Debian 12 does not ship: install one (for',
+      ' example from nodejs.org) in the PATH, /usr/local/bin or /opt/node*/bin.',
+      '',
+    ].join('\n'),
+    { mode: 0o644 },
+  );
 
   await mkdir(outDir, { recursive: true });
   const deb = path.join(outDir, `shipkit_${version}_all.deb`);

@@ -9,7 +9,14 @@ import { readlinkSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import minimist from 'minimist';
 import { askApp } from '../test/fixtures/launchfit/world.ts';
-import { fetchJob, startPipelineWorld, stepTimes, timedLines, type PipelineWorld, type Pushed } from '../test/fixtures/pipeline-world.ts';
+import {
+  fetchJob,
+  startPipelineWorld,
+  stepTimes,
+  timedLines,
+  type PipelineWorld,
+  type Pushed,
+} from '../test/fixtures/pipeline-world.ts';
 import { tmpDir } from '../test/_helpers/common.ts';
 import { describeProcesses, killProcessesUsing } from '../test/fixtures/processes.ts';
 
@@ -26,10 +33,13 @@ if (args.workers !== undefined) {
     process.exit(2);
   }
   const { runWorkersDemo } = await import('./demo-workers.ts');
-  await runWorkersDemo(workers).then(() => process.exit(0), (error: Error) => {
-    console.error(`demo failed: ${error.message}`);
-    process.exit(1);
-  });
+  await runWorkersDemo(workers).then(
+    () => process.exit(0),
+    (error: Error) => {
+      console.error(`demo failed: ${error.message}`);
+      process.exit(1);
+    },
+  );
 }
 const count = Number(args.hosts ?? 5);
 if (!Number.isInteger(count) || count < 2 || count > 50) {
@@ -53,7 +63,9 @@ let interrupted = false;
 function stopAll(): Promise<void> {
   stopping ??= (async () => {
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<void>((resolve) => { timer = setTimeout(resolve, 20_000); });
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, 20_000);
+    });
     await Promise.race([world?.stop().catch(() => {}), late]);
     clearTimeout(timer);
     if (!base) return;
@@ -77,17 +89,29 @@ async function versionOn(port: number): Promise<string | undefined> {
   return (await askApp(port, 1000))?.split(' ')[0];
 }
 
-const releaseOf = (deploy: string) => path.basename(readlinkSync(path.join(deploy, 'current'))).replace(/^my-app-gnu-linux-/, '');
+const releaseOf = (deploy: string) =>
+  path.basename(readlinkSync(path.join(deploy, 'current'))).replace(/^my-app-gnu-linux-/, '');
 
 /** Polls every host's app until each answers `version`; the time each first did. */
 async function watchHosts(w: PipelineWorld, version: string, until: Promise<unknown>): Promise<Map<string, number>> {
   const live = new Map<string, number>();
   let done = false;
-  until.then(() => { done = true; }, () => { done = true; }); // its failure is the caller's to report
+  until.then(
+    () => {
+      done = true;
+    },
+    () => {
+      done = true;
+    },
+  ); // its failure is the caller's to report
   while (live.size < w.hosts.length && !done) {
-    await Promise.all(w.hosts.filter((h) => !live.has(h.name)).map(async (h) => {
-      if ((await versionOn(h.appPort)) === version) live.set(h.name, Date.now());
-    }));
+    await Promise.all(
+      w.hosts
+        .filter((h) => !live.has(h.name))
+        .map(async (h) => {
+          if ((await versionOn(h.appPort)) === version) live.set(h.name, Date.now());
+        }),
+    );
     await new Promise((r) => setTimeout(r, 25));
   }
   return live;
@@ -95,7 +119,13 @@ async function watchHosts(w: PipelineWorld, version: string, until: Promise<unkn
 
 async function timeline(w: PipelineWorld, pushed: Pushed, version: string | undefined) {
   const finished = w.waitForJob(pushed.job);
-  const live = version ? watchHosts(w, version, finished.then(() => new Promise((r) => setTimeout(r, 3000)))) : Promise.resolve(new Map<string, number>());
+  const live = version
+    ? watchHosts(
+        w,
+        version,
+        finished.then(() => new Promise((r) => setTimeout(r, 3000))),
+      )
+    : Promise.resolve(new Map<string, number>());
   const job = await finished;
   const lines = timedLines(await w.jobLog(pushed.job), job.started ?? job.queued);
   const steps = stepTimes(lines);
@@ -105,17 +135,25 @@ async function timeline(w: PipelineWorld, pushed: Pushed, version: string | unde
   if (built) say(`  ${ms(built, t0)}  build done (pull, install, compile)`);
   const publish = steps.get('publish');
   const publishedLine = lines.find((l) => l.text.startsWith('publish: published '));
-  if (publish?.end && publishedLine) say(`  ${ms(publish.end, t0)}  published ${publishedLine.text.replace(/^publish: published (\S+).*/, '$1')}`);
+  if (publish?.end && publishedLine)
+    say(`  ${ms(publish.end, t0)}  published ${publishedLine.text.replace(/^publish: published (\S+).*/, '$1')}`);
   return { job, lines, live: await live, t0 };
 }
 
 async function main() {
   base = tmpDir('shipkit-demo-');
   say(`shipkit demo: ${count} launchfit hosts on 127.0.0.1, everything in ${base}`);
-  world = await startPipelineWorld(base, { hosts: count, canary: 1, waves: ['100%'], progress: (line) => say(`  ${line}`) });
+  world = await startPipelineWorld(base, {
+    hosts: count,
+    canary: 1,
+    waves: ['100%'],
+    progress: (line) => say(`  ${line}`),
+  });
   const w = world;
   const canary = w.hosts[0];
-  say(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s; every host serves app version 1 (release 1.0.0); ${canary.name} is the canary\n`);
+  say(
+    `ready in ${((Date.now() - started) / 1000).toFixed(1)} s; every host serves app version 1 (release 1.0.0); ${canary.name} is the canary\n`,
+  );
 
   say('1. git push: app version 2');
   await w.commit({ 'version.txt': '2\n' }, 'version 2');
@@ -123,9 +161,12 @@ async function main() {
   const canaryLive = good.live.get(canary.name);
   if (canaryLive) say(`  ${ms(canaryLive, good.t0)}  canary live: ${canary.name} answers 2`);
   const last = Math.max(...good.live.values());
-  if (good.live.size === w.hosts.length) say(`  ${ms(last, good.t0)}  every host live: ${w.hosts.length}/${w.hosts.length} answer 2`);
+  if (good.live.size === w.hosts.length)
+    say(`  ${ms(last, good.t0)}  every host live: ${w.hosts.length}/${w.hosts.length} answer 2`);
   if (good.job.state !== 'succeeded' || good.live.size !== w.hosts.length) {
-    throw new Error(`the rollout of version 2 did not reach every host (job ${good.job.state}, ${good.live.size}/${w.hosts.length} live):\n${good.lines.map((l) => l.text).join('\n')}`);
+    throw new Error(
+      `the rollout of version 2 did not reach every host (job ${good.job.state}, ${good.live.size}/${w.hosts.length} live):\n${good.lines.map((l) => l.text).join('\n')}`,
+    );
   }
   const released = releaseOf(canary.deploy);
 
@@ -133,20 +174,33 @@ async function main() {
   await w.commit({ 'version.txt': '3\n', fail500: 'broken on purpose\n' }, 'version 3 (broken)');
   const bad = await timeline(w, await w.push(), undefined);
   const fail = bad.lines.find((l) => /^rollout: {3}FAIL/.test(l.text));
-  const why = canary.lf!.output().split('\n').find((l) => l.includes('did not answer its health check'));
-  if (fail) say(`  ${ms(fail.at, bad.t0)}  canary rolled back: ${why ? why.replace(/^.*?(the new release)/, '$1').replace(/; rolling back.*$/, '') : fail.text.replace(/^rollout: {3}FAIL\s+/, '')}`);
-  const halted = (await fetchJob(w.hook.url, w.token, bad.job.id));
+  const why = canary
+    .lf!.output()
+    .split('\n')
+    .find((l) => l.includes('did not answer its health check'));
+  if (fail)
+    say(
+      `  ${ms(fail.at, bad.t0)}  canary rolled back: ${why ? why.replace(/^.*?(the new release)/, '$1').replace(/; rolling back.*$/, '') : fail.text.replace(/^rollout: {3}FAIL\s+/, '')}`,
+    );
+  const halted = await fetchJob(w.hook.url, w.token, bad.job.id);
   const end = bad.lines.find((l) => l.text.startsWith('!!! step rollout failed'));
-  say(`  ${ms(end?.at ?? Date.parse(halted.finished), bad.t0)}  rollout halted: job ${halted.state}${end ? `: ${end.text.replace(/^!!! step rollout failed after [\d.]+ s: /, '')}` : ''}`);
+  say(
+    `  ${ms(end?.at ?? Date.parse(halted.finished), bad.t0)}  rollout halted: job ${halted.state}${end ? `: ${end.text.replace(/^!!! step rollout failed after [\d.]+ s: /, '')}` : ''}`,
+  );
   say('\n  host      release             app answers  asked by the rollout');
   let untouched = 0;
   for (const h of w.hosts) {
     const asked = h.lf!.output().split('update requested over the control listener').length - 1;
     if (h !== canary && asked === 1) untouched++;
-    say(`  ${h.name.padEnd(8)}  ${releaseOf(h.deploy).padEnd(18)}  ${String(await versionOn(h.appPort)).padEnd(11)}  ${h === canary ? 'yes (canary): rolled back' : asked > 1 ? 'yes' : 'no'}`);
+    say(
+      `  ${h.name.padEnd(8)}  ${releaseOf(h.deploy).padEnd(18)}  ${String(await versionOn(h.appPort)).padEnd(11)}  ${h === canary ? 'yes (canary): rolled back' : asked > 1 ? 'yes' : 'no'}`,
+    );
   }
-  const allOnTwo = (await Promise.all(w.hosts.map((h) => versionOn(h.appPort)))).every((v) => v === '2') && w.hosts.every((h) => releaseOf(h.deploy) === released);
-  if (halted.state !== 'failed' || !allOnTwo || untouched !== w.hosts.length - 1) throw new Error('the broken release was not stopped at the canary');
+  const allOnTwo =
+    (await Promise.all(w.hosts.map((h) => versionOn(h.appPort)))).every((v) => v === '2') &&
+    w.hosts.every((h) => releaseOf(h.deploy) === released);
+  if (halted.state !== 'failed' || !allOnTwo || untouched !== w.hosts.length - 1)
+    throw new Error('the broken release was not stopped at the canary');
   say(`\nevery host still serves version 2 (${released}); ${untouched} host(s) never asked about version 3`);
 }
 

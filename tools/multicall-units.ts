@@ -4,7 +4,19 @@
 // required. V8 scans a base64 string far faster than it pre-parses code, so a start compiles the
 // entry and the one script it runs, not all 4 MB of shipkit.
 import type crypto from 'node:crypto';
-import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,7 +42,11 @@ export type UnitPlace = [fromEnd: number, length: number];
  * hold whatever the head becomes), only its own bytes are read, not the whole 1.7 MB file as a
  * string; a place that does not hold the unit's line is ignored and the tail searched instead.
  */
-export function unitsInFile(names: string[], bundleUrl: string, places: Record<string, UnitPlace> = {}): Record<string, string> {
+export function unitsInFile(
+  names: string[],
+  bundleUrl: string,
+  places: Record<string, UnitPlace> = {},
+): Record<string, string> {
   let text: string | undefined;
   const file = fileURLToPath(bundleUrl);
   const units: Record<string, string> = {};
@@ -64,7 +80,9 @@ function unitAt(file: string, name: string, [fromEnd, length]: UnitPlace): strin
     const got = readSync(fd, bytes, 0, bytes.length, start);
     const line = bytes.toString('latin1', 0, got);
     const whole = got === mark.length + length || line[mark.length + length] === '\n';
-    return line.startsWith(mark) && got >= mark.length + length && whole ? line.slice(mark.length, mark.length + length) : undefined;
+    return line.startsWith(mark) && got >= mark.length + length && whole
+      ? line.slice(mark.length, mark.length + length)
+      : undefined;
   } catch {
     return undefined;
   } finally {
@@ -78,7 +96,11 @@ function unitAt(file: string, name: string, [fromEnd, length]: UnitPlace): strin
  * the units see it as theirs, so paths next to the bundle and `bundledCommandFor` still work.
  * `codeCache`: the folder of V8's compiled code of the units (codeCacheDir), null for none.
  */
-export function createUnitRequire(units: Record<string, string>, bundleUrl: string, options: { codeCache?: string | null } = {}): (id: string) => unknown {
+export function createUnitRequire(
+  units: Record<string, string>,
+  bundleUrl: string,
+  options: { codeCache?: string | null } = {},
+): (id: string) => unknown {
   const file = fileURLToPath(bundleUrl);
   // Found (and made) when the first unit is compiled: `--version` touches no folder.
   let codeCache = options.codeCache;
@@ -112,14 +134,17 @@ export function createUnitRequire(units: Record<string, string>, bundleUrl: stri
     const wrapped = `(function (${UNIT_PARAMETERS.join(', ')}) {'use strict';${code}\n})`;
     codeCache ??= codeCacheDir();
     // node:crypto too only here: a start that compiles no unit never loads it.
-    const hash = codeCache ? (nodeRequire('node:crypto') as typeof crypto).createHash('sha256').update(units[id]).digest('hex').slice(0, 32) : undefined;
+    const hash = codeCache
+      ? (nodeRequire('node:crypto') as typeof crypto).createHash('sha256').update(units[id]).digest('hex').slice(0, 32)
+      : undefined;
     const cacheFile = codeCache ? path.join(codeCache, `${hash}-${process.version}-${process.arch}.v8`) : undefined;
     const cachedData = cacheFile ? readCodeCache(cacheFile) : undefined;
     const script = new (nodeRequire('node:vm') as typeof vm).Script(wrapped, { filename: `${file}#${id}`, cachedData });
     const run = script.runInThisContext() as (...args: unknown[]) => void;
     run.call(module.exports, module.exports, lazyRequire, module, file, path.dirname(file), bundleUrl);
     // Written once, after the unit's first run (so the functions it ran are in it too).
-    if (cacheFile && (!cachedData || script.cachedDataRejected)) writeCodeCache(cacheFile, () => script.createCachedData());
+    if (cacheFile && (!cachedData || script.cachedDataRejected))
+      writeCodeCache(cacheFile, () => script.createCachedData());
     return (module.exports as { unit: unknown }).unit;
   };
   return unitRequire;
@@ -188,7 +213,11 @@ function writeCodeCache(file: string, data: () => Buffer): void {
     writeFileSync(temp, data(), { mode: 0o600, flag: 'wx' });
     renameSync(temp, file);
   } catch {
-    try { rmSync(temp, { force: true }); } catch { /* no cache, as before */ }
+    try {
+      rmSync(temp, { force: true });
+    } catch {
+      /* no cache, as before */
+    }
   }
 }
 
@@ -200,15 +229,18 @@ function writeCodeCache(file: string, data: () => Buffer): void {
 function lazyExports(load: () => object): object {
   let real: object | undefined;
   const target = () => (real ??= load());
-  return new Proxy({}, {
-    get: (_, key) => Reflect.get(target(), key),
-    set: (_, key, value) => Reflect.set(target(), key, value),
-    has: (_, key) => Reflect.has(target(), key),
-    ownKeys: () => Reflect.ownKeys(target()),
-    getOwnPropertyDescriptor: (_, key) => {
-      const found = Reflect.getOwnPropertyDescriptor(target(), key);
-      return found && { ...found, configurable: true };
+  return new Proxy(
+    {},
+    {
+      get: (_, key) => Reflect.get(target(), key),
+      set: (_, key, value) => Reflect.set(target(), key, value),
+      has: (_, key) => Reflect.has(target(), key),
+      ownKeys: () => Reflect.ownKeys(target()),
+      getOwnPropertyDescriptor: (_, key) => {
+        const found = Reflect.getOwnPropertyDescriptor(target(), key);
+        return found && { ...found, configurable: true };
+      },
+      getPrototypeOf: () => Reflect.getPrototypeOf(target()),
     },
-    getPrototypeOf: () => Reflect.getPrototypeOf(target()),
-  });
+  );
 }

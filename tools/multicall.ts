@@ -38,29 +38,80 @@ export async function buildMultiCall(root: string, outfile: string, common: Buil
   const loaded: string[] = [];
   const libModules = new Set<string>();
   // First pass: which units the entry loads (its SCRIPTS table), without writing anything.
-  await build({ ...common, entryPoints: [entry], write: false, outfile, plugins: [stubUnits(entry, (name) => loaded.push(name), (file) => libModules.add(file)), unitTable()] });
+  await build({
+    ...common,
+    entryPoints: [entry],
+    write: false,
+    outfile,
+    plugins: [
+      stubUnits(
+        entry,
+        (name) => loaded.push(name),
+        (file) => libModules.add(file),
+      ),
+      unitTable(),
+    ],
+  });
 
   const units: Record<string, string> = {};
   const lib = [...libModules];
   const tasks = [
-    ...loaded.map((name) => ({ name, contents: `export const unit = () => import(${JSON.stringify(name === 'litpro' ? 'litpro/litpro.js' : `./scripts/${name}.ts`)});` })),
-    ...LIBRARIES.map((name) => ({ name, contents: `import * as unit from ${JSON.stringify(name)};\nexport { unit };` })),
-    ...(lib.length ? [{ name: LIB_UNIT, contents: `${lib.map((file, i) => `import * as m${i} from ${JSON.stringify(`./${file}`)};\n`).join('')}export const unit = { ${lib.map((file, i) => `${JSON.stringify(file)}: m${i}`).join(', ')} };` }] : []),
+    ...loaded.map((name) => ({
+      name,
+      contents: `export const unit = () => import(${JSON.stringify(name === 'litpro' ? 'litpro/litpro.js' : `./scripts/${name}.ts`)});`,
+    })),
+    ...LIBRARIES.map((name) => ({
+      name,
+      contents: `import * as unit from ${JSON.stringify(name)};\nexport { unit };`,
+    })),
+    ...(lib.length
+      ? [
+          {
+            name: LIB_UNIT,
+            contents: `${lib.map((file, i) => `import * as m${i} from ${JSON.stringify(`./${file}`)};\n`).join('')}export const unit = { ${lib.map((file, i) => `${JSON.stringify(file)}: m${i}`).join(', ')} };`,
+          },
+        ]
+      : []),
   ];
-  await Promise.all(tasks.map(async ({ name, contents }) => {
-    units[name] = await buildUnit(root, name, contents, common);
-  }));
+  await Promise.all(
+    tasks.map(async ({ name, contents }) => {
+      units[name] = await buildUnit(root, name, contents, common);
+    }),
+  );
 
   // Only the names and places go in the code; the units themselves are comment lines at the file's
   // end, read from the file when one is first required (unitsInFile): as a string literal V8
   // scanned the whole table on every start, even one that runs no unit.
-  const tail = Object.entries(units).map(([name, text]) => `\n${UNIT_LINE}${name} ${text}`).join('') + '\n';
+  const tail =
+    Object.entries(units)
+      .map(([name, text]) => `\n${UNIT_LINE}${name} ${text}`)
+      .join('') + '\n';
   const places: Record<string, UnitPlace> = {};
-  for (const [name, text] of Object.entries(units)) places[name] = [tail.length - (tail.indexOf(`\n${UNIT_LINE}${name} `) + UNIT_LINE.length + name.length + 2), text.length];
+  for (const [name, text] of Object.entries(units))
+    places[name] = [
+      tail.length - (tail.indexOf(`\n${UNIT_LINE}${name} `) + UNIT_LINE.length + name.length + 2),
+      text.length,
+    ];
   const banner = `${common.banner?.js ?? ''}\nconst ${UNITS_TABLE} = ${JSON.stringify(Object.keys(units))};\nconst ${PLACES_TABLE} = ${JSON.stringify(places)};\nconst ${HELP_TABLE} = ${HELP_PLACEHOLDER};`;
-  await build({ ...common, banner: { js: banner }, entryPoints: [entry], outfile, plugins: [stubUnits(entry, () => {}, () => {}), unitTable()] });
+  await build({
+    ...common,
+    banner: { js: banner },
+    entryPoints: [entry],
+    outfile,
+    plugins: [
+      stubUnits(
+        entry,
+        () => {},
+        () => {},
+      ),
+      unitTable(),
+    ],
+  });
   await appendFile(outfile, tail);
-  await embedHelp(outfile, loaded.filter((name) => name !== 'litpro'));
+  await embedHelp(
+    outfile,
+    loaded.filter((name) => name !== 'litpro'),
+  );
 }
 
 const HELP_TABLE = '__shipkitHelp';
@@ -74,15 +125,26 @@ const HELP_PLACEHOLDER = '{ /* shipkit-help */ }';
 async function embedHelp(outfile: string, scripts: string[]): Promise<void> {
   const help: Record<string, string> = {};
   for (const name of scripts) {
-    const r = spawnSync(process.execPath, [outfile, name, '--help'], { encoding: 'utf8', cwd: path.dirname(outfile), env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8', NO_COLOR: '1' } });
+    const r = spawnSync(process.execPath, [outfile, name, '--help'], {
+      encoding: 'utf8',
+      cwd: path.dirname(outfile),
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8', NO_COLOR: '1' },
+    });
     if (r.status === 0 && r.stderr === '' && r.stdout) help[name] = r.stdout;
   }
   const text = await readFile(outfile, 'utf8');
-  if (text.split(HELP_PLACEHOLDER).length !== 2) throw new Error(`${outfile}: the help table's place is not there once`);
+  if (text.split(HELP_PLACEHOLDER).length !== 2)
+    throw new Error(`${outfile}: the help table's place is not there once`);
   // Kept ASCII like the rest of the file (esbuild's charset): one non-ASCII byte and Node decodes
   // the whole 1.7 MB file into a two-byte string, which V8 then scans more slowly, on every start.
-  const ascii = JSON.stringify(help).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-  await writeFile(outfile, text.replace(HELP_PLACEHOLDER, () => ascii));
+  const ascii = JSON.stringify(help).replace(
+    /[\u0080-\uffff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+  await writeFile(
+    outfile,
+    text.replace(HELP_PLACEHOLDER, () => ascii),
+  );
 }
 
 /** One unit: CommonJS text that requires the other units by name, compressed, as base64. */
@@ -95,16 +157,24 @@ async function buildUnit(root: string, name: string, contents: string, common: B
     write: false,
     // Every import() becomes a require() of a unit or a built-in: no ES module loader is needed.
     supported: { 'dynamic-import': false },
-    define: { ...common.define, 'import.meta.url': IMPORT_META_URL, 'import.meta.dirname': '__dirname', 'import.meta.filename': '__filename' },
+    define: {
+      ...common.define,
+      'import.meta.url': IMPORT_META_URL,
+      'import.meta.dirname': '__dirname',
+      'import.meta.filename': '__filename',
+    },
     external: others,
   });
   // Bundled as an ES module (esbuild has no top-level await in CommonJS; the scripts' await is
   // inside their lazy init by now), then its import and export statements turned into CommonJS.
   const { code, warnings } = await transform(bundled.outputFiles[0].text, { format: 'cjs', target: common.target });
   // Such as an import.meta property without a define above: it would be empty at run time.
-  if (warnings.length) throw new Error(`the ${name} unit of the multi-call bundle: ${warnings.map((w) => w.text).join('; ')}`);
+  if (warnings.length)
+    throw new Error(`the ${name} unit of the multi-call bundle: ${warnings.map((w) => w.text).join('; ')}`);
   // Quality 9: 9% bigger than 11 but built in a seventh of the time; starts are the same.
-  const packed = await compress(Buffer.from(code), { params: { [zlib.BROTLI_PARAM_QUALITY]: 9, [zlib.BROTLI_PARAM_SIZE_HINT]: code.length } });
+  const packed = await compress(Buffer.from(code), {
+    params: { [zlib.BROTLI_PARAM_QUALITY]: 9, [zlib.BROTLI_PARAM_SIZE_HINT]: code.length },
+  });
   return packed.toString('base64');
 }
 
@@ -128,7 +198,8 @@ function stubUnits(entry: string, seen: (name: string) => void, seenLib: (file: 
           return { path: file, namespace: 'multicall-lib' };
         }
         const name = unitOfSpecifier(args.path);
-        if (!name) throw new Error(`scripts/shipkit.ts imports ${args.path}, which tools/multicall.ts does not know as a unit`);
+        if (!name)
+          throw new Error(`scripts/shipkit.ts imports ${args.path}, which tools/multicall.ts does not know as a unit`);
         seen(name);
         return { path: name, namespace: 'multicall-stub' };
       });
@@ -150,10 +221,14 @@ function unitTable(): Plugin {
   return {
     name: 'multicall-units',
     setup(b) {
-      b.onResolve({ filter: new RegExp(`^${UNITS_MODULE}$`) }, () => ({ path: UNITS_MODULE, namespace: 'multicall-units' }));
+      b.onResolve({ filter: new RegExp(`^${UNITS_MODULE}$`) }, () => ({
+        path: UNITS_MODULE,
+        namespace: 'multicall-units',
+      }));
       b.onLoad({ filter: /.*/, namespace: 'multicall-units' }, () => ({
-        contents: `import { createUnitRequire, unitsInFile } from ${JSON.stringify(path.join(import.meta.dirname, 'multicall-units.ts'))};\n`
-          + `export const unitRequire = createUnitRequire(unitsInFile(${UNITS_TABLE}, import.meta.url, ${PLACES_TABLE}), import.meta.url);\n`,
+        contents:
+          `import { createUnitRequire, unitsInFile } from ${JSON.stringify(path.join(import.meta.dirname, 'multicall-units.ts'))};\n` +
+          `export const unitRequire = createUnitRequire(unitsInFile(${UNITS_TABLE}, import.meta.url, ${PLACES_TABLE}), import.meta.url);\n`,
         resolveDir: import.meta.dirname,
       }));
     },

@@ -23,13 +23,30 @@ const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 // Variables shipkit sets or relies on for every command (lib/pipeline/job.ts, the pull step's git
 // authentication): a repo cannot change them.
-const RESERVED = new Set(['PATH', 'HOME', 'USER', 'LOGNAME', 'CI', 'GIT_TERMINAL_PROMPT', 'GIT_SSH', 'GIT_SSH_COMMAND', 'GIT_ASKPASS', 'SSH_ASKPASS', 'GIT_CONFIG_COUNT', 'GIT_CONFIG_PARAMETERS', 'NPM_CONFIG_CACHE', 'NPM_CONFIG_UPDATE_NOTIFIER']);
+const RESERVED = new Set([
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'CI',
+  'GIT_TERMINAL_PROMPT',
+  'GIT_SSH',
+  'GIT_SSH_COMMAND',
+  'GIT_ASKPASS',
+  'SSH_ASKPASS',
+  'GIT_CONFIG_COUNT',
+  'GIT_CONFIG_PARAMETERS',
+  'NPM_CONFIG_CACHE',
+  'NPM_CONFIG_UPDATE_NOTIFIER',
+]);
 
 /** Why `name` cannot be a build variable, or undefined when it can. */
 export function buildVariableProblem(name: string): string | undefined {
-  if (!VARIABLE_NAME.test(name)) return 'is not a valid variable name (letters, digits and _, not starting with a digit)';
+  if (!VARIABLE_NAME.test(name))
+    return 'is not a valid variable name (letters, digits and _, not starting with a digit)';
   const upper = name.toUpperCase();
-  if (RESERVED.has(upper) || upper.startsWith('SHIPKIT_') || /^GIT_CONFIG_(KEY|VALUE)_/.test(upper)) return 'is set by shipkit for every build and cannot be overridden';
+  if (RESERVED.has(upper) || upper.startsWith('SHIPKIT_') || /^GIT_CONFIG_(KEY|VALUE)_/.test(upper))
+    return 'is set by shipkit for every build and cannot be overridden';
   return undefined;
 }
 
@@ -43,12 +60,18 @@ export function parseBuildEnv(doc: ConfigDoc, repoKeyPath: KeyPath): BuildEnvEnt
     const problem = buildVariableProblem(name);
     if (problem) throw configError(doc, entryPath, `${problem}; choose another name.`);
     if (typeof raw !== 'string' && typeof raw !== 'number' && typeof raw !== 'boolean') {
-      throw configError(doc, entryPath, 'must be a string, a number or true/false (a secret as env:NAME or file:PATH).');
+      throw configError(
+        doc,
+        entryPath,
+        'must be a string, a number or true/false (a secret as env:NAME or file:PATH).',
+      );
     }
     const value = String(raw);
     const secret = typeof raw === 'string' && (value.startsWith('env:') || value.startsWith('file:'));
-    if (secret && value.length <= value.indexOf(':') + 1) throw configError(doc, entryPath, `is ${value} with nothing after it; give env:NAME or file:PATH.`);
-    if (value.includes('\0')) throw configError(doc, entryPath, 'holds a NUL character, which no environment variable can.');
+    if (secret && value.length <= value.indexOf(':') + 1)
+      throw configError(doc, entryPath, `is ${value} with nothing after it; give env:NAME or file:PATH.`);
+    if (value.includes('\0'))
+      throw configError(doc, entryPath, 'holds a NUL character, which no environment variable can.');
     return { name, value, secret, keyPath: entryPath };
   });
 }
@@ -63,7 +86,11 @@ export function secretEnvNames(repo: { env?: readonly BuildEnvEntry[]; gitToken?
 }
 
 /** Reads the secrets (a ConfigError naming FILE:LINE when one cannot be read). */
-export async function resolveBuildEnv(doc: ConfigDoc, entries: readonly BuildEnvEntry[], env: NodeJS.ProcessEnv = process.env): Promise<ResolvedBuildEnv> {
+export async function resolveBuildEnv(
+  doc: ConfigDoc,
+  entries: readonly BuildEnvEntry[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<ResolvedBuildEnv> {
   const vars: Record<string, string> = {};
   const secrets: string[] = [];
   for (const entry of entries) {
@@ -71,7 +98,11 @@ export async function resolveBuildEnv(doc: ConfigDoc, entries: readonly BuildEnv
       vars[entry.name] = entry.value;
       continue;
     }
-    const value = await resolveSecret(entry.value, { env, baseDir: path.dirname(doc.file), where: `${doc.locate(entry.keyPath)}: env.${entry.name}` });
+    const value = await resolveSecret(entry.value, {
+      env,
+      baseDir: path.dirname(doc.file),
+      where: `${doc.locate(entry.keyPath)}: env.${entry.name}`,
+    });
     vars[entry.name] = value;
     secrets.push(value);
   }

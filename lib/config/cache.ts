@@ -15,7 +15,8 @@ export type RepoCache = string[] | false;
 export function cachePathProblem(raw: string): string | undefined {
   if (!raw.trim()) return 'is empty';
   if (/[\0-\x1f\x7f]/.test(raw)) return 'holds a control character';
-  if (raw.startsWith('/') || /^[A-Za-z]:[\\/]/.test(raw) || raw.startsWith('~')) return 'is not relative (give a path inside the repo, such as .cache)';
+  if (raw.startsWith('/') || /^[A-Za-z]:[\\/]/.test(raw) || raw.startsWith('~'))
+    return 'is not relative (give a path inside the repo, such as .cache)';
   if (raw.includes('\\')) return 'holds a backslash (use / between folders)';
   const segments = raw.split('/').filter((s) => s !== '' && s !== '.');
   if (segments.includes('..')) return 'has a .. segment (a cache path stays inside the repo)';
@@ -26,7 +27,10 @@ export function cachePathProblem(raw: string): string | undefined {
 
 /** `./a//b/` → `a/b`: the one spelling of a checked path. */
 export function normaliseCachePath(raw: string): string {
-  return raw.split('/').filter((s) => s !== '' && s !== '.').join('/');
+  return raw
+    .split('/')
+    .filter((s) => s !== '' && s !== '.')
+    .join('/');
 }
 
 /** The repo's `cache:` key: a list of paths, or false (`true` and absent mean the defaults). */
@@ -35,10 +39,16 @@ export function parseCacheConfig(doc: ConfigDoc, repoKeyPath: KeyPath): RepoCach
   const value = valueAt(doc.data, keyPath);
   if (value === undefined || value === null || value === true) return [];
   if (value === false) return false;
-  if (!Array.isArray(value)) throw configError(doc, keyPath, 'must be a list of paths inside the repo, such as [.cache], or false to start every build clean.');
+  if (!Array.isArray(value))
+    throw configError(
+      doc,
+      keyPath,
+      'must be a list of paths inside the repo, such as [.cache], or false to start every build clean.',
+    );
   const paths: string[] = [];
   value.forEach((entry, i) => {
-    if (typeof entry !== 'string') throw configError(doc, [...keyPath, i], 'must be a path inside the repo, such as .cache.');
+    if (typeof entry !== 'string')
+      throw configError(doc, [...keyPath, i], 'must be a path inside the repo, such as .cache.');
     const problem = cachePathProblem(entry);
     if (problem) throw configError(doc, [...keyPath, i], `${JSON.stringify(entry.slice(0, 80))} ${problem}.`);
     const normal = normaliseCachePath(entry);

@@ -22,7 +22,11 @@ export function envFileFor(configFile: string): string {
  * Where an unset variable is kept and how to load it, when the config's folder has a
  * hook-server.env that sets it (or that cannot be read to tell); undefined otherwise.
  */
-export function unsetVariableHint(name: string, configFile: string, { groups = () => readFileSync('/etc/group', 'utf8') }: EnvFileLookup = {}): string | undefined {
+export function unsetVariableHint(
+  name: string,
+  configFile: string,
+  { groups = () => readFileSync('/etc/group', 'utf8') }: EnvFileLookup = {},
+): string | undefined {
   const file = envFileFor(configFile);
   if (!existsSync(file)) return undefined;
   let text: string | undefined;
@@ -31,14 +35,27 @@ export function unsetVariableHint(name: string, configFile: string, { groups = (
   } catch {
     // Not ours to read (root:shipkit 0640): it may well hold the variable.
   }
-  if (text !== undefined && !text.split('\n').some((line) => line.replace(/^\s*export\s+/, '').trimStart().startsWith(`${name}=`))) return undefined;
+  if (
+    text !== undefined &&
+    !text.split('\n').some((line) =>
+      line
+        .replace(/^\s*export\s+/, '')
+        .trimStart()
+        .startsWith(`${name}=`),
+    )
+  )
+    return undefined;
   const plain = [file, configFile].every((p) => /^[\w./@+-]+$/.test(p));
   // Nested in runuser's sh -c '…' only when nothing in them needs quoting.
   const owner = plain ? groupOf(file, groups) : undefined;
   const load = `set -a; . ${shellWord(file)}; set +a`;
   const run = `${load}; exec hook-server --config ${configFile}`;
-  return `It is set in ${file}, which only the hook-server systemd unit loads: start that (systemctl start hook-server), or, without systemd (a container, WSL), load the file first: ${load}`
-    + (owner ? ` — as the user the unit runs as, so that what hook-server writes stays that user's: runuser -u ${owner} -- sh -c '${run}'.` : `; then: hook-server --config ${shellWord(configFile)}.`);
+  return (
+    `It is set in ${file}, which only the hook-server systemd unit loads: start that (systemctl start hook-server), or, without systemd (a container, WSL), load the file first: ${load}` +
+    (owner
+      ? ` — as the user the unit runs as, so that what hook-server writes stays that user's: runuser -u ${owner} -- sh -c '${run}'.`
+      : `; then: hook-server --config ${shellWord(configFile)}.`)
+  );
 }
 
 function shellWord(text: string): string {
@@ -46,7 +63,13 @@ function shellWord(text: string): string {
 }
 
 /** An unset `env:NAME` secret's ConfigError with the hint above added; any other error as it was. */
-export function explainUnsetVariable(error: unknown, value: string, configFile: string, env: NodeJS.ProcessEnv, lookup: EnvFileLookup = {}): unknown {
+export function explainUnsetVariable(
+  error: unknown,
+  value: string,
+  configFile: string,
+  env: NodeJS.ProcessEnv,
+  lookup: EnvFileLookup = {},
+): unknown {
   if (!(error instanceof ConfigError) || !value.startsWith('env:') || env[value.slice(4)]) return error;
   const hint = unsetVariableHint(value.slice(4), configFile, lookup);
   return hint ? new ConfigError(`${error.message} ${hint}`, { cause: error }) : error;
@@ -57,7 +80,10 @@ function groupOf(file: string, groups: () => string): string | undefined {
   try {
     const gid = statSync(file).gid;
     if (gid === 0) return undefined;
-    const entry = groups().split('\n').map((line) => line.split(':')).find((fields) => Number(fields[2]) === gid && fields[0] !== '');
+    const entry = groups()
+      .split('\n')
+      .map((line) => line.split(':'))
+      .find((fields) => Number(fields[2]) === gid && fields[0] !== '');
     return entry && /^[a-z_][a-z0-9_-]{0,31}$/.test(entry[0]) ? entry[0] : undefined;
   } catch {
     return undefined;

@@ -24,7 +24,8 @@ export function exampleConfigCandidates(): string[] {
 }
 
 /** The installed shipkit.example.yml, or undefined when there is none on disk. */
-export function exampleConfigPath({ exists = existsSync }: { exists?: (file: string) => boolean } = {}): string | undefined {
+export function exampleConfigPath({ exists = existsSync }: { exists?: (file: string) => boolean } = {}):
+  string | undefined {
   return exampleConfigCandidates().find((file) => exists(file));
 }
 

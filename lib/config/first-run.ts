@@ -18,7 +18,10 @@ export interface ConfigChoice {
 }
 
 /** The config file to use: the usual search (DESIGN), else the first-run one in ./.shipkit, made if missing. */
-export async function findOrCreateConfig(flag: string | undefined, { env = process.env, cwd = process.cwd() } = {}): Promise<ConfigChoice> {
+export async function findOrCreateConfig(
+  flag: string | undefined,
+  { env = process.env, cwd = process.cwd() } = {},
+): Promise<ConfigChoice> {
   try {
     return { file: findConfigFile(flag, env, cwd) };
   } catch (error) {
@@ -39,20 +42,26 @@ async function writeFirstRunConfig(dir: string, file: string) {
   await atomicWriteFile(path.join(dir, 'token'), `${token}\n`, { mode: 0o600 });
   const example = exampleConfigPath();
   // The config is written last: its presence means the first start completed.
-  await atomicWriteFile(file, [
-    '# Written by hook-server on its first start. Add your repositories under repos: and restart.',
-    example ? `# Every key, explained: ${example} (or run shipkit example-config).` : '# Every key, explained: run shipkit example-config.',
-    'listen: 127.0.0.1:9000',
-    'data: .                       # this folder: jobs, journal, repos, logs',
-    'secret: file:webhook-secret   # webhook secret (enter it in the forge\'s webhook settings)',
-    'token: file:token             # read token: GET /jobs, /metrics, and the status page\'s login',
-    'concurrency: 1',
-    'repos: {}',
-    '#  octo/site:',
-    '#    branch: main',
-    '#    timeout: 900',
-    '',
-  ].join('\n'), { mode: 0o600 });
+  await atomicWriteFile(
+    file,
+    [
+      '# Written by hook-server on its first start. Add your repositories under repos: and restart.',
+      example
+        ? `# Every key, explained: ${example} (or run shipkit example-config).`
+        : '# Every key, explained: run shipkit example-config.',
+      'listen: 127.0.0.1:9000',
+      'data: .                       # this folder: jobs, journal, repos, logs',
+      "secret: file:webhook-secret   # webhook secret (enter it in the forge's webhook settings)",
+      "token: file:token             # read token: GET /jobs, /metrics, and the status page's login",
+      'concurrency: 1',
+      'repos: {}',
+      '#  octo/site:',
+      '#    branch: main',
+      '#    timeout: 900',
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
   return { secret, token, dir };
 }
 

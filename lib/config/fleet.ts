@@ -28,7 +28,12 @@ export function parseFleetConfig(doc: ConfigDoc): Map<string, FleetApp> {
     checkKnownKeys(doc, keyPath, FLEET_APP_KEYS);
     const secret = getKey(doc, [...keyPath, 'secret'], 'string', { required: true })!;
     // A literal secret in the file would be copied into every backup and diff of it.
-    if (!/^(env|file):./.test(secret)) throw configError(doc, [...keyPath, 'secret'], 'must be env:NAME or file:PATH (the app\'s fleet secret, kept out of shipkit.yml).');
+    if (!/^(env|file):./.test(secret))
+      throw configError(
+        doc,
+        [...keyPath, 'secret'],
+        "must be env:NAME or file:PATH (the app's fleet secret, kept out of shipkit.yml).",
+      );
     fleet.set(app, { app, secret, keyPath });
   }
   return fleet;

@@ -21,7 +21,12 @@ export function parseGitAuth(doc: ConfigDoc, repoKeyPath: KeyPath): GitAuthConfi
   const file = (key: string) => {
     const value = getKey(doc, [...repoKeyPath, key], 'string');
     if (value === undefined) return undefined;
-    if (value.startsWith('env:')) throw configError(doc, [...repoKeyPath, key], 'must name a file (file:/etc/shipkit/keys/site_ed25519 or a path), not an environment variable.');
+    if (value.startsWith('env:'))
+      throw configError(
+        doc,
+        [...repoKeyPath, key],
+        'must name a file (file:/etc/shipkit/keys/site_ed25519 or a path), not an environment variable.',
+      );
     const name = value.startsWith('file:') ? value.slice(5) : value;
     if (!name) throw configError(doc, [...repoKeyPath, key], 'is empty; give the path of a file.');
     return path.resolve(path.dirname(doc.file), name);

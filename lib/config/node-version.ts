@@ -8,7 +8,10 @@ import { configError, valueAt, type ConfigDoc, type KeyPath } from '../core/yaml
 export type Version = [number, number, number];
 
 /** One comparator: the version must be >= `min` (when set) and < `below` (when set). */
-interface Bound { min?: Version; below?: Version }
+interface Bound {
+  min?: Version;
+  below?: Version;
+}
 
 export interface NodeRequest {
   /** As written (trimmed). */
@@ -41,7 +44,10 @@ function parsePartial(text: string): number[] | undefined {
   const numbers: number[] = [];
   let wild = false;
   for (const part of parts) {
-    if (WILDCARD.test(part)) { wild = true; continue; }
+    if (WILDCARD.test(part)) {
+      wild = true;
+      continue;
+    }
     if (wild || !PART.test(part)) return undefined;
     numbers.push(Number(part));
   }
@@ -66,19 +72,26 @@ function parseComparator(token: string): Bound | undefined {
   const { min, below } = span(numbers);
   switch (op) {
     case '':
-    case '=': return { min, below };
-    case '>=': return { min };
-    case '>': return numbers.length ? { min: below } : { below: [0, 0, 0] };
-    case '<': return numbers.length ? { below: min } : { below: [0, 0, 0] };
-    case '<=': return { below };
+    case '=':
+      return { min, below };
+    case '>=':
+      return { min };
+    case '>':
+      return numbers.length ? { min: below } : { below: [0, 0, 0] };
+    case '<':
+      return numbers.length ? { below: min } : { below: [0, 0, 0] };
+    case '<=':
+      return { below };
     case '^': {
       if (!min) return {};
       const [a, b, c] = min;
       // ^0.9.1 stays below 0.10.0, ^1.2.3 below 2.0.0 (npm's rule: the first non-zero part is fixed).
-      const upper: Version = a > 0 || numbers.length === 1 ? [a + 1, 0, 0] : b > 0 || numbers.length === 2 ? [0, b + 1, 0] : [0, 0, c + 1];
+      const upper: Version =
+        a > 0 || numbers.length === 1 ? [a + 1, 0, 0] : b > 0 || numbers.length === 2 ? [0, b + 1, 0] : [0, 0, c + 1];
       return { min, below: upper };
     }
-    case '~': return min ? { min, below: numbers.length === 1 ? [min[0] + 1, 0, 0] : [min[0], min[1] + 1, 0] } : {};
+    case '~':
+      return min ? { min, below: numbers.length === 1 ? [min[0] + 1, 0, 0] : [min[0], min[1] + 1, 0] } : {};
   }
   return undefined;
 }
@@ -94,20 +107,31 @@ export function parseNodeRequest(raw: string): NodeRequest | { problem: string }
   if (!text) return { problem: 'is empty' };
   if (text.length > MAX_REQUEST_LENGTH) return { problem: `is longer than ${MAX_REQUEST_LENGTH} characters` };
   if (/^(lts\/|node$|latest$|stable$|current$|system$|iojs)/i.test(text)) {
-    return { problem: `is ${shown}, an alias shipkit does not resolve; give a version number such as 22, 22.9 or 22.9.0` };
+    return {
+      problem: `is ${shown}, an alias shipkit does not resolve; give a version number such as 22, 22.9 or 22.9.0`,
+    };
   }
   if (!/^[0-9vxX*.^~<>=| ]+$/.test(text)) {
-    return { problem: `is ${shown}, which is not a Node version; give a version such as 22, 22.9 or 22.9.0, or a range such as ^22 or >=20` };
+    return {
+      problem: `is ${shown}, which is not a Node version; give a version such as 22, 22.9 or 22.9.0, or a range such as ^22 or >=20`,
+    };
   }
   const anyOf: Bound[][] = [];
   for (const alternative of text.split('||')) {
     // `>= 20` is written with a space by some; join an operator with its version.
-    const tokens = alternative.trim().replace(/(>=|<=|>|<|=|\^|~)\s+/g, '$1').split(/\s+/).filter(Boolean);
+    const tokens = alternative
+      .trim()
+      .replace(/(>=|<=|>|<|=|\^|~)\s+/g, '$1')
+      .split(/\s+/)
+      .filter(Boolean);
     if (!tokens.length) return { problem: `is ${shown}: an empty alternative around ||` };
     const bounds: Bound[] = [];
     for (const token of tokens) {
       const bound = parseComparator(token);
-      if (!bound) return { problem: `is ${shown}: ${JSON.stringify(token)} is not a version or a comparison such as >=20 or ^22.1` };
+      if (!bound)
+        return {
+          problem: `is ${shown}: ${JSON.stringify(token)} is not a version or a comparison such as >=20 or ^22.1`,
+        };
       bounds.push(bound);
     }
     anyOf.push(bounds);
@@ -116,7 +140,11 @@ export function parseNodeRequest(raw: string): NodeRequest | { problem: string }
 }
 
 export function satisfies(version: Version, request: NodeRequest): boolean {
-  return request.anyOf.some((bounds) => bounds.every((b) => (!b.min || compareVersions(version, b.min) >= 0) && (!b.below || compareVersions(version, b.below) < 0)));
+  return request.anyOf.some((bounds) =>
+    bounds.every(
+      (b) => (!b.min || compareVersions(version, b.min) >= 0) && (!b.below || compareVersions(version, b.below) < 0),
+    ),
+  );
 }
 
 /** The highest of `versions` (x.y.z strings; others ignored) that satisfies the request. */
@@ -140,7 +168,12 @@ export function parseNodeConfig(doc: ConfigDoc, repoKeyPath: KeyPath): NodeReque
   if (value === undefined || value === null) return undefined;
   if (typeof value === 'number') {
     // YAML reads 22.10 as the number 22.1: only a whole number is unambiguous unquoted.
-    if (!Number.isInteger(value)) throw configError(doc, keyPath, `is the number ${value}; write a version with a dot in quotes, such as node: "${value}" (YAML reads 22.10 as 22.1).`);
+    if (!Number.isInteger(value))
+      throw configError(
+        doc,
+        keyPath,
+        `is the number ${value}; write a version with a dot in quotes, such as node: "${value}" (YAML reads 22.10 as 22.1).`,
+      );
   } else if (typeof value !== 'string') {
     throw configError(doc, keyPath, 'must be a Node version such as 22, "22.9" or "22.9.0", or a range such as "^22".');
   }

@@ -69,12 +69,29 @@ const PUBLISH_KEYS = ['from', 'name', 'platform', 'key', 'passphrase', 'to', 'ke
  * of up to 256 in one round and stays well under the usual 1,024 open files.
  */
 export const ROLLOUT_CONCURRENCY = 256;
-const ROLLOUT_KEYS = ['mode', 'list', 'secret', 'insecure', 'name', 'canary', 'waves', 'max_failures', 'concurrency', 'timeout', 'retries'] as const;
+const ROLLOUT_KEYS = [
+  'mode',
+  'list',
+  'secret',
+  'insecure',
+  'name',
+  'canary',
+  'waves',
+  'max_failures',
+  'concurrency',
+  'timeout',
+  'retries',
+] as const;
 const PULL_ROLLOUT_KEYS = ['mode', 'steps', 'wait', 'max_failures', 'allow_missing', 'rollback', 'fleet_url'] as const;
 
 /** `file:PATH` or a plain path → an absolute path; `env:` and literal secrets are not files. */
 function filePath(doc: ConfigDoc, keyPath: KeyPath, value: string): string {
-  if (value.startsWith('env:')) throw configError(doc, keyPath, 'must name a file (file:/etc/shipkit/release-key.asc); a key or passphrase in the environment is not supported here.');
+  if (value.startsWith('env:'))
+    throw configError(
+      doc,
+      keyPath,
+      'must name a file (file:/etc/shipkit/release-key.asc); a key or passphrase in the environment is not supported here.',
+    );
   const file = value.startsWith('file:') ? value.slice(5) : value;
   if (!file) throw configError(doc, keyPath, 'is empty; give file:PATH.');
   return path.resolve(path.dirname(doc.file), file);
@@ -82,7 +99,8 @@ function filePath(doc: ConfigDoc, keyPath: KeyPath, value: string): string {
 
 function wholeNumber(doc: ConfigDoc, keyPath: KeyPath, fallback: number, min: number, max: number): number {
   const value = getKey(doc, keyPath, 'number') ?? fallback;
-  if (!Number.isInteger(value) || value < min || value > max) throw configError(doc, keyPath, `must be a whole number from ${min} to ${max}.`);
+  if (!Number.isInteger(value) || value < min || value > max)
+    throw configError(doc, keyPath, `must be a whole number from ${min} to ${max}.`);
   return value;
 }
 
@@ -101,13 +119,18 @@ export function parsePublishConfig(doc: ConfigDoc, repoKeyPath: KeyPath): Publis
   try {
     resolveInside('/work', from, 'folder');
   } catch (error) {
-    throw configError(doc, [...keyPath, 'from'], `must be a folder inside the repository such as dist (${messageOf(error)})`);
+    throw configError(
+      doc,
+      [...keyPath, 'from'],
+      `must be a folder inside the repository such as dist (${messageOf(error)})`,
+    );
   }
   const to = getKey(doc, [...keyPath, 'to'], 'string', { required: true })!;
   const remote = /^s3:\/\//.test(to) || /^[^/\s:]+@[^/\s:]+:/.test(to);
   const passphrase = getKey(doc, [...keyPath, 'passphrase'], 'string');
   const codename = getKey(doc, [...keyPath, 'codename'], 'string');
-  if (codename !== undefined && nameProblem(codename)) throw configError(doc, [...keyPath, 'codename'], `is not a valid codename: it ${nameProblem(codename)}.`);
+  if (codename !== undefined && nameProblem(codename))
+    throw configError(doc, [...keyPath, 'codename'], `is not a valid codename: it ${nameProblem(codename)}.`);
   return {
     from: path.normalize(from),
     name: plainName(doc, [...keyPath, 'name'], 'app name'),
@@ -117,22 +140,41 @@ export function parsePublishConfig(doc: ConfigDoc, repoKeyPath: KeyPath): Publis
     to: remote ? to : path.resolve(path.dirname(doc.file), to),
     keep: wholeNumber(doc, [...keyPath, 'keep'], 5, 1, 10_000),
     codename,
-    expiresDays: getKey(doc, [...keyPath, 'expires'], 'number') === undefined ? undefined : wholeNumber(doc, [...keyPath, 'expires'], 30, 0, 36_500),
+    expiresDays:
+      getKey(doc, [...keyPath, 'expires'], 'number') === undefined
+        ? undefined
+        : wholeNumber(doc, [...keyPath, 'expires'], 30, 0, 36_500),
     keyPath,
   };
 }
 
-export function parseRolloutConfig(doc: ConfigDoc, repoKeyPath: KeyPath, repoName: string, publish: PublishConfig | undefined, fleet: Map<string, FleetApp> = new Map()): RolloutConfig | undefined {
+export function parseRolloutConfig(
+  doc: ConfigDoc,
+  repoKeyPath: KeyPath,
+  repoName: string,
+  publish: PublishConfig | undefined,
+  fleet: Map<string, FleetApp> = new Map(),
+): RolloutConfig | undefined {
   const keyPath = [...repoKeyPath, 'rollout'];
   if (getKey(doc, keyPath, 'object') === undefined) return undefined;
   const mode = getKey(doc, [...keyPath, 'mode'], 'string') ?? 'push';
   if (mode === 'pull') return parsePullRollout(doc, keyPath, publish, fleet);
-  if (mode !== 'push') throw configError(doc, [...keyPath, 'mode'], `must be push (server-update's waves) or pull (release rollout by percent), got ${JSON.stringify(mode.slice(0, 30))}.`);
+  if (mode !== 'push')
+    throw configError(
+      doc,
+      [...keyPath, 'mode'],
+      `must be push (server-update's waves) or pull (release rollout by percent), got ${JSON.stringify(mode.slice(0, 30))}.`,
+    );
   checkKnownKeys(doc, keyPath, ROLLOUT_KEYS);
   const list = getKey(doc, [...keyPath, 'list'], 'string', { required: true })!;
   const secret = getKey(doc, [...keyPath, 'secret'], 'string');
   const insecure = getKey(doc, [...keyPath, 'insecure'], 'boolean') ?? false;
-  if (!secret && !insecure) throw configError(doc, keyPath, 'needs secret: (env:NAME or file:PATH, the fleet\'s shared secret), or insecure: true to send unsigned requests.');
+  if (!secret && !insecure)
+    throw configError(
+      doc,
+      keyPath,
+      "needs secret: (env:NAME or file:PATH, the fleet's shared secret), or insecure: true to send unsigned requests.",
+    );
   const rawWaves = valueOrDefault(doc, [...keyPath, 'waves']);
   let shares: number[];
   try {
@@ -159,15 +201,36 @@ export function parseRolloutConfig(doc: ConfigDoc, repoKeyPath: KeyPath, repoNam
   };
 }
 
-function parsePullRollout(doc: ConfigDoc, keyPath: KeyPath, publish: PublishConfig | undefined, fleet: Map<string, FleetApp>): PullRolloutConfig {
+function parsePullRollout(
+  doc: ConfigDoc,
+  keyPath: KeyPath,
+  publish: PublishConfig | undefined,
+  fleet: Map<string, FleetApp>,
+): PullRolloutConfig {
   checkKnownKeys(doc, keyPath, PULL_ROLLOUT_KEYS);
-  if (!publish) throw configError(doc, [...keyPath, 'mode'], 'pull needs a publish: block: it rolls out the release the publish step writes.');
+  if (!publish)
+    throw configError(
+      doc,
+      [...keyPath, 'mode'],
+      'pull needs a publish: block: it rolls out the release the publish step writes.',
+    );
   const app = fleet.get(publish.name);
-  if (!app) throw configError(doc, [...keyPath, 'mode'], `pull needs fleet: ${publish.name}: secret: (env:NAME or file:PATH) at the top level: hosts report with it and the rollout reads their reports with it.`);
+  if (!app)
+    throw configError(
+      doc,
+      [...keyPath, 'mode'],
+      `pull needs fleet: ${publish.name}: secret: (env:NAME or file:PATH) at the top level: hosts report with it and the rollout reads their reports with it.`,
+    );
   const fleetUrl = getKey(doc, [...keyPath, 'fleet_url'], 'string');
-  if (fleetUrl !== undefined && !/^https?:\/\/[^\s/]+/.test(fleetUrl)) throw configError(doc, [...keyPath, 'fleet_url'], 'must be hook-server\'s http(s) URL as builds reach it, such as http://127.0.0.1:9000.');
+  if (fleetUrl !== undefined && !/^https?:\/\/[^\s/]+/.test(fleetUrl))
+    throw configError(
+      doc,
+      [...keyPath, 'fleet_url'],
+      "must be hook-server's http(s) URL as builds reach it, such as http://127.0.0.1:9000.",
+    );
   const wait = getKey(doc, [...keyPath, 'wait'], 'number') ?? 600;
-  if (!(wait > 0 && wait <= 7 * 86_400)) throw configError(doc, [...keyPath, 'wait'], 'must be a number of seconds above 0, at most 604800 (a week).');
+  if (!(wait > 0 && wait <= 7 * 86_400))
+    throw configError(doc, [...keyPath, 'wait'], 'must be a number of seconds above 0, at most 604800 (a week).');
   const text = (key: string, fallback: string): string => {
     const raw = getKey(doc, keyPath, 'object')?.[key];
     if (raw === undefined || raw === null) return fallback;
@@ -176,7 +239,11 @@ function parsePullRollout(doc: ConfigDoc, keyPath: KeyPath, publish: PublishConf
     throw configError(doc, [...keyPath, key], 'must be a number, a percent, or (steps) a list of percents.');
   };
   const rule = <T>(key: string, parse: () => T): T => {
-    try { return parse(); } catch (error) { throw configError(doc, [...keyPath, key], messageOf(error).replace(/^Invalid /, 'invalid ')); }
+    try {
+      return parse();
+    } catch (error) {
+      throw configError(doc, [...keyPath, key], messageOf(error).replace(/^Invalid /, 'invalid '));
+    }
   };
   return {
     mode: 'pull',
@@ -197,6 +264,7 @@ function valueOrDefault(doc: ConfigDoc, keyPath: KeyPath): string[] {
   const raw = getKey(doc, keyPath.slice(0, -1), 'object')?.waves;
   if (raw === undefined || raw === null) return ['100%'];
   if (typeof raw === 'string') return raw.split(',');
-  if (Array.isArray(raw) && raw.length && raw.every((w) => typeof w === 'string' || typeof w === 'number')) return raw.map((w) => (typeof w === 'number' ? `${w}%` : w));
+  if (Array.isArray(raw) && raw.length && raw.every((w) => typeof w === 'string' || typeof w === 'number'))
+    return raw.map((w) => (typeof w === 'number' ? `${w}%` : w));
   throw configError(doc, keyPath, 'must be a list of growing shares ending at 100%, such as [25%, 100%].');
 }

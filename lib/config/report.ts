@@ -42,7 +42,11 @@ function readKeys(doc: ConfigDoc, at: KeyPath, allowOff: boolean): ReportKeys {
   const report = getKey(doc, [...at, 'report'], 'string');
   const allowed = allowOff ? [...REPORT_FORGES, 'off'] : [...REPORT_FORGES];
   if (report !== undefined && !allowed.includes(report)) {
-    throw configError(doc, [...at, 'report'], `must be one of ${allowed.join(', ')}, got ${JSON.stringify(report.slice(0, 40))}.`);
+    throw configError(
+      doc,
+      [...at, 'report'],
+      `must be one of ${allowed.join(', ')}, got ${JSON.stringify(report.slice(0, 40))}.`,
+    );
   }
   const api = getKey(doc, [...at, 'report_api'], 'string');
   if (api !== undefined) {
@@ -57,7 +61,11 @@ export function parseTopReport(doc: ConfigDoc): ReportKeys {
   const top = readKeys(doc, [], false);
   if (!top.report && (top.token !== undefined || top.api !== undefined)) {
     const key = top.token !== undefined ? 'report_token' : 'report_api';
-    throw configError(doc, [key], `is set but report: is not; add report: ${REPORT_FORGES.join(' | ')} (or remove ${key}).`);
+    throw configError(
+      doc,
+      [key],
+      `is set but report: is not; add report: ${REPORT_FORGES.join(' | ')} (or remove ${key}).`,
+    );
   }
   return top;
 }
@@ -66,31 +74,58 @@ export function parseTopReport(doc: ConfigDoc): ReportKeys {
  * A repo's effective settings: its own, else the top level's. `name` is the repo's full name and
  * `url` its configured clone URL (the Gitea and GitLab API addresses are derived from it).
  */
-export function parseRepoReport(doc: ConfigDoc, top: ReportKeys, repoKeyPath: KeyPath, name: string, url: string | undefined): ReportConfig | undefined {
+export function parseRepoReport(
+  doc: ConfigDoc,
+  top: ReportKeys,
+  repoKeyPath: KeyPath,
+  name: string,
+  url: string | undefined,
+): ReportConfig | undefined {
   const own = readKeys(doc, repoKeyPath, true);
   if (own.report === 'off') return undefined;
   const forge = (own.report ?? top.report) as ReportForge | undefined; // never "off" at the top level
   if (!forge) {
     if (own.token !== undefined || own.api !== undefined) {
       const key = own.token !== undefined ? 'report_token' : 'report_api';
-      throw configError(doc, [...repoKeyPath, key], `is set but report: is not (here or at the top level); add report: ${REPORT_FORGES.join(' | ')}.`);
+      throw configError(
+        doc,
+        [...repoKeyPath, key],
+        `is set but report: is not (here or at the top level); add report: ${REPORT_FORGES.join(' | ')}.`,
+      );
     }
     return undefined;
   }
   // Another forge than the top level's: nothing of the top level's applies.
   const inherit = !own.report || own.report === top.report;
   const reportAt = own.report ? [...repoKeyPath, 'report'] : ['report'];
-  const tokenKeyPath = own.token !== undefined ? [...repoKeyPath, 'report_token'] : inherit && top.token !== undefined ? ['report_token'] : undefined;
+  const tokenKeyPath =
+    own.token !== undefined
+      ? [...repoKeyPath, 'report_token']
+      : inherit && top.token !== undefined
+        ? ['report_token']
+        : undefined;
   const token = own.token ?? (inherit ? top.token : undefined);
   if (token === undefined || tokenKeyPath === undefined) {
-    throw configError(doc, reportAt, `${forge} needs report_token: (env:NAME or file:PATH) for ${name}, at the top level or in repos.${name}.`);
+    throw configError(
+      doc,
+      reportAt,
+      `${forge} needs report_token: (env:NAME or file:PATH) for ${name}, at the top level or in repos.${name}.`,
+    );
   }
   if (forge !== 'gitlab' && name.split('/').length !== 2) {
-    throw configError(doc, reportAt, `${forge} needs an owner/name repository; ${name} has ${name.split('/').length} parts (GitLab groups are report: gitlab).`);
+    throw configError(
+      doc,
+      reportAt,
+      `${forge} needs an owner/name repository; ${name} has ${name.split('/').length} parts (GitLab groups are report: gitlab).`,
+    );
   }
   const api = own.api ?? (inherit ? top.api : undefined) ?? defaultApi(forge, name, url);
   if (typeof api !== 'string') {
-    throw configError(doc, url ? [...repoKeyPath, 'url'] : reportAt, `${url ? 'report: ' : ''}${forge}: ${api.problem}; set report_api (such as ${forge === 'gitea' ? 'https://gitea.example.com/api/v1' : 'https://gitlab.example.com/api/v4'}).`);
+    throw configError(
+      doc,
+      url ? [...repoKeyPath, 'url'] : reportAt,
+      `${url ? 'report: ' : ''}${forge}: ${api.problem}; set report_api (such as ${forge === 'gitea' ? 'https://gitea.example.com/api/v1' : 'https://gitlab.example.com/api/v4'}).`,
+    );
   }
   return { forge, token, tokenKeyPath, api };
 }
@@ -105,7 +140,8 @@ function defaultApi(forge: ReportForge, name: string, url: string | undefined): 
   } catch {
     return { problem: 'the API address cannot be derived from url: (not an http(s) URL)' };
   }
-  if (clone.protocol !== 'https:' && clone.protocol !== 'http:') return { problem: `the API address cannot be derived from a ${clone.protocol.replace(/:$/, '')} url:` };
+  if (clone.protocol !== 'https:' && clone.protocol !== 'http:')
+    return { problem: `the API address cannot be derived from a ${clone.protocol.replace(/:$/, '')} url:` };
   // A forge served under a path (https://host/git/octo/site.git) has its API under that path too.
   const suffix = new RegExp(`/${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(\\.git)?/?$`, 'i');
   const base = clone.pathname.replace(suffix, '').replace(/\/+$/, '');
@@ -125,7 +161,8 @@ export function apiProblem(text: string): string | undefined {
   if (url.protocol !== 'https:' && url.protocol !== 'http:') return 'must start with https://.';
   if (url.username || url.password) return 'must not carry a user name or password; the token goes in report_token.';
   if (url.search || url.hash) return 'must not have a query (?) or fragment (#); give the API base only.';
-  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) return 'must be https:// (plain http would send the token in clear text; it is accepted only for loopback addresses).';
+  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname))
+    return 'must be https:// (plain http would send the token in clear text; it is accepted only for loopback addresses).';
   return undefined;
 }
 
@@ -135,14 +172,18 @@ export function apiBase(text: string): string {
 }
 
 /** Resolve each repo's token (a secret: never logged, errors name the key). */
-export async function resolveReports(doc: ConfigDoc, repos: Iterable<{ name: string; report?: ReportConfig }>, env: NodeJS.ProcessEnv = process.env): Promise<Map<string, ResolvedReport>> {
+export async function resolveReports(
+  doc: ConfigDoc,
+  repos: Iterable<{ name: string; report?: ReportConfig }>,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Map<string, ResolvedReport>> {
   const resolved = new Map<string, ResolvedReport>();
   const tokens = new Map<string, string>();
   for (const repo of repos) {
     if (!repo.report) continue;
     const { forge, token, tokenKeyPath, api } = repo.report;
     const where = `${doc.locate(tokenKeyPath)}: ${formatKeyPath(tokenKeyPath)}`;
-    const value = tokens.get(where) ?? await resolveSecret(token, { env, baseDir: path.dirname(doc.file), where });
+    const value = tokens.get(where) ?? (await resolveSecret(token, { env, baseDir: path.dirname(doc.file), where }));
     tokens.set(where, value);
     resolved.set(repo.name, { forge, token: value, api: apiBase(api) });
   }

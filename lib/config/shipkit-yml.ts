@@ -1,7 +1,14 @@
 // The compiling server's config, shipkit.yml (DESIGN §5 "hook-server, build, logs, release").
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { checkKnownKeys, configError, getKey, loadYamlFile, type ConfigDoc, type KeyPath } from '../core/yaml-config.ts';
+import {
+  checkKnownKeys,
+  configError,
+  getKey,
+  loadYamlFile,
+  type ConfigDoc,
+  type KeyPath,
+} from '../core/yaml-config.ts';
 import { ConfigError } from '../core/errors.ts';
 import { repoFolderName, repoNameProblem, validateFullName } from '../core/names.ts';
 import { parseBuildEnv, type BuildEnvEntry } from './build-env.ts';
@@ -79,23 +86,74 @@ export interface ShipkitConfig {
 export const UI_MODES = ['token', 'public', 'off'] as const;
 export type UiMode = (typeof UI_MODES)[number];
 
-const TOP_KEYS = ['listen', 'data', 'secret', 'token', 'concurrency', 'repos', 'max_body', 'logs', 'ui', 'public_url', 'notify', 'queue', 'fleet', ...REPORT_KEYS] as const;
-const REPO_KEYS = ['url', 'branch', 'user', 'steps', 'compile', 'timeout', 'upload', 'release', 'secret', 'publish', 'rollout', 'env', 'ssh_key', 'known_hosts', 'token', 'token_user', 'notify', 'cache', 'node', ...REPORT_KEYS] as const;
-export const DEFAULTS = { listen: '127.0.0.1:9000', data: '/var/lib/shipkit', concurrency: 1, branch: 'main', timeout: 900, release: 'release.sh' };
+const TOP_KEYS = [
+  'listen',
+  'data',
+  'secret',
+  'token',
+  'concurrency',
+  'repos',
+  'max_body',
+  'logs',
+  'ui',
+  'public_url',
+  'notify',
+  'queue',
+  'fleet',
+  ...REPORT_KEYS,
+] as const;
+const REPO_KEYS = [
+  'url',
+  'branch',
+  'user',
+  'steps',
+  'compile',
+  'timeout',
+  'upload',
+  'release',
+  'secret',
+  'publish',
+  'rollout',
+  'env',
+  'ssh_key',
+  'known_hosts',
+  'token',
+  'token_user',
+  'notify',
+  'cache',
+  'node',
+  ...REPORT_KEYS,
+] as const;
+export const DEFAULTS = {
+  listen: '127.0.0.1:9000',
+  data: '/var/lib/shipkit',
+  concurrency: 1,
+  branch: 'main',
+  timeout: 900,
+  release: 'release.sh',
+};
 
 /** `--config`, else $SHIPKIT_CONFIG, else ./shipkit.yml, else ./.shipkit/shipkit.yml (hook-server's first start), else /etc/shipkit/shipkit.yml. */
 export const SYSTEM_CONFIG_FILE = '/etc/shipkit/shipkit.yml';
 
 /** The config search of DESIGN §5; `systemFile` is a parameter so tests do not see this machine's /etc. */
-export function findConfigFile(flag: string | undefined, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd(), systemFile = SYSTEM_CONFIG_FILE): string {
+export function findConfigFile(
+  flag: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+  cwd = process.cwd(),
+  systemFile = SYSTEM_CONFIG_FILE,
+): string {
   if (flag) return configFileAt(path.resolve(cwd, flag), `--config ${flag}`);
-  if (env.SHIPKIT_CONFIG) return configFileAt(path.resolve(cwd, env.SHIPKIT_CONFIG), `SHIPKIT_CONFIG=${env.SHIPKIT_CONFIG}`);
+  if (env.SHIPKIT_CONFIG)
+    return configFileAt(path.resolve(cwd, env.SHIPKIT_CONFIG), `SHIPKIT_CONFIG=${env.SHIPKIT_CONFIG}`);
   const local = path.resolve(cwd, 'shipkit.yml');
   if (existsSync(local)) return local;
   const firstRun = path.resolve(cwd, '.shipkit', 'shipkit.yml');
   if (existsSync(firstRun)) return firstRun;
   if (existsSync(systemFile)) return systemFile;
-  throw new ConfigError(`No config file: pass --config FILE, set SHIPKIT_CONFIG, or create ./shipkit.yml (${exampleConfigHint()}).`);
+  throw new ConfigError(
+    `No config file: pass --config FILE, set SHIPKIT_CONFIG, or create ./shipkit.yml (${exampleConfigHint()}).`,
+  );
 }
 
 /** The config file a person named; a folder is refused in words (reading it would say EISDIR). */
@@ -108,7 +166,9 @@ function configFileAt(file: string, named: string): string {
   }
   if (!folder) return file;
   const inside = path.join(file, 'shipkit.yml');
-  throw new ConfigError(`${named} is a folder; give the shipkit.yml file inside it${existsSync(inside) ? ` (${inside})` : ''}.`);
+  throw new ConfigError(
+    `${named} is a folder; give the shipkit.yml file inside it${existsSync(inside) ? ` (${inside})` : ''}.`,
+  );
 }
 
 export async function loadShipkitConfig(file: string): Promise<ShipkitConfig> {
@@ -126,9 +186,15 @@ export function parseShipkitConfig(doc: ConfigDoc): ShipkitConfig {
   const queue = getKey(doc, ['queue'], 'string');
   // With a shared queue, hook-server may leave every build to workers (DESIGN §8).
   const least = queue === undefined ? 1 : 0;
-  if (!Number.isInteger(concurrency) || concurrency < least) throw configError(doc, ['concurrency'], `must be a whole number of at least ${least}${least ? ' (0 only with queue:)' : ''}.`);
+  if (!Number.isInteger(concurrency) || concurrency < least)
+    throw configError(
+      doc,
+      ['concurrency'],
+      `must be a whole number of at least ${least}${least ? ' (0 only with queue:)' : ''}.`,
+    );
   const maxBody = getKey(doc, ['max_body'], 'number');
-  if (maxBody !== undefined && (!Number.isInteger(maxBody) || maxBody < 1024)) throw configError(doc, ['max_body'], 'must be a whole number of bytes, at least 1024.');
+  if (maxBody !== undefined && (!Number.isInteger(maxBody) || maxBody < 1024))
+    throw configError(doc, ['max_body'], 'must be a whole number of bytes, at least 1024.');
   const reposValue = getKey(doc, ['repos'], 'object') ?? {};
   const topReport = parseTopReport(doc);
   const fleet = parseFleetConfig(doc);
@@ -154,7 +220,8 @@ export function parseShipkitConfig(doc: ConfigDoc): ShipkitConfig {
 
 function parseUiMode(doc: ConfigDoc): UiMode {
   const ui = getKey(doc, ['ui'], 'string') ?? 'token';
-  if (!(UI_MODES as readonly string[]).includes(ui)) throw configError(doc, ['ui'], `must be one of ${UI_MODES.join(', ')}, got ${JSON.stringify(ui.slice(0, 40))}.`);
+  if (!(UI_MODES as readonly string[]).includes(ui))
+    throw configError(doc, ['ui'], `must be one of ${UI_MODES.join(', ')}, got ${JSON.stringify(ui.slice(0, 40))}.`);
   return ui as UiMode;
 }
 
@@ -168,36 +235,65 @@ function parsePublicUrl(doc: ConfigDoc): string | undefined {
   } catch {
     throw configError(doc, ['public_url'], 'must be an absolute URL such as https://ci.example.com.');
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw configError(doc, ['public_url'], 'must start with https:// or http://.');
-  if (url.username || url.password) throw configError(doc, ['public_url'], 'must not carry a user name or password (it is shown in links).');
-  if (url.search || url.hash || text.includes('?') || text.includes('#')) throw configError(doc, ['public_url'], 'must not have a query (?) or fragment (#); give the base address only.');
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
+    throw configError(doc, ['public_url'], 'must start with https:// or http://.');
+  if (url.username || url.password)
+    throw configError(doc, ['public_url'], 'must not carry a user name or password (it is shown in links).');
+  if (url.search || url.hash || text.includes('?') || text.includes('#'))
+    throw configError(doc, ['public_url'], 'must not have a query (?) or fragment (#); give the base address only.');
   // A path (hook-server behind a proxy under a prefix) goes into every link and the cookie's
   // Path: plain segments only, so nothing in it needs escaping and no `//` makes a link leave the host.
-  if (!/^(?:\/[A-Za-z0-9._~-]+)*\/?$/.test(url.pathname)) throw configError(doc, ['public_url'], `has a path (${JSON.stringify(url.pathname.slice(0, 60))}) that is not plain segments: use letters, digits, ".", "_", "~", "-" between single slashes, such as https://ci.example.com/ci.`);
+  if (!/^(?:\/[A-Za-z0-9._~-]+)*\/?$/.test(url.pathname))
+    throw configError(
+      doc,
+      ['public_url'],
+      `has a path (${JSON.stringify(url.pathname.slice(0, 60))}) that is not plain segments: use letters, digits, ".", "_", "~", "-" between single slashes, such as https://ci.example.com/ci.`,
+    );
   return url.href.replace(/\/+$/, '');
 }
 
-function parseRepo(doc: ConfigDoc, name: string, topReport: ReturnType<typeof parseTopReport>, fleet: Map<string, FleetApp>): RepoConfig {
+function parseRepo(
+  doc: ConfigDoc,
+  name: string,
+  topReport: ReturnType<typeof parseTopReport>,
+  fleet: Map<string, FleetApp>,
+): RepoConfig {
   const keyPath: KeyPath = ['repos', name];
   try {
     validateFullName(name);
   } catch (error) {
-    throw configError(doc, keyPath, `is not a valid repository name (use owner/name or group/subgroup/project with letters, digits, ".", "_", "-").`, { cause: error });
+    throw configError(
+      doc,
+      keyPath,
+      `is not a valid repository name (use owner/name or group/subgroup/project with letters, digits, ".", "_", "-").`,
+      { cause: error },
+    );
   }
   const value = getKey(doc, keyPath, 'object') ?? {};
   checkKnownKeys(doc, keyPath, REPO_KEYS);
   void value;
   const steps = (getKey(doc, [...keyPath, 'steps'], 'string[]') ?? [...STEPS]) as Step[];
   steps.forEach((step, i) => {
-    if (!(STEPS as readonly string[]).includes(step)) throw configError(doc, [...keyPath, 'steps', i], `unknown step ${JSON.stringify(step)}; steps are ${STEPS.join(', ')}.`);
+    if (!(STEPS as readonly string[]).includes(step))
+      throw configError(
+        doc,
+        [...keyPath, 'steps', i],
+        `unknown step ${JSON.stringify(step)}; steps are ${STEPS.join(', ')}.`,
+      );
   });
   const timeout = getKey(doc, [...keyPath, 'timeout'], 'number') ?? DEFAULTS.timeout;
   if (timeout <= 0) throw configError(doc, [...keyPath, 'timeout'], 'must be a positive number of seconds.');
   const user = getKey(doc, [...keyPath, 'user'], 'string');
-  if (user !== undefined && !/^[a-z_][a-z0-9_-]{0,31}$/.test(user)) throw configError(doc, [...keyPath, 'user'], 'must be a Unix user name.');
+  if (user !== undefined && !/^[a-z_][a-z0-9_-]{0,31}$/.test(user))
+    throw configError(doc, [...keyPath, 'user'], 'must be a Unix user name.');
   const uploads = getKey(doc, [...keyPath, 'upload'], 'array') ?? [];
   const upload = uploads.map((raw, i): UploadEntry => {
-    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw configError(doc, [...keyPath, 'upload', i], 'each upload target must be a mapping such as {rsync: host:path, from: out}.');
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+      throw configError(
+        doc,
+        [...keyPath, 'upload', i],
+        'each upload target must be a mapping such as {rsync: host:path, from: out}.',
+      );
     return { raw: raw as Record<string, unknown>, keyPath: [...keyPath, 'upload', i] };
   });
   const release = getKey(doc, [...keyPath, 'release'], 'string') ?? DEFAULTS.release;
@@ -230,15 +326,24 @@ function parseRepo(doc: ConfigDoc, name: string, topReport: ReturnType<typeof pa
 /** The repo's config, or a ConfigError that lists the configured ones. */
 export function getRepo(config: ShipkitConfig, name: string): RepoConfig {
   // A name without "/" may be the last part of a configured one (`.github` for `owner/.github`).
-  if (repoNameProblem(name.includes('/') ? name : `owner/${name}`)) throw new ConfigError(`Invalid repository name ${JSON.stringify(name.slice(0, 60))}: use owner/name (or group/subgroup/project).`);
-  const byShortName = name.includes('/') ? [] : [...config.repos.values()].filter((r) => r.name.split('/').pop() === name);
+  if (repoNameProblem(name.includes('/') ? name : `owner/${name}`))
+    throw new ConfigError(
+      `Invalid repository name ${JSON.stringify(name.slice(0, 60))}: use owner/name (or group/subgroup/project).`,
+    );
+  const byShortName = name.includes('/')
+    ? []
+    : [...config.repos.values()].filter((r) => r.name.split('/').pop() === name);
   if (!config.repos.has(name) && byShortName.length > 1) {
-    throw new ConfigError(`Repository name ${name} is ambiguous in ${config.file}: use one of ${byShortName.map((r) => r.name).join(', ')}.`);
+    throw new ConfigError(
+      `Repository name ${name} is ambiguous in ${config.file}: use one of ${byShortName.map((r) => r.name).join(', ')}.`,
+    );
   }
   const repo = config.repos.get(name) ?? byShortName[0];
   if (!repo) {
     const known = [...config.repos.keys()];
-    throw new ConfigError(`Repository ${name} is not in ${config.file}${known.length ? ` (configured: ${known.join(', ')})` : ' (no repos: configured)'}.`);
+    throw new ConfigError(
+      `Repository ${name} is not in ${config.file}${known.length ? ` (configured: ${known.join(', ')})` : ' (no repos: configured)'}.`,
+    );
   }
   return repo;
 }

@@ -63,7 +63,10 @@ export function encodeLine(record: unknown): string {
 }
 
 /** The records of a file's text, the lines dropped (checksum or decode failed, or a torn last line) and where the good data ends. */
-export function replayLines<T>(text: string, decode: (value: unknown) => T | undefined): { records: T[]; damaged: number; goodBytes: number } {
+export function replayLines<T>(
+  text: string,
+  decode: (value: unknown) => T | undefined,
+): { records: T[]; damaged: number; goodBytes: number } {
   const records: T[] = [];
   let damaged = 0;
   let offset = 0;
@@ -121,7 +124,13 @@ export class AppendLog<T> {
   private flushing: Promise<void> | undefined;
   private closed = false;
 
-  private constructor(file: string, handle: FileHandle, owner: AppendLogOwner<T>, options: AppendLogOptions<T>, replay: ReturnType<typeof replayLines<T>>) {
+  private constructor(
+    file: string,
+    handle: FileHandle,
+    owner: AppendLogOwner<T>,
+    options: AppendLogOptions<T>,
+    replay: ReturnType<typeof replayLines<T>>,
+  ) {
     this.file = file;
     this.handle = handle;
     this.owner = owner;
@@ -178,7 +187,8 @@ export class AppendLog<T> {
       // A failed rewrite only means the file stays long: appends go on, and it is tried again
       // after the next flush. Letting it throw would leave `flushing` set for good (every later
       // write waiting forever) and reject a promise nobody awaits.
-      if (!this.tornTail && this.owner.wantsCompaction(this.stats(), false)) await this.compact().catch((error) => this.options.onCompactError?.(error as Error));
+      if (!this.tornTail && this.owner.wantsCompaction(this.stats(), false))
+        await this.compact().catch((error) => this.options.onCompactError?.(error as Error));
     }
     this.flushing = undefined;
   }
@@ -205,7 +215,9 @@ export class AppendLog<T> {
       }
     } catch (error) {
       this.tornTail = true;
-      await this.cutBack().catch(() => { /* tried again before the next write */ });
+      await this.cutBack().catch(() => {
+        /* tried again before the next write */
+      });
       for (const b of batch) b.reject(error);
     }
   }

@@ -89,7 +89,8 @@ function chooseCommand(spec: CliSpec, argv: string[]): Chosen {
   const end = argv.indexOf('--') === -1 ? argv.length : argv.indexOf('--');
   const commands = spec.commands ?? {};
   for (const key of Object.keys(commands).filter((k) => k.startsWith('--'))) {
-    if (argv.slice(0, end).some((a) => a === key || a.startsWith(`${key}=`))) return { key, label: `${spec.name} ${key}`, command: commands[key], argv };
+    if (argv.slice(0, end).some((a) => a === key || a.startsWith(`${key}=`)))
+      return { key, label: `${spec.name} ${key}`, command: commands[key], argv };
   }
   const first = firstPositional(spec, argv);
   if (first !== undefined && Object.hasOwn(commands, argv[first]) && !argv[first].startsWith('-')) {
@@ -100,7 +101,9 @@ function chooseCommand(spec: CliSpec, argv: string[]): Chosen {
     const { name, when } = spec.defaultCommand;
     if (first !== undefined && when && !when.test(argv[first])) {
       const words = Object.keys(commands).filter((k) => !k.startsWith('--'));
-      throw new UsageError(`Unknown command ${JSON.stringify(argv[first])}; use ${words.slice(0, -1).join(', ')} or ${words.at(-1)}. Run \`${spec.name} --help\` for usage.`);
+      throw new UsageError(
+        `Unknown command ${JSON.stringify(argv[first])}; use ${words.slice(0, -1).join(', ')} or ${words.at(-1)}. Run \`${spec.name} --help\` for usage.`,
+      );
     }
     return { key: name, label: `${spec.name} ${name}`, command: commands[name], argv, byDefault: true };
   }
@@ -130,10 +133,19 @@ function firstPositional(spec: CliSpec, argv: string[]): number | undefined {
 /** Which other forms of the script declare a flag, e.g. ["logs rotate"]. */
 function ownersOf(spec: CliSpec, flag: string, chosen: Chosen): string[] {
   const name = flag.replace(/^--?/, '').split('=')[0];
-  const forms: Array<[string, CommandSpec]> = Object.entries(spec.commands ?? {}).map(([k, c]) => [`${spec.name} ${k}`, c]);
+  const forms: Array<[string, CommandSpec]> = Object.entries(spec.commands ?? {}).map(([k, c]) => [
+    `${spec.name} ${k}`,
+    c,
+  ]);
   if (!spec.defaultCommand) forms.unshift([spec.name, spec]);
   return forms
-    .filter(([label, c]) => label !== chosen.label && Object.entries(c.flags ?? {}).some(([n, f]) => n === name || f.alias === name || (f.type === 'boolean' && `no-${n}` === name)))
+    .filter(
+      ([label, c]) =>
+        label !== chosen.label &&
+        Object.entries(c.flags ?? {}).some(
+          ([n, f]) => n === name || f.alias === name || (f.type === 'boolean' && `no-${n}` === name),
+        ),
+    )
     .map(([label]) => label);
 }
 
@@ -161,7 +173,10 @@ export function parseArgs(spec: CliSpec, argv: string[]): Args {
   const flags = command.flags ?? {};
   const entries = Object.entries(flags);
   const ownsVersion = Object.hasOwn(flags, 'version'); // `release publish --version V`
-  const booleans = [...(ownsVersion ? [] : ['version']), ...entries.filter(([, f]) => f.type === 'boolean').map(([n]) => n)];
+  const booleans = [
+    ...(ownsVersion ? [] : ['version']),
+    ...entries.filter(([, f]) => f.type === 'boolean').map(([n]) => n),
+  ];
   const valued = entries.filter(([, f]) => f.type !== 'boolean');
   const alias: Record<string, string> = {};
   for (const [n, f] of entries) if (f.alias) alias[f.alias] = n;
@@ -172,7 +187,9 @@ export function parseArgs(spec: CliSpec, argv: string[]): Args {
     // '_' keeps positionals as written: minimist would turn a repo "007" into 7 and "1.10" into 1.1.
     string: [...valued.map(([n]) => n), '_'],
     alias,
-    default: Object.fromEntries(entries.filter(([, f]) => f.type === 'boolean' && f.default !== undefined).map(([n, f]) => [n, f.default])),
+    default: Object.fromEntries(
+      entries.filter(([, f]) => f.type === 'boolean' && f.default !== undefined).map(([n, f]) => [n, f.default]),
+    ),
     unknown: (arg) => {
       if (arg.startsWith('-') && arg !== '-' && !unknown) unknown = arg;
       return true;
@@ -183,7 +200,10 @@ export function parseArgs(spec: CliSpec, argv: string[]): Args {
   if (stray !== undefined) {
     const flag = stray.startsWith('-') ? stray.split('=')[0] : `--${stray}`;
     const owners = ownersOf(spec, flag, chosen);
-    if (owners.length) throw new UsageError(`Option ${flag} belongs to ${owners.map((o) => `\`${o}\``).join(' or ')}; run \`${owners[0]} --help\` for usage.`);
+    if (owners.length)
+      throw new UsageError(
+        `Option ${flag} belongs to ${owners.map((o) => `\`${o}\``).join(' or ')}; run \`${owners[0]} --help\` for usage.`,
+      );
     throw new UsageError(`Unknown option ${flag}. Run \`${label} --help\` for usage.`);
   }
   for (const [name, flag] of valued) {
@@ -195,7 +215,9 @@ export function parseArgs(spec: CliSpec, argv: string[]): Args {
     throw new UsageError(`Missing argument. Usage: ${firstUsageLine(command, label, spec.name)}`);
   }
   if (command.maxPositionals !== undefined && count > command.maxPositionals) {
-    throw new UsageError(`Unexpected argument ${JSON.stringify(String(args._[command.maxPositionals]))}. Usage: ${firstUsageLine(command, label, spec.name)}`);
+    throw new UsageError(
+      `Unexpected argument ${JSON.stringify(String(args._[command.maxPositionals]))}. Usage: ${firstUsageLine(command, label, spec.name)}`,
+    );
   }
   args._ = args._.map(String);
   args.command = chosen.key;
@@ -207,11 +229,15 @@ function typedValue(raw: unknown, name: string, flag: FlagSpec, argv: string[]):
   if (raw === undefined) return flag.default ?? (flag.repeatable ? [] : undefined);
   if (Array.isArray(raw) && !flag.repeatable) throw new UsageError(`Option --${name} was given more than once.`);
   const values = (Array.isArray(raw) ? raw : [raw]).map(String);
-  if (values.includes('') && argv.some((a) => a === `--${name}` || (flag.alias !== undefined && a === `-${flag.alias}`))) {
+  if (
+    values.includes('') &&
+    argv.some((a) => a === `--${name}` || (flag.alias !== undefined && a === `-${flag.alias}`))
+  ) {
     throw new UsageError(`Option --${name} needs a value.`);
   }
   const typed = values.map((value) => {
-    if (flag.type === 'integer') return parsePositiveInt(value, name, { min: flag.min ?? 1, max: flag.max ?? Number.MAX_SAFE_INTEGER });
+    if (flag.type === 'integer')
+      return parsePositiveInt(value, name, { min: flag.min ?? 1, max: flag.max ?? Number.MAX_SAFE_INTEGER });
     if (flag.type === 'seconds') return parseSeconds(value, name);
     return value;
   });
@@ -282,13 +308,18 @@ function onOutputError(error: NodeJS.ErrnoException): void {
 
 async function exit(code: number): Promise<never> {
   // Let stdout drain (it may be a pipe) before leaving.
-  await new Promise<void>((resolve) => (process.stdout.write('', () => resolve())));
+  await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
   process.exit(code);
 }
 
-export function parsePositiveInt(value: unknown, flag: string, { min = 1, max = Number.MAX_SAFE_INTEGER } = {}): number {
+export function parsePositiveInt(
+  value: unknown,
+  flag: string,
+  { min = 1, max = Number.MAX_SAFE_INTEGER } = {},
+): number {
   const text = String(value);
-  if (!/^\d+$/.test(text)) throw new UsageError(`Option --${flag} must be a whole number, got ${JSON.stringify(text)}.`);
+  if (!/^\d+$/.test(text))
+    throw new UsageError(`Option --${flag} must be a whole number, got ${JSON.stringify(text)}.`);
   const n = Number(text);
   if (n < min || n > max) throw new UsageError(`Option --${flag} must be between ${min} and ${max}, got ${n}.`);
   return n;
@@ -297,7 +328,8 @@ export function parsePositiveInt(value: unknown, flag: string, { min = 1, max = 
 /** Seconds as a number (fractions allowed): "30", "1.5". */
 export function parseSeconds(value: unknown, flag: string): number {
   const text = String(value);
-  if (!/^\d+(\.\d+)?$/.test(text) || Number(text) <= 0) throw new UsageError(`Option --${flag} must be a positive number of seconds, got ${JSON.stringify(text)}.`);
+  if (!/^\d+(\.\d+)?$/.test(text) || Number(text) <= 0)
+    throw new UsageError(`Option --${flag} must be a positive number of seconds, got ${JSON.stringify(text)}.`);
   return Number(text);
 }
 

@@ -6,7 +6,10 @@ import path from 'node:path';
 
 /** A sibling temp name: same folder (so rename is atomic), hidden, unique. */
 export function tempSibling(file: string, tag = 'tmp'): string {
-  return path.join(path.dirname(file), `.${path.basename(file)}.${tag}-${process.pid}-${randomBytes(4).toString('hex')}`);
+  return path.join(
+    path.dirname(file),
+    `.${path.basename(file)}.${tag}-${process.pid}-${randomBytes(4).toString('hex')}`,
+  );
 }
 
 /**
@@ -14,13 +17,21 @@ export function tempSibling(file: string, tag = 'tmp'): string {
  * file or the new one, never half of it. The temp file is removed when anything fails. With
  * `durable`, the temp file is fsynced before the rename and the folder after it.
  */
-export async function replaceViaTemp(target: string, fill: (temp: string) => Promise<void>, { tag = 'tmp', durable = false }: { tag?: string; durable?: boolean } = {}): Promise<void> {
+export async function replaceViaTemp(
+  target: string,
+  fill: (temp: string) => Promise<void>,
+  { tag = 'tmp', durable = false }: { tag?: string; durable?: boolean } = {},
+): Promise<void> {
   const temp = tempSibling(target, tag);
   try {
     await fill(temp);
     if (durable) {
       const handle = await open(temp, 'r');
-      try { await handle.sync(); } finally { await handle.close(); }
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
     }
     await rename(temp, target);
   } catch (error) {
@@ -31,19 +42,37 @@ export async function replaceViaTemp(target: string, fill: (temp: string) => Pro
 }
 
 /** Write to a temp file in the same folder, fsync it, then rename over `file`. */
-export async function atomicWriteFile(file: string, data: string | Uint8Array, { mode = 0o644 }: { mode?: number } = {}): Promise<void> {
-  await replaceViaTemp(file, async (temp) => {
-    const handle = await open(temp, 'wx', mode);
-    try { await handle.writeFile(data); } finally { await handle.close(); }
-  }, { durable: true });
+export async function atomicWriteFile(
+  file: string,
+  data: string | Uint8Array,
+  { mode = 0o644 }: { mode?: number } = {},
+): Promise<void> {
+  await replaceViaTemp(
+    file,
+    async (temp) => {
+      const handle = await open(temp, 'wx', mode);
+      try {
+        await handle.writeFile(data);
+      } finally {
+        await handle.close();
+      }
+    },
+    { durable: true },
+  );
 }
 
 /** fsync a folder so a rename inside it survives a power cut. */
 export async function syncDir(dir: string): Promise<void> {
   try {
     const handle = await open(dir, 'r');
-    try { await handle.sync(); } finally { await handle.close(); }
-  } catch { /* some file systems refuse fsync on folders */ }
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    /* some file systems refuse fsync on folders */
+  }
 }
 
 export async function ensureDir(dir: string, mode?: number): Promise<void> {
@@ -88,7 +117,11 @@ export async function pathExists(file: string): Promise<boolean> {
 }
 
 /** A file's digest, hex, read as a stream (memory does not grow with the file). */
-export async function hashFile(file: string, algorithm: 'sha256' | 'sha512' | 'md5', encoding: 'hex' | 'base64' = 'hex'): Promise<string> {
+export async function hashFile(
+  file: string,
+  algorithm: 'sha256' | 'sha512' | 'md5',
+  encoding: 'hex' | 'base64' = 'hex',
+): Promise<string> {
   const hash = createHash(algorithm);
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
   return hash.digest(encoding);

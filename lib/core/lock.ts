@@ -20,9 +20,16 @@ export interface LockOptions {
   what?: string;
 }
 
-interface Holder { pid: number; host: string; time: number }
+interface Holder {
+  pid: number;
+  host: string;
+  time: number;
+}
 
-export async function acquireLock(file: string, { waitMs = 0, staleMs = Infinity, what = file }: LockOptions = {}): Promise<Lock> {
+export async function acquireLock(
+  file: string,
+  { waitMs = 0, staleMs = Infinity, what = file }: LockOptions = {},
+): Promise<Lock> {
   const deadline = Date.now() + waitMs;
   const me: Holder = { pid: process.pid, host: os.hostname(), time: Date.now() };
   for (;;) {
@@ -44,7 +51,9 @@ export async function acquireLock(file: string, { waitMs = 0, staleMs = Infinity
       continue;
     }
     if (Date.now() >= deadline) {
-      throw new WorkError(`${what} is locked by process ${holder.pid} on ${holder.host} since ${new Date(holder.time).toISOString()}; try again when it has finished.`);
+      throw new WorkError(
+        `${what} is locked by process ${holder.pid} on ${holder.host} since ${new Date(holder.time).toISOString()}; try again when it has finished.`,
+      );
     }
     await sleep(100);
   }
@@ -64,7 +73,10 @@ async function removeStale(file: string, seen: Holder | undefined): Promise<void
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     // Another process is removing it. A guard left behind by a crash is cleared after a while.
-    const age = await stat(guard).then((s) => Date.now() - s.mtimeMs, () => 0);
+    const age = await stat(guard).then(
+      (s) => Date.now() - s.mtimeMs,
+      () => 0,
+    );
     if (age > 10_000) await rm(guard, { force: true });
     else await sleep(20);
     return;
@@ -90,7 +102,9 @@ async function readHolder(file: string): Promise<Holder | 'gone' | undefined> {
   try {
     const holder = JSON.parse(text) as Holder;
     if (typeof holder?.pid === 'number') return holder;
-  } catch { /* unreadable: treated as stale */ }
+  } catch {
+    /* unreadable: treated as stale */
+  }
   return undefined;
 }
 

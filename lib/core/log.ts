@@ -39,7 +39,9 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const env = options.env ?? process.env;
   const stream = options.stream ?? process.stderr;
   const json = options.json ?? env.LOG_FORMAT === 'json';
-  const color = options.color ?? (Boolean(stream.isTTY) && !env.NO_COLOR /* no-color.org: set and not empty */ && env.TERM !== 'dumb');
+  const color =
+    options.color ??
+    (Boolean(stream.isTTY) && !env.NO_COLOR /* no-color.org: set and not empty */ && env.TERM !== 'dumb');
   const paint = color ? PAINT : PLAIN;
   const minimum = options.debug || env.SHIPKIT_DEBUG ? ORDER.debug : ORDER.info;
   const now = options.now ?? (() => new Date());
@@ -57,10 +59,19 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       .filter(([, v]) => v !== undefined)
       .map(([k, v]) => `${k}=${typeof v === 'string' && !/\s/.test(v) ? v : JSON.stringify(v)}`)
       .join(' ');
-    const tag = level === 'error' ? paint.red('error') : level === 'warn' ? paint.yellow('warn') : level === 'debug' ? paint.gray('debug') : '';
+    const tag =
+      level === 'error'
+        ? paint.red('error')
+        : level === 'warn'
+          ? paint.yellow('warn')
+          : level === 'debug'
+            ? paint.gray('debug')
+            : '';
     // Control characters from request data must not forge a second log line: they are escaped,
     // and the lines of a message of several (a list of manifest problems) are indented below it.
-    const safe = message.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1)).replace(/\n/g, '\n  ');
+    const safe = message
+      .replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1))
+      .replace(/\n/g, '\n  ');
     const line = [tag && `${tag}:`, safe, extra && paint.gray(extra)].filter(Boolean).join(' ');
     stream.write(`${line}\n`);
   }
@@ -79,7 +90,10 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 }
 
 /** A logger that drops everything: for library calls in tests that do not care. */
-export const silentLogger: Logger = createLogger({ stream: { write: () => true } as unknown as NodeJS.WritableStream, json: true });
+export const silentLogger: Logger = createLogger({
+  stream: { write: () => true } as unknown as NodeJS.WritableStream,
+  json: true,
+});
 
 /** 1536 → "1.5 KB": sizes in human log lines. */
 export function formatBytes(n: number): string {

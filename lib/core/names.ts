@@ -21,7 +21,8 @@ export function nameProblem(name: unknown): string | undefined {
 /** Throws unless `name` is a plain name such as a repo or app name: `site`, `my-app_2.js`. */
 export function validateName(name: unknown, what = 'name'): string {
   const problem = nameProblem(name);
-  if (problem) throw new ValidationError(`Invalid ${what} ${JSON.stringify(shorten(String(name ?? '')))}: it ${problem}.`);
+  if (problem)
+    throw new ValidationError(`Invalid ${what} ${JSON.stringify(shorten(String(name ?? '')))}: it ${problem}.`);
   return name as string;
 }
 
@@ -44,7 +45,8 @@ export function repoNameProblem(name: unknown): string | undefined {
   for (const part of parts) {
     if (part === '') return 'has an empty part (a leading, trailing or double "/")';
     if (part.length > MAX_REPO_PART_LENGTH) return `has a part longer than ${MAX_REPO_PART_LENGTH} characters`;
-    if (!REPO_PART.test(part)) return 'may only hold letters, digits, ".", "_", "-" and "/", and no part may start with "-"';
+    if (!REPO_PART.test(part))
+      return 'may only hold letters, digits, ".", "_", "-" and "/", and no part may start with "-"';
     if (part.includes('..')) return 'must not contain ".."';
     if (part === '.' || part === '.git') return `has a part "${part}"`;
   }
@@ -54,7 +56,10 @@ export function repoNameProblem(name: unknown): string | undefined {
 /** Throws unless `fullName` is a repository full name: `octo/site`, `octo/.github`, `group/sub/app`, `site`. */
 export function validateFullName(fullName: unknown, what = 'repository'): string {
   const problem = repoNameProblem(fullName);
-  if (problem) throw new ValidationError(`Invalid ${what} ${JSON.stringify(shorten(String(fullName ?? '')))}: it ${problem}; use owner/name or group/subgroup/project.`);
+  if (problem)
+    throw new ValidationError(
+      `Invalid ${what} ${JSON.stringify(shorten(String(fullName ?? '')))}: it ${problem}; use owner/name or group/subgroup/project.`,
+    );
   return fullName as string;
 }
 
@@ -71,7 +76,9 @@ const MAX_FOLDER_LENGTH = 200;
 export function repoFolderName(fullName: string): string {
   validateFullName(fullName);
   const parts = fullName.split('/');
-  const readable = !parts.some((part, i) => part.includes('__') || (i > 0 && part.startsWith('_')) || (i < parts.length - 1 && part.endsWith('_')));
+  const readable = !parts.some(
+    (part, i) => part.includes('__') || (i > 0 && part.startsWith('_')) || (i < parts.length - 1 && part.endsWith('_')),
+  );
   const folder = readable ? parts.join('__') : `+${parts.join('+')}`;
   if (folder.length <= MAX_FOLDER_LENGTH) return folder;
   const digest = createHash('sha256').update(fullName).digest('hex');
@@ -92,18 +99,21 @@ export function refNameProblem(ref: unknown, { oneLevel = true } = {}): string |
   if (LONE_SURROGATE.test(ref)) return 'is not valid text (a lone UTF-16 surrogate)';
   if (Buffer.byteLength(ref) > MAX_REF_BYTES) return `is longer than ${MAX_REF_BYTES} bytes`;
   // Rule 4, 5 and 10: control characters, space, ~ ^ : ? * [ and backslash.
-  if (/[\x00-\x20\x7f~^:?*[\\]/.test(ref)) return 'must not contain spaces, control characters or any of ~ ^ : ? * [ \\';
+  if (/[\x00-\x20\x7f~^:?*[\\]/.test(ref))
+    return 'must not contain spaces, control characters or any of ~ ^ : ? * [ \\';
   if (ref.includes('..')) return 'must not contain ".."';
   if (ref.includes('@{')) return 'must not contain "@{"';
   if (ref === '@') return 'must not be "@"';
   if (ref.startsWith('-')) return 'must not start with "-"';
-  if (ref.startsWith('/') || ref.endsWith('/') || ref.includes('//')) return 'must not start or end with "/" or contain "//"';
+  if (ref.startsWith('/') || ref.endsWith('/') || ref.includes('//'))
+    return 'must not start or end with "/" or contain "//"';
   if (ref.endsWith('.')) return 'must not end with "."';
   if (!oneLevel && !ref.includes('/')) return 'must be a full ref such as refs/heads/main';
   for (const component of ref.split('/')) {
     if (component.startsWith('.')) return 'must not have a part that starts with "."';
     if (component.endsWith('.lock')) return 'must not have a part that ends with ".lock"';
-    if (Buffer.byteLength(component) > MAX_REF_COMPONENT_BYTES) return `must not have a part longer than ${MAX_REF_COMPONENT_BYTES} bytes`;
+    if (Buffer.byteLength(component) > MAX_REF_COMPONENT_BYTES)
+      return `must not have a part longer than ${MAX_REF_COMPONENT_BYTES} bytes`;
   }
   return undefined;
 }
@@ -111,19 +121,26 @@ export function refNameProblem(ref: unknown, { oneLevel = true } = {}): string |
 /** Throws unless `name` is a branch or tag name (`main`, `release/1.x`, `pkg@1.2.3`, `@scope/pkg@1.2.3`) or a full ref. */
 export function validateRefName(name: unknown, what = 'ref'): string {
   const problem = refNameProblem(name);
-  if (problem) throw new ValidationError(`Invalid ${what} name ${JSON.stringify(shorten(String(name ?? '')))}: it ${problem}.`);
+  if (problem)
+    throw new ValidationError(`Invalid ${what} name ${JSON.stringify(shorten(String(name ?? '')))}: it ${problem}.`);
   return name as string;
 }
 
 /** A commit id typed by a person: 7 to 64 hexadecimal digits (an abbreviation or a full SHA-1/SHA-256), lower-cased. */
 export function validateShaInput(value: unknown, what = 'commit'): string {
-  if (typeof value !== 'string' || !/^[0-9a-fA-F]{7,64}$/.test(value)) throw new ValidationError(`Invalid ${what} ${JSON.stringify(shorten(String(value ?? '')))}: use 7 to 64 hexadecimal digits.`);
+  if (typeof value !== 'string' || !/^[0-9a-fA-F]{7,64}$/.test(value))
+    throw new ValidationError(
+      `Invalid ${what} ${JSON.stringify(shorten(String(value ?? '')))}: use 7 to 64 hexadecimal digits.`,
+    );
   return value.toLowerCase();
 }
 
 /** A commit id from a forge's payload: a full SHA-1 (40) or SHA-256 (64) in lower-case hex, nothing shorter. */
 export function validatePayloadSha(value: unknown, what = 'commit'): string {
-  if (typeof value !== 'string' || !/^(?:[0-9a-f]{40}|[0-9a-f]{64})$/.test(value)) throw new ValidationError(`Invalid ${what} ${JSON.stringify(shorten(String(value ?? '')))}: a forge sends a full 40 or 64 digit SHA.`);
+  if (typeof value !== 'string' || !/^(?:[0-9a-f]{40}|[0-9a-f]{64})$/.test(value))
+    throw new ValidationError(
+      `Invalid ${what} ${JSON.stringify(shorten(String(value ?? '')))}: a forge sends a full 40 or 64 digit SHA.`,
+    );
   return value;
 }
 
@@ -133,7 +150,8 @@ export function validatePayloadSha(value: unknown, what = 'commit'): string {
  */
 export function resolveInside(root: string, relative: string, what = 'path'): string {
   if (typeof relative !== 'string' || relative === '') throw new ValidationError(`Invalid ${what}: it is empty.`);
-  if (relative.includes('\0')) throw new ValidationError(`Invalid ${what} ${JSON.stringify(shorten(relative))}: it contains a NUL byte.`);
+  if (relative.includes('\0'))
+    throw new ValidationError(`Invalid ${what} ${JSON.stringify(shorten(relative))}: it contains a NUL byte.`);
   if (path.isAbsolute(relative) || /^[A-Za-z]:/.test(relative)) {
     throw new ValidationError(`Invalid ${what} ${JSON.stringify(shorten(relative))}: it must be relative.`);
   }

@@ -4,7 +4,11 @@
  * `fn` over `items` with at most `limit` calls in flight; results in the order of `items`.
  * After the first error no new item is started; the running ones finish, then it is thrown.
  */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
   const results: R[] = new Array(items.length);
   let next = 0;
   let failed: { error: unknown } | undefined;
@@ -37,9 +41,18 @@ export function createLimiter(limit: number) {
       return await fn();
     } finally {
       const next = waiting.shift();
-      if (next) next(); // the slot passes straight to the next caller
+      if (next)
+        next(); // the slot passes straight to the next caller
       else active--;
     }
   }
-  return { run, get active() { return active; }, get waiting() { return waiting.length; } };
+  return {
+    run,
+    get active() {
+      return active;
+    },
+    get waiting() {
+      return waiting.length;
+    },
+  };
 }

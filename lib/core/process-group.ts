@@ -30,14 +30,20 @@ export function isGroupAlive(pgid: number | null | undefined, procDir = '/proc')
     if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
   let pids: string[];
-  try { pids = readdirSync(procDir).filter((name) => /^\d+$/.test(name)); } catch { return true; }
+  try {
+    pids = readdirSync(procDir).filter((name) => /^\d+$/.test(name));
+  } catch {
+    return true;
+  }
   for (const pid of pids) {
     try {
       const stat = readFileSync(`${procDir}/${pid}/stat`, 'latin1');
       // `pid (comm) state ppid pgrp …`: comm may hold spaces and parentheses, so parse after the last `)`.
       const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       if (Number(pgrp) === pgid && state !== 'Z' && state !== 'X') return true;
-    } catch { /* gone meanwhile */ }
+    } catch {
+      /* gone meanwhile */
+    }
   }
   return false;
 }
@@ -70,7 +76,10 @@ export interface EndGroupOptions {
 export type GroupEnd = 'not-running' | 'exited' | 'killed' | 'survived';
 
 /** Signal the group, give it `graceMs` to stop, then SIGKILL what is left and wait for it. */
-export async function endProcessGroup(pgid: number | null | undefined, { graceMs, signal = 'SIGTERM', killWaitMs = 5_000, pollMs = 25 }: EndGroupOptions): Promise<GroupEnd> {
+export async function endProcessGroup(
+  pgid: number | null | undefined,
+  { graceMs, signal = 'SIGTERM', killWaitMs = 5_000, pollMs = 25 }: EndGroupOptions,
+): Promise<GroupEnd> {
   if (!isGroupAlive(pgid)) return 'not-running';
   signalGroup(pgid, signal);
   if (await waitForGroupExit(pgid, graceMs, pollMs)) return 'exited';
@@ -95,5 +104,9 @@ export function processStartTime(pid: number, procDir = '/proc'): string | null 
 
 /** This boot's id (/proc/sys/kernel/random/boot_id): start times count from boot. */
 export function bootId(): string | null {
-  try { return readFileSync('/proc/sys/kernel/random/boot_id', 'latin1').trim(); } catch { return null; }
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'latin1').trim();
+  } catch {
+    return null;
+  }
 }

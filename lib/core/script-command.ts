@@ -19,7 +19,10 @@ export function bundledCommandFor(name: 'build' | 'release' | 'litpro'): string[
 }
 
 /** The command that runs a shipkit script (`build`, `release`) under the runtime we run on. */
-export async function scriptCommandFor(name: 'build' | 'release', env: NodeJS.ProcessEnv = process.env): Promise<string[]> {
+export async function scriptCommandFor(
+  name: 'build' | 'release',
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string[]> {
   const override = env[`SHIPKIT_${name.toUpperCase()}_COMMAND`];
   if (override) return override.trim().startsWith('[') ? (JSON.parse(override) as string[]) : [override];
   const bundled = bundledCommandFor(name);

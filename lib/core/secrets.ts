@@ -22,7 +22,10 @@ export interface SecretFileOptions {
 }
 
 /** The first line of a secret file, without its line ending (see `passphrase` for spaces). */
-export async function readSecretFile(file: string, { where, what = 'secret file', passphrase = false }: SecretFileOptions = {}): Promise<string> {
+export async function readSecretFile(
+  file: string,
+  { where, what = 'secret file', passphrase = false }: SecretFileOptions = {},
+): Promise<string> {
   let bytes: Buffer;
   try {
     const handle = await open(file, 'r');
@@ -36,7 +39,10 @@ export async function readSecretFile(file: string, { where, what = 'secret file'
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? String(error);
     const hint = `(${code}); check the path and its permissions.`;
-    throw new ConfigError(where ? `${where}: cannot read ${what} ${file} ${hint}` : `Cannot read the ${what} ${file} ${hint}`, { cause: error });
+    throw new ConfigError(
+      where ? `${where}: cannot read ${what} ${file} ${hint}` : `Cannot read the ${what} ${file} ${hint}`,
+      { cause: error },
+    );
   }
   const text = bytes.toString('utf8');
   const end = text.indexOf('\n');
@@ -46,7 +52,8 @@ export async function readSecretFile(file: string, { where, what = 'secret file'
   }
   const line = (end === -1 ? text : text.slice(0, end)).replace(/\r$/, '');
   const secret = passphrase ? line : line.trim();
-  if (!secret && !passphrase) throw new ConfigError(where ? `${where}: ${what} ${file} is empty.` : `The ${what} ${file} is empty.`);
+  if (!secret && !passphrase)
+    throw new ConfigError(where ? `${where}: ${what} ${file} is empty.` : `The ${what} ${file} is empty.`);
   return secret;
 }
 
@@ -59,7 +66,10 @@ export interface SecretOptions {
 }
 
 /** `env:NAME` → $NAME, `file:PATH` → the file's first line (trimmed), anything else is the literal. */
-export async function resolveSecret(value: string, { env = process.env, baseDir = process.cwd(), where = 'secret' }: SecretOptions = {}): Promise<string> {
+export async function resolveSecret(
+  value: string,
+  { env = process.env, baseDir = process.cwd(), where = 'secret' }: SecretOptions = {},
+): Promise<string> {
   if (value.startsWith('env:')) {
     const name = value.slice(4);
     const secret = env[name];

@@ -15,7 +15,10 @@ export interface AbortOnSignalsOptions {
  * An AbortController that aborts when the process receives one of `signals`. Each handler is
  * installed once and stays (a second Ctrl-C does not kill the process before it has cleaned up).
  */
-export function abortOnSignals(signals: readonly NodeJS.Signals[] = STOP_SIGNALS, { what = 'the job', source = process }: AbortOnSignalsOptions = {}): AbortController {
+export function abortOnSignals(
+  signals: readonly NodeJS.Signals[] = STOP_SIGNALS,
+  { what = 'the job', source = process }: AbortOnSignalsOptions = {},
+): AbortController {
   const controller = new AbortController();
   // `on`, not `once`: with no listener left, a second signal would take Node's default action
   // and kill the process in the middle of its cleanup. A second abort() changes nothing.

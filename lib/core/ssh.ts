@@ -10,10 +10,28 @@ export interface SshSettings {
 
 /** `ssh` with options as separate arguments. */
 function sshArgs({ sshKey, port, knownHosts }: SshSettings): string[] {
-  const args = ['ssh', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=20', '-o', 'ServerAliveInterval=15', '-o', 'ServerAliveCountMax=4'];
+  const args = [
+    'ssh',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'ConnectTimeout=20',
+    '-o',
+    'ServerAliveInterval=15',
+    '-o',
+    'ServerAliveCountMax=4',
+  ];
   if (port !== undefined) args.push('-p', String(port));
   if (sshKey) args.push('-i', sshKey, '-o', 'IdentitiesOnly=yes');
-  if (knownHosts) args.push('-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'GlobalKnownHostsFile=/dev/null');
+  if (knownHosts)
+    args.push(
+      '-o',
+      `UserKnownHostsFile=${knownHosts}`,
+      '-o',
+      'StrictHostKeyChecking=yes',
+      '-o',
+      'GlobalKnownHostsFile=/dev/null',
+    );
   return args;
 }
 
@@ -22,9 +40,14 @@ function sshArgs({ sshKey, port, knownHosts }: SshSettings): string[] {
  * into the same arguments: plain words as they are, anything else in single quotes.
  */
 export function sshCommand(settings: SshSettings): string {
-  return sshArgs(settings).map((arg) => {
-    if (/^[A-Za-z0-9_./=:@,+-]+$/.test(arg)) return arg;
-    if (/['\\\n\0]/.test(arg)) throw new ConfigError(`The path ${JSON.stringify(arg)} cannot be passed to ssh (it holds a quote, backslash or newline); rename it.`);
-    return `'${arg}'`;
-  }).join(' ');
+  return sshArgs(settings)
+    .map((arg) => {
+      if (/^[A-Za-z0-9_./=:@,+-]+$/.test(arg)) return arg;
+      if (/['\\\n\0]/.test(arg))
+        throw new ConfigError(
+          `The path ${JSON.stringify(arg)} cannot be passed to ssh (it holds a quote, backslash or newline); rename it.`,
+        );
+      return `'${arg}'`;
+    })
+    .join(' ');
 }

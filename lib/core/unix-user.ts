@@ -3,7 +3,13 @@
 import { $ } from 'zx';
 import { ConfigError } from './errors.ts';
 
-export interface UnixAccount { name: string; uid: number; gid: number; home: string; shell: string }
+export interface UnixAccount {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+  shell: string;
+}
 
 /** One passwd line (`name:x:uid:gid:gecos:home:shell`), or undefined when it is not one. */
 export function parsePasswdLine(line: string): UnixAccount | undefined {
@@ -29,7 +35,9 @@ export async function findUser(name: string): Promise<UnixAccount | undefined> {
 export async function lookupUser(name: string, { where }: { where?: string } = {}): Promise<UnixAccount> {
   const account = await findUser(name);
   if (!account) {
-    throw new ConfigError(`${where ? `${where}: user` : 'User'} ${name} does not exist on this machine; create it (useradd --system ${name}) or remove \`user:\` from the repo's config.`);
+    throw new ConfigError(
+      `${where ? `${where}: user` : 'User'} ${name} does not exist on this machine; create it (useradd --system ${name}) or remove \`user:\` from the repo's config.`,
+    );
   }
   return account;
 }

@@ -2,7 +2,7 @@
 // (`env:NAME`, `file:PATH`, literal) are resolved by lib/core/secrets.ts.
 import { readFile } from 'node:fs/promises';
 import { isMap, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
-import { ConfigError } from './errors.ts';
+import { ConfigError, messageOf } from './errors.ts';
 
 export type KeyPath = Array<string | number>;
 
@@ -21,14 +21,19 @@ export async function loadYamlFile(file: string): Promise<ConfigDoc> {
     text = await readFile(file, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const problem = code === 'ENOENT' ? 'does not exist' : code === 'EISDIR' ? 'is a folder; give the file inside it' : undefined;
-    throw new ConfigError(problem ? `Config file ${file} ${problem}.` : `Cannot read config file ${file}: ${code ?? error}.`, { cause: error });
+    const problem =
+      code === 'ENOENT' ? 'does not exist' : code === 'EISDIR' ? 'is a folder; give the file inside it' : undefined;
+    throw new ConfigError(
+      problem ? `Config file ${file} ${problem}.` : `Cannot read config file ${file}: ${code ?? error}.`,
+      { cause: error },
+    );
   }
   return parseYamlText(text, file);
 }
 
 export function parseYamlText(text: string, file: string): ConfigDoc {
-  if (text.length > MAX_CONFIG_BYTES) throw new ConfigError(`${file}: the file is larger than 1 MB; is it the right file?`);
+  if (text.length > MAX_CONFIG_BYTES)
+    throw new ConfigError(`${file}: the file is larger than 1 MB; is it the right file?`);
   const lineCounter = new LineCounter();
   const document = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
   const problem = document.errors[0];
@@ -41,7 +46,7 @@ export function parseYamlText(text: string, file: string): ConfigDoc {
     data = document.toJS({ maxAliasCount: 50 }) ?? {};
   } catch (error) {
     // An unresolved alias or an alias bomb only shows up here, as a ReferenceError.
-    throw new ConfigError(`${file}: ${(error as Error).message}`, { cause: error });
+    throw new ConfigError(`${file}: ${messageOf(error)}`, { cause: error });
   }
   return { file, data, locate: (keyPath) => `${file}:${lineOf(document, lineCounter, keyPath)}` };
 }
@@ -87,27 +92,51 @@ export function valueAt(data: unknown, keyPath: KeyPath): unknown {
 }
 
 type TypeName = 'string' | 'number' | 'boolean' | 'object' | 'array' | 'string[]';
-type TypeOf<T extends TypeName> = T extends 'string' ? string : T extends 'number' ? number : T extends 'boolean' ? boolean
-  : T extends 'object' ? Record<string, unknown> : T extends 'array' ? unknown[] : string[];
+type TypeOf<T extends TypeName> = T extends 'string'
+  ? string
+  : T extends 'number'
+    ? number
+    : T extends 'boolean'
+      ? boolean
+      : T extends 'object'
+        ? Record<string, unknown>
+        : T extends 'array'
+          ? unknown[]
+          : string[];
 
 function isType(value: unknown, type: TypeName): boolean {
   switch (type) {
-    case 'string': return typeof value === 'string';
-    case 'number': return typeof value === 'number' && Number.isFinite(value);
-    case 'boolean': return typeof value === 'boolean';
-    case 'object': return value !== null && typeof value === 'object' && !Array.isArray(value);
-    case 'array': return Array.isArray(value);
-    case 'string[]': return Array.isArray(value) && value.every((v) => typeof v === 'string');
+    case 'string':
+      return typeof value === 'string';
+    case 'number':
+      return typeof value === 'number' && Number.isFinite(value);
+    case 'boolean':
+      return typeof value === 'boolean';
+    case 'object':
+      return value !== null && typeof value === 'object' && !Array.isArray(value);
+    case 'array':
+      return Array.isArray(value);
+    case 'string[]':
+      return Array.isArray(value) && value.every((v) => typeof v === 'string');
   }
 }
 
 const ARTICLE: Record<TypeName, string> = {
-  string: 'a string', number: 'a number', boolean: 'true or false', object: 'a mapping (key: value)',
-  array: 'a list', 'string[]': 'a list of strings',
+  string: 'a string',
+  number: 'a number',
+  boolean: 'true or false',
+  object: 'a mapping (key: value)',
+  array: 'a list',
+  'string[]': 'a list of strings',
 };
 
 /** The value at keyPath, checked against `type`; undefined when absent and not required. */
-export function getKey<T extends TypeName>(doc: ConfigDoc, keyPath: KeyPath, type: T, { required = false } = {}): TypeOf<T> | undefined {
+export function getKey<T extends TypeName>(
+  doc: ConfigDoc,
+  keyPath: KeyPath,
+  type: T,
+  { required = false } = {},
+): TypeOf<T> | undefined {
   const value = valueAt(doc.data, keyPath);
   if (value === undefined || value === null) {
     if (required) throw configError(doc, keyPath, `is required and must be ${ARTICLE[type]}.`);

@@ -43,7 +43,14 @@ export interface ActivateResult {
   ms: number;
 }
 
-export async function activateRepo({ root, base, repo, log, timeoutMs = 600_000, lockWaitMs = 600_000 }: ActivateOptions): Promise<ActivateResult> {
+export async function activateRepo({
+  root,
+  base,
+  repo,
+  log,
+  timeoutMs = 600_000,
+  lockWaitMs = 600_000,
+}: ActivateOptions): Promise<ActivateResult> {
   validateName(repo, 'repository name');
   const started = performance.now();
   const url = cloneUrl(base, repo);
@@ -51,7 +58,10 @@ export async function activateRepo({ root, base, repo, log, timeoutMs = 600_000,
   try {
     await mkdir(rootDir, { recursive: true });
   } catch (error) {
-    throw new WorkError(`Cannot create the root folder ${rootDir} (${(error as NodeJS.ErrnoException).code}); check its permissions.`, { cause: error });
+    throw new WorkError(
+      `Cannot create the root folder ${rootDir} (${(error as NodeJS.ErrnoException).code}); check its permissions.`,
+      { cause: error },
+    );
   }
   const target = path.join(rootDir, repo);
   const lock = await acquireLock(path.join(rootDir, `.${repo}.lock`), { waitMs: lockWaitMs, what: `${target}` });
@@ -59,11 +69,20 @@ export async function activateRepo({ root, base, repo, log, timeoutMs = 600_000,
     await recoverInterruptedSwap(rootDir, repo);
     const temp = path.join(rootDir, `.${repo}.clone-${process.pid}-${Date.now()}`);
     log.info(`cloning ${redactUrls(url)}`, { repo });
-    const clone = await $({ timeout: timeoutMs, env: gitEnv(), nothrow: true, quiet: true })`git clone --quiet --no-hardlinks -- ${url} ${temp}`;
+    const clone = await $({
+      timeout: timeoutMs,
+      env: gitEnv(),
+      nothrow: true,
+      quiet: true,
+    })`git clone --quiet --no-hardlinks -- ${url} ${temp}`;
     if (clone.exitCode !== 0) {
       await rm(temp, { recursive: true, force: true });
-      const reason = lastLine(clone.stderr) || (clone.signal ? `killed by ${clone.signal} after ${timeoutMs / 1000}s` : `git exited with ${clone.exitCode}`);
-      throw new RemoteError(`Clone of ${redactUrls(url)} failed: ${redactUrls(reason)}. ${(await pathExists(target)) ? `The previous ${target} is kept.` : ''}`.trim());
+      const reason =
+        lastLine(clone.stderr) ||
+        (clone.signal ? `killed by ${clone.signal} after ${timeoutMs / 1000}s` : `git exited with ${clone.exitCode}`);
+      throw new RemoteError(
+        `Clone of ${redactUrls(url)} failed: ${redactUrls(reason)}. ${(await pathExists(target)) ? `The previous ${target} is kept.` : ''}`.trim(),
+      );
     }
     const head = (await $({ cwd: temp, quiet: true, env: gitEnv() })`git rev-parse HEAD`.nothrow()).stdout.trim();
     await swapIn(temp, target);
@@ -87,7 +106,10 @@ async function swapIn(temp: string, target: string): Promise<void> {
   } catch (error) {
     if (hadOld && !(await pathExists(target)) && (await pathExists(old))) await rename(old, target);
     await rm(temp, { recursive: true, force: true });
-    throw new WorkError(`Could not move the new clone into ${target} (${(error as NodeJS.ErrnoException).code}); the previous one is kept.`, { cause: error });
+    throw new WorkError(
+      `Could not move the new clone into ${target} (${(error as NodeJS.ErrnoException).code}); the previous one is kept.`,
+      { cause: error },
+    );
   }
   if (hadOld) await rm(old, { recursive: true, force: true });
 }
@@ -98,7 +120,10 @@ async function swapIn(temp: string, target: string): Promise<void> {
  * `.a.clone-x.clone-…`, the lock and temp clone of a running activation of repo `a.clone-x`.
  */
 export function leftoversOf(repo: string, entries: readonly string[]): { olds: string[]; temps: string[] } {
-  const ours = (kind: 'old' | 'clone') => entries.filter((e) => e.startsWith(`.${repo}.${kind}-`) && /^\d+-\d+$/.test(e.slice(repo.length + kind.length + 3)));
+  const ours = (kind: 'old' | 'clone') =>
+    entries.filter(
+      (e) => e.startsWith(`.${repo}.${kind}-`) && /^\d+-\d+$/.test(e.slice(repo.length + kind.length + 3)),
+    );
   const byTime = (a: string, b: string) => Number(a.split('-').pop()) - Number(b.split('-').pop());
   return { olds: ours('old').sort(byTime), temps: ours('clone') };
 }
@@ -112,10 +137,22 @@ async function recoverInterruptedSwap(rootDir: string, repo: string): Promise<vo
 
 function gitEnv(): NodeJS.ProcessEnv {
   // Never wait for a password prompt: an unknown GitHub repo asks for credentials.
-  return { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'true', SSH_ASKPASS: 'true', GIT_SSH_COMMAND: process.env.GIT_SSH_COMMAND ?? 'ssh -o BatchMode=yes' };
+  return {
+    ...process.env,
+    GIT_TERMINAL_PROMPT: '0',
+    GIT_ASKPASS: 'true',
+    SSH_ASKPASS: 'true',
+    GIT_SSH_COMMAND: process.env.GIT_SSH_COMMAND ?? 'ssh -o BatchMode=yes',
+  };
 }
 
 function lastLine(text: string): string {
-  return text.trim().split('\n').filter(Boolean).pop()?.replace(/^fatal:\s*/, '') ?? '';
+  return (
+    text
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .pop()
+      ?.replace(/^fatal:\s*/, '') ?? ''
+  );
 }
-

@@ -9,7 +9,8 @@ import path from 'node:path';
 import { AppendLog, type AppendLogOwner, type AppendLogStats } from '../core/append-log.ts';
 import { supersedes, type HostEntry, type RolloutRecord } from './report-registry.ts';
 
-type LogLine = { kind: 'report'; app: string; entry: HostEntry } | { kind: 'rollout'; app: string; rollout: RolloutRecord };
+type LogLine =
+  { kind: 'report'; app: string; entry: HostEntry } | { kind: 'rollout'; app: string; rollout: RolloutRecord };
 
 export interface FleetStoreOptions {
   /** Told how long each flush's fdatasync took, in seconds. */
@@ -24,7 +25,10 @@ export function fleetLogFile(dataDir: string): string {
 
 function decode(value: unknown): LogLine | undefined {
   const line = value as LogLine;
-  return (line?.kind === 'report' && typeof line.entry?.host === 'string') || (line?.kind === 'rollout' && typeof line.rollout === 'object') ? line : undefined;
+  return (line?.kind === 'report' && typeof line.entry?.host === 'string') ||
+    (line?.kind === 'rollout' && typeof line.rollout === 'object')
+    ? line
+    : undefined;
 }
 
 export class FleetStore {
@@ -70,7 +74,9 @@ export class FleetStore {
       row.hosts++;
       counts.set(key, row);
     }
-    return [...counts.values()].sort((a, b) => (a.version === b.version ? a.result.localeCompare(b.result) : a.version.localeCompare(b.version)));
+    return [...counts.values()].sort((a, b) =>
+      a.version === b.version ? a.result.localeCompare(b.result) : a.version.localeCompare(b.version),
+    );
   }
 
   rollout(app: string): RolloutRecord | null {
@@ -120,7 +126,8 @@ export class FleetStore {
   /** Each host's latest report and each app's rollout. */
   private live(): { records: LogLine[] } {
     const records: LogLine[] = [];
-    for (const [app, hosts] of this.hostsByApp) for (const entry of hosts.values()) records.push({ kind: 'report', app, entry });
+    for (const [app, hosts] of this.hostsByApp)
+      for (const entry of hosts.values()) records.push({ kind: 'report', app, entry });
     for (const [app, rollout] of this.rollouts) records.push({ kind: 'rollout', app, rollout });
     return { records };
   }

@@ -48,16 +48,27 @@ export function checkReport(body: unknown, at: number): { app: string } & HostEn
   if (typeof r.host !== 'string' || !HOST_ID_PATTERN.test(r.host)) bad('host must be 32 lowercase hex characters');
   if (typeof r.version !== 'string' || !VERSION_PATTERN.test(r.version)) bad('version is missing or malformed');
   const previous = r.previous ?? '';
-  if (typeof previous !== 'string' || (previous !== '' && !VERSION_PATTERN.test(previous))) bad('previous is malformed');
-  if (!Number.isSafeInteger(r.seq ?? 0) || ((r.seq as number | undefined) ?? 0) < 0) bad('seq must be a whole number >= 0');
+  if (typeof previous !== 'string' || (previous !== '' && !VERSION_PATTERN.test(previous)))
+    bad('previous is malformed');
+  if (!Number.isSafeInteger(r.seq ?? 0) || ((r.seq as number | undefined) ?? 0) < 0)
+    bad('seq must be a whole number >= 0');
   if (!REPORT_RESULTS.includes(r.result as ReportResult)) bad(`result must be one of ${REPORT_RESULTS.join(', ')}`);
   const reason = r.reason ?? '';
-  if (typeof reason !== 'string' || reason.length > MAX_REASON_CHARS) bad(`reason must be a string of at most ${MAX_REASON_CHARS} characters`);
+  if (typeof reason !== 'string' || reason.length > MAX_REASON_CHARS)
+    bad(`reason must be a string of at most ${MAX_REASON_CHARS} characters`);
   const claimed = optionalNumber(r.bucket, 'bucket');
   return {
-    app: r.app as string, host: r.host, version: r.version, previous, seq: (r.seq as number | undefined) ?? 0,
-    bucket: rolloutBucket(r.host, r.version), claimed_bucket: claimed, result: r.result as ReportResult,
-    reason, seconds: optionalNumber(r.seconds, 'seconds'), at,
+    app: r.app as string,
+    host: r.host,
+    version: r.version,
+    previous,
+    seq: (r.seq as number | undefined) ?? 0,
+    bucket: rolloutBucket(r.host, r.version),
+    claimed_bucket: claimed,
+    result: r.result as ReportResult,
+    reason,
+    seconds: optionalNumber(r.seconds, 'seconds'),
+    at,
   };
 }
 
@@ -86,28 +97,44 @@ export interface RolloutRecord {
   received: number;
 }
 
-const isPercent = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value) && value > 0 && value <= 100;
+const isPercent = (value: unknown): value is number =>
+  typeof value === 'number' && Number.isFinite(value) && value > 0 && value <= 100;
 
 /** A parsed POST /fleet/rollouts body checked against the contract; unknown keys are ignored. Throws ValidationError. */
 export function checkRollout(body: unknown, received: number): { app: string } & RolloutRecord {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ValidationError('rollout must be a JSON object');
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new ValidationError('rollout must be a JSON object');
   const r = body as Record<string, unknown>;
-  const wrong = (message: string): never => { throw new ValidationError(`rollout ${message}`); };
+  const wrong = (message: string): never => {
+    throw new ValidationError(`rollout ${message}`);
+  };
   const problem = nameProblem(r.app);
   if (problem) wrong(`app is not a valid name: it ${problem}`);
   if (typeof r.version !== 'string' || !VERSION_PATTERN.test(r.version)) wrong('version is missing or malformed');
   if (!Number.isSafeInteger(r.seq) || (r.seq as number) < 0) wrong('seq must be a whole number >= 0');
-  if (!Array.isArray(r.steps) || r.steps.length === 0 || r.steps.length > MAX_STEPS || !r.steps.every(isPercent)) wrong(`steps must be 1 to ${MAX_STEPS} percents, each above 0 and at most 100`);
+  if (!Array.isArray(r.steps) || r.steps.length === 0 || r.steps.length > MAX_STEPS || !r.steps.every(isPercent))
+    wrong(`steps must be 1 to ${MAX_STEPS} percents, each above 0 and at most 100`);
   const steps = r.steps as number[];
-  if (!Number.isSafeInteger(r.step) || (r.step as number) < 1 || (r.step as number) > steps.length) wrong('step must be the number of a step in steps');
+  if (!Number.isSafeInteger(r.step) || (r.step as number) < 1 || (r.step as number) > steps.length)
+    wrong('step must be the number of a step in steps');
   if (!isPercent(r.percent)) wrong('percent must be above 0 and at most 100');
-  if (!ROLLOUT_STATES.includes(r.state as RolloutRecord['state'])) wrong(`state must be one of ${ROLLOUT_STATES.join(', ')}`);
+  if (!ROLLOUT_STATES.includes(r.state as RolloutRecord['state']))
+    wrong(`state must be one of ${ROLLOUT_STATES.join(', ')}`);
   const reason = r.reason ?? '';
-  if (typeof reason !== 'string' || reason.length > MAX_REASON_CHARS) wrong(`reason must be a string of at most ${MAX_REASON_CHARS} characters`);
+  if (typeof reason !== 'string' || reason.length > MAX_REASON_CHARS)
+    wrong(`reason must be a string of at most ${MAX_REASON_CHARS} characters`);
   const at = r.at ?? '';
   if (typeof at !== 'string' || at.length > 40) wrong('at must be a time of at most 40 characters');
   return {
-    app: r.app as string, version: r.version as string, seq: r.seq as number, step: r.step as number, percent: r.percent as number, steps,
-    state: r.state as RolloutRecord['state'], reason: reason as string, at: at as string, received,
+    app: r.app as string,
+    version: r.version as string,
+    seq: r.seq as number,
+    step: r.step as number,
+    percent: r.percent as number,
+    steps,
+    state: r.state as RolloutRecord['state'],
+    reason: reason as string,
+    at: at as string,
+    received,
   };
 }

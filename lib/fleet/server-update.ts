@@ -23,7 +23,9 @@ export function parseSlaveList(text: string, file = 'slave list'): Target[] {
     if (!line || line.startsWith('#')) return;
     const url = parseTarget(line);
     if (!url) {
-      throw new ConfigError(`${file}:${index + 1}: ${JSON.stringify(line.slice(0, 80))} is not a target; write http://host:port[/path], https://host[:port][/path] or host:port.`);
+      throw new ConfigError(
+        `${file}:${index + 1}: ${JSON.stringify(line.slice(0, 80))} is not a target; write http://host:port[/path], https://host[:port][/path] or host:port.`,
+      );
     }
     if (seen.has(url)) return; // the same slave twice gets one request
     seen.add(url);
@@ -34,7 +36,11 @@ export function parseSlaveList(text: string, file = 'slave list'): Target[] {
 
 function parseTarget(line: string): string | undefined {
   if (/\s/.test(line)) return undefined;
-  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(line) ? line : /^[^/:]+:\d+(\/.*)?$|^\[[0-9a-f:.]+\]:\d+(\/.*)?$/i.test(line) ? `http://${line}` : undefined;
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(line)
+    ? line
+    : /^[^/:]+:\d+(\/.*)?$|^\[[0-9a-f:.]+\]:\d+(\/.*)?$/i.test(line)
+      ? `http://${line}`
+      : undefined;
   if (!withScheme) return undefined;
   let url: URL;
   try {
@@ -53,12 +59,16 @@ export async function readSlaveList(file: string): Promise<Target[]> {
     text = await readFile(file, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new ConfigError(code === 'ENOENT'
-      ? `The slave list ${file} does not exist; pass --list FILE or set SERVER_UPDATE_LIST.`
-      : `Cannot read the slave list ${file} (${code ?? error}).`, { cause: error });
+    throw new ConfigError(
+      code === 'ENOENT'
+        ? `The slave list ${file} does not exist; pass --list FILE or set SERVER_UPDATE_LIST.`
+        : `Cannot read the slave list ${file} (${code ?? error}).`,
+      { cause: error },
+    );
   }
   const targets = parseSlaveList(text, file);
-  if (targets.length === 0) throw new ConfigError(`The slave list ${file} has no targets; add one http://host:port a line.`);
+  if (targets.length === 0)
+    throw new ConfigError(`The slave list ${file} has no targets; add one http://host:port a line.`);
   return targets;
 }
 
@@ -73,7 +83,9 @@ export function requestPath(target: Target, repo: string, wait: boolean): string
  */
 function splitTarget(url: string): { origin: string; base: string } {
   const slash = url.indexOf('/', url.indexOf('//') + 2);
-  return slash < 0 ? { origin: url, base: '' } : { origin: url.slice(0, slash), base: url.slice(slash).replace(/\/+$/, '') };
+  return slash < 0
+    ? { origin: url, base: '' }
+    : { origin: url.slice(0, slash), base: url.slice(slash).replace(/\/+$/, '') };
 }
 
 /** Milliseconds on a monotonic clock; process.hrtime, as `performance` loads perf_hooks (nine modules) on first use. */
@@ -116,7 +128,16 @@ export async function notifyTargets(targets: Target[], options: NotifyOptions): 
   });
 }
 
-const RETRYABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT']);
+const RETRYABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'EPIPE',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
 
 export async function notifyTarget(target: Target, options: NotifyOptions): Promise<TargetResult> {
   const pathAndQuery = requestPath(target, options.repo, options.wait);
@@ -124,7 +145,15 @@ export async function notifyTarget(target: Target, options: NotifyOptions): Prom
   const started = monotonicMs();
   let attempts = 0;
   for (;;) {
-    if (options.signal?.aborted) return { target: target.url, ok: false, status: null, ms: Math.round(monotonicMs() - started), attempts, error: attempts ? 'interrupted' : 'interrupted: not contacted' };
+    if (options.signal?.aborted)
+      return {
+        target: target.url,
+        ok: false,
+        status: null,
+        ms: Math.round(monotonicMs() - started),
+        attempts,
+        error: attempts ? 'interrupted' : 'interrupted: not contacted',
+      };
     attempts++;
     const headers: Record<string, string> = { 'User-Agent': 'shipkit-server-update', Accept: 'application/json' };
     if (options.secret) Object.assign(headers, signRequest(options.secret, 'GET', pathAndQuery));
@@ -139,13 +168,15 @@ export async function notifyTarget(target: Target, options: NotifyOptions): Prom
         retryable = options.verdicts ? status >= 502 && status <= 504 : status >= 500;
       }
     } catch (caught) {
-      ({ error, retryable } = options.signal?.aborted ? { error: 'interrupted', retryable: false } : describeRequestError(caught, options.timeoutMs));
+      ({ error, retryable } = options.signal?.aborted
+        ? { error: 'interrupted', retryable: false }
+        : describeRequestError(caught, options.timeoutMs));
     }
     const ms = Math.round(monotonicMs() - started);
     if (!error) return { target: target.url, ok: true, status, ms, attempts };
     if (!retryable || attempts > options.retries) return { target: target.url, ok: false, status, ms, attempts, error };
     const backoff = (options.backoffMs ?? 200) * 2 ** (attempts - 1);
-    await new Promise((r) => setTimeout(r, backoff / 2 + Math.random() * backoff / 2));
+    await new Promise((r) => setTimeout(r, backoff / 2 + (Math.random() * backoff) / 2));
   }
 }
 
@@ -154,22 +185,28 @@ function describeHttpFailure(status: number, body: string): string {
   try {
     const parsed = JSON.parse(body) as { error?: unknown };
     if (typeof parsed.error === 'string') detail = `: ${parsed.error.slice(0, 200)}`;
-  } catch { /* not JSON */ }
+  } catch {
+    /* not JSON */
+  }
   if (status === 401) return `HTTP 401 unauthorized (is the shared secret the same on both sides?)${detail}`;
   return `HTTP ${status}${detail}`;
 }
 
 function describeRequestError(caught: unknown, timeoutMs: number): { error: string; retryable: boolean } {
   const err = caught as Error & { code?: string; cause?: { code?: string; message?: string } };
-  if (err?.name === 'TimeoutError' || err?.name === 'AbortError') return { error: `no answer within ${timeoutMs / 1000}s`, retryable: false };
+  if (err?.name === 'TimeoutError' || err?.name === 'AbortError')
+    return { error: `no answer within ${timeoutMs / 1000}s`, retryable: false };
   // node:http puts an errno code on the error itself, fetch in Node (undici) on its cause; Deno's
   // fetch only says it in the cause's message.
   const code = err?.code ?? err?.cause?.code;
-  const detail = err?.cause?.message ?? (err?.code ? '' : err?.message ?? '');
-  if (code === 'ECONNREFUSED' || /connection refused/i.test(detail)) return { error: 'connection refused', retryable: true };
+  const detail = err?.cause?.message ?? (err?.code ? '' : (err?.message ?? ''));
+  if (code === 'ECONNREFUSED' || /connection refused/i.test(detail))
+    return { error: 'connection refused', retryable: true };
   if (code && RETRYABLE_CODES.has(code)) return { error: `connection error (${code})`, retryable: true };
   if (/connection reset|broken pipe|\(Connect\)/i.test(detail)) return { error: 'connection error', retryable: true };
-  if (code === 'ENOTFOUND' || /dns error|failed to lookup/i.test(detail)) return { error: 'host not found', retryable: false };
-  if (code?.startsWith('HPE_') || /invalid|parse/i.test(detail)) return { error: 'invalid HTTP response (is it a shipkit listener?)', retryable: false };
+  if (code === 'ENOTFOUND' || /dns error|failed to lookup/i.test(detail))
+    return { error: 'host not found', retryable: false };
+  if (code?.startsWith('HPE_') || /invalid|parse/i.test(detail))
+    return { error: 'invalid HTTP response (is it a shipkit listener?)', retryable: false };
   return { error: err?.cause?.message ?? err?.message ?? String(caught), retryable: false };
 }

@@ -63,7 +63,16 @@ class SlaveService {
   private readonly repos = new Map<string, RepoState>();
   private draining = false;
 
-  constructor({ secret, file, log, activate, now = Date.now, maxUrlLength = 2048, prefix = '', maxParallel = DEFAULT_MAX_PARALLEL }: SlaveServiceOptions) {
+  constructor({
+    secret,
+    file,
+    log,
+    activate,
+    now = Date.now,
+    maxUrlLength = 2048,
+    prefix = '',
+    maxParallel = DEFAULT_MAX_PARALLEL,
+  }: SlaveServiceOptions) {
     this.file = file;
     this.log = log;
     this.activate = activate;
@@ -83,12 +92,14 @@ class SlaveService {
 
   /** Runs once a slot is free (at most maxParallel clones at once); the repo counts as running meanwhile. */
   private runNow(repo: string, state: RepoState): Promise<RunResult> {
-    const run = this.slots.run(() => this.activateNow(repo, state)).then((result) => {
-      state.last = result;
-      if (state.running === run) state.running = null;
-      if (!result.ok) this.log.error(`activation of ${repo} failed: ${result.error}`, { repo });
-      return result;
-    });
+    const run = this.slots
+      .run(() => this.activateNow(repo, state))
+      .then((result) => {
+        state.last = result;
+        if (state.running === run) state.running = null;
+        if (!result.ok) this.log.error(`activation of ${repo} failed: ${result.error}`, { repo });
+        return result;
+      });
     state.running = run;
     return run;
   }
@@ -98,7 +109,13 @@ class SlaveService {
     const startedAt = this.now();
     const stamp = (outcome: Pick<RunResult, 'ok' | 'head' | 'error'>): RunResult => {
       const finishedAt = this.now();
-      return { repo, started: new Date(startedAt).toISOString(), finished: new Date(finishedAt).toISOString(), ms: finishedAt - startedAt, ...outcome };
+      return {
+        repo,
+        started: new Date(startedAt).toISOString(),
+        finished: new Date(finishedAt).toISOString(),
+        ms: finishedAt - startedAt,
+        ...outcome,
+      };
     };
     if (this.draining) return stamp({ ok: false, error: 'skipped: the server is shutting down' });
     state.runs++;
@@ -116,7 +133,15 @@ class SlaveService {
     if (state.queued) return { promise: state.queued, state: 'coalesced' };
     const queued = state.running.then(() => {
       state.queued = null;
-      if (this.draining) return { repo, ok: false, error: 'skipped: the server is shutting down', started: new Date(this.now()).toISOString(), finished: new Date(this.now()).toISOString(), ms: 0 };
+      if (this.draining)
+        return {
+          repo,
+          ok: false,
+          error: 'skipped: the server is shutting down',
+          started: new Date(this.now()).toISOString(),
+          finished: new Date(this.now()).toISOString(),
+          ms: 0,
+        };
       return this.runNow(repo, state);
     });
     state.queued = queued;
@@ -127,10 +152,20 @@ class SlaveService {
     const reqLog = this.log.child({ request: requestIdOf(req) });
     const parsed = new URL(routeUnderPrefix(pathAndQueryOf(req), this.prefix).route, 'http://slave.invalid');
     // The one open route: the optional file, for a browser that cannot sign.
-    if (this.file && req.method === 'GET' && parsed.pathname === '/' && parsed.search === '' && !req.headers['x-shipkit-signature']) {
+    if (
+      this.file &&
+      req.method === 'GET' &&
+      parsed.pathname === '/' &&
+      parsed.search === '' &&
+      !req.headers['x-shipkit-signature']
+    ) {
       return serveFile(this.file, res);
     }
-    const request = readControlRequest(req, { verifier: this.verifier, maxUrlLength: this.maxUrlLength, prefix: this.prefix });
+    const request = readControlRequest(req, {
+      verifier: this.verifier,
+      maxUrlLength: this.maxUrlLength,
+      prefix: this.prefix,
+    });
     if (request.kind === 'refused') {
       reqLog.warn(`refused: ${request.reason}`, { remote: req.socket.remoteAddress });
       return sendJson(res, request.status, { error: request.error }, request.headers);
@@ -148,14 +183,22 @@ class SlaveService {
 
   statusReport() {
     const out: Record<string, unknown> = {};
-    for (const [repo, state] of this.repos) out[repo] = { running: Boolean(state.running), queued: Boolean(state.queued), runs: state.runs, last: state.last ?? null };
+    for (const [repo, state] of this.repos)
+      out[repo] = {
+        running: Boolean(state.running),
+        queued: Boolean(state.queued),
+        runs: state.runs,
+        last: state.last ?? null,
+      };
     return { repos: out, clones: { running: this.slots.active, waiting: this.slots.waiting, max: this.maxParallel } };
   }
 
   /** Refuse new work, skip queued follow-ups, and wait (bounded) for running activations. */
   async drain(graceMs: number): Promise<boolean> {
     this.draining = true;
-    const running = [...this.repos.values()].flatMap((s) => [s.running, s.queued]).filter(Boolean) as Promise<RunResult>[];
+    const running = [...this.repos.values()]
+      .flatMap((s) => [s.running, s.queued])
+      .filter(Boolean) as Promise<RunResult>[];
     if (!running.length) return true;
     this.log.info(`waiting up to ${graceMs / 1000}s for ${running.length} activation(s) to finish`);
     let timer: NodeJS.Timeout | undefined;
@@ -177,8 +220,14 @@ async function serveFile(filePath: string, res: ServerResponse): Promise<void> {
   } catch {
     throw new HttpError(404, 'not found');
   }
-  res.writeHead(200, { 'Content-Type': contentTypeFor(filePath), 'Content-Length': size, 'X-Content-Type-Options': 'nosniff' });
-  createReadStream(filePath).on('error', () => res.destroy()).pipe(res);
+  res.writeHead(200, {
+    'Content-Type': contentTypeFor(filePath),
+    'Content-Length': size,
+    'X-Content-Type-Options': 'nosniff',
+  });
+  createReadStream(filePath)
+    .on('error', () => res.destroy())
+    .pipe(res);
 }
 
 /** The service as a plain object of bound functions: `handle` is passed on as the listener's handler. */

@@ -53,8 +53,14 @@ function requestHead(pathAndQuery: string, host: string, headers: Record<string,
       value = 'close';
       hasConnection = true;
     }
-    if (!HEADER_NAME.test(name)) throw Object.assign(new TypeError(`Header name must be a valid HTTP token ["${name}"]`), { code: 'ERR_INVALID_HTTP_TOKEN' });
-    if (BAD_HEADER_VALUE.test(value)) throw Object.assign(new TypeError(`Invalid character in header content ["${name}"]`), { code: 'ERR_INVALID_CHAR' });
+    if (!HEADER_NAME.test(name))
+      throw Object.assign(new TypeError(`Header name must be a valid HTTP token ["${name}"]`), {
+        code: 'ERR_INVALID_HTTP_TOKEN',
+      });
+    if (BAD_HEADER_VALUE.test(value))
+      throw Object.assign(new TypeError(`Invalid character in header content ["${name}"]`), {
+        code: 'ERR_INVALID_CHAR',
+      });
     if (name.length === 4 && name.toLowerCase() === 'host') hasHost = true;
     head += `${name}: ${value}\r\n`;
   }
@@ -65,8 +71,12 @@ function requestHead(pathAndQuery: string, host: string, headers: Record<string,
 
 const readBuffer = Buffer.allocUnsafe(65_536);
 
-function getOverSocket(url: string, { headers, timeoutMs, signal, maxBody = 65_536 }: ControlGetOptions): Promise<ControlAnswer> {
-  const abortReason = () => (signal!.reason instanceof Error ? signal!.reason : new DOMException('aborted', 'AbortError'));
+function getOverSocket(
+  url: string,
+  { headers, timeoutMs, signal, maxBody = 65_536 }: ControlGetOptions,
+): Promise<ControlAnswer> {
+  const abortReason = () =>
+    signal!.reason instanceof Error ? signal!.reason : new DOMException('aborted', 'AbortError');
   return new Promise((resolve, reject) => {
     const target = new URL(url);
     const head = requestHead(target.pathname + target.search, target.host, headers);
@@ -93,7 +103,12 @@ function getOverSocket(url: string, { headers, timeoutMs, signal, maxBody = 65_5
     };
     // Answers are read into one buffer shared by every socket (onread: no Buffer and no 'data'
     // event per read); Http1Response takes each read as one latin1 string.
-    const socket = net.connect({ host: target.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(target.port) || 80, noDelay: true, onread: { buffer: readBuffer, callback: onRead } });
+    const socket = net.connect({
+      host: target.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: Number(target.port) || 80,
+      noDelay: true,
+      onread: { buffer: readBuffer, callback: onRead },
+    });
     const timer = setTimeout(() => finish(new ControlTimeoutError(`no answer within ${timeoutMs / 1000}s`)), timeoutMs);
     signal?.addEventListener('abort', onAbort, { once: true });
     socket.on('end', () => {
@@ -110,7 +125,10 @@ function getOverSocket(url: string, { headers, timeoutMs, signal, maxBody = 65_5
   });
 }
 
-async function getWithNodeHttps(url: string, { headers, timeoutMs, signal, maxBody = 65_536 }: ControlGetOptions): Promise<ControlAnswer> {
+async function getWithNodeHttps(
+  url: string,
+  { headers, timeoutMs, signal, maxBody = 65_536 }: ControlGetOptions,
+): Promise<ControlAnswer> {
   const https = (await import('node:https')).default;
   return new Promise((resolve, reject) => {
     let settled = false;
@@ -125,7 +143,8 @@ async function getWithNodeHttps(url: string, { headers, timeoutMs, signal, maxBo
     const req = https.get(url, { headers: { ...headers, Connection: 'close' }, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
-      const done = () => finish(undefined, { status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
+      const done = () =>
+        finish(undefined, { status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
       res.on('data', (chunk: Buffer) => {
         chunks.push(chunk.subarray(0, Math.max(0, maxBody - size)));
         size += chunk.length;
@@ -152,8 +171,15 @@ async function getWithNodeHttps(url: string, { headers, timeoutMs, signal, maxBo
   });
 }
 
-async function getWithFetch(url: string, { headers, timeoutMs, signal, maxBody = 65_536 }: ControlGetOptions): Promise<ControlAnswer> {
+async function getWithFetch(
+  url: string,
+  { headers, timeoutMs, signal, maxBody = 65_536 }: ControlGetOptions,
+): Promise<ControlAnswer> {
   const timeout = AbortSignal.timeout(timeoutMs);
-  const response = await fetch(url, { headers, redirect: 'manual', signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
+  const response = await fetch(url, {
+    headers,
+    redirect: 'manual',
+    signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+  });
   return { status: response.status, body: (await readAtMost(response.body, maxBody)).toString('utf8') };
 }

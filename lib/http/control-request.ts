@@ -31,14 +31,22 @@ export interface ControlRequestOptions {
   prepare?: boolean;
 }
 
-const refuse = (status: number, error: string, reason = error, headers?: Record<string, string>): ControlRequest => ({ kind: 'refused', status, error, reason, headers });
+const refuse = (status: number, error: string, reason = error, headers?: Record<string, string>): ControlRequest => ({
+  kind: 'refused',
+  status,
+  error,
+  reason,
+  headers,
+});
 
 /** `--prefix` as given → `/a/b` (no trailing slash), or '' for the root; refuses anything but a plain path. */
 export function parsePrefix(value: string): string {
   const trimmed = value.replace(/\/+$/, '');
   if (trimmed === '') return '';
   if (!/^(\/[A-Za-z0-9._~-]+)+$/.test(trimmed) || trimmed.split('/').some((part) => part === '.' || part === '..')) {
-    throw new UsageError(`Invalid prefix ${JSON.stringify(value.slice(0, 80))}: give a path such as /hooks/slave (letters, digits, . _ ~ - between slashes).`);
+    throw new UsageError(
+      `Invalid prefix ${JSON.stringify(value.slice(0, 80))}: give a path such as /hooks/slave (letters, digits, . _ ~ - between slashes).`,
+    );
   }
   return trimmed;
 }
@@ -58,8 +66,12 @@ export function routeUnderPrefix(target: string, prefix: string): { route: strin
   return { route: target, signed: [target, prefix + target] };
 }
 
-export function readControlRequest(req: IncomingMessage, { verifier, allowOwner = false, maxUrlLength = 2048, prefix = '', prepare = false }: ControlRequestOptions): ControlRequest {
-  if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(405, 'method not allowed', `method ${req.method}`, { Allow: 'GET' });
+export function readControlRequest(
+  req: IncomingMessage,
+  { verifier, allowOwner = false, maxUrlLength = 2048, prefix = '', prepare = false }: ControlRequestOptions,
+): ControlRequest {
+  if (req.method !== 'GET' && req.method !== 'HEAD')
+    return refuse(405, 'method not allowed', `method ${req.method}`, { Allow: 'GET' });
   const target = pathAndQueryOf(req); // exactly as sent: what the signature covers
   if (target.length > maxUrlLength) return refuse(414, 'URI too long');
   const { route, signed } = routeUnderPrefix(target, prefix);
@@ -76,7 +88,8 @@ export function readControlRequest(req: IncomingMessage, { verifier, allowOwner 
   const repo = repos[0];
   const parts = allowOwner ? repo.split('/') : [repo];
   const problem = parts.length > 2 ? 'has more than one "/"' : parts.map(nameProblem).find(Boolean);
-  if (problem) return refuse(400, 'invalid repo name', `invalid repo name ${JSON.stringify(repo.slice(0, 60))}: it ${problem}`);
+  if (problem)
+    return refuse(400, 'invalid repo name', `invalid repo name ${JSON.stringify(repo.slice(0, 60))}: it ${problem}`);
   if (preparing) return { kind: 'prepare', repo };
   return { kind: 'activate', repo, wait: url.searchParams.get('wait') === '1' };
 }

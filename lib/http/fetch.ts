@@ -16,7 +16,10 @@ export type FetchFn = typeof fetch;
 
 /** The updater's words for a GET that failed on the way (not a refusal it decided itself). */
 function remoteFailure(url: string, timeouts: Timeouts, error: unknown, minRate?: MinRate): RemoteError {
-  return new RemoteError(`Fetching ${url} failed: ${reasonOf(error, timeouts, minRate)}. Check the update server; the next check retries.`, { cause: error });
+  return new RemoteError(
+    `Fetching ${url} failed: ${reasonOf(error, timeouts, minRate)}. Check the update server; the next check retries.`,
+    { cause: error },
+  );
 }
 
 function reasonOf(error: unknown, t: Timeouts, minRate?: MinRate): string {
@@ -24,7 +27,8 @@ function reasonOf(error: unknown, t: Timeouts, minRate?: MinRate): string {
     if (error.kind === 'connect-timeout') return `no answer within ${t.connectMs / 1000} s`;
     if (error.kind === 'idle-timeout') return `the body stalled for ${t.idleMs / 1000} s`;
     if (error.kind === 'total-timeout') return `no complete answer within ${(t.totalMs ?? 0) / 1000} s`;
-    if (error.kind === 'too-slow' && minRate) return `the body came slower than ${minRate.bytesPerSec} bytes/s over ${minRate.windowMs / 1000} s (updates.min_rate)`;
+    if (error.kind === 'too-slow' && minRate)
+      return `the body came slower than ${minRate.bytesPerSec} bytes/s over ${minRate.windowMs / 1000} s (updates.min_rate)`;
     if (error.cause === undefined) return error.message;
     error = error.cause; // the runtime's own words
   }
@@ -42,7 +46,16 @@ export type SmallResult =
  * conditional and a 304 costs no body. A 304 to a request that was not conditional is the
  * caller's to refuse, in its own words (it must not pass for "nothing new" where there is nothing).
  */
-export async function fetchSmall(url: string, { maxBytes, etag, lastModified, timeouts = DEFAULT_TIMEOUTS, fetchImpl = fetch }: { maxBytes: number; etag?: string; lastModified?: string; timeouts?: Timeouts; fetchImpl?: FetchFn }): Promise<SmallResult> {
+export async function fetchSmall(
+  url: string,
+  {
+    maxBytes,
+    etag,
+    lastModified,
+    timeouts = DEFAULT_TIMEOUTS,
+    fetchImpl = fetch,
+  }: { maxBytes: number; etag?: string; lastModified?: string; timeouts?: Timeouts; fetchImpl?: FetchFn },
+): Promise<SmallResult> {
   let get: OpenedGet | undefined;
   try {
     const headers: Record<string, string> = { 'user-agent': 'shipkit-launchfit' };
@@ -50,11 +63,23 @@ export async function fetchSmall(url: string, { maxBytes, etag, lastModified, ti
     if (lastModified) headers['if-modified-since'] = lastModified;
     get = await openGet(url, { timeouts, fetch: fetchImpl, headers, redirect: 'follow' });
     const res = get.response;
-    if (res.status === 304) { await get.cancel(); return { status: 'not-modified' }; }
-    if (res.status === 404) { await get.cancel(); return { status: 'missing' }; }
-    if (!res.ok) { await get.cancel(); throw new RemoteError(`${url} answered ${res.status}; check the update server.`); }
+    if (res.status === 304) {
+      await get.cancel();
+      return { status: 'not-modified' };
+    }
+    if (res.status === 404) {
+      await get.cancel();
+      return { status: 'missing' };
+    }
+    if (!res.ok) {
+      await get.cancel();
+      throw new RemoteError(`${url} answered ${res.status}; check the update server.`);
+    }
     const declared = Number(res.headers.get('content-length') ?? NaN);
-    if (declared > maxBytes) { await get.cancel(); throw new VerificationError(`${url} is ${declared} bytes, more than the ${maxBytes} allowed; refusing it.`); }
+    if (declared > maxBytes) {
+      await get.cancel();
+      throw new VerificationError(`${url} is ${declared} bytes, more than the ${maxBytes} allowed; refusing it.`);
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     for (let value = await get.read(); value; value = await get.read()) {
@@ -65,9 +90,15 @@ export async function fetchSmall(url: string, { maxBytes, etag, lastModified, ti
       }
       chunks.push(Buffer.from(value));
     }
-    return { status: 'ok', body: Buffer.concat(chunks), etag: res.headers.get('etag') ?? undefined, lastModified: res.headers.get('last-modified') ?? undefined };
+    return {
+      status: 'ok',
+      body: Buffer.concat(chunks),
+      etag: res.headers.get('etag') ?? undefined,
+      lastModified: res.headers.get('last-modified') ?? undefined,
+    };
   } catch (error) {
-    if (!(error instanceof TransferError) && (error instanceof VerificationError || error instanceof RemoteError)) throw error;
+    if (!(error instanceof TransferError) && (error instanceof VerificationError || error instanceof RemoteError))
+      throw error;
     throw remoteFailure(url, timeouts, error);
   } finally {
     get?.done();
@@ -80,7 +111,10 @@ export interface DownloadResult {
   resumedFrom: number;
 }
 
-interface PartMeta { url: string; etag: string }
+interface PartMeta {
+  url: string;
+  etag: string;
+}
 
 /**
  * Stream `url` into `dest` (through `dest.part`, renamed when complete), hashing as it goes.
@@ -88,7 +122,25 @@ interface PartMeta { url: string; etag: string }
  * once. A `.part` left by an interrupted download is resumed with Range + If-Range when the
  * server's ETag still matches. Memory use does not depend on the file's size.
  */
-export async function downloadToFile(url: string, dest: string, { maxBytes, expectedSize, timeouts = DEFAULT_TIMEOUTS, minRate, fetchImpl = fetch, onProgress }: { maxBytes: number; expectedSize?: number; timeouts?: Timeouts; minRate?: MinRate; fetchImpl?: FetchFn; onProgress?: (bytes: number) => void }): Promise<DownloadResult> {
+export async function downloadToFile(
+  url: string,
+  dest: string,
+  {
+    maxBytes,
+    expectedSize,
+    timeouts = DEFAULT_TIMEOUTS,
+    minRate,
+    fetchImpl = fetch,
+    onProgress,
+  }: {
+    maxBytes: number;
+    expectedSize?: number;
+    timeouts?: Timeouts;
+    minRate?: MinRate;
+    fetchImpl?: FetchFn;
+    onProgress?: (bytes: number) => void;
+  },
+): Promise<DownloadResult> {
   const part = `${dest}.part`;
   const metaFile = `${dest}.part.json`;
   const cap = expectedSize !== undefined ? Math.min(expectedSize, maxBytes) : maxBytes;
@@ -99,7 +151,10 @@ export async function downloadToFile(url: string, dest: string, { maxBytes, expe
     meta = JSON.parse(await readFile(metaFile, 'utf8')) as PartMeta;
     if (meta.url !== url || !meta.etag) meta = undefined;
     else offset = (await stat(part)).size;
-    if (offset > cap) { offset = 0; meta = undefined; }
+    if (offset > cap) {
+      offset = 0;
+      meta = undefined;
+    }
   } catch {
     meta = undefined;
     offset = 0;
@@ -134,11 +189,15 @@ export async function downloadToFile(url: string, dest: string, { maxBytes, expe
     if (error instanceof TransferError && (error.kind === 'declared-too-large' || error.kind === 'too-large')) {
       await rm(part, { force: true });
       await rm(metaFile, { force: true });
-      throw new VerificationError(error.kind === 'declared-too-large'
-        ? `${url} is ${error.bytes} bytes, more than the ${cap} allowed${bySize}; refusing it.`
-        : `${url} sent more than the ${cap} bytes allowed${bySize}; refusing it.`, { cause: error });
+      throw new VerificationError(
+        error.kind === 'declared-too-large'
+          ? `${url} is ${error.bytes} bytes, more than the ${cap} allowed${bySize}; refusing it.`
+          : `${url} sent more than the ${cap} bytes allowed${bySize}; refusing it.`,
+        { cause: error },
+      );
     }
-    if (error instanceof TransferError && error.kind === 'bad-range') throw new RemoteError(`${url} ${error.message}.`, { cause: error });
+    if (error instanceof TransferError && error.kind === 'bad-range')
+      throw new RemoteError(`${url} ${error.message}.`, { cause: error });
     if (!(error instanceof TransferError) && error instanceof RemoteError) throw error;
     throw remoteFailure(url, timeouts, error, minRate);
   }

@@ -19,8 +19,18 @@ export interface Timeouts {
 }
 
 export type TransferFailure =
-  | 'connect-timeout' | 'idle-timeout' | 'total-timeout' | 'connect' | 'broken' | 'short-body'
-  | 'length-mismatch' | 'declared-too-large' | 'too-large' | 'bad-range' | 'too-slow' | 'bad-redirect';
+  | 'connect-timeout'
+  | 'idle-timeout'
+  | 'total-timeout'
+  | 'connect'
+  | 'broken'
+  | 'short-body'
+  | 'length-mismatch'
+  | 'declared-too-large'
+  | 'too-large'
+  | 'bad-range'
+  | 'too-slow'
+  | 'bad-redirect';
 
 /**
  * Why one GET failed, by `kind`, so each caller can say it in its own words. `cause` is the
@@ -64,12 +74,23 @@ const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 export function redirectTarget(from: string, location: string | null, status = 302): string {
   if (!location) throw new TransferError('bad-redirect', `answered ${status} without a Location header`, 0);
   let next: URL;
-  try { next = new URL(location, from); } catch {
-    throw new TransferError('bad-redirect', `answered ${status} with an invalid Location (${JSON.stringify(location.slice(0, 80))})`, 0);
+  try {
+    next = new URL(location, from);
+  } catch {
+    throw new TransferError(
+      'bad-redirect',
+      `answered ${status} with an invalid Location (${JSON.stringify(location.slice(0, 80))})`,
+      0,
+    );
   }
-  if (next.protocol !== 'http:' && next.protocol !== 'https:') throw new TransferError('bad-redirect', `redirected to a ${next.protocol} URL; refusing it`, 0);
+  if (next.protocol !== 'http:' && next.protocol !== 'https:')
+    throw new TransferError('bad-redirect', `redirected to a ${next.protocol} URL; refusing it`, 0);
   if (new URL(from).protocol === 'https:' && next.protocol === 'http:') {
-    throw new TransferError('bad-redirect', `redirected from https to plain http (${next.origin}); refusing the downgrade`, 0);
+    throw new TransferError(
+      'bad-redirect',
+      `redirected from https to plain http (${next.origin}); refusing the downgrade`,
+      0,
+    );
   }
   next.hash = '';
   return next.href;
@@ -78,7 +99,10 @@ export function redirectTarget(from: string, location: string | null, status = 3
 const CREDENTIAL_HEADERS = new Set(['authorization', 'cookie', 'proxy-authorization']);
 
 function withoutCredentials(headers: Record<string, string> | undefined): Record<string, string> | undefined {
-  return headers && Object.fromEntries(Object.entries(headers).filter(([name]) => !CREDENTIAL_HEADERS.has(name.toLowerCase())));
+  return (
+    headers &&
+    Object.fromEntries(Object.entries(headers).filter(([name]) => !CREDENTIAL_HEADERS.has(name.toLowerCase())))
+  );
 }
 
 /** A GET whose headers have arrived. Call `done()` when finished with it, whatever happened. */
@@ -92,18 +116,28 @@ export interface OpenedGet {
 }
 
 /** Sends one GET and waits for its headers, under the connect and total timeouts. Throws a TransferError. */
-export async function openGet(url: string, { timeouts, fetch: fetchImpl = globalThis.fetch, headers, redirect = 'follow', minRate }: GetOptions): Promise<OpenedGet> {
+export async function openGet(
+  url: string,
+  { timeouts, fetch: fetchImpl = globalThis.fetch, headers, redirect = 'follow', minRate }: GetOptions,
+): Promise<OpenedGet> {
   const controller = new AbortController();
   let fired: TransferFailure | undefined;
-  const fire = (kind: TransferFailure) => () => { fired ??= kind; controller.abort(); };
+  const fire = (kind: TransferFailure) => () => {
+    fired ??= kind;
+    controller.abort();
+  };
   const total = timeouts.totalMs === undefined ? undefined : setTimeout(fire('total-timeout'), timeouts.totalMs);
   const connect = setTimeout(fire('connect-timeout'), timeouts.connectMs);
   const timedOut = (received: number) => {
     const kind = fired!;
-    const message = kind === 'connect-timeout' ? `no response within ${timeouts.connectMs / 1000} s`
-      : kind === 'idle-timeout' ? `no data for ${timeouts.idleMs / 1000} s after ${received} bytes`
-        : kind === 'too-slow' ? `slower than ${minRate!.bytesPerSec} bytes/s over ${minRate!.windowMs / 1000} s (${received} bytes so far)`
-          : `no complete answer within ${timeouts.totalMs! / 1000} s`;
+    const message =
+      kind === 'connect-timeout'
+        ? `no response within ${timeouts.connectMs / 1000} s`
+        : kind === 'idle-timeout'
+          ? `no data for ${timeouts.idleMs / 1000} s after ${received} bytes`
+          : kind === 'too-slow'
+            ? `slower than ${minRate!.bytesPerSec} bytes/s over ${minRate!.windowMs / 1000} s (${received} bytes so far)`
+            : `no complete answer within ${timeouts.totalMs! / 1000} s`;
     return new TransferError(kind, message, received);
   };
   let response: Response;
@@ -111,14 +145,19 @@ export async function openGet(url: string, { timeouts, fetch: fetchImpl = global
     let current = url;
     let sent = headers;
     for (let hops = 0; ; hops++) {
-      response = await fetchImpl(current, { headers: sent, redirect: redirect === 'follow' ? 'manual' : redirect, signal: controller.signal });
+      response = await fetchImpl(current, {
+        headers: sent,
+        redirect: redirect === 'follow' ? 'manual' : redirect,
+        signal: controller.signal,
+      });
       if (redirect !== 'follow' || !REDIRECT_STATUSES.has(response.status)) break;
       await response.body?.cancel().catch(() => {});
       const next = redirectTarget(current, response.headers.get('location'), response.status);
       // As fetch does when it follows: credentials go to the origin they were meant for only.
       if (new URL(next).origin !== new URL(current).origin) sent = withoutCredentials(sent);
       current = next;
-      if (hops >= MAX_REDIRECTS) throw new TransferError('bad-redirect', `more than ${MAX_REDIRECTS} redirects (a redirect loop?)`, 0);
+      if (hops >= MAX_REDIRECTS)
+        throw new TransferError('bad-redirect', `more than ${MAX_REDIRECTS} redirects (a redirect loop?)`, 0);
     }
   } catch (error) {
     clearTimeout(total);
@@ -131,12 +170,14 @@ export async function openGet(url: string, { timeouts, fetch: fetchImpl = global
   let received = 0;
   // The rate is judged per window: a drip that keeps the idle timer happy still fails here.
   let windowStart = 0;
-  const rate = minRate && setInterval(() => {
-    if (received - windowStart < minRate.bytesPerSec * (minRate.windowMs / 1000)) {
-      fire('too-slow')();
-    }
-    windowStart = received;
-  }, minRate.windowMs);
+  const rate =
+    minRate &&
+    setInterval(() => {
+      if (received - windowStart < minRate.bytesPerSec * (minRate.windowMs / 1000)) {
+        fire('too-slow')();
+      }
+      windowStart = received;
+    }, minRate.windowMs);
   return {
     response,
     async read() {
@@ -149,9 +190,19 @@ export async function openGet(url: string, { timeouts, fetch: fetchImpl = global
       } catch (error) {
         if (fired) throw timedOut(received);
         if (codeOf(error) === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
-          throw new TransferError('short-body', `the body was shorter than its Content-Length (${response.headers.get('content-length')} bytes)`, received, error);
+          throw new TransferError(
+            'short-body',
+            `the body was shorter than its Content-Length (${response.headers.get('content-length')} bytes)`,
+            received,
+            error,
+          );
         }
-        throw new TransferError('broken', `the connection broke after ${received} bytes: ${causeOf(error)}`, received, error);
+        throw new TransferError(
+          'broken',
+          `the connection broke after ${received} bytes: ${causeOf(error)}`,
+          received,
+          error,
+        );
       } finally {
         clearTimeout(idle);
       }
@@ -208,16 +259,23 @@ const WRITE_BATCH_BYTES = 1 << 20;
  * than `maxBytes` or different from its Content-Length; the file is closed but left for the
  * caller to remove or resume.
  */
-export async function getToFile(url: string, file: string, options: GetToFileOptions): Promise<{ response: Response; saved?: SavedBody }> {
+export async function getToFile(
+  url: string,
+  file: string,
+  options: GetToFileOptions,
+): Promise<{ response: Response; saved?: SavedBody }> {
   const resume = options.resume && options.resume.from > 0 ? options.resume : undefined;
-  const headers = resume ? { ...options.headers, range: `bytes=${resume.from}-`, 'if-range': resume.ifRange } : options.headers;
+  const headers = resume
+    ? { ...options.headers, range: `bytes=${resume.from}-`, 'if-range': resume.ifRange }
+    : options.headers;
   const get = await openGet(url, { ...options, headers });
   const { response } = get;
   try {
     let offset = 0;
     if (resume && response.status === 206) {
       const range = response.headers.get('content-range') ?? '';
-      if (!range.startsWith(`bytes ${resume.from}-`)) throw new TransferError('bad-range', `answered a Range request with the wrong range (${range})`, 0);
+      if (!range.startsWith(`bytes ${resume.from}-`))
+        throw new TransferError('bad-range', `answered a Range request with the wrong range (${range})`, 0);
       offset = resume.from;
     }
     if (options.accept && !(await options.accept(response))) {
@@ -229,7 +287,11 @@ export async function getToFile(url: string, file: string, options: GetToFileOpt
     const encoded = (response.headers.get('content-encoding') ?? 'identity') !== 'identity';
     const declaredTotal = offset + Number(declared ?? NaN);
     if (maxBytes !== undefined && declaredTotal > maxBytes) {
-      throw new TransferError('declared-too-large', `the body is ${declaredTotal} bytes, more than the ${maxBytes} allowed`, declaredTotal);
+      throw new TransferError(
+        'declared-too-large',
+        `the body is ${declaredTotal} bytes, more than the ${maxBytes} allowed`,
+        declaredTotal,
+      );
     }
     const hash = createHash('sha256');
     if (offset > 0) for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
@@ -248,7 +310,8 @@ export async function getToFile(url: string, file: string, options: GetToFileOpt
         const chunk = await get.read();
         if (!chunk) break;
         size += chunk.byteLength;
-        if (maxBytes !== undefined && size > maxBytes) throw new TransferError('too-large', `the body is more than the ${maxBytes} bytes allowed`, size);
+        if (maxBytes !== undefined && size > maxBytes)
+          throw new TransferError('too-large', `the body is more than the ${maxBytes} bytes allowed`, size);
         hash.update(chunk);
         batch.push(chunk);
         batched += chunk.byteLength;
@@ -265,7 +328,11 @@ export async function getToFile(url: string, file: string, options: GetToFileOpt
     }
     await handle.close();
     if (declared !== null && !encoded && Number(declared) !== size - offset) {
-      throw new TransferError('length-mismatch', `the body had ${size - offset} bytes but Content-Length said ${declared}`, size);
+      throw new TransferError(
+        'length-mismatch',
+        `the body had ${size - offset} bytes but Content-Length said ${declared}`,
+        size,
+      );
     }
     return { response, saved: { size, sha256: hash.digest('hex'), resumedFrom: offset } };
   } catch (error) {

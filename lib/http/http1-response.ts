@@ -83,7 +83,8 @@ export class Http1Response {
         }
         case 'chunk-end':
           // CRLF after a chunk's data, possibly split across reads (this.remaining counts the bytes seen).
-          if (text.charCodeAt(at) !== (this.remaining === 0 ? CR : LF)) throw parseError('HPE_STRICT', 'Expected LF after chunk data');
+          if (text.charCodeAt(at) !== (this.remaining === 0 ? CR : LF))
+            throw parseError('HPE_STRICT', 'Expected LF after chunk data');
           at++;
           if (++this.remaining === 2) {
             this.remaining = 0;
@@ -98,7 +99,8 @@ export class Http1Response {
       if (this.size >= this.maxBody && this.state !== 'head') this.state = 'done';
     }
     // Bytes after a complete answer: Node's parser reads them as the next response and fails.
-    if (this.state === 'done' && at < text.length && this.size < this.maxBody) throw parseError('HPE_INVALID_CONSTANT', 'Expected HTTP/, RTSP/ or ICE/');
+    if (this.state === 'done' && at < text.length && this.size < this.maxBody)
+      throw parseError('HPE_INVALID_CONSTANT', 'Expected HTTP/, RTSP/ or ICE/');
     return this.state === 'done';
   }
 
@@ -111,7 +113,8 @@ export class Http1Response {
 
   /** Keeps body bytes (latin1) up to maxBody. */
   private keep(bytes: string): void {
-    if (this.size < this.maxBody && bytes.length) this.chunks.push(bytes.length <= this.maxBody - this.size ? bytes : bytes.slice(0, this.maxBody - this.size));
+    if (this.size < this.maxBody && bytes.length)
+      this.chunks.push(bytes.length <= this.maxBody - this.size ? bytes : bytes.slice(0, this.maxBody - this.size));
     this.size += bytes.length;
   }
 
@@ -135,7 +138,8 @@ export class Http1Response {
       } else {
         const whole = this.pending + text.slice(at, lf);
         this.pending = '';
-        if (whole.charCodeAt(whole.length - 1) !== CR) throw parseError('HPE_CR_EXPECTED', 'Missing expected CR after response line');
+        if (whole.charCodeAt(whole.length - 1) !== CR)
+          throw parseError('HPE_CR_EXPECTED', 'Missing expected CR after response line');
         line = whole.slice(0, -1);
       }
       at = lf + 1;
@@ -160,7 +164,9 @@ export class Http1Response {
   /** A chunk-size or trailer line, whole or so far, longer than Node allows (16 KiB, whether or not it came in one read). */
   private checkLineLength(line: string): void {
     if (line.length <= MAX_HEAD_BYTES) return;
-    throw this.state === 'chunk-size' ? parseError('HPE_CHUNK_EXTENSIONS_OVERFLOW', 'Chunk extensions overflow') : parseError('HPE_HEADER_OVERFLOW', 'Header overflow');
+    throw this.state === 'chunk-size'
+      ? parseError('HPE_CHUNK_EXTENSIONS_OVERFLOW', 'Chunk extensions overflow')
+      : parseError('HPE_HEADER_OVERFLOW', 'Header overflow');
   }
 
   private line(text: string): void {
@@ -174,7 +180,8 @@ export class Http1Response {
     if (this.headBytes > MAX_HEAD_BYTES) throw parseError('HPE_HEADER_OVERFLOW', 'Header overflow');
     if (!this.statusSeen) return this.statusLine(text);
     if (text === '') return this.endOfHead();
-    if (text[0] === ' ' || text[0] === '\t') throw parseError('HPE_INVALID_HEADER_TOKEN', 'Unexpected whitespace after header value');
+    if (text[0] === ' ' || text[0] === '\t')
+      throw parseError('HPE_INVALID_HEADER_TOKEN', 'Unexpected whitespace after header value');
     const colon = text.indexOf(':');
     const name = colon > 0 ? text.slice(0, colon) : '';
     if (!TOKEN.test(name)) throw parseError('HPE_INVALID_HEADER_TOKEN', 'Invalid header token');
@@ -182,8 +189,10 @@ export class Http1Response {
     if (BAD_VALUE_CHAR.test(value)) throw parseError('HPE_INVALID_HEADER_TOKEN', 'Invalid header value char');
     const lower = name.length === 14 || name.length === 17 ? name.toLowerCase() : '';
     if (lower === 'content-length') {
-      if (this.contentLength !== undefined) throw parseError('HPE_UNEXPECTED_CONTENT_LENGTH', 'Duplicate Content-Length');
-      if (!/^\d{1,15}$/.test(value)) throw parseError('HPE_INVALID_CONTENT_LENGTH', 'Invalid character in Content-Length');
+      if (this.contentLength !== undefined)
+        throw parseError('HPE_UNEXPECTED_CONTENT_LENGTH', 'Duplicate Content-Length');
+      if (!/^\d{1,15}$/.test(value))
+        throw parseError('HPE_INVALID_CONTENT_LENGTH', 'Invalid character in Content-Length');
       this.contentLength = Number(value);
     } else if (lower === 'transfer-encoding') {
       this.transferEncoding = true;
@@ -200,7 +209,8 @@ export class Http1Response {
   }
 
   private endOfHead(): void {
-    if (this.transferEncoding && this.contentLength !== undefined) throw parseError('HPE_INVALID_CONTENT_LENGTH', "Content-Length can't be present with Transfer-Encoding");
+    if (this.transferEncoding && this.contentLength !== undefined)
+      throw parseError('HPE_INVALID_CONTENT_LENGTH', "Content-Length can't be present with Transfer-Encoding");
     const status = this.status;
     if (status >= 100 && status < 200 && status !== 101) {
       // An interim answer (100 Continue): the real one follows.

@@ -15,7 +15,10 @@ export async function readAtMost(body: ReadableStream<Uint8Array> | null, maxByt
   try {
     while (size < maxBytes) {
       const { done, value } = await reader.read();
-      if (done) { ended = true; break; }
+      if (done) {
+        ended = true;
+        break;
+      }
       chunks.push(value);
       size += value.byteLength;
     }

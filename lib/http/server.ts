@@ -16,7 +16,10 @@ export class HttpError extends Error {
   }
 }
 
-export interface ListenAddress { host: string; port: number }
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
 
 /** `HOST:PORT`, `:PORT`, `PORT` or `[::1]:PORT`. */
 export function parseListen(text: string, defaultHost = '127.0.0.1'): ListenAddress {
@@ -50,19 +53,23 @@ export interface RunningServer {
 }
 
 export async function startHttpServer(handler: Handler, options: ServerOptions): Promise<RunningServer> {
-  const server = http.createServer({
-    headersTimeout: options.headersTimeoutMs ?? 10_000,
-    requestTimeout: options.requestTimeoutMs ?? 30_000,
-    keepAliveTimeout: options.idleTimeoutMs ?? 5_000,
-    maxHeaderSize: options.maxHeaderSize ?? 16 * 1024,
-  }, (req, res) => {
-    assignRequestId(req, res);
-    Promise.resolve(handler(req, res)).catch((error) => {
-      const status = error instanceof HttpError ? error.status : 500;
-      if (!res.headersSent) sendJson(res, status, { error: error instanceof HttpError ? error.message : 'internal error' });
-      else res.destroy();
-    });
-  });
+  const server = http.createServer(
+    {
+      headersTimeout: options.headersTimeoutMs ?? 10_000,
+      requestTimeout: options.requestTimeoutMs ?? 30_000,
+      keepAliveTimeout: options.idleTimeoutMs ?? 5_000,
+      maxHeaderSize: options.maxHeaderSize ?? 16 * 1024,
+    },
+    (req, res) => {
+      assignRequestId(req, res);
+      Promise.resolve(handler(req, res)).catch((error) => {
+        const status = error instanceof HttpError ? error.status : 500;
+        if (!res.headersSent)
+          sendJson(res, status, { error: error instanceof HttpError ? error.message : 'internal error' });
+        else res.destroy();
+      });
+    },
+  );
   // `Expect: 100-continue`: the handler runs at once, and `100 Continue` goes out only when it
   // starts reading the body (receiveBody), so a request refused on its headers (too large,
   // unsigned, unknown route) is answered without the client ever sending its body.
@@ -71,11 +78,19 @@ export async function startHttpServer(handler: Handler, options: ServerOptions):
     server.emit('request', req, res);
   });
   // Node checks headersTimeout only every connectionsCheckingInterval (30 s by default).
-  (server as unknown as { connectionsCheckingInterval?: number }).connectionsCheckingInterval = Math.min(1000, options.headersTimeoutMs ?? 1000);
+  (server as unknown as { connectionsCheckingInterval?: number }).connectionsCheckingInterval = Math.min(
+    1000,
+    options.headersTimeoutMs ?? 1000,
+  );
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
-    const status = error.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large'
-      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
-    if (socket.writable && !socket.destroyed) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    const status =
+      error.code === 'HPE_HEADER_OVERFLOW'
+        ? '431 Request Header Fields Too Large'
+        : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? '408 Request Timeout'
+          : '400 Bad Request';
+    if (socket.writable && !socket.destroyed)
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     else socket.destroy();
   });
   await new Promise<void>((resolve, reject) => {
@@ -139,7 +154,10 @@ export interface ReceivedBody {
  * memory stays flat however many large bodies arrive at once (a write that fails there, e.g. a
  * full disk, → 503). `100 Continue` is sent here, after the size check, to a client that asked.
  */
-export function receiveBody(req: IncomingMessage, { limit, timeoutMs = 30_000, res, onChunk, spillAt = Infinity, spillFile }: ReceiveBodyOptions): Promise<ReceivedBody> {
+export function receiveBody(
+  req: IncomingMessage,
+  { limit, timeoutMs = 30_000, res, onChunk, spillAt = Infinity, spillFile }: ReceiveBodyOptions,
+): Promise<ReceivedBody> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > limit) {
@@ -153,7 +171,10 @@ export function receiveBody(req: IncomingMessage, { limit, timeoutMs = 30_000, r
     let size = 0;
     let spill: WriteStream | undefined;
     let done = false;
-    const timer = setTimeout(() => fail(new HttpError(408, `body timeout: not complete after ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => fail(new HttpError(408, `body timeout: not complete after ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     function cleanup() {
       done = true;
       clearTimeout(timer);
@@ -176,14 +197,18 @@ export function receiveBody(req: IncomingMessage, { limit, timeoutMs = 30_000, r
       if (!spill && spillFile && size > spillAt) {
         spill = createWriteStream(spillFile, { mode: 0o600 });
         // The server's disk, not the request: a full disk is a 503 the sender retries, not a 400.
-        spill.on('error', (error: NodeJS.ErrnoException) => fail(new HttpError(503, `could not store the body: ${error.code ?? error.message}`)));
+        spill.on('error', (error: NodeJS.ErrnoException) =>
+          fail(new HttpError(503, `could not store the body: ${error.code ?? error.message}`)),
+        );
         spill.write(Buffer.concat(chunks));
         chunks = [];
       }
       if (!spill) return void chunks.push(chunk);
       if (!spill.write(chunk)) {
         req.pause();
-        spill.once('drain', () => { if (!done) req.resume(); });
+        spill.once('drain', () => {
+          if (!done) req.resume();
+        });
       }
     }
     req.on('data', onData);
@@ -226,7 +251,12 @@ export function stopReading(req: IncomingMessage, res?: ServerResponse): void {
   setTimeout(destroy, 2_000).unref();
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const text = `${JSON.stringify(body)}\n`;
   res.writeHead(status, {
     'Content-Type': 'application/json; charset=utf-8',

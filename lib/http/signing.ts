@@ -26,7 +26,13 @@ export function safeEqual(a: string, b: string): boolean {
   return timingSafeEqual(x, y);
 }
 
-export function canonicalRequest(method: string, pathAndQuery: string, timestamp: string, nonce: string, bodySha256?: string): string {
+export function canonicalRequest(
+  method: string,
+  pathAndQuery: string,
+  timestamp: string,
+  nonce: string,
+  bodySha256?: string,
+): string {
   const head = `${method.toUpperCase()}\n${pathAndQuery}\n${timestamp}\n${nonce}`;
   return bodySha256 === undefined ? head : `${head}\n${bodySha256}`;
 }
@@ -55,10 +61,18 @@ function freshNonce(): string {
   return nonceBlock.toString('hex', nonceAt - 16, nonceAt);
 }
 
-export function signRequest(secret: string, method: string, pathAndQuery: string, { now = Date.now, nonce, body }: SignOptions = {}): Record<string, string> {
+export function signRequest(
+  secret: string,
+  method: string,
+  pathAndQuery: string,
+  { now = Date.now, nonce, body }: SignOptions = {},
+): Record<string, string> {
   const timestamp = String(Math.floor(now() / 1000));
   const n = nonce ?? freshNonce();
-  const signature = hmacSha256Hex(secret, canonicalRequest(method, pathAndQuery, timestamp, n, body === undefined ? undefined : sha256Hex(body)));
+  const signature = hmacSha256Hex(
+    secret,
+    canonicalRequest(method, pathAndQuery, timestamp, n, body === undefined ? undefined : sha256Hex(body)),
+  );
   return {
     'X-Shipkit-Timestamp': timestamp,
     'X-Shipkit-Nonce': n,
@@ -76,7 +90,10 @@ export interface VerifierOptions {
   maxNonces?: number;
 }
 
-export function createRequestVerifier(secret: string, { windowSec = DEFAULT_WINDOW_SEC, now = Date.now, maxNonces = 100_000 }: VerifierOptions = {}) {
+export function createRequestVerifier(
+  secret: string,
+  { windowSec = DEFAULT_WINDOW_SEC, now = Date.now, maxNonces = 100_000 }: VerifierOptions = {},
+) {
   const seen = new Map<string, number>(); // nonce → expiry (ms), in insertion order
 
   function forgetExpired(at: number) {
@@ -91,7 +108,12 @@ export function createRequestVerifier(secret: string, { windowSec = DEFAULT_WIND
    * strips its prefix accepts the path with and without it); each is compared in constant time.
    * A request with a body passes `bodySha256` (hex sha256 of the bytes received).
    */
-  function verify(method: string, pathAndQuery: string | readonly string[], headers: HeaderBag, { bodySha256 }: { bodySha256?: string } = {}): Verdict {
+  function verify(
+    method: string,
+    pathAndQuery: string | readonly string[],
+    headers: HeaderBag,
+    { bodySha256 }: { bodySha256?: string } = {},
+  ): Verdict {
     const timestamp = single(headers[TIMESTAMP_HEADER]);
     const nonce = single(headers[NONCE_HEADER]);
     const signature = single(headers[SIGNATURE_HEADER]);
@@ -102,11 +124,16 @@ export function createRequestVerifier(secret: string, { windowSec = DEFAULT_WIND
     if (!match) return { ok: false, reason: 'malformed signature' };
     let matched = false;
     for (const signedPath of typeof pathAndQuery === 'string' ? [pathAndQuery] : pathAndQuery) {
-      matched = safeEqual(hmacSha256Hex(secret, canonicalRequest(method, signedPath, timestamp, nonce, bodySha256)), match[1]) || matched;
+      matched =
+        safeEqual(
+          hmacSha256Hex(secret, canonicalRequest(method, signedPath, timestamp, nonce, bodySha256)),
+          match[1],
+        ) || matched;
     }
     if (!matched) return { ok: false, reason: 'wrong signature' };
     const at = now();
-    if (Math.abs(at / 1000 - Number(timestamp)) > windowSec) return { ok: false, reason: 'timestamp outside the allowed window' };
+    if (Math.abs(at / 1000 - Number(timestamp)) > windowSec)
+      return { ok: false, reason: 'timestamp outside the allowed window' };
     forgetExpired(at);
     if (seen.has(nonce)) return { ok: false, reason: 'replayed nonce' };
     // Remember until the timestamp can no longer be accepted.
@@ -128,7 +155,11 @@ export interface SecretSource {
 }
 
 /** The shared secret from `--secret-file`, else $SHIPKIT_SECRET; undefined when neither is set. */
-export async function loadSecret({ secretFile, env = process.env, envName = 'SHIPKIT_SECRET' }: SecretSource): Promise<string | undefined> {
+export async function loadSecret({
+  secretFile,
+  env = process.env,
+  envName = 'SHIPKIT_SECRET',
+}: SecretSource): Promise<string | undefined> {
   if (secretFile) return readSecretFile(secretFile);
   const value = env[envName];
   return value ? value : undefined;

@@ -20,7 +20,8 @@ const URL_MAX = 2_048;
 
 type Obj = Record<string, unknown>;
 
-const objectAt = (value: unknown): Obj | undefined => (value !== null && typeof value === 'object' && !Array.isArray(value) ? value as Obj : undefined);
+const objectAt = (value: unknown): Obj | undefined =>
+  value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Obj) : undefined;
 
 /** A string field, without NUL and other C0 controls (tabs and newlines kept), cut to `max`. */
 function text(value: unknown, max: number): string | undefined {
@@ -57,7 +58,9 @@ function compact(meta: CommitMeta): CommitMeta {
 function headCommit(payload: Obj, sha: string): Obj | undefined {
   const head = objectAt(payload.head_commit);
   if (head) return head;
-  const commits = Array.isArray(payload.commits) ? payload.commits.map(objectAt).filter((c): c is Obj => c !== undefined) : [];
+  const commits = Array.isArray(payload.commits)
+    ? payload.commits.map(objectAt).filter((c): c is Obj => c !== undefined)
+    : [];
   return commits.find((c) => c.id === sha) ?? commits[commits.length - 1];
 }
 

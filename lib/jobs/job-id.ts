@@ -38,7 +38,9 @@ export function isStoredJobId(id: unknown): id is string {
 /** A job id from the command line (`--job-id`, `logs --job`); any stored form is accepted. */
 export function validateJobId(id: unknown): string {
   if (!isStoredJobId(id)) {
-    throw new UsageError(`Invalid job id ${JSON.stringify(String(id).slice(0, 70))}: use 1-64 letters, digits, "_" or "-" (ids look like 20261121-133000-a1b2c3).`);
+    throw new UsageError(
+      `Invalid job id ${JSON.stringify(String(id).slice(0, 70))}: use 1-64 letters, digits, "_" or "-" (ids look like 20261121-133000-a1b2c3).`,
+    );
   }
   return id;
 }

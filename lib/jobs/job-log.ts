@@ -50,7 +50,10 @@ export interface JobTrailer {
 }
 
 /** One job as `logs --list` and hook-server see it. */
-export interface JobSummary extends Pick<JobHeader, 'id' | 'repo' | 'kind' | 'sha' | 'ref' | 'started'>, Partial<Pick<JobTrailer, 'exit' | 'step' | 'error' | 'duration_ms' | 'finished'>> {
+export interface JobSummary
+  extends
+    Pick<JobHeader, 'id' | 'repo' | 'kind' | 'sha' | 'ref' | 'started'>,
+    Partial<Pick<JobTrailer, 'exit' | 'step' | 'error' | 'duration_ms' | 'finished'>> {
   status: JobStatus;
   /** The file the job is in (logs.txt or a rotated .gz). */
   file: string;
@@ -65,12 +68,18 @@ export function formatTrailer(trailer: JobTrailer): string {
 }
 
 /** A header or trailer line, or undefined for any other line. */
-export function parseMarkLine(line: string): { id: string; kind: 'start'; header: JobHeader } | { id: string; kind: 'end'; trailer: JobTrailer } | undefined {
+export function parseMarkLine(
+  line: string,
+): { id: string; kind: 'start'; header: JobHeader } | { id: string; kind: 'end'; trailer: JobTrailer } | undefined {
   if (!line.startsWith(MARK)) return undefined;
   const m = MARK_LINE.exec(line);
   if (!m) return undefined;
   let data: unknown;
-  try { data = JSON.parse(m[3]); } catch { return undefined; }
+  try {
+    data = JSON.parse(m[3]);
+  } catch {
+    return undefined;
+  }
   if (data === null || typeof data !== 'object') return undefined;
   return m[2] === 'start'
     ? { id: m[1], kind: 'start', header: { ...(data as JobHeader), id: m[1] } }
@@ -122,19 +131,34 @@ export class JobLogWriter {
   }
 
   /** Opens logs.txt in append mode, closes a previous job left without trailer, writes the header. */
-  static async start(logsDir: string, header: Omit<JobHeader, 'pid' | 'host' | 'started'> & { started?: string }, options: JobLogWriterOptions = {}): Promise<JobLogWriter> {
+  static async start(
+    logsDir: string,
+    header: Omit<JobHeader, 'pid' | 'host' | 'started'> & { started?: string },
+    options: JobLogWriterOptions = {},
+  ): Promise<JobLogWriter> {
     await ensureDir(logsDir);
     const file = path.join(logsDir, LOG_FILE);
-    const full: JobHeader = { ...header, started: header.started ?? (options.now ?? (() => new Date()))().toISOString(), pid: process.pid, host: os.hostname() };
+    const full: JobHeader = {
+      ...header,
+      started: header.started ?? (options.now ?? (() => new Date()))().toISOString(),
+      pid: process.pid,
+      host: os.hostname(),
+    };
     const unfinished = await lastUnfinishedJob(file);
     const fd = openSync(file, 'a', 0o640);
     const writer = new JobLogWriter(file, fd, full, options);
     if (unfinished) {
       // The caller holds the repo lock, so that job's process is gone: it was killed or crashed.
-      writer.raw(formatTrailer({
-        id: unfinished.id, status: 'interrupted', exit: 1, error: 'the job stopped without finishing (process killed or machine restarted)',
-        duration_ms: Math.max(0, Date.now() - Date.parse(unfinished.started)), finished: full.started,
-      }));
+      writer.raw(
+        formatTrailer({
+          id: unfinished.id,
+          status: 'interrupted',
+          exit: 1,
+          error: 'the job stopped without finishing (process killed or machine restarted)',
+          duration_ms: Math.max(0, Date.now() - Date.parse(unfinished.started)),
+          finished: full.started,
+        }),
+      );
     }
     writer.raw(formatHeader(full));
     writer.flush();
@@ -165,7 +189,10 @@ export class JobLogWriter {
   }
 
   flush(): void {
-    if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
     if (!this.buffer.length) return;
     const text = this.buffer.join('');
     this.buffer = [];
@@ -176,7 +203,13 @@ export class JobLogWriter {
   /** Writes the trailer and closes the file. */
   finish(trailer: Omit<JobTrailer, 'id' | 'finished' | 'duration_ms'>): JobTrailer {
     const finished = this.now();
-    const full: JobTrailer = { id: this.header.id, ...trailer, ...(trailer.error ? { error: this.mask(trailer.error) } : {}), duration_ms: finished.getTime() - Date.parse(this.header.started), finished: finished.toISOString() };
+    const full: JobTrailer = {
+      id: this.header.id,
+      ...trailer,
+      ...(trailer.error ? { error: this.mask(trailer.error) } : {}),
+      duration_ms: finished.getTime() - Date.parse(this.header.started),
+      finished: finished.toISOString(),
+    };
     this.raw(formatTrailer(full));
     this.flush();
     this.closed = true;
@@ -205,7 +238,11 @@ async function lastUnfinishedJob(file: string): Promise<JobHeader | undefined> {
 /** logs.txt first, then logs.1.txt.gz, logs.2.txt.gz, … (newest to oldest). */
 export async function logFiles(logsDir: string): Promise<string[]> {
   let entries: string[];
-  try { entries = await readdir(logsDir); } catch { return []; }
+  try {
+    entries = await readdir(logsDir);
+  } catch {
+    return [];
+  }
   const rotated = entries
     .map((name) => /^logs\.(\d+)\.txt\.gz$/.exec(name))
     .filter((m): m is RegExpExecArray => m !== null)
@@ -224,7 +261,12 @@ async function readLogData(file: string): Promise<Buffer> {
   }
 }
 
-interface ParsedJob { summary: JobSummary; header: JobHeader; start: number; end: number }
+interface ParsedJob {
+  summary: JobSummary;
+  header: JobHeader;
+  start: number;
+  end: number;
+}
 
 /** Jobs in one file's text, oldest first, with their string offsets. */
 function parseJobs(text: string, file: string, isAlive: (header: JobHeader) => boolean): ParsedJob[] {
@@ -239,7 +281,16 @@ function parseJobs(text: string, file: string, isAlive: (header: JobHeader) => b
       if (mark?.kind === 'start') {
         const h = mark.header;
         const job: ParsedJob = {
-          summary: { id: h.id, repo: h.repo, kind: h.kind, sha: h.sha, ref: h.ref, started: h.started, status: 'running', file },
+          summary: {
+            id: h.id,
+            repo: h.repo,
+            kind: h.kind,
+            sha: h.sha,
+            ref: h.ref,
+            started: h.started,
+            status: 'running',
+            file,
+          },
           header: h,
           start: offset,
           end: text.length,
@@ -251,7 +302,12 @@ function parseJobs(text: string, file: string, isAlive: (header: JobHeader) => b
         if (job) {
           const t = mark.trailer;
           Object.assign(job.summary, {
-            status: t.status, exit: t.exit, step: t.step, error: t.error, duration_ms: t.duration_ms, finished: t.finished,
+            status: t.status,
+            exit: t.exit,
+            step: t.step,
+            error: t.error,
+            duration_ms: t.duration_ms,
+            finished: t.finished,
             sha: t.sha ?? job.summary.sha,
           });
           job.end = Math.min(text.length, next + 1);
@@ -276,12 +332,19 @@ export async function listJobs(logsDir: string, { rotated = true } = {}): Promis
   const all: JobSummary[] = [];
   for (const file of rotated ? files : files.slice(0, 1)) {
     const text = (await readLogData(file)).toString('utf8');
-    all.push(...parseJobs(text, file, isJobProcessAlive).map((j) => j.summary).reverse());
+    all.push(
+      ...parseJobs(text, file, isJobProcessAlive)
+        .map((j) => j.summary)
+        .reverse(),
+    );
   }
   return all;
 }
 
-export interface JobText { summary: JobSummary; text: string }
+export interface JobText {
+  summary: JobSummary;
+  text: string;
+}
 
 /** The job's full text (header to trailer), searching logs.txt then the rotated files. */
 export async function findJob(logsDir: string, jobId?: string): Promise<JobText | undefined> {
@@ -290,7 +353,10 @@ export async function findJob(logsDir: string, jobId?: string): Promise<JobText 
 }
 
 /** findJob, plus the bytes of the file it was found in (followJob reads on from them). */
-async function locateJob(logsDir: string, jobId: string | undefined): Promise<(JobText & { data: Buffer }) | undefined> {
+async function locateJob(
+  logsDir: string,
+  jobId: string | undefined,
+): Promise<(JobText & { data: Buffer }) | undefined> {
   for (const file of await logFiles(logsDir)) {
     const data = await readLogData(file);
     const text = data.toString('utf8');
@@ -318,7 +384,11 @@ export interface FollowOptions {
  * Streams a job from logs.txt until its trailer is written (or its process is gone), then
  * returns its final summary; a finished job is written once. `jobId` undefined = the last job.
  */
-export async function followJob(logsDir: string, jobId: string | undefined, { write, pollMs = 200, signal }: FollowOptions): Promise<JobSummary | undefined> {
+export async function followJob(
+  logsDir: string,
+  jobId: string | undefined,
+  { write, pollMs = 200, signal }: FollowOptions,
+): Promise<JobSummary | undefined> {
   const file = path.join(logsDir, LOG_FILE);
   const found = await locateJob(logsDir, jobId);
   if (!found) return undefined;
@@ -357,7 +427,16 @@ export async function followJob(logsDir: string, jobId: string | undefined, { wr
       if (mark?.kind === 'end' && mark.id === summary.id) {
         write(out);
         const t = mark.trailer;
-        return { ...summary, status: t.status, exit: t.exit, step: t.step, error: t.error, duration_ms: t.duration_ms, finished: t.finished, sha: t.sha ?? summary.sha };
+        return {
+          ...summary,
+          status: t.status,
+          exit: t.exit,
+          step: t.step,
+          error: t.error,
+          duration_ms: t.duration_ms,
+          finished: t.finished,
+          sha: t.sha ?? summary.sha,
+        };
       }
     }
     if (out) write(out);

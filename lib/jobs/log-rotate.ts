@@ -18,17 +18,29 @@ export interface RotationPolicy {
 
 export const DEFAULT_ROTATION: RotationPolicy = { maxSize: 10 * 1024 * 1024, keep: 5 };
 
-export interface RotationResult { rotated: boolean; size: number; removed: string[] }
+export interface RotationResult {
+  rotated: boolean;
+  size: number;
+  removed: string[];
+}
 
 /**
  * If logs.txt is at least maxSize (or `force` and not empty), gzip it to logs.1.txt.gz after
  * shifting the older ones up, and drop those beyond `keep`. The caller holds the repo lock so
  * no job is writing.
  */
-export async function rotateLogs(logsDir: string, policy: RotationPolicy, { force = false } = {}): Promise<RotationResult> {
+export async function rotateLogs(
+  logsDir: string,
+  policy: RotationPolicy,
+  { force = false } = {},
+): Promise<RotationResult> {
   const file = path.join(logsDir, LOG_FILE);
   let size = 0;
-  try { size = (await stat(file)).size; } catch { /* no log yet */ }
+  try {
+    size = (await stat(file)).size;
+  } catch {
+    /* no log yet */
+  }
   const removed: string[] = [];
   const rotate = size > 0 && (force || size >= policy.maxSize);
   if (rotate) {
@@ -61,7 +73,16 @@ export async function rotateLogs(logsDir: string, policy: RotationPolicy, { forc
 
 /** Streams `source` through gzip into a temp file renamed to `target`: memory stays flat. */
 async function gzipFile(source: string, target: string): Promise<void> {
-  await replaceViaTemp(target, (temp) => pipeline(createReadStream(source), createGzip({ level: 6 }), createWriteStream(temp, { mode: 0o640, flags: 'wx' })), { durable: true });
+  await replaceViaTemp(
+    target,
+    (temp) =>
+      pipeline(
+        createReadStream(source),
+        createGzip({ level: 6 }),
+        createWriteStream(temp, { mode: 0o640, flags: 'wx' }),
+      ),
+    { durable: true },
+  );
 }
 
 /** `10M`, `512k`, `1G`, `2000` (bytes) → bytes. */

@@ -28,7 +28,10 @@ export function secretForms(secret: string): string[] {
  * kept (Python quote), with `+` for a space (Python quote_plus, Go url.QueryEscape).
  */
 function urlForms(secret: string): string[] {
-  const strict = encodeURIComponent(secret).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  const strict = encodeURIComponent(secret).replace(
+    /[!'()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
   return [
     encodeURIComponent(secret),
     new URLSearchParams({ s: secret }).toString().slice(2),
@@ -46,7 +49,9 @@ function urlForms(secret: string): string[] {
 function base64Forms(bytes: Buffer): string[] {
   const forms: string[] = [];
   for (const offset of [0, 1, 2]) {
-    const text = Buffer.concat([Buffer.alloc(offset), bytes]).toString('base64').replace(/=+$/, '');
+    const text = Buffer.concat([Buffer.alloc(offset), bytes])
+      .toString('base64')
+      .replace(/=+$/, '');
     const skip = [0, 2, 3][offset];
     const whole = Math.floor(((offset + bytes.length) * 8) / 6);
     const form = text.slice(skip, whole);
@@ -72,7 +77,9 @@ export class StreamMasker {
   private carry: Buffer = Buffer.alloc(0);
 
   constructor(secrets: readonly string[]) {
-    this.forms = [...new Set(secrets.flatMap(secretForms))].map((form) => Buffer.from(form, 'utf8')).sort((a, b) => b.length - a.length);
+    this.forms = [...new Set(secrets.flatMap(secretForms))]
+      .map((form) => Buffer.from(form, 'utf8'))
+      .sort((a, b) => b.length - a.length);
   }
 
   get active(): boolean {
@@ -125,7 +132,8 @@ export class StreamMasker {
   private matchRanges(data: Buffer): Array<{ start: number; end: number }> {
     const found: Array<{ start: number; end: number }> = [];
     for (const form of this.forms) {
-      for (let index = data.indexOf(form); index !== -1; index = data.indexOf(form, index + 1)) found.push({ start: index, end: index + form.length });
+      for (let index = data.indexOf(form); index !== -1; index = data.indexOf(form, index + 1))
+        found.push({ start: index, end: index + form.length });
     }
     found.sort((a, b) => a.start - b.start);
     const merged: Array<{ start: number; end: number }> = [];

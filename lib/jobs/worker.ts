@@ -5,7 +5,7 @@
 // this machine's DATA), and runs a reaper (pg/reaper.ts) like every other worker.
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { ConfigError } from '../core/errors.ts';
+import { ConfigError, messageOf } from '../core/errors.ts';
 import { ensureDir } from '../core/fs.ts';
 import type { Logger } from '../core/log.ts';
 import { endProcessGroup } from '../core/process-group.ts';
@@ -39,33 +39,77 @@ export interface RunningWorker {
   stop(graceMs: number): Promise<void>;
 }
 
-export async function startWorker({ config, queue, name = hostname(), concurrency, log, env = process.env, reaperMs }: WorkerSettings): Promise<RunningWorker> {
+export async function startWorker({
+  config,
+  queue,
+  name = hostname(),
+  concurrency,
+  log,
+  env = process.env,
+  reaperMs,
+}: WorkerSettings): Promise<RunningWorker> {
   const value = queue ?? config.queue;
-  if (!value) throw new ConfigError(`No queue database: pass --queue URL or set queue: in ${config.file} (postgres://USER@HOST/DATABASE, env:NAME or file:PATH).`);
-  const db = await resolveQueueUrl(value, { env, baseDir: path.dirname(config.file), where: queue ? '--queue' : `${config.file}: queue` });
+  if (!value)
+    throw new ConfigError(
+      `No queue database: pass --queue URL or set queue: in ${config.file} (postgres://USER@HOST/DATABASE, env:NAME or file:PATH).`,
+    );
+  const db = await resolveQueueUrl(value, {
+    env,
+    baseDir: path.dirname(config.file),
+    where: queue ? '--queue' : `${config.file}: queue`,
+  });
   const repos = [...config.repos.keys()];
-  if (repos.length === 0) throw new ConfigError(`${config.file} names no repos: a worker builds only the repos its own config names (repos:).`);
+  if (repos.length === 0)
+    throw new ConfigError(
+      `${config.file} names no repos: a worker builds only the repos its own config names (repos:).`,
+    );
   const jobsDir = path.join(config.data, 'jobs');
   await ensureDir(config.data, 0o755);
   await ensureDir(jobsDir, 0o755);
   const run = createProcessRunner({
-    dataDir: config.data, jobsDir, configFile: config.file, log, env,
+    dataDir: config.data,
+    jobsDir,
+    configFile: config.file,
+    log,
+    env,
     commands: { build: await scriptCommandFor('build', env), release: await scriptCommandFor('release', env) },
     repoSettings: (repo) => config.repos.get(repo),
     // As root, a repo with `user:` gets its folders (and first clone) as hook-server gives them.
-    prepareUserDirs: (job, account, cloneUrl) => prepareUserDirs(config, job, account, clonesWithCredentials(config.repos.get(job.repo)) ? undefined : cloneUrl, log),
+    prepareUserDirs: (job, account, cloneUrl) =>
+      prepareUserDirs(
+        config,
+        job,
+        account,
+        clonesWithCredentials(config.repos.get(job.repo)) ? undefined : cloneUrl,
+        log,
+      ),
   });
   const conn = await connectQueueDatabase({ db, name: `shipkit worker ${name}`, log, repos, supervise: false });
-  await endOrphanedJobs({ db: conn.pool, jobsDir, name, log }).catch((error) => log.warn(`could not look for builds left behind by a previous run: ${(error as Error).message}`));
+  await endOrphanedJobs({ db: conn.pool, jobsDir, name, log }).catch((error) =>
+    log.warn(`could not look for builds left behind by a previous run: ${messageOf(error)}`),
+  );
   const outputOf = (job: { id: string }) => path.join(jobsDir, job.id, 'output.log');
-  const worker = new PgWorker({ ...conn, name, concurrency: concurrency ?? config.concurrency ?? 1, repos, run, log, outputOf });
+  const worker = new PgWorker({
+    ...conn,
+    name,
+    concurrency: concurrency ?? config.concurrency ?? 1,
+    repos,
+    run,
+    log,
+    outputOf,
+  });
   const reaper = new Reaper({ ...conn, log, everyMs: reaperMs });
   worker.start();
   reaper.start();
   return {
-    name, where: db.where, repos,
+    name,
+    where: db.where,
+    repos,
     async stop(graceMs) {
-      await worker.stop({ graceMs, killGroup: (job) => endProcessGroup(job.pgid, { graceMs: 2_000 }).then(() => undefined) });
+      await worker.stop({
+        graceMs,
+        killGroup: (job) => endProcessGroup(job.pgid, { graceMs: 2_000 }).then(() => undefined),
+      });
       await reaper.stop();
       await conn.close();
     },

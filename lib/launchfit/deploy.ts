@@ -29,28 +29,46 @@ async function bootstrapConfig(paths: DeployPaths, opts: BootstrapOptions, log: 
       const config = await loadLaunchConfig(paths.dir);
       const want = opts.url && (opts.url.endsWith('/') ? opts.url : `${opts.url}/`);
       if (want && config.updates.server !== want) {
-        throw new ConfigError(`${file} already sets updates.server to ${config.updates.server ?? '(nothing)'}; edit it instead of passing another URL.`);
+        throw new ConfigError(
+          `${file} already sets updates.server to ${config.updates.server ?? '(nothing)'}; edit it instead of passing another URL.`,
+        );
       }
-      if (opts.keyfile || opts.key) log.warn(`${CONFIG_NAME} exists; --keyfile/--key are ignored, edit updates.gpg in it instead`);
+      if (opts.keyfile || opts.key)
+        log.warn(`${CONFIG_NAME} exists; --keyfile/--key are ignored, edit updates.gpg in it instead`);
     }
     return [];
   }
-  if (!opts.url) throw new ConfigError(`${file} does not exist; run \`launchfit URL\` with the update server's URL to create it.`);
-  if (!/^https?:\/\/\S+$/.test(opts.url)) throw new ConfigError(`${JSON.stringify(opts.url)} is not an http:// or https:// URL.`);
+  if (!opts.url)
+    throw new ConfigError(`${file} does not exist; run \`launchfit URL\` with the update server's URL to create it.`);
+  if (!/^https?:\/\/\S+$/.test(opts.url))
+    throw new ConfigError(`${JSON.stringify(opts.url)} is not an http:// or https:// URL.`);
   const entries = (await readdir(paths.dir)).filter((n) => n !== '.launchfit');
-  if (entries.length) throw new ConfigError(`${paths.dir} is not empty and has no ${CONFIG_NAME}; deploy into an empty folder.`);
-  if (!opts.keyfile && !opts.key) throw new ConfigError('No trusted key: pass --keyfile PUBKEY.asc, or --key with the full fingerprint of the key on the server.');
+  if (entries.length)
+    throw new ConfigError(`${paths.dir} is not empty and has no ${CONFIG_NAME}; deploy into an empty folder.`);
+  if (!opts.keyfile && !opts.key)
+    throw new ConfigError(
+      'No trusted key: pass --keyfile PUBKEY.asc, or --key with the full fingerprint of the key on the server.',
+    );
   if (opts.key && parseKeyPin(opts.key).kind !== 'fingerprint' && !opts.keyfile) {
-    throw new ConfigError('A key ID alone is never trusted: a key fetched from the server is trusted only against a pinned full fingerprint. Pass --key with all 40 (or 64) hex digits, or --keyfile.');
+    throw new ConfigError(
+      'A key ID alone is never trusted: a key fetched from the server is trusted only against a pinned full fingerprint. Pass --key with all 40 (or 64) hex digits, or --keyfile.',
+    );
   }
-  const lines = ['# written by `launchfit deploy`; see launchify.example.yml for every key', 'updates:', `  server: ${JSON.stringify(opts.url)}`, '  gpg:'];
+  const lines = [
+    '# written by `launchfit deploy`; see launchify.example.yml for every key',
+    'updates:',
+    `  server: ${JSON.stringify(opts.url)}`,
+    '  gpg:',
+  ];
   if (opts.key) lines.push(`    key: ${JSON.stringify(opts.key.replace(/\s+/g, ''))}`);
   const written: string[] = [];
   if (opts.keyfile) {
     try {
       await copyFile(opts.keyfile, path.join(paths.dir, 'trusted.asc'));
     } catch (error) {
-      throw new ConfigError(`Cannot read the key file ${opts.keyfile} (${(error as NodeJS.ErrnoException).code}).`, { cause: error });
+      throw new ConfigError(`Cannot read the key file ${opts.keyfile} (${(error as NodeJS.ErrnoException).code}).`, {
+        cause: error,
+      });
     }
     written.push(path.join(paths.dir, 'trusted.asc'));
     lines.push('    keyfile: trusted.asc');

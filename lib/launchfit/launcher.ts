@@ -24,12 +24,20 @@ import { createAppRunner, type AppRunner } from './app/runner.ts';
 import { stopLeftoverApp } from './app/supervisor.ts';
 import { clearLeftovers, readCurrent, swapCurrentSymlink, removeRelease } from './deploy-folder/switch.ts';
 import { compareVersions } from '../release/version-file.ts';
-import { checkForUpdates, goBackFromCrashLoop, restartUnhealthy, rollbackRelease, type AppControl, type CheckResult, type UpdateContext } from './install/update.ts';
+import {
+  checkForUpdates,
+  goBackFromCrashLoop,
+  restartUnhealthy,
+  rollbackRelease,
+  type AppControl,
+  type CheckResult,
+  type UpdateContext,
+} from './install/update.ts';
 import { UpdateQueue, type VerdictFn } from './install/update-queue.ts';
 
 /** The deploy folder's config merged with the `app:` defaults of `release` (default: the current one). */
 export async function loadEffectiveConfig(paths: DeployPaths, release?: string): Promise<LaunchConfig> {
-  const current = release ?? await readCurrent(paths);
+  const current = release ?? (await readCurrent(paths));
   const releaseApp = current ? await readReleaseAppDefaults(path.join(paths.releases, current)).catch(() => ({})) : {};
   return loadLaunchConfig(paths.dir, releaseApp);
 }
@@ -40,13 +48,19 @@ export async function lockDeployFolder(paths: DeployPaths): Promise<Lock> {
 }
 
 /** A one-shot update (deploy/update without `run`): lock, recover, check, switch; no app is started. */
-export async function updateOnce(dir: string, log: Logger, { fetchImpl, force = false }: { fetchImpl?: FetchFn; force?: boolean } = {}): Promise<CheckResult> {
+export async function updateOnce(
+  dir: string,
+  log: Logger,
+  { fetchImpl, force = false }: { fetchImpl?: FetchFn; force?: boolean } = {},
+): Promise<CheckResult> {
   const paths = deployPaths(dir);
   const lock = await lockDeployFolder(paths);
   try {
     await stopLeftoverHook(paths, log);
     await clearLeftovers(paths, await readState(paths));
-    await updateState(paths, (s) => { s.pending = undefined; });
+    await updateState(paths, (s) => {
+      s.pending = undefined;
+    });
     const config = await loadEffectiveConfig(paths);
     return await checkForUpdates({ paths, config, log, fetchImpl }, { force });
   } finally {
@@ -65,11 +79,18 @@ export async function refuseBadTarget(paths: DeployPaths, version: string | unde
   const marked = state.bad.some((v) => compareVersions(v, version) === 0);
   const installed = Object.values(state.installed).some((r) => compareVersions(r.version, version) === 0);
   if (marked && installed) {
-    throw new UsageError(`Version ${version} is marked bad (it was rolled back or failed its health check); going back to it clears that mark. If you mean it, run \`launchfit rollback --to ${version} --force\`.`);
+    throw new UsageError(
+      `Version ${version} is marked bad (it was rolled back or failed its health check); going back to it clears that mark. If you mean it, run \`launchfit rollback --to ${version} --force\`.`,
+    );
   }
 }
 
-export async function rollbackOnce(dir: string, log: Logger, version?: string, { force = false }: { force?: boolean } = {}): Promise<CheckResult> {
+export async function rollbackOnce(
+  dir: string,
+  log: Logger,
+  version?: string,
+  { force = false }: { force?: boolean } = {},
+): Promise<CheckResult> {
   const paths = deployPaths(dir);
   const lock = await lockDeployFolder(paths);
   try {
@@ -120,7 +141,10 @@ type Adoption = { slot: 'a' | 'b'; instance: LeftInstance };
 async function instanceToAdopt(paths: DeployPaths, state: LaunchState): Promise<Adoption | undefined> {
   const current = await readCurrent(paths);
   if (state.pending || !current || !findPerl()) return undefined;
-  for (const [slot, file] of [['a', paths.pidFile], ['b', paths.secondPidFile]] as const) {
+  for (const [slot, file] of [
+    ['a', paths.pidFile],
+    ['b', paths.secondPidFile],
+  ] as const) {
     const instance = await readLeftInstance(file, paths.dir);
     if (instance?.release === current) return { slot, instance };
   }
@@ -131,8 +155,16 @@ async function instanceToAdopt(paths: DeployPaths, state: LaunchState): Promise<
 async function leftoverGroups(paths: DeployPaths): Promise<number[]> {
   const found: number[] = [];
   for (const pidFile of [paths.pidFile, paths.secondPidFile]) {
-    const pgid = await readFile(pidFile, 'utf8').then((t) => (JSON.parse(t) as { pgid: number }).pgid, () => 0);
-    const ours = pgid > 1 && await readFile(`/proc/${pgid}/environ`, 'latin1').then((e) => isAppOf(e.split('\0'), paths.dir), () => false);
+    const pgid = await readFile(pidFile, 'utf8').then(
+      (t) => (JSON.parse(t) as { pgid: number }).pgid,
+      () => 0,
+    );
+    const ours =
+      pgid > 1 &&
+      (await readFile(`/proc/${pgid}/environ`, 'latin1').then(
+        (e) => isAppOf(e.split('\0'), paths.dir),
+        () => false,
+      ));
     if (ours) found.push(pgid);
   }
   return found;
@@ -144,7 +176,13 @@ async function leftoverGroups(paths: DeployPaths): Promise<number[]> {
  * its own health socket too, which it goes on answering probes on. In the runner's order
  * (listen…, health a, health b); undefined when there is none, or they cannot be taken (said why).
  */
-async function takeLeftoverSockets(paths: DeployPaths, config: LaunchConfig, log: Logger, groups: number[], adopt?: Adoption): Promise<Array<RawHandle | undefined> | undefined> {
+async function takeLeftoverSockets(
+  paths: DeployPaths,
+  config: LaunchConfig,
+  log: Logger,
+  groups: number[],
+  adopt?: Adoption,
+): Promise<Array<RawHandle | undefined> | undefined> {
   const perl = findPerl();
   const { listen } = config.app;
   if (!listen.length || !perl) return undefined;
@@ -153,16 +191,30 @@ async function takeLeftoverSockets(paths: DeployPaths, config: LaunchConfig, log
   for (const pgid of groups) {
     const { handles, reason } = await takeSockets(pgid, specs, perl);
     if (handles) {
-      log.info('took the app\'s listening sockets over from the instance a previous launchfit left', { pid: pgid });
+      log.info("took the app's listening sockets over from the instance a previous launchfit left", { pid: pgid });
       const own = handles[listen.length];
-      return health ? [...handles.slice(0, listen.length), adopt!.slot === 'a' ? own : undefined, adopt!.slot === 'b' ? own : undefined] : handles;
+      return health
+        ? [
+            ...handles.slice(0, listen.length),
+            adopt!.slot === 'a' ? own : undefined,
+            adopt!.slot === 'b' ? own : undefined,
+          ]
+        : handles;
     }
-    log.warn(`could not take the app's listening sockets over from the instance a previous launchfit left (${reason}); ${adopt ? 'not adopting it' : 'binding them again: connections are refused until then'}`, { pid: pgid });
+    log.warn(
+      `could not take the app's listening sockets over from the instance a previous launchfit left (${reason}); ${adopt ? 'not adopting it' : 'binding them again: connections are refused until then'}`,
+      { pid: pgid },
+    );
   }
   return undefined;
 }
 
-interface Recovered { pending: LaunchState['pending']; config: LaunchConfig; taken?: Array<RawHandle | undefined>; adopt?: Adoption }
+interface Recovered {
+  pending: LaunchState['pending'];
+  config: LaunchConfig;
+  taken?: Array<RawHandle | undefined>;
+  adopt?: Adoption;
+}
 
 /**
  * What a killed launchfit left behind: its hook, half-made folders, its apps. The instance that
@@ -180,12 +232,18 @@ async function recoverDeployFolder(paths: DeployPaths, log: Logger): Promise<Rec
   let adopt = await instanceToAdopt(paths, state);
   let taken: Recovered['taken'];
   if (config.app.listen.length) {
-    taken = adopt && await takeLeftoverSockets(paths, config, log, [adopt.instance.pgid], adopt);
-    if (!taken) { adopt = undefined; taken = await takeLeftoverSockets(paths, config, log, await leftoverGroups(paths)); }
+    taken = adopt && (await takeLeftoverSockets(paths, config, log, [adopt.instance.pgid], adopt));
+    if (!taken) {
+      adopt = undefined;
+      taken = await takeLeftoverSockets(paths, config, log, await leftoverGroups(paths));
+    }
   }
   // Both slots: a launchfit killed during an overlapping update leaves two apps behind. Those
   // not adopted are stopped (their sockets are ours by now, or bound again after).
-  for (const [slot, pidFile] of [['a', paths.pidFile], ['b', paths.secondPidFile]] as const) {
+  for (const [slot, pidFile] of [
+    ['a', paths.pidFile],
+    ['b', paths.secondPidFile],
+  ] as const) {
     if (adopt?.slot !== slot) await stopLeftoverApp(pidFile, paths.dir, config.app.killTimeoutSec * 1000, log);
   }
   return { pending: state.pending, config, taken, adopt };
@@ -221,15 +279,30 @@ class Launcher {
   async run(pending: LaunchState['pending'], taken?: Array<RawHandle | undefined>, adopt?: Adoption): Promise<void> {
     const { paths, log } = this;
     this.runner = await createAppRunner({
-      paths, log, echo: this.opts.echo, config: this.config, taken, adopt,
+      paths,
+      log,
+      echo: this.opts.echo,
+      config: this.config,
+      taken,
+      adopt,
       loadConfig: async (release) => (this.config = await loadEffectiveConfig(paths, release)),
-      onUnhealthy: (release) => void this.updates.exclusive(async () => { if (!this.stopped) await restartUnhealthy(this.context(), release); })
-        .catch((error) => log.error(`restarting the unhealthy app failed: ${messageOf(error)}`)),
-      onCrashLoop: (release, failure) => void this.updates.exclusive(async () => { if (!this.stopped) await goBackFromCrashLoop(this.context(), release, failure); })
-        .catch((error) => log.error(`going back from the crashing release failed: ${messageOf(error)}`)),
+      onUnhealthy: (release) =>
+        void this.updates
+          .exclusive(async () => {
+            if (!this.stopped) await restartUnhealthy(this.context(), release);
+          })
+          .catch((error) => log.error(`restarting the unhealthy app failed: ${messageOf(error)}`)),
+      onCrashLoop: (release, failure) =>
+        void this.updates
+          .exclusive(async () => {
+            if (!this.stopped) await goBackFromCrashLoop(this.context(), release, failure);
+          })
+          .catch((error) => log.error(`going back from the crashing release failed: ${messageOf(error)}`)),
     });
     const current = await this.startApp(this.runner, pending);
-    await updateState(paths, (s) => { s.pending = undefined; });
+    await updateState(paths, (s) => {
+      s.pending = undefined;
+    });
     const listenUrl = await this.startControl(current);
     this.opts.onReady?.({ socket: paths.socket, listenUrl });
     void this.report('running', '', 0);
@@ -256,11 +329,19 @@ class Launcher {
   }
 
   private async closeListeners(): Promise<void> {
-    for (const close of this.closers.splice(0)) await close().catch((error) => this.log.warn(`stopping a listener failed: ${messageOf(error)}`));
+    for (const close of this.closers.splice(0))
+      await close().catch((error) => this.log.warn(`stopping a listener failed: ${messageOf(error)}`));
   }
 
   private context(verdict?: VerdictFn): UpdateContext {
-    return { paths: this.paths, config: this.config, log: this.log, app: this.runner, fetchImpl: this.opts.fetchImpl, verdict };
+    return {
+      paths: this.paths,
+      config: this.config,
+      log: this.log,
+      app: this.runner,
+      fetchImpl: this.opts.fetchImpl,
+      verdict,
+    };
   }
 
   /** A crash between a swap and its health check: the first start is that health check. */
@@ -279,7 +360,9 @@ class Launcher {
   /** The interrupted update's release failed its first start: the previous one again, this one marked bad. */
   private async goBack(app: AppControl, current: string, from: string): Promise<void> {
     const { paths } = this;
-    this.log.error(`release ${current} ${app.lastFailure?.()?.reason ?? 'did not stay up'} after an interrupted update; going back to ${from}`);
+    this.log.error(
+      `release ${current} ${app.lastFailure?.()?.reason ?? 'did not stay up'} after an interrupted update; going back to ${from}`,
+    );
     await swapCurrentSymlink(paths, from);
     await updateState(paths, (s) => {
       const v = s.installed[current]?.version;
@@ -309,7 +392,8 @@ class Launcher {
       const result = await checkForUpdates(this.context(verdict), { force });
       if (result.action !== 'not-modified') this.log.info(result.message, { action: result.action });
       const outcome = reportOfCheck(result, undefined);
-      if (outcome) void this.report(outcome.result, outcome.reason, (Date.now() - started) / 1000, result.version, before);
+      if (outcome)
+        void this.report(outcome.result, outcome.reason, (Date.now() - started) / 1000, result.version, before);
       return result;
     } catch (error) {
       this.log.error(`update check failed: ${messageOf(error)}`);
@@ -344,14 +428,29 @@ class Launcher {
   }
 
   /** Queue a report to updates.report (nothing without it); never throws, never waits for the send. */
-  private async report(result: ReportResult, reason: string, seconds: number, version?: string, previous?: string): Promise<void> {
+  private async report(
+    result: ReportResult,
+    reason: string,
+    seconds: number,
+    version?: string,
+    previous?: string,
+  ): Promise<void> {
     if (!this.config.updates.report) return;
     try {
       const state = await readState(this.paths);
       const host = await ensureHostId(this.paths);
       const app = state.binding?.app ?? this.config.updates.app ?? path.basename(this.paths.dir);
       const now = version ?? (await this.currentVersion()) ?? '0';
-      this.reporter.send(this.config, { app, host, version: now, previous: previous === now ? undefined : previous, seq: state.seq?.seq, result, reason, seconds });
+      this.reporter.send(this.config, {
+        app,
+        host,
+        version: now,
+        previous: previous === now ? undefined : previous,
+        seq: state.seq?.seq,
+        result,
+        reason,
+        seconds,
+      });
     } catch (error) {
       this.log.warn(`report not sent: ${messageOf(error)}`);
     }
@@ -361,12 +460,14 @@ class Launcher {
   private async startControl(current: string | undefined): Promise<string | undefined> {
     const handlers: ControlHandlers = {
       status: async (): Promise<Status> => collectStatus(this.paths, this.runner!.info()),
-      update: (options) => (options?.verdict ? this.updates.requestVerdict(options) : this.updates.requestCheck(options)),
+      update: (options) =>
+        options?.verdict ? this.updates.requestVerdict(options) : this.updates.requestCheck(options),
       prepare: () => this.updates.exclusive(() => this.runStage()),
-      rollback: (version, options) => this.updates.exclusive(async () => {
-        await refuseBadTarget(this.paths, version, Boolean(options?.force));
-        return rollbackRelease(this.context(), { version });
-      }),
+      rollback: (version, options) =>
+        this.updates.exclusive(async () => {
+          await refuseBadTarget(this.paths, version, Boolean(options?.force));
+          return rollbackRelease(this.context(), { version });
+        }),
     };
     const socket = await startControlSocket(this.paths.socket, handlers, this.log, await this.socketOwner());
     this.closers.push(() => socket.close());
@@ -378,21 +479,38 @@ class Launcher {
   private async socketOwner(): Promise<{ uid: number; gid: number }> {
     const { uid, gid } = await stat(this.paths.dir);
     const app = this.config.app.account;
-    if (app && app.uid === uid) this.log.warn(`app.user ${app.name} owns the deploy folder, so the app can reach the control socket; let another user own it`);
+    if (app && app.uid === uid)
+      this.log.warn(
+        `app.user ${app.name} owns the deploy folder, so the app can reach the control socket; let another user own it`,
+      );
     return { uid, gid };
   }
 
   /** The signed listener `server-update APP` reaches this host on. */
-  private async startFleetListener(handlers: ControlHandlers, listen: string, current: string | undefined): Promise<string> {
+  private async startFleetListener(
+    handlers: ControlHandlers,
+    listen: string,
+    current: string | undefined,
+  ): Promise<string> {
     const { paths, config } = this;
-    const secret = await resolveSecret(config.control.secret, { baseDir: paths.dir, where: `${config.file}: control.secret` });
+    const secret = await resolveSecret(config.control.secret, {
+      baseDir: paths.dir,
+      where: `${config.file}: control.secret`,
+    });
     // The app is named by the deploy folder, or by the release name's APP prefix
     // (my-app-gnu-linux-1.2 answers to my-app, as `server-update my-app` sends it).
     let currentName = current;
     const accepts = (name: string) => name === path.basename(paths.dir) || Boolean(currentName?.startsWith(`${name}-`));
     const listener = await startControlListener(handlers, { listen, secret, accepts, log: this.log });
-    const timer = setInterval(() => { void readCurrent(paths).then((c) => { currentName = c; }); }, 1000);
-    this.closers.push(async () => { clearInterval(timer); await listener.close(1000); });
+    const timer = setInterval(() => {
+      void readCurrent(paths).then((c) => {
+        currentName = c;
+      });
+    }, 1000);
+    this.closers.push(async () => {
+      clearInterval(timer);
+      await listener.close(1000);
+    });
     return listener.url;
   }
 
@@ -402,11 +520,23 @@ class Launcher {
     const base = this.opts.intervalMs ?? this.config.updates.intervalSec * 1000;
     // The first check comes soon after start (a fresh deploy folder, or updates missed while
     // down), unless the interval was overridden (tests, benchmarks).
-    const delay = first && this.opts.intervalMs === undefined ? Math.min(base, 1000) : nextPollDelayMs(base, this.serverFailures);
-    if (this.serverFailures > 0) this.log.warn(`the update server failed ${this.serverFailures} time(s) in a row; the current release keeps serving; next check in ${Math.round(delay / 100) / 10} s`);
+    const delay =
+      first && this.opts.intervalMs === undefined ? Math.min(base, 1000) : nextPollDelayMs(base, this.serverFailures);
+    if (this.serverFailures > 0)
+      this.log.warn(
+        `the update server failed ${this.serverFailures} time(s) in a row; the current release keeps serving; next check in ${Math.round(delay / 100) / 10} s`,
+      );
     this.pollTimer = setTimeout(() => {
-      void this.updates.requestCheck()
-        .then(() => { this.serverFailures = 0; }, (error) => { this.serverFailures = error instanceof RemoteError ? this.serverFailures + 1 : 0; })
+      void this.updates
+        .requestCheck()
+        .then(
+          () => {
+            this.serverFailures = 0;
+          },
+          (error) => {
+            this.serverFailures = error instanceof RemoteError ? this.serverFailures + 1 : 0;
+          },
+        )
         .finally(() => this.schedule());
     }, delay);
   }

@@ -46,7 +46,11 @@ export function waitBefore(policy: RetryPolicy, attempt: number, retryAfterMs?: 
 }
 
 /** Call `send` until it succeeds, says a retry cannot help, or the attempts run out. */
-export async function sendWithRetries(send: (attempt: number) => Promise<PostResult>, policy: RetryPolicy, hooks: RetryHooks): Promise<RetryOutcome> {
+export async function sendWithRetries(
+  send: (attempt: number) => Promise<PostResult>,
+  policy: RetryPolicy,
+  hooks: RetryHooks,
+): Promise<RetryOutcome> {
   const quit = hooks.giveUp ? AbortSignal.any([hooks.stop, hooks.giveUp]) : hooks.stop;
   for (let attempt = 1; ; attempt++) {
     const result = await (hooks.gate ?? ((run) => run()))(() => {
@@ -91,7 +95,12 @@ export function createBackgroundTasks({ inFlight = IN_FLIGHT }: { inFlight?: num
     async stop(graceMs = 2_000): Promise<void> {
       const all = Promise.all(pending);
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([all, new Promise((resolve) => { timer = setTimeout(resolve, graceMs); })]);
+      await Promise.race([
+        all,
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, graceMs);
+        }),
+      ]);
       clearTimeout(timer);
       stopping.abort();
       await Promise.all(pending);

@@ -49,7 +49,11 @@ export function startStatus(job: StatusJob): CommitStatus {
 export function endStatus(job: StatusJob): CommitStatus | undefined {
   const context = contextOf(job);
   const took = durationOf(job);
-  const status = (state: StatusState, description: string): CommitStatus => ({ state, context, description: cap(description) });
+  const status = (state: StatusState, description: string): CommitStatus => ({
+    state,
+    context,
+    description: cap(description),
+  });
   switch (job.state) {
     case 'succeeded':
       return status('success', `${job.kind} succeeded${took}`);
@@ -57,7 +61,8 @@ export function endStatus(job: StatusJob): CommitStatus | undefined {
       // The build itself failed (its exit code) or shipkit stopped it (a timeout, too much output, could not start).
       const timeout = /^timed out after (\d+) s$/.exec(job.reason ?? '');
       if (timeout) return status('error', `${job.kind} timed out after ${timeout[1]} s`);
-      if (job.reason === null || /^exited with \d+$/.test(job.reason)) return status('failure', `${job.kind} failed${job.exit !== null ? ` (exit ${job.exit})` : ''}${took}`);
+      if (job.reason === null || /^exited with \d+$/.test(job.reason))
+        return status('failure', `${job.kind} failed${job.exit !== null ? ` (exit ${job.exit})` : ''}${took}`);
       return status('error', `${job.kind} stopped by shipkit before it finished${took}`);
     }
     case 'interrupted':
@@ -91,7 +96,13 @@ export function forgeState(forge: ReportForge, state: StatusState): string {
 }
 
 /** The POST that sets `status` on `sha` of `repo` (a validated full name) at the forge of `report`. */
-export function statusRequest(report: ResolvedReport, repo: string, sha: string, status: CommitStatus, targetUrl?: string): StatusRequest {
+export function statusRequest(
+  report: ResolvedReport,
+  repo: string,
+  sha: string,
+  status: CommitStatus,
+  targetUrl?: string,
+): StatusRequest {
   const state = forgeState(report.forge, status.state);
   const link = targetUrl ? { target_url: targetUrl } : {};
   if (report.forge === 'gitlab') {
@@ -102,11 +113,19 @@ export function statusRequest(report: ResolvedReport, repo: string, sha: string,
     };
   }
   const [owner, name] = repo.split('/');
-  const headers: Record<string, string> = report.forge === 'github'
-    ? { Authorization: `Bearer ${report.token}`, Accept: 'application/vnd.github+json', 'X-GitHub-Api-Version': '2022-11-28', 'User-Agent': 'shipkit' }
-    : { Authorization: `token ${report.token}`, Accept: 'application/json', 'User-Agent': 'shipkit' };
+  const headers: Record<string, string> =
+    report.forge === 'github'
+      ? {
+          Authorization: `Bearer ${report.token}`,
+          Accept: 'application/vnd.github+json',
+          'X-GitHub-Api-Version': '2022-11-28',
+          'User-Agent': 'shipkit',
+        }
+      : { Authorization: `token ${report.token}`, Accept: 'application/json', 'User-Agent': 'shipkit' };
   return {
-    url: new URL(`${report.api}/repos/${encodeURIComponent(owner)}/${encodeURIComponent(name)}/statuses/${encodeURIComponent(sha)}`),
+    url: new URL(
+      `${report.api}/repos/${encodeURIComponent(owner)}/${encodeURIComponent(name)}/statuses/${encodeURIComponent(sha)}`,
+    ),
     headers,
     body: JSON.stringify({ state, ...link, description: status.description, context: status.context }),
   };
@@ -115,11 +134,17 @@ export function statusRequest(report: ResolvedReport, repo: string, sha: string,
 /** What an answer that will not be retried means, for the log and the job page (never the token). */
 export function refusalHint(status: number | undefined, repo: string, detail: string): string {
   switch (status) {
-    case 401: return 'the report_token was refused (401): it is wrong, expired or revoked; make a new one and update report_token';
-    case 403: return `403: the token may not set statuses on ${repo} (GitHub: "Commit statuses: read and write" or repo:status; Gitea: repository write; GitLab: api scope and at least Developer), or a rate limit was hit`;
-    case 404: return `404: the token cannot see ${repo} or the sha is unknown to the forge (is report_api right, is the commit pushed?)`;
-    case 422: return `422: the forge refused the status as invalid (an unknown sha, or over 1000 statuses for this sha and context)`;
-    case 400: return '400: the forge refused the request (GitLab answers this when a status would not change)';
-    default: return detail;
+    case 401:
+      return 'the report_token was refused (401): it is wrong, expired or revoked; make a new one and update report_token';
+    case 403:
+      return `403: the token may not set statuses on ${repo} (GitHub: "Commit statuses: read and write" or repo:status; Gitea: repository write; GitLab: api scope and at least Developer), or a rate limit was hit`;
+    case 404:
+      return `404: the token cannot see ${repo} or the sha is unknown to the forge (is report_api right, is the commit pushed?)`;
+    case 422:
+      return `422: the forge refused the status as invalid (an unknown sha, or over 1000 statuses for this sha and context)`;
+    case 400:
+      return '400: the forge refused the request (GitLab answers this when a status would not change)';
+    default:
+      return detail;
   }
 }

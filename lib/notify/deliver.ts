@@ -25,17 +25,43 @@ export interface PostOptions {
   signal?: AbortSignal;
 }
 
-export async function postJson(url: URL, body: string, headers: Record<string, string>, { timeoutMs, signal }: PostOptions): Promise<PostResult> {
+export async function postJson(
+  url: URL,
+  body: string,
+  headers: Record<string, string>,
+  { timeoutMs, signal }: PostOptions,
+): Promise<PostResult> {
   const timeout = AbortSignal.timeout(timeoutMs);
   const both = signal ? AbortSignal.any([timeout, signal]) : timeout;
   let read = 0;
   try {
-    const res = await fetch(url, { method: 'POST', body, headers: { 'Content-Type': 'application/json', 'User-Agent': 'shipkit-notify', ...headers }, redirect: 'manual', signal: both });
+    const res = await fetch(url, {
+      method: 'POST',
+      body,
+      headers: { 'Content-Type': 'application/json', 'User-Agent': 'shipkit-notify', ...headers },
+      redirect: 'manual',
+      signal: both,
+    });
     read = (await readAtMost(res.body, MAX_ANSWER_BYTES)).byteLength;
-    if (res.status >= 200 && res.status < 300) return { ok: true, retry: false, detail: `answered ${res.status}`, read, status: res.status };
-    if (res.status >= 300 && res.status < 400) return { ok: false, retry: false, detail: `redirected (${res.status}); redirects are not followed, configure the final URL`, read, status: res.status };
+    if (res.status >= 200 && res.status < 300)
+      return { ok: true, retry: false, detail: `answered ${res.status}`, read, status: res.status };
+    if (res.status >= 300 && res.status < 400)
+      return {
+        ok: false,
+        retry: false,
+        detail: `redirected (${res.status}); redirects are not followed, configure the final URL`,
+        read,
+        status: res.status,
+      };
     const retry = res.status === 408 || res.status === 429 || res.status >= 500;
-    return { ok: false, retry, detail: `answered ${res.status}`, read, status: res.status, retryAfterMs: retryAfterOf(res.headers.get('retry-after')) };
+    return {
+      ok: false,
+      retry,
+      detail: `answered ${res.status}`,
+      read,
+      status: res.status,
+      retryAfterMs: retryAfterOf(res.headers.get('retry-after')),
+    };
   } catch (error) {
     if (timeout.aborted) return { ok: false, retry: true, detail: `timed out after ${timeoutMs / 1000} s`, read };
     if (signal?.aborted) return { ok: false, retry: false, detail: 'cancelled: hook-server is stopping', read };

@@ -73,7 +73,11 @@ export function emailMessage({ to, from, event, job, publicUrl, now = new Date()
 }
 
 /** Hand `message` to `sendmail -t -oi`. A temporary failure (EX_TEMPFAIL, a timeout) may be retried. */
-export async function sendEmail(sendmail: string, message: string, { timeoutMs, signal }: { timeoutMs: number; signal?: AbortSignal }): Promise<PostResult> {
+export async function sendEmail(
+  sendmail: string,
+  message: string,
+  { timeoutMs, signal }: { timeoutMs: number; signal?: AbortSignal },
+): Promise<PostResult> {
   if (signal?.aborted) return { ok: false, retry: false, detail: 'cancelled: hook-server is stopping', read: 0 };
   const running = $({ quiet: true, nothrow: true, timeout: timeoutMs, signal })`${sendmail} -t -oi`;
   // A sendmail that exits without reading (or cannot be run) closes the pipe: not a crash.
@@ -82,9 +86,21 @@ export async function sendEmail(sendmail: string, message: string, { timeoutMs, 
   const result = await running;
   if (result.exitCode === 0) return { ok: true, retry: false, detail: 'handed to sendmail', read: 0 };
   if (signal?.aborted) return { ok: false, retry: false, detail: 'cancelled: hook-server is stopping', read: 0 };
-  if (result.exitCode === null) return { ok: false, retry: true, detail: `sendmail did not finish within ${timeoutMs / 1000} s`, read: 0 };
-  if (result.exitCode === 127 || result.exitCode === 126) return { ok: false, retry: false, detail: `${sendmail} cannot be run (exit ${result.exitCode}); install an MTA (msmtp-mta, postfix, ...) or set sendmail:`, read: 0 };
+  if (result.exitCode === null)
+    return { ok: false, retry: true, detail: `sendmail did not finish within ${timeoutMs / 1000} s`, read: 0 };
+  if (result.exitCode === 127 || result.exitCode === 126)
+    return {
+      ok: false,
+      retry: false,
+      detail: `${sendmail} cannot be run (exit ${result.exitCode}); install an MTA (msmtp-mta, postfix, ...) or set sendmail:`,
+      read: 0,
+    };
   // sysexits.h: 75 EX_TEMPFAIL is the MTA asking to be tried later.
   const said = result.stderr.trim().split('\n')[0]?.slice(0, 200) ?? '';
-  return { ok: false, retry: result.exitCode === 75, detail: `sendmail exited with ${result.exitCode}${said ? `: ${said}` : ''}`, read: 0 };
+  return {
+    ok: false,
+    retry: result.exitCode === 75,
+    detail: `sendmail exited with ${result.exitCode}${said ? `: ${said}` : ''}`,
+    read: 0,
+  };
 }

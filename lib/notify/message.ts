@@ -33,7 +33,8 @@ export function eventsOf(job: NotifyJob, history: Iterable<NotifyJob>): NotifyEv
   if (job.state !== 'succeeded') return [];
   let previous: NotifyJob | undefined;
   for (const other of history) {
-    if (other.seq >= job.seq || other.repo !== job.repo || other.kind !== job.kind || other.branch !== job.branch) continue;
+    if (other.seq >= job.seq || other.repo !== job.repo || other.kind !== job.kind || other.branch !== job.branch)
+      continue;
     if (other.state !== 'succeeded' && other.state !== 'failed') continue;
     if (!previous || other.seq > previous.seq) previous = other;
   }
@@ -59,14 +60,23 @@ function escapeSlack(text: string): string {
 }
 
 const WORDS: Record<NotifyEvent, string> = { success: 'succeeded', failure: 'failed', recovery: 'is green again' };
-const ICONS: Record<NotifyEvent, string> = { success: ':white_check_mark:', failure: ':x:', recovery: ':white_check_mark:' };
+const ICONS: Record<NotifyEvent, string> = {
+  success: ':white_check_mark:',
+  failure: ':x:',
+  recovery: ':white_check_mark:',
+};
 
 export function slackBody(event: NotifyEvent, job: NotifyJob, publicUrl?: string): { text: string } {
   const what = job.kind === 'release' ? `release ${job.tag ?? ''}`.trim() : `build of ${job.branch ?? job.ref ?? '?'}`;
   const sha = job.sha ? ` (${job.sha.slice(0, 7)})` : '';
   const ms = durationMs(job);
   const took = ms === null ? '' : ` in ${Math.round(ms / 1000)} s`;
-  const why = event === 'failure' && job.reason ? `: ${job.reason}` : event === 'failure' && job.exit !== null ? `: exit ${job.exit}` : '';
+  const why =
+    event === 'failure' && job.reason
+      ? `: ${job.reason}`
+      : event === 'failure' && job.exit !== null
+        ? `: exit ${job.exit}`
+        : '';
   const link = jobLink(publicUrl, job);
   const text = `${ICONS[event]} ${escapeSlack(showBidiControls(`${job.repo} ${what}${sha} ${WORDS[event]}${took}${why}`))}${link ? ` <${link}|job ${escapeSlack(job.id)}>` : ''}`;
   return { text };
@@ -76,8 +86,19 @@ export function webhookBody(event: NotifyEvent, job: NotifyJob, publicUrl?: stri
   return {
     event,
     job: {
-      id: job.id, repo: job.repo, kind: job.kind, branch: job.branch, sha: job.sha, ref: job.ref, tag: job.tag,
-      state: job.state, exit: job.exit, reason: job.reason, started: job.started, finished: job.finished, duration_ms: durationMs(job),
+      id: job.id,
+      repo: job.repo,
+      kind: job.kind,
+      branch: job.branch,
+      sha: job.sha,
+      ref: job.ref,
+      tag: job.tag,
+      state: job.state,
+      exit: job.exit,
+      reason: job.reason,
+      started: job.started,
+      finished: job.finished,
+      duration_ms: durationMs(job),
     },
     url: jobLink(publicUrl, job) ?? null,
   };

@@ -29,47 +29,66 @@ export interface NotifierOptions {
 export function createNotifier(options: NotifierOptions) {
   const { targets, log, publicUrl, outcomes } = options;
   const timeoutMs = options.timeoutMs ?? 10_000;
-  const policy = { ...DEFAULT_RETRY, attempts: options.attempts ?? DEFAULT_RETRY.attempts, backoffMs: options.backoffMs ?? DEFAULT_RETRY.backoffMs };
+  const policy = {
+    ...DEFAULT_RETRY,
+    attempts: options.attempts ?? DEFAULT_RETRY.attempts,
+    backoffMs: options.backoffMs ?? DEFAULT_RETRY.backoffMs,
+  };
   const tasks = createBackgroundTasks();
 
   function targetsOf(repo: string): ResolvedTarget[] {
     return targets.get(repo) ?? targets.get('') ?? [];
   }
 
-  async function deliver(target: ResolvedTarget, job: NotifyJob, event: NonNullable<ReturnType<typeof headlineOf>>): Promise<void> {
+  async function deliver(
+    target: ResolvedTarget,
+    job: NotifyJob,
+    event: NonNullable<ReturnType<typeof headlineOf>>,
+  ): Promise<void> {
     const send = sender(target, job, event);
     const fields = { job: job.id, repo: job.repo, event, channel: target.channel, target: target.where };
     const key = `notify:${target.where}`;
     const what = `${target.channel} notification (${target.where}): ${event}`;
-    const { result, attempts } = await sendWithRetries(
-      send,
-      policy,
-      {
-        stop: tasks.signal,
-        gate: tasks.gate,
-        onAttempt: (attempt) => outcomes?.record(job.id, key, { what, outcome: 'sending', attempts: attempt }),
-        onRetry: (failed, attempt) => {
-          log.warn('notification not delivered; trying again', { ...fields, attempt, error: failed.detail });
-          outcomes?.record(job.id, key, { what, outcome: 'sending', attempts: attempt, detail: failed.detail });
-        },
+    const { result, attempts } = await sendWithRetries(send, policy, {
+      stop: tasks.signal,
+      gate: tasks.gate,
+      onAttempt: (attempt) => outcomes?.record(job.id, key, { what, outcome: 'sending', attempts: attempt }),
+      onRetry: (failed, attempt) => {
+        log.warn('notification not delivered; trying again', { ...fields, attempt, error: failed.detail });
+        outcomes?.record(job.id, key, { what, outcome: 'sending', attempts: attempt, detail: failed.detail });
       },
-    );
+    });
     if (result.ok) log.info('notification delivered', { ...fields, attempt: attempts });
     else log.warn('notification failed', { ...fields, error: result.detail });
-    outcomes?.record(job.id, key, { what, outcome: result.ok ? 'delivered' : 'failed', attempts, detail: result.ok ? undefined : result.detail });
+    outcomes?.record(job.id, key, {
+      what,
+      outcome: result.ok ? 'delivered' : 'failed',
+      attempts,
+      detail: result.ok ? undefined : result.detail,
+    });
     options.onOutcome?.(target.channel, result.ok ? 'delivered' : 'failed');
   }
 
   /** One attempt at delivering `event` to `target`. */
-  function sender(target: ResolvedTarget, job: NotifyJob, event: NonNullable<ReturnType<typeof headlineOf>>): () => Promise<PostResult> {
+  function sender(
+    target: ResolvedTarget,
+    job: NotifyJob,
+    event: NonNullable<ReturnType<typeof headlineOf>>,
+  ): () => Promise<PostResult> {
     if (target.email) {
       const message = emailMessage({ to: target.email.to, from: target.email.from, event, job, publicUrl });
       return () => sendEmail(target.email!.sendmail, message, { timeoutMs, signal: tasks.signal });
     }
     const url = target.url!;
-    const body = JSON.stringify(target.channel === 'slack' ? slackBody(event, job, publicUrl) : webhookBody(event, job, publicUrl));
+    const body = JSON.stringify(
+      target.channel === 'slack' ? slackBody(event, job, publicUrl) : webhookBody(event, job, publicUrl),
+    );
     // Signed afresh for each attempt: a new timestamp and nonce, as a receiver's replay check wants.
-    return () => postJson(url, body, target.secret ? signRequest(target.secret, 'POST', url.pathname + url.search) : {}, { timeoutMs, signal: tasks.signal });
+    return () =>
+      postJson(url, body, target.secret ? signRequest(target.secret, 'POST', url.pathname + url.search) : {}, {
+        timeoutMs,
+        signal: tasks.signal,
+      });
   }
 
   return {
@@ -82,7 +101,10 @@ export function createNotifier(options: NotifierOptions) {
       for (const target of list) {
         const event = headlineOf(events, target.on);
         if (!event) continue;
-        void tasks.run(() => deliver(target, job, event), (error) => log.error('notification crashed', { job: job.id, target: target.where, error: error.message }));
+        void tasks.run(
+          () => deliver(target, job, event),
+          (error) => log.error('notification crashed', { job: job.id, target: target.where, error: error.message }),
+        );
       }
     },
     /** Let deliveries in flight finish for up to graceMs, then cancel the rest. */

@@ -21,7 +21,10 @@ export interface DeliveryOutcomes {
   of(jobId: string): DeliveryRecord[];
 }
 
-export function createDeliveryOutcomes({ jobs = 2_000, perJob = 20 }: { jobs?: number; perJob?: number } = {}): DeliveryOutcomes {
+export function createDeliveryOutcomes({
+  jobs = 2_000,
+  perJob = 20,
+}: { jobs?: number; perJob?: number } = {}): DeliveryOutcomes {
   const byJob = new Map<string, Map<string, DeliveryRecord>>();
   return {
     record(jobId, key, record) {

@@ -5,7 +5,15 @@
 // outcome is logged (never the token), counted and kept for the job page.
 import type { Logger } from '../core/log.ts';
 import { createBackgroundTasks, DEFAULT_RETRY, sendWithRetries, type RetryPolicy } from './background.ts';
-import { endStatus, forgeState, refusalHint, startStatus, statusRequest, type CommitStatus, type StatusJob } from './commit-status.ts';
+import {
+  endStatus,
+  forgeState,
+  refusalHint,
+  startStatus,
+  statusRequest,
+  type CommitStatus,
+  type StatusJob,
+} from './commit-status.ts';
 import { postJson } from './deliver.ts';
 import { jobLink } from './message.ts';
 import type { DeliveryOutcomes } from './outcomes.ts';
@@ -36,15 +44,28 @@ interface JobChain {
 export function createStatusReporter(options: StatusReporterOptions) {
   const { reports, log, publicUrl, outcomes } = options;
   const timeoutMs = options.timeoutMs ?? 10_000;
-  const { attempts = DEFAULT_RETRY.attempts, backoffMs = DEFAULT_RETRY.backoffMs, maxWaitMs = DEFAULT_RETRY.maxWaitMs } = options.retry ?? {};
+  const {
+    attempts = DEFAULT_RETRY.attempts,
+    backoffMs = DEFAULT_RETRY.backoffMs,
+    maxWaitMs = DEFAULT_RETRY.maxWaitMs,
+  } = options.retry ?? {};
   const policy: RetryPolicy = { attempts, backoffMs, maxWaitMs };
   const tasks = createBackgroundTasks();
   const chains = new Map<string, JobChain>();
 
-  async function send(report: ResolvedReport, job: StatusJob, status: CommitStatus, phase: 'start' | 'end', superseded: AbortSignal): Promise<void> {
-    const sha = job.sha ?? await options.commitOf?.(job).catch(() => undefined);
+  async function send(
+    report: ResolvedReport,
+    job: StatusJob,
+    status: CommitStatus,
+    phase: 'start' | 'end',
+    superseded: AbortSignal,
+  ): Promise<void> {
+    const sha = job.sha ?? (await options.commitOf?.(job).catch(() => undefined));
     if (!sha) {
-      log.info(`commit status ${status.state} skipped: the job does not know its commit (a release event names its tag only${phase === 'start' ? ', and the clone does not have it yet' : ''})`, { job: job.id, repo: job.repo, kind: job.kind, tag: job.tag ?? undefined });
+      log.info(
+        `commit status ${status.state} skipped: the job does not know its commit (a release event names its tag only${phase === 'start' ? ', and the clone does not have it yet' : ''})`,
+        { job: job.id, repo: job.repo, kind: job.kind, tag: job.tag ?? undefined },
+      );
       return;
     }
     const request = statusRequest(report, job.repo, sha, status, jobLink(publicUrl, job));
@@ -65,7 +86,12 @@ export function createStatusReporter(options: StatusReporterOptions) {
         giveUp: superseded,
         onAttempt: (attempt) => outcomes?.record(job.id, key, { what, outcome: 'sending', attempts: attempt }),
         onRetry: (failed, attempt, waitMs) => {
-          log.warn('commit status not set; trying again', { ...fields, attempt, error: failed.detail, wait: `${waitMs / 1000} s` });
+          log.warn('commit status not set; trying again', {
+            ...fields,
+            attempt,
+            error: failed.detail,
+            wait: `${waitMs / 1000} s`,
+          });
           outcomes?.record(job.id, key, { what, outcome: 'sending', attempts: attempt, detail: failed.detail });
         },
       },
@@ -73,9 +99,11 @@ export function createStatusReporter(options: StatusReporterOptions) {
     if (result.ok) {
       log.info('commit status set', { ...fields, attempt: attempts });
     } else {
-      let detail = result.retry ? `${result.detail} (${attempts} attempt${attempts === 1 ? '' : 's'})` : refusalHint(result.status, job.repo, result.detail);
+      let detail = result.retry
+        ? `${result.detail} (${attempts} attempt${attempts === 1 ? '' : 's'})`
+        : refusalHint(result.status, job.repo, result.detail);
       if (result.retry && tasks.stopped) detail += '; not tried again: hook-server stopped';
-      else if (result.retry && superseded.aborted) detail += '; not tried again: the job\'s end status replaced it';
+      else if (result.retry && superseded.aborted) detail += "; not tried again: the job's end status replaced it";
       log.warn('commit status failed', { ...fields, error: detail });
       outcomes?.record(job.id, key, { what, outcome: 'failed', attempts, detail });
       options.onOutcome?.(report.forge, 'failed');
@@ -93,12 +121,21 @@ export function createStatusReporter(options: StatusReporterOptions) {
     if (phase === 'end') before?.superseded.abort();
     const superseded = new AbortController();
     const entry: JobChain = {
-      done: (before?.done.catch(() => {}) ?? Promise.resolve()).then(() => send(report, job, status, phase, superseded.signal)),
+      done: (before?.done.catch(() => {}) ?? Promise.resolve()).then(() =>
+        send(report, job, status, phase, superseded.signal),
+      ),
       superseded,
     };
     chains.set(job.id, entry);
-    void tasks.run(() => entry.done, (error) => log.error('commit status crashed', { job: job.id, error: error.message }));
-    void entry.done.catch(() => {}).finally(() => { if (chains.get(job.id) === entry) chains.delete(job.id); });
+    void tasks.run(
+      () => entry.done,
+      (error) => log.error('commit status crashed', { job: job.id, error: error.message }),
+    );
+    void entry.done
+      .catch(() => {})
+      .finally(() => {
+        if (chains.get(job.id) === entry) chains.delete(job.id);
+      });
   }
 
   return {

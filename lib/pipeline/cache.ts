@@ -9,7 +9,6 @@ import { ensureDir } from '../core/fs.ts';
 import { run, type BuildContext, type CachePlan } from './context.ts';
 import { ALWAYS_KEPT, type RepoCache } from '../config/cache.ts';
 
-
 /** The job's plan from the repo's `cache:` and `build --no-cache`. */
 export function planCache(cache: RepoCache, { noCache = false } = {}): CachePlan {
   if (noCache) return { keep: [], clean: '--no-cache' };
@@ -45,7 +44,9 @@ export async function logAfterClean(ctx: BuildContext): Promise<void> {
   const plan = ctx.cache;
   if (plan?.clean) {
     plan.cleaned = true;
-    ctx.log.line(`cache: clean build (${plan.clean}): ${describeList(keptPaths(ctx.repo.cache))} removed with the other untracked files`);
+    ctx.log.line(
+      `cache: clean build (${plan.clean}): ${describeList(keptPaths(ctx.repo.cache))} removed with the other untracked files`,
+    );
     return;
   }
   const configured = ctx.repo.cache === false ? [] : ctx.repo.cache;
@@ -98,7 +99,8 @@ const CLEAN_CACHE_PREFIX = 'npm-cache-clean-';
 export async function prepareNpmCache(ctx: BuildContext): Promise<NpmCache> {
   // A clean build's cache left by a build that was killed: the job lock says none is in use.
   for (const entry of await readdir(ctx.paths.state).catch(() => [] as string[])) {
-    if (entry.startsWith(CLEAN_CACHE_PREFIX)) await rm(path.join(ctx.paths.state, entry), { recursive: true, force: true });
+    if (entry.startsWith(CLEAN_CACHE_PREFIX))
+      await rm(path.join(ctx.paths.state, entry), { recursive: true, force: true });
   }
   if (ctx.cache?.clean) {
     await ensureDir(ctx.paths.state);
@@ -115,15 +117,27 @@ export async function prepareNpmCache(ctx: BuildContext): Promise<NpmCache> {
   return { env: { ...ctx.env, npm_config_cache: dir }, dir, fresh: false, release: async () => {} };
 }
 
-interface LockEntry { integrity?: string; resolved?: string; link?: boolean; dependencies?: Record<string, LockEntry> }
+interface LockEntry {
+  integrity?: string;
+  resolved?: string;
+  link?: boolean;
+  dependencies?: Record<string, LockEntry>;
+}
 
 /**
  * The integrity strings of the packages a lockfile has npm fetch from a registry: entries with
  * an integrity that are not links, `file:` or git dependencies (which npm's cache does not hold).
  */
-export function registryIntegrities(lock: { packages?: Record<string, LockEntry>; dependencies?: Record<string, LockEntry> }): string[] {
-  const fetched = (e: LockEntry) => !e.link && typeof e.integrity === 'string' && (e.resolved === undefined || /^https?:\/\//.test(e.resolved));
-  if (lock.packages) return Object.entries(lock.packages).filter(([key, e]) => key !== '' && fetched(e)).map(([, e]) => e.integrity as string);
+export function registryIntegrities(lock: {
+  packages?: Record<string, LockEntry>;
+  dependencies?: Record<string, LockEntry>;
+}): string[] {
+  const fetched = (e: LockEntry) =>
+    !e.link && typeof e.integrity === 'string' && (e.resolved === undefined || /^https?:\/\//.test(e.resolved));
+  if (lock.packages)
+    return Object.entries(lock.packages)
+      .filter(([key, e]) => key !== '' && fetched(e))
+      .map(([, e]) => e.integrity as string);
   const out: string[] = [];
   const walk = (deps: Record<string, LockEntry> | undefined) => {
     for (const e of Object.values(deps ?? {})) {
@@ -137,15 +151,23 @@ export function registryIntegrities(lock: { packages?: Record<string, LockEntry>
 
 /** Where npm's cache (cacache) keeps the tarball with this integrity, one path per hash listed. */
 export function cacheContentPaths(cacheDir: string, integrity: string): string[] {
-  return integrity.trim().split(/\s+/).flatMap((hash) => {
-    const match = /^(sha\d+)-([A-Za-z0-9+/=]+)$/.exec(hash);
-    if (!match) return [];
-    const hex = Buffer.from(match[2], 'base64').toString('hex');
-    return hex.length > 4 ? [path.join(cacheDir, '_cacache', 'content-v2', match[1], hex.slice(0, 2), hex.slice(2, 4), hex.slice(4))] : [];
-  });
+  return integrity
+    .trim()
+    .split(/\s+/)
+    .flatMap((hash) => {
+      const match = /^(sha\d+)-([A-Za-z0-9+/=]+)$/.exec(hash);
+      if (!match) return [];
+      const hex = Buffer.from(match[2], 'base64').toString('hex');
+      return hex.length > 4
+        ? [path.join(cacheDir, '_cacache', 'content-v2', match[1], hex.slice(0, 2), hex.slice(2, 4), hex.slice(4))]
+        : [];
+    });
 }
 
-export interface CacheUse { total: number; cached: number }
+export interface CacheUse {
+  total: number;
+  cached: number;
+}
 
 /**
  * How many of the lockfile's registry packages the npm cache holds right now. Asked before
@@ -153,9 +175,16 @@ export interface CacheUse { total: number; cached: number }
  */
 export async function countCachedPackages(lockfile: string, cacheDir: string): Promise<CacheUse | undefined> {
   let lock;
-  try { lock = JSON.parse(await readFile(lockfile, 'utf8')); } catch { return undefined; }
+  try {
+    lock = JSON.parse(await readFile(lockfile, 'utf8'));
+  } catch {
+    return undefined;
+  }
   const integrities = registryIntegrities(lock ?? {});
-  return { total: integrities.length, cached: integrities.filter((i) => cacheContentPaths(cacheDir, i).some((p) => existsSync(p))).length };
+  return {
+    total: integrities.length,
+    cached: integrities.filter((i) => cacheContentPaths(cacheDir, i).some((p) => existsSync(p))).length,
+  };
 }
 
 /** `cache hit: 12 of 12 packages from the npm cache`, `cache miss: …`, or why it was not counted. */
@@ -185,7 +214,10 @@ export async function sizeOf(target: string): Promise<number | undefined> {
   while (stack.length && entries < MAX_ENTRIES) {
     const { file, info: st } = stack.pop()!;
     entries++;
-    if (!st.isDirectory()) { total += st.size; continue; }
+    if (!st.isDirectory()) {
+      total += st.size;
+      continue;
+    }
     for (const name of await readdir(file).catch(() => [] as string[])) {
       const child = path.join(file, name);
       const childInfo = await lstat(child).catch(() => undefined);

@@ -2,7 +2,14 @@
 // into the job log, as the repo's user, bounded by the job's deadline (lib/pipeline/exec.ts).
 import { existsSync } from 'node:fs';
 import { WorkError } from '../core/errors.ts';
-import { captureCommand, describeEnd, runLogged, type OutputLimits, type CommandResult, type Prestarted } from './exec.ts';
+import {
+  captureCommand,
+  describeEnd,
+  runLogged,
+  type OutputLimits,
+  type CommandResult,
+  type Prestarted,
+} from './exec.ts';
 import { redactUrls } from '../core/redact.ts';
 import type { JobLogWriter } from '../jobs/job-log.ts';
 import { createLogger, type Logger } from '../core/log.ts';
@@ -66,7 +73,14 @@ export class StepFailure extends WorkError {
   commandExit?: number;
   /** The job's exit code when it is not 1 (a release exits with its script's code). */
   exitCode?: number;
-  constructor(message: string, { lastLines = [], timedOut = false, commandExit }: { lastLines?: string[]; timedOut?: boolean; commandExit?: number } = {}) {
+  constructor(
+    message: string,
+    {
+      lastLines = [],
+      timedOut = false,
+      commandExit,
+    }: { lastLines?: string[]; timedOut?: boolean; commandExit?: number } = {},
+  ) {
     super(message);
     this.lastLines = lastLines;
     this.timedOut = timedOut;
@@ -78,35 +92,74 @@ export class StepFailure extends WorkError {
 export type StepResult = { skipped?: string; note?: string } | void;
 
 /** Runs a command into the log; throws StepFailure unless it exits 0. */
-export async function run(ctx: BuildContext, argv: string[], { cwd = ctx.paths.work, what = argv.join(' '), watch, prestarted }: { cwd?: string; what?: string; watch?: (line: string) => void; prestarted?: Prestarted } = {}): Promise<CommandResult> {
-  if (!existsSync(cwd)) throw new StepFailure(`The work folder ${cwd} does not exist yet; run the pull step first (\`shipkit build ${ctx.repo.name}\` without --steps).`);
+export async function run(
+  ctx: BuildContext,
+  argv: string[],
+  {
+    cwd = ctx.paths.work,
+    what = argv.join(' '),
+    watch,
+    prestarted,
+  }: { cwd?: string; what?: string; watch?: (line: string) => void; prestarted?: Prestarted } = {},
+): Promise<CommandResult> {
+  if (!existsSync(cwd))
+    throw new StepFailure(
+      `The work folder ${cwd} does not exist yet; run the pull step first (\`shipkit build ${ctx.repo.name}\` without --steps).`,
+    );
   ctx.log.line(`$ ${redactUrls(what)}`);
   const result = await runLogged(argv, {
-    cwd, env: ctx.env, log: ctx.log, deadline: ctx.deadline, timeoutSec: ctx.timeoutSec, limits: ctx.limits, watch, signal: ctx.signal, prestarted,
+    cwd,
+    env: ctx.env,
+    log: ctx.log,
+    deadline: ctx.deadline,
+    timeoutSec: ctx.timeoutSec,
+    limits: ctx.limits,
+    watch,
+    signal: ctx.signal,
+    prestarted,
     ...(ctx.runAs ? { uid: ctx.runAs.uid, gid: ctx.runAs.gid } : {}),
   });
   if (result.timedOut) {
-    throw new StepFailure(`\`${redactUrls(what).slice(0, 80)}\` was killed at the job's time limit (${ctx.timeoutSec} s); raise \`timeout:\` in shipkit.yml if the build needs longer.`, { lastLines: result.lastLines, timedOut: true });
+    throw new StepFailure(
+      `\`${redactUrls(what).slice(0, 80)}\` was killed at the job's time limit (${ctx.timeoutSec} s); raise \`timeout:\` in shipkit.yml if the build needs longer.`,
+      { lastLines: result.lastLines, timedOut: true },
+    );
   }
-  if (ctx.signal?.aborted) throw new StepFailure(`\`${redactUrls(what).slice(0, 80)}\` was stopped: ${String(ctx.signal.reason)}.`, { lastLines: result.lastLines });
+  if (ctx.signal?.aborted)
+    throw new StepFailure(`\`${redactUrls(what).slice(0, 80)}\` was stopped: ${String(ctx.signal.reason)}.`, {
+      lastLines: result.lastLines,
+    });
   if (result.exitCode !== 0) {
-    throw new StepFailure(`\`${redactUrls(what).slice(0, 80)}\` failed (${describeEnd(result)}).`, { lastLines: result.lastLines, commandExit: result.exitCode ?? undefined });
+    throw new StepFailure(`\`${redactUrls(what).slice(0, 80)}\` failed (${describeEnd(result)}).`, {
+      lastLines: result.lastLines,
+      commandExit: result.exitCode ?? undefined,
+    });
   }
   return result;
 }
 
 /** A quick git query (rev-parse, cat-file): trimmed stdout, or undefined when git says no. */
 export async function gitQuery(ctx: BuildContext, args: string[]): Promise<string | undefined> {
-  const result = await captureCommand(['git', ...args], { cwd: ctx.paths.work, env: ctx.env, timeoutMs: Math.max(1000, ctx.deadline - Date.now()), uid: ctx.runAs?.uid, gid: ctx.runAs?.gid });
+  const result = await captureCommand(['git', ...args], {
+    cwd: ctx.paths.work,
+    env: ctx.env,
+    timeoutMs: Math.max(1000, ctx.deadline - Date.now()),
+    uid: ctx.runAs?.uid,
+    gid: ctx.runAs?.gid,
+  });
   return result.exitCode === 0 ? result.stdout.trim() : undefined;
 }
-
 
 /** A lib/core/log.ts logger that writes into the job log, for the stage libraries. */
 export function stageLogger(log: JobLogWriter): Logger {
   return createLogger({
     json: false,
     color: false,
-    stream: { write: (text: string) => { log.line(`| ${text.replace(/\n$/, '')}`); return true; } } as unknown as NodeJS.WritableStream,
+    stream: {
+      write: (text: string) => {
+        log.line(`| ${text.replace(/\n$/, '')}`);
+        return true;
+      },
+    } as unknown as NodeJS.WritableStream,
   });
 }

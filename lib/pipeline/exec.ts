@@ -118,7 +118,9 @@ export class CappedOutput {
         pieces.push({ time, text });
       }
       pieces.push({ time: new Date(), text: decoder.end() });
-      this.log.line(`--- ${formatBytes(skip)} of output left out here (the log keeps the first ${formatBytes(this.limits.headBytes)} and the last ${formatBytes(this.limits.tailBytes)} of each command) ---`);
+      this.log.line(
+        `--- ${formatBytes(skip)} of output left out here (the log keeps the first ${formatBytes(this.limits.headBytes)} and the last ${formatBytes(this.limits.tailBytes)} of each command) ---`,
+      );
       for (const { time, text } of pieces) this.emit(text, time);
     }
     if (this.partial) this.line(this.partial, new Date());
@@ -165,7 +167,8 @@ export interface CommandResult {
 /** `spawn`, the child running as uid/gid when given (the repo's `user:`); also zx's `spawn` option. */
 export function spawnAs(uid?: number, gid?: number): typeof spawnChild {
   if (uid === undefined) return spawnChild;
-  return ((command: string, args: readonly string[], spawnOptions: SpawnOptions) => spawnChild(command, args, { ...spawnOptions, uid, gid })) as typeof spawnChild;
+  return ((command: string, args: readonly string[], spawnOptions: SpawnOptions) =>
+    spawnChild(command, args, { ...spawnOptions, uid, gid })) as typeof spawnChild;
 }
 
 /**
@@ -181,17 +184,28 @@ export async function runLogged(argv: string[], options: RunLoggedOptions): Prom
     log.line(`!!! not started: the job's time limit of ${options.timeoutSec} s is used up`);
     return { exitCode: null, signal: null, timedOut: true, lastLines: [], outputBytes: 0 };
   }
-  const child = startPrestarted(options.prestarted, argv, options) ?? spawnAs(options.uid, options.gid)(argv[0], argv.slice(1), { cwd: options.cwd, env: options.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child =
+    startPrestarted(options.prestarted, argv, options) ??
+    spawnAs(options.uid, options.gid)(argv[0], argv.slice(1), {
+      cwd: options.cwd,
+      env: options.env,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
   const ended = endOf(child, argv[0], out);
   child.stdout!.on('data', (chunk: Buffer) => out.write(chunk));
   child.stderr!.on('data', (chunk: Buffer) => out.write(chunk));
   const pid = child.pid;
   let timedOut = false;
   let stopping: Promise<unknown> | undefined;
-  const stop = () => { stopping ??= endProcessGroup(pid, { graceMs: options.killGraceMs ?? 3000 }); };
+  const stop = () => {
+    stopping ??= endProcessGroup(pid, { graceMs: options.killGraceMs ?? 3000 });
+  };
   const timer = setTimeout(() => {
     timedOut = true;
-    log.line(`!!! time limit reached: the job's timeout is ${options.timeoutSec} s; stopping process group ${pid} (SIGTERM, then SIGKILL)`);
+    log.line(
+      `!!! time limit reached: the job's timeout is ${options.timeoutSec} s; stopping process group ${pid} (SIGTERM, then SIGKILL)`,
+    );
     stop();
   }, remaining);
   const onAbort = () => {
@@ -207,7 +221,13 @@ export async function runLogged(argv: string[], options: RunLoggedOptions): Prom
   signalGroup(pid, 'SIGKILL');
   await stopping;
   out.end();
-  return { exitCode: result.exitCode, signal: result.signal, timedOut, lastLines: out.lastLines(), outputBytes: out.total };
+  return {
+    exitCode: result.exitCode,
+    signal: result.signal,
+    timedOut,
+    lastLines: out.lastLines(),
+    outputBytes: out.total,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -221,7 +241,14 @@ export async function runLogged(argv: string[], options: RunLoggedOptions): Prom
 // command spawned as usual, so a prestart never changes what runs, only when its node starts.
 
 /** A node started ahead for a command, waiting for the go on its fd 3 (prestartNode). */
-export interface Prestarted { argv: string[]; cwd: string; env: NodeJS.ProcessEnv; uid?: number; gid?: number; child: ChildProcess }
+export interface Prestarted {
+  argv: string[];
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  uid?: number;
+  gid?: number;
+  child: ChildProcess;
+}
 
 /** Known only when the command's turn comes, and read by npm and the build's scripts, not by Node's start. */
 const PRESTART_LATE = ['SHIPKIT_SHA', 'npm_config_cache', 'NPM_CONFIG_CACHE'];
@@ -229,21 +256,31 @@ const PRESTART_LATE = ['SHIPKIT_SHA', 'npm_config_cache', 'NPM_CONFIG_CACHE'];
 // The waiting node: on the go (one JSON line: argv and environment) it closes fd 3, takes that
 // environment and argv as its own, and loads the script as `node SCRIPT ARGS…` would; -e is taken
 // out of execArgv so a fork() of the script runs its own module, not this. Without the go: exit 1.
-const WAITER = `const s=new(require('node:net').Socket)({fd:3,readable:true,writable:false});let b='';s.setEncoding('utf8');`
-  + `const quit=()=>process.exit(1);s.on('end',quit);s.on('error',quit);s.on('data',(d)=>{b+=d;const i=b.indexOf('\\n');if(i<0)return;`
-  + `s.off('end',quit);s.off('error',quit);s.destroy();const go=JSON.parse(b.slice(0,i));for(const k of Object.keys(process.env))delete process.env[k];`
-  + `Object.assign(process.env,go.env);process.execArgv.length=0;process.argv=[process.execPath,...go.argv.slice(1)];`
-  + `import(require('node:url').pathToFileURL(go.argv[1]).href);});`;
+const WAITER =
+  `const s=new(require('node:net').Socket)({fd:3,readable:true,writable:false});let b='';s.setEncoding('utf8');` +
+  `const quit=()=>process.exit(1);s.on('end',quit);s.on('error',quit);s.on('data',(d)=>{b+=d;const i=b.indexOf('\\n');if(i<0)return;` +
+  `s.off('end',quit);s.off('error',quit);s.destroy();const go=JSON.parse(b.slice(0,i));for(const k of Object.keys(process.env))delete process.env[k];` +
+  `Object.assign(process.env,go.env);process.execArgv.length=0;process.argv=[process.execPath,...go.argv.slice(1)];` +
+  `import(require('node:url').pathToFileURL(go.argv[1]).href);});`;
 
 /**
  * Starts `argv` (`[this node, SCRIPT, …]`) ahead: its node starts now and waits for runLogged to
  * run it. Undefined for any other command (another node, a shell script, a flag for node) or
  * when it cannot start; the command is then spawned when its turn comes.
  */
-export function prestartNode(argv: string[], options: { cwd: string; env: NodeJS.ProcessEnv; uid?: number; gid?: number }): Prestarted | undefined {
-  if (argv[0] !== process.execPath || argv.length < 2 || argv[1].startsWith('-') || 'Deno' in globalThis) return undefined;
+export function prestartNode(
+  argv: string[],
+  options: { cwd: string; env: NodeJS.ProcessEnv; uid?: number; gid?: number },
+): Prestarted | undefined {
+  if (argv[0] !== process.execPath || argv.length < 2 || argv[1].startsWith('-') || 'Deno' in globalThis)
+    return undefined;
   try {
-    const child = spawnAs(options.uid, options.gid)(process.execPath, ['-e', WAITER], { cwd: options.cwd, env: options.env, detached: true, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+    const child = spawnAs(options.uid, options.gid)(process.execPath, ['-e', WAITER], {
+      cwd: options.cwd,
+      env: options.env,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+    });
     child.once('error', () => {});
     // Not waited for while it waits: a build that ends without using it exits, and the closed
     // pipe ends the waiting node.
@@ -263,13 +300,24 @@ export function discardPrestarted(prestarted: Prestarted | undefined): void {
 }
 
 /** The prestarted node, told to run, when it was started for exactly this; else undefined (and it is ended). */
-function startPrestarted(prestarted: Prestarted | undefined, argv: string[], options: RunLoggedOptions): ChildProcess | undefined {
+function startPrestarted(
+  prestarted: Prestarted | undefined,
+  argv: string[],
+  options: RunLoggedOptions,
+): ChildProcess | undefined {
   if (!prestarted) return undefined;
   const { child } = prestarted;
-  const same = (a: NodeJS.ProcessEnv, b: NodeJS.ProcessEnv) => [...new Set([...Object.keys(a), ...Object.keys(b)])].every((k) => PRESTART_LATE.includes(k) || a[k] === b[k]);
-  const matches = child.pid !== undefined && child.exitCode === null && child.signalCode === null
-    && JSON.stringify(argv) === JSON.stringify(prestarted.argv) && options.cwd === prestarted.cwd
-    && options.uid === prestarted.uid && options.gid === prestarted.gid && same(options.env, prestarted.env);
+  const same = (a: NodeJS.ProcessEnv, b: NodeJS.ProcessEnv) =>
+    [...new Set([...Object.keys(a), ...Object.keys(b)])].every((k) => PRESTART_LATE.includes(k) || a[k] === b[k]);
+  const matches =
+    child.pid !== undefined &&
+    child.exitCode === null &&
+    child.signalCode === null &&
+    JSON.stringify(argv) === JSON.stringify(prestarted.argv) &&
+    options.cwd === prestarted.cwd &&
+    options.uid === prestarted.uid &&
+    options.gid === prestarted.gid &&
+    same(options.env, prestarted.env);
   if (!matches) {
     discardPrestarted(prestarted);
     return undefined;
@@ -286,11 +334,19 @@ function startPrestarted(prestarted: Prestarted | undefined, argv: string[], opt
  * How the child ended, once its output is all read ('close', as zx waited for). One that could not
  * be started (its 'error') ends with a shell's code for it and a line in the output saying why.
  */
-function endOf(child: ChildProcess, command: string, out: CappedOutput): Promise<{ exitCode: number | null; signal: NodeJS.Signals | null }> {
+function endOf(
+  child: ChildProcess,
+  command: string,
+  out: CappedOutput,
+): Promise<{ exitCode: number | null; signal: NodeJS.Signals | null }> {
   return new Promise((resolve) => {
     child.once('error', (error: NodeJS.ErrnoException) => {
       if (child.pid !== undefined) return; // started: 'close' still comes
-      out.write(Buffer.from(`shipkit: cannot run ${command}: ${error.code === 'ENOENT' ? 'command not found' : error.message}\n`));
+      out.write(
+        Buffer.from(
+          `shipkit: cannot run ${command}: ${error.code === 'ENOENT' ? 'command not found' : error.message}\n`,
+        ),
+      );
       resolve({ exitCode: error.code === 'ENOENT' ? 127 : 126, signal: null });
     });
     child.once('close', (exitCode, signal) => resolve({ exitCode, signal }));
@@ -301,17 +357,27 @@ function endOf(child: ChildProcess, command: string, out: CappedOutput): Promise
  * Runs `argv` (no shell) and returns its exit code and stdout, stderr dropped: a quick query such
  * as `git rev-parse`. Killed (SIGTERM) after `timeoutMs`; one that cannot start gives exitCode null.
  */
-export function captureCommand(argv: string[], options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; uid?: number; gid?: number }): Promise<{ exitCode: number | null; stdout: string }> {
+export function captureCommand(
+  argv: string[],
+  options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; uid?: number; gid?: number },
+): Promise<{ exitCode: number | null; stdout: string }> {
   return new Promise((resolve) => {
-    const child = spawnAs(options.uid, options.gid)(argv[0], argv.slice(1), { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'ignore'] });
+    const child = spawnAs(options.uid, options.gid)(argv[0], argv.slice(1), {
+      cwd: options.cwd,
+      env: options.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     const chunks: Buffer[] = [];
     child.stdout!.on('data', (chunk: Buffer) => chunks.push(chunk));
-    const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => child.kill('SIGTERM'), options.timeoutMs);
+    const timer =
+      options.timeoutMs === undefined ? undefined : setTimeout(() => child.kill('SIGTERM'), options.timeoutMs);
     const done = (exitCode: number | null) => {
       clearTimeout(timer);
       resolve({ exitCode, stdout: Buffer.concat(chunks).toString('utf8') });
     };
-    child.once('error', () => { if (child.pid === undefined) done(null); });
+    child.once('error', () => {
+      if (child.pid === undefined) done(null);
+    });
     child.once('close', (exitCode) => done(exitCode));
   });
 }

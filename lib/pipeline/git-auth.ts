@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { $ } from 'zx';
 import { configError, type ConfigDoc, type KeyPath } from '../core/yaml-config.ts';
-import { ConfigError } from '../core/errors.ts';
+import { ConfigError, messageOf } from '../core/errors.ts';
 import { sshCommand } from '../core/ssh.ts';
 import { StepFailure } from './context.ts';
 import { sshRemoteOf, type GitAuthConfig, type SshRemote } from '../config/git-auth.ts';
@@ -20,33 +20,66 @@ function describeRemote(remote: SshRemote): string {
  * user) and that known_hosts lists the remote's host; returns the environment for the pull.
  * Every problem is a ConfigError (exit 2) naming FILE:LINE and what to do.
  */
-export async function prepareGitAuth(doc: ConfigDoc, auth: GitAuthConfig, { url, runAs }: { url?: string; runAs?: { user: string; uid: number } } = {}): Promise<Record<string, string>> {
+export async function prepareGitAuth(
+  doc: ConfigDoc,
+  auth: GitAuthConfig,
+  { url, runAs }: { url?: string; runAs?: { user: string; uid: number } } = {},
+): Promise<Record<string, string>> {
   const { sshKey, knownHosts } = auth;
   if (!sshKey && !knownHosts) return {};
   if (sshKey) await checkDeployKey(doc, [...auth.keyPath, 'ssh_key'], sshKey, runAs);
   const remote = sshRemoteOf(url);
   if (knownHosts) {
     const where = `${doc.locate([...auth.keyPath, 'known_hosts'])}: known_hosts`;
-    if (!existsSync(knownHosts)) throw new ConfigError(`${where}: ${knownHosts} does not exist; create it with the host keys of your git server (ssh-keyscan HOST >> ${knownHosts}, after checking the fingerprints).`);
-    if (remote && !(await knownHostsLists(knownHosts, remote))) throw new ConfigError(`${where}: ${knownHostsName(remote)} is not in ${knownHosts}; add its host key (${keyscanHint(remote, knownHosts)}, after checking the fingerprint against the forge's published one).`);
+    if (!existsSync(knownHosts))
+      throw new ConfigError(
+        `${where}: ${knownHosts} does not exist; create it with the host keys of your git server (ssh-keyscan HOST >> ${knownHosts}, after checking the fingerprints).`,
+      );
+    if (remote && !(await knownHostsLists(knownHosts, remote)))
+      throw new ConfigError(
+        `${where}: ${knownHostsName(remote)} is not in ${knownHosts}; add its host key (${keyscanHint(remote, knownHosts)}, after checking the fingerprint against the forge's published one).`,
+      );
   }
   try {
     return { GIT_SSH_COMMAND: sshCommand({ sshKey, knownHosts }) };
   } catch (error) {
-    throw configError(doc, [...auth.keyPath, sshKey ? 'ssh_key' : 'known_hosts'], (error as Error).message, { cause: error });
+    throw configError(doc, [...auth.keyPath, sshKey ? 'ssh_key' : 'known_hosts'], messageOf(error), {
+      cause: error,
+    });
   }
 }
 
-async function checkDeployKey(doc: ConfigDoc, keyPath: KeyPath, file: string, runAs?: { user: string; uid: number }): Promise<void> {
+async function checkDeployKey(
+  doc: ConfigDoc,
+  keyPath: KeyPath,
+  file: string,
+  runAs?: { user: string; uid: number },
+): Promise<void> {
   const where = `${doc.locate(keyPath)}: ssh_key`;
   const info = await stat(file).catch(() => undefined);
-  if (!info?.isFile()) throw new ConfigError(`${where}: the deploy key ${file} does not exist; make one (ssh-keygen -t ed25519 -N '' -f ${file}) and add ${file}.pub to the repository's Deploy keys.`);
-  if (info.mode & 0o077) throw new ConfigError(`${where}: the deploy key ${file} can be read by others (mode ${(info.mode & 0o777).toString(8)}), so ssh would refuse it; run chmod 600 ${file}.`);
+  if (!info?.isFile())
+    throw new ConfigError(
+      `${where}: the deploy key ${file} does not exist; make one (ssh-keygen -t ed25519 -N '' -f ${file}) and add ${file}.pub to the repository's Deploy keys.`,
+    );
+  if (info.mode & 0o077)
+    throw new ConfigError(
+      `${where}: the deploy key ${file} can be read by others (mode ${(info.mode & 0o777).toString(8)}), so ssh would refuse it; run chmod 600 ${file}.`,
+    );
   // Root reads any key; another user only its own (mode 600).
   const owner = runAs?.uid ?? (process.getuid?.() === 0 ? undefined : process.getuid?.());
-  if (owner !== undefined && info.uid !== owner) throw new ConfigError(`${where}: the deploy key ${file} must belong to the user the build runs as${runAs ? ` (${runAs.user})` : ''}, or ssh cannot read it; run chown ${runAs?.user ?? owner} ${file}.`);
-  const unlocked = await $({ quiet: true, nothrow: true, stdio: ['ignore', 'pipe', 'pipe'] })`ssh-keygen -y -P ${''} -f ${file}`;
-  if (unlocked.exitCode !== 0) throw new ConfigError(`${where}: ${file} is not a private key without a passphrase (ssh-keygen says: ${unlocked.stderr.trim().split('\n').pop() || 'cannot read it'}); a build cannot type a passphrase: remove it with ssh-keygen -p -N '' -f ${file}.`);
+  if (owner !== undefined && info.uid !== owner)
+    throw new ConfigError(
+      `${where}: the deploy key ${file} must belong to the user the build runs as${runAs ? ` (${runAs.user})` : ''}, or ssh cannot read it; run chown ${runAs?.user ?? owner} ${file}.`,
+    );
+  const unlocked = await $({
+    quiet: true,
+    nothrow: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })`ssh-keygen -y -P ${''} -f ${file}`;
+  if (unlocked.exitCode !== 0)
+    throw new ConfigError(
+      `${where}: ${file} is not a private key without a passphrase (ssh-keygen says: ${unlocked.stderr.trim().split('\n').pop() || 'cannot read it'}); a build cannot type a passphrase: remove it with ssh-keygen -p -N '' -f ${file}.`,
+    );
 }
 
 function knownHostsName(remote: SshRemote): string {
@@ -81,7 +114,11 @@ export function explainGitAuthFailure(error: unknown, { url, auth }: { url?: str
       : `${name} refused the build's ssh keys: set ssh_key: for this repo in shipkit.yml to a deploy key added to the repository's Deploy keys.`;
   }
   if (!message) return error;
-  const explained = new StepFailure(message, { lastLines: error.lastLines, timedOut: error.timedOut, commandExit: error.commandExit });
+  const explained = new StepFailure(message, {
+    lastLines: error.lastLines,
+    timedOut: error.timedOut,
+    commandExit: error.commandExit,
+  });
   explained.cause = error;
   return explained;
 }

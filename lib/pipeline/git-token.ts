@@ -38,20 +38,32 @@ export interface PreparedGitToken {
 
 /** Why `url` cannot carry a token (a sentence), or its origin. */
 export function tokenOrigin(url: string): { origin: string } | { problem: string } {
-  if (sshRemoteOf(url)) return { problem: `the remote ${url} is reached over ssh, where a token does not apply: use ssh_key: (a deploy key) for it, or an https:// url:` };
+  if (sshRemoteOf(url))
+    return {
+      problem: `the remote ${url} is reached over ssh, where a token does not apply: use ssh_key: (a deploy key) for it, or an https:// url:`,
+    };
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    return { problem: `the remote ${url} is not an https:// address, so there is nothing to send a token to; set url: to the repository's https:// address` };
+    return {
+      problem: `the remote ${url} is not an https:// address, so there is nothing to send a token to; set url: to the repository's https:// address`,
+    };
   }
   if (parsed.protocol === 'http:' && !isLoopbackHost(parsed.hostname)) {
-    return { problem: `the remote ${parsed.origin} is plain http://, where the token would cross the network readable by anyone on the way: use its https:// address` };
+    return {
+      problem: `the remote ${parsed.origin} is plain http://, where the token would cross the network readable by anyone on the way: use its https:// address`,
+    };
   }
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
-    return { problem: `the remote ${url} is not an https:// address, so there is nothing to send a token to; set url: to the repository's https:// address` };
+    return {
+      problem: `the remote ${url} is not an https:// address, so there is nothing to send a token to; set url: to the repository's https:// address`,
+    };
   }
-  if (parsed.username || parsed.password) return { problem: `the remote's address carries a user name or password; remove it from url: (the token replaces it)` };
+  if (parsed.username || parsed.password)
+    return {
+      problem: `the remote's address carries a user name or password; remove it from url: (the token replaces it)`,
+    };
   return { origin: parsed.origin };
 }
 
@@ -69,15 +81,25 @@ export function gitConfigEnv(entries: Array<[string, string]>): Record<string, s
  * Reads the token and checks it fits `url` (the address the pull fetches from); returns the
  * pull's environment. Every problem is a ConfigError (exit 2) naming FILE:LINE.
  */
-export async function prepareGitToken(doc: ConfigDoc, config: GitTokenConfig | undefined, { url, env = process.env }: { url?: string; env?: NodeJS.ProcessEnv }): Promise<PreparedGitToken | undefined> {
+export async function prepareGitToken(
+  doc: ConfigDoc,
+  config: GitTokenConfig | undefined,
+  { url, env = process.env }: { url?: string; env?: NodeJS.ProcessEnv },
+): Promise<PreparedGitToken | undefined> {
   if (!config) return undefined;
   const where = `${doc.locate(config.keyPath)}: token`;
-  if (!url) throw new ConfigError(`${where}: ${doc.file} names no url: for this repository; set url: to its https:// address so the token is sent there only.`);
+  if (!url)
+    throw new ConfigError(
+      `${where}: ${doc.file} names no url: for this repository; set url: to its https:// address so the token is sent there only.`,
+    );
   const target = tokenOrigin(url);
   if ('problem' in target) throw new ConfigError(`${where}: ${target.problem}.`);
   const token = await resolveSecret(config.token, { env, baseDir: path.dirname(doc.file), where });
   // A line break would end the header and start another one of the token's choosing.
-  if (/[\s\x00-\x1f\x7f]/.test(token)) throw new ConfigError(`${where}: the token holds a space, line break or control character; check that ${config.token.startsWith('file:') ? 'the file holds the token alone' : 'it was copied whole and alone'}.`);
+  if (/[\s\x00-\x1f\x7f]/.test(token))
+    throw new ConfigError(
+      `${where}: the token holds a space, line break or control character; check that ${config.token.startsWith('file:') ? 'the file holds the token alone' : 'it was copied whole and alone'}.`,
+    );
   const basic = Buffer.from(`${config.user}:${token}`, 'utf8').toString('base64');
   const scope = `${target.origin}/`;
   return {
@@ -101,7 +123,11 @@ export async function prepareGitToken(doc: ConfigDoc, config: GitTokenConfig | u
  * A failed pull whose git output shows the token refused or a redirect, explained (async: a
  * redirect's target is looked up, without the token); any other error as it was.
  */
-export async function explainGitTokenFailure(error: unknown, { url, token }: { url?: string; token?: GitTokenConfig }, { probe = probeRedirect }: { probe?: (url: string) => Promise<string | undefined> } = {}): Promise<unknown> {
+export async function explainGitTokenFailure(
+  error: unknown,
+  { url, token }: { url?: string; token?: GitTokenConfig },
+  { probe = probeRedirect }: { probe?: (url: string) => Promise<string | undefined> } = {},
+): Promise<unknown> {
   if (!token || !url || !(error instanceof StepFailure)) return error;
   const target = tokenOrigin(url);
   if (!('origin' in target)) return error;
@@ -124,7 +150,11 @@ export async function explainGitTokenFailure(error: unknown, { url, token }: { u
     message = `${origin} says the repository does not exist (HTTP 404), which forges also answer when the token may not see it: check url: and give the token read access to the repository.`;
   }
   if (!message) return error;
-  const explained = new StepFailure(message, { lastLines: error.lastLines, timedOut: error.timedOut, commandExit: error.commandExit });
+  const explained = new StepFailure(message, {
+    lastLines: error.lastLines,
+    timedOut: error.timedOut,
+    commandExit: error.commandExit,
+  });
   explained.cause = error;
   return explained;
 }

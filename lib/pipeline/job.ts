@@ -33,7 +33,9 @@ export interface JobStep {
 }
 
 /** What a step may start ahead with: the job's folders, user and the build commands' environment. */
-export type AheadContext = Pick<BuildContext, 'repo' | 'paths' | 'runAs' | 'env'> & { prestarted: Record<string, Prestarted> };
+export type AheadContext = Pick<BuildContext, 'repo' | 'paths' | 'runAs' | 'env'> & {
+  prestarted: Record<string, Prestarted>;
+};
 
 export interface JobOptions {
   config: ShipkitConfig;
@@ -71,7 +73,10 @@ export interface JobOutcome {
   log: string;
 }
 
-export interface LogSettings { rotation: RotationPolicy; limits: OutputLimits }
+export interface LogSettings {
+  rotation: RotationPolicy;
+  limits: OutputLimits;
+}
 
 /** The `logs:` section of shipkit.yml: max_size, keep, max_output. */
 export function logSettings(config: ShipkitConfig): LogSettings {
@@ -82,30 +87,62 @@ export function logSettings(config: ShipkitConfig): LogSettings {
     const raw = valueAt(doc.data, ['logs', key]);
     if (raw === undefined || raw === null) return fallback;
     const bytes = parseSize(raw);
-    if (bytes === undefined) throw configError(doc, ['logs', key], `must be a size such as 10M, 512k or a number of bytes, got ${JSON.stringify(raw)}.`);
+    if (bytes === undefined)
+      throw configError(
+        doc,
+        ['logs', key],
+        `must be a size such as 10M, 512k or a number of bytes, got ${JSON.stringify(raw)}.`,
+      );
     return bytes;
   };
   const keep = getKey(doc, ['logs', 'keep'], 'number') ?? DEFAULT_ROTATION.keep;
-  if (!Number.isInteger(keep) || keep < 0) throw configError(doc, ['logs', 'keep'], 'must be a whole number (0 or more).');
+  if (!Number.isInteger(keep) || keep < 0)
+    throw configError(doc, ['logs', 'keep'], 'must be a whole number (0 or more).');
   const headBytes = size('max_output', DEFAULT_OUTPUT_LIMITS.headBytes);
   return {
     rotation: { maxSize: size('max_size', DEFAULT_ROTATION.maxSize), keep },
-    limits: { headBytes, tailBytes: Math.min(DEFAULT_OUTPUT_LIMITS.tailBytes, Math.max(4096, Math.floor(headBytes / 4))) },
+    limits: {
+      headBytes,
+      tailBytes: Math.min(DEFAULT_OUTPUT_LIMITS.tailBytes, Math.max(4096, Math.floor(headBytes / 4))),
+    },
   };
 }
 
 // Git variables a git hook runs with: they would point the build's git at the hook's repo.
-const GIT_HOOK_VARIABLES = ['GIT_DIR', 'GIT_WORK_TREE', 'GIT_INDEX_FILE', 'GIT_OBJECT_DIRECTORY', 'GIT_ALTERNATE_OBJECT_DIRECTORIES', 'GIT_QUARANTINE_PATH', 'GIT_PREFIX', 'GIT_NAMESPACE', 'GIT_COMMON_DIR', 'GIT_PUSH_OPTION_COUNT'];
+const GIT_HOOK_VARIABLES = [
+  'GIT_DIR',
+  'GIT_WORK_TREE',
+  'GIT_INDEX_FILE',
+  'GIT_OBJECT_DIRECTORY',
+  'GIT_ALTERNATE_OBJECT_DIRECTORIES',
+  'GIT_QUARANTINE_PATH',
+  'GIT_PREFIX',
+  'GIT_NAMESPACE',
+  'GIT_COMMON_DIR',
+  'GIT_PUSH_OPTION_COUNT',
+];
 
 /** The environment the job's commands see: no hook git variables, no shipkit secrets. */
-export function jobEnvironment(config: ShipkitConfig, base: NodeJS.ProcessEnv, extra: Record<string, string>): NodeJS.ProcessEnv {
+export function jobEnvironment(
+  config: ShipkitConfig,
+  base: NodeJS.ProcessEnv,
+  extra: Record<string, string>,
+): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...base };
   for (const name of GIT_HOOK_VARIABLES) delete env[name];
   // hook-server's own secrets: webhook secrets, the read token, notification URLs and signing
   // secrets, commit-status tokens, the fleet secret. A build run by hand with hook-server's environment gets none.
   const repos = [...config.repos.values()];
   const targets = [...config.notify, ...repos.flatMap((r) => r.notify ?? [])];
-  const secretRefs = [config.secret, config.token, ...repos.map((r) => r.secret), ...targets.flatMap((t) => [t.url, t.secret]), ...repos.map((r) => r.report?.token), ...repos.map((r) => r.rollout?.secret), ...[...(config.fleet?.values() ?? [])].map((f) => f.secret)];
+  const secretRefs = [
+    config.secret,
+    config.token,
+    ...repos.map((r) => r.secret),
+    ...targets.flatMap((t) => [t.url, t.secret]),
+    ...repos.map((r) => r.report?.token),
+    ...repos.map((r) => r.rollout?.secret),
+    ...[...(config.fleet?.values() ?? [])].map((f) => f.secret),
+  ];
   for (const ref of secretRefs) if (ref?.startsWith('env:')) delete env[ref.slice(4)];
   // A repo's env: and token: secrets reach its build under the names it gave them, and no other build.
   for (const repo of config.repos.values()) for (const name of secretEnvNames(repo)) delete env[name];
@@ -117,13 +154,19 @@ export function jobEnvironment(config: ShipkitConfig, base: NodeJS.ProcessEnv, e
 async function resolveRunAs(repo: RepoConfig, config: ShipkitConfig): Promise<BuildContext['runAs']> {
   if (!repo.user || repo.user === os.userInfo().username) return undefined;
   const where = config.doc.locate([...repo.keyPath, 'user']);
-  if (process.getuid?.() !== 0) throw new ConfigError(`${where}: building ${repo.name} as user ${repo.user} needs shipkit to run as root (it runs as ${os.userInfo().username}).`);
+  if (process.getuid?.() !== 0)
+    throw new ConfigError(
+      `${where}: building ${repo.name} as user ${repo.user} needs shipkit to run as root (it runs as ${os.userInfo().username}).`,
+    );
   const account = await lookupUser(repo.user, { where });
   return { user: repo.user, uid: account.uid, gid: account.gid, home: account.home };
 }
 
 /** The build user owns its work tree (a tree built as root before is handed over) and npm cache. */
-async function prepareForUser(paths: { work: string; state: string }, runAs: NonNullable<BuildContext['runAs']>): Promise<void> {
+async function prepareForUser(
+  paths: { work: string; state: string },
+  runAs: NonNullable<BuildContext['runAs']>,
+): Promise<void> {
   const cache = path.join(paths.state, 'npm-cache');
   await ensureDir(cache);
   for (const dir of [paths.work, cache]) {
@@ -138,7 +181,11 @@ export function jobLockFile(paths: { state: string }): string {
 }
 
 /** The repo's job lock, waiting up to `waitMs` for another job of the repo to finish. */
-async function takeJobLock(paths: { state: string }, repo: RepoConfig, { waitMs, log }: { waitMs: number; log: Logger }) {
+async function takeJobLock(
+  paths: { state: string },
+  repo: RepoConfig,
+  { waitMs, log }: { waitMs: number; log: Logger },
+) {
   const lockFile = jobLockFile(paths);
   const what = `${repo.name} (another build or release is running)`;
   try {
@@ -165,8 +212,19 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
   await ensureDir(paths.logs);
   const lock = await takeJobLock(paths, repo, { waitMs: options.lockWaitMs ?? repo.timeout * 1000, log });
   const baseEnv = jobEnvironment(config, process.env, {
-    SHIPKIT_REPO: repo.name, SHIPKIT_JOB_ID: id, ...(options.ref ? { SHIPKIT_REF: options.ref } : {}), ...(options.sha ? { SHIPKIT_SHA: options.sha } : {}), ...(options.env ?? {}),
-    ...(runAs ? { npm_config_cache: path.join(paths.state, 'npm-cache'), HOME: runAs.home, USER: runAs.user, LOGNAME: runAs.user } : {}),
+    SHIPKIT_REPO: repo.name,
+    SHIPKIT_JOB_ID: id,
+    ...(options.ref ? { SHIPKIT_REF: options.ref } : {}),
+    ...(options.sha ? { SHIPKIT_SHA: options.sha } : {}),
+    ...(options.env ?? {}),
+    ...(runAs
+      ? {
+          npm_config_cache: path.join(paths.state, 'npm-cache'),
+          HOME: runAs.home,
+          USER: runAs.user,
+          LOGNAME: runAs.user,
+        }
+      : {}),
   });
   const cache = planCache(repo.cache, { noCache: options.noCache });
   const prestarted: Record<string, Prestarted> = {};
@@ -178,10 +236,17 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
     if (runAs) await prepareForUser(paths, runAs);
     const rotation = await rotateLogs(paths.logs, settings.rotation);
     if (rotation.rotated) log.info(`rotated ${path.join(paths.logs, 'logs.txt')} (${rotation.size} bytes)`);
-    const writer = await JobLogWriter.start(paths.logs, { id, repo: repo.name, kind, sha: options.sha, ref: options.ref }, { secrets: [...buildEnv.secrets, ...(gitToken?.secrets ?? [])] });
+    const writer = await JobLogWriter.start(
+      paths.logs,
+      { id, repo: repo.name, kind, sha: options.sha, ref: options.ref },
+      { secrets: [...buildEnv.secrets, ...(gitToken?.secrets ?? [])] },
+    );
     const started = Date.now();
     const ctx: BuildContext = {
-      config, repo, paths, log: writer,
+      config,
+      repo,
+      paths,
+      log: writer,
       env: { ...baseEnv },
       deadline: started + repo.timeout * 1000,
       timeoutSec: repo.timeout,
@@ -197,7 +262,11 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
     let failed: { step: string; error: string; lastLines: string[]; exit?: number } | undefined;
     for (const step of options.steps) {
       if (options.signal?.aborted) {
-        failed = { step: step.name, error: `stopped before ${step.name}: ${String(options.signal.reason)}`, lastLines: [] };
+        failed = {
+          step: step.name,
+          error: `stopped before ${step.name}: ${String(options.signal.reason)}`,
+          lastLines: [],
+        };
         writer.line(`!!! ${failed.error}`);
         break;
       }
@@ -221,8 +290,14 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
         }
       } catch (error) {
         const message = messageOf(error);
-        failed = { step: step.name, error: message, lastLines: error instanceof StepFailure ? error.lastLines : [], exit: error instanceof StepFailure ? error.exitCode : undefined };
-        if (!(error instanceof StepFailure) && process.env.SHIPKIT_DEBUG && error instanceof Error) writer.line(String(error.stack));
+        failed = {
+          step: step.name,
+          error: message,
+          lastLines: error instanceof StepFailure ? error.lastLines : [],
+          exit: error instanceof StepFailure ? error.exitCode : undefined,
+        };
+        if (!(error instanceof StepFailure) && process.env.SHIPKIT_DEBUG && error instanceof Error)
+          writer.line(String(error.stack));
         writer.line(`!!! step ${step.name} failed after ${((Date.now() - t0) / 1000).toFixed(1)} s: ${message}`);
         break;
       }
@@ -230,12 +305,21 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
     const trailer = writer.finish({
       status: failed ? 'failed' : 'succeeded',
       exit: failed ? (failed.exit ?? 1) : 0,
-      ...(ctx.checkedOut ?? options.sha ? { sha: ctx.checkedOut ?? options.sha } : {}),
+      ...((ctx.checkedOut ?? options.sha) ? { sha: ctx.checkedOut ?? options.sha } : {}),
       ...(failed ? { step: failed.step, error: failed.error } : {}),
     });
     return {
-      id, repo: repo.name, kind, status: trailer.status, exit: trailer.exit, sha: trailer.sha, ref: options.ref,
-      step: trailer.step, error: trailer.error, duration_ms: trailer.duration_ms, lastLines: failed?.lastLines ?? [],
+      id,
+      repo: repo.name,
+      kind,
+      status: trailer.status,
+      exit: trailer.exit,
+      sha: trailer.sha,
+      ref: options.ref,
+      step: trailer.step,
+      error: trailer.error,
+      duration_ms: trailer.duration_ms,
+      lastLines: failed?.lastLines ?? [],
       log: writer.file,
     };
   } finally {
@@ -250,7 +334,10 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
  */
 export function validateRef(ref: string, flag = 'ref'): string {
   const problem = refNameProblem(ref);
-  if (problem) throw new UsageError(`Invalid --${flag} ${JSON.stringify(ref.slice(0, 70))}: it ${problem}; use a branch or tag name such as main, refs/heads/main or v1.2.0.`);
+  if (problem)
+    throw new UsageError(
+      `Invalid --${flag} ${JSON.stringify(ref.slice(0, 70))}: it ${problem}; use a branch or tag name such as main, refs/heads/main or v1.2.0.`,
+    );
   return ref;
 }
 
@@ -269,10 +356,16 @@ function describeFailure(outcome: JobOutcome): string {
 }
 
 /** The job's result on `stdout` (a line, or JSON), its last lines and failure on the log; returns the exit code. */
-export function report(outcome: JobOutcome, { json = false, log, stdout }: { json?: boolean; log: Logger; stdout: NodeJS.WritableStream }): number {
+export function report(
+  outcome: JobOutcome,
+  { json = false, log, stdout }: { json?: boolean; log: Logger; stdout: NodeJS.WritableStream },
+): number {
   const { lastLines, ...result } = outcome;
   if (json) stdout.write(`${JSON.stringify(result)}\n`);
-  else stdout.write(`${outcome.kind} ${outcome.repo} ${outcome.status} (job ${outcome.id}${outcome.sha ? `, ${outcome.sha.slice(0, 12)}` : ''}, ${(outcome.duration_ms / 1000).toFixed(1)} s)\n`);
+  else
+    stdout.write(
+      `${outcome.kind} ${outcome.repo} ${outcome.status} (job ${outcome.id}${outcome.sha ? `, ${outcome.sha.slice(0, 12)}` : ''}, ${(outcome.duration_ms / 1000).toFixed(1)} s)\n`,
+    );
   if (outcome.status !== 'succeeded') {
     for (const line of lastLines.slice(-10)) log.info(`  | ${line}`);
     log.error(describeFailure(outcome));
@@ -280,13 +373,24 @@ export function report(outcome: JobOutcome, { json = false, log, stdout }: { jso
   return outcome.exit;
 }
 
-export interface RepoRotation { repo: string; rotated: boolean; size: number; removed: string[]; skipped?: string }
+export interface RepoRotation {
+  repo: string;
+  rotated: boolean;
+  size: number;
+  removed: string[];
+  skipped?: string;
+}
 
 /**
  * `logs rotate`: rotate each repo's logs.txt past `maxSize`, holding the repo's job lock so a
  * running job's log is never moved under it (that repo is skipped; its next build rotates).
  */
-export async function rotateRepoLogs(config: ShipkitConfig, repos: RepoConfig[], policy: { maxSize: number; keep: number }, { force = false, log }: { force?: boolean; log: Logger }): Promise<{ results: RepoRotation[]; failures: number }> {
+export async function rotateRepoLogs(
+  config: ShipkitConfig,
+  repos: RepoConfig[],
+  policy: { maxSize: number; keep: number },
+  { force = false, log }: { force?: boolean; log: Logger },
+): Promise<{ results: RepoRotation[]; failures: number }> {
   const results: RepoRotation[] = [];
   let failures = 0;
   for (const repo of repos) {
@@ -299,7 +403,13 @@ export async function rotateRepoLogs(config: ShipkitConfig, repos: RepoConfig[],
     try {
       lock = existsSync(paths.state) ? await acquireLock(jobLockFile(paths), { what: repo.name }) : undefined;
     } catch (error) {
-      results.push({ repo: repo.name, rotated: false, size: 0, removed: [], skipped: `a job is running (${messageOf(error)})` });
+      results.push({
+        repo: repo.name,
+        rotated: false,
+        size: 0,
+        removed: [],
+        skipped: `a job is running (${messageOf(error)})`,
+      });
       continue;
     }
     try {

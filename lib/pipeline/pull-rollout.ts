@@ -12,7 +12,10 @@ import type { PullRolloutConfig } from '../config/pipeline.ts';
 import type { ShipkitConfig } from '../config/shipkit-yml.ts';
 
 /** hook-server as a build reaches it: `fleet_url:`, else `public_url:`, else http:// + `listen:` (0.0.0.0 → 127.0.0.1). */
-export function fleetUrlFor(config: Pick<ShipkitConfig, 'listen' | 'publicUrl'>, rollout: Pick<PullRolloutConfig, 'fleetUrl'>): string {
+export function fleetUrlFor(
+  config: Pick<ShipkitConfig, 'listen' | 'publicUrl'>,
+  rollout: Pick<PullRolloutConfig, 'fleetUrl'>,
+): string {
   if (rollout.fleetUrl) return rollout.fleetUrl;
   if (config.publicUrl) return config.publicUrl;
   const { host, port } = parseListen(config.listen);
@@ -22,23 +25,42 @@ export function fleetUrlFor(config: Pick<ShipkitConfig, 'listen' | 'publicUrl'>,
 
 export async function runPullRollout(ctx: BuildContext, rollout: PullRolloutConfig): Promise<RolloutResult> {
   const publish = ctx.repo.publish!;
-  const secret = await resolveSecret(rollout.secret, { env: process.env, baseDir: path.dirname(ctx.config.file), where: `fleet.${rollout.name}.secret` })
-    .catch((error) => { throw new StepFailure(messageOf(error)); });
+  const secret = await resolveSecret(rollout.secret, {
+    env: process.env,
+    baseDir: path.dirname(ctx.config.file),
+    where: `fleet.${rollout.name}.secret`,
+  }).catch((error) => {
+    throw new StepFailure(messageOf(error));
+  });
   const fleet = fleetUrlFor(ctx.config, rollout);
-  ctx.log.line(`rollout: pull, ${rollout.name} to ${publish.to} in steps ${rollout.steps.join(', ')}%, hosts report to ${fleet}`);
+  ctx.log.line(
+    `rollout: pull, ${rollout.name} to ${publish.to} in steps ${rollout.steps.join(', ')}%, hosts report to ${fleet}`,
+  );
   let result: RolloutResult;
   try {
     result = await rolloutRelease({
-      name: rollout.name, to: publish.to, fleet, secret, steps: rollout.steps, waitSec: rollout.waitSec,
-      maxFailures: rollout.maxFailures, allowMissing: rollout.allowMissing, rollback: rollout.rollback,
-      key: publish.key, passphraseFile: publish.passphraseFile, log: stageLogger(ctx.log), signal: ctx.signal,
+      name: rollout.name,
+      to: publish.to,
+      fleet,
+      secret,
+      steps: rollout.steps,
+      waitSec: rollout.waitSec,
+      maxFailures: rollout.maxFailures,
+      allowMissing: rollout.allowMissing,
+      rollback: rollout.rollback,
+      key: publish.key,
+      passphraseFile: publish.passphraseFile,
+      log: stageLogger(ctx.log),
+      signal: ctx.signal,
       print: (line) => ctx.log.line(`rollout: ${line}`),
     });
   } catch (error) {
     throw new StepFailure(`release rollout failed: ${messageOf(error)}`);
   }
   if (result.state === 'done') return result;
-  throw new StepFailure(result.state === 'rolled_back'
-    ? `rollout halted (${result.reason}); rolled back to ${result.rolledBackTo?.version} with SEQ ${result.rolledBackTo?.seq}`
-    : `rollout halted at ROLLOUT ${result.percent} (${result.reason}); the next build, or \`release rollout\` by hand, continues from there`);
+  throw new StepFailure(
+    result.state === 'rolled_back'
+      ? `rollout halted (${result.reason}); rolled back to ${result.rolledBackTo?.version} with SEQ ${result.rolledBackTo?.seq}`
+      : `rollout halted at ROLLOUT ${result.percent} (${result.reason}); the next build, or \`release rollout\` by hand, continues from there`,
+  );
 }

@@ -25,7 +25,10 @@ export async function pullStep(ctx: BuildContext): Promise<StepResult> {
   } catch (error) {
     // The address the credentials were checked and scoped against before the job (lib/pipeline/job.ts).
     const url = await pullRemoteUrl(ctx.repo, ctx.paths.work, ctx.url);
-    throw await explainGitTokenFailure(explainGitAuthFailure(explainOtherUsersSource(error, ctx.runAs), { url, auth: ctx.repo.gitAuth }), { url, token: ctx.repo.gitToken });
+    throw await explainGitTokenFailure(
+      explainGitAuthFailure(explainOtherUsersSource(error, ctx.runAs), { url, auth: ctx.repo.gitAuth }),
+      { url, token: ctx.repo.gitToken },
+    );
   }
 }
 
@@ -36,7 +39,11 @@ export async function pullStep(ctx: BuildContext): Promise<StepResult> {
  * be left where the owner's next job cannot change it. Refused before anything is written, saying
  * whom to run it as.
  */
-export async function checkFoldersOwner(dirs: string[], { repo, kind }: { repo: string; kind: string }, uid = process.getuid?.()): Promise<void> {
+export async function checkFoldersOwner(
+  dirs: string[],
+  { repo, kind }: { repo: string; kind: string },
+  uid = process.getuid?.(),
+): Promise<void> {
   if (uid === undefined) return;
   for (const dir of dirs) {
     const owner = (await stat(dir).catch(() => undefined))?.uid;
@@ -44,8 +51,14 @@ export async function checkFoldersOwner(dirs: string[], { repo, kind }: { repo: 
     const name = (await findUser(String(owner)))?.name;
     const me = (await findUser(String(uid)))?.name ?? `uid ${uid}`;
     const who = name ?? `uid ${owner}`;
-    const how = !name ? `as uid ${owner}` : uid === 0 ? `runuser -u ${name} -- shipkit ${kind} ${repo}` : `sudo -u ${name} shipkit ${kind} ${repo}`;
-    throw new UsageError(`${dir} belongs to ${who}, and this ${kind} runs as ${me}: git refuses to work in another user's clone ("dubious ownership"; trusting it in safe.directory, as git suggests, would leave files there that ${who}'s jobs cannot change). Run it as ${who}, with the same options: ${how}`);
+    const how = !name
+      ? `as uid ${owner}`
+      : uid === 0
+        ? `runuser -u ${name} -- shipkit ${kind} ${repo}`
+        : `sudo -u ${name} shipkit ${kind} ${repo}`;
+    throw new UsageError(
+      `${dir} belongs to ${who}, and this ${kind} runs as ${me}: git refuses to work in another user's clone ("dubious ownership"; trusting it in safe.directory, as git suggests, would leave files there that ${who}'s jobs cannot change). Run it as ${who}, with the same options: ${how}`,
+    );
   }
 }
 
@@ -56,7 +69,10 @@ function explainOtherUsersSource(error: unknown, runAs: BuildContext['runAs']): 
   if (!source) return error;
   const user = runAs?.user ?? os.userInfo().username;
   const as = process.getuid?.() === 0 && user !== 'root' ? `runuser -u ${user} -- ` : '';
-  const explained = new StepFailure(`git refuses to read ${source}: it belongs to another user than ${user}, whom this job runs as ("dubious ownership"). If you trust that repository, let ${user} read it: ${as}git config --global --add safe.directory ${source}; or set url: for the repo to an address a git server serves it at (ssh://…).`, { lastLines: error.lastLines, timedOut: error.timedOut, commandExit: error.commandExit });
+  const explained = new StepFailure(
+    `git refuses to read ${source}: it belongs to another user than ${user}, whom this job runs as ("dubious ownership"). If you trust that repository, let ${user} read it: ${as}git config --global --add safe.directory ${source}; or set url: for the repo to an address a git server serves it at (ssh://…).`,
+    { lastLines: error.lastLines, timedOut: error.timedOut, commandExit: error.commandExit },
+  );
   explained.cause = error;
   return explained;
 }
@@ -66,11 +82,18 @@ function explainOtherUsersSource(error: unknown, runAs: BuildContext['runAs']): 
  * the job): a first clone's --url, else url:, else GitHub's for an owner/name; an existing
  * clone's url: (it is re-pointed there), else its origin.
  */
-export async function pullRemoteUrl(repo: Pick<RepoConfig, 'name' | 'url'>, work: string, url?: string): Promise<string | undefined> {
+export async function pullRemoteUrl(
+  repo: Pick<RepoConfig, 'name' | 'url'>,
+  work: string,
+  url?: string,
+): Promise<string | undefined> {
   if (!existsSync(path.join(work, '.git'))) return url ?? repo.url ?? defaultUrl(repo.name);
   if (repo.url) return repo.url;
   // Read as a file: git refuses a repository owned by another user (a build user's) to root.
-  const origin = await captureCommand(['git', 'config', '--file', path.join(work, '.git', 'config'), '--get', 'remote.origin.url'], { cwd: '/' });
+  const origin = await captureCommand(
+    ['git', 'config', '--file', path.join(work, '.git', 'config'), '--get', 'remote.origin.url'],
+    { cwd: '/' },
+  );
   return origin.exitCode === 0 ? origin.stdout.trim() || undefined : undefined;
 }
 
@@ -85,14 +108,20 @@ async function pullCommit(ctx: BuildContext): Promise<StepResult> {
       // A work folder without .git (prepared for a build user, or a clone cut short): clone
       // into it, emptied; its parent may not be ours to write in.
       for (const entry of entries) await rm(path.join(work, entry), { recursive: true, force: true });
-      await run(ctx, ['git', 'clone', '--no-checkout', '--', url, work], { cwd: work, what: `git clone --no-checkout ${url}` });
+      await run(ctx, ['git', 'clone', '--no-checkout', '--', url, work], {
+        cwd: work,
+        what: `git clone --no-checkout ${url}`,
+      });
     } else {
       await ensureDir(path.dirname(work));
       const temp = tempSibling(work, 'clone');
       await mkdir(temp, { mode: 0o755 });
       if (ctx.runAs) await chown(temp, ctx.runAs.uid, ctx.runAs.gid);
       try {
-        await run(ctx, ['git', 'clone', '--no-checkout', '--', url, temp], { cwd: path.dirname(work), what: `git clone --no-checkout ${url}` });
+        await run(ctx, ['git', 'clone', '--no-checkout', '--', url, temp], {
+          cwd: path.dirname(work),
+          what: `git clone --no-checkout ${url}`,
+        });
         await rename(temp, work);
       } catch (error) {
         await rm(temp, { recursive: true, force: true });
@@ -101,15 +130,20 @@ async function pullCommit(ctx: BuildContext): Promise<StepResult> {
     }
   } else {
     // A git killed mid-way (timeout, reboot) leaves its lock; the job lock says no git of ours runs.
-    for (const lock of ['index.lock', 'shallow.lock', 'HEAD.lock']) await rm(path.join(work, '.git', lock), { force: true });
+    for (const lock of ['index.lock', 'shallow.lock', 'HEAD.lock'])
+      await rm(path.join(work, '.git', lock), { force: true });
     // The remote is pinned at the first clone: --url (hook-server passes the payload's clone_url)
     // only makes the first clone and never re-points it; a changed `url:` in shipkit.yml does.
-    const origin = await plainOrigin(work) ?? await gitQuery(ctx, ['remote', 'get-url', 'origin']);
+    const origin = (await plainOrigin(work)) ?? (await gitQuery(ctx, ['remote', 'get-url', 'origin']));
     if (ctx.url && origin !== undefined && ctx.url !== origin) {
-      throw new StepFailure(`${ctx.repo.name}'s clone fetches from ${redactUrls(origin)}; --url ${redactUrls(ctx.url)} would re-point it, which is refused. Set url: for it in shipkit.yml to move it.`);
+      throw new StepFailure(
+        `${ctx.repo.name}'s clone fetches from ${redactUrls(origin)}; --url ${redactUrls(ctx.url)} would re-point it, which is refused. Set url: for it in shipkit.yml to move it.`,
+      );
     }
     if (ctx.repo.url && ctx.repo.url !== origin) {
-      await run(ctx, ['git', 'remote', 'set-url', 'origin', ctx.repo.url], { what: `git remote set-url origin ${ctx.repo.url}` });
+      await run(ctx, ['git', 'remote', 'set-url', 'origin', ctx.repo.url], {
+        what: `git remote set-url origin ${ctx.repo.url}`,
+      });
     }
   }
   await run(ctx, ['git', 'fetch', '--force', '--prune', '--tags', 'origin', '+refs/heads/*:refs/remotes/origin/*']);
@@ -137,18 +171,35 @@ async function resolveTarget(ctx: BuildContext): Promise<string> {
     let full = await gitQuery(ctx, ['rev-parse', '--verify', '--quiet', `${ctx.sha}^{commit}`]);
     if (!full && /^[0-9a-f]{40}([0-9a-f]{24})?$/i.test(ctx.sha)) {
       // Not reachable from any branch (a force push dropped it?): servers may still serve it by id.
-      await runLogged(['git', 'fetch', '--quiet', 'origin', ctx.sha], { cwd: ctx.paths.work, env: ctx.env, log: ctx.log, deadline: ctx.deadline, timeoutSec: ctx.timeoutSec, limits: ctx.limits, uid: ctx.runAs?.uid, gid: ctx.runAs?.gid, signal: ctx.signal });
+      await runLogged(['git', 'fetch', '--quiet', 'origin', ctx.sha], {
+        cwd: ctx.paths.work,
+        env: ctx.env,
+        log: ctx.log,
+        deadline: ctx.deadline,
+        timeoutSec: ctx.timeoutSec,
+        limits: ctx.limits,
+        uid: ctx.runAs?.uid,
+        gid: ctx.runAs?.gid,
+        signal: ctx.signal,
+      });
       full = await gitQuery(ctx, ['rev-parse', '--verify', '--quiet', `${ctx.sha}^{commit}`]);
     }
-    if (!full) throw new StepFailure(`Commit ${ctx.sha} does not exist in ${ctx.repo.name}'s remote; check the SHA (was it force-pushed away?).`);
+    if (!full)
+      throw new StepFailure(
+        `Commit ${ctx.sha} does not exist in ${ctx.repo.name}'s remote; check the SHA (was it force-pushed away?).`,
+      );
     return full;
   }
   const ref = ctx.ref ?? ctx.repo.branch;
-  const candidates = ref.startsWith('refs/heads/') ? [`refs/remotes/origin/${ref.slice(11)}`]
-    : ref.startsWith('refs/tags/') ? [ref]
+  const candidates = ref.startsWith('refs/heads/')
+    ? [`refs/remotes/origin/${ref.slice(11)}`]
+    : ref.startsWith('refs/tags/')
+      ? [ref]
       : [`refs/remotes/origin/${ref}`, `refs/tags/${ref}`];
   for (const candidate of candidates) {
-    const full = await branchHeadFromFiles(ctx.paths.work, candidate) ?? await gitQuery(ctx, ['rev-parse', '--verify', '--quiet', `${candidate}^{commit}`]);
+    const full =
+      (await branchHeadFromFiles(ctx.paths.work, candidate)) ??
+      (await gitQuery(ctx, ['rev-parse', '--verify', '--quiet', `${candidate}^{commit}`]));
     if (full) return full;
   }
   throw new StepFailure(`${ref} does not exist in ${ctx.repo.name}'s remote; check the branch or tag name.`);
@@ -177,7 +228,9 @@ async function plainOrigin(work: string): Promise<string | undefined> {
 async function branchHeadFromFiles(work: string, ref: string): Promise<string | undefined> {
   if (!ref.startsWith('refs/remotes/') || ref.split('/').some((part) => part === '..' || part === '')) return undefined;
   const oid = '([0-9a-f]{40}|[0-9a-f]{64})';
-  const loose = await readFile(path.join(work, '.git', ref), 'utf8').catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? null : ''));
+  const loose = await readFile(path.join(work, '.git', ref), 'utf8').catch((error: NodeJS.ErrnoException) =>
+    error.code === 'ENOENT' ? null : '',
+  );
   if (loose !== null) return new RegExp(`^${oid}\\n$`).exec(loose)?.[1];
   const packed = await readFile(path.join(work, '.git', 'packed-refs'), 'utf8').catch(() => '');
   return new RegExp(`^${oid} ${ref.replace(/[^\w/-]/g, '\\$&')}$`, 'm').exec(packed)?.[1];

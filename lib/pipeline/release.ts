@@ -18,7 +18,12 @@ function releaseScriptPath(config: ShipkitConfig, repo: RepoConfig, work: string
   try {
     return resolveInside(work, repo.release, 'release script');
   } catch (error) {
-    throw configError(config.doc, [...repo.keyPath, 'release'], `must be a path inside the repo such as release.sh or scripts/release.sh, got ${JSON.stringify(repo.release)}.`, { cause: error });
+    throw configError(
+      config.doc,
+      [...repo.keyPath, 'release'],
+      `must be a path inside the repo such as release.sh or scripts/release.sh, got ${JSON.stringify(repo.release)}.`,
+      { cause: error },
+    );
   }
 }
 
@@ -30,11 +35,15 @@ async function releaseScriptStep(ctx: BuildContext): Promise<StepResult> {
   const tag = ctx.env.SHIPKIT_TAG;
   const info = await stat(script).catch(() => undefined);
   if (!info) {
-    throw new StepFailure(`The release script ${relative} does not exist at ${tag}; add it to the repo (see templates/release.sh) or set \`release:\` for ${ctx.repo.name} in shipkit.yml.`);
+    throw new StepFailure(
+      `The release script ${relative} does not exist at ${tag}; add it to the repo (see templates/release.sh) or set \`release:\` for ${ctx.repo.name} in shipkit.yml.`,
+    );
   }
   if (!info.isFile()) throw new StepFailure(`The release script ${relative} is not a file.`);
   if (!(await canAccess(script, constants.X_OK))) {
-    throw new StepFailure(`The release script ${relative} is not executable; run \`git update-index --chmod=+x ${relative}\`, commit, and tag again.`);
+    throw new StepFailure(
+      `The release script ${relative} is not executable; run \`git update-index --chmod=+x ${relative}\`, commit, and tag again.`,
+    );
   }
   try {
     await run(ctx, [script], { what: `./${relative}`, cwd: ctx.paths.work });
@@ -49,11 +58,35 @@ async function releaseScriptStep(ctx: BuildContext): Promise<StepResult> {
  * Release TAG of `repo` as job `id`: check out the tag and run the release script. A script
  * path outside the repo is a configuration error before any job starts.
  */
-export async function runRelease({ config, repo, tag, id, log, signal }: { config: ShipkitConfig; repo: RepoConfig; tag: string; id: string; log: Logger; signal?: AbortSignal }): Promise<JobOutcome> {
+export async function runRelease({
+  config,
+  repo,
+  tag,
+  id,
+  log,
+  signal,
+}: {
+  config: ShipkitConfig;
+  repo: RepoConfig;
+  tag: string;
+  id: string;
+  log: Logger;
+  signal?: AbortSignal;
+}): Promise<JobOutcome> {
   releaseScriptPath(config, repo, repoPaths(config, repo.name).work);
   log.info(`release ${repo.name} ${tag}: job ${id}`);
   return runJob({
-    config, repo, kind: 'release', id, ref: `refs/tags/${tag}`, env: { SHIPKIT_TAG: tag }, log, signal,
-    steps: [{ name: 'pull', run: pullStep }, { name: 'release', run: releaseScriptStep }],
+    config,
+    repo,
+    kind: 'release',
+    id,
+    ref: `refs/tags/${tag}`,
+    env: { SHIPKIT_TAG: tag },
+    log,
+    signal,
+    steps: [
+      { name: 'pull', run: pullStep },
+      { name: 'release', run: releaseScriptStep },
+    ],
   });
 }

@@ -50,7 +50,8 @@ async function loadStage(override: URL | undefined, name: 'downloads' | 'upload'
     const code = (error as NodeJS.ErrnoException)?.code;
     const text = String((error as Error)?.message ?? error);
     const file = name === 'downloads' ? 'downloads.ts' : 'upload/index.ts';
-    if ((code === 'ERR_MODULE_NOT_FOUND' || /module not found|cannot find module/i.test(text)) && text.includes(file)) return undefined;
+    if ((code === 'ERR_MODULE_NOT_FOUND' || /module not found|cannot find module/i.test(text)) && text.includes(file))
+      return undefined;
     throw error;
   }
 }
@@ -62,11 +63,24 @@ export async function downloadsStep(ctx: BuildContext): Promise<StepResult> {
   if (!sources.length) return { skipped: 'no manifest.txt or cloudinary.txt' };
   const stage = await loadStage(ctx.stages?.downloads, 'downloads');
   if (typeof stage?.runDownloadsStage !== 'function') {
-    const count = (await Promise.all(sources.map(async (f) => (await readFile(path.join(work, f), 'utf8')).split('\n').filter((l) => l.trim() && !l.startsWith('#')).length))).reduce((a, b) => a + b, 0);
-    ctx.log.line(`the downloads stage is not available in this shipkit (lib/stages/downloads.ts is missing); nothing was fetched: ${sources.join(' and ')} with ${count} line(s) skipped`);
+    const count = (
+      await Promise.all(
+        sources.map(
+          async (f) =>
+            (await readFile(path.join(work, f), 'utf8')).split('\n').filter((l) => l.trim() && !l.startsWith('#'))
+              .length,
+        ),
+      )
+    ).reduce((a, b) => a + b, 0);
+    ctx.log.line(
+      `the downloads stage is not available in this shipkit (lib/stages/downloads.ts is missing); nothing was fetched: ${sources.join(' and ')} with ${count} line(s) skipped`,
+    );
     return { skipped: 'downloads stage not available' };
   }
-  const runDownloads = stage.runDownloadsStage as (options: { workDir: string; log: Logger }) => Promise<{ fetched?: number; unchanged?: number; failed?: number; skipped?: string }>;
+  const runDownloads = stage.runDownloadsStage as (options: {
+    workDir: string;
+    log: Logger;
+  }) => Promise<{ fetched?: number; unchanged?: number; failed?: number; skipped?: string }>;
   const summary = await withDeadline(ctx, runDownloads({ workDir: work, log: stageLogger(ctx.log) }), 'downloads');
   if (summary?.failed) throw new StepFailure(`${summary.failed} download(s) failed; see the log for which and why.`);
   return { note: `${summary?.fetched ?? 0} fetched, ${summary?.unchanged ?? 0} unchanged` };
@@ -77,12 +91,37 @@ export async function uploadStep(ctx: BuildContext): Promise<StepResult> {
   if (!entries.length) return { skipped: 'no upload: targets for this repo in shipkit.yml' };
   const stage = await loadStage(ctx.stages?.upload, 'upload');
   if (typeof stage?.runUploadStage !== 'function') {
-    const targets = entries.map((e) => Object.keys(e.raw).filter((k) => k !== 'from').join('+') || '?');
-    ctx.log.line(`the upload stage is not available in this shipkit (lib/stages/upload/index.ts is missing); nothing was uploaded: skipped ${entries.length} target(s): ${targets.join(', ')}`);
+    const targets = entries.map(
+      (e) =>
+        Object.keys(e.raw)
+          .filter((k) => k !== 'from')
+          .join('+') || '?',
+    );
+    ctx.log.line(
+      `the upload stage is not available in this shipkit (lib/stages/upload/index.ts is missing); nothing was uploaded: skipped ${entries.length} target(s): ${targets.join(', ')}`,
+    );
     return { skipped: 'upload stage not available' };
   }
-  const runUpload = stage.runUploadStage as (options: { workDir: string; entries: typeof entries; doc: ShipkitConfig['doc']; configFile: string; sourceSha?: string; log: Logger }) => Promise<unknown>;
-  await withDeadline(ctx, runUpload({ workDir: ctx.paths.work, entries, doc: ctx.config.doc, configFile: ctx.config.file, sourceSha: ctx.checkedOut ?? ctx.sha, log: stageLogger(ctx.log) }), 'upload');
+  const runUpload = stage.runUploadStage as (options: {
+    workDir: string;
+    entries: typeof entries;
+    doc: ShipkitConfig['doc'];
+    configFile: string;
+    sourceSha?: string;
+    log: Logger;
+  }) => Promise<unknown>;
+  await withDeadline(
+    ctx,
+    runUpload({
+      workDir: ctx.paths.work,
+      entries,
+      doc: ctx.config.doc,
+      configFile: ctx.config.file,
+      sourceSha: ctx.checkedOut ?? ctx.sha,
+      log: stageLogger(ctx.log),
+    }),
+    'upload',
+  );
   return { note: `${entries.length} target(s)` };
 }
 
@@ -94,7 +133,10 @@ export async function checkUploadConfig(config: ShipkitConfig, repo: RepoConfig,
   if (!repo.upload.length) return;
   const stage = await loadStage(undefined, 'upload');
   if (typeof stage?.planUpload !== 'function') return;
-  const plan = stage.planUpload as (entry: UploadEntry, context: { workDir: string; doc: ShipkitConfig['doc']; configFile: string }) => unknown;
+  const plan = stage.planUpload as (
+    entry: UploadEntry,
+    context: { workDir: string; doc: ShipkitConfig['doc']; configFile: string },
+  ) => unknown;
   for (const entry of repo.upload) plan(entry, { workDir, doc: config.doc, configFile: config.file });
 }
 
@@ -102,10 +144,17 @@ export async function checkUploadConfig(config: ShipkitConfig, repo: RepoConfig,
 async function withDeadline<T>(ctx: BuildContext, work: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const limit = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      ctx.log.line(`!!! time limit reached: the job's timeout is ${ctx.timeoutSec} s; abandoning the ${what} stage`);
-      reject(new StepFailure(`The ${what} stage was stopped at the job's time limit (${ctx.timeoutSec} s).`, { timedOut: true }));
-    }, Math.max(0, ctx.deadline - Date.now()));
+    timer = setTimeout(
+      () => {
+        ctx.log.line(`!!! time limit reached: the job's timeout is ${ctx.timeoutSec} s; abandoning the ${what} stage`);
+        reject(
+          new StepFailure(`The ${what} stage was stopped at the job's time limit (${ctx.timeoutSec} s).`, {
+            timedOut: true,
+          }),
+        );
+      },
+      Math.max(0, ctx.deadline - Date.now()),
+    );
   });
   try {
     return await Promise.race([work, limit]);
@@ -120,7 +169,13 @@ async function withDeadline<T>(ctx: BuildContext, work: Promise<T>, what: string
 // ---------------------------------------------------------------------------------------------
 // install
 
-interface InstallRecord { key: string; lockfile: string; node: string; sha?: string; at: string }
+interface InstallRecord {
+  key: string;
+  lockfile: string;
+  node: string;
+  sha?: string;
+  at: string;
+}
 
 /**
  * `npm ci` with a lockfile, else `npm install`; skipped without package.json, and skipped when
@@ -136,10 +191,17 @@ export async function installStep(ctx: BuildContext): Promise<StepResult> {
   const lockfile = ['package-lock.json', 'npm-shrinkwrap.json'].find((f) => existsSync(path.join(work, f)));
   const node = await nodeVersion(ctx);
   const hashed = lockfile ?? 'package.json';
-  const key = createHash('sha256').update(await readFile(path.join(work, hashed))).update(`\0${node}`).digest('hex');
+  const key = createHash('sha256')
+    .update(await readFile(path.join(work, hashed)))
+    .update(`\0${node}`)
+    .digest('hex');
   const recordFile = path.join(ctx.paths.state, 'install.json');
   const record = await readJson<InstallRecord>(recordFile);
-  if (!ctx.cache?.clean && record?.key === key && (existsSync(path.join(work, 'node_modules')) || await declaresNoDependencies(work, lockfile))) {
+  if (
+    !ctx.cache?.clean &&
+    record?.key === key &&
+    (existsSync(path.join(work, 'node_modules')) || (await declaresNoDependencies(work, lockfile)))
+  ) {
     return { skipped: `${hashed} and node ${node} unchanged since the install of ${record.at}, node_modules kept` };
   }
   await rm(recordFile, { force: true });
@@ -158,7 +220,10 @@ export async function installStep(ctx: BuildContext): Promise<StepResult> {
   }
   const secs = ((Date.now() - t0) / 1000).toFixed(1);
   await ensureDir(ctx.paths.state);
-  await atomicWriteFile(recordFile, `${JSON.stringify({ key, lockfile: hashed, node, sha: ctx.checkedOut, at: new Date().toISOString() } satisfies InstallRecord, null, 2)}\n`);
+  await atomicWriteFile(
+    recordFile,
+    `${JSON.stringify({ key, lockfile: hashed, node, sha: ctx.checkedOut, at: new Date().toISOString() } satisfies InstallRecord, null, 2)}\n`,
+  );
   return { note: `${command} ${secs} s, ${describeCacheUse(before, { fresh: npm.fresh })}` };
 }
 
@@ -171,10 +236,13 @@ const DEPENDENCY_FIELDS = ['dependencies', 'devDependencies', 'optionalDependenc
  */
 async function declaresNoDependencies(work: string, lockfile: string | undefined): Promise<boolean> {
   const pkg = await readJson<Record<string, unknown>>(path.join(work, 'package.json'));
-  if (!pkg || DEPENDENCY_FIELDS.some((field) => Object.keys((pkg[field] as object | undefined) ?? {}).length)) return false;
+  if (!pkg || DEPENDENCY_FIELDS.some((field) => Object.keys((pkg[field] as object | undefined) ?? {}).length))
+    return false;
   if (pkg.workspaces) return false;
   if (!lockfile) return true;
-  const lock = await readJson<{ packages?: Record<string, unknown>; dependencies?: Record<string, unknown> }>(path.join(work, lockfile));
+  const lock = await readJson<{ packages?: Record<string, unknown>; dependencies?: Record<string, unknown> }>(
+    path.join(work, lockfile),
+  );
   if (!lock) return false;
   return Object.keys(lock.packages ?? {}).every((key) => key === '') && !Object.keys(lock.dependencies ?? {}).length;
 }
@@ -184,16 +252,29 @@ async function nodeVersion(ctx: BuildContext): Promise<string> {
   for (const dir of (ctx.env.PATH ?? '').split(path.delimiter).filter(Boolean)) {
     const candidate = path.join(dir, 'node');
     if (!existsSync(candidate)) continue;
-    const [found, ours] = await Promise.all([realpath(candidate).catch(() => ''), realpath(process.execPath).catch(() => '')]);
+    const [found, ours] = await Promise.all([
+      realpath(candidate).catch(() => ''),
+      realpath(process.execPath).catch(() => ''),
+    ]);
     if (found && found === ours && !('Deno' in globalThis)) return process.version;
     break;
   }
-  const asked = await $({ cwd: ctx.paths.work, env: ctx.env, quiet: true, nothrow: true, spawn: spawnAs(ctx.runAs?.uid, ctx.runAs?.gid) })`node --version`;
+  const asked = await $({
+    cwd: ctx.paths.work,
+    env: ctx.env,
+    quiet: true,
+    nothrow: true,
+    spawn: spawnAs(ctx.runAs?.uid, ctx.runAs?.gid),
+  })`node --version`;
   return asked.stdout.trim() || 'unknown';
 }
 
 async function readJson<T>(file: string): Promise<T | undefined> {
-  try { return JSON.parse(await readFile(file, 'utf8')) as T; } catch { return undefined; }
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -259,7 +340,11 @@ export function prestartCompile(ctx: AheadContext): void {
   if ((configured && configured !== 'litpro') || !existsSync(path.join(work, 'lprc.js'))) return;
   // The npm cache the install step picks is one of the variables handed over with the go (exec.ts
   // PRESTART_LATE), so the environment as it is now is the one to start with.
-  const prestarted = prestartNode(litproCommand(work), { cwd: work, env: ctx.env, ...(ctx.runAs ? { uid: ctx.runAs.uid, gid: ctx.runAs.gid } : {}) });
+  const prestarted = prestartNode(litproCommand(work), {
+    cwd: work,
+    env: ctx.env,
+    ...(ctx.runAs ? { uid: ctx.runAs.uid, gid: ctx.runAs.gid } : {}),
+  });
   if (prestarted) ctx.prestarted.litpro = prestarted;
 }
 
@@ -273,18 +358,33 @@ async function runLitpro(ctx: BuildContext): Promise<StepResult> {
   const problems: string[] = [];
   const prestarted = ctx.prestarted?.litpro;
   if (ctx.prestarted) delete ctx.prestarted.litpro;
-  await run(ctx, litproCommand(ctx.paths.work), { what: 'litpro', prestarted, watch: (line) => { if (LITPRO_FAILURE.test(line) && problems.length < 5) problems.push(line); } });
-  if (problems.length) throw new StepFailure(`litpro reported problems (${problems.join('; ').slice(0, 200)}); see the log.`, { lastLines: problems });
+  await run(ctx, litproCommand(ctx.paths.work), {
+    what: 'litpro',
+    prestarted,
+    watch: (line) => {
+      if (LITPRO_FAILURE.test(line) && problems.length < 5) problems.push(line);
+    },
+  });
+  if (problems.length)
+    throw new StepFailure(`litpro reported problems (${problems.join('; ').slice(0, 200)}); see the log.`, {
+      lastLines: problems,
+    });
   return { note: 'litpro' };
 }
 
 /** `--steps a,b` → those steps, always in pipeline order; unknown ones are a usage error. */
 export function parseSteps(value: string | undefined, configured: Step[]): Step[] {
   if (value === undefined) return configured;
-  const wanted = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const wanted = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (!wanted.length) throw new UsageError('Option --steps needs a list such as install,compile.');
   for (const step of wanted) {
-    if (!(STEPS as readonly string[]).includes(step)) throw new UsageError(`Unknown step ${JSON.stringify(step.slice(0, 40))} in --steps; steps are ${STEPS.join(', ')}.`);
+    if (!(STEPS as readonly string[]).includes(step))
+      throw new UsageError(
+        `Unknown step ${JSON.stringify(step.slice(0, 40))} in --steps; steps are ${STEPS.join(', ')}.`,
+      );
   }
   // Always in pipeline order: compile before upload, whatever order they were typed in.
   return STEPS.filter((step) => wanted.includes(step));

@@ -39,7 +39,9 @@ export interface Destination {
   put(from: string, name: string, step?: StepHook, options?: PutOptions): Promise<void>;
 }
 
-export interface PutOptions { sizeChanged?: boolean }
+export interface PutOptions {
+  sizeChanged?: boolean;
+}
 
 /** Wait until the clock is in a later whole second than `mtimeMs`. */
 export async function waitForNextSecond(mtimeMs: number | undefined, now: () => number = Date.now): Promise<void> {
@@ -59,11 +61,13 @@ export function openDestination(to: string, log: Logger): Destination {
 }
 
 function folderDestination(dest: string): Destination {
-  const missing = (error: unknown) => (error as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : Promise.reject(error);
+  const missing = (error: unknown) =>
+    (error as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : Promise.reject(error);
   return {
     where: dest,
     local: true,
-    list: () => readdir(dest).catch((error) => ((error as NodeJS.ErrnoException).code === 'ENOENT' ? [] : Promise.reject(error))),
+    list: () =>
+      readdir(dest).catch((error) => ((error as NodeJS.ErrnoException).code === 'ENOENT' ? [] : Promise.reject(error))),
     read: (name) => readFile(path.join(dest, name)).catch(missing),
     localCopy: async (name) => ((await pathExists(path.join(dest, name))) ? path.join(dest, name) : undefined),
     async put(from, name, step, options) {
@@ -74,7 +78,11 @@ function folderDestination(dest: string): Destination {
       try {
         await copyFile(from, temp);
         const handle = await open(temp, 'r');
-        try { await handle.sync(); } finally { await handle.close(); }
+        try {
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
         await step?.(`${name}:temp`);
         await rename(temp, target);
       } catch (error) {

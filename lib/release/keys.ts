@@ -56,29 +56,41 @@ const lower = (k: { getFingerprint(): string }) => k.getFingerprint().toLowerCas
 async function passphraseOf(file?: string): Promise<string | undefined> {
   if (file === undefined) return undefined;
   const passphrase = await readSecretFile(file, { what: 'passphrase file', passphrase: true });
-  if (!passphrase) throw new ConfigError(`The passphrase file ${file} is empty; write the passphrase on its first line, or leave --passphrase-file out.`);
+  if (!passphrase)
+    throw new ConfigError(
+      `The passphrase file ${file} is empty; write the passphrase on its first line, or leave --passphrase-file out.`,
+    );
   return passphrase;
 }
 
 function days(n: number): number {
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--expires ${n}: give a whole number of days, 1 or more (a signing subkey always expires).`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new UsageError(`--expires ${n}: give a whole number of days, 1 or more (a signing subkey always expires).`);
   return n * 86_400;
 }
 
 /** Make a new release key in `dir`: a certify-only primary and one signing subkey expiring in `expiresDays`. */
-export async function initReleaseKeys(opts: KeysOptions & { userId?: string; expiresDays?: number }): Promise<KeysResult> {
+export async function initReleaseKeys(
+  opts: KeysOptions & { userId?: string; expiresDays?: number },
+): Promise<KeysResult> {
   const openpgp = await openpgpModule();
   const expiration = days(opts.expiresDays ?? 365);
   for (const name of [PRIMARY_FILE, SIGNING_FILE, KEYS_FILE]) {
     if (await pathExists(path.join(opts.dir, name))) {
-      throw new UsageError(`${path.join(opts.dir, name)} already exists; a release key is never overwritten. Use \`release keys rotate --dir ${opts.dir}\` for a new signing subkey, or another --out folder.`);
+      throw new UsageError(
+        `${path.join(opts.dir, name)} already exists; a release key is never overwritten. Use \`release keys rotate --dir ${opts.dir}\` for a new signing subkey, or another --out folder.`,
+      );
     }
   }
   const passphrase = await passphraseOf(opts.passphraseFile);
   const date = opts.now?.() ?? new Date();
   const { privateKey } = await openpgp.generateKey({
-    type: 'ecc', curve: 'ed25519Legacy', userIDs: [parseUserId(opts.userId ?? 'shipkit release key')], date,
-    subkeys: [{ sign: true, keyExpirationTime: expiration, date }], format: 'object',
+    type: 'ecc',
+    curve: 'ed25519Legacy',
+    userIDs: [parseUserId(opts.userId ?? 'shipkit release key')],
+    date,
+    subkeys: [{ sign: true, keyExpirationTime: expiration, date }],
+    format: 'object',
   });
   const key = await certifyOnly(openpgp, privateKey, date);
   const result = await writeKeys(openpgp, opts.dir, key, passphrase, date);
@@ -87,7 +99,10 @@ export async function initReleaseKeys(opts: KeysOptions & { userId?: string; exp
 
 function parseUserId(text: string): { name?: string; email?: string } {
   const m = /^\s*(.*?)\s*(?:<([^<>\s]+@[^<>\s]+)>)?\s*$/.exec(text);
-  if (!m || (!m[1] && !m[2])) throw new UsageError(`--uid ${JSON.stringify(text)}: give a name, optionally with an e-mail address: "Release <release@example.com>".`);
+  if (!m || (!m[1] && !m[2]))
+    throw new UsageError(
+      `--uid ${JSON.stringify(text)}: give a name, optionally with an e-mail address: "Release <release@example.com>".`,
+    );
   return { ...(m[1] ? { name: m[1] } : {}), ...(m[2] ? { email: m[2] } : {}) };
 }
 
@@ -95,16 +110,21 @@ function parseUserId(text: string): { name?: string; email?: string } {
 async function certifyOnly(openpgp: OpenPgp, key: PrivateKey, date: Date): Promise<PrivateKey> {
   const { enums } = openpgp;
   for (const user of key.users) {
-    user.selfCertifications = await Promise.all(user.selfCertifications.map(async (old) => {
-      const sig = new openpgp.SignaturePacket();
-      sig.read(old.write());
-      sig.keyFlags = new Uint8Array([enums.keyFlags.certifyKeys]);
-      // A fresh salt notation is added when it is signed again.
-      sig.rawNotations = sig.rawNotations.filter((n) => !n.name.startsWith('salt@'));
-      await (sig as unknown as { sign(k: unknown, d: unknown, date: Date, detached: boolean, config: unknown): Promise<void> })
-        .sign(key.keyPacket, { userID: user.userID, key: key.keyPacket }, date, false, openpgp.config);
-      return sig;
-    }));
+    user.selfCertifications = await Promise.all(
+      user.selfCertifications.map(async (old) => {
+        const sig = new openpgp.SignaturePacket();
+        sig.read(old.write());
+        sig.keyFlags = new Uint8Array([enums.keyFlags.certifyKeys]);
+        // A fresh salt notation is added when it is signed again.
+        sig.rawNotations = sig.rawNotations.filter((n) => !n.name.startsWith('salt@'));
+        await (
+          sig as unknown as {
+            sign(k: unknown, d: unknown, date: Date, detached: boolean, config: unknown): Promise<void>;
+          }
+        ).sign(key.keyPacket, { userID: user.userID, key: key.keyPacket }, date, false, openpgp.config);
+        return sig;
+      }),
+    );
   }
   return key;
 }
@@ -118,27 +138,53 @@ export async function rotateReleaseKeys(opts: KeysOptions & { expiresDays?: numb
   const before = new Set(key.getSubkeys().map(lower));
   const rotated = await key.addSubkey({ sign: true, keyExpirationTime: expiration, date });
   const result = await writeKeys(openpgp, opts.dir, rotated, passphrase, date);
-  return { ...result, subkey: rotated.getSubkeys().map(lower).find((f) => !before.has(f)) };
+  return {
+    ...result,
+    subkey: rotated
+      .getSubkeys()
+      .map(lower)
+      .find((f) => !before.has(f)),
+  };
 }
 
 const REASONS = ['compromised', 'superseded'] as const;
 
 /** Revoke one subkey of the key in `dir`. `compromised` (the default when no reason is given is "no reason", which hosts treat the same) or `superseded`. */
-export async function revokeReleaseSubkey(opts: KeysOptions & { subkey: string; reason?: RevocationReason }): Promise<KeysResult> {
+export async function revokeReleaseSubkey(
+  opts: KeysOptions & { subkey: string; reason?: RevocationReason },
+): Promise<KeysResult> {
   const openpgp = await openpgpModule();
   const { enums } = openpgp;
-  if (opts.reason !== undefined && !REASONS.includes(opts.reason)) throw new UsageError(`--reason ${JSON.stringify(opts.reason)}: use compromised or superseded.`);
+  if (opts.reason !== undefined && !REASONS.includes(opts.reason))
+    throw new UsageError(`--reason ${JSON.stringify(opts.reason)}: use compromised or superseded.`);
   const wanted = opts.subkey.replace(/\s+/g, '').replace(/^0x/i, '').toLowerCase();
-  if (!/^([0-9a-f]{40}|[0-9a-f]{64})$/.test(wanted)) throw new ValidationError(`${JSON.stringify(opts.subkey)} is not a full subkey fingerprint (40 or 64 hex digits); \`release keys list --dir DIR\` shows them.`);
+  if (!/^([0-9a-f]{40}|[0-9a-f]{64})$/.test(wanted))
+    throw new ValidationError(
+      `${JSON.stringify(opts.subkey)} is not a full subkey fingerprint (40 or 64 hex digits); \`release keys list --dir DIR\` shows them.`,
+    );
   const { key, passphrase } = await readPrimary(openpgp, opts);
-  if (lower(key) === wanted) throw new UsageError(`${wanted} is the primary key; revoke a signing subkey (hosts pin the primary; to retire it, make a new key and re-pin every host).`);
+  if (lower(key) === wanted)
+    throw new UsageError(
+      `${wanted} is the primary key; revoke a signing subkey (hosts pin the primary; to retire it, make a new key and re-pin every host).`,
+    );
   const index = key.subkeys.findIndex((s) => lower(s) === wanted);
-  if (index === -1) throw new ValidationError(`The key in ${opts.dir} has no subkey ${wanted}; its subkeys are ${key.subkeys.map(lower).join(', ')}.`);
+  if (index === -1)
+    throw new ValidationError(
+      `The key in ${opts.dir} has no subkey ${wanted}; its subkeys are ${key.subkeys.map(lower).join(', ')}.`,
+    );
   const date = opts.now?.() ?? new Date();
-  const flag = opts.reason === 'superseded' ? enums.reasonForRevocation.keySuperseded
-    : opts.reason === 'compromised' ? enums.reasonForRevocation.keyCompromised : enums.reasonForRevocation.noReason;
+  const flag =
+    opts.reason === 'superseded'
+      ? enums.reasonForRevocation.keySuperseded
+      : opts.reason === 'compromised'
+        ? enums.reasonForRevocation.keyCompromised
+        : enums.reasonForRevocation.noReason;
   if (!(await key.subkeys[index].isRevoked(undefined as never, undefined as never, date))) {
-    key.subkeys[index] = await key.subkeys[index].revoke(key.keyPacket as never, { flag, string: opts.reason ?? '' }, date);
+    key.subkeys[index] = await key.subkeys[index].revoke(
+      key.keyPacket as never,
+      { flag, string: opts.reason ?? '' },
+      date,
+    );
   }
   const result = await writeKeys(openpgp, opts.dir, key, passphrase, date);
   return { ...result, subkey: wanted };
@@ -148,28 +194,48 @@ export async function revokeReleaseSubkey(opts: KeysOptions & { subkey: string; 
 export async function listReleaseKeys(opts: KeysOptions): Promise<KeysResult> {
   const openpgp = await openpgpModule();
   const armoredKey = await readFile(path.join(opts.dir, KEYS_FILE), 'utf8').catch((error) => {
-    throw new ConfigError(`Cannot read ${path.join(opts.dir, KEYS_FILE)} (${(error as NodeJS.ErrnoException).code}); make a key with \`release keys init --out DIR\`.`, { cause: error });
+    throw new ConfigError(
+      `Cannot read ${path.join(opts.dir, KEYS_FILE)} (${(error as NodeJS.ErrnoException).code}); make a key with \`release keys init --out DIR\`.`,
+      { cause: error },
+    );
   });
   const key = await openpgp.readKey({ armoredKey });
-  return { dir: opts.dir, primary: lower(key), subkeys: await describeSubkeys(openpgp, key, opts.now?.() ?? new Date()) };
+  return {
+    dir: opts.dir,
+    primary: lower(key),
+    subkeys: await describeSubkeys(openpgp, key, opts.now?.() ?? new Date()),
+  };
 }
 
 /** The decrypted whole key from DIR/primary.asc, and the passphrase it was locked with. */
 async function readPrimary(openpgp: OpenPgp, opts: KeysOptions): Promise<{ key: PrivateKey; passphrase?: string }> {
   const file = path.join(opts.dir, PRIMARY_FILE);
   let armoredKey: string;
-  try { armoredKey = await readFile(file, 'utf8'); } catch (error) {
-    throw new ConfigError(`Cannot read ${file} (${(error as NodeJS.ErrnoException).code}); --dir must be the folder \`release keys init --out\` made, with the primary key's secret.`, { cause: error });
+  try {
+    armoredKey = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(
+      `Cannot read ${file} (${(error as NodeJS.ErrnoException).code}); --dir must be the folder \`release keys init --out\` made, with the primary key's secret.`,
+      { cause: error },
+    );
   }
   let key: PrivateKey;
-  try { key = await openpgp.readPrivateKey({ armoredKey }); } catch (error) {
+  try {
+    key = await openpgp.readPrivateKey({ armoredKey });
+  } catch (error) {
     throw new ConfigError(`${file} is not an armored OpenPGP secret key.`, { cause: error });
   }
-  if ((key.keyPacket as import('openpgp').SecretKeyPacket).isDummy()) throw new ConfigError(`${file} holds no secret for the primary key (it is a signing-only copy); rotate and revoke need the offline primary.`);
+  if ((key.keyPacket as import('openpgp').SecretKeyPacket).isDummy())
+    throw new ConfigError(
+      `${file} holds no secret for the primary key (it is a signing-only copy); rotate and revoke need the offline primary.`,
+    );
   const passphrase = await passphraseOf(opts.passphraseFile);
   if (!key.isDecrypted()) {
-    if (passphrase === undefined) throw new ConfigError(`${file} is protected by a passphrase; pass --passphrase-file FILE.`);
-    try { key = await openpgp.decryptKey({ privateKey: key, passphrase }); } catch (error) {
+    if (passphrase === undefined)
+      throw new ConfigError(`${file} is protected by a passphrase; pass --passphrase-file FILE.`);
+    try {
+      key = await openpgp.decryptKey({ privateKey: key, passphrase });
+    } catch (error) {
       throw new ConfigError(`The passphrase does not unlock ${file}.`, { cause: error });
     }
   }
@@ -177,7 +243,13 @@ async function readPrimary(openpgp: OpenPgp, opts: KeysOptions): Promise<{ key: 
 }
 
 /** Write primary.asc, signing.asc and keys.asc (each by temp + rename; secrets 0600). */
-async function writeKeys(openpgp: OpenPgp, dir: string, key: PrivateKey, passphrase: string | undefined, now: Date): Promise<KeysResult> {
+async function writeKeys(
+  openpgp: OpenPgp,
+  dir: string,
+  key: PrivateKey,
+  passphrase: string | undefined,
+  now: Date,
+): Promise<KeysResult> {
   await ensureDir(dir, 0o700);
   await chmod(dir, 0o700);
   const locked = passphrase === undefined ? key : await openpgp.encryptKey({ privateKey: key, passphrase });
@@ -191,17 +263,30 @@ async function writeKeys(openpgp: OpenPgp, dir: string, key: PrivateKey, passphr
 
 async function describeSubkeys(openpgp: OpenPgp, key: import('openpgp').PublicKey, now: Date): Promise<SubkeyInfo[]> {
   const { enums } = openpgp;
-  return Promise.all(key.getSubkeys().map(async (subkey: Subkey) => {
-    const expires = await subkey.getExpirationTime().catch(() => null);
-    const revocation = subkey.revocationSignatures[0];
-    const revoked = await subkey.isRevoked(undefined as never, undefined as never, now).catch(() => false);
-    const flag = revocation?.reasonForRevocationFlag;
-    const reason = !revoked ? null : flag === enums.reasonForRevocation.keyCompromised ? 'compromised'
-      : flag === enums.reasonForRevocation.keySuperseded ? 'superseded' : 'unspecified';
-    const valid = await key.getSigningKey(subkey.getKeyID(), now).then((k) => lower(k) === lower(subkey), () => false);
-    return {
-      fingerprint: lower(subkey), created: subkey.getCreationTime().toISOString(),
-      expires: expires instanceof Date ? expires.toISOString() : null, revoked: reason, valid,
-    };
-  }));
+  return Promise.all(
+    key.getSubkeys().map(async (subkey: Subkey) => {
+      const expires = await subkey.getExpirationTime().catch(() => null);
+      const revocation = subkey.revocationSignatures[0];
+      const revoked = await subkey.isRevoked(undefined as never, undefined as never, now).catch(() => false);
+      const flag = revocation?.reasonForRevocationFlag;
+      const reason = !revoked
+        ? null
+        : flag === enums.reasonForRevocation.keyCompromised
+          ? 'compromised'
+          : flag === enums.reasonForRevocation.keySuperseded
+            ? 'superseded'
+            : 'unspecified';
+      const valid = await key.getSigningKey(subkey.getKeyID(), now).then(
+        (k) => lower(k) === lower(subkey),
+        () => false,
+      );
+      return {
+        fingerprint: lower(subkey),
+        created: subkey.getCreationTime().toISOString(),
+        expires: expires instanceof Date ? expires.toISOString() : null,
+        revoked: reason,
+        valid,
+      };
+    }),
+  );
 }

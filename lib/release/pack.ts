@@ -10,7 +10,7 @@ export const DEFAULT_MTIME = 946_684_800; // 2000-01-01T00:00:00Z
 
 /** Every path under `dir`, sorted byte-wise, folders before their contents. */
 async function listSorted(dir: string, rel = ''): Promise<string[]> {
-  const names = (await readdir(path.join(dir, rel))).sort((a, b) => (Buffer.compare(Buffer.from(a), Buffer.from(b))));
+  const names = (await readdir(path.join(dir, rel))).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
   const out: string[] = [];
   for (const name of names) {
     const relPath = rel ? `${rel}/${name}` : name;
@@ -21,7 +21,9 @@ async function listSorted(dir: string, rel = ''): Promise<string[]> {
       const target = await readlink(path.join(dir, relPath));
       const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(relPath), target));
       if (path.isAbsolute(target) || resolved === '..' || resolved.startsWith('../')) {
-        throw new ValidationError(`${relPath} links to ${target}, outside ${dir}; launchfit would refuse the release. Copy the file in instead.`);
+        throw new ValidationError(
+          `${relPath} links to ${target}, outside ${dir}; launchfit would refuse the release. Copy the file in instead.`,
+        );
       }
       out.push(relPath);
     } else if (st.isFile()) {
@@ -38,19 +40,22 @@ export async function packReproducible(dir: string, out: string, mtimeSec = DEFA
   const tar = await import('tar');
   const entries = await listSorted(dir);
   if (!entries.length) throw new ValidationError(`${dir} is empty; nothing to publish.`);
-  const pack = tar.c({
-    cwd: dir,
-    gzip: { level: 9 },
-    portable: true,
-    noDirRecurse: true,
-    follow: false,
-    mtime: new Date(mtimeSec * 1000),
-    onWriteEntry: (entry) => {
-      // Owner and umask must not leak into the bytes: 755 for folders and executables, else 644.
-      const st = (entry as unknown as { stat: { mode: number } }).stat;
-      const isDir = (entry as unknown as { type: string }).type === 'Directory';
-      st.mode = (st.mode & ~0o7777) | (isDir || st.mode & 0o111 ? 0o755 : 0o644);
+  const pack = tar.c(
+    {
+      cwd: dir,
+      gzip: { level: 9 },
+      portable: true,
+      noDirRecurse: true,
+      follow: false,
+      mtime: new Date(mtimeSec * 1000),
+      onWriteEntry: (entry) => {
+        // Owner and umask must not leak into the bytes: 755 for folders and executables, else 644.
+        const st = (entry as unknown as { stat: { mode: number } }).stat;
+        const isDir = (entry as unknown as { type: string }).type === 'Directory';
+        st.mode = (st.mode & ~0o7777) | (isDir || st.mode & 0o111 ? 0o755 : 0o644);
+      },
     },
-  }, entries);
+    entries,
+  );
   await pipeline(pack as unknown as NodeJS.ReadableStream, createWriteStream(out));
 }

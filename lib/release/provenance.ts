@@ -28,11 +28,13 @@ export function pae(payloadType: string, body: Uint8Array): Uint8Array {
 
 /** The in-toto Statement v1 (SLSA provenance v1) for a release file and its sha256. */
 export function provenanceStatement(file: string, sha256: string, facts: SourceFacts): Record<string, unknown> {
-  const resolvedDependencies = [{
-    uri: facts.repo.includes('://') ? facts.repo : `git+https://github.com/${facts.repo}`,
-    ...(facts.commit ? { digest: { gitCommit: facts.commit } } : {}),
-    ...(facts.ref ? { annotations: { ref: facts.ref } } : {}),
-  }];
+  const resolvedDependencies = [
+    {
+      uri: facts.repo.includes('://') ? facts.repo : `git+https://github.com/${facts.repo}`,
+      ...(facts.commit ? { digest: { gitCommit: facts.commit } } : {}),
+      ...(facts.ref ? { annotations: { ref: facts.ref } } : {}),
+    },
+  ];
   return {
     _type: STATEMENT_TYPE,
     subject: [{ name: file, digest: { sha256 } }],
@@ -40,7 +42,13 @@ export function provenanceStatement(file: string, sha256: string, facts: SourceF
     predicate: {
       buildDefinition: {
         buildType: BUILD_TYPE,
-        externalParameters: { source: { repository: facts.repo, ...(facts.ref ? { ref: facts.ref } : {}), ...(facts.commit ? { commit: facts.commit } : {}) } },
+        externalParameters: {
+          source: {
+            repository: facts.repo,
+            ...(facts.ref ? { ref: facts.ref } : {}),
+            ...(facts.commit ? { commit: facts.commit } : {}),
+          },
+        },
         resolvedDependencies,
       },
       runDetails: {
@@ -52,7 +60,11 @@ export function provenanceStatement(file: string, sha256: string, facts: SourceF
 }
 
 /** One line of the .intoto.jsonl: the DSSE envelope, signed by `sign` over the PAE. */
-export async function provenanceEnvelope(statement: unknown, keyid: string, sign: (data: Uint8Array) => Promise<Uint8Array>): Promise<string> {
+export async function provenanceEnvelope(
+  statement: unknown,
+  keyid: string,
+  sign: (data: Uint8Array) => Promise<Uint8Array>,
+): Promise<string> {
   const body = Buffer.from(JSON.stringify(statement), 'utf8');
   const sig = await sign(pae(PAYLOAD_TYPE, body));
   return `${JSON.stringify({ payloadType: PAYLOAD_TYPE, payload: body.toString('base64'), signatures: [{ keyid, sig: Buffer.from(sig).toString('base64') }] })}\n`;
@@ -63,13 +75,20 @@ export async function provenanceEnvelope(statement: unknown, keyid: string, sign
  * (SHIPKIT_REPO, SHIPKIT_TAG or SHIPKIT_REF, SHIPKIT_SHA, SHIPKIT_BUILD_STARTED); undefined
  * without a source repo (no provenance is written then).
  */
-export function sourceFacts(flags: { repo?: string; ref?: string; commit?: string; builderId?: string }, env: NodeJS.ProcessEnv, started: Date, finished: Date): SourceFacts | undefined {
+export function sourceFacts(
+  flags: { repo?: string; ref?: string; commit?: string; builderId?: string },
+  env: NodeJS.ProcessEnv,
+  started: Date,
+  finished: Date,
+): SourceFacts | undefined {
   const repo = flags.repo || env.SHIPKIT_REPO;
   if (!repo) return undefined;
   const ref = flags.ref || (env.SHIPKIT_TAG ? `refs/tags/${env.SHIPKIT_TAG}` : env.SHIPKIT_REF) || undefined;
   const envStart = env.SHIPKIT_BUILD_STARTED ? new Date(env.SHIPKIT_BUILD_STARTED) : undefined;
   return {
-    repo, ref, commit: flags.commit || env.SHIPKIT_SHA || undefined,
+    repo,
+    ref,
+    commit: flags.commit || env.SHIPKIT_SHA || undefined,
     builderId: flags.builderId || 'https://shipkit.dev/release-publish',
     started: envStart && !Number.isNaN(envStart.getTime()) ? envStart : started,
     finished,

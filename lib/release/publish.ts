@@ -16,7 +16,15 @@ import { openDestination } from './destination.ts';
 import { nextSeq, placeVersionPair, readPublishedVersion } from './seq.ts';
 import { provenanceEnvelope, provenanceStatement, sourceFacts } from './provenance.ts';
 import { loadSigningKey, publicCertificateFor, signDetached } from './sign.ts';
-import { compareVersions, formatVersionFile, parseRolloutPercent, parseVersionFile, validateVersion, versionProblem, type VersionInfo } from './version-file.ts';
+import {
+  compareVersions,
+  formatVersionFile,
+  parseRolloutPercent,
+  parseVersionFile,
+  validateVersion,
+  versionProblem,
+  type VersionInfo,
+} from './version-file.ts';
 
 export interface PublishOptions {
   dir: string;
@@ -83,9 +91,13 @@ export async function publishRelease(opts: PublishOptions): Promise<PublishResul
   validateName(opts.name, 'app name');
   validateName(opts.platform, 'platform');
   validateVersion(opts.version, '--version');
-  if (opts.codename !== undefined && nameProblem(opts.codename)) throw new ValidationError(`Invalid codename ${JSON.stringify(opts.codename)}: use letters, digits, "-", "_" and ".".`);
+  if (opts.codename !== undefined && nameProblem(opts.codename))
+    throw new ValidationError(
+      `Invalid codename ${JSON.stringify(opts.codename)}: use letters, digits, "-", "_" and ".".`,
+    );
   const file = `${opts.name}-${opts.platform}-${opts.version}.tar.gz`;
-  if (nameProblem(file)) throw new ValidationError(`The release file name ${file} would be invalid (${nameProblem(file)}).`);
+  if (nameProblem(file))
+    throw new ValidationError(`The release file name ${file} would be invalid (${nameProblem(file)}).`);
   // A percent hosts would refuse is refused before anything is packed or written.
   if (opts.rollout !== undefined) parseRolloutPercent(String(opts.rollout), '--rollout');
   const keep = opts.keep ?? 5;
@@ -111,9 +123,16 @@ export async function publishRelease(opts: PublishOptions): Promise<PublishResul
     const now = opts.now?.() ?? new Date();
     const expiresDays = opts.expiresDays ?? 30;
     const info: VersionInfo = {
-      version: opts.version, file, release: opts.codename, sha256, size,
+      version: opts.version,
+      file,
+      release: opts.codename,
+      sha256,
+      size,
       expires: expiresDays > 0 ? new Date(now.getTime() + expiresDays * 86_400_000) : undefined,
-      app: opts.name, platform: opts.platform, seq, rollout: opts.rollout,
+      app: opts.name,
+      platform: opts.platform,
+      seq,
+      rollout: opts.rollout,
     };
     const versionText = formatVersionFile(info);
     const versionSig = await signDetached(key, { data: Buffer.from(versionText) });
@@ -122,14 +141,27 @@ export async function publishRelease(opts: PublishOptions): Promise<PublishResul
     const facts = sourceFacts(opts.source ?? {}, opts.env ?? process.env, started, opts.now?.() ?? new Date());
     const provenance = facts ? `${opts.name}-${opts.platform}-${opts.version}.intoto.jsonl` : undefined;
     if (facts && provenance) {
-      const line = await provenanceEnvelope(provenanceStatement(file, sha256, facts), signer, (data) => signDetached(key, { data }));
+      const line = await provenanceEnvelope(provenanceStatement(file, sha256, facts), signer, (data) =>
+        signDetached(key, { data }),
+      );
       await atomicWriteFile(path.join(stage, provenance), line);
     }
 
     if (!destination.local) {
       await publishRemote(opts, stage, file, provenance);
       await placeVersionPair(destination, versionText, versionSig, published.published);
-      return { file, version: opts.version, sha256, size, to: opts.to, signer, pruned: [], unchanged: false, seq, provenance };
+      return {
+        file,
+        version: opts.version,
+        sha256,
+        size,
+        to: opts.to,
+        signer,
+        pruned: [],
+        unchanged: false,
+        seq,
+        provenance,
+      };
     }
 
     const dest = path.resolve(opts.to);
@@ -143,7 +175,9 @@ export async function publishRelease(opts: PublishOptions): Promise<PublishResul
     await syncDir(dest);
     await placeVersionPair(destination, versionText, versionSig, published.published);
     const pruned: string[] = [];
-    for (const old of releasesIn(await readdir(dest), opts.name, opts.platform).filter((r) => r.file !== file).slice(Math.max(keep, 1) - 1)) {
+    for (const old of releasesIn(await readdir(dest), opts.name, opts.platform)
+      .filter((r) => r.file !== file)
+      .slice(Math.max(keep, 1) - 1)) {
       await rm(path.join(dest, old.file), { force: true });
       await rm(path.join(dest, `${old.file}.sig`), { force: true });
       await rm(path.join(dest, `${old.file.slice(0, -'.tar.gz'.length)}.intoto.jsonl`), { force: true });
@@ -167,10 +201,14 @@ async function checkAgainstServer(dest: string, opts: PublishOptions, file: stri
     return false;
   }
   const order = compareVersions(opts.version, current.version);
-  if (order < 0) throw new ValidationError(`${dest} already offers version ${current.version}; refusing to publish the lower ${opts.version} (launchfit hosts would refuse it too).`);
+  if (order < 0)
+    throw new ValidationError(
+      `${dest} already offers version ${current.version}; refusing to publish the lower ${opts.version} (launchfit hosts would refuse it too).`,
+    );
   if (order === 0 && current.file === file && (await pathExists(path.join(dest, file)))) {
     const existing = await sha256File(path.join(dest, file));
-    if (existing !== sha256) throw new ValidationError(`${dest}/${file} exists with other content; publish the change under a new version.`);
+    if (existing !== sha256)
+      throw new ValidationError(`${dest}/${file} exists with other content; publish the change under a new version.`);
     return true;
   }
   return false;
@@ -181,7 +219,12 @@ async function checkAgainstServer(dest: string, opts: PublishOptions, file: stri
  * (payload and keys first, then VERSION.sig and VERSION by placeVersionPair). Pruning and the
  * downgrade check need a listing of DEST and are done for local folders only.
  */
-async function publishRemote(opts: PublishOptions, stage: string, file: string, provenance: string | undefined): Promise<void> {
+async function publishRemote(
+  opts: PublishOptions,
+  stage: string,
+  file: string,
+  provenance: string | undefined,
+): Promise<void> {
   const { uploadFiles } = await import('../stages/upload/index.ts');
   const files = [file, `${file}.sig`, ...(provenance ? [provenance] : []), 'pubkey.asc', 'keys.asc'];
   await uploadFiles({ from: stage, to: opts.to, files, log: opts.log });

@@ -13,7 +13,13 @@ import { validateName } from '../core/names.ts';
 import { openDestination, type Destination, type StepHook } from './destination.ts';
 import { nextSeq, ownSignatureOver, placeVersionPair, readPublishedVersion } from './seq.ts';
 import { loadSigningKey, publicCertificateFor, signDetached } from './sign.ts';
-import { compareVersions, formatVersionFile, validateVersion, versionProblem, type VersionInfo } from './version-file.ts';
+import {
+  compareVersions,
+  formatVersionFile,
+  validateVersion,
+  versionProblem,
+  type VersionInfo,
+} from './version-file.ts';
 
 export interface RollbackOptions {
   name: string;
@@ -49,18 +55,38 @@ export async function rollbackPublished(opts: RollbackOptions): Promise<Rollback
   const certificate = await publicCertificateFor(key, opts.key, opts.keys, now);
   const dest = openDestination(opts.to, opts.log);
   const current = await readPublishedVersion(dest, certificate);
-  if (!current.published) throw new ValidationError(current.problem ? `${current.problem}; nothing to roll back from. Nothing was written.` : `${dest.where} has no VERSION; there is nothing to roll back. Nothing was written.`);
+  if (!current.published)
+    throw new ValidationError(
+      current.problem
+        ? `${current.problem}; nothing to roll back from. Nothing was written.`
+        : `${dest.where} has no VERSION; there is nothing to roll back. Nothing was written.`,
+    );
   const from = current.published.info;
   const platform = from.platform ?? platformOf(from.file, opts.name, from.version);
-  if ((from.app ?? opts.name) !== opts.name || !platform) throw new ValidationError(`The VERSION at ${dest.where} is for ${from.file}, not for app ${opts.name}. Nothing was written.`);
+  if ((from.app ?? opts.name) !== opts.name || !platform)
+    throw new ValidationError(
+      `The VERSION at ${dest.where} is for ${from.file}, not for app ${opts.name}. Nothing was written.`,
+    );
   const seq = nextSeq(current, opts.seq, dest.where);
   const target = await chooseTarget(dest, opts, from, platform);
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'shipkit-rollback-'));
   try {
-    const info = await checkedRelease(dest, scratch, certificate, target, { app: opts.name, platform, seq, now, expiresDays: opts.expiresDays ?? 30 });
+    const info = await checkedRelease(dest, scratch, certificate, target, {
+      app: opts.name,
+      platform,
+      seq,
+      now,
+      expiresDays: opts.expiresDays ?? 30,
+    });
     await opts.step?.('checked');
     const text = formatVersionFile(info);
-    await placeVersionPair(dest, text, await signDetached(key, { data: Buffer.from(text) }), current.published, opts.step);
+    await placeVersionPair(
+      dest,
+      text,
+      await signDetached(key, { data: Buffer.from(text) }),
+      current.published,
+      opts.step,
+    );
     opts.log.info('rolled back', { from: from.version, to: info.version, seq });
     return { app: opts.name, from: from.version, version: info.version, file: info.file, seq, to: dest.where };
   } finally {
@@ -72,15 +98,25 @@ export async function rollbackPublished(opts: RollbackOptions): Promise<Rollback
 function platformOf(file: string, app: string, version: string): string | undefined {
   const head = `${app}-`;
   const tail = `-${version}.tar.gz`;
-  return file.startsWith(head) && file.endsWith(tail) && file.length > head.length + tail.length ? file.slice(head.length, -tail.length) : undefined;
+  return file.startsWith(head) && file.endsWith(tail) && file.length > head.length + tail.length
+    ? file.slice(head.length, -tail.length)
+    : undefined;
 }
 
 /** The release to go back to: `--version`, else the newest at DEST older than the current one. */
-async function chooseTarget(dest: Destination, opts: RollbackOptions, from: VersionInfo, platform: string): Promise<{ file: string; version: string }> {
+async function chooseTarget(
+  dest: Destination,
+  opts: RollbackOptions,
+  from: VersionInfo,
+  platform: string,
+): Promise<{ file: string; version: string }> {
   const prefix = `${opts.name}-${platform}-`;
   const names = await dest.list();
   if (opts.version !== undefined) {
-    if (compareVersions(opts.version, from.version) >= 0) throw new ValidationError(`--version ${opts.version} is not older than ${from.version}, the current release at ${dest.where}; publish it with \`release publish\` instead. Nothing was written.`);
+    if (compareVersions(opts.version, from.version) >= 0)
+      throw new ValidationError(
+        `--version ${opts.version} is not older than ${from.version}, the current release at ${dest.where}; publish it with \`release publish\` instead. Nothing was written.`,
+      );
     return { file: `${prefix}${opts.version}.tar.gz`, version: opts.version };
   }
   // A release with only its tarball or only its .sig left still counts, so the refusal names what is missing.
@@ -89,19 +125,39 @@ async function chooseTarget(dest: Destination, opts: RollbackOptions, from: Vers
     .map((file) => ({ file, version: file.slice(prefix.length, -'.tar.gz'.length) }))
     .filter((r) => !versionProblem(r.version) && compareVersions(r.version, from.version) < 0)
     .sort((a, b) => compareVersions(b.version, a.version));
-  if (!older.length) throw new ValidationError(`${dest.where} holds no release of ${opts.name} on ${platform} older than ${from.version}; there is nothing to go back to. Nothing was written.`);
+  if (!older.length)
+    throw new ValidationError(
+      `${dest.where} holds no release of ${opts.name} on ${platform} older than ${from.version}; there is nothing to go back to. Nothing was written.`,
+    );
   return older[0];
 }
 
 /** The tarball and its .sig must be at DEST and the signature must verify: hosts would refuse it otherwise. */
-async function checkedRelease(dest: Destination, scratch: string, certificate: string, target: { file: string; version: string }, v: { app: string; platform: string; seq: number; now: Date; expiresDays: number }): Promise<VersionInfo> {
+async function checkedRelease(
+  dest: Destination,
+  scratch: string,
+  certificate: string,
+  target: { file: string; version: string },
+  v: { app: string; platform: string; seq: number; now: Date; expiresDays: number },
+): Promise<VersionInfo> {
   const sig = await dest.read(`${target.file}.sig`);
   const tarball = sig && (await dest.localCopy(target.file, scratch));
-  if (!sig || !tarball) throw new ValidationError(`${target.file}${sig ? '' : '.sig'} is not at ${dest.where} (pruned, or never published); cannot roll back to ${target.version}. Nothing was written.`);
-  if (!(await ownSignatureOver(certificate, await readFile(tarball), sig))) throw new ValidationError(`${target.file}.sig at ${dest.where} is not a signature of ${target.file} by this release key; cannot roll back to it. Nothing was written.`);
+  if (!sig || !tarball)
+    throw new ValidationError(
+      `${target.file}${sig ? '' : '.sig'} is not at ${dest.where} (pruned, or never published); cannot roll back to ${target.version}. Nothing was written.`,
+    );
+  if (!(await ownSignatureOver(certificate, await readFile(tarball), sig)))
+    throw new ValidationError(
+      `${target.file}.sig at ${dest.where} is not a signature of ${target.file} by this release key; cannot roll back to it. Nothing was written.`,
+    );
   return {
-    version: target.version, file: target.file, sha256: await sha256File(tarball), size: (await stat(tarball)).size,
+    version: target.version,
+    file: target.file,
+    sha256: await sha256File(tarball),
+    size: (await stat(tarball)).size,
     expires: v.expiresDays > 0 ? new Date(v.now.getTime() + v.expiresDays * 86_400_000) : undefined,
-    app: v.app, platform: v.platform, seq: v.seq,
+    app: v.app,
+    platform: v.platform,
+    seq: v.seq,
   };
 }

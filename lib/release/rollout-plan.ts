@@ -49,9 +49,13 @@ export function parseSteps(text: string, where = '--steps'): number[] {
   if (parts.length > 100) throw new ValidationError(`${where} has ${parts.length} steps; at most 100.`);
   const steps = parts.map((p) => parseRolloutPercent(p, `step in ${where}`));
   for (let i = 1; i < steps.length; i++) {
-    if (steps[i] <= steps[i - 1]) throw new ValidationError(`${where} must grow: ${steps[i]} follows ${steps[i - 1]} (e.g. 1,10,50,100).`);
+    if (steps[i] <= steps[i - 1])
+      throw new ValidationError(`${where} must grow: ${steps[i]} follows ${steps[i - 1]} (e.g. 1,10,50,100).`);
   }
-  if (steps.at(-1) !== 100) throw new ValidationError(`${where} must end at 100, so that every host takes the release in the end (e.g. ${[...steps, 100].join(',')}).`);
+  if (steps.at(-1) !== 100)
+    throw new ValidationError(
+      `${where} must end at 100, so that every host takes the release in the end (e.g. ${[...steps, 100].join(',')}).`,
+    );
   return steps;
 }
 
@@ -61,7 +65,9 @@ export function parseAllowance(text: string, where: string): Allowance {
   if (/^\d{1,9}$/.test(value)) return { count: Number(value) };
   const percent = /^(\d{1,3}(?:\.\d{1,2})?)%$/.exec(value);
   if (percent && Number(percent[1]) <= 100) return { percent: Number(percent[1]) };
-  throw new ValidationError(`Invalid ${where} ${JSON.stringify(value.slice(0, 30))}: give a number of hosts (0, 3) or a percent of the step's hosts (5%).`);
+  throw new ValidationError(
+    `Invalid ${where} ${JSON.stringify(value.slice(0, 30))}: give a number of hosts (0, 3) or a percent of the step's hosts (5%).`,
+  );
 }
 
 /** Whether `n` of `of` hosts is more than the allowance (a percent of `of`). */
@@ -75,8 +81,22 @@ export function describeAllowance(allowance: Allowance): string {
 }
 
 /** The counts of a step at `percent` for `version` from the fleet's latest reports. */
-export function countStep(hosts: FleetHost[], version: string, percent: number, bucketOf: (host: string) => number = (h) => rolloutBucket(h, version)): StepCounts {
-  const counts: StepCounts = { percent, expected: 0, reported: 0, updated: 0, failed: 0, pending: 0, claimed: 0, failures: [] };
+export function countStep(
+  hosts: FleetHost[],
+  version: string,
+  percent: number,
+  bucketOf: (host: string) => number = (h) => rolloutBucket(h, version),
+): StepCounts {
+  const counts: StepCounts = {
+    percent,
+    expected: 0,
+    reported: 0,
+    updated: 0,
+    failed: 0,
+    pending: 0,
+    claimed: 0,
+    failures: [],
+  };
   const seen = new Set<string>();
   for (const entry of hosts) {
     // Not a host id hook-server would have kept, or a second entry for one host: not counted.
@@ -90,12 +110,24 @@ export function countStep(hosts: FleetHost[], version: string, percent: number, 
       continue;
     }
     counts.expected++;
-    if (!forThis) { counts.pending++; continue; }
-    if (UPDATED.has(entry.result!)) { counts.reported++; counts.updated++; continue; }
+    if (!forThis) {
+      counts.pending++;
+      continue;
+    }
+    if (UPDATED.has(entry.result!)) {
+      counts.reported++;
+      counts.updated++;
+      continue;
+    }
     if (FAILED.has(entry.result!)) {
       counts.reported++;
       counts.failed++;
-      if (counts.failures.length < 10) counts.failures.push({ host: entry.host, result: entry.result!, reason: String(entry.reason ?? '').slice(0, 200) });
+      if (counts.failures.length < 10)
+        counts.failures.push({
+          host: entry.host,
+          result: entry.result!,
+          reason: String(entry.reason ?? '').slice(0, 200),
+        });
       continue;
     }
     counts.pending++; // a result this version does not know: not an answer yet
@@ -107,15 +139,29 @@ export function countStep(hosts: FleetHost[], version: string, percent: number, 
  * Go on, wait, or halt: too many failures halt at once; pending hosts are waited for until
  * `waitOver`, then more of them than `allowMissing` halt.
  */
-export function judgeStep(counts: StepCounts, limits: { maxFailures: Allowance; allowMissing: Allowance }, waitOver: boolean): StepVerdict {
+export function judgeStep(
+  counts: StepCounts,
+  limits: { maxFailures: Allowance; allowMissing: Allowance },
+  waitOver: boolean,
+): StepVerdict {
   if (exceeds(counts.failed, counts.expected, limits.maxFailures)) {
-    const which = counts.failures.map((f) => `${f.host.slice(0, 12)} ${f.result}${f.reason ? ` (${f.reason})` : ''}`).join('; ');
-    return { go: false, wait: false, reason: `${counts.failed} of ${counts.expected} host(s) failed at ${counts.percent}%, more than --max-failures ${describeAllowance(limits.maxFailures)}: ${which}` };
+    const which = counts.failures
+      .map((f) => `${f.host.slice(0, 12)} ${f.result}${f.reason ? ` (${f.reason})` : ''}`)
+      .join('; ');
+    return {
+      go: false,
+      wait: false,
+      reason: `${counts.failed} of ${counts.expected} host(s) failed at ${counts.percent}%, more than --max-failures ${describeAllowance(limits.maxFailures)}: ${which}`,
+    };
   }
   if (counts.pending === 0) return { go: true };
   if (!waitOver) return { go: false, wait: true };
   if (exceeds(counts.pending, counts.expected, limits.allowMissing)) {
-    return { go: false, wait: false, reason: `${counts.pending} of ${counts.expected} host(s) did not report ${counts.percent}% within --wait, more than --allow-missing ${describeAllowance(limits.allowMissing)}` };
+    return {
+      go: false,
+      wait: false,
+      reason: `${counts.pending} of ${counts.expected} host(s) did not report ${counts.percent}% within --wait, more than --allow-missing ${describeAllowance(limits.allowMissing)}`,
+    };
   }
   return { go: true };
 }

@@ -62,20 +62,30 @@ export interface RolloutResult {
   rolledBackTo?: { version: string; seq: number };
 }
 
-interface Signer { key: Awaited<ReturnType<typeof loadSigningKey>>; certificate: string; dest: Destination }
+interface Signer {
+  key: Awaited<ReturnType<typeof loadSigningKey>>;
+  certificate: string;
+  dest: Destination;
+}
 
 export async function rolloutRelease(opts: RolloutOptions): Promise<RolloutResult> {
   validateName(opts.name, 'app name');
   const fleetUrl = fleetBase(opts.fleet);
   const key = await loadSigningKey(opts.key, opts.passphraseFile);
-  const signer: Signer = { key, certificate: await publicCertificateFor(key, opts.key, opts.keys, new Date()), dest: openDestination(opts.to, opts.log) };
+  const signer: Signer = {
+    key,
+    certificate: await publicCertificateFor(key, opts.key, opts.keys, new Date()),
+    dest: openDestination(opts.to, opts.log),
+  };
   let current = await readTrusted(signer, opts.name);
   const version = current.info.version;
   const at = current.info.rollout ?? 100;
   const remaining = opts.steps.filter((s) => s >= at);
-  opts.print(at < 100 || current.info.rollout !== undefined
-    ? `${opts.name} ${version} at ${signer.dest.where}: ROLLOUT ${at} (SEQ ${current.info.seq ?? '-'}); steps ${remaining.join(', ')} to go`
-    : `${opts.name} ${version} at ${signer.dest.where} has no ROLLOUT: every host takes it already; waiting for the reports`);
+  opts.print(
+    at < 100 || current.info.rollout !== undefined
+      ? `${opts.name} ${version} at ${signer.dest.where}: ROLLOUT ${at} (SEQ ${current.info.seq ?? '-'}); steps ${remaining.join(', ')} to go`
+      : `${opts.name} ${version} at ${signer.dest.where} has no ROLLOUT: every host takes it already; waiting for the reports`,
+  );
   const counts: StepCounts[] = [];
   for (const [i, percent] of remaining.entries()) {
     const label = `step ${opts.steps.indexOf(percent) + 1}/${opts.steps.length} (ROLLOUT ${percent})`;
@@ -83,10 +93,23 @@ export async function rolloutRelease(opts: RolloutOptions): Promise<RolloutResul
       current = await signStep(signer, current, percent, opts.step);
       opts.print(`${label}: signed VERSION SEQ ${current.info.seq}`);
     } else {
-      opts.print(`${label}: VERSION at DEST is at this step already (SEQ ${current.info.seq ?? '-'}); not signed again`);
+      opts.print(
+        `${label}: VERSION at DEST is at this step already (SEQ ${current.info.seq ?? '-'}); not signed again`,
+      );
     }
     await opts.step?.(`step:${percent}:signed`);
-    const report = (state: string, reason = '') => postRollout(fleetUrl, opts, { app: opts.name, version, seq: current.info.seq ?? 0, step: opts.steps.indexOf(percent) + 1, percent, steps: opts.steps, state, reason, at: new Date().toISOString() });
+    const report = (state: string, reason = '') =>
+      postRollout(fleetUrl, opts, {
+        app: opts.name,
+        version,
+        seq: current.info.seq ?? 0,
+        step: opts.steps.indexOf(percent) + 1,
+        percent,
+        steps: opts.steps,
+        state,
+        reason,
+        at: new Date().toISOString(),
+      });
     await report('running');
     const outcome = await waitForStep(fleetUrl, opts, version, percent, label);
     counts.push(outcome.counts);
@@ -95,21 +118,55 @@ export async function rolloutRelease(opts: RolloutOptions): Promise<RolloutResul
     return halt(signer, opts, current, outcome.halt, counts, report);
   }
   const seq = current.info.seq ?? 0;
-  await postRollout(fleetUrl, opts, { app: opts.name, version, seq, step: opts.steps.length, percent: 100, steps: opts.steps, state: 'done', reason: '', at: new Date().toISOString() });
+  await postRollout(fleetUrl, opts, {
+    app: opts.name,
+    version,
+    seq,
+    step: opts.steps.length,
+    percent: 100,
+    steps: opts.steps,
+    state: 'done',
+    reason: '',
+    at: new Date().toISOString(),
+  });
   opts.print(`done: ${opts.name} ${version} is at ROLLOUT 100`);
   return { app: opts.name, version, state: 'done', reason: '', percent: 100, seq, steps: counts };
 }
 
-async function halt(signer: Signer, opts: RolloutOptions, current: PublishedVersion, reason: string, counts: StepCounts[], report: (state: string, reason?: string) => Promise<void>): Promise<RolloutResult> {
-  const base = { app: opts.name, version: current.info.version, reason, percent: current.info.rollout ?? 100, seq: current.info.seq ?? 0, steps: counts };
+async function halt(
+  signer: Signer,
+  opts: RolloutOptions,
+  current: PublishedVersion,
+  reason: string,
+  counts: StepCounts[],
+  report: (state: string, reason?: string) => Promise<void>,
+): Promise<RolloutResult> {
+  const base = {
+    app: opts.name,
+    version: current.info.version,
+    reason,
+    percent: current.info.rollout ?? 100,
+    seq: current.info.seq ?? 0,
+    steps: counts,
+  };
   if (!opts.rollback) {
     await report('halted', reason);
-    opts.print(`halted at ROLLOUT ${base.percent}; hosts not yet in keep their release. Fix and run again to continue, or \`release rollback ${opts.name} --to …\`.`);
+    opts.print(
+      `halted at ROLLOUT ${base.percent}; hosts not yet in keep their release. Fix and run again to continue, or \`release rollback ${opts.name} --to …\`.`,
+    );
     return { ...base, state: 'halted' };
   }
   let back;
   try {
-    back = await rollbackPublished({ name: opts.name, to: opts.to, key: opts.key, passphraseFile: opts.passphraseFile, keys: opts.keys, log: opts.log, step: opts.step });
+    back = await rollbackPublished({
+      name: opts.name,
+      to: opts.to,
+      key: opts.key,
+      passphraseFile: opts.passphraseFile,
+      keys: opts.keys,
+      log: opts.log,
+      step: opts.step,
+    });
   } catch (error) {
     // Still a halt (exit 1): the step's hosts keep what they have, the others never took it.
     const why = `${reason}; --rollback failed: ${messageOf(error)}`;
@@ -125,14 +182,27 @@ async function halt(signer: Signer, opts: RolloutOptions, current: PublishedVers
 /** The VERSION at DEST, which must verify with this key and be this app's. */
 async function readTrusted(signer: Signer, app: string): Promise<PublishedVersion> {
   const read = await readPublishedVersion(signer.dest, signer.certificate);
-  if (!read.published) throw new ValidationError(read.problem ? `${read.problem}; cannot roll it out. Nothing was written.` : `${signer.dest.where} has no VERSION; publish a release first (\`release publish … --rollout 1\`). Nothing was written.`);
+  if (!read.published)
+    throw new ValidationError(
+      read.problem
+        ? `${read.problem}; cannot roll it out. Nothing was written.`
+        : `${signer.dest.where} has no VERSION; publish a release first (\`release publish … --rollout 1\`). Nothing was written.`,
+    );
   const info = read.published.info;
-  if ((info.app ?? app) !== app || !info.file.startsWith(`${app}-`)) throw new ValidationError(`The VERSION at ${signer.dest.where} is for ${info.file}, not for app ${app}. Nothing was written.`);
+  if ((info.app ?? app) !== app || !info.file.startsWith(`${app}-`))
+    throw new ValidationError(
+      `The VERSION at ${signer.dest.where} is for ${info.file}, not for app ${app}. Nothing was written.`,
+    );
   return read.published;
 }
 
 /** Re-sign VERSION with the next SEQ and ROLLOUT = percent; everything else as it was. */
-async function signStep(signer: Signer, current: PublishedVersion, percent: number, step?: StepHook): Promise<PublishedVersion> {
+async function signStep(
+  signer: Signer,
+  current: PublishedVersion,
+  percent: number,
+  step?: StepHook,
+): Promise<PublishedVersion> {
   const seq = nextSeq({ published: current }, undefined, signer.dest.where);
   const info = { ...current.info, seq, rollout: percent };
   const text = formatVersionFile(info);
@@ -142,7 +212,13 @@ async function signStep(signer: Signer, current: PublishedVersion, percent: numb
 }
 
 /** Look at the fleet every pollSec until the step may go on or must halt; `halt` says why. */
-async function waitForStep(fleetUrl: URL, opts: RolloutOptions, version: string, percent: number, label: string): Promise<{ counts: StepCounts; halt?: string }> {
+async function waitForStep(
+  fleetUrl: URL,
+  opts: RolloutOptions,
+  version: string,
+  percent: number,
+  label: string,
+): Promise<{ counts: StepCounts; halt?: string }> {
   const deadline = Date.now() + opts.waitSec * 1000;
   let last = '';
   let unreachable = '';
@@ -165,16 +241,28 @@ async function waitForStep(fleetUrl: URL, opts: RolloutOptions, version: string,
       if (verdict.go) return { counts };
       if (!verdict.wait) return { counts, halt: verdict.reason };
     } else if (waitOver) {
-      return { counts, halt: `hook-server's fleet answer could not be read for --wait ${opts.waitSec} s (${unreachable})` };
+      return {
+        counts,
+        halt: `hook-server's fleet answer could not be read for --wait ${opts.waitSec} s (${unreachable})`,
+      };
     }
-    await sleep(Math.max(0, Math.min((opts.pollSec ?? 2) * 1000, deadline - Date.now() + 10)), undefined, { signal: opts.signal });
+    await sleep(Math.max(0, Math.min((opts.pollSec ?? 2) * 1000, deadline - Date.now() + 10)), undefined, {
+      signal: opts.signal,
+    });
   }
 }
 
 function fleetBase(url: string): URL {
   let base: URL;
-  try { base = new URL(url); } catch { throw new ValidationError(`Invalid --fleet ${JSON.stringify(url.slice(0, 80))}: give hook-server's URL, e.g. http://ci.example.com:8080.`); }
-  if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new ValidationError(`Invalid --fleet ${url}: it must be an http or https URL.`);
+  try {
+    base = new URL(url);
+  } catch {
+    throw new ValidationError(
+      `Invalid --fleet ${JSON.stringify(url.slice(0, 80))}: give hook-server's URL, e.g. http://ci.example.com:8080.`,
+    );
+  }
+  if (base.protocol !== 'http:' && base.protocol !== 'https:')
+    throw new ValidationError(`Invalid --fleet ${url}: it must be an http or https URL.`);
   if (!base.pathname.endsWith('/')) base.pathname += '/';
   return base;
 }
@@ -185,16 +273,32 @@ const fleetPath = (base: URL, rest: string) => new URL(rest, base);
 async function fetchFleet(base: URL, opts: RolloutOptions): Promise<FleetHost[]> {
   const url = fleetPath(base, `fleet/${encodeURIComponent(opts.name)}`);
   const headers = signRequest(opts.secret, 'GET', `${url.pathname}${url.search}`);
-  const response = await (opts.fetch ?? fetch)(url, { headers, signal: AbortSignal.any([AbortSignal.timeout(30_000), ...(opts.signal ? [opts.signal] : [])]) });
+  const response = await (opts.fetch ?? fetch)(url, {
+    headers,
+    signal: AbortSignal.any([AbortSignal.timeout(30_000), ...(opts.signal ? [opts.signal] : [])]),
+  });
   const body = (await readAtMost(response.body, MAX_FLEET_ANSWER + 1)).toString('utf8');
-  if (response.status === 401 || response.status === 403) throw new ConfigError(`hook-server refused GET ${url.pathname} (${response.status}): --fleet-secret is not the secret of app ${opts.name} in its fleet: section.`);
-  if (response.status === 404) throw new ConfigError(`hook-server at ${base.origin} does not know app ${opts.name} (404): add it under fleet: in its shipkit.yml.`);
+  if (response.status === 401 || response.status === 403)
+    throw new ConfigError(
+      `hook-server refused GET ${url.pathname} (${response.status}): --fleet-secret is not the secret of app ${opts.name} in its fleet: section.`,
+    );
+  if (response.status === 404)
+    throw new ConfigError(
+      `hook-server at ${base.origin} does not know app ${opts.name} (404): add it under fleet: in its shipkit.yml.`,
+    );
   if (response.status !== 200) throw new RemoteError(`GET ${url.pathname} answered ${response.status}`);
-  if (body.length > MAX_FLEET_ANSWER) throw new RemoteError(`GET ${url.pathname} answered more than ${MAX_FLEET_ANSWER} bytes`);
+  if (body.length > MAX_FLEET_ANSWER)
+    throw new RemoteError(`GET ${url.pathname} answered more than ${MAX_FLEET_ANSWER} bytes`);
   let parsed: { hosts?: unknown };
-  try { parsed = JSON.parse(body) as { hosts?: unknown }; } catch { throw new RemoteError(`GET ${url.pathname} answered something other than JSON`); }
+  try {
+    parsed = JSON.parse(body) as { hosts?: unknown };
+  } catch {
+    throw new RemoteError(`GET ${url.pathname} answered something other than JSON`);
+  }
   if (!Array.isArray(parsed.hosts)) throw new RemoteError(`GET ${url.pathname} answered JSON without a hosts list`);
-  return parsed.hosts.filter((h): h is FleetHost => typeof h === 'object' && h !== null && typeof (h as FleetHost).host === 'string');
+  return parsed.hosts.filter(
+    (h): h is FleetHost => typeof h === 'object' && h !== null && typeof (h as FleetHost).host === 'string',
+  );
 }
 
 /** POST /fleet/rollouts: the status page shows the step; a failure to tell it is logged, not fatal. */
@@ -203,9 +307,15 @@ async function postRollout(base: URL, opts: RolloutOptions, state: Record<string
   const body = JSON.stringify(state);
   try {
     const headers = { ...signRequest(opts.secret, 'POST', url.pathname, { body }), 'Content-Type': 'application/json' };
-    const response = await (opts.fetch ?? fetch)(url, { method: 'POST', headers, body, signal: AbortSignal.timeout(30_000) });
+    const response = await (opts.fetch ?? fetch)(url, {
+      method: 'POST',
+      headers,
+      body,
+      signal: AbortSignal.timeout(30_000),
+    });
     await response.body?.cancel();
-    if (response.status !== 202) opts.log.warn('hook-server did not take the rollout state', { status: response.status });
+    if (response.status !== 202)
+      opts.log.warn('hook-server did not take the rollout state', { status: response.status });
   } catch (error) {
     opts.log.warn('could not tell hook-server the rollout state', { error: messageOf(error) });
   }

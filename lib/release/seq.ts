@@ -14,7 +14,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ValidationError } from '../core/errors.ts';
+import { ValidationError, messageOf } from '../core/errors.ts';
 import type { Destination, StepHook } from './destination.ts';
 import { parseVersionFile, type VersionInfo } from './version-file.ts';
 
@@ -31,18 +31,22 @@ export interface PublishedVersion {
 }
 
 /** DEST's VERSION, or undefined when there is none; `problem` says why one there is not trusted. */
-export async function readPublishedVersion(dest: Destination, certificate: string): Promise<{ published?: PublishedVersion; problem?: string }> {
+export async function readPublishedVersion(
+  dest: Destination,
+  certificate: string,
+): Promise<{ published?: PublishedVersion; problem?: string }> {
   const text = await dest.read('VERSION');
   if (!text) return {};
   const sig = await dest.read('VERSION.sig');
   if (!sig) return { problem: `${dest.where} has a VERSION without VERSION.sig` };
   const signature = await ownSignatureOver(certificate, text, sig);
-  if (!signature) return { problem: `VERSION.sig in ${dest.where} is not a signature of its VERSION by this release key` };
+  if (!signature)
+    return { problem: `VERSION.sig in ${dest.where} is not a signature of its VERSION by this release key` };
   let info: VersionInfo;
   try {
     info = parseVersionFile(text.toString('utf8'));
   } catch (error) {
-    return { problem: `the VERSION in ${dest.where} is invalid (${(error as Error).message})` };
+    return { problem: `the VERSION in ${dest.where} is invalid (${messageOf(error)})` };
   }
   return { published: { info, text, signature } };
 }
@@ -51,7 +55,11 @@ export async function readPublishedVersion(dest: Destination, certificate: strin
  * The signature packet in `sigBytes` (binary or armored) that a (sub)key bound by the primary of
  * `certificate` made over `data`, checked at the time it was made, revocations aside.
  */
-export async function ownSignatureOver(certificate: string, data: Uint8Array, sigBytes: Uint8Array): Promise<Uint8Array | undefined> {
+export async function ownSignatureOver(
+  certificate: string,
+  data: Uint8Array,
+  sigBytes: Uint8Array,
+): Promise<Uint8Array | undefined> {
   const openpgp: OpenPgp = await import('openpgp');
   const key = await openpgp.readKey({ armoredKey: certificate });
   key.revocationSignatures = [];
@@ -70,8 +78,11 @@ export async function ownSignatureOver(certificate: string, data: Uint8Array, si
     only.push(packet);
     try {
       const result = await openpgp.verify({
-        message: await openpgp.createMessage({ binary: data }), signature: new openpgp.Signature(only),
-        verificationKeys: [key], format: 'binary', date: packet.created ?? undefined,
+        message: await openpgp.createMessage({ binary: data }),
+        signature: new openpgp.Signature(only),
+        verificationKeys: [key],
+        format: 'binary',
+        date: packet.created ?? undefined,
       });
       await result.signatures[0].verified;
       return only.write();
@@ -87,21 +98,39 @@ export async function ownSignatureOver(certificate: string, data: Uint8Array, si
  * not trusted needs --seq (its number cannot be believed, and a guess too low is refused by every
  * host); --seq must still be above a trusted one.
  */
-export function nextSeq(current: { published?: PublishedVersion; problem?: string }, explicit: number | undefined, where: string): number {
+export function nextSeq(
+  current: { published?: PublishedVersion; problem?: string },
+  explicit: number | undefined,
+  where: string,
+): number {
   const seq = current.published?.info.seq ?? 0;
   if (explicit !== undefined) {
-    if (explicit <= seq) throw new ValidationError(`--seq ${explicit} is not above SEQ ${seq} of the VERSION at ${where}; hosts would refuse it. Nothing was written.`);
+    if (explicit <= seq)
+      throw new ValidationError(
+        `--seq ${explicit} is not above SEQ ${seq} of the VERSION at ${where}; hosts would refuse it. Nothing was written.`,
+      );
     return explicit;
   }
   if (current.problem) {
-    throw new ValidationError(`${current.problem}, so its SEQ is not trusted. Check ${where}; to replace it anyway, pass --seq N with N above the SEQ your hosts accepted last (launchfit status shows it). Nothing was written.`);
+    throw new ValidationError(
+      `${current.problem}, so its SEQ is not trusted. Check ${where}; to replace it anyway, pass --seq N with N above the SEQ your hosts accepted last (launchfit status shows it). Nothing was written.`,
+    );
   }
-  if (seq >= MAX_SEQ) throw new ValidationError(`SEQ at ${where} is ${seq}, the largest there can be; hosts cannot be given a newer VERSION. Nothing was written.`);
+  if (seq >= MAX_SEQ)
+    throw new ValidationError(
+      `SEQ at ${where} is ${seq}, the largest there can be; hosts cannot be given a newer VERSION. Nothing was written.`,
+    );
   return seq + 1;
 }
 
 /** Write VERSION and VERSION.sig to DEST in the three steps above; `step` sees each write. */
-export async function placeVersionPair(dest: Destination, text: string, signature: Uint8Array, previous: PublishedVersion | undefined, step?: StepHook): Promise<void> {
+export async function placeVersionPair(
+  dest: Destination,
+  text: string,
+  signature: Uint8Array,
+  previous: PublishedVersion | undefined,
+  step?: StepHook,
+): Promise<void> {
   const stage = await mkdtemp(path.join(os.tmpdir(), 'shipkit-version-'));
   try {
     const both = path.join(stage, 'both.sig');

@@ -92,7 +92,9 @@ export function compareVersions(a: string, b: string): number {
 /** Parse VERSION; unknown keys are ignored, every known key is checked. */
 export function parseVersionFile(text: string): VersionInfo {
   if (text.length > MAX_VERSION_FILE_BYTES) {
-    throw new ValidationError(`VERSION is larger than ${MAX_VERSION_FILE_BYTES} bytes; the update server is misconfigured or hostile.`);
+    throw new ValidationError(
+      `VERSION is larger than ${MAX_VERSION_FILE_BYTES} bytes; the update server is misconfigured or hostile.`,
+    );
   }
   let info: Partial<VersionInfo> | undefined;
   const extra: Partial<VersionInfo> = {};
@@ -108,11 +110,17 @@ export function parseVersionFile(text: string): VersionInfo {
     seen.add(key);
     switch (key) {
       case 'CURRENT': {
-        if (rest.length !== 2) throw new ValidationError(`${where}: CURRENT needs a version and a file name ("CURRENT 1.2.3 app-linux-1.2.3.tar.gz").`);
+        if (rest.length !== 2)
+          throw new ValidationError(
+            `${where}: CURRENT needs a version and a file name ("CURRENT 1.2.3 app-linux-1.2.3.tar.gz").`,
+          );
         const [version, file] = rest;
         validateVersion(version, `version in ${where}`);
         const problem = nameProblem(file);
-        if (problem) throw new ValidationError(`Invalid release file name ${JSON.stringify(file.slice(0, 70))} in ${where}: it ${problem}.`);
+        if (problem)
+          throw new ValidationError(
+            `Invalid release file name ${JSON.stringify(file.slice(0, 70))} in ${where}: it ${problem}.`,
+          );
         info = { version, file };
         break;
       }
@@ -120,28 +128,35 @@ export function parseVersionFile(text: string): VersionInfo {
         extra.release = rest.join(' ');
         break;
       case 'SHA256':
-        if (rest.length !== 1 || !/^[0-9a-f]{64}$/i.test(rest[0])) throw new ValidationError(`${where}: SHA256 must be 64 hexadecimal digits.`);
+        if (rest.length !== 1 || !/^[0-9a-f]{64}$/i.test(rest[0]))
+          throw new ValidationError(`${where}: SHA256 must be 64 hexadecimal digits.`);
         extra.sha256 = rest[0].toLowerCase();
         break;
       case 'SIZE':
-        if (rest.length !== 1 || !/^\d{1,15}$/.test(rest[0])) throw new ValidationError(`${where}: SIZE must be a number of bytes.`);
+        if (rest.length !== 1 || !/^\d{1,15}$/.test(rest[0]))
+          throw new ValidationError(`${where}: SIZE must be a number of bytes.`);
         extra.size = Number(rest[0]);
         break;
       case 'EXPIRES': {
         const date = new Date(rest.join(' '));
-        if (rest.length === 0 || Number.isNaN(date.getTime())) throw new ValidationError(`${where}: EXPIRES must be an ISO-8601 date.`);
+        if (rest.length === 0 || Number.isNaN(date.getTime()))
+          throw new ValidationError(`${where}: EXPIRES must be an ISO-8601 date.`);
         extra.expires = date;
         break;
       }
       case 'APP':
       case 'PLATFORM':
-        if (rest.length !== 1) throw new ValidationError(`${where}: ${key} needs exactly one name ("${key} ${key === 'APP' ? 'my-app' : 'gnu-linux'}").`);
+        if (rest.length !== 1)
+          throw new ValidationError(
+            `${where}: ${key} needs exactly one name ("${key} ${key === 'APP' ? 'my-app' : 'gnu-linux'}").`,
+          );
         validateName(rest[0], `${key} in ${where}`);
         if (key === 'APP') extra.app = rest[0];
         else extra.platform = rest[0];
         break;
       case 'SEQ':
-        if (rest.length !== 1 || !/^[1-9]\d{0,14}$/.test(rest[0])) throw new ValidationError(`${where}: SEQ must be a whole number from 1 to 15 digits ("SEQ 1042").`);
+        if (rest.length !== 1 || !/^[1-9]\d{0,14}$/.test(rest[0]))
+          throw new ValidationError(`${where}: SEQ must be a whole number from 1 to 15 digits ("SEQ 1042").`);
         extra.seq = Number(rest[0]);
         break;
       case 'ROLLOUT': {
@@ -155,7 +170,10 @@ export function parseVersionFile(text: string): VersionInfo {
     }
   }
   if (!info) throw new ValidationError('VERSION has no CURRENT line; expected "CURRENT VERSION FILE".');
-  if ((extra.app === undefined) !== (extra.platform === undefined)) throw new ValidationError('VERSION has an APP line without a PLATFORM line or the other way round; give both or neither.');
+  if ((extra.app === undefined) !== (extra.platform === undefined))
+    throw new ValidationError(
+      'VERSION has an APP line without a PLATFORM line or the other way round; give both or neither.',
+    );
   return { ...info, ...extra } as VersionInfo;
 }
 

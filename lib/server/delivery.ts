@@ -7,7 +7,7 @@ import { readFile, rm } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ValidationError } from '../core/errors.ts';
+import { ValidationError, messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { HttpError, receiveBody, sendJson, type ReceivedBody } from '../http/server.ts';
 import type { EnqueueResult, JobQueue } from '../jobs/job-queue.ts';
@@ -15,8 +15,19 @@ import type { RepoConfig, ShipkitConfig } from '../config/shipkit-yml.ts';
 import type { Refuse } from '../web/read-sources.ts';
 import type { createPushGuard } from './push-guard.ts';
 import {
-  bodyFormat, createBodyVerifier, deliveryId, detectForge, eventName, missingSignature, normaliseEvent, parsePayload, verifyGiteaForm, WRONG_SECRET_ANSWER,
-  type Forge, type Verdict, type WebhookEvent,
+  bodyFormat,
+  createBodyVerifier,
+  deliveryId,
+  detectForge,
+  eventName,
+  missingSignature,
+  normaliseEvent,
+  parsePayload,
+  verifyGiteaForm,
+  WRONG_SECRET_ANSWER,
+  type Forge,
+  type Verdict,
+  type WebhookEvent,
 } from './webhooks.ts';
 
 /** Bodies larger than this are spooled to DATA/tmp while they stream in, so a flood stays out of memory. */
@@ -42,10 +53,17 @@ export interface DeliveryOptions {
 }
 
 /** What a request is before its body is read: which forge, which event, which body format. */
-interface Heading { forge: Forge; event: string; format: 'json' | 'form' }
+interface Heading {
+  forge: Forge;
+  event: string;
+  format: 'json' | 'form';
+}
 
 /** A verified body with the secret that signed it. */
-interface Verified { body: Buffer; verdict: Extract<Verdict, { ok: true }> }
+interface Verified {
+  body: Buffer;
+  verdict: Extract<Verdict, { ok: true }>;
+}
 
 type Job = WebhookEvent & { kind: 'push' | 'release' };
 
@@ -57,11 +75,18 @@ export class DeliveryIntake {
     this.options = options;
     const { fallback, repos } = options.secrets;
     this.allSecrets = [...(fallback ? [fallback] : []), ...repos.values()];
-    if (this.allSecrets.length === 0) options.log.warn('no webhook secret is configured: every delivery will be refused (set secret: in the config)');
+    if (this.allSecrets.length === 0)
+      options.log.warn('no webhook secret is configured: every delivery will be refused (set secret: in the config)');
   }
 
   /** POST to a forge's path (`target`: the forge it names, or 'detect' for `/`). */
-  async handleDelivery(req: IncomingMessage, res: ServerResponse, target: Forge | 'detect', requestId: string, refuse: Refuse): Promise<void> {
+  async handleDelivery(
+    req: IncomingMessage,
+    res: ServerResponse,
+    target: Forge | 'detect',
+    requestId: string,
+    refuse: Refuse,
+  ): Promise<void> {
     const heading = this.headingOf(req, target, refuse);
     if (!heading) return;
     // Nothing to verify: refused before a byte of the body is read (or `100 Continue` sent).
@@ -74,7 +99,12 @@ export class DeliveryIntake {
       const verified = await this.verify(req, heading, received, verifier, refuse);
       if (!verified) return;
       const delivery = deliveryId(heading.forge, req.headers, verified.body);
-      const rlog = this.options.log.child({ request: requestId, forge: heading.forge, event: heading.event.slice(0, 40), delivery });
+      const rlog = this.options.log.child({
+        request: requestId,
+        forge: heading.forge,
+        event: heading.event.slice(0, 40),
+        delivery,
+      });
       const meaning = this.interpret(heading, verified.body, refuse);
       if (!meaning) return;
       if (meaning.kind === 'ping') {
@@ -96,7 +126,12 @@ export class DeliveryIntake {
   private headingOf(req: IncomingMessage, target: Forge | 'detect', refuse: Refuse): Heading | undefined {
     if (req.method !== 'POST') return void refuse(405, 'method not allowed', undefined, { Allow: 'POST' });
     const format = bodyFormat(req.headers['content-type']);
-    if (!format) return void refuse(415, 'unsupported content type', `content type ${String(req.headers['content-type'] ?? 'missing').slice(0, 60)}`);
+    if (!format)
+      return void refuse(
+        415,
+        'unsupported content type',
+        `content type ${String(req.headers['content-type'] ?? 'missing').slice(0, 60)}`,
+      );
     const forge = target === 'detect' ? detectForge(req.headers) : target;
     if (!forge) return void refuse(400, 'unknown forge', 'no X-GitHub-Event, X-Gitea-Event or X-Gitlab-Event header');
     const event = eventName(forge, req.headers);
@@ -104,24 +139,53 @@ export class DeliveryIntake {
     return { forge, event, format };
   }
 
-  private async receive(req: IncomingMessage, res: ServerResponse, requestId: string, onChunk: (c: Buffer) => void, refuse: Refuse): Promise<ReceivedBody | undefined> {
+  private async receive(
+    req: IncomingMessage,
+    res: ServerResponse,
+    requestId: string,
+    onChunk: (c: Buffer) => void,
+    refuse: Refuse,
+  ): Promise<ReceivedBody | undefined> {
     const { maxBody, bodyTimeoutMs, tmpDir } = this.options;
     try {
-      return await receiveBody(req, { res, limit: maxBody, timeoutMs: bodyTimeoutMs, spillAt: SPILL_AT, spillFile: path.join(tmpDir, `body-${requestId}`), onChunk });
+      return await receiveBody(req, {
+        res,
+        limit: maxBody,
+        timeoutMs: bodyTimeoutMs,
+        spillAt: SPILL_AT,
+        spillFile: path.join(tmpDir, `body-${requestId}`),
+        onChunk,
+      });
     } catch (error) {
       const status = error instanceof HttpError ? error.status : 400;
-      if (status === 503) return void refuse(503, 'cannot take deliveries now, retry later', (error as Error).message, { 'Retry-After': '30' });
-      return void refuse(status, status === 413 ? 'body too large' : status === 408 ? 'body timeout' : 'could not read body', (error as Error).message);
+      if (status === 503)
+        return void refuse(503, 'cannot take deliveries now, retry later', messageOf(error), {
+          'Retry-After': '30',
+        });
+      return void refuse(
+        status,
+        status === 413 ? 'body too large' : status === 408 ? 'body timeout' : 'could not read body',
+        messageOf(error),
+      );
     }
   }
 
   /** The body, once its signature holds; only a Gitea form is read before: what that forge signs is inside it. */
-  private async verify(req: IncomingMessage, heading: Heading, received: ReceivedBody, verifier: ReturnType<typeof createBodyVerifier>, refuse: Refuse): Promise<Verified | undefined> {
+  private async verify(
+    req: IncomingMessage,
+    heading: Heading,
+    received: ReceivedBody,
+    verifier: ReturnType<typeof createBodyVerifier>,
+    refuse: Refuse,
+  ): Promise<Verified | undefined> {
     const giteaForm = heading.forge === 'gitea' && heading.format === 'form';
-    let body = giteaForm ? received.buffer ?? await readFile(received.file!) : undefined;
-    const verdict = giteaForm ? verifyGiteaForm(req.headers, body!, this.allSecrets) : verifier.verify(heading.forge, req.headers);
-    if (!verdict.ok) return void refuse(401, verdict.wrongSecret ? WRONG_SECRET_ANSWER : 'bad signature', verdict.reason);
-    body ??= received.buffer ?? await readFile(received.file!);
+    let body = giteaForm ? (received.buffer ?? (await readFile(received.file!))) : undefined;
+    const verdict = giteaForm
+      ? verifyGiteaForm(req.headers, body!, this.allSecrets)
+      : verifier.verify(heading.forge, req.headers);
+    if (!verdict.ok)
+      return void refuse(401, verdict.wrongSecret ? WRONG_SECRET_ANSWER : 'bad signature', verdict.reason);
+    body ??= received.buffer ?? (await readFile(received.file!));
     return { body, verdict };
   }
 
@@ -135,12 +199,23 @@ export class DeliveryIntake {
   }
 
   /** The configured repo the event is for, signed with that repo's secret and on its branch; undefined once answered. */
-  private repoFor(meaning: Job, verdict: Verified['verdict'], res: ServerResponse, rlog: Logger, refuse: Refuse): RepoConfig | undefined {
+  private repoFor(
+    meaning: Job,
+    verdict: Verified['verdict'],
+    res: ServerResponse,
+    rlog: Logger,
+    refuse: Refuse,
+  ): RepoConfig | undefined {
     const { config, secrets } = this.options;
     const repo = config.repos.get(meaning.repo);
     if (!repo) return void refuse(404, 'unknown repository', `${meaning.repo} is not in ${config.file}`);
     const expected = secrets.repos.get(repo.name) ?? secrets.fallback;
-    if (verdict.secret !== expected) return void refuse(401, WRONG_SECRET_ANSWER, `signed with a secret that is not ${repo.name}'s (${secrets.repos.has(repo.name) ? 'its own secret: in' : 'the top-level secret: of'} ${config.file})`);
+    if (verdict.secret !== expected)
+      return void refuse(
+        401,
+        WRONG_SECRET_ANSWER,
+        `signed with a secret that is not ${repo.name}'s (${secrets.repos.has(repo.name) ? 'its own secret: in' : 'the top-level secret: of'} ${config.file})`,
+      );
     if (meaning.kind === 'push' && meaning.branch !== repo.branch) {
       rlog.info('push to another branch ignored', { repo: repo.name, branch: meaning.branch });
       return void sendJson(res, 200, { ok: true, ignored: `push to ${meaning.branch} (builds run on ${repo.branch})` });
@@ -149,15 +224,31 @@ export class DeliveryIntake {
   }
 
   /** A replayed older push, or another clone URL than the pinned one, is refused (lib/server/push-guard.ts); the rest is queued. */
-  private async admitAndQueue(res: ServerResponse, repo: RepoConfig, meaning: Job, from: { forge: Forge; delivery: string }, rlog: Logger, refuse: Refuse): Promise<void> {
+  private async admitAndQueue(
+    res: ServerResponse,
+    repo: RepoConfig,
+    meaning: Job,
+    from: { forge: Forge; delivery: string },
+    rlog: Logger,
+    refuse: Refuse,
+  ): Promise<void> {
     const { guard } = this.options;
     const unclonable = this.cloneProblem(repo, meaning.cloneUrl);
     if (unclonable) return refuse(400, unclonable.message, unclonable.detail);
-    const admitted = { repo: repo.name, configuredUrl: repo.url, cloneUrl: meaning.cloneUrl, push: meaning.kind === 'push' ? { branch: meaning.branch, sha: meaning.sha, order: meaning.order } : undefined };
+    const admitted = {
+      repo: repo.name,
+      configuredUrl: repo.url,
+      cloneUrl: meaning.cloneUrl,
+      push: meaning.kind === 'push' ? { branch: meaning.branch, sha: meaning.sha, order: meaning.order } : undefined,
+    };
     const admission = await guard.admit(admitted);
     if (admission.verdict === 'refused') return refuse(400, 'clone URL refused', admission.reason);
     if (admission.verdict === 'superseded') {
-      rlog.warn('push older than the last one accepted for its branch: not built', { repo: repo.name, sha: admitted.push?.sha, reason: admission.reason });
+      rlog.warn('push older than the last one accepted for its branch: not built', {
+        repo: repo.name,
+        sha: admitted.push?.sha,
+        reason: admission.reason,
+      });
       return sendJson(res, 200, { ok: true, state: 'superseded' });
     }
     let result: EnqueueResult;
@@ -165,17 +256,29 @@ export class DeliveryIntake {
       result = await this.enqueue(repo, meaning, from);
     } catch (error) {
       admission.undo();
-      return refuse(503, 'not accepting jobs now, retry later', (error as Error).message);
+      return refuse(503, 'not accepting jobs now, retry later', messageOf(error));
     }
     // Logged before anything else is awaited: the queue may start the job as soon as its record
     // is on disk, and its "job started" line waits for the next journal write, which cannot
     // finish before this synchronous line. The answer still waits for DATA/pushes below.
     if (result.duplicate) rlog.info('delivery already queued or running', { job: result.job.id });
-    else rlog.info('job queued', { job: result.job.id, repo: repo.name, kind: result.job.kind, sha: result.job.sha ?? undefined, tag: result.job.tag ?? undefined });
+    else
+      rlog.info('job queued', {
+        job: result.job.id,
+        repo: repo.name,
+        kind: result.job.kind,
+        sha: result.job.sha ?? undefined,
+        tag: result.job.tag ?? undefined,
+      });
     // A delivery that changed nothing the guard remembers (the newest push again) writes nothing,
     // but still waits for the write of what it was judged against.
     const written = admission.changed ? guard.persist(repo.name) : guard.written(repo.name);
-    await written.catch((error: Error) => rlog.error('could not write the accepted push to DATA/pushes; after a restart a replay of an older one may build', { error: error.message }));
+    await written.catch((error: Error) =>
+      rlog.error(
+        'could not write the accepted push to DATA/pushes; after a restart a replay of an older one may build',
+        { error: error.message },
+      ),
+    );
     if (result.duplicate) return sendJson(res, 200, { job: result.job.id, duplicate: true, state: result.job.state });
     return sendJson(res, 202, { job: result.job.id });
   }
@@ -185,10 +288,18 @@ export class DeliveryIntake {
    * build would guess GitHub's OWNER/NAME, another repository), or a file:/// path inside DATA
    * (another repo's clone, which this repo's secret must not reach); undefined when it has one.
    */
-  private cloneProblem(repo: RepoConfig, cloneUrl: string | undefined): { message: string; detail: string } | undefined {
+  private cloneProblem(
+    repo: RepoConfig,
+    cloneUrl: string | undefined,
+  ): { message: string; detail: string } | undefined {
     const { config } = this.options;
     if (repo.url) return undefined;
-    if (!cloneUrl) return { message: 'no clone URL: the delivery names none and shipkit.yml has no url: for this repository; set url: there', detail: `${repo.name} has no url: in ${config.file} and the delivery no clone URL` };
+    if (!cloneUrl)
+      return {
+        message:
+          'no clone URL: the delivery names none and shipkit.yml has no url: for this repository; set url: there',
+        detail: `${repo.name} has no url: in ${config.file} and the delivery no clone URL`,
+      };
     if (!cloneUrl.startsWith('file:')) return undefined;
     let local: string | undefined;
     try {
@@ -198,11 +309,25 @@ export class DeliveryIntake {
     }
     const data = path.resolve(config.data);
     if (local !== undefined && local !== data && !local.startsWith(data + path.sep)) return undefined;
-    return { message: 'clone URL refused', detail: `the delivery's clone URL ${cloneUrl.slice(0, 200)} is ${local === undefined ? 'not a plain local path' : `inside hook-server's data folder ${data}`}` };
+    return {
+      message: 'clone URL refused',
+      detail: `the delivery's clone URL ${cloneUrl.slice(0, 200)} is ${local === undefined ? 'not a plain local path' : `inside hook-server's data folder ${data}`}`,
+    };
   }
 
-  private enqueue(repo: RepoConfig, meaning: Job, { forge, delivery }: { forge: Forge; delivery: string }): Promise<EnqueueResult> {
-    const common = { repo: repo.name, ref: meaning.ref, cloneUrl: meaning.cloneUrl, deliveryId: delivery, forge, ...meaning.meta };
+  private enqueue(
+    repo: RepoConfig,
+    meaning: Job,
+    { forge, delivery }: { forge: Forge; delivery: string },
+  ): Promise<EnqueueResult> {
+    const common = {
+      repo: repo.name,
+      ref: meaning.ref,
+      cloneUrl: meaning.cloneUrl,
+      deliveryId: delivery,
+      forge,
+      ...meaning.meta,
+    };
     return meaning.kind === 'push'
       ? this.options.queue.enqueue({ ...common, kind: 'build', sha: meaning.sha, branch: meaning.branch })
       : this.options.queue.enqueue({ ...common, kind: 'release', tag: meaning.tag });
@@ -210,9 +335,14 @@ export class DeliveryIntake {
 }
 
 /** The forge a request's path names: `/hooks/github`, `/hooks/gitea`, `/hooks/gitlab`, or `/` (told by its headers). */
-export const FORGE_PATHS = new Map<string, Forge | 'detect'>([['/hooks/github', 'github'], ['/hooks/gitea', 'gitea'], ['/hooks/gitlab', 'gitlab'], ['/', 'detect']]);
+export const FORGE_PATHS = new Map<string, Forge | 'detect'>([
+  ['/hooks/github', 'github'],
+  ['/hooks/gitea', 'gitea'],
+  ['/hooks/gitlab', 'gitlab'],
+  ['/', 'detect'],
+]);
 
 /** The forge to count a delivery under in /metrics. */
 export function countedForge(req: IncomingMessage, target: Forge | 'detect'): string {
-  return target === 'detect' ? detectForge(req.headers) ?? 'unknown' : target;
+  return target === 'detect' ? (detectForge(req.headers) ?? 'unknown') : target;
 }

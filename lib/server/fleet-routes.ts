@@ -7,18 +7,25 @@
 // 4 KiB before it is parsed, a nonce is taken once, and a refused request is counted only as a
 // refusal. A report is on disk (lib/fleet/fleet-store.ts) before its 202.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ValidationError } from '../core/errors.ts';
+import { ValidationError, messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { HttpError, readBody, sendJson } from '../http/server.ts';
 import { createRequestVerifier, sha256Hex, SIGNATURE_HEADER } from '../http/signing.ts';
 import type { FleetStore } from '../fleet/fleet-store.ts';
-import { checkReport, checkRollout, MAX_REPORT_BYTES, type HostEntry, type RolloutRecord } from '../fleet/report-registry.ts';
+import {
+  checkReport,
+  checkRollout,
+  MAX_REPORT_BYTES,
+  type HostEntry,
+  type RolloutRecord,
+} from '../fleet/report-registry.ts';
 import type { Refuse } from '../web/read-sources.ts';
 
 const BODY_TIMEOUT_MS = 10_000;
 
 /** Why a fleet request was refused, as /metrics labels it. */
-export type RefusalReason = 'too_large' | 'malformed' | 'unknown_app' | 'bad_signature' | 'replay' | 'stale' | 'unavailable';
+export type RefusalReason =
+  'too_large' | 'malformed' | 'unknown_app' | 'bad_signature' | 'replay' | 'stale' | 'unavailable';
 
 export interface FleetRoutesOptions {
   /** Each app's fleet secret (shipkit.yml `fleet:`), resolved. */
@@ -61,7 +68,9 @@ export class FleetRoutes {
   constructor(options: FleetRoutesOptions) {
     this.options = options;
     this.now = options.now ?? Date.now;
-    this.verifiers = new Map([...options.secrets].map(([app, secret]) => [app, createRequestVerifier(secret, { now: this.now })]));
+    this.verifiers = new Map(
+      [...options.secrets].map(([app, secret]) => [app, createRequestVerifier(secret, { now: this.now })]),
+    );
   }
 
   /** Answers the request when it is a /fleet/ route; false for any other path. */
@@ -76,7 +85,9 @@ export class FleetRoutes {
       if (!/^[A-Za-z0-9._-]+$/.test(rest)) refuse(404, 'not found');
       else this.getFleet(req, res, rest, refuse);
     } else {
-      refuse(405, 'method not allowed', undefined, { Allow: rest === 'reports' || rest === 'rollouts' ? 'POST' : 'GET, HEAD' });
+      refuse(405, 'method not allowed', undefined, {
+        Allow: rest === 'reports' || rest === 'rollouts' ? 'POST' : 'GET, HEAD',
+      });
     }
     return true;
   }
@@ -87,7 +98,11 @@ export class FleetRoutes {
   }
 
   /** The body read under its cap, parsed, and its signature verified with the secret of the app it names. */
-  private async readSigned(req: IncomingMessage, res: ServerResponse, refuse: Refuse): Promise<{ app: string; value: unknown } | undefined> {
+  private async readSigned(
+    req: IncomingMessage,
+    res: ServerResponse,
+    refuse: Refuse,
+  ): Promise<{ app: string; value: unknown } | undefined> {
     const refused = (reason: RefusalReason, status: number, message: string, detail?: string) => {
       this.options.onRefused?.(reason);
       refuse(status, message, detail);
@@ -98,9 +113,15 @@ export class FleetRoutes {
       body = await readBody(req, { res, limit: MAX_REPORT_BYTES, timeoutMs: BODY_TIMEOUT_MS });
     } catch (error) {
       const status = error instanceof HttpError ? error.status : 400;
-      return refused(status === 413 ? 'too_large' : 'malformed', status, status === 413 ? 'body too large' : 'could not read body', (error as Error).message);
+      return refused(
+        status === 413 ? 'too_large' : 'malformed',
+        status,
+        status === 413 ? 'body too large' : 'could not read body',
+        messageOf(error),
+      );
     }
-    if (!req.headers[SIGNATURE_HEADER]) return refused('bad_signature', 401, 'unauthorized', 'missing signature headers');
+    if (!req.headers[SIGNATURE_HEADER])
+      return refused('bad_signature', 401, 'unauthorized', 'missing signature headers');
     let value: unknown;
     try {
       value = JSON.parse(body.toString('utf8'));
@@ -110,14 +131,20 @@ export class FleetRoutes {
     const app = (value as { app?: unknown } | null)?.app;
     if (typeof app !== 'string') return refused('malformed', 400, 'app is missing');
     const verifier = this.verifiers.get(app);
-    if (!verifier) return refused('unknown_app', 404, 'unknown app', `no fleet: entry for ${JSON.stringify(app.slice(0, 100))}`);
+    if (!verifier)
+      return refused('unknown_app', 404, 'unknown app', `no fleet: entry for ${JSON.stringify(app.slice(0, 100))}`);
     const verdict = verifier.verify('POST', this.signedPaths(req), req.headers, { bodySha256: sha256Hex(body) });
     if (!verdict.ok) return refused(refusalOf(verdict.reason), 401, 'unauthorized', `${app}: ${verdict.reason}`);
     return { app, value };
   }
 
   /** Checked by `check`, then kept; 400 for a body the contract refuses, 503 when it cannot be written. */
-  private async accept<T>(res: ServerResponse, refuse: Refuse, check: () => T, keep: (value: T) => Promise<unknown>): Promise<void> {
+  private async accept<T>(
+    res: ServerResponse,
+    refuse: Refuse,
+    check: () => T,
+    keep: (value: T) => Promise<unknown>,
+  ): Promise<void> {
     let value: T;
     try {
       value = check();
@@ -130,7 +157,7 @@ export class FleetRoutes {
       await keep(value);
     } catch (error) {
       this.options.onRefused?.('unavailable');
-      return refuse(503, 'could not store it, try again', (error as NodeJS.ErrnoException).code ?? (error as Error).message);
+      return refuse(503, 'could not store it, try again', (error as NodeJS.ErrnoException).code ?? messageOf(error));
     }
     sendJson(res, 202, { ok: true });
   }
@@ -139,26 +166,50 @@ export class FleetRoutes {
     const signed = await this.readSigned(req, res, refuse);
     if (!signed) return;
     const { store, log } = this.options;
-    return this.accept(res, refuse, () => checkReport(signed.value, this.now()), async ({ app, ...entry }) => {
-      // A report older than the host's kept one is answered like any other: the host is done with it.
-      // Reports come by the thousand a second from a large fleet: counted in /metrics, logged with
-      // SHIPKIT_DEBUG only, except a failure, which someone will want to read.
-      const kept = await store.addReport(app, entry);
-      const fields = { app, host: entry.host, version: entry.version, result: entry.result, reason: entry.reason || undefined };
-      if (kept && (entry.result === 'failed' || entry.result === 'rolled_back')) log.warn('fleet report: a host could not take a release', fields);
-      else if (kept) log.debug('fleet report', fields);
-      this.options.onReport?.(app, entry.result);
-    });
+    return this.accept(
+      res,
+      refuse,
+      () => checkReport(signed.value, this.now()),
+      async ({ app, ...entry }) => {
+        // A report older than the host's kept one is answered like any other: the host is done with it.
+        // Reports come by the thousand a second from a large fleet: counted in /metrics, logged with
+        // SHIPKIT_DEBUG only, except a failure, which someone will want to read.
+        const kept = await store.addReport(app, entry);
+        const fields = {
+          app,
+          host: entry.host,
+          version: entry.version,
+          result: entry.result,
+          reason: entry.reason || undefined,
+        };
+        if (kept && (entry.result === 'failed' || entry.result === 'rolled_back'))
+          log.warn('fleet report: a host could not take a release', fields);
+        else if (kept) log.debug('fleet report', fields);
+        this.options.onReport?.(app, entry.result);
+      },
+    );
   }
 
   private async postRollout(req: IncomingMessage, res: ServerResponse, refuse: Refuse): Promise<void> {
     const signed = await this.readSigned(req, res, refuse);
     if (!signed) return;
     const { store, log } = this.options;
-    return this.accept(res, refuse, () => checkRollout(signed.value, this.now()), async ({ app, ...rollout }) => {
-      await store.setRollout(app, rollout);
-      log.info('fleet rollout', { app, version: rollout.version, step: `${rollout.step}/${rollout.steps.length}`, percent: rollout.percent, state: rollout.state, reason: rollout.reason || undefined });
-    });
+    return this.accept(
+      res,
+      refuse,
+      () => checkRollout(signed.value, this.now()),
+      async ({ app, ...rollout }) => {
+        await store.setRollout(app, rollout);
+        log.info('fleet rollout', {
+          app,
+          version: rollout.version,
+          step: `${rollout.step}/${rollout.steps.length}`,
+          percent: rollout.percent,
+          state: rollout.state,
+          reason: rollout.reason || undefined,
+        });
+      },
+    );
   }
 
   /** Signed with the app's secret (four-line form), or a status-page session / the read token. */

@@ -87,18 +87,35 @@ export interface HookServer {
 }
 
 /** Resolve the webhook secrets, token, notification URLs and report tokens of a config; a repo without any secret is a config error. */
-export async function resolveServerSecrets(config: ShipkitConfig, env: NodeJS.ProcessEnv = process.env): Promise<{ secrets: Secrets; token?: string; notify: Map<string, ResolvedTarget[]>; report: Map<string, ResolvedReport> }> {
+export async function resolveServerSecrets(
+  config: ShipkitConfig,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{
+  secrets: Secrets;
+  token?: string;
+  notify: Map<string, ResolvedTarget[]>;
+  report: Map<string, ResolvedReport>;
+}> {
   const baseDir = path.dirname(config.file);
   // An unset env: variable that the Debian package's hook-server.env sets: said where it is (lib/config/env-file.ts).
-  const resolve = (value: string, where: string) => resolveSecret(value, { env, baseDir, where }).catch((error: unknown) => { throw explainUnsetVariable(error, value, config.file, env); });
+  const resolve = (value: string, where: string) =>
+    resolveSecret(value, { env, baseDir, where }).catch((error: unknown) => {
+      throw explainUnsetVariable(error, value, config.file, env);
+    });
   const fallback = config.secret ? await resolve(config.secret, `${config.file}: secret`) : undefined;
   const repos = new Map<string, string>();
   for (const repo of config.repos.values()) {
     if (repo.secret) repos.set(repo.name, await resolve(repo.secret, `${config.file}: repos.${repo.name}.secret`));
-    else if (!fallback) throw new ConfigError(`${config.doc.locate(repo.keyPath)}: repos.${repo.name}: no webhook secret; set secret: at the top level or for this repo (env:NAME or file:PATH).`);
+    else if (!fallback)
+      throw new ConfigError(
+        `${config.doc.locate(repo.keyPath)}: repos.${repo.name}: no webhook secret; set secret: at the top level or for this repo (env:NAME or file:PATH).`,
+      );
   }
   const token = config.token ? await resolve(config.token, `${config.file}: token`) : undefined;
-  const lists = new Map([['', config.notify], ...[...config.repos.values()].filter((r) => r.notify).map((r) => [r.name, r.notify!] as const)]);
+  const lists = new Map([
+    ['', config.notify],
+    ...[...config.repos.values()].filter((r) => r.notify).map((r) => [r.name, r.notify!] as const),
+  ]);
   const notify = await resolveNotifyTargets(lists, { file: config.file, env });
   const report = await resolveReports(config.doc, config.repos.values(), env);
   return { secrets: { fallback, repos }, token, notify, report };
@@ -109,7 +126,9 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
   const dirs = await prepareDataFolder(config, log);
   // One hook-server per data folder: two would interleave one journal. A holder that died
   // (kill -9, power cut) leaves a stale lock, which is taken over.
-  const lock = await acquireLock(path.join(dirs.data, 'journal', 'hook-server.lock'), { what: `The data folder ${dirs.data} (another hook-server uses it)` });
+  const lock = await acquireLock(path.join(dirs.data, 'journal', 'hook-server.lock'), {
+    what: `The data folder ${dirs.data} (another hook-server uses it)`,
+  });
   // Gauges are read at scrape time, once the queue below exists (the server listens after it).
   const metrics = createHookMetrics({ counts: () => queue.counts(), fleetHosts: () => fleet?.tally() ?? [] });
   const journal = await openJobJournal(dirs, metrics, log).catch(async (error) => {
@@ -122,7 +141,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     throw error;
   });
   const isPrivate = privateRepos(config);
-  const runner = options.runner ?? await processRunner(options, dirs, isPrivate);
+  const runner = options.runner ?? (await processRunner(options, dirs, isPrivate));
   const out = createReporters(options, metrics, () => queue.all?.() ?? journal.jobs.values());
   const queue = await openQueue(options, { journal, run: runner, jobsDir: dirs.jobs, out }).catch(async (error) => {
     await journal.close();
@@ -130,59 +149,116 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     throw error;
   });
   const follow = createLogFollow({
-    jobsDir: dirs.jobs, log, logsDirOf: (repo) => repoPaths(config, repo).logs, jobOf: (id) => queue.get(id),
+    jobsDir: dirs.jobs,
+    log,
+    logsDirOf: (repo) => repoPaths(config, repo).logs,
+    jobOf: (id) => queue.get(id),
     readSection: (job) => readJobLog(repoPaths(config, job.repo).logs, job.id).catch(() => undefined),
   });
   const readRoutes = createReadRoutes({
-    ui: config.ui, token: options.token, publicUrl: config.publicUrl, configFile: config.file, dataDir: dirs.data, log,
-    jobs: () => queue.all?.() ?? journal.jobs.values(), list: (o) => queue.list(o), get: (id) => queue.get(id), isJobId: (id) => JOB_ID_PATTERN.test(id),
-    readLog: (job) => jobLog(config, dirs.jobs, job), branchOf: (name) => config.repos.get(name)?.branch,
-    isPrivate, repos: () => [...config.repos.keys()],
-    renderMetrics: () => metrics.render(), deliveries: out.deliveries,
-    followLog: (req, res, job) => follow.handle(req, res, job), fleet: fleet?.views,
+    ui: config.ui,
+    token: options.token,
+    publicUrl: config.publicUrl,
+    configFile: config.file,
+    dataDir: dirs.data,
+    log,
+    jobs: () => queue.all?.() ?? journal.jobs.values(),
+    list: (o) => queue.list(o),
+    get: (id) => queue.get(id),
+    isJobId: (id) => JOB_ID_PATTERN.test(id),
+    readLog: (job) => jobLog(config, dirs.jobs, job),
+    branchOf: (name) => config.repos.get(name)?.branch,
+    isPrivate,
+    repos: () => [...config.repos.keys()],
+    renderMetrics: () => metrics.render(),
+    deliveries: out.deliveries,
+    followLog: (req, res, job) => follow.handle(req, res, job),
+    fleet: fleet?.views,
   });
-  const fleetRoutes = fleet && new FleetRoutes({ ...fleet, base: basePath(config.publicUrl), log, canRead: readRoutes.canRead, onReport: metrics.countFleetReport, onRefused: metrics.countFleetRefusal });
-  const guard = createPushGuard({ dataDir: dirs.data, workDir: (name) => repoPaths(config, name).work, env: options.env });
+  const fleetRoutes =
+    fleet &&
+    new FleetRoutes({
+      ...fleet,
+      base: basePath(config.publicUrl),
+      log,
+      canRead: readRoutes.canRead,
+      onReport: metrics.countFleetReport,
+      onRefused: metrics.countFleetRefusal,
+    });
+  const guard = createPushGuard({
+    dataDir: dirs.data,
+    workDir: (name) => repoPaths(config, name).work,
+    env: options.env,
+  });
   await queue.recover((job) => killOrphanGroup(job, dirs.jobs).then(() => undefined));
   const intake = new DeliveryIntake({
-    config, secrets: options.secrets, queue, guard, log, tmpDir: dirs.tmp,
-    maxBody: options.maxBody ?? MAX_BODY, bodyTimeoutMs: options.bodyTimeoutMs ?? BODY_TIMEOUT_MS,
+    config,
+    secrets: options.secrets,
+    queue,
+    guard,
+    log,
+    tmpDir: dirs.tmp,
+    maxBody: options.maxBody ?? MAX_BODY,
+    bodyTimeoutMs: options.bodyTimeoutMs ?? BODY_TIMEOUT_MS,
   });
   const http = await listen(options, router({ log, queue, metrics, readRoutes, intake, fleetRoutes }));
   queue.resume();
   let stopping: Promise<void> | undefined;
-  const stop = () => stopping ??= (async () => {
-    follow.close();
-    const closed = http.close(2_000);
-    await queue.stop({ graceMs: options.graceMs ?? 60_000, killGroup: (job) => endProcessGroup(job.pgid, { graceMs: 2_000 }).then(() => undefined) });
-    await Promise.all([out.notifier.stop(), out.statuses.stop()]);
-    await closed;
-    await Promise.all([journal.close(), fleet?.store.close()]);
-    await lock.release();
-  })();
+  const stop = () =>
+    (stopping ??= (async () => {
+      follow.close();
+      const closed = http.close(2_000);
+      await queue.stop({
+        graceMs: options.graceMs ?? 60_000,
+        killGroup: (job) => endProcessGroup(job.pgid, { graceMs: 2_000 }).then(() => undefined),
+      });
+      await Promise.all([out.notifier.stop(), out.statuses.stop()]);
+      await closed;
+      await Promise.all([journal.close(), fleet?.store.close()]);
+      await lock.release();
+    })());
   return { url: http.url, queue, journal, http, metrics, deliveries: out.deliveries, stop };
 }
 
-interface DataDirs { data: string; jobs: string; tmp: string }
+interface DataDirs {
+  data: string;
+  jobs: string;
+  tmp: string;
+}
 
 /** DATA, DATA/jobs, DATA/tmp and DATA/journal, opened to build users when a repo has one. */
 async function prepareDataFolder(config: ShipkitConfig, log: Logger): Promise<DataDirs> {
   const dirs = { data: config.data, jobs: path.join(config.data, 'jobs'), tmp: path.join(config.data, 'tmp') };
   await ensureDir(dirs.data, 0o755);
-  await Promise.all([ensureDir(dirs.jobs, 0o755), ensureDir(dirs.tmp, 0o700), ensureDir(path.join(dirs.data, 'journal'), 0o755)]);
+  await Promise.all([
+    ensureDir(dirs.jobs, 0o755),
+    ensureDir(dirs.tmp, 0o700),
+    ensureDir(path.join(dirs.data, 'journal'), 0o755),
+  ]);
   // Builds that run as other users must be able to reach their folders under DATA.
   if ([...config.repos.values()].some((r) => r.user)) {
-    await Promise.all([dirs.data, dirs.jobs].map((d) => chmod(d, 0o755).catch((error: NodeJS.ErrnoException) => log.warn(`could not open ${d} to build users (chmod 755: ${error.code ?? error.message}); their builds may fail to start`))));
+    await Promise.all(
+      [dirs.data, dirs.jobs].map((d) =>
+        chmod(d, 0o755).catch((error: NodeJS.ErrnoException) =>
+          log.warn(
+            `could not open ${d} to build users (chmod 755: ${error.code ?? error.message}); their builds may fail to start`,
+          ),
+        ),
+      ),
+    );
   }
   return dirs;
 }
 
 async function openJobJournal(dirs: DataDirs, metrics: HookMetrics, log: Logger): Promise<Journal> {
   // Bodies spooled by a process that died mid-request: nothing reads them again (up to 25 MB each).
-  await Promise.all((await readdir(dirs.tmp)).map((name) => rm(path.join(dirs.tmp, name), { recursive: true, force: true })));
+  await Promise.all(
+    (await readdir(dirs.tmp)).map((name) => rm(path.join(dirs.tmp, name), { recursive: true, force: true })),
+  );
   const journal = await openJournal(dirs.data, {
     onPrune: (ids) => void removeJobFiles(dirs.jobs, ids),
-    onCompactError: (error) => log.warn('could not compact the journal; it stays long and is tried again later', { error: error.message }),
+    onCompactError: (error) =>
+      log.warn('could not compact the journal; it stays long and is tried again later', { error: error.message }),
     onSync: metrics.observeFsync,
   });
   if (journal.damaged) log.warn('journal had damaged records; they were dropped', { damaged: journal.damaged });
@@ -198,24 +274,61 @@ function privateRepos(config: ShipkitConfig): (name: string) => boolean {
 }
 
 /** Each job's `build` or `release` as a child process group (lib/jobs/process/runner.ts). */
-async function processRunner(options: HookServerOptions, dirs: DataDirs, isPrivate: (name: string) => boolean): Promise<JobRunner> {
+async function processRunner(
+  options: HookServerOptions,
+  dirs: DataDirs,
+  isPrivate: (name: string) => boolean,
+): Promise<JobRunner> {
   const { config, log } = options;
-  const commands = options.commands ?? { build: await scriptCommandFor('build', options.env), release: await scriptCommandFor('release', options.env) };
+  const commands = options.commands ?? {
+    build: await scriptCommandFor('build', options.env),
+    release: await scriptCommandFor('release', options.env),
+  };
   return createProcessRunner({
-    dataDir: dirs.data, jobsDir: dirs.jobs, configFile: config.file, commands, log, env: options.env,
+    dataDir: dirs.data,
+    jobsDir: dirs.jobs,
+    configFile: config.file,
+    commands,
+    log,
+    env: options.env,
     repoSettings: (name) => config.repos.get(name),
-    prepareUserDirs: (job, account, cloneUrl) => prepareUserDirs(config, job, account, isPrivate(job.repo) ? undefined : cloneUrl, log),
+    prepareUserDirs: (job, account, cloneUrl) =>
+      prepareUserDirs(config, job, account, isPrivate(job.repo) ? undefined : cloneUrl, log),
   });
 }
 
 /** The local journal's queue, or with `queue:` the PostgreSQL one (lib/jobs/pg/queue.ts, DESIGN §8). */
-async function openQueue(options: HookServerOptions, { journal, run, jobsDir, out }: { journal: Journal; run: JobRunner; jobsDir: string; out: ReturnType<typeof createReporters> }): Promise<JobQueue> {
+async function openQueue(
+  options: HookServerOptions,
+  {
+    journal,
+    run,
+    jobsDir,
+    out,
+  }: { journal: Journal; run: JobRunner; jobsDir: string; out: ReturnType<typeof createReporters> },
+): Promise<JobQueue> {
   const { config, log } = options;
   const listeners = { onEnd: out.onEnd, onStart: out.statuses.jobStarted };
-  if (!config.queue) return createJobQueue({ journal, concurrency: config.concurrency, run, log, jobsDir, ...listeners });
-  const db = await resolveQueueUrl(config.queue, { env: options.env ?? process.env, baseDir: path.dirname(config.file), where: `${config.file}: queue` });
-  const queue = await PgJobQueue.open({ db, repos: [...config.repos.keys()], concurrency: config.concurrency, run, log, ...listeners, jobsDir, workerName: `${hostname()} (hook-server)` });
-  log.info(`jobs are kept in the queue database at ${db.where}`, { builds: config.concurrency > 0 ? `${config.concurrency} at once here, and on workers` : 'on workers only' });
+  if (!config.queue)
+    return createJobQueue({ journal, concurrency: config.concurrency, run, log, jobsDir, ...listeners });
+  const db = await resolveQueueUrl(config.queue, {
+    env: options.env ?? process.env,
+    baseDir: path.dirname(config.file),
+    where: `${config.file}: queue`,
+  });
+  const queue = await PgJobQueue.open({
+    db,
+    repos: [...config.repos.keys()],
+    concurrency: config.concurrency,
+    run,
+    log,
+    ...listeners,
+    jobsDir,
+    workerName: `${hostname()} (hook-server)`,
+  });
+  log.info(`jobs are kept in the queue database at ${db.where}`, {
+    builds: config.concurrency > 0 ? `${config.concurrency} at once here, and on workers` : 'on workers only',
+  });
   return queue;
 }
 
@@ -224,11 +337,25 @@ function createReporters(options: HookServerOptions, metrics: HookMetrics, histo
   const { config, log } = options;
   const deliveries = createDeliveryOutcomes();
   const timing = options.delivery ?? {};
-  const notifier = createNotifier({ targets: options.notify ?? new Map(), log, publicUrl: config.publicUrl, onOutcome: metrics.countNotification, outcomes: deliveries, ...timing });
+  const notifier = createNotifier({
+    targets: options.notify ?? new Map(),
+    log,
+    publicUrl: config.publicUrl,
+    onOutcome: metrics.countNotification,
+    outcomes: deliveries,
+    ...timing,
+  });
   const statuses = createStatusReporter({
-    reports: options.report ?? new Map(), log, publicUrl: config.publicUrl, onOutcome: metrics.countCommitStatus, outcomes: deliveries, timeoutMs: timing.timeoutMs, retry: { attempts: timing.attempts, backoffMs: timing.backoffMs },
+    reports: options.report ?? new Map(),
+    log,
+    publicUrl: config.publicUrl,
+    onOutcome: metrics.countCommitStatus,
+    outcomes: deliveries,
+    timeoutMs: timing.timeoutMs,
+    retry: { attempts: timing.attempts, backoffMs: timing.backoffMs },
     // A release's tag, looked up in its clone; not in a build user's clone (git run by us there would take that user's config).
-    commitOf: async (job) => (job.tag && !config.repos.get(job.repo)?.user ? tagCommit(repoPaths(config, job.repo).work, job.tag) : undefined),
+    commitOf: async (job) =>
+      job.tag && !config.repos.get(job.repo)?.user ? tagCommit(repoPaths(config, job.repo).work, job.tag) : undefined,
   });
   const onEnd = (job: Job) => {
     metrics.countJobEnd(job);
@@ -247,17 +374,34 @@ async function openFleet(options: HookServerOptions, dataDir: string) {
   if (!config.fleet?.size) return undefined;
   const secrets = new Map<string, string>();
   for (const app of config.fleet.values()) {
-    secrets.set(app.app, await resolveSecret(app.secret, { env: options.env ?? process.env, baseDir: path.dirname(config.file), where: `${config.doc.locate(app.keyPath)}: fleet.${app.app}.secret` }));
+    secrets.set(
+      app.app,
+      await resolveSecret(app.secret, {
+        env: options.env ?? process.env,
+        baseDir: path.dirname(config.file),
+        where: `${config.doc.locate(app.keyPath)}: fleet.${app.app}.secret`,
+      }),
+    );
   }
-  const store = await FleetStore.open(dataDir, { onCompactError: (error) => log.warn('could not rewrite the fleet registry; it stays long and is tried again later', { error: error.message }) });
+  const store = await FleetStore.open(dataDir, {
+    onCompactError: (error) =>
+      log.warn('could not rewrite the fleet registry; it stays long and is tried again later', {
+        error: error.message,
+      }),
+  });
   if (store.damaged) log.warn('the fleet registry had damaged lines; they were dropped', { damaged: store.damaged });
   const tally = () => [...secrets.keys()].flatMap((app) => store.tally(app).map((row) => ({ app, ...row })));
-  const views = (): FleetView[] => [...secrets.keys()].map((app) => {
-    const hosts = store.hosts(app);
-    const failures = hosts.filter((h) => h.result === 'failed' || h.result === 'rolled_back' || h.result === 'skipped').sort((a, b) => b.at - a.at);
-    const liars = hosts.filter((h) => h.claimed_bucket !== null && Math.abs(h.claimed_bucket - h.bucket) >= 0.0001).length;
-    return { app, hosts: hosts.length, tally: store.tally(app), rollout: store.rollout(app), failures, liars };
-  });
+  const views = (): FleetView[] =>
+    [...secrets.keys()].map((app) => {
+      const hosts = store.hosts(app);
+      const failures = hosts
+        .filter((h) => h.result === 'failed' || h.result === 'rolled_back' || h.result === 'skipped')
+        .sort((a, b) => b.at - a.at);
+      const liars = hosts.filter(
+        (h) => h.claimed_bucket !== null && Math.abs(h.claimed_bucket - h.bucket) >= 0.0001,
+      ).length;
+      return { app, hosts: hosts.length, tally: store.tally(app), rollout: store.rollout(app), failures, liars };
+    });
   return { secrets, store, tally, views };
 }
 
@@ -277,18 +421,29 @@ function router({ log, queue, metrics, readRoutes, intake, fleetRoutes }: Routes
     const url = new URL(req.url ?? '/', 'http://localhost');
     const route = url.pathname;
     const refuse = (status: number, message: string, detail?: string, headers: Record<string, string> = {}) => {
-      (status >= 500 ? log.error : log.warn)('request refused', { request: requestId, status, path: route.slice(0, 100), reason: detail ?? message });
+      (status >= 500 ? log.error : log.warn)('request refused', {
+        request: requestId,
+        status,
+        path: route.slice(0, 100),
+        reason: detail ?? message,
+      });
       // A body nobody will read is not drained: the connection closes after the answer.
       if (!req.complete) stopReading(req, res);
       // A 503 (the queue database away, a full disk) always says when to try again.
-      sendJson(res, status, { error: message, request: requestId }, status === 503 && !headers['Retry-After'] ? { ...headers, 'Retry-After': '10' } : headers);
+      sendJson(
+        res,
+        status,
+        { error: message, request: requestId },
+        status === 503 && !headers['Retry-After'] ? { ...headers, 'Retry-After': '10' } : headers,
+      );
     };
     if (route === '/healthz') {
-      if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(405, 'method not allowed', undefined, { Allow: 'GET, HEAD' });
+      if (req.method !== 'GET' && req.method !== 'HEAD')
+        return refuse(405, 'method not allowed', undefined, { Allow: 'GET, HEAD' });
       return sendJson(res, 200, { ok: true, ...queue.counts() });
     }
     if (await readRoutes.handle(req, res, url, refuse)) return;
-    if (fleetRoutes && await fleetRoutes.handle(req, res, url, refuse)) return;
+    if (fleetRoutes && (await fleetRoutes.handle(req, res, url, refuse))) return;
     const target = FORGE_PATHS.get(route);
     if (!target) return refuse(404, 'not found');
     res.once('close', () => metrics.countDelivery(countedForge(req, target), res.statusCode));
@@ -296,7 +451,10 @@ function router({ log, queue, metrics, readRoutes, intake, fleetRoutes }: Routes
   };
 }
 
-function listen(options: HookServerOptions, handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>): Promise<RunningServer> {
+function listen(
+  options: HookServerOptions,
+  handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>,
+): Promise<RunningServer> {
   const headersTimeoutMs = options.headersTimeoutMs ?? 10_000;
   return startHttpServer(handle, {
     host: options.listen.host,

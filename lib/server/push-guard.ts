@@ -13,8 +13,15 @@ import type { PushOrder } from './webhooks.ts';
 /** Accepted pushes remembered per branch, newest first. */
 const HISTORY = 20;
 
-export interface AcceptedPush { sha: string; pushedAt?: number; at: string }
-export interface RepoPushState { remote?: string; branches: Record<string, AcceptedPush[]> }
+export interface AcceptedPush {
+  sha: string;
+  pushedAt?: number;
+  at: string;
+}
+export interface RepoPushState {
+  remote?: string;
+  branches: Record<string, AcceptedPush[]>;
+}
 
 export interface Delivery {
   repo: string;
@@ -25,9 +32,7 @@ export interface Delivery {
 }
 
 export type Judgement =
-  | { verdict: 'accept' }
-  | { verdict: 'superseded'; reason: string }
-  | { verdict: 'refused'; reason: string };
+  { verdict: 'accept' } | { verdict: 'superseded'; reason: string } | { verdict: 'refused'; reason: string };
 
 export interface PushGuardOptions {
   dataDir: string;
@@ -37,7 +42,8 @@ export interface PushGuardOptions {
 }
 
 /** An accepted delivery; `changed` is false when it taught the guard nothing new (the newest push again: a redelivery). */
-export type Admission = Exclude<Judgement, { verdict: 'accept' }> | { verdict: 'accept'; changed: boolean; undo(): void };
+export type Admission =
+  Exclude<Judgement, { verdict: 'accept' }> | { verdict: 'accept'; changed: boolean; undo(): void };
 
 /**
  * Deliveries of one repo are judged one at a time against what was accepted before (kept in
@@ -66,16 +72,21 @@ export function createPushGuard(options: PushGuardOptions) {
     const next = (chains.get(repo) ?? Promise.resolve()).then(fn, fn);
     const settled = next.catch(() => undefined);
     chains.set(repo, settled);
-    void settled.then(() => { if (chains.get(repo) === settled) chains.delete(repo); });
+    void settled.then(() => {
+      if (chains.get(repo) === settled) chains.delete(repo);
+    });
     return next;
   }
 
   async function judge(delivery: Delivery, state: RepoPushState): Promise<Judgement> {
     const run = git(delivery.repo);
     if (!delivery.configuredUrl && delivery.cloneUrl) {
-      const pinned = state.remote ?? await originOf(run);
+      const pinned = state.remote ?? (await originOf(run));
       if (pinned !== undefined && pinned !== delivery.cloneUrl) {
-        return { verdict: 'refused', reason: `the payload's clone URL ${redactUrls(delivery.cloneUrl)} is not the remote pinned at the first clone (${redactUrls(pinned)}); set url: for ${delivery.repo} in shipkit.yml to move it` };
+        return {
+          verdict: 'refused',
+          reason: `the payload's clone URL ${redactUrls(delivery.cloneUrl)} is not the remote pinned at the first clone (${redactUrls(pinned)}); set url: for ${delivery.repo} in shipkit.yml to move it`,
+        };
       }
     }
     if (!delivery.push) return { verdict: 'accept' };
@@ -84,7 +95,9 @@ export function createPushGuard(options: PushGuardOptions) {
     // only when ancestry is needed at all (not for a forge that signs its push time).
     let known: Promise<boolean> | undefined;
     const isKnown = () => (known ??= run(['cat-file', '-e', `${sha}^{commit}`]).then((r) => r.code === 0));
-    return judgePush(state.branches[delivery.push.branch] ?? [], delivery.push, async (a, b) => a === sha && !(await isKnown()) ? undefined : isAncestor(run, a, b));
+    return judgePush(state.branches[delivery.push.branch] ?? [], delivery.push, async (a, b) =>
+      a === sha && !(await isKnown()) ? undefined : isAncestor(run, a, b),
+    );
   }
 
   return {
@@ -96,16 +109,29 @@ export function createPushGuard(options: PushGuardOptions) {
         const state = await load(delivery.repo);
         const judgement = await judge(delivery, state);
         if (judgement.verdict !== 'accept') return judgement;
-        const before = { remote: state.remote, branch: delivery.push ? state.branches[delivery.push.branch] : undefined };
+        const before = {
+          remote: state.remote,
+          branch: delivery.push ? state.branches[delivery.push.branch] : undefined,
+        };
         if (!delivery.configuredUrl && delivery.cloneUrl) state.remote ??= delivery.cloneUrl;
         // The newest accepted push once more (same commit, same signed push time): nothing to
         // remember, so nothing to write; its first acceptance time stands.
         const newest = delivery.push ? before.branch?.[0] : undefined;
-        const again = newest !== undefined && newest.sha === delivery.push!.sha && newest.pushedAt === delivery.push!.order.pushedAt;
+        const again =
+          newest !== undefined &&
+          newest.sha === delivery.push!.sha &&
+          newest.pushedAt === delivery.push!.order.pushedAt;
         if (delivery.push && !again) {
           const { branch, sha, order } = delivery.push;
-          const entry: AcceptedPush = { sha, at: now.toISOString(), ...(order.pushedAt !== undefined ? { pushedAt: order.pushedAt } : {}) };
-          state.branches[branch] = [entry, ...(state.branches[branch] ?? []).filter((p) => p.sha !== sha)].slice(0, HISTORY);
+          const entry: AcceptedPush = {
+            sha,
+            at: now.toISOString(),
+            ...(order.pushedAt !== undefined ? { pushedAt: order.pushedAt } : {}),
+          };
+          state.branches[branch] = [entry, ...(state.branches[branch] ?? []).filter((p) => p.sha !== sha)].slice(
+            0,
+            HISTORY,
+          );
         }
         return {
           verdict: 'accept',
@@ -149,14 +175,21 @@ function coalesce(run: () => Promise<void>): Coalesced {
   let running: Promise<void> | undefined;
   let queued: Promise<void> | undefined;
   const start = (): Promise<void> => {
-    const current = run().finally(() => { if (running === current) running = undefined; });
+    const current = run().finally(() => {
+      if (running === current) running = undefined;
+    });
     running = current;
     return current;
   };
   const call = () => {
     if (queued) return queued;
     if (!running) return start();
-    queued = running.catch(() => undefined).then(() => { queued = undefined; return start(); });
+    queued = running
+      .catch(() => undefined)
+      .then(() => {
+        queued = undefined;
+        return start();
+      });
     return queued;
   };
   return Object.assign(call, { pending: () => queued ?? running ?? Promise.resolve() });
@@ -170,13 +203,20 @@ export type PushGuard = ReturnType<typeof createPushGuard>;
  * unless the push was forced (GitHub's `forced`, or a `before` that is not an ancestor of the
  * new commit: the branch was rewound on purpose) or starts where the newest one ended.
  */
-export async function judgePush(history: AcceptedPush[], push: { sha: string; order: PushOrder }, isAncestorOf: (a: string, b: string) => Promise<boolean | undefined>): Promise<Judgement> {
+export async function judgePush(
+  history: AcceptedPush[],
+  push: { sha: string; order: PushOrder },
+  isAncestorOf: (a: string, b: string) => Promise<boolean | undefined>,
+): Promise<Judgement> {
   const newest = history[0];
   if (!newest || push.sha === newest.sha) return { verdict: 'accept' };
   const { pushedAt, forced, before } = push.order;
   if (pushedAt !== undefined && newest.pushedAt !== undefined) {
     return pushedAt < newest.pushedAt
-      ? { verdict: 'superseded', reason: `pushed at ${iso(pushedAt)}, before the push of ${newest.sha.slice(0, 12)} (${iso(newest.pushedAt)})` }
+      ? {
+          verdict: 'superseded',
+          reason: `pushed at ${iso(pushedAt)}, before the push of ${newest.sha.slice(0, 12)} (${iso(newest.pushedAt)})`,
+        }
       : { verdict: 'accept' };
   }
   if (forced === true || before === newest.sha) return { verdict: 'accept' };
@@ -187,7 +227,10 @@ export async function judgePush(history: AcceptedPush[], push: { sha: string; or
   }
   if (!older) return { verdict: 'accept' };
   if (before !== undefined && (await isAncestorOf(before, push.sha)) === false) return { verdict: 'accept' };
-  return { verdict: 'superseded', reason: `${push.sha.slice(0, 12)} is not newer than ${older.sha.slice(0, 12)}, accepted at ${older.at}, and the push was not forced` };
+  return {
+    verdict: 'superseded',
+    reason: `${push.sha.slice(0, 12)} is not newer than ${older.sha.slice(0, 12)}, accepted at ${older.at}, and the push was not forced`,
+  };
 }
 
 async function isAncestor(git: GitRunner, a: string, b: string): Promise<boolean | undefined> {
@@ -206,7 +249,11 @@ type GitRunner = (args: string[]) => Promise<{ code: number | null; stdout: stri
 // A read-only git query in a clone hook-server may not own (a build user's, whose builds could
 // edit its .git/config): no hook variables, no user or system config, nothing the repo's config
 // could make git run (fsmonitor, hooks, pager), ownership vouched for on the command line.
-async function gitIn(work: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string }> {
+async function gitIn(
+  work: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number | null; stdout: string }> {
   const gitDir = path.join(work, '.git');
   try {
     await access(gitDir);
@@ -214,8 +261,16 @@ async function gitIn(work: string, args: string[], env: NodeJS.ProcessEnv): Prom
     return { code: null, stdout: '' };
   }
   const result = await $({
-    quiet: true, nothrow: true, timeout: 10_000,
-    env: { PATH: env.PATH ?? '/usr/bin:/bin', HOME: env.HOME ?? '/', LANG: 'C', GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' },
+    quiet: true,
+    nothrow: true,
+    timeout: 10_000,
+    env: {
+      PATH: env.PATH ?? '/usr/bin:/bin',
+      HOME: env.HOME ?? '/',
+      LANG: 'C',
+      GIT_CONFIG_NOSYSTEM: '1',
+      GIT_CONFIG_GLOBAL: '/dev/null',
+    },
   })`git --no-pager -c safe.directory=* -c core.fsmonitor=false -c core.hooksPath=/dev/null --git-dir ${gitDir} ${args}`;
   return { code: result.exitCode, stdout: result.stdout };
 }
@@ -229,7 +284,10 @@ async function readState(file: string): Promise<RepoPushState> {
     throw error;
   }
   const value = JSON.parse(text) as Partial<RepoPushState>;
-  return { ...(typeof value.remote === 'string' ? { remote: value.remote } : {}), branches: value.branches && typeof value.branches === 'object' ? value.branches : {} };
+  return {
+    ...(typeof value.remote === 'string' ? { remote: value.remote } : {}),
+    branches: value.branches && typeof value.branches === 'object' ? value.branches : {},
+  };
 }
 
 function iso(seconds: number): string {

@@ -9,7 +9,13 @@ import { pathExists } from '../core/fs.ts';
 export async function tagCommit(workDir: string, tag: string, { timeoutMs = 5_000 } = {}): Promise<string | undefined> {
   if (!(await pathExists(path.join(workDir, '.git')))) return undefined;
   const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8', GIT_TERMINAL_PROMPT: '0' };
-  const result = await $({ cwd: workDir, env, quiet: true, nothrow: true, timeout: timeoutMs })`git rev-parse --verify --quiet ${`refs/tags/${tag}^{commit}`}`;
+  const result = await $({
+    cwd: workDir,
+    env,
+    quiet: true,
+    nothrow: true,
+    timeout: timeoutMs,
+  })`git rev-parse --verify --quiet ${`refs/tags/${tag}^{commit}`}`;
   const sha = result.stdout.trim();
   return result.exitCode === 0 && /^[0-9a-f]{40}([0-9a-f]{24})?$/.test(sha) ? sha : undefined;
 }

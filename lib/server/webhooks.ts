@@ -2,10 +2,16 @@
 // signature (or GitLab token) matches, and what the payload means for shipkit. The signature is
 // checked over the raw bytes, constant-time, before any parsing.
 import { createHash, createHmac, type Hmac } from 'node:crypto';
-import { ValidationError } from '../core/errors.ts';
+import { ValidationError, messageOf } from '../core/errors.ts';
 import { validateFullName, validatePayloadSha, validateRefName } from '../core/names.ts';
 import { safeEqual } from '../http/signing.ts';
-import { githubPushMeta, githubReleaseMeta, gitlabPushMeta, gitlabReleaseMeta, type CommitMeta } from '../jobs/commit-meta.ts';
+import {
+  githubPushMeta,
+  githubReleaseMeta,
+  gitlabPushMeta,
+  gitlabReleaseMeta,
+  type CommitMeta,
+} from '../jobs/commit-meta.ts';
 
 export const FORGES = ['github', 'gitea', 'gitlab'] as const;
 export type Forge = (typeof FORGES)[number];
@@ -13,7 +19,8 @@ type Headers = Record<string, string | string[] | undefined>;
 
 /** The forge named by the delivery's headers. Gitea/Forgejo/Gogs also send X-GitHub-Event, so they are checked first. */
 export function detectForge(headers: Headers): Forge | undefined {
-  if (header(headers, 'x-gitea-event') || header(headers, 'x-forgejo-event') || header(headers, 'x-gogs-event')) return 'gitea';
+  if (header(headers, 'x-gitea-event') || header(headers, 'x-forgejo-event') || header(headers, 'x-gogs-event'))
+    return 'gitea';
   if (header(headers, 'x-gitlab-event')) return 'gitlab';
   if (header(headers, 'x-github-event')) return 'github';
   return undefined;
@@ -23,16 +30,24 @@ export function detectForge(headers: Headers): Forge | undefined {
 export function eventName(forge: Forge, headers: Headers): string | undefined {
   if (forge === 'github') return header(headers, 'x-github-event');
   if (forge === 'gitlab') return header(headers, 'x-gitlab-event');
-  return header(headers, 'x-gitea-event') ?? header(headers, 'x-forgejo-event') ?? header(headers, 'x-gogs-event') ?? header(headers, 'x-github-event');
+  return (
+    header(headers, 'x-gitea-event') ??
+    header(headers, 'x-forgejo-event') ??
+    header(headers, 'x-gogs-event') ??
+    header(headers, 'x-github-event')
+  );
 }
 
 const DELIVERY_PATTERN = /^[A-Za-z0-9._:-]{1,100}$/;
 
 /** The forge's delivery id; without one, a digest of the body stands in (same body = same delivery). */
 export function deliveryId(forge: Forge, headers: Headers, body: Buffer): string {
-  const names = forge === 'github' ? ['x-github-delivery']
-    : forge === 'gitlab' ? ['x-gitlab-event-uuid', 'x-gitlab-webhook-uuid']
-    : ['x-gitea-delivery', 'x-forgejo-delivery', 'x-gogs-delivery', 'x-github-delivery'];
+  const names =
+    forge === 'github'
+      ? ['x-github-delivery']
+      : forge === 'gitlab'
+        ? ['x-gitlab-event-uuid', 'x-gitlab-webhook-uuid']
+        : ['x-gitea-delivery', 'x-forgejo-delivery', 'x-gogs-delivery', 'x-github-delivery'];
   for (const name of names) {
     const value = header(headers, name);
     if (value && DELIVERY_PATTERN.test(value)) return value;
@@ -47,9 +62,13 @@ export function deliveryId(forge: Forge, headers: Headers, body: Buffer): string
  */
 export function missingSignature(forge: Forge, headers: Headers): string | undefined {
   if (forge === 'gitlab') return header(headers, 'x-gitlab-token') ? undefined : 'missing X-Gitlab-Token';
-  const names = forge === 'gitea' ? ['x-hub-signature-256', 'x-gitea-signature', 'x-forgejo-signature', 'x-gogs-signature'] : ['x-hub-signature-256'];
+  const names =
+    forge === 'gitea'
+      ? ['x-hub-signature-256', 'x-gitea-signature', 'x-forgejo-signature', 'x-gogs-signature']
+      : ['x-hub-signature-256'];
   if (names.some((name) => header(headers, name) !== undefined)) return undefined;
-  if (header(headers, 'x-hub-signature')) return 'only a SHA-1 signature (X-Hub-Signature) was sent; SHA-1 is refused, use SHA-256';
+  if (header(headers, 'x-hub-signature'))
+    return 'only a SHA-1 signature (X-Hub-Signature) was sent; SHA-1 is refused, use SHA-256';
   return 'missing signature';
 }
 
@@ -110,7 +129,14 @@ function verifyAgainst(forge: Forge, headers: Headers, digests: Array<[string, s
     // Every candidate is compared, so the time taken does not say which one matched.
     let found: string | undefined;
     for (const s of secrets) if (safeEqual(token, s) && found === undefined) found = s;
-    return found === undefined ? { ok: false, wrongSecret: true, reason: "wrong X-Gitlab-Token: the secret token set at GitLab is not a webhook secret of hook-server's shipkit.yml" } : { ok: true, secret: found };
+    return found === undefined
+      ? {
+          ok: false,
+          wrongSecret: true,
+          reason:
+            "wrong X-Gitlab-Token: the secret token set at GitLab is not a webhook secret of hook-server's shipkit.yml",
+        }
+      : { ok: true, secret: found };
   }
   let given: string | undefined;
   const hub = header(headers, 'x-hub-signature-256');
@@ -119,20 +145,29 @@ function verifyAgainst(forge: Forge, headers: Headers, digests: Array<[string, s
     if (!m) return { ok: false, reason: 'malformed X-Hub-Signature-256' };
     given = m[1].toLowerCase();
   } else if (forge === 'gitea') {
-    const bare = header(headers, 'x-gitea-signature') ?? header(headers, 'x-forgejo-signature') ?? header(headers, 'x-gogs-signature');
+    const bare =
+      header(headers, 'x-gitea-signature') ??
+      header(headers, 'x-forgejo-signature') ??
+      header(headers, 'x-gogs-signature');
     if (bare !== undefined) {
       if (!/^[0-9a-fA-F]{64}$/.test(bare.trim())) return { ok: false, reason: 'malformed signature header' };
       given = bare.trim().toLowerCase();
     }
   }
   if (given === undefined) {
-    if (header(headers, 'x-hub-signature')) return { ok: false, reason: 'only a SHA-1 signature (X-Hub-Signature) was sent; SHA-1 is refused, use SHA-256' };
+    if (header(headers, 'x-hub-signature'))
+      return { ok: false, reason: 'only a SHA-1 signature (X-Hub-Signature) was sent; SHA-1 is refused, use SHA-256' };
     return { ok: false, reason: 'missing signature' };
   }
   let found: string | undefined;
   for (const [s, digest] of digests) if (safeEqual(given, digest) && found === undefined) found = s;
   return found === undefined
-    ? { ok: false, wrongSecret: true, reason: "signature does not match the body: it was made with another secret than hook-server's (most often the forge's or the git hook's secret differs from secret: in shipkit.yml), or the body was changed on the way" }
+    ? {
+        ok: false,
+        wrongSecret: true,
+        reason:
+          "signature does not match the body: it was made with another secret than hook-server's (most often the forge's or the git hook's secret differs from secret: in shipkit.yml), or the body was changed on the way",
+      }
     : { ok: true, secret: found };
 }
 
@@ -140,13 +175,26 @@ function verifyAgainst(forge: Forge, headers: Headers, digests: Array<[string, s
  * What the forge signed about a push's place in time, for telling a replayed old delivery from a
  * new push: GitHub's `repository.pushed_at` (seconds) and `forced`; every forge's `before`.
  */
-export interface PushOrder { pushedAt?: number; forced?: boolean; before?: string }
+export interface PushOrder {
+  pushedAt?: number;
+  forced?: boolean;
+  before?: string;
+}
 
 /** What a delivery means for shipkit. */
 export type WebhookEvent =
   | { kind: 'ping'; repo?: string }
   | { kind: 'ignored'; reason: string; repo?: string }
-  | { kind: 'push'; repo: string; ref: string; branch: string; sha: string; cloneUrl?: string; order: PushOrder; meta: CommitMeta }
+  | {
+      kind: 'push';
+      repo: string;
+      ref: string;
+      branch: string;
+      sha: string;
+      cloneUrl?: string;
+      order: PushOrder;
+      meta: CommitMeta;
+    }
   | { kind: 'release'; repo: string; tag: string; ref: string; sha?: string; cloneUrl?: string; meta: CommitMeta };
 
 /** The content types a body may have; anything else is answered 415. */
@@ -171,7 +219,8 @@ export function parsePayload(body: Buffer, format: 'json' | 'form'): Record<stri
   } catch (error) {
     throw new ValidationError('body is not valid JSON', { cause: error });
   }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new ValidationError('payload is not a JSON object');
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new ValidationError('payload is not a JSON object');
   return value as Record<string, unknown>;
 }
 
@@ -185,21 +234,43 @@ export function normaliseEvent(forge: Forge, event: string, payload: Record<stri
   if (event === 'push') {
     const repo = repoFullName(payload.repository, 'full_name');
     const ref = stringField(payload, 'ref');
-    if (payload.deleted === true || /^0+$/.test(String(payload.after ?? ''))) return { kind: 'ignored', reason: 'ref deleted', repo };
+    if (payload.deleted === true || /^0+$/.test(String(payload.after ?? '')))
+      return { kind: 'ignored', reason: 'ref deleted', repo };
     if (!ref.startsWith('refs/heads/')) {
-      return { kind: 'ignored', reason: ref.startsWith('refs/tags/') ? 'tag push (releases run on release events)' : 'not a branch', repo };
+      return {
+        kind: 'ignored',
+        reason: ref.startsWith('refs/tags/') ? 'tag push (releases run on release events)' : 'not a branch',
+        repo,
+      };
     }
     const branch = validateRefName(ref.slice('refs/heads/'.length), 'branch');
     const sha = validatePayloadSha(payload.after);
-    return { kind: 'push', repo, ref, branch, sha, cloneUrl: cloneUrlOf(payload.repository, 'clone_url'), order: pushOrderOf(payload), meta: githubPushMeta(payload, sha) };
+    return {
+      kind: 'push',
+      repo,
+      ref,
+      branch,
+      sha,
+      cloneUrl: cloneUrlOf(payload.repository, 'clone_url'),
+      order: pushOrderOf(payload),
+      meta: githubPushMeta(payload, sha),
+    };
   }
   if (event === 'release') {
     const repo = repoFullName(payload.repository, 'full_name');
     const action = typeof payload.action === 'string' ? payload.action : '';
-    if (action !== 'published') return { kind: 'ignored', reason: `release ${action || 'event'} (only published releases run)`, repo };
+    if (action !== 'published')
+      return { kind: 'ignored', reason: `release ${action || 'event'} (only published releases run)`, repo };
     const release = objectField(payload, 'release');
     const tag = validateRefName(release.tag_name, 'tag');
-    return { kind: 'release', repo, tag, ref: `refs/tags/${tag}`, cloneUrl: cloneUrlOf(payload.repository, 'clone_url'), meta: githubReleaseMeta(payload) };
+    return {
+      kind: 'release',
+      repo,
+      tag,
+      ref: `refs/tags/${tag}`,
+      cloneUrl: cloneUrlOf(payload.repository, 'clone_url'),
+      meta: githubReleaseMeta(payload),
+    };
   }
   return { kind: 'ignored', reason: `event ${shorten(event)} is not handled` };
 }
@@ -208,17 +279,39 @@ function normaliseGitlab(event: string, payload: Record<string, unknown>): Webho
   if (event === 'Push Hook') {
     const repo = repoFullName(payload.project, 'path_with_namespace');
     const ref = stringField(payload, 'ref');
-    if (/^0+$/.test(String(payload.after ?? '')) && payload.checkout_sha == null) return { kind: 'ignored', reason: 'ref deleted', repo };
+    if (/^0+$/.test(String(payload.after ?? '')) && payload.checkout_sha == null)
+      return { kind: 'ignored', reason: 'ref deleted', repo };
     if (!ref.startsWith('refs/heads/')) return { kind: 'ignored', reason: 'not a branch', repo };
     const branch = validateRefName(ref.slice('refs/heads/'.length), 'branch');
     const sha = validatePayloadSha(payload.checkout_sha ?? payload.after);
-    return { kind: 'push', repo, ref, branch, sha, cloneUrl: cloneUrlOf(payload.project, 'git_http_url'), order: pushOrderOf(payload), meta: gitlabPushMeta(payload, sha) };
+    return {
+      kind: 'push',
+      repo,
+      ref,
+      branch,
+      sha,
+      cloneUrl: cloneUrlOf(payload.project, 'git_http_url'),
+      order: pushOrderOf(payload),
+      meta: gitlabPushMeta(payload, sha),
+    };
   }
   if (event === 'Release Hook') {
     const repo = repoFullName(payload.project, 'path_with_namespace');
-    if (payload.action !== 'create') return { kind: 'ignored', reason: `release ${shorten(String(payload.action ?? 'event'))} (only created releases run)`, repo };
+    if (payload.action !== 'create')
+      return {
+        kind: 'ignored',
+        reason: `release ${shorten(String(payload.action ?? 'event'))} (only created releases run)`,
+        repo,
+      };
     const tag = validateRefName(payload.tag, 'tag');
-    return { kind: 'release', repo, tag, ref: `refs/tags/${tag}`, cloneUrl: cloneUrlOf(payload.project, 'git_http_url'), meta: gitlabReleaseMeta(payload) };
+    return {
+      kind: 'release',
+      repo,
+      tag,
+      ref: `refs/tags/${tag}`,
+      cloneUrl: cloneUrlOf(payload.project, 'git_http_url'),
+      meta: gitlabReleaseMeta(payload),
+    };
   }
   if (event === 'Tag Push Hook') return { kind: 'ignored', reason: 'tag push (releases run on release events)' };
   return { kind: 'ignored', reason: `event ${shorten(event)} is not handled` };
@@ -230,20 +323,30 @@ function pushOrderOf(payload: Record<string, unknown>): PushOrder {
   // GitHub: seconds in push events (an ISO date in others).
   const pushedAt = repository?.pushed_at;
   if (typeof pushedAt === 'number' && Number.isFinite(pushedAt)) order.pushedAt = pushedAt;
-  else if (typeof pushedAt === 'string' && Number.isFinite(Date.parse(pushedAt))) order.pushedAt = Date.parse(pushedAt) / 1000;
+  else if (typeof pushedAt === 'string' && Number.isFinite(Date.parse(pushedAt)))
+    order.pushedAt = Date.parse(pushedAt) / 1000;
   if (typeof payload.forced === 'boolean') order.forced = payload.forced;
-  if (typeof payload.before === 'string' && /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/.test(payload.before) && !/^0+$/.test(payload.before)) order.before = payload.before;
+  if (
+    typeof payload.before === 'string' &&
+    /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/.test(payload.before) &&
+    !/^0+$/.test(payload.before)
+  )
+    order.before = payload.before;
   return order;
 }
 
 function repoFullName(value: unknown, key: string): string {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new ValidationError('payload has no repository object');
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new ValidationError('payload has no repository object');
   const name = (value as Record<string, unknown>)[key];
   if (typeof name !== 'string' || name === '') throw new ValidationError(`payload has no repository ${key}`);
   try {
     return validateFullName(name);
   } catch (error) {
-    throw new ValidationError(`repository name is not a safe owner/name or group/subgroup/project: ${(error as Error).message}`, { cause: error });
+    throw new ValidationError(
+      `repository name is not a safe owner/name or group/subgroup/project: ${messageOf(error)}`,
+      { cause: error },
+    );
   }
 }
 
@@ -261,10 +364,16 @@ function cloneUrlOf(value: unknown, key: string): string | undefined {
   // Only URLs git would fetch from a forge, or the file:/// path of a bare repository on this
   // machine (hooks/post-receive-webhook sends its own; lib/server/delivery.ts keeps it out of
   // DATA); anything else (ext::, relative paths, options) is dropped.
-  if (!/^(https?|ssh|git):\/\/[^\s]+$/.test(url) && !/^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$/.test(url) && !/^file:\/\/\/[^\s]+$/.test(url)) return undefined;
+  if (
+    !/^(https?|ssh|git):\/\/[^\s]+$/.test(url) &&
+    !/^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$/.test(url) &&
+    !/^file:\/\/\/[^\s]+$/.test(url)
+  )
+    return undefined;
   // A forge never puts a password or token in a clone URL; one that does must not reach a job's
   // command line (ps), its log or the journal. A user name alone is ssh's (`git@host`).
-  if (/^https?:\/\/[^/]*@/i.test(url) || /^[a-z]+:\/\/[^/@]*:[^/@]*@/i.test(url)) throw new ValidationError('the clone URL carries credentials; refused so they reach no command line or log');
+  if (/^https?:\/\/[^/]*@/i.test(url) || /^[a-z]+:\/\/[^/@]*:[^/@]*@/i.test(url))
+    throw new ValidationError('the clone URL carries credentials; refused so they reach no command line or log');
   return url;
 }
 
@@ -276,7 +385,8 @@ function stringField(payload: Record<string, unknown>, key: string): string {
 
 function objectField(payload: Record<string, unknown>, key: string): Record<string, unknown> {
   const value = payload[key];
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new ValidationError(`payload has no ${key} object`);
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new ValidationError(`payload has no ${key} object`);
   return value as Record<string, unknown>;
 }
 

@@ -51,7 +51,12 @@ function failure(message: string, retryable: boolean, cause?: unknown): FetchFai
  * GET `url` into `temp` (created; removed again on failure), hashing it on the way. Network
  * errors, timeouts, 429 and 5xx are retried with backoff; anything else throws at once.
  */
-export async function fetchToFile(url: string, headers: Record<string, string>, temp: string, options: FetchOptions): Promise<FetchedFile> {
+export async function fetchToFile(
+  url: string,
+  headers: Record<string, string>,
+  temp: string,
+  options: FetchOptions,
+): Promise<FetchedFile> {
   const retries = options.retries ?? 3;
   const baseDelay = options.retryDelayMs ?? 500;
   for (let attempt = 0; ; attempt++) {
@@ -64,16 +69,25 @@ export async function fetchToFile(url: string, headers: Record<string, string>, 
       const retryable = error instanceof FetchFailure && error.retryable;
       if (!retryable || attempt >= retries) {
         const tries = attempt > 0 ? ` (after ${attempt + 1} attempts)` : '';
-        throw error instanceof FetchFailure ? failure(`${error.message}${tries}`, false, error.cause) : failure(`${messageOf(error)}${tries}`, false, error);
+        throw error instanceof FetchFailure
+          ? failure(`${error.message}${tries}`, false, error.cause)
+          : failure(`${messageOf(error)}${tries}`, false, error);
       }
       const wait = (error as FetchFailure).retryAfterMs ?? baseDelay * 2 ** attempt * (0.75 + Math.random() / 2);
-      options.log.warn(`${redactUrls(url)}: ${redactUrls(messageOf(error))}; retrying in ${(wait / 1000).toFixed(1)} s`);
+      options.log.warn(
+        `${redactUrls(url)}: ${redactUrls(messageOf(error))}; retrying in ${(wait / 1000).toFixed(1)} s`,
+      );
       await sleep(wait);
     }
   }
 }
 
-async function fetchOnce(url: string, conditional: Record<string, string>, temp: string, options: FetchOptions): Promise<FetchedFile> {
+async function fetchOnce(
+  url: string,
+  conditional: Record<string, string>,
+  temp: string,
+  options: FetchOptions,
+): Promise<FetchedFile> {
   const timeouts = { connectMs: options.connectTimeoutMs ?? 30_000, idleMs: options.idleTimeoutMs ?? 30_000 };
   const maxRedirects = options.maxRedirects ?? 5;
   let current = url;
@@ -113,8 +127,10 @@ async function fetchOnce(url: string, conditional: Record<string, string>, temp:
     } catch {
       throw failure(`HTTP ${status} redirect to an invalid Location (${JSON.stringify(location.slice(0, 80))})`, false);
     }
-    if (nextUrl.protocol !== 'http:' && nextUrl.protocol !== 'https:') throw failure(`refusing a redirect to a ${nextUrl.protocol} URL`, false);
-    if (redirects >= maxRedirects) throw failure(`too many redirects (more than ${maxRedirects}; is it a redirect loop?)`, false);
+    if (nextUrl.protocol !== 'http:' && nextUrl.protocol !== 'https:')
+      throw failure(`refusing a redirect to a ${nextUrl.protocol} URL`, false);
+    if (redirects >= maxRedirects)
+      throw failure(`too many redirects (more than ${maxRedirects}; is it a redirect loop?)`, false);
     // The shared redirect rule (lib/http/get.ts) also refuses an https → http downgrade.
     try {
       current = redirectTarget(current, location, status);

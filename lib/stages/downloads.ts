@@ -118,7 +118,14 @@ function summarise(files: FileResult[]): DownloadsSummary {
   return { fetched: count('fetched'), unchanged: count('unchanged'), failed: count('failed'), files };
 }
 
-async function downloadEntry(entry: ManifestEntry, dir: string, partial: string, record: DownloadsRecord, folders: Set<string>, options: DownloadOptions): Promise<FileResult> {
+async function downloadEntry(
+  entry: ManifestEntry,
+  dir: string,
+  partial: string,
+  record: DownloadsRecord,
+  folders: Set<string>,
+  options: DownloadOptions,
+): Promise<FileResult> {
   const { log } = options;
   const base = { dest: entry.dest, url: redactUrls(entry.url) };
   let temp: string | undefined;
@@ -144,17 +151,24 @@ async function downloadEntry(entry: ManifestEntry, dir: string, partial: string,
       return { ...base, status: 'unchanged' };
     }
     const fresh: RecordEntry = {
-      url: entry.url, tag: entry.tag, size: got.size, sha256: got.sha256,
-      ...(got.etag ? { etag: got.etag } : {}), ...(got.lastModified ? { lastModified: got.lastModified } : {}), fetchedAt: now,
+      url: entry.url,
+      tag: entry.tag,
+      size: got.size,
+      sha256: got.sha256,
+      ...(got.etag ? { etag: got.etag } : {}),
+      ...(got.lastModified ? { lastModified: got.lastModified } : {}),
+      fetchedAt: now,
     };
     if (intact && got.sha256 === previous.sha256) {
       await fs.rm(temp, { force: true });
       record.files[entry.dest] = { ...fresh, fetchedAt: previous.fetchedAt };
       return { ...base, status: 'unchanged' };
     }
-    if (onDisk?.isDirectory) throw new WorkError(`${entry.dest} is a folder on disk; remove it or choose another destination.`);
+    if (onDisk?.isDirectory)
+      throw new WorkError(`${entry.dest} is a folder on disk; remove it or choose another destination.`);
     let movedTo: string | undefined;
-    if (previous && onDisk && previous.tag !== entry.tag) movedTo = await moveToOld(dir, entry.dest, previous.tag, folders);
+    if (previous && onDisk && previous.tag !== entry.tag)
+      movedTo = await moveToOld(dir, entry.dest, previous.tag, folders);
     if (!folders.has(path.dirname(target))) {
       await fs.mkdir(path.dirname(target), { recursive: true });
       await refuseSymlinkedFolders(dir, entry.dest, folders);
@@ -162,7 +176,10 @@ async function downloadEntry(entry: ManifestEntry, dir: string, partial: string,
     await fs.rename(temp, target);
     temp = undefined;
     record.files[entry.dest] = fresh;
-    if (movedTo) log.info(`${entry.dest}: tag changed (${previous?.tag || 'none'} → ${entry.tag || 'none'}); previous file kept as ${movedTo}`);
+    if (movedTo)
+      log.info(
+        `${entry.dest}: tag changed (${previous?.tag || 'none'} → ${entry.tag || 'none'}); previous file kept as ${movedTo}`,
+      );
     log.debug(`fetched ${entry.dest}`, { bytes: got.size });
     return { ...base, status: 'fetched', bytes: got.size, ...(movedTo ? { movedTo } : {}) };
   } catch (error) {
@@ -183,14 +200,20 @@ async function refuseSymlinkedFolders(dir: string, dest: string, realFolders: Se
     if (realFolders.has(current)) continue;
     const st = await fs.lstat(current).catch(() => undefined);
     if (!st) break;
-    if (st.isSymbolicLink()) throw new ValidationError(`${path.relative(dir, current)} is a symbolic link inside the downloads folder; remove it (downloads never write through links).`);
+    if (st.isSymbolicLink())
+      throw new ValidationError(
+        `${path.relative(dir, current)} is a symbolic link inside the downloads folder; remove it (downloads never write through links).`,
+      );
     if (st.isDirectory()) realFolders.add(current);
   }
 }
 
 async function statFile(file: string): Promise<{ size: number; isDirectory: boolean } | undefined> {
   const st = await fs.lstat(file).catch(() => undefined);
-  if (st?.isSymbolicLink()) throw new ValidationError(`${path.basename(file)} is a symbolic link; remove it (downloads never write through links).`);
+  if (st?.isSymbolicLink())
+    throw new ValidationError(
+      `${path.basename(file)} is a symbolic link; remove it (downloads never write through links).`,
+    );
   return st ? { size: st.size, isDirectory: st.isDirectory() } : undefined;
 }
 
@@ -232,7 +255,9 @@ async function loadRecord(dir: string, log?: StageLog): Promise<DownloadsRecord>
   try {
     const data = JSON.parse(text) as DownloadsRecord;
     if (data && typeof data.files === 'object' && data.files !== null) return { version: 1, files: data.files };
-  } catch { /* fall through */ }
+  } catch {
+    /* fall through */
+  }
   log?.warn(`${file} is not a valid record; every entry will be fetched again.`);
   return { version: 1, files: {} };
 }
@@ -245,14 +270,19 @@ export function recordSaver(dir: string, record: DownloadsRecord, log?: StageLog
   let last = Date.now();
   const save = () => {
     last = Date.now();
-    const next = chain.catch(() => undefined).then(() => atomicWriteFile(path.join(dir, RECORD_FILE), `${JSON.stringify(sortRecord(record), null, 1)}\n`));
+    const next = chain
+      .catch(() => undefined)
+      .then(() => atomicWriteFile(path.join(dir, RECORD_FILE), `${JSON.stringify(sortRecord(record), null, 1)}\n`));
     chain = next;
     return next;
   };
   return {
     save,
     maybeSave: () => {
-      if (Date.now() - last > 5000) save().catch((error) => log?.warn(`could not save ${RECORD_FILE} on the way (${messageOf(error)}); it is saved again at the end`));
+      if (Date.now() - last > 5000)
+        save().catch((error) =>
+          log?.warn(`could not save ${RECORD_FILE} on the way (${messageOf(error)}); it is saved again at the end`),
+        );
     },
   };
 }
@@ -265,21 +295,33 @@ function sortRecord(record: DownloadsRecord): DownloadsRecord {
 
 function createProgress(stream: ProgressStream | undefined, total: number) {
   const tty = stream?.isTTY ? stream : undefined;
-  let active = 0, done = 0, failed = 0, bytes = 0, lastDraw = 0;
+  let active = 0,
+    done = 0,
+    failed = 0,
+    bytes = 0,
+    lastDraw = 0;
   const draw = (force = false) => {
     if (!tty || (!force && Date.now() - lastDraw < 100)) return;
     lastDraw = Date.now();
-    tty.write(`\r\x1b[Kdownloads: ${done}/${total} done, ${active} active${failed ? `, ${failed} failed` : ''}, ${formatBytes(bytes)}`);
+    tty.write(
+      `\r\x1b[Kdownloads: ${done}/${total} done, ${active} active${failed ? `, ${failed} failed` : ''}, ${formatBytes(bytes)}`,
+    );
   };
   return {
-    start() { active++; draw(); },
+    start() {
+      active++;
+      draw();
+    },
     done(result: FileResult) {
-      active--; done++;
+      active--;
+      done++;
       if (result.status === 'failed') failed++;
       bytes += result.bytes ?? 0;
       draw(done === total);
     },
-    clear() { if (tty && lastDraw) tty.write('\r\x1b[K'); },
+    clear() {
+      if (tty && lastDraw) tty.write('\r\x1b[K');
+    },
   };
 }
 
@@ -296,10 +338,15 @@ export interface ManifestSources {
 export async function loadEntries(sources: ManifestSources): Promise<ManifestEntry[] | undefined> {
   const entries: ManifestEntry[] = [];
   let found = false;
-  const manifestText = sources.manifestText ?? (sources.manifestFile ? await readIfExists(sources.manifestFile) : undefined);
+  const manifestText =
+    sources.manifestText ?? (sources.manifestFile ? await readIfExists(sources.manifestFile) : undefined);
   if (manifestText !== undefined) {
     found = true;
-    entries.push(...parseManifest(manifestText, { source: sources.manifestSource ?? (sources.manifestFile ? path.basename(sources.manifestFile) : 'stdin') }));
+    entries.push(
+      ...parseManifest(manifestText, {
+        source: sources.manifestSource ?? (sources.manifestFile ? path.basename(sources.manifestFile) : 'stdin'),
+      }),
+    );
   }
   const cloudinaryText = sources.cloudinaryFile ? await readIfExists(sources.cloudinaryFile) : undefined;
   if (cloudinaryText !== undefined) {
@@ -322,7 +369,13 @@ async function readIfExists(file: string): Promise<string | undefined> {
  * The build pipeline's `downloads` step: WORKDIR/manifest.txt and WORKDIR/cloudinary.txt (each
  * optional) into WORKDIR/downloads/. Returns the counts; the caller decides what a failure means.
  */
-export async function runDownloadsStage(opts: { workDir: string; log: StageLog; refresh?: boolean; concurrency?: number; progress?: ProgressStream }): Promise<{ fetched: number; unchanged: number; failed: number; skipped?: string }> {
+export async function runDownloadsStage(opts: {
+  workDir: string;
+  log: StageLog;
+  refresh?: boolean;
+  concurrency?: number;
+  progress?: ProgressStream;
+}): Promise<{ fetched: number; unchanged: number; failed: number; skipped?: string }> {
   const entries = await loadEntries({
     manifestFile: path.join(opts.workDir, 'manifest.txt'),
     cloudinaryFile: path.join(opts.workDir, 'cloudinary.txt'),
@@ -333,8 +386,18 @@ export async function runDownloadsStage(opts: { workDir: string; log: StageLog; 
   }
   const dir = path.join(opts.workDir, 'downloads');
   const st = await fs.lstat(dir).catch(() => undefined);
-  if (st && !st.isDirectory()) throw new ValidationError(`${dir} is not a folder (a symbolic link or file in the repo?); remove it so downloads can create it.`);
-  const summary = await downloadAll({ dir, entries, log: opts.log, refresh: opts.refresh, concurrency: opts.concurrency, progress: opts.progress });
+  if (st && !st.isDirectory())
+    throw new ValidationError(
+      `${dir} is not a folder (a symbolic link or file in the repo?); remove it so downloads can create it.`,
+    );
+  const summary = await downloadAll({
+    dir,
+    entries,
+    log: opts.log,
+    refresh: opts.refresh,
+    concurrency: opts.concurrency,
+    progress: opts.progress,
+  });
   opts.log.info(`downloads: ${summary.fetched} fetched, ${summary.unchanged} unchanged, ${summary.failed} failed`);
   return { fetched: summary.fetched, unchanged: summary.unchanged, failed: summary.failed };
 }

@@ -1,7 +1,7 @@
 // manifest.txt and cloudinary.txt: the lists of files the downloads stage fetches (DESIGN §5
 // downloads). Parsing only; fetching lives in downloads.ts.
 import path from 'node:path';
-import { ValidationError } from '../core/errors.ts';
+import { ValidationError, messageOf } from '../core/errors.ts';
 import { resolveInside } from '../core/names.ts';
 
 export interface ManifestEntry {
@@ -42,7 +42,7 @@ export function parseManifest(text: string, options: ParseOptions = {}): Manifes
       const entry = parseManifestLine(line, where);
       if (entry) entries.push(entry);
     } catch (error) {
-      problems.push((error as Error).message);
+      problems.push(messageOf(error));
     }
   });
   throwProblems(problems, options.maxProblems);
@@ -54,7 +54,10 @@ export function parseManifestLine(line: string, where: string): ManifestEntry | 
   const text = cleanLine(line, where);
   if (text === undefined) return undefined;
   const [rawUrl, rawDest] = splitFirst(text);
-  if (!rawDest) throw new ValidationError(`${where}: "${shorten(rawUrl)}" has no destination; write "URL DEST" (for example "https://example.com/logo.png img/logo.png").`);
+  if (!rawDest)
+    throw new ValidationError(
+      `${where}: "${shorten(rawUrl)}" has no destination; write "URL DEST" (for example "https://example.com/logo.png img/logo.png").`,
+    );
   const { url, tag } = parseUrl(rawUrl, where);
   return { url, tag, dest: normaliseDest(rawDest, where), where };
 }
@@ -76,16 +79,20 @@ export function parseCloudinary(text: string, options: ParseOptions = {}): Manif
       if (clean === undefined) return;
       if (cloud === undefined) {
         const m = /^cloud[ \t]+([A-Za-z0-9_-]+)$/.exec(clean);
-        if (!m) throw new ValidationError(`${where}: the first line must be "cloud NAME" (your Cloudinary cloud name, letters, digits, "_" and "-").`);
+        if (!m)
+          throw new ValidationError(
+            `${where}: the first line must be "cloud NAME" (your Cloudinary cloud name, letters, digits, "_" and "-").`,
+          );
         cloud = m[1];
         return;
       }
       entries.push(parseCloudinaryLine(clean, cloud, where));
     } catch (error) {
-      problems.push((error as Error).message);
+      problems.push(messageOf(error));
     }
   });
-  if (cloud === undefined && problems.length === 0 && text.trim() !== '') problems.push(`${source}: the first line must be "cloud NAME".`);
+  if (cloud === undefined && problems.length === 0 && text.trim() !== '')
+    problems.push(`${source}: the first line must be "cloud NAME".`);
   throwProblems(problems, options.maxProblems);
   return entries;
 }
@@ -94,7 +101,9 @@ function parseCloudinaryLine(text: string, cloud: string, where: string): Manife
   const [idWithTag, rest] = splitFirst(text);
   const [transformation, rawDest] = splitFirst(rest);
   if (!transformation || !rawDest) {
-    throw new ValidationError(`${where}: write "PUBLIC_ID TRANSFORMATION DEST" (TRANSFORMATION "-" for none), for example "samples/dog w_300,c_fill img/dog.jpg".`);
+    throw new ValidationError(
+      `${where}: write "PUBLIC_ID TRANSFORMATION DEST" (TRANSFORMATION "-" for none), for example "samples/dog w_300,c_fill img/dog.jpg".`,
+    );
   }
   const hash = idWithTag.indexOf('#');
   const publicId = hash === -1 ? idWithTag : idWithTag.slice(0, hash);
@@ -102,15 +111,23 @@ function parseCloudinaryLine(text: string, cloud: string, where: string): Manife
   checkUrlPath(publicId, 'public ID', where);
   if (transformation !== '-') checkUrlPath(transformation, 'transformation', where);
   checkTag(tag, where);
-  const encode = (p: string) => p.split('/').map((s) => encodeURIComponent(s).replace(/%2C/gi, ',')).join('/');
+  const encode = (p: string) =>
+    p
+      .split('/')
+      .map((s) => encodeURIComponent(s).replace(/%2C/gi, ','))
+      .join('/');
   const middle = transformation === '-' ? '' : `${encode(transformation)}/`;
   const url = `https://res.cloudinary.com/${cloud}/image/upload/${middle}${encode(publicId)}`;
   return { url, tag, dest: normaliseDest(rawDest, where), where };
 }
 
 function checkUrlPath(value: string, what: string, where: string): void {
-  const bad = value === '' || /[?#\\\0-\x1f\x7f]/.test(value) || value.startsWith('/') || value.endsWith('/')
-    || value.split('/').some((s) => s === '' || s === '.' || s === '..');
+  const bad =
+    value === '' ||
+    /[?#\\\0-\x1f\x7f]/.test(value) ||
+    value.startsWith('/') ||
+    value.endsWith('/') ||
+    value.split('/').some((s) => s === '' || s === '.' || s === '..');
   if (bad) throw new ValidationError(`${where}: invalid Cloudinary ${what} "${shorten(value)}".`);
 }
 
@@ -129,7 +146,9 @@ export function checkEntries(entries: ManifestEntry[], options: { maxProblems?: 
       byDest.set(entry.dest, entry);
       unique.push(entry);
     } else if (first.url !== entry.url || first.tag !== entry.tag) {
-      problems.push(`${entry.where}: destination "${shorten(entry.dest)}" is already used by ${first.where} with a different URL (${shorten(withTag(first))} vs ${shorten(withTag(entry))}); give one of them another destination.`);
+      problems.push(
+        `${entry.where}: destination "${shorten(entry.dest)}" is already used by ${first.where} with a different URL (${shorten(withTag(first))} vs ${shorten(withTag(entry))}); give one of them another destination.`,
+      );
     }
   }
   for (const entry of unique) {
@@ -137,7 +156,10 @@ export function checkEntries(entries: ManifestEntry[], options: { maxProblems?: 
     for (let i = 1; i < parts.length; i++) {
       const folder = parts.slice(0, i).join('/');
       const clash = byDest.get(folder);
-      if (clash) problems.push(`${entry.where}: "${shorten(entry.dest)}" needs "${shorten(folder)}" as a folder, but ${clash.where} downloads a file there.`);
+      if (clash)
+        problems.push(
+          `${entry.where}: "${shorten(entry.dest)}" needs "${shorten(folder)}" as a folder, but ${clash.where} downloads a file there.`,
+        );
     }
   }
   throwProblems(problems, options.maxProblems);
@@ -153,7 +175,9 @@ function parseUrl(raw: string, where: string): { url: string; tag: string } {
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(raw)?.[1]?.toLowerCase();
   if (scheme !== 'http' && scheme !== 'https') {
     const what = scheme ? `"${scheme}:" URLs are not allowed` : 'it is not a URL';
-    throw new ValidationError(`${where}: "${shorten(raw)}": ${what}; only http:// and https:// URLs can be downloaded.`);
+    throw new ValidationError(
+      `${where}: "${shorten(raw)}": ${what}; only http:// and https:// URLs can be downloaded.`,
+    );
   }
   let parsed: URL;
   try {
@@ -170,22 +194,30 @@ function parseUrl(raw: string, where: string): { url: string; tag: string } {
 }
 
 function checkTag(tag: string, where: string): void {
-  if (tag.length > 100 || /[\0-\x1f\x7f]/.test(tag)) throw new ValidationError(`${where}: the version tag "#${shorten(tag)}" is too long or holds control characters.`);
+  if (tag.length > 100 || /[\0-\x1f\x7f]/.test(tag))
+    throw new ValidationError(`${where}: the version tag "#${shorten(tag)}" is too long or holds control characters.`);
 }
 
 function normaliseDest(raw: string, where: string): string {
-  if (raw.endsWith('/') || raw.endsWith('\\')) throw new ValidationError(`${where}: destination "${shorten(raw)}" is a folder; add the file name.`);
-  if (/[\0-\x1f\x7f]/.test(raw)) throw new ValidationError(`${where}: destination "${shorten(raw)}" holds control characters.`);
+  if (raw.endsWith('/') || raw.endsWith('\\'))
+    throw new ValidationError(`${where}: destination "${shorten(raw)}" is a folder; add the file name.`);
+  if (/[\0-\x1f\x7f]/.test(raw))
+    throw new ValidationError(`${where}: destination "${shorten(raw)}" holds control characters.`);
   const root = path.resolve('/downloads-root');
   let full: string;
   try {
     full = resolveInside(root, raw, 'destination');
   } catch (error) {
-    throw new ValidationError(`${where}: ${(error as Error).message.replace(/ it leaves .*$/, ' it leaves the downloads folder.')}`);
+    throw new ValidationError(
+      `${where}: ${messageOf(error).replace(/ it leaves .*$/, ' it leaves the downloads folder.')}`,
+    );
   }
   const dest = path.relative(root, full).split(path.sep).join('/');
   const first = dest.split('/')[0];
-  if (RESERVED_NAMES.includes(first)) throw new ValidationError(`${where}: destination "${shorten(raw)}" uses "${first}", which the downloads stage keeps for itself; choose another name.`);
+  if (RESERVED_NAMES.includes(first))
+    throw new ValidationError(
+      `${where}: destination "${shorten(raw)}" uses "${first}", which the downloads stage keeps for itself; choose another name.`,
+    );
   return dest;
 }
 

@@ -18,7 +18,12 @@ export interface BadgeJob {
   seq: number;
 }
 
-const COLOURS: Record<BadgeState, string> = { passing: '#4c1', failing: '#e05d44', running: '#dfb317', unknown: '#9f9f9f' };
+const COLOURS: Record<BadgeState, string> = {
+  passing: '#4c1',
+  failing: '#e05d44',
+  running: '#dfb317',
+  unknown: '#9f9f9f',
+};
 const LABEL = 'build';
 
 /**
@@ -34,17 +39,47 @@ export function badgeState(jobs: Iterable<BadgeJob>, repo: string, branch: strin
     if (!newest || job.seq > newest.seq) newest = job;
   }
   switch (newest?.state) {
-    case 'queued': case 'running': return 'running';
-    case 'succeeded': return 'passing';
-    case 'failed': return 'failing';
-    default: return 'unknown';
+    case 'queued':
+    case 'running':
+      return 'running';
+    case 'succeeded':
+      return 'passing';
+    case 'failed':
+      return 'failing';
+    default:
+      return 'unknown';
   }
 }
 
 // Verdana 11px advance widths (tenths of a pixel), the font shields.io measures with.
 const WIDTHS: Record<string, number> = {
-  a: 66, b: 69, c: 57, d: 69, e: 66, f: 39, g: 69, h: 70, i: 30, j: 38, k: 65, l: 30, m: 107,
-  n: 70, o: 67, p: 69, q: 69, r: 47, s: 57, t: 43, u: 70, v: 65, w: 90, x: 65, y: 65, z: 58, ' ': 35,
+  a: 66,
+  b: 69,
+  c: 57,
+  d: 69,
+  e: 66,
+  f: 39,
+  g: 69,
+  h: 70,
+  i: 30,
+  j: 38,
+  k: 65,
+  l: 30,
+  m: 107,
+  n: 70,
+  o: 67,
+  p: 69,
+  q: 69,
+  r: 47,
+  s: 57,
+  t: 43,
+  u: 70,
+  v: 65,
+  w: 90,
+  x: 65,
+  y: 65,
+  z: 58,
+  ' ': 35,
 };
 
 function textWidth(text: string): number {
@@ -57,15 +92,17 @@ export function renderBadge(state: BadgeState, label = LABEL): string {
   const width = left + right;
   const l = escapeMarkup(label);
   const s = escapeMarkup(state);
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="20" role="img" aria-label="${l}: ${s}">`
-    + `<title>${l}: ${s}</title>`
-    + `<linearGradient id="s" x2="0" y2="100%"><stop offset="0" stop-color="#bbb" stop-opacity=".1"/><stop offset="1" stop-opacity=".1"/></linearGradient>`
-    + `<clipPath id="r"><rect width="${width}" height="20" rx="3" fill="#fff"/></clipPath>`
-    + `<g clip-path="url(#r)"><rect width="${left}" height="20" fill="#555"/><rect x="${left}" width="${right}" height="20" fill="${COLOURS[state]}"/><rect width="${width}" height="20" fill="url(#s)"/></g>`
-    + `<g fill="#fff" text-anchor="middle" font-family="Verdana,Geneva,DejaVu Sans,sans-serif" font-size="11">`
-    + `<text x="${left / 2}" y="15" fill="#010101" fill-opacity=".3">${l}</text><text x="${left / 2}" y="14">${l}</text>`
-    + `<text x="${left + right / 2}" y="15" fill="#010101" fill-opacity=".3">${s}</text><text x="${left + right / 2}" y="14">${s}</text>`
-    + `</g></svg>\n`;
+  return (
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="20" role="img" aria-label="${l}: ${s}">` +
+    `<title>${l}: ${s}</title>` +
+    `<linearGradient id="s" x2="0" y2="100%"><stop offset="0" stop-color="#bbb" stop-opacity=".1"/><stop offset="1" stop-opacity=".1"/></linearGradient>` +
+    `<clipPath id="r"><rect width="${width}" height="20" rx="3" fill="#fff"/></clipPath>` +
+    `<g clip-path="url(#r)"><rect width="${left}" height="20" fill="#555"/><rect x="${left}" width="${right}" height="20" fill="${COLOURS[state]}"/><rect width="${width}" height="20" fill="url(#s)"/></g>` +
+    `<g fill="#fff" text-anchor="middle" font-family="Verdana,Geneva,DejaVu Sans,sans-serif" font-size="11">` +
+    `<text x="${left / 2}" y="15" fill="#010101" fill-opacity=".3">${l}</text><text x="${left / 2}" y="14">${l}</text>` +
+    `<text x="${left + right / 2}" y="15" fill="#010101" fill-opacity=".3">${s}</text><text x="${left + right / 2}" y="14">${s}</text>` +
+    `</g></svg>\n`
+  );
 }
 
 /** `/badge/OWNER/NAME.svg` → `OWNER/NAME` (GitLab subgroups too); undefined when it is not a badge path. */
@@ -87,7 +124,10 @@ export function entityTag(body: string | Buffer): string {
 /** If-None-Match compares weakly (RFC 9110 13.1.2): `W/` is ignored, `*` matches anything. */
 export function matchesEtag(ifNoneMatch: string | undefined, etag: string): boolean {
   if (!ifNoneMatch) return false;
-  return ifNoneMatch.split(',').map((t) => t.trim().replace(/^W\//, '')).some((t) => t === '*' || t === etag);
+  return ifNoneMatch
+    .split(',')
+    .map((t) => t.trim().replace(/^W\//, ''))
+    .some((t) => t === '*' || t === etag);
 }
 
 export interface BadgeRequest {

@@ -9,7 +9,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { chmod, chown, open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { replaceViaTemp } from '../core/fs.ts';
-import { WorkError } from '../core/errors.ts';
+import { WorkError, messageOf } from '../core/errors.ts';
 import { acquireLock } from '../core/lock.ts';
 import type { Logger } from '../core/log.ts';
 import { SESSION_SECONDS, type Session } from './session.ts';
@@ -51,7 +51,8 @@ export function parseEndedSessions(text: string): EndedState {
   if (!data || typeof data !== 'object' || Array.isArray(data)) throw new Error('not a JSON object');
   const { version, endedBefore, ended } = data as Record<string, unknown>;
   if (version !== 1) throw new Error(`unknown version ${JSON.stringify(version)}`);
-  if (typeof endedBefore !== 'number' || !Number.isSafeInteger(endedBefore) || endedBefore < 0) throw new Error('endedBefore is not a time');
+  if (typeof endedBefore !== 'number' || !Number.isSafeInteger(endedBefore) || endedBefore < 0)
+    throw new Error('endedBefore is not a time');
   if (!ended || typeof ended !== 'object' || Array.isArray(ended)) throw new Error('ended is not an object');
   const state: EndedState = { before: endedBefore, ended: new Map() };
   for (const [id, issued] of Object.entries(ended)) {
@@ -70,10 +71,16 @@ export function formatEndedSessions(state: EndedState): string {
  * Drops what no longer matters: entries whose cookie has expired, or that the mark already ends.
  * Past `maxEntries`, the oldest go too, and the mark moves past them so that they stay ended.
  */
-export function pruneEnded(state: EndedState, now: number, { sessionSeconds = SESSION_SECONDS, maxEntries = MAX_ENDED }: EndedOptions = {}): EndedState {
+export function pruneEnded(
+  state: EndedState,
+  now: number,
+  { sessionSeconds = SESSION_SECONDS, maxEntries = MAX_ENDED }: EndedOptions = {},
+): EndedState {
   const sessionMs = sessionSeconds * 1000;
   let before = state.before;
-  let kept = [...state.ended].filter(([, issued]) => issued >= before && issued + sessionMs > now).sort((a, b) => a[1] - b[1]);
+  let kept = [...state.ended]
+    .filter(([, issued]) => issued >= before && issued + sessionMs > now)
+    .sort((a, b) => a[1] - b[1]);
   if (kept.length > maxEntries) {
     const dropped = kept.slice(0, kept.length - maxEntries);
     before = Math.max(before, dropped.at(-1)![1] + 1);
@@ -105,7 +112,11 @@ export interface EndedUpdate {
  * replaced by one that ends every session issued until now: it refused them all already (see
  * `openEndedSessions`), and nothing it held is lost that way.
  */
-export async function updateEndedSessions(file: string, change: (state: EndedState) => void, { now = new Date(), ...options }: EndedOptions & { now?: Date } = {}): Promise<EndedUpdate> {
+export async function updateEndedSessions(
+  file: string,
+  change: (state: EndedState) => void,
+  { now = new Date(), ...options }: EndedOptions & { now?: Date } = {},
+): Promise<EndedUpdate> {
   const lock = await acquireLock(`${file}.lock`, { waitMs: LOCK_WAIT_MS, what: `The ended-sessions file ${file}` });
   try {
     let state: EndedState;
@@ -113,7 +124,7 @@ export async function updateEndedSessions(file: string, change: (state: EndedSta
     try {
       state = await readEndedSessions(file);
     } catch (error) {
-      replaced = (error as Error).message;
+      replaced = messageOf(error);
       // Ends every session issued until now, this millisecond included (the mark is exclusive).
       state = { before: now.getTime() + 1, ended: new Map() };
     }
@@ -127,17 +138,36 @@ export async function updateEndedSessions(file: string, change: (state: EndedSta
 }
 
 /** `hook-server --end-sessions`: every session issued until `now` is ended, in the file of DATA. */
-export async function endAllSessions(dataDir: string, { now = new Date(), ...options }: EndedOptions & { now?: Date } = {}): Promise<EndedUpdate & { file: string }> {
+export async function endAllSessions(
+  dataDir: string,
+  { now = new Date(), ...options }: EndedOptions & { now?: Date } = {},
+): Promise<EndedUpdate & { file: string }> {
   const file = endedSessionsFile(dataDir);
-  if (!(await stat(dataDir).then((info) => info.isDirectory(), () => false))) {
-    throw new WorkError(`The data folder ${dataDir} does not exist: hook-server has not run with this config. Pass the --config hook-server runs with.`);
+  if (
+    !(await stat(dataDir).then(
+      (info) => info.isDirectory(),
+      () => false,
+    ))
+  ) {
+    throw new WorkError(
+      `The data folder ${dataDir} does not exist: hook-server has not run with this config. Pass the --config hook-server runs with.`,
+    );
   }
   try {
-    const update = await updateEndedSessions(file, (state) => { state.before = Math.max(state.before, now.getTime() + 1); }, { now, ...options });
+    const update = await updateEndedSessions(
+      file,
+      (state) => {
+        state.before = Math.max(state.before, now.getTime() + 1);
+      },
+      { now, ...options },
+    );
     return { ...update, file };
   } catch (error) {
     if (error instanceof WorkError) throw error;
-    throw new WorkError(`Could not write ${file} (${(error as Error).message}); run this as the user hook-server runs as (the owner of ${dataDir}), or as root.`, { cause: error });
+    throw new WorkError(
+      `Could not write ${file} (${messageOf(error)}); run this as the user hook-server runs as (the owner of ${dataDir}), or as root.`,
+      { cause: error },
+    );
   }
 }
 
@@ -148,12 +178,20 @@ export async function endAllSessions(dataDir: string, { now = new Date(), ...opt
  */
 async function writeEndedSessions(file: string, state: EndedState): Promise<void> {
   const owner = process.getuid?.() === 0 ? await stat(path.dirname(file)) : undefined;
-  await replaceViaTemp(file, async (temp) => {
-    const handle = await open(temp, 'wx', 0o644);
-    try { await handle.writeFile(formatEndedSessions(state)); } finally { await handle.close(); }
-    await chmod(temp, 0o644);
-    if (owner && owner.uid !== 0) await chown(temp, owner.uid, owner.gid);
-  }, { durable: true });
+  await replaceViaTemp(
+    file,
+    async (temp) => {
+      const handle = await open(temp, 'wx', 0o644);
+      try {
+        await handle.writeFile(formatEndedSessions(state));
+      } finally {
+        await handle.close();
+      }
+      await chmod(temp, 0o644);
+      if (owner && owner.uid !== 0) await chown(temp, owner.uid, owner.gid);
+    },
+    { durable: true },
+  );
 }
 
 export interface EndedSessions {
@@ -168,7 +206,12 @@ export interface EndedSessions {
 }
 
 /** The ended sessions of DATA; without `dataDir`, of this process only (kept in memory). */
-export function openEndedSessions({ dataDir, log, now = () => new Date(), ...options }: EndedOptions & { dataDir?: string; log?: Logger; now?: () => Date } = {}): EndedSessions {
+export function openEndedSessions({
+  dataDir,
+  log,
+  now = () => new Date(),
+  ...options
+}: EndedOptions & { dataDir?: string; log?: Logger; now?: () => Date } = {}): EndedSessions {
   const file = dataDir ? endedSessionsFile(dataDir) : undefined;
   let onDisk: EndedState | 'unreadable' = emptyEndedState();
   let seen: string | undefined;
@@ -178,7 +221,9 @@ export function openEndedSessions({ dataDir, log, now = () => new Date(), ...opt
 
   const unreadable = (why: string) => {
     onDisk = 'unreadable';
-    log?.warn(`cannot read ${file}: ${why}; every status-page session is refused until it can be read (the bearer token still works). Run hook-server --end-sessions to write a new one (it ends every session), or fix the file`);
+    log?.warn(
+      `cannot read ${file}: ${why}; every status-page session is refused until it can be read (the bearer token still works). Run hook-server --end-sessions to write a new one (it ends every session), or fix the file`,
+    );
   };
 
   /** Read the file again when it is not the one read last (rename gives a new inode; any write a new mtime). */
@@ -193,7 +238,7 @@ export function openEndedSessions({ dataDir, log, now = () => new Date(), ...opt
       if (seen === code) return;
       seen = code;
       if (code === 'ENOENT') onDisk = emptyEndedState();
-      else unreadable((error as Error).message);
+      else unreadable(messageOf(error));
       return;
     }
     if (signature === seen) return;
@@ -201,7 +246,7 @@ export function openEndedSessions({ dataDir, log, now = () => new Date(), ...opt
     try {
       onDisk = parseEndedSessions(readFileSync(file, 'utf8'));
     } catch (error) {
-      unreadable((error as Error).message);
+      unreadable(messageOf(error));
     }
   }
 
@@ -214,10 +259,19 @@ export function openEndedSessions({ dataDir, log, now = () => new Date(), ...opt
       endedHere.ended.set(session.id, session.issued);
       endedHere = pruneEnded(endedHere, at.getTime(), options);
       if (!file) return;
-      const write = writes.then(() => updateEndedSessions(file, (state) => { state.ended.set(session.id, session.issued); }, { now: at, ...options }));
+      const write = writes.then(() =>
+        updateEndedSessions(
+          file,
+          (state) => {
+            state.ended.set(session.id, session.issued);
+          },
+          { now: at, ...options },
+        ),
+      );
       writes = write.catch(() => undefined);
       const { replaced } = await write;
-      if (replaced) log?.warn(`${file} could not be read (${replaced}); replaced by one that ends every session issued until now`);
+      if (replaced)
+        log?.warn(`${file} could not be read (${replaced}); replaced by one that ends every session issued until now`);
     },
   };
 }

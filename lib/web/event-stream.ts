@@ -43,7 +43,12 @@ export function parseEventId(value: string | string[] | undefined): { source: So
 /** Resolves on the response's next 'drain' or 'close', or after `ms`. */
 export function drained(res: ServerResponse, ms: number): Promise<void> {
   return new Promise((resolve) => {
-    const done = () => { clearTimeout(timer); res.off('drain', done); res.off('close', done); resolve(); };
+    const done = () => {
+      clearTimeout(timer);
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
     const timer = setTimeout(done, Math.max(0, ms));
     res.on('drain', done);
     res.on('close', done);

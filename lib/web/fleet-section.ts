@@ -13,18 +13,41 @@ function rolloutLine(view: FleetView): string {
   const r = view.rollout;
   if (!r) return '<p class="muted">No rollout reported by <code>release rollout</code>.</p>';
   const reason = r.reason ? `: ${shown(r.reason)}` : '';
-  return `<p>Rollout of ${shown(r.version)}: step ${r.step} of ${r.steps.length} (${escapeMarkup(String(r.percent))} %), `
-    + `<span class="state state-${escapeMarkup(r.state)}">${escapeMarkup(r.state.replace('_', ' '))}</span>${reason} <span class="muted">(${shown(r.at)})</span></p>`;
+  return (
+    `<p>Rollout of ${shown(r.version)}: step ${r.step} of ${r.steps.length} (${escapeMarkup(String(r.percent))} %), ` +
+    `<span class="state state-${escapeMarkup(r.state)}">${escapeMarkup(r.state.replace('_', ' '))}</span>${reason} <span class="muted">(${shown(r.at)})</span></p>`
+  );
 }
 
 function appSection(view: FleetView, showReasons: boolean): string {
-  const tally = view.tally.map((t) => `<tr><td>${shown(t.version)}</td><td>${escapeMarkup(t.result.replace('_', ' '))}</td><td>${t.hosts}</td></tr>`).join('\n');
-  const liars = view.liars ? `<p class="notice">${view.liars} host${view.liars === 1 ? '' : 's'} reported a bucket that is not the one their id gives.</p>` : '';
+  const tally = view.tally
+    .map(
+      (t) =>
+        `<tr><td>${shown(t.version)}</td><td>${escapeMarkup(t.result.replace('_', ' '))}</td><td>${t.hosts}</td></tr>`,
+    )
+    .join('\n');
+  const liars = view.liars
+    ? `<p class="notice">${view.liars} host${view.liars === 1 ? '' : 's'} reported a bucket that is not the one their id gives.</p>`
+    : '';
   let failures = '';
   if (view.failures.length && showReasons) {
-    const rows = view.failures.slice(0, FAILURES_SHOWN).map((f) => `<tr><td><code>${shown(f.host)}</code></td><td>${shown(f.version)}</td><td>${escapeMarkup(f.result.replace('_', ' '))}</td>`
-      + `<td class="message">${shown(f.reason)}</td><td><time datetime="${new Date(f.at).toISOString()}">${new Date(f.at).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}</time></td></tr>`).join('\n');
-    const more = view.failures.length > FAILURES_SHOWN ? `<p class="muted">and ${view.failures.length - FAILURES_SHOWN} more.</p>` : '';
+    const rows = view.failures
+      .slice(0, FAILURES_SHOWN)
+      .map(
+        (f) =>
+          `<tr><td><code>${shown(f.host)}</code></td><td>${shown(f.version)}</td><td>${escapeMarkup(f.result.replace('_', ' '))}</td>` +
+          `<td class="message">${shown(f.reason)}</td><td><time datetime="${new Date(f.at).toISOString()}">${new Date(
+            f.at,
+          )
+            .toISOString()
+            .replace('T', ' ')
+            .replace(/\.\d+Z$/, ' UTC')}</time></td></tr>`,
+      )
+      .join('\n');
+    const more =
+      view.failures.length > FAILURES_SHOWN
+        ? `<p class="muted">and ${view.failures.length - FAILURES_SHOWN} more.</p>`
+        : '';
     failures = `<table class="fleet-failures"><thead><tr><th>Host</th><th>Version</th><th>Result</th><th>Reason</th><th>Reported</th></tr></thead>\n<tbody>\n${rows}\n</tbody></table>${more}`;
   } else if (view.failures.length) {
     failures = `<p class="muted">${view.failures.length} failure${view.failures.length === 1 ? '' : 's'}; log in to see the reasons.</p>`;

@@ -26,19 +26,59 @@ export interface HookMetricsSources {
 
 export function createHookMetrics({ counts, fleetHosts = () => [] }: HookMetricsSources) {
   const registry: Registry = createRegistry();
-  const deliveries = registry.counter('shipkit_deliveries_total', 'Webhook deliveries answered, by forge and HTTP status.', ['forge', 'answer']);
-  const jobs = registry.counter('shipkit_jobs_total', 'Jobs that reached a final state, by repo and state.', ['repo', 'state']);
-  const byWorker = registry.counter('shipkit_worker_jobs_total', 'Jobs that reached a final state on a build worker (PostgreSQL queue:), by worker and state.', ['worker', 'state']);
-  const duration = registry.histogram('shipkit_job_duration_seconds', 'Time from a job\'s start to its end, by repo.', JOB_DURATION_BUCKETS, ['repo']);
+  const deliveries = registry.counter(
+    'shipkit_deliveries_total',
+    'Webhook deliveries answered, by forge and HTTP status.',
+    ['forge', 'answer'],
+  );
+  const jobs = registry.counter('shipkit_jobs_total', 'Jobs that reached a final state, by repo and state.', [
+    'repo',
+    'state',
+  ]);
+  const byWorker = registry.counter(
+    'shipkit_worker_jobs_total',
+    'Jobs that reached a final state on a build worker (PostgreSQL queue:), by worker and state.',
+    ['worker', 'state'],
+  );
+  const duration = registry.histogram(
+    'shipkit_job_duration_seconds',
+    "Time from a job's start to its end, by repo.",
+    JOB_DURATION_BUCKETS,
+    ['repo'],
+  );
   registry.gauge('shipkit_queue_length', 'Jobs queued and not yet running.', () => counts().queued);
   registry.gauge('shipkit_jobs_running', 'Jobs running now.', () => counts().running);
-  const fsync = registry.histogram('shipkit_journal_fsync_seconds', 'Time an fsync of the job journal took.', FSYNC_BUCKETS);
-  const notifications = registry.counter('shipkit_notifications_total', 'Notifications by channel and outcome (delivered, or failed after its retries).', ['channel', 'outcome']);
-  const statuses = registry.counter('shipkit_commit_statuses_total', 'Commit statuses sent to forges, by forge and outcome (delivered, or failed after its retries).', ['forge', 'outcome']);
-  const fleetReports = registry.counter('shipkit_fleet_reports_total', 'Host reports accepted at POST /fleet/reports, by app and result.', ['app', 'result']);
-  const fleetRefused = registry.counter('shipkit_fleet_reports_refused_total', 'Requests to POST /fleet/reports and /fleet/rollouts refused, by reason (not counted as reports).', ['reason']);
-  registry.gaugeSeries('shipkit_fleet_hosts', 'Hosts by app, the version of their latest report, and its result.', ['app', 'version', 'result'],
-    () => fleetHosts().map(({ hosts, ...labels }) => ({ labels, value: hosts })));
+  const fsync = registry.histogram(
+    'shipkit_journal_fsync_seconds',
+    'Time an fsync of the job journal took.',
+    FSYNC_BUCKETS,
+  );
+  const notifications = registry.counter(
+    'shipkit_notifications_total',
+    'Notifications by channel and outcome (delivered, or failed after its retries).',
+    ['channel', 'outcome'],
+  );
+  const statuses = registry.counter(
+    'shipkit_commit_statuses_total',
+    'Commit statuses sent to forges, by forge and outcome (delivered, or failed after its retries).',
+    ['forge', 'outcome'],
+  );
+  const fleetReports = registry.counter(
+    'shipkit_fleet_reports_total',
+    'Host reports accepted at POST /fleet/reports, by app and result.',
+    ['app', 'result'],
+  );
+  const fleetRefused = registry.counter(
+    'shipkit_fleet_reports_refused_total',
+    'Requests to POST /fleet/reports and /fleet/rollouts refused, by reason (not counted as reports).',
+    ['reason'],
+  );
+  registry.gaugeSeries(
+    'shipkit_fleet_hosts',
+    'Hosts by app, the version of their latest report, and its result.',
+    ['app', 'version', 'result'],
+    () => fleetHosts().map(({ hosts, ...labels }) => ({ labels, value: hosts })),
+  );
 
   return {
     render: () => registry.render(),

@@ -13,9 +13,19 @@ import path from 'node:path';
 import type { Logger } from '../core/log.ts';
 import { requestIdOf } from '../http/request-id.ts';
 import { sendJson } from '../http/server.ts';
-import { PIECE, RESET, cutAtLine, dataEvent, endEvent, parseEventId, writeDrained, type Source } from './event-stream.ts';
+import {
+  PIECE,
+  RESET,
+  cutAtLine,
+  dataEvent,
+  endEvent,
+  parseEventId,
+  writeDrained,
+  type Source,
+} from './event-stream.ts';
 import { ENDED, LogTail, READ_BYTES, type FollowedJob, type Follower, type TailDeps } from './log-tail.ts';
 import { registerFollowScript } from './follow-script.ts';
+import { messageOf } from '../core/errors.ts';
 
 export interface LogFollowOptions {
   /** DATA/jobs: the job's output.log is in ID/. */
@@ -69,7 +79,14 @@ async function sendBytes(res: ServerResponse, source: Source, data: Buffer, base
  * offset in the file; read a piece at a time, so a long log is never held whole. Returns the
  * offset reached, or -1 when the follower is gone.
  */
-async function sendRange(res: ServerResponse, source: Source, file: string, start: number, from: number, to: number): Promise<number> {
+async function sendRange(
+  res: ServerResponse,
+  source: Source,
+  file: string,
+  start: number,
+  from: number,
+  to: number,
+): Promise<number> {
   const handle = await open(file, 'r');
   try {
     let at = from;
@@ -150,7 +167,7 @@ class JobLogFollow implements LogFollow {
       if (live) await this.sendLive(res, job, from, untrack);
       else await this.sendFinished(res, job, from);
     } catch (error) {
-      this.log.warn('could not send a job log to a follower', { job: job.id, error: (error as Error).message });
+      this.log.warn('could not send a job log to a follower', { job: job.id, error: messageOf(error) });
       res.destroy();
     }
   }
@@ -176,7 +193,7 @@ class JobLogFollow implements LogFollow {
   /** Counts an open response until it closes; the returned function (safe to call twice) uncounts it. */
   private track(id: string, res: ServerResponse): () => void {
     let set = this.streams.get(id);
-    if (!set) this.streams.set(id, set = new Set());
+    if (!set) this.streams.set(id, (set = new Set()));
     set.add(res);
     this.total++;
     let gone = false;
@@ -194,10 +211,19 @@ class JobLogFollow implements LogFollow {
     const section = await this.options.readSection(job);
     const source: Source = section === undefined ? 'o' : 's';
     const data = section === undefined ? undefined : Buffer.from(section);
-    const size = data?.length ?? await stat(this.outputFile(job.id)).then((s) => s.size, () => 0);
+    const size =
+      data?.length ??
+      (await stat(this.outputFile(job.id)).then(
+        (s) => s.size,
+        () => 0,
+      ));
     const offset = from && from.source === source && from.offset <= size ? from.offset : 0;
     if (from && from.offset > 0 && offset === 0) res.write(RESET);
-    const sent = data ? await sendBytes(res, source, data.subarray(offset), offset) : size > offset ? await sendRange(res, source, this.outputFile(job.id), 0, offset, size) : offset;
+    const sent = data
+      ? await sendBytes(res, source, data.subarray(offset), offset)
+      : size > offset
+        ? await sendRange(res, source, this.outputFile(job.id), 0, offset, size)
+        : offset;
     if (sent !== -1) res.end(endEvent(job));
   }
 
@@ -208,7 +234,11 @@ class JobLogFollow implements LogFollow {
     if (!tail) {
       const { jobsDir, logsDirOf, jobOf } = this.options;
       tail = new LogTail(id, job.repo, {
-        jobsDir, logsDirOf, jobOf, log: this.log, ...this.tailTimings,
+        jobsDir,
+        logsDirOf,
+        jobOf,
+        log: this.log,
+        ...this.tailTimings,
         joining: () => this.followersOf(id) > 0,
         onStop: () => this.tails.delete(id),
       });
@@ -218,7 +248,12 @@ class JobLogFollow implements LogFollow {
   }
 
   /** A running (or queued) job: from `from` up to where the tail is, read from the file, then the live tail. */
-  private async sendLive(res: ServerResponse, job: FollowedJob, from: Place | undefined, untrack: () => void): Promise<void> {
+  private async sendLive(
+    res: ServerResponse,
+    job: FollowedJob,
+    from: Place | undefined,
+    untrack: () => void,
+  ): Promise<void> {
     const tail = this.tailOf(job);
     // The source is known before a follower catches up, so it starts from the right file.
     await tail.ready;

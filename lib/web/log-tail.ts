@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { Logger } from '../core/log.ts';
 import { FINISHED_STATES } from '../jobs/local/journal.ts';
 import { PIECE, RESET, cutAtLine, dataEvent, drained, endEvent, type Source } from './event-stream.ts';
+import { messageOf } from '../core/errors.ts';
 
 /** What the tail needs of a job (lib/jobs/local/journal.ts's Job has these fields). */
 export interface FollowedJob {
@@ -83,16 +84,22 @@ export class LogTail {
     this.timer = setInterval(() => void this.tick(), deps.pollMs);
     // What is in the file already is sent to each follower from the file (catching up): the
     // tail starts at its last whole line.
-    this.ready = this.findSection().catch(() => undefined).then(async () => {
-      this.source ??= 'o';
-      this.position = await this.lastLineEnd();
-    }).catch(() => undefined).finally(() => {
-      this.busy = false;
-    });
+    this.ready = this.findSection()
+      .catch(() => undefined)
+      .then(async () => {
+        this.source ??= 'o';
+        this.position = await this.lastLineEnd();
+      })
+      .catch(() => undefined)
+      .finally(() => {
+        this.busy = false;
+      });
   }
 
   file(): string {
-    return this.source === 's' ? path.join(this.deps.logsDirOf(this.repo), 'logs.txt') : path.join(this.deps.jobsDir, this.id, 'output.log');
+    return this.source === 's'
+      ? path.join(this.deps.logsDirOf(this.repo), 'logs.txt')
+      : path.join(this.deps.jobsDir, this.id, 'output.log');
   }
 
   broadcast(frame: string): void {
@@ -108,8 +115,10 @@ export class LogTail {
     const { maxBuffered, stallMs } = this.deps;
     const deadline = Date.now() + stallMs;
     for (const f of [...this.followers]) {
-      while (!f.res.destroyed && f.res.writableLength > maxBuffered && Date.now() < deadline) await drained(f.res, deadline - Date.now());
-      if (!f.res.destroyed && f.res.writableLength > maxBuffered) f.drop(`${f.res.writableLength} bytes unsent after ${stallMs} ms`);
+      while (!f.res.destroyed && f.res.writableLength > maxBuffered && Date.now() < deadline)
+        await drained(f.res, deadline - Date.now());
+      if (!f.res.destroyed && f.res.writableLength > maxBuffered)
+        f.drop(`${f.res.writableLength} bytes unsent after ${stallMs} ms`);
     }
   }
 
@@ -118,7 +127,11 @@ export class LogTail {
     const file = path.join(this.deps.logsDirOf(this.repo), 'logs.txt');
     const marker = Buffer.from(`${MARK}${this.id} start `);
     let handle;
-    try { handle = await open(file, 'r'); } catch { return; }
+    try {
+      handle = await open(file, 'r');
+    } catch {
+      return;
+    }
     try {
       const { size } = await handle.stat();
       if (size < this.searched) this.searched = 0; // rotated
@@ -148,7 +161,11 @@ export class LogTail {
   private async lastLineEnd(): Promise<number> {
     const start = this.source === 's' ? this.sectionStart : 0;
     let handle;
-    try { handle = await open(this.file(), 'r'); } catch { return 0; }
+    try {
+      handle = await open(this.file(), 'r');
+    } catch {
+      return 0;
+    }
     try {
       const { size } = await handle.stat();
       const length = Math.min(PIECE, size - start);
@@ -212,7 +229,11 @@ export class LogTail {
     const file = this.file();
     if (this.handle && this.handleFile === file) return this.handle;
     await this.closeHandle();
-    try { this.handle = await open(file, 'r'); } catch { return undefined; }
+    try {
+      this.handle = await open(file, 'r');
+    } catch {
+      return undefined;
+    }
     this.handleFile = file;
     return this.handle;
   }
@@ -243,7 +264,10 @@ export class LogTail {
       await this.readNew(ended);
       if (ended) this.finish(job ?? { id: this.id, repo: this.repo, state: 'interrupted', exit: null });
     } catch (error) {
-      this.deps.log.warn('could not read a followed job log; its followers are ended', { job: this.id, error: (error as Error).message });
+      this.deps.log.warn('could not read a followed job log; its followers are ended', {
+        job: this.id,
+        error: messageOf(error),
+      });
       this.stop();
     } finally {
       this.busy = false;

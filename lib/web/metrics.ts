@@ -48,8 +48,10 @@ export function createRegistry() {
   const metrics: Metric[] = [];
 
   function register<T extends Metric>(metric: T, labelNames: readonly string[]): T {
-    if (!NAME.test(metric.name) || metrics.some((m) => m.name === metric.name)) throw new Error(`bad or duplicate metric name ${metric.name}`);
-    for (const l of labelNames) if (!LABEL.test(l) || l.startsWith('__') || l === 'le') throw new Error(`bad label name ${l}`);
+    if (!NAME.test(metric.name) || metrics.some((m) => m.name === metric.name))
+      throw new Error(`bad or duplicate metric name ${metric.name}`);
+    for (const l of labelNames)
+      if (!LABEL.test(l) || l.startsWith('__') || l === 'le') throw new Error(`bad label name ${l}`);
     metrics.push(metric);
     return metric;
   }
@@ -57,7 +59,9 @@ export function createRegistry() {
   function counter(name: string, help: string, labelNames: readonly string[] = []) {
     const values = new Map<string, { labels: string[]; value: number }>();
     const metric = {
-      name, help, type: 'counter' as const,
+      name,
+      help,
+      type: 'counter' as const,
       inc(labels: Labels = {}, by = 1) {
         if (!(by >= 0)) throw new Error('a counter only goes up');
         const key = keyOf(labelNames, labels);
@@ -66,7 +70,8 @@ export function createRegistry() {
         entry.value += by;
         values.set(id, entry);
       },
-      render: () => [...values.values()].map((e) => `${name}${formatLabels(labelNames, e.labels)} ${formatValue(e.value)}`),
+      render: () =>
+        [...values.values()].map((e) => `${name}${formatLabels(labelNames, e.labels)} ${formatValue(e.value)}`),
     };
     return register(metric, labelNames);
   }
@@ -77,23 +82,41 @@ export function createRegistry() {
   }
 
   /** A gauge with labels whose series are all read at scrape time (a series not returned is gone). */
-  function gaugeSeries(name: string, help: string, labelNames: readonly string[], read: () => Array<{ labels: Labels; value: number }>) {
-    return register({
-      name, help, type: 'gauge' as const,
-      render: () => read().map(({ labels, value }) => `${name}${formatLabels(labelNames, keyOf(labelNames, labels))} ${formatValue(value)}`),
-    }, labelNames);
+  function gaugeSeries(
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+    read: () => Array<{ labels: Labels; value: number }>,
+  ) {
+    return register(
+      {
+        name,
+        help,
+        type: 'gauge' as const,
+        render: () =>
+          read().map(
+            ({ labels, value }) =>
+              `${name}${formatLabels(labelNames, keyOf(labelNames, labels))} ${formatValue(value)}`,
+          ),
+      },
+      labelNames,
+    );
   }
 
   function histogram(name: string, help: string, buckets: readonly number[], labelNames: readonly string[] = []) {
     const bounds = [...buckets].sort((a, b) => a - b);
     const series = new Map<string, { labels: string[]; counts: number[]; sum: number; count: number }>();
     const metric = {
-      name, help, type: 'histogram' as const,
+      name,
+      help,
+      type: 'histogram' as const,
       observe(value: number, labels: Labels = {}) {
         const key = keyOf(labelNames, labels);
         const id = JSON.stringify(key);
         const s = series.get(id) ?? { labels: key, counts: bounds.map(() => 0), sum: 0, count: 0 };
-        bounds.forEach((b, i) => { if (value <= b) s.counts[i]++; });
+        bounds.forEach((b, i) => {
+          if (value <= b) s.counts[i]++;
+        });
         s.sum += value;
         s.count++;
         series.set(id, s);
@@ -101,7 +124,9 @@ export function createRegistry() {
       render() {
         const lines: string[] = [];
         for (const s of series.values()) {
-          bounds.forEach((b, i) => lines.push(`${name}_bucket${formatLabels(labelNames, s.labels, `le="${formatValue(b)}"`)} ${s.counts[i]}`));
+          bounds.forEach((b, i) =>
+            lines.push(`${name}_bucket${formatLabels(labelNames, s.labels, `le="${formatValue(b)}"`)} ${s.counts[i]}`),
+          );
           lines.push(`${name}_bucket${formatLabels(labelNames, s.labels, 'le="+Inf"')} ${s.count}`);
           lines.push(`${name}_sum${formatLabels(labelNames, s.labels)} ${formatValue(s.sum)}`);
           lines.push(`${name}_count${formatLabels(labelNames, s.labels)} ${s.count}`);
@@ -114,7 +139,11 @@ export function createRegistry() {
 
   /** The exposition text: HELP and TYPE for every metric, then its samples. */
   function render(): string {
-    return metrics.map((m) => [`# HELP ${m.name} ${escapeHelp(m.help)}`, `# TYPE ${m.name} ${m.type}`, ...m.render()].join('\n')).join('\n') + '\n';
+    return (
+      metrics
+        .map((m) => [`# HELP ${m.name} ${escapeHelp(m.help)}`, `# TYPE ${m.name} ${m.type}`, ...m.render()].join('\n'))
+        .join('\n') + '\n'
+    );
   }
 
   return { counter, gauge, gaugeSeries, histogram, render };

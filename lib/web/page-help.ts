@@ -18,9 +18,15 @@ export const STATE_MEANINGS: ReadonlyArray<[string, string]> = [
   ['queued', 'waiting for a free build slot (concurrency:) or for the previous job of the same repository'],
   ['running', 'building now; the job page follows its log live'],
   ['succeeded', 'every step passed'],
-  ['failed', 'a step failed (for a release: release.sh), or the time limit was reached; the job page names the step and shows its log'],
+  [
+    'failed',
+    'a step failed (for a release: release.sh), or the time limit was reached; the job page names the step and shows its log',
+  ],
   ['superseded', 'a newer push to the same branch arrived before this one started, so only the newer one is built'],
-  ['interrupted', 'hook-server (or its machine) stopped while it ran, more often than it retries a job; deliver the webhook again, or push, to run it'],
+  [
+    'interrupted',
+    'hook-server (or its machine) stopped while it ran, more often than it retries a job; deliver the webhook again, or push, to run it',
+  ],
 ];
 
 /** Whether a browser's address for this server is one a forge elsewhere cannot reach. */
@@ -35,7 +41,9 @@ function isLoopback(serverUrl: string): boolean {
 
 /** "Add a repository": the config has none. */
 function addRepository({ configFile }: PageHelpInput): string {
-  const where = configFile ? ` ${code(configFile)}` : ' (the file given with --config, else ./shipkit.yml, ./.shipkit/shipkit.yml or /etc/shipkit/shipkit.yml)';
+  const where = configFile
+    ? ` ${code(configFile)}`
+    : ' (the file given with --config, else ./shipkit.yml, ./.shipkit/shipkit.yml or /etc/shipkit/shipkit.yml)';
   return `<h3>1. Add a repository</h3>
 <p>shipkit builds the repositories listed under ${code('repos:')} in its config${where}. Add yours, then restart hook-server:</p>
 <pre>repos:
@@ -63,7 +71,8 @@ ${reach}`;
 export function renderFirstSteps(input: PageHelpInput, { repos, jobs }: { repos: number; jobs: number }): string {
   if (repos > 0 && jobs > 0) return '';
   const parts = repos === 0 ? [addRepository(input), sendPush(input, '2. ')] : [sendPush(input, '')];
-  const lead = repos === 0 ? 'No repositories are configured yet.' : 'No jobs yet: nothing has been pushed to this server.';
+  const lead =
+    repos === 0 ? 'No repositories are configured yet.' : 'No jobs yet: nothing has been pushed to this server.';
   return `<section class="first-steps notice"><h2>Getting started</h2>
 <p>${lead} The status page fills in as jobs run.</p>
 ${parts.join('\n')}
@@ -75,14 +84,16 @@ export function renderStateNote(state: string): string {
   const meaning = STATE_MEANINGS.find(([s]) => s === state)?.[1];
   if (!meaning) return '';
   const again = ['failed', 'interrupted', 'superseded'].includes(state)
-    ? ' To run it again, redeliver its webhook (the forge lists deliveries in the webhook\'s settings) or push again.'
+    ? " To run it again, redeliver its webhook (the forge lists deliveries in the webhook's settings) or push again."
     : '';
   return `<p class="muted">${escapeMarkup(state[0].toUpperCase() + state.slice(1))}: ${escapeMarkup(meaning)}.${again}</p>`;
 }
 
 /** The states in words, under the job list. */
 export function renderStateLegend(mark: (state: string) => string): string {
-  const items = STATE_MEANINGS.map(([state, meaning]) => `<dt>${mark(state)}</dt><dd>${escapeMarkup(meaning)}</dd>`).join('');
+  const items = STATE_MEANINGS.map(
+    ([state, meaning]) => `<dt>${mark(state)}</dt><dd>${escapeMarkup(meaning)}</dd>`,
+  ).join('');
   return `<details class="legend"><summary>What the states and columns mean</summary>
 <dl class="fields">${items}</dl>
 <p class="muted">Repositories: the last job of each branch (and the last release) and when it finished, or started if it still runs. Recent jobs: every job, newest first; Commit, Message and Author are the pushed commit's, Trigger says what started it (a push or a release, who pushed, from which forge); Queued is when the webhook arrived, Started when the build began.</p>

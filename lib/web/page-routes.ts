@@ -14,11 +14,30 @@ import { matchesEtag } from './badge.ts';
 import { basePath } from '../jobs/job-url.ts';
 import type { ReadSources, Refuse } from './read-sources.ts';
 import { openEndedSessions, type EndedSessions } from './ended-sessions.ts';
-import { clearedCookie, cookieValue, COOKIE_NAME, createLoginLimiter, createSessionKeys, sessionCookie, type LoginLimiter, type Session, type SessionKeys } from './session.ts';
-import { renderJobPage, renderLoginPage, renderNotice, renderStatusPage, LOG_SHOWN_BYTES, type Viewer } from './status-page.ts';
+import {
+  clearedCookie,
+  cookieValue,
+  COOKIE_NAME,
+  createLoginLimiter,
+  createSessionKeys,
+  sessionCookie,
+  type LoginLimiter,
+  type Session,
+  type SessionKeys,
+} from './session.ts';
+import {
+  renderJobPage,
+  renderLoginPage,
+  renderNotice,
+  renderStatusPage,
+  LOG_SHOWN_BYTES,
+  type Viewer,
+} from './status-page.ts';
+import { messageOf } from '../core/errors.ts';
 
 export const PAGE_HEADERS: Readonly<Record<string, string>> = {
-  'Content-Security-Policy': "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'Content-Security-Policy':
+    "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'X-Content-Type-Options': 'nosniff',
   'Referrer-Policy': 'no-referrer',
   'Cache-Control': 'no-store',
@@ -47,8 +66,15 @@ export function prefersHtml(accept: string | undefined): boolean {
   return html > json && html > any;
 }
 
-export function createPageRoutes(sources: ReadSources, { limiter = createLoginLimiter(), ended }: { limiter?: LoginLimiter; ended?: EndedSessions } = {}): PageRoutes {
-  return new PageRoutes(sources, limiter, ended ?? openEndedSessions({ dataDir: sources.dataDir, log: sources.log, now: sources.now }));
+export function createPageRoutes(
+  sources: ReadSources,
+  { limiter = createLoginLimiter(), ended }: { limiter?: LoginLimiter; ended?: EndedSessions } = {},
+): PageRoutes {
+  return new PageRoutes(
+    sources,
+    limiter,
+    ended ?? openEndedSessions({ dataDir: sources.dataDir, log: sources.log, now: sources.now }),
+  );
 }
 
 export class PageRoutes {
@@ -107,8 +133,19 @@ export class PageRoutes {
     return { signedIn: this.signedIn(req), canSignIn: Boolean(this.sources.token), now: this.now() };
   }
 
-  private sendPage(req: IncomingMessage, res: ServerResponse, status: number, html: string, headers: Record<string, string> = {}): void {
-    res.writeHead(status, { ...PAGE_HEADERS, 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': Buffer.byteLength(html), ...headers });
+  private sendPage(
+    req: IncomingMessage,
+    res: ServerResponse,
+    status: number,
+    html: string,
+    headers: Record<string, string> = {},
+  ): void {
+    res.writeHead(status, {
+      ...PAGE_HEADERS,
+      'Content-Type': 'text/html; charset=utf-8',
+      'Content-Length': Buffer.byteLength(html),
+      ...headers,
+    });
     res.end(req.method === 'HEAD' ? undefined : html);
   }
 
@@ -124,12 +161,27 @@ export class PageRoutes {
     }
     if (sources.ui === 'public' || this.signedIn(req)) return false;
     if (!sources.token) {
-      this.sendPage(req, res, 404, renderNotice('Status page not set up', 'The status page needs <code>token:</code> in the config (with <code>ui: token</code>, the default), or <code>ui: public</code>.', { base }));
+      this.sendPage(
+        req,
+        res,
+        404,
+        renderNotice(
+          'Status page not set up',
+          'The status page needs <code>token:</code> in the config (with <code>ui: token</code>, the default), or <code>ui: public</code>.',
+          { base },
+        ),
+      );
       return true;
     }
     // A cookie that opens nothing (logged out, ended, expired, of an older format or token) is cleared with the form.
     const stale = cookieValue(req.headers.cookie, COOKIE_NAME) !== undefined;
-    this.sendPage(req, res, 401, renderLoginPage({ next, base }), stale ? { 'Set-Cookie': clearedCookie(this.cookie) } : {});
+    this.sendPage(
+      req,
+      res,
+      401,
+      renderLoginPage({ next, base }),
+      stale ? { 'Set-Cookie': clearedCookie(this.cookie) } : {},
+    );
     return true;
   }
 
@@ -139,7 +191,21 @@ export class PageRoutes {
     const repo = url.searchParams.get('repo') || undefined;
     const { sources, base } = this;
     const help = { serverUrl: this.serverUrl(req), configFile: sources.configFile };
-    this.sendPage(req, res, 200, renderStatusPage({ jobs: sources.jobs(), repos: sources.repos(), repo, page: Number.isFinite(page) ? page : 1, viewer: this.viewerOf(req), base, help, fleet: sources.fleet?.() }));
+    this.sendPage(
+      req,
+      res,
+      200,
+      renderStatusPage({
+        jobs: sources.jobs(),
+        repos: sources.repos(),
+        repo,
+        page: Number.isFinite(page) ? page : 1,
+        viewer: this.viewerOf(req),
+        base,
+        help,
+        fleet: sources.fleet?.(),
+      }),
+    );
   }
 
   /** Where forges reach this server, for the page's webhook URLs: `public_url:`, else the address this request was sent to. */
@@ -153,11 +219,22 @@ export class PageRoutes {
     if (!sources.isJobId(id)) return refuse(404, 'not found');
     if (this.pageRefused(req, res, refuse, `/jobs/${id}`)) return;
     const job = sources.get(id);
-    if (!job) return this.sendPage(req, res, 404, renderNotice('No such job', 'There is no job with this id (old jobs are dropped from the journal).', { base }));
+    if (!job)
+      return this.sendPage(
+        req,
+        res,
+        404,
+        renderNotice('No such job', 'There is no job with this id (old jobs are dropped from the journal).', { base }),
+      );
     const viewer = this.viewerOf(req);
     const log = viewer.signedIn ? await this.logText(job) : undefined;
     const scripts = assetNamed('log-follow.js') ? ['log-follow.js'] : [];
-    this.sendPage(req, res, 200, renderJobPage({ job, viewer, log, deliveries: sources.deliveries.of(job.id), scripts, base }));
+    this.sendPage(
+      req,
+      res,
+      200,
+      renderJobPage({ job, viewer, log, deliveries: sources.deliveries.of(job.id), scripts, base }),
+    );
   }
 
   private async logText(job: Job): Promise<string | undefined> {
@@ -179,13 +256,25 @@ export class PageRoutes {
 
   private async login(req: IncomingMessage, res: ServerResponse, refuse: Refuse): Promise<void> {
     const { sources, keys, base } = this;
-    if (sources.ui === 'off' || !keys) return refuse(404, 'not found', sources.ui === 'off' ? 'the status page is off (ui: off)' : 'no token: in the config');
-    if (req.method === 'GET' || req.method === 'HEAD') return this.sendPage(req, res, 200, renderLoginPage({ next: safeNext(new URL(req.url ?? '/', 'http://localhost').searchParams.get('next')), base }));
+    if (sources.ui === 'off' || !keys)
+      return refuse(
+        404,
+        'not found',
+        sources.ui === 'off' ? 'the status page is off (ui: off)' : 'no token: in the config',
+      );
+    if (req.method === 'GET' || req.method === 'HEAD')
+      return this.sendPage(
+        req,
+        res,
+        200,
+        renderLoginPage({ next: safeNext(new URL(req.url ?? '/', 'http://localhost').searchParams.get('next')), base }),
+      );
     if (req.method !== 'POST') return refuse(405, 'method not allowed', undefined, { Allow: 'GET, HEAD, POST' });
     if (crossOrigin(req)) return refuse(403, 'forbidden', 'login form posted from another origin');
     const client = req.socket.remoteAddress ?? 'unknown';
     if (this.limited(client, refuse)) return;
-    if (!/^application\/x-www-form-urlencoded\s*(;|$)/i.test(String(req.headers['content-type'] ?? ''))) return refuse(415, 'unsupported content type', 'login needs a form body');
+    if (!/^application\/x-www-form-urlencoded\s*(;|$)/i.test(String(req.headers['content-type'] ?? '')))
+      return refuse(415, 'unsupported content type', 'login needs a form body');
     const form = await this.readLoginForm(req, res, refuse);
     // Asked again once the body is in, with no await until the count is updated: requests sent
     // at once on many connections all pass the first look while their bodies are read.
@@ -196,24 +285,37 @@ export class PageRoutes {
       return this.sendPage(req, res, 401, renderLoginPage({ error: 'Wrong token.', next, base }));
     }
     this.limiter.succeed(client);
-    res.writeHead(303, { ...PAGE_HEADERS, Location: `${base}${next}`, 'Set-Cookie': sessionCookie(keys.issue(this.now()), this.cookie), 'Content-Length': 0 });
+    res.writeHead(303, {
+      ...PAGE_HEADERS,
+      Location: `${base}${next}`,
+      'Set-Cookie': sessionCookie(keys.issue(this.now()), this.cookie),
+      'Content-Length': 0,
+    });
     res.end();
   }
 
   /** Whether `client` is kept waiting after wrong tokens; if so it is answered 429. */
   private limited(client: string, refuse: Refuse): boolean {
     const wait = this.limiter.blockedFor(client);
-    if (wait > 0) refuse(429, 'too many wrong tokens, wait and try again', `login refused for ${wait} s more`, { 'Retry-After': String(wait) });
+    if (wait > 0)
+      refuse(429, 'too many wrong tokens, wait and try again', `login refused for ${wait} s more`, {
+        'Retry-After': String(wait),
+      });
     return wait > 0;
   }
 
-  private async readLoginForm(req: IncomingMessage, res: ServerResponse, refuse: Refuse): Promise<URLSearchParams | undefined> {
+  private async readLoginForm(
+    req: IncomingMessage,
+    res: ServerResponse,
+    refuse: Refuse,
+  ): Promise<URLSearchParams | undefined> {
     try {
-      const body = (await receiveBody(req, { res, limit: LOGIN_BODY_MAX, timeoutMs: 10_000 })).buffer ?? Buffer.alloc(0);
+      const body =
+        (await receiveBody(req, { res, limit: LOGIN_BODY_MAX, timeoutMs: 10_000 })).buffer ?? Buffer.alloc(0);
       return new URLSearchParams(body.toString('utf8'));
     } catch (error) {
       const status = error instanceof HttpError ? error.status : 400;
-      return void refuse(status, status === 413 ? 'body too large' : 'could not read body', (error as Error).message);
+      return void refuse(status, status === 413 ? 'body too large' : 'could not read body', messageOf(error));
     }
   }
 
@@ -232,21 +334,37 @@ export class PageRoutes {
         await this.ended.end(session, this.now());
       } catch (error) {
         // Refused by this process from now on; a restart would forget it, so the viewer is told.
-        this.sources.log?.error('could not record a logout; the session is refused until hook-server restarts', { error: (error as Error).message });
-        const message = 'You are logged out in this browser, but the server could not record it: a copy of this session\'s cookie would open the page again after hook-server restarts. Ask the operator to run <code>hook-server --end-sessions</code>.';
-        return this.sendPage(req, res, 500, renderNotice('Logout not recorded', message, { base: this.base }), { 'Set-Cookie': clearedCookie(this.cookie) });
+        this.sources.log?.error('could not record a logout; the session is refused until hook-server restarts', {
+          error: messageOf(error),
+        });
+        const message =
+          "You are logged out in this browser, but the server could not record it: a copy of this session's cookie would open the page again after hook-server restarts. Ask the operator to run <code>hook-server --end-sessions</code>.";
+        return this.sendPage(req, res, 500, renderNotice('Logout not recorded', message, { base: this.base }), {
+          'Set-Cookie': clearedCookie(this.cookie),
+        });
       }
     }
-    res.writeHead(303, { ...PAGE_HEADERS, Location: `${this.base}/`, 'Set-Cookie': clearedCookie(this.cookie), 'Content-Length': 0 });
+    res.writeHead(303, {
+      ...PAGE_HEADERS,
+      Location: `${this.base}/`,
+      'Set-Cookie': clearedCookie(this.cookie),
+      'Content-Length': 0,
+    });
     res.end();
   }
 
   private asset(req: IncomingMessage, res: ServerResponse, name: string, refuse: Refuse): void {
     if (this.sources.ui === 'off') return refuse(404, 'not found', 'the status page is off (ui: off)');
-    if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(405, 'method not allowed', undefined, { Allow: READ_METHODS });
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      return refuse(405, 'method not allowed', undefined, { Allow: READ_METHODS });
     const found = assetNamed(name);
     if (!found) return refuse(404, 'not found');
-    const headers = { 'Content-Type': found.type, 'Cache-Control': 'no-cache', ETag: found.etag, 'X-Content-Type-Options': 'nosniff' };
+    const headers = {
+      'Content-Type': found.type,
+      'Cache-Control': 'no-cache',
+      ETag: found.etag,
+      'X-Content-Type-Options': 'nosniff',
+    };
     if (matchesEtag(req.headers['if-none-match'], found.etag)) {
       res.writeHead(304, headers);
       return void res.end();

@@ -16,9 +16,24 @@ const READ_METHODS = 'GET, HEAD';
 /** The job as the read API shows it (DESIGN: id, repo, kind, sha, ref, state, exit, started, finished). */
 export function publicJob(job: Job) {
   return {
-    id: job.id, repo: job.repo, kind: job.kind, sha: job.sha, ref: job.ref, tag: job.tag, state: job.state, exit: job.exit,
-    queued: job.queued, started: job.started, finished: job.finished, reason: job.reason, attempts: job.attempts, delivery: job.deliveryId,
-    message: job.message ?? null, author: job.author ?? null, pusher: job.pusher ?? null, commit_url: job.commitUrl ?? null,
+    id: job.id,
+    repo: job.repo,
+    kind: job.kind,
+    sha: job.sha,
+    ref: job.ref,
+    tag: job.tag,
+    state: job.state,
+    exit: job.exit,
+    queued: job.queued,
+    started: job.started,
+    finished: job.finished,
+    reason: job.reason,
+    attempts: job.attempts,
+    delivery: job.deliveryId,
+    message: job.message ?? null,
+    author: job.author ?? null,
+    pusher: job.pusher ?? null,
+    commit_url: job.commitUrl ?? null,
     // The build worker that ran it, with a PostgreSQL queue: (DESIGN §8); absent with the local journal.
     ...(job.worker ? { worker: job.worker } : {}),
   };
@@ -47,8 +62,15 @@ export function createReadRoutes(sources: ReadSources) {
     return !sources.token || bearerProblem(req.headers.authorization, sources.token) !== undefined;
   }
 
-  async function handleApi(req: IncomingMessage, res: ServerResponse, route: string, url: URL, refuse: Refuse): Promise<void> {
-    if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(405, 'method not allowed', undefined, { Allow: READ_METHODS });
+  async function handleApi(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: string,
+    url: URL,
+    refuse: Refuse,
+  ): Promise<void> {
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      return refuse(405, 'method not allowed', undefined, { Allow: READ_METHODS });
     const m = /^\/jobs\/([^/]+)(\/log)?$/.exec(route);
     // A browser asking for a job page gets HTML (lib/web/page-routes.ts); curl and fetch, JSON.
     if (m && !m[2] && pages.wantsHtml(req)) return pages.jobPage(req, res, m[1], refuse);
@@ -57,7 +79,11 @@ export function createReadRoutes(sources: ReadSources) {
     if (unauthorised) return refuse(401, 'unauthorized', unauthorised, { 'WWW-Authenticate': 'Bearer' });
     if (route === '/jobs') {
       const limit = Math.min(1000, Math.max(1, Number(url.searchParams.get('limit')) || 100));
-      const jobs = sources.list({ limit, repo: url.searchParams.get('repo') ?? undefined, state: url.searchParams.get('state') ?? undefined });
+      const jobs = sources.list({
+        limit,
+        repo: url.searchParams.get('repo') ?? undefined,
+        state: url.searchParams.get('state') ?? undefined,
+      });
       return sendJson(res, 200, { jobs: jobs.map(publicJob) });
     }
     if (!m || !sources.isJobId(m[1])) return refuse(404, 'not found');
@@ -71,7 +97,11 @@ export function createReadRoutes(sources: ReadSources) {
   async function sendLog(req: IncomingMessage, res: ServerResponse, job: Job, refuse: Refuse): Promise<void> {
     const source = await sources.readLog(job);
     if (!source) return refuse(404, 'no log for this job yet');
-    const headers = { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' };
+    const headers = {
+      'Content-Type': 'text/plain; charset=utf-8',
+      'Cache-Control': 'no-store',
+      'X-Content-Type-Options': 'nosniff',
+    };
     if ('text' in source) {
       res.writeHead(200, headers);
       return void res.end(req.method === 'HEAD' ? undefined : source.text);
@@ -80,16 +110,27 @@ export function createReadRoutes(sources: ReadSources) {
     if (req.method === 'HEAD' || source.size === 0) return void res.end();
     const stream = createReadStream(source.file, { start: 0, end: source.size - 1 });
     stream.pipe(res);
-    await new Promise<void>((resolve) => { stream.on('close', resolve); res.on('close', () => { stream.destroy(); resolve(); }); });
+    await new Promise<void>((resolve) => {
+      stream.on('close', resolve);
+      res.on('close', () => {
+        stream.destroy();
+        resolve();
+      });
+    });
   }
 
   function sendMetrics(req: IncomingMessage, res: ServerResponse, refuse: Refuse): void {
-    if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(405, 'method not allowed', undefined, { Allow: READ_METHODS });
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      return refuse(405, 'method not allowed', undefined, { Allow: READ_METHODS });
     if (!sources.token) return refuse(404, 'metrics are off', 'no token: in the config');
     const unauthorised = bearerProblem(req.headers.authorization, sources.token);
     if (unauthorised) return refuse(401, 'unauthorized', unauthorised, { 'WWW-Authenticate': 'Bearer' });
     const text = sources.renderMetrics();
-    res.writeHead(200, { 'Content-Type': METRICS_CONTENT_TYPE, 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
+    res.writeHead(200, {
+      'Content-Type': METRICS_CONTENT_TYPE,
+      'Content-Length': Buffer.byteLength(text),
+      'Cache-Control': 'no-store',
+    });
     res.end(req.method === 'HEAD' ? undefined : text);
   }
 
@@ -105,8 +146,13 @@ export function createReadRoutes(sources: ReadSources) {
       }
       if (route.startsWith('/badge/') && route.endsWith('.svg')) {
         if (sources.ui === 'off') refuse(404, 'not found', 'badges are off (ui: off)');
-        else if (req.method !== 'GET' && req.method !== 'HEAD') refuse(405, 'method not allowed', undefined, { Allow: READ_METHODS });
-        else sendBadge(req, res, url, { jobs: sources.jobs(), branchOf: (repo) => (badgeHidden(req, repo) ? undefined : sources.branchOf(repo)) });
+        else if (req.method !== 'GET' && req.method !== 'HEAD')
+          refuse(405, 'method not allowed', undefined, { Allow: READ_METHODS });
+        else
+          sendBadge(req, res, url, {
+            jobs: sources.jobs(),
+            branchOf: (repo) => (badgeHidden(req, repo) ? undefined : sources.branchOf(repo)),
+          });
         return true;
       }
       if (route === '/metrics') {

@@ -52,7 +52,15 @@ export interface FleetView {
   hosts: number;
   /** Hosts per version of their latest report and its result. */
   tally: Array<{ version: string; result: string; hosts: number }>;
-  rollout: { version: string; step: number; steps: number[]; percent: number; state: string; reason: string; at: string } | null;
+  rollout: {
+    version: string;
+    step: number;
+    steps: number[];
+    percent: number;
+    state: string;
+    reason: string;
+    at: string;
+  } | null;
   /** The latest failed, rolled back or skipped reports, newest first. */
   failures: Array<{ host: string; version: string; result: string; reason: string; at: number }>;
   /** Hosts whose claimed bucket is not the one their id gives. */

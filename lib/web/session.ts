@@ -40,7 +40,8 @@ export function createSessionKeys(token: string, { seconds = SESSION_SECONDS } =
   // Both sides MACed under a per-process key: equal-length buffers whatever was typed.
   const compareKey = randomBytes(32);
   const tokenMac = createHmac('sha256', compareKey).update(token).digest();
-  const mac = (id: string, issued: number) => createHmac('sha256', key).update(`session.${id}.${issued}`).digest('base64url');
+  const mac = (id: string, issued: number) =>
+    createHmac('sha256', key).update(`session.${id}.${issued}`).digest('base64url');
   return {
     issue(now = new Date()) {
       const id = randomBytes(16).toString('base64url');
@@ -67,12 +68,19 @@ export function createSessionKeys(token: string, { seconds = SESSION_SECONDS } =
 
 /** One cookie's value from a Cookie header; undefined when absent (or present twice). */
 export function cookieValue(header: string | undefined, name: string): string | undefined {
-  const values = (header ?? '').split(';').map((p) => p.trim()).filter((p) => p.startsWith(`${name}=`)).map((p) => p.slice(name.length + 1));
+  const values = (header ?? '')
+    .split(';')
+    .map((p) => p.trim())
+    .filter((p) => p.startsWith(`${name}=`))
+    .map((p) => p.slice(name.length + 1));
   return values.length === 1 ? values[0] : undefined;
 }
 
 /** `path`: where the pages are served (`/`, or `public_url:`'s path behind a proxy, plain segments). */
-export function sessionCookie(value: string, { secure, maxAge = SESSION_SECONDS, path = '/' }: { secure: boolean; maxAge?: number; path?: string }): string {
+export function sessionCookie(
+  value: string,
+  { secure, maxAge = SESSION_SECONDS, path = '/' }: { secure: boolean; maxAge?: number; path?: string },
+): string {
   return `${COOKIE_NAME}=${value}; Path=${path}; Max-Age=${maxAge}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`;
 }
 

@@ -39,7 +39,14 @@ export interface Viewer {
   now: Date;
 }
 
-const STATE_MARK: Record<string, string> = { succeeded: '✓', failed: '✗', running: '●', queued: '○', superseded: '–', interrupted: '!' };
+const STATE_MARK: Record<string, string> = {
+  succeeded: '✓',
+  failed: '✗',
+  running: '●',
+  queued: '○',
+  superseded: '–',
+  interrupted: '!',
+};
 
 function stateLabel(state: string): string {
   return `<span class="state state-${escapeMarkup(state)}">${STATE_MARK[state] ?? ''} ${escapeMarkup(state)}</span>`;
@@ -72,7 +79,7 @@ function firstLine(message: string | undefined, max = 120): string {
   return line.length > max ? `${line.slice(0, max - 1)}…` : line;
 }
 
-const what = (job: Job) => (job.kind === 'release' ? job.tag ?? job.ref ?? '' : job.branch ?? job.ref ?? '');
+const what = (job: Job) => (job.kind === 'release' ? (job.tag ?? job.ref ?? '') : (job.branch ?? job.ref ?? ''));
 
 function trigger(job: Job): string {
   const by = job.pusher ? ` by ${text(job.pusher)}` : '';
@@ -86,10 +93,16 @@ function shortSha(job: Job): string {
   return job.commitUrl ? `<a href="${plain(job.commitUrl)}" rel="noopener noreferrer nofollow">${sha}</a>` : sha;
 }
 
-function layout(title: string, body: string, { viewer, base = '', scripts = [] }: { viewer?: Viewer; base?: string; scripts?: string[] } = {}): string {
+function layout(
+  title: string,
+  body: string,
+  { viewer, base = '', scripts = [] }: { viewer?: Viewer; base?: string; scripts?: string[] } = {},
+): string {
   const account = viewer?.signedIn
     ? `<form method="post" action="${base}/logout"><button type="submit">Log out</button></form>`
-    : viewer?.canSignIn ? `<nav><a href="${base}/login">Log in</a></nav>` : '';
+    : viewer?.canSignIn
+      ? `<nav><a href="${base}/login">Log in</a></nav>`
+      : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${title}</title><link rel="stylesheet" href="${base}/assets/shipkit.css">${scripts.map((s) => `<script src="${base}/assets/${escapeMarkup(s)}" defer></script>`).join('')}</head>
@@ -127,13 +140,14 @@ export function lastStates(jobs: Iterable<Job>, repos: string[]): Map<string, Jo
   const newest = new Map<string, Job>();
   for (const job of jobs) {
     if (job.state === 'superseded') continue;
-    const key = `${job.repo}\0${job.kind}\0${job.kind === 'build' ? job.branch ?? '' : ''}`;
+    const key = `${job.repo}\0${job.kind}\0${job.kind === 'build' ? (job.branch ?? '') : ''}`;
     const seen = newest.get(key);
     if (!seen || job.seq > seen.seq) newest.set(key, job);
   }
   const byRepo = new Map<string, Job[]>(repos.map((r) => [r, []]));
   for (const job of newest.values()) byRepo.get(job.repo)?.push(job);
-  for (const list of byRepo.values()) list.sort((a, b) => (a.kind === b.kind ? what(a).localeCompare(what(b)) : a.kind === 'build' ? -1 : 1));
+  for (const list of byRepo.values())
+    list.sort((a, b) => (a.kind === b.kind ? what(a).localeCompare(what(b)) : a.kind === 'build' ? -1 : 1));
   return byRepo;
 }
 
@@ -145,34 +159,65 @@ function pageLink(base: string, params: { repo?: string; page: number }): string
   return escapeMarkup(q ? `${base}/?${q}` : `${base}/`);
 }
 
-export function renderStatusPage({ jobs, repos, repo, page, pageSize = PAGE_SIZE, viewer, base = '', help, fleet }: StatusPageInput): string {
+export function renderStatusPage({
+  jobs,
+  repos,
+  repo,
+  page,
+  pageSize = PAGE_SIZE,
+  viewer,
+  base = '',
+  help,
+  fleet,
+}: StatusPageInput): string {
   const all = [...jobs];
   const states = lastStates(all, repos);
-  const repoRows = [...states].sort(([a], [b]) => a.localeCompare(b)).map(([name, last]) => {
-    const link = `<a href="${pageLink(base, { repo: name, page: 1 })}">${text(name)}</a>`;
-    if (last.length === 0) return `<tr><td>${link}</td><td></td><td><span class="state state-none">no jobs yet</span></td><td></td></tr>`;
-    return last.map((job, i) => `<tr><td>${i === 0 ? link : ''}</td><td>${job.kind === 'release' ? 'release ' : ''}${text(what(job))}</td>`
-      + `<td><a href="${base}${jobPagePath(job.id)}">${stateLabel(job.state)}</a></td><td>${time(job.finished ?? job.started ?? job.queued)}</td></tr>`).join('\n');
-  }).join('\n');
+  const repoRows = [...states]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([name, last]) => {
+      const link = `<a href="${pageLink(base, { repo: name, page: 1 })}">${text(name)}</a>`;
+      if (last.length === 0)
+        return `<tr><td>${link}</td><td></td><td><span class="state state-none">no jobs yet</span></td><td></td></tr>`;
+      return last
+        .map(
+          (job, i) =>
+            `<tr><td>${i === 0 ? link : ''}</td><td>${job.kind === 'release' ? 'release ' : ''}${text(what(job))}</td>` +
+            `<td><a href="${base}${jobPagePath(job.id)}">${stateLabel(job.state)}</a></td><td>${time(job.finished ?? job.started ?? job.queued)}</td></tr>`,
+        )
+        .join('\n');
+    })
+    .join('\n');
 
   const listed = all.filter((j) => !repo || j.repo === repo).sort((a, b) => b.seq - a.seq);
   const pages = Math.max(1, Math.ceil(listed.length / pageSize));
   const current = Math.min(Math.max(1, page), pages);
-  const rows = listed.slice((current - 1) * pageSize, current * pageSize).map((job) => `<tr class="job">`
-    + `<td><a href="${base}${jobPagePath(job.id)}">${stateLabel(job.state)}</a></td>`
-    + `<td>${text(job.repo)}</td><td>${job.kind === 'release' ? 'tag ' : ''}${text(what(job))}</td><td>${shortSha(job)}</td>`
-    + `<td class="message">${text(firstLine(job.message))}</td><td>${job.author ? text(job.author) : ''}</td><td>${trigger(job)}</td>`
-    + `<td>${time(job.queued)}</td><td>${time(job.started)}</td><td>${durationOf(job, viewer.now)}</td></tr>`).join('\n');
+  const rows = listed
+    .slice((current - 1) * pageSize, current * pageSize)
+    .map(
+      (job) =>
+        `<tr class="job">` +
+        `<td><a href="${base}${jobPagePath(job.id)}">${stateLabel(job.state)}</a></td>` +
+        `<td>${text(job.repo)}</td><td>${job.kind === 'release' ? 'tag ' : ''}${text(what(job))}</td><td>${shortSha(job)}</td>` +
+        `<td class="message">${text(firstLine(job.message))}</td><td>${job.author ? text(job.author) : ''}</td><td>${trigger(job)}</td>` +
+        `<td>${time(job.queued)}</td><td>${time(job.started)}</td><td>${durationOf(job, viewer.now)}</td></tr>`,
+    )
+    .join('\n');
   const pager = [
     current > 1 ? `<a rel="prev" href="${pageLink(base, { repo, page: current - 1 })}">← newer</a>` : '',
     `<span class="muted">page ${current} of ${pages} (${listed.length} jobs)</span>`,
     current < pages ? `<a rel="next" href="${pageLink(base, { repo, page: current + 1 })}">older →</a>` : '',
   ].join(' ');
-  const options = repos.slice().sort().map((r) => `<option value="${plain(r)}"${r === repo ? ' selected' : ''}>${plain(r)}</option>`).join('');
+  const options = repos
+    .slice()
+    .sort()
+    .map((r) => `<option value="${plain(r)}"${r === repo ? ' selected' : ''}>${plain(r)}</option>`)
+    .join('');
   const filter = `<form method="get" action="${base}/"><label>Repository <select name="repo"><option value="">all</option>${options}</select></label> <button type="submit">Show</button></form>`;
 
   const firstSteps = help && viewer.signedIn ? renderFirstSteps(help, { repos: repos.length, jobs: all.length }) : '';
-  return layout(repo ? `${plain(repo)} · shipkit` : 'shipkit', `${firstSteps}<h2>Repositories</h2>
+  return layout(
+    repo ? `${plain(repo)} · shipkit` : 'shipkit',
+    `${firstSteps}<h2>Repositories</h2>
 <table class="repos"><thead><tr><th>Repository</th><th>Branch</th><th>Last job</th><th>Finished (or started)</th></tr></thead>
 <tbody>
 ${repoRows || `<tr><td colspan="4" class="muted">No repositories in the config${firstSteps ? ' yet: see Getting started above' : ''}.</td></tr>`}
@@ -184,7 +229,9 @@ ${filter}
 ${rows || `<tr><td colspan="10" class="muted">No jobs${firstSteps ? ' yet: see Getting started above' : ''}.</td></tr>`}
 </tbody></table>
 <nav class="pager">${pager}</nav>
-${renderStateLegend(stateLabel)}`, { viewer, base });
+${renderStateLegend(stateLabel)}`,
+    { viewer, base },
+  );
 }
 
 export interface JobPageInput {
@@ -204,9 +251,14 @@ function field(name: string, value: string): string {
 
 function stepRows(steps: LogStep[]): string {
   if (steps.length === 0) return '<p class="muted">No steps in the log.</p>';
-  const rows = stepsFailingFirst(steps).map((s) => `<tr class="step step-${s.outcome}${s.outcome === 'failed' || s.outcome === 'unfinished' ? ' failing-step' : ''}">`
-    + `<td><a href="#step-${plain(s.name)}">${text(s.name)}</a></td><td class="step-${s.outcome}">${s.outcome}</td>`
-    + `<td>${s.seconds === undefined ? '' : `${s.seconds.toFixed(1)} s`}</td><td>${s.detail ? text(s.detail) : ''}</td></tr>`).join('\n');
+  const rows = stepsFailingFirst(steps)
+    .map(
+      (s) =>
+        `<tr class="step step-${s.outcome}${s.outcome === 'failed' || s.outcome === 'unfinished' ? ' failing-step' : ''}">` +
+        `<td><a href="#step-${plain(s.name)}">${text(s.name)}</a></td><td class="step-${s.outcome}">${s.outcome}</td>` +
+        `<td>${s.seconds === undefined ? '' : `${s.seconds.toFixed(1)} s`}</td><td>${s.detail ? text(s.detail) : ''}</td></tr>`,
+    )
+    .join('\n');
   return `<table class="steps"><thead><tr><th>Step</th><th>Outcome</th><th>Time</th><th>Detail</th></tr></thead><tbody>\n${rows}\n</tbody></table>`;
 }
 
@@ -225,14 +277,19 @@ export function renderJobPage({ job, viewer, log, deliveries, scripts = [], base
   let shown = log;
   let cut = '';
   if (log !== undefined && Buffer.byteLength(log) > LOG_SHOWN_BYTES) {
-    shown = Buffer.from(log).subarray(-LOG_SHOWN_BYTES).toString('utf8').replace(/^[^\n]*\n/, '');
+    shown = Buffer.from(log)
+      .subarray(-LOG_SHOWN_BYTES)
+      .toString('utf8')
+      .replace(/^[^\n]*\n/, '');
     cut = `<p class="notice">The start of this log is left out here; <a href="${jobPath}/log">the whole log</a> as text.</p>`;
   }
   const parsed = shown === undefined ? undefined : parseLogSteps(shown, { running: active });
   const failed = parsed?.steps.find((s) => s.outcome === 'failed');
   const summary = failed
     ? `<p class="notice error">Failed at step <strong>${text(failed.name)}</strong>${failed.seconds === undefined ? '' : ` after ${failed.seconds.toFixed(1)} s`}${failed.detail ? `: ${text(failed.detail)}` : ''}</p>`
-    : job.state === 'failed' && job.reason ? `<p class="notice error">${text(job.reason)}</p>` : '';
+    : job.state === 'failed' && job.reason
+      ? `<p class="notice error">${text(job.reason)}</p>`
+      : '';
   const title = `${escapeMarkup(job.state)} · ${plain(job.repo)} · ${plain(firstLine(job.message, 80) || what(job))} · shipkit`;
 
   const fields = [
@@ -255,7 +312,12 @@ export function renderJobPage({ job, viewer, log, deliveries, scripts = [], base
     field('Worker', job.worker ? text(job.worker) : ''),
   ].join('');
 
-  const deliveryRows = deliveries.map((d) => `<tr class="delivery delivery-${escapeMarkup(d.outcome)}"><td>${text(d.what)}</td><td>${escapeMarkup(d.outcome)}</td><td>${d.attempts}</td><td>${d.detail ? text(d.detail) : ''}</td><td>${time(d.at)}</td></tr>`).join('\n');
+  const deliveryRows = deliveries
+    .map(
+      (d) =>
+        `<tr class="delivery delivery-${escapeMarkup(d.outcome)}"><td>${text(d.what)}</td><td>${escapeMarkup(d.outcome)}</td><td>${d.attempts}</td><td>${d.detail ? text(d.detail) : ''}</td><td>${time(d.at)}</td></tr>`,
+    )
+    .join('\n');
   const deliveriesHtml = deliveries.length
     ? `<table class="deliveries"><thead><tr><th>What</th><th>Outcome</th><th>Attempts</th><th>Detail</th><th>When</th></tr></thead><tbody>\n${deliveryRows}\n</tbody></table>`
     : '<p class="muted">None were sent about this job: the repository has no <code>report:</code> (commit statuses on the forge) and no <code>notify:</code> in the config, or they are older than this server remembers.</p>';
@@ -273,28 +335,44 @@ export function renderJobPage({ job, viewer, log, deliveries, scripts = [], base
     logHtml = '<p class="muted">No log for this job.</p>';
   }
 
-  return layout(title, `<h2>Job <code>${escapeMarkup(job.id)}</code> ${stateLabel(job.state)}</h2>
+  return layout(
+    title,
+    `<h2>Job <code>${escapeMarkup(job.id)}</code> ${stateLabel(job.state)}</h2>
 ${summary}${renderStateNote(job.state)}
 <dl class="fields">${fields}</dl>
 ${parsed && viewer.signedIn ? `<h2>Steps</h2>\n${stepRows(parsed.steps)}` : ''}
 <h2>Commit statuses and notifications</h2>
 ${deliveriesHtml}
 <h2>Log</h2>
-${logHtml}`, { viewer, base, scripts: active && viewer.signedIn ? scripts : [] });
+${logHtml}`,
+    { viewer, base, scripts: active && viewer.signedIn ? scripts : [] },
+  );
 }
 
 /** `next`: the route to go back to after login (`/` or `/jobs/ID`, without `base`). */
-export function renderLoginPage({ error, next = '/', base = '' }: { error?: string; next?: string; base?: string } = {}): string {
-  return layout('Log in · shipkit', `<h2>Log in</h2>
+export function renderLoginPage({
+  error,
+  next = '/',
+  base = '',
+}: { error?: string; next?: string; base?: string } = {}): string {
+  return layout(
+    'Log in · shipkit',
+    `<h2>Log in</h2>
 ${error ? `<p class="notice error">${escapeMarkup(error)}</p>` : ''}
 <form class="login" method="post" action="${base}/login">
 <label for="token">Read token: the value of <code>token:</code> in hook-server's config (not the webhook secret). Started without a config, hook-server printed it once and keeps it in <code>.shipkit/token</code>.</label>
 <input type="password" id="token" name="token" autocomplete="current-password" required>
 <input type="hidden" name="next" value="${escapeMarkup(next)}">
 <button type="submit">Log in</button>
-</form>`, { base });
+</form>`,
+    { base },
+  );
 }
 
 export function renderNotice(title: string, message: string, { base = '' }: { base?: string } = {}): string {
-  return layout(`${escapeMarkup(title)} · shipkit`, `<h2>${escapeMarkup(title)}</h2>\n<p class="notice">${message}</p>`, { base });
+  return layout(
+    `${escapeMarkup(title)} · shipkit`,
+    `<h2>${escapeMarkup(title)}</h2>\n<p class="notice">${message}</p>`,
+    { base },
+  );
 }

@@ -43,20 +43,35 @@ export async function makeSite(files: Record<string, string>, repoYaml = '', top
   const repo = await makeBareRepo(path.join(base, 'git'), 'site', files);
   const data = path.join(base, 'data');
   const config = path.join(base, 'shipkit.yml');
-  const writeConfig = (more = repoYaml, top = topYaml) => writeFileSync(config, [
-    `data: ${data}`,
-    top,
-    'repos:',
-    '  octo/site:',
-    `    url: ${repo.bare}`,
-    ...(/^timeout:/m.test(more) ? [] : ['    timeout: 120']),
-    ...more.split('\n').filter(Boolean).map((l) => `    ${l}`),
-    '',
-  ].filter((l) => l !== '').join('\n') + '\n');
+  const writeConfig = (more = repoYaml, top = topYaml) =>
+    writeFileSync(
+      config,
+      [
+        `data: ${data}`,
+        top,
+        'repos:',
+        '  octo/site:',
+        `    url: ${repo.bare}`,
+        ...(/^timeout:/m.test(more) ? [] : ['    timeout: 120']),
+        ...more
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => `    ${l}`),
+        '',
+      ]
+        .filter((l) => l !== '')
+        .join('\n') + '\n',
+    );
   writeConfig();
   const logsDir = path.join(data, 'logs', 'octo__site');
   return {
-    base, data, config, bare: repo.bare, first: repo.first, commit: repo.commit, work: repo.work,
+    base,
+    data,
+    config,
+    bare: repo.bare,
+    first: repo.first,
+    commit: repo.commit,
+    work: repo.work,
     repoDir: path.join(data, 'repos', 'octo__site'),
     logsDir,
     logText: () => readFileSync(path.join(logsDir, 'logs.txt'), 'utf8'),

@@ -18,7 +18,11 @@ $.quiet = true;
 const cleanups: Array<() => void> = [];
 process.on('exit', () => {
   for (const fn of cleanups.reverse()) {
-    try { fn(); } catch { /* best effort */ }
+    try {
+      fn();
+    } catch {
+      /* best effort */
+    }
   }
 });
 
@@ -85,7 +89,11 @@ export function runScript(name: string, args: string[], options: RunOptions = {}
 
 /** Run any command (not through a shell) and collect its output. */
 export function runCommand(cmd: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
-  const child = spawn(cmd, args, { cwd: options.cwd ?? ROOT, env: childEnv(options.env), stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(cmd, args, {
+    cwd: options.cwd ?? ROOT,
+    env: childEnv(options.env),
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   return collect(child, options);
 }
 
@@ -117,8 +125,17 @@ export interface Server {
 /** A system user for builds that run as another user (root only): made once, its uid returned. */
 export async function ensureSystemUser(name: string): Promise<number> {
   if ((await runCommand('id', ['-u', name])).exitCode !== 0) {
-    const made = await runCommand('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', name]);
-    if (made.exitCode !== 0 && (await runCommand('id', ['-u', name])).exitCode !== 0) throw new Error(`useradd ${name} failed: ${made.stderr}`);
+    const made = await runCommand('useradd', [
+      '--system',
+      '--no-create-home',
+      '--home-dir',
+      '/nonexistent',
+      '--shell',
+      '/usr/sbin/nologin',
+      name,
+    ]);
+    if (made.exitCode !== 0 && (await runCommand('id', ['-u', name])).exitCode !== 0)
+      throw new Error(`useradd ${name} failed: ${made.stderr}`);
   }
   return Number((await runCommand('id', ['-u', name])).stdout.trim());
 }
@@ -128,7 +145,9 @@ export async function ensureSystemUser(name: string): Promise<number> {
  * `shipkithook` (made on first use) and its uid; not root, it logs `skipped: WHY` and gives
  * undefined, and the test returns.
  */
-export async function rootBuildUser(why = 'building as another user needs root'): Promise<{ user: string; uid: number } | undefined> {
+export async function rootBuildUser(
+  why = 'building as another user needs root',
+): Promise<{ user: string; uid: number } | undefined> {
   if (process.getuid?.() !== 0) {
     console.log(`skipped: ${why}`);
     return undefined;
@@ -148,13 +167,18 @@ export async function startScript(name: string, args: string[], options: RunOpti
     env: childEnv(options.env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  cleanups.push(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  cleanups.push(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not start in time:\n${out}`)), options.timeoutMs ?? 20_000);
+    const timer = setTimeout(
+      () => reject(new Error(`${name} did not start in time:\n${out}`)),
+      options.timeoutMs ?? 20_000,
+    );
     const onData = () => {
       const m = out.match(/listening on (http:\/\/[^\s"]+)/);
       if (m) {
@@ -164,7 +188,10 @@ export async function startScript(name: string, args: string[], options: RunOpti
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`${name} exited with ${code} before listening:\n${out}`)); });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with ${code} before listening:\n${out}`));
+    });
   });
   return {
     child,
@@ -191,7 +218,10 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function waitFor<T>(probe: () => T | Promise<T>, { timeoutMs = 15_000, intervalMs = 50, what = 'condition' } = {}): Promise<T> {
+export async function waitFor<T>(
+  probe: () => T | Promise<T>,
+  { timeoutMs = 15_000, intervalMs = 50, what = 'condition' } = {},
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
@@ -211,8 +241,10 @@ export function gitEnv(): NodeJS.ProcessEnv {
     ...process.env,
     GIT_CONFIG_GLOBAL: '/dev/null',
     GIT_CONFIG_NOSYSTEM: '1',
-    GIT_AUTHOR_NAME: 'Test', GIT_AUTHOR_EMAIL: 'test@example.com',
-    GIT_COMMITTER_NAME: 'Test', GIT_COMMITTER_EMAIL: 'test@example.com',
+    GIT_AUTHOR_NAME: 'Test',
+    GIT_AUTHOR_EMAIL: 'test@example.com',
+    GIT_COMMITTER_NAME: 'Test',
+    GIT_COMMITTER_EMAIL: 'test@example.com',
   };
 }
 
@@ -220,7 +252,12 @@ export function gitEnv(): NodeJS.ProcessEnv {
  * A bare repo at BASE/NAME.git with one commit holding `files`; returns the bare path and a
  * function that commits more files to it (through a scratch work tree) and returns the new SHA.
  */
-export async function makeBareRepo(base: string, name: string, files: Record<string, string> = { 'README.md': `# ${name}\n` }, branch = 'main') {
+export async function makeBareRepo(
+  base: string,
+  name: string,
+  files: Record<string, string> = { 'README.md': `# ${name}\n` },
+  branch = 'main',
+) {
   mkdirSync(base, { recursive: true });
   const bare = path.join(base, `${name}.git`);
   await git(base, 'init', '--quiet', '--bare', `--initial-branch=${branch}`, bare);

@@ -18,7 +18,12 @@ export interface TinyDisk {
 const mounted: string[] = [];
 process.on('exit', () => {
   for (const dir of mounted) {
-    try { execFileSync('umount', ['-l', dir], { stdio: 'ignore' }); rmdirSync(dir); } catch { /* best effort */ }
+    try {
+      execFileSync('umount', ['-l', dir], { stdio: 'ignore' });
+      rmdirSync(dir);
+    } catch {
+      /* best effort */
+    }
   }
 });
 
@@ -26,7 +31,9 @@ process.on('exit', () => {
 export function mountTinyDisk(size = '1m'): TinyDisk | string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'shipkit-tinydisk-'));
   try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0755`, 'tmpfs', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0755`, 'tmpfs', dir], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
   } catch (error) {
     rmdirSync(dir);
     const stderr = String((error as { stderr?: Buffer }).stderr ?? '').trim();

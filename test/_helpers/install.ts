@@ -18,7 +18,8 @@ export async function nodeGitAndShellOnly(node = process.execPath): Promise<stri
   const dir = path.join(tmpDir('shipkit-path-'), 'bin');
   mkdirSync(dir);
   symlinkSync(node, path.join(dir, 'node'));
-  for (const tool of ['git', 'bash', 'sh']) symlinkSync((await $`command -v ${tool}`).stdout.trim(), path.join(dir, tool));
+  for (const tool of ['git', 'bash', 'sh'])
+    symlinkSync((await $`command -v ${tool}`).stdout.trim(), path.join(dir, tool));
   return dir;
 }
 
@@ -29,9 +30,14 @@ export interface Started {
 }
 
 /** Start a hook-server command line (env given whole, nothing inherited) until it listens. */
-export async function startListening(argv: string[], { cwd, env }: { cwd: string; env: Record<string, string> }): Promise<Started> {
+export async function startListening(
+  argv: string[],
+  { cwd, env }: { cwd: string; env: Record<string, string> },
+): Promise<Started> {
   const child = spawn(argv[0], argv.slice(1), { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  process.on('exit', () => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  process.on('exit', () => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
@@ -40,13 +46,26 @@ export async function startListening(argv: string[], { cwd, env }: { cwd: string
     const timer = setTimeout(() => reject(new Error(`${argv.join(' ')} did not start in time:\n${out}`)), 30_000);
     const check = () => {
       const m = /listening on (http:\/\/[^\s"]+)/.exec(out);
-      if (m) { clearTimeout(timer); resolve(m[1].replace(/\/$/, '')); }
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1].replace(/\/$/, ''));
+      }
     };
     child.stdout!.on('data', check);
     child.stderr!.on('data', check);
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`${argv.join(' ')} exited with ${code}:\n${out}`)); });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${argv.join(' ')} exited with ${code}:\n${out}`));
+    });
   });
-  return { url, output: () => out, stop: () => { child.kill('SIGTERM'); return exited; } };
+  return {
+    url,
+    output: () => out,
+    stop: () => {
+      child.kill('SIGTERM');
+      return exited;
+    },
+  };
 }
 
 /**
@@ -56,9 +75,15 @@ export async function startListening(argv: string[], { cwd, env }: { cwd: string
  */
 async function visitStatusPage(url: string, token: string, jobId: string) {
   const login = await fetch(`${url}/`, { headers: { Accept: 'text/html' } });
-  const signedIn = await fetch(`${url}/login`, { method: 'POST', redirect: 'manual', headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: url }, body: new URLSearchParams({ token }) });
+  const signedIn = await fetch(`${url}/login`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: url },
+    body: new URLSearchParams({ token }),
+  });
   const cookie = (signedIn.headers.get('set-cookie') ?? '').split(';')[0];
-  const get = (route: string, accept = 'text/html') => fetch(`${url}${route}`, { headers: { Accept: accept, Cookie: cookie } });
+  const get = (route: string, accept = 'text/html') =>
+    fetch(`${url}${route}`, { headers: { Accept: accept, Cookie: cookie } });
   const jobPage = await get(`/jobs/${jobId}`);
   const css = await get('/assets/shipkit.css', 'text/css');
   const script = await get('/assets/log-follow.js', '*/*');
@@ -76,12 +101,22 @@ async function visitStatusPage(url: string, token: string, jobId: string) {
 /** The status page answered as it does from a checkout. */
 export function assertStatusPage(pages: Awaited<ReturnType<typeof visitStatusPage>>, jobId: string): void {
   const problems: string[] = [];
-  if (pages.login.status !== 401 || !/<form[^>]+action="\/login"/.test(pages.login.html)) problems.push(`GET / without a session: ${pages.login.status}, no login form`);
-  if (pages.signedIn.status !== 303 || !pages.signedIn.cookie.startsWith('shipkit_session=')) problems.push(`POST /login: ${pages.signedIn.status} ${pages.signedIn.cookie}`);
-  if (pages.jobPage.status !== 200 || !pages.jobPage.html.includes(jobId) || !pages.jobPage.html.includes('succeeded')) problems.push(`job page: ${pages.jobPage.status}`);
-  if (pages.css.status !== 200 || !pages.css.type?.startsWith('text/css') || pages.css.bytes < 100) problems.push(`shipkit.css: ${pages.css.status} ${pages.css.type} ${pages.css.bytes} B`);
-  if (pages.script.status !== 200 || !pages.script.type?.startsWith('text/javascript') || pages.script.bytes < 100) problems.push(`log-follow.js: ${pages.script.status} ${pages.script.type} ${pages.script.bytes} B`);
-  if (pages.follow.status !== 200 || !pages.follow.type?.startsWith('text/event-stream') || !/event: end\ndata: \{"state":"succeeded"/.test(pages.follow.text)) problems.push(`follow: ${pages.follow.status} ${pages.follow.type} ${pages.follow.text.slice(-200)}`);
+  if (pages.login.status !== 401 || !/<form[^>]+action="\/login"/.test(pages.login.html))
+    problems.push(`GET / without a session: ${pages.login.status}, no login form`);
+  if (pages.signedIn.status !== 303 || !pages.signedIn.cookie.startsWith('shipkit_session='))
+    problems.push(`POST /login: ${pages.signedIn.status} ${pages.signedIn.cookie}`);
+  if (pages.jobPage.status !== 200 || !pages.jobPage.html.includes(jobId) || !pages.jobPage.html.includes('succeeded'))
+    problems.push(`job page: ${pages.jobPage.status}`);
+  if (pages.css.status !== 200 || !pages.css.type?.startsWith('text/css') || pages.css.bytes < 100)
+    problems.push(`shipkit.css: ${pages.css.status} ${pages.css.type} ${pages.css.bytes} B`);
+  if (pages.script.status !== 200 || !pages.script.type?.startsWith('text/javascript') || pages.script.bytes < 100)
+    problems.push(`log-follow.js: ${pages.script.status} ${pages.script.type} ${pages.script.bytes} B`);
+  if (
+    pages.follow.status !== 200 ||
+    !pages.follow.type?.startsWith('text/event-stream') ||
+    !/event: end\ndata: \{"state":"succeeded"/.test(pages.follow.text)
+  )
+    problems.push(`follow: ${pages.follow.status} ${pages.follow.type} ${pages.follow.text.slice(-200)}`);
   if (problems.length) throw new Error(`the installed status page: ${problems.join('; ')}`);
 }
 
@@ -89,22 +124,38 @@ export function assertStatusPage(pages: Awaited<ReturnType<typeof visitStatusPag
  * A signed push of a litpro repo to the hook-server that `argv` starts (in `cwd`, with PATH =
  * `pathDirs`): returns the finished job and the compiled page.
  */
-export async function buildLitproThroughHookServer(argv: string[], { cwd, path: pathDirs, env = {} }: { cwd: string; path: string; env?: Record<string, string> }) {
+export async function buildLitproThroughHookServer(
+  argv: string[],
+  { cwd, path: pathDirs, env = {} }: { cwd: string; path: string; env?: Record<string, string> },
+) {
   const base = tmpDir('shipkit-install-');
   const repo = await makeBareRepo(path.join(base, 'git'), 'site', fixtureFiles('litpro-site'));
   const config = writeConfig(base, { repos: { 'octo/site': { url: repo.bare } } });
   const secret = `secret-${randomUUID()}`;
   const token = `token-${randomUUID()}`;
   const server = await startListening([...argv, '--config', config, '--listen', '127.0.0.1:0'], {
-    cwd, env: { PATH: pathDirs, HOME: base, HOOK_SECRET: secret, HOOK_TOKEN: token, NO_COLOR: '1', ...env },
+    cwd,
+    env: { PATH: pathDirs, HOME: base, HOOK_SECRET: secret, HOOK_TOKEN: token, NO_COLOR: '1', ...env },
   });
   try {
-    const delivery = await deliverGithub(server.url, 'push', pushPayload('octo/site', { sha: repo.first, cloneUrl: repo.bare }), secret);
-    if (delivery.status !== 202) throw new Error(`hook-server answered ${delivery.status}: ${JSON.stringify(delivery.json)}\n${server.output()}`);
+    const delivery = await deliverGithub(
+      server.url,
+      'push',
+      pushPayload('octo/site', { sha: repo.first, cloneUrl: repo.bare }),
+      secret,
+    );
+    if (delivery.status !== 202)
+      throw new Error(`hook-server answered ${delivery.status}: ${JSON.stringify(delivery.json)}\n${server.output()}`);
     const job = await waitForJobState(server.url, token, delivery.json.job, ['succeeded', 'failed'], 120_000);
-    const log = await (await fetch(`${server.url}/jobs/${job.id}/log`, { headers: { Authorization: `Bearer ${token}` } })).text();
+    const log = await (
+      await fetch(`${server.url}/jobs/${job.id}/log`, { headers: { Authorization: `Bearer ${token}` } })
+    ).text();
     let html = '';
-    try { html = readFileSync(path.join(base, 'data', 'repos', 'octo__site', 'out', 'index.html'), 'utf8'); } catch { /* checked by the caller */ }
+    try {
+      html = readFileSync(path.join(base, 'data', 'repos', 'octo__site', 'out', 'index.html'), 'utf8');
+    } catch {
+      /* checked by the caller */
+    }
     return { job, log, html, pages: await visitStatusPage(server.url, token, job.id), output: server.output };
   } finally {
     const code = await server.stop();

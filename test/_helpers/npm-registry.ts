@@ -8,7 +8,12 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { $ } from 'zx';
 
-export interface PackedPackage { name: string; version: string; manifest: Record<string, unknown>; tarball: string }
+export interface PackedPackage {
+  name: string;
+  version: string;
+  manifest: Record<string, unknown>;
+  tarball: string;
+}
 
 export interface NpmRegistry {
   url: string;
@@ -29,7 +34,12 @@ export async function packPackages(dirs: string[], dest: string): Promise<Packed
   const infos = JSON.parse(out.stdout) as Array<{ filename: string }>;
   return dirs.map((dir, i) => {
     const manifest = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as Record<string, unknown>;
-    return { name: String(manifest.name), version: String(manifest.version), manifest, tarball: path.join(dest, infos[i].filename) };
+    return {
+      name: String(manifest.name),
+      version: String(manifest.version),
+      manifest,
+      tarball: path.join(dest, infos[i].filename),
+    };
   });
 }
 
@@ -53,14 +63,19 @@ export async function startNpmRegistry(packages: PackedPackage[], { latencyMs = 
   for (const p of packages) byName.set(p.name, [...(byName.get(p.name) ?? []), p]);
   const server = http.createServer((req, res) => {
     setTimeout(() => {
-      const parts = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname).split('/').filter(Boolean);
+      const parts = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)
+        .split('/')
+        .filter(Boolean);
       const versions = byName.get(parts[0] ?? '');
-      if (!versions) return void res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}');
+      if (!versions)
+        return void res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}');
       if (parts.length === 1) {
         const doc = {
           name: parts[0],
           'dist-tags': { latest: versions[versions.length - 1].version },
-          versions: Object.fromEntries(versions.map((p) => [p.version, { ...p.manifest, name: p.name, version: p.version, dist: distOf(p, url) }])),
+          versions: Object.fromEntries(
+            versions.map((p) => [p.version, { ...p.manifest, name: p.name, version: p.version, dist: distOf(p, url) }]),
+          ),
         };
         return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(doc));
       }
@@ -75,7 +90,11 @@ export async function startNpmRegistry(packages: PackedPackage[], { latencyMs = 
   return {
     url,
     tarballRequests: () => tarballs,
-    close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -89,10 +108,26 @@ function distOf(p: PackedPackage, base: string) {
 }
 
 /** package.json depending on `packages` and its package-lock.json, written by npm from `registry`. */
-export async function lockDependencies(dir: string, packages: PackedPackage[], registry: NpmRegistry): Promise<Record<string, string>> {
+export async function lockDependencies(
+  dir: string,
+  packages: PackedPackage[],
+  registry: NpmRegistry,
+): Promise<Record<string, string>> {
   mkdirSync(dir, { recursive: true });
-  const pkg = { name: 'app', version: '1.0.0', private: true, dependencies: Object.fromEntries(packages.map((p) => [p.name, p.version])) };
+  const pkg = {
+    name: 'app',
+    version: '1.0.0',
+    private: true,
+    dependencies: Object.fromEntries(packages.map((p) => [p.name, p.version])),
+  };
   writeFileSync(path.join(dir, 'package.json'), JSON.stringify(pkg, null, 2));
-  await $({ quiet: true, cwd: dir, env: { ...process.env, npm_config_cache: path.join(dir, '.lock-cache') } })`npm install --package-lock-only --no-audit --no-fund --registry ${registry.url}`;
-  return { 'package.json': readFileSync(path.join(dir, 'package.json'), 'utf8'), 'package-lock.json': readFileSync(path.join(dir, 'package-lock.json'), 'utf8') };
+  await $({
+    quiet: true,
+    cwd: dir,
+    env: { ...process.env, npm_config_cache: path.join(dir, '.lock-cache') },
+  })`npm install --package-lock-only --no-audit --no-fund --registry ${registry.url}`;
+  return {
+    'package.json': readFileSync(path.join(dir, 'package.json'), 'utf8'),
+    'package-lock.json': readFileSync(path.join(dir, 'package-lock.json'), 'utf8'),
+  };
 }

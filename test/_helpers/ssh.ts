@@ -7,7 +7,14 @@ import net from 'node:net';
 import path from 'node:path';
 import { freePort, runCommand, tmpDir, waitFor } from './common.ts';
 
-export interface Sshd { port: number; key: string; knownHosts: string; otherKey: string; wrongKnownHosts: string; child: ChildProcess }
+export interface Sshd {
+  port: number;
+  key: string;
+  knownHosts: string;
+  otherKey: string;
+  wrongKnownHosts: string;
+  child: ChildProcess;
+}
 
 export async function startSshd(): Promise<Sshd | string> {
   if (process.getuid?.() !== 0) return 'sshd needs root to switch users and the tests run as a normal user';
@@ -23,12 +30,25 @@ export async function startSshd(): Promise<Sshd | string> {
   writeFileSync(path.join(dir, 'authorized_keys'), readFileSync(path.join(dir, 'client_key.pub')));
   const port = await freePort();
   const config = path.join(dir, 'sshd_config');
-  writeFileSync(config, [
-    `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${dir}/host_key`, `PidFile ${dir}/sshd.pid`,
-    `AuthorizedKeysFile ${dir}/authorized_keys`, 'StrictModes no', 'UsePAM no', 'PermitRootLogin yes',
-    'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'PubkeyAuthentication yes', 'LogLevel ERROR',
-    'MaxStartups 50', '',
-  ].join('\n'));
+  writeFileSync(
+    config,
+    [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${dir}/host_key`,
+      `PidFile ${dir}/sshd.pid`,
+      `AuthorizedKeysFile ${dir}/authorized_keys`,
+      'StrictModes no',
+      'UsePAM no',
+      'PermitRootLogin yes',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'PubkeyAuthentication yes',
+      'LogLevel ERROR',
+      'MaxStartups 50',
+      '',
+    ].join('\n'),
+  );
   const check = await runCommand('/usr/sbin/sshd', ['-t', '-f', config]);
   if (check.exitCode !== 0) return `sshd refuses the test config: ${check.stderr.trim()}`;
   const child = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -36,10 +56,17 @@ export async function startSshd(): Promise<Sshd | string> {
   child.stderr!.on('data', (d) => (log += d));
   process.on('exit', () => child.kill('SIGKILL'));
   try {
-    await waitFor(() => new Promise<boolean>((resolve) => {
-      const socket = net.connect(port, '127.0.0.1', () => { socket.destroy(); resolve(true); });
-      socket.on('error', () => resolve(false));
-    }), { timeoutMs: 10_000, what: 'sshd to listen' });
+    await waitFor(
+      () =>
+        new Promise<boolean>((resolve) => {
+          const socket = net.connect(port, '127.0.0.1', () => {
+            socket.destroy();
+            resolve(true);
+          });
+          socket.on('error', () => resolve(false));
+        }),
+      { timeoutMs: 10_000, what: 'sshd to listen' },
+    );
   } catch {
     child.kill('SIGKILL');
     return `sshd did not start: ${log.trim()}`;
@@ -50,6 +77,12 @@ export async function startSshd(): Promise<Sshd | string> {
   const wrongKnownHosts = path.join(dir, 'wrong_known_hosts');
   const otherPub = readFileSync(path.join(dir, 'other_key.pub'), 'utf8').split(' ').slice(0, 2).join(' ');
   writeFileSync(wrongKnownHosts, `[127.0.0.1]:${port} ${otherPub}\n`);
-  return { port, key: path.join(dir, 'client_key'), otherKey: path.join(dir, 'other_key'), knownHosts, wrongKnownHosts, child };
+  return {
+    port,
+    key: path.join(dir, 'client_key'),
+    otherKey: path.join(dir, 'other_key'),
+    knownHosts,
+    wrongKnownHosts,
+    child,
+  };
 }
-

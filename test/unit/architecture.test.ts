@@ -23,14 +23,17 @@ function sources(dir: string): string[] {
 export function importsOf(text: string): string[] {
   const found: string[] = [];
   const code = text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
-  for (const m of code.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)(['"`])(\.{1,2}\/[^'"`]+)\1/g)) found.push(m[2]);
+  for (const m of code.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)(['"`])(\.{1,2}\/[^'"`]+)\1/g))
+    found.push(m[2]);
   return found;
 }
 
 const systemOf = (file: string) => path.relative(LIB, file).split(path.sep)[0];
 
 const files = sources(LIB);
-const graph = new Map<string, string[]>(files.map((f) => [f, importsOf(readFileSync(f, 'utf8')).map((s) => path.resolve(path.dirname(f), s))]));
+const graph = new Map<string, string[]>(
+  files.map((f) => [f, importsOf(readFileSync(f, 'utf8')).map((s) => path.resolve(path.dirname(f), s))]),
+);
 
 function systemEdges(): Map<string, string[]> {
   const edges = new Map<string, string[]>();
@@ -39,7 +42,10 @@ function systemEdges(): Map<string, string[]> {
       const [from, to] = [systemOf(file), systemOf(target)];
       if (from === to || BASE.has(to)) continue;
       const key = `${from} → ${to}`;
-      edges.set(key, [...(edges.get(key) ?? []), `${path.relative(ROOT, file)} imports ${path.relative(ROOT, target)}`]);
+      edges.set(key, [
+        ...(edges.get(key) ?? []),
+        `${path.relative(ROOT, file)} imports ${path.relative(ROOT, target)}`,
+      ]);
     }
   }
   return edges;
@@ -55,18 +61,27 @@ function listedEdges(): Set<string> {
 
 test('importsOf reads static, side-effect, dynamic and type-only imports, not comments', () => {
   const text = [
-    "import { a } from './a.ts';", "import type { B } from '../b/b.ts';", "import './side.ts';",
-    "const c = await import('../c/c.ts');", "type D = typeof import('./d.ts');", "export { e } from './e.ts';",
-    "// import { x } from './commented.ts';", "import zx from 'zx';",
+    "import { a } from './a.ts';",
+    "import type { B } from '../b/b.ts';",
+    "import './side.ts';",
+    "const c = await import('../c/c.ts');",
+    "type D = typeof import('./d.ts');",
+    "export { e } from './e.ts';",
+    "// import { x } from './commented.ts';",
+    "import zx from 'zx';",
   ].join('\n');
   assert.equal(importsOf(text), ['./a.ts', '../b/b.ts', './side.ts', '../c/c.ts', './d.ts', './e.ts']);
 });
 
 test('core imports nothing of ours, http only core', () => {
-  const wrong = [...graph].flatMap(([file, targets]) => targets.filter((t) => {
-    const [from, to] = [systemOf(file), systemOf(t)];
-    return (from === 'core' && to !== 'core') || (from === 'http' && !BASE.has(to));
-  }).map((t) => `${path.relative(ROOT, file)} imports ${path.relative(ROOT, t)}`));
+  const wrong = [...graph].flatMap(([file, targets]) =>
+    targets
+      .filter((t) => {
+        const [from, to] = [systemOf(file), systemOf(t)];
+        return (from === 'core' && to !== 'core') || (from === 'http' && !BASE.has(to));
+      })
+      .map((t) => `${path.relative(ROOT, file)} imports ${path.relative(ROOT, t)}`),
+  );
   assert.equal(wrong, []);
 });
 
@@ -75,23 +90,40 @@ test('every import between systems is an edge ARCHITECTURE.md lists, and every l
   const listed = listedEdges();
   const unlisted = [...actual].filter(([edge]) => !listed.has(edge)).map(([edge, why]) => `${edge} (${why[0]})`);
   assert.equal(unlisted, [], 'add the edge to ARCHITECTURE.md with its reason, or remove the import');
-  assert.equal([...listed].filter((edge) => !actual.has(edge)), [], 'ARCHITECTURE.md lists an edge the code no longer has');
+  assert.equal(
+    [...listed].filter((edge) => !actual.has(edge)),
+    [],
+    'ARCHITECTURE.md lists an edge the code no longer has',
+  );
 });
 
 /** Strongly connected components of more than one node (Tarjan), each a circle. */
 function circles(nodes: string[], next: (n: string) => string[]): string[][] {
   let index = 0;
-  const idx = new Map<string, number>(), low = new Map<string, number>(), stack: string[] = [], on = new Set<string>(), found: string[][] = [];
+  const idx = new Map<string, number>(),
+    low = new Map<string, number>(),
+    stack: string[] = [],
+    on = new Set<string>(),
+    found: string[][] = [];
   const visit = (v: string) => {
-    idx.set(v, index); low.set(v, index++); stack.push(v); on.add(v);
+    idx.set(v, index);
+    low.set(v, index++);
+    stack.push(v);
+    on.add(v);
     for (const w of next(v)) {
-      if (!idx.has(w)) { visit(w); low.set(v, Math.min(low.get(v)!, low.get(w)!)); }
-      else if (on.has(w)) low.set(v, Math.min(low.get(v)!, idx.get(w)!));
+      if (!idx.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v)!, low.get(w)!));
+      } else if (on.has(w)) low.set(v, Math.min(low.get(v)!, idx.get(w)!));
     }
     if (low.get(v) === idx.get(v)) {
       const part: string[] = [];
       let w: string;
-      do { w = stack.pop()!; on.delete(w); part.push(w); } while (w !== v);
+      do {
+        w = stack.pop()!;
+        on.delete(w);
+        part.push(w);
+      } while (w !== v);
       if (part.length > 1) found.push(part.sort());
     }
   };
@@ -102,22 +134,46 @@ function circles(nodes: string[], next: (n: string) => string[]): string[][] {
 test('no two systems lean on each other, through any chain', () => {
   const edges = [...systemEdges().keys()].map((e) => e.split(' → '));
   const systems = [...new Set(files.map(systemOf))];
-  assert.equal(circles(systems, (s) => edges.filter(([a]) => a === s).map(([, b]) => b)), []);
+  assert.equal(
+    circles(systems, (s) => edges.filter(([a]) => a === s).map(([, b]) => b)),
+    [],
+  );
 });
 
 test('every module has its unit test (test/unit mirrors lib/), or ARCHITECTURE.md says where it is tested', () => {
   const doc = readFileSync(path.join(ROOT, 'ARCHITECTURE.md'), 'utf8');
   const section = /^## Modules without a unit test of their own\n([\s\S]*?)(?=^## |(?![\s\S]))/m.exec(doc)?.[1] ?? '';
   const listed = new Set([...section.matchAll(/^- `(lib\/[^`]+\.ts)`: \S/gm)].map((m) => m[1]));
-  const mirrored = (file: string) => existsSync(path.join(ROOT, 'test/unit', path.relative(LIB, file).replace(/\.ts$/, '.test.ts')));
+  const mirrored = (file: string) =>
+    existsSync(path.join(ROOT, 'test/unit', path.relative(LIB, file).replace(/\.ts$/, '.test.ts')));
   const modules = files.map((f) => path.relative(ROOT, f));
-  assert.equal(modules.filter((m) => !mirrored(path.join(ROOT, m)) && !listed.has(m)), [], 'write its unit test, or list it in ARCHITECTURE.md with where it is tested');
-  assert.equal([...listed].filter((m) => !modules.includes(m) || mirrored(path.join(ROOT, m))), [], 'ARCHITECTURE.md lists a module that is gone or now has its own test');
+  assert.equal(
+    modules.filter((m) => !mirrored(path.join(ROOT, m)) && !listed.has(m)),
+    [],
+    'write its unit test, or list it in ARCHITECTURE.md with where it is tested',
+  );
+  assert.equal(
+    [...listed].filter((m) => !modules.includes(m) || mirrored(path.join(ROOT, m))),
+    [],
+    'ARCHITECTURE.md lists a module that is gone or now has its own test',
+  );
 });
 
 test('no files import each other in a circle', () => {
   const found = circles(files, (f) => (graph.get(f) ?? []).filter((t) => graph.has(t)));
-  assert.equal(found.map((c) => c.map((f) => path.relative(ROOT, f))), []);
+  assert.equal(
+    found.map((c) => c.map((f) => path.relative(ROOT, f))),
+    [],
+  );
+});
+
+test("an error's message is read with messageOf (lib/core/errors.ts), never `(error as Error).message`", () => {
+  const scripts = sources(path.join(ROOT, 'scripts'));
+  const casts = [...files, ...scripts].filter((f) => /as Error\)\.message/.test(readFileSync(f, 'utf8')));
+  assert.equal(
+    casts.map((f) => path.relative(ROOT, f)),
+    [],
+  );
 });
 
 test.run();

@@ -17,10 +17,20 @@ const MAX_README_LINES = 250;
 const SESSION_TIMEOUT_MS = 150_000;
 const AT_ONCE = 3;
 
-const pages = ['README.md', ...readdirSync(path.join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)];
+const pages = [
+  'README.md',
+  ...readdirSync(path.join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .sort()
+    .map((f) => `docs/${f}`),
+];
 const read = (page: string) => readFileSync(path.join(ROOT, page), 'utf8');
 
-interface Block { info: string; code: string; line: number }
+interface Block {
+  info: string;
+  code: string;
+  line: number;
+}
 
 /** Fenced code blocks (``` or ~~~, three or more) with their info string and first line number. */
 export function fencedBlocks(text: string): { blocks: Block[]; prose: string[] } {
@@ -50,7 +60,10 @@ export function anchorsOf(text: string): Set<string> {
   for (const line of fencedBlocks(text).prose) {
     const m = /^#{1,6}\s+(.*?)\s*#*\s*$/.exec(line);
     if (!m) continue;
-    const base = m[1].toLowerCase().replace(/[^\p{L}\p{M}\p{N}\p{Pc} -]/gu, '').replace(/ /g, '-');
+    const base = m[1]
+      .toLowerCase()
+      .replace(/[^\p{L}\p{M}\p{N}\p{Pc} -]/gu, '')
+      .replace(/ /g, '-');
     const n = seen.get(base) ?? 0;
     seen.set(base, n + 1);
     anchors.add(n ? `${base}-${n}` : base);
@@ -60,15 +73,35 @@ export function anchorsOf(text: string): Set<string> {
 
 /** The targets of the Markdown links and images in the prose (not in code). */
 export function linksOf(text: string): string[] {
-  const prose = fencedBlocks(text).prose.join('\n').replace(/(`+)[^`][\s\S]*?\1/g, '');
+  const prose = fencedBlocks(text)
+    .prose.join('\n')
+    .replace(/(`+)[^`][\s\S]*?\1/g, '');
   return [...prose.matchAll(/!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)].map((m) => m[1]);
 }
 
 test('fencedBlocks, anchorsOf and linksOf read Markdown as GitHub does', () => {
-  const text = ['# Zero-downtime switch (`app.listen`, `app.health`)', '## Notes', '## Notes', 'See [a](b.md#c) and ![i](p.png), not `[x](y)`.',
-    '```sh runnable', '# exit 2', '[z](w)', '```', '````md', '```sh', '````', '## After'].join('\n');
+  const text = [
+    '# Zero-downtime switch (`app.listen`, `app.health`)',
+    '## Notes',
+    '## Notes',
+    'See [a](b.md#c) and ![i](p.png), not `[x](y)`.',
+    '```sh runnable',
+    '# exit 2',
+    '[z](w)',
+    '```',
+    '````md',
+    '```sh',
+    '````',
+    '## After',
+  ].join('\n');
   const { blocks } = fencedBlocks(text);
-  assert.equal(blocks.map((b) => [b.info, b.line]), [['sh runnable', 5], ['md', 9]]);
+  assert.equal(
+    blocks.map((b) => [b.info, b.line]),
+    [
+      ['sh runnable', 5],
+      ['md', 9],
+    ],
+  );
   assert.is(blocks[0].code, '# exit 2\n[z](w)');
   assert.equal([...anchorsOf(text)], ['zero-downtime-switch-applisten-apphealth', 'notes', 'notes-1', 'after']);
   assert.equal(linksOf(text), ['b.md#c', 'p.png']);
@@ -78,7 +111,8 @@ test(`README.md is at most ${MAX_README_LINES} lines and links every docs page`,
   const lines = read('README.md').replace(/\n$/, '').split('\n').length;
   assert.ok(lines <= MAX_README_LINES, `README.md has ${lines} lines`);
   const linked = new Set(linksOf(read('README.md')).map((l) => path.normalize(l.split('#')[0])));
-  for (const page of pages.filter((p) => p.startsWith('docs/'))) assert.ok(linked.has(page), `README.md does not link ${page}`);
+  for (const page of pages.filter((p) => p.startsWith('docs/')))
+    assert.ok(linked.has(page), `README.md does not link ${page}`);
 });
 
 test('every relative link and #anchor in README.md and docs/ resolves', () => {
@@ -89,9 +123,14 @@ test('every relative link and #anchor in README.md and docs/ resolves', () => {
       const [file, anchor] = link.split('#');
       const target = file ? path.join(path.dirname(path.join(ROOT, page)), decodeURI(file)) : path.join(ROOT, page);
       let exists = true;
-      try { statSync(target); } catch { exists = false; }
+      try {
+        statSync(target);
+      } catch {
+        exists = false;
+      }
       if (!exists) broken.push(`${page}: ${link} (no such file)`);
-      else if (anchor && target.endsWith('.md') && !anchorsOf(readFileSync(target, 'utf8')).has(anchor)) broken.push(`${page}: ${link} (no such heading)`);
+      else if (anchor && target.endsWith('.md') && !anchorsOf(readFileSync(target, 'utf8')).has(anchor))
+        broken.push(`${page}: ${link} (no such heading)`);
     }
   }
   assert.equal(broken, []);
@@ -113,10 +152,20 @@ test('every ```sh block in README.md and docs/ is run: by the doc test, or by th
       const [lang, mark] = block.info.split(/\s+/);
       if (lang !== 'sh' || mark === 'runnable' || mark === 'continued') continue;
       const files = testedBy(block.info);
-      if (!files?.length) { unrun.push(`${page}:${block.line}: \`\`\`${block.info} is run by no test (mark it runnable, or tested-by FILE…)`); continue; }
+      if (!files?.length) {
+        unrun.push(
+          `${page}:${block.line}: \`\`\`${block.info} is run by no test (mark it runnable, or tested-by FILE…)`,
+        );
+        continue;
+      }
       for (const file of files) {
         let text = '';
-        try { text = read(file); } catch { unrun.push(`${page}:${block.line}: tested-by ${file}: no such file`); continue; }
+        try {
+          text = read(file);
+        } catch {
+          unrun.push(`${page}:${block.line}: tested-by ${file}: no such file`);
+          continue;
+        }
         if (!text.includes(page)) unrun.push(`${page}:${block.line}: tested-by ${file}, which does not name ${page}`);
       }
     }
@@ -124,7 +173,12 @@ test('every ```sh block in README.md and docs/ is run: by the doc test, or by th
   assert.equal(unrun, []);
 });
 
-interface Session { page: string; line: number; script: string; exit: number }
+interface Session {
+  page: string;
+  line: number;
+  script: string;
+  exit: number;
+}
 
 /** Each ```sh runnable block with the ```sh continued blocks that follow it on its page. */
 function sessionsOf(page: string): Session[] {
@@ -132,7 +186,8 @@ function sessionsOf(page: string): Session[] {
   for (const block of fencedBlocks(read(page)).blocks) {
     const [lang, mark] = block.info.split(/\s+/);
     if (lang !== 'sh' || (mark !== 'runnable' && mark !== 'continued')) continue;
-    if (mark === 'continued' && !sessions.length) throw new Error(`${page}:${block.line}: a continued block with no runnable block before it`);
+    if (mark === 'continued' && !sessions.length)
+      throw new Error(`${page}:${block.line}: a continued block with no runnable block before it`);
     if (mark === 'runnable') sessions.push({ page, line: block.line, script: '', exit: 0 });
     const session = sessions[sessions.length - 1];
     session.script += `${block.code}\n`;
@@ -157,7 +212,13 @@ const base = mkdtempSync(path.join(os.tmpdir(), 'shipkit-docs-'));
 process.on('exit', () => rmSync(base, { recursive: true, force: true }));
 const bin = linkedBins(base);
 
-interface Ran { code: number | null; signal: string | null; output: string; ms: number; leftover: string }
+interface Ran {
+  code: number | null;
+  signal: string | null;
+  output: string;
+  ms: number;
+  leftover: string;
+}
 
 async function runSession(session: Session, index: number): Promise<Ran> {
   const dir = path.join(base, `example${index}-`); // no example's folder name begins another's
@@ -165,23 +226,48 @@ async function runSession(session: Session, index: number): Promise<Ran> {
   mkdirSync(work, { recursive: true });
   mkdirSync(home);
   const env: NodeJS.ProcessEnv = {
-    ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SHIPKIT_') && k !== 'LOG_FORMAT' && !k.startsWith('GIT_'))),
-    PATH: `${bin}:${process.env.PATH}`, HOME: home, NO_COLOR: '1', FORCE_COLOR: '0', GIT_CONFIG_NOSYSTEM: '1',
-    GIT_AUTHOR_NAME: 'Docs', GIT_AUTHOR_EMAIL: 'docs@example.com', GIT_COMMITTER_NAME: 'Docs', GIT_COMMITTER_EMAIL: 'docs@example.com',
+    ...Object.fromEntries(
+      Object.entries(process.env).filter(
+        ([k]) => !k.startsWith('SHIPKIT_') && k !== 'LOG_FORMAT' && !k.startsWith('GIT_'),
+      ),
+    ),
+    PATH: `${bin}:${process.env.PATH}`,
+    HOME: home,
+    NO_COLOR: '1',
+    FORCE_COLOR: '0',
+    GIT_CONFIG_NOSYSTEM: '1',
+    GIT_AUTHOR_NAME: 'Docs',
+    GIT_AUTHOR_EMAIL: 'docs@example.com',
+    GIT_COMMITTER_NAME: 'Docs',
+    GIT_COMMITTER_EMAIL: 'docs@example.com',
   };
   const t0 = Date.now();
-  const child = spawn('bash', ['-euo', 'pipefail', '-c', session.script], { cwd: work, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('bash', ['-euo', 'pipefail', '-c', session.script], {
+    cwd: work,
+    env,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
-  const timer = setTimeout(() => { try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } }, SESSION_TIMEOUT_MS);
-  const [code, signal] = await new Promise<[number | null, string | null]>((resolve) => child.on('close', (c, s) => resolve([c, s])));
+  const timer = setTimeout(() => {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }, SESSION_TIMEOUT_MS);
+  const [code, signal] = await new Promise<[number | null, string | null]>((resolve) =>
+    child.on('close', (c, s) => resolve([c, s])),
+  );
   clearTimeout(timer);
   const ms = Date.now() - t0;
   // A server the example started and did not stop (or a gpg-agent it left) fails the example;
   // a few seconds are allowed for what it did stop to finish stopping. Either way it is killed.
   let left = processesUsing(dir);
-  for (const until = Date.now() + 5_000; left.length && Date.now() < until; left = processesUsing(dir)) await new Promise((r) => setTimeout(r, 100));
+  for (const until = Date.now() + 5_000; left.length && Date.now() < until; left = processesUsing(dir))
+    await new Promise((r) => setTimeout(r, 100));
   const leftover = describeProcesses(left);
   await killProcessesUsing(dir);
   return { code, signal, output, ms, leftover };
@@ -193,7 +279,13 @@ const results: Array<Promise<Ran>> = [];
   // The longest scripts (the walks that start servers) first, so none of them starts last.
   const waiting = sessions.map((s, i) => ({ s, i })).sort((a, b) => b.s.script.length - a.s.script.length);
   const slots: Array<(r: Ran) => void> = [];
-  sessions.forEach((_, i) => results.push(new Promise((resolve) => { slots[i] = resolve; })));
+  sessions.forEach((_, i) =>
+    results.push(
+      new Promise((resolve) => {
+        slots[i] = resolve;
+      }),
+    ),
+  );
   const worker = async () => {
     for (let next = waiting.shift(); next; next = waiting.shift()) slots[next.i](await runSession(next.s, next.i));
   };
@@ -202,22 +294,43 @@ const results: Array<Promise<Ran>> = [];
 
 test('the programs the examples use besides shipkit are installed', () => {
   const dirs = (process.env.PATH ?? '').split(':');
-  const missing = ['bash', 'git', 'gpg', 'gpgv', 'gpgconf', 'openssl', 'curl', 'jq', 'python3'].filter((p) => !dirs.some((d) => {
-    try { return statSync(path.join(d, p)).isFile(); } catch { return false; }
-  }));
-  assert.equal(missing, [], `missing on the PATH: ${missing.join(' ')} (Debian: apt-get install git gnupg gpgv openssl curl jq python3)`);
+  const missing = ['bash', 'git', 'gpg', 'gpgv', 'gpgconf', 'openssl', 'curl', 'jq', 'python3'].filter(
+    (p) =>
+      !dirs.some((d) => {
+        try {
+          return statSync(path.join(d, p)).isFile();
+        } catch {
+          return false;
+        }
+      }),
+  );
+  assert.equal(
+    missing,
+    [],
+    `missing on the PATH: ${missing.join(' ')} (Debian: apt-get install git gnupg gpgv openssl curl jq python3)`,
+  );
 });
 
 test('there are runnable examples in README.md and in docs/', () => {
-  assert.ok(sessions.some((s) => s.page === 'README.md'), 'README.md has no ```sh runnable block');
-  assert.ok(sessions.some((s) => s.page.startsWith('docs/')), 'docs/ has no ```sh runnable block');
+  assert.ok(
+    sessions.some((s) => s.page === 'README.md'),
+    'README.md has no ```sh runnable block',
+  );
+  assert.ok(
+    sessions.some((s) => s.page.startsWith('docs/')),
+    'docs/ has no ```sh runnable block',
+  );
 });
 
 sessions.forEach((session, i) => {
   test(`${session.page}:${session.line} runs as written (exit ${session.exit})`, async () => {
     const r = await results[i];
     console.log(`  ${session.page}:${session.line}: ${(r.ms / 1000).toFixed(1)} s`);
-    assert.is(r.code, session.exit, `exit ${r.code}${r.signal ? ` (${r.signal})` : ''}; output:\n${r.output.slice(-4000)}`);
+    assert.is(
+      r.code,
+      session.exit,
+      `exit ${r.code}${r.signal ? ` (${r.signal})` : ''}; output:\n${r.output.slice(-4000)}`,
+    );
     assert.is(r.leftover, '', `still running after the example ended (killed now):\n${r.leftover}`);
   });
 });

@@ -19,7 +19,11 @@ function sources(dir: string): string[] {
   });
 }
 
-export interface FunctionSize { file: string; name: string; lines: number }
+export interface FunctionSize {
+  file: string;
+  name: string;
+  lines: number;
+}
 
 /** Every function-like node of a source text with its name (or where it is) and its line count. */
 export function functionSizes(file: string, text: string): FunctionSize[] {
@@ -30,7 +34,8 @@ export function functionSizes(file: string, text: string): FunctionSize[] {
     const named = node as ts.Node & { name?: ts.Node };
     if (named.name) return named.name.getText(source);
     const parent = node.parent;
-    if (parent && (ts.isVariableDeclaration(parent) || ts.isPropertyAssignment(parent))) return parent.name.getText(source);
+    if (parent && (ts.isVariableDeclaration(parent) || ts.isPropertyAssignment(parent)))
+      return parent.name.getText(source);
     return `(anonymous at line ${lineOf(node.getStart(source)) + 1})`;
   };
   const visit = (node: ts.Node) => {
@@ -43,11 +48,17 @@ export function functionSizes(file: string, text: string): FunctionSize[] {
   return found;
 }
 
-const all = sources(path.join(ROOT, 'lib')).flatMap((f) => functionSizes(path.relative(ROOT, f), readFileSync(f, 'utf8')));
+const all = sources(path.join(ROOT, 'lib')).flatMap((f) =>
+  functionSizes(path.relative(ROOT, f), readFileSync(f, 'utf8')),
+);
 
 test('functionSizes counts a function, a method and an arrow with their names', () => {
-  const text = 'function a() {\n  return 1;\n}\nclass K {\n  m() {\n    return 2;\n  }\n}\nconst f = () => {\n  return 3;\n};\n';
-  assert.equal(functionSizes('x.ts', text).map((s) => `${s.name}:${s.lines}`), ['a:3', 'm:3', 'f:3']);
+  const text =
+    'function a() {\n  return 1;\n}\nclass K {\n  m() {\n    return 2;\n  }\n}\nconst f = () => {\n  return 3;\n};\n';
+  assert.equal(
+    functionSizes('x.ts', text).map((s) => `${s.name}:${s.lines}`),
+    ['a:3', 'm:3', 'f:3'],
+  );
 });
 
 test(`no function in lib/ is longer than ${LIMIT} lines`, () => {
@@ -55,7 +66,7 @@ test(`no function in lib/ is longer than ${LIMIT} lines`, () => {
   assert.equal(long, []);
 });
 
-test('the queue, hook-server\'s wiring and the delivery handler stay small', () => {
+test("the queue, hook-server's wiring and the delivery handler stay small", () => {
   for (const [name, limit] of Object.entries(SMALL)) {
     const sizes = all.filter((s) => s.name === name);
     assert.ok(sizes.length > 0, `${name} exists in lib/`);

@@ -115,7 +115,12 @@ function decodeJob(value: unknown): Job | undefined {
 }
 
 /** Parse journal text: the jobs (last record wins), damaged line count, and where the good data ends. */
-export function replayJournal(text: string): { jobs: Map<string, Job>; damaged: number; goodBytes: number; records: number } {
+export function replayJournal(text: string): {
+  jobs: Map<string, Job>;
+  damaged: number;
+  goodBytes: number;
+  records: number;
+} {
   const { records, damaged, goodBytes } = replayLines(text, decodeJob);
   return { jobs: new Map(records.map((job) => [job.id, job])), damaged, goodBytes, records: records.length };
 }
@@ -144,7 +149,11 @@ class JobJournal implements AppendLogOwner<Job> {
   static async open(dataDir: string, options: JournalOptions): Promise<JobJournal> {
     const journal = new JobJournal(options);
     journal.log = await AppendLog.open(journalFile(dataDir), journal, {
-      decode: decodeJob, mode: 0o644, dirMode: 0o755, onSync: options.onSync, onCompactError: options.onCompactError,
+      decode: decodeJob,
+      mode: 0o644,
+      dirMode: 0o755,
+      onSync: options.onSync,
+      onCompactError: options.onCompactError,
     });
     return journal;
   }
@@ -198,7 +207,12 @@ class JobJournal implements AppendLogOwner<Job> {
   }
 
   async add(job: Job, supersedes: string[] = []): Promise<Job> {
-    const superseded = supersedes.map((id) => ({ ...this.current(id), state: 'superseded' as const, finished: job.queued, reason: `superseded by ${job.id}` }));
+    const superseded = supersedes.map((id) => ({
+      ...this.current(id),
+      state: 'superseded' as const,
+      finished: job.queued,
+      reason: `superseded by ${job.id}`,
+    }));
     await this.write([...superseded, job]);
     return this.jobs.get(job.id)!;
   }
@@ -216,18 +230,25 @@ class JobJournal implements AppendLogOwner<Job> {
     return this.change(id, { state, exit, reason, finished: at, pgid: null });
   }
 
-  interrupt(id: string, { reason, requeue, at = now() }: { reason: string; requeue: boolean; at?: string }): Promise<Job> {
+  interrupt(
+    id: string,
+    { reason, requeue, at = now() }: { reason: string; requeue: boolean; at?: string },
+  ): Promise<Job> {
     const interruptions = this.current(id).interruptions + 1;
     const interrupted: Partial<Job> = { state: 'interrupted', interruptions, finished: at, reason, pgid: null };
     return requeue
-      ? this.change(id, interrupted, { state: 'queued', started: null, finished: null, reason: `queued again after interruption ${interruptions}` })
+      ? this.change(id, interrupted, {
+          state: 'queued',
+          started: null,
+          finished: null,
+          reason: `queued again after interruption ${interruptions}`,
+        })
       : this.change(id, interrupted);
   }
 
   requeue(id: string, reason: string): Promise<Job> {
     return this.change(id, { state: 'queued', started: null, finished: null, reason, pgid: null });
   }
-
 }
 
 /**
@@ -241,7 +262,9 @@ export async function openJournal(dataDir: string, options: JournalOptions = {})
     file: journal.log.file,
     jobs: journal.jobs,
     damaged: journal.log.damaged,
-    get lastSeq() { return journal.lastSeq; },
+    get lastSeq() {
+      return journal.lastSeq;
+    },
     write: (jobs) => journal.write(jobs),
     add: (job, supersedes) => journal.add(job, supersedes),
     markRunning: (id, at) => journal.markRunning(id, at),

@@ -7,7 +7,16 @@
 import type { Logger } from '../../core/log.ts';
 import { recoverJobs } from './recovery.ts';
 import type { Job, Journal } from './journal.ts';
-import { newJobRecord, type EnqueueResult, type JobQueue, type JobRunner, type KillGroup, type NewJob, type RunOutcome } from '../job-queue.ts';
+import {
+  newJobRecord,
+  type EnqueueResult,
+  type JobQueue,
+  type JobRunner,
+  type KillGroup,
+  type NewJob,
+  type RunOutcome,
+} from '../job-queue.ts';
+import { messageOf } from '../../core/errors.ts';
 
 export interface QueueOptions {
   journal: Journal;
@@ -38,8 +47,6 @@ export function isNoSpace(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   return code === 'ENOSPC' || code === 'EDQUOT';
 }
-
-const messageOf = (error: unknown) => (error as Error).message;
 
 export class LocalJobQueue implements JobQueue {
   private readonly journal: Journal;
@@ -79,7 +86,8 @@ export class LocalJobQueue implements JobQueue {
 
   private refreshActive(): void {
     this.active.clear();
-    for (const job of this.journal.jobs.values()) if (job.state === 'queued' || job.state === 'running') this.active.add(job.id);
+    for (const job of this.journal.jobs.values())
+      if (job.state === 'queued' || job.state === 'running') this.active.add(job.id);
   }
 
   async enqueue(input: NewJob): Promise<EnqueueResult> {
@@ -112,7 +120,15 @@ export class LocalJobQueue implements JobQueue {
   private supersededBy(job: Job): string[] {
     if (job.kind !== 'build') return [];
     return this.activeJobs()
-      .filter((o) => o.state === 'queued' && o.kind === 'build' && o.repo === job.repo && o.branch === job.branch && !this.running.has(o.id) && !this.superseding.has(o.id))
+      .filter(
+        (o) =>
+          o.state === 'queued' &&
+          o.kind === 'build' &&
+          o.repo === job.repo &&
+          o.branch === job.branch &&
+          !this.running.has(o.id) &&
+          !this.superseding.has(o.id),
+      )
       .map((o) => o.id);
   }
 
@@ -177,7 +193,10 @@ export class LocalJobQueue implements JobQueue {
       // be written, nothing changed: the job is still queued, and starts once there is space.
       job = await this.journal.markRunning(id, this.now());
     } catch (error) {
-      this.log.warn(`job could not start: its "running" record could not be written; it stays queued and is tried again in ${this.retryMs / 1000} s`, { job: id, error: messageOf(error) });
+      this.log.warn(
+        `job could not start: its "running" record could not be written; it stays queued and is tried again in ${this.retryMs / 1000} s`,
+        { job: id, error: messageOf(error) },
+      );
       return 'later';
     }
     this.log.info('job started', { job: id, repo: job.repo, kind: job.kind, attempt: job.attempts });
@@ -196,24 +215,45 @@ export class LocalJobQueue implements JobQueue {
       return await this.options.run(job, {
         onSpawn: (pgid) => {
           this.journal.recordGroup(id, pgid).catch((error) => {
-            this.log.error('could not journal the job\'s process group: were hook-server to crash now, the job would not be ended on restart', { job: id, pgid, error: messageOf(error) });
+            this.log.error(
+              "could not journal the job's process group: were hook-server to crash now, the job would not be ended on restart",
+              { job: id, pgid, error: messageOf(error) },
+            );
           });
         },
       });
     } catch (error) {
       if (!isNoSpace(error)) return { exit: null, reason: `could not start: ${messageOf(error)}` };
-      if (await this.persist(() => this.journal.requeue(id, 'no space on the disk to start it; queued again'), 'the requeue', id)) {
-        this.log.warn(`job could not start for lack of disk space; it stays queued and is tried again in ${this.retryMs / 1000} s`, { job: id, error: messageOf(error) });
+      if (
+        await this.persist(
+          () => this.journal.requeue(id, 'no space on the disk to start it; queued again'),
+          'the requeue',
+          id,
+        )
+      ) {
+        this.log.warn(
+          `job could not start for lack of disk space; it stays queued and is tried again in ${this.retryMs / 1000} s`,
+          { job: id, error: messageOf(error) },
+        );
       }
       return 'later';
     }
   }
 
   private async finish(job: Job, outcome: RunOutcome): Promise<void> {
-    const end = { state: outcome.exit === 0 ? 'succeeded' as const : 'failed' as const, exit: outcome.exit, reason: outcome.reason ?? null };
+    const end = {
+      state: outcome.exit === 0 ? ('succeeded' as const) : ('failed' as const),
+      exit: outcome.exit,
+      reason: outcome.reason ?? null,
+    };
     if (await this.persist(() => this.journal.finish(job.id, { ...end, at: this.now() }), 'its end', job.id)) {
       this.active.delete(job.id);
-      this.log.info(`job ${end.state}`, { job: job.id, repo: job.repo, exit: end.exit, reason: end.reason ?? undefined });
+      this.log.info(`job ${end.state}`, {
+        job: job.id,
+        repo: job.repo,
+        exit: end.exit,
+        reason: end.reason ?? undefined,
+      });
       this.tellEnd(job.id);
     }
   }
@@ -244,10 +284,16 @@ export class LocalJobQueue implements JobQueue {
         return true;
       } catch (error) {
         if (!this.accepting) {
-          this.log.error(`could not journal ${what}; the next start settles the job`, { job: id, error: messageOf(error) });
+          this.log.error(`could not journal ${what}; the next start settles the job`, {
+            job: id,
+            error: messageOf(error),
+          });
           return false;
         }
-        this.log.warn(`could not journal ${what}; trying again in ${wait / 1000} s`, { job: id, error: messageOf(error) });
+        this.log.warn(`could not journal ${what}; trying again in ${wait / 1000} s`, {
+          job: id,
+          error: messageOf(error),
+        });
         await new Promise((resolve) => setTimeout(resolve, wait));
       }
     }
@@ -255,7 +301,13 @@ export class LocalJobQueue implements JobQueue {
 
   async recover(killGroup: KillGroup): Promise<void> {
     const wasRunning = [...this.journal.jobs.values()].filter((j) => j.state === 'running').map((j) => j.id);
-    await recoverJobs({ journal: this.journal, jobsDir: this.options.jobsDir, log: this.log, killGroup, maxInterruptions: this.options.maxInterruptions ?? 5 });
+    await recoverJobs({
+      journal: this.journal,
+      jobsDir: this.options.jobsDir,
+      log: this.log,
+      killGroup,
+      maxInterruptions: this.options.maxInterruptions ?? 5,
+    });
     this.refreshActive();
     // A job that ended while the server was down (or is given up on) ends now for the listeners:
     // its commit status would stay pending otherwise. One queued again ends later.
@@ -290,7 +342,9 @@ export class LocalJobQueue implements JobQueue {
     clearTimeout(this.retryTimer);
     const all = Promise.all(this.running.values());
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), graceMs); });
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), graceMs);
+    });
     const outcome = await Promise.race([all.then(() => 'done' as const), late]);
     clearTimeout(timer);
     if (outcome === 'done') return;
@@ -306,7 +360,10 @@ export class LocalJobQueue implements JobQueue {
       await this.journal.interrupt(id, { reason: 'hook-server stopped while it ran', requeue: true, at: this.now() });
       this.log.warn('job interrupted by shutdown; it runs again on the next start', { job: id, repo: job.repo });
     } catch (error) {
-      this.log.error('could not journal the interruption; the next start finds the job running and runs it again', { job: id, error: messageOf(error) });
+      this.log.error('could not journal the interruption; the next start finds the job running and runs it again', {
+        job: id,
+        error: messageOf(error),
+      });
     }
     await killGroup(job);
   }

@@ -10,15 +10,30 @@ import type { Job, Journal } from './journal.ts';
  * one the attempt was cut short, so its process group is ended and the job queued once more
  * (up to `maxInterruptions` times).
  */
-export async function recoverJobs({ journal, jobsDir, log, killGroup, maxInterruptions }: {
-  journal: Journal; jobsDir: string; log: Logger; killGroup: (job: Job) => Promise<void>; maxInterruptions: number;
+export async function recoverJobs({
+  journal,
+  jobsDir,
+  log,
+  killGroup,
+  maxInterruptions,
+}: {
+  journal: Journal;
+  jobsDir: string;
+  log: Logger;
+  killGroup: (job: Job) => Promise<void>;
+  maxInterruptions: number;
 }): Promise<void> {
   for (const job of [...journal.jobs.values()]) {
     if (job.state !== 'running') continue;
     const status = await readStatus(path.join(jobsDir, job.id, `status-${job.attempts}`));
     if (status) {
       const state = status.code === 0 ? 'succeeded' : 'failed';
-      await journal.finish(job.id, { state, exit: status.code, reason: 'finished while hook-server was down', at: status.time });
+      await journal.finish(job.id, {
+        state,
+        exit: status.code,
+        reason: 'finished while hook-server was down',
+        at: status.time,
+      });
       log.info(`job ${state} while the server was down`, { job: job.id, repo: job.repo, exit: status.code });
       continue;
     }
@@ -52,5 +67,9 @@ export async function readStatus(file: string): Promise<{ code: number; time: st
 export async function removeJobFiles(jobsDir: string, ids: string[]): Promise<void> {
   const wanted = new Set(ids);
   const present = await readdir(jobsDir).catch(() => [] as string[]);
-  await Promise.all(present.filter((name) => wanted.has(name)).map((id) => rm(path.join(jobsDir, id), { recursive: true, force: true })));
+  await Promise.all(
+    present
+      .filter((name) => wanted.has(name))
+      .map((id) => rm(path.join(jobsDir, id), { recursive: true, force: true })),
+  );
 }

@@ -21,20 +21,35 @@ export interface QueueDatabase {
 }
 
 /** `queue:` or `--queue`, resolved and checked: a postgres:// or postgresql:// URL. */
-export async function resolveQueueUrl(value: string, { env = process.env, baseDir = process.cwd(), where = 'queue' }: { env?: NodeJS.ProcessEnv; baseDir?: string; where?: string } = {}): Promise<QueueDatabase> {
+export async function resolveQueueUrl(
+  value: string,
+  {
+    env = process.env,
+    baseDir = process.cwd(),
+    where = 'queue',
+  }: { env?: NodeJS.ProcessEnv; baseDir?: string; where?: string } = {},
+): Promise<QueueDatabase> {
   const text = await resolveSecret(value, { env, baseDir, where });
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    throw new ConfigError(`${where}: not a URL; give the queue database as postgres://USER@HOST[:PORT]/DATABASE (the password in the URL, or via env:NAME / file:PATH).`);
+    throw new ConfigError(
+      `${where}: not a URL; give the queue database as postgres://USER@HOST[:PORT]/DATABASE (the password in the URL, or via env:NAME / file:PATH).`,
+    );
   }
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
-    throw new ConfigError(`${where}: ${redactUrls(`${url.protocol}//${url.host}`)} is not a PostgreSQL URL; use postgres://USER@HOST[:PORT]/DATABASE.`);
+    throw new ConfigError(
+      `${where}: ${redactUrls(`${url.protocol}//${url.host}`)} is not a PostgreSQL URL; use postgres://USER@HOST[:PORT]/DATABASE.`,
+    );
   }
   const password = decodeURIComponent(url.password);
   const database = url.pathname.replace(/^\//, '') || decodeURIComponent(url.username) || 'postgres';
-  return { url: text, password, where: `${url.hostname || 'localhost'}:${url.port || 5432}/${database}${url.username ? ` as ${decodeURIComponent(url.username)}` : ''}` };
+  return {
+    url: text,
+    password,
+    where: `${url.hostname || 'localhost'}:${url.port || 5432}/${database}${url.username ? ` as ${decodeURIComponent(url.username)}` : ''}`,
+  };
 }
 
 /** `text` with every credential of a URL and the password itself replaced by ***. */
@@ -50,17 +65,20 @@ const HINTS: Record<string, string> = {
   ETIMEDOUT: 'no answer in time: check the address, the firewall and the network',
   ECONNRESET: 'the connection was cut',
   '28P01': 'the password was refused: check the user and password in queue:',
-  '28000': 'the server refused this user or address (pg_hba.conf): check queue: and the server\'s pg_hba.conf',
+  '28000': "the server refused this user or address (pg_hba.conf): check queue: and the server's pg_hba.conf",
   '3D000': 'no such database: create it (createdb) or fix the database name in queue:',
   '57P03': 'the server is starting up or shutting down; it is tried again',
-  '53300': 'too many connections: raise max_connections or lower the workers\' concurrency',
+  '53300': "too many connections: raise max_connections or lower the workers' concurrency",
 };
 
 /** A failure to reach or use the queue database, as a sentence naming the database, never its password. */
 export function describeDbError(error: unknown, db: QueueDatabase): string {
   const e = error as { code?: string; message?: string };
   const hint = (e.code && HINTS[e.code]) ?? e.message ?? String(error);
-  return redactPassword(`the queue database at ${db.where}: ${hint}${e.code && HINTS[e.code] && e.message ? ` (${e.message})` : ''}`, db);
+  return redactPassword(
+    `the queue database at ${db.where}: ${hint}${e.code && HINTS[e.code] && e.message ? ` (${e.message})` : ''}`,
+    db,
+  );
 }
 
 /** The same, as the ConfigError a program starts with (exit 2). */
@@ -82,14 +100,22 @@ export function clientConfig(db: QueueDatabase, applicationName: string): pg.Cli
 }
 
 /** A pool for short transactions (enqueue, transitions, the reaper); its errors are told, never thrown. */
-function createPool(Pool: typeof pg.Pool, db: QueueDatabase, applicationName: string, onError: (message: string) => void, max = 8): pg.Pool {
+function createPool(
+  Pool: typeof pg.Pool,
+  db: QueueDatabase,
+  applicationName: string,
+  onError: (message: string) => void,
+  max = 8,
+): pg.Pool {
   const pool = new Pool({ ...clientConfig(db, applicationName), max, idleTimeoutMillis: 30_000 });
   pool.on('error', (error) => onError(describeDbError(error, db)));
   return pool;
 }
 
 /** pg-boss's `db` option over one checked-out client: its statements join the caller's transaction. */
-export function bossDb(client: pg.ClientBase): { executeSql(text: string, values: unknown[]): Promise<{ rows: any[] }> } {
+export function bossDb(client: pg.ClientBase): {
+  executeSql(text: string, values: unknown[]): Promise<{ rows: any[] }>;
+} {
   return { executeSql: (text, values) => client.query(text, values as unknown[]) };
 }
 
@@ -104,7 +130,10 @@ export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClie
     return result;
   } catch (error) {
     // A session that cannot even roll back is broken: the pool drops it instead of lending it again.
-    const rolledBack = await client.query('ROLLBACK').then(() => true, () => false);
+    const rolledBack = await client.query('ROLLBACK').then(
+      () => true,
+      () => false,
+    );
     client.release(!rolledBack);
     throw error;
   }
@@ -141,9 +170,24 @@ const EXPIRE_SECONDS = 23 * 3600;
  * (`singleton`: one active job per repo). Any failure is a ConfigError naming the database.
  * `supervise`: pg-boss's maintenance (expiry, deletion of old jobs) runs in hook-server only.
  */
-export async function connectQueueDatabase({ db, name, log, repos, supervise }: { db: QueueDatabase; name: string; log: Logger; repos: Iterable<string>; supervise: boolean }): Promise<QueueConnection> {
+export async function connectQueueDatabase({
+  db,
+  name,
+  log,
+  repos,
+  supervise,
+}: {
+  db: QueueDatabase;
+  name: string;
+  log: Logger;
+  repos: Iterable<string>;
+  supervise: boolean;
+}): Promise<QueueConnection> {
   let lastWarning = '';
-  const warn = (message: string) => { if (message !== lastWarning) log.warn(message); lastWarning = message; };
+  const warn = (message: string) => {
+    if (message !== lastWarning) log.warn(message);
+    lastWarning = message;
+  };
   const [pgNs, bossNs] = await Promise.all([import('pg'), import('pg-boss')]);
   const pgModule = commonJsExports<typeof pg>(pgNs, (m) => typeof (m as typeof pg).Pool === 'function');
   const Boss = commonJsExports<typeof PgBoss>(bossNs, (m) => typeof m === 'function');
@@ -151,12 +195,30 @@ export async function connectQueueDatabase({ db, name, log, repos, supervise }: 
   let boss: PgBoss | undefined;
   try {
     const client = await pool.connect();
-    try { await ensureSchema(client); } finally { client.release(); }
-    boss = new Boss({ ...clientConfig(db, `${name} (pg-boss)`), schema: BOSS_SCHEMA, max: 2, supervise, schedule: false, migrate: true } as PgBoss.ConstructorOptions);
+    try {
+      await ensureSchema(client);
+    } finally {
+      client.release();
+    }
+    boss = new Boss({
+      ...clientConfig(db, `${name} (pg-boss)`),
+      schema: BOSS_SCHEMA,
+      max: 2,
+      supervise,
+      schedule: false,
+      migrate: true,
+    } as PgBoss.ConstructorOptions);
     boss.on('error', (error) => warn(`pg-boss: ${describeDbError(error, db)}`));
     await boss.start();
     for (const repo of repos) {
-      await boss.createQueue(queueName(repo), { name: queueName(repo), policy: 'singleton', retryLimit: 1_000_000, retryDelay: 0, retryBackoff: false, expireInSeconds: EXPIRE_SECONDS });
+      await boss.createQueue(queueName(repo), {
+        name: queueName(repo),
+        policy: 'singleton',
+        retryLimit: 1_000_000,
+        retryDelay: 0,
+        retryBackoff: false,
+        expireInSeconds: EXPIRE_SECONDS,
+      });
     }
   } catch (error) {
     await boss?.stop({ graceful: false, close: true, wait: true }).catch(() => undefined);
@@ -165,7 +227,9 @@ export async function connectQueueDatabase({ db, name, log, repos, supervise }: 
   }
   const started = boss;
   return {
-    db, pool, boss: started,
+    db,
+    pool,
+    boss: started,
     newClient: (applicationName) => new pgModule.Client(clientConfig(db, applicationName)),
     async close() {
       await started.stop({ graceful: false, close: true, wait: true }).catch(() => undefined);

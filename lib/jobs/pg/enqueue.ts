@@ -27,7 +27,7 @@ async function splitDuplicates(c: pg.ClientBase, jobs: Job[]): Promise<{ fresh: 
   const duplicateOf = new Map<Job, Job>();
   const first = new Map<string, Job>();
   for (const job of jobs) {
-    const earlier = job.deliveryId ? active.get(job.deliveryId) ?? first.get(job.deliveryId) : undefined;
+    const earlier = job.deliveryId ? (active.get(job.deliveryId) ?? first.get(job.deliveryId)) : undefined;
     if (earlier) duplicateOf.set(job, earlier);
     else {
       if (job.deliveryId) first.set(job.deliveryId, job);
@@ -40,16 +40,27 @@ async function splitDuplicates(c: pg.ClientBase, jobs: Job[]): Promise<{ fresh: 
 /** Supersede queued builds of each branch a new push goes to; gives the new records as they are to be stored. */
 async function supersede(c: pg.ClientBase, boss: PgBoss, fresh: Job[]): Promise<{ records: Job[]; superseded: Job[] }> {
   const byBranch = new Map<string | null, Job[]>();
-  for (const job of fresh) if (job.kind === 'build') byBranch.set(job.branch, [...(byBranch.get(job.branch) ?? []), job]);
+  for (const job of fresh)
+    if (job.kind === 'build') byBranch.set(job.branch, [...(byBranch.get(job.branch) ?? []), job]);
   const replaced = new Map<string, Job>();
   const superseded: Job[] = [];
   const cancel: string[] = [];
   for (const [branch, list] of byBranch) {
     // Only jobs still queued: one a worker has taken is running and is never superseded.
-    const rows = await updateJobs(c, { repo: list[0].repo, kind: 'build', branch }, ['queued'], { state: 'superseded', finished: list[0].queued, reason: `superseded by ${list[0].id}` });
+    const rows = await updateJobs(c, { repo: list[0].repo, kind: 'build', branch }, ['queued'], {
+      state: 'superseded',
+      finished: list[0].queued,
+      reason: `superseded by ${list[0].id}`,
+    });
     superseded.push(...rows.map((r) => r.job));
     cancel.push(...rows.map((r) => r.bossId).filter((id): id is string => id !== null));
-    for (let i = 0; i < list.length - 1; i++) replaced.set(list[i].id, { ...list[i], state: 'superseded', finished: list[i + 1].queued, reason: `superseded by ${list[i + 1].id}` });
+    for (let i = 0; i < list.length - 1; i++)
+      replaced.set(list[i].id, {
+        ...list[i],
+        state: 'superseded',
+        finished: list[i + 1].queued,
+        reason: `superseded by ${list[i + 1].id}`,
+      });
   }
   if (cancel.length) await boss.cancel(queueName(fresh[0].repo), cancel, { db: bossDb(c) });
   return { records: fresh.map((j) => replaced.get(j.id) ?? j), superseded };
@@ -70,7 +81,9 @@ export async function commitBatch(c: pg.ClientBase, boss: PgBoss, jobs: Job[]): 
   const stored = rows.length ? await insertJobs(c, rows) : new Map<string, Job>();
   const results = jobs.map((job) => {
     const earlier = duplicateOf.get(job);
-    return earlier ? { job: stored.get(earlier.id) ?? earlier, duplicate: true } : { job: stored.get(job.id)!, duplicate: false };
+    return earlier
+      ? { job: stored.get(earlier.id) ?? earlier, duplicate: true }
+      : { job: stored.get(job.id)!, duplicate: false };
   });
   return { results, superseded: [...superseded, ...[...stored.values()].filter((j) => j.state === 'superseded')] };
 }

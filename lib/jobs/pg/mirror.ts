@@ -10,6 +10,7 @@ import type { Logger } from '../../core/log.ts';
 import { describeDbError, type QueueDatabase } from './connect.ts';
 import { markTold, NOTIFY_CHANNEL, readJobs, readLiveJobs, readUntold } from './records.ts';
 import { FINISHED_STATES, type Job } from '../local/journal.ts';
+import { messageOf } from '../../core/errors.ts';
 
 export interface MirrorOptions {
   db: QueueDatabase;
@@ -76,7 +77,11 @@ export class JobMirror {
         await new Promise((resolve) => setTimeout(resolve, 50));
         const ids = [...this.told];
         this.told.clear();
-        await markTold(this.options.pool, ids).catch((error) => this.options.log.warn(`could not mark ${ids.length} job end(s) as told; they are told again after a restart: ${describeDbError(error, this.options.db)}`));
+        await markTold(this.options.pool, ids).catch((error) =>
+          this.options.log.warn(
+            `could not mark ${ids.length} job end(s) as told; they are told again after a restart: ${describeDbError(error, this.options.db)}`,
+          ),
+        );
       }
       this.marking = undefined;
     })();
@@ -85,7 +90,13 @@ export class JobMirror {
   private schedule(): void {
     if (this.closed) return;
     this.timer = setTimeout(() => {
-      this.refresh().catch((error) => this.options.log.warn(`could not read the jobs from ${describeDbError(error, this.options.db)}; the status page shows what it knew`)).finally(() => this.schedule());
+      this.refresh()
+        .catch((error) =>
+          this.options.log.warn(
+            `could not read the jobs from ${describeDbError(error, this.options.db)}; the status page shows what it knew`,
+          ),
+        )
+        .finally(() => this.schedule());
     }, this.options.refreshMs ?? 5_000);
     this.timer.unref?.();
   }
@@ -113,7 +124,9 @@ export class JobMirror {
         for (const job of await this.read(() => readJobs(this.options.pool, ids))) this.apply(job);
       }
     } catch (error) {
-      this.options.log.warn(`could not read changed jobs from ${describeDbError(error, this.options.db)}; read again at the next refresh`);
+      this.options.log.warn(
+        `could not read changed jobs from ${describeDbError(error, this.options.db)}; read again at the next refresh`,
+      );
     } finally {
       this.flushing = undefined;
     }
@@ -145,7 +158,8 @@ export class JobMirror {
     this.jobs.set(job.id, job);
     const isNew = before !== undefined || job.seq > this.loadedSeq;
     if (!isNew) return;
-    if (job.state === 'running' && (before?.state !== 'running' || before.attempts !== job.attempts)) this.tell(this.options.onStart, job);
+    if (job.state === 'running' && (before?.state !== 'running' || before.attempts !== job.attempts))
+      this.tell(this.options.onStart, job);
     if (finished(job) && !finished(before)) this.tellEnd(job);
   }
 
@@ -153,7 +167,7 @@ export class JobMirror {
     try {
       listener?.(job);
     } catch (error) {
-      this.options.log.error('a job listener failed', { job: job.id, error: (error as Error).message });
+      this.options.log.error('a job listener failed', { job: job.id, error: messageOf(error) });
     }
   }
 
@@ -184,5 +198,12 @@ export class JobMirror {
 }
 
 function sameRecord(a: Job, b: Job): boolean {
-  return a.state === b.state && a.attempts === b.attempts && a.pgid === b.pgid && a.finished === b.finished && a.reason === b.reason && a.worker === b.worker;
+  return (
+    a.state === b.state &&
+    a.attempts === b.attempts &&
+    a.pgid === b.pgid &&
+    a.finished === b.finished &&
+    a.reason === b.reason &&
+    a.worker === b.worker
+  );
 }

@@ -19,7 +19,12 @@ const CHUNK_BYTES = 256 * 1024;
 const MAX_SENT_BYTES = 8 * 1024 * 1024;
 
 /** Send the new bytes of `file` from `from`; gives the new offset. */
-export async function sendOutput(db: Queryable, job: { id: string; attempts: number }, file: string, from: number): Promise<number> {
+export async function sendOutput(
+  db: Queryable,
+  job: { id: string; attempts: number },
+  file: string,
+  from: number,
+): Promise<number> {
   let handle;
   try {
     handle = await open(file, 'r');
@@ -50,7 +55,14 @@ export class OutputSender {
   private sent = 0;
   private timer: NodeJS.Timeout | undefined;
   private sending: Promise<void> = Promise.resolve();
-  private readonly args: { pool: Queryable; job: { id: string; attempts: number }; file: string; log: Logger; db: QueueDatabase; everyMs?: number };
+  private readonly args: {
+    pool: Queryable;
+    job: { id: string; attempts: number };
+    file: string;
+    log: Logger;
+    db: QueueDatabase;
+    everyMs?: number;
+  };
   private warned = false;
 
   constructor(args: OutputSender['args']) {
@@ -59,7 +71,10 @@ export class OutputSender {
 
   /** From the file's end now: on this machine the file may hold an earlier attempt (process/runner.ts appends). */
   async start(): Promise<void> {
-    this.sent = await stat(this.args.file).then((info) => info.size, () => 0);
+    this.sent = await stat(this.args.file).then(
+      (info) => info.size,
+      () => 0,
+    );
     this.timer = setInterval(() => void this.tick(), this.args.everyMs ?? 500);
   }
 
@@ -68,7 +83,11 @@ export class OutputSender {
       try {
         this.sent = await sendOutput(this.args.pool, this.args.job, this.args.file, this.sent);
       } catch (error) {
-        if (!this.warned) this.args.log.warn(`could not send the job's output to ${describeDbError(error, this.args.db)}; its page on hook-server lags`, { job: this.args.job.id });
+        if (!this.warned)
+          this.args.log.warn(
+            `could not send the job's output to ${describeDbError(error, this.args.db)}; its page on hook-server lags`,
+            { job: this.args.job.id },
+          );
         this.warned = true;
       }
     });
@@ -84,7 +103,13 @@ export class OutputSender {
 
 /** hook-server's side: chunks appended to DATA/jobs/ID/output.log as they come. */
 export class OutputReceiver {
-  private readonly args: { pool: pg.Pool; newClient(name: string): pg.Client; jobsDir: string; log: Logger; db: QueueDatabase };
+  private readonly args: {
+    pool: pg.Pool;
+    newClient(name: string): pg.Client;
+    jobsDir: string;
+    log: Logger;
+    db: QueueDatabase;
+  };
   /** job id → the last chunk written: its attempt and the offset after it. */
   private readonly written = new Map<string, { attempt: number; next: number }>();
   private readonly pending = new Set<string>();
@@ -101,16 +126,22 @@ export class OutputReceiver {
       if (this.listener === client) this.listener = undefined;
       client.end().catch(() => undefined);
     });
-    client.on('notification', (message) => { if (message.payload) this.want(message.payload); });
+    client.on('notification', (message) => {
+      if (message.payload) this.want(message.payload);
+    });
     await client.connect();
     await client.query(`LISTEN ${OUTPUT_CHANNEL}`);
     this.listener = client;
     // Chunks from before this start: their files are written afresh, and those of jobs that
     // ended meanwhile are deleted once written.
     const { rows } = await this.args.pool.query(
-      `SELECT DISTINCT o.job_id, j.state NOT IN ('queued', 'running') AS ended FROM shipkit.job_output o LEFT JOIN shipkit.jobs j ON j.id = o.job_id`);
+      `SELECT DISTINCT o.job_id, j.state NOT IN ('queued', 'running') AS ended FROM shipkit.job_output o LEFT JOIN shipkit.jobs j ON j.id = o.job_id`,
+    );
     for (const { job_id: id, ended } of rows as Array<{ job_id: string; ended: boolean | null }>) {
-      if (ended !== false) this.ended(id).catch((error) => this.args.log.warn(`could not settle the output of job ${id}: ${describeDbError(error, this.args.db)}`));
+      if (ended !== false)
+        this.ended(id).catch((error) =>
+          this.args.log.warn(`could not settle the output of job ${id}: ${describeDbError(error, this.args.db)}`),
+        );
       else this.want(id);
     }
   }

@@ -6,13 +6,27 @@
 // `concurrency: 0` leaves every build to `shipkit worker`s. Records: pg/records.ts.
 import type { Logger } from '../../core/log.ts';
 import type { Job } from '../local/journal.ts';
-import { newJobRecord, type EnqueueResult, type JobQueue, type JobRunner, type KillGroup, type NewJob } from '../job-queue.ts';
-import { connectQueueDatabase, inTransaction, startError, type QueueConnection, type QueueDatabase } from './connect.ts';
+import {
+  newJobRecord,
+  type EnqueueResult,
+  type JobQueue,
+  type JobRunner,
+  type KillGroup,
+  type NewJob,
+} from '../job-queue.ts';
+import {
+  connectQueueDatabase,
+  inTransaction,
+  startError,
+  type QueueConnection,
+  type QueueDatabase,
+} from './connect.ts';
 import { JobMirror } from './mirror.ts';
 import { commitBatch, type BatchOutcome } from './enqueue.ts';
 import { Reaper } from './reaper.ts';
 import { OutputReceiver } from './output.ts';
 import { PgWorker } from './worker.ts';
+import { messageOf } from '../../core/errors.ts';
 
 export interface PgQueueOptions {
   db: QueueDatabase;
@@ -42,29 +56,61 @@ export class PgJobQueue implements JobQueue {
   private outputTimer: NodeJS.Timeout | undefined;
   private accepting = true;
   /** Per repo: jobs waiting for the transaction after the one committing now. */
-  private readonly waiting = new Map<string, Array<{ job: Job; resolve: (r: EnqueueResult) => void; reject: (e: unknown) => void }>>();
+  private readonly waiting = new Map<
+    string,
+    Array<{ job: Job; resolve: (r: EnqueueResult) => void; reject: (e: unknown) => void }>
+  >();
 
-  private constructor(options: PgQueueOptions, conn: QueueConnection, mirror: JobMirror, output: OutputReceiver | undefined) {
+  private constructor(
+    options: PgQueueOptions,
+    conn: QueueConnection,
+    mirror: JobMirror,
+    output: OutputReceiver | undefined,
+  ) {
     this.options = options;
     this.conn = conn;
     this.mirror = mirror;
     this.output = output;
     this.reaper = new Reaper({ ...conn, log: options.log, everyMs: options.reaperMs, now: options.now });
-    this.worker = options.concurrency > 0
-      ? new PgWorker({ ...conn, name: options.workerName ?? 'hook-server', concurrency: options.concurrency, repos: options.repos, run: options.run, log: options.log, now: options.now })
-      : undefined;
+    this.worker =
+      options.concurrency > 0
+        ? new PgWorker({
+            ...conn,
+            name: options.workerName ?? 'hook-server',
+            concurrency: options.concurrency,
+            repos: options.repos,
+            run: options.run,
+            log: options.log,
+            now: options.now,
+          })
+        : undefined;
   }
 
   /** Connected, tables and queues in place, the mirror loaded; a ConfigError naming the database otherwise. */
   static async open(options: PgQueueOptions): Promise<PgJobQueue> {
     const { db, log, jobsDir } = options;
-    const conn = await connectQueueDatabase({ db, name: 'shipkit hook-server', log, repos: options.repos, supervise: true });
+    const conn = await connectQueueDatabase({
+      db,
+      name: 'shipkit hook-server',
+      log,
+      repos: options.repos,
+      supervise: true,
+    });
     const output = jobsDir ? new OutputReceiver({ ...conn, jobsDir, log }) : undefined;
     const onEnd = (job: Job) => {
-      output?.ended(job.id).catch((error) => log.warn(`could not write the output of job ${job.id}: ${(error as Error).message}`));
+      output
+        ?.ended(job.id)
+        .catch((error) => log.warn(`could not write the output of job ${job.id}: ${messageOf(error)}`));
       options.onEnd?.(job);
     };
-    const mirror = new JobMirror({ db, pool: conn.pool, newClient: conn.newClient, log, onStart: options.onStart, onEnd });
+    const mirror = new JobMirror({
+      db,
+      pool: conn.pool,
+      newClient: conn.newClient,
+      log,
+      onStart: options.onStart,
+      onEnd,
+    });
     try {
       await mirror.open();
       await output?.open();
@@ -80,7 +126,8 @@ export class PgJobQueue implements JobQueue {
   /** Every 2 s: the output of jobs running on workers, in case a notification was missed. */
   private pollOutput(): void {
     const own = this.options.workerName ?? 'hook-server';
-    const remote = () => [...this.mirror.jobs.values()].filter((j) => j.state === 'running' && j.worker !== own).map((j) => j.id);
+    const remote = () =>
+      [...this.mirror.jobs.values()].filter((j) => j.state === 'running' && j.worker !== own).map((j) => j.id);
     this.outputTimer = setInterval(() => {
       this.output?.poll(remote()).catch(() => undefined);
     }, 2_000);
@@ -113,7 +160,13 @@ export class PgJobQueue implements JobQueue {
       if (batch.length === 0) return void this.waiting.delete(repo);
       this.waiting.set(repo, []);
       try {
-        const outcome = await inTransaction(this.conn.pool, (c) => commitBatch(c, this.conn.boss, batch.map((w) => w.job)));
+        const outcome = await inTransaction(this.conn.pool, (c) =>
+          commitBatch(
+            c,
+            this.conn.boss,
+            batch.map((w) => w.job),
+          ),
+        );
         this.told(outcome);
         outcome.results.forEach((result, i) => batch[i].resolve(result));
       } catch (error) {

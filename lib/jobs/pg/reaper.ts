@@ -39,9 +39,11 @@ export class Reaper {
 
   start(): void {
     const tick = () => {
-      this.round = this.sweep().catch((error) => this.options.log.debug(`reaper: ${describeDbError(error, this.options.db)}`)).finally(() => {
-        if (!this.stopped) this.timer = setTimeout(tick, this.options.everyMs ?? 5_000);
-      });
+      this.round = this.sweep()
+        .catch((error) => this.options.log.debug(`reaper: ${describeDbError(error, this.options.db)}`))
+        .finally(() => {
+          if (!this.stopped) this.timer = setTimeout(tick, this.options.everyMs ?? 5_000);
+        });
     };
     this.timer = setTimeout(tick, this.options.everyMs ?? 5_000);
   }
@@ -93,18 +95,41 @@ export class Reaper {
     const requeue = n <= (this.options.maxInterruptions ?? 5);
     const reason = `worker ${job.worker ?? '?'} stopped answering while it ran`;
     const patch = requeue
-      ? { state: 'queued' as const, started: null, finished: null, pgid: null, reason: `queued again after interruption ${n}: ${reason}` }
-      : { state: 'interrupted' as const, finished: (this.options.now?.() ?? new Date()).toISOString(), pgid: null, reason };
+      ? {
+          state: 'queued' as const,
+          started: null,
+          finished: null,
+          pgid: null,
+          reason: `queued again after interruption ${n}: ${reason}`,
+        }
+      : {
+          state: 'interrupted' as const,
+          finished: (this.options.now?.() ?? new Date()).toISOString(),
+          pgid: null,
+          reason,
+        };
     await client.query('BEGIN');
     try {
       await lockRepo(client, job.repo);
-      const rows = await updateJobs(client, { id: job.id, attempts: job.attempts, worker: job.worker }, ['running'], patch, 'interruptions');
+      const rows = await updateJobs(
+        client,
+        { id: job.id, attempts: job.attempts, worker: job.worker },
+        ['running'],
+        patch,
+        'interruptions',
+      );
       if (rows.length && bossId) {
         if (requeue) await boss.fail(queueName(job.repo), bossId, { reason }, { db: bossDb(client) });
         else await boss.cancel(queueName(job.repo), bossId, { db: bossDb(client) });
       }
       await client.query('COMMIT');
-      if (rows.length) log.warn(requeue ? 'job interrupted: its worker is gone; queued again' : 'job interrupted: its worker is gone, and it was interrupted too often; left interrupted', { job: job.id, repo: job.repo, worker: job.worker });
+      if (rows.length)
+        log.warn(
+          requeue
+            ? 'job interrupted: its worker is gone; queued again'
+            : 'job interrupted: its worker is gone, and it was interrupted too often; left interrupted',
+          { job: job.id, repo: job.repo, worker: job.worker },
+        );
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;

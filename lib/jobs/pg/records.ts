@@ -69,26 +69,49 @@ export async function lockRepo(client: pg.ClientBase, repo: string): Promise<voi
 /** The key of the session lock a worker holds while it runs a job (the reaper's sign of life). */
 export const JOB_LOCK_SQL = `hashtextextended('shipkit job ' || $1, 0)`;
 
-export interface Row { job: Job; bossId: string | null }
+export interface Row {
+  job: Job;
+  bossId: string | null;
+}
 
 /** A client in a transaction, or the pool for one statement. */
 export type Queryable = Pick<pg.ClientBase, 'query'>;
 
 /** Which jobs a change is for: all the given conditions hold. */
-export interface JobWhere { id?: string; bossId?: string; repo?: string; kind?: string; branch?: string | null; worker?: string; attempts?: number }
+export interface JobWhere {
+  id?: string;
+  bossId?: string;
+  repo?: string;
+  kind?: string;
+  branch?: string | null;
+  worker?: string;
+  attempts?: number;
+}
 
 function rowOf(r: { seq: string | number; state: string; record: Job; boss_id?: string | null }): Row {
-  return { job: Object.freeze({ ...r.record, seq: Number(r.seq), state: r.state as JobState }), bossId: r.boss_id ?? null };
+  return {
+    job: Object.freeze({ ...r.record, seq: Number(r.seq), state: r.state as JobState }),
+    bossId: r.boss_id ?? null,
+  };
 }
 
 /**
  * Change jobs (`id` one, or those `where` finds) that are in one of `from`; gives the changed
  * rows. `patch` is merged into the record; its `state` becomes the row's.
  */
-export async function updateJobs(client: Queryable, where: JobWhere, from: JobState[], patch: Partial<Job>, bump?: 'attempts' | 'interruptions'): Promise<Row[]> {
+export async function updateJobs(
+  client: Queryable,
+  where: JobWhere,
+  from: JobState[],
+  patch: Partial<Job>,
+  bump?: 'attempts' | 'interruptions',
+): Promise<Row[]> {
   const conditions = ['state = ANY($2)'];
   const values: unknown[] = [JSON.stringify(patch), from];
-  const add = (sql: string, value: unknown) => { values.push(value); conditions.push(sql.replace('?', `$${values.length}`)); };
+  const add = (sql: string, value: unknown) => {
+    values.push(value);
+    conditions.push(sql.replace('?', `$${values.length}`));
+  };
   if (where.id !== undefined) add('id = ?', where.id);
   if (where.bossId !== undefined) add('boss_id = ?', where.bossId);
   if (where.repo !== undefined) add('repo = ?', where.repo);
@@ -128,7 +151,9 @@ export async function readLiveJobs(client: Queryable, recent: number): Promise<J
 
 /** Jobs that ended without hook-server telling its listeners (it was down), oldest first. */
 export async function readUntold(client: Queryable): Promise<Job[]> {
-  const { rows } = await client.query(`SELECT seq, state, record FROM shipkit.jobs WHERE NOT told AND state NOT IN ('queued', 'running') ORDER BY seq`);
+  const { rows } = await client.query(
+    `SELECT seq, state, record FROM shipkit.jobs WHERE NOT told AND state NOT IN ('queued', 'running') ORDER BY seq`,
+  );
   return rows.map((r) => rowOf(r).job);
 }
 
@@ -143,27 +168,49 @@ export async function readRunning(client: Queryable): Promise<Row[]> {
 }
 
 /** New jobs in one statement; gives them back as stored (with their seq), by id. */
-export async function insertJobs(client: Queryable, rows: Array<{ job: Job; bossId: string | null }>): Promise<Map<string, Job>> {
+export async function insertJobs(
+  client: Queryable,
+  rows: Array<{ job: Job; bossId: string | null }>,
+): Promise<Map<string, Job>> {
   const values: unknown[] = [];
   const tuples = rows.map(({ job, bossId }) => {
     values.push(job.id, job.repo, job.state, bossId, JSON.stringify(job));
     const n = values.length;
     return `($${n - 4}, $${n - 3}, $${n - 2}, $${n - 1}, $${n})`;
   });
-  const { rows: stored } = await client.query(`INSERT INTO shipkit.jobs (id, repo, state, boss_id, record) VALUES ${tuples.join(', ')} RETURNING seq, state, record, boss_id`, values);
-  return new Map(stored.map((r) => { const { job } = rowOf(r); return [job.id, job] as const; }));
+  const { rows: stored } = await client.query(
+    `INSERT INTO shipkit.jobs (id, repo, state, boss_id, record) VALUES ${tuples.join(', ')} RETURNING seq, state, record, boss_id`,
+    values,
+  );
+  return new Map(
+    stored.map((r) => {
+      const { job } = rowOf(r);
+      return [job.id, job] as const;
+    }),
+  );
 }
 
 /** The queued or running jobs of `repo` whose delivery is one of `deliveryIds`, by delivery id. */
-export async function findActiveDeliveries(client: Queryable, repo: string, deliveryIds: string[]): Promise<Map<string, Job>> {
+export async function findActiveDeliveries(
+  client: Queryable,
+  repo: string,
+  deliveryIds: string[],
+): Promise<Map<string, Job>> {
   const { rows } = await client.query(
     `SELECT seq, state, record FROM shipkit.jobs WHERE repo = $1 AND state IN ('queued', 'running') AND record->>'deliveryId' = ANY($2)`,
     [repo, deliveryIds],
   );
-  return new Map(rows.map((r) => { const { job } = rowOf(r); return [job.deliveryId!, job] as const; }));
+  return new Map(
+    rows.map((r) => {
+      const { job } = rowOf(r);
+      return [job.deliveryId!, job] as const;
+    }),
+  );
 }
 
 export async function repoBusy(client: Queryable, repo: string): Promise<boolean> {
-  const { rows } = await client.query(`SELECT 1 FROM shipkit.jobs WHERE repo = $1 AND state = 'running' LIMIT 1`, [repo]);
+  const { rows } = await client.query(`SELECT 1 FROM shipkit.jobs WHERE repo = $1 AND state = 'running' LIMIT 1`, [
+    repo,
+  ]);
   return rows.length > 0;
 }

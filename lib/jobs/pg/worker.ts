@@ -15,6 +15,7 @@ import { JOB_LOCK_SQL, lockRepo, NOTIFY_CHANNEL, queueName, repoBusy, updateJobs
 import type { JobRunner, KillGroup, RunOutcome } from '../job-queue.ts';
 import type { Job } from '../local/journal.ts';
 import { OutputSender } from './output.ts';
+import { messageOf } from '../../core/errors.ts';
 
 export interface WorkerOptions {
   db: QueueDatabase;
@@ -41,9 +42,13 @@ export interface WorkerOptions {
   now?: () => Date;
 }
 
-interface Running { job: Job; bossId: string; done?: Promise<void>; handedBack: boolean }
+interface Running {
+  job: Job;
+  bossId: string;
+  done?: Promise<void>;
+  handedBack: boolean;
+}
 
-const messageOf = (error: unknown) => (error as Error).message;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class PgWorker {
@@ -105,7 +110,10 @@ export class PgWorker {
   private idle(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const timer = setTimeout(done, ms);
-      function done() { clearTimeout(timer); resolve(); }
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
       this.wakeUp = done;
     });
   }
@@ -123,7 +131,9 @@ export class PgWorker {
   private async ensureSession(): Promise<void> {
     if (this.session) return;
     const client = this.options.newClient(`shipkit worker ${this.options.name}`);
-    client.on('error', () => { if (this.session === client) this.dropSession(); });
+    client.on('error', () => {
+      if (this.session === client) this.dropSession();
+    });
     client.on('notification', () => this.wake());
     await client.connect();
     await client.query(`LISTEN ${NOTIFY_CHANNEL}`);
@@ -140,8 +150,14 @@ export class PgWorker {
   /** After a reconnect, the locks of jobs still running here, while their records still say so. */
   private async relock(): Promise<void> {
     for (const entry of this.running.values()) {
-      const got = await this.exclusive((s) => s.query(`SELECT pg_try_advisory_lock(${JOB_LOCK_SQL}) AS got`, [entry.job.id]));
-      if (!got.rows[0].got) this.log.warn('could not take the lock of a running job again (a reaper holds it now); it may be run again elsewhere', { job: entry.job.id });
+      const got = await this.exclusive((s) =>
+        s.query(`SELECT pg_try_advisory_lock(${JOB_LOCK_SQL}) AS got`, [entry.job.id]),
+      );
+      if (!got.rows[0].got)
+        this.log.warn(
+          'could not take the lock of a running job again (a reaper holds it now); it may be run again elsewhere',
+          { job: entry.job.id },
+        );
     }
   }
 
@@ -149,8 +165,12 @@ export class PgWorker {
   private async takeRound(): Promise<boolean> {
     const { concurrency, repos } = this.options;
     if (this.running.size >= concurrency) return false;
-    const { rows } = await this.exclusive((s) => s.query(
-      `SELECT repo, min(seq) AS first FROM shipkit.jobs WHERE state = 'queued' AND repo = ANY($1) GROUP BY repo ORDER BY first`, [repos]));
+    const { rows } = await this.exclusive((s) =>
+      s.query(
+        `SELECT repo, min(seq) AS first FROM shipkit.jobs WHERE state = 'queued' AND repo = ANY($1) GROUP BY repo ORDER BY first`,
+        [repos],
+      ),
+    );
     let took = false;
     for (const { repo } of rows as Array<{ repo: string }>) {
       if (this.running.size >= concurrency || this.stopping) break;
@@ -169,15 +189,25 @@ export class PgWorker {
     await session.query('BEGIN');
     try {
       await lockRepo(session, repo);
-      if (await repoBusy(session, repo)) return void await session.query('COMMIT');
-      const [next] = await this.options.boss.fetch<{ job: string }>(queueName(repo), { db: bossDb(session), batchSize: 1 });
-      if (!next) return void await session.query('COMMIT');
-      const patch = { state: 'running' as const, started: this.now(), finished: null, pgid: null, reason: null, worker: this.options.name };
+      if (await repoBusy(session, repo)) return void (await session.query('COMMIT'));
+      const [next] = await this.options.boss.fetch<{ job: string }>(queueName(repo), {
+        db: bossDb(session),
+        batchSize: 1,
+      });
+      if (!next) return void (await session.query('COMMIT'));
+      const patch = {
+        state: 'running' as const,
+        started: this.now(),
+        finished: null,
+        pgid: null,
+        reason: null,
+        worker: this.options.name,
+      };
       const [row] = await updateJobs(session, { bossId: next.id }, ['queued'], patch, 'attempts');
       if (!row) {
         // Its record was superseded meanwhile: pg-boss's job goes too.
         await this.options.boss.cancel(queueName(repo), next.id, { db: bossDb(session) });
-        return void await session.query('COMMIT');
+        return void (await session.query('COMMIT'));
       }
       await session.query(`SELECT pg_advisory_lock(${JOB_LOCK_SQL})`, [row.job.id]);
       await session.query('COMMIT');
@@ -205,15 +235,18 @@ export class PgWorker {
       await output?.finish();
       if (!entry.handedBack) await this.finish(entry, outcome);
       this.running.delete(job.id);
-      await this.exclusive((s) => s.query(`SELECT pg_advisory_unlock(${JOB_LOCK_SQL})`, [job.id])).catch(() => undefined);
+      await this.exclusive((s) => s.query(`SELECT pg_advisory_unlock(${JOB_LOCK_SQL})`, [job.id])).catch(
+        () => undefined,
+      );
       this.wake();
     })();
   }
 
   private recordGroup(entry: Running, pgid: number): void {
     entry.job = { ...entry.job, pgid };
-    updateJobs(this.options.pool, this.mine(entry), ['running'], { pgid })
-      .catch((error) => this.log.warn('could not record the job\'s process group', { job: entry.job.id, error: messageOf(error) }));
+    updateJobs(this.options.pool, this.mine(entry), ['running'], { pgid }).catch((error) =>
+      this.log.warn("could not record the job's process group", { job: entry.job.id, error: messageOf(error) }),
+    );
   }
 
   /** The record of this very attempt by this worker (not one the reaper gave to another). */
@@ -224,7 +257,7 @@ export class PgWorker {
   /** The job's end, written once the database takes it (tried again with backoff); dropped when the job is no longer this worker's. */
   private async finish(entry: Running, outcome: RunOutcome): Promise<void> {
     const { job, bossId } = entry;
-    const state = outcome.exit === 0 ? 'succeeded' as const : 'failed' as const;
+    const state = outcome.exit === 0 ? ('succeeded' as const) : ('failed' as const);
     const patch = { state, exit: outcome.exit, reason: outcome.reason ?? null, finished: this.now(), pgid: null };
     for (let wait = 500; ; wait = Math.min(2 * wait, 10_000)) {
       try {
@@ -234,12 +267,24 @@ export class PgWorker {
           if (rows.length) await this.options.boss.complete(queueName(job.repo), bossId, {}, { db: bossDb(c) });
           return rows.length > 0;
         });
-        if (ended) this.log.info(`job ${state}`, { job: job.id, repo: job.repo, exit: outcome.exit, reason: outcome.reason });
-        else this.log.warn('job ended here, but it was given to another worker meanwhile (this one was taken for gone); its end is not recorded', { job: job.id, repo: job.repo });
+        if (ended)
+          this.log.info(`job ${state}`, { job: job.id, repo: job.repo, exit: outcome.exit, reason: outcome.reason });
+        else
+          this.log.warn(
+            'job ended here, but it was given to another worker meanwhile (this one was taken for gone); its end is not recorded',
+            { job: job.id, repo: job.repo },
+          );
         return;
       } catch (error) {
-        if (this.stopping && this.handBackDue) return void this.log.error(`could not record the job's end (${describeDbError(error, this.options.db)}); the reaper runs it again`, { job: job.id });
-        this.log.warn(`could not record the job's end (${describeDbError(error, this.options.db)}); trying again in ${wait / 1000} s`, { job: job.id });
+        if (this.stopping && this.handBackDue)
+          return void this.log.error(
+            `could not record the job's end (${describeDbError(error, this.options.db)}); the reaper runs it again`,
+            { job: job.id },
+          );
+        this.log.warn(
+          `could not record the job's end (${describeDbError(error, this.options.db)}); trying again in ${wait / 1000} s`,
+          { job: job.id },
+        );
         await sleep(wait);
       }
     }
@@ -252,7 +297,9 @@ export class PgWorker {
     await this.loopDone;
     const all = Promise.all([...this.running.values()].map((r) => r.done));
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), graceMs); });
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), graceMs);
+    });
     const outcome = await Promise.race([all.then(() => 'done' as const), late]);
     clearTimeout(timer);
     if (outcome === 'late') {
@@ -273,15 +320,30 @@ export class PgWorker {
       await inTransaction(this.options.pool, async (c) => {
         await lockRepo(c, job.repo);
         const patch = requeue
-          ? { state: 'queued' as const, started: null, finished: null, pgid: null, reason: `queued again after interruption ${job.interruptions + 1}: ${reason}` }
+          ? {
+              state: 'queued' as const,
+              started: null,
+              finished: null,
+              pgid: null,
+              reason: `queued again after interruption ${job.interruptions + 1}: ${reason}`,
+            }
           : { state: 'interrupted' as const, finished: this.now(), pgid: null, reason };
         const rows = await updateJobs(c, this.mine(entry), ['running'], patch, 'interruptions');
-        if (rows.length && requeue) await this.options.boss.fail(queueName(job.repo), bossId, { reason }, { db: bossDb(c) });
+        if (rows.length && requeue)
+          await this.options.boss.fail(queueName(job.repo), bossId, { reason }, { db: bossDb(c) });
         else if (rows.length) await this.options.boss.cancel(queueName(job.repo), bossId, { db: bossDb(c) });
       });
-      this.log.warn(requeue ? 'job handed back at shutdown; another worker runs it' : 'job interrupted at shutdown too often; left interrupted', { job: job.id, repo: job.repo });
+      this.log.warn(
+        requeue
+          ? 'job handed back at shutdown; another worker runs it'
+          : 'job interrupted at shutdown too often; left interrupted',
+        { job: job.id, repo: job.repo },
+      );
     } catch (error) {
-      this.log.error(`could not hand the job back (${describeDbError(error, this.options.db)}); the reaper queues it again once this worker is gone`, { job: job.id });
+      this.log.error(
+        `could not hand the job back (${describeDbError(error, this.options.db)}); the reaper queues it again once this worker is gone`,
+        { job: job.id },
+      );
     }
     await killGroup(entry.job);
   }

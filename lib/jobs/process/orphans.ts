@@ -25,13 +25,27 @@ export async function jobWrappers(jobsDir: string, procDir = '/proc'): Promise<M
 }
 
 /** End the orphaned job groups of worker `name` under `jobsDir`; their job ids. */
-export async function endOrphanedJobs({ db, jobsDir, name, log }: { db: Queryable; jobsDir: string; name: string; log: Logger }): Promise<string[]> {
+export async function endOrphanedJobs({
+  db,
+  jobsDir,
+  name,
+  log,
+}: {
+  db: Queryable;
+  jobsDir: string;
+  name: string;
+  log: Logger;
+}): Promise<string[]> {
   const ended: string[] = [];
   for (const [pgid, id] of await jobWrappers(jobsDir)) {
     const { rows } = await db.query(`SELECT state, record->>'worker' AS worker FROM shipkit.jobs WHERE id = $1`, [id]);
     const row = rows[0] as { state: string; worker: string | null } | undefined;
     if (row?.state === 'running' && row.worker !== name) continue;
-    log.warn('ending a build a previous run of this worker left behind', { job: id, pgid, state: row?.state ?? 'unknown' });
+    log.warn('ending a build a previous run of this worker left behind', {
+      job: id,
+      pgid,
+      state: row?.state ?? 'unknown',
+    });
     await endProcessGroup(pgid, { graceMs: 2_000 });
     ended.push(id);
   }

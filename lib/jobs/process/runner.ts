@@ -15,6 +15,7 @@ import { readStatus } from '../local/recovery.ts';
 import { createSpawner, type Spawner } from './spawner.ts';
 import type { Job } from '../local/journal.ts';
 import type { Logger } from '../../core/log.ts';
+import { messageOf } from '../../core/errors.ts';
 
 // Fixed text: the status file and the command come in as positional parameters, never spliced in.
 // Shell builtins only (no mv: a PATH of node, git and bash is enough). The code and its newline
@@ -86,7 +87,9 @@ export function createProcessRunner(options: ProcessRunnerOptions): JobRunner {
     await ensureDir(dir, 0o755);
     const statusFile = path.join(dir, `status-${job.attempts}`);
     // unlink, not rm({ force }): rm walks the path (lstat, rimraf) on every job start.
-    await unlink(statusFile).catch((error: NodeJS.ErrnoException) => { if (error.code !== 'ENOENT') throw error; });
+    await unlink(statusFile).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+    });
     let home = env.HOME ?? '/';
     let prefix: string[] = [];
     let ids: { uid?: number; gid?: number } = {};
@@ -102,14 +105,20 @@ export function createProcessRunner(options: ProcessRunnerOptions): JobRunner {
         prefix = ['sudo', '-n', '-H', '-u', settings.user, '--'];
       }
     }
-    const url = settings.url ? undefined : job.cloneUrl ?? undefined;
+    const url = settings.url ? undefined : (job.cloneUrl ?? undefined);
     const argv = [...prefix, ...options.commands[job.kind], ...jobArguments(job, options.configFile, { url })];
     const outputFile = path.join(dir, 'output.log');
     // Started off this thread (lib/jobs/process/spawner.ts); the output file is opened by the starter.
     const child = await spawner.start({
-      file: '/bin/sh', args: ['-c', WRAPPER, 'shipkit-job', statusFile, ...argv],
+      file: '/bin/sh',
+      args: ['-c', WRAPPER, 'shipkit-job', statusFile, ...argv],
       cwd: options.dataDir,
-      env: { ...passedSecrets(settings, env), PATH: env.PATH ?? '/usr/local/bin:/usr/bin:/bin', HOME: home, LANG: env.LANG ?? 'C.UTF-8' },
+      env: {
+        ...passedSecrets(settings, env),
+        PATH: env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+        HOME: home,
+        LANG: env.LANG ?? 'C.UTF-8',
+      },
       ...ids,
       output: outputFile,
       header: `# ${new Date().toISOString()} job ${job.id} attempt ${job.attempts}: ${argv.join(' ')}\n`,
@@ -126,10 +135,19 @@ export function createProcessRunner(options: ProcessRunnerOptions): JobRunner {
     const timeoutTimer = setTimeout(() => end(`timed out after ${settings.timeout} s`), settings.timeout * 1000);
     let sizeUnknown = false; // said once, not every second
     const outputWatch = setInterval(() => {
-      stat(outputFile).then((info) => { if (info.size > maxOutputBytes) end(`printed more than ${maxOutputBytes} bytes`); }, (error: NodeJS.ErrnoException) => {
-        if (!sizeUnknown) log.warn(`cannot check the size of ${outputFile} (${error.code ?? error.message}); the output cap is not enforced`, { job: job.id });
-        sizeUnknown = true;
-      });
+      stat(outputFile).then(
+        (info) => {
+          if (info.size > maxOutputBytes) end(`printed more than ${maxOutputBytes} bytes`);
+        },
+        (error: NodeJS.ErrnoException) => {
+          if (!sizeUnknown)
+            log.warn(
+              `cannot check the size of ${outputFile} (${error.code ?? error.message}); the output cap is not enforced`,
+              { job: job.id },
+            );
+          sizeUnknown = true;
+        },
+      );
     }, 1000);
     const result = await child.exited;
     clearTimeout(timeoutTimer);
@@ -141,7 +159,9 @@ export function createProcessRunner(options: ProcessRunnerOptions): JobRunner {
     else if (result.signal) await waitForGroupExit(child.pid, killGraceMs);
     // Whatever the job left running in its group goes with it.
     signalGroup(child.pid, 'SIGKILL');
-    await trimOutput(outputFile, keptOutputBytes).catch((error) => log.warn('could not trim job output', { job: job.id, error: (error as Error).message }));
+    await trimOutput(outputFile, keptOutputBytes).catch((error) =>
+      log.warn('could not trim job output', { job: job.id, error: messageOf(error) }),
+    );
     if (result.error) return { exit: null, reason: `could not start the job: ${result.error.message}` };
     if (result.lost) {
       // The helper that started it died: only the wrapper's status file knows how it ended.

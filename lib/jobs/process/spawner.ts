@@ -102,7 +102,8 @@ interface Answer {
   error?: { message: string; code?: string };
 }
 
-const withCode = ({ message, code }: { message: string; code?: string }) => Object.assign(new Error(message), code ? { code } : {});
+const withCode = ({ message, code }: { message: string; code?: string }) =>
+  Object.assign(new Error(message), code ? { code } : {});
 
 /** Jobs started by a helper process (Node), restarted when it dies. */
 class HelperSpawner implements Spawner {
@@ -123,12 +124,18 @@ class HelperSpawner implements Spawner {
 
   private startHelper(): ChildProcess {
     // detached: a Ctrl-C meant for hook-server does not reach it; it ends when its stdin does.
-    const helper = spawn(process.execPath, ['-e', HELPER_SOURCE], { env: {}, stdio: ['pipe', 'pipe', 'inherit'], detached: true });
+    const helper = spawn(process.execPath, ['-e', HELPER_SOURCE], {
+      env: {},
+      stdio: ['pipe', 'pipe', 'inherit'],
+      detached: true,
+    });
     this.helper = helper;
     this.buffered = '';
     helper.stdout!.setEncoding('utf8');
     helper.stdout!.on('data', (chunk: string) => this.read(chunk));
-    helper.stdin!.on('error', () => { /* the helper died: its exit below settles what it held */ });
+    helper.stdin!.on('error', () => {
+      /* the helper died: its exit below settles what it held */
+    });
     // 'close', not 'exit': its last answers may still be in the pipe when it exits.
     helper.once('error', () => this.lose(helper));
     helper.once('close', () => this.lose(helper));
@@ -140,7 +147,9 @@ class HelperSpawner implements Spawner {
     const helper = this.helper;
     if (!helper) return;
     const handles = [helper, helper.stdin, helper.stdout] as Array<{ ref(): void; unref(): void } | null>;
-    for (const handle of handles) if (busy) handle?.ref(); else handle?.unref();
+    for (const handle of handles)
+      if (busy) handle?.ref();
+      else handle?.unref();
   }
 
   private read(chunk: string): void {
@@ -155,11 +164,20 @@ class HelperSpawner implements Spawner {
     if (answer.open) return this.settle(answer.id, () => job.failed(withCode(answer.open!)));
     if (answer.pid !== undefined) {
       job.pid = answer.pid;
-      return job.started({ pid: answer.pid, exited: new Promise((resolve) => { job.exited = resolve; }) });
+      return job.started({
+        pid: answer.pid,
+        exited: new Promise((resolve) => {
+          job.exited = resolve;
+        }),
+      });
     }
-    const exit: JobExit = answer.error ? { code: null, signal: null, error: withCode(answer.error) } : { code: answer.code ?? null, signal: answer.signal ?? null };
+    const exit: JobExit = answer.error
+      ? { code: null, signal: null, error: withCode(answer.error) }
+      : { code: answer.code ?? null, signal: answer.signal ?? null };
     // A process that failed to start has no pid, so no `started` yet: it starts and exits at once.
-    this.settle(answer.id, () => (job.exited ? job.exited(exit) : job.started({ pid: undefined, exited: Promise.resolve(exit) })));
+    this.settle(answer.id, () =>
+      job.exited ? job.exited(exit) : job.started({ pid: undefined, exited: Promise.resolve(exit) }),
+    );
   }
 
   private settle(id: number, then: () => void): void {
@@ -174,7 +192,8 @@ class HelperSpawner implements Spawner {
     this.helper = undefined;
     for (const [id, job] of this.pending) {
       this.pending.delete(id);
-      if (job.pid === undefined) job.failed(new Error('the job-starting helper process stopped before it started the job'));
+      if (job.pid === undefined)
+        job.failed(new Error('the job-starting helper process stopped before it started the job'));
       else void watchGroup(job.pid).then(() => job.exited?.({ code: null, signal: null, lost: true }));
     }
   }
@@ -192,7 +211,14 @@ const inProcess: Spawner = {
     let exited: Promise<JobExit>;
     try {
       await out.write(request.header);
-      child = spawn(request.file, request.args, { cwd: request.cwd, env: request.env, detached: true, stdio: ['ignore', out.fd, out.fd], uid: request.uid, gid: request.gid });
+      child = spawn(request.file, request.args, {
+        cwd: request.cwd,
+        env: request.env,
+        detached: true,
+        stdio: ['ignore', out.fd, out.fd],
+        uid: request.uid,
+        gid: request.gid,
+      });
       // Listened to at once: a failed start is told on the next tick.
       exited = new Promise<JobExit>((resolve) => {
         child.once('exit', (code, signal) => resolve({ code, signal }));

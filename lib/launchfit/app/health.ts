@@ -35,7 +35,9 @@ export async function probeHealth(target: ProbeTarget): Promise<ProbeAnswer> {
   const first = await probeOnce(target, target.timeoutMs);
   // A kept-alive connection the app closed while idle (its keep-alive timeout, a restart) fails
   // before any answer: that is not the app's answer, so the probe is sent again on a new connection.
-  const answer = first.closedWhileIdle ? await probeOnce(target, Math.max(1, target.timeoutMs - (Date.now() - t0))) : first;
+  const answer = first.closedWhileIdle
+    ? await probeOnce(target, Math.max(1, target.timeoutMs - (Date.now() - t0)))
+    : first;
   delete answer.closedWhileIdle;
   return { at, ms: Date.now() - t0, ...answer };
 }
@@ -54,22 +56,40 @@ function probeOnce(target: ProbeTarget, timeoutMs: number): Promise<Attempt> {
       if (!keep) req.destroy();
       resolve(answer);
     };
-    const req = http.request({
-      method: 'GET', path: `${url.pathname}${url.search}`, headers: { host: url.host, 'user-agent': 'launchfit-health', ...(target.agent ? {} : { connection: 'close' }) },
-      ...(target.socketPath ? { socketPath: target.socketPath } : { host: url.hostname.replace(/^\[|\]$/g, ''), port: url.port || 80 }),
-      agent: target.agent ?? false,
-    }, (res) => {
-      answered = true;
-      const status = res.statusCode ?? 0;
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => { if (body.length < 200) body += d; });
-      // A whole answer leaves the connection to the agent, which keeps it for the next probe.
-      res.on('end', () => finish(status >= 200 && status < 300 ? { ok: true, status } : { ok: false, status, body: body.slice(0, 200).trim() }, Boolean(target.agent)));
-      res.on('error', (error) => finish({ ok: false, status, error: error.message }));
-    });
+    const req = http.request(
+      {
+        method: 'GET',
+        path: `${url.pathname}${url.search}`,
+        headers: { host: url.host, 'user-agent': 'launchfit-health', ...(target.agent ? {} : { connection: 'close' }) },
+        ...(target.socketPath
+          ? { socketPath: target.socketPath }
+          : { host: url.hostname.replace(/^\[|\]$/g, ''), port: url.port || 80 }),
+        agent: target.agent ?? false,
+      },
+      (res) => {
+        answered = true;
+        const status = res.statusCode ?? 0;
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => {
+          if (body.length < 200) body += d;
+        });
+        // A whole answer leaves the connection to the agent, which keeps it for the next probe.
+        res.on('end', () =>
+          finish(
+            status >= 200 && status < 300
+              ? { ok: true, status }
+              : { ok: false, status, body: body.slice(0, 200).trim() },
+            Boolean(target.agent),
+          ),
+        );
+        res.on('error', (error) => finish({ ok: false, status, error: error.message }));
+      },
+    );
     const timer = setTimeout(() => finish({ ok: false, error: `no answer within ${timeoutMs / 1000} s` }), timeoutMs);
-    req.on('error', (error: NodeJS.ErrnoException) => finish({ ok: false, error: error.code ?? error.message, closedWhileIdle: req.reusedSocket && !answered }));
+    req.on('error', (error: NodeJS.ErrnoException) =>
+      finish({ ok: false, error: error.code ?? error.message, closedWhileIdle: req.reusedSocket && !answered }),
+    );
     req.end();
   });
 }
@@ -137,13 +157,16 @@ export async function waitUntilHealthy(opts: HealthWaitOptions): Promise<HealthW
   const t0 = Date.now();
   const answers: ProbeAnswer[] = [];
   let gone = false;
-  void opts.exited.then(() => { gone = true; });
+  void opts.exited.then(() => {
+    gone = true;
+  });
   const exited = opts.exited.then(() => 'exited' as const);
   let passedAt: number | undefined;
   const endOf = () => (passedAt === undefined ? t0 + opts.deadlineMs : passedAt + opts.holdMs);
   while (!gone && Date.now() < endOf()) {
     const started = Date.now();
-    const timeoutMs = passedAt === undefined ? Math.max(1, Math.min(opts.timeoutMs, endOf() - started)) : opts.timeoutMs;
+    const timeoutMs =
+      passedAt === undefined ? Math.max(1, Math.min(opts.timeoutMs, endOf() - started)) : opts.timeoutMs;
     const answer = await Promise.race([opts.probe(timeoutMs), exited]);
     if (answer === 'exited') break;
     answers.push(answer);
@@ -156,7 +179,9 @@ export async function waitUntilHealthy(opts: HealthWaitOptions): Promise<HealthW
   }
   const passedAfterMs = passedAt === undefined ? undefined : passedAt - t0;
   if (gone) return { healthy: false, reason: 'exited', passedAfterMs, answers };
-  return passedAt === undefined ? { healthy: false, reason: 'timeout', answers } : { healthy: true, passedAfterMs, answers };
+  return passedAt === undefined
+    ? { healthy: false, reason: 'timeout', answers }
+    : { healthy: true, passedAfterMs, answers };
 }
 
 export interface HealthWatch {
@@ -169,7 +194,12 @@ export interface HealthWatch {
  * Probe a running app every `intervalMs`; after `failures` failures in a row, call
  * `onUnhealthy` once and start counting again.
  */
-export function watchHealth(opts: { probe: () => Promise<ProbeAnswer>; intervalMs: number; failures: number; onUnhealthy: (answers: ProbeAnswer[]) => void | Promise<void> }): HealthWatch {
+export function watchHealth(opts: {
+  probe: () => Promise<ProbeAnswer>;
+  intervalMs: number;
+  failures: number;
+  onUnhealthy: (answers: ProbeAnswer[]) => void | Promise<void>;
+}): HealthWatch {
   let stopped = false;
   let last: ProbeAnswer | undefined;
   let failed: ProbeAnswer[] = [];
@@ -189,7 +219,10 @@ export function watchHealth(opts: { probe: () => Promise<ProbeAnswer>; intervalM
   };
   timer = setTimeout(() => void tick(), opts.intervalMs);
   return {
-    stop() { stopped = true; if (timer) clearTimeout(timer); },
+    stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    },
     last: () => last,
     failuresInARow: () => failed.length,
   };

@@ -138,13 +138,22 @@ export function findPerl(pathVar = process.env.PATH ?? '/usr/bin:/bin'): string 
   perlPath = null;
   for (const dir of pathVar.split(':').filter(Boolean)) {
     const file = path.join(dir, 'perl');
-    try { accessSync(file, constants.X_OK); perlPath = file; break; } catch { /* not here */ }
+    try {
+      accessSync(file, constants.X_OK);
+      perlPath = file;
+      break;
+    } catch {
+      /* not here */
+    }
   }
   return perlPath;
 }
 
 /** The argv that runs `command` as an instance (under the wrapper), or `command` itself without perl. */
-export function instanceCommand(command: string[], { graceMs, log, perl = findPerl() }: { graceMs: number; log: string; perl?: string | null }): string[] {
+export function instanceCommand(
+  command: string[],
+  { graceMs, log, perl = findPerl() }: { graceMs: number; log: string; perl?: string | null },
+): string[] {
   if (!perl) return command;
   return [perl, '-e', INSTANCE_WRAPPER, '--', String(Math.max(0, Math.round(graceMs))), log, ...command];
 }
@@ -153,7 +162,11 @@ export function instanceCommand(command: string[], { graceMs, log, perl = findPe
 export function descendantsOf(pid: number, procDir = '/proc'): number[] {
   const kids = new Map<number, number[]>();
   let entries: string[];
-  try { entries = readdirSync(procDir).filter((name) => /^\d+$/.test(name)); } catch { return []; }
+  try {
+    entries = readdirSync(procDir).filter((name) => /^\d+$/.test(name));
+  } catch {
+    return [];
+  }
   for (const entry of entries) {
     try {
       const stat = readFileSync(`${procDir}/${entry}/stat`, 'latin1');
@@ -162,20 +175,34 @@ export function descendantsOf(pid: number, procDir = '/proc'): number[] {
       const list = kids.get(Number(ppid)) ?? [];
       list.push(Number(entry));
       kids.set(Number(ppid), list);
-    } catch { /* gone meanwhile */ }
+    } catch {
+      /* gone meanwhile */
+    }
   }
   const all: number[] = [];
   const queue = [pid];
-  while (queue.length) for (const kid of kids.get(queue.shift()!) ?? []) { all.push(kid); queue.push(kid); }
+  while (queue.length)
+    for (const kid of kids.get(queue.shift()!) ?? []) {
+      all.push(kid);
+      queue.push(kid);
+    }
   return all;
 }
 
 /** SIGKILL everything below the instance `pid`, then its group (the wrapper): a stop that ran out of time. */
 export function killInstance(pid: number): void {
   for (const p of descendantsOf(pid)) {
-    try { process.kill(p, 'SIGKILL'); } catch { /* gone, or not ours */ }
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      /* gone, or not ours */
+    }
   }
-  try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ }
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    /* gone */
+  }
 }
 
 /**
@@ -223,9 +250,14 @@ export function isSameProcess(pid: number, start: string, procDir = '/proc'): bo
 /** The live instance `pidFile` records for the deploy folder `dir`, under the wrapper; undefined otherwise. */
 export async function readLeftInstance(pidFile: string, dir: string): Promise<LeftInstance | undefined> {
   let record: { pid?: number; pgid?: number; start?: string; boot?: string; startedAt?: string };
-  try { record = JSON.parse(await readFile(pidFile, 'utf8')); } catch { return undefined; }
+  try {
+    record = JSON.parse(await readFile(pidFile, 'utf8'));
+  } catch {
+    return undefined;
+  }
   const { pid, pgid, start, boot, startedAt } = record;
-  if (!pid || !pgid || pid === pgid || !start || !startedAt || boot !== bootId() || !isSameProcess(pgid, start)) return undefined;
+  if (!pid || !pgid || pid === pgid || !start || !startedAt || boot !== bootId() || !isSameProcess(pgid, start))
+    return undefined;
   const environ = await readFile(`/proc/${pgid}/environ`, 'latin1').catch(() => '');
   if (!isAppOf(environ.split('\0'), dir)) return undefined;
   const cwd = await readlink(`/proc/${pgid}/cwd`).catch(() => '');

@@ -58,8 +58,12 @@ function processTree(pid: number, procDir: string): number[] {
     all.push(p);
     for (const tid of threadsOf(p, procDir)) {
       try {
-        queue.push(...readFileSync(`${procDir}/${p}/task/${tid}/children`, 'latin1').split(' ').filter(Boolean).map(Number));
-      } catch { /* gone meanwhile, or a kernel without CONFIG_PROC_CHILDREN: its children stay as they are */ }
+        queue.push(
+          ...readFileSync(`${procDir}/${p}/task/${tid}/children`, 'latin1').split(' ').filter(Boolean).map(Number),
+        );
+      } catch {
+        /* gone meanwhile, or a kernel without CONFIG_PROC_CHILDREN: its children stay as they are */
+      }
     }
   }
   return all;
@@ -67,7 +71,9 @@ function processTree(pid: number, procDir: string): number[] {
 
 function threadsOf(pid: number, procDir: string): number[] {
   try {
-    return readdirSync(`${procDir}/${pid}/task`).filter((t) => /^\d+$/.test(t)).map(Number);
+    return readdirSync(`${procDir}/${pid}/task`)
+      .filter((t) => /^\d+$/.test(t))
+      .map(Number);
   } catch {
     return [];
   }
@@ -83,7 +89,11 @@ export function setInstancePriority(pid: number, boost: number, { own = ownNice(
   let failed = 0;
   for (const p of processTree(pid, procDir)) {
     for (const tid of threadsOf(p, procDir)) {
-      try { os.setPriority(tid, own - boost); } catch { failed++; }
+      try {
+        os.setPriority(tid, own - boost);
+      } catch {
+        failed++;
+      }
     }
   }
   if (!setAutogroupNice(`${procDir}/${pid}/autogroup`, -boost)) failed++;

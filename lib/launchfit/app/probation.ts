@@ -18,7 +18,14 @@ export class Probation {
       this.settle = resolve;
     });
     if (!this.settle) return;
-    if (check) queueMicrotask(() => void check(exited).then((ok) => this.end(ok), () => this.end(false)));
+    if (check)
+      queueMicrotask(
+        () =>
+          void check(exited).then(
+            (ok) => this.end(ok),
+            () => this.end(false),
+          ),
+      );
     else this.timer = setTimeout(() => this.end(true), probationMs);
   }
 

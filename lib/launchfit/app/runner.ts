@@ -8,7 +8,16 @@ import path from 'node:path';
 import type { Logger } from '../../core/log.ts';
 import { secretVariables } from '../deploy-folder/app-env.ts';
 import type { AppConfig, LaunchConfig } from '../deploy-folder/config.ts';
-import { createProber, describeProbe, waitUntilHealthy, watchHealth, type HealthWait, type HealthWatch, type ProbeAnswer, type Prober } from './health.ts';
+import {
+  createProber,
+  describeProbe,
+  waitUntilHealthy,
+  watchHealth,
+  type HealthWait,
+  type HealthWatch,
+  type ProbeAnswer,
+  type Prober,
+} from './health.ts';
 import { updateBoost } from './priority.ts';
 import { bindSockets, type BoundSocket, type ListenSpec, type RawHandle, type SocketSet } from './sockets.ts';
 import type { LeftInstance } from './instance.ts';
@@ -95,23 +104,43 @@ export async function createAppRunner(opts: RunnerOptions): Promise<AppRunner> {
 function slotsOf(paths: DeployPaths, listening: boolean): Slot[] {
   return [
     { id: 'a', pidFile: paths.pidFile, healthSocket: listening ? path.join(paths.meta, 'health-a.sock') : undefined },
-    { id: 'b', pidFile: paths.secondPidFile, healthSocket: listening ? path.join(paths.meta, 'health-b.sock') : undefined },
+    {
+      id: 'b',
+      pidFile: paths.secondPidFile,
+      healthSocket: listening ? path.join(paths.meta, 'health-b.sock') : undefined,
+    },
   ];
 }
 
 /** The app's listening sockets, then one health socket per slot; none without app.listen. */
-async function bindAppSockets(listen: ListenSpec[], slots: Slot[], log: Logger, taken: Array<RawHandle | undefined> = []): Promise<SocketSet | undefined> {
+async function bindAppSockets(
+  listen: ListenSpec[],
+  slots: Slot[],
+  log: Logger,
+  taken: Array<RawHandle | undefined> = [],
+): Promise<SocketSet | undefined> {
   if (!listen.length) return undefined;
-  const sockets = await bindSockets([
-    ...listen.map((spec) => ({ spec, name: 'listen' })),
-    ...slots.map((s) => ({ spec: { kind: 'unix' as const, path: s.healthSocket!, text: s.healthSocket! }, name: 'health' })),
-  ], taken);
+  const sockets = await bindSockets(
+    [
+      ...listen.map((spec) => ({ spec, name: 'listen' })),
+      ...slots.map((s) => ({
+        spec: { kind: 'unix' as const, path: s.healthSocket!, text: s.healthSocket! },
+        name: 'health',
+      })),
+    ],
+    taken,
+  );
   log.info('listening for the app', { sockets: listen.map((s) => s.text) });
   return sockets;
 }
 
 /** Why a start on probation failed, for the log and `status`. */
-function describeFailure(sup: Supervisor, a: AppConfig, wait: HealthWait | undefined, listening: boolean): StartFailure {
+function describeFailure(
+  sup: Supervisor,
+  a: AppConfig,
+  wait: HealthWait | undefined,
+  listening: boolean,
+): StartFailure {
   const probes = (wait?.answers ?? []).map((p) => `${p.at} ${describeProbe(p)}`);
   const exited = sup.info().state === 'exited' || wait?.reason === 'exited';
   const passed = wait?.passedAfterMs !== undefined ? ' after its health check first passed' : '';
@@ -123,9 +152,10 @@ function describeFailure(sup: Supervisor, a: AppConfig, wait: HealthWait | undef
       ? `failed its health check ${a.health!.url} within ${a.healthyAfterSec} s${passed}${lastText}`
       : `did not answer its health check ${a.health!.url} with a 2xx within ${a.healthyAfterSec} s${lastText}`;
   const output = sup.info().tail;
-  const bound = output.some((l) => /EADDRINUSE/.test(l)) && listening
-    ? ' (its output shows EADDRINUSE: the app binds the port itself instead of using the sockets launchfit hands it as fds 3… with LISTEN_FDS)'
-    : '';
+  const bound =
+    output.some((l) => /EADDRINUSE/.test(l)) && listening
+      ? ' (its output shows EADDRINUSE: the app binds the port itself instead of using the sockets launchfit hands it as fds 3… with LISTEN_FDS)'
+      : '';
   return { reason: `${reason}${bound}`, probes, output };
 }
 
@@ -157,11 +187,13 @@ class AppSlotRunner implements AppRunner {
     this.sockets = sockets;
     this.output = createRotatingLog(opts.paths.appLog, opts.config.app.logMaxBytes, opts.config.app.logKeep);
     this.active = slots[0];
-    this.overlap = this.listen.length ? {
-      startNext: () => this.startSlot(this.other(), true),
-      promoteNext: () => this.promoteNext(),
-      dropNext: () => this.stopSlot(this.other()),
-    } : undefined;
+    this.overlap = this.listen.length
+      ? {
+          startNext: () => this.startSlot(this.other(), true),
+          promoteNext: () => this.promoteNext(),
+          dropNext: () => this.stopSlot(this.other()),
+        }
+      : undefined;
   }
 
   start(probation: boolean): Promise<boolean> {
@@ -194,14 +226,23 @@ class AppSlotRunner implements AppRunner {
   }
 
   info(): RunnerInfo {
-    const instances = this.slots.filter((s) => s.sup && s.sup.info().state !== 'stopped').map((s) => ({ ...s.sup!.info(), release: s.release }));
+    const instances = this.slots
+      .filter((s) => s.sup && s.sup.info().state !== 'stopped')
+      .map((s) => ({ ...s.sup!.info(), release: s.release }));
     const { health } = this.config.app;
     const last = this.active.watch?.last();
     return {
       app: this.active.sup && { ...this.active.sup.info(), release: this.active.release },
       instances,
       sockets: this.listen.map((s) => s.text),
-      health: health ? { url: health.url, last: last && describeProbe(last), ok: last?.ok, failuresInARow: this.active.watch?.failuresInARow() ?? 0 } : undefined,
+      health: health
+        ? {
+            url: health.url,
+            last: last && describeProbe(last),
+            ok: last?.ok,
+            failuresInARow: this.active.watch?.failuresInARow() ?? 0,
+          }
+        : undefined,
     };
   }
 
@@ -229,7 +270,10 @@ class AppSlotRunner implements AppRunner {
   /** Probes of the slot's instance, over one kept-alive connection (health.ts createProber). */
   private probeOf(slot: Slot): (timeoutMs: number) => Promise<ProbeAnswer> {
     return (timeoutMs) => {
-      const target = { url: this.config.app.health!.url, socketPath: this.listen.length ? slot.healthSocket : undefined };
+      const target = {
+        url: this.config.app.health!.url,
+        socketPath: this.listen.length ? slot.healthSocket : undefined,
+      };
       const key = `${target.url} ${target.socketPath ?? ''}`;
       if (slot.prober?.key !== key) {
         slot.prober?.prober.close();
@@ -250,15 +294,30 @@ class AppSlotRunner implements AppRunner {
     const health = a.health && this.listen.length ? this.healthFd(slot) : undefined;
     const cwd = slot.release ? path.join(paths.releases, slot.release) : paths.current;
     const settings = {
-      exec: a.exec ?? 'true', cwd, env: a.env, account: a.account, kill: a.kill,
-      withheld: secretVariables([this.config.control.secret, this.config.updates.report?.secret]), killTimeoutMs: a.killTimeoutSec * 1000, forever: a.forever,
-      backoffMaxMs: a.backoffMaxSec * 1000, stableAfterMs: a.stableAfterSec * 1000, maxRestarts: a.maxRestarts,
+      exec: a.exec ?? 'true',
+      cwd,
+      env: a.env,
+      account: a.account,
+      kill: a.kill,
+      withheld: secretVariables([this.config.control.secret, this.config.updates.report?.secret]),
+      killTimeoutMs: a.killTimeoutSec * 1000,
+      forever: a.forever,
+      backoffMaxMs: a.backoffMaxSec * 1000,
+      stableAfterMs: a.stableAfterSec * 1000,
+      maxRestarts: a.maxRestarts,
       sockets: [...listeners, ...(health ? [health] : [])].map((s) => ({ fd: s.fd, name: s.name })),
       onCrash: (uptimeMs: number) => this.crashed(slot, uptimeMs),
     };
     slot.sup ??= createSupervisor({
-      ...settings, dir: paths.dir, appLog: paths.appLog, logMaxBytes: a.logMaxBytes, logKeep: a.logKeep, pidFile: slot.pidFile,
-      log: this.log.child({ app: true, ...(this.listen.length ? { instance: slot.id } : {}) }), echo: this.opts.echo, output: this.output,
+      ...settings,
+      dir: paths.dir,
+      appLog: paths.appLog,
+      logMaxBytes: a.logMaxBytes,
+      logKeep: a.logKeep,
+      pidFile: slot.pidFile,
+      log: this.log.child({ app: true, ...(this.listen.length ? { instance: slot.id } : {}) }),
+      echo: this.opts.echo,
+      output: this.output,
     });
     slot.sup.setOptions(settings);
     return slot.sup;
@@ -277,21 +336,26 @@ class AppSlotRunner implements AppRunner {
     this.failure = undefined;
     slot.switched = undefined;
     if (!a.exec) {
-      this.log.warn('app.exec is not set in launchify.yml (nor in the release\'s); nothing to run');
+      this.log.warn("app.exec is not set in launchify.yml (nor in the release's); nothing to run");
       return true;
     }
     const sup = this.supervisorOf(slot);
     let waiting: Promise<HealthWait> | undefined;
-    const check = probation && a.health
-      ? async (exited: Promise<void>) => {
-        const health = a.health!;
-        waiting = waitUntilHealthy({
-          probe: this.probeOf(slot), timeoutMs: health.timeoutSec * 1000, intervalMs: health.intervalSec * 1000,
-          deadlineMs: a.healthyAfterSec * 1000, holdMs: a.healthyAfterSec * 1000, exited,
-        });
-        return (await waiting).healthy;
-      }
-      : undefined;
+    const check =
+      probation && a.health
+        ? async (exited: Promise<void>) => {
+            const health = a.health!;
+            waiting = waitUntilHealthy({
+              probe: this.probeOf(slot),
+              timeoutMs: health.timeoutSec * 1000,
+              intervalMs: health.intervalSec * 1000,
+              deadlineMs: a.healthyAfterSec * 1000,
+              holdMs: a.healthyAfterSec * 1000,
+              exited,
+            });
+            return (await waiting).healthy;
+          }
+        : undefined;
     const healthy = await sup.start(probation && !check ? a.healthyAfterSec * 1000 : 0, check);
     if (!healthy) {
       // An exit fails the start at once; the wait ends with it (it watches the same exit). A
@@ -299,8 +363,9 @@ class AppSlotRunner implements AppRunner {
       // connection is cut mid-answer) before its instance (the wrapper, which first ends what
       // the app left) has exited; that exit gets a moment.
       const wait = await waiting;
-      const refused = wait?.reason === 'failed' && /ECONNREFUSED|ECONNRESET|socket hang up/.test(wait.answers.at(-1)?.error ?? '');
-      const exited = refused && await sup.exitedWithin(1000);
+      const refused =
+        wait?.reason === 'failed' && /ECONNREFUSED|ECONNRESET|socket hang up/.test(wait.answers.at(-1)?.error ?? '');
+      const exited = refused && (await sup.exitedWithin(1000));
       this.failure = describeFailure(sup, a, exited ? { ...wait, reason: 'exited' } : wait, this.listen.length > 0);
       await this.stopSlot(slot);
       return false;
@@ -314,7 +379,10 @@ class AppSlotRunner implements AppRunner {
   private crashed(slot: Slot, uptimeMs: number): void {
     const stableSec = this.config.app.stableAfterSec;
     if (slot !== this.active || !slot.switched || this.closed) return;
-    if (uptimeMs >= stableSec * 1000) { slot.switched = undefined; return; }
+    if (uptimeMs >= stableSec * 1000) {
+      slot.switched = undefined;
+      return;
+    }
     if (++slot.switched.crashes < CRASHES_TO_GO_BACK || !this.opts.onCrashLoop) return;
     const reason = `exited ${slot.switched.crashes} times after the switch before it stayed up ${stableSec} s (app.stable_after)`;
     slot.switched = undefined;
@@ -326,12 +394,23 @@ class AppSlotRunner implements AppRunner {
     slot.watch?.stop();
     const health = this.config.app.health!;
     slot.watch = watchHealth({
-      probe: () => this.probeOf(slot)(health.timeoutSec * 1000), intervalMs: health.intervalSec * 1000, failures: health.failures,
+      probe: () => this.probeOf(slot)(health.timeoutSec * 1000),
+      intervalMs: health.intervalSec * 1000,
+      failures: health.failures,
       onUnhealthy: async (answers) => {
         const info = slot.sup?.info();
         // A process (re)started less than healthy_after ago is still starting.
-        if (!info?.startedAt || info.state !== 'running' || Date.now() - Date.parse(info.startedAt) < this.config.app.healthyAfterSec * 1000) return;
-        this.log.warn(`the app failed ${answers.length} health checks in a row; restarting it`, { pid: info.pid, release: slot.release, last: describeProbe(answers.at(-1)!) });
+        if (
+          !info?.startedAt ||
+          info.state !== 'running' ||
+          Date.now() - Date.parse(info.startedAt) < this.config.app.healthyAfterSec * 1000
+        )
+          return;
+        this.log.warn(`the app failed ${answers.length} health checks in a row; restarting it`, {
+          pid: info.pid,
+          release: slot.release,
+          last: describeProbe(answers.at(-1)!),
+        });
         if (!this.opts.onUnhealthy) return slot.sup?.restart();
         slot.watch?.stop();
         this.opts.onUnhealthy(slot.release);

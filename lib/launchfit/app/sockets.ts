@@ -17,19 +17,29 @@ import { getSystemErrorName } from 'node:util';
 import { ConfigError } from '../../core/errors.ts';
 import { parseListen } from '../../http/server.ts';
 
-export type ListenSpec = { kind: 'tcp'; host: string; port: number; text: string } | { kind: 'unix'; path: string; text: string };
+export type ListenSpec =
+  { kind: 'tcp'; host: string; port: number; text: string } | { kind: 'unix'; path: string; text: string };
 
 /** One `app.listen` entry: `HOST:PORT` (an IP literal), `[IPv6]:PORT`, or a Unix socket path. */
 export function parseListenSpec(text: string, baseDir: string): ListenSpec {
   if (text.includes('/')) return { kind: 'unix', path: path.resolve(baseDir, text), text };
   const { host, port } = parseListen(text);
-  if (!/:\d+$/.test(text.trim())) throw new ConfigError(`${JSON.stringify(text)} has no port; write HOST:PORT, e.g. 127.0.0.1:8080.`);
-  if (!net.isIP(host)) throw new ConfigError(`${JSON.stringify(text)}: the host must be an IP address (127.0.0.1, 0.0.0.0, [::1], [::]), not a name.`);
-  if (port === 0) throw new ConfigError(`${JSON.stringify(text)}: port 0 would change with every start; give a fixed port.`);
+  if (!/:\d+$/.test(text.trim()))
+    throw new ConfigError(`${JSON.stringify(text)} has no port; write HOST:PORT, e.g. 127.0.0.1:8080.`);
+  if (!net.isIP(host))
+    throw new ConfigError(
+      `${JSON.stringify(text)}: the host must be an IP address (127.0.0.1, 0.0.0.0, [::1], [::]), not a name.`,
+    );
+  if (port === 0)
+    throw new ConfigError(`${JSON.stringify(text)}: port 0 would change with every start; give a fixed port.`);
   return { kind: 'tcp', host, port, text };
 }
 
-export interface RawHandle { fd?: number; close(cb?: () => void): void; getsockname?(out: Record<string, unknown>): number }
+export interface RawHandle {
+  fd?: number;
+  close(cb?: () => void): void;
+  getsockname?(out: Record<string, unknown>): number;
+}
 type CreateServerHandle = (address: string, port: number, addressType: number) => RawHandle | number;
 
 export interface BoundSocket {
@@ -47,15 +57,21 @@ export interface SocketSet {
 function createHandle(spec: ListenSpec): RawHandle {
   const create = (net as unknown as { _createServerHandle?: CreateServerHandle })._createServerHandle;
   if (typeof create !== 'function' || 'deno' in process.versions) {
-    throw new ConfigError('app.listen needs launchfit to run under Node: Deno cannot hand a listening socket to a child process. Run launchfit with node (or the npm/one-file install), or remove app.listen.');
+    throw new ConfigError(
+      'app.listen needs launchfit to run under Node: Deno cannot hand a listening socket to a child process. Run launchfit with node (or the npm/one-file install), or remove app.listen.',
+    );
   }
-  const handle = spec.kind === 'unix' ? create(spec.path, -1, -1) : create(spec.host, spec.port, net.isIPv6(spec.host) ? 6 : 4);
+  const handle =
+    spec.kind === 'unix' ? create(spec.path, -1, -1) : create(spec.host, spec.port, net.isIPv6(spec.host) ? 6 : 4);
   const failed = (code: number) => new ConfigError(describeBindError(spec, getSystemErrorName(code)));
   if (typeof handle === 'number') throw failed(handle);
   // libuv delays EADDRINUSE of a TCP bind until listen; getsockname reports it now.
   if (spec.kind === 'tcp' && handle.getsockname) {
     const code = handle.getsockname({});
-    if (code < 0) { handle.close(); throw failed(code); }
+    if (code < 0) {
+      handle.close();
+      throw failed(code);
+    }
   }
   if (typeof handle.fd !== 'number' || handle.fd < 0) {
     handle.close();
@@ -70,7 +86,8 @@ function describeBindError(spec: ListenSpec, code: string): string {
       ? `app.listen ${spec.text}: the socket ${spec.path} is in use by another process; stop it or choose another path.`
       : `app.listen ${spec.text}: the port is already in use by another process (EADDRINUSE); stop it (ss -ltnp 'sport = :${spec.port}') or choose another port.`;
   }
-  if (code === 'EACCES') return `app.listen ${spec.text}: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE; a socket path needs a writable folder).`;
+  if (code === 'EACCES')
+    return `app.listen ${spec.text}: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE; a socket path needs a writable folder).`;
   if (code === 'EADDRNOTAVAIL') return `app.listen ${spec.text}: this host has no such address.`;
   return `app.listen ${spec.text}: cannot bind (${code}).`;
 }
@@ -79,10 +96,16 @@ function describeBindError(spec: ListenSpec, code: string): string {
 async function clearStaleSocketFile(file: string): Promise<void> {
   const info = await lstat(file).catch(() => undefined);
   if (!info) return;
-  if (!info.isSocket()) throw new ConfigError(`${file} exists and is not a socket; app.listen will not replace it. Move it away or choose another path.`);
+  if (!info.isSocket())
+    throw new ConfigError(
+      `${file} exists and is not a socket; app.listen will not replace it. Move it away or choose another path.`,
+    );
   const live = await new Promise<boolean>((resolve) => {
     const probe = net.connect(file);
-    probe.once('connect', () => { probe.destroy(); resolve(true); });
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
     probe.once('error', () => resolve(false));
   });
   if (!live) await rm(file, { force: true });
@@ -90,14 +113,19 @@ async function clearStaleSocketFile(file: string): Promise<void> {
 
 /** listen(2) on the fds in a child that exits before it could accept (see the top comment). */
 function listenOnFds(fds: number[]): Promise<void> {
-  const script = `const net=require('node:net');let n=${fds.length};for(let i=0;i<${fds.length};i++){const s=net.createServer();`
-    + `s.on('error',(e)=>{process.stderr.write(String(i)+' '+e.code);process.exit(1)});s.listen({fd:3+i,backlog:511},()=>{if(--n===0)process.exit(0)})}`;
+  const script =
+    `const net=require('node:net');let n=${fds.length};for(let i=0;i<${fds.length};i++){const s=net.createServer();` +
+    `s.on('error',(e)=>{process.stderr.write(String(i)+' '+e.code);process.exit(1)});s.listen({fd:3+i,backlog:511},()=>{if(--n===0)process.exit(0)})}`;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'ignore', 'pipe', ...fds], env: {} });
     let err = '';
     child.stderr!.on('data', (d) => (err += d));
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(Object.assign(new Error(err), { index: Number(err.split(' ')[0]), code: err.split(' ')[1] }))));
+    child.on('close', (code) =>
+      code === 0
+        ? resolve()
+        : reject(Object.assign(new Error(err), { index: Number(err.split(' ')[0]), code: err.split(' ')[1] })),
+    );
   });
 }
 
@@ -106,7 +134,10 @@ function listenOnFds(fds: number[]): Promise<void> {
  * nothing: on any failure the ones already bound are closed and a ConfigError names the address.
  * `taken[i]`, when given, is entry i's socket already listening (takeSockets), used as it is.
  */
-export async function bindSockets(entries: Array<{ spec: ListenSpec; name: string }>, taken: Array<RawHandle | undefined> = []): Promise<SocketSet> {
+export async function bindSockets(
+  entries: Array<{ spec: ListenSpec; name: string }>,
+  taken: Array<RawHandle | undefined> = [],
+): Promise<SocketSet> {
   const handles: RawHandle[] = [];
   const made: string[] = [];
   const closeAll = async () => {
@@ -115,7 +146,10 @@ export async function bindSockets(entries: Array<{ spec: ListenSpec; name: strin
   };
   try {
     for (const [i, { spec }] of entries.entries()) {
-      if (taken[i]) { handles.push(taken[i]); continue; }
+      if (taken[i]) {
+        handles.push(taken[i]);
+        continue;
+      }
       if (spec.kind === 'unix') await clearStaleSocketFile(spec.path);
       handles.push(createHandle(spec));
       if (spec.kind === 'unix') made.push(spec.path);
@@ -123,7 +157,10 @@ export async function bindSockets(entries: Array<{ spec: ListenSpec; name: strin
     if (handles.length) {
       await listenOnFds(handles.map((h) => h.fd!)).catch((error: Error & { index?: number; code?: string }) => {
         const spec = entries[error.index ?? 0]?.spec;
-        throw new ConfigError(spec ? describeBindError(spec, error.code ?? 'unknown') : `app.listen: cannot listen (${error.message}).`, { cause: error });
+        throw new ConfigError(
+          spec ? describeBindError(spec, error.code ?? 'unknown') : `app.listen: cannot listen (${error.message}).`,
+          { cause: error },
+        );
       });
     }
   } catch (error) {
@@ -160,33 +197,56 @@ for my $i (0 .. $#got) { POSIX::dup2(100 + $i, 4 + $i) // die "dup2: $!\n"; POSI
 exec { $node } $node, '-e', $relay, scalar(@got) or die "exec $node: $!\n";
 `;
 
-const RELAY = "const net=require('node:net');const n=Number(process.argv[1]);for(let i=0;i<n;i++)"
-  + "process.send({i},new net.Socket({fd:4+i,readable:false,writable:false})._handle);process.on('message',()=>process.exit(0));";
+const RELAY =
+  "const net=require('node:net');const n=Number(process.argv[1]);for(let i=0;i<n;i++)" +
+  "process.send({i},new net.Socket({fd:4+i,readable:false,writable:false})._handle);process.on('message',()=>process.exit(0));";
 
 /**
  * The listening sockets `specs` from the process `pid`'s fds 3… (or `fds`), each checked to be
  * bound to its address (a Unix socket: its path in /proc/net/unix); undefined when they cannot
  * be taken (the reason then), nothing kept.
  */
-export async function takeSockets(pid: number, specs: ListenSpec[], perl: string, fds = specs.map((_, i) => 3 + i)): Promise<{ handles?: RawHandle[]; reason?: string }> {
+export async function takeSockets(
+  pid: number,
+  specs: ListenSpec[],
+  perl: string,
+  fds = specs.map((_, i) => 3 + i),
+): Promise<{ handles?: RawHandle[]; reason?: string }> {
   if (!specs.length || 'deno' in process.versions) return { reason: 'sockets are taken over under Node only' };
-  const child = spawn(perl, ['-e', TAKE, '--', String(pid), process.execPath, RELAY, ...fds.map(String)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env: {} });
+  const child = spawn(perl, ['-e', TAKE, '--', String(pid), process.execPath, RELAY, ...fds.map(String)], {
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    env: {},
+  });
   const handles: RawHandle[] = [];
   let err = '';
   child.stderr!.on('data', (d) => (err += d));
   const done = await new Promise<boolean>((resolve) => {
-    const timer = setTimeout(() => { child.kill('SIGKILL'); resolve(false); }, 10_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      resolve(false);
+    }, 10_000);
     child.on('message', (msg: { i: number }, handle: RawHandle) => {
       handles[msg.i] = handle;
-      if (handles.filter(Boolean).length === specs.length) { clearTimeout(timer); child.send('done'); resolve(true); }
+      if (handles.filter(Boolean).length === specs.length) {
+        clearTimeout(timer);
+        child.send('done');
+        resolve(true);
+      }
     });
-    child.on('exit', () => { clearTimeout(timer); resolve(handles.filter(Boolean).length === specs.length); });
+    child.on('exit', () => {
+      clearTimeout(timer);
+      resolve(handles.filter(Boolean).length === specs.length);
+    });
   });
   const unixPaths = specs.some((s) => s.kind === 'unix') ? await unixSocketPaths() : new Map<string, string>();
   const wrong = handles.findIndex((h, i) => !boundTo(h, specs[i], unixPaths));
   if (!done || wrong >= 0) {
     for (const h of handles) h?.close();
-    return { reason: !done ? (err.trim() || 'the helper gave no sockets') : `fd ${fds[wrong]} is not bound to ${specs[wrong].text}` };
+    return {
+      reason: !done
+        ? err.trim() || 'the helper gave no sockets'
+        : `fd ${fds[wrong]} is not bound to ${specs[wrong].text}`,
+    };
   }
   return { handles };
 }
@@ -214,5 +274,9 @@ function boundTo(handle: RawHandle | undefined, spec: ListenSpec, unixPaths: Map
 }
 
 function readlinkSafe(file: string): string {
-  try { return readlinkSync(file); } catch { return ''; }
+  try {
+    return readlinkSync(file);
+  } catch {
+    return '';
+  }
 }

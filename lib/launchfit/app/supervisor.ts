@@ -13,7 +13,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../core/log.ts';
 import { bootId, isGroupAlive, processStartTime, signalGroup, waitForGroupExit } from '../../core/process-group.ts';
 import { appEnvironment, isAppOf, spawnIdentity, type AppAccount } from '../deploy-folder/app-env.ts';
-import { AdoptedInstance, APP_PID_LINE, endInstance, instanceCommand, killInstance, type LeftInstance } from './instance.ts';
+import {
+  AdoptedInstance,
+  APP_PID_LINE,
+  endInstance,
+  instanceCommand,
+  killInstance,
+  type LeftInstance,
+} from './instance.ts';
 import { setInstancePriority } from './priority.ts';
 import { Probation, type StartCheck } from './probation.ts';
 
@@ -89,7 +96,11 @@ export interface Supervisor {
 export function createRotatingLog(file: string, maxBytes: number, keep: number) {
   let fd = openSync(file, 'a', 0o600);
   let size = 0;
-  try { size = statSync(file).size; } catch { /* new */ }
+  try {
+    size = statSync(file).size;
+  } catch {
+    /* new */
+  }
   const rotate = () => {
     closeSync(fd);
     for (let i = keep; i >= 1; i--) {
@@ -97,7 +108,9 @@ export function createRotatingLog(file: string, maxBytes: number, keep: number) 
       try {
         if (i === keep) rmSync(`${file}.${keep}`, { force: true });
         renameSync(from, `${file}.${i}`);
-      } catch { /* missing generation */ }
+      } catch {
+        /* missing generation */
+      }
     }
     if (keep === 0) rmSync(file, { force: true });
     fd = openSync(file, 'a', 0o600);
@@ -109,12 +122,48 @@ export function createRotatingLog(file: string, maxBytes: number, keep: number) 
       writeSync(fd, chunk);
       size += chunk.length;
     },
-    close() { try { closeSync(fd); } catch { /* closed */ } },
+    close() {
+      try {
+        closeSync(fd);
+      } catch {
+        /* closed */
+      }
+    },
   };
 }
 
-const SHELL_WORDS = new Set(['exit', 'cd', 'export', 'set', 'unset', 'if', 'for', 'while', 'until', 'case', '.', 'source', 'eval',
-  'exec', 'trap', 'ulimit', 'umask', 'wait', 'read', 'shift', 'return', 'test', '[', ':', 'alias', 'command', 'readonly', 'local', '{', '!']);
+const SHELL_WORDS = new Set([
+  'exit',
+  'cd',
+  'export',
+  'set',
+  'unset',
+  'if',
+  'for',
+  'while',
+  'until',
+  'case',
+  '.',
+  'source',
+  'eval',
+  'exec',
+  'trap',
+  'ulimit',
+  'umask',
+  'wait',
+  'read',
+  'shift',
+  'return',
+  'test',
+  '[',
+  ':',
+  'alias',
+  'command',
+  'readonly',
+  'local',
+  '{',
+  '!',
+]);
 
 /**
  * `exec` a simple command so the app itself leads its group and gets signals directly. Compound
@@ -130,7 +179,12 @@ export function shellCommand(exec: string): string {
  * Stop a process group left by a launchfit that was killed: only if its leader still carries
  * the deploy folder's mark in its environment (so a reused pid is never touched).
  */
-export async function stopLeftoverApp(pidFile: string, dir: string, killTimeoutMs: number, log: Logger): Promise<boolean> {
+export async function stopLeftoverApp(
+  pidFile: string,
+  dir: string,
+  killTimeoutMs: number,
+  log: Logger,
+): Promise<boolean> {
   let pgid: number;
   try {
     pgid = (JSON.parse(await readFile(pidFile, 'utf8')) as { pgid: number }).pgid;
@@ -147,7 +201,8 @@ export async function stopLeftoverApp(pidFile: string, dir: string, killTimeoutM
   if (ours && isGroupAlive(pgid)) {
     log.warn('stopping the app left running by a previous launchfit', { pid: pgid });
     const end = await endInstance(pgid, killTimeoutMs);
-    if (end === 'survived') log.error('the app left by a previous launchfit did not stop even after SIGKILL', { pid: pgid });
+    if (end === 'survived')
+      log.error('the app left by a previous launchfit did not stop even after SIGKILL', { pid: pgid });
   }
   await rm(pidFile, { force: true });
   return ours;
@@ -191,7 +246,9 @@ export class AppSupervisor implements Supervisor {
     this.appPid = instance.pid;
     Object.assign(this.app, { state: 'running', pid: instance.pid, startedAt: instance.startedAt, tail: [] });
     this.writePidFile(instance.pgid, instance.startedAt, instance.pid);
-    this.opts.log.info('adopted the app a previous launchfit left running; its output goes to the app log only', { pid: instance.pid });
+    this.opts.log.info('adopted the app a previous launchfit left running; its output goes to the app log only', {
+      pid: instance.pid,
+    });
     void this.follow(proc, 0);
   }
 
@@ -223,11 +280,18 @@ export class AppSupervisor implements Supervisor {
   setPriority(boost: number): void {
     if (this.child?.pid === undefined) return;
     const failed = setInstancePriority(this.child.pid, boost);
-    if (failed) this.opts.log.warn(`could not set the CPU priority of ${failed} threads of the app`, { pid: this.app.pid, boost });
+    if (failed)
+      this.opts.log.warn(`could not set the CPU priority of ${failed} threads of the app`, {
+        pid: this.app.pid,
+        boost,
+      });
   }
 
   private cancelRestart(): void {
-    if (this.restartTimer) { clearTimeout(this.restartTimer); this.restartTimer = undefined; }
+    if (this.restartTimer) {
+      clearTimeout(this.restartTimer);
+      this.restartTimer = undefined;
+    }
   }
 
   private keepTail(chunk: Buffer): void {
@@ -240,18 +304,31 @@ export class AppSupervisor implements Supervisor {
   private spawnApp(): ChildProcess {
     const { opts } = this;
     const sockets = opts.sockets ?? [];
-    const listen = sockets.length ? { LISTEN_FDS: String(sockets.length), LISTEN_FDNAMES: sockets.map((s) => s.name).join(':') } : {};
+    const listen = sockets.length
+      ? { LISTEN_FDS: String(sockets.length), LISTEN_FDNAMES: sockets.map((s) => s.name).join(':') }
+      : {};
     const shell = ['/bin/sh', '-c', `${sockets.length ? LISTEN_PID_PREFIX : ''}${shellCommand(opts.exec)}`];
     const [file, ...args] = instanceCommand(shell, { graceMs: opts.killTimeoutMs, log: opts.appLog });
     const proc = spawn(file, args, {
       cwd: opts.cwd,
-      env: appEnvironment({ inherited: process.env, env: opts.env, extra: listen, dir: opts.dir, account: opts.account, withheld: opts.withheld }),
+      env: appEnvironment({
+        inherited: process.env,
+        env: opts.env,
+        extra: listen,
+        dir: opts.dir,
+        account: opts.account,
+        withheld: opts.withheld,
+      }),
       ...spawnIdentity(opts.account),
       detached: true, // own process group, so the whole tree can be signalled
       stdio: ['ignore', 'pipe', 'pipe', ...sockets.map((s) => s.fd)],
     });
     const echo = opts.echo ?? process.stderr;
-    const out = (chunk: Buffer) => { this.appLog.write(chunk); echo.write(chunk); this.keepTail(chunk); };
+    const out = (chunk: Buffer) => {
+      this.appLog.write(chunk);
+      echo.write(chunk);
+      this.keepTail(chunk);
+    };
     proc.stdout!.on('data', out);
     proc.stderr!.on('data', (chunk: Buffer) => out(this.takeAppPid(proc, chunk)));
     this.app.state = 'running';
@@ -260,7 +337,10 @@ export class AppSupervisor implements Supervisor {
     this.app.startedAt = new Date().toISOString();
     if (proc.pid) this.writePidFile(proc.pid, this.app.startedAt);
     opts.log.info('app started', { pid: proc.pid, cwd: opts.cwd });
-    if (file === shell[0]) opts.log.warn('perl was not found: the app runs without the instance wrapper, so processes that leave its process group are not stopped with it');
+    if (file === shell[0])
+      opts.log.warn(
+        'perl was not found: the app runs without the instance wrapper, so processes that leave its process group are not stopped with it',
+      );
     return proc;
   }
 
@@ -281,8 +361,11 @@ export class AppSupervisor implements Supervisor {
     // Without it, a launchfit killed later cannot find this app to stop it: say so. With the
     // instance's start time and the boot id, a later launchfit can tell it from a reused pid.
     const record = { pid, pgid, startedAt, start: processStartTime(pgid), boot: bootId() };
-    void writeFile(this.opts.pidFile, JSON.stringify(record), { mode: 0o600 })
-      .catch((error: NodeJS.ErrnoException) => this.opts.log.warn(`could not record the app's pid in ${this.opts.pidFile} (${error.code ?? error.message}); a leftover app will not be stopped after a crash`));
+    void writeFile(this.opts.pidFile, JSON.stringify(record), { mode: 0o600 }).catch((error: NodeJS.ErrnoException) =>
+      this.opts.log.warn(
+        `could not record the app's pid in ${this.opts.pidFile} (${error.code ?? error.message}); a leftover app will not be stopped after a crash`,
+      ),
+    );
   }
 
   private launch(probationMs: number, check?: StartCheck): Promise<boolean> {
@@ -301,7 +384,10 @@ export class AppSupervisor implements Supervisor {
         const uptime = Date.now() - started;
         this.app.lastExit = { code, signal, at: new Date().toISOString() };
         this.app.pid = undefined;
-        if (this.child === proc) { this.child = undefined; this.appPid = undefined; }
+        if (this.child === proc) {
+          this.child = undefined;
+          this.appPid = undefined;
+        }
         resolve();
         this.afterExit(uptime, code, signal, probation);
       });
@@ -312,14 +398,20 @@ export class AppSupervisor implements Supervisor {
   }
 
   private afterExit(uptime: number, code: number | null, signal: NodeJS.Signals | null, probation: Probation): void {
-    if (this.stopping) { this.app.state = 'stopped'; return; }
+    if (this.stopping) {
+      this.app.state = 'stopped';
+      return;
+    }
     this.opts.log.warn('app exited', { code, signal, uptimeMs: uptime });
     if (probation.pending()) {
       this.app.state = 'exited';
       probation.fail();
       return;
     }
-    if (!this.opts.forever) { this.app.state = 'exited'; return; }
+    if (!this.opts.forever) {
+      this.app.state = 'exited';
+      return;
+    }
     this.scheduleRestart(uptime);
     this.opts.onCrash?.(uptime);
   }
@@ -330,7 +422,9 @@ export class AppSupervisor implements Supervisor {
     this.rapidFailures++;
     if (this.rapidFailures > opts.maxRestarts) {
       this.app.state = 'failed';
-      opts.log.error(`app failed ${this.rapidFailures} times in a row without staying up ${opts.stableAfterMs / 1000} s; giving up. Fix it and run \`launchfit update\` or restart launchfit.`);
+      opts.log.error(
+        `app failed ${this.rapidFailures} times in a row without staying up ${opts.stableAfterMs / 1000} s; giving up. Fix it and run \`launchfit update\` or restart launchfit.`,
+      );
       return;
     }
     const delay = Math.min(opts.backoffMaxMs, 250 * 2 ** (this.rapidFailures - 1));
@@ -352,17 +446,27 @@ export class AppSupervisor implements Supervisor {
     // The app's group (the wrapper, told of the app's exit, ends what is left); before the
     // wrapper named the app, the wrapper, which passes the signal on.
     this.askToStop(this.appPid ?? pgid);
-    const leaderGone = await Promise.race([this.exited.then(() => true), sleep(Math.max(0, deadline - Date.now())).then(() => false)]);
+    const leaderGone = await Promise.race([
+      this.exited.then(() => true),
+      sleep(Math.max(0, deadline - Date.now())).then(() => false),
+    ]);
     if (!leaderGone) {
-      this.opts.log.warn(`app did not stop within ${this.opts.killTimeoutMs / 1000} s; killing its process group and every process below it`, { pid: this.appPid ?? pgid });
+      this.opts.log.warn(
+        `app did not stop within ${this.opts.killTimeoutMs / 1000} s; killing its process group and every process below it`,
+        { pid: this.appPid ?? pgid },
+      );
       killInstance(pgid);
       await this.exited;
     }
     // Children that outlive the leader get the rest of the timeout, then SIGKILL.
     if (!(await waitForGroupExit(pgid, deadline - Date.now()))) {
-      this.opts.log.warn(`processes of the app did not stop within ${this.opts.killTimeoutMs / 1000} s; killing its process group`, { pid: pgid });
+      this.opts.log.warn(
+        `processes of the app did not stop within ${this.opts.killTimeoutMs / 1000} s; killing its process group`,
+        { pid: pgid },
+      );
       signalGroup(pgid, 'SIGKILL');
-      if (!(await waitForGroupExit(pgid, 5000))) this.opts.log.error('processes of the app did not stop even after SIGKILL', { pid: pgid });
+      if (!(await waitForGroupExit(pgid, 5000)))
+        this.opts.log.error('processes of the app did not stop even after SIGKILL', { pid: pgid });
     }
   }
 
@@ -374,9 +478,23 @@ export class AppSupervisor implements Supervisor {
       return;
     }
     // A graceful-stop command (e.g. `./bin/stop`), given the app's pid as $LAUNCHFIT_APP_PID.
-    const env = appEnvironment({ inherited: process.env, env: opts.env, extra: { LAUNCHFIT_APP_PID: String(pgid) }, dir: opts.dir, account: opts.account, withheld: opts.withheld });
-    const cmd = spawn('/bin/sh', ['-c', opts.kill], { cwd: opts.cwd, env, stdio: 'ignore', ...spawnIdentity(opts.account) });
-    cmd.on('error', (error) => opts.log.error(`the kill command \`${opts.kill}\` could not be started: ${error.message}`));
+    const env = appEnvironment({
+      inherited: process.env,
+      env: opts.env,
+      extra: { LAUNCHFIT_APP_PID: String(pgid) },
+      dir: opts.dir,
+      account: opts.account,
+      withheld: opts.withheld,
+    });
+    const cmd = spawn('/bin/sh', ['-c', opts.kill], {
+      cwd: opts.cwd,
+      env,
+      stdio: 'ignore',
+      ...spawnIdentity(opts.account),
+    });
+    cmd.on('error', (error) =>
+      opts.log.error(`the kill command \`${opts.kill}\` could not be started: ${error.message}`),
+    );
     const killer = setTimeout(() => cmd.kill('SIGKILL'), opts.killTimeoutMs);
     cmd.on('close', () => clearTimeout(killer));
   }

@@ -34,9 +34,14 @@ export interface Report {
 /** The JSON body of the contract: bucket computed here (as rolloutBucket returns it), reason cut to 500 characters, at most 4096 bytes. */
 export function reportBody(r: Report): string {
   const body = {
-    app: r.app, host: r.host, version: r.version, previous: r.previous ?? '', seq: r.seq ?? 0,
+    app: r.app,
+    host: r.host,
+    version: r.version,
+    previous: r.previous ?? '',
+    seq: r.seq ?? 0,
     bucket: rolloutBucket(r.host, r.version), // full precision: hook-server compares it with its own
-    result: r.result, reason: (r.reason ?? '').slice(0, MAX_REASON_CHARS),
+    result: r.result,
+    reason: (r.reason ?? '').slice(0, MAX_REASON_CHARS),
     seconds: Math.round((r.seconds ?? 0) * 10) / 10,
   };
   let text = JSON.stringify(body);
@@ -45,34 +50,53 @@ export function reportBody(r: Report): string {
     body.reason = body.reason.slice(0, Math.max(0, body.reason.length - 50));
     text = JSON.stringify(body);
   }
-  if (Buffer.byteLength(text) > MAX_REPORT_BYTES) throw new ValidationError(`A report is over ${MAX_REPORT_BYTES} bytes even without a reason.`);
+  if (Buffer.byteLength(text) > MAX_REPORT_BYTES)
+    throw new ValidationError(`A report is over ${MAX_REPORT_BYTES} bytes even without a reason.`);
   return text;
 }
 
 /** What a check's outcome is worth reporting as, or undefined (nothing new: not modified, up to date, waiting). */
-export function reportOfCheck(result: CheckResult | undefined, error: unknown): { result: ReportResult; reason: string } | undefined {
+export function reportOfCheck(
+  result: CheckResult | undefined,
+  error: unknown,
+): { result: ReportResult; reason: string } | undefined {
   if (error !== undefined) {
     if (error instanceof RemoteError) return undefined; // the update server is down: there is nothing to report about a release
-    if (error instanceof VerificationError || error instanceof ValidationError || error instanceof ConfigError) return { result: 'skipped', reason: messageOf(error) };
+    if (error instanceof VerificationError || error instanceof ValidationError || error instanceof ConfigError)
+      return { result: 'skipped', reason: messageOf(error) };
     return { result: 'failed', reason: messageOf(error) };
   }
   switch (result?.action) {
-    case 'installed': return { result: 'updated', reason: '' };
+    case 'installed':
+      return { result: 'updated', reason: '' };
     case 'unhealthy':
-    case 'rolled-back': return { result: 'rolled_back', reason: result.message };
-    case 'skipped-bad': return { result: 'skipped', reason: result.message };
-    default: return undefined;
+    case 'rolled-back':
+      return { result: 'rolled_back', reason: result.message };
+    case 'skipped-bad':
+      return { result: 'skipped', reason: result.message };
+    default:
+      return undefined;
   }
 }
 
-export interface LastReport { at: string; ok: boolean; result: ReportResult; version: string; message: string }
+export interface LastReport {
+  at: string;
+  ok: boolean;
+  result: ReportResult;
+  version: string;
+  message: string;
+}
 
 export function lastReportFile(paths: Pick<DeployPaths, 'meta'>): string {
   return path.join(paths.meta, 'report.json');
 }
 
 export async function readLastReport(paths: Pick<DeployPaths, 'meta'>): Promise<LastReport | undefined> {
-  try { return JSON.parse(await readFile(lastReportFile(paths), 'utf8')) as LastReport; } catch { return undefined; }
+  try {
+    return JSON.parse(await readFile(lastReportFile(paths), 'utf8')) as LastReport;
+  } catch {
+    return undefined;
+  }
 }
 
 export interface ReporterOptions {
@@ -100,7 +124,9 @@ export class Reporter {
     const key = JSON.stringify([report.result, report.version, report.seq, report.reason]);
     if (key === this.lastSent && report.result !== 'running') return;
     this.lastSent = key;
-    this.queue = this.queue.then(() => this.deliver(config, target, report)).catch((error) => this.opts.log.warn(`report not sent: ${messageOf(error)}`));
+    this.queue = this.queue
+      .then(() => this.deliver(config, target, report))
+      .catch((error) => this.opts.log.warn(`report not sent: ${messageOf(error)}`));
   }
 
   idle(): Promise<void> {
@@ -109,19 +135,35 @@ export class Reporter {
 
   private async deliver(config: LaunchConfig, target: { url: string; secret: string }, report: Report): Promise<void> {
     const { log, tries = 3, retryMs = 1000, timeoutMs = 10_000 } = this.opts;
-    const secret = await resolveSecret(target.secret, { baseDir: this.opts.paths.dir, where: `${config.file}: updates.report_secret` });
+    const secret = await resolveSecret(target.secret, {
+      baseDir: this.opts.paths.dir,
+      where: `${config.file}: updates.report_secret`,
+    });
     const body = reportBody(report);
     const url = new URL(target.url);
     let problem = '';
     for (let attempt = 1; attempt <= tries; attempt++) {
-      if (attempt > 1) await new Promise((r) => setTimeout(r, retryMs * 2 ** (attempt - 2) * (0.5 + Math.random() * 0.5)));
+      if (attempt > 1)
+        await new Promise((r) => setTimeout(r, retryMs * 2 ** (attempt - 2) * (0.5 + Math.random() * 0.5)));
       try {
         const res = await fetch(url, {
-          method: 'POST', body, redirect: 'error', signal: AbortSignal.timeout(timeoutMs),
-          headers: { 'Content-Type': 'application/json', ...signRequest(secret, 'POST', `${url.pathname}${url.search}`, { body }) },
+          method: 'POST',
+          body,
+          redirect: 'error',
+          signal: AbortSignal.timeout(timeoutMs),
+          headers: {
+            'Content-Type': 'application/json',
+            ...signRequest(secret, 'POST', `${url.pathname}${url.search}`, { body }),
+          },
         });
         const text = (await res.text()).slice(0, 200);
-        if (res.ok) return this.record({ ok: true, result: report.result, version: report.version, message: `${res.status} from ${url.origin}${url.pathname}` });
+        if (res.ok)
+          return this.record({
+            ok: true,
+            result: report.result,
+            version: report.version,
+            message: `${res.status} from ${url.origin}${url.pathname}`,
+          });
         problem = `${url.origin}${url.pathname} answered ${res.status} ${text.replace(/\s+/g, ' ')}`;
         if (res.status >= 400 && res.status < 500 && res.status !== 429) break; // refused: trying again would be refused again
       } catch (error) {
@@ -134,7 +176,12 @@ export class Reporter {
 
   private async record(last: Omit<LastReport, 'at'>): Promise<void> {
     await ensureDir(this.opts.paths.meta)
-      .then(() => atomicWriteFile(lastReportFile(this.opts.paths), `${JSON.stringify({ at: new Date().toISOString(), ...last })}\n`))
+      .then(() =>
+        atomicWriteFile(
+          lastReportFile(this.opts.paths),
+          `${JSON.stringify({ at: new Date().toISOString(), ...last })}\n`,
+        ),
+      )
       .catch((error) => this.opts.log.warn(`could not record the last report: ${messageOf(error)}`));
   }
 }

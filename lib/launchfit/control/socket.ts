@@ -9,7 +9,15 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { chmod, chown, lstat, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { ConfigError, RemoteError, UsageError, ValidationError, VerificationError, WorkError, messageOf } from '../../core/errors.ts';
+import {
+  ConfigError,
+  RemoteError,
+  UsageError,
+  ValidationError,
+  VerificationError,
+  WorkError,
+  messageOf,
+} from '../../core/errors.ts';
 import { readControlRequest } from '../../http/control-request.ts';
 import { requestIdOf } from '../../http/request-id.ts';
 import { parseListen, sendJson, startHttpServer, type RunningServer } from '../../http/server.ts';
@@ -44,24 +52,37 @@ async function answer(res: ServerResponse, work: () => Promise<unknown>): Promis
 }
 
 /** Whose the control socket is: the deploy folder's owner. */
-export interface SocketOwner { uid: number; gid: number }
+export interface SocketOwner {
+  uid: number;
+  gid: number;
+}
 
 /**
  * The socket's folder reachable by `owner` alone: mode 0700, and (when launchfit runs as root)
  * owned by `owner`. Not root, launchfit keeps it its own and refuses one it does not own.
  */
-export async function restrictSocketFolder(folder: string, owner: SocketOwner, log: Logger, me = process.geteuid?.()): Promise<void> {
+export async function restrictSocketFolder(
+  folder: string,
+  owner: SocketOwner,
+  log: Logger,
+  me = process.geteuid?.(),
+): Promise<void> {
   const info = await lstat(folder);
-  if (!info.isDirectory()) throw new ConfigError(`${folder} is not a folder; move it away so launchfit can make its own.`);
+  if (!info.isDirectory())
+    throw new ConfigError(`${folder} is not a folder; move it away so launchfit can make its own.`);
   if (me === 0 && info.uid !== owner.uid) {
     await chown(folder, owner.uid, owner.gid);
-    log.info('the control socket\'s folder is now the deploy folder owner\'s', { folder, uid: owner.uid });
+    log.info("the control socket's folder is now the deploy folder owner's", { folder, uid: owner.uid });
   } else if (me !== 0 && me !== undefined && info.uid !== me) {
-    throw new ConfigError(`${folder} belongs to uid ${info.uid}, not to the user launchfit runs as (uid ${me}); run launchfit as that user or as root, or chown the folder.`);
+    throw new ConfigError(
+      `${folder} belongs to uid ${info.uid}, not to the user launchfit runs as (uid ${me}); run launchfit as that user or as root, or chown the folder.`,
+    );
   }
   if ((info.mode & 0o077) !== 0) {
     await chmod(folder, 0o700);
-    log.warn(`${folder} was reachable by other users (mode ${(info.mode & 0o777).toString(8)}); it is 0700 now, so only its owner reaches the control socket`);
+    log.warn(
+      `${folder} was reachable by other users (mode ${(info.mode & 0o777).toString(8)}); it is 0700 now, so only its owner reaches the control socket`,
+    );
   }
 }
 
@@ -69,7 +90,12 @@ export async function restrictSocketFolder(folder: string, owner: SocketOwner, l
  * The Unix control socket, reachable only by `owner` (see the top comment). A stale socket file
  * (no one listening) is replaced.
  */
-export async function startControlSocket(socketPath: string, handlers: ControlHandlers, log: Logger, owner?: SocketOwner): Promise<ControlServer> {
+export async function startControlSocket(
+  socketPath: string,
+  handlers: ControlHandlers,
+  log: Logger,
+  owner?: SocketOwner,
+): Promise<ControlServer> {
   const existing = await requestOverSocket(socketPath, 'GET', '/status', 2_000).catch(() => undefined);
   if (existing) throw new Error(`Another launchfit is already answering on ${socketPath}.`);
   if (owner) await restrictSocketFolder(path.dirname(socketPath), owner, log);
@@ -79,23 +105,29 @@ export async function startControlSocket(socketPath: string, handlers: ControlHa
     if (req.method === 'GET' && url.pathname === '/status') return void answer(res, handlers.status);
     if (req.method === 'POST' && url.pathname === '/update') return void answer(res, handlers.update);
     if (req.method === 'POST' && url.pathname === '/rollback') {
-      return void answer(res, () => handlers.rollback(url.searchParams.get('to') ?? undefined, { force: url.searchParams.get('force') === '1' }));
+      return void answer(res, () =>
+        handlers.rollback(url.searchParams.get('to') ?? undefined, { force: url.searchParams.get('force') === '1' }),
+      );
     }
     sendJson(res, 404, { ok: false, error: 'unknown command' });
   });
   server.requestTimeout = 0; // an update can take as long as a download
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(socketPath, () => { server.off('error', reject); resolve(); });
+    server.listen(socketPath, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   await chmod(socketPath, 0o600);
   if (owner && process.geteuid?.() === 0) await chown(socketPath, owner.uid, owner.gid);
   log.info('control socket ready', { socket: socketPath });
   return {
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }).then(() => rm(socketPath, { force: true })),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }).then(() => rm(socketPath, { force: true })),
   };
 }
 
@@ -110,7 +142,8 @@ const ERROR_KINDS = { UsageError, ConfigError, ValidationError, VerificationErro
 /** The error a running launchfit answered with, rebuilt in its category (WorkError when unknown). */
 export function errorFromAnswer(body: SocketAnswer['body']): Error {
   const message = body.error ?? 'launchfit run reported an error';
-  const Kind = body.kind && Object.hasOwn(ERROR_KINDS, body.kind) ? ERROR_KINDS[body.kind as keyof typeof ERROR_KINDS] : WorkError;
+  const Kind =
+    body.kind && Object.hasOwn(ERROR_KINDS, body.kind) ? ERROR_KINDS[body.kind as keyof typeof ERROR_KINDS] : WorkError;
   return new Kind(message);
 }
 
@@ -118,7 +151,11 @@ export function errorFromAnswer(body: SocketAnswer['body']): Error {
  * Have the `launchfit run` on the socket do it: its result, or its error rethrown in its
  * category; undefined when no launchfit is running there.
  */
-export async function askRunning(socketPath: string, method: string, pathAndQuery: string): Promise<{ result: unknown } | undefined> {
+export async function askRunning(
+  socketPath: string,
+  method: string,
+  pathAndQuery: string,
+): Promise<{ result: unknown } | undefined> {
   const live = await requestOverSocket(socketPath, method, pathAndQuery);
   if (!live) return undefined;
   if (!live.body.ok) throw errorFromAnswer(live.body);
@@ -126,14 +163,25 @@ export async function askRunning(socketPath: string, method: string, pathAndQuer
 }
 
 /** Ask a running launchfit; undefined when nobody listens on the socket. */
-export function requestOverSocket(socketPath: string, method: string, pathAndQuery: string, timeoutMs = 30 * 60_000): Promise<SocketAnswer | undefined> {
+export function requestOverSocket(
+  socketPath: string,
+  method: string,
+  pathAndQuery: string,
+  timeoutMs = 30 * 60_000,
+): Promise<SocketAnswer | undefined> {
   return new Promise((resolve, reject) => {
     const req = http.request({ socketPath, method, path: pathAndQuery, timeout: timeoutMs }, (res) => {
       let text = '';
       res.setEncoding('utf8');
-      res.on('data', (d) => { if (text.length < 1 << 20) text += d; });
+      res.on('data', (d) => {
+        if (text.length < 1 << 20) text += d;
+      });
       res.on('end', () => {
-        try { resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }); } catch (error) { reject(error); }
+        try {
+          resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) });
+        } catch (error) {
+          reject(error);
+        }
       });
     });
     req.on('timeout', () => req.destroy(new Error(`launchfit did not answer on ${socketPath} in time`)));
@@ -148,7 +196,8 @@ export function requestOverSocket(socketPath: string, method: string, pathAndQue
 /** The message of a check that did not end on the offered release (rolled back, marked bad). */
 export function refusedCheck(result: unknown): string | undefined {
   const { action, message } = (result ?? {}) as { action?: unknown; message?: unknown };
-  if (action === 'unhealthy' || action === 'skipped-bad') return typeof message === 'string' ? message : `update ${action}`;
+  if (action === 'unhealthy' || action === 'skipped-bad')
+    return typeof message === 'string' ? message : `update ${action}`;
   return undefined;
 }
 
@@ -170,40 +219,59 @@ export interface ListenerOptions {
 export async function startControlListener(handlers: ControlHandlers, opts: ListenerOptions): Promise<RunningServer> {
   const verifier = createRequestVerifier(opts.secret);
   const address = parseListen(opts.listen);
-  const server = await startHttpServer(async (req: IncomingMessage, res: ServerResponse) => {
-    const request = readControlRequest(req, { verifier, allowOwner: true, prepare: Boolean(handlers.prepare) });
-    if (request.kind === 'refused') {
-      opts.log.warn('control request refused', { request: requestIdOf(req), reason: request.reason, from: req.socket.remoteAddress });
-      return sendJson(res, request.status, { error: request.error }, request.headers);
-    }
-    if (request.kind === 'status') return void answer(res, handlers.status).then(() => {});
-    const { repo } = request;
-    const name = repo.split('/').pop()!;
-    if (!opts.accepts(name)) return sendJson(res, 404, { error: 'unknown app', repo });
-    if (request.kind === 'prepare') {
-      // The fleet master's prepare before this host's wave: answered at once, done in the background.
-      opts.log.info('prepare requested over the control listener', { request: requestIdOf(req), repo, from: req.socket.remoteAddress });
-      handlers.prepare!().catch(() => { /* logged by the runner; the wave's own check downloads again */ });
-      return sendJson(res, 202, { repo, state: 'preparing' });
-    }
-    const { wait } = request;
-    opts.log.info('update requested over the control listener', { request: requestIdOf(req), repo, from: req.socket.remoteAddress });
-    if (wait) {
-      try {
-        // The verdict the fleet master waits for: 200 installed or already current, 500 when
-        // the offered release was rolled back or is marked bad (DESIGN §5 server-update). It
-        // comes once the new release is healthy and serving; the old one may still be draining.
-        const result = await handlers.update({ force: true, verdict: true });
-        const refused = refusedCheck(result);
-        if (refused) return sendJson(res, 500, { ok: false, repo, error: refused, result });
-        return sendJson(res, 200, { ok: true, repo, result });
-      } catch (error) {
-        return sendJson(res, 500, { ok: false, repo, error: messageOf(error) });
+  const server = await startHttpServer(
+    async (req: IncomingMessage, res: ServerResponse) => {
+      const request = readControlRequest(req, { verifier, allowOwner: true, prepare: Boolean(handlers.prepare) });
+      if (request.kind === 'refused') {
+        opts.log.warn('control request refused', {
+          request: requestIdOf(req),
+          reason: request.reason,
+          from: req.socket.remoteAddress,
+        });
+        return sendJson(res, request.status, { error: request.error }, request.headers);
       }
-    }
-    handlers.update().catch(() => { /* logged by the runner */ });
-    return sendJson(res, 202, { repo, state: 'queued' });
-  }, { host: address.host, port: address.port, requestTimeoutMs: 0 });
+      if (request.kind === 'status') return void answer(res, handlers.status).then(() => {});
+      const { repo } = request;
+      const name = repo.split('/').pop()!;
+      if (!opts.accepts(name)) return sendJson(res, 404, { error: 'unknown app', repo });
+      if (request.kind === 'prepare') {
+        // The fleet master's prepare before this host's wave: answered at once, done in the background.
+        opts.log.info('prepare requested over the control listener', {
+          request: requestIdOf(req),
+          repo,
+          from: req.socket.remoteAddress,
+        });
+        handlers.prepare!().catch(() => {
+          /* logged by the runner; the wave's own check downloads again */
+        });
+        return sendJson(res, 202, { repo, state: 'preparing' });
+      }
+      const { wait } = request;
+      opts.log.info('update requested over the control listener', {
+        request: requestIdOf(req),
+        repo,
+        from: req.socket.remoteAddress,
+      });
+      if (wait) {
+        try {
+          // The verdict the fleet master waits for: 200 installed or already current, 500 when
+          // the offered release was rolled back or is marked bad (DESIGN §5 server-update). It
+          // comes once the new release is healthy and serving; the old one may still be draining.
+          const result = await handlers.update({ force: true, verdict: true });
+          const refused = refusedCheck(result);
+          if (refused) return sendJson(res, 500, { ok: false, repo, error: refused, result });
+          return sendJson(res, 200, { ok: true, repo, result });
+        } catch (error) {
+          return sendJson(res, 500, { ok: false, repo, error: messageOf(error) });
+        }
+      }
+      handlers.update().catch(() => {
+        /* logged by the runner */
+      });
+      return sendJson(res, 202, { repo, state: 'queued' });
+    },
+    { host: address.host, port: address.port, requestTimeoutMs: 0 },
+  );
   opts.log.info(`control listening on ${server.url}`);
   return server;
 }

@@ -46,9 +46,16 @@ export interface Status {
 export async function collectStatus(paths: DeployPaths, live?: RunnerInfo): Promise<Status> {
   const state = await readState(paths);
   const current = await readCurrent(paths);
-  const hostId = await readFile(hostIdFile(paths), 'utf8').then((t) => t.trim(), () => undefined);
+  const hostId = await readFile(hostIdFile(paths), 'utf8').then(
+    (t) => t.trim(),
+    () => undefined,
+  );
   let names: string[] = [];
-  try { names = (await readdir(paths.releases)).filter((n) => !n.startsWith('.')).sort(); } catch { /* none */ }
+  try {
+    names = (await readdir(paths.releases)).filter((n) => !n.startsWith('.')).sort();
+  } catch {
+    /* none */
+  }
   return {
     dir: paths.dir,
     current,
@@ -59,7 +66,12 @@ export async function collectStatus(paths: DeployPaths, live?: RunnerInfo): Prom
     binding: state.binding,
     versionExpires: state.versionExpires,
     bad: state.bad,
-    releases: names.map((name) => ({ name, version: state.installed[name]?.version, installedAt: state.installed[name]?.installedAt, current: name === current })),
+    releases: names.map((name) => ({
+      name,
+      version: state.installed[name]?.version,
+      installedAt: state.installed[name]?.installedAt,
+      current: name === current,
+    })),
     lastCheck: state.lastCheck,
     hostId,
     waiting: state.waiting,
@@ -88,18 +100,37 @@ export function formatStatus(s: Status): string {
     `highest:  ${s.highest ?? '(none)'}`,
   ];
   if (s.seq !== undefined) lines.push(`seq:      ${s.seq} (the last VERSION accepted; a lower SEQ is refused)`);
-  if (s.binding) lines.push(`bound to: ${s.binding.app && s.binding.platform ? `APP ${s.binding.app} PLATFORM ${s.binding.platform}` : `${s.binding.prefix}-VERSION.tar.gz`}`);
+  if (s.binding)
+    lines.push(
+      `bound to: ${s.binding.app && s.binding.platform ? `APP ${s.binding.app} PLATFORM ${s.binding.platform}` : `${s.binding.prefix}-VERSION.tar.gz`}`,
+    );
   if (s.versionExpires) lines.push(`expires:  ${s.versionExpires} (VERSION)`);
   if (s.bad.length) lines.push(`bad:      ${s.bad.join(', ')}`);
-  if (s.hostId) lines.push(`host id:  ${s.hostId}${s.bucket ? ` (bucket ${s.bucket.bucket} for ${s.bucket.version})` : ''}`);
-  if (s.waiting) lines.push(`rollout:  waiting: this host's bucket ${s.waiting.bucket} is not below ROLLOUT ${s.waiting.rollout} for ${s.waiting.version}${s.waiting.seq !== undefined ? ` (SEQ ${s.waiting.seq})` : ''}`);
+  if (s.hostId)
+    lines.push(`host id:  ${s.hostId}${s.bucket ? ` (bucket ${s.bucket.bucket} for ${s.bucket.version})` : ''}`);
+  if (s.waiting)
+    lines.push(
+      `rollout:  waiting: this host's bucket ${s.waiting.bucket} is not below ROLLOUT ${s.waiting.rollout} for ${s.waiting.version}${s.waiting.seq !== undefined ? ` (SEQ ${s.waiting.seq})` : ''}`,
+    );
   const release = (i: InstanceInfo) => (i.release ? ` (${i.release})` : '');
-  lines.push(`app:      ${s.app ? `${s.app.state}${s.app.pid ? ` pid ${s.app.pid}` : ''}${release(s.app)}${s.app.restarts ? `, ${s.app.restarts} restarts` : ''}` : 'launchfit run is not active'}`);
-  if (s.instances && s.instances.length > 1) lines.push(`          ${s.instances.length} instances (an update is switching): ${s.instances.map((i) => `pid ${i.pid ?? '-'}${release(i)}`).join(', ')}`);
+  lines.push(
+    `app:      ${s.app ? `${s.app.state}${s.app.pid ? ` pid ${s.app.pid}` : ''}${release(s.app)}${s.app.restarts ? `, ${s.app.restarts} restarts` : ''}` : 'launchfit run is not active'}`,
+  );
+  if (s.instances && s.instances.length > 1)
+    lines.push(
+      `          ${s.instances.length} instances (an update is switching): ${s.instances.map((i) => `pid ${i.pid ?? '-'}${release(i)}`).join(', ')}`,
+    );
   if (s.sockets?.length) lines.push(`sockets:  ${s.sockets.join(', ')}`);
-  if (s.health) lines.push(`health:   ${s.health.url}: ${s.health.last ?? 'not probed yet'}${s.health.failuresInARow ? ` (${s.health.failuresInARow} failed in a row)` : ''}`);
-  if (s.lastCheck) lines.push(`checked:  ${s.lastCheck.at} ${s.lastCheck.ok ? 'ok' : 'FAILED'}: ${s.lastCheck.message}`);
-  if (s.lastReport) lines.push(`reported: ${s.lastReport.at} ${s.lastReport.result} ${s.lastReport.version} ${s.lastReport.ok ? 'ok' : 'NOT TAKEN'}: ${s.lastReport.message}`);
+  if (s.health)
+    lines.push(
+      `health:   ${s.health.url}: ${s.health.last ?? 'not probed yet'}${s.health.failuresInARow ? ` (${s.health.failuresInARow} failed in a row)` : ''}`,
+    );
+  if (s.lastCheck)
+    lines.push(`checked:  ${s.lastCheck.at} ${s.lastCheck.ok ? 'ok' : 'FAILED'}: ${s.lastCheck.message}`);
+  if (s.lastReport)
+    lines.push(
+      `reported: ${s.lastReport.at} ${s.lastReport.result} ${s.lastReport.version} ${s.lastReport.ok ? 'ok' : 'NOT TAKEN'}: ${s.lastReport.message}`,
+    );
   if (s.lastFailure) {
     const f = s.lastFailure;
     lines.push(`rolled back: ${f.release} at ${f.at}: ${f.reason}`);
@@ -107,6 +138,9 @@ export function formatStatus(s: Status): string {
     for (const l of f.output) lines.push(`  output  ${l}`);
   }
   lines.push('releases:');
-  for (const r of s.releases) lines.push(`  ${r.current ? '*' : ' '} ${r.name}${r.version ? `  ${r.version}` : ''}${r.installedAt ? `  ${r.installedAt}` : ''}`);
+  for (const r of s.releases)
+    lines.push(
+      `  ${r.current ? '*' : ' '} ${r.name}${r.version ? `  ${r.version}` : ''}${r.installedAt ? `  ${r.installedAt}` : ''}`,
+    );
   return `${lines.join('\n')}\n`;
 }

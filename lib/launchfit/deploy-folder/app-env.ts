@@ -8,7 +8,12 @@ import { ConfigError } from '../../core/errors.ts';
 import { findUser } from '../../core/unix-user.ts';
 
 /** The Unix account `app.user` names, as the app is started with it. */
-export interface AppAccount { name: string; uid: number; gid: number; home: string }
+export interface AppAccount {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+}
 
 /** The variable that marks launchfit's app processes (its value: processMarkOf(dir)). */
 export const MARK_VARIABLE = 'LAUNCHFIT_MARK';
@@ -53,7 +58,15 @@ export function secretVariables(sources: Array<string | undefined>): string[] {
 }
 
 /** The app's environment: launchfit's less LAUNCHFIT_DIR and launchfit's secrets; with app.user, that user's HOME, USER, LOGNAME. */
-export function appEnvironment({ inherited, env, extra = {}, dir, account, launchfitPid = process.pid, withheld = [] }: AppEnvOptions): Record<string, string> {
+export function appEnvironment({
+  inherited,
+  env,
+  extra = {},
+  dir,
+  account,
+  launchfitPid = process.pid,
+  withheld = [],
+}: AppEnvOptions): Record<string, string> {
   const base: Record<string, string> = {};
   const skip = new Set([...WITHHELD, ...withheld]);
   for (const [key, value] of Object.entries(inherited)) if (value !== undefined && !skip.has(key)) base[key] = value;
@@ -71,7 +84,10 @@ export function spawnIdentity(account: AppAccount | undefined): { uid?: number; 
 /** The account `app.user` names; a ConfigError naming `where` when the machine has none. */
 export async function resolveAppUser(name: string, where: string): Promise<AppAccount> {
   const account = await findUser(name);
-  if (!account) throw new ConfigError(`${where}: user ${name} does not exist on this machine; create it (useradd --system ${name}) or remove app.user.`);
+  if (!account)
+    throw new ConfigError(
+      `${where}: user ${name} does not exist on this machine; create it (useradd --system ${name}) or remove app.user.`,
+    );
   return { name: account.name, uid: account.uid, gid: account.gid, home: account.home };
 }
 
@@ -79,8 +95,17 @@ export async function resolveAppUser(name: string, where: string): Promise<AppAc
  * Whether this launchfit can start the app as `account`: another user needs root (setuid), and
  * Node (Deno's child_process does not change the user). A ConfigError saying what to do.
  */
-export function checkCanRunAs(account: AppAccount | undefined, { uid = process.geteuid?.(), deno = 'deno' in process.versions } = {}): void {
+export function checkCanRunAs(
+  account: AppAccount | undefined,
+  { uid = process.geteuid?.(), deno = 'deno' in process.versions } = {},
+): void {
   if (!account || account.uid === uid) return;
-  if (uid !== 0) throw new ConfigError(`app.user ${account.name}: starting the app as another user needs launchfit to run as root; run it as root, or as ${account.name}, or remove app.user.`);
-  if (deno) throw new ConfigError(`app.user ${account.name}: Deno cannot start a process as another user; run launchfit with node (or the npm/one-file install).`);
+  if (uid !== 0)
+    throw new ConfigError(
+      `app.user ${account.name}: starting the app as another user needs launchfit to run as root; run it as root, or as ${account.name}, or remove app.user.`,
+    );
+  if (deno)
+    throw new ConfigError(
+      `app.user ${account.name}: Deno cannot start a process as another user; run launchfit with node (or the npm/one-file install).`,
+    );
 }

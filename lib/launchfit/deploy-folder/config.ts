@@ -3,7 +3,14 @@
 // deploy folder's file wins key by key.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { checkKnownKeys, configError, getKey, loadYamlFile, parseYamlText, type ConfigDoc } from '../../core/yaml-config.ts';
+import {
+  checkKnownKeys,
+  configError,
+  getKey,
+  loadYamlFile,
+  parseYamlText,
+  type ConfigDoc,
+} from '../../core/yaml-config.ts';
 import { ConfigError, messageOf } from '../../core/errors.ts';
 import { nameProblem } from '../../core/names.ts';
 import { parseListen } from '../../http/server.ts';
@@ -86,26 +93,80 @@ export interface LaunchConfig {
 export const CONFIG_NAME = 'launchify.yml';
 
 const TOP_KEYS = ['app', 'updates', 'hooks', 'control'] as const;
-const APP_KEYS = ['exec', 'forever', 'kill', 'kill_timeout', 'healthy_after', 'env', 'backoff_max', 'stable_after', 'max_restarts', 'log_max_size', 'log_keep', 'listen', 'health', 'drain', 'user'] as const;
+const APP_KEYS = [
+  'exec',
+  'forever',
+  'kill',
+  'kill_timeout',
+  'healthy_after',
+  'env',
+  'backoff_max',
+  'stable_after',
+  'max_restarts',
+  'log_max_size',
+  'log_keep',
+  'listen',
+  'health',
+  'drain',
+  'user',
+] as const;
 const HEALTH_KEYS = ['http', 'interval', 'timeout', 'failures'] as const;
-const UPDATES_KEYS = ['server', 'keep', 'interval', 'max_size', 'max_unpacked_size', 'max_ratio', 'require_signed_version', 'allow_unsigned_version',
-  'connect_timeout', 'idle_timeout', 'download_timeout', 'metadata_timeout', 'min_rate', 'min_rate_window', 'app', 'platform', 'gpg', 'provenance', 'provenance_source', 'report', 'report_secret'] as const;
+const UPDATES_KEYS = [
+  'server',
+  'keep',
+  'interval',
+  'max_size',
+  'max_unpacked_size',
+  'max_ratio',
+  'require_signed_version',
+  'allow_unsigned_version',
+  'connect_timeout',
+  'idle_timeout',
+  'download_timeout',
+  'metadata_timeout',
+  'min_rate',
+  'min_rate_window',
+  'app',
+  'platform',
+  'gpg',
+  'provenance',
+  'provenance_source',
+  'report',
+  'report_secret',
+] as const;
 const PROVENANCE_SOURCE_KEYS = ['repo', 'ref'] as const;
 const GPG_KEYS = ['key', 'keyfile', 'key_url'] as const;
 const HOOK_KEYS = ['before_symlink', 'timeout'] as const;
 const CONTROL_KEYS = ['listen', 'secret'] as const;
 
 const APP_DEFAULTS: AppConfig = {
-  forever: false, kill: 'SIGTERM', killTimeoutSec: 10, healthyAfterSec: 5, env: {},
-  backoffMaxSec: 30, stableAfterSec: 60, maxRestarts: 10, logMaxBytes: 10 * 1024 * 1024, logKeep: 3,
+  forever: false,
+  kill: 'SIGTERM',
+  killTimeoutSec: 10,
+  healthyAfterSec: 5,
+  env: {},
+  backoffMaxSec: 30,
+  stableAfterSec: 60,
+  maxRestarts: 10,
+  logMaxBytes: 10 * 1024 * 1024,
+  logKeep: 3,
   listen: [],
 };
 
-function positive(doc: ConfigDoc, keyPath: string[], fallback: number, { integer = false, allowZero = false } = {}): number {
+function positive(
+  doc: ConfigDoc,
+  keyPath: string[],
+  fallback: number,
+  { integer = false, allowZero = false } = {},
+): number {
   const value = getKey(doc, keyPath, 'number');
   if (value === undefined) return fallback;
   if ((allowZero ? value < 0 : value <= 0) || (integer && !Number.isInteger(value))) {
-    throw configError(doc, keyPath, `must be a ${allowZero ? 'non-negative' : 'positive'} ${integer ? 'whole number' : 'number'}, got ${value}.`);
+    throw configError(
+      doc,
+      keyPath,
+      `must be a ${allowZero ? 'non-negative' : 'positive'} ${integer ? 'whole number' : 'number'}, got ${value}.`,
+    );
   }
   return value;
 }
@@ -113,7 +174,8 @@ function positive(doc: ConfigDoc, keyPath: string[], fallback: number, { integer
 function parseSignal(doc: ConfigDoc, keyPath: string[], value: string): string {
   if (/^SIG[A-Z0-9]+$/.test(value)) {
     const known = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGKILL', 'SIGWINCH'];
-    if (!known.includes(value)) throw configError(doc, keyPath, `unknown signal ${value}; use one of ${known.join(', ')} or a command.`);
+    if (!known.includes(value))
+      throw configError(doc, keyPath, `unknown signal ${value}; use one of ${known.join(', ')} or a command.`);
   }
   return value;
 }
@@ -122,9 +184,14 @@ function readListen(doc: ConfigDoc, baseDir: string): ListenSpec[] | undefined {
   const raw = (doc.data as { app?: { listen?: unknown } })?.app?.listen;
   if (raw === undefined || raw === null) return undefined;
   const list = typeof raw === 'string' ? [raw] : raw;
-  if (!Array.isArray(list) || list.some((e) => typeof e !== 'string')) throw configError(doc, ['app', 'listen'], 'must be a list of HOST:PORT, [IPv6]:PORT or Unix socket paths.');
+  if (!Array.isArray(list) || list.some((e) => typeof e !== 'string'))
+    throw configError(doc, ['app', 'listen'], 'must be a list of HOST:PORT, [IPv6]:PORT or Unix socket paths.');
   const specs = list.map((text: string, i) => {
-    try { return parseListenSpec(text, baseDir); } catch (error) { throw configError(doc, ['app', 'listen', String(i)], messageOf(error)); }
+    try {
+      return parseListenSpec(text, baseDir);
+    } catch (error) {
+      throw configError(doc, ['app', 'listen', String(i)], messageOf(error));
+    }
   });
   const seen = new Set<string>();
   for (const s of specs) {
@@ -140,10 +207,16 @@ function readHealth(doc: ConfigDoc): HealthConfig | undefined {
   checkKnownKeys(doc, ['app', 'health'], HEALTH_KEYS);
   const url = getKey(doc, ['app', 'health', 'http'], 'string');
   if (url === undefined) {
-    if (getKey(doc, ['app', 'health'], 'object')) throw configError(doc, ['app', 'health', 'http'], 'is missing: give the URL to GET, e.g. http://127.0.0.1:8080/up.');
+    if (getKey(doc, ['app', 'health'], 'object'))
+      throw configError(
+        doc,
+        ['app', 'health', 'http'],
+        'is missing: give the URL to GET, e.g. http://127.0.0.1:8080/up.',
+      );
     return undefined;
   }
-  if (!/^http:\/\/[^\s/]+(\/\S*)?$/.test(url)) throw configError(doc, ['app', 'health', 'http'], `must be an http:// URL, got ${JSON.stringify(url)}.`);
+  if (!/^http:\/\/[^\s/]+(\/\S*)?$/.test(url))
+    throw configError(doc, ['app', 'health', 'http'], `must be an http:// URL, got ${JSON.stringify(url)}.`);
   return {
     url,
     intervalSec: positive(doc, ['app', 'health', 'interval'], 0.5),
@@ -166,8 +239,13 @@ function readApp(doc: ConfigDoc): Partial<AppConfig> {
   if (forever !== undefined) app.forever = forever;
   const kill = getKey(doc, ['app', 'kill'], 'string');
   if (kill !== undefined) app.kill = parseSignal(doc, ['app', 'kill'], kill);
-  const set = <K extends keyof AppConfig>(key: K, yamlKey: string, opts: { integer?: boolean; allowZero?: boolean } = {}) => {
-    if (getKey(doc, ['app', yamlKey], 'number') !== undefined) app[key] = positive(doc, ['app', yamlKey], 0, opts) as AppConfig[K];
+  const set = <K extends keyof AppConfig>(
+    key: K,
+    yamlKey: string,
+    opts: { integer?: boolean; allowZero?: boolean } = {},
+  ) => {
+    if (getKey(doc, ['app', yamlKey], 'number') !== undefined)
+      app[key] = positive(doc, ['app', yamlKey], 0, opts) as AppConfig[K];
   };
   set('killTimeoutSec', 'kill_timeout');
   set('healthyAfterSec', 'healthy_after');
@@ -181,7 +259,8 @@ function readApp(doc: ConfigDoc): Partial<AppConfig> {
   if (listen) app.listen = listen;
   const user = getKey(doc, ['app', 'user'], 'string');
   if (user !== undefined) {
-    if (!/^[A-Za-z_][A-Za-z0-9_.-]*\$?$/.test(user)) throw configError(doc, ['app', 'user'], `must be a user name (as in /etc/passwd), got ${JSON.stringify(user)}.`);
+    if (!/^[A-Za-z_][A-Za-z0-9_.-]*\$?$/.test(user))
+      throw configError(doc, ['app', 'user'], `must be a user name (as in /etc/passwd), got ${JSON.stringify(user)}.`);
     app.user = user;
   }
   const health = readHealth(doc);
@@ -189,8 +268,10 @@ function readApp(doc: ConfigDoc): Partial<AppConfig> {
   const env = getKey(doc, ['app', 'env'], 'object');
   if (env) {
     for (const [k, v] of Object.entries(env)) {
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw configError(doc, ['app', 'env', k], 'is not a valid environment variable name.');
-      if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') throw configError(doc, ['app', 'env', k], 'must be a string, number or boolean.');
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k))
+        throw configError(doc, ['app', 'env', k], 'is not a valid environment variable name.');
+      if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean')
+        throw configError(doc, ['app', 'env', k], 'must be a string, number or boolean.');
     }
     app.env = Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)]));
   }
@@ -201,7 +282,12 @@ export function parseLaunchConfig(doc: ConfigDoc, dir: string, releaseApp: Parti
   getKey(doc, [], 'object');
   checkKnownKeys(doc, [], TOP_KEYS);
   const ownApp = readApp(doc);
-  const app: AppConfig = { ...APP_DEFAULTS, ...releaseApp, ...ownApp, env: { ...(releaseApp.env ?? {}), ...(ownApp.env ?? {}) } };
+  const app: AppConfig = {
+    ...APP_DEFAULTS,
+    ...releaseApp,
+    ...ownApp,
+    env: { ...(releaseApp.env ?? {}), ...(ownApp.env ?? {}) },
+  };
   // The sockets belong to the host (bound once by `run`), so only the deploy folder names them;
   // and the user: a release must not choose who it runs as.
   app.listen = ownApp.listen ?? [];
@@ -210,12 +296,18 @@ export function parseLaunchConfig(doc: ConfigDoc, dir: string, releaseApp: Parti
   getKey(doc, ['updates'], 'object');
   checkKnownKeys(doc, ['updates'], UPDATES_KEYS);
   const server = getKey(doc, ['updates', 'server'], 'string');
-  if (server !== undefined && !/^https?:\/\/[^\s]+$/.test(server)) throw configError(doc, ['updates', 'server'], `must be an http:// or https:// URL, got ${JSON.stringify(server)}.`);
+  if (server !== undefined && !/^https?:\/\/[^\s]+$/.test(server))
+    throw configError(doc, ['updates', 'server'], `must be an http:// or https:// URL, got ${JSON.stringify(server)}.`);
   const keepRaw = (doc.data as { updates?: { keep?: unknown } })?.updates?.keep;
   let keep = 3;
   if (keepRaw === false) keep = 0;
   else if (keepRaw !== undefined && keepRaw !== null) {
-    if (typeof keepRaw !== 'number' || !Number.isInteger(keepRaw) || keepRaw < 0) throw configError(doc, ['updates', 'keep'], `must be a whole number of releases to keep, or false, got ${JSON.stringify(keepRaw)}.`);
+    if (typeof keepRaw !== 'number' || !Number.isInteger(keepRaw) || keepRaw < 0)
+      throw configError(
+        doc,
+        ['updates', 'keep'],
+        `must be a whole number of releases to keep, or false, got ${JSON.stringify(keepRaw)}.`,
+      );
     keep = keepRaw;
   }
   getKey(doc, ['updates', 'gpg'], 'object');
@@ -223,24 +315,42 @@ export function parseLaunchConfig(doc: ConfigDoc, dir: string, releaseApp: Parti
   const keyText = getKey(doc, ['updates', 'gpg', 'key'], 'string');
   let pin: KeyPin | undefined;
   if (keyText !== undefined) {
-    try { pin = parseKeyPin(keyText); } catch (error) { throw configError(doc, ['updates', 'gpg', 'key'], (error as Error).message); }
+    try {
+      pin = parseKeyPin(keyText);
+    } catch (error) {
+      throw configError(doc, ['updates', 'gpg', 'key'], messageOf(error));
+    }
   }
   const keyfile = getKey(doc, ['updates', 'gpg', 'keyfile'], 'string');
   const keyUrl = getKey(doc, ['updates', 'gpg', 'key_url'], 'string');
-  if (keyUrl !== undefined && !/^https?:\/\//.test(keyUrl)) throw configError(doc, ['updates', 'gpg', 'key_url'], 'must be an http:// or https:// URL.');
+  if (keyUrl !== undefined && !/^https?:\/\//.test(keyUrl))
+    throw configError(doc, ['updates', 'gpg', 'key_url'], 'must be an http:// or https:// URL.');
 
   // require_signed_version is kept for old files: a signed VERSION is now required unless
   // allow_unsigned_version says otherwise, and the two must not contradict each other.
   const requireSigned = getKey(doc, ['updates', 'require_signed_version'], 'boolean');
   const allowUnsigned = getKey(doc, ['updates', 'allow_unsigned_version'], 'boolean') ?? false;
-  if (requireSigned && allowUnsigned) throw configError(doc, ['updates', 'allow_unsigned_version'], 'contradicts updates.require_signed_version: true; remove one of them.');
+  if (requireSigned && allowUnsigned)
+    throw configError(
+      doc,
+      ['updates', 'allow_unsigned_version'],
+      'contradicts updates.require_signed_version: true; remove one of them.',
+    );
   const boundApp = getKey(doc, ['updates', 'app'], 'string');
   const boundPlatform = getKey(doc, ['updates', 'platform'], 'string');
-  for (const [key, value] of [['app', boundApp], ['platform', boundPlatform]] as const) {
+  for (const [key, value] of [
+    ['app', boundApp],
+    ['platform', boundPlatform],
+  ] as const) {
     const problem = value === undefined ? undefined : nameProblem(value);
     if (problem) throw configError(doc, ['updates', key], `${JSON.stringify(value)} ${problem}.`);
   }
-  if ((boundApp === undefined) !== (boundPlatform === undefined)) throw configError(doc, ['updates', boundApp === undefined ? 'platform' : 'app'], 'pins one half of the host\'s binding; set both updates.app and updates.platform, or neither.');
+  if ((boundApp === undefined) !== (boundPlatform === undefined))
+    throw configError(
+      doc,
+      ['updates', boundApp === undefined ? 'platform' : 'app'],
+      "pins one half of the host's binding; set both updates.app and updates.platform, or neither.",
+    );
 
   getKey(doc, ['hooks'], 'object');
   checkKnownKeys(doc, ['hooks'], HOOK_KEYS);
@@ -252,8 +362,12 @@ export function parseLaunchConfig(doc: ConfigDoc, dir: string, releaseApp: Parti
   if (listen !== undefined) {
     // The listener parses it with parseListen; checking with the same function here means a bad
     // address is refused at load time, naming the key, and never later at `run`.
-    try { parseListen(listen); } catch (error) {
-      throw configError(doc, ['control', 'listen'], `must be HOST:PORT, got ${JSON.stringify(listen)}.`, { cause: error });
+    try {
+      parseListen(listen);
+    } catch (error) {
+      throw configError(doc, ['control', 'listen'], `must be HOST:PORT, got ${JSON.stringify(listen)}.`, {
+        cause: error,
+      });
     }
   }
 
@@ -291,30 +405,73 @@ function readReport(doc: ConfigDoc): UpdatesConfig['report'] {
   const url = getKey(doc, ['updates', 'report'], 'string');
   const secret = getKey(doc, ['updates', 'report_secret'], 'string');
   if (url === undefined) {
-    if (secret !== undefined) throw configError(doc, ['updates', 'report_secret'], 'is set but updates.report is not; give the URL to report to, or remove it.');
+    if (secret !== undefined)
+      throw configError(
+        doc,
+        ['updates', 'report_secret'],
+        'is set but updates.report is not; give the URL to report to, or remove it.',
+      );
     return undefined;
   }
   let parsed: URL | undefined;
-  try { parsed = new URL(url); } catch { /* refused below */ }
-  if (!parsed || !/^https?:$/.test(parsed.protocol) || parsed.username || parsed.password) {
-    throw configError(doc, ['updates', 'report'], `must be an http:// or https:// URL without credentials, such as http://ci.example.com/fleet/reports; got ${JSON.stringify(url.slice(0, 100))}.`);
+  try {
+    parsed = new URL(url);
+  } catch {
+    /* refused below */
   }
-  if (secret === undefined) throw configError(doc, ['updates', 'report_secret'], 'is required with updates.report: file:PATH or env:NAME holding the fleet secret of this app (see shipkit.yml fleet:).');
-  if (!/^(file|env):./.test(secret)) throw configError(doc, ['updates', 'report_secret'], 'must be file:PATH or env:NAME (the secret itself does not belong in launchify.yml).');
+  if (!parsed || !/^https?:$/.test(parsed.protocol) || parsed.username || parsed.password) {
+    throw configError(
+      doc,
+      ['updates', 'report'],
+      `must be an http:// or https:// URL without credentials, such as http://ci.example.com/fleet/reports; got ${JSON.stringify(url.slice(0, 100))}.`,
+    );
+  }
+  if (secret === undefined)
+    throw configError(
+      doc,
+      ['updates', 'report_secret'],
+      'is required with updates.report: file:PATH or env:NAME holding the fleet secret of this app (see shipkit.yml fleet:).',
+    );
+  if (!/^(file|env):./.test(secret))
+    throw configError(
+      doc,
+      ['updates', 'report_secret'],
+      'must be file:PATH or env:NAME (the secret itself does not belong in launchify.yml).',
+    );
   return { url: parsed.href, secret };
 }
 
 /** updates.provenance and updates.provenance_source; `required` needs a source to match. */
 function readProvenance(doc: ConfigDoc): Pick<UpdatesConfig, 'provenance' | 'provenanceSource'> {
   const mode = getKey(doc, ['updates', 'provenance'], 'string') ?? 'off';
-  if (mode !== 'required' && mode !== 'optional' && mode !== 'off') throw configError(doc, ['updates', 'provenance'], `must be required, optional or off, got ${JSON.stringify(mode)}.`);
+  if (mode !== 'required' && mode !== 'optional' && mode !== 'off')
+    throw configError(
+      doc,
+      ['updates', 'provenance'],
+      `must be required, optional or off, got ${JSON.stringify(mode)}.`,
+    );
   getKey(doc, ['updates', 'provenance_source'], 'object');
   checkKnownKeys(doc, ['updates', 'provenance_source'], PROVENANCE_SOURCE_KEYS);
   const repo = getKey(doc, ['updates', 'provenance_source', 'repo'], 'string');
   const ref = getKey(doc, ['updates', 'provenance_source', 'ref'], 'string');
-  if (repo !== undefined && !/^(https?:\/\/\S+|[\w.-]+\/[\w.-]+)$/.test(repo)) throw configError(doc, ['updates', 'provenance_source', 'repo'], `must be a URL or owner/name, got ${JSON.stringify(repo)}.`);
-  if (ref !== undefined && !/^refs\/\S+$/.test(ref)) throw configError(doc, ['updates', 'provenance_source', 'ref'], `must be a full ref or a glob such as refs/tags/v*, got ${JSON.stringify(ref)}.`);
-  if (mode !== 'off' && repo === undefined) throw configError(doc, ['updates', 'provenance_source', 'repo'], `is required with updates.provenance: ${mode}: the repository releases must be built from.`);
+  if (repo !== undefined && !/^(https?:\/\/\S+|[\w.-]+\/[\w.-]+)$/.test(repo))
+    throw configError(
+      doc,
+      ['updates', 'provenance_source', 'repo'],
+      `must be a URL or owner/name, got ${JSON.stringify(repo)}.`,
+    );
+  if (ref !== undefined && !/^refs\/\S+$/.test(ref))
+    throw configError(
+      doc,
+      ['updates', 'provenance_source', 'ref'],
+      `must be a full ref or a glob such as refs/tags/v*, got ${JSON.stringify(ref)}.`,
+    );
+  if (mode !== 'off' && repo === undefined)
+    throw configError(
+      doc,
+      ['updates', 'provenance_source', 'repo'],
+      `is required with updates.provenance: ${mode}: the repository releases must be built from.`,
+    );
   return { provenance: mode, provenanceSource: repo === undefined && ref === undefined ? undefined : { repo, ref } };
 }
 

@@ -25,7 +25,9 @@ async function readHostId(file: string): Promise<string | undefined> {
   }
   const id = text.trim();
   if (!HOST_ID_PATTERN.test(id)) {
-    throw new ConfigError(`${file} is not a host id (32 lowercase hexadecimal characters); fix or remove it (a new id moves this host to other rollout buckets).`);
+    throw new ConfigError(
+      `${file} is not a host id (32 lowercase hexadecimal characters); fix or remove it (a new id moves this host to other rollout buckets).`,
+    );
   }
   return id;
 }

@@ -53,7 +53,8 @@ export async function clearLeftovers(paths: DeployPaths, state: LaunchState): Pr
   const removed: string[] = [];
   await ensureDir(paths.meta, 0o700);
   for (const name of await readdir(paths.dir)) {
-    if (name.startsWith('.current.tmp-')) { // tempSibling(paths.current) names
+    if (name.startsWith('.current.tmp-')) {
+      // tempSibling(paths.current) names
       await rm(path.join(paths.dir, name), { force: true });
       removed.push(name);
     }
@@ -62,7 +63,11 @@ export async function clearLeftovers(paths: DeployPaths, state: LaunchState): Pr
   await ensureDir(paths.tmp, 0o700);
   const current = await readCurrent(paths);
   let names: string[] = [];
-  try { names = await readdir(paths.releases); } catch { /* no releases yet */ }
+  try {
+    names = await readdir(paths.releases);
+  } catch {
+    /* no releases yet */
+  }
   for (const name of names) {
     if (name === current || name === state.previous || state.installed[name]) continue;
     await removeRelease(paths, name);
@@ -79,7 +84,11 @@ export async function pruneReleases(paths: DeployPaths, state: LaunchState, keep
   const current = await readCurrent(paths);
   const protect = new Set([current, state.previous].filter(Boolean) as string[]);
   let names: string[] = [];
-  try { names = (await readdir(paths.releases)).filter((n) => !n.startsWith('.')); } catch { return []; }
+  try {
+    names = (await readdir(paths.releases)).filter((n) => !n.startsWith('.'));
+  } catch {
+    return [];
+  }
   const byAge = names
     .map((name) => ({ name, at: state.installed[name]?.installedAt ?? '' }))
     .sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0));

@@ -6,7 +6,7 @@ import { createReadStream } from 'node:fs';
 import { chmod, lstat, mkdir, readdir, readlink, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { createGunzip } from 'node:zlib';
-import { VerificationError } from '../../core/errors.ts';
+import { VerificationError, messageOf } from '../../core/errors.ts';
 
 export interface ExtractLimits {
   /** Largest total of unpacked bytes. */
@@ -25,25 +25,36 @@ export const DEFAULT_EXTRACT_LIMITS: ExtractLimits = {
 };
 
 const ALLOWED_TYPES = new Set(['File', 'OldFile', 'ContiguousFile', 'Directory', 'SymbolicLink', 'Link']);
-const IGNORED_TYPES = new Set(['GlobalExtendedHeader', 'ExtendedHeader', 'NextFileHasLongPath', 'NextFileHasLongLinkpath', 'OldGnuLongPath']);
+const IGNORED_TYPES = new Set([
+  'GlobalExtendedHeader',
+  'ExtendedHeader',
+  'NextFileHasLongPath',
+  'NextFileHasLongLinkpath',
+  'OldGnuLongPath',
+]);
 
 /** Why an entry may not be extracted under the root, or undefined. Pure, for tests. */
 export function entryProblem(entry: { path: string; type: string; linkpath?: string }): string | undefined {
   const p = entry.path;
-  if (!ALLOWED_TYPES.has(entry.type)) return `${JSON.stringify(p)} is a ${entry.type} entry; only files, folders and links inside the release are allowed`;
+  if (!ALLOWED_TYPES.has(entry.type))
+    return `${JSON.stringify(p)} is a ${entry.type} entry; only files, folders and links inside the release are allowed`;
   if (p.includes('\0')) return `${JSON.stringify(p)} contains a NUL byte`;
-  if (p.startsWith('/') || /^[A-Za-z]:/.test(p) || p.startsWith('\\')) return `${JSON.stringify(p)} is an absolute path`;
+  if (p.startsWith('/') || /^[A-Za-z]:/.test(p) || p.startsWith('\\'))
+    return `${JSON.stringify(p)} is an absolute path`;
   const parts = p.split(/[\\/]/);
   if (parts.includes('..')) return `${JSON.stringify(p)} contains ".."`;
   if (entry.type === 'SymbolicLink' || entry.type === 'Link') {
     const target = entry.linkpath ?? '';
     if (target === '' || target.includes('\0')) return `${JSON.stringify(p)} is a link without a valid target`;
-    if (path.posix.isAbsolute(target) || /^[A-Za-z]:/.test(target)) return `${JSON.stringify(p)} links to the absolute path ${JSON.stringify(target)}`;
+    if (path.posix.isAbsolute(target) || /^[A-Za-z]:/.test(target))
+      return `${JSON.stringify(p)} links to the absolute path ${JSON.stringify(target)}`;
     // Symlink targets are relative to the link's folder, hard link targets to the root.
     const base = entry.type === 'SymbolicLink' ? path.posix.dirname(p.replace(/\\/g, '/')) : '.';
     const resolved = path.posix.normalize(path.posix.join(base, target.replace(/\\/g, '/')));
-    if (resolved === '..' || resolved.startsWith('../')) return `${JSON.stringify(p)} links to ${JSON.stringify(target)}, outside the release`;
-    if (entry.type === 'Link' && target.split(/[\\/]/).includes('..')) return `${JSON.stringify(p)} hard-links through ".."`;
+    if (resolved === '..' || resolved.startsWith('../'))
+      return `${JSON.stringify(p)} links to ${JSON.stringify(target)}, outside the release`;
+    if (entry.type === 'Link' && target.split(/[\\/]/).includes('..'))
+      return `${JSON.stringify(p)} hard-links through ".."`;
   }
   return undefined;
 }
@@ -53,7 +64,11 @@ export function entryProblem(entry: { path: string; type: string; linkpath?: str
  * or its one top-level folder when the archive holds nothing else (which is then stripped).
  * On any problem the whole work folder is removed and VerificationError is thrown.
  */
-export async function extractRelease(tarball: string, workDir: string, limits: ExtractLimits = DEFAULT_EXTRACT_LIMITS): Promise<string> {
+export async function extractRelease(
+  tarball: string,
+  workDir: string,
+  limits: ExtractLimits = DEFAULT_EXTRACT_LIMITS,
+): Promise<string> {
   const tar = await import('tar');
   const root = path.join(workDir, 'root');
   await rm(workDir, { recursive: true, force: true });
@@ -72,11 +87,19 @@ export async function extractRelease(tarball: string, workDir: string, limits: E
     // Retries: node-tar may still be finishing queued entries after an error.
     await rm(workDir, { recursive: true, force: true, maxRetries: 5 });
     if (error instanceof VerificationError) throw error;
-    throw new VerificationError(`The release archive could not be unpacked: ${(error as Error).message}. Nothing was installed.`, { cause: error });
+    throw new VerificationError(
+      `The release archive could not be unpacked: ${messageOf(error)}. Nothing was installed.`,
+      { cause: error },
+    );
   }
 }
 
-async function unpackStrict(tar: typeof import('tar'), tarball: string, root: string, limits: ExtractLimits): Promise<void> {
+async function unpackStrict(
+  tar: typeof import('tar'),
+  tarball: string,
+  root: string,
+  limits: ExtractLimits,
+): Promise<void> {
   let problem: string | undefined;
   let entries = 0;
   let compressed = 0;
@@ -94,8 +117,12 @@ async function unpackStrict(tar: typeof import('tar'), tarball: string, root: st
       const e = entry as { path: string; type: string; linkpath?: string; mode?: number; size?: number };
       if (IGNORED_TYPES.has(e.type)) return true;
       entries++;
-      const why = entries > limits.maxEntries ? `the archive holds more than ${limits.maxEntries} entries` : entryProblem(e);
-      if (why) { problem ??= why; return false; }
+      const why =
+        entries > limits.maxEntries ? `the archive holds more than ${limits.maxEntries} entries` : entryProblem(e);
+      if (why) {
+        problem ??= why;
+        return false;
+      }
       // No setuid/setgid/sticky bits and no write bits for others.
       if (typeof e.mode === 'number') e.mode &= 0o755;
       return true;
@@ -127,9 +154,17 @@ async function unpackStrict(tar: typeof import('tar'), tarball: string, root: st
       finish(error);
     });
     unpack.on('close', () => finish());
-    input.on('data', (chunk) => { compressed += chunk.length; });
+    input.on('data', (chunk) => {
+      compressed += chunk.length;
+    });
     input.on('error', (error) => finish(error));
-    gunzip.on('error', (error) => finish(problem ? undefined : new VerificationError(`The release archive is not valid gzip: ${error.message}. Nothing was installed.`)));
+    gunzip.on('error', (error) =>
+      finish(
+        problem
+          ? undefined
+          : new VerificationError(`The release archive is not valid gzip: ${error.message}. Nothing was installed.`),
+      ),
+    );
     gunzip.on('data', (chunk: Buffer) => {
       unpacked += chunk.length;
       if (unpacked > limits.maxUnpackedBytes) return fail(`it unpacks to more than ${limits.maxUnpackedBytes} bytes`);
@@ -142,7 +177,9 @@ async function unpackStrict(tar: typeof import('tar'), tarball: string, root: st
       }
     });
     gunzip.on('end', () => unpack.end());
-    gunzip.on('close', () => { if (problem) finish(); });
+    gunzip.on('close', () => {
+      if (problem) finish();
+    });
     input.pipe(gunzip);
   });
 }
@@ -158,7 +195,10 @@ export const MAX_LINK_HOPS = 40;
  * folder is renamed after this check), and at most MAX_LINK_HOPS links may be passed (loops).
  */
 export async function linkProblem(root: string, link: string): Promise<string | undefined> {
-  const at = path.relative(root, path.dirname(link)).split(path.sep).filter((p) => p !== '');
+  const at = path
+    .relative(root, path.dirname(link))
+    .split(path.sep)
+    .filter((p) => p !== '');
   let todo = (await readlink(link)).split('/');
   if (todo[0] === '') return 'links to an absolute path';
   let hops = 1;
@@ -167,7 +207,8 @@ export async function linkProblem(root: string, link: string): Promise<string | 
     const part = todo.shift()!;
     if (part === '' || part === '.') continue;
     if (part === '..') {
-      if (!at.length) return via ? `links outside the release (through ${JSON.stringify(via)})` : 'links outside the release';
+      if (!at.length)
+        return via ? `links outside the release (through ${JSON.stringify(via)})` : 'links outside the release';
       at.pop();
       continue;
     }
@@ -206,7 +247,9 @@ async function checkTree(dir: string, releaseRoot: string): Promise<void> {
     } else if (st.isDirectory()) {
       await checkTree(full, releaseRoot);
     } else if (!st.isFile()) {
-      throw new VerificationError(`Refusing the release archive: ${shown} is not a regular file. Nothing was installed.`);
+      throw new VerificationError(
+        `Refusing the release archive: ${shown} is not a regular file. Nothing was installed.`,
+      );
     }
   }
 }

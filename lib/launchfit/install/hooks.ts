@@ -57,16 +57,35 @@ export async function runBeforeSymlinkHook(ctx: HookContext, releaseDir: string,
   ctx.log.info('running before_symlink hook', { hook, cwd: releaseDir });
   // As app.user when set (the hook is the release's code, as the app is), without launchfit's own secrets.
   const account = ctx.config.app.account;
-  const env: NodeJS.ProcessEnv = { ...process.env, LAUNCHFIT_DIR: ctx.paths.dir, LAUNCHFIT_RELEASE: releaseDir, LAUNCHFIT_VERSION: info.version, LAUNCHFIT_PID: String(process.pid) };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    LAUNCHFIT_DIR: ctx.paths.dir,
+    LAUNCHFIT_RELEASE: releaseDir,
+    LAUNCHFIT_VERSION: info.version,
+    LAUNCHFIT_PID: String(process.pid),
+  };
   for (const name of secretVariables([ctx.config.control.secret, ctx.config.updates.report?.secret])) delete env[name];
   if (account) Object.assign(env, { HOME: account.home, USER: account.name, LOGNAME: account.name });
   const timeoutSec = ctx.config.hooks.timeoutSec;
-  const result = await runHookGroup({ hook, cwd: releaseDir, env, account, timeoutMs: timeoutSec * 1000, paths: ctx.paths, log: ctx.log });
+  const result = await runHookGroup({
+    hook,
+    cwd: releaseDir,
+    env,
+    account,
+    timeoutMs: timeoutSec * 1000,
+    paths: ctx.paths,
+    log: ctx.log,
+  });
   if (result.output) ctx.log.info(`hook output: ${result.output}`);
   if (result.timedOut || result.code !== 0) {
-    const why = result.timedOut ? `did not finish within hooks.timeout (${timeoutSec} s) and was killed`
-      : result.signal ? `was killed by ${result.signal}` : `exited with ${result.code}`;
-    throw new WorkError(`hooks.before_symlink ${JSON.stringify(hook)} ${why}; the update was aborted and the running app left alone.`);
+    const why = result.timedOut
+      ? `did not finish within hooks.timeout (${timeoutSec} s) and was killed`
+      : result.signal
+        ? `was killed by ${result.signal}`
+        : `exited with ${result.code}`;
+    throw new WorkError(
+      `hooks.before_symlink ${JSON.stringify(hook)} ${why}; the update was aborted and the running app left alone.`,
+    );
   }
 }
 
@@ -78,13 +97,27 @@ interface HookResult {
   output: string;
 }
 
-async function runHookGroup(opts: { hook: string; cwd: string; env: NodeJS.ProcessEnv; account?: AppAccount; timeoutMs: number; paths: DeployPaths; log: Logger }): Promise<HookResult> {
+async function runHookGroup(opts: {
+  hook: string;
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  account?: AppAccount;
+  timeoutMs: number;
+  paths: DeployPaths;
+  log: Logger;
+}): Promise<HookResult> {
   const { paths, log } = opts;
   const id = randomBytes(8).toString('hex');
   const out = await open(paths.hookLog, 'w', 0o600);
   let child;
   try {
-    child = spawn('/bin/sh', ['-c', GATE, opts.hook], { cwd: opts.cwd, env: { ...opts.env, LAUNCHFIT_HOOK_ID: id }, detached: true, stdio: ['pipe', out.fd, out.fd], ...spawnIdentity(opts.account) });
+    child = spawn('/bin/sh', ['-c', GATE, opts.hook], {
+      cwd: opts.cwd,
+      env: { ...opts.env, LAUNCHFIT_HOOK_ID: id },
+      detached: true,
+      stdio: ['pipe', out.fd, out.fd],
+      ...spawnIdentity(opts.account),
+    });
   } finally {
     await out.close(); // the hook has its own copy
   }
@@ -98,15 +131,30 @@ async function runHookGroup(opts: { hook: string; cwd: string; env: NodeJS.Proce
   let timedOut = false;
   let timer: NodeJS.Timeout | undefined;
   try {
-    const record: HookRecord = { pgid, id, startTime: processStartTime(pgid), bootId: bootId(), hook: opts.hook, cwd: opts.cwd, startedAt: new Date().toISOString() };
+    const record: HookRecord = {
+      pgid,
+      id,
+      startTime: processStartTime(pgid),
+      bootId: bootId(),
+      hook: opts.hook,
+      cwd: opts.cwd,
+      startedAt: new Date().toISOString(),
+    };
     await atomicWriteFile(paths.hookFile, `${JSON.stringify(record)}\n`, { mode: 0o600 });
     child.stdin!.end('go\n');
-    timer = setTimeout(() => { timedOut = true; signalGroup(pgid, 'SIGKILL'); }, opts.timeoutMs);
+    timer = setTimeout(() => {
+      timedOut = true;
+      signalGroup(pgid, 'SIGKILL');
+    }, opts.timeoutMs);
     const exit = await ended;
     clearTimeout(timer);
-    if (exit instanceof Error) throw new WorkError(`hooks.before_symlink could not be started: ${exit.message}.`, { cause: exit });
+    if (exit instanceof Error)
+      throw new WorkError(`hooks.before_symlink could not be started: ${exit.message}.`, { cause: exit });
     if (isGroupAlive(pgid)) {
-      log.warn('hooks.before_symlink left processes running in its group; stopping them (start a daemon with setsid if it must outlive the hook)', { pgid });
+      log.warn(
+        'hooks.before_symlink left processes running in its group; stopping them (start a daemon with setsid if it must outlive the hook)',
+        { pgid },
+      );
       await endProcessGroup(pgid, { graceMs: LEFTOVER_GRACE_MS });
     }
     return { ...exit, timedOut, output: await readTail(paths.hookLog) };
@@ -130,7 +178,11 @@ export async function stopLeftoverHook(paths: DeployPaths, log: Logger): Promise
   }
   const ours = Number.isInteger(record.pgid) && record.pgid > 1 && isGroupAlive(record.pgid) && isOurGroup(record);
   if (ours) {
-    log.warn('stopping the before_symlink hook left running by a previous launchfit', { pgid: record.pgid, hook: record.hook, startedAt: record.startedAt });
+    log.warn('stopping the before_symlink hook left running by a previous launchfit', {
+      pgid: record.pgid,
+      hook: record.hook,
+      startedAt: record.startedAt,
+    });
     await endProcessGroup(record.pgid, { graceMs: LEFTOVER_GRACE_MS });
   }
   await rm(paths.hookFile, { force: true });
@@ -154,11 +206,17 @@ function isOurGroup(record: HookRecord): boolean {
 function processesWithEnv(entry: string): number {
   let count = 0;
   let pids: string[];
-  try { pids = readdirSync('/proc').filter((n) => /^\d+$/.test(n)); } catch { return 0; }
+  try {
+    pids = readdirSync('/proc').filter((n) => /^\d+$/.test(n));
+  } catch {
+    return 0;
+  }
   for (const pid of pids) {
     try {
       if (readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(entry)) count++;
-    } catch { /* gone, or another user's */ }
+    } catch {
+      /* gone, or another user's */
+    }
   }
   return count;
 }

@@ -8,7 +8,10 @@ import type { CheckResult } from './update.ts';
 /** Gives a check's verdict before the check has ended; the first call counts. */
 export type VerdictFn = (result: CheckResult) => void;
 
-interface Check { done: Promise<CheckResult>; verdict: Promise<CheckResult> }
+interface Check {
+  done: Promise<CheckResult>;
+  verdict: Promise<CheckResult>;
+}
 
 export class UpdateQueue {
   private readonly runCheck: (force: boolean, verdict: VerdictFn) => Promise<CheckResult>;
@@ -46,7 +49,9 @@ export class UpdateQueue {
     this.waitingForce ||= force;
     if (this.waitingCheck) return this.waitingCheck;
     let early: VerdictFn = () => {};
-    const verdict = new Promise<CheckResult>((resolve) => { early = resolve; });
+    const verdict = new Promise<CheckResult>((resolve) => {
+      early = resolve;
+    });
     const done = this.exclusive(() => {
       const forced = this.waitingForce;
       this.waitingCheck = undefined;

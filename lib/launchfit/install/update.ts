@@ -6,7 +6,14 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { ConfigError, RemoteError, ValidationError, VerificationError, WorkError, messageOf } from '../../core/errors.ts';
+import {
+  ConfigError,
+  RemoteError,
+  ValidationError,
+  VerificationError,
+  WorkError,
+  messageOf,
+} from '../../core/errors.ts';
 import { atomicWriteFile, ensureDir, pathExists } from '../../core/fs.ts';
 import type { Logger } from '../../core/log.ts';
 import { nameProblem } from '../../core/names.ts';
@@ -22,10 +29,22 @@ import { checkProvenance } from '../trust/provenance.ts';
 import { loadReleaseKeys } from '../trust/release-keys.ts';
 import { ensureHostId } from '../deploy-folder/host-id.ts';
 import { judgeSeq } from '../trust/seq.ts';
-import { readState, updateState, writeState, type DeployPaths, type LaunchState, type StartFailure } from '../deploy-folder/state.ts';
+import {
+  readState,
+  updateState,
+  writeState,
+  type DeployPaths,
+  type LaunchState,
+  type StartFailure,
+} from '../deploy-folder/state.ts';
 import { pruneReleases, readCurrent, removeRelease, swapCurrentSymlink } from '../deploy-folder/switch.ts';
 import { rolloutBucket } from '../../release/rollout-bucket.ts';
-import { MAX_VERSION_FILE_BYTES, compareVersions, parseVersionFile, type VersionInfo } from '../../release/version-file.ts';
+import {
+  MAX_VERSION_FILE_BYTES,
+  compareVersions,
+  parseVersionFile,
+  type VersionInfo,
+} from '../../release/version-file.ts';
 
 export const MAX_SIGNATURE_BYTES = 64 * 1024;
 
@@ -69,7 +88,8 @@ export interface UpdateContext {
 }
 
 /** `unhealthy`: the new release did not stay up and launchfit went back; `rolled-back`: by request. */
-export type CheckAction = 'not-modified' | 'up-to-date' | 'installed' | 'skipped-bad' | 'unhealthy' | 'rolled-back' | 'waiting' | 'staged';
+export type CheckAction =
+  'not-modified' | 'up-to-date' | 'installed' | 'skipped-bad' | 'unhealthy' | 'rolled-back' | 'waiting' | 'staged';
 
 export interface CheckResult {
   action: CheckAction;
@@ -84,13 +104,20 @@ export interface CheckResult {
 /** releases/ folder name for a tarball: the file name without .tar.gz / .tgz. */
 export function releaseNameOf(file: string): string {
   const m = /^(.+?)(\.tar\.gz|\.tgz)$/.exec(file);
-  if (!m || nameProblem(m[1])) throw new VerificationError(`The release file ${JSON.stringify(file)} named in VERSION must be a plain NAME.tar.gz file name.`);
+  if (!m || nameProblem(m[1]))
+    throw new VerificationError(
+      `The release file ${JSON.stringify(file)} named in VERSION must be a plain NAME.tar.gz file name.`,
+    );
   return m[1];
 }
 
 function timeoutsOf(config: LaunchConfig): Timeouts {
   const u = config.updates;
-  return { connectMs: u.connectTimeoutSec * 1000, idleMs: u.idleTimeoutSec * 1000, totalMs: u.downloadTimeoutSec * 1000 };
+  return {
+    connectMs: u.connectTimeoutSec * 1000,
+    idleMs: u.idleTimeoutSec * 1000,
+    totalMs: u.downloadTimeoutSec * 1000,
+  };
 }
 
 /** VERSION, signatures and keys are small: a short total deadline, so a drip cannot hold a check. */
@@ -104,13 +131,22 @@ function minRateOf(config: LaunchConfig): MinRate | undefined {
 }
 
 function serverOf(config: LaunchConfig): string {
-  if (!config.updates.server) throw new ConfigError(`${config.file}: updates.server is not set; give the update server's URL (launchfit deploy URL).`);
+  if (!config.updates.server)
+    throw new ConfigError(
+      `${config.file}: updates.server is not set; give the update server's URL (launchfit deploy URL).`,
+    );
   return config.updates.server;
 }
 
 /** The keys a release may be signed with (keyfile or pinned primary, with the server's keys.asc) and the revocations seen. */
 export async function loadTrustedKeys(ctx: UpdateContext): Promise<TrustedKeys> {
-  return loadReleaseKeys({ config: ctx.config, metaDir: ctx.paths.meta, timeouts: metadataTimeoutsOf(ctx.config), fetchImpl: ctx.fetchImpl, now: ctx.now?.() });
+  return loadReleaseKeys({
+    config: ctx.config,
+    metaDir: ctx.paths.meta,
+    timeouts: metadataTimeoutsOf(ctx.config),
+    fetchImpl: ctx.fetchImpl,
+    now: ctx.now?.(),
+  });
 }
 
 /**
@@ -119,24 +155,46 @@ export async function loadTrustedKeys(ctx: UpdateContext): Promise<TrustedKeys> 
  * has been seen (`signedBefore`), an unsigned one is refused: stripping the signature must not be
  * a way around EXPIRES.
  */
-export async function fetchVersionInfo(ctx: UpdateContext, keys: TrustedKeys | (() => Promise<TrustedKeys>), etag: string | undefined, signedBefore = false): Promise<{ info: VersionInfo; etag?: string; signed: boolean } | null> {
+export async function fetchVersionInfo(
+  ctx: UpdateContext,
+  keys: TrustedKeys | (() => Promise<TrustedKeys>),
+  etag: string | undefined,
+  signedBefore = false,
+): Promise<{ info: VersionInfo; etag?: string; signed: boolean } | null> {
   const server = serverOf(ctx.config);
   const timeouts = metadataTimeoutsOf(ctx.config);
-  const res = await fetchSmall(new URL('VERSION', server).href, { maxBytes: MAX_VERSION_FILE_BYTES, etag, timeouts, fetchImpl: ctx.fetchImpl });
+  const res = await fetchSmall(new URL('VERSION', server).href, {
+    maxBytes: MAX_VERSION_FILE_BYTES,
+    etag,
+    timeouts,
+    fetchImpl: ctx.fetchImpl,
+  });
   if (res.status === 'not-modified') {
-    if (!etag) throw new RemoteError(`${server}VERSION answered 304 Not Modified to a request that was not conditional; the update server is misconfigured or hostile. Nothing was installed.`);
+    if (!etag)
+      throw new RemoteError(
+        `${server}VERSION answered 304 Not Modified to a request that was not conditional; the update server is misconfigured or hostile. Nothing was installed.`,
+      );
     return null;
   }
-  if (res.status === 'missing') throw new VerificationError(`${server}VERSION does not exist; is updates.server right?`);
+  if (res.status === 'missing')
+    throw new VerificationError(`${server}VERSION does not exist; is updates.server right?`);
   const now = ctx.now?.() ?? new Date();
-  const sig = await fetchSmall(new URL('VERSION.sig', server).href, { maxBytes: MAX_SIGNATURE_BYTES, timeouts, fetchImpl: ctx.fetchImpl });
+  const sig = await fetchSmall(new URL('VERSION.sig', server).href, {
+    maxBytes: MAX_SIGNATURE_BYTES,
+    timeouts,
+    fetchImpl: ctx.fetchImpl,
+  });
   if (sig.status === 'ok') {
     const trusted = typeof keys === 'function' ? await keys() : keys;
     await verifyDetachedSignature({ data: res.body, signature: sig.body, trusted, what: 'VERSION', now });
   } else if (signedBefore) {
-    throw new VerificationError(`${server}VERSION.sig is missing, but this host has seen a signed VERSION before; refusing an unsigned one. Publish with \`release publish\` (it signs VERSION).`);
+    throw new VerificationError(
+      `${server}VERSION.sig is missing, but this host has seen a signed VERSION before; refusing an unsigned one. Publish with \`release publish\` (it signs VERSION).`,
+    );
   } else if (!ctx.config.updates.allowUnsignedVersion) {
-    throw new VerificationError(`${server}VERSION.sig is missing; an unsigned VERSION is refused (publish with \`release publish\`, which signs it, or set updates.allow_unsigned_version: true, which is weaker).`);
+    throw new VerificationError(
+      `${server}VERSION.sig is missing; an unsigned VERSION is refused (publish with \`release publish\`, which signs it, or set updates.allow_unsigned_version: true, which is weaker).`,
+    );
   }
   let info: VersionInfo;
   try {
@@ -145,16 +203,28 @@ export async function fetchVersionInfo(ctx: UpdateContext, keys: TrustedKeys | (
     throw new VerificationError(`The update server's VERSION is invalid: ${messageOf(error)}`, { cause: error });
   }
   if (info.expires && info.expires.getTime() < now.getTime()) {
-    throw new VerificationError(`VERSION expired on ${info.expires.toISOString()}; the update server is stale or replaying old metadata. Publish again.`);
+    throw new VerificationError(
+      `VERSION expired on ${info.expires.toISOString()}; the update server is stale or replaying old metadata. Publish again.`,
+    );
   }
   return { info, etag: res.etag, signed: sig.status === 'ok' };
 }
 
 /** A release downloaded, verified and unpacked under tmp/ (`work`), its folder `root` inside. */
-interface Unpacked { work: string; root: string; sha256: string; signer: string }
+interface Unpacked {
+  work: string;
+  root: string;
+  sha256: string;
+  signer: string;
+}
 
 /** Download and verify the release VERSION names and unpack it into `work` (under tmp/). */
-async function fetchAndUnpack(ctx: UpdateContext, info: VersionInfo, trusted: TrustedKeys, work: string): Promise<Unpacked> {
+async function fetchAndUnpack(
+  ctx: UpdateContext,
+  info: VersionInfo,
+  trusted: TrustedKeys,
+  work: string,
+): Promise<Unpacked> {
   const { paths, config, log } = ctx;
   const server = serverOf(config);
   const now = ctx.now?.() ?? new Date();
@@ -164,17 +234,50 @@ async function fetchAndUnpack(ctx: UpdateContext, info: VersionInfo, trusted: Tr
   const tarball = path.join(paths.downloads, info.file);
   const url = new URL(info.file, server).href;
   log.info('downloading release', { url, size: info.size });
-  const sigRes = await fetchSmall(`${url}.sig`, { maxBytes: MAX_SIGNATURE_BYTES, timeouts: metadataTimeoutsOf(config), fetchImpl: ctx.fetchImpl });
-  if (sigRes.status !== 'ok') throw new VerificationError(`${url}.sig is missing; unsigned releases are never installed.`);
-  const got = await downloadToFile(url, tarball, { maxBytes: config.updates.maxSize, expectedSize: info.size, timeouts: timeoutsOf(config), minRate: minRateOf(config), fetchImpl: ctx.fetchImpl });
+  const sigRes = await fetchSmall(`${url}.sig`, {
+    maxBytes: MAX_SIGNATURE_BYTES,
+    timeouts: metadataTimeoutsOf(config),
+    fetchImpl: ctx.fetchImpl,
+  });
+  if (sigRes.status !== 'ok')
+    throw new VerificationError(`${url}.sig is missing; unsigned releases are never installed.`);
+  const got = await downloadToFile(url, tarball, {
+    maxBytes: config.updates.maxSize,
+    expectedSize: info.size,
+    timeouts: timeoutsOf(config),
+    minRate: minRateOf(config),
+    fetchImpl: ctx.fetchImpl,
+  });
   try {
-    if (info.size !== undefined && got.size !== info.size) throw new VerificationError(`${info.file} is ${got.size} bytes but VERSION says SIZE ${info.size}; refusing it.`);
-    if (info.sha256 && got.sha256 !== info.sha256) throw new VerificationError(`${info.file} does not match SHA256 in VERSION; it was changed or damaged. Refusing it.`);
-    const verified = await verifyDetachedSignature({ file: tarball, signature: sigRes.body, trusted, what: info.file, now });
+    if (info.size !== undefined && got.size !== info.size)
+      throw new VerificationError(`${info.file} is ${got.size} bytes but VERSION says SIZE ${info.size}; refusing it.`);
+    if (info.sha256 && got.sha256 !== info.sha256)
+      throw new VerificationError(
+        `${info.file} does not match SHA256 in VERSION; it was changed or damaged. Refusing it.`,
+      );
+    const verified = await verifyDetachedSignature({
+      file: tarball,
+      signature: sigRes.body,
+      trusted,
+      what: info.file,
+      now,
+    });
     log.info('signature verified', { file: info.file, key: verified.signingFingerprint });
-    await checkProvenance({ updates: config.updates, url, file: info.file, sha256: got.sha256, trusted, timeouts: metadataTimeoutsOf(config), fetchImpl: ctx.fetchImpl, log, now });
+    await checkProvenance({
+      updates: config.updates,
+      url,
+      file: info.file,
+      sha256: got.sha256,
+      trusted,
+      timeouts: metadataTimeoutsOf(config),
+      fetchImpl: ctx.fetchImpl,
+      log,
+      now,
+    });
     const root = await extractRelease(tarball, work, {
-      ...DEFAULT_EXTRACT_LIMITS, maxUnpackedBytes: config.updates.maxUnpackedSize, maxRatio: config.updates.maxRatio,
+      ...DEFAULT_EXTRACT_LIMITS,
+      maxUnpackedBytes: config.updates.maxUnpackedSize,
+      maxRatio: config.updates.maxRatio,
     });
     return { work, root, sha256: got.sha256, signer: verified.primaryFingerprint };
   } catch (error) {
@@ -189,7 +292,13 @@ async function fetchAndUnpack(ctx: UpdateContext, info: VersionInfo, trusted: Tr
 // tmp/staged-NAME.json saying what it is. Nothing of it runs and nothing is recorded: the check
 // that switches takes it over instead of downloading (takeStaged), or a restart clears tmp/.
 const stagedDir = (paths: DeployPaths, name: string) => path.join(paths.tmp, `staged-${name}`);
-interface StagedRecord { file: string; version: string; sha256: string; signer: string; root: string }
+interface StagedRecord {
+  file: string;
+  version: string;
+  sha256: string;
+  signer: string;
+  root: string;
+}
 
 /**
  * The staged release for exactly this VERSION (file, version, SHA256), signed by a key that is
@@ -200,8 +309,13 @@ async function takeStaged(paths: DeployPaths, info: VersionInfo, trusted: Truste
   if (!info.sha256) return undefined;
   const work = stagedDir(paths, releaseNameOf(info.file));
   let record: StagedRecord;
-  try { record = JSON.parse(await readFile(`${work}.json`, 'utf8')) as StagedRecord; } catch { return undefined; }
-  if (record.file !== info.file || record.sha256 !== info.sha256 || compareVersions(record.version, info.version) !== 0) return undefined;
+  try {
+    record = JSON.parse(await readFile(`${work}.json`, 'utf8')) as StagedRecord;
+  } catch {
+    return undefined;
+  }
+  if (record.file !== info.file || record.sha256 !== info.sha256 || compareVersions(record.version, info.version) !== 0)
+    return undefined;
   if (!signerStillTrusted(trusted, record.signer)) return undefined;
   const root = path.join(work, record.root);
   if (!(await pathExists(root))) return undefined;
@@ -210,7 +324,9 @@ async function takeStaged(paths: DeployPaths, info: VersionInfo, trusted: Truste
 }
 
 function signerStillTrusted(trusted: TrustedKeys, signer: string): boolean {
-  const revoked = Object.entries(trusted.revoked ?? {}).some(([fingerprint, r]) => fingerprint === signer || r.primary.toLowerCase() === signer);
+  const revoked = Object.entries(trusted.revoked ?? {}).some(
+    ([fingerprint, r]) => fingerprint === signer || r.primary.toLowerCase() === signer,
+  );
   return !revoked && trusted.keys.some(({ key }) => key.getFingerprint().toLowerCase() === signer);
 }
 
@@ -221,9 +337,17 @@ export async function stageRelease(ctx: UpdateContext, info: VersionInfo, truste
   await rm(`${dir}.json`, { force: true });
   await rm(dir, { recursive: true, force: true });
   const unpacked = await fetchAndUnpack(ctx, info, trusted, dir);
-  const record: StagedRecord = { file: info.file, version: info.version, sha256: unpacked.sha256, signer: unpacked.signer, root: path.relative(dir, unpacked.root) };
+  const record: StagedRecord = {
+    file: info.file,
+    version: info.version,
+    sha256: unpacked.sha256,
+    signer: unpacked.signer,
+    root: path.relative(dir, unpacked.root),
+  };
   await atomicWriteFile(`${dir}.json`, JSON.stringify(record), { mode: 0o600 });
-  ctx.log.info('release staged: downloaded, verified and unpacked; it is installed when this host is told to update', { release: name });
+  ctx.log.info('release staged: downloaded, verified and unpacked; it is installed when this host is told to update', {
+    release: name,
+  });
   return name;
 }
 
@@ -236,7 +360,9 @@ export async function installRelease(ctx: UpdateContext, info: VersionInfo, trus
   const name = releaseNameOf(info.file);
   const staged = await takeStaged(paths, info, trusted);
   if (staged) log.info('installing the release staged before', { release: name });
-  const unpacked = staged ?? await fetchAndUnpack(ctx, info, trusted, path.join(paths.tmp, `extract-${randomBytes(4).toString('hex')}`));
+  const unpacked =
+    staged ??
+    (await fetchAndUnpack(ctx, info, trusted, path.join(paths.tmp, `extract-${randomBytes(4).toString('hex')}`)));
   try {
     try {
       await readReleaseAppDefaults(unpacked.root);
@@ -244,7 +370,10 @@ export async function installRelease(ctx: UpdateContext, info: VersionInfo, trus
       throw new VerificationError(`The release's own launchify.yml is invalid: ${messageOf(error)}`, { cause: error });
     }
     const target = path.join(paths.releases, name);
-    if (name === (await readCurrent(paths))) throw new VerificationError(`VERSION names ${info.file}, the release that is already current, with another version; refusing it.`);
+    if (name === (await readCurrent(paths)))
+      throw new VerificationError(
+        `VERSION names ${info.file}, the release that is already current, with another version; refusing it.`,
+      );
     await removeRelease(paths, name);
     await rename(unpacked.root, target);
     try {
@@ -254,7 +383,13 @@ export async function installRelease(ctx: UpdateContext, info: VersionInfo, trus
       throw error;
     }
     await updateState(paths, (s) => {
-      s.installed[name] = { version: info.version, file: info.file, sha256: unpacked.sha256, installedAt: new Date().toISOString(), signer: unpacked.signer };
+      s.installed[name] = {
+        version: info.version,
+        file: info.file,
+        sha256: unpacked.sha256,
+        installedAt: new Date().toISOString(),
+        signer: unpacked.signer,
+      };
     });
     return name;
   } finally {
@@ -272,7 +407,9 @@ export async function activateRelease(ctx: UpdateContext, name: string, version:
   const { paths, log } = ctx;
   const app = ctx.app ?? NO_APP;
   const from = await readCurrent(paths);
-  await updateState(paths, (s) => { s.pending = { from, to: name, at: new Date().toISOString() }; });
+  await updateState(paths, (s) => {
+    s.pending = { from, to: name, at: new Date().toISOString() };
+  });
   const t0 = Date.now();
   let healthy: boolean;
   if (app.overlap && from) {
@@ -303,17 +440,36 @@ export async function activateRelease(ctx: UpdateContext, name: string, version:
     await writeState(paths, state);
     return installedResult(name, version, from);
   }
-  const failure = app.lastFailure?.() ?? { reason: `did not stay up for ${ctx.config.app.healthyAfterSec} s`, probes: [], output: [] };
-  log.error(`the new release ${name} ${failure.reason}; rolling back`, { release: name, probes: failure.probes, output: failure.output });
+  const failure = app.lastFailure?.() ?? {
+    reason: `did not stay up for ${ctx.config.app.healthyAfterSec} s`,
+    probes: [],
+    output: [],
+  };
+  log.error(`the new release ${name} ${failure.reason}; rolling back`, {
+    release: name,
+    probes: failure.probes,
+    output: failure.output,
+  });
   // Without app.listen the old app was stopped for the switch; with it, the old app kept serving,
   // unless it had already exited or given up before the update: either way it starts again
   // (a no-op for an app that runs).
   await abandonRelease(ctx, state, { release: name, version, failure }, from);
-  return { action: 'unhealthy', version, release: from, message: `Release ${name} ${failure.reason}; marked bad and went back to ${from ?? 'nothing'}.` };
+  return {
+    action: 'unhealthy',
+    version,
+    release: from,
+    message: `Release ${name} ${failure.reason}; marked bad and went back to ${from ?? 'nothing'}.`,
+  };
 }
 
 function installedResult(name: string, version: string, from: string | undefined): CheckResult {
-  return { action: 'installed', version, release: name, previous: from, message: `Installed ${name}${from ? ` (was ${from})` : ''}.` };
+  return {
+    action: 'installed',
+    version,
+    release: name,
+    previous: from,
+    message: `Installed ${name}${from ? ` (was ${from})` : ''}.`,
+  };
 }
 
 /**
@@ -332,7 +488,11 @@ export async function restartUnhealthy(ctx: UpdateContext, release: string | und
     log.info('the app is healthy again after its restart', { release });
     return;
   }
-  const failure = app.lastFailure?.() ?? { reason: `did not stay up for ${ctx.config.app.healthyAfterSec} s`, probes: [], output: [] };
+  const failure = app.lastFailure?.() ?? {
+    reason: `did not stay up for ${ctx.config.app.healthyAfterSec} s`,
+    probes: [],
+    output: [],
+  };
   await goBackFrom(ctx, release, failure, 'after a restart for failed health checks');
 }
 
@@ -341,7 +501,11 @@ export async function restartUnhealthy(ctx: UpdateContext, release: string | und
  * before a run lasted app.stable_after): it is stopped and launchfit goes back as restartUnhealthy
  * does. Nothing happens if an update or rollback moved `current` meanwhile.
  */
-export async function goBackFromCrashLoop(ctx: UpdateContext, release: string | undefined, failure: StartFailure): Promise<void> {
+export async function goBackFromCrashLoop(
+  ctx: UpdateContext,
+  release: string | undefined,
+  failure: StartFailure,
+): Promise<void> {
   if (!release || release !== (await readCurrent(ctx.paths))) return;
   await (ctx.app ?? NO_APP).stop();
   await goBackFrom(ctx, release, failure, '');
@@ -351,15 +515,24 @@ export async function goBackFromCrashLoop(ctx: UpdateContext, release: string | 
 async function goBackFrom(ctx: UpdateContext, release: string, failure: StartFailure, when: string): Promise<void> {
   const { paths, log } = ctx;
   const state = await readState(paths);
-  const to = state.previous && state.previous !== release && state.installed[state.previous] ? state.previous : undefined;
+  const to =
+    state.previous && state.previous !== release && state.installed[state.previous] ? state.previous : undefined;
   const what = `release ${release} ${failure.reason}${when ? ` ${when}` : ''}`;
   if (!to || !(await pathExists(path.join(paths.releases, to)))) {
-    log.error(`${what}; there is no previous release to go back to, so it is started again`, { release, probes: failure.probes, output: failure.output });
+    log.error(`${what}; there is no previous release to go back to, so it is started again`, {
+      release,
+      probes: failure.probes,
+      output: failure.output,
+    });
     await (ctx.app ?? NO_APP).start(false);
     return;
   }
   const version = state.installed[release]?.version ?? '';
-  log.error(`${what}; marking it bad and going back to ${to}`, { release, probes: failure.probes, output: failure.output });
+  log.error(`${what}; marking it bad and going back to ${to}`, {
+    release,
+    probes: failure.probes,
+    output: failure.output,
+  });
   state.previous = undefined;
   await abandonRelease(ctx, state, { release, version, failure }, to);
 }
@@ -369,7 +542,12 @@ async function goBackFrom(ctx: UpdateContext, release: string, failure: StartFai
  * is one) and the app started there, its record and its folder removed, the failure kept for
  * `status`. The failed install and the failed restart after the switch both end this way.
  */
-async function abandonRelease(ctx: UpdateContext, state: LaunchState, failed: { release: string; version: string; failure: StartFailure }, to: string | undefined): Promise<void> {
+async function abandonRelease(
+  ctx: UpdateContext,
+  state: LaunchState,
+  failed: { release: string; version: string; failure: StartFailure },
+  to: string | undefined,
+): Promise<void> {
   const { release, version, failure } = failed;
   if (version && !state.bad.some((v) => compareVersions(v, version) === 0)) state.bad.push(version);
   if (to) await swapCurrentSymlink(ctx.paths, to);
@@ -401,7 +579,12 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false, stage
   const trusted = () => (trustedKeys ??= loadTrustedKeys(ctx));
   let fetched;
   try {
-    fetched = await fetchVersionInfo(ctx, trusted, current && !force ? state.etag : undefined, Boolean(state.signedVersionSeen));
+    fetched = await fetchVersionInfo(
+      ctx,
+      trusted,
+      current && !force ? state.etag : undefined,
+      Boolean(state.signedVersionSeen),
+    );
   } catch (error) {
     return refuse(messageOf(error), error);
   }
@@ -409,10 +592,24 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false, stage
     // A 304 vouches for the VERSION we hold, and no longer than it is valid.
     const expires = state.versionExpires ? new Date(state.versionExpires) : undefined;
     if (expires && expires.getTime() < (ctx.now?.() ?? new Date()).getTime()) {
-      return refuse(`The update server answers 304 Not Modified, but the VERSION it stands for expired on ${expires.toISOString()}; the server is frozen or replaying. Publish again (or check the server).`);
+      return refuse(
+        `The update server answers 304 Not Modified, but the VERSION it stands for expired on ${expires.toISOString()}; the server is frozen or replaying. Publish again (or check the server).`,
+      );
     }
-    await recordCheck(paths, true, state.waiting ? `VERSION not modified; still waiting: this host's bucket ${state.waiting.bucket} is not below ROLLOUT ${state.waiting.rollout}` : 'VERSION not modified', log);
-    return { action: 'not-modified', version: currentVersion, release: current, message: 'VERSION not modified since the last check.' };
+    await recordCheck(
+      paths,
+      true,
+      state.waiting
+        ? `VERSION not modified; still waiting: this host's bucket ${state.waiting.bucket} is not below ROLLOUT ${state.waiting.rollout}`
+        : 'VERSION not modified',
+      log,
+    );
+    return {
+      action: 'not-modified',
+      version: currentVersion,
+      release: current,
+      message: 'VERSION not modified since the last check.',
+    };
   }
   const { info, etag, signed } = fetched;
   let binding;
@@ -423,11 +620,15 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false, stage
   }
   const seq = judgeSeq(state, info, signed);
   if (!seq.ok) return refuse(seq.message);
-  if (signed && !state.signedVersionSeen) await updateState(paths, (s) => { s.signedVersionSeen = true; });
+  if (signed && !state.signedVersionSeen)
+    await updateState(paths, (s) => {
+      s.signedVersionSeen = true;
+    });
   const done = async (result: CheckResult) => {
     await updateState(paths, (s) => {
       // Handled to the end: from now on this SEQ is the one a VERSION must not go below.
-      if (signed && info.seq !== undefined && (!s.seq || info.seq > s.seq.seq)) s.seq = { seq: info.seq, file: info.file, at: new Date().toISOString() };
+      if (signed && info.seq !== undefined && (!s.seq || info.seq > s.seq.seq))
+        s.seq = { seq: info.seq, file: info.file, at: new Date().toISOString() };
       s.etag = etag;
       s.versionExpires = info.expires?.toISOString();
       s.lastCheck = { at: new Date().toISOString(), ok: result.action !== 'unhealthy', message: result.message };
@@ -436,28 +637,50 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false, stage
     return result;
   };
   if (currentVersion !== undefined && compareVersions(info.version, currentVersion) === 0) {
-    return done({ action: 'up-to-date', version: info.version, release: current, message: `${current} is up to date.` });
+    return done({
+      action: 'up-to-date',
+      version: info.version,
+      release: current,
+      message: `${current} is up to date.`,
+    });
   }
   // Versions are numbers (1.1.0 is 1.1), so `bad` is searched with compareVersions, not by string.
   if (state.bad.some((v) => compareVersions(v, info.version) === 0)) {
     log.warn(`version ${info.version} is marked bad; waiting for a newer one`);
-    return done({ action: 'skipped-bad', version: info.version, release: current, message: `Version ${info.version} is marked bad (it failed or was rolled back); waiting for a newer one.` });
+    return done({
+      action: 'skipped-bad',
+      version: info.version,
+      release: current,
+      message: `Version ${info.version} is marked bad (it failed or was rolled back); waiting for a newer one.`,
+    });
   }
   if (seq.downgradeAllowed && state.highest && compareVersions(info.version, state.highest) < 0) {
-    log.warn(`VERSION with the newer SEQ ${info.seq} names ${info.version}, lower than ${state.highest}: the publisher rolled back; going back`);
+    log.warn(
+      `VERSION with the newer SEQ ${info.seq} names ${info.version}, lower than ${state.highest}: the publisher rolled back; going back`,
+    );
   } else if (state.highest && compareVersions(info.version, state.highest) < 0) {
-    return refuse(`VERSION offers ${info.version}, lower than ${state.highest} already installed; refusing the downgrade (use \`launchfit rollback\` to go back on purpose).`);
+    return refuse(
+      `VERSION offers ${info.version}, lower than ${state.highest} already installed; refusing the downgrade (use \`launchfit rollback\` to go back on purpose).`,
+    );
   }
   const waiting = await rolloutWait(paths, info, etag);
   if (waiting) return waiting;
   let name: string;
   try {
-    if (stage) return { action: 'staged', version: info.version, release: await stageRelease(ctx, info, await trusted()), message: `Staged ${info.file}.` };
+    if (stage)
+      return {
+        action: 'staged',
+        version: info.version,
+        release: await stageRelease(ctx, info, await trusted()),
+        message: `Staged ${info.file}.`,
+      };
     name = await installRelease(ctx, info, await trusted());
   } catch (error) {
     return refuse(messageOf(error), error);
   }
-  await updateState(paths, (s) => { s.binding = binding; });
+  await updateState(paths, (s) => {
+    s.binding = binding;
+  });
   return done(await activateRelease(ctx, name, info.version));
 }
 
@@ -466,7 +689,11 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false, stage
  * and polls on. Its SEQ is not recorded (the next, higher SEQ must still be taken); the ETag is,
  * so waiting polls stay 304 until the publisher signs a new VERSION (a raised ROLLOUT).
  */
-async function rolloutWait(paths: DeployPaths, info: VersionInfo, etag: string | undefined): Promise<CheckResult | undefined> {
+async function rolloutWait(
+  paths: DeployPaths,
+  info: VersionInfo,
+  etag: string | undefined,
+): Promise<CheckResult | undefined> {
   if (info.rollout === undefined || info.rollout >= 100) return undefined;
   const bucket = rolloutBucket(await ensureHostId(paths), info.version);
   if (bucket < info.rollout) return undefined;
@@ -475,7 +702,13 @@ async function rolloutWait(paths: DeployPaths, info: VersionInfo, etag: string |
   await updateState(paths, (s) => {
     s.etag = etag;
     s.versionExpires = info.expires?.toISOString();
-    s.waiting = { version: info.version, seq: info.seq, rollout: info.rollout!, bucket: shown, at: new Date().toISOString() };
+    s.waiting = {
+      version: info.version,
+      seq: info.seq,
+      rollout: info.rollout!,
+      bucket: shown,
+      at: new Date().toISOString(),
+    };
     s.lastCheck = { at: s.waiting.at, ok: true, message };
   });
   return { action: 'waiting', version: info.version, message };
@@ -483,28 +716,38 @@ async function rolloutWait(paths: DeployPaths, info: VersionInfo, etag: string |
 
 /** `status` shows the last check; a failure to record it (a full disk) must not hide the check's own error, so it is logged. */
 async function recordCheck(paths: DeployPaths, ok: boolean, message: string, log: Logger): Promise<void> {
-  await updateState(paths, (s) => { s.lastCheck = { at: new Date().toISOString(), ok, message }; })
-    .catch((error) => log.warn(`could not record the last check in the state file: ${messageOf(error)}`));
+  await updateState(paths, (s) => {
+    s.lastCheck = { at: new Date().toISOString(), ok, message };
+  }).catch((error) => log.warn(`could not record the last check in the state file: ${messageOf(error)}`));
 }
 
 /**
  * Go back to the previous release (or the installed one with `version`); the one left is marked
  * bad, and the one gone back to is not (the operator chose it, even if it had failed before).
  */
-export async function rollbackRelease(ctx: UpdateContext, { version }: { version?: string } = {}): Promise<CheckResult> {
+export async function rollbackRelease(
+  ctx: UpdateContext,
+  { version }: { version?: string } = {},
+): Promise<CheckResult> {
   const { paths } = ctx;
   const app = ctx.app ?? NO_APP;
   const state = await readState(paths);
   const current = await readCurrent(paths);
   let target: string | undefined;
   if (version) {
-    target = Object.entries(state.installed).find(([n, r]) => compareVersions(r.version, version) === 0 && n !== current)?.[0];
-    if (!target) throw new ValidationError(`Version ${version} is not installed here (or is current); see \`launchfit status\` for the installed releases.`);
+    target = Object.entries(state.installed).find(
+      ([n, r]) => compareVersions(r.version, version) === 0 && n !== current,
+    )?.[0];
+    if (!target)
+      throw new ValidationError(
+        `Version ${version} is not installed here (or is current); see \`launchfit status\` for the installed releases.`,
+      );
   } else {
     target = state.previous && state.previous !== current ? state.previous : undefined;
     if (!target) throw new WorkError('There is no previous release to roll back to.');
   }
-  if (!(await pathExists(path.join(paths.releases, target)))) throw new WorkError(`releases/${target} is gone; cannot roll back to it.`);
+  if (!(await pathExists(path.join(paths.releases, target))))
+    throw new WorkError(`releases/${target} is gone; cannot roll back to it.`);
   const t0 = Date.now();
   await app.stop();
   await swapCurrentSymlink(paths, target);
@@ -518,18 +761,44 @@ export async function rollbackRelease(ctx: UpdateContext, { version }: { version
   });
   const targetVersion = state.installed[target]?.version;
   const done = `Rolled back to ${target}${current ? ` from ${current} (now marked bad)` : ''}`;
-  if (!ctx.app) return { action: 'rolled-back', version: targetVersion, release: target, previous: current, message: `${done}; the app starts there with \`launchfit run\`.` };
+  if (!ctx.app)
+    return {
+      action: 'rolled-back',
+      version: targetVersion,
+      release: target,
+      previous: current,
+      message: `${done}; the app starts there with \`launchfit run\`.`,
+    };
   // As an update does: the command returns once the app gone back to is up again (its health
   // check answered with a 2xx, or without app.health it stayed up for healthy_after), not the
   // moment it was started. The app's own config (the release's launchify.yml) decides which.
   const healthy = await app.start(true);
   const upAfterMs = Date.now() - t0;
   if (!healthy) {
-    const failure = app.lastFailure?.() ?? { reason: `did not stay up for ${ctx.config.app.healthyAfterSec} s`, probes: [], output: [] };
-    await updateState(paths, (s) => { s.lastFailure = { release: target, version: targetVersion ?? '', at: new Date().toISOString(), ...failure }; });
-    ctx.log.error(`${done}, but it ${failure.reason}`, { release: target, probes: failure.probes, output: failure.output });
-    throw new WorkError(`${done}, but it ${failure.reason}; \`launchfit status\` shows its last output. Roll back --to another version, or publish a fix.`);
+    const failure = app.lastFailure?.() ?? {
+      reason: `did not stay up for ${ctx.config.app.healthyAfterSec} s`,
+      probes: [],
+      output: [],
+    };
+    await updateState(paths, (s) => {
+      s.lastFailure = { release: target, version: targetVersion ?? '', at: new Date().toISOString(), ...failure };
+    });
+    ctx.log.error(`${done}, but it ${failure.reason}`, {
+      release: target,
+      probes: failure.probes,
+      output: failure.output,
+    });
+    throw new WorkError(
+      `${done}, but it ${failure.reason}; \`launchfit status\` shows its last output. Roll back --to another version, or publish a fix.`,
+    );
   }
   ctx.log.info('rolled back; the app is up again', { release: target, from: current, upAfterMs });
-  return { action: 'rolled-back', version: targetVersion, release: target, previous: current, upAfterMs, message: `${done}; the app was up again ${(upAfterMs / 1000).toFixed(1)} s after the old one was told to stop.` };
+  return {
+    action: 'rolled-back',
+    version: targetVersion,
+    release: target,
+    previous: current,
+    upAfterMs,
+    message: `${done}; the app was up again ${(upAfterMs / 1000).toFixed(1)} s after the old one was told to stop.`,
+  };
 }

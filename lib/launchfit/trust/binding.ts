@@ -26,7 +26,11 @@ export function releasePrefixOf(file: string, version: string): string | undefin
  * then (for a folder deployed before bindings were recorded) the current release's file name.
  * Undefined before the first install.
  */
-export function hostBindingOf(config: LaunchConfig, state: LaunchState, current: string | undefined): HostBinding | undefined {
+export function hostBindingOf(
+  config: LaunchConfig,
+  state: LaunchState,
+  current: string | undefined,
+): HostBinding | undefined {
   const { app, platform } = config.updates;
   if (app && platform) return { prefix: `${app}-${platform}`, app, platform };
   if (state.binding) return state.binding;
@@ -47,16 +51,22 @@ function describe(b: HostBinding): string {
 export function checkReleaseBinding(info: VersionInfo, host: HostBinding | undefined): HostBinding {
   const prefix = releasePrefixOf(info.file, info.version);
   if (!prefix) {
-    throw new VerificationError(`VERSION offers version ${info.version} but names the file ${info.file}, which is not NAME-${info.version}.tar.gz; the version in VERSION must be the one in the file name. Refusing it.`);
+    throw new VerificationError(
+      `VERSION offers version ${info.version} but names the file ${info.file}, which is not NAME-${info.version}.tar.gz; the version in VERSION must be the one in the file name. Refusing it.`,
+    );
   }
   if (info.app && info.platform && prefix !== `${info.app}-${info.platform}`) {
-    throw new VerificationError(`VERSION says APP ${info.app} and PLATFORM ${info.platform} but names the file ${info.file}; expected ${info.app}-${info.platform}-${info.version}.tar.gz. Refusing it.`);
+    throw new VerificationError(
+      `VERSION says APP ${info.app} and PLATFORM ${info.platform} but names the file ${info.file}; expected ${info.app}-${info.platform}-${info.version}.tar.gz. Refusing it.`,
+    );
   }
   const offered: HostBinding = { prefix, app: info.app, platform: info.platform };
   if (host) {
     const linesDisagree = host.app && info.app && (host.app !== info.app || host.platform !== info.platform);
     if (linesDisagree || prefix !== host.prefix) {
-      throw new VerificationError(`VERSION offers ${info.file}${info.app ? ` (${describe(offered)})` : ''}, but this host runs ${describe(host)}; refusing another app's or platform's release. If the host should switch, set updates.app and updates.platform in launchify.yml.`);
+      throw new VerificationError(
+        `VERSION offers ${info.file}${info.app ? ` (${describe(offered)})` : ''}, but this host runs ${describe(host)}; refusing another app's or platform's release. If the host should switch, set updates.app and updates.platform in launchify.yml.`,
+      );
     }
   }
   return { prefix, app: info.app ?? host?.app, platform: info.platform ?? host?.platform };

@@ -38,9 +38,14 @@ export function createTextCanonicalizer(what: string): TextCanonicalizer {
           continue;
         }
         if (++lineLength > GPG_MAX_TEXT_LINE) {
-          throw new VerificationError(`${what} has a line longer than ${GPG_MAX_TEXT_LINE} bytes, which a text-mode signature does not cover; sign it in binary mode (gpg --detach-sign without --textmode).`);
+          throw new VerificationError(
+            `${what} has a line longer than ${GPG_MAX_TEXT_LINE} bytes, which a text-mode signature does not cover; sign it in binary mode (gpg --detach-sign without --textmode).`,
+          );
         }
-        if (byte === CR || byte === NUL) { held[heldLength++] = byte; continue; }
+        if (byte === CR || byte === NUL) {
+          held[heldLength++] = byte;
+          continue;
+        }
         if (heldLength) {
           out.set(held.subarray(0, heldLength), n);
           n += heldLength;

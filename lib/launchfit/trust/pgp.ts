@@ -6,7 +6,7 @@
 // of its own and sign with that. A key ID only selects among keys that are already trusted.
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import { ConfigError, VerificationError } from '../../core/errors.ts';
+import { ConfigError, VerificationError, messageOf } from '../../core/errors.ts';
 import { canonicalTextStream, canonicalizeText } from './gpg-text.ts';
 
 type OpenPgp = typeof import('openpgp');
@@ -21,16 +21,16 @@ function loadOpenPgp(): Promise<OpenPgp> {
   return openpgpModule;
 }
 
-export type KeyPin =
-  | { kind: 'fingerprint'; value: string }
-  | { kind: 'keyid'; value: string };
+export type KeyPin = { kind: 'fingerprint'; value: string } | { kind: 'keyid'; value: string };
 
 /** `0123 4567 …`, `0x…`: a full fingerprint (40 or 64 hex) or a long/short key ID (16/8 hex). */
 export function parseKeyPin(text: string): KeyPin {
   const hex = text.replace(/\s+/g, '').replace(/^0x/i, '').toLowerCase();
   if (/^([0-9a-f]{40}|[0-9a-f]{64})$/.test(hex)) return { kind: 'fingerprint', value: hex };
   if (/^([0-9a-f]{16}|[0-9a-f]{8})$/.test(hex)) return { kind: 'keyid', value: hex };
-  throw new ConfigError(`updates.gpg.key ${JSON.stringify(text)} is neither a full fingerprint (40 or 64 hex digits) nor a key ID (8 or 16 hex digits).`);
+  throw new ConfigError(
+    `updates.gpg.key ${JSON.stringify(text)} is neither a full fingerprint (40 or 64 hex digits) nor a key ID (8 or 16 hex digits).`,
+  );
 }
 
 /** A key a release may be signed with: the whole key, or (`onlySubkey`) one subkey of it. */
@@ -58,27 +58,36 @@ const KEYBOX_MAGIC = 'KBXf';
  * Read public keys from armored text or binary bytes. `local` (updates.gpg.keyfile) makes an
  * unreadable file a configuration error; a key from the server is a verification failure.
  */
-export async function readPublicKeys(data: Uint8Array | string, where: string, { local = false }: { local?: boolean } = {}): Promise<PublicKey[]> {
+export async function readPublicKeys(
+  data: Uint8Array | string,
+  where: string,
+  { local = false }: { local?: boolean } = {},
+): Promise<PublicKey[]> {
   const openpgp = await loadOpenPgp();
   const text = typeof data === 'string' ? data : Buffer.from(data).toString('latin1');
   const Refusal = local ? ConfigError : VerificationError;
   // A keybox (pubring.kbx) is GnuPG's keyring database, not an OpenPGP key: its first blob is
   // a header with "KBXf" at byte 8.
   if (text.slice(8, 12) === KEYBOX_MAGIC) {
-    throw new Refusal(`${where} is a GnuPG keybox (pubring.kbx), not an exported key; export the signing key with \`gpg --armor --export FINGERPRINT > trusted.asc\` and use that file.`);
+    throw new Refusal(
+      `${where} is a GnuPG keybox (pubring.kbx), not an exported key; export the signing key with \`gpg --armor --export FINGERPRINT > trusted.asc\` and use that file.`,
+    );
   }
   try {
     let keys;
     if (text.includes('-----BEGIN PGP PUBLIC KEY BLOCK-----')) {
       // A keyfile may hold several armored blocks one after the other (cat a.asc b.asc).
-      const blocks = text.match(/-----BEGIN PGP PUBLIC KEY BLOCK-----[\s\S]*?-----END PGP PUBLIC KEY BLOCK-----/g) ?? [];
+      const blocks =
+        text.match(/-----BEGIN PGP PUBLIC KEY BLOCK-----[\s\S]*?-----END PGP PUBLIC KEY BLOCK-----/g) ?? [];
       keys = (await Promise.all(blocks.map((armoredKeys) => openpgp.readKeys({ armoredKeys })))).flat();
     } else {
       keys = await openpgp.readKeys({ binaryKeys: typeof data === 'string' ? Buffer.from(data, 'latin1') : data });
     }
     return keys.map((key) => key.toPublic());
   } catch (error) {
-    throw new Refusal(`${where} holds no readable OpenPGP public key; export it with \`gpg --armor --export KEYID\`.`, { cause: error });
+    throw new Refusal(`${where} holds no readable OpenPGP public key; export it with \`gpg --armor --export KEYID\`.`, {
+      cause: error,
+    });
   }
 }
 
@@ -86,9 +95,15 @@ const fingerprintOf = (k: { getFingerprint(): string }) => k.getFingerprint().to
 
 /** What of `key` the pin trusts: the whole key when it names the primary, else each named subkey alone. */
 function trustedPartsOf(key: PublicKey, pin: KeyPin): TrustedKey[] {
-  const named = (k: PublicKey | Subkey) => (pin.kind === 'fingerprint' ? fingerprintOf(k) === pin.value : k.getKeyID().toHex().toLowerCase().endsWith(pin.value));
+  const named = (k: PublicKey | Subkey) =>
+    pin.kind === 'fingerprint'
+      ? fingerprintOf(k) === pin.value
+      : k.getKeyID().toHex().toLowerCase().endsWith(pin.value);
   if (named(key)) return [{ key }];
-  return key.getSubkeys().filter(named).map((subkey) => ({ key, onlySubkey: fingerprintOf(subkey) }));
+  return key
+    .getSubkeys()
+    .filter(named)
+    .map((subkey) => ({ key, onlySubkey: fingerprintOf(subkey) }));
 }
 
 /**
@@ -96,19 +111,37 @@ function trustedPartsOf(key: PublicKey, pin: KeyPin): TrustedKey[] {
  * as they are, narrowed by `pin` when given; `serverKeys` are trusted only when `pin` is a full
  * fingerprint, and then only the part the pin names.
  */
-export function selectTrustedKeys({ localKeys, serverKeys, pin }: { localKeys?: PublicKey[]; serverKeys?: PublicKey[]; pin?: KeyPin }): TrustedKeys {
+export function selectTrustedKeys({
+  localKeys,
+  serverKeys,
+  pin,
+}: {
+  localKeys?: PublicKey[];
+  serverKeys?: PublicKey[];
+  pin?: KeyPin;
+}): TrustedKeys {
   let keys: TrustedKey[] = [];
   if (localKeys && localKeys.length) {
     keys = pin ? localKeys.flatMap((k) => trustedPartsOf(k, pin)) : localKeys.map((key) => ({ key }));
-    if (!keys.length) throw new ConfigError(`No key in updates.gpg.keyfile matches updates.gpg.key ${pin!.value}; check the fingerprint or the keyfile.`);
+    if (!keys.length)
+      throw new ConfigError(
+        `No key in updates.gpg.keyfile matches updates.gpg.key ${pin!.value}; check the fingerprint or the keyfile.`,
+      );
   } else if (serverKeys) {
     if (!pin || pin.kind !== 'fingerprint') {
-      throw new ConfigError('A key fetched from the update server is trusted only against a pinned full fingerprint; set updates.gpg.key to the 40- or 64-digit fingerprint, or give updates.gpg.keyfile.');
+      throw new ConfigError(
+        'A key fetched from the update server is trusted only against a pinned full fingerprint; set updates.gpg.key to the 40- or 64-digit fingerprint, or give updates.gpg.keyfile.',
+      );
     }
     keys = serverKeys.flatMap((k) => trustedPartsOf(k, pin));
-    if (!keys.length) throw new VerificationError(`The key on the update server does not match the pinned fingerprint ${pin.value}; refusing to trust it.`);
+    if (!keys.length)
+      throw new VerificationError(
+        `The key on the update server does not match the pinned fingerprint ${pin.value}; refusing to trust it.`,
+      );
   } else {
-    throw new ConfigError('No trusted signing key: set updates.gpg.keyfile (or pass --keyfile) or pin updates.gpg.key to a full fingerprint.');
+    throw new ConfigError(
+      'No trusted signing key: set updates.gpg.keyfile (or pass --keyfile) or pin updates.gpg.key to a full fingerprint.',
+    );
   }
   return { keys, fingerprints: keys.map((t) => t.onlySubkey ?? fingerprintOf(t.key)) };
 }
@@ -134,7 +167,10 @@ async function readDetachedSignature(sig: Uint8Array, what: string) {
     }
     return await openpgp.readSignature({ binarySignature: sig });
   } catch (error) {
-    throw new VerificationError(`The signature of ${what} is not a valid OpenPGP signature; the release was not installed.`, { cause: error });
+    throw new VerificationError(
+      `The signature of ${what} is not a valid OpenPGP signature; the release was not installed.`,
+      { cause: error },
+    );
   }
 }
 
@@ -157,7 +193,9 @@ interface TrustedSigner {
  * signature names one) must be exactly one key of a trusted key, and the trusted part of it.
  */
 function findTrustedSigner(packet: SignaturePacketView, trusted: TrustedKeys): TrustedSigner | undefined {
-  const issuerFingerprint = packet.issuerFingerprint ? Buffer.from(packet.issuerFingerprint).toString('hex') : undefined;
+  const issuerFingerprint = packet.issuerFingerprint
+    ? Buffer.from(packet.issuerFingerprint).toString('hex')
+    : undefined;
   for (const { key, onlySubkey } of trusted.keys) {
     const matching = key.getKeys(packet.issuerKeyID);
     // Two keys with one key ID inside one key: openpgp would check against the first; trust neither.
@@ -176,19 +214,32 @@ function findTrustedSigner(packet: SignaturePacketView, trusted: TrustedKeys): T
  * by a trusted signer verifies. Throws VerificationError unless a trusted, currently valid (not
  * expired, not revoked) key made it with a hash other than SHA-1/MD5/RIPEMD.
  */
-export async function verifyDetachedSignature(opts: { file?: string; data?: Uint8Array; signature: Uint8Array; trusted: TrustedKeys; what: string; now?: Date }): Promise<VerifiedSignature> {
+export async function verifyDetachedSignature(opts: {
+  file?: string;
+  data?: Uint8Array;
+  signature: Uint8Array;
+  trusted: TrustedKeys;
+  what: string;
+  now?: Date;
+}): Promise<VerifiedSignature> {
   const now = opts.now ?? new Date();
   const sig = await readDetachedSignature(opts.signature, opts.what);
   const packets = sig.packets as unknown as SignaturePacketView[];
   if (!packets.length || packets.length > MAX_SIGNERS) {
-    throw new VerificationError(`The signature file of ${opts.what} holds ${packets.length} signatures; expected 1 to ${MAX_SIGNERS}.`);
+    throw new VerificationError(
+      `The signature file of ${opts.what} holds ${packets.length} signatures; expected 1 to ${MAX_SIGNERS}.`,
+    );
   }
-  const signers = packets.map((p) => findTrustedSigner(p, opts.trusted)).filter((s): s is TrustedSigner => s !== undefined);
+  const signers = packets
+    .map((p) => findTrustedSigner(p, opts.trusted))
+    .filter((s): s is TrustedSigner => s !== undefined);
   if (!signers.length) {
     const issuers = packets.map((p) => p.issuerKeyID.toHex().toLowerCase());
-    throw new VerificationError(issuers.length === 1
-      ? `The signature of ${opts.what} was made by key ${issuers[0]}, which is not trusted; the release was not installed.`
-      : `The signatures of ${opts.what} were made by keys ${issuers.join(', ')}, none of them trusted; the release was not installed.`);
+    throw new VerificationError(
+      issuers.length === 1
+        ? `The signature of ${opts.what} was made by key ${issuers[0]}, which is not trusted; the release was not installed.`
+        : `The signatures of ${opts.what} were made by keys ${issuers.join(', ')}, none of them trusted; the release was not installed.`,
+    );
   }
   let firstError: unknown;
   for (const signer of signers) {
@@ -208,22 +259,32 @@ function refuseRemembered(signer: TrustedSigner, revoked: RevokedKeys | undefine
   for (const fingerprint of [primary, signer.fingerprint]) {
     const record = revoked && Object.hasOwn(revoked, fingerprint) ? revoked[fingerprint] : undefined;
     if (record && record.primary === primary) {
-      throw new VerificationError(`The key ${fingerprint} that signed ${what} was revoked (reason: ${record.reason}; seen ${record.seenAt}); a revocation, once seen, holds for every signature of that key whatever its date. Refusing the release.`);
+      throw new VerificationError(
+        `The key ${fingerprint} that signed ${what} was revoked (reason: ${record.reason}; seen ${record.seenAt}); a revocation, once seen, holds for every signature of that key whatever its date. Refusing the release.`,
+      );
     }
   }
 }
 
-async function verifyOneSignature(signer: TrustedSigner, opts: { file?: string; data?: Uint8Array; what: string }, now: Date): Promise<VerifiedSignature> {
+async function verifyOneSignature(
+  signer: TrustedSigner,
+  opts: { file?: string; data?: Uint8Array; what: string },
+  now: Date,
+): Promise<VerifiedSignature> {
   const openpgp = await loadOpenPgp();
   const { enums } = openpgp;
   const { packet, primary } = signer;
   const weak = new Set<number>([enums.hash.sha1, enums.hash.md5, enums.hash.ripemd]);
   if (weak.has(packet.hashAlgorithm)) {
-    throw new VerificationError(`The signature of ${opts.what} uses the broken hash ${enums.read(enums.hash, packet.hashAlgorithm)}; sign with SHA-256 or better (gpg --digest-algo SHA256).`);
+    throw new VerificationError(
+      `The signature of ${opts.what} uses the broken hash ${enums.read(enums.hash, packet.hashAlgorithm)}; sign with SHA-256 or better (gpg --digest-algo SHA256).`,
+    );
   }
   const textMode = packet.signatureType === enums.signature.text;
   if (!textMode && packet.signatureType !== enums.signature.binary) {
-    throw new VerificationError(`The signature of ${opts.what} is not a signature of a file (type ${packet.signatureType}); sign with gpg --detach-sign.`);
+    throw new VerificationError(
+      `The signature of ${opts.what} is not a signature of a file (type ${packet.signatureType}); sign with gpg --detach-sign.`,
+    );
   }
   // openpgp checks the key at the signature's creation time; we also require it valid now,
   // so an expired or revoked key cannot sign a release (or replay an old one). For a pinned
@@ -231,9 +292,13 @@ async function verifyOneSignature(signer: TrustedSigner, opts: { file?: string; 
   try {
     await primary.verifyPrimaryKey(now);
     const signingKey = await primary.getSigningKey(packet.issuerKeyID as never, now);
-    if (fingerprintOf(signingKey) !== signer.fingerprint) throw new Error(`the valid signing key with that key ID is ${fingerprintOf(signingKey)}`);
+    if (fingerprintOf(signingKey) !== signer.fingerprint)
+      throw new Error(`the valid signing key with that key ID is ${fingerprintOf(signingKey)}`);
   } catch (error) {
-    throw new VerificationError(`The key ${signer.fingerprint} that signed ${opts.what} is expired, revoked or not valid for signing: ${(error as Error).message}. Refusing the release.`, { cause: error });
+    throw new VerificationError(
+      `The key ${signer.fingerprint} that signed ${opts.what} is expired, revoked or not valid for signing: ${messageOf(error)}. Refusing the release.`,
+      { cause: error },
+    );
   }
   const config = {
     rejectMessageHashAlgorithms: new Set<number>([enums.hash.md5, enums.hash.ripemd, enums.hash.sha1]),
@@ -242,7 +307,15 @@ async function verifyOneSignature(signer: TrustedSigner, opts: { file?: string; 
     const only = new openpgp.PacketList<SignaturePacket>();
     only.push(packet as unknown as SignaturePacket);
     const message = await openpgp.createMessage({ binary: messageBytes(opts, textMode) });
-    const result = await openpgp.verify({ message, signature: new openpgp.Signature(only), verificationKeys: [primary], expectSigned: false, format: 'binary', date: now, config });
+    const result = await openpgp.verify({
+      message,
+      signature: new openpgp.Signature(only),
+      verificationKeys: [primary],
+      expectSigned: false,
+      format: 'binary',
+      date: now,
+      config,
+    });
     if (opts.file) {
       const reader = (result.data as unknown as ReadableStream<Uint8Array>).getReader();
       for (;;) {
@@ -258,12 +331,18 @@ async function verifyOneSignature(signer: TrustedSigner, opts: { file?: string; 
     return { signingFingerprint: signer.fingerprint, primaryFingerprint: fingerprintOf(primary), created };
   } catch (error) {
     if (error instanceof VerificationError) throw error;
-    throw new VerificationError(`The signature of ${opts.what} does not verify (${(error as Error).message}); the file was changed or signed by another key. Nothing was installed.`, { cause: error });
+    throw new VerificationError(
+      `The signature of ${opts.what} does not verify (${messageOf(error)}); the file was changed or signed by another key. Nothing was installed.`,
+      { cause: error },
+    );
   }
 }
 
 /** The bytes the signature covers: the file as it is, or its canonical text form for a text-mode signature. */
-function messageBytes(opts: { file?: string; data?: Uint8Array; what: string }, textMode: boolean): Uint8Array | ReadableStream<Uint8Array> {
+function messageBytes(
+  opts: { file?: string; data?: Uint8Array; what: string },
+  textMode: boolean,
+): Uint8Array | ReadableStream<Uint8Array> {
   if (!opts.file) return textMode ? canonicalizeText(opts.data!, opts.what) : opts.data!;
   const stream = Readable.toWeb(createReadStream(opts.file)) as unknown as ReadableStream<Uint8Array>;
   return textMode ? stream.pipeThrough(canonicalTextStream(opts.what)) : stream;

@@ -9,7 +9,7 @@
 // revocation wins over every signature of that subkey, whatever its date and reason.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ConfigError, VerificationError } from '../../core/errors.ts';
+import { ConfigError, VerificationError, messageOf } from '../../core/errors.ts';
 import { atomicWriteFile, ensureDir } from '../../core/fs.ts';
 import type { Timeouts } from '../../http/get.ts';
 import type { LaunchConfig } from '../deploy-folder/config.ts';
@@ -43,9 +43,14 @@ async function readMemory(metaDir: string): Promise<KeyMemory> {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { revoked: {} };
     // A damaged memory must not silently forget revocations.
-    throw new ConfigError(`${path.join(metaDir, MEMORY_FILE)} (the revocations this host has seen) is unreadable: ${(error as Error).message}. Restore it from a backup; deleting it forgets revoked keys.`, { cause: error });
+    throw new ConfigError(
+      `${path.join(metaDir, MEMORY_FILE)} (the revocations this host has seen) is unreadable: ${messageOf(error)}. Restore it from a backup; deleting it forgets revoked keys.`,
+      { cause: error },
+    );
   }
-  throw new ConfigError(`${path.join(metaDir, MEMORY_FILE)} (the revocations this host has seen) is damaged. Restore it from a backup; deleting it forgets revoked keys.`);
+  throw new ConfigError(
+    `${path.join(metaDir, MEMORY_FILE)} (the revocations this host has seen) is damaged. Restore it from a backup; deleting it forgets revoked keys.`,
+  );
 }
 
 async function writeMemory(metaDir: string, memory: KeyMemory): Promise<void> {
@@ -62,9 +67,14 @@ const fingerprintOf = (k: { getFingerprint(): string }) => k.getFingerprint().to
 export async function verifiedRevocationsIn(key: PublicKey, now: Date): Promise<RevokedKeys> {
   const openpgp = await import('openpgp');
   const { enums } = openpgp;
-  const reasonOf = (flag: number | null) => (flag === enums.reasonForRevocation.keyCompromised ? 'compromised'
-    : flag === enums.reasonForRevocation.keySuperseded ? 'superseded'
-      : flag === enums.reasonForRevocation.keyRetired ? 'retired' : 'unspecified');
+  const reasonOf = (flag: number | null) =>
+    flag === enums.reasonForRevocation.keyCompromised
+      ? 'compromised'
+      : flag === enums.reasonForRevocation.keySuperseded
+        ? 'superseded'
+        : flag === enums.reasonForRevocation.keyRetired
+          ? 'retired'
+          : 'unspecified';
   const primary = fingerprintOf(key);
   const found: RevokedKeys = {};
   const at = now.toISOString();
@@ -76,7 +86,12 @@ export async function verifiedRevocationsIn(key: PublicKey, now: Date): Promise<
       const alone = new openpgp.Subkey(subkey.keyPacket, key);
       alone.revocationSignatures = [signature];
       if (await alone.isRevoked(undefined as never, undefined as never, now).catch(() => false)) {
-        found[fingerprintOf(subkey)] = { primary, reason: reasonOf(signature.reasonForRevocationFlag), revokedAt: signature.created?.toISOString(), seenAt: at };
+        found[fingerprintOf(subkey)] = {
+          primary,
+          reason: reasonOf(signature.reasonForRevocationFlag),
+          revokedAt: signature.created?.toISOString(),
+          seenAt: at,
+        };
         break;
       }
     }
@@ -85,7 +100,10 @@ export async function verifiedRevocationsIn(key: PublicKey, now: Date): Promise<
 }
 
 function serverOf(ctx: ReleaseKeysContext): string {
-  if (!ctx.config.updates.server) throw new ConfigError(`${ctx.config.file}: updates.server is not set; give the update server's URL (launchfit deploy URL).`);
+  if (!ctx.config.updates.server)
+    throw new ConfigError(
+      `${ctx.config.file}: updates.server is not set; give the update server's URL (launchfit deploy URL).`,
+    );
   return ctx.config.updates.server;
 }
 
@@ -94,7 +112,11 @@ function serverOf(ctx: ReleaseKeysContext): string {
  * (pinned-fingerprint mode, where they are the only source of keys) makes their absence an error;
  * with a keyfile they are optional until a keys.asc has been seen.
  */
-async function fetchCertificate(ctx: ReleaseKeysContext, memory: KeyMemory, required: boolean): Promise<{ bytes: Buffer; url: string } | undefined> {
+async function fetchCertificate(
+  ctx: ReleaseKeysContext,
+  memory: KeyMemory,
+  required: boolean,
+): Promise<{ bytes: Buffer; url: string } | undefined> {
   const opts = { metaDir: ctx.metaDir, timeouts: ctx.timeouts, fetchImpl: ctx.fetchImpl };
   const { keyUrl } = ctx.config.updates.gpg;
   if (keyUrl && required) return { bytes: await fetchServerKey(keyUrl, opts), url: keyUrl };
@@ -106,22 +128,29 @@ async function fetchCertificate(ctx: ReleaseKeysContext, memory: KeyMemory, requ
     return { bytes, url };
   }
   if (memory.keysAscSeen) {
-    throw new VerificationError(`${url} is missing, but this host has read it before; without it new subkeys and revocations cannot be checked. Publish keys.asc again (\`release publish\` writes it); the current release keeps running.`);
+    throw new VerificationError(
+      `${url} is missing, but this host has read it before; without it new subkeys and revocations cannot be checked. Publish keys.asc again (\`release publish\` writes it); the current release keeps running.`,
+    );
   }
   const legacy = new URL('pubkey.asc', server).href;
   const old = await fetchServerKeyIfAny(legacy, opts);
   if (old) return { bytes: old, url: legacy };
   if (!required) return undefined;
-  throw new VerificationError(`Neither ${url} nor ${legacy} is on the update server; publish with \`release publish\` (it writes keys.asc), or set updates.gpg.keyfile.`);
+  throw new VerificationError(
+    `Neither ${url} nor ${legacy} is on the update server; publish with \`release publish\` (it writes keys.asc), or set updates.gpg.keyfile.`,
+  );
 }
 
 /** Each local key with what the server's certificate of the same primary adds: subkeys it bound, revocations it signed. */
 async function mergeSamePrimary(localKeys: PublicKey[], serverKeys: PublicKey[], now: Date): Promise<PublicKey[]> {
-  return Promise.all(localKeys.map(async (local) => {
-    let merged = local;
-    for (const theirs of serverKeys.filter((k) => fingerprintOf(k) === fingerprintOf(local))) merged = await merged.update(theirs, now);
-    return merged;
-  }));
+  return Promise.all(
+    localKeys.map(async (local) => {
+      let merged = local;
+      for (const theirs of serverKeys.filter((k) => fingerprintOf(k) === fingerprintOf(local)))
+        merged = await merged.update(theirs, now);
+      return merged;
+    }),
+  );
 }
 
 /**
@@ -137,18 +166,26 @@ export async function loadReleaseKeys(ctx: ReleaseKeysContext): Promise<TrustedK
   let trusted: TrustedKeys;
   if (gpg.keyfile) {
     let data: Buffer;
-    try { data = await readFile(gpg.keyfile); } catch (error) {
-      throw new ConfigError(`${ctx.config.file}: updates.gpg.keyfile ${gpg.keyfile} cannot be read (${(error as NodeJS.ErrnoException).code}).`, { cause: error });
+    try {
+      data = await readFile(gpg.keyfile);
+    } catch (error) {
+      throw new ConfigError(
+        `${ctx.config.file}: updates.gpg.keyfile ${gpg.keyfile} cannot be read (${(error as NodeJS.ErrnoException).code}).`,
+        { cause: error },
+      );
     }
     let localKeys = await readPublicKeys(data, gpg.keyfile, { local: true });
     const certificate = ctx.config.updates.server ? await fetchCertificate(ctx, memory, false) : undefined;
-    if (certificate) localKeys = await mergeSamePrimary(localKeys, await readPublicKeys(certificate.bytes, certificate.url), now);
+    if (certificate)
+      localKeys = await mergeSamePrimary(localKeys, await readPublicKeys(certificate.bytes, certificate.url), now);
     trusted = selectTrustedKeys({ localKeys, pin: gpg.pin });
   } else if (gpg.pin?.kind === 'fingerprint') {
     const certificate = (await fetchCertificate(ctx, memory, true))!;
     trusted = selectTrustedKeys({ serverKeys: await readPublicKeys(certificate.bytes, certificate.url), pin: gpg.pin });
   } else if (gpg.pin) {
-    throw new ConfigError(`${ctx.config.file}: updates.gpg.key ${gpg.pin.value} is a key ID; a key fetched from the server is trusted only against a pinned full fingerprint. Set the full fingerprint, or updates.gpg.keyfile.`);
+    throw new ConfigError(
+      `${ctx.config.file}: updates.gpg.key ${gpg.pin.value} is a key ID; a key fetched from the server is trusted only against a pinned full fingerprint. Set the full fingerprint, or updates.gpg.keyfile.`,
+    );
   } else {
     return selectTrustedKeys({});
   }

@@ -15,39 +15,66 @@ const CACHE_NAME = 'server-key.json';
 /** Where the copy of keys.asc is kept: apart from pubkey.asc's, so the two do not evict each other. */
 export const KEYS_ASC_CACHE = 'keys-asc.json';
 
-interface CachedKey { url: string; etag?: string; lastModified?: string; key: string }
+interface CachedKey {
+  url: string;
+  etag?: string;
+  lastModified?: string;
+  key: string;
+}
 
 async function readCachedKey(file: string, url: string): Promise<CachedKey | undefined> {
   try {
     const cached = JSON.parse(await readFile(file, 'utf8')) as CachedKey;
-    const valid = cached.url === url && typeof cached.key === 'string'
-      && (typeof cached.etag === 'string' || typeof cached.lastModified === 'string');
+    const valid =
+      cached.url === url &&
+      typeof cached.key === 'string' &&
+      (typeof cached.etag === 'string' || typeof cached.lastModified === 'string');
     return valid ? cached : undefined;
   } catch {
     return undefined; // none yet, or damaged: fetch unconditionally
   }
 }
 
-interface FetchKeyOptions { metaDir: string; timeouts: Timeouts; fetchImpl?: FetchFn; cacheName?: string }
+interface FetchKeyOptions {
+  metaDir: string;
+  timeouts: Timeouts;
+  fetchImpl?: FetchFn;
+  cacheName?: string;
+}
 
 /** The bytes of the key at `url`: from the server, or from the cached copy when it answers 304. */
 export async function fetchServerKey(url: string, opts: FetchKeyOptions): Promise<Buffer> {
   const key = await fetchServerKeyIfAny(url, opts);
-  if (!key) throw new VerificationError(`The signing key ${url} is not on the update server; publish it there or set updates.gpg.keyfile.`);
+  if (!key)
+    throw new VerificationError(
+      `The signing key ${url} is not on the update server; publish it there or set updates.gpg.keyfile.`,
+    );
   return key;
 }
 
 /** As fetchServerKey, but undefined when the server has no such file (404). */
-export async function fetchServerKeyIfAny(url: string, { metaDir, timeouts, fetchImpl, cacheName = CACHE_NAME }: FetchKeyOptions): Promise<Buffer | undefined> {
+export async function fetchServerKeyIfAny(
+  url: string,
+  { metaDir, timeouts, fetchImpl, cacheName = CACHE_NAME }: FetchKeyOptions,
+): Promise<Buffer | undefined> {
   const file = path.join(metaDir, cacheName);
   const cached = await readCachedKey(file, url);
-  const res = await fetchSmall(url, { maxBytes: MAX_KEY_BYTES, etag: cached?.etag, lastModified: cached?.lastModified, timeouts, fetchImpl });
+  const res = await fetchSmall(url, {
+    maxBytes: MAX_KEY_BYTES,
+    etag: cached?.etag,
+    lastModified: cached?.lastModified,
+    timeouts,
+    fetchImpl,
+  });
   if (res.status === 'missing') {
     await rm(file, { force: true });
     return undefined;
   }
   if (res.status === 'not-modified') {
-    if (!cached) throw new RemoteError(`${url} answered 304 Not Modified to a request for a key launchfit does not have; check the update server.`);
+    if (!cached)
+      throw new RemoteError(
+        `${url} answered 304 Not Modified to a request for a key launchfit does not have; check the update server.`,
+      );
     return Buffer.from(cached.key, 'base64');
   }
   if (res.etag || res.lastModified) {

@@ -42,13 +42,19 @@ export async function listLocalFiles(root: string, log: UploadLog): Promise<Loca
     const real = await fs.realpath(abs).catch(() => undefined);
     const st = real ? await fs.stat(real).catch(() => undefined) : undefined;
     if (!real || !st) return { files: [], warning: `skipping ${rel}: broken symbolic link` };
-    if (!isInside(realRoot, real)) return { files: [], warning: `skipping ${rel}: symbolic link to ${real}, outside the source folder (not followed)` };
+    if (!isInside(realRoot, real))
+      return {
+        files: [],
+        warning: `skipping ${rel}: symbolic link to ${real}, outside the source folder (not followed)`,
+      };
     if (!st.isFile()) return { files: [], warning: `skipping ${rel}: symbolic link to a folder (not followed)` };
     return { files: [{ rel, abs: real, size: st.size }] };
   };
   const walk = async (dir: string, prefix: string): Promise<LocalFile[]> => {
     const entries = await fs.readdir(dir, { withFileTypes: true });
-    const found = await Promise.all(entries.map((entry) => visit(path.join(dir, entry.name), prefix ? `${prefix}/${entry.name}` : entry.name, entry)));
+    const found = await Promise.all(
+      entries.map((entry) => visit(path.join(dir, entry.name), prefix ? `${prefix}/${entry.name}` : entry.name, entry)),
+    );
     for (const { warning } of found) if (warning) log.warn(warning);
     return found.flatMap((f) => f.files);
   };

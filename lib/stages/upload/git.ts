@@ -39,8 +39,16 @@ export async function uploadGit(target: GitTarget, options: UploadOptions): Prom
     if (heads.exitCode !== 0) throw remoteFailure(`could not read ${target.remote}`, heads.stderr);
     let parent: string | undefined;
     if (heads.stdout.trim()) {
-      const fetched = await git(['fetch', '--quiet', '--depth=1', '--no-tags', target.remote, `+refs/heads/${target.branch}:refs/shipkit/parent`]);
-      if (fetched.exitCode !== 0) throw remoteFailure(`could not fetch ${target.branch} from ${target.remote}`, fetched.stderr);
+      const fetched = await git([
+        'fetch',
+        '--quiet',
+        '--depth=1',
+        '--no-tags',
+        target.remote,
+        `+refs/heads/${target.branch}:refs/shipkit/parent`,
+      ]);
+      if (fetched.exitCode !== 0)
+        throw remoteFailure(`could not fetch ${target.branch} from ${target.remote}`, fetched.stderr);
       parent = (await must(git(['rev-parse', 'refs/shipkit/parent^{commit}']), 'git rev-parse')).stdout.trim();
     }
 
@@ -58,17 +66,29 @@ export async function uploadGit(target: GitTarget, options: UploadOptions): Prom
       }
     }
     const source = options.sourceSha ?? (await detectSourceSha(options.from, options.env ?? process.env));
-    const message = options.message ?? (source ? `Deploy ${source.slice(0, 12)}\n\nBuilt from source commit ${source} by shipkit.` : 'Deploy\n\nBuilt by shipkit (source commit unknown).');
+    const message =
+      options.message ??
+      (source
+        ? `Deploy ${source.slice(0, 12)}\n\nBuilt from source commit ${source} by shipkit.`
+        : 'Deploy\n\nBuilt by shipkit (source commit unknown).');
     const identity = await identityEnv(git, env);
     const commitArgs = ['commit-tree', tree, ...(parent ? ['-p', parent] : []), '-m', message];
-    const commit = (await must($({ env: { ...env, ...identity }, cwd: temp, quiet: true, nothrow: true })`git ${commitArgs}`, 'git commit-tree')).stdout.trim();
+    const commit = (
+      await must(
+        $({ env: { ...env, ...identity }, cwd: temp, quiet: true, nothrow: true })`git ${commitArgs}`,
+        'git commit-tree',
+      )
+    ).stdout.trim();
     if (options.dryRun) {
       log.info(`git: ${name}: would push ${commit.slice(0, 12)} (dry run)`);
       return { target: name, uploaded: 1, unchanged: 0, deleted: 0, commit, dryRun: true };
     }
     const pushed = await git(['push', '--quiet', target.remote, `${commit}:refs/heads/${target.branch}`]);
-    if (pushed.exitCode !== 0) throw remoteFailure(`${target.remote} refused the push to ${target.branch}`, pushed.stderr);
-    log.info(`git: ${name}: pushed ${commit.slice(0, 12)}${parent ? ` on top of ${parent.slice(0, 12)}` : ' (new branch)'}`);
+    if (pushed.exitCode !== 0)
+      throw remoteFailure(`${target.remote} refused the push to ${target.branch}`, pushed.stderr);
+    log.info(
+      `git: ${name}: pushed ${commit.slice(0, 12)}${parent ? ` on top of ${parent.slice(0, 12)}` : ' (new branch)'}`,
+    );
     return { target: name, uploaded: 1, unchanged: 0, deleted: 0, commit, dryRun: false };
   } finally {
     await fs.rm(temp, { recursive: true, force: true });
@@ -136,13 +156,28 @@ async function must<T extends { exitCode: number | null; stderr: string }>(run: 
 // (a bare /403/ matched the pushed commit's id about once in a hundred pushes).
 export function remoteFailure(what: string, stderr: string): RemoteError {
   let advice = '';
-  if (/Permission denied|Authentication failed|could not read Username|returned error: 403\b|\b403 Forbidden/.test(stderr)) advice = ' Check the credentials (ssh_key, deploy key or token).';
-  else if (/Could not resolve host|Connection refused|timed out|does not appear to be a git repository|not found/i.test(stderr)) advice = ' Check the remote URL and that the server is reachable.';
-  else if (/non-fast-forward|fetch first|stale info/.test(stderr)) advice = ' The branch moved while uploading; run the upload again.';
-  else if (/hook declined|remote rejected|protected branch/.test(stderr)) advice = ' The remote refused it (hook or branch protection).';
+  if (
+    /Permission denied|Authentication failed|could not read Username|returned error: 403\b|\b403 Forbidden/.test(stderr)
+  )
+    advice = ' Check the credentials (ssh_key, deploy key or token).';
+  else if (
+    /Could not resolve host|Connection refused|timed out|does not appear to be a git repository|not found/i.test(stderr)
+  )
+    advice = ' Check the remote URL and that the server is reachable.';
+  else if (/non-fast-forward|fetch first|stale info/.test(stderr))
+    advice = ' The branch moved while uploading; run the upload again.';
+  else if (/hook declined|remote rejected|protected branch/.test(stderr))
+    advice = ' The remote refused it (hook or branch protection).';
   return new RemoteError(`${what}: ${lastLines(stderr)}.${advice}`);
 }
 
 function lastLines(text: string): string {
-  return text.split('\n').map((l) => l.trim()).filter(Boolean).slice(-4).join(' / ') || 'no output';
+  return (
+    text
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .slice(-4)
+      .join(' / ') || 'no output'
+  );
 }

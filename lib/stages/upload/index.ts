@@ -4,7 +4,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { configError, formatKeyPath, type ConfigDoc, type KeyPath } from '../../core/yaml-config.ts';
-import { ConfigError, ValidationError, WorkError } from '../../core/errors.ts';
+import { ConfigError, ValidationError, WorkError, messageOf } from '../../core/errors.ts';
 import { resolveInside } from '../../core/names.ts';
 import { checkSourceFolder, isInside } from './files.ts';
 import { uploadGit } from './git.ts';
@@ -35,10 +35,18 @@ export async function uploadTo(target: Target, options: UploadOptions): Promise<
  * text (`user@host:path`, `rsync://…`, `s3://bucket/prefix`). Nothing else on the remote is
  * touched. `release publish` uses it: payload first, VERSION last.
  */
-export async function uploadFiles(opts: { from: string; to: string; files: string[]; log: UploadLog } & Omit<UploadOptions, 'from' | 'log' | 'only' | 'delete'>): Promise<UploadResult> {
+export async function uploadFiles(
+  opts: { from: string; to: string; files: string[]; log: UploadLog } & Omit<
+    UploadOptions,
+    'from' | 'log' | 'only' | 'delete'
+  >,
+): Promise<UploadResult> {
   const { to, files, ...rest } = opts;
   const target = parseTarget(to);
-  if (target.kind === 'git') throw new ValidationError(`A git+ target takes a whole folder as the branch's tree; use upload --from DIR --to ${to}.`);
+  if (target.kind === 'git')
+    throw new ValidationError(
+      `A git+ target takes a whole folder as the branch's tree; use upload --from DIR --to ${to}.`,
+    );
   if (files.length === 0) throw new ValidationError('No files to upload.');
   const root = await fs.realpath(opts.from);
   const only: string[] = [];
@@ -46,7 +54,8 @@ export async function uploadFiles(opts: { from: string; to: string; files: strin
     const full = resolveInside(opts.from, file, 'file to upload');
     const real = await fs.realpath(full).catch(() => undefined);
     const st = real ? await fs.stat(real) : undefined;
-    if (!real || !st?.isFile() || !isInside(root, real)) throw new WorkError(`${full} is not a file inside ${opts.from}; nothing was uploaded.`);
+    if (!real || !st?.isFile() || !isInside(root, real))
+      throw new WorkError(`${full} is not a file inside ${opts.from}; nothing was uploaded.`);
     only.push(path.relative(opts.from, full).split(path.sep).join('/'));
   }
   return uploadTo(target, { ...rest, from: opts.from, log: opts.log, only });
@@ -54,7 +63,18 @@ export async function uploadFiles(opts: { from: string; to: string; files: strin
 
 // ---- shipkit.yml `upload:` entries --------------------------------------------------------
 
-const ENTRY_KEYS = ['rsync', 's3', 'git', 'from', 'delete', 'cache_control', 'ssh_key', 'port', 'known_hosts', 'concurrency'];
+const ENTRY_KEYS = [
+  'rsync',
+  's3',
+  'git',
+  'from',
+  'delete',
+  'cache_control',
+  'ssh_key',
+  'port',
+  'known_hosts',
+  'concurrency',
+];
 const S3_KEYS = ['bucket', 'prefix', 'region', 'endpoint', 'force_path_style'];
 const GIT_KEYS = ['remote', 'branch', 'message'];
 
@@ -89,7 +109,9 @@ class EntryReader {
 
   private fail(key: string | undefined, message: string): never {
     const at = key === undefined ? this.keyPath : [...this.keyPath, key];
-    throw this.context.doc ? configError(this.context.doc, at, message) : new ConfigError(`${formatKeyPath(at)}: ${message}`);
+    throw this.context.doc
+      ? configError(this.context.doc, at, message)
+      : new ConfigError(`${formatKeyPath(at)}: ${message}`);
   }
 
   private str(key: string, value: unknown = this.raw[key]): string | undefined {
@@ -111,10 +133,18 @@ class EntryReader {
   /** A mapping of known keys with exactly one of rsync, s3 or git. */
   kind(): Kind {
     const raw = this.raw;
-    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) this.fail(undefined, 'must be a mapping such as {rsync: deploy@web1:/var/www/site/, from: out}.');
-    for (const key of Object.keys(raw)) if (!ENTRY_KEYS.includes(key)) this.fail(key, `unknown key; expected one of: ${ENTRY_KEYS.join(', ')}.`);
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+      this.fail(undefined, 'must be a mapping such as {rsync: deploy@web1:/var/www/site/, from: out}.');
+    for (const key of Object.keys(raw))
+      if (!ENTRY_KEYS.includes(key)) this.fail(key, `unknown key; expected one of: ${ENTRY_KEYS.join(', ')}.`);
     const kinds = (['rsync', 's3', 'git'] as const).filter((k) => raw[k] !== undefined);
-    if (kinds.length !== 1) this.fail(undefined, kinds.length ? `give only one of rsync, s3 or git (found ${kinds.join(', ')}).` : 'needs one of rsync:, s3: or git:.');
+    if (kinds.length !== 1)
+      this.fail(
+        undefined,
+        kinds.length
+          ? `give only one of rsync, s3 or git (found ${kinds.join(', ')}).`
+          : 'needs one of rsync:, s3: or git:.',
+      );
     return kinds[0];
   }
 
@@ -137,15 +167,19 @@ class EntryReader {
 
   private s3Target(value: unknown): Target {
     if (typeof value === 'string') return parseTarget(value.startsWith('s3://') ? value : `s3://${value}`);
-    if (!value || typeof value !== 'object' || Array.isArray(value)) this.fail('s3', 'must be s3://bucket/prefix or a mapping {bucket, prefix, region, endpoint}.');
+    if (!value || typeof value !== 'object' || Array.isArray(value))
+      this.fail('s3', 'must be s3://bucket/prefix or a mapping {bucket, prefix, region, endpoint}.');
     const s3 = value as Record<string, unknown>;
-    for (const key of Object.keys(s3)) if (!S3_KEYS.includes(key)) this.fail(`s3.${key}`, `unknown key; expected one of: ${S3_KEYS.join(', ')}.`);
+    for (const key of Object.keys(s3))
+      if (!S3_KEYS.includes(key)) this.fail(`s3.${key}`, `unknown key; expected one of: ${S3_KEYS.join(', ')}.`);
     const bucket = this.str('s3.bucket', s3.bucket) ?? this.fail('s3', 'needs bucket:.');
     // `prefix: ""` (the bucket's root) is what DESIGN's own example writes.
-    const prefix = s3.prefix === undefined || s3.prefix === null || s3.prefix === '' ? '' : this.str('s3.prefix', s3.prefix) ?? '';
+    const prefix =
+      s3.prefix === undefined || s3.prefix === null || s3.prefix === '' ? '' : (this.str('s3.prefix', s3.prefix) ?? '');
     const endpoint = this.str('s3.endpoint', s3.endpoint);
     if (endpoint && !ENDPOINT.test(endpoint)) this.fail('s3.endpoint', 'must be an http:// or https:// URL.');
-    if (s3.force_path_style !== undefined && typeof s3.force_path_style !== 'boolean') this.fail('s3.force_path_style', 'must be true or false.');
+    if (s3.force_path_style !== undefined && typeof s3.force_path_style !== 'boolean')
+      this.fail('s3.force_path_style', 'must be true or false.');
     return s3Target(bucket, prefix, {
       ...(this.str('s3.region', s3.region) ? { region: s3.region as string } : {}),
       ...(endpoint ? { endpoint } : {}),
@@ -155,19 +189,25 @@ class EntryReader {
 
   private gitTarget(value: unknown): Target {
     if (typeof value === 'string') return parseTarget(value.startsWith('git+') ? value : `git+${value}`);
-    if (!value || typeof value !== 'object' || Array.isArray(value)) this.fail('git', 'must be REMOTE#BRANCH or a mapping {remote, branch}.');
+    if (!value || typeof value !== 'object' || Array.isArray(value))
+      this.fail('git', 'must be REMOTE#BRANCH or a mapping {remote, branch}.');
     const g = value as Record<string, unknown>;
-    for (const key of Object.keys(g)) if (!GIT_KEYS.includes(key)) this.fail(`git.${key}`, `unknown key; expected one of: ${GIT_KEYS.join(', ')}.`);
-    return gitTarget(this.str('git.remote', g.remote) ?? this.fail('git', 'needs remote:.'), this.str('git.branch', g.branch) ?? DEFAULT_GIT_BRANCH);
+    for (const key of Object.keys(g))
+      if (!GIT_KEYS.includes(key)) this.fail(`git.${key}`, `unknown key; expected one of: ${GIT_KEYS.join(', ')}.`);
+    return gitTarget(
+      this.str('git.remote', g.remote) ?? this.fail('git', 'needs remote:.'),
+      this.str('git.branch', g.branch) ?? DEFAULT_GIT_BRANCH,
+    );
   }
 
   /** The source folder, inside the work folder. */
   from(): string {
-    const fromText = this.str('from') ?? this.fail(undefined, 'needs from: (the folder to upload, inside the repo, such as out).');
+    const fromText =
+      this.str('from') ?? this.fail(undefined, 'needs from: (the folder to upload, inside the repo, such as out).');
     try {
       return resolveInside(this.context.workDir, fromText, 'upload folder');
     } catch (error) {
-      return this.fail('from', (error as Error).message);
+      return this.fail('from', messageOf(error));
     }
   }
 
@@ -179,11 +219,13 @@ class EntryReader {
       options.delete = raw.delete as boolean;
     }
     if (raw.port !== undefined) {
-      if (!Number.isInteger(raw.port) || (raw.port as number) < 1 || (raw.port as number) > 65535) this.fail('port', 'must be a port number (1-65535).');
+      if (!Number.isInteger(raw.port) || (raw.port as number) < 1 || (raw.port as number) > 65535)
+        this.fail('port', 'must be a port number (1-65535).');
       options.port = raw.port as number;
     }
     if (raw.concurrency !== undefined) {
-      if (!Number.isInteger(raw.concurrency) || (raw.concurrency as number) < 1 || (raw.concurrency as number) > 64) this.fail('concurrency', 'must be a whole number from 1 to 64.');
+      if (!Number.isInteger(raw.concurrency) || (raw.concurrency as number) < 1 || (raw.concurrency as number) > 64)
+        this.fail('concurrency', 'must be a whole number from 1 to 64.');
       options.concurrency = raw.concurrency as number;
     }
     const cacheControl = this.str('cache_control');
@@ -217,7 +259,9 @@ async function checkPlanSource(plan: UploadPlan, workDir: string): Promise<void>
   await checkSourceFolder(plan.from);
   const [realWork, realFrom] = await Promise.all([fs.realpath(workDir), fs.realpath(plan.from)]);
   if (!isInside(realWork, realFrom) || realWork === realFrom) {
-    throw new ValidationError(`The upload folder ${plan.from} resolves to ${realFrom}, outside ${workDir}; it must not be a symbolic link out of the repository.`);
+    throw new ValidationError(
+      `The upload folder ${plan.from} resolves to ${realFrom}, outside ${workDir}; it must not be a symbolic link out of the repository.`,
+    );
   }
 }
 
@@ -233,17 +277,29 @@ export interface StageOptions {
 
 /** Validate every entry, then upload to each in order; the first failure stops the rest. */
 export async function uploadEntries(opts: StageOptions): Promise<UploadResult[]> {
-  const plans = opts.entries.map((entry) => planUpload(entry, { workDir: opts.workDir, doc: opts.doc, configFile: opts.configFile ?? opts.doc?.file }));
+  const plans = opts.entries.map((entry) =>
+    planUpload(entry, { workDir: opts.workDir, doc: opts.doc, configFile: opts.configFile ?? opts.doc?.file }),
+  );
   if (plans.length === 0) opts.log.info('upload: no upload targets configured');
   const results: UploadResult[] = [];
   for (const [i, plan] of plans.entries()) {
     const name = targetName(plan.target);
     try {
       await checkPlanSource(plan, opts.workDir);
-      results.push(await uploadTo(plan.target, { ...plan.options, from: plan.from, log: opts.log, sourceSha: opts.sourceSha, dryRun: opts.dryRun || plan.options.dryRun }));
+      results.push(
+        await uploadTo(plan.target, {
+          ...plan.options,
+          from: plan.from,
+          log: opts.log,
+          sourceSha: opts.sourceSha,
+          dryRun: opts.dryRun || plan.options.dryRun,
+        }),
+      );
     } catch (error) {
       const rest = plans.length - i - 1;
-      opts.log.error(`upload ${i + 1}/${plans.length} to ${name} failed${rest ? `; ${rest} later target(s) not attempted` : ''}`);
+      opts.log.error(
+        `upload ${i + 1}/${plans.length} to ${name} failed${rest ? `; ${rest} later target(s) not attempted` : ''}`,
+      );
       throw error;
     }
   }

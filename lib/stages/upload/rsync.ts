@@ -14,9 +14,18 @@ export function rsyncDestination(target: RsyncTarget): string {
 /** The rsync arguments (exported for tests). */
 export function rsyncArgs(target: RsyncTarget, options: UploadOptions): string[] {
   const args = [
-    '--recursive', '--links', '--safe-links', '--perms', '--times', '--compress',
-    '--delay-updates', '--protect-args', '--stats', '--timeout=120',
-    '-e', sshCommand({ sshKey: options.sshKey, port: options.port ?? target.port, knownHosts: options.knownHosts }),
+    '--recursive',
+    '--links',
+    '--safe-links',
+    '--perms',
+    '--times',
+    '--compress',
+    '--delay-updates',
+    '--protect-args',
+    '--stats',
+    '--timeout=120',
+    '-e',
+    sshCommand({ sshKey: options.sshKey, port: options.port ?? target.port, knownHosts: options.knownHosts }),
   ];
   if (options.dryRun) args.push('--dry-run');
   const from = options.from.replace(/\/+$/, '');
@@ -39,8 +48,16 @@ export async function uploadRsync(target: RsyncTarget, options: UploadOptions): 
   const result = await $({ env: options.env ?? process.env, quiet: true, nothrow: true })`rsync ${args}`;
   if (result.exitCode !== 0) throw rsyncFailure(destination, target, options, result.exitCode ?? -1, result.stderr);
   const stats = parseRsyncStats(result.stdout);
-  options.log.info(`rsync: ${stats.transferred} files sent, ${stats.unchanged} unchanged, ${stats.deleted} deleted`, { target: destination });
-  return { target: destination, uploaded: stats.transferred, unchanged: stats.unchanged, deleted: stats.deleted, dryRun: Boolean(options.dryRun) };
+  options.log.info(`rsync: ${stats.transferred} files sent, ${stats.unchanged} unchanged, ${stats.deleted} deleted`, {
+    target: destination,
+  });
+  return {
+    target: destination,
+    uploaded: stats.transferred,
+    unchanged: stats.unchanged,
+    deleted: stats.deleted,
+    dryRun: Boolean(options.dryRun),
+  };
 }
 
 export function parseRsyncStats(stdout: string): { transferred: number; unchanged: number; deleted: number } {
@@ -51,20 +68,40 @@ export function parseRsyncStats(stdout: string): { transferred: number; unchange
   return { transferred, unchanged: Math.max(0, files - transferred), deleted };
 }
 
-function rsyncFailure(destination: string, target: RsyncTarget, options: UploadOptions, code: number, stderr: string): Error {
-  const detail = stderr.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('rsync error:') && !/^Warning: Permanently added/.test(l)).slice(-3).join(' / ') || `exit ${code}`;
+function rsyncFailure(
+  destination: string,
+  target: RsyncTarget,
+  options: UploadOptions,
+  code: number,
+  stderr: string,
+): Error {
+  const detail =
+    stderr
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('rsync error:') && !/^Warning: Permanently added/.test(l))
+      .slice(-3)
+      .join(' / ') || `exit ${code}`;
   const port = options.port ?? target.port ?? 22;
   let advice: string;
   if (/Permission denied \(|Too many authentication failures/.test(stderr)) {
     advice = `ssh refused the credentials for ${target.user ?? 'the user'}@${target.host}; check ssh_key and the remote authorized_keys.`;
-  } else if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No .* host key is known/.test(stderr)) {
+  } else if (
+    /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No .* host key is known/.test(stderr)
+  ) {
     advice = `the host key of ${target.host} is not trusted; add it to known_hosts (ssh-keyscan -p ${port} ${target.host}).`;
-  } else if (/Connection refused|Connection timed out|No route to host|Could not resolve hostname|Network is unreachable|Connection closed by|Connection reset/.test(stderr)) {
+  } else if (
+    /Connection refused|Connection timed out|No route to host|Could not resolve hostname|Network is unreachable|Connection closed by|Connection reset/.test(
+      stderr,
+    )
+  ) {
     advice = `could not reach ${target.host} port ${port}; check the host name, the port and that sshd is running.`;
   } else if (/command not found|rsync: not found|No such file or directory.*rsync/.test(stderr) && code !== 23) {
     advice = `rsync is not installed on ${target.host}.`;
   } else if (code === 23 || code === 24) {
-    return new WorkError(`rsync to ${destination} finished only partly (exit ${code}): ${detail}. Files not sent were left as they were.`);
+    return new WorkError(
+      `rsync to ${destination} finished only partly (exit ${code}): ${detail}. Files not sent were left as they were.`,
+    );
   } else {
     advice = `rsync exited with ${code}.`;
   }

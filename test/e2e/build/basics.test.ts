@@ -19,11 +19,17 @@ test('litpro site: first build clones, compiles with real litpro, logs the job',
   const html = readFileSync(path.join(site.repoDir, 'out', 'index.html'), 'utf8');
   assert.match(html, /<h1>Hello from litpro<\/h1>/);
   const log = site.logText();
-  assert.match(log, /^=== shipkit job first-build start \{.*"repo":"octo\/site".*"kind":"build".*"ref":"refs\/heads\/main"/);
+  assert.match(
+    log,
+    /^=== shipkit job first-build start \{.*"repo":"octo\/site".*"kind":"build".*"ref":"refs\/heads\/main"/,
+  );
   assert.match(log, /\n\d\d:\d\d:\d\d\.\d{3} --- step pull\n/);
   assert.match(log, /--- step install skipped: no package.json/);
   assert.match(log, /\| \.\/out\/index\.html/);
-  assert.match(log, new RegExp(`=== shipkit job first-build end \\{.*"status":"succeeded","exit":0,"sha":"${site.first}"`));
+  assert.match(
+    log,
+    new RegExp(`=== shipkit job first-build end \\{.*"status":"succeeded","exit":0,"sha":"${site.first}"`),
+  );
   assert.is(log.trimEnd().split('\n').pop()?.startsWith('=== shipkit job first-build end '), true);
 });
 
@@ -68,7 +74,10 @@ test('npm app: real npm ci of a file: dependency, npm run build, install skipped
   let r = await site.run('build', ['octo/site']);
   assert.is(r.exitCode, 0, `${r.stderr}\n${site.logText()}`);
   assert.match(site.logText(), /\$ npm ci --no-audit/);
-  assert.match(readFileSync(path.join(site.repoDir, 'out', 'index.txt'), 'utf8'), new RegExp(`^\\*\\*\\*built ${site.first}`));
+  assert.match(
+    readFileSync(path.join(site.repoDir, 'out', 'index.txt'), 'utf8'),
+    new RegExp(`^\\*\\*\\*built ${site.first}`),
+  );
   assert.ok(existsSync(path.join(site.repoDir, 'node_modules', 'leftpad-local')));
 
   // Only build.js changes: node_modules survives `git clean`, install is skipped.
@@ -109,15 +118,22 @@ test('a package with no dependencies is installed once, then skipped (npm makes 
   lockDep.packages[''].dependencies = withDep.dependencies;
   lockDep.packages['node_modules/leftpad-local'] = { resolved: 'vendor/leftpad-local', link: true };
   lockDep.packages['vendor/leftpad-local'] = { version: '1.0.0' };
-  await site.commit({ 'package.json': JSON.stringify(withDep), 'package-lock.json': JSON.stringify(lockDep), 'vendor/leftpad-local/package.json': '{"name":"leftpad-local","version":"1.0.0"}\n' });
+  await site.commit({
+    'package.json': JSON.stringify(withDep),
+    'package-lock.json': JSON.stringify(lockDep),
+    'vendor/leftpad-local/package.json': '{"name":"leftpad-local","version":"1.0.0"}\n',
+  });
   r = await site.run('build', ['octo/site', '--steps', 'pull,install']);
   assert.is(r.exitCode, 0, `${r.stderr}\n${site.logText()}`);
   assert.match(r.stderr, /install: ok in/);
   assert.ok(existsSync(path.join(site.repoDir, 'node_modules', 'leftpad-local')));
 });
 
-test('compile: from config overrides the default, runs the operator\'s command line', async () => {
-  const site = await makeSite({ 'lprc.js': 'module.exports = () => {};\n' }, 'compile: mkdir -p out && echo "$SHIPKIT_REPO $SHIPKIT_SHA" > out/who.txt');
+test("compile: from config overrides the default, runs the operator's command line", async () => {
+  const site = await makeSite(
+    { 'lprc.js': 'module.exports = () => {};\n' },
+    'compile: mkdir -p out && echo "$SHIPKIT_REPO $SHIPKIT_SHA" > out/who.txt',
+  );
   const r = await site.run('build', ['octo/site']);
   assert.is(r.exitCode, 0, r.stderr);
   assert.is(readFileSync(path.join(site.repoDir, 'out', 'who.txt'), 'utf8'), `octo/site ${site.first}\n`);
@@ -131,7 +147,10 @@ test('downloads and upload steps say what they did or skipped', async () => {
   if (!existsSync(path.join(import.meta.dirname, '../../..', 'lib', 'stages', 'upload', 'index.ts'))) {
     const u = await site.run('build', ['octo/site', '--steps', 'upload']);
     assert.is(u.exitCode, 0, u.stderr);
-    assert.match(site.logText(), /the upload stage is not available in this shipkit \(lib\/stages\/upload\/index.ts is missing\); nothing was uploaded: skipped 1 target\(s\): rsync/);
+    assert.match(
+      site.logText(),
+      /the upload stage is not available in this shipkit \(lib\/stages\/upload\/index.ts is missing\); nothing was uploaded: skipped 1 target\(s\): rsync/,
+    );
   }
 });
 
@@ -145,8 +164,10 @@ test('downloads and upload run the real stage libraries: a local HTTP file in, a
   try {
     const target = path.join(tmpDir(), 'pages.git');
     await git(path.dirname(target), 'init', '--quiet', '--bare', target);
-    const site = await makeSite({ 'manifest.txt': `# assets\nhttp://127.0.0.1:${port}/logo.svg img/logo.svg\n` },
-      `compile: mkdir -p out && cp downloads/img/logo.svg out/ && echo '<h1>site</h1>' > out/index.html\nupload:\n  - git: { remote: "${target}", branch: gh-pages }\n    from: out`);
+    const site = await makeSite(
+      { 'manifest.txt': `# assets\nhttp://127.0.0.1:${port}/logo.svg img/logo.svg\n` },
+      `compile: mkdir -p out && cp downloads/img/logo.svg out/ && echo '<h1>site</h1>' > out/index.html\nupload:\n  - git: { remote: "${target}", branch: gh-pages }\n    from: out`,
+    );
     const r = await site.run('build', ['octo/site']);
     assert.is(r.exitCode, 0, `${r.stderr}\n${site.logText()}`);
     assert.is(readFileSync(path.join(site.repoDir, 'downloads', 'img', 'logo.svg'), 'utf8'), '<svg>logo</svg>\n');

@@ -18,8 +18,14 @@ function waitingNodes(): number[] {
   for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     try {
       const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (cmdline.includes("Socket)({fd:3") && readFileSync(`/proc/${pid}/environ`, 'utf8').includes('SHIPKIT_REPO=octo/site')) found.push(Number(pid));
-    } catch { /* gone */ }
+      if (
+        cmdline.includes('Socket)({fd:3') &&
+        readFileSync(`/proc/${pid}/environ`, 'utf8').includes('SHIPKIT_REPO=octo/site')
+      )
+        found.push(Number(pid));
+    } catch {
+      /* gone */
+    }
   }
   return found;
 }
@@ -33,7 +39,11 @@ async function build(): Promise<void> {
 }
 
 test('the one file is built', async () => {
-  const r = await runCommand(process.execPath, ['--import', path.join(ROOT, 'node_modules/tsx/dist/loader.mjs'), 'tools/bundle.ts', 'shipkit', '--outdir', outdir], { timeoutMs: 180_000 });
+  const r = await runCommand(
+    process.execPath,
+    ['--import', path.join(ROOT, 'node_modules/tsx/dist/loader.mjs'), 'tools/bundle.ts', 'shipkit', '--outdir', outdir],
+    { timeoutMs: 180_000 },
+  );
   assert.is(r.exitCode, 0, r.stderr);
   runScriptsAs((name) => [process.execPath, path.join(outdir, 'shipkit.mjs'), name]);
   site = await makeSite(fixtureFiles('litpro-site'), 'steps: [pull, install, compile]');
@@ -48,7 +58,10 @@ test('a first build and a no-op rebuild weave the page', async () => {
 });
 
 test('a changed tracked file and an untracked one in the work tree are undone before litpro runs', async () => {
-  writeFileSync(path.join(site.repoDir, 'project.md'), readFileSync(path.join(site.repoDir, 'project.md'), 'utf8').replace('Hello from litpro', 'Edited on the server'));
+  writeFileSync(
+    path.join(site.repoDir, 'project.md'),
+    readFileSync(path.join(site.repoDir, 'project.md'), 'utf8').replace('Hello from litpro', 'Edited on the server'),
+  );
   writeFileSync(path.join(site.repoDir, 'stray.md'), '# stray\n');
   await build();
   assert.match(page(), /<h1>Hello from litpro<\/h1>/);
@@ -56,7 +69,12 @@ test('a changed tracked file and an untracked one in the work tree are undone be
 });
 
 test('a new commit is what litpro weaves', async () => {
-  await site.commit({ 'project.md': readFileSync(path.join(site.repoDir, 'project.md'), 'utf8').replace('Hello from litpro', 'Hello from a new commit') });
+  await site.commit({
+    'project.md': readFileSync(path.join(site.repoDir, 'project.md'), 'utf8').replace(
+      'Hello from litpro',
+      'Hello from a new commit',
+    ),
+  });
   await build();
   assert.match(page(), /<h1>Hello from a new commit<\/h1>/);
 });

@@ -9,7 +9,13 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { makeSite, type Site } from '../../_helpers/build.ts';
-import { lockDependencies, makePackage, startNpmRegistry, type NpmRegistry, type PackedPackage } from '../../_helpers/npm-registry.ts';
+import {
+  lockDependencies,
+  makePackage,
+  startNpmRegistry,
+  type NpmRegistry,
+  type PackedPackage,
+} from '../../_helpers/npm-registry.ts';
 import { runCommand, tmpDir, rootBuildUser } from '../../_helpers/common.ts';
 
 // Appends a line to a file in each folder: a kept folder has one line more per build.
@@ -21,14 +27,27 @@ let packages: PackedPackage[] = [];
 const packBase = tmpDir('shipkit-cache-pkgs-');
 
 async function registry(): Promise<NpmRegistry> {
-  if (!packages.length) packages = [await makePackage(packBase, 'alpha'), await makePackage(packBase, 'beta'), await makePackage(packBase, 'gamma'), await makePackage(packBase, 'delta')];
+  if (!packages.length)
+    packages = [
+      await makePackage(packBase, 'alpha'),
+      await makePackage(packBase, 'beta'),
+      await makePackage(packBase, 'gamma'),
+      await makePackage(packBase, 'delta'),
+    ];
   const r = await startNpmRegistry(packages);
   registries.push(r);
   return r;
 }
 
-const lines = (site: Site, dir: string) => readFileSync(path.join(site.repoDir, dir, 'f'), 'utf8').split('\n').filter(Boolean).length;
-const npmEnv = (r: NpmRegistry) => ({ npm_config_registry: r.url, npm_config_cache: undefined, NPM_CONFIG_CACHE: undefined });
+const lines = (site: Site, dir: string) =>
+  readFileSync(path.join(site.repoDir, dir, 'f'), 'utf8')
+    .split('\n')
+    .filter(Boolean).length;
+const npmEnv = (r: NpmRegistry) => ({
+  npm_config_registry: r.url,
+  npm_config_cache: undefined,
+  NPM_CONFIG_CACHE: undefined,
+});
 
 async function cachedSite(repoYaml: string) {
   const reg = await registry();
@@ -48,29 +67,42 @@ test('cache: paths survive the rebuild git clean would empty; others go; the log
   const { site, build } = await cachedSite('cache: [.cache, "with space", "st*r"]');
   let r = await build();
   assert.is(r.exitCode, 0, r.stderr + site.logText().slice(-2000));
-  assert.match(site.logText(), /cache: kept \.cache \(not there yet\), with space \(not there yet\), st\*r \(not there yet\)/);
+  assert.match(
+    site.logText(),
+    /cache: kept \.cache \(not there yet\), with space \(not there yet\), st\*r \(not there yet\)/,
+  );
   r = await build();
   assert.is(r.exitCode, 0, r.stderr);
   for (const dir of KEPT) assert.is(lines(site, dir), 2, `${dir} kept`);
-  for (const dir of ['stXr', 'other']) assert.is(lines(site, dir), 1, `${dir} removed by git clean (the * is not a glob)`);
+  for (const dir of ['stXr', 'other'])
+    assert.is(lines(site, dir), 1, `${dir} removed by git clean (the * is not a glob)`);
   assert.match(site.logText(), /cache: kept \.cache \(6 B\), with space \(6 B\), st\*r \(6 B\)/);
-  assert.match(installLine(site.logText()), /skipped: package-lock\.json and node v[\d.]+ unchanged since the install of .*, node_modules kept/);
+  assert.match(
+    installLine(site.logText()),
+    /skipped: package-lock\.json and node v[\d.]+ unchanged since the install of .*, node_modules kept/,
+  );
 });
 
 test('npm cache shared between builds: miss on the first install, hit after a lockfile change, partial for a new package', async () => {
   const { reg, site, build } = await cachedSite('');
   let r = await build();
   assert.is(r.exitCode, 0, r.stderr + site.logText().slice(-2000));
-  assert.match(installLine(site.logText()), /ok \([\d.]+ s\): npm ci [\d.]+ s, cache miss: 0 of 3 packages from the npm cache, 3 fetched$/);
+  assert.match(
+    installLine(site.logText()),
+    /ok \([\d.]+ s\): npm ci [\d.]+ s, cache miss: 0 of 3 packages from the npm cache, 3 fetched$/,
+  );
   assert.is(reg.tarballRequests(), 3);
   const npmCache = path.join(site.data, 'state/octo__site/npm-cache/_cacache');
-  assert.ok(existsSync(npmCache), 'the repo\'s npm cache is DATA/state/REPO/npm-cache, root build or not');
+  assert.ok(existsSync(npmCache), "the repo's npm cache is DATA/state/REPO/npm-cache, root build or not");
 
   // The lockfile changes (gamma dropped): npm ci runs again, every tarball from the cache.
   await site.commit(await lockDependencies(tmpDir('shipkit-cache-lock-'), packages.slice(0, 2), reg), 'drop gamma');
   r = await build();
   assert.is(r.exitCode, 0, r.stderr);
-  assert.match(installLine(site.logText()), /ok \([\d.]+ s\): npm ci [\d.]+ s, cache hit: 2 of 2 packages from the npm cache$/);
+  assert.match(
+    installLine(site.logText()),
+    /ok \([\d.]+ s\): npm ci [\d.]+ s, cache hit: 2 of 2 packages from the npm cache$/,
+  );
   assert.match(r.stderr, /install: ok in [\d.]+ s \(npm ci [\d.]+ s, cache hit: 2 of 2/);
   assert.is(reg.tarballRequests(), 3, 'no tarball fetched from the registry');
   assert.ok(existsSync(path.join(site.repoDir, 'node_modules/beta/index.js')));
@@ -80,14 +112,19 @@ test('npm cache shared between builds: miss on the first install, hit after a lo
   await site.commit(await lockDependencies(tmpDir('shipkit-cache-lock-'), packages, reg), 'add delta');
   r = await build();
   assert.is(r.exitCode, 0, r.stderr);
-  assert.match(installLine(site.logText()), /npm ci [\d.]+ s, partial cache hit: 3 of 4 packages from the npm cache, 1 fetched$/);
+  assert.match(
+    installLine(site.logText()),
+    /npm ci [\d.]+ s, partial cache hit: 3 of 4 packages from the npm cache, 1 fetched$/,
+  );
   assert.is(reg.tarballRequests(), 4);
 });
 
 function cacheEntries(site: Site): number {
   const index = path.join(site.data, 'state/octo__site/npm-cache/_cacache/content-v2');
   let n = 0;
-  const walk = (dir: string) => { for (const e of readdirSync(dir, { withFileTypes: true })) e.isDirectory() ? walk(path.join(dir, e.name)) : n++; };
+  const walk = (dir: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) e.isDirectory() ? walk(path.join(dir, e.name)) : n++;
+  };
   if (existsSync(index)) walk(index);
   return n;
 }
@@ -102,14 +139,25 @@ test('build --no-cache: kept paths and node_modules removed, fresh npm cache (re
   r = await build('--no-cache');
   assert.is(r.exitCode, 0, r.stderr + site.logText().slice(-2000));
   const log = site.logText();
-  assert.match(log, /cache: clean build \(--no-cache\): node_modules, downloads, \.cache, with space and st\*r removed with the other untracked files/);
-  assert.match(installLine(log), /ok \([\d.]+ s\): npm ci [\d.]+ s, clean: a fresh npm cache, every package fetched$/, 'installed although the lockfile is unchanged');
+  assert.match(
+    log,
+    /cache: clean build \(--no-cache\): node_modules, downloads, \.cache, with space and st\*r removed with the other untracked files/,
+  );
+  assert.match(
+    installLine(log),
+    /ok \([\d.]+ s\): npm ci [\d.]+ s, clean: a fresh npm cache, every package fetched$/,
+    'installed although the lockfile is unchanged',
+  );
   assert.match(log, /\$ npm ci --no-audit --no-fund --no-update-notifier\n/, 'no --prefer-offline with a fresh cache');
   for (const dir of [...KEPT, 'stXr']) assert.is(lines(site, dir), 1, `${dir} started clean`);
   assert.not.ok(existsSync(path.join(site.repoDir, 'node_modules/alpha/marker')), 'node_modules reinstalled');
   assert.is(reg.tarballRequests(), 6, 'every tarball fetched again');
   assert.is(cacheEntries(site), shared, 'the shared npm cache is left as it was');
-  assert.equal(readdirSync(path.join(site.data, 'state/octo__site')).filter((e) => e.startsWith('npm-cache-clean-')), [], 'the fresh cache is removed');
+  assert.equal(
+    readdirSync(path.join(site.data, 'state/octo__site')).filter((e) => e.startsWith('npm-cache-clean-')),
+    [],
+    'the fresh cache is removed',
+  );
 
   // The next normal build keeps and reuses again.
   r = await build();
@@ -129,7 +177,10 @@ test('build --no-cache without the pull step: only the kept paths are removed (l
   for (const dir of [...KEPT, 'downloads']) assert.not.ok(existsSync(path.join(site.repoDir, dir)), `${dir} removed`);
   for (const dir of ['stXr', 'other']) assert.is(lines(site, dir), 1, `${dir} is not a cache path and stays`);
   assert.ok(existsSync(path.join(site.repoDir, 'node_modules/alpha/index.js')));
-  assert.match(site.logText(), /cache: clean build \(--no-cache\): node_modules, downloads, \.cache, with space and st\*r removed\n/);
+  assert.match(
+    site.logText(),
+    /cache: clean build \(--no-cache\): node_modules, downloads, \.cache, with space and st\*r removed\n/,
+  );
 });
 
 test('cache: false: every build starts clean and installs with a fresh npm cache', async () => {
@@ -151,7 +202,10 @@ test('cache: paths outside the repo or in .git: exit 2 with FILE:LINE, nothing c
     site.writeConfig(`cache:\n  - .cache\n  - ${JSON.stringify(bad)}`);
     const r = await site.run('build', ['octo/site']);
     assert.is(r.exitCode, 2, `${bad}: ${r.stderr}`);
-    const line = readFileSync(site.config, 'utf8').split('\n').findIndex((l) => l.includes(JSON.stringify(bad))) + 1;
+    const line =
+      readFileSync(site.config, 'utf8')
+        .split('\n')
+        .findIndex((l) => l.includes(JSON.stringify(bad))) + 1;
     assert.match(r.stderr, `${site.config}:${line}: repos.octo/site.cache[1]: ${JSON.stringify(bad)}`);
     assert.match(r.stderr, /(\.\. segment|not relative|inside \.git)/);
     assert.not.ok(existsSync(path.join(site.data, 'repos')), `${bad}: nothing cloned`);
@@ -159,7 +213,7 @@ test('cache: paths outside the repo or in .git: exit 2 with FILE:LINE, nothing c
   }
 });
 
-test('user: builds: the shared npm cache and a --no-cache build\'s fresh one belong to the build user', async () => {
+test("user: builds: the shared npm cache and a --no-cache build's fresh one belong to the build user", async () => {
   const as = await rootBuildUser();
   if (!as) return;
   const { user, uid } = as;
@@ -175,11 +229,16 @@ test('user: builds: the shared npm cache and a --no-cache build\'s fresh one bel
   assert.is(r.exitCode, 0, r.stderr + site.logText().slice(-2000));
   assert.match(installLine(site.logText()), /clean: a fresh npm cache/);
   assert.is(statSync(path.join(site.repoDir, 'node_modules/alpha/index.js')).uid, uid);
-  assert.equal(readdirSync(path.join(site.data, 'state/octo__site')).filter((e) => e.startsWith('npm-cache-clean-')), []);
+  assert.equal(
+    readdirSync(path.join(site.data, 'state/octo__site')).filter((e) => e.startsWith('npm-cache-clean-')),
+    [],
+  );
   assert.is(reg.tarballRequests(), 6);
   assert.is(lines(site, '.cache'), 1);
 });
 
-test.after(async () => { await Promise.all(registries.map((r) => r.close())); });
+test.after(async () => {
+  await Promise.all(registries.map((r) => r.close()));
+});
 
 test.run();

@@ -7,9 +7,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { makeSite } from '../../_helpers/build.ts';
 
-const PACKAGE = JSON.stringify({ name: 'site', private: true, scripts: { build: 'npm config get cache > npm-cache.txt' } });
+const PACKAGE = JSON.stringify({
+  name: 'site',
+  private: true,
+  scripts: { build: 'npm config get cache > npm-cache.txt' },
+});
 
-test('npm run build and a compile: command see the repo\'s own npm cache', async () => {
+test("npm run build and a compile: command see the repo's own npm cache", async () => {
   const site = await makeSite({ 'package.json': PACKAGE });
   site.writeConfig('steps: [pull, compile]');
   const env = { npm_config_cache: undefined, NPM_CONFIG_CACHE: undefined };

@@ -36,21 +36,29 @@ printf '%s\\n%s\\n%s\\n' "$NODE_ENV" "$API_KEY" "$DB_PASS" > out/env.txt
 
 async function secretSite() {
   const site = await makeSite({
-    'package.json': JSON.stringify({ name: 'site', version: '1.0.0', private: true, scripts: { build: 'sh print-secrets.sh' } }),
+    'package.json': JSON.stringify({
+      name: 'site',
+      version: '1.0.0',
+      private: true,
+      scripts: { build: 'sh print-secrets.sh' },
+    }),
     'print-secrets.sh': PRINT_SECRETS,
   });
   const keyFile = path.join(site.base, 'api-key');
   writeFileSync(keyFile, `${FILE_SECRET}\n`, { mode: 0o600 });
   const trace = path.join(site.base, 'git-trace.txt');
-  site.writeConfig([
-    'steps: [pull, compile]',
-    'env:',
-    '  NODE_ENV: production',
-    `  API_KEY: file:${keyFile}`,
-    '  DB_PASS: env:SITE_DB_PASS',
-    // Would make git write here, if the pull step's git saw the build's env.
-    `  GIT_TRACE: ${trace}`,
-  ].join('\n'), 'secret: env:HOOK_SECRET\ntoken: env:HOOK_TOKEN');
+  site.writeConfig(
+    [
+      'steps: [pull, compile]',
+      'env:',
+      '  NODE_ENV: production',
+      `  API_KEY: file:${keyFile}`,
+      '  DB_PASS: env:SITE_DB_PASS',
+      // Would make git write here, if the pull step's git saw the build's env.
+      `  GIT_TRACE: ${trace}`,
+    ].join('\n'),
+    'secret: env:HOOK_SECRET\ntoken: env:HOOK_TOKEN',
+  );
   return { site, trace };
 }
 
@@ -65,7 +73,11 @@ test('build: env: values reach the build commands, not the pull; secrets are ***
   const { site, trace } = await secretSite();
   const r = await site.run('build', ['octo/site', '--job-id', 'env-1'], { SITE_DB_PASS: ENV_SECRET });
   assert.is(r.exitCode, 0, r.stderr + site.logText().slice(-3000));
-  assert.equal(readFileSync(path.join(site.repoDir, 'out/env.txt'), 'utf8').split('\n').slice(0, 3), ['production', FILE_SECRET, ENV_SECRET]);
+  assert.equal(readFileSync(path.join(site.repoDir, 'out/env.txt'), 'utf8').split('\n').slice(0, 3), [
+    'production',
+    FILE_SECRET,
+    ENV_SECRET,
+  ]);
   assert.not.ok(existsSync(trace), 'the pull step ran git without the build env');
   const log = site.logText();
   assertNoSecret(log, 'logs.txt');
@@ -81,7 +93,9 @@ test('hook-server: the job output and GET /jobs/ID/log hold no secret either', a
   const { site } = await secretSite();
   const hookSecret = `hook-${randomUUID()}`;
   const token = `token-${randomUUID()}`;
-  const server = await startScript('hook-server', ['--config', site.config, '--listen', '127.0.0.1:0'], { env: { HOOK_SECRET: hookSecret, HOOK_TOKEN: token, SITE_DB_PASS: ENV_SECRET } });
+  const server = await startScript('hook-server', ['--config', site.config, '--listen', '127.0.0.1:0'], {
+    env: { HOOK_SECRET: hookSecret, HOOK_TOKEN: token, SITE_DB_PASS: ENV_SECRET },
+  });
   try {
     const res = await deliverGithub(server.url, 'push', pushPayload('octo/site', { sha: site.first }), hookSecret);
     assert.is(res.status, 202);
@@ -95,23 +109,25 @@ test('hook-server: the job output and GET /jobs/ID/log hold no secret either', a
     assertNoSecret(text, 'GET /jobs/ID/log');
     assertNoSecret(output, 'output.log');
     assertNoSecret(site.logText(), 'logs.txt');
-    assertNoSecret(server.output(), 'hook-server\'s own output');
+    assertNoSecret(server.output(), "hook-server's own output");
   } finally {
     assert.is(await server.stop(), 0);
   }
 });
 
-test('a build that prints its secrets and fails: the step\'s last lines and error on the terminal, and the log, hold ***', async () => {
+test("a build that prints its secrets and fails: the step's last lines and error on the terminal, and the log, hold ***", async () => {
   const site = await makeSite({ 'README.md': 'hi\n' });
   const keyFile = path.join(site.base, 'api-key');
   writeFileSync(keyFile, `${FILE_SECRET}\n`, { mode: 0o600 });
-  site.writeConfig([
-    'steps: [pull, compile]',
-    `compile: 'printf "key=%s\\n" "$API_KEY"; printf "pass=%s" "$DB_PASS" | base64; exit 3'`,
-    'env:',
-    `  API_KEY: file:${keyFile}`,
-    '  DB_PASS: env:SITE_DB_PASS',
-  ].join('\n'));
+  site.writeConfig(
+    [
+      'steps: [pull, compile]',
+      `compile: 'printf "key=%s\\n" "$API_KEY"; printf "pass=%s" "$DB_PASS" | base64; exit 3'`,
+      'env:',
+      `  API_KEY: file:${keyFile}`,
+      '  DB_PASS: env:SITE_DB_PASS',
+    ].join('\n'),
+  );
   const r = await site.run('build', ['octo/site'], { SITE_DB_PASS: ENV_SECRET });
   assert.is(r.exitCode, 1, r.stderr);
   assert.match(r.stderr, /failed at step compile: /);
@@ -122,7 +138,14 @@ test('a build that prints its secrets and fails: the step\'s last lines and erro
 
 test('env: names that are not variables or that shipkit sets are refused at config load (exit 2, FILE:LINE)', async () => {
   const site = await makeSite({ 'README.md': 'hi\n' });
-  for (const [name, why] of [['PATH', /cannot be overridden/], ['SHIPKIT_REPO', /cannot be overridden/], ['shipkit_x', /cannot be overridden/], ['GIT_SSH_COMMAND', /cannot be overridden/], ['1BAD', /not a valid variable name/], ['A-B', /not a valid variable name/]] as const) {
+  for (const [name, why] of [
+    ['PATH', /cannot be overridden/],
+    ['SHIPKIT_REPO', /cannot be overridden/],
+    ['shipkit_x', /cannot be overridden/],
+    ['GIT_SSH_COMMAND', /cannot be overridden/],
+    ['1BAD', /not a valid variable name/],
+    ['A-B', /not a valid variable name/],
+  ] as const) {
     site.writeConfig(`env:\n  OK: yes\n  ${name}: x`);
     const r = await site.run('build', ['octo/site']);
     assert.is(r.exitCode, 2, `${name}: ${r.stderr}`);

@@ -36,8 +36,14 @@ test('a config value of the wrong type names the key and its line', async () => 
   const site = await makeSite({ 'README.md': 'x\n' }, 'timeout: soon');
   const r = await site.run('build', ['octo/site']);
   assert.is(r.exitCode, 2);
-  const line = readFileSync(site.config, 'utf8').split('\n').findIndex((l) => l.includes('timeout: soon')) + 1;
-  assert.match(r.stderr, new RegExp(`shipkit\\.yml:${line}: repos\\.octo/site\\.timeout: must be a number, got string "soon"`));
+  const line =
+    readFileSync(site.config, 'utf8')
+      .split('\n')
+      .findIndex((l) => l.includes('timeout: soon')) + 1;
+  assert.match(
+    r.stderr,
+    new RegExp(`shipkit\\.yml:${line}: repos\\.octo/site\\.timeout: must be a number, got string "soon"`),
+  );
   site.writeConfig('', 'logs:\n  max_size: lots');
   const r2 = await site.run('build', ['octo/site']);
   assert.is(r2.exitCode, 2);
@@ -49,8 +55,14 @@ test('an upload: entry of the wrong type is a configuration error before anythin
   const site = await makeSite({ 'README.md': 'x\n' }, 'upload:\n  - rsync: 5\n    from: out');
   const r = await site.run('build', ['octo/site']);
   assert.is(r.exitCode, 2, r.stderr);
-  const line = readFileSync(site.config, 'utf8').split('\n').findIndex((l) => l.includes('rsync: 5')) + 1;
-  assert.match(r.stderr, new RegExp(`shipkit\\.yml:${line}: repos\\.octo/site\\.upload\\[0\\]\\.rsync: must be a non-empty string`));
+  const line =
+    readFileSync(site.config, 'utf8')
+      .split('\n')
+      .findIndex((l) => l.includes('rsync: 5')) + 1;
+  assert.match(
+    r.stderr,
+    new RegExp(`shipkit\\.yml:${line}: repos\\.octo/site\\.upload\\[0\\]\\.rsync: must be a non-empty string`),
+  );
   assert.ok(!existsSync(site.data));
   // Without the upload step, the rest still builds.
   assert.is((await site.run('build', ['octo/site', '--steps', 'pull'])).exitCode, 0);
@@ -66,7 +78,10 @@ test('a SHA that does not exist fails the pull step; the job is logged as failed
   const result = lastJson(r.stdout);
   assert.is(result.status, 'failed');
   assert.is(result.step, 'pull');
-  assert.match(site.logText(), /=== shipkit job nosha end \{.*"status":"failed","exit":1,"sha":"deadbeef.*"step":"pull"/);
+  assert.match(
+    site.logText(),
+    /=== shipkit job nosha end \{.*"status":"failed","exit":1,"sha":"deadbeef.*"step":"pull"/,
+  );
 });
 
 test('broken lockfile fails install; failing compile fails compile, with its output in the log', async () => {
@@ -74,10 +89,16 @@ test('broken lockfile fails install; failing compile fails compile, with its out
   const site = await makeSite({ ...files, 'package-lock.json': '{ "lockfileVersion": 3, broken' });
   let r = await site.run('build', ['octo/site']);
   assert.is(r.exitCode, 1);
-  assert.match(r.stderr, /failed at step install: `npm ci --no-audit --no-fund --no-update-notifier --prefer-offline` failed \(exit \d+\)/);
+  assert.match(
+    r.stderr,
+    /failed at step install: `npm ci --no-audit --no-fund --no-update-notifier --prefer-offline` failed \(exit \d+\)/,
+  );
   assert.ok(!existsSync(path.join(site.data, 'state', 'octo__site', 'install.json')), 'no install recorded');
 
-  await site.commit({ 'package-lock.json': files['package-lock.json'], 'build.js': 'console.log("compiling..."); console.error("syntax error on line 3"); process.exit(3);\n' });
+  await site.commit({
+    'package-lock.json': files['package-lock.json'],
+    'build.js': 'console.log("compiling..."); console.error("syntax error on line 3"); process.exit(3);\n',
+  });
   r = await site.run('build', ['octo/site', '--job-id', 'badcompile']);
   assert.is(r.exitCode, 1);
   assert.match(r.stderr, /failed at step compile: `npm run build` failed \(exit 3\)/);
@@ -85,11 +106,18 @@ test('broken lockfile fails install; failing compile fails compile, with its out
   const log = site.logText();
   assert.match(log, /\| compiling\.\.\./);
   assert.match(log, /!!! step compile failed after [\d.]+ s/);
-  assert.not.match(log.slice(log.indexOf('job badcompile start')), /--- step upload/, 'steps after the failure do not run');
+  assert.not.match(
+    log.slice(log.indexOf('job badcompile start')),
+    /--- step upload/,
+    'steps after the failure do not run',
+  );
 });
 
 test('litpro reporting an unresolved section fails compile even though litpro exits 0', async () => {
-  const site = await makeSite({ ...fixtureFiles('litpro-site'), 'project.md': '# Broken\n\n[out.txt](#missing "save:")\n' });
+  const site = await makeSite({
+    ...fixtureFiles('litpro-site'),
+    'project.md': '# Broken\n\n[out.txt](#missing "save:")\n',
+  });
   const r = await site.run('build', ['octo/site']);
   assert.is(r.exitCode, 1);
   assert.match(r.stderr, /failed at step compile: litpro reported problems/);

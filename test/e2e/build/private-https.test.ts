@@ -9,7 +9,16 @@ import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSy
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { git, makeBareRepo, runCommand, runScript, startScript, tmpDir, waitFor, rootBuildUser } from '../../_helpers/common.ts';
+import {
+  git,
+  makeBareRepo,
+  runCommand,
+  runScript,
+  startScript,
+  tmpDir,
+  waitFor,
+  rootBuildUser,
+} from '../../_helpers/common.ts';
 import { gitHttpMissing, startGitHttp, type GitHttpServer } from '../../fixtures/git-http.ts';
 import { deliverGithub, pushPayload, waitForJobState } from '../../fixtures/hooks/deliveries.ts';
 
@@ -30,7 +39,11 @@ test.before(async () => {
   // `open` plays another host: no token needed, and it logs whatever Authorization it gets.
   open = await startGitHttp({ root });
   server = await startGitHttp({ root, authorization: `Basic ${BASIC}` });
-  redirecting = await startGitHttp({ root, authorization: `Basic ${BASIC}`, redirect: { prefix: 'moved', to: `${open.base}/` } });
+  redirecting = await startGitHttp({
+    root,
+    authorization: `Basic ${BASIC}`,
+    redirect: { prefix: 'moved', to: `${open.base}/` },
+  });
 });
 test.after(async () => {
   await Promise.all([server, open, redirecting].filter(Boolean).map((s) => s.stop()));
@@ -56,10 +69,18 @@ async function privateSite(name: string) {
   const lib = await makeBareRepo(root, `${name}-lib`, { 'lib.txt': 'same host\n' });
   const other = await makeBareRepo(root, `${name}-other`, { 'other.txt': 'another host\n' });
   const site = await makeBareRepo(root, name, { 'README.md': 'private\n' });
-  writeFileSync(path.join(site.work, '.gitmodules'), [
-    '[submodule "lib"]', '\tpath = lib', `\turl = ../${name}-lib.git`,
-    '[submodule "other"]', '\tpath = other', `\turl = ${open.base}/${name}-other.git`, '',
-  ].join('\n'));
+  writeFileSync(
+    path.join(site.work, '.gitmodules'),
+    [
+      '[submodule "lib"]',
+      '\tpath = lib',
+      `\turl = ../${name}-lib.git`,
+      '[submodule "other"]',
+      '\tpath = other',
+      `\turl = ${open.base}/${name}-other.git`,
+      '',
+    ].join('\n'),
+  );
   await git(site.work, 'add', '.gitmodules');
   await git(site.work, 'update-index', '--add', '--cacheinfo', `160000,${lib.first},lib`);
   await git(site.work, 'update-index', '--add', '--cacheinfo', `160000,${other.first},other`);
@@ -67,14 +88,28 @@ async function privateSite(name: string) {
   await git(site.work, 'push', '--quiet', 'origin', 'HEAD:refs/heads/main');
   const config = path.join(base, 'shipkit.yml');
   const data = path.join(base, 'data');
-  const write = (url: string, more: string[] = ['token: env:SITE_GIT_TOKEN']) => writeFileSync(config, [
-    `data: ${data}`, 'repos:', '  octo/site:', `    url: ${url}`, '    steps: [pull, compile]', '    timeout: 60',
-    // The build's own commands must not see the token's variable nor the pull's git config.
-    `    compile: 'echo token-var:\${SITE_GIT_TOKEN:-unset} git-config:\${GIT_CONFIG_COUNT:-unset}'`,
-    ...more.map((line) => `    ${line}`), '',
-  ].join('\n'));
+  const write = (url: string, more: string[] = ['token: env:SITE_GIT_TOKEN']) =>
+    writeFileSync(
+      config,
+      [
+        `data: ${data}`,
+        'repos:',
+        '  octo/site:',
+        `    url: ${url}`,
+        '    steps: [pull, compile]',
+        '    timeout: 60',
+        // The build's own commands must not see the token's variable nor the pull's git config.
+        `    compile: 'echo token-var:\${SITE_GIT_TOKEN:-unset} git-config:\${GIT_CONFIG_COUNT:-unset}'`,
+        ...more.map((line) => `    ${line}`),
+        '',
+      ].join('\n'),
+    );
   write(`${server.base}/${name}.git`);
-  const run = (token = TOKEN) => runScript('build', ['octo/site', '--config', config], { timeoutMs: 60_000, env: { HOME: base, SITE_GIT_TOKEN: token } });
+  const run = (token = TOKEN) =>
+    runScript('build', ['octo/site', '--config', config], {
+      timeoutMs: 60_000,
+      env: { HOME: base, SITE_GIT_TOKEN: token },
+    });
   return { base, data, config, site, write, run, work: path.join(data, 'repos', 'octo__site') };
 }
 
@@ -89,7 +124,9 @@ async function watchCommandLines<T>(during: Promise<T>): Promise<{ result: T; li
         try {
           const line = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
           if (line) lines.add(line);
-        } catch { /* gone */ }
+        } catch {
+          /* gone */
+        }
       }
       await new Promise((r) => setTimeout(r, 2));
     }
@@ -106,13 +143,28 @@ it('the right token: clone with submodules and a later fetch build the pushed co
   const { result: first, lines } = await watchCommandLines(s.run());
   assert.is(first.exitCode, 0, first.stderr);
   assert.is(readFileSync(path.join(s.work, 'README.md'), 'utf8'), 'private\n');
-  assert.is(readFileSync(path.join(s.work, 'lib', 'lib.txt'), 'utf8'), 'same host\n', 'a submodule on the same host gets the token');
+  assert.is(
+    readFileSync(path.join(s.work, 'lib', 'lib.txt'), 'utf8'),
+    'same host\n',
+    'a submodule on the same host gets the token',
+  );
   assert.is(readFileSync(path.join(s.work, 'other', 'other.txt'), 'utf8'), 'another host\n');
   const toOther = open.requests().slice(before);
   assert.ok(toOther.length > 0, 'the submodule on another host was fetched from it');
-  assert.equal(toOther.filter((r) => r.authorization), [], 'the other host never saw an Authorization header');
-  assert.ok(lines.some((l) => /\bgit\b/.test(l) && l.includes('127.0.0.1')), `git's processes were seen (${lines.length} command lines)`);
-  assert.equal(lines.filter((l) => l.includes(TOKEN) || l.includes(BASIC)), [], 'no command line holds the token');
+  assert.equal(
+    toOther.filter((r) => r.authorization),
+    [],
+    'the other host never saw an Authorization header',
+  );
+  assert.ok(
+    lines.some((l) => /\bgit\b/.test(l) && l.includes('127.0.0.1')),
+    `git's processes were seen (${lines.length} command lines)`,
+  );
+  assert.equal(
+    lines.filter((l) => l.includes(TOKEN) || l.includes(BASIC)),
+    [],
+    'no command line holds the token',
+  );
 
   const head = await s.site.commit({ 'README.md': 'second\n' });
   const second = await s.run();
@@ -121,22 +173,42 @@ it('the right token: clone with submodules and a later fetch build the pushed co
   assert.is(readFileSync(path.join(s.work, 'README.md'), 'utf8'), 'second\n');
 
   const log = readFileSync(path.join(s.data, 'logs', 'octo__site', 'logs.txt'), 'utf8');
-  assert.match(log, /token-var:unset git-config:unset/, 'the build commands see neither the token variable nor the pull\'s git config');
+  assert.match(
+    log,
+    /token-var:unset git-config:unset/,
+    "the build commands see neither the token variable nor the pull's git config",
+  );
   for (const text of [first.stdout, first.stderr, second.stdout, second.stderr, log]) {
     assert.not.ok(text.includes(TOKEN) || text.includes(BASIC), 'the token is not in the output or the log');
   }
-  assert.not.match(readFileSync(path.join(s.work, '.git', 'config'), 'utf8'), /extraheader|authorization/i, 'nothing of the token is written into the clone');
+  assert.not.match(
+    readFileSync(path.join(s.work, '.git', 'config'), 'utf8'),
+    /extraheader|authorization/i,
+    'nothing of the token is written into the clone',
+  );
   assert.equal(filesHolding(s.data, [TOKEN, BASIC]), [], 'no file under DATA holds the token');
-  assert.ok(server.requests().some((r) => r.path.startsWith('/site1.git/') && r.authorization === `Basic ${BASIC}`), 'the token went to its server');
+  assert.ok(
+    server.requests().some((r) => r.path.startsWith('/site1.git/') && r.authorization === `Basic ${BASIC}`),
+    'the token went to its server',
+  );
 });
 
 it('a wrong token: exit 1, saying the token was refused, and nothing is checked out', async () => {
   const s = await privateSite('site2');
   const r = await s.run('ghp_wrong');
   assert.is(r.exitCode, 1, r.stderr);
-  assert.match(r.stderr, /build of octo\/site failed at step pull: The token for /, 'exit 1 names the step (DESIGN §5)');
-  assert.match(r.stderr, new RegExp(`The token for http://127\\.0\\.0\\.1:${server.port} was refused \\(HTTP 401\\): check that token: in shipkit\\.yml holds a current token`));
-  assert.not.match(r.stderr, /terminal prompts disabled\.? Log/, 'git\'s own words are not the message');
+  assert.match(
+    r.stderr,
+    /build of octo\/site failed at step pull: The token for /,
+    'exit 1 names the step (DESIGN §5)',
+  );
+  assert.match(
+    r.stderr,
+    new RegExp(
+      `The token for http://127\\.0\\.0\\.1:${server.port} was refused \\(HTTP 401\\): check that token: in shipkit\\.yml holds a current token`,
+    ),
+  );
+  assert.not.match(r.stderr, /terminal prompts disabled\.? Log/, "git's own words are not the message");
   assert.not.ok(existsSync(s.work), 'nothing was cloned');
   assert.not.ok(r.stderr.includes('ghp_wrong'), 'even a wrong token is not printed');
 });
@@ -147,8 +219,20 @@ it('a remote that redirects to another server: that server never sees the token,
   const before = open.requests().length;
   const r = await s.run();
   assert.is(r.exitCode, 1, r.stderr);
-  assert.match(r.stderr, new RegExp(`The remote http://127\\.0\\.0\\.1:${redirecting.port}/moved/site3\\.git/ redirected to http://127\\.0\\.0\\.1:${open.port}/site3\\.git \\(HTTP 301\\); the token is only sent to http://127\\.0\\.0\\.1:${redirecting.port} and redirects are not followed with it: set url: in shipkit\\.yml to the final address`));
-  assert.equal(open.requests().slice(before).filter((q) => q.authorization), [], 'the other server received no Authorization header');
+  assert.match(
+    r.stderr,
+    new RegExp(
+      `The remote http://127\\.0\\.0\\.1:${redirecting.port}/moved/site3\\.git/ redirected to http://127\\.0\\.0\\.1:${open.port}/site3\\.git \\(HTTP 301\\); the token is only sent to http://127\\.0\\.0\\.1:${redirecting.port} and redirects are not followed with it: set url: in shipkit\\.yml to the final address`,
+    ),
+  );
+  assert.equal(
+    open
+      .requests()
+      .slice(before)
+      .filter((q) => q.authorization),
+    [],
+    'the other server received no Authorization header',
+  );
   assert.not.ok(existsSync(s.work));
 });
 
@@ -157,15 +241,24 @@ it('refused before the job (exit 2, FILE:LINE, nothing written): a token for an 
   s.write('git@github.com:octo/site.git');
   let r = await s.run();
   assert.is(r.exitCode, 2, r.stderr);
-  assert.match(r.stderr, /shipkit\.yml:8: token: the remote git@github\.com:octo\/site\.git is reached over ssh, where a token does not apply: use ssh_key:/);
+  assert.match(
+    r.stderr,
+    /shipkit\.yml:8: token: the remote git@github\.com:octo\/site\.git is reached over ssh, where a token does not apply: use ssh_key:/,
+  );
 
   s.write('http://git.example.com/octo/site.git');
   r = await s.run();
   assert.is(r.exitCode, 2, r.stderr);
-  assert.match(r.stderr, /shipkit\.yml:8: token: the remote http:\/\/git\.example\.com is plain http:\/\/, where the token would cross the network .*use its https:\/\/ address/);
+  assert.match(
+    r.stderr,
+    /shipkit\.yml:8: token: the remote http:\/\/git\.example\.com is plain http:\/\/, where the token would cross the network .*use its https:\/\/ address/,
+  );
 
   s.write(`${server.base}/site4.git`);
-  r = await runScript('build', ['octo/site', '--config', s.config], { timeoutMs: 60_000, env: { HOME: s.base, SITE_GIT_TOKEN: undefined } });
+  r = await runScript('build', ['octo/site', '--config', s.config], {
+    timeoutMs: 60_000,
+    env: { HOME: s.base, SITE_GIT_TOKEN: undefined },
+  });
   assert.is(r.exitCode, 2, r.stderr);
   assert.match(r.stderr, /shipkit\.yml:8: token: environment variable SITE_GIT_TOKEN is not set or empty/);
 
@@ -176,7 +269,7 @@ it('refused before the job (exit 2, FILE:LINE, nothing written): a token for an 
   assert.not.ok(existsSync(s.data), 'nothing was written under DATA');
 });
 
-it('a repo built as its Unix user by hook-server (root): the token reaches that user\'s git, not its output', async () => {
+it("a repo built as its Unix user by hook-server (root): the token reaches that user's git, not its output", async () => {
   const as = await rootBuildUser();
   if (!as) return;
   const { user } = as;
@@ -186,12 +279,26 @@ it('a repo built as its Unix user by hook-server (root): the token reaches that 
   const secret = `hook-${randomUUID()}`;
   const bearer = `read-${randomUUID()}`;
   const config = path.join(dir, 'shipkit.yml');
-  writeFileSync(config, [
-    `data: ${path.join(dir, 'data')}`, 'secret: env:HOOK_SECRET', 'token: env:HOOK_TOKEN', 'repos:', '  t/site5:',
-    `    url: ${server.base}/site5.git`, `    user: ${user}`, '    steps: [pull]', '    timeout: 60', '    token: env:SITE_GIT_TOKEN', '',
-  ].join('\n'));
+  writeFileSync(
+    config,
+    [
+      `data: ${path.join(dir, 'data')}`,
+      'secret: env:HOOK_SECRET',
+      'token: env:HOOK_TOKEN',
+      'repos:',
+      '  t/site5:',
+      `    url: ${server.base}/site5.git`,
+      `    user: ${user}`,
+      '    steps: [pull]',
+      '    timeout: 60',
+      '    token: env:SITE_GIT_TOKEN',
+      '',
+    ].join('\n'),
+  );
   chmodSync(config, 0o644);
-  const hook = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], { env: { HOOK_SECRET: secret, HOOK_TOKEN: bearer, SITE_GIT_TOKEN: TOKEN } });
+  const hook = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], {
+    env: { HOOK_SECRET: secret, HOOK_TOKEN: bearer, SITE_GIT_TOKEN: TOKEN },
+  });
   try {
     const res = await deliverGithub(hook.url, 'push', pushPayload('t/site5', { sha: site.first }), secret);
     assert.is(res.status, 202);
@@ -202,13 +309,17 @@ it('a repo built as its Unix user by hook-server (root): the token reaches that 
     await waitFor(() => existsSync(path.join(dir, 'data/logs/t__site5/logs.txt')));
     assert.equal(filesHolding(path.join(dir, 'data'), [TOKEN, BASIC]), [], 'no file under DATA holds the token');
     assert.not.ok(hook.output().includes(TOKEN));
-    assert.equal(server.requests().filter((r) => r.path.startsWith('/site5.git/') && r.authorization !== `Basic ${BASIC}`), [], 'no request without the token (hook-server\'s own first clone is left to the build)');
+    assert.equal(
+      server.requests().filter((r) => r.path.startsWith('/site5.git/') && r.authorization !== `Basic ${BASIC}`),
+      [],
+      "no request without the token (hook-server's own first clone is left to the build)",
+    );
   } finally {
     assert.is(await hook.stop(), 0);
   }
 });
 
-it('`build` as root with user: and a file: token only root can read: the user\'s git clones with it', async () => {
+it("`build` as root with user: and a file: token only root can read: the user's git clones with it", async () => {
   const as = await rootBuildUser();
   if (!as) return;
   const { user, uid } = as;
@@ -218,10 +329,20 @@ it('`build` as root with user: and a file: token only root can read: the user\'s
   const tokenFile = path.join(dir, 'site-git-token');
   writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
   const config = path.join(dir, 'shipkit.yml');
-  writeFileSync(config, [
-    `data: ${path.join(dir, 'data')}`, 'repos:', '  t/site6:', `    url: ${server.base}/site6.git`, `    user: ${user}`,
-    '    steps: [pull]', '    timeout: 60', `    token: file:${tokenFile}`, '',
-  ].join('\n'));
+  writeFileSync(
+    config,
+    [
+      `data: ${path.join(dir, 'data')}`,
+      'repos:',
+      '  t/site6:',
+      `    url: ${server.base}/site6.git`,
+      `    user: ${user}`,
+      '    steps: [pull]',
+      '    timeout: 60',
+      `    token: file:${tokenFile}`,
+      '',
+    ].join('\n'),
+  );
   const r = await runScript('build', ['t/site6', '--config', config], { timeoutMs: 60_000 });
   assert.is(r.exitCode, 0, r.stderr);
   const work = path.join(dir, 'data/repos/t__site6');

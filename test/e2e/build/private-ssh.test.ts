@@ -31,12 +31,26 @@ async function privateSite() {
   copyFileSync(s.key, key);
   const config = path.join(base, 'shipkit.yml');
   const data = path.join(base, 'data');
-  const write = (more: string[]) => writeFileSync(config, [
-    `data: ${data}`, 'repos:', '  octo/site:', `    url: ${sshUrl(site.bare)}`, '    steps: [pull]', '    timeout: 60',
-    ...more.map((line) => `    ${line}`), '',
-  ].join('\n'));
+  const write = (more: string[]) =>
+    writeFileSync(
+      config,
+      [
+        `data: ${data}`,
+        'repos:',
+        '  octo/site:',
+        `    url: ${sshUrl(site.bare)}`,
+        '    steps: [pull]',
+        '    timeout: 60',
+        ...more.map((line) => `    ${line}`),
+        '',
+      ].join('\n'),
+    );
   write([`ssh_key: file:${key}`, `known_hosts: ${s.knownHosts}`]);
-  const run = () => runScript('build', ['octo/site', '--config', config], { timeoutMs: 60_000, env: { HOME: base, SSH_AUTH_SOCK: undefined } });
+  const run = () =>
+    runScript('build', ['octo/site', '--config', config], {
+      timeoutMs: 60_000,
+      env: { HOME: base, SSH_AUTH_SOCK: undefined },
+    });
   return { base, key, head, write, run, work: path.join(data, 'repos', 'octo__site') };
 }
 
@@ -49,15 +63,24 @@ it('an accepted deploy key: clone, submodule and a later fetch over ssh, without
   r = await site.run();
   assert.is(r.exitCode, 0, r.stderr);
   assert.match(r.stderr, new RegExp(`pull: ok .*at ${site.head}`));
-  assert.not.match(readFileSync(path.join(site.work, '.git', 'config'), 'utf8'), /deploy_key|sshCommand/, 'the key is not written into the clone');
+  assert.not.match(
+    readFileSync(path.join(site.work, '.git', 'config'), 'utf8'),
+    /deploy_key|sshCommand/,
+    'the key is not written into the clone',
+  );
 });
 
-it('a key the server refuses: exit 1, saying to add it to the repo\'s Deploy keys', async () => {
+it("a key the server refuses: exit 1, saying to add it to the repo's Deploy keys", async () => {
   const site = await privateSite();
   copyFileSync(s.otherKey, site.key);
   const r = await site.run();
   assert.is(r.exitCode, 1, r.stderr);
-  assert.match(r.stderr, new RegExp(`The deploy key ${site.key} was refused by root@127\\.0\\.0\\.1:${s.port}: add ${site.key}\\.pub to the repository's Deploy keys`));
+  assert.match(
+    r.stderr,
+    new RegExp(
+      `The deploy key ${site.key} was refused by root@127\\.0\\.0\\.1:${s.port}: add ${site.key}\\.pub to the repository's Deploy keys`,
+    ),
+  );
   assert.not.ok(existsSync(site.work), 'nothing was cloned');
 });
 
@@ -77,12 +100,20 @@ it('refused before the job: a host not in known_hosts, a missing, open or passph
   site.write([`ssh_key: ${site.key}`, `known_hosts: ${empty}`]);
   let r = await site.run();
   assert.is(r.exitCode, 2, r.stderr);
-  assert.match(r.stderr, new RegExp(`shipkit\\.yml:8: known_hosts: \\[127\\.0\\.0\\.1\\]:${s.port} is not in ${empty}; add its host key \\(ssh-keyscan -p ${s.port} 127\\.0\\.0\\.1 >> `));
+  assert.match(
+    r.stderr,
+    new RegExp(
+      `shipkit\\.yml:8: known_hosts: \\[127\\.0\\.0\\.1\\]:${s.port} is not in ${empty}; add its host key \\(ssh-keyscan -p ${s.port} 127\\.0\\.0\\.1 >> `,
+    ),
+  );
 
   site.write([`ssh_key: ${site.key}.missing`, `known_hosts: ${s.knownHosts}`]);
   r = await site.run();
   assert.is(r.exitCode, 2, r.stderr);
-  assert.match(r.stderr, /shipkit\.yml:7: ssh_key: the deploy key .*deploy_key\.missing does not exist; make one \(ssh-keygen/);
+  assert.match(
+    r.stderr,
+    /shipkit\.yml:7: ssh_key: the deploy key .*deploy_key\.missing does not exist; make one \(ssh-keygen/,
+  );
 
   site.write([`ssh_key: ${site.key}`, `known_hosts: ${s.knownHosts}`]);
   await runCommand('chmod', ['644', site.key]);
@@ -99,5 +130,7 @@ it('refused before the job: a host not in known_hosts, a missing, open or passph
   assert.not.ok(existsSync(site.work), 'nothing was cloned');
 });
 
-test.after(() => { if (typeof sshd !== 'string') sshd.child.kill('SIGTERM'); });
+test.after(() => {
+  if (typeof sshd !== 'string') sshd.child.kill('SIGTERM');
+});
 test.run();

@@ -13,8 +13,8 @@ import { freePort, runScript, tmpDir } from '../../_helpers/common.ts';
 const closedPort = freePort;
 
 // ---- the server -------------------------------------------------------------------------
-const versions = new Map<string, string>();     // /f/NAME → body
-const hits = new Map<string, number>();         // path → requests
+const versions = new Map<string, string>(); // /f/NAME → body
+const hits = new Map<string, number>(); // path → requests
 let notModified = 0;
 let resetMode = false;
 const LAST_MODIFIED = 'Wed, 21 Oct 2026 07:28:00 GMT';
@@ -24,7 +24,10 @@ const server = http.createServer((req, res) => {
   const url = new URL(req.url!, 'http://x');
   const p = decodeURIComponent(url.pathname);
   hits.set(p, (hits.get(p) ?? 0) + 1);
-  const raw = (head: string, body: string) => { req.socket.write(`HTTP/1.1 ${head}\r\nConnection: close\r\n\r\n${body}`); req.socket.end(); };
+  const raw = (head: string, body: string) => {
+    req.socket.write(`HTTP/1.1 ${head}\r\nConnection: close\r\n\r\n${body}`);
+    req.socket.end();
+  };
   if (p.startsWith('/f/')) {
     const body = versions.get(p) ?? `body of ${p}\n`;
     const etag = `"${createHash('sha1').update(body).digest('hex').slice(0, 16)}"`;
@@ -41,14 +44,27 @@ const server = http.createServer((req, res) => {
     res.writeHead(200, { etag, 'last-modified': LAST_MODIFIED, 'content-length': Buffer.byteLength(body) });
     return res.end(body);
   }
-  if (p === '/nolen') { res.writeHead(200); res.write('chunk1-'); return res.end('chunk2'); }
+  if (p === '/nolen') {
+    res.writeHead(200);
+    res.write('chunk1-');
+    return res.end('chunk2');
+  }
   if (p === '/flaky') {
-    if (hits.get(p)! <= 2) { res.writeHead(503); return res.end('busy'); }
+    if (hits.get(p)! <= 2) {
+      res.writeHead(503);
+      return res.end('busy');
+    }
     res.writeHead(200, { 'content-length': 6 });
     return res.end('flaky\n');
   }
-  if (p === '/always500') { res.writeHead(500); return res.end('oops'); }
-  if (p === '/missing') { res.writeHead(404); return res.end('nope'); }
+  if (p === '/always500') {
+    res.writeHead(500);
+    return res.end('oops');
+  }
+  if (p === '/missing') {
+    res.writeHead(404);
+    return res.end('nope');
+  }
   if (p === '/short') return raw('200 OK\r\nContent-Length: 100', 'x'.repeat(20));
   if (p === '/long') return raw('200 OK\r\nContent-Length: 10', 'y'.repeat(30));
   if (p === '/reset') {
@@ -57,10 +73,23 @@ const server = http.createServer((req, res) => {
     return;
   }
   if (p === '/hang') return; // never answers: the response-header timeout
-  if (p === '/slow') { res.writeHead(200, { 'content-length': 100 }); res.write('tick'); return; }
-  if (p === '/loop') { res.writeHead(302, { location: '/loop' }); return res.end(); }
-  if (p === '/to-ftp') { res.writeHead(301, { location: 'ftp://127.0.0.1/x' }); return res.end(); }
-  if (p === '/bad-location') { res.writeHead(302, { location: 'http://[not-a-host' }); return res.end(); }
+  if (p === '/slow') {
+    res.writeHead(200, { 'content-length': 100 });
+    res.write('tick');
+    return;
+  }
+  if (p === '/loop') {
+    res.writeHead(302, { location: '/loop' });
+    return res.end();
+  }
+  if (p === '/to-ftp') {
+    res.writeHead(301, { location: 'ftp://127.0.0.1/x' });
+    return res.end();
+  }
+  if (p === '/bad-location') {
+    res.writeHead(302, { location: 'http://[not-a-host' });
+    return res.end();
+  }
   const hop = /^\/hop\/(\d+)$/.exec(p);
   if (hop) {
     const n = Number(hop[1]);
@@ -70,7 +99,10 @@ const server = http.createServer((req, res) => {
   res.writeHead(404);
   res.end();
 });
-server.on('connection', (socket) => { openSockets.add(socket); socket.on('close', () => openSockets.delete(socket)); });
+server.on('connection', (socket) => {
+  openSockets.add(socket);
+  socket.on('close', () => openSockets.delete(socket));
+});
 await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
 const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
@@ -81,25 +113,33 @@ function workspace(manifest: string): string {
   return dir;
 }
 function run(cwd: string, ...args: string[]) {
-  const defaults = [['--retries', '2'], ['--timeout', '2']].filter(([flag]) => !args.includes(flag)).flat();
+  const defaults = [
+    ['--retries', '2'],
+    ['--timeout', '2'],
+  ]
+    .filter(([flag]) => !args.includes(flag))
+    .flat();
   // Generous: the 10,000-line manifest under Deno on a loaded 2-core machine took over 60 s once.
   return runScript('downloads', [...defaults, ...args], { cwd, timeoutMs: 240_000 });
 }
 const read = (dir: string, rel: string) => readFileSync(path.join(dir, 'downloads', rel), 'utf8');
 const record = (dir: string) => JSON.parse(readFileSync(path.join(dir, 'downloads', '.downloads.json'), 'utf8'));
-const leftovers = (dir: string) => readdirSync(path.join(dir, 'downloads')).filter((n) => n.startsWith('.downloads.') && n !== '.downloads.json');
+const leftovers = (dir: string) =>
+  readdirSync(path.join(dir, 'downloads')).filter((n) => n.startsWith('.downloads.') && n !== '.downloads.json');
 
 // ---- tests -------------------------------------------------------------------------------
 test('first run fetches, second run fetches nothing, --refresh sends conditional requests', async () => {
-  const dir = workspace([
-    '# assets for the site',
-    `${base}/f/logo.png img/logo.png`,
-    `${base}/f/readme#1 docs/read me (draft).txt`,
-    `${base}/f/ünï.txt ünïcødé/名前.txt`,
-    `${base}/hop/3 after/hops.txt`,
-    `${base}/nolen no-length.txt`,
-    '',
-  ].join('\n'));
+  const dir = workspace(
+    [
+      '# assets for the site',
+      `${base}/f/logo.png img/logo.png`,
+      `${base}/f/readme#1 docs/read me (draft).txt`,
+      `${base}/f/ünï.txt ünïcødé/名前.txt`,
+      `${base}/hop/3 after/hops.txt`,
+      `${base}/nolen no-length.txt`,
+      '',
+    ].join('\n'),
+  );
   const first = await run(dir);
   assert.is(first.exitCode, 0, first.stderr);
   assert.match(first.stdout, /5 fetched, 0 unchanged, 0 failed/);
@@ -151,19 +191,21 @@ test('a changed tag moves the previous file to old/ and fetches the new one', as
 });
 
 test('failures are reported per file, retried when worth it, and the others are saved', async () => {
-  const dir = workspace([
-    `${base}/f/good.txt good.txt`,
-    `${base}/missing missing.txt`,
-    `${base}/always500 always500.txt`,
-    `${base}/flaky flaky.txt`,
-    `${base}/short short.txt`,
-    `${base}/reset reset.txt`,
-    `${base}/slow slow.txt`,
-    `${base}/hang hang.txt`,
-    `${base}/loop loop.txt`,
-    `${base}/to-ftp ftp.txt`,
-    `http://127.0.0.1:${await closedPort()}/refused refused.txt`,
-  ].join('\n'));
+  const dir = workspace(
+    [
+      `${base}/f/good.txt good.txt`,
+      `${base}/missing missing.txt`,
+      `${base}/always500 always500.txt`,
+      `${base}/flaky flaky.txt`,
+      `${base}/short short.txt`,
+      `${base}/reset reset.txt`,
+      `${base}/slow slow.txt`,
+      `${base}/hang hang.txt`,
+      `${base}/loop loop.txt`,
+      `${base}/to-ftp ftp.txt`,
+      `http://127.0.0.1:${await closedPort()}/refused refused.txt`,
+    ].join('\n'),
+  );
   hits.delete('/always500');
   hits.delete('/flaky');
   hits.delete('/loop');
@@ -179,7 +221,10 @@ test('failures are reported per file, retried when worth it, and the others are 
   const out = r.stdout;
   assert.match(out, /failed {2}missing\.txt: HTTP 404 Not Found/);
   assert.match(out, /failed {2}always500\.txt: HTTP 500 Internal Server Error \(after 3 attempts\)/);
-  assert.match(out, /failed {2}short\.txt: (the body was shorter than its Content-Length \(100 bytes\)|the body had 20 bytes but Content-Length said 100|the connection broke)/);
+  assert.match(
+    out,
+    /failed {2}short\.txt: (the body was shorter than its Content-Length \(100 bytes\)|the body had 20 bytes but Content-Length said 100|the connection broke)/,
+  );
   assert.match(out, /failed {2}reset\.txt: the connection broke after \d+ bytes/);
   assert.match(out, /failed {2}slow\.txt: no data for 1 s after 4 bytes/);
   assert.match(out, /failed {2}hang\.txt: no response within 1 s \(after 3 attempts\)/);
@@ -187,7 +232,17 @@ test('failures are reported per file, retried when worth it, and the others are 
   assert.match(out, /failed {2}ftp\.txt: refusing a redirect to a ftp: URL/);
   assert.match(out, /failed {2}refused\.txt: could not connect/);
   assert.match(r.stderr, /manifest\.txt:2: missing\.txt: HTTP 404/);
-  for (const name of ['missing.txt', 'always500.txt', 'short.txt', 'reset.txt', 'slow.txt', 'hang.txt', 'loop.txt', 'ftp.txt', 'refused.txt']) {
+  for (const name of [
+    'missing.txt',
+    'always500.txt',
+    'short.txt',
+    'reset.txt',
+    'slow.txt',
+    'hang.txt',
+    'loop.txt',
+    'ftp.txt',
+    'refused.txt',
+  ]) {
     assert.not.ok(existsSync(path.join(dir, 'downloads', name)), `${name} must not exist`);
   }
   assert.equal(leftovers(dir), [], 'no temp files left behind');
@@ -233,23 +288,41 @@ test('a redirect to an unparsable Location fails at once, with no retry', async 
 
 const hostile: Array<[string, string, RegExp]> = [
   ['no destination', `${base}/f/a\n`, /manifest\.txt:1: ".*" has no destination/],
-  ['../ destination', `${base}/f/a ../escape.txt\n`, /manifest\.txt:1: Invalid destination "\.\.\/escape\.txt": it must not contain "\.\."/],
-  ['absolute destination', `${base}/f/a /tmp/escape.txt\n`, /manifest\.txt:1: Invalid destination "\/tmp\/escape\.txt": it must be relative/],
-  ['file: URL', 'file:///etc/passwd passwd\n', /manifest\.txt:1: "file:\/\/\/etc\/passwd": "file:" URLs are not allowed/],
+  [
+    '../ destination',
+    `${base}/f/a ../escape.txt\n`,
+    /manifest\.txt:1: Invalid destination "\.\.\/escape\.txt": it must not contain "\.\."/,
+  ],
+  [
+    'absolute destination',
+    `${base}/f/a /tmp/escape.txt\n`,
+    /manifest\.txt:1: Invalid destination "\/tmp\/escape\.txt": it must be relative/,
+  ],
+  [
+    'file: URL',
+    'file:///etc/passwd passwd\n',
+    /manifest\.txt:1: "file:\/\/\/etc\/passwd": "file:" URLs are not allowed/,
+  ],
   ['ftp: URL', 'ftp://example.com/x x\n', /"ftp:" URLs are not allowed/],
-  ['duplicate destination', `${base}/f/a same.txt\n# x\n${base}/f/b same.txt\n`, /manifest\.txt:3: destination "same\.txt" is already used by manifest\.txt:1 with a different URL/],
+  [
+    'duplicate destination',
+    `${base}/f/a same.txt\n# x\n${base}/f/b same.txt\n`,
+    /manifest\.txt:3: destination "same\.txt" is already used by manifest\.txt:1 with a different URL/,
+  ],
 ];
 
 test(`hostile manifests (${hostile.map(([name]) => name).join(', ')}): exit 2, a message, nothing written`, async () => {
   // Run side by side: each is a separate process and they share nothing.
-  await Promise.all(hostile.map(async ([name, manifest, pattern]) => {
-    const dir = workspace(manifest);
-    const r = await run(dir);
-    assert.is(r.exitCode, 2, `${name}: ${r.stderr}`);
-    assert.match(r.stderr, pattern, name);
-    assert.not.ok(existsSync(path.join(dir, 'downloads')), `${name}: nothing written`);
-    assert.not.ok(existsSync(path.join(dir, 'escape.txt')), name);
-  }));
+  await Promise.all(
+    hostile.map(async ([name, manifest, pattern]) => {
+      const dir = workspace(manifest);
+      const r = await run(dir);
+      assert.is(r.exitCode, 2, `${name}: ${r.stderr}`);
+      assert.match(r.stderr, pattern, name);
+      assert.not.ok(existsSync(path.join(dir, 'downloads')), `${name}: nothing written`);
+      assert.not.ok(existsSync(path.join(dir, 'escape.txt')), name);
+    }),
+  );
 });
 
 test('hostile cloudinary.txt is refused too', async () => {
@@ -300,7 +373,9 @@ test('--manifest - reads a generated manifest from stdin; --dir changes the root
 
 test('usage errors: no manifest, bad flags', async () => {
   const dir = tmpDir('shipkit-dl-');
-  const [none, lots, bogus, help] = await Promise.all([[], ['--concurrency', 'lots'], ['--bogus'], ['--help']].map((args) => runScript('downloads', args, { cwd: dir })));
+  const [none, lots, bogus, help] = await Promise.all(
+    [[], ['--concurrency', 'lots'], ['--bogus'], ['--help']].map((args) => runScript('downloads', args, { cwd: dir })),
+  );
   assert.is(none.exitCode, 2);
   assert.match(none.stderr, /No manifest\.txt/);
   assert.is(lots.exitCode, 2);
@@ -331,7 +406,12 @@ test('runDownloadsStage (the build step): skipped without a manifest, counts wit
   const { parseManifest } = await import('../../../lib/stages/manifest.ts');
   const { silentLogger } = await import('../../../lib/core/log.ts');
   const empty = tmpDir('shipkit-stage-');
-  assert.equal(await runDownloadsStage({ workDir: empty, log: silentLogger }), { fetched: 0, unchanged: 0, failed: 0, skipped: 'no manifest.txt or cloudinary.txt' });
+  assert.equal(await runDownloadsStage({ workDir: empty, log: silentLogger }), {
+    fetched: 0,
+    unchanged: 0,
+    failed: 0,
+    skipped: 'no manifest.txt or cloudinary.txt',
+  });
   assert.not.ok(existsSync(path.join(empty, 'downloads')));
 
   const work = workspace(`${base}/f/stage-a a.txt\n${base}/missing b.txt\n`);
@@ -345,12 +425,29 @@ test('runDownloadsStage (the build step): skipped without a manifest, counts wit
   assert.match(String((refused as Error).message), /is not a folder \(a symbolic link or file in the repo\?\)/);
 
   let drawn = '';
-  const tty = { isTTY: true, write: (text: string) => { drawn += text; return true; } };
+  const tty = {
+    isTTY: true,
+    write: (text: string) => {
+      drawn += text;
+      return true;
+    },
+  };
   const entries = parseManifest(`${base}/f/p1 p1.txt\n${base}/f/p2 p2.txt\n`);
   await downloadAll({ dir: path.join(tmpDir('shipkit-dl-'), 'downloads'), entries, log: silentLogger, progress: tty });
   assert.match(drawn, /\r\x1b\[Kdownloads: 2\/2 done, 0 active, \d+ B/);
   let piped = '';
-  await downloadAll({ dir: path.join(tmpDir('shipkit-dl-'), 'downloads'), entries, log: silentLogger, progress: { isTTY: false, write: (t: string) => { piped += t; return true; } } });
+  await downloadAll({
+    dir: path.join(tmpDir('shipkit-dl-'), 'downloads'),
+    entries,
+    log: silentLogger,
+    progress: {
+      isTTY: false,
+      write: (t: string) => {
+        piped += t;
+        return true;
+      },
+    },
+  });
   assert.is(piped, '', 'no progress display when stderr is not a TTY');
 });
 
@@ -362,7 +459,14 @@ test('a corrupt record means fetching again; a second run on the same folder wai
   const dir = path.join(tmpDir('shipkit-dl-'), 'downloads');
   const entries = parseManifest(`${base}/f/rec rec.txt\n`);
   let logged = '';
-  const log = createLogger({ stream: { write: (t: string) => { logged += t; return true; } } as unknown as NodeJS.WritableStream });
+  const log = createLogger({
+    stream: {
+      write: (t: string) => {
+        logged += t;
+        return true;
+      },
+    } as unknown as NodeJS.WritableStream,
+  });
   assert.is((await downloadAll({ dir, entries, log })).fetched, 1);
   writeFileSync(path.join(dir, '.downloads.json'), '{"version":1,"files":');
   const again = await downloadAll({ dir, entries, log });

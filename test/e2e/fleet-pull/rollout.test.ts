@@ -28,7 +28,14 @@ let fleet: RealFleet;
 let hook: Awaited<ReturnType<typeof startScript>>;
 let secretFile: string;
 
-interface FleetHost { host: string; version: string; result: string; reason: string; bucket: number; claimed_bucket: number }
+interface FleetHost {
+  host: string;
+  version: string;
+  result: string;
+  reason: string;
+  bucket: number;
+  claimed_bucket: number;
+}
 
 test.before(async () => {
   if (skip) return;
@@ -45,9 +52,23 @@ async function setUp(): Promise<void> {
   secretFile = path.join(dir, 'fleet.secret');
   writeFileSync(secretFile, `${SECRET}\n`);
   const config = path.join(dir, 'shipkit.yml');
-  writeFileSync(config, [`data: ${path.join(dir, 'data')}`, 'secret: env:HOOK_SECRET', 'repos:', '  acme/site:', '    url: https://example.com/acme/site.git',
-    'fleet:', `  ${APP}:`, `    secret: file:${secretFile}`, ''].join('\n'));
-  hook = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], { env: { HOOK_SECRET: 'hook-secret-0123456789abcdef' } });
+  writeFileSync(
+    config,
+    [
+      `data: ${path.join(dir, 'data')}`,
+      'secret: env:HOOK_SECRET',
+      'repos:',
+      '  acme/site:',
+      '    url: https://example.com/acme/site.git',
+      'fleet:',
+      `  ${APP}:`,
+      `    secret: file:${secretFile}`,
+      '',
+    ].join('\n'),
+  );
+  hook = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], {
+    env: { HOOK_SECRET: 'hook-secret-0123456789abcdef' },
+  });
   fleet = await makeRealFleet(HOSTS, { report: { url: `${hook.url}/fleet/reports`, secretFile } });
   await fleet.publish('1.0');
   await deployRealFleet(fleet);
@@ -60,10 +81,24 @@ test.after(async () => {
 });
 
 const versions = () => Promise.all(fleet.hosts.map((h) => askApp(h.appPort)));
-const everyHostOn = (version: string, what = `every host on ${version}`) => waitFor(async () => (await versions()).every((v) => v === version), { timeoutMs: 120_000, intervalMs: 250, what });
+const everyHostOn = (version: string, what = `every host on ${version}`) =>
+  waitFor(async () => (await versions()).every((v) => v === version), { timeoutMs: 120_000, intervalMs: 250, what });
 const hostIds = () => fleet.hosts.map((h) => readFileSync(path.join(h.deploy, '.launchfit/host-id'), 'utf8').trim());
 const versionAtDest = () => parseVersionFile(readFileSync(path.join(fleet.dest, 'VERSION'), 'utf8'));
-const rolloutArgs = (extra: string[]) => ['rollout', APP, '--to', fleet.dest, '--fleet', hook.url, '--fleet-secret', `file:${secretFile}`, ...fleet.signing, '--poll', '0.5', ...extra];
+const rolloutArgs = (extra: string[]) => [
+  'rollout',
+  APP,
+  '--to',
+  fleet.dest,
+  '--fleet',
+  hook.url,
+  '--fleet-secret',
+  `file:${secretFile}`,
+  ...fleet.signing,
+  '--poll',
+  '0.5',
+  ...extra,
+];
 
 async function fleetView(): Promise<{ hosts: FleetHost[]; rollout: Record<string, unknown> | null }> {
   const res = await fetch(`${hook.url}/fleet/${APP}`, { headers: signRequest(SECRET, 'GET', `/fleet/${APP}`) });
@@ -71,17 +106,37 @@ async function fleetView(): Promise<{ hosts: FleetHost[]; rollout: Record<string
   return res.json() as Promise<{ hosts: FleetHost[]; rollout: Record<string, unknown> | null }>;
 }
 
-test('idle, every poll after a host\'s first is a conditional GET of VERSION answered 304 under 1 KB', async () => {
-  if (skip) { console.log(`skipped: ${skip}`); return; }
+test("idle, every poll after a host's first is a conditional GET of VERSION answered 304 under 1 KB", async () => {
+  if (skip) {
+    console.log(`skipped: ${skip}`);
+    return;
+  }
   await everyHostOn('1.0');
   const mark = fleet.nginx.requests().length;
-  await waitFor(() => fleet.nginx.requests().slice(mark).filter((r) => r.path === '/VERSION').length >= HOSTS * 4, { timeoutMs: 60_000, what: 'four polls per host' });
+  await waitFor(
+    () =>
+      fleet.nginx
+        .requests()
+        .slice(mark)
+        .filter((r) => r.path === '/VERSION').length >=
+      HOSTS * 4,
+    { timeoutMs: 60_000, what: 'four polls per host' },
+  );
   const idle = fleet.nginx.requests().slice(mark);
   const polls = idle.filter((r) => r.path === '/VERSION');
-  assert.ok(polls.every((r) => r.status === 304 && r.ifNoneMatch !== ''), `every idle poll is conditional and answered 304: ${JSON.stringify(polls.filter((r) => r.status !== 304 || !r.ifNoneMatch).slice(0, 3))}`);
-  assert.equal([...new Set(idle.map((r) => r.path))], ['/VERSION'], 'an idle host asks for VERSION only (no keys.asc, no VERSION.sig)');
+  assert.ok(
+    polls.every((r) => r.status === 304 && r.ifNoneMatch !== ''),
+    `every idle poll is conditional and answered 304: ${JSON.stringify(polls.filter((r) => r.status !== 304 || !r.ifNoneMatch).slice(0, 3))}`,
+  );
+  assert.equal(
+    [...new Set(idle.map((r) => r.path))],
+    ['/VERSION'],
+    'an idle host asks for VERSION only (no keys.asc, no VERSION.sig)',
+  );
   const perPoll = polls.reduce((n, r) => n + r.sent + r.received, 0) / polls.length;
-  console.log(`launchfit idle poll: ${(polls.reduce((n, r) => n + r.received, 0) / polls.length).toFixed(0)} B request + ${(polls.reduce((n, r) => n + r.sent, 0) / polls.length).toFixed(0)} B answer`);
+  console.log(
+    `launchfit idle poll: ${(polls.reduce((n, r) => n + r.received, 0) / polls.length).toFixed(0)} B request + ${(polls.reduce((n, r) => n + r.sent, 0) / polls.length).toFixed(0)} B answer`,
+  );
   assert.ok(perPoll < 1024, `an idle poll costs ${perPoll.toFixed(0)} B both ways`);
 });
 
@@ -98,10 +153,16 @@ test('every host reports running at start; release rollout --steps 10,50,100 rea
   assert.match(r.stdout, /step 3\/3 \(ROLLOUT 100\): expected 20, reported 20, updated 20, failed 0, pending 0/);
   assert.match(r.stdout, /done: my-app 1\.1 is at ROLLOUT 100/);
   await everyHostOn('1.1');
-  const tarballs = fleet.nginx.requests().slice(before).filter((r) => r.path === `/${APP}-gnu-linux-1.1.tar.gz` && r.status === 200);
+  const tarballs = fleet.nginx
+    .requests()
+    .slice(before)
+    .filter((r) => r.path === `/${APP}-gnu-linux-1.1.tar.gz` && r.status === 200);
   assert.is(tarballs.length, HOSTS, 'one download per host');
   const view = await fleetView();
-  assert.ok(view.hosts.every((h) => h.version === '1.1' && h.result === 'updated' && h.bucket === h.claimed_bucket), JSON.stringify(view.hosts));
+  assert.ok(
+    view.hosts.every((h) => h.version === '1.1' && h.result === 'updated' && h.bucket === h.claimed_bucket),
+    JSON.stringify(view.hosts),
+  );
   assert.equal([versionAtDest().version, versionAtDest().rollout], ['1.1', 100]);
 });
 
@@ -116,18 +177,35 @@ test('a release that fails on a host of step 1 halts there; --rollback brings ev
   writeFileSync(path.join(fleet.hosts[order[0].i].deploy, 'crash-here'), '1.2\n'); // 1.2 fails there, 1.1 still runs
   const mark = fleet.nginx.requests().length;
   await fleet.publish('1.2', { extra: ['--rollout', String(step)] });
-  const r = await runScript('release', rolloutArgs(['--steps', `${step},100`, '--wait', '90', '--max-failures', '0', '--rollback']), { timeoutMs: 300_000 });
+  const r = await runScript(
+    'release',
+    rolloutArgs(['--steps', `${step},100`, '--wait', '90', '--max-failures', '0', '--rollback']),
+    { timeoutMs: 300_000 },
+  );
   assert.is(r.exitCode, 1, r.stdout + r.stderr);
-  assert.match(r.stdout, new RegExp(`step 1/2 \\(ROLLOUT ${step}\\): halted: 1 of ${inStep.length} host\\(s\\) failed`));
+  assert.match(
+    r.stdout,
+    new RegExp(`step 1/2 \\(ROLLOUT ${step}\\): halted: 1 of ${inStep.length} host\\(s\\) failed`),
+  );
   assert.match(r.stdout, /rolled back: VERSION SEQ \d+ names 1\.1 for every host/);
   assert.equal([versionAtDest().version, versionAtDest().rollout ?? 100], ['1.1', 100]);
   await everyHostOn('1.1', 'every host back on 1.1');
-  const downloads = fleet.nginx.requests().slice(mark).filter((q) => q.path === `/${APP}-gnu-linux-1.2.tar.gz` && q.status === 200).length;
+  const downloads = fleet.nginx
+    .requests()
+    .slice(mark)
+    .filter((q) => q.path === `/${APP}-gnu-linux-1.2.tar.gz` && q.status === 200).length;
   // Only hosts of the first step downloaded 1.2 (one may have polled only after the rollback).
-  assert.ok(downloads >= 1 && downloads <= inStep.length, `${downloads} downloads of 1.2 for ${inStep.length} hosts in the step`);
+  assert.ok(
+    downloads >= 1 && downloads <= inStep.length,
+    `${downloads} downloads of 1.2 for ${inStep.length} hosts in the step`,
+  );
   const view = await fleetView();
   const failed = view.hosts.filter((h) => h.result === 'rolled_back' || h.result === 'failed');
-  assert.equal(failed.map((h) => h.host), [ids[order[0].i]], 'the host that could not run 1.2 reported it');
+  assert.equal(
+    failed.map((h) => h.host),
+    [ids[order[0].i]],
+    'the host that could not run 1.2 reported it',
+  );
   assert.equal(view.rollout?.state, 'rolled_back');
 });
 
@@ -137,7 +215,9 @@ test('the update server down during a rollout: hosts keep serving 1.1 and take 1
   await fleet.nginx.stop();
   await fleet.publish('1.3', { extra: ['--rollout', '50'] });
   const [cmd, ...pre] = scriptCommand('release');
-  const child = spawn(cmd, [...pre, ...rolloutArgs(['--steps', '50,100', '--wait', '120'])], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd, [...pre, ...rolloutArgs(['--steps', '50,100', '--wait', '120'])], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
@@ -162,7 +242,10 @@ test('release rollout killed with -9 mid-step continues from the last signed ste
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   try {
-    await waitFor(() => /step 2\/3 \(ROLLOUT 50\): signed VERSION SEQ (\d+)/.test(out), { timeoutMs: 120_000, what: 'step 2 signed' });
+    await waitFor(() => /step 2\/3 \(ROLLOUT 50\): signed VERSION SEQ (\d+)/.test(out), {
+      timeoutMs: 120_000,
+      what: 'step 2 signed',
+    });
   } finally {
     child.kill('SIGKILL');
   }
@@ -171,7 +254,10 @@ test('release rollout killed with -9 mid-step continues from the last signed ste
   assert.equal([versionAtDest().version, versionAtDest().rollout], ['1.4', 50]);
   const again = await runScript('release', args, { timeoutMs: 300_000 });
   assert.is(again.exitCode, 0, again.stdout + again.stderr);
-  assert.match(again.stdout, new RegExp(`step 2/3 \\(ROLLOUT 50\\): VERSION at DEST is at this step already \\(SEQ ${seq}\\); not signed again`));
+  assert.match(
+    again.stdout,
+    new RegExp(`step 2/3 \\(ROLLOUT 50\\): VERSION at DEST is at this step already \\(SEQ ${seq}\\); not signed again`),
+  );
   assert.match(again.stdout, /done: my-app 1\.4 is at ROLLOUT 100/);
   await everyHostOn('1.4');
 });

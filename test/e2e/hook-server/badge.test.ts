@@ -7,12 +7,23 @@ import { appendFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { FAKE_BUILD, deliverGithub, pushPayload, waitForJobState, writeConfig } from '../../fixtures/hooks/deliveries.ts';
+import {
+  FAKE_BUILD,
+  deliverGithub,
+  pushPayload,
+  waitForJobState,
+  writeConfig,
+} from '../../fixtures/hooks/deliveries.ts';
 import { startScript, tmpDir } from '../../_helpers/common.ts';
 
 const SECRET = `secret-${randomUUID()}`;
 const TOKEN = `token-${randomUUID()}`;
-const env = { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN, SHIPKIT_BUILD_COMMAND: FAKE_BUILD, SHIPKIT_RELEASE_COMMAND: FAKE_BUILD };
+const env = {
+  HOOK_SECRET: SECRET,
+  HOOK_TOKEN: TOKEN,
+  SHIPKIT_BUILD_COMMAND: FAKE_BUILD,
+  SHIPKIT_RELEASE_COMMAND: FAKE_BUILD,
+};
 
 async function badge(url: string, headers: Record<string, string> = {}, method = 'GET') {
   const res = await fetch(url, { headers, method });
@@ -33,12 +44,26 @@ test('states follow the jobs; ETag, 304, HEAD; no oracle for which repos exist',
     assert.is(stateOf(unconfigured.body), 'unknown');
     assert.is(never.body, unconfigured.body, 'same bytes');
     assert.is(never.headers.get('etag'), unconfigured.headers.get('etag'));
-    const names = (h: Headers) => ['content-type', 'content-length', 'cache-control', 'etag', 'x-content-type-options', 'content-security-policy', 'set-cookie'].map((k) => `${k}: ${h.get(k)}`);
+    const names = (h: Headers) =>
+      [
+        'content-type',
+        'content-length',
+        'cache-control',
+        'etag',
+        'x-content-type-options',
+        'content-security-policy',
+        'set-cookie',
+      ].map((k) => `${k}: ${h.get(k)}`);
     assert.equal(names(never.headers), names(unconfigured.headers), 'same headers');
     assert.is(unconfigured.headers.get('cache-control'), 'no-cache');
     assert.is(unconfigured.headers.get('content-type'), 'image/svg+xml; charset=utf-8');
     assert.match(unconfigured.headers.get('etag')!, /^"[A-Za-z0-9_-]+"$/, 'a strong ETag');
-    for (const route of ['/badge/..%2F..%2Fetc%2Fpasswd.svg', '/badge/%ZZ.svg', `/badge/${'a'.repeat(3000)}.svg`, '/badge/octo/never.svg?branch=%3Cscript%3E']) {
+    for (const route of [
+      '/badge/..%2F..%2Fetc%2Fpasswd.svg',
+      '/badge/%ZZ.svg',
+      `/badge/${'a'.repeat(3000)}.svg`,
+      '/badge/octo/never.svg?branch=%3Cscript%3E',
+    ]) {
       const res = await badge(server.url + route);
       assert.is(res.status, 200, route);
       assert.is(res.body, unconfigured.body, route);
@@ -79,25 +104,52 @@ test('states follow the jobs; ETag, 304, HEAD; no oracle for which repos exist',
 
 test('ui: token — a private repo (token: or ssh_key:) that built answers like an unknown one unless signed in: no oracle for which private repos are built here', async () => {
   const dir = tmpDir();
-  const config = writeConfig(dir, { repos: { 'octo/public': {}, 'octo/private': { url: 'https://git.example.com/octo/private.git' } } });
-  writeFileSync(config, readFileSync(config, 'utf8').replace('    url: https://git.example.com/octo/private.git\n', '    url: https://git.example.com/octo/private.git\n    token: literal-git-token\n'));
+  const config = writeConfig(dir, {
+    repos: { 'octo/public': {}, 'octo/private': { url: 'https://git.example.com/octo/private.git' } },
+  });
+  writeFileSync(
+    config,
+    readFileSync(config, 'utf8').replace(
+      '    url: https://git.example.com/octo/private.git\n',
+      '    url: https://git.example.com/octo/private.git\n    token: literal-git-token\n',
+    ),
+  );
   appendFileSync(config, 'ui: token\n');
   const server = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], { env });
   try {
     for (const repo of ['octo/public', 'octo/private']) {
-      const pushed = await deliverGithub(server.url, 'push', pushPayload(repo, { cloneUrl: repo === 'octo/private' ? 'https://git.example.com/octo/private.git' : undefined }), SECRET);
+      const pushed = await deliverGithub(
+        server.url,
+        'push',
+        pushPayload(repo, {
+          cloneUrl: repo === 'octo/private' ? 'https://git.example.com/octo/private.git' : undefined,
+        }),
+        SECRET,
+      );
       assert.is(pushed.status, 202, JSON.stringify(pushed.json));
       await waitForJobState(server.url, TOKEN, pushed.json.job, ['succeeded']);
     }
     const unknown = await badge(`${server.url}/badge/octo/nope.svg`);
-    assert.is(stateOf((await badge(`${server.url}/badge/octo/public.svg`)).body), 'passing', 'a public repo shows its state to anyone');
+    assert.is(
+      stateOf((await badge(`${server.url}/badge/octo/public.svg`)).body),
+      'passing',
+      'a public repo shows its state to anyone',
+    );
     for (const route of ['/badge/octo/private.svg', '/badge/octo/private.svg?branch=main']) {
       const anonymous = await badge(server.url + route);
       assert.is(anonymous.body, unknown.body, `${route}: the same bytes as a repo that does not exist`);
       assert.is(anonymous.headers.get('etag'), unknown.headers.get('etag'), route);
     }
-    assert.is(stateOf((await badge(`${server.url}/badge/octo/private.svg`, { Authorization: `Bearer ${TOKEN}` })).body), 'passing', 'bearer');
-    assert.is(stateOf((await badge(`${server.url}/badge/octo/private.svg`, { Authorization: 'Bearer wrong' })).body), 'unknown', 'a wrong bearer');
+    assert.is(
+      stateOf((await badge(`${server.url}/badge/octo/private.svg`, { Authorization: `Bearer ${TOKEN}` })).body),
+      'passing',
+      'bearer',
+    );
+    assert.is(
+      stateOf((await badge(`${server.url}/badge/octo/private.svg`, { Authorization: 'Bearer wrong' })).body),
+      'unknown',
+      'a wrong bearer',
+    );
   } finally {
     assert.is(await server.stop(), 0);
   }

@@ -13,7 +13,12 @@ import { freePort, startScript, tmpDir, waitFor, type Server } from '../../_help
 
 const SECRET = `secret-${randomUUID()}`;
 const TOKEN = `token-${randomUUID()}`;
-const env = { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN, SHIPKIT_BUILD_COMMAND: FAKE_BUILD, SHIPKIT_RELEASE_COMMAND: FAKE_BUILD };
+const env = {
+  HOOK_SECRET: SECRET,
+  HOOK_TOKEN: TOKEN,
+  SHIPKIT_BUILD_COMMAND: FAKE_BUILD,
+  SHIPKIT_RELEASE_COMMAND: FAKE_BUILD,
+};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('kill -9 during a stream of 200 deliveries: every 202 is built exactly once', async () => {
@@ -23,11 +28,17 @@ test('kill -9 during a stream of 200 deliveries: every 202 is built exactly once
   const config = writeConfig(dir, { repos, concurrency: 4 });
   writeFileSync(path.join(dir, 'sleep'), '0.05');
   const port = await freePort();
-  const start = () => startScript('hook-server', ['--config', config, '--listen', `127.0.0.1:${port}`], { env, timeoutMs: 30_000 });
+  const start = () =>
+    startScript('hook-server', ['--config', config, '--listen', `127.0.0.1:${port}`], { env, timeoutMs: 30_000 });
   let server: Server = await start();
   const url = server.url;
 
-  const pending = Array.from({ length: 200 }, (_, i) => ({ i, delivery: `delivery-${i}`, repo: `r/repo${i % 100}`, sha: (i + 1).toString(16).padStart(40, 'a') }));
+  const pending = Array.from({ length: 200 }, (_, i) => ({
+    i,
+    delivery: `delivery-${i}`,
+    repo: `r/repo${i % 100}`,
+    sha: (i + 1).toString(16).padStart(40, 'a'),
+  }));
   const answered202 = new Map<string, string>(); // job id → delivery
   const answeredDuplicate: string[] = [];
   let sending = true;
@@ -41,11 +52,15 @@ test('kill -9 during a stream of 200 deliveries: every 202 is built exactly once
       const d = pending.shift()!;
       attempts++;
       try {
-        const res = await deliverGithub(url, 'push', pushPayload(d.repo, { sha: d.sha }), SECRET, { delivery: d.delivery });
+        const res = await deliverGithub(url, 'push', pushPayload(d.repo, { sha: d.sha }), SECRET, {
+          delivery: d.delivery,
+        });
         if (res.status === 202) answered202.set(res.json.job, d.delivery);
         else if (res.status === 200 && res.json.duplicate) answeredDuplicate.push(res.json.job);
-        else if (res.status >= 500) { pending.push(d); await sleep(50); }
-        else throw new Error(`unexpected ${res.status} ${JSON.stringify(res.json)}`);
+        else if (res.status >= 500) {
+          pending.push(d);
+          await sleep(50);
+        } else throw new Error(`unexpected ${res.status} ${JSON.stringify(res.json)}`);
       } catch (error) {
         if (String(error).includes('unexpected')) throw error;
         pending.push(d); // no answer: the forge would redeliver, with the same delivery id
@@ -75,11 +90,19 @@ test('kill -9 during a stream of 200 deliveries: every 202 is built exactly once
 
   // Let the queue drain.
   const auth = { Authorization: `Bearer ${TOKEN}` };
-  const jobs = (await waitFor(async () => {
-    const res = await fetch(`${url}/jobs?limit=1000`, { headers: auth });
-    const list = (await res.json()).jobs as Array<{ id: string; state: string; attempts: number; reason: string | null }>;
-    return list.every((j) => j.state !== 'queued' && j.state !== 'running') ? list : undefined;
-  }, { timeoutMs: 40_000, intervalMs: 200, what: 'the queue to drain' }))!;
+  const jobs = (await waitFor(
+    async () => {
+      const res = await fetch(`${url}/jobs?limit=1000`, { headers: auth });
+      const list = (await res.json()).jobs as Array<{
+        id: string;
+        state: string;
+        attempts: number;
+        reason: string | null;
+      }>;
+      return list.every((j) => j.state !== 'queued' && j.state !== 'running') ? list : undefined;
+    },
+    { timeoutMs: 40_000, intervalMs: 200, what: 'the queue to drain' },
+  ))!;
   assert.is(await server.stop(), 0);
 
   const states = new Map(jobs.map((j) => [j.id, j.state]));
@@ -96,11 +119,20 @@ test('kill -9 during a stream of 200 deliveries: every 202 is built exactly once
   for (const id of answeredDuplicate) assert.ok(states.has(id));
   // A fresh process knows only what it read back from the journal.
   server = await start();
-  const readBack = new Map(((await (await fetch(`${server.url}/jobs?limit=1000`, { headers: auth })).json()).jobs as Array<{ id: string; state: string }>).map((j) => [j.id, j.state]));
+  const readBack = new Map(
+    (
+      (await (await fetch(`${server.url}/jobs?limit=1000`, { headers: auth })).json()).jobs as Array<{
+        id: string;
+        state: string;
+      }>
+    ).map((j) => [j.id, j.state]),
+  );
   assert.is(await server.stop(), 0);
   for (const id of answered202.keys()) assert.ok(readBack.has(id), `journal has ${id}`);
   for (const [id, state] of states) assert.is(readBack.get(id), state, `job ${id} reads back as ${state}`);
-  console.log(`kills: ${kills}, answered 202: ${answered202.size}, built: ${doneCount.size}, superseded: ${jobs.filter((j) => j.state === 'superseded').length}, run again after a kill: ${jobs.filter((j) => j.attempts > 1).length}, settled from a status file: ${jobs.filter((j) => j.reason?.includes('down')).length}`);
+  console.log(
+    `kills: ${kills}, answered 202: ${answered202.size}, built: ${doneCount.size}, superseded: ${jobs.filter((j) => j.state === 'superseded').length}, run again after a kill: ${jobs.filter((j) => j.attempts > 1).length}, settled from a status file: ${jobs.filter((j) => j.reason?.includes('down')).length}`,
+  );
 });
 
 test.run();

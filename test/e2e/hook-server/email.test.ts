@@ -8,7 +8,13 @@ import { appendFileSync, copyFileSync, readdirSync, readFileSync } from 'node:fs
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { FAKE_BUILD, deliverGithub, pushPayload, waitForJobState, writeConfig } from '../../fixtures/hooks/deliveries.ts';
+import {
+  FAKE_BUILD,
+  deliverGithub,
+  pushPayload,
+  waitForJobState,
+  writeConfig,
+} from '../../fixtures/hooks/deliveries.ts';
 import { runScript, startScript, tmpDir, waitFor } from '../../_helpers/common.ts';
 
 const SECRET = `secret-${randomUUID()}`;
@@ -22,11 +28,22 @@ test('a failure is mailed through sendmail -t -oi; a hostile commit message adds
   const sendmail = path.join(mailDir, 'sendmail');
   copyFileSync(STAND_IN, sendmail);
   const config = writeConfig(dir, { repos: { 'octo/fail': {}, 'octo/site': {} } });
-  appendFileSync(config, ['public_url: https://ci.example.com', 'notify:', '  - email: ops@example.com', '    from: shipkit@ci.example.com', `    sendmail: ${sendmail}`, ''].join('\n'));
+  appendFileSync(
+    config,
+    [
+      'public_url: https://ci.example.com',
+      'notify:',
+      '  - email: ops@example.com',
+      '    from: shipkit@ci.example.com',
+      `    sendmail: ${sendmail}`,
+      '',
+    ].join('\n'),
+  );
   const server = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], { env });
   try {
     const payload = pushPayload('octo/fail');
-    payload.head_commit.message = 'Fix it\r\nBcc: victim@evil.example\nCc: cc@evil.example\u2028To: to@evil.example\n\nsee above';
+    payload.head_commit.message =
+      'Fix it\r\nBcc: victim@evil.example\nCc: cc@evil.example\u2028To: to@evil.example\n\nsee above';
     payload.head_commit.author.name = 'Eve\nBcc: author@evil.example';
     const failed = await deliverGithub(server.url, 'push', payload, SECRET);
     await waitForJobState(server.url, TOKEN, failed.json.job, ['failed']);
@@ -39,8 +56,15 @@ test('a failure is mailed through sendmail -t -oi; a hostile commit message adds
     const message = readFileSync(path.join(mailDir, mails()[0]), 'utf8');
     assert.equal(readFileSync(path.join(mailDir, mails()[0].replace('mail-', 'argv-')), 'utf8'), '-t\n-oi\n');
     const head = message.slice(0, message.indexOf('\n\n'));
-    const names = head.replace(/\n[ \t]/g, ' ').split('\n').map((l) => l.slice(0, l.indexOf(':')).toLowerCase());
-    assert.equal(names.filter((n) => n === 'to' || n === 'cc' || n === 'bcc'), ['to'], `only one recipient header:\n${head}`);
+    const names = head
+      .replace(/\n[ \t]/g, ' ')
+      .split('\n')
+      .map((l) => l.slice(0, l.indexOf(':')).toLowerCase());
+    assert.equal(
+      names.filter((n) => n === 'to' || n === 'cc' || n === 'bcc'),
+      ['to'],
+      `only one recipient header:\n${head}`,
+    );
     assert.match(head, /^To: ops@example\.com$/m);
     assert.match(head, /^From: shipkit@ci\.example\.com$/m);
     assert.not.match(head, /evil\.example/);
@@ -54,13 +78,28 @@ test('a failure is mailed through sendmail -t -oi; a hostile commit message adds
 
 test('bad email: entries and a missing sendmail stop hook-server with exit 2 and FILE:LINE', async () => {
   const cases: Array<[string[], RegExp]> = [
-    [['notify:', '  - email: "ops@example.com\\nBcc: victim@evil.example"'], /shipkit\.yml:\d+: notify\[0\]\.email: must not contain a line break/],
+    [
+      ['notify:', '  - email: "ops@example.com\\nBcc: victim@evil.example"'],
+      /shipkit\.yml:\d+: notify\[0\]\.email: must not contain a line break/,
+    ],
     [['notify:', '  - email: Ops <ops@example.com>'], /notify\[0\]\.email: must be a plain address/],
     [['notify:', '  - email: -oQ/tmp/x@example.com'], /notify\[0\]\.email: must not start with "-"/],
-    [['notify:', '  - email: ops@example.com', '    from: "a@b.example\\rX: y"'], /notify\[0\]\.from: must not contain a line break/],
-    [['notify:', '  - email: ops@example.com', '    sendmail: sendmail'], /notify\[0\]\.sendmail: must be the absolute path/],
-    [['notify:', '  - email: ops@example.com', '    sendmail: /nonexistent/sendmail'], /notify\[0\]\.sendmail: \/nonexistent\/sendmail is not an executable program; install an MTA/],
-    [['notify:', '  - slack: https://x.example.com/a', '    sendmail: /usr/sbin/sendmail'], /notify\[0\]\.sendmail: goes with email: only/],
+    [
+      ['notify:', '  - email: ops@example.com', '    from: "a@b.example\\rX: y"'],
+      /notify\[0\]\.from: must not contain a line break/,
+    ],
+    [
+      ['notify:', '  - email: ops@example.com', '    sendmail: sendmail'],
+      /notify\[0\]\.sendmail: must be the absolute path/,
+    ],
+    [
+      ['notify:', '  - email: ops@example.com', '    sendmail: /nonexistent/sendmail'],
+      /notify\[0\]\.sendmail: \/nonexistent\/sendmail is not an executable program; install an MTA/,
+    ],
+    [
+      ['notify:', '  - slack: https://x.example.com/a', '    sendmail: /usr/sbin/sendmail'],
+      /notify\[0\]\.sendmail: goes with email: only/,
+    ],
   ];
   for (const [lines, message] of cases) {
     const dir = tmpDir();

@@ -29,20 +29,44 @@ const hostId = () => randomBytes(16).toString('hex');
 
 function report(host: string, fields: Record<string, unknown> = {}) {
   const version = (fields.version as string | undefined) ?? '1.1';
-  return { app: 'web', host, version, previous: '1.0', seq: 3, bucket: rolloutBucket(host, version), result: 'updated', reason: '', seconds: 2.5, ...fields };
+  return {
+    app: 'web',
+    host,
+    version,
+    previous: '1.0',
+    seq: 3,
+    bucket: rolloutBucket(host, version),
+    result: 'updated',
+    reason: '',
+    seconds: 2.5,
+    ...fields,
+  };
 }
 
 /** POST with the body signed as DESIGN §5 (five lines); `sign` changes what is signed. */
-async function post(server: Server, route: string, body: unknown, { secret = FLEET_SECRET, raw, headers }: { secret?: string; raw?: string; headers?: Record<string, string> } = {}) {
+async function post(
+  server: Server,
+  route: string,
+  body: unknown,
+  { secret = FLEET_SECRET, raw, headers }: { secret?: string; raw?: string; headers?: Record<string, string> } = {},
+) {
   const text = raw ?? JSON.stringify(body);
   const signed = signRequest(secret, 'POST', route, { body: text });
-  const res = await fetch(`${server.url}${route}`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...signed, ...headers }, body: text });
-  return { status: res.status, json: await res.json().catch(() => null) as any, headers: { ...signed, ...headers } };
+  const res = await fetch(`${server.url}${route}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', ...signed, ...headers },
+    body: text,
+  });
+  return { status: res.status, json: (await res.json().catch(() => null)) as any, headers: { ...signed, ...headers } };
 }
 
-async function getFleet(server: Server, app = 'web', headers: Record<string, string> = signRequest(FLEET_SECRET, 'GET', `/fleet/${app}`)) {
+async function getFleet(
+  server: Server,
+  app = 'web',
+  headers: Record<string, string> = signRequest(FLEET_SECRET, 'GET', `/fleet/${app}`),
+) {
   const res = await fetch(`${server.url}/fleet/${app}`, { headers });
-  return { status: res.status, json: await res.json().catch(() => null) as any };
+  return { status: res.status, json: (await res.json().catch(() => null)) as any };
 }
 
 async function metrics(server: Server): Promise<string> {
@@ -55,16 +79,37 @@ test('signed reports are kept (latest per host), read back by GET /fleet/APP, sh
   const [a, b, c] = [hostId(), hostId(), hostId()];
   let server = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], { env });
   try {
-    assert.is((await post(server, '/fleet/reports', report(a, { result: 'running', version: '1.0', previous: '', seq: 2 }))).status, 202);
+    assert.is(
+      (await post(server, '/fleet/reports', report(a, { result: 'running', version: '1.0', previous: '', seq: 2 })))
+        .status,
+      202,
+    );
     const answers = await Promise.all([
       post(server, '/fleet/reports', report(a)),
-      post(server, '/fleet/reports', report(b, { result: 'rolled_back', reason: 'health check /healthz answered 500' })),
+      post(
+        server,
+        '/fleet/reports',
+        report(b, { result: 'rolled_back', reason: 'health check /healthz answered 500' }),
+      ),
       post(server, '/fleet/reports', report(c, { version: '1.0', result: 'running', bucket: 0.001 })), // claims another bucket
     ]);
     for (const answer of answers) assert.equal([answer.status, answer.json], [202, { ok: true }]);
     // An older report of host a (lower seq) is answered but does not replace the kept one.
-    assert.is((await post(server, '/fleet/reports', report(a, { version: '0.9', seq: 1, result: 'running' }))).status, 202);
-    const rollout = { app: 'web', version: '1.1', seq: 3, step: 2, percent: 10, steps: [1, 10, 100], state: 'halted', reason: 'failures: 1 of 2, allowed 0', at: new Date().toISOString() };
+    assert.is(
+      (await post(server, '/fleet/reports', report(a, { version: '0.9', seq: 1, result: 'running' }))).status,
+      202,
+    );
+    const rollout = {
+      app: 'web',
+      version: '1.1',
+      seq: 3,
+      step: 2,
+      percent: 10,
+      steps: [1, 10, 100],
+      state: 'halted',
+      reason: 'failures: 1 of 2, allowed 0',
+      at: new Date().toISOString(),
+    };
     assert.is((await post(server, '/fleet/rollouts', rollout)).status, 202);
 
     const fleet = await getFleet(server);
@@ -114,7 +159,19 @@ test('signed reports are kept (latest per host), read back by GET /fleet/APP, sh
 async function postChunked(url: string, size: number, headers: Record<string, string>): Promise<number> {
   const file = path.join(tmpDir(), 'big.json');
   writeFileSync(file, Buffer.alloc(size, 'x'));
-  const args = ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST', '-H', 'Transfer-Encoding: chunked', '-H', 'Content-Type: application/json'];
+  const args = [
+    '-sS',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code}',
+    '-X',
+    'POST',
+    '-H',
+    'Transfer-Encoding: chunked',
+    '-H',
+    'Content-Type: application/json',
+  ];
   for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}: ${v}`);
   const result = await runCommand('curl', [...args, '--data-binary', `@${file}`, `${url}/fleet/reports`]);
   return Number(result.stdout.trim());
@@ -129,23 +186,49 @@ test('hostile requests: bad signature, unknown app, huge body, replayed nonce, s
     const accepted = await post(server, '/fleet/reports', good);
     assert.is(accepted.status, 202);
     const hostile: string[] = [];
-    const hostileReport = () => { const r = report(hostId()); hostile.push(r.host); return r; };
+    const hostileReport = () => {
+      const r = report(hostId());
+      hostile.push(r.host);
+      return r;
+    };
 
     const wrong = await post(server, '/fleet/reports', hostileReport(), { secret: 'not-the-secret' });
     assert.equal([wrong.status, wrong.json.error], [401, 'unauthorized']);
     // Another app's secret does not open this app.
     const unknown = await post(server, '/fleet/reports', { ...hostileReport(), app: 'other' });
     assert.equal([unknown.status, unknown.json.error], [404, 'unknown app']);
-    const replay = await fetch(`${server.url}/fleet/reports`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...accepted.headers }, body: JSON.stringify(good) });
+    const replay = await fetch(`${server.url}/fleet/reports`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', ...accepted.headers },
+      body: JSON.stringify(good),
+    });
     assert.is(replay.status, 401, 'the same signed request again');
-    const stale = signRequest(FLEET_SECRET, 'POST', '/fleet/reports', { body: JSON.stringify(hostileReport()), now: () => Date.now() - 3600_000 });
+    const stale = signRequest(FLEET_SECRET, 'POST', '/fleet/reports', {
+      body: JSON.stringify(hostileReport()),
+      now: () => Date.now() - 3600_000,
+    });
     const staleBody = JSON.stringify(report(hostile.at(-1)!));
-    assert.is((await fetch(`${server.url}/fleet/reports`, { method: 'POST', headers: stale, body: staleBody })).status, 401, 'an hour-old timestamp');
-    const unsigned = await fetch(`${server.url}/fleet/reports`, { method: 'POST', body: JSON.stringify(hostileReport()) });
+    assert.is(
+      (await fetch(`${server.url}/fleet/reports`, { method: 'POST', headers: stale, body: staleBody })).status,
+      401,
+      'an hour-old timestamp',
+    );
+    const unsigned = await fetch(`${server.url}/fleet/reports`, {
+      method: 'POST',
+      body: JSON.stringify(hostileReport()),
+    });
     assert.is(unsigned.status, 401);
-    const declared = await fetch(`${server.url}/fleet/reports`, { method: 'POST', headers: signRequest(FLEET_SECRET, 'POST', '/fleet/reports'), body: JSON.stringify({ ...hostileReport(), reason: 'x'.repeat(5000) }) });
+    const declared = await fetch(`${server.url}/fleet/reports`, {
+      method: 'POST',
+      headers: signRequest(FLEET_SECRET, 'POST', '/fleet/reports'),
+      body: JSON.stringify({ ...hostileReport(), reason: 'x'.repeat(5000) }),
+    });
     assert.is(declared.status, 413, 'a body over 4 KiB, declared');
-    assert.is(await postChunked(server.url, 1024 * 1024, signRequest(FLEET_SECRET, 'POST', '/fleet/reports')), 413, 'a 1 MiB body, not declared');
+    assert.is(
+      await postChunked(server.url, 1024 * 1024, signRequest(FLEET_SECRET, 'POST', '/fleet/reports')),
+      413,
+      'a 1 MiB body, not declared',
+    );
     const notJson = await post(server, '/fleet/reports', null, { raw: '{"app":"web",' });
     assert.equal([notJson.status, notJson.json.error], [400, 'body is not JSON']);
     const badHost = await post(server, '/fleet/reports', { ...report('Z'.repeat(32)) });
@@ -153,9 +236,21 @@ test('hostile requests: bad signature, unknown app, huge body, replayed nonce, s
     assert.match(badHost.json.error, 'host must be 32 lowercase hex characters');
     const badResult = await post(server, '/fleet/reports', { ...hostileReport(), result: 'exploded' });
     assert.is(badResult.status, 400);
-    const badRollout = await post(server, '/fleet/rollouts', { app: 'web', version: '1.1', seq: 1, step: 1, percent: 0, steps: [1], state: 'running' });
+    const badRollout = await post(server, '/fleet/rollouts', {
+      app: 'web',
+      version: '1.1',
+      seq: 1,
+      step: 1,
+      percent: 0,
+      steps: [1],
+      state: 'running',
+    });
     assert.is(badRollout.status, 400);
-    assert.is((await fetch(`${server.url}/fleet/reports`)).status, 404, 'GET /fleet/reports names an app that is not configured');
+    assert.is(
+      (await fetch(`${server.url}/fleet/reports`)).status,
+      404,
+      'GET /fleet/reports names an app that is not configured',
+    );
     assert.is((await fetch(`${server.url}/fleet/web`, { method: 'DELETE' })).status, 405);
     assert.is((await getFleet(server, 'web', {})).status, 401, 'GET /fleet/APP unsigned');
     assert.is((await getFleet(server, 'web', signRequest('not-the-secret', 'GET', '/fleet/web'))).status, 401);
@@ -163,7 +258,11 @@ test('hostile requests: bad signature, unknown app, huge body, replayed nonce, s
     assert.is((await getFleet(server, '..%2Fetc')).status, 404);
 
     const fleet = await getFleet(server);
-    assert.equal((fleet.json.hosts as any[]).map((h) => h.host), [good.host], 'only the good report is kept');
+    assert.equal(
+      (fleet.json.hosts as any[]).map((h) => h.host),
+      [good.host],
+      'only the good report is kept',
+    );
     const log = readFileSync(path.join(dir, 'data', 'fleet', 'fleet.log'), 'utf8');
     for (const host of hostile) assert.not.match(log, host, 'a refused report is not written');
     const text = await metrics(server);
@@ -189,7 +288,11 @@ test('without a fleet: block, /fleet/ paths are not there (404) and no DATA/flee
     assert.is((await getFleet(server)).status, 404);
     assert.not.ok(readFileSync(path.join(dir, 'data', 'journal', 'jobs.journal'), 'utf8').includes('fleet'));
     let made = true;
-    try { readFileSync(path.join(dir, 'data', 'fleet', 'fleet.log')); } catch { made = false; }
+    try {
+      readFileSync(path.join(dir, 'data', 'fleet', 'fleet.log'));
+    } catch {
+      made = false;
+    }
     assert.not.ok(made);
   } finally {
     assert.is(await server.stop(), 0);
@@ -199,7 +302,9 @@ test('without a fleet: block, /fleet/ paths are not there (404) and no DATA/flee
 test('a fleet: secret that cannot be read stops hook-server at start with the key named, before it listens', async () => {
   const dir = tmpDir();
   const config = fleetConfig(dir);
-  const result = await runScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], { env: { ...env, FLEET_WEB: '' } });
+  const result = await runScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], {
+    env: { ...env, FLEET_WEB: '' },
+  });
   assert.is(result.exitCode, 2, result.stderr);
   assert.match(result.stderr, 'fleet.web.secret');
   assert.not.match(result.stderr + result.stdout, 'listening on');

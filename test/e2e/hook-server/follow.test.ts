@@ -12,23 +12,42 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { makeSite } from '../../_helpers/build.ts';
 import { openEventStream } from '../../fixtures/hooks/event-stream.ts';
-import { FAKE_BUILD, deliverGithub, fetchJob, pushPayload, waitForJobState, writeConfig } from '../../fixtures/hooks/deliveries.ts';
+import {
+  FAKE_BUILD,
+  deliverGithub,
+  fetchJob,
+  pushPayload,
+  waitForJobState,
+  writeConfig,
+} from '../../fixtures/hooks/deliveries.ts';
 import { RUNTIME, startScript, tmpDir, waitFor, type Server } from '../../_helpers/common.ts';
 
 const SECRET = `secret-${randomUUID()}`;
 const TOKEN = `token-${randomUUID()}`;
 const auth = { Authorization: `Bearer ${TOKEN}` };
-const fakeEnv = { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN, SHIPKIT_BUILD_COMMAND: FAKE_BUILD, SHIPKIT_RELEASE_COMMAND: FAKE_BUILD };
+const fakeEnv = {
+  HOOK_SECRET: SECRET,
+  HOOK_TOKEN: TOKEN,
+  SHIPKIT_BUILD_COMMAND: FAKE_BUILD,
+  SHIPKIT_RELEASE_COMMAND: FAKE_BUILD,
+};
 
 async function startFake(repos: string[], args: string[] = []): Promise<{ dir: string; server: Server }> {
   const dir = tmpDir('shipkit-follow-');
   const config = writeConfig(dir, { repos: Object.fromEntries(repos.map((r) => [r, {}])), concurrency: 4 });
-  const server = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0', ...args], { env: fakeEnv });
+  const server = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0', ...args], {
+    env: fakeEnv,
+  });
   return { dir, server };
 }
 
 async function push(server: Server, repo: string): Promise<string> {
-  const res = await deliverGithub(server.url, 'push', pushPayload(repo, { sha: randomUUID().replace(/-/g, '').padEnd(40, '0') }), SECRET);
+  const res = await deliverGithub(
+    server.url,
+    'push',
+    pushPayload(repo, { sha: randomUUID().replace(/-/g, '').padEnd(40, '0') }),
+    SECRET,
+  );
   assert.is(res.status, 202, JSON.stringify(res.json));
   return String(res.json.job);
 }
@@ -42,7 +61,8 @@ async function runningTicker(dir: string, server: Server, lines: number, pause: 
   return id;
 }
 
-const plainLog = async (server: Server, id: string) => (await fetch(`${server.url}/jobs/${id}/log`, { headers: auth })).text();
+const plainLog = async (server: Server, id: string) =>
+  (await fetch(`${server.url}/jobs/${id}/log`, { headers: auth })).text();
 const followUrl = (server: Server, id: string) => `${server.url}/jobs/${id}/log?follow=1`;
 
 function vmRssKb(pid: number): number {
@@ -137,13 +157,19 @@ test('refused: no token 401, wrong token 401, unknown job 404, malformed id 404,
   const { server } = await startFake(['o/ticker']);
   try {
     const id = await push(server, 'o/ticker');
-    for (const [headers, status] of [[{}, 401], [{ Authorization: 'Bearer nope' }, 401], [{ Authorization: `Basic ${TOKEN}` }, 401]] as const) {
+    for (const [headers, status] of [
+      [{}, 401],
+      [{ Authorization: 'Bearer nope' }, 401],
+      [{ Authorization: `Basic ${TOKEN}` }, 401],
+    ] as const) {
       const res = await fetch(followUrl(server, id), { headers });
       assert.is(res.status, status);
       assert.not.match(String(res.headers.get('content-type')), /event-stream/);
       assert.not.match(await res.text(), /tick/);
     }
-    const unknown = await fetch(`${server.url}/jobs/${id.replace(/.$/, (c) => (c === '0' ? '1' : '0'))}/log?follow=1`, { headers: auth });
+    const unknown = await fetch(`${server.url}/jobs/${id.replace(/.$/, (c) => (c === '0' ? '1' : '0'))}/log?follow=1`, {
+      headers: auth,
+    });
     assert.is(unknown.status, 404);
     const malformed = await fetch(`${server.url}/jobs/..%2F..%2Fetc/log?follow=1`, { headers: auth });
     assert.is(malformed.status, 404);
@@ -159,7 +185,9 @@ test('ui: public shows states to anyone but never a live log: 401 without the to
   const config = writeConfig(dir, { repos: { 'o/ticker': {} } });
   appendFileSync(config, 'ui: public\n');
   writeFileSync(path.join(dir, 'ticker-lines'), '100');
-  const server = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0', '--grace', '0.5'], { env: fakeEnv });
+  const server = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0', '--grace', '0.5'], {
+    env: fakeEnv,
+  });
   try {
     const id = await push(server, 'o/ticker');
     await waitForJobState(server.url, TOKEN, id, ['running']);
@@ -186,8 +214,15 @@ test('a line written in three pieces, cut inside a UTF-8 character, arrives whol
     const stream = await openEventStream(followUrl(server, id), auth);
     await stream.ended;
     const data = stream.events.filter((e) => e.event === 'message').map((e) => e.data);
-    assert.ok(data.includes('first half, second half é end') || data.some((d) => d.split('\n').includes('first half, second half é end')), JSON.stringify(data));
-    assert.not.ok(data.some((d) => d.includes('\uFFFD')), 'no broken character');
+    assert.ok(
+      data.includes('first half, second half é end') ||
+        data.some((d) => d.split('\n').includes('first half, second half é end')),
+      JSON.stringify(data),
+    );
+    assert.not.ok(
+      data.some((d) => d.includes('\uFFFD')),
+      'no broken character',
+    );
     assert.is(stream.text(), await plainLog(server, id));
   } finally {
     assert.is(await server.stop(), 0);
@@ -208,7 +243,14 @@ test('200 followers of one job: the 201st is answered 503 with Retry-After; one 
     await over.ended;
     assert.match(over.body, /too many followers/);
     streams[0].close();
-    await waitFor(async () => (await openEventStream(followUrl(server, id), auth).then((s) => { s.close(); return s.status; })) === 200, { what: 'a freed place' });
+    await waitFor(
+      async () =>
+        (await openEventStream(followUrl(server, id), auth).then((s) => {
+          s.close();
+          return s.status;
+        })) === 200,
+      { what: 'a freed place' },
+    );
     // Every follower is fed by the one tail.
     await Promise.all(streams.slice(1).map((s) => s.waitFor((x) => x.text().includes('tick 5 of'), 20_000, 'tick 5')));
     const stopped = server.stop();
@@ -232,7 +274,12 @@ test('a follower that stops reading is dropped and the server does not hold its 
     // while catching up from the file is given longer, 30 s, and would not be cut in time here).
     const stalled = net.connect(server.port, '127.0.0.1');
     stalled.write(`GET /jobs/${id}/log?follow=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`);
-    await new Promise<void>((resolve) => stalled.once('data', () => { stalled.pause(); resolve(); }));
+    await new Promise<void>((resolve) =>
+      stalled.once('data', () => {
+        stalled.pause();
+        resolve();
+      }),
+    );
     const reader = await openEventStream(followUrl(server, id), auth);
     await reader.waitFor((s) => s.comments.length > 0 || s.received > 0, 15_000, 'the reader to be in');
     rmSync(path.join(dir, 'gate'));
@@ -242,13 +289,22 @@ test('a follower that stops reading is dropped and the server does not hold its 
     // Under Deno the server's RSS grows by 45-50 MB for 40 MB streamed even with no stalled
     // follower at all (garbage from each write, freed some 30 s later), so RSS cannot tell a held
     // output there: the bound is checked under Node, the drop and the bytes under both.
-    if (RUNTIME === 'deno') console.log(`  deno: server memory grew by ${grown.toFixed(1)} MB for 40 MB of output (not bounded under Deno)`);
+    if (RUNTIME === 'deno')
+      console.log(`  deno: server memory grew by ${grown.toFixed(1)} MB for 40 MB of output (not bounded under Deno)`);
     else assert.ok(grown < 30, `server memory grew by ${grown.toFixed(1)} MB for 40 MB of output`);
     stalled.destroy();
     rmSync(path.join(dir, 'hold'));
     await reader.ended;
     assert.is(reader.events.at(-1)!.event, 'end');
-    assert.is(reader.text().split('\n').filter((l) => /^y+$/.test(l)).join('').length, 40_000_000, 'the reading follower got every byte');
+    assert.is(
+      reader
+        .text()
+        .split('\n')
+        .filter((l) => /^y+$/.test(l))
+        .join('').length,
+      40_000_000,
+      'the reading follower got every byte',
+    );
   } finally {
     await server.stop();
   }
@@ -268,7 +324,15 @@ test('a job that ends while the tail is megabytes behind: its follower still get
     await reader.ended;
     assert.is(reader.events.at(-1)!.event, 'end');
     assert.ok((await plainLog(server, id)).length < 10_000_000, 'output.log was trimmed');
-    assert.is(reader.text().split('\n').filter((l) => /^y+$/.test(l)).join('').length, 40_000_000, 'the follower got every byte');
+    assert.is(
+      reader
+        .text()
+        .split('\n')
+        .filter((l) => /^y+$/.test(l))
+        .join('').length,
+      40_000_000,
+      'the follower got every byte',
+    );
   } finally {
     await server.stop();
   }
@@ -281,9 +345,16 @@ test('a real build: its own log (logs.txt section) streams live, with the repo s
     'env:\n  DEPLOY_KEY: env:FOLLOW_SECRET\ncompile: for i in $(seq 1 12); do echo "compiling $i $DEPLOY_KEY"; sleep 0.3; done',
     'secret: env:HOOK_SECRET\ntoken: env:HOOK_TOKEN',
   );
-  const server = await startScript('hook-server', ['--config', site.config, '--listen', '127.0.0.1:0'], { env: { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN, FOLLOW_SECRET: secretValue } });
+  const server = await startScript('hook-server', ['--config', site.config, '--listen', '127.0.0.1:0'], {
+    env: { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN, FOLLOW_SECRET: secretValue },
+  });
   try {
-    const res = await deliverGithub(server.url, 'push', pushPayload('octo/site', { sha: site.first, cloneUrl: site.bare }), SECRET);
+    const res = await deliverGithub(
+      server.url,
+      'push',
+      pushPayload('octo/site', { sha: site.first, cloneUrl: site.bare }),
+      SECRET,
+    );
     assert.is(res.status, 202);
     const id = String(res.json.job);
     await waitForJobState(server.url, TOKEN, id, ['running']);
@@ -294,11 +365,18 @@ test('a real build: its own log (logs.txt section) streams live, with the repo s
     assert.equal(JSON.parse(stream.events.at(-1)!.data), { state: 'succeeded', exit: 0 });
     // After a reset (output.log until the build wrote its header), the build's own section.
     const lastReset = stream.events.map((e) => e.event).lastIndexOf('reset');
-    const text = stream.events.slice(lastReset + 1).filter((e) => e.event === 'message').map((e) => `${e.data}\n`).join('');
+    const text = stream.events
+      .slice(lastReset + 1)
+      .filter((e) => e.event === 'message')
+      .map((e) => `${e.data}\n`)
+      .join('');
     assert.is(text, await plainLog(server, id));
     assert.match(text, /^=== shipkit job \S+ start/);
     assert.match(text, /compiling 12 \*\*\*/);
-    assert.not.ok(stream.events.some((e) => e.data.includes(secretValue)), 'the secret never went out');
+    assert.not.ok(
+      stream.events.some((e) => e.data.includes(secretValue)),
+      'the secret never went out',
+    );
     assert.ok(stream.events.filter((e) => e.event === 'message').every((e) => /^[os]:\d+$/.test(e.id!)));
   } finally {
     assert.is(await server.stop(), 0);

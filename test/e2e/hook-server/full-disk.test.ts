@@ -7,13 +7,27 @@ import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { FAKE_BUILD, deliverGithub, fetchJob, pushPayload, readRuns, waitForJobState, writeConfig, type Delivery } from '../../fixtures/hooks/deliveries.ts';
+import {
+  FAKE_BUILD,
+  deliverGithub,
+  fetchJob,
+  pushPayload,
+  readRuns,
+  waitForJobState,
+  writeConfig,
+  type Delivery,
+} from '../../fixtures/hooks/deliveries.ts';
 import { mountTinyDisk, skipFullDisk, type TinyDisk } from '../../_helpers/disk.ts';
 import { freePort, startScript, tmpDir, type Server } from '../../_helpers/common.ts';
 
 const SECRET = `secret-${randomUUID()}`;
 const TOKEN = `token-${randomUUID()}`;
-const env = { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN, SHIPKIT_BUILD_COMMAND: FAKE_BUILD, SHIPKIT_RELEASE_COMMAND: FAKE_BUILD };
+const env = {
+  HOOK_SECRET: SECRET,
+  HOOK_TOKEN: TOKEN,
+  SHIPKIT_BUILD_COMMAND: FAKE_BUILD,
+  SHIPKIT_RELEASE_COMMAND: FAKE_BUILD,
+};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const started: Server[] = [];
@@ -22,7 +36,9 @@ test.after.each(async () => {
   await Promise.all(started.splice(0).map((server) => server.stop('SIGKILL')));
 });
 
-async function setup(concurrency: number): Promise<{ disk: TinyDisk; dir: string; start: () => Promise<Server> } | string> {
+async function setup(
+  concurrency: number,
+): Promise<{ disk: TinyDisk; dir: string; start: () => Promise<Server> } | string> {
   const disk = mountTinyDisk('1m');
   if (typeof disk === 'string') return disk;
   const dir = tmpDir(); // config, the fake build's records and its hold file: not on the tiny disk
@@ -31,17 +47,24 @@ async function setup(concurrency: number): Promise<{ disk: TinyDisk; dir: string
   const config = writeConfig(dir, { data: disk.dir, repos, concurrency });
   const port = await freePort();
   const start = async () => {
-    const server = await startScript('hook-server', ['--config', config, '--listen', `127.0.0.1:${port}`], { env, timeoutMs: 30_000 });
+    const server = await startScript('hook-server', ['--config', config, '--listen', `127.0.0.1:${port}`], {
+      env,
+      timeoutMs: 30_000,
+    });
     started.push(server);
     return server;
   };
   return { disk, dir, start };
 }
 
-const push = (url: string, repo: string, i: number) => deliverGithub(url, 'push', pushPayload(repo, { sha: (i + 1).toString(16).padStart(40, 'b') }), SECRET);
+const push = (url: string, repo: string, i: number) =>
+  deliverGithub(url, 'push', pushPayload(repo, { sha: (i + 1).toString(16).padStart(40, 'b') }), SECRET);
 
 /** Deliver to r/site0, r/site1, ... until one is refused; the disk is full, so one is. */
-async function deliverUntilRefused(url: string, from = 0): Promise<{ accepted: string[]; refused: Delivery; next: number }> {
+async function deliverUntilRefused(
+  url: string,
+  from = 0,
+): Promise<{ accepted: string[]; refused: Delivery; next: number }> {
   const accepted: string[] = [];
   for (let i = from; i < from + 50; i++) {
     const res = await push(url, `r/site${i}`, i);
@@ -79,11 +102,18 @@ test('a job answered 202 after a failed journal write on a full disk is not lost
   await server.stop();
   server = await start();
   assert.not.match(server.output(), /damaged records/);
-  assert.equal(await jobStates(server.url, accepted), accepted.map(() => 'queued'), 'every job answered 202 is in the journal after a restart');
+  assert.equal(
+    await jobStates(server.url, accepted),
+    accepted.map(() => 'queued'),
+    'every job answered 202 is in the journal after a restart',
+  );
 
   rmSync(path.join(dir, 'hold'));
   for (const id of accepted) await waitForJobState(server.url, TOKEN, id, ['succeeded', 'failed'], 20_000);
-  assert.equal(await jobStates(server.url, accepted), accepted.map(() => 'succeeded'));
+  assert.equal(
+    await jobStates(server.url, accepted),
+    accepted.map(() => 'succeeded'),
+  );
   const done = readRuns(dir).done;
   for (const id of accepted) assert.is(done.filter((d) => d === id).length, 1, `job ${id} built once`);
   assert.is(await server.stop(), 0);
@@ -102,7 +132,7 @@ test('a job that cannot start on a full disk stays queued (no "running" without 
   disk.fill();
   const { accepted, refused } = await deliverUntilRefused(server.url, 1);
   assert.is(refused.status, 503);
-  assert.ok(accepted.length > 0, 'some deliveries were accepted into the journal\'s last page');
+  assert.ok(accepted.length > 0, "some deliveries were accepted into the journal's last page");
   await sleep(2_500); // a retry to start has come and gone
   const during = await jobStates(server.url, accepted);
   for (const state of during) assert.ok(state === 'queued' || state === 'running', `while full: ${during.join(', ')}`);
@@ -113,15 +143,28 @@ test('a job that cannot start on a full disk stays queued (no "running" without 
   assert.is(after.status, 202);
   accepted.push(after.json.job);
   for (const id of accepted) await waitForJobState(server.url, TOKEN, id, ['succeeded', 'failed'], 20_000);
-  assert.equal(await jobStates(server.url, accepted), accepted.map(() => 'succeeded'), 'every accepted job ran once space was back');
+  assert.equal(
+    await jobStates(server.url, accepted),
+    accepted.map(() => 'succeeded'),
+    'every accepted job ran once space was back',
+  );
   const runs = readRuns(dir);
   for (const id of accepted) assert.is(runs.done.filter((d) => d === id).length, 1, `job ${id} built once`);
-  const listed = (await (await fetch(`${server.url}/jobs?limit=1000`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json()).jobs as Array<{ state: string }>;
-  assert.not.ok(listed.some((j) => j.state === 'running' || j.state === 'queued'), 'nothing left running or queued');
+  const listed = (
+    await (await fetch(`${server.url}/jobs?limit=1000`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json()
+  ).jobs as Array<{ state: string }>;
+  assert.not.ok(
+    listed.some((j) => j.state === 'running' || j.state === 'queued'),
+    'nothing left running or queued',
+  );
   assert.is(await server.stop(), 0);
 
   server = await start();
-  assert.equal(await jobStates(server.url, accepted), accepted.map(() => 'succeeded'), 'and so they read back after a restart');
+  assert.equal(
+    await jobStates(server.url, accepted),
+    accepted.map(() => 'succeeded'),
+    'and so they read back after a restart',
+  );
   assert.is(await server.stop(), 0);
 });
 

@@ -18,7 +18,15 @@ const TAG = '@scope/pkg@1.2.3';
 
 test('a GitLab subgroup project on a #/@/non-ASCII branch builds; owner/.github releases a monorepo tag', async () => {
   const dir = tmpDir();
-  const repo = await makeBareRepo(path.join(dir, 'git'), 'app', { 'README.md': '# app\n', 'release.sh': '#!/bin/sh\nprintf "%s %s\\n" "$SHIPKIT_REPO" "$SHIPKIT_TAG" > released.txt\n' }, BRANCH);
+  const repo = await makeBareRepo(
+    path.join(dir, 'git'),
+    'app',
+    {
+      'README.md': '# app\n',
+      'release.sh': '#!/bin/sh\nprintf "%s %s\\n" "$SHIPKIT_REPO" "$SHIPKIT_TAG" > released.txt\n',
+    },
+    BRANCH,
+  );
   chmodSync(path.join(repo.work, 'release.sh'), 0o755);
   const head = await repo.commit({ 'x.txt': 'x\n' }, 'executable release.sh');
   await git(repo.work, 'tag', TAG);
@@ -29,11 +37,31 @@ test('a GitLab subgroup project on a #/@/non-ASCII branch builds; owner/.github 
       'owner/.github': { url: repo.bare, steps: ['pull'] },
     },
   });
-  const server = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], { env: { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN } });
+  const server = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], {
+    env: { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN },
+  });
   try {
-    const project = { path_with_namespace: 'group/sub/app', git_http_url: 'https://gitlab.example.com/group/sub/app.git' };
-    const push = await post(`${server.url}/hooks/gitlab`, JSON.stringify({ object_kind: 'push', ref: `refs/heads/${BRANCH}`, before: '0'.repeat(40), after: head, checkout_sha: head, project }),
-      { 'Content-Type': 'application/json', 'X-Gitlab-Event': 'Push Hook', 'X-Gitlab-Token': SECRET, 'X-Gitlab-Event-UUID': randomUUID() });
+    const project = {
+      path_with_namespace: 'group/sub/app',
+      git_http_url: 'https://gitlab.example.com/group/sub/app.git',
+    };
+    const push = await post(
+      `${server.url}/hooks/gitlab`,
+      JSON.stringify({
+        object_kind: 'push',
+        ref: `refs/heads/${BRANCH}`,
+        before: '0'.repeat(40),
+        after: head,
+        checkout_sha: head,
+        project,
+      }),
+      {
+        'Content-Type': 'application/json',
+        'X-Gitlab-Event': 'Push Hook',
+        'X-Gitlab-Token': SECRET,
+        'X-Gitlab-Event-UUID': randomUUID(),
+      },
+    );
     assert.is(push.status, 202, JSON.stringify(push.json));
     const built = await waitForJobState(server.url, TOKEN, push.json.job, ['succeeded', 'failed']);
     assert.is(built.state, 'succeeded', `build exit ${built.exit}: ${built.reason}`);

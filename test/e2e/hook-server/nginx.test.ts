@@ -8,24 +8,55 @@
 // The nginx set-up it runs (the template, the host name, the site link) is shown in docs/hook-server.md.
 import { randomUUID } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { FAKE_BUILD, deliverGithub, pingPayload, pushPayload, waitForJobState, writeConfig } from '../../fixtures/hooks/deliveries.ts';
+import {
+  FAKE_BUILD,
+  deliverGithub,
+  pingPayload,
+  pushPayload,
+  waitForJobState,
+  writeConfig,
+} from '../../fixtures/hooks/deliveries.ts';
 import { ROOT, freePort, startScript, tmpDir, waitFor, type Server } from '../../_helpers/common.ts';
 
 const NGINX = '/usr/sbin/nginx';
 const TEMPLATE = path.join(ROOT, 'templates', 'nginx-hook-server.conf');
 const SECRET = `secret-${randomUUID()}`;
 const TOKEN = `token-${randomUUID()}`;
-const env = { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN, SHIPKIT_BUILD_COMMAND: FAKE_BUILD, SHIPKIT_RELEASE_COMMAND: FAKE_BUILD };
+const env = {
+  HOOK_SECRET: SECRET,
+  HOOK_TOKEN: TOKEN,
+  SHIPKIT_BUILD_COMMAND: FAKE_BUILD,
+  SHIPKIT_RELEASE_COMMAND: FAKE_BUILD,
+};
 
 /**
  * The template's TLS server block on a plain loopback port, its upstream at `upstream`; `open`:
  * the status-page lines uncommented; `prefix`: only its `location /ci/` block uncommented.
  */
-function siteFromTemplate({ port, upstream, open, prefix = false }: { port: number; upstream: number; open: boolean; prefix?: boolean }): string {
+function siteFromTemplate({
+  port,
+  upstream,
+  open,
+  prefix = false,
+}: {
+  port: number;
+  upstream: number;
+  open: boolean;
+  prefix?: boolean;
+}): string {
   const text = readFileSync(TEMPLATE, 'utf8');
   let site = text.slice(text.indexOf('server {', text.indexOf('server {') + 1));
   if (open) site = site.replace(/^ {4}#(location|\s{4}proxy|\})/gm, '    $1');
@@ -41,26 +72,56 @@ function siteFromTemplate({ port, upstream, open, prefix = false }: { port: numb
     .replaceAll('127.0.0.1:9000', `127.0.0.1:${upstream}`);
 }
 
-async function startNginx(upstream: number, open: boolean, { prefix = false, port: chosen }: { prefix?: boolean; port?: number } = {}): Promise<{ url: string; stop: () => void }> {
+async function startNginx(
+  upstream: number,
+  open: boolean,
+  { prefix = false, port: chosen }: { prefix?: boolean; port?: number } = {},
+): Promise<{ url: string; stop: () => void }> {
   const dir = tmpDir('shipkit-nginx-');
-  for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(dir, 'tmp', sub), { recursive: true });
-  const port = chosen ?? await freePort();
+  for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
+    mkdirSync(path.join(dir, 'tmp', sub), { recursive: true });
+  const port = chosen ?? (await freePort());
   const conf = path.join(dir, 'nginx.conf');
-  writeFileSync(conf, [
-    'daemon off;', 'master_process off;', 'worker_processes 1;', `pid ${dir}/nginx.pid;`, `error_log ${dir}/error.log warn;`,
-    'events { worker_connections 64; }',
-    'http {', '  access_log off;',
-    ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((kind) => `  ${kind}_temp_path ${dir}/tmp/${kind === 'client_body' ? 'body' : kind};`),
-    siteFromTemplate({ port, upstream, open, prefix }),
-    '}', '',
-  ].join('\n'));
+  writeFileSync(
+    conf,
+    [
+      'daemon off;',
+      'master_process off;',
+      'worker_processes 1;',
+      `pid ${dir}/nginx.pid;`,
+      `error_log ${dir}/error.log warn;`,
+      'events { worker_connections 64; }',
+      'http {',
+      '  access_log off;',
+      ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(
+        (kind) => `  ${kind}_temp_path ${dir}/tmp/${kind === 'client_body' ? 'body' : kind};`,
+      ),
+      siteFromTemplate({ port, upstream, open, prefix }),
+      '}',
+      '',
+    ].join('\n'),
+  );
   const fd = openSync(path.join(dir, 'output.log'), 'a');
-  const child: ChildProcess = spawn(NGINX, ['-p', dir, '-c', conf, '-e', `${dir}/error.log`], { cwd: dir, stdio: ['ignore', fd, fd], detached: true });
+  const child: ChildProcess = spawn(NGINX, ['-p', dir, '-c', conf, '-e', `${dir}/error.log`], {
+    cwd: dir,
+    stdio: ['ignore', fd, fd],
+    detached: true,
+  });
   closeSync(fd);
-  const stop = () => { if (child.pid && child.exitCode === null && child.signalCode === null) try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } };
+  const stop = () => {
+    if (child.pid && child.exitCode === null && child.signalCode === null)
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+  };
   process.on('exit', stop);
   try {
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status === 200, { timeoutMs: 10_000, what: 'nginx to proxy /healthz' });
+    await waitFor(
+      async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status === 200,
+      { timeoutMs: 10_000, what: 'nginx to proxy /healthz' },
+    );
   } catch (error) {
     stop();
     const log = existsSync(path.join(dir, 'error.log')) ? readFileSync(path.join(dir, 'error.log'), 'utf8') : '';
@@ -117,7 +178,9 @@ test('status-page lines uncommented: page, login, assets, badge, job page and a 
 
     // A form posted with Origin but no Sec-Fetch-Site: hook-server compares it with the Host nginx passes on.
     const login = await fetch(`${nginx.url}/login`, {
-      method: 'POST', body: new URLSearchParams({ token: TOKEN }).toString(), redirect: 'manual',
+      method: 'POST',
+      body: new URLSearchParams({ token: TOKEN }).toString(),
+      redirect: 'manual',
       headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: nginx.url },
     });
     assert.is(login.status, 303, await login.text());
@@ -130,7 +193,9 @@ test('status-page lines uncommented: page, login, assets, badge, job page and a 
     assert.match(await jobPage.text(), `data-follow="/jobs/${job}/log?follow=1"`);
 
     // The live log's first bytes arrive while the job still runs (nginx does not hold them back).
-    const stream = await fetch(`${nginx.url}/jobs/${job}/log?follow=1`, { headers: { Accept: 'text/event-stream', Cookie: cookie } });
+    const stream = await fetch(`${nginx.url}/jobs/${job}/log?follow=1`, {
+      headers: { Accept: 'text/event-stream', Cookie: cookie },
+    });
     assert.is(stream.status, 200);
     assert.match(stream.headers.get('content-type')!, 'text/event-stream');
     const reader = stream.body!.getReader();
@@ -144,7 +209,11 @@ test('status-page lines uncommented: page, login, assets, badge, job page and a 
       return received.includes(what);
     };
     assert.ok(await readUntil('retry: 2000'), received);
-    assert.is((await waitForJobState(server.url, TOKEN, job, ['running'])).state, 'running', 'the stream began before the job ended');
+    assert.is(
+      (await waitForJobState(server.url, TOKEN, job, ['running'])).state,
+      'running',
+      'the stream began before the job ended',
+    );
     rmSync(path.join(dir, 'hold'));
     assert.ok(await readUntil('event: end'), received);
     assert.match(received, '"state":"succeeded"');
@@ -157,10 +226,13 @@ test('status-page lines uncommented: page, login, assets, badge, job page and a 
 
 /** Every URL a page points at or posts to, as [attribute, value]. */
 function urlsIn(html: string): Array<[string, string]> {
-  return [...html.matchAll(/\b(href|src|action|data-follow)="([^"]*)"/g)].map((m) => [m[1], m[2].replaceAll('&amp;', '&')]);
+  return [...html.matchAll(/\b(href|src|action|data-follow)="([^"]*)"/g)].map((m) => [
+    m[1],
+    m[2].replaceAll('&amp;', '&'),
+  ]);
 }
 
-test('under /ci/ (the template\'s location /ci/ block, public_url: …/ci): login, redirect, cookie, every link and asset stay under /ci/', async () => {
+test("under /ci/ (the template's location /ci/ block, public_url: …/ci): login, redirect, cookie, every link and asset stay under /ci/", async () => {
   if (!available) return console.log(`  skipped: ${NGINX} is not installed (apt-get install nginx-light)`);
   const dir = tmpDir();
   const port = await freePort();
@@ -174,7 +246,11 @@ test('under /ci/ (the template\'s location /ci/ block, public_url: …/ci): logi
     const job = pushed.json.job as string;
     await waitForJobState(server.url, TOKEN, job, ['running']);
     for (const route of ['/', '/login', '/assets/shipkit.css', `/jobs/${job}`]) {
-      assert.is((await fetch(nginx.url + route, { headers: { Accept: 'text/html' } })).status, 404, `${route}: only /ci/ is open`);
+      assert.is(
+        (await fetch(nginx.url + route, { headers: { Accept: 'text/html' } })).status,
+        404,
+        `${route}: only /ci/ is open`,
+      );
     }
 
     // Signed out: the login form, its action and stylesheet under /ci/.
@@ -184,20 +260,32 @@ test('under /ci/ (the template\'s location /ci/ block, public_url: …/ci): logi
     assert.match(formHtml, '<form class="login" method="post" action="/ci/login">');
     await fetchEach(formHtml, '');
 
-    const post = (next?: string) => fetch(new URL('/ci/login', nginx.url), {
-      method: 'POST', body: new URLSearchParams({ token: TOKEN, ...(next ? { next } : {}) }).toString(), redirect: 'manual',
-      headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: nginx.url },
-    });
+    const post = (next?: string) =>
+      fetch(new URL('/ci/login', nginx.url), {
+        method: 'POST',
+        body: new URLSearchParams({ token: TOKEN, ...(next ? { next } : {}) }).toString(),
+        redirect: 'manual',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: nginx.url },
+      });
     const login = await post();
     assert.is(login.status, 303, await login.text());
     assert.is(login.headers.get('location'), '/ci/');
     const setCookie = login.headers.get('set-cookie')!;
-    assert.match(setCookie, /^shipkit_session=[A-Za-z0-9_-]{22}\.\d{13}\.[A-Za-z0-9_-]{43}; Path=\/ci; Max-Age=604800; HttpOnly; SameSite=Strict$/);
+    assert.match(
+      setCookie,
+      /^shipkit_session=[A-Za-z0-9_-]{22}\.\d{13}\.[A-Za-z0-9_-]{43}; Path=\/ci; Max-Age=604800; HttpOnly; SameSite=Strict$/,
+    );
     const cookie = setCookie.split(';')[0];
-    assert.is((await post(`/jobs/${job}`)).headers.get('location'), `/ci/jobs/${job}`, 'back to the job page the viewer came from');
+    assert.is(
+      (await post(`/jobs/${job}`)).headers.get('location'),
+      `/ci/jobs/${job}`,
+      'back to the job page the viewer came from',
+    );
 
     // Signed in: the list and the running job's page; each of their links answers through nginx.
-    const page = await fetch(new URL(login.headers.get('location')!, nginx.url), { headers: { Accept: 'text/html', Cookie: cookie } });
+    const page = await fetch(new URL(login.headers.get('location')!, nginx.url), {
+      headers: { Accept: 'text/html', Cookie: cookie },
+    });
     assert.is(page.status, 200);
     const pageHtml = await page.text();
     assert.match(pageHtml, `href="/ci/jobs/${job}"`);
@@ -232,15 +320,32 @@ test('under /ci/ (the template\'s location /ci/ block, public_url: …/ci): logi
       const headers: Record<string, string> = { Accept: 'text/html', ...(cookie ? { Cookie: cookie } : {}) };
       if (attribute === 'action' && value === '/ci/logout') {
         // Logout ends the session on the server: a session of its own, so `cookie` lives on for the URLs after it.
-        const own = cookie ? (await fetch(new URL('/ci/login', nginx.url), {
-          method: 'POST', body: new URLSearchParams({ token: TOKEN }).toString(), redirect: 'manual',
-          headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: nginx.url },
-        })).headers.get('set-cookie')!.split(';')[0] : '';
-        const out = await fetch(url, { method: 'POST', redirect: 'manual', headers: { ...headers, ...(own ? { Cookie: own } : {}), Origin: nginx.url } });
+        const own = cookie
+          ? (
+              await fetch(new URL('/ci/login', nginx.url), {
+                method: 'POST',
+                body: new URLSearchParams({ token: TOKEN }).toString(),
+                redirect: 'manual',
+                headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: nginx.url },
+              })
+            ).headers
+              .get('set-cookie')!
+              .split(';')[0]
+          : '';
+        const out = await fetch(url, {
+          method: 'POST',
+          redirect: 'manual',
+          headers: { ...headers, ...(own ? { Cookie: own } : {}), Origin: nginx.url },
+        });
         assert.is(out.status, 303, value);
         assert.is(out.headers.get('location'), '/ci/');
         assert.is(out.headers.get('set-cookie'), 'shipkit_session=; Path=/ci; Max-Age=0; HttpOnly; SameSite=Strict');
-        if (own) assert.is((await fetch(new URL('/ci/', nginx.url), { headers: { Accept: 'text/html', Cookie: own } })).status, 401, 'the logged-out session is refused');
+        if (own)
+          assert.is(
+            (await fetch(new URL('/ci/', nginx.url), { headers: { Accept: 'text/html', Cookie: own } })).status,
+            401,
+            'the logged-out session is refused',
+          );
         continue;
       }
       if (attribute === 'data-follow') headers.Accept = 'text/event-stream';
@@ -258,7 +363,8 @@ test('under /ci/ (the template\'s location /ci/ block, public_url: …/ci): logi
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
 test('under /ci/ in a real browser: log in, the styled list, a live log that ends, log out; no console errors or CSP violations', async () => {
-  if (!available || !existsSync(CHROMIUM)) return console.log(`  skipped: needs ${NGINX} and ${CHROMIUM} (apt-get install nginx-light chromium)`);
+  if (!available || !existsSync(CHROMIUM))
+    return console.log(`  skipped: needs ${NGINX} and ${CHROMIUM} (apt-get install nginx-light chromium)`);
   const puppeteer = (await import('puppeteer-core')).default;
   const dir = tmpDir();
   const port = await freePort();
@@ -266,8 +372,17 @@ test('under /ci/ in a real browser: log in, the styled list, a live log that end
   const nginx = await startNginx(server.port, false, { prefix: true, port });
   const base = `${nginx.url}/ci`;
   const browser = await puppeteer.launch({
-    executablePath: CHROMIUM, headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${path.join(dir, 'chromium')}`],
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      `--user-data-dir=${path.join(dir, 'chromium')}`,
+    ],
   });
   const problems: string[] = [];
   try {
@@ -281,21 +396,32 @@ test('under /ci/ in a real browser: log in, the styled list, a live log that end
     });
     page.on('pageerror', (e) => problems.push(`page error: ${(e as Error).message}`));
     // Nothing the pages load or link to falls outside /ci/ (the browser's own /favicon.ico aside).
-    page.on('response', (r) => { if (r.status() === 404 && !r.url().endsWith('/favicon.ico')) problems.push(`404: ${r.url()}`); });
-    await page.evaluateOnNewDocument(() => {
-      document.addEventListener('securitypolicyviolation', (e) => console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`));
+    page.on('response', (r) => {
+      if (r.status() === 404 && !r.url().endsWith('/favicon.ico')) problems.push(`404: ${r.url()}`);
     });
-    const styled = () => page.evaluate(() => Array.from(document.styleSheets).reduce((n, sheet) => n + sheet.cssRules.length, 0));
+    await page.evaluateOnNewDocument(() => {
+      document.addEventListener('securitypolicyviolation', (e) =>
+        console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`),
+      );
+    });
+    const styled = () =>
+      page.evaluate(() => Array.from(document.styleSheets).reduce((n, sheet) => n + sheet.cssRules.length, 0));
 
     assert.is((await page.goto(`${base}/`, { waitUntil: 'load' }))!.status(), 401);
-    assert.ok(await styled() > 10, 'the login form is styled');
+    assert.ok((await styled()) > 10, 'the login form is styled');
     await page.type('input#token', TOKEN);
-    const [landed] = await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click('button[type=submit]')]);
+    const [landed] = await Promise.all([
+      page.waitForNavigation({ waitUntil: 'load' }),
+      page.click('button[type=submit]'),
+    ]);
     assert.is(page.url(), `${base}/`);
     assert.is(landed!.status(), 200, 'the browser sends the Path=/ci cookie back');
-    assert.ok(await styled() > 10);
+    assert.ok((await styled()) > 10);
     const cookies = await page.cookies();
-    assert.equal(cookies.map((c) => [c.name, c.path]), [['shipkit_session', '/ci']]);
+    assert.equal(
+      cookies.map((c) => [c.name, c.path]),
+      [['shipkit_session', '/ci']],
+    );
 
     writeFileSync(path.join(dir, 'ticker-lines'), '40\n');
     const pushed = await deliverGithub(base, 'push', pushPayload('octo/ticker'), SECRET);
@@ -305,11 +431,21 @@ test('under /ci/ in a real browser: log in, the styled list, a live log that end
     await page.goto(base, { waitUntil: 'load' });
     await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click(`a[href="/ci/jobs/${job}"]`)]);
     assert.is(page.url(), `${base}/jobs/${job}`);
-    await page.evaluate(() => { (window as unknown as { marker: number }).marker = 1; });
-    await page.waitForFunction(() => (document.querySelector('#log pre')?.textContent ?? '').includes('tick 3 of 40'), { timeout: 30_000 });
+    await page.evaluate(() => {
+      (window as unknown as { marker: number }).marker = 1;
+    });
+    await page.waitForFunction(() => (document.querySelector('#log pre')?.textContent ?? '').includes('tick 3 of 40'), {
+      timeout: 30_000,
+    });
     assert.match(await page.$eval('#log', (el) => el.previousElementSibling?.textContent ?? ''), /live/);
     // The end: the page reloads into the finished job's page, with the whole log.
-    await page.waitForFunction(() => !(window as unknown as { marker?: number }).marker && document.readyState === 'complete' && !document.querySelector('[data-follow]'), { timeout: 30_000 });
+    await page.waitForFunction(
+      () =>
+        !(window as unknown as { marker?: number }).marker &&
+        document.readyState === 'complete' &&
+        !document.querySelector('[data-follow]'),
+      { timeout: 30_000 },
+    );
     assert.match(await page.evaluate(() => document.body.textContent ?? ''), /tick 40 of 40/);
     assert.is(page.url(), `${base}/jobs/${job}`);
 

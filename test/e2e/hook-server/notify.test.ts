@@ -7,14 +7,26 @@ import { appendFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startReceiver } from '../../fixtures/hooks/receiver.ts';
-import { FAKE_BUILD, deliverGithub, pushPayload, waitForJobState, writeConfig } from '../../fixtures/hooks/deliveries.ts';
+import {
+  FAKE_BUILD,
+  deliverGithub,
+  pushPayload,
+  waitForJobState,
+  writeConfig,
+} from '../../fixtures/hooks/deliveries.ts';
 import { runScript, startScript, tmpDir, waitFor } from '../../_helpers/common.ts';
 
 const SECRET = `secret-${randomUUID()}`;
 const TOKEN = `token-${randomUUID()}`;
 const NOTIFY_SECRET = `notify-${randomUUID()}`;
 const SLACK_PATH = `/services/T0/B0/${randomUUID()}`;
-const env = { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN, NOTIFY_SECRET, SHIPKIT_BUILD_COMMAND: FAKE_BUILD, SHIPKIT_RELEASE_COMMAND: FAKE_BUILD };
+const env = {
+  HOOK_SECRET: SECRET,
+  HOOK_TOKEN: TOKEN,
+  NOTIFY_SECRET,
+  SHIPKIT_BUILD_COMMAND: FAKE_BUILD,
+  SHIPKIT_RELEASE_COMMAND: FAKE_BUILD,
+};
 
 /** A receiver answering 200, or (`hang`) never answering. */
 const receiver = (hang = false) => startReceiver(hang ? () => {} : undefined);
@@ -25,18 +37,23 @@ test('a failure and its recovery reach Slack and the signed webhook; a hanging r
   const hang = await receiver(true);
   const dir = tmpDir();
   const config = writeConfig(dir, { repos: { 'octo/fail': {}, 'octo/site': {} } });
-  appendFileSync(config, [
-    'public_url: https://ci.example.com/',
-    'notify:',
-    '  - slack: env:SLACK_URL',
-    '  - webhook: ' + `${hook.base}/hooks/shipkit`,
-    '    secret: env:NOTIFY_SECRET',
-    '    on: [success, failure, recovery]',
-    '  - slack: ' + `${hang.base}/hang`,
-    '    on: [success, failure]',
-    '',
-  ].join('\n'));
-  const server = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], { env: { ...env, SLACK_URL: slack.base + SLACK_PATH } });
+  appendFileSync(
+    config,
+    [
+      'public_url: https://ci.example.com/',
+      'notify:',
+      '  - slack: env:SLACK_URL',
+      '  - webhook: ' + `${hook.base}/hooks/shipkit`,
+      '    secret: env:NOTIFY_SECRET',
+      '    on: [success, failure, recovery]',
+      '  - slack: ' + `${hang.base}/hang`,
+      '    on: [success, failure]',
+      '',
+    ].join('\n'),
+  );
+  const server = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], {
+    env: { ...env, SLACK_URL: slack.base + SLACK_PATH },
+  });
   try {
     const failed = await deliverGithub(server.url, 'push', pushPayload('octo/fail'), SECRET);
     const failedJob = await waitForJobState(server.url, TOKEN, failed.json.job, ['failed']);
@@ -62,7 +79,9 @@ test('a failure and its recovery reach Slack and the signed webhook; a hanging r
     assert.ok(hang.received.length >= 1, 'the hanging receiver was asked');
     assert.not.match(server.output(), SLACK_PATH, 'the Slack URL is never logged');
     assert.not.match(server.output(), NOTIFY_SECRET);
-    const metrics = await (await fetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } })).text();
+    const metrics = await (
+      await fetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } })
+    ).text();
     assert.match(metrics, 'shipkit_notifications_total{channel="slack",outcome="delivered"} 1');
     assert.match(metrics, 'shipkit_notifications_total{channel="webhook",outcome="delivered"} 2');
   } finally {
@@ -77,16 +96,30 @@ test('bad notify: entries stop hook-server with exit 2, naming the key and never
   const cases: Array<[string[], Record<string, string>, RegExp]> = [
     [['notify:', '  - slack: ftp://x.example.com/a'], {}, /notify\[0\]\.slack: must be an http/],
     [['notify:', '  - webhook: https://x.example.com/a'], {}, /notify\[0\]: a webhook: needs secret:/],
-    [['notify:', '  - slack: https://x.example.com/a', '    webhook: https://y.example.com/'], {}, /give exactly one of slack: or webhook:/],
-    [['notify:', '  - slack: https://x.example.com/a', '    on: [sometimes]'], {}, /notify\[0\]\.on\[0\]: unknown event "sometimes"/],
+    [
+      ['notify:', '  - slack: https://x.example.com/a', '    webhook: https://y.example.com/'],
+      {},
+      /give exactly one of slack: or webhook:/,
+    ],
+    [
+      ['notify:', '  - slack: https://x.example.com/a', '    on: [sometimes]'],
+      {},
+      /notify\[0\]\.on\[0\]: unknown event "sometimes"/,
+    ],
     [['notify:', '  - slack: env:SLACK_URL'], {}, /environment variable SLACK_URL is not set/],
-    [['notify:', '  - slack: env:SLACK_URL'], { SLACK_URL: 'not a url /services/SECRETPATH' }, /notify\[0\]\.slack: the value of env:SLACK_URL is not an http/],
+    [
+      ['notify:', '  - slack: env:SLACK_URL'],
+      { SLACK_URL: 'not a url /services/SECRETPATH' },
+      /notify\[0\]\.slack: the value of env:SLACK_URL is not an http/,
+    ],
   ];
   for (const [lines, extra, message] of cases) {
     const dir = tmpDir();
     const config = writeConfig(dir, { repos: { 'octo/site': {} } });
     appendFileSync(config, `${lines.join('\n')}\n`);
-    const res = await runScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], { env: { ...env, ...extra } });
+    const res = await runScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], {
+      env: { ...env, ...extra },
+    });
     assert.is(res.exitCode, 2, lines.join(' '));
     assert.match(res.stderr, message, lines.join(' '));
     assert.not.match(res.stderr, 'SECRETPATH');

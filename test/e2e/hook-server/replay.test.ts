@@ -19,18 +19,46 @@ const TOKEN = `token-${randomUUID()}`;
 const env = { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN };
 
 /** A signed GitHub delivery, kept as sent so that it can be replayed byte for byte. */
-async function githubPush(repo: string, sha: string, order: { pushedAt: number; before: string; forced?: boolean }, cloneUrl?: string) {
+async function githubPush(
+  repo: string,
+  sha: string,
+  order: { pushedAt: number; before: string; forced?: boolean },
+  cloneUrl?: string,
+) {
   const payload = pushPayload(repo, { sha, cloneUrl });
   Object.assign(payload, { before: order.before, forced: order.forced ?? false });
   payload.repository.pushed_at = order.pushedAt;
   const body = JSON.stringify(payload);
-  return { body, headers: { 'Content-Type': 'application/json', 'X-GitHub-Event': 'push', 'X-GitHub-Delivery': randomUUID(), 'X-Hub-Signature-256': await githubSignature(SECRET, body) } };
+  return {
+    body,
+    headers: {
+      'Content-Type': 'application/json',
+      'X-GitHub-Event': 'push',
+      'X-GitHub-Delivery': randomUUID(),
+      'X-Hub-Signature-256': await githubSignature(SECRET, body),
+    },
+  };
 }
 
 function gitlabPush(before: string, after: string) {
   const project = { path_with_namespace: 'group/app', git_http_url: 'https://gitlab.example.com/group/app.git' };
-  const body = JSON.stringify({ object_kind: 'push', ref: 'refs/heads/main', before, after, checkout_sha: after, project });
-  return { body, headers: { 'Content-Type': 'application/json', 'X-Gitlab-Event': 'Push Hook', 'X-Gitlab-Token': SECRET, 'X-Gitlab-Event-UUID': randomUUID() } };
+  const body = JSON.stringify({
+    object_kind: 'push',
+    ref: 'refs/heads/main',
+    before,
+    after,
+    checkout_sha: after,
+    project,
+  });
+  return {
+    body,
+    headers: {
+      'Content-Type': 'application/json',
+      'X-Gitlab-Event': 'Push Hook',
+      'X-Gitlab-Token': SECRET,
+      'X-Gitlab-Event-UUID': randomUUID(),
+    },
+  };
 }
 
 async function send(server: Server, route: string, delivery: { body: string; headers: Record<string, string> }) {
@@ -55,7 +83,9 @@ test('a replayed older push is superseded, by signed push time (GitHub) and by a
   const dir = tmpDir();
   const site = await makeBareRepo(path.join(dir, 'git'), 'site');
   const app = await makeBareRepo(path.join(dir, 'git'), 'app');
-  const config = writeConfig(dir, { repos: { 'octo/site': { url: site.bare, steps: ['pull'] }, 'group/app': { url: app.bare, steps: ['pull'] } } });
+  const config = writeConfig(dir, {
+    repos: { 'octo/site': { url: site.bare, steps: ['pull'] }, 'group/app': { url: app.bare, steps: ['pull'] } },
+  });
   const siteWork = path.join(dir, 'data/repos/octo__site');
   const appWork = path.join(dir, 'data/repos/group__app');
   const c1 = site.first;
@@ -73,13 +103,27 @@ test('a replayed older push is superseded, by signed push time (GitHub) and by a
     assert.is(replay.status, 200, JSON.stringify(replay.json));
     assert.is(replay.json.state, 'superseded');
     assert.is(await jobCount(server), jobs, 'no job for the replay');
-    await waitFor(() => /push older than the last one accepted for its branch: not built.*before the push of/.test(server.output()), { what: 'the superseded line in the log' });
+    await waitFor(
+      () => /push older than the last one accepted for its branch: not built.*before the push of/.test(server.output()),
+      { what: 'the superseded line in the log' },
+    );
 
     // A forced push back to c1 is a deliberate rollback: it builds.
     await git(site.work, 'push', '--quiet', '--force', 'origin', `${c1}:refs/heads/main`);
-    await built(server, await send(server, '/hooks/github', await githubPush('octo/site', c1, { pushedAt: 3_000, before: c2, forced: true })));
+    await built(
+      server,
+      await send(
+        server,
+        '/hooks/github',
+        await githubPush('octo/site', c1, { pushedAt: 3_000, before: c2, forced: true }),
+      ),
+    );
     assert.is(await head(siteWork), c1);
-    assert.is((await send(server, '/hooks/github', d2)).json.state, 'superseded', 'the replayed push of c2 does not undo the rollback');
+    assert.is(
+      (await send(server, '/hooks/github', d2)).json.state,
+      'superseded',
+      'the replayed push of c2 does not undo the rollback',
+    );
     assert.is(await head(siteWork), c1);
 
     // GitLab signs no push time: ancestry in the clone decides.
@@ -117,7 +161,8 @@ test('a replayed older push is superseded, by signed push time (GitHub) and by a
 async function serveRepos(root: string): Promise<{ url: string; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
     const file = path.join(root, decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname));
-    if (!file.startsWith(root + path.sep) || !existsSync(file) || !statSync(file).isFile()) return void res.writeHead(404).end();
+    if (!file.startsWith(root + path.sep) || !existsSync(file) || !statSync(file).isFile())
+      return void res.writeHead(404).end();
     res.writeHead(200, { 'Content-Type': 'application/octet-stream' });
     createReadStream(file).pipe(res);
   });
@@ -126,7 +171,7 @@ async function serveRepos(root: string): Promise<{ url: string; close(): Promise
   return { url: `http://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 
-test('the payload\'s clone_url never re-points the clone (400, logged); credentials in a clone URL reach no argv, log or journal', async () => {
+test("the payload's clone_url never re-points the clone (400, logged); credentials in a clone URL reach no argv, log or journal", async () => {
   const dir = tmpDir();
   const good = await makeBareRepo(path.join(dir, 'git'), 'good');
   const evil = await makeBareRepo(path.join(dir, 'git'), 'evil', { 'README.md': '# evil\n' });
@@ -146,25 +191,51 @@ async function checkPinned(dir: string, reposUrl: string, good: { first: string 
   const server = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], { env });
   try {
     const goodUrl = `${repos.url}/good.git`;
-    await built(server, await send(server, '/hooks/github', await githubPush('octo/pinned', good.first, { pushedAt: 1_000, before: '0'.repeat(40) }, goodUrl)));
+    await built(
+      server,
+      await send(
+        server,
+        '/hooks/github',
+        await githubPush('octo/pinned', good.first, { pushedAt: 1_000, before: '0'.repeat(40) }, goodUrl),
+      ),
+    );
     assert.is((await git(work, 'remote', 'get-url', 'origin')).stdout.trim(), goodUrl);
     const jobs = await jobCount(server);
 
-    const moved = await send(server, '/hooks/github', await githubPush('octo/pinned', evil.first, { pushedAt: 2_000, before: good.first }, `${repos.url}/evil.git`));
+    const moved = await send(
+      server,
+      '/hooks/github',
+      await githubPush('octo/pinned', evil.first, { pushedAt: 2_000, before: good.first }, `${repos.url}/evil.git`),
+    );
     assert.is(moved.status, 400, JSON.stringify(moved.json));
     assert.is(moved.json.error, 'clone URL refused');
-    await waitFor(() => /request refused .*evil\.git is not the remote pinned at the first clone/.test(server.output()), { what: 'the refusal in the log' });
+    await waitFor(
+      () => /request refused .*evil\.git is not the remote pinned at the first clone/.test(server.output()),
+      { what: 'the refusal in the log' },
+    );
     assert.is(await jobCount(server), jobs, 'nothing queued');
     assert.is((await git(work, 'remote', 'get-url', 'origin')).stdout.trim(), goodUrl, 'origin unchanged');
     assert.is(await head(work), good.first);
 
     const token = `tok-${randomUUID()}`;
-    const withCredentials = await send(server, '/hooks/github', await githubPush('octo/pinned', good.first, { pushedAt: 3_000, before: good.first }, `${repos.url.replace('http://', `http://deploy:${token}@`)}/good.git`));
+    const withCredentials = await send(
+      server,
+      '/hooks/github',
+      await githubPush(
+        'octo/pinned',
+        good.first,
+        { pushedAt: 3_000, before: good.first },
+        `${repos.url.replace('http://', `http://deploy:${token}@`)}/good.git`,
+      ),
+    );
     assert.is(withCredentials.status, 400);
     assert.is(await jobCount(server), jobs);
-    await waitFor(() => /request refused .*carries credentials/.test(server.output()), { what: 'the refusal in the log' });
-    assert.not.ok(server.output().includes(token), 'not in hook-server\'s log');
-    for (const file of listFiles(path.join(dir, 'data'))) assert.not.ok(readFileSync(file).includes(token), `not in ${file}`);
+    await waitFor(() => /request refused .*carries credentials/.test(server.output()), {
+      what: 'the refusal in the log',
+    });
+    assert.not.ok(server.output().includes(token), "not in hook-server's log");
+    for (const file of listFiles(path.join(dir, 'data')))
+      assert.not.ok(readFileSync(file).includes(token), `not in ${file}`);
   } finally {
     assert.is(await server.stop('SIGTERM'), 0);
   }
@@ -176,7 +247,9 @@ async function checkPinned(dir: string, reposUrl: string, good: { first: string 
 }
 
 function listFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => e.isDirectory() ? listFiles(path.join(dir, e.name)) : e.isFile() ? [path.join(dir, e.name)] : []);
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? listFiles(path.join(dir, e.name)) : e.isFile() ? [path.join(dir, e.name)] : [],
+  );
 }
 
 test.run();

@@ -13,7 +13,12 @@ import { runScript, startScript, tmpDir, type Server } from '../../_helpers/comm
 
 const SECRET = `secret-${randomUUID()}`;
 const TOKEN = `token-${randomUUID()}`;
-const env = { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN, SHIPKIT_BUILD_COMMAND: FAKE_BUILD, SHIPKIT_RELEASE_COMMAND: FAKE_BUILD };
+const env = {
+  HOOK_SECRET: SECRET,
+  HOOK_TOKEN: TOKEN,
+  SHIPKIT_BUILD_COMMAND: FAKE_BUILD,
+  SHIPKIT_RELEASE_COMMAND: FAKE_BUILD,
+};
 const HTML = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
 const CLEARED = 'shipkit_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict';
 
@@ -22,7 +27,8 @@ function setup(): { config: string; data: string } {
   return { config: writeConfig(dir, { repos: { 'octo/site': {} } }), data: path.join(dir, 'data') };
 }
 
-const start = (config: string): Promise<Server> => startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], { env });
+const start = (config: string): Promise<Server> =>
+  startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], { env });
 
 /** The status page as a browser asks for it, with a cookie. */
 async function page(server: Server, cookie: string) {
@@ -38,7 +44,12 @@ async function api(server: Server, cookie: string): Promise<number> {
 }
 
 async function login(server: Server): Promise<string> {
-  const res = await fetch(`${server.url}/login`, { method: 'POST', body: new URLSearchParams({ token: TOKEN }).toString(), headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, redirect: 'manual' });
+  const res = await fetch(`${server.url}/login`, {
+    method: 'POST',
+    body: new URLSearchParams({ token: TOKEN }).toString(),
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    redirect: 'manual',
+  });
   assert.is(res.status, 303, await res.text());
   return res.headers.get('set-cookie')!.split(';')[0];
 }
@@ -140,7 +151,9 @@ test('forged, altered, other-token and previous-format cookies get the login for
     const flip = (text: string) => `${text.slice(0, -1)}${text.endsWith('A') ? 'B' : 'A'}`;
     // As the previous release made it: EXPIRY.MAC under the token's v1 key, and not expired.
     const expiry = Math.floor(Date.now() / 1000) + 3600;
-    const v1 = createHmac('sha256', createHmac('sha256', TOKEN).update('shipkit status page session v1').digest()).update(`session.${expiry}`).digest('base64url');
+    const v1 = createHmac('sha256', createHmac('sha256', TOKEN).update('shipkit status page session v1').digest())
+      .update(`session.${expiry}`)
+      .digest('base64url');
     for (const [what, value] of [
       ['id altered', `${flip(id)}.${issued}.${mac}`],
       ['issue time moved', `${id}.${Number(issued) + 1}.${mac}`],

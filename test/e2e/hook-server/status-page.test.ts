@@ -13,17 +13,32 @@ import { resolveServerSecrets, startHookServer } from '../../../lib/server/hook-
 import { silentLogger } from '../../../lib/core/log.ts';
 import { createSessionKeys } from '../../../lib/web/session.ts';
 import { seedJournal, seededJob as seededJobOf } from '../../fixtures/hooks/seeded-journal.ts';
-import { FAKE_BUILD, deliverGithub, pushPayload, waitForJobState, writeConfig } from '../../fixtures/hooks/deliveries.ts';
+import {
+  FAKE_BUILD,
+  deliverGithub,
+  pushPayload,
+  waitForJobState,
+  writeConfig,
+} from '../../fixtures/hooks/deliveries.ts';
 import { makeBareRepo, startScript, tmpDir, type Server } from '../../_helpers/common.ts';
 
 const SECRET = `secret-${randomUUID()}`;
 const TOKEN = `token-${randomUUID()}`;
-const env = { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN, SHIPKIT_BUILD_COMMAND: FAKE_BUILD, SHIPKIT_RELEASE_COMMAND: FAKE_BUILD };
+const env = {
+  HOOK_SECRET: SECRET,
+  HOOK_TOKEN: TOKEN,
+  SHIPKIT_BUILD_COMMAND: FAKE_BUILD,
+  SHIPKIT_RELEASE_COMMAND: FAKE_BUILD,
+};
 const HTML = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
 const HOSTILE = `<script>alert(1)</script> "'</textarea> \u202Egnp.exe`;
-const CSP = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+const CSP =
+  "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-async function get(url: string, { cookie, accept = HTML, auth }: { cookie?: string; accept?: string; auth?: string } = {}) {
+async function get(
+  url: string,
+  { cookie, accept = HTML, auth }: { cookie?: string; accept?: string; auth?: string } = {},
+) {
   const headers: Record<string, string> = { Accept: accept };
   if (cookie) headers.Cookie = cookie;
   if (auth) headers.Authorization = `Bearer ${auth}`;
@@ -31,9 +46,18 @@ async function get(url: string, { cookie, accept = HTML, auth }: { cookie?: stri
   return { status: res.status, headers: res.headers, body: await res.text() };
 }
 
-async function login(url: string, token: string, { headers = {} as Record<string, string>, next }: { headers?: Record<string, string>; next?: string } = {}) {
+async function login(
+  url: string,
+  token: string,
+  { headers = {} as Record<string, string>, next }: { headers?: Record<string, string>; next?: string } = {},
+) {
   const form = new URLSearchParams({ token, ...(next ? { next } : {}) });
-  const res = await fetch(`${url}/login`, { method: 'POST', body: form.toString(), headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...headers }, redirect: 'manual' });
+  const res = await fetch(`${url}/login`, {
+    method: 'POST',
+    body: form.toString(),
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...headers },
+    redirect: 'manual',
+  });
   return { status: res.status, headers: res.headers, body: await res.text() };
 }
 
@@ -53,11 +77,21 @@ function assertNeutralised(html: string, what: string) {
 
 const cookieOf = (headers: Headers) => headers.get('set-cookie')!.split(';')[0];
 
-async function startWith(configLines: string[], repos: Record<string, { branch?: string }>, { token = true } = {}): Promise<{ server: Server; dir: string }> {
+async function startWith(
+  configLines: string[],
+  repos: Record<string, { branch?: string }>,
+  { token = true } = {},
+): Promise<{ server: Server; dir: string }> {
   const dir = tmpDir();
   const config = writeConfig(dir, { repos, token });
   // A branch with markup and quotes, written as a JSON string (YAML reads it as one).
-  writeFileSync(config, readFileSync(config, 'utf8').replace(/branch: (.*)$/gm, (_, b) => `branch: ${JSON.stringify(b === 'HOSTILE' ? HOSTILE_BRANCH : b)}`));
+  writeFileSync(
+    config,
+    readFileSync(config, 'utf8').replace(
+      /branch: (.*)$/gm,
+      (_, b) => `branch: ${JSON.stringify(b === 'HOSTILE' ? HOSTILE_BRANCH : b)}`,
+    ),
+  );
   if (configLines.length) appendFileSync(config, `${configLines.join('\n')}\n`);
   return { server: await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], { env }), dir };
 }
@@ -67,7 +101,12 @@ test('ui: token — hostile commit text escaped everywhere; login, cookie, rate 
   const { server } = await startWith(['ui: token'], { 'octo/site': { branch: 'HOSTILE' }, 'octo/steps': {} });
   try {
     const payload = pushPayload('octo/site', { branch: HOSTILE_BRANCH });
-    payload.head_commit = { ...payload.head_commit, message: `${HOSTILE}\nbody line`, author: { name: HOSTILE }, url: 'https://github.com/octo/site/commit/x"y' };
+    payload.head_commit = {
+      ...payload.head_commit,
+      message: `${HOSTILE}\nbody line`,
+      author: { name: HOSTILE },
+      url: 'https://github.com/octo/site/commit/x"y',
+    };
     payload.pusher = { name: HOSTILE };
     const pushed = await deliverGithub(server.url, 'push', payload, SECRET);
     assert.is(pushed.status, 202, JSON.stringify(pushed.json));
@@ -97,7 +136,10 @@ test('ui: token — hostile commit text escaped everywhere; login, cookie, rate 
     }
     const limited = await login(server.url, TOKEN);
     assert.is(limited.status, 429);
-    assert.ok(Number(limited.headers.get('retry-after')) > 0 && Number(limited.headers.get('retry-after')) <= 60, String(limited.headers.get('retry-after')));
+    assert.ok(
+      Number(limited.headers.get('retry-after')) > 0 && Number(limited.headers.get('retry-after')) <= 60,
+      String(limited.headers.get('retry-after')),
+    );
     assert.is(limited.headers.get('set-cookie'), null);
     // Bearer still opens the page (a script, or a person behind the same address).
     const bearer = await get(`${server.url}/`, { auth: TOKEN });
@@ -117,10 +159,16 @@ test('ui: token — wrong tokens sent at once on many connections are still limi
     const bodies = Array.from({ length: 30 }, (_, i) => `token=${i === 29 ? TOKEN : `${TOKEN}x${i}`}`);
     const sockets = bodies.map((body) => {
       const socket = connect(Number(port), host);
-      socket.write(`POST /login HTTP/1.1\r\nHost: ${host}:${port}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`);
+      socket.write(
+        `POST /login HTTP/1.1\r\nHost: ${host}:${port}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`,
+      );
       let answer = '';
-      socket.on('data', (d) => { answer += d; });
-      const status = new Promise<string>((resolve) => socket.on('close', () => resolve(answer.split(' ')[1] ?? 'none')));
+      socket.on('data', (d) => {
+        answer += d;
+      });
+      const status = new Promise<string>((resolve) =>
+        socket.on('close', () => resolve(answer.split(' ')[1] ?? 'none')),
+      );
       return { socket, body, status };
     });
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -145,20 +193,49 @@ test('ui: token — a right token logs in; cookie flags; forged, expired and oth
     const failed = await deliverGithub(server.url, 'push', pushPayload('octo/steps'), SECRET);
     await waitForJobState(server.url, TOKEN, failed.json.job, ['failed']);
 
-    assert.is((await login(server.url, TOKEN, { headers: { Origin: 'https://evil.example' } })).status, 403, 'cross-origin form');
+    assert.is(
+      (await login(server.url, TOKEN, { headers: { Origin: 'https://evil.example' } })).status,
+      403,
+      'cross-origin form',
+    );
     // Browsers send Origin: null for the page's own form under Referrer-Policy: no-referrer; Sec-Fetch-Site tells.
-    assert.is((await login(server.url, TOKEN, { headers: { Origin: 'null', 'Sec-Fetch-Site': 'cross-site' } })).status, 403, 'a sandboxed frame elsewhere');
-    assert.is((await login(server.url, TOKEN, { headers: { Origin: 'https://evil.example', 'Sec-Fetch-Site': 'same-site' } })).status, 403, 'a sibling site');
-    assert.is((await login(server.url, TOKEN, { headers: { Origin: 'null', 'Sec-Fetch-Site': 'same-origin' } })).status, 303, 'the page\'s own form in a browser');
-    const big = await fetch(`${server.url}/login`, { method: 'POST', body: `token=${'x'.repeat(10_000)}`, headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
+    assert.is(
+      (await login(server.url, TOKEN, { headers: { Origin: 'null', 'Sec-Fetch-Site': 'cross-site' } })).status,
+      403,
+      'a sandboxed frame elsewhere',
+    );
+    assert.is(
+      (await login(server.url, TOKEN, { headers: { Origin: 'https://evil.example', 'Sec-Fetch-Site': 'same-site' } }))
+        .status,
+      403,
+      'a sibling site',
+    );
+    assert.is(
+      (await login(server.url, TOKEN, { headers: { Origin: 'null', 'Sec-Fetch-Site': 'same-origin' } })).status,
+      303,
+      "the page's own form in a browser",
+    );
+    const big = await fetch(`${server.url}/login`, {
+      method: 'POST',
+      body: `token=${'x'.repeat(10_000)}`,
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    });
     assert.is(big.status, 413, 'body capped before parsing');
     const ok = await login(server.url, TOKEN, { next: `/jobs/${failed.json.job}` });
     assert.is(ok.status, 303);
     assert.is(ok.headers.get('location'), `/jobs/${failed.json.job}`);
     const setCookie = ok.headers.get('set-cookie')!;
-    assert.match(setCookie, /^shipkit_session=[A-Za-z0-9_-]{22}\.\d{13}\.[A-Za-z0-9_-]{43}; Path=\/; Max-Age=604800; HttpOnly; SameSite=Strict$/, 'no Secure: public_url is not https');
+    assert.match(
+      setCookie,
+      /^shipkit_session=[A-Za-z0-9_-]{22}\.\d{13}\.[A-Za-z0-9_-]{43}; Path=\/; Max-Age=604800; HttpOnly; SameSite=Strict$/,
+      'no Secure: public_url is not https',
+    );
     assert.not.match(setCookie, TOKEN);
-    assert.is((await login(server.url, TOKEN, { next: 'https://evil.example/' })).headers.get('location'), '/', 'next stays on this site');
+    assert.is(
+      (await login(server.url, TOKEN, { next: 'https://evil.example/' })).headers.get('location'),
+      '/',
+      'next stays on this site',
+    );
     const cookie = cookieOf(ok.headers);
 
     const list = await get(`${server.url}/`, { cookie });
@@ -185,24 +262,39 @@ test('ui: token — a right token logs in; cookie flags; forged, expired and oth
     const json = await get(`${server.url}/jobs/${failed.json.job}`, { accept: '*/*', cookie });
     assert.is(json.status, 200);
     assert.is(JSON.parse(json.body).state, 'failed');
-    assert.is((await get(`${server.url}/jobs/${failed.json.job}`, { accept: '*/*' })).status, 401, 'JSON API without token or cookie');
+    assert.is(
+      (await get(`${server.url}/jobs/${failed.json.job}`, { accept: '*/*' })).status,
+      401,
+      'JSON API without token or cookie',
+    );
 
     const keys = createSessionKeys(TOKEN);
     const expired = keys.issue(new Date(Date.now() - 8 * 24 * 3600 * 1000));
     const [id, issued, mac] = cookie.split('=')[1].split('.');
     for (const [what, value] of [
-      ['expired', expired], ['another token', createSessionKeys(`${TOKEN}-old`).issue()], ['the token itself', TOKEN],
-      ['issue time moved', `${id}.${Number(issued) + 86_400_000}.${mac}`], ['MAC altered', `${id}.${issued}.${mac.slice(0, -2)}${mac.endsWith('AA') ? 'BB' : 'AA'}`],
+      ['expired', expired],
+      ['another token', createSessionKeys(`${TOKEN}-old`).issue()],
+      ['the token itself', TOKEN],
+      ['issue time moved', `${id}.${Number(issued) + 86_400_000}.${mac}`],
+      ['MAC altered', `${id}.${issued}.${mac.slice(0, -2)}${mac.endsWith('AA') ? 'BB' : 'AA'}`],
     ] as const) {
       const refused = await get(`${server.url}/`, { cookie: `shipkit_session=${value}` });
       assert.is(refused.status, 401, what);
       assert.not.match(refused.body, 'octo/site', what);
     }
 
-    const out = await fetch(`${server.url}/logout`, { method: 'POST', headers: { Cookie: cookie }, redirect: 'manual' });
+    const out = await fetch(`${server.url}/logout`, {
+      method: 'POST',
+      headers: { Cookie: cookie },
+      redirect: 'manual',
+    });
     assert.is(out.status, 303);
     assert.match(out.headers.get('set-cookie')!, /^shipkit_session=; Path=\/; Max-Age=0; HttpOnly; SameSite=Strict$/);
-    assert.is((await get(`${server.url}/`, { cookie })).status, 401, 'the cookie is ended on the server (hook-server-sessions.test.ts)');
+    assert.is(
+      (await get(`${server.url}/`, { cookie })).status,
+      401,
+      'the cookie is ended on the server (hook-server-sessions.test.ts)',
+    );
     const css = await get(`${server.url}/assets/shipkit.css`);
     assert.is(css.status, 200);
     assert.is(css.headers.get('content-type'), 'text/css; charset=utf-8');
@@ -222,7 +314,10 @@ test('ui: token — a right token logs in; cookie flags; forged, expired and oth
 });
 
 test('ui: public — states, commit info and durations without login, never a log line; Secure cookie under https', async () => {
-  const { server } = await startWith(['ui: public', 'public_url: https://ci.example.com'], { 'octo/steps': {}, 'octo/hold': {} });
+  const { server } = await startWith(['ui: public', 'public_url: https://ci.example.com'], {
+    'octo/steps': {},
+    'octo/hold': {},
+  });
   try {
     const failed = await deliverGithub(server.url, 'push', pushPayload('octo/steps'), SECRET);
     await waitForJobState(server.url, TOKEN, failed.json.job, ['failed']);
@@ -259,7 +354,10 @@ test('ui: off — the page, job pages, login, assets and badges 404; the JSON AP
       assert.not.match(res.body, '<html', route);
     }
     assert.is((await login(server.url, TOKEN)).status, 404);
-    assert.is((await get(`${server.url}/jobs/${pushed.json.job}`, { accept: 'application/json', auth: TOKEN })).status, 200);
+    assert.is(
+      (await get(`${server.url}/jobs/${pushed.json.job}`, { accept: 'application/json', auth: TOKEN })).status,
+      200,
+    );
   } finally {
     assert.is(await server.stop(), 0);
   }
@@ -299,16 +397,34 @@ test('the job page lists what was sent about the job from HookServer.deliveries 
   const dir = tmpDir();
   const config = await loadShipkitConfig(writeConfig(dir, { repos: { 'octo/site': {} } }));
   const resolved = await resolveServerSecrets(config, env);
-  const server = await startHookServer({ config, listen: { host: '127.0.0.1', port: 0 }, ...resolved, log: silentLogger, commands: { build: [FAKE_BUILD], release: [FAKE_BUILD] }, env: { ...process.env, ...env } });
+  const server = await startHookServer({
+    config,
+    listen: { host: '127.0.0.1', port: 0 },
+    ...resolved,
+    log: silentLogger,
+    commands: { build: [FAKE_BUILD], release: [FAKE_BUILD] },
+    env: { ...process.env, ...env },
+  });
   try {
     const pushed = await deliverGithub(server.url, 'push', pushPayload('octo/site'), SECRET);
     await waitForJobState(server.url, TOKEN, pushed.json.job, ['succeeded']);
     const before = await get(`${server.url}/jobs/${pushed.json.job}`, { auth: TOKEN });
     assert.match(before.body, '<h2>Commit statuses and notifications</h2>');
-    assert.match(before.body, 'None were sent about this job: the repository has no <code>report:</code> (commit statuses on the forge) and no <code>notify:</code> in the config');
-    server.deliveries.record(pushed.json.job, 'status:success', { what: 'commit status shipkit/build: success to github', outcome: 'failed', attempts: 4, detail: `HTTP 422 ${HOSTILE}` });
+    assert.match(
+      before.body,
+      'None were sent about this job: the repository has no <code>report:</code> (commit statuses on the forge) and no <code>notify:</code> in the config',
+    );
+    server.deliveries.record(pushed.json.job, 'status:success', {
+      what: 'commit status shipkit/build: success to github',
+      outcome: 'failed',
+      attempts: 4,
+      detail: `HTTP 422 ${HOSTILE}`,
+    });
     const after = await get(`${server.url}/jobs/${pushed.json.job}`, { auth: TOKEN });
-    assert.match(after.body, '<tr class="delivery delivery-failed"><td><bdi>commit status shipkit/build: success to github</bdi></td><td>failed</td><td>4</td><td><bdi>HTTP 422 &lt;script&gt;');
+    assert.match(
+      after.body,
+      '<tr class="delivery delivery-failed"><td><bdi>commit status shipkit/build: success to github</bdi></td><td>failed</td><td>4</td><td><bdi>HTTP 422 &lt;script&gt;',
+    );
     assertNeutralised(after.body, 'deliveries');
   } finally {
     await server.stop();
@@ -320,7 +436,9 @@ test('a real build whose compile fails: its steps with times, compile first and 
   const repo = await makeBareRepo(path.join(dir, 'git'), 'site');
   const config = writeConfig(dir, { repos: { 'octo/site': { url: repo.bare, steps: ['pull', 'compile'] } } });
   appendFileSync(config, `    compile: 'echo compile-output-marker; echo "<script>alert(3)</script>"; exit 2'\n`);
-  const server = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], { env: { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN } });
+  const server = await startScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], {
+    env: { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN },
+  });
   try {
     const pushed = await deliverGithub(server.url, 'push', pushPayload('octo/site', { sha: repo.first }), SECRET);
     assert.is(pushed.status, 202);
@@ -328,7 +446,11 @@ test('a real build whose compile fails: its steps with times, compile first and 
     const page = await get(`${server.url}/jobs/${pushed.json.job}`, { auth: TOKEN });
     assert.match(page.body, /Failed at step <strong><bdi>compile<\/bdi><\/strong> after \d+\.\d s: /);
     const steps = page.body.split('<table class="steps">')[1].split('</table>')[0];
-    assert.equal([...steps.matchAll(/<tr class="step step-(\w+)/g)].map((m) => m[1]), ['failed', 'ok'], 'compile (failed) first, then pull (ok)');
+    assert.equal(
+      [...steps.matchAll(/<tr class="step step-(\w+)/g)].map((m) => m[1]),
+      ['failed', 'ok'],
+      'compile (failed) first, then pull (ok)',
+    );
     assert.match(steps, /<td class="step-ok">ok<\/td><td>\d+\.\d s<\/td>/, 'the pull step with its time');
     const compile = page.body.split('<details id="step-compile" class="failing-step" open>')[1].split('</details>')[0];
     assert.match(compile, 'compile-output-marker');
@@ -360,7 +482,13 @@ test('1,000 jobs in the journal: 50 rows a page, next/prev links, ?repo= filter;
     assert.is(old.status, 200, 'a record without the trigger fields still shows');
     assert.not.match(old.body, '<dt>Message</dt>');
     const api = JSON.parse((await get(`${server.url}/jobs?limit=2`, { auth: TOKEN, accept: '*/*' })).body);
-    assert.equal(api.jobs.map((j: { message: string | null; author: string | null }) => [j.message, j.author]), [[null, null], ['commit 999\n\nbody', 'Author 999']]);
+    assert.equal(
+      api.jobs.map((j: { message: string | null; author: string | null }) => [j.message, j.author]),
+      [
+        [null, null],
+        ['commit 999\n\nbody', 'Author 999'],
+      ],
+    );
     const second = await get(`${server.url}/?page=2`, { auth: TOKEN });
     assert.is(second.body.match(/<tr class="job">/g)?.length, 50);
     assert.match(second.body, 'rel="prev" href="/"');
@@ -385,7 +513,9 @@ test('1,000 jobs in the journal: 50 rows a page, next/prev links, ?repo= filter;
     }
     times.sort((a, b) => a - b);
     const median = times[15];
-    console.log(`GET / with 1,000 jobs: median ${median.toFixed(1)} ms over 30 requests (p90 ${times[27].toFixed(1)} ms)`);
+    console.log(
+      `GET / with 1,000 jobs: median ${median.toFixed(1)} ms over 30 requests (p90 ${times[27].toFixed(1)} ms)`,
+    );
     assert.ok(median < 250, `median ${median} ms`);
   } finally {
     assert.is(await server.stop(), 0);

@@ -9,7 +9,17 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { $ } from 'zx';
 import { FAKE_BUILD, readRuns, waitForJobState, writeConfig } from '../../fixtures/hooks/deliveries.ts';
-import { ROOT, freePort, git, gitEnv, makeBareRepo, startScript, tmpDir, waitFor, type Server } from '../../_helpers/common.ts';
+import {
+  ROOT,
+  freePort,
+  git,
+  gitEnv,
+  makeBareRepo,
+  startScript,
+  tmpDir,
+  waitFor,
+  type Server,
+} from '../../_helpers/common.ts';
 
 const SECRET = `hook-${randomUUID()}`;
 const TOKEN = `token-${randomUUID()}`;
@@ -22,7 +32,9 @@ let secretFile: string;
 test.before(async () => {
   base = tmpDir('shipkit-prw-');
   const config = writeConfig(base, { repos: { 'octo/site': { timeout: 30 } } });
-  hook = await startScript('hook-server', ['--config', config], { env: { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN, SHIPKIT_BUILD_COMMAND: FAKE_BUILD } });
+  hook = await startScript('hook-server', ['--config', config], {
+    env: { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN, SHIPKIT_BUILD_COMMAND: FAKE_BUILD },
+  });
   repo = await makeBareRepo(path.join(base, 'git'), 'site');
   const file = path.join(repo.bare, 'hooks', 'post-receive');
   copyFileSync(path.join(ROOT, 'hooks', 'post-receive-webhook'), file);
@@ -31,10 +43,13 @@ test.before(async () => {
   writeFileSync(secretFile, `${SECRET}\n`);
 });
 
-test.after(async () => { await hook?.stop(); });
+test.after(async () => {
+  await hook?.stop();
+});
 
 const setConfig = (key: string, value: string) => git(repo.bare, 'config', key, value);
-const unsetConfig = (key: string) => $({ cwd: repo.bare, env: gitEnv(), nothrow: true, quiet: true })`git config --unset ${key}`;
+const unsetConfig = (key: string) =>
+  $({ cwd: repo.bare, env: gitEnv(), nothrow: true, quiet: true })`git config --unset ${key}`;
 
 async function pushChange(ref = 'refs/heads/main') {
   writeFileSync(path.join(repo.work, 'page.txt'), `${randomUUID()}\n`);
@@ -53,7 +68,10 @@ async function jobCount(): Promise<number> {
 
 test('without its settings the hook says what to set and sends nothing', async () => {
   const { output } = await pushChange();
-  assert.match(output, /remote: shipkit: set shipkit\.webhook, shipkit\.secretFile and shipkit\.repo with git config in this repository; nothing was sent/);
+  assert.match(
+    output,
+    /remote: shipkit: set shipkit\.webhook, shipkit\.secretFile and shipkit\.repo with git config in this repository; nothing was sent/,
+  );
   assert.is(await jobCount(), 0);
 });
 
@@ -69,23 +87,40 @@ test('a branch push is delivered signed and queued as a job for exactly the push
   assert.is(job.sha, sha);
   assert.is(job.ref, 'refs/heads/main');
   assert.equal(readRuns(base).started, [id![2]]);
-  const argv = readFileSync(path.join(base, `argv-${id![2]}.txt`), 'utf8').trim().split('\n');
-  assert.equal(argv.slice(argv.indexOf('--url'), argv.indexOf('--url') + 2), ['--url', `file://${repo.bare}`], 'the build clones the bare repo itself');
+  const argv = readFileSync(path.join(base, `argv-${id![2]}.txt`), 'utf8')
+    .trim()
+    .split('\n');
+  assert.equal(
+    argv.slice(argv.indexOf('--url'), argv.indexOf('--url') + 2),
+    ['--url', `file://${repo.bare}`],
+    'the build clones the bare repo itself',
+  );
 });
 
-test('the pushed commit\'s message and author, and who pushed, reach the job and the status page', async () => {
+test("the pushed commit's message and author, and who pushed, reach the job and the status page", async () => {
   writeFileSync(path.join(repo.work, 'page.txt'), `${randomUUID()}\n`);
   await git(repo.work, 'add', '-A');
   const author = { GIT_AUTHOR_NAME: 'Ada Lovelace', GIT_AUTHOR_EMAIL: 'ada@example.com' };
-  await $({ cwd: repo.work, env: { ...gitEnv(), ...author }, quiet: true })`git commit --quiet -m ${'Fix the engine notes\n\nSecond paragraph.'}`;
-  const pushed = await $({ cwd: repo.work, env: { ...gitEnv(), USER: 'ada-pushes' }, nothrow: true, quiet: true })`git push origin HEAD:refs/heads/main`;
+  await $({
+    cwd: repo.work,
+    env: { ...gitEnv(), ...author },
+    quiet: true,
+  })`git commit --quiet -m ${'Fix the engine notes\n\nSecond paragraph.'}`;
+  const pushed = await $({
+    cwd: repo.work,
+    env: { ...gitEnv(), USER: 'ada-pushes' },
+    nothrow: true,
+    quiet: true,
+  })`git push origin HEAD:refs/heads/main`;
   const id = /remote: shipkit: octo\/site main at [0-9a-f]{40} queued as job (\S+)/.exec(pushed.stderr);
   assert.ok(id, pushed.stderr);
   const job = await waitForJobState(hook.url, TOKEN, id![1], ['succeeded', 'failed']);
   assert.is(job.message, 'Fix the engine notes\n\nSecond paragraph.');
   assert.is(job.author, 'Ada Lovelace');
   assert.is(job.pusher, 'ada-pushes');
-  const page = await (await fetch(`${hook.url}/`, { headers: { Authorization: `Bearer ${TOKEN}`, Accept: 'text/html' } })).text();
+  const page = await (
+    await fetch(`${hook.url}/`, { headers: { Authorization: `Bearer ${TOKEN}`, Accept: 'text/html' } })
+  ).text();
   assert.match(page, 'Fix the engine notes');
   assert.match(page, 'Ada Lovelace');
 });
@@ -109,8 +144,17 @@ test('a wrong secret is refused by hook-server (401); the answer, the log and th
     const { output } = await pushChange();
     const said = /remote: shipkit: hook-server answered 401 for octo\/site main: (.*)/.exec(output);
     assert.ok(said, output);
-    assert.is(said![1].trimEnd(), `bad signature: most likely the secret differs from hook-server's (check that shipkit.secretFile, ${wrong}, holds the webhook secret of hook-server's shipkit.yml)`);
-    await waitFor(() => /request refused .*signature does not match the body: it was made with another secret than hook-server's \(most often the forge's or the git hook's secret differs from secret: in shipkit\.yml\)/.test(hook.output()), { what: 'the cause in the log' });
+    assert.is(
+      said![1].trimEnd(),
+      `bad signature: most likely the secret differs from hook-server's (check that shipkit.secretFile, ${wrong}, holds the webhook secret of hook-server's shipkit.yml)`,
+    );
+    await waitFor(
+      () =>
+        /request refused .*signature does not match the body: it was made with another secret than hook-server's \(most often the forge's or the git hook's secret differs from secret: in shipkit\.yml\)/.test(
+          hook.output(),
+        ),
+      { what: 'the cause in the log' },
+    );
     assert.not.ok(output.includes(wrongSecret) || hook.output().includes(wrongSecret), 'the secret is never repeated');
     assert.is(await jobCount(), before);
   } finally {
@@ -121,11 +165,17 @@ test('a wrong secret is refused by hook-server (401); the answer, the log and th
 test('an unreadable secret file or a hook-server that is down: the push is stored and the hook says what happened', async () => {
   await setConfig('shipkit.secretFile', path.join(base, 'missing'));
   const missing = await pushChange();
-  assert.match(missing.output, /remote: shipkit: cannot read the webhook secret \(shipkit\.secretFile .*missing\): ENOENT; nothing was sent/);
+  assert.match(
+    missing.output,
+    /remote: shipkit: cannot read the webhook secret \(shipkit\.secretFile .*missing\): ENOENT; nothing was sent/,
+  );
   await setConfig('shipkit.secretFile', secretFile);
   await setConfig('shipkit.webhook', `http://127.0.0.1:${await freePort()}/hooks/gitea`);
   const down = await pushChange();
-  assert.match(down.output, /remote: shipkit: cannot reach hook-server at http:\/\/127\.0\.0\.1:\d+\/hooks\/gitea: ECONNREFUSED; the push is stored/);
+  assert.match(
+    down.output,
+    /remote: shipkit: cannot reach hook-server at http:\/\/127\.0\.0\.1:\d+\/hooks\/gitea: ECONNREFUSED; the push is stored/,
+  );
   const head = (await git(repo.bare, 'rev-parse', 'refs/heads/main')).stdout.trim();
   assert.is(head, down.sha);
   await unsetConfig('shipkit.webhook');
@@ -135,38 +185,89 @@ test('a repo without url: builds the pushed repository itself (its file:// path)
   const dir = tmpDir('shipkit-prw-own-');
   // The real build (pull only), as a newcomer runs it: shipkit.yml names the repo, no url:.
   const config = writeConfig(dir, { repos: { 'octo/own': { steps: ['pull'] } } });
-  const server = await startScript('hook-server', ['--config', config], { env: { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN } });
+  const server = await startScript('hook-server', ['--config', config], {
+    env: { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN },
+  });
   try {
     const own = await makeBareRepo(path.join(dir, 'git'), 'own');
     const hookFile = path.join(own.bare, 'hooks', 'post-receive');
     copyFileSync(path.join(ROOT, 'hooks', 'post-receive-webhook'), hookFile);
     chmodSync(hookFile, 0o755);
-    for (const [key, value] of [['shipkit.webhook', `${server.url}/hooks/gitea`], ['shipkit.secretFile', secretFile], ['shipkit.repo', 'octo/own']]) await git(own.bare, 'config', key, value);
+    for (const [key, value] of [
+      ['shipkit.webhook', `${server.url}/hooks/gitea`],
+      ['shipkit.secretFile', secretFile],
+      ['shipkit.repo', 'octo/own'],
+    ])
+      await git(own.bare, 'config', key, value);
     writeFileSync(path.join(own.work, 'page.txt'), 'own\n');
     await git(own.work, 'add', '-A');
     await git(own.work, 'commit', '--quiet', '-m', 'own change');
     const sha = (await git(own.work, 'rev-parse', 'HEAD')).stdout.trim();
-    const pushed = await $({ cwd: own.work, env: gitEnv(), nothrow: true, quiet: true })`git push origin HEAD:refs/heads/main`;
+    const pushed = await $({
+      cwd: own.work,
+      env: gitEnv(),
+      nothrow: true,
+      quiet: true,
+    })`git push origin HEAD:refs/heads/main`;
     const id = /remote: shipkit: octo\/own main at [0-9a-f]{40} queued as job (\S+)/.exec(pushed.stderr);
     assert.ok(id, pushed.stderr);
     const job = await waitForJobState(server.url, TOKEN, id![1], ['succeeded', 'failed'], 60_000);
     assert.is(job.state, 'succeeded', job.reason ?? '');
     const work = path.join(dir, 'data/repos/octo__own');
     assert.is((await git(work, 'rev-parse', 'HEAD')).stdout.trim(), sha, 'the pushed commit is checked out');
-    assert.is((await git(work, 'remote', 'get-url', 'origin')).stdout.trim(), `file://${own.bare}`, 'cloned from the bare repo the hook runs in');
+    assert.is(
+      (await git(work, 'remote', 'get-url', 'origin')).stdout.trim(),
+      `file://${own.bare}`,
+      'cloned from the bare repo the hook runs in',
+    );
 
     // What the hook sent before: no clone URL. The build would have cloned github.com/octo/bare.
     const before = await jobList(server.url);
-    const body = JSON.stringify({ ref: 'refs/heads/main', before: '0'.repeat(40), after: sha, repository: { full_name: 'octo/own' } });
-    const res = await fetch(`${server.url}/hooks/gitea`, { method: 'POST', body, headers: { 'Content-Type': 'application/json', 'X-Gitea-Event': 'push', 'X-Gitea-Delivery': randomUUID(), 'X-Gitea-Signature': createHmac('sha256', SECRET).update(body).digest('hex') } });
+    const body = JSON.stringify({
+      ref: 'refs/heads/main',
+      before: '0'.repeat(40),
+      after: sha,
+      repository: { full_name: 'octo/own' },
+    });
+    const res = await fetch(`${server.url}/hooks/gitea`, {
+      method: 'POST',
+      body,
+      headers: {
+        'Content-Type': 'application/json',
+        'X-Gitea-Event': 'push',
+        'X-Gitea-Delivery': randomUUID(),
+        'X-Gitea-Signature': createHmac('sha256', SECRET).update(body).digest('hex'),
+      },
+    });
     assert.is(res.status, 400);
-    assert.match((await res.json()).error, /^no clone URL: the delivery names none and shipkit\.yml has no url: for this repository; set url: there$/);
+    assert.match(
+      (await res.json()).error,
+      /^no clone URL: the delivery names none and shipkit\.yml has no url: for this repository; set url: there$/,
+    );
     assert.equal(await jobList(server.url), before, 'nothing queued');
-    await waitFor(() => /request refused .*octo\/own has no url: in .*shipkit\.yml and the delivery no clone URL/.test(server.output()), { what: 'the refusal in the log' });
+    await waitFor(
+      () =>
+        /request refused .*octo\/own has no url: in .*shipkit\.yml and the delivery no clone URL/.test(server.output()),
+      { what: 'the refusal in the log' },
+    );
 
     // A file:// path into hook-server's own data (another repo's clone) is refused too.
-    const stolen = JSON.stringify({ ref: 'refs/heads/main', before: sha, after: sha, repository: { full_name: 'octo/own', clone_url: `file://${path.join(dir, 'data/repos/octo__other')}` } });
-    const refused = await fetch(`${server.url}/hooks/gitea`, { method: 'POST', body: stolen, headers: { 'Content-Type': 'application/json', 'X-Gitea-Event': 'push', 'X-Gitea-Delivery': randomUUID(), 'X-Gitea-Signature': createHmac('sha256', SECRET).update(stolen).digest('hex') } });
+    const stolen = JSON.stringify({
+      ref: 'refs/heads/main',
+      before: sha,
+      after: sha,
+      repository: { full_name: 'octo/own', clone_url: `file://${path.join(dir, 'data/repos/octo__other')}` },
+    });
+    const refused = await fetch(`${server.url}/hooks/gitea`, {
+      method: 'POST',
+      body: stolen,
+      headers: {
+        'Content-Type': 'application/json',
+        'X-Gitea-Event': 'push',
+        'X-Gitea-Delivery': randomUUID(),
+        'X-Gitea-Signature': createHmac('sha256', SECRET).update(stolen).digest('hex'),
+      },
+    });
     assert.is(refused.status, 400);
     assert.is((await refused.json()).error, 'clone URL refused');
     assert.equal(await jobList(server.url), before, 'nothing queued');

@@ -12,7 +12,10 @@ import { ROOT, git, gitEnv, scriptCommand, waitFor } from '../../_helpers/common
 const HOOK = path.join(ROOT, 'hooks', 'post-receive');
 
 async function siteWithHook(files: Record<string, string> = { 'README.md': 'x\n' }) {
-  const site = await makeSite(files, 'steps: [pull, compile]\ncompile: mkdir -p out && git rev-parse HEAD > out/built-sha.txt');
+  const site = await makeSite(
+    files,
+    'steps: [pull, compile]\ncompile: mkdir -p out && git rev-parse HEAD > out/built-sha.txt',
+  );
   const hook = path.join(site.bare, 'hooks', 'post-receive');
   copyFileSync(HOOK, hook);
   chmodSync(hook, 0o755);
@@ -82,7 +85,15 @@ test('exact arguments; other branches, tags and deletions do not build; SHIPKIT_
   assert.is(r.exitCode, 0, r.stderr);
   assert.match(r.stderr, /remote: recorded/);
   assert.equal(readFileSync(rec.file, 'utf8').split('\n').filter(Boolean), [
-    'octo/site', '--config', site.config, '--url', site.bare, '--sha', next, '--ref', 'refs/heads/main',
+    'octo/site',
+    '--config',
+    site.config,
+    '--url',
+    site.bare,
+    '--sha',
+    next,
+    '--ref',
+    'refs/heads/main',
   ]);
   assert.is.not(sha, next);
 
@@ -113,7 +124,10 @@ test('a hostile branch name is passed as one argument, never run by the shell', 
   // the ref as one literal argument, and nothing in it was executed.
   assert.not.match(r.stderr, /Invalid --ref/);
   assert.ok(site.logText().includes(`"ref":"refs/heads/${evil}"`), 'the literal ref in the job log');
-  assert.is(readFileSync(path.join(site.repoDir, 'out/built-sha.txt'), 'utf8').trim(), (await git(site.work, 'rev-parse', 'HEAD')).stdout.trim());
+  assert.is(
+    readFileSync(path.join(site.repoDir, 'out/built-sha.txt'), 'utf8').trim(),
+    (await git(site.work, 'rev-parse', 'HEAD')).stdout.trim(),
+  );
   for (const dir of [site.bare, site.base, site.work, ROOT]) {
     for (const name of ['PWNED', 'PWNED2', 'PWNED3']) assert.ok(!existsSync(path.join(dir, name)), `${name} in ${dir}`);
   }
@@ -129,8 +143,13 @@ test('shipkit.async: the push returns at once and the build runs in the backgrou
   await git(site.work, 'commit', '--quiet', '-m', 'c');
   const r = await push(site.work, ['origin', 'HEAD:refs/heads/main']);
   assert.is(r.exitCode, 0, r.stderr);
-  assert.match(r.stderr, /remote: shipkit: build started in the background; follow it with: shipkit logs site --follow/);
-  await waitFor(() => existsSync(rec.file) && readFileSync(rec.file, 'utf8').includes('--ref'), { what: 'the background build' });
+  assert.match(
+    r.stderr,
+    /remote: shipkit: build started in the background; follow it with: shipkit logs site --follow/,
+  );
+  await waitFor(() => existsSync(rec.file) && readFileSync(rec.file, 'utf8').includes('--ref'), {
+    what: 'the background build',
+  });
   assert.match(readFileSync(rec.file, 'utf8'), /^site\n--url\n/);
 });
 

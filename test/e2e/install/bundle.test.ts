@@ -14,8 +14,9 @@ import { exportPublic, makePublisher } from '../../fixtures/launchfit/gpg.ts';
 import { startS3rver } from '../../fixtures/s3rver.ts';
 import { APP_SOURCE, currentOf } from '../../fixtures/launchfit/world.ts';
 
-
-const scripts = readdirSync(path.join(ROOT, 'scripts')).filter((f) => f.endsWith('.ts') && f !== 'shipkit.ts').map((f) => f.slice(0, -3));
+const scripts = readdirSync(path.join(ROOT, 'scripts'))
+  .filter((f) => f.endsWith('.ts') && f !== 'shipkit.ts')
+  .map((f) => f.slice(0, -3));
 const folder = tmpDir('shipkit-onefile-');
 const bundle = path.join(folder, 'shipkit.mjs');
 let PATH = '';
@@ -24,11 +25,16 @@ test('npm run bundle writes shipkit.mjs; it is copied alone', async () => {
   // Built into a folder of its own (--outdir; dist/ is the default): npm pack's prepack in
   // install-npm writes dist/shipkit.mjs too, and a copy taken beside it could be half-written.
   const built = tmpDir('shipkit-onefile-out-');
-  const r = await runCommand(process.execPath, ['--import', path.join(ROOT, 'node_modules/tsx/dist/loader.mjs'), 'tools/bundle.ts', 'shipkit', '--outdir', built], { timeoutMs: 180_000 });
+  const r = await runCommand(
+    process.execPath,
+    ['--import', path.join(ROOT, 'node_modules/tsx/dist/loader.mjs'), 'tools/bundle.ts', 'shipkit', '--outdir', built],
+    { timeoutMs: 180_000 },
+  );
   assert.is(r.exitCode, 0, r.stderr);
   copyFileSync(path.join(built, 'shipkit.mjs'), bundle);
   assert.equal(readdirSync(folder), ['shipkit.mjs']);
-  for (let dir = folder; dir !== '/'; dir = path.dirname(dir)) assert.not.ok(existsSync(path.join(dir, 'node_modules')), dir);
+  for (let dir = folder; dir !== '/'; dir = path.dirname(dir))
+    assert.not.ok(existsSync(path.join(dir, 'node_modules')), dir);
   PATH = await nodeGitAndShellOnly();
 });
 
@@ -69,7 +75,10 @@ test('no config: the one file, with no shipkit.example.yml beside it, offers `sh
 });
 
 test('a signed push to the bundled hook-server builds a litpro repo end to end (jobs run through the same file)', async () => {
-  const { job, log, html, pages } = await buildLitproThroughHookServer(['node', bundle, 'hook-server'], { cwd: folder, path: PATH });
+  const { job, log, html, pages } = await buildLitproThroughHookServer(['node', bundle, 'hook-server'], {
+    cwd: folder,
+    path: PATH,
+  });
   assert.is(job.state, 'succeeded', log);
   assert.match(log, /compile: ok in [\d.]+ s \(litpro\)|--- step compile/);
   assert.match(html, /<h1>Hello from litpro<\/h1>/);
@@ -87,18 +96,48 @@ test('release publish to s3:// and launchfit deploy from the bucket, both from t
     mkdirSync(app);
     copyFileSync(APP_SOURCE, path.join(app, 'server.cjs'));
     const env = {
-      PATH, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_S3: endpoint,
-      AWS_CONFIG_FILE: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent', AWS_PROFILE: undefined,
+      PATH,
+      AWS_ACCESS_KEY_ID: 'S3RVER',
+      AWS_SECRET_ACCESS_KEY: 'S3RVER',
+      AWS_REGION: 'us-east-1',
+      AWS_ENDPOINT_URL_S3: endpoint,
+      AWS_CONFIG_FILE: '/nonexistent',
+      AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
+      AWS_PROFILE: undefined,
     };
-    const publish = await runCommand('node', [bundle, 'release', 'publish', app, '--name', 'my-app', '--platform', 'gnu-linux', '--version', '3.0',
-      '--key', secret, '--passphrase-file', path.join(base, 'pass'), '--to', 's3://releases/app-updates'], { cwd: folder, env, timeoutMs: 120_000 });
+    const publish = await runCommand(
+      'node',
+      [
+        bundle,
+        'release',
+        'publish',
+        app,
+        '--name',
+        'my-app',
+        '--platform',
+        'gnu-linux',
+        '--version',
+        '3.0',
+        '--key',
+        secret,
+        '--passphrase-file',
+        path.join(base, 'pass'),
+        '--to',
+        's3://releases/app-updates',
+      ],
+      { cwd: folder, env, timeoutMs: 120_000 },
+    );
     assert.is(publish.exitCode, 0, publish.stderr);
     const version = await fetch(`${endpoint}/releases/app-updates/VERSION`);
     assert.is(version.status, 200);
     assert.match(await version.text(), /^CURRENT 3\.0 my-app-gnu-linux-3\.0\.tar\.gz$/m);
     const deploy = path.join(base, 'deploy');
     mkdirSync(deploy);
-    const d = await runCommand('node', [bundle, 'launchfit', 'deploy', `${endpoint}/releases/app-updates/`, '--dir', deploy, '--keyfile', pub], { cwd: folder, env: { PATH } });
+    const d = await runCommand(
+      'node',
+      [bundle, 'launchfit', 'deploy', `${endpoint}/releases/app-updates/`, '--dir', deploy, '--keyfile', pub],
+      { cwd: folder, env: { PATH } },
+    );
     assert.is(d.exitCode, 0, d.stderr);
     assert.is(currentOf(deploy), 'releases/my-app-gnu-linux-3.0');
   } finally {

@@ -19,7 +19,12 @@ const first = path.join(work, `shipkit_${version}_all.deb`);
 const second = path.join(work, `shipkit_${version}+1_all.deb`);
 // The node running the tests first (Node 24 in CI's second pass), then the system's.
 const PATH = `${path.dirname(process.execPath)}:/usr/sbin:/usr/bin:/sbin:/bin`;
-const apt = (...args: string[]) => runCommand('apt-get', ['-y', '-q', ...args], { cwd: work, timeoutMs: 300_000, env: { DEBIAN_FRONTEND: 'noninteractive' } });
+const apt = (...args: string[]) =>
+  runCommand('apt-get', ['-y', '-q', ...args], {
+    cwd: work,
+    timeoutMs: 300_000,
+    env: { DEBIAN_FRONTEND: 'noninteractive' },
+  });
 const status = async () => (await runCommand('dpkg-query', ['-W', '-f=${db:Status-Abbrev}', 'shipkit'])).stdout.trim();
 
 async function skipReason(): Promise<string | undefined> {
@@ -27,8 +32,12 @@ async function skipReason(): Promise<string | undefined> {
   for (const tool of ['dpkg-deb', 'apt-get', 'systemd-analyze']) {
     if ((await runCommand('sh', ['-c', `command -v ${tool}`])).exitCode !== 0) return `${tool} is not installed`;
   }
-  if ((await status()).startsWith('i')) return 'a shipkit package is already installed here; the test would replace it (apt-get purge shipkit first)';
-  const lock = await runCommand('sh', ['-c', 'command -v fuser >/dev/null && fuser /var/lib/dpkg/lock-frontend /var/lib/dpkg/lock']);
+  if ((await status()).startsWith('i'))
+    return 'a shipkit package is already installed here; the test would replace it (apt-get purge shipkit first)';
+  const lock = await runCommand('sh', [
+    '-c',
+    'command -v fuser >/dev/null && fuser /var/lib/dpkg/lock-frontend /var/lib/dpkg/lock',
+  ]);
   if (lock.exitCode === 0 && lock.stdout.trim()) return 'dpkg is locked by another process';
   return undefined;
 }
@@ -45,16 +54,31 @@ if (skip) {
 
   test('npm run deb builds shipkit_VERSION_all.deb; lintian reports no errors', async () => {
     for (const extra of [[], ['--version', `${version}+1`, '--no-bundle']]) {
-      const r = await runCommand(process.execPath, ['--import', path.join(ROOT, 'node_modules/tsx/dist/loader.mjs'), 'tools/deb.ts', '--out', work, ...extra], { timeoutMs: 300_000 });
+      const r = await runCommand(
+        process.execPath,
+        ['--import', path.join(ROOT, 'node_modules/tsx/dist/loader.mjs'), 'tools/deb.ts', '--out', work, ...extra],
+        { timeoutMs: 300_000 },
+      );
       assert.is(r.exitCode, 0, r.stderr);
     }
     assert.ok(existsSync(first) && existsSync(second));
     const files = (await runCommand('dpkg-deb', ['-c', first])).stdout;
-    for (const wanted of ['./usr/lib/shipkit/shipkit.mjs', './usr/lib/shipkit/run', './usr/bin/shipkit -> ../lib/shipkit/run', './usr/bin/hook-server', './usr/bin/launchfit',
-      './usr/bin/server-update', './usr/bin/slave-activate', './etc/shipkit/shipkit.yml', './lib/systemd/system/hook-server.service', './usr/share/doc/shipkit/copyright']) {
+    for (const wanted of [
+      './usr/lib/shipkit/shipkit.mjs',
+      './usr/lib/shipkit/run',
+      './usr/bin/shipkit -> ../lib/shipkit/run',
+      './usr/bin/hook-server',
+      './usr/bin/launchfit',
+      './usr/bin/server-update',
+      './usr/bin/slave-activate',
+      './etc/shipkit/shipkit.yml',
+      './lib/systemd/system/hook-server.service',
+      './usr/share/doc/shipkit/copyright',
+    ]) {
       assert.ok(files.includes(wanted), `${wanted} is in the package`);
     }
-    for (const generic of ['build', 'logs', 'release', 'upload', 'downloads']) assert.not.ok(files.includes(`./usr/bin/${generic} `), `${generic} is not on the PATH`);
+    for (const generic of ['build', 'logs', 'release', 'upload', 'downloads'])
+      assert.not.ok(files.includes(`./usr/bin/${generic} `), `${generic} is not on the PATH`);
     if ((await runCommand('sh', ['-c', 'command -v lintian'])).exitCode !== 0) {
       console.log('install-deb: lintian is not installed (.ci/run installs it); its check is skipped');
       return;
@@ -68,8 +92,12 @@ if (skip) {
   test('apt-get install ./shipkit_*.deb: programs on the PATH from /, the shipkit user, the conffile', async () => {
     const r = await apt('install', first);
     assert.is(r.exitCode, 0, r.stdout + r.stderr);
-    for (const [cmd, args, usage] of [['shipkit', ['--help'], /Usage: shipkit SCRIPT/], ['hook-server', ['--help'], /Usage: hook-server/], ['launchfit', ['--help'], /launchfit/],
-      ['shipkit', ['build', '--help'], /Usage: build REPO/]] as const) {
+    for (const [cmd, args, usage] of [
+      ['shipkit', ['--help'], /Usage: shipkit SCRIPT/],
+      ['hook-server', ['--help'], /Usage: hook-server/],
+      ['launchfit', ['--help'], /launchfit/],
+      ['shipkit', ['build', '--help'], /Usage: build REPO/],
+    ] as const) {
       const h = await runCommand(cmd, [...args], { cwd: '/', env: { PATH } });
       assert.is(h.exitCode, 0, `${cmd}: ${h.stderr}`);
       assert.match(h.stdout, usage);
@@ -81,10 +109,16 @@ if (skip) {
     const data = statSync('/var/lib/shipkit');
     assert.is(data.uid, Number(user[2]));
     assert.is(data.mode & 0o777, 0o750);
-    assert.match((await runCommand('dpkg-query', ['-W', '-f=${Conffiles}', 'shipkit'])).stdout, /\/etc\/shipkit\/shipkit\.yml [0-9a-f]{32}/);
+    assert.match(
+      (await runCommand('dpkg-query', ['-W', '-f=${Conffiles}', 'shipkit'])).stdout,
+      /\/etc\/shipkit\/shipkit\.yml [0-9a-f]{32}/,
+    );
     const env = statSync('/etc/shipkit/hook-server.env');
     assert.is(env.mode & 0o777, 0o640, 'the secrets are not world-readable');
-    assert.match(readFileSync('/etc/shipkit/hook-server.env', 'utf8'), /^SHIPKIT_WEBHOOK_SECRET=[0-9a-f]{64}\nSHIPKIT_TOKEN=[0-9a-f]{64}\n$/);
+    assert.match(
+      readFileSync('/etc/shipkit/hook-server.env', 'utf8'),
+      /^SHIPKIT_WEBHOOK_SECRET=[0-9a-f]{64}\nSHIPKIT_TOKEN=[0-9a-f]{64}\n$/,
+    );
   });
 
   test('run picks a Node.js ≥ 20 when an older node comes first on the PATH', async () => {
@@ -98,7 +132,11 @@ if (skip) {
   });
 
   test('the installed hook-server builds a litpro repo through the job command its unit names', async () => {
-    const { job, log, html, pages } = await buildLitproThroughHookServer(['/usr/bin/hook-server'], { cwd: '/', path: PATH, env: { SHIPKIT_BUILD_COMMAND: '/usr/lib/shipkit/bin/build' } });
+    const { job, log, html, pages } = await buildLitproThroughHookServer(['/usr/bin/hook-server'], {
+      cwd: '/',
+      path: PATH,
+      env: { SHIPKIT_BUILD_COMMAND: '/usr/lib/shipkit/bin/build' },
+    });
     // SHIPKIT_BUILD_COMMAND is used as given (lib/jobs/process/runner.ts): the job ran through the link.
     assert.is(job.state, 'succeeded', log);
     assert.match(html, /<h1>Hello from litpro<\/h1>/);
@@ -106,7 +144,9 @@ if (skip) {
   });
 
   test('systemd-analyze verify accepts every unit; security scores hook-server and launchfit OK or better', async () => {
-    const units = (await runCommand('dpkg-query', ['-L', 'shipkit'])).stdout.split('\n').filter((f) => /^\/lib\/systemd\/system\/.+\.(service|timer)$/.test(f));
+    const units = (await runCommand('dpkg-query', ['-L', 'shipkit'])).stdout
+      .split('\n')
+      .filter((f) => /^\/lib\/systemd\/system\/.+\.(service|timer)$/.test(f));
     assert.ok(units.length >= 6, units.join(' '));
     for (const file of units) {
       const name = path.basename(file).replace('@.', '@octo-site.');
@@ -129,7 +169,10 @@ if (skip) {
     writeFileSync('/var/lib/shipkit/marker', 'data');
     const r = await apt('install', second);
     assert.is(r.exitCode, 0, r.stdout + r.stderr);
-    assert.match((await runCommand('dpkg-query', ['-W', '-f=${Version}', 'shipkit'])).stdout, new RegExp(`^${version.replace(/\./g, '\\.')}\\+1$`));
+    assert.match(
+      (await runCommand('dpkg-query', ['-W', '-f=${Version}', 'shipkit'])).stdout,
+      new RegExp(`^${version.replace(/\./g, '\\.')}\\+1$`),
+    );
     assert.match(readFileSync('/etc/shipkit/shipkit.yml', 'utf8'), /# edited by the operator\n$/);
     assert.is(readFileSync('/etc/shipkit/hook-server.env', 'utf8'), secrets);
     assert.ok(existsSync('/var/lib/shipkit/marker'));

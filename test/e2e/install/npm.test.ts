@@ -13,10 +13,21 @@ import { ROOT, runCommand, tmpDir } from '../../_helpers/common.ts';
 import { assertStatusPage, buildLitproThroughHookServer, nodeGitAndShellOnly } from '../../_helpers/install.ts';
 import { currentOf, makeWorld } from '../../fixtures/launchfit/world.ts';
 
-const bins = Object.keys(JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).bin as Record<string, string>);
-const scripts = readdirSync(path.join(ROOT, 'scripts')).filter((f) => f.endsWith('.ts')).map((f) => f.slice(0, -3));
+const bins = Object.keys(
+  JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).bin as Record<string, string>,
+);
+const scripts = readdirSync(path.join(ROOT, 'scripts'))
+  .filter((f) => f.endsWith('.ts'))
+  .map((f) => f.slice(0, -3));
 const work = tmpDir('shipkit-npm-');
-const offline = { npm_config_offline: 'true', npm_config_yes: 'false', npm_config_cache: path.join(work, 'empty-cache'), npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
+const offline = {
+  npm_config_offline: 'true',
+  npm_config_yes: 'false',
+  npm_config_cache: path.join(work, 'empty-cache'),
+  npm_config_audit: 'false',
+  npm_config_fund: 'false',
+  npm_config_update_notifier: 'false',
+};
 let tarball = '';
 let shell = '';
 const prefix = path.join(work, 'global');
@@ -33,11 +44,27 @@ test('npm pack holds what runs and the docs, no tests, benches, sources or CI fi
   const report = packReport(r.stdout);
   tarball = path.join(work, report.filename);
   const files = report.files.map((f) => f.path);
-  for (const wanted of ['bin/shipkit.mjs', 'dist/shipkit.mjs', 'README.md', 'LICENSE', 'package.json', 'hooks/post-receive', 'templates/hook-server.service', 'shipkit.example.yml', 'launchify.example.yml', 'manifest.example.txt']) {
+  for (const wanted of [
+    'bin/shipkit.mjs',
+    'dist/shipkit.mjs',
+    'README.md',
+    'LICENSE',
+    'package.json',
+    'hooks/post-receive',
+    'templates/hook-server.service',
+    'shipkit.example.yml',
+    'launchify.example.yml',
+    'manifest.example.txt',
+  ]) {
     assert.ok(files.includes(wanted), `${wanted} is in the package`);
   }
-  assert.ok(files.some((f) => f.startsWith('docs/')), 'docs/ is in the package');
-  const unwanted = files.filter((f) => /^(test|bench|\.ci|tools|scripts|lib|node_modules)\/|\.test\.ts$|^tsconfig|package-lock/.test(f));
+  assert.ok(
+    files.some((f) => f.startsWith('docs/')),
+    'docs/ is in the package',
+  );
+  const unwanted = files.filter((f) =>
+    /^(test|bench|\.ci|tools|scripts|lib|node_modules)\/|\.test\.ts$|^tsconfig|package-lock/.test(f),
+  );
   assert.equal(unwanted, []);
   shell = await nodeGitAndShellOnly();
 });
@@ -48,12 +75,22 @@ const GENERIC = ['build', 'downloads', 'upload', 'logs', 'release'];
 test('the npm package puts the names the .deb puts on the PATH, and no generic one', () => {
   const deb = /const ON_PATH = \[([^\]]*)\]/.exec(readFileSync(path.join(ROOT, 'tools/deb.ts'), 'utf8'));
   assert.ok(deb, 'tools/deb.ts names its ON_PATH programs');
-  assert.equal([...bins].sort(), deb![1].split(',').map((s) => s.trim().replace(/^'|'$/g, '')).sort());
+  assert.equal(
+    [...bins].sort(),
+    deb![1]
+      .split(',')
+      .map((s) => s.trim().replace(/^'|'$/g, ''))
+      .sort(),
+  );
   for (const name of GENERIC) assert.not.ok(bins.includes(name), `${name} is not a bin`);
 });
 
 test('npm install -g --prefix: no network, no prompt, an empty cache; only the distinctive names land on the PATH', async () => {
-  const r = await runCommand('npm', ['install', '-g', '--prefix', prefix, tarball], { env: offline, cwd: work, timeoutMs: 180_000 });
+  const r = await runCommand('npm', ['install', '-g', '--prefix', prefix, tarball], {
+    env: offline,
+    cwd: work,
+    timeoutMs: 180_000,
+  });
   assert.is(r.exitCode, 0, r.stderr);
   const onPath = readdirSync(path.join(prefix, 'bin'));
   assert.equal(onPath.sort(), ['hook-server', 'launchfit', 'server-update', 'shipkit', 'slave-activate']);
@@ -73,16 +110,26 @@ test('a generic name is `shipkit NAME`: `build` alone is not found, `shipkit bui
 
 test('npm install --prefix DIR (a local install, as in /opt/shipkit)', async () => {
   mkdirSync(local);
-  const r = await runCommand('npm', ['install', '--prefix', local, tarball], { env: offline, cwd: work, timeoutMs: 180_000 });
+  const r = await runCommand('npm', ['install', '--prefix', local, tarball], {
+    env: offline,
+    cwd: work,
+    timeoutMs: 180_000,
+  });
   assert.is(r.exitCode, 0, r.stderr);
   const other = tmpDir('shipkit-elsewhere-');
-  const h = await runCommand(path.join(local, 'node_modules', '.bin', 'hook-server'), ['--help'], { cwd: other, env: { PATH: shell } });
+  const h = await runCommand(path.join(local, 'node_modules', '.bin', 'hook-server'), ['--help'], {
+    cwd: other,
+    env: { PATH: shell },
+  });
   assert.is(h.exitCode, 0, h.stderr);
   assert.match(h.stdout, /Usage: hook-server/);
   // What templates/shipkit-build@.service and cron.example run.
   const binDir = readdirSync(path.join(local, 'node_modules', '.bin'));
   for (const name of GENERIC) assert.not.ok(binDir.includes(name), `node_modules/.bin/${name}`);
-  const b = await runCommand(path.join(local, 'node_modules', '.bin', 'shipkit'), ['build', '--help'], { cwd: other, env: { PATH: shell } });
+  const b = await runCommand(path.join(local, 'node_modules', '.bin', 'shipkit'), ['build', '--help'], {
+    cwd: other,
+    env: { PATH: shell },
+  });
   assert.is(b.exitCode, 0, b.stderr);
   assert.match(b.stdout, /^Usage: build REPO/);
 });
@@ -110,7 +157,10 @@ test('no config: the message names the installed shipkit.example.yml, and `shipk
   const example = path.join(prefix, 'lib', 'node_modules', 'shipkit', 'shipkit.example.yml');
   const r = await runCommand('shipkit', ['logs', 'octo/site'], { cwd, env: { PATH, ...offline } });
   assert.is(r.exitCode, 2, r.stderr);
-  assert.match(r.stderr, `(every key is explained in ${example}; \`shipkit example-config > shipkit.yml\` writes a copy to start from)`);
+  assert.match(
+    r.stderr,
+    `(every key is explained in ${example}; \`shipkit example-config > shipkit.yml\` writes a copy to start from)`,
+  );
   const printed = await runCommand('shipkit', ['example-config'], { cwd, env: { PATH, ...offline } });
   assert.is(printed.exitCode, 0, printed.stderr);
   assert.is(printed.stdout, readFileSync(example, 'utf8'));
@@ -120,7 +170,10 @@ test('no config: the message names the installed shipkit.example.yml, and `shipk
 
 test('the installed hook-server builds a litpro repo from a signed push', async () => {
   const PATH = `${path.join(prefix, 'bin')}:${shell}`;
-  const { job, log, html, pages } = await buildLitproThroughHookServer([path.join(prefix, 'bin', 'hook-server')], { cwd: tmpDir(), path: PATH });
+  const { job, log, html, pages } = await buildLitproThroughHookServer([path.join(prefix, 'bin', 'hook-server')], {
+    cwd: tmpDir(),
+    path: PATH,
+  });
   assert.is(job.state, 'succeeded', log);
   assert.match(html, /<h1>Hello from litpro<\/h1>/);
   assertStatusPage(pages, job.id);
@@ -133,7 +186,10 @@ test('the installed launchfit deploys a signed release', async () => {
     const dir = path.join(w.base, 'deploy-npm');
     mkdirSync(dir);
     const PATH = `${path.join(prefix, 'bin')}:${shell}`;
-    const r = await runCommand('launchfit', [w.server.url, '--key', w.key.fpr], { cwd: dir, env: { PATH, HOME: w.base } });
+    const r = await runCommand('launchfit', [w.server.url, '--key', w.key.fpr], {
+      cwd: dir,
+      env: { PATH, HOME: w.base },
+    });
     assert.is(r.exitCode, 0, r.stderr);
     assert.is(currentOf(dir), 'releases/my-app-gnu-linux-1.0');
   } finally {

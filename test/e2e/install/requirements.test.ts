@@ -21,7 +21,11 @@ let config = '';
 
 test('the one file, copied alone; a PATH of node and git only, and one of node, git and bash', async () => {
   const outdir = tmpDir('shipkit-needs-dist-');
-  const r = await runCommand(process.execPath, ['--import', path.join(ROOT, 'node_modules/tsx/dist/loader.mjs'), 'tools/bundle.ts', 'shipkit', '--outdir', outdir], { timeoutMs: 180_000 });
+  const r = await runCommand(
+    process.execPath,
+    ['--import', path.join(ROOT, 'node_modules/tsx/dist/loader.mjs'), 'tools/bundle.ts', 'shipkit', '--outdir', outdir],
+    { timeoutMs: 180_000 },
+  );
   assert.is(r.exitCode, 0, r.stderr);
   copyFileSync(path.join(outdir, 'shipkit.mjs'), bundle);
   noBash = path.join(tmpDir('shipkit-path-'), 'bin');
@@ -29,13 +33,22 @@ test('the one file, copied alone; a PATH of node and git only, and one of node, 
   symlinkSync(process.execPath, path.join(noBash, 'node'));
   symlinkSync((await runCommand('sh', ['-c', 'command -v git'])).stdout.trim(), path.join(noBash, 'git'));
   noCoreutils = await nodeGitAndShellOnly();
-  repo = await makeBareRepo(path.join(base, 'git'), 'site', { 'README.md': '# site\n', 'package.json': '{"name":"site","version":"1.0.0","dependencies":{"left-pad":"1.3.0"}}\n' });
+  repo = await makeBareRepo(path.join(base, 'git'), 'site', {
+    'README.md': '# site\n',
+    'package.json': '{"name":"site","version":"1.0.0","dependencies":{"left-pad":"1.3.0"}}\n',
+  });
   config = writeConfig(base, { repos: { 'octo/site': { url: repo.bare, steps: ['pull'] } } });
 });
 
 test('without bash: `build` and `hook-server` name what is missing and exit 2', async () => {
-  for (const argv of [['build', 'octo/site'], ['hook-server', '--listen', '127.0.0.1:0']]) {
-    const r = await runCommand('node', [bundle, ...argv, '--config', config], { cwd: folder, env: { PATH: noBash, HOME: base, HOOK_SECRET: 's', HOOK_TOKEN: 't' } });
+  for (const argv of [
+    ['build', 'octo/site'],
+    ['hook-server', '--listen', '127.0.0.1:0'],
+  ]) {
+    const r = await runCommand('node', [bundle, ...argv, '--config', config], {
+      cwd: folder,
+      env: { PATH: noBash, HOME: base, HOOK_SECRET: 's', HOOK_TOKEN: 't' },
+    });
     assert.is(r.exitCode, 2, `${argv[0]}: ${r.stderr}`);
     assert.match(r.stderr, `shipkit needs bash on the PATH to run commands (not found in PATH=${noBash}). Install it`);
     assert.not.match(r.stderr, /Cannot read properties|TypeError|at .*\.mjs/);
@@ -47,17 +60,26 @@ test('without bash: --help still answers, and scripts that run no command still 
   const help = await runCommand('node', [bundle, 'build', '--help'], { cwd: folder, env: { PATH: noBash } });
   assert.is(help.exitCode, 0, help.stderr);
   assert.match(help.stdout, /^Usage: build REPO/);
-  const logs = await runCommand('node', [bundle, 'logs', 'octo/site', '--list', '--config', config], { cwd: folder, env: { PATH: noBash, HOME: base } });
+  const logs = await runCommand('node', [bundle, 'logs', 'octo/site', '--list', '--config', config], {
+    cwd: folder,
+    env: { PATH: noBash, HOME: base },
+  });
   assert.not.match(logs.stderr, /needs bash/);
   assert.ok(logs.exitCode === 0 || logs.exitCode === 1, logs.stderr);
 });
 
 test('node, git and bash but no coreutils: a hook-server job runs and its end is on disk (no `mv: not found`)', async () => {
   const server = await startListening(['node', bundle, 'hook-server', '--config', config, '--listen', '127.0.0.1:0'], {
-    cwd: folder, env: { PATH: noCoreutils, HOME: base, HOOK_SECRET: 'secret', HOOK_TOKEN: 'token', NO_COLOR: '1' },
+    cwd: folder,
+    env: { PATH: noCoreutils, HOME: base, HOOK_SECRET: 'secret', HOOK_TOKEN: 'token', NO_COLOR: '1' },
   });
   try {
-    const delivery = await deliverGithub(server.url, 'push', pushPayload('octo/site', { sha: repo.first, cloneUrl: repo.bare }), 'secret');
+    const delivery = await deliverGithub(
+      server.url,
+      'push',
+      pushPayload('octo/site', { sha: repo.first, cloneUrl: repo.bare }),
+      'secret',
+    );
     assert.is(delivery.status, 202, JSON.stringify(delivery.json));
     const job = await waitForJobState(server.url, 'token', delivery.json.job, ['succeeded', 'failed'], 60_000);
     const output = readFileSync(path.join(base, 'data', 'jobs', job.id, 'output.log'), 'utf8');
@@ -70,9 +92,15 @@ test('node, git and bash but no coreutils: a hook-server job runs and its end is
 });
 
 test('an npm repo without npm: the install step says npm is needed, and where it looked', async () => {
-  const r = await runCommand('node', [bundle, 'build', 'octo/site', '--steps', 'pull,install', '--config', config], { cwd: folder, env: { PATH: noCoreutils, HOME: base } });
+  const r = await runCommand('node', [bundle, 'build', 'octo/site', '--steps', 'pull,install', '--config', config], {
+    cwd: folder,
+    env: { PATH: noCoreutils, HOME: base },
+  });
   assert.is(r.exitCode, 1, r.stderr);
-  assert.match(r.stderr, /failed at step install: shipkit needs npm on the PATH to install a repo's dependencies \(it has a package\.json\) \(not found in PATH=/);
+  assert.match(
+    r.stderr,
+    /failed at step install: shipkit needs npm on the PATH to install a repo's dependencies \(it has a package\.json\) \(not found in PATH=/,
+  );
 });
 
 test.run();

@@ -9,8 +9,22 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MARK_VARIABLE, processMarkOf } from '../../../lib/launchfit/deploy-folder/app-env.ts';
-import { ensureSystemUser, rootBuildUser, runCommand, runScript, scriptCommand, waitFor } from '../../_helpers/common.ts';
-import { askApp, currentOf, makeWorld, startLaunchfit, type Launchfit, type World } from '../../fixtures/launchfit/world.ts';
+import {
+  ensureSystemUser,
+  rootBuildUser,
+  runCommand,
+  runScript,
+  scriptCommand,
+  waitFor,
+} from '../../_helpers/common.ts';
+import {
+  askApp,
+  currentOf,
+  makeWorld,
+  startLaunchfit,
+  type Launchfit,
+  type World,
+} from '../../fixtures/launchfit/world.ts';
 
 // A compromised app: it reports who it runs as and its environment, then asks the control
 // socket (whose path it is given, as it could guess it) to roll back to the version in TARGET,
@@ -36,22 +50,32 @@ attempt(150);
 http.createServer((req, res) => res.end(version + '\\n')).listen(Number(process.env.PORT), '127.0.0.1');
 `;
 
-interface Report { file: string; version: string; pid: number; data: any } // eslint-disable-line @typescript-eslint/no-explicit-any
+interface Report {
+  file: string;
+  version: string;
+  pid: number;
+  data: any;
+} // eslint-disable-line @typescript-eslint/no-explicit-any
 
 /** The app's reports written so far; one still being written (not yet whole JSON) is not there yet. */
 function reports(dir: string, what: string): Report[] {
-  return readdirSync(dir).filter((f) => f.endsWith(`-${what}.json`)).flatMap((file) => {
-    const [version, pid] = file.split('-');
-    try {
-      return [{ file, version, pid: Number(pid), data: JSON.parse(readFileSync(path.join(dir, file), 'utf8')) }];
-    } catch {
-      return [];
-    }
-  });
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(`-${what}.json`))
+    .flatMap((file) => {
+      const [version, pid] = file.split('-');
+      try {
+        return [{ file, version, pid: Number(pid), data: JSON.parse(readFileSync(path.join(dir, file), 'utf8')) }];
+      } catch {
+        return [];
+      }
+    });
 }
 
 /** 1.0 (the probe app) deployed; launchify.yml runs it as `user` (or as launchfit's user). */
-async function probeWorld(user: string | undefined, uid: number): Promise<{ w: World; reportDir: string; writeConfig: (user?: string) => void }> {
+async function probeWorld(
+  user: string | undefined,
+  uid: number,
+): Promise<{ w: World; reportDir: string; writeConfig: (user?: string) => void }> {
   const w = await makeWorld();
   // The app's user must reach its release: the test folders are made 0700 by mkdtemp.
   chmodSync(w.base, 0o755);
@@ -63,7 +87,13 @@ async function probeWorld(user: string | undefined, uid: number): Promise<{ w: W
     w.writeConfig('', who ? `  user: ${who}\n` : '');
     const file = path.join(w.deploy, 'launchify.yml');
     const socket = path.join(w.deploy, '.launchfit/control.sock');
-    writeFileSync(file, readFileSync(file, 'utf8').replace('  env:\n', `  env:\n    CONTROL_SOCKET: ${socket}\n    REPORT: ${reportDir}\n    TARGET: "1.1"\n`));
+    writeFileSync(
+      file,
+      readFileSync(file, 'utf8').replace(
+        '  env:\n',
+        `  env:\n    CONTROL_SOCKET: ${socket}\n    REPORT: ${reportDir}\n    TARGET: "1.1"\n`,
+      ),
+    );
   };
   await w.publish('1.0', { files: { 'server.cjs': PROBE_APP } });
   writeConfig(user);
@@ -81,9 +111,12 @@ test('with app.user the app cannot reach the control socket (EACCES), has no LAU
   let lf: Launchfit | undefined;
   try {
     lf = await startLaunchfit(w.deploy);
-    const first = (await waitFor(() => reports(reportDir, 'control').find((r) => r.version === '1.0'), { timeoutMs: 60_000, what: 'the 1.0 app\'s try at the socket' }))!;
+    const first = (await waitFor(() => reports(reportDir, 'control').find((r) => r.version === '1.0'), {
+      timeoutMs: 60_000,
+      what: "the 1.0 app's try at the socket",
+    }))!;
     assert.equal(first.data, { error: 'EACCES' }, lf.output());
-    assert.is(statSync(meta).mode & 0o777, 0o700, 'run makes the socket\'s folder 0700');
+    assert.is(statSync(meta).mode & 0o777, 0o700, "run makes the socket's folder 0700");
     assert.is(statSync(path.join(meta, 'control.sock')).mode & 0o777, 0o600);
     const env = reports(reportDir, 'env').find((r) => r.pid === first.pid)!;
     assert.is(env.data.uid, as.uid, 'the app runs as app.user');
@@ -104,7 +137,10 @@ test('with app.user the app cannot reach the control socket (EACCES), has no LAU
     assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.0');
 
     // 1.0 started again tries to force its way back to the bad 1.1: refused by the kernel.
-    const again = (await waitFor(() => reports(reportDir, 'control').find((r) => r.version === '1.0' && r.pid !== first.pid), { timeoutMs: 60_000, what: 'the restarted 1.0 app\'s try' }))!;
+    const again = (await waitFor(
+      () => reports(reportDir, 'control').find((r) => r.version === '1.0' && r.pid !== first.pid),
+      { timeoutMs: 60_000, what: "the restarted 1.0 app's try" },
+    ))!;
     assert.equal(again.data, { error: 'EACCES' });
     await new Promise((r) => setTimeout(r, 1000));
     assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.0');
@@ -117,7 +153,7 @@ test('with app.user the app cannot reach the control socket (EACCES), has no LAU
   }
 });
 
-test('without app.user the same app runs as launchfit\'s user and does reach the socket: what app.user prevents', async () => {
+test("without app.user the same app runs as launchfit's user and does reach the socket: what app.user prevents", async () => {
   const as = await rootBuildUser('the comparison with app.user needs root');
   if (!as) return;
   const { w, reportDir } = await probeWorld(undefined, as.uid);
@@ -131,7 +167,10 @@ test('without app.user the same app runs as launchfit\'s user and does reach the
     const back = await runScript('launchfit', ['rollback', '--dir', w.deploy]);
     assert.is(back.exitCode, 0, back.stderr + lf.output());
     // The restarted 1.0 asks for the bad 1.1 with force, and gets it.
-    await waitFor(() => currentOf(w.deploy) === 'releases/my-app-gnu-linux-1.1', { timeoutMs: 60_000, what: 'the app\'s own rollback to 1.1' });
+    await waitFor(() => currentOf(w.deploy) === 'releases/my-app-gnu-linux-1.1', {
+      timeoutMs: 60_000,
+      what: "the app's own rollback to 1.1",
+    });
     const env = reports(reportDir, 'env').find((r) => r.version === '1.0')!;
     assert.is(env.data.uid, 0);
     assert.is(env.data.env.LAUNCHFIT_DIR, undefined);
@@ -142,21 +181,25 @@ test('without app.user the same app runs as launchfit\'s user and does reach the
   }
 });
 
-test('a deploy folder owned by another user: run (as root) gives .launchfit to that owner, who updates, asks status and rolls back through the socket; the app\'s user still cannot', async () => {
+test("a deploy folder owned by another user: run (as root) gives .launchfit to that owner, who updates, asks status and rolls back through the socket; the app's user still cannot", async () => {
   const as = await rootBuildUser('a deploy folder owned by another user needs root');
   if (!as) return;
   const owner = 'shipkitdeploy';
   const ownerUid = await ensureSystemUser(owner);
   const { w, reportDir } = await probeWorld(as.user, as.uid);
   chownSync(w.deploy, ownerUid, ownerUid);
-  const asOwner = (args: string[]) => runCommand('runuser', ['-u', owner, '--', ...scriptCommand('launchfit'), ...args, '--dir', w.deploy]);
+  const asOwner = (args: string[]) =>
+    runCommand('runuser', ['-u', owner, '--', ...scriptCommand('launchfit'), ...args, '--dir', w.deploy]);
   let lf: Launchfit | undefined;
   try {
     lf = await startLaunchfit(w.deploy);
     const meta = statSync(path.join(w.deploy, '.launchfit'));
     assert.equal({ uid: meta.uid, mode: meta.mode & 0o777 }, { uid: ownerUid, mode: 0o700 }, lf.output());
     assert.is(statSync(path.join(w.deploy, '.launchfit/control.sock')).uid, ownerUid);
-    const tried = (await waitFor(() => reports(reportDir, 'control').find((r) => r.version === '1.0'), { timeoutMs: 60_000, what: 'the app\'s try at the socket' }))!;
+    const tried = (await waitFor(() => reports(reportDir, 'control').find((r) => r.version === '1.0'), {
+      timeoutMs: 60_000,
+      what: "the app's try at the socket",
+    }))!;
     assert.equal(tried.data, { error: 'EACCES' });
 
     await w.publish('1.1', { files: { 'server.cjs': PROBE_APP } });
@@ -180,8 +223,7 @@ test('a deploy folder owned by another user: run (as root) gives .launchfit to t
   }
 });
 
-
-test('hooks.before_symlink runs as app.user, without launchfit\'s control secret', async () => {
+test("hooks.before_symlink runs as app.user, without launchfit's control secret", async () => {
   const as = await rootBuildUser('running the hook as another user needs root');
   if (!as) return;
   const w = await makeWorld();
@@ -190,13 +232,20 @@ test('hooks.before_symlink runs as app.user, without launchfit\'s control secret
   const reportDir = path.join(w.base, 'report');
   mkdirSync(reportDir);
   chownSync(reportDir, as.uid, 0);
-  await w.publish('1.0', { files: { 'server.cjs': 'require("node:http").createServer((q, s) => s.end("1.0\\n")).listen(Number(process.env.PORT), "127.0.0.1");' } });
+  await w.publish('1.0', {
+    files: {
+      'server.cjs':
+        'require("node:http").createServer((q, s) => s.end("1.0\\n")).listen(Number(process.env.PORT), "127.0.0.1");',
+    },
+  });
   w.writeConfig(`hooks:\n  before_symlink: id -u > ${reportDir}/uid; env > ${reportDir}/env\n`, `  user: ${as.user}\n`);
-  const deployed = await runScript('launchfit', ['deploy', '--dir', w.deploy], { env: { SHIPKIT_SECRET: 'launchfits-own-secret' } });
+  const deployed = await runScript('launchfit', ['deploy', '--dir', w.deploy], {
+    env: { SHIPKIT_SECRET: 'launchfits-own-secret' },
+  });
   assert.is(deployed.exitCode, 0, deployed.stderr);
   assert.is(readFileSync(path.join(reportDir, 'uid'), 'utf8').trim(), String(as.uid), 'the hook ran as app.user');
   const env = readFileSync(path.join(reportDir, 'env'), 'utf8');
-  assert.not.ok(env.includes('launchfits-own-secret'), 'the hook got launchfit\'s control secret');
+  assert.not.ok(env.includes('launchfits-own-secret'), "the hook got launchfit's control secret");
   assert.ok(env.includes(`USER=${as.user}`), env);
   await w.server.close();
 });

@@ -34,7 +34,10 @@ test('deploy refuses to run without a trusted key and writes nothing', async () 
   const r = await runScript('launchfit', [w.server.url], { cwd: w.deploy });
   assert.is(r.exitCode, 2, r.stderr);
   assert.match(r.stderr, /--keyfile/);
-  assert.equal(readdirSync(w.deploy).filter((n) => n !== '.launchfit'), []);
+  assert.equal(
+    readdirSync(w.deploy).filter((n) => n !== '.launchfit'),
+    [],
+  );
 });
 
 test('publish, deploy into an empty folder, run, update during traffic, rollback, status', async () => {
@@ -74,7 +77,10 @@ test('publish, deploy into an empty folder, run, update during traffic, rollback
     const seen = answers.filter((a) => a !== '-');
     assert.ok(seen.length > 0);
     assert.is(seen[0], '1.0');
-    assert.ok(seen.indexOf('1.1') === -1 || seen.slice(seen.indexOf('1.1')).every((a) => a === '1.1'), answers.join(','));
+    assert.ok(
+      seen.indexOf('1.1') === -1 || seen.slice(seen.indexOf('1.1')).every((a) => a === '1.1'),
+      answers.join(','),
+    );
 
     const status = await runScript('launchfit', ['status', '--dir', w.deploy, '--json']);
     assert.is(status.exitCode, 0);
@@ -89,19 +95,28 @@ test('publish, deploy into an empty folder, run, update during traffic, rollback
     const idle = await runScript('launchfit', ['update', '--dir', w.deploy]);
     assert.is(idle.exitCode, 0);
     const polls = w.server.requests.slice(before);
-    assert.equal(polls.map((r) => `${r.path} ${r.status}`), ['VERSION 304']);
+    assert.equal(
+      polls.map((r) => `${r.path} ${r.status}`),
+      ['VERSION 304'],
+    );
 
     const back = await runScript('launchfit', ['rollback', '--dir', w.deploy]);
     assert.is(back.exitCode, 0, back.stderr);
     assert.match(back.stdout, /Rolled back to my-app-gnu-linux-1\.0/);
     assert.is(await waitForVersion(w.appPort, '1.0'), '1.0');
-    const after = (await requestOverSocket(socket, 'GET', '/status'))!.body.result as { bad: string[]; version: string };
+    const after = (await requestOverSocket(socket, 'GET', '/status'))!.body.result as {
+      bad: string[];
+      version: string;
+    };
     assert.equal(after.bad, ['1.1']);
     assert.is(after.version, '1.0');
 
     // 1.1 is marked bad: a check does not reinstall it.
     const again = await requestOverSocket(socket, 'POST', '/update');
-    assert.ok(['skipped-bad', 'not-modified'].includes((again!.body.result as { action: string }).action), JSON.stringify(again!.body));
+    assert.ok(
+      ['skipped-bad', 'not-modified'].includes((again!.body.result as { action: string }).action),
+      JSON.stringify(again!.body),
+    );
     assert.is(await askApp(w.appPort), '1.0');
     assert.is(await askApp(w.appPort), '1.0');
     // Versions compare as hex numbers: 1.1.0 is the bad 1.1 under another spelling.
@@ -129,12 +144,18 @@ test('publish, deploy into an empty folder, run, update during traffic, rollback
     assert.is(chosen.exitCode, 0, chosen.stderr);
     assert.match(chosen.stdout, /Rolled back to my-app-gnu-linux-1\.1/);
     assert.is(await waitForVersion(w.appPort, '1.1'), '1.1');
-    const marked = (await requestOverSocket(socket, 'GET', '/status'))!.body.result as { bad: string[]; version: string };
+    const marked = (await requestOverSocket(socket, 'GET', '/status'))!.body.result as {
+      bad: string[];
+      version: string;
+    };
     assert.is(marked.version, '1.1');
     assert.equal(marked.bad, ['1.2']);
     // 1.1 is running and not bad, so the next check keeps it; 1.2 is not reinstalled.
     const kept = await requestOverSocket(socket, 'POST', '/update');
-    assert.ok(['skipped-bad', 'not-modified'].includes((kept!.body.result as { action: string }).action), JSON.stringify(kept!.body));
+    assert.ok(
+      ['skipped-bad', 'not-modified'].includes((kept!.body.result as { action: string }).action),
+      JSON.stringify(kept!.body),
+    );
     assert.is(await askApp(w.appPort), '1.1');
     await w.publish('1.3');
     const later = await requestOverSocket(socket, 'POST', '/update');

@@ -28,7 +28,9 @@ test.before(async () => {
   const r = await runScript('launchfit', ['deploy', '--dir', w.deploy]);
   assert.is(r.exitCode, 0, r.stderr);
   lf = await startLaunchfit(w.deploy, { LAUNCHFIT_INTERVAL_MS: '400' });
-  const m = await waitFor(() => /control listening on (http:\/\/\S+)/.exec(lf.output()), { what: 'the control listener' });
+  const m = await waitFor(() => /control listening on (http:\/\/\S+)/.exec(lf.output()), {
+    what: 'the control listener',
+  });
   base = m![1];
   await waitFor(async () => (await askApp(w.appPort)) === '1.0', { what: 'app 1.0', timeoutMs: 20_000 });
 });
@@ -63,9 +65,15 @@ test('bad names are 400, other apps 404, status is signed JSON', async () => {
 
 test('idle polls are conditional GETs answered 304', async () => {
   const from = w.server.requests.length;
-  await waitFor(() => w.server.requests.slice(from).filter((r) => r.path === 'VERSION' && r.status === 304).length >= 2, { what: 'two idle polls', timeoutMs: 20_000 });
+  await waitFor(
+    () => w.server.requests.slice(from).filter((r) => r.path === 'VERSION' && r.status === 304).length >= 2,
+    { what: 'two idle polls', timeoutMs: 20_000 },
+  );
   const polls = w.server.requests.slice(from);
-  assert.ok(polls.every((r) => r.path === 'VERSION' && r.status === 304), JSON.stringify(polls));
+  assert.ok(
+    polls.every((r) => r.path === 'VERSION' && r.status === 304),
+    JSON.stringify(polls),
+  );
 });
 
 test('signed GET /?repo=APP&wait=1 updates and answers with the result', async () => {
@@ -83,7 +91,9 @@ test('the real server-update reaches launchfit (202 queued), by app name and by 
   await lf.stop();
   // Restart without fast polling, so the update is the one server-update asked for.
   lf = await startLaunchfit(w.deploy);
-  const m = await waitFor(() => /control listening on (http:\/\/\S+)/.exec(lf.output()), { what: 'the control listener' });
+  const m = await waitFor(() => /control listening on (http:\/\/\S+)/.exec(lf.output()), {
+    what: 'the control listener',
+  });
   base = m![1];
   await w.publish('1.2');
   const list = path.join(w.base, 'slavelist.txt');
@@ -98,7 +108,7 @@ test('the real server-update reaches launchfit (202 queued), by app name and by 
   assert.is(byFolder.exitCode, 0, byFolder.stderr);
 });
 
-test('&wait=1 answers the host\'s verdict: 500 for a release that rolled back (and again while it is offered), 200 installed, 200 already current', async () => {
+test("&wait=1 answers the host's verdict: 500 for a release that rolled back (and again while it is offered), 200 installed, 200 already current", async () => {
   // The check the test before started (server-update deploy, not waited for) is over first: one
   // still queued would find 1.3 below and mark it bad before this test asks.
   const settled = await signed('/?repo=my-app&wait=1');
@@ -108,7 +118,11 @@ test('&wait=1 answers the host\'s verdict: 500 for a release that rolled back (a
   const rb = await rolledBack.json();
   assert.is(rolledBack.status, 500, JSON.stringify(rb));
   assert.is(rb.ok, false);
-  assert.match(rb.error, /my-app-gnu-linux-1\.3 did not stay up for 1\.5 s; marked bad and went back to my-app-gnu-linux-1\.2/, rb.error);
+  assert.match(
+    rb.error,
+    /my-app-gnu-linux-1\.3 did not stay up for 1\.5 s; marked bad and went back to my-app-gnu-linux-1\.2/,
+    rb.error,
+  );
   await waitFor(async () => (await askApp(w.appPort)) === '1.2', { what: 'app 1.2 again', timeoutMs: 20_000 });
   // Asked again while VERSION still offers 1.3 (unchanged, so a conditional GET would be a 304):
   // still a failure, not "nothing new".

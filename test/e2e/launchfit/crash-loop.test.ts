@@ -11,12 +11,21 @@ import * as assert from 'uvu/assert';
 import { requestOverSocket } from '../../../lib/launchfit/control/socket.ts';
 import { runScript, waitFor } from '../../_helpers/common.ts';
 import { get } from '../../fixtures/launchfit/load.ts';
-import { currentOf, makeWorld, startLaunchfit, statusOf, type Launchfit, type World } from '../../fixtures/launchfit/world.ts';
+import {
+  currentOf,
+  makeWorld,
+  startLaunchfit,
+  statusOf,
+  type Launchfit,
+  type World,
+} from '../../fixtures/launchfit/world.ts';
 
 const SOCKET_APP = readFileSync(path.join(import.meta.dirname, '../../fixtures/launchfit/socket-app.cjs'), 'utf8');
 // healthy_after 1: probation ends ~1-2 s after the start; the app exits 4 s after each start.
-const YML = 'app:\n  exec: node server.cjs\n  healthy_after: 1\n  kill_timeout: 2\n  forever: true\n  stable_after: 30\n';
-const HEALTH = (port: number) => `  health:\n    http: http://127.0.0.1:${port}/up\n    interval: 0.2\n    timeout: 1\n    failures: 3\n`;
+const YML =
+  'app:\n  exec: node server.cjs\n  healthy_after: 1\n  kill_timeout: 2\n  forever: true\n  stable_after: 30\n';
+const HEALTH = (port: number) =>
+  `  health:\n    http: http://127.0.0.1:${port}/up\n    interval: 0.2\n    timeout: 1\n    failures: 3\n`;
 
 async function run(listen: boolean): Promise<void> {
   const w: World = await makeWorld();
@@ -28,7 +37,10 @@ async function run(listen: boolean): Promise<void> {
     const r = await runScript('launchfit', ['deploy', '--dir', w.deploy]);
     assert.is(r.exitCode, 0, r.stderr);
     lf = await startLaunchfit(w.deploy);
-    await waitFor(async () => /^1\.0 /.test((await get({ port })).body ?? ''), { what: '1.0 serving', timeoutMs: 30_000 });
+    await waitFor(async () => /^1\.0 /.test((await get({ port })).body ?? ''), {
+      what: '1.0 serving',
+      timeoutMs: 30_000,
+    });
 
     await w.publish('1.1', { files: { 'server.cjs': SOCKET_APP, 'exit-after': '4000' }, yml: YML });
     const answer = await requestOverSocket(path.join(w.deploy, '.launchfit/control.sock'), 'POST', '/update');
@@ -37,11 +49,20 @@ async function run(listen: boolean): Promise<void> {
     assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.1');
 
     const out = () => lf!.output();
-    await waitFor(() => currentOf(w.deploy) === 'releases/my-app-gnu-linux-1.0', { what: 'the rollback after the crash loop', timeoutMs: 60_000 });
-    await waitFor(async () => /^1\.0 /.test((await get({ port })).body ?? ''), { what: '1.0 serving again', timeoutMs: 30_000 });
+    await waitFor(() => currentOf(w.deploy) === 'releases/my-app-gnu-linux-1.0', {
+      what: 'the rollback after the crash loop',
+      timeoutMs: 60_000,
+    });
+    await waitFor(async () => /^1\.0 /.test((await get({ port })).body ?? ''), {
+      what: '1.0 serving again',
+      timeoutMs: 30_000,
+    });
     // Restarted once after its first exit, gone back at the second.
     assert.is((out().match(/^app 1\.1: exiting on purpose after 4000 ms$/gm) ?? []).length, 2, out().slice(-4000));
-    assert.match(out(), /release my-app-gnu-linux-1\.1 exited 2 times after the switch before it stayed up 30 s \(app\.stable_after\); marking it bad and going back to my-app-gnu-linux-1\.0/);
+    assert.match(
+      out(),
+      /release my-app-gnu-linux-1\.1 exited 2 times after the switch before it stayed up 30 s \(app\.stable_after\); marking it bad and going back to my-app-gnu-linux-1\.0/,
+    );
     for (let i = 0; i < 5; i++) assert.match((await get({ port })).body ?? '', /^1\.0 \d+ /);
     const s = await statusOf(w.deploy);
     assert.is(s.version, '1.0');
@@ -50,7 +71,10 @@ async function run(listen: boolean): Promise<void> {
     assert.is(s.app.state, 'running');
     assert.ok(s.bad.includes('1.1'), JSON.stringify(s.bad));
     assert.is(s.lastFailure.release, 'my-app-gnu-linux-1.1');
-    assert.ok(s.lastFailure.output.some((l: string) => /exiting on purpose after 4000 ms/.test(l)), JSON.stringify(s.lastFailure));
+    assert.ok(
+      s.lastFailure.output.some((l: string) => /exiting on purpose after 4000 ms/.test(l)),
+      JSON.stringify(s.lastFailure),
+    );
     assert.not.ok(existsSync(path.join(w.deploy, 'releases/my-app-gnu-linux-1.1')));
     // 1.1 is bad: the next check does not install it again.
     const again = await requestOverSocket(path.join(w.deploy, '.launchfit/control.sock'), 'POST', '/update');

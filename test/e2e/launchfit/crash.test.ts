@@ -8,7 +8,16 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { requestOverSocket } from '../../../lib/launchfit/control/socket.ts';
 import { runScript, waitFor } from '../../_helpers/common.ts';
-import { askApp, currentOf, isRunning, deployedWorld, startLaunchfit, statusOf, type Launchfit, type World } from '../../fixtures/launchfit/world.ts';
+import {
+  askApp,
+  currentOf,
+  isRunning,
+  deployedWorld,
+  startLaunchfit,
+  statusOf,
+  type Launchfit,
+  type World,
+} from '../../fixtures/launchfit/world.ts';
 
 let w: World;
 let lf: Launchfit | undefined;
@@ -24,7 +33,8 @@ test.after(async () => {
 
 const alive = isRunning;
 const statusJson = () => statusOf(w.deploy);
-const version = (v: string) => waitFor(async () => (await askApp(w.appPort, 1000)) === v, { timeoutMs: 20_000, what: `app ${v}` });
+const version = (v: string) =>
+  waitFor(async () => (await askApp(w.appPort, 1000)) === v, { timeoutMs: 20_000, what: `app ${v}` });
 
 test('kill -9 during a before_symlink hook: the next start clears the half-installed release', async () => {
   const config = path.join(w.deploy, 'launchify.yml');
@@ -63,7 +73,10 @@ test('kill -9 between the swap and the health check: a healthy release is kept',
   const env = { KILL_MARKER: path.join(w.base, 'marker') };
   await lf!.stop();
   lf = await startLaunchfit(w.deploy, env);
-  await requestOverSocket(path.join(w.deploy, '.launchfit/control.sock'), 'POST', '/update').then(() => assert.unreachable('launchfit was killed'), () => {});
+  await requestOverSocket(path.join(w.deploy, '.launchfit/control.sock'), 'POST', '/update').then(
+    () => assert.unreachable('launchfit was killed'),
+    () => {},
+  );
   assert.is(await lf.exited, -1);
   assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.6');
   assert.ok(JSON.parse(readFileSync(path.join(w.deploy, '.launchfit/state.json'), 'utf8')).pending);
@@ -80,11 +93,17 @@ test('kill -9 between the swap and the health check: a crashing release is rolle
   const env = { KILL_MARKER: path.join(w.base, 'marker') };
   await lf!.stop();
   lf = await startLaunchfit(w.deploy, env);
-  await requestOverSocket(path.join(w.deploy, '.launchfit/control.sock'), 'POST', '/update').then(() => assert.unreachable('launchfit was killed'), () => {});
+  await requestOverSocket(path.join(w.deploy, '.launchfit/control.sock'), 'POST', '/update').then(
+    () => assert.unreachable('launchfit was killed'),
+    () => {},
+  );
   assert.is(await lf.exited, -1);
   assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.7');
   lf = await startLaunchfit(w.deploy, env);
-  await waitFor(() => currentOf(w.deploy) === 'releases/my-app-gnu-linux-1.6', { what: 'the rollback to 1.6', timeoutMs: 20_000 });
+  await waitFor(() => currentOf(w.deploy) === 'releases/my-app-gnu-linux-1.6', {
+    what: 'the rollback to 1.6',
+    timeoutMs: 20_000,
+  });
   await version('1.6');
   const s = await statusJson();
   assert.ok(s.bad.includes('1.7'));

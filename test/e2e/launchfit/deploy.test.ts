@@ -29,7 +29,10 @@ test('--key with the full fingerprint: the server key is fetched, matched and tr
   assert.is(r.exitCode, 0, r.stderr);
   assert.is(currentOf(dir), 'releases/my-app-gnu-linux-1.0');
   assert.match(readFileSync(path.join(dir, 'launchify.yml'), 'utf8'), new RegExp(`key: "${w.key.fpr}"`));
-  assert.ok(w.server.requests.some((q) => q.path === 'keys.asc' && q.status === 200), 'keys.asc, the preferred name, was fetched');
+  assert.ok(
+    w.server.requests.some((q) => q.path === 'keys.asc' && q.status === 200),
+    'keys.asc, the preferred name, was fetched',
+  );
 });
 
 test('a wrong fingerprint, or a key ID alone, installs nothing', async () => {
@@ -57,9 +60,15 @@ test('a folder that is not empty and has no launchify.yml is refused', async () 
   const r = await runScript('launchfit', [w.server.url, '--keyfile', w.pubAsc, '--dir', busy]);
   assert.is(r.exitCode, 2);
   assert.match(r.stderr, /is not empty and has no launchify\.yml/);
-  assert.equal(readdirSync(busy).filter((n) => n !== '.launchfit'), ['precious.txt']);
+  assert.equal(
+    readdirSync(busy).filter((n) => n !== '.launchfit'),
+    ['precious.txt'],
+  );
   const bad = fresh('bad-config');
-  writeFileSync(path.join(bad, 'launchify.yml'), 'updates:\n  server: http://x/\n  gpg:\n    keyfile: k.asc\n  intervall: 5\n');
+  writeFileSync(
+    path.join(bad, 'launchify.yml'),
+    'updates:\n  server: http://x/\n  gpg:\n    keyfile: k.asc\n  intervall: 5\n',
+  );
   const c = await runScript('launchfit', ['deploy', '--dir', bad]);
   assert.is(c.exitCode, 2);
   assert.match(c.stderr, /launchify\.yml:5: updates\.intervall: unknown key/);

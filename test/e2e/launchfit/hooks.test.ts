@@ -16,7 +16,15 @@ import { requestOverSocket } from '../../../lib/launchfit/control/socket.ts';
 import { stopLeftoverHook } from '../../../lib/launchfit/install/hooks.ts';
 import { deployPaths } from '../../../lib/launchfit/deploy-folder/state.ts';
 import { runScript, waitFor } from '../../_helpers/common.ts';
-import { askApp, currentOf, isRunning, makeWorld, startLaunchfit, type Launchfit, type World } from '../../fixtures/launchfit/world.ts';
+import {
+  askApp,
+  currentOf,
+  isRunning,
+  makeWorld,
+  startLaunchfit,
+  type Launchfit,
+  type World,
+} from '../../fixtures/launchfit/world.ts';
 
 let w: World;
 let lf: Launchfit;
@@ -30,8 +38,10 @@ const useHooks = (hooks: string) => writeFileSync(path.join(w.deploy, 'launchify
 const SCRIPTS = {
   'bg.sh': '(sleep 1000 & echo $! > "$LAUNCHFIT_DIR/bg.pid"); exit 0\n',
   // Sleeps as long as hook-sleep says, then marks that it finished (a migration's last step).
-  'slow.sh': 'echo $$ > "$LAUNCHFIT_DIR/hook.pid"; sleep 1000 & echo $! > "$LAUNCHFIT_DIR/child.pid"; echo started >> "$LAUNCHFIT_DIR/hook-runs"; sleep "$(cat "$LAUNCHFIT_DIR/hook-sleep")"; echo finished >> "$LAUNCHFIT_DIR/hook-runs"\n',
-  'hang.sh': 'sleep 1000 & echo $! > "$LAUNCHFIT_DIR/child.pid"; echo $$ > "$LAUNCHFIT_DIR/hook.pid"; echo started >> "$LAUNCHFIT_DIR/hook-runs"; wait\n',
+  'slow.sh':
+    'echo $$ > "$LAUNCHFIT_DIR/hook.pid"; sleep 1000 & echo $! > "$LAUNCHFIT_DIR/child.pid"; echo started >> "$LAUNCHFIT_DIR/hook-runs"; sleep "$(cat "$LAUNCHFIT_DIR/hook-sleep")"; echo finished >> "$LAUNCHFIT_DIR/hook-runs"\n',
+  'hang.sh':
+    'sleep 1000 & echo $! > "$LAUNCHFIT_DIR/child.pid"; echo $$ > "$LAUNCHFIT_DIR/hook.pid"; echo started >> "$LAUNCHFIT_DIR/hook-runs"; wait\n',
 };
 
 test.before(async () => {
@@ -47,7 +57,12 @@ test.before(async () => {
 test.after(async () => {
   await lf.stop();
   for (const file of ['bg.pid', 'child.pid', 'hook.pid']) {
-    if (existsSync(path.join(w.deploy, file))) try { process.kill(pidIn(file), 'SIGKILL'); } catch { /* gone */ }
+    if (existsSync(path.join(w.deploy, file)))
+      try {
+        process.kill(pidIn(file), 'SIGKILL');
+      } catch {
+        /* gone */
+      }
   }
   await w.server.close();
 });
@@ -57,13 +72,21 @@ test('a hook that leaves a background child does not hold the update; the child 
   // Before, the update waited for the child (1000 s), hooks.timeout or not. Now it answers,
   // ok (so the hook was not killed at its timeout), long before the client gives up.
   useHooks('  before_symlink: "sh bg.sh"\n  timeout: 60\n');
-  const answer = await update(40_000).catch((error: Error) => ({ body: { ok: false, error: `no answer within 40 s: ${error.message}` } }));
+  const answer = await update(40_000).catch((error: Error) => ({
+    body: { ok: false, error: `no answer within 40 s: ${error.message}` },
+  }));
   assert.is(answer?.body.ok, true, JSON.stringify(answer?.body));
   assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.1');
   await waitFor(() => askApp(w.appPort).then((v) => v === '1.1'), { what: 'the app to answer 1.1' });
   const child = pidIn('bg.pid');
-  await waitFor(() => !isRunning(child), { timeoutMs: 5000, what: `the hook's background child ${child} to be stopped` });
-  assert.not.ok(existsSync(path.join(w.deploy, '.launchfit/hook.json')), 'the hook record is removed once its group is gone');
+  await waitFor(() => !isRunning(child), {
+    timeoutMs: 5000,
+    what: `the hook's background child ${child} to be stopped`,
+  });
+  assert.not.ok(
+    existsSync(path.join(w.deploy, '.launchfit/hook.json')),
+    'the hook record is removed once its group is gone',
+  );
 });
 
 test('a hook past hooks.timeout is killed with everything it started', async () => {
@@ -71,7 +94,10 @@ test('a hook past hooks.timeout is killed with everything it started', async () 
   useHooks('  before_symlink: "sh hang.sh"\n  timeout: 1\n');
   const answer = await update(20_000);
   assert.is(answer?.body.ok, false, JSON.stringify(answer?.body));
-  assert.match(answer!.body.error!, /hooks\.before_symlink "sh hang\.sh" did not finish within hooks\.timeout \(1 s\) and was killed/);
+  assert.match(
+    answer!.body.error!,
+    /hooks\.before_symlink "sh hang\.sh" did not finish within hooks\.timeout \(1 s\) and was killed/,
+  );
   assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.1');
   for (const file of ['hook.pid', 'child.pid']) {
     const pid = pidIn(file);
@@ -87,9 +113,14 @@ test('a hook orphaned by kill -9 of launchfit is stopped on restart before it fi
   writeFileSync(path.join(w.deploy, 'hook-sleep'), '10');
   for (const file of ['hook.pid', 'child.pid']) rmSync(path.join(w.deploy, file), { force: true });
   void update().catch(() => {}); // the answer never comes: launchfit is killed meanwhile
-  await waitFor(() => runs() === 'started\n' && existsSync(path.join(w.deploy, 'child.pid')), { what: 'the hook to start' });
+  await waitFor(() => runs() === 'started\n' && existsSync(path.join(w.deploy, 'child.pid')), {
+    what: 'the hook to start',
+  });
   const orphanWouldFinish = Date.now() + 10_000;
-  const record = JSON.parse(readFileSync(path.join(w.deploy, '.launchfit/hook.json'), 'utf8')) as { pgid: number; startTime: string };
+  const record = JSON.parse(readFileSync(path.join(w.deploy, '.launchfit/hook.json'), 'utf8')) as {
+    pgid: number;
+    startTime: string;
+  };
   const hook = pidIn('hook.pid');
   const child = pidIn('child.pid');
   assert.ok(record.pgid > 1, 'the record names the hook group');
@@ -97,7 +128,10 @@ test('a hook orphaned by kill -9 of launchfit is stopped on restart before it fi
   process.kill(lf.child.pid!, 'SIGKILL');
   await lf.exited;
   await new Promise((r) => setTimeout(r, 300));
-  assert.ok(isRunning(hook) && isRunning(child), 'the hook and its child outlive the killed launchfit (they are orphans now)');
+  assert.ok(
+    isRunning(hook) && isRunning(child),
+    'the hook and its child outlive the killed launchfit (they are orphans now)',
+  );
 
   lf = await startLaunchfit(w.deploy);
   // By the time `run` is ready, the orphan group is gone and the hook has not run again.
@@ -107,7 +141,10 @@ test('a hook orphaned by kill -9 of launchfit is stopped on restart before it fi
   assert.not.ok(existsSync(path.join(w.deploy, '.launchfit/hook.json')), 'the record is removed');
   assert.is(runs(), 'started\n');
   assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.1');
-  assert.not.ok(existsSync(path.join(w.deploy, 'releases/my-app-gnu-linux-1.3')), 'the half-installed release was cleared');
+  assert.not.ok(
+    existsSync(path.join(w.deploy, 'releases/my-app-gnu-linux-1.3')),
+    'the half-installed release was cleared',
+  );
 
   // The next update runs the same hook once, alone, to the end, and installs.
   writeFileSync(path.join(w.deploy, 'hook-sleep'), '0');
@@ -119,18 +156,32 @@ test('a hook orphaned by kill -9 of launchfit is stopped on restart before it fi
   assert.is(runs(), 'started\nstarted\nfinished\n');
 });
 
-test('a recorded group is stopped only when it is still the hook\'s: leader start time, else LAUNCHFIT_HOOK_ID', async () => {
+test("a recorded group is stopped only when it is still the hook's: leader start time, else LAUNCHFIT_HOOK_ID", async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'lf-hook-record-'));
   const paths = deployPaths(dir);
   mkdirSync(paths.meta, { recursive: true });
   const groups: number[] = [];
-  const startGroup = (script: string, env: NodeJS.ProcessEnv = process.env) => new Promise<{ pgid: number; firstLine: string }>((resolve, reject) => {
-    const child = spawn('/bin/sh', ['-c', script], { detached: true, env, stdio: ['ignore', 'pipe', 'ignore'] });
-    child.once('error', reject);
-    child.stdout!.once('data', (data: Buffer) => resolve({ pgid: child.pid!, firstLine: data.toString().split('\n')[0] }));
-    groups.push(child.pid!);
-  });
-  const record = (r: object) => writeFileSync(paths.hookFile, JSON.stringify({ id: randomBytes(8).toString('hex'), hook: 'x', cwd: dir, startedAt: '', bootId: bootId(), ...r }));
+  const startGroup = (script: string, env: NodeJS.ProcessEnv = process.env) =>
+    new Promise<{ pgid: number; firstLine: string }>((resolve, reject) => {
+      const child = spawn('/bin/sh', ['-c', script], { detached: true, env, stdio: ['ignore', 'pipe', 'ignore'] });
+      child.once('error', reject);
+      child.stdout!.once('data', (data: Buffer) =>
+        resolve({ pgid: child.pid!, firstLine: data.toString().split('\n')[0] }),
+      );
+      groups.push(child.pid!);
+    });
+  const record = (r: object) =>
+    writeFileSync(
+      paths.hookFile,
+      JSON.stringify({
+        id: randomBytes(8).toString('hex'),
+        hook: 'x',
+        cwd: dir,
+        startedAt: '',
+        bootId: bootId(),
+        ...r,
+      }),
+    );
   try {
     // Another program's group that got the recorded pgid (the leader's start time differs): left alone.
     const other = await startGroup('echo up; exec sleep 60');

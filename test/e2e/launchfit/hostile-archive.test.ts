@@ -10,7 +10,18 @@ import { requestOverSocket } from '../../../lib/launchfit/control/socket.ts';
 import { tmpDir } from '../../_helpers/common.ts';
 import { APP_SOURCE, appYml, askApp, currentOf } from '../../fixtures/launchfit/world.ts';
 import { makeBomb, makeTarGz } from '../../fixtures/launchfit/tarball.ts';
-import { appEntries, expectRefused, rememberAppPid, serveSignedTarball, status, serveStaged, setUp, stage11, tearDown, w } from '../../fixtures/launchfit/hostile.ts';
+import {
+  appEntries,
+  expectRefused,
+  rememberAppPid,
+  serveSignedTarball,
+  status,
+  serveStaged,
+  setUp,
+  stage11,
+  tearDown,
+  w,
+} from '../../fixtures/launchfit/hostile.ts';
 
 test.before(setUp);
 test.after(tearDown);
@@ -18,8 +29,16 @@ test.after(tearDown);
 const hostileTarballs: Array<[string, Buffer, RegExp]> = [
   ['a ../ entry', makeTarGz(appEntries([{ path: 'app/../../evil.txt', body: 'x' }])), /contains "\.\."/],
   ['an absolute path', makeTarGz(appEntries([{ path: '/tmp/evil.txt', body: 'x' }])), /is an absolute path/],
-  ['a symlink out of the folder', makeTarGz(appEntries([{ path: 'app/etc', type: 'symlink', linkpath: '../../../../etc' }])), /outside the release/],
-  ['a hardlink out of the folder', makeTarGz(appEntries([{ path: 'app/passwd', type: 'hardlink', linkpath: '../../etc/passwd' }])), /outside the release/],
+  [
+    'a symlink out of the folder',
+    makeTarGz(appEntries([{ path: 'app/etc', type: 'symlink', linkpath: '../../../../etc' }])),
+    /outside the release/,
+  ],
+  [
+    'a hardlink out of the folder',
+    makeTarGz(appEntries([{ path: 'app/passwd', type: 'hardlink', linkpath: '../../etc/passwd' }])),
+    /outside the release/,
+  ],
   ['a device file', makeTarGz(appEntries([{ path: 'app/null', type: 'chardev' }])), /CharacterDevice entry/],
   ['a decompression bomb', makeBomb(64), /inflates more than 200 times/],
 ];
@@ -42,8 +61,12 @@ async function tarWithLinks(links: Array<[string, string]>): Promise<Buffer> {
   writeFileSync(path.join(dir, 'app/version.txt'), '1.1\n');
   writeFileSync(path.join(dir, 'app/launchify.yml'), appYml());
   for (const [link, target] of links) {
-    const parts = path.dirname(link).split('/').filter((p) => p !== '.');
-    for (let i = 1; i <= parts.length; i++) if (!entries.includes(`app/${parts.slice(0, i).join('/')}`)) entries.push(`app/${parts.slice(0, i).join('/')}`);
+    const parts = path
+      .dirname(link)
+      .split('/')
+      .filter((p) => p !== '.');
+    for (let i = 1; i <= parts.length; i++)
+      if (!entries.includes(`app/${parts.slice(0, i).join('/')}`)) entries.push(`app/${parts.slice(0, i).join('/')}`);
     mkdirSync(path.dirname(path.join(dir, 'app', link)), { recursive: true });
     symlinkSync(target, path.join(dir, 'app', link));
     entries.push(`app/${link}`);
@@ -57,7 +80,12 @@ const DEEP = 'c/'.repeat(20);
 test('a symlink chain that reads as inside but resolves outside on disk', async () => {
   // DEEP/l points back to the release root; x = DEEP/l/../../… reads as DEEP's upper part,
   // but on disk each ".." after l climbs from the release root towards /.
-  await serveSignedTarball(await tarWithLinks([[`${DEEP}l`, '../'.repeat(20)], ['x', `${DEEP}l/${'../'.repeat(20)}`]]));
+  await serveSignedTarball(
+    await tarWithLinks([
+      [`${DEEP}l`, '../'.repeat(20)],
+      ['x', `${DEEP}l/${'../'.repeat(20)}`],
+    ]),
+  );
   await expectRefused(/"x" links outside the release \(through "(c\/){20}l"\)/);
 });
 
@@ -101,17 +129,25 @@ test('a before_symlink hook that hangs is killed after hooks.timeout; the app is
 
 // Last: it installs 1.1.
 test('relative symlinks and chains that stay inside the release are installed', async () => {
-  await serveSignedTarball(await tarWithLinks([
-    ['lib/v.txt', '../version.txt'], ['via-chain', `${DEEP}l/version.txt`], [`${DEEP}l`, '../'.repeat(20)],
-    ['bin/node_modules/.bin/srv', '../../../server.cjs'], ['dangling', 'not-yet/there'],
-  ]));
+  await serveSignedTarball(
+    await tarWithLinks([
+      ['lib/v.txt', '../version.txt'],
+      ['via-chain', `${DEEP}l/version.txt`],
+      [`${DEEP}l`, '../'.repeat(20)],
+      ['bin/node_modules/.bin/srv', '../../../server.cjs'],
+      ['dangling', 'not-yet/there'],
+    ]),
+  );
   const answer = await requestOverSocket(path.join(w.deploy, '.launchfit/control.sock'), 'POST', '/update');
   assert.is(answer!.body.ok, true, JSON.stringify(answer!.body));
   assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.1');
   const current = path.join(w.deploy, 'current');
   assert.is(readFileSync(path.join(current, 'lib/v.txt'), 'utf8'), '1.1\n');
   assert.is(readFileSync(path.join(current, 'via-chain'), 'utf8'), '1.1\n');
-  assert.is(realpathSync(path.join(current, 'bin/node_modules/.bin/srv')), realpathSync(path.join(current, 'server.cjs')));
+  assert.is(
+    realpathSync(path.join(current, 'bin/node_modules/.bin/srv')),
+    realpathSync(path.join(current, 'server.cjs')),
+  );
   assert.is(await askApp(w.appPort), '1.1');
   await rememberAppPid();
   assert.ok((await status()).app.pid > 0);

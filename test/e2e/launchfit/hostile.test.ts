@@ -10,7 +10,19 @@ import * as assert from 'uvu/assert';
 import { requestOverSocket } from '../../../lib/launchfit/control/socket.ts';
 import { runScript } from '../../_helpers/common.ts';
 import { detachSign, genKey } from '../../fixtures/launchfit/gpg.ts';
-import { FILE, expectRefused, rememberAppPid, serve, serveStaged, setUp, signWithGpg, signedVersion, stage11, tearDown, w } from '../../fixtures/launchfit/hostile.ts';
+import {
+  FILE,
+  expectRefused,
+  rememberAppPid,
+  serve,
+  serveStaged,
+  setUp,
+  signWithGpg,
+  signedVersion,
+  stage11,
+  tearDown,
+  w,
+} from '../../fixtures/launchfit/hostile.ts';
 import { askApp } from '../../fixtures/launchfit/world.ts';
 
 test.before(setUp);
@@ -57,7 +69,9 @@ test('.sig truncated', async () => {
 
 test('.sig armored junk', async () => {
   const dir = await stage11();
-  serveStaged(dir, { [`${FILE}.sig`]: '-----BEGIN PGP SIGNATURE-----\n\nbm90IGEgc2lnbmF0dXJl\n=AAAA\n-----END PGP SIGNATURE-----\n' });
+  serveStaged(dir, {
+    [`${FILE}.sig`]: '-----BEGIN PGP SIGNATURE-----\n\nbm90IGEgc2lnbmF0dXJl\n=AAAA\n-----END PGP SIGNATURE-----\n',
+  });
   await expectRefused(/not a valid OpenPGP signature/);
 });
 
@@ -107,7 +121,11 @@ test('VERSION.sig stripped after a signed VERSION was seen (metadata downgrade)'
   await expectRefused(/VERSION\.sig is missing, but this host has seen a signed VERSION before/);
 });
 
-for (const [label, file] of [['../x.tar.gz', '../x.tar.gz'], ['/etc/passwd', '/etc/passwd'], ['a/b.tar.gz', 'a/b.tar.gz']]) {
+for (const [label, file] of [
+  ['../x.tar.gz', '../x.tar.gz'],
+  ['/etc/passwd', '/etc/passwd'],
+  ['a/b.tar.gz', 'a/b.tar.gz'],
+]) {
   test(`VERSION naming ${label}`, async () => {
     serve(await signedVersion(`CURRENT 1.1 ${file}\n`));
     await expectRefused(/Invalid release file name/);
@@ -120,7 +138,10 @@ test('VERSION naming ../x.tar.gz, /etc/passwd, a/b.tar.gz (signed by the trusted
     await expectRefused(/VERSION is invalid: Invalid release file name/);
   }
   assert.not.ok(existsSync(path.join(w.deploy, '..', 'x.tar.gz')), 'nothing written next to the deploy folder');
-  assert.equal(readdirSync(path.join(w.deploy, '.launchfit/downloads')).filter((n) => !n.startsWith('my-app-')), []);
+  assert.equal(
+    readdirSync(path.join(w.deploy, '.launchfit/downloads')).filter((n) => !n.startsWith('my-app-')),
+    [],
+  );
 });
 
 test('a non-hex version, a lower version, an expired VERSION', async () => {
@@ -129,7 +150,9 @@ test('a non-hex version, a lower version, an expired VERSION', async () => {
   // A lower version under a SEQ the host already passed is a replay (DESIGN §8); only a newer
   // SEQ may go below the version high-water mark (test/e2e/release/rollback.test.ts).
   serve(await signedVersion('CURRENT 0.f my-app-gnu-linux-0.f.tar.gz\nSEQ 1\n'));
-  await expectRefused(/VERSION has SEQ 1, (lower than SEQ \d+ this host accepted|which this host already accepted for my-app-gnu-linux-1\.0\.tar\.gz, but names my-app-gnu-linux-0\.f\.tar\.gz); refusing a replayed/);
+  await expectRefused(
+    /VERSION has SEQ 1, (lower than SEQ \d+ this host accepted|which this host already accepted for my-app-gnu-linux-1\.0\.tar\.gz, but names my-app-gnu-linux-0\.f\.tar\.gz); refusing a replayed/,
+  );
   const dir = await stage11();
   serveStaged(dir, await signedVersion(`CURRENT 1.1 ${FILE}\nEXPIRES 2020-01-01T00:00:00Z\n`));
   await expectRefused(/VERSION expired on 2020-01-01/);

@@ -12,7 +12,15 @@ import * as assert from 'uvu/assert';
 import { requestOverSocket } from '../../../lib/launchfit/control/socket.ts';
 import { runScript, waitFor } from '../../_helpers/common.ts';
 import { get } from '../../fixtures/launchfit/load.ts';
-import { currentOf, isRunning, makeWorld, startLaunchfit, statusOf, type Launchfit, type World } from '../../fixtures/launchfit/world.ts';
+import {
+  currentOf,
+  isRunning,
+  makeWorld,
+  startLaunchfit,
+  statusOf,
+  type Launchfit,
+  type World,
+} from '../../fixtures/launchfit/world.ts';
 
 const APP = `
 const fs = require('node:fs'), http = require('node:http'), { spawn } = require('node:child_process');
@@ -31,7 +39,8 @@ fs.writeFileSync(path.join(process.env.REPORT, version + '-' + process.pid), '')
 http.createServer((req, res) => res.end(version + ' worker ' + process.pid + '\\n')).listen({ fd: 3 });
 `;
 
-const YML = 'app:\n  exec: node server.cjs\n  healthy_after: 1\n  kill_timeout: 1\n  forever: true\n  stable_after: 1\n';
+const YML =
+  'app:\n  exec: node server.cjs\n  healthy_after: 1\n  kill_timeout: 1\n  forever: true\n  stable_after: 1\n';
 
 let w: World;
 let lf: Launchfit | undefined;
@@ -58,14 +67,17 @@ async function onlyVersionAnswers(version: string): Promise<void> {
 
 /** The worker of `version` started (and serving), its pid. */
 async function workerOf(version: string, not: number[] = []): Promise<number> {
-  const found = await waitFor(() => workers().find((x) => x.version === version && !not.includes(x.pid) && isRunning(x.pid)), { what: `the ${version} worker`, timeoutMs: 20_000 });
+  const found = await waitFor(
+    () => workers().find((x) => x.version === version && !not.includes(x.pid) && isRunning(x.pid)),
+    { what: `the ${version} worker`, timeoutMs: 20_000 },
+  );
   // Really out of the app's group and session, and not the app's child any more.
   const text = readFileSync(`/proc/${found!.pid}/stat`, 'latin1');
   const stat = text.slice(text.lastIndexOf(')') + 2).split(' '); // state ppid pgrp session …
   const app = (await statusOf(w.deploy)).app.pid;
-  assert.is.not(Number(stat[2]), app, 'the worker left the app\'s process group');
+  assert.is.not(Number(stat[2]), app, "the worker left the app's process group");
   assert.is(Number(stat[3]), found!.pid, 'the worker leads its own session');
-  assert.is.not(Number(stat[1]), app, 'the worker is not the app\'s child');
+  assert.is.not(Number(stat[1]), app, "the worker is not the app's child");
   return found!.pid;
 }
 
@@ -89,7 +101,7 @@ test.after(async () => {
   for (const x of workers()) if (isRunning(x.pid)) process.kill(x.pid, 'SIGKILL');
 });
 
-test('an update ends the old instance\'s escaped worker; only the new version answers', async () => {
+test("an update ends the old instance's escaped worker; only the new version answers", async () => {
   const first = await workerOf('1.0');
   await onlyVersionAnswers('1.0');
   await publish('1.1');
@@ -101,13 +113,19 @@ test('an update ends the old instance\'s escaped worker; only the new version an
   await onlyVersionAnswers('1.1');
 });
 
-test('a rollback ends the rolled-back instance\'s worker; only the old version answers', async () => {
+test("a rollback ends the rolled-back instance's worker; only the old version answers", async () => {
   const second = await workerOf('1.1');
   const r = await runScript('launchfit', ['rollback', '--dir', w.deploy]);
   assert.is(r.exitCode, 0, r.stdout + r.stderr);
   assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.0');
   assert.not.ok(isRunning(second), `the 1.1 worker ${second} is gone`);
-  await workerOf('1.0', workers().filter((x) => x.version === '1.0').map((x) => x.pid).filter((p) => !isRunning(p)));
+  await workerOf(
+    '1.0',
+    workers()
+      .filter((x) => x.version === '1.0')
+      .map((x) => x.pid)
+      .filter((p) => !isRunning(p)),
+  );
   await onlyVersionAnswers('1.0');
 });
 

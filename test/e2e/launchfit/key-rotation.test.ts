@@ -13,8 +13,23 @@ import * as assert from 'uvu/assert';
 import { requestOverSocket } from '../../../lib/launchfit/control/socket.ts';
 import { MAX_KEY_BYTES } from '../../../lib/launchfit/trust/server-key.ts';
 import { runScript, tmpDir } from '../../_helpers/common.ts';
-import { addSigningSubkey, detachSign, exportPublic, exportSecret, genKey, graftSubkey } from '../../fixtures/launchfit/gpg.ts';
-import { askApp, currentOf, makeWorld, startLaunchfit, statusOf, type Launchfit, type World } from '../../fixtures/launchfit/world.ts';
+import {
+  addSigningSubkey,
+  detachSign,
+  exportPublic,
+  exportSecret,
+  genKey,
+  graftSubkey,
+} from '../../fixtures/launchfit/gpg.ts';
+import {
+  askApp,
+  currentOf,
+  makeWorld,
+  startLaunchfit,
+  statusOf,
+  type Launchfit,
+  type World,
+} from '../../fixtures/launchfit/world.ts';
 
 let w: World;
 let keys: string;
@@ -26,11 +41,30 @@ const subkeys: string[] = [];
 const keysCli = async (...args: string[]) => {
   const r = await runScript('release', ['keys', ...args, '--passphrase-file', w.passFile, '--json']);
   assert.is(r.exitCode, 0, r.stderr);
-  return JSON.parse(r.stdout) as { primary: string; subkey: string; subkeys: Array<{ fingerprint: string; revoked: string | null; valid: boolean }> };
+  return JSON.parse(r.stdout) as {
+    primary: string;
+    subkey: string;
+    subkeys: Array<{ fingerprint: string; revoked: string | null; valid: boolean }>;
+  };
 };
 /** `release publish` with KEYS/signing.asc (keys.asc beside it) into `to`. */
 const publish = async (version: string, to: string, key = path.join(keys, 'signing.asc')) => {
-  const r = await runScript('release', ['publish', w.makeApp(version), '--name', 'my-app', '--platform', 'gnu-linux', '--version', version, '--key', key, '--passphrase-file', w.passFile, '--to', to]);
+  const r = await runScript('release', [
+    'publish',
+    w.makeApp(version),
+    '--name',
+    'my-app',
+    '--platform',
+    'gnu-linux',
+    '--version',
+    version,
+    '--key',
+    key,
+    '--passphrase-file',
+    w.passFile,
+    '--to',
+    to,
+  ]);
   assert.is(r.exitCode, 0, r.stderr);
 };
 const serveFolder = (dir: string) => {
@@ -41,7 +75,8 @@ const serveKeys = (text: string | Buffer) => {
   writeFileSync(path.join(w.updates, 'keys.asc'), text);
   writeFileSync(path.join(w.updates, 'pubkey.asc'), text);
 };
-const updateNow = async () => (await requestOverSocket(path.join(host, '.launchfit/control.sock'), 'POST', '/update'))!.body;
+const updateNow = async () =>
+  (await requestOverSocket(path.join(host, '.launchfit/control.sock'), 'POST', '/update'))!.body;
 
 /** A refused check: the message, and the host exactly as it was (same release, same app process, still answering). */
 async function expectRefused(pattern: RegExp, serving: string) {
@@ -67,7 +102,10 @@ test.before(async () => {
   await publish('1.0', w.updates);
   host = path.join(w.base, 'host');
   mkdirSync(host);
-  writeFileSync(path.join(host, 'launchify.yml'), `app:\n  env:\n    PORT: ${w.appPort}\nupdates:\n  server: ${w.server.url}\n  interval: 3600\n  gpg:\n    key: "${primary}"\n`);
+  writeFileSync(
+    path.join(host, 'launchify.yml'),
+    `app:\n  env:\n    PORT: ${w.appPort}\nupdates:\n  server: ${w.server.url}\n  interval: 3600\n  gpg:\n    key: "${primary}"\n`,
+  );
   const r = await runScript('launchfit', ['deploy', '--dir', host]);
   assert.is(r.exitCode, 0, r.stderr);
   lf = await startLaunchfit(host);
@@ -80,16 +118,31 @@ test.after(async () => {
 });
 
 test('release keys init: a certify-only primary and an expiring signing subkey, as gpg reads them', async () => {
-  const listing = await w.g.gpg('--import-options', 'show-only', '--with-colons', '--import', path.join(keys, 'keys.asc'));
-  const pub = listing.split('\n').find((l) => l.startsWith('pub:'))!.split(':');
-  const sub = listing.split('\n').find((l) => l.startsWith('sub:'))!.split(':');
-  assert.is(pub[11], 'cSC', 'the primary itself only certifies (capital letters are the whole key\'s)');
+  const listing = await w.g.gpg(
+    '--import-options',
+    'show-only',
+    '--with-colons',
+    '--import',
+    path.join(keys, 'keys.asc'),
+  );
+  const pub = listing
+    .split('\n')
+    .find((l) => l.startsWith('pub:'))!
+    .split(':');
+  const sub = listing
+    .split('\n')
+    .find((l) => l.startsWith('sub:'))!
+    .split(':');
+  assert.is(pub[11], 'cSC', "the primary itself only certifies (capital letters are the whole key's)");
   assert.is(sub[11], 's');
   const days = (Number(sub[6]) - Number(sub[5])) / 86_400;
   assert.is(days, 30, 'the subkey expires after --expires days');
   assert.not.match(readFileSync(path.join(keys, 'keys.asc'), 'utf8'), /PRIVATE/);
   assert.match(readFileSync(path.join(keys, 'primary.asc'), 'utf8'), /PRIVATE KEY/);
-  assert.ok(w.server.requests.some((q) => q.path === 'keys.asc' && q.status === 200), 'the host read keys.asc');
+  assert.ok(
+    w.server.requests.some((q) => q.path === 'keys.asc' && q.status === 200),
+    'the host read keys.asc',
+  );
 });
 
 test('rotate: a release signed by the new subkey is installed; nothing changed on the host', async () => {
@@ -142,7 +195,12 @@ test('the newest subkey still signs: release publish after the revocation is ins
 test('a subkey bound by another primary, grafted into keys.asc, is refused', async () => {
   const stranger = await genKey(w.g, 'Stranger <stranger@example.com>', { usage: 'cert', passphrase: 'correct horse' });
   const strangerSub = await addSigningSubkey(w.g, stranger, { passphrase: 'correct horse' });
-  const strangerSecret = await exportSecret(w.g, stranger.fpr, path.join(w.base, 'stranger-secret.asc'), 'correct horse');
+  const strangerSecret = await exportSecret(
+    w.g,
+    stranger.fpr,
+    path.join(w.base, 'stranger-secret.asc'),
+    'correct horse',
+  );
   const strangerAsc = readFileSync(await exportPublic(w.g, stranger.fpr, path.join(w.base, 'stranger.asc')), 'utf8');
   const stage = tmpDir('shipkit-stage-');
   await publish('1.4', stage, strangerSecret);
@@ -152,7 +210,12 @@ test('a subkey bound by another primary, grafted into keys.asc, is refused', asy
   serveFolder(stage);
   serveKeys(grafted);
   try {
-    await expectRefused(new RegExp(`The key ${strangerSub.toLowerCase()} that signed VERSION is expired, revoked or not valid for signing`), '1.3');
+    await expectRefused(
+      new RegExp(
+        `The key ${strangerSub.toLowerCase()} that signed VERSION is expired, revoked or not valid for signing`,
+      ),
+      '1.3',
+    );
   } finally {
     serveFolder(genuine); // the release key's own files again, for the next publish
   }
@@ -160,7 +223,11 @@ test('a subkey bound by another primary, grafted into keys.asc, is refused', asy
 
 test('an expired subkey (made by gpg in the past) is refused', async () => {
   // The primary of a gpg key, on a host of its own: a subkey that expired in 2020 signs a release.
-  const old = await genKey(w.g, 'Old <old@example.com>', { usage: 'cert', expire: 'never', fakeTime: '20200101T000000' });
+  const old = await genKey(w.g, 'Old <old@example.com>', {
+    usage: 'cert',
+    expire: 'never',
+    fakeTime: '20200101T000000',
+  });
   const expired = await addSigningSubkey(w.g, old, { expire: '1d', fakeTime: '20200101T000000' });
   const stage = tmpDir('shipkit-stage-');
   copyFileSync(path.join(w.updates, 'VERSION'), path.join(stage, 'VERSION'));
@@ -177,8 +244,15 @@ test('an expired subkey (made by gpg in the past) is refused', async () => {
   try {
     const r = await runScript('launchfit', [w.server.url, '--key', old.fpr, '--dir', dir]);
     assert.is(r.exitCode, 1, r.stderr);
-    assert.match(r.stderr, new RegExp(`The key ${expired.toLowerCase()} that signed VERSION is expired, revoked or not valid for signing`));
-    assert.equal(readdirSync(dir).filter((n) => n !== '.launchfit'), [], 'nothing installed');
+    assert.match(
+      r.stderr,
+      new RegExp(`The key ${expired.toLowerCase()} that signed VERSION is expired, revoked or not valid for signing`),
+    );
+    assert.equal(
+      readdirSync(dir).filter((n) => n !== '.launchfit'),
+      [],
+      'nothing installed',
+    );
   } finally {
     serveFolder(genuine); // the release key's own files again, for the next publish
   }
@@ -187,7 +261,10 @@ test('an expired subkey (made by gpg in the past) is refused', async () => {
 test('keys.asc larger than the cap: a clear error, the current release keeps serving', async () => {
   await publish('1.5', w.updates);
   writeFileSync(path.join(w.updates, 'keys.asc'), Buffer.alloc(MAX_KEY_BYTES + 1, 'a'));
-  await expectRefused(new RegExp(`keys\\.asc is (${MAX_KEY_BYTES + 1} bytes, )?more than the ${MAX_KEY_BYTES} (bytes )?allowed`), '1.3');
+  await expectRefused(
+    new RegExp(`keys\\.asc is (${MAX_KEY_BYTES + 1} bytes, )?more than the ${MAX_KEY_BYTES} (bytes )?allowed`),
+    '1.3',
+  );
 });
 
 test('keys.asc gone once the host has read one: a clear error (pubkey.asc is not enough), the current release keeps serving', async () => {
@@ -200,7 +277,7 @@ test('keys.asc gone once the host has read one: a clear error (pubkey.asc is not
   assert.is(await askApp(w.appPort), '1.5');
 });
 
-test('keyfile mode: a revocation in the server\'s keys.asc, signed by the keyfile\'s primary, is honoured', async () => {
+test("keyfile mode: a revocation in the server's keys.asc, signed by the keyfile's primary, is honoured", async () => {
   // A host that trusts an old copy of the public key (from before the revocation) as its keyfile.
   const dir = path.join(w.base, 'keyfile-host');
   mkdirSync(dir);

@@ -17,8 +17,24 @@ import { silentLogger } from '../../../lib/core/log.ts';
 import { requestOverSocket } from '../../../lib/launchfit/control/socket.ts';
 import { publishRelease } from '../../../lib/release/publish.ts';
 import { runCommand, runScript, tmpDir } from '../../_helpers/common.ts';
-import { addSigningSubkey, exportPublic, exportSecret, genKey, graftSubkey, revokeSubkeyWithGpg, type TestKey } from '../../fixtures/launchfit/gpg.ts';
-import { askApp, currentOf, makeWorld, startLaunchfit, statusOf, type Launchfit, type World } from '../../fixtures/launchfit/world.ts';
+import {
+  addSigningSubkey,
+  exportPublic,
+  exportSecret,
+  genKey,
+  graftSubkey,
+  revokeSubkeyWithGpg,
+  type TestKey,
+} from '../../fixtures/launchfit/gpg.ts';
+import {
+  askApp,
+  currentOf,
+  makeWorld,
+  startLaunchfit,
+  statusOf,
+  type Launchfit,
+  type World,
+} from '../../fixtures/launchfit/world.ts';
 
 const PASS = 'correct horse';
 let w: World;
@@ -34,15 +50,24 @@ const fresh = (name: string) => {
   return dir;
 };
 const leftEmpty = (dir: string) => readdirSync(dir).filter((n) => n !== '.launchfit').length === 0;
-const publishAs = (secret: string, version: string, to: string) => publishRelease({
-  dir: w.makeApp(version), name: 'my-app', platform: 'gnu-linux', version, key: secret, passphraseFile: w.passFile, to, log: silentLogger,
-});
+const publishAs = (secret: string, version: string, to: string) =>
+  publishRelease({
+    dir: w.makeApp(version),
+    name: 'my-app',
+    platform: 'gnu-linux',
+    version,
+    key: secret,
+    passphraseFile: w.passFile,
+    to,
+    log: silentLogger,
+  });
 /** Make the update server offer exactly the files in `dir`. */
 const serveFolder = (dir: string) => {
   for (const name of readdirSync(w.updates)) rmSync(path.join(w.updates, name), { force: true });
   cpSync(dir, w.updates, { recursive: true });
 };
-const updateNow = async () => (await requestOverSocket(path.join(pinned, '.launchfit/control.sock'), 'POST', '/update'))!.body;
+const updateNow = async () =>
+  (await requestOverSocket(path.join(pinned, '.launchfit/control.sock'), 'POST', '/update'))!.body;
 
 test.before(async () => {
   w = await makeWorld();
@@ -53,7 +78,10 @@ test.before(async () => {
   await publishAs(releaseSecret, '1.0', w.updates);
   // A host pinned to the subkey S, deployed and running.
   pinned = fresh('pinned');
-  writeFileSync(path.join(pinned, 'launchify.yml'), `app:\n  env:\n    PORT: ${w.appPort}\nupdates:\n  server: ${w.server.url}\n  interval: 3600\n  gpg:\n    key: "${release.subFpr}"\n`);
+  writeFileSync(
+    path.join(pinned, 'launchify.yml'),
+    `app:\n  env:\n    PORT: ${w.appPort}\nupdates:\n  server: ${w.server.url}\n  interval: 3600\n  gpg:\n    key: "${release.subFpr}"\n`,
+  );
   const r = await runScript('launchfit', ['deploy', '--dir', pinned]);
   assert.is(r.exitCode, 0, r.stderr);
   lf = await startLaunchfit(pinned);
@@ -72,7 +100,7 @@ test('`launchfit URL --key SUBKEY` installs the release the subkey signed', asyn
   assert.match(r.stderr, new RegExp(`key=${release.subFpr!.toLowerCase()}`), 'the log names the subkey that signed');
 });
 
-test('a pinned subkey grafted onto the attacker\'s key: a running launchfit and a first deploy install nothing', async () => {
+test("a pinned subkey grafted onto the attacker's key: a running launchfit and a first deploy install nothing", async () => {
   const genuine = tmpDir('shipkit-genuine-');
   cpSync(w.updates, genuine, { recursive: true });
   const attacker = await genKey(w.g, 'Mallory <mallory@example.com>', { passphrase: PASS });
@@ -88,7 +116,10 @@ test('a pinned subkey grafted onto the attacker\'s key: a running launchfit and 
     const pidBefore = (await statusOf(pinned)).app.pid;
     const answer = await updateNow();
     assert.is(answer.ok, false, JSON.stringify(answer));
-    assert.match(answer.error!, new RegExp(`made by key ${attacker.fpr.slice(-16).toLowerCase()}, which is not trusted`));
+    assert.match(
+      answer.error!,
+      new RegExp(`made by key ${attacker.fpr.slice(-16).toLowerCase()}, which is not trusted`),
+    );
     assert.is(currentOf(pinned), 'releases/my-app-gnu-linux-1.0');
     assert.equal(readdirSync(path.join(pinned, 'releases')), ['my-app-gnu-linux-1.0']);
     assert.is(await askApp(w.appPort), '1.0');
@@ -112,15 +143,34 @@ test('text-mode and two-signer signature files that gpgv accepts are installed',
   cpSync(w.updates, stage, { recursive: true }); // so its SEQ follows the server's
   const { file } = await publishAs(releaseSecret, '1.1', stage);
   const stranger = await genKey(w.g, 'Stranger <stranger@example.com>', { passphrase: PASS });
-  const sign = (args: string[], out: string, input: string) => w.g.gpg('--passphrase', PASS, '--yes', ...args, '--output', out, '--detach-sign', input);
+  const sign = (args: string[], out: string, input: string) =>
+    w.g.gpg('--passphrase', PASS, '--yes', ...args, '--output', out, '--detach-sign', input);
   // The tarball (binary, so NUL and CR bytes) signed in text mode; VERSION signed by a stranger and by S.
-  await sign(['--local-user', `${release.subFpr}!`, '--textmode'], path.join(stage, `${file}.sig`), path.join(stage, file));
-  await sign(['--local-user', `${stranger.fpr}!`, '--local-user', `${release.subFpr}!`], path.join(stage, 'VERSION.sig'), path.join(stage, 'VERSION'));
+  await sign(
+    ['--local-user', `${release.subFpr}!`, '--textmode'],
+    path.join(stage, `${file}.sig`),
+    path.join(stage, file),
+  );
+  await sign(
+    ['--local-user', `${stranger.fpr}!`, '--local-user', `${release.subFpr}!`],
+    path.join(stage, 'VERSION.sig'),
+    path.join(stage, 'VERSION'),
+  );
   // gpgv, given the release key only, accepts both (for VERSION.sig it also says it cannot check the stranger).
   const keyring = await exportPublic(w.g, release.fpr, path.join(w.base, 'release.gpg'), false);
-  const textMode = await runCommand('gpgv', ['--keyring', keyring, path.join(stage, `${file}.sig`), path.join(stage, file)]);
+  const textMode = await runCommand('gpgv', [
+    '--keyring',
+    keyring,
+    path.join(stage, `${file}.sig`),
+    path.join(stage, file),
+  ]);
   assert.is(textMode.exitCode, 0, textMode.stderr);
-  const twoSigners = await runCommand('gpgv', ['--keyring', keyring, path.join(stage, 'VERSION.sig'), path.join(stage, 'VERSION')]);
+  const twoSigners = await runCommand('gpgv', [
+    '--keyring',
+    keyring,
+    path.join(stage, 'VERSION.sig'),
+    path.join(stage, 'VERSION'),
+  ]);
   assert.match(twoSigners.stderr, /Good signature from "Release/);
   serveFolder(stage);
   const answer = await updateNow();
@@ -135,41 +185,64 @@ test('idle polls are one conditional VERSION request; keys.asc is asked, conditi
   lf = await startLaunchfit(pinned, { LAUNCHFIT_INTERVAL_MS: '200' });
   let mark = w.server.requests.length;
   const since = () => w.server.requests.slice(mark);
-  for (let i = 0; i < 100 && since().filter((q) => q.path === 'VERSION').length < 4; i++) await new Promise((res) => setTimeout(res, 100));
+  for (let i = 0; i < 100 && since().filter((q) => q.path === 'VERSION').length < 4; i++)
+    await new Promise((res) => setTimeout(res, 100));
   const idle = since();
   assert.ok(idle.filter((q) => q.path === 'VERSION').length >= 4, `polls ran (${idle.length} requests)`);
-  assert.equal([...new Set(idle.map((q) => `${q.path} ${q.status}`))], ['VERSION 304'], 'an idle poll asks for VERSION alone, and gets 304');
+  assert.equal(
+    [...new Set(idle.map((q) => `${q.path} ${q.status}`))],
+    ['VERSION 304'],
+    'an idle poll asks for VERSION alone, and gets 304',
+  );
   mark = w.server.requests.length;
   await publishAs(releaseSecret, '1.1.1', w.updates);
-  for (let i = 0; i < 150 && currentOf(pinned) !== 'releases/my-app-gnu-linux-1.1.1'; i++) await new Promise((res) => setTimeout(res, 100));
+  for (let i = 0; i < 150 && currentOf(pinned) !== 'releases/my-app-gnu-linux-1.1.1'; i++)
+    await new Promise((res) => setTimeout(res, 100));
   assert.is(currentOf(pinned), 'releases/my-app-gnu-linux-1.1.1');
   const keys = since().filter((q) => q.path === 'keys.asc');
   assert.ok(keys.length >= 1, 'keys.asc was asked once VERSION changed');
   // Conditional (the copy it holds is named); publishing rewrote the file, so the server may send it again.
-  assert.ok(keys.every((q) => q.ifNoneMatch), `sent with If-None-Match: ${JSON.stringify(keys)}`);
+  assert.ok(
+    keys.every((q) => q.ifNoneMatch),
+    `sent with If-None-Match: ${JSON.stringify(keys)}`,
+  );
 });
 
 test('a GnuPG keybox given as keyfile: exit 2, a clear message, nothing written', async () => {
   const dir = fresh('keybox');
   const r = await runScript('launchfit', [w.server.url, '--keyfile', path.join(w.g.home, 'pubring.kbx'), '--dir', dir]);
   assert.is(r.exitCode, 2, r.stderr);
-  assert.match(r.stderr, /trusted\.asc is a GnuPG keybox \(pubring\.kbx\), not an exported key; export the signing key with `gpg --armor --export FINGERPRINT > trusted\.asc`/);
+  assert.match(
+    r.stderr,
+    /trusted\.asc is a GnuPG keybox \(pubring\.kbx\), not an exported key; export the signing key with `gpg --armor --export FINGERPRINT > trusted\.asc`/,
+  );
   assert.ok(leftEmpty(dir), 'nothing installed and launchify.yml/trusted.asc taken back');
 });
 
-test('gpg --quick-add-key: the new subkey\'s release is installed on a host pinned to the primary; revoked with gpg --edit-key revkey, refused', async () => {
+test("gpg --quick-add-key: the new subkey's release is installed on a host pinned to the primary; revoked with gpg --edit-key revkey, refused", async () => {
   const host = fresh('primary-pinned');
-  writeFileSync(path.join(host, 'launchify.yml'), `updates:\n  server: ${w.server.url}\n  interval: 3600\n  gpg:\n    key: "${release.fpr}"\n`);
+  writeFileSync(
+    path.join(host, 'launchify.yml'),
+    `updates:\n  server: ${w.server.url}\n  interval: 3600\n  gpg:\n    key: "${release.fpr}"\n`,
+  );
   assert.is((await runScript('launchfit', ['deploy', '--dir', host])).exitCode, 0);
   const yml = readFileSync(path.join(host, 'launchify.yml'), 'utf8');
   const pinnedSubkey = release.subFpr;
   const added = (await addSigningSubkey(w.g, release, { passphrase: PASS, expire: '1y' })).toLowerCase();
   release.subFpr = pinnedSubkey;
   const secret = await exportSecret(w.g, release.fpr, path.join(w.base, 'release-secret-2.asc'), PASS);
-  const publishWithGpgKeys = async (version: string, to: string) => publishRelease({
-    dir: w.makeApp(version), name: 'my-app', platform: 'gnu-linux', version, key: secret, passphraseFile: w.passFile, to, log: silentLogger,
-    keys: await exportPublic(w.g, release.fpr, path.join(w.base, 'gpg-keys.asc')),
-  });
+  const publishWithGpgKeys = async (version: string, to: string) =>
+    publishRelease({
+      dir: w.makeApp(version),
+      name: 'my-app',
+      platform: 'gnu-linux',
+      version,
+      key: secret,
+      passphraseFile: w.passFile,
+      to,
+      log: silentLogger,
+      keys: await exportPublic(w.g, release.fpr, path.join(w.base, 'gpg-keys.asc')),
+    });
   const stage = tmpDir('shipkit-stage-');
   cpSync(w.updates, stage, { recursive: true }); // so its SEQ follows the server's
   await publishWithGpgKeys('1.2', stage);

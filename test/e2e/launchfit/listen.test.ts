@@ -13,12 +13,16 @@ import { makeWorld, startLaunchfit, statusOf, type Launchfit, type World } from 
 
 const SOCKET_APP = readFileSync(path.join(import.meta.dirname, '../../fixtures/launchfit/socket-app.cjs'), 'utf8');
 const FD3_APP = readFileSync(path.join(import.meta.dirname, '../../fixtures/launchfit/fd3-app.cjs'), 'utf8');
-const yml = 'app:\n  exec: node server.cjs\n  healthy_after: 1\n  kill_timeout: 2\n  forever: true\n  stable_after: 1\n';
+const yml =
+  'app:\n  exec: node server.cjs\n  healthy_after: 1\n  kill_timeout: 2\n  forever: true\n  stable_after: 1\n';
 
 // Deno cannot hand a listening socket to a child process, so app.listen is refused there by
 // design: under Deno the socket tests are skipped (saying so) and the refusal itself is checked.
 const DENO = RUNTIME === 'deno';
-if (DENO) console.log('launchfit-listen: socket tests skipped under Deno (app.listen is refused there by design); checking the refusal');
+if (DENO)
+  console.log(
+    'launchfit-listen: socket tests skipped under Deno (app.listen is refused there by design); checking the refusal',
+  );
 const onNode = DENO ? test.skip : test;
 
 let w: World;
@@ -27,7 +31,10 @@ let port: number;
 let port6: number;
 let unixPath: string;
 const ipv6 = await new Promise<boolean>((resolve) => {
-  const s = net.createServer().once('error', () => resolve(false)).listen(0, '::1', () => s.close(() => resolve(true)));
+  const s = net
+    .createServer()
+    .once('error', () => resolve(false))
+    .listen(0, '::1', () => s.close(() => resolve(true)));
 });
 
 test.before(async () => {
@@ -53,7 +60,12 @@ onNode('a port already in use: exit 2, the message names it, nothing is started'
   try {
     const r = await runScript('launchfit', ['run', '--dir', w.deploy], { env: { LAUNCHFIT_INTERVAL_MS: '3600000' } });
     assert.is(r.exitCode, 2, r.stderr);
-    assert.match(r.stderr, new RegExp(`app\\.listen 127\\.0\\.0\\.1:${port}: the port is already in use by another process \\(EADDRINUSE\\)`));
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `app\\.listen 127\\.0\\.0\\.1:${port}: the port is already in use by another process \\(EADDRINUSE\\)`,
+      ),
+    );
     assert.not.match(r.stderr, /app started/);
     assert.not.ok(existsSync(path.join(w.deploy, '.launchfit/app.pid')), 'no app was started');
     assert.not.ok(existsSync(unixPath), 'the Unix socket bound before the failure was closed and removed');
@@ -64,7 +76,13 @@ onNode('a port already in use: exit 2, the message names it, nothing is started'
 
 onNode('the app serves on the sockets launchfit hands it (TCP, IPv6, Unix), LISTEN_PID is its own pid', async () => {
   lf = await startLaunchfit(w.deploy);
-  const tcp = await waitFor(async () => { const a = await get({ port }); return a.status === 200 ? a : undefined; }, { what: 'the app on the TCP socket' });
+  const tcp = await waitFor(
+    async () => {
+      const a = await get({ port });
+      return a.status === 200 ? a : undefined;
+    },
+    { what: 'the app on the TCP socket' },
+  );
   const s = await statusOf(w.deploy);
   // The fixture serves the fds only when LISTEN_PID is its own pid (else it binds $PORT).
   assert.is(tcp!.body, `1.0 ${s.app.pid} listen`);
@@ -102,13 +120,19 @@ onNode('launchfit stops: the app is stopped and the Unix socket removed', async 
   assert.not.ok(existsSync(unixPath));
 });
 
-(DENO ? test : test.skip)('under Deno, launchfit run refuses app.listen: exit 2, the message says why, no app started', async () => {
-  const r = await runScript('launchfit', ['run', '--dir', w.deploy], { env: { LAUNCHFIT_INTERVAL_MS: '3600000' } });
-  assert.is(r.exitCode, 2, r.stderr);
-  assert.match(r.stderr, /app\.listen needs launchfit to run under Node: Deno cannot hand a listening socket to a child process/);
-  assert.not.match(r.stderr, /app started/);
-  assert.not.ok(existsSync(path.join(w.deploy, '.launchfit/app.pid')), 'no app was started');
-  assert.not.ok(existsSync(unixPath), 'no socket file was left');
-});
+(DENO ? test : test.skip)(
+  'under Deno, launchfit run refuses app.listen: exit 2, the message says why, no app started',
+  async () => {
+    const r = await runScript('launchfit', ['run', '--dir', w.deploy], { env: { LAUNCHFIT_INTERVAL_MS: '3600000' } });
+    assert.is(r.exitCode, 2, r.stderr);
+    assert.match(
+      r.stderr,
+      /app\.listen needs launchfit to run under Node: Deno cannot hand a listening socket to a child process/,
+    );
+    assert.not.match(r.stderr, /app started/);
+    assert.not.ok(existsSync(path.join(w.deploy, '.launchfit/app.pid')), 'no app was started');
+    assert.not.ok(existsSync(unixPath), 'no socket file was left');
+  },
+);
 
 test.run();

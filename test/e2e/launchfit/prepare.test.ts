@@ -24,7 +24,9 @@ test.before(async () => {
   const r = await runScript('launchfit', ['deploy', '--dir', w.deploy]);
   assert.is(r.exitCode, 0, r.stderr);
   lf = await startLaunchfit(w.deploy, { LAUNCHFIT_INTERVAL_MS: '3600000' });
-  base = (await waitFor(() => /control listening on (http:\/\/\S+)/.exec(lf.output()), { what: 'the control listener' }))![1];
+  base = (await waitFor(() => /control listening on (http:\/\/\S+)/.exec(lf.output()), {
+    what: 'the control listener',
+  }))![1];
   await waitFor(async () => (await askApp(w.appPort)) === '1.0', { what: 'app 1.0', timeoutMs: 20_000 });
 });
 
@@ -33,7 +35,11 @@ test.after(async () => {
   await w.server.close();
 });
 
-const signed = (pathAndQuery: string) => fetch(`${base}${pathAndQuery}`, { headers: signRequest(SECRET, 'GET', pathAndQuery), signal: AbortSignal.timeout(120_000) });
+const signed = (pathAndQuery: string) =>
+  fetch(`${base}${pathAndQuery}`, {
+    headers: signRequest(SECRET, 'GET', pathAndQuery),
+    signal: AbortSignal.timeout(120_000),
+  });
 const downloads = (version: string) => w.server.requests.filter((r) => r.path.endsWith(`-${version}.tar.gz`)).length;
 
 test('prepare stages the release without switching; the update then installs it without a second download', async () => {
@@ -41,7 +47,10 @@ test('prepare stages the release without switching; the update then installs it 
   const res = await signed('/prepare?repo=my-app');
   assert.is(res.status, 202);
   assert.equal(await res.json(), { repo: 'my-app', state: 'preparing' });
-  await waitFor(() => lf.output().includes('release staged: downloaded'), { what: 'the release staged', timeoutMs: 90_000 });
+  await waitFor(() => lf.output().includes('release staged: downloaded'), {
+    what: 'the release staged',
+    timeoutMs: 90_000,
+  });
   assert.is(await askApp(w.appPort), '1.0', 'nothing switched');
   const status = await (await signed('/status')).json();
   assert.is(status.result.version, '1.0');
@@ -58,7 +67,10 @@ test('prepare stages the release without switching; the update then installs it 
 test('a release staged for a VERSION that changed since is not used: the offered one is downloaded', async () => {
   await w.publish('1.2');
   assert.is((await signed('/prepare?repo=my-app')).status, 202);
-  await waitFor(() => lf.output().split('release staged: downloaded').length === 3, { what: '1.2 staged', timeoutMs: 90_000 });
+  await waitFor(() => lf.output().split('release staged: downloaded').length === 3, {
+    what: '1.2 staged',
+    timeoutMs: 90_000,
+  });
   assert.is(downloads('1.2'), 1);
   await w.publish('1.3');
   const update = await signed('/?repo=my-app&wait=1');
@@ -71,7 +83,13 @@ test('a release staged for a VERSION that changed since is not used: the offered
 test('a listener without prepare (a slave) answers 404 to it, never an update', async () => {
   const { readControlRequest } = await import('../../../lib/http/control-request.ts');
   const req = { method: 'GET', url: '/prepare?repo=my-app', headers: {} } as never;
-  assert.equal(readControlRequest(req, {}), { kind: 'refused', status: 404, error: 'not found', reason: 'not found', headers: undefined });
+  assert.equal(readControlRequest(req, {}), {
+    kind: 'refused',
+    status: 404,
+    error: 'not found',
+    reason: 'not found',
+    headers: undefined,
+  });
   assert.equal(readControlRequest(req, { prepare: true }), { kind: 'prepare', repo: 'my-app' });
 });
 

@@ -12,13 +12,27 @@ import * as assert from 'uvu/assert';
 import { requestOverSocket } from '../../../lib/launchfit/control/socket.ts';
 import { runScript, waitFor } from '../../_helpers/common.ts';
 import { get } from '../../fixtures/launchfit/load.ts';
-import { currentOf, isRunning, makeWorld, startLaunchfit, statusOf, type Launchfit, type World } from '../../fixtures/launchfit/world.ts';
+import {
+  currentOf,
+  isRunning,
+  makeWorld,
+  startLaunchfit,
+  statusOf,
+  type Launchfit,
+  type World,
+} from '../../fixtures/launchfit/world.ts';
 
 const SOCKET_APP = readFileSync(path.join(import.meta.dirname, '../../fixtures/launchfit/socket-app.cjs'), 'utf8');
-const ymlAfter = (sec: number) => `app:\n  exec: node server.cjs\n  healthy_after: ${sec}\n  kill_timeout: 2\n  forever: true\n  stable_after: 1\n`;
-const HEALTH = (port: number) => `  health:\n    http: http://127.0.0.1:${port}/up\n    interval: 0.2\n    timeout: 1\n    failures: 3\n`;
+const ymlAfter = (sec: number) =>
+  `app:\n  exec: node server.cjs\n  healthy_after: ${sec}\n  kill_timeout: 2\n  forever: true\n  stable_after: 1\n`;
+const HEALTH = (port: number) =>
+  `  health:\n    http: http://127.0.0.1:${port}/up\n    interval: 0.2\n    timeout: 1\n    failures: 3\n`;
 
-interface Host { w: World; lf: Launchfit; port: number }
+interface Host {
+  w: World;
+  lf: Launchfit;
+  port: number;
+}
 
 /** 1.0 deployed and served by `launchfit run`, with app.health (and app.listen when `listen`). */
 async function host(listen: boolean, healthyAfter: number): Promise<Host> {
@@ -46,7 +60,11 @@ async function update(h: Host): Promise<{ action: string; message: string }> {
 async function answers(h: Host, version: string): Promise<void> {
   for (let i = 0; i < 5; i++) {
     const a = await get({ port: h.port }, '/', 10_000);
-    assert.match(a.body ?? JSON.stringify(a), new RegExp(`^${version.replace('.', '\\.')} \\d+ `), h.lf.output().slice(-3000));
+    assert.match(
+      a.body ?? JSON.stringify(a),
+      new RegExp(`^${version.replace('.', '\\.')} \\d+ `),
+      h.lf.output().slice(-3000),
+    );
   }
 }
 
@@ -59,7 +77,10 @@ async function servesOnly(h: Host, version: string): Promise<void> {
   assert.is(s.app.release, `my-app-gnu-linux-${version}`, 'status names the release that serves');
   assert.is(s.instances.length, 1);
   const text = await runScript('launchfit', ['status', '--dir', h.w.deploy]);
-  assert.match(text.stdout, new RegExp(`app:      running pid ${s.app.pid} \\(my-app-gnu-linux-${version.replace('.', '\\.')}\\)`));
+  assert.match(
+    text.stdout,
+    new RegExp(`app:      running pid ${s.app.pid} \\(my-app-gnu-linux-${version.replace('.', '\\.')}\\)`),
+  );
 }
 
 async function done(h: Host): Promise<void> {
@@ -82,13 +103,20 @@ test('(a) app.listen: a release that answers its probe, then exits 1.5 s later (
   await publish(L, '1.1', { 'exit-after': '1500' }, 5);
   const result = await update(L);
   assert.is(result.action, 'unhealthy', result.message);
-  assert.match(result.message, /Release my-app-gnu-linux-1\.1 did not stay up for 5 s after its health check first passed; marked bad and went back to my-app-gnu-linux-1\.0/, result.message);
+  assert.match(
+    result.message,
+    /Release my-app-gnu-linux-1\.1 did not stay up for 5 s after its health check first passed; marked bad and went back to my-app-gnu-linux-1\.0/,
+    result.message,
+  );
   assert.is((await statusOf(L.w.deploy)).app.pid, old, 'the old app kept serving');
   assert.ok(isRunning(old));
   await servesOnly(L, '1.0');
   const s = await statusOf(L.w.deploy);
   assert.ok(s.bad.includes('1.1'));
-  assert.ok(s.lastFailure.output.some((l: string) => /exiting on purpose after 1500 ms/.test(l)), JSON.stringify(s.lastFailure));
+  assert.ok(
+    s.lastFailure.output.some((l: string) => /exiting on purpose after 1500 ms/.test(l)),
+    JSON.stringify(s.lastFailure),
+  );
   assert.not.ok(existsSync(path.join(L.w.deploy, 'releases/my-app-gnu-linux-1.1')));
 });
 
@@ -99,21 +127,34 @@ test('(c) app.listen: a probe that passes once and then fails forever: rolled ba
   // than one answered 503: either is a failure after the first pass.
   const result = await update(L);
   assert.is(result.action, 'unhealthy', result.message);
-  assert.match(result.message, /Release my-app-gnu-linux-1\.2 failed its health check http:\/\/127\.0\.0\.1:\d+\/up within 3 s after its health check first passed \(last: (HTTP 503 in \d+ ms: app 1\.2: passed once|no answer within [\d.]+ s)\); marked bad/, result.message);
+  assert.match(
+    result.message,
+    /Release my-app-gnu-linux-1\.2 failed its health check http:\/\/127\.0\.0\.1:\d+\/up within 3 s after its health check first passed \(last: (HTTP 503 in \d+ ms: app 1\.2: passed once|no answer within [\d.]+ s)\); marked bad/,
+    result.message,
+  );
   assert.is((await statusOf(L.w.deploy)).app.pid, old);
   await servesOnly(L, '1.0');
   assert.ok((await statusOf(L.w.deploy)).bad.includes('1.2'));
 });
 
-test('(e) the old app killed during the new one\'s probation is restarted from the old release; after the rollback status and answers agree', async () => {
+test("(e) the old app killed during the new one's probation is restarted from the old release; after the rollback status and answers agree", async () => {
   const old = (await statusOf(L.w.deploy)).app.pid;
   await publish(L, '1.3', { fail500: '' }, 3);
   const pending = update(L);
   const pids = async () => ((await statusOf(L.w.deploy)).instances as Array<{ pid?: number }>).map((i) => i.pid);
-  const both = (await waitFor(async () => { const p = await pids(); return p.length === 2 && p.every(Boolean) ? p : undefined; }, { what: 'the new app beside the old one', timeoutMs: 30_000 }))!;
+  const both = (await waitFor(
+    async () => {
+      const p = await pids();
+      return p.length === 2 && p.every(Boolean) ? p : undefined;
+    },
+    { what: 'the new app beside the old one', timeoutMs: 30_000 },
+  ))!;
   assert.is(currentOf(L.w.deploy), 'releases/my-app-gnu-linux-1.3', 'current already points at the new release');
   process.kill(-old, 'SIGKILL');
-  await waitFor(async () => (await pids()).some((p) => p && !both.includes(p)), { what: 'the old app restarted', timeoutMs: 20_000 });
+  await waitFor(async () => (await pids()).some((p) => p && !both.includes(p)), {
+    what: 'the old app restarted',
+    timeoutMs: 20_000,
+  });
   const result = await pending;
   assert.is(result.action, 'unhealthy', result.message);
   await answers(L, '1.0');
@@ -132,11 +173,23 @@ test('(d) after a switch, failures in a row restart the app; a restart that is n
   await answers(L, '1.4');
   const pid = (await statusOf(L.w.deploy)).app.pid;
   writeFileSync(sick, '');
-  await waitFor(() => /the app failed 3 health checks in a row; restarting it/.test(L.lf.output()), { what: 'the failed checks', timeoutMs: 20_000 });
-  await waitFor(() => currentOf(L.w.deploy) === 'releases/my-app-gnu-linux-1.0', { what: 'the rollback', timeoutMs: 30_000 });
-  await waitFor(async () => (await statusOf(L.w.deploy)).app.state === 'running', { what: 'the old release running', timeoutMs: 20_000 });
+  await waitFor(() => /the app failed 3 health checks in a row; restarting it/.test(L.lf.output()), {
+    what: 'the failed checks',
+    timeoutMs: 20_000,
+  });
+  await waitFor(() => currentOf(L.w.deploy) === 'releases/my-app-gnu-linux-1.0', {
+    what: 'the rollback',
+    timeoutMs: 30_000,
+  });
+  await waitFor(async () => (await statusOf(L.w.deploy)).app.state === 'running', {
+    what: 'the old release running',
+    timeoutMs: 20_000,
+  });
   assert.not.ok(isRunning(pid));
-  assert.match(L.lf.output(), /release my-app-gnu-linux-1\.4 did not answer its health check .* after a restart for failed health checks; marking it bad and going back to my-app-gnu-linux-1\.0/);
+  assert.match(
+    L.lf.output(),
+    /release my-app-gnu-linux-1\.4 did not answer its health check .* after a restart for failed health checks; marking it bad and going back to my-app-gnu-linux-1\.0/,
+  );
   await servesOnly(L, '1.0');
   const s = await statusOf(L.w.deploy);
   assert.ok(s.bad.includes('1.4'));
@@ -150,8 +203,15 @@ test('(b) without app.listen: a release that answers its probe, then exits 1.5 s
     await publish(h, '1.1', { 'exit-after': '1500' }, 5);
     const result = await update(h);
     assert.is(result.action, 'unhealthy', result.message);
-    assert.match(result.message, /Release my-app-gnu-linux-1\.1 did not stay up for 5 s after its health check first passed; marked bad and went back to my-app-gnu-linux-1\.0/, result.message);
-    await waitFor(async () => /^1\.0 /.test((await get({ port: h.port })).body ?? ''), { what: '1.0 serving again', timeoutMs: 20_000 });
+    assert.match(
+      result.message,
+      /Release my-app-gnu-linux-1\.1 did not stay up for 5 s after its health check first passed; marked bad and went back to my-app-gnu-linux-1\.0/,
+      result.message,
+    );
+    await waitFor(async () => /^1\.0 /.test((await get({ port: h.port })).body ?? ''), {
+      what: '1.0 serving again',
+      timeoutMs: 20_000,
+    });
     await servesOnly(h, '1.0');
     assert.ok((await statusOf(h.w.deploy)).bad.includes('1.1'));
   } finally {

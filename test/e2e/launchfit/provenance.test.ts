@@ -18,7 +18,17 @@ const GOOD = { SHIPKIT_REPO: 'octo/site', SHIPKIT_SHA: 'a'.repeat(40) };
 const provOf = (v: string) => path.join(w.updates, `my-app-gnu-linux-${v}.intoto.jsonl`);
 
 async function publish(version: string, env: NodeJS.ProcessEnv = { ...GOOD, SHIPKIT_TAG: `v${version}` }) {
-  await publishRelease({ dir: w.makeApp(version), name: 'my-app', platform: 'gnu-linux', version, key: w.secretKey, passphraseFile: w.passFile, to: w.updates, log: silentLogger, env });
+  await publishRelease({
+    dir: w.makeApp(version),
+    name: 'my-app',
+    platform: 'gnu-linux',
+    version,
+    key: w.secretKey,
+    passphraseFile: w.passFile,
+    to: w.updates,
+    log: silentLogger,
+    env,
+  });
 }
 
 async function expectRefused(pattern: RegExp) {
@@ -26,17 +36,26 @@ async function expectRefused(pattern: RegExp) {
   assert.is(r.exitCode, 1, r.stdout + r.stderr);
   assert.match(r.stderr, pattern);
   assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.0', 'the current release keeps serving');
-  assert.equal(readdirSync(path.join(w.deploy, 'releases')).filter((n) => !n.startsWith('my-app-gnu-linux-1.0')), [], 'nothing else extracted');
+  assert.equal(
+    readdirSync(path.join(w.deploy, 'releases')).filter((n) => !n.startsWith('my-app-gnu-linux-1.0')),
+    [],
+    'nothing else extracted',
+  );
 }
 
 test.before(async () => {
   w = await makeWorld();
   await publish('1.0');
-  w.writeConfig('  provenance: required\n  provenance_source:\n    repo: https://github.com/octo/site.git\n    ref: refs/tags/v*\n');
+  w.writeConfig(
+    '  provenance: required\n  provenance_source:\n    repo: https://github.com/octo/site.git\n    ref: refs/tags/v*\n',
+  );
   const r = await runScript('launchfit', ['deploy', '--dir', w.deploy]);
   assert.is(r.exitCode, 0, r.stderr);
 });
-test.after(() => { killProcessesOf(w.deploy); w.server.close(); });
+test.after(() => {
+  killProcessesOf(w.deploy);
+  w.server.close();
+});
 
 test('a good provenance was accepted: 1.0 is current', () => {
   assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.0');
@@ -47,7 +66,7 @@ test('a release without provenance is refused when required', async () => {
   await expectRefused(/my-app-gnu-linux-1\.1\.intoto\.jsonl is missing; updates\.provenance: required/);
 });
 
-test('a provenance for another digest (1.0\'s, genuinely signed)', async () => {
+test("a provenance for another digest (1.0's, genuinely signed)", async () => {
   await publish('1.2');
   writeFileSync(provOf('1.2'), readFileSync(provOf('1.0')));
   await expectRefused(/it is for another digest .*not my-app-gnu-linux-1\.2\.tar\.gz/);
@@ -60,7 +79,9 @@ test('a provenance for another repo', async () => {
 
 test('a provenance for another ref', async () => {
   await publish('1.4', { ...GOOD, SHIPKIT_TAG: undefined, SHIPKIT_REF: 'refs/heads/main' });
-  await expectRefused(/built from ref "refs\/heads\/main", which does not match updates\.provenance_source\.ref "refs\/tags\/v\*"/);
+  await expectRefused(
+    /built from ref "refs\/heads\/main", which does not match updates\.provenance_source\.ref "refs\/tags\/v\*"/,
+  );
 });
 
 test('a bad signature: the statement changed after signing', async () => {

@@ -16,8 +16,10 @@ import { get, startLoad } from '../../fixtures/launchfit/load.ts';
 import { makeWorld, startLaunchfit, statusOf, type Launchfit, type World } from '../../fixtures/launchfit/world.ts';
 
 const SOCKET_APP = readFileSync(path.join(import.meta.dirname, '../../fixtures/launchfit/socket-app.cjs'), 'utf8');
-const YML = 'app:\n  exec: node server.cjs\n  healthy_after: 1\n  kill_timeout: 2\n  forever: true\n  stable_after: 1\n';
-const HEALTH = (port: number) => `  health:\n    http: http://127.0.0.1:${port}/up\n    interval: 0.2\n    timeout: 1\n    failures: 3\n`;
+const YML =
+  'app:\n  exec: node server.cjs\n  healthy_after: 1\n  kill_timeout: 2\n  forever: true\n  stable_after: 1\n';
+const HEALTH = (port: number) =>
+  `  health:\n    http: http://127.0.0.1:${port}/up\n    interval: 0.2\n    timeout: 1\n    failures: 3\n`;
 
 let w: World;
 let lf: Launchfit | undefined;
@@ -43,13 +45,21 @@ test('kill -9 of launchfit, then a restart, under load: the app is adopted, no c
   await lf.stop('SIGKILL');
   await new Promise((res) => setTimeout(res, 300));
   lf = await startLaunchfit(w.deploy);
-  await waitFor(async () => (await statusOf(w.deploy)).app?.state === 'running', { what: 'the app under the restarted launchfit' });
+  await waitFor(async () => (await statusOf(w.deploy)).app?.state === 'running', {
+    what: 'the app under the restarted launchfit',
+  });
   await new Promise((res) => setTimeout(res, 1500));
   const result = await load.stop();
 
   const refused = result.failed.filter((f) => f.error === 'ECONNREFUSED').length;
-  console.log(`restart under load: ${result.ok} answered, ${refused} refused, ${result.failed.length} failed, longest gap ${Math.round(result.maxGapMs)} ms`);
-  assert.match(lf.output(), /took the app's listening sockets over from the instance a previous launchfit left/, lf.output());
+  console.log(
+    `restart under load: ${result.ok} answered, ${refused} refused, ${result.failed.length} failed, longest gap ${Math.round(result.maxGapMs)} ms`,
+  );
+  assert.match(
+    lf.output(),
+    /took the app's listening sockets over from the instance a previous launchfit left/,
+    lf.output(),
+  );
   assert.is(refused, 0, `refused: ${refused}; failed: ${JSON.stringify(result.failed.slice(0, 5))}`);
   assert.is(result.failed.length, 0, JSON.stringify(result.failed.slice(0, 5)));
   assert.ok(result.ok > 20, `answers during the test: ${result.ok}`);
@@ -68,7 +78,13 @@ test('the adopted app is supervised: killed, it is restarted; an update replaces
   const port = w.appPort;
   const adopted = (await statusOf(w.deploy)).app.pid;
   process.kill(-adopted, 'SIGKILL');
-  await waitFor(async () => { const s = await statusOf(w.deploy); return s.app?.state === 'running' && s.app.pid !== adopted ? s : undefined; }, { what: 'the restart of the adopted app', timeoutMs: 20_000 });
+  await waitFor(
+    async () => {
+      const s = await statusOf(w.deploy);
+      return s.app?.state === 'running' && s.app.pid !== adopted ? s : undefined;
+    },
+    { what: 'the restart of the adopted app', timeoutMs: 20_000 },
+  );
   await waitFor(async () => (await get({ port })).status === 200, { what: 'the restarted app' });
   const restarted = (await statusOf(w.deploy)).app.pid;
   await w.publish('1.1', { files: { 'server.cjs': SOCKET_APP }, yml: YML });

@@ -36,7 +36,10 @@ async function stop(w: World, lf: Awaited<ReturnType<typeof startLaunchfit>>) {
 
 test('with app.health: rollback returns once the old release answered its health check and kept answering healthy_after, and says after how long', async () => {
   const HEALTHY_AFTER = 2;
-  const { w, lf } = await runningOn11((world) => `  health:\n    http: http://127.0.0.1:${world.appPort}/\n    interval: 0.1\n    timeout: 1\n`, HEALTHY_AFTER);
+  const { w, lf } = await runningOn11(
+    (world) => `  health:\n    http: http://127.0.0.1:${world.appPort}/\n    interval: 0.1\n    timeout: 1\n`,
+    HEALTHY_AFTER,
+  );
   try {
     const t0 = Date.now();
     const back = await runScript('launchfit', ['rollback', '--dir', w.deploy]);
@@ -44,12 +47,18 @@ test('with app.health: rollback returns once the old release answered its health
     assert.is(back.exitCode, 0, back.stderr + lf.output());
     // Asked the moment the command returns, without waiting: the app answers.
     assert.is(await askApp(w.appPort, 500), '1.0', lf.output());
-    const m = /^Rolled back to my-app-gnu-linux-1\.0 from my-app-gnu-linux-1\.1 \(now marked bad\); the app was up again (\d+\.\d) s after the old one was told to stop\.\n$/.exec(back.stdout);
+    const m =
+      /^Rolled back to my-app-gnu-linux-1\.0 from my-app-gnu-linux-1\.1 \(now marked bad\); the app was up again (\d+\.\d) s after the old one was told to stop\.\n$/.exec(
+        back.stdout,
+      );
     assert.ok(m, back.stdout);
     console.log(`with app.health: ${back.stdout.trim()}`);
     // The app listens after SLOW_MS, then must keep answering for healthy_after.
     const seconds = Number(m![1]);
-    assert.ok(seconds * 1000 + 50 >= SLOW_MS + HEALTHY_AFTER * 1000, `${seconds} s (the app listens after ${SLOW_MS} ms; healthy_after is ${HEALTHY_AFTER} s)`);
+    assert.ok(
+      seconds * 1000 + 50 >= SLOW_MS + HEALTHY_AFTER * 1000,
+      `${seconds} s (the app listens after ${SLOW_MS} ms; healthy_after is ${HEALTHY_AFTER} s)`,
+    );
     assert.ok(took >= SLOW_MS + HEALTHY_AFTER * 1000, `the command took ${took} ms`);
     assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.0');
     assert.match(lf.output(), /rolled back; the app is up again.*upAfterMs/);
@@ -83,10 +92,16 @@ test('a release gone back to that no longer starts: exit 1 says so and why; stat
     rmSync(path.join(w.deploy, 'releases/my-app-gnu-linux-1.0', 'slow-start'));
     const back = await runScript('launchfit', ['rollback', '--dir', w.deploy]);
     assert.is(back.exitCode, 1, back.stdout + back.stderr);
-    assert.match(back.stderr, /Rolled back to my-app-gnu-linux-1\.0 from my-app-gnu-linux-1\.1 \(now marked bad\), but it did not stay up for 1\.5 s; `launchfit status` shows its last output\./);
+    assert.match(
+      back.stderr,
+      /Rolled back to my-app-gnu-linux-1\.0 from my-app-gnu-linux-1\.1 \(now marked bad\), but it did not stay up for 1\.5 s; `launchfit status` shows its last output\./,
+    );
     const status = await statusOf(w.deploy);
     assert.is(status.lastFailure.release, 'my-app-gnu-linux-1.0');
-    assert.ok(status.lastFailure.output.some((line: string) => /crashing on purpose/.test(line)), JSON.stringify(status.lastFailure));
+    assert.ok(
+      status.lastFailure.output.some((line: string) => /crashing on purpose/.test(line)),
+      JSON.stringify(status.lastFailure),
+    );
   } finally {
     await stop(w, lf);
   }

@@ -14,12 +14,22 @@ import { createRequestVerifier, sha256Hex } from '../../../lib/http/signing.ts';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { runScript, waitFor } from '../../_helpers/common.ts';
-import { askApp, appYml, currentOf, makeWorld, startLaunchfit, statusOf, type World } from '../../fixtures/launchfit/world.ts';
+import {
+  askApp,
+  appYml,
+  currentOf,
+  makeWorld,
+  startLaunchfit,
+  statusOf,
+  type World,
+} from '../../fixtures/launchfit/world.ts';
 
 /** Rewrite the published VERSION with these ROLLOUT and SEQ lines and sign it with the world's key. */
 async function resign(w: World, rollout: string, seq: number): Promise<void> {
   const file = path.join(w.updates, 'VERSION');
-  const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l && !/^(ROLLOUT|SEQ) /.test(l));
+  const lines = readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l && !/^(ROLLOUT|SEQ) /.test(l));
   const text = `${[...lines, `SEQ ${seq}`, `ROLLOUT ${rollout}`].join('\n')}\n`;
   const key = await loadSigningKey(w.secretKey, w.passFile);
   writeFileSync(path.join(w.updates, 'VERSION.sig'), await signDetached(key, { data: Buffer.from(text) }));
@@ -81,10 +91,16 @@ test('ROLLOUT: refused when invalid, waiting when out of the bucket, taken once 
     assert.is(waiting.waiting.rollout, low);
     assert.is(waiting.waiting.version, '1.1');
     assert.ok(Math.abs(waiting.waiting.bucket - bucket) < 0.001, `${waiting.waiting.bucket} vs ${bucket}`);
-    assert.match(waiting.lastCheck.message, /waiting: this host's bucket [\d.]+ is not below ROLLOUT \d+|still waiting/);
+    assert.match(
+      waiting.lastCheck.message,
+      /waiting: this host's bucket [\d.]+ is not below ROLLOUT \d+|still waiting/,
+    );
     const text = (await runScript('launchfit', ['status', '--dir', w.deploy])).stdout;
     assert.match(text, new RegExp(`host id:  ${id}`));
-    assert.match(text, new RegExp(`rollout:  waiting: this host's bucket [\\d.]+ is not below ROLLOUT ${low} for 1\\.1`));
+    assert.match(
+      text,
+      new RegExp(`rollout:  waiting: this host's bucket [\\d.]+ is not below ROLLOUT ${low} for 1\\.1`),
+    );
     assert.is.not(waiting.seq, seq, 'the SEQ of a VERSION not acted on is not recorded');
 
     // Raised above the bucket (a new VERSION, higher SEQ): the host takes 1.1.
@@ -110,19 +126,44 @@ test('update server down: the app keeps serving, checks back off and recover', a
     assert.is(deployed.exitCode, 0, deployed.stderr);
     lf = await startLaunchfit(w.deploy, { LAUNCHFIT_INTERVAL_MS: '300' });
     // Down: every connection is cut before an answer.
-    w.server.overrides.set('VERSION', (_req, res) => { res.socket?.destroy(); return true; });
-    await waitFor(() => /failed 4 time\(s\) in a row/.test(lf!.output()), { timeoutMs: 60_000, what: `four failed checks:\n${lf.output()}` });
-    const delays = [...lf.output().matchAll(/failed (\d+) time\(s\) in a row; the current release keeps serving; next check in ([\d.]+) s/g)].map((m) => [Number(m[1]), Number(m[2])]);
-    assert.equal(delays.slice(0, 4).map(([n]) => n), [1, 2, 3, 4], 'counted in a row');
+    w.server.overrides.set('VERSION', (_req, res) => {
+      res.socket?.destroy();
+      return true;
+    });
+    await waitFor(() => /failed 4 time\(s\) in a row/.test(lf!.output()), {
+      timeoutMs: 60_000,
+      what: `four failed checks:\n${lf.output()}`,
+    });
+    const delays = [
+      ...lf
+        .output()
+        .matchAll(/failed (\d+) time\(s\) in a row; the current release keeps serving; next check in ([\d.]+) s/g),
+    ].map((m) => [Number(m[1]), Number(m[2])]);
+    assert.equal(
+      delays.slice(0, 4).map(([n]) => n),
+      [1, 2, 3, 4],
+      'counted in a row',
+    );
     // Bounds only (no timing asserted): 2^n intervals with jitter over the upper half, capped at 8.
-    for (const [n, s] of delays) assert.ok(s >= 0.3 * Math.min(2 ** n, 8) / 2 - 0.1 && s <= 0.3 * Math.min(2 ** n, 8) + 0.1, `failure ${n}: ${s} s`);
+    for (const [n, s] of delays)
+      assert.ok(
+        s >= (0.3 * Math.min(2 ** n, 8)) / 2 - 0.1 && s <= 0.3 * Math.min(2 ** n, 8) + 0.1,
+        `failure ${n}: ${s} s`,
+      );
     assert.is(await askApp(w.appPort), '1.0', 'the current release keeps serving');
     // Back: the next check works, the count is reset, and a new release is taken.
     w.server.overrides.delete('VERSION');
     await w.publish('1.1', { yml: appYml('  forever: true\n  stable_after: 1\n') });
-    await waitFor(async () => (await askApp(w.appPort)) === '1.1', { timeoutMs: 60_000, what: `1.1 taken after the server came back:\n${lf.output()}` });
+    await waitFor(async () => (await askApp(w.appPort)) === '1.1', {
+      timeoutMs: 60_000,
+      what: `1.1 taken after the server came back:\n${lf.output()}`,
+    });
     const after = lf.output().slice(lf.output().lastIndexOf('in a row'));
-    assert.not.match(after.slice(after.indexOf('\n')), /failed \d+ time\(s\) in a row/, 'no failure counted after the server came back');
+    assert.not.match(
+      after.slice(after.indexOf('\n')),
+      /failed \d+ time\(s\) in a row/,
+      'no failure counted after the server came back',
+    );
   } finally {
     await lf?.stop();
     await w.server.close();
@@ -148,14 +189,29 @@ test('reports: signed POSTs at start (running) and after an update (updated, pre
     await w.publish('1.0', { yml: appYml('  forever: true\n  stable_after: 1\n') });
     const secretFile = path.join(w.base, 'report.secret');
     writeFileSync(secretFile, 'fleet secret\n', { mode: 0o600 });
-    w.writeConfig(`  report: http://127.0.0.1:${(receiver.address() as AddressInfo).port}/fleet/reports\n  report_secret: file:${secretFile}\n`);
+    w.writeConfig(
+      `  report: http://127.0.0.1:${(receiver.address() as AddressInfo).port}/fleet/reports\n  report_secret: file:${secretFile}\n`,
+    );
     const deployed = await runScript('launchfit', ['deploy', '--dir', w.deploy]);
     assert.is(deployed.exitCode, 0, deployed.stderr);
     lf = await startLaunchfit(w.deploy);
     await waitFor(() => got.length >= 1, { timeoutMs: 30_000, what: `the running report:\n${lf!.output()}` });
     const host = readFileSync(path.join(w.deploy, '.launchfit', 'host-id'), 'utf8').trim();
     assert.is(got[0].verdict.ok, true);
-    assert.equal({ ...got[0].body, seconds: 0 }, { app: 'my-app', host, version: '1.0', previous: '', seq: seqOf(w), bucket: rolloutBucket(host, '1.0'), result: 'running', reason: '', seconds: 0 });
+    assert.equal(
+      { ...got[0].body, seconds: 0 },
+      {
+        app: 'my-app',
+        host,
+        version: '1.0',
+        previous: '',
+        seq: seqOf(w),
+        bucket: rolloutBucket(host, '1.0'),
+        result: 'running',
+        reason: '',
+        seconds: 0,
+      },
+    );
 
     await w.publish('1.1', { yml: appYml('  forever: true\n  stable_after: 1\n') });
     const r = await runScript('launchfit', ['update', '--dir', w.deploy]);
@@ -163,10 +219,21 @@ test('reports: signed POSTs at start (running) and after an update (updated, pre
     await waitFor(() => got.length >= 2, { timeoutMs: 30_000, what: `the updated report:\n${lf!.output()}` });
     assert.is(got[1].verdict.ok, true);
     assert.equal(
-      { app: got[1].body.app, host: got[1].body.host, version: got[1].body.version, previous: got[1].body.previous, seq: got[1].body.seq, result: got[1].body.result },
-      { app: 'my-app', host, version: '1.1', previous: '1.0', seq: seqOf(w), result: 'updated' });
+      {
+        app: got[1].body.app,
+        host: got[1].body.host,
+        version: got[1].body.version,
+        previous: got[1].body.previous,
+        seq: got[1].body.seq,
+        result: got[1].body.result,
+      },
+      { app: 'my-app', host, version: '1.1', previous: '1.0', seq: seqOf(w), result: 'updated' },
+    );
     assert.ok(typeof got[1].body.seconds === 'number' && (got[1].body.seconds as number) > 0);
-    await waitFor(async () => (await statusOf(w.deploy)).lastReport?.version === '1.1', { timeoutMs: 10_000, what: 'the report recorded' });
+    await waitFor(async () => (await statusOf(w.deploy)).lastReport?.version === '1.1', {
+      timeoutMs: 10_000,
+      what: 'the report recorded',
+    });
     const s = await statusOf(w.deploy);
     assert.equal({ ok: s.lastReport.ok, result: s.lastReport.result }, { ok: true, result: 'updated' });
     assert.equal(s.bucket, { version: '1.1', bucket: Math.floor(rolloutBucket(host, '1.1') * 10000) / 10000 });

@@ -6,7 +6,16 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { requestOverSocket } from '../../../lib/launchfit/control/socket.ts';
 import { runScript, waitFor } from '../../_helpers/common.ts';
-import { askApp, currentOf, isRunning, deployedWorld, startLaunchfit, statusOf, type Launchfit, type World } from '../../fixtures/launchfit/world.ts';
+import {
+  askApp,
+  currentOf,
+  isRunning,
+  deployedWorld,
+  startLaunchfit,
+  statusOf,
+  type Launchfit,
+  type World,
+} from '../../fixtures/launchfit/world.ts';
 
 let w: World;
 let lf: Launchfit | undefined;
@@ -26,14 +35,21 @@ const updateNow = async () => {
   const answer = await requestOverSocket(path.join(w.deploy, '.launchfit/control.sock'), 'POST', '/update');
   assert.ok(answer?.body.ok, JSON.stringify(answer?.body));
 };
-const version = (v: string) => waitFor(async () => (await askApp(w.appPort, 1000)) === v, { timeoutMs: 20_000, what: `app ${v}` });
+const version = (v: string) =>
+  waitFor(async () => (await askApp(w.appPort, 1000)) === v, { timeoutMs: 20_000, what: `app ${v}` });
 
 test('forever: an app killed from outside is restarted', async () => {
   lf = await startLaunchfit(w.deploy, { CHILD_PID_FILE: path.join(w.base, 'child.pid') });
   await version('1.0');
   const pid = (await statusJson()).app.pid;
   process.kill(-pid, 'SIGKILL');
-  await waitFor(async () => { const s = await statusJson(); return s.app.state === 'running' && s.app.pid !== pid; }, { what: 'a restart', timeoutMs: 20_000 });
+  await waitFor(
+    async () => {
+      const s = await statusJson();
+      return s.app.state === 'running' && s.app.pid !== pid;
+    },
+    { what: 'a restart', timeoutMs: 20_000 },
+  );
   await version('1.0');
   assert.ok((await statusJson()).app.restarts >= 1);
 });
@@ -68,7 +84,15 @@ test('an app that forks children: all are stopped when launchfit stops', async (
   await w.publish('1.4', { files: { fork: '' } });
   await updateNow();
   await version('1.4');
-  const childPid = Number(await waitFor(() => { try { return readFileSync(path.join(w.base, 'child.pid'), 'utf8'); } catch { return ''; } }));
+  const childPid = Number(
+    await waitFor(() => {
+      try {
+        return readFileSync(path.join(w.base, 'child.pid'), 'utf8');
+      } catch {
+        return '';
+      }
+    }),
+  );
   assert.ok(alive(childPid));
   const app = (await statusJson()).app.pid;
   assert.is(await lf!.stop('SIGTERM'), 0, lf!.output());

@@ -19,7 +19,10 @@ function drip(res: ServerResponse, body: Buffer, everyMs: number): true {
   let sent = 0;
   const timer = setInterval(() => {
     if (sent < body.length) res.write(body.subarray(sent, ++sent));
-    else { clearInterval(timer); res.end(); }
+    else {
+      clearInterval(timer);
+      res.end();
+    }
   }, everyMs);
   res.on('close', () => clearInterval(timer));
   return true;
@@ -27,20 +30,38 @@ function drip(res: ServerResponse, body: Buffer, everyMs: number): true {
 
 function assertNothingInstalled(deploy: string) {
   assert.is(currentOf(deploy), undefined, 'no current symlink');
-  assert.equal(existsSync(path.join(deploy, 'releases')) ? readdirSync(path.join(deploy, 'releases')) : [], [], 'no release installed');
+  assert.equal(
+    existsSync(path.join(deploy, 'releases')) ? readdirSync(path.join(deploy, 'releases')) : [],
+    [],
+    'no release installed',
+  );
 }
 
 test('a first deploy answered 304 to an unconditional request exits 1 with nothing installed', async () => {
   const w = await makeWorld();
   try {
     await w.publish('1.0');
-    w.server.overrides.set('VERSION', (_req, res) => { res.writeHead(304).end(); return true; });
+    w.server.overrides.set('VERSION', (_req, res) => {
+      res.writeHead(304).end();
+      return true;
+    });
     const r = await runScript('launchfit', [w.server.url, '--dir', w.deploy, '--keyfile', w.pubAsc]);
     assert.is(r.exitCode, 1, r.stderr);
-    assert.match(r.stderr, /VERSION answered 304 Not Modified to a request that was not conditional; the update server is misconfigured or hostile\. Nothing was installed\./);
-    assert.is(w.server.requests.find((q) => q.path === 'VERSION')!.ifNoneMatch, undefined, 'the request was unconditional');
+    assert.match(
+      r.stderr,
+      /VERSION answered 304 Not Modified to a request that was not conditional; the update server is misconfigured or hostile\. Nothing was installed\./,
+    );
+    assert.is(
+      w.server.requests.find((q) => q.path === 'VERSION')!.ifNoneMatch,
+      undefined,
+      'the request was unconditional',
+    );
     assertNothingInstalled(w.deploy);
-    assert.equal(readdirSync(w.deploy).filter((n) => n !== '.launchfit'), [], 'launchify.yml and trusted.asc taken back');
+    assert.equal(
+      readdirSync(w.deploy).filter((n) => n !== '.launchfit'),
+      [],
+      'launchify.yml and trusted.asc taken back',
+    );
   } finally {
     await w.server.close();
   }
@@ -55,7 +76,10 @@ test('an unsigned VERSION is refused; with allow_unsigned_version, CURRENT ff.0 
     w.writeConfig();
     const refused = await runScript('launchfit', ['deploy', '--dir', w.deploy]);
     assert.is(refused.exitCode, 1, refused.stderr);
-    assert.match(refused.stderr, /VERSION\.sig is missing; an unsigned VERSION is refused \(publish with `release publish`, which signs it, or set updates\.allow_unsigned_version: true, which is weaker\)/);
+    assert.match(
+      refused.stderr,
+      /VERSION\.sig is missing; an unsigned VERSION is refused \(publish with `release publish`, which signs it, or set updates\.allow_unsigned_version: true, which is weaker\)/,
+    );
     assertNothingInstalled(w.deploy);
 
     w.writeConfig('  allow_unsigned_version: true\n');
@@ -72,7 +96,10 @@ test('an unsigned VERSION is refused; with allow_unsigned_version, CURRENT ff.0 
     writeFileSync(path.join(w.updates, 'VERSION'), 'CURRENT ff.0 my-app-gnu-linux-1.1.tar.gz\n');
     const ff = await runScript('launchfit', ['update', '--dir', w.deploy]);
     assert.is(ff.exitCode, 1, ff.stderr);
-    assert.match(ff.stderr, /VERSION offers version ff\.0 but names the file my-app-gnu-linux-1\.1\.tar\.gz, which is not NAME-ff\.0\.tar\.gz/);
+    assert.match(
+      ff.stderr,
+      /VERSION offers version ff\.0 but names the file my-app-gnu-linux-1\.1\.tar\.gz, which is not NAME-ff\.0\.tar\.gz/,
+    );
     let s = await statusOf(w.deploy);
     assert.is(s.highest, '1.0', 'not frozen at ff.0');
     assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.0');
@@ -96,8 +123,15 @@ test('frozen through 304: after the cached VERSION expires, a 304 is a failed ch
     // Long enough for deploy and `run` to start and poll once on a loaded machine.
     const expiresInSec = 30;
     await publishRelease({
-      dir: w.makeApp('1.0'), name: 'my-app', platform: 'gnu-linux', version: '1.0', key: w.secretKey, passphraseFile: w.passFile,
-      to: w.updates, log: silentLogger, expiresDays: expiresInSec / 86_400,
+      dir: w.makeApp('1.0'),
+      name: 'my-app',
+      platform: 'gnu-linux',
+      version: '1.0',
+      key: w.secretKey,
+      passphraseFile: w.passFile,
+      to: w.updates,
+      log: silentLogger,
+      expiresDays: expiresInSec / 86_400,
     });
     w.writeConfig();
     const r = await runScript('launchfit', ['deploy', '--dir', w.deploy]);
@@ -106,17 +140,37 @@ test('frozen through 304: after the cached VERSION expires, a 304 is a failed ch
   })();
   try {
     const expires = new Date(/EXPIRES (\S+)/.exec(readFileSync(path.join(w.updates, 'VERSION'), 'utf8'))![1]);
-    await waitFor(async () => (await statusOf(w.deploy)).lastCheck?.message === 'VERSION not modified', { what: 'an idle poll before EXPIRES', timeoutMs: Math.max(1000, expires.getTime() - Date.now()) });
+    await waitFor(async () => (await statusOf(w.deploy)).lastCheck?.message === 'VERSION not modified', {
+      what: 'an idle poll before EXPIRES',
+      timeoutMs: Math.max(1000, expires.getTime() - Date.now()),
+    });
     assert.ok(Date.now() < expires.getTime(), 'the idle poll came before EXPIRES');
     assert.is((await statusOf(w.deploy)).lastCheck.ok, true, 'a 304 before EXPIRES is a healthy check');
-    const s = await waitFor(async () => { const st = await statusOf(w.deploy); return st.lastCheck?.ok === false && st; }, { what: 'a failed check after EXPIRES', timeoutMs: expires.getTime() - Date.now() + 30_000 });
+    const s = await waitFor(
+      async () => {
+        const st = await statusOf(w.deploy);
+        return st.lastCheck?.ok === false && st;
+      },
+      { what: 'a failed check after EXPIRES', timeoutMs: expires.getTime() - Date.now() + 30_000 },
+    );
     assert.ok(Date.now() >= expires.getTime());
-    assert.match(s.lastCheck.message, new RegExp(`answers 304 Not Modified, but the VERSION it stands for expired on ${expires.toISOString().replace(/\./g, '\\.')}`));
+    assert.match(
+      s.lastCheck.message,
+      new RegExp(
+        `answers 304 Not Modified, but the VERSION it stands for expired on ${expires.toISOString().replace(/\./g, '\\.')}`,
+      ),
+    );
     assert.is(s.versionExpires, expires.toISOString());
     const after = w.server.requests.filter((q) => q.path === 'VERSION').at(-1)!;
     assert.is(after.status, 304, 'the server did answer 304');
     // The log line reaches us through a pipe, after status already says it.
-    await waitFor(() => /update check failed: The update server answers 304 Not Modified, but the VERSION it stands for expired/.test(lf.output()), { what: 'the failed check in the log' });
+    await waitFor(
+      () =>
+        /update check failed: The update server answers 304 Not Modified, but the VERSION it stands for expired/.test(
+          lf.output(),
+        ),
+      { what: 'the failed check in the log' },
+    );
     const text = await runScript('launchfit', ['status', '--dir', w.deploy]);
     assert.match(text.stdout, /checked: {2}\S+ FAILED: The update server answers 304 Not Modified/);
     assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.0', 'the app keeps running what it has');
@@ -141,7 +195,10 @@ test('a VERSION dripped at 1 byte/s fails at updates.metadata_timeout; a tarball
     const slowVersion = await runScript('launchfit', ['update', '--dir', w.deploy], { timeoutMs: 30_000 });
     const versionMs = Date.now() - t0;
     assert.is(slowVersion.exitCode, 1, slowVersion.stderr);
-    assert.match(slowVersion.stderr, /Fetching http:\/\/127\.0\.0\.1:\d+\/VERSION failed: no complete answer within 2 s\./);
+    assert.match(
+      slowVersion.stderr,
+      /Fetching http:\/\/127\.0\.0\.1:\d+\/VERSION failed: no complete answer within 2 s\./,
+    );
     assert.ok(versionMs < 12_000, `refused in ${versionMs} ms`);
     w.server.overrides.delete('VERSION');
 
@@ -151,11 +208,16 @@ test('a VERSION dripped at 1 byte/s fails at updates.metadata_timeout; a tarball
     const slowTarball = await runScript('launchfit', ['update', '--dir', w.deploy], { timeoutMs: 30_000 });
     const tarballMs = Date.now() - t0;
     assert.is(slowTarball.exitCode, 1, slowTarball.stderr);
-    assert.match(slowTarball.stderr, /my-app-gnu-linux-1\.1\.tar\.gz failed: the body came slower than 1000 bytes\/s over 2 s \(updates\.min_rate\)/);
+    assert.match(
+      slowTarball.stderr,
+      /my-app-gnu-linux-1\.1\.tar\.gz failed: the body came slower than 1000 bytes\/s over 2 s \(updates\.min_rate\)/,
+    );
     assert.ok(tarballMs < 12_000, `refused in ${tarballMs} ms`);
     assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.0');
     assert.equal(readdirSync(path.join(w.deploy, 'releases')), ['my-app-gnu-linux-1.0']);
-    console.log(`    drip refused: VERSION after ${versionMs} ms (metadata_timeout 2 s), tarball after ${tarballMs} ms (min_rate 1000 B/s, window 2 s)`);
+    console.log(
+      `    drip refused: VERSION after ${versionMs} ms (metadata_timeout 2 s), tarball after ${tarballMs} ms (min_rate 1000 B/s, window 2 s)`,
+    );
   } finally {
     await w.server.close();
   }

@@ -9,16 +9,26 @@ import * as assert from 'uvu/assert';
 import { requestOverSocket } from '../../../lib/launchfit/control/socket.ts';
 import { runScript, waitFor } from '../../_helpers/common.ts';
 import { get, startLoad } from '../../fixtures/launchfit/load.ts';
-import { currentOf, isRunning, makeWorld, startLaunchfit, statusOf, type Launchfit, type World } from '../../fixtures/launchfit/world.ts';
+import {
+  currentOf,
+  isRunning,
+  makeWorld,
+  startLaunchfit,
+  statusOf,
+  type Launchfit,
+  type World,
+} from '../../fixtures/launchfit/world.ts';
 
 const SOCKET_APP = readFileSync(path.join(import.meta.dirname, '../../fixtures/launchfit/socket-app.cjs'), 'utf8');
-const yml = 'app:\n  exec: node server.cjs\n  healthy_after: 3\n  kill_timeout: 2\n  forever: true\n  stable_after: 1\n';
+const yml =
+  'app:\n  exec: node server.cjs\n  healthy_after: 3\n  kill_timeout: 2\n  forever: true\n  stable_after: 1\n';
 
 let w: World;
 let lf: Launchfit;
 let port: number;
 const socket = () => path.join(w.deploy, '.launchfit/control.sock');
-const publish = (version: string, files: Record<string, string> = {}) => w.publish(version, { files: { 'server.cjs': SOCKET_APP, ...files }, yml });
+const publish = (version: string, files: Record<string, string> = {}) =>
+  w.publish(version, { files: { 'server.cjs': SOCKET_APP, ...files }, yml });
 const update = async () => {
   const answer = await requestOverSocket(socket(), 'POST', '/update');
   assert.ok(answer?.body.ok, JSON.stringify(answer?.body));
@@ -30,7 +40,10 @@ test.before(async () => {
   w = await makeWorld();
   port = w.appPort; // the port the app would bind itself: `bind-port` releases collide with launchfit's socket
   await publish('1.0');
-  w.writeConfig('', `  listen: [127.0.0.1:${port}]\n  health:\n    http: http://127.0.0.1:${port}/up\n    interval: 0.2\n    timeout: 1\n    failures: 3\n`);
+  w.writeConfig(
+    '',
+    `  listen: [127.0.0.1:${port}]\n  health:\n    http: http://127.0.0.1:${port}/up\n    interval: 0.2\n    timeout: 1\n    failures: 3\n`,
+  );
   const r = await runScript('launchfit', ['deploy', '--dir', w.deploy]);
   assert.is(r.exitCode, 0, r.stderr);
   lf = await startLaunchfit(w.deploy);
@@ -67,21 +80,31 @@ test('a release that exits at once: rolled back, no request failed, status keeps
   const result = await update();
   const seen = await load.stop();
   assert.is(result.action, 'unhealthy');
-  assert.match(result.message, /Release my-app-gnu-linux-1\.2 did not stay up for 3 s; marked bad and went back to my-app-gnu-linux-1\.1/);
+  assert.match(
+    result.message,
+    /Release my-app-gnu-linux-1\.2 did not stay up for 3 s; marked bad and went back to my-app-gnu-linux-1\.1/,
+  );
   assert.equal(seen.failed, []);
   assert.is(await pidOf(), old, 'the old app never stopped');
   assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.1');
   const s = await statusOf(w.deploy);
   assert.ok(s.bad.includes('1.2'));
   assert.is(s.lastFailure.release, 'my-app-gnu-linux-1.2');
-  assert.ok(s.lastFailure.output.some((l: string) => /crashing on purpose/.test(l)), JSON.stringify(s.lastFailure));
+  assert.ok(
+    s.lastFailure.output.some((l: string) => /crashing on purpose/.test(l)),
+    JSON.stringify(s.lastFailure),
+  );
   const text = await runScript('launchfit', ['status', '--dir', w.deploy]);
   assert.match(text.stdout, /rolled back: my-app-gnu-linux-1\.2 .*did not stay up/);
   assert.match(text.stdout, /output  app 1\.2: crashing on purpose/);
 });
 
 for (const [version, file, why] of [
-  ['1.3', 'fail500', /did not answer its health check http:\/\/127\.0\.0\.1:\d+\/up with a 2xx within 3 s \(last: HTTP 500 in \d+ ms: app 1\.3: broken on purpose\)/],
+  [
+    '1.3',
+    'fail500',
+    /did not answer its health check http:\/\/127\.0\.0\.1:\d+\/up with a 2xx within 3 s \(last: HTTP 500 in \d+ ms: app 1\.3: broken on purpose\)/,
+  ],
   ['1.4', 'hang', /with a 2xx within 3 s \(last: no answer within [\d.]+ s\)/],
   ['1.5', 'slow', /with a 2xx within 3 s \(last: no answer within [\d.]+ s\)/],
 ] as const) {
@@ -97,7 +120,10 @@ for (const [version, file, why] of [
     assert.is(s.lastFailure.release, `my-app-gnu-linux-${version}`);
     assert.ok(s.lastFailure.probes.length >= 2, 'several probes were tried');
     assert.is(s.instances.length, 1, 'the bad instance was stopped');
-    assert.match(lf.output(), new RegExp(`the new release my-app-gnu-linux-${version.replace('.', '\\.')} did not answer its health check`));
+    assert.match(
+      lf.output(),
+      new RegExp(`the new release my-app-gnu-linux-${version.replace('.', '\\.')} did not answer its health check`),
+    );
   });
 }
 
@@ -105,7 +131,10 @@ test('a release that binds the port itself: the rollback says EADDRINUSE and why
   await publish('1.6', { 'bind-port': '' });
   const result = await update();
   assert.is(result.action, 'unhealthy');
-  assert.match(result.message, /its output shows EADDRINUSE: the app binds the port itself instead of using the sockets launchfit hands it as fds 3… with LISTEN_FDS/);
+  assert.match(
+    result.message,
+    /its output shows EADDRINUSE: the app binds the port itself instead of using the sockets launchfit hands it as fds 3… with LISTEN_FDS/,
+  );
 });
 
 test('two update requests at once are coalesced into one install', async () => {
@@ -138,11 +167,20 @@ test('a running app that fails its health check 3 times in a row is restarted; h
   await update();
   const pid = await pidOf();
   writeFileSync(sick, '');
-  await waitFor(async () => { const p = (await statusOf(w.deploy)).app.pid; return p && p !== pid; }, { timeoutMs: 20_000, what: 'a restart after failed health checks' });
+  await waitFor(
+    async () => {
+      const p = (await statusOf(w.deploy)).app.pid;
+      return p && p !== pid;
+    },
+    { timeoutMs: 20_000, what: 'a restart after failed health checks' },
+  );
   rmSync(sick); // the trouble passes: the restarted app answers its probes again
   assert.match(lf.output(), /the app failed 3 health checks in a row; restarting it/);
   assert.not.ok(isRunning(pid));
-  await waitFor(() => /the app is healthy again after its restart/.test(lf.output()), { timeoutMs: 20_000, what: 'the restart to pass its probation' });
+  await waitFor(() => /the app is healthy again after its restart/.test(lf.output()), {
+    timeoutMs: 20_000,
+    what: 'the restart to pass its probation',
+  });
   assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.10');
   assert.not.ok((await statusOf(w.deploy)).bad.includes('1.10'));
   assert.match((await get({ port })).body!, /^1\.10 /);
@@ -154,7 +192,9 @@ test('a bad release while the old app had already stopped: after the rollback th
   assert.is((await update()).action, 'installed');
   const dead = await pidOf();
   process.kill(dead, 'SIGKILL');
-  await waitFor(async () => (await statusOf(w.deploy)).app.state === 'exited', { what: 'the old app to be seen exited' });
+  await waitFor(async () => (await statusOf(w.deploy)).app.state === 'exited', {
+    what: 'the old app to be seen exited',
+  });
   await publish('1.12', { crash: '' });
   const result = await update();
   assert.is(result.action, 'unhealthy');

@@ -9,7 +9,10 @@ import { makeSite } from '../../_helpers/build.ts';
 import { runScript, waitFor } from '../../_helpers/common.ts';
 
 test('last job, --job, --list, --json', async () => {
-  const site = await makeSite({ 'README.md': 'x\n' }, 'steps: [pull, compile]\ncompile: echo compiled "$SHIPKIT_JOB_ID"');
+  const site = await makeSite(
+    { 'README.md': 'x\n' },
+    'steps: [pull, compile]\ncompile: echo compiled "$SHIPKIT_JOB_ID"',
+  );
   assert.is((await site.run('build', ['octo/site', '--job-id', 'ok-1'])).exitCode, 0);
   site.writeConfig('steps: [pull, compile]\ncompile: echo broken; exit 7');
   assert.is((await site.run('build', ['octo/site', '--job-id', 'bad-2'])).exitCode, 1);
@@ -27,12 +30,21 @@ test('last job, --job, --list, --json', async () => {
   r = await site.run('logs', ['octo/site', '--list']);
   const lines = r.stdout.trim().split('\n');
   assert.match(lines[0], /^JOB\s+KIND\s+STATUS\s+EXIT\s+SHA\s+STARTED\s+TIME\s+FAILED STEP$/);
-  assert.match(lines[1], new RegExp(`^bad-2\\s+build\\s+failed\\s+1\\s+${site.first.slice(0, 12)}\\s+\\S+Z\\s+[\\d.]+s\\s+compile$`));
+  assert.match(
+    lines[1],
+    new RegExp(`^bad-2\\s+build\\s+failed\\s+1\\s+${site.first.slice(0, 12)}\\s+\\S+Z\\s+[\\d.]+s\\s+compile$`),
+  );
   assert.match(lines[2], /^ok-1\s+build\s+succeeded\s+0\s/);
 
   r = await site.run('logs', ['octo/site', '--list', '--json']);
   const list = JSON.parse(r.stdout);
-  assert.equal(list.map((j: { id: string; status: string; exit: number }) => [j.id, j.status, j.exit]), [['bad-2', 'failed', 1], ['ok-1', 'succeeded', 0]]);
+  assert.equal(
+    list.map((j: { id: string; status: string; exit: number }) => [j.id, j.status, j.exit]),
+    [
+      ['bad-2', 'failed', 1],
+      ['ok-1', 'succeeded', 0],
+    ],
+  );
 
   r = await site.run('logs', ['octo/site', '--json', '--job', 'bad-2']);
   const job = JSON.parse(r.stdout);
@@ -41,10 +53,16 @@ test('last job, --job, --list, --json', async () => {
 });
 
 test('--follow prints a running build as it goes and exits with its outcome', async () => {
-  const site = await makeSite({ 'README.md': 'x\n' }, 'steps: [pull, compile]\ncompile: echo first; sleep 2; echo second');
+  const site = await makeSite(
+    { 'README.md': 'x\n' },
+    'steps: [pull, compile]\ncompile: echo first; sleep 2; echo second',
+  );
   const building = site.run('build', ['octo/site', '--job-id', 'live']);
   const logFile = path.join(site.logsDir, 'logs.txt');
-  await waitFor(() => existsSync(logFile) && readFileSync(logFile, 'utf8').includes('| first'), { what: 'the build to start', timeoutMs: 30_000 });
+  await waitFor(() => existsSync(logFile) && readFileSync(logFile, 'utf8').includes('| first'), {
+    what: 'the build to start',
+    timeoutMs: 30_000,
+  });
   const followed = await site.run('logs', ['octo/site', '--follow']);
   assert.is(followed.exitCode, 0, followed.stderr);
   assert.match(followed.stdout, /^=== shipkit job live start/);

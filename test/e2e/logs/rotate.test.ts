@@ -50,7 +50,10 @@ test('logs rotate: size cap, kept files, skips a repo whose job is running', asy
   const release = path.join(tmpDir(), 'release-the-build');
   site.writeConfig(`steps: [pull, compile]\ncompile: while [ ! -e ${release} ]; do sleep 0.1; done`);
   const building = site.run('build', ['octo/site']);
-  await waitFor(() => existsSync(path.join(site.data, 'state', 'octo__site', 'job.lock')), { what: 'the job lock', timeoutMs: 30_000 });
+  await waitFor(() => existsSync(path.join(site.data, 'state', 'octo__site', 'job.lock')), {
+    what: 'the job lock',
+    timeoutMs: 30_000,
+  });
   r = await site.run('logs', ['rotate', '--force']);
   writeFileSync(release, '');
   assert.is(r.exitCode, 0);

@@ -54,8 +54,12 @@ test('release checks out the tag and runs release.sh with SHIPKIT_REPO/TAG/SHA',
   assert.match(shown.stdout, /releasing octo\/site v1\.0\.0/);
 });
 
-test('the script\'s exit code is the release\'s; a configured script path is used', async () => {
-  const site = await tagged({ 'scripts/ship.sh': '#!/bin/sh\necho "shipping failed" >&2\nexit 3\n' }, 'v2', 'release: scripts/ship.sh');
+test("the script's exit code is the release's; a configured script path is used", async () => {
+  const site = await tagged(
+    { 'scripts/ship.sh': '#!/bin/sh\necho "shipping failed" >&2\nexit 3\n' },
+    'v2',
+    'release: scripts/ship.sh',
+  );
   chmodSync(path.join(site.work, 'scripts/ship.sh'), 0o755);
   await git(site.work, 'add', '.');
   await git(site.work, 'commit', '--quiet', '-m', 'x');
@@ -68,7 +72,7 @@ test('the script\'s exit code is the release\'s; a configured script path is use
   assert.match(site.logText(), /"status":"failed","exit":3/);
 });
 
-test('templates/release.sh runs as a repo\'s release script (npm and release publish stubbed)', async () => {
+test("templates/release.sh runs as a repo's release script (npm and release publish stubbed)", async () => {
   const template = readFileSync(path.join(import.meta.dirname, '../../..', 'templates', 'release.sh'), 'utf8');
   const site = await makeSite({ 'release.sh': template, 'package.json': '{}\n' });
   await makeExecutable(site, 'release.sh');
@@ -90,7 +94,9 @@ test('templates/release.sh runs as a repo\'s release script (npm and release pub
   ]);
   assert.match(site.logText(), /\| releasing site 1\.4\.0 from [0-9a-f]{40}/);
   // Run by hand, outside `release`, it says how it is meant to be run.
-  const direct = await runCommand('sh', [path.join(import.meta.dirname, '../../..', 'templates', 'release.sh')], { env: { SHIPKIT_REPO: undefined } });
+  const direct = await runCommand('sh', [path.join(import.meta.dirname, '../../..', 'templates', 'release.sh')], {
+    env: { SHIPKIT_REPO: undefined },
+  });
   assert.is.not(direct.exitCode, 0);
   assert.match(direct.stderr, /run this through: shipkit release REPO --tag TAG/);
 });

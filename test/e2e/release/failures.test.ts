@@ -18,12 +18,18 @@ test('release.sh missing or not executable: exit 1 with the fix; nothing run', a
   let site = await tagged({ 'README.md': 'no script\n' }, 'v1');
   let r = await site.run('release', ['octo/site', '--tag', 'v1']);
   assert.is(r.exitCode, 1);
-  assert.match(r.stderr, /failed at step release: The release script release\.sh does not exist at v1; add it to the repo/);
+  assert.match(
+    r.stderr,
+    /failed at step release: The release script release\.sh does not exist at v1; add it to the repo/,
+  );
 
   site = await tagged({ 'release.sh': '#!/bin/sh\ntouch ran.txt\n' }, 'v1');
   r = await site.run('release', ['octo/site', '--tag', 'v1']);
   assert.is(r.exitCode, 1);
-  assert.match(r.stderr, /The release script release\.sh is not executable; run `git update-index --chmod=\+x release\.sh`/);
+  assert.match(
+    r.stderr,
+    /The release script release\.sh is not executable; run `git update-index --chmod=\+x release\.sh`/,
+  );
   assert.ok(!existsSync(path.join(site.repoDir, 'ran.txt')));
 });
 

@@ -17,10 +17,12 @@ import { startS3rver } from '../../fixtures/s3rver.ts';
 import { APP_SOURCE, currentOf } from '../../fixtures/launchfit/world.ts';
 import { copyFileSync } from 'node:fs';
 
-
 const awsEnv: Record<string, string> = {
-  AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1',
-  AWS_CONFIG_FILE: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
+  AWS_ACCESS_KEY_ID: 'S3RVER',
+  AWS_SECRET_ACCESS_KEY: 'S3RVER',
+  AWS_REGION: 'us-east-1',
+  AWS_CONFIG_FILE: '/nonexistent',
+  AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
   AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
 };
 
@@ -38,7 +40,16 @@ test('publish to s3://, deploy from the bucket', async () => {
     mkdirSync(src);
     copyFileSync(APP_SOURCE, path.join(src, 'server.cjs'));
     writeFileSync(path.join(src, 'version.txt'), '3.0\n');
-    const r = await publishRelease({ dir: src, name: 'my-app', platform: 'gnu-linux', version: '3.0', key: secret, passphraseFile: path.join(base, 'pass'), to: 's3://releases/app-updates', log: silentLogger });
+    const r = await publishRelease({
+      dir: src,
+      name: 'my-app',
+      platform: 'gnu-linux',
+      version: '3.0',
+      key: secret,
+      passphraseFile: path.join(base, 'pass'),
+      to: 's3://releases/app-updates',
+      log: silentLogger,
+    });
     assert.is(r.file, 'my-app-gnu-linux-3.0.tar.gz');
     for (const name of ['VERSION', 'VERSION.sig', r.file, `${r.file}.sig`, 'pubkey.asc', 'keys.asc']) {
       const res = await fetch(`${endpoint}/releases/app-updates/${name}`);
@@ -47,19 +58,42 @@ test('publish to s3://, deploy from the bucket', async () => {
     }
     const deploy = path.join(base, 'deploy');
     mkdirSync(deploy);
-    const d = await runScript('launchfit', ['deploy', `${endpoint}/releases/app-updates/`, '--dir', deploy, '--keyfile', pub]);
+    const d = await runScript('launchfit', [
+      'deploy',
+      `${endpoint}/releases/app-updates/`,
+      '--dir',
+      deploy,
+      '--keyfile',
+      pub,
+    ]);
     assert.is(d.exitCode, 0, d.stderr);
     assert.is(currentOf(deploy), 'releases/my-app-gnu-linux-3.0');
 
     // SEQ is read back from the bucket (GET VERSION and VERSION.sig, verified): 3.1 gets SEQ 2,
     // and release rollback, listing the bucket, signs SEQ 3 naming 3.0.
-    const readVersion = async () => parseVersionFile(await (await fetch(`${endpoint}/releases/app-updates/VERSION`)).text());
+    const readVersion = async () =>
+      parseVersionFile(await (await fetch(`${endpoint}/releases/app-updates/VERSION`)).text());
     assert.is((await readVersion()).seq, 1);
     writeFileSync(path.join(src, 'version.txt'), '3.1\n');
-    const r2 = await publishRelease({ dir: src, name: 'my-app', platform: 'gnu-linux', version: '3.1', key: secret, passphraseFile: path.join(base, 'pass'), to: 's3://releases/app-updates', log: silentLogger });
+    const r2 = await publishRelease({
+      dir: src,
+      name: 'my-app',
+      platform: 'gnu-linux',
+      version: '3.1',
+      key: secret,
+      passphraseFile: path.join(base, 'pass'),
+      to: 's3://releases/app-updates',
+      log: silentLogger,
+    });
     assert.is(r2.seq, 2);
     assert.is((await readVersion()).seq, 2);
-    const rb = await rollbackPublished({ name: 'my-app', to: 's3://releases/app-updates', key: secret, passphraseFile: path.join(base, 'pass'), log: silentLogger });
+    const rb = await rollbackPublished({
+      name: 'my-app',
+      to: 's3://releases/app-updates',
+      key: secret,
+      passphraseFile: path.join(base, 'pass'),
+      log: silentLogger,
+    });
     assert.equal([rb.from, rb.version, rb.seq], ['3.1', '3.0', 3]);
     const back = await readVersion();
     assert.equal([back.version, back.seq], ['3.0', 3]);
@@ -67,16 +101,37 @@ test('publish to s3://, deploy from the bucket', async () => {
     // release rollout against the bucket: 3.2 published at ROLLOUT 1 (SEQ 4), raised to 100 (SEQ 5)
     // with VERSION and VERSION.sig read back and written as three PUTs; the fleet has no host yet.
     writeFileSync(path.join(src, 'version.txt'), '3.2\n');
-    const r3 = await publishRelease({ dir: src, name: 'my-app', platform: 'gnu-linux', version: '3.2', key: secret, passphraseFile: path.join(base, 'pass'), to: 's3://releases/app-updates', log: silentLogger, rollout: 1 });
+    const r3 = await publishRelease({
+      dir: src,
+      name: 'my-app',
+      platform: 'gnu-linux',
+      version: '3.2',
+      key: secret,
+      passphraseFile: path.join(base, 'pass'),
+      to: 's3://releases/app-updates',
+      log: silentLogger,
+      rollout: 1,
+    });
     assert.is(r3.seq, 4);
     assert.equal([(await readVersion()).rollout, (await readVersion()).seq], [1, 4]);
     const fleet = await startPullFleet('my-app', 'fleet-secret-s3-test');
     try {
       const lines: string[] = [];
       const out = await rolloutRelease({
-        name: 'my-app', to: 's3://releases/app-updates', fleet: fleet.url, secret: 'fleet-secret-s3-test', steps: [1, 100], waitSec: 10,
-        maxFailures: { count: 0 }, allowMissing: { count: 0 }, rollback: false, key: secret, passphraseFile: path.join(base, 'pass'),
-        pollSec: 0.1, log: silentLogger, print: (line) => lines.push(line),
+        name: 'my-app',
+        to: 's3://releases/app-updates',
+        fleet: fleet.url,
+        secret: 'fleet-secret-s3-test',
+        steps: [1, 100],
+        waitSec: 10,
+        maxFailures: { count: 0 },
+        allowMissing: { count: 0 },
+        rollback: false,
+        key: secret,
+        passphraseFile: path.join(base, 'pass'),
+        pollSec: 0.1,
+        log: silentLogger,
+        print: (line) => lines.push(line),
       });
       assert.is(out.state, 'done', lines.join('\n'));
       assert.match(lines.join('\n'), /step 2\/2 \(ROLLOUT 100\): signed VERSION SEQ 5/);

@@ -17,27 +17,53 @@ import { runCommand, runScript, scriptCommand, tmpDir, waitFor } from '../../_he
 import { detachSign } from '../../fixtures/launchfit/gpg.ts';
 import { currentOf, makeWorld, statusOf, type World } from '../../fixtures/launchfit/world.ts';
 
-const rollbackArgs = (w: World, to: string, extra: string[] = []) => ['rollback', 'my-app', '--to', to, '--key', w.secretKey, '--passphrase-file', w.passFile, ...extra];
+const rollbackArgs = (w: World, to: string, extra: string[] = []) => [
+  'rollback',
+  'my-app',
+  '--to',
+  to,
+  '--key',
+  w.secretKey,
+  '--passphrase-file',
+  w.passFile,
+  ...extra,
+];
 const versionOf = (dir: string) => parseVersionFile(readFileSync(path.join(dir, 'VERSION'), 'utf8'));
 const update = (w: World) => runScript('launchfit', ['update', '--dir', w.deploy]);
 
 /** The host's own verifier: VERSION.sig holds a signature of VERSION by the trusted key. */
 async function pairVerifies(w: World, dir: string): Promise<boolean> {
-  const trusted = selectTrustedKeys({ localKeys: await readPublicKeys(readFileSync(w.pubAsc), w.pubAsc, { local: true }) });
-  return verifyDetachedSignature({ data: readFileSync(path.join(dir, 'VERSION')), signature: readFileSync(path.join(dir, 'VERSION.sig')), trusted, what: 'VERSION' }).then(() => true, () => false);
+  const trusted = selectTrustedKeys({
+    localKeys: await readPublicKeys(readFileSync(w.pubAsc), w.pubAsc, { local: true }),
+  });
+  return verifyDetachedSignature({
+    data: readFileSync(path.join(dir, 'VERSION')),
+    signature: readFileSync(path.join(dir, 'VERSION.sig')),
+    trusted,
+    what: 'VERSION',
+  }).then(
+    () => true,
+    () => false,
+  );
 }
 
 test('SEQ: replayed and lowered VERSIONs are refused, release rollback takes the host back, then forward again', async () => {
   const w = await makeWorld();
   try {
     await w.publish('1.0');
-    const seq1 = { VERSION: readFileSync(path.join(w.updates, 'VERSION')), sig: readFileSync(path.join(w.updates, 'VERSION.sig')) };
+    const seq1 = {
+      VERSION: readFileSync(path.join(w.updates, 'VERSION')),
+      sig: readFileSync(path.join(w.updates, 'VERSION.sig')),
+    };
     assert.is(versionOf(w.updates).seq, 1);
     w.writeConfig();
     assert.is((await runScript('launchfit', ['deploy', '--dir', w.deploy])).exitCode, 0);
     await w.publish('1.1');
     assert.is(versionOf(w.updates).seq, 2);
-    const seq2 = { VERSION: readFileSync(path.join(w.updates, 'VERSION')), sig: readFileSync(path.join(w.updates, 'VERSION.sig')) };
+    const seq2 = {
+      VERSION: readFileSync(path.join(w.updates, 'VERSION')),
+      sig: readFileSync(path.join(w.updates, 'VERSION.sig')),
+    };
     assert.is((await update(w)).exitCode, 0);
     assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.1');
     assert.is((await statusOf(w.deploy)).seq, 2);
@@ -47,12 +73,18 @@ test('SEQ: replayed and lowered VERSIONs are refused, release rollback takes the
     writeFileSync(path.join(w.updates, 'VERSION.sig'), seq1.sig);
     const replayed = await update(w);
     assert.is(replayed.exitCode, 1, replayed.stderr);
-    assert.match(replayed.stderr, /VERSION has SEQ 1, lower than SEQ 2 this host accepted; refusing a replayed or lowered VERSION/);
+    assert.match(
+      replayed.stderr,
+      /VERSION has SEQ 1, lower than SEQ 2 this host accepted; refusing a replayed or lowered VERSION/,
+    );
     assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.1');
     let s = await statusOf(w.deploy);
     assert.is(s.lastCheck.ok, false);
     assert.match(s.lastCheck.message, /SEQ 1, lower than SEQ 2/);
-    assert.match((await runScript('launchfit', ['status', '--dir', w.deploy])).stdout, /seq: {6}2 \(the last VERSION accepted/);
+    assert.match(
+      (await runScript('launchfit', ['status', '--dir', w.deploy])).stdout,
+      /seq: {6}2 \(the last VERSION accepted/,
+    );
 
     // The same VERSION polled again is nothing new, not a replay.
     writeFileSync(path.join(w.updates, 'VERSION'), seq2.VERSION);
@@ -64,10 +96,21 @@ test('SEQ: replayed and lowered VERSIONs are refused, release rollback takes the
     // The publisher goes back: SEQ 3 names 1.0, and the host follows below its high-water mark.
     const rb = await runScript('release', rollbackArgs(w, w.updates));
     assert.is(rb.exitCode, 0, rb.stderr);
-    assert.match(rb.stdout, /Rolled my-app back from 1\.1 to 1\.0 \(my-app-gnu-linux-1\.0\.tar\.gz\) at .*: VERSION SEQ 3/);
-    const v = await runCommand('gpgv', ['--keyring', w.pubGpg, path.join(w.updates, 'VERSION.sig'), path.join(w.updates, 'VERSION')]);
+    assert.match(
+      rb.stdout,
+      /Rolled my-app back from 1\.1 to 1\.0 \(my-app-gnu-linux-1\.0\.tar\.gz\) at .*: VERSION SEQ 3/,
+    );
+    const v = await runCommand('gpgv', [
+      '--keyring',
+      w.pubGpg,
+      path.join(w.updates, 'VERSION.sig'),
+      path.join(w.updates, 'VERSION'),
+    ]);
     assert.is(v.exitCode, 0, v.stderr);
-    const seq3 = { VERSION: readFileSync(path.join(w.updates, 'VERSION')), sig: readFileSync(path.join(w.updates, 'VERSION.sig')) };
+    const seq3 = {
+      VERSION: readFileSync(path.join(w.updates, 'VERSION')),
+      sig: readFileSync(path.join(w.updates, 'VERSION.sig')),
+    };
     const back = await update(w);
     assert.is(back.exitCode, 0, back.stderr);
     assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.0');
@@ -82,14 +125,21 @@ test('SEQ: replayed and lowered VERSIONs are refused, release rollback takes the
     assert.is(lowered.exitCode, 1, lowered.stderr);
     assert.match(lowered.stderr, /SEQ 2, lower than SEQ 3/);
     // A genuinely signed VERSION without SEQ: a downgrade of the protocol.
-    const noSeq = seq2.VERSION.toString('utf8').replace(/^SEQ .*\n/m, '').replace(/^CURRENT .*$/m, 'CURRENT 1.1 my-app-gnu-linux-1.1.tar.gz');
+    const noSeq = seq2.VERSION.toString('utf8')
+      .replace(/^SEQ .*\n/m, '')
+      .replace(/^CURRENT .*$/m, 'CURRENT 1.1 my-app-gnu-linux-1.1.tar.gz');
     writeFileSync(path.join(w.updates, 'VERSION'), noSeq);
-    await detachSign(w.g, w.key.fpr, path.join(w.updates, 'VERSION'), { passphrase: 'correct horse', out: path.join(w.updates, 'VERSION.sig') });
+    await detachSign(w.g, w.key.fpr, path.join(w.updates, 'VERSION'), {
+      passphrase: 'correct horse',
+      out: path.join(w.updates, 'VERSION.sig'),
+    });
     const stripped = await update(w);
     assert.is(stripped.exitCode, 1, stripped.stderr);
-    assert.match(stripped.stderr, /VERSION has no SEQ line, but this host accepted SEQ 3 before; refusing a VERSION without SEQ/);
+    assert.match(
+      stripped.stderr,
+      /VERSION has no SEQ line, but this host accepted SEQ 3 before; refusing a VERSION without SEQ/,
+    );
     assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.0');
-
   } catch (error) {
     if (!(error as NodeJS.ErrnoException).code) throw error;
   } finally {
@@ -109,11 +159,17 @@ test('refusals exit 2 and write nothing: the release gone from DEST, a --version
     assert.match(notOlder.stderr, /--version 1\.1 is not older than 1\.1/);
     const absent = await runScript('release', rollbackArgs(w, w.updates, ['--version', '0.9']));
     assert.is(absent.exitCode, 2, absent.stderr);
-    assert.match(absent.stderr, /my-app-gnu-linux-0\.9\.tar\.gz\.sig is not at .* cannot roll back to 0\.9\. Nothing was written\./);
+    assert.match(
+      absent.stderr,
+      /my-app-gnu-linux-0\.9\.tar\.gz\.sig is not at .* cannot roll back to 0\.9\. Nothing was written\./,
+    );
     rmSync(path.join(w.updates, 'my-app-gnu-linux-1.0.tar.gz'));
     const gone = await runScript('release', rollbackArgs(w, w.updates));
     assert.is(gone.exitCode, 2, gone.stderr);
-    assert.match(gone.stderr, /my-app-gnu-linux-1\.0\.tar\.gz is not at .*\(pruned, or never published\); cannot roll back to 1\.0\. Nothing was written\./);
+    assert.match(
+      gone.stderr,
+      /my-app-gnu-linux-1\.0\.tar\.gz is not at .*\(pruned, or never published\); cannot roll back to 1\.0\. Nothing was written\./,
+    );
     assert.equal(readFileSync(path.join(w.updates, 'VERSION')), before);
     assert.equal(readFileSync(path.join(w.updates, 'VERSION.sig')), beforeSig);
     const fresh = tmpDir('shipkit-empty-');
@@ -133,18 +189,29 @@ test('kill -9 of release rollback at each step: DEST holds the old or the new VE
     const template = path.join(w.base, 'template');
     cpSync(w.updates, template, { recursive: true });
     const steps: Array<[string, 'old' | 'new']> = [
-      ['checked', 'old'], ['VERSION.sig(both):temp', 'old'], ['VERSION.sig(both)', 'old'],
-      ['VERSION:temp', 'old'], ['VERSION', 'new'], ['VERSION.sig:temp', 'new'], ['VERSION.sig', 'new'],
+      ['checked', 'old'],
+      ['VERSION.sig(both):temp', 'old'],
+      ['VERSION.sig(both)', 'old'],
+      ['VERSION:temp', 'old'],
+      ['VERSION', 'new'],
+      ['VERSION.sig:temp', 'new'],
+      ['VERSION.sig', 'new'],
     ];
     for (const [step, expected] of steps) {
       const dest = path.join(w.base, `dest-${step.replace(/\W/g, '-')}`);
       cpSync(template, dest, { recursive: true });
       const [cmd, ...pre] = scriptCommand('release');
-      const child = spawn(cmd, [...pre, ...rollbackArgs(w, dest)], { env: { ...process.env, SHIPKIT_TEST_PAUSE_AT: step, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(cmd, [...pre, ...rollbackArgs(w, dest)], {
+        env: { ...process.env, SHIPKIT_TEST_PAUSE_AT: step, NO_COLOR: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let err = '';
       child.stderr!.on('data', (d) => (err += d));
       const exited = new Promise((resolve) => child.on('exit', resolve));
-      await waitFor(() => err.includes(`paused at ${step}`) || child.exitCode !== null, { timeoutMs: 60_000, what: `release rollback to reach ${step}` });
+      await waitFor(() => err.includes(`paused at ${step}`) || child.exitCode !== null, {
+        timeoutMs: 60_000,
+        what: `release rollback to reach ${step}`,
+      });
       assert.is(child.exitCode, null, `${step}: ${err}`);
       child.kill('SIGKILL');
       await exited;
@@ -153,10 +220,24 @@ test('kill -9 of release rollback at each step: DEST holds the old or the new VE
       assert.is(info.version, expected === 'old' ? '1.1' : '1.0', step);
       assert.ok(await pairVerifies(w, dest), `${step}: VERSION.sig verifies the VERSION beside it`);
       // DEST stays usable: the next publish reads the SEQ back and goes one above it.
-      const next = await publishRelease({ dir: w.makeApp('1.2'), name: 'my-app', platform: 'gnu-linux', version: '1.2', key: w.secretKey, passphraseFile: w.passFile, to: dest, log: silentLogger });
+      const next = await publishRelease({
+        dir: w.makeApp('1.2'),
+        name: 'my-app',
+        platform: 'gnu-linux',
+        version: '1.2',
+        key: w.secretKey,
+        passphraseFile: w.passFile,
+        to: dest,
+        log: silentLogger,
+      });
       assert.is(next.seq, info.seq! + 1, step);
       assert.ok(await pairVerifies(w, dest), `${step}: and after the next publish`);
-      const v = await runCommand('gpgv', ['--keyring', w.pubGpg, path.join(dest, 'VERSION.sig'), path.join(dest, 'VERSION')]);
+      const v = await runCommand('gpgv', [
+        '--keyring',
+        w.pubGpg,
+        path.join(dest, 'VERSION.sig'),
+        path.join(dest, 'VERSION'),
+      ]);
       assert.is(v.exitCode, 0, `${step}: ${v.stderr}`);
     }
   } finally {

@@ -15,7 +15,13 @@ import * as assert from 'uvu/assert';
 import { rolloutBucket } from '../../../lib/release/rollout-bucket.ts';
 import { parseVersionFile } from '../../../lib/release/version-file.ts';
 import { runCommand, runScript, scriptCommand, tmpDir, waitFor } from '../../_helpers/common.ts';
-import { hostsIn, startLightHosts, startPullFleet, type Behaviour, type PullFleet as Fleet } from '../../fixtures/fleet-pull.ts';
+import {
+  hostsIn,
+  startLightHosts,
+  startPullFleet,
+  type Behaviour,
+  type PullFleet as Fleet,
+} from '../../fixtures/fleet-pull.ts';
 import { makePublisher, type Publisher } from '../../fixtures/launchfit/gpg.ts';
 
 const APP = 'my-app';
@@ -38,23 +44,77 @@ async function makeDest(name: string, { keep = 5 } = {}): Promise<string> {
     const src = path.join(base, `${name}-src-${version}`);
     mkdirSync(src, { recursive: true });
     writeFileSync(path.join(src, 'app.txt'), `version ${version}\n`);
-    const r = await runScript('release', publishArgs(src, dest, version, version === '1.1' ? ['--rollout', '1', '--keep', String(keep)] : []));
+    const r = await runScript(
+      'release',
+      publishArgs(src, dest, version, version === '1.1' ? ['--rollout', '1', '--keep', String(keep)] : []),
+    );
     assert.is(r.exitCode, 0, r.stderr);
   }
   return dest;
 }
 
-const publishArgs = (src: string, dest: string, version: string, extra: string[] = []) => ['publish', src, '--name', APP, '--platform', 'gnu-linux', '--version', version, '--key', pub.secret, '--passphrase-file', pub.passFile, '--to', dest, ...extra];
-const rolloutArgs = (fleet: Fleet, dest: string, extra: string[], { url = fleet.url, secret = `file:${secretFile}` } = {}) => ['rollout', APP, '--to', dest, '--fleet', url, '--fleet-secret', secret, '--key', pub.secret, '--passphrase-file', pub.passFile, '--poll', '0.1', ...extra];
+const publishArgs = (src: string, dest: string, version: string, extra: string[] = []) => [
+  'publish',
+  src,
+  '--name',
+  APP,
+  '--platform',
+  'gnu-linux',
+  '--version',
+  version,
+  '--key',
+  pub.secret,
+  '--passphrase-file',
+  pub.passFile,
+  '--to',
+  dest,
+  ...extra,
+];
+const rolloutArgs = (
+  fleet: Fleet,
+  dest: string,
+  extra: string[],
+  { url = fleet.url, secret = `file:${secretFile}` } = {},
+) => [
+  'rollout',
+  APP,
+  '--to',
+  dest,
+  '--fleet',
+  url,
+  '--fleet-secret',
+  secret,
+  '--key',
+  pub.secret,
+  '--passphrase-file',
+  pub.passFile,
+  '--poll',
+  '0.1',
+  ...extra,
+];
 const versionAt = (dest: string) => parseVersionFile(readFileSync(path.join(dest, 'VERSION'), 'utf8'));
 
 async function gpgvVerifies(dest: string): Promise<boolean> {
-  const r = await runCommand('gpgv', ['--keyring', pub.keyring, path.join(dest, 'VERSION.sig'), path.join(dest, 'VERSION')]);
+  const r = await runCommand('gpgv', [
+    '--keyring',
+    pub.keyring,
+    path.join(dest, 'VERSION.sig'),
+    path.join(dest, 'VERSION'),
+  ]);
   return r.exitCode === 0;
 }
 
 function snapshot(dir: string): Record<string, string> {
-  return Object.fromEntries(readdirSync(dir).sort().map((f) => [f, createHash('sha256').update(readFileSync(path.join(dir, f))).digest('hex')]));
+  return Object.fromEntries(
+    readdirSync(dir)
+      .sort()
+      .map((f) => [
+        f,
+        createHash('sha256')
+          .update(readFileSync(path.join(dir, f)))
+          .digest('hex'),
+      ]),
+  );
 }
 
 test('release publish --rollout: 0, 101, abc and -5 are refused with exit 2 before anything is written; 1 writes ROLLOUT 1 under the signature', async () => {
@@ -63,7 +123,13 @@ test('release publish --rollout: 0, 101, abc and -5 are refused with exit 2 befo
   const src = path.join(base, 'publish-refusals-src-1.2');
   mkdirSync(src);
   writeFileSync(path.join(src, 'app.txt'), 'version 1.2\n');
-  for (const [bad, message] of [['0', /Invalid --rollout "0": it must be above 0/], ['101', /Invalid --rollout "101": it must be at most 100/], ['abc', /Invalid --rollout "abc": it must be a percent/], ['-5', /Invalid --rollout "-5"/], ['0.125', /at most 2 fraction digits/]] as const) {
+  for (const [bad, message] of [
+    ['0', /Invalid --rollout "0": it must be above 0/],
+    ['101', /Invalid --rollout "101": it must be at most 100/],
+    ['abc', /Invalid --rollout "abc": it must be a percent/],
+    ['-5', /Invalid --rollout "-5"/],
+    ['0.125', /at most 2 fraction digits/],
+  ] as const) {
     const r = await runScript('release', publishArgs(src, dest, '1.2', [`--rollout=${bad}`]));
     assert.is(r.exitCode, 2, `${bad}: ${r.stderr}`);
     assert.match(r.stderr, message);
@@ -80,13 +146,21 @@ test('release publish --rollout: 0, 101, abc and -5 are refused with exit 2 befo
 test('release rollout: steps progress as the hosts in each step report; ROLLOUT 100 at the end, one SEQ per step signed', async () => {
   const dest = await makeDest('happy');
   const fleet = await startPullFleet(APP, SECRET);
-  const roles: Record<string, Behaviour> = Object.fromEntries([...hostsIn('1.1', 0, 10, 3), ...hostsIn('1.1', 10, 50, 5), ...hostsIn('1.1', 50, 100, 6)].map((h) => [h, 'ok' as const]));
+  const roles: Record<string, Behaviour> = Object.fromEntries(
+    [...hostsIn('1.1', 0, 10, 3), ...hostsIn('1.1', 10, 50, 5), ...hostsIn('1.1', 50, 100, 6)].map((h) => [
+      h,
+      'ok' as const,
+    ]),
+  );
   const hosts = startLightHosts(fleet, dest, roles);
   try {
     const r = await runScript('release', rolloutArgs(fleet, dest, ['--steps', '1,10,50,100', '--wait', '30']));
     assert.is(r.exitCode, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /my-app 1\.1 at .*: ROLLOUT 1 \(SEQ 2\); steps 1, 10, 50, 100 to go/);
-    assert.match(r.stdout, /step 1\/4 \(ROLLOUT 1\): VERSION at DEST is at this step already \(SEQ 2\); not signed again/);
+    assert.match(
+      r.stdout,
+      /step 1\/4 \(ROLLOUT 1\): VERSION at DEST is at this step already \(SEQ 2\); not signed again/,
+    );
     assert.match(r.stdout, /step 2\/4 \(ROLLOUT 10\): signed VERSION SEQ 3/);
     assert.match(r.stdout, /step 2\/4 \(ROLLOUT 10\): expected 3, reported 3, updated 3, failed 0, pending 0/);
     assert.match(r.stdout, /step 3\/4 \(ROLLOUT 50\): expected 8, reported 8, updated 8, failed 0, pending 0/);
@@ -96,9 +170,22 @@ test('release rollout: steps progress as the hosts in each step report; ROLLOUT 
     const info = versionAt(dest);
     assert.equal([info.version, info.seq, info.rollout], ['1.1', 5, 100]);
     assert.ok(await gpgvVerifies(dest));
-    assert.ok([...hosts.seen.values()].every((v) => v === '1.1'), 'every host took 1.1');
-    assert.equal(fleet.rollouts.map((s) => `${s.percent} ${s.state}`), ['1 running', '10 running', '50 running', '100 running', '100 done']);
-    assert.equal(fleet.rollouts[1], { ...fleet.rollouts[1], app: APP, version: '1.1', seq: 3, step: 2, steps: [1, 10, 50, 100] });
+    assert.ok(
+      [...hosts.seen.values()].every((v) => v === '1.1'),
+      'every host took 1.1',
+    );
+    assert.equal(
+      fleet.rollouts.map((s) => `${s.percent} ${s.state}`),
+      ['1 running', '10 running', '50 running', '100 running', '100 done'],
+    );
+    assert.equal(fleet.rollouts[1], {
+      ...fleet.rollouts[1],
+      app: APP,
+      version: '1.1',
+      seq: 3,
+      step: 2,
+      steps: [1, 10, 50, 100],
+    });
     assert.equal(fleet.refused, [], 'every request was signed right');
   } finally {
     hosts.stop();
@@ -110,20 +197,39 @@ test('release rollout: a failure over --max-failures halts with exit 1; with --r
   const dest = await makeDest('failing');
   const fleet = await startPullFleet(APP, SECRET);
   const [bad] = hostsIn('1.1', 10, 50, 1);
-  const roles: Record<string, Behaviour> = { [bad]: 'fail', ...Object.fromEntries([...hostsIn('1.1', 0, 10, 2), ...hostsIn('1.1', 10, 100, 6)].map((h) => [h, 'ok' as const])) };
+  const roles: Record<string, Behaviour> = {
+    [bad]: 'fail',
+    ...Object.fromEntries([...hostsIn('1.1', 0, 10, 2), ...hostsIn('1.1', 10, 100, 6)].map((h) => [h, 'ok' as const])),
+  };
   const hosts = startLightHosts(fleet, dest, roles);
   try {
-    const halted = await runScript('release', rolloutArgs(fleet, dest, ['--steps', '1,10,50,100', '--wait', '30', '--max-failures', '0']));
+    const halted = await runScript(
+      'release',
+      rolloutArgs(fleet, dest, ['--steps', '1,10,50,100', '--wait', '30', '--max-failures', '0']),
+    );
     assert.is(halted.exitCode, 1, halted.stdout + halted.stderr);
-    assert.match(halted.stdout, /step 3\/4 \(ROLLOUT 50\): halted: 1 of \d+ host\(s\) failed at 50%, more than --max-failures 0: [0-9a-f]{12} rolled_back \(health check \/healthz answered 500\)/);
+    assert.match(
+      halted.stdout,
+      /step 3\/4 \(ROLLOUT 50\): halted: 1 of \d+ host\(s\) failed at 50%, more than --max-failures 0: [0-9a-f]{12} rolled_back \(health check \/healthz answered 500\)/,
+    );
     assert.match(halted.stdout, /halted at ROLLOUT 50; hosts not yet in keep their release/);
-    assert.equal([versionAt(dest).version, versionAt(dest).rollout, versionAt(dest).seq], ['1.1', 50, 4], 'halted: VERSION stays at the step');
+    assert.equal(
+      [versionAt(dest).version, versionAt(dest).rollout, versionAt(dest).seq],
+      ['1.1', 50, 4],
+      'halted: VERSION stays at the step',
+    );
     assert.ok(await gpgvVerifies(dest));
-    assert.ok([...hosts.seen.entries()].every(([h, v]) => (rolloutBucket(h, '1.1') < 50) === (v === '1.1')), 'no host above the step took 1.1');
+    assert.ok(
+      [...hosts.seen.entries()].every(([h, v]) => rolloutBucket(h, '1.1') < 50 === (v === '1.1')),
+      'no host above the step took 1.1',
+    );
     assert.is(fleet.rollouts.at(-1)?.state, 'halted');
 
     // Allowing one failure in percent of the step's hosts: 1 of the step's hosts is within 50%.
-    const lenient = await runScript('release', rolloutArgs(fleet, dest, ['--steps', '1,10,50,100', '--wait', '30', '--max-failures', '50%']));
+    const lenient = await runScript(
+      'release',
+      rolloutArgs(fleet, dest, ['--steps', '1,10,50,100', '--wait', '30', '--max-failures', '50%']),
+    );
     assert.is(lenient.exitCode, 0, lenient.stdout + lenient.stderr);
     assert.match(lenient.stdout, /step 3\/4 \(ROLLOUT 50\): VERSION at DEST is at this step already \(SEQ 4\)/);
     assert.match(lenient.stdout, /step 4\/4 \(ROLLOUT 100\): expected 9, reported 9, updated 8, failed 1, pending 0/);
@@ -136,12 +242,19 @@ test('release rollout: a failure over --max-failures halts with exit 1; with --r
   const fleet2 = await startPullFleet(APP, SECRET);
   const hosts2 = startLightHosts(fleet2, dest2, roles);
   try {
-    const r = await runScript('release', rolloutArgs(fleet2, dest2, ['--steps', '1,10,50,100', '--wait', '30', '--rollback']));
+    const r = await runScript(
+      'release',
+      rolloutArgs(fleet2, dest2, ['--steps', '1,10,50,100', '--wait', '30', '--rollback']),
+    );
     assert.is(r.exitCode, 1, r.stdout + r.stderr);
     assert.match(r.stdout, /halted: 1 of \d+ host\(s\) failed at 50%/);
     assert.match(r.stdout, /rolled back: VERSION SEQ 5 names 1\.0 for every host/);
     const info = versionAt(dest2);
-    assert.equal([info.version, info.file, info.seq, info.rollout], ['1.0', 'my-app-gnu-linux-1.0.tar.gz', 5, undefined], 'SEQ 5 > 4: hosts that took 1.1 go back');
+    assert.equal(
+      [info.version, info.file, info.seq, info.rollout],
+      ['1.0', 'my-app-gnu-linux-1.0.tar.gz', 5, undefined],
+      'SEQ 5 > 4: hosts that took 1.1 go back',
+    );
     assert.ok(await gpgvVerifies(dest2));
     const tarball = readFileSync(path.join(dest2, info.file));
     assert.is(createHash('sha256').update(tarball).digest('hex'), info.sha256);
@@ -157,11 +270,17 @@ test('release rollout --rollback with no release before at DEST (pruned): still 
   const dest = await makeDest('no-previous', { keep: 1 });
   const fleet = await startPullFleet(APP, SECRET);
   const [bad] = hostsIn('1.1', 0, 50, 1);
-  const hosts = startLightHosts(fleet, dest, { [bad]: 'fail', ...Object.fromEntries(hostsIn('1.1', 0, 100, 3).map((h) => [h, 'ok' as const])) });
+  const hosts = startLightHosts(fleet, dest, {
+    [bad]: 'fail',
+    ...Object.fromEntries(hostsIn('1.1', 0, 100, 3).map((h) => [h, 'ok' as const])),
+  });
   try {
     const r = await runScript('release', rolloutArgs(fleet, dest, ['--steps', '50,100', '--wait', '30', '--rollback']));
     assert.is(r.exitCode, 1, r.stdout + r.stderr);
-    assert.match(r.stdout, /halted at ROLLOUT 50, and could not roll back: .* holds no release of my-app on gnu-linux older than 1\.1/);
+    assert.match(
+      r.stdout,
+      /halted at ROLLOUT 50, and could not roll back: .* holds no release of my-app on gnu-linux older than 1\.1/,
+    );
     assert.equal([versionAt(dest).version, versionAt(dest).rollout, versionAt(dest).seq], ['1.1', 50, 3]);
     assert.is(fleet.rollouts.at(-1)?.state, 'halted');
     assert.match(String(fleet.rollouts.at(-1)?.reason), /--rollback failed/);
@@ -176,18 +295,28 @@ test('release rollout: hosts that never report halt the step after --wait unless
   const fleet = await startPullFleet(APP, SECRET);
   const [silent] = hostsIn('1.1', 0, 10, 1);
   const [liar] = hostsIn('1.1', 60, 100, 1);
-  const roles: Record<string, Behaviour> = { [silent]: 'silent', [liar]: 'liar', ...Object.fromEntries(hostsIn('1.1', 0, 100, 6).map((h) => [h, 'ok' as const])) };
+  const roles: Record<string, Behaviour> = {
+    [silent]: 'silent',
+    [liar]: 'liar',
+    ...Object.fromEntries(hostsIn('1.1', 0, 100, 6).map((h) => [h, 'ok' as const])),
+  };
   const hosts = startLightHosts(fleet, dest, roles);
   try {
     const started = Date.now();
     const r = await runScript('release', rolloutArgs(fleet, dest, ['--steps', '10,100', '--wait', '2']));
     assert.is(r.exitCode, 1, r.stdout + r.stderr);
     assert.ok(Date.now() - started >= 2000, 'it waited --wait');
-    assert.match(r.stdout, /step 1\/2 \(ROLLOUT 10\): expected \d+, reported \d+, updated \d+, failed 0, pending 1, 1 more claim a bucket in this step \(not counted as expected\)/);
+    assert.match(
+      r.stdout,
+      /step 1\/2 \(ROLLOUT 10\): expected \d+, reported \d+, updated \d+, failed 0, pending 1, 1 more claim a bucket in this step \(not counted as expected\)/,
+    );
     assert.match(r.stdout, /halted: 1 of \d+ host\(s\) did not report 10% within --wait, more than --allow-missing 0/);
     assert.is(versionAt(dest).rollout, 10);
 
-    const allowed = await runScript('release', rolloutArgs(fleet, dest, ['--steps', '10,100', '--wait', '2', '--allow-missing', '1']));
+    const allowed = await runScript(
+      'release',
+      rolloutArgs(fleet, dest, ['--steps', '10,100', '--wait', '2', '--allow-missing', '1']),
+    );
     assert.is(allowed.exitCode, 0, allowed.stdout + allowed.stderr);
     assert.match(allowed.stdout, /step 2\/2 \(ROLLOUT 100\): expected 8, reported 7, updated 7, failed 0, pending 1/);
     assert.equal([versionAt(dest).rollout, versionAt(dest).seq], [100, 4]);
@@ -204,11 +333,17 @@ test('release rollout killed with -9 after signing a step: running it again cont
   const hosts = startLightHosts(fleet, dest, roles);
   try {
     const [cmd, ...pre] = scriptCommand('release');
-    const child = spawn(cmd, [...pre, ...rolloutArgs(fleet, dest, ['--steps', '1,50,100', '--wait', '30'])], { env: { ...process.env, SHIPKIT_TEST_PAUSE_AT: 'step:50:signed' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, [...pre, ...rolloutArgs(fleet, dest, ['--steps', '1,50,100', '--wait', '30'])], {
+      env: { ...process.env, SHIPKIT_TEST_PAUSE_AT: 'step:50:signed' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
-    await waitFor(() => out.includes('paused at step:50:signed'), { timeoutMs: 60_000, what: 'the rollout to pause after signing step 50' });
+    await waitFor(() => out.includes('paused at step:50:signed'), {
+      timeoutMs: 60_000,
+      what: 'the rollout to pause after signing step 50',
+    });
     child.kill('SIGKILL');
     await new Promise((resolve) => child.once('close', resolve));
     assert.equal([versionAt(dest).rollout, versionAt(dest).seq], [50, 3]);
@@ -217,7 +352,10 @@ test('release rollout killed with -9 after signing a step: running it again cont
     const again = await runScript('release', rolloutArgs(fleet, dest, ['--steps', '1,50,100', '--wait', '30']));
     assert.is(again.exitCode, 0, again.stdout + again.stderr);
     assert.match(again.stdout, /ROLLOUT 50 \(SEQ 3\); steps 50, 100 to go/);
-    assert.match(again.stdout, /step 2\/3 \(ROLLOUT 50\): VERSION at DEST is at this step already \(SEQ 3\); not signed again/);
+    assert.match(
+      again.stdout,
+      /step 2\/3 \(ROLLOUT 50\): VERSION at DEST is at this step already \(SEQ 3\); not signed again/,
+    );
     assert.match(again.stdout, /step 3\/3 \(ROLLOUT 100\): signed VERSION SEQ 4/);
     assert.equal([versionAt(dest).rollout, versionAt(dest).seq], [100, 4]);
   } finally {
@@ -253,7 +391,10 @@ test('release rollout refuses bad flags and a wrong secret with exit 2, writing 
   writeFileSync(wrongFile, 'not-the-secret-of-my-app\n');
   const wrong = await runScript('release', rolloutArgs(fleet, dest, ['--wait', '5'], { secret: `file:${wrongFile}` }));
   assert.is(wrong.exitCode, 2, wrong.stdout + wrong.stderr);
-  assert.match(wrong.stderr, /hook-server refused GET \/fleet\/my-app \(401\): --fleet-secret is not the secret of app my-app/);
+  assert.match(
+    wrong.stderr,
+    /hook-server refused GET \/fleet\/my-app \(401\): --fleet-secret is not the secret of app my-app/,
+  );
   assert.is(fleet.refused.length > 0, true, 'the receiver refused the wrongly signed requests');
   await fleet.close();
   // DEST was at ROLLOUT 1, the first step, which is not signed again: nothing changed.

@@ -14,7 +14,12 @@ import { freePort, runScript, scriptCommand, tmpDir, waitFor } from '../../_help
 const SECRET = 'rollout-secret-0123456789';
 
 type Verdict = 'ok' | 'fail' | 'hang';
-interface Host { url: string; hits: Array<{ at: number; path: string }>; verdict: Verdict; close: () => void }
+interface Host {
+  url: string;
+  hits: Array<{ at: number; path: string }>;
+  verdict: Verdict;
+  close: () => void;
+}
 
 function signatureOk(req: http.IncomingMessage): boolean {
   const ts = String(req.headers['x-shipkit-timestamp']);
@@ -30,8 +35,12 @@ async function startHost(verdict: Verdict = 'ok', delayMs = 30): Promise<Host> {
     if (!signatureOk(req)) return void res.writeHead(401).end('{"error":"unauthorized"}');
     if (host.verdict === 'hang') return; // never answers
     setTimeout(() => {
-      if (host.verdict === 'ok') res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"ok":true,"state":"updated"}');
-      else res.writeHead(500, { 'Content-Type': 'application/json' }).end('{"ok":false,"error":"rolled back: health check failed"}');
+      if (host.verdict === 'ok')
+        res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"ok":true,"state":"updated"}');
+      else
+        res
+          .writeHead(500, { 'Content-Type': 'application/json' })
+          .end('{"ok":false,"error":"rolled back: health check failed"}');
     }, delayMs);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -47,25 +56,41 @@ async function fleet(verdicts: Verdict[]): Promise<{ hosts: Host[]; list: string
   return { hosts, list, close: () => hosts.forEach((h) => h.close()) };
 }
 
-const update = (list: string, ...args: string[]) => runScript('server-update', ['app', '--list', list, ...args], { env: { SHIPKIT_SECRET: SECRET } });
+const update = (list: string, ...args: string[]) =>
+  runScript('server-update', ['app', '--list', list, ...args], { env: { SHIPKIT_SECRET: SECRET } });
 
 test('canary, then waves: each wave starts after the one before has answered; all updated → exit 0', async () => {
   const f = await fleet(Array(10).fill('ok'));
   try {
     const r = await update(f.list, '--canary', '1', '--waves', '50%,100%', '--json');
     assert.is(r.exitCode, 0, r.stderr);
-    const report = JSON.parse(r.stdout) as { waves: Array<{ name: string; failed: number; results: Array<{ target: string; ok: boolean }> }>; notContacted: string[]; interrupted: boolean };
-    assert.equal(report.waves.map((w) => [w.name, w.results.map((x) => x.target)]), [
-      ['canary', [f.hosts[0].url]],
-      ['wave 1 (50%)', f.hosts.slice(1, 6).map((h) => h.url)], // round(9 × 50%) = 5
-      ['wave 2 (100%)', f.hosts.slice(6).map((h) => h.url)],
-    ]);
+    const report = JSON.parse(r.stdout) as {
+      waves: Array<{ name: string; failed: number; results: Array<{ target: string; ok: boolean }> }>;
+      notContacted: string[];
+      interrupted: boolean;
+    };
+    assert.equal(
+      report.waves.map((w) => [w.name, w.results.map((x) => x.target)]),
+      [
+        ['canary', [f.hosts[0].url]],
+        ['wave 1 (50%)', f.hosts.slice(1, 6).map((h) => h.url)], // round(9 × 50%) = 5
+        ['wave 2 (100%)', f.hosts.slice(6).map((h) => h.url)],
+      ],
+    );
     assert.equal(report.notContacted, []);
     assert.is(report.interrupted, false);
-    for (const h of f.hosts) assert.equal(h.hits.map((x) => x.path), ['/?repo=app&wait=1'], 'one request each, waiting for the verdict');
+    for (const h of f.hosts)
+      assert.equal(
+        h.hits.map((x) => x.path),
+        ['/?repo=app&wait=1'],
+        'one request each, waiting for the verdict',
+      );
     const firstOf = (hosts: Host[]) => Math.min(...hosts.map((h) => h.hits[0].at));
     const lastOf = (hosts: Host[]) => Math.max(...hosts.map((h) => h.hits[0].at));
-    assert.ok(firstOf(f.hosts.slice(1, 6)) >= lastOf(f.hosts.slice(0, 1)) + 25, 'wave 1 starts after the canary answered');
+    assert.ok(
+      firstOf(f.hosts.slice(1, 6)) >= lastOf(f.hosts.slice(0, 1)) + 25,
+      'wave 1 starts after the canary answered',
+    );
     assert.ok(firstOf(f.hosts.slice(6)) >= lastOf(f.hosts.slice(1, 6)) + 25, 'wave 2 starts after wave 1 answered');
   } finally {
     f.close();
@@ -78,7 +103,15 @@ test('a canary that rolls itself back halts the rollout: nobody else is contacte
     const r = await update(f.list, '--canary', '1', '--waves', '25%,100%');
     assert.is(r.exitCode, 1);
     assert.match(r.stdout, /FAIL {2}http:\/\/127\.0\.0\.1:\d+ {2}HTTP 500: rolled back: health check failed/);
-    assert.match(r.stdout, new RegExp(`The rollout halted at canary: 1 host\\(s\\) failed \\(at most 0 allowed\\): ${f.hosts[0].url}; 5 host\\(s\\) of later waves were not contacted: ${f.hosts.slice(1).map((h) => h.url).join(' ')}\\.`));
+    assert.match(
+      r.stdout,
+      new RegExp(
+        `The rollout halted at canary: 1 host\\(s\\) failed \\(at most 0 allowed\\): ${f.hosts[0].url}; 5 host\\(s\\) of later waves were not contacted: ${f.hosts
+          .slice(1)
+          .map((h) => h.url)
+          .join(' ')}\\.`,
+      ),
+    );
     for (const h of f.hosts.slice(1)) assert.equal(h.hits, []);
     assert.is(f.hosts[0].hits.length, 1, "a host's 500 verdict is final: not asked again");
   } finally {
@@ -91,19 +124,41 @@ test('more failures than --max-failures in a wave (a 500 and an unreachable host
   const dead = `http://127.0.0.1:${await freePort()}`;
   const list = path.join(tmpDir(), 'slaves.txt');
   // canary h0; wave 1 (50% of 7 → 4): h1 (500), dead, h2, h3; wave 2: h4, h5, h6
-  writeFileSync(list, [f.hosts[0].url, f.hosts[1].url, dead, f.hosts[2].url, f.hosts[3].url, ...f.hosts.slice(4).map((h) => h.url)].join('\n'));
+  writeFileSync(
+    list,
+    [f.hosts[0].url, f.hosts[1].url, dead, f.hosts[2].url, f.hosts[3].url, ...f.hosts.slice(4).map((h) => h.url)].join(
+      '\n',
+    ),
+  );
   try {
-    let r = await update(list, '--canary', '1', '--waves', '50%,100%', '--max-failures', '1', '--retries', '0', '--json');
+    let r = await update(
+      list,
+      '--canary',
+      '1',
+      '--waves',
+      '50%,100%',
+      '--max-failures',
+      '1',
+      '--retries',
+      '0',
+      '--json',
+    );
     assert.is(r.exitCode, 1);
     const report = JSON.parse(r.stdout) as { halted: { wave: string; failed: string[] }; notContacted: string[] };
     assert.is(report.halted.wave, 'wave 1 (50%)');
     assert.equal(report.halted.failed.sort(), [f.hosts[1].url, dead].sort());
-    assert.equal(report.notContacted, f.hosts.slice(4).map((h) => h.url));
+    assert.equal(
+      report.notContacted,
+      f.hosts.slice(4).map((h) => h.url),
+    );
     for (const h of f.hosts.slice(4)) assert.equal(h.hits, [], 'later waves are never contacted');
     // With room for two failures per wave the rollout reaches everyone (and still exits 1: hosts failed).
     r = await update(list, '--canary', '1', '--waves', '50%,100%', '--max-failures', '2', '--retries', '0');
     assert.is(r.exitCode, 1);
-    assert.match(r.stdout, /The rollout is done: 3 wave\(s\), 6\/8 host\(s\) updated, 2 failed \(within each wave's allowance\)\./);
+    assert.match(
+      r.stdout,
+      /The rollout is done: 3 wave\(s\), 6\/8 host\(s\) updated, 2 failed \(within each wave's allowance\)\./,
+    );
     for (const h of f.hosts.slice(4)) assert.is(h.hits.length, 1);
   } finally {
     f.close();
@@ -127,7 +182,10 @@ test('SIGTERM during a wave: the rollout stops, later waves are not contacted, t
   const f = await fleet(['hang', 'ok', 'ok', 'ok']);
   try {
     const [cmd, ...pre] = scriptCommand('server-update');
-    const child = spawn(cmd, [...pre, 'app', '--list', f.list, '--canary', '1', '--json'], { env: { ...process.env, SHIPKIT_SECRET: SECRET }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, [...pre, 'app', '--list', f.list, '--canary', '1', '--json'], {
+      env: { ...process.env, SHIPKIT_SECRET: SECRET },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -136,9 +194,16 @@ test('SIGTERM during a wave: the rollout stops, later waves are not contacted, t
     child.kill('SIGTERM');
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     assert.is(code, 1, stderr);
-    const report = JSON.parse(stdout) as { interrupted: boolean; notContacted: string[]; waves: Array<{ results: Array<{ error?: string }> }> };
+    const report = JSON.parse(stdout) as {
+      interrupted: boolean;
+      notContacted: string[];
+      waves: Array<{ results: Array<{ error?: string }> }>;
+    };
     assert.is(report.interrupted, true);
-    assert.equal(report.notContacted, f.hosts.slice(1).map((h) => h.url));
+    assert.equal(
+      report.notContacted,
+      f.hosts.slice(1).map((h) => h.url),
+    );
     assert.is(report.waves[0].results[0].error, 'interrupted');
     assert.match(stderr, /SIGTERM: stopping the rollout/);
     for (const h of f.hosts.slice(1)) assert.equal(h.hits, []);

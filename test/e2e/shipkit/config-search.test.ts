@@ -19,7 +19,10 @@ test('no config anywhere: `shipkit logs` names the installed shipkit.example.yml
   const cwd = tmpDir('shipkit-noconfig-');
   const r = await runScript('shipkit', ['logs', 'octo/site'], { cwd, env: { SHIPKIT_CONFIG: undefined } });
   assert.is(r.exitCode, 2, r.stderr);
-  assert.is(r.stderr.trim(), `error: No config file: pass --config FILE, set SHIPKIT_CONFIG, or create ./shipkit.yml (every key is explained in ${EXAMPLE}; \`shipkit example-config > shipkit.yml\` writes a copy to start from).`);
+  assert.is(
+    r.stderr.trim(),
+    `error: No config file: pass --config FILE, set SHIPKIT_CONFIG, or create ./shipkit.yml (every key is explained in ${EXAMPLE}; \`shipkit example-config > shipkit.yml\` writes a copy to start from).`,
+  );
   assert.ok(existsSync(EXAMPLE));
   assert.equal(readdirSync(cwd), [], 'nothing written');
   const printed = await runScript('shipkit', ['example-config'], { cwd });
@@ -37,9 +40,21 @@ test('--config naming a folder: said in words (not EISDIR), the file inside name
   const empty = path.join(dir, 'empty');
   mkdirSync(empty);
   const cases: Array<[string[], Record<string, string | undefined>, string]> = [
-    [['build', 'octo/site', '--config', withFile], {}, `error: --config ${withFile} is a folder; give the shipkit.yml file inside it (${path.join(withFile, 'shipkit.yml')}).`],
-    [['logs', 'octo/site', '--config', empty], {}, `error: --config ${empty} is a folder; give the shipkit.yml file inside it.`],
-    [['hook-server'], { SHIPKIT_CONFIG: withFile }, `error: SHIPKIT_CONFIG=${withFile} is a folder; give the shipkit.yml file inside it (${path.join(withFile, 'shipkit.yml')}).`],
+    [
+      ['build', 'octo/site', '--config', withFile],
+      {},
+      `error: --config ${withFile} is a folder; give the shipkit.yml file inside it (${path.join(withFile, 'shipkit.yml')}).`,
+    ],
+    [
+      ['logs', 'octo/site', '--config', empty],
+      {},
+      `error: --config ${empty} is a folder; give the shipkit.yml file inside it.`,
+    ],
+    [
+      ['hook-server'],
+      { SHIPKIT_CONFIG: withFile },
+      `error: SHIPKIT_CONFIG=${withFile} is a folder; give the shipkit.yml file inside it (${path.join(withFile, 'shipkit.yml')}).`,
+    ],
   ];
   for (const [args, env, message] of cases) {
     const r = await runScript('shipkit', args, { cwd: dir, env });

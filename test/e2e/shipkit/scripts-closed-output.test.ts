@@ -11,7 +11,11 @@ let site: Site;
 
 /** `SCRIPT ARGS | READER` in bash: the script's exit status, what the reader printed, the script's stderr. */
 async function piped(script: string, args: string[], reader: string) {
-  const r = await runCommand('bash', ['-c', `"$@" | ${reader}; exit "\${PIPESTATUS[0]}"`, 'piped', ...scriptCommand(script), ...args], { timeoutMs: 120_000 });
+  const r = await runCommand(
+    'bash',
+    ['-c', `"$@" | ${reader}; exit "\${PIPESTATUS[0]}"`, 'piped', ...scriptCommand(script), ...args],
+    { timeoutMs: 120_000 },
+  );
   return { exitCode: r.exitCode, shown: r.stdout, stderr: r.stderr };
 }
 
@@ -30,7 +34,10 @@ test('logs REPO | head -1: one line shown, nothing on stderr, exit 141', async (
 });
 
 test('logs REPO --list --json and --job, closed after the first line: the same quiet exit', async () => {
-  for (const args of [['--list', '--json'], ['--job', 'long-1']]) {
+  for (const args of [
+    ['--list', '--json'],
+    ['--job', 'long-1'],
+  ]) {
     const r = await piped('logs', ['octo/site', ...args, '--config', site.config], 'head -c 10');
     assert.is(r.stderr, '', args.join(' '));
     assert.ok(r.exitCode === 141 || r.exitCode === 0, `${args.join(' ')}: exit ${r.exitCode}`);

@@ -10,7 +10,9 @@ import * as assert from 'uvu/assert';
 import { ROOT, runScript } from '../../_helpers/common.ts';
 
 const version = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version as string;
-const scripts = readdirSync(path.join(ROOT, 'scripts')).filter((f) => f.endsWith('.ts')).map((f) => f.slice(0, -3));
+const scripts = readdirSync(path.join(ROOT, 'scripts'))
+  .filter((f) => f.endsWith('.ts'))
+  .map((f) => f.slice(0, -3));
 const bins = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).bin as Record<string, string>;
 
 // As the .deb (tools/deb.ts ON_PATH): the distinctive names on the PATH; the generic ones
@@ -32,7 +34,8 @@ for (const [name, pre] of forms) {
     assert.match(help.stdout, /Usage/i);
     assert.match(help.stdout, new RegExp(label.replace(' ', '\\s+')));
     assert.is(help.stderr.replace(/^npm warn.*\n/gm, ''), '');
-    if (label !== 'release publish') { // there --version V is the release's version (DESIGN §5)
+    if (label !== 'release publish') {
+      // there --version V is the release's version (DESIGN §5)
       const v = await runScript(name, [...pre, '--version']);
       assert.is(v.exitCode, 0, v.stderr);
       assert.match(v.stdout, new RegExp(version.replace(/\./g, '\\.')));
@@ -91,7 +94,10 @@ for (const [name, pre, foreign, owner] of ownForms) {
   test(`${name} ${pre.join(' ')} ${foreign} → exit 2, "belongs to \`${owner}\`"`, async () => {
     const bad = await runScript(name, [...pre, foreign, 'x']);
     assert.is(bad.exitCode, 2, bad.stderr);
-    assert.match(bad.stderr, new RegExp(`^error: Option ${foreign} belongs to \`${owner}\`; run \`${owner} --help\` for usage\.\n$`));
+    assert.match(
+      bad.stderr,
+      new RegExp(`^error: Option ${foreign} belongs to \`${owner}\`; run \`${owner} --help\` for usage\.\n$`),
+    );
     assert.is(bad.stdout, '');
   });
 }
@@ -99,7 +105,10 @@ for (const [name, pre, foreign, owner] of ownForms) {
 test('a flag two subcommands share is refused naming both: launchfit URL --force', async () => {
   const bad = await runScript('launchfit', ['https://updates.example.com/', '--force']);
   assert.is(bad.exitCode, 2, bad.stderr);
-  assert.match(bad.stderr, /^error: Option --force belongs to `launchfit update` or `launchfit rollback`; run `launchfit update --help` for usage\.\n$/);
+  assert.match(
+    bad.stderr,
+    /^error: Option --force belongs to `launchfit update` or `launchfit rollback`; run `launchfit update --help` for usage\.\n$/,
+  );
 });
 
 test.run();

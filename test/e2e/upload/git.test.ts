@@ -7,7 +7,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { git, gitEnv, makeBareRepo, runScript, tmpDir } from '../../_helpers/common.ts';
 
-const env = { ...gitEnv(), GIT_AUTHOR_NAME: 'Deployer', GIT_AUTHOR_EMAIL: 'deploy@example.com', GIT_COMMITTER_NAME: 'Deployer', GIT_COMMITTER_EMAIL: 'deploy@example.com' } as Record<string, string>;
+const env = {
+  ...gitEnv(),
+  GIT_AUTHOR_NAME: 'Deployer',
+  GIT_AUTHOR_EMAIL: 'deploy@example.com',
+  GIT_COMMITTER_NAME: 'Deployer',
+  GIT_COMMITTER_EMAIL: 'deploy@example.com',
+} as Record<string, string>;
 const upload = (args: string[], cwd?: string) => runScript('upload', args, { env, cwd, timeoutMs: 60_000 });
 
 /** A source repo with one commit and an out/ folder holding the site. */
@@ -64,7 +70,11 @@ test('first deploy creates the branch; unchanged deploy commits nothing; a chang
   const [result] = JSON.parse(third.stdout);
   assert.is(result.uploaded, 1);
   assert.is(await head(bare, 'gh-pages'), result.commit);
-  assert.is((await git(bare, 'rev-parse', `${result.commit}^`)).stdout.trim(), firstHead, 'on top of the branch history');
+  assert.is(
+    (await git(bare, 'rev-parse', `${result.commit}^`)).stdout.trim(),
+    firstHead,
+    'on top of the branch history',
+  );
   assert.equal(await files(bare, 'gh-pages'), ['.gitignore', 'home.html', 'index.html']);
 });
 
@@ -79,10 +89,14 @@ test('an existing branch keeps its history; --dry-run pushes nothing', async () 
   const r = await upload(['--from', out, '--to', `git+file://${remote.bare}#gh-pages`]);
   assert.is(r.exitCode, 0, r.stderr);
   assert.is((await git(remote.bare, 'rev-parse', 'gh-pages^')).stdout.trim(), mainSha);
-  assert.equal(await files(remote.bare, 'gh-pages'), ['.gitignore', 'a b/ünïcødé 名前.txt', 'home.html', 'index.html'], 'the folder is the whole tree');
+  assert.equal(
+    await files(remote.bare, 'gh-pages'),
+    ['.gitignore', 'a b/ünïcødé 名前.txt', 'home.html', 'index.html'],
+    'the folder is the whole tree',
+  );
 });
 
-test('a remote that rejects the push: exit 1 with the remote\'s reason', async () => {
+test("a remote that rejects the push: exit 1 with the remote's reason", async () => {
   const bare = path.join(tmpDir('shipkit-remote-'), 'frozen.git');
   await git(path.dirname(bare), 'init', '--quiet', '--bare', bare);
   const hook = path.join(bare, 'hooks', 'pre-receive');
@@ -127,11 +141,13 @@ const hostile: Array<[string, RegExp]> = [
 ];
 test(`hostile targets are refused with exit 2: ${hostile.map(([t]) => JSON.stringify(t)).join(', ')}`, async () => {
   const { out } = await sourceRepo();
-  await Promise.all(hostile.map(async ([target, pattern]) => {
-    const r = await upload(['--from', out, `--to=${target}`]);
-    assert.is(r.exitCode, 2, `${target}: ${r.stderr}`);
-    assert.match(r.stderr, pattern, target);
-  }));
+  await Promise.all(
+    hostile.map(async ([target, pattern]) => {
+      const r = await upload(['--from', out, `--to=${target}`]);
+      assert.is(r.exitCode, 2, `${target}: ${r.stderr}`);
+      assert.match(r.stderr, pattern, target);
+    }),
+  );
   assert.not.ok(existsSync('/tmp/shipkit-pwned'));
 });
 
@@ -143,24 +159,36 @@ test('upload REPO runs the targets from shipkit.yml; bad entries name the file a
   const bare = path.join(data, 'pages.git');
   await git(data, 'init', '--quiet', '--bare', bare);
   const config = path.join(data, 'shipkit.yml');
-  writeFileSync(config, `data: ${data}\nrepos:\n  octo/site:\n    upload:\n      - git: { remote: ${bare}, branch: public }\n        from: out\n`);
+  writeFileSync(
+    config,
+    `data: ${data}\nrepos:\n  octo/site:\n    upload:\n      - git: { remote: ${bare}, branch: public }\n        from: out\n`,
+  );
   let r = await upload(['octo/site', '--config', config]);
   assert.is(r.exitCode, 0, r.stderr);
   assert.equal(await files(bare, 'public'), ['index.html']);
 
-  writeFileSync(config, `data: ${data}\nrepos:\n  octo/site:\n    upload:\n      - git: { remote: ${bare} }\n        from: ../../etc\n`);
+  writeFileSync(
+    config,
+    `data: ${data}\nrepos:\n  octo/site:\n    upload:\n      - git: { remote: ${bare} }\n        from: ../../etc\n`,
+  );
   r = await upload(['octo/site', '--config', config]);
   assert.is(r.exitCode, 2);
   assert.match(r.stderr, /shipkit\.yml:6: repos\.octo\/site\.upload\[0\]\.from: Invalid upload folder/);
 
-  writeFileSync(config, `data: ${data}\nrepos:\n  octo/site:\n    upload:\n      - git: { remote: ${bare} }\n        from: out\n        colour: blue\n`);
+  writeFileSync(
+    config,
+    `data: ${data}\nrepos:\n  octo/site:\n    upload:\n      - git: { remote: ${bare} }\n        from: out\n        colour: blue\n`,
+  );
   r = await upload(['octo/site', '--config', config]);
   assert.is(r.exitCode, 2);
   assert.match(r.stderr, /shipkit\.yml:7: .*colour: unknown key/);
 
   rmSync(path.join(work, 'out'), { recursive: true });
   symlinkSync('/etc', path.join(work, 'out'));
-  writeFileSync(config, `data: ${data}\nrepos:\n  octo/site:\n    upload:\n      - git: { remote: ${bare} }\n        from: out\n`);
+  writeFileSync(
+    config,
+    `data: ${data}\nrepos:\n  octo/site:\n    upload:\n      - git: { remote: ${bare} }\n        from: out\n`,
+  );
   r = await upload(['octo/site', '--config', config]);
   assert.is(r.exitCode, 2);
   assert.match(r.stderr, /must not be a symbolic link out of the repository/);

@@ -22,8 +22,14 @@ function site(): string {
   symlinkSync('index.html', path.join(out, 'home.html'));
   return out;
 }
-const sshFlags = (over: Partial<{ key: string; knownHosts: string; port: number }> = {}) =>
-  ['--ssh-key', over.key ?? s.key, '--port', String(over.port ?? s.port), '--known-hosts', over.knownHosts ?? s.knownHosts];
+const sshFlags = (over: Partial<{ key: string; knownHosts: string; port: number }> = {}) => [
+  '--ssh-key',
+  over.key ?? s.key,
+  '--port',
+  String(over.port ?? s.port),
+  '--known-hosts',
+  over.knownHosts ?? s.knownHosts,
+];
 const upload = (args: string[]) => runScript('upload', args, { timeoutMs: 60_000 });
 
 it('uploads over ssh: names with spaces and unicode, links out of the tree not copied, unchanged second run', async () => {
@@ -35,7 +41,11 @@ it('uploads over ssh: names with spaces and unicode, links out of the tree not c
   assert.match(first.stdout, /root@127\.0\.0\.1:.*: uploaded 2, unchanged 0, deleted 0/);
   assert.is(readFileSync(path.join(remote, 'a b', 'ünïcødé 名前.txt'), 'utf8'), 'unicode\n');
   assert.is(readFileSync(path.join(remote, 'index.html'), 'utf8'), '<h1>hi</h1>\n');
-  assert.is(lstatSync(path.join(remote, 'passwd'), { throwIfNoEntry: false }), undefined, 'the link to /etc/passwd is not copied');
+  assert.is(
+    lstatSync(path.join(remote, 'passwd'), { throwIfNoEntry: false }),
+    undefined,
+    'the link to /etc/passwd is not copied',
+  );
   assert.is(readlinkSync(path.join(remote, 'home.html')), 'index.html');
 
   const again = await upload(['--from', out, '--to', `root@127.0.0.1:${remote}/`, ...sshFlags()]);
@@ -47,7 +57,16 @@ it('--delete removes remote extras only when asked; rsync://host:port/path works
   const out = site();
   const remote = tmpDir('shipkit-remote-');
   writeFileSync(path.join(remote, 'stale.html'), 'old\n');
-  let r = await upload(['--from', out, '--to', `rsync://root@127.0.0.1:${s.port}${remote}/`, '--ssh-key', s.key, '--known-hosts', s.knownHosts]);
+  let r = await upload([
+    '--from',
+    out,
+    '--to',
+    `rsync://root@127.0.0.1:${s.port}${remote}/`,
+    '--ssh-key',
+    s.key,
+    '--known-hosts',
+    s.knownHosts,
+  ]);
   assert.is(r.exitCode, 0, r.stderr);
   assert.ok(existsSync(path.join(remote, 'stale.html')), 'no delete without --delete');
   r = await upload(['--from', out, '--to', `root@127.0.0.1:${remote}/`, '--delete', ...sshFlags()]);
@@ -72,7 +91,13 @@ it('wrong credentials, an untrusted host key and an unreachable host are clear e
   let r = await upload(['--from', out, '--to', `root@127.0.0.1:${remote}/`, ...sshFlags({ key: s.otherKey })]);
   assert.is(r.exitCode, 1);
   assert.match(r.stderr, /ssh refused the credentials for root@127\.0\.0\.1; check ssh_key/);
-  r = await upload(['--from', out, '--to', `root@127.0.0.1:${remote}/`, ...sshFlags({ knownHosts: s.wrongKnownHosts })]);
+  r = await upload([
+    '--from',
+    out,
+    '--to',
+    `root@127.0.0.1:${remote}/`,
+    ...sshFlags({ knownHosts: s.wrongKnownHosts }),
+  ]);
   assert.is(r.exitCode, 1);
   assert.match(r.stderr, /host key of 127\.0\.0\.1 is not trusted; add it to known_hosts/);
   const closed = await freePort();
@@ -91,10 +116,13 @@ test('hostile rsync targets and a missing source folder are refused with exit 2'
     ['root@-oProxyCommand=x:/tmp', /Invalid host/],
     ['bad user@host:/tmp', /Invalid user/],
     ['host:', /has no remote path/],
-  ] as const) cases.push(upload(['--from', out, `--to=${target}`]).then((r) => {
-    assert.is(r.exitCode, 2, `${target}: ${r.stderr}`);
-    assert.match(r.stderr, pattern, target);
-  }));
+  ] as const)
+    cases.push(
+      upload(['--from', out, `--to=${target}`]).then((r) => {
+        assert.is(r.exitCode, 2, `${target}: ${r.stderr}`);
+        assert.match(r.stderr, pattern, target);
+      }),
+    );
   await Promise.all(cases);
   assert.not.ok(existsSync('/tmp/shipkit-pwned'));
   const r = await upload(['--from', path.join(out, 'nope'), '--to', 'root@127.0.0.1:/tmp/x/']);
@@ -111,11 +139,21 @@ it('upload REPO uses ssh_key, port and known_hosts from shipkit.yml (relative to
   writeFileSync(path.join(data, 'known_hosts'), readFileSync(s.knownHosts));
   const remote = tmpDir('shipkit-remote-');
   const config = path.join(data, 'shipkit.yml');
-  writeFileSync(config, [
-    `data: ${data}`, 'repos:', '  octo/site:', '    upload:',
-    `      - rsync: root@127.0.0.1:${remote}/`, '        from: out', '        ssh_key: deploy_key',
-    `        port: ${s.port}`, '        known_hosts: known_hosts', '',
-  ].join('\n'));
+  writeFileSync(
+    config,
+    [
+      `data: ${data}`,
+      'repos:',
+      '  octo/site:',
+      '    upload:',
+      `      - rsync: root@127.0.0.1:${remote}/`,
+      '        from: out',
+      '        ssh_key: deploy_key',
+      `        port: ${s.port}`,
+      '        known_hosts: known_hosts',
+      '',
+    ].join('\n'),
+  );
   const r = await upload(['octo/site', '--config', config]);
   assert.is(r.exitCode, 0, r.stderr);
   assert.is(readFileSync(path.join(remote, 'index.html'), 'utf8'), 'configured\n');
@@ -128,7 +166,15 @@ it('uploadFiles (release publish) sends only the listed files and leaves the res
   for (const name of ['app-1.0.tar.gz', 'VERSION', 'unlisted.txt']) writeFileSync(path.join(stage, name), `${name}\n`);
   const remote = tmpDir('shipkit-remote-');
   writeFileSync(path.join(remote, 'app-0.9.tar.gz'), 'older\n');
-  const result = await uploadFiles({ from: stage, to: `root@127.0.0.1:${remote}/`, files: ['app-1.0.tar.gz', 'VERSION'], log: silentLogger, sshKey: s.key, port: s.port, knownHosts: s.knownHosts });
+  const result = await uploadFiles({
+    from: stage,
+    to: `root@127.0.0.1:${remote}/`,
+    files: ['app-1.0.tar.gz', 'VERSION'],
+    log: silentLogger,
+    sshKey: s.key,
+    port: s.port,
+    knownHosts: s.knownHosts,
+  });
   assert.is(result.uploaded, 2);
   assert.is(readFileSync(path.join(remote, 'VERSION'), 'utf8'), 'VERSION\n');
   assert.ok(existsSync(path.join(remote, 'app-0.9.tar.gz')));
@@ -156,15 +202,39 @@ it('git+ssh:// through the same sshd: ssh_key and known_hosts are used; a wrong 
   const bare = path.join(tmpDir('shipkit-remote-'), 'pages.git');
   await runCommand('git', ['init', '--quiet', '--bare', bare]);
   const target = `git+ssh://root@127.0.0.1:${s.port}${bare}#gh-pages`;
-  const env = { GIT_AUTHOR_NAME: 'T', GIT_AUTHOR_EMAIL: 't@example.com', GIT_COMMITTER_NAME: 'T', GIT_COMMITTER_EMAIL: 't@example.com' };
-  let r = await runScript('upload', ['--from', out, '--to', target, '--ssh-key', s.key, '--known-hosts', s.knownHosts], { env, timeoutMs: 60_000 });
+  const env = {
+    GIT_AUTHOR_NAME: 'T',
+    GIT_AUTHOR_EMAIL: 't@example.com',
+    GIT_COMMITTER_NAME: 'T',
+    GIT_COMMITTER_EMAIL: 't@example.com',
+  };
+  let r = await runScript(
+    'upload',
+    ['--from', out, '--to', target, '--ssh-key', s.key, '--known-hosts', s.knownHosts],
+    { env, timeoutMs: 60_000 },
+  );
   assert.is(r.exitCode, 0, r.stderr);
-  const tree = await runCommand('git', ['-c', 'core.quotePath=false', '--git-dir', bare, 'ls-tree', '-r', '--name-only', 'gh-pages']);
+  const tree = await runCommand('git', [
+    '-c',
+    'core.quotePath=false',
+    '--git-dir',
+    bare,
+    'ls-tree',
+    '-r',
+    '--name-only',
+    'gh-pages',
+  ]);
   assert.equal(tree.stdout.trim().split('\n').sort(), ['a b/ünïcødé 名前.txt', 'home.html', 'index.html']);
-  r = await runScript('upload', ['--from', out, '--to', target, '--ssh-key', s.otherKey, '--known-hosts', s.knownHosts], { env, timeoutMs: 60_000 });
+  r = await runScript(
+    'upload',
+    ['--from', out, '--to', target, '--ssh-key', s.otherKey, '--known-hosts', s.knownHosts],
+    { env, timeoutMs: 60_000 },
+  );
   assert.is(r.exitCode, 1);
   assert.match(r.stderr, /could not read ssh:\/\/root@127\.0\.0\.1:\d+.*Permission denied.*Check the credentials/);
 });
 
-test.after(() => { if (typeof sshd !== 'string') sshd.child.kill('SIGTERM'); });
+test.after(() => {
+  if (typeof sshd !== 'string') sshd.child.kill('SIGTERM');
+});
 test.run();

@@ -16,16 +16,25 @@ const s3 = await import('@aws-sdk/client-s3');
 const s3rver = await startS3rver('site');
 const { endpoint } = s3rver;
 const client = new s3.S3Client({
-  region: 'us-east-1', endpoint, forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-  requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
+  region: 'us-east-1',
+  endpoint,
+  forcePathStyle: true,
+  credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+  requestChecksumCalculation: 'WHEN_REQUIRED',
+  responseChecksumValidation: 'WHEN_REQUIRED',
 });
 
 const awsEnv = {
-  AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1',
-  AWS_CONFIG_FILE: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent', AWS_PROFILE: undefined,
+  AWS_ACCESS_KEY_ID: 'S3RVER',
+  AWS_SECRET_ACCESS_KEY: 'S3RVER',
+  AWS_REGION: 'us-east-1',
+  AWS_CONFIG_FILE: '/nonexistent',
+  AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
+  AWS_PROFILE: undefined,
   AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
 };
-const upload = (args: string[], env: Record<string, string | undefined> = {}) => runScript('upload', args, { env: { ...awsEnv, ...env }, timeoutMs: 60_000 });
+const upload = (args: string[], env: Record<string, string | undefined> = {}) =>
+  runScript('upload', args, { env: { ...awsEnv, ...env }, timeoutMs: 60_000 });
 
 const big = randomBytes(17 * 1024 * 1024); // over the 16 MiB multipart threshold: 8 + 8 + 1 MiB parts
 
@@ -47,23 +56,47 @@ async function keys(bucket: string, prefix = ''): Promise<string[]> {
 }
 async function get(key: string) {
   const answer = await client.send(new s3.GetObjectCommand({ Bucket: 'site', Key: key }));
-  return { body: Buffer.from(await answer.Body!.transformToByteArray()), type: answer.ContentType, cache: answer.CacheControl };
+  return {
+    body: Buffer.from(await answer.Body!.transformToByteArray()),
+    type: answer.ContentType,
+    cache: answer.CacheControl,
+  };
 }
 
 test('sync uploads everything once (multipart for the big file), then only what changed', async () => {
   const out = site();
-  const first = await upload(['--from', out, '--to', 's3://site/www', '--endpoint', endpoint, '--cache-control', 'public, max-age=60', '--json']);
+  const first = await upload([
+    '--from',
+    out,
+    '--to',
+    's3://site/www',
+    '--endpoint',
+    endpoint,
+    '--cache-control',
+    'public, max-age=60',
+    '--json',
+  ]);
   assert.is(first.exitCode, 0, first.stderr);
   const [r1] = JSON.parse(first.stdout);
   assert.equal([r1.uploaded, r1.unchanged, r1.deleted], [5, 0, 0]);
   assert.match(first.stderr, /skipping passwd: symbolic link to \/etc\/passwd, outside the source folder/);
-  assert.equal(await keys('site', 'www/'), ['www/a b/css/site.css', 'www/a b/ünïcødé 名前.txt', 'www/big.bin', 'www/home.html', 'www/index.html']);
+  assert.equal(await keys('site', 'www/'), [
+    'www/a b/css/site.css',
+    'www/a b/ünïcødé 名前.txt',
+    'www/big.bin',
+    'www/home.html',
+    'www/index.html',
+  ]);
   const index = await get('www/index.html');
   assert.is(index.body.toString(), '<h1>hi</h1>\n');
   assert.is(index.type, 'text/html; charset=utf-8');
   assert.is(index.cache, 'public, max-age=60');
   assert.is((await get('www/a b/css/site.css')).type, 'text/css; charset=utf-8');
-  assert.is((await get('www/home.html')).body.toString(), '<h1>hi</h1>\n', 'a link inside the folder is uploaded as its content');
+  assert.is(
+    (await get('www/home.html')).body.toString(),
+    '<h1>hi</h1>\n',
+    'a link inside the folder is uploaded as its content',
+  );
   const bigObject = await get('www/big.bin');
   assert.is(createHash('sha256').update(bigObject.body).digest('hex'), createHash('sha256').update(big).digest('hex'));
   assert.is(bigObject.type, 'application/octet-stream');
@@ -118,8 +151,14 @@ test('missing bucket, wrong credentials and an unreachable endpoint are clear er
   writeFileSync(path.join(out, 'a.txt'), 'a');
   let r = await upload(['--from', out, '--to', 's3://no-such-bucket/x', '--endpoint', endpoint]);
   assert.is(r.exitCode, 1);
-  assert.match(r.stderr, /S3 bucket "no-such-bucket" does not exist at http:\/\/127\.0\.0\.1:\d+; create it or fix the bucket name/);
-  r = await upload(['--from', out, '--to', 's3://site/x', '--endpoint', endpoint], { AWS_ACCESS_KEY_ID: 'WRONG', AWS_SECRET_ACCESS_KEY: 'WRONG' });
+  assert.match(
+    r.stderr,
+    /S3 bucket "no-such-bucket" does not exist at http:\/\/127\.0\.0\.1:\d+; create it or fix the bucket name/,
+  );
+  r = await upload(['--from', out, '--to', 's3://site/x', '--endpoint', endpoint], {
+    AWS_ACCESS_KEY_ID: 'WRONG',
+    AWS_SECRET_ACCESS_KEY: 'WRONG',
+  });
   assert.is(r.exitCode, 1);
   assert.match(r.stderr, /refused the credentials \(InvalidAccessKeyId\); check AWS_ACCESS_KEY_ID/);
   // (s3rver does not check SigV4 signatures, so a wrong secret with a known key id passes there.)
@@ -141,17 +180,39 @@ test('upload REPO with an s3 mapping and cache_control from shipkit.yml', async 
   mkdirSync(path.join(work, 'public'), { recursive: true });
   writeFileSync(path.join(work, 'public', 'app.js'), 'console.log(1)\n');
   const config = path.join(data, 'shipkit.yml');
-  writeFileSync(config, [
-    `data: ${data}`, 'repos:', '  octo/site:', '    upload:',
-    `      - s3: { bucket: site, prefix: repo, region: us-east-1, endpoint: "${endpoint}" }`,
-    '        from: public', '        cache_control: no-cache', '',
-  ].join('\n'));
+  writeFileSync(
+    config,
+    [
+      `data: ${data}`,
+      'repos:',
+      '  octo/site:',
+      '    upload:',
+      `      - s3: { bucket: site, prefix: repo, region: us-east-1, endpoint: "${endpoint}" }`,
+      '        from: public',
+      '        cache_control: no-cache',
+      '',
+    ].join('\n'),
+  );
   let r = await upload(['octo/site', '--config', config]);
   assert.is(r.exitCode, 0, r.stderr);
   const object = await get('repo/app.js');
-  assert.equal([object.body.toString(), object.type, object.cache], ['console.log(1)\n', 'text/javascript; charset=utf-8', 'no-cache']);
+  assert.equal(
+    [object.body.toString(), object.type, object.cache],
+    ['console.log(1)\n', 'text/javascript; charset=utf-8', 'no-cache'],
+  );
 
-  writeFileSync(config, [`data: ${data}`, 'repos:', '  octo/site:', '    upload:', '      - s3: { bucket: site, prefix: repo, acl: public }', '        from: public', ''].join('\n'));
+  writeFileSync(
+    config,
+    [
+      `data: ${data}`,
+      'repos:',
+      '  octo/site:',
+      '    upload:',
+      '      - s3: { bucket: site, prefix: repo, acl: public }',
+      '        from: public',
+      '',
+    ].join('\n'),
+  );
   r = await upload(['octo/site', '--config', config]);
   assert.is(r.exitCode, 2);
   assert.match(r.stderr, /shipkit\.yml:5: repos\.octo\/site\.upload\[0\]\.s3\.acl: unknown key/);
@@ -160,18 +221,47 @@ test('upload REPO with an s3 mapping and cache_control from shipkit.yml', async 
 test('uploadFiles (release publish): only the listed files, endpoint from AWS_ENDPOINT_URL_S3', async () => {
   const { uploadFiles } = await import('../../../lib/stages/upload/index.ts');
   const { silentLogger } = await import('../../../lib/core/log.ts');
-  Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_CONFIG_FILE: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent' });
+  Object.assign(process.env, {
+    AWS_ACCESS_KEY_ID: 'S3RVER',
+    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+    AWS_CONFIG_FILE: '/nonexistent',
+    AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
+  });
   const stage = tmpDir('shipkit-stage-');
-  for (const name of ['app-1.0.tar.gz', 'app-1.0.tar.gz.sig', 'VERSION', 'unlisted.txt']) writeFileSync(path.join(stage, name), `${name}\n`);
+  for (const name of ['app-1.0.tar.gz', 'app-1.0.tar.gz.sig', 'VERSION', 'unlisted.txt'])
+    writeFileSync(path.join(stage, name), `${name}\n`);
   await client.send(new s3.PutObjectCommand({ Bucket: 'site', Key: 'rel/app-0.9.tar.gz', Body: 'older release' }));
   const env = { ...process.env, AWS_ENDPOINT_URL_S3: endpoint };
-  const result = await uploadFiles({ from: stage, to: 's3://site/rel', files: ['app-1.0.tar.gz', 'app-1.0.tar.gz.sig'], log: silentLogger, env });
+  const result = await uploadFiles({
+    from: stage,
+    to: 's3://site/rel',
+    files: ['app-1.0.tar.gz', 'app-1.0.tar.gz.sig'],
+    log: silentLogger,
+    env,
+  });
   assert.is(result.uploaded, 2);
   await uploadFiles({ from: stage, to: 's3://site/rel', files: ['VERSION'], log: silentLogger, env });
-  assert.equal(await keys('site', 'rel/'), ['rel/VERSION', 'rel/app-0.9.tar.gz', 'rel/app-1.0.tar.gz', 'rel/app-1.0.tar.gz.sig']);
-  const missing = await uploadFiles({ from: stage, to: 's3://site/rel', files: ['nope.tar.gz'], log: silentLogger, env }).catch((e: Error) => e);
+  assert.equal(await keys('site', 'rel/'), [
+    'rel/VERSION',
+    'rel/app-0.9.tar.gz',
+    'rel/app-1.0.tar.gz',
+    'rel/app-1.0.tar.gz.sig',
+  ]);
+  const missing = await uploadFiles({
+    from: stage,
+    to: 's3://site/rel',
+    files: ['nope.tar.gz'],
+    log: silentLogger,
+    env,
+  }).catch((e: Error) => e);
   assert.match(String((missing as Error).message), /nope\.tar\.gz is not a file inside/);
-  const escape = await uploadFiles({ from: stage, to: 's3://site/rel', files: ['../etc/passwd'], log: silentLogger, env }).catch((e: Error) => e);
+  const escape = await uploadFiles({
+    from: stage,
+    to: 's3://site/rel',
+    files: ['../etc/passwd'],
+    log: silentLogger,
+    env,
+  }).catch((e: Error) => e);
   assert.match(String((escape as Error).message), /must not contain "\.\."/);
 });
 
@@ -188,7 +278,11 @@ test('a first sync of many files: every body arrives intact with its MD5 (small 
   const first = await upload(['--from', out, '--to', 's3://site/many', '--endpoint', endpoint, '--json']);
   assert.is(first.exitCode, 0, first.stderr);
   const [r1] = JSON.parse(first.stdout);
-  assert.equal([r1.uploaded, r1.unchanged, r1.requests], [bodies.size, 0, bodies.size + 1], 'one list request, then one PUT per file');
+  assert.equal(
+    [r1.uploaded, r1.unchanged, r1.requests],
+    [bodies.size, 0, bodies.size + 1],
+    'one list request, then one PUT per file',
+  );
   assert.equal(await keys('site', 'many/'), [...bodies.keys()].map((rel) => `many/${rel}`).sort());
   for (const [rel, body] of bodies) {
     const answer = await client.send(new s3.GetObjectCommand({ Bucket: 'site', Key: `many/${rel}` }));
@@ -209,7 +303,12 @@ test('a file named to upload that is not in the folder stops the upload while th
   mkdirSync(out);
   writeFileSync(path.join(out, 'a.txt'), 'a');
   const env = { ...process.env, ...awsEnv, AWS_PROFILE: '' };
-  const error = await uploadTo(parseTarget('s3://site/only', { endpoint }), { from: out, log: silentLogger, env, only: ['a.txt', 'nope.txt'] }).catch((e: Error) => e);
+  const error = await uploadTo(parseTarget('s3://site/only', { endpoint }), {
+    from: out,
+    log: silentLogger,
+    env,
+    only: ['a.txt', 'nope.txt'],
+  }).catch((e: Error) => e);
   assert.instance(error, Error);
   assert.match((error as Error).message, /nope\.txt is not a file in the source folder; nothing was uploaded/);
   assert.equal(await keys('site', 'only/'), []);
@@ -220,7 +319,10 @@ test('the S3 client shipkit makes resolves its middleware once per command and b
   // cacheMiddleware is set, and its logger middleware filters every request's input and output
   // for a logger.info that the default logger throws away. What is sent is the same.
   const { makeS3Client } = await import('../../../lib/stages/upload/s3.ts');
-  const made = await makeS3Client(parseTarget('s3://site/x', { endpoint }) as Parameters<typeof makeS3Client>[0], { ...awsEnv } as NodeJS.ProcessEnv);
+  const made = await makeS3Client(
+    parseTarget('s3://site/x', { endpoint }) as Parameters<typeof makeS3Client>[0],
+    { ...awsEnv } as NodeJS.ProcessEnv,
+  );
   try {
     const config = made.client.config as unknown as { cacheMiddleware?: boolean; logger: Record<string, unknown> };
     assert.is(config.cacheMiddleware, true);
@@ -228,7 +330,9 @@ test('the S3 client shipkit makes resolves its middleware once per command and b
     assert.type(config.logger.warn, 'function');
     await made.client.send(new made.s3.ListObjectsV2Command({ Bucket: 'site', Prefix: 'x/' }));
     await made.client.send(new made.s3.ListObjectsV2Command({ Bucket: 'site', Prefix: 'x/' }));
-    const failed = await made.client.send(new made.s3.ListObjectsV2Command({ Bucket: 'no-such-bucket' })).catch((e: Error) => e);
+    const failed = await made.client
+      .send(new made.s3.ListObjectsV2Command({ Bucket: 'no-such-bucket' }))
+      .catch((e: Error) => e);
     assert.is((failed as Error).name, 'NoSuchBucket');
     assert.is(made.requests(), 3, 'the request counter still sees every send with the middleware cached');
   } finally {

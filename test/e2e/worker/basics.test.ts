@@ -12,7 +12,16 @@ import { startPostgres, type Postgres } from '../../fixtures/postgres.ts';
 import { openEventStream } from '../../fixtures/hooks/event-stream.ts';
 import { startReceiver } from '../../fixtures/hooks/receiver.ts';
 import { makeBareRepo, rootBuildUser, runCommand, waitFor } from '../../_helpers/common.ts';
-import { jobOf, queueConfig, SECRET, startHookServer, startWorker, TOKEN, waitForState, worldEnv } from '../../fixtures/workers.ts';
+import {
+  jobOf,
+  queueConfig,
+  SECRET,
+  startHookServer,
+  startWorker,
+  TOKEN,
+  waitForState,
+  worldEnv,
+} from '../../fixtures/workers.ts';
 
 let pg: Postgres | undefined;
 
@@ -32,7 +41,11 @@ test('hook-server with concurrency 0 builds nothing itself; two workers build, e
   try {
     const ids: string[] = [];
     for (let round = 0; round < 2; round++) {
-      const sent = await Promise.all(Object.keys(repos).map((repo) => deliverGithub(server.url, 'push', pushPayload(repo, { sha: String(round + 1).repeat(40) }), SECRET)));
+      const sent = await Promise.all(
+        Object.keys(repos).map((repo) =>
+          deliverGithub(server.url, 'push', pushPayload(repo, { sha: String(round + 1).repeat(40) }), SECRET),
+        ),
+      );
       for (const res of sent) assert.is(res.status, 202, JSON.stringify(res.json));
       ids.push(...sent.map((r) => r.json.job));
       // Each round runs before the next is sent, so no push supersedes another: all six run.
@@ -43,15 +56,25 @@ test('hook-server with concurrency 0 builds nothing itself; two workers build, e
     assert.ok(ran.some((j) => j.worker === 'one') && ran.some((j) => j.worker === 'two'), 'both workers built');
     // Never two jobs of one repo at once, across both workers: their run intervals do not overlap.
     for (const repo of Object.keys(repos)) {
-      const spans = ran.filter((j) => j.repo === repo).map((j) => [Date.parse(j.started), Date.parse(j.finished)]).sort((a, b) => a[0] - b[0]);
-      for (let i = 1; i < spans.length; i++) assert.ok(spans[i][0] >= spans[i - 1][1], `${repo}: a job started before the one before it ended`);
+      const spans = ran
+        .filter((j) => j.repo === repo)
+        .map((j) => [Date.parse(j.started), Date.parse(j.finished)])
+        .sort((a, b) => a[0] - b[0]);
+      for (let i = 1; i < spans.length; i++)
+        assert.ok(spans[i][0] >= spans[i - 1][1], `${repo}: a job started before the one before it ended`);
     }
-    const metrics = await (await fetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } })).text();
+    const metrics = await (
+      await fetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } })
+    ).text();
     for (const name of ['one', 'two']) {
       const count = ran.filter((j) => j.worker === name).length;
       assert.match(metrics, `shipkit_worker_jobs_total{worker="${name}",state="succeeded"} ${count}\n`);
     }
-    const page = await (await fetch(`${server.url}/jobs/${ran[0].id}`, { headers: { Authorization: `Bearer ${TOKEN}`, Accept: 'text/html' } })).text();
+    const page = await (
+      await fetch(`${server.url}/jobs/${ran[0].id}`, {
+        headers: { Authorization: `Bearer ${TOKEN}`, Accept: 'text/html' },
+      })
+    ).text();
     assert.match(page, `<dt>Worker</dt><dd><bdi>${ran[0].worker}</bdi></dd>`);
     const runs = [...readRuns(one.dir).started, ...readRuns(two.dir).started];
     assert.is(runs.length, ran.length, 'each job ran once, on one worker');
@@ -64,11 +87,17 @@ test('hook-server with concurrency 0 builds nothing itself; two workers build, e
 test('a queued push is superseded while an older one runs on a worker; a worker without the repo does not take it', async () => {
   if (!pg) return;
   const env = worldEnv(pg);
-  const server = await startHookServer(queueConfig('server', { 'octo/hold': {}, 'octo/other': {} }, { concurrency: 0 }).config, env);
+  const server = await startHookServer(
+    queueConfig('server', { 'octo/hold': {}, 'octo/other': {} }, { concurrency: 0 }).config,
+    env,
+  );
   const builder = queueConfig('builder', { 'octo/hold': {} });
   const stranger = queueConfig('stranger', { 'octo/other': {} });
   writeFileSync(path.join(builder.dir, 'hold'), '');
-  const workers = [await startWorker(builder.config, 'builder', env), await startWorker(stranger.config, 'stranger', env)];
+  const workers = [
+    await startWorker(builder.config, 'builder', env),
+    await startWorker(stranger.config, 'stranger', env),
+  ];
   try {
     const first = await deliverGithub(server.url, 'push', pushPayload('octo/hold', { sha: '1'.repeat(40) }), SECRET);
     assert.is((await waitForState(server, first.json.job, ['running'])).worker, 'builder');
@@ -104,10 +133,29 @@ test('a burst of pushes to one branch while one runs: each answered once it is c
     const first = await deliverGithub(server.url, 'push', pushPayload('octo/hold', { sha: '1'.repeat(40) }), SECRET);
     await waitForState(server, first.json.job, ['running']);
     // Sent at once, they commit together (group commit).
-    const burst = await Promise.all(Array.from({ length: 11 }, (_, i) => deliverGithub(server.url, 'push', pushPayload('octo/hold', { sha: ((i % 8) + 2).toString().repeat(40) }), SECRET, { delivery: `burst-${i}` })));
-    assert.ok(burst.every((r) => r.status === 202), JSON.stringify(burst.map((r) => r.status)));
+    const burst = await Promise.all(
+      Array.from({ length: 11 }, (_, i) =>
+        deliverGithub(
+          server.url,
+          'push',
+          pushPayload('octo/hold', { sha: ((i % 8) + 2).toString().repeat(40) }),
+          SECRET,
+          { delivery: `burst-${i}` },
+        ),
+      ),
+    );
+    assert.ok(
+      burst.every((r) => r.status === 202),
+      JSON.stringify(burst.map((r) => r.status)),
+    );
     // One delivery sent twice at once is one job, whether the two share a transaction or not.
-    const twins = await Promise.all([0, 1].map(() => deliverGithub(server.url, 'push', pushPayload('octo/hold', { sha: '9'.repeat(40) }), SECRET, { delivery: 'twin' })));
+    const twins = await Promise.all(
+      [0, 1].map(() =>
+        deliverGithub(server.url, 'push', pushPayload('octo/hold', { sha: '9'.repeat(40) }), SECRET, {
+          delivery: 'twin',
+        }),
+      ),
+    );
     assert.equal(twins.map((r) => r.status).sort(), [200, 202], JSON.stringify(twins.map((r) => r.json)));
     assert.is(twins[0].json.job, twins[1].json.job);
     const accepted = [...burst, twins.find((r) => r.status === 202)!];
@@ -145,10 +193,22 @@ test('jobs built on workers are told as hook-server tells its own: a signed webh
   // The tests before this one share the database: a job of theirs that ended as its hook-server
   // stopped was never told, and is told (rightly) by the next hook-server that starts, this one.
   // Taken as told here, so that the notifications counted below are this test's own.
-  await pg.sql(`DO $$ BEGIN IF to_regclass('shipkit.jobs') IS NOT NULL THEN UPDATE shipkit.jobs SET told = true; END IF; END $$`);
+  await pg.sql(
+    `DO $$ BEGIN IF to_regclass('shipkit.jobs') IS NOT NULL THEN UPDATE shipkit.jobs SET told = true; END IF; END $$`,
+  );
   const hook = await startReceiver();
   const { config } = queueConfig('server', { 'octo/fail': {}, 'octo/site': {} }, { concurrency: 0 });
-  appendFileSync(config, ['ui: public', 'notify:', `  - webhook: ${hook.base}/hooks/shipkit`, '    secret: env:NOTIFY_SECRET', '    on: [success, failure]', ''].join('\n'));
+  appendFileSync(
+    config,
+    [
+      'ui: public',
+      'notify:',
+      `  - webhook: ${hook.base}/hooks/shipkit`,
+      '    secret: env:NOTIFY_SECRET',
+      '    on: [success, failure]',
+      '',
+    ].join('\n'),
+  );
   const server = await startHookServer(config, env);
   const worker = await startWorker(queueConfig('remote', { 'octo/fail': {}, 'octo/site': {} }).config, 'remote', env);
   try {
@@ -166,9 +226,17 @@ test('jobs built on workers are told as hook-server tells its own: a signed webh
     // A job that ends while hook-server is down is told when it starts again, once.
     assert.is(await server.stop(), 0, server.output());
     const queuedWhileUp = await startHookServer(config, env);
-    const late = await deliverGithub(queuedWhileUp.url, 'push', pushPayload('octo/site', { sha: 'c'.repeat(40) }), SECRET);
+    const late = await deliverGithub(
+      queuedWhileUp.url,
+      'push',
+      pushPayload('octo/site', { sha: 'c'.repeat(40) }),
+      SECRET,
+    );
     assert.is(await queuedWhileUp.stop(), 0);
-    await waitFor(async () => (await pg!.sql(`SELECT state FROM shipkit.jobs WHERE id = '${late.json.job}'`)) === 'succeeded', { what: 'the job to end while hook-server is down' });
+    await waitFor(
+      async () => (await pg!.sql(`SELECT state FROM shipkit.jobs WHERE id = '${late.json.job}'`)) === 'succeeded',
+      { what: 'the job to end while hook-server is down' },
+    );
     assert.is(hook.received.length, 2, 'nothing told while hook-server is down');
     const again = await startHookServer(config, env);
     await waitFor(() => hook.received.length >= 3, { what: 'the late notification' });
@@ -199,7 +267,11 @@ test('a repo with user: on a worker run as root: built as that user, its work tr
   const bare = await makeBareRepo(path.join(remote.dir, 'git'), 'owned');
   chmodSync(path.join(remote.dir, 'git'), 0o755);
   assert.is((await runCommand('chown', ['-R', as.user, bare.bare])).exitCode, 0);
-  const { config } = queueConfig('remote', { 't/owned': { user: as.user, url: `file://${bare.bare}` } }, { in: remote.dir });
+  const { config } = queueConfig(
+    'remote',
+    { 't/owned': { user: as.user, url: `file://${bare.bare}` } },
+    { in: remote.dir },
+  );
   chmodSync(config, 0o644);
   const worker = await startWorker(config, 'remote', env);
   try {
@@ -216,7 +288,7 @@ test('a repo with user: on a worker run as root: built as that user, its work tr
   }
 });
 
-test('a job running on a worker: its output follows live on hook-server\'s job page, is there in full once it ends, and leaves the database', async () => {
+test("a job running on a worker: its output follows live on hook-server's job page, is there in full once it ends, and leaves the database", async () => {
   if (!pg) return;
   const env = worldEnv(pg);
   const server = await startHookServer(queueConfig('server', { 'octo/ticker': {} }, { concurrency: 0 }).config, env);
@@ -227,17 +299,24 @@ test('a job running on a worker: its output follows live on hook-server\'s job p
   try {
     const res = await deliverGithub(server.url, 'push', pushPayload('octo/ticker'), SECRET);
     await waitForState(server, res.json.job, ['running']);
-    const stream = await openEventStream(`${server.url}/jobs/${res.json.job}/log?follow=1`, { Authorization: `Bearer ${TOKEN}` });
+    const stream = await openEventStream(`${server.url}/jobs/${res.json.job}/log?follow=1`, {
+      Authorization: `Bearer ${TOKEN}`,
+    });
     assert.is(stream.status, 200, stream.body);
     await stream.waitFor((s) => /tick 2 of 12/.test(s.text()), 15_000, 'the first ticks, live');
     assert.not.match(stream.text(), /tick 12 of 12/, 'seen while it runs, not after');
     assert.is((await jobOf(server, res.json.job)).state, 'running');
     await stream.ended;
     await waitForState(server, res.json.job, ['succeeded']);
-    const log = await (await fetch(`${server.url}/jobs/${res.json.job}/log`, { headers: { Authorization: `Bearer ${TOKEN}` } })).text();
+    const log = await (
+      await fetch(`${server.url}/jobs/${res.json.job}/log`, { headers: { Authorization: `Bearer ${TOKEN}` } })
+    ).text();
     for (let i = 1; i <= 12; i++) assert.match(log, `tick ${i} of 12`);
     assert.match(log, new RegExp(`job ${res.json.job} attempt 1:`));
-    await waitFor(async () => (await pg!.sql(`SELECT count(*) FROM shipkit.job_output WHERE job_id = '${res.json.job}'`)) === '0', { what: 'the chunks to be deleted' });
+    await waitFor(
+      async () => (await pg!.sql(`SELECT count(*) FROM shipkit.job_output WHERE job_id = '${res.json.job}'`)) === '0',
+      { what: 'the chunks to be deleted' },
+    );
   } finally {
     assert.is(await worker.stop(), 0, worker.output());
     assert.is(await server.stop(), 0, server.output());

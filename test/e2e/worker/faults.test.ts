@@ -12,7 +12,15 @@ import { deliverGithub, pushPayload, readRuns } from '../../fixtures/hooks/deliv
 import { startPostgres, type Postgres } from '../../fixtures/postgres.ts';
 import { freePort, runScript, waitFor } from '../../_helpers/common.ts';
 import { processesUsing } from '../../fixtures/processes.ts';
-import { jobOf, queueConfig, SECRET, startHookServer, startWorker, waitForState, worldEnv } from '../../fixtures/workers.ts';
+import {
+  jobOf,
+  queueConfig,
+  SECRET,
+  startHookServer,
+  startWorker,
+  waitForState,
+  worldEnv,
+} from '../../fixtures/workers.ts';
 
 let pg: Postgres | undefined;
 
@@ -25,28 +33,47 @@ test('database unreachable or wrong password at start: hook-server and worker ex
   const closed = await freePort();
   const wrong = 'not-the-Password-42';
   const cases = [
-    { url: `postgres://shipkit:${wrong}@127.0.0.1:${closed}/postgres`, says: /127\.0\.0\.1:\d+\/postgres as shipkit: connection refused/ },
-    { url: pg.url.replace(encodeURIComponent(pg.password), wrong), says: new RegExp(`127\\.0\\.0\\.1:${pg.port}/postgres as shipkit: the password was refused`) },
+    {
+      url: `postgres://shipkit:${wrong}@127.0.0.1:${closed}/postgres`,
+      says: /127\.0\.0\.1:\d+\/postgres as shipkit: connection refused/,
+    },
+    {
+      url: pg.url.replace(encodeURIComponent(pg.password), wrong),
+      says: new RegExp(`127\\.0\\.0\\.1:${pg.port}/postgres as shipkit: the password was refused`),
+    },
   ];
   for (const { url, says } of cases) {
     const { config } = queueConfig('server', { 'octo/site': {} });
     const env = worldEnv(pg, { SHIPKIT_QUEUE_URL: url });
-    for (const [script, args] of [['hook-server', ['--listen', '127.0.0.1:0']], ['worker', []]] as const) {
+    for (const [script, args] of [
+      ['hook-server', ['--listen', '127.0.0.1:0']],
+      ['worker', []],
+    ] as const) {
       const run = await runScript(script, ['--config', config, ...args], { env, timeoutMs: 30_000 });
       assert.is(run.exitCode, 2, `${script}: ${run.stderr}`);
       assert.match(run.stderr, says, script);
-      assert.not.ok(run.stderr.includes(wrong) || run.stdout.includes(wrong), `${script} printed the password: ${run.stderr}`);
+      assert.not.ok(
+        run.stderr.includes(wrong) || run.stdout.includes(wrong),
+        `${script} printed the password: ${run.stderr}`,
+      );
     }
   }
-  const usage = await runScript('worker', ['--config', queueConfig('plain', { 'octo/site': {} }).config, '--queue', 'mysql://u:pw@h/db'], { env: worldEnv(pg) });
+  const usage = await runScript(
+    'worker',
+    ['--config', queueConfig('plain', { 'octo/site': {} }).config, '--queue', 'mysql://u:pw@h/db'],
+    { env: worldEnv(pg) },
+  );
   assert.is(usage.exitCode, 2);
   assert.match(usage.stderr, /not a PostgreSQL URL/);
 });
 
-test('database down during work: 503 with Retry-After and nothing acknowledged; the running build\'s end is written once it is back; workers resume', async () => {
+test("database down during work: 503 with Retry-After and nothing acknowledged; the running build's end is written once it is back; workers resume", async () => {
   if (!pg) return;
   const env = worldEnv(pg);
-  const server = await startHookServer(queueConfig('server', { 'octo/hold': {}, 'octo/site': {} }, { concurrency: 0 }).config, env);
+  const server = await startHookServer(
+    queueConfig('server', { 'octo/hold': {}, 'octo/site': {} }, { concurrency: 0 }).config,
+    env,
+  );
   const builder = queueConfig('builder', { 'octo/hold': {}, 'octo/site': {} });
   writeFileSync(path.join(builder.dir, 'hold'), '');
   const worker = await startWorker(builder.config, 'builder', env);
@@ -54,7 +81,9 @@ test('database down during work: 503 with Retry-After and nothing acknowledged; 
     const running = await deliverGithub(server.url, 'push', pushPayload('octo/hold'), SECRET);
     await waitForState(server, running.json.job, ['running']);
     await pg.stop();
-    const refused = await deliverGithub(server.url, 'push', pushPayload('octo/site', { sha: 'b'.repeat(40) }), SECRET, { delivery: 'while-down' });
+    const refused = await deliverGithub(server.url, 'push', pushPayload('octo/site', { sha: 'b'.repeat(40) }), SECRET, {
+      delivery: 'while-down',
+    });
     assert.is(refused.status, 503, JSON.stringify(refused.json));
     assert.is(refused.headers.get('retry-after'), '10');
     rmSync(path.join(builder.dir, 'hold')); // the build ends while the database is away
@@ -63,7 +92,9 @@ test('database down during work: 503 with Retry-After and nothing acknowledged; 
     assert.is((await waitForState(server, running.json.job, ['succeeded'], 40_000)).worker, 'builder');
     assert.equal((await jobOf(server, running.json.job)).attempts, 1, 'it was not run again');
     // The refused delivery was not kept: the forge's retry is a new job, and it runs.
-    const retried = await deliverGithub(server.url, 'push', pushPayload('octo/site', { sha: 'b'.repeat(40) }), SECRET, { delivery: 'while-down' });
+    const retried = await deliverGithub(server.url, 'push', pushPayload('octo/site', { sha: 'b'.repeat(40) }), SECRET, {
+      delivery: 'while-down',
+    });
     assert.is(retried.status, 202, JSON.stringify(retried.json));
     await waitForState(server, retried.json.job, ['succeeded'], 40_000);
     assert.match(worker.output(), /trying again in/);
@@ -121,15 +152,27 @@ async function relay(port: number): Promise<{ port: number; cut(): void; restore
   const server = net.createServer((client) => {
     if (refusing) return void client.destroy();
     const upstream = net.connect(port, '127.0.0.1');
-    for (const s of [client, upstream]) { sockets.add(s); s.on('close', () => sockets.delete(s)); s.on('error', () => {}); }
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => {});
+    }
     client.pipe(upstream).pipe(client);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as net.AddressInfo).port,
-    cut() { refusing = true; for (const s of sockets) s.destroy(); },
-    restore() { refusing = false; },
-    close() { for (const s of sockets) s.destroy(); server.close(); },
+    cut() {
+      refusing = true;
+      for (const s of sockets) s.destroy();
+    },
+    restore() {
+      refusing = false;
+    },
+    close() {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
   };
 }
 
@@ -140,7 +183,10 @@ test('a worker cut off from the database mid-build: the job runs again on anothe
   const link = await relay(pg.port);
   const cutOff = queueConfig('cutoff', { 'octo/hold': {} });
   writeFileSync(path.join(cutOff.dir, 'hold'), '');
-  const a = await startWorker(cutOff.config, 'cutoff', { ...env, SHIPKIT_QUEUE_URL: pg.url.replace(`:${pg.port}/`, `:${link.port}/`) });
+  const a = await startWorker(cutOff.config, 'cutoff', {
+    ...env,
+    SHIPKIT_QUEUE_URL: pg.url.replace(`:${pg.port}/`, `:${link.port}/`),
+  });
   const res = await deliverGithub(server.url, 'push', pushPayload('octo/hold'), SECRET);
   assert.is((await waitForState(server, res.json.job, ['running'])).worker, 'cutoff');
   const b = await startWorker(queueConfig('other', { 'octo/hold': {} }).config, 'other', env);
@@ -153,9 +199,16 @@ test('a worker cut off from the database mid-build: the job runs again on anothe
     assert.is(job.attempts, 2);
     link.restore();
     rmSync(path.join(cutOff.dir, 'hold')); // its own build ends now
-    await waitFor(() => /given to another worker meanwhile/.test(a.output()), { timeoutMs: 30_000, what: 'the cut-off worker to find its job gone' });
+    await waitFor(() => /given to another worker meanwhile/.test(a.output()), {
+      timeoutMs: 30_000,
+      what: 'the cut-off worker to find its job gone',
+    });
     const after = await jobOf(server, res.json.job);
-    assert.equal([after.state, after.worker, after.attempts], ['succeeded', 'other', 2], 'its late end changed nothing');
+    assert.equal(
+      [after.state, after.worker, after.attempts],
+      ['succeeded', 'other', 2],
+      'its late end changed nothing',
+    );
   } finally {
     link.close();
     rmSync(path.join(cutOff.dir, 'hold'), { force: true });
@@ -168,7 +221,10 @@ test('a worker cut off from the database mid-build: the job runs again on anothe
 test('SIGTERM of a worker: a job that ends within the grace finishes there; one that does not is handed back and runs on another worker', async () => {
   if (!pg) return;
   const env = worldEnv(pg);
-  const server = await startHookServer(queueConfig('server', { 'octo/site': {}, 'octo/hold': {} }, { concurrency: 0 }).config, env);
+  const server = await startHookServer(
+    queueConfig('server', { 'octo/site': {}, 'octo/hold': {} }, { concurrency: 0 }).config,
+    env,
+  );
   const first = queueConfig('first', { 'octo/site': {}, 'octo/hold': {} });
   writeFileSync(path.join(first.dir, 'sleep'), '1');
   writeFileSync(path.join(first.dir, 'hold'), '');

@@ -19,21 +19,32 @@ test(`${JOBS.toLocaleString('en')} queued jobs: the status page, /jobs and /heal
   const pg = await startPostgres();
   if (!pg) return;
   try {
-    const queue = await PgJobQueue.open({ db: await resolveQueueUrl(pg.url), repos: ['octo/site'], concurrency: 0, run: async () => ({ exit: 0 }), log: silentLogger });
+    const queue = await PgJobQueue.open({
+      db: await resolveQueueUrl(pg.url),
+      repos: ['octo/site'],
+      concurrency: 0,
+      run: async () => ({ exit: 0 }),
+      log: silentLogger,
+    });
     const started = performance.now();
     let next = 0;
-    await Promise.all(Array.from({ length: 16 }, async () => {
-      // Releases: a newer one never supersedes an older one, so every job stays queued.
-      while (next < JOBS) {
-        const i = next++;
-        await queue.enqueue({ repo: 'octo/site', kind: 'release', tag: `v1.0.${i}`, deliveryId: `delivery-${i}` });
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        // Releases: a newer one never supersedes an older one, so every job stays queued.
+        while (next < JOBS) {
+          const i = next++;
+          await queue.enqueue({ repo: 'octo/site', kind: 'release', tag: `v1.0.${i}`, deliveryId: `delivery-${i}` });
+        }
+      }),
+    );
     const seconds = (performance.now() - started) / 1000;
     console.log(`enqueued ${JOBS} jobs in ${seconds.toFixed(1)} s: ${(JOBS / seconds).toFixed(0)} jobs/s (16 at once)`);
     await queue.stop({ graceMs: 0, killGroup: async () => {} });
 
-    const server = await startHookServer(queueConfig('server', { 'octo/site': {} }, { concurrency: 0 }).config, worldEnv(pg));
+    const server = await startHookServer(
+      queueConfig('server', { 'octo/site': {} }, { concurrency: 0 }).config,
+      worldEnv(pg),
+    );
     try {
       const health = await (await fetch(`${server.url}/healthz`)).json();
       assert.is(health.queued, JOBS);
@@ -53,7 +64,9 @@ test(`${JOBS.toLocaleString('en')} queued jobs: the status page, /jobs and /heal
           assert.is(res.status, 200, what);
           check(body);
         }
-        console.log(`${what}: median ${median(times).toFixed(1)} ms, max ${Math.max(...times).toFixed(1)} ms over 7 (printed, not asserted)`);
+        console.log(
+          `${what}: median ${median(times).toFixed(1)} ms, max ${Math.max(...times).toFixed(1)} ms over 7 (printed, not asserted)`,
+        );
       }
     } finally {
       assert.is(await server.stop(), 0, server.output());

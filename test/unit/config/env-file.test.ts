@@ -15,13 +15,16 @@ const envFile = path.join(dir, 'hook-server.env');
 writeFileSync(envFile, 'SHIPKIT_WEBHOOK_SECRET=s3cret\nexport OTHER=x\n');
 const rootGroup = { groups: () => 'root:x:0:\n' };
 
-test('envFileFor: hook-server.env in the config\'s folder', () => {
+test("envFileFor: hook-server.env in the config's folder", () => {
   assert.is(envFileFor('/etc/shipkit/shipkit.yml'), '/etc/shipkit/hook-server.env');
 });
 
 test('a variable the file sets: where it is and the commands that load it; never its value', () => {
   const hint = unsetVariableHint('SHIPKIT_WEBHOOK_SECRET', config, rootGroup)!;
-  assert.match(hint, `It is set in ${envFile}, which only the hook-server systemd unit loads: start that (systemctl start hook-server)`);
+  assert.match(
+    hint,
+    `It is set in ${envFile}, which only the hook-server systemd unit loads: start that (systemctl start hook-server)`,
+  );
   assert.match(hint, `set -a; . ${envFile}; set +a`);
   assert.not.match(hint, 's3cret');
   assert.ok(unsetVariableHint('OTHER', config, rootGroup), 'export NAME= lines count');
@@ -33,9 +36,18 @@ test('a variable the file does not set, or no file: no hint, and the error stays
   const error = new ConfigError('x: environment variable NOT_THERE is not set or empty.');
   assert.is(explainUnsetVariable(error, 'env:NOT_THERE', config, {}, rootGroup), error);
   assert.is(explainUnsetVariable(error, 'file:/x', config, {}, rootGroup), error);
-  const explained = explainUnsetVariable(new ConfigError('x: environment variable SHIPKIT_WEBHOOK_SECRET is not set or empty.'), 'env:SHIPKIT_WEBHOOK_SECRET', config, {}, rootGroup);
+  const explained = explainUnsetVariable(
+    new ConfigError('x: environment variable SHIPKIT_WEBHOOK_SECRET is not set or empty.'),
+    'env:SHIPKIT_WEBHOOK_SECRET',
+    config,
+    {},
+    rootGroup,
+  );
   assert.instance(explained, ConfigError);
-  assert.match((explained as Error).message, /^x: environment variable SHIPKIT_WEBHOOK_SECRET is not set or empty\. It is set in /);
+  assert.match(
+    (explained as Error).message,
+    /^x: environment variable SHIPKIT_WEBHOOK_SECRET is not set or empty\. It is set in /,
+  );
 });
 
 test('a path that needs quoting is quoted, and not nested in runuser', () => {

@@ -7,10 +7,32 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError } from '../../../lib/core/errors.ts';
 import { loadShipkitConfig } from '../../../lib/config/shipkit-yml.ts';
-import { highestSatisfying, highestVersion, parseNodeRequest, parseVersion, satisfies, type NodeRequest } from '../../../lib/config/node-version.ts';
+import {
+  highestSatisfying,
+  highestVersion,
+  parseNodeRequest,
+  parseVersion,
+  satisfies,
+  type NodeRequest,
+} from '../../../lib/config/node-version.ts';
 import { tmpDir } from '../../_helpers/common.ts';
 
-const VERSIONS = ['18.20.4', '20.0.0', '20.5.1', '20.18.0', '21.7.3', '22.0.0', '22.9.0', '22.10.0', '22.23.3', '23.1.0', '24.1.0', '26.10.0', '26.11.0-rc.1', 'junk'];
+const VERSIONS = [
+  '18.20.4',
+  '20.0.0',
+  '20.5.1',
+  '20.18.0',
+  '21.7.3',
+  '22.0.0',
+  '22.9.0',
+  '22.10.0',
+  '22.23.3',
+  '23.1.0',
+  '24.1.0',
+  '26.10.0',
+  '26.11.0-rc.1',
+  'junk',
+];
 
 function request(text: string): NodeRequest {
   const parsed = parseNodeRequest(text);
@@ -20,12 +42,37 @@ function request(text: string): NodeRequest {
 
 test('the highest listed version each request accepts', () => {
   const cases: Array<[string, string | undefined]> = [
-    ['22', '22.23.3'], ['v22', '22.23.3'], ['22.x', '22.23.3'], ['22.*', '22.23.3'], ['22.9', '22.9.0'], ['22.9.0', '22.9.0'], ['v22.9.0', '22.9.0'],
-    ['22.9.x', '22.9.0'], ['=22.10.0', '22.10.0'], ['22.1', undefined], ['99', undefined],
-    ['>=20', '26.10.0'], ['>= 20', '26.10.0'], ['>20', '26.10.0'], ['>20.5', '26.10.0'], ['<=20', '20.18.0'], ['<20', '18.20.4'], ['<22.10', '22.9.0'],
-    ['^22', '22.23.3'], ['^22.9.0', '22.23.3'], ['^20.6', '20.18.0'], ['~22.9', '22.9.0'], ['~22', '22.23.3'], ['~20.5.0', '20.5.1'],
-    ['>=20 <22', '21.7.3'], ['>=18.0.0 <19', '18.20.4'], ['20 || 22', '22.23.3'], ['18 || 20', '20.18.0'], ['^18.17 || ^20.5', '20.18.0'],
-    ['*', '26.10.0'], ['x', '26.10.0'],
+    ['22', '22.23.3'],
+    ['v22', '22.23.3'],
+    ['22.x', '22.23.3'],
+    ['22.*', '22.23.3'],
+    ['22.9', '22.9.0'],
+    ['22.9.0', '22.9.0'],
+    ['v22.9.0', '22.9.0'],
+    ['22.9.x', '22.9.0'],
+    ['=22.10.0', '22.10.0'],
+    ['22.1', undefined],
+    ['99', undefined],
+    ['>=20', '26.10.0'],
+    ['>= 20', '26.10.0'],
+    ['>20', '26.10.0'],
+    ['>20.5', '26.10.0'],
+    ['<=20', '20.18.0'],
+    ['<20', '18.20.4'],
+    ['<22.10', '22.9.0'],
+    ['^22', '22.23.3'],
+    ['^22.9.0', '22.23.3'],
+    ['^20.6', '20.18.0'],
+    ['~22.9', '22.9.0'],
+    ['~22', '22.23.3'],
+    ['~20.5.0', '20.5.1'],
+    ['>=20 <22', '21.7.3'],
+    ['>=18.0.0 <19', '18.20.4'],
+    ['20 || 22', '22.23.3'],
+    ['18 || 20', '20.18.0'],
+    ['^18.17 || ^20.5', '20.18.0'],
+    ['*', '26.10.0'],
+    ['x', '26.10.0'],
   ];
   for (const [text, expected] of cases) assert.is(highestSatisfying(VERSIONS, request(text)), expected, text);
 });
@@ -82,12 +129,25 @@ async function loadNode(value: string) {
 }
 
 test('node: in shipkit.yml: versions load; anything else is a config error at its line', async () => {
-  for (const [value, text] of [['22', '22'], ['"22.9"', '22.9'], ['"22.9.0"', '22.9.0'], ['"^22"', '^22'], ['">=20 <23"', '>=20 <23']]) {
+  for (const [value, text] of [
+    ['22', '22'],
+    ['"22.9"', '22.9'],
+    ['"22.9.0"', '22.9.0'],
+    ['"^22"', '^22'],
+    ['">=20 <23"', '>=20 <23'],
+  ]) {
     const { node, error } = await loadNode(value);
     assert.not.ok(error, `${value}: ${error?.message}`);
     assert.is(node?.text, text);
   }
-  for (const [value, why] of [['"; rm -rf /"', /not a Node version/], ['../../x', /not a Node version/], ['22.9', /number 22\.9; write a version with a dot in quotes/], ['22.10', /number 22\.1; write a version with a dot in quotes/], ['[22]', /must be a Node version/], ['lts/*', /alias/]] as const) {
+  for (const [value, why] of [
+    ['"; rm -rf /"', /not a Node version/],
+    ['../../x', /not a Node version/],
+    ['22.9', /number 22\.9; write a version with a dot in quotes/],
+    ['22.10', /number 22\.1; write a version with a dot in quotes/],
+    ['[22]', /must be a Node version/],
+    ['lts/*', /alias/],
+  ] as const) {
     const { file, error } = await loadNode(value);
     assert.instance(error, ConfigError, value);
     assert.ok(error!.message.startsWith(`${file}:5: repos.octo/site.node: `), error!.message);

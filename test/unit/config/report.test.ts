@@ -19,34 +19,55 @@ function write(lines: string[]): string {
 }
 
 test('a repo inherits the top level for the same forge, gives its own for another, and can turn it off', async () => {
-  const config = await loadShipkitConfig(write([
-    'report: github',
-    'report_token: env:GH_TOKEN',
-    'report_api: https://ghe.example.com/api/v3/',
-    'repos:',
-    '  octo/site: {}',
-    '  octo/own:',
-    '    report_token: file:own-token',
-    '  octo/quiet:',
-    '    report: off',
-    '  octo/lab:',
-    '    report: gitlab',
-    '    report_token: env:LAB_TOKEN',
-    '    url: https://gitlab.example.com/octo/lab.git',
-    '  octo/tea:',
-    '    report: gitea',
-    '    report_token: env:TEA_TOKEN',
-    '    url: http://127.0.0.1:3000/git/octo/tea.git',
-  ]));
+  const config = await loadShipkitConfig(
+    write([
+      'report: github',
+      'report_token: env:GH_TOKEN',
+      'report_api: https://ghe.example.com/api/v3/',
+      'repos:',
+      '  octo/site: {}',
+      '  octo/own:',
+      '    report_token: file:own-token',
+      '  octo/quiet:',
+      '    report: off',
+      '  octo/lab:',
+      '    report: gitlab',
+      '    report_token: env:LAB_TOKEN',
+      '    url: https://gitlab.example.com/octo/lab.git',
+      '  octo/tea:',
+      '    report: gitea',
+      '    report_token: env:TEA_TOKEN',
+      '    url: http://127.0.0.1:3000/git/octo/tea.git',
+    ]),
+  );
   const r = (name: string) => config.repos.get(name)!.report;
-  assert.equal([r('octo/site')!.forge, r('octo/site')!.api, r('octo/site')!.token], ['github', 'https://ghe.example.com/api/v3/', 'env:GH_TOKEN']);
+  assert.equal(
+    [r('octo/site')!.forge, r('octo/site')!.api, r('octo/site')!.token],
+    ['github', 'https://ghe.example.com/api/v3/', 'env:GH_TOKEN'],
+  );
   assert.equal([r('octo/own')!.api, r('octo/own')!.token], ['https://ghe.example.com/api/v3/', 'file:own-token']);
   assert.is(r('octo/quiet'), undefined);
-  assert.equal([r('octo/lab')!.forge, r('octo/lab')!.api], ['gitlab', 'https://gitlab.example.com/api/v4'], 'derived from url:, not the top level\'s GitHub API');
-  assert.equal([r('octo/tea')!.forge, r('octo/tea')!.api], ['gitea', 'http://127.0.0.1:3000/git/api/v1'], 'a forge under a path, on loopback');
+  assert.equal(
+    [r('octo/lab')!.forge, r('octo/lab')!.api],
+    ['gitlab', 'https://gitlab.example.com/api/v4'],
+    "derived from url:, not the top level's GitHub API",
+  );
+  assert.equal(
+    [r('octo/tea')!.forge, r('octo/tea')!.api],
+    ['gitea', 'http://127.0.0.1:3000/git/api/v1'],
+    'a forge under a path, on loopback',
+  );
   writeFileSync(path.join(dir, 'own-token'), 'own-secret\n');
-  const resolved = await resolveReports(config.doc, config.repos.values(), { GH_TOKEN: 'gh-secret', LAB_TOKEN: 'lab-secret', TEA_TOKEN: 'tea' });
-  assert.equal(resolved.get('octo/site'), { forge: 'github', token: 'gh-secret', api: 'https://ghe.example.com/api/v3' });
+  const resolved = await resolveReports(config.doc, config.repos.values(), {
+    GH_TOKEN: 'gh-secret',
+    LAB_TOKEN: 'lab-secret',
+    TEA_TOKEN: 'tea',
+  });
+  assert.equal(resolved.get('octo/site'), {
+    forge: 'github',
+    token: 'gh-secret',
+    api: 'https://ghe.example.com/api/v3',
+  });
   assert.is(resolved.get('octo/own')!.token, 'own-secret');
   assert.is(resolved.has('octo/quiet'), false);
 });
@@ -64,12 +85,21 @@ test('the token is resolved at start: a missing variable names FILE:LINE and the
     assert.unreachable('expected a ConfigError');
   } catch (error) {
     assert.instance(error, ConfigError);
-    assert.is((error as Error).message, `${file}:2: report_token: environment variable NOPE_TOKEN is not set or empty.`);
+    assert.is(
+      (error as Error).message,
+      `${file}:2: report_token: environment variable NOPE_TOKEN is not set or empty.`,
+    );
   }
 });
 
 test('report_api: absolute http(s), no credentials, no query; plain http only on loopback', () => {
-  const ok = ['https://api.github.com', 'https://ghe.example.com/api/v3', 'http://127.0.0.1:8080/api/v1', 'http://localhost/api/v4', 'http://[::1]:3000/api/v1'];
+  const ok = [
+    'https://api.github.com',
+    'https://ghe.example.com/api/v3',
+    'http://127.0.0.1:8080/api/v1',
+    'http://localhost/api/v4',
+    'http://[::1]:3000/api/v1',
+  ];
   for (const url of ok) assert.is(apiProblem(url), undefined, url);
   const bad: Array<[string, RegExp]> = [
     ['api.github.com', /absolute URL/],
@@ -83,12 +113,21 @@ test('report_api: absolute http(s), no credentials, no query; plain http only on
 });
 
 test('a derived API address over plain http to another host is refused, naming url:', async () => {
-  const file = write(['repos:', '  octo/site:', '    url: http://gitea.example.com/octo/site.git', '    report: gitea', '    report_token: env:T']);
+  const file = write([
+    'repos:',
+    '  octo/site:',
+    '    url: http://gitea.example.com/octo/site.git',
+    '    report: gitea',
+    '    report_token: env:T',
+  ]);
   try {
     await loadShipkitConfig(file);
     assert.unreachable('expected a ConfigError');
   } catch (error) {
-    assert.match((error as Error).message, `${file}:3: repos.octo/site.url: report: gitea: the API address derived from url: (http://gitea.example.com/api/v1) must be https://`);
+    assert.match(
+      (error as Error).message,
+      `${file}:3: repos.octo/site.url: report: gitea: the API address derived from url: (http://gitea.example.com/api/v1) must be https://`,
+    );
   }
 });
 

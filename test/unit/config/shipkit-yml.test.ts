@@ -5,7 +5,14 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError, ValidationError } from '../../../lib/core/errors.ts';
-import { DEFAULTS, STEPS, findConfigFile, getRepo, loadShipkitConfig, repoPaths } from '../../../lib/config/shipkit-yml.ts';
+import {
+  DEFAULTS,
+  STEPS,
+  findConfigFile,
+  getRepo,
+  loadShipkitConfig,
+  repoPaths,
+} from '../../../lib/config/shipkit-yml.ts';
 import { repoFolderName } from '../../../lib/core/names.ts';
 import { tmpDir } from '../../_helpers/common.ts';
 
@@ -26,7 +33,10 @@ async function configFails(text: string, line: number, key: string, message: Reg
   } catch (error) {
     assert.instance(error, ConfigError, `got ${(error as Error).name}: ${(error as Error).message}`);
     const text = (error as Error).message;
-    assert.ok(text.startsWith(`${file}:${line}: ${key}: `), `expected ${path.basename(file)}:${line}: ${key}: …, got ${text}`);
+    assert.ok(
+      text.startsWith(`${file}:${line}: ${key}: `),
+      `expected ${path.basename(file)}:${line}: ${key}: …, got ${text}`,
+    );
     assert.match(text, message);
     return;
   }
@@ -62,7 +72,8 @@ test('an empty file and a file without repos are valid', async () => {
 });
 
 test('every documented key is read; data is relative to the config file', async () => {
-  const file = write(`listen: 0.0.0.0:9100
+  const file = write(
+    `listen: 0.0.0.0:9100
 data: ./var
 secret: env:SHIPKIT_WEBHOOK_SECRET
 token: env:SHIPKIT_TOKEN
@@ -83,7 +94,9 @@ repos:
     release: scripts/release.sh
     secret: file:/etc/shipkit/site.secret
   tool:
-`, 'sub/full.yml');
+`,
+    'sub/full.yml',
+  );
   const config = await loadShipkitConfig(file);
   assert.is(config.listen, '0.0.0.0:9100');
   assert.is(config.data, path.join(dir, 'sub', 'var'));
@@ -99,7 +112,10 @@ repos:
   assert.is(repo.release, 'scripts/release.sh');
   assert.is(repo.secret, 'file:/etc/shipkit/site.secret');
   assert.is(repo.upload.length, 2);
-  assert.equal(repo.upload[0], { raw: { rsync: 'deploy@web1:/var/www/site/', from: 'out' }, keyPath: ['repos', 'octo/site', 'upload', 0] });
+  assert.equal(repo.upload[0], {
+    raw: { rsync: 'deploy@web1:/var/www/site/', from: 'out' },
+    keyPath: ['repos', 'octo/site', 'upload', 0],
+  });
   assert.equal(repo.upload[1].keyPath, ['repos', 'octo/site', 'upload', 1]);
   assert.ok(config.repos.has('tool'), 'a plain name is a valid repo key');
   // The keyPath of an upload entry locates it for the upload lib's own errors.
@@ -108,21 +124,75 @@ repos:
 
 // [label, yaml, line, key path, message]
 const bad: Array<[string, string, number, string, RegExp]> = [
-  ['timeout: "x"', 'repos:\n  octo/site:\n    branch: main\n    timeout: "x"\n', 4, 'repos.octo/site.timeout', /must be a number, got string "x"\./],
-  ['timeout: 0', 'repos:\n  octo/site:\n    timeout: 0\n', 3, 'repos.octo/site.timeout', /must be a positive number of seconds/],
+  [
+    'timeout: "x"',
+    'repos:\n  octo/site:\n    branch: main\n    timeout: "x"\n',
+    4,
+    'repos.octo/site.timeout',
+    /must be a number, got string "x"\./,
+  ],
+  [
+    'timeout: 0',
+    'repos:\n  octo/site:\n    timeout: 0\n',
+    3,
+    'repos.octo/site.timeout',
+    /must be a positive number of seconds/,
+  ],
   ['timeout: -5', 'repos:\n  octo/site:\n    timeout: -5\n', 3, 'repos.octo/site.timeout', /positive/],
-  ['steps: [bogus]', 'repos:\n  octo/site:\n    steps: [bogus]\n', 3, 'repos.octo/site.steps[0]', /unknown step "bogus"; steps are pull, downloads, install, compile, upload, publish, rollout\./],
-  ['steps: second item bad, block list', 'repos:\n  octo/site:\n    steps:\n      - pull\n      - deploy\n', 5, 'repos.octo/site.steps[1]', /unknown step "deploy"/],
-  ['steps: a string', 'repos:\n  octo/site:\n    steps: pull\n', 3, 'repos.octo/site.steps', /must be a list of strings, got string "pull"/],
+  [
+    'steps: [bogus]',
+    'repos:\n  octo/site:\n    steps: [bogus]\n',
+    3,
+    'repos.octo/site.steps[0]',
+    /unknown step "bogus"; steps are pull, downloads, install, compile, upload, publish, rollout\./,
+  ],
+  [
+    'steps: second item bad, block list',
+    'repos:\n  octo/site:\n    steps:\n      - pull\n      - deploy\n',
+    5,
+    'repos.octo/site.steps[1]',
+    /unknown step "deploy"/,
+  ],
+  [
+    'steps: a string',
+    'repos:\n  octo/site:\n    steps: pull\n',
+    3,
+    'repos.octo/site.steps',
+    /must be a list of strings, got string "pull"/,
+  ],
   ['steps: [1]', 'repos:\n  octo/site:\n    steps: [1]\n', 3, 'repos.octo/site.steps', /must be a list of strings/],
-  ['branch: a list', 'repos:\n  octo/site:\n    branch: [main]\n', 3, 'repos.octo/site.branch', /must be a string, got a list/],
+  [
+    'branch: a list',
+    'repos:\n  octo/site:\n    branch: [main]\n',
+    3,
+    'repos.octo/site.branch',
+    /must be a string, got a list/,
+  ],
   ['user: Root', 'repos:\n  octo/site:\n    user: "Root"\n', 3, 'repos.octo/site.user', /must be a Unix user name/],
   ['user: shell injection', 'repos:\n  octo/site:\n    user: "x;id"\n', 3, 'repos.octo/site.user', /Unix user name/],
   ['upload: a string', 'repos:\n  octo/site:\n    upload: "rsync"\n', 3, 'repos.octo/site.upload', /must be a list/],
-  ['upload: [a string]', 'repos:\n  octo/site:\n    upload:\n      - rsync host:path\n', 4, 'repos.octo/site.upload[0]', /each upload target must be a mapping/],
-  ['unknown repo key', 'repos:\n  octo/site:\n    branch: main\n    brnach: dev\n', 4, 'repos.octo/site.brnach', /unknown key; expected one of: url, branch/],
+  [
+    'upload: [a string]',
+    'repos:\n  octo/site:\n    upload:\n      - rsync host:path\n',
+    4,
+    'repos.octo/site.upload[0]',
+    /each upload target must be a mapping/,
+  ],
+  [
+    'unknown repo key',
+    'repos:\n  octo/site:\n    branch: main\n    brnach: dev\n',
+    4,
+    'repos.octo/site.brnach',
+    /unknown key; expected one of: url, branch/,
+  ],
   ['repo is a list', 'repos:\n  octo/site: [pull]\n', 2, 'repos.octo/site', /must be a mapping/],
-  ['unknown top-level key', 'listen: 127.0.0.1:9000\nlisen: x\n', 2, 'lisen', /unknown key; expected one of: listen, data/],
+  [
+    'unknown top-level key',
+    'listen: 127.0.0.1:9000\nlisen: x\n',
+    2,
+    'lisen',
+    /unknown key; expected one of: listen, data/,
+  ],
   ['repos: a list', 'repos:\n  - octo/site\n', 1, 'repos', /must be a mapping/],
   ['concurrency: 0', 'concurrency: 0\n', 1, 'concurrency', /whole number of at least 1/],
   ['concurrency: 1.5', 'concurrency: 1.5\n', 1, 'concurrency', /whole number/],
@@ -137,11 +207,29 @@ for (const [label, text, line, key, message] of bad) {
 }
 
 // `a/b/c` left this list: GitLab subgroups are valid (issue 10 item 12); see the test below.
-const badNames = ['../etc', 'octo/../etc', 'a//c', 'a/b/', '.hidden', 'octo/.git', '-rf', 'x;rm -rf /', 'octo/sit\u0435', 'octo\uff0fsite', '/site', '"x\\0"'];
+const badNames = [
+  '../etc',
+  'octo/../etc',
+  'a//c',
+  'a/b/',
+  '.hidden',
+  'octo/.git',
+  '-rf',
+  'x;rm -rf /',
+  'octo/sit\u0435',
+  'octo\uff0fsite',
+  '/site',
+  '"x\\0"',
+];
 
 for (const name of badNames) {
   test(`invalid repo name ${JSON.stringify(name)} → line of the key`, () =>
-    configFails(`data: /tmp/x\nrepos:\n  ok/one:\n  ${name.startsWith('"') ? name : JSON.stringify(name)}:\n    branch: main\n`, 4, `repos.${name.startsWith('"') ? 'x\0' : name}`, /is not a valid repository name/));
+    configFails(
+      `data: /tmp/x\nrepos:\n  ok/one:\n  ${name.startsWith('"') ? name : JSON.stringify(name)}:\n    branch: main\n`,
+      4,
+      `repos.${name.startsWith('"') ? 'x\0' : name}`,
+      /is not a valid repository name/,
+    ));
 }
 
 test('max_body: read as bytes; zero, negative, fractional or a string is refused naming the key', async () => {
@@ -154,7 +242,9 @@ test('max_body: read as bytes; zero, negative, fractional or a string is refused
 });
 
 test('names that once shared a folder (a/b__c, a__b/c, octo__site, octo/site) now get one each; subgroups and dot-names load', async () => {
-  const config = await loadShipkitConfig(write('data: /d\nrepos:\n  a/b__c:\n  a__b/c:\n  octo__site:\n  octo/site:\n  group/sub/app:\n  owner/.github:\n'));
+  const config = await loadShipkitConfig(
+    write('data: /d\nrepos:\n  a/b__c:\n  a__b/c:\n  octo__site:\n  octo/site:\n  group/sub/app:\n  owner/.github:\n'),
+  );
   const works = [...config.repos.keys()].map((name) => repoPaths(config, name).work);
   assert.is(new Set(works).size, 6);
   assert.is(repoPaths(config, 'octo/site').work, '/d/repos/octo__site');
@@ -210,13 +300,23 @@ const slugs: Array<[string, string | null]> = [
 for (const [name, want] of slugs) {
   test(`repoFolderName ${JSON.stringify(name)} → ${want ?? 'ValidationError'}`, () => {
     if (want !== null) return assert.is(repoFolderName(name), want);
-    assert.throws(() => repoFolderName(name), (e: unknown) => e instanceof ValidationError);
+    assert.throws(
+      () => repoFolderName(name),
+      (e: unknown) => e instanceof ValidationError,
+    );
   });
 }
 
 test('repoPaths are DATA/{repos,logs,state}/SLUG', () => {
-  assert.equal(repoPaths({ data: '/d' }, 'octo/site'), { work: '/d/repos/octo__site', logs: '/d/logs/octo__site', state: '/d/state/octo__site' });
-  assert.throws(() => repoPaths({ data: '/d' }, '../x'), (e: unknown) => e instanceof ValidationError);
+  assert.equal(repoPaths({ data: '/d' }, 'octo/site'), {
+    work: '/d/repos/octo__site',
+    logs: '/d/logs/octo__site',
+    state: '/d/state/octo__site',
+  });
+  assert.throws(
+    () => repoPaths({ data: '/d' }, '../x'),
+    (e: unknown) => e instanceof ValidationError,
+  );
 });
 
 test('findConfigFile: --config, then $SHIPKIT_CONFIG, then ./shipkit.yml, else a ConfigError', () => {
@@ -226,12 +326,19 @@ test('findConfigFile: --config, then $SHIPKIT_CONFIG, then ./shipkit.yml, else a
   assert.is(findConfigFile(undefined, { SHIPKIT_CONFIG: '/abs/env.yml' }, cwd), '/abs/env.yml');
   // An /etc file of this machine (the .deb test installs one) must not decide this test.
   const noSystem = path.join(cwd, 'no-etc-shipkit.yml');
-  assert.throws(() => findConfigFile(undefined, {}, cwd, noSystem), (e: unknown) => e instanceof ConfigError && /pass --config FILE, set SHIPKIT_CONFIG/.test(e.message));
+  assert.throws(
+    () => findConfigFile(undefined, {}, cwd, noSystem),
+    (e: unknown) => e instanceof ConfigError && /pass --config FILE, set SHIPKIT_CONFIG/.test(e.message),
+  );
   writeFileSync(noSystem, 'repos: {}\n');
   assert.is(findConfigFile(undefined, {}, cwd, noSystem), noSystem, 'the system file comes last');
   writeFileSync(path.join(cwd, 'shipkit.yml'), 'repos: {}\n');
   assert.is(findConfigFile(undefined, {}, cwd), path.join(cwd, 'shipkit.yml'));
-  assert.is(findConfigFile(undefined, { SHIPKIT_CONFIG: 'other.yml' }, cwd), path.join(cwd, 'other.yml'), 'env beats ./shipkit.yml');
+  assert.is(
+    findConfigFile(undefined, { SHIPKIT_CONFIG: 'other.yml' }, cwd),
+    path.join(cwd, 'other.yml'),
+    'env beats ./shipkit.yml',
+  );
 });
 
 test('findConfigFile: ./.shipkit/shipkit.yml (first start) after ./shipkit.yml and before /etc', () => {
@@ -269,27 +376,50 @@ test('ui: defaults to token; public_url is kept without its trailing slash; bad 
   const under = await loadShipkitConfig(write('public_url: http://127.0.0.1:8080/a/%2e%2e/ci.x_~-/\nrepos: {}\n'));
   assert.is(under.publicUrl, 'http://127.0.0.1:8080/ci.x_~-');
   // The path goes into every link of the pages and the cookie's Path: plain segments only.
-  for (const hostile of ['https://ci.example.com//evil.example', 'https://ci.example.com/ci;Path=/', 'https://ci.example.com/c i', 'https://ci.example.com/ci"x', 'https://ci.example.com/ci//', "https://ci.example.com/ci'x", 'https://ci.example.com/é']) {
-    await configFails(`repos: {}\npublic_url: ${JSON.stringify(hostile)}\n`, 2, 'public_url', /path .* is not plain segments/);
+  for (const hostile of [
+    'https://ci.example.com//evil.example',
+    'https://ci.example.com/ci;Path=/',
+    'https://ci.example.com/c i',
+    'https://ci.example.com/ci"x',
+    'https://ci.example.com/ci//',
+    "https://ci.example.com/ci'x",
+    'https://ci.example.com/é',
+  ]) {
+    await configFails(
+      `repos: {}\npublic_url: ${JSON.stringify(hostile)}\n`,
+      2,
+      'public_url',
+      /path .* is not plain segments/,
+    );
   }
 });
 
 test('notify: a repo may have its own list (DESIGN §5), which replaces the top-level one for it', async () => {
-  const config = await loadShipkitConfig(write([
-    'notify:',
-    '  - slack: https://hooks.example.com/top',
-    'repos:',
-    '  octo/site:',
-    '    notify:',
-    '      - webhook: https://hooks.example.com/site',
-    '        secret: env:NOTIFY_SECRET',
-    '        on: [success]',
-    '  octo/docs:',
-    '',
-  ].join('\n')));
-  assert.equal(config.notify.map((t) => [t.channel, t.url]), [['slack', 'https://hooks.example.com/top']]);
+  const config = await loadShipkitConfig(
+    write(
+      [
+        'notify:',
+        '  - slack: https://hooks.example.com/top',
+        'repos:',
+        '  octo/site:',
+        '    notify:',
+        '      - webhook: https://hooks.example.com/site',
+        '        secret: env:NOTIFY_SECRET',
+        '        on: [success]',
+        '  octo/docs:',
+        '',
+      ].join('\n'),
+    ),
+  );
+  assert.equal(
+    config.notify.map((t) => [t.channel, t.url]),
+    [['slack', 'https://hooks.example.com/top']],
+  );
   const site = getRepo(config, 'octo/site').notify!;
-  assert.equal(site.map((t) => [t.channel, t.url, t.secret, t.on]), [['webhook', 'https://hooks.example.com/site', 'env:NOTIFY_SECRET', ['success']]]);
+  assert.equal(
+    site.map((t) => [t.channel, t.url, t.secret, t.on]),
+    [['webhook', 'https://hooks.example.com/site', 'env:NOTIFY_SECRET', ['success']]],
+  );
   assert.is(getRepo(config, 'octo/docs').notify, undefined);
 });
 

@@ -7,10 +7,18 @@ import { appendFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { AppendLog, encodeLine, replayLines, type AppendLogOwner, type AppendLogStats } from '../../../lib/core/append-log.ts';
+import {
+  AppendLog,
+  encodeLine,
+  replayLines,
+  type AppendLogOwner,
+  type AppendLogStats,
+} from '../../../lib/core/append-log.ts';
 import { tmpDir } from '../../_helpers/common.ts';
 
-interface Rec { n: number }
+interface Rec {
+  n: number;
+}
 const decode = (value: unknown) => (typeof (value as Rec)?.n === 'number' ? (value as Rec) : undefined);
 
 class Owner implements AppendLogOwner<Rec> {
@@ -35,18 +43,28 @@ test('a record reaches its owner once it is in the file; writes that arrive toge
   const owner = new Owner();
   const log = await open(file, owner);
   const early: number[] = [];
-  await Promise.all(Array.from({ length: 100 }, (_, n) => log.append([{ n }]).then(() => {
-    if (!readFileSync(file, 'utf8').includes(`{"n":${n}}`)) early.push(n);
-  })));
+  await Promise.all(
+    Array.from({ length: 100 }, (_, n) =>
+      log.append([{ n }]).then(() => {
+        if (!readFileSync(file, 'utf8').includes(`{"n":${n}}`)) early.push(n);
+      }),
+    ),
+  );
   assert.equal(early, [], 'resolved before the record was in the file');
-  assert.equal([...owner.seen].sort((a, b) => a - b), Array.from({ length: 100 }, (_, n) => n));
+  assert.equal(
+    [...owner.seen].sort((a, b) => a - b),
+    Array.from({ length: 100 }, (_, n) => n),
+  );
   const stats = log.stats();
   assert.is(stats.records, 100);
   assert.ok(stats.flushes < 100, `writes shared flushes (${stats.flushes} for 100)`);
   assert.is(statSync(file).mode & 0o777, 0o600);
   assert.is(statSync(path.dirname(file)).mode & 0o777, 0o700);
   await log.close();
-  const refused = await log.append([{ n: 1 }]).then(() => undefined, (error: Error) => error.message);
+  const refused = await log.append([{ n: 1 }]).then(
+    () => undefined,
+    (error: Error) => error.message,
+  );
   assert.is(refused, 'a.log is closed');
   const again = new Owner();
   await (await open(file, again)).close();
@@ -54,7 +72,13 @@ test('a record reaches its owner once it is in the file; writes that arrive toge
 });
 
 test('replay: a torn last line and an altered line are dropped, blank lines are not damage, and the file is rewritten clean', async () => {
-  const text = encodeLine({ n: 1 }) + '\n' + encodeLine({ n: 2 }).replace('"n":2', '"n":3') + encodeLine({ x: 1 }) + encodeLine({ n: 4 }) + encodeLine({ n: 5 }).slice(0, 10);
+  const text =
+    encodeLine({ n: 1 }) +
+    '\n' +
+    encodeLine({ n: 2 }).replace('"n":2', '"n":3') +
+    encodeLine({ x: 1 }) +
+    encodeLine({ n: 4 }) +
+    encodeLine({ n: 5 }).slice(0, 10);
   const replay = replayLines(text, decode);
   assert.equal(replay.records, [{ n: 1 }, { n: 4 }]);
   assert.is(replay.damaged, 3, 'the altered line, the line that is not a record, the torn tail');
@@ -66,7 +90,7 @@ test('replay: a torn last line and an altered line are dropped, blank lines are 
   const log = await open(file, owner);
   assert.is(log.damaged, 3);
   assert.equal(owner.seen, [1, 4]);
-  assert.is(owner.rewrites, 1, 'damage makes the log rewrite itself with the owner\'s live records');
+  assert.is(owner.rewrites, 1, "damage makes the log rewrite itself with the owner's live records");
   assert.is(readFileSync(file, 'utf8'), encodeLine({ n: 4 }));
   await log.append([{ n: 6 }]);
   await log.close();
@@ -80,7 +104,10 @@ test('the owner decides when to rewrite; what was appended meanwhile is kept, an
   const log = await open(file, owner);
   const writes = Array.from({ length: 9 }, (_, n) => log.append([{ n }]));
   // The first went to the disk at once; the rest wait for the next flush together.
-  assert.equal(log.pendingRecords().map((r) => r.n), [1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.equal(
+    log.pendingRecords().map((r) => r.n),
+    [1, 2, 3, 4, 5, 6, 7, 8],
+  );
   await Promise.all(writes);
   assert.is(owner.rewrites, 0);
   // The tenth is acknowledged, then the file rewritten; the eleventh waits for the rewrite.

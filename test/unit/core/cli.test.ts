@@ -7,7 +7,15 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseArgs, parsePositiveInt, parseSeconds, usageOf, version, type Args, type CliSpec } from '../../../lib/core/cli.ts';
+import {
+  parseArgs,
+  parsePositiveInt,
+  parseSeconds,
+  usageOf,
+  version,
+  type Args,
+  type CliSpec,
+} from '../../../lib/core/cli.ts';
 import { UsageError } from '../../../lib/core/errors.ts';
 import { ROOT } from '../../_helpers/common.ts';
 
@@ -97,11 +105,19 @@ test('--help and --version win over other problems', () => {
 });
 
 test('a script that declares --version as a string owns it (release publish --version V)', () => {
-  const own: CliSpec = { name: 'release', usage: 'Usage: release publish DIR --version V', flags: { version: { type: 'string' } }, minPositionals: 1 };
+  const own: CliSpec = {
+    name: 'release',
+    usage: 'Usage: release publish DIR --version V',
+    flags: { version: { type: 'string' } },
+    minPositionals: 1,
+  };
   const args = parseArgs(own, ['publish', '--version', '1.10']);
   assert.is(args.version, '1.10');
   assert.equal(args._, ['publish']);
-  assert.throws(() => parseArgs(own, ['publish', '--version']), (e: unknown) => e instanceof UsageError && /--version needs a value/.test(e.message));
+  assert.throws(
+    () => parseArgs(own, ['publish', '--version']),
+    (e: unknown) => e instanceof UsageError && /--version needs a value/.test(e.message),
+  );
 });
 
 // ---- subcommands, modes and typed flags --------------------------------------------------------
@@ -110,7 +126,8 @@ test('a script that declares --version as a string owns it (release publish --ve
 // subcommand chosen by a word, and a mode chosen by a flag, each with its own flags.
 const tool: CliSpec = {
   name: 'tool',
-  usage: 'Usage: tool REPO [--job ID] [--json]\n       tool rotate [REPO] [--keep N]\n       tool --serve [--listen HOST:PORT]\n',
+  usage:
+    'Usage: tool REPO [--job ID] [--json]\n       tool rotate [REPO] [--keep N]\n       tool --serve [--listen HOST:PORT]\n',
   flags: { job: { type: 'string' }, json: { type: 'boolean' } },
   minPositionals: 1,
   maxPositionals: 1,
@@ -129,7 +146,12 @@ const tool: CliSpec = {
     },
     '--serve': {
       usage: 'Usage: tool --serve [--listen HOST:PORT] [--port N]\n',
-      flags: { serve: { type: 'boolean' }, listen: { type: 'string', default: '0.0.0.0:8080' }, port: { type: 'integer', max: 65535 }, json: { type: 'boolean' } },
+      flags: {
+        serve: { type: 'boolean' },
+        listen: { type: 'string', default: '0.0.0.0:8080' },
+        port: { type: 'integer', max: 65535 },
+        json: { type: 'boolean' },
+      },
       maxPositionals: 0,
     },
   },
@@ -141,9 +163,21 @@ const lf: CliSpec = {
   usage: 'Usage:\n  lf URL [--dir DIR]\n  lf deploy [URL] [--dir DIR]\n  lf status [--json]\n  lf rollback [--to V]\n',
   defaultCommand: { name: 'deploy', when: /^https?:\/\// },
   commands: {
-    deploy: { usage: 'Usage: lf deploy [URL] [--dir DIR] [--key FPR]\n', flags: { dir: { type: 'string' }, key: { type: 'string' } }, maxPositionals: 1 },
-    status: { usage: 'Usage: lf status [--dir DIR] [--json]\n', flags: { dir: { type: 'string' }, json: { type: 'boolean' } }, maxPositionals: 0 },
-    rollback: { usage: 'Usage: lf rollback [--dir DIR] [--to V]\n', flags: { dir: { type: 'string' }, to: { type: 'string' } }, maxPositionals: 0 },
+    deploy: {
+      usage: 'Usage: lf deploy [URL] [--dir DIR] [--key FPR]\n',
+      flags: { dir: { type: 'string' }, key: { type: 'string' } },
+      maxPositionals: 1,
+    },
+    status: {
+      usage: 'Usage: lf status [--dir DIR] [--json]\n',
+      flags: { dir: { type: 'string' }, json: { type: 'boolean' } },
+      maxPositionals: 0,
+    },
+    rollback: {
+      usage: 'Usage: lf rollback [--dir DIR] [--to V]\n',
+      flags: { dir: { type: 'string' }, to: { type: 'string' } },
+      maxPositionals: 0,
+    },
   },
 };
 
@@ -276,16 +310,32 @@ const ints: Array<[unknown, { min?: number; max?: number }, number | RegExp]> = 
 for (const [value, range, want] of ints) {
   test(`parsePositiveInt(${JSON.stringify(value)}, ${JSON.stringify(range)})`, () => {
     if (typeof want === 'number') return assert.is(parsePositiveInt(value, 'concurrency', range), want);
-    assert.throws(() => parsePositiveInt(value, 'concurrency', range), (e: unknown) => e instanceof UsageError && /^Option --concurrency /.test(e.message) && want.test(e.message));
+    assert.throws(
+      () => parsePositiveInt(value, 'concurrency', range),
+      (e: unknown) => e instanceof UsageError && /^Option --concurrency /.test(e.message) && want.test(e.message),
+    );
   });
 }
 
-const secs: Array<[unknown, number | null]> = [['30', 30], ['1.5', 1.5], ['0.1', 0.1], ['0', null], ['-1', null], ['abc', null], ['1s', null], ['', null], ['Infinity', null]];
+const secs: Array<[unknown, number | null]> = [
+  ['30', 30],
+  ['1.5', 1.5],
+  ['0.1', 0.1],
+  ['0', null],
+  ['-1', null],
+  ['abc', null],
+  ['1s', null],
+  ['', null],
+  ['Infinity', null],
+];
 
 for (const [value, want] of secs) {
   test(`parseSeconds(${JSON.stringify(value)}) → ${want ?? 'UsageError'}`, () => {
     if (want !== null) return assert.is(parseSeconds(value, 'timeout'), want);
-    assert.throws(() => parseSeconds(value, 'timeout'), (e: unknown) => e instanceof UsageError && /--timeout must be a positive number of seconds/.test(e.message));
+    assert.throws(
+      () => parseSeconds(value, 'timeout'),
+      (e: unknown) => e instanceof UsageError && /--timeout must be a positive number of seconds/.test(e.message),
+    );
   });
 }
 
@@ -295,7 +345,11 @@ test('version() is the package version', () => {
 
 // ---- runCli through a child process ------------------------------------------------------------
 
-interface Result { code: number | null; stdout: string; stderr: string }
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 // Child processes are started up front, two at a time (tsx start-up is the slow part); each
 // test awaits its own.
@@ -315,21 +369,40 @@ async function limited<T>(fn: () => Promise<T>): Promise<T> {
 const started = new Map<string, Promise<Result>>();
 function runFixture(args: string[], env: Record<string, string | undefined> = {}): Promise<Result> {
   const key = JSON.stringify([args, env]);
-  if (!started.has(key)) started.set(key, limited(() => spawnFixture(args, env)));
+  if (!started.has(key))
+    started.set(
+      key,
+      limited(() => spawnFixture(args, env)),
+    );
   return started.get(key)!;
 }
 
 function spawnFixture(args: string[], env: Record<string, string | undefined>): Promise<Result> {
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, FORCE_COLOR: undefined, NO_COLOR: undefined, LOG_FORMAT: undefined, SHIPKIT_DEBUG: undefined };
+  const childEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    FORCE_COLOR: undefined,
+    NO_COLOR: undefined,
+    LOG_FORMAT: undefined,
+    SHIPKIT_DEBUG: undefined,
+  };
   for (const [k, v] of Object.entries(env)) childEnv[k] = v;
   for (const k of Object.keys(childEnv)) if (childEnv[k] === undefined) delete childEnv[k];
-  const child = spawn(process.execPath, ['--import', TSX_LOADER, FIXTURE, ...args], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', TSX_LOADER, FIXTURE, ...args], {
+    cwd: ROOT,
+    env: childEnv,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
   child.stderr.on('data', (d) => (stderr += d));
   const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  return new Promise((resolve) => child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); }));
+  return new Promise((resolve) =>
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    }),
+  );
 }
 
 test('--help: usage on stdout, nothing on stderr, exit 0 (also -h, also with an unknown flag)', async () => {
@@ -394,7 +467,10 @@ test('SHIPKIT_DEBUG shows debug lines and the stack of an error', async () => {
 });
 
 function jsonLines(text: string): Array<Record<string, unknown>> {
-  return text.trim().split('\n').map((line) => JSON.parse(line));
+  return text
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line));
 }
 
 for (const [label, argv, env] of [
@@ -432,7 +508,9 @@ test('a large result on a pipe is written out in full before exit', async () => 
 
 // On a real terminal (a pty from util-linux `script`) the human log is coloured unless NO_COLOR.
 async function onPty(env: Record<string, string | undefined>): Promise<string> {
-  const command = [process.execPath, '--import', TSX_LOADER, FIXTURE, 'x', '--mode', 'work'].map((a) => `'${a}'`).join(' ');
+  const command = [process.execPath, '--import', TSX_LOADER, FIXTURE, 'x', '--mode', 'work']
+    .map((a) => `'${a}'`)
+    .join(' ');
   const childEnv: NodeJS.ProcessEnv = { ...process.env, TERM: 'xterm-256color' };
   delete childEnv.NO_COLOR;
   delete childEnv.FORCE_COLOR;

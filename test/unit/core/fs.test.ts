@@ -1,11 +1,31 @@
 // File-system helpers (lib/core/fs.ts): atomic writes that readers never see half-done, no temp files
 // left behind on success or failure, modes, ensureDir, pathExists.
-import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { atomicWriteFile, canAccess, ensureDir, hashFile, pathExists, readFileTail, replaceViaTemp, sha256File, syncDir, tempSibling } from '../../../lib/core/fs.ts';
+import {
+  atomicWriteFile,
+  canAccess,
+  ensureDir,
+  hashFile,
+  pathExists,
+  readFileTail,
+  replaceViaTemp,
+  sha256File,
+  syncDir,
+  tempSibling,
+} from '../../../lib/core/fs.ts';
 import { ROOT, runCommand, tmpDir } from '../../_helpers/common.ts';
 
 const dir = tmpDir('shipkit-fsx-');
@@ -107,9 +127,11 @@ test('readers never see a half-written file while writers race', async () => {
       if (text !== a && text !== b) bad.push(`${text.length} bytes starting ${JSON.stringify(text.slice(0, 2))}`);
     }
   })();
-  await Promise.all(Array.from({ length: 3 }, async (_, w) => {
-    for (let i = 0; i < 15; i++) await atomicWriteFile(file, (i + w) % 2 ? a : b);
-  }));
+  await Promise.all(
+    Array.from({ length: 3 }, async (_, w) => {
+      for (let i = 0; i < 15; i++) await atomicWriteFile(file, (i + w) % 2 ? a : b);
+    }),
+  );
   stop = true;
   await reader;
   assert.equal(bad, [], `torn reads out of ${reads}`);
@@ -155,18 +177,25 @@ test('replaceViaTemp: the filled temp file replaces the target; a failing fill l
   const target = path.join(d, 'app.tar.gz');
   writeFileSync(target, 'old');
   let seen = '';
-  await replaceViaTemp(target, async (temp) => {
-    seen = temp;
-    assert.is(path.dirname(temp), d);
-    writeFileSync(temp, 'new');
-    assert.is(readFileSync(target, 'utf8'), 'old', 'readers see the old file while the new one is written');
-  }, { tag: 'upload', durable: true });
+  await replaceViaTemp(
+    target,
+    async (temp) => {
+      seen = temp;
+      assert.is(path.dirname(temp), d);
+      writeFileSync(temp, 'new');
+      assert.is(readFileSync(target, 'utf8'), 'old', 'readers see the old file while the new one is written');
+    },
+    { tag: 'upload', durable: true },
+  );
   assert.match(path.basename(seen), /^\.app\.tar\.gz\.upload-/);
   assert.is(readFileSync(target, 'utf8'), 'new');
   await replaceViaTemp(target, async (temp) => {
     writeFileSync(temp, 'half');
     throw new Error('disk full');
-  }).then(() => assert.unreachable(), (error: Error) => assert.is(error.message, 'disk full'));
+  }).then(
+    () => assert.unreachable(),
+    (error: Error) => assert.is(error.message, 'disk full'),
+  );
   assert.is(readFileSync(target, 'utf8'), 'new');
   assert.equal(readdirSync(d), ['app.tar.gz']);
 });
@@ -211,7 +240,9 @@ test('readFileTail: the last bytes of a long file, all of a short one, empty for
   writeFileSync(file, '');
   assert.is((await readFileTail(file, 10)).length, 0);
   let code: string | undefined;
-  await readFileTail(path.join(dir, 'missing'), 10).catch((error) => { code = error.code; });
+  await readFileTail(path.join(dir, 'missing'), 10).catch((error) => {
+    code = error.code;
+  });
   assert.is(code, 'ENOENT');
 });
 

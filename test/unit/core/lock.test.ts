@@ -39,7 +39,9 @@ async function deadPid(): Promise<number> {
 
 /** A child process running ESM code with tsx, so it can import lib/*.ts. */
 function child(code: string, args: string[] = []) {
-  const proc = spawn(process.execPath, ['--import', TSX_LOADER, '--input-type=module', '-e', code, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, ['--import', TSX_LOADER, '--input-type=module', '-e', code, ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let out = '';
   proc.stdout.on('data', (d) => (out += d));
   proc.stderr.on('data', (d) => (out += d));
@@ -54,11 +56,19 @@ test('acquire records pid/host/time; a second acquire fails naming the holder; r
   assert.is(holder.pid, process.pid);
   assert.is(holder.host, os.hostname());
   assert.ok(Math.abs(holder.time - Date.now()) < 60_000);
-  await rejectsWork(acquireLock(file, { what: 'repo octo/site' }),
-    new RegExp(`^repo octo/site is locked by process ${process.pid} on ${os.hostname()} since \\d{4}-\\d\\d-\\d\\dT.*; try again when it has finished\\.$`));
+  await rejectsWork(
+    acquireLock(file, { what: 'repo octo/site' }),
+    new RegExp(
+      `^repo octo/site is locked by process ${process.pid} on ${os.hostname()} since \\d{4}-\\d\\d-\\d\\dT.*; try again when it has finished\\.$`,
+    ),
+  );
   await rejectsWork(acquireLock(file), new RegExp(`^${file} is locked by process ${process.pid}`));
   await lock.release();
-  assert.equal(readdirSync(dir).filter((f) => f.includes(path.basename(file))), [], 'no lock and no temp files left');
+  assert.equal(
+    readdirSync(dir).filter((f) => f.includes(path.basename(file))),
+    [],
+    'no lock and no temp files left',
+  );
   const again = await acquireLock(file);
   await again.release();
   await again.release(); // releasing twice is harmless
@@ -104,14 +114,34 @@ test('waitMs: gives up after roughly waitMs when the holder keeps it', async () 
 
 // [label, lock file content, options, taken over?]
 const staleCases: Array<[string, () => Promise<string>, { staleMs?: number }, boolean]> = [
-  ['dead pid on this host', async () => JSON.stringify({ pid: await deadPid(), host: os.hostname(), time: Date.now() }), {}, true],
+  [
+    'dead pid on this host',
+    async () => JSON.stringify({ pid: await deadPid(), host: os.hostname(), time: Date.now() }),
+    {},
+    true,
+  ],
   ['garbage content', async () => 'not json at all', {}, true],
   ['empty file', async () => '', {}, true],
   ['JSON without a pid', async () => '{"host":"x"}', {}, true],
-  ['live pid, old, staleMs 60 s', async () => JSON.stringify({ pid: process.pid, host: os.hostname(), time: Date.now() - 3_600_000 }), { staleMs: 60_000 }, true],
-  ['live pid, old, no staleMs', async () => JSON.stringify({ pid: process.pid, host: os.hostname(), time: Date.now() - 3_600_000 }), {}, false],
+  [
+    'live pid, old, staleMs 60 s',
+    async () => JSON.stringify({ pid: process.pid, host: os.hostname(), time: Date.now() - 3_600_000 }),
+    { staleMs: 60_000 },
+    true,
+  ],
+  [
+    'live pid, old, no staleMs',
+    async () => JSON.stringify({ pid: process.pid, host: os.hostname(), time: Date.now() - 3_600_000 }),
+    {},
+    false,
+  ],
   // A pid on another host cannot be checked from here: it is not taken over.
-  ['dead pid on another host', async () => JSON.stringify({ pid: await deadPid(), host: 'some-other-host.example', time: Date.now() }), {}, false],
+  [
+    'dead pid on another host',
+    async () => JSON.stringify({ pid: await deadPid(), host: 'some-other-host.example', time: Date.now() }),
+    {},
+    false,
+  ],
 ];
 
 for (const [label, content, options, takenOver] of staleCases) {
@@ -162,7 +192,7 @@ test('a lock released and re-taken while a waiter looks at it is not deleted (de
   await c?.release();
 });
 
-test('two waiters taking over one stale lock: the slower never deletes the faster one\'s lock', async () => {
+test("two waiters taking over one stale lock: the slower never deletes the faster one's lock", async () => {
   // Waiter B has judged the dead holder's lock stale and re-read it; waiter A starts right then
   // (patched readFile, as above). Whoever wins, the two must never hold the lock at once: B must
   // not rm a lock that A took in the meantime.
@@ -200,7 +230,11 @@ test('two waiters taking over one stale lock: the slower never deletes the faste
     syncBuiltinESMExports();
   }
   assert.is(most, 1, 'A and B held the lock at the same time');
-  assert.equal(readdirSync(dir).filter((f) => f.includes(path.basename(file))), [], 'no lock, guard or temp files left');
+  assert.equal(
+    readdirSync(dir).filter((f) => f.includes(path.basename(file))),
+    [],
+    'no lock, guard or temp files left',
+  );
 });
 
 test('many waiters in one process: never two holders at once', async () => {
@@ -208,28 +242,32 @@ test('many waiters in one process: never two holders at once', async () => {
     const file = lockFile();
     let holding = 0;
     let most = 0;
-    await Promise.all(Array.from({ length: 8 }, async () => {
-      for (let i = 0; i < 2; i++) {
-        const lock = await acquireLock(file, { waitMs: 30_000 });
-        holding++;
-        most = Math.max(most, holding);
-        await sleep(Math.random() * 3);
-        holding--;
-        await lock.release();
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        for (let i = 0; i < 2; i++) {
+          const lock = await acquireLock(file, { waitMs: 30_000 });
+          holding++;
+          most = Math.max(most, holding);
+          await sleep(Math.random() * 3);
+          holding--;
+          await lock.release();
+        }
+      }),
+    );
     assert.is(most, 1, `round ${round}: ${most} holders at once`);
   }
 });
 
-for (const startStale of [false, true]) test(`processes racing for the lock never overlap${startStale ? ' (starting from a stale lock)' : ''}`, async () => {
-  const file = lockFile();
-  if (startStale) writeFileSync(file, JSON.stringify({ pid: await deadPid(), host: os.hostname(), time: Date.now() }));
-  const journal = path.join(dir, `journal-${n}.txt`);
-  writeFileSync(journal, '');
-  const CHILDREN = 5;
-  const ROUNDS = 3;
-  const code = `import { acquireLock } from ${JSON.stringify(LOCK_MODULE)};
+for (const startStale of [false, true])
+  test(`processes racing for the lock never overlap${startStale ? ' (starting from a stale lock)' : ''}`, async () => {
+    const file = lockFile();
+    if (startStale)
+      writeFileSync(file, JSON.stringify({ pid: await deadPid(), host: os.hostname(), time: Date.now() }));
+    const journal = path.join(dir, `journal-${n}.txt`);
+    writeFileSync(journal, '');
+    const CHILDREN = 5;
+    const ROUNDS = 3;
+    const code = `import { acquireLock } from ${JSON.stringify(LOCK_MODULE)};
     import { appendFileSync } from 'node:fs';
     for (let i = 0; i < ${ROUNDS}; i++) {
       const lock = await acquireLock(${JSON.stringify(file)}, { waitMs: 60000 });
@@ -239,19 +277,23 @@ for (const startStale of [false, true]) test(`processes racing for the lock neve
       await lock.release();
       await new Promise((r) => setTimeout(r, Math.random() * 10));
     }`;
-  const children = Array.from({ length: CHILDREN }, () => child(code));
-  const codes = await Promise.all(children.map((c) => c.exited));
-  assert.equal(codes, Array(CHILDREN).fill(0), children.map((c) => c.output()).join('\n'));
-  const lines = readFileSync(journal, 'utf8').trim().split('\n');
-  assert.is(lines.length, CHILDREN * ROUNDS * 2);
-  for (let i = 0; i < lines.length; i += 2) {
-    const [b, e] = [lines[i].split(' '), lines[i + 1].split(' ')];
-    assert.is(b[0], 'begin', `line ${i + 1}: ${lines[i]}`);
-    assert.is(e[0], 'end', `line ${i + 2}: ${lines[i + 1]} (overlap)`);
-    assert.is(b[1], e[1], `lines ${i + 1}-${i + 2}: held by two processes`);
-  }
-  assert.is(new Set(lines.map((l) => l.split(' ')[1])).size, CHILDREN);
-  assert.equal(readdirSync(dir).filter((f) => f.startsWith(`.${path.basename(file)}.`)), [], 'no temp files left');
-});
+    const children = Array.from({ length: CHILDREN }, () => child(code));
+    const codes = await Promise.all(children.map((c) => c.exited));
+    assert.equal(codes, Array(CHILDREN).fill(0), children.map((c) => c.output()).join('\n'));
+    const lines = readFileSync(journal, 'utf8').trim().split('\n');
+    assert.is(lines.length, CHILDREN * ROUNDS * 2);
+    for (let i = 0; i < lines.length; i += 2) {
+      const [b, e] = [lines[i].split(' '), lines[i + 1].split(' ')];
+      assert.is(b[0], 'begin', `line ${i + 1}: ${lines[i]}`);
+      assert.is(e[0], 'end', `line ${i + 2}: ${lines[i + 1]} (overlap)`);
+      assert.is(b[1], e[1], `lines ${i + 1}-${i + 2}: held by two processes`);
+    }
+    assert.is(new Set(lines.map((l) => l.split(' ')[1])).size, CHILDREN);
+    assert.equal(
+      readdirSync(dir).filter((f) => f.startsWith(`.${path.basename(file)}.`)),
+      [],
+      'no temp files left',
+    );
+  });
 
 test.run();

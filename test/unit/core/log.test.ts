@@ -8,7 +8,13 @@ const ANSI = /\x1b\[[0-9;]*m/;
 
 function capture(options: Omit<LoggerOptions, 'stream'> & { tty?: boolean } = {}) {
   const lines: string[] = [];
-  const stream = { isTTY: options.tty ?? false, write: (chunk: string) => { lines.push(chunk); return true; } } as unknown as NodeJS.WritableStream & { isTTY?: boolean };
+  const stream = {
+    isTTY: options.tty ?? false,
+    write: (chunk: string) => {
+      lines.push(chunk);
+      return true;
+    },
+  } as unknown as NodeJS.WritableStream & { isTTY?: boolean };
   const log = createLogger({ env: {}, now: () => NOW, ...options, stream });
   return { log, lines, text: () => lines.join('') };
 }
@@ -78,7 +84,14 @@ test('JSON: one object per line with time, level, msg and fields', () => {
   assert.is(lines.length, 2);
   assert.ok(lines.every((l) => l.endsWith('\n') && !l.slice(0, -1).includes('\n')));
   assert.equal(JSON.parse(lines[0]), { time: NOW.toISOString(), level: 'info', msg: 'started', app: 'x', port: 9000 });
-  assert.equal(JSON.parse(lines[1]), { time: NOW.toISOString(), level: 'error', msg: 'failed', app: 'x', repo: 'octo/site', error: 'boom\nline2' });
+  assert.equal(JSON.parse(lines[1]), {
+    time: NOW.toISOString(),
+    level: 'error',
+    msg: 'failed',
+    app: 'x',
+    repo: 'octo/site',
+    error: 'boom\nline2',
+  });
   assert.ok(lines[0].startsWith('{"time":'), 'time first');
 });
 
@@ -135,8 +148,14 @@ test('logs go to stderr by default, never stdout', () => {
   const writes: Array<[string, string]> = [];
   const outWrite = process.stdout.write;
   const errWrite = process.stderr.write;
-  process.stdout.write = ((chunk: string) => { writes.push(['out', String(chunk)]); return true; }) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string) => { writes.push(['err', String(chunk)]); return true; }) as typeof process.stderr.write;
+  process.stdout.write = ((chunk: string) => {
+    writes.push(['out', String(chunk)]);
+    return true;
+  }) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string) => {
+    writes.push(['err', String(chunk)]);
+    return true;
+  }) as typeof process.stderr.write;
   try {
     createLogger({ env: {} }).info('to stderr');
   } finally {

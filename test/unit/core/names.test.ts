@@ -6,7 +6,17 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ValidationError } from '../../../lib/core/errors.ts';
 import {
-  MAX_NAME_LENGTH, MAX_REPO_PARTS, nameProblem, refNameProblem, repoFolderName, resolveInside, validateFullName, validateName, validatePayloadSha, validateRefName, validateShaInput,
+  MAX_NAME_LENGTH,
+  MAX_REPO_PARTS,
+  nameProblem,
+  refNameProblem,
+  repoFolderName,
+  resolveInside,
+  validateFullName,
+  validateName,
+  validatePayloadSha,
+  validateRefName,
+  validateShaInput,
 } from '../../../lib/core/names.ts';
 
 function throwsValidation(fn: () => unknown, pattern: RegExp) {
@@ -67,7 +77,10 @@ for (const [label, name, why] of invalid) {
     const problem = nameProblem(name);
     assert.type(problem, 'string');
     assert.match(problem!, why);
-    throwsValidation(() => validateName(name, 'repository'), new RegExp(`^Invalid repository .*: it (?:.* )?(?:${why.source})`));
+    throwsValidation(
+      () => validateName(name, 'repository'),
+      new RegExp(`^Invalid repository .*: it (?:.* )?(?:${why.source})`),
+    );
   });
 }
 
@@ -146,9 +159,12 @@ for (const [name, want] of folders) {
 }
 
 test('repoFolderName is injective over names built to collide, and every folder is one safe path segment', () => {
-  const parts = ['a', 'b', '_', 'a_', '_a', 'a__b', '__', '.a', 'a.', '+', 'x'.repeat(120)].filter((p) => !nameProblem(p) || p.startsWith('.') || p.startsWith('_'));
+  const parts = ['a', 'b', '_', 'a_', '_a', 'a__b', '__', '.a', 'a.', '+', 'x'.repeat(120)].filter(
+    (p) => !nameProblem(p) || p.startsWith('.') || p.startsWith('_'),
+  );
   const names = new Set<string>();
-  for (const p of parts) for (const q of parts) for (const r of ['', ...parts]) names.add([p, q, r].filter(Boolean).join('/'));
+  for (const p of parts)
+    for (const q of parts) for (const r of ['', ...parts]) names.add([p, q, r].filter(Boolean).join('/'));
   const seen = new Map<string, string>();
   let checked = 0;
   for (const name of names) {
@@ -182,10 +198,57 @@ function validateFullNameOk(name: string): boolean {
 // line as an option; `git check-ref-format --branch` refuses it too), and a part over 255 bytes
 // (longer than a file name may be, so no loose ref, and no forge, can hold it).
 const refs = [
-  'main', 'release/1.x', 'v1.2.3', 'feature_x-y', 'v1.0.0+build', 'pkg@1.2.3', '@scope/pkg@1.2.3', 'issue#12', 'a#b/c@d', 'a@b', '@',
-  'café', '日本/ブランチ', 'emoji-🚀', 'a..b', '..', 'a/../b', 'x@{1}', '@{-1}', 'a.lock', 'a/b.lock/c', 'a.lock/b', 'x.lockx', '.hidden',
-  'a/.b', 'a/', '/a', 'a//b', 'a.', 'a/b.', 'a b', 'a\tb', 'a\u007fb', 'a\u001bb', 'a~1', 'a^', 'a:b', 'a?', 'a*', 'a[1]', 'a\\b',
-  'a{b}', 'HEAD', 'refs/heads/main', 'refs/tags/v1', 'x'.repeat(255), 'x'.repeat(256), '-x', '--upload-pack=x', 'a-', 'a/-b',
+  'main',
+  'release/1.x',
+  'v1.2.3',
+  'feature_x-y',
+  'v1.0.0+build',
+  'pkg@1.2.3',
+  '@scope/pkg@1.2.3',
+  'issue#12',
+  'a#b/c@d',
+  'a@b',
+  '@',
+  'café',
+  '日本/ブランチ',
+  'emoji-🚀',
+  'a..b',
+  '..',
+  'a/../b',
+  'x@{1}',
+  '@{-1}',
+  'a.lock',
+  'a/b.lock/c',
+  'a.lock/b',
+  'x.lockx',
+  '.hidden',
+  'a/.b',
+  'a/',
+  '/a',
+  'a//b',
+  'a.',
+  'a/b.',
+  'a b',
+  'a\tb',
+  'a\u007fb',
+  'a\u001bb',
+  'a~1',
+  'a^',
+  'a:b',
+  'a?',
+  'a*',
+  'a[1]',
+  'a\\b',
+  'a{b}',
+  'HEAD',
+  'refs/heads/main',
+  'refs/tags/v1',
+  'x'.repeat(255),
+  'x'.repeat(256),
+  '-x',
+  '--upload-pack=x',
+  'a-',
+  'a/-b',
 ];
 for (const ref of refs) {
   test(`ref name ${JSON.stringify(ref.length > 30 ? `${ref.slice(0, 8)}… (${ref.length})` : ref)} agrees with git check-ref-format`, () => {
@@ -198,7 +261,11 @@ for (const ref of refs) {
     } else if (ref.length > 255) {
       assert.is(ours, false, 'a part longer than a file name is refused');
     } else {
-      assert.is(ours, gitSays, `git ${gitSays ? 'accepts' : 'refuses'} it, shipkit ${ours ? 'accepts' : 'refuses'} it (${refNameProblem(ref)})`);
+      assert.is(
+        ours,
+        gitSays,
+        `git ${gitSays ? 'accepts' : 'refuses'} it, shipkit ${ours ? 'accepts' : 'refuses'} it (${refNameProblem(ref)})`,
+      );
     }
     if (ours) assert.is(validateRefName(ref, 'tag'), ref);
     else throwsValidation(() => validateRefName(ref, 'tag'), /^Invalid tag name ".*": it /);
@@ -206,7 +273,8 @@ for (const ref of refs) {
 }
 
 test('ref names git cannot be asked about (NUL, lone surrogate, over 1024 bytes) are refused', () => {
-  for (const ref of ['a\0b', 'a\ud800b', `${'x/'.repeat(600)}x`, '', 7, undefined]) assert.type(refNameProblem(ref), 'string', JSON.stringify(ref));
+  for (const ref of ['a\0b', 'a\ud800b', `${'x/'.repeat(600)}x`, '', 7, undefined])
+    assert.type(refNameProblem(ref), 'string', JSON.stringify(ref));
   assert.match(refNameProblem('refs', { oneLevel: false })!, /full ref/);
   assert.is(refNameProblem('refs/heads/pkg@1.2.3', { oneLevel: false }), undefined);
 });
@@ -214,9 +282,11 @@ test('ref names git cannot be asked about (NUL, lone surrogate, over 1024 bytes)
 test('commit ids: 7-64 hex from a person (lower-cased), a full 40/64 from a forge', () => {
   assert.is(validateShaInput('ABCDEF1'), 'abcdef1');
   assert.is(validateShaInput('a'.repeat(64)), 'a'.repeat(64));
-  for (const bad of ['abc', 'xyz1234', 'a'.repeat(65), '1234567 ', '--all', 7, undefined]) throwsValidation(() => validateShaInput(bad, '--sha'), /^Invalid --sha .*7 to 64 hexadecimal/);
+  for (const bad of ['abc', 'xyz1234', 'a'.repeat(65), '1234567 ', '--all', 7, undefined])
+    throwsValidation(() => validateShaInput(bad, '--sha'), /^Invalid --sha .*7 to 64 hexadecimal/);
   for (const good of ['b'.repeat(40), 'c'.repeat(64)]) assert.is(validatePayloadSha(good), good);
-  for (const bad of ['abcdef1', 'B'.repeat(40), 'b'.repeat(41), 'b'.repeat(63), `${'b'.repeat(40)}\n`, null]) throwsValidation(() => validatePayloadSha(bad), /full 40 or 64/);
+  for (const bad of ['abcdef1', 'B'.repeat(40), 'b'.repeat(41), 'b'.repeat(63), `${'b'.repeat(40)}\n`, null])
+    throwsValidation(() => validatePayloadSha(bad), /full 40 or 64/);
 });
 
 const root = path.resolve('/srv/shipkit/root');
@@ -257,7 +327,10 @@ const outside: Array<[string, string, RegExp]> = [
 
 for (const [label, relative, why] of outside) {
   test(`resolveInside refuses ${label}`, () => {
-    throwsValidation(() => resolveInside(root, relative, 'destination'), new RegExp(`^Invalid destination.*(?:${why.source})`));
+    throwsValidation(
+      () => resolveInside(root, relative, 'destination'),
+      new RegExp(`^Invalid destination.*(?:${why.source})`),
+    );
   });
 }
 

@@ -10,19 +10,24 @@ test('createLimiter: at most N at once, every call runs, in arrival order, error
   let now = 0;
   let most = 0;
   const order: number[] = [];
-  const calls = Array.from({ length: 20 }, (_, i) => gate.run(async () => {
-    order.push(i);
-    most = Math.max(most, ++now);
-    await tick(5);
-    now--;
-    if (i % 7 === 0) throw new Error(`boom ${i}`);
-    return i;
-  }));
+  const calls = Array.from({ length: 20 }, (_, i) =>
+    gate.run(async () => {
+      order.push(i);
+      most = Math.max(most, ++now);
+      await tick(5);
+      now--;
+      if (i % 7 === 0) throw new Error(`boom ${i}`);
+      return i;
+    }),
+  );
   assert.is(gate.active, 3);
   assert.is(gate.waiting, 17);
   const settled = await Promise.allSettled(calls);
   assert.is(most, 3);
-  assert.equal(order, Array.from({ length: 20 }, (_, i) => i));
+  assert.equal(
+    order,
+    Array.from({ length: 20 }, (_, i) => i),
+  );
   assert.is(settled.filter((s) => s.status === 'rejected').length, 3);
   assert.is(gate.active, 0);
   assert.is(gate.waiting, 0);

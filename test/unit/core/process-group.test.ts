@@ -5,7 +5,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { bootId, endProcessGroup, isGroupAlive, processStartTime, signalGroup, waitForGroupExit } from '../../../lib/core/process-group.ts';
+import {
+  bootId,
+  endProcessGroup,
+  isGroupAlive,
+  processStartTime,
+  signalGroup,
+  waitForGroupExit,
+} from '../../../lib/core/process-group.ts';
 
 const started: ChildProcess[] = [];
 
@@ -15,7 +22,9 @@ function startGroup(script: string): Promise<{ pgid: number; firstLine: string }
   started.push(child);
   return new Promise((resolve, reject) => {
     child.once('error', reject);
-    child.stdout!.once('data', (data: Buffer) => resolve({ pgid: child.pid!, firstLine: data.toString().split('\n')[0] }));
+    child.stdout!.once('data', (data: Buffer) =>
+      resolve({ pgid: child.pid!, firstLine: data.toString().split('\n')[0] }),
+    );
   });
 }
 
@@ -38,7 +47,9 @@ test('a group that stops on SIGTERM: exited, within the grace', async () => {
 });
 
 test('a group that ignores SIGTERM: SIGKILL after the grace, nothing left running', async () => {
-  const { pgid, firstLine } = await startGroup('trap "" TERM; sh -c \'trap "" TERM; echo $$; while :; do sleep 0.05; done\' & wait');
+  const { pgid, firstLine } = await startGroup(
+    'trap "" TERM; sh -c \'trap "" TERM; echo $$; while :; do sleep 0.05; done\' & wait',
+  );
   const inner = Number(firstLine);
   assert.ok(isRunning(inner));
   const t0 = Date.now();
@@ -60,11 +71,18 @@ test('a grandchild left behind by its leader is found and ended', async () => {
 
 test('a group holding only a zombie counts as ended at once (kill -0 still answers for it)', async () => {
   // perl (outside the group) forks a child that makes its own group and exits; perl never reaps it.
-  const parent = spawn('perl', ['-e', '$| = 1; my $p = fork(); if (!$p) { setpgrp(0, 0); exit 0 } print "$p\\n"; sleep 30'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const parent = spawn(
+    'perl',
+    ['-e', '$| = 1; my $p = fork(); if (!$p) { setpgrp(0, 0); exit 0 } print "$p\\n"; sleep 30'],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   started.push(parent);
-  const pgid = await new Promise<number>((resolve) => parent.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+  const pgid = await new Promise<number>((resolve) =>
+    parent.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))),
+  );
   const deadline = Date.now() + 5000;
-  while (!readFileSync(`/proc/${pgid}/stat`, 'latin1').includes(') Z ') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  while (!readFileSync(`/proc/${pgid}/stat`, 'latin1').includes(') Z ') && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 20));
   assert.ok(signalGroup(pgid, 0), 'the zombie still answers kill -0');
   assert.not.ok(isGroupAlive(pgid));
   const t0 = Date.now();

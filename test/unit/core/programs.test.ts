@@ -28,15 +28,22 @@ test('missingPrograms keeps the order asked', () => {
 });
 
 test('the message names each program, what it is for, the PATH and the Debian package', () => {
-  assert.is(describeMissingPrograms(['bash'], '/opt/bin'),
-    'shipkit needs bash on the PATH to run commands (not found in PATH=/opt/bin). Install it (Debian: apt-get install bash) or add its folder to PATH.');
-  assert.is(describeMissingPrograms(['rsync', 'ssh'], ''),
-    'shipkit needs rsync (to upload over rsync) and ssh (to reach rsync and git remotes over ssh) on the PATH (not found in PATH=(empty)). Install them (Debian: apt-get install rsync openssh-client) or add their folders to PATH.');
+  assert.is(
+    describeMissingPrograms(['bash'], '/opt/bin'),
+    'shipkit needs bash on the PATH to run commands (not found in PATH=/opt/bin). Install it (Debian: apt-get install bash) or add its folder to PATH.',
+  );
+  assert.is(
+    describeMissingPrograms(['rsync', 'ssh'], ''),
+    'shipkit needs rsync (to upload over rsync) and ssh (to reach rsync and git remotes over ssh) on the PATH (not found in PATH=(empty)). Install them (Debian: apt-get install rsync openssh-client) or add their folders to PATH.',
+  );
 });
 
 test('requirePrograms throws a ConfigError (exit 2) only when one is missing', () => {
   requirePrograms(['tool'], bin);
-  assert.throws(() => requirePrograms(['tool', 'bash'], bin), (e: unknown) => e instanceof ConfigError && /needs bash on the PATH/.test((e as Error).message));
+  assert.throws(
+    () => requirePrograms(['tool', 'bash'], bin),
+    (e: unknown) => e instanceof ConfigError && /needs bash on the PATH/.test((e as Error).message),
+  );
 });
 
 test.run();

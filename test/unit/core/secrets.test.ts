@@ -52,12 +52,24 @@ for (const [label, content, secret, passphrase] of files) {
 }
 
 test('readSecretFile: missing, a folder, unreadable and empty files are ConfigErrors naming where', async () => {
-  await refused(readSecretFile(path.join(dir, 'nope'), { where: '--secret-file' }), /^--secret-file: cannot read secret file .*nope \(ENOENT\); check the path/);
+  await refused(
+    readSecretFile(path.join(dir, 'nope'), { where: '--secret-file' }),
+    /^--secret-file: cannot read secret file .*nope \(ENOENT\); check the path/,
+  );
   await refused(readSecretFile(path.join(dir, 'nope')), /^Cannot read the secret file .*nope \(ENOENT\)/);
-  await refused(readSecretFile(dir, { where: 'shipkit.yml:3: token' }), /^shipkit\.yml:3: token: cannot read secret file .* \(EISDIR\)/);
-  await refused(readSecretFile(path.join(dir, 'nope'), { what: 'passphrase file', passphrase: true }), /^Cannot read the passphrase file .*nope \(ENOENT\)/);
+  await refused(
+    readSecretFile(dir, { where: 'shipkit.yml:3: token' }),
+    /^shipkit\.yml:3: token: cannot read secret file .* \(EISDIR\)/,
+  );
+  await refused(
+    readSecretFile(path.join(dir, 'nope'), { what: 'passphrase file', passphrase: true }),
+    /^Cannot read the passphrase file .*nope \(ENOENT\)/,
+  );
   await refused(readSecretFile(write('empty', '\n')), /^The secret file .*empty is empty\.$/);
-  await refused(readSecretFile(write('blank', '   \r\n'), { where: 'launchify.yml: control.secret' }), /^launchify\.yml: control\.secret: secret file .*blank is empty\.$/);
+  await refused(
+    readSecretFile(write('blank', '   \r\n'), { where: 'launchify.yml: control.secret' }),
+    /^launchify\.yml: control\.secret: secret file .*blank is empty\.$/,
+  );
   if (process.getuid?.() !== 0) {
     const locked = write('locked', `${SECRET}\n`);
     chmodSync(locked, 0o000);
@@ -71,7 +83,10 @@ test('a passphrase file may be empty (a key protected by an empty passphrase)', 
 
 test('a file that is not a secret (no line break in 64 KB) is refused without its bytes in the message', async () => {
   const big = write('big', Buffer.alloc(200 * 1024, 'hunter2'));
-  await refused(readSecretFile(big, { where: 'shipkit.yml:9: secret' }), /^shipkit\.yml:9: secret: secret file .*big holds no line break in its first 64 KB/);
+  await refused(
+    readSecretFile(big, { where: 'shipkit.yml:9: secret' }),
+    /^shipkit\.yml:9: secret: secret file .*big holds no line break in its first 64 KB/,
+  );
   await refused(resolveSecret('file:/dev/zero', { where: 'x' }), /no line break/);
 });
 
@@ -85,8 +100,14 @@ test('resolveSecret: env:, literal and file: relative to the config folder', asy
   assert.is(await resolveSecret('file:secrets/hook.txt', { baseDir: path.join(dir, 'conf') }), SECRET);
   assert.is(await resolveSecret('env:HOOK', { env: { HOOK: SECRET } }), SECRET);
   assert.is(await resolveSecret(SECRET), SECRET);
-  await refused(resolveSecret('env:HOOK', { env: {}, where: 'shipkit.yml:2: secret' }), /^shipkit\.yml:2: secret: environment variable HOOK is not set or empty\.$/);
-  await refused(resolveSecret('', { where: 'shipkit.yml:2: secret' }), /^shipkit\.yml:2: secret: the secret is empty\.$/);
+  await refused(
+    resolveSecret('env:HOOK', { env: {}, where: 'shipkit.yml:2: secret' }),
+    /^shipkit\.yml:2: secret: environment variable HOOK is not set or empty\.$/,
+  );
+  await refused(
+    resolveSecret('', { where: 'shipkit.yml:2: secret' }),
+    /^shipkit\.yml:2: secret: the secret is empty\.$/,
+  );
 });
 
 test.run();

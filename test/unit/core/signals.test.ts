@@ -12,7 +12,9 @@ import { ROOT } from '../../_helpers/common.ts';
 const FIXTURE = path.join(ROOT, 'test/fixtures/signals/abort-on-signals.ts');
 const TSX_LOADER = path.join(ROOT, 'node_modules/tsx/dist/loader.mjs');
 
-function runUntilSignal(signal: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string }> {
+function runUntilSignal(
+  signal: NodeJS.Signals,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string }> {
   const child = spawn(process.execPath, ['--import', TSX_LOADER, FIXTURE], { stdio: ['ignore', 'pipe', 'inherit'] });
   let stdout = '';
   child.stdout.on('data', (chunk: Buffer) => {
@@ -32,14 +34,19 @@ for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
 }
 
 test('a second signal during the cleanup does not kill the process', async () => {
-  const child = spawn(process.execPath, ['--import', TSX_LOADER, FIXTURE], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, CLEANUP_MS: '1500' } });
+  const child = spawn(process.execPath, ['--import', TSX_LOADER, FIXTURE], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, CLEANUP_MS: '1500' },
+  });
   let stdout = '';
   child.stdout.on('data', (chunk: Buffer) => {
     stdout += chunk.toString();
     if (stdout === 'ready\n') child.kill('SIGINT');
     if (stdout === 'ready\naborted: the job received SIGINT\n') child.kill('SIGINT');
   });
-  const result = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
+  const result = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal })),
+  );
   assert.is(result.signal, null, 'the second SIGINT killed the process');
   assert.is(result.code, 0);
   assert.is(stdout, 'ready\naborted: the job received SIGINT\ncleaned up\n');
@@ -71,11 +78,18 @@ test('lib/ installs no signal handler and writes nothing to stdout as a side eff
     if (allowed.has(rel)) continue;
     // A template literal over several lines (a program handed to `node -e`, lib/jobs/process/spawner.ts)
     // is blanked whole first, its line breaks kept so line numbers stay right.
-    const source = readFileSync(file, 'utf8').replace(/`(?:\\[\s\S]|[^`\\])*`/g, (literal) => literal.replace(/[^\n]/g, ' '));
+    const source = readFileSync(file, 'utf8').replace(/`(?:\\[\s\S]|[^`\\])*`/g, (literal) =>
+      literal.replace(/[^\n]/g, ' '),
+    );
     source.split('\n').forEach((text, i) => {
       // String contents are left out: code handed to a child process (`node -e …`) is not lib's.
       const line = text.replace(/(['"`])(?:\\.|(?!\1).)*\1/g, '""');
-      if (/process\.(on|once|addListener|prependListener|prependOnceListener)\(|process\.stdout|console\.(log|info|warn|error)|process\.exit\(/.test(line)) offences.push(`${rel}:${i + 1}: ${text.trim()}`);
+      if (
+        /process\.(on|once|addListener|prependListener|prependOnceListener)\(|process\.stdout|console\.(log|info|warn|error)|process\.exit\(/.test(
+          line,
+        )
+      )
+        offences.push(`${rel}:${i + 1}: ${text.trim()}`);
     });
   }
   assert.equal(offences, []);

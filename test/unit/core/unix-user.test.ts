@@ -7,8 +7,14 @@ import { findUser, lookupUser, parsePasswdLine } from '../../../lib/core/unix-us
 
 // [line, expected]
 const lines: Array<[string, ReturnType<typeof parsePasswdLine>]> = [
-  ['site:x:998:997:shipkit build user:/var/lib/site:/usr/sbin/nologin', { name: 'site', uid: 998, gid: 997, home: '/var/lib/site', shell: '/usr/sbin/nologin' }],
-  ['ldapuser:*:150001:150001::/home/ldapuser:/bin/bash\n', { name: 'ldapuser', uid: 150001, gid: 150001, home: '/home/ldapuser', shell: '/bin/bash' }],
+  [
+    'site:x:998:997:shipkit build user:/var/lib/site:/usr/sbin/nologin',
+    { name: 'site', uid: 998, gid: 997, home: '/var/lib/site', shell: '/usr/sbin/nologin' },
+  ],
+  [
+    'ldapuser:*:150001:150001::/home/ldapuser:/bin/bash\n',
+    { name: 'ldapuser', uid: 150001, gid: 150001, home: '/home/ldapuser', shell: '/bin/bash' },
+  ],
   ['nohome:x:5:5:::/bin/sh', { name: 'nohome', uid: 5, gid: 5, home: '/', shell: '/bin/sh' }],
   ['short:x:1:1', undefined],
   [':x:1:1::/:/bin/sh', undefined],
@@ -45,9 +51,15 @@ test('a missing user: undefined from findUser, a ConfigError naming the config k
     assert.unreachable('should have thrown');
   } catch (error) {
     assert.instance(error, ConfigError);
-    assert.is((error as Error).message, "shipkit.yml:12: repos.octo/site.user: user no-such-user-shipkit does not exist on this machine; create it (useradd --system no-such-user-shipkit) or remove `user:` from the repo's config.");
+    assert.is(
+      (error as Error).message,
+      "shipkit.yml:12: repos.octo/site.user: user no-such-user-shipkit does not exist on this machine; create it (useradd --system no-such-user-shipkit) or remove `user:` from the repo's config.",
+    );
   }
-  await lookupUser('no-such-user-shipkit').then(() => assert.unreachable(), (error: Error) => assert.match(error.message, /^User no-such-user-shipkit does not exist/));
+  await lookupUser('no-such-user-shipkit').then(
+    () => assert.unreachable(),
+    (error: Error) => assert.match(error.message, /^User no-such-user-shipkit does not exist/),
+  );
 });
 
 test('names that look like options or hold shell characters are looked up as names, nothing else', async () => {

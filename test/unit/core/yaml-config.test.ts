@@ -4,7 +4,15 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { checkKnownKeys, configError, formatKeyPath, getKey, loadYamlFile, parseYamlText, type ConfigDoc } from '../../../lib/core/yaml-config.ts';
+import {
+  checkKnownKeys,
+  configError,
+  formatKeyPath,
+  getKey,
+  loadYamlFile,
+  parseYamlText,
+  type ConfigDoc,
+} from '../../../lib/core/yaml-config.ts';
 import { resolveSecret } from '../../../lib/core/secrets.ts';
 import { ConfigError } from '../../../lib/core/errors.ts';
 import { tmpDir } from '../../_helpers/common.ts';
@@ -106,7 +114,10 @@ for (const [keyPath, type, required, line, message] of badKeys) {
 
 test('checkKnownKeys names the unknown key, its line and the allowed ones', async () => {
   checkKnownKeys(doc, ['server'], ['port', 'name', 'retries', 'tags']);
-  const error = await rejectsConfig(() => checkKnownKeys(doc, ['server'], ['port', 'name', 'tags']), /unknown key; expected one of: port, name, tags\./);
+  const error = await rejectsConfig(
+    () => checkKnownKeys(doc, ['server'], ['port', 'name', 'tags']),
+    /unknown key; expected one of: port, name, tags\./,
+  );
   assert.ok(error.message.startsWith(`${doc.file}:6: server.retries: `), error.message);
   const top = await rejectsConfig(() => checkKnownKeys(doc, [], ['listen', 'server']), /unknown key/);
   assert.ok(top.message.startsWith(`${doc.file}:8: items: `), top.message);
@@ -165,7 +176,10 @@ test('missing file, a folder, an empty file, an over-large file', async () => {
   assert.equal(empty.data, {});
   const comments = await loadYamlFile(write('comments.yml', '# nothing here\n'));
   assert.equal(comments.data, {});
-  await rejectsConfig(() => parseYamlText(`a: "${'x'.repeat(1 << 20)}"\n`, 'big.yml'), /^big\.yml: the file is larger than 1 MB/);
+  await rejectsConfig(
+    () => parseYamlText(`a: "${'x'.repeat(1 << 20)}"\n`, 'big.yml'),
+    /^big\.yml: the file is larger than 1 MB/,
+  );
 });
 
 // Secrets: [label, value, env, expected secret | error pattern]
@@ -176,7 +190,12 @@ const secretCases: Array<[string, string, NodeJS.ProcessEnv, string | RegExp]> =
   ['literal', 'plain-literal-secret', {}, 'plain-literal-secret'],
   ['literal with a colon', 'http:not-a-prefix', {}, 'http:not-a-prefix'],
   ['env: set', 'env:HOOK_SECRET', { HOOK_SECRET: 'from-env' }, 'from-env'],
-  ['env: missing', 'env:HOOK_SECRET', {}, /^shipkit\.yml:4: secret: environment variable HOOK_SECRET is not set or empty\.$/],
+  [
+    'env: missing',
+    'env:HOOK_SECRET',
+    {},
+    /^shipkit\.yml:4: secret: environment variable HOOK_SECRET is not set or empty\.$/,
+  ],
   ['env: empty', 'env:HOOK_SECRET', { HOOK_SECRET: '' }, /environment variable HOOK_SECRET is not set or empty/],
   ['env: no name', 'env:', {}, /is not set or empty/],
   ['file: relative to baseDir, first line trimmed', 'file:secrets/webhook.txt', {}, 'hunter2-from-file'],

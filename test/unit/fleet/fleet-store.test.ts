@@ -12,18 +12,44 @@ import { mountTinyDisk, skipFullDisk } from '../../_helpers/disk.ts';
 import { tmpDir } from '../../_helpers/common.ts';
 
 function entry(fields: Partial<HostEntry> = {}): HostEntry {
-  return { host: randomBytes(16).toString('hex'), version: '1.0', previous: '', seq: 1, bucket: 50, claimed_bucket: 50, result: 'running', reason: '', seconds: null, at: Date.now(), ...fields };
+  return {
+    host: randomBytes(16).toString('hex'),
+    version: '1.0',
+    previous: '',
+    seq: 1,
+    bucket: 50,
+    claimed_bucket: 50,
+    result: 'running',
+    reason: '',
+    seconds: null,
+    at: Date.now(),
+    ...fields,
+  };
 }
-const rollout: RolloutRecord = { version: '1.1', seq: 2, step: 1, percent: 1, steps: [1, 100], state: 'running', reason: '', at: '2026-11-23T10:00:00Z', received: 1 };
+const rollout: RolloutRecord = {
+  version: '1.1',
+  seq: 2,
+  step: 1,
+  percent: 1,
+  steps: [1, 100],
+  state: 'running',
+  reason: '',
+  at: '2026-11-23T10:00:00Z',
+  received: 1,
+};
 
 test('each write is in the file when it resolves; a restart reads every host and the rollout back', async () => {
   const dir = tmpDir();
   const store = await FleetStore.open(dir);
   const hosts = Array.from({ length: 200 }, () => entry());
   const missing: string[] = [];
-  await Promise.all(hosts.map((h) => store.addReport('web', h).then(() => {
-    if (!readFileSync(fleetLogFile(dir), 'utf8').includes(h.host)) missing.push(h.host);
-  })));
+  await Promise.all(
+    hosts.map((h) =>
+      store.addReport('web', h).then(() => {
+        if (!readFileSync(fleetLogFile(dir), 'utf8').includes(h.host)) missing.push(h.host);
+      }),
+    ),
+  );
   await store.setRollout('web', rollout);
   assert.equal(missing, [], 'acknowledged before it was in the file');
   assert.ok(store.stats().flushes < hosts.length, 'reports that arrived together shared a flush');
@@ -42,13 +68,25 @@ test('a host keeps its latest report: higher seq wins, an older one is not writt
   const store = await FleetStore.open(dir);
   const h = entry({ seq: 5, version: '1.1', result: 'updated' });
   assert.ok(await store.addReport('web', h));
-  assert.not.ok(await store.addReport('web', { ...h, seq: 4, version: '1.0', result: 'running', at: h.at + 10 }), 'an older seq');
-  assert.ok(await store.addReport('web', { ...h, result: 'rolled_back', reason: 'probe failed', at: h.at + 20 }), 'same seq, later');
-  assert.equal(store.hosts('web').map((e) => [e.version, e.result]), [['1.1', 'rolled_back']]);
+  assert.not.ok(
+    await store.addReport('web', { ...h, seq: 4, version: '1.0', result: 'running', at: h.at + 10 }),
+    'an older seq',
+  );
+  assert.ok(
+    await store.addReport('web', { ...h, result: 'rolled_back', reason: 'probe failed', at: h.at + 20 }),
+    'same seq, later',
+  );
+  assert.equal(
+    store.hosts('web').map((e) => [e.version, e.result]),
+    [['1.1', 'rolled_back']],
+  );
   assert.is(store.stats().lines, 2);
   await store.close();
   const again = await FleetStore.open(dir);
-  assert.equal(again.hosts('web').map((e) => [e.version, e.result, e.reason]), [['1.1', 'rolled_back', 'probe failed']]);
+  assert.equal(
+    again.hosts('web').map((e) => [e.version, e.result, e.reason]),
+    [['1.1', 'rolled_back', 'probe failed']],
+  );
   assert.equal(again.hosts('other'), []);
   await again.close();
 });
@@ -62,11 +100,20 @@ test('a torn last line and an altered line are dropped on replay, and the file i
   await store.addReport('web', altered);
   await store.close();
   const file = fleetLogFile(dir);
-  writeFileSync(file, readFileSync(file, 'utf8').replace(`"host":"${altered.host}","version":"1.0"`, `"host":"${altered.host}","version":"9.9"`));
+  writeFileSync(
+    file,
+    readFileSync(file, 'utf8').replace(
+      `"host":"${altered.host}","version":"1.0"`,
+      `"host":"${altered.host}","version":"9.9"`,
+    ),
+  );
   appendFileSync(file, '01234567 {"kind":"report","app":"web","entry":{"host":"ab'); // a crash mid-write
   const again = await FleetStore.open(dir);
   assert.is(again.damaged, 2);
-  assert.equal(again.hosts('web').map((e) => e.host), [kept.host]);
+  assert.equal(
+    again.hosts('web').map((e) => e.host),
+    [kept.host],
+  );
   assert.ok(readFileSync(file, 'utf8').endsWith('\n'), 'the torn tail is gone');
   await again.close();
 });
@@ -79,7 +126,10 @@ test('a log of mostly superseded lines is rewritten with the live state only', a
   assert.ok(store.stats().lines < 1100, `rewritten (${store.stats().lines} lines)`);
   await store.close();
   const again = await FleetStore.open(dir);
-  assert.equal(again.hosts('web').map((e) => e.version), ['1.1100']);
+  assert.equal(
+    again.hosts('web').map((e) => e.version),
+    ['1.1100'],
+  );
   assert.ok(readFileSync(fleetLogFile(dir), 'utf8').split('\n').length < 1000);
   await again.close();
 });

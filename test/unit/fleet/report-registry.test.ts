@@ -7,7 +7,18 @@ import { checkReport, checkRollout, supersedes } from '../../../lib/fleet/report
 import { rolloutBucket } from '../../../lib/release/rollout-bucket.ts';
 
 const HOST = '0123456789abcdef0123456789abcdef';
-const good = { app: 'my-app', host: HOST, version: '1.2.0', previous: '1.1.0', seq: 42, bucket: 12.5, result: 'updated', reason: '', seconds: 3.2, extra: 'ignored' };
+const good = {
+  app: 'my-app',
+  host: HOST,
+  version: '1.2.0',
+  previous: '1.1.0',
+  seq: 42,
+  bucket: 12.5,
+  result: 'updated',
+  reason: '',
+  seconds: 3.2,
+  extra: 'ignored',
+};
 
 test('a good report: bucket computed, claimed kept beside it, unknown keys dropped', () => {
   const entry = checkReport(good, 1000);
@@ -52,11 +63,33 @@ test('latest report per host: higher seq wins, same seq the later one', () => {
   assert.not.ok(supersedes(a, sameLater));
 });
 
-const rollout = { app: 'my-app', version: '1.2.0', seq: 7, step: 2, percent: 10, steps: [1, 10, 100], state: 'running', reason: '', at: '2026-11-23T10:00:00.000Z', extra: 1 };
+const rollout = {
+  app: 'my-app',
+  version: '1.2.0',
+  seq: 7,
+  step: 2,
+  percent: 10,
+  steps: [1, 10, 100],
+  state: 'running',
+  reason: '',
+  at: '2026-11-23T10:00:00.000Z',
+  extra: 1,
+};
 
 test('a rollout state: kept with the time it was received, unknown keys dropped', () => {
   const record = checkRollout(rollout, 5);
-  assert.equal(record, { app: 'my-app', version: '1.2.0', seq: 7, step: 2, percent: 10, steps: [1, 10, 100], state: 'running', reason: '', at: '2026-11-23T10:00:00.000Z', received: 5 });
+  assert.equal(record, {
+    app: 'my-app',
+    version: '1.2.0',
+    seq: 7,
+    step: 2,
+    percent: 10,
+    steps: [1, 10, 100],
+    state: 'running',
+    reason: '',
+    at: '2026-11-23T10:00:00.000Z',
+    received: 5,
+  });
 });
 
 const hostileRollouts: Array<[string, unknown, RegExp]> = [

@@ -8,7 +8,15 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError } from '../../../lib/core/errors.ts';
-import { notifyTargets, parseSlaveList, readSlaveList, requestPath, type NotifyOptions, type Target, type TargetResult } from '../../../lib/fleet/server-update.ts';
+import {
+  notifyTargets,
+  parseSlaveList,
+  readSlaveList,
+  requestPath,
+  type NotifyOptions,
+  type Target,
+  type TargetResult,
+} from '../../../lib/fleet/server-update.ts';
 import { createRequestVerifier } from '../../../lib/http/signing.ts';
 import { freePort, tmpDir } from '../../_helpers/common.ts';
 
@@ -24,8 +32,16 @@ const lists: Array<[string, string, string[]]> = [
   ['bare host:port is http', 'h.example:8080', ['http://h.example:8080']],
   ['bare host:port/path', 'h.example:8080/x/y', ['http://h.example:8080/x/y']],
   ['IPv6', '[::1]:8080', ['http://[::1]:8080']],
-  ['comments, blanks, CRLF, indentation', '# slaves\r\n\r\n   \r\n  http://a:1  \r\n# http://b:2\r\nc:3 # inline comment\r\n', ['http://a:1', 'http://c:3']],
-  ['duplicates sent once', 'a:1\nhttp://a:1\nhttp://a:1/\nHTTP://A:1\nhttp://a:1//\nb:2\n', ['http://a:1', 'http://b:2']],
+  [
+    'comments, blanks, CRLF, indentation',
+    '# slaves\r\n\r\n   \r\n  http://a:1  \r\n# http://b:2\r\nc:3 # inline comment\r\n',
+    ['http://a:1', 'http://c:3'],
+  ],
+  [
+    'duplicates sent once',
+    'a:1\nhttp://a:1\nhttp://a:1/\nHTTP://A:1\nhttp://a:1//\nb:2\n',
+    ['http://a:1', 'http://b:2'],
+  ],
   ['default port is the same target', 'http://a:80\nhttp://a\nhttps://b:443\nhttps://b\n', ['http://a', 'https://b']],
   ['different paths are different targets', 'a:1/x\na:1/y\na:1\n', ['http://a:1/x', 'http://a:1/y', 'http://a:1']],
   ['empty', '', []],
@@ -33,12 +49,18 @@ const lists: Array<[string, string, string[]]> = [
 
 for (const [label, text, want] of lists) {
   test(`parseSlaveList: ${label}`, () => {
-    assert.equal(parseSlaveList(text).map((t) => t.url), want);
+    assert.equal(
+      parseSlaveList(text).map((t) => t.url),
+      want,
+    );
   });
 }
 
 test('parseSlaveList keeps the line number of each target', () => {
-  assert.equal(parseSlaveList('# x\n\na:1\na:1\nb:2\n'), [{ url: 'http://a:1', line: 3 }, { url: 'http://b:2', line: 5 }]);
+  assert.equal(parseSlaveList('# x\n\na:1\na:1\nb:2\n'), [
+    { url: 'http://a:1', line: 3 },
+    { url: 'http://b:2', line: 5 },
+  ]);
 });
 
 const badLines: string[] = [
@@ -63,7 +85,10 @@ for (const line of badLines) {
       assert.unreachable('should throw');
     } catch (error) {
       assert.instance(error, ConfigError);
-      assert.match((error as Error).message, /^\/etc\/server-update\/slavelist\.txt:3: ".*" is not a target; write http:\/\/host:port/);
+      assert.match(
+        (error as Error).message,
+        /^\/etc\/server-update\/slavelist\.txt:3: ".*" is not a target; write http:\/\/host:port/,
+      );
     }
   });
 }
@@ -71,7 +96,11 @@ for (const line of badLines) {
 test('readSlaveList: missing file, a list with no targets', async () => {
   const dir = tmpDir();
   const cases: Array<[string, string | null, RegExp]> = [
-    [path.join(dir, 'missing.txt'), null, /slave list .*missing\.txt does not exist; pass --list FILE or set SERVER_UPDATE_LIST\./],
+    [
+      path.join(dir, 'missing.txt'),
+      null,
+      /slave list .*missing\.txt does not exist; pass --list FILE or set SERVER_UPDATE_LIST\./,
+    ],
     [path.join(dir, 'empty.txt'), '', /has no targets/],
     [path.join(dir, 'comments.txt'), '# nothing\n\n', /has no targets/],
     [path.join(dir, 'bad.txt'), 'a:1\nnot a target\n', /bad\.txt:2: /],
@@ -108,7 +137,11 @@ for (const [url, repo, wait, want] of paths) {
 
 // ---- notifyTargets against real servers --------------------------------------------------------
 
-interface Hit { url: string; headers: http.IncomingHttpHeaders; verdict: string }
+interface Hit {
+  url: string;
+  headers: http.IncomingHttpHeaders;
+  verdict: string;
+}
 
 /** A loopback HTTP server that checks signatures and answers with `answer`. */
 async function slave(answer: (req: http.IncomingMessage, res: http.ServerResponse, n: number) => void | Promise<void>) {
@@ -130,7 +163,11 @@ async function slave(answer: (req: http.IncomingMessage, res: http.ServerRespons
     url: `http://127.0.0.1:${port}`,
     hits,
     maxInFlight: () => maxInFlight,
-    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -140,7 +177,16 @@ const json = (res: http.ServerResponse, status: number, body: unknown) => {
 };
 
 function options(extra: Partial<NotifyOptions> = {}): NotifyOptions {
-  return { repo: 'site', secret: SECRET, concurrency: 8, timeoutMs: 3_000, retries: 2, wait: false, backoffMs: 20, ...extra };
+  return {
+    repo: 'site',
+    secret: SECRET,
+    concurrency: 8,
+    timeoutMs: 3_000,
+    retries: 2,
+    wait: false,
+    backoffMs: 20,
+    ...extra,
+  };
 }
 
 const target = (url: string): Target => ({ url, line: 1 });
@@ -177,7 +223,11 @@ test('without a secret no signature headers are sent', async () => {
 
 // [label, status, body, expected error]
 const fourXX: Array<[number, unknown, RegExp]> = [
-  [401, { error: 'bad signature' }, /^HTTP 401 unauthorized \(is the shared secret the same on both sides\?\): bad signature$/],
+  [
+    401,
+    { error: 'bad signature' },
+    /^HTTP 401 unauthorized \(is the shared secret the same on both sides\?\): bad signature$/,
+  ],
   [400, { error: 'invalid repo name' }, /^HTTP 400: invalid repo name$/],
   [404, 'not json', /^HTTP 404$/],
   [409, { error: 'x'.repeat(1000) }, /^HTTP 409: x{200}$/],
@@ -204,7 +254,10 @@ for (const [status, body, pattern] of fourXX) {
 }
 
 test('a redirect is reported, not followed', async () => {
-  const s = await slave((_req, res) => { res.writeHead(302, { Location: 'http://127.0.0.1:1/' }); res.end(); });
+  const s = await slave((_req, res) => {
+    res.writeHead(302, { Location: 'http://127.0.0.1:1/' });
+    res.end();
+  });
   try {
     const [result] = await notifyTargets([target(s.url)], options());
     assert.is(result.ok, false);
@@ -216,14 +269,22 @@ test('a redirect is reported, not followed', async () => {
 });
 
 test('5xx is retried: recovers after two 503s; gives up after retries+1 attempts of 500', async () => {
-  const flaky = await slave((_req, res, n) => (n <= 2 ? json(res, 503, { error: 'busy' }) : json(res, 200, { ok: true })));
+  const flaky = await slave((_req, res, n) =>
+    n <= 2 ? json(res, 503, { error: 'busy' }) : json(res, 200, { ok: true }),
+  );
   const broken = await slave((_req, res) => json(res, 500, { ok: false, error: 'clone failed' }));
   try {
     const [a, b] = await notifyTargets([target(flaky.url), target(broken.url)], options({ retries: 3 }));
     assert.equal({ ok: a.ok, status: a.status, attempts: a.attempts }, { ok: true, status: 200, attempts: 3 });
     assert.is(flaky.hits.length, 3);
-    assert.ok(flaky.hits.every((h) => h.verdict === 'ok'), 'each retry carries a fresh signature (no replayed nonce)');
-    assert.equal({ ok: b.ok, status: b.status, attempts: b.attempts, error: b.error }, { ok: false, status: 500, attempts: 4, error: 'HTTP 500: clone failed' });
+    assert.ok(
+      flaky.hits.every((h) => h.verdict === 'ok'),
+      'each retry carries a fresh signature (no replayed nonce)',
+    );
+    assert.equal(
+      { ok: b.ok, status: b.status, attempts: b.attempts, error: b.error },
+      { ok: false, status: 500, attempts: 4, error: 'HTTP 500: clone failed' },
+    );
     assert.is(broken.hits.length, 4);
   } finally {
     await flaky.close();
@@ -245,12 +306,18 @@ test('retries: 0 means one attempt', async () => {
 test('connection refused is retried, then reported', async () => {
   const port = await freePort();
   const [result] = await notifyTargets([target(`http://127.0.0.1:${port}`)], options({ retries: 2 }));
-  assert.equal({ ok: result.ok, status: result.status, attempts: result.attempts, error: result.error }, { ok: false, status: null, attempts: 3, error: 'connection refused' });
+  assert.equal(
+    { ok: result.ok, status: result.status, attempts: result.attempts, error: result.error },
+    { ok: false, status: null, attempts: 3, error: 'connection refused' },
+  );
 });
 
 test('a slave that accepts and closes at once (connection reset) is retried', async () => {
   let connections = 0;
-  const server = net.createServer((socket) => { connections++; socket.destroy(); });
+  const server = net.createServer((socket) => {
+    connections++;
+    socket.destroy();
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   try {
     const { port } = server.address() as net.AddressInfo;
@@ -265,12 +332,17 @@ test('a slave that accepts and closes at once (connection reset) is retried', as
 });
 
 test('a slave that never answers times out once: not retried', async () => {
-  const s = await slave(() => { /* never answers */ });
+  const s = await slave(() => {
+    /* never answers */
+  });
   try {
     const started = Date.now();
     const [result] = await notifyTargets([target(s.url)], options({ timeoutMs: 500, retries: 3 }));
     const ms = Date.now() - started;
-    assert.equal({ ok: result.ok, status: result.status, attempts: result.attempts, error: result.error }, { ok: false, status: null, attempts: 1, error: 'no answer within 0.5s' });
+    assert.equal(
+      { ok: result.ok, status: result.status, attempts: result.attempts, error: result.error },
+      { ok: false, status: null, attempts: 1, error: 'no answer within 0.5s' },
+    );
     assert.is(s.hits.length, 1, 'a timeout is not retried');
     assert.ok(ms >= 450 && ms < 10_000, `took ${ms} ms`);
   } finally {
@@ -279,7 +351,10 @@ test('a slave that never answers times out once: not retried', async () => {
 });
 
 test('a slave that sends headers and then stalls the body also times out', async () => {
-  const s = await slave((_req, res) => { res.writeHead(200, { 'Content-Length': '100' }); res.write('{"ok":'); });
+  const s = await slave((_req, res) => {
+    res.writeHead(200, { 'Content-Length': '100' });
+    res.write('{"ok":');
+  });
   try {
     const [result] = await notifyTargets([target(s.url)], options({ timeoutMs: 500, retries: 3 }));
     assert.is(result.ok, false);
@@ -335,7 +410,10 @@ test('a huge answer body does not hang or blow up memory (read capped)', async (
 });
 
 test('concurrency bound: never more requests in flight than --concurrency, and it is reached', async () => {
-  const s = await slave(async (_req, res) => { await sleep(250); json(res, 202, {}); });
+  const s = await slave(async (_req, res) => {
+    await sleep(250);
+    json(res, 202, {});
+  });
   try {
     const targets = Array.from({ length: 20 }, (_, i) => target(`${s.url}/slave${i}`));
     const completed: TargetResult[] = [];
@@ -343,7 +421,11 @@ test('concurrency bound: never more requests in flight than --concurrency, and i
     assert.is(s.hits.length, 20);
     assert.is(s.maxInFlight(), 4, `max in flight ${s.maxInFlight()}`);
     assert.ok(results.every((r) => r.ok));
-    assert.equal(results.map((r) => r.target), targets.map((t) => t.url), 'results in target order');
+    assert.equal(
+      results.map((r) => r.target),
+      targets.map((t) => t.url),
+      'results in target order',
+    );
     assert.is(completed.length, 20, 'onResult once per target');
     assert.equal(new Set(s.hits.map((h) => h.url)).size, 20);
   } finally {
@@ -352,7 +434,10 @@ test('concurrency bound: never more requests in flight than --concurrency, and i
 });
 
 test('concurrency above the number of targets: all at once', async () => {
-  const s = await slave(async (_req, res) => { await sleep(300); json(res, 200, {}); });
+  const s = await slave(async (_req, res) => {
+    await sleep(300);
+    json(res, 200, {});
+  });
   try {
     const targets = Array.from({ length: 6 }, (_, i) => target(`${s.url}/s${i}`));
     await notifyTargets(targets, options({ concurrency: 32 }));
@@ -381,9 +466,18 @@ test('one bad slave does not stop the others', async () => {
   const bad = await slave((_req, res) => json(res, 500, { error: 'nope' }));
   const refused = `http://127.0.0.1:${await freePort()}`;
   try {
-    const results = await notifyTargets([target(refused), target(bad.url), target(good.url)], options({ retries: 1, concurrency: 1 }));
-    assert.equal(results.map((r) => r.ok), [false, false, true]);
-    assert.equal(results.map((r) => r.error ?? null), ['connection refused', 'HTTP 500: nope', null]);
+    const results = await notifyTargets(
+      [target(refused), target(bad.url), target(good.url)],
+      options({ retries: 1, concurrency: 1 }),
+    );
+    assert.equal(
+      results.map((r) => r.ok),
+      [false, false, true],
+    );
+    assert.equal(
+      results.map((r) => r.error ?? null),
+      ['connection refused', 'HTTP 500: nope', null],
+    );
   } finally {
     await good.close();
     await bad.close();

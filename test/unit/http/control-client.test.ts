@@ -10,18 +10,29 @@ import * as assert from 'uvu/assert';
 import { controlGet } from '../../../lib/http/control-client.ts';
 import { freePort } from '../../_helpers/common.ts';
 
-async function serve(handler: http.RequestListener): Promise<{ url: string; connections: () => number; close: () => void }> {
+async function serve(
+  handler: http.RequestListener,
+): Promise<{ url: string; connections: () => number; close: () => void }> {
   const server = http.createServer(handler);
   let connections = 0;
   server.on('connection', () => connections++);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, connections: () => connections, close: () => { server.closeAllConnections(); server.close(); } };
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    connections: () => connections,
+    close: () => {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
 }
 
 test('answers status and body; each request gets its own short-lived connection; no redirects followed', async () => {
   const s = await serve((req, res) => {
     if (req.url === '/moved') return void res.writeHead(302, { Location: '/elsewhere' }).end();
-    res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ url: req.url, sig: req.headers['x-test'], conn: req.headers.connection }));
+    res
+      .writeHead(200, { 'Content-Type': 'application/json' })
+      .end(JSON.stringify({ url: req.url, sig: req.headers['x-test'], conn: req.headers.connection }));
   });
   try {
     const a = await controlGet(`${s.url}/?repo=a`, { headers: { 'X-Test': 'yes' }, timeoutMs: 5000 });
@@ -40,7 +51,9 @@ test('an endless answer is cut at maxBody', async () => {
   const s = await serve((_req, res) => {
     res.writeHead(500);
     const chunk = 'x'.repeat(16_384);
-    const pump = () => { while (res.write(chunk)); };
+    const pump = () => {
+      while (res.write(chunk));
+    };
     res.on('drain', pump);
     pump();
   });
@@ -62,12 +75,16 @@ test('a server that never answers: TimeoutError; an abort: the abort reason; nob
     assert.ok(Date.now() - t0 < 3000);
     const stop = new AbortController();
     setTimeout(() => stop.abort(new Error('stop now')), 100);
-    const aborted = await controlGet(s.url, { headers: {}, timeoutMs: 10_000, signal: stop.signal }).catch((e: Error) => e);
+    const aborted = await controlGet(s.url, { headers: {}, timeoutMs: 10_000, signal: stop.signal }).catch(
+      (e: Error) => e,
+    );
     assert.is((aborted as Error).message, 'stop now');
   } finally {
     s.close();
   }
-  const refused = await controlGet(`http://127.0.0.1:${await freePort()}/`, { headers: {}, timeoutMs: 2000 }).catch((e: NodeJS.ErrnoException) => e);
+  const refused = await controlGet(`http://127.0.0.1:${await freePort()}/`, { headers: {}, timeoutMs: 2000 }).catch(
+    (e: NodeJS.ErrnoException) => e,
+  );
   assert.is((refused as NodeJS.ErrnoException).code, 'ECONNREFUSED');
 });
 
@@ -79,12 +96,18 @@ test('a server that drips its answer a byte at a time (slowloris) still ends at 
     const drip = `HTTP/1.1 200 OK\r\nX-Pad: ${'a'.repeat(1000)}`;
     let at = 0;
     const timer = setInterval(() => (at < drip.length ? socket.write(drip[at++]) : socket.write('a')), 20);
-    socket.on('close', () => { clearInterval(timer); sockets.delete(socket); });
+    socket.on('close', () => {
+      clearInterval(timer);
+      sockets.delete(socket);
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   try {
     const t0 = Date.now();
-    const error = await controlGet(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`, { headers: {}, timeoutMs: 400 }).catch((e: Error) => e);
+    const error = await controlGet(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`, {
+      headers: {},
+      timeoutMs: 400,
+    }).catch((e: Error) => e);
     assert.is((error as Error).name, 'TimeoutError');
     assert.ok(Date.now() - t0 < 3000);
   } finally {
@@ -94,7 +117,11 @@ test('a server that drips its answer a byte at a time (slowloris) still ends at 
 });
 
 // The same GET through node:http (what the control client used before), as the reference.
-function viaNodeHttp(url: string, headers: Record<string, string>, maxBody = 65_536): Promise<{ status: number; body: string }> {
+function viaNodeHttp(
+  url: string,
+  headers: Record<string, string>,
+  maxBody = 65_536,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.get(url, { headers: { ...headers, Connection: 'close' }, agent: false }, (res) => {
       const chunks: Buffer[] = [];
@@ -103,7 +130,10 @@ function viaNodeHttp(url: string, headers: Record<string, string>, maxBody = 65_
       res.on('data', (chunk: Buffer) => {
         chunks.push(chunk.subarray(0, Math.max(0, maxBody - size)));
         size += chunk.length;
-        if (size >= maxBody) { done(); res.destroy(); }
+        if (size >= maxBody) {
+          done();
+          res.destroy();
+        }
       });
       res.on('end', done);
       res.on('error', reject);
@@ -114,7 +144,12 @@ function viaNodeHttp(url: string, headers: Record<string, string>, maxBody = 65_
 }
 
 /** A server that answers each connection's request with `raw` (whole, or `piece` bytes at a time), then `after`. */
-async function rawServer(): Promise<{ port: number; serve: (raw: string, piece: number, after: 'end' | 'stay') => void; requests: string[]; close: () => void }> {
+async function rawServer(): Promise<{
+  port: number;
+  serve: (raw: string, piece: number, after: 'end' | 'stay') => void;
+  requests: string[];
+  close: () => void;
+}> {
   let current: { raw: string; piece: number; after: 'end' | 'stay' } = { raw: '', piece: 0, after: 'end' };
   const requests: string[] = [];
   const sockets = new Set<net.Socket>();
@@ -140,22 +175,42 @@ async function rawServer(): Promise<{ port: number; serve: (raw: string, piece: 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as AddressInfo).port,
-    serve: (raw, piece, after) => { current = { raw, piece, after }; },
+    serve: (raw, piece, after) => {
+      current = { raw, piece, after };
+    },
     requests,
-    close: () => { for (const s of sockets) s.destroy(); server.close(); },
+    close: () => {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
   };
 }
 
-const outcome = (p: Promise<{ status: number; body: string }>) => p.then(
-  (a) => `${a.status} ${JSON.stringify(a.body)}`,
-  (e: NodeJS.ErrnoException) => (e.code === 'ECONNRESET' ? `ECONNRESET ${e.message}` : e.code?.startsWith('HPE_') ? `parse error ${e.code}` : `${e.name} ${e.code} ${e.message}`),
-);
+const outcome = (p: Promise<{ status: number; body: string }>) =>
+  p.then(
+    (a) => `${a.status} ${JSON.stringify(a.body)}`,
+    (e: NodeJS.ErrnoException) =>
+      e.code === 'ECONNRESET'
+        ? `ECONNRESET ${e.message}`
+        : e.code?.startsWith('HPE_')
+          ? `parse error ${e.code}`
+          : `${e.name} ${e.code} ${e.message}`,
+  );
 
 const answers: Record<string, [string, 'end' | 'stay']> = {
-  'Content-Length': ['HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 18\r\n\r\n{"state":"queued"}', 'end'],
+  'Content-Length': [
+    'HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 18\r\n\r\n{"state":"queued"}',
+    'end',
+  ],
   'Content-Length, connection left open': ['HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi', 'stay'],
-  'chunked, with an extension and trailers': ['HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\n{"err\r\n10\r\nor":"disk full"}\r\n0\r\nX-T: 1\r\n\r\n', 'end'],
-  'chunked, left open after the last chunk': ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n', 'stay'],
+  'chunked, with an extension and trailers': [
+    'HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\n{"err\r\n10\r\nor":"disk full"}\r\n0\r\nX-T: 1\r\n\r\n',
+    'end',
+  ],
+  'chunked, left open after the last chunk': [
+    'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n',
+    'stay',
+  ],
   'body to the end of the connection, HTTP/1.0': ['HTTP/1.0 503 Service Unavailable\r\n\r\n{"error":"x"}', 'end'],
   'no reason phrase, a UTF-8 body': ['HTTP/1.1 500\r\nContent-Length: 7\r\n\r\n\xc3\xa9t\xc3\xa9!!', 'end'],
   'bytes after the answer': ['HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiTHERE', 'end'],
@@ -175,18 +230,39 @@ const answers: Record<string, [string, 'end' | 'stay']> = {
   'four-digit status': ['HTTP/1.1 1000 OK\r\n\r\n', 'end'],
   'bad Content-Length': ['HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n', 'end'],
   'two Content-Lengths': ['HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nhi', 'end'],
-  'Content-Length with Transfer-Encoding': ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n2\r\nhi\r\n0\r\n\r\n', 'end'],
+  'Content-Length with Transfer-Encoding': [
+    'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n2\r\nhi\r\n0\r\n\r\n',
+    'end',
+  ],
   'a space in a header name': ['HTTP/1.1 200 OK\r\nBad Header: 1\r\n\r\n', 'end'],
   'a header line without a colon': ['HTTP/1.1 200 OK\r\nBadHeader\r\n\r\n', 'end'],
   'a folded header line': ['HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 2\r\n\r\nhi', 'end'],
   'a bad chunk size': ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhi\r\n0\r\n\r\n', 'end'],
-  'endless trailers': [`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n${'X-T: 1\r\n'.repeat(4000)}\r\n`, 'end'],
-  'a chunk extension over 16 KiB': [`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;x=${'a'.repeat(20_000)}\r\nhi\r\n0\r\n\r\n`, 'end'],
+  'endless trailers': [
+    `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n${'X-T: 1\r\n'.repeat(4000)}\r\n`,
+    'end',
+  ],
+  'a chunk extension over 16 KiB': [
+    `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;x=${'a'.repeat(20_000)}\r\nhi\r\n0\r\n\r\n`,
+    'end',
+  ],
   'a chunk size past 2^53': ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffff\r\nhi', 'end'],
-  'a chunk size of 16 hex digits': ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0000000000000002\r\nhi\r\n0\r\n\r\n', 'end'],
-  'a long trailer line': [`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\nX-T: ${'a'.repeat(1500)}\r\n\r\n`, 'end'],
-  'a long chunk extension': [`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;x=${'a'.repeat(1500)}\r\nhi\r\n0\r\n\r\n`, 'end'],
-  'a trailer line over 16 KiB': [`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\nX-T: ${'a'.repeat(20_000)}\r\n\r\n`, 'end'],
+  'a chunk size of 16 hex digits': [
+    'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0000000000000002\r\nhi\r\n0\r\n\r\n',
+    'end',
+  ],
+  'a long trailer line': [
+    `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\nX-T: ${'a'.repeat(1500)}\r\n\r\n`,
+    'end',
+  ],
+  'a long chunk extension': [
+    `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;x=${'a'.repeat(1500)}\r\nhi\r\n0\r\n\r\n`,
+    'end',
+  ],
+  'a trailer line over 16 KiB': [
+    `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\nX-T: ${'a'.repeat(20_000)}\r\n\r\n`,
+    'end',
+  ],
   'a head over 16 KiB': [`HTTP/1.1 200 OK\r\nX: ${'a'.repeat(20_000)}\r\n\r\n`, 'end'],
 };
 
@@ -203,8 +279,15 @@ test('every answer, whole or a few bytes at a time, ends as it does with node:ht
       }
     }
     // And the cut at maxBody counts the body's bytes, not the chunked framing.
-    s.serve(`HTTP/1.1 500 OK\r\nTransfer-Encoding: chunked\r\n\r\n${'a\r\n0123456789\r\n'.repeat(50)}0\r\n\r\n`, 0, 'end');
-    assert.is(await outcome(controlGet(url, { headers: {}, timeoutMs: 5000, maxBody: 25 })), `500 "${'0123456789'.repeat(2)}01234"`);
+    s.serve(
+      `HTTP/1.1 500 OK\r\nTransfer-Encoding: chunked\r\n\r\n${'a\r\n0123456789\r\n'.repeat(50)}0\r\n\r\n`,
+      0,
+      'end',
+    );
+    assert.is(
+      await outcome(controlGet(url, { headers: {}, timeoutMs: 5000, maxBody: 25 })),
+      `500 "${'0123456789'.repeat(2)}01234"`,
+    );
     assert.is(await outcome(viaNodeHttp(url, {}, 25)), `500 "${'0123456789'.repeat(2)}01234"`);
   } finally {
     s.close();
@@ -215,16 +298,26 @@ test('the request is the bytes node:http sends: path and query as given, headers
   const s = await rawServer();
   try {
     s.serve('HTTP/1.1 204 No Content\r\n\r\n', 0, 'end');
-    const headers = { 'User-Agent': 'shipkit-server-update', Accept: 'application/json', 'X-Shipkit-Signature': 'sha256=00ff' };
+    const headers = {
+      'User-Agent': 'shipkit-server-update',
+      Accept: 'application/json',
+      'X-Shipkit-Signature': 'sha256=00ff',
+    };
     for (const url of [`http://127.0.0.1:${s.port}/hook/?repo=my%20site&wait=1`, `http://localhost:${s.port}/`]) {
       await viaNodeHttp(url, headers);
       await controlGet(url, { headers, timeoutMs: 5000 });
       assert.is(s.requests.length % 2, 0);
       const [reference, ours] = s.requests.slice(-2);
       assert.is(ours, reference);
-      assert.ok(ours.startsWith(`GET /${url.split('/').slice(3).join('/')} HTTP/1.1\r\nUser-Agent: shipkit-server-update\r\n`), ours);
+      assert.ok(
+        ours.startsWith(`GET /${url.split('/').slice(3).join('/')} HTTP/1.1\r\nUser-Agent: shipkit-server-update\r\n`),
+        ours,
+      );
     }
-    const refused = await controlGet(`http://127.0.0.1:${s.port}/`, { headers: { 'X-Bad': 'a\r\nInjected: 1' }, timeoutMs: 5000 }).catch((e: NodeJS.ErrnoException) => e);
+    const refused = await controlGet(`http://127.0.0.1:${s.port}/`, {
+      headers: { 'X-Bad': 'a\r\nInjected: 1' },
+      timeoutMs: 5000,
+    }).catch((e: NodeJS.ErrnoException) => e);
     assert.is((refused as NodeJS.ErrnoException).code, 'ERR_INVALID_CHAR');
   } finally {
     s.close();

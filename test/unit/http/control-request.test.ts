@@ -7,23 +7,39 @@ import { createRequestVerifier, signRequest } from '../../../lib/http/signing.ts
 
 const SECRET = 'control-secret-0123456789';
 const req = (method: string, url: string, headers: Record<string, string> = {}) =>
-  ({ method, url, headers: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v])) }) as unknown as IncomingMessage;
+  ({
+    method,
+    url,
+    headers: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v])),
+  }) as unknown as IncomingMessage;
 const signedReq = (url: string, method = 'GET') => req(method, url, signRequest(SECRET, method, url));
 
 const cases: Array<[string, IncomingMessage, boolean, unknown]> = [
   ['activate', signedReq('/?repo=site'), false, { kind: 'activate', repo: 'site', wait: false }],
   ['activate and wait', signedReq('/?repo=site&wait=1'), false, { kind: 'activate', repo: 'site', wait: true }],
   ['status', signedReq('/status'), false, { kind: 'status' }],
-  ['owner/name where allowed', signedReq('/?repo=octo%2Fsite'), true, { kind: 'activate', repo: 'octo/site', wait: false }],
+  [
+    'owner/name where allowed',
+    signedReq('/?repo=octo%2Fsite'),
+    true,
+    { kind: 'activate', repo: 'octo/site', wait: false },
+  ],
 ];
 for (const [label, request, allowOwner, expected] of cases) {
-  test(label, () => assert.equal(readControlRequest(request, { verifier: createRequestVerifier(SECRET), allowOwner }), expected));
+  test(label, () =>
+    assert.equal(readControlRequest(request, { verifier: createRequestVerifier(SECRET), allowOwner }), expected),
+  );
 }
 
 const refusals: Array<[string, IncomingMessage, number, string, boolean?]> = [
   ['POST', signedReq('/?repo=site', 'POST'), 405, 'method not allowed'],
   ['unsigned', req('GET', '/?repo=site'), 401, 'unauthorized'],
-  ['signed for another repo', req('GET', '/?repo=site', signRequest(SECRET, 'GET', '/?repo=other')), 401, 'unauthorized'],
+  [
+    'signed for another repo',
+    req('GET', '/?repo=site', signRequest(SECRET, 'GET', '/?repo=other')),
+    401,
+    'unauthorized',
+  ],
   ['long target', signedReq(`/?repo=site&x=${'a'.repeat(5000)}`), 414, 'URI too long'],
   ['unknown path', signedReq('/etc/passwd'), 404, 'not found'],
   ['no repo', signedReq('/'), 400, 'missing repo'],
@@ -54,22 +70,34 @@ test('under a prefix: routed without it; signed with it, whether a proxy strippe
     ['/hooks/slave/status', { route: '/status', signed: ['/hooks/slave/status'] }],
     ['/hooks/slave', { route: '/', signed: ['/hooks/slave'] }],
     ['/?repo=a', { route: '/?repo=a', signed: ['/?repo=a', '/hooks/slave/?repo=a'] }],
-    ['/hooks/slavery/?repo=a', { route: '/hooks/slavery/?repo=a', signed: ['/hooks/slavery/?repo=a', '/hooks/slave/hooks/slavery/?repo=a'] }],
+    [
+      '/hooks/slavery/?repo=a',
+      { route: '/hooks/slavery/?repo=a', signed: ['/hooks/slavery/?repo=a', '/hooks/slave/hooks/slavery/?repo=a'] },
+    ],
   ];
   for (const [target, expected] of cases) assert.equal(routeUnderPrefix(target, '/hooks/slave'), expected, target);
   assert.equal(routeUnderPrefix('/?repo=a', ''), { route: '/?repo=a', signed: ['/?repo=a'] });
   const verifier = createRequestVerifier(SECRET);
   const stripped = req('GET', '/?repo=site', signRequest(SECRET, 'GET', '/hooks/slave/?repo=site'));
-  assert.equal(readControlRequest(stripped, { verifier, prefix: '/hooks/slave' }), { kind: 'activate', repo: 'site', wait: false });
+  assert.equal(readControlRequest(stripped, { verifier, prefix: '/hooks/slave' }), {
+    kind: 'activate',
+    repo: 'site',
+    wait: false,
+  });
   const unprefixed = req('GET', '/?repo=site', signRequest(SECRET, 'GET', '/hooks/slave/?repo=site'));
-  assert.is(readControlRequest(unprefixed, { verifier: createRequestVerifier(SECRET) }).kind, 'refused', 'without a prefix the prefixed signature does not match');
+  assert.is(
+    readControlRequest(unprefixed, { verifier: createRequestVerifier(SECRET) }).kind,
+    'refused',
+    'without a prefix the prefixed signature does not match',
+  );
 });
 
 test('parsePrefix: a plain path or nothing', () => {
   assert.is(parsePrefix(''), '');
   assert.is(parsePrefix('/'), '');
   assert.is(parsePrefix('/hooks/slave/'), '/hooks/slave');
-  for (const bad of ['hooks', '/a/../b', '/a/./b', '/a b', '/a?x', '/a//b', '/é']) assert.throws(() => parsePrefix(bad), /Invalid prefix/, bad);
+  for (const bad of ['hooks', '/a/../b', '/a/./b', '/a b', '/a?x', '/a//b', '/é'])
+    assert.throws(() => parsePrefix(bad), /Invalid prefix/, bad);
 });
 
 test.run();

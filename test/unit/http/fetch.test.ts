@@ -30,7 +30,12 @@ test.before(async () => {
 test.after(() => server.close());
 
 async function rejects(fn: () => Promise<unknown>, pattern: RegExp): Promise<void> {
-  try { await fn(); } catch (error) { assert.match((error as Error).message, pattern); return; }
+  try {
+    await fn();
+  } catch (error) {
+    assert.match((error as Error).message, pattern);
+    return;
+  }
   assert.unreachable(`expected a rejection matching ${pattern}`);
 }
 
@@ -47,13 +52,22 @@ test('fetchSmall: conditional GET answered 304 when unchanged', async () => {
 
 test('fetchSmall: a body over the cap is refused (declared or streamed)', async () => {
   await rejects(() => fetchSmall(`${server.url}big.bin`, { maxBytes: 1024 }), /more than the 1024 allowed/);
-  server.overrides.set('chunked', (_req, res) => { res.writeHead(200); res.write(Buffer.alloc(800)); res.end(Buffer.alloc(800)); return true; });
+  server.overrides.set('chunked', (_req, res) => {
+    res.writeHead(200);
+    res.write(Buffer.alloc(800));
+    res.end(Buffer.alloc(800));
+    return true;
+  });
   await rejects(() => fetchSmall(`${server.url}chunked`, { maxBytes: 1024 }), /more than the 1024 bytes allowed/);
 });
 
 test('downloadToFile: streams to disk and hashes', async () => {
   const dest = path.join(tmpDir(), 'big.bin');
-  const r = await downloadToFile(`${server.url}big.bin`, dest, { maxBytes: 10 * 1024 * 1024, expectedSize: big.length, timeouts: quick });
+  const r = await downloadToFile(`${server.url}big.bin`, dest, {
+    maxBytes: 10 * 1024 * 1024,
+    expectedSize: big.length,
+    timeouts: quick,
+  });
   assert.is(r.size, big.length);
   assert.is(r.sha256, bigSha);
   assert.ok(readFileSync(dest).equals(big));
@@ -62,14 +76,25 @@ test('downloadToFile: streams to disk and hashes', async () => {
 
 test('downloadToFile: more than SIZE is refused and nothing is kept', async () => {
   const dir = tmpDir();
-  await rejects(() => downloadToFile(`${server.url}big.bin`, path.join(dir, 'a'), { maxBytes: 1e9, expectedSize: 1000, timeouts: quick }), /more than the 1000 allowed by SIZE/);
+  await rejects(
+    () =>
+      downloadToFile(`${server.url}big.bin`, path.join(dir, 'a'), {
+        maxBytes: 1e9,
+        expectedSize: 1000,
+        timeouts: quick,
+      }),
+    /more than the 1000 allowed by SIZE/,
+  );
   server.overrides.set('endless', (_req, res) => {
     res.writeHead(200);
     const timer = setInterval(() => res.write(Buffer.alloc(64 * 1024)), 1);
     res.on('close', () => clearInterval(timer));
     return true;
   });
-  await rejects(() => downloadToFile(`${server.url}endless`, path.join(dir, 'b'), { maxBytes: 1024 * 1024, timeouts: quick }), /sent more than the 1048576 bytes allowed/);
+  await rejects(
+    () => downloadToFile(`${server.url}endless`, path.join(dir, 'b'), { maxBytes: 1024 * 1024, timeouts: quick }),
+    /sent more than the 1048576 bytes allowed/,
+  );
   assert.equal(readdirSync(dir), []);
 });
 
@@ -81,7 +106,11 @@ test('downloadToFile: a stalled body times out, and the next try resumes with Ra
     if (req.headers.range) {
       const start = Number(/bytes=(\d+)-/.exec(req.headers.range)![1]);
       assert.is(req.headers['if-range'], etag);
-      res.writeHead(206, { ETag: etag, 'Content-Length': big.length - start, 'Content-Range': `bytes ${start}-${big.length - 1}/${big.length}` });
+      res.writeHead(206, {
+        ETag: etag,
+        'Content-Length': big.length - start,
+        'Content-Range': `bytes ${start}-${big.length - 1}/${big.length}`,
+      });
       res.end(big.subarray(start));
     } else {
       res.writeHead(200, { ETag: etag, 'Content-Length': big.length });
@@ -89,20 +118,36 @@ test('downloadToFile: a stalled body times out, and the next try resumes with Ra
     }
     return true;
   });
-  await rejects(() => downloadToFile(`${server.url}resumable`, dest, { maxBytes: 1e9, expectedSize: big.length, timeouts: quick }), /the body stalled for 0\.8 s/);
+  await rejects(
+    () => downloadToFile(`${server.url}resumable`, dest, { maxBytes: 1e9, expectedSize: big.length, timeouts: quick }),
+    /the body stalled for 0\.8 s/,
+  );
   assert.ok(statSync(`${dest}.part`).size > 0);
-  const r = await downloadToFile(`${server.url}resumable`, dest, { maxBytes: 1e9, expectedSize: big.length, timeouts: quick });
+  const r = await downloadToFile(`${server.url}resumable`, dest, {
+    maxBytes: 1e9,
+    expectedSize: big.length,
+    timeouts: quick,
+  });
   assert.ok(r.resumedFrom > 0);
   assert.is(r.sha256, bigSha);
   assert.ok(readFileSync(dest).equals(big));
 });
 
 test('downloadToFile: a server that never answers hits the connect timeout', async () => {
-  const silent = http.createServer(() => { /* never answers */ });
+  const silent = http.createServer(() => {
+    /* never answers */
+  });
   await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
   try {
     const port = (silent.address() as AddressInfo).port;
-    await rejects(() => downloadToFile(`http://127.0.0.1:${port}/x`, path.join(tmpDir(), 'x'), { maxBytes: 1e6, timeouts: { connectMs: 500, idleMs: 500, totalMs: 5000 } }), /no answer within 0\.5 s/);
+    await rejects(
+      () =>
+        downloadToFile(`http://127.0.0.1:${port}/x`, path.join(tmpDir(), 'x'), {
+          maxBytes: 1e6,
+          timeouts: { connectMs: 500, idleMs: 500, totalMs: 5000 },
+        }),
+      /no answer within 0\.5 s/,
+    );
   } finally {
     silent.closeAllConnections();
     silent.close();
@@ -114,18 +159,27 @@ const limits = { maxUnpackedBytes: 50 * 1024 * 1024, maxRatio: 100, ratioGraceBy
 test('extractRelease: strips one top-level folder, keeps links inside, drops setuid bits', async () => {
   const dir = tmpDir();
   const tgz = path.join(dir, 'r.tgz');
-  writeFileSync(tgz, makeTarGz([
-    { path: 'my-app-1.0/', type: 'dir' },
-    { path: 'my-app-1.0/server.js', body: 'ok', mode: 0o4755 },
-    { path: 'my-app-1.0/bin/', type: 'dir' },
-    { path: 'my-app-1.0/bin/start', type: 'symlink', linkpath: '../server.js' },
-  ]));
+  writeFileSync(
+    tgz,
+    makeTarGz([
+      { path: 'my-app-1.0/', type: 'dir' },
+      { path: 'my-app-1.0/server.js', body: 'ok', mode: 0o4755 },
+      { path: 'my-app-1.0/bin/', type: 'dir' },
+      { path: 'my-app-1.0/bin/start', type: 'symlink', linkpath: '../server.js' },
+    ]),
+  );
   const out = await extractRelease(tgz, path.join(dir, 'work'), limits);
   assert.is(path.basename(out), 'my-app-1.0');
   assert.is(readFileSync(path.join(out, 'bin/start'), 'utf8'), 'ok');
   assert.is(statSync(path.join(out, 'server.js')).mode & 0o7777, 0o755);
   // Files at the root are kept as they are.
-  writeFileSync(tgz, makeTarGz([{ path: 'server.js', body: 'x' }, { path: 'lib/', type: 'dir' }]));
+  writeFileSync(
+    tgz,
+    makeTarGz([
+      { path: 'server.js', body: 'x' },
+      { path: 'lib/', type: 'dir' },
+    ]),
+  );
   const flat = await extractRelease(tgz, path.join(dir, 'work2'), limits);
   assert.equal(readdirSync(flat).sort(), ['lib', 'server.js']);
 });
@@ -137,8 +191,22 @@ test('extractRelease: hostile archives are refused and nothing is left', async (
   const cases: Array<[string, Buffer, RegExp]> = [
     ['dotdot', makeTarGz([{ path: 'a/../../outside/x', body: 'x' }]), /contains "\.\."/],
     ['absolute', makeTarGz([{ path: `${outside}/x`, body: 'x' }]), /absolute path/],
-    ['symlink out', makeTarGz([{ path: 'link', type: 'symlink', linkpath: '../../outside' }, { path: 'link/x', body: 'x' }]), /outside the release/],
-    ['symlink out after strip', makeTarGz([{ path: 'top/', type: 'dir' }, { path: 'top/l', type: 'symlink', linkpath: '../sibling' }]), /links outside the release/],
+    [
+      'symlink out',
+      makeTarGz([
+        { path: 'link', type: 'symlink', linkpath: '../../outside' },
+        { path: 'link/x', body: 'x' },
+      ]),
+      /outside the release/,
+    ],
+    [
+      'symlink out after strip',
+      makeTarGz([
+        { path: 'top/', type: 'dir' },
+        { path: 'top/l', type: 'symlink', linkpath: '../sibling' },
+      ]),
+      /links outside the release/,
+    ],
     ['hardlink out', makeTarGz([{ path: 'h', type: 'hardlink', linkpath: '../outside/x' }]), /outside the release/],
     ['block device', makeTarGz([{ path: 'sda', type: 'blockdev' }]), /BlockDevice/],
     ['fifo', makeTarGz([{ path: 'p', type: 'fifo' }]), /FIFO/],
@@ -160,7 +228,10 @@ test('extractRelease: the unpacked-size cap', async () => {
   const dir = tmpDir();
   const tgz = path.join(dir, 'big.tgz');
   writeFileSync(tgz, makeTarGz([{ path: 'a.bin', body: big }]));
-  await rejects(() => extractRelease(tgz, path.join(dir, 'w'), { ...limits, maxUnpackedBytes: 1024 * 1024 }), /unpacks to more than 1048576 bytes/);
+  await rejects(
+    () => extractRelease(tgz, path.join(dir, 'w'), { ...limits, maxUnpackedBytes: 1024 * 1024 }),
+    /unpacks to more than 1048576 bytes/,
+  );
 });
 
 test.run();

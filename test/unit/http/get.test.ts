@@ -17,7 +17,9 @@ function answering(make: (headers: Headers) => Response): typeof fetch {
 }
 
 async function failsWith(kind: TransferFailure, run: () => Promise<unknown>): Promise<TransferError> {
-  try { await run(); } catch (error) {
+  try {
+    await run();
+  } catch (error) {
     assert.instance(error, TransferError);
     assert.is((error as TransferError).kind, kind);
     return error as TransferError;
@@ -28,23 +30,47 @@ async function failsWith(kind: TransferFailure, run: () => Promise<unknown>): Pr
 test('streams the body into the file and hashes it; accept=false leaves the file alone', async () => {
   const file = path.join(tmpDir(), 'f');
   const body = Buffer.from('hello, world');
-  const got = await getToFile('http://x/f', file, { timeouts: quick, fetch: answering(() => new Response(body, { headers: { 'content-length': String(body.length) } })) });
+  const got = await getToFile('http://x/f', file, {
+    timeouts: quick,
+    fetch: answering(() => new Response(body, { headers: { 'content-length': String(body.length) } })),
+  });
   assert.equal(got.saved, { size: body.length, sha256: sha(body), resumedFrom: 0 });
   assert.ok(readFileSync(file).equals(body));
-  const skipped = await getToFile('http://x/g', path.join(path.dirname(file), 'g'), { timeouts: quick, accept: () => false, fetch: answering(() => new Response(null, { status: 304 })) });
+  const skipped = await getToFile('http://x/g', path.join(path.dirname(file), 'g'), {
+    timeouts: quick,
+    accept: () => false,
+    fetch: answering(() => new Response(null, { status: 304 })),
+  });
   assert.is(skipped.saved, undefined);
   assert.is(skipped.response.status, 304);
   assert.not.ok(existsSync(path.join(path.dirname(file), 'g')));
 });
 
 test('a body shorter than its Content-Length is refused', async () => {
-  const error = await failsWith('length-mismatch', () => getToFile('http://x/f', path.join(tmpDir(), 'f'), { timeouts: quick, fetch: answering(() => new Response('short', { headers: { 'content-length': '100' } })) }));
+  const error = await failsWith('length-mismatch', () =>
+    getToFile('http://x/f', path.join(tmpDir(), 'f'), {
+      timeouts: quick,
+      fetch: answering(() => new Response('short', { headers: { 'content-length': '100' } })),
+    }),
+  );
   assert.is(error.message, 'the body had 5 bytes but Content-Length said 100');
 });
 
 test('byte cap: by Content-Length before reading, and while reading', async () => {
-  await failsWith('declared-too-large', () => getToFile('http://x/f', path.join(tmpDir(), 'f'), { timeouts: quick, maxBytes: 4, fetch: answering(() => new Response('12345', { headers: { 'content-length': '5' } })) }));
-  const error = await failsWith('too-large', () => getToFile('http://x/f', path.join(tmpDir(), 'f'), { timeouts: quick, maxBytes: 4, fetch: answering(() => new Response('12345')) }));
+  await failsWith('declared-too-large', () =>
+    getToFile('http://x/f', path.join(tmpDir(), 'f'), {
+      timeouts: quick,
+      maxBytes: 4,
+      fetch: answering(() => new Response('12345', { headers: { 'content-length': '5' } })),
+    }),
+  );
+  const error = await failsWith('too-large', () =>
+    getToFile('http://x/f', path.join(tmpDir(), 'f'), {
+      timeouts: quick,
+      maxBytes: 4,
+      fetch: answering(() => new Response('12345')),
+    }),
+  );
   assert.is(error.bytes, 5);
 });
 
@@ -55,23 +81,47 @@ test('resume: Range + If-Range sent, a 206 appended and the whole file hashed; a
   const got = await getToFile('http://x/f', file, {
     timeouts: quick,
     resume: { from: 7, ifRange: '"e1"' },
-    fetch: answering((headers) => { sent = headers; return new Response('world', { status: 206, headers: { 'content-range': 'bytes 7-11/12', 'content-length': '5' } }); }),
+    fetch: answering((headers) => {
+      sent = headers;
+      return new Response('world', {
+        status: 206,
+        headers: { 'content-range': 'bytes 7-11/12', 'content-length': '5' },
+      });
+    }),
   });
   assert.is(sent!.get('range'), 'bytes=7-');
   assert.is(sent!.get('if-range'), '"e1"');
   assert.equal(got.saved, { size: 12, sha256: sha(Buffer.from('hello, world')), resumedFrom: 7 });
   assert.is(readFileSync(file, 'utf8'), 'hello, world');
-  await failsWith('bad-range', () => getToFile('http://x/f', file, { timeouts: quick, resume: { from: 12, ifRange: '"e1"' }, fetch: answering(() => new Response('x', { status: 206, headers: { 'content-range': 'bytes 0-0/13' } })) }));
+  await failsWith('bad-range', () =>
+    getToFile('http://x/f', file, {
+      timeouts: quick,
+      resume: { from: 12, ifRange: '"e1"' },
+      fetch: answering(() => new Response('x', { status: 206, headers: { 'content-range': 'bytes 0-0/13' } })),
+    }),
+  );
 });
 
 test('a stalled body hits the idle timeout, and the total deadline caps a slow one', async () => {
-  const stalled = (signal?: AbortSignal | null) => new ReadableStream<Uint8Array>({
-    start(c) { c.enqueue(new Uint8Array(4)); signal?.addEventListener('abort', () => c.error(new Error('aborted'))); },
-  });
-  const fetchStalled = (async (_url: string | URL | Request, init?: RequestInit) => new Response(stalled(init?.signal))) as typeof fetch;
-  const idle = await failsWith('idle-timeout', () => getToFile('http://x/f', path.join(tmpDir(), 'f'), { timeouts: quick, fetch: fetchStalled }));
+  const stalled = (signal?: AbortSignal | null) =>
+    new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new Uint8Array(4));
+        signal?.addEventListener('abort', () => c.error(new Error('aborted')));
+      },
+    });
+  const fetchStalled = (async (_url: string | URL | Request, init?: RequestInit) =>
+    new Response(stalled(init?.signal))) as typeof fetch;
+  const idle = await failsWith('idle-timeout', () =>
+    getToFile('http://x/f', path.join(tmpDir(), 'f'), { timeouts: quick, fetch: fetchStalled }),
+  );
   assert.is(idle.message, 'no data for 0.3 s after 4 bytes');
-  await failsWith('total-timeout', () => getToFile('http://x/f', path.join(tmpDir(), 'f'), { timeouts: { connectMs: 500, idleMs: 1000, totalMs: 200 }, fetch: fetchStalled }));
+  await failsWith('total-timeout', () =>
+    getToFile('http://x/f', path.join(tmpDir(), 'f'), {
+      timeouts: { connectMs: 500, idleMs: 1000, totalMs: 200 },
+      fetch: fetchStalled,
+    }),
+  );
 });
 
 test('redirectTarget: relative and same-scheme redirects resolve; https → http, other schemes and no Location are refused', () => {
@@ -79,14 +129,22 @@ test('redirectTarget: relative and same-scheme redirects resolve; https → http
   assert.is(redirectTarget('http://u.example/VERSION', 'https://cdn.example/VERSION'), 'https://cdn.example/VERSION');
   assert.is(redirectTarget('http://u.example/VERSION', 'http://cdn.example/VERSION'), 'http://cdn.example/VERSION');
   const refused: Array<[string, string | null, RegExp]> = [
-    ['https://u.example/VERSION', 'http://u.example/VERSION', /redirected from https to plain http \(http:\/\/u\.example\); refusing the downgrade/],
+    [
+      'https://u.example/VERSION',
+      'http://u.example/VERSION',
+      /redirected from https to plain http \(http:\/\/u\.example\); refusing the downgrade/,
+    ],
     ['https://u.example/VERSION', 'HTTP://evil.example/VERSION', /refusing the downgrade/],
     ['https://u.example/VERSION', 'file:///etc/passwd', /redirected to a file: URL; refusing it/],
     ['https://u.example/VERSION', null, /answered 302 without a Location header/],
     ['https://u.example/VERSION', 'http://[bad', /invalid Location/],
   ];
   for (const [from, to, pattern] of refused) {
-    assert.throws(() => redirectTarget(from, to), (e: unknown) => e instanceof TransferError && e.kind === 'bad-redirect' && pattern.test(e.message), `${from} -> ${to}`);
+    assert.throws(
+      () => redirectTarget(from, to),
+      (e: unknown) => e instanceof TransferError && e.kind === 'bad-redirect' && pattern.test(e.message),
+      `${from} -> ${to}`,
+    );
   }
 });
 
@@ -98,35 +156,57 @@ test('openGet follows redirects by hand: https → https is followed, https → 
     assert.is(init?.redirect, 'manual', 'redirects are never left to fetch');
     return hops[String(url)] ?? new Response('VERSION body');
   }) as typeof fetch;
-  hops['https://u.example/VERSION'] = new Response(null, { status: 302, headers: { location: 'https://mirror.example/VERSION' } });
+  hops['https://u.example/VERSION'] = new Response(null, {
+    status: 302,
+    headers: { location: 'https://mirror.example/VERSION' },
+  });
   const get = await openGet('https://u.example/VERSION', { timeouts: quick, fetch: fetchHops });
   get.done();
   assert.equal(asked, ['https://u.example/VERSION', 'https://mirror.example/VERSION']);
 
   asked.length = 0;
-  hops['https://u.example/VERSION'] = new Response(null, { status: 301, headers: { location: 'http://u.example/VERSION' } });
-  const error = await failsWith('bad-redirect', () => openGet('https://u.example/VERSION', { timeouts: quick, fetch: fetchHops }));
+  hops['https://u.example/VERSION'] = new Response(null, {
+    status: 301,
+    headers: { location: 'http://u.example/VERSION' },
+  });
+  const error = await failsWith('bad-redirect', () =>
+    openGet('https://u.example/VERSION', { timeouts: quick, fetch: fetchHops }),
+  );
   assert.match(error.message, /from https to plain http/);
   assert.equal(asked, ['https://u.example/VERSION'], 'the http URL was never requested');
 
   asked.length = 0;
-  const loop = (async (url: string | URL | Request) => { asked.push(String(url)); return new Response(null, { status: 307, headers: { location: '/again' } }); }) as typeof fetch;
+  const loop = (async (url: string | URL | Request) => {
+    asked.push(String(url));
+    return new Response(null, { status: 307, headers: { location: '/again' } });
+  }) as typeof fetch;
   await failsWith('bad-redirect', () => openGet('https://u.example/VERSION', { timeouts: quick, fetch: loop }));
   assert.is(asked.length, 6, 'a redirect loop stops after 5 redirects');
 });
 
 test('minRate: a drip that keeps the idle timer happy fails as too-slow after its window', async () => {
   let timer: NodeJS.Timeout | undefined;
-  const dripping = (signal?: AbortSignal | null) => new ReadableStream<Uint8Array>({
-    start(c) {
-      timer = setInterval(() => c.enqueue(new Uint8Array(1)), 20);
-      signal?.addEventListener('abort', () => { clearInterval(timer); c.error(new Error('aborted')); });
-    },
-  });
-  const fetchDrip = (async (_url: string | URL | Request, init?: RequestInit) => new Response(dripping(init?.signal))) as typeof fetch;
+  const dripping = (signal?: AbortSignal | null) =>
+    new ReadableStream<Uint8Array>({
+      start(c) {
+        timer = setInterval(() => c.enqueue(new Uint8Array(1)), 20);
+        signal?.addEventListener('abort', () => {
+          clearInterval(timer);
+          c.error(new Error('aborted'));
+        });
+      },
+    });
+  const fetchDrip = (async (_url: string | URL | Request, init?: RequestInit) =>
+    new Response(dripping(init?.signal))) as typeof fetch;
   const t0 = Date.now();
   try {
-    const error = await failsWith('too-slow', () => getToFile('http://x/f', path.join(tmpDir(), 'f'), { timeouts: { connectMs: 500, idleMs: 1000 }, minRate: { bytesPerSec: 1000, windowMs: 300 }, fetch: fetchDrip }));
+    const error = await failsWith('too-slow', () =>
+      getToFile('http://x/f', path.join(tmpDir(), 'f'), {
+        timeouts: { connectMs: 500, idleMs: 1000 },
+        minRate: { bytesPerSec: 1000, windowMs: 300 },
+        fetch: fetchDrip,
+      }),
+    );
     assert.match(error.message, /^slower than 1000 bytes\/s over 0\.3 s \(\d+ bytes so far\)$/);
     assert.ok(Date.now() - t0 < 1000, 'failed at the end of the first window');
   } finally {
@@ -140,16 +220,24 @@ test('a redirect to another origin drops Authorization and Cookie; one within th
     const url = String(input);
     seen.push([url, { ...(init?.headers as Record<string, string>) }]);
     if (url === 'https://a.example/one') return new Response(null, { status: 302, headers: { location: '/two' } });
-    if (url === 'https://a.example/two') return new Response(null, { status: 307, headers: { location: 'https://b.example/three' } });
+    if (url === 'https://a.example/two')
+      return new Response(null, { status: 307, headers: { location: 'https://b.example/three' } });
     return new Response('ok');
   }) as typeof fetch;
-  const got = await openGet('https://a.example/one', { timeouts: quick, fetch: fetchImpl, headers: { Authorization: 'Bearer s3cret', cookie: 'k=v', 'if-none-match': '"e"' } });
+  const got = await openGet('https://a.example/one', {
+    timeouts: quick,
+    fetch: fetchImpl,
+    headers: { Authorization: 'Bearer s3cret', cookie: 'k=v', 'if-none-match': '"e"' },
+  });
   got.done();
-  assert.equal(seen.map(([url, h]) => [url, h.Authorization, h.cookie, h['if-none-match']]), [
-    ['https://a.example/one', 'Bearer s3cret', 'k=v', '"e"'],
-    ['https://a.example/two', 'Bearer s3cret', 'k=v', '"e"'],
-    ['https://b.example/three', undefined, undefined, '"e"'],
-  ]);
+  assert.equal(
+    seen.map(([url, h]) => [url, h.Authorization, h.cookie, h['if-none-match']]),
+    [
+      ['https://a.example/one', 'Bearer s3cret', 'k=v', '"e"'],
+      ['https://a.example/two', 'Bearer s3cret', 'k=v', '"e"'],
+      ['https://b.example/three', undefined, undefined, '"e"'],
+    ],
+  );
 });
 
 test.run();

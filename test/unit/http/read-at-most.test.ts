@@ -7,14 +7,19 @@ import { readAtMost } from '../../../lib/http/read-at-most.ts';
 /** A stream of `count` chunks of `size` bytes ('a', 'b', …); counts the pulls and notes a cancel. */
 function chunked(count: number, size: number) {
   const seen = { pulls: 0, cancelled: false };
-  const stream = new ReadableStream<Uint8Array>({
-    pull(controller) {
-      if (seen.pulls === count) return controller.close();
-      controller.enqueue(new Uint8Array(size).fill(97 + (seen.pulls % 26)));
-      seen.pulls++;
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      pull(controller) {
+        if (seen.pulls === count) return controller.close();
+        controller.enqueue(new Uint8Array(size).fill(97 + (seen.pulls % 26)));
+        seen.pulls++;
+      },
+      cancel() {
+        seen.cancelled = true;
+      },
     },
-    cancel() { seen.cancelled = true; },
-  }, { highWaterMark: 0 });
+    { highWaterMark: 0 },
+  );
   return { stream, seen };
 }
 
@@ -41,11 +46,20 @@ test('a body of exactly the cap is whole', async () => {
 test('an error while reading is thrown as it is: the hang-up after it does not hide it', async () => {
   let cancelled = false;
   const stream = new ReadableStream<Uint8Array>({
-    start(controller) { controller.enqueue(new Uint8Array(5)); },
-    pull(controller) { controller.error(new Error('reset')); },
-    cancel() { cancelled = true; },
+    start(controller) {
+      controller.enqueue(new Uint8Array(5));
+    },
+    pull(controller) {
+      controller.error(new Error('reset'));
+    },
+    cancel() {
+      cancelled = true;
+    },
   });
-  await readAtMost(stream, 100).then(() => assert.unreachable('should throw'), (error) => assert.is((error as Error).message, 'reset'));
+  await readAtMost(stream, 100).then(
+    () => assert.unreachable('should throw'),
+    (error) => assert.is((error as Error).message, 'reset'),
+  );
   assert.not.ok(cancelled, 'an errored stream is not cancelled again');
 });
 

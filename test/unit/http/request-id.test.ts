@@ -7,11 +7,14 @@ import { sendJson, startHttpServer } from '../../../lib/http/server.ts';
 
 test('every answer carries its own X-Request-Id, the one the handler sees; also on a handler that throws', async () => {
   const seen: string[] = [];
-  const server = await startHttpServer(async (req, res) => {
-    seen.push(requestIdOf(req));
-    if (req.url === '/boom') throw new Error('boom');
-    sendJson(res, 200, { id: requestIdOf(req) });
-  }, { host: '127.0.0.1', port: 0 });
+  const server = await startHttpServer(
+    async (req, res) => {
+      seen.push(requestIdOf(req));
+      if (req.url === '/boom') throw new Error('boom');
+      sendJson(res, 200, { id: requestIdOf(req) });
+    },
+    { host: '127.0.0.1', port: 0 },
+  );
   try {
     const answers = await Promise.all([1, 2, 3].map(() => fetch(`${server.url}/`)));
     const ids = answers.map((r) => r.headers.get('x-request-id') ?? '');

@@ -9,7 +9,17 @@ import type { IncomingMessage } from 'node:http';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { UsageError } from '../../../lib/core/errors.ts';
-import { HttpError, parseListen, pathAndQueryOf, readBody, receiveBody, sendJson, startHttpServer, type Handler, type RunningServer } from '../../../lib/http/server.ts';
+import {
+  HttpError,
+  parseListen,
+  pathAndQueryOf,
+  readBody,
+  receiveBody,
+  sendJson,
+  startHttpServer,
+  type Handler,
+  type RunningServer,
+} from '../../../lib/http/server.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const LIMIT = 64 * 1024;
@@ -53,7 +63,10 @@ const badListens: Array<[string, RegExp]> = [
 
 for (const [text, pattern] of badListens) {
   test(`parseListen refuses ${JSON.stringify(text)}`, () => {
-    assert.throws(() => parseListen(text), (e: unknown) => e instanceof UsageError && pattern.test(e.message));
+    assert.throws(
+      () => parseListen(text),
+      (e: unknown) => e instanceof UsageError && pattern.test(e.message),
+    );
   });
 }
 
@@ -75,7 +88,12 @@ function rawClient(url: string): Promise<Raw> {
     socket.setEncoding('latin1');
     socket.on('data', (d) => (data += d));
     socket.on('error', () => {});
-    const closedP = new Promise<void>((r) => socket.on('close', () => { closed = true; r(); }));
+    const closedP = new Promise<void>((r) =>
+      socket.on('close', () => {
+        closed = true;
+        r();
+      }),
+    );
     socket.once('connect', () => resolve({ socket, data: () => data, closed: closedP, isClosed: () => closed }));
     socket.once('error', reject);
   });
@@ -90,7 +108,11 @@ async function until(probe: () => boolean, timeoutMs: number, what: string): Pro
   return Date.now() - started;
 }
 
-async function withServer(handler: Handler, options: Partial<Parameters<typeof startHttpServer>[1]>, fn: (server: RunningServer) => Promise<void>) {
+async function withServer(
+  handler: Handler,
+  options: Partial<Parameters<typeof startHttpServer>[1]>,
+  fn: (server: RunningServer) => Promise<void>,
+) {
   const server = await startHttpServer(handler, { host: '127.0.0.1', port: 0, ...options });
   try {
     await fn(server);
@@ -106,7 +128,11 @@ function bodyServer(options: { limit?: number; timeoutMs?: number; passRes?: boo
     const entry: (typeof seen)[number] = { socket: req.socket };
     seen.push(entry);
     try {
-      const body = await readBody(req, { limit: options.limit ?? LIMIT, timeoutMs: options.timeoutMs ?? 10_000, res: options.passRes === false ? undefined : res });
+      const body = await readBody(req, {
+        limit: options.limit ?? LIMIT,
+        timeoutMs: options.timeoutMs ?? 10_000,
+        res: options.passRes === false ? undefined : res,
+      });
       sendJson(res, 200, { size: body.length, sha: body.subarray(0, 16).toString('latin1') });
     } catch (error) {
       entry.error = (error as Error).message;
@@ -129,8 +155,15 @@ test('readBody: bodies up to the limit are read whole (Content-Length and chunke
       assert.is((await response.json()).size, size);
     }
     const chunked = await fetch(server.url, {
-      method: 'POST', duplex: 'half',
-      body: new ReadableStream({ start(c) { c.enqueue(new Uint8Array(1000)); c.enqueue(new Uint8Array(LIMIT - 1000)); c.close(); } }),
+      method: 'POST',
+      duplex: 'half',
+      body: new ReadableStream({
+        start(c) {
+          c.enqueue(new Uint8Array(1000));
+          c.enqueue(new Uint8Array(LIMIT - 1000));
+          c.close();
+        },
+      }),
     } as RequestInit);
     assert.is(chunked.status, 200);
     assert.is((await chunked.json()).size, LIMIT);
@@ -142,7 +175,9 @@ for (const passRes of [true, false]) {
     const { handler, seen } = bodyServer({ passRes });
     await withServer(handler, {}, async (server) => {
       const client = await rawClient(server.url);
-      client.socket.write(`POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: ${100 * 1024 * 1024}\r\n\r\n`);
+      client.socket.write(
+        `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: ${100 * 1024 * 1024}\r\n\r\n`,
+      );
       await until(() => /\r\n\r\n/.test(client.data()), 5_000, 'the 413 answer');
       assert.match(client.data(), /^HTTP\/1\.1 413 /);
       assert.match(client.data(), /body too large/);
@@ -163,7 +198,16 @@ test('receiveBody: onChunk sees every byte; past spillAt the body is on disk (06
     let seen = 0;
     const hash = createHash('sha256');
     const spillFile = path.join(dir, `body-${n++}`);
-    const got = await receiveBody(req, { limit: LIMIT, res, spillAt: 1024, spillFile, onChunk: (c) => { seen += c.length; hash.update(c); } });
+    const got = await receiveBody(req, {
+      limit: LIMIT,
+      res,
+      spillAt: 1024,
+      spillFile,
+      onChunk: (c) => {
+        seen += c.length;
+        hash.update(c);
+      },
+    });
     results.push({ size: got.size, inMemory: Boolean(got.buffer), file: got.file, seen, hash: hash.digest('hex') });
     sendJson(res, 200, { ok: true });
   };
@@ -173,8 +217,18 @@ test('receiveBody: onChunk sees every byte; past spillAt the body is on disk (06
       const large = Buffer.alloc(LIMIT, 'y');
       assert.is((await fetch(server.url, { method: 'POST', body: small })).status, 200);
       assert.is((await fetch(server.url, { method: 'POST', body: large })).status, 200);
-      assert.is((await fetch(server.url, { method: 'POST', body: Buffer.alloc(LIMIT + 1) }).catch(() => ({ status: 413 }))).status, 413);
-      assert.equal(results.map((r) => [r.size, r.inMemory, r.seen]), [[500, true, 500], [LIMIT, false, LIMIT]]);
+      assert.is(
+        (await fetch(server.url, { method: 'POST', body: Buffer.alloc(LIMIT + 1) }).catch(() => ({ status: 413 })))
+          .status,
+        413,
+      );
+      assert.equal(
+        results.map((r) => [r.size, r.inMemory, r.seen]),
+        [
+          [500, true, 500],
+          [LIMIT, false, LIMIT],
+        ],
+      );
       assert.is(results[1].hash, createHash('sha256').update(large).digest('hex'));
       assert.ok(readFileSync(results[1].file!).equals(large), 'the spilled file holds the body');
       assert.is(statSync(results[1].file!).mode & 0o777, 0o600);
@@ -208,7 +262,10 @@ test('readBody: a chunked body growing past the limit gets 413, the connection c
     assert.is(seen[0].status, 413);
     // Read up to the limit plus what was in flight; not the tens of MB the client was sending.
     assert.ok(seen[0].bytesReadAtError! < LIMIT + 512 * 1024, `read ${seen[0].bytesReadAtError} bytes before refusing`);
-    assert.ok(seen[0].socket.bytesRead < 8 * 1024 * 1024, `server read ${seen[0].socket.bytesRead} bytes in all (client sent ${sent})`);
+    assert.ok(
+      seen[0].socket.bytesRead < 8 * 1024 * 1024,
+      `server read ${seen[0].socket.bytesRead} bytes in all (client sent ${sent})`,
+    );
     assert.ok(sent < TOTAL, 'the client was stopped before sending everything');
   });
 });
@@ -221,15 +278,21 @@ test('readBody: memory held stays bounded while a large body is refused', async 
     const before = process.memoryUsage().rss;
     const clients = await Promise.all(Array.from({ length: 20 }, () => rawClient(server.url)));
     const block = Buffer.alloc(256 * 1024, 'm');
-    await Promise.all(clients.map(async (client) => {
-      client.socket.write('POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n');
-      for (let i = 0; i < 40 && !client.isClosed(); i++) {
-        if (!client.socket.write(`${block.length.toString(16)}\r\n`) || !client.socket.write(block) || !client.socket.write('\r\n')) {
-          await Promise.race([new Promise((r) => client.socket.once('drain', r)), client.closed, sleep(1_000)]);
+    await Promise.all(
+      clients.map(async (client) => {
+        client.socket.write('POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n');
+        for (let i = 0; i < 40 && !client.isClosed(); i++) {
+          if (
+            !client.socket.write(`${block.length.toString(16)}\r\n`) ||
+            !client.socket.write(block) ||
+            !client.socket.write('\r\n')
+          ) {
+            await Promise.race([new Promise((r) => client.socket.once('drain', r)), client.closed, sleep(1_000)]);
+          }
         }
-      }
-      await until(client.isClosed, 10_000, 'the connection to close');
-    }));
+        await until(client.isClosed, 10_000, 'the connection to close');
+      }),
+    );
     const grown = process.memoryUsage().rss - before;
     assert.is(seen.length, 20);
     assert.ok(seen.every((s) => s.status === 413));
@@ -269,106 +332,136 @@ test('readBody: a client that aborts mid-body rejects the read (no hang)', async
 
 test('headers over maxHeaderSize → 431 and the connection closes', async () => {
   let handled = 0;
-  await withServer((_req, res) => { handled++; sendJson(res, 200, {}); }, { maxHeaderSize: 8 * 1024 }, async (server) => {
-    const client = await rawClient(server.url);
-    client.socket.write(`GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(12 * 1024)}\r\n\r\n`);
-    await until(client.isClosed, 5_000, 'the connection to close');
-    assert.match(client.data(), /^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
-    assert.is(handled, 0);
-    // Just under the limit is fine.
-    const ok = await fetch(server.url, { headers: { 'X-Big': 'b'.repeat(6 * 1024) } });
-    assert.is(ok.status, 200);
-    // A 100 KB query string is refused the same way.
-    const long = await rawClient(server.url);
-    long.socket.write(`GET /?repo=${'a'.repeat(100 * 1024)} HTTP/1.1\r\nHost: x\r\n\r\n`);
-    await until(long.isClosed, 5_000, 'the connection to close');
-    assert.match(long.data(), /^HTTP\/1\.1 (431|414|400) /);
-    assert.is(handled, 1);
-  });
+  await withServer(
+    (_req, res) => {
+      handled++;
+      sendJson(res, 200, {});
+    },
+    { maxHeaderSize: 8 * 1024 },
+    async (server) => {
+      const client = await rawClient(server.url);
+      client.socket.write(`GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(12 * 1024)}\r\n\r\n`);
+      await until(client.isClosed, 5_000, 'the connection to close');
+      assert.match(client.data(), /^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
+      assert.is(handled, 0);
+      // Just under the limit is fine.
+      const ok = await fetch(server.url, { headers: { 'X-Big': 'b'.repeat(6 * 1024) } });
+      assert.is(ok.status, 200);
+      // A 100 KB query string is refused the same way.
+      const long = await rawClient(server.url);
+      long.socket.write(`GET /?repo=${'a'.repeat(100 * 1024)} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      await until(long.isClosed, 5_000, 'the connection to close');
+      assert.match(long.data(), /^HTTP\/1\.1 (431|414|400) /);
+      assert.is(handled, 1);
+    },
+  );
 });
 
 test('a client trickling its headers is cut off within a few seconds while others are served', async () => {
   let served = 0;
-  await withServer((_req, res) => { served++; sendJson(res, 200, { ok: true }); }, { headersTimeoutMs: 1_000, requestTimeoutMs: 30_000 }, async (server) => {
-    const slow = await rawClient(server.url);
-    slow.socket.write('GET / HTTP/1.1\r\nHost: x\r\n');
-    const started = Date.now();
-    let lines = 0;
-    const trickle = setInterval(() => {
-      if (!slow.isClosed()) slow.socket.write(`X-Slow-${lines++}: y\r\n`);
-    }, 150);
-    try {
-      // Meanwhile other clients are answered promptly.
-      while (!slow.isClosed() && Date.now() - started < 12_000) {
-        const response = await fetch(server.url, { signal: AbortSignal.timeout(5_000) });
-        assert.is(response.status, 200);
-        await response.arrayBuffer();
-        await sleep(100);
+  await withServer(
+    (_req, res) => {
+      served++;
+      sendJson(res, 200, { ok: true });
+    },
+    { headersTimeoutMs: 1_000, requestTimeoutMs: 30_000 },
+    async (server) => {
+      const slow = await rawClient(server.url);
+      slow.socket.write('GET / HTTP/1.1\r\nHost: x\r\n');
+      const started = Date.now();
+      let lines = 0;
+      const trickle = setInterval(() => {
+        if (!slow.isClosed()) slow.socket.write(`X-Slow-${lines++}: y\r\n`);
+      }, 150);
+      try {
+        // Meanwhile other clients are answered promptly.
+        while (!slow.isClosed() && Date.now() - started < 12_000) {
+          const response = await fetch(server.url, { signal: AbortSignal.timeout(5_000) });
+          assert.is(response.status, 200);
+          await response.arrayBuffer();
+          await sleep(100);
+        }
+      } finally {
+        clearInterval(trickle);
       }
-    } finally {
-      clearInterval(trickle);
-    }
-    const ms = Date.now() - started;
-    assert.ok(slow.isClosed(), 'the trickling client was never cut off');
-    assert.ok(ms < 8_000, `cut off after ${ms} ms (headersTimeout 1 s)`);
-    assert.ok(served >= 1, `others were served meanwhile: ${served}`);
-    assert.ok(lines >= 3, 'the slow client really was sending');
-    assert.match(slow.data(), /^(HTTP\/1\.1 408 |$)/, `slow client got ${JSON.stringify(slow.data().slice(0, 40))}`);
-  });
+      const ms = Date.now() - started;
+      assert.ok(slow.isClosed(), 'the trickling client was never cut off');
+      assert.ok(ms < 8_000, `cut off after ${ms} ms (headersTimeout 1 s)`);
+      assert.ok(served >= 1, `others were served meanwhile: ${served}`);
+      assert.ok(lines >= 3, 'the slow client really was sending');
+      assert.match(slow.data(), /^(HTTP\/1\.1 408 |$)/, `slow client got ${JSON.stringify(slow.data().slice(0, 40))}`);
+    },
+  );
 });
 
 test('a connection that sends nothing at all is closed too', async () => {
-  await withServer((_req, res) => sendJson(res, 200, {}), { headersTimeoutMs: 1_000 }, async (server) => {
-    const idle = await rawClient(server.url);
-    const ms = await until(idle.isClosed, 10_000, 'the silent connection to close');
-    assert.ok(ms < 10_000);
-  });
+  await withServer(
+    (_req, res) => sendJson(res, 200, {}),
+    { headersTimeoutMs: 1_000 },
+    async (server) => {
+      const idle = await rawClient(server.url);
+      const ms = await until(idle.isClosed, 10_000, 'the silent connection to close');
+      assert.ok(ms < 10_000);
+    },
+  );
 });
 
 test('malformed request line → 400', async () => {
-  await withServer((_req, res) => sendJson(res, 200, {}), {}, async (server) => {
-    const client = await rawClient(server.url);
-    client.socket.write('HELLO THERE\r\n\r\n');
-    await until(client.isClosed, 5_000, 'close');
-    assert.match(client.data(), /^HTTP\/1\.1 400 Bad Request\r\n/);
-  });
+  await withServer(
+    (_req, res) => sendJson(res, 200, {}),
+    {},
+    async (server) => {
+      const client = await rawClient(server.url);
+      client.socket.write('HELLO THERE\r\n\r\n');
+      await until(client.isClosed, 5_000, 'close');
+      assert.match(client.data(), /^HTTP\/1\.1 400 Bad Request\r\n/);
+    },
+  );
 });
 
 // ---- handler errors, sendJson, close ----------------------------------------------------------
 
 test('handler errors: HttpError keeps its status and message; anything else is a bare 500', async () => {
-  await withServer(async (req) => {
-    if (req.url === '/teapot') throw new HttpError(418, 'short and stout');
-    throw new Error('secret detail /etc/shadow');
-  }, {}, async (server) => {
-    const teapot = await fetch(`${server.url}/teapot`);
-    assert.is(teapot.status, 418);
-    assert.equal(await teapot.json(), { error: 'short and stout' });
-    const boom = await fetch(`${server.url}/boom`);
-    assert.is(boom.status, 500);
-    const text = await boom.text();
-    assert.equal(JSON.parse(text), { error: 'internal error' });
-    assert.not.match(text, /secret|shadow/);
-  });
+  await withServer(
+    async (req) => {
+      if (req.url === '/teapot') throw new HttpError(418, 'short and stout');
+      throw new Error('secret detail /etc/shadow');
+    },
+    {},
+    async (server) => {
+      const teapot = await fetch(`${server.url}/teapot`);
+      assert.is(teapot.status, 418);
+      assert.equal(await teapot.json(), { error: 'short and stout' });
+      const boom = await fetch(`${server.url}/boom`);
+      assert.is(boom.status, 500);
+      const text = await boom.text();
+      assert.equal(JSON.parse(text), { error: 'internal error' });
+      assert.not.match(text, /secret|shadow/);
+    },
+  );
 });
 
 test('sendJson: JSON, length, no-store, nosniff, extra headers; pathAndQueryOf is the raw target', async () => {
   let seenPath = '';
-  await withServer((req, res) => {
-    seenPath = pathAndQueryOf(req);
-    sendJson(res, 202, { repo: 'söte', state: 'queued' }, { 'X-Request-Id': 'r1' });
-  }, {}, async (server) => {
-    const response = await fetch(`${server.url}/a%2Fb/?repo=octo%2Fsite&wait=1`);
-    assert.is(response.status, 202);
-    assert.is(response.headers.get('content-type'), 'application/json; charset=utf-8');
-    assert.is(response.headers.get('cache-control'), 'no-store');
-    assert.is(response.headers.get('x-content-type-options'), 'nosniff');
-    assert.is(response.headers.get('x-request-id'), 'r1');
-    const text = await response.text();
-    assert.is(Number(response.headers.get('content-length')), Buffer.byteLength(text));
-    assert.equal(JSON.parse(text), { repo: 'söte', state: 'queued' });
-    assert.is(seenPath, '/a%2Fb/?repo=octo%2Fsite&wait=1');
-  });
+  await withServer(
+    (req, res) => {
+      seenPath = pathAndQueryOf(req);
+      sendJson(res, 202, { repo: 'söte', state: 'queued' }, { 'X-Request-Id': 'r1' });
+    },
+    {},
+    async (server) => {
+      const response = await fetch(`${server.url}/a%2Fb/?repo=octo%2Fsite&wait=1`);
+      assert.is(response.status, 202);
+      assert.is(response.headers.get('content-type'), 'application/json; charset=utf-8');
+      assert.is(response.headers.get('cache-control'), 'no-store');
+      assert.is(response.headers.get('x-content-type-options'), 'nosniff');
+      assert.is(response.headers.get('x-request-id'), 'r1');
+      const text = await response.text();
+      assert.is(Number(response.headers.get('content-length')), Buffer.byteLength(text));
+      assert.equal(JSON.parse(text), { repo: 'söte', state: 'queued' });
+      assert.is(seenPath, '/a%2Fb/?repo=octo%2Fsite&wait=1');
+    },
+  );
 });
 
 test('startHttpServer: url has the real port; a taken port is an error; close() cuts a hanging request after grace', async () => {
@@ -382,7 +475,10 @@ test('startHttpServer: url has the real port; a taken port is an error; close() 
   } catch (error) {
     assert.is((error as NodeJS.ErrnoException).code, 'EADDRINUSE');
   }
-  const hanging = fetch(server.url).then(() => 'answered', () => 'cut');
+  const hanging = fetch(server.url).then(
+    () => 'answered',
+    () => 'cut',
+  );
   await sleep(200);
   const started = Date.now();
   await server.close(300);

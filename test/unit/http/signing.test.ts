@@ -8,7 +8,14 @@ import * as assert from 'uvu/assert';
 import { $ } from 'zx';
 import { ConfigError } from '../../../lib/core/errors.ts';
 import { startHttpServer } from '../../../lib/http/server.ts';
-import { canonicalRequest, createRequestVerifier, hmacSha256Hex, loadSecret, safeEqual, signRequest } from '../../../lib/http/signing.ts';
+import {
+  canonicalRequest,
+  createRequestVerifier,
+  hmacSha256Hex,
+  loadSecret,
+  safeEqual,
+  signRequest,
+} from '../../../lib/http/signing.ts';
 import { tmpDir } from '../../_helpers/common.ts';
 
 $.verbose = false;
@@ -54,9 +61,19 @@ test('a request with a body signs a fifth line, hex(sha256(body)) (openssl); the
   assert.is(headers['X-Shipkit-Signature'], `sha256=${expected}`);
   assert.equal(verifierAt(T0).verify('POST', '/fleet/reports', lower(headers), { bodySha256: bodyHex }), { ok: true });
   const other = signRequest(SECRET, 'POST', '/fleet/reports', { now: fixedNow(T0), body });
-  assert.equal(verifierAt(T0).verify('POST', '/fleet/reports', lower(other), { bodySha256: bodyHex.replace(/^./, (c) => (c === '0' ? '1' : '0')) }), { ok: false, reason: 'wrong signature' }, 'another body');
+  assert.equal(
+    verifierAt(T0).verify('POST', '/fleet/reports', lower(other), {
+      bodySha256: bodyHex.replace(/^./, (c) => (c === '0' ? '1' : '0')),
+    }),
+    { ok: false, reason: 'wrong signature' },
+    'another body',
+  );
   const noBody = signRequest(SECRET, 'POST', '/fleet/reports', { now: fixedNow(T0) });
-  assert.equal(verifierAt(T0).verify('POST', '/fleet/reports', lower(noBody), { bodySha256: bodyHex }), { ok: false, reason: 'wrong signature' }, 'signed without the body line');
+  assert.equal(
+    verifierAt(T0).verify('POST', '/fleet/reports', lower(noBody), { bodySha256: bodyHex }),
+    { ok: false, reason: 'wrong signature' },
+    'signed without the body line',
+  );
 });
 
 test('a request signed by openssl (the README recipe) verifies', async () => {
@@ -68,7 +85,9 @@ test('a request signed by openssl (the README recipe) verifies', async () => {
     const nonce = 'fedcba9876543210fedcba9876543210';
     const hex = await opensslHmac(secret, `GET\n${pathAndQuery}\n${ts}\n${nonce}`);
     const verdict = verifierAt(T0, secret).verify('GET', pathAndQuery, {
-      'x-shipkit-timestamp': ts, 'x-shipkit-nonce': nonce, 'x-shipkit-signature': `sha256=${hex}`,
+      'x-shipkit-timestamp': ts,
+      'x-shipkit-nonce': nonce,
+      'x-shipkit-signature': `sha256=${hex}`,
     });
     assert.equal(verdict, { ok: true }, `secret ${JSON.stringify(secret)}`);
   }
@@ -115,46 +134,175 @@ const cases: Case[] = [
   { label: 'timestamp 299 s ahead', sign: { nowMs: T0 + 299_000 }, reason: null },
   { label: 'wrong secret', sign: { secret: 'not the secret' }, reason: 'wrong signature' },
   { label: 'timestamp 10 minutes old', sign: { nowMs: T0 - 600_000 }, reason: 'timestamp outside the allowed window' },
-  { label: 'timestamp 10 minutes ahead', sign: { nowMs: T0 + 600_000 }, reason: 'timestamp outside the allowed window' },
+  {
+    label: 'timestamp 10 minutes ahead',
+    sign: { nowMs: T0 + 600_000 },
+    reason: 'timestamp outside the allowed window',
+  },
   { label: 'timestamp 301 s old', sign: { nowMs: T0 - 301_000 }, reason: 'timestamp outside the allowed window' },
   { label: 'signed for another repo', sign: { path: '/?repo=other' }, reason: 'wrong signature' },
   { label: 'signed for another path', sign: { path: '/status' }, reason: 'wrong signature' },
-  { label: 'query with &wait=1 added after signing', verify: { path: '/?repo=site&wait=1' }, reason: 'wrong signature' },
+  {
+    label: 'query with &wait=1 added after signing',
+    verify: { path: '/?repo=site&wait=1' },
+    reason: 'wrong signature',
+  },
   { label: 'signed for another method', sign: { method: 'POST' }, reason: 'wrong signature' },
-  { label: 'timestamp edited after signing', edit: (h) => { h['x-shipkit-timestamp'] = String(T0 / 1000 + 1); }, reason: 'wrong signature' },
-  { label: 'nonce edited after signing', edit: (h) => { h['x-shipkit-nonce'] = 'zzzzzzzzzzzzzzzzzzzz'; }, reason: 'wrong signature' },
-  { label: 'no headers at all', edit: (h) => { for (const k of Object.keys(h)) delete h[k]; }, reason: 'missing signature headers' },
-  { label: 'missing timestamp', edit: (h) => { delete h['x-shipkit-timestamp']; }, reason: 'missing signature headers' },
-  { label: 'missing nonce', edit: (h) => { delete h['x-shipkit-nonce']; }, reason: 'missing signature headers' },
-  { label: 'missing signature', edit: (h) => { delete h['x-shipkit-signature']; }, reason: 'missing signature headers' },
-  { label: 'empty signature', edit: (h) => { h['x-shipkit-signature'] = ''; }, reason: 'missing signature headers' },
-  { label: 'duplicated signature header (two values)', edit: (h) => { h['x-shipkit-signature'] = [String(h['x-shipkit-signature']), `sha256=${hex64}`]; }, reason: 'missing signature headers' },
-  { label: 'duplicated timestamp header', edit: (h) => { h['x-shipkit-timestamp'] = [String(h['x-shipkit-timestamp']), String(h['x-shipkit-timestamp'])]; }, reason: 'missing signature headers' },
-  { label: 'duplicates joined by a proxy', edit: (h) => { h['x-shipkit-signature'] = `${h['x-shipkit-signature']}, sha256=${hex64}`; }, reason: 'malformed signature' },
-  { label: 'timestamp not a number', edit: (h) => { h['x-shipkit-timestamp'] = 'yesterday'; }, reason: 'malformed timestamp' },
-  { label: 'negative timestamp', edit: (h) => { h['x-shipkit-timestamp'] = '-1700000000'; }, reason: 'malformed timestamp' },
-  { label: 'timestamp in exponent form', edit: (h) => { h['x-shipkit-timestamp'] = '1.7e9'; }, reason: 'malformed timestamp' },
+  {
+    label: 'timestamp edited after signing',
+    edit: (h) => {
+      h['x-shipkit-timestamp'] = String(T0 / 1000 + 1);
+    },
+    reason: 'wrong signature',
+  },
+  {
+    label: 'nonce edited after signing',
+    edit: (h) => {
+      h['x-shipkit-nonce'] = 'zzzzzzzzzzzzzzzzzzzz';
+    },
+    reason: 'wrong signature',
+  },
+  {
+    label: 'no headers at all',
+    edit: (h) => {
+      for (const k of Object.keys(h)) delete h[k];
+    },
+    reason: 'missing signature headers',
+  },
+  {
+    label: 'missing timestamp',
+    edit: (h) => {
+      delete h['x-shipkit-timestamp'];
+    },
+    reason: 'missing signature headers',
+  },
+  {
+    label: 'missing nonce',
+    edit: (h) => {
+      delete h['x-shipkit-nonce'];
+    },
+    reason: 'missing signature headers',
+  },
+  {
+    label: 'missing signature',
+    edit: (h) => {
+      delete h['x-shipkit-signature'];
+    },
+    reason: 'missing signature headers',
+  },
+  {
+    label: 'empty signature',
+    edit: (h) => {
+      h['x-shipkit-signature'] = '';
+    },
+    reason: 'missing signature headers',
+  },
+  {
+    label: 'duplicated signature header (two values)',
+    edit: (h) => {
+      h['x-shipkit-signature'] = [String(h['x-shipkit-signature']), `sha256=${hex64}`];
+    },
+    reason: 'missing signature headers',
+  },
+  {
+    label: 'duplicated timestamp header',
+    edit: (h) => {
+      h['x-shipkit-timestamp'] = [String(h['x-shipkit-timestamp']), String(h['x-shipkit-timestamp'])];
+    },
+    reason: 'missing signature headers',
+  },
+  {
+    label: 'duplicates joined by a proxy',
+    edit: (h) => {
+      h['x-shipkit-signature'] = `${h['x-shipkit-signature']}, sha256=${hex64}`;
+    },
+    reason: 'malformed signature',
+  },
+  {
+    label: 'timestamp not a number',
+    edit: (h) => {
+      h['x-shipkit-timestamp'] = 'yesterday';
+    },
+    reason: 'malformed timestamp',
+  },
+  {
+    label: 'negative timestamp',
+    edit: (h) => {
+      h['x-shipkit-timestamp'] = '-1700000000';
+    },
+    reason: 'malformed timestamp',
+  },
+  {
+    label: 'timestamp in exponent form',
+    edit: (h) => {
+      h['x-shipkit-timestamp'] = '1.7e9';
+    },
+    reason: 'malformed timestamp',
+  },
   { label: 'timestamp in milliseconds (far future)', sign: { nowMs: T0 * 1000 }, reason: 'malformed timestamp' },
   { label: 'short nonce (15 chars)', sign: { nonce: 'a'.repeat(15) }, reason: 'malformed nonce' },
   { label: 'nonce of 16 chars is enough', sign: { nonce: 'a'.repeat(16) }, reason: null },
   { label: 'nonce with a space', sign: { nonce: 'abcdefgh ijklmnop' }, reason: 'malformed nonce' },
-  { label: 'nonce with a newline (canonical-string injection)', sign: { nonce: 'abcdefghijklmnop\nx' }, reason: 'malformed nonce' },
+  {
+    label: 'nonce with a newline (canonical-string injection)',
+    sign: { nonce: 'abcdefghijklmnop\nx' },
+    reason: 'malformed nonce',
+  },
   { label: 'huge nonce', sign: { nonce: 'a'.repeat(129) }, reason: 'malformed nonce' },
-  { label: 'signature without sha256= prefix', edit: (h) => { h['x-shipkit-signature'] = String(h['x-shipkit-signature']).slice(7); }, reason: 'malformed signature' },
-  { label: 'sha1= prefix', edit: (h) => { h['x-shipkit-signature'] = String(h['x-shipkit-signature']).replace('sha256=', 'sha1='); }, reason: 'malformed signature' },
+  {
+    label: 'signature without sha256= prefix',
+    edit: (h) => {
+      h['x-shipkit-signature'] = String(h['x-shipkit-signature']).slice(7);
+    },
+    reason: 'malformed signature',
+  },
+  {
+    label: 'sha1= prefix',
+    edit: (h) => {
+      h['x-shipkit-signature'] = String(h['x-shipkit-signature']).replace('sha256=', 'sha1=');
+    },
+    reason: 'malformed signature',
+  },
   // Strict on purpose: the contract's hex (and openssl's) is lower-case.
-  { label: 'upper-case hex', edit: (h) => { h['x-shipkit-signature'] = `sha256=${String(h['x-shipkit-signature']).slice(7).toUpperCase()}`; }, reason: 'malformed signature' },
-  { label: 'truncated hex', edit: (h) => { h['x-shipkit-signature'] = String(h['x-shipkit-signature']).slice(0, -1); }, reason: 'malformed signature' },
-  { label: 'trailing garbage', edit: (h) => { h['x-shipkit-signature'] = `${h['x-shipkit-signature']}00`; }, reason: 'malformed signature' },
-  { label: 'all-zero signature', edit: (h) => { h['x-shipkit-signature'] = `sha256=${'0'.repeat(64)}`; }, reason: 'wrong signature' },
+  {
+    label: 'upper-case hex',
+    edit: (h) => {
+      h['x-shipkit-signature'] = `sha256=${String(h['x-shipkit-signature']).slice(7).toUpperCase()}`;
+    },
+    reason: 'malformed signature',
+  },
+  {
+    label: 'truncated hex',
+    edit: (h) => {
+      h['x-shipkit-signature'] = String(h['x-shipkit-signature']).slice(0, -1);
+    },
+    reason: 'malformed signature',
+  },
+  {
+    label: 'trailing garbage',
+    edit: (h) => {
+      h['x-shipkit-signature'] = `${h['x-shipkit-signature']}00`;
+    },
+    reason: 'malformed signature',
+  },
+  {
+    label: 'all-zero signature',
+    edit: (h) => {
+      h['x-shipkit-signature'] = `sha256=${'0'.repeat(64)}`;
+    },
+    reason: 'wrong signature',
+  },
 ];
 
 for (const c of cases) {
   test(`verify: ${c.label} → ${c.reason ?? 'ok'}`, () => {
     const s = c.sign ?? {};
-    const headers: Record<string, string | string[] | undefined> = lower(signRequest(s.secret ?? SECRET, s.method ?? 'GET', s.path ?? '/?repo=site', {
-      now: fixedNow(s.nowMs ?? T0), nonce: s.nonce ?? NONCE,
-    }));
+    const headers: Record<string, string | string[] | undefined> = lower(
+      signRequest(s.secret ?? SECRET, s.method ?? 'GET', s.path ?? '/?repo=site', {
+        now: fixedNow(s.nowMs ?? T0),
+        nonce: s.nonce ?? NONCE,
+      }),
+    );
     c.edit?.(headers);
     const v = c.verify ?? {};
     const verdict = verifierAt(v.nowMs ?? T0).verify(v.method ?? 'GET', v.path ?? '/?repo=site', headers);
@@ -175,7 +323,10 @@ test('replayed nonce is refused, also with a fresh timestamp; other nonces still
   assert.equal(verifier.verify('GET', '/?repo=site', other), { ok: true });
   // Once the window has passed the old request is refused for its timestamp, not accepted.
   now += 400_000;
-  assert.equal(verifier.verify('GET', '/?repo=site', first), { ok: false, reason: 'timestamp outside the allowed window' });
+  assert.equal(verifier.verify('GET', '/?repo=site', first), {
+    ok: false,
+    reason: 'timestamp outside the allowed window',
+  });
 });
 
 test('a forged request does not burn the nonce of the genuine one', () => {
@@ -212,11 +363,14 @@ for (const [a, b, want] of equalCases) {
 
 test('through real HTTP: Node header casing, replay, duplicate headers on the wire', async () => {
   const verifier = createRequestVerifier(SECRET);
-  const server = await startHttpServer((req, res) => {
-    const verdict = verifier.verify(req.method ?? '', req.url ?? '', req.headers);
-    res.writeHead(verdict.ok ? 200 : 401, { 'Content-Type': 'text/plain' });
-    res.end(verdict.ok ? 'ok' : verdict.reason);
-  }, { host: '127.0.0.1', port: 0 });
+  const server = await startHttpServer(
+    (req, res) => {
+      const verdict = verifier.verify(req.method ?? '', req.url ?? '', req.headers);
+      res.writeHead(verdict.ok ? 200 : 401, { 'Content-Type': 'text/plain' });
+      res.end(verdict.ok ? 'ok' : verdict.reason);
+    },
+    { host: '127.0.0.1', port: 0 },
+  );
   try {
     const headers = signRequest(SECRET, 'GET', '/?repo=site');
     const first = await fetch(`${server.url}/?repo=site`, { headers });
@@ -231,9 +385,13 @@ test('through real HTTP: Node header casing, replay, duplicate headers on the wi
     // Two X-Shipkit-Signature lines on the wire (one valid): must not pass.
     const h = signRequest(SECRET, 'GET', '/?repo=site');
     const raw = await rawRequest(server.url, [
-      'GET /?repo=site HTTP/1.1', 'Host: x', 'Connection: close',
-      `X-Shipkit-Timestamp: ${h['X-Shipkit-Timestamp']}`, `X-Shipkit-Nonce: ${h['X-Shipkit-Nonce']}`,
-      `X-Shipkit-Signature: sha256=${hex64}`, `X-Shipkit-Signature: ${h['X-Shipkit-Signature']}`,
+      'GET /?repo=site HTTP/1.1',
+      'Host: x',
+      'Connection: close',
+      `X-Shipkit-Timestamp: ${h['X-Shipkit-Timestamp']}`,
+      `X-Shipkit-Nonce: ${h['X-Shipkit-Nonce']}`,
+      `X-Shipkit-Signature: sha256=${hex64}`,
+      `X-Shipkit-Signature: ${h['X-Shipkit-Signature']}`,
     ]);
     assert.match(raw, /^HTTP\/1\.1 401/);
   } finally {
@@ -264,7 +422,10 @@ test('loadSecret: file (first line, trimmed) wins over env; errors are ConfigErr
   assert.is(await loadSecret({ env: { OTHER: 'x' }, envName: 'OTHER' }), 'x');
   const empty = path.join(dir, 'empty');
   writeFileSync(empty, '\n\n');
-  for (const [secretFile, pattern] of [[empty, /secret file .*empty is empty/], [path.join(dir, 'missing'), /Cannot read the secret file .*missing \(ENOENT\)/]] as const) {
+  for (const [secretFile, pattern] of [
+    [empty, /secret file .*empty is empty/],
+    [path.join(dir, 'missing'), /Cannot read the secret file .*missing \(ENOENT\)/],
+  ] as const) {
     try {
       await loadSecret({ secretFile, env: { SHIPKIT_SECRET: 'from-env' } });
       assert.unreachable('should throw');

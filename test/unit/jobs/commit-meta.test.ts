@@ -17,17 +17,23 @@ const metaOf = (forge: Forge, event: string, payload: Record<string, unknown>) =
 test('GitHub push and release (octokit examples)', () => {
   const push = pushPayload('octo/site', { sha: '6113728f27ae82c7b1a177c8d03f9e96e0adf246' });
   assert.equal(metaOf('github', 'push', push), {
-    message: 'Initial commit', author: 'Codertocat', pusher: 'Codertocat',
+    message: 'Initial commit',
+    author: 'Codertocat',
+    pusher: 'Codertocat',
     commitUrl: 'https://github.com/Codertocat/Hello-World/commit/6113728f27ae82c7b1a177c8d03f9e96e0adf246',
   });
   assert.equal(metaOf('github', 'release', releasePayload('octo/site')), {
-    author: 'Codertocat', pusher: 'Codertocat', commitUrl: 'https://github.com/Codertocat/Hello-World/releases/tag/0.0.1',
+    author: 'Codertocat',
+    pusher: 'Codertocat',
+    commitUrl: 'https://github.com/Codertocat/Hello-World/releases/tag/0.0.1',
   });
 });
 
 test('Gitea, Gogs and GitLab pushes and releases (their documented payloads)', () => {
   assert.equal(metaOf('gitea', 'push', forgePayload('gitea-push-event.json')), {
-    message: 'example', author: 'example', pusher: 'example',
+    message: 'example',
+    author: 'example',
+    pusher: 'example',
     commitUrl: 'http://localhost:3000/example/example/commit/67b56589a45103f891bdee7c0546e5d40bc02001',
   });
   // Gogs has no head_commit: the commit in `commits` with the pushed sha.
@@ -42,7 +48,10 @@ test('Gitea, Gogs and GitLab pushes and releases (their documented payloads)', (
   assert.is(gitlab.pusher, 'John Smith');
   assert.is(gitlab.commitUrl, 'http://example.com/mike/diaspora/commit/da1560886d4f094c3e6c9ef40349f7d38b5d27d7');
   assert.equal(metaOf('gitea', 'release', forgePayload('gitea-release-event.json')), {
-    message: '0.0.0', author: 'example', pusher: 'example', commitUrl: 'http://localhost:3000/example/example/releases/tag/example',
+    message: '0.0.0',
+    author: 'example',
+    pusher: 'example',
+    commitUrl: 'http://localhost:3000/example/example/releases/tag/example',
   });
   const glRelease = metaOf('gitlab', 'Release Hook', forgePayload('gitlab-release-event.json'));
   assert.is(glRelease.message, 'v1.1');
@@ -59,11 +68,18 @@ test('hostile fields: a long message is cut, controls dropped, a bad URL and non
   push.pusher = { name: 'p'.repeat(500) };
   const meta = metaOf('github', 'push', push);
   assert.is(meta.message!.length, MESSAGE_MAX);
-  assert.ok(meta.message!.startsWith('<script>alert(1)</script>\u202e'), 'markup and bidi kept (escaped where shown), NUL dropped');
+  assert.ok(
+    meta.message!.startsWith('<script>alert(1)</script>\u202e'),
+    'markup and bidi kept (escaped where shown), NUL dropped',
+  );
   assert.is(meta.author, '[31mmallory');
   assert.is(meta.pusher!.length, 200);
   assert.is(meta.commitUrl, undefined);
-  for (const url of ['https://user:pw@github.com/x', 'https://github.com/a b', `https://github.com/${'a'.repeat(3000)}`]) {
+  for (const url of [
+    'https://user:pw@github.com/x',
+    'https://github.com/a b',
+    `https://github.com/${'a'.repeat(3000)}`,
+  ]) {
     push.head_commit.url = url;
     assert.is(metaOf('github', 'push', push).commitUrl, undefined, url);
   }

@@ -4,7 +4,13 @@ import { appendFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { JOB_ID_PATTERN, STORED_JOB_ID_PATTERN, isStoredJobId, newJobId, validateJobId } from '../../../lib/jobs/job-id.ts';
+import {
+  JOB_ID_PATTERN,
+  STORED_JOB_ID_PATTERN,
+  isStoredJobId,
+  newJobId,
+  validateJobId,
+} from '../../../lib/jobs/job-id.ts';
 import { findJob, listJobs, readJobLog } from '../../../lib/jobs/job-log.ts';
 import { tmpDir } from '../../_helpers/common.ts';
 
@@ -61,11 +67,16 @@ test('validateJobId refuses what is not a string', () => {
 test('a logs.txt written with the older id format is still read', async () => {
   const dir = tmpDir();
   const old = '20251001T120000Z-3fa9c1';
-  appendFileSync(path.join(dir, 'logs.txt'),
-    `=== shipkit job ${old} start {"id":"${old}","repo":"octo/site","kind":"build","started":"2025-10-01T12:00:00.000Z","pid":1,"host":"elsewhere"}\n`
-    + '12:00:00.100 | hello\n'
-    + `=== shipkit job ${old} end {"id":"${old}","status":"succeeded","exit":0,"duration_ms":100,"finished":"2025-10-01T12:00:00.100Z"}\n`);
-  assert.equal((await listJobs(dir)).map((j) => [j.id, j.status]), [[old, 'succeeded']]);
+  appendFileSync(
+    path.join(dir, 'logs.txt'),
+    `=== shipkit job ${old} start {"id":"${old}","repo":"octo/site","kind":"build","started":"2025-10-01T12:00:00.000Z","pid":1,"host":"elsewhere"}\n` +
+      '12:00:00.100 | hello\n' +
+      `=== shipkit job ${old} end {"id":"${old}","status":"succeeded","exit":0,"duration_ms":100,"finished":"2025-10-01T12:00:00.100Z"}\n`,
+  );
+  assert.equal(
+    (await listJobs(dir)).map((j) => [j.id, j.status]),
+    [[old, 'succeeded']],
+  );
   assert.match((await readJobLog(dir, old)) ?? '', /\| hello/);
   assert.is((await findJob(dir, old))?.summary.exit, 0);
 });

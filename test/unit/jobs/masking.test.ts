@@ -31,7 +31,10 @@ test('secretForms: the value, its URL encodings and base64 at 3 alignments', () 
   for (const prefix of ['', 'a', 'ab']) {
     for (const suffix of ['', 'z', 'zz']) {
       const encoded = b64(`${prefix}${SECRET}${suffix}`);
-      assert.ok(forms.some((form) => encoded.includes(form) && form.length >= 16), `base64 of ${prefix}SECRET${suffix}`);
+      assert.ok(
+        forms.some((form) => encoded.includes(form) && form.length >= 16),
+        `base64 of ${prefix}SECRET${suffix}`,
+      );
     }
   }
   assert.equal(secretForms(''), []);
@@ -46,7 +49,8 @@ test('createTextMasker: the URL encodings of common encoders (curl --data-urlenc
     'wJalr/XUtn%21FEMI%28K7%29%2A%27x%20y', // Python quote(s)
     'wJalr%2FXUtn%21FEMI%28K7%29%2A%27x+y', // Python quote_plus, Go url.QueryEscape
     'wJalr%2fXUtn%21FEMI%28K7%29%2a%27x%20y', // lower-case hex
-  ]) assert.is(mask(`url ${encoded}\n`), 'url ***\n', encoded);
+  ])
+    assert.is(mask(`url ${encoded}\n`), 'url ***\n', encoded);
 });
 
 test('createTextMasker: every form in a text becomes ***', () => {
@@ -74,10 +78,20 @@ test('StreamMasker: split into three chunks at every pair of offsets inside a se
   assert.equal(everyForm(whole, [SECRET]), []);
   for (let i = 0; i <= data.length; i++) {
     for (let j = i; j <= data.length; j++) {
-      assert.equal(streamed([SECRET], [data.subarray(0, i), data.subarray(i, j), data.subarray(j)]), whole, `cuts at ${i} and ${j}`);
+      assert.equal(
+        streamed([SECRET], [data.subarray(0, i), data.subarray(i, j), data.subarray(j)]),
+        whole,
+        `cuts at ${i} and ${j}`,
+      );
     }
   }
-  assert.equal(streamed([SECRET], [...data].map((byte) => Buffer.from([byte]))), whole);
+  assert.equal(
+    streamed(
+      [SECRET],
+      [...data].map((byte) => Buffer.from([byte])),
+    ),
+    whole,
+  );
 });
 
 test('StreamMasker: holds back only what could begin a secret, and releases it at the end', () => {

@@ -19,13 +19,29 @@ function deployFolder(): string {
 }
 
 /** A stand-in for `launchfit run`: the real control socket with handlers that record each call. */
-async function running(dir: string, handlers: Partial<ControlHandlers> = {}): Promise<{ calls: string[]; server: ControlServer }> {
+async function running(
+  dir: string,
+  handlers: Partial<ControlHandlers> = {},
+): Promise<{ calls: string[]; server: ControlServer }> {
   const calls: string[] = [];
-  const server = await startControlSocket(deployPaths(dir).socket, {
-    status: async () => { calls.push('status'); return handlers.status ? handlers.status() : { dir, running: true, bad: [], releases: [] }; },
-    update: async () => { calls.push('update'); return handlers.update ? handlers.update() : { action: 'up-to-date', message: 'answered by run' }; },
-    rollback: async (to) => { calls.push(`rollback ${to ?? '-'}`); return handlers.rollback ? handlers.rollback(to) : { action: 'rolled-back', message: `back to ${to}` }; },
-  }, silentLogger);
+  const server = await startControlSocket(
+    deployPaths(dir).socket,
+    {
+      status: async () => {
+        calls.push('status');
+        return handlers.status ? handlers.status() : { dir, running: true, bad: [], releases: [] };
+      },
+      update: async () => {
+        calls.push('update');
+        return handlers.update ? handlers.update() : { action: 'up-to-date', message: 'answered by run' };
+      },
+      rollback: async (to) => {
+        calls.push(`rollback ${to ?? '-'}`);
+        return handlers.rollback ? handlers.rollback(to) : { action: 'rolled-back', message: `back to ${to}` };
+      },
+    },
+    silentLogger,
+  );
   return { calls, server };
 }
 
@@ -59,9 +75,18 @@ test('running: update, rollback and status are asked of it; nothing is done here
   const dir = deployFolder();
   const { calls, server } = await running(dir);
   try {
-    assert.equal(await runHereOrOnRunning(dir, { command: 'update', force: true }, silentLogger), { action: 'up-to-date', message: 'answered by run' });
-    assert.equal(await runHereOrOnRunning(dir, { command: 'rollback', to: '1.2' }, silentLogger), { action: 'rolled-back', message: 'back to 1.2' });
-    assert.equal(await runHereOrOnRunning(dir, { command: 'rollback' }, silentLogger), { action: 'rolled-back', message: 'back to undefined' });
+    assert.equal(await runHereOrOnRunning(dir, { command: 'update', force: true }, silentLogger), {
+      action: 'up-to-date',
+      message: 'answered by run',
+    });
+    assert.equal(await runHereOrOnRunning(dir, { command: 'rollback', to: '1.2' }, silentLogger), {
+      action: 'rolled-back',
+      message: 'back to 1.2',
+    });
+    assert.equal(await runHereOrOnRunning(dir, { command: 'rollback' }, silentLogger), {
+      action: 'rolled-back',
+      message: 'back to undefined',
+    });
     assert.is((await runHereOrOnRunning(dir, { command: 'status' }, silentLogger)).running, true);
     assert.equal(calls, ['update', 'rollback 1.2', 'rollback -', 'status']);
     assert.not.ok(existsSync(path.join(dir, 'launchify.yml')));
@@ -74,8 +99,12 @@ test('running: update, rollback and status are asked of it; nothing is done here
 test('running: its error comes back in its category (same exit code as if done here)', async () => {
   const dir = deployFolder();
   const { server } = await running(dir, {
-    update: async () => { throw new VerificationError('The signature of app-1.2.tar.gz does not verify.'); },
-    rollback: async () => { throw new ConfigError('No release 1.0 is installed.'); },
+    update: async () => {
+      throw new VerificationError('The signature of app-1.2.tar.gz does not verify.');
+    },
+    rollback: async () => {
+      throw new ConfigError('No release 1.0 is installed.');
+    },
   });
   try {
     const update = await rejection(runHereOrOnRunning(dir, { command: 'update' }, silentLogger));
@@ -107,7 +136,11 @@ test('rollback --to a bad version is refused before anything is asked', async ()
 
 test('status: a running launchfit that fails to answer leaves the status of the folder', async () => {
   const dir = deployFolder();
-  const { calls, server } = await running(dir, { status: async () => { throw new Error('busy'); } });
+  const { calls, server } = await running(dir, {
+    status: async () => {
+      throw new Error('busy');
+    },
+  });
   try {
     const status = await runHereOrOnRunning(dir, { command: 'status' }, silentLogger);
     assert.is(status.running, false);

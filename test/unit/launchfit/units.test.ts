@@ -8,12 +8,25 @@ import { errorFromAnswer } from '../../../lib/launchfit/control/socket.ts';
 import { entryProblem } from '../../../lib/launchfit/install/extract.ts';
 import { parseKeyPin } from '../../../lib/launchfit/trust/pgp.ts';
 import { releaseNameOf } from '../../../lib/launchfit/install/update.ts';
-import { compareVersions, formatVersionFile, parseRolloutPercent, parseVersionFile, versionProblem } from '../../../lib/release/version-file.ts';
+import {
+  compareVersions,
+  formatVersionFile,
+  parseRolloutPercent,
+  parseVersionFile,
+  versionProblem,
+} from '../../../lib/release/version-file.ts';
 
 test('compareVersions: segments compared as hexadecimal numbers', () => {
   const cases: Array<[string, string, number]> = [
-    ['1.23.42b', '1.23.42b', 0], ['1.23.42b', '1.23.42a', 1], ['1.9', '1.a', -1], ['1.10', '1.f', 1],
-    ['1.2', '1.2.0', 0], ['01.2', '1.2', 0], ['2', '1.ffff', 1], ['1.0.1', '1.0', 1], ['A.b', 'a.B', 0],
+    ['1.23.42b', '1.23.42b', 0],
+    ['1.23.42b', '1.23.42a', 1],
+    ['1.9', '1.a', -1],
+    ['1.10', '1.f', 1],
+    ['1.2', '1.2.0', 0],
+    ['01.2', '1.2', 0],
+    ['2', '1.ffff', 1],
+    ['1.0.1', '1.0', 1],
+    ['A.b', 'a.B', 0],
     ['ffffffffffffffffffff', 'fffffffffffffffffffe', 1],
   ];
   for (const [a, b, want] of cases) assert.is(compareVersions(a, b), want, `${a} vs ${b}`);
@@ -21,22 +34,25 @@ test('compareVersions: segments compared as hexadecimal numbers', () => {
 
 test('versionProblem: only dot-separated hex', () => {
   for (const ok of ['1', '1.23.42b', 'deadbeef.0']) assert.is(versionProblem(ok), undefined, ok);
-  for (const bad of ['', '1.g', '1..2', '.1', '1.', 'v1.2', '1.2-rc1', '1 2', '../1', 'x'.repeat(65)]) assert.ok(versionProblem(bad), bad);
+  for (const bad of ['', '1.g', '1..2', '.1', '1.', 'v1.2', '1.2-rc1', '1 2', '../1', 'x'.repeat(65)])
+    assert.ok(versionProblem(bad), bad);
 });
 
 test('parseVersionFile: the contract format, unknown keys ignored', () => {
-  const info = parseVersionFile([
-    'CURRENT 1.23.42b my-app-gnu-linux-1.23.42b.tar.gz',
-    'RELEASE icecream-soda-popsticle',
-    `SHA256 ${'A'.repeat(64)}`,
-    'SIZE 1234',
-    'EXPIRES 2030-01-02T03:04:05Z',
-    'FUTURE something new',
-    'FUTURE twice is fine for keys this version does not know',
-    '# comment',
-    'APP my-app',
-    'PLATFORM gnu-linux',
-  ].join('\n'));
+  const info = parseVersionFile(
+    [
+      'CURRENT 1.23.42b my-app-gnu-linux-1.23.42b.tar.gz',
+      'RELEASE icecream-soda-popsticle',
+      `SHA256 ${'A'.repeat(64)}`,
+      'SIZE 1234',
+      'EXPIRES 2030-01-02T03:04:05Z',
+      'FUTURE something new',
+      'FUTURE twice is fine for keys this version does not know',
+      '# comment',
+      'APP my-app',
+      'PLATFORM gnu-linux',
+    ].join('\n'),
+  );
   assert.is(info.app, 'my-app');
   assert.is(info.platform, 'gnu-linux');
   assert.is(info.version, '1.23.42b');
@@ -59,7 +75,21 @@ test('parseVersionFile: SEQ and ROLLOUT are read and written; other unknown keys
 });
 
 test('ROLLOUT: 0, above 100, negative, not a number, too precise are refused by the parser and never written', () => {
-  for (const bad of ['0', '0.00', '100.01', '101', '-5', 'abc', '10%', '1e2', '0.125', '', '10 20', 'NaN', 'Infinity']) {
+  for (const bad of [
+    '0',
+    '0.00',
+    '100.01',
+    '101',
+    '-5',
+    'abc',
+    '10%',
+    '1e2',
+    '0.125',
+    '',
+    '10 20',
+    'NaN',
+    'Infinity',
+  ]) {
     assert.throws(() => parseVersionFile(`CURRENT 1.2 a.tar.gz\nROLLOUT ${bad}`), /ROLLOUT/, bad);
   }
   assert.throws(() => parseVersionFile('CURRENT 1.2 a.tar.gz\nROLLOUT 10\nROLLOUT 50'), /twice/);
@@ -89,7 +119,10 @@ test('parseVersionFile: hostile and broken files are refused with a reason', () 
     // Every known key at most once: a second line must not quietly override a first.
     [`CURRENT 1.2 a.tar.gz\nSHA256 ${'a'.repeat(64)}\nSHA256 ${'b'.repeat(64)}`, /line 3: SHA256 appears twice/],
     ['CURRENT 1.2 a.tar.gz\nSIZE 10\nSIZE 20', /line 3: SIZE appears twice/],
-    ['CURRENT 1.2 a.tar.gz\nEXPIRES 2030-01-01T00:00:00Z\nEXPIRES 2999-01-01T00:00:00Z', /line 3: EXPIRES appears twice/],
+    [
+      'CURRENT 1.2 a.tar.gz\nEXPIRES 2030-01-01T00:00:00Z\nEXPIRES 2999-01-01T00:00:00Z',
+      /line 3: EXPIRES appears twice/,
+    ],
     ['CURRENT 1.2 a.tar.gz\nAPP a\nPLATFORM p\nAPP b', /line 4: APP appears twice/],
     ['CURRENT 1.2 a.tar.gz\nAPP a\nPLATFORM p\nPLATFORM q', /line 4: PLATFORM appears twice/],
     ['CURRENT 1.2 a.tar.gz\nRELEASE x\nRELEASE y', /line 3: RELEASE appears twice/],
@@ -111,7 +144,10 @@ test('releaseNameOf: the tarball name without .tar.gz', () => {
 });
 
 test('launchify.yml: defaults, merge of the release app section', () => {
-  const c = parseLaunchConfigText('app:\n  exec: node server.js\nupdates:\n  server: http://u.example.com/app\n  keep: false\n', '/d/launchify.yml');
+  const c = parseLaunchConfigText(
+    'app:\n  exec: node server.js\nupdates:\n  server: http://u.example.com/app\n  keep: false\n',
+    '/d/launchify.yml',
+  );
   assert.is(c.app.exec, 'node server.js');
   assert.is(c.app.kill, 'SIGTERM');
   assert.is(c.app.killTimeoutSec, 10);
@@ -126,8 +162,14 @@ test('launchify.yml: defaults, merge of the release app section', () => {
   assert.is(c.updates.minRate, 1024);
   assert.is(c.updates.minRateWindowSec, 30);
   assert.is(c.updates.app, undefined);
-  const pinned = parseLaunchConfigText('updates:\n  app: my-app\n  platform: gnu-linux\n  allow_unsigned_version: true\n  min_rate: 0\n', '/d/launchify.yml');
-  assert.equal([pinned.updates.app, pinned.updates.platform, pinned.updates.allowUnsignedVersion, pinned.updates.minRate], ['my-app', 'gnu-linux', true, 0]);
+  const pinned = parseLaunchConfigText(
+    'updates:\n  app: my-app\n  platform: gnu-linux\n  allow_unsigned_version: true\n  min_rate: 0\n',
+    '/d/launchify.yml',
+  );
+  assert.equal(
+    [pinned.updates.app, pinned.updates.platform, pinned.updates.allowUnsignedVersion, pinned.updates.minRate],
+    ['my-app', 'gnu-linux', true, 0],
+  );
 });
 
 test('launchify.yml: unknown keys and wrong types name the key and the line', () => {
@@ -151,11 +193,15 @@ test('launchify.yml: unknown keys and wrong types name the key and the line', ()
     ['updates:\n  app: my-app\n', /:2: updates\.app: pins one half of the host's binding/],
     ['updates:\n  platform: gnu-linux\n', /:2: updates\.platform: pins one half/],
     ['updates:\n  app: ../x\n  platform: p\n', /:2: updates\.app: "\.\.\/x" may only hold/],
-    ['updates:\n  require_signed_version: true\n  allow_unsigned_version: true\n', /:3: updates\.allow_unsigned_version: contradicts updates\.require_signed_version: true/],
+    [
+      'updates:\n  require_signed_version: true\n  allow_unsigned_version: true\n',
+      /:3: updates\.allow_unsigned_version: contradicts updates\.require_signed_version: true/,
+    ],
     ['updates:\n  metadata_timeout: 0\n', /:2: updates\.metadata_timeout: must be a positive number/],
     ['updates:\n  min_rate: -1\n', /:2: updates\.min_rate: must be a non-negative number/],
   ];
-  for (const [text, pattern] of cases) assert.throws(() => parseLaunchConfigText(text, '/d/launchify.yml'), pattern, text);
+  for (const [text, pattern] of cases)
+    assert.throws(() => parseLaunchConfigText(text, '/d/launchify.yml'), pattern, text);
 });
 
 test('entryProblem: only files, folders and links that stay inside', () => {
@@ -182,7 +228,10 @@ test('entryProblem: only files, folders and links that stay inside', () => {
 });
 
 test('parseKeyPin: full fingerprints pin, key IDs only select', () => {
-  assert.equal(parseKeyPin('0123 4567 89AB CDEF 0123  4567 89AB CDEF 0123 4567'), { kind: 'fingerprint', value: '0123456789abcdef0123456789abcdef01234567' });
+  assert.equal(parseKeyPin('0123 4567 89AB CDEF 0123  4567 89AB CDEF 0123 4567'), {
+    kind: 'fingerprint',
+    value: '0123456789abcdef0123456789abcdef01234567',
+  });
   assert.is(parseKeyPin('a'.repeat(64)).kind, 'fingerprint');
   assert.equal(parseKeyPin('0x89ABCDEF01234567'), { kind: 'keyid', value: '89abcdef01234567' });
   assert.is(parseKeyPin('01234567').kind, 'keyid');
@@ -197,15 +246,50 @@ test('launchify.example.yml parses and documents every key', async () => {
   const c = parseLaunchConfigText(text, file);
   assert.is(c.app.exec, 'node server.js');
   assert.is(c.control.listen, '127.0.0.1:8900');
-  const keys = ['exec', 'forever', 'backoff_max', 'stable_after', 'max_restarts', 'kill', 'kill_timeout', 'healthy_after', 'env', 'log_max_size', 'log_keep',
-    'server', 'keep', 'interval', 'require_signed_version', 'allow_unsigned_version', 'metadata_timeout', 'min_rate', 'min_rate_window', 'app', 'platform', 'max_size', 'max_unpacked_size', 'max_ratio', 'connect_timeout', 'idle_timeout', 'download_timeout',
-    'gpg', 'keyfile', 'key', 'key_url', 'before_symlink', 'timeout', 'listen', 'secret', 'user'];
+  const keys = [
+    'exec',
+    'forever',
+    'backoff_max',
+    'stable_after',
+    'max_restarts',
+    'kill',
+    'kill_timeout',
+    'healthy_after',
+    'env',
+    'log_max_size',
+    'log_keep',
+    'server',
+    'keep',
+    'interval',
+    'require_signed_version',
+    'allow_unsigned_version',
+    'metadata_timeout',
+    'min_rate',
+    'min_rate_window',
+    'app',
+    'platform',
+    'max_size',
+    'max_unpacked_size',
+    'max_ratio',
+    'connect_timeout',
+    'idle_timeout',
+    'download_timeout',
+    'gpg',
+    'keyfile',
+    'key',
+    'key_url',
+    'before_symlink',
+    'timeout',
+    'listen',
+    'secret',
+    'user',
+  ];
   for (const key of keys) assert.match(text, new RegExp(`^\\s*${key}:`, 'm'), key);
 });
 
 test.run();
 
-test('errorFromAnswer: the running side\'s category decides the exit code; unknown kinds are work errors', () => {
+test("errorFromAnswer: the running side's category decides the exit code; unknown kinds are work errors", () => {
   const cases: Array<[string | undefined, string, number]> = [
     ['VerificationError', 'VerificationError', 1],
     ['ConfigError', 'ConfigError', 2],

@@ -16,7 +16,9 @@ import { freePort, waitFor } from '../../_helpers/common.ts';
 
 const receivers: Array<() => Promise<void>> = [];
 // Closed after each test, passed or not: a listener left open would keep the test process alive.
-test.after.each(async () => { await Promise.all(receivers.splice(0).map((close) => close())); });
+test.after.each(async () => {
+  await Promise.all(receivers.splice(0).map((close) => close()));
+});
 
 async function receiver(reply?: Reply) {
   const started = await startReceiver(reply);
@@ -27,20 +29,45 @@ async function receiver(reply?: Reply) {
 let seq = 0;
 function job(state: string, fields: Partial<NotifyJob> = {}): NotifyJob {
   return {
-    id: `20261122-100000-${(++seq).toString(16).padStart(6, '0')}`, seq, repo: 'octo/site', kind: 'build', branch: 'main', sha: 'a'.repeat(40), ref: 'refs/heads/main', tag: null,
-    state, exit: state === 'failed' ? 3 : 0, reason: null, started: '2026-11-22T10:00:00.000Z', finished: '2026-11-22T10:00:12.000Z', ...fields,
+    id: `20261122-100000-${(++seq).toString(16).padStart(6, '0')}`,
+    seq,
+    repo: 'octo/site',
+    kind: 'build',
+    branch: 'main',
+    sha: 'a'.repeat(40),
+    ref: 'refs/heads/main',
+    tag: null,
+    state,
+    exit: state === 'failed' ? 3 : 0,
+    reason: null,
+    started: '2026-11-22T10:00:00.000Z',
+    finished: '2026-11-22T10:00:12.000Z',
+    ...fields,
   };
 }
 
 function capture() {
   let text = '';
-  const log = createLogger({ json: true, env: {}, stream: { write: (c: string) => { text += c; return true; } } as unknown as NodeJS.WritableStream });
+  const log = createLogger({
+    json: true,
+    env: {},
+    stream: {
+      write: (c: string) => {
+        text += c;
+        return true;
+      },
+    } as unknown as NodeJS.WritableStream,
+  });
   return { log, text: () => text };
 }
 
 const SECRET = 'notify-secret-123';
-const target = (channel: 'slack' | 'webhook', url: string, on: ResolvedTarget['on'] = ['failure', 'recovery'], where = 'notify[0]'): ResolvedTarget =>
-  ({ channel, url: new URL(url), on, where, secret: channel === 'webhook' ? SECRET : undefined });
+const target = (
+  channel: 'slack' | 'webhook',
+  url: string,
+  on: ResolvedTarget['on'] = ['failure', 'recovery'],
+  where = 'notify[0]',
+): ResolvedTarget => ({ channel, url: new URL(url), on, where, secret: channel === 'webhook' ? SECRET : undefined });
 
 test('events: failure, success, and recovery after a failure on the same repo and branch', () => {
   const failed = job('failed');
@@ -51,7 +78,11 @@ test('events: failure, success, and recovery after a failure on the same repo an
   assert.equal(eventsOf(job('succeeded'), [failed, ok]), ['success'], 'the previous one succeeded');
   assert.equal(eventsOf(job('succeeded', { branch: 'dev' }), [failed, other, ok]), ['success', 'recovery']);
   assert.equal(eventsOf(job('succeeded', { repo: 'octo/x' }), [failed]), ['success']);
-  assert.equal(eventsOf(job('succeeded'), [failed, ok, job('superseded'), job('interrupted')]), ['success'], 'superseded/interrupted pass over');
+  assert.equal(
+    eventsOf(job('succeeded'), [failed, ok, job('superseded'), job('interrupted')]),
+    ['success'],
+    'superseded/interrupted pass over',
+  );
   assert.equal(eventsOf(job('superseded'), [failed]), []);
 });
 
@@ -62,8 +93,18 @@ test('Slack gets {text}; the webhook gets the job as JSON signed as DESIGN says;
   const outcomes: string[] = [];
   const slackUrl = `${slack.base}/services/T000/B000/XXXXsecretpath`;
   const notifier = createNotifier({
-    targets: new Map([['', [target('slack', slackUrl), target('webhook', `${hook.base}/hooks/shipkit?x=1`, ['success', 'failure'], 'notify[1]')]]]),
-    log, publicUrl: 'https://ci.example.com', onOutcome: (c, o) => outcomes.push(`${c} ${o}`),
+    targets: new Map([
+      [
+        '',
+        [
+          target('slack', slackUrl),
+          target('webhook', `${hook.base}/hooks/shipkit?x=1`, ['success', 'failure'], 'notify[1]'),
+        ],
+      ],
+    ]),
+    log,
+    publicUrl: 'https://ci.example.com',
+    onOutcome: (c, o) => outcomes.push(`${c} ${o}`),
   });
   const failed = job('failed', { reason: 'step install failed: <b>&' });
   notifier.jobEnded(failed, [failed]);
@@ -101,41 +142,84 @@ test('Slack gets {text}; the webhook gets the job as JSON signed as DESIGN says;
   await waitFor(() => hook.received.length === 3, { what: 'the second success' });
   await notifier.stop();
   assert.is(slack.received.length, 2);
-  assert.equal(outcomes.sort(), ['slack delivered', 'slack delivered', 'webhook delivered', 'webhook delivered', 'webhook delivered']);
+  assert.equal(outcomes.sort(), [
+    'slack delivered',
+    'slack delivered',
+    'webhook delivered',
+    'webhook delivered',
+    'webhook delivered',
+  ]);
   assert.not.match(text(), 'XXXXsecretpath', 'the Slack URL is not logged');
   assert.not.match(text(), SECRET);
   assert.match(text(), '"target":"notify[0]"');
   await Promise.all([slack.close(), hook.close()]);
 });
 
-test('a repo\'s own list replaces the top level\'s', async () => {
+test("a repo's own list replaces the top level's", async () => {
   const top = await receiver();
   const own = await receiver();
-  const notifier = createNotifier({ targets: new Map([['', [target('slack', `${top.base}/top`)]], ['octo/own', [target('slack', `${own.base}/own`)]]]), log: capture().log });
+  const notifier = createNotifier({
+    targets: new Map([
+      ['', [target('slack', `${top.base}/top`)]],
+      ['octo/own', [target('slack', `${own.base}/own`)]],
+    ]),
+    log: capture().log,
+  });
   notifier.jobEnded(job('failed', { repo: 'octo/own' }), []);
   notifier.jobEnded(job('failed'), []);
   await notifier.stop();
-  assert.equal(own.received.map((r) => r.url), ['/own']);
-  assert.equal(top.received.map((r) => r.url), ['/top']);
+  assert.equal(
+    own.received.map((r) => r.url),
+    ['/own'],
+  );
+  assert.equal(
+    top.received.map((r) => r.url),
+    ['/top'],
+  );
   await Promise.all([top.close(), own.close()]);
 });
 
 test('hostile receivers: 500 then 200 is retried with backoff; a redirect is not followed nor retried; 4xx is not retried', async () => {
-  const flaky = await receiver((_q, res, n) => { res.statusCode = n === 1 ? 503 : 200; res.end(); });
+  const flaky = await receiver((_q, res, n) => {
+    res.statusCode = n === 1 ? 503 : 200;
+    res.end();
+  });
   const landing = await receiver();
-  const redirect = await receiver((_q, res) => { res.writeHead(307, { Location: `${landing.base}/stolen` }); res.end(); });
-  const gone = await receiver((_q, res) => { res.statusCode = 404; res.end('no'); });
+  const redirect = await receiver((_q, res) => {
+    res.writeHead(307, { Location: `${landing.base}/stolen` });
+    res.end();
+  });
+  const gone = await receiver((_q, res) => {
+    res.statusCode = 404;
+    res.end('no');
+  });
   const { log, text } = capture();
   const outcomes: string[] = [];
   const notifier = createNotifier({
-    targets: new Map([['', [target('webhook', `${flaky.base}/a`), target('webhook', `${redirect.base}/b`, undefined, 'notify[1]'), target('slack', `${gone.base}/c`, undefined, 'notify[2]')]]]),
-    log, backoffMs: 200, attempts: 3, onOutcome: (c, o) => outcomes.push(`${c} ${o}`),
+    targets: new Map([
+      [
+        '',
+        [
+          target('webhook', `${flaky.base}/a`),
+          target('webhook', `${redirect.base}/b`, undefined, 'notify[1]'),
+          target('slack', `${gone.base}/c`, undefined, 'notify[2]'),
+        ],
+      ],
+    ]),
+    log,
+    backoffMs: 200,
+    attempts: 3,
+    onOutcome: (c, o) => outcomes.push(`${c} ${o}`),
   });
   notifier.jobEnded(job('failed'), []);
   await waitFor(() => outcomes.length === 3, { what: 'three outcomes' });
   assert.is(flaky.received.length, 2);
   assert.ok(flaky.received[1].at - flaky.received[0].at >= 180, 'waited before the retry');
-  assert.is.not(flaky.received[0].headers['x-shipkit-nonce'], flaky.received[1].headers['x-shipkit-nonce'], 'signed afresh');
+  assert.is.not(
+    flaky.received[0].headers['x-shipkit-nonce'],
+    flaky.received[1].headers['x-shipkit-nonce'],
+    'signed afresh',
+  );
   assert.is(redirect.received.length, 1, 'a redirect is not retried');
   assert.is(landing.received.length, 0, 'nor followed');
   assert.is(gone.received.length, 1, 'a 404 is not retried');
@@ -146,30 +230,59 @@ test('hostile receivers: 500 then 200 is retried with backoff; a redirect is not
   await Promise.all([flaky.close(), landing.close(), redirect.close(), gone.close()]);
 });
 
-test('each notification\'s outcome is kept for the job page: delivered, or failed with why, never the URL', async () => {
+test("each notification's outcome is kept for the job page: delivered, or failed with why, never the URL", async () => {
   const ok = await receiver();
-  const down = await receiver((_q, res) => { res.statusCode = 503; res.end(); });
+  const down = await receiver((_q, res) => {
+    res.statusCode = 503;
+    res.end();
+  });
   const deliveries = createDeliveryOutcomes();
   const notifier = createNotifier({
-    targets: new Map([['', [target('slack', `${ok.base}/services/SECRETPATH`), target('webhook', `${down.base}/hook`, undefined, 'notify[1]')]]]),
-    log: capture().log, outcomes: deliveries, attempts: 2, backoffMs: 20,
+    targets: new Map([
+      [
+        '',
+        [
+          target('slack', `${ok.base}/services/SECRETPATH`),
+          target('webhook', `${down.base}/hook`, undefined, 'notify[1]'),
+        ],
+      ],
+    ]),
+    log: capture().log,
+    outcomes: deliveries,
+    attempts: 2,
+    backoffMs: 20,
   });
   const failed = job('failed');
   notifier.jobEnded(failed, [failed]);
-  await waitFor(() => deliveries.of(failed.id).length === 2 && deliveries.of(failed.id).every((d) => d.outcome !== 'sending'), { what: 'both outcomes' });
+  await waitFor(
+    () => deliveries.of(failed.id).length === 2 && deliveries.of(failed.id).every((d) => d.outcome !== 'sending'),
+    { what: 'both outcomes' },
+  );
   await notifier.stop();
-  assert.equal(deliveries.of(failed.id).map((d) => [d.what, d.outcome, d.attempts, d.detail]), [
-    ['slack notification (notify[0]): failure', 'delivered', 1, undefined],
-    ['webhook notification (notify[1]): failure', 'failed', 2, 'answered 503'],
-  ]);
+  assert.equal(
+    deliveries.of(failed.id).map((d) => [d.what, d.outcome, d.attempts, d.detail]),
+    [
+      ['slack notification (notify[0]): failure', 'delivered', 1, undefined],
+      ['webhook notification (notify[1]): failure', 'failed', 2, 'answered 503'],
+    ],
+  );
   assert.not.match(JSON.stringify(deliveries.of(failed.id)), 'SECRETPATH');
 });
 
 test('a receiver that hangs is timed out, tried a bounded number of times, and the caller never waits', async () => {
-  const hang = await receiver(() => { /* never answers */ });
+  const hang = await receiver(() => {
+    /* never answers */
+  });
   const { log, text } = capture();
   const outcomes: string[] = [];
-  const notifier = createNotifier({ targets: new Map([['', [target('slack', `${hang.base}/x`)]]]), log, timeoutMs: 300, backoffMs: 50, attempts: 3, onOutcome: (c, o) => outcomes.push(o) });
+  const notifier = createNotifier({
+    targets: new Map([['', [target('slack', `${hang.base}/x`)]]]),
+    log,
+    timeoutMs: 300,
+    backoffMs: 50,
+    attempts: 3,
+    onOutcome: (c, o) => outcomes.push(o),
+  });
   // Nothing to wait for: it hands back no promise, and no attempt has ended when it returns.
   assert.is(notifier.jobEnded(job('failed'), []) as unknown, undefined, 'jobEnded returns at once');
   assert.equal(outcomes, []);
@@ -189,7 +302,11 @@ test('a 10 MB answer: at most 64 KB is read, and the receiver is hung up on', as
     const chunk = Buffer.alloc(64 * 1024, 'x');
     while (written < 10 * 1024 * 1024 && !res.destroyed) {
       written += chunk.length;
-      if (!res.write(chunk)) await new Promise((r) => { res.once('drain', r); res.once('close', r); });
+      if (!res.write(chunk))
+        await new Promise((r) => {
+          res.once('drain', r);
+          res.once('close', r);
+        });
     }
     finished = !res.destroyed;
     res.end();
@@ -207,7 +324,13 @@ test('a refused connection is retried and then failed; stop() cancels a pending 
   const port = await freePort();
   const outcomes: string[] = [];
   const { log, text } = capture();
-  const notifier = createNotifier({ targets: new Map([['', [target('webhook', `http://127.0.0.1:${port}/x`)]]]), log, backoffMs: 60_000, attempts: 4, onOutcome: (_c, o) => outcomes.push(o) });
+  const notifier = createNotifier({
+    targets: new Map([['', [target('webhook', `http://127.0.0.1:${port}/x`)]]]),
+    log,
+    backoffMs: 60_000,
+    attempts: 4,
+    onOutcome: (_c, o) => outcomes.push(o),
+  });
   notifier.jobEnded(job('failed'), []);
   await waitFor(() => text().includes('trying again'), { what: 'the first failed attempt' });
   assert.match(text(), /could not connect \(ECONNREFUSED\)/);

@@ -9,7 +9,14 @@ import * as assert from 'uvu/assert';
 import { ConfigError } from '../../../lib/core/errors.ts';
 import { loadShipkitConfig } from '../../../lib/config/shipkit-yml.ts';
 import {
-  cacheContentPaths, cleanExcludePattern, countCachedPackages, describeCacheUse, formatBytes, keptPaths, planCache, registryIntegrities,
+  cacheContentPaths,
+  cleanExcludePattern,
+  countCachedPackages,
+  describeCacheUse,
+  formatBytes,
+  keptPaths,
+  planCache,
+  registryIntegrities,
 } from '../../../lib/pipeline/cache.ts';
 import { cachePathProblem, normaliseCachePath } from '../../../lib/config/cache.ts';
 import { git, runCommand, tmpDir } from '../../_helpers/common.ts';
@@ -47,7 +54,17 @@ test('cachePathProblem: paths outside the repo, in .git, empty or odd are refuse
     assert.ok(problem, `${JSON.stringify(raw)} should be refused`);
     assert.match(problem!, why, JSON.stringify(raw));
   }
-  for (const raw of ['.cache', 'a/b', './.parcel-cache/', 'with space', 'st*r', '..x', 'x..', '.gitignored', 'node_modules/.cache']) {
+  for (const raw of [
+    '.cache',
+    'a/b',
+    './.parcel-cache/',
+    'with space',
+    'st*r',
+    '..x',
+    'x..',
+    '.gitignored',
+    'node_modules/.cache',
+  ]) {
     assert.is(cachePathProblem(raw), undefined, JSON.stringify(raw));
   }
 });
@@ -74,7 +91,12 @@ async function refusedAt(yaml: string, line: number, key: string, message: RegEx
 
 test('shipkit.yml cache: refused with FILE:LINE and the key', async () => {
   const repo = (cache: string) => `repos:\n  octo/site:\n    branch: main\n    cache:\n${cache}`;
-  await refusedAt(repo('      - .cache\n      - ../x\n'), 6, 'repos.octo/site.cache[1]', /"\.\.\/x" has a \.\. segment/);
+  await refusedAt(
+    repo('      - .cache\n      - ../x\n'),
+    6,
+    'repos.octo/site.cache[1]',
+    /"\.\.\/x" has a \.\. segment/,
+  );
   await refusedAt(repo('      - /etc\n'), 5, 'repos.octo/site.cache[0]', /"\/etc" is not relative/);
   await refusedAt(repo('      - a/../../b\n'), 5, 'repos.octo/site.cache[0]', /\.\. segment/);
   await refusedAt(repo('      - .git/hooks\n'), 5, 'repos.octo/site.cache[0]', /inside \.git/);
@@ -84,8 +106,14 @@ test('shipkit.yml cache: refused with FILE:LINE and the key', async () => {
 });
 
 test('shipkit.yml cache: a list (normalised, deduplicated), false, true or absent', async () => {
-  const load = async (cache: string) => (await loadShipkitConfig(write(`repos:\n  octo/site:\n${cache}`))).repos.get('octo/site')!.cache;
-  assert.equal(await load('    cache: [.cache, ./.cache/, "with space", "st*r", node_modules]\n'), ['.cache', 'with space', 'st*r', 'node_modules']);
+  const load = async (cache: string) =>
+    (await loadShipkitConfig(write(`repos:\n  octo/site:\n${cache}`))).repos.get('octo/site')!.cache;
+  assert.equal(await load('    cache: [.cache, ./.cache/, "with space", "st*r", node_modules]\n'), [
+    '.cache',
+    'with space',
+    'st*r',
+    'node_modules',
+  ]);
   assert.is(await load('    cache: false\n'), false);
   assert.equal(await load('    cache: true\n'), []);
   assert.equal(await load('    branch: main\n'), []);
@@ -107,15 +135,32 @@ test('cleanExcludePattern: anchored and escaped; a real git clean keeps exactly 
   const work = path.join(dir, 'clean');
   mkdirSync(work, { recursive: true });
   await git(work, 'init', '-q');
-  const files = ['with space/f', 'st*r/f', 'stXr/f', 'a/b/f', 'a/c', 'cache', 'sub/cache', 'trailing /f', 'trailing/f', 'x.cache'];
+  const files = [
+    'with space/f',
+    'st*r/f',
+    'stXr/f',
+    'a/b/f',
+    'a/c',
+    'cache',
+    'sub/cache',
+    'trailing /f',
+    'trailing/f',
+    'x.cache',
+  ];
   for (const f of files) {
     mkdirSync(path.join(work, path.dirname(f)), { recursive: true });
     writeFileSync(path.join(work, f), 'x');
   }
   const keep = ['with space', 'st*r', 'a/b', 'cache', 'trailing '];
-  const r = await runCommand('git', ['clean', '-ffdx', '-n', ...keep.flatMap((p) => ['-e', cleanExcludePattern(p)])], { cwd: work });
+  const r = await runCommand('git', ['clean', '-ffdx', '-n', ...keep.flatMap((p) => ['-e', cleanExcludePattern(p)])], {
+    cwd: work,
+  });
   assert.is(r.exitCode, 0, r.stderr);
-  const removed = r.stdout.split('\n').filter(Boolean).map((l) => l.replace(/^Would remove /, '')).sort();
+  const removed = r.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.replace(/^Would remove /, ''))
+    .sort();
   assert.equal(removed, ['a/c', 'stXr/', 'sub/', 'trailing/', 'x.cache']);
 });
 
@@ -133,11 +178,16 @@ test('registryIntegrities: registry packages only (no links, file: or git deps),
     },
   };
   assert.equal(registryIntegrities(v3), [integrity('a'), integrity('b')]);
-  const v1 = { dependencies: { a: { integrity: integrity('a'), dependencies: { c: { integrity: integrity('c') } } }, l: { resolved: 'file:x' } } };
+  const v1 = {
+    dependencies: {
+      a: { integrity: integrity('a'), dependencies: { c: { integrity: integrity('c') } } },
+      l: { resolved: 'file:x' },
+    },
+  };
   assert.equal(registryIntegrities(v1), [integrity('a'), integrity('c')]);
 });
 
-test('countCachedPackages: tarballs found where npm\'s cache (cacache content-v2) keeps them', async () => {
+test("countCachedPackages: tarballs found where npm's cache (cacache content-v2) keeps them", async () => {
   const cache = path.join(dir, 'npm-cache');
   const [content] = cacheContentPaths(cache, integrity('a'));
   const hex = createHash('sha512').update('a').digest('hex');
@@ -146,7 +196,16 @@ test('countCachedPackages: tarballs found where npm\'s cache (cacache content-v2
   mkdirSync(path.dirname(content), { recursive: true });
   writeFileSync(content, 'a');
   const lockfile = path.join(dir, 'package-lock.json');
-  writeFileSync(lockfile, JSON.stringify({ packages: { '': {}, 'node_modules/a': { integrity: integrity('a') }, 'node_modules/b': { integrity: integrity('b') } } }));
+  writeFileSync(
+    lockfile,
+    JSON.stringify({
+      packages: {
+        '': {},
+        'node_modules/a': { integrity: integrity('a') },
+        'node_modules/b': { integrity: integrity('b') },
+      },
+    }),
+  );
   assert.equal(await countCachedPackages(lockfile, cache), { total: 2, cached: 1 });
   assert.is(await countCachedPackages(path.join(dir, 'missing.json'), cache), undefined);
 });
@@ -154,7 +213,10 @@ test('countCachedPackages: tarballs found where npm\'s cache (cacache content-v2
 test('describeCacheUse: hit, miss, partial, fresh, not counted', () => {
   assert.is(describeCacheUse({ total: 3, cached: 3 }), 'cache hit: 3 of 3 packages from the npm cache');
   assert.is(describeCacheUse({ total: 3, cached: 0 }), 'cache miss: 0 of 3 packages from the npm cache, 3 fetched');
-  assert.is(describeCacheUse({ total: 3, cached: 2 }), 'partial cache hit: 2 of 3 packages from the npm cache, 1 fetched');
+  assert.is(
+    describeCacheUse({ total: 3, cached: 2 }),
+    'partial cache hit: 2 of 3 packages from the npm cache, 1 fetched',
+  );
   assert.is(describeCacheUse({ total: 0, cached: 0 }), 'no registry packages in the lockfile');
   assert.match(describeCacheUse(undefined, { fresh: true }), /^clean: a fresh npm cache/);
   assert.match(describeCacheUse(undefined), /not counted/);

@@ -20,13 +20,25 @@ if (process.argv[3]) fs.writeFileSync(process.argv[3], 'ran');
 process.exitCode = Number(process.argv[2]);
 `;
 
-interface Seen { pid: number; argv: string[]; execArgv: string[]; cwd: string; sha: string | null; color: string | null; gone: string | null; sockets: number }
+interface Seen {
+  pid: number;
+  argv: string[];
+  execArgv: string[];
+  cwd: string;
+  sha: string | null;
+  color: string | null;
+  gone: string | null;
+  sockets: number;
+}
 
 async function runOnce(argv: string[], env: NodeJS.ProcessEnv, cwd: string, prestarted?: Prestarted) {
   const log = await JobLogWriter.start(tmpDir(), { id: 't', repo: 'octo/site', kind: 'build' });
   const result = await runLogged(argv, { cwd, env, log, deadline: Date.now() + 30_000, timeoutSec: 30, prestarted });
   log.finish({ status: 'succeeded', exit: 0 });
-  const lines = readFileSync(log.file, 'utf8').split('\n').filter((l) => l.includes('| ')).map((l) => l.replace(/^.*?\| /, ''));
+  const lines = readFileSync(log.file, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('| '))
+    .map((l) => l.replace(/^.*?\| /, ''));
   const seen = JSON.parse(lines.find((l) => l.startsWith('{'))!) as Seen;
   return { result, seen, lines };
 }
@@ -40,7 +52,12 @@ function setup() {
 }
 
 function isAlive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch { return false; }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 test('a prestarted node runs the command as a spawn at its turn would, with the late variables of its turn', async () => {
@@ -57,7 +74,15 @@ test('a prestarted node runs the command as a spawn at its turn would, with the 
   const { pid: _w, ...warmSeen } = warm.seen;
   const { pid: _c, ...coldSeen } = cold.seen;
   assert.equal(warmSeen, coldSeen, 'argv, execArgv, folder, environment and open fds as a plain spawn');
-  assert.equal(warmSeen, { argv: [script, '3'], execArgv: [], cwd: dir, sha: 'new', color: 'blue', gone: 'here', sockets: 2 });
+  assert.equal(warmSeen, {
+    argv: [script, '3'],
+    execArgv: [],
+    cwd: dir,
+    sha: 'new',
+    color: 'blue',
+    gone: 'here',
+    sockets: 2,
+  });
   assert.is(warm.result.exitCode, 3);
   assert.is(cold.result.exitCode, 3);
   assert.ok(warm.lines.includes('to stderr'));
@@ -68,8 +93,17 @@ test('a prestarted node is not used when anything but the late variables changed
   const argv = [process.execPath, script, '0'];
   const changes: Array<[string, (e: NodeJS.ProcessEnv) => { argv: string[]; env: NodeJS.ProcessEnv; cwd: string }]> = [
     ['a variable changed', (e) => ({ argv, env: { ...e, COLOR: 'red' }, cwd: dir })],
-    ['a variable removed', (e) => { const { GONE: _, ...rest } = e; return { argv, env: rest, cwd: dir }; }],
-    ['another argument', (e) => ({ argv: [process.execPath, script, '0', path.join(dir, 'marker')], env: e, cwd: dir })],
+    [
+      'a variable removed',
+      (e) => {
+        const { GONE: _, ...rest } = e;
+        return { argv, env: rest, cwd: dir };
+      },
+    ],
+    [
+      'another argument',
+      (e) => ({ argv: [process.execPath, script, '0', path.join(dir, 'marker')], env: e, cwd: dir }),
+    ],
     ['another folder', (e) => ({ argv, env: e, cwd: tmpDir() })],
   ];
   for (const [what, change] of changes) {
@@ -78,7 +112,11 @@ test('a prestarted node is not used when anything but the late variables changed
     const { seen, result } = await runOnce(turn.argv, turn.env, turn.cwd, prestarted);
     assert.is.not(seen.pid, prestarted.child.pid, what);
     assert.is(result.exitCode, 0, what);
-    assert.equal({ color: seen.color, gone: seen.gone, cwd: seen.cwd, argv: seen.argv }, { color: turn.env.COLOR ?? null, gone: turn.env.GONE ?? null, cwd: turn.cwd, argv: turn.argv.slice(1) }, what);
+    assert.equal(
+      { color: seen.color, gone: seen.gone, cwd: seen.cwd, argv: seen.argv },
+      { color: turn.env.COLOR ?? null, gone: turn.env.GONE ?? null, cwd: turn.cwd, argv: turn.argv.slice(1) },
+      what,
+    );
     await waitFor(() => !isAlive(prestarted.child.pid!), { what: `the unused node ended (${what})` });
   }
 });
@@ -92,7 +130,11 @@ test('an unused prestarted node ends without running anything, discarded or when
   const orphan = prestartNode([process.execPath, script, '0', marker], { cwd: dir, env })!;
   (orphan.child.stdio[3] as NodeJS.WritableStream).end();
   // (Polled: the node started ahead does not keep the event loop alive.)
-  assert.is(await waitFor(() => orphan.child.exitCode ?? undefined, { what: 'the orphan ended' }), 1, 'its pipe closed without the go: exit 1, never a success');
+  assert.is(
+    await waitFor(() => orphan.child.exitCode ?? undefined, { what: 'the orphan ended' }),
+    1,
+    'its pipe closed without the go: exit 1, never a success',
+  );
   assert.not.ok(existsSync(marker), 'the script never ran');
 });
 

@@ -13,7 +13,12 @@ async function writer(dir = tmpDir()) {
 }
 
 function isAlive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch { return false; }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 test('CappedOutput: small output is written line by line with timestamps', async () => {
@@ -23,8 +28,13 @@ test('CappedOutput: small output is written line by line with timestamps', async
   out.write(Buffer.from('o\r\nthree'));
   out.end();
   log.finish({ status: 'succeeded', exit: 0 });
-  const lines = readFileSync(log.file, 'utf8').split('\n').filter((l) => l.includes('| '));
-  assert.equal(lines.map((l) => l.replace(/^\d\d:\d\d:\d\d\.\d{3} /, '')), ['| one', '| two', '| three']);
+  const lines = readFileSync(log.file, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('| '));
+  assert.equal(
+    lines.map((l) => l.replace(/^\d\d:\d\d:\d\d\.\d{3} /, '')),
+    ['| one', '| two', '| three'],
+  );
 });
 
 test('CappedOutput: credentials in URLs never reach the log', async () => {
@@ -38,7 +48,7 @@ test('CappedOutput: credentials in URLs never reach the log', async () => {
   assert.match(text, /https:\/\/\*\*\*@git\.example\.com\/octo\/site\.git/);
 });
 
-test('CappedOutput: the job\'s secrets are masked on the stream, also across chunks, a long-line cut and the head/tail cut', async () => {
+test("CappedOutput: the job's secrets are masked on the stream, also across chunks, a long-line cut and the head/tail cut", async () => {
   const secret = 'hunter2-correct-horse';
   const log = await JobLogWriter.start(tmpDir(), { id: 't', repo: 'octo/site', kind: 'build' }, { secrets: [secret] });
   const out = new CappedOutput(log, { headBytes: 20_000, tailBytes: 4096 });
@@ -48,7 +58,8 @@ test('CappedOutput: the job\'s secrets are masked on the stream, also across chu
   out.end();
   log.finish({ status: 'succeeded', exit: 0 });
   const written = readFileSync(log.file, 'utf8');
-  for (const part of [secret, secret.slice(0, 8), secret.slice(-8)]) assert.not.ok(written.includes(part), `the log holds ${part}`);
+  for (const part of [secret, secret.slice(0, 8), secret.slice(-8)])
+    assert.not.ok(written.includes(part), `the log holds ${part}`);
   assert.match(written, /\*\*\*/);
 });
 
@@ -80,7 +91,11 @@ test('CappedOutput: one endless line without newline stays bounded', async () =>
 test('runLogged: 50 MB of output is counted, not logged', async () => {
   const log = await writer();
   const result = await runLogged(['sh', '-c', 'yes "some build output line" | head -c 52428800; echo; echo done'], {
-    cwd: tmpDir(), env: process.env, log, deadline: Date.now() + 60_000, timeoutSec: 60,
+    cwd: tmpDir(),
+    env: process.env,
+    log,
+    deadline: Date.now() + 60_000,
+    timeoutSec: 60,
   });
   log.finish({ status: 'succeeded', exit: 0 });
   assert.is(result.exitCode, 0);
@@ -95,7 +110,14 @@ test('runLogged: the time limit kills the whole process group and says so', asyn
   const pidFile = path.join(dir, 'grandchild.pid');
   // A shell that starts a background sleeper (a grandchild) and then hangs itself.
   const script = `sleep 300 & echo $! > ${pidFile}; echo started; sleep 300`;
-  const result = await runLogged(['sh', '-c', script], { cwd: dir, env: process.env, log, deadline: Date.now() + 1500, timeoutSec: 1.5, killGraceMs: 500 });
+  const result = await runLogged(['sh', '-c', script], {
+    cwd: dir,
+    env: process.env,
+    log,
+    deadline: Date.now() + 1500,
+    timeoutSec: 1.5,
+    killGraceMs: 500,
+  });
   log.finish({ status: 'failed', exit: 1 });
   assert.ok(result.timedOut);
   await waitFor(() => existsSync(pidFile), { what: 'pid file' });
@@ -110,7 +132,15 @@ test('runLogged: an abort signal stops the command', async () => {
   const log = await writer();
   const controller = new AbortController();
   setTimeout(() => controller.abort('the job received SIGTERM'), 300);
-  const result = await runLogged(['sleep', '60'], { cwd: tmpDir(), env: process.env, log, deadline: Date.now() + 60_000, timeoutSec: 60, signal: controller.signal, killGraceMs: 500 });
+  const result = await runLogged(['sleep', '60'], {
+    cwd: tmpDir(),
+    env: process.env,
+    log,
+    deadline: Date.now() + 60_000,
+    timeoutSec: 60,
+    signal: controller.signal,
+    killGraceMs: 500,
+  });
   log.finish({ status: 'failed', exit: 1 });
   assert.is.not(result.exitCode, 0, 'sleep 60 was stopped, not waited out (it would exit 0)');
   assert.match(readFileSync(log.file, 'utf8'), /stopping process group \d+: the job received SIGTERM/);
@@ -118,16 +148,31 @@ test('runLogged: an abort signal stops the command', async () => {
 
 test('runLogged: arguments reach the command as they are, no shell in between', async () => {
   const log = await writer();
-  const result = await runLogged(['printf', '%s\\n', '$HOME', 'a  b', '*', "it's"], { cwd: tmpDir(), env: process.env, log, deadline: Date.now() + 60_000, timeoutSec: 60 });
+  const result = await runLogged(['printf', '%s\\n', '$HOME', 'a  b', '*', "it's"], {
+    cwd: tmpDir(),
+    env: process.env,
+    log,
+    deadline: Date.now() + 60_000,
+    timeoutSec: 60,
+  });
   log.finish({ status: 'succeeded', exit: 0 });
   assert.is(result.exitCode, 0);
-  const lines = readFileSync(log.file, 'utf8').split('\n').filter((l) => l.includes('| ')).map((l) => l.replace(/^\S+ \| /, ''));
+  const lines = readFileSync(log.file, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('| '))
+    .map((l) => l.replace(/^\S+ \| /, ''));
   assert.equal(lines, ['$HOME', 'a  b', '*', "it's"]);
 });
 
 test('runLogged: a command that is not there ends 127, as in a shell, with a line saying so', async () => {
   const log = await writer();
-  const result = await runLogged(['no-such-command-shipkit'], { cwd: tmpDir(), env: process.env, log, deadline: Date.now() + 60_000, timeoutSec: 60 });
+  const result = await runLogged(['no-such-command-shipkit'], {
+    cwd: tmpDir(),
+    env: process.env,
+    log,
+    deadline: Date.now() + 60_000,
+    timeoutSec: 60,
+  });
   log.finish({ status: 'failed', exit: 1 });
   assert.is(result.exitCode, 127);
   assert.not.ok(result.timedOut);

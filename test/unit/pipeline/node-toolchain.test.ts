@@ -10,7 +10,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as tar from 'tar';
 import { startHttpServer, type RunningServer } from '../../../lib/http/server.ts';
-import { findWantedNode, provideNode, toolchainFolderName, withNodeOnPath, type WantedNode } from '../../../lib/pipeline/node-toolchain.ts';
+import {
+  findWantedNode,
+  provideNode,
+  toolchainFolderName,
+  withNodeOnPath,
+  type WantedNode,
+} from '../../../lib/pipeline/node-toolchain.ts';
 import { parseNodeRequest, type NodeRequest } from '../../../lib/config/node-version.ts';
 import { StepFailure } from '../../../lib/pipeline/context.ts';
 import { tmpDir } from '../../_helpers/common.ts';
@@ -32,7 +38,10 @@ async function makeTarball(version: string, { answer = `v${version}`, link = fal
 
 const sri = (data: Buffer) => `sha512-${createHash('sha512').update(data).digest('base64')}`;
 
-interface Served { tarball: Buffer; integrity: string }
+interface Served {
+  tarball: Buffer;
+  integrity: string;
+}
 const served = new Map<string, Served>();
 const hits = { metadata: 0, tarballs: new Map<string, number>() };
 let server: RunningServer;
@@ -44,24 +53,43 @@ test.before(async () => {
   served.set('3.0.0', { tarball: await makeTarball('3.0.0', { link: true }), integrity: '' });
   served.set('4.0.0', { tarball: await makeTarball('4.0.0', { answer: 'v9.9.9' }), integrity: '' });
   for (const entry of served.values()) entry.integrity ||= sri(entry.tarball);
-  server = await startHttpServer((req, res) => {
-    const url = req.url ?? '';
-    if (url === `/${PACKAGE}`) {
-      hits.metadata++;
-      const versions = Object.fromEntries([...served].map(([v, s]) => [v, { name: PACKAGE, version: v, dist: { integrity: s.integrity, tarball: `${server.url}/${PACKAGE}/-/${PACKAGE}-${v}.tgz` } }]));
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name: PACKAGE, 'dist-tags': { latest: '1.1.0' }, versions }));
-      return;
-    }
-    const match = /-(\d+\.\d+\.\d+)\.tgz$/.exec(url);
-    const entry = match && served.get(match[1]);
-    if (!entry) { res.writeHead(404).end(); return; }
-    hits.tarballs.set(match[1], (hits.tarballs.get(match[1]) ?? 0) + 1);
-    // Slow enough that two fetches at once overlap.
-    setTimeout(() => res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(entry.tarball), 200);
-  }, { host: '127.0.0.1', port: 0 });
+  server = await startHttpServer(
+    (req, res) => {
+      const url = req.url ?? '';
+      if (url === `/${PACKAGE}`) {
+        hits.metadata++;
+        const versions = Object.fromEntries(
+          [...served].map(([v, s]) => [
+            v,
+            {
+              name: PACKAGE,
+              version: v,
+              dist: { integrity: s.integrity, tarball: `${server.url}/${PACKAGE}/-/${PACKAGE}-${v}.tgz` },
+            },
+          ]),
+        );
+        res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ name: PACKAGE, 'dist-tags': { latest: '1.1.0' }, versions }));
+        return;
+      }
+      const match = /-(\d+\.\d+\.\d+)\.tgz$/.exec(url);
+      const entry = match && served.get(match[1]);
+      if (!entry) {
+        res.writeHead(404).end();
+        return;
+      }
+      hits.tarballs.set(match[1], (hits.tarballs.get(match[1]) ?? 0) + 1);
+      // Slow enough that two fetches at once overlap.
+      setTimeout(() => res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(entry.tarball), 200);
+    },
+    { host: '127.0.0.1', port: 0 },
+  );
 });
 
-test.after(async () => { await server.close(); });
+test.after(async () => {
+  await server.close();
+});
 
 function wanted(text: string, from = 'shipkit.yml'): WantedNode {
   return { request: parseNodeRequest(text) as NodeRequest, from };
@@ -70,8 +98,11 @@ function wanted(text: string, from = 'shipkit.yml'): WantedNode {
 function options(root: string, lines: string[] = []) {
   return {
     dirs: { shared: path.join(root, 'toolchains'), private: path.join(root, 'state/toolchains') },
-    env: {}, deadline: Date.now() + 60_000, log: (line: string) => lines.push(line),
-    registry: `${server.url}/`, ownVersion: null,
+    env: {},
+    deadline: Date.now() + 60_000,
+    log: (line: string) => lines.push(line),
+    registry: `${server.url}/`,
+    ownVersion: null,
   };
 }
 
@@ -89,15 +120,24 @@ async function fails(promise: Promise<unknown>, message: RegExp): Promise<void> 
 test('fetched once, verified, runnable; two builds at once download it once; then cached without the registry', async () => {
   const root = tmpDir('shipkit-tc-');
   // What a build killed while unpacking leaves: removed by the next fetch of that version.
-  mkdirSync(path.join(root, 'toolchains', `.${toolchainFolderName('1.1.0')}.unpack-999999-dead/bin`), { recursive: true });
+  mkdirSync(path.join(root, 'toolchains', `.${toolchainFolderName('1.1.0')}.unpack-999999-dead/bin`), {
+    recursive: true,
+  });
   const lines: string[] = [];
-  const [a, b] = await Promise.all([provideNode(wanted('1'), options(root, lines)), provideNode(wanted('^1.0.0', '.nvmrc'), options(root, lines))]);
+  const [a, b] = await Promise.all([
+    provideNode(wanted('1'), options(root, lines)),
+    provideNode(wanted('^1.0.0', '.nvmrc'), options(root, lines)),
+  ]);
   const dir = path.join(root, 'toolchains', toolchainFolderName('1.1.0'));
   assert.equal([a.version, a.bin, b.version, b.bin], ['1.1.0', path.join(dir, 'bin'), '1.1.0', path.join(dir, 'bin')]);
   assert.equal([a.how, b.how].sort(), ['cached', 'fetched'], 'one fetched, the other waited on the lock and used it');
   assert.is(hits.tarballs.get('1.1.0'), 1, 'downloaded once');
   assert.is(lines.filter((l) => l.startsWith('fetching Node 1.1.0')).length, 1);
-  assert.equal(readdirSync(path.join(root, 'toolchains')), [toolchainFolderName('1.1.0')], 'no temp, tarball or lock left');
+  assert.equal(
+    readdirSync(path.join(root, 'toolchains')),
+    [toolchainFolderName('1.1.0')],
+    'no temp, tarball or lock left',
+  );
   assert.ok(existsSync(path.join(dir, 'LICENSE')));
   const metadata = hits.metadata;
   const again = await provideNode(wanted('>=1 <2'), { ...options(root), registry: 'http://127.0.0.1:9/' });
@@ -110,23 +150,53 @@ test('fetched once, verified, runnable; two builds at once download it once; the
 
 test("shipkit's own Node when it satisfies; the chosen bin first on PATH", async () => {
   const root = tmpDir('shipkit-tc-');
-  const own = await provideNode(wanted('>=20'), { ...options(root), ownVersion: '20.20.2', registry: 'http://127.0.0.1:9/' });
+  const own = await provideNode(wanted('>=20'), {
+    ...options(root),
+    ownVersion: '20.20.2',
+    registry: 'http://127.0.0.1:9/',
+  });
   assert.equal([own.version, own.how, own.bin], ['20.20.2', 'own', undefined]);
   assert.not.ok(existsSync(path.join(root, 'toolchains')));
-  assert.is(withNodeOnPath({ PATH: '/usr/bin:/t/bin:/bin' }, { version: '1.1.0', from: 'x', how: 'cached', bin: '/t/bin' }).PATH, '/t/bin:/usr/bin:/bin');
+  assert.is(
+    withNodeOnPath({ PATH: '/usr/bin:/t/bin:/bin' }, { version: '1.1.0', from: 'x', how: 'cached', bin: '/t/bin' })
+      .PATH,
+    '/t/bin:/usr/bin:/bin',
+  );
   assert.is(withNodeOnPath({ PATH: '/usr/bin' }, null).PATH, '/usr/bin');
 });
 
 test('a wrong digest, a link in the package, a bin/node that is not that version, no such version: refused, nothing left', async () => {
   const root = tmpDir('shipkit-tc-');
-  await fails(provideNode(wanted('2'), options(root)), new RegExp(`Node 2\\.0\\.0 \\(from shipkit\\.yml\\) could not be installed: npm pack ${PACKAGE}@2\\.0\\.0 failed: .*integrity checksum failed`));
-  await fails(provideNode(wanted('3'), options(root)), /could not be installed: .*"package\/bin\/passwd" is a SymbolicLink entry/);
-  await fails(provideNode(wanted('4'), options(root)), /could not be installed: .*its bin\/node does not run here \(it said "v9\.9\.9"/);
-  await fails(provideNode(wanted('99'), options(root)), new RegExp(`^Node 99 \\(from shipkit\\.yml\\) cannot be had from the npm registry \\(${PACKAGE}@99: no such version\\); the newest is 4\\.0\\.0\\.`));
+  await fails(
+    provideNode(wanted('2'), options(root)),
+    new RegExp(
+      `Node 2\\.0\\.0 \\(from shipkit\\.yml\\) could not be installed: npm pack ${PACKAGE}@2\\.0\\.0 failed: .*integrity checksum failed`,
+    ),
+  );
+  await fails(
+    provideNode(wanted('3'), options(root)),
+    /could not be installed: .*"package\/bin\/passwd" is a SymbolicLink entry/,
+  );
+  await fails(
+    provideNode(wanted('4'), options(root)),
+    /could not be installed: .*its bin\/node does not run here \(it said "v9\.9\.9"/,
+  );
+  await fails(
+    provideNode(wanted('99'), options(root)),
+    new RegExp(
+      `^Node 99 \\(from shipkit\\.yml\\) cannot be had from the npm registry \\(${PACKAGE}@99: no such version\\); the newest is 4\\.0\\.0\\.`,
+    ),
+  );
   const t0 = Date.now();
-  await fails(provideNode(wanted('1'), { ...options(root), registry: 'http://127.0.0.1:9/' }), /Node 1 \(from shipkit\.yml\) could not be looked up: npm view node-linux-\w+ failed: .*ECONNREFUSED/);
+  await fails(
+    provideNode(wanted('1'), { ...options(root), registry: 'http://127.0.0.1:9/' }),
+    /Node 1 \(from shipkit\.yml\) could not be looked up: npm view node-linux-\w+ failed: .*ECONNREFUSED/,
+  );
   console.log(`  unreachable registry: refused after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  await fails(provideNode(wanted('1'), { ...options(root), deadline: Date.now() - 1 }), /could not be looked up: npm view node-linux-\w+ was not started: the job's time is up/);
+  await fails(
+    provideNode(wanted('1'), { ...options(root), deadline: Date.now() - 1 }),
+    /could not be looked up: npm view node-linux-\w+ was not started: the job's time is up/,
+  );
   assert.equal(readdirSync(path.join(root, 'toolchains')), [], 'nothing left in toolchains/');
 });
 

@@ -21,18 +21,29 @@ let first: string;
 let primary: string;
 
 async function rejects(run: () => Promise<unknown>, pattern: RegExp): Promise<void> {
-  try { await run(); } catch (error) {
+  try {
+    await run();
+  } catch (error) {
     assert.match((error as Error).message, pattern);
     return;
   }
   assert.unreachable(`expected an error matching ${pattern}`);
 }
-const snapshot = () => Object.fromEntries(readdirSync(dir).sort().map((n) => [n, readFileSync(path.join(dir, n), 'utf8')]));
+const snapshot = () =>
+  Object.fromEntries(
+    readdirSync(dir)
+      .sort()
+      .map((n) => [n, readFileSync(path.join(dir, n), 'utf8')]),
+  );
 /** What gpg makes of keys.asc: [type, capabilities, expires (seconds), validity] per key, as --with-colons lists them. */
 async function gpgListing(): Promise<string[][]> {
   const g = makeGpgHome();
   const out = await g.gpg('--import-options', 'show-only', '--with-colons', '--import', path.join(dir, 'keys.asc'));
-  return out.split('\n').filter((l) => /^(pub|sub):/.test(l)).map((l) => l.split(':')).map((f) => [f[0], f[11], f[6], f[1]]);
+  return out
+    .split('\n')
+    .filter((l) => /^(pub|sub):/.test(l))
+    .map((l) => l.split(':'))
+    .map((f) => [f[0], f[11], f[6], f[1]]);
 }
 
 test.before(async () => {
@@ -40,7 +51,12 @@ test.before(async () => {
   dir = path.join(base, 'keys');
   pass = path.join(base, 'pass');
   writeFileSync(pass, 'long passphrase\n');
-  const made = await initReleaseKeys({ dir, passphraseFile: pass, expiresDays: 20, userId: 'Release <release@example.com>' });
+  const made = await initReleaseKeys({
+    dir,
+    passphraseFile: pass,
+    expiresDays: 20,
+    userId: 'Release <release@example.com>',
+  });
   first = made.subkey!;
   primary = made.primary;
 });
@@ -73,12 +89,15 @@ test('loadSigningKey unlocks a key once per key text and passphrase; a wrong or 
   const keyFile = path.join(dir, 'signing.asc');
   const unlocked = await loadSigningKey(keyFile, pass);
   assert.ok(unlocked.isDecrypted());
-  assert.ok(await loadSigningKey(keyFile, pass) === unlocked, 'the same key text and passphrase reuse the unlocked key');
+  assert.ok(
+    (await loadSigningKey(keyFile, pass)) === unlocked,
+    'the same key text and passphrase reuse the unlocked key',
+  );
   const wrong = path.join(base, 'wrong-passphrase');
   writeFileSync(wrong, 'not the passphrase\n', { mode: 0o600 });
   await rejects(() => loadSigningKey(keyFile, wrong), /does not unlock/);
   await rejects(() => loadSigningKey(keyFile), /protected by a passphrase/);
-  assert.ok(await loadSigningKey(keyFile, pass) === unlocked);
+  assert.ok((await loadSigningKey(keyFile, pass)) === unlocked);
 });
 
 test('rotate: a second subkey, and publish signs with the newest', async () => {
@@ -92,8 +111,19 @@ test('rotate: a second subkey, and publish signs with the newest', async () => {
 });
 
 test('revoke --reason compromised: revoked for gpg too; the other subkey still valid', async () => {
-  const result = await revokeReleaseSubkey({ dir, subkey: first.toUpperCase(), reason: 'compromised', passphraseFile: pass });
-  assert.equal(result.subkeys.map((s) => [s.fingerprint === first, s.revoked, s.valid]), [[true, 'compromised', false], [false, null, true]]);
+  const result = await revokeReleaseSubkey({
+    dir,
+    subkey: first.toUpperCase(),
+    reason: 'compromised',
+    passphraseFile: pass,
+  });
+  assert.equal(
+    result.subkeys.map((s) => [s.fingerprint === first, s.revoked, s.valid]),
+    [
+      [true, 'compromised', false],
+      [false, null, true],
+    ],
+  );
   const listing = await gpgListing();
   const validity = listing.filter((l) => l[0] === 'sub').map((l) => l[3]);
   assert.is(validity[0], 'r', 'gpg lists the first subkey as revoked');
@@ -102,15 +132,27 @@ test('revoke --reason compromised: revoked for gpg too; the other subkey still v
 
 test('refusals leave the folder as it was', async () => {
   const before = snapshot();
-  await rejects(() => initReleaseKeys({ dir, passphraseFile: pass }), /already exists; a release key is never overwritten/);
+  await rejects(
+    () => initReleaseKeys({ dir, passphraseFile: pass }),
+    /already exists; a release key is never overwritten/,
+  );
   await rejects(() => rotateReleaseKeys({ dir }), /protected by a passphrase; pass --passphrase-file/);
   const wrong = path.join(base, 'wrong');
   writeFileSync(wrong, 'not it\n');
   await rejects(() => rotateReleaseKeys({ dir, passphraseFile: wrong }), /passphrase does not unlock/);
-  await rejects(() => revokeReleaseSubkey({ dir, subkey: 'ab'.repeat(20), passphraseFile: pass }), /has no subkey abab.*; its subkeys are/);
+  await rejects(
+    () => revokeReleaseSubkey({ dir, subkey: 'ab'.repeat(20), passphraseFile: pass }),
+    /has no subkey abab.*; its subkeys are/,
+  );
   await rejects(() => revokeReleaseSubkey({ dir, subkey: primary, passphraseFile: pass }), /is the primary key/);
-  await rejects(() => revokeReleaseSubkey({ dir, subkey: first, reason: 'lost' as never, passphraseFile: pass }), /use compromised or superseded/);
-  await rejects(() => revokeReleaseSubkey({ dir, subkey: '1234', passphraseFile: pass }), /not a full subkey fingerprint/);
+  await rejects(
+    () => revokeReleaseSubkey({ dir, subkey: first, reason: 'lost' as never, passphraseFile: pass }),
+    /use compromised or superseded/,
+  );
+  await rejects(
+    () => revokeReleaseSubkey({ dir, subkey: '1234', passphraseFile: pass }),
+    /not a full subkey fingerprint/,
+  );
   await rejects(() => initReleaseKeys({ dir: path.join(base, 'other'), expiresDays: 0 }), /--expires 0/);
   await rejects(() => rotateReleaseKeys({ dir: path.join(base, 'nowhere') }), /Cannot read .*primary\.asc/);
   assert.equal(snapshot(), before);

@@ -1,6 +1,16 @@
 // release publish: reproducible tarballs, OpenPGP signatures that gpgv (not our code) accepts,
 // the VERSION file, upload order, pruning, and refusals. Keys are made by gpg.
-import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -35,7 +45,6 @@ test('a stray file on DEST with an over-long version does not break publishing o
   assert.match(readFileSync(path.join(out, 'VERSION'), 'utf8'), /^CURRENT 1\.0 /);
 });
 
-
 function makeSource(name: string): string {
   const dir = path.join(base, name);
   mkdirSync(path.join(dir, 'lib/deep'), { recursive: true });
@@ -48,11 +57,24 @@ function makeSource(name: string): string {
 }
 
 const opts = (dir: string, to: string, more: Partial<PublishOptions> = {}): PublishOptions => ({
-  dir, name: 'my-app', platform: 'gnu-linux', version: '1.0', key: secret, passphraseFile: passFile, to, log: silentLogger, ...more,
+  dir,
+  name: 'my-app',
+  platform: 'gnu-linux',
+  version: '1.0',
+  key: secret,
+  passphraseFile: passFile,
+  to,
+  log: silentLogger,
+  ...more,
 });
 
 async function rejects(fn: () => Promise<unknown>, pattern: RegExp): Promise<void> {
-  try { await fn(); } catch (error) { assert.match((error as Error).message, pattern); return; }
+  try {
+    await fn();
+  } catch (error) {
+    assert.match((error as Error).message, pattern);
+    return;
+  }
   assert.unreachable(`expected a rejection matching ${pattern}`);
 }
 
@@ -70,19 +92,38 @@ test('the same input gives the same bytes, whatever the mtimes and permissions o
   assert.is(r1.sha256, createHash('sha256').update(t1).digest('hex'));
   const listing = await runCommand('tar', ['tzvf', path.join(base, 'out1', r1.file)]);
   const lines = listing.stdout.trim().split('\n');
-  assert.equal(lines.map((l) => l.split(/\s+/).pop()), ['lib/', 'lib/a.txt', 'lib/deep/', 'lib/deep/b.txt', 'run.sh', 'server.js']);
+  assert.equal(
+    lines.map((l) => l.split(/\s+/).pop()),
+    ['lib/', 'lib/a.txt', 'lib/deep/', 'lib/deep/b.txt', 'run.sh', 'server.js'],
+  );
   assert.ok(lines.every((l) => !/\broot\b/.test(l) && /^[-d]rw/.test(l)));
-  assert.match(lines.find((l) => l.endsWith('run.sh'))!, /^-rwxr-xr-x/);
-  assert.match(lines.find((l) => l.endsWith('lib/a.txt'))!, /^-rw-r--r--/);
+  assert.match(
+    lines.find((l) => l.endsWith('run.sh'))!,
+    /^-rwxr-xr-x/,
+  );
+  assert.match(
+    lines.find((l) => l.endsWith('lib/a.txt'))!,
+    /^-rw-r--r--/,
+  );
 });
 
 test('gpgv verifies the tarball and VERSION; VERSION carries SHA256, SIZE, EXPIRES, RELEASE, APP, PLATFORM', async () => {
   const out = path.join(base, 'out-gpgv');
   const now = new Date('2030-05-01T00:00:00Z');
-  const r = await publishRelease(opts(makeSource('src-gpgv'), out, { version: '1.23.42b', codename: 'icecream-soda-popsticle', expiresDays: 7, now: () => now }));
+  const r = await publishRelease(
+    opts(makeSource('src-gpgv'), out, {
+      version: '1.23.42b',
+      codename: 'icecream-soda-popsticle',
+      expiresDays: 7,
+      now: () => now,
+    }),
+  );
   assert.is(r.file, 'my-app-gnu-linux-1.23.42b.tar.gz');
   assert.is(r.signer, key.fpr.toLowerCase());
-  for (const [sig, file] of [[`${r.file}.sig`, r.file], ['VERSION.sig', 'VERSION']]) {
+  for (const [sig, file] of [
+    [`${r.file}.sig`, r.file],
+    ['VERSION.sig', 'VERSION'],
+  ]) {
     const v = await runCommand('gpgv', ['--keyring', keyring, path.join(out, sig), path.join(out, file)]);
     assert.is(v.exitCode, 0, v.stderr);
     assert.match(v.stderr, /Good signature/);
@@ -91,15 +132,28 @@ test('gpgv verifies the tarball and VERSION; VERSION carries SHA256, SIZE, EXPIR
   assert.not.ok(sigBytes.toString('latin1').includes('BEGIN PGP'), 'a binary signature, as gpg --detach-sign makes');
   const info = parseVersionFile(readFileSync(path.join(out, 'VERSION'), 'utf8'));
   assert.equal(info, {
-    version: '1.23.42b', file: r.file, release: 'icecream-soda-popsticle', sha256: r.sha256, size: statSync(path.join(out, r.file)).size,
-    expires: new Date('2030-05-08T00:00:00Z'), app: 'my-app', platform: 'gnu-linux', seq: 1,
+    version: '1.23.42b',
+    file: r.file,
+    release: 'icecream-soda-popsticle',
+    sha256: r.sha256,
+    size: statSync(path.join(out, r.file)).size,
+    expires: new Date('2030-05-08T00:00:00Z'),
+    app: 'my-app',
+    platform: 'gnu-linux',
+    seq: 1,
   });
   assert.match(readFileSync(path.join(out, 'pubkey.asc'), 'utf8'), /BEGIN PGP PUBLIC KEY BLOCK/);
   assert.not.ok(readFileSync(path.join(out, 'pubkey.asc'), 'utf8').includes('PRIVATE'));
   // Upload order: the payload first, VERSION.sig and VERSION last.
   const t = (f: string) => statSync(path.join(out, f), { bigint: true }).mtimeNs;
-  assert.ok(t(r.file) <= t(`${r.file}.sig`) && t(`${r.file}.sig`) <= t('VERSION.sig') && t('VERSION.sig') <= t('VERSION'));
-  assert.equal(readdirSync(out).filter((n) => n.startsWith('.')), [], 'no temp files left');
+  assert.ok(
+    t(r.file) <= t(`${r.file}.sig`) && t(`${r.file}.sig`) <= t('VERSION.sig') && t('VERSION.sig') <= t('VERSION'),
+  );
+  assert.equal(
+    readdirSync(out).filter((n) => n.startsWith('.')),
+    [],
+    'no temp files left',
+  );
 });
 
 test('prune to --keep, never the current; versions never go down; a changed tarball needs a new version', async () => {
@@ -109,14 +163,28 @@ test('prune to --keep, never the current; versions never go down; a changed tarb
     writeFileSync(path.join(src, 'version.txt'), version);
     await publishRelease(opts(src, out, { version, keep: 2 }));
   }
-  assert.equal(readdirSync(out).filter((n) => n.endsWith('.tar.gz')).sort(), ['my-app-gnu-linux-1.1.tar.gz', 'my-app-gnu-linux-1.2.tar.gz']);
+  assert.equal(
+    readdirSync(out)
+      .filter((n) => n.endsWith('.tar.gz'))
+      .sort(),
+    ['my-app-gnu-linux-1.1.tar.gz', 'my-app-gnu-linux-1.2.tar.gz'],
+  );
   assert.not.ok(existsSync(path.join(out, 'my-app-gnu-linux-1.0.tar.gz.sig')));
   const one = await publishRelease(opts(src, out, { version: '1.2', keep: 1 }));
   assert.is(one.unchanged, true, 'republishing identical bytes is fine (e.g. to renew EXPIRES)');
-  assert.equal(readdirSync(out).filter((n) => n.endsWith('.tar.gz')), ['my-app-gnu-linux-1.2.tar.gz']);
-  await rejects(() => publishRelease(opts(src, out, { version: '1.1' })), /already offers version 1\.2; refusing to publish the lower 1\.1/);
+  assert.equal(
+    readdirSync(out).filter((n) => n.endsWith('.tar.gz')),
+    ['my-app-gnu-linux-1.2.tar.gz'],
+  );
+  await rejects(
+    () => publishRelease(opts(src, out, { version: '1.1' })),
+    /already offers version 1\.2; refusing to publish the lower 1\.1/,
+  );
   writeFileSync(path.join(src, 'version.txt'), 'changed');
-  await rejects(() => publishRelease(opts(src, out, { version: '1.2' })), /exists with other content; publish the change under a new version/);
+  await rejects(
+    () => publishRelease(opts(src, out, { version: '1.2' })),
+    /exists with other content; publish the change under a new version/,
+  );
   assert.match(readFileSync(path.join(out, 'VERSION'), 'utf8'), /^CURRENT 1\.2 /);
 });
 
@@ -126,7 +194,10 @@ test('refusals: bad names and versions, a locked key without passphrase, a wrong
   await rejects(() => publishRelease(opts(src, out, { name: '../evil' })), /Invalid app name/);
   await rejects(() => publishRelease(opts(src, out, { platform: 'a/b' })), /Invalid platform/);
   await rejects(() => publishRelease(opts(src, out, { version: '1.0-rc1' })), /hexadecimal/);
-  await rejects(() => publishRelease(opts(src, out, { passphraseFile: undefined })), /protected by a passphrase; pass --passphrase-file/);
+  await rejects(
+    () => publishRelease(opts(src, out, { passphraseFile: undefined })),
+    /protected by a passphrase; pass --passphrase-file/,
+  );
   writeFileSync(path.join(base, 'wrong'), 'nope\n');
   await rejects(() => publishRelease(opts(src, out, { passphraseFile: path.join(base, 'wrong') })), /does not unlock/);
   mkdirSync(path.join(base, 'empty'));
@@ -145,7 +216,10 @@ test('release publish (the real command line): usage errors exit 2 with the mess
   const refusals: Array<[string[], RegExp]> = [
     [[src, '--name', 'a b', '--platform', 'x', '--version', '1', '--key', secret, '--to', out], /Invalid app name/],
     [[src, '--name', 'app', '--platform', 'x', '--version', '1', '--to', out], /Missing --key/],
-    [[src, '--name', 'app', '--platform', 'x', '--version', '1', '--key', secret, '--to', out, '--keep', '0'], /--keep must be between 1/],
+    [
+      [src, '--name', 'app', '--platform', 'x', '--version', '1', '--key', secret, '--to', out, '--keep', '0'],
+      /--keep must be between 1/,
+    ],
   ];
   for (const [args, message] of refusals) {
     const r = await publish(args);
@@ -153,7 +227,22 @@ test('release publish (the real command line): usage errors exit 2 with the mess
     assert.match(r.stderr, message);
   }
   assert.not.ok(existsSync(out), 'nothing written');
-  const r = await publish([src, '--name', 'app', '--platform', 'x', '--version', '1.f', '--key', secret, '--passphrase-file', passFile, '--to', out, '--json']);
+  const r = await publish([
+    src,
+    '--name',
+    'app',
+    '--platform',
+    'x',
+    '--version',
+    '1.f',
+    '--key',
+    secret,
+    '--passphrase-file',
+    passFile,
+    '--to',
+    out,
+    '--json',
+  ]);
   assert.is(r.exitCode, 0, r.stderr);
   assert.is(JSON.parse(r.stdout).file, 'app-x-1.f.tar.gz');
 });
@@ -170,15 +259,21 @@ test('SEQ: one more than the verified VERSION at DEST; an untrusted one needs --
   // A VERSION with a forged SEQ (its signature no longer matches): not trusted, nothing written.
   const genuine = readFileSync(path.join(out, 'VERSION'), 'utf8');
   writeFileSync(path.join(out, 'VERSION'), genuine.replace('SEQ 2', 'SEQ 900'));
-  await rejects(() => publishRelease(opts(makeSource('src-seq3'), out, { version: '1.2' })), /VERSION\.sig in .* is not a signature of its VERSION by this release key, so its SEQ is not trusted\. .*pass --seq N/);
+  await rejects(
+    () => publishRelease(opts(makeSource('src-seq3'), out, { version: '1.2' })),
+    /VERSION\.sig in .* is not a signature of its VERSION by this release key, so its SEQ is not trusted\. .*pass --seq N/,
+  );
   assert.not.ok(existsSync(path.join(out, 'my-app-gnu-linux-1.2.tar.gz')));
   assert.is(seqOf(), 900);
-  await rejects(() => publishRelease(opts(makeSource('src-seq4'), path.join(base, 'out-seq-b'), { version: '1.0', seq: 0 })), /--seq 0 is not above SEQ 0/);
+  await rejects(
+    () => publishRelease(opts(makeSource('src-seq4'), path.join(base, 'out-seq-b'), { version: '1.0', seq: 0 })),
+    /--seq 0 is not above SEQ 0/,
+  );
   assert.is((await publishRelease(opts(makeSource('src-seq5'), out, { version: '1.2', seq: 901 }))).seq, 901);
   assert.is(seqOf(), 901);
 });
 
-test('a file replaced at a folder DEST never keeps its mtime second: nginx\'s mtime+size ETag changes with each VERSION', async () => {
+test("a file replaced at a folder DEST never keeps its mtime second: nginx's mtime+size ETag changes with each VERSION", async () => {
   const dir = tmpDir();
   const dest = openDestination(path.join(dir, 'updates'), silentLogger);
   const seconds: number[] = [];
@@ -202,7 +297,10 @@ test('VERSION.sig never shows two contents with one mtime second and size, also 
     const st = statSync(path.join(updates, 'VERSION.sig'));
     const etag = `${Math.floor(st.mtimeMs / 1000)}-${st.size}`;
     const content = readFileSync(path.join(updates, 'VERSION.sig'), 'hex');
-    assert.ok(!seen.has(etag) || seen.get(etag) === content, `two contents of VERSION.sig share mtime second and size ${etag}`);
+    assert.ok(
+      !seen.has(etag) || seen.get(etag) === content,
+      `two contents of VERSION.sig share mtime second and size ${etag}`,
+    );
     seen.set(etag, content);
   };
   let previous: PublishedVersion | undefined;
@@ -211,7 +309,11 @@ test('VERSION.sig never shows two contents with one mtime second and size, also 
     const text = `VERSION 1.${n}\nFILE a-${n}.tar.gz\nSEQ ${n}\n`;
     const signature = new Uint8Array(64).fill(n);
     await placeVersionPair(dest, text, signature, previous, look);
-    assert.equal([...readFileSync(path.join(updates, 'VERSION.sig'))], [...signature], 'the new signature alone at the end');
+    assert.equal(
+      [...readFileSync(path.join(updates, 'VERSION.sig'))],
+      [...signature],
+      'the new signature alone at the end',
+    );
     previous = { info: { version: `1.${n}`, file: `a-${n}.tar.gz`, seq: n }, text: Buffer.from(text), signature };
   }
   assert.ok(seen.size >= 7, `every write seen (${seen.size})`);

@@ -25,7 +25,14 @@ test('inRollout: bucket below the percent; every host at 100; about P% of many h
 
 test('HOST_ID_PATTERN: 32 lowercase hex characters only', () => {
   assert.ok(HOST_ID_PATTERN.test('0123456789abcdef0123456789abcdef'));
-  for (const bad of ['0123456789ABCDEF0123456789ABCDEF', '0123', `${'a'.repeat(32)}\n`, '../../etc/passwd', 'g'.repeat(32)]) assert.not.ok(HOST_ID_PATTERN.test(bad), bad);
+  for (const bad of [
+    '0123456789ABCDEF0123456789ABCDEF',
+    '0123',
+    `${'a'.repeat(32)}\n`,
+    '../../etc/passwd',
+    'g'.repeat(32),
+  ])
+    assert.not.ok(HOST_ID_PATTERN.test(bad), bad);
 });
 
 test.run();

@@ -20,20 +20,36 @@ function fakeFetch(routes: Record<string, () => Response>, asked: string[]): typ
 
 test('an https → http redirect is refused and the http URL is never asked; https → https is followed', async () => {
   const asked: string[] = [];
-  const fetch = fakeFetch({
-    'https://cdn.example/a.png': () => new Response(null, { status: 302, headers: { Location: 'http://cdn.example/a.png' } }),
-    'http://cdn.example/a.png': () => new Response('evil'),
-    'https://cdn.example/b.png': () => new Response(null, { status: 301, headers: { Location: 'https://mirror.example/b.png#x' } }),
-    'https://mirror.example/b.png': () => new Response('good'),
-  }, asked);
+  const fetch = fakeFetch(
+    {
+      'https://cdn.example/a.png': () =>
+        new Response(null, { status: 302, headers: { Location: 'http://cdn.example/a.png' } }),
+      'http://cdn.example/a.png': () => new Response('evil'),
+      'https://cdn.example/b.png': () =>
+        new Response(null, { status: 301, headers: { Location: 'https://mirror.example/b.png#x' } }),
+      'https://mirror.example/b.png': () => new Response('good'),
+    },
+    asked,
+  );
   const dir = tmpDir();
   const temp = path.join(dir, 'a.tmp');
-  const refused = await fetchToFile('https://cdn.example/a.png', {}, temp, { fetch, retries: 0, log: silentLogger }).catch((e: Error) => e);
+  const refused = await fetchToFile('https://cdn.example/a.png', {}, temp, {
+    fetch,
+    retries: 0,
+    log: silentLogger,
+  }).catch((e: Error) => e);
   assert.instance(refused, Error);
-  assert.match((refused as Error).message, /redirected from https to plain http \(http:\/\/cdn\.example\); refusing the downgrade/);
+  assert.match(
+    (refused as Error).message,
+    /redirected from https to plain http \(http:\/\/cdn\.example\); refusing the downgrade/,
+  );
   assert.equal(asked, ['https://cdn.example/a.png']);
   assert.not.ok(existsSync(temp));
-  const got = await fetchToFile('https://cdn.example/b.png', {}, path.join(dir, 'b.tmp'), { fetch, retries: 0, log: silentLogger });
+  const got = await fetchToFile('https://cdn.example/b.png', {}, path.join(dir, 'b.tmp'), {
+    fetch,
+    retries: 0,
+    log: silentLogger,
+  });
   assert.is(got.size, 4);
   assert.equal(asked.slice(1), ['https://cdn.example/b.png', 'https://mirror.example/b.png']);
 });

@@ -12,7 +12,9 @@ test('a failed save does not keep the next save from writing the record', async 
   const record: DownloadsRecord = { version: 1, files: {} };
   const saver = recordSaver(dir, record);
   let failed: unknown;
-  await saver.save().catch((error) => { failed = error; });
+  await saver.save().catch((error) => {
+    failed = error;
+  });
   assert.is((failed as NodeJS.ErrnoException)?.code, 'ENOENT');
   await fs.mkdir(dir);
   await saver.save();

@@ -2,16 +2,28 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ValidationError } from '../../../lib/core/errors.ts';
-import { checkEntries, parseCloudinary, parseManifest, parseManifestLine, withTag } from '../../../lib/stages/manifest.ts';
+import {
+  checkEntries,
+  parseCloudinary,
+  parseManifest,
+  parseManifestLine,
+  withTag,
+} from '../../../lib/stages/manifest.ts';
 import { redactUrls } from '../../../lib/core/redact.ts';
 import { oldName } from '../../../lib/stages/downloads.ts';
 
 const good: Array<[string, { url: string; tag: string; dest: string } | undefined]> = [
   ['https://example.com/logo.png img/logo.png', { url: 'https://example.com/logo.png', tag: '', dest: 'img/logo.png' }],
   ['http://example.com/a   b c.txt', { url: 'http://example.com/a', tag: '', dest: 'b c.txt' }],
-  ['https://example.com/a\tdocs/my file (1).pdf', { url: 'https://example.com/a', tag: '', dest: 'docs/my file (1).pdf' }],
+  [
+    'https://example.com/a\tdocs/my file (1).pdf',
+    { url: 'https://example.com/a', tag: '', dest: 'docs/my file (1).pdf' },
+  ],
   ['https://example.com/app.js#3 js/app.js', { url: 'https://example.com/app.js', tag: '3', dest: 'js/app.js' }],
-  ['https://example.com/app.js#v1.2 js/app.js   ', { url: 'https://example.com/app.js', tag: 'v1.2', dest: 'js/app.js' }],
+  [
+    'https://example.com/app.js#v1.2 js/app.js   ',
+    { url: 'https://example.com/app.js', tag: 'v1.2', dest: 'js/app.js' },
+  ],
   ['https://example.com/x?a=1&b=2 x.json\r', { url: 'https://example.com/x?a=1&b=2', tag: '', dest: 'x.json' }],
   ['  https://example.com/x x', { url: 'https://example.com/x', tag: '', dest: 'x' }],
   ['https://example.com/x a//b/./c', { url: 'https://example.com/x', tag: '', dest: 'a/b/c' }],
@@ -82,45 +94,79 @@ test('parseManifest reports every bad line with its number', () => {
 
 test('parseManifest handles a BOM, CRLF and a missing final newline', () => {
   const entries = parseManifest('\uFEFFhttps://a.example/1 one\r\nhttps://a.example/2 two', { source: 'stdin' });
-  assert.equal(entries.map((e) => [e.dest, e.where]), [['one', 'stdin:1'], ['two', 'stdin:2']]);
+  assert.equal(
+    entries.map((e) => [e.dest, e.where]),
+    [
+      ['one', 'stdin:1'],
+      ['two', 'stdin:2'],
+    ],
+  );
 });
 
 test('the same destination twice with different URLs names both lines', () => {
-  const entries = parseManifest('https://a.example/1 img/x.png\nhttps://a.example/2 other\nhttps://a.example/3 img//x.png\n');
+  const entries = parseManifest(
+    'https://a.example/1 img/x.png\nhttps://a.example/2 other\nhttps://a.example/3 img//x.png\n',
+  );
   try {
     checkEntries(entries);
     assert.unreachable();
   } catch (error) {
     assert.instance(error, ValidationError);
-    assert.match((error as Error).message, /manifest\.txt:3: destination "img\/x\.png" is already used by manifest\.txt:1/);
+    assert.match(
+      (error as Error).message,
+      /manifest\.txt:3: destination "img\/x\.png" is already used by manifest\.txt:1/,
+    );
   }
 });
 
 test('the same destination with the same URL is kept once; a different tag is a conflict', () => {
   const same = checkEntries(parseManifest('https://a.example/1 x\nhttps://a.example/1 x\n'));
   assert.is(same.length, 1);
-  assert.throws(() => checkEntries(parseManifest('https://a.example/1#1 x\nhttps://a.example/1#2 x\n')), /manifest\.txt:2: .*manifest\.txt:1/);
+  assert.throws(
+    () => checkEntries(parseManifest('https://a.example/1#1 x\nhttps://a.example/1#2 x\n')),
+    /manifest\.txt:2: .*manifest\.txt:1/,
+  );
 });
 
 test('a destination used as both file and folder is refused', () => {
-  assert.throws(() => checkEntries(parseManifest('https://a.example/1 img\nhttps://a.example/2 img/x.png\n')), /needs "img" as a folder, but manifest\.txt:1/);
+  assert.throws(
+    () => checkEntries(parseManifest('https://a.example/1 img\nhttps://a.example/2 img/x.png\n')),
+    /needs "img" as a folder, but manifest\.txt:1/,
+  );
 });
 
 test('a 10,000-line manifest parses whole', () => {
-  const lines = Array.from({ length: 10_000 }, (_, i) => `https://cdn.example.com/f/${i}.bin#${i % 7} data/${i % 100}/file ${i}.bin`);
+  const lines = Array.from(
+    { length: 10_000 },
+    (_, i) => `https://cdn.example.com/f/${i}.bin#${i % 7} data/${i % 100}/file ${i}.bin`,
+  );
   const entries = checkEntries(parseManifest(lines.join('\n')));
   assert.is(entries.length, 10_000);
   assert.is(entries[9999].dest, 'data/99/file 9999.bin');
 });
 
 test('cloudinary.txt expands to res.cloudinary.com URLs', () => {
-  const text = '# images\ncloud demo-cloud\nsamples/dog w_300,c_fill img/dog small.jpg\nsample.jpg#2 - img/sample.jpg\nsamples/cat w_100/e_sepia cat.jpg\n';
+  const text =
+    '# images\ncloud demo-cloud\nsamples/dog w_300,c_fill img/dog small.jpg\nsample.jpg#2 - img/sample.jpg\nsamples/cat w_100/e_sepia cat.jpg\n';
   const entries = parseCloudinary(text);
-  assert.equal(entries.map((e) => [e.url, e.tag, e.dest, e.where]), [
-    ['https://res.cloudinary.com/demo-cloud/image/upload/w_300,c_fill/samples/dog', '', 'img/dog small.jpg', 'cloudinary.txt:3'],
-    ['https://res.cloudinary.com/demo-cloud/image/upload/sample.jpg', '2', 'img/sample.jpg', 'cloudinary.txt:4'],
-    ['https://res.cloudinary.com/demo-cloud/image/upload/w_100/e_sepia/samples/cat', '', 'cat.jpg', 'cloudinary.txt:5'],
-  ]);
+  assert.equal(
+    entries.map((e) => [e.url, e.tag, e.dest, e.where]),
+    [
+      [
+        'https://res.cloudinary.com/demo-cloud/image/upload/w_300,c_fill/samples/dog',
+        '',
+        'img/dog small.jpg',
+        'cloudinary.txt:3',
+      ],
+      ['https://res.cloudinary.com/demo-cloud/image/upload/sample.jpg', '2', 'img/sample.jpg', 'cloudinary.txt:4'],
+      [
+        'https://res.cloudinary.com/demo-cloud/image/upload/w_100/e_sepia/samples/cat',
+        '',
+        'cat.jpg',
+        'cloudinary.txt:5',
+      ],
+    ],
+  );
 });
 
 const badCloudinary: Array<[string, RegExp]> = [
@@ -135,12 +181,18 @@ const badCloudinary: Array<[string, RegExp]> = [
 
 for (const [text, pattern] of badCloudinary) {
   test(`cloudinary.txt refuses ${JSON.stringify(text)}`, () => {
-    assert.throws(() => parseCloudinary(text), (error: Error) => error instanceof ValidationError && pattern.test(error.message));
+    assert.throws(
+      () => parseCloudinary(text),
+      (error: Error) => error instanceof ValidationError && pattern.test(error.message),
+    );
   });
 }
 
 test('manifest and cloudinary entries share one destination space', () => {
-  const entries = [...parseManifest('https://a.example/1 img/dog.jpg\n'), ...parseCloudinary('cloud demo\nsamples/dog w_1 img/dog.jpg\n')];
+  const entries = [
+    ...parseManifest('https://a.example/1 img/dog.jpg\n'),
+    ...parseCloudinary('cloud demo\nsamples/dog w_1 img/dog.jpg\n'),
+  ];
   assert.throws(() => checkEntries(entries), /cloudinary\.txt:2: .*manifest\.txt:1/);
 });
 

@@ -2,14 +2,32 @@
 // require, see the bundle's own path and URL, require each other and Node's built-ins, run in
 // strict mode as the ES module they replace did, and name themselves in stack traces.
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { brotliCompressSync } from 'node:zlib';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { codeCacheDir, createUnitRequire, IMPORT_META_URL, UNIT_LINE, unitsInFile, type UnitPlace } from '../../../tools/multicall-units.ts';
+import {
+  codeCacheDir,
+  createUnitRequire,
+  IMPORT_META_URL,
+  UNIT_LINE,
+  unitsInFile,
+  type UnitPlace,
+} from '../../../tools/multicall-units.ts';
 
 // The code cache of the tests' units goes to a folder of the test's own, not the user's ~/.cache.
 process.env.XDG_CACHE_HOME = mkdtempSync(path.join(os.tmpdir(), 'shipkit-units-cache-'));
@@ -18,14 +36,17 @@ const pack = (code: string) => brotliCompressSync(code).toString('base64');
 const BUNDLE = 'file:///usr/lib/shipkit/shipkit.mjs';
 
 /** The name tools/multicall-units.ts gives a unit's cache file. */
-const cacheName = (text: string) => `${createHash('sha256').update(text).digest('hex').slice(0, 32)}-${process.version}-${process.arch}.v8`;
+const cacheName = (text: string) =>
+  `${createHash('sha256').update(text).digest('hex').slice(0, 32)}-${process.version}-${process.arch}.v8`;
 
 function unitsOf(sources: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(sources).map(([id, code]) => [id, pack(code)]));
 }
 
 test('a unit is compiled on its first require only, and its `unit` export is what require returns', () => {
-  const units = unitsOf({ counter: 'globalThis.__unitRuns = (globalThis.__unitRuns ?? 0) + 1; exports.unit = { n: 42 };' });
+  const units = unitsOf({
+    counter: 'globalThis.__unitRuns = (globalThis.__unitRuns ?? 0) + 1; exports.unit = { n: 42 };',
+  });
   const unitRequire = createUnitRequire(units, BUNDLE);
   const g = globalThis as { __unitRuns?: number };
   delete g.__unitRuns;
@@ -40,7 +61,8 @@ test('a unit is compiled on its first require only, and its `unit` export is wha
 test('units require each other by name and built-ins through Node', () => {
   const units = unitsOf({
     lib: 'exports.unit = { twice: (x) => 2 * x };',
-    script: 'const lib = require("lib"); const path = require("node:path"); exports.unit = () => lib.twice(path.basename("/a/bc").length);',
+    script:
+      'const lib = require("lib"); const path = require("node:path"); exports.unit = () => lib.twice(path.basename("/a/bc").length);',
   });
   const run = createUnitRequire(units, BUNDLE)('script') as () => number;
   assert.is(run(), 4);
@@ -52,7 +74,10 @@ test("a unit's import.meta.url, __filename and __dirname are the one file's", ()
 });
 
 test('units run in strict mode and stack traces name the file and the unit', () => {
-  const units = unitsOf({ strict: 'exports.unit = (function () { return this; })();', thrower: '\n\nexports.unit = () => { throw new Error("boom"); };' });
+  const units = unitsOf({
+    strict: 'exports.unit = (function () { return this; })();',
+    thrower: '\n\nexports.unit = () => { throw new Error("boom"); };',
+  });
   const unitRequire = createUnitRequire(units, BUNDLE);
   assert.is(unitRequire('strict'), undefined);
   try {
@@ -65,7 +90,10 @@ test('units run in strict mode and stack traces name the file and the unit', () 
 
 test('a name that is no unit and no built-in fails as require does', () => {
   const unitRequire = createUnitRequire({}, BUNDLE);
-  assert.throws(() => unitRequire('no-such-package-here'), (e: NodeJS.ErrnoException) => e.code === 'MODULE_NOT_FOUND');
+  assert.throws(
+    () => unitRequire('no-such-package-here'),
+    (e: NodeJS.ErrnoException) => e.code === 'MODULE_NOT_FOUND',
+  );
 });
 
 test("a unit's require of another unit compiles it only when one of its exports is first used", () => {
@@ -73,9 +101,14 @@ test("a unit's require of another unit compiles it only when one of its exports 
   delete g.__libRuns;
   const units = unitsOf({
     lib: 'globalThis.__libRuns = (globalThis.__libRuns ?? 0) + 1; exports.unit = { twice: (x) => 2 * x, name: "lib" };',
-    script: 'var import_lib = require("lib"); exports.unit = { run: () => (0, import_lib.twice)(21), keys: () => Object.keys(import_lib), has: () => "name" in import_lib };',
+    script:
+      'var import_lib = require("lib"); exports.unit = { run: () => (0, import_lib.twice)(21), keys: () => Object.keys(import_lib), has: () => "name" in import_lib };',
   });
-  const script = createUnitRequire(units, BUNDLE)('script') as { run: () => number; keys: () => string[]; has: () => boolean };
+  const script = createUnitRequire(units, BUNDLE)('script') as {
+    run: () => number;
+    keys: () => string[];
+    has: () => boolean;
+  };
   assert.is(g.__libRuns, undefined, 'requiring it at the top of the script compiled nothing');
   assert.is(script.run(), 42);
   assert.is(g.__libRuns, 1);
@@ -110,14 +143,23 @@ test('with their places, units are read from there; a place that does not hold t
     // A stale line for ab before the real one: searching finds it first, so reading ab right shows its place was used.
     const tail = `\n${UNIT_LINE}ab STALE\n${UNIT_LINE}ab ${units.ab}\n${UNIT_LINE}a ${units.a}\n${UNIT_LINE}c ${units.c}`;
     writeFileSync(file, `export {};${tail}`);
-    const fromEnd = (name: string) => tail.length - tail.lastIndexOf(`${UNIT_LINE}${name} `) - UNIT_LINE.length - name.length - 1;
-    const places: Record<string, UnitPlace> = { ab: [fromEnd('ab'), units.ab.length], a: [fromEnd('a'), units.a.length], c: [fromEnd('a'), units.a.length] };
+    const fromEnd = (name: string) =>
+      tail.length - tail.lastIndexOf(`${UNIT_LINE}${name} `) - UNIT_LINE.length - name.length - 1;
+    const places: Record<string, UnitPlace> = {
+      ab: [fromEnd('ab'), units.ab.length],
+      a: [fromEnd('a'), units.a.length],
+      c: [fromEnd('a'), units.a.length],
+    };
     const table = unitsInFile(['a', 'ab', 'c'], pathToFileURL(file).href, places);
     assert.is(table.ab, units.ab, 'read at its place');
     assert.is(table.a, units.a);
     assert.is(table.c, units.c, "c's place holds a's line: searched for");
     writeFileSync(file, `export {}; // a longer head, as embedding the help texts makes it${tail}\n`);
-    assert.is(unitsInFile(['a'], pathToFileURL(file).href, { a: [fromEnd('a') + 1, units.a.length] }).a, units.a, 'distances from the end hold across a new head');
+    assert.is(
+      unitsInFile(['a'], pathToFileURL(file).href, { a: [fromEnd('a') + 1, units.a.length] }).a,
+      units.a,
+      'distances from the end hold across a new head',
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -151,7 +193,11 @@ test('a cache folder or file that another user could have written is not used', 
   const base = mkdtempSync(path.join(os.tmpdir(), 'shipkit-code-cache-'));
   try {
     assert.is(codeCacheDir({ XDG_CACHE_HOME: base, SHIPKIT_CODE_CACHE: '0' }), null, 'turned off');
-    assert.is(codeCacheDir({ XDG_CACHE_HOME: 'relative/dir', HOME: base }), path.join(base, '.cache', 'shipkit', 'code'), 'a relative XDG_CACHE_HOME is ignored');
+    assert.is(
+      codeCacheDir({ XDG_CACHE_HOME: 'relative/dir', HOME: base }),
+      path.join(base, '.cache', 'shipkit', 'code'),
+      'a relative XDG_CACHE_HOME is ignored',
+    );
     const open = path.join(base, 'open');
     mkdirSync(path.join(open, 'shipkit', 'code'), { recursive: true });
     chmodSync(path.join(open, 'shipkit', 'code'), 0o777);

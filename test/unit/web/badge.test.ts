@@ -2,7 +2,15 @@
 // colour per state), and If-None-Match matching.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BADGE_STATES, badgeRepo, badgeState, entityTag, matchesEtag, renderBadge, type BadgeJob } from '../../../lib/web/badge.ts';
+import {
+  BADGE_STATES,
+  badgeRepo,
+  badgeState,
+  entityTag,
+  matchesEtag,
+  renderBadge,
+  type BadgeJob,
+} from '../../../lib/web/badge.ts';
 
 /** Tags balance, attributes are quoted, and text holds no raw `<`, `>` or bare `&`: true, else what is wrong. */
 function checkWellFormed(svg: string): true | string {
@@ -25,7 +33,14 @@ function checkWellFormed(svg: string): true | string {
 }
 
 let seq = 0;
-const job = (state: string, fields: Partial<BadgeJob> = {}): BadgeJob => ({ repo: 'octo/site', kind: 'build', branch: 'main', state, seq: ++seq, ...fields });
+const job = (state: string, fields: Partial<BadgeJob> = {}): BadgeJob => ({
+  repo: 'octo/site',
+  kind: 'build',
+  branch: 'main',
+  state,
+  seq: ++seq,
+  ...fields,
+});
 
 test('the newest build of the branch decides; superseded and interrupted ones are passed over', () => {
   const cases: Array<[string, BadgeJob[], string]> = [

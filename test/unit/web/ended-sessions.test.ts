@@ -7,7 +7,17 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Logger } from '../../../lib/core/log.ts';
-import { endAllSessions, endedSessionsFile, ENDED_SESSIONS_FILE, formatEndedSessions, isEndedIn, openEndedSessions, parseEndedSessions, pruneEnded, readEndedSessions } from '../../../lib/web/ended-sessions.ts';
+import {
+  endAllSessions,
+  endedSessionsFile,
+  ENDED_SESSIONS_FILE,
+  formatEndedSessions,
+  isEndedIn,
+  openEndedSessions,
+  parseEndedSessions,
+  pruneEnded,
+  readEndedSessions,
+} from '../../../lib/web/ended-sessions.ts';
 import { createSessionKeys, SESSION_SECONDS } from '../../../lib/web/session.ts';
 import { tmpDir } from '../../_helpers/common.ts';
 
@@ -18,7 +28,14 @@ const sessionAt = (ms: number) => keys.verify(keys.issue(new Date(ms)), new Date
 
 function recordingLog(): Logger & { warnings: string[] } {
   const warnings: string[] = [];
-  const log = { debug() {}, info() {}, warn: (m: string) => void warnings.push(m), error: (m: string) => void warnings.push(m), child: () => log, warnings };
+  const log = {
+    debug() {},
+    info() {},
+    warn: (m: string) => void warnings.push(m),
+    error: (m: string) => void warnings.push(m),
+    child: () => log,
+    warnings,
+  };
   return log as unknown as Logger & { warnings: string[] };
 }
 
@@ -58,17 +75,36 @@ test('end all: sessions issued before the mark are refused by a process that is 
   // The mark never goes back.
   await endAllSessions(data, { now: new Date(T0) });
   assert.is((await readEndedSessions(endedSessionsFile(data))).before, T0 + 7001);
-  const missing = await endAllSessions(path.join(data, 'nope')).then(() => undefined, (error: Error) => error.message);
+  const missing = await endAllSessions(path.join(data, 'nope')).then(
+    () => undefined,
+    (error: Error) => error.message,
+  );
   assert.match(String(missing), /The data folder .*nope does not exist/);
 });
 
 test('bounded: expired entries and entries the mark ends drop out; past the cap the oldest are folded into the mark and stay ended', () => {
   const sessionMs = SESSION_SECONDS * 1000;
-  const state = { before: T0, ended: new Map([['expired', T0 - sessionMs], ['under-mark', T0 - 1], ['a', T0 + 1], ['b', T0 + 2], ['c', T0 + 3], ['d', T0 + 4]]) };
+  const state = {
+    before: T0,
+    ended: new Map([
+      ['expired', T0 - sessionMs],
+      ['under-mark', T0 - 1],
+      ['a', T0 + 1],
+      ['b', T0 + 2],
+      ['c', T0 + 3],
+      ['d', T0 + 4],
+    ]),
+  };
   const pruned = pruneEnded(state, T0 + 10, { maxEntries: 2 });
   assert.equal([...pruned.ended.keys()], ['c', 'd'], 'the newest two kept one by one');
   assert.is(pruned.before, T0 + 3, 'the mark moves past the dropped ones');
-  for (const [id, issued] of [['a', T0 + 1], ['b', T0 + 2], ['c', T0 + 3], ['d', T0 + 4], ['under-mark', T0 - 1]] as const) {
+  for (const [id, issued] of [
+    ['a', T0 + 1],
+    ['b', T0 + 2],
+    ['c', T0 + 3],
+    ['d', T0 + 4],
+    ['under-mark', T0 - 1],
+  ] as const) {
     assert.ok(isEndedIn(pruned, { id, issued }), `${id} stays ended`);
   }
   assert.not.ok(isEndedIn(pruned, { id: 'e', issued: T0 + 5 }), 'a later session is not');
@@ -113,7 +149,12 @@ test('an unreadable file refuses every session (said once in the log); end all r
   assert.is(log.warnings.length, 1, log.warnings.join('\n'));
   assert.match(log.warnings[0], file);
   assert.match(log.warnings[0], 'hook-server --end-sessions');
-  for (const text of ['[]', '{"version":2,"endedBefore":0,"ended":{}}', '{"version":1,"endedBefore":"x","ended":{}}', '{"version":1,"endedBefore":0,"ended":{"a":"b"}}']) {
+  for (const text of [
+    '[]',
+    '{"version":2,"endedBefore":0,"ended":{}}',
+    '{"version":1,"endedBefore":"x","ended":{}}',
+    '{"version":1,"endedBefore":0,"ended":{"a":"b"}}',
+  ]) {
     assert.throws(() => parseEndedSessions(text), undefined, text);
   }
   const { replaced } = await endAllSessions(data);
@@ -144,7 +185,10 @@ test('a logout the file cannot take is still refused by this process; without DA
   const { rmSync } = await import('node:fs');
   rmSync(gone, { recursive: true });
   const s = sessionAt(T0);
-  const failed = await ended.end(s, new Date(T0)).then(() => false, () => true);
+  const failed = await ended.end(s, new Date(T0)).then(
+    () => false,
+    () => true,
+  );
   assert.ok(failed, 'the write failed and said so');
   assert.ok(ended.isEnded(s));
   const memory = openEndedSessions();
@@ -154,7 +198,13 @@ test('a logout the file cannot take is still refused by this process; without DA
 });
 
 test('format and parse round-trip', () => {
-  const state = { before: T0, ended: new Map([['b', T0 + 2], ['a', T0 + 1]]) };
+  const state = {
+    before: T0,
+    ended: new Map([
+      ['b', T0 + 2],
+      ['a', T0 + 1],
+    ]),
+  };
   assert.equal(parseEndedSessions(formatEndedSessions(state)), state);
   assert.is(formatEndedSessions(state), `{"version":1,"endedBefore":${T0},"ended":{"a":${T0 + 1},"b":${T0 + 2}}}\n`);
 });

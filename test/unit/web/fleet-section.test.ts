@@ -7,11 +7,33 @@ import { FAILURES_SHOWN, renderFleetSection } from '../../../lib/web/fleet-secti
 import type { FleetView } from '../../../lib/web/read-sources.ts';
 
 const view = (fields: Partial<FleetView> = {}): FleetView => ({
-  app: 'web', hosts: 3,
-  tally: [{ version: '1.0', result: 'running', hosts: 1 }, { version: '1.1', result: 'rolled_back', hosts: 1 }, { version: '1.1', result: 'updated', hosts: 1 }],
-  rollout: { version: '1.1', step: 2, steps: [1, 10, 100], percent: 10, state: 'halted', reason: 'failures: 1 of 2, allowed 0', at: '2026-11-23T10:00:00Z' },
-  failures: [{ host: 'a'.repeat(32), version: '1.1', result: 'rolled_back', reason: 'health check /healthz answered 500', at: Date.parse('2026-11-23T10:00:01Z') }],
-  liars: 0, ...fields,
+  app: 'web',
+  hosts: 3,
+  tally: [
+    { version: '1.0', result: 'running', hosts: 1 },
+    { version: '1.1', result: 'rolled_back', hosts: 1 },
+    { version: '1.1', result: 'updated', hosts: 1 },
+  ],
+  rollout: {
+    version: '1.1',
+    step: 2,
+    steps: [1, 10, 100],
+    percent: 10,
+    state: 'halted',
+    reason: 'failures: 1 of 2, allowed 0',
+    at: '2026-11-23T10:00:00Z',
+  },
+  failures: [
+    {
+      host: 'a'.repeat(32),
+      version: '1.1',
+      result: 'rolled_back',
+      reason: 'health check /healthz answered 500',
+      at: Date.parse('2026-11-23T10:00:01Z'),
+    },
+  ],
+  liars: 0,
+  ...fields,
 });
 
 test('no fleet: no section', () => {
@@ -38,11 +60,24 @@ test('reasons are for signed-in viewers: others see how many failed', () => {
 });
 
 test('host-sent strings are escaped and bidi controls shown', () => {
-  const html = renderFleetSection([view({
-    tally: [{ version: '<img src=x>', result: 'updated', hosts: 1 }],
-    failures: [{ host: 'b'.repeat(32), version: '1.1', result: 'failed', reason: '<script>alert(1)</script>\u202Egnp.exe', at: 0 }],
-    rollout: { version: '1.1', step: 1, steps: [1], percent: 1, state: 'running', reason: '<b>x</b>', at: '"><i>' },
-  })], true);
+  const html = renderFleetSection(
+    [
+      view({
+        tally: [{ version: '<img src=x>', result: 'updated', hosts: 1 }],
+        failures: [
+          {
+            host: 'b'.repeat(32),
+            version: '1.1',
+            result: 'failed',
+            reason: '<script>alert(1)</script>\u202Egnp.exe',
+            at: 0,
+          },
+        ],
+        rollout: { version: '1.1', step: 1, steps: [1], percent: 1, state: 'running', reason: '<b>x</b>', at: '"><i>' },
+      }),
+    ],
+    true,
+  );
   assert.not.match(html, '<script>');
   assert.not.match(html, '<img');
   assert.not.match(html, '<b>x');
@@ -52,7 +87,13 @@ test('host-sent strings are escaped and bidi controls shown', () => {
 });
 
 test('at most FAILURES_SHOWN failures are listed, the rest counted; liars are named', () => {
-  const failures = Array.from({ length: FAILURES_SHOWN + 5 }, (_, i) => ({ host: i.toString(16).padStart(32, '0'), version: '1.1', result: 'failed', reason: `r${i}`, at: i }));
+  const failures = Array.from({ length: FAILURES_SHOWN + 5 }, (_, i) => ({
+    host: i.toString(16).padStart(32, '0'),
+    version: '1.1',
+    result: 'failed',
+    reason: `r${i}`,
+    at: i,
+  }));
   const html = renderFleetSection([view({ failures, liars: 2 })], true);
   assert.is(html.split('<tr><td><code>').length - 1, FAILURES_SHOWN);
   assert.match(html, 'and 5 more.');

@@ -17,13 +17,22 @@ async function setUp(options: { maxTotal?: number; maxPerJob?: number } = {}) {
   const dir = tmpDir('shipkit-follow-unit-');
   const jobs = new Map<string, FollowedJob>();
   const follow = createLogFollow({
-    jobsDir: path.join(dir, 'jobs'), logsDirOf: (repo) => path.join(dir, 'logs', repo.replace('/', '__')),
-    jobOf: (id) => jobs.get(id), readSection: async () => undefined, log: silentLogger,
-    pollMs: 50, keepaliveMs: 200, retryMs: 1234, ...options,
+    jobsDir: path.join(dir, 'jobs'),
+    logsDirOf: (repo) => path.join(dir, 'logs', repo.replace('/', '__')),
+    jobOf: (id) => jobs.get(id),
+    readSection: async () => undefined,
+    log: silentLogger,
+    pollMs: 50,
+    keepaliveMs: 200,
+    retryMs: 1234,
+    ...options,
   });
   const server = http.createServer((req, res) => {
     const job = jobs.get(req.url!.slice(1));
-    if (!job) { res.writeHead(404).end(); return; }
+    if (!job) {
+      res.writeHead(404).end();
+      return;
+    }
     void follow.handle(req, res, job);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -32,13 +41,21 @@ async function setUp(options: { maxTotal?: number; maxPerJob?: number } = {}) {
     mkdirSync(path.join(dir, 'jobs', id), { recursive: true });
     appendFileSync(path.join(dir, 'jobs', id, 'output.log'), text);
   };
-  const add = (id: string, state = 'running') => { jobs.set(id, { id, repo: 'o/r', state, exit: null }); };
-  const end = (id: string, state: string, exit: number | null) => { jobs.set(id, { id, repo: 'o/r', state, exit }); };
+  const add = (id: string, state = 'running') => {
+    jobs.set(id, { id, repo: 'o/r', state, exit: null });
+  };
+  const end = (id: string, state: string, exit: number | null) => {
+    jobs.set(id, { id, repo: 'o/r', state, exit });
+  };
   const writeSection = (text: string) => {
     mkdirSync(path.join(dir, 'logs', 'o__r'), { recursive: true });
     appendFileSync(path.join(dir, 'logs', 'o__r', 'logs.txt'), text);
   };
-  const stop = async () => { follow.close(); server.closeAllConnections(); await new Promise((r) => server.close(r)); };
+  const stop = async () => {
+    follow.close();
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  };
   return { url, follow, write, writeSection, add, end, stop };
 }
 
@@ -70,7 +87,10 @@ test('retry: first, keepalive comments while quiet; a queued job with no output 
 test('the total cap counts followers of every job; a tail stops when its last follower leaves', async () => {
   const t = await setUp({ maxTotal: 3, maxPerJob: 2 });
   try {
-    for (const id of ['a', 'b']) { t.add(id); t.write(id, `${id}\n`); }
+    for (const id of ['a', 'b']) {
+      t.add(id);
+      t.write(id, `${id}\n`);
+    }
     const a1 = await openEventStream(`${t.url}/a`);
     const a2 = await openEventStream(`${t.url}/a`);
     const a3 = await openEventStream(`${t.url}/a`);
@@ -80,7 +100,7 @@ test('the total cap counts followers of every job; a tail stops when its last fo
     assert.equal([a1.status, a2.status, b1.status, b2.status], [200, 200, 200, 503], 'in total');
     await waitFor(() => t.follow.stats().tails === 2, { what: 'two tails' });
     b1.close();
-    await waitFor(() => t.follow.stats().tails === 1, { what: 'b\'s tail to stop' });
+    await waitFor(() => t.follow.stats().tails === 1, { what: "b's tail to stop" });
     assert.is(t.follow.stats().followers, 2);
     // close(): every stream ends, new ones are refused.
     t.follow.close();
@@ -96,19 +116,29 @@ test('output.log until the build writes its header to logs.txt, then reset and t
   const t = await setUp();
   const id = '20261122-120000-aaaaaa';
   try {
-    t.writeSection('=== shipkit job 20261122-110000-bbbbbb start {}\n11:00:00.000 | an older job\n=== shipkit job 20261122-110000-bbbbbb end {}\n');
+    t.writeSection(
+      '=== shipkit job 20261122-110000-bbbbbb start {}\n11:00:00.000 | an older job\n=== shipkit job 20261122-110000-bbbbbb end {}\n',
+    );
     t.add(id);
     t.write(id, '# attempt 1: build o/r\n');
     const s = await openEventStream(`${t.url}/${id}`);
     await s.waitFor((x) => x.text() === '# attempt 1: build o/r\n', 3_000, 'output.log');
     const header = `=== shipkit job ${id} start {}\n`;
     t.writeSection(`${header}12:00:00.000 | step one\n`);
-    await s.waitFor((x) => x.events.some((e) => e.event === 'reset') && x.text().includes('step one'), 3_000, 'the switch');
-    t.writeSection(`=== shipkit job ${id} end {}\n=== shipkit job 20261122-120500-cccccc start {}\n12:05:00.000 | the next job\n`);
+    await s.waitFor(
+      (x) => x.events.some((e) => e.event === 'reset') && x.text().includes('step one'),
+      3_000,
+      'the switch',
+    );
+    t.writeSection(
+      `=== shipkit job ${id} end {}\n=== shipkit job 20261122-120500-cccccc start {}\n12:05:00.000 | the next job\n`,
+    );
     await new Promise((r) => setTimeout(r, 300));
     t.end(id, 'succeeded', 0);
     await s.ended;
-    const afterReset = s.events.slice(s.events.findIndex((e) => e.event === 'reset') + 1).filter((e) => e.event === 'message');
+    const afterReset = s.events
+      .slice(s.events.findIndex((e) => e.event === 'reset') + 1)
+      .filter((e) => e.event === 'message');
     const text = afterReset.map((e) => `${e.data}\n`).join('');
     assert.is(text, `${header}12:00:00.000 | step one\n=== shipkit job ${id} end {}\n`);
     assert.is(afterReset.at(-1)!.id, `s:${Buffer.byteLength(text)}`);

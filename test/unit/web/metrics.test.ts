@@ -21,14 +21,18 @@ test('counters, gauges and histograms read back; label values with quotes, backs
   assert.is(sampleValue(families, 't_requests_total', 't_requests_total', { repo: hostile, state: 'failed' }), 3);
   assert.is(sampleValue(families, 't_requests_total', 't_requests_total', { repo: 'octo/site', state: 'ok' }), 1);
   assert.is(sampleValue(families, 't_queue_length', 't_queue_length'), 3);
-  const bucket = (le: string) => sampleValue(families, 't_duration_seconds', 't_duration_seconds_bucket', { repo: 'octo/site', le });
+  const bucket = (le: string) =>
+    sampleValue(families, 't_duration_seconds', 't_duration_seconds_bucket', { repo: 'octo/site', le });
   assert.equal([bucket('0.1'), bucket('1'), bucket('10'), bucket('+Inf')], [2, 3, 4, 5], 'cumulative, le ascending');
   assert.is(sampleValue(families, 't_duration_seconds', 't_duration_seconds_count', { repo: 'octo/site' }), 5);
   assert.is(sampleValue(families, 't_duration_seconds', 't_duration_seconds_sum', { repo: 'octo/site' }), 55.65);
   assert.match(text, '# HELP t_requests_total Requests.\\nSecond line \\\\ too.\n');
   const promtool = promtoolCheck(text);
   if (promtool) assert.is(promtool.code, 0, promtool.output);
-  else console.log('  (promtool is not installed: apt-get install prometheus; the strict reader alone checked the format)');
+  else
+    console.log(
+      '  (promtool is not installed: apt-get install prometheus; the strict reader alone checked the format)',
+    );
 });
 
 test('the strict reader refuses what Prometheus would', () => {

@@ -8,13 +8,14 @@ import { renderStatusPage, type Viewer } from '../../../lib/web/status-page.ts';
 const help = { serverUrl: 'https://ci.example.com/ci', configFile: '/etc/shipkit/shipkit.yml' };
 const viewer: Viewer = { signedIn: true, canSignIn: true, now: new Date('2026-01-01T12:00:00Z') };
 
-test('no repositories: add one to the named config, then send a push to this server\'s hook URLs', () => {
+test("no repositories: add one to the named config, then send a push to this server's hook URLs", () => {
   const html = renderFirstSteps(help, { repos: 0, jobs: 0 });
   assert.match(html, 'Getting started');
   assert.match(html, '1. Add a repository');
   assert.match(html, '<code>/etc/shipkit/shipkit.yml</code>');
   assert.match(html, '2. Send a push');
-  for (const forge of ['github', 'gitea', 'gitlab']) assert.match(html, `<code>https://ci.example.com/ci/hooks/${forge}</code>`);
+  for (const forge of ['github', 'gitea', 'gitlab'])
+    assert.match(html, `<code>https://ci.example.com/ci/hooks/${forge}</code>`);
   assert.match(html, 'hooks/post-receive-webhook');
   assert.match(html, '<code>git config shipkit.webhook https://ci.example.com/ci/hooks/gitea</code>');
   assert.not.match(html, 'cannot reach');
@@ -43,10 +44,16 @@ test('a Host header with markup is shown as text', () => {
 test('every state has words, in the legend and on a job page; a failed job says how to run it again', () => {
   const legend = renderStateLegend((s) => `[${s}]`);
   for (const state of ['queued', 'running', 'succeeded', 'failed', 'superseded', 'interrupted']) {
-    assert.ok(STATE_MEANINGS.some(([s]) => s === state), state);
+    assert.ok(
+      STATE_MEANINGS.some(([s]) => s === state),
+      state,
+    );
     assert.match(legend, `<dt>[${state}]</dt>`);
   }
-  assert.match(renderStateNote('failed'), /^<p class="muted">Failed: a step failed .*To run it again, redeliver its webhook/);
+  assert.match(
+    renderStateNote('failed'),
+    /^<p class="muted">Failed: a step failed .*To run it again, redeliver its webhook/,
+  );
   assert.not.match(renderStateNote('succeeded'), 'run it again');
   assert.is(renderStateNote('unknown'), '');
 });
@@ -56,7 +63,10 @@ test('the status page: Getting started for a signed-in viewer of an empty instan
   assert.match(empty, '<section class="first-steps');
   assert.match(empty, 'No repositories in the config yet: see Getting started above.');
   assert.match(empty, 'What the states and columns mean');
-  assert.not.match(renderStatusPage({ jobs: [], repos: [], page: 1, viewer: { ...viewer, signedIn: false }, help }), 'first-steps');
+  assert.not.match(
+    renderStatusPage({ jobs: [], repos: [], page: 1, viewer: { ...viewer, signedIn: false }, help }),
+    'first-steps',
+  );
   assert.not.match(renderStatusPage({ jobs: [], repos: [], page: 1, viewer }), 'first-steps');
 });
 

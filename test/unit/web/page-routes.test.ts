@@ -33,21 +33,42 @@ test('a logout that cannot be written: a page says so (500), the cookie is clear
   const errors: string[] = [];
   const log = { debug() {}, info() {}, warn() {}, error: (m: string) => void errors.push(m), child: () => log };
   const sources: ReadSources = {
-    ui: 'token', token: 'the-read-token', dataDir: data, log: log as unknown as ReadSources['log'],
-    jobs: () => [], list: () => [], get: () => undefined, isJobId: () => false, readLog: async () => undefined,
-    branchOf: () => undefined, repos: () => [], renderMetrics: () => '', deliveries: createDeliveryOutcomes(),
+    ui: 'token',
+    token: 'the-read-token',
+    dataDir: data,
+    log: log as unknown as ReadSources['log'],
+    jobs: () => [],
+    list: () => [],
+    get: () => undefined,
+    isJobId: () => false,
+    readLog: async () => undefined,
+    branchOf: () => undefined,
+    repos: () => [],
+    renderMetrics: () => '',
+    deliveries: createDeliveryOutcomes(),
   };
   const pages = createPageRoutes(sources);
   const server = createServer((req, res) => {
-    void pages.handle(req, res, new URL(req.url ?? '/', 'http://localhost'), (status, message) => { res.writeHead(status).end(message); });
+    void pages.handle(req, res, new URL(req.url ?? '/', 'http://localhost'), (status, message) => {
+      res.writeHead(status).end(message);
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   try {
-    const login = await fetch(`${url}/login`, { method: 'POST', body: 'token=the-read-token', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, redirect: 'manual' });
+    const login = await fetch(`${url}/login`, {
+      method: 'POST',
+      body: 'token=the-read-token',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      redirect: 'manual',
+    });
     assert.is(login.status, 303);
     const cookie = login.headers.get('set-cookie')!.split(';')[0];
-    const page = () => fetch(`${url}/`, { headers: { Cookie: cookie, Accept: 'text/html' } }).then(async (r) => { await r.arrayBuffer(); return r.status; });
+    const page = () =>
+      fetch(`${url}/`, { headers: { Cookie: cookie, Accept: 'text/html' } }).then(async (r) => {
+        await r.arrayBuffer();
+        return r.status;
+      });
     assert.is(await page(), 200);
     rmSync(data, { recursive: true });
     const out = await fetch(`${url}/logout`, { method: 'POST', headers: { Cookie: cookie }, redirect: 'manual' });

@@ -4,7 +4,14 @@
 import { createHmac } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { clearedCookie, cookieValue, createLoginLimiter, createSessionKeys, SESSION_SECONDS, sessionCookie } from '../../../lib/web/session.ts';
+import {
+  clearedCookie,
+  cookieValue,
+  createLoginLimiter,
+  createSessionKeys,
+  SESSION_SECONDS,
+  sessionCookie,
+} from '../../../lib/web/session.ts';
 
 const TOKEN = 'the-read-token-0123456789';
 const AT = new Date('2026-11-22T12:00:00Z');
@@ -22,7 +29,11 @@ test('a session cookie is a random id, its issue time and a MAC; it verifies unt
   assert.not.match(value, TOKEN);
   assert.match(value, /^[A-Za-z0-9_-]{22}\.\d{13}\.[A-Za-z0-9_-]{43}$/);
   const session = keys.verify(value, AT)!;
-  assert.equal(session, { id: value.split('.')[0], issued: AT.getTime(), expires: AT.getTime() + SESSION_SECONDS * 1000 });
+  assert.equal(session, {
+    id: value.split('.')[0],
+    issued: AT.getTime(),
+    expires: AT.getTime() + SESSION_SECONDS * 1000,
+  });
   assert.ok(keys.verify(value, new Date(AT.getTime() + SESSION_SECONDS * 1000 - 1)), 'the last millisecond');
   assert.is(keys.verify(value, new Date(AT.getTime() + SESSION_SECONDS * 1000)), undefined, 'expired');
   const ids = new Set(Array.from({ length: 100 }, () => keys.verify(keys.issue(AT), AT)!.id));
@@ -64,17 +75,27 @@ test('a cookie of the previous format (EXPIRY.MAC) is refused, also when its MAC
 test('tokenMatches: the token only (not a prefix, not longer)', () => {
   const keys = createSessionKeys(TOKEN);
   assert.ok(keys.tokenMatches(TOKEN));
-  for (const wrong of ['', TOKEN.slice(0, -1), `${TOKEN}x`, TOKEN.toUpperCase()]) assert.not.ok(keys.tokenMatches(wrong), wrong);
+  for (const wrong of ['', TOKEN.slice(0, -1), `${TOKEN}x`, TOKEN.toUpperCase()])
+    assert.not.ok(keys.tokenMatches(wrong), wrong);
 });
 
 test('cookie header parsing and the Set-Cookie flags', () => {
   assert.is(cookieValue('a=1; shipkit_session=abc; b=2', 'shipkit_session'), 'abc');
   assert.is(cookieValue('shipkit_session=a; shipkit_session=b', 'shipkit_session'), undefined, 'two values: neither');
   assert.is(cookieValue(undefined, 'shipkit_session'), undefined);
-  assert.is(sessionCookie('v', { secure: true }), `shipkit_session=v; Path=/; Max-Age=${SESSION_SECONDS}; HttpOnly; SameSite=Strict; Secure`);
+  assert.is(
+    sessionCookie('v', { secure: true }),
+    `shipkit_session=v; Path=/; Max-Age=${SESSION_SECONDS}; HttpOnly; SameSite=Strict; Secure`,
+  );
   assert.not.match(sessionCookie('v', { secure: false }), 'Secure');
-  assert.is(sessionCookie('v', { secure: false, path: '/ci' }), `shipkit_session=v; Path=/ci; Max-Age=${SESSION_SECONDS}; HttpOnly; SameSite=Strict`);
-  assert.is(clearedCookie({ secure: true, path: '/ci' }), 'shipkit_session=; Path=/ci; Max-Age=0; HttpOnly; SameSite=Strict; Secure');
+  assert.is(
+    sessionCookie('v', { secure: false, path: '/ci' }),
+    `shipkit_session=v; Path=/ci; Max-Age=${SESSION_SECONDS}; HttpOnly; SameSite=Strict`,
+  );
+  assert.is(
+    clearedCookie({ secure: true, path: '/ci' }),
+    'shipkit_session=; Path=/ci; Max-Age=0; HttpOnly; SameSite=Strict; Secure',
+  );
   assert.is(clearedCookie({ secure: false }), 'shipkit_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict');
 });
 

@@ -11,9 +11,27 @@ let seq = 0;
 function job(fields: Partial<Job> = {}): Job {
   seq++;
   return {
-    id: newJobId(), seq, repo: 'octo/site', kind: 'build', sha: 'a'.repeat(40), ref: 'refs/heads/main', branch: 'main', tag: null,
-    cloneUrl: null, deliveryId: `d-${seq}`, forge: 'github', state: 'queued', exit: null, queued: new Date().toISOString(),
-    started: null, finished: null, reason: null, attempts: 0, interruptions: 0, pgid: null, ...fields,
+    id: newJobId(),
+    seq,
+    repo: 'octo/site',
+    kind: 'build',
+    sha: 'a'.repeat(40),
+    ref: 'refs/heads/main',
+    branch: 'main',
+    tag: null,
+    cloneUrl: null,
+    deliveryId: `d-${seq}`,
+    forge: 'github',
+    state: 'queued',
+    exit: null,
+    queued: new Date().toISOString(),
+    started: null,
+    finished: null,
+    reason: null,
+    attempts: 0,
+    interruptions: 0,
+    pgid: null,
+    ...fields,
   };
 }
 
@@ -90,7 +108,11 @@ test('a line whose checksum does not match is dropped, not trusted', () => {
 test('compaction keeps unfinished jobs and the newest finished ones, through temp + rename', async () => {
   const dir = tmpDir();
   const pruned: string[] = [];
-  const journal = await openJournal(dir, { compactBytes: 20_000, keepFinished: 10, onPrune: (ids) => pruned.push(...ids) });
+  const journal = await openJournal(dir, {
+    compactBytes: 20_000,
+    keepFinished: 10,
+    onPrune: (ids) => pruned.push(...ids),
+  });
   const queued = job();
   await journal.write([queued]);
   const finished: Job[] = [];
@@ -115,12 +137,21 @@ test('compaction keeps unfinished jobs and the newest finished ones, through tem
 
 test('a compaction that fails does not stall the journal: later writes still reach the disk', async () => {
   const dir = tmpDir();
-  const journal = await openJournal(dir, { compactBytes: 5_000, keepFinished: 1, onPrune: () => { throw new Error('prune failed'); } });
+  const journal = await openJournal(dir, {
+    compactBytes: 5_000,
+    keepFinished: 1,
+    onPrune: () => {
+      throw new Error('prune failed');
+    },
+  });
   const written: Job[] = [];
   for (let i = 0; i < 40; i++) {
     const j = job({ state: 'succeeded', exit: 0 });
     written.push(j);
-    const settled = await Promise.race([journal.write([j]).then(() => 'written'), new Promise((r) => setTimeout(() => r('stalled'), 5_000))]);
+    const settled = await Promise.race([
+      journal.write([j]).then(() => 'written'),
+      new Promise((r) => setTimeout(() => r('stalled'), 5_000)),
+    ]);
     assert.is(settled, 'written', `write ${i}`);
   }
   await journal.close();
@@ -149,7 +180,9 @@ test('records handed out are frozen, and a change is in memory only once it is o
   const journal = await openJournal(dir);
   const a = job();
   const added = await journal.add(a);
-  assert.throws(() => { (added as Job).state = 'failed'; });
+  assert.throws(() => {
+    (added as Job).state = 'failed';
+  });
   assert.is(journal.jobs.get(a.id)?.state, 'queued');
   const running = journal.markRunning(a.id, '2026-01-01T00:00:00.000Z');
   assert.is(journal.jobs.get(a.id)?.state, 'queued', 'not before the record is written');
@@ -166,7 +199,19 @@ test('records handed out are frozen, and a change is in memory only once it is o
   await journal.interrupt(c.id, { reason: 'hook-server stopped while it ran', requeue: true });
   await journal.close();
   const again = await openJournal(dir);
-  assert.equal({ ...again.jobs.get(a.id) }, { ...a, state: 'failed', exit: 2, reason: 'exited with 2', started: '2026-01-01T00:00:00.000Z', attempts: 1, pgid: null, finished: again.jobs.get(a.id)!.finished });
+  assert.equal(
+    { ...again.jobs.get(a.id) },
+    {
+      ...a,
+      state: 'failed',
+      exit: 2,
+      reason: 'exited with 2',
+      started: '2026-01-01T00:00:00.000Z',
+      attempts: 1,
+      pgid: null,
+      finished: again.jobs.get(a.id)!.finished,
+    },
+  );
   assert.is(again.jobs.get(c.id)?.state, 'queued');
   assert.is(again.jobs.get(c.id)?.interruptions, 1);
   await again.close();
@@ -179,7 +224,11 @@ test('full disk (real tmpfs): a write that fails leaves no partial record; the n
   const acknowledged: Job[] = [];
   // Large records, so that the disk never happens to be full exactly at a record's end.
   const big = () => job({ reason: 'r'.repeat(1500 + Math.floor(Math.random() * 500)) });
-  for (let i = 0; i < 3; i++) { const j = big(); await journal.add(j); acknowledged.push(j); }
+  for (let i = 0; i < 3; i++) {
+    const j = big();
+    await journal.add(j);
+    acknowledged.push(j);
+  }
   disk.fill();
   let failed: Job | undefined;
   let error: NodeJS.ErrnoException | undefined;
@@ -225,7 +274,8 @@ test('full disk (real tmpfs): a write that fails leaves no partial record; the n
   for (const j of acknowledged) assert.ok(again.jobs.has(j.id), `acknowledged job ${j.id} is in the journal`);
   assert.not.ok(again.jobs.has(failed!.id));
   assert.is(again.jobs.get(queued!.id)?.state, 'queued');
-  for (const id of running) assert.is(again.jobs.get(id)?.state, 'running', `the change of ${id} that was acknowledged is kept`);
+  for (const id of running)
+    assert.is(again.jobs.get(id)?.state, 'running', `the change of ${id} that was acknowledged is kept`);
   await again.close();
 });
 
@@ -235,13 +285,24 @@ test('group commit: each write is in the file when it resolves, and records land
   const jobs = Array.from({ length: 300 }, () => job());
   const missing: string[] = [];
   // Resolved writes read the file at once: none may be acknowledged before its bytes are there.
-  await Promise.all(jobs.map((j) => journal.write([j]).then(() => {
-    if (!readFileSync(journalFile(dir), 'utf8').includes(j.id)) missing.push(j.id);
-  })));
+  await Promise.all(
+    jobs.map((j) =>
+      journal.write([j]).then(() => {
+        if (!readFileSync(journalFile(dir), 'utf8').includes(j.id)) missing.push(j.id);
+      }),
+    ),
+  );
   assert.equal(missing, [], 'acknowledged before it was in the file');
   assert.ok(journal.stats().flushes < jobs.length, 'the writes shared flushes');
-  const ids = readFileSync(journalFile(dir), 'utf8').trim().split('\n').map((line) => (JSON.parse(line.slice(9)) as Job).id);
-  assert.equal(ids, jobs.map((j) => j.id), 'file order is write order');
+  const ids = readFileSync(journalFile(dir), 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => (JSON.parse(line.slice(9)) as Job).id);
+  assert.equal(
+    ids,
+    jobs.map((j) => j.id),
+    'file order is write order',
+  );
   await journal.close();
 });
 

@@ -27,7 +27,10 @@ test('not a PostgreSQL URL, or not a URL: a ConfigError that shows no credential
 test('refusals read as sentences that name the database and never hold the password', async () => {
   const db = await resolveQueueUrl(URL_TEXT);
   const cases: Array<[unknown, RegExp]> = [
-    [Object.assign(new Error(`password authentication failed for user "builder"`), { code: '28P01' }), /password was refused/],
+    [
+      Object.assign(new Error(`password authentication failed for user "builder"`), { code: '28P01' }),
+      /password was refused/,
+    ],
     [Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:6543'), { code: 'ECONNREFUSED' }), /connection refused/],
     [Object.assign(new Error('getaddrinfo ENOTFOUND db.internal'), { code: 'ENOTFOUND' }), /no such host/],
     [new Error(`could not connect to ${URL_TEXT} with ${PASSWORD}`), /\*\*\*/],

@@ -6,10 +6,21 @@ import * as assert from 'uvu/assert';
 import { createSpawner, type JobSpawn, type Spawner } from '../../../../lib/jobs/process/spawner.ts';
 import { ROOT, tmpDir, waitFor } from '../../../_helpers/common.ts';
 
-const kinds: Array<[string, Spawner]> = [['helper process', createSpawner({ helper: true })], ['in-process', createSpawner({ helper: false })]];
+const kinds: Array<[string, Spawner]> = [
+  ['helper process', createSpawner({ helper: true })],
+  ['in-process', createSpawner({ helper: false })],
+];
 
 function request(dir: string, script: string, extra: Partial<JobSpawn> = {}): JobSpawn {
-  return { file: '/bin/sh', args: ['-c', script], cwd: dir, env: { PATH: '/usr/bin:/bin', ONLY: 'this' }, output: path.join(dir, 'output.log'), header: '# header\n', ...extra };
+  return {
+    file: '/bin/sh',
+    args: ['-c', script],
+    cwd: dir,
+    env: { PATH: '/usr/bin:/bin', ONLY: 'this' },
+    output: path.join(dir, 'output.log'),
+    header: '# header\n',
+    ...extra,
+  };
 }
 
 /** `pid (comm) state ppid pgrp …` */
@@ -20,16 +31,24 @@ function groupOf(pid: number): number {
 
 /** The helper processes this test process started (node -e …). */
 function helpers(): number[] {
-  const children = readdirSync(`/proc/${process.pid}/task`).flatMap((t) => readFileSync(`/proc/${process.pid}/task/${t}/children`, 'latin1').split(' ').filter(Boolean));
+  const children = readdirSync(`/proc/${process.pid}/task`).flatMap((t) =>
+    readFileSync(`/proc/${process.pid}/task/${t}/children`, 'latin1').split(' ').filter(Boolean),
+  );
   return children.map(Number).filter((pid) => {
-    try { return readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0')[1] === '-e'; } catch { return false; }
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0')[1] === '-e';
+    } catch {
+      return false;
+    }
   });
 }
 
 for (const [kind, spawner] of kinds) {
   test(`${kind}: output after the header, exit code, cwd and only the given environment`, async () => {
     const dir = tmpDir();
-    const job = await spawner.start(request(dir, 'echo out; echo err >&2; pwd; echo "ONLY=$ONLY HOME=${HOME-unset}"; exit 3'));
+    const job = await spawner.start(
+      request(dir, 'echo out; echo err >&2; pwd; echo "ONLY=$ONLY HOME=${HOME-unset}"; exit 3'),
+    );
     assert.ok(job.pid && job.pid > 1);
     const exit = await job.exited;
     assert.equal(exit, { code: 3, signal: null });
@@ -59,7 +78,12 @@ for (const [kind, spawner] of kinds) {
   test(`${kind}: an output file that cannot be opened rejects with its code, and nothing runs`, async () => {
     const dir = tmpDir();
     const marker = path.join(dir, 'ran');
-    const error = await spawner.start(request(dir, `touch ${marker}`, { output: path.join(dir, 'missing', 'output.log') })).then(() => undefined, (e: NodeJS.ErrnoException) => e);
+    const error = await spawner
+      .start(request(dir, `touch ${marker}`, { output: path.join(dir, 'missing', 'output.log') }))
+      .then(
+        () => undefined,
+        (e: NodeJS.ErrnoException) => e,
+      );
     assert.ok(error, 'rejected');
     assert.is(error!.code, 'ENOENT');
     await new Promise((r) => setTimeout(r, 200));
@@ -68,10 +92,17 @@ for (const [kind, spawner] of kinds) {
 
   test(`${kind}: many at once, each its own answer`, async () => {
     const dir = tmpDir();
-    const jobs = await Promise.all(Array.from({ length: 20 }, (_, i) => spawner.start(request(dir, `exit ${i}`, { output: path.join(dir, `out-${i}.log`), header: `# ${i}\n` }))));
+    const jobs = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        spawner.start(request(dir, `exit ${i}`, { output: path.join(dir, `out-${i}.log`), header: `# ${i}\n` })),
+      ),
+    );
     assert.is(new Set(jobs.map((j) => j.pid)).size, 20);
     const exits = await Promise.all(jobs.map((j) => j.exited));
-    assert.equal(exits.map((e) => e.code), Array.from({ length: 20 }, (_, i) => i));
+    assert.equal(
+      exits.map((e) => e.code),
+      Array.from({ length: 20 }, (_, i) => i),
+    );
     for (let i = 0; i < 20; i++) assert.is(readFileSync(path.join(dir, `out-${i}.log`), 'utf8'), `# ${i}\n`);
   });
 }
@@ -94,21 +125,35 @@ test('helper process: killed while a job runs, the job is watched to its end (lo
 test('helper process: an idle helper does not keep its parent alive, and it ends with it', async () => {
   const dir = tmpDir();
   const script = path.join(dir, 'parent.mts');
-  writeFileSync(script, `import { readdirSync, readFileSync } from 'node:fs';
+  writeFileSync(
+    script,
+    `import { readdirSync, readFileSync } from 'node:fs';
 import { createSpawner } from ${JSON.stringify(path.join(ROOT, 'lib/jobs/process/spawner.ts'))};
 const job = await createSpawner({ helper: true }).start({ file: '/bin/sh', args: ['-c', 'exit 0'], cwd: ${JSON.stringify(dir)}, env: {}, output: ${JSON.stringify(path.join(dir, 'out.log'))}, header: '' });
 const children = readdirSync('/proc/' + process.pid + '/task').flatMap((t) => readFileSync('/proc/' + process.pid + '/task/' + t + '/children', 'latin1').split(' ').filter(Boolean));
 console.log(children.filter((pid) => readFileSync('/proc/' + pid + '/cmdline', 'latin1').split('\\0')[1] === '-e').join(','), (await job.exited).code);
-`);
-  const run = spawnSync(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+`,
+  );
+  const run = spawnSync(process.execPath, ['--import', 'tsx', script], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
   assert.is(run.status, 0, run.stderr);
   const [helper, code] = run.stdout.trim().split(' ');
   assert.match(helper, /^\d+$/, 'the parent saw its helper');
   assert.is(code, '0');
   // Its stdin ended with the parent: it exits (a zombie of a PID 1 that reaps late counts as gone).
-  await waitFor(() => {
-    try { return readFileSync(`/proc/${helper}/stat`, 'latin1').split(') ')[1].startsWith('Z'); } catch { return true; }
-  }, { what: `helper ${helper} gone` });
+  await waitFor(
+    () => {
+      try {
+        return readFileSync(`/proc/${helper}/stat`, 'latin1').split(') ')[1].startsWith('Z');
+      } catch {
+        return true;
+      }
+    },
+    { what: `helper ${helper} gone` },
+  );
 });
 
 test.run();

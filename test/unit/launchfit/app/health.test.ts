@@ -5,12 +5,20 @@ import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createProber, probeHealth, waitUntilHealthy, type HealthWaitOptions } from '../../../../lib/launchfit/app/health.ts';
+import {
+  createProber,
+  probeHealth,
+  waitUntilHealthy,
+  type HealthWaitOptions,
+} from '../../../../lib/launchfit/app/health.ts';
 
 /** A server whose answer to each GET is decided by `status(n)` (n: the request's number, from 0). */
 async function serve(status: (n: number) => number): Promise<{ url: string; close(): Promise<void> }> {
   let n = 0;
-  const server = http.createServer((req, res) => { res.statusCode = status(n++); res.end('answer\n'); });
+  const server = http.createServer((req, res) => {
+    res.statusCode = status(n++);
+    res.end('answer\n');
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
   return { url: `http://127.0.0.1:${port}/up`, close: () => new Promise((r) => server.close(() => r())) };
@@ -19,7 +27,15 @@ async function serve(status: (n: number) => number): Promise<{ url: string; clos
 const never = new Promise<void>(() => {});
 
 function options(url: string, more: Partial<HealthWaitOptions> = {}): HealthWaitOptions {
-  return { probe: (timeoutMs) => probeHealth({ url, timeoutMs }), timeoutMs: 1000, intervalMs: 50, deadlineMs: 3000, holdMs: 600, exited: never, ...more };
+  return {
+    probe: (timeoutMs) => probeHealth({ url, timeoutMs }),
+    timeoutMs: 1000,
+    intervalMs: 50,
+    deadlineMs: 3000,
+    holdMs: 600,
+    exited: never,
+    ...more,
+  };
 }
 
 test('healthy once every probe answered 2xx for holdMs after the first one', async () => {
@@ -53,7 +69,9 @@ test('an exit after the first 2xx: exited, and it had passed', async () => {
   const s = await serve(() => 200);
   try {
     let exit!: () => void;
-    const exited = new Promise<void>((r) => { exit = r; });
+    const exited = new Promise<void>((r) => {
+      exit = r;
+    });
     setTimeout(() => exit(), 300);
     const wait = await waitUntilHealthy(options(s.url, { holdMs: 60_000, exited }));
     assert.is(wait.healthy, false);
@@ -94,14 +112,26 @@ async function keepAliveServer(drop: (n: number) => boolean = () => false) {
       buffered += d;
       while (buffered.includes('\r\n\r\n')) {
         buffered = buffered.slice(buffered.indexOf('\r\n\r\n') + 4);
-        if (drop(n++)) { socket.destroy(); return; }
+        if (drop(n++)) {
+          socket.destroy();
+          return;
+        }
         socket.write('HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nok\n');
       }
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}/up`, connections, closed, close: () => new Promise<void>((r) => { for (const c of connections) c.destroy(); server.close(() => r()); }) };
+  return {
+    url: `http://127.0.0.1:${port}/up`,
+    connections,
+    closed,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const c of connections) c.destroy();
+        server.close(() => r());
+      }),
+  };
 }
 
 test('a prober sends its probes over one kept-alive connection, and close() closes it', async () => {
@@ -112,7 +142,11 @@ test('a prober sends its probes over one kept-alive connection, and close() clos
     assert.is(s.connections.length, 1, 'five probes, one connection');
     prober.close();
     for (let i = 0; i < 100 && !s.closed.length; i++) await new Promise((r) => setTimeout(r, 10));
-    assert.is(s.closed.length, 1, 'the kept connection is closed by close(), so an app that drains need not wait for it');
+    assert.is(
+      s.closed.length,
+      1,
+      'the kept connection is closed by close(), so an app that drains need not wait for it',
+    );
   } finally {
     prober.close();
     await s.close();

@@ -7,13 +7,25 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { AdoptedInstance, APP_PID_LINE, descendantsOf, findPerl, instanceCommand, isSameProcess, readLeftInstance } from '../../../../lib/launchfit/app/instance.ts';
+import {
+  AdoptedInstance,
+  APP_PID_LINE,
+  descendantsOf,
+  findPerl,
+  instanceCommand,
+  isSameProcess,
+  readLeftInstance,
+} from '../../../../lib/launchfit/app/instance.ts';
 import { MARK_VARIABLE, processMarkOf } from '../../../../lib/launchfit/deploy-folder/app-env.ts';
 import { bootId, processStartTime } from '../../../../lib/core/process-group.ts';
 import { tmpDir, waitFor } from '../../../_helpers/common.ts';
 
 const alive = (pid: number) => {
-  try { return !/^[ZX]/.test(readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]); } catch { return false; }
+  try {
+    return !/^[ZX]/.test(readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]);
+  } catch {
+    return false;
+  }
 };
 
 function run(script: string, { graceMs = 500, log = path.join(tmpDir('shipkit-inst-'), 'app.log') } = {}) {
@@ -23,7 +35,9 @@ function run(script: string, { graceMs = 500, log = path.join(tmpDir('shipkit-in
   let err = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (err += d));
-  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
   return { child, exited, out: () => out, err: () => err, log };
 }
 
@@ -32,7 +46,7 @@ test('without perl the command runs as it is', () => {
   assert.ok(findPerl(), 'perl is on PATH (perl-base is Essential on Debian)');
 });
 
-test('the app\'s pid is named, its output relayed, its exit code passed on', async () => {
+test("the app's pid is named, its output relayed, its exit code passed on", async () => {
   const r = run('echo hello $$; echo oops >&2; exit 7');
   assert.equal(await r.exited, { code: 7, signal: null });
   const pid = Number(APP_PID_LINE.exec(r.err())![1]);
@@ -41,7 +55,7 @@ test('the app\'s pid is named, its output relayed, its exit code passed on', asy
   assert.not.match(r.err(), /subreaper/, r.err());
 });
 
-test('a signal to the wrapper reaches the app; the app\'s death by signal is the wrapper\'s', async () => {
+test("a signal to the wrapper reaches the app; the app's death by signal is the wrapper's", async () => {
   const r = run('sleep 30');
   await waitFor(() => APP_PID_LINE.test(r.err()));
   r.child.kill('SIGTERM');
@@ -52,15 +66,29 @@ test('what the app left behind is ended: a double-forked, setsid, SIGTERM-ignori
   const dir = tmpDir('shipkit-inst-');
   const pidFile = path.join(dir, 'worker.pid');
   writeFileSync(path.join(dir, 'worker.sh'), `trap '' TERM; echo $$ > ${pidFile}; while :; do sleep 0.1; done\n`);
-  const r = run(`(setsid sh ${dir}/worker.sh &); sleep 30 & echo started; while [ ! -s ${pidFile} ]; do sleep 0.05; done; exit 3`, { graceMs: 300 });
-  const worker = Number(await waitFor(() => { try { return readFileSync(pidFile, 'utf8').trim(); } catch { return ''; } }));
+  const r = run(
+    `(setsid sh ${dir}/worker.sh &); sleep 30 & echo started; while [ ! -s ${pidFile} ]; do sleep 0.05; done; exit 3`,
+    { graceMs: 300 },
+  );
+  const worker = Number(
+    await waitFor(() => {
+      try {
+        return readFileSync(pidFile, 'utf8').trim();
+      } catch {
+        return '';
+      }
+    }),
+  );
   assert.ok(worker > 0);
-  assert.ok(descendantsOf(r.child.pid!).includes(worker), 'the orphaned worker was re-parented below the wrapper (subreaper)');
+  assert.ok(
+    descendantsOf(r.child.pid!).includes(worker),
+    'the orphaned worker was re-parented below the wrapper (subreaper)',
+  );
   assert.equal(await r.exited, { code: 3, signal: null });
   assert.not.ok(alive(worker), 'the worker was killed');
 });
 
-test('once nobody reads the wrapper\'s stdout, the output goes to the log file', async () => {
+test("once nobody reads the wrapper's stdout, the output goes to the log file", async () => {
   const dir = tmpDir('shipkit-inst-');
   const log = path.join(dir, 'app.log');
   const r = run(`echo first; sleep 0.5; echo second; echo third >&2`, { log });
@@ -72,7 +100,13 @@ test('once nobody reads the wrapper\'s stdout, the output goes to the log file',
 
 test('descendantsOf: children and grandchildren, nothing else', async () => {
   const child = spawn('/bin/sh', ['-c', 'sleep 30 & sh -c "sleep 30 & wait" & wait'], { stdio: 'ignore' });
-  const tree = await waitFor(() => { const d = descendantsOf(child.pid!); return d.length === 3 ? d : undefined; }, { what: 'three descendants' });
+  const tree = await waitFor(
+    () => {
+      const d = descendantsOf(child.pid!);
+      return d.length === 3 ? d : undefined;
+    },
+    { what: 'three descendants' },
+  );
   assert.not.ok(tree!.includes(child.pid!));
   assert.not.ok(tree!.includes(process.pid));
   assert.equal(descendantsOf(999_999_999), []);
@@ -80,12 +114,20 @@ test('descendantsOf: children and grandchildren, nothing else', async () => {
   child.kill('SIGKILL');
 });
 
-test('readLeftInstance: a live wrapper with the deploy folder\'s mark and its recorded start; not a reused pid, not another folder', async () => {
+test("readLeftInstance: a live wrapper with the deploy folder's mark and its recorded start; not a reused pid, not another folder", async () => {
   const deploy = tmpDir('shipkit-inst-');
   const release = path.join(deploy, 'releases', 'my-app-gnu-linux-1.0');
   mkdirSync(release, { recursive: true });
-  const [file, ...args] = instanceCommand(['/bin/sh', '-c', 'sleep 30'], { graceMs: 200, log: path.join(deploy, 'app.log') });
-  const child = spawn(file, args, { cwd: release, env: { ...process.env, [MARK_VARIABLE]: processMarkOf(deploy) }, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  const [file, ...args] = instanceCommand(['/bin/sh', '-c', 'sleep 30'], {
+    graceMs: 200,
+    log: path.join(deploy, 'app.log'),
+  });
+  const child = spawn(file, args, {
+    cwd: release,
+    env: { ...process.env, [MARK_VARIABLE]: processMarkOf(deploy) },
+    stdio: ['ignore', 'ignore', 'pipe'],
+    detached: true,
+  });
   let err = '';
   child.stderr!.on('data', (d) => (err += d));
   try {
@@ -99,7 +141,7 @@ test('readLeftInstance: a live wrapper with the deploy folder\'s mark and its re
     writeFileSync(pidFile, JSON.stringify(record));
     const found = await readLeftInstance(pidFile, deploy);
     assert.equal(found, { pgid: child.pid, pid, start, startedAt: record.startedAt, release: 'my-app-gnu-linux-1.0' });
-    assert.is(await readLeftInstance(pidFile, tmpDir('shipkit-inst-')), undefined, 'another deploy folder\'s mark');
+    assert.is(await readLeftInstance(pidFile, tmpDir('shipkit-inst-')), undefined, "another deploy folder's mark");
     writeFileSync(pidFile, JSON.stringify({ ...record, start: `${start}1` }));
     assert.is(await readLeftInstance(pidFile, deploy), undefined, 'another start time: a reused pid');
     writeFileSync(pidFile, JSON.stringify({ ...record, boot: 'another-boot' }));
@@ -111,7 +153,11 @@ test('readLeftInstance: a live wrapper with the deploy folder\'s mark and its re
     await exited;
     assert.not.ok(isSameProcess(child.pid!, start));
   } finally {
-    try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ }
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
   }
 });
 

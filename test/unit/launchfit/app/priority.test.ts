@@ -7,7 +7,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { canRaisePriorityTo, ownNice, setInstancePriority, updateBoost, UPDATE_BOOST } from '../../../../lib/launchfit/app/priority.ts';
+import {
+  canRaisePriorityTo,
+  ownNice,
+  setInstancePriority,
+  updateBoost,
+  UPDATE_BOOST,
+} from '../../../../lib/launchfit/app/priority.ts';
 import { descendantsOf } from '../../../../lib/launchfit/app/instance.ts';
 import { tmpDir, waitFor } from '../../../_helpers/common.ts';
 
@@ -15,7 +21,10 @@ function fakeSelf(capEff: string, niceLimit: string): string {
   const dir = path.join(tmpDir('shipkit-prio-'), 'self');
   mkdirSync(dir);
   writeFileSync(path.join(dir, 'status'), `Name:\tnode\nCapInh:\t0000000000000000\nCapEff:\t${capEff}\n`);
-  writeFileSync(path.join(dir, 'limits'), `Limit                     Soft Limit           Hard Limit           Units\nMax nice priority         ${niceLimit}                    ${niceLimit}\n`);
+  writeFileSync(
+    path.join(dir, 'limits'),
+    `Limit                     Soft Limit           Hard Limit           Units\nMax nice priority         ${niceLimit}                    ${niceLimit}\n`,
+  );
   return dir;
 }
 
@@ -37,7 +46,10 @@ test('the boost: UPDATE_BOOST when it may be raised that far, capped at nice -20
   assert.is(updateBoost(-18, yes), 2);
   assert.is(updateBoost(-20, yes), 0);
   const asked: number[] = [];
-  updateBoost(3, (nice) => { asked.push(nice); return true; });
+  updateBoost(3, (nice) => {
+    asked.push(nice);
+    return true;
+  });
   assert.equal(asked, [3 - UPDATE_BOOST], 'asks for the nice value it would set');
 });
 
@@ -45,14 +57,22 @@ const niceOf = (pid: number, tid: number) => {
   const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1');
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
 };
-const threadNices = (pids: number[]) => pids.flatMap((pid) => readdirSync(`/proc/${pid}/task`).map((tid) => niceOf(pid, Number(tid))));
+const threadNices = (pids: number[]) =>
+  pids.flatMap((pid) => readdirSync(`/proc/${pid}/task`).map((tid) => niceOf(pid, Number(tid))));
 
-test('every thread of every process of the instance is set, and its session\'s autogroup; 0 sets them back', async () => {
+test("every thread of every process of the instance is set, and its session's autogroup; 0 sets them back", async () => {
   // A session of its own, as an instance is: a shell and, below it, Node (a process with threads).
-  const child = spawn('/bin/sh', ['-c', `${JSON.stringify(process.execPath)} -e "setInterval(() => {}, 1000)" & wait`], { detached: true, stdio: 'ignore' });
+  const child = spawn(
+    '/bin/sh',
+    ['-c', `${JSON.stringify(process.execPath)} -e "setInterval(() => {}, 1000)" & wait`],
+    { detached: true, stdio: 'ignore' },
+  );
   const pid = child.pid!;
   try {
-    await waitFor(() => descendantsOf(pid).length > 0 && readdirSync(`/proc/${descendantsOf(pid)[0]}/task`).length > 1, { what: 'node below the shell, with its threads' });
+    await waitFor(
+      () => descendantsOf(pid).length > 0 && readdirSync(`/proc/${descendantsOf(pid)[0]}/task`).length > 1,
+      { what: 'node below the shell, with its threads' },
+    );
     const pids = [pid, ...descendantsOf(pid)];
     const own = ownNice();
     // Raising needs CAP_SYS_NICE or RLIMIT_NICE; lowering (a negative boost) never does.
@@ -61,10 +81,11 @@ test('every thread of every process of the instance is set, and its session\'s a
     assert.ok(threadNices(pids).length > 2, 'threads were found');
     assert.equal([...new Set(threadNices(pids))], [own - boost], 'every thread');
     const autogroup = `/proc/${pid}/autogroup`;
-    if (existsSync(autogroup)) assert.match(readFileSync(autogroup, 'utf8'), new RegExp(` nice ${-boost}\\n`), 'the session\'s autogroup');
+    if (existsSync(autogroup))
+      assert.match(readFileSync(autogroup, 'utf8'), new RegExp(` nice ${-boost}\\n`), "the session's autogroup");
     if (boost > 0) {
       assert.is(setInstancePriority(pid, 0), 0);
-      assert.equal([...new Set(threadNices(pids))], [own], 'back to launchfit\'s own');
+      assert.equal([...new Set(threadNices(pids))], [own], "back to launchfit's own");
       if (existsSync(autogroup)) assert.match(readFileSync(autogroup, 'utf8'), / nice 0\n/);
     }
     assert.is(os.getPriority(0), own, 'launchfit itself is untouched');

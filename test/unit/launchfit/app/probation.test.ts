@@ -32,15 +32,41 @@ test('an exit before the timer fails it, and the timer no longer counts', async 
 test('a check decides, is handed the exit, and a rejection is a failure', async () => {
   const exited = Promise.resolve();
   let handed: Promise<void> | undefined;
-  assert.is(await new Probation(0, async (e) => { handed = e; return true; }, exited).passed, true);
+  assert.is(
+    await new Probation(
+      0,
+      async (e) => {
+        handed = e;
+        return true;
+      },
+      exited,
+    ).passed,
+    true,
+  );
   assert.is(handed, exited);
   assert.is(await new Probation(0, async () => false, never).passed, false);
-  assert.is(await new Probation(0, async () => { throw new Error('probe crashed'); }, never).passed, false);
+  assert.is(
+    await new Probation(
+      0,
+      async () => {
+        throw new Error('probe crashed');
+      },
+      never,
+    ).passed,
+    false,
+  );
 });
 
 test('settled once: a check that ends after the exit does not change the answer', async () => {
   let answer!: (ok: boolean) => void;
-  const p = new Probation(0, () => new Promise<boolean>((r) => { answer = r; }), never);
+  const p = new Probation(
+    0,
+    () =>
+      new Promise<boolean>((r) => {
+        answer = r;
+      }),
+    never,
+  );
   await tick();
   assert.ok(p.pending());
   p.fail();

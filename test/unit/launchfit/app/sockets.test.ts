@@ -10,10 +10,20 @@ import { parseLaunchConfigText } from '../../../../lib/launchfit/deploy-folder/c
 import { ROOT, freePort, tmpDir } from '../../../_helpers/common.ts';
 
 test('listen entries: TCP, IPv6, Unix paths; names, port 0 and missing ports are refused', () => {
-  assert.equal(parseListenSpec('127.0.0.1:8080', '/d'), { kind: 'tcp', host: '127.0.0.1', port: 8080, text: '127.0.0.1:8080' });
+  assert.equal(parseListenSpec('127.0.0.1:8080', '/d'), {
+    kind: 'tcp',
+    host: '127.0.0.1',
+    port: 8080,
+    text: '127.0.0.1:8080',
+  });
   assert.equal(parseListenSpec('[::1]:81', '/d'), { kind: 'tcp', host: '::1', port: 81, text: '[::1]:81' });
   assert.equal(parseListenSpec('run/app.sock', '/d'), { kind: 'unix', path: '/d/run/app.sock', text: 'run/app.sock' });
-  for (const [bad, why] of [['example.com:80', /must be an IP address/], ['127.0.0.1:0', /port 0/], ['8080x', /Invalid listen address/], ['127.0.0.1:70000', /Invalid port/]] as const) {
+  for (const [bad, why] of [
+    ['example.com:80', /must be an IP address/],
+    ['127.0.0.1:0', /port 0/],
+    ['8080x', /Invalid listen address/],
+    ['127.0.0.1:70000', /Invalid port/],
+  ] as const) {
     assert.throws(() => parseListenSpec(bad, '/d'), why, bad);
   }
 });
@@ -38,16 +48,33 @@ test('bindSockets: a port in use is named, and what was bound before it is close
   const sock = path.join(tmpDir(), 'a.sock');
   const free = await freePort();
   try {
-    await bindSockets([{ spec: parseListenSpec(`127.0.0.1:${free}`, '/'), name: 'listen' }, { spec: parseListenSpec(`127.0.0.1:${port}`, '/'), name: 'listen' }]);
+    await bindSockets([
+      { spec: parseListenSpec(`127.0.0.1:${free}`, '/'), name: 'listen' },
+      { spec: parseListenSpec(`127.0.0.1:${port}`, '/'), name: 'listen' },
+    ]);
     assert.unreachable('bound a port in use');
   } catch (error) {
-    assert.match((error as Error).message, new RegExp(`app\\.listen 127\\.0\\.0\\.1:${port}: the port is already in use`));
+    assert.match(
+      (error as Error).message,
+      new RegExp(`app\\.listen 127\\.0\\.0\\.1:${port}: the port is already in use`),
+    );
   } finally {
     await new Promise((r) => squatter.close(r));
   }
   // The first port was released: it can be bound again, and so can a Unix socket after close.
-  const set = await bindSockets([{ spec: parseListenSpec(`127.0.0.1:${free}`, '/'), name: 'listen' }, { spec: parseListenSpec(sock, '/'), name: 'listen' }]);
-  const answered = await new Promise<boolean>((resolve) => net.connect(free, '127.0.0.1').once('connect', function (this: net.Socket) { this.destroy(); resolve(true); }).once('error', () => resolve(false)));
+  const set = await bindSockets([
+    { spec: parseListenSpec(`127.0.0.1:${free}`, '/'), name: 'listen' },
+    { spec: parseListenSpec(sock, '/'), name: 'listen' },
+  ]);
+  const answered = await new Promise<boolean>((resolve) =>
+    net
+      .connect(free, '127.0.0.1')
+      .once('connect', function (this: net.Socket) {
+        this.destroy();
+        resolve(true);
+      })
+      .once('error', () => resolve(false)),
+  );
   assert.ok(answered, 'the socket listens (the connection waits in the queue)');
   await set.close();
 });
@@ -55,8 +82,16 @@ test('bindSockets: a port in use is named, and what was bound before it is close
 test('under Deno, app.listen is refused with a clear error', () => {
   const script = `import { bindSockets, parseListenSpec } from '${path.join(ROOT, 'lib/launchfit/app/sockets.ts')}';
 try { await bindSockets([{ spec: parseListenSpec('127.0.0.1:1', '/'), name: 'listen' }]); console.log('bound'); } catch (e) { console.log(e.name + ': ' + e.message); }`;
-  const r = spawnSync(path.join(ROOT, 'node_modules/.bin/deno'), ['eval', '--ext=ts', script], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, NO_COLOR: '1' } });
-  assert.match(r.stdout, /ConfigError: app\.listen needs launchfit to run under Node: Deno cannot hand a listening socket to a child process/, r.stdout + r.stderr);
+  const r = spawnSync(path.join(ROOT, 'node_modules/.bin/deno'), ['eval', '--ext=ts', script], {
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, NO_COLOR: '1' },
+  });
+  assert.match(
+    r.stdout,
+    /ConfigError: app\.listen needs launchfit to run under Node: Deno cannot hand a listening socket to a child process/,
+    r.stdout + r.stderr,
+  );
 });
 
 test('takeSockets: the listening socket another process holds at fd 3 is taken over (still listening), and refused for another address', async () => {
@@ -75,7 +110,10 @@ test('takeSockets: the listening socket another process holds at fd 3 is taken o
     holder.kill('SIGKILL');
     // Ours now: a connection is queued on it (accepted by nobody), not refused.
     const connected = await new Promise<boolean>((resolve) => {
-      const c = net.connect(port, '127.0.0.1', () => { c.destroy(); resolve(true); });
+      const c = net.connect(port, '127.0.0.1', () => {
+        c.destroy();
+        resolve(true);
+      });
       c.on('error', () => resolve(false));
     });
     assert.ok(connected, 'the taken socket still listens after its holder is gone');

@@ -6,16 +6,35 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { silentLogger } from '../../../../lib/core/log.ts';
 import { isGroupAlive } from '../../../../lib/core/process-group.ts';
-import { createRotatingLog, createSupervisor, shellCommand, type SupervisorOptions } from '../../../../lib/launchfit/app/supervisor.ts';
+import {
+  createRotatingLog,
+  createSupervisor,
+  shellCommand,
+  type SupervisorOptions,
+} from '../../../../lib/launchfit/app/supervisor.ts';
 import { tmpDir, waitFor } from '../../../_helpers/common.ts';
 
 const sink = { write: () => true } as unknown as NodeJS.WritableStream;
 
 function options(dir: string, more: Partial<SupervisorOptions>): SupervisorOptions {
   return {
-    exec: 'sleep 30', cwd: dir, env: {}, dir, kill: 'SIGTERM', killTimeoutMs: 3000, forever: false, backoffMaxMs: 200,
-    stableAfterMs: 10_000, maxRestarts: 3, appLog: path.join(dir, 'app.log'), logMaxBytes: 1 << 20, logKeep: 2,
-    pidFile: path.join(dir, 'app.pid'), log: silentLogger, echo: sink, ...more,
+    exec: 'sleep 30',
+    cwd: dir,
+    env: {},
+    dir,
+    kill: 'SIGTERM',
+    killTimeoutMs: 3000,
+    forever: false,
+    backoffMaxMs: 200,
+    stableAfterMs: 10_000,
+    maxRestarts: 3,
+    appLog: path.join(dir, 'app.log'),
+    logMaxBytes: 1 << 20,
+    logKeep: 2,
+    pidFile: path.join(dir, 'app.pid'),
+    log: silentLogger,
+    echo: sink,
+    ...more,
   };
 }
 
@@ -28,14 +47,21 @@ test('shellCommand: simple commands are exec-ed, compound ones are left to the s
   assert.is(shellCommand('NODE_ENV=production node server.js'), 'NODE_ENV=production node server.js');
 });
 
-test('a real app process does not get launchfit\'s withheld secret variables; it gets the rest', async () => {
+test("a real app process does not get launchfit's withheld secret variables; it gets the rest", async () => {
   const dir = tmpDir();
   process.env.LAUNCHFIT_TEST_SECRET = 'do-not-pass';
   process.env.LAUNCHFIT_TEST_PLAIN = 'pass';
   try {
-    const sup = createSupervisor(options(dir, { exec: 'env > env.txt; sleep 30', withheld: ['LAUNCHFIT_TEST_SECRET'] }));
+    const sup = createSupervisor(
+      options(dir, { exec: 'env > env.txt; sleep 30', withheld: ['LAUNCHFIT_TEST_SECRET'] }),
+    );
     assert.ok(await sup.start());
-    await waitFor(() => existsSync(path.join(dir, 'env.txt')) && readFileSync(path.join(dir, 'env.txt'), 'utf8').includes('LAUNCHFIT_PID='), { what: 'the app to write its environment' });
+    await waitFor(
+      () =>
+        existsSync(path.join(dir, 'env.txt')) &&
+        readFileSync(path.join(dir, 'env.txt'), 'utf8').includes('LAUNCHFIT_PID='),
+      { what: 'the app to write its environment' },
+    );
     const env = readFileSync(path.join(dir, 'env.txt'), 'utf8');
     await sup.stop();
     assert.ok(env.includes('LAUNCHFIT_TEST_PLAIN=pass'), env);
@@ -72,10 +98,12 @@ test('probation: an app that exits at once fails its start and is not restarted'
 
 test('kill as a command: it gets the app pid; the whole group is stopped', async () => {
   const dir = tmpDir();
-  const sup = createSupervisor(options(dir, {
-    exec: 'sleep 30 & sleep 31 & wait',
-    kill: 'echo "$LAUNCHFIT_APP_PID" > stop-called; kill -TERM -"$LAUNCHFIT_APP_PID"',
-  }));
+  const sup = createSupervisor(
+    options(dir, {
+      exec: 'sleep 30 & sleep 31 & wait',
+      kill: 'echo "$LAUNCHFIT_APP_PID" > stop-called; kill -TERM -"$LAUNCHFIT_APP_PID"',
+    }),
+  );
   await sup.start();
   await new Promise((r) => setTimeout(r, 200));
   const pid = sup.info().pid!; // the app's, once the instance wrapper has named it

@@ -19,14 +19,44 @@ import { tmpDir } from '../../../_helpers/common.ts';
 const HOST = '0123456789abcdef0123456789abcdef';
 
 test('reportBody: the contract keys, the computed bucket, the reason capped', () => {
-  const body = JSON.parse(reportBody({ app: 'my-app', host: HOST, version: '1.2.0', previous: '1.1.0', seq: 42, result: 'updated', seconds: 3.21 }));
-  assert.equal(Object.keys(body), ['app', 'host', 'version', 'previous', 'seq', 'bucket', 'result', 'reason', 'seconds']);
+  const body = JSON.parse(
+    reportBody({
+      app: 'my-app',
+      host: HOST,
+      version: '1.2.0',
+      previous: '1.1.0',
+      seq: 42,
+      result: 'updated',
+      seconds: 3.21,
+    }),
+  );
+  assert.equal(Object.keys(body), [
+    'app',
+    'host',
+    'version',
+    'previous',
+    'seq',
+    'bucket',
+    'result',
+    'reason',
+    'seconds',
+  ]);
   assert.is(body.bucket, rolloutBucket(HOST, '1.2.0'));
   assert.ok(body.bucket >= 0 && body.bucket < 100);
   assert.is(body.seconds, 3.2);
   assert.is(body.reason, '');
-  assert.is(JSON.parse(reportBody({ app: 'a', host: HOST, version: '1', result: 'failed', reason: 'x'.repeat(9000) })).reason.length, 500);
-  const wide = reportBody({ app: 'a', host: HOST, version: '1', result: 'failed', reason: '\u{1F600}\u0000"'.repeat(400) });
+  assert.is(
+    JSON.parse(reportBody({ app: 'a', host: HOST, version: '1', result: 'failed', reason: 'x'.repeat(9000) })).reason
+      .length,
+    500,
+  );
+  const wide = reportBody({
+    app: 'a',
+    host: HOST,
+    version: '1',
+    result: 'failed',
+    reason: '\u{1F600}\u0000"'.repeat(400),
+  });
   assert.ok(Buffer.byteLength(wide) <= 4096, `${Buffer.byteLength(wide)} bytes`);
 });
 
@@ -34,8 +64,13 @@ test('reportOfCheck: what is reported, and as what', () => {
   assert.equal(reportOfCheck({ action: 'installed', message: '' }, undefined), { result: 'updated', reason: '' });
   assert.is(reportOfCheck({ action: 'unhealthy', message: 'no answer' }, undefined)!.result, 'rolled_back');
   assert.is(reportOfCheck({ action: 'skipped-bad', message: 'bad' }, undefined)!.result, 'skipped');
-  for (const action of ['not-modified', 'up-to-date', 'waiting'] as const) assert.is(reportOfCheck({ action, message: '' }, undefined), undefined, action);
-  assert.is(reportOfCheck(undefined, new RemoteError('down')), undefined, 'a server that is down is not a release outcome');
+  for (const action of ['not-modified', 'up-to-date', 'waiting'] as const)
+    assert.is(reportOfCheck({ action, message: '' }, undefined), undefined, action);
+  assert.is(
+    reportOfCheck(undefined, new RemoteError('down')),
+    undefined,
+    'a server that is down is not a release outcome',
+  );
   assert.equal(reportOfCheck(undefined, new VerificationError('bad sig')), { result: 'skipped', reason: 'bad sig' });
   assert.is(reportOfCheck(undefined, new ConfigError('x'))!.result, 'skipped');
   assert.equal(reportOfCheck(undefined, new WorkError('hook failed')), { result: 'failed', reason: 'hook failed' });
@@ -46,14 +81,24 @@ async function receiver(answer: (n: number) => number) {
   const server = createServer((req, res) => {
     let body = '';
     req.on('data', (d) => (body += d));
-    req.on('end', () => { got.push({ req, body }); res.writeHead(answer(got.length)).end('{}'); });
+    req.on('end', () => {
+      got.push({ req, body });
+      res.writeHead(answer(got.length)).end('{}');
+    });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { got, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/fleet/reports?x=1`, close: () => new Promise((r) => server.close(r)) };
+  return {
+    got,
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/fleet/reports?x=1`,
+    close: () => new Promise((r) => server.close(r)),
+  };
 }
 
 function configFor(dir: string, url?: string): LaunchConfig {
-  return { file: path.join(dir, 'launchify.yml'), updates: { report: url ? { url, secret: 'env:REPORT_TEST_SECRET' } : undefined } } as unknown as LaunchConfig;
+  return {
+    file: path.join(dir, 'launchify.yml'),
+    updates: { report: url ? { url, secret: 'env:REPORT_TEST_SECRET' } : undefined },
+  } as unknown as LaunchConfig;
 }
 
 test('Reporter: signed with the body line; retried on 503, given up after 3; a 401 is not retried; recorded', async () => {
@@ -71,9 +116,17 @@ test('Reporter: signed with the body line; retried on 503, given up after 3; a 4
     for (const { req, body } of r.got.slice(0, 2)) {
       assert.is(req.method, 'POST');
       assert.is(req.headers['content-type'], 'application/json');
-      assert.equal(verifier.verify('POST', '/fleet/reports?x=1', req.headers, { bodySha256: sha256Hex(body) }), { ok: true });
+      assert.equal(verifier.verify('POST', '/fleet/reports?x=1', req.headers, { bodySha256: sha256Hex(body) }), {
+        ok: true,
+      });
     }
-    assert.equal(createRequestVerifier('s3cret').verify('POST', '/fleet/reports?x=1', r.got[1].req.headers, { bodySha256: sha256Hex(`${r.got[1].body} `) }).ok, false, 'the body is signed');
+    assert.equal(
+      createRequestVerifier('s3cret').verify('POST', '/fleet/reports?x=1', r.got[1].req.headers, {
+        bodySha256: sha256Hex(`${r.got[1].body} `),
+      }).ok,
+      false,
+      'the body is signed',
+    );
     assert.equal((await readLastReport(paths))!.ok, true);
 
     reporter.send(configFor(dir, r.url), { app: 'my-app', host: HOST, version: '1.3', result: 'failed', reason: 'x' });
@@ -100,19 +153,31 @@ test('Reporter: signed with the body line; retried on 503, given up after 3; a 4
 });
 
 test('launchify.yml: updates.report and updates.report_secret, both or neither; refusals name the key and line', () => {
-  const ok = parseLaunchConfigText('updates:\n  report: http://ci.example.com/fleet/reports\n  report_secret: file:/etc/launchfit/report.secret\n', '/d/launchify.yml');
-  assert.equal(ok.updates.report, { url: 'http://ci.example.com/fleet/reports', secret: 'file:/etc/launchfit/report.secret' });
+  const ok = parseLaunchConfigText(
+    'updates:\n  report: http://ci.example.com/fleet/reports\n  report_secret: file:/etc/launchfit/report.secret\n',
+    '/d/launchify.yml',
+  );
+  assert.equal(ok.updates.report, {
+    url: 'http://ci.example.com/fleet/reports',
+    secret: 'file:/etc/launchfit/report.secret',
+  });
   assert.is(parseLaunchConfigText('updates:\n  server: http://u/\n', '/d/launchify.yml').updates.report, undefined);
   const cases: Array<[string, RegExp]> = [
-    ['updates:\n  report: http://ci/fleet/reports\n', /updates\.report_secret.*line 2.*is required|line 2.*updates\.report_secret|report_secret.*required/],
+    [
+      'updates:\n  report: http://ci/fleet/reports\n',
+      /updates\.report_secret.*line 2.*is required|line 2.*updates\.report_secret|report_secret.*required/,
+    ],
     ['updates:\n  report_secret: env:X\n', /report_secret.*is set but updates\.report is not/],
     ['updates:\n  report: ftp://ci/fleet\n  report_secret: env:X\n', /updates\.report.*must be an http/],
     ['updates:\n  report: http://u:p@ci/fleet\n  report_secret: env:X\n', /without credentials/],
     ['updates:\n  report: not a url\n  report_secret: env:X\n', /must be an http/],
     ['updates:\n  report: http://ci/fleet\n  report_secret: hunter2\n', /must be file:PATH or env:NAME/],
   ];
-  for (const [text, pattern] of cases) assert.throws(() => parseLaunchConfigText(text, '/d/launchify.yml'), pattern, text);
-  try { parseLaunchConfigText('updates:\n  report: http://ci/fleet\n  report_secret: hunter2\n', '/d/launchify.yml'); } catch (error) {
+  for (const [text, pattern] of cases)
+    assert.throws(() => parseLaunchConfigText(text, '/d/launchify.yml'), pattern, text);
+  try {
+    parseLaunchConfigText('updates:\n  report: http://ci/fleet\n  report_secret: hunter2\n', '/d/launchify.yml');
+  } catch (error) {
     assert.not.match(String((error as Error).message), /hunter2/, 'the secret is not echoed');
     assert.match(String((error as Error).message), /launchify\.yml/);
   }

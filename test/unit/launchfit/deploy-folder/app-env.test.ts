@@ -6,13 +6,22 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError } from '../../../../lib/core/errors.ts';
-import { MARK_VARIABLE, appEnvironment, checkCanRunAs, isAppOf, processMarkOf, resolveAppUser, secretVariables, spawnIdentity } from '../../../../lib/launchfit/deploy-folder/app-env.ts';
+import {
+  MARK_VARIABLE,
+  appEnvironment,
+  checkCanRunAs,
+  isAppOf,
+  processMarkOf,
+  resolveAppUser,
+  secretVariables,
+  spawnIdentity,
+} from '../../../../lib/launchfit/deploy-folder/app-env.ts';
 import { loadLaunchConfig, parseLaunchConfigText } from '../../../../lib/launchfit/deploy-folder/config.ts';
 import { tmpDir } from '../../../_helpers/common.ts';
 
 const account = { name: 'site', uid: 1234, gid: 1235, home: '/srv/site' };
 
-test('the app inherits launchfit\'s environment less LAUNCHFIT_DIR; app.env and LISTEN_* win; the mark and LAUNCHFIT_PID are last', () => {
+test("the app inherits launchfit's environment less LAUNCHFIT_DIR; app.env and LISTEN_* win; the mark and LAUNCHFIT_PID are last", () => {
   const env = appEnvironment({
     inherited: { PATH: '/bin', LAUNCHFIT_DIR: '/srv/app', HOME: '/root', UNSET: undefined },
     env: { PORT: '8080', PATH: '/opt/bin' },
@@ -20,21 +29,48 @@ test('the app inherits launchfit\'s environment less LAUNCHFIT_DIR; app.env and 
     dir: '/srv/app',
     launchfitPid: 42,
   });
-  assert.equal(env, { PATH: '/opt/bin', HOME: '/root', PORT: '8080', LISTEN_FDS: '1', [MARK_VARIABLE]: processMarkOf('/srv/app'), LAUNCHFIT_PID: '42' });
-  assert.not.ok(Object.values(env).some((v) => v.includes('/srv/app')), 'nothing names the deploy folder');
+  assert.equal(env, {
+    PATH: '/opt/bin',
+    HOME: '/root',
+    PORT: '8080',
+    LISTEN_FDS: '1',
+    [MARK_VARIABLE]: processMarkOf('/srv/app'),
+    LAUNCHFIT_PID: '42',
+  });
+  assert.not.ok(
+    Object.values(env).some((v) => v.includes('/srv/app')),
+    'nothing names the deploy folder',
+  );
 });
 
-test('launchfit\'s own secrets (the env: sources of control.secret and updates.report_secret) are withheld; app.env may still set one', () => {
+test("launchfit's own secrets (the env: sources of control.secret and updates.report_secret) are withheld; app.env may still set one", () => {
   const withheld = secretVariables(['env:SHIPKIT_SECRET', 'file:/etc/secret', undefined, 'env:REPORT_KEY']);
   assert.equal(withheld, ['SHIPKIT_SECRET', 'REPORT_KEY']);
-  const env = appEnvironment({ inherited: { PATH: '/bin', SHIPKIT_SECRET: 's1', REPORT_KEY: 'r1' }, env: {}, dir: '/d', launchfitPid: 1, withheld });
+  const env = appEnvironment({
+    inherited: { PATH: '/bin', SHIPKIT_SECRET: 's1', REPORT_KEY: 'r1' },
+    env: {},
+    dir: '/d',
+    launchfitPid: 1,
+    withheld,
+  });
   assert.equal(env, { PATH: '/bin', [MARK_VARIABLE]: processMarkOf('/d'), LAUNCHFIT_PID: '1' });
-  const chosen = appEnvironment({ inherited: { SHIPKIT_SECRET: 's1' }, env: { SHIPKIT_SECRET: 'the app\'s own' }, dir: '/d', launchfitPid: 1, withheld });
-  assert.is(chosen.SHIPKIT_SECRET, 'the app\'s own');
+  const chosen = appEnvironment({
+    inherited: { SHIPKIT_SECRET: 's1' },
+    env: { SHIPKIT_SECRET: "the app's own" },
+    dir: '/d',
+    launchfitPid: 1,
+    withheld,
+  });
+  assert.is(chosen.SHIPKIT_SECRET, "the app's own");
 });
 
-test('with app.user: that user\'s HOME, USER and LOGNAME (app.env may still set them), and its uid/gid for spawn', () => {
-  const env = appEnvironment({ inherited: { HOME: '/root', USER: 'root' }, env: { LOGNAME: 'chosen' }, dir: '/d', account });
+test("with app.user: that user's HOME, USER and LOGNAME (app.env may still set them), and its uid/gid for spawn", () => {
+  const env = appEnvironment({
+    inherited: { HOME: '/root', USER: 'root' },
+    env: { LOGNAME: 'chosen' },
+    dir: '/d',
+    account,
+  });
   assert.is(env.HOME, '/srv/site');
   assert.is(env.USER, 'site');
   assert.is(env.LOGNAME, 'chosen');
@@ -42,7 +78,7 @@ test('with app.user: that user\'s HOME, USER and LOGNAME (app.env may still set 
   assert.equal(spawnIdentity(undefined), {});
 });
 
-test('an app process is recognised by its deploy folder\'s mark, or by LAUNCHFIT_DIR (started by an older launchfit); not another folder\'s', () => {
+test("an app process is recognised by its deploy folder's mark, or by LAUNCHFIT_DIR (started by an older launchfit); not another folder's", () => {
   assert.is(processMarkOf('/srv/a'), processMarkOf('/srv/a'));
   assert.is.not(processMarkOf('/srv/a'), processMarkOf('/srv/b'));
   assert.match(processMarkOf('/srv/a'), /^[0-9a-f]{32}$/);
@@ -56,8 +92,14 @@ test('starting the app as another user needs root and Node; as oneself, or witho
   checkCanRunAs(undefined, { uid: 1000, deno: true });
   checkCanRunAs(account, { uid: 1234, deno: true });
   checkCanRunAs(account, { uid: 0, deno: false });
-  assert.throws(() => checkCanRunAs(account, { uid: 1000, deno: false }), (e: Error) => e instanceof ConfigError && /needs launchfit to run as root/.test(e.message));
-  assert.throws(() => checkCanRunAs(account, { uid: 0, deno: true }), (e: Error) => e instanceof ConfigError && /Deno cannot start a process as another user/.test(e.message));
+  assert.throws(
+    () => checkCanRunAs(account, { uid: 1000, deno: false }),
+    (e: Error) => e instanceof ConfigError && /needs launchfit to run as root/.test(e.message),
+  );
+  assert.throws(
+    () => checkCanRunAs(account, { uid: 0, deno: true }),
+    (e: Error) => e instanceof ConfigError && /Deno cannot start a process as another user/.test(e.message),
+  );
 });
 
 test('resolveAppUser: a real account; an unknown name is a ConfigError naming the key', async () => {
@@ -68,11 +110,14 @@ test('resolveAppUser: a real account; an unknown name is a ConfigError naming th
     assert.unreachable('an unknown user was accepted');
   } catch (error) {
     assert.instance(error, ConfigError);
-    assert.match((error as Error).message, /launchify\.yml: app\.user: user no-such-user-shipkit does not exist on this machine/);
+    assert.match(
+      (error as Error).message,
+      /launchify\.yml: app\.user: user no-such-user-shipkit does not exist on this machine/,
+    );
   }
 });
 
-test('app.user in launchify.yml: a user name; a release\'s own launchify.yml cannot set it; loading looks the account up', async () => {
+test("app.user in launchify.yml: a user name; a release's own launchify.yml cannot set it; loading looks the account up", async () => {
   assert.is(parseLaunchConfigText('app:\n  exec: x\n  user: site\n', '/d/launchify.yml').app.user, 'site');
   for (const bad of ['"a b"', '"-rf"', '12', '""']) {
     assert.throws(() => parseLaunchConfigText(`app:\n  user: ${bad}\n`, '/d/launchify.yml'), /app\.user/, bad);

@@ -37,7 +37,11 @@ test("a release's launchify.yml: edits seen, a missing file is {}, an invalid on
   assert.is((await readReleaseAppDefaults(release)).healthyAfterSec, 3);
   writeFileSync(path.join(release, 'launchify.yml'), 'app: [\n');
   let failed = false;
-  try { await readReleaseAppDefaults(release); } catch { failed = true; }
+  try {
+    await readReleaseAppDefaults(release);
+  } catch {
+    failed = true;
+  }
   assert.ok(failed, 'an invalid launchify.yml is an error every time it is read');
 });
 

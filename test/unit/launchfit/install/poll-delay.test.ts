@@ -15,14 +15,26 @@ test('no failure: the interval ±10 %', () => {
 test('failures: 2^n intervals with jitter over the upper half, capped at 8 intervals or an hour', () => {
   const cases: Array<[number, number, number]> = [
     // interval, failures, upper bound (the lower is half of it)
-    [1000, 1, 2000], [1000, 2, 4000], [1000, 3, 8000], [1000, 4, 8000], [1000, 100, 8000],
-    [300_000, 1, 600_000], [300_000, 2, 1_200_000], [300_000, 3, 2_400_000], [300_000, 4, 2_400_000], [300_000, 9, 2_400_000],
-    [600_000, 3, 3_600_000], [600_000, 30, 3_600_000], // 8 intervals would be 80 minutes: an hour
+    [1000, 1, 2000],
+    [1000, 2, 4000],
+    [1000, 3, 8000],
+    [1000, 4, 8000],
+    [1000, 100, 8000],
+    [300_000, 1, 600_000],
+    [300_000, 2, 1_200_000],
+    [300_000, 3, 2_400_000],
+    [300_000, 4, 2_400_000],
+    [300_000, 9, 2_400_000],
+    [600_000, 3, 3_600_000],
+    [600_000, 30, 3_600_000], // 8 intervals would be 80 minutes: an hour
     [7_200_000, 5, 7_200_000], // an interval over an hour is its own cap
   ];
   for (const [interval, failures, upper] of cases) {
     assert.is(nextPollDelayMs(interval, failures, at(0)), upper / 2, `${interval} ${failures} low`);
-    assert.ok(Math.abs(nextPollDelayMs(interval, failures, at(0.999999)) - upper) < upper * 1e-5, `${interval} ${failures} high`);
+    assert.ok(
+      Math.abs(nextPollDelayMs(interval, failures, at(0.999999)) - upper) < upper * 1e-5,
+      `${interval} ${failures} high`,
+    );
     assert.ok(nextPollDelayMs(interval, failures) <= maxBackoffMs(interval));
   }
 });

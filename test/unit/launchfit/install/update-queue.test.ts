@@ -19,16 +19,32 @@ function gatedQueue() {
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
 /** Let the oldest waiting work go on (once it has had the chance to start). */
-const release = async (gates: Array<() => void>) => { await tick(); gates.shift()!(); };
+const release = async (gates: Array<() => void>) => {
+  await tick();
+  gates.shift()!();
+};
 
 test('exclusive: one at a time, in order, and a failure does not stop the next', async () => {
   const queue = new UpdateQueue(async () => ({ action: 'up-to-date', message: '' }));
   const seen: string[] = [];
-  const slow = queue.exclusive(async () => { seen.push('a start'); await tick(); seen.push('a end'); });
-  const failing = queue.exclusive(async () => { seen.push('b'); throw new Error('b failed'); });
-  const last = queue.exclusive(async () => { seen.push('c'); return 3; });
+  const slow = queue.exclusive(async () => {
+    seen.push('a start');
+    await tick();
+    seen.push('a end');
+  });
+  const failing = queue.exclusive(async () => {
+    seen.push('b');
+    throw new Error('b failed');
+  });
+  const last = queue.exclusive(async () => {
+    seen.push('c');
+    return 3;
+  });
   await slow;
-  await failing.then(() => assert.unreachable('b should fail'), (error: Error) => assert.match(error.message, /b failed/));
+  await failing.then(
+    () => assert.unreachable('b should fail'),
+    (error: Error) => assert.match(error.message, /b failed/),
+  );
   assert.is(await last, 3);
   assert.equal(seen, ['a start', 'a end', 'b', 'c']);
   await queue.idle(); // settles, never rejects
@@ -89,7 +105,10 @@ test('a verdict comes when the check tells it, before its end; else at its end; 
   const late = queue.requestVerdict();
   await release(gates);
   assert.is((await late).message, 'check 2', 'no early verdict: the result at the end');
-  await queue.requestVerdict().then(() => assert.unreachable('check 3 should fail'), (error: Error) => assert.match(error.message, /check 3 failed/));
+  await queue.requestVerdict().then(
+    () => assert.unreachable('check 3 should fail'),
+    (error: Error) => assert.match(error.message, /check 3 failed/),
+  );
 });
 
 test.run();

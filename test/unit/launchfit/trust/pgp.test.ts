@@ -9,9 +9,25 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseKeyPin, readPublicKeys, selectTrustedKeys, verifyDetachedSignature } from '../../../../lib/launchfit/trust/pgp.ts';
+import {
+  parseKeyPin,
+  readPublicKeys,
+  selectTrustedKeys,
+  verifyDetachedSignature,
+} from '../../../../lib/launchfit/trust/pgp.ts';
 import { tmpDir } from '../../../_helpers/common.ts';
-import { addSigningSubkey, detachSign, exportPublic, genKey, graftPrimaryAsSubkey, graftSubkey, makeGpgHome, revokeKey, type GpgHome, type TestKey } from '../../../fixtures/launchfit/gpg.ts';
+import {
+  addSigningSubkey,
+  detachSign,
+  exportPublic,
+  genKey,
+  graftPrimaryAsSubkey,
+  graftSubkey,
+  makeGpgHome,
+  revokeKey,
+  type GpgHome,
+  type TestKey,
+} from '../../../fixtures/launchfit/gpg.ts';
 
 let g: GpgHome;
 let dir: string;
@@ -29,7 +45,8 @@ test.before(async () => {
   pubAsc = readFileSync(await exportPublic(g, key.fpr, path.join(dir, 'pub.asc')));
 });
 
-const trustedFrom = async (bytes: Buffer, pin?: string) => selectTrustedKeys({ localKeys: await readPublicKeys(bytes, 'keyfile'), pin: pin ? parseKeyPin(pin) : undefined });
+const trustedFrom = async (bytes: Buffer, pin?: string) =>
+  selectTrustedKeys({ localKeys: await readPublicKeys(bytes, 'keyfile'), pin: pin ? parseKeyPin(pin) : undefined });
 const verify = async (sigFile: string, trusted: Awaited<ReturnType<typeof trustedFrom>>, file = data) =>
   verifyDetachedSignature({ file, signature: readFileSync(sigFile), trusted, what: 'release.tar.gz' });
 
@@ -49,8 +66,14 @@ test('a key fetched from the server is trusted only against the pinned full fing
   const serverKeys = await readPublicKeys(pubAsc, 'server');
   assert.is(selectTrustedKeys({ serverKeys, pin: parseKeyPin(key.fpr) }).keys.length, 1);
   assert.throws(() => selectTrustedKeys({ serverKeys }), /pinned full fingerprint/);
-  assert.throws(() => selectTrustedKeys({ serverKeys, pin: parseKeyPin(key.fpr.slice(-16)) }), /pinned full fingerprint/);
-  assert.throws(() => selectTrustedKeys({ serverKeys, pin: parseKeyPin('0'.repeat(40)) }), /does not match the pinned fingerprint/);
+  assert.throws(
+    () => selectTrustedKeys({ serverKeys, pin: parseKeyPin(key.fpr.slice(-16)) }),
+    /pinned full fingerprint/,
+  );
+  assert.throws(
+    () => selectTrustedKeys({ serverKeys, pin: parseKeyPin('0'.repeat(40)) }),
+    /does not match the pinned fingerprint/,
+  );
   assert.throws(() => selectTrustedKeys({}), /No trusted signing key/);
 });
 
@@ -64,7 +87,10 @@ test('a key ID selects among local keys; no match is an error', async () => {
   // A signature by the first key is then refused: the key ID narrowed the trust.
   const sig = await detachSign(g, key.fpr, data, { out: path.join(dir, 'k.sig') });
   await rejects(() => verify(sig, picked), /not trusted/);
-  assert.throws(() => selectTrustedKeys({ localKeys: all, pin: parseKeyPin('deadbeef') }), /No key in updates\.gpg\.keyfile matches/);
+  assert.throws(
+    () => selectTrustedKeys({ localKeys: all, pin: parseKeyPin('deadbeef') }),
+    /No key in updates\.gpg\.keyfile matches/,
+  );
 });
 
 test('refused: another key, another file, truncated, armored junk, junk bytes', async () => {
@@ -74,7 +100,10 @@ test('refused: another key, another file, truncated, armored junk, junk bytes', 
   await rejects(() => verify(byMallory, trusted), /not trusted/);
   const otherFile = path.join(dir, 'other.bin');
   writeFileSync(otherFile, 'other');
-  await rejects(async () => verify(await detachSign(g, key.fpr, otherFile, { out: path.join(dir, 'o.sig') }), trusted), /does not verify/);
+  await rejects(
+    async () => verify(await detachSign(g, key.fpr, otherFile, { out: path.join(dir, 'o.sig') }), trusted),
+    /does not verify/,
+  );
   const good = readFileSync(await detachSign(g, key.fpr, data, { out: path.join(dir, 'g.sig') }));
   writeFileSync(path.join(dir, 't.sig'), good.subarray(0, good.length - 10));
   await rejects(() => verify(path.join(dir, 't.sig'), trusted), /not a valid OpenPGP signature|does not verify/);
@@ -134,22 +163,32 @@ async function releaseKeyAndAttacker() {
   return { release, attacker, releaseAsc, attackerAsc };
 }
 
-const fromServer = async (asc: string, pin: string) => selectTrustedKeys({ serverKeys: await readPublicKeys(asc, 'pubkey.asc'), pin: parseKeyPin(pin) });
+const fromServer = async (asc: string, pin: string) =>
+  selectTrustedKeys({ serverKeys: await readPublicKeys(asc, 'pubkey.asc'), pin: parseKeyPin(pin) });
 
-test('a pinned subkey grafted onto the attacker\'s key lends it no trust (file and VERSION data)', async () => {
+test("a pinned subkey grafted onto the attacker's key lends it no trust (file and VERSION data)", async () => {
   const { release, attacker, releaseAsc, attackerAsc } = await releaseKeyAndAttacker();
   const grafted = await graftSubkey(releaseAsc, attackerAsc, release.subFpr!);
   const trusted = await fromServer(grafted, release.subFpr!);
   assert.equal(trusted.fingerprints, [release.subFpr!.toLowerCase()], 'only the pinned subkey is trusted');
   const bad = await detachSign(g, attacker.fpr, data, { out: path.join(dir, 'graft.sig') });
-  await rejects(() => verify(bad, trusted), new RegExp(`made by key ${attacker.fpr.slice(-16).toLowerCase()}, which is not trusted`));
+  await rejects(
+    () => verify(bad, trusted),
+    new RegExp(`made by key ${attacker.fpr.slice(-16).toLowerCase()}, which is not trusted`),
+  );
   const version = Buffer.from('CURRENT 9.9 my-app-gnu-linux-9.9.tar.gz\n');
   const versionFile = path.join(dir, 'VERSION-graft');
   writeFileSync(versionFile, version);
   const badVersionSig = readFileSync(await detachSign(g, attacker.fpr, versionFile, { out: `${versionFile}.sig` }));
-  await rejects(() => verifyDetachedSignature({ data: version, signature: badVersionSig, trusted, what: 'VERSION' }), /not trusted/);
+  await rejects(
+    () => verifyDetachedSignature({ data: version, signature: badVersionSig, trusted, what: 'VERSION' }),
+    /not trusted/,
+  );
   // The genuine key with the same pin: a signature by S is accepted.
-  const good = await verify(await detachSign(g, release.subFpr!, data, { out: path.join(dir, 'sub-good.sig') }), await fromServer(releaseAsc, release.subFpr!));
+  const good = await verify(
+    await detachSign(g, release.subFpr!, data, { out: path.join(dir, 'sub-good.sig') }),
+    await fromServer(releaseAsc, release.subFpr!),
+  );
   assert.is(good.signingFingerprint, release.subFpr!.toLowerCase());
   assert.is(good.primaryFingerprint, release.fpr.toLowerCase());
 });
@@ -160,31 +199,53 @@ test('a pinned subkey trusts that subkey alone: the primary and other subkeys of
   const second = await addSigningSubkey(g, signer);
   const asc = readFileSync(await exportPublic(g, signer.fpr, path.join(dir, 'both.asc')), 'utf8');
   const trusted = await fromServer(asc, first);
-  await rejects(async () => verify(await detachSign(g, signer.fpr, data, { out: path.join(dir, 'both-primary.sig') }), trusted), /not trusted/);
-  await rejects(async () => verify(await detachSign(g, second, data, { out: path.join(dir, 'both-second.sig') }), trusted), /not trusted/);
-  assert.is((await verify(await detachSign(g, first, data, { out: path.join(dir, 'both-first.sig') }), trusted)).signingFingerprint, first.toLowerCase());
+  await rejects(
+    async () => verify(await detachSign(g, signer.fpr, data, { out: path.join(dir, 'both-primary.sig') }), trusted),
+    /not trusted/,
+  );
+  await rejects(
+    async () => verify(await detachSign(g, second, data, { out: path.join(dir, 'both-second.sig') }), trusted),
+    /not trusted/,
+  );
+  assert.is(
+    (await verify(await detachSign(g, first, data, { out: path.join(dir, 'both-first.sig') }), trusted))
+      .signingFingerprint,
+    first.toLowerCase(),
+  );
   // A pinned primary trusts it and its valid signing subkeys.
   const whole = await fromServer(asc, signer.fpr);
   await verify(path.join(dir, 'both-primary.sig'), whole);
   await verify(path.join(dir, 'both-second.sig'), whole);
   // The same narrowing for a keyfile with a key ID.
-  const local = selectTrustedKeys({ localKeys: await readPublicKeys(asc, 'keyfile'), pin: parseKeyPin(second.slice(-16)) });
+  const local = selectTrustedKeys({
+    localKeys: await readPublicKeys(asc, 'keyfile'),
+    pin: parseKeyPin(second.slice(-16)),
+  });
   await rejects(() => verify(path.join(dir, 'both-first.sig'), local), /not trusted/);
   await verify(path.join(dir, 'both-second.sig'), local);
 });
 
-test('a pinned primary copied as a subkey into the attacker\'s key lends it no trust', async () => {
+test("a pinned primary copied as a subkey into the attacker's key lends it no trust", async () => {
   const { release, attacker, releaseAsc, attackerAsc } = await releaseKeyAndAttacker();
   const grafted = await graftPrimaryAsSubkey(releaseAsc, attackerAsc);
   const keys = await readPublicKeys(grafted, 'pubkey.asc');
-  assert.ok(keys[0].getSubkeys().some((k) => k.getFingerprint().toLowerCase() === release.fpr.toLowerCase()), 'the graft carries the pinned fingerprint');
+  assert.ok(
+    keys[0].getSubkeys().some((k) => k.getFingerprint().toLowerCase() === release.fpr.toLowerCase()),
+    'the graft carries the pinned fingerprint',
+  );
   // The pin names a subkey of that key now, so only that subkey is trusted, never the attacker's primary.
   const alone = selectTrustedKeys({ serverKeys: keys, pin: parseKeyPin(release.fpr) });
-  assert.equal(alone.keys.map((k) => k.onlySubkey), [release.fpr.toLowerCase()]);
+  assert.equal(
+    alone.keys.map((k) => k.onlySubkey),
+    [release.fpr.toLowerCase()],
+  );
   const bad = await detachSign(g, attacker.fpr, data, { out: path.join(dir, 'graft-primary.sig') });
   await rejects(() => verify(bad, alone), /not trusted/);
   // Served next to the genuine key, the attacker's signature is still not trusted.
-  const both = selectTrustedKeys({ serverKeys: [...keys, ...(await readPublicKeys(releaseAsc, 'pubkey.asc'))], pin: parseKeyPin(release.fpr) });
+  const both = selectTrustedKeys({
+    serverKeys: [...keys, ...(await readPublicKeys(releaseAsc, 'pubkey.asc'))],
+    pin: parseKeyPin(release.fpr),
+  });
   await rejects(() => verify(bad, both), /not trusted/);
 });
 
@@ -200,28 +261,54 @@ test('text-mode signatures as gpg makes them: CR, NUL and LF bytes, binary data,
     writeFileSync(file, bytes);
     for (const armor of [false, true]) {
       const sigFile = path.join(dir, `${name}.${armor}.sig`);
-      await g.gpg('--yes', '--local-user', `${key.subFpr}!`, '--textmode', ...(armor ? ['--armor'] : []), '--output', sigFile, '--detach-sign', file);
+      await g.gpg(
+        '--yes',
+        '--local-user',
+        `${key.subFpr}!`,
+        '--textmode',
+        ...(armor ? ['--armor'] : []),
+        '--output',
+        sigFile,
+        '--detach-sign',
+        file,
+      );
       await g.gpg('--verify', sigFile, file); // gpg accepts it ...
       const signature = readFileSync(sigFile);
-      assert.is((await verify(sigFile, trusted, file)).signingFingerprint, key.subFpr!.toLowerCase(), `${name} streamed`); // ... and so does launchfit
+      assert.is(
+        (await verify(sigFile, trusted, file)).signingFingerprint,
+        key.subFpr!.toLowerCase(),
+        `${name} streamed`,
+      ); // ... and so does launchfit
       await verifyDetachedSignature({ data: bytes, signature, trusted, what: name });
       const changed = Buffer.from(bytes);
       changed[changed.length >> 1] ^= 0x20;
-      await rejects(() => verifyDetachedSignature({ data: changed, signature, trusted, what: name }), /does not verify/);
+      await rejects(
+        () => verifyDetachedSignature({ data: changed, signature, trusted, what: name }),
+        /does not verify/,
+      );
     }
   }
 });
 
 test('text mode: a line gpg would cut (19994 bytes or more) is refused, a line it signs in full is not', async () => {
   const trusted = await trustedFrom(pubAsc);
-  for (const [length, ok] of [[19993, true], [19994, false]] as const) {
+  for (const [length, ok] of [
+    [19993, true],
+    [19994, false],
+  ] as const) {
     const file = path.join(dir, `line-${length}.txt`);
     writeFileSync(file, `${'a'.repeat(length)}\nend\n`);
     const sigFile = `${file}.sig`;
     // gpg complains about the long line but still writes a signature that omits the line's tail.
-    await g.gpg('--yes', '--local-user', `${key.fpr}!`, '--textmode', '--output', sigFile, '--detach-sign', file).catch(() => '');
+    await g
+      .gpg('--yes', '--local-user', `${key.fpr}!`, '--textmode', '--output', sigFile, '--detach-sign', file)
+      .catch(() => '');
     if (ok) await verify(sigFile, trusted, file);
-    else await rejects(() => verify(sigFile, trusted, file), /longer than 19993 bytes, which a text-mode signature does not cover/);
+    else
+      await rejects(
+        () => verify(sigFile, trusted, file),
+        /longer than 19993 bytes, which a text-mode signature does not cover/,
+      );
   }
 });
 
@@ -230,22 +317,57 @@ test('a signature file with two signers: accepted when the trusted one verifies,
   const stranger = await genKey(g, 'Stranger <s@example.com>');
   // gpg -u A -u B makes one signature file with both signatures.
   const both = path.join(dir, 'two.sig');
-  await g.gpg('--yes', '--local-user', `${stranger.fpr}!`, '--local-user', `${key.subFpr}!`, '--output', both, '--detach-sign', data);
+  await g.gpg(
+    '--yes',
+    '--local-user',
+    `${stranger.fpr}!`,
+    '--local-user',
+    `${key.subFpr}!`,
+    '--output',
+    both,
+    '--detach-sign',
+    data,
+  );
   const result = await verify(both, trusted);
   assert.is(result.signingFingerprint, key.subFpr!.toLowerCase());
   const trustedSig = readFileSync(await detachSign(g, key.fpr, data, { out: path.join(dir, 'one-trusted.sig') }));
-  const strangerSig = readFileSync(await detachSign(g, stranger.fpr, data, { out: path.join(dir, 'one-stranger.sig') }));
-  for (const [name, bytes] of [['stranger first', Buffer.concat([strangerSig, trustedSig])], ['trusted first', Buffer.concat([trustedSig, strangerSig])]] as const) {
+  const strangerSig = readFileSync(
+    await detachSign(g, stranger.fpr, data, { out: path.join(dir, 'one-stranger.sig') }),
+  );
+  for (const [name, bytes] of [
+    ['stranger first', Buffer.concat([strangerSig, trustedSig])],
+    ['trusted first', Buffer.concat([trustedSig, strangerSig])],
+  ] as const) {
     const r = await verifyDetachedSignature({ file: data, signature: bytes, trusted, what: name });
     assert.is(r.signingFingerprint, key.fpr.toLowerCase(), name);
   }
   // The trusted signer signed something else; only the stranger's signature is valid: refused.
   const otherFile = path.join(dir, 'other-two.bin');
   writeFileSync(otherFile, 'other');
-  const trustedOther = readFileSync(await detachSign(g, key.fpr, otherFile, { out: path.join(dir, 'trusted-other.sig') }));
-  await rejects(() => verifyDetachedSignature({ file: data, signature: Buffer.concat([strangerSig, trustedOther]), trusted, what: 'release.tar.gz' }), /does not verify/);
+  const trustedOther = readFileSync(
+    await detachSign(g, key.fpr, otherFile, { out: path.join(dir, 'trusted-other.sig') }),
+  );
+  await rejects(
+    () =>
+      verifyDetachedSignature({
+        file: data,
+        signature: Buffer.concat([strangerSig, trustedOther]),
+        trusted,
+        what: 'release.tar.gz',
+      }),
+    /does not verify/,
+  );
   // Only untrusted signers: the message names them.
-  await rejects(() => verifyDetachedSignature({ file: data, signature: Buffer.concat([strangerSig, strangerSig]), trusted, what: 'release.tar.gz' }), /none of them trusted/);
+  await rejects(
+    () =>
+      verifyDetachedSignature({
+        file: data,
+        signature: Buffer.concat([strangerSig, strangerSig]),
+        trusted,
+        what: 'release.tar.gz',
+      }),
+    /none of them trusted/,
+  );
 });
 
 test('a GnuPG keybox given as keyfile: a clear configuration error', async () => {
@@ -255,7 +377,10 @@ test('a GnuPG keybox given as keyfile: a clear configuration error', async () =>
     assert.unreachable('a keybox was read as a key');
   } catch (error) {
     assert.is((error as Error).name, 'ConfigError');
-    assert.match((error as Error).message, /pubring\.kbx is a GnuPG keybox \(pubring\.kbx\), not an exported key; export the signing key with `gpg --armor --export FINGERPRINT > trusted\.asc`/);
+    assert.match(
+      (error as Error).message,
+      /pubring\.kbx is a GnuPG keybox \(pubring\.kbx\), not an exported key; export the signing key with `gpg --armor --export FINGERPRINT > trusted\.asc`/,
+    );
   }
 });
 

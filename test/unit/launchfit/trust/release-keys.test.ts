@@ -31,7 +31,9 @@ const copies: Record<string, string> = {};
 
 const tick = () => new Promise((res) => setTimeout(res, 1100)); // OpenPGP times are in seconds
 async function rejects(run: () => Promise<unknown>, pattern: RegExp): Promise<void> {
-  try { await run(); } catch (error) {
+  try {
+    await run();
+  } catch (error) {
     assert.match((error as Error).message, pattern);
     return;
   }
@@ -65,7 +67,10 @@ test.after(() => server.close());
 
 function hostConfig(gpg: string): { config: ReturnType<typeof parseLaunchConfigText>; metaDir: string } {
   const dir = tmpDir();
-  const config = parseLaunchConfigText(`updates:\n  server: ${server.url}\n  gpg:\n${gpg}`, path.join(dir, 'launchify.yml'));
+  const config = parseLaunchConfigText(
+    `updates:\n  server: ${server.url}\n  gpg:\n${gpg}`,
+    path.join(dir, 'launchify.yml'),
+  );
   return { config, metaDir: path.join(dir, '.launchfit') };
 }
 const serve = (files: Record<string, string | undefined>) => {
@@ -81,12 +86,16 @@ test('release keys: every subkey signs while valid; the newest signs', async () 
   const host = hostConfig(`    key: "${primary}"\n`);
   serve({ 'keys.asc': copies.three, 'pubkey.asc': undefined });
   const trusted = await loadReleaseKeys({ ...host, timeouts });
-  for (const [which, fingerprint] of [['first', first], ['second', second], ['third', third]]) {
+  for (const [which, fingerprint] of [
+    ['first', first],
+    ['second', second],
+    ['third', third],
+  ]) {
     assert.is((await verifyBy(which, trusted)).signingFingerprint, fingerprint);
   }
 });
 
-test('revoked superseded or without a reason: refused whatever the signature\'s date; remembered against an older keys.asc', async () => {
+test("revoked superseded or without a reason: refused whatever the signature's date; remembered against an older keys.asc", async () => {
   const host = hostConfig(`    key: "${primary}"\n`);
   serve({ 'keys.asc': copies.revoked });
   let trusted = await loadReleaseKeys({ ...host, timeouts });
@@ -114,10 +123,13 @@ test('pubkey.asc serves a host that never read keys.asc; once it has, keys.asc g
   await rejects(() => loadReleaseKeys({ ...host, timeouts }), /keys\.asc is missing, but this host has read it before/);
   serve({ 'pubkey.asc': undefined });
   const never = hostConfig(`    key: "${primary}"\n`);
-  await rejects(() => loadReleaseKeys({ ...never, timeouts }), /Neither .*keys\.asc nor .*pubkey\.asc is on the update server/);
+  await rejects(
+    () => loadReleaseKeys({ ...never, timeouts }),
+    /Neither .*keys\.asc nor .*pubkey\.asc is on the update server/,
+  );
 });
 
-test('keyfile: the server\'s keys.asc adds the revocations and subkeys the keyfile\'s primary signed', async () => {
+test("keyfile: the server's keys.asc adds the revocations and subkeys the keyfile's primary signed", async () => {
   const dir = tmpDir();
   writeFileSync(path.join(dir, 'trusted.asc'), copies.one); // knows the first subkey only
   const host = hostConfig(`    keyfile: ${path.join(dir, 'trusted.asc')}\n`);
@@ -128,7 +140,11 @@ test('keyfile: the server\'s keys.asc adds the revocations and subkeys the keyfi
   serve({ 'keys.asc': copies.revoked });
   trusted = await loadReleaseKeys({ ...host, timeouts });
   await rejects(() => verifyBy('first', trusted), /was revoked \(reason: superseded/);
-  assert.is((await verifyBy('third', trusted)).signingFingerprint, third, 'the rotated subkey, bound by the same primary');
+  assert.is(
+    (await verifyBy('third', trusted)).signingFingerprint,
+    third,
+    'the rotated subkey, bound by the same primary',
+  );
 });
 
 test('a revocation signed by another primary is not counted', async () => {
@@ -137,7 +153,10 @@ test('a revocation signed by another primary is not counted', async () => {
   const otherKey = await openpgp.readPrivateKey({ armoredKey: readFileSync(path.join(other, 'primary.asc'), 'utf8') });
   const ours = await openpgp.readKey({ armoredKey: copies.three });
   const target = ours.getSubkeys().find((s) => s.getFingerprint().toLowerCase() === third)!;
-  const forged = await target.revoke(otherKey.keyPacket as never, { flag: openpgp.enums.reasonForRevocation.keyCompromised, string: '' });
+  const forged = await target.revoke(otherKey.keyPacket as never, {
+    flag: openpgp.enums.reasonForRevocation.keyCompromised,
+    string: '',
+  });
   target.revocationSignatures.push(...forged.revocationSignatures);
   assert.equal(await verifiedRevocationsIn(ours, new Date()), {});
   const host = hostConfig(`    key: "${primary}"\n`);
@@ -152,7 +171,11 @@ test('an expired subkey is refused', async () => {
   const later = new Date(Date.now() + 11 * 86_400_000);
   const trusted = await loadReleaseKeys({ ...host, timeouts, now: later });
   await rejects(() => verifyBy('first', trusted, later), /expired, revoked or not valid for signing/);
-  assert.is((await verifyBy('third', trusted, later)).signingFingerprint, third, 'the later subkeys expire later (365 days)');
+  assert.is(
+    (await verifyBy('third', trusted, later)).signingFingerprint,
+    third,
+    'the later subkeys expire later (365 days)',
+  );
 });
 
 test('a damaged memory of revocations is an error, not a fresh start', async () => {
@@ -160,7 +183,10 @@ test('a damaged memory of revocations is an error, not a fresh start', async () 
   mkdirSync(host.metaDir, { recursive: true });
   writeFileSync(path.join(host.metaDir, MEMORY_FILE), '{"revoked": ');
   serve({ 'keys.asc': copies.three });
-  await rejects(() => loadReleaseKeys({ ...host, timeouts }), /keys\.json \(the revocations this host has seen\) is unreadable/);
+  await rejects(
+    () => loadReleaseKeys({ ...host, timeouts }),
+    /keys\.json \(the revocations this host has seen\) is unreadable/,
+  );
   assert.is(readFileSync(path.join(host.metaDir, MEMORY_FILE), 'utf8'), '{"revoked": ', 'left as it was');
 });
 

@@ -13,10 +13,18 @@ test('judgeSeq', () => {
     ['first SEQ: accepted, but cannot lower the version', judgeSeq({}, info(7), true), false],
     ['higher SEQ: may go back', judgeSeq(last(7), info(8), true), true],
     ['same SEQ, same file: re-polled', judgeSeq(last(7), info(7), true), false],
-    ['same SEQ, other file', judgeSeq(last(7, 'my-app-gnu-linux-1.0.tar.gz'), info(7), true), /SEQ 7, which this host already accepted for my-app-gnu-linux-1\.0\.tar\.gz, but names my-app-gnu-linux-1\.1\.tar\.gz/],
-    ['lower SEQ', judgeSeq(last(7), info(6), true), /SEQ 6, lower than SEQ 7 this host accepted; refusing a replayed or lowered VERSION/],
+    [
+      'same SEQ, other file',
+      judgeSeq(last(7, 'my-app-gnu-linux-1.0.tar.gz'), info(7), true),
+      /SEQ 7, which this host already accepted for my-app-gnu-linux-1\.0\.tar\.gz, but names my-app-gnu-linux-1\.1\.tar\.gz/,
+    ],
+    [
+      'lower SEQ',
+      judgeSeq(last(7), info(6), true),
+      /SEQ 6, lower than SEQ 7 this host accepted; refusing a replayed or lowered VERSION/,
+    ],
     ['no SEQ after one', judgeSeq(last(7), info(), true), /no SEQ line, but this host accepted SEQ 7 before/],
-    ['an unsigned VERSION\'s SEQ does not count', judgeSeq(last(7), info(9), false), /no signed SEQ line/],
+    ["an unsigned VERSION's SEQ does not count", judgeSeq(last(7), info(9), false), /no signed SEQ line/],
   ];
   for (const [what, verdict, expected] of cases) {
     if (expected instanceof RegExp) {

@@ -30,7 +30,10 @@ test('ETag: one 200, then 304s that return the kept copy; a new key is fetched a
   assert.is((await fetchServerKey(url, { metaDir, timeouts })).toString(), 'key one');
   assert.is((await fetchServerKey(url, { metaDir, timeouts })).toString(), 'key one');
   assert.is((await fetchServerKey(url, { metaDir, timeouts })).toString(), 'key one');
-  assert.equal(keyRequests(mark).map((q) => q.status), [200, 304, 304]);
+  assert.equal(
+    keyRequests(mark).map((q) => q.status),
+    [200, 304, 304],
+  );
   assert.ok(keyRequests(mark)[1].ifNoneMatch);
   writeFileSync(path.join(root, 'pubkey.asc'), 'key two, longer');
   assert.is((await fetchServerKey(url, { metaDir, timeouts })).toString(), 'key two, longer');
@@ -58,10 +61,16 @@ test('Last-Modified only: If-Modified-Since, and 304 gives the kept copy', async
 
 test('no validators: nothing kept, every fetch is plain; a 304 to a plain request is an error', async () => {
   const metaDir = tmpDir();
-  server.overrides.set('plain.asc', (_req, res) => { res.writeHead(200).end('plain key'); return true; });
+  server.overrides.set('plain.asc', (_req, res) => {
+    res.writeHead(200).end('plain key');
+    return true;
+  });
   assert.is((await fetchServerKey(`${server.url}plain.asc`, { metaDir, timeouts })).toString(), 'plain key');
   assert.not.ok(existsSync(path.join(metaDir, 'server-key.json')));
-  server.overrides.set('liar.asc', (_req, res) => { res.writeHead(304).end(); return true; });
+  server.overrides.set('liar.asc', (_req, res) => {
+    res.writeHead(304).end();
+    return true;
+  });
   try {
     await fetchServerKey(`${server.url}liar.asc`, { metaDir, timeouts });
     assert.unreachable('a 304 without a kept copy was accepted');

@@ -4,12 +4,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { remoteFailure } from '../../../../lib/stages/upload/git.ts';
 
-const declined = (sha: string, remote: string) => [
-  'remote: deploys are frozen until Monday',
-  `To ${remote}`,
-  ` ! [remote rejected] ${sha} -> gh-pages (pre-receive hook declined)`,
-  `error: failed to push some refs to '${remote}'`,
-].join('\n');
+const declined = (sha: string, remote: string) =>
+  [
+    'remote: deploys are frozen until Monday',
+    `To ${remote}`,
+    ` ! [remote rejected] ${sha} -> gh-pages (pre-receive hook declined)`,
+    `error: failed to push some refs to '${remote}'`,
+  ].join('\n');
 
 test('a hook that declines is explained as a refusal, even when the commit id or path holds 403', () => {
   for (const [sha, remote] of [
@@ -34,7 +35,10 @@ test('an HTTP 403 and a refused ssh key ask for credentials', () => {
 
 test('a moved branch and an unreachable remote get their own advice; anything else gets none', () => {
   assert.match(remoteFailure('x', ' ! [rejected] abc -> gh-pages (fetch first)').message, /run the upload again\.$/);
-  assert.match(remoteFailure('x', "fatal: '/nope.git' does not appear to be a git repository").message, /Check the remote URL/);
+  assert.match(
+    remoteFailure('x', "fatal: '/nope.git' does not appear to be a git repository").message,
+    /Check the remote URL/,
+  );
   assert.is(remoteFailure('x', 'fatal: something new').message, 'x: fatal: something new.');
 });
 

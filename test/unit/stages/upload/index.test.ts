@@ -40,20 +40,32 @@ const CONFIG = `repos:
 test('planUpload reads every documented key', () => {
   const doc = parseYamlText(CONFIG, '/etc/shipkit/shipkit.yml');
   const list = (doc.data as { repos: Record<string, { upload: Record<string, unknown>[] }> }).repos['octo/site'].upload;
-  const plans = list.map((raw, i) => planUpload({ raw, keyPath: ['repos', 'octo/site', 'upload', i] }, { workDir: '/data/repos/octo__site', doc }));
+  const plans = list.map((raw, i) =>
+    planUpload({ raw, keyPath: ['repos', 'octo/site', 'upload', i] }, { workDir: '/data/repos/octo__site', doc }),
+  );
   assert.equal(plans[0].target, { kind: 'rsync', user: 'deploy', host: 'web1', path: '/var/www/site/' });
   assert.is(plans[0].from, '/data/repos/octo__site/out');
   assert.is(plans[0].options.sshKey, '/etc/shipkit/keys/deploy');
   assert.is(plans[0].options.port, 2222);
   assert.match(plans[0].options.knownHosts!, /\/\.ssh\/known_hosts$/);
   assert.is(plans[0].options.delete, true);
-  assert.equal(plans[1].target, { kind: 's3', bucket: 'site', prefix: 'www/', region: 'eu-west-1', endpoint: 'http://127.0.0.1:9000' });
+  assert.equal(plans[1].target, {
+    kind: 's3',
+    bucket: 'site',
+    prefix: 'www/',
+    region: 'eu-west-1',
+    endpoint: 'http://127.0.0.1:9000',
+  });
   assert.is(plans[1].options.cacheControl, 'public, max-age=300');
   assert.equal(plans[2].target, { kind: 'git', remote: 'git@github.com:octo/site.git', branch: 'gh-pages' });
   assert.is(plans[2].from, '/data/repos/octo__site/dist/site');
   assert.is(plans[2].options.message, 'deploy');
   assert.equal(plans[3].target, { kind: 's3', bucket: 'other', prefix: 'p/' });
-  assert.equal(plans[4].target, { kind: 's3', bucket: 'site', prefix: '', region: 'us-east-1' }, 'prefix "" (the bucket root), as DESIGN writes it');
+  assert.equal(
+    plans[4].target,
+    { kind: 's3', bucket: 'site', prefix: '', region: 'us-east-1' },
+    'prefix "" (the bucket root), as DESIGN writes it',
+  );
 });
 
 const badEntries: Array<[string, RegExp]> = [
@@ -66,21 +78,27 @@ const badEntries: Array<[string, RegExp]> = [
   ['- rsync: -oProxyCommand=x:y\n        from: out', /upload\[0\]\.rsync: Invalid host/],
   ['- rsync: a@b:/x\n        from: out\n        port: 70000', /upload\[0\]\.port: must be a port number/],
   ['- rsync: a@b:/x\n        from: out\n        delete: yes please', /upload\[0\]\.delete: must be true or false/],
-  ["- rsync: a@b:/x\n        from: out\n        ssh_key: \"it's\"", /ssh_key: must not contain quotes/],
+  ['- rsync: a@b:/x\n        from: out\n        ssh_key: "it\'s"', /ssh_key: must not contain quotes/],
   ['- s3: { prefix: x }\n        from: out', /upload\[0\]\.s3: needs bucket/],
   ['- s3: { bucket: b, endpoint: ftp://x }\n        from: out', /s3\.endpoint: must be an http/],
   ['- s3: [1]\n        from: out', /upload\[0\]\.s3: must be s3:\/\/bucket\/prefix or a mapping/],
   ['- git: { branch: main }\n        from: out', /upload\[0\]\.git: needs remote/],
   ['- git: { remote: "ext::sh -c id" }\n        from: out', /upload\[0\]\.git: Invalid git remote/],
   ['- git: /r.git#x..y\n        from: out', /upload\[0\]\.git: Invalid git branch/],
-  ['- rsync: a@b:/x\n        from: out\n        mode: fast', /shipkit\.yml:6: repos\.octo\/site\.upload\[0\]\.mode: unknown key/],
+  [
+    '- rsync: a@b:/x\n        from: out\n        mode: fast',
+    /shipkit\.yml:6: repos\.octo\/site\.upload\[0\]\.mode: unknown key/,
+  ],
 ];
 for (const [yaml, pattern] of badEntries) {
   test(`planUpload refuses ${JSON.stringify(yaml.split('\n')[0])}…`, () => {
     const doc = parseYamlText(`repos:\n  octo/site:\n    upload:\n      ${yaml}\n`, '/etc/shipkit/shipkit.yml');
-    const raw = (doc.data as { repos: Record<string, { upload: Record<string, unknown>[] }> }).repos['octo/site'].upload[0];
-    assert.throws(() => planUpload({ raw, keyPath: ['repos', 'octo/site', 'upload', 0] }, { workDir: '/w', doc }),
-      (e: Error) => e instanceof ConfigError && pattern.test(e.message));
+    const raw = (doc.data as { repos: Record<string, { upload: Record<string, unknown>[] }> }).repos['octo/site']
+      .upload[0];
+    assert.throws(
+      () => planUpload({ raw, keyPath: ['repos', 'octo/site', 'upload', 0] }, { workDir: '/w', doc }),
+      (e: Error) => e instanceof ConfigError && pattern.test(e.message),
+    );
   });
 }
 
@@ -90,7 +108,10 @@ test('runUploadStage validates every entry before uploading anything', async () 
   writeFileSync(path.join(dir, 'work', 'out', 'a.txt'), 'a');
   await git(dir, 'init', '--quiet', '--bare', 'remote.git');
   const entries = [
-    { raw: { git: { remote: path.join(dir, 'remote.git'), branch: 'pages' }, from: 'out' }, keyPath: ['repos', 'o/s', 'upload', 0] },
+    {
+      raw: { git: { remote: path.join(dir, 'remote.git'), branch: 'pages' }, from: 'out' },
+      keyPath: ['repos', 'o/s', 'upload', 0],
+    },
     { raw: { rsync: 'host:/x', from: '../../etc' }, keyPath: ['repos', 'o/s', 'upload', 1] },
   ];
   try {
@@ -126,11 +147,23 @@ test('listLocalFiles: every file of a nested tree, sorted, links inside read thr
   symlinkSync('missing', path.join(root, 'broken'));
   symlinkSync('b', path.join(root, 'dir-link'));
   const warnings: string[] = [];
-  const log = { ...silentLogger, warn: (message: string) => { warnings.push(message); } };
+  const log = {
+    ...silentLogger,
+    warn: (message: string) => {
+      warnings.push(message);
+    },
+  };
   const files = await listLocalFiles(root, log);
-  assert.equal(files.map((f) => [f.rel, path.relative(root, f.abs), f.size]), [
-    ['a.txt', 'a.txt', 5], ['b/a/deep/x.txt', 'b/a/deep/x.txt', 14], ['b/a/link.txt', 'a.txt', 5], ['b/z.txt', 'b/z.txt', 7], ['c d/é.txt', 'c d/é.txt', 10],
-  ]);
+  assert.equal(
+    files.map((f) => [f.rel, path.relative(root, f.abs), f.size]),
+    [
+      ['a.txt', 'a.txt', 5],
+      ['b/a/deep/x.txt', 'b/a/deep/x.txt', 14],
+      ['b/a/link.txt', 'a.txt', 5],
+      ['b/z.txt', 'b/z.txt', 7],
+      ['c d/é.txt', 'c d/é.txt', 10],
+    ],
+  );
   assert.equal(warnings.sort(), [
     'skipping b/a/deep/passwd: symbolic link to /etc/passwd, outside the source folder (not followed)',
     'skipping broken: broken symbolic link',
@@ -145,17 +178,25 @@ test('multipart ETags are recomputed with the part size the part count implies',
   writeFileSync(file, data);
   const MiB = 1024 * 1024;
   const parts = [data.subarray(0, 5 * MiB), data.subarray(5 * MiB, 10 * MiB), data.subarray(10 * MiB)];
-  const expected = `${createHash('md5').update(Buffer.concat(parts.map((p) => createHash('md5').update(p).digest()))).digest('hex')}-3`;
+  const expected = `${createHash('md5')
+    .update(Buffer.concat(parts.map((p) => createHash('md5').update(p).digest())))
+    .digest('hex')}-3`;
   assert.is(await multipartEtag(file, 5 * MiB), expected);
   assert.ok(await etagMatches(file, data.length, `"${expected}"`), 'a 5 MiB-part upload from another tool matches');
-  assert.ok(await etagMatches(file, data.length, `"${await multipartEtag(file, 8 * MiB)}"`), 'our own 8 MiB parts match');
+  assert.ok(
+    await etagMatches(file, data.length, `"${await multipartEtag(file, 8 * MiB)}"`),
+    'our own 8 MiB parts match',
+  );
   assert.not.ok(await etagMatches(file, data.length, `"${'0'.repeat(32)}-3"`));
   assert.ok(await etagMatches(file, data.length, `"${await md5File(file)}"`), 'a single-part ETag is the MD5');
   assert.not.ok(await etagMatches(file, data.length, '"not-an-md5-kms-etag"'));
   const small = path.join(dir, 'small.txt');
   writeFileSync(small, 'hello world');
   assert.is(await md5File(small), '5eb63bbbe01eeed093cb22bb8f5acdc3');
-  assert.is(await multipartEtag(small, 5 * MiB), `${createHash('md5').update(createHash('md5').update('hello world').digest()).digest('hex')}-1`);
+  assert.is(
+    await multipartEtag(small, 5 * MiB),
+    `${createHash('md5').update(createHash('md5').update('hello world').digest()).digest('hex')}-1`,
+  );
 });
 
 test('rsync arguments: --delay-updates and --safe-links always, --delete-delay only when asked', () => {
@@ -164,18 +205,29 @@ test('rsync arguments: --delay-updates and --safe-links always, --delete-delay o
   assert.ok(base.includes('--delay-updates') && base.includes('--safe-links'));
   assert.not.ok(base.some((a) => a.startsWith('--delete')));
   assert.equal(base.slice(-2), ['/w/out/', 'deploy@web1:/var/www/']);
-  const del = rsyncArgs(target as never, { from: '/w/out', log: silentLogger, delete: true, dryRun: true, port: 2222, sshKey: '/k/my key' });
+  const del = rsyncArgs(target as never, {
+    from: '/w/out',
+    log: silentLogger,
+    delete: true,
+    dryRun: true,
+    port: 2222,
+    sshKey: '/k/my key',
+  });
   assert.ok(del.includes('--delete-delay') && del.includes('--dry-run'));
   assert.match(del[del.indexOf('-e') + 1], /-p 2222 -i '\/k\/my key' -o IdentitiesOnly=yes/);
 });
 
 test('sshCommand quotes paths for rsync -e and GIT_SSH_COMMAND, refuses quotes', () => {
-  assert.match(sshCommand({ knownHosts: '/a b/known_hosts' }), /-o 'UserKnownHostsFile=\/a b\/known_hosts' -o StrictHostKeyChecking=yes/);
+  assert.match(
+    sshCommand({ knownHosts: '/a b/known_hosts' }),
+    /-o 'UserKnownHostsFile=\/a b\/known_hosts' -o StrictHostKeyChecking=yes/,
+  );
   assert.throws(() => sshCommand({ sshKey: "/it's/key" }), /cannot be passed to ssh/);
 });
 
 test('parseRsyncStats', () => {
-  const out = 'Number of files: 1,204 (reg: 1,100, dir: 104)\nNumber of deleted files: 3 (reg: 3)\nNumber of regular files transferred: 17\n';
+  const out =
+    'Number of files: 1,204 (reg: 1,100, dir: 104)\nNumber of deleted files: 3 (reg: 3)\nNumber of regular files transferred: 17\n';
   assert.equal(parseRsyncStats(out), { transferred: 17, unchanged: 1083, deleted: 3 });
 });
 
@@ -188,14 +240,23 @@ test('contentTypeFor', () => {
 test('mapLimit never runs more than the limit at once and reports the first error', async () => {
   let running = 0;
   let peak = 0;
-  await mapLimit(Array.from({ length: 40 }, (_, i) => i), 4, async () => {
-    running++;
-    peak = Math.max(peak, running);
-    await new Promise((r) => setTimeout(r, 2));
-    running--;
-  });
+  await mapLimit(
+    Array.from({ length: 40 }, (_, i) => i),
+    4,
+    async () => {
+      running++;
+      peak = Math.max(peak, running);
+      await new Promise((r) => setTimeout(r, 2));
+      running--;
+    },
+  );
   assert.ok(peak <= 4 && peak >= 2, `peak ${peak}`);
-  const failed = await mapLimit([1, 2, 3], 2, async (n) => { if (n === 2) throw new Error('two'); }).then(() => undefined, (e: Error) => e);
+  const failed = await mapLimit([1, 2, 3], 2, async (n) => {
+    if (n === 2) throw new Error('two');
+  }).then(
+    () => undefined,
+    (e: Error) => e,
+  );
   assert.match(failed?.message ?? '', /two/);
 });
 

@@ -9,13 +9,22 @@ const targets: Array<[string, Record<string, unknown>]> = [
   ['deploy@web1:/var/www/site/', { kind: 'rsync', user: 'deploy', host: 'web1', path: '/var/www/site/' }],
   ['web1.example.com:site', { kind: 'rsync', host: 'web1.example.com', path: 'site' }],
   ['deploy@[::1]:/srv/my site', { kind: 'rsync', user: 'deploy', host: '[::1]', path: '/srv/my site' }],
-  ['rsync://deploy@web1:2222/var/www/my%20site/', { kind: 'rsync', user: 'deploy', host: 'web1', port: 2222, path: '/var/www/my site/' }],
+  [
+    'rsync://deploy@web1:2222/var/www/my%20site/',
+    { kind: 'rsync', user: 'deploy', host: 'web1', port: 2222, path: '/var/www/my site/' },
+  ],
   ['s3://site', { kind: 's3', bucket: 'site', prefix: '' }],
   ['s3://site/', { kind: 's3', bucket: 'site', prefix: '' }],
   ['s3://site/www', { kind: 's3', bucket: 'site', prefix: 'www/' }],
   ['s3://my.bucket/a/b/', { kind: 's3', bucket: 'my.bucket', prefix: 'a/b/' }],
-  ['git+git@github.com:octo/site.git#gh-pages', { kind: 'git', remote: 'git@github.com:octo/site.git', branch: 'gh-pages' }],
-  ['git+https://example.com/a.git#release/v2', { kind: 'git', remote: 'https://example.com/a.git', branch: 'release/v2' }],
+  [
+    'git+git@github.com:octo/site.git#gh-pages',
+    { kind: 'git', remote: 'git@github.com:octo/site.git', branch: 'gh-pages' },
+  ],
+  [
+    'git+https://example.com/a.git#release/v2',
+    { kind: 'git', remote: 'https://example.com/a.git', branch: 'release/v2' },
+  ],
   ['git+/srv/git/site.git', { kind: 'git', remote: '/srv/git/site.git', branch: 'gh-pages' }],
 ];
 for (const [text, want] of targets) {
@@ -38,22 +47,38 @@ const badTargets: Array<[string, RegExp]> = [
 ];
 for (const [text, pattern] of badTargets) {
   test(`parseTarget refuses ${JSON.stringify(text)}`, () => {
-    assert.throws(() => parseTarget(text), (e: Error) => e instanceof ValidationError && pattern.test(e.message));
+    assert.throws(
+      () => parseTarget(text),
+      (e: Error) => e instanceof ValidationError && pattern.test(e.message),
+    );
   });
 }
 
 test('parseTarget: --endpoint and --region go onto an s3:// target only, the endpoint checked', () => {
-  assert.equal(parseTarget('s3://site/www', { endpoint: 'http://127.0.0.1:9000', region: 'eu-west-1' }),
-    { kind: 's3', bucket: 'site', prefix: 'www/', endpoint: 'http://127.0.0.1:9000', region: 'eu-west-1' });
+  assert.equal(parseTarget('s3://site/www', { endpoint: 'http://127.0.0.1:9000', region: 'eu-west-1' }), {
+    kind: 's3',
+    bucket: 'site',
+    prefix: 'www/',
+    endpoint: 'http://127.0.0.1:9000',
+    region: 'eu-west-1',
+  });
   assert.equal(parseTarget('s3://site', {}), { kind: 's3', bucket: 'site', prefix: '' });
   const refused: Array<[string, { endpoint?: string; region?: string }, RegExp]> = [
-    ['s3://site', { endpoint: 'ftp://x' }, /Invalid S3 endpoint "ftp:\/\/x": it must be an http:\/\/ or https:\/\/ URL/],
+    [
+      's3://site',
+      { endpoint: 'ftp://x' },
+      /Invalid S3 endpoint "ftp:\/\/x": it must be an http:\/\/ or https:\/\/ URL/,
+    ],
     ['s3://site', { endpoint: 'http://a b' }, /Invalid S3 endpoint/],
     ['deploy@web1:/x', { endpoint: 'http://127.0.0.1:9000' }, /only for s3:\/\/ targets, not "deploy@web1:\/x"/],
     ['git+/r.git#main', { region: 'eu-west-1' }, /only for s3:\/\/ targets/],
   ];
   for (const [text, s3, pattern] of refused) {
-    assert.throws(() => parseTarget(text, s3), (e: Error) => e instanceof ValidationError && pattern.test(e.message), `${text} ${JSON.stringify(s3)}`);
+    assert.throws(
+      () => parseTarget(text, s3),
+      (e: Error) => e instanceof ValidationError && pattern.test(e.message),
+      `${text} ${JSON.stringify(s3)}`,
+    );
   }
 });
 
