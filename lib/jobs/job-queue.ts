@@ -3,9 +3,9 @@
 // today (LocalJobQueue in lib/jobs/local/queue.ts): global concurrency, never two jobs of one repo
 // at once, a queued push superseded by a newer one to its branch, a delivery deduped while its
 // job is queued or running. A queue acknowledges a job (gives back its id) only once it is durable.
-import type { Job } from './local/journal.ts';
+import type { Job } from './job.ts';
 import { newJobId, type JobKind } from './job-id.ts';
-import type { CommitMeta } from './commit-meta.ts';
+import type { CommitMeta } from './job.ts';
 
 export interface NewJob extends CommitMeta {
   repo: string;

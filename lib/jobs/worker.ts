@@ -16,7 +16,7 @@ import { clonesWithCredentials, prepareUserDirs } from './process/user-dirs.ts';
 import { connectQueueDatabase, resolveQueueUrl } from './pg/connect.ts';
 import { Reaper } from './pg/reaper.ts';
 import { PgWorker } from './pg/worker.ts';
-import { endOrphanedJobs } from './process/orphans.ts';
+import { endOrphanedJobs } from './pg/orphans.ts';
 
 export interface WorkerSettings {
   config: ShipkitConfig;

@@ -7,7 +7,7 @@ import { pathExists } from '../core/fs.ts';
 import type { Logger } from '../core/log.ts';
 import { CONFIG_NAME, loadLaunchConfig } from './deploy-folder/config.ts';
 import { runHereOrOnRunning } from './local-or-running.ts';
-import { parseKeyPin } from './trust/pgp.ts';
+import { parseKeyPin } from './deploy-folder/key-pin.ts';
 import { deployPaths, type DeployPaths } from './deploy-folder/state.ts';
 import type { CheckResult } from './install/update.ts';
 

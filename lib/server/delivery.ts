@@ -27,8 +27,8 @@ import {
   WRONG_SECRET_ANSWER,
   type Forge,
   type Verdict,
-  type WebhookEvent,
 } from './webhooks.ts';
+import { type WebhookEvent } from './forges/payload.ts';
 
 /** Bodies larger than this are spooled to DATA/tmp while they stream in, so a flood stays out of memory. */
 const SPILL_AT = 256 * 1024;

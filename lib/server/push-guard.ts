@@ -8,7 +8,7 @@ import { $ } from 'zx';
 import { atomicWriteFile, ensureDir } from '../core/fs.ts';
 import { repoFolderName } from '../core/names.ts';
 import { redactUrls } from '../core/redact.ts';
-import type { PushOrder } from './webhooks.ts';
+import type { PushOrder } from './forges/payload.ts';
 
 /** Accepted pushes remembered per branch, newest first. */
 const HISTORY = 20;

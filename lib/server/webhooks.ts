@@ -2,16 +2,11 @@
 // signature (or GitLab token) matches, and what the payload means for shipkit. The signature is
 // checked over the raw bytes, constant-time, before any parsing.
 import { createHash, createHmac, type Hmac } from 'node:crypto';
-import { ValidationError, messageOf } from '../core/errors.ts';
-import { validateFullName, validatePayloadSha, validateRefName } from '../core/names.ts';
+import { ValidationError } from '../core/errors.ts';
 import { safeEqual } from '../http/signing.ts';
-import {
-  githubPushMeta,
-  githubReleaseMeta,
-  gitlabPushMeta,
-  gitlabReleaseMeta,
-  type CommitMeta,
-} from '../jobs/commit-meta.ts';
+import { normaliseGithub } from './forges/github.ts';
+import { normaliseGitlab } from './forges/gitlab.ts';
+import type { WebhookEvent } from './forges/payload.ts';
 
 export const FORGES = ['github', 'gitea', 'gitlab'] as const;
 export type Forge = (typeof FORGES)[number];
@@ -175,27 +170,6 @@ function verifyAgainst(forge: Forge, headers: Headers, digests: Array<[string, s
  * What the forge signed about a push's place in time, for telling a replayed old delivery from a
  * new push: GitHub's `repository.pushed_at` (seconds) and `forced`; every forge's `before`.
  */
-export interface PushOrder {
-  pushedAt?: number;
-  forced?: boolean;
-  before?: string;
-}
-
-/** What a delivery means for shipkit. */
-export type WebhookEvent =
-  | { kind: 'ping'; repo?: string }
-  | { kind: 'ignored'; reason: string; repo?: string }
-  | {
-      kind: 'push';
-      repo: string;
-      ref: string;
-      branch: string;
-      sha: string;
-      cloneUrl?: string;
-      order: PushOrder;
-      meta: CommitMeta;
-    }
-  | { kind: 'release'; repo: string; tag: string; ref: string; sha?: string; cloneUrl?: string; meta: CommitMeta };
 
 /** The content types a body may have; anything else is answered 415. */
 export function bodyFormat(contentType: string | undefined): 'json' | 'form' | undefined {
@@ -226,177 +200,11 @@ export function parsePayload(body: Buffer, format: 'json' | 'form'): Record<stri
 
 /** Turn a parsed payload into a shipkit event. Throws ValidationError (→ 400) for missing or unsafe fields. */
 export function normaliseEvent(forge: Forge, event: string, payload: Record<string, unknown>): WebhookEvent {
-  if (forge === 'gitlab') return normaliseGitlab(event, payload);
-  if (event === 'ping') {
-    const repo = optionalRepo(payload.repository);
-    return { kind: 'ping', repo };
-  }
-  if (event === 'push') {
-    const repo = repoFullName(payload.repository, 'full_name');
-    const ref = stringField(payload, 'ref');
-    if (payload.deleted === true || /^0+$/.test(String(payload.after ?? '')))
-      return { kind: 'ignored', reason: 'ref deleted', repo };
-    if (!ref.startsWith('refs/heads/')) {
-      return {
-        kind: 'ignored',
-        reason: ref.startsWith('refs/tags/') ? 'tag push (releases run on release events)' : 'not a branch',
-        repo,
-      };
-    }
-    const branch = validateRefName(ref.slice('refs/heads/'.length), 'branch');
-    const sha = validatePayloadSha(payload.after);
-    return {
-      kind: 'push',
-      repo,
-      ref,
-      branch,
-      sha,
-      cloneUrl: cloneUrlOf(payload.repository, 'clone_url'),
-      order: pushOrderOf(payload),
-      meta: githubPushMeta(payload, sha),
-    };
-  }
-  if (event === 'release') {
-    const repo = repoFullName(payload.repository, 'full_name');
-    const action = typeof payload.action === 'string' ? payload.action : '';
-    if (action !== 'published')
-      return { kind: 'ignored', reason: `release ${action || 'event'} (only published releases run)`, repo };
-    const release = objectField(payload, 'release');
-    const tag = validateRefName(release.tag_name, 'tag');
-    return {
-      kind: 'release',
-      repo,
-      tag,
-      ref: `refs/tags/${tag}`,
-      cloneUrl: cloneUrlOf(payload.repository, 'clone_url'),
-      meta: githubReleaseMeta(payload),
-    };
-  }
-  return { kind: 'ignored', reason: `event ${shorten(event)} is not handled` };
-}
-
-function normaliseGitlab(event: string, payload: Record<string, unknown>): WebhookEvent {
-  if (event === 'Push Hook') {
-    const repo = repoFullName(payload.project, 'path_with_namespace');
-    const ref = stringField(payload, 'ref');
-    if (/^0+$/.test(String(payload.after ?? '')) && payload.checkout_sha == null)
-      return { kind: 'ignored', reason: 'ref deleted', repo };
-    if (!ref.startsWith('refs/heads/')) return { kind: 'ignored', reason: 'not a branch', repo };
-    const branch = validateRefName(ref.slice('refs/heads/'.length), 'branch');
-    const sha = validatePayloadSha(payload.checkout_sha ?? payload.after);
-    return {
-      kind: 'push',
-      repo,
-      ref,
-      branch,
-      sha,
-      cloneUrl: cloneUrlOf(payload.project, 'git_http_url'),
-      order: pushOrderOf(payload),
-      meta: gitlabPushMeta(payload, sha),
-    };
-  }
-  if (event === 'Release Hook') {
-    const repo = repoFullName(payload.project, 'path_with_namespace');
-    if (payload.action !== 'create')
-      return {
-        kind: 'ignored',
-        reason: `release ${shorten(String(payload.action ?? 'event'))} (only created releases run)`,
-        repo,
-      };
-    const tag = validateRefName(payload.tag, 'tag');
-    return {
-      kind: 'release',
-      repo,
-      tag,
-      ref: `refs/tags/${tag}`,
-      cloneUrl: cloneUrlOf(payload.project, 'git_http_url'),
-      meta: gitlabReleaseMeta(payload),
-    };
-  }
-  if (event === 'Tag Push Hook') return { kind: 'ignored', reason: 'tag push (releases run on release events)' };
-  return { kind: 'ignored', reason: `event ${shorten(event)} is not handled` };
-}
-
-function pushOrderOf(payload: Record<string, unknown>): PushOrder {
-  const order: PushOrder = {};
-  const repository = payload.repository as Record<string, unknown> | undefined;
-  // GitHub: seconds in push events (an ISO date in others).
-  const pushedAt = repository?.pushed_at;
-  if (typeof pushedAt === 'number' && Number.isFinite(pushedAt)) order.pushedAt = pushedAt;
-  else if (typeof pushedAt === 'string' && Number.isFinite(Date.parse(pushedAt)))
-    order.pushedAt = Date.parse(pushedAt) / 1000;
-  if (typeof payload.forced === 'boolean') order.forced = payload.forced;
-  if (
-    typeof payload.before === 'string' &&
-    /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/.test(payload.before) &&
-    !/^0+$/.test(payload.before)
-  )
-    order.before = payload.before;
-  return order;
-}
-
-function repoFullName(value: unknown, key: string): string {
-  if (value === null || typeof value !== 'object' || Array.isArray(value))
-    throw new ValidationError('payload has no repository object');
-  const name = (value as Record<string, unknown>)[key];
-  if (typeof name !== 'string' || name === '') throw new ValidationError(`payload has no repository ${key}`);
-  try {
-    return validateFullName(name);
-  } catch (error) {
-    throw new ValidationError(
-      `repository name is not a safe owner/name or group/subgroup/project: ${messageOf(error)}`,
-      { cause: error },
-    );
-  }
-}
-
-function optionalRepo(value: unknown): string | undefined {
-  try {
-    return repoFullName(value, 'full_name');
-  } catch {
-    return undefined;
-  }
-}
-
-function cloneUrlOf(value: unknown, key: string): string | undefined {
-  const url = (value as Record<string, unknown>)[key];
-  if (typeof url !== 'string' || url.length > 2048) return undefined;
-  // Only URLs git would fetch from a forge, or the file:/// path of a bare repository on this
-  // machine (hooks/post-receive-webhook sends its own; lib/server/delivery.ts keeps it out of
-  // DATA); anything else (ext::, relative paths, options) is dropped.
-  if (
-    !/^(https?|ssh|git):\/\/[^\s]+$/.test(url) &&
-    !/^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$/.test(url) &&
-    !/^file:\/\/\/[^\s]+$/.test(url)
-  )
-    return undefined;
-  // A forge never puts a password or token in a clone URL; one that does must not reach a job's
-  // command line (ps), its log or the journal. A user name alone is ssh's (`git@host`).
-  if (/^https?:\/\/[^/]*@/i.test(url) || /^[a-z]+:\/\/[^/@]*:[^/@]*@/i.test(url))
-    throw new ValidationError('the clone URL carries credentials; refused so they reach no command line or log');
-  return url;
-}
-
-function stringField(payload: Record<string, unknown>, key: string): string {
-  const value = payload[key];
-  if (typeof value !== 'string' || value === '') throw new ValidationError(`payload has no ${key}`);
-  return value;
-}
-
-function objectField(payload: Record<string, unknown>, key: string): Record<string, unknown> {
-  const value = payload[key];
-  if (value === null || typeof value !== 'object' || Array.isArray(value))
-    throw new ValidationError(`payload has no ${key} object`);
-  return value as Record<string, unknown>;
+  return forge === 'gitlab' ? normaliseGitlab(event, payload) : normaliseGithub(event, payload);
 }
 
 function header(headers: Headers, name: string): string | undefined {
   const value = headers[name];
   if (Array.isArray(value)) return value.length === 1 ? value[0] : undefined;
   return value === '' ? undefined : value;
-}
-
-function shorten(text: string): string {
-  const clean = text.replace(/[^\x20-\x7e]/g, '?');
-  return clean.length > 40 ? `${clean.slice(0, 37)}...` : clean;
 }

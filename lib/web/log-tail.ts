@@ -7,7 +7,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import path from 'node:path';
 import type { Logger } from '../core/log.ts';
-import { FINISHED_STATES } from '../jobs/local/journal.ts';
+import { FINISHED_STATES } from '../jobs/job.ts';
 import { PIECE, RESET, cutAtLine, dataEvent, drained, endEvent, type Source } from './event-stream.ts';
 import { messageOf } from '../core/errors.ts';
 

@@ -6,7 +6,7 @@
 // and the cookie's Path carry it.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { open } from 'node:fs/promises';
-import type { Job } from '../jobs/local/journal.ts';
+import type { Job } from '../jobs/job.ts';
 import { bearerProblem } from '../http/bearer.ts';
 import { HttpError, receiveBody } from '../http/server.ts';
 import { assetNamed } from './assets.ts';

@@ -3,7 +3,7 @@
 // It knows nothing of how jobs run: hook-server hands in the jobs, a log reader and config bits.
 import { createReadStream } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Job } from '../jobs/local/journal.ts';
+import type { Job } from '../jobs/job.ts';
 import { bearerProblem } from '../http/bearer.ts';
 import { sendJson } from '../http/server.ts';
 import { sendBadge } from './badge.ts';

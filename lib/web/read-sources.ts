@@ -2,7 +2,7 @@
 // bits, in a type web owns. hook-server builds one from its queue; the pages and the JSON API read
 // only through it, so web knows nothing of how jobs are stored or run.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Job } from '../jobs/local/journal.ts';
+import type { Job } from '../jobs/job.ts';
 import type { DeliveryOutcomes } from '../notify/outcomes.ts';
 import type { Logger } from '../core/log.ts';
 

@@ -3,7 +3,7 @@
 // Every string that came from a payload or a log (commit message, author, branch, output) goes
 // through `text`/`plain`: escaped, and its bidi controls shown as visible escapes, so neither
 // markup nor a right-to-left override can change what the page says around it.
-import type { Job } from '../jobs/local/journal.ts';
+import type { Job } from '../jobs/job.ts';
 import type { DeliveryRecord } from '../notify/outcomes.ts';
 import { BIDI_CONTROLS, bidiName, escapeMarkup, showBidiControls } from '../core/escape.ts';
 import { jobPagePath } from '../jobs/job-url.ts';

@@ -176,4 +176,45 @@ test("an error's message is read with messageOf (lib/core/errors.ts), never `(er
   );
 });
 
+/**
+ * The rooms of a system, top to bottom, from ARCHITECTURE.md "## Rooms inside a system": lines
+ * `- \`system\`: \`a\` → \`b\` → …`, where a room is a folder of the system, one of its top
+ * files (`worker.ts`), or `.` for its other top files.
+ */
+function listedRooms(): Map<string, string[]> {
+  const doc = readFileSync(path.join(ROOT, 'ARCHITECTURE.md'), 'utf8');
+  const section = /^## Rooms inside a system\n([\s\S]*?)(?=^## )/m.exec(doc)?.[1];
+  assert.ok(section, 'ARCHITECTURE.md has a "## Rooms inside a system" section');
+  const rooms = new Map<string, string[]>();
+  for (const m of section.matchAll(/^- `(\w+)`: (.+)$/gm))
+    rooms.set(
+      m[1],
+      [...m[2].matchAll(/`([^`]+)`/g)].map((r) => r[1]),
+    );
+  return rooms;
+}
+
+function roomOf(file: string, order: string[]): string {
+  const [, ...rest] = path.relative(LIB, file).split(path.sep);
+  if (rest.length > 1) return rest[0];
+  return order.includes(rest[0]) ? rest[0] : '.';
+}
+
+test('inside a system, imports go down its rooms as ARCHITECTURE.md orders them', () => {
+  const rooms = listedRooms();
+  const wrong: string[] = [];
+  for (const [system, order] of rooms) {
+    for (const [file, targets] of graph) {
+      if (systemOf(file) !== system) continue;
+      for (const target of targets.filter((t) => systemOf(t) === system)) {
+        const [from, to] = [roomOf(file, order), roomOf(target, order)];
+        if (from === to) continue;
+        if (!order.includes(from) || !order.includes(to) || order.indexOf(from) > order.indexOf(to))
+          wrong.push(`${path.relative(ROOT, file)} (${from}) imports ${path.relative(ROOT, target)} (${to})`);
+      }
+    }
+  }
+  assert.equal(wrong, []);
+});
+
 test.run();

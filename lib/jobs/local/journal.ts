@@ -4,45 +4,7 @@
 // rewritten with the unfinished jobs and the newest finished ones when it grows long.
 import path from 'node:path';
 import { AppendLog, encodeLine, replayLines, type AppendLogOwner, type AppendLogStats } from '../../core/append-log.ts';
-import type { JobKind } from '../job-id.ts';
-
-export const JOB_STATES = ['queued', 'running', 'succeeded', 'failed', 'superseded', 'interrupted'] as const;
-export type JobState = (typeof JOB_STATES)[number];
-export const FINISHED_STATES: readonly JobState[] = ['succeeded', 'failed', 'superseded', 'interrupted'];
-
-export interface Job {
-  id: string;
-  /** Order of arrival; queued jobs run in this order. */
-  seq: number;
-  repo: string;
-  kind: JobKind;
-  sha: string | null;
-  ref: string | null;
-  branch: string | null;
-  tag: string | null;
-  cloneUrl: string | null;
-  deliveryId: string | null;
-  forge: string | null;
-  state: JobState;
-  exit: number | null;
-  queued: string;
-  started: string | null;
-  finished: string | null;
-  /** Why it ended the way it did (timeout, superseded by, interrupted, ...). */
-  reason: string | null;
-  attempts: number;
-  interruptions: number;
-  /** Process group of the running attempt, to clean up after a crash. */
-  pgid: number | null;
-  /** The build worker that runs (or ran) its last attempt, with a PostgreSQL `queue:` (DESIGN §8); absent in the local journal. */
-  worker?: string;
-  // Who and what triggered it (lib/jobs/commit-meta.ts); absent in records written before
-  // they were kept, and when the payload had none.
-  message?: string;
-  author?: string;
-  pusher?: string;
-  commitUrl?: string;
-}
+import { FINISHED_STATES, type Job } from '../job.ts';
 
 export interface JournalOptions {
   /** Rewrite the file once it grows past this many bytes. */

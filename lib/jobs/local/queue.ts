@@ -6,7 +6,8 @@
 // local/recovery.ts; the JobQueue it implements is lib/jobs/job-queue.ts.
 import type { Logger } from '../../core/log.ts';
 import { recoverJobs } from './recovery.ts';
-import type { Job, Journal } from './journal.ts';
+import type { Journal } from './journal.ts';
+import type { Job } from '../job.ts';
 import {
   newJobRecord,
   type EnqueueResult,

@@ -2,8 +2,10 @@
 // status file, or interrupted and queued once more) and the files of jobs the journal forgot.
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { readStatus } from '../process/status.ts';
 import type { Logger } from '../../core/log.ts';
-import type { Job, Journal } from './journal.ts';
+import type { Journal } from './journal.ts';
+import type { Job } from '../job.ts';
 
 /**
  * Settle jobs left `running` by a previous process: a status file says how it ended; without
@@ -42,20 +44,6 @@ export async function recoverJobs({
     await journal.interrupt(job.id, { reason: 'hook-server stopped while it ran', requeue });
     if (requeue) log.warn('job was interrupted; queued once more', { job: job.id, repo: job.repo });
     else log.warn('job was interrupted too often; left interrupted', { job: job.id, repo: job.repo });
-  }
-}
-
-/** The exit code an attempt's wrapper wrote to its status file, with the file's time; undefined without a whole line. */
-export async function readStatus(file: string): Promise<{ code: number; time: string } | undefined> {
-  try {
-    const [text, info] = await Promise.all([readFile(file, 'utf8'), stat(file)]);
-    // A whole line or nothing: the wrapper writes the code and its newline at once, so an empty
-    // or unfinished file is a run whose end was not recorded (Number('') would read as 0).
-    const line = /^(\d{1,3})\n$/.exec(text);
-    if (!line) return undefined;
-    return { code: Number(line[1]), time: info.mtime.toISOString() };
-  } catch {
-    return undefined;
   }
 }
 

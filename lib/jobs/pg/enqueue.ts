@@ -8,7 +8,7 @@
 import type pg from 'pg';
 import type PgBoss from 'pg-boss';
 import type { EnqueueResult } from '../job-queue.ts';
-import type { Job } from '../local/journal.ts';
+import type { Job } from '../job.ts';
 import { bossDb } from './connect.ts';
 import { findActiveDeliveries, insertJobs, lockRepo, queueName, updateJobs } from './records.ts';
 

@@ -9,7 +9,7 @@ import type pg from 'pg';
 import type { Logger } from '../../core/log.ts';
 import { describeDbError, type QueueDatabase } from './connect.ts';
 import { markTold, NOTIFY_CHANNEL, readJobs, readLiveJobs, readUntold } from './records.ts';
-import { FINISHED_STATES, type Job } from '../local/journal.ts';
+import { FINISHED_STATES, type Job } from '../job.ts';
 import { messageOf } from '../../core/errors.ts';
 
 export interface MirrorOptions {

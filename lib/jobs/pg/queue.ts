@@ -5,7 +5,7 @@
 // starts the reaper and, with concurrency above 0, a worker inside hook-server (pg/worker.ts);
 // `concurrency: 0` leaves every build to `shipkit worker`s. Records: pg/records.ts.
 import type { Logger } from '../../core/log.ts';
-import type { Job } from '../local/journal.ts';
+import type { Job } from '../job.ts';
 import {
   newJobRecord,
   type EnqueueResult,

@@ -8,7 +8,7 @@
 // before any row: enqueue, take, finish, hand back and the reaper never wait on each other in
 // opposite orders.
 import type pg from 'pg';
-import type { Job, JobState } from '../local/journal.ts';
+import type { Job, JobState } from '../job.ts';
 
 export const BOSS_SCHEMA = 'shipkit_boss';
 export const NOTIFY_CHANNEL = 'shipkit_jobs';

@@ -13,7 +13,7 @@ import type { Logger } from '../../core/log.ts';
 import { bossDb, describeDbError, inTransaction, type QueueDatabase } from './connect.ts';
 import { JOB_LOCK_SQL, lockRepo, NOTIFY_CHANNEL, queueName, repoBusy, updateJobs } from './records.ts';
 import type { JobRunner, KillGroup, RunOutcome } from '../job-queue.ts';
-import type { Job } from '../local/journal.ts';
+import type { Job } from '../job.ts';
 import { OutputSender } from './output.ts';
 import { messageOf } from '../../core/errors.ts';
 

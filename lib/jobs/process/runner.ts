@@ -11,9 +11,9 @@ import { secretEnvNames, type BuildEnvEntry } from '../../config/build-env.ts';
 import { lookupUser, type UnixAccount } from '../../core/unix-user.ts';
 import { endProcessGroup, signalGroup, waitForGroupExit } from '../../core/process-group.ts';
 import type { JobRunner } from '../job-queue.ts';
-import { readStatus } from '../local/recovery.ts';
+import { readStatus } from './status.ts';
 import { createSpawner, type Spawner } from './spawner.ts';
-import type { Job } from '../local/journal.ts';
+import type { Job } from '../job.ts';
 import type { Logger } from '../../core/log.ts';
 import { messageOf } from '../../core/errors.ts';
 

@@ -8,7 +8,7 @@ import { ensureDir, pathExists } from '../../core/fs.ts';
 import type { Logger } from '../../core/log.ts';
 import type { UnixAccount } from '../../core/unix-user.ts';
 import { repoPaths, type RepoConfig, type ShipkitConfig } from '../../config/shipkit-yml.ts';
-import type { Job } from '../local/journal.ts';
+import type { Job } from '../job.ts';
 
 /** A repo cloned with a token or deploy key: only `build` gives git them, so its first clone is left to the build. */
 export function clonesWithCredentials(repo: Pick<RepoConfig, 'gitToken' | 'gitAuth'> | undefined): boolean {

@@ -19,7 +19,8 @@ import {
   type Prober,
 } from './health.ts';
 import { updateBoost } from './priority.ts';
-import { bindSockets, type BoundSocket, type ListenSpec, type RawHandle, type SocketSet } from './sockets.ts';
+import { bindSockets, type BoundSocket, type RawHandle, type SocketSet } from './sockets.ts';
+import type { ListenSpec } from '../deploy-folder/listen-spec.ts';
 import type { LeftInstance } from './instance.ts';
 import type { DeployPaths, StartFailure } from '../deploy-folder/state.ts';
 import { createRotatingLog, createSupervisor, type AppInfo, type RotatingLog, type Supervisor } from './supervisor.ts';

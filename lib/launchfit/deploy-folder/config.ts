@@ -15,8 +15,8 @@ import { ConfigError, messageOf } from '../../core/errors.ts';
 import { nameProblem } from '../../core/names.ts';
 import { parseListen } from '../../http/server.ts';
 import { resolveAppUser, type AppAccount } from './app-env.ts';
-import { parseKeyPin, type KeyPin } from '../trust/pgp.ts';
-import { parseListenSpec, type ListenSpec } from '../app/sockets.ts';
+import { parseKeyPin, type KeyPin } from './key-pin.ts';
+import { parseListenSpec, type ListenSpec } from './listen-spec.ts';
 
 export interface AppConfig {
   exec?: string;

@@ -8,6 +8,7 @@ import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { ConfigError, VerificationError, messageOf } from '../../core/errors.ts';
 import { canonicalTextStream, canonicalizeText } from './gpg-text.ts';
+import type { KeyPin } from '../deploy-folder/key-pin.ts';
 
 type OpenPgp = typeof import('openpgp');
 type PublicKey = import('openpgp').PublicKey;
@@ -19,18 +20,6 @@ let openpgpModule: Promise<OpenPgp> | undefined;
 function loadOpenPgp(): Promise<OpenPgp> {
   openpgpModule ??= import('openpgp');
   return openpgpModule;
-}
-
-export type KeyPin = { kind: 'fingerprint'; value: string } | { kind: 'keyid'; value: string };
-
-/** `0123 4567 …`, `0x…`: a full fingerprint (40 or 64 hex) or a long/short key ID (16/8 hex). */
-export function parseKeyPin(text: string): KeyPin {
-  const hex = text.replace(/\s+/g, '').replace(/^0x/i, '').toLowerCase();
-  if (/^([0-9a-f]{40}|[0-9a-f]{64})$/.test(hex)) return { kind: 'fingerprint', value: hex };
-  if (/^([0-9a-f]{16}|[0-9a-f]{8})$/.test(hex)) return { kind: 'keyid', value: hex };
-  throw new ConfigError(
-    `updates.gpg.key ${JSON.stringify(text)} is neither a full fingerprint (40 or 64 hex digits) nor a key ID (8 or 16 hex digits).`,
-  );
 }
 
 /** A key a release may be signed with: the whole key, or (`onlySubkey`) one subkey of it. */

@@ -6,7 +6,7 @@ import { exitCodeFor } from '../../../lib/core/errors.ts';
 import { parseLaunchConfigText } from '../../../lib/launchfit/deploy-folder/config.ts';
 import { errorFromAnswer } from '../../../lib/launchfit/control/socket.ts';
 import { entryProblem } from '../../../lib/launchfit/install/extract.ts';
-import { parseKeyPin } from '../../../lib/launchfit/trust/pgp.ts';
+import { parseKeyPin } from '../../../lib/launchfit/deploy-folder/key-pin.ts';
 import { releaseNameOf } from '../../../lib/launchfit/install/update.ts';
 import {
   compareVersions,
@@ -225,17 +225,6 @@ test('entryProblem: only files, folders and links that stay inside', () => {
     [{ path: 'fifo', type: 'FIFO' }, /FIFO/],
   ];
   for (const [e, pattern] of bad) assert.match(entryProblem(e) ?? '', pattern, e.path);
-});
-
-test('parseKeyPin: full fingerprints pin, key IDs only select', () => {
-  assert.equal(parseKeyPin('0123 4567 89AB CDEF 0123  4567 89AB CDEF 0123 4567'), {
-    kind: 'fingerprint',
-    value: '0123456789abcdef0123456789abcdef01234567',
-  });
-  assert.is(parseKeyPin('a'.repeat(64)).kind, 'fingerprint');
-  assert.equal(parseKeyPin('0x89ABCDEF01234567'), { kind: 'keyid', value: '89abcdef01234567' });
-  assert.is(parseKeyPin('01234567').kind, 'keyid');
-  assert.throws(() => parseKeyPin('0123'), /neither a full fingerprint/);
 });
 
 test('launchify.example.yml parses and documents every key', async () => {

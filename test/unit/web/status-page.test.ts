@@ -3,7 +3,7 @@
 // public_url: path, every URL in the pages carries it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Job } from '../../../lib/jobs/local/journal.ts';
+import type { Job } from '../../../lib/jobs/job.ts';
 import { parseLogSteps, stepsFailingFirst } from '../../../lib/web/job-steps.ts';
 import { basePath } from '../../../lib/jobs/job-url.ts';
 import {

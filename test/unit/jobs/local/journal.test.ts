@@ -3,7 +3,8 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { newJobId, JOB_ID_PATTERN } from '../../../../lib/jobs/job-id.ts';
-import { encodeRecord, journalFile, openJournal, replayJournal, type Job } from '../../../../lib/jobs/local/journal.ts';
+import { encodeRecord, journalFile, openJournal, replayJournal } from '../../../../lib/jobs/local/journal.ts';
+import { type Job } from '../../../../lib/jobs/job.ts';
 import { mountTinyDisk, skipFullDisk } from '../../../_helpers/disk.ts';
 import { tmpDir } from '../../../_helpers/common.ts';
 

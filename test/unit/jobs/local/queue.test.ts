@@ -2,7 +2,8 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { openJournal, type Job, type Journal } from '../../../../lib/jobs/local/journal.ts';
+import { openJournal, type Journal } from '../../../../lib/jobs/local/journal.ts';
+import { type Job } from '../../../../lib/jobs/job.ts';
 import { createJobQueue } from '../../../../lib/jobs/local/queue.ts';
 import type { RunOutcome } from '../../../../lib/jobs/job-queue.ts';
 import { createProcessRunner, jobArguments, trimOutput } from '../../../../lib/jobs/process/runner.ts';

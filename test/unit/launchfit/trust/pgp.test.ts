@@ -9,12 +9,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import {
-  parseKeyPin,
-  readPublicKeys,
-  selectTrustedKeys,
-  verifyDetachedSignature,
-} from '../../../../lib/launchfit/trust/pgp.ts';
+import { parseKeyPin } from '../../../../lib/launchfit/deploy-folder/key-pin.ts';
+import { readPublicKeys, selectTrustedKeys, verifyDetachedSignature } from '../../../../lib/launchfit/trust/pgp.ts';
 import { tmpDir } from '../../../_helpers/common.ts';
 import {
   addSigningSubkey,

@@ -3,9 +3,9 @@
 import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { MESSAGE_MAX } from '../../../lib/jobs/commit-meta.ts';
-import { normaliseEvent, type Forge } from '../../../lib/server/webhooks.ts';
-import { pushPayload, releasePayload } from '../../fixtures/hooks/deliveries.ts';
+import { MESSAGE_MAX } from '../../../../lib/server/forges/payload.ts';
+import { normaliseEvent, type Forge } from '../../../../lib/server/webhooks.ts';
+import { pushPayload, releasePayload } from '../../../fixtures/hooks/deliveries.ts';
 
 const forgePayload = (name: string) => JSON.parse(readFileSync(`/work/shared/forge-payloads/${name}`, 'utf8'));
 const metaOf = (forge: Forge, event: string, payload: Record<string, unknown>) => {
