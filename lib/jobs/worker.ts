@@ -9,10 +9,8 @@ import { ConfigError, messageOf } from '../core/errors.ts';
 import { ensureDir } from '../core/fs.ts';
 import type { Logger } from '../core/log.ts';
 import { endProcessGroup } from '../core/process-group.ts';
-import { scriptCommandFor } from '../core/script-command.ts';
 import type { ShipkitConfig } from '../config/shipkit-yml.ts';
-import { createProcessRunner } from './process/runner.ts';
-import { clonesWithCredentials, prepareUserDirs } from './process/user-dirs.ts';
+import { processRunnerFor } from './process/runner.ts';
 import { connectQueueDatabase, resolveQueueUrl } from './pg/connect.ts';
 import { Reaper } from './pg/reaper.ts';
 import { PgWorker } from './pg/worker.ts';
@@ -66,24 +64,7 @@ export async function startWorker({
   const jobsDir = path.join(config.data, 'jobs');
   await ensureDir(config.data, 0o755);
   await ensureDir(jobsDir, 0o755);
-  const run = createProcessRunner({
-    dataDir: config.data,
-    jobsDir,
-    configFile: config.file,
-    log,
-    env,
-    commands: { build: await scriptCommandFor('build', env), release: await scriptCommandFor('release', env) },
-    repoSettings: (repo) => config.repos.get(repo),
-    // As root, a repo with `user:` gets its folders (and first clone) as hook-server gives them.
-    prepareUserDirs: (job, account, cloneUrl) =>
-      prepareUserDirs(
-        config,
-        job,
-        account,
-        clonesWithCredentials(config.repos.get(job.repo)) ? undefined : cloneUrl,
-        log,
-      ),
-  });
+  const run = await processRunnerFor(config, { log, env });
   const conn = await connectQueueDatabase({ db, name: `shipkit worker ${name}`, log, repos, supervise: false });
   await endOrphanedJobs({ db: conn.pool, jobsDir, name, log }).catch((error) =>
     log.warn(`could not look for builds left behind by a previous run: ${messageOf(error)}`),

@@ -23,9 +23,8 @@ import { createJobQueue } from '../jobs/local/queue.ts';
 import { PgJobQueue } from '../jobs/pg/queue.ts';
 import { resolveQueueUrl } from '../jobs/pg/connect.ts';
 import { removeJobFiles } from '../jobs/local/recovery.ts';
-import { createProcessRunner, killOrphanGroup } from '../jobs/process/runner.ts';
-import { clonesWithCredentials, prepareUserDirs } from '../jobs/process/user-dirs.ts';
-import { scriptCommandFor } from '../core/script-command.ts';
+import { killOrphanGroup, processRunnerFor } from '../jobs/process/runner.ts';
+import { clonesWithCredentials } from '../jobs/process/user-dirs.ts';
 import { endProcessGroup } from '../core/process-group.ts';
 import type { Logger } from '../core/log.ts';
 import { repoPaths, type ShipkitConfig } from '../config/shipkit-yml.ts';
@@ -142,7 +141,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     throw error;
   });
   const isPrivate = privateRepos(config);
-  const runner = options.runner ?? (await processRunner(options, dirs, isPrivate));
+  const runner = options.runner ?? (await processRunnerFor(config, options));
   const out = createReporters(options, metrics, () => queue.all?.() ?? journal.jobs.values());
   const queue = await openQueue(options, { journal, run: runner, jobsDir: dirs.jobs, out }).catch(async (error) => {
     await journal.close();
@@ -272,30 +271,6 @@ async function openJobJournal(dirs: DataDirs, metrics: HookMetrics, log: Logger)
  */
 function privateRepos(config: ShipkitConfig): (name: string) => boolean {
   return (name) => clonesWithCredentials(config.repos.get(name));
-}
-
-/** Each job's `build` or `release` as a child process group (lib/jobs/process/runner.ts). */
-async function processRunner(
-  options: HookServerOptions,
-  dirs: DataDirs,
-  isPrivate: (name: string) => boolean,
-): Promise<JobRunner> {
-  const { config, log } = options;
-  const commands = options.commands ?? {
-    build: await scriptCommandFor('build', options.env),
-    release: await scriptCommandFor('release', options.env),
-  };
-  return createProcessRunner({
-    dataDir: dirs.data,
-    jobsDir: dirs.jobs,
-    configFile: config.file,
-    commands,
-    log,
-    env: options.env,
-    repoSettings: (name) => config.repos.get(name),
-    prepareUserDirs: (job, account, cloneUrl) =>
-      prepareUserDirs(config, job, account, isPrivate(job.repo) ? undefined : cloneUrl, log),
-  });
 }
 
 /** The local journal's queue, or with `queue:` the PostgreSQL one (lib/jobs/pg/queue.ts, DESIGN §8). */
