@@ -12,18 +12,28 @@ import type pg from 'pg';
 import type { Logger } from '../../core/log.ts';
 import { describeDbError, type QueueDatabase } from './connect.ts';
 import type { Queryable } from './records.ts';
+import { isStoredJobId } from '../job-id.ts';
 
 export const OUTPUT_CHANNEL = 'shipkit_output';
 const CHUNK_BYTES = 256 * 1024;
-/** What a worker sends of one attempt at most (process/runner.ts keeps 8 MB of a finished job's output). */
-const MAX_SENT_BYTES = 8 * 1024 * 1024;
+/**
+ * The output of one attempt a worker sends, and hook-server writes, at most: the 8 MB
+ * process/runner.ts keeps of a finished job's output (docs/workers.md).
+ */
+export const OUTPUT_CAP_BYTES = 8 * 1024 * 1024;
+/** Chunks read from the database at once: at most 32 x 256 KB in memory. */
+const ROWS_AT_ONCE = 32;
 
-/** Send the new bytes of `file` from `from`; gives the new offset. */
+/**
+ * Send the bytes of `file` after `base + from` (`base`: where this attempt began in the file, which
+ * on a worker's machine may hold earlier attempts); gives the new `from`. Chunks are numbered from
+ * the attempt's start, so hook-server can tell a gap, and capped at OUTPUT_CAP_BYTES per attempt.
+ */
 export async function sendOutput(
   db: Queryable,
   job: { id: string; attempts: number },
   file: string,
-  from: number,
+  { base, from }: { base: number; from: number },
 ): Promise<number> {
   let handle;
   try {
@@ -33,9 +43,9 @@ export async function sendOutput(
   }
   try {
     let at = from;
-    while (at < MAX_SENT_BYTES) {
-      const buffer = Buffer.alloc(Math.min(CHUNK_BYTES, MAX_SENT_BYTES - at));
-      const { bytesRead } = await handle.read(buffer, 0, buffer.length, at);
+    while (at < OUTPUT_CAP_BYTES) {
+      const buffer = Buffer.alloc(Math.min(CHUNK_BYTES, OUTPUT_CAP_BYTES - at));
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, base + at);
       if (bytesRead === 0) break;
       await db.query(
         `WITH sent AS (INSERT INTO shipkit.job_output (job_id, attempt, start_at, chunk) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING 1)
@@ -52,6 +62,8 @@ export async function sendOutput(
 
 /** A worker's sender for one running attempt: every `everyMs`, and once more at its end. */
 export class OutputSender {
+  /** Where this attempt began in the file, and what of it was sent. */
+  private base = 0;
   private sent = 0;
   private timer: NodeJS.Timeout | undefined;
   private sending: Promise<void> = Promise.resolve();
@@ -71,7 +83,7 @@ export class OutputSender {
 
   /** From the file's end now: on this machine the file may hold an earlier attempt (process/runner.ts appends). */
   async start(): Promise<void> {
-    this.sent = await stat(this.args.file).then(
+    this.base = await stat(this.args.file).then(
       (info) => info.size,
       () => 0,
     );
@@ -81,7 +93,10 @@ export class OutputSender {
   private tick(): Promise<void> {
     this.sending = this.sending.then(async () => {
       try {
-        this.sent = await sendOutput(this.args.pool, this.args.job, this.args.file, this.sent);
+        this.sent = await sendOutput(this.args.pool, this.args.job, this.args.file, {
+          base: this.base,
+          from: this.sent,
+        });
       } catch (error) {
         if (!this.warned)
           this.args.log.warn(
@@ -101,6 +116,12 @@ export class OutputSender {
   }
 }
 
+interface Chunk {
+  attempt: number;
+  start_at: string;
+  chunk: Buffer;
+}
+
 /** hook-server's side: chunks appended to DATA/jobs/ID/output.log as they come. */
 export class OutputReceiver {
   private readonly args: {
@@ -113,6 +134,7 @@ export class OutputReceiver {
   /** job id → the last chunk written: its attempt and the offset after it. */
   private readonly written = new Map<string, { attempt: number; next: number }>();
   private readonly pending = new Set<string>();
+  private readonly refused = new Set<string>();
   private listener: pg.Client | undefined;
   private running: Promise<void> | undefined;
 
@@ -171,26 +193,64 @@ export class OutputReceiver {
     }
   }
 
-  /** The chunks of `id` after the last one written here, appended (the file started afresh on the first). */
+  /**
+   * The chunks of `id` after the last one written here, appended (the file started afresh on the
+   * first). What the database holds is checked before it is written: an id that is not a job id
+   * is refused (it would be a path outside DATA), chunks of an attempt the job has not reached,
+   * chunks that do not start where the attempt's output so far ends, and chunks larger than a
+   * worker sends are skipped, and no attempt gets more than OUTPUT_CAP_BYTES.
+   */
   private async receive(id: string): Promise<void> {
-    const last = this.written.get(id);
-    const { rows } = await this.args.pool.query(
-      `SELECT attempt, start_at, chunk FROM shipkit.job_output WHERE job_id = $1 AND (attempt, start_at) >= ($2, $3) ORDER BY attempt, start_at`,
-      [id, last?.attempt ?? 0, last?.next ?? 0],
-    );
-    if (!rows.length) return;
+    if (!this.isJobId(id)) return;
+    for (;;) {
+      const last = this.written.get(id);
+      const { rows } = await this.args.pool.query(
+        `SELECT o.attempt, o.start_at, substring(o.chunk from 1 for $4) AS chunk FROM shipkit.job_output o JOIN shipkit.jobs j ON j.id = o.job_id
+         WHERE o.job_id = $1 AND (o.attempt, o.start_at) >= ($2, $3) AND o.attempt <= COALESCE((j.record->>'attempts')::int, 0) AND o.start_at < $5
+         ORDER BY o.attempt, o.start_at LIMIT ${ROWS_AT_ONCE}`,
+        [id, last?.attempt ?? 0, last?.next ?? 0, CHUNK_BYTES + 1, OUTPUT_CAP_BYTES],
+      );
+      const wrote = await this.append(id, rows as Chunk[]);
+      if (!wrote || rows.length < ROWS_AT_ONCE) return;
+    }
+  }
+
+  /** The contiguous chunks among `rows`, appended to the job's output file; says whether any was. */
+  private async append(id: string, rows: Chunk[]): Promise<boolean> {
+    const next = { ...(this.written.get(id) ?? { attempt: 0, next: 0 }) };
+    const taken: Buffer[] = [];
+    for (const row of rows) {
+      if (row.attempt !== next.attempt) Object.assign(next, { attempt: row.attempt, next: 0 });
+      const at = Number(row.start_at);
+      if (at !== next.next || row.chunk.length > CHUNK_BYTES) continue;
+      const chunk = row.chunk.subarray(0, OUTPUT_CAP_BYTES - at);
+      taken.push(chunk);
+      next.next = at + chunk.length;
+    }
+    if (!taken.length) return false;
     const file = path.join(this.args.jobsDir, id, 'output.log');
     await mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
-    if (!last) await writeFile(file, '', { mode: 0o640 });
+    if (!this.written.has(id)) await writeFile(file, '', { mode: 0o640 });
     const handle = await open(file, 'a', 0o640);
     try {
-      for (const row of rows as Array<{ attempt: number; start_at: string; chunk: Buffer }>) {
-        await handle.write(row.chunk);
-        this.written.set(id, { attempt: row.attempt, next: Number(row.start_at) + row.chunk.length });
-      }
+      for (const chunk of taken) await handle.write(chunk);
     } finally {
       await handle.close();
     }
+    this.written.set(id, next);
+    return true;
+  }
+
+  /** Says (once per id, for the first 100) that an id from the database is refused. */
+  private isJobId(id: string): boolean {
+    if (isStoredJobId(id)) return true;
+    if (this.refused.size < 100 && !this.refused.has(id)) {
+      this.refused.add(id);
+      this.args.log.error('refused job output under an id that is not a job id; nothing of it is written', {
+        job: JSON.stringify(String(id).slice(0, 80)),
+      });
+    }
+    return false;
   }
 
   /** A job ended: what is left of its output written, then its chunks deleted. */

@@ -15,6 +15,7 @@ import { JOB_LOCK_SQL, lockRepo, NOTIFY_CHANNEL, queueName, repoBusy, updateJobs
 import type { JobRunner, KillGroup, RunOutcome } from '../job-queue.ts';
 import type { Job } from '../job.ts';
 import { OutputSender } from './output.ts';
+import { isStoredJobId } from '../job-id.ts';
 import { messageOf } from '../../core/errors.ts';
 
 export interface WorkerOptions {
@@ -209,6 +210,7 @@ export class PgWorker {
         await this.options.boss.cancel(queueName(repo), next.id, { db: bossDb(session) });
         return void (await session.query('COMMIT'));
       }
+      if (!isStoredJobId(row.job.id)) return void (await this.refuse(session, repo, row.job, next.id));
       await session.query(`SELECT pg_advisory_lock(${JOB_LOCK_SQL})`, [row.job.id]);
       await session.query('COMMIT');
       return { job: row.job, bossId: next.id, handedBack: false };
@@ -216,6 +218,22 @@ export class PgWorker {
       await session.query('ROLLBACK').catch(() => undefined);
       throw error;
     }
+  }
+
+  /**
+   * A row whose id is not a job id (written into the database by hand, or by someone who should
+   * not): its id would become a path (DATA/jobs/ID). Nothing of it runs or is written here; it
+   * is failed, in the transaction that took it.
+   */
+  private async refuse(session: pg.Client, repo: string, job: Job, bossId: string): Promise<void> {
+    const reason = 'refused: its id is not a job id';
+    await updateJobs(session, { bossId }, ['running'], { state: 'failed', finished: this.now(), reason });
+    await this.options.boss.complete(queueName(repo), bossId, {}, { db: bossDb(session) });
+    await session.query('COMMIT');
+    this.log.error('refused a job whose id is not a job id; nothing of it is run or written', {
+      job: JSON.stringify(String(job.id).slice(0, 80)),
+      repo: job.repo,
+    });
   }
 
   private launch(entry: Running): void {

@@ -3,7 +3,7 @@
 // the workers with the same runner, the worker's name on /jobs; two workers never run one repo at
 // once; a queued push is superseded while an older one runs on another worker; a worker whose
 // config lacks a repo leaves its jobs alone. Faults: test/e2e/worker/faults.test.ts.
-import { appendFileSync, chmodSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -320,6 +320,91 @@ test("a job running on a worker: its output follows live on hook-server's job pa
   } finally {
     assert.is(await worker.stop(), 0, worker.output());
     assert.is(await server.stop(), 0, server.output());
+  }
+});
+
+test('hostile rows in the database: a job id or an output id that is a path is refused on worker and hook-server, nothing written outside DATA; the worker builds on', async () => {
+  if (!pg) return;
+  const env = worldEnv(pg);
+  const server = queueConfig('server', { 'octo/site': {} }, { concurrency: 0 });
+  const hook = await startHookServer(server.config, env);
+  const remote = queueConfig('remote', { 'octo/site': {} });
+  let worker: Awaited<ReturnType<typeof startWorker>> | undefined;
+  try {
+    const queued = await deliverGithub(hook.url, 'push', pushPayload('octo/site', { sha: '4'.repeat(40) }), SECRET);
+    assert.is(queued.status, 202);
+    const id = queued.json.job;
+    // Its id made a path by someone who can write the database, and output planted under paths.
+    await pg.sql(
+      `UPDATE shipkit.jobs SET id = '../../escape', record = jsonb_set(record, '{id}', '"../../escape"') WHERE id = '${id}'`,
+    );
+    await pg.sql(
+      `INSERT INTO shipkit.job_output VALUES ('../../planted', 1, 0, 'evil'), ('../../escape', 1, 0, 'evil'); NOTIFY shipkit_output, '../../planted'; NOTIFY shipkit_output, '../../escape'`,
+    );
+    worker = await startWorker(remote.config, 'remote', env);
+    await waitFor(
+      async () => (await pg!.sql(`SELECT state FROM shipkit.jobs WHERE id = '../../escape'`)) === 'failed',
+      {
+        what: 'the hostile job to be refused',
+      },
+    );
+    assert.match(await pg.sql(`SELECT record->>'reason' FROM shipkit.jobs WHERE id = '../../escape'`), /not a job id/);
+    const next = await deliverGithub(hook.url, 'push', pushPayload('octo/site', { sha: '5'.repeat(40) }), SECRET);
+    assert.is((await waitForState(hook, next.json.job, ['succeeded', 'failed'], 30_000)).state, 'succeeded');
+    assert.equal(readRuns(remote.dir).started, [next.json.job], 'the hostile job never ran');
+    for (const dir of [server.dir, remote.dir])
+      for (const name of ['escape', 'planted'])
+        assert.not.ok(existsSync(path.join(dir, name)), `${path.join(dir, name)} was written`);
+    assert.match(worker.output(), /refused a job whose id is not a job id/);
+    await waitFor(() => /refused job output under an id that is not a job id/.test(hook.output()), {
+      what: "hook-server's refusal",
+    });
+  } finally {
+    if (worker) assert.is(await worker.stop(), 0, worker.output());
+    assert.is(await hook.stop(), 0, hook.output());
+  }
+});
+
+test('hostile output in the database: hook-server keeps at most 8 MB of an attempt, skips a chunk that does not follow on, and one of an attempt the job has not reached', async () => {
+  if (!pg) return;
+  const env = worldEnv(pg);
+  const server = queueConfig('server', { 'octo/quiet': {}, 'octo/flood': {} }, { concurrency: 0 });
+  const hook = await startHookServer(server.config, env);
+  try {
+    const ids: Record<string, string> = {};
+    for (const repo of ['octo/quiet', 'octo/flood']) {
+      const res = await deliverGithub(hook.url, 'push', pushPayload(repo), SECRET);
+      assert.is(res.status, 202);
+      ids[repo] = res.json.job;
+    }
+    // No worker builds them: their output is what the database says, attempt 1.
+    await pg.sql(
+      `UPDATE shipkit.jobs SET record = jsonb_set(record, '{attempts}', '1') WHERE id IN ('${ids['octo/quiet']}', '${ids['octo/flood']}')`,
+    );
+    const quiet = ids['octo/quiet'];
+    await pg.sql(
+      `INSERT INTO shipkit.job_output VALUES ('${quiet}', 1, 0, 'genuine-a\n'), ('${quiet}', 1, 1000000000, 'PLANTED-FAR\n'), ('${quiet}', 2, 0, 'PLANTED-ATTEMPT\n'); NOTIFY shipkit_output, '${quiet}'`,
+    );
+    const file = path.join(server.dir, 'data', 'jobs', quiet, 'output.log');
+    await waitFor(() => existsSync(file) && readFileSync(file, 'utf8').includes('genuine-a'), {
+      what: 'the first chunk',
+    });
+    await pg.sql(
+      `INSERT INTO shipkit.job_output VALUES ('${quiet}', 1, 10, 'genuine-b\n'); NOTIFY shipkit_output, '${quiet}'`,
+    );
+    await waitFor(() => readFileSync(file, 'utf8').includes('genuine-b'), { what: 'the chunk after the planted one' });
+    assert.is(readFileSync(file, 'utf8'), 'genuine-a\ngenuine-b\n');
+    // 40 MB in 256 KB chunks, each following on: 8 MB are kept.
+    const flood = ids['octo/flood'];
+    await pg.sql(
+      `INSERT INTO shipkit.job_output SELECT '${flood}', 1, g * 262144, decode(repeat('78', 262144), 'hex') FROM generate_series(0, 159) g; NOTIFY shipkit_output, '${flood}'`,
+    );
+    const flooded = path.join(server.dir, 'data', 'jobs', flood, 'output.log');
+    await waitFor(() => existsSync(flooded) && statSync(flooded).size >= 8 * 1024 * 1024, { what: '8 MB written' });
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.is(statSync(flooded).size, 8 * 1024 * 1024);
+  } finally {
+    assert.is(await hook.stop(), 0, hook.output());
   }
 });
 
