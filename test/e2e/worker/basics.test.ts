@@ -11,7 +11,7 @@ import { deliverGithub, pushPayload, readRuns } from '../../fixtures/hooks/deliv
 import { startPostgres, type Postgres } from '../../fixtures/postgres.ts';
 import { openEventStream } from '../../fixtures/hooks/event-stream.ts';
 import { startReceiver } from '../../fixtures/hooks/receiver.ts';
-import { makeBareRepo, rootBuildUser, runCommand, waitFor } from '../../_helpers/common.ts';
+import { makeBareRepo, rootBuildUser, runCommand, RUNTIME, waitFor } from '../../_helpers/common.ts';
 import {
   jobOf,
   queueConfig,
@@ -404,6 +404,29 @@ test('hostile output in the database: hook-server keeps at most 8 MB of an attem
     await new Promise((r) => setTimeout(r, 1000));
     assert.is(statSync(flooded).size, 8 * 1024 * 1024);
   } finally {
+    assert.is(await hook.stop(), 0, hook.output());
+  }
+});
+
+test("a build on a worker cannot read the queue's password: not in its environment, nor in the command line or environment of the processes above it (--queue given literally)", async () => {
+  if (!pg) return;
+  const env = worldEnv(pg);
+  const hook = await startHookServer(queueConfig('server', { 'octo/envgrep': {} }, { concurrency: 0 }).config, env);
+  const remote = queueConfig('remote', { 'octo/envgrep': {} });
+  const worker = await startWorker(remote.config, 'remote', { ...env, SHIPKIT_QUEUE_URL: '' }, ['--queue', pg.url]);
+  try {
+    const res = await deliverGithub(hook.url, 'push', pushPayload('octo/envgrep'), SECRET);
+    assert.is((await waitForState(hook, res.json.job, ['succeeded', 'failed'], 30_000)).state, 'succeeded');
+    const own = readFileSync(path.join(remote.dir, `env-${res.json.job}.txt`), 'utf8');
+    assert.not.ok(own.includes(pg.password), "the password is in the build's environment");
+    assert.not.match(own, /SHIPKIT_QUEUE|postgres:/);
+    if (RUNTIME === 'deno') return; // Deno cannot rewrite its command line (docs/security.md)
+    const above = readFileSync(path.join(remote.dir, `ancestry-${res.json.job}.txt`), 'utf8');
+    assert.match(above, /scripts\/worker\.ts/, "the worker's command line was read");
+    assert.not.ok(above.includes(pg.password), 'the password is readable above the build');
+    assert.match(above, /--queue postgres:\/\/\*\*\*@127\.0\.0\.1/);
+  } finally {
+    assert.is(await worker.stop(), 0, worker.output());
     assert.is(await hook.stop(), 0, hook.output());
   }
 });
