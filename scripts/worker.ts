@@ -85,8 +85,8 @@ await runCli(
     });
     forgetQueueVariable(args.queue ?? config.queue);
     log.info(
-      `worker ${worker.name} taking jobs of ${worker.repos.length} repo${worker.repos.length === 1 ? '' : 's'} from ${worker.where}`,
-      { config: config.file, data: config.data },
+      `worker ${worker.name} taking jobs of ${worker.repos.length} repo${worker.repos.length === 1 ? '' : 's'} from ${worker.where}, ${worker.concurrency} at once, data in ${worker.data}`,
+      { config: config.file },
     );
     const signal = await signalled;
     log.info(`${signal}: taking no more jobs; waiting for running ones`);

@@ -11,7 +11,7 @@ import { deliverGithub, pushPayload, readRuns } from '../../fixtures/hooks/deliv
 import { startPostgres, type Postgres } from '../../fixtures/postgres.ts';
 import { openEventStream } from '../../fixtures/hooks/event-stream.ts';
 import { startReceiver } from '../../fixtures/hooks/receiver.ts';
-import { makeBareRepo, rootBuildUser, runCommand, RUNTIME, waitFor } from '../../_helpers/common.ts';
+import { makeBareRepo, rootBuildUser, runCommand, runScript, RUNTIME, waitFor } from '../../_helpers/common.ts';
 import {
   jobOf,
   queueConfig,
@@ -427,6 +427,30 @@ test("a build on a worker cannot read the queue's password: not in its environme
     assert.match(above, /--queue postgres:\/\/\*\*\*@127\.0\.0\.1/);
   } finally {
     assert.is(await worker.stop(), 0, worker.output());
+    assert.is(await hook.stop(), 0, hook.output());
+  }
+});
+
+test("a worker given hook-server's own shipkit.yml refuses its data folder (exit 2); a worker's start line says its concurrency and data folder", async () => {
+  if (!pg) return;
+  const env = worldEnv(pg);
+  const server = queueConfig('server', { 'octo/site': {} }, { concurrency: 0 });
+  const hook = await startHookServer(server.config, env);
+  try {
+    const shared = await runScript('worker', ['--config', server.config, '--name', 'shared'], {
+      env,
+      timeoutMs: 30_000,
+    });
+    assert.is(shared.exitCode, 2, shared.stderr);
+    assert.match(
+      shared.stderr,
+      `${path.join(server.dir, 'data')} (data: in ${server.config}) is the data folder of a running hook-server`,
+    );
+    const remote = queueConfig('remote', { 'octo/site': {} }, { concurrency: 3 });
+    const worker = await startWorker(remote.config, 'remote', env);
+    assert.is(await worker.stop(), 0, worker.output());
+    assert.match(worker.output(), `, 3 at once, data in ${path.join(remote.dir, 'data')}`);
+  } finally {
     assert.is(await hook.stop(), 0, hook.output());
   }
 });
