@@ -11,7 +11,8 @@ import { ensureDir } from '../core/fs.ts';
 import type { Logger } from '../core/log.ts';
 import { isProcessAlive } from '../core/lock.ts';
 import { endProcessGroup } from '../core/process-group.ts';
-import type { ShipkitConfig } from '../config/shipkit-yml.ts';
+import { repoPaths, type ShipkitConfig } from '../config/shipkit-yml.ts';
+import { readJobLog } from './job-log.ts';
 import { processRunnerFor } from './process/runner.ts';
 import { connectQueueDatabase, resolveQueueUrl } from './pg/connect.ts';
 import { Reaper } from './pg/reaper.ts';
@@ -86,6 +87,7 @@ export async function startWorker({
     run,
     log,
     outputOf,
+    sectionOf: (job) => readJobLog(repoPaths(config, job.repo).logs, job.id),
   });
   const reaper = new Reaper({ ...conn, log, everyMs: reaperMs });
   worker.start();

@@ -13,7 +13,7 @@ import { ensureDir } from '../core/fs.ts';
 import { acquireLock } from '../core/lock.ts';
 import { requestIdOf } from '../http/request-id.ts';
 import { sendJson, startHttpServer, stopReading, type ListenAddress, type RunningServer } from '../http/server.ts';
-import { readJobLog } from '../jobs/job-log.ts';
+import { readJobSection } from '../jobs/job-log.ts';
 import { JOB_ID_PATTERN } from '../jobs/job-id.ts';
 import { openJournal, type Journal } from '../jobs/local/journal.ts';
 import { type Job } from '../jobs/job.ts';
@@ -153,7 +153,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     log,
     logsDirOf: (repo) => repoPaths(config, repo).logs,
     jobOf: (id) => queue.get(id),
-    readSection: (job) => readJobLog(repoPaths(config, job.repo).logs, job.id).catch(() => undefined),
+    readSection: (job) => readJobSection(repoPaths(config, job.repo).logs, dirs.jobs, job.id),
   });
   const readRoutes = createReadRoutes({
     ui: config.ui,
@@ -447,7 +447,7 @@ function listen(
 
 /** The build's own section of DATA/logs/REPO/logs.txt when it wrote one, else what the process printed. */
 async function jobLog(config: ShipkitConfig, jobsDir: string, job: Job): Promise<LogSource | undefined> {
-  const section = await readJobLog(repoPaths(config, job.repo).logs, job.id).catch(() => undefined);
+  const section = await readJobSection(repoPaths(config, job.repo).logs, jobsDir, job.id);
   if (section !== undefined) return { text: section };
   const file = path.join(jobsDir, job.id, 'output.log');
   try {

@@ -13,6 +13,8 @@ import type { Logger } from '../../core/log.ts';
 import { describeDbError, type QueueDatabase } from './connect.ts';
 import type { Queryable } from './records.ts';
 import { isStoredJobId } from '../job-id.ts';
+import { sentSectionFile } from '../job-log.ts';
+import { atomicWriteFile } from '../../core/fs.ts';
 
 export const OUTPUT_CHANNEL = 'shipkit_output';
 const CHUNK_BYTES = 256 * 1024;
@@ -58,6 +60,23 @@ export async function sendOutput(
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * A finished attempt's section of the worker's logs.txt, for hook-server's job page (its steps
+ * and its commands' output). Its last OUTPUT_CAP_BYTES at most, from a line's start.
+ */
+export async function sendSection(db: Queryable, job: { id: string; attempts: number }, text: string): Promise<void> {
+  let section = Buffer.from(text);
+  if (section.length > OUTPUT_CAP_BYTES) {
+    const tail = section.subarray(section.length - OUTPUT_CAP_BYTES);
+    section = tail.subarray(tail.indexOf(10) + 1);
+  }
+  await db.query(
+    `INSERT INTO shipkit.job_sections (job_id, attempt, section) VALUES ($1, $2, $3)
+     ON CONFLICT (job_id) DO UPDATE SET attempt = excluded.attempt, section = excluded.section WHERE job_sections.attempt <= excluded.attempt`,
+    [job.id, job.attempts, section],
+  );
 }
 
 /** A worker's sender for one running attempt: every `everyMs`, and once more at its end. */
@@ -157,7 +176,8 @@ export class OutputReceiver {
     // Chunks from before this start: their files are written afresh, and those of jobs that
     // ended meanwhile are deleted once written.
     const { rows } = await this.args.pool.query(
-      `SELECT DISTINCT o.job_id, j.state NOT IN ('queued', 'running') AS ended FROM shipkit.job_output o LEFT JOIN shipkit.jobs j ON j.id = o.job_id`,
+      `SELECT DISTINCT o.job_id, j.state NOT IN ('queued', 'running') AS ended
+       FROM (SELECT job_id FROM shipkit.job_output UNION SELECT job_id FROM shipkit.job_sections) o LEFT JOIN shipkit.jobs j ON j.id = o.job_id`,
     );
     for (const { job_id: id, ended } of rows as Array<{ job_id: string; ended: boolean | null }>) {
       if (ended !== false)
@@ -253,12 +273,28 @@ export class OutputReceiver {
     return false;
   }
 
-  /** A job ended: what is left of its output written, then its chunks deleted. */
+  /** A job ended: what is left of its output and its section written, then deleted from the database. */
   async ended(id: string): Promise<void> {
     await this.running;
     await this.receive(id);
+    await this.receiveSection(id);
     await this.args.pool.query('DELETE FROM shipkit.job_output WHERE job_id = $1', [id]);
+    await this.args.pool.query('DELETE FROM shipkit.job_sections WHERE job_id = $1', [id]);
     this.written.delete(id);
+  }
+
+  /** The section of logs.txt the worker sent, as DATA/jobs/ID/log.txt (checked as output is). */
+  private async receiveSection(id: string): Promise<void> {
+    if (!this.isJobId(id)) return;
+    const { rows } = await this.args.pool.query(
+      `SELECT substring(s.section from 1 for $2) AS section FROM shipkit.job_sections s JOIN shipkit.jobs j ON j.id = s.job_id
+       WHERE s.job_id = $1 AND s.attempt <= COALESCE((j.record->>'attempts')::int, 0)`,
+      [id, OUTPUT_CAP_BYTES],
+    );
+    if (!rows.length) return;
+    const file = sentSectionFile(this.args.jobsDir, id);
+    await mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
+    await atomicWriteFile(file, (rows[0] as { section: Buffer }).section, { mode: 0o640 });
   }
 
   async close(): Promise<void> {

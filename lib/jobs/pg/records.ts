@@ -37,6 +37,13 @@ CREATE TABLE IF NOT EXISTS shipkit.job_output (
   chunk bytea NOT NULL,
   PRIMARY KEY (job_id, attempt, start_at)
 );
+-- A job's section of logs.txt (its steps and its commands' output) from the worker that ran it,
+-- for hook-server's job page; deleted once hook-server has written it.
+CREATE TABLE IF NOT EXISTS shipkit.job_sections (
+  job_id text PRIMARY KEY,
+  attempt int NOT NULL,
+  section bytea NOT NULL
+);
 CREATE OR REPLACE FUNCTION shipkit.jobs_notify() RETURNS trigger LANGUAGE plpgsql AS
   $$ BEGIN PERFORM pg_notify('${NOTIFY_CHANNEL}', NEW.id); RETURN NEW; END $$;
 DROP TRIGGER IF EXISTS jobs_notify ON shipkit.jobs;

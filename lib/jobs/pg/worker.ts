@@ -14,7 +14,7 @@ import { bossDb, describeDbError, inTransaction, type QueueDatabase } from './co
 import { JOB_LOCK_SQL, lockRepo, NOTIFY_CHANNEL, queueName, repoBusy, updateJobs } from './records.ts';
 import type { JobRunner, KillGroup, RunOutcome } from '../job-queue.ts';
 import type { Job } from '../job.ts';
-import { OutputSender } from './output.ts';
+import { OutputSender, sendSection } from './output.ts';
 import { isStoredJobId } from '../job-id.ts';
 import { messageOf } from '../../core/errors.ts';
 
@@ -38,6 +38,11 @@ export interface WorkerOptions {
    * has the file where its pages read it already.
    */
   outputOf?: (job: Job) => string;
+  /**
+   * A finished job's section of this machine's logs.txt (its steps, its commands' output), for
+   * `shipkit worker`: sent with its output, so hook-server's job page has them (pg/output.ts).
+   */
+  sectionOf?: (job: Job) => Promise<string | undefined>;
   /** A job handed back more often than this is left `interrupted` (default 5). */
   maxInterruptions?: number;
   now?: () => Date;
@@ -251,6 +256,7 @@ export class PgWorker {
         outcome = { exit: null, reason: `could not start: ${messageOf(error)}` };
       }
       await output?.finish();
+      await this.sendSection(job);
       if (!entry.handedBack) await this.finish(entry, outcome);
       this.running.delete(job.id);
       await this.exclusive((s) => s.query(`SELECT pg_advisory_unlock(${JOB_LOCK_SQL})`, [job.id])).catch(
@@ -258,6 +264,18 @@ export class PgWorker {
       );
       this.wake();
     })();
+  }
+
+  /** The job's section of logs.txt to hook-server, before its end is written (a failure only lags its page). */
+  private async sendSection(job: Job): Promise<void> {
+    const { sectionOf, pool } = this.options;
+    if (!sectionOf) return;
+    try {
+      const text = await sectionOf(job);
+      if (text !== undefined) await sendSection(pool, job, text);
+    } catch (error) {
+      this.log.warn(`could not send the job's log section to hook-server: ${messageOf(error)}`, { job: job.id });
+    }
   }
 
   private recordGroup(entry: Running, pgid: number): void {

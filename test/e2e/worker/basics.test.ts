@@ -455,6 +455,35 @@ test("a worker given hook-server's own shipkit.yml refuses its data folder (exit
   }
 });
 
+test("a job built on a worker with its own data folder: hook-server's job page shows its steps, and its log has the commands' output from the worker's logs.txt", async () => {
+  if (!pg) return;
+  const env = worldEnv(pg);
+  const hook = await startHookServer(queueConfig('server', { 'octo/sectioned': {} }, { concurrency: 0 }).config, env);
+  const worker = await startWorker(queueConfig('remote', { 'octo/sectioned': {} }).config, 'remote', env);
+  try {
+    const res = await deliverGithub(hook.url, 'push', pushPayload('octo/sectioned'), SECRET);
+    assert.is((await waitForState(hook, res.json.job, ['succeeded', 'failed'], 30_000)).state, 'succeeded');
+    const auth = { Authorization: `Bearer ${TOKEN}` };
+    await waitFor(
+      async () =>
+        /SECTION-LINE-compile-output/.test(
+          await (await fetch(`${hook.url}/jobs/${res.json.job}/log`, { headers: auth })).text(),
+        ),
+      { what: "the worker's section on hook-server" },
+    );
+    const page = await (
+      await fetch(`${hook.url}/jobs/${res.json.job}`, { headers: { ...auth, Accept: 'text/html' } })
+    ).text();
+    assert.not.match(page, 'No steps in the log.');
+    assert.match(page, 'SECTION-LINE-pull-output');
+    assert.match(page, /compile/);
+    assert.is(await pg.sql(`SELECT count(*) FROM shipkit.job_sections WHERE job_id = '${res.json.job}'`), '0');
+  } finally {
+    assert.is(await worker.stop(), 0, worker.output());
+    assert.is(await hook.stop(), 0, hook.output());
+  }
+});
+
 test.after(async () => {
   await pg?.stop();
 });
