@@ -300,6 +300,7 @@ async function openQueue(
     log,
     ...listeners,
     jobsDir,
+    history: { source: `${hostname()}:${journal.file}`, jobs: journal.jobs.values() },
     workerName: `${hostname()} (hook-server)`,
   });
   log.info(`jobs are kept in the queue database at ${db.where}`, {

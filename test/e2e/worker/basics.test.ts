@@ -3,15 +3,24 @@
 // the workers with the same runner, the worker's name on /jobs; two workers never run one repo at
 // once; a queued push is superseded while an older one runs on another worker; a worker whose
 // config lacks a repo leaves its jobs alone. Faults: test/e2e/worker/faults.test.ts.
-import { appendFileSync, chmodSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { deliverGithub, pushPayload, readRuns } from '../../fixtures/hooks/deliveries.ts';
+import { deliverGithub, pushPayload, readRuns, writeConfig } from '../../fixtures/hooks/deliveries.ts';
 import { startPostgres, type Postgres } from '../../fixtures/postgres.ts';
 import { openEventStream } from '../../fixtures/hooks/event-stream.ts';
 import { startReceiver } from '../../fixtures/hooks/receiver.ts';
-import { makeBareRepo, rootBuildUser, runCommand, runScript, RUNTIME, waitFor } from '../../_helpers/common.ts';
+import { makeBareRepo, rootBuildUser, runCommand, runScript, RUNTIME, tmpDir, waitFor } from '../../_helpers/common.ts';
 import {
   jobOf,
   queueConfig,
@@ -482,6 +491,42 @@ test("a job built on a worker with its own data folder: hook-server's job page s
     assert.is(await worker.stop(), 0, worker.output());
     assert.is(await hook.stop(), 0, hook.output());
   }
+});
+
+test('turning on queue: keeps the earlier jobs: the local journal is copied into PostgreSQL once, at the first start with queue:', async () => {
+  if (!pg) return;
+  const env = worldEnv(pg);
+  const dir = path.join(tmpDir(), 'server');
+  mkdirSync(dir);
+  const config = writeConfig(dir, { repos: { 'octo/before': {} } });
+  const local = await startHookServer(config, env);
+  const res = await deliverGithub(local.url, 'push', pushPayload('octo/before'), SECRET);
+  await waitForState(local, res.json.job, ['succeeded']);
+  assert.is(await local.stop(), 0, local.output());
+  appendFileSync(config, 'queue: env:SHIPKIT_QUEUE_URL\n');
+  for (let start = 0; start < 2; start++) {
+    const hook = await startHookServer(config, env);
+    try {
+      const job = await jobOf(hook, res.json.job);
+      assert.is(job.state, 'succeeded', JSON.stringify(job));
+      const listed = await (
+        await fetch(`${hook.url}/jobs?repo=octo/before`, { headers: { Authorization: `Bearer ${TOKEN}` } })
+      ).json();
+      assert.equal(
+        listed.jobs.map((j: { id: string }) => j.id),
+        [res.json.job],
+      );
+      const log = await (
+        await fetch(`${hook.url}/jobs/${res.json.job}/log`, { headers: { Authorization: `Bearer ${TOKEN}` } })
+      ).text();
+      assert.match(log, `job ${res.json.job} attempt 1`);
+    } finally {
+      assert.is(await hook.stop(), 0, hook.output());
+    }
+    assert.is(start === 0, /copied into the queue database, once/.test(hook.output()), hook.output());
+  }
+  assert.is(await pg.sql(`SELECT count(*) FROM shipkit.jobs WHERE id = '${res.json.job}'`), '1');
+  assert.is(await pg.sql(`SELECT jobs FROM shipkit.imports WHERE source LIKE '%${dir}/%'`), '1');
 });
 
 test.after(async () => {
