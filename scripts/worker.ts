@@ -1,5 +1,5 @@
 #!/usr/bin/env -S node --import=data:text/javascript,const{realpathSync:r}=await/**/import(`node:fs`),{pathToFileURL:u}=await/**/import(`node:url`);await/**/import(new/**/URL(`../node_modules/tsx/dist/loader.mjs`,u(r(process.argv[1]))))
-// worker: take build and release jobs from the PostgreSQL queue (DESIGN §8) and run them here.
+// worker: take build and release jobs from the PostgreSQL queue (docs/workers.md) and run them here.
 import { milliseconds, runCli } from '../lib/core/cli.ts';
 import { UsageError } from '../lib/core/errors.ts';
 import { redactUrls } from '../lib/core/redact.ts';

@@ -1,4 +1,4 @@
-// `shipkit worker` (DESIGN §8): a build worker on any machine that reaches the queue database.
+// `shipkit worker` (docs/workers.md): a build worker on any machine that reaches the queue database.
 // It builds the repos of its own shipkit.yml (jobs of other repos are left to other workers),
 // each job run as hook-server runs it (process/runner.ts: `build`/`release` as a process group,
 // the repo's user, timeout, secrets from this machine's environment and files, logs.txt under

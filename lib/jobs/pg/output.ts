@@ -1,4 +1,4 @@
-// A running job's output, live on hook-server wherever the job runs (DESIGN §8), streamed through
+// A running job's output, live on hook-server wherever the job runs (docs/workers.md), streamed through
 // the database: a `shipkit worker` sends what its job prints (DATA/jobs/ID/output.log on its own
 // machine, the file process/runner.ts writes) as chunks into shipkit.job_output, each insert
 // NOTIFYing `shipkit_output`; hook-server appends them to its own DATA/jobs/ID/output.log, which

@@ -1,4 +1,4 @@
-// The JobQueue on PostgreSQL (DESIGN §8 `queue:`), hook-server's side: a delivery's job, the
+// The JobQueue on PostgreSQL (`queue:`, docs/workers.md), hook-server's side: a delivery's job, the
 // queued pushes it supersedes and its pg-boss job commit in one transaction before enqueue
 // resolves (so a 202 is only given for a committed job; with the database away enqueue throws
 // and the delivery is answered 503). get/list/counts read the mirror (pg/mirror.ts). resume()

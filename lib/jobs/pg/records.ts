@@ -1,4 +1,4 @@
-// The job records of a PostgreSQL `queue:` (DESIGN §8): what the journal is to the local queue.
+// The job records of a PostgreSQL `queue:` (docs/workers.md): what the journal is to the local queue.
 // pg-boss (schema shipkit_boss) decides who runs what: one queue per repo with its `singleton`
 // policy (one active job per repo, held by a unique index), fetch with SKIP LOCKED, cancel,
 // retry. shipkit.jobs keeps what the pages, /jobs, /metrics and notifications show: one row per

@@ -1,4 +1,4 @@
-// A build worker on a PostgreSQL `queue:` (DESIGN §8): `shipkit worker`, and hook-server itself
+// A build worker on a PostgreSQL `queue:` (docs/workers.md): `shipkit worker`, and hook-server itself
 // when its concurrency is above 0. It takes the oldest queued job of a repo it may build (the
 // repos of its own shipkit.yml), runs it with the same runner as hook-server (process/runner.ts),
 // and writes its end. Taking a job is one transaction under the repo's lock: pg-boss's fetch

@@ -72,7 +72,7 @@ export function jobArguments(job: Job, configFile: string, { url }: { url?: stri
   if (job.sha) args.push('--sha', job.sha);
   if (job.ref) args.push('--ref', job.ref);
   args.push('--job-id', job.id);
-  // The payload's clone URL is used only when the config names none (DESIGN: url default).
+  // The payload's clone URL is used only when the config names none (docs/hook-server.md).
   if (url) args.push('--url', url);
   return args;
 }
