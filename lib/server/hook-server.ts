@@ -446,7 +446,7 @@ function listen(
   });
 }
 
-/** The build's own section of DATA/logs/REPO/logs.txt when it wrote one, else what the process printed. */
+/** The build's own section (DATA/logs/REPO/logs.txt, or the copy a worker sent), else what the process printed. */
 async function jobLog(config: ShipkitConfig, jobsDir: string, job: Job): Promise<LogSource | undefined> {
   const section = await readJobSection(repoPaths(config, job.repo).logs, jobsDir, job.id);
   if (section !== undefined) return { text: section };
