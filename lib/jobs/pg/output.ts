@@ -136,7 +136,6 @@ export class OutputSender {
 }
 
 interface Chunk {
-  attempt: number;
   start_at: string;
   chunk: Buffer;
 }
@@ -150,8 +149,8 @@ export class OutputReceiver {
     log: Logger;
     db: QueueDatabase;
   };
-  /** job id → the last chunk written: its attempt and the offset after it. */
-  private readonly written = new Map<string, { attempt: number; next: number }>();
+  /** job id → the attempt being written, the offset after its last chunk, and whether the file was begun afresh. */
+  private readonly written = new Map<string, { attempt: number; next: number; begun: boolean }>();
   private readonly pending = new Set<string>();
   private readonly refused = new Set<string>();
   private listener: pg.Client | undefined;
@@ -223,42 +222,62 @@ export class OutputReceiver {
   private async receive(id: string): Promise<void> {
     if (!this.isJobId(id)) return;
     for (;;) {
-      const last = this.written.get(id);
+      const last = this.written.get(id) ?? { attempt: 0, next: 0 };
       const { rows } = await this.args.pool.query(
-        `SELECT o.attempt, o.start_at, substring(o.chunk from 1 for $4) AS chunk FROM shipkit.job_output o JOIN shipkit.jobs j ON j.id = o.job_id
-         WHERE o.job_id = $1 AND (o.attempt, o.start_at) >= ($2, $3) AND o.attempt <= COALESCE((j.record->>'attempts')::int, 0) AND o.start_at < $5
-         ORDER BY o.attempt, o.start_at LIMIT ${ROWS_AT_ONCE}`,
-        [id, last?.attempt ?? 0, last?.next ?? 0, CHUNK_BYTES + 1, OUTPUT_CAP_BYTES],
+        `SELECT start_at, substring(chunk from 1 for $4) AS chunk FROM shipkit.job_output
+         WHERE job_id = $1 AND attempt = $2 AND start_at >= $3 AND start_at < $5 ORDER BY start_at LIMIT ${ROWS_AT_ONCE}`,
+        [id, last.attempt, last.next, CHUNK_BYTES + 1, OUTPUT_CAP_BYTES],
       );
-      const wrote = await this.append(id, rows as Chunk[]);
-      if (!wrote || rows.length < ROWS_AT_ONCE) return;
+      const wrote = await this.append(id, last, rows as Chunk[]);
+      if (wrote === ROWS_AT_ONCE) continue;
+      if (wrote === 0 && (await this.nextAttempt(id, last.attempt))) continue;
+      return;
     }
   }
 
-  /** The contiguous chunks among `rows`, appended to the job's output file; says whether any was. */
-  private async append(id: string, rows: Chunk[]): Promise<boolean> {
-    const next = { ...(this.written.get(id) ?? { attempt: 0, next: 0 }) };
+  /**
+   * The next attempt whose output has begun (a chunk at 0, the job's record at that attempt or
+   * later), once the current one has nothing more that follows on; says whether there is one.
+   */
+  private async nextAttempt(id: string, attempt: number): Promise<boolean> {
+    const { rows } = await this.args.pool.query(
+      `SELECT o.attempt FROM shipkit.job_output o JOIN shipkit.jobs j ON j.id = o.job_id
+       WHERE o.job_id = $1 AND o.attempt > $2 AND o.start_at = 0 AND o.attempt <= COALESCE((j.record->>'attempts')::int, 0)
+       ORDER BY o.attempt LIMIT 1`,
+      [id, attempt],
+    );
+    if (!rows.length) return false;
+    this.written.set(id, { attempt: (rows[0] as { attempt: number }).attempt, next: 0, begun: this.begun(id) });
+    return true;
+  }
+
+  private begun(id: string): boolean {
+    return this.written.get(id)?.begun ?? false;
+  }
+
+  /** The chunks of `rows` that follow on from `last`, appended to the job's output file; how many were. */
+  private async append(id: string, last: { attempt: number; next: number }, rows: Chunk[]): Promise<number> {
+    let next = last.next;
     const taken: Buffer[] = [];
     for (const row of rows) {
-      if (row.attempt !== next.attempt) Object.assign(next, { attempt: row.attempt, next: 0 });
       const at = Number(row.start_at);
-      if (at !== next.next || row.chunk.length > CHUNK_BYTES) continue;
+      if (at !== next || row.chunk.length > CHUNK_BYTES) break;
       const chunk = row.chunk.subarray(0, OUTPUT_CAP_BYTES - at);
       taken.push(chunk);
-      next.next = at + chunk.length;
+      next = at + chunk.length;
     }
-    if (!taken.length) return false;
+    if (!taken.length) return 0;
     const file = path.join(this.args.jobsDir, id, 'output.log');
     await mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
-    if (!this.written.has(id)) await writeFile(file, '', { mode: 0o640 });
+    if (!this.begun(id)) await writeFile(file, '', { mode: 0o640 });
     const handle = await open(file, 'a', 0o640);
     try {
       for (const chunk of taken) await handle.write(chunk);
     } finally {
       await handle.close();
     }
-    this.written.set(id, next);
-    return true;
+    this.written.set(id, { attempt: last.attempt, next, begun: true });
+    return taken.length;
   }
 
   /** Says (once per id, for the first 100) that an id from the database is refused. */

@@ -403,6 +403,15 @@ test('hostile output in the database: hook-server keeps at most 8 MB of an attem
     );
     await waitFor(() => readFileSync(file, 'utf8').includes('genuine-b'), { what: 'the chunk after the planted one' });
     assert.is(readFileSync(file, 'utf8'), 'genuine-a\ngenuine-b\n');
+    // Many planted chunks that do not follow on do not hold back the job's next attempt.
+    await pg.sql(
+      `INSERT INTO shipkit.job_output SELECT '${quiet}', 1, 100000 + g, 'PLANTED-MANY' FROM generate_series(1, 100) g;
+       UPDATE shipkit.jobs SET record = jsonb_set(record, '{attempts}', '2') WHERE id = '${quiet}';
+       DELETE FROM shipkit.job_output WHERE job_id = '${quiet}' AND attempt = 2;
+       INSERT INTO shipkit.job_output VALUES ('${quiet}', 2, 0, 'second-attempt\n'); NOTIFY shipkit_output, '${quiet}'`,
+    );
+    await waitFor(() => readFileSync(file, 'utf8').includes('second-attempt'), { what: 'the second attempt' });
+    assert.is(readFileSync(file, 'utf8'), 'genuine-a\ngenuine-b\nsecond-attempt\n');
     // 40 MB in 256 KB chunks, each following on: 8 MB are kept.
     const flood = ids['octo/flood'];
     await pg.sql(
