@@ -1,7 +1,8 @@
 #!/usr/bin/env -S node --import=data:text/javascript,const{realpathSync:r}=await/**/import(`node:fs`),{pathToFileURL:u}=await/**/import(`node:url`);await/**/import(new/**/URL(`../node_modules/tsx/dist/loader.mjs`,u(r(process.argv[1]))))
-// worker: take build and release jobs from the PostgreSQL queue (DESIGN §8) and run them here.
+// worker: take build and release jobs from the PostgreSQL queue (docs/workers.md) and run them here.
 import { milliseconds, runCli } from '../lib/core/cli.ts';
 import { UsageError } from '../lib/core/errors.ts';
+import { redactUrls } from '../lib/core/redact.ts';
 import { findConfigFile, loadShipkitConfig } from '../lib/config/shipkit-yml.ts';
 import { startWorker } from '../lib/jobs/worker.ts';
 
@@ -16,7 +17,8 @@ names are taken; never two jobs of one repo at once across all workers. See docs
                       (default: $SHIPKIT_CONFIG, ./shipkit.yml, ./.shipkit/shipkit.yml,
                       /etc/shipkit/shipkit.yml)
   --queue URL         postgres://USER@HOST[:PORT]/DATABASE, env:NAME or file:PATH
-                      (default: queue: in the config)
+                      (default: queue: in the config); prefer env: or file: for a
+                      password (see docs/security.md)
   --name NAME         this worker's name on the status page (default: the host name)
   --concurrency N     jobs at once on this machine (default: concurrency: in the config)
   --grace SEC         on SIGTERM, how long running jobs may finish before they are handed
@@ -24,6 +26,31 @@ names are taken; never two jobs of one repo at once across all workers. See docs
   --json              JSON log lines
   -h, --help          this help
 `;
+
+/**
+ * A literal `--queue postgres://USER:PASSWORD@…` is in /proc/PID/cmdline, which every user of the
+ * machine may read: the command line is rewritten with the password as *** (process.title).
+ */
+function hideQueueArgument(queue: string | undefined): void {
+  if (queue === undefined || /^(env|file):/.test(queue) || redactUrls(queue) === queue) return;
+  try {
+    process.title = process.argv.map((arg) => arg.split(queue).join(redactUrls(queue))).join(' ');
+  } catch {
+    // A runtime without a settable title (Deno): docs/security.md says to use env: or file:.
+  }
+}
+
+/**
+ * Once connected, the variable `queue: env:NAME` read is taken out of this process's environment,
+ * so that nothing it starts inherits it (a build's environment is built afresh anyway,
+ * lib/jobs/process/runner.ts). /proc/PID/environ still shows the environment the worker was
+ * started with to its own user: builds that must not reach the database need a `user:` of their
+ * own (docs/security.md).
+ */
+function forgetQueueVariable(queue: string | undefined): void {
+  const name = /^env:(.+)$/.exec(queue ?? '')?.[1];
+  if (name) delete process.env[name];
+}
 
 await runCli(
   {
@@ -46,6 +73,7 @@ await runCli(
     });
     if (args.name !== undefined && !/^[A-Za-z0-9._:@() -]{1,64}$/.test(String(args.name)))
       throw new UsageError('Option --name must be 1-64 letters, digits, spaces or . _ : @ ( ) -.');
+    hideQueueArgument(args.queue);
     const config = await loadShipkitConfig(findConfigFile(args.config));
     const worker = await startWorker({
       config,
@@ -55,9 +83,10 @@ await runCli(
       log,
       reaperMs: process.env.SHIPKIT_REAPER_MS ? Number(process.env.SHIPKIT_REAPER_MS) : undefined,
     });
+    forgetQueueVariable(args.queue ?? config.queue);
     log.info(
-      `worker ${worker.name} taking jobs of ${worker.repos.length} repo${worker.repos.length === 1 ? '' : 's'} from ${worker.where}`,
-      { config: config.file, data: config.data },
+      `worker ${worker.name} taking jobs of ${worker.repos.length} repo${worker.repos.length === 1 ? '' : 's'} from ${worker.where}, ${worker.concurrency} at once, data in ${worker.data}`,
+      { config: config.file },
     );
     const signal = await signalled;
     log.info(`${signal}: taking no more jobs; waiting for running ones`);

@@ -373,6 +373,22 @@ export async function readJobLog(logsDir: string, jobId: string): Promise<string
   return (await findJob(logsDir, jobId))?.text;
 }
 
+/** Where hook-server keeps the section a worker sent of a job it ran (lib/jobs/pg/output.ts). */
+export function sentSectionFile(jobsDir: string, jobId: string): string {
+  return path.join(jobsDir, jobId, 'log.txt');
+}
+
+/**
+ * A job's section wherever it ran: in this machine's logs.txt, or the copy a worker sent of its
+ * own (DATA/jobs/ID/log.txt on hook-server); undefined when neither has it.
+ */
+export async function readJobSection(logsDir: string, jobsDir: string, jobId: string): Promise<string | undefined> {
+  if (!isStoredJobId(jobId)) return undefined;
+  const here = await readJobLog(logsDir, jobId).catch(() => undefined);
+  if (here !== undefined) return here;
+  return readFile(sentSectionFile(jobsDir, jobId), 'utf8').catch(() => undefined);
+}
+
 export interface FollowOptions {
   /** Called with each new piece of the job's text. */
   write: (text: string) => void;

@@ -1,4 +1,4 @@
-// The job queue's seam (DESIGN §8 "Build workers"): what hook-server, the status page, /metrics
+// The job queue's seam (docs/workers.md): what hook-server, the status page, /metrics
 // and notifications need of a queue, whatever keeps the jobs. The local journal implements it
 // today (LocalJobQueue in lib/jobs/local/queue.ts): global concurrency, never two jobs of one repo
 // at once, a queued push superseded by a newer one to its branch, a delivery deduped while its

@@ -30,7 +30,7 @@ export interface Job {
   interruptions: number;
   /** Process group of the running attempt, to clean up after a crash. */
   pgid: number | null;
-  /** The build worker that runs (or ran) its last attempt, with a PostgreSQL `queue:` (DESIGN §8); absent in the local journal. */
+  /** The build worker that runs (or ran) its last attempt, with a PostgreSQL `queue:` (docs/workers.md); absent in the local journal. */
   worker?: string;
   // Who and what triggered it (CommitMeta, read from the forge's payload by lib/server/forges/);
   // absent in records written before they were kept, and when the payload had none.

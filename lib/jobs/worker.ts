@@ -1,18 +1,19 @@
-// `shipkit worker` (DESIGN §8): a build worker on any machine that reaches the queue database.
+// `shipkit worker` (docs/workers.md): a build worker on any machine that reaches the queue database.
 // It builds the repos of its own shipkit.yml (jobs of other repos are left to other workers),
 // each job run as hook-server runs it (process/runner.ts: `build`/`release` as a process group,
 // the repo's user, timeout, secrets from this machine's environment and files, logs.txt under
 // this machine's DATA), and runs a reaper (pg/reaper.ts) like every other worker.
+import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { ConfigError, messageOf } from '../core/errors.ts';
 import { ensureDir } from '../core/fs.ts';
 import type { Logger } from '../core/log.ts';
+import { isProcessAlive } from '../core/lock.ts';
 import { endProcessGroup } from '../core/process-group.ts';
-import { scriptCommandFor } from '../core/script-command.ts';
-import type { ShipkitConfig } from '../config/shipkit-yml.ts';
-import { createProcessRunner } from './process/runner.ts';
-import { clonesWithCredentials, prepareUserDirs } from './process/user-dirs.ts';
+import { repoPaths, type ShipkitConfig } from '../config/shipkit-yml.ts';
+import { readJobLog } from './job-log.ts';
+import { processRunnerFor } from './process/runner.ts';
 import { connectQueueDatabase, resolveQueueUrl } from './pg/connect.ts';
 import { Reaper } from './pg/reaper.ts';
 import { PgWorker } from './pg/worker.ts';
@@ -32,6 +33,10 @@ export interface WorkerSettings {
 
 export interface RunningWorker {
   name: string;
+  /** Jobs at once here. */
+  concurrency: number;
+  /** This worker's data folder. */
+  data: string;
   /** The database, as messages name it (no password). */
   where: string;
   repos: string[];
@@ -63,46 +68,34 @@ export async function startWorker({
     throw new ConfigError(
       `${config.file} names no repos: a worker builds only the repos its own config names (repos:).`,
     );
+  await refuseHookServerData(config);
   const jobsDir = path.join(config.data, 'jobs');
   await ensureDir(config.data, 0o755);
   await ensureDir(jobsDir, 0o755);
-  const run = createProcessRunner({
-    dataDir: config.data,
-    jobsDir,
-    configFile: config.file,
-    log,
-    env,
-    commands: { build: await scriptCommandFor('build', env), release: await scriptCommandFor('release', env) },
-    repoSettings: (repo) => config.repos.get(repo),
-    // As root, a repo with `user:` gets its folders (and first clone) as hook-server gives them.
-    prepareUserDirs: (job, account, cloneUrl) =>
-      prepareUserDirs(
-        config,
-        job,
-        account,
-        clonesWithCredentials(config.repos.get(job.repo)) ? undefined : cloneUrl,
-        log,
-      ),
-  });
+  const run = await processRunnerFor(config, { log, env });
   const conn = await connectQueueDatabase({ db, name: `shipkit worker ${name}`, log, repos, supervise: false });
   await endOrphanedJobs({ db: conn.pool, jobsDir, name, log }).catch((error) =>
     log.warn(`could not look for builds left behind by a previous run: ${messageOf(error)}`),
   );
   const outputOf = (job: { id: string }) => path.join(jobsDir, job.id, 'output.log');
+  const slots = concurrency ?? config.concurrency ?? 1;
   const worker = new PgWorker({
     ...conn,
     name,
-    concurrency: concurrency ?? config.concurrency ?? 1,
+    concurrency: slots,
     repos,
     run,
     log,
     outputOf,
+    sectionOf: (job) => readJobLog(repoPaths(config, job.repo).logs, job.id),
   });
   const reaper = new Reaper({ ...conn, log, everyMs: reaperMs });
   worker.start();
   reaper.start();
   return {
     name,
+    concurrency: slots,
+    data: config.data,
     where: db.where,
     repos,
     async stop(graceMs) {
@@ -114,4 +107,23 @@ export async function startWorker({
       await conn.close();
     },
   };
+}
+
+/**
+ * A worker must not share hook-server's data folder: both would write DATA/jobs/ID/output.log,
+ * and the worker would send back what hook-server appended (the output of one job repeated many
+ * times). hook-server holds DATA/journal/hook-server.lock while it runs (lib/server/hook-server.ts).
+ */
+async function refuseHookServerData(config: ShipkitConfig): Promise<void> {
+  const file = path.join(config.data, 'journal', 'hook-server.lock');
+  let holder: { pid?: unknown; host?: unknown };
+  try {
+    holder = JSON.parse(await readFile(file, 'utf8'));
+  } catch {
+    return; // no hook-server here, or its lock half-written: nothing holds the folder
+  }
+  if (typeof holder.pid !== 'number' || !isProcessAlive(holder.pid, String(holder.host ?? ''))) return;
+  throw new ConfigError(
+    `The data folder ${config.data} (data: in ${config.file}) is the data folder of a running hook-server (process ${holder.pid} on ${String(holder.host)} holds ${file}): give this worker a data: of its own (docs/workers.md).`,
+  );
 }

@@ -13,7 +13,7 @@ import { ensureDir } from '../core/fs.ts';
 import { acquireLock } from '../core/lock.ts';
 import { requestIdOf } from '../http/request-id.ts';
 import { sendJson, startHttpServer, stopReading, type ListenAddress, type RunningServer } from '../http/server.ts';
-import { readJobLog } from '../jobs/job-log.ts';
+import { readJobSection } from '../jobs/job-log.ts';
 import { JOB_ID_PATTERN } from '../jobs/job-id.ts';
 import { openJournal, type Journal } from '../jobs/local/journal.ts';
 import { type Job } from '../jobs/job.ts';
@@ -23,9 +23,8 @@ import { createJobQueue } from '../jobs/local/queue.ts';
 import { PgJobQueue } from '../jobs/pg/queue.ts';
 import { resolveQueueUrl } from '../jobs/pg/connect.ts';
 import { removeJobFiles } from '../jobs/local/recovery.ts';
-import { createProcessRunner, killOrphanGroup } from '../jobs/process/runner.ts';
-import { clonesWithCredentials, prepareUserDirs } from '../jobs/process/user-dirs.ts';
-import { scriptCommandFor } from '../core/script-command.ts';
+import { killOrphanGroup, processRunnerFor } from '../jobs/process/runner.ts';
+import { clonesWithCredentials } from '../jobs/process/user-dirs.ts';
 import { endProcessGroup } from '../core/process-group.ts';
 import type { Logger } from '../core/log.ts';
 import { repoPaths, type ShipkitConfig } from '../config/shipkit-yml.ts';
@@ -142,7 +141,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     throw error;
   });
   const isPrivate = privateRepos(config);
-  const runner = options.runner ?? (await processRunner(options, dirs, isPrivate));
+  const runner = options.runner ?? (await processRunnerFor(config, options));
   const out = createReporters(options, metrics, () => queue.all?.() ?? journal.jobs.values());
   const queue = await openQueue(options, { journal, run: runner, jobsDir: dirs.jobs, out }).catch(async (error) => {
     await journal.close();
@@ -154,7 +153,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     log,
     logsDirOf: (repo) => repoPaths(config, repo).logs,
     jobOf: (id) => queue.get(id),
-    readSection: (job) => readJobLog(repoPaths(config, job.repo).logs, job.id).catch(() => undefined),
+    readSection: (job) => readJobSection(repoPaths(config, job.repo).logs, dirs.jobs, job.id),
   });
   const readRoutes = createReadRoutes({
     ui: config.ui,
@@ -274,30 +273,6 @@ function privateRepos(config: ShipkitConfig): (name: string) => boolean {
   return (name) => clonesWithCredentials(config.repos.get(name));
 }
 
-/** Each job's `build` or `release` as a child process group (lib/jobs/process/runner.ts). */
-async function processRunner(
-  options: HookServerOptions,
-  dirs: DataDirs,
-  isPrivate: (name: string) => boolean,
-): Promise<JobRunner> {
-  const { config, log } = options;
-  const commands = options.commands ?? {
-    build: await scriptCommandFor('build', options.env),
-    release: await scriptCommandFor('release', options.env),
-  };
-  return createProcessRunner({
-    dataDir: dirs.data,
-    jobsDir: dirs.jobs,
-    configFile: config.file,
-    commands,
-    log,
-    env: options.env,
-    repoSettings: (name) => config.repos.get(name),
-    prepareUserDirs: (job, account, cloneUrl) =>
-      prepareUserDirs(config, job, account, isPrivate(job.repo) ? undefined : cloneUrl, log),
-  });
-}
-
 /** The local journal's queue, or with `queue:` the PostgreSQL one (lib/jobs/pg/queue.ts, DESIGN §8). */
 async function openQueue(
   options: HookServerOptions,
@@ -325,6 +300,7 @@ async function openQueue(
     log,
     ...listeners,
     jobsDir,
+    history: { source: `${hostname()}:${journal.file}`, jobs: journal.jobs.values() },
     workerName: `${hostname()} (hook-server)`,
   });
   log.info(`jobs are kept in the queue database at ${db.where}`, {
@@ -470,9 +446,9 @@ function listen(
   });
 }
 
-/** The build's own section of DATA/logs/REPO/logs.txt when it wrote one, else what the process printed. */
+/** The build's own section (DATA/logs/REPO/logs.txt, or the copy a worker sent), else what the process printed. */
 async function jobLog(config: ShipkitConfig, jobsDir: string, job: Job): Promise<LogSource | undefined> {
-  const section = await readJobLog(repoPaths(config, job.repo).logs, job.id).catch(() => undefined);
+  const section = await readJobSection(repoPaths(config, job.repo).logs, jobsDir, job.id);
   if (section !== undefined) return { text: section };
   const file = path.join(jobsDir, job.id, 'output.log');
   try {

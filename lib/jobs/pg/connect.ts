@@ -1,4 +1,4 @@
-// Reaching the queue database (DESIGN §8 `queue:`): the URL from shipkit.yml or `--queue`
+// Reaching the queue database (`queue:`, docs/workers.md): the URL from shipkit.yml or `--queue`
 // (literal, env:NAME or file:PATH), how a database is named in messages (host, port, database and
 // user; never the password), PostgreSQL's refusals turned into sentences that say what to do,
 // and the connection settings every shipkit session uses: TCP keepalives on both ends, so the

@@ -1,4 +1,4 @@
-// The JobQueue on PostgreSQL (DESIGN §8 `queue:`), hook-server's side: a delivery's job, the
+// The JobQueue on PostgreSQL (`queue:`, docs/workers.md), hook-server's side: a delivery's job, the
 // queued pushes it supersedes and its pg-boss job commit in one transaction before enqueue
 // resolves (so a 202 is only given for a committed job; with the database away enqueue throws
 // and the delivery is answered 503). get/list/counts read the mirror (pg/mirror.ts). resume()
@@ -25,6 +25,7 @@ import { JobMirror } from './mirror.ts';
 import { commitBatch, type BatchOutcome } from './enqueue.ts';
 import { Reaper } from './reaper.ts';
 import { OutputReceiver } from './output.ts';
+import { importJournal } from './import.ts';
 import { PgWorker } from './worker.ts';
 import { messageOf } from '../../core/errors.ts';
 
@@ -40,6 +41,8 @@ export interface PgQueueOptions {
   workerName?: string;
   onStart?: (job: Job) => void;
   onEnd?: (job: Job) => void;
+  /** The local journal's jobs, copied into the database once (pg/import.ts): `source` names the journal. */
+  history?: { source: string; jobs: Iterable<Job> };
   /** DATA/jobs: the output of jobs that run on workers is written here as it comes (pg/output.ts). */
   jobsDir?: string;
   now?: () => Date;
@@ -112,6 +115,7 @@ export class PgJobQueue implements JobQueue {
       onEnd,
     });
     try {
+      if (options.history) await importJournal(conn.pool, { ...options.history, log });
       await mirror.open();
       await output?.open();
     } catch (error) {

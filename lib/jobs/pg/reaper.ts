@@ -1,4 +1,4 @@
-// Finding the jobs of workers that are gone (DESIGN §8: a worker killed with -9 or cut off loses
+// Finding the jobs of workers that are gone (docs/workers.md: a worker killed with -9 or cut off loses
 // its job for at most 60 s). pg-boss 10 has no worker heartbeats, so liveness is PostgreSQL's
 // own: a worker holds a session advisory lock on each job it runs (pg/worker.ts), and the server
 // ends a session whose client died (at once on a closed socket, within ~25 s through TCP

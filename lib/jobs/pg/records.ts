@@ -1,4 +1,4 @@
-// The job records of a PostgreSQL `queue:` (DESIGN §8): what the journal is to the local queue.
+// The job records of a PostgreSQL `queue:` (docs/workers.md): what the journal is to the local queue.
 // pg-boss (schema shipkit_boss) decides who runs what: one queue per repo with its `singleton`
 // policy (one active job per repo, held by a unique index), fetch with SKIP LOCKED, cancel,
 // retry. shipkit.jobs keeps what the pages, /jobs, /metrics and notifications show: one row per
@@ -36,6 +36,13 @@ CREATE TABLE IF NOT EXISTS shipkit.job_output (
   start_at bigint NOT NULL,
   chunk bytea NOT NULL,
   PRIMARY KEY (job_id, attempt, start_at)
+);
+-- A job's section of logs.txt (its steps and its commands' output) from the worker that ran it,
+-- for hook-server's job page; deleted once hook-server has written it.
+CREATE TABLE IF NOT EXISTS shipkit.job_sections (
+  job_id text PRIMARY KEY,
+  attempt int NOT NULL,
+  section bytea NOT NULL
 );
 CREATE OR REPLACE FUNCTION shipkit.jobs_notify() RETURNS trigger LANGUAGE plpgsql AS
   $$ BEGIN PERFORM pg_notify('${NOTIFY_CHANNEL}', NEW.id); RETURN NEW; END $$;

@@ -1,4 +1,4 @@
-// A build worker on a PostgreSQL `queue:` (DESIGN §8): `shipkit worker`, and hook-server itself
+// A build worker on a PostgreSQL `queue:` (docs/workers.md): `shipkit worker`, and hook-server itself
 // when its concurrency is above 0. It takes the oldest queued job of a repo it may build (the
 // repos of its own shipkit.yml), runs it with the same runner as hook-server (process/runner.ts),
 // and writes its end. Taking a job is one transaction under the repo's lock: pg-boss's fetch
@@ -14,7 +14,8 @@ import { bossDb, describeDbError, inTransaction, type QueueDatabase } from './co
 import { JOB_LOCK_SQL, lockRepo, NOTIFY_CHANNEL, queueName, repoBusy, updateJobs } from './records.ts';
 import type { JobRunner, KillGroup, RunOutcome } from '../job-queue.ts';
 import type { Job } from '../job.ts';
-import { OutputSender } from './output.ts';
+import { OutputSender, sendSection } from './output.ts';
+import { isStoredJobId } from '../job-id.ts';
 import { messageOf } from '../../core/errors.ts';
 
 export interface WorkerOptions {
@@ -37,6 +38,11 @@ export interface WorkerOptions {
    * has the file where its pages read it already.
    */
   outputOf?: (job: Job) => string;
+  /**
+   * A finished job's section of this machine's logs.txt (its steps, its commands' output), for
+   * `shipkit worker`: sent with its output, so hook-server's job page has them (pg/output.ts).
+   */
+  sectionOf?: (job: Job) => Promise<string | undefined>;
   /** A job handed back more often than this is left `interrupted` (default 5). */
   maxInterruptions?: number;
   now?: () => Date;
@@ -209,6 +215,7 @@ export class PgWorker {
         await this.options.boss.cancel(queueName(repo), next.id, { db: bossDb(session) });
         return void (await session.query('COMMIT'));
       }
+      if (!isStoredJobId(row.job.id)) return void (await this.refuse(session, repo, row.job, next.id));
       await session.query(`SELECT pg_advisory_lock(${JOB_LOCK_SQL})`, [row.job.id]);
       await session.query('COMMIT');
       return { job: row.job, bossId: next.id, handedBack: false };
@@ -216,6 +223,22 @@ export class PgWorker {
       await session.query('ROLLBACK').catch(() => undefined);
       throw error;
     }
+  }
+
+  /**
+   * A row whose id is not a job id (written into the database by hand, or by someone who should
+   * not): its id would become a path (DATA/jobs/ID). Nothing of it runs or is written here; it
+   * is failed, in the transaction that took it.
+   */
+  private async refuse(session: pg.Client, repo: string, job: Job, bossId: string): Promise<void> {
+    const reason = 'refused: its id is not a job id';
+    await updateJobs(session, { bossId }, ['running'], { state: 'failed', finished: this.now(), reason });
+    await this.options.boss.complete(queueName(repo), bossId, {}, { db: bossDb(session) });
+    await session.query('COMMIT');
+    this.log.error('refused a job whose id is not a job id; nothing of it is run or written', {
+      job: JSON.stringify(String(job.id).slice(0, 80)),
+      repo: job.repo,
+    });
   }
 
   private launch(entry: Running): void {
@@ -233,6 +256,7 @@ export class PgWorker {
         outcome = { exit: null, reason: `could not start: ${messageOf(error)}` };
       }
       await output?.finish();
+      await this.sendSection(job);
       if (!entry.handedBack) await this.finish(entry, outcome);
       this.running.delete(job.id);
       await this.exclusive((s) => s.query(`SELECT pg_advisory_unlock(${JOB_LOCK_SQL})`, [job.id])).catch(
@@ -240,6 +264,18 @@ export class PgWorker {
       );
       this.wake();
     })();
+  }
+
+  /** The job's section of logs.txt to hook-server, before its end is written (a failure only lags its page). */
+  private async sendSection(job: Job): Promise<void> {
+    const { sectionOf, pool } = this.options;
+    if (!sectionOf) return;
+    try {
+      const text = await sectionOf(job);
+      if (text !== undefined) await sendSection(pool, job, text);
+    } catch (error) {
+      this.log.warn(`could not send the job's log section to hook-server: ${messageOf(error)}`, { job: job.id });
+    }
   }
 
   private recordGroup(entry: Running, pgid: number): void {

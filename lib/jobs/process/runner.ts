@@ -10,9 +10,13 @@ import { atomicWriteFile, ensureDir } from '../../core/fs.ts';
 import { secretEnvNames, type BuildEnvEntry } from '../../config/build-env.ts';
 import { lookupUser, type UnixAccount } from '../../core/unix-user.ts';
 import { endProcessGroup, signalGroup, waitForGroupExit } from '../../core/process-group.ts';
-import type { JobRunner } from '../job-queue.ts';
+import { scriptCommandFor } from '../../core/script-command.ts';
+import type { ShipkitConfig } from '../../config/shipkit-yml.ts';
+import type { JobRunner, RunOutcome } from '../job-queue.ts';
+import { isStoredJobId } from '../job-id.ts';
 import { readStatus } from './status.ts';
-import { createSpawner, type Spawner } from './spawner.ts';
+import { createSpawner, type JobExit, type Spawner } from './spawner.ts';
+import { clonesWithCredentials, prepareUserDirs } from './user-dirs.ts';
 import type { Job } from '../job.ts';
 import type { Logger } from '../../core/log.ts';
 import { messageOf } from '../../core/errors.ts';
@@ -68,46 +72,61 @@ export function jobArguments(job: Job, configFile: string, { url }: { url?: stri
   if (job.sha) args.push('--sha', job.sha);
   if (job.ref) args.push('--ref', job.ref);
   args.push('--job-id', job.id);
-  // The payload's clone URL is used only when the config names none (DESIGN: url default).
+  // The payload's clone URL is used only when the config names none (docs/hook-server.md).
   if (url) args.push('--url', url);
   return args;
 }
 
+/** Each job of `config` as `build`/`release` processes under its data folder: hook-server's and `shipkit worker`'s runner alike. */
+export async function processRunnerFor(
+  config: ShipkitConfig,
+  { log, env, commands }: { log: Logger; env?: NodeJS.ProcessEnv; commands?: { build: string[]; release: string[] } },
+): Promise<JobRunner> {
+  return createProcessRunner({
+    dataDir: config.data,
+    jobsDir: path.join(config.data, 'jobs'),
+    configFile: config.file,
+    log,
+    env,
+    commands: commands ?? {
+      build: await scriptCommandFor('build', env),
+      release: await scriptCommandFor('release', env),
+    },
+    repoSettings: (repo) => config.repos.get(repo),
+    // As root, a repo with `user:` gets its folders (and its first clone, unless the clone needs
+    // the repo's credentials, which only `build` gives git).
+    prepareUserDirs: (job, account, cloneUrl) =>
+      prepareUserDirs(
+        config,
+        job,
+        account,
+        clonesWithCredentials(config.repos.get(job.repo)) ? undefined : cloneUrl,
+        log,
+      ),
+  });
+}
+
 export function createProcessRunner(options: ProcessRunnerOptions): JobRunner {
-  const { jobsDir, log } = options;
-  const env = options.env ?? process.env;
-  const killGraceMs = options.killGraceMs ?? 5_000;
-  const maxOutputBytes = options.maxOutputBytes ?? 512 * 1024 * 1024;
-  const keptOutputBytes = options.keptOutputBytes ?? 8 * 1024 * 1024;
   const spawner = options.spawner ?? createSpawner();
   return async (job, hooks) => {
+    // An id read from the queue database becomes a folder name below: one that is not a job id
+    // (`../../x`) is refused before any path is made of it.
+    if (!isStoredJobId(job.id)) {
+      options.log.error('refused a job whose id is not a job id; nothing of it is written', {
+        job: JSON.stringify(String(job.id).slice(0, 80)),
+        repo: job.repo,
+      });
+      return { exit: null, reason: 'refused: its id is not a job id' };
+    }
     const settings = options.repoSettings(job.repo);
     if (!settings) return { exit: null, reason: 'the repository is no longer in the config' };
-    const dir = path.join(jobsDir, job.id);
-    await ensureDir(dir, 0o755);
-    const statusFile = path.join(dir, `status-${job.attempts}`);
-    // unlink, not rm({ force }): rm walks the path (lstat, rimraf) on every job start.
-    await unlink(statusFile).catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== 'ENOENT') throw error;
-    });
-    let home = env.HOME ?? '/';
-    let prefix: string[] = [];
-    let ids: { uid?: number; gid?: number } = {};
-    if (settings.user) {
-      const account = await lookupUser(settings.user, { where: `the config of ${job.repo}` });
-      home = account.home;
-      const me = process.getuid?.();
-      if (me === 0) {
-        ids = { uid: account.uid, gid: account.gid };
-        await chown(dir, account.uid, account.gid);
-        await options.prepareUserDirs?.(job, account, settings.url ?? job.cloneUrl ?? undefined);
-      } else if (me !== account.uid) {
-        prefix = ['sudo', '-n', '-H', '-u', settings.user, '--'];
-      }
-    }
+    const dir = path.join(options.jobsDir, job.id);
+    const statusFile = await prepareJobDir(dir, job);
+    const runAs = await accountFor(job, settings, dir, options);
     const url = settings.url ? undefined : (job.cloneUrl ?? undefined);
-    const argv = [...prefix, ...options.commands[job.kind], ...jobArguments(job, options.configFile, { url })];
+    const argv = [...runAs.prefix, ...options.commands[job.kind], ...jobArguments(job, options.configFile, { url })];
     const outputFile = path.join(dir, 'output.log');
+    const env = options.env ?? process.env;
     // Started off this thread (lib/jobs/process/spawner.ts); the output file is opened by the starter.
     const child = await spawner.start({
       file: '/bin/sh',
@@ -116,63 +135,122 @@ export function createProcessRunner(options: ProcessRunnerOptions): JobRunner {
       env: {
         ...passedSecrets(settings, env),
         PATH: env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
-        HOME: home,
+        HOME: runAs.home,
         LANG: env.LANG ?? 'C.UTF-8',
       },
-      ...ids,
+      ...runAs.ids,
       output: outputFile,
       header: `# ${new Date().toISOString()} job ${job.id} attempt ${job.attempts}: ${argv.join(' ')}\n`,
     });
     if (child.pid) hooks.onSpawn(child.pid);
-    let stopReason: string | undefined;
-    let stopping: Promise<unknown> | undefined;
-    const end = (reason: string) => {
-      if (stopReason) return;
-      stopReason = reason;
-      log.warn(`job ${reason}; ending its process group`, { job: job.id, repo: job.repo });
-      stopping = endProcessGroup(child.pid, { graceMs: killGraceMs });
-    };
-    const timeoutTimer = setTimeout(() => end(`timed out after ${settings.timeout} s`), settings.timeout * 1000);
-    let sizeUnknown = false; // said once, not every second
-    const outputWatch = setInterval(() => {
-      stat(outputFile).then(
-        (info) => {
-          if (info.size > maxOutputBytes) end(`printed more than ${maxOutputBytes} bytes`);
-        },
-        (error: NodeJS.ErrnoException) => {
-          if (!sizeUnknown)
-            log.warn(
-              `cannot check the size of ${outputFile} (${error.code ?? error.message}); the output cap is not enforced`,
-              { job: job.id },
-            );
-          sizeUnknown = true;
-        },
-      );
-    }, 1000);
+    const watch = watchJob(child.pid, job, settings.timeout, outputFile, options);
     const result = await child.exited;
-    clearTimeout(timeoutTimer);
-    clearInterval(outputWatch);
-    // The sh wrapper dies at once on SIGTERM (ours, or hook-server's shutdown ending the group)
-    // while the build under it still writes its "interrupted" line and trailer: the group gets its
-    // grace before SIGKILL.
-    if (stopping) await stopping;
-    else if (result.signal) await waitForGroupExit(child.pid, killGraceMs);
-    // Whatever the job left running in its group goes with it.
-    signalGroup(child.pid, 'SIGKILL');
-    await trimOutput(outputFile, keptOutputBytes).catch((error) =>
-      log.warn('could not trim job output', { job: job.id, error: messageOf(error) }),
+    const stopReason = await watch.settle(result);
+    await trimOutput(outputFile, options.keptOutputBytes ?? 8 * 1024 * 1024).catch((error) =>
+      options.log.warn('could not trim job output', { job: job.id, error: messageOf(error) }),
     );
-    if (result.error) return { exit: null, reason: `could not start the job: ${result.error.message}` };
-    if (result.lost) {
-      // The helper that started it died: only the wrapper's status file knows how it ended.
-      const status = await readStatus(statusFile);
-      if (status) return { exit: status.code, reason: status.code === 0 ? undefined : `exited with ${status.code}` };
-      return { exit: null, reason: stopReason ?? 'its end was not recorded (the process that started it stopped)' };
-    }
-    if (stopReason) return { exit: result.code, reason: stopReason };
-    if (result.signal) return { exit: null, reason: `killed by ${result.signal}` };
-    return { exit: result.code, reason: result.code === 0 ? undefined : `exited with ${result.code}` };
+    return outcomeOf(result, stopReason, statusFile);
   };
+}
+
+/** DATA/jobs/ID, without the status file of an earlier run of this attempt; gives that file's path. */
+async function prepareJobDir(dir: string, job: Job): Promise<string> {
+  await ensureDir(dir, 0o755);
+  const statusFile = path.join(dir, `status-${job.attempts}`);
+  // unlink, not rm({ force }): rm walks the path (lstat, rimraf) on every job start.
+  await unlink(statusFile).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOENT') throw error;
+  });
+  return statusFile;
+}
+
+/** Who the job runs as: the repo's `user:` (uid/gid as root, `sudo` otherwise) or this process's user. */
+async function accountFor(
+  job: Job,
+  settings: RepoSettings,
+  dir: string,
+  options: ProcessRunnerOptions,
+): Promise<{ home: string; prefix: string[]; ids: { uid?: number; gid?: number } }> {
+  const home = (options.env ?? process.env).HOME ?? '/';
+  if (!settings.user) return { home, prefix: [], ids: {} };
+  const account = await lookupUser(settings.user, { where: `the config of ${job.repo}` });
+  const me = process.getuid?.();
+  if (me === 0) {
+    await chown(dir, account.uid, account.gid);
+    await options.prepareUserDirs?.(job, account, settings.url ?? job.cloneUrl ?? undefined);
+    return { home: account.home, prefix: [], ids: { uid: account.uid, gid: account.gid } };
+  }
+  const prefix = me === account.uid ? [] : ['sudo', '-n', '-H', '-u', settings.user, '--'];
+  return { home: account.home, prefix, ids: {} };
+}
+
+/**
+ * The repo's timeout and the output cap on a running job: either ends its process group.
+ * `settle` (once it exited) stops watching, waits for the group and gives the reason it was ended.
+ */
+function watchJob(
+  pgid: number | undefined,
+  job: Job,
+  timeout: number,
+  outputFile: string,
+  options: ProcessRunnerOptions,
+) {
+  const { log } = options;
+  const killGraceMs = options.killGraceMs ?? 5_000;
+  const maxOutputBytes = options.maxOutputBytes ?? 512 * 1024 * 1024;
+  let stopReason: string | undefined;
+  let stopping: Promise<unknown> | undefined;
+  const end = (reason: string) => {
+    if (stopReason) return;
+    stopReason = reason;
+    log.warn(`job ${reason}; ending its process group`, { job: job.id, repo: job.repo });
+    stopping = endProcessGroup(pgid, { graceMs: killGraceMs });
+  };
+  const timeoutTimer = setTimeout(() => end(`timed out after ${timeout} s`), timeout * 1000);
+  let sizeUnknown = false; // said once, not every second
+  const outputWatch = setInterval(() => {
+    stat(outputFile).then(
+      (info) => {
+        if (info.size > maxOutputBytes) end(`printed more than ${maxOutputBytes} bytes`);
+      },
+      (error: NodeJS.ErrnoException) => {
+        if (!sizeUnknown)
+          log.warn(
+            `cannot check the size of ${outputFile} (${error.code ?? error.message}); the output cap is not enforced`,
+            { job: job.id },
+          );
+        sizeUnknown = true;
+      },
+    );
+  }, 1000);
+  return {
+    async settle(result: JobExit): Promise<string | undefined> {
+      clearTimeout(timeoutTimer);
+      clearInterval(outputWatch);
+      // The sh wrapper dies at once on SIGTERM (ours, or hook-server's shutdown ending the group)
+      // while the build under it still writes its "interrupted" line and trailer: the group gets its
+      // grace before SIGKILL.
+      if (stopping) await stopping;
+      else if (result.signal) await waitForGroupExit(pgid, killGraceMs);
+      // Whatever the job left running in its group goes with it.
+      signalGroup(pgid, 'SIGKILL');
+      return stopReason;
+    },
+  };
+}
+
+/** The attempt's outcome from how its process ended (and, when its starter was lost, its status file). */
+async function outcomeOf(result: JobExit, stopReason: string | undefined, statusFile: string): Promise<RunOutcome> {
+  if (result.error) return { exit: null, reason: `could not start the job: ${result.error.message}` };
+  if (result.lost) {
+    // The helper that started it died: only the wrapper's status file knows how it ended.
+    const status = await readStatus(statusFile);
+    if (status) return { exit: status.code, reason: status.code === 0 ? undefined : `exited with ${status.code}` };
+    return { exit: null, reason: stopReason ?? 'its end was not recorded (the process that started it stopped)' };
+  }
+  if (stopReason) return { exit: result.code, reason: stopReason };
+  if (result.signal) return { exit: null, reason: `killed by ${result.signal}` };
+  return { exit: result.code, reason: result.code === 0 ? undefined : `exited with ${result.code}` };
 }
 
 /** Keep a finished job's output within `keep` bytes: its first 64 KB and its last bytes, with a mark between. */
@@ -199,7 +277,7 @@ export async function trimOutput(file: string, keep: number): Promise<void> {
  * group whose leader is still our wrapper for this very job is touched (pids are reused).
  */
 export async function killOrphanGroup(job: Job, jobsDir: string, { graceMs = 2_000 } = {}): Promise<boolean> {
-  if (!job.pgid) return false;
+  if (!job.pgid || !isStoredJobId(job.id)) return false;
   let cmdline: string;
   try {
     cmdline = await readFile(`/proc/${job.pgid}/cmdline`, 'utf8');

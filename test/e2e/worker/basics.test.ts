@@ -3,15 +3,24 @@
 // the workers with the same runner, the worker's name on /jobs; two workers never run one repo at
 // once; a queued push is superseded while an older one runs on another worker; a worker whose
 // config lacks a repo leaves its jobs alone. Faults: test/e2e/worker/faults.test.ts.
-import { appendFileSync, chmodSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { deliverGithub, pushPayload, readRuns } from '../../fixtures/hooks/deliveries.ts';
+import { deliverGithub, pushPayload, readRuns, writeConfig } from '../../fixtures/hooks/deliveries.ts';
 import { startPostgres, type Postgres } from '../../fixtures/postgres.ts';
 import { openEventStream } from '../../fixtures/hooks/event-stream.ts';
 import { startReceiver } from '../../fixtures/hooks/receiver.ts';
-import { makeBareRepo, rootBuildUser, runCommand, waitFor } from '../../_helpers/common.ts';
+import { makeBareRepo, rootBuildUser, runCommand, runScript, RUNTIME, tmpDir, waitFor } from '../../_helpers/common.ts';
 import {
   jobOf,
   queueConfig,
@@ -321,6 +330,212 @@ test("a job running on a worker: its output follows live on hook-server's job pa
     assert.is(await worker.stop(), 0, worker.output());
     assert.is(await server.stop(), 0, server.output());
   }
+});
+
+test('hostile rows in the database: a job id or an output id that is a path is refused on worker and hook-server, nothing written outside DATA; the worker builds on', async () => {
+  if (!pg) return;
+  const env = worldEnv(pg);
+  const server = queueConfig('server', { 'octo/site': {} }, { concurrency: 0 });
+  const hook = await startHookServer(server.config, env);
+  const remote = queueConfig('remote', { 'octo/site': {} });
+  let worker: Awaited<ReturnType<typeof startWorker>> | undefined;
+  try {
+    const queued = await deliverGithub(hook.url, 'push', pushPayload('octo/site', { sha: '4'.repeat(40) }), SECRET);
+    assert.is(queued.status, 202);
+    const id = queued.json.job;
+    // Its id made a path by someone who can write the database, and output planted under paths.
+    await pg.sql(
+      `UPDATE shipkit.jobs SET id = '../../escape', record = jsonb_set(record, '{id}', '"../../escape"') WHERE id = '${id}'`,
+    );
+    await pg.sql(
+      `INSERT INTO shipkit.job_output VALUES ('../../planted', 1, 0, 'evil'), ('../../escape', 1, 0, 'evil'); NOTIFY shipkit_output, '../../planted'; NOTIFY shipkit_output, '../../escape'`,
+    );
+    worker = await startWorker(remote.config, 'remote', env);
+    await waitFor(
+      async () => (await pg!.sql(`SELECT state FROM shipkit.jobs WHERE id = '../../escape'`)) === 'failed',
+      {
+        what: 'the hostile job to be refused',
+      },
+    );
+    assert.match(await pg.sql(`SELECT record->>'reason' FROM shipkit.jobs WHERE id = '../../escape'`), /not a job id/);
+    const next = await deliverGithub(hook.url, 'push', pushPayload('octo/site', { sha: '5'.repeat(40) }), SECRET);
+    assert.is((await waitForState(hook, next.json.job, ['succeeded', 'failed'], 30_000)).state, 'succeeded');
+    assert.equal(readRuns(remote.dir).started, [next.json.job], 'the hostile job never ran');
+    for (const dir of [server.dir, remote.dir])
+      for (const name of ['escape', 'planted'])
+        assert.not.ok(existsSync(path.join(dir, name)), `${path.join(dir, name)} was written`);
+    assert.match(worker.output(), /refused a job whose id is not a job id/);
+    await waitFor(() => /refused job output under an id that is not a job id/.test(hook.output()), {
+      what: "hook-server's refusal",
+    });
+  } finally {
+    if (worker) assert.is(await worker.stop(), 0, worker.output());
+    assert.is(await hook.stop(), 0, hook.output());
+  }
+});
+
+test('hostile output in the database: hook-server keeps at most 8 MB of an attempt, skips a chunk that does not follow on, and one of an attempt the job has not reached', async () => {
+  if (!pg) return;
+  const env = worldEnv(pg);
+  const server = queueConfig('server', { 'octo/quiet': {}, 'octo/flood': {} }, { concurrency: 0 });
+  const hook = await startHookServer(server.config, env);
+  try {
+    const ids: Record<string, string> = {};
+    for (const repo of ['octo/quiet', 'octo/flood']) {
+      const res = await deliverGithub(hook.url, 'push', pushPayload(repo), SECRET);
+      assert.is(res.status, 202);
+      ids[repo] = res.json.job;
+    }
+    // No worker builds them: their output is what the database says, attempt 1.
+    await pg.sql(
+      `UPDATE shipkit.jobs SET record = jsonb_set(record, '{attempts}', '1') WHERE id IN ('${ids['octo/quiet']}', '${ids['octo/flood']}')`,
+    );
+    const quiet = ids['octo/quiet'];
+    await pg.sql(
+      `INSERT INTO shipkit.job_output VALUES ('${quiet}', 1, 0, 'genuine-a\n'), ('${quiet}', 1, 1000000000, 'PLANTED-FAR\n'), ('${quiet}', 2, 0, 'PLANTED-ATTEMPT\n'); NOTIFY shipkit_output, '${quiet}'`,
+    );
+    const file = path.join(server.dir, 'data', 'jobs', quiet, 'output.log');
+    await waitFor(() => existsSync(file) && readFileSync(file, 'utf8').includes('genuine-a'), {
+      what: 'the first chunk',
+    });
+    await pg.sql(
+      `INSERT INTO shipkit.job_output VALUES ('${quiet}', 1, 10, 'genuine-b\n'); NOTIFY shipkit_output, '${quiet}'`,
+    );
+    await waitFor(() => readFileSync(file, 'utf8').includes('genuine-b'), { what: 'the chunk after the planted one' });
+    assert.is(readFileSync(file, 'utf8'), 'genuine-a\ngenuine-b\n');
+    // Many planted chunks that do not follow on do not hold back the job's next attempt.
+    await pg.sql(
+      `INSERT INTO shipkit.job_output SELECT '${quiet}', 1, 100000 + g, 'PLANTED-MANY' FROM generate_series(1, 100) g;
+       UPDATE shipkit.jobs SET record = jsonb_set(record, '{attempts}', '2') WHERE id = '${quiet}';
+       DELETE FROM shipkit.job_output WHERE job_id = '${quiet}' AND attempt = 2;
+       INSERT INTO shipkit.job_output VALUES ('${quiet}', 2, 0, 'second-attempt\n'); NOTIFY shipkit_output, '${quiet}'`,
+    );
+    await waitFor(() => readFileSync(file, 'utf8').includes('second-attempt'), { what: 'the second attempt' });
+    assert.is(readFileSync(file, 'utf8'), 'genuine-a\ngenuine-b\nsecond-attempt\n');
+    // 40 MB in 256 KB chunks, each following on: 8 MB are kept.
+    const flood = ids['octo/flood'];
+    await pg.sql(
+      `INSERT INTO shipkit.job_output SELECT '${flood}', 1, g * 262144, decode(repeat('78', 262144), 'hex') FROM generate_series(0, 159) g; NOTIFY shipkit_output, '${flood}'`,
+    );
+    const flooded = path.join(server.dir, 'data', 'jobs', flood, 'output.log');
+    await waitFor(() => existsSync(flooded) && statSync(flooded).size >= 8 * 1024 * 1024, { what: '8 MB written' });
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.is(statSync(flooded).size, 8 * 1024 * 1024);
+  } finally {
+    assert.is(await hook.stop(), 0, hook.output());
+  }
+});
+
+test("a build on a worker cannot read the queue's password: not in its environment, nor in the command line or environment of the processes above it (--queue given literally)", async () => {
+  if (!pg) return;
+  const env = worldEnv(pg);
+  const hook = await startHookServer(queueConfig('server', { 'octo/envgrep': {} }, { concurrency: 0 }).config, env);
+  const remote = queueConfig('remote', { 'octo/envgrep': {} });
+  const worker = await startWorker(remote.config, 'remote', { ...env, SHIPKIT_QUEUE_URL: '' }, ['--queue', pg.url]);
+  try {
+    const res = await deliverGithub(hook.url, 'push', pushPayload('octo/envgrep'), SECRET);
+    assert.is((await waitForState(hook, res.json.job, ['succeeded', 'failed'], 30_000)).state, 'succeeded');
+    const own = readFileSync(path.join(remote.dir, `env-${res.json.job}.txt`), 'utf8');
+    assert.not.ok(own.includes(pg.password), "the password is in the build's environment");
+    assert.not.match(own, /SHIPKIT_QUEUE|postgres:/);
+    if (RUNTIME === 'deno') return; // Deno cannot rewrite its command line (docs/security.md)
+    const above = readFileSync(path.join(remote.dir, `ancestry-${res.json.job}.txt`), 'utf8');
+    assert.match(above, /scripts\/worker\.ts/, "the worker's command line was read");
+    assert.not.ok(above.includes(pg.password), 'the password is readable above the build');
+    assert.match(above, /--queue postgres:\/\/\*\*\*@127\.0\.0\.1/);
+  } finally {
+    assert.is(await worker.stop(), 0, worker.output());
+    assert.is(await hook.stop(), 0, hook.output());
+  }
+});
+
+test("a worker given hook-server's own shipkit.yml refuses its data folder (exit 2); a worker's start line says its concurrency and data folder", async () => {
+  if (!pg) return;
+  const env = worldEnv(pg);
+  const server = queueConfig('server', { 'octo/site': {} }, { concurrency: 0 });
+  const hook = await startHookServer(server.config, env);
+  try {
+    const shared = await runScript('worker', ['--config', server.config, '--name', 'shared'], {
+      env,
+      timeoutMs: 30_000,
+    });
+    assert.is(shared.exitCode, 2, shared.stderr);
+    assert.match(
+      shared.stderr,
+      `${path.join(server.dir, 'data')} (data: in ${server.config}) is the data folder of a running hook-server`,
+    );
+    const remote = queueConfig('remote', { 'octo/site': {} }, { concurrency: 3 });
+    const worker = await startWorker(remote.config, 'remote', env);
+    assert.is(await worker.stop(), 0, worker.output());
+    assert.match(worker.output(), `, 3 at once, data in ${path.join(remote.dir, 'data')}`);
+  } finally {
+    assert.is(await hook.stop(), 0, hook.output());
+  }
+});
+
+test("a job built on a worker with its own data folder: hook-server's job page shows its steps, and its log has the commands' output from the worker's logs.txt", async () => {
+  if (!pg) return;
+  const env = worldEnv(pg);
+  const hook = await startHookServer(queueConfig('server', { 'octo/sectioned': {} }, { concurrency: 0 }).config, env);
+  const worker = await startWorker(queueConfig('remote', { 'octo/sectioned': {} }).config, 'remote', env);
+  try {
+    const res = await deliverGithub(hook.url, 'push', pushPayload('octo/sectioned'), SECRET);
+    assert.is((await waitForState(hook, res.json.job, ['succeeded', 'failed'], 30_000)).state, 'succeeded');
+    const auth = { Authorization: `Bearer ${TOKEN}` };
+    await waitFor(
+      async () =>
+        /SECTION-LINE-compile-output/.test(
+          await (await fetch(`${hook.url}/jobs/${res.json.job}/log`, { headers: auth })).text(),
+        ),
+      { what: "the worker's section on hook-server" },
+    );
+    const page = await (
+      await fetch(`${hook.url}/jobs/${res.json.job}`, { headers: { ...auth, Accept: 'text/html' } })
+    ).text();
+    assert.not.match(page, 'No steps in the log.');
+    assert.match(page, 'SECTION-LINE-pull-output');
+    assert.match(page, /compile/);
+    assert.is(await pg.sql(`SELECT count(*) FROM shipkit.job_sections WHERE job_id = '${res.json.job}'`), '0');
+  } finally {
+    assert.is(await worker.stop(), 0, worker.output());
+    assert.is(await hook.stop(), 0, hook.output());
+  }
+});
+
+test('turning on queue: keeps the earlier jobs: the local journal is copied into PostgreSQL once, at the first start with queue:', async () => {
+  if (!pg) return;
+  const env = worldEnv(pg);
+  const dir = path.join(tmpDir(), 'server');
+  mkdirSync(dir);
+  const config = writeConfig(dir, { repos: { 'octo/before': {} } });
+  const local = await startHookServer(config, env);
+  const res = await deliverGithub(local.url, 'push', pushPayload('octo/before'), SECRET);
+  await waitForState(local, res.json.job, ['succeeded']);
+  assert.is(await local.stop(), 0, local.output());
+  appendFileSync(config, 'queue: env:SHIPKIT_QUEUE_URL\n');
+  for (let start = 0; start < 2; start++) {
+    const hook = await startHookServer(config, env);
+    try {
+      const job = await jobOf(hook, res.json.job);
+      assert.is(job.state, 'succeeded', JSON.stringify(job));
+      const listed = await (
+        await fetch(`${hook.url}/jobs?repo=octo/before`, { headers: { Authorization: `Bearer ${TOKEN}` } })
+      ).json();
+      assert.equal(
+        listed.jobs.map((j: { id: string }) => j.id),
+        [res.json.job],
+      );
+      const log = await (
+        await fetch(`${hook.url}/jobs/${res.json.job}/log`, { headers: { Authorization: `Bearer ${TOKEN}` } })
+      ).text();
+      assert.match(log, `job ${res.json.job} attempt 1`);
+    } finally {
+      assert.is(await hook.stop(), 0, hook.output());
+    }
+    assert.is(start === 0, /copied into the queue database, once/.test(hook.output()), hook.output());
+  }
+  assert.is(await pg.sql(`SELECT count(*) FROM shipkit.jobs WHERE id = '${res.json.job}'`), '1');
+  assert.is(await pg.sql(`SELECT jobs FROM shipkit.imports WHERE source LIKE '%${dir}/%'`), '1');
 });
 
 test.after(async () => {

@@ -1,5 +1,5 @@
 // lib/jobs/job-log.ts: the logs.txt format, reading jobs back, following one, rotation.
-import { existsSync, readFileSync, writeFileSync, appendFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { test } from 'uvu';
@@ -16,6 +16,7 @@ import {
   readJobLog,
 } from '../../../lib/jobs/job-log.ts';
 import { parseSize, rotateLogs } from '../../../lib/jobs/log-rotate.ts';
+import { readJobSection, sentSectionFile } from '../../../lib/jobs/job-log.ts';
 import { tmpDir } from '../../_helpers/common.ts';
 
 async function writeJob(
@@ -253,6 +254,25 @@ test('a partial trailing line in the file does not break listing', async () => {
     (await listJobs(dir)).map((j) => j.id),
     ['a'],
   );
+});
+
+test("readJobSection: the section in this machine's logs.txt, else the copy a worker sent; no path from a bad id", async () => {
+  const dir = tmpDir();
+  const logsDir = path.join(dir, 'logs', 'o__r');
+  const jobsDir = path.join(dir, 'jobs');
+  const id = '20260101-000000-abcdef';
+  assert.is(await readJobSection(logsDir, jobsDir, id), undefined);
+  mkdirSync(path.dirname(sentSectionFile(jobsDir, id)), { recursive: true });
+  writeFileSync(sentSectionFile(jobsDir, id), 'sent by a worker\n');
+  assert.is(await readJobSection(logsDir, jobsDir, id), 'sent by a worker\n');
+  mkdirSync(logsDir, { recursive: true });
+  writeFileSync(
+    path.join(logsDir, 'logs.txt'),
+    `=== shipkit job ${id} start {"repo":"o/r","kind":"build","started":"2026-01-01T00:00:00.000Z","pid":1,"host":"h"}\n11:00:00.000 | here\n=== shipkit job ${id} end {"status":"succeeded","exit":0,"duration_ms":1,"finished":"2026-01-01T00:00:01.000Z"}\n`,
+  );
+  assert.match((await readJobSection(logsDir, jobsDir, id))!, '11:00:00.000 | here');
+  writeFileSync(path.join(dir, 'log.txt'), 'outside');
+  assert.is(await readJobSection(logsDir, jobsDir, '..'), undefined);
 });
 
 test.run();
