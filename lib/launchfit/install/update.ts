@@ -595,29 +595,7 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false, stage
   } catch (error) {
     return refuse(messageOf(error), error);
   }
-  if (!fetched) {
-    // A 304 vouches for the VERSION we hold, and no longer than it is valid.
-    const expires = state.versionExpires ? new Date(state.versionExpires) : undefined;
-    if (expires && expires.getTime() < (ctx.now?.() ?? new Date()).getTime()) {
-      return refuse(
-        `The update server answers 304 Not Modified, but the VERSION it stands for expired on ${expires.toISOString()}; the server is frozen or replaying. Publish again (or check the server).`,
-      );
-    }
-    await recordCheck(
-      paths,
-      true,
-      state.waiting
-        ? `VERSION not modified; still waiting: this host's bucket ${state.waiting.bucket} is not below ROLLOUT ${state.waiting.rollout}`
-        : 'VERSION not modified',
-      log,
-    );
-    return {
-      action: 'not-modified',
-      version: currentVersion,
-      release: current,
-      message: 'VERSION not modified since the last check.',
-    };
-  }
+  if (!fetched) return notModified(ctx, state, current, currentVersion, refuse);
   const { info, etag, lastModified, signed } = fetched;
   let binding;
   try {
@@ -690,6 +668,36 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false, stage
     s.binding = binding;
   });
   return done(await activateRelease(ctx, name, info.version));
+}
+
+/** A 304: it vouches for the VERSION held, and no longer than that VERSION is valid. */
+async function notModified(
+  ctx: UpdateContext,
+  state: LaunchState,
+  current: string | undefined,
+  currentVersion: string | undefined,
+  refuse: (message: string) => Promise<never>,
+): Promise<CheckResult> {
+  const expires = state.versionExpires ? new Date(state.versionExpires) : undefined;
+  if (expires && expires.getTime() < (ctx.now?.() ?? new Date()).getTime()) {
+    return refuse(
+      `The update server answers 304 Not Modified, but the VERSION it stands for expired on ${expires.toISOString()}; the server is frozen or replaying. Publish again (or check the server).`,
+    );
+  }
+  await recordCheck(
+    ctx.paths,
+    true,
+    state.waiting
+      ? `VERSION not modified; still waiting: this host's bucket ${state.waiting.bucket} is not below ROLLOUT ${state.waiting.rollout}`
+      : 'VERSION not modified',
+    ctx.log,
+  );
+  return {
+    action: 'not-modified',
+    version: currentVersion,
+    release: current,
+    message: 'VERSION not modified since the last check.',
+  };
 }
 
 /**
