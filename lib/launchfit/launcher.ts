@@ -391,7 +391,10 @@ class Launcher {
     try {
       this.config = await loadEffectiveConfig(this.paths); // launchify.yml edits apply from the next check on
       const result = await checkForUpdates(this.context(verdict), { force });
-      if (result.action !== 'not-modified') this.log.info(result.message, { action: result.action });
+      // A poll that found nothing new (not modified, up to date) is debug: one line a poll otherwise.
+      if (result.action === 'not-modified' || result.action === 'up-to-date')
+        this.log.debug(result.message, { action: result.action });
+      else this.log.info(result.message, { action: result.action });
       const outcome = reportOfCheck(result, undefined);
       if (outcome)
         void this.report(outcome.result, outcome.reason, (Date.now() - started) / 1000, result.version, before);

@@ -316,7 +316,7 @@ class AppSlotRunner implements AppRunner {
       logMaxBytes: a.logMaxBytes,
       logKeep: a.logKeep,
       pidFile: slot.pidFile,
-      log: this.log.child({ app: true, ...(this.listen.length ? { instance: slot.id } : {}) }),
+      log: this.listen.length ? this.log.child({ instance: slot.id }) : this.log,
       echo: this.opts.echo,
       output: this.output,
     });

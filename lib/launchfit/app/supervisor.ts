@@ -7,7 +7,8 @@
 // node:child_process is used directly (not zx) because the supervisor needs the process group,
 // signals to it, and the exit of the group leader as events.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import path from 'node:path';
 import { rm, writeFile, readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../core/log.ts';
@@ -336,7 +337,7 @@ export class AppSupervisor implements Supervisor {
     this.appPid = file === shell[0] ? proc.pid : undefined;
     this.app.startedAt = new Date().toISOString();
     if (proc.pid) this.writePidFile(proc.pid, this.app.startedAt);
-    opts.log.info('app started', { pid: proc.pid, cwd: opts.cwd });
+    opts.log.info(`app started: release ${releaseName(opts.cwd)}`, { pid: proc.pid });
     if (file === shell[0])
       opts.log.warn(
         'perl was not found: the app runs without the instance wrapper, so processes that leave its process group are not stopped with it',
@@ -502,4 +503,13 @@ export class AppSupervisor implements Supervisor {
 
 export function createSupervisor(initial: SupervisorOptions): Supervisor {
   return new AppSupervisor(initial);
+}
+
+/** The release a start runs (the folder `current` points to), for the log; the path if it cannot be read. */
+function releaseName(cwd: string): string {
+  try {
+    return path.basename(realpathSync(cwd));
+  } catch {
+    return cwd;
+  }
 }

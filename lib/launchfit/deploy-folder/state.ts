@@ -75,6 +75,8 @@ export interface LaunchState {
   signedVersionSeen?: boolean;
   /** ETag of the last VERSION that was fully handled. */
   etag?: string;
+  /** Last-Modified of that VERSION, sent as If-Modified-Since (servers without ETags, e.g. python3 -m http.server). */
+  lastModified?: string;
   /** That VERSION's EXPIRES: a 304 after it is a failed check, so a server cannot freeze the host by never changing. */
   versionExpires?: string;
   /** The APP and PLATFORM this folder runs, bound by its first install (see binding.ts). */

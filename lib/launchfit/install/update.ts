@@ -149,6 +149,12 @@ export async function loadTrustedKeys(ctx: UpdateContext): Promise<TrustedKeys> 
   });
 }
 
+/** What makes a VERSION poll conditional: the last handled VERSION's ETag and Last-Modified. */
+export interface Validators {
+  etag?: string;
+  lastModified?: string;
+}
+
 /**
  * Fetch VERSION (and VERSION.sig) and check it: signature, EXPIRES. Null when unchanged (304).
  * VERSION.sig is required unless updates.allow_unsigned_version; even then, once a signed VERSION
@@ -158,19 +164,20 @@ export async function loadTrustedKeys(ctx: UpdateContext): Promise<TrustedKeys> 
 export async function fetchVersionInfo(
   ctx: UpdateContext,
   keys: TrustedKeys | (() => Promise<TrustedKeys>),
-  etag: string | undefined,
+  since: Validators | undefined,
   signedBefore = false,
-): Promise<{ info: VersionInfo; etag?: string; signed: boolean } | null> {
+): Promise<({ info: VersionInfo; signed: boolean } & Validators) | null> {
   const server = serverOf(ctx.config);
   const timeouts = metadataTimeoutsOf(ctx.config);
   const res = await fetchSmall(new URL('VERSION', server).href, {
     maxBytes: MAX_VERSION_FILE_BYTES,
-    etag,
+    etag: since?.etag,
+    lastModified: since?.lastModified,
     timeouts,
     fetchImpl: ctx.fetchImpl,
   });
   if (res.status === 'not-modified') {
-    if (!etag)
+    if (!since?.etag && !since?.lastModified)
       throw new RemoteError(
         `${server}VERSION answered 304 Not Modified to a request that was not conditional; the update server is misconfigured or hostile. Nothing was installed.`,
       );
@@ -207,7 +214,7 @@ export async function fetchVersionInfo(
       `VERSION expired on ${info.expires.toISOString()}; the update server is stale or replaying old metadata. Publish again.`,
     );
   }
-  return { info, etag: res.etag, signed: sig.status === 'ok' };
+  return { info, etag: res.etag, lastModified: res.lastModified, signed: sig.status === 'ok' };
 }
 
 /** A release downloaded, verified and unpacked under tmp/ (`work`), its folder `root` inside. */
@@ -582,36 +589,14 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false, stage
     fetched = await fetchVersionInfo(
       ctx,
       trusted,
-      current && !force ? state.etag : undefined,
+      current && !force ? { etag: state.etag, lastModified: state.lastModified } : undefined,
       Boolean(state.signedVersionSeen),
     );
   } catch (error) {
     return refuse(messageOf(error), error);
   }
-  if (!fetched) {
-    // A 304 vouches for the VERSION we hold, and no longer than it is valid.
-    const expires = state.versionExpires ? new Date(state.versionExpires) : undefined;
-    if (expires && expires.getTime() < (ctx.now?.() ?? new Date()).getTime()) {
-      return refuse(
-        `The update server answers 304 Not Modified, but the VERSION it stands for expired on ${expires.toISOString()}; the server is frozen or replaying. Publish again (or check the server).`,
-      );
-    }
-    await recordCheck(
-      paths,
-      true,
-      state.waiting
-        ? `VERSION not modified; still waiting: this host's bucket ${state.waiting.bucket} is not below ROLLOUT ${state.waiting.rollout}`
-        : 'VERSION not modified',
-      log,
-    );
-    return {
-      action: 'not-modified',
-      version: currentVersion,
-      release: current,
-      message: 'VERSION not modified since the last check.',
-    };
-  }
-  const { info, etag, signed } = fetched;
+  if (!fetched) return notModified(ctx, state, current, currentVersion, refuse);
+  const { info, etag, lastModified, signed } = fetched;
   let binding;
   try {
     binding = checkReleaseBinding(info, hostBindingOf(ctx.config, state, current));
@@ -630,6 +615,7 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false, stage
       if (signed && info.seq !== undefined && (!s.seq || info.seq > s.seq.seq))
         s.seq = { seq: info.seq, file: info.file, at: new Date().toISOString() };
       s.etag = etag;
+      s.lastModified = lastModified;
       s.versionExpires = info.expires?.toISOString();
       s.lastCheck = { at: new Date().toISOString(), ok: result.action !== 'unhealthy', message: result.message };
       delete s.waiting;
@@ -663,7 +649,7 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false, stage
       `VERSION offers ${info.version}, lower than ${state.highest} already installed; refusing the downgrade (use \`launchfit rollback\` to go back on purpose).`,
     );
   }
-  const waiting = await rolloutWait(paths, info, etag);
+  const waiting = await rolloutWait(paths, info, { etag, lastModified });
   if (waiting) return waiting;
   let name: string;
   try {
@@ -684,23 +670,50 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false, stage
   return done(await activateRelease(ctx, name, info.version));
 }
 
+/** A 304: it vouches for the VERSION held, and no longer than that VERSION is valid. */
+async function notModified(
+  ctx: UpdateContext,
+  state: LaunchState,
+  current: string | undefined,
+  currentVersion: string | undefined,
+  refuse: (message: string) => Promise<never>,
+): Promise<CheckResult> {
+  const expires = state.versionExpires ? new Date(state.versionExpires) : undefined;
+  if (expires && expires.getTime() < (ctx.now?.() ?? new Date()).getTime()) {
+    return refuse(
+      `The update server answers 304 Not Modified, but the VERSION it stands for expired on ${expires.toISOString()}; the server is frozen or replaying. Publish again (or check the server).`,
+    );
+  }
+  await recordCheck(
+    ctx.paths,
+    true,
+    state.waiting
+      ? `VERSION not modified; still waiting: this host's bucket ${state.waiting.bucket} is not below ROLLOUT ${state.waiting.rollout}`
+      : 'VERSION not modified',
+    ctx.log,
+  );
+  return {
+    action: 'not-modified',
+    version: currentVersion,
+    release: current,
+    message: 'VERSION not modified since the last check.',
+  };
+}
+
 /**
  * ROLLOUT P (DESIGN §8): a host whose bucket for this version is not below P keeps its release
  * and polls on. Its SEQ is not recorded (the next, higher SEQ must still be taken); the ETag is,
  * so waiting polls stay 304 until the publisher signs a new VERSION (a raised ROLLOUT).
  */
-async function rolloutWait(
-  paths: DeployPaths,
-  info: VersionInfo,
-  etag: string | undefined,
-): Promise<CheckResult | undefined> {
+async function rolloutWait(paths: DeployPaths, info: VersionInfo, since: Validators): Promise<CheckResult | undefined> {
   if (info.rollout === undefined || info.rollout >= 100) return undefined;
   const bucket = rolloutBucket(await ensureHostId(paths), info.version);
   if (bucket < info.rollout) return undefined;
   const shown = Math.floor(bucket * 10000) / 10000;
   const message = `waiting: this host's bucket ${shown} is not below ROLLOUT ${info.rollout} for ${info.version}; keeping the current release`;
   await updateState(paths, (s) => {
-    s.etag = etag;
+    s.etag = since.etag;
+    s.lastModified = since.lastModified;
     s.versionExpires = info.expires?.toISOString();
     s.waiting = {
       version: info.version,

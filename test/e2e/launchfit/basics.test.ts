@@ -54,6 +54,9 @@ test('publish, deploy into an empty folder, run, update during traffic, rollback
   try {
     const first = await waitForVersion(w.appPort, '1.0');
     assert.is(first, '1.0');
+    // The start line names the release, not a bare `app=true`.
+    assert.match(lf.output(), /app started: release my-app-gnu-linux-1\.0 .*pid=\d+/);
+    assert.not.match(lf.output(), /app=true/);
 
     // Ask the app every 5 ms while the update runs.
     await w.publish('1.1');

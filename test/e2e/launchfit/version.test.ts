@@ -67,6 +67,30 @@ test('a first deploy answered 304 to an unconditional request exits 1 with nothi
   }
 });
 
+test('a server without ETags (python3 -m http.server): the next poll sends If-Modified-Since and gets a 304', async () => {
+  const w = await makeWorld();
+  try {
+    await w.publish('1.0');
+    const stamp = new Date(Date.now() - 60_000).toUTCString();
+    const asked: (string | undefined)[] = [];
+    w.server.overrides.set('VERSION', (req, res) => {
+      const since = req.headers['if-modified-since'];
+      asked.push(since);
+      if (since === stamp) res.writeHead(304).end();
+      else res.writeHead(200, { 'Last-Modified': stamp }).end(readFileSync(path.join(w.updates, 'VERSION')));
+      return true;
+    });
+    const first = await runScript('launchfit', [w.server.url, '--dir', w.deploy, '--keyfile', w.pubAsc]);
+    assert.is(first.exitCode, 0, first.stderr);
+    const again = await runScript('launchfit', ['update', '--dir', w.deploy]);
+    assert.is(again.exitCode, 0, again.stderr);
+    assert.equal(asked, [undefined, stamp], 'the second VERSION request was conditional');
+    assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.0');
+  } finally {
+    await w.server.close();
+  }
+});
+
 test('an unsigned VERSION is refused; with allow_unsigned_version, CURRENT ff.0 naming the signed 1.1 tarball is still refused', async () => {
   const w = await makeWorld();
   try {
