@@ -9,7 +9,7 @@ import { acquireLock, type Lock } from '../core/lock.ts';
 import type { Logger } from '../core/log.ts';
 import { resolveSecret } from '../core/secrets.ts';
 import { checkCanRunAs, isAppOf } from './deploy-folder/app-env.ts';
-import { findPerl, readLeftInstance, type LeftInstance } from './app/instance.ts';
+import { endStrays, findPerl, readLeftInstance, type LeftInstance } from './app/instance.ts';
 import { takeSockets, type RawHandle } from './app/sockets.ts';
 import type { ListenSpec } from './deploy-folder/listen-spec.ts';
 import { CONFIG_NAME, loadLaunchConfig, readReleaseAppDefaults, type LaunchConfig } from './deploy-folder/config.ts';
@@ -247,6 +247,13 @@ async function recoverDeployFolder(paths: DeployPaths, log: Logger): Promise<Rec
   ] as const) {
     if (adopt?.slot !== slot) await stopLeftoverApp(pidFile, paths.dir, config.app.killTimeoutSec * 1000, log);
   }
+  // And whatever else carries the folder's mark: an app that escaped its instance before.
+  const roots = [process.pid, ...(adopt ? [adopt.instance.pgid] : [])];
+  const escaped = await endStrays(paths.dir, roots, config.app.killTimeoutSec * 1000);
+  if (escaped.length)
+    log.warn(`ended ${escaped.length} processes of the app a previous launchfit left outside its instances`, {
+      pids: escaped.join(','),
+    });
   return { pending: state.pending, config, taken, adopt };
 }
 

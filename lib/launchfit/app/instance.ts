@@ -13,17 +13,20 @@ import { EventEmitter } from 'node:events';
 import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
 import { readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { bootId, isGroupAlive, signalGroup, waitForGroupExit, type GroupEnd } from '../../core/process-group.ts';
 import { isAppOf } from '../deploy-folder/app-env.ts';
 
 /**
- * The wrapper. ARGV: GRACE_MS LOG_FILE COMMAND... It reports the app's pid on stderr as
+ * The wrapper. ARGV: GRACE_MS LOG_FILE AS COMMAND... AS is empty, or UID:GID: the app (not the
+ * wrapper) runs as that user, so it cannot signal the wrapper that supervises it (app.user).
+ * It reports the app's pid on stderr as
  * `launchfit-instance: app pid N`; the app's stdout and stderr come out on its stdout (into
  * LOG_FILE once nobody reads that any more, as after a kill -9 of launchfit).
  */
 export const INSTANCE_WRAPPER = String.raw`
 use strict; use warnings; use POSIX (); use Config;
-my ($grace_ms, $log, @cmd) = @ARGV;
+my ($grace_ms, $log, $as, @cmd) = @ARGV;
 # prctl's number by the architecture perl was built for (the kernel's syscall tables).
 my $a = $Config{archname};
 my $nr = $a =~ /^x86_64.*x32/ ? 0x40000000 + 157 : $a =~ /^x86_64/ ? 157
@@ -48,6 +51,13 @@ if ($app == 0) {
   $SIG{$_} = 'DEFAULT' for @forward, 'CHLD', 'PIPE';
   POSIX::setpgid(0, 0);
   POSIX::dup2(fileno($out_w), 1); POSIX::dup2(fileno($out_w), 2);
+  if (length $as) {   # drop to app.user: groups first, then the gid, then every uid
+    my ($uid, $gid) = split /:/, $as;
+    $) = "$gid $gid"; $( = $gid; POSIX::setuid($uid);
+    if ($< != $uid || $> != $uid || $( + 0 != $gid || $) + 0 != $gid) {
+      print STDERR "launchfit: cannot run the app as uid $uid gid $gid: $!\n"; POSIX::_exit(126);
+    }
+  }
   exec { $cmd[0] } @cmd or print STDERR "launchfit: cannot run $cmd[0]: $!\n";
   POSIX::_exit(127);
 }
@@ -149,23 +159,29 @@ export function findPerl(pathVar = process.env.PATH ?? '/usr/bin:/bin'): string 
   return perlPath;
 }
 
-/** The argv that runs `command` as an instance (under the wrapper), or `command` itself without perl. */
-export function instanceCommand(
-  command: string[],
-  { graceMs, log, perl = findPerl() }: { graceMs: number; log: string; perl?: string | null },
-): string[] {
-  if (!perl) return command;
-  return [perl, '-e', INSTANCE_WRAPPER, '--', String(Math.max(0, Math.round(graceMs))), log, ...command];
+export interface InstanceOptions {
+  graceMs: number;
+  log: string;
+  /** app.user's ids: the wrapper drops to them in the app's process only. */
+  as?: { uid: number; gid: number };
+  perl?: string | null;
 }
 
-/** Every live process below `pid` (by the parent pids in /proc), children first. */
-export function descendantsOf(pid: number, procDir = '/proc'): number[] {
+/** The argv that runs `command` as an instance (under the wrapper), or `command` itself without perl. */
+export function instanceCommand(command: string[], { graceMs, log, as, perl = findPerl() }: InstanceOptions): string[] {
+  if (!perl) return command;
+  const ids = as ? `${as.uid}:${as.gid}` : '';
+  return [perl, '-e', INSTANCE_WRAPPER, '--', String(Math.max(0, Math.round(graceMs))), log, ids, ...command];
+}
+
+/** The live processes by their parent's pid, from /proc (zombies left out). */
+function childrenByParent(procDir: string): Map<number, number[]> {
   const kids = new Map<number, number[]>();
   let entries: string[];
   try {
     entries = readdirSync(procDir).filter((name) => /^\d+$/.test(name));
   } catch {
-    return [];
+    return kids;
   }
   for (const entry of entries) {
     try {
@@ -179,6 +195,11 @@ export function descendantsOf(pid: number, procDir = '/proc'): number[] {
       /* gone meanwhile */
     }
   }
+  return kids;
+}
+
+/** Every process below `pid` in `kids`, children first. */
+function below(pid: number, kids: Map<number, number[]>): number[] {
   const all: number[] = [];
   const queue = [pid];
   while (queue.length)
@@ -187,6 +208,62 @@ export function descendantsOf(pid: number, procDir = '/proc'): number[] {
       queue.push(kid);
     }
   return all;
+}
+
+/** Every live process below `pid` (by the parent pids in /proc), children first. */
+export function descendantsOf(pid: number, procDir = '/proc'): number[] {
+  return below(pid, childrenByParent(procDir));
+}
+
+/**
+ * The processes that carry the deploy folder `dir`'s mark but are not `roots` or below one of
+ * them: an app that escaped its instance (it killed the wrapper, and was re-parented to init).
+ * launchfit passes its own pid and the instances it adopted: everything it supervises is below those.
+ */
+export function strayProcesses(dir: string, roots: number[], procDir = '/proc'): number[] {
+  const kids = childrenByParent(procDir);
+  const kept = new Set([...roots.flatMap((root) => [root, ...below(root, kids)]), ...ancestorsOf(process.pid, kids)]);
+  const strays: number[] = [];
+  for (const pid of [...kids.values()].flat()) {
+    if (kept.has(pid)) continue;
+    try {
+      if (isAppOf(readFileSync(`${procDir}/${pid}/environ`, 'latin1').split('\0'), dir)) strays.push(pid);
+    } catch {
+      /* gone, or not ours to read */
+    }
+  }
+  return strays;
+}
+
+/** The processes above `pid` (never strays: launchfit started from a marked shell ends no one). */
+function ancestorsOf(pid: number, kids: Map<number, number[]>): number[] {
+  const parent = new Map<number, number>();
+  for (const [ppid, list] of kids) for (const kid of list) parent.set(kid, ppid);
+  const all: number[] = [];
+  for (let p = parent.get(pid); p !== undefined && p > 0 && !all.includes(p); p = parent.get(p)) all.push(p);
+  return all;
+}
+
+/** End the strays of `dir` (strayProcesses): SIGTERM, then SIGKILL to those left after `graceMs`. Returns their pids. */
+export async function endStrays(dir: string, roots: number[], graceMs: number): Promise<number[]> {
+  const strays = strayProcesses(dir, roots);
+  const signal = (pids: number[], name: NodeJS.Signals) => {
+    for (const pid of pids)
+      try {
+        process.kill(pid, name);
+      } catch {
+        /* gone */
+      }
+  };
+  signal(strays, 'SIGTERM');
+  const until = Date.now() + graceMs;
+  let left = strays;
+  while (left.length && Date.now() < until) {
+    await sleep(50);
+    left = left.filter((pid) => strayProcesses(dir, roots).includes(pid));
+  }
+  signal(left, 'SIGKILL');
+  return strays;
 }
 
 /** SIGKILL everything below the instance `pid`, then its group (the wrapper): a stop that ran out of time. */

@@ -15,6 +15,7 @@
 // its own, so there the threads' nice values weigh only against each other.
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { processStartTime } from '../../core/process-group.ts';
 
 /** How much higher than launchfit's own the serving instance runs during an update. */
 export const UPDATE_BOOST = 5;
@@ -79,25 +80,51 @@ function threadsOf(pid: number, procDir: string): number[] {
   }
 }
 
+/** The threads raised for a check, by thread id, with their start times (a reused id is not set back). */
+export type RaisedThreads = Map<number, string>;
+
 /**
  * Set the instance `pid` (its session leader, the instance wrapper) `boost` above launchfit's
  * own priority (0: back to it): every thread of every process of it, and its session's
- * autogroup where there is one. Returns how many of those could not be set (threads gone
- * meanwhile among them).
+ * autogroup where there is one. Given `raised`, the threads raised are recorded there, and set
+ * back to 0 even once they are no longer below `pid` (an app that escaped its instance).
+ * Returns how many of those could not be set (threads gone meanwhile among them).
  */
-export function setInstancePriority(pid: number, boost: number, { own = ownNice(), procDir = '/proc' } = {}): number {
+export function setInstancePriority(
+  pid: number,
+  boost: number,
+  { own = ownNice(), procDir = '/proc', raised }: { own?: number; procDir?: string; raised?: RaisedThreads } = {},
+): number {
   let failed = 0;
   for (const p of processTree(pid, procDir)) {
     for (const tid of threadsOf(p, procDir)) {
       try {
         os.setPriority(tid, own - boost);
+        const start = boost && raised ? processStartTime(tid, procDir) : null;
+        if (start) raised!.set(tid, start);
       } catch {
         failed++;
       }
     }
   }
   if (!setAutogroupNice(`${procDir}/${pid}/autogroup`, -boost)) failed++;
+  if (!boost && raised) lowerRaised(raised, { own, procDir });
   return failed;
+}
+
+/** Set the threads in `raised` that still run back to launchfit's priority (and their autogroup), and forget them all. */
+export function lowerRaised(raised: RaisedThreads, { own = ownNice(), procDir = '/proc' } = {}): void {
+  let autogroup = false;
+  for (const [tid, start] of raised) {
+    if (processStartTime(tid, procDir) !== start) continue;
+    try {
+      os.setPriority(tid, own);
+    } catch {
+      /* gone meanwhile */
+    }
+    autogroup ||= setAutogroupNice(`${procDir}/${tid}/autogroup`, 0);
+  }
+  raised.clear();
 }
 
 /**

@@ -11,6 +11,7 @@ import { closeSync, openSync, readFileSync, realpathSync, renameSync, rmSync, st
 import path from 'node:path';
 import { rm, writeFile, readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { messageOf } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
 import { bootId, isGroupAlive, processStartTime, signalGroup, waitForGroupExit } from '../../core/process-group.ts';
 import { appEnvironment, isAppOf, spawnIdentity, type AppAccount } from '../deploy-folder/app-env.ts';
@@ -18,11 +19,12 @@ import {
   AdoptedInstance,
   APP_PID_LINE,
   endInstance,
+  endStrays,
   instanceCommand,
   killInstance,
   type LeftInstance,
 } from './instance.ts';
-import { setInstancePriority } from './priority.ts';
+import { lowerRaised, setInstancePriority, type RaisedThreads } from './priority.ts';
 import { Probation, type StartCheck } from './probation.ts';
 
 export interface SupervisorOptions {
@@ -57,6 +59,12 @@ export interface SupervisorOptions {
 }
 
 export type RotatingLog = ReturnType<typeof createRotatingLog>;
+
+/**
+ * The instances this launchfit adopted from a killed one (their wrappers' pids): not below
+ * launchfit, yet supervised, so never taken for an escaped app.
+ */
+const adoptedGroups = new Set<number>();
 
 /** The app's own pid in LISTEN_PID, as systemd sets it after fork: the shell's pid is the app's once it execs. */
 const LISTEN_PID_PREFIX = 'LISTEN_PID=$$; export LISTEN_PID; ';
@@ -223,6 +231,10 @@ export class AppSupervisor implements Supervisor {
   private readonly appLog: RotatingLog;
   /** The output's last line while it has no line break yet. */
   private partial = '';
+  /** Whether the running instance is under the wrapper (instance.ts). */
+  private wrapped = false;
+  /** The threads raised for a check, set back even if they escape the instance (priority.ts). */
+  private readonly raised: RaisedThreads = new Map();
 
   constructor(initial: SupervisorOptions) {
     this.opts = initial;
@@ -242,6 +254,8 @@ export class AppSupervisor implements Supervisor {
 
   adopt(instance: LeftInstance): void {
     const proc = new AdoptedInstance(instance) as unknown as ChildProcess;
+    adoptedGroups.add(instance.pgid);
+    this.wrapped = true;
     this.stopping = false;
     this.child = proc;
     this.appPid = instance.pid;
@@ -280,7 +294,7 @@ export class AppSupervisor implements Supervisor {
 
   setPriority(boost: number): void {
     if (this.child?.pid === undefined) return;
-    const failed = setInstancePriority(this.child.pid, boost);
+    const failed = setInstancePriority(this.child.pid, boost, { raised: this.raised });
     if (failed)
       this.opts.log.warn(`could not set the CPU priority of ${failed} threads of the app`, {
         pid: this.app.pid,
@@ -309,7 +323,11 @@ export class AppSupervisor implements Supervisor {
       ? { LISTEN_FDS: String(sockets.length), LISTEN_FDNAMES: sockets.map((s) => s.name).join(':') }
       : {};
     const shell = ['/bin/sh', '-c', `${sockets.length ? LISTEN_PID_PREFIX : ''}${shellCommand(opts.exec)}`];
-    const [file, ...args] = instanceCommand(shell, { graceMs: opts.killTimeoutMs, log: opts.appLog });
+    // The wrapper stays launchfit's user; app.user applies to the app it forks (instance.ts).
+    const as = opts.account && opts.account.uid !== process.getuid?.() ? opts.account : undefined;
+    const [file, ...args] = instanceCommand(shell, { graceMs: opts.killTimeoutMs, log: opts.appLog, as });
+    const wrapped = file !== shell[0];
+    this.wrapped = wrapped;
     const proc = spawn(file, args, {
       cwd: opts.cwd,
       env: appEnvironment({
@@ -320,7 +338,7 @@ export class AppSupervisor implements Supervisor {
         account: opts.account,
         withheld: opts.withheld,
       }),
-      ...spawnIdentity(opts.account),
+      ...(wrapped ? {} : spawnIdentity(opts.account)),
       detached: true, // own process group, so the whole tree can be signalled
       stdio: ['ignore', 'pipe', 'pipe', ...sockets.map((s) => s.fd)],
     });
@@ -334,11 +352,11 @@ export class AppSupervisor implements Supervisor {
     proc.stderr!.on('data', (chunk: Buffer) => out(this.takeAppPid(proc, chunk)));
     this.app.state = 'running';
     this.app.pid = proc.pid;
-    this.appPid = file === shell[0] ? proc.pid : undefined;
+    this.appPid = wrapped ? undefined : proc.pid;
     this.app.startedAt = new Date().toISOString();
     if (proc.pid) this.writePidFile(proc.pid, this.app.startedAt);
     opts.log.info(`app started: release ${releaseName(opts.cwd)}`, { pid: proc.pid });
-    if (file === shell[0])
+    if (!wrapped)
       opts.log.warn(
         'perl was not found: the app runs without the instance wrapper, so processes that leave its process group are not stopped with it',
       );
@@ -381,7 +399,8 @@ export class AppSupervisor implements Supervisor {
     let probation!: Probation;
     const exited = new Promise<void>((resolve) => {
       proc.on('error', (error) => this.opts.log.error(`app could not be started: ${error.message}`));
-      proc.on('exit', (code, signal) => {
+      proc.on('exit', async (code, signal) => {
+        await this.endEscaped(proc);
         const uptime = Date.now() - started;
         this.app.lastExit = { code, signal, at: new Date().toISOString() };
         this.app.pid = undefined;
@@ -396,6 +415,27 @@ export class AppSupervisor implements Supervisor {
     this.exited = exited;
     probation = new Probation(probationMs, check, exited);
     return probation.passed;
+  }
+
+  /**
+   * After an instance's wrapper is gone: whatever still carries the folder's mark outside what
+   * launchfit supervises escaped it (the app killed its wrapper) and is ended, and threads raised
+   * for a check are set back, so no app keeps serving unsupervised or holds the next one's port.
+   */
+  private async endEscaped(proc: ChildProcess): Promise<void> {
+    if (proc.pid === undefined || !this.wrapped) return;
+    adoptedGroups.delete(proc.pid);
+    lowerRaised(this.raised);
+    try {
+      const ended = await endStrays(this.opts.dir, [process.pid, ...adoptedGroups], this.opts.killTimeoutMs);
+      if (ended.length)
+        this.opts.log.warn(
+          `ended ${ended.length} processes of the app that had escaped its instance (its wrapper was killed)`,
+          { pids: ended.join(',') },
+        );
+    } catch (error) {
+      this.opts.log.error(`could not look for processes that escaped the app's instance: ${messageOf(error)}`);
+    }
   }
 
   private afterExit(uptime: number, code: number | null, signal: NodeJS.Signals | null, probation: Probation): void {

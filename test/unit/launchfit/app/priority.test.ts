@@ -94,6 +94,29 @@ test("every thread of every process of the instance is set, and its session's au
   }
 });
 
+test('threads raised for a check are set back after they left the instance (an app that killed its wrapper)', async () => {
+  const own = ownNice();
+  if (!canRaisePriorityTo(own - 3)) {
+    console.log('skipped: raising a priority needs CAP_SYS_NICE or RLIMIT_NICE, which this process has not');
+    return;
+  }
+  const child = spawn('/bin/sh', ['-c', 'sleep 30 & wait'], { detached: true, stdio: 'ignore' });
+  const pid = child.pid!;
+  const sleeper = (await waitFor(() => descendantsOf(pid)[0], { what: 'sleep below the shell' }))!;
+  try {
+    const raised = new Map<number, string>();
+    assert.is(setInstancePriority(pid, 3, { raised }), 0);
+    assert.equal(threadNices([sleeper]), [own - 3]);
+    process.kill(pid, 'SIGKILL'); // sleep is re-parented away: no longer below the instance
+    await waitFor(() => !descendantsOf(pid).includes(sleeper), { what: 'the shell to be gone' });
+    setInstancePriority(pid, 0, { raised });
+    assert.equal(threadNices([sleeper]), [own], 'set back though it escaped');
+    assert.is(raised.size, 0);
+  } finally {
+    process.kill(-pid, 'SIGKILL');
+  }
+});
+
 test('an instance that is gone: nothing set, nothing thrown', () => {
   assert.not.throws(() => setInstancePriority(2 ** 22 + 12345, 5));
 });
