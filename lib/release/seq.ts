@@ -34,14 +34,17 @@ export interface PublishedVersion {
 export async function readPublishedVersion(
   dest: Destination,
   certificate: string,
-): Promise<{ published?: PublishedVersion; problem?: string }> {
+): Promise<{ published?: PublishedVersion; problem?: string; hint?: string }> {
   const text = await dest.read('VERSION');
   if (!text) return {};
   const sig = await dest.read('VERSION.sig');
   if (!sig) return { problem: `${dest.where} has a VERSION without VERSION.sig` };
   const signature = await ownSignatureOver(certificate, text, sig);
   if (!signature)
-    return { problem: `VERSION.sig in ${dest.where} is not a signature of its VERSION by this release key` };
+    return {
+      problem: `VERSION.sig in ${dest.where} is not a signature of its VERSION by this release key`,
+      hint: 'If the release key was rotated since this certificate was read, pass --keys DIR/keys.asc (the keys.asc `release keys rotate` wrote) so the new subkey is known. ',
+    };
   let info: VersionInfo;
   try {
     info = parseVersionFile(text.toString('utf8'));
@@ -99,7 +102,7 @@ export async function ownSignatureOver(
  * host); --seq must still be above a trusted one.
  */
 export function nextSeq(
-  current: { published?: PublishedVersion; problem?: string },
+  current: { published?: PublishedVersion; problem?: string; hint?: string },
   explicit: number | undefined,
   where: string,
 ): number {
@@ -113,7 +116,7 @@ export function nextSeq(
   }
   if (current.problem) {
     throw new ValidationError(
-      `${current.problem}, so its SEQ is not trusted. Check ${where}; to replace it anyway, pass --seq N with N above the SEQ your hosts accepted last (launchfit status shows it). Nothing was written.`,
+      `${current.problem}, so its SEQ is not trusted. ${current.hint ?? ''}Check ${where}; to replace it anyway, pass --seq N with N above the SEQ your hosts accepted last (launchfit status shows it). Nothing was written.`,
     );
   }
   if (seq >= MAX_SEQ)

@@ -261,7 +261,7 @@ test('SEQ: one more than the verified VERSION at DEST; an untrusted one needs --
   writeFileSync(path.join(out, 'VERSION'), genuine.replace('SEQ 2', 'SEQ 900'));
   await rejects(
     () => publishRelease(opts(makeSource('src-seq3'), out, { version: '1.2' })),
-    /VERSION\.sig in .* is not a signature of its VERSION by this release key, so its SEQ is not trusted\. .*pass --seq N/,
+    /VERSION\.sig in .* is not a signature of its VERSION by this release key, so its SEQ is not trusted\. If the release key was rotated .*pass --keys DIR\/keys\.asc.*pass --seq N/,
   );
   assert.not.ok(existsSync(path.join(out, 'my-app-gnu-linux-1.2.tar.gz')));
   assert.is(seqOf(), 900);
