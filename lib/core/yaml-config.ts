@@ -39,6 +39,7 @@ export function parseYamlText(text: string, file: string): ConfigDoc {
   const problem = document.errors[0];
   if (problem) {
     const line = problem.linePos?.[0]?.line ?? lineCounter.linePos(problem.pos[0]).line;
+    if (problem.code === 'DUPLICATE_KEY') throw new ConfigError(duplicateKeyMessage(text, file, line));
     throw new ConfigError(`${file}:${line}: ${problem.message.split('\n')[0]}`);
   }
   let data: unknown;
@@ -49,6 +50,17 @@ export function parseYamlText(text: string, file: string): ConfigDoc {
     throw new ConfigError(`${file}: ${messageOf(error)}`, { cause: error });
   }
   return { file, data, locate: (keyPath) => `${file}:${lineOf(document, lineCounter, keyPath)}` };
+}
+
+/** `FILE:LINE: updates: is given twice (first on line N); …`, as a snippet appended to a file makes it. */
+function duplicateKeyMessage(text: string, file: string, line: number): string {
+  const lines = text.split('\n');
+  const [, indent = '', key = ''] = /^(\s*)([^:#]+?)\s*:/.exec(lines[line - 1] ?? '') ?? [];
+  const first = lines
+    .slice(0, line - 1)
+    .findIndex((l) => l.startsWith(`${indent}${key}:`) || l === `${indent}${key} :`);
+  const where = first >= 0 ? ` (first on line ${first + 1})` : '';
+  return `${file}:${line}: ${key || 'a key'}: is given twice in the same block${where}; merge the two into one (a snippet appended to the file needs its lines moved under the existing key).`;
 }
 
 function lineOf(document: Document, lineCounter: LineCounter, keyPath: KeyPath): number {

@@ -138,7 +138,24 @@ test('configError and locate: nearest existing parent; top level; formatKeyPath'
 // [label, text, line, message]
 const syntaxErrors: Array<[string, string, number, RegExp]> = [
   ['unclosed flow list', 'a: 1\nb: [1, 2\nc: 3\n', 3, /Flow sequence|\]/],
-  ['duplicate key', 'listen: a\ndata: b\nlisten: c\n', 3, /unique/],
+  [
+    'duplicate key',
+    'listen: a\ndata: b\nlisten: c\n',
+    3,
+    /listen: is given twice in the same block \(first on line 1\); merge/,
+  ],
+  [
+    'an updates: snippet appended',
+    'updates:\n  server: "https://u/"\napp:\n  exec: x\nupdates:\n  report: https://r/\n',
+    5,
+    /updates: is given twice in the same block \(first on line 1\)/,
+  ],
+  [
+    'nested duplicate',
+    'app:\n  env:\n    A: 1\n    A: 2\n',
+    4,
+    /A: is given twice in the same block \(first on line 3\)/,
+  ],
   ['tab indentation', 'a:\n\t- x\n', 2, /Tabs/],
   ['unterminated quote', 'a: 1\nb: "oops\n', 3, /quote/],
   ['compact nested mapping', 'a: 1\n\nb: c: d\n', 3, /[Nn]ested mappings/],
