@@ -315,7 +315,14 @@ interface StagedRecord {
 /** What verifying and unpacking a release depends on besides the keys: provenance and limits. */
 function stagingPolicy(config: LaunchConfig): string {
   const u = config.updates;
-  return JSON.stringify([u.provenance, u.provenanceSource ?? null, u.maxSize, u.maxUnpackedSize, u.maxRatio]);
+  return JSON.stringify([
+    u.provenance,
+    u.provenanceSource ?? null,
+    u.provenanceBuilder ?? null,
+    u.maxSize,
+    u.maxUnpackedSize,
+    u.maxRatio,
+  ]);
 }
 
 /**
