@@ -2,7 +2,7 @@
 // /login`, `POST /logout`, `/assets/NAME`; access per `ui:` (token: session or bearer; public:
 // states without logs; off: 404), security headers on every page. A session is a signed cookie
 // (lib/web/session.ts) that was not ended since (lib/web/ended-sessions.ts: logout ends it on the
-// server). Routes are matched without `public_url:`'s path (a proxy strips it); links, redirects
+// server; a stream it keeps open ends with it: lib/web/session-streams.ts). Routes are matched without `public_url:`'s path (a proxy strips it); links, redirects
 // and the cookie's Path carry it.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { open } from 'node:fs/promises';
@@ -14,6 +14,7 @@ import { matchesEtag } from './badge.ts';
 import { basePath } from '../jobs/job-url.ts';
 import type { ReadSources, Refuse } from './read-sources.ts';
 import { openEndedSessions, type EndedSessions } from './ended-sessions.ts';
+import { createSessionStreams, type SessionStreams } from './session-streams.ts';
 import {
   clearedCookie,
   cookieValue,
@@ -82,6 +83,7 @@ export class PageRoutes {
   private readonly limiter: LoginLimiter;
   private readonly keys: SessionKeys | undefined;
   private readonly ended: EndedSessions;
+  private readonly streams: SessionStreams;
   /** `public_url:`'s path: the pages' links, redirects and the cookie's Path carry it. */
   private readonly base: string;
   private readonly cookie: { secure: boolean; path: string };
@@ -90,6 +92,9 @@ export class PageRoutes {
     this.sources = sources;
     this.limiter = limiter;
     this.ended = ended;
+    this.streams = createSessionStreams({
+      isOver: (session) => session.expires <= this.now().getTime() || ended.isEnded(session),
+    });
     this.keys = sources.token ? createSessionKeys(sources.token) : undefined;
     this.base = basePath(sources.publicUrl);
     this.cookie = { secure: sources.publicUrl?.startsWith('https:') ?? false, path: this.base || '/' };
@@ -107,6 +112,18 @@ export class PageRoutes {
   private sessionOf(req: IncomingMessage): Session | undefined {
     const session = this.keys?.verify(cookieValue(req.headers.cookie, COOKIE_NAME), this.now());
     return session && !this.ended.isEnded(session) ? session : undefined;
+  }
+
+  /**
+   * An authorised `GET /jobs/ID/log?follow=1` (sources.followLog): a stream opened with a session
+   * ends when the session does; one the bearer token opened is no session's and is left alone.
+   */
+  followLog(req: IncomingMessage, res: ServerResponse, job: Job): Promise<void> | void {
+    const token = this.sources.token;
+    const session =
+      token && bearerProblem(req.headers.authorization, token) === undefined ? undefined : this.sessionOf(req);
+    if (session) this.streams.hold(session, res);
+    return this.sources.followLog?.(req, res, job);
   }
 
   wantsHtml(req: IncomingMessage): boolean {
@@ -330,6 +347,9 @@ export class PageRoutes {
     if (!req.complete) req.resume();
     const session = this.sessionOf(req);
     if (session) {
+      // Its streams are cut in the same tick as ended.end below marks it ended (before it
+      // writes): one that reconnects is refused.
+      this.streams.end(session.id);
       try {
         await this.ended.end(session, this.now());
       } catch (error) {

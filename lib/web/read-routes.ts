@@ -90,7 +90,7 @@ export function createReadRoutes(sources: ReadSources) {
     const job = sources.get(m[1]);
     if (!job) return refuse(404, 'no such job');
     if (!m[2]) return sendJson(res, 200, publicJob(job));
-    if (url.searchParams.get('follow') === '1' && sources.followLog) return sources.followLog(req, res, job);
+    if (url.searchParams.get('follow') === '1' && sources.followLog) return pages.followLog(req, res, job);
     return sendLog(req, res, job, refuse);
   }
 

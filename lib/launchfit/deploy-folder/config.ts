@@ -79,6 +79,8 @@ export interface UpdatesConfig {
   provenance: 'required' | 'optional' | 'off';
   /** What the provenance must name: the source repo (URL or owner/name) and a ref glob. */
   provenanceSource?: { repo?: string; ref?: string };
+  /** The builder id (`runDetails.builder.id`) the provenance must name, exactly; unset: any. */
+  provenanceBuilder?: string;
 }
 
 export interface LaunchConfig {
@@ -131,6 +133,7 @@ const UPDATES_KEYS = [
   'gpg',
   'provenance',
   'provenance_source',
+  'provenance_builder',
   'report',
   'report_secret',
 ] as const;
@@ -441,8 +444,23 @@ function readReport(doc: ConfigDoc): UpdatesConfig['report'] {
   return { url: parsed.href, secret };
 }
 
-/** updates.provenance and updates.provenance_source; `required` needs a source to match. */
-function readProvenance(doc: ConfigDoc): Pick<UpdatesConfig, 'provenance' | 'provenanceSource'> {
+/** updates.provenance_builder: a URI, and only with a provenance to check. */
+function readProvenanceBuilder(doc: ConfigDoc, mode: UpdatesConfig['provenance']): string | undefined {
+  const keyPath = ['updates', 'provenance_builder'];
+  const builder = getKey(doc, keyPath, 'string');
+  if (builder !== undefined && !/^[a-z][a-z0-9+.-]*:\S+$/i.test(builder))
+    throw configError(doc, keyPath, `must be the builder's id as a URI, got ${JSON.stringify(builder)}.`);
+  if (builder !== undefined && mode === 'off')
+    throw configError(
+      doc,
+      keyPath,
+      'is set but updates.provenance is off; set it to required or optional, or remove this.',
+    );
+  return builder;
+}
+
+/** updates.provenance, provenance_source and provenance_builder; `required` needs a source to match. */
+function readProvenance(doc: ConfigDoc): Pick<UpdatesConfig, 'provenance' | 'provenanceSource' | 'provenanceBuilder'> {
   const mode = getKey(doc, ['updates', 'provenance'], 'string') ?? 'off';
   if (mode !== 'required' && mode !== 'optional' && mode !== 'off')
     throw configError(
@@ -472,7 +490,12 @@ function readProvenance(doc: ConfigDoc): Pick<UpdatesConfig, 'provenance' | 'pro
       ['updates', 'provenance_source', 'repo'],
       `is required with updates.provenance: ${mode}: the repository releases must be built from.`,
     );
-  return { provenance: mode, provenanceSource: repo === undefined && ref === undefined ? undefined : { repo, ref } };
+  const builder = readProvenanceBuilder(doc, mode);
+  return {
+    provenance: mode,
+    provenanceSource: repo === undefined && ref === undefined ? undefined : { repo, ref },
+    ...(builder === undefined ? {} : { provenanceBuilder: builder }),
+  };
 }
 
 /** The last documents read, by file: the text and what it parsed to. */

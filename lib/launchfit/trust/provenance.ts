@@ -3,8 +3,9 @@
 // signature over PAE(payloadType, payload) verifies with the keys that verify the tarball
 // (subkeys bound by the pinned primary, revocations remembered) must hold an in-toto Statement
 // v1 naming the tarball's sha256, and an SLSA provenance v1 source whose repo and ref match
-// updates.provenance_source. `required` refuses a release without one; `optional` checks one
-// when present; `off` does not fetch it.
+// updates.provenance_source (and, when updates.provenance_builder is set, a builder id equal to
+// it). `required` refuses a release without one; `optional` checks one when present; `off` does
+// not fetch it.
 import { VerificationError, messageOf } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
 import { PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE, pae } from '../../release/provenance.ts';
@@ -18,7 +19,7 @@ export const MAX_PROVENANCE_BYTES = 256 * 1024;
 const MAX_ENVELOPES = 8;
 
 export interface ProvenanceCheck {
-  updates: Pick<UpdatesConfig, 'provenance' | 'provenanceSource'>;
+  updates: Pick<UpdatesConfig, 'provenance' | 'provenanceSource' | 'provenanceBuilder'>;
   /** The tarball's URL; the provenance is beside it (.tar.gz → .intoto.jsonl). */
   url: string;
   file: string;
@@ -52,10 +53,16 @@ export function refMatches(ref: string, glob: string): boolean {
   return re.test(ref);
 }
 
+/** What a verified provenance says of the release's source and builder. */
+export interface ProvenanceFacts {
+  repo: string;
+  ref?: string;
+  commit?: string;
+  builder?: string;
+}
+
 /** Check the release's provenance per updates.provenance; throws VerificationError to refuse. Returns what was verified. */
-export async function checkProvenance(
-  c: ProvenanceCheck,
-): Promise<{ repo: string; ref?: string; commit?: string } | undefined> {
+export async function checkProvenance(c: ProvenanceCheck): Promise<ProvenanceFacts | undefined> {
   const mode = c.updates.provenance;
   if (mode === 'off') return undefined;
   const url = c.url.replace(/\.tar\.gz$/, '.intoto.jsonl');
@@ -70,7 +77,7 @@ export async function checkProvenance(
   }
   const statement = await verifiedStatement(res.body, c, url);
   const source = matchStatement(statement, c, url);
-  c.log.info('provenance verified', { file: c.file, repo: source.repo, ref: source.ref, commit: source.commit });
+  c.log.info('provenance verified', { file: c.file, ...source });
   return source;
 }
 
@@ -140,12 +147,8 @@ async function verifiedStatement(body: Buffer, c: ProvenanceCheck, url: string):
   );
 }
 
-/** The statement must name this tarball's sha256 and the configured source repo and ref. */
-function matchStatement(
-  s: Record<string, any>,
-  c: ProvenanceCheck,
-  url: string,
-): { repo: string; ref?: string; commit?: string } {
+/** The statement must name this tarball's sha256, the configured source repo and ref, and builder. */
+function matchStatement(s: Record<string, any>, c: ProvenanceCheck, url: string): ProvenanceFacts {
   const refuse = (why: string) => new VerificationError(`${url}: ${why}; refusing the release.`);
   if (s?._type !== STATEMENT_TYPE || s.predicateType !== PREDICATE_TYPE)
     throw refuse(`not an in-toto ${STATEMENT_TYPE} with a ${PREDICATE_TYPE} predicate`);
@@ -171,5 +174,12 @@ function matchStatement(
     throw refuse(
       `it was built from ref ${JSON.stringify(ref ?? 'none')}, which does not match updates.provenance_source.ref ${JSON.stringify(want.ref)}`,
     );
-  return { repo, ref, commit: typeof source.commit === 'string' ? source.commit : undefined };
+  const builderId = s.predicate?.runDetails?.builder?.id;
+  const builder = typeof builderId === 'string' ? builderId : undefined;
+  const wantBuilder = c.updates.provenanceBuilder;
+  if (wantBuilder !== undefined && builder !== wantBuilder)
+    throw refuse(
+      `it was built by builder ${JSON.stringify(builder ?? 'none')}, not updates.provenance_builder ${JSON.stringify(wantBuilder)}`,
+    );
+  return { repo, ref, commit: typeof source.commit === 'string' ? source.commit : undefined, builder };
 }

@@ -3,7 +3,8 @@
 // running job's lines arrive while it runs and match the plain log at the end; resume with
 // Last-Event-ID; a finished job; auth and unknown jobs; the follower cap; a line written in
 // pieces (cut inside a UTF-8 character) arrives whole; a reader that stops reading is dropped and
-// costs the server no more memory; a real build's own log (logs.txt, secrets masked) is streamed.
+// costs the server no more memory; a real build's own log (logs.txt, secrets masked) is streamed;
+// a stream opened with a session cookie ends with the session (logout, --end-sessions).
 import { randomUUID } from 'node:crypto';
 import { appendFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -20,7 +21,7 @@ import {
   waitForJobState,
   writeConfig,
 } from '../../fixtures/hooks/deliveries.ts';
-import { RUNTIME, startScript, tmpDir, waitFor, type Server } from '../../_helpers/common.ts';
+import { RUNTIME, runScript, startScript, tmpDir, waitFor, type Server } from '../../_helpers/common.ts';
 
 const SECRET = `secret-${randomUUID()}`;
 const TOKEN = `token-${randomUUID()}`;
@@ -203,6 +204,67 @@ test('ui: public shows states to anyone but never a live log: 401 without the to
     assert.match(await signedIn.text(), `data-follow="/jobs/${id}/log?follow=1"`);
   } finally {
     assert.is(await server.stop(), 0);
+  }
+});
+
+/** A status-page session's cookie (`shipkit_session=…`), as the login form gives it. */
+async function login(server: Server): Promise<string> {
+  const res = await fetch(`${server.url}/login`, {
+    method: 'POST',
+    body: new URLSearchParams({ token: TOKEN }).toString(),
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    redirect: 'manual',
+  });
+  assert.is(res.status, 303, await res.text());
+  return res.headers.get('set-cookie')!.split(';')[0];
+}
+
+/** Resolves with how long `stream` took to end, or rejects after `ms`. */
+async function endsWithin(stream: { ended: Promise<void> }, ms: number, what: string): Promise<number> {
+  const t0 = Date.now();
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: the stream was still open after ${ms} ms`)), ms);
+  });
+  await Promise.race([stream.ended, late]).finally(() => clearTimeout(timer));
+  return Date.now() - t0;
+}
+
+test("a stream opened with a session cookie ends at logout (and at --end-sessions); the bearer's and another session's go on", async () => {
+  const { dir, server } = await startFake(['o/ticker'], ['--grace', '0.5']);
+  try {
+    const id = await runningTicker(dir, server, 1000, 0.1);
+    const [mine, other] = [await login(server), await login(server)];
+    const byCookie = await openEventStream(followUrl(server, id), { Cookie: mine });
+    const byOther = await openEventStream(followUrl(server, id), { Cookie: other });
+    const byBearer = await openEventStream(followUrl(server, id), auth);
+    for (const s of [byCookie, byOther, byBearer]) {
+      assert.is(s.status, 200);
+      await s.waitFor((x) => x.text().includes('tick 2 of'), 15_000, 'tick 2');
+    }
+
+    const out = await fetch(`${server.url}/logout`, { method: 'POST', headers: { Cookie: mine }, redirect: 'manual' });
+    assert.is(out.status, 303);
+    await endsWithin(byCookie, 1_000, 'after logout');
+    const again = await openEventStream(followUrl(server, id), { Cookie: mine });
+    assert.is(again.status, 401, 'the ended session opens no new stream');
+    await again.ended;
+    const otherSeen = byOther.received;
+    await byOther.waitFor((x) => x.received > otherSeen, 5_000, "more lines for another session's stream");
+
+    // Ended by another process: the server finds it within its check (about a second).
+    const ended = await runScript('hook-server', ['--end-sessions', '--config', path.join(dir, 'shipkit.yml')], {
+      env: fakeEnv,
+    });
+    assert.is(ended.exitCode, 0, ended.stderr);
+    await endsWithin(byOther, 2_500, 'after --end-sessions');
+
+    const seen = byBearer.received;
+    await byBearer.waitFor((x) => x.received > seen, 5_000, 'more lines for the bearer');
+    assert.is(byBearer.events.at(-1)!.event, 'message', "the bearer token's stream goes on");
+    byBearer.close();
+  } finally {
+    await server.stop();
   }
 });
 

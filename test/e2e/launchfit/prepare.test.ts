@@ -1,8 +1,9 @@
 // launchfit's `GET /prepare?repo=APP` (the fleet master's prepare before a host's wave): the
 // offered release is downloaded, verified and unpacked, nothing switched and no hook run; the
 // update that follows for the same VERSION installs it without downloading again, and a VERSION
-// that changed meanwhile is downloaded as usual.
-import { writeFileSync } from 'node:fs';
+// that changed meanwhile is downloaded as usual. A prepare repeated for the same release takes
+// the staged copy (one download); staging another release, or installing one, drops it.
+import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -78,6 +79,38 @@ test('a release staged for a VERSION that changed since is not used: the offered
   assert.is((await update.json()).result.version, '1.3');
   assert.is(downloads('1.3'), 1);
   await waitFor(async () => (await askApp(w.appPort)) === '1.3', { what: 'app 1.3', timeoutMs: 20_000 });
+});
+
+const staged = () =>
+  readdirSync(path.join(w.deploy, '.launchfit', 'tmp'))
+    .filter((n) => n.startsWith('staged-'))
+    .sort();
+/** Prepares that have ended, by their log line: a new download or the staged copy taken. */
+const prepared = () => lf.output().match(/release staged: downloaded|release already staged/g)?.length ?? 0;
+
+test('prepare repeated 5 times downloads the release once; staging another drops it; the update takes the staged one', async () => {
+  await w.publish('1.4');
+  for (let i = 1; i <= 5; i++) {
+    const before = prepared();
+    assert.is((await signed('/prepare?repo=my-app')).status, 202);
+    await waitFor(() => prepared() === before + 1, { what: `prepare ${i}`, timeoutMs: 90_000 });
+  }
+  assert.is(downloads('1.4'), 1, 'downloaded once for 5 prepares');
+  assert.is(lf.output().match(/release already staged/g)?.length, 4);
+  assert.equal(staged(), ['staged-my-app-gnu-linux-1.4', 'staged-my-app-gnu-linux-1.4.json']);
+  assert.is(await askApp(w.appPort), '1.3', 'nothing switched');
+
+  await w.publish('1.5');
+  const before = prepared();
+  assert.is((await signed('/prepare?repo=my-app')).status, 202);
+  await waitFor(() => prepared() === before + 1, { what: 'prepare 1.5', timeoutMs: 90_000 });
+  assert.equal(staged(), ['staged-my-app-gnu-linux-1.5', 'staged-my-app-gnu-linux-1.5.json'], '1.4 dropped');
+  const update = await signed('/?repo=my-app&wait=1');
+  assert.is(update.status, 200, await update.clone().text());
+  assert.is((await update.json()).result.version, '1.5');
+  assert.is(downloads('1.5'), 1, 'the update took the staged copy');
+  assert.equal(staged(), [], 'nothing staged is left once it is installed');
+  await waitFor(async () => (await askApp(w.appPort)) === '1.5', { what: 'app 1.5', timeoutMs: 20_000 });
 });
 
 test('a listener without prepare (a slave) answers 404 to it, never an update', async () => {

@@ -3,7 +3,8 @@
 // `provenance: required` and a provenance_source, a release without provenance, with a
 // provenance for another digest, repo or ref, a bad signature, a malformed envelope or an
 // oversized one is refused before extraction: exit 1, `current` unchanged, nothing extracted.
-// A good one installs.
+// A good one installs. With updates.provenance_builder, one built by another builder is refused
+// naming both ids, and one built by that builder installs.
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -17,7 +18,11 @@ let w: World;
 const GOOD = { SHIPKIT_REPO: 'octo/site', SHIPKIT_SHA: 'a'.repeat(40) };
 const provOf = (v: string) => path.join(w.updates, `my-app-gnu-linux-${v}.intoto.jsonl`);
 
-async function publish(version: string, env: NodeJS.ProcessEnv = { ...GOOD, SHIPKIT_TAG: `v${version}` }) {
+async function publish(
+  version: string,
+  env: NodeJS.ProcessEnv = { ...GOOD, SHIPKIT_TAG: `v${version}` },
+  source: { builderId?: string } = {},
+) {
   await publishRelease({
     dir: w.makeApp(version),
     name: 'my-app',
@@ -28,27 +33,26 @@ async function publish(version: string, env: NodeJS.ProcessEnv = { ...GOOD, SHIP
     to: w.updates,
     log: silentLogger,
     env,
+    source,
   });
 }
 
-async function expectRefused(pattern: RegExp) {
+/** A `launchfit update` that fails with `pattern`; `current` (the release named) and releases/ stay as they were. */
+async function expectRefused(pattern: RegExp, current = 'my-app-gnu-linux-1.0') {
+  const before = readdirSync(path.join(w.deploy, 'releases')).sort();
   const r = await runScript('launchfit', ['update', '--dir', w.deploy]);
   assert.is(r.exitCode, 1, r.stdout + r.stderr);
   assert.match(r.stderr, pattern);
-  assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.0', 'the current release keeps serving');
-  assert.equal(
-    readdirSync(path.join(w.deploy, 'releases')).filter((n) => !n.startsWith('my-app-gnu-linux-1.0')),
-    [],
-    'nothing else extracted',
-  );
+  assert.is(currentOf(w.deploy), `releases/${current}`, 'the current release keeps serving');
+  assert.equal(readdirSync(path.join(w.deploy, 'releases')).sort(), before, 'nothing else extracted');
 }
+
+const SOURCE = '  provenance_source:\n    repo: https://github.com/octo/site.git\n    ref: refs/tags/v*\n';
 
 test.before(async () => {
   w = await makeWorld();
   await publish('1.0');
-  w.writeConfig(
-    '  provenance: required\n  provenance_source:\n    repo: https://github.com/octo/site.git\n    ref: refs/tags/v*\n',
-  );
+  w.writeConfig(`  provenance: required\n${SOURCE}`);
   const r = await runScript('launchfit', ['deploy', '--dir', w.deploy]);
   assert.is(r.exitCode, 0, r.stderr);
 });
@@ -111,6 +115,26 @@ test('a good provenance installs (positive control after the refusals)', async (
   const r = await runScript('launchfit', ['update', '--dir', w.deploy]);
   assert.is(r.exitCode, 0, r.stdout + r.stderr);
   assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.8');
+});
+
+const BUILDER = 'https://ci.example.com/builders/release@v1';
+
+test('updates.provenance_builder: a release built by another builder is refused, naming both ids', async () => {
+  w.writeConfig(`  provenance: required\n${SOURCE}  provenance_builder: ${BUILDER}\n`);
+  await publish('1.9');
+  await expectRefused(
+    /built by builder "https:\/\/shipkit\.dev\/release-publish", not updates\.provenance_builder "https:\/\/ci\.example\.com\/builders\/release@v1"; refusing the release/,
+    'my-app-gnu-linux-1.8',
+  );
+  await publish('1.10', undefined, { builderId: `${BUILDER}x` });
+  await expectRefused(/built by builder ".*release@v1x", not updates\.provenance_builder/, 'my-app-gnu-linux-1.8');
+});
+
+test('updates.provenance_builder: a release built by that builder installs', async () => {
+  await publish('1.11', undefined, { builderId: BUILDER });
+  const r = await runScript('launchfit', ['update', '--dir', w.deploy]);
+  assert.is(r.exitCode, 0, r.stdout + r.stderr);
+  assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.11');
 });
 
 test.run();

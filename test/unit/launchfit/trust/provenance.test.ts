@@ -1,5 +1,6 @@
 // The host's provenance check, piece by piece: repo names that compare equal, ref globs,
-// updates.provenance / provenance_source config errors naming the key and line, and the modes
+// updates.provenance / provenance_source / provenance_builder config errors naming the key and
+// line, and the modes
 // against a real HTTP server on loopback: off fetches nothing, optional accepts a release
 // without provenance, required refuses it. (Signed envelopes, end to end: e2e/launchfit-provenance.)
 import { createServer } from 'node:http';
@@ -44,9 +45,16 @@ test('config: default off; required/optional need provenance_source.repo; errors
     '/x/launchify.yml',
   );
   assert.equal(
-    [c.updates.provenance, c.updates.provenanceSource],
-    ['required', { repo: 'octo/site', ref: 'refs/tags/v*' }],
+    [c.updates.provenance, c.updates.provenanceSource, c.updates.provenanceBuilder],
+    ['required', { repo: 'octo/site', ref: 'refs/tags/v*' }, undefined],
   );
+  const pinned = parseLaunchConfigText(
+    yml(
+      '  provenance: optional\n  provenance_source:\n    repo: octo/site\n  provenance_builder: https://ci.example/b\n',
+    ),
+    '/x/launchify.yml',
+  );
+  assert.is(pinned.updates.provenanceBuilder, 'https://ci.example/b');
   const bad: Array<[string, RegExp]> = [
     ['  provenance: yes\n', /launchify\.yml:3.*updates\.provenance: must be required, optional or off/],
     ['  provenance: required\n', /updates\.provenance_source\.repo: is required with updates\.provenance: required/],
@@ -59,6 +67,14 @@ test('config: default off; required/optional need provenance_source.repo; errors
       /launchify\.yml:5.*updates\.provenance_source\.ref: must be a full ref or a glob/,
     ],
     ['  provenance_source:\n    branch: main\n', /provenance_source.*branch/],
+    [
+      '  provenance_builder: https://ci.example/builder\n',
+      /launchify\.yml:3.*updates\.provenance_builder: is set but updates\.provenance is off/,
+    ],
+    [
+      '  provenance: required\n  provenance_source:\n    repo: octo/site\n  provenance_builder: "ci builder"\n',
+      /launchify\.yml:6.*updates\.provenance_builder: must be the builder's id as a URI/,
+    ],
   ];
   for (const [extra, pattern] of bad) {
     try {
