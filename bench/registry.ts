@@ -26,6 +26,7 @@ export const BENCHES: BenchEntry[] = [
     args: ['--only', 'sync', '--runs', '7'],
     quick: ['--only', 'sync', '--runs', '3'],
   },
+  { name: 'replay', script: 'bench/replay.ts', args: ['--runs', '5'], quick: ['--runs', '2'] },
   { name: 'fleet-pull', script: 'bench/fleet-pull.ts', args: [], quick: ['--quick'] },
   { name: 'zero-downtime', script: 'bench/zero-downtime-shipped.ts', args: ['--runs', '5'], quick: ['--runs', '2'] },
   {

@@ -82,7 +82,8 @@ export function replayLines<T>(
     const record = decodeLine(line, decode);
     if (record !== undefined) records.push(record);
     else if (line.trim() !== '') damaged++;
-    goodBytes = Buffer.byteLength(text.slice(0, offset));
+    // Counted line by line: measuring the text up to here each time made replay quadratic (F12).
+    goodBytes += Buffer.byteLength(line) + 1;
   }
   return { records, damaged, goodBytes };
 }

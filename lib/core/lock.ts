@@ -1,5 +1,8 @@
 // An exclusive lock file. Taken atomically (a temp file with the holder's pid is hard-linked to
-// the lock path: link fails if it exists), and a lock whose holder died is taken over.
+// the lock path: link fails if it exists), and a lock whose holder died is taken over — also
+// when its pid now names another process, or this one (a container's PID 1 after kill -9).
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { link, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -24,20 +27,30 @@ interface Holder {
   pid: number;
   host: string;
   time: number;
+  /** Names this acquisition: a lock with our pid but a token we do not hold is a past life's. */
+  token?: string;
 }
+
+/** The locks this process holds, file → token. */
+const held = new Map<string, string>();
 
 export async function acquireLock(
   file: string,
   { waitMs = 0, staleMs = Infinity, what = file }: LockOptions = {},
 ): Promise<Lock> {
   const deadline = Date.now() + waitMs;
-  const me: Holder = { pid: process.pid, host: os.hostname(), time: Date.now() };
+  const me: Holder = { pid: process.pid, host: os.hostname(), time: Date.now(), token: randomBytes(8).toString('hex') };
   for (;;) {
     const temp = tempSibling(file, 'lock');
     await writeFile(temp, JSON.stringify(me), { mode: 0o644 });
     try {
       await link(temp, file);
-      return { file, release: () => rm(file, { force: true }) };
+      held.set(file, me.token!);
+      const release = async () => {
+        if (held.get(file) === me.token) held.delete(file);
+        await rm(file, { force: true });
+      };
+      return { file, release };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     } finally {
@@ -46,7 +59,7 @@ export async function acquireLock(
     const holder = await readHolder(file);
     // Released between our link and the read: try again, and never remove a lock we did not see.
     if (holder === 'gone') continue;
-    if (!holder || isStale(holder, staleMs)) {
+    if (!holder || isStale(holder, staleMs, file)) {
       await removeStale(file, holder);
       continue;
     }
@@ -108,8 +121,33 @@ async function readHolder(file: string): Promise<Holder | 'gone' | undefined> {
   return undefined;
 }
 
-function isStale(holder: Holder, staleMs: number): boolean {
-  return Date.now() - holder.time > staleMs || !isProcessAlive(holder.pid, holder.host);
+function isStale(holder: Holder, staleMs: number, file: string): boolean {
+  if (Date.now() - holder.time > staleMs) return true;
+  if (holder.host !== os.hostname()) return false;
+  // Our own pid: either this process holds it (then the token is ours) or a previous process
+  // with the same pid died holding it (S07: PID 1 in a container, restarted after kill -9).
+  if (holder.pid === process.pid) return holder.token === undefined || held.get(file) !== holder.token;
+  if (!isProcessAlive(holder.pid, holder.host)) return true;
+  const started = processStartTime(holder.pid);
+  return started !== undefined && started > holder.time + 1000;
+}
+
+/**
+ * When process `pid` started (ms since the epoch), from /proc; undefined where that cannot be
+ * read. A process that started after the lock was written is not its holder (the pid was reused).
+ */
+export function processStartTime(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Field 22 (starttime, clock ticks since boot) counted after the ")" that ends the command name.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[19]);
+    const boot = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'));
+    if (!boot || !Number.isFinite(ticks)) return undefined;
+    return Number(boot[1]) * 1000 + (ticks * 1000) / 100; // /proc counts USER_HZ, 100 on Linux
+  } catch {
+    return undefined;
+  }
 }
 
 /**

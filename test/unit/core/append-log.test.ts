@@ -126,4 +126,47 @@ test('the owner decides when to rewrite; what was appended meanwhile is kept, an
   await reopened.close();
 });
 
+test('replay of 20,000 lines: every record in order, the damage counted, and goodBytes a byte offset in the file', async () => {
+  // Multi-byte text in every record: goodBytes counts bytes, not characters. Timing is for
+  // bench/replay.ts (F12: replay was quadratic); this checks the result at that size.
+  const lines: string[] = [];
+  const expected: Rec[] = [];
+  for (let n = 0; n < 20_000; n++) {
+    if (n % 1000 === 999)
+      lines.push(encodeLine({ n, s: 'é' }).replace('é', 'è')); // altered: dropped
+    else if (n % 2500 === 0) lines.push('\n');
+    else {
+      const record = { n, s: `héllo ${n} €${'✓'.repeat(n % 7)} 🚀` };
+      lines.push(encodeLine(record));
+      expected.push(record);
+    }
+  }
+  const whole = lines.join('');
+  const torn = encodeLine({ n: 20_000, s: '€€€' }).slice(0, 25);
+  const replay = replayLines(whole + torn, decode);
+  assert.is(replay.records.length, expected.length);
+  assert.equal(replay.records, expected);
+  assert.is(replay.damaged, 20 + 1, 'the altered lines and the torn tail');
+  assert.is(replay.goodBytes, Buffer.byteLength(whole));
+
+  // Through the log, undamaged (so not rewritten): appends are counted from the replayed offset.
+  const file = path.join(tmpDir(), 'd.log');
+  writeFileSync(file, lines.filter((line) => !line.includes('è')).join(''));
+  const owner = new Owner();
+  const log = await open(file, owner);
+  assert.is(log.damaged, 0);
+  assert.is(owner.rewrites, 0);
+  assert.equal(
+    owner.seen,
+    expected.map((r) => r.n),
+  );
+  assert.is(log.stats().bytes, statSync(file).size);
+  await log.append([{ n: 20_001 }]);
+  assert.is(log.stats().bytes, statSync(file).size);
+  await log.close();
+  const again = new Owner();
+  await (await open(file, again)).close();
+  assert.is(again.seen.length, expected.length + 1, 'the append landed after the last replayed line');
+});
+
 test.run();

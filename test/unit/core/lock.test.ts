@@ -8,7 +8,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { WorkError } from '../../../lib/core/errors.ts';
-import { acquireLock } from '../../../lib/core/lock.ts';
+import { acquireLock, processStartTime } from '../../../lib/core/lock.ts';
 import { ROOT, tmpDir } from '../../_helpers/common.ts';
 
 const TSX_LOADER = path.join(ROOT, 'node_modules/tsx/dist/loader.mjs');
@@ -91,6 +91,38 @@ test('a lock held by another live process: its pid is named; when it is killed t
   await lock.release();
 });
 
+test('a lock left with our own pid by a past process is taken over (PID 1 restarted in a container, S07)', async () => {
+  const file = lockFile();
+  const pastLife = { pid: process.pid, host: os.hostname(), time: Date.now() - 5000 };
+  writeFileSync(file, JSON.stringify(pastLife));
+  const lock = await acquireLock(file, { what: 'data folder' });
+  const holder = JSON.parse(readFileSync(file, 'utf8'));
+  assert.is(holder.pid, process.pid);
+  assert.is.not(holder.time, pastLife.time, 'the lock was rewritten, not shared');
+  // While this process holds it, the same pid is a live holder.
+  await rejectsWork(acquireLock(file, { what: 'data folder' }), /^data folder is locked by process/);
+  await lock.release();
+});
+
+test('a lock whose pid now names a process started after it was written is taken over (pid reuse)', async () => {
+  const file = lockFile();
+  const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+  try {
+    await sleep(50);
+    const started = processStartTime(other.pid!);
+    assert.ok(started !== undefined && Math.abs(started - Date.now()) < 10_000, `start time ${started}`);
+    writeFileSync(file, JSON.stringify({ pid: other.pid, host: os.hostname(), time: Date.now() - 60_000 }));
+    const lock = await acquireLock(file);
+    assert.is(JSON.parse(readFileSync(file, 'utf8')).pid, process.pid);
+    await lock.release();
+    // The same live process, written as holder after it started: still held.
+    writeFileSync(file, JSON.stringify({ pid: other.pid, host: os.hostname(), time: Date.now() }));
+    await rejectsWork(acquireLock(file), new RegExp(`locked by process ${other.pid} `));
+  } finally {
+    other.kill('SIGKILL');
+  }
+});
+
 test('waitMs: waits for the holder to release', async () => {
   const file = lockFile();
   const first = await acquireLock(file);
@@ -112,6 +144,9 @@ test('waitMs: gives up after roughly waitMs when the holder keeps it', async () 
   await first.release();
 });
 
+/** A time over a minute ago but after pid 1 (always alive) started, so pid 1 may be its holder. */
+const oldButAfterInit = () => Math.max((processStartTime(1) ?? 0) + 1000, Date.now() - 3_600_000);
+
 // [label, lock file content, options, taken over?]
 const staleCases: Array<[string, () => Promise<string>, { staleMs?: number }, boolean]> = [
   [
@@ -125,13 +160,13 @@ const staleCases: Array<[string, () => Promise<string>, { staleMs?: number }, bo
   ['JSON without a pid', async () => '{"host":"x"}', {}, true],
   [
     'live pid, old, staleMs 60 s',
-    async () => JSON.stringify({ pid: process.pid, host: os.hostname(), time: Date.now() - 3_600_000 }),
+    async () => JSON.stringify({ pid: 1, host: os.hostname(), time: oldButAfterInit() }),
     { staleMs: 60_000 },
     true,
   ],
   [
     'live pid, old, no staleMs',
-    async () => JSON.stringify({ pid: process.pid, host: os.hostname(), time: Date.now() - 3_600_000 }),
+    async () => JSON.stringify({ pid: 1, host: os.hostname(), time: oldButAfterInit() }),
     {},
     false,
   ],
