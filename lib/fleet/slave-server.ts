@@ -9,6 +9,7 @@ import { requestIdOf } from '../http/request-id.ts';
 import { HttpError, pathAndQueryOf, sendJson } from '../http/server.ts';
 import type { Logger } from '../core/log.ts';
 import { readControlRequest, routeUnderPrefix } from '../http/control-request.ts';
+import { Coalescer, type Joined } from '../core/coalesce.ts';
 import { createLimiter } from '../core/pool.ts';
 import { createRequestVerifier } from '../http/signing.ts';
 import { contentTypeFor } from '../http/content-type.ts';
@@ -38,16 +39,15 @@ export interface SlaveServiceOptions {
 }
 
 interface RepoState {
-  /** Set from the moment a run is scheduled, while it waits for a slot and while it runs. */
-  running: Promise<RunResult> | null;
-  queued: Promise<RunResult> | null;
+  /** Running from the moment a run is scheduled, while it waits for a slot and while it runs. */
+  activation: Coalescer<RunResult>;
   runs: number;
   last?: RunResult;
 }
 
 export const DEFAULT_MAX_PARALLEL = 4;
 
-type Scheduled = { promise: Promise<RunResult>; state: 'started' | 'queued' | 'coalesced' };
+type Scheduled = { promise: Promise<RunResult>; state: Joined };
 
 /** The service's state (the repos, the clone slots, draining) and its request handling. */
 class SlaveService {
@@ -86,22 +86,19 @@ class SlaveService {
 
   private stateOf(repo: string): RepoState {
     let state = this.repos.get(repo);
-    if (!state) this.repos.set(repo, (state = { running: null, queued: null, runs: 0 }));
+    if (!state) {
+      const created: RepoState = { activation: new Coalescer(() => this.runNow(repo, created)), runs: 0 };
+      this.repos.set(repo, (state = created));
+    }
     return state;
   }
 
   /** Runs once a slot is free (at most maxParallel clones at once); the repo counts as running meanwhile. */
-  private runNow(repo: string, state: RepoState): Promise<RunResult> {
-    const run = this.slots
-      .run(() => this.activateNow(repo, state))
-      .then((result) => {
-        state.last = result;
-        if (state.running === run) state.running = null;
-        if (!result.ok) this.log.error(`activation of ${repo} failed: ${result.error}`, { repo });
-        return result;
-      });
-    state.running = run;
-    return run;
+  private async runNow(repo: string, state: RepoState): Promise<RunResult> {
+    const result = await this.slots.run(() => this.activateNow(repo, state));
+    state.last = result;
+    if (!result.ok) this.log.error(`activation of ${repo} failed: ${result.error}`, { repo });
+    return result;
   }
 
   /** One activation in its slot, timed; skipped once the server is draining. */
@@ -128,24 +125,8 @@ class SlaveService {
 
   /** Start a run now, or, when one is running, make sure exactly one more follows it. */
   schedule(repo: string): Scheduled {
-    const state = this.stateOf(repo);
-    if (!state.running) return { promise: this.runNow(repo, state), state: 'started' };
-    if (state.queued) return { promise: state.queued, state: 'coalesced' };
-    const queued = state.running.then(() => {
-      state.queued = null;
-      if (this.draining)
-        return {
-          repo,
-          ok: false,
-          error: 'skipped: the server is shutting down',
-          started: new Date(this.now()).toISOString(),
-          finished: new Date(this.now()).toISOString(),
-          ms: 0,
-        };
-      return this.runNow(repo, state);
-    });
-    state.queued = queued;
-    return { promise: queued, state: 'queued' };
+    const { promise, joined } = this.stateOf(repo).activation.request();
+    return { promise, state: joined };
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -185,8 +166,8 @@ class SlaveService {
     const out: Record<string, unknown> = {};
     for (const [repo, state] of this.repos)
       out[repo] = {
-        running: Boolean(state.running),
-        queued: Boolean(state.queued),
+        running: state.activation.running,
+        queued: state.activation.queued,
         runs: state.runs,
         last: state.last ?? null,
       };
@@ -196,9 +177,7 @@ class SlaveService {
   /** Refuse new work, skip queued follow-ups, and wait (bounded) for running activations. */
   async drain(graceMs: number): Promise<boolean> {
     this.draining = true;
-    const running = [...this.repos.values()]
-      .flatMap((s) => [s.running, s.queued])
-      .filter(Boolean) as Promise<RunResult>[];
+    const running = [...this.repos.values()].filter((s) => s.activation.running).map((s) => s.activation.pending());
     if (!running.length) return true;
     this.log.info(`waiting up to ${graceMs / 1000}s for ${running.length} activation(s) to finish`);
     let timer: NodeJS.Timeout | undefined;

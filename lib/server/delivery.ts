@@ -13,7 +13,7 @@ import { HttpError, receiveBody, sendJson, type ReceivedBody } from '../http/ser
 import type { EnqueueResult, JobQueue } from '../jobs/job-queue.ts';
 import type { RepoConfig, ShipkitConfig } from '../config/shipkit-yml.ts';
 import type { Refuse } from '../web/read-sources.ts';
-import type { createPushGuard } from './push-guard.ts';
+import type { PushGuard } from './push-guard.ts';
 import {
   bodyFormat,
   createBodyVerifier,
@@ -44,7 +44,7 @@ export interface DeliveryOptions {
   config: ShipkitConfig;
   secrets: Secrets;
   queue: JobQueue;
-  guard: ReturnType<typeof createPushGuard>;
+  guard: PushGuard;
   log: Logger;
   maxBody: number;
   bodyTimeoutMs: number;

@@ -5,6 +5,7 @@
 import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { $ } from 'zx';
+import { Coalescer } from '../core/coalesce.ts';
 import { atomicWriteFile, ensureDir } from '../core/fs.ts';
 import { repoFolderName } from '../core/names.ts';
 import { redactUrls } from '../core/redact.ts';
@@ -45,17 +46,28 @@ export interface PushGuardOptions {
 export type Admission =
   Exclude<Judgement, { verdict: 'accept' }> | { verdict: 'accept'; changed: boolean; undo(): void };
 
+export interface PushGuard {
+  /** Run `fn` after the work queued before it for `repo` (deliveries of one repo, one at a time). */
+  serial<T>(repo: string, fn: () => Promise<T>): Promise<T>;
+  /** Judge a delivery; an accepted one is remembered at once (`undo` forgets it again, if its job could not be queued). */
+  admit(delivery: Delivery, now?: Date): Promise<Admission>;
+  /** Write what was accepted for `repo` to disk; calls while a write runs share the next one. */
+  persist(repo: string): Promise<void>;
+  /** Settles once the writes already asked for `repo` are done (an unchanged delivery waits for what it was judged against). */
+  written(repo: string): Promise<void>;
+}
+
 /**
  * Deliveries of one repo are judged one at a time against what was accepted before (kept in
  * memory, loaded once from DATA/pushes); an accepted one is remembered at once, so the next
  * delivery is judged against it even while its job is being journaled, and written to disk by
  * `persist`, which lets concurrent deliveries share one write (as the journal shares fsyncs).
  */
-export function createPushGuard(options: PushGuardOptions) {
+export function createPushGuard(options: PushGuardOptions): PushGuard {
   const dir = path.join(options.dataDir, 'pushes');
   const chains = new Map<string, Promise<unknown>>();
   const states = new Map<string, Promise<RepoPushState>>();
-  const writers = new Map<string, Coalesced>();
+  const writers = new Map<string, Coalescer<void>>();
   const stateFile = (repo: string) => path.join(dir, `${repoFolderName(repo)}.json`);
   const git = (repo: string) => (args: string[]) => gitIn(options.workDir(repo), args, options.env ?? process.env);
   const load = (repo: string) => {
@@ -103,62 +115,27 @@ export function createPushGuard(options: PushGuardOptions) {
   return {
     serial,
 
-    /** Judge a delivery; an accepted one is remembered at once (`undo` forgets it again, if its job could not be queued). */
     admit(delivery: Delivery, now = new Date()): Promise<Admission> {
       return serial(delivery.repo, async () => {
         const state = await load(delivery.repo);
         const judgement = await judge(delivery, state);
-        if (judgement.verdict !== 'accept') return judgement;
-        const before = {
-          remote: state.remote,
-          branch: delivery.push ? state.branches[delivery.push.branch] : undefined,
-        };
-        if (!delivery.configuredUrl && delivery.cloneUrl) state.remote ??= delivery.cloneUrl;
-        // The newest accepted push once more (same commit, same signed push time): nothing to
-        // remember, so nothing to write; its first acceptance time stands.
-        const newest = delivery.push ? before.branch?.[0] : undefined;
-        const again =
-          newest !== undefined &&
-          newest.sha === delivery.push!.sha &&
-          newest.pushedAt === delivery.push!.order.pushedAt;
-        if (delivery.push && !again) {
-          const { branch, sha, order } = delivery.push;
-          const entry: AcceptedPush = {
-            sha,
-            at: now.toISOString(),
-            ...(order.pushedAt !== undefined ? { pushedAt: order.pushedAt } : {}),
-          };
-          state.branches[branch] = [entry, ...(state.branches[branch] ?? []).filter((p) => p.sha !== sha)].slice(
-            0,
-            HISTORY,
-          );
-        }
-        return {
-          verdict: 'accept',
-          changed: state.remote !== before.remote || !again,
-          undo() {
-            state.remote = before.remote;
-            if (delivery.push) state.branches[delivery.push.branch] = before.branch ?? [];
-          },
-        };
+        return judgement.verdict === 'accept' ? remember(state, delivery, now) : judgement;
       });
     },
 
-    /** Write what was accepted for `repo` to disk; calls while a write runs share the next one. */
     persist(repo: string): Promise<void> {
-      return writer(repo)();
+      return writer(repo).call();
     },
 
-    /** Settles once the writes already asked for `repo` are done (an unchanged delivery waits for what it was judged against). */
     written(repo: string): Promise<void> {
       return writers.get(repo)?.pending() ?? Promise.resolve();
     },
   };
 
-  function writer(repo: string): Coalesced {
+  function writer(repo: string): Coalescer<void> {
     let write = writers.get(repo);
     if (!write) {
-      write = coalesce(async () => {
+      write = new Coalescer(async () => {
         await ensureDir(dir, 0o700);
         await atomicWriteFile(stateFile(repo), `${JSON.stringify(await load(repo))}\n`, { mode: 0o600 });
       });
@@ -168,34 +145,36 @@ export function createPushGuard(options: PushGuardOptions) {
   }
 }
 
-type Coalesced = (() => Promise<void>) & { pending(): Promise<void> };
-
-/** `run` at most once at a time; callers that come while it runs share the one run after it. */
-function coalesce(run: () => Promise<void>): Coalesced {
-  let running: Promise<void> | undefined;
-  let queued: Promise<void> | undefined;
-  const start = (): Promise<void> => {
-    const current = run().finally(() => {
-      if (running === current) running = undefined;
-    });
-    running = current;
-    return current;
+/** Remember an accepted delivery in `state`: its remote pinned, its push first in its branch's history. */
+function remember(state: RepoPushState, delivery: Delivery, now: Date): Admission {
+  const before = {
+    remote: state.remote,
+    branch: delivery.push ? state.branches[delivery.push.branch] : undefined,
   };
-  const call = () => {
-    if (queued) return queued;
-    if (!running) return start();
-    queued = running
-      .catch(() => undefined)
-      .then(() => {
-        queued = undefined;
-        return start();
-      });
-    return queued;
+  if (!delivery.configuredUrl && delivery.cloneUrl) state.remote ??= delivery.cloneUrl;
+  // The newest accepted push once more (same commit, same signed push time): nothing to
+  // remember, so nothing to write; its first acceptance time stands.
+  const newest = delivery.push ? before.branch?.[0] : undefined;
+  const again =
+    newest !== undefined && newest.sha === delivery.push!.sha && newest.pushedAt === delivery.push!.order.pushedAt;
+  if (delivery.push && !again) {
+    const { branch, sha, order } = delivery.push;
+    const entry: AcceptedPush = {
+      sha,
+      at: now.toISOString(),
+      ...(order.pushedAt !== undefined ? { pushedAt: order.pushedAt } : {}),
+    };
+    state.branches[branch] = [entry, ...(state.branches[branch] ?? []).filter((p) => p.sha !== sha)].slice(0, HISTORY);
+  }
+  return {
+    verdict: 'accept',
+    changed: state.remote !== before.remote || !again,
+    undo() {
+      state.remote = before.remote;
+      if (delivery.push) state.branches[delivery.push.branch] = before.branch ?? [];
+    },
   };
-  return Object.assign(call, { pending: () => queued ?? running ?? Promise.resolve() });
 }
-
-export type PushGuard = ReturnType<typeof createPushGuard>;
 
 /**
  * Is this push older than the newest one accepted for its branch? By the push time the forge
