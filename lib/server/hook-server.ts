@@ -10,7 +10,7 @@ import path from 'node:path';
 import { resolveSecret } from '../core/secrets.ts';
 import { ConfigError } from '../core/errors.ts';
 import { ensureDir } from '../core/fs.ts';
-import { acquireLock } from '../core/lock.ts';
+import { acquireLock, type Lock } from '../core/lock.ts';
 import { requestIdOf } from '../http/request-id.ts';
 import { sendJson, startHttpServer, stopReading, type ListenAddress, type RunningServer } from '../http/server.ts';
 import { readJobSection } from '../jobs/job-log.ts';
@@ -124,67 +124,9 @@ export async function resolveServerSecrets(
 export async function startHookServer(options: HookServerOptions): Promise<HookServer> {
   const { config, log } = options;
   const dirs = await prepareDataFolder(config, log);
-  // One hook-server per data folder: two would interleave one journal. A holder that died
-  // (kill -9, power cut) leaves a stale lock, which is taken over.
-  const lock = await acquireLock(path.join(dirs.data, 'journal', 'hook-server.lock'), {
-    what: `The data folder ${dirs.data} (another hook-server uses it)`,
-  });
-  // Gauges are read at scrape time, once the queue below exists (the server listens after it).
-  const metrics = createHookMetrics({ counts: () => queue.counts(), fleetHosts: () => fleet?.tally() ?? [] });
-  const journal = await openJobJournal(dirs, metrics, log).catch(async (error) => {
-    await lock.release();
-    throw error;
-  });
-  const fleet = await openFleet(options, dirs.data).catch(async (error) => {
-    await journal.close();
-    await lock.release();
-    throw error;
-  });
-  const isPrivate = privateRepos(config);
-  const runner = options.runner ?? (await processRunnerFor(config, options));
-  const out = createReporters(options, metrics, () => queue.all?.() ?? journal.jobs.values());
-  const queue = await openQueue(options, { journal, run: runner, jobsDir: dirs.jobs, out }).catch(async (error) => {
-    await journal.close();
-    await lock.release();
-    throw error;
-  });
-  const follow = createLogFollow({
-    jobsDir: dirs.jobs,
-    log,
-    logsDirOf: (repo) => repoPaths(config, repo).logs,
-    jobOf: (id) => queue.get(id),
-    readSection: (job) => readJobSection(repoPaths(config, job.repo).logs, dirs.jobs, job.id),
-  });
-  const readRoutes = createReadRoutes({
-    ui: config.ui,
-    token: options.token,
-    publicUrl: config.publicUrl,
-    configFile: config.file,
-    dataDir: dirs.data,
-    log,
-    jobs: () => queue.all?.() ?? journal.jobs.values(),
-    list: (o) => queue.list(o),
-    get: (id) => queue.get(id),
-    isJobId: (id) => JOB_ID_PATTERN.test(id),
-    readLog: (job) => jobLog(config, dirs.jobs, job),
-    branchOf: (name) => config.repos.get(name)?.branch,
-    isPrivate,
-    repos: () => [...config.repos.keys()],
-    renderMetrics: () => metrics.render(),
-    deliveries: out.deliveries,
-    followLog: (req, res, job) => follow.handle(req, res, job),
-    fleet: fleet?.views,
-  });
-  const fleetRoutes =
-    fleet &&
-    new FleetRoutes({
-      ...fleet,
-      base: basePath(config.publicUrl),
-      log,
-      canRead: readRoutes.canRead,
-      onReport: metrics.countFleetReport,
-      onRefused: metrics.countFleetRefusal,
-    });
+  const stores = await openStores(options, dirs);
+  const { lock, journal, fleet, metrics, out, queue } = stores;
+  const { follow, readRoutes, fleetRoutes } = createReadSide(options, dirs, stores);
   const guard = createPushGuard({
     dataDir: dirs.data,
     workDir: (name) => repoPaths(config, name).work,
@@ -218,6 +160,88 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
       await lock.release();
     })());
   return { url: http.url, queue, journal, http, metrics, deliveries: out.deliveries, stop };
+}
+
+interface Stores {
+  lock: Lock;
+  journal: Awaited<ReturnType<typeof openJobJournal>>;
+  fleet: Awaited<ReturnType<typeof openFleet>>;
+  metrics: ReturnType<typeof createHookMetrics>;
+  out: ReturnType<typeof createReporters>;
+  queue: Awaited<ReturnType<typeof openQueue>>;
+}
+
+/** The data folder's lock, the job journal, the fleet store and the queue; what opened is closed again if a later one fails. */
+async function openStores(options: HookServerOptions, dirs: DataDirs): Promise<Stores> {
+  const { config, log } = options;
+  // One hook-server per data folder: two would interleave one journal. A holder that died
+  // (kill -9, power cut) leaves a stale lock, which is taken over.
+  const lock = await acquireLock(path.join(dirs.data, 'journal', 'hook-server.lock'), {
+    what: `The data folder ${dirs.data} (another hook-server uses it)`,
+  });
+  // Gauges are read at scrape time, once the queue below exists (the server listens after it).
+  const metrics = createHookMetrics({ counts: () => queue.counts(), fleetHosts: () => fleet?.tally() ?? [] });
+  const journal = await openJobJournal(dirs, metrics, log).catch(async (error) => {
+    await lock.release();
+    throw error;
+  });
+  const fleet = await openFleet(options, dirs.data).catch(async (error) => {
+    await journal.close();
+    await lock.release();
+    throw error;
+  });
+  const runner = options.runner ?? (await processRunnerFor(config, options));
+  const out = createReporters(options, metrics, () => queue.all?.() ?? journal.jobs.values());
+  const queue = await openQueue(options, { journal, run: runner, jobsDir: dirs.jobs, out }).catch(async (error) => {
+    await journal.close();
+    await lock.release();
+    throw error;
+  });
+  return { lock, journal, fleet, metrics, out, queue };
+}
+
+/** What answers reads: the status pages and API, live log follows, and the fleet's routes. */
+function createReadSide(options: HookServerOptions, dirs: DataDirs, stores: Stores) {
+  const { config, log } = options;
+  const { journal, fleet, metrics, out, queue } = stores;
+  const follow = createLogFollow({
+    jobsDir: dirs.jobs,
+    log,
+    logsDirOf: (repo) => repoPaths(config, repo).logs,
+    jobOf: (id) => queue.get(id),
+    readSection: (job) => readJobSection(repoPaths(config, job.repo).logs, dirs.jobs, job.id),
+  });
+  const readRoutes = createReadRoutes({
+    ui: config.ui,
+    token: options.token,
+    publicUrl: config.publicUrl,
+    configFile: config.file,
+    dataDir: dirs.data,
+    log,
+    jobs: () => queue.all?.() ?? journal.jobs.values(),
+    list: (o) => queue.list(o),
+    get: (id) => queue.get(id),
+    isJobId: (id) => JOB_ID_PATTERN.test(id),
+    readLog: (job) => jobLog(config, dirs.jobs, job),
+    branchOf: (name) => config.repos.get(name)?.branch,
+    isPrivate: privateRepos(config),
+    repos: () => [...config.repos.keys()],
+    renderMetrics: () => metrics.render(),
+    deliveries: out.deliveries,
+    followLog: (req, res, job) => follow.handle(req, res, job),
+    fleet: fleet?.views,
+  });
+  const fleetRoutes =
+    fleet &&
+    new FleetRoutes({
+      ...fleet,
+      base: basePath(config.publicUrl),
+      log,
+      canRead: readRoutes.canRead,
+      onReport: metrics.countFleetReport,
+      onRefused: metrics.countFleetRefusal,
+    });
+  return { follow, readRoutes, fleetRoutes };
 }
 
 interface DataDirs {
