@@ -248,7 +248,7 @@ function parsePullRollout(
   return {
     mode: 'pull',
     name: publish.name,
-    secret: app.secret,
+    secret: app.secrets[0],
     fleetUrl: fleetUrl?.replace(/\/+$/, ''),
     steps: rule('steps', () => parseSteps(text('steps', '1,10,50,100').replace(/%/g, ''), 'steps')),
     waitSec: wait,

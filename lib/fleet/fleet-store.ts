@@ -3,11 +3,11 @@
 // told (the 202 of POST /fleet/reports); reports that arrive together share one sync (a fleet
 // sends bursts). A line torn by a crash is cut off on replay; a write that failed (full disk) is
 // cut back and changes nothing in memory. The file is rewritten once it holds mostly superseded
-// lines. One entry per host (its latest report, report-registry's `supersedes`) and one rollout
+// lines. One entry per host (its latest report, fleet-report's `supersedes`) and one rollout
 // per app are kept in memory for GET /fleet/APP, the status page and /metrics.
 import path from 'node:path';
 import { AppendLog, type AppendLogOwner, type AppendLogStats } from '../core/append-log.ts';
-import { supersedes, type HostEntry, type RolloutRecord } from './report-registry.ts';
+import { supersedes, type HostEntry, type RolloutRecord } from '../release/fleet-report.ts';
 
 type LogLine =
   { kind: 'report'; app: string; entry: HostEntry } | { kind: 'rollout'; app: string; rollout: RolloutRecord };
@@ -77,6 +77,11 @@ export class FleetStore {
     return [...counts.values()].sort((a, b) =>
       a.version === b.version ? a.result.localeCompare(b.result) : a.version.localeCompare(b.version),
     );
+  }
+
+  /** One host's latest report for `app`. */
+  host(app: string, host: string): HostEntry | undefined {
+    return this.hostsByApp.get(app)?.get(host);
   }
 
   rollout(app: string): RolloutRecord | null {

@@ -11,7 +11,7 @@ import type { Logger } from '../core/log.ts';
 import { readControlRequest, routeUnderPrefix } from '../http/control-request.ts';
 import { Coalescer, type Joined } from '../core/coalesce.ts';
 import { createLimiter } from '../core/pool.ts';
-import { createRequestVerifier } from '../http/signing.ts';
+import { createRequestVerifier, type RequestVerifier } from '../http/signing.ts';
 import { contentTypeFor } from '../http/content-type.ts';
 
 export interface RunResult {
@@ -58,7 +58,7 @@ class SlaveService {
   private readonly maxUrlLength: number;
   private readonly prefix: string;
   private readonly maxParallel: number;
-  private readonly verifier: ReturnType<typeof createRequestVerifier> | undefined;
+  private readonly verifier: RequestVerifier | undefined;
   private readonly slots: ReturnType<typeof createLimiter>;
   private readonly repos = new Map<string, RepoState>();
   private draining = false;

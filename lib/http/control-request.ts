@@ -7,7 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import { pathAndQueryOf } from './server.ts';
 import { UsageError } from '../core/errors.ts';
 import { nameProblem } from '../core/names.ts';
-import type { createRequestVerifier } from './signing.ts';
+import type { RequestVerifier } from './signing.ts';
 
 export type ControlRequest =
   | { kind: 'status' }
@@ -17,7 +17,7 @@ export type ControlRequest =
 
 export interface ControlRequestOptions {
   /** undefined = unsigned requests accepted (only with --insecure). */
-  verifier?: ReturnType<typeof createRequestVerifier>;
+  verifier?: RequestVerifier;
   /** Accept `owner/name` as well as `name` (launchfit matches an app by its last part). */
   allowOwner?: boolean;
   maxUrlLength?: number;

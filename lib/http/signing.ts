@@ -80,7 +80,8 @@ export function signRequest(
   };
 }
 
-export type Verdict = { ok: true } | { ok: false; reason: string };
+/** `secret`: which of the secrets tried signed it (0 = the verifier's own, or the first of `secrets`). */
+export type Verdict = { ok: true; secret: number } | { ok: false; reason: string };
 type HeaderBag = Record<string, string | string[] | undefined>;
 
 export interface VerifierOptions {
@@ -90,10 +91,20 @@ export interface VerifierOptions {
   maxNonces?: number;
 }
 
+/** Checks signed requests against a secret and remembers their nonces while they could be replayed. */
+export interface RequestVerifier {
+  verify(
+    method: string,
+    pathAndQuery: string | readonly string[],
+    headers: HeaderBag,
+    options?: { bodySha256?: string; secrets?: readonly string[] },
+  ): Verdict;
+}
+
 export function createRequestVerifier(
   secret: string,
   { windowSec = DEFAULT_WINDOW_SEC, now = Date.now, maxNonces = 100_000 }: VerifierOptions = {},
-) {
+): RequestVerifier {
   const seen = new Map<string, number>(); // nonce → expiry (ms), in insertion order
 
   function forgetExpired(at: number) {
@@ -106,13 +117,15 @@ export function createRequestVerifier(
   /**
    * `pathAndQuery` may list the forms the sender may have signed (a listener behind a proxy that
    * strips its prefix accepts the path with and without it); each is compared in constant time.
-   * A request with a body passes `bodySha256` (hex sha256 of the bytes received).
+   * A request with a body passes `bodySha256` (hex sha256 of the bytes received). `secrets`, when
+   * given, are tried instead of the verifier's own (a host's credentials, old and new), sharing
+   * its memory of nonces.
    */
   function verify(
     method: string,
     pathAndQuery: string | readonly string[],
     headers: HeaderBag,
-    { bodySha256 }: { bodySha256?: string } = {},
+    { bodySha256, secrets = [secret] }: { bodySha256?: string; secrets?: readonly string[] } = {},
   ): Verdict {
     const timestamp = single(headers[TIMESTAMP_HEADER]);
     const nonce = single(headers[NONCE_HEADER]);
@@ -122,15 +135,17 @@ export function createRequestVerifier(
     if (!NONCE_PATTERN.test(nonce)) return { ok: false, reason: 'malformed nonce' };
     const match = /^sha256=([0-9a-f]{64})$/.exec(signature);
     if (!match) return { ok: false, reason: 'malformed signature' };
-    let matched = false;
-    for (const signedPath of typeof pathAndQuery === 'string' ? [pathAndQuery] : pathAndQuery) {
-      matched =
-        safeEqual(
-          hmacSha256Hex(secret, canonicalRequest(method, signedPath, timestamp, nonce, bodySha256)),
+    let matched = -1;
+    for (const [index, key] of secrets.entries()) {
+      for (const signedPath of typeof pathAndQuery === 'string' ? [pathAndQuery] : pathAndQuery) {
+        const equal = safeEqual(
+          hmacSha256Hex(key, canonicalRequest(method, signedPath, timestamp, nonce, bodySha256)),
           match[1],
-        ) || matched;
+        );
+        if (equal && matched === -1) matched = index;
+      }
     }
-    if (!matched) return { ok: false, reason: 'wrong signature' };
+    if (matched === -1) return { ok: false, reason: 'wrong signature' };
     const at = now();
     if (Math.abs(at / 1000 - Number(timestamp)) > windowSec)
       return { ok: false, reason: 'timestamp outside the allowed window' };
@@ -138,7 +153,7 @@ export function createRequestVerifier(
     if (seen.has(nonce)) return { ok: false, reason: 'replayed nonce' };
     // Remember until the timestamp can no longer be accepted.
     seen.set(nonce, (Number(timestamp) + windowSec) * 1000 + 1000);
-    return { ok: true };
+    return { ok: true, secret: matched };
   }
 
   return { verify };

@@ -141,7 +141,7 @@ export function jobEnvironment(
     ...targets.flatMap((t) => [t.url, t.secret]),
     ...repos.map((r) => r.report?.token),
     ...repos.map((r) => r.rollout?.secret),
-    ...[...(config.fleet?.values() ?? [])].map((f) => f.secret),
+    ...[...(config.fleet?.values() ?? [])].flatMap((f) => f.secrets),
   ];
   for (const ref of secretRefs) if (ref?.startsWith('env:')) delete env[ref.slice(4)];
   // A repo's env: and token: secrets reach its build under the names it gave them, and no other build.

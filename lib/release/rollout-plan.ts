@@ -8,6 +8,7 @@
 //   pending   expected hosts that have not reported this version
 // A host whose claimed bucket differs from the computed one is counted where it claims
 // (`claimed`, shown), but never stands in for an expected host: the step still waits for those.
+// A report whose SEQ is above the one this step signed cannot be a host's answer to it (`forged`).
 import { ValidationError } from '../core/errors.ts';
 import { HOST_ID_PATTERN, rolloutBucket } from './rollout-bucket.ts';
 import { parseRolloutPercent } from './version-file.ts';
@@ -19,6 +20,7 @@ export interface FleetHost {
   result?: string;
   reason?: string;
   claimed_bucket?: number;
+  seq?: number;
 }
 
 /** `--max-failures N` (hosts) or `P%` (of the step's expected hosts). */
@@ -34,6 +36,8 @@ export interface StepCounts {
   pending: number;
   /** Hosts not expected here that report this version because they claim a bucket below the step. */
   claimed: number;
+  /** Expected hosts whose report names a SEQ above the step's: not counted as an answer. */
+  forged: number;
   /** The failed hosts and why (at most 10, for the message). */
   failures: Array<{ host: string; result: string; reason: string }>;
 }
@@ -85,7 +89,7 @@ export function countStep(
   hosts: FleetHost[],
   version: string,
   percent: number,
-  bucketOf: (host: string) => number = (h) => rolloutBucket(h, version),
+  { bucketOf = (h: string) => rolloutBucket(h, version), stepSeq = Infinity } = {},
 ): StepCounts {
   const counts: StepCounts = {
     percent,
@@ -95,6 +99,7 @@ export function countStep(
     failed: 0,
     pending: 0,
     claimed: 0,
+    forged: 0,
     failures: [],
   };
   const seen = new Set<string>();
@@ -110,6 +115,11 @@ export function countStep(
       continue;
     }
     counts.expected++;
+    if (forThis && typeof entry.seq === 'number' && entry.seq > stepSeq) {
+      counts.forged++;
+      counts.pending++;
+      continue;
+    }
     if (!forThis) {
       counts.pending++;
       continue;
@@ -167,5 +177,5 @@ export function judgeStep(
 }
 
 export function formatCounts(c: StepCounts): string {
-  return `expected ${c.expected}, reported ${c.reported}, updated ${c.updated}, failed ${c.failed}, pending ${c.pending}${c.claimed ? `, ${c.claimed} more claim a bucket in this step (not counted as expected)` : ''}`;
+  return `expected ${c.expected}, reported ${c.reported}, updated ${c.updated}, failed ${c.failed}, pending ${c.pending}${c.claimed ? `, ${c.claimed} more claim a bucket in this step (not counted as expected)` : ''}${c.forged ? `, ${c.forged} with a SEQ above this step's (not counted)` : ''}`;
 }

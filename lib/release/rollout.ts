@@ -12,6 +12,7 @@ import { validateName } from '../core/names.ts';
 import { readAtMost } from '../http/read-at-most.ts';
 import { signRequest } from '../http/signing.ts';
 import { openDestination, type Destination, type StepHook } from './destination.ts';
+import type { RolloutState } from './fleet-report.ts';
 import { rollbackPublished } from './rollback.ts';
 import { countStep, formatCounts, judgeStep, type Allowance, type FleetHost, type StepCounts } from './rollout-plan.ts';
 import { nextSeq, placeVersionPair, readPublishedVersion, type PublishedVersion } from './seq.ts';
@@ -47,12 +48,13 @@ export interface RolloutOptions {
   step?: StepHook;
 }
 
-export type RolloutState = 'done' | 'halted' | 'rolled_back';
+/** How a run of `release rollout` ends. */
+export type RolloutEnd = Extract<RolloutState, 'done' | 'halted' | 'rolled_back'>;
 
 export interface RolloutResult {
   app: string;
   version: string;
-  state: RolloutState;
+  state: RolloutEnd;
   reason: string;
   /** The last step's ROLLOUT and SEQ at DEST. */
   percent: number;
@@ -98,7 +100,7 @@ export async function rolloutRelease(opts: RolloutOptions): Promise<RolloutResul
       );
     }
     await opts.step?.(`step:${percent}:signed`);
-    const report = (state: string, reason = '') =>
+    const report = (state: RolloutState, reason = '') =>
       postRollout(fleetUrl, opts, {
         app: opts.name,
         version,
@@ -111,7 +113,7 @@ export async function rolloutRelease(opts: RolloutOptions): Promise<RolloutResul
         at: new Date().toISOString(),
       });
     await report('running');
-    const outcome = await waitForStep(fleetUrl, opts, version, percent, label);
+    const outcome = await waitForStep(fleetUrl, opts, version, { percent, seq: current.info.seq }, label);
     counts.push(outcome.counts);
     if (!outcome.halt) continue;
     opts.print(`${label}: halted: ${outcome.halt}`);
@@ -139,7 +141,7 @@ async function halt(
   current: PublishedVersion,
   reason: string,
   counts: StepCounts[],
-  report: (state: string, reason?: string) => Promise<void>,
+  report: (state: RolloutState, reason?: string) => Promise<void>,
 ): Promise<RolloutResult> {
   const base = {
     app: opts.name,
@@ -216,7 +218,7 @@ async function waitForStep(
   fleetUrl: URL,
   opts: RolloutOptions,
   version: string,
-  percent: number,
+  { percent, seq }: { percent: number; seq?: number },
   label: string,
 ): Promise<{ counts: StepCounts; halt?: string }> {
   const deadline = Date.now() + opts.waitSec * 1000;
@@ -226,7 +228,7 @@ async function waitForStep(
   for (;;) {
     const waitOver = Date.now() >= deadline;
     try {
-      counts = countStep(await fetchFleet(fleetUrl, opts), version, percent);
+      counts = countStep(await fetchFleet(fleetUrl, opts), version, percent, { stepSeq: seq });
       unreachable = '';
     } catch (error) {
       if (error instanceof ConfigError) throw error;

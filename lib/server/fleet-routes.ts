@@ -1,24 +1,28 @@
-// hook-server's fleet routes (issue 23, DESIGN §8 "Pull rollout"):
-//   POST /fleet/reports    a launchfit host's report after an update (and once at start)
-//   POST /fleet/rollouts   `release rollout`'s current step and state
-//   GET  /fleet/APP        every host's latest report and the rollout, for `release rollout`
-// Each app of shipkit.yml's `fleet:` block has its own secret; requests are signed as DESIGN §5
-// (a POST also signs hex(sha256(body))), with the app named in the body. The body is capped at
-// 4 KiB before it is parsed, a nonce is taken once, and a refused request is counted only as a
-// refusal. A report is on disk (lib/fleet/fleet-store.ts) before its 202.
+// hook-server's fleet routes (docs/fleet.md): POST /fleet/reports (a host's report), POST
+// /fleet/rollouts (`release rollout`'s step and state), GET /fleet/APP (hosts and rollout). Signed
+// with the app's secret, except a report of an enrolled host: signed with its own credential
+// only. Body capped at 4 KiB before parsing; a report is on disk before its 202.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ValidationError, messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { HttpError, readBody, sendJson } from '../http/server.ts';
-import { createRequestVerifier, sha256Hex, SIGNATURE_HEADER } from '../http/signing.ts';
+import {
+  createRequestVerifier,
+  sha256Hex,
+  SIGNATURE_HEADER,
+  TIMESTAMP_HEADER,
+  type RequestVerifier,
+} from '../http/signing.ts';
 import type { FleetStore } from '../fleet/fleet-store.ts';
 import {
   checkReport,
   checkRollout,
+  hostCredential,
   MAX_REPORT_BYTES,
   type HostEntry,
   type RolloutRecord,
-} from '../fleet/report-registry.ts';
+} from '../release/fleet-report.ts';
+import { HOST_ID_PATTERN } from '../release/rollout-bucket.ts';
 import type { Refuse } from '../web/read-sources.ts';
 
 const BODY_TIMEOUT_MS = 10_000;
@@ -28,8 +32,8 @@ export type RefusalReason =
   'too_large' | 'malformed' | 'unknown_app' | 'bad_signature' | 'replay' | 'stale' | 'unavailable';
 
 export interface FleetRoutesOptions {
-  /** Each app's fleet secret (shipkit.yml `fleet:`), resolved. */
-  secrets: ReadonlyMap<string, string>;
+  /** Each app's fleet secrets (shipkit.yml `fleet:`), resolved: the current one first, then those of a change-over. */
+  secrets: ReadonlyMap<string, readonly string[]>;
   store: FleetStore;
   /** The path of `public_url:` (a proxy's prefix): a sender may have signed the path with it. */
   base: string;
@@ -52,6 +56,14 @@ export function publicRollout(rollout: RolloutRecord | null) {
   return { ...rest, received: new Date(received).toISOString() };
 }
 
+/** A POST body read and parsed, naming an app of `fleet:`. */
+interface SignedBody {
+  app: string;
+  value: unknown;
+  verifier: RequestVerifier;
+  bodySha256: string;
+}
+
 function refusalOf(verdictReason: string): RefusalReason {
   if (verdictReason === 'replayed nonce') return 'replay';
   if (verdictReason.startsWith('timestamp outside')) return 'stale';
@@ -63,13 +75,13 @@ export class FleetRoutes {
   private readonly options: FleetRoutesOptions;
   private readonly now: () => number;
   // One verifier per app: its own secret and its own memory of nonces.
-  private readonly verifiers: Map<string, ReturnType<typeof createRequestVerifier>>;
+  private readonly verifiers: Map<string, RequestVerifier>;
 
   constructor(options: FleetRoutesOptions) {
     this.options = options;
     this.now = options.now ?? Date.now;
     this.verifiers = new Map(
-      [...options.secrets].map(([app, secret]) => [app, createRequestVerifier(secret, { now: this.now })]),
+      [...options.secrets].map(([app, secrets]) => [app, createRequestVerifier(secrets[0], { now: this.now })]),
     );
   }
 
@@ -97,45 +109,64 @@ export class FleetRoutes {
     return this.options.base ? [sent, this.options.base + sent] : [sent];
   }
 
-  /** The body read under its cap, parsed, and its signature verified with the secret of the app it names. */
-  private async readSigned(
-    req: IncomingMessage,
-    res: ServerResponse,
-    refuse: Refuse,
-  ): Promise<{ app: string; value: unknown } | undefined> {
-    const refused = (reason: RefusalReason, status: number, message: string, detail?: string) => {
-      this.options.onRefused?.(reason);
-      refuse(status, message, detail);
-      return undefined;
-    };
+  /** A refusal counted in /metrics and answered. */
+  private refused(refuse: Refuse, reason: RefusalReason, status: number, message: string, detail?: string): undefined {
+    this.options.onRefused?.(reason);
+    refuse(status, message, detail);
+    return undefined;
+  }
+
+  /** The body read under its cap and parsed, naming an app of `fleet:`; not yet verified. */
+  private async readJson(req: IncomingMessage, res: ServerResponse, refuse: Refuse): Promise<SignedBody | undefined> {
     let body: Buffer;
     try {
       body = await readBody(req, { res, limit: MAX_REPORT_BYTES, timeoutMs: BODY_TIMEOUT_MS });
     } catch (error) {
       const status = error instanceof HttpError ? error.status : 400;
-      return refused(
-        status === 413 ? 'too_large' : 'malformed',
-        status,
-        status === 413 ? 'body too large' : 'could not read body',
-        messageOf(error),
-      );
+      const tooLarge = status === 413;
+      const message = tooLarge ? 'body too large' : 'could not read body';
+      return this.refused(refuse, tooLarge ? 'too_large' : 'malformed', status, message, messageOf(error));
     }
     if (!req.headers[SIGNATURE_HEADER])
-      return refused('bad_signature', 401, 'unauthorized', 'missing signature headers');
+      return this.refused(refuse, 'bad_signature', 401, 'unauthorized', 'missing signature headers');
     let value: unknown;
     try {
       value = JSON.parse(body.toString('utf8'));
     } catch {
-      return refused('malformed', 400, 'body is not JSON');
+      return this.refused(refuse, 'malformed', 400, 'body is not JSON');
     }
     const app = (value as { app?: unknown } | null)?.app;
-    if (typeof app !== 'string') return refused('malformed', 400, 'app is missing');
+    if (typeof app !== 'string') return this.refused(refuse, 'malformed', 400, 'app is missing');
     const verifier = this.verifiers.get(app);
-    if (!verifier)
-      return refused('unknown_app', 404, 'unknown app', `no fleet: entry for ${JSON.stringify(app.slice(0, 100))}`);
-    const verdict = verifier.verify('POST', this.signedPaths(req), req.headers, { bodySha256: sha256Hex(body) });
-    if (!verdict.ok) return refused(refusalOf(verdict.reason), 401, 'unauthorized', `${app}: ${verdict.reason}`);
-    return { app, value };
+    if (!verifier) {
+      const detail = `no fleet: entry for ${JSON.stringify(app.slice(0, 100))}`;
+      return this.refused(refuse, 'unknown_app', 404, 'unknown app', detail);
+    }
+    return { app, value, verifier, bodySha256: sha256Hex(body) };
+  }
+
+  /** A body signed with one of `keys` (default: the app's secrets); the index of the one that signed it. */
+  private async readSigned(
+    req: IncomingMessage,
+    res: ServerResponse,
+    refuse: Refuse,
+    keysOf: (read: SignedBody) => { keys: readonly string[]; refusal?: string } | undefined = (read) => ({
+      keys: this.options.secrets.get(read.app)!,
+    }),
+  ): Promise<(SignedBody & { signedBy: number }) | undefined> {
+    const read = await this.readJson(req, res, refuse);
+    if (!read) return undefined;
+    const keys = keysOf(read);
+    if (!keys) return undefined;
+    const verdict = read.verifier.verify('POST', this.signedPaths(req), req.headers, {
+      bodySha256: read.bodySha256,
+      secrets: keys.keys,
+    });
+    if (!verdict.ok) {
+      const why = verdict.reason === 'wrong signature' && keys.refusal ? keys.refusal : verdict.reason;
+      return this.refused(refuse, refusalOf(verdict.reason), 401, 'unauthorized', `${read.app}: ${why}`);
+    }
+    return { ...read, signedBy: verdict.secret };
   }
 
   /** Checked by `check`, then kept; 400 for a body the contract refuses, 503 when it cannot be written. */
@@ -144,6 +175,7 @@ export class FleetRoutes {
     refuse: Refuse,
     check: () => T,
     keep: (value: T) => Promise<unknown>,
+    answer: Record<string, unknown> = {},
   ): Promise<void> {
     let value: T;
     try {
@@ -159,22 +191,53 @@ export class FleetRoutes {
       this.options.onRefused?.('unavailable');
       return refuse(503, 'could not store it, try again', (error as NodeJS.ErrnoException).code ?? messageOf(error));
     }
-    sendJson(res, 202, { ok: true });
+    sendJson(res, 202, { ok: true, ...answer });
   }
 
+  /**
+   * A host's report. Signed with its own credential (hostCredential of any of the app's secrets),
+   * or, until it has used one, with the app's secret: then (or when signed with a credential of an
+   * older secret) the answer carries its current credential, which it signs with from then on.
+   */
   private async postReport(req: IncomingMessage, res: ServerResponse, refuse: Refuse): Promise<void> {
-    const signed = await this.readSigned(req, res, refuse);
-    if (!signed) return;
     const { store, log } = this.options;
+    let credentials: string[] = [];
+    let kept: HostEntry | undefined;
+    const signed = await this.readSigned(req, res, refuse, ({ app, value }) => {
+      const host = (value as { host?: unknown }).host;
+      if (typeof host !== 'string' || !HOST_ID_PATTERN.test(host)) {
+        return this.refused(refuse, 'malformed', 400, 'report host must be 32 lowercase hex characters');
+      }
+      const secrets = this.options.secrets.get(app)!;
+      credentials = secrets.map((secret) => hostCredential(secret, host));
+      kept = store.host(app, host);
+      if (!kept?.enrolled) return { keys: [...credentials, ...secrets] };
+      const refusal = `host ${host} is enrolled: its reports are signed with its own credential, not the app's secret`;
+      return { keys: credentials, refusal };
+    });
+    if (!signed) return;
+    const signedAt = Number(req.headers[TIMESTAMP_HEADER]);
+    // The nonce memory is lost on a restart; the time of the host's last report is not.
+    if (kept?.signed_at !== undefined && signedAt < kept.signed_at)
+      return void this.refused(
+        refuse,
+        'replay',
+        401,
+        'unauthorized',
+        `${signed.app}: older than the host's last report`,
+      );
+    const byCredential = signed.signedBy < credentials.length;
+    const rollout = store.rollout(signed.app);
+    const maxSeq = rollout && (rollout.state === 'running' || rollout.state === 'waiting') ? rollout.seq : Infinity;
     return this.accept(
       res,
       refuse,
-      () => checkReport(signed.value, this.now()),
+      () => ({ ...checkReport(signed.value, this.now(), maxSeq), signed_at: signedAt, enrolled: byCredential }),
       async ({ app, ...entry }) => {
         // A report older than the host's kept one is answered like any other: the host is done with it.
         // Reports come by the thousand a second from a large fleet: counted in /metrics, logged with
         // SHIPKIT_DEBUG only, except a failure, which someone will want to read.
-        const kept = await store.addReport(app, entry);
+        const added = await store.addReport(app, entry);
         const fields = {
           app,
           host: entry.host,
@@ -182,11 +245,14 @@ export class FleetRoutes {
           result: entry.result,
           reason: entry.reason || undefined,
         };
-        if (kept && (entry.result === 'failed' || entry.result === 'rolled_back'))
+        if (added && (entry.result === 'failed' || entry.result === 'rolled_back'))
           log.warn('fleet report: a host could not take a release', fields);
-        else if (kept) log.debug('fleet report', fields);
+        else if (added) log.debug('fleet report', fields);
+        if (!byCredential)
+          log.info('fleet: a host enrolled (its credential is in the answer)', { app, host: entry.host });
         this.options.onReport?.(app, entry.result);
       },
+      signed.signedBy === 0 ? {} : { credential: credentials[0] },
     );
   }
 
@@ -217,7 +283,8 @@ export class FleetRoutes {
     const verifier = this.verifiers.get(app);
     if (!verifier) return refuse(404, 'unknown app');
     if (req.headers[SIGNATURE_HEADER] || !this.options.canRead?.(req)) {
-      const verdict = verifier.verify('GET', this.signedPaths(req), req.headers);
+      const secrets = this.options.secrets.get(app)!;
+      const verdict = verifier.verify('GET', this.signedPaths(req), req.headers, { secrets });
       if (!verdict.ok) return refuse(401, 'unauthorized', `${app}: ${verdict.reason}`);
     }
     const { store } = this.options;

@@ -373,16 +373,16 @@ function createReporters(options: HookServerOptions, metrics: HookMetrics, histo
 async function openFleet(options: HookServerOptions, dataDir: string) {
   const { config, log } = options;
   if (!config.fleet?.size) return undefined;
-  const secrets = new Map<string, string>();
+  const secrets = new Map<string, string[]>();
   for (const app of config.fleet.values()) {
-    secrets.set(
-      app.app,
-      await resolveSecret(app.secret, {
+    const resolved = app.secrets.map((secret) =>
+      resolveSecret(secret, {
         env: options.env ?? process.env,
         baseDir: path.dirname(config.file),
         where: `${config.doc.locate(app.keyPath)}: fleet.${app.app}.secret`,
       }),
     );
+    secrets.set(app.app, await Promise.all(resolved));
   }
   const store = await FleetStore.open(dataDir, {
     onCompactError: (error) =>

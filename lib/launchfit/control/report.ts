@@ -1,9 +1,7 @@
-// Reports to hook-server (DESIGN §8, issue 23): with updates.report and updates.report_secret,
-// `launchfit run` POSTs a signed JSON body after every update attempt handled to its end and once
-// at start (result `running`), so the fleet registry knows each live host, its version and how
-// its last update went. Signed as DESIGN §5 with the body line (lib/http/signing.ts). Sending is
-// in the background: 3 tries with backoff and jitter, then a warning; an update never waits for
-// it, and a report never fails one. The last outcome is kept in .launchfit/report.json for status.
+// Reports to hook-server (docs/fleet.md): after every update attempt and once at start, signed
+// with the host's own credential (.launchfit/report-key, handed out in the answer to its first
+// report, which the app's report_secret signs). Sent in the background, 3 tries with backoff; a
+// report never fails an update. The last outcome is kept in .launchfit/report.json for status.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { RemoteError, ValidationError, VerificationError, ConfigError, messageOf } from '../../core/errors.ts';
@@ -11,49 +9,10 @@ import { atomicWriteFile, ensureDir } from '../../core/fs.ts';
 import type { Logger } from '../../core/log.ts';
 import { resolveSecret } from '../../core/secrets.ts';
 import { signRequest } from '../../http/signing.ts';
-import { rolloutBucket } from '../../release/rollout-bucket.ts';
+import { reportBody, type Report, type ReportResult } from '../../release/fleet-report.ts';
 import type { LaunchConfig } from '../deploy-folder/config.ts';
 import type { DeployPaths } from '../deploy-folder/state.ts';
 import type { CheckResult } from '../install/update.ts';
-
-export const MAX_REPORT_BYTES = 4096;
-export const MAX_REASON_CHARS = 500;
-export type ReportResult = 'running' | 'updated' | 'rolled_back' | 'failed' | 'skipped';
-
-export interface Report {
-  app: string;
-  host: string;
-  version: string;
-  previous?: string;
-  seq?: number;
-  result: ReportResult;
-  reason?: string;
-  seconds?: number;
-}
-
-/** The JSON body of the contract: bucket computed here (as rolloutBucket returns it), reason cut to 500 characters, at most 4096 bytes. */
-export function reportBody(r: Report): string {
-  const body = {
-    app: r.app,
-    host: r.host,
-    version: r.version,
-    previous: r.previous ?? '',
-    seq: r.seq ?? 0,
-    bucket: rolloutBucket(r.host, r.version), // full precision: hook-server compares it with its own
-    result: r.result,
-    reason: (r.reason ?? '').slice(0, MAX_REASON_CHARS),
-    seconds: Math.round((r.seconds ?? 0) * 10) / 10,
-  };
-  let text = JSON.stringify(body);
-  // Multi-byte reasons could still pass the cap: shorten until the body fits.
-  while (Buffer.byteLength(text) > MAX_REPORT_BYTES && body.reason.length > 0) {
-    body.reason = body.reason.slice(0, Math.max(0, body.reason.length - 50));
-    text = JSON.stringify(body);
-  }
-  if (Buffer.byteLength(text) > MAX_REPORT_BYTES)
-    throw new ValidationError(`A report is over ${MAX_REPORT_BYTES} bytes even without a reason.`);
-  return text;
-}
 
 /** What a check's outcome is worth reporting as, or undefined (nothing new: not modified, up to date, waiting). */
 export function reportOfCheck(
@@ -85,6 +44,16 @@ export interface LastReport {
   result: ReportResult;
   version: string;
   message: string;
+}
+
+/** The host's own report credential, as hook-server handed it out. */
+export function reportKeyFile(paths: Pick<DeployPaths, 'meta'>): string {
+  return path.join(paths.meta, 'report-key');
+}
+
+async function readReportKey(paths: Pick<DeployPaths, 'meta'>): Promise<string | undefined> {
+  const text = await readFile(reportKeyFile(paths), 'utf8').catch(() => '');
+  return /^[0-9a-f]{64}$/.test(text.trim()) ? text.trim() : undefined;
 }
 
 export function lastReportFile(paths: Pick<DeployPaths, 'meta'>): string {
@@ -134,37 +103,35 @@ export class Reporter {
   }
 
   private async deliver(config: LaunchConfig, target: { url: string; secret: string }, report: Report): Promise<void> {
-    const { log, tries = 3, retryMs = 1000, timeoutMs = 10_000 } = this.opts;
-    const secret = await resolveSecret(target.secret, {
-      baseDir: this.opts.paths.dir,
-      where: `${config.file}: updates.report_secret`,
-    });
+    const { log, tries = 3, retryMs = 1000 } = this.opts;
     const body = reportBody(report);
     const url = new URL(target.url);
+    // Its own credential once it has one; the app's secret enrols it (and again after a `fleet forget`).
+    const own = await readReportKey(this.opts.paths);
+    let keys = own ? [own, undefined] : [undefined];
     let problem = '';
     for (let attempt = 1; attempt <= tries; attempt++) {
       if (attempt > 1)
         await new Promise((r) => setTimeout(r, retryMs * 2 ** (attempt - 2) * (0.5 + Math.random() * 0.5)));
+      const key = keys[0] ?? (await this.appSecret(config, target));
       try {
-        const res = await fetch(url, {
-          method: 'POST',
-          body,
-          redirect: 'error',
-          signal: AbortSignal.timeout(timeoutMs),
-          headers: {
-            'Content-Type': 'application/json',
-            ...signRequest(secret, 'POST', `${url.pathname}${url.search}`, { body }),
-          },
-        });
-        const text = (await res.text()).slice(0, 200);
-        if (res.ok)
+        const res = await this.post(url, body, key);
+        const text = await res.text();
+        if (res.ok) {
+          await this.keepCredential(text);
           return this.record({
             ok: true,
             result: report.result,
             version: report.version,
             message: `${res.status} from ${url.origin}${url.pathname}`,
           });
-        problem = `${url.origin}${url.pathname} answered ${res.status} ${text.replace(/\s+/g, ' ')}`;
+        }
+        problem = `${url.origin}${url.pathname} answered ${res.status} ${text.slice(0, 200).replace(/\s+/g, ' ')}`;
+        if (res.status === 401 && keys.length > 1) {
+          keys = keys.slice(1); // its credential refused (the host was forgotten): enrol again
+          attempt--;
+          continue;
+        }
         if (res.status >= 400 && res.status < 500 && res.status !== 429) break; // refused: trying again would be refused again
       } catch (error) {
         problem = `${url.origin}${url.pathname}: ${messageOf(error)}`;
@@ -172,6 +139,39 @@ export class Reporter {
     }
     log.warn(`report (${report.result} ${report.version}) not taken: ${problem}; given up`);
     await this.record({ ok: false, result: report.result, version: report.version, message: problem });
+  }
+
+  private appSecret(config: LaunchConfig, target: { secret: string }): Promise<string> {
+    return resolveSecret(target.secret, {
+      baseDir: this.opts.paths.dir,
+      where: `${config.file}: updates.report_secret`,
+    });
+  }
+
+  private post(url: URL, body: string, key: string): Promise<Response> {
+    return fetch(url, {
+      method: 'POST',
+      body,
+      redirect: 'error',
+      signal: AbortSignal.timeout(this.opts.timeoutMs ?? 10_000),
+      headers: {
+        'Content-Type': 'application/json',
+        ...signRequest(key, 'POST', `${url.pathname}${url.search}`, { body }),
+      },
+    });
+  }
+
+  /** The credential hook-server hands out in its answer (on enrolment, or after a change of the app's secret). */
+  private async keepCredential(answer: string): Promise<void> {
+    let credential: unknown;
+    try {
+      credential = (JSON.parse(answer) as { credential?: unknown }).credential;
+    } catch {
+      return;
+    }
+    if (typeof credential !== 'string' || !/^[0-9a-f]{64}$/.test(credential)) return;
+    await ensureDir(this.opts.paths.meta);
+    await atomicWriteFile(reportKeyFile(this.opts.paths), `${credential}\n`, { mode: 0o600 });
   }
 
   private async record(last: Omit<LastReport, 'at'>): Promise<void> {

@@ -93,7 +93,11 @@ test('signed reports are kept (latest per host), read back by GET /fleet/APP, sh
       ),
       post(server, '/fleet/reports', report(c, { version: '1.0', result: 'running', bucket: 0.001 })), // claims another bucket
     ]);
-    for (const answer of answers) assert.equal([answer.status, answer.json], [202, { ok: true }]);
+    for (const answer of answers) {
+      // Signed with the app's secret: each host is enrolled, and its own credential is in the answer.
+      assert.equal([answer.status, answer.json.ok], [202, true]);
+      assert.match(answer.json.credential, /^[0-9a-f]{64}$/);
+    }
     // An older report of host a (lower seq) is answered but does not replace the kept one.
     assert.is(
       (await post(server, '/fleet/reports', report(a, { version: '0.9', seq: 1, result: 'running' }))).status,

@@ -59,7 +59,10 @@ test('a request with a body signs a fifth line, hex(sha256(body)) (openssl); the
   const bodyHex = (await $({ input: body })`openssl dgst -sha256`).stdout.trim().split(/\s+/).pop()!;
   const expected = await opensslHmac(SECRET, `POST\n/fleet/reports\n1700000000\n${NONCE}\n${bodyHex}`);
   assert.is(headers['X-Shipkit-Signature'], `sha256=${expected}`);
-  assert.equal(verifierAt(T0).verify('POST', '/fleet/reports', lower(headers), { bodySha256: bodyHex }), { ok: true });
+  assert.equal(verifierAt(T0).verify('POST', '/fleet/reports', lower(headers), { bodySha256: bodyHex }), {
+    ok: true,
+    secret: 0,
+  });
   const other = signRequest(SECRET, 'POST', '/fleet/reports', { now: fixedNow(T0), body });
   assert.equal(
     verifierAt(T0).verify('POST', '/fleet/reports', lower(other), {
@@ -89,7 +92,7 @@ test('a request signed by openssl (the README recipe) verifies', async () => {
       'x-shipkit-nonce': nonce,
       'x-shipkit-signature': `sha256=${hex}`,
     });
-    assert.equal(verdict, { ok: true }, `secret ${JSON.stringify(secret)}`);
+    assert.equal(verdict, { ok: true, secret: 0 }, `secret ${JSON.stringify(secret)}`);
   }
 });
 
@@ -105,7 +108,7 @@ test('round trip: signed now, verified now; random nonces are 16+ chars and diff
     const headers = signRequest(SECRET, 'GET', '/?repo=site', { now: fixedNow(T0) });
     assert.ok(headers['X-Shipkit-Nonce'].length >= 16);
     seen.add(headers['X-Shipkit-Nonce']);
-    assert.equal(verifier.verify('GET', '/?repo=site', lower(headers)), { ok: true });
+    assert.equal(verifier.verify('GET', '/?repo=site', lower(headers)), { ok: true, secret: 0 });
   }
   assert.is(seen.size, 20);
 });
@@ -306,7 +309,7 @@ for (const c of cases) {
     c.edit?.(headers);
     const v = c.verify ?? {};
     const verdict = verifierAt(v.nowMs ?? T0).verify(v.method ?? 'GET', v.path ?? '/?repo=site', headers);
-    assert.equal(verdict, c.reason === null ? { ok: true } : { ok: false, reason: c.reason });
+    assert.equal(verdict, c.reason === null ? { ok: true, secret: 0 } : { ok: false, reason: c.reason });
   });
 }
 
@@ -314,13 +317,13 @@ test('replayed nonce is refused, also with a fresh timestamp; other nonces still
   let now = T0;
   const verifier = createRequestVerifier(SECRET, { now: () => now });
   const first = lower(signRequest(SECRET, 'GET', '/?repo=site', { now: () => now, nonce: NONCE }));
-  assert.equal(verifier.verify('GET', '/?repo=site', first), { ok: true });
+  assert.equal(verifier.verify('GET', '/?repo=site', first), { ok: true, secret: 0 });
   assert.equal(verifier.verify('GET', '/?repo=site', first), { ok: false, reason: 'replayed nonce' });
   now += 60_000;
   const sameNonceLater = lower(signRequest(SECRET, 'GET', '/?repo=site', { now: () => now, nonce: NONCE }));
   assert.equal(verifier.verify('GET', '/?repo=site', sameNonceLater), { ok: false, reason: 'replayed nonce' });
   const other = lower(signRequest(SECRET, 'GET', '/?repo=site', { now: () => now, nonce: 'another-nonce-000001' }));
-  assert.equal(verifier.verify('GET', '/?repo=site', other), { ok: true });
+  assert.equal(verifier.verify('GET', '/?repo=site', other), { ok: true, secret: 0 });
   // Once the window has passed the old request is refused for its timestamp, not accepted.
   now += 400_000;
   assert.equal(verifier.verify('GET', '/?repo=site', first), {
@@ -334,7 +337,7 @@ test('a forged request does not burn the nonce of the genuine one', () => {
   const forged = lower(signRequest('wrong secret', 'GET', '/?repo=site', { now: fixedNow(T0), nonce: NONCE }));
   assert.equal(verifier.verify('GET', '/?repo=site', forged), { ok: false, reason: 'wrong signature' });
   const genuine = lower(signRequest(SECRET, 'GET', '/?repo=site', { now: fixedNow(T0), nonce: NONCE }));
-  assert.equal(verifier.verify('GET', '/?repo=site', genuine), { ok: true });
+  assert.equal(verifier.verify('GET', '/?repo=site', genuine), { ok: true, secret: 0 });
 });
 
 test('windowSec option narrows the window', () => {

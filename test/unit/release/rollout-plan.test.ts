@@ -8,6 +8,7 @@ import { rolloutBucket } from '../../../lib/release/rollout-bucket.ts';
 import {
   countStep,
   exceeds,
+  formatCounts,
   judgeStep,
   parseAllowance,
   parseSteps,
@@ -82,7 +83,17 @@ test('countStep: expected = real bucket below the step; reports for this version
   const at5 = countStep(hosts, V, 5);
   assert.equal(
     { ...at5, failures: undefined },
-    { percent: 5, expected: 4, reported: 3, updated: 2, failed: 1, pending: 1, claimed: 0, failures: undefined },
+    {
+      percent: 5,
+      expected: 4,
+      reported: 3,
+      updated: 2,
+      failed: 1,
+      pending: 1,
+      claimed: 0,
+      forged: 0,
+      failures: undefined,
+    },
   );
   assert.equal(at5.failures, [{ host: inB, result: 'rolled_back', reason: 'health check failed' }]);
   const at100 = countStep(hosts, V, 100);
@@ -115,6 +126,34 @@ test('countStep: a host lying about its bucket is shown where it claims but does
   assert.is(countStep([{ host: low, version: V, result: 'updated', claimed_bucket: 99 }], V, 10).updated, 1);
 });
 
+test("a report with a SEQ above the step's is no answer to it (F06/F08/F09): pending, shown as forged", () => {
+  const a = hostIn(0, 10);
+  const b = hostIn(0, 10);
+  const hosts: FleetHost[] = [
+    { host: a, version: V, result: 'updated', seq: 2 ** 53 - 1 },
+    { host: b, version: V, result: 'failed', seq: 12, reason: 'forged' },
+  ];
+  const c = countStep(hosts, V, 10, { stepSeq: 11 });
+  assert.is(c.expected, 2);
+  assert.is(c.updated, 0);
+  assert.is(c.failed, 0, 'a forged failure cannot halt or roll back the rollout');
+  assert.is(c.forged, 2);
+  assert.is(c.pending, 2);
+  assert.match(formatCounts(c), /2 with a SEQ above this step's/);
+  const honest = countStep(
+    [
+      { host: a, version: V, result: 'updated', seq: 10 },
+      { host: b, version: V, result: 'failed', seq: 11 },
+    ],
+    V,
+    10,
+    { stepSeq: 11 },
+  );
+  assert.is(honest.updated, 1, 'a SEQ of an earlier step of the same version counts');
+  assert.is(honest.failed, 1);
+  assert.is(honest.forged, 0);
+});
+
 test('judgeStep: go, wait, or halt, for failures and missing hosts', () => {
   const base = {
     percent: 10,
@@ -124,6 +163,7 @@ test('judgeStep: go, wait, or halt, for failures and missing hosts', () => {
     failed: 0,
     pending: 0,
     claimed: 0,
+    forged: 0,
     failures: [] as Array<{ host: string; result: string; reason: string }>,
   };
   const failure = { host: 'a'.repeat(32), result: 'failed', reason: 'exit 3' };

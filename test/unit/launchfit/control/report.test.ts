@@ -4,6 +4,7 @@
 // outcome, and sends nothing without updates.report. A real HTTP receiver on loopback.
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -11,7 +12,8 @@ import { ConfigError, RemoteError, VerificationError, WorkError } from '../../..
 import { silentLogger } from '../../../../lib/core/log.ts';
 import { createRequestVerifier, sha256Hex } from '../../../../lib/http/signing.ts';
 import { parseLaunchConfigText, type LaunchConfig } from '../../../../lib/launchfit/deploy-folder/config.ts';
-import { Reporter, readLastReport, reportBody, reportOfCheck } from '../../../../lib/launchfit/control/report.ts';
+import { Reporter, readLastReport, reportOfCheck } from '../../../../lib/launchfit/control/report.ts';
+import { reportBody } from '../../../../lib/release/fleet-report.ts';
 import { deployPaths } from '../../../../lib/launchfit/deploy-folder/state.ts';
 import { rolloutBucket } from '../../../../lib/release/rollout-bucket.ts';
 import { tmpDir } from '../../../_helpers/common.ts';
@@ -76,14 +78,15 @@ test('reportOfCheck: what is reported, and as what', () => {
   assert.equal(reportOfCheck(undefined, new WorkError('hook failed')), { result: 'failed', reason: 'hook failed' });
 });
 
-async function receiver(answer: (n: number) => number) {
+async function receiver(answer: (n: number) => number | [number, string]) {
   const got: Array<{ req: IncomingMessage; body: string }> = [];
   const server = createServer((req, res) => {
     let body = '';
     req.on('data', (d) => (body += d));
     req.on('end', () => {
       got.push({ req, body });
-      res.writeHead(answer(got.length)).end('{}');
+      const [status, text] = [answer(got.length)].flat() as [number, string?];
+      res.writeHead(status).end(text ?? '{}');
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -118,6 +121,7 @@ test('Reporter: signed with the body line; retried on 503, given up after 3; a 4
       assert.is(req.headers['content-type'], 'application/json');
       assert.equal(verifier.verify('POST', '/fleet/reports?x=1', req.headers, { bodySha256: sha256Hex(body) }), {
         ok: true,
+        secret: 0,
       });
     }
     assert.equal(
@@ -147,6 +151,46 @@ test('Reporter: signed with the body line; retried on 503, given up after 3; a 4
     reporter.send(configFor(dir), { app: 'my-app', host: HOST, version: '1.5', result: 'updated' });
     await reporter.idle();
     assert.is(r.got.length, 6, 'nothing without updates.report');
+  } finally {
+    await r.close();
+  }
+});
+
+test('Reporter: keeps the credential hook-server hands out, signs with it, and enrols again when it is refused', async () => {
+  process.env.REPORT_TEST_SECRET = 's3cret';
+  const dir = tmpDir('report-');
+  const paths = deployPaths(dir);
+  const credential = 'c'.repeat(64);
+  const answers: Array<number | [number, string]> = [
+    [202, JSON.stringify({ ok: true, credential })],
+    202,
+    401,
+    [202, JSON.stringify({ ok: true, credential: 'd'.repeat(64) })],
+  ];
+  const r = await receiver((n) => answers[n - 1] ?? 500);
+  try {
+    const reporter = new Reporter({ paths, log: silentLogger, retryMs: 10 });
+    const send = async (version: string) => {
+      reporter.send(configFor(dir, r.url), { app: 'my-app', host: HOST, version, result: 'updated' });
+      await reporter.idle();
+    };
+    const signedWith = (n: number, key: string) =>
+      createRequestVerifier(key).verify('POST', '/fleet/reports?x=1', r.got[n].req.headers, {
+        bodySha256: sha256Hex(r.got[n].body),
+      }).ok;
+    await send('1.0');
+    assert.ok(signedWith(0, 's3cret'), 'the first report enrols with the app secret');
+    assert.is(readFileSync(path.join(paths.meta, 'report-key'), 'utf8').trim(), credential);
+    assert.is(statSync(path.join(paths.meta, 'report-key')).mode & 0o777, 0o600);
+    await send('1.1');
+    assert.ok(signedWith(1, credential), 'then it signs with its own credential');
+    assert.not.ok(signedWith(1, 's3cret'));
+    await send('1.2');
+    assert.is(r.got.length, 4, 'refused credential: one more try, with the app secret');
+    assert.ok(signedWith(2, credential));
+    assert.ok(signedWith(3, 's3cret'));
+    assert.is(readFileSync(path.join(paths.meta, 'report-key'), 'utf8').trim(), 'd'.repeat(64), 'the new one kept');
+    assert.is((await readLastReport(paths))!.ok, true);
   } finally {
     await r.close();
   }

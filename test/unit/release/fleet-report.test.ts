@@ -1,9 +1,9 @@
-// Fleet report rules (lib/fleet/report-registry.ts): what a host report must hold, the computed
+// Fleet report rules (lib/release/fleet-report.ts): what a host report must hold, the computed
 // bucket beside the claimed one, and which report a host's entry keeps.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ValidationError } from '../../../lib/core/errors.ts';
-import { checkReport, checkRollout, supersedes } from '../../../lib/fleet/report-registry.ts';
+import { checkReport, checkRollout, supersedes } from '../../../lib/release/fleet-report.ts';
 import { rolloutBucket } from '../../../lib/release/rollout-bucket.ts';
 
 const HOST = '0123456789abcdef0123456789abcdef';

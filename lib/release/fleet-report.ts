@@ -1,15 +1,60 @@
-// The fleet registry's rules (issue 23, DESIGN §8), kept apart from HTTP and storage so the
-// hook-server edge, its store and tests share one definition: what a host report must hold, and
-// which report a host's entry keeps (its latest: higher seq wins; same seq, the later arrival).
-// Also what a rollout state posted by `release rollout` (POST /fleet/rollouts) must hold.
+// The fleet report, one definition for the host that sends it (launchfit), hook-server that keeps
+// it and `release rollout` that counts it: its body, limits and checks, which report a host's
+// entry keeps, each host's own credential, and the rollout states (docs/fleet.md).
 import { ValidationError } from '../core/errors.ts';
 import { nameProblem } from '../core/names.ts';
-import { HOST_ID_PATTERN, rolloutBucket } from '../release/rollout-bucket.ts';
+import { hmacSha256Hex } from '../http/signing.ts';
+import { HOST_ID_PATTERN, rolloutBucket } from './rollout-bucket.ts';
 
 export const REPORT_RESULTS = ['running', 'updated', 'rolled_back', 'failed', 'skipped'] as const;
 export type ReportResult = (typeof REPORT_RESULTS)[number];
 export const MAX_REPORT_BYTES = 4096;
 export const MAX_REASON_CHARS = 500;
+
+/** What a host says after an update (and once at start). */
+export interface Report {
+  app: string;
+  host: string;
+  version: string;
+  previous?: string;
+  seq?: number;
+  result: ReportResult;
+  reason?: string;
+  seconds?: number;
+}
+
+/** The JSON body a host sends: bucket computed here (as rolloutBucket returns it), reason cut to fit 4096 bytes. */
+export function reportBody(r: Report): string {
+  const body = {
+    app: r.app,
+    host: r.host,
+    version: r.version,
+    previous: r.previous ?? '',
+    seq: r.seq ?? 0,
+    bucket: rolloutBucket(r.host, r.version), // full precision: hook-server compares it with its own
+    result: r.result,
+    reason: (r.reason ?? '').slice(0, MAX_REASON_CHARS),
+    seconds: Math.round((r.seconds ?? 0) * 10) / 10,
+  };
+  let text = JSON.stringify(body);
+  // Multi-byte reasons could still pass the cap: shorten until the body fits.
+  while (Buffer.byteLength(text) > MAX_REPORT_BYTES && body.reason.length > 0) {
+    body.reason = body.reason.slice(0, Math.max(0, body.reason.length - 50));
+    text = JSON.stringify(body);
+  }
+  if (Buffer.byteLength(text) > MAX_REPORT_BYTES)
+    throw new ValidationError(`A report is over ${MAX_REPORT_BYTES} bytes even without a reason.`);
+  return text;
+}
+
+/**
+ * A host's own report credential: derived from the app's fleet secret and the host id, so
+ * hook-server stores none, and a host that holds it can sign for itself and no other host.
+ * Handed to the host in the answer to its first report (its enrolment).
+ */
+export function hostCredential(appSecret: string, host: string): string {
+  return hmacSha256Hex(appSecret, `shipkit fleet host ${host}`);
+}
 
 export interface HostEntry {
   host: string;
@@ -25,6 +70,10 @@ export interface HostEntry {
   seconds: number | null;
   /** When hook-server accepted it (ms since the epoch). */
   at: number;
+  /** The signature's timestamp (seconds): an older one for this host is a replay, also after a restart. */
+  signed_at?: number;
+  /** Signed with the host's own credential: from then on, the app's secret cannot speak for it. */
+  enrolled?: boolean;
 }
 
 const VERSION_PATTERN = /^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$/;
@@ -39,8 +88,12 @@ function optionalNumber(value: unknown, key: string): number | null {
   return value;
 }
 
-/** A parsed report body checked against the contract; unknown keys are ignored. Throws ValidationError. */
-export function checkReport(body: unknown, at: number): { app: string } & HostEntry {
+/**
+ * A parsed report body checked against the contract; unknown keys are ignored. `maxSeq`, when
+ * known, is the highest SEQ the app's publisher has signed: a report above it is forged.
+ * Throws ValidationError.
+ */
+export function checkReport(body: unknown, at: number, maxSeq = Infinity): { app: string } & HostEntry {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) bad('must be a JSON object');
   const r = body as Record<string, unknown>;
   const problem = nameProblem(r.app);
@@ -52,6 +105,8 @@ export function checkReport(body: unknown, at: number): { app: string } & HostEn
     bad('previous is malformed');
   if (!Number.isSafeInteger(r.seq ?? 0) || ((r.seq as number | undefined) ?? 0) < 0)
     bad('seq must be a whole number >= 0');
+  if (((r.seq as number | undefined) ?? 0) > maxSeq)
+    bad(`seq ${r.seq as number} is above the highest SEQ published for ${r.app as string} (${maxSeq})`);
   if (!REPORT_RESULTS.includes(r.result as ReportResult)) bad(`result must be one of ${REPORT_RESULTS.join(', ')}`);
   const reason = r.reason ?? '';
   if (typeof reason !== 'string' || reason.length > MAX_REASON_CHARS)
@@ -78,7 +133,9 @@ export function supersedes(next: HostEntry, current: HostEntry | undefined): boo
   return next.seq !== current.seq ? next.seq > current.seq : next.at >= current.at;
 }
 
+/** A rollout's states: the first two while it runs, the last three its ends (`release rollout`'s exit). */
 export const ROLLOUT_STATES = ['running', 'waiting', 'halted', 'done', 'rolled_back'] as const;
+export type RolloutState = (typeof ROLLOUT_STATES)[number];
 const MAX_STEPS = 20;
 
 /** The rollout state `release rollout` posts to hook-server (kept per app, the latest one). */
@@ -89,7 +146,7 @@ export interface RolloutRecord {
   step: number;
   percent: number;
   steps: number[];
-  state: (typeof ROLLOUT_STATES)[number];
+  state: RolloutState;
   reason: string;
   /** As the publisher sent it (ISO time), shown as given. */
   at: string;
