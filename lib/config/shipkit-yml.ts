@@ -15,6 +15,7 @@ import { parseBuildEnv, type BuildEnvEntry } from './build-env.ts';
 import { parseFleetConfig, type FleetApp } from './fleet.ts';
 import { exampleConfigHint } from './example-config.ts';
 import { parseNotifyList, type NotifyTarget } from './notify.ts';
+import { parseSecretList, type SecretRef } from './webhook-secret.ts';
 import { parseRepoReport, parseTopReport, REPORT_KEYS, type ReportConfig } from './report.ts';
 import { parseGitAuth, type GitAuthConfig } from './git-auth.ts';
 import { parseCacheConfig, type RepoCache } from './cache.ts';
@@ -41,8 +42,8 @@ export interface RepoConfig {
   /** The pipeline after the build (lib/config/pipeline.ts). */
   publish?: PublishConfig;
   rollout?: RolloutConfig;
-  /** Webhook secret for this repo (unresolved `env:`/`file:`/literal); else the top-level one. */
-  secret?: string;
+  /** Webhook secret for this repo (unresolved `env:`/`file:`/literal; a list during a change-over); else the top-level one. */
+  secret?: SecretRef[];
   /** `env:`: variables for every build command after the pull (lib/config/build-env.ts). */
   env: BuildEnvEntry[];
   /** This repo's own notifications (they replace the top-level list); undefined = the top level's. */
@@ -65,7 +66,8 @@ export interface ShipkitConfig {
   doc: ConfigDoc;
   listen: string;
   data: string;
-  secret?: string;
+  /** The webhook secret (unresolved; a list during a change-over, the current one first). */
+  secret?: SecretRef[];
   token?: string;
   concurrency: number;
   /** hook-server's body cap in bytes (`max_body`); undefined = its 25 MB default. */
@@ -205,7 +207,7 @@ export function parseShipkitConfig(doc: ConfigDoc): ShipkitConfig {
     doc,
     listen: getKey(doc, ['listen'], 'string') ?? DEFAULTS.listen,
     data: path.resolve(path.dirname(doc.file), dataDir),
-    secret: getKey(doc, ['secret'], 'string'),
+    secret: parseSecretList(doc, ['secret']),
     token: getKey(doc, ['token'], 'string'),
     concurrency,
     maxBody,
@@ -311,7 +313,7 @@ function parseRepo(
     release,
     publish,
     rollout: parseRolloutConfig(doc, keyPath, name, publish, fleet),
-    secret: getKey(doc, [...keyPath, 'secret'], 'string'),
+    secret: parseSecretList(doc, [...keyPath, 'secret']),
     env: parseBuildEnv(doc, keyPath),
     notify: parseNotifyList(doc, keyPath),
     report: parseRepoReport(doc, topReport, keyPath, name, url),

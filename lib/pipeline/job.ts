@@ -135,9 +135,9 @@ export function jobEnvironment(
   const repos = [...config.repos.values()];
   const targets = [...config.notify, ...repos.flatMap((r) => r.notify ?? [])];
   const secretRefs = [
-    config.secret,
+    ...(config.secret ?? []).map((s) => s.ref),
     config.token,
-    ...repos.map((r) => r.secret),
+    ...repos.flatMap((r) => (r.secret ?? []).map((s) => s.ref)),
     ...targets.flatMap((t) => [t.url, t.secret]),
     ...repos.map((r) => r.report?.token),
     ...repos.map((r) => r.rollout?.secret),

@@ -29,15 +29,17 @@ import {
   type Verdict,
 } from './webhooks.ts';
 import { type WebhookEvent } from './forges/payload.ts';
+import type { ListedSecret } from '../config/webhook-secret.ts';
 
 /** Bodies larger than this are spooled to DATA/tmp while they stream in, so a flood stays out of memory. */
 const SPILL_AT = 256 * 1024;
 
+/** Each list holds the current secret first, then the old ones of a change-over. */
 export interface Secrets {
   /** The top-level `secret:`, resolved. */
-  fallback?: string;
+  fallback?: ListedSecret[];
   /** Per-repo `secret:` values, resolved. */
-  repos: Map<string, string>;
+  repos: Map<string, ListedSecret[]>;
 }
 
 export interface DeliveryOptions {
@@ -50,6 +52,8 @@ export interface DeliveryOptions {
   bodyTimeoutMs: number;
   /** DATA/tmp: where large bodies are spooled. */
   tmpDir: string;
+  /** Told when a delivery for `repo` was signed with an old secret of a change-over. */
+  onOldSecret?: (repo: string) => void;
 }
 
 /** What a request is before its body is read: which forge, which event, which body format. */
@@ -74,7 +78,7 @@ export class DeliveryIntake {
   constructor(options: DeliveryOptions) {
     this.options = options;
     const { fallback, repos } = options.secrets;
-    this.allSecrets = [...(fallback ? [fallback] : []), ...repos.values()];
+    this.allSecrets = [...(fallback ?? []), ...[...repos.values()].flat()].map((s) => s.value);
     if (this.allSecrets.length === 0)
       options.log.warn('no webhook secret is configured: every delivery will be refused (set secret: in the config)');
   }
@@ -209,13 +213,27 @@ export class DeliveryIntake {
     const { config, secrets } = this.options;
     const repo = config.repos.get(meaning.repo);
     if (!repo) return void refuse(404, 'unknown repository', `${meaning.repo} is not in ${config.file}`);
-    const expected = secrets.repos.get(repo.name) ?? secrets.fallback;
-    if (verdict.secret !== expected)
+    const listed = secrets.repos.get(repo.name) ?? secrets.fallback ?? [];
+    const where = `${secrets.repos.has(repo.name) ? 'its own secret: in' : 'the top-level secret: of'} ${config.file}`;
+    const index = listed.findIndex((s) => s.value === verdict.secret);
+    if (index === -1)
+      return void refuse(401, WRONG_SECRET_ANSWER, `signed with a secret that is not ${repo.name}'s (${where})`);
+    const until = listed[index].until;
+    if (until !== undefined && Date.now() >= until)
       return void refuse(
         401,
         WRONG_SECRET_ANSWER,
-        `signed with a secret that is not ${repo.name}'s (${secrets.repos.has(repo.name) ? 'its own secret: in' : 'the top-level secret: of'} ${config.file})`,
+        `signed with an old secret of ${repo.name} that ended ${new Date(until).toISOString()} (${where})`,
       );
+    if (index > 0) {
+      // A change-over: whoever still signs with the old secret should be moved to the new one.
+      rlog.warn('delivery signed with an old secret', {
+        repo: repo.name,
+        entry: index + 1,
+        until: until && new Date(until).toISOString(),
+      });
+      this.options.onOldSecret?.(repo.name);
+    }
     if (meaning.kind === 'push' && meaning.branch !== repo.branch) {
       rlog.info('push to another branch ignored', { repo: repo.name, branch: meaning.branch });
       return void sendJson(res, 200, { ok: true, ignored: `push to ${meaning.branch} (builds run on ${repo.branch})` });

@@ -11,6 +11,7 @@ import { resolveSecret } from '../core/secrets.ts';
 import { ConfigError } from '../core/errors.ts';
 import { ensureDir } from '../core/fs.ts';
 import { acquireLock, type Lock } from '../core/lock.ts';
+import type { ListedSecret, SecretRef } from '../config/webhook-secret.ts';
 import { requestIdOf } from '../http/request-id.ts';
 import { sendJson, startHttpServer, stopReading, type ListenAddress, type RunningServer } from '../http/server.ts';
 import { readJobSection } from '../jobs/job-log.ts';
@@ -102,10 +103,12 @@ export async function resolveServerSecrets(
     resolveSecret(value, { env, baseDir, where }).catch((error: unknown) => {
       throw explainUnsetVariable(error, value, config.file, env);
     });
-  const fallback = config.secret ? await resolve(config.secret, `${config.file}: secret`) : undefined;
-  const repos = new Map<string, string>();
+  const resolveList = (list: SecretRef[], where: string) =>
+    Promise.all(list.map(async ({ ref, until }) => ({ value: await resolve(ref, where), until })));
+  const fallback = config.secret ? await resolveList(config.secret, `${config.file}: secret`) : undefined;
+  const repos = new Map<string, ListedSecret[]>();
   for (const repo of config.repos.values()) {
-    if (repo.secret) repos.set(repo.name, await resolve(repo.secret, `${config.file}: repos.${repo.name}.secret`));
+    if (repo.secret) repos.set(repo.name, await resolveList(repo.secret, `${config.file}: repos.${repo.name}.secret`));
     else if (!fallback)
       throw new ConfigError(
         `${config.doc.locate(repo.keyPath)}: repos.${repo.name}: no webhook secret; set secret: at the top level or for this repo (env:NAME or file:PATH).`,
@@ -142,6 +145,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     tmpDir: dirs.tmp,
     maxBody: options.maxBody ?? MAX_BODY,
     bodyTimeoutMs: options.bodyTimeoutMs ?? BODY_TIMEOUT_MS,
+    onOldSecret: metrics.countOldSecret,
   });
   const http = await listen(options, router({ log, queue, metrics, readRoutes, intake, fleetRoutes }));
   queue.resume();
@@ -166,7 +170,7 @@ interface Stores {
   lock: Lock;
   journal: Awaited<ReturnType<typeof openJobJournal>>;
   fleet: Awaited<ReturnType<typeof openFleet>>;
-  metrics: ReturnType<typeof createHookMetrics>;
+  metrics: HookMetrics;
   out: ReturnType<typeof createReporters>;
   queue: Awaited<ReturnType<typeof openQueue>>;
 }

@@ -24,12 +24,31 @@ export interface HookMetricsSources {
   fleetHosts?: () => Array<{ app: string; version: string; result: string; hosts: number }>;
 }
 
-export function createHookMetrics({ counts, fleetHosts = () => [] }: HookMetricsSources) {
+/** What hook-server counts, and /metrics' text. */
+export interface HookMetrics {
+  render(): string;
+  countDelivery(forge: string, status: number): void;
+  /** A delivery accepted with an old secret of a change-over (its sender should move to the new one). */
+  countOldSecret(repo: string): void;
+  countJobEnd(job: EndedJob): void;
+  observeFsync(seconds: number): void;
+  countNotification(channel: string, outcome: 'delivered' | 'failed'): void;
+  countCommitStatus(forge: string, outcome: 'delivered' | 'failed'): void;
+  countFleetReport(app: string, result: string): void;
+  countFleetRefusal(reason: string): void;
+}
+
+export function createHookMetrics({ counts, fleetHosts = () => [] }: HookMetricsSources): HookMetrics {
   const registry: Registry = createRegistry();
   const deliveries = registry.counter(
     'shipkit_deliveries_total',
     'Webhook deliveries answered, by forge and HTTP status.',
     ['forge', 'answer'],
+  );
+  const oldSecret = registry.counter(
+    'shipkit_webhook_old_secret_total',
+    'Deliveries accepted with an old webhook secret of a change-over (secret: list), by repo.',
+    ['repo'],
   );
   const jobs = registry.counter('shipkit_jobs_total', 'Jobs that reached a final state, by repo and state.', [
     'repo',
@@ -85,6 +104,9 @@ export function createHookMetrics({ counts, fleetHosts = () => [] }: HookMetrics
     countDelivery(forge: string, status: number) {
       deliveries.inc({ forge, answer: String(status) });
     },
+    countOldSecret(repo: string) {
+      oldSecret.inc({ repo });
+    },
     countJobEnd(job: EndedJob) {
       jobs.inc({ repo: job.repo, state: job.state });
       if (job.worker) byWorker.inc({ worker: job.worker, state: job.state });
@@ -110,5 +132,3 @@ export function createHookMetrics({ counts, fleetHosts = () => [] }: HookMetrics
     },
   };
 }
-
-export type HookMetrics = ReturnType<typeof createHookMetrics>;

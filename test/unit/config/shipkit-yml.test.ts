@@ -100,7 +100,7 @@ repos:
   const config = await loadShipkitConfig(file);
   assert.is(config.listen, '0.0.0.0:9100');
   assert.is(config.data, path.join(dir, 'sub', 'var'));
-  assert.is(config.secret, 'env:SHIPKIT_WEBHOOK_SECRET', 'unresolved: resolved by whoever needs it');
+  assert.equal(config.secret, [{ ref: 'env:SHIPKIT_WEBHOOK_SECRET' }], 'unresolved: resolved by whoever needs it');
   assert.is(config.token, 'env:SHIPKIT_TOKEN');
   assert.is(config.concurrency, 2);
   const repo = config.repos.get('octo/site')!;
@@ -110,7 +110,7 @@ repos:
   assert.is(repo.compile, 'litpro');
   assert.is(repo.timeout, 60);
   assert.is(repo.release, 'scripts/release.sh');
-  assert.is(repo.secret, 'file:/etc/shipkit/site.secret');
+  assert.equal(repo.secret, [{ ref: 'file:/etc/shipkit/site.secret' }]);
   assert.is(repo.upload.length, 2);
   assert.equal(repo.upload[0], {
     raw: { rsync: 'deploy@web1:/var/www/site/', from: 'out' },
