@@ -1,5 +1,6 @@
 // The master side of a fleet update: read the slave list, then send one signed
 // `GET /?repo=NAME` to every target at once (bounded), with timeouts and retries.
+import { backoffMs } from '../core/retry.ts';
 import { readFile } from 'node:fs/promises';
 import { ConfigError } from '../core/errors.ts';
 import { mapLimit } from '../core/pool.ts';
@@ -175,8 +176,8 @@ export async function notifyTarget(target: Target, options: NotifyOptions): Prom
     const ms = Math.round(monotonicMs() - started);
     if (!error) return { target: target.url, ok: true, status, ms, attempts };
     if (!retryable || attempts > options.retries) return { target: target.url, ok: false, status, ms, attempts, error };
-    const backoff = (options.backoffMs ?? 200) * 2 ** (attempts - 1);
-    await new Promise((r) => setTimeout(r, backoff / 2 + (Math.random() * backoff) / 2));
+    const wait = backoffMs(attempts, { baseMs: options.backoffMs ?? 200, jitter: [0.5, 1] });
+    await new Promise((r) => setTimeout(r, wait));
   }
 }
 

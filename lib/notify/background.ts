@@ -4,6 +4,7 @@
 // Retry-After asks for, within a cap), and hook-server's stop lets sends in flight finish briefly,
 // then cancels the rest. At most a few requests are open at once (IN_FLIGHT): a receiver that hangs
 // while hundreds of jobs end holds that many sockets, not one per message.
+import { backoffMs } from '../core/retry.ts';
 import { setMaxListeners } from 'node:events';
 import { createLimiter } from '../core/pool.ts';
 import type { PostResult } from './deliver.ts';
@@ -42,7 +43,7 @@ export interface RetryOutcome {
 
 /** The wait before attempt `attempt + 1`: the doubling backoff, or Retry-After when longer; capped. */
 export function waitBefore(policy: RetryPolicy, attempt: number, retryAfterMs?: number): number {
-  return Math.min(policy.maxWaitMs, Math.max(policy.backoffMs * 2 ** (attempt - 1), retryAfterMs ?? 0));
+  return Math.min(policy.maxWaitMs, Math.max(backoffMs(attempt, { baseMs: policy.backoffMs }), retryAfterMs ?? 0));
 }
 
 /** Call `send` until it succeeds, says a retry cannot help, or the attempts run out. */

@@ -3,6 +3,7 @@
 // number) around lib/http/get.ts, which streams the body to a temp file while it is hashed, with
 // a timeout for the response headers and one for each piece of the body, and checks its length
 // against Content-Length.
+import { backoffMs } from '../core/retry.ts';
 import { promises as fs } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RemoteError, messageOf } from '../core/errors.ts';
@@ -73,7 +74,8 @@ export async function fetchToFile(
           ? failure(`${error.message}${tries}`, false, error.cause)
           : failure(`${messageOf(error)}${tries}`, false, error);
       }
-      const wait = (error as FetchFailure).retryAfterMs ?? baseDelay * 2 ** attempt * (0.75 + Math.random() / 2);
+      const wait =
+        (error as FetchFailure).retryAfterMs ?? backoffMs(attempt + 1, { baseMs: baseDelay, jitter: [0.75, 1.25] });
       options.log.warn(
         `${redactUrls(url)}: ${redactUrls(messageOf(error))}; retrying in ${(wait / 1000).toFixed(1)} s`,
       );

@@ -167,6 +167,16 @@ test('no files import each other in a circle', () => {
   );
 });
 
+test('every backoff is core/retry.ts: no other file doubles a wait with 2 ** n', () => {
+  const doubling = files.filter(
+    (f) => !f.endsWith(path.join('core', 'retry.ts')) && /2 \*\* \(?[a-z]/.test(readFileSync(f, 'utf8')),
+  );
+  assert.equal(
+    doubling.map((f) => path.relative(ROOT, f)),
+    [],
+  );
+});
+
 test("an error's message is read with messageOf (lib/core/errors.ts), never `(error as Error).message`", () => {
   const scripts = sources(path.join(ROOT, 'scripts'));
   const casts = [...files, ...scripts].filter((f) => /as Error\)\.message/.test(readFileSync(f, 'utf8')));

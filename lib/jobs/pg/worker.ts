@@ -7,6 +7,7 @@
 // connection while the job runs: the reaper (pg/reaper.ts) that can take that lock knows the
 // worker is gone. A lost connection is taken again with backoff, and the locks of jobs still
 // running with it. On stop, running jobs get `graceMs` to finish, then are handed back.
+import { backoffMs } from '../../core/retry.ts';
 import type pg from 'pg';
 import type PgBoss from 'pg-boss';
 import type { Logger } from '../../core/log.ts';
@@ -102,7 +103,7 @@ export class PgWorker {
         this.failures = 0;
       } catch (error) {
         this.failures++;
-        const wait = Math.min(500 * 2 ** (this.failures - 1), 10_000);
+        const wait = backoffMs(this.failures, { baseMs: 500, maxMs: 10_000 });
         this.log.warn(`worker cannot use ${describeDbError(error, this.options.db)}; trying again in ${wait / 1000} s`);
         this.dropSession();
         await this.idle(wait);

@@ -6,6 +6,7 @@
 //
 // node:child_process is used directly (not zx) because the supervisor needs the process group,
 // signals to it, and the exit of the group leader as events.
+import { backoffMs } from '../../core/retry.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
@@ -468,7 +469,7 @@ export class AppSupervisor implements Supervisor {
       );
       return;
     }
-    const delay = Math.min(opts.backoffMaxMs, 250 * 2 ** (this.rapidFailures - 1));
+    const delay = backoffMs(this.rapidFailures, { baseMs: 250, maxMs: opts.backoffMaxMs });
     this.app.state = 'backoff';
     opts.log.info('restarting app', { inMs: delay, attempt: this.rapidFailures });
     this.restartTimer = setTimeout(() => {

@@ -2,6 +2,7 @@
 // with the host's own credential (.launchfit/report-key, handed out in the answer to its first
 // report, which the app's report_secret signs). Sent in the background, 3 tries with backoff; a
 // report never fails an update. The last outcome is kept in .launchfit/report.json for status.
+import { backoffMs } from '../../core/retry.ts';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { RemoteError, ValidationError, VerificationError, ConfigError, messageOf } from '../../core/errors.ts';
@@ -112,7 +113,7 @@ export class Reporter {
     let problem = '';
     for (let attempt = 1; attempt <= tries; attempt++) {
       if (attempt > 1)
-        await new Promise((r) => setTimeout(r, retryMs * 2 ** (attempt - 2) * (0.5 + Math.random() * 0.5)));
+        await new Promise((r) => setTimeout(r, backoffMs(attempt - 1, { baseMs: retryMs, jitter: [0.5, 1] })));
       const key = keys[0] ?? (await this.appSecret(config, target));
       try {
         const res = await this.post(url, body, key);

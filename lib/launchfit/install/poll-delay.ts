@@ -6,6 +6,8 @@
 // never polls a struggling server faster than it normally does, and spreads out as it stays down.
 // The current release keeps serving all along: a failed check changes nothing on the host.
 
+import { backoffMs } from '../../core/retry.ts';
+
 /** The cap on the backed-off wait: 8 intervals, but at most an hour unless the interval is longer. */
 export function maxBackoffMs(intervalMs: number): number {
   return Math.max(intervalMs, Math.min(intervalMs * 8, 3_600_000));
@@ -14,6 +16,5 @@ export function maxBackoffMs(intervalMs: number): number {
 /** The wait before the next check after `failures` failed checks in a row (0: the last one worked). */
 export function nextPollDelayMs(intervalMs: number, failures: number, random: () => number = Math.random): number {
   if (failures <= 0) return intervalMs * (0.9 + random() * 0.2);
-  const raw = Math.min(intervalMs * 2 ** Math.min(failures, 30), maxBackoffMs(intervalMs));
-  return raw * (0.5 + random() * 0.5);
+  return backoffMs(failures + 1, { baseMs: intervalMs, maxMs: maxBackoffMs(intervalMs), jitter: [0.5, 1] }, random);
 }
