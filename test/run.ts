@@ -2,7 +2,7 @@
 // cores), and prints each file's output in one piece. `--deno` runs the same files with the
 // scripts under test started by Deno instead of Node (SHIPKIT_TEST_RUNTIME=deno); only files
 // whose first line is `// @deno` are run then, and the runner says which were left out.
-//   tsx test/run.ts [--deno] [--jobs N] [FILTER...]   (TEST_JOBS=N, TEST_FILE_TIMEOUT_S=900)
+//   tsx test/run.ts [--deno] [--jobs N] [FILTER...]   (TEST_JOBS=N, TEST_FILE_TIMEOUT_S=900, TEST_DIR)
 // Files with a `// @alone` line run last, one at a time (they change this machine).
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -25,7 +25,7 @@ function findTests(dir: string): string[] {
   });
 }
 
-let files = findTests(path.join(root, 'test')).sort();
+let files = findTests(process.env.TEST_DIR ?? path.join(root, 'test')).sort();
 const filters = args._.map(String);
 if (filters.length) files = files.filter((f) => filters.some((x) => f.includes(x)));
 if (args.deno) {
@@ -38,6 +38,22 @@ if (args.deno) {
 
 const tsx = path.join(root, 'node_modules/tsx/dist/loader.mjs');
 const failed: string[] = [];
+// The test files running now, each its own process group: a SIGTERM or Ctrl-C to this runner
+// ends them and everything they started, instead of leaving servers behind.
+const running = new Set<number>();
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+  process.on(signal, () => {
+    for (const pid of running) {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        /* gone already */
+      }
+    }
+    process.stdout.write(`\n${signal}: stopped ${running.size} running test file(s) and what they started\n`);
+    process.exit(130);
+  });
+}
 const started = Date.now();
 
 async function runFile(file: string): Promise<void> {
@@ -50,6 +66,7 @@ async function runFile(file: string): Promise<void> {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
+  running.add(child.pid!);
   let output = '';
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
@@ -66,6 +83,7 @@ async function runFile(file: string): Promise<void> {
     child.on('close', (c, signal) => resolve(c ?? (signal ? 128 : 1))),
   );
   clearTimeout(timer);
+  running.delete(child.pid!);
   const name = path.relative(root, file);
   const secs = ((Date.now() - t0) / 1000).toFixed(1);
   const verdict = timedOut

@@ -136,15 +136,23 @@ test('one-shot: two activations of one repo at once never race on the folder', a
 
 let daemon: ChildProcess;
 let daemonBase = '';
+const killDaemon = () => {
+  try {
+    if (daemon?.pid) process.kill(-daemon.pid, 'SIGKILL');
+  } catch {
+    /* gone already */
+  }
+};
 
 test('serve: setup git daemon on loopback', async () => {
   const port = await freePort();
   daemon = spawn(
     'git',
     ['daemon', '--reuseaddr', '--export-all', `--base-path=${base}`, '--listen=127.0.0.1', `--port=${port}`, base],
-    { stdio: 'ignore' },
+    // Its own process group: `git daemon` runs git-daemon as a child, which killing git alone would orphan.
+    { stdio: 'ignore', detached: true },
   );
-  process.on('exit', () => daemon.kill('SIGKILL'));
+  process.on('exit', () => killDaemon());
   await waitFor(
     () =>
       new Promise<boolean>((resolve) => {
@@ -391,7 +399,7 @@ test('docs recipe: a request signed with openssl and sent with curl is accepted'
 });
 
 test.after(() => {
-  daemon?.kill('SIGKILL');
+  killDaemon();
   void $;
 });
 test.run();
