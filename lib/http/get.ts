@@ -115,6 +115,73 @@ export interface OpenedGet {
   done(): void;
 }
 
+/** The TransferError for a timer that fired (`kind`) after `received` bytes, worded from its limit. */
+function timeoutError(
+  kind: TransferFailure,
+  received: number,
+  timeouts: Timeouts,
+  minRate: MinRate | undefined,
+): TransferError {
+  const message =
+    kind === 'connect-timeout'
+      ? `no response within ${timeouts.connectMs / 1000} s`
+      : kind === 'idle-timeout'
+        ? `no data for ${timeouts.idleMs / 1000} s after ${received} bytes`
+        : kind === 'too-slow'
+          ? `slower than ${minRate!.bytesPerSec} bytes/s over ${minRate!.windowMs / 1000} s (${received} bytes so far)`
+          : `no complete answer within ${timeouts.totalMs! / 1000} s`;
+  return new TransferError(kind, message, received);
+}
+
+/**
+ * Fetches `url`; with redirect 'follow', follows up to MAX_REDIRECTS by hand (through
+ * redirectTarget), dropping credentials when the origin changes. Throws a TransferError
+ * ('bad-redirect') or whatever fetch throws.
+ */
+async function fetchFollowingRedirects(
+  fetchImpl: typeof globalThis.fetch,
+  url: string,
+  headers: Record<string, string> | undefined,
+  redirect: RequestRedirect,
+  signal: AbortSignal,
+): Promise<Response> {
+  let current = url;
+  let sent = headers;
+  for (let hops = 0; ; hops++) {
+    const response = await fetchImpl(current, {
+      headers: sent,
+      redirect: redirect === 'follow' ? 'manual' : redirect,
+      signal,
+    });
+    if (redirect !== 'follow' || !REDIRECT_STATUSES.has(response.status)) return response;
+    await response.body?.cancel().catch(() => {});
+    const next = redirectTarget(current, response.headers.get('location'), response.status);
+    // As fetch does when it follows: credentials go to the origin they were meant for only.
+    if (new URL(next).origin !== new URL(current).origin) sent = withoutCredentials(sent);
+    current = next;
+    if (hops >= MAX_REDIRECTS)
+      throw new TransferError('bad-redirect', `more than ${MAX_REDIRECTS} redirects (a redirect loop?)`, 0);
+  }
+}
+
+/** The TransferError for a body read that failed (not by a timer) after `received` bytes. */
+function readError(error: unknown, response: Response, received: number): TransferError {
+  if (codeOf(error) === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
+    return new TransferError(
+      'short-body',
+      `the body was shorter than its Content-Length (${response.headers.get('content-length')} bytes)`,
+      received,
+      error,
+    );
+  }
+  return new TransferError(
+    'broken',
+    `the connection broke after ${received} bytes: ${causeOf(error)}`,
+    received,
+    error,
+  );
+}
+
 /** Sends one GET and waits for its headers, under the connect and total timeouts. Throws a TransferError. */
 export async function openGet(
   url: string,
@@ -128,41 +195,15 @@ export async function openGet(
   };
   const total = timeouts.totalMs === undefined ? undefined : setTimeout(fire('total-timeout'), timeouts.totalMs);
   const connect = setTimeout(fire('connect-timeout'), timeouts.connectMs);
-  const timedOut = (received: number) => {
-    const kind = fired!;
-    const message =
-      kind === 'connect-timeout'
-        ? `no response within ${timeouts.connectMs / 1000} s`
-        : kind === 'idle-timeout'
-          ? `no data for ${timeouts.idleMs / 1000} s after ${received} bytes`
-          : kind === 'too-slow'
-            ? `slower than ${minRate!.bytesPerSec} bytes/s over ${minRate!.windowMs / 1000} s (${received} bytes so far)`
-            : `no complete answer within ${timeouts.totalMs! / 1000} s`;
-    return new TransferError(kind, message, received);
-  };
   let response: Response;
   try {
-    let current = url;
-    let sent = headers;
-    for (let hops = 0; ; hops++) {
-      response = await fetchImpl(current, {
-        headers: sent,
-        redirect: redirect === 'follow' ? 'manual' : redirect,
-        signal: controller.signal,
-      });
-      if (redirect !== 'follow' || !REDIRECT_STATUSES.has(response.status)) break;
-      await response.body?.cancel().catch(() => {});
-      const next = redirectTarget(current, response.headers.get('location'), response.status);
-      // As fetch does when it follows: credentials go to the origin they were meant for only.
-      if (new URL(next).origin !== new URL(current).origin) sent = withoutCredentials(sent);
-      current = next;
-      if (hops >= MAX_REDIRECTS)
-        throw new TransferError('bad-redirect', `more than ${MAX_REDIRECTS} redirects (a redirect loop?)`, 0);
-    }
+    response = await fetchFollowingRedirects(fetchImpl, url, headers, redirect, controller.signal);
   } catch (error) {
     clearTimeout(total);
     if (error instanceof TransferError) throw error;
-    throw fired ? timedOut(0) : new TransferError('connect', `could not connect: ${causeOf(error)}`, 0, error);
+    throw fired
+      ? timeoutError(fired, 0, timeouts, minRate)
+      : new TransferError('connect', `could not connect: ${causeOf(error)}`, 0, error);
   } finally {
     clearTimeout(connect);
   }
@@ -188,21 +229,7 @@ export async function openGet(
       try {
         chunk = await reader.read();
       } catch (error) {
-        if (fired) throw timedOut(received);
-        if (codeOf(error) === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
-          throw new TransferError(
-            'short-body',
-            `the body was shorter than its Content-Length (${response.headers.get('content-length')} bytes)`,
-            received,
-            error,
-          );
-        }
-        throw new TransferError(
-          'broken',
-          `the connection broke after ${received} bytes: ${causeOf(error)}`,
-          received,
-          error,
-        );
+        throw fired ? timeoutError(fired, received, timeouts, minRate) : readError(error, response, received);
       } finally {
         clearTimeout(idle);
       }

@@ -14,7 +14,7 @@ import {
   type CommitStatus,
   type StatusJob,
 } from './commit-status.ts';
-import { postJson } from './deliver.ts';
+import { postJson, type PostResult } from './deliver.ts';
 import { jobLink } from './message.ts';
 import type { DeliveryOutcomes } from './outcomes.ts';
 import type { ResolvedReport } from '../config/report.ts';
@@ -41,8 +41,97 @@ interface JobChain {
   superseded: AbortController;
 }
 
+/** What sending one status needs from the reporter that queued it. */
+interface StatusSender {
+  options: StatusReporterOptions;
+  policy: RetryPolicy;
+  timeoutMs: number;
+  tasks: ReturnType<typeof createBackgroundTasks>;
+}
+
+/** Why a status was not set, as kept for the job page: the refusal's hint, or why retries ended. */
+function failureDetail(
+  result: PostResult,
+  attempts: number,
+  repo: string,
+  { stopped, superseded }: { stopped: boolean; superseded: boolean },
+): string {
+  let detail = result.retry
+    ? `${result.detail} (${attempts} attempt${attempts === 1 ? '' : 's'})`
+    : refusalHint(result.status, repo, result.detail);
+  if (result.retry && stopped) detail += '; not tried again: hook-server stopped';
+  else if (result.retry && superseded) detail += "; not tried again: the job's end status replaced it";
+  return detail;
+}
+
+/** Sends one status of `job` with retries, and logs, records and counts how it went. */
+async function sendStatus(
+  { options, policy, timeoutMs, tasks }: StatusSender,
+  report: ResolvedReport,
+  job: StatusJob,
+  status: CommitStatus,
+  phase: 'start' | 'end',
+  superseded: AbortSignal,
+): Promise<void> {
+  const { log, publicUrl, outcomes } = options;
+  const sha = job.sha ?? (await options.commitOf?.(job).catch(() => undefined));
+  if (!sha) {
+    log.info(
+      `commit status ${status.state} skipped: the job does not know its commit (a release event names its tag only${phase === 'start' ? ', and the clone does not have it yet' : ''})`,
+      { job: job.id, repo: job.repo, kind: job.kind, tag: job.tag ?? undefined },
+    );
+    return;
+  }
+  const request = statusRequest(report, job.repo, sha, status, jobLink(publicUrl, job));
+  const state = forgeState(report.forge, status.state);
+  const key = `status:${status.context}:${phase}`;
+  const what = `commit status ${status.context}: ${state} (${report.forge})`;
+  const fields = { job: job.id, repo: job.repo, forge: report.forge, context: status.context, state };
+  if (tasks.stopped) {
+    outcomes?.record(job.id, key, { what, outcome: 'failed', attempts: 0, detail: 'not sent: hook-server stopped' });
+    return;
+  }
+  const { result, attempts } = await sendWithRetries(
+    () => postJson(request.url, request.body, request.headers, { timeoutMs, signal: tasks.signal }),
+    policy,
+    {
+      stop: tasks.signal,
+      gate: tasks.gate,
+      giveUp: superseded,
+      onAttempt: (attempt) => outcomes?.record(job.id, key, { what, outcome: 'sending', attempts: attempt }),
+      onRetry: (failed, attempt, waitMs) => {
+        log.warn('commit status not set; trying again', {
+          ...fields,
+          attempt,
+          error: failed.detail,
+          wait: `${waitMs / 1000} s`,
+        });
+        outcomes?.record(job.id, key, { what, outcome: 'sending', attempts: attempt, detail: failed.detail });
+      },
+    },
+  );
+  if (result.ok) {
+    log.info('commit status set', { ...fields, attempt: attempts });
+  } else {
+    const detail = failureDetail(result, attempts, job.repo, {
+      stopped: tasks.stopped,
+      superseded: superseded.aborted,
+    });
+    log.warn('commit status failed', { ...fields, error: detail });
+    outcomes?.record(job.id, key, { what, outcome: 'failed', attempts, detail });
+    options.onOutcome?.(report.forge, 'failed');
+    return;
+  }
+  outcomes?.record(job.id, key, { what, outcome: 'delivered', attempts });
+  options.onOutcome?.(report.forge, 'delivered');
+}
+
+/**
+ * The commit-status side of hook-server: `jobStarted` and `jobEnded` queue a job's statuses in
+ * order and return at once; `stop` lets those in flight finish for a while.
+ */
 export function createStatusReporter(options: StatusReporterOptions) {
-  const { reports, log, publicUrl, outcomes } = options;
+  const { reports, log } = options;
   const timeoutMs = options.timeoutMs ?? 10_000;
   const {
     attempts = DEFAULT_RETRY.attempts,
@@ -52,66 +141,7 @@ export function createStatusReporter(options: StatusReporterOptions) {
   const policy: RetryPolicy = { attempts, backoffMs, maxWaitMs };
   const tasks = createBackgroundTasks();
   const chains = new Map<string, JobChain>();
-
-  async function send(
-    report: ResolvedReport,
-    job: StatusJob,
-    status: CommitStatus,
-    phase: 'start' | 'end',
-    superseded: AbortSignal,
-  ): Promise<void> {
-    const sha = job.sha ?? (await options.commitOf?.(job).catch(() => undefined));
-    if (!sha) {
-      log.info(
-        `commit status ${status.state} skipped: the job does not know its commit (a release event names its tag only${phase === 'start' ? ', and the clone does not have it yet' : ''})`,
-        { job: job.id, repo: job.repo, kind: job.kind, tag: job.tag ?? undefined },
-      );
-      return;
-    }
-    const request = statusRequest(report, job.repo, sha, status, jobLink(publicUrl, job));
-    const state = forgeState(report.forge, status.state);
-    const key = `status:${status.context}:${phase}`;
-    const what = `commit status ${status.context}: ${state} (${report.forge})`;
-    const fields = { job: job.id, repo: job.repo, forge: report.forge, context: status.context, state };
-    if (tasks.stopped) {
-      outcomes?.record(job.id, key, { what, outcome: 'failed', attempts: 0, detail: 'not sent: hook-server stopped' });
-      return;
-    }
-    const { result, attempts } = await sendWithRetries(
-      () => postJson(request.url, request.body, request.headers, { timeoutMs, signal: tasks.signal }),
-      policy,
-      {
-        stop: tasks.signal,
-        gate: tasks.gate,
-        giveUp: superseded,
-        onAttempt: (attempt) => outcomes?.record(job.id, key, { what, outcome: 'sending', attempts: attempt }),
-        onRetry: (failed, attempt, waitMs) => {
-          log.warn('commit status not set; trying again', {
-            ...fields,
-            attempt,
-            error: failed.detail,
-            wait: `${waitMs / 1000} s`,
-          });
-          outcomes?.record(job.id, key, { what, outcome: 'sending', attempts: attempt, detail: failed.detail });
-        },
-      },
-    );
-    if (result.ok) {
-      log.info('commit status set', { ...fields, attempt: attempts });
-    } else {
-      let detail = result.retry
-        ? `${result.detail} (${attempts} attempt${attempts === 1 ? '' : 's'})`
-        : refusalHint(result.status, job.repo, result.detail);
-      if (result.retry && tasks.stopped) detail += '; not tried again: hook-server stopped';
-      else if (result.retry && superseded.aborted) detail += "; not tried again: the job's end status replaced it";
-      log.warn('commit status failed', { ...fields, error: detail });
-      outcomes?.record(job.id, key, { what, outcome: 'failed', attempts, detail });
-      options.onOutcome?.(report.forge, 'failed');
-      return;
-    }
-    outcomes?.record(job.id, key, { what, outcome: 'delivered', attempts });
-    options.onOutcome?.(report.forge, 'delivered');
-  }
+  const sender: StatusSender = { options, policy, timeoutMs, tasks };
 
   /** Queue `status` after the job's earlier ones; an end status stops the retries of those. */
   function enqueue(job: StatusJob, status: CommitStatus, phase: 'start' | 'end'): void {
@@ -122,7 +152,7 @@ export function createStatusReporter(options: StatusReporterOptions) {
     const superseded = new AbortController();
     const entry: JobChain = {
       done: (before?.done.catch(() => {}) ?? Promise.resolve()).then(() =>
-        send(report, job, status, phase, superseded.signal),
+        sendStatus(sender, report, job, status, phase, superseded.signal),
       ),
       superseded,
     };

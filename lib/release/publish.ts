@@ -86,8 +86,10 @@ function releasesIn(names: string[], app: string, platform: string): Array<{ fil
     .sort((a, b) => compareVersions(b.version, a.version));
 }
 
-export async function publishRelease(opts: PublishOptions): Promise<PublishResult> {
-  const { log } = opts;
+type SigningKey = Awaited<ReturnType<typeof loadSigningKey>>;
+
+/** Refuses bad names, version, codename, rollout and a missing folder before anything is packed; returns the tarball's name. */
+async function checkPublishOptions(opts: PublishOptions): Promise<string> {
   validateName(opts.name, 'app name');
   validateName(opts.platform, 'platform');
   validateVersion(opts.version, '--version');
@@ -100,9 +102,105 @@ export async function publishRelease(opts: PublishOptions): Promise<PublishResul
     throw new ValidationError(`The release file name ${file} would be invalid (${nameProblem(file)}).`);
   // A percent hosts would refuse is refused before anything is packed or written.
   if (opts.rollout !== undefined) parseRolloutPercent(String(opts.rollout), '--rollout');
-  const keep = opts.keep ?? 5;
   const srcStat = await stat(opts.dir).catch(() => undefined);
   if (!srcStat?.isDirectory()) throw new UsageError(`${opts.dir} is not a folder; give the folder to publish.`);
+  return file;
+}
+
+/** Packs `opts.dir` into `tarball` reproducibly and signs it into `tarball`.sig. */
+async function packAndSign(
+  opts: PublishOptions,
+  key: SigningKey,
+  tarball: string,
+  file: string,
+): Promise<{ size: number; sha256: string }> {
+  const mtime = opts.mtime ?? (process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : DEFAULT_MTIME);
+  await packReproducible(opts.dir, tarball, mtime);
+  const size = (await stat(tarball)).size;
+  const sha256 = await sha256File(tarball);
+  opts.log.info('packed release', { file, size, sha256 });
+  await atomicWriteFile(`${tarball}.sig`, await signDetached(key, { file: tarball }));
+  return { size, sha256 };
+}
+
+/** What VERSION says of this release; EXPIRES counts from now. */
+function versionInfoFor(
+  opts: PublishOptions,
+  file: string,
+  { size, sha256 }: { size: number; sha256: string },
+  seq: number,
+): VersionInfo {
+  const now = opts.now?.() ?? new Date();
+  const expiresDays = opts.expiresDays ?? 30;
+  return {
+    version: opts.version,
+    file,
+    release: opts.codename,
+    sha256,
+    size,
+    expires: expiresDays > 0 ? new Date(now.getTime() + expiresDays * 86_400_000) : undefined,
+    app: opts.name,
+    platform: opts.platform,
+    seq,
+    rollout: opts.rollout,
+  };
+}
+
+/** Writes the signed provenance into `stage` when the source is known; its file name, if any. */
+async function writeProvenance(
+  opts: PublishOptions,
+  key: SigningKey,
+  signer: string,
+  stage: string,
+  file: string,
+  sha256: string,
+  started: Date,
+): Promise<string | undefined> {
+  const facts = sourceFacts(opts.source ?? {}, opts.env ?? process.env, started, opts.now?.() ?? new Date());
+  const provenance = facts ? `${opts.name}-${opts.platform}-${opts.version}.intoto.jsonl` : undefined;
+  if (facts && provenance) {
+    const line = await provenanceEnvelope(provenanceStatement(file, sha256, facts), signer, (data) =>
+      signDetached(key, { data }),
+    );
+    await atomicWriteFile(path.join(stage, provenance), line);
+  }
+  return provenance;
+}
+
+/** Copies the staged payload and keys into the local folder `dest`, VERSION files excepted. */
+async function placeLocally(stage: string, dest: string, file: string, provenance: string | undefined): Promise<void> {
+  const tarball = path.join(stage, file);
+  await placeFile(tarball, dest, file);
+  await placeFile(`${tarball}.sig`, dest, `${file}.sig`);
+  if (provenance) await placeFile(path.join(stage, provenance), dest, provenance);
+  await placeFile(path.join(stage, 'pubkey.asc'), dest, 'pubkey.asc');
+  await placeFile(path.join(stage, 'keys.asc'), dest, 'keys.asc');
+  await syncDir(dest);
+}
+
+/** Removes all but the newest `keep` releases of this app/platform from `dest` (never `file`); their names. */
+async function pruneOldReleases(dest: string, opts: PublishOptions, file: string, keep: number): Promise<string[]> {
+  const pruned: string[] = [];
+  for (const old of releasesIn(await readdir(dest), opts.name, opts.platform)
+    .filter((r) => r.file !== file)
+    .slice(Math.max(keep, 1) - 1)) {
+    await rm(path.join(dest, old.file), { force: true });
+    await rm(path.join(dest, `${old.file}.sig`), { force: true });
+    await rm(path.join(dest, `${old.file.slice(0, -'.tar.gz'.length)}.intoto.jsonl`), { force: true });
+    pruned.push(old.file);
+  }
+  if (pruned.length) opts.log.info('pruned old releases', { pruned });
+  return pruned;
+}
+
+/**
+ * Packs, signs and publishes `opts.dir` as a release at `opts.to`: payload and keys first, then
+ * VERSION.sig and VERSION; in a local folder it then prunes old releases.
+ */
+export async function publishRelease(opts: PublishOptions): Promise<PublishResult> {
+  const { log } = opts;
+  const file = await checkPublishOptions(opts);
+  const keep = opts.keep ?? 5;
 
   const key = await loadSigningKey(opts.key, opts.passphraseFile);
   const signer = key.getFingerprint().toLowerCase();
@@ -113,39 +211,13 @@ export async function publishRelease(opts: PublishOptions): Promise<PublishResul
   const started = opts.now?.() ?? new Date();
   const stage = await mkdtemp(path.join(os.tmpdir(), 'shipkit-publish-'));
   try {
-    const tarball = path.join(stage, file);
-    const mtime = opts.mtime ?? (process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : DEFAULT_MTIME);
-    await packReproducible(opts.dir, tarball, mtime);
-    const size = (await stat(tarball)).size;
-    const sha256 = await sha256File(tarball);
-    log.info('packed release', { file, size, sha256 });
-    await atomicWriteFile(`${tarball}.sig`, await signDetached(key, { file: tarball }));
-    const now = opts.now?.() ?? new Date();
-    const expiresDays = opts.expiresDays ?? 30;
-    const info: VersionInfo = {
-      version: opts.version,
-      file,
-      release: opts.codename,
-      sha256,
-      size,
-      expires: expiresDays > 0 ? new Date(now.getTime() + expiresDays * 86_400_000) : undefined,
-      app: opts.name,
-      platform: opts.platform,
-      seq,
-      rollout: opts.rollout,
-    };
-    const versionText = formatVersionFile(info);
+    const packed = await packAndSign(opts, key, path.join(stage, file), file);
+    const { size, sha256 } = packed;
+    const versionText = formatVersionFile(versionInfoFor(opts, file, packed, seq));
     const versionSig = await signDetached(key, { data: Buffer.from(versionText) });
     await atomicWriteFile(path.join(stage, 'keys.asc'), certificate);
     await atomicWriteFile(path.join(stage, 'pubkey.asc'), certificate);
-    const facts = sourceFacts(opts.source ?? {}, opts.env ?? process.env, started, opts.now?.() ?? new Date());
-    const provenance = facts ? `${opts.name}-${opts.platform}-${opts.version}.intoto.jsonl` : undefined;
-    if (facts && provenance) {
-      const line = await provenanceEnvelope(provenanceStatement(file, sha256, facts), signer, (data) =>
-        signDetached(key, { data }),
-      );
-      await atomicWriteFile(path.join(stage, provenance), line);
-    }
+    const provenance = await writeProvenance(opts, key, signer, stage, file, sha256, started);
 
     if (!destination.local) {
       await publishRemote(opts, stage, file, provenance);
@@ -167,23 +239,9 @@ export async function publishRelease(opts: PublishOptions): Promise<PublishResul
     const dest = path.resolve(opts.to);
     await ensureDir(dest);
     const unchanged = await checkAgainstServer(dest, opts, file, sha256);
-    await placeFile(tarball, dest, file);
-    await placeFile(`${tarball}.sig`, dest, `${file}.sig`);
-    if (provenance) await placeFile(path.join(stage, provenance), dest, provenance);
-    await placeFile(path.join(stage, 'pubkey.asc'), dest, 'pubkey.asc');
-    await placeFile(path.join(stage, 'keys.asc'), dest, 'keys.asc');
-    await syncDir(dest);
+    await placeLocally(stage, dest, file, provenance);
     await placeVersionPair(destination, versionText, versionSig, published.published);
-    const pruned: string[] = [];
-    for (const old of releasesIn(await readdir(dest), opts.name, opts.platform)
-      .filter((r) => r.file !== file)
-      .slice(Math.max(keep, 1) - 1)) {
-      await rm(path.join(dest, old.file), { force: true });
-      await rm(path.join(dest, `${old.file}.sig`), { force: true });
-      await rm(path.join(dest, `${old.file.slice(0, -'.tar.gz'.length)}.intoto.jsonl`), { force: true });
-      pruned.push(old.file);
-    }
-    if (pruned.length) log.info('pruned old releases', { pruned });
+    const pruned = await pruneOldReleases(dest, opts, file, keep);
     return { file, version: opts.version, sha256, size, to: dest, signer, pruned, unchanged, seq, provenance };
   } finally {
     await rm(stage, { recursive: true, force: true });

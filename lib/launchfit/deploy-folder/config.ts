@@ -281,10 +281,8 @@ function readApp(doc: ConfigDoc): Partial<AppConfig> {
   return app;
 }
 
-export function parseLaunchConfig(doc: ConfigDoc, dir: string, releaseApp: Partial<AppConfig> = {}): LaunchConfig {
-  getKey(doc, [], 'object');
-  checkKnownKeys(doc, [], TOP_KEYS);
-  const ownApp = readApp(doc);
+/** The app settings in force: defaults, then the release's `app:`, then the deploy folder's, key by key. */
+function mergeApp(ownApp: Partial<AppConfig>, releaseApp: Partial<AppConfig>): AppConfig {
   const app: AppConfig = {
     ...APP_DEFAULTS,
     ...releaseApp,
@@ -295,24 +293,33 @@ export function parseLaunchConfig(doc: ConfigDoc, dir: string, releaseApp: Parti
   // and the user: a release must not choose who it runs as.
   app.listen = ownApp.listen ?? [];
   app.user = ownApp.user;
+  return app;
+}
 
-  getKey(doc, ['updates'], 'object');
-  checkKnownKeys(doc, ['updates'], UPDATES_KEYS);
+/** updates.server, as written: an http(s) URL. */
+function readServer(doc: ConfigDoc): string | undefined {
   const server = getKey(doc, ['updates', 'server'], 'string');
   if (server !== undefined && !/^https?:\/\/[^\s]+$/.test(server))
     throw configError(doc, ['updates', 'server'], `must be an http:// or https:// URL, got ${JSON.stringify(server)}.`);
+  return server;
+}
+
+/** updates.keep: a whole number of old releases, or false for none; 3 when unset. */
+function readKeep(doc: ConfigDoc): number {
   const keepRaw = (doc.data as { updates?: { keep?: unknown } })?.updates?.keep;
-  let keep = 3;
-  if (keepRaw === false) keep = 0;
-  else if (keepRaw !== undefined && keepRaw !== null) {
-    if (typeof keepRaw !== 'number' || !Number.isInteger(keepRaw) || keepRaw < 0)
-      throw configError(
-        doc,
-        ['updates', 'keep'],
-        `must be a whole number of releases to keep, or false, got ${JSON.stringify(keepRaw)}.`,
-      );
-    keep = keepRaw;
-  }
+  if (keepRaw === false) return 0;
+  if (keepRaw === undefined || keepRaw === null) return 3;
+  if (typeof keepRaw !== 'number' || !Number.isInteger(keepRaw) || keepRaw < 0)
+    throw configError(
+      doc,
+      ['updates', 'keep'],
+      `must be a whole number of releases to keep, or false, got ${JSON.stringify(keepRaw)}.`,
+    );
+  return keepRaw;
+}
+
+/** updates.gpg: the key pin, a keyfile (resolved against `dir`) and an http(s) key URL. */
+function readGpg(doc: ConfigDoc, dir: string): UpdatesConfig['gpg'] {
   getKey(doc, ['updates', 'gpg'], 'object');
   checkKnownKeys(doc, ['updates', 'gpg'], GPG_KEYS);
   const keyText = getKey(doc, ['updates', 'gpg', 'key'], 'string');
@@ -328,7 +335,11 @@ export function parseLaunchConfig(doc: ConfigDoc, dir: string, releaseApp: Parti
   const keyUrl = getKey(doc, ['updates', 'gpg', 'key_url'], 'string');
   if (keyUrl !== undefined && !/^https?:\/\//.test(keyUrl))
     throw configError(doc, ['updates', 'gpg', 'key_url'], 'must be an http:// or https:// URL.');
+  return { pin, keyfile: keyfile === undefined ? undefined : path.resolve(dir, keyfile), keyUrl };
+}
 
+/** updates.allow_unsigned_version (default false), checked against the old require_signed_version. */
+function readAllowUnsigned(doc: ConfigDoc): boolean {
   // require_signed_version is kept for old files: a signed VERSION is now required unless
   // allow_unsigned_version says otherwise, and the two must not contradict each other.
   const requireSigned = getKey(doc, ['updates', 'require_signed_version'], 'boolean');
@@ -339,6 +350,11 @@ export function parseLaunchConfig(doc: ConfigDoc, dir: string, releaseApp: Parti
       ['updates', 'allow_unsigned_version'],
       'contradicts updates.require_signed_version: true; remove one of them.',
     );
+  return allowUnsigned;
+}
+
+/** updates.app and updates.platform: valid names, both or neither. */
+function readBinding(doc: ConfigDoc): { app?: string; platform?: string } {
   const boundApp = getKey(doc, ['updates', 'app'], 'string');
   const boundPlatform = getKey(doc, ['updates', 'platform'], 'string');
   for (const [key, value] of [
@@ -354,13 +370,11 @@ export function parseLaunchConfig(doc: ConfigDoc, dir: string, releaseApp: Parti
       ['updates', boundApp === undefined ? 'platform' : 'app'],
       "pins one half of the host's binding; set both updates.app and updates.platform, or neither.",
     );
+  return { app: boundApp, platform: boundPlatform };
+}
 
-  getKey(doc, ['hooks'], 'object');
-  checkKnownKeys(doc, ['hooks'], HOOK_KEYS);
-  const beforeSymlink = getKey(doc, ['hooks', 'before_symlink'], 'string');
-
-  getKey(doc, ['control'], 'object');
-  checkKnownKeys(doc, ['control'], CONTROL_KEYS);
+/** control.listen: HOST:PORT, checked with the listener's own parser. */
+function readControlListen(doc: ConfigDoc): string | undefined {
   const listen = getKey(doc, ['control', 'listen'], 'string');
   if (listen !== undefined) {
     // The listener parses it with parseListen; checking with the same function here means a bad
@@ -373,6 +387,33 @@ export function parseLaunchConfig(doc: ConfigDoc, dir: string, releaseApp: Parti
       });
     }
   }
+  return listen;
+}
+
+/**
+ * The deploy folder's launchify.yml (`doc`) checked key by key, over the release's `app:`
+ * defaults. Throws a ConfigError naming the key and its line.
+ */
+export function parseLaunchConfig(doc: ConfigDoc, dir: string, releaseApp: Partial<AppConfig> = {}): LaunchConfig {
+  getKey(doc, [], 'object');
+  checkKnownKeys(doc, [], TOP_KEYS);
+  const app = mergeApp(readApp(doc), releaseApp);
+
+  getKey(doc, ['updates'], 'object');
+  checkKnownKeys(doc, ['updates'], UPDATES_KEYS);
+  const server = readServer(doc);
+  const keep = readKeep(doc);
+  const gpg = readGpg(doc, dir);
+  const allowUnsigned = readAllowUnsigned(doc);
+  const binding = readBinding(doc);
+
+  getKey(doc, ['hooks'], 'object');
+  checkKnownKeys(doc, ['hooks'], HOOK_KEYS);
+  const beforeSymlink = getKey(doc, ['hooks', 'before_symlink'], 'string');
+
+  getKey(doc, ['control'], 'object');
+  checkKnownKeys(doc, ['control'], CONTROL_KEYS);
+  const listen = readControlListen(doc);
 
   return {
     file: doc.file,
@@ -392,9 +433,9 @@ export function parseLaunchConfig(doc: ConfigDoc, dir: string, releaseApp: Parti
       metadataTimeoutSec: positive(doc, ['updates', 'metadata_timeout'], 30),
       minRate: positive(doc, ['updates', 'min_rate'], 1024, { allowZero: true }),
       minRateWindowSec: positive(doc, ['updates', 'min_rate_window'], 30),
-      app: boundApp,
-      platform: boundPlatform,
-      gpg: { pin, keyfile: keyfile === undefined ? undefined : path.resolve(dir, keyfile), keyUrl },
+      app: binding.app,
+      platform: binding.platform,
+      gpg,
       ...readProvenance(doc),
       report: readReport(doc),
     },
