@@ -9,13 +9,21 @@ export const FAILURES_SHOWN = 20;
 
 const shown = (value: string) => `<bdi>${escapeMarkup(showBidiControls(value))}</bdi>`;
 
+/** A time as the rest of the page shows one (`2026-11-24 18:02:11 UTC`); a text that is no time, shown as sent. */
+function when(value: string | number): string {
+  const at = typeof value === 'number' ? value : Date.parse(value);
+  if (!Number.isFinite(at)) return shown(String(value));
+  const iso = new Date(at).toISOString();
+  return `<time datetime="${iso}">${iso.replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}</time>`;
+}
+
 function rolloutLine(view: FleetView): string {
   const r = view.rollout;
   if (!r) return '<p class="muted">No rollout reported by <code>release rollout</code>.</p>';
   const reason = r.reason ? `: ${shown(r.reason)}` : '';
   return (
     `<p>Rollout of ${shown(r.version)}: step ${r.step} of ${r.steps.length} (${escapeMarkup(String(r.percent))} %), ` +
-    `<span class="state state-${escapeMarkup(r.state)}">${escapeMarkup(r.state.replace('_', ' '))}</span>${reason} <span class="muted">(${shown(r.at)})</span></p>`
+    `<span class="state state-${escapeMarkup(r.state)}">${escapeMarkup(r.state.replace('_', ' '))}</span>${reason} <span class="muted">(${when(r.at)})</span></p>`
   );
 }
 
@@ -36,12 +44,7 @@ function appSection(view: FleetView, showReasons: boolean): string {
       .map(
         (f) =>
           `<tr><td><code>${shown(f.host)}</code></td><td>${shown(f.version)}</td><td>${escapeMarkup(f.result.replace('_', ' '))}</td>` +
-          `<td class="message">${shown(f.reason)}</td><td><time datetime="${new Date(f.at).toISOString()}">${new Date(
-            f.at,
-          )
-            .toISOString()
-            .replace('T', ' ')
-            .replace(/\.\d+Z$/, ' UTC')}</time></td></tr>`,
+          `<td class="message">${shown(f.reason)}</td><td>${when(f.at)}</td></tr>`,
       )
       .join('\n');
     const more =

@@ -137,6 +137,7 @@ export class PageRoutes {
     else if (route === '/login') await this.login(req, res, refuse);
     else if (route === '/logout') await this.logout(req, res, refuse);
     else if (route.startsWith('/assets/')) this.asset(req, res, route.slice('/assets/'.length), refuse);
+    else if (route === '/favicon.ico') this.asset(req, res, 'favicon.svg', refuse);
     else return false;
     return true;
   }

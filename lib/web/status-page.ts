@@ -87,9 +87,10 @@ function trigger(job: Job): string {
   return `${job.kind === 'release' ? 'release' : 'push'}${by}${via}`;
 }
 
-function shortSha(job: Job): string {
+/** The commit, linked to the forge when the delivery said where: 10 characters in lists, whole on the job page. */
+function shortSha(job: Job, length = 10): string {
   if (!job.sha) return '';
-  const sha = `<span class="sha">${escapeMarkup(job.sha.slice(0, 10))}</span>`;
+  const sha = `<span class="sha">${escapeMarkup(job.sha.slice(0, length))}</span>`;
   return job.commitUrl ? `<a href="${plain(job.commitUrl)}" rel="noopener noreferrer nofollow">${sha}</a>` : sha;
 }
 
@@ -105,7 +106,7 @@ function layout(
       : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${title}</title><link rel="stylesheet" href="${base}/assets/shipkit.css">${scripts.map((s) => `<script src="${base}/assets/${escapeMarkup(s)}" defer></script>`).join('')}</head>
+<title>${title}</title><link rel="icon" href="${base}/assets/favicon.svg"><link rel="stylesheet" href="${base}/assets/shipkit.css">${scripts.map((s) => `<script src="${base}/assets/${escapeMarkup(s)}" defer></script>`).join('')}</head>
 <body><header><h1><a href="${base}/">shipkit</a></h1>${account}</header>
 <main>
 ${body}
@@ -296,7 +297,7 @@ export function renderJobPage({ job, viewer, log, deliveries, scripts = [], base
     field('Repository', `<a href="${pageLink(base, { repo: job.repo, page: 1 })}">${text(job.repo)}</a>`),
     field('Kind', escapeMarkup(job.kind)),
     field(job.kind === 'release' ? 'Tag' : 'Branch', text(what(job))),
-    field('Commit', job.sha ? `${shortSha(job)} <code>${escapeMarkup(job.sha)}</code>` : ''),
+    field('Commit', job.sha ? shortSha(job, job.sha.length) : ''),
     field('Message', job.message ? `<pre class="commit-message">${escapeCode(job.message)}</pre>` : ''),
     field('Author', job.author ? text(job.author) : ''),
     field('Trigger', trigger(job)),

@@ -308,6 +308,12 @@ test('ui: token — a right token logs in; cookie flags; forged, expired and oth
     }
     assert.is((await get(`${server.url}/assets/shipkit.css`)).status, 200);
     assert.is((await get(`${server.url}/assets/../journal`)).status, 404);
+    // The icon every browser asks for: served (not a warning in the log for each page view).
+    const icon = await get(`${server.url}/favicon.ico`);
+    assert.is(icon.status, 200);
+    assert.is(icon.headers.get('content-type'), 'image/svg+xml');
+    assert.match(icon.body, /^<svg /);
+    assert.not.match(server.output(), /favicon/);
   } finally {
     assert.is(await server.stop(), 0);
   }

@@ -51,6 +51,11 @@ test('an app: hosts, the rollout step and state, hosts per version and result, f
   assert.match(html, '<tr><td><bdi>1.1</bdi></td><td>rolled back</td><td>1</td></tr>');
   assert.match(html, 'health check /healthz answered 500');
   assert.match(html, '2026-11-23 10:00:01 UTC');
+  assert.match(
+    html,
+    '(<time datetime="2026-11-23T10:00:00.000Z">2026-11-23 10:00:00 UTC</time>)',
+    'the rollout time as the page shows times',
+  );
 });
 
 test('reasons are for signed-in viewers: others see how many failed', () => {

@@ -95,6 +95,9 @@ test('job page: fields, title, log and step names escaped', () => {
   assert.match(title, '&lt;script&gt;alert(1)&lt;/script&gt;', 'the message first line in the title, escaped');
   assert.match(title, '&lt;U+202E&gt;gnp.exe', 'bidi visible in the title');
   assert.match(html, 'Failed at step <strong><bdi>pull</bdi></strong> after 1.0 s');
+  const commit = /<dt>Commit<\/dt><dd>(.*?)<\/dd>/.exec(html)?.[1] ?? '';
+  assert.is(commit.match(/class="sha"/g)?.length, 1, `the hash once, not short and full side by side: ${commit}`);
+  assert.match(commit, hostile.sha!);
 });
 
 test('job page without a session: no log, no steps, a login link; public without token: no link', () => {
