@@ -82,6 +82,7 @@ export interface ReporterOptions {
 export class Reporter {
   private queue: Promise<void> = Promise.resolve();
   private lastSent = '';
+  private readonly endedBadly = new Set<string>();
   private readonly opts: ReporterOptions;
   constructor(opts: ReporterOptions) {
     this.opts = opts;
@@ -93,6 +94,10 @@ export class Reporter {
     if (!target) return;
     const key = JSON.stringify([report.result, report.version, report.seq, report.reason]);
     if (key === this.lastSent && report.result !== 'running') return;
+    // A version this host just rolled back or failed is skipped at the next poll as marked bad:
+    // that says nothing new, and would replace the report that says why (hook-server keeps one).
+    if (report.result === 'skipped' && this.endedBadly.has(report.version)) return;
+    if (report.result === 'rolled_back' || report.result === 'failed') this.endedBadly.add(report.version);
     this.lastSent = key;
     this.queue = this.queue
       .then(() => this.deliver(config, target, report))

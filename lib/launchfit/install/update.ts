@@ -676,13 +676,14 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false, stage
   }
   // Versions are numbers (1.1.0 is 1.1), so `bad` is searched with compareVersions, not by string.
   if (state.bad.some((v) => compareVersions(v, info.version) === 0)) {
-    log.warn(`version ${info.version} is marked bad; waiting for a newer one`);
-    return done({
-      action: 'skipped-bad',
-      version: info.version,
-      release: current,
-      message: `Version ${info.version} is marked bad (it failed or was rolled back); waiting for a newer one.`,
-    });
+    // The publisher sending hosts back to it (a newer SEQ, a lower version) is told how to override.
+    const sentBack =
+      seq.downgradeAllowed && currentVersion !== undefined && compareVersions(info.version, currentVersion) < 0;
+    const message = sentBack
+      ? `The publisher's VERSION (SEQ ${info.seq}) goes back to ${info.version}, which this host marked bad (it failed or was rolled back); staying on ${current}. To take it anyway: \`launchfit rollback --to ${info.version} --force\`.`
+      : `Version ${info.version} is marked bad (it failed or was rolled back); waiting for a newer one.`;
+    log.warn(message);
+    return done({ action: 'skipped-bad', version: info.version, release: current, message });
   }
   if (seq.downgradeAllowed && state.highest && compareVersions(info.version, state.highest) < 0) {
     log.warn(

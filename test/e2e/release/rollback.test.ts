@@ -147,6 +147,33 @@ test('SEQ: replayed and lowered VERSIONs are refused, release rollback takes the
   }
 });
 
+test('the publisher goes back to a version this host marked bad: it stays, and says which command overrides', async () => {
+  const w = await makeWorld();
+  try {
+    await w.publish('1.0');
+    w.writeConfig();
+    assert.is((await runScript('launchfit', ['deploy', '--dir', w.deploy])).exitCode, 0);
+    await w.publish('1.1');
+    assert.is((await update(w)).exitCode, 0);
+    // The operator went back from 1.1 on this host: 1.1 is marked bad here.
+    const local = await runScript('launchfit', ['rollback', '--dir', w.deploy]);
+    assert.is(local.exitCode, 0, local.stderr);
+    await w.publish('1.2');
+    assert.is((await update(w)).exitCode, 0);
+    assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.2');
+    const rb = await runScript('release', rollbackArgs(w, w.updates, ['--version', '1.1']));
+    assert.is(rb.exitCode, 0, rb.stderr);
+    const told = await update(w);
+    assert.match(
+      told.stdout + told.stderr,
+      /The publisher's VERSION \(SEQ \d+\) goes back to 1\.1, which this host marked bad .*staying on my-app-gnu-linux-1\.2\. To take it anyway: `launchfit rollback --to 1\.1 --force`/,
+    );
+    assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.2', 'nothing changed');
+  } finally {
+    await w.server.close();
+  }
+});
+
 test('refusals exit 2 and write nothing: the release gone from DEST, a --version not older, nothing older', async () => {
   const w = await makeWorld();
   try {

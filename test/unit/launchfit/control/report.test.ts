@@ -196,6 +196,38 @@ test('Reporter: keeps the credential hook-server hands out, signs with it, and e
   }
 });
 
+test('Reporter: a version just rolled back is not reported again as skipped (marked bad) at the next poll', async () => {
+  process.env.REPORT_TEST_SECRET = 's3cret';
+  const dir = tmpDir('report-');
+  const r = await receiver(() => 202);
+  try {
+    const reporter = new Reporter({ paths: deployPaths(dir), log: silentLogger, retryMs: 10 });
+    const send = async (result: 'rolled_back' | 'skipped' | 'failed', version: string) => {
+      reporter.send(configFor(dir, r.url), { app: 'my-app', host: HOST, version, result, reason: result });
+      await reporter.idle();
+    };
+    await send('rolled_back', '1.2');
+    await send('skipped', '1.2');
+    await send('skipped', '1.2');
+    assert.equal(
+      r.got.map((g) => JSON.parse(g.body).result),
+      ['rolled_back'],
+      'the rolled_back report, with its reason, is the one hook-server keeps',
+    );
+    await send('skipped', '1.1'); // the publisher sent hosts back to 1.1, which this host marked bad earlier
+    assert.equal(
+      r.got.map((g) => [JSON.parse(g.body).result, JSON.parse(g.body).version]),
+      [
+        ['rolled_back', '1.2'],
+        ['skipped', '1.1'],
+      ],
+      'another version skipped is news: the publisher sees which hosts skipped its rollback',
+    );
+  } finally {
+    await r.close();
+  }
+});
+
 test('launchify.yml: updates.report and updates.report_secret, both or neither; refusals name the key and line', () => {
   const ok = parseLaunchConfigText(
     'updates:\n  report: http://ci.example.com/fleet/reports\n  report_secret: file:/etc/launchfit/report.secret\n',
