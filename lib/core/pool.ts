@@ -31,7 +31,14 @@ export async function mapLimit<T, R>(
  * A gate that lets at most `limit` calls of `run` proceed at once; the rest wait in arrival order.
  * For work that arrives over time (requests), where mapLimit needs the whole list up front.
  */
-export function createLimiter(limit: number) {
+/** Runs at most `limit` functions at once; the rest wait their turn in order. */
+export interface Limiter {
+  run<R>(fn: () => Promise<R>): Promise<R>;
+  readonly active: number;
+  readonly waiting: number;
+}
+
+export function createLimiter(limit: number): Limiter {
   let active = 0;
   const waiting: Array<() => void> = [];
   async function run<R>(fn: () => Promise<R>): Promise<R> {

@@ -10,7 +10,7 @@ import { HttpError, pathAndQueryOf, sendJson } from '../http/server.ts';
 import type { Logger } from '../core/log.ts';
 import { readControlRequest, routeUnderPrefix } from '../http/control-request.ts';
 import { Coalescer, type Joined } from '../core/coalesce.ts';
-import { createLimiter } from '../core/pool.ts';
+import { createLimiter, type Limiter } from '../core/pool.ts';
 import { createRequestVerifier, type RequestVerifier } from '../http/signing.ts';
 import { contentTypeFor } from '../http/content-type.ts';
 
@@ -59,7 +59,7 @@ class SlaveService {
   private readonly prefix: string;
   private readonly maxParallel: number;
   private readonly verifier: RequestVerifier | undefined;
-  private readonly slots: ReturnType<typeof createLimiter>;
+  private readonly slots: Limiter;
   private readonly repos = new Map<string, RepoState>();
   private draining = false;
 

@@ -67,7 +67,22 @@ export async function sendWithRetries(
 }
 
 /** Tasks started and not awaited, and a stop that lets them finish for a while, then cancels. */
-export function createBackgroundTasks({ inFlight = IN_FLIGHT }: { inFlight?: number } = {}) {
+/** Sends that run in the background, a bounded number of attempts at once, stopped with a grace. */
+export interface BackgroundTasks {
+  /** Aborted once stop's grace is over. */
+  readonly signal: AbortSignal;
+  readonly stopped: boolean;
+  /** Pass as RetryHooks.gate: at most `inFlight` attempts open at once. */
+  gate<R>(attempt: () => Promise<R>): Promise<R>;
+  /** Attempts open now, and waiting for a slot. */
+  readonly load: { active: number; waiting: number };
+  /** Start `task` now; `onCrash` hears of anything it throws. */
+  run(task: () => Promise<void>, onCrash: (error: Error) => void): Promise<void>;
+  /** Let tasks in flight finish for up to graceMs, then cancel the rest and wait for them to notice. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export function createBackgroundTasks({ inFlight = IN_FLIGHT }: { inFlight?: number } = {}): BackgroundTasks {
   const stopping = new AbortController();
   const slots = createLimiter(inFlight);
   // Every send and wait in flight listens for the stop: dozens when an API hangs, not a leak.

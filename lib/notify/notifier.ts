@@ -26,7 +26,15 @@ export interface NotifierOptions {
   backoffMs?: number;
 }
 
-export function createNotifier(options: NotifierOptions) {
+/** Notifications sent in the background when a job ends. */
+export interface Notifier {
+  /** Start the notifications a job's end calls for; returns at once. */
+  jobEnded(job: NotifyJob, history: Iterable<NotifyJob>): void;
+  /** Let deliveries in flight finish for up to graceMs, then cancel the rest. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export function createNotifier(options: NotifierOptions): Notifier {
   const { targets, log, publicUrl, outcomes } = options;
   const timeoutMs = options.timeoutMs ?? 10_000;
   const policy = {
@@ -111,5 +119,3 @@ export function createNotifier(options: NotifierOptions) {
     stop: (graceMs = 2_000) => tasks.stop(graceMs),
   };
 }
-
-export type Notifier = ReturnType<typeof createNotifier>;

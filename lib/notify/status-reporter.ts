@@ -4,7 +4,13 @@
 // stops that pending's further retries (a late pending must never overwrite the end). Each
 // outcome is logged (never the token), counted and kept for the job page.
 import type { Logger } from '../core/log.ts';
-import { createBackgroundTasks, DEFAULT_RETRY, sendWithRetries, type RetryPolicy } from './background.ts';
+import {
+  createBackgroundTasks,
+  DEFAULT_RETRY,
+  sendWithRetries,
+  type BackgroundTasks,
+  type RetryPolicy,
+} from './background.ts';
 import {
   endStatus,
   forgeState,
@@ -46,7 +52,7 @@ interface StatusSender {
   options: StatusReporterOptions;
   policy: RetryPolicy;
   timeoutMs: number;
-  tasks: ReturnType<typeof createBackgroundTasks>;
+  tasks: BackgroundTasks;
 }
 
 /** Why a status was not set, as kept for the job page: the refusal's hint, or why retries ended. */
@@ -130,7 +136,17 @@ async function sendStatus(
  * The commit-status side of hook-server: `jobStarted` and `jobEnded` queue a job's statuses in
  * order and return at once; `stop` lets those in flight finish for a while.
  */
-export function createStatusReporter(options: StatusReporterOptions) {
+/** Commit statuses sent in the background: pending at a job's start, the final one at its end. */
+export interface StatusReporter {
+  /** A job went running: pending. Returns at once. */
+  jobStarted(job: StatusJob): void;
+  /** A job ended: its final status, if one is due. Returns at once. */
+  jobEnded(job: StatusJob): void;
+  /** Let statuses in flight finish for up to graceMs, then cancel the rest. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export function createStatusReporter(options: StatusReporterOptions): StatusReporter {
   const { reports, log } = options;
   const timeoutMs = options.timeoutMs ?? 10_000;
   const {
@@ -182,5 +198,3 @@ export function createStatusReporter(options: StatusReporterOptions) {
     stop: (graceMs = 2_000) => tasks.stop(graceMs),
   };
 }
-
-export type StatusReporter = ReturnType<typeof createStatusReporter>;

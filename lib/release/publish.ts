@@ -15,7 +15,7 @@ import { DEFAULT_MTIME, packReproducible } from './pack.ts';
 import { openDestination } from './destination.ts';
 import { nextSeq, placeVersionPair, readPublishedVersion } from './seq.ts';
 import { provenanceEnvelope, provenanceStatement, sourceFacts } from './provenance.ts';
-import { loadSigningKey, publicCertificateFor, signDetached } from './sign.ts';
+import { loadSigningKey, publicCertificateFor, signDetached, type SigningKey } from './sign.ts';
 import {
   compareVersions,
   formatVersionFile,
@@ -85,8 +85,6 @@ function releasesIn(names: string[], app: string, platform: string): Array<{ fil
     .filter((r) => !versionProblem(r.version))
     .sort((a, b) => compareVersions(b.version, a.version));
 }
-
-type SigningKey = Awaited<ReturnType<typeof loadSigningKey>>;
 
 /** Refuses bad names, version, codename, rollout and a missing folder before anything is packed; returns the tarball's name. */
 async function checkPublishOptions(opts: PublishOptions): Promise<string> {

@@ -16,7 +16,7 @@ import type { RolloutState } from './fleet-report.ts';
 import { rollbackPublished } from './rollback.ts';
 import { countStep, formatCounts, judgeStep, type Allowance, type FleetHost, type StepCounts } from './rollout-plan.ts';
 import { nextSeq, placeVersionPair, readPublishedVersion, type PublishedVersion } from './seq.ts';
-import { loadSigningKey, publicCertificateFor, signDetached } from './sign.ts';
+import { loadSigningKey, publicCertificateFor, signDetached, type SigningKey } from './sign.ts';
 import { formatVersionFile } from './version-file.ts';
 
 /** GET /fleet/APP for 10,000 hosts is about 3 MB; more than this is not a fleet answer. */
@@ -65,7 +65,7 @@ export interface RolloutResult {
 }
 
 interface Signer {
-  key: Awaited<ReturnType<typeof loadSigningKey>>;
+  key: SigningKey;
   certificate: string;
   dest: Destination;
 }

@@ -10,7 +10,8 @@ import { readSecretFile } from '../core/secrets.ts';
 
 type OpenPgp = typeof import('openpgp');
 
-type SigningKey = Awaited<ReturnType<OpenPgp['decryptKey']>>;
+/** An unlocked OpenPGP secret key, ready to sign. */
+export type SigningKey = Awaited<ReturnType<OpenPgp['decryptKey']>>;
 
 /**
  * The last key this process unlocked, with the key text and passphrase that unlocked it. A build
@@ -20,7 +21,7 @@ type SigningKey = Awaited<ReturnType<OpenPgp['decryptKey']>>;
 let lastUnlocked: { armored: string; passphrase: string | undefined; key: SigningKey } | undefined;
 
 /** The decrypted secret key from an armored key file and optional passphrase file. */
-export async function loadSigningKey(keyFile: string, passphraseFile?: string) {
+export async function loadSigningKey(keyFile: string, passphraseFile?: string): Promise<SigningKey> {
   const openpgp: OpenPgp = await import('openpgp');
   let armored: string;
   try {
@@ -72,10 +73,7 @@ export async function loadSigningKey(keyFile: string, passphraseFile?: string) {
 }
 
 /** A detached binary signature over a file (streamed) or bytes, SHA-256 or better. */
-export async function signDetached(
-  key: Awaited<ReturnType<typeof loadSigningKey>>,
-  input: { file?: string; data?: Uint8Array },
-): Promise<Uint8Array> {
+export async function signDetached(key: SigningKey, input: { file?: string; data?: Uint8Array }): Promise<Uint8Array> {
   const openpgp: OpenPgp = await import('openpgp');
   const message = input.file
     ? await openpgp.createMessage({
@@ -103,7 +101,7 @@ export async function signDetached(
  * refuse the release.
  */
 export async function publicCertificateFor(
-  key: Awaited<ReturnType<typeof loadSigningKey>>,
+  key: SigningKey,
   keyFile: string,
   keysFile: string | undefined,
   now: Date,

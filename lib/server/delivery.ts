@@ -17,6 +17,7 @@ import type { PushGuard } from './push-guard.ts';
 import {
   bodyFormat,
   createBodyVerifier,
+  type BodyVerifier,
   deliveryId,
   detectForge,
   eventName,
@@ -179,7 +180,7 @@ export class DeliveryIntake {
     req: IncomingMessage,
     heading: Heading,
     received: ReceivedBody,
-    verifier: ReturnType<typeof createBodyVerifier>,
+    verifier: BodyVerifier,
     refuse: Refuse,
   ): Promise<Verified | undefined> {
     const giteaForm = heading.forge === 'gitea' && heading.format === 'form';

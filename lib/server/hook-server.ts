@@ -31,10 +31,10 @@ import type { Logger } from '../core/log.ts';
 import { repoPaths, type ShipkitConfig } from '../config/shipkit-yml.ts';
 import { resolveNotifyTargets, type ResolvedTarget } from '../config/notify.ts';
 import { explainUnsetVariable } from '../config/env-file.ts';
-import { createNotifier } from '../notify/notifier.ts';
+import { createNotifier, type Notifier } from '../notify/notifier.ts';
 import { createDeliveryOutcomes, type DeliveryOutcomes } from '../notify/outcomes.ts';
 import { resolveReports, type ResolvedReport } from '../config/report.ts';
-import { createStatusReporter } from '../notify/status-reporter.ts';
+import { createStatusReporter, type StatusReporter } from '../notify/status-reporter.ts';
 import { tagCommit } from './tag-commit.ts';
 import { createHookMetrics, type HookMetrics } from '../web/hook-metrics.ts';
 import { createReadRoutes } from '../web/read-routes.ts';
@@ -168,11 +168,27 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
 
 interface Stores {
   lock: Lock;
-  journal: Awaited<ReturnType<typeof openJobJournal>>;
-  fleet: Awaited<ReturnType<typeof openFleet>>;
+  journal: Journal;
+  fleet: Fleet | undefined;
   metrics: HookMetrics;
-  out: ReturnType<typeof createReporters>;
-  queue: Awaited<ReturnType<typeof openQueue>>;
+  out: Reporters;
+  queue: JobQueue;
+}
+
+/** What hook-server tells the world about jobs: delivery outcomes, notifications, commit statuses. */
+interface Reporters {
+  deliveries: DeliveryOutcomes;
+  notifier: Notifier;
+  statuses: StatusReporter;
+  onEnd(job: Job): void;
+}
+
+/** The apps of `fleet:`: their secrets, their registry, and what the page and /metrics show of it. */
+interface Fleet {
+  secrets: Map<string, string[]>;
+  store: FleetStore;
+  tally(): Array<{ app: string; version: string; result: string; hosts: number }>;
+  views(): FleetView[];
 }
 
 /** The data folder's lock, the job journal, the fleet store and the queue; what opened is closed again if a later one fails. */
@@ -304,12 +320,7 @@ function privateRepos(config: ShipkitConfig): (name: string) => boolean {
 /** The local journal's queue, or with `queue:` the PostgreSQL one (lib/jobs/pg/queue.ts, DESIGN §8). */
 async function openQueue(
   options: HookServerOptions,
-  {
-    journal,
-    run,
-    jobsDir,
-    out,
-  }: { journal: Journal; run: JobRunner; jobsDir: string; out: ReturnType<typeof createReporters> },
+  { journal, run, jobsDir, out }: { journal: Journal; run: JobRunner; jobsDir: string; out: Reporters },
 ): Promise<JobQueue> {
   const { config, log } = options;
   const listeners = { onEnd: out.onEnd, onStart: out.statuses.jobStarted };
@@ -338,7 +349,7 @@ async function openQueue(
 }
 
 /** Commit statuses and notifications: sent in the background, never awaited by the queue. */
-function createReporters(options: HookServerOptions, metrics: HookMetrics, history: () => Iterable<Job>) {
+function createReporters(options: HookServerOptions, metrics: HookMetrics, history: () => Iterable<Job>): Reporters {
   const { config, log } = options;
   const deliveries = createDeliveryOutcomes();
   const timing = options.delivery ?? {};
@@ -374,7 +385,7 @@ function createReporters(options: HookServerOptions, metrics: HookMetrics, histo
  * The apps of `fleet:` with their secrets resolved, and their reports in DATA/fleet/ (undefined
  * without a `fleet:` block: /fleet/ paths are then 404 like any unknown path).
  */
-async function openFleet(options: HookServerOptions, dataDir: string) {
+async function openFleet(options: HookServerOptions, dataDir: string): Promise<Fleet | undefined> {
   const { config, log } = options;
   if (!config.fleet?.size) return undefined;
   const secrets = new Map<string, string[]>();

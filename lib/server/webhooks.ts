@@ -77,7 +77,13 @@ export const WRONG_SECRET_ANSWER = "bad signature: most likely the secret differ
  * HMACs of a body computed while it streams in, for every candidate secret (the default one and
  * per-repo ones), so that the body never has to be held to be verified.
  */
-export function createBodyVerifier(secrets: readonly string[]) {
+export interface BodyVerifier {
+  update(chunk: Buffer): void;
+  /** Call once the body is complete. */
+  verify(forge: Forge, headers: Headers): Verdict;
+}
+
+export function createBodyVerifier(secrets: readonly string[]): BodyVerifier {
   const unique = [...new Set(secrets)];
   const hmacs: Array<[string, Hmac]> = unique.map((s) => [s, createHmac('sha256', s)]);
   let digests: Array<[string, string]> | undefined;

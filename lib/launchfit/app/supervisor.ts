@@ -59,8 +59,6 @@ export interface SupervisorOptions {
   onCrash?(uptimeMs: number): void;
 }
 
-export type RotatingLog = ReturnType<typeof createRotatingLog>;
-
 /**
  * The instances this launchfit adopted from a killed one (their wrappers' pids): not below
  * launchfit, yet supervised, so never taken for an escaped app.
@@ -103,7 +101,12 @@ export interface Supervisor {
 }
 
 /** An append-only log file that rotates to .1, .2, … when it grows past `maxBytes`. */
-export function createRotatingLog(file: string, maxBytes: number, keep: number) {
+export interface RotatingLog {
+  write(chunk: Buffer): void;
+  close(): void;
+}
+
+export function createRotatingLog(file: string, maxBytes: number, keep: number): RotatingLog {
   let fd = openSync(file, 'a', 0o600);
   let size = 0;
   try {
