@@ -211,21 +211,7 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
   await ensureDir(paths.state);
   await ensureDir(paths.logs);
   const lock = await takeJobLock(paths, repo, { waitMs: options.lockWaitMs ?? repo.timeout * 1000, log });
-  const baseEnv = jobEnvironment(config, process.env, {
-    SHIPKIT_REPO: repo.name,
-    SHIPKIT_JOB_ID: id,
-    ...(options.ref ? { SHIPKIT_REF: options.ref } : {}),
-    ...(options.sha ? { SHIPKIT_SHA: options.sha } : {}),
-    ...(options.env ?? {}),
-    ...(runAs
-      ? {
-          npm_config_cache: path.join(paths.state, 'npm-cache'),
-          HOME: runAs.home,
-          USER: runAs.user,
-          LOGNAME: runAs.user,
-        }
-      : {}),
-  });
+  const baseEnv = baseEnvironment(options, paths, runAs);
   const cache = planCache(repo.cache, { noCache: options.noCache });
   const prestarted: Record<string, Prestarted> = {};
   try {
@@ -241,14 +227,13 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
       { id, repo: repo.name, kind, sha: options.sha, ref: options.ref },
       { secrets: [...buildEnv.secrets, ...(gitToken?.secrets ?? [])] },
     );
-    const started = Date.now();
     const ctx: BuildContext = {
       config,
       repo,
       paths,
       log: writer,
       env: { ...baseEnv },
-      deadline: started + repo.timeout * 1000,
+      deadline: Date.now() + repo.timeout * 1000,
       timeoutSec: repo.timeout,
       limits: settings.limits,
       url: options.url,
@@ -259,73 +244,121 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
       cache,
       prestarted,
     };
-    let failed: { step: string; error: string; lastLines: string[]; exit?: number } | undefined;
-    for (const step of options.steps) {
-      if (options.signal?.aborted) {
-        failed = {
-          step: step.name,
-          error: `stopped before ${step.name}: ${String(options.signal.reason)}`,
-          lastLines: [],
-        };
-        writer.line(`!!! ${failed.error}`);
-        break;
-      }
-      const t0 = Date.now();
-      writer.line(`--- step ${step.name}`);
-      try {
-        // The repo's env: is for the build's own commands, not for fetching its code.
-        // So are the repo's Node (first on PATH once a step has chosen it) and its env:.
-        ctx.env = step.name === 'pull' ? { ...baseEnv, ...pullEnv, ...gitToken?.env } : commandEnv(ctx.node);
-        // Steps that set the commit (pull) make it visible to the next ones.
-        if (ctx.checkedOut) ctx.env.SHIPKIT_SHA = ctx.checkedOut;
-        const result = await step.run(ctx);
-        if (ctx.checkedOut) ctx.env.SHIPKIT_SHA = ctx.checkedOut;
-        const secs = ((Date.now() - t0) / 1000).toFixed(1);
-        if (result?.skipped) {
-          writer.line(`--- step ${step.name} skipped: ${result.skipped}`);
-          log.info(`${step.name}: skipped (${result.skipped})`);
-        } else {
-          writer.line(`--- step ${step.name} ok (${secs} s)${result?.note ? `: ${result.note}` : ''}`);
-          log.info(`${step.name}: ok in ${secs} s${result?.note ? ` (${result.note})` : ''}`);
-        }
-      } catch (error) {
-        const message = messageOf(error);
-        failed = {
-          step: step.name,
-          error: message,
-          lastLines: error instanceof StepFailure ? error.lastLines : [],
-          exit: error instanceof StepFailure ? error.exitCode : undefined,
-        };
-        if (!(error instanceof StepFailure) && process.env.SHIPKIT_DEBUG && error instanceof Error)
-          writer.line(String(error.stack));
-        writer.line(`!!! step ${step.name} failed after ${((Date.now() - t0) / 1000).toFixed(1)} s: ${message}`);
-        break;
-      }
-    }
-    const trailer = writer.finish({
-      status: failed ? 'failed' : 'succeeded',
-      exit: failed ? (failed.exit ?? 1) : 0,
-      ...((ctx.checkedOut ?? options.sha) ? { sha: ctx.checkedOut ?? options.sha } : {}),
-      ...(failed ? { step: failed.step, error: failed.error } : {}),
-    });
-    return {
-      id,
-      repo: repo.name,
-      kind,
-      status: trailer.status,
-      exit: trailer.exit,
-      sha: trailer.sha,
-      ref: options.ref,
-      step: trailer.step,
-      error: trailer.error,
-      duration_ms: trailer.duration_ms,
-      lastLines: failed?.lastLines ?? [],
-      log: writer.file,
-    };
+    // The repo's env: is for the build's own commands, not for fetching its code.
+    // So are the repo's Node (first on PATH once a step has chosen it) and its env:.
+    const envFor = (step: JobStep) =>
+      step.name === 'pull' ? { ...baseEnv, ...pullEnv, ...gitToken?.env } : commandEnv(ctx.node);
+    const failed = await runSteps(options, ctx, writer, envFor);
+    return outcomeOf(options, ctx, writer, failed);
   } finally {
     for (const started of Object.values(prestarted)) discardPrestarted(started);
     await lock.release();
   }
+}
+
+/** The environment every step starts from: hook-server's own secrets out, the job's variables in. */
+function baseEnvironment(
+  options: JobOptions,
+  paths: BuildContext['paths'],
+  runAs: BuildContext['runAs'],
+): NodeJS.ProcessEnv {
+  return jobEnvironment(options.config, process.env, {
+    SHIPKIT_REPO: options.repo.name,
+    SHIPKIT_JOB_ID: options.id,
+    ...(options.ref ? { SHIPKIT_REF: options.ref } : {}),
+    ...(options.sha ? { SHIPKIT_SHA: options.sha } : {}),
+    ...(options.env ?? {}),
+    ...(runAs
+      ? {
+          npm_config_cache: path.join(paths.state, 'npm-cache'),
+          HOME: runAs.home,
+          USER: runAs.user,
+          LOGNAME: runAs.user,
+        }
+      : {}),
+  });
+}
+
+interface StepFailed {
+  step: string;
+  error: string;
+  lastLines: string[];
+  exit?: number;
+}
+
+/** The steps in order, each logged with its time; the first that fails (or a stop) ends the run. */
+async function runSteps(
+  options: JobOptions,
+  ctx: BuildContext,
+  writer: JobLogWriter,
+  envFor: (step: JobStep) => NodeJS.ProcessEnv,
+): Promise<StepFailed | undefined> {
+  const { log } = options;
+  for (const step of options.steps) {
+    if (options.signal?.aborted) {
+      const error = `stopped before ${step.name}: ${String(options.signal.reason)}`;
+      writer.line(`!!! ${error}`);
+      return { step: step.name, error, lastLines: [] };
+    }
+    const t0 = Date.now();
+    writer.line(`--- step ${step.name}`);
+    try {
+      ctx.env = envFor(step);
+      // Steps that set the commit (pull) make it visible to the next ones.
+      if (ctx.checkedOut) ctx.env.SHIPKIT_SHA = ctx.checkedOut;
+      const result = await step.run(ctx);
+      if (ctx.checkedOut) ctx.env.SHIPKIT_SHA = ctx.checkedOut;
+      const secs = ((Date.now() - t0) / 1000).toFixed(1);
+      if (result?.skipped) {
+        writer.line(`--- step ${step.name} skipped: ${result.skipped}`);
+        log.info(`${step.name}: skipped (${result.skipped})`);
+      } else {
+        writer.line(`--- step ${step.name} ok (${secs} s)${result?.note ? `: ${result.note}` : ''}`);
+        log.info(`${step.name}: ok in ${secs} s${result?.note ? ` (${result.note})` : ''}`);
+      }
+    } catch (error) {
+      const message = messageOf(error);
+      if (!(error instanceof StepFailure) && process.env.SHIPKIT_DEBUG && error instanceof Error)
+        writer.line(String(error.stack));
+      writer.line(`!!! step ${step.name} failed after ${((Date.now() - t0) / 1000).toFixed(1)} s: ${message}`);
+      return {
+        step: step.name,
+        error: message,
+        lastLines: error instanceof StepFailure ? error.lastLines : [],
+        exit: error instanceof StepFailure ? error.exitCode : undefined,
+      };
+    }
+  }
+  return undefined;
+}
+
+/** The job log's trailer written, and the outcome the caller prints. */
+function outcomeOf(
+  options: JobOptions,
+  ctx: BuildContext,
+  writer: JobLogWriter,
+  failed: StepFailed | undefined,
+): JobOutcome {
+  const trailer = writer.finish({
+    status: failed ? 'failed' : 'succeeded',
+    exit: failed ? (failed.exit ?? 1) : 0,
+    ...((ctx.checkedOut ?? options.sha) ? { sha: ctx.checkedOut ?? options.sha } : {}),
+    ...(failed ? { step: failed.step, error: failed.error } : {}),
+  });
+  return {
+    id: options.id,
+    repo: options.repo.name,
+    kind: options.kind,
+    status: trailer.status,
+    exit: trailer.exit,
+    sha: trailer.sha,
+    ref: options.ref,
+    step: trailer.step,
+    error: trailer.error,
+    duration_ms: trailer.duration_ms,
+    lastLines: failed?.lastLines ?? [],
+    log: writer.file,
+  };
 }
 
 /**
