@@ -37,7 +37,7 @@ import { resolveReports, type ResolvedReport } from '../config/report.ts';
 import { createStatusReporter, type StatusReporter } from '../notify/status-reporter.ts';
 import { tagCommit } from './tag-commit.ts';
 import { createHookMetrics, type HookMetrics } from '../web/hook-metrics.ts';
-import { createReadRoutes } from '../web/read-routes.ts';
+import { createReadRoutes, type ReadRoutes } from '../web/read-routes.ts';
 import type { LogSource } from '../web/read-sources.ts';
 import { createLogFollow } from '../web/log-follow.ts';
 import { countedForge, DeliveryIntake, FORGE_PATHS, type Secrets } from './delivery.ts';
@@ -425,7 +425,7 @@ interface Routes {
   log: Logger;
   queue: JobQueue;
   metrics: HookMetrics;
-  readRoutes: ReturnType<typeof createReadRoutes>;
+  readRoutes: ReadRoutes;
   intake: DeliveryIntake;
   fleetRoutes?: FleetRoutes;
 }

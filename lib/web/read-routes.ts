@@ -43,7 +43,14 @@ export function publicJob(job: Job) {
  * The read routes as one handler: answers and returns true for its paths, returns false for any
  * other (the webhook intake's), so hook-server tries it first.
  */
-export function createReadRoutes(sources: ReadSources) {
+export interface ReadRoutes {
+  /** A status-page session or the read token: what opens the read API (GET /fleet/APP uses it too). */
+  canRead(req: IncomingMessage): boolean;
+  /** Answers the request when it is a read route; false when it is not one (a webhook path). */
+  handle(req: IncomingMessage, res: ServerResponse, url: URL, refuse: Refuse): Promise<boolean>;
+}
+
+export function createReadRoutes(sources: ReadSources): ReadRoutes {
   const pages = createPageRoutes(sources);
 
   /** Bearer token, or (for GET/HEAD) a status-page session cookie. */
@@ -91,47 +98,7 @@ export function createReadRoutes(sources: ReadSources) {
     if (!job) return refuse(404, 'no such job');
     if (!m[2]) return sendJson(res, 200, publicJob(job));
     if (url.searchParams.get('follow') === '1' && sources.followLog) return pages.followLog(req, res, job);
-    return sendLog(req, res, job, refuse);
-  }
-
-  async function sendLog(req: IncomingMessage, res: ServerResponse, job: Job, refuse: Refuse): Promise<void> {
-    const source = await sources.readLog(job);
-    if (!source) return refuse(404, 'no log for this job yet');
-    const headers = {
-      'Content-Type': 'text/plain; charset=utf-8',
-      'Cache-Control': 'no-store',
-      'X-Content-Type-Options': 'nosniff',
-    };
-    if ('text' in source) {
-      res.writeHead(200, headers);
-      return void res.end(req.method === 'HEAD' ? undefined : source.text);
-    }
-    res.writeHead(200, { ...headers, 'Content-Length': source.size });
-    if (req.method === 'HEAD' || source.size === 0) return void res.end();
-    const stream = createReadStream(source.file, { start: 0, end: source.size - 1 });
-    stream.pipe(res);
-    await new Promise<void>((resolve) => {
-      stream.on('close', resolve);
-      res.on('close', () => {
-        stream.destroy();
-        resolve();
-      });
-    });
-  }
-
-  function sendMetrics(req: IncomingMessage, res: ServerResponse, refuse: Refuse): void {
-    if (req.method !== 'GET' && req.method !== 'HEAD')
-      return refuse(405, 'method not allowed', undefined, { Allow: READ_METHODS });
-    if (!sources.token) return refuse(404, 'metrics are off', 'no token: in the config');
-    const unauthorised = bearerProblem(req.headers.authorization, sources.token);
-    if (unauthorised) return refuse(401, 'unauthorized', unauthorised, { 'WWW-Authenticate': 'Bearer' });
-    const text = sources.renderMetrics();
-    res.writeHead(200, {
-      'Content-Type': METRICS_CONTENT_TYPE,
-      'Content-Length': Buffer.byteLength(text),
-      'Cache-Control': 'no-store',
-    });
-    res.end(req.method === 'HEAD' ? undefined : text);
+    return sendLog(sources, req, res, job, refuse);
   }
 
   return {
@@ -156,10 +123,58 @@ export function createReadRoutes(sources: ReadSources) {
         return true;
       }
       if (route === '/metrics') {
-        sendMetrics(req, res, refuse);
+        sendMetrics(sources, req, res, refuse);
         return true;
       }
       return pages.handle(req, res, url, refuse);
     },
   };
+}
+
+/** A job's log as text: a section of the journal, or a stream of its file up to the size read. */
+async function sendLog(
+  sources: ReadSources,
+  req: IncomingMessage,
+  res: ServerResponse,
+  job: Job,
+  refuse: Refuse,
+): Promise<void> {
+  const source = await sources.readLog(job);
+  if (!source) return refuse(404, 'no log for this job yet');
+  const headers = {
+    'Content-Type': 'text/plain; charset=utf-8',
+    'Cache-Control': 'no-store',
+    'X-Content-Type-Options': 'nosniff',
+  };
+  if ('text' in source) {
+    res.writeHead(200, headers);
+    return void res.end(req.method === 'HEAD' ? undefined : source.text);
+  }
+  res.writeHead(200, { ...headers, 'Content-Length': source.size });
+  if (req.method === 'HEAD' || source.size === 0) return void res.end();
+  const stream = createReadStream(source.file, { start: 0, end: source.size - 1 });
+  stream.pipe(res);
+  await new Promise<void>((resolve) => {
+    stream.on('close', resolve);
+    res.on('close', () => {
+      stream.destroy();
+      resolve();
+    });
+  });
+}
+
+/** GET /metrics, with the read token. */
+function sendMetrics(sources: ReadSources, req: IncomingMessage, res: ServerResponse, refuse: Refuse): void {
+  if (req.method !== 'GET' && req.method !== 'HEAD')
+    return refuse(405, 'method not allowed', undefined, { Allow: READ_METHODS });
+  if (!sources.token) return refuse(404, 'metrics are off', 'no token: in the config');
+  const unauthorised = bearerProblem(req.headers.authorization, sources.token);
+  if (unauthorised) return refuse(401, 'unauthorized', unauthorised, { 'WWW-Authenticate': 'Bearer' });
+  const text = sources.renderMetrics();
+  res.writeHead(200, {
+    'Content-Type': METRICS_CONTENT_TYPE,
+    'Content-Length': Buffer.byteLength(text),
+    'Cache-Control': 'no-store',
+  });
+  res.end(req.method === 'HEAD' ? undefined : text);
 }
