@@ -2,8 +2,9 @@
 // hook-server: receive forge webhooks, verify them, journal jobs and run builds one repo at a time.
 // Only the argument parser is loaded up front: --help (and a bad flag) loads and runs nothing
 // of the server (in the one file its modules are not even initialised; docs/benchmarks.md).
+import path from 'node:path';
 import { milliseconds, runCli } from '../lib/core/cli.ts';
-import { messageOf } from '../lib/core/errors.ts';
+import { messageOf, UsageError } from '../lib/core/errors.ts';
 
 const usage = `Usage: hook-server [--config FILE] [--listen HOST:PORT] [options]
        hook-server --end-sessions [--config FILE]
@@ -40,14 +41,17 @@ Routes:
   GET  /metrics            Prometheus text
 `;
 
-const endSessionsUsage = `Usage: hook-server --end-sessions [--config FILE] [--json]
+const endSessionsUsage = `Usage: hook-server --end-sessions [--new-token] [--config FILE] [--json]
 
 End every status-page session issued until now, without changing token: (which would also
-change the read token of every script and bearer client). It writes the moment into
+change the read token of every script and bearer client). With --new-token (the token leaked),
+also write a new read token into token:'s file (token: file:PATH), printed once on stdout: a
+running hook-server follows the file, so the old token stops working within a second. It writes the moment into
 DATA/ended-sessions.json; a running hook-server reads it at the next request and refuses those
 cookies from then on (no restart needed), and so does every later start. Everyone logs in again.
 Run it as the user hook-server runs as (or root: the file is then given to DATA's owner).
 
+  --new-token            also replace the read token (token: must be file:PATH)
   --config FILE          shipkit.yml (the same search as hook-server's own; never created)
   --json                 JSON log lines
   -h, --help             this help
@@ -72,7 +76,12 @@ await runCli(
     commands: {
       '--end-sessions': {
         usage: endSessionsUsage,
-        flags: { 'end-sessions': { type: 'boolean' }, config: { type: 'string' }, json: { type: 'boolean' } },
+        flags: {
+          'end-sessions': { type: 'boolean' },
+          'new-token': { type: 'boolean' },
+          config: { type: 'string' },
+          json: { type: 'boolean' },
+        },
         maxPositionals: 0,
       },
     },
@@ -90,9 +99,20 @@ await runCli(
       import('../lib/config/shipkit-yml.ts'),
     ]);
     if (args.command === '--end-sessions') {
-      const { endAllSessions } = await import('../lib/web/ended-sessions.ts');
+      const { endAllSessions, replaceTokenFile } = await import('../lib/web/ended-sessions.ts');
       const config = await loadShipkitConfig(findConfigFile(args.config));
+      const tokenFile = tokenFileOf(config);
+      if (args['new-token'] && !tokenFile)
+        throw new UsageError(
+          `--new-token writes token:'s file, but token: in ${config.file} is ${config.token ? 'not file:PATH' : 'not set'}; change it there and restart hook-server.`,
+        );
       const { file, state, replaced } = await endAllSessions(config.data);
+      if (args['new-token']) {
+        process.stdout.write(`${await replaceTokenFile(tokenFile!)}\n`);
+        log.info('the read token is replaced; a running hook-server takes the new one within a second', {
+          file: tokenFile,
+        });
+      }
       if (replaced) log.warn(`${file} could not be read (${replaced}); replaced`);
       log.info(
         `status-page sessions issued before ${new Date(state.before).toISOString()} are ended; everyone logs in again`,
@@ -115,6 +135,7 @@ await runCli(
       listen,
       secrets,
       token,
+      tokenFile: tokenFileOf(config),
       notify,
       report,
       log,
@@ -137,3 +158,8 @@ await runCli(
     return 0;
   },
 );
+
+/** `token: file:PATH` as a path (relative to the config file), else undefined. */
+function tokenFileOf(config: { file: string; token?: string }): string | undefined {
+  return config.token?.startsWith('file:') ? path.resolve(path.dirname(config.file), config.token.slice(5)) : undefined;
+}

@@ -1,6 +1,7 @@
 // The one secret reader. A secret is given as `env:NAME`, `file:PATH` or a literal (DESIGN §4);
 // a secret file is read the same way wherever it is named (`--secret-file`, a passphrase file,
 // `file:` in a config). Errors say where the secret was configured and never hold its value.
+import { readFileSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError } from './errors.ts';
@@ -79,4 +80,56 @@ export async function resolveSecret(
   if (value.startsWith('file:')) return readSecretFile(path.resolve(baseDir, value.slice(5)), { where });
   if (!value) throw new ConfigError(`${where}: the secret is empty.`);
   return value;
+}
+
+/**
+ * A `file:` secret that a running server follows: read again when the file's size or mtime
+ * changed, looked at no more than once a second. A file that became unreadable or empty keeps
+ * the last good value (and the server keeps working) until it is readable again.
+ */
+export class FollowedSecretFile {
+  private value: string;
+  private readonly file: string;
+  private seen = '';
+  private lookedAt = 0;
+  private reading = false;
+
+  constructor(file: string, value: string) {
+    this.file = file;
+    this.value = value;
+    this.seen = stamp(file);
+  }
+
+  /** The value now; a change on disk shows within about a second. */
+  current(now = Date.now()): string {
+    if (now - this.lookedAt >= 1000 && !this.reading) {
+      this.lookedAt = now;
+      const seen = stamp(this.file);
+      if (seen !== this.seen && seen !== '') {
+        this.reading = true;
+        // Read synchronously: the next request must not be judged against the old token.
+        try {
+          const text = readFileSync(this.file, 'utf8').split(/\r?\n/)[0].trim();
+          if (text) {
+            this.value = text;
+            this.seen = seen;
+          }
+        } catch {
+          /* keep the last good value */
+        } finally {
+          this.reading = false;
+        }
+      }
+    }
+    return this.value;
+  }
+}
+
+function stamp(file: string): string {
+  try {
+    const s = statSync(file);
+    return `${s.size}:${s.mtimeMs}:${s.ino}`;
+  } catch {
+    return '';
+  }
 }

@@ -11,6 +11,7 @@ import { resolveSecret } from '../core/secrets.ts';
 import { ConfigError } from '../core/errors.ts';
 import { ensureDir } from '../core/fs.ts';
 import { acquireLock, type Lock } from '../core/lock.ts';
+import { FollowedSecretFile } from '../core/secrets.ts';
 import type { ListedSecret, SecretRef } from '../config/webhook-secret.ts';
 import { requestIdOf } from '../http/request-id.ts';
 import { sendJson, startHttpServer, stopReading, type ListenAddress, type RunningServer } from '../http/server.ts';
@@ -56,6 +57,8 @@ export interface HookServerOptions {
   listen: ListenAddress;
   secrets: Secrets;
   token?: string;
+  /** `token: file:PATH`, resolved: followed while hook-server runs (`--end-sessions --new-token` rewrites it). */
+  tokenFile?: string;
   /** Resolved notification targets: each repo's own list by name, the top level's under `''`. */
   notify?: Map<string, ResolvedTarget[]>;
   /** Resolved commit-status settings of each reporting repo, by name. */
@@ -231,9 +234,13 @@ function createReadSide(options: HookServerOptions, dirs: DataDirs, stores: Stor
     jobOf: (id) => queue.get(id),
     readSection: (job) => readJobSection(repoPaths(config, job.repo).logs, dirs.jobs, job.id),
   });
+  const followed =
+    options.token && options.tokenFile ? new FollowedSecretFile(options.tokenFile, options.token) : undefined;
   const readRoutes = createReadRoutes({
     ui: config.ui,
-    token: options.token,
+    get token() {
+      return followed ? followed.current() : options.token;
+    },
     publicUrl: config.publicUrl,
     configFile: config.file,
     dataDir: dirs.data,

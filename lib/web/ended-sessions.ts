@@ -5,6 +5,7 @@
 // command's mark holds at once, without a restart. Bounded: an entry drops out once its cookie
 // would have expired anyway; past `maxEntries`, the oldest are folded into the mark (ending the
 // sessions issued before them too: never bringing an ended one back).
+import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { chmod, chown, open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -274,4 +275,37 @@ export function openEndedSessions({
         log?.warn(`${file} could not be read (${replaced}); replaced by one that ends every session issued until now`);
     },
   };
+}
+
+/**
+ * A new read token in `file` (`token: file:PATH`), replacing the old one atomically with the old
+ * file's mode and owner: a running hook-server follows the file, so the old token, and every
+ * session made under it, stops working within a second. Returns the new token.
+ */
+export async function replaceTokenFile(file: string): Promise<string> {
+  const old = await stat(file).catch((error: NodeJS.ErrnoException) => {
+    throw new WorkError(`Cannot replace the token file ${file} (${error.code ?? messageOf(error)}).`, { cause: error });
+  });
+  const token = randomBytes(32).toString('hex');
+  try {
+    await replaceViaTemp(
+      file,
+      async (temp) => {
+        const handle = await open(temp, 'wx', 0o600);
+        try {
+          await handle.writeFile(`${token}\n`);
+        } finally {
+          await handle.close();
+        }
+        await chmod(temp, old.mode & 0o777);
+        if (process.getuid?.() === 0) await chown(temp, old.uid, old.gid);
+      },
+      { durable: true },
+    );
+  } catch (error) {
+    throw new WorkError(`Could not write ${file} (${messageOf(error)}); run this as its owner or as root.`, {
+      cause: error,
+    });
+  }
+  return token;
 }

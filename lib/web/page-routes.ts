@@ -81,7 +81,7 @@ export function createPageRoutes(
 export class PageRoutes {
   private readonly sources: ReadSources;
   private readonly limiter: LoginLimiter;
-  private readonly keys: SessionKeys | undefined;
+  private sessionKeys: { token: string; keys: SessionKeys } | undefined;
   private readonly ended: EndedSessions;
   private readonly streams: SessionStreams;
   /** `public_url:`'s path: the pages' links, redirects and the cookie's Path carry it. */
@@ -95,9 +95,16 @@ export class PageRoutes {
     this.streams = createSessionStreams({
       isOver: (session) => session.expires <= this.now().getTime() || ended.isEnded(session),
     });
-    this.keys = sources.token ? createSessionKeys(sources.token) : undefined;
     this.base = basePath(sources.publicUrl);
     this.cookie = { secure: sources.publicUrl?.startsWith('https:') ?? false, path: this.base || '/' };
+  }
+
+  /** The session keys of the token now: a new token (a rewritten token file) ends every session. */
+  private get keys(): SessionKeys | undefined {
+    const token = this.sources.token;
+    if (!token) return undefined;
+    if (this.sessionKeys?.token !== token) this.sessionKeys = { token, keys: createSessionKeys(token) };
+    return this.sessionKeys.keys;
   }
 
   private now(): Date {

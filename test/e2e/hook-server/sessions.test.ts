@@ -4,7 +4,7 @@
 // ends the live sessions of a running server at once (no restart), and logging in again works;
 // forged, altered and previous-format cookies are refused and cleared.
 import { createHmac, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -170,6 +170,44 @@ test('forged, altered, other-token and previous-format cookies get the login for
   } finally {
     assert.is(await server.stop(), 0);
   }
+});
+
+test("a leaked token: --end-sessions --new-token replaces token:'s file; the running server refuses the old token and its sessions within a second", async () => {
+  const { config } = setup();
+  const tokenFile = path.join(path.dirname(config), 'read-token');
+  writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o640 });
+  writeFileSync(config, readFileSync(config, 'utf8').replace('token: env:HOOK_TOKEN', 'token: file:read-token'));
+  const server = await start(config);
+  try {
+    const cookie = await login(server);
+    assertSignedIn(await page(server, cookie), 'before');
+    const rotated = await runScript('hook-server', ['--end-sessions', '--new-token', '--config', config], { env });
+    assert.is(rotated.exitCode, 0, rotated.stderr);
+    const fresh = rotated.stdout.trim();
+    assert.match(fresh, /^[0-9a-f]{64}$/, 'the new token, printed once');
+    assert.is(readFileSync(tokenFile, 'utf8'), `${fresh}\n`);
+    assert.is(statSync(tokenFile).mode & 0o777, 0o640, "the file's mode is kept");
+    assert.not.match(rotated.stderr, fresh, 'not in the log');
+    await new Promise((r) => setTimeout(r, 1100)); // the server looks at the file at most once a second
+    const bearer = (token: string) =>
+      fetch(`${server.url}/jobs`, { headers: { Authorization: `Bearer ${token}` } }).then(async (r) => {
+        await r.arrayBuffer();
+        return r.status;
+      });
+    assert.is(await bearer(TOKEN), 401, 'the leaked token is refused, no restart');
+    assert.is(await bearer(fresh), 200);
+    assert.is((await page(server, cookie)).status, 401, 'its session is ended');
+  } finally {
+    assert.is(await server.stop(), 0);
+  }
+});
+
+test('--new-token with token: env:NAME is refused, naming what to do; nothing is ended', async () => {
+  const { config, data } = setup();
+  const refused = await runScript('hook-server', ['--end-sessions', '--new-token', '--config', config], { env });
+  assert.is(refused.exitCode, 2);
+  assert.match(refused.stderr, /--new-token writes token:'s file, but token: in .* is not file:PATH; change it there/);
+  assert.not.ok(existsSync(path.join(data, 'ended-sessions.json')), 'nothing written');
 });
 
 test.run();

@@ -1,11 +1,11 @@
 // lib/core/secrets.ts: the one secret reader (env:, file:, literal; secret and passphrase files).
 // Real files in a temp folder; no error message ever holds a secret's value.
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError } from '../../../lib/core/errors.ts';
-import { readSecretFile, resolveSecret } from '../../../lib/core/secrets.ts';
+import { FollowedSecretFile, readSecretFile, resolveSecret } from '../../../lib/core/secrets.ts';
 import { tmpDir } from '../../_helpers/common.ts';
 
 const dir = tmpDir();
@@ -108,6 +108,28 @@ test('resolveSecret: env:, literal and file: relative to the config folder', asy
     resolveSecret('', { where: 'shipkit.yml:2: secret' }),
     /^shipkit\.yml:2: secret: the secret is empty\.$/,
   );
+});
+
+test('FollowedSecretFile: a replaced file is read again (at most once a second); an empty or missing one keeps the last value', () => {
+  const file = path.join(tmpDir(), 'token');
+  writeFileSync(file, 'one\n');
+  const followed = new FollowedSecretFile(file, 'one');
+  let now = 10_000;
+  assert.is(followed.current(now), 'one');
+  writeFileSync(`${file}.new`, 'two-longer\n');
+  renameSync(`${file}.new`, file);
+  assert.is(followed.current(now + 500), 'one', 'not looked at again within the second');
+  now += 1000;
+  assert.is(followed.current(now), 'two-longer');
+  writeFileSync(file, '\n');
+  now += 1000;
+  assert.is(followed.current(now), 'two-longer', 'an empty file is a write in progress or a mistake');
+  rmSync(file);
+  now += 1000;
+  assert.is(followed.current(now), 'two-longer', 'a missing file too');
+  writeFileSync(file, 'three\n');
+  now += 1000;
+  assert.is(followed.current(now), 'three');
 });
 
 test.run();
