@@ -116,7 +116,7 @@ const rolloutCommand: CommandSpec = {
                        [--steps 1,10,50,100] [--wait SECONDS] [--max-failures N|P%]
                        [--allow-missing N|P%] [--rollback] [--poll SECONDS] [--json]
 
-Rolls the release that VERSION at DEST names out to a pulling fleet, step by step (DESIGN §8).
+Rolls the release that VERSION at DEST names out to a pulling fleet, step by step (docs/fleet.md).
 For each step it signs VERSION with the next SEQ and ROLLOUT = the step (hosts whose bucket,
 sha256(host id + " " + version), is below it take the release), tells hook-server
 (POST /fleet/rollouts), then reads the hosts' reports (GET /fleet/APP) until every host

@@ -1,4 +1,4 @@
-// A repo's build environment, `env:` in shipkit.yml (DESIGN §5): variables given to every build
+// A repo's build environment, `env:` in shipkit.yml (docs/hook-server.md): variables given to every build
 // command after the pull. A value is a literal, or an `env:NAME`/`file:PATH` secret; secrets are
 // masked in the job log (lib/jobs/masking.ts) and only ever passed through the environment.
 import path from 'node:path';

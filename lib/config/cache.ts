@@ -1,4 +1,4 @@
-// A repo's `cache:` as shipkit.yml gives it (DESIGN §5): the paths a build keeps, checked to stay
+// A repo's `cache:` as shipkit.yml gives it (docs/hook-server.md): the paths a build keeps, checked to stay
 // inside the repo, or false. What the build does with them is lib/pipeline/cache.ts.
 import { configError, valueAt, type ConfigDoc, type KeyPath } from '../core/yaml-config.ts';
 

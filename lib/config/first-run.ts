@@ -17,7 +17,7 @@ export interface ConfigChoice {
   created?: { secret: string; token: string; dir: string };
 }
 
-/** The config file to use: the usual search (DESIGN), else the first-run one in ./.shipkit, made if missing. */
+/** The config file to use: the usual search (docs/hook-server.md), else the first-run one in ./.shipkit, made if missing. */
 export async function findOrCreateConfig(
   flag: string | undefined,
   { env = process.env, cwd = process.cwd() } = {},

@@ -1,4 +1,4 @@
-// A repo's `ssh_key:` and `known_hosts:` as shipkit.yml gives them (DESIGN §5), and the ssh host
+// A repo's `ssh_key:` and `known_hosts:` as shipkit.yml gives them (docs/hook-server.md), and the ssh host
 // a clone URL names. What the pull does with them is lib/pipeline/git-auth.ts.
 import path from 'node:path';
 import { configError, getKey, type ConfigDoc, type KeyPath } from '../core/yaml-config.ts';

@@ -1,4 +1,4 @@
-// A repo's `token:` and `token_user:` as shipkit.yml gives them (DESIGN §5): unresolved, so the
+// A repo's `token:` and `token_user:` as shipkit.yml gives them (docs/hook-server.md): unresolved, so the
 // secret is read only where the pull runs (lib/pipeline/git-token.ts).
 import { configError, getKey, type ConfigDoc, type KeyPath } from '../core/yaml-config.ts';
 

@@ -1,4 +1,4 @@
-// `notify:` in shipkit.yml (DESIGN §5 hook-server), top level and per repo: Slack-compatible
+// `notify:` in shipkit.yml (docs/hook-server.md), top level and per repo: Slack-compatible
 // incoming webhooks, signed JSON webhooks and e-mail through sendmail (lib/notify/email.ts), each
 // on success, failure and/or recovery. URLs may
 // be secrets (a Slack webhook URL is one): they are resolved at start and never logged or shown

@@ -1,4 +1,4 @@
-// The `publish:` and `rollout:` blocks of a repo in shipkit.yml (DESIGN §5): the pipeline after
+// The `publish:` and `rollout:` blocks of a repo in shipkit.yml (docs/hook-server.md): the pipeline after
 // the build. Checked when the config is read, so a mistake is a configuration error (exit 2,
 // FILE:LINE) before any build runs; the key and the slave list are checked by build before it
 // starts (lib/pipeline/after-build.ts checkPipelineConfig).
@@ -26,7 +26,7 @@ export interface PublishConfig {
   keyPath: KeyPath;
 }
 
-/** `rollout:` is push (server-update's waves, the default) or pull (`release rollout`, DESIGN §8). */
+/** `rollout:` is push (server-update's waves, the default) or pull (`release rollout`, docs/fleet.md). */
 export type RolloutConfig = PushRolloutConfig | PullRolloutConfig;
 
 export interface PushRolloutConfig {

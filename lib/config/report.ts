@@ -1,4 +1,4 @@
-// `report:`, `report_token:` and `report_api:` in shipkit.yml (DESIGN §5 hook-server): commit
+// `report:`, `report_token:` and `report_api:` in shipkit.yml (docs/hook-server.md): commit
 // statuses back to the forge, set at the top level (the default for every repo) or per repo.
 // A repo that reports to the same forge as the top level inherits the token and API address it
 // does not set itself; a repo that names another forge gives its own. `report: off` in a repo

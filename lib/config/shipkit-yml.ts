@@ -1,4 +1,4 @@
-// The compiling server's config, shipkit.yml (DESIGN §5 "hook-server, build, logs, release").
+// The compiling server's config, shipkit.yml (docs/hook-server.md).
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import {
@@ -78,9 +78,9 @@ export interface ShipkitConfig {
   publicUrl?: string;
   /** Top-level notifications, for every repo without its own `notify:`. */
   notify: NotifyTarget[];
-  /** `queue:` (DESIGN §8): the PostgreSQL URL, or env:NAME / file:PATH holding it, unresolved; absent = the local journal. */
+  /** `queue:` (docs/workers.md): the PostgreSQL URL, or env:NAME / file:PATH holding it, unresolved; absent = the local journal. */
   queue?: string;
-  /** `fleet:` (DESIGN §8): per app, the secret its hosts' reports and `release rollout` are signed with. */
+  /** `fleet:` (docs/fleet.md): per app, the secret its hosts' reports and `release rollout` are signed with. */
   fleet: Map<string, FleetApp>;
   repos: Map<string, RepoConfig>;
 }
@@ -138,7 +138,7 @@ export const DEFAULTS = {
 /** `--config`, else $SHIPKIT_CONFIG, else ./shipkit.yml, else ./.shipkit/shipkit.yml (hook-server's first start), else /etc/shipkit/shipkit.yml. */
 export const SYSTEM_CONFIG_FILE = '/etc/shipkit/shipkit.yml';
 
-/** The config search of DESIGN §5; `systemFile` is a parameter so tests do not see this machine's /etc. */
+/** The config search of docs/hook-server.md; `systemFile` is a parameter so tests do not see this machine's /etc. */
 export function findConfigFile(
   flag: string | undefined,
   env: NodeJS.ProcessEnv = process.env,
@@ -186,7 +186,7 @@ export function parseShipkitConfig(doc: ConfigDoc): ShipkitConfig {
   const dataDir = getKey(doc, ['data'], 'string') ?? DEFAULTS.data;
   const concurrency = getKey(doc, ['concurrency'], 'number') ?? DEFAULTS.concurrency;
   const queue = getKey(doc, ['queue'], 'string');
-  // With a shared queue, hook-server may leave every build to workers (DESIGN §8).
+  // With a shared queue, hook-server may leave every build to workers (docs/workers.md).
   const least = queue === undefined ? 1 : 0;
   if (!Number.isInteger(concurrency) || concurrency < least)
     throw configError(

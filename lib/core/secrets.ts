@@ -1,4 +1,4 @@
-// The one secret reader. A secret is given as `env:NAME`, `file:PATH` or a literal (DESIGN §4);
+// The one secret reader. A secret is given as `env:NAME`, `file:PATH` or a literal (docs/design.md#conventions);
 // a secret file is read the same way wherever it is named (`--secret-file`, a passphrase file,
 // `file:` in a config). Errors say where the secret was configured and never hold its value.
 import { readFileSync, statSync } from 'node:fs';

@@ -1,4 +1,4 @@
-// hook-server's fleet registry on disk (issue 23, DESIGN §8): DATA/fleet/fleet.log, an append-only
+// hook-server's fleet registry on disk (docs/fleet.md): DATA/fleet/fleet.log, an append-only
 // log (lib/core/append-log.ts) of host reports and rollout states, each on disk before a caller is
 // told (the 202 of POST /fleet/reports); reports that arrive together share one sync (a fleet
 // sends bursts). A line torn by a crash is cut off on replay; a write that failed (full disk) is

@@ -1,4 +1,4 @@
-// A staged rollout (DESIGN §5 server-update --canary/--waves/--max-failures): the canary hosts
+// A staged rollout (docs/server-update.md): the canary hosts
 // alone first, then growing shares of the rest, each wave waiting for every host's verdict
 // (&wait=1). A wave with more failed hosts than allowed halts the rollout; later hosts are never
 // contacted. Ansible's `serial` + `max_fail_percentage`, for plain HTTP hosts.

@@ -1,4 +1,4 @@
-// The slave's HTTP edge (DESIGN §5 slave-activate --serve): signed `GET /?repo=NAME` starts an
+// The slave's HTTP edge (docs/slave-activate.md): signed `GET /?repo=NAME` starts an
 // activation in the background, one at a time per repo; requests that arrive during a run
 // coalesce into one more run. Knows nothing about git: it is handed an `activate` function.
 import { createReadStream } from 'node:fs';

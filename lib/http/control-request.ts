@@ -1,4 +1,4 @@
-// The signed control protocol every shipkit listener speaks (DESIGN §5 slave-activate, and
+// The signed control protocol every shipkit listener speaks (docs/slave-activate.md, and
 // launchfit's `control.listen`): `GET /?repo=NAME[&wait=1]` and `GET /status` (and launchfit's
 // `GET /prepare?repo=NAME`), each signed
 // (lib/http/signing.ts). This reads one request into what it asks for, or the answer that refuses

@@ -1,4 +1,4 @@
-// Request signing for control requests (DESIGN §5 "Request signing"):
+// Request signing for control requests (docs/design.md#request-signing):
 //   X-Shipkit-Signature: sha256=HEX(HMAC-SHA256(secret, METHOD "\n" PATH_AND_QUERY "\n" TIMESTAMP "\n" NONCE))
 // A request with a body (POST /fleet/reports, /fleet/rollouts) signs one more line: "\n" hex(sha256(body)).
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';

@@ -1,4 +1,4 @@
-// What a commit status says about a job, and the request each forge takes for it (DESIGN §5
+// What a commit status says about a job, and the request each forge takes for it (docs/hook-server.md,
 // `report:`). GitHub: POST {api}/repos/{owner}/{repo}/statuses/{sha}, JSON {state, target_url,
 // description, context}; Gitea/Forgejo: the same path and body, `Authorization: token`; GitLab:
 // POST {api}/projects/{url-encoded path}/statuses/{sha} with `name` for the context and its own

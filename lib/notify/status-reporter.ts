@@ -1,4 +1,4 @@
-// Commit statuses in the background (DESIGN §5 `report:`): pending when a job starts, its end
+// Commit statuses in the background (docs/hook-server.md, `report:`): pending when a job starts, its end
 // when it ends, each with bounded retries (lib/notify/background.ts) and never awaited by the
 // queue. The statuses of one job go out in order: the end waits for the pending before it, and
 // stops that pending's further retries (a late pending must never overwrite the end). Each

@@ -1,4 +1,4 @@
-// The pipeline after the build (DESIGN §5, build steps `publish` and `rollout`): publish the
+// The pipeline after the build (docs/build.md, build steps `publish` and `rollout`): publish the
 // build's `from` folder as a signed launchfit release with `release publish`'s own library
 // call, then tell the fleet with server-update's staged rollout, waiting for each host's verdict.
 import { mkdtemp, readFile, realpath, rm, stat } from 'node:fs/promises';

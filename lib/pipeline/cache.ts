@@ -1,4 +1,4 @@
-// What a repo's builds keep from one build to the next (DESIGN §5 `cache:`): node_modules,
+// What a repo's builds keep from one build to the next (docs/build.md, `cache:`): node_modules,
 // downloads and the repo's `cache:` paths survive the pull step's `git clean`, and npm's cache
 // (DATA/state/REPO/npm-cache) is shared by the repo's builds. `build --no-cache` and `cache: false`
 // start clean: those paths removed, a fresh npm cache for the run, removed after.

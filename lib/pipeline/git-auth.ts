@@ -1,4 +1,4 @@
-// How the pull step's git reaches a private repository (DESIGN §5 `ssh_key`, `known_hosts`):
+// How the pull step's git reaches a private repository (docs/build.md, `ssh_key`, `known_hosts`):
 // a deploy key and the host keys to trust, given to git as GIT_SSH_COMMAND (lib/core/ssh.ts),
 // never prompting. The key is checked before the job starts, as ssh would check it, and a
 // refusal from the remote is turned into a sentence that says what to fix.

@@ -1,4 +1,4 @@
-// How the pull step's git reaches a private repository over https (DESIGN §5 `token`): the token
+// How the pull step's git reaches a private repository over https (docs/build.md, `token`): the token
 // goes to git as an `Authorization` header in git's own config, passed in the environment
 // (GIT_CONFIG_COUNT/KEY/VALUE, git ≥ 2.31) — never in the URL, argv, `.git/config` or the log —
 // and scoped to the remote's origin (`http.https://host[:port]/.extraHeader`), so a submodule on

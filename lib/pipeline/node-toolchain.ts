@@ -1,4 +1,4 @@
-// The Node a repo's build runs with (issue 15, DESIGN §5 repo keys): `node:` in shipkit.yml, else
+// The Node a repo's build runs with (docs/build.md): `node:` in shipkit.yml, else
 // the checked-out repo's `.nvmrc`, `.node-version` or package.json `engines.node`, else shipkit's
 // own Node. A version shipkit's own Node satisfies is used as it is; else the highest one already
 // in DATA/toolchains/node-VERSION-linux-ARCH/; else the highest one the npm registry has, fetched

@@ -1,4 +1,4 @@
-// The rollout step in `mode: pull` (DESIGN §8): what `release rollout` does, as a library call,
+// The rollout step in `mode: pull` (docs/fleet.md): what `release rollout` does, as a library call,
 // against this hook-server's /fleet routes with the app's `fleet:` secret. The publish step wrote
 // ROLLOUT = the first step; this step raises it while the hosts' reports allow. A halt (with
 // `rollback: true`, after VERSION names the previous release again) fails the step.

@@ -1,4 +1,4 @@
-// The build steps (DESIGN §5 build): pull (lib/pipeline/pull.ts), downloads, install, compile,
+// The build steps (docs/build.md): pull (lib/pipeline/pull.ts), downloads, install, compile,
 // upload, then publish and rollout (lib/pipeline/after-build.ts). Each takes the job's context, writes its output to the job log, and throws
 // StepFailure to stop the build.
 import { createHash } from 'node:crypto';

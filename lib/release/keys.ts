@@ -1,4 +1,4 @@
-// `release keys`: a release key that can be rotated and revoked (DESIGN §8). The primary key
+// `release keys`: a release key that can be rotated and revoked (docs/release.md). The primary key
 // only certifies (it signs nothing but its own subkeys, user ID and revocations) and stays in
 // the keys folder, offline; releases are signed by a subkey with an expiry. Hosts pin the
 // primary's fingerprint and learn subkeys and revocations from the public certificate keys.asc,

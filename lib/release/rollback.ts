@@ -1,4 +1,4 @@
-// release rollback APP --to DEST [--version V] (DESIGN §8): the publisher's signed decision to go
+// release rollback APP --to DEST [--version V] (docs/release.md): the publisher's signed decision to go
 // back. A new VERSION with the next SEQ names the newest release at DEST older than the current
 // one (or V); hosts that see SEQ take it although its version is lower. The release must still be
 // at DEST, tarball and .sig, and its .sig must verify: otherwise nothing is written. Only VERSION

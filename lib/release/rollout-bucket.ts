@@ -1,4 +1,4 @@
-// Which hosts take a version at ROLLOUT P (DESIGN §8): a host's bucket is sha256(host id + " " +
+// Which hosts take a version at ROLLOUT P (docs/fleet.md): a host's bucket is sha256(host id + " " +
 // version) read as a number in [0,100), the same on the host, in hook-server and in `release
 // rollout`, so all three agree on who is in without talking to each other. A new version reshuffles
 // the buckets, so the same hosts are not always the first.

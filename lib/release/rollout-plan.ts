@@ -1,4 +1,4 @@
-// The judgement of one step of `release rollout` (DESIGN §8), apart from any I/O: which hosts a
+// The judgement of one step of `release rollout` (docs/fleet.md), apart from any I/O: which hosts a
 // step expects, what their reports say, and whether the rollout may go on. Reports come from
 // hook-server's GET /fleet/APP: one entry per host, its latest report.
 //   expected  known hosts whose bucket, rolloutBucket(host, version), is below the step

@@ -1,4 +1,4 @@
-// release rollout APP --to DEST --fleet URL (DESIGN §8): raise ROLLOUT in the VERSION at DEST
+// release rollout APP --to DEST --fleet URL (docs/fleet.md): raise ROLLOUT in the VERSION at DEST
 // step by step while the reports of the hosts already in (hook-server's GET /fleet/APP) show no
 // more failures than allowed. Each step re-signs VERSION with the next SEQ and ROLLOUT = the step,
 // written as `release rollback` writes it (seq.ts: three atomic steps, a verifying pair at every

@@ -1,4 +1,4 @@
-// SEQ (DESIGN §8): every VERSION the publisher signs carries one more than the VERSION it
+// SEQ (docs/release.md): every VERSION the publisher signs carries one more than the VERSION it
 // replaces. The publisher reads DEST's VERSION back and trusts its SEQ only when VERSION.sig
 // over it was made by a key of the same primary (any of its subkeys, at the time it signed:
 // a subkey revoked or expired since still tells the number hosts may have accepted, and a

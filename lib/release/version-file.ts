@@ -10,9 +10,9 @@
 //   ROLLOUT 10
 // Each key at most once. APP and PLATFORM name what the release is for: the file name must then
 // be APP-PLATFORM-VERSION.tar.gz, so a signed VERSION binds the name, the version and the host.
-// SEQ (DESIGN §8) grows with every VERSION the publisher signs: hosts refuse one not above the last
+// SEQ (docs/release.md) grows with every VERSION the publisher signs: hosts refuse one not above the last
 // they accepted, and take a lower version when a newer SEQ names it (`release rollback`).
-// ROLLOUT (DESIGN §8) is the percent of hosts that take this version now (absent = 100): a host
+// ROLLOUT (docs/fleet.md) is the percent of hosts that take this version now (absent = 100): a host
 // is in when its bucket, rolloutBucket(host id, version), is below it (`release rollout`).
 import { ValidationError } from '../core/errors.ts';
 import { nameProblem, validateName } from '../core/names.ts';

@@ -324,7 +324,7 @@ function privateRepos(config: ShipkitConfig): (name: string) => boolean {
   return (name) => clonesWithCredentials(config.repos.get(name));
 }
 
-/** The local journal's queue, or with `queue:` the PostgreSQL one (lib/jobs/pg/queue.ts, DESIGN §8). */
+/** The local journal's queue, or with `queue:` the PostgreSQL one (lib/jobs/pg/queue.ts, docs/workers.md). */
 async function openQueue(
   options: HookServerOptions,
   { journal, run, jobsDir, out }: { journal: Journal; run: JobRunner; jobsDir: string; out: Reporters },

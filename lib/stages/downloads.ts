@@ -1,4 +1,4 @@
-// The downloads stage (DESIGN §5 downloads): fetch every manifest entry into downloads/DEST,
+// The downloads stage (docs/downloads.md): fetch every manifest entry into downloads/DEST,
 // in parallel, through a temp file + rename, remembering what was fetched in
 // downloads/.downloads.json so unchanged entries cost nothing (or one conditional request with
 // --refresh). The HTTP side of one file (retries, timeouts, redirects) is lib/stages/download-fetch.ts.

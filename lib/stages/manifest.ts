@@ -1,5 +1,5 @@
-// manifest.txt and cloudinary.txt: the lists of files the downloads stage fetches (DESIGN §5
-// downloads). Parsing only; fetching lives in downloads.ts.
+// manifest.txt and cloudinary.txt: the lists of files the downloads stage fetches (docs/downloads.md).
+// Parsing only; fetching lives in downloads.ts.
 import path from 'node:path';
 import { ValidationError, messageOf } from '../core/errors.ts';
 import { resolveInside } from '../core/names.ts';

@@ -1,4 +1,4 @@
-// Status badges (DESIGN §5 hook-server, `GET /badge/OWNER/NAME.svg[?branch=B]`): the state of a
+// Status badges (docs/hook-server.md, `GET /badge/OWNER/NAME.svg[?branch=B]`): the state of a
 // repo's branch from its jobs, a shields-style flat SVG, and the HTTP answer with a strong ETag.
 // The label is fixed ("build"), so a repo that is not configured and one that never built answer
 // the same bytes: a badge is no oracle for which repositories exist.

@@ -1,4 +1,4 @@
-// The status page's Fleet section (issue 23): per app, the rollout's step and state, hosts per
+// The status page's Fleet section (docs/fleet.md): per app, the rollout's step and state, hosts per
 // version and result, and the latest failures with their reasons. Host ids, versions and reasons
 // come from hosts: every one is escaped and its bidi controls shown (lib/core/escape.ts).
 import { escapeMarkup, showBidiControls } from '../core/escape.ts';

@@ -1,4 +1,4 @@
-// hook-server's metrics (DESIGN §5 `GET /metrics`): what is counted where, in one place.
+// hook-server's metrics (docs/hook-server.md, `GET /metrics`): what is counted where, in one place.
 import { createRegistry, type Registry } from './metrics.ts';
 
 /** Seconds; a build takes from a second to an hour. */
@@ -13,7 +13,7 @@ export interface EndedJob {
   state: string;
   started: string | null;
   finished: string | null;
-  /** The build worker that ran it, with a PostgreSQL queue: (DESIGN §8). */
+  /** The build worker that ran it, with a PostgreSQL queue: (docs/workers.md). */
   worker?: string;
 }
 

@@ -1,4 +1,4 @@
-// A running job's log, live: `GET /jobs/ID/log?follow=1` as `text/event-stream` (DESIGN §5).
+// A running job's log, live: `GET /jobs/ID/log?follow=1` as `text/event-stream` (docs/hook-server.md).
 // The text is what `GET /jobs/ID/log` shows (already masked by the build): the job's section of
 // DATA/logs/REPO/logs.txt once the build has written its header, else DATA/jobs/ID/output.log.
 // One tail per job, shared by all of its followers: the files are polled, only new bytes are read,

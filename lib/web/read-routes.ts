@@ -1,4 +1,4 @@
-// hook-server's read side (DESIGN §5 hook-server): the JSON read API (`/jobs`, `/jobs/ID`,
+// hook-server's read side (docs/hook-server.md): the JSON read API (`/jobs`, `/jobs/ID`,
 // `/jobs/ID/log`), `/metrics`, badges, and the status page with its job pages, login and assets.
 // It knows nothing of how jobs run: hook-server hands in the jobs, a log reader and config bits.
 import { createReadStream } from 'node:fs';
@@ -13,7 +13,7 @@ import type { ReadSources, Refuse } from './read-sources.ts';
 
 const READ_METHODS = 'GET, HEAD';
 
-/** The job as the read API shows it (DESIGN: id, repo, kind, sha, ref, state, exit, started, finished). */
+/** The job as the read API shows it (docs/hook-server.md: id, repo, kind, sha, ref, state, exit, started, finished). */
 export function publicJob(job: Job) {
   return {
     id: job.id,
@@ -34,7 +34,7 @@ export function publicJob(job: Job) {
     author: job.author ?? null,
     pusher: job.pusher ?? null,
     commit_url: job.commitUrl ?? null,
-    // The build worker that ran it, with a PostgreSQL queue: (DESIGN §8); absent with the local journal.
+    // The build worker that ran it, with a PostgreSQL queue: (docs/workers.md); absent with the local journal.
     ...(job.worker ? { worker: job.worker } : {}),
   };
 }

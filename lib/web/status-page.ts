@@ -1,4 +1,4 @@
-// The status page's HTML (DESIGN §5 hook-server `GET /`): the job list with each repo's last
+// The status page's HTML (docs/hook-server.md): the job list with each repo's last
 // states, a job page, the login form. Pure functions of what they are handed; no script needed.
 // Every string that came from a payload or a log (commit message, author, branch, output) goes
 // through `text`/`plain`: escaped, and its bidi controls shown as visible escapes, so neither
@@ -309,7 +309,7 @@ export function renderJobPage({ job, viewer, log, deliveries, scripts = [], base
     field('Exit', job.exit === null ? '' : String(job.exit)),
     field('Reason', job.reason ? text(job.reason) : ''),
     field('Attempts', String(job.attempts)),
-    // With a PostgreSQL queue: (DESIGN §8), the build worker that ran it.
+    // With a PostgreSQL queue: (docs/workers.md), the build worker that ran it.
     field('Worker', job.worker ? text(job.worker) : ''),
   ].join('');
 

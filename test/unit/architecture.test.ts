@@ -167,6 +167,15 @@ test('no files import each other in a circle', () => {
   );
 });
 
+test('code points at docs/ pages, never at documents a clone does not have (DESIGN §N, issue N)', () => {
+  const scripts = sources(path.join(ROOT, 'scripts'));
+  const pointing = [...files, ...scripts].filter((f) => /DESIGN|\bissue \d+/.test(readFileSync(f, 'utf8')));
+  assert.equal(
+    pointing.map((f) => path.relative(ROOT, f)),
+    [],
+  );
+});
+
 test('every backoff is core/retry.ts: no other file doubles a wait with 2 ** n', () => {
   const doubling = files.filter(
     (f) => !f.endsWith(path.join('core', 'retry.ts')) && /2 \*\* \(?[a-z]/.test(readFileSync(f, 'utf8')),

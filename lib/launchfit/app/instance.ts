@@ -1,4 +1,4 @@
-// Keeping an instance's processes together (issue 20 item 4). An app may start workers that
+// Keeping an instance's processes together (docs/launchfit.md). An app may start workers that
 // leave its process group (setsid, a double fork): signalling the group does not reach them,
 // and they would keep serving beside the next release. So each instance runs under a small
 // wrapper, the instance's process: it makes itself a child subreaper (prctl
@@ -295,7 +295,7 @@ export async function endInstance(pid: number, graceMs: number): Promise<GroupEn
   return (await waitForGroupExit(pid, 5000)) ? 'killed' : 'survived';
 }
 
-// Adopting an instance (issue 20 item 5): a launchfit killed with kill -9 leaves its instances
+// Adopting an instance (docs/launchfit.md): a launchfit killed with kill -9 leaves its instances
 // running; the next one, instead of stopping the one that serves the current release, takes it
 // over. It is recognised by its record (the pid file: the wrapper's pid, its start time and the
 // boot id, and the app's pid) and the deploy folder's mark in its environment, so a reused pid

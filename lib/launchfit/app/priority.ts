@@ -1,4 +1,4 @@
-// CPU priority of the serving instance while an update runs (issue 20 item 7). On a small machine
+// CPU priority of the serving instance while an update runs (docs/launchfit.md). On a small machine
 // an update's own work (launchfit fetching, verifying and unpacking the release, the new
 // instance's Node start, its probes) takes CPU from the instance that serves meanwhile, and its
 // answers slow down. So while a check runs, the serving instance is raised above launchfit's own

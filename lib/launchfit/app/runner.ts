@@ -86,7 +86,7 @@ export interface RunnerOptions {
   onUnhealthy?(release: string | undefined): void;
   /**
    * The serving instance of `release`, started by a switch, exited CRASHES_TO_GO_BACK times
-   * before any run lasted app.stable_after: go back (DESIGN §5). Without it, the supervisor's
+   * before any run lasted app.stable_after: go back (docs/launchfit.md). Without it, the supervisor's
    * backoff goes on.
    */
   onCrashLoop?(release: string | undefined, failure: StartFailure): void;

@@ -161,7 +161,7 @@ export function listenEnv(sockets: Array<{ name: string }>): Record<string, stri
   return { LISTEN_FDS: String(sockets.length), LISTEN_FDNAMES: sockets.map((s) => s.name).join(':') };
 }
 
-// Taking the listening sockets back from a running instance (issue 20 item 5). After a kill -9
+// Taking the listening sockets back from a running instance (docs/launchfit.md). After a kill -9
 // of launchfit, the instance it left holds the only copies of app.listen's sockets; closing them
 // refuses connections until they are bound again. Node cannot take an fd from another process,
 // so a Perl helper does (pidfd_open + pidfd_getfd, Linux 5.6, the same user or root), puts them

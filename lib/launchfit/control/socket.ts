@@ -214,7 +214,7 @@ export interface ListenerOptions {
  * coalesced), `&wait=1` → 200/500 with the result; `GET /prepare?repo=APP` → 202 preparing (the
  * offered release downloaded, verified and unpacked in the background, not switched to); `GET
  * /status`. Every request is signed
- * (DESIGN §5 request signing); a bad signature is 401 before anything else is looked at.
+ * (docs/design.md#request-signing); a bad signature is 401 before anything else is looked at.
  */
 export async function startControlListener(handlers: ControlHandlers, opts: ListenerOptions): Promise<RunningServer> {
   const verifier = createRequestVerifier(opts.secret);
@@ -255,7 +255,7 @@ export async function startControlListener(handlers: ControlHandlers, opts: List
       if (wait) {
         try {
           // The verdict the fleet master waits for: 200 installed or already current, 500 when
-          // the offered release was rolled back or is marked bad (DESIGN §5 server-update). It
+          // the offered release was rolled back or is marked bad (docs/server-update.md). It
           // comes once the new release is healthy and serving; the old one may still be draining.
           const result = await handlers.update({ force: true, verdict: true });
           const refused = refusedCheck(result);

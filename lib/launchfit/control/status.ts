@@ -14,7 +14,7 @@ export interface Status {
   version?: string;
   previous?: string;
   highest?: string;
-  /** The highest SEQ accepted (DESIGN §8): a VERSION with a lower one is refused. */
+  /** The highest SEQ accepted (docs/release.md): a VERSION with a lower one is refused. */
   seq?: number;
   /** The APP and PLATFORM this folder is bound to (or their APP-PLATFORM prefix). */
   binding?: HostBinding;
@@ -23,7 +23,7 @@ export interface Status {
   bad: string[];
   releases: Array<{ name: string; version?: string; installedAt?: string; current: boolean }>;
   lastCheck?: { at: string; ok: boolean; message: string };
-  /** The host id (pull rollouts, DESIGN §8), once made. */
+  /** The host id (pull rollouts, docs/fleet.md), once made. */
   hostId?: string;
   /** A VERSION offered with a ROLLOUT this host is not in yet: its bucket for that version. */
   waiting?: LaunchState['waiting'];

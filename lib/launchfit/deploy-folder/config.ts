@@ -73,7 +73,7 @@ export interface UpdatesConfig {
   app?: string;
   platform?: string;
   gpg: { pin?: KeyPin; keyfile?: string; keyUrl?: string };
-  /** Where to POST a signed report after each update attempt (DESIGN §8), and its secret (file:/env:). */
+  /** Where to POST a signed report after each update attempt (docs/fleet.md), and its secret (file:/env:). */
   report?: { url: string; secret: string };
   /** APP-PLATFORM-V.intoto.jsonl: required, optional (checked when present) or off (default). */
   provenance: 'required' | 'optional' | 'off';

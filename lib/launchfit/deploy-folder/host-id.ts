@@ -1,4 +1,4 @@
-// This host's id for pull rollouts (DESIGN §8): 32 lowercase hex characters in
+// This host's id for pull rollouts (docs/fleet.md): 32 lowercase hex characters in
 // DIR/.launchfit/host-id, made on first need from 16 random bytes, mode 0600. It is written to a
 // temp file and linked into place, so two launchfit processes starting at once agree on one id
 // (the second link fails and it reads the first). A malformed file is an error naming it: a host

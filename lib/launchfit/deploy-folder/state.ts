@@ -82,7 +82,7 @@ export interface LaunchState {
   /** The APP and PLATFORM this folder runs, bound by its first install (see binding.ts). */
   binding?: HostBinding;
   lastCheck?: { at: string; ok: boolean; message: string };
-  /** A VERSION whose ROLLOUT this host is not in yet (DESIGN §8): not acted on, its SEQ not recorded. */
+  /** A VERSION whose ROLLOUT this host is not in yet (docs/fleet.md): not acted on, its SEQ not recorded. */
   waiting?: { version: string; seq?: number; rollout: number; bucket: number; at: string };
   /** Set just before a switch, cleared after the health check: a crash in between is rolled back on start. */
   pending?: { from?: string; to: string; at: string };

@@ -525,7 +525,7 @@ function installedResult(name: string, version: string, from: string | undefined
 
 /**
  * The serving release failed app.health.failures probes in a row: a crash. It is restarted on
- * probation; if it is not healthy again, launchfit goes back as a failed update does (DESIGN §5):
+ * probation; if it is not healthy again, launchfit goes back as a failed update does (docs/launchfit.md):
  * `current` to the previous release, this version marked bad and its folder removed, the
  * previous release started. Once: the release gone back to has no previous one, so if it fails
  * too it is only restarted. Nothing happens if an update or rollback moved `current` meanwhile.
@@ -746,7 +746,7 @@ async function notModified(
 }
 
 /**
- * ROLLOUT P (DESIGN §8): a host whose bucket for this version is not below P keeps its release
+ * ROLLOUT P (docs/fleet.md): a host whose bucket for this version is not below P keeps its release
  * and polls on. Its SEQ is not recorded (the next, higher SEQ must still be taken); the ETag is,
  * so waiting polls stay 304 until the publisher signs a new VERSION (a raised ROLLOUT).
  */

@@ -1,4 +1,4 @@
-// Which keys a release may be signed with, and the revocations a host never forgets (DESIGN §8).
+// Which keys a release may be signed with, and the revocations a host never forgets (docs/release.md).
 // A host pins the release key's certify-only primary (updates.gpg.key) or holds it in
 // updates.gpg.keyfile; the update server's keys.asc brings the signing subkeys that primary
 // bound and the revocations it signed, so rotating or revoking a subkey changes nothing on any

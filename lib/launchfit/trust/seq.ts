@@ -1,4 +1,4 @@
-// SEQ on the host (DESIGN §8): the highest SEQ of a signed VERSION this host handled is kept in
+// SEQ on the host (docs/release.md): the highest SEQ of a signed VERSION this host handled is kept in
 // state (`seq`, with the file it named), and a VERSION is judged against it before anything is
 // downloaded:
 //   lower SEQ                          refused (replayed or lowered)

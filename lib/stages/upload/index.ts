@@ -1,4 +1,4 @@
-// The upload stage (DESIGN §5 upload): shipkit.yml `upload:` entries checked into plans and run in
+// The upload stage (docs/upload.md): shipkit.yml `upload:` entries checked into plans and run in
 // order, and one upload to a target. Parsing a target's text is targets.ts.
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -173,7 +173,7 @@ class EntryReader {
     for (const key of Object.keys(s3))
       if (!S3_KEYS.includes(key)) this.fail(`s3.${key}`, `unknown key; expected one of: ${S3_KEYS.join(', ')}.`);
     const bucket = this.str('s3.bucket', s3.bucket) ?? this.fail('s3', 'needs bucket:.');
-    // `prefix: ""` (the bucket's root) is what DESIGN's own example writes.
+    // `prefix: ""` (the bucket's root) is what the docs' example writes.
     const prefix =
       s3.prefix === undefined || s3.prefix === null || s3.prefix === '' ? '' : (this.str('s3.prefix', s3.prefix) ?? '');
     const endpoint = this.str('s3.endpoint', s3.endpoint);

@@ -1,4 +1,4 @@
-// Upload targets (DESIGN §5 upload): parse `user@host:path`, `rsync://…`, `s3://bucket/prefix` and
+// Upload targets (docs/upload.md): parse `user@host:path`, `rsync://…`, `s3://bucket/prefix` and
 // `git+REMOTE#BRANCH`, each part checked, and name a target the way the operator wrote it.
 import { ValidationError } from '../../core/errors.ts';
 import { gitTargetName } from './git.ts';
