@@ -426,12 +426,8 @@ async function rolloutMain(args: Args, log: Logger): Promise<number> {
     if (typeof args[flag] !== 'string' || args[flag] === '')
       throw new UsageError(`Missing --${flag}. Run \`release rollout --help\` for usage.`);
   }
-  const secretRef = String(args['fleet-secret']);
-  // A secret in argv is visible to every user (ps); only a file or a variable is taken.
-  if (!/^(file|env):./.test(secretRef))
-    throw new UsageError('--fleet-secret takes file:PATH or env:NAME (a secret on the command line would show in ps).');
-  const { resolveSecret } = await import('../lib/core/secrets.ts');
-  const secret = await resolveSecret(secretRef, { where: '--fleet-secret' });
+  const { resolveSecretFlag } = await import('../lib/core/secrets.ts');
+  const secret = await resolveSecretFlag(String(args['fleet-secret']), '--fleet-secret');
   const { rolloutRelease } = await import('../lib/release/rollout.ts');
   const pauseAt = process.env.SHIPKIT_TEST_PAUSE_AT;
   const step = pauseAt

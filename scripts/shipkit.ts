@@ -35,6 +35,10 @@ const SCRIPTS: Record<string, { about: string; load: () => Promise<unknown> }> =
     about: 'install, supervise, update and roll back a signed app release',
     load: () => import('./launchfit.ts'),
   },
+  fleet: {
+    about: "forget hosts in hook-server's fleet registry (`fleet forget`)",
+    load: () => import('./fleet.ts'),
+  },
   worker: {
     about: 'take build jobs from the PostgreSQL queue and run them on this machine',
     load: () => import('./worker.ts'),

@@ -1,20 +1,38 @@
 // The top-level `fleet:` block of shipkit.yml (docs/fleet.md): one entry per app whose hosts
 // report to hook-server, each with its own secret (`release rollout` signs with it; hosts enrol
 // with it and then sign with their own credential). A list is a change-over: new first, old after.
+// The registry of each app is bounded (docs/fleet.md "Forgetting hosts"): at most max_hosts hosts,
+// and a host silent for forget_after days is forgotten.
 //   fleet:
 //     my-app:
 //       secret: file:/etc/shipkit/fleet-my-app.secret   # or env:NAME, or [NEW, OLD]
-import { checkKnownKeys, configError, getKey, valueAt, type ConfigDoc, type KeyPath } from '../core/yaml-config.ts';
+//       max_hosts: 50000                                # a new host beyond it is refused
+//       forget_after: 30                                # days; 0 = never
+import {
+  checkKnownKeys,
+  configError,
+  getKey,
+  valueAt,
+  wholeNumber,
+  type ConfigDoc,
+  type KeyPath,
+} from '../core/yaml-config.ts';
 import { nameProblem } from '../core/names.ts';
 
 export interface FleetApp {
   app: string;
   /** Unresolved `env:NAME` or `file:PATH` (relative to the config file); more than one during a change-over, the current first. */
   secrets: string[];
+  /** Hosts the registry keeps for the app: a report of a host beyond them is refused. */
+  maxHosts: number;
+  /** Days after its latest report a silent host is forgotten; 0 = never. */
+  forgetAfterDays: number;
   keyPath: KeyPath;
 }
 
-const FLEET_APP_KEYS = ['secret'] as const;
+const FLEET_APP_KEYS = ['secret', 'max_hosts', 'forget_after'] as const;
+export const DEFAULT_MAX_HOSTS = 50_000;
+export const DEFAULT_FORGET_AFTER_DAYS = 30;
 
 export function parseFleetConfig(doc: ConfigDoc): Map<string, FleetApp> {
   const fleet = new Map<string, FleetApp>();
@@ -41,7 +59,9 @@ export function parseFleetConfig(doc: ConfigDoc): Map<string, FleetApp> {
           "must be env:NAME or file:PATH (the app's fleet secret, kept out of shipkit.yml).",
         );
     });
-    fleet.set(app, { app, secrets, keyPath });
+    const maxHosts = wholeNumber(doc, [...keyPath, 'max_hosts'], DEFAULT_MAX_HOSTS, 1, 10_000_000);
+    const forgetAfterDays = wholeNumber(doc, [...keyPath, 'forget_after'], DEFAULT_FORGET_AFTER_DAYS, 0, 36_500);
+    fleet.set(app, { app, secrets, maxHosts, forgetAfterDays, keyPath });
   }
   return fleet;
 }

@@ -3,7 +3,7 @@
 // FILE:LINE) before any build runs; the key and the slave list are checked by build before it
 // starts (lib/pipeline/after-build.ts checkPipelineConfig).
 import path from 'node:path';
-import { checkKnownKeys, configError, getKey, type ConfigDoc, type KeyPath } from '../core/yaml-config.ts';
+import { checkKnownKeys, configError, getKey, wholeNumber, type ConfigDoc, type KeyPath } from '../core/yaml-config.ts';
 import { messageOf } from '../core/errors.ts';
 import { nameProblem, resolveInside } from '../core/names.ts';
 import { parseWaves } from '../fleet/rollout.ts';
@@ -95,13 +95,6 @@ function filePath(doc: ConfigDoc, keyPath: KeyPath, value: string): string {
   const file = value.startsWith('file:') ? value.slice(5) : value;
   if (!file) throw configError(doc, keyPath, 'is empty; give file:PATH.');
   return path.resolve(path.dirname(doc.file), file);
-}
-
-function wholeNumber(doc: ConfigDoc, keyPath: KeyPath, fallback: number, min: number, max: number): number {
-  const value = getKey(doc, keyPath, 'number') ?? fallback;
-  if (!Number.isInteger(value) || value < min || value > max)
-    throw configError(doc, keyPath, `must be a whole number from ${min} to ${max}.`);
-  return value;
 }
 
 function plainName(doc: ConfigDoc, keyPath: KeyPath, what: string): string {

@@ -4,7 +4,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
-import { ConfigError } from './errors.ts';
+import { ConfigError, UsageError } from './errors.ts';
 
 // A secret is a line; more than this before the first line break is not a secret file.
 const MAX_SECRET_BYTES = 64 * 1024;
@@ -132,4 +132,14 @@ function stamp(file: string): string {
   } catch {
     return '';
   }
+}
+
+/**
+ * A secret named by a command-line flag (`--fleet-secret`): env:NAME or file:PATH only, never the
+ * secret itself, which every user of the machine would see in ps.
+ */
+export async function resolveSecretFlag(value: string, flag: string, options: SecretOptions = {}): Promise<string> {
+  if (!/^(file|env):./.test(value))
+    throw new UsageError(`${flag} takes file:PATH or env:NAME (a secret on the command line would show in ps).`);
+  return resolveSecret(value, { where: flag, ...options });
 }

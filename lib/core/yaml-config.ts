@@ -158,6 +158,14 @@ export function getKey<T extends TypeName>(
   return value as TypeOf<T>;
 }
 
+/** The whole number at keyPath, from min to max; `fallback` when absent. */
+export function wholeNumber(doc: ConfigDoc, keyPath: KeyPath, fallback: number, min: number, max: number): number {
+  const value = getKey(doc, keyPath, 'number') ?? fallback;
+  if (!Number.isInteger(value) || value < min || value > max)
+    throw configError(doc, keyPath, `must be a whole number from ${min} to ${max}.`);
+  return value;
+}
+
 function describe(value: unknown): string {
   if (Array.isArray(value)) return 'a list';
   if (value === null) return 'null';

@@ -4,13 +4,24 @@
 // sends bursts). A line torn by a crash is cut off on replay; a write that failed (full disk) is
 // cut back and changes nothing in memory. The file is rewritten once it holds mostly superseded
 // lines. One entry per host (its latest report, fleet-report's `supersedes`) and one rollout
-// per app are kept in memory for GET /fleet/APP, the status page and /metrics.
+// per app are kept in memory for GET /fleet/APP, the status page and /metrics. A `forget` line
+// takes hosts out (F10/F11: `shipkit fleet forget`, max_hosts, forget_after): replayed like the
+// reports before it, and a rewrite keeps neither, so a forgotten host stays gone until it reports
+// again.
 import path from 'node:path';
 import { AppendLog, type AppendLogOwner, type AppendLogStats } from '../core/append-log.ts';
 import { supersedes, type HostEntry, type RolloutRecord } from '../release/fleet-report.ts';
 
 type LogLine =
-  { kind: 'report'; app: string; entry: HostEntry } | { kind: 'rollout'; app: string; rollout: RolloutRecord };
+  | { kind: 'report'; app: string; entry: HostEntry }
+  | { kind: 'rollout'; app: string; rollout: RolloutRecord }
+  | { kind: 'forget'; app: string; hosts: string[] };
+
+/** What addReport did: kept it, or not (the host has a later one), or refused a new host (the app is full). */
+export type AddOutcome = 'added' | 'older' | 'full';
+
+/** Hosts named in one `forget` line at most: a fleet's worth is written as several lines. */
+const FORGET_LINE_HOSTS = 1000;
 
 export interface FleetStoreOptions {
   /** Told how long each flush's fdatasync took, in seconds. */
@@ -26,7 +37,8 @@ export function fleetLogFile(dataDir: string): string {
 function decode(value: unknown): LogLine | undefined {
   const line = value as LogLine;
   return (line?.kind === 'report' && typeof line.entry?.host === 'string') ||
-    (line?.kind === 'rollout' && typeof line.rollout === 'object')
+    (line?.kind === 'rollout' && typeof line.rollout === 'object') ||
+    (line?.kind === 'forget' && Array.isArray(line.hosts) && line.hosts.every((h) => typeof h === 'string'))
     ? line
     : undefined;
 }
@@ -34,6 +46,8 @@ function decode(value: unknown): LogLine | undefined {
 export class FleetStore {
   private readonly hostsByApp = new Map<string, Map<string, HostEntry>>();
   private readonly rollouts = new Map<string, RolloutRecord>();
+  // Hosts whose first report is being written, per app: counted against max_hosts before they are in.
+  private readonly arriving = new Map<string, Set<string>>();
   // Set by open() before the store is handed out.
   private log!: AppendLog<LogLine>;
 
@@ -88,11 +102,54 @@ export class FleetStore {
     return this.rollouts.get(app) ?? null;
   }
 
-  /** Durable once it resolves; `false` when the host already has a later report (nothing written). */
-  async addReport(app: string, entry: HostEntry): Promise<boolean> {
-    if (!supersedes(entry, this.hostsByApp.get(app)?.get(entry.host))) return false;
-    await this.write({ kind: 'report', app, entry });
-    return true;
+  /** How many hosts `app` has. */
+  count(app: string): number {
+    return this.hostsByApp.get(app)?.size ?? 0;
+  }
+
+  /** The hosts of `app` whose latest report was accepted before `time` (ms since the epoch), in host order. */
+  silentSince(app: string, time: number): string[] {
+    return this.hosts(app)
+      .filter((entry) => entry.at < time)
+      .map((entry) => entry.host);
+  }
+
+  /**
+   * Durable once it resolves: 'added'. Nothing written: 'older' when the host already has a later
+   * report, 'full' when it is a host not yet in and `app` has `maxHosts` (those being written count).
+   */
+  async addReport(app: string, entry: HostEntry, { maxHosts = Infinity } = {}): Promise<AddOutcome> {
+    const current = this.hostsByApp.get(app)?.get(entry.host);
+    if (!supersedes(entry, current)) return 'older';
+    const arriving = this.arriving.get(app) ?? new Set<string>();
+    const isNew = !current && !arriving.has(entry.host);
+    if (isNew && this.count(app) + arriving.size >= maxHosts) return 'full';
+    if (!isNew) {
+      await this.write({ kind: 'report', app, entry });
+      return 'added';
+    }
+    this.arriving.set(app, arriving.add(entry.host));
+    try {
+      await this.write({ kind: 'report', app, entry });
+    } finally {
+      arriving.delete(entry.host);
+      if (arriving.size === 0) this.arriving.delete(app);
+    }
+    return 'added';
+  }
+
+  /**
+   * Take `hosts` out of `app`'s registry, durably once it resolves; the number of them it had
+   * (those it did not have are not written). A forgotten host that reports again is a new host.
+   */
+  async forget(app: string, hosts: readonly string[]): Promise<number> {
+    const known = this.hostsByApp.get(app);
+    const gone = [...new Set(hosts)].filter((host) => known?.has(host));
+    const lines: LogLine[] = [];
+    for (let i = 0; i < gone.length; i += FORGET_LINE_HOSTS)
+      lines.push({ kind: 'forget', app, hosts: gone.slice(i, i + FORGET_LINE_HOSTS) });
+    await this.log.append(lines);
+    return gone.length;
   }
 
   setRollout(app: string, rollout: RolloutRecord): Promise<void> {
@@ -114,6 +171,12 @@ export class FleetStore {
         this.rollouts.set(line.app, line.rollout);
         continue;
       }
+      if (line.kind === 'forget') {
+        const hosts = this.hostsByApp.get(line.app);
+        for (const host of line.hosts) hosts?.delete(host);
+        if (hosts?.size === 0) this.hostsByApp.delete(line.app);
+        continue;
+      }
       const hosts = this.hostsByApp.get(line.app) ?? new Map<string, HostEntry>();
       this.hostsByApp.set(line.app, hosts);
       // Two reports of one host in one flush: the rule decides, as it does on replay.
@@ -128,7 +191,7 @@ export class FleetStore {
     return stats.records > 2 * live + 1000;
   }
 
-  /** Each host's latest report and each app's rollout. */
+  /** Each host's latest report and each app's rollout (a forgotten host has neither a report nor a forget line left). */
   private live(): { records: LogLine[] } {
     const records: LogLine[] = [];
     for (const [app, hosts] of this.hostsByApp)

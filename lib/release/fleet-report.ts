@@ -1,6 +1,7 @@
 // The fleet report, one definition for the host that sends it (launchfit), hook-server that keeps
 // it and `release rollout` that counts it: its body, limits and checks, which report a host's
-// entry keeps, each host's own credential, and the rollout states (docs/fleet.md).
+// entry keeps, each host's own credential, the rollout states, and which hosts an operator asks
+// hook-server to forget (`shipkit fleet forget`, POST /fleet/forget; docs/fleet.md).
 import { ValidationError } from '../core/errors.ts';
 import { nameProblem } from '../core/names.ts';
 import { hmacSha256Hex } from '../http/signing.ts';
@@ -194,4 +195,40 @@ export function checkRollout(body: unknown, received: number): { app: string } &
     at: at as string,
     received,
   };
+}
+
+/** Host ids one POST /fleet/forget may name; `shipkit fleet forget` sends more as several. */
+export const MAX_FORGET_HOSTS = 1000;
+/** A POST /fleet/forget body's cap: MAX_FORGET_HOSTS ids of 35 bytes each, and room around them. */
+export const MAX_FORGET_BYTES = 64 * 1024;
+export const MAX_SILENT_DAYS = 36_500;
+
+/** What POST /fleet/forget asks: these hosts, or every host silent for this many days. */
+export type ForgetRequest = { app: string; hosts: string[] } | { app: string; silentForDays: number };
+
+/** A parsed POST /fleet/forget body checked: `{app, hosts: [ids]}` or `{app, silent_for_days: N}`. Throws ValidationError. */
+export function checkForget(body: unknown): ForgetRequest {
+  const wrong = (message: string): never => {
+    throw new ValidationError(`forget ${message}`);
+  };
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) wrong('must be a JSON object');
+  const r = body as Record<string, unknown>;
+  const problem = nameProblem(r.app);
+  if (problem) wrong(`app is not a valid name: it ${problem}`);
+  const app = r.app as string;
+  if ((r.hosts === undefined) === (r.silent_for_days === undefined))
+    wrong('must name either hosts (a list of host ids) or silent_for_days (a number of days), not both');
+  if (r.hosts !== undefined) {
+    const hosts = r.hosts;
+    if (!Array.isArray(hosts) || hosts.length === 0 || hosts.length > MAX_FORGET_HOSTS)
+      wrong(`hosts must be a list of 1 to ${MAX_FORGET_HOSTS} host ids`);
+    const bad = (hosts as unknown[]).find((h) => typeof h !== 'string' || !HOST_ID_PATTERN.test(h));
+    if (bad !== undefined)
+      wrong(`hosts: ${JSON.stringify(String(bad).slice(0, 40))} is not a host id (32 lowercase hex characters)`);
+    return { app, hosts: hosts as string[] };
+  }
+  const days = r.silent_for_days;
+  if (!Number.isSafeInteger(days) || (days as number) < 1 || (days as number) > MAX_SILENT_DAYS)
+    wrong(`silent_for_days must be a whole number of days from 1 to ${MAX_SILENT_DAYS}`);
+  return { app, silentForDays: days as number };
 }

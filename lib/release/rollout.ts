@@ -11,6 +11,7 @@ import type { Logger } from '../core/log.ts';
 import { validateName } from '../core/names.ts';
 import { readAtMost } from '../http/read-at-most.ts';
 import { signRequest } from '../http/signing.ts';
+import { fleetBase } from './fleet-client.ts';
 import { openDestination, type Destination, type StepHook } from './destination.ts';
 import type { RolloutState } from './fleet-report.ts';
 import { rollbackPublished } from './rollback.ts';
@@ -252,21 +253,6 @@ async function waitForStep(
       signal: opts.signal,
     });
   }
-}
-
-function fleetBase(url: string): URL {
-  let base: URL;
-  try {
-    base = new URL(url);
-  } catch {
-    throw new ValidationError(
-      `Invalid --fleet ${JSON.stringify(url.slice(0, 80))}: give hook-server's URL, e.g. http://ci.example.com:8080.`,
-    );
-  }
-  if (base.protocol !== 'http:' && base.protocol !== 'https:')
-    throw new ValidationError(`Invalid --fleet ${url}: it must be an http or https URL.`);
-  if (!base.pathname.endsWith('/')) base.pathname += '/';
-  return base;
 }
 
 const fleetPath = (base: URL, rest: string) => new URL(rest, base);

@@ -1,7 +1,9 @@
 // hook-server's fleet routes (docs/fleet.md): POST /fleet/reports (a host's report), POST
-// /fleet/rollouts (`release rollout`'s step and state), GET /fleet/APP (hosts and rollout). Signed
-// with the app's secret, except a report of an enrolled host: signed with its own credential
-// only. Body capped at 4 KiB before parsing; a report is on disk before its 202.
+// /fleet/rollouts (`release rollout`'s step and state), POST /fleet/forget (`shipkit fleet
+// forget`), GET /fleet/APP (hosts and rollout). Signed with the app's secret, except a report of
+// an enrolled host: signed with its own credential only. Body capped before parsing (4 KiB, a
+// forget 64 KiB); a report is on disk before its 202. A new host beyond the app's max_hosts is
+// refused (403) with nothing written.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ValidationError, messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
@@ -15,9 +17,11 @@ import {
 } from '../http/signing.ts';
 import type { FleetStore } from '../fleet/fleet-store.ts';
 import {
+  checkForget,
   checkReport,
   checkRollout,
   hostCredential,
+  MAX_FORGET_BYTES,
   MAX_REPORT_BYTES,
   type HostEntry,
   type RolloutRecord,
@@ -26,15 +30,26 @@ import { HOST_ID_PATTERN } from '../release/rollout-bucket.ts';
 import type { Refuse } from '../web/read-sources.ts';
 
 const BODY_TIMEOUT_MS = 10_000;
+const DAY_MS = 86_400_000;
+const POST_ROUTES = ['reports', 'rollouts', 'forget'];
 
-/** Why a fleet request was refused, as /metrics labels it. */
+/** Why a fleet request was refused, as /metrics labels it ('full': a new host beyond max_hosts). */
 export type RefusalReason =
-  'too_large' | 'malformed' | 'unknown_app' | 'bad_signature' | 'replay' | 'stale' | 'unavailable';
+  'too_large' | 'malformed' | 'unknown_app' | 'bad_signature' | 'replay' | 'stale' | 'unavailable' | 'full';
+
+/** What a route's `keep` may answer instead of its success: a refusal, counted and sent. */
+interface Refusal {
+  refused: RefusalReason;
+  status: number;
+  message: string;
+}
 
 export interface FleetRoutesOptions {
   /** Each app's fleet secrets (shipkit.yml `fleet:`), resolved: the current one first, then those of a change-over. */
   secrets: ReadonlyMap<string, readonly string[]>;
   store: FleetStore;
+  /** Each app's max_hosts: a report of a host not yet in is refused when the app has that many. */
+  maxHosts?: ReadonlyMap<string, number>;
   /** The path of `public_url:` (a proxy's prefix): a sender may have signed the path with it. */
   base: string;
   log: Logger;
@@ -54,6 +69,17 @@ export function publicRollout(rollout: RolloutRecord | null) {
   if (!rollout) return null;
   const { received, ...rest } = rollout;
   return { ...rest, received: new Date(received).toISOString() };
+}
+
+const isRefusal = (answer: object): answer is Refusal => 'refused' in answer;
+
+/** The answer to a report of a new host when the app has max_hosts: refused, nothing written. */
+function fullRefusal(app: string, maxHosts: number): Refusal {
+  return {
+    refused: 'full',
+    status: 403,
+    message: `the fleet registry of ${app} is full (max_hosts: ${maxHosts}): raise fleet.${app}.max_hosts in hook-server's shipkit.yml, or forget hosts with \`shipkit fleet forget\``,
+  };
 }
 
 /** A POST body read and parsed, naming an app of `fleet:`. */
@@ -90,15 +116,17 @@ export class FleetRoutes {
     const route = url.pathname;
     if (!route.startsWith('/fleet/')) return false;
     const rest = route.slice('/fleet/'.length);
-    if (req.method === 'POST' && (rest === 'reports' || rest === 'rollouts')) {
-      await (rest === 'reports' ? this.postReport(req, res, refuse) : this.postRollout(req, res, refuse));
+    if (req.method === 'POST' && POST_ROUTES.includes(rest)) {
+      if (rest === 'reports') await this.postReport(req, res, refuse);
+      else if (rest === 'rollouts') await this.postRollout(req, res, refuse);
+      else await this.postForget(req, res, refuse);
     } else if (req.method === 'GET' || req.method === 'HEAD') {
       // App names are plain (lib/core/names.ts): a path that needs decoding names none.
       if (!/^[A-Za-z0-9._-]+$/.test(rest)) refuse(404, 'not found');
       else this.getFleet(req, res, rest, refuse);
     } else {
       refuse(405, 'method not allowed', undefined, {
-        Allow: rest === 'reports' || rest === 'rollouts' ? 'POST' : 'GET, HEAD',
+        Allow: POST_ROUTES.includes(rest) ? 'POST' : 'GET, HEAD',
       });
     }
     return true;
@@ -116,11 +144,16 @@ export class FleetRoutes {
     return undefined;
   }
 
-  /** The body read under its cap and parsed, naming an app of `fleet:`; not yet verified. */
-  private async readJson(req: IncomingMessage, res: ServerResponse, refuse: Refuse): Promise<SignedBody | undefined> {
+  /** The body read under its cap (`limit`) and parsed, naming an app of `fleet:`; not yet verified. */
+  private async readJson(
+    req: IncomingMessage,
+    res: ServerResponse,
+    refuse: Refuse,
+    limit = MAX_REPORT_BYTES,
+  ): Promise<SignedBody | undefined> {
     let body: Buffer;
     try {
-      body = await readBody(req, { res, limit: MAX_REPORT_BYTES, timeoutMs: BODY_TIMEOUT_MS });
+      body = await readBody(req, { res, limit, timeoutMs: BODY_TIMEOUT_MS });
     } catch (error) {
       const status = error instanceof HttpError ? error.status : 400;
       const tooLarge = status === 413;
@@ -153,8 +186,9 @@ export class FleetRoutes {
     keysOf: (read: SignedBody) => { keys: readonly string[]; refusal?: string } | undefined = (read) => ({
       keys: this.options.secrets.get(read.app)!,
     }),
+    limit = MAX_REPORT_BYTES,
   ): Promise<(SignedBody & { signedBy: number }) | undefined> {
-    const read = await this.readJson(req, res, refuse);
+    const read = await this.readJson(req, res, refuse, limit);
     if (!read) return undefined;
     const keys = keysOf(read);
     if (!keys) return undefined;
@@ -169,13 +203,16 @@ export class FleetRoutes {
     return { ...read, signedBy: verdict.secret };
   }
 
-  /** Checked by `check`, then kept; 400 for a body the contract refuses, 503 when it cannot be written. */
+  /**
+   * Checked by `check`, then kept; 400 for a body the contract refuses, 503 when it cannot be
+   * written, the refusal `keep` returns; else `status` with what `keep` answered.
+   */
   private async accept<T>(
     res: ServerResponse,
     refuse: Refuse,
     check: () => T,
-    keep: (value: T) => Promise<unknown>,
-    answer: Record<string, unknown> = {},
+    keep: (value: T) => Promise<Record<string, unknown> | Refusal>,
+    status = 202,
   ): Promise<void> {
     let value: T;
     try {
@@ -185,13 +222,15 @@ export class FleetRoutes {
       this.options.onRefused?.('malformed');
       return refuse(400, error.message);
     }
+    let answer: Record<string, unknown> | Refusal;
     try {
-      await keep(value);
+      answer = await keep(value);
     } catch (error) {
       this.options.onRefused?.('unavailable');
       return refuse(503, 'could not store it, try again', (error as NodeJS.ErrnoException).code ?? messageOf(error));
     }
-    sendJson(res, 202, { ok: true, ...answer });
+    if (isRefusal(answer)) return void this.refused(refuse, answer.refused, answer.status, answer.message);
+    sendJson(res, status, { ok: true, ...answer });
   }
 
   /**
@@ -237,7 +276,10 @@ export class FleetRoutes {
         // A report older than the host's kept one is answered like any other: the host is done with it.
         // Reports come by the thousand a second from a large fleet: counted in /metrics, logged with
         // SHIPKIT_DEBUG only, except a failure, which someone will want to read.
-        const added = await store.addReport(app, entry);
+        const maxHosts = this.options.maxHosts?.get(app) ?? Infinity;
+        const outcome = await store.addReport(app, entry, { maxHosts });
+        if (outcome === 'full') return fullRefusal(app, maxHosts);
+        const added = outcome === 'added';
         const fields = {
           app,
           host: entry.host,
@@ -251,8 +293,8 @@ export class FleetRoutes {
         if (!byCredential)
           log.info('fleet: a host enrolled (its credential is in the answer)', { app, host: entry.host });
         this.options.onReport?.(app, entry.result);
+        return signed.signedBy === 0 ? {} : { credential: credentials[0] };
       },
-      signed.signedBy === 0 ? {} : { credential: credentials[0] },
     );
   }
 
@@ -274,7 +316,34 @@ export class FleetRoutes {
           state: rollout.state,
           reason: rollout.reason || undefined,
         });
+        return {};
       },
+    );
+  }
+
+  /** `shipkit fleet forget`: named hosts, or those silent for N days, out of the registry; 200 with how many. */
+  private async postForget(req: IncomingMessage, res: ServerResponse, refuse: Refuse): Promise<void> {
+    const signed = await this.readSigned(req, res, refuse, undefined, MAX_FORGET_BYTES);
+    if (!signed) return;
+    const { store, log } = this.options;
+    return this.accept(
+      res,
+      refuse,
+      () => checkForget(signed.value),
+      async (request) => {
+        const hosts =
+          'hosts' in request
+            ? request.hosts
+            : store.silentSince(request.app, this.now() - request.silentForDays * DAY_MS);
+        const forgotten = await store.forget(request.app, hosts);
+        const asked = 'hosts' in request ? { named: hosts.length } : { silent_for_days: request.silentForDays };
+        log.info(`fleet: forgot ${forgotten} host${forgotten === 1 ? '' : 's'} (shipkit fleet forget)`, {
+          app: request.app,
+          ...asked,
+        });
+        return { forgotten };
+      },
+      200,
     );
   }
 

@@ -42,10 +42,9 @@ import { createReadRoutes, type ReadRoutes } from '../web/read-routes.ts';
 import type { LogSource } from '../web/read-sources.ts';
 import { createLogFollow } from '../web/log-follow.ts';
 import { countedForge, DeliveryIntake, FORGE_PATHS, type Secrets } from './delivery.ts';
-import { FleetStore } from '../fleet/fleet-store.ts';
 import { basePath } from '../jobs/job-url.ts';
-import type { FleetView } from '../web/read-sources.ts';
 import { FleetRoutes } from './fleet-routes.ts';
+import { openFleet, type Fleet } from './open-fleet.ts';
 
 export const MAX_BODY = 25 * 1024 * 1024;
 const BODY_TIMEOUT_MS = 30_000;
@@ -163,7 +162,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
       });
       await Promise.all([out.notifier.stop(), out.statuses.stop()]);
       await closed;
-      await Promise.all([journal.close(), fleet?.store.close()]);
+      await Promise.all([journal.close(), fleet?.close()]);
       await lock.release();
     })());
   return { url: http.url, queue, journal, http, metrics, deliveries: out.deliveries, stop };
@@ -186,14 +185,6 @@ interface Reporters {
   onEnd(job: Job): void;
 }
 
-/** The apps of `fleet:`: their secrets, their registry, and what the page and /metrics show of it. */
-interface Fleet {
-  secrets: Map<string, string[]>;
-  store: FleetStore;
-  tally(): Array<{ app: string; version: string; result: string; hosts: number }>;
-  views(): FleetView[];
-}
-
 /** The data folder's lock, the job journal, the fleet store and the queue; what opened is closed again if a later one fails. */
 async function openStores(options: HookServerOptions, dirs: DataDirs): Promise<Stores> {
   const { config, log } = options;
@@ -208,7 +199,7 @@ async function openStores(options: HookServerOptions, dirs: DataDirs): Promise<S
     await lock.release();
     throw error;
   });
-  const fleet = await openFleet(options, dirs.data).catch(async (error) => {
+  const fleet = await openFleet(options, dirs.data, log).catch(async (error) => {
     await journal.close();
     await lock.release();
     throw error;
@@ -216,7 +207,7 @@ async function openStores(options: HookServerOptions, dirs: DataDirs): Promise<S
   const runner = options.runner ?? (await processRunnerFor(config, options));
   const out = createReporters(options, metrics, () => queue.all?.() ?? journal.jobs.values());
   const queue = await openQueue(options, { journal, run: runner, jobsDir: dirs.jobs, out }).catch(async (error) => {
-    await journal.close();
+    await Promise.all([journal.close(), fleet?.close()]);
     await lock.release();
     throw error;
   });
@@ -386,46 +377,6 @@ function createReporters(options: HookServerOptions, metrics: HookMetrics, histo
     notifier.jobEnded(job, history());
   };
   return { deliveries, notifier, statuses, onEnd };
-}
-
-/**
- * The apps of `fleet:` with their secrets resolved, and their reports in DATA/fleet/ (undefined
- * without a `fleet:` block: /fleet/ paths are then 404 like any unknown path).
- */
-async function openFleet(options: HookServerOptions, dataDir: string): Promise<Fleet | undefined> {
-  const { config, log } = options;
-  if (!config.fleet?.size) return undefined;
-  const secrets = new Map<string, string[]>();
-  for (const app of config.fleet.values()) {
-    const resolved = app.secrets.map((secret) =>
-      resolveSecret(secret, {
-        env: options.env ?? process.env,
-        baseDir: path.dirname(config.file),
-        where: `${config.doc.locate(app.keyPath)}: fleet.${app.app}.secret`,
-      }),
-    );
-    secrets.set(app.app, await Promise.all(resolved));
-  }
-  const store = await FleetStore.open(dataDir, {
-    onCompactError: (error) =>
-      log.warn('could not rewrite the fleet registry; it stays long and is tried again later', {
-        error: error.message,
-      }),
-  });
-  if (store.damaged) log.warn('the fleet registry had damaged lines; they were dropped', { damaged: store.damaged });
-  const tally = () => [...secrets.keys()].flatMap((app) => store.tally(app).map((row) => ({ app, ...row })));
-  const views = (): FleetView[] =>
-    [...secrets.keys()].map((app) => {
-      const hosts = store.hosts(app);
-      const failures = hosts
-        .filter((h) => h.result === 'failed' || h.result === 'rolled_back' || h.result === 'skipped')
-        .sort((a, b) => b.at - a.at);
-      const liars = hosts.filter(
-        (h) => h.claimed_bucket !== null && Math.abs(h.claimed_bucket - h.bucket) >= 0.0001,
-      ).length;
-      return { app, hosts: hosts.length, tally: store.tally(app), rollout: store.rollout(app), failures, liars };
-    });
-  return { secrets, store, tally, views };
 }
 
 interface Routes {

@@ -89,7 +89,7 @@ export function createHookMetrics({ counts, fleetHosts = () => [] }: HookMetrics
   );
   const fleetRefused = registry.counter(
     'shipkit_fleet_reports_refused_total',
-    'Requests to POST /fleet/reports and /fleet/rollouts refused, by reason (not counted as reports).',
+    'Requests to POST /fleet/reports, /fleet/rollouts and /fleet/forget refused, by reason (not counted as reports).',
     ['reason'],
   );
   registry.gaugeSeries(

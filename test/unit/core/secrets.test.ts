@@ -4,8 +4,8 @@ import { chmodSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ConfigError } from '../../../lib/core/errors.ts';
-import { FollowedSecretFile, readSecretFile, resolveSecret } from '../../../lib/core/secrets.ts';
+import { ConfigError, UsageError } from '../../../lib/core/errors.ts';
+import { FollowedSecretFile, readSecretFile, resolveSecret, resolveSecretFlag } from '../../../lib/core/secrets.ts';
 import { tmpDir } from '../../_helpers/common.ts';
 
 const dir = tmpDir();
@@ -130,6 +130,24 @@ test('FollowedSecretFile: a replaced file is read again (at most once a second);
   writeFileSync(file, 'three\n');
   now += 1000;
   assert.is(followed.current(now), 'three');
+});
+
+test('resolveSecretFlag: env: and file: only; a literal is a usage error that does not echo it', async () => {
+  assert.is(await resolveSecretFlag('env:HOOK', '--fleet-secret', { env: { HOOK: SECRET } }), SECRET);
+  for (const literal of [SECRET, 'env:', 'file:']) {
+    try {
+      await resolveSecretFlag(literal, '--fleet-secret');
+      assert.unreachable(literal);
+    } catch (error) {
+      assert.instance(error, UsageError);
+      assert.match((error as Error).message, /^--fleet-secret takes file:PATH or env:NAME/);
+      assert.not.match((error as Error).message, SECRET);
+    }
+  }
+  await refused(
+    resolveSecretFlag('env:HOOK', '--fleet-secret', { env: {} }),
+    /^--fleet-secret: environment variable HOOK/,
+  );
 });
 
 test.run();

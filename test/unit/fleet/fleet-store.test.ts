@@ -1,7 +1,8 @@
 // The fleet registry on disk (lib/fleet/fleet-store.ts): a report is on disk when its write
 // resolves, a host keeps its latest report, a restart reads back what was acknowledged, a torn or
-// altered line is dropped, a full disk (real tmpfs) refuses without changing memory, and a log
-// of mostly superseded lines is rewritten.
+// altered line is dropped, a full disk (real tmpfs) refuses without changing memory, a log
+// of mostly superseded lines is rewritten, and forgotten hosts stay gone (replay and rewrite)
+// while an app at max_hosts takes no new host.
 import { appendFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { test } from 'uvu';
@@ -67,13 +68,15 @@ test('a host keeps its latest report: higher seq wins, an older one is not writt
   const dir = tmpDir();
   const store = await FleetStore.open(dir);
   const h = entry({ seq: 5, version: '1.1', result: 'updated' });
-  assert.ok(await store.addReport('web', h));
-  assert.not.ok(
+  assert.is(await store.addReport('web', h), 'added');
+  assert.is(
     await store.addReport('web', { ...h, seq: 4, version: '1.0', result: 'running', at: h.at + 10 }),
+    'older',
     'an older seq',
   );
-  assert.ok(
+  assert.is(
     await store.addReport('web', { ...h, result: 'rolled_back', reason: 'probe failed', at: h.at + 20 }),
+    'added',
     'same seq, later',
   );
   assert.equal(
@@ -159,6 +162,105 @@ test('full disk (real tmpfs): a write that fails changes nothing; the next one a
   for (const h of [first, after, ...accepted]) assert.ok(back.has(h.host), 'an acknowledged report is on disk');
   for (const h of refused) assert.not.ok(back.has(h.host), 'a refused report is not on disk');
   await again.close();
+});
+
+test('forget: the hosts named are gone, also after a restart; unknown ones are not counted or written', async () => {
+  const dir = tmpDir();
+  const store = await FleetStore.open(dir);
+  const [a, b, c] = [entry(), entry(), entry()];
+  for (const h of [a, b, c]) await store.addReport('web', h);
+  await store.addReport('other', a);
+  const stranger = entry().host;
+  assert.is(
+    await store.forget('web', [a.host, b.host, a.host, stranger]),
+    2,
+    'a repeat and a stranger are not counted',
+  );
+  assert.equal(
+    store.hosts('web').map((e) => e.host),
+    [c.host],
+  );
+  assert.is(store.count('web'), 1);
+  assert.is(store.count('other'), 1, "another app's host of the same id stays");
+  const lines = store.stats().lines;
+  assert.is(await store.forget('web', [stranger]), 0);
+  assert.is(await store.forget('nobody', [c.host]), 0);
+  assert.is(store.stats().lines, lines, 'nothing to forget, nothing written');
+  await store.close();
+  const again = await FleetStore.open(dir);
+  assert.equal(
+    again.hosts('web').map((e) => e.host),
+    [c.host],
+    'replayed: the forget line follows the reports it takes out',
+  );
+  // A forgotten host that reports again is a new host, and stays after a restart.
+  assert.is(await again.addReport('web', { ...a, at: a.at + 1 }), 'added');
+  await again.close();
+  const third = await FleetStore.open(dir);
+  assert.equal(
+    third
+      .hosts('web')
+      .map((e) => e.host)
+      .sort(),
+    [a.host, c.host].sort(),
+  );
+  await third.close();
+});
+
+test('a rewrite keeps neither forgotten hosts nor forget lines; they stay gone', async () => {
+  const dir = tmpDir();
+  const store = await FleetStore.open(dir);
+  const hosts = Array.from({ length: 1500 }, () => entry());
+  await Promise.all(hosts.map((h) => store.addReport('web', h)));
+  const gone = hosts.slice(0, 1400).map((h) => h.host);
+  // 1,502 lines for 100 live hosts: more than twice the live ones and a thousand more, rewritten.
+  assert.is(await store.forget('web', gone), 1400);
+  // The rewrite runs after the flush that asked for it: the next write waits for it.
+  await store.addReport('web', { ...hosts[1400], seq: 2 });
+  assert.is(store.stats().lines, 101, 'rewritten with the live hosts, then one report');
+  const text = readFileSync(fleetLogFile(dir), 'utf8');
+  assert.not.match(text, '"kind":"forget"');
+  for (const host of gone.slice(0, 50)) assert.not.match(text, host);
+  await store.close();
+  const again = await FleetStore.open(dir);
+  assert.is(again.count('web'), 100);
+  assert.ok(gone.every((host) => !again.host('web', host)));
+  await again.close();
+});
+
+test('silentSince: the hosts whose latest report is older than a time', async () => {
+  const store = await FleetStore.open(tmpDir());
+  const now = Date.now();
+  const old = entry({ at: now - 40 * 86_400_000 });
+  const recent = entry({ at: now - 1000 });
+  const refreshed = entry({ at: now - 50 * 86_400_000 });
+  for (const h of [old, recent, refreshed]) await store.addReport('web', h);
+  await store.addReport('web', { ...refreshed, at: now });
+  assert.equal(store.silentSince('web', now - 30 * 86_400_000), [old.host]);
+  assert.equal(store.silentSince('other', now), []);
+  await store.close();
+});
+
+test('max_hosts: a new host beyond it is refused and not written, also when many arrive at once; known hosts still report', async () => {
+  const dir = tmpDir();
+  const store = await FleetStore.open(dir);
+  const first = Array.from({ length: 3 }, () => entry());
+  for (const h of first) assert.is(await store.addReport('web', h, { maxHosts: 5 }), 'added');
+  // Ten new hosts at once: their writes share a flush, and only two fit.
+  const burst = Array.from({ length: 10 }, () => entry());
+  const outcomes = await Promise.all(burst.map((h) => store.addReport('web', h, { maxHosts: 5 })));
+  assert.equal(outcomes.filter((o) => o === 'added').length, 2, outcomes.join(' '));
+  assert.is(store.count('web'), 5);
+  assert.is(await store.addReport('web', { ...first[0], seq: 2 }, { maxHosts: 5 }), 'added', 'a known host at the cap');
+  assert.is(await store.addReport('other', entry(), { maxHosts: 5 }), 'added', 'the cap is per app');
+  const refused = burst.filter((_, i) => outcomes[i] === 'full');
+  const text = readFileSync(fleetLogFile(dir), 'utf8');
+  for (const h of refused) assert.not.match(text, h.host, 'a refused host is not written');
+  // Forgetting one makes room for one.
+  await store.forget('web', [first[1].host]);
+  assert.is(await store.addReport('web', refused[0], { maxHosts: 5 }), 'added');
+  assert.is(await store.addReport('web', refused[1], { maxHosts: 5 }), 'full');
+  await store.close();
 });
 
 test.run();

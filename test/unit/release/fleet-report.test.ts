@@ -1,9 +1,16 @@
 // Fleet report rules (lib/release/fleet-report.ts): what a host report must hold, the computed
-// bucket beside the claimed one, and which report a host's entry keeps.
+// bucket beside the claimed one, which report a host's entry keeps, rollout states, and what a
+// request to forget hosts must hold.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ValidationError } from '../../../lib/core/errors.ts';
-import { checkReport, checkRollout, supersedes } from '../../../lib/release/fleet-report.ts';
+import {
+  checkForget,
+  checkReport,
+  checkRollout,
+  MAX_FORGET_HOSTS,
+  supersedes,
+} from '../../../lib/release/fleet-report.ts';
 import { rolloutBucket } from '../../../lib/release/rollout-bucket.ts';
 
 const HOST = '0123456789abcdef0123456789abcdef';
@@ -110,6 +117,44 @@ for (const [label, body, message] of hostileRollouts) {
   test(`rollout refused: ${label}`, () => {
     try {
       checkRollout(body, 0);
+      assert.unreachable('accepted');
+    } catch (error) {
+      assert.instance(error, ValidationError);
+      assert.match((error as Error).message, message);
+    }
+  });
+}
+
+test('a forget request: named hosts, or days silent; unknown keys dropped', () => {
+  assert.equal(checkForget({ app: 'my-app', hosts: [HOST], extra: 1 }), { app: 'my-app', hosts: [HOST] });
+  assert.equal(checkForget({ app: 'my-app', silent_for_days: 7 }), { app: 'my-app', silentForDays: 7 });
+});
+
+const hostileForgets: Array<[string, unknown, RegExp]> = [
+  ['an array', [{ app: 'my-app', hosts: [HOST] }], /forget must be a JSON object/],
+  ['null', null, /forget must be a JSON object/],
+  ['app with a slash', { app: '../x', hosts: [HOST] }, /forget app is not a valid name/],
+  ['neither', { app: 'my-app' }, /either hosts .* or silent_for_days/],
+  ['both', { app: 'my-app', hosts: [HOST], silent_for_days: 3 }, /not both/],
+  ['hosts not a list', { app: 'my-app', hosts: HOST }, /hosts must be a list of 1 to 1000/],
+  ['no hosts', { app: 'my-app', hosts: [] }, /hosts must be a list of 1 to 1000/],
+  [
+    'too many hosts',
+    { app: 'my-app', hosts: Array.from({ length: MAX_FORGET_HOSTS + 1 }, () => HOST) },
+    /hosts must be a list of 1 to 1000/,
+  ],
+  ['a host not hex', { app: 'my-app', hosts: [HOST, 'Z'.repeat(32)] }, /"Z{32}" is not a host id/],
+  ['a host a number', { app: 'my-app', hosts: [12] }, /"12" is not a host id/],
+  ['a path as host', { app: 'my-app', hosts: ['../../etc/passwd'] }, /is not a host id/],
+  ['0 days', { app: 'my-app', silent_for_days: 0 }, /silent_for_days must be a whole number of days from 1 to 36500/],
+  ['days a string', { app: 'my-app', silent_for_days: '7' }, /silent_for_days must be/],
+  ['days a fraction', { app: 'my-app', silent_for_days: 1.5 }, /silent_for_days must be/],
+  ['days negative', { app: 'my-app', silent_for_days: -3 }, /silent_for_days must be/],
+];
+for (const [label, body, message] of hostileForgets) {
+  test(`forget refused: ${label}`, () => {
+    try {
+      checkForget(body);
       assert.unreachable('accepted');
     } catch (error) {
       assert.instance(error, ValidationError);
