@@ -353,7 +353,9 @@ test('a follower that stops reading is dropped and the server does not hold its 
     // output there: the bound is checked under Node, the drop and the bytes under both.
     if (RUNTIME === 'deno')
       console.log(`  deno: server memory grew by ${grown.toFixed(1)} MB for 40 MB of output (not bounded under Deno)`);
-    else assert.ok(grown < 30, `server memory grew by ${grown.toFixed(1)} MB for 40 MB of output`);
+    // Held output would be all 40 MB (and more as queued chunks); garbage not yet collected
+    // reaches 33 MB on a loaded CI machine (three test files at once), so the bound sits between.
+    else assert.ok(grown < 38, `server memory grew by ${grown.toFixed(1)} MB for 40 MB of output`);
     stalled.destroy();
     rmSync(path.join(dir, 'hold'));
     await reader.ended;
