@@ -4,7 +4,7 @@
 import process from 'node:process';
 import { runCli, type Args, type CliSpec, type FlagSpec } from '../lib/core/cli.ts';
 import type { Logger } from '../lib/core/log.ts';
-import type { CheckResult } from '../lib/launchfit/install/update.ts';
+import type { CheckResult } from '../lib/launchfit/install/context.ts';
 
 const dirFlag: Record<string, FlagSpec> = { dir: { type: 'string' }, json: { type: 'boolean' } };
 const DIR_HELP = `  --dir DIR          the deploy folder (default: .)

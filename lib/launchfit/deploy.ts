@@ -9,7 +9,7 @@ import { CONFIG_NAME, loadLaunchConfig } from './deploy-folder/config.ts';
 import { runHereOrOnRunning } from './local-or-running.ts';
 import { parseKeyPin } from './deploy-folder/key-pin.ts';
 import { deployPaths, type DeployPaths } from './deploy-folder/state.ts';
-import type { CheckResult } from './install/update.ts';
+import type { CheckResult } from './install/context.ts';
 
 export interface BootstrapOptions {
   url?: string;

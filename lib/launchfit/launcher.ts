@@ -26,15 +26,9 @@ import { createAppRunner, type AppRunner } from './app/runner.ts';
 import { stopLeftoverApp } from './app/supervisor.ts';
 import { clearLeftovers, readCurrent, swapCurrentSymlink, removeRelease } from './deploy-folder/switch.ts';
 import { compareVersions } from '../release/version-file.ts';
-import {
-  checkForUpdates,
-  goBackFromCrashLoop,
-  restartUnhealthy,
-  rollbackRelease,
-  type AppControl,
-  type CheckResult,
-  type UpdateContext,
-} from './install/update.ts';
+import type { AppControl, CheckResult, UpdateContext } from './install/context.ts';
+import { checkForUpdates } from './install/update.ts';
+import { goBackFromCrashLoop, restartUnhealthy, rollbackRelease } from './install/switch.ts';
 import { UpdateQueue, type VerdictFn } from './install/update-queue.ts';
 
 /** The deploy folder's config merged with the `app:` defaults of `release` (default: the current one). */

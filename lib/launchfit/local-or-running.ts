@@ -7,7 +7,7 @@ import { askRunning, requestOverSocket } from './control/socket.ts';
 import { rollbackOnce, updateOnce } from './launcher.ts';
 import { deployPaths } from './deploy-folder/state.ts';
 import { collectStatus, type Status } from './control/status.ts';
-import type { CheckResult } from './install/update.ts';
+import type { CheckResult } from './install/context.ts';
 
 export type ChangeRequest =
   { command: 'update'; force?: boolean } | { command: 'rollback'; to?: string; force?: boolean };

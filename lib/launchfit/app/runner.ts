@@ -25,7 +25,7 @@ import type { LeftInstance } from './instance.ts';
 import type { DeployPaths, StartFailure } from '../deploy-folder/state.ts';
 import { createRotatingLog, createSupervisor, type AppInfo, type RotatingLog, type Supervisor } from './supervisor.ts';
 import { readCurrent } from '../deploy-folder/switch.ts';
-import type { AppControl } from '../install/update.ts';
+import type { AppControl } from '../install/context.ts';
 
 interface Slot {
   id: 'a' | 'b';

@@ -13,7 +13,7 @@ import { signRequest } from '../../http/signing.ts';
 import { reportBody, type Report, type ReportResult } from '../../release/fleet-report.ts';
 import type { LaunchConfig } from '../deploy-folder/config.ts';
 import type { DeployPaths } from '../deploy-folder/state.ts';
-import type { CheckResult } from '../install/update.ts';
+import type { CheckResult } from '../install/context.ts';
 
 /** What a check's outcome is worth reporting as, or undefined (nothing new: not modified, up to date, waiting). */
 export function reportOfCheck(

@@ -3,7 +3,7 @@
 // has started, they queue one more (coalescing), so a burst of requests costs at most two checks.
 // A check's verdict can come before its end: an overlapping switch knows the new release is
 // healthy and serving while the old instance still drains (update.ts activateRelease).
-import type { CheckResult } from './update.ts';
+import type { CheckResult } from './context.ts';
 
 /** Gives a check's verdict before the check has ended; the first call counts. */
 export type VerdictFn = (result: CheckResult) => void;

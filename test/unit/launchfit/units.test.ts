@@ -7,7 +7,6 @@ import { parseLaunchConfigText } from '../../../lib/launchfit/deploy-folder/conf
 import { errorFromAnswer } from '../../../lib/launchfit/control/socket.ts';
 import { entryProblem } from '../../../lib/launchfit/install/extract.ts';
 import { parseKeyPin } from '../../../lib/launchfit/deploy-folder/key-pin.ts';
-import { releaseNameOf } from '../../../lib/launchfit/install/update.ts';
 import {
   compareVersions,
   formatVersionFile,
@@ -135,12 +134,6 @@ test('parseVersionFile: hostile and broken files are refused with a reason', () 
     ['CURRENT 1.2 a.tar.gz\nAPP a b\nPLATFORM p', /APP needs exactly one name/],
   ];
   for (const [text, pattern] of cases) assert.throws(() => parseVersionFile(text), pattern, text.slice(0, 40));
-});
-
-test('releaseNameOf: the tarball name without .tar.gz', () => {
-  assert.is(releaseNameOf('my-app-gnu-linux-1.2.tar.gz'), 'my-app-gnu-linux-1.2');
-  assert.is(releaseNameOf('app-1.tgz'), 'app-1');
-  assert.throws(() => releaseNameOf('app-1.zip'), /plain NAME\.tar\.gz/);
 });
 
 test('launchify.yml: defaults, merge of the release app section', () => {

@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { UpdateQueue } from '../../../../lib/launchfit/install/update-queue.ts';
-import type { CheckResult } from '../../../../lib/launchfit/install/update.ts';
+import type { CheckResult } from '../../../../lib/launchfit/install/context.ts';
 
 /** A queue whose checks wait until released, recording each check's `force`. */
 function gatedQueue() {
