@@ -35,6 +35,14 @@ const SCRIPTS: Record<string, { about: string; load: () => Promise<unknown> }> =
     about: 'install, supervise, update and roll back a signed app release',
     load: () => import('./launchfit.ts'),
   },
+  backup: {
+    about: "copy hook-server's control plane while it runs; `backup verify` checks a copy",
+    load: () => import('./backup.ts'),
+  },
+  restore: {
+    about: 'put a backup of the control plane back, on this machine or a new one',
+    load: () => import('./restore.ts'),
+  },
   fleet: {
     about: "forget hosts in hook-server's fleet registry (`fleet forget`)",
     load: () => import('./fleet.ts'),

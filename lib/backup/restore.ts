@@ -1,0 +1,123 @@
+// `shipkit restore --from DEST [--to DIR]` and `shipkit backup verify DEST` (docs/backup.md): the
+// backup is checked whole before a byte is written; then shipkit.yml and DATA are put in place
+// beside a target that exists (refused without --force, kept aside with it).
+import { readFile, rename, mkdir, writeFile, cp, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { ConfigError, ValidationError, messageOf } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import { checkParts, MANIFEST, readManifest, type Manifest } from './manifest.ts';
+
+export interface VerifyOptions {
+  /** Checks MANIFEST.json.sig against this armored public key (without one the .sig is not checked). */
+  verifySignature?: (data: Buffer, signature: Buffer) => Promise<void>;
+}
+
+/** The manifest of a backup whose every part is present and matches. Throws naming what is wrong. */
+export async function verifyBackup(from: string, options: VerifyOptions = {}): Promise<Manifest> {
+  const manifest = await readManifest(from);
+  const sigFile = path.join(from, `${MANIFEST}.sig`);
+  const signature = await readFile(sigFile).catch(() => undefined);
+  if (signature && options.verifySignature) {
+    try {
+      await options.verifySignature(await readFile(path.join(from, MANIFEST)), signature);
+    } catch (error) {
+      throw new ValidationError(`${sigFile} does not verify: ${messageOf(error)}. The backup may have been altered.`, {
+        cause: error,
+      });
+    }
+  }
+  await checkParts(from, manifest);
+  return manifest;
+}
+
+export interface RestoreOptions {
+  from: string;
+  /** Where shipkit.yml goes (default: the current folder's .shipkit). */
+  to: string;
+  force?: boolean;
+  /** Decrypts the secret files (an armored OpenPGP secret key, unlocked). */
+  decrypt?: (armored: string) => Promise<Buffer>;
+  verifySignature?: VerifyOptions['verifySignature'];
+  log: Logger;
+  now?: Date;
+}
+
+export interface RestoreResult {
+  config: string;
+  data: string;
+  keptAside: string[];
+  /** Secret files not restored: left out at backup, or encrypted with no key given. */
+  missing: string[];
+}
+
+export async function restoreBackup(options: RestoreOptions): Promise<RestoreResult> {
+  const { from, to } = options;
+  const manifest = await verifyBackup(from, { verifySignature: options.verifySignature });
+  const configDir = path.resolve(to);
+  const dataDir = path.resolve(configDir, manifest.data);
+  const configFile = path.join(configDir, 'shipkit.yml');
+  const targets = dataDir === configDir ? [configDir] : [configFile, dataDir];
+  const existing = (await Promise.all(targets.map((t) => exists(t)))).some(Boolean);
+  const sameFolder = dataDir === configDir || !path.relative(configDir, dataDir).startsWith('..');
+  if (existing && !options.force)
+    throw new ConfigError(
+      `${targets.join(' and ')} already exist${targets.length === 1 ? 's' : ''}; restore over them with --force (they are kept aside), or pick another --to. Nothing was written.`,
+    );
+  if (!options.decrypt && manifest.parts.some((p) => p.path === 'secrets/config/shipkit.yml.asc'))
+    throw new ConfigError(
+      `The backup's shipkit.yml holds literal secrets and is encrypted; give --decrypt-key. Nothing was written.`,
+    );
+  // Everything is written into a new folder first and moved into place at the end.
+  const stamp = (options.now ?? new Date()).toISOString().replace(/[:.]/g, '-');
+  const staging = `${configDir}.restoring-${stamp}`;
+  const stagedData = sameFolder
+    ? path.join(staging, path.relative(configDir, dataDir))
+    : `${dataDir}.restoring-${stamp}`;
+  const missing = [...manifest.left_out];
+  try {
+    await mkdir(staging, { recursive: true, mode: 0o700 });
+    await mkdir(stagedData, { recursive: true, mode: 0o700 });
+    for (const part of manifest.parts) {
+      const source = path.join(from, part.path);
+      if (part.path === 'config/shipkit.yml') await cp(source, path.join(staging, 'shipkit.yml'));
+      else if (part.path.startsWith('data/')) await place(source, path.join(stagedData, part.path.slice(5)));
+      else if (/^secrets\/(config|data)\//.test(part.path)) {
+        const [, room, rel] = /^secrets\/(config|data)\/(.+)\.asc$/.exec(part.path) ?? [];
+        if (!options.decrypt) {
+          missing.push(`${rel} (encrypted: give --decrypt-key)`);
+          continue;
+        }
+        const clear = await options.decrypt(await readFile(source, 'utf8'));
+        await place(null, path.join(room === 'config' ? staging : stagedData, rel), clear);
+      }
+    }
+  } catch (error) {
+    await rm(staging, { recursive: true, force: true });
+    if (!sameFolder) await rm(stagedData, { recursive: true, force: true });
+    throw error;
+  }
+  const keptAside: string[] = [];
+  for (const target of sameFolder ? [configDir] : [configDir, dataDir]) {
+    if (await exists(target)) {
+      const aside = `${target}.before-restore-${stamp}`;
+      await rename(target, aside);
+      keptAside.push(aside);
+    }
+  }
+  await rename(staging, configDir);
+  if (!sameFolder) await rename(stagedData, dataDir);
+  return { config: configFile, data: dataDir, keptAside, missing };
+}
+
+async function place(source: string | null, target: string, bytes?: Buffer): Promise<void> {
+  await mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
+  if (source) await cp(source, target);
+  else await writeFile(target, bytes!, { mode: 0o600 });
+}
+
+async function exists(file: string): Promise<boolean> {
+  return stat(file).then(
+    () => true,
+    () => false,
+  );
+}

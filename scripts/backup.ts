@@ -1,0 +1,106 @@
+#!/usr/bin/env -S node --import=data:text/javascript,const{realpathSync:r}=await/**/import(`node:fs`),{pathToFileURL:u}=await/**/import(`node:url`);await/**/import(new/**/URL(`../node_modules/tsx/dist/loader.mjs`,u(r(process.argv[1]))))
+// backup --to DEST | backup verify DEST: one copy of hook-server's control plane, made while it
+// runs, and its check (docs/backup.md).
+import { runCli, version, type Args, type CliSpec } from '../lib/core/cli.ts';
+import type { Logger } from '../lib/core/log.ts';
+
+const verifyUsage = `Usage: backup verify DEST [--key PUBKEY.asc] [--json]   (shipkit backup verify …)
+
+Checks the backup in DEST without restoring it: MANIFEST.json (its format one this shipkit
+reads), every part's size and sha256, and with --key the manifest's signature (MANIFEST.json.sig).
+
+  --key FILE     the armored public key of the key that signed the manifest
+  --json         print {"ok", "parts", "bytes", "created"} as JSON
+Exit codes: 0 the backup is whole, 2 it is not (the damaged or missing part is named).
+`;
+
+const spec: CliSpec = {
+  name: 'backup',
+  usage: `Usage: backup --to DEST [--config FILE] [--encrypt-to PUBKEY.asc] [--logs DAYS]
+              [--sign-key KEY.asc] [--passphrase-file F] [--json]     (shipkit backup …)
+       backup verify DEST [--key PUBKEY.asc]
+
+Copies hook-server's control plane into the new or empty folder DEST while hook-server runs:
+shipkit.yml, DATA's job journal, job records and logs, pushes, the fleet registry and sessions.
+Every record in the copy is whole. Secrets given as env: or file: outside the config folder
+stay references; secret files inside it (the first start's webhook-secret and token) and
+literal secrets in shipkit.yml are encrypted to --encrypt-to, or left out with a warning —
+never written in clear. MANIFEST.json (each part's size and sha256) is written last, so a
+backup cut short never looks whole. Restore with \`shipkit restore --from DEST\`.
+
+  --to DEST              a new or empty folder
+  --config FILE          shipkit.yml (the same search as hook-server's)
+  --encrypt-to FILE      an armored OpenPGP public key to encrypt the secrets to
+  --logs DAYS            keep only job logs changed in the last DAYS days (default: all)
+  --sign-key FILE        sign MANIFEST.json with this armored secret key (MANIFEST.json.sig)
+  --passphrase-file F    the --sign-key's passphrase (first line)
+  --json                 print {"to", "parts", "bytes", "left_out"} as JSON
+
+Exit codes: 0 done, 1 the backup failed (nothing is left in DEST), 2 usage or configuration
+error (nothing written). See docs/backup.md.
+`,
+  flags: {
+    to: { type: 'string' },
+    config: { type: 'string' },
+    'encrypt-to': { type: 'string' },
+    logs: { type: 'integer', min: 0, max: 36_500 },
+    'sign-key': { type: 'string' },
+    'passphrase-file': { type: 'string' },
+    json: { type: 'boolean' },
+  },
+  maxPositionals: 0,
+  commands: {
+    verify: {
+      usage: verifyUsage,
+      flags: { key: { type: 'string' }, json: { type: 'boolean' } },
+      minPositionals: 1,
+      maxPositionals: 1,
+    },
+  },
+};
+
+async function backupMain(args: Args, log: Logger): Promise<number> {
+  const { UsageError } = await import('../lib/core/errors.ts');
+  if (typeof args.to !== 'string' || args.to === '')
+    throw new UsageError('Missing --to DEST. Run `backup --help` for usage.');
+  const { findConfigFile, loadShipkitConfig } = await import('../lib/config/shipkit-yml.ts');
+  const { takeBackup } = await import('../lib/backup/snapshot.ts');
+  const { encrypterFor, signerFor } = await import('../lib/backup/pgp.ts');
+  const config = await loadShipkitConfig(findConfigFile(args.config));
+  const encrypt = args['encrypt-to'] ? await encrypterFor(args['encrypt-to']) : undefined;
+  const sign = args['sign-key'] ? await signerFor(args['sign-key'], args['passphrase-file']) : undefined;
+  const result = await takeBackup({
+    config,
+    to: args.to,
+    encrypt,
+    logsDays: args.logs,
+    sign,
+    version: version(),
+    log,
+  });
+  if (args.json)
+    process.stdout.write(
+      `${JSON.stringify({ to: result.to, parts: result.parts, bytes: result.bytes, left_out: result.leftOut })}\n`,
+    );
+  else process.stdout.write(`Backed up ${result.parts} parts (${result.bytes} bytes) to ${result.to}\n`);
+  return 0;
+}
+
+async function verifyMain(args: Args): Promise<number> {
+  const { verifyBackup } = await import('../lib/backup/restore.ts');
+  const { verifierFor } = await import('../lib/backup/pgp.ts');
+  const dir = String(args._[0]);
+  const manifest = await verifyBackup(dir, { verifySignature: args.key ? await verifierFor(args.key) : undefined });
+  const bytes = manifest.parts.reduce((sum, p) => sum + p.size, 0);
+  if (args.json)
+    process.stdout.write(
+      `${JSON.stringify({ ok: true, parts: manifest.parts.length, bytes, created: manifest.created })}\n`,
+    );
+  else
+    process.stdout.write(
+      `${dir}: a whole backup of ${manifest.created} (shipkit ${manifest.shipkit}): ${manifest.parts.length} parts, ${bytes} bytes\n`,
+    );
+  return 0;
+}
+
+await runCli(spec, (args, log) => (args.command === 'verify' ? verifyMain(args) : backupMain(args, log)));
