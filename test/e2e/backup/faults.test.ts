@@ -1,7 +1,7 @@
 // shipkit backup under load and on a full disk (docs/backup.md): backups taken while deliveries
-// arrive (paced at up to 100 a second; the rate reached is printed) and a build writes its log restore to a hook-server whose every
-// job is whole and includes every job answered before the backup began; a DEST that fills up
-// fails with exit 1, naming the disk, and leaves nothing behind.
+// arrive (paced at up to 100 a second; the rate reached is printed) and a build writes its log
+// restore to a hook-server that has every job answered before the backup began, each whole;
+// a DEST that fills up fails with exit 1, naming the disk, and leaves nothing behind.
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
