@@ -1,6 +1,7 @@
 #!/usr/bin/env -S node --import=data:text/javascript,const{realpathSync:r}=await/**/import(`node:fs`),{pathToFileURL:u}=await/**/import(`node:url`);await/**/import(new/**/URL(`../node_modules/tsx/dist/loader.mjs`,u(r(process.argv[1]))))
 // backup --to DEST | backup verify DEST: one copy of hook-server's control plane, made while it
 // runs, and its check (docs/backup.md).
+import path from 'node:path';
 import { runCli, version, type Args, type CliSpec } from '../lib/core/cli.ts';
 import type { Logger } from '../lib/core/log.ts';
 
@@ -17,7 +18,8 @@ Exit codes: 0 the backup is whole, 2 it is not (the damaged or missing part is n
 const spec: CliSpec = {
   name: 'backup',
   usage: `Usage: backup --to DEST [--config FILE] [--encrypt-to PUBKEY.asc] [--logs DAYS]
-              [--sign-key KEY.asc] [--passphrase-file F] [--json]     (shipkit backup …)
+              [--sign-key KEY.asc] [--passphrase-file F] [--no-database] [--json]
+                                                             (shipkit backup …)
        backup verify DEST [--key PUBKEY.asc]
 
 Copies hook-server's control plane into the new or empty folder DEST while hook-server runs:
@@ -26,7 +28,8 @@ Every record in the copy is whole. Secrets given as env: or file: outside the co
 stay references; secret files inside it (the first start's webhook-secret and token) and
 literal secrets in shipkit.yml are encrypted to --encrypt-to, or left out with a warning —
 never written in clear. MANIFEST.json (each part's size and sha256) is written last, so a
-backup cut short never looks whole. Restore with \`shipkit restore --from DEST\`.
+backup cut short never looks whole. With queue: shipkit's schemas in PostgreSQL go in too,
+through pg_dump (one consistent snapshot; the password never on a command line). Restore with \`shipkit restore --from DEST\`.
 
   --to DEST              a new or empty folder
   --config FILE          shipkit.yml (the same search as hook-server's)
@@ -34,6 +37,7 @@ backup cut short never looks whole. Restore with \`shipkit restore --from DEST\`
   --logs DAYS            keep only job logs changed in the last DAYS days (default: all)
   --sign-key FILE        sign MANIFEST.json with this armored secret key (MANIFEST.json.sig)
   --passphrase-file F    the --sign-key's passphrase (first line)
+  --no-database          with queue:, leave the database out (back it up yourself)
   --json                 print {"to", "parts", "bytes", "left_out"} as JSON
 
 Exit codes: 0 done, 1 the backup failed (nothing is left in DEST), 2 usage or configuration
@@ -46,6 +50,7 @@ error (nothing written). See docs/backup.md.
     logs: { type: 'integer', min: 0, max: 36_500 },
     'sign-key': { type: 'string' },
     'passphrase-file': { type: 'string' },
+    database: { type: 'boolean', default: true },
     json: { type: 'boolean' },
   },
   maxPositionals: 0,
@@ -68,11 +73,13 @@ async function backupMain(args: Args, log: Logger): Promise<number> {
   const { encrypterFor, signerFor } = await import('../lib/backup/pgp.ts');
   const config = await loadShipkitConfig(findConfigFile(args.config));
   const encrypt = args['encrypt-to'] ? await encrypterFor(args['encrypt-to']) : undefined;
+  const database = config.queue && args.database ? await queueDump(config.queue, path.dirname(config.file)) : undefined;
   const sign = args['sign-key'] ? await signerFor(args['sign-key'], args['passphrase-file']) : undefined;
   const result = await takeBackup({
     config,
     to: args.to,
     encrypt,
+    database,
     logsDays: args.logs,
     sign,
     version: version(),
@@ -84,6 +91,14 @@ async function backupMain(args: Args, log: Logger): Promise<number> {
     );
   else process.stdout.write(`Backed up ${result.parts} parts (${result.bytes} bytes) to ${result.to}\n`);
   return 0;
+}
+
+/** The database part's dump, its tools checked before anything is written. */
+async function queueDump(queue: string, configDir: string) {
+  const { dumpDatabase, program, queueDatabase } = await import('../lib/backup/database.ts');
+  program('pg_dump');
+  const db = await queueDatabase(queue, configDir);
+  return { where: db.where, dump: (file: string) => dumpDatabase(db, file) };
 }
 
 async function verifyMain(args: Args): Promise<number> {

@@ -232,7 +232,7 @@ try {
       `Installed-Size: ${installedKb}`,
       'Depends: adduser, git',
       'Recommends: ca-certificates',
-      'Suggests: sudo, rsync, openssh-client',
+      'Suggests: sudo, rsync, openssh-client, postgresql-client',
       'Section: devel',
       'Priority: optional',
       'Description: self-hosted deployment toolkit (webhook builds, fleet updates, signed releases)',

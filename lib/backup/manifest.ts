@@ -9,10 +9,13 @@ import { sha256File } from '../core/fs.ts';
 export const BACKUP_FORMAT = 1;
 export const MANIFEST = 'MANIFEST.json';
 
-export type PartKind = 'config' | 'data' | 'log' | 'secret';
+export type PartKind = 'config' | 'data' | 'log' | 'secret' | 'database';
+
+/** With queue:, the database part: shipkit's schemas as pg_dump wrote them (database.ts). */
+export const DATABASE_PART = 'database/queue.dump';
 
 export interface Part {
-  /** Relative to the backup folder: config/…, data/…, secrets/….asc. */
+  /** Relative to the backup folder: config/…, data/…, secrets/….asc, database/queue.dump. */
   path: string;
   kind: PartKind;
   size: number;
@@ -26,6 +29,8 @@ export interface Manifest {
   /** Where DATA was, relative to the config file's folder (or absolute when outside it). */
   data: string;
   parts: Part[];
+  /** With queue:, the database the schemas came from, as messages name it (no password). */
+  database?: string;
   /** Secret files not in the backup (no --encrypt-to), relative to the config file's folder. */
   left_out: string[];
 }
@@ -58,7 +63,7 @@ export async function readManifest(dir: string): Promise<Manifest> {
       typeof part?.path === 'string' &&
       !path.isAbsolute(part.path) &&
       !part.path.split('/').includes('..') &&
-      /^(config|data|secrets)\//.test(part.path);
+      /^(config|data|secrets|database)\//.test(part.path);
     if (!safe || !/^[0-9a-f]{64}$/.test(String(part.sha256)) || !Number.isSafeInteger(part.size))
       throw new ValidationError(`${path.join(dir, MANIFEST)} names a part it may not: ${JSON.stringify(part?.path)}.`);
   }

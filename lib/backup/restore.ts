@@ -5,7 +5,9 @@ import { readFile, rename, mkdir, writeFile, cp, rm, stat } from 'node:fs/promis
 import path from 'node:path';
 import { ConfigError, ValidationError, messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import { checkParts, MANIFEST, readManifest, type Manifest } from './manifest.ts';
+import { loadShipkitConfig } from '../config/shipkit-yml.ts';
+import { jobsIn, program, queueDatabase, restoreDatabase } from './database.ts';
+import { checkParts, DATABASE_PART, MANIFEST, readManifest, type Manifest } from './manifest.ts';
 
 export interface VerifyOptions {
   /** Checks MANIFEST.json.sig against this armored public key (without one the .sig is not checked). */
@@ -38,6 +40,8 @@ export interface RestoreOptions {
   /** Decrypts the secret files (an armored OpenPGP secret key, unlocked). */
   decrypt?: (armored: string) => Promise<Buffer>;
   verifySignature?: VerifyOptions['verifySignature'];
+  /** With a database part: put it into the restored config's queue: database (default), or leave that database as it is. */
+  database?: boolean;
   log: Logger;
   now?: Date;
 }
@@ -48,6 +52,8 @@ export interface RestoreResult {
   keptAside: string[];
   /** Secret files not restored: left out at backup, or encrypted with no key given. */
   missing: string[];
+  /** The database the schemas went into (as messages name it), or 'left as it is'. */
+  database?: string;
 }
 
 export async function restoreBackup(options: RestoreOptions): Promise<RestoreResult> {
@@ -74,6 +80,9 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     ? path.join(staging, path.relative(configDir, dataDir))
     : `${dataDir}.restoring-${stamp}`;
   const missing = [...manifest.left_out];
+  let database: string | undefined;
+  if (manifest.parts.some((p) => p.path === DATABASE_PART) && options.database !== false)
+    for (const tool of ['pg_restore', 'psql'] as const) program(tool);
   try {
     await mkdir(staging, { recursive: true, mode: 0o700 });
     await mkdir(stagedData, { recursive: true, mode: 0o700 });
@@ -91,6 +100,11 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
         await place(null, path.join(room === 'config' ? staging : stagedData, rel), clear);
       }
     }
+    if (manifest.parts.some((p) => p.path === DATABASE_PART))
+      database =
+        options.database === false
+          ? 'left as it is'
+          : await restoreQueue(options, staging, path.join(from, DATABASE_PART));
   } catch (error) {
     await rm(staging, { recursive: true, force: true });
     if (!sameFolder) await rm(stagedData, { recursive: true, force: true });
@@ -106,7 +120,26 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   }
   await rename(staging, configDir);
   if (!sameFolder) await rename(stagedData, dataDir);
-  return { config: configFile, data: dataDir, keptAside, missing };
+  return { config: configFile, data: dataDir, keptAside, missing, ...(database ? { database } : {}) };
+}
+
+/**
+ * The database part into the database the restored shipkit.yml's `queue:` names (read from the
+ * staging folder, its env: and file: resolved here). A database that already holds shipkit's jobs
+ * is refused without --force: it may be the one that survived the machine.
+ */
+async function restoreQueue(options: RestoreOptions, staging: string, dump: string): Promise<string> {
+  const config = await loadShipkitConfig(path.join(staging, 'shipkit.yml'));
+  if (!config.queue)
+    throw new ConfigError(`The backup holds a queue database but its shipkit.yml has no queue:. Nothing was written.`);
+  const db = await queueDatabase(config.queue, staging);
+  const jobs = await jobsIn(db);
+  if (jobs > 0 && !options.force)
+    throw new ConfigError(
+      `${db.where} already holds ${jobs} shipkit job${jobs === 1 ? '' : 's'}: pass --no-database to leave it as it is (when only hook-server's machine was lost), or --force to replace shipkit's schemas there with the backup's. Nothing was written.`,
+    );
+  await restoreDatabase(db, dump);
+  return db.where;
 }
 
 async function place(source: string | null, target: string, bytes?: Buffer): Promise<void> {

@@ -8,7 +8,8 @@ import { ConfigError, WorkError, messageOf } from '../core/errors.ts';
 import { atomicWriteFile } from '../core/fs.ts';
 import type { Logger } from '../core/log.ts';
 import type { ShipkitConfig } from '../config/shipkit-yml.ts';
-import { BACKUP_FORMAT, MANIFEST, type Manifest, type Part, type PartKind } from './manifest.ts';
+import { BACKUP_FORMAT, DATABASE_PART, MANIFEST, type Manifest, type Part, type PartKind } from './manifest.ts';
+import { sha256File } from '../core/fs.ts';
 
 export interface BackupOptions {
   config: ShipkitConfig;
@@ -17,6 +18,8 @@ export interface BackupOptions {
   encrypt?: (bytes: Buffer) => Promise<Buffer>;
   /** Keep only job logs changed in the last DAYS days (default: all). */
   logsDays?: number;
+  /** With queue: the database to dump (database.ts) and how messages name it; absent: no database part. */
+  database?: { where: string; dump: (file: string) => Promise<void> };
   /** Signs MANIFEST.json (MANIFEST.json.sig) when given. */
   sign?: (data: Buffer) => Promise<Buffer>;
   version: string;
@@ -64,6 +67,7 @@ export async function takeBackup(options: BackupOptions): Promise<BackupResult> 
       const part = await copyPart(file, to, `data/${rel}`, kind, APPEND_ONLY.test(rel));
       if (part) parts.push(part);
     }
+    if (options.database) parts.push(await dumpPart(to, options.database.dump));
     if (leftOut.length)
       log.warn('secret files left out of the backup (give --encrypt-to to keep them, encrypted)', {
         files: leftOut.join(', '),
@@ -73,6 +77,7 @@ export async function takeBackup(options: BackupOptions): Promise<BackupResult> 
       shipkit: options.version,
       created: (options.now ?? new Date()).toISOString(),
       data: relativeOrAbsolute(configDir, config.data),
+      ...(options.database ? { database: options.database.where } : {}),
       parts,
       left_out: leftOut,
     };
@@ -111,6 +116,7 @@ export function secretFilesOf(config: ShipkitConfig): string[] {
     config.token,
     ...[...config.repos.values()].flatMap((r) => (r.secret ?? []).map((s) => s.ref)),
     ...[...(config.fleet?.values() ?? [])].flatMap((f) => f.secrets),
+    config.queue,
   ];
   const inside = (file: string) => [configDir, config.data].some((dir) => !path.relative(dir, file).startsWith('..'));
   const files = refs
@@ -126,11 +132,12 @@ function secretPartOf(config: ShipkitConfig, file: string): string {
   return rel.startsWith('..') ? `secrets/data/${path.relative(config.data, file)}.asc` : `secrets/config/${rel}.asc`;
 }
 
-/** Literal secrets written in shipkit.yml itself (webhook secret, read token). */
+/** Literal secrets written in shipkit.yml itself (webhook secret, read token, a queue URL with its password). */
 function literalSecrets(config: ShipkitConfig): string[] {
   const refs = [
     ...(config.secret ?? []).map((s) => s.ref),
     config.token,
+    config.queue && /^postgres(ql)?:\/\/[^/@]*:[^/@]*@/.test(config.queue) ? config.queue : undefined,
     ...[...config.repos.values()].flatMap((r) => (r.secret ?? []).map((s) => s.ref)),
   ];
   return refs.filter((ref): ref is string => typeof ref === 'string' && ref !== '' && !/^(env|file):/.test(ref));
@@ -150,6 +157,14 @@ async function copyConfig(options: BackupOptions, leftOut: string[]): Promise<Pa
     leftOut.push(`shipkit.yml literal secret ${i + 1} (now env:SHIPKIT_RESTORED_SECRET_${i + 1})`);
   });
   return writePart(options.to, 'config/shipkit.yml', Buffer.from(text), 'config');
+}
+
+/** The database dumped into the backup: read back for its size and sha256 once pg_dump is done. */
+async function dumpPart(to: string, dump: (file: string) => Promise<void>): Promise<Part> {
+  const file = path.join(to, DATABASE_PART);
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  await dump(file);
+  return { path: DATABASE_PART, kind: 'database', size: (await stat(file)).size, sha256: await sha256File(file) };
 }
 
 async function writePart(to: string, rel: string, bytes: Buffer, kind: PartKind): Promise<Part> {
