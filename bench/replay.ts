@@ -5,16 +5,14 @@
 //      line, with an N-line DATA/fleet/fleet.log (N hosts of one app), beside an empty data folder.
 // Medians of R runs. Goal: start ≤ 1 s with 20,000 lines (absolute, no peer).
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import minimist from 'minimist';
-import { encodeLine, replayLines } from '../lib/core/append-log.ts';
+import { replayLines } from '../lib/core/append-log.ts';
 import { fleetLogFile } from '../lib/fleet/fleet-store.ts';
-import { rolloutBucket } from '../lib/release/rollout-bucket.ts';
-import { seededJob } from '../test/fixtures/hooks/seeded-journal.ts';
 import { writeConfig } from '../test/fixtures/hooks/deliveries.ts';
 import { tmpDir } from '../test/_helpers/common.ts';
+import { fleetLog, journalLines } from './control-plane.ts';
 import { loadAverage, median, reportResult } from './result.ts';
 import { shippedArgv } from './shipped.ts';
 
@@ -23,28 +21,6 @@ const LINES = Number(args.lines ?? 20_000);
 const RUNS = Number(args.runs ?? 5);
 const GOAL_MS = 1000;
 const env = { ...process.env, HOOK_SECRET: 'bench-secret', HOOK_TOKEN: 'bench-token', FLEET_WEB: 'bench-fleet' };
-
-/** N report lines of app `web`, one per host, as hook-server writes them. */
-function fleetLog(count: number): string {
-  const lines: string[] = [];
-  for (let i = 0; i < count; i++) {
-    const host = randomBytes(16).toString('hex');
-    const entry = {
-      host,
-      version: '1.1',
-      previous: '1.0',
-      seq: 3,
-      bucket: rolloutBucket(host, '1.1'),
-      claimed_bucket: null,
-      result: 'updated',
-      reason: '',
-      seconds: 2.5,
-      at: Date.now(),
-    };
-    lines.push(encodeLine({ kind: 'report', app: 'web', entry }));
-  }
-  return lines.join('');
-}
 
 function timeReplay(text: string): number {
   const samples: number[] = [];
@@ -95,7 +71,7 @@ async function medianStart(fleet: string): Promise<number> {
 }
 
 const fleetText = fleetLog(LINES);
-const journalText = Array.from({ length: LINES }, (_, i) => encodeLine(seededJob(i + 1))).join('');
+const journalText = journalLines(LINES);
 console.log(
   `replay of ${LINES.toLocaleString('en')} lines, node ${process.version}, load ${loadAverage()}; medians of ${RUNS} runs`,
 );

@@ -17,9 +17,9 @@ Exit codes: 0 the backup is whole, 2 it is not (the damaged or missing part is n
 
 const spec: CliSpec = {
   name: 'backup',
-  usage: `Usage: backup --to DEST [--config FILE] [--encrypt-to PUBKEY.asc] [--logs DAYS]
-              [--sign-key KEY.asc] [--passphrase-file F] [--no-database] [--json]
-                                                             (shipkit backup …)
+  usage: `Usage: backup (--to DEST | --into ROOT [--keep N]) [--config FILE] [--logs DAYS]
+              [--encrypt-to PUBKEY.asc] [--sign-key KEY.asc] [--passphrase-file F]
+              [--no-database] [--json]                        (shipkit backup …)
        backup verify DEST [--key PUBKEY.asc]
 
 Copies hook-server's control plane into the new or empty folder DEST while hook-server runs:
@@ -32,19 +32,23 @@ backup cut short never looks whole. With queue: shipkit's schemas in PostgreSQL 
 through pg_dump (one consistent snapshot; the password never on a command line). Restore with \`shipkit restore --from DEST\`.
 
   --to DEST              a new or empty folder
+  --into ROOT            a new folder in ROOT named after the time (shipkit-20261124T031700Z)
+  --keep N               with --into: keep the newest N whole backups there, remove older ones
   --config FILE          shipkit.yml (the same search as hook-server's)
   --encrypt-to FILE      an armored OpenPGP public key to encrypt the secrets to
   --logs DAYS            keep only job logs changed in the last DAYS days (default: all)
   --sign-key FILE        sign MANIFEST.json with this armored secret key (MANIFEST.json.sig)
   --passphrase-file F    the --sign-key's passphrase (first line)
   --no-database          with queue:, leave the database out (back it up yourself)
-  --json                 print {"to", "parts", "bytes", "left_out"} as JSON
+  --json                 print {"to", "parts", "bytes", "left_out", "removed"} as JSON
 
 Exit codes: 0 done, 1 the backup failed (nothing is left in DEST), 2 usage or configuration
 error (nothing written). See docs/backup.md.
 `,
   flags: {
     to: { type: 'string' },
+    into: { type: 'string' },
+    keep: { type: 'integer', min: 1, max: 10_000 },
     config: { type: 'string' },
     'encrypt-to': { type: 'string' },
     logs: { type: 'integer', min: 0, max: 36_500 },
@@ -66,8 +70,13 @@ error (nothing written). See docs/backup.md.
 
 async function backupMain(args: Args, log: Logger): Promise<number> {
   const { UsageError } = await import('../lib/core/errors.ts');
-  if (typeof args.to !== 'string' || args.to === '')
-    throw new UsageError('Missing --to DEST. Run `backup --help` for usage.');
+  const to = typeof args.to === 'string' && args.to !== '' ? args.to : undefined;
+  const into = typeof args.into === 'string' && args.into !== '' ? args.into : undefined;
+  if (!to === !into)
+    throw new UsageError(
+      `${to ? 'Give --to DEST or --into ROOT, not both' : 'Missing --to DEST (or --into ROOT)'}. Run \`backup --help\` for usage.`,
+    );
+  if (args.keep !== undefined && !into) throw new UsageError('--keep N goes with --into ROOT.');
   const { findConfigFile, loadShipkitConfig } = await import('../lib/config/shipkit-yml.ts');
   const { takeBackup } = await import('../lib/backup/snapshot.ts');
   const { encrypterFor, signerFor } = await import('../lib/backup/pgp.ts');
@@ -75,9 +84,12 @@ async function backupMain(args: Args, log: Logger): Promise<number> {
   const encrypt = args['encrypt-to'] ? await encrypterFor(args['encrypt-to']) : undefined;
   const database = config.queue && args.database ? await queueDump(config.queue, path.dirname(config.file)) : undefined;
   const sign = args['sign-key'] ? await signerFor(args['sign-key'], args['passphrase-file']) : undefined;
+  const { datedFolder, pruneBackups } = await import('../lib/backup/keep.ts');
+  const now = new Date();
   const result = await takeBackup({
     config,
-    to: args.to,
+    to: to ?? datedFolder(into!, now),
+    now,
     encrypt,
     database,
     logsDays: args.logs,
@@ -85,9 +97,11 @@ async function backupMain(args: Args, log: Logger): Promise<number> {
     version: version(),
     log,
   });
+  const removed = into && args.keep !== undefined ? await pruneBackups(into, args.keep) : [];
+  for (const old of removed) log.info('an older backup removed (--keep)', { path: old });
   if (args.json)
     process.stdout.write(
-      `${JSON.stringify({ to: result.to, parts: result.parts, bytes: result.bytes, left_out: result.leftOut })}\n`,
+      `${JSON.stringify({ to: result.to, parts: result.parts, bytes: result.bytes, left_out: result.leftOut, removed })}\n`,
     );
   else process.stdout.write(`Backed up ${result.parts} parts (${result.bytes} bytes) to ${result.to}\n`);
   return 0;

@@ -62,6 +62,10 @@ const UNITS: Record<string, { exec?: string; env?: string[] }> = {
   'shipkit-build@.timer': {},
   'shipkit-logs-rotate.service': { exec: '/usr/bin/shipkit logs rotate' },
   'shipkit-logs-rotate.timer': {},
+  'shipkit-backup.service': {
+    exec: '/usr/bin/shipkit backup --into /var/backups/shipkit --keep ${SHIPKIT_BACKUP_KEEP} $SHIPKIT_BACKUP_ARGS',
+  },
+  'shipkit-backup.timer': {},
 };
 const EXAMPLES = ['shipkit.example.yml', 'launchify.example.yml', 'manifest.example.txt'];
 

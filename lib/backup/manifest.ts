@@ -1,9 +1,10 @@
 // A backup's MANIFEST.json (docs/backup.md): what each part is, its size and sha256, written last
 // so that a backup cut short never looks complete; read back and checked part by part.
-import { readFile, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ValidationError } from '../core/errors.ts';
-import { sha256File } from '../core/fs.ts';
 
 /** The backup format this shipkit writes and the newest it reads. */
 export const BACKUP_FORMAT = 1;
@@ -70,11 +71,10 @@ export async function readManifest(dir: string): Promise<Manifest> {
   return value;
 }
 
-/** Every part present with its size and sha256; the first that is not is named. */
-export async function checkParts(dir: string, manifest: Manifest): Promise<void> {
+/** Every part present at its size: a cut or missing part is named before a byte is read. */
+export async function checkSizes(dir: string, manifest: Manifest): Promise<void> {
   for (const part of manifest.parts) {
-    const file = path.join(dir, part.path);
-    const size = await stat(file).then(
+    const size = await stat(path.join(dir, part.path)).then(
       (s) => s.size,
       () => undefined,
     );
@@ -83,7 +83,30 @@ export async function checkParts(dir: string, manifest: Manifest): Promise<void>
       throw new ValidationError(
         `${part.path} is ${size} bytes, the manifest says ${part.size}: the backup is damaged.`,
       );
-    if ((await sha256File(file)) !== part.sha256)
-      throw new ValidationError(`${part.path} does not match its sha256 in the manifest: the backup is damaged.`);
   }
+}
+
+/**
+ * One part read whole and checked against its sha256; with `target`, copied there on the way
+ * (one read for the check and the copy: the caller removes the copy when this throws).
+ */
+export async function checkPart(dir: string, part: Part, target?: string): Promise<void> {
+  const hash = createHash('sha256');
+  const out = target ? await open(target, 'wx', 0o600) : undefined;
+  try {
+    for await (const chunk of createReadStream(path.join(dir, part.path), { highWaterMark: 1 << 20 })) {
+      hash.update(chunk as Buffer);
+      if (out) await out.write(chunk as Buffer);
+    }
+  } finally {
+    await out?.close();
+  }
+  if (hash.digest('hex') !== part.sha256)
+    throw new ValidationError(`${part.path} does not match its sha256 in the manifest: the backup is damaged.`);
+}
+
+/** Every part present with its size and sha256; the first that is not is named. */
+export async function checkParts(dir: string, manifest: Manifest): Promise<void> {
+  await checkSizes(dir, manifest);
+  for (const part of manifest.parts) await checkPart(dir, part);
 }

@@ -1,13 +1,14 @@
 // `shipkit restore --from DEST [--to DIR]` and `shipkit backup verify DEST` (docs/backup.md): the
 // backup is checked whole before a byte is written; then shipkit.yml and DATA are put in place
 // beside a target that exists (refused without --force, kept aside with it).
-import { readFile, rename, mkdir, writeFile, cp, rm, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { chmod, copyFile, readFile, rename, mkdir, writeFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, ValidationError, messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { loadShipkitConfig } from '../config/shipkit-yml.ts';
 import { jobsIn, program, queueDatabase, restoreDatabase } from './database.ts';
-import { checkParts, DATABASE_PART, MANIFEST, readManifest, type Manifest } from './manifest.ts';
+import { checkPart, checkSizes, DATABASE_PART, MANIFEST, readManifest, type Manifest, type Part } from './manifest.ts';
 
 export interface VerifyOptions {
   /** Checks MANIFEST.json.sig against this armored public key (without one the .sig is not checked). */
@@ -16,6 +17,13 @@ export interface VerifyOptions {
 
 /** The manifest of a backup whose every part is present and matches. Throws naming what is wrong. */
 export async function verifyBackup(from: string, options: VerifyOptions = {}): Promise<Manifest> {
+  const manifest = await openBackup(from, options);
+  for (const part of manifest.parts) await checkPart(from, part);
+  return manifest;
+}
+
+/** The manifest, its signature checked when a key is given, and every part there at its size. */
+async function openBackup(from: string, options: VerifyOptions): Promise<Manifest> {
   const manifest = await readManifest(from);
   const sigFile = path.join(from, `${MANIFEST}.sig`);
   const signature = await readFile(sigFile).catch(() => undefined);
@@ -28,7 +36,7 @@ export async function verifyBackup(from: string, options: VerifyOptions = {}): P
       });
     }
   }
-  await checkParts(from, manifest);
+  await checkSizes(from, manifest);
   return manifest;
 }
 
@@ -58,7 +66,8 @@ export interface RestoreResult {
 
 export async function restoreBackup(options: RestoreOptions): Promise<RestoreResult> {
   const { from, to } = options;
-  const manifest = await verifyBackup(from, { verifySignature: options.verifySignature });
+  // Sizes now; each part's sha256 as it is copied into the staging folder, which goes on a mismatch.
+  const manifest = await openBackup(from, { verifySignature: options.verifySignature });
   const configDir = path.resolve(to);
   const dataDir = path.resolve(configDir, manifest.data);
   const configFile = path.join(configDir, 'shipkit.yml');
@@ -87,17 +96,20 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     await mkdir(staging, { recursive: true, mode: 0o700 });
     await mkdir(stagedData, { recursive: true, mode: 0o700 });
     for (const part of manifest.parts) {
-      const source = path.join(from, part.path);
-      if (part.path === 'config/shipkit.yml') await cp(source, path.join(staging, 'shipkit.yml'));
-      else if (part.path.startsWith('data/')) await place(source, path.join(stagedData, part.path.slice(5)));
-      else if (/^secrets\/(config|data)\//.test(part.path)) {
+      if (part.path === 'config/shipkit.yml') await place(from, part, path.join(staging, 'shipkit.yml'));
+      else if (part.path.startsWith('data/')) await place(from, part, path.join(stagedData, part.path.slice(5)));
+      else {
+        await checkPart(from, part);
         const [, room, rel] = /^secrets\/(config|data)\/(.+)\.asc$/.exec(part.path) ?? [];
+        if (!rel) continue; // the database part: below
         if (!options.decrypt) {
           missing.push(`${rel} (encrypted: give --decrypt-key)`);
           continue;
         }
-        const clear = await options.decrypt(await readFile(source, 'utf8'));
-        await place(null, path.join(room === 'config' ? staging : stagedData, rel), clear);
+        const clear = await options.decrypt(await readFile(path.join(from, part.path), 'utf8'));
+        const target = path.join(room === 'config' ? staging : stagedData, rel);
+        await mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
+        await writeFile(target, clear, { mode: 0o600 });
       }
     }
     if (manifest.parts.some((p) => p.path === DATABASE_PART))
@@ -142,10 +154,16 @@ async function restoreQueue(options: RestoreOptions, staging: string, dump: stri
   return db.where;
 }
 
-async function place(source: string | null, target: string, bytes?: Buffer): Promise<void> {
+/**
+ * A part copied to `target` by the kernel (copyFile, on libuv's threads) while its sha256 is
+ * computed on this one: the two take two cores, not one after the other.
+ */
+async function place(from: string, part: Part, target: string): Promise<void> {
   await mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
-  if (source) await cp(source, target);
-  else await writeFile(target, bytes!, { mode: 0o600 });
+  await Promise.all([
+    copyFile(path.join(from, part.path), target, constants.COPYFILE_EXCL).then(() => chmod(target, 0o600)),
+    checkPart(from, part),
+  ]);
 }
 
 async function exists(file: string): Promise<boolean> {

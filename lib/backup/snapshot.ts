@@ -174,6 +174,9 @@ async function writePart(to: string, rel: string, bytes: Buffer, kind: PartKind)
   return { path: rel, kind, size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
 }
 
+/** Read and written a MiB at a time: a 1 GB log is copied in bounded memory. */
+const CHUNK = 1 << 20;
+
 /**
  * A file as it is at one moment: its size read first, and no more than that copied; an
  * append-only log only up to its last whole line. Undefined when it went away meanwhile.
@@ -194,16 +197,30 @@ async function copyPart(
   }
   try {
     const { size } = await handle.stat();
-    const bytes = Buffer.alloc(size);
-    let read = 0;
-    while (read < size) {
-      const { bytesRead } = await handle.read(bytes, read, size - read, read);
-      if (bytesRead === 0) break;
-      read += bytesRead;
+    const target = path.join(to, rel);
+    await mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
+    const out = await open(target, 'wx', 0o600);
+    const hash = createHash('sha256');
+    const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(CHUNK, size)));
+    let position = 0;
+    let whole = 0; // an append-only log's bytes up to its last newline
+    try {
+      while (position < size) {
+        const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, size - position), position);
+        if (bytesRead === 0) break;
+        const chunk = buffer.subarray(0, bytesRead);
+        for (let done = 0; done < bytesRead;)
+          done += (await out.write(chunk, done, bytesRead - done, position + done)).bytesWritten;
+        if (!appendOnly) hash.update(chunk);
+        else if (chunk.lastIndexOf(0x0a) >= 0) whole = position + chunk.lastIndexOf(0x0a) + 1;
+        position += bytesRead;
+      }
+      if (appendOnly) await out.truncate(whole);
+    } finally {
+      await out.close();
     }
-    let copy = bytes.subarray(0, read);
-    if (appendOnly) copy = copy.subarray(0, copy.lastIndexOf(0x0a) + 1);
-    return await writePart(to, rel, copy, kind);
+    if (appendOnly) return { path: rel, kind, size: whole, sha256: await sha256File(target) };
+    return { path: rel, kind, size: position, sha256: hash.digest('hex') };
   } finally {
     await handle.close();
   }

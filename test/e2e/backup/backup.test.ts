@@ -282,6 +282,22 @@ test('kill -9 during a backup leaves no MANIFEST.json: it never looks whole', as
   assert.match(verify.stderr, /holds no MANIFEST\.json: not a backup, or one that did not finish/);
 });
 
+test('--into ROOT --keep 1: a dated folder per run, only the newest whole one kept', async () => {
+  const root = path.join(tmpDir(), 'nightly');
+  mkdirSync(root);
+  mkdirSync(path.join(root, 'shipkit-20200101T000000Z')); // a backup that died long ago
+  const made: string[] = [];
+  for (let i = 0; i < 2; i++) {
+    const run = await runScript('backup', ['--config', world.config, '--into', root, '--keep', '1', '--json']);
+    assert.is(run.exitCode, 0, run.stderr);
+    made.push(JSON.parse(run.stdout).to);
+    await new Promise((r) => setTimeout(r, 1100)); // names are to the second
+  }
+  assert.match(path.basename(made[0]), /^shipkit-\d{8}T\d{6}Z$/);
+  assert.equal(readdirSync(root), [path.basename(made[1])]);
+  assert.is((await runScript('backup', ['verify', made[1]])).exitCode, 0);
+});
+
 test('bad command lines: exit 2, nothing written', async () => {
   const missing = await runScript('backup', ['--config', world.config]);
   assert.is(missing.exitCode, 2);
@@ -292,6 +308,13 @@ test('bad command lines: exit 2, nothing written', async () => {
   const notEmpty = await runScript('backup', ['--config', world.config, '--to', full]);
   assert.is(notEmpty.exitCode, 2);
   assert.match(notEmpty.stderr, /is not empty; give a new or empty folder/);
+  assert.equal(readdirSync(full), ['x']);
+  const both = await runScript('backup', ['--config', world.config, '--to', full, '--into', full]);
+  assert.is(both.exitCode, 2);
+  assert.match(both.stderr, /--to DEST or --into ROOT, not both/);
+  const keep = await runScript('backup', ['--config', world.config, '--to', path.join(full, 'k'), '--keep', '2']);
+  assert.is(keep.exitCode, 2);
+  assert.match(keep.stderr, /--keep N goes with --into ROOT/);
   assert.equal(readdirSync(full), ['x']);
   assert.is((await runScript('restore', ['--to', 'x'])).exitCode, 2);
   assert.is((await runScript('backup', ['--to', path.join(tmpDir(), 'y'), '--bogus'])).exitCode, 2);
