@@ -27,6 +27,12 @@ export const BENCHES: BenchEntry[] = [
     quick: ['--only', 'sync', '--runs', '3'],
   },
   { name: 'replay', script: 'bench/replay.ts', args: ['--runs', '5'], quick: ['--runs', '2'] },
+  {
+    name: 'backup',
+    script: 'bench/backup.ts',
+    args: ['--runs', '3'],
+    quick: ['--runs', '1', '--logs-mb', '128', '--jobs', '2000', '--hosts', '2000'],
+  },
   { name: 'fleet-pull', script: 'bench/fleet-pull.ts', args: [], quick: ['--quick'] },
   { name: 'zero-downtime', script: 'bench/zero-downtime-shipped.ts', args: ['--runs', '5'], quick: ['--runs', '2'] },
   {
