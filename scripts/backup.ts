@@ -31,7 +31,7 @@ never written in clear. MANIFEST.json (each part's size and sha256) is written l
 backup cut short never looks whole. With queue: shipkit's schemas in PostgreSQL go in too,
 through pg_dump (one consistent snapshot; the password never on a command line). Restore with \`shipkit restore --from DEST\`.
 
-  --to DEST              a new or empty folder
+  --to DEST              a new or empty folder, s3://BUCKET/PREFIX or USER@HOST:PATH
   --into ROOT            a new folder in ROOT named after the time (shipkit-20261124T031700Z)
   --keep N               with --into: keep the newest N whole backups there, remove older ones
   --config FILE          shipkit.yml (the same search as hook-server's)
@@ -77,6 +77,8 @@ async function backupMain(args: Args, log: Logger): Promise<number> {
       `${to ? 'Give --to DEST or --into ROOT, not both' : 'Missing --to DEST (or --into ROOT)'}. Run \`backup --help\` for usage.`,
     );
   if (args.keep !== undefined && !into) throw new UsageError('--keep N goes with --into ROOT.');
+  const { backupTo, isRemote } = await import('../lib/backup/remote.ts');
+  if (into && isRemote(into)) throw new UsageError('--into takes a local folder; give s3:// or host: as --to DEST.');
   const { findConfigFile, loadShipkitConfig } = await import('../lib/config/shipkit-yml.ts');
   const { takeBackup } = await import('../lib/backup/snapshot.ts');
   const { encrypterFor, signerFor } = await import('../lib/backup/pgp.ts');
@@ -86,17 +88,11 @@ async function backupMain(args: Args, log: Logger): Promise<number> {
   const sign = args['sign-key'] ? await signerFor(args['sign-key'], args['passphrase-file']) : undefined;
   const { datedFolder, pruneBackups } = await import('../lib/backup/keep.ts');
   const now = new Date();
-  const result = await takeBackup({
-    config,
-    to: to ?? datedFolder(into!, now),
-    now,
-    encrypt,
-    database,
-    logsDays: args.logs,
-    sign,
-    version: version(),
-    log,
-  });
+  const dest = to ?? datedFolder(into!, now);
+  const taken = await backupTo(dest, log, (dir) =>
+    takeBackup({ config, to: dir, now, encrypt, database, logsDays: args.logs, sign, version: version(), log }),
+  );
+  const result = { ...taken, to: dest };
   const removed = into && args.keep !== undefined ? await pruneBackups(into, args.keep) : [];
   for (const old of removed) log.info('an older backup removed (--keep)', { path: old });
   if (args.json)
@@ -115,11 +111,13 @@ async function queueDump(queue: string, configDir: string) {
   return { where: db.where, dump: (file: string) => dumpDatabase(db, file) };
 }
 
-async function verifyMain(args: Args): Promise<number> {
+async function verifyMain(args: Args, log: Logger): Promise<number> {
   const { verifyBackup } = await import('../lib/backup/restore.ts');
   const { verifierFor } = await import('../lib/backup/pgp.ts');
+  const { withLocalBackup } = await import('../lib/backup/remote.ts');
   const dir = String(args._[0]);
-  const manifest = await verifyBackup(dir, { verifySignature: args.key ? await verifierFor(args.key) : undefined });
+  const verifySignature = args.key ? await verifierFor(args.key) : undefined;
+  const manifest = await withLocalBackup(dir, log, (local) => verifyBackup(local, { verifySignature }));
   const bytes = manifest.parts.reduce((sum, p) => sum + p.size, 0);
   if (args.json)
     process.stdout.write(
@@ -132,4 +130,4 @@ async function verifyMain(args: Args): Promise<number> {
   return 0;
 }
 
-await runCli(spec, (args, log) => (args.command === 'verify' ? verifyMain(args) : backupMain(args, log)));
+await runCli(spec, (args, log) => (args.command === 'verify' ? verifyMain(args, log) : backupMain(args, log)));

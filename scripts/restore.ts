@@ -19,7 +19,7 @@ backup made with queue: puts shipkit's schemas into the database the restored co
 start hook-server on the restored config: the same jobs, fleet and sessions, and no host needs
 a change.
 
-  --from DEST            the backup folder
+  --from DEST            the backup: a folder, s3://BUCKET/PREFIX or USER@HOST:PATH
   --to DIR               where shipkit.yml goes (default: ./.shipkit)
   --force                restore over an existing DIR or DATA (kept aside)
   --decrypt-key FILE     the armored secret key the backup's secrets were encrypted to
@@ -37,15 +37,16 @@ async function main(args: Args, log: Logger): Promise<number> {
     throw new UsageError('Missing --from DEST. Run `restore --help` for usage.');
   const { restoreBackup } = await import('../lib/backup/restore.ts');
   const { decrypterFor, verifierFor } = await import('../lib/backup/pgp.ts');
-  const result = await restoreBackup({
-    from: args.from,
+  const { withLocalBackup } = await import('../lib/backup/remote.ts');
+  const options = {
     to: path.resolve(args.to ?? '.shipkit'),
     force: Boolean(args.force),
     decrypt: args['decrypt-key'] ? await decrypterFor(args['decrypt-key'], args['passphrase-file']) : undefined,
     verifySignature: args.key ? await verifierFor(args.key) : undefined,
     database: args.database !== false,
     log,
-  });
+  };
+  const result = await withLocalBackup(args.from, log, (from) => restoreBackup({ ...options, from }));
   for (const aside of result.keptAside) log.warn('what was there is kept aside', { path: aside });
   for (const file of result.missing) log.warn('a secret file to put back by hand', { file });
   if (args.json)
