@@ -164,8 +164,11 @@ try {
 
   const doc = at('usr/share/doc/shipkit');
   await writeGzip(path.join(doc, 'README.md.gz'), await readFile(path.join(root, 'README.md')));
-  for (const file of await readdir(path.join(root, 'docs')))
-    await writeGzip(path.join(doc, 'docs', `${file}.gz`), await readFile(path.join(root, 'docs', file)));
+  for (const entry of await readdir(path.join(root, 'docs'), { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const rel = path.relative(path.join(root, 'docs'), path.join(entry.parentPath, entry.name));
+    await writeGzip(path.join(doc, 'docs', `${rel}.gz`), await readFile(path.join(root, 'docs', rel)));
+  }
   const date = new Date(epoch * 1000).toUTCString().replace(/GMT$/, '+0000');
   await writeGzip(
     path.join(doc, 'changelog.gz'),

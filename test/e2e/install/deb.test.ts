@@ -6,7 +6,17 @@
 // It installs into this very machine, so it needs root and a free dpkg; otherwise it says why
 // it skips.
 // The commands it runs are shown in README.md (Install) and docs/build.md (the systemd timer unit).
-import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -50,6 +60,7 @@ if (skip) {
 } else {
   test.after(async () => {
     if ((await status()).length) await apt('purge', 'shipkit');
+    rmSync('/var/backups/shipkit', { recursive: true, force: true });
   });
 
   test('npm run deb builds shipkit_VERSION_all.deb; lintian reports no errors', async () => {
@@ -109,6 +120,23 @@ if (skip) {
     const data = statSync('/var/lib/shipkit');
     assert.is(data.uid, Number(user[2]));
     assert.is(data.mode & 0o777, 0o750);
+    // The nightly backup's folder, and the command its timer runs, as the shipkit user.
+    const backups = statSync('/var/backups/shipkit');
+    assert.is(backups.uid, Number(user[2]));
+    assert.is(backups.mode & 0o777, 0o700);
+    const nightly = await runCommand(
+      'runuser',
+      ['-u', 'shipkit', '--', '/usr/bin/shipkit', 'backup', '--config', '/etc/shipkit/shipkit.yml'].concat([
+        '--into',
+        '/var/backups/shipkit',
+        '--keep',
+        '7',
+      ]),
+      { cwd: '/', env: { PATH } },
+    );
+    assert.is(nightly.exitCode, 0, nightly.stderr);
+    const [made] = readdirSync('/var/backups/shipkit');
+    assert.ok(existsSync(path.join('/var/backups/shipkit', made, 'MANIFEST.json')), made);
     assert.match(
       (await runCommand('dpkg-query', ['-W', '-f=${Conffiles}', 'shipkit'])).stdout,
       /\/etc\/shipkit\/shipkit\.yml [0-9a-f]{32}/,
@@ -192,6 +220,7 @@ if (skip) {
     assert.not.ok(existsSync('/etc/shipkit'));
     assert.not.ok(existsSync('/var/lib/shipkit'));
     assert.not.ok(existsSync('/lib/systemd/system/hook-server.service'));
+    assert.ok(existsSync('/var/backups/shipkit'), 'backups outlive the package');
   });
 
   test.run();
