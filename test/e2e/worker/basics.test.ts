@@ -219,7 +219,8 @@ test('jobs built on workers are told as hook-server tells its own: a signed webh
     ].join('\n'),
   );
   const server = await startHookServer(config, env);
-  const worker = await startWorker(queueConfig('remote', { 'octo/fail': {}, 'octo/site': {} }).config, 'remote', env);
+  const remote = queueConfig('remote', { 'octo/fail': {}, 'octo/site': {} }).config;
+  let worker = await startWorker(remote, 'remote', env);
   try {
     const failed = await deliverGithub(server.url, 'push', pushPayload('octo/fail'), SECRET);
     const ok = await deliverGithub(server.url, 'push', pushPayload('octo/site'), SECRET);
@@ -232,8 +233,10 @@ test('jobs built on workers are told as hook-server tells its own: a signed webh
     assert.ok(hook.received.every((r) => /^sha256=[0-9a-f]{64}$/.test(String(r.headers['x-shipkit-signature']))));
     const badge = await (await fetch(`${server.url}/badge/octo/site.svg`)).text();
     assert.match(badge, /passing/);
-    // A job that ends while hook-server is down is told when it starts again, once.
+    // A job that ends while hook-server is down is told when it starts again, once. The worker
+    // is away while the push is taken, so the job cannot end before that hook-server stops.
     assert.is(await server.stop(), 0, server.output());
+    assert.is(await worker.stop(), 0, worker.output());
     const queuedWhileUp = await startHookServer(config, env);
     const late = await deliverGithub(
       queuedWhileUp.url,
@@ -242,6 +245,7 @@ test('jobs built on workers are told as hook-server tells its own: a signed webh
       SECRET,
     );
     assert.is(await queuedWhileUp.stop(), 0);
+    worker = await startWorker(remote, 'remote', env);
     await waitFor(
       async () => (await pg!.sql(`SELECT state FROM shipkit.jobs WHERE id = '${late.json.job}'`)) === 'succeeded',
       { what: 'the job to end while hook-server is down' },
