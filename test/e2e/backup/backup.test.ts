@@ -153,6 +153,7 @@ test('backup with --encrypt-to and --sign-key, restore on a fresh folder: the sa
   assert.match(verified.stdout, /a whole backup of .*: \d+ parts/);
 
   const fresh = tmpDir('shipkit-restored-');
+  const lost = performance.now(); // drill 4: the old machine is gone; from here to a push built
   const restored = await runScript(
     'restore',
     ['--from', to, '--decrypt-key', world.keys.sec, '--key', world.keys.pub],
@@ -180,6 +181,10 @@ test('backup with --encrypt-to and --sign-key, restore on a fresh folder: the sa
       world.secret,
     );
     assert.is(push.status, 202, 'the forge keeps its webhook secret');
+    await waitForJobState(again.url, world.token, push.json.job, ['succeeded']);
+    console.log(`drill 4: restore, start, first push built: ${((performance.now() - lost) / 1000).toFixed(1)} s`);
+    const runs = readFileSync(path.join(fresh, '.shipkit', 'runs.log'), 'utf8').match(/^start /gm) ?? [];
+    assert.is(runs.length, world.jobs.length + 1, 'only the new push ran: no restored job ran again');
   } finally {
     assert.is(await again.stop(), 0);
   }
@@ -192,6 +197,7 @@ test('without --encrypt-to the secret files are left out with a warning; restore
   assert.match(made.stderr, /secret files left out of the backup .*webhook-secret, token/);
   assert.not.ok(allBytes(to).includes(world.secret));
   const fresh = tmpDir('shipkit-restored-');
+  const lost = performance.now(); // drill 4: the old machine is gone; from here to a push built
   const restored = await runScript('restore', ['--from', to, '--to', path.join(fresh, 'conf')]);
   assert.is(restored.exitCode, 0, restored.stderr);
   assert.match(restored.stderr, /a secret file to put back by hand .*webhook-secret/);
