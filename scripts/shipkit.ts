@@ -1,10 +1,8 @@
 #!/usr/bin/env -S node --import=data:text/javascript,const{realpathSync:r}=await/**/import(`node:fs`),{pathToFileURL:u}=await/**/import(`node:url`);await/**/import(new/**/URL(`../node_modules/tsx/dist/loader.mjs`,u(r(process.argv[1]))))
-// shipkit: lists the scripts; `shipkit SCRIPT …` runs one. It is also the entry of the one-file
-// bundle dist/shipkit.mjs, which is multi-call (busybox style): started through a link named
-// after a script (`build`, `hook-server`, …) it runs that script. Every script is loaded by a
-// literal import() so the bundler includes it, and only the one that runs is evaluated.
-// The CLI parser and the example config are imported only by `shipkit` itself (its bare --help
-// and --version excepted): a script, its --help and --version start without them.
+// shipkit: lists the scripts; `shipkit SCRIPT …` runs one. Also the multi-call entry of the one-file
+// bundle (started as `build`, `hook-server`, … it runs that script); each script is a literal
+// import() so the bundler includes it, and only the one that runs is evaluated.
+// The whole story: docs/internals.md.
 import path from 'node:path';
 
 const SCRIPTS: Record<string, { about: string; load: () => Promise<unknown> }> = {

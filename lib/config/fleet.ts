@@ -1,13 +1,6 @@
-// The top-level `fleet:` block of shipkit.yml (docs/fleet.md): one entry per app whose hosts
-// report to hook-server, each with its own secret (`release rollout` signs with it; hosts enrol
-// with it and then sign with their own credential). A list is a change-over: new first, old after.
-// The registry of each app is bounded (docs/fleet.md "Forgetting hosts"): at most max_hosts hosts,
-// and a host silent for forget_after days is forgotten.
-//   fleet:
-//     my-app:
-//       secret: file:/etc/shipkit/fleet-my-app.secret   # or env:NAME, or [NEW, OLD]
-//       max_hosts: 50000                                # a new host beyond it is refused
-//       forget_after: 30                                # days; 0 = never
+// The top-level `fleet:` block of shipkit.yml (docs/fleet.md): one entry per app whose hosts report
+// to hook-server, with its secret (a list is a change-over: new first), max_hosts and forget_after.
+// The whole story: docs/internals.md.
 import {
   checkKnownKeys,
   configError,

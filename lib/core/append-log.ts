@@ -1,10 +1,7 @@
-// An append-only file of JSON records that are on disk before their writer is told so: the job
-// journal (lib/jobs/local/journal.ts) and hook-server's fleet registry (lib/fleet/fleet-store.ts) keep
-// their state in one. Records written while a flush is on disk go together in the next flush
-// (group commit: one sync for a burst). Each line carries a checksum, so a line torn by a crash is
-// cut off on replay and a record is either whole or absent. A write that failed (full disk) is cut
-// back and reaches no owner. The owner keeps the state in memory and says when the file should be
-// rewritten with its live records (temp file + rename).
+// An append-only file of JSON records on disk before their writer is told (the job journal, the
+// fleet registry): group commit (one sync per burst), a checksum per line so a torn line is cut on
+// replay, and a linear replay.
+// The whole story: docs/internals.md.
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, readFile, truncate, type FileHandle } from 'node:fs/promises';

@@ -1,13 +1,7 @@
-// hook-server's fleet registry on disk (docs/fleet.md): DATA/fleet/fleet.log, an append-only
-// log (lib/core/append-log.ts) of host reports and rollout states, each on disk before a caller is
-// told (the 202 of POST /fleet/reports); reports that arrive together share one sync (a fleet
-// sends bursts). A line torn by a crash is cut off on replay; a write that failed (full disk) is
-// cut back and changes nothing in memory. The file is rewritten once it holds mostly superseded
-// lines. One entry per host (its latest report, fleet-report's `supersedes`) and one rollout
-// per app are kept in memory for GET /fleet/APP, the status page and /metrics. A `forget` line
-// takes hosts out (F10/F11: `shipkit fleet forget`, max_hosts, forget_after): replayed like the
-// reports before it, and a rewrite keeps neither, so a forgotten host stays gone until it reports
-// again.
+// hook-server's fleet registry (docs/fleet.md): DATA/fleet/fleet.log, an append-only log of host
+// reports, rollout states and forgotten hosts, on disk before a report is answered; one entry per
+// host and one rollout per app kept in memory for the routes, the page and /metrics.
+// The whole story: docs/internals.md.
 import path from 'node:path';
 import { AppendLog, type AppendLogOwner, type AppendLogStats } from '../core/append-log.ts';
 import { supersedes, type HostEntry, type RolloutRecord } from '../release/fleet-report.ts';

@@ -1,11 +1,7 @@
-// The client side of the control protocol (control-request.ts is the listener's side): one GET,
-// one short-lived connection, a small answer. A fleet fan-out talks to hundreds of origins once
-// each, so per-origin connection pools (what `fetch` builds in Node) are pure cost, and so is most
-// of node:http's machinery (a ClientRequest, an IncomingMessage, their streams) for a request of
-// one write and an answer of one read: under Node, http: URLs get the request written by hand on
-// a node:net socket and the answer read by lib/http/http1-response.ts (the same bytes on the wire
-// and the same errors as node:http, for less CPU per request); https: URLs use node:https with
-// no agent. Under Deno, whose node:http is itself built on fetch, fetch.
+// The client side of the control protocol (control-request.ts is the listener's): one GET over one
+// short-lived connection for a small answer, without per-origin pools or node:http's streams, since
+// a fleet fan-out talks to hundreds of origins once each.
+// The whole story: docs/internals.md.
 import net from 'node:net';
 import { Http1Response } from './http1-response.ts';
 import { readAtMost } from './read-at-most.ts';

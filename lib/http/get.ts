@@ -1,10 +1,7 @@
-// One HTTP GET streamed into a file: the primitive every streamed download goes through
-// (lib/stages/download-fetch.ts for the downloads stage, lib/http/fetch.ts for the updater). Connect,
-// idle and total timeouts; the body written in batches while it is hashed; a byte cap; the
-// length checked against Content-Length; an optional Range resume. Retries, redirects and how a
-// failure is worded are the callers' policy: failures come as a TransferError with a `kind`.
-// `openGet` is the timed request underneath, for callers that keep a small body in memory; with
-// redirect 'follow' it follows redirects itself, so an https URL never ends up on plain http.
+// One HTTP GET streamed into a file, the primitive of every streamed download: connect, idle and
+// total timeouts; the body hashed while written; a byte cap; Content-Length checked; optional Range
+// resume. Retries and redirects are the callers'.
+// The whole story: docs/internals.md.
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import { RemoteError, messageOf } from '../core/errors.ts';

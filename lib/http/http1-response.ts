@@ -1,11 +1,7 @@
-// An incremental reader of one HTTP/1.x response, for the control client's GET over a plain
-// socket (lib/http/control-client.ts). It keeps what that client needs (the status and the first
-// maxBody bytes of the body, chunked or not) and refuses what Node's own parser (llhttp) refuses,
-// with the same error codes (`HPE_*`, and ECONNRESET "socket hang up" / "aborted" for an answer
-// cut short), so a caller cannot tell the two apart. Not a general HTTP client: no keep-alive,
-// no pipelining, no trailers kept. Each read is taken as one latin1 string (one byte, one
-// character) and the body is kept as such strings, decoded as UTF-8 once at the end: no Buffer
-// is made per read or per piece of body (a fan-out reads hundreds of answers at once).
+// An incremental reader of one HTTP/1.x response for the control client (lib/http/control-client.ts):
+// the status and the first maxBody bytes of the body, chunked or not, refusing what Node's own
+// parser refuses with the same error codes.
+// The whole story: docs/internals.md.
 
 /** Node's default --max-http-header-size. */
 const MAX_HEAD_BYTES = 16_384;

@@ -1,11 +1,6 @@
-// The job log, DATA/logs/REPO/logs.txt: every build or release appends one job, delimited by a
-// header line and a trailer line that programs can parse:
-//   === shipkit job ID start {"id":…,"repo":…,"kind":"build","sha":…,"ref":…,"started":…,"pid":…}
-//   13:30:00.123 --- step pull
-//   13:30:00.456 | output line
-//   === shipkit job ID end {"id":…,"status":"succeeded","exit":0,"duration_ms":…,"finished":…}
-// Output lines always start with a timestamp, so a build cannot forge a header or trailer.
-// Old files are rotated to logs.1.txt.gz … logs.N.txt.gz (newest first) by lib/jobs/log-rotate.ts.
+// The job log, DATA/logs/REPO/logs.txt: every build or release appends one job between a start and
+// an end line that programs parse (docs/design.md "File formats"); read back by `logs` and the pages.
+// The whole story: docs/internals.md.
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { open, readFile, readdir } from 'node:fs/promises';
 import os from 'node:os';

@@ -1,10 +1,6 @@
-// Where a job's page lives: `GET /jobs/ID` answers HTML to a browser (Accept prefers text/html)
-// and JSON to the read API. Commit statuses (target_url) and notifications link here.
-//
-// Behind a proxy that serves hook-server under a path (`public_url: https://ci.example.com/ci`,
-// nginx `location /ci/ { proxy_pass http://127.0.0.1:9000/; }`), hook-server still gets its
-// routes without the prefix; the pages put it in front of every link, form action, redirect,
-// asset and the cookie's Path. lib/config/shipkit-yml.ts lets only [A-Za-z0-9._~-] segments in that path.
+// Where a job's page lives: `GET /jobs/ID` (HTML to a browser, JSON to the read API), under
+// public_url when hook-server is served behind a proxy; commit statuses and notifications link here.
+// The whole story: docs/internals.md.
 
 /** The job page under `public_url:` (no trailing slash, as lib/config/shipkit-yml.ts keeps it). */
 export function jobPageUrl(publicUrl: string, id: string): string {

@@ -1,9 +1,7 @@
-// Sending in the background with bounded retries: what notifications and commit statuses share.
-// Nothing here is awaited by the job queue, so a slow or hostile receiver cannot delay or fail a
-// job; each message gets a bounded number of attempts with a doubling backoff (or the wait a 429's
-// Retry-After asks for, within a cap), and hook-server's stop lets sends in flight finish briefly,
-// then cancels the rest. At most a few requests are open at once (IN_FLIGHT): a receiver that hangs
-// while hundreds of jobs end holds that many sockets, not one per message.
+// Sending in the background with bounded retries, for notifications and commit statuses: never
+// awaited by the job queue, a bounded number of attempts with backoff (or a 429's Retry-After), and
+// sends in flight given a short time at stop.
+// The whole story: docs/internals.md.
 import { backoffMs } from '../core/retry.ts';
 import { setMaxListeners } from 'node:events';
 import { createLimiter } from '../core/pool.ts';

@@ -1,9 +1,7 @@
-// What a commit status says about a job, and the request each forge takes for it (docs/hook-server.md,
-// `report:`). GitHub: POST {api}/repos/{owner}/{repo}/statuses/{sha}, JSON {state, target_url,
-// description, context}; Gitea/Forgejo: the same path and body, `Authorization: token`; GitLab:
-// POST {api}/projects/{url-encoded path}/statuses/{sha} with `name` for the context and its own
-// state names. The description is made from the job's state, exit code and duration only: never
-// from a payload, a log or an error message, so it cannot carry a secret.
+// What a commit status says about a job, and the request each forge takes for it
+// (docs/hook-server.md, `report:`): GitHub, Gitea/Forgejo and GitLab, each with its path, body and
+// authorization.
+// The whole story: docs/internals.md.
 import type { ReportForge, ResolvedReport } from '../config/report.ts';
 import type { NotifyJob } from './message.ts';
 

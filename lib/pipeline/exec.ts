@@ -1,10 +1,7 @@
-// Runs one command of a build step: spawned directly (no shell in front, and no zx, whose
-// loading cost a no-op build about 150 ms of its start), in its own process group (so a timeout
-// kills the whole tree: npm, its node, the shell a script started), with stdout and stderr
-// written to the job log as timestamped lines. Output is capped per command: the first
-// `headBytes` go to the log as they come, then only a rolling tail is kept and written at the
-// end, with a line saying how much was left out. So 50 MB of output costs a counter, not 50 MB
-// of log.
+// Runs one command of a build step: spawned directly (no shell, no zx), in its own process group so a
+// timeout ends the whole tree, its output written to the job log as timestamped lines, capped per
+// command.
+// The whole story: docs/internals.md.
 import { spawn as spawnChild, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { StringDecoder } from 'node:string_decoder';
 import type { JobLogWriter } from '../jobs/job-log.ts';

@@ -1,23 +1,7 @@
-// How the pull step's git reaches a private repository over https (docs/build.md, `token`): the token
-// goes to git as an `Authorization` header in git's own config, passed in the environment
-// (GIT_CONFIG_COUNT/KEY/VALUE, git ≥ 2.31) — never in the URL, argv, `.git/config` or the log —
-// and scoped to the remote's origin (`http.https://host[:port]/.extraHeader`), so a submodule on
-// another host never receives it.
-//
-// The header is `Basic base64(USER:TOKEN)` with USER `x-access-token` by default, the form each
-// forge takes a token in:
-// - GitHub: actions/checkout sets `http.https://github.com/.extraheader` to
-//   `AUTHORIZATION: basic base64(x-access-token:TOKEN)` (src/git-auth-helper.ts); fine-grained
-//   and classic personal access tokens and installation tokens all work that way.
-// - Gitea/Forgejo: a token is accepted as the Basic password with any user name
-//   (services/auth/basic.go: "Check if username or password is a token").
-// - GitLab: personal, project and group access tokens take "any non-blank value" as the user
-//   name (docs: user/project/settings/project_access_tokens); a *deploy token* needs its own user
-//   name (gitlab+deploy-token-N), which `token_user:` gives.
-//
-// Redirects: git follows the first redirect of a fetch and then sends the header to the new
-// address too (its config was matched against the original URL), so for the token's origin
-// redirects are off (`http.<origin>.followRedirects=false`) and a redirect is explained.
+// How the pull step's git reaches a private repository over https with a token (docs/build.md):
+// an Authorization header in git's config passed through the environment, scoped to the remote's
+// origin, never in the URL, argv, .git/config or the log; redirects off for that origin.
+// The whole story: docs/internals.md.
 import path from 'node:path';
 import { ConfigError } from '../core/errors.ts';
 import { isLoopbackHost } from '../http/loopback.ts';

@@ -1,9 +1,7 @@
-// The Node a repo's build runs with (docs/build.md): `node:` in shipkit.yml, else
-// the checked-out repo's `.nvmrc`, `.node-version` or package.json `engines.node`, else shipkit's
-// own Node. A version shipkit's own Node satisfies is used as it is; else the highest one already
-// in DATA/toolchains/node-VERSION-linux-ARCH/; else the highest one the npm registry has, fetched
-// once by npm (lib/pipeline/node-registry.ts), unpacked into a temp folder and renamed into place
-// under a lock, so builds of two repos wanting the same version fetch it once.
+// The Node a repo's build runs with (docs/build.md): `node:`, else the repo's .nvmrc,
+// .node-version or engines.node, else shipkit's own; a matching Node is used as it is, found in
+// DATA/toolchains/, or fetched once from the npm registry and renamed into place under a lock.
+// The whole story: docs/internals.md.
 import { constants } from 'node:fs';
 import { chmod, lstat, mkdtemp, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';

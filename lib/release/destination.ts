@@ -1,16 +1,7 @@
-// Where releases are published (`--to`): a local folder, s3://bucket/prefix or user@host:path,
-// read back and written the same way. `put` places one staged file, atomically for a reader
-// (temp + rename in a folder; one PUT on S3; rsync --delay-updates), so files go up one at a
-// time in the order given. `step` is called between the writes (after a temp file is written,
-// after each file is in place): `release rollback` names those points so a test can kill it there.
-//
-// A file replaced within the same second as the one before it, with the same size, would look
-// unchanged to a web server whose ETag is mtime + size (nginx: "<mtime hex>-<size hex>"), and
-// hosts polling with If-None-Match would get 304 for a VERSION that changed (SEQ 3 / ROLLOUT 10
-// and SEQ 4 / ROLLOUT 50 are the same size). So a file is never replaced in the second it was
-// last written: a folder's put waits for the clock to pass the old file's mtime second; a put
-// over rsync (which keeps the staged file's mtime) waits for the second of the last put of that
-// name. S3's ETag is the content's MD5 and needs no wait.
+// Where releases are published (`--to`): a folder, s3://bucket/prefix or user@host:path, read back
+// and written the same way, one file at a time and atomically for a reader; a file is never
+// replaced within the second it was last written (mtime+size ETags).
+// The whole story: docs/internals.md.
 import { copyFile, mkdtemp, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';

@@ -1,14 +1,7 @@
-// `release keys`: a release key that can be rotated and revoked (docs/release.md). The primary key
-// only certifies (it signs nothing but its own subkeys, user ID and revocations) and stays in
-// the keys folder, offline; releases are signed by a subkey with an expiry. Hosts pin the
-// primary's fingerprint and learn subkeys and revocations from the public certificate keys.asc,
-// so rotating or revoking changes nothing on any host. The folder:
-//   primary.asc   the whole secret key (primary and subkeys), passphrase-protected when given
-//   signing.asc   the subkeys' secrets only (the primary's secret is stripped, a gnu-dummy),
-//                 what `release publish --key` uses on the build machine
-//   keys.asc      the public certificate, published beside VERSION
-// openpgp.js has no option for a certify-only primary, so init re-signs the primary's
-// self-certification with the certify flag alone.
+// `release keys` (docs/release.md): a certify-only primary kept offline, signing subkeys with an
+// expiry, and keys.asc published beside VERSION, so rotating or revoking a subkey changes nothing
+// on any host. The folder holds primary.asc, signing.asc and keys.asc.
+// The whole story: docs/internals.md.
 import { chmod, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, UsageError, ValidationError } from '../core/errors.ts';

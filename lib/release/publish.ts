@@ -1,9 +1,7 @@
-// release publish: pack a folder into APP-PLATFORM-VERSION.tar.gz reproducibly, sign it with
-// OpenPGP (a detached binary signature, as `gpg --detach-sign` makes), write VERSION (with
-// SHA256, SIZE, EXPIRES, APP, PLATFORM: what hosts bind to) and VERSION.sig, and put them on the update server: tarball and .sig
-// first, then the public certificate (keys.asc, and the same as pubkey.asc for older hosts),
-// VERSION.sig and VERSION last, each through temp + rename, then prune old releases. VERSION
-// carries SEQ: one more than the VERSION at DEST, read back and verified (seq.ts).
+// `release publish` (docs/release.md): pack a folder reproducibly into APP-PLATFORM-VERSION.tar.gz,
+// sign it, write VERSION and VERSION.sig, and put them on the update server in an order that never
+// shows a VERSION whose files are not there yet.
+// The whole story: docs/internals.md.
 import { copyFile, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';

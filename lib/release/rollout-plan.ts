@@ -1,14 +1,7 @@
-// The judgement of one step of `release rollout` (docs/fleet.md), apart from any I/O: which hosts a
-// step expects, what their reports say, and whether the rollout may go on. Reports come from
-// hook-server's GET /fleet/APP: one entry per host, its latest report.
-//   expected  known hosts whose bucket, rolloutBucket(host, version), is below the step
-//   reported  expected hosts whose latest report is for this version
-//   updated   … with result updated (or running: it started on this version)
-//   failed    … with result failed, rolled_back or skipped (the host refused it)
-//   pending   expected hosts that have not reported this version
-// A host whose claimed bucket differs from the computed one is counted where it claims
-// (`claimed`, shown), but never stands in for an expected host: the step still waits for those.
-// A report whose SEQ is above the one this step signed cannot be a host's answer to it (`forged`).
+// The judgement of one step of `release rollout` (docs/fleet.md), without I/O: which hosts the
+// step expects, what their latest reports say (updated, failed, pending, claimed, forged), and
+// whether the rollout may go on.
+// The whole story: docs/internals.md.
 import { ValidationError } from '../core/errors.ts';
 import { HOST_ID_PATTERN, rolloutBucket } from './rollout-bucket.ts';
 import { parseRolloutPercent } from './version-file.ts';

@@ -1,10 +1,7 @@
-// release rollout APP --to DEST --fleet URL (docs/fleet.md): raise ROLLOUT in the VERSION at DEST
-// step by step while the reports of the hosts already in (hook-server's GET /fleet/APP) show no
-// more failures than allowed. Each step re-signs VERSION with the next SEQ and ROLLOUT = the step,
-// written as `release rollback` writes it (seq.ts: three atomic steps, a verifying pair at every
-// moment), so a rollout killed anywhere is continued by running it again: it reads VERSION at DEST
-// and goes on from its ROLLOUT. Too many failures or hosts missing after --wait halt it; with
-// --rollback a VERSION with a higher SEQ names the previous release (rollback.ts).
+// `release rollout APP --to DEST --fleet URL` (docs/fleet.md): raise ROLLOUT in DEST's VERSION step
+// by step while the reports of the hosts already in show no more failures than allowed; each step
+// re-signs VERSION with the next SEQ, written as `release rollback` writes it.
+// The whole story: docs/internals.md.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError, RemoteError, ValidationError, messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';

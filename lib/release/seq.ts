@@ -1,16 +1,7 @@
-// SEQ (docs/release.md): every VERSION the publisher signs carries one more than the VERSION it
-// replaces. The publisher reads DEST's VERSION back and trusts its SEQ only when VERSION.sig
-// over it was made by a key of the same primary (any of its subkeys, at the time it signed:
-// a subkey revoked or expired since still tells the number hosts may have accepted, and a
-// number that only grows can do no harm).
-//
-// VERSION and VERSION.sig are two files, so they cannot change in one rename. They are written
-// in three steps, each atomic, so that at every moment VERSION.sig holds a signature of the
-// VERSION beside it (hosts accept a signature file when one of its signatures verifies):
-//   1. VERSION.sig = the old signature + the new one    (old VERSION: its signature is there)
-//   2. VERSION     = the new text                       (its signature is there too)
-//   3. VERSION.sig = the new signature alone
-// A process killed between two steps leaves a pair that verifies, old or new.
+// SEQ on the publisher's side (docs/release.md): one more than DEST's signed VERSION, trusted only
+// when a key of the same primary signed it; VERSION and VERSION.sig written in three atomic steps
+// so that a verifying pair is there at every moment.
+// The whole story: docs/internals.md.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';

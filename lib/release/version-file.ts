@@ -1,19 +1,7 @@
-// The update server's VERSION file: parse it strictly, and compare hexadecimal versions.
-//   CURRENT 1.23.42b my-app-gnu-linux-1.23.42b.tar.gz
-//   RELEASE icecream-soda-popsticle
-//   SHA256 <hex>
-//   SIZE <bytes>
-//   EXPIRES <ISO-8601>
-//   APP my-app
-//   PLATFORM gnu-linux
-//   SEQ 1042
-//   ROLLOUT 10
-// Each key at most once. APP and PLATFORM name what the release is for: the file name must then
-// be APP-PLATFORM-VERSION.tar.gz, so a signed VERSION binds the name, the version and the host.
-// SEQ (docs/release.md) grows with every VERSION the publisher signs: hosts refuse one not above the last
-// they accepted, and take a lower version when a newer SEQ names it (`release rollback`).
-// ROLLOUT (docs/fleet.md) is the percent of hosts that take this version now (absent = 100): a host
-// is in when its bucket, rolloutBucket(host id, version), is below it (`release rollout`).
+// The update server's VERSION file (docs/design.md "File formats"): parsed strictly, each key at
+// most once, APP-PLATFORM-VERSION.tar.gz bound to APP and PLATFORM; SEQ and ROLLOUT read for the
+// host's checks; hexadecimal versions compared.
+// The whole story: docs/internals.md.
 import { ValidationError } from '../core/errors.ts';
 import { nameProblem, validateName } from '../core/names.ts';
 

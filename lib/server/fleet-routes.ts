@@ -1,9 +1,7 @@
-// hook-server's fleet routes (docs/fleet.md): POST /fleet/reports (a host's report), POST
-// /fleet/rollouts (`release rollout`'s step and state), POST /fleet/forget (`shipkit fleet
-// forget`), GET /fleet/APP (hosts and rollout). Signed with the app's secret, except a report of
-// an enrolled host: signed with its own credential only. Body capped before parsing (4 KiB, a
-// forget 64 KiB); a report is on disk before its 202. A new host beyond the app's max_hosts is
-// refused (403) with nothing written.
+// hook-server's fleet routes (docs/fleet.md): POST /fleet/reports, /fleet/rollouts and
+// /fleet/forget, GET /fleet/APP; signed with the app's secret, or an enrolled host's own
+// credential; bodies capped before parsing.
+// The whole story: docs/internals.md.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ValidationError, messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';

@@ -1,10 +1,7 @@
-// Status-page sessions ended before their cookie expires: one at a time by `POST /logout`, or
-// every one issued before a moment by `hook-server --end-sessions`. Both are kept in one small
-// file, DATA/ended-sessions.json, replaced atomically under a lock (hook-server and the command
-// both write it). hook-server stats it at each check and reads it again when it changed, so the
-// command's mark holds at once, without a restart. Bounded: an entry drops out once its cookie
-// would have expired anyway; past `maxEntries`, the oldest are folded into the mark (ending the
-// sessions issued before them too: never bringing an ended one back).
+// Status-page sessions ended before their cookie expires (POST /logout, `hook-server --end-sessions`),
+// kept in DATA/ended-sessions.json, replaced atomically under a lock and re-read by hook-server when
+// it changes.
+// The whole story: docs/internals.md.
 import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { chmod, chown, open, readFile, stat } from 'node:fs/promises';

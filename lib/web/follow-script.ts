@@ -1,10 +1,6 @@
-// The status page's one script, served as /assets/log-follow.js (script-src 'self'; no inline
-// script, no framework, no build step). On a running job's page it follows the log live: it
-// finds `[data-follow]`, opens an EventSource on that path (`GET /jobs/ID/log?follow=1`,
-// lib/web/log-follow.ts), replaces the server-rendered text with the stream (text nodes only,
-// never HTML), keeps the view at the bottom when it was there, and on `end` shows the final state
-// and reloads, so the finished job's page (steps, timings) replaces the live one. Without
-// JavaScript the page still works: it says to reload.
+// The status page's one script, /assets/log-follow.js (script-src 'self', no framework): on a running
+// job's page it follows the log live through an EventSource and adds text nodes only.
+// The whole story: docs/internals.md.
 import { registerAsset } from './assets.ts';
 
 export const FOLLOW_SCRIPT = `'use strict';

@@ -1,10 +1,7 @@
-// A build log's steps (lib/pipeline/job.ts writes them): each step's lines, outcome and time,
-// read back from the step lines of the log. Output lines carry `| ` after their time, so a
-// build's own output cannot forge a step line.
-//   13:30:00.123 --- step compile
-//   13:30:00.456 | output
-//   13:30:04.001 --- step compile ok (3.5 s): note      (or: skipped: reason)
-//   13:30:04.001 !!! step compile failed after 3.5 s: message
+// A build log's steps (lib/pipeline/job.ts writes them): each step's lines, outcome and time, read
+// back from the log's step lines; output lines carry `| ` after their time, so a build's output
+// cannot forge a step.
+// The whole story: docs/internals.md.
 
 export type StepOutcome = 'ok' | 'skipped' | 'failed' | 'running' | 'unfinished';
 

@@ -1,12 +1,6 @@
-// A running job's log, live: `GET /jobs/ID/log?follow=1` as `text/event-stream` (docs/hook-server.md).
-// The text is what `GET /jobs/ID/log` shows (already masked by the build): the job's section of
-// DATA/logs/REPO/logs.txt once the build has written its header, else DATA/jobs/ID/output.log.
-// One tail per job, shared by all of its followers: the files are polled, only new bytes are read,
-// and whole lines are fanned out (a line, and so a UTF-8 character, is never cut unless it passes
-// 64 KB). Each event's `id:` is SOURCE:BYTE_OFFSET (`o:` output.log, `s:` the logs.txt section),
-// so a reconnecting EventSource resumes where it was with `Last-Event-ID`; when the source moves
-// from output.log to the section, an `event: reset` tells the page to start over. A follower whose
-// socket does not drain is dropped, not buffered for; followers are capped per job and in total.
+// A running job's log, live: `GET /jobs/ID/log?follow=1` as text/event-stream (docs/hook-server.md),
+// the same text as `GET /jobs/ID/log`, from one tail per job shared by all its followers.
+// The whole story: docs/internals.md.
 import { open, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';

@@ -1,9 +1,7 @@
-// The status page's HTTP side: `GET /`, job pages (`GET /jobs/ID` asked for as HTML), `GET|POST
-// /login`, `POST /logout`, `/assets/NAME`; access per `ui:` (token: session or bearer; public:
-// states without logs; off: 404), security headers on every page. A session is a signed cookie
-// (lib/web/session.ts) that was not ended since (lib/web/ended-sessions.ts: logout ends it on the
-// server; a stream it keeps open ends with it: lib/web/session-streams.ts). Routes are matched without `public_url:`'s path (a proxy strips it); links, redirects
-// and the cookie's Path carry it.
+// The status page's HTTP side: `GET /`, job pages, `GET|POST /login`, `POST /logout`, /assets;
+// access per `ui:` (token, public, off), security headers on every page, sessions checked against
+// the ended ones.
+// The whole story: docs/internals.md.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { open } from 'node:fs/promises';
 import type { Job } from '../jobs/job.ts';

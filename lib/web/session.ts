@@ -1,9 +1,7 @@
-// Status-page sessions (`ui: token`): the login form checks the read token, and a right one gets
-// a cookie that is not the token but `ID.ISSUED.MAC`: a random session id and the time it was
-// issued, MACed under a key derived from the token. The MAC makes a cookie unforgeable without
-// the token (changing the token ends every session); the id lets one session be ended on the
-// server (logout), the issue time lets all of them be (lib/web/ended-sessions.ts). Wrong tokens
-// are counted per client address and refused for a while past a few (bounded memory).
+// Status-page sessions (`ui: token`): a right token at the login form gets a cookie `ID.ISSUED.MAC`
+// (not the token) MACed under a key derived from the token, so changing the token ends every
+// session and one session can be ended by its id.
+// The whole story: docs/internals.md.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 export const COOKIE_NAME = 'shipkit_session';

@@ -183,6 +183,21 @@ test('code points at docs/ pages, never at documents a clone does not have (DESI
   );
 });
 
+test('a file opens with a header of at most 5 comment lines (the rest is in docs/internals.md)', () => {
+  const scripts = sources(path.join(ROOT, 'scripts'));
+  const long = [...files, ...scripts].filter((f) => {
+    const lines = readFileSync(f, 'utf8').split('\n');
+    const from = lines[0].startsWith('#!') ? 1 : 0;
+    let n = from;
+    while (lines[n]?.startsWith('//')) n++;
+    return n - from > 5;
+  });
+  assert.equal(
+    long.map((f) => path.relative(ROOT, f)),
+    [],
+  );
+});
+
 test('every backoff is core/retry.ts: no other file doubles a wait with 2 ** n', () => {
   const doubling = files.filter(
     (f) => !f.endsWith(path.join('core', 'retry.ts')) && /2 \*\* \(?[a-z]/.test(readFileSync(f, 'utf8')),

@@ -1,9 +1,7 @@
 // The local job queue: jobs kept in the journal on this machine (the zero-setup default). Every
-// state change is a journal method (the journal owns the records); a change that cannot be
-// written (a full disk) changes nothing, and the queue tries again later. On start, jobs that were
-// running when the process died are settled from their status file or marked interrupted and
-// queued once more. Running an attempt as a child process is lib/jobs/process/runner.ts, recovery
-// local/recovery.ts; the JobQueue it implements is lib/jobs/job-queue.ts.
+// state change is a journal method; a change that cannot be written changes nothing; on start,
+// running jobs are settled from their status file.
+// The whole story: docs/internals.md.
 import type { Logger } from '../../core/log.ts';
 import { recoverJobs } from './recovery.ts';
 import type { Journal } from './journal.ts';

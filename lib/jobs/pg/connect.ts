@@ -1,10 +1,7 @@
-// Reaching the queue database (`queue:`, docs/workers.md): the URL from shipkit.yml or `--queue`
-// (literal, env:NAME or file:PATH), how a database is named in messages (host, port, database and
-// user; never the password), PostgreSQL's refusals turned into sentences that say what to do,
-// and the connection settings every shipkit session uses: TCP keepalives on both ends, so the
-// session of a worker that was cut off ends within about 30 s and its advisory locks with it.
-// pg and pg-boss are loaded when a queue is used (dynamic import): hook-server without queue:
-// and the other scripts never load them, in the sources as in the one-file bundle.
+// Reaching the queue database (`queue:`, docs/workers.md): the URL (literal, env: or file:), the
+// database named in messages without its password, PostgreSQL's refusals as sentences, and TCP
+// keepalives on every session. pg and pg-boss are loaded only when a queue is used.
+// The whole story: docs/internals.md.
 import type pg from 'pg';
 import type PgBoss from 'pg-boss';
 import { ConfigError } from '../../core/errors.ts';

@@ -1,10 +1,7 @@
 // Enqueueing on PostgreSQL with group commit (pg/queue.ts): the deliveries of one repo that arrive
-// while its previous transaction commits wait and go in the next one together, as the local
-// journal's writes share one fsync. One transaction, under the repo's lock: deliveries already
-// queued or running are duplicates; each new push supersedes the queued builds of its branch
-// (those already in the database, and the earlier ones of the same batch); the jobs left queued
-// get their pg-boss job; every new record is inserted in one statement. Nothing is acknowledged
-// before COMMIT.
+// while its previous transaction commits go in the next one together, under the repo's lock, with
+// duplicates dropped and superseded builds cancelled.
+// The whole story: docs/internals.md.
 import type pg from 'pg';
 import type PgBoss from 'pg-boss';
 import type { EnqueueResult } from '../job-queue.ts';

@@ -1,10 +1,7 @@
 // The local journal's history, brought into PostgreSQL once when hook-server first starts with
-// `queue:` (docs/workers.md): without it, turning the queue on hid every earlier job from the
-// status page and `/jobs`. Finished jobs are copied as they are, already told (their statuses and
-// notifications went out when they ended); a job still queued or running in the journal is not
-// run again but kept as `interrupted`, saying why. One transaction: the jobs (an id already in
-// the database is left alone) and a row in shipkit.imports naming the journal, so the import
-// runs once per journal and database, whatever happens around it.
+// `queue:` (docs/workers.md), so turning the queue on hides no earlier job; finished jobs are copied
+// as told, queued and running ones kept as interrupted, in one transaction.
+// The whole story: docs/internals.md.
 import type { Logger } from '../../core/log.ts';
 import { FINISHED_STATES, type Job } from '../job.ts';
 import { isStoredJobId } from '../job-id.ts';

@@ -1,10 +1,7 @@
-// hook-server's copy of the job records of a PostgreSQL `queue:` (pg/records.ts): every queued
-// and running job and the newest finished ones, in memory, so that get/list/counts stay
-// synchronous and fast for the status page and the read API (10,000 queued jobs included).
-// It follows LISTEN shipkit_jobs (each change's id, read back in batches) and reads everything
-// again every `refreshMs`, which also repairs what a lost LISTEN connection missed. Whoever
-// runs a job, the mirror tells hook-server's listeners (commit statuses, notifications,
-// /metrics) when it starts and ends.
+// hook-server's copy of a PostgreSQL queue's job records (pg/records.ts): the queued, running and
+// newest finished jobs in memory, so get/list/counts stay synchronous; it follows LISTEN
+// shipkit_jobs and reads everything again after a reconnect.
+// The whole story: docs/internals.md.
 import type pg from 'pg';
 import type { Logger } from '../../core/log.ts';
 import { describeDbError, type QueueDatabase } from './connect.ts';

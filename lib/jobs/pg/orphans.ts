@@ -1,9 +1,7 @@
-// The builds a `shipkit worker` killed with -9 left running on its machine (its job process
-// groups outlive it: they are started detached, process/runner.ts). When the worker starts again on
-// the same data folder, each is found by its wrapper's command line (`sh -c … shipkit-job
-// DATA/jobs/ID/status-N …`, the group's leader) and ended when the database says the job is no
-// longer running, or is running as this very worker (its previous life). A job running on
-// another worker is left alone (a hook-server that shares the folder, say).
+// The builds a `shipkit worker` killed with -9 left running on its machine: found at the worker's
+// next start by their wrapper's command line and ended when the database says the job is no longer
+// this worker's.
+// The whole story: docs/internals.md.
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../../core/log.ts';

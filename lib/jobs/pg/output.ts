@@ -1,11 +1,7 @@
-// A running job's output, live on hook-server wherever the job runs (docs/workers.md), streamed through
-// the database: a `shipkit worker` sends what its job prints (DATA/jobs/ID/output.log on its own
-// machine, the file process/runner.ts writes) as chunks into shipkit.job_output, each insert
-// NOTIFYing `shipkit_output`; hook-server appends them to its own DATA/jobs/ID/output.log, which
-// its log page and live follow (lib/web/log-follow.ts) already read. Once a job has ended and its
-// chunks are written on hook-server, they are deleted from the database. logs.txt stays on the
-// worker's machine. Chunks reach hook-server in order; an attempt on another worker continues the
-// same file after its own header line.
+// A running job's output, live on hook-server wherever the job runs (docs/workers.md): a worker
+// sends what its job prints as chunks into shipkit.job_output with a NOTIFY; hook-server appends
+// them in order to its own DATA/jobs/ID/output.log and deletes them once the job has ended.
+// The whole story: docs/internals.md.
 import { mkdir, open, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';

@@ -1,9 +1,7 @@
 // The JobQueue on PostgreSQL (`queue:`, docs/workers.md), hook-server's side: a delivery's job, the
-// queued pushes it supersedes and its pg-boss job commit in one transaction before enqueue
-// resolves (so a 202 is only given for a committed job; with the database away enqueue throws
-// and the delivery is answered 503). get/list/counts read the mirror (pg/mirror.ts). resume()
-// starts the reaper and, with concurrency above 0, a worker inside hook-server (pg/worker.ts);
-// `concurrency: 0` leaves every build to `shipkit worker`s. Records: pg/records.ts.
+// pushes it supersedes and its pg-boss job commit in one transaction before the 202 (503 when the
+// database is away); reads come from the mirror (pg/mirror.ts).
+// The whole story: docs/internals.md.
 import type { Logger } from '../../core/log.ts';
 import type { Job } from '../job.ts';
 import {

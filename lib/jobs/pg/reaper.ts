@@ -1,11 +1,7 @@
-// Finding the jobs of workers that are gone (docs/workers.md: a worker killed with -9 or cut off loses
-// its job for at most 60 s). pg-boss 10 has no worker heartbeats, so liveness is PostgreSQL's
-// own: a worker holds a session advisory lock on each job it runs (pg/worker.ts), and the server
-// ends a session whose client died (at once on a closed socket, within ~25 s through TCP
-// keepalives on a silent one). A reaper runs in hook-server and in every worker: every `everyMs`
-// it tries each running job's lock; a job whose lock it could take `strikes` rounds in a row
-// (time for a worker to reconnect after the database restarted and take its locks again) is
-// interrupted: queued again, or left `interrupted` after too many, under its repo's lock.
+// Finding the jobs of workers that are gone (docs/workers.md): a worker holds a session advisory
+// lock on each job it runs and PostgreSQL ends the session of a client that died; a running job
+// whose lock is free for some rounds in a row is queued again (or left interrupted).
+// The whole story: docs/internals.md.
 import type pg from 'pg';
 import type PgBoss from 'pg-boss';
 import type { Logger } from '../../core/log.ts';

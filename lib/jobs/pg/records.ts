@@ -1,12 +1,7 @@
-// The job records of a PostgreSQL `queue:` (docs/workers.md): what the journal is to the local queue.
-// pg-boss (schema shipkit_boss) decides who runs what: one queue per repo with its `singleton`
-// policy (one active job per repo, held by a unique index), fetch with SKIP LOCKED, cancel,
-// retry. shipkit.jobs keeps what the pages, /jobs, /metrics and notifications show: one row per
-// job holding its `Job` record (journal.ts), its pg-boss job id, and a trigger that NOTIFYs
-// `shipkit_jobs` with the id on every change, so hook-server's mirror follows every worker.
-// Every change of a repo's jobs happens under that repo's transaction lock (lockRepo), taken
-// before any row: enqueue, take, finish, hand back and the reaper never wait on each other in
-// opposite orders.
+// The job records of a PostgreSQL `queue:` (docs/workers.md), what the journal is to the local
+// queue: shipkit.jobs holds what the pages, /jobs and notifications show, beside pg-boss's queue
+// (schema shipkit_boss) that decides who runs what.
+// The whole story: docs/internals.md.
 import type pg from 'pg';
 import type { Job, JobState } from '../job.ts';
 

@@ -1,12 +1,7 @@
-// A build worker on a PostgreSQL `queue:` (docs/workers.md): `shipkit worker`, and hook-server itself
-// when its concurrency is above 0. It takes the oldest queued job of a repo it may build (the
-// repos of its own shipkit.yml), runs it with the same runner as hook-server (process/runner.ts),
-// and writes its end. Taking a job is one transaction under the repo's lock: pg-boss's fetch
-// (the queue's singleton policy keeps one active job per repo), the record marked running with
-// this worker's name, and a session advisory lock on the job, held on this worker's own
-// connection while the job runs: the reaper (pg/reaper.ts) that can take that lock knows the
-// worker is gone. A lost connection is taken again with backoff, and the locks of jobs still
-// running with it. On stop, running jobs get `graceMs` to finish, then are handed back.
+// A build worker on a PostgreSQL `queue:` (docs/workers.md): `shipkit worker`, and hook-server
+// itself when its concurrency is above 0. It takes the oldest queued job of a repo it may build,
+// runs it with hook-server's runner, and writes its end.
+// The whole story: docs/internals.md.
 import { backoffMs } from '../../core/retry.ts';
 import type pg from 'pg';
 import type PgBoss from 'pg-boss';

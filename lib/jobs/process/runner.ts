@@ -1,9 +1,7 @@
-// Running one attempt of a hook-server job as a child process: `build`/`release` detached in its
-// own process group, a clean environment, the repo's Unix user (uid/gid as root, `sudo -n -H -u`
-// otherwise), the repo's timeout for the whole group, output to DATA/jobs/ID/output.log (bounded
-// while it runs, trimmed once it ends), and the exit code written to a status file by a tiny sh
-// wrapper, so that a run which ends while hook-server is down is still known on restart.
-// The scheduling around it (concurrency, per-repo order, the journal) lives in lib/jobs/job-queue.ts.
+// One attempt of a job as a child process: `build`/`release` in its own process group, a clean
+// environment, the repo's Unix user, the repo's timeout for the whole group, output to
+// DATA/jobs/ID/output.log, and its exit code in a status file.
+// The whole story: docs/internals.md.
 import { chown, open, readFile, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { atomicWriteFile, ensureDir } from '../../core/fs.ts';

@@ -1,14 +1,7 @@
-// Starting job processes off hook-server's thread. Node's spawn is synchronous: it forks the whole
-// process (the cost grows with its memory) and waits until the child has exec'd, and on a busy
-// machine that wait is milliseconds in which no delivery is read or acknowledged. So under Node a
-// small helper process (plain Node, no shipkit code, started on the first job) does the spawning:
-// it is told "start FILE ARGS in CWD with ENV as UID/GID, output to OUTPUT" as one JSON line on its
-// stdin, opens the output file, starts the process detached (its own process group, as before)
-// and answers with its pid, and later with how it exited. Killing a job still goes by its group
-// (lib/core/process-group.ts), the status file its wrapper writes still records its end. Were the
-// helper to die, a job it started is watched by its group until it ends (`lost`: the caller reads
-// the status file), and the next job starts a new helper. Under Deno (no separate helper needed
-// for its tests, and its child_process does not change the user anyway) jobs start in-process.
+// Starting job processes off hook-server's thread: under Node a small helper process spawns each
+// job (told by a JSON line, answering with its pid and exit), so a fork never stalls deliveries;
+// under Deno jobs start in-process.
+// The whole story: docs/internals.md.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';

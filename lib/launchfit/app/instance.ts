@@ -1,14 +1,7 @@
-// Keeping an instance's processes together (docs/launchfit.md). An app may start workers that
-// leave its process group (setsid, a double fork): signalling the group does not reach them,
-// and they would keep serving beside the next release. So each instance runs under a small
-// wrapper, the instance's process: it makes itself a child subreaper (prctl
-// PR_SET_CHILD_SUBREAPER), so every orphan below it is re-parented to it instead of to PID 1,
-// runs the app in the app's own process group, and once the app has exited it ends every
-// process still below it (SIGTERM, then SIGKILL after the grace time) before it exits with the
-// app's status. Node has no prctl; the wrapper is a Perl program passed inline (`perl -e`):
-// perl is Essential on Debian (perl-base, whose modules alone it uses), and nothing is
-// installed as a file, so the one-file bundle, the npm package and the .deb carry it alike.
-// Without perl the app runs as before, directly, and launchfit says so once.
+// Keeping an instance's processes together (docs/launchfit.md): each instance runs under a small
+// Perl wrapper that is a child subreaper, so processes the app leaves behind (setsid, double fork)
+// are ended with it; without perl the app runs directly and launchfit says so once.
+// The whole story: docs/internals.md.
 import { EventEmitter } from 'node:events';
 import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
 import { readFile, readlink } from 'node:fs/promises';

@@ -1,18 +1,7 @@
-// CPU priority of the serving instance while an update runs (docs/launchfit.md). On a small machine
-// an update's own work (launchfit fetching, verifying and unpacking the release, the new
-// instance's Node start, its probes) takes CPU from the instance that serves meanwhile, and its
-// answers slow down. So while a check runs, the serving instance is raised above launchfit's own
-// priority (a lower nice value), and set back when the check ends; an instance promoted
-// meanwhile is raised as it takes over. Raising needs CAP_SYS_NICE (root) or an RLIMIT_NICE
-// that allows it (systemd's LimitNICE=): without either, nothing changes. The update's side is
-// not lowered instead: a new instance at a low priority on a busy machine could miss its
-// healthy_after deadline and be rolled back for it.
-//
-// Two knobs, since either may be the one the scheduler uses: each thread's nice value (a nice
-// value belongs to a thread: setpriority(PRIO_PROCESS) takes a thread id, and Node starts its
-// threads early), and, where the kernel groups tasks by session (autogroup, sched(7): tasks in
-// the root CPU cgroup), the instance's session's autogroup nice: every instance is a session of
-// its own, so there the threads' nice values weigh only against each other.
+// CPU priority of the serving instance while an update runs (docs/launchfit.md): raised above
+// launchfit's own (each thread's nice value, and its session's autogroup) while a check runs, set
+// back after; needs CAP_SYS_NICE or RLIMIT_NICE, else nothing changes.
+// The whole story: docs/internals.md.
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { processStartTime } from '../../core/process-group.ts';

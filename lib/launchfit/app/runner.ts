@@ -1,9 +1,7 @@
-// The app as `launchfit run` drives it: up to two supervised instances ("slots") so that, with
-// app.listen, the new release can start beside the old one on the same sockets and take over
-// only once healthy. Each slot has its own pid file and, with an HTTP health check, its own
-// private health socket; the listening sockets are shared. Every instance runs in the release
-// folder `current` pointed at when it started (releases/NAME, never through `current`), so a
-// restart after a crash runs the same release even if `current` has moved on meanwhile.
+// The app as `launchfit run` drives it: up to two supervised instances ("slots"), so that with
+// app.listen the new release starts beside the old one on the same sockets and takes over only
+// once healthy.
+// The whole story: docs/internals.md.
 import path from 'node:path';
 import type { Logger } from '../../core/log.ts';
 import { secretVariables } from '../deploy-folder/app-env.ts';

@@ -1,13 +1,7 @@
 // The listening sockets launchfit owns (`app.listen`) and hands to every app process as fds 3…,
-// as systemd socket activation does. launchfit binds them once and never accepts on them: the
-// kernel queues connections while no app runs, and old and new app share them during an update.
-//
-// Node has no public API for "a listening socket this process does not poll": a net.Server
-// accepts in the parent. So the sockets are made the way Node's cluster makes its shared
-// handles: net._createServerHandle binds without listening (no accept loop in launchfit),
-// and a one-shot child calls listen(2) on the inherited fds and exits before its event loop
-// runs, so it never accepts either. Deno's node:net handles carry no fd to pass on, so
-// `app.listen` is refused under Deno.
+// as systemd socket activation does: bound once, never accepted on by launchfit, shared by the old
+// and new app during an update. Refused under Deno.
+// The whole story: docs/internals.md.
 import { spawn } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { lstat, readFile, rm } from 'node:fs/promises';

@@ -1,11 +1,7 @@
-// Runs the app: `app.exec` through /bin/sh in its own process group, under the instance
-// wrapper (instance.ts: every process the app leaves behind is stopped with it), cwd its
-// release folder, output to a rotated .launchfit/app.log and to our stderr. With `forever`, restarts it with capped
-// exponential backoff (reset after stable uptime), giving up after repeated rapid failures.
-// Stopping sends `app.kill` to the whole group, then SIGKILL after `kill_timeout`.
-//
-// node:child_process is used directly (not zx) because the supervisor needs the process group,
-// signals to it, and the exit of the group leader as events.
+// Runs the app: `app.exec` through /bin/sh in its own process group under the instance wrapper,
+// cwd its release folder, output to a rotated .launchfit/app.log; with `forever`, restarted with
+// capped backoff, given up after repeated rapid failures.
+// The whole story: docs/internals.md.
 import { backoffMs } from '../../core/retry.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';

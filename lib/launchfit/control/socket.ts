@@ -1,11 +1,7 @@
-// How launchfit is reached while `launchfit run` is up: a Unix socket in .launchfit/ (HTTP over
-// it) that `launchfit update/status/rollback` use, and an optional TCP listener that speaks the
-// signed slave protocol, so `server-update APP` reaches launchfit hosts like slave hosts.
-//
-// Who may use the socket is decided by the kernel at connect(2): it needs search permission on
-// every folder of the path and write permission on the socket. The socket's folder is made the
-// deploy folder owner's, mode 0700, so the app running as another user (`app.user`) gets
-// EACCES. Node has no API for the peer's credentials (SO_PEERCRED), so this is the check.
+// How launchfit is reached while `launchfit run` is up: a Unix socket in .launchfit/ (HTTP over it)
+// for `launchfit update/status/rollback`, and an optional TCP listener that speaks the signed slave
+// protocol, so `server-update APP` reaches launchfit hosts like slave hosts.
+// The whole story: docs/internals.md.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { chmod, chown, lstat, rm } from 'node:fs/promises';
 import path from 'node:path';

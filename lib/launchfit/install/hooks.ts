@@ -1,15 +1,7 @@
-// hooks.before_symlink: run in the new release's folder, in a process group of its own, with
-// its output in .launchfit/hook.log (a file, not a pipe: a background child that keeps the
-// output open must not hold the update). When the hook's shell exits, or at hooks.timeout,
-// its whole group is ended. The group is recorded in .launchfit/hook.json before the command
-// starts, so a launchfit killed meanwhile stops the orphan on its next start instead of
-// running the hook (a migration, say) a second time beside it.
-//
-// The window: the shell is spawned detached (its pid is its pgid) behind GATE, which waits for
-// a line on stdin. Only once the record (pgid, the leader's start time and the boot id, and the
-// LAUNCHFIT_HOOK_ID) is renamed into place does launchfit send that line. A launchfit killed
-// before the record lands closes the pipe, `read` sees EOF and the hook never runs; killed after
-// it, the record names a group that is already ours. So no hook work runs unrecorded.
+// hooks.before_symlink: run in the new release's folder in a process group of its own, output to
+// .launchfit/hook.log, ended at hooks.timeout; the group is recorded before the command may start,
+// so a launchfit killed meanwhile stops the orphan instead of running the hook twice.
+// The whole story: docs/internals.md.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';

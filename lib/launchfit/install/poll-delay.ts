@@ -1,10 +1,6 @@
-// When `launchfit run` checks next. Normally every updates.interval with ±10 % jitter, so a fleet
-// does not hit the update server in step. After checks that failed because the server did not
-// answer (or answered an error: a RemoteError), the wait grows exponentially — 1-2, 2-4, 4-8
-// intervals (full jitter over the upper half) — up to 8 intervals but not past an hour (unless the
-// interval itself is longer), and is back to the interval after the next success. A fleet thus
-// never polls a struggling server faster than it normally does, and spreads out as it stays down.
-// The current release keeps serving all along: a failed check changes nothing on the host.
+// When `launchfit run` checks next: every updates.interval with ±10 % jitter; after checks the
+// server did not answer, an exponential wait (full jitter) up to 8 intervals and at most an hour.
+// The whole story: docs/internals.md.
 
 import { backoffMs } from '../../core/retry.ts';
 

@@ -1,9 +1,7 @@
-// Trust binds a host to its app. A deploy folder runs one APP on one PLATFORM: pinned by
-// updates.app/updates.platform in launchify.yml, or else bound by the first release it installs
-// (VERSION's APP and PLATFORM lines, or that release's file name) and kept in state.json. A
-// VERSION must offer APP-PLATFORM-VERSION.tar.gz for that binding, with the version of its
-// CURRENT line: a genuinely signed release of another app, another platform or another version
-// is refused before anything is downloaded.
+// Trust binds a host to its app: a deploy folder runs one APP on one PLATFORM, pinned in
+// launchify.yml or bound by the first release it installs and kept in state.json; a VERSION must
+// offer APP-PLATFORM-VERSION.tar.gz for that binding.
+// The whole story: docs/internals.md.
 import { VerificationError } from '../../core/errors.ts';
 import type { VersionInfo } from '../../release/version-file.ts';
 import type { LaunchConfig } from '../deploy-folder/config.ts';

@@ -1,10 +1,7 @@
-// The bytes a text-mode signature (`gpg --textmode --detach-sign`) covers, computed the way
-// GnuPG's text filter does, so launchfit accepts what gpgv accepts: each line loses its trailing
-// CR, LF and NUL bytes (NUL because gpg's trim test is strchr("\r\n", byte), which matches the
-// string's own terminator) and, when it had an LF, ends in CR LF; those bytes inside a line stay.
-// openpgp.js only adds a CR before a bare LF, which differs from gpg for such bytes. GnuPG
-// silently cuts lines of 19994 bytes or more, so their tail is not signed at all: such a file is
-// refused.
+// The bytes a text-mode signature (`gpg --textmode`) covers, computed as GnuPG's text filter does,
+// so launchfit accepts what gpgv accepts: trailing CR, LF and NUL dropped and CR LF put back on
+// lines that had an LF.
+// The whole story: docs/internals.md.
 import { VerificationError } from '../../core/errors.ts';
 
 const CR = 0x0d;

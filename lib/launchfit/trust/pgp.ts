@@ -1,9 +1,7 @@
-// OpenPGP verification of detached signatures (binary or ASCII-armored, binary or text mode, one
-// or more signers), with openpgp.js loaded only when a signature is checked. Trust comes from a
-// local keyfile, or from a key fetched from the update server that matches a pinned full
-// fingerprint. A pin names what is trusted: a primary key trusts it and its valid signing
-// subkeys; a subkey trusts that subkey alone, so a server cannot graft a pinned subkey onto a key
-// of its own and sign with that. A key ID only selects among keys that are already trusted.
+// OpenPGP verification of detached signatures (binary or armored, binary or text mode, one or more
+// signers), openpgp.js loaded only when a signature is checked; trust from a local keyfile or a
+// fetched key that matches a pinned full fingerprint.
+// The whole story: docs/internals.md.
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { ConfigError, VerificationError, messageOf } from '../../core/errors.ts';

@@ -1,11 +1,7 @@
 // Provenance on the host (updates.provenance): APP-PLATFORM-V.intoto.jsonl beside the tarball,
-// fetched bounded in size and checked BEFORE extraction. Each line is a DSSE envelope; one whose
-// signature over PAE(payloadType, payload) verifies with the keys that verify the tarball
-// (subkeys bound by the pinned primary, revocations remembered) must hold an in-toto Statement
-// v1 naming the tarball's sha256, and an SLSA provenance v1 source whose repo and ref match
-// updates.provenance_source (and, when updates.provenance_builder is set, a builder id equal to
-// it). `required` refuses a release without one; `optional` checks one when present; `off` does
-// not fetch it.
+// fetched bounded and checked before extraction: a DSSE envelope signed by a release key whose
+// in-toto statement names the tarball's digest and the expected source and builder.
+// The whole story: docs/internals.md.
 import { VerificationError, messageOf } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
 import { PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE, pae } from '../../release/provenance.ts';

@@ -1,12 +1,7 @@
-// Which keys a release may be signed with, and the revocations a host never forgets (docs/release.md).
-// A host pins the release key's certify-only primary (updates.gpg.key) or holds it in
-// updates.gpg.keyfile; the update server's keys.asc brings the signing subkeys that primary
-// bound and the revocations it signed, so rotating or revoking a subkey changes nothing on any
-// host. keys.asc is the preferred name; pubkey.asc (what older publishers wrote, and what
-// `release publish` still writes, with the same content) is read only while this host has never
-// fetched a keys.asc. Every revocation seen (verified against the primary) is kept in
-// .launchfit/keys.json, so a replayed older keys.asc cannot bring a revoked subkey back; a
-// revocation wins over every signature of that subkey, whatever its date and reason.
+// Which keys a release may be signed with, and the revocations a host never forgets
+// (docs/release.md): the pinned certify-only primary, the subkeys it bound in the update server's
+// keys.asc, and every revocation seen, kept in .launchfit/keys.json.
+// The whole story: docs/internals.md.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, VerificationError, messageOf } from '../../core/errors.ts';

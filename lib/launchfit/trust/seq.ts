@@ -1,13 +1,7 @@
-// SEQ on the host (docs/release.md): the highest SEQ of a signed VERSION this host handled is kept in
-// state (`seq`, with the file it named), and a VERSION is judged against it before anything is
-// downloaded:
-//   lower SEQ                          refused (replayed or lowered)
-//   same SEQ naming the same file      the same VERSION polled again: nothing new, handled as usual
-//   same SEQ naming another file       refused (two VERSIONs with one SEQ: one of them is replayed)
-//   higher SEQ                         new; it may name a lower version (the publisher's rollback)
-//   no SEQ after one was accepted      refused (a downgrade of the protocol)
-// A SEQ counts only in a signed VERSION. The version high-water mark is waived only for a higher
-// SEQ on a host that had already accepted one: the first SEQ a host sees cannot lower it.
+// SEQ on the host (docs/release.md): the highest SEQ of a signed VERSION this host handled is kept
+// in state, and each VERSION is judged against it before anything is downloaded (lower refused,
+// same file polled again, higher new even when it names a lower version).
+// The whole story: docs/internals.md.
 import type { VersionInfo } from '../../release/version-file.ts';
 import type { LaunchState } from '../deploy-folder/state.ts';
 
