@@ -1,13 +1,11 @@
-// lib/pipeline/cache.ts: `cache:` paths checked and normalised, errors at FILE:LINE, the
-// git clean patterns (anchored, escaped; checked against a real git), and how npm cache use is
-// counted from a lockfile and described.
+// lib/pipeline/cache.ts: the git clean patterns (anchored, escaped; checked against a real git),
+// what a run keeps, and how npm cache use is counted from a lockfile and described. The `cache:`
+// key itself is test/unit/config/cache.test.ts.
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ConfigError } from '../../../lib/core/errors.ts';
-import { loadShipkitConfig } from '../../../lib/config/shipkit-yml.ts';
 import {
   cacheContentPaths,
   cleanExcludePattern,
@@ -18,107 +16,9 @@ import {
   planCache,
   registryIntegrities,
 } from '../../../lib/pipeline/cache.ts';
-import { cachePathProblem, normaliseCachePath } from '../../../lib/config/cache.ts';
 import { git, runCommand, tmpDir } from '../../_helpers/common.ts';
 
 const dir = tmpDir();
-let counter = 0;
-function write(text: string): string {
-  const file = path.join(dir, `shipkit-${++counter}.yml`);
-  writeFileSync(file, text);
-  return file;
-}
-
-const REFUSED: Array<[string, RegExp]> = [
-  ['../x', /\.\. segment/],
-  ['a/../../b', /\.\. segment/],
-  ['a/..', /\.\. segment/],
-  ['/etc', /not relative/],
-  ['//etc', /not relative/],
-  ['~/x', /not relative/],
-  ['C:/x', /not relative/],
-  ['.git', /inside \.git/],
-  ['.git/hooks', /inside \.git/],
-  ['sub/.GIT/x', /inside \.git/],
-  ['', /empty/],
-  ['   ', /empty/],
-  ['.', /names the repo itself/],
-  ['./', /names the repo itself/],
-  ['a\\b', /backslash/],
-  ['a\nb', /control character/],
-];
-
-test('cachePathProblem: paths outside the repo, in .git, empty or odd are refused', () => {
-  for (const [raw, why] of REFUSED) {
-    const problem = cachePathProblem(raw);
-    assert.ok(problem, `${JSON.stringify(raw)} should be refused`);
-    assert.match(problem!, why, JSON.stringify(raw));
-  }
-  for (const raw of [
-    '.cache',
-    'a/b',
-    './.parcel-cache/',
-    'with space',
-    'st*r',
-    '..x',
-    'x..',
-    '.gitignored',
-    'node_modules/.cache',
-  ]) {
-    assert.is(cachePathProblem(raw), undefined, JSON.stringify(raw));
-  }
-});
-
-test('normaliseCachePath: one spelling per path', () => {
-  assert.is(normaliseCachePath('./a//b/'), 'a/b');
-  assert.is(normaliseCachePath('.cache/'), '.cache');
-  assert.is(normaliseCachePath('a/./b'), 'a/b');
-});
-
-async function refusedAt(yaml: string, line: number, key: string, message: RegExp) {
-  const file = write(yaml);
-  try {
-    await loadShipkitConfig(file);
-  } catch (error) {
-    assert.instance(error, ConfigError);
-    const text = (error as Error).message;
-    assert.ok(text.startsWith(`${file}:${line}: ${key}: `), `expected line ${line} ${key}, got ${text}`);
-    assert.match(text, message);
-    return;
-  }
-  assert.unreachable(`accepted: ${yaml}`);
-}
-
-test('shipkit.yml cache: refused with FILE:LINE and the key', async () => {
-  const repo = (cache: string) => `repos:\n  octo/site:\n    branch: main\n    cache:\n${cache}`;
-  await refusedAt(
-    repo('      - .cache\n      - ../x\n'),
-    6,
-    'repos.octo/site.cache[1]',
-    /"\.\.\/x" has a \.\. segment/,
-  );
-  await refusedAt(repo('      - /etc\n'), 5, 'repos.octo/site.cache[0]', /"\/etc" is not relative/);
-  await refusedAt(repo('      - a/../../b\n'), 5, 'repos.octo/site.cache[0]', /\.\. segment/);
-  await refusedAt(repo('      - .git/hooks\n'), 5, 'repos.octo/site.cache[0]', /inside \.git/);
-  await refusedAt(repo('      - ""\n'), 5, 'repos.octo/site.cache[0]', /is empty/);
-  await refusedAt(repo('      - 3\n'), 5, 'repos.octo/site.cache[0]', /must be a path/);
-  await refusedAt('repos:\n  octo/site:\n    cache: .cache\n', 3, 'repos.octo/site.cache', /list of paths .* or false/);
-});
-
-test('shipkit.yml cache: a list (normalised, deduplicated), false, true or absent', async () => {
-  const load = async (cache: string) =>
-    (await loadShipkitConfig(write(`repos:\n  octo/site:\n${cache}`))).repos.get('octo/site')!.cache;
-  assert.equal(await load('    cache: [.cache, ./.cache/, "with space", "st*r", node_modules]\n'), [
-    '.cache',
-    'with space',
-    'st*r',
-    'node_modules',
-  ]);
-  assert.is(await load('    cache: false\n'), false);
-  assert.equal(await load('    cache: true\n'), []);
-  assert.equal(await load('    branch: main\n'), []);
-});
-
 test('planCache and keptPaths: the defaults first, --no-cache and cache: false start clean', () => {
   assert.equal(keptPaths(['.cache', 'node_modules']), ['node_modules', 'downloads', '.cache']);
   assert.equal(planCache(['.cache']), { keep: ['node_modules', 'downloads', '.cache'] });

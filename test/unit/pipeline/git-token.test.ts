@@ -38,27 +38,6 @@ test('tokenOrigin: https anywhere and http on loopback give the origin; ssh, pla
   }
 });
 
-test('parseGitToken: absent, defaults, and refused shapes name FILE:LINE', () => {
-  assert.is(parseGitToken(docOf(['url: https://github.com/octo/site.git']), KEY), undefined);
-  assert.equal(parseGitToken(docOf(['token: env:SITE_GIT_TOKEN']), KEY), {
-    token: 'env:SITE_GIT_TOKEN',
-    user: 'x-access-token',
-    keyPath: [...KEY, 'token'],
-  });
-  assert.is(
-    parseGitToken(docOf(['token: file:tok', 'token_user: gitlab+deploy-token-7']), KEY)?.user,
-    'gitlab+deploy-token-7',
-  );
-  const refused: Array<[string[], RegExp]> = [
-    [['token_user: bot'], /shipkit\.yml:3: .*token_user: is set but token: is not/],
-    [['token: "env:"'], /shipkit\.yml:3: .*token: is empty/],
-    [['token: ""'], /shipkit\.yml:3: .*token: is empty/],
-    [['token: env:T', 'token_user: "a b"'], /shipkit\.yml:4: .*token_user: must be a user name/],
-  ];
-  for (const [lines, message] of refused)
-    assert.throws(() => parseGitToken(docOf(lines), KEY), message, lines.join(' '));
-});
-
 test('prepareGitToken: the header and the settings are scoped to the origin, in the environment only; the token is a secret to mask', async () => {
   const doc = docOf(['url: https://git.example.com:8443/octo/site.git', 'token: env:SITE_GIT_TOKEN']);
   const prepared = (await prepareGitToken(doc, parseGitToken(doc, KEY), {
