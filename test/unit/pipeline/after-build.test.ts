@@ -6,7 +6,6 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { releaseVersion } from '../../../lib/pipeline/after-build.ts';
-import { fleetUrlFor } from '../../../lib/pipeline/pull-rollout.ts';
 import { parseShipkitConfig } from '../../../lib/config/shipkit-yml.ts';
 import { parseYamlText } from '../../../lib/core/yaml-config.ts';
 import { compareVersions } from '../../../lib/release/version-file.ts';
@@ -176,23 +175,6 @@ test('rollout: mode: pull: steps, wait, max_failures, allow_missing, rollback; e
     ],
   ];
   for (const [yaml, top, pattern] of cases) assert.throws(() => parseWithFleet(yaml, top), pattern, yaml);
-});
-
-test('fleetUrlFor: fleet_url, else public_url, else http://listen (a wildcard listen reached on loopback)', () => {
-  assert.is(fleetUrlFor({ listen: '0.0.0.0:9000' }, {}), 'http://127.0.0.1:9000');
-  assert.is(fleetUrlFor({ listen: '10.1.2.3:9000' }, {}), 'http://10.1.2.3:9000');
-  assert.is(fleetUrlFor({ listen: '[::]:9000' }, {}), 'http://[::1]:9000');
-  assert.is(
-    fleetUrlFor({ listen: '127.0.0.1:9000', publicUrl: 'https://ci.example.com' }, {}),
-    'https://ci.example.com',
-  );
-  assert.is(
-    fleetUrlFor(
-      { listen: '127.0.0.1:9000', publicUrl: 'https://ci.example.com' },
-      { fleetUrl: 'http://10.0.0.2:9000' },
-    ),
-    'http://10.0.0.2:9000',
-  );
 });
 
 test.run();
