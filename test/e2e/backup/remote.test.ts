@@ -6,18 +6,10 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { deliverGithub, FAKE_BUILD, pushPayload, waitForJobState } from '../../fixtures/hooks/deliveries.ts';
-import { startS3rver } from '../../fixtures/s3rver.ts';
+import { s3rverEnv, startS3rver } from '../../fixtures/s3rver.ts';
 import { runScript, startScript, tmpDir } from '../../_helpers/common.ts';
 
-const env: Record<string, string> = {
-  SHIPKIT_BUILD_COMMAND: FAKE_BUILD,
-  AWS_ACCESS_KEY_ID: 'S3RVER',
-  AWS_SECRET_ACCESS_KEY: 'S3RVER',
-  AWS_REGION: 'us-east-1',
-  AWS_CONFIG_FILE: '/nonexistent',
-  AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
-  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-};
+const env: Record<string, string> = { SHIPKIT_BUILD_COMMAND: FAKE_BUILD };
 
 async function jobsOf(url: string, token: string): Promise<string[]> {
   const res = await fetch(`${url}/jobs`, { headers: { Authorization: `Bearer ${token}` } });
@@ -28,7 +20,7 @@ async function jobsOf(url: string, token: string): Promise<string[]> {
 
 test('backup to s3://, verify and restore from it: the same jobs; an occupied or empty prefix refused', async () => {
   const s3rver = await startS3rver('backups');
-  Object.assign(env, { AWS_ENDPOINT_URL_S3: s3rver.endpoint });
+  Object.assign(env, s3rverEnv(s3rver.endpoint));
   try {
     const dir = tmpDir('shipkit-backup-s3-');
     const first = await startScript('hook-server', ['--listen', '127.0.0.1:0'], { cwd: dir, env });

@@ -11,19 +11,12 @@ import { silentLogger } from '../../../lib/core/log.ts';
 import { backupTo, checkRemoteEmpty, downloadBackup, isRemote, withLocalBackup } from '../../../lib/backup/remote.ts';
 import { verifyBackup } from '../../../lib/backup/restore.ts';
 import { takeBackup } from '../../../lib/backup/snapshot.ts';
-import { startS3rver } from '../../fixtures/s3rver.ts';
+import { s3rverEnv, startS3rver } from '../../fixtures/s3rver.ts';
 import { tmpDir } from '../../_helpers/common.ts';
 import { uploadFiles } from '../../../lib/stages/upload/index.ts';
 
 const s3 = await startS3rver('backups');
-Object.assign(process.env, {
-  AWS_ACCESS_KEY_ID: 'S3RVER',
-  AWS_SECRET_ACCESS_KEY: 'S3RVER',
-  AWS_REGION: 'us-east-1',
-  AWS_ENDPOINT_URL_S3: s3.endpoint,
-  AWS_CONFIG_FILE: '/nonexistent',
-  AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
-});
+Object.assign(process.env, s3rverEnv(s3.endpoint));
 test.after(() => s3.close());
 
 async function config() {

@@ -7,19 +7,11 @@ import * as assert from 'uvu/assert';
 import { silentLogger } from '../../../../lib/core/log.ts';
 import { uploadFiles } from '../../../../lib/stages/upload/index.ts';
 import { downloadTargetFile, listTargetFiles } from '../../../../lib/stages/upload/read-back.ts';
-import { startS3rver } from '../../../fixtures/s3rver.ts';
+import { s3rverEnv, startS3rver } from '../../../fixtures/s3rver.ts';
 import { tmpDir } from '../../../_helpers/common.ts';
 
 const s3 = await startS3rver('updates');
-const env = {
-  ...process.env,
-  AWS_ACCESS_KEY_ID: 'S3RVER',
-  AWS_SECRET_ACCESS_KEY: 'S3RVER',
-  AWS_REGION: 'us-east-1',
-  AWS_ENDPOINT_URL_S3: s3.endpoint,
-  AWS_CONFIG_FILE: '/nonexistent',
-  AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
-};
+const env = { ...process.env, ...s3rverEnv(s3.endpoint) };
 Object.assign(process.env, env);
 test.after(() => s3.close());
 
