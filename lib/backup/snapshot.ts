@@ -41,6 +41,11 @@ const APPEND_ONLY = /(\.journal|(^|\/)fleet\/fleet\.log)$/;
 
 export async function takeBackup(options: BackupOptions): Promise<BackupResult> {
   const { config, to, log } = options;
+  const inData = path.relative(path.resolve(config.data), path.resolve(to));
+  if (!inData.startsWith('..') && !path.isAbsolute(inData))
+    throw new ConfigError(
+      `${to} is inside the data folder ${config.data}: a backup there would copy itself and every earlier one. Put backups outside it. Nothing was written.`,
+    );
   await emptyTarget(to);
   const configDir = path.dirname(config.file);
   const secretFiles = secretFilesOf(config);

@@ -108,6 +108,16 @@ test('a secret file in a DATA outside the config folder goes under secrets/data/
   assert.is((await readManifest(to)).data, path.join(dir, 'var'), 'outside the config folder: kept absolute');
 });
 
+test('DEST inside DATA is refused before anything is written (it would copy itself)', async () => {
+  const { dir, config } = await layout();
+  for (const to of [path.join(dir, 'backups', 'b1'), dir]) {
+    const error = await takeBackup({ config, to, version: '1', log: silentLogger }).catch((e: unknown) => e);
+    assert.instance(error, ConfigError);
+    assert.match(String(error), /is inside the data folder .* would copy itself/);
+  }
+  assert.not.ok(existsSync(path.join(dir, 'backups')));
+});
+
 test('DEST not empty: refused, nothing written; a failure midway leaves no backup at all', async () => {
   const { config } = await layout();
   const busy = path.join(root, `busy${n}`);
