@@ -40,8 +40,8 @@ test('a wrong password: a WorkError naming the database, never the password', as
   const url = new URL(from.url);
   url.password = 'not-the-password-123';
   const db = await queueDatabase(url.toString(), '/');
-  for (const attempt of [jobsIn(db), dumpDatabase(db, path.join(tmpDir('shipkit-dump-'), 'x.dump'))]) {
-    const error = await attempt.catch((e: unknown) => e);
+  for (const attempt of [() => jobsIn(db), () => dumpDatabase(db, path.join(tmpDir('shipkit-dump-'), 'x.dump'))]) {
+    const error = await attempt().catch((e: unknown) => e);
     assert.instance(error, WorkError);
     assert.match(String(error), new RegExp(`127\\.0\\.0\\.1:${from.port}/postgres as shipkit`));
     assert.not.match(String(error), /not-the-password-123/);

@@ -78,14 +78,14 @@ test('a signed manifest verifies unchanged, and not when changed or checked agai
 test('a missing or wrong key file is a ConfigError naming the flag', async () => {
   const notAKey = path.join(dir, 'not-a-key.asc');
   writeFileSync(notAKey, 'hello\n');
-  const cases: Array<[Promise<unknown>, RegExp]> = [
-    [encrypterFor(path.join(dir, 'missing.asc')), /Cannot read --encrypt-to .*ENOENT/],
-    [encrypterFor(notAKey), /--encrypt-to .* is not an armored OpenPGP public key/],
-    [verifierFor(notAKey), /--key .* is not an armored OpenPGP public key/],
-    [decrypterFor(notAKey), /--decrypt-key .* is not an armored OpenPGP secret key/],
+  const cases: Array<[() => Promise<unknown>, RegExp]> = [
+    [() => encrypterFor(path.join(dir, 'missing.asc')), /Cannot read --encrypt-to .*ENOENT/],
+    [() => encrypterFor(notAKey), /--encrypt-to .* is not an armored OpenPGP public key/],
+    [() => verifierFor(notAKey), /--key .* is not an armored OpenPGP public key/],
+    [() => decrypterFor(notAKey), /--decrypt-key .* is not an armored OpenPGP secret key/],
   ];
-  for (const [promise, message] of cases) {
-    const error = await rejection(promise);
+  for (const [attempt, message] of cases) {
+    const error = await rejection(attempt());
     assert.instance(error, ConfigError);
     assert.match(error.message, message);
   }

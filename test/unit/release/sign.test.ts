@@ -58,14 +58,14 @@ test('no passphrase file, a wrong one, a missing key or a non-key: ConfigErrors 
   writeFileSync(wrong, 'wrong\n', { mode: 0o600 });
   const notKey = path.join(dir, 'not-a-key.asc');
   writeFileSync(notKey, 'hello');
-  const cases: Array<[Promise<unknown>, RegExp]> = [
-    [loadSigningKey(file), /protected by a passphrase; pass --passphrase-file/],
-    [loadSigningKey(file, wrong), /does not unlock/],
-    [loadSigningKey(path.join(dir, 'missing.asc')), /Cannot read the secret key .*ENOENT/],
-    [loadSigningKey(notKey), /is not an armored OpenPGP secret key; export one with/],
+  const cases: Array<[() => Promise<unknown>, RegExp]> = [
+    [() => loadSigningKey(file), /protected by a passphrase; pass --passphrase-file/],
+    [() => loadSigningKey(file, wrong), /does not unlock/],
+    [() => loadSigningKey(path.join(dir, 'missing.asc')), /Cannot read the secret key .*ENOENT/],
+    [() => loadSigningKey(notKey), /is not an armored OpenPGP secret key; export one with/],
   ];
-  for (const [promise, message] of cases) {
-    const error = await promise.catch((e: unknown) => e);
+  for (const [attempt, message] of cases) {
+    const error = await attempt().catch((e: unknown) => e);
     assert.instance(error, ConfigError);
     assert.match(String(error), message);
   }
