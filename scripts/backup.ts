@@ -117,7 +117,7 @@ async function verifyMain(args: Args, log: Logger): Promise<number> {
   const { withLocalBackup } = await import('../lib/backup/remote.ts');
   const dir = String(args._[0]);
   const verifySignature = args.key ? await verifierFor(args.key) : undefined;
-  const manifest = await withLocalBackup(dir, log, (local) => verifyBackup(local, { verifySignature }));
+  const manifest = await withLocalBackup(dir, log, (local) => verifyBackup(local, { verifySignature, log }));
   const bytes = manifest.parts.reduce((sum, p) => sum + p.size, 0);
   if (args.json)
     process.stdout.write(

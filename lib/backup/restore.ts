@@ -13,6 +13,8 @@ import { checkPart, checkSizes, DATABASE_PART, MANIFEST, readManifest, type Mani
 export interface VerifyOptions {
   /** Checks MANIFEST.json.sig against this armored public key (without one the .sig is not checked). */
   verifySignature?: (data: Buffer, signature: Buffer) => Promise<void>;
+  /** Told when the backup is signed and no key was given to check it. */
+  log?: Pick<Logger, 'warn'>;
 }
 
 /** The manifest of a backup whose every part is present and matches. Throws naming what is wrong. */
@@ -27,6 +29,8 @@ async function openBackup(from: string, options: VerifyOptions): Promise<Manifes
   const manifest = await readManifest(from);
   const sigFile = path.join(from, `${MANIFEST}.sig`);
   const signature = await readFile(sigFile).catch(() => undefined);
+  if (signature && !options.verifySignature)
+    options.log?.warn(`${MANIFEST}.sig was not checked: give --key PUBKEY.asc to check who made this backup`);
   if (signature && options.verifySignature) {
     try {
       await options.verifySignature(await readFile(path.join(from, MANIFEST)), signature);
@@ -67,7 +71,7 @@ export interface RestoreResult {
 export async function restoreBackup(options: RestoreOptions): Promise<RestoreResult> {
   const { from, to } = options;
   // Sizes now; each part's sha256 as it is copied into the staging folder, which goes on a mismatch.
-  const manifest = await openBackup(from, { verifySignature: options.verifySignature });
+  const manifest = await openBackup(from, { verifySignature: options.verifySignature, log: options.log });
   const configDir = path.resolve(to);
   const dataDir = path.resolve(configDir, manifest.data);
   const configFile = path.join(configDir, 'shipkit.yml');

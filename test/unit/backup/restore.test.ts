@@ -69,6 +69,17 @@ test('a part changed after the backup (same size): refused, nothing written', as
   );
 });
 
+test('a signed backup checked without a key: restored, and the unchecked signature said', async () => {
+  const from = await aBackup();
+  writeFileSync(path.join(from, 'MANIFEST.json.sig'), 'not checked here');
+  const warned: string[] = [];
+  const log = { ...silentLogger, warn: (m: string) => void warned.push(m) };
+  await restoreBackup({ from, to: path.join(root, 'restored-d'), log });
+  assert.equal(warned, ['MANIFEST.json.sig was not checked: give --key PUBKEY.asc to check who made this backup']);
+  await verifyBackup(from, { log });
+  assert.is(warned.length, 2);
+});
+
 test('an existing target: refused without force; with it, kept aside', async () => {
   const from = await aBackup();
   const to = path.join(root, 'restored-c');
