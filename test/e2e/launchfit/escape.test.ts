@@ -64,7 +64,9 @@ test('with app.user the app cannot kill the wrapper that supervises it (EPERM), 
     await waitFor(() => existsSync(path.join(report, 'outcome')), { timeoutMs: 30_000, what: "the app's try" });
     assert.equal(readJson(path.join(report, 'outcome')), { outcome: 'EPERM', uid: as.uid }, lf.output());
     const first = Number(readFileSync(path.join(report, 'first'), 'utf8'));
-    assert.is(await askApp(w.appPort), String(first), 'the app serves, under its wrapper');
+    // The app writes its outcome before it listens: wait for it to serve, then it must be the first.
+    const served = await waitFor(() => askApp(w.appPort), { timeoutMs: 15_000, what: 'the app to serve' });
+    assert.is(served, String(first), 'the app serves, under its wrapper');
   } finally {
     const code = await lf?.stop('SIGTERM');
     await w.server.close();
