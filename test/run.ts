@@ -1,16 +1,19 @@
-// Runs every test/**/*.test.ts file as its own process, two at a time (the CI machine has two
-// cores), and prints each file's output in one piece. `--deno` runs the same files with the
-// scripts under test started by Deno instead of Node (SHIPKIT_TEST_RUNTIME=deno); only files
-// whose first line is `// @deno` are run then, and the runner says which were left out.
-//   tsx test/run.ts [--deno] [--jobs N] [FILTER...]   (TEST_JOBS=N, TEST_FILE_TIMEOUT_S=900, TEST_DIR)
+// Runs every test/**/*.test.ts file, TEST_JOBS at a time (the CI machine has two cores; most of
+// a file's time is spent waiting on the servers it starts), and prints each file's output in one
+// piece. An e2e file gets a process of its own, the longest first (test/durations.json holds the
+// seconds each took; `--record` rewrites it). The unit files share a few processes
+// (test/_helpers/unit-batch.ts), which saves a Node and tsx start for each of them.
+// `--deno` runs the same files with the scripts under test started by Deno instead of Node
+// (SHIPKIT_TEST_RUNTIME=deno); only files whose first line is `// @deno` are run then, and the
+// runner says which were left out.
+//   tsx test/run.ts [--deno] [--jobs N] [--record] [FILTER...]   (TEST_JOBS=N, TEST_FILE_TIMEOUT_S=900, TEST_DIR)
 // Files with a `// @alone` line run last, one at a time (they change this machine).
 import { spawn } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { readFileSync } from 'node:fs';
 import minimist from 'minimist';
 
-const args = minimist(process.argv.slice(2), { boolean: ['deno'], string: ['jobs'] });
+const args = minimist(process.argv.slice(2), { boolean: ['deno', 'record'], string: ['jobs'] });
 const root = path.resolve(import.meta.dirname, '..');
 const jobs = Number(args.jobs ?? process.env.TEST_JOBS ?? 2);
 // A file still running after this long is killed and failed, so that one hung test cannot hang
@@ -37,6 +40,7 @@ if (args.deno) {
 }
 
 const tsx = path.join(root, 'node_modules/tsx/dist/loader.mjs');
+const batchRunner = path.join(root, 'test', '_helpers', 'unit-batch.ts');
 const failed: string[] = [];
 // The test files running now, each its own process group: a SIGTERM or Ctrl-C to this runner
 // ends them and everything they started, instead of leaving servers behind.
@@ -56,11 +60,29 @@ for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
 }
 const started = Date.now();
 
-async function runFile(file: string): Promise<void> {
+/** One process: an e2e file by itself, or a batch of unit files. */
+interface Task {
+  name: string;
+  files: string[];
+  estimate: number;
+  batch: boolean;
+}
+
+const durationsFile = path.join(root, 'test', 'durations.json');
+const durations: Record<string, number> = existsSync(durationsFile)
+  ? JSON.parse(readFileSync(durationsFile, 'utf8'))
+  : {};
+const measured: Record<string, number> = {};
+const relative = (file: string) => path.relative(root, file);
+/** The seconds `file` took last time it was recorded, or `otherwise` for a new one. */
+const estimate = (file: string, otherwise: number) => durations[relative(file)] ?? otherwise;
+
+async function runTask(task: Task): Promise<void> {
   const t0 = Date.now();
   const env = { ...process.env, FORCE_COLOR: '0', ...(args.deno ? { SHIPKIT_TEST_RUNTIME: 'deno' } : {}) };
+  const argv = task.batch ? [batchRunner, ...task.files] : task.files;
   // Its own process group, so that a file that outlives FILE_TIMEOUT_S goes with what it started.
-  const child = spawn(process.execPath, ['--import', tsx, file], {
+  const child = spawn(process.execPath, ['--import', tsx, ...argv], {
     cwd: root,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -84,8 +106,8 @@ async function runFile(file: string): Promise<void> {
   );
   clearTimeout(timer);
   running.delete(child.pid!);
-  const name = path.relative(root, file);
-  const secs = ((Date.now() - t0) / 1000).toFixed(1);
+  const seconds = (Date.now() - t0) / 1000;
+  if (!task.batch) measured[task.name] = Math.round(seconds * 10) / 10;
   const verdict = timedOut
     ? `FAILED (still running after ${FILE_TIMEOUT_S} s: killed)`
     : code !== 0
@@ -93,8 +115,25 @@ async function runFile(file: string): Promise<void> {
       : notRun(output)
         ? `FAILED (${notRun(output)})`
         : 'ok';
-  if (verdict !== 'ok') failed.push(name);
-  process.stdout.write(`\n=== ${name} (${secs}s) ${verdict}\n${output.trimEnd()}\n`);
+  if (verdict !== 'ok') failed.push(...failedFiles(task, output));
+  process.stdout.write(`\n=== ${task.name} (${seconds.toFixed(1)}s) ${verdict}\n${output.trimEnd()}\n`);
+}
+
+/**
+ * The files of a failed task to name: in a batch, those whose part of the output (it follows the
+ * file's name on a line of its own) shows a failure, or all of them when none does (a crash).
+ */
+function failedFiles(task: Task, output: string): string[] {
+  if (!task.batch) return [task.name];
+  const names = new Set(task.files.map(relative));
+  const parts = new Map<string, string>();
+  let current = '';
+  for (const line of output.split('\n')) {
+    if (names.has(line.trim())) current = line.trim();
+    else if (current) parts.set(current, (parts.get(current) ?? '') + line + '\n');
+  }
+  const failing = [...parts].filter(([, text]) => /\bFAIL\b|✘/.test(text)).map(([name]) => name);
+  return failing.length ? failing : [...names];
 }
 
 /**
@@ -113,13 +152,42 @@ function notRun(output: string): string | undefined {
 // A file that changes the machine itself (installs a .deb into /etc, /usr) marks itself
 // `// @alone`: it runs after all the others, by itself, so no other test sees its /etc files.
 const alone = files.filter((f) => /^\/\/ @alone\b/m.test(readFileSync(f, 'utf8').slice(0, 2000)));
-const queue = files.filter((f) => !alone.includes(f));
+const isUnit = (f: string) => relative(f).startsWith('test/unit/');
+const units = files.filter((f) => isUnit(f) && !alone.includes(f));
+// As many unit batches as jobs, each unit file (the slowest first) to the batch with the least to do.
+const batchCount = Math.min(units.length, Math.max(1, jobs));
+const batches: Task[] = Array.from({ length: batchCount }, (_, i) => ({
+  name: `test/unit (batch ${i + 1} of ${batchCount})`,
+  files: [],
+  estimate: 0,
+  batch: true,
+}));
+for (const file of [...units].sort((a, b) => estimate(b, 2) - estimate(a, 2))) {
+  const lightest = batches.reduce((a, b) => (b.estimate < a.estimate ? b : a));
+  lightest.files.push(file);
+  lightest.estimate += estimate(file, 2);
+}
+const single = (f: string): Task => ({
+  name: relative(f),
+  files: [f],
+  estimate: estimate(f, 30),
+  batch: false,
+});
+const queue = [...files.filter((f) => !isUnit(f) && !alone.includes(f)).map(single), ...batches].sort(
+  (a, b) => b.estimate - a.estimate,
+);
 await Promise.all(
   Array.from({ length: Math.max(1, jobs) }, async () => {
-    while (queue.length) await runFile(queue.shift()!);
+    while (queue.length) await runTask(queue.shift()!);
   }),
 );
-for (const file of alone) await runFile(file);
+for (const file of alone) await runTask(single(file));
+if (args.record) {
+  const sorted = Object.fromEntries(
+    Object.entries({ ...durations, ...measured }).sort(([a], [b]) => a.localeCompare(b)),
+  );
+  writeFileSync(durationsFile, JSON.stringify(sorted, null, 2) + '\n');
+}
 
 console.log(
   `\n${files.length - failed.length}/${files.length} test files passed in ${((Date.now() - started) / 1000).toFixed(1)}s`,

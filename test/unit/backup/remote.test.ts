@@ -16,7 +16,8 @@ import { tmpDir } from '../../_helpers/common.ts';
 import { uploadFiles } from '../../../lib/stages/upload/index.ts';
 
 const s3 = await startS3rver('backups');
-Object.assign(process.env, s3rverEnv(s3.endpoint));
+// Set when this file's tests start, not at import: the unit batch imports every file first.
+test.before(() => void Object.assign(process.env, s3rverEnv(s3.endpoint)));
 test.after(() => s3.close());
 
 async function config() {

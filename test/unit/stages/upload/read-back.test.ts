@@ -12,7 +12,8 @@ import { tmpDir } from '../../../_helpers/common.ts';
 
 const s3 = await startS3rver('updates');
 const env = { ...process.env, ...s3rverEnv(s3.endpoint) };
-Object.assign(process.env, env);
+// Set when this file's tests start, not at import: the unit batch imports every file first.
+test.before(() => void Object.assign(process.env, env));
 test.after(() => s3.close());
 
 test('list the files under a prefix, download one; a missing one is false', async () => {
