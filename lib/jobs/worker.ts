@@ -78,7 +78,13 @@ export async function startWorker({
     log.warn(`could not look for builds left behind by a previous run: ${messageOf(error)}`),
   );
   const outputOf = (job: { id: string }) => path.join(jobsDir, job.id, 'output.log');
-  const slots = concurrency ?? config.concurrency ?? 1;
+  // `concurrency: 0` is hook-server's (it builds nothing itself) when both read one shipkit.yml:
+  // a worker that took it would take no job, forever, and say nothing. It runs one at once.
+  const slots = concurrency ?? (config.concurrency > 0 ? config.concurrency : 1);
+  if (concurrency === undefined && config.concurrency === 0)
+    log.info(
+      `concurrency: 0 in ${config.file} is hook-server's (it builds nothing itself); this worker runs 1 job at once (--concurrency N for more)`,
+    );
   const worker = new PgWorker({
     ...conn,
     name,

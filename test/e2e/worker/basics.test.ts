@@ -453,7 +453,7 @@ test("a build on a worker cannot read the queue's password: not in its environme
   }
 });
 
-test("a worker given hook-server's own shipkit.yml refuses its data folder (exit 2); a worker's start line says its concurrency and data folder", async () => {
+test("a worker given hook-server's own shipkit.yml refuses its data folder (exit 2); a worker's start line says its concurrency and data folder; concurrency: 0 is hook-server's, not a worker's", async () => {
   if (!pg) return;
   const env = worldEnv(pg);
   const server = queueConfig('server', { 'octo/site': {} }, { concurrency: 0 });
@@ -472,6 +472,19 @@ test("a worker given hook-server's own shipkit.yml refuses its data folder (exit
     const worker = await startWorker(remote.config, 'remote', env);
     assert.is(await worker.stop(), 0, worker.output());
     assert.match(worker.output(), `, 3 at once, data in ${path.join(remote.dir, 'data')}`);
+    // A copy of hook-server's shipkit.yml (concurrency: 0, its own data:) on a worker: the 0 is
+    // hook-server's, and the worker builds with its own default, saying so (audit: it took none).
+    const copy = queueConfig('copy', { 'octo/site': {} }, { concurrency: 0 });
+    const builder = await startWorker(copy.config, 'copy', env);
+    try {
+      assert.match(builder.output(), `, 1 at once, data in ${path.join(copy.dir, 'data')}`);
+      assert.match(builder.output(), `concurrency: 0 in ${copy.config} is hook-server's`);
+      const res = await deliverGithub(hook.url, 'push', pushPayload('octo/site'), SECRET);
+      const done = await waitForState(hook, res.json.job, ['succeeded', 'failed']);
+      assert.is(done.worker, 'copy');
+    } finally {
+      assert.is(await builder.stop(), 0, builder.output());
+    }
   } finally {
     assert.is(await hook.stop(), 0, hook.output());
   }
