@@ -17,6 +17,10 @@ Receive GitHub, Gitea/Forgejo/Gogs and GitLab webhooks, verify them, journal the
                          them, ./.shipkit/shipkit.yml is created on first start)
   --listen HOST:PORT     overrides listen: (default 127.0.0.1:9000)
   --grace SEC            on SIGTERM, how long running jobs may finish (default 60)
+  --drain SEC            on SIGTERM, answer this long more while /healthz says 503, so a
+                         load balancer moves deliveries to another node first (default 0)
+  --name NAME            this node's name among hook-servers sharing one queue: database
+                         (default: the host name; shown by /healthz)
   --body-timeout SEC     time allowed for a request body (default 30)
   --header-timeout SEC   time allowed for request headers (default 10)
   --json                 JSON log lines
@@ -33,7 +37,8 @@ Routes:
   GET  /jobs/ID            a job's page, in a browser; its log follows live while it runs
   GET, POST /login; POST /logout    the status page's session (form field token; logout
                            ends it on the server too)
-  GET  /healthz            open
+  GET  /healthz            open: {"ok", "node", "leader", "db", "queued", "running"}; 503
+                           while draining or the queue database is unreachable
   GET  /badge/OWNER/NAME.svg[?branch=B]   status badge (not with ui: off)
   With Authorization: Bearer TOKEN (the read token), or the status page's session:
   GET  /jobs, /jobs/ID (JSON), /jobs/ID/log[?follow=1] (text, or a live event stream)
@@ -67,6 +72,8 @@ await runCli(
       listen: { type: 'string' },
       json: { type: 'boolean' },
       grace: { type: 'seconds' },
+      drain: { type: 'seconds' },
+      name: { type: 'string' },
       'body-timeout': { type: 'seconds' },
       'header-timeout': { type: 'seconds' },
     },
@@ -141,6 +148,8 @@ await runCli(
       log,
       maxBody: config.maxBody,
       graceMs: milliseconds(args.grace),
+      drainMs: milliseconds(args.drain),
+      name: nodeName(args.name),
       bodyTimeoutMs: milliseconds(args['body-timeout']),
       headersTimeoutMs: milliseconds(args['header-timeout']),
     });
@@ -162,4 +171,11 @@ await runCli(
 /** `token: file:PATH` as a path (relative to the config file), else undefined. */
 function tokenFileOf(config: { file: string; token?: string }): string | undefined {
   return config.token?.startsWith('file:') ? path.resolve(path.dirname(config.file), config.token.slice(5)) : undefined;
+}
+
+/** `--name`: letters, digits and . _ : @ ( ) - only (it is logged and stored), 1-64 of them. */
+function nodeName(name: string | undefined): string | undefined {
+  if (name !== undefined && !/^[A-Za-z0-9._:@() -]{1,64}$/.test(name))
+    throw new UsageError('Option --name must be 1-64 letters, digits, spaces or . _ : @ ( ) -.');
+  return name;
 }

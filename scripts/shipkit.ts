@@ -45,6 +45,10 @@ const SCRIPTS: Record<string, { about: string; load: () => Promise<unknown> }> =
     about: "forget hosts in hook-server's fleet registry (`fleet forget`)",
     load: () => import('./fleet.ts'),
   },
+  deliveries: {
+    about: 'with queue:, list the webhook deliveries kept, or replay one as a new job',
+    load: () => import('./deliveries.ts'),
+  },
   worker: {
     about: 'take build jobs from the PostgreSQL queue and run them on this machine',
     load: () => import('./worker.ts'),

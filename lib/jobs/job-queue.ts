@@ -19,6 +19,14 @@ export interface NewJob extends CommitMeta {
   forge?: string;
 }
 
+/** A delivery as it came, kept with its job by the PostgreSQL queue so an operator can replay it. */
+export interface RawDelivery {
+  /** The forge's name for the request's event (X-GitHub-Event, X-Gitea-Event, X-Gitlab-Event). */
+  event: string;
+  format: 'json' | 'form';
+  body: Buffer;
+}
+
 export interface RunOutcome {
   exit: number | null;
   reason?: string;
@@ -41,8 +49,11 @@ export interface EnqueueResult {
 export type KillGroup = (job: Job) => Promise<void>;
 
 export interface JobQueue {
-  /** Durable before it resolves: the job is on disk (or in the database) and will run. */
-  enqueue(input: NewJob): Promise<EnqueueResult>;
+  /**
+   * Durable before it resolves: the job is on disk (or in the database) and will run. `raw` is
+   * the delivery's body, which the PostgreSQL queue keeps under (forge, delivery id).
+   */
+  enqueue(input: NewJob, raw?: RawDelivery): Promise<EnqueueResult>;
   /** Settle jobs a previous process left running, then know the queue anew. */
   recover(killGroup: KillGroup): Promise<void>;
   /** Begin running queued jobs. */
@@ -51,6 +62,10 @@ export interface JobQueue {
   /** Newest first. */
   list(options?: { limit?: number; repo?: string; state?: string }): Job[];
   counts(): { queued: number; running: number };
+  /** With several hook-servers on one database: whether this one leads, and whether the database answers (/healthz). */
+  health?(): Promise<{ leader: boolean; db: string }>;
+  /** Stop leading now, so another hook-server takes over while this one drains (SIGTERM). */
+  handOver?(): Promise<void>;
   /** Every job it holds, in no order (the pages' history); absent: the journal's (LocalJobQueue). */
   all?(): Iterable<Job>;
   /**

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { ValidationError, messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { HttpError, receiveBody, sendJson, type ReceivedBody } from '../http/server.ts';
-import type { EnqueueResult, JobQueue } from '../jobs/job-queue.ts';
+import type { EnqueueResult, JobQueue, NewJob, RawDelivery } from '../jobs/job-queue.ts';
 import type { RepoConfig, ShipkitConfig } from '../config/shipkit-yml.ts';
 import type { Refuse } from '../web/read-sources.ts';
 import type { PushGuard } from './push-guard.ts';
@@ -72,6 +72,13 @@ interface Verified {
 
 type Job = WebhookEvent & { kind: 'push' | 'release' };
 
+/** Where a delivery came from: its forge, its id there, and the delivery as it came. */
+interface Origin {
+  forge: Forge;
+  delivery: string;
+  raw: RawDelivery;
+}
+
 export class DeliveryIntake {
   private readonly options: DeliveryOptions;
   private readonly allSecrets: string[];
@@ -121,7 +128,8 @@ export class DeliveryIntake {
         return sendJson(res, 200, { ok: true, ignored: meaning.reason });
       }
       const repo = this.repoFor(meaning, verified.verdict, res, rlog, refuse);
-      if (repo) await this.admitAndQueue(res, repo, meaning, { forge: heading.forge, delivery }, rlog, refuse);
+      const raw = { event: heading.event, format: heading.format, body: verified.body };
+      if (repo) await this.admitAndQueue(res, repo, meaning, { forge: heading.forge, delivery, raw }, rlog, refuse);
     } finally {
       if (received.file) await rm(received.file, { force: true });
     }
@@ -247,7 +255,7 @@ export class DeliveryIntake {
     res: ServerResponse,
     repo: RepoConfig,
     meaning: Job,
-    from: { forge: Forge; delivery: string },
+    from: Origin,
     rlog: Logger,
     refuse: Refuse,
   ): Promise<void> {
@@ -334,23 +342,28 @@ export class DeliveryIntake {
     };
   }
 
-  private enqueue(
-    repo: RepoConfig,
-    meaning: Job,
-    { forge, delivery }: { forge: Forge; delivery: string },
-  ): Promise<EnqueueResult> {
-    const common = {
-      repo: repo.name,
-      ref: meaning.ref,
-      cloneUrl: meaning.cloneUrl,
-      deliveryId: delivery,
-      forge,
-      ...meaning.meta,
-    };
-    return meaning.kind === 'push'
-      ? this.options.queue.enqueue({ ...common, kind: 'build', sha: meaning.sha, branch: meaning.branch })
-      : this.options.queue.enqueue({ ...common, kind: 'release', tag: meaning.tag });
+  private enqueue(repo: RepoConfig, meaning: Job, origin: Origin): Promise<EnqueueResult> {
+    return this.options.queue.enqueue(newJobOf(repo, meaning, origin), origin.raw);
   }
+}
+
+/** The job a push or release delivery for `repo` makes (hook-server's intake, and a replay of it). */
+export function newJobOf(
+  repo: RepoConfig,
+  meaning: WebhookEvent & { kind: 'push' | 'release' },
+  { forge, delivery }: { forge: string; delivery: string },
+): NewJob {
+  const common = {
+    repo: repo.name,
+    ref: meaning.ref,
+    cloneUrl: meaning.cloneUrl,
+    deliveryId: delivery,
+    forge,
+    ...meaning.meta,
+  };
+  return meaning.kind === 'push'
+    ? { ...common, kind: 'build', sha: meaning.sha, branch: meaning.branch }
+    : { ...common, kind: 'release', tag: meaning.tag };
 }
 
 /** The forge a request's path names: `/hooks/github`, `/hooks/gitea`, `/hooks/gitlab`, or `/` (told by its headers). */

@@ -69,6 +69,13 @@ export interface HookServerOptions {
   idleTimeoutMs?: number;
   /** How long SIGTERM waits for running jobs before interrupting them. */
   graceMs?: number;
+  /**
+   * On SIGTERM, how long it goes on answering while /healthz says 503, so that a load balancer
+   * sends new deliveries elsewhere before it closes (default 0).
+   */
+  drainMs?: number;
+  /** This hook-server's name among several on one database (default: the host name). */
+  name?: string;
   /** Timeout and retries of commit statuses and notifications (default 10 s, 4 attempts, 2 s doubling). */
   delivery?: { timeoutMs?: number; attempts?: number; backoffMs?: number };
   /** Replaces the child-process runner (tests). */
@@ -149,11 +156,17 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     bodyTimeoutMs: options.bodyTimeoutMs ?? BODY_TIMEOUT_MS,
     onOldSecret: metrics.countOldSecret,
   });
-  const http = await listen(options, router({ log, queue, metrics, readRoutes, intake, fleetRoutes }));
+  const node = { name: options.name ?? hostname(), draining: false };
+  const http = await listen(options, router({ log, queue, metrics, readRoutes, intake, fleetRoutes, node }));
   queue.resume();
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
+      // Draining: /healthz answers 503 and the lead goes to another node; deliveries that still
+      // come are taken (a forge need not retry them) until the listener closes.
+      node.draining = true;
+      await queue.handOver?.();
+      if (options.drainMs) await new Promise((resolve) => setTimeout(resolve, options.drainMs));
       follow.close();
       const closed = http.close(2_000);
       await queue.stop({
@@ -337,6 +350,7 @@ async function openQueue(
     log,
     ...listeners,
     jobsDir,
+    node: options.name ?? hostname(),
     history: { source: `${hostname()}:${journal.file}`, jobs: journal.jobs.values() },
     workerName: `${hostname()} (hook-server)`,
   });
@@ -386,10 +400,12 @@ interface Routes {
   readRoutes: ReadRoutes;
   intake: DeliveryIntake;
   fleetRoutes?: FleetRoutes;
+  /** This node's name, and whether it drains (SIGTERM). */
+  node: { name: string; draining: boolean };
 }
 
 /** `/healthz`, the read side (lib/web/), and the forges' paths (lib/server/delivery.ts); 404 for the rest. */
-function router({ log, queue, metrics, readRoutes, intake, fleetRoutes }: Routes) {
+function router({ log, queue, metrics, readRoutes, intake, fleetRoutes, node }: Routes) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const requestId = requestIdOf(req);
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -414,7 +430,7 @@ function router({ log, queue, metrics, readRoutes, intake, fleetRoutes }: Routes
     if (route === '/healthz') {
       if (req.method !== 'GET' && req.method !== 'HEAD')
         return refuse(405, 'method not allowed', undefined, { Allow: 'GET, HEAD' });
-      return sendJson(res, 200, { ok: true, ...queue.counts() });
+      return healthz(res, queue, node);
     }
     if (await readRoutes.handle(req, res, url, refuse)) return;
     if (fleetRoutes && (await fleetRoutes.handle(req, res, url, refuse))) return;
@@ -423,6 +439,24 @@ function router({ log, queue, metrics, readRoutes, intake, fleetRoutes }: Routes
     res.once('close', () => metrics.countDelivery(countedForge(req, target), res.statusCode));
     return intake.handleDelivery(req, res, target, requestId, refuse);
   };
+}
+
+/**
+ * For a load balancer: 200 while this node takes deliveries; 503 with Retry-After while it drains
+ * or cannot reach the queue database. Without `queue:` the node is alone and leads itself.
+ */
+async function healthz(res: ServerResponse, queue: JobQueue, node: Routes['node']): Promise<void> {
+  const { leader, db } = queue.health ? await queue.health() : { leader: !node.draining, db: 'none' };
+  const ok = !node.draining && (db === 'ok' || db === 'none');
+  const body = {
+    ok,
+    node: node.name,
+    leader,
+    db: db.startsWith('unreachable') ? 'unreachable' : db,
+    ...(node.draining ? { draining: true } : {}),
+    ...queue.counts(),
+  };
+  sendJson(res, ok ? 200 : 503, body, ok ? {} : { 'Retry-After': '5' });
 }
 
 function listen(

@@ -41,7 +41,7 @@ export function deliveryId(forge: Forge, headers: Headers, body: Buffer): string
     forge === 'github'
       ? ['x-github-delivery']
       : forge === 'gitlab'
-        ? ['x-gitlab-event-uuid', 'x-gitlab-webhook-uuid']
+        ? ['idempotency-key', 'x-gitlab-event-uuid', 'x-gitlab-webhook-uuid']
         : ['x-gitea-delivery', 'x-forgejo-delivery', 'x-gogs-delivery', 'x-github-delivery'];
   for (const name of names) {
     const value = header(headers, name);

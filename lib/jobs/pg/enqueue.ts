@@ -4,10 +4,30 @@
 // The whole story: docs/internals.md.
 import type pg from 'pg';
 import type PgBoss from 'pg-boss';
-import type { EnqueueResult } from '../job-queue.ts';
+import type { EnqueueResult, RawDelivery } from '../job-queue.ts';
 import type { Job } from '../job.ts';
 import { bossDb } from './connect.ts';
-import { findActiveDeliveries, insertJobs, lockRepo, queueName, updateJobs } from './records.ts';
+import {
+  deliveryKey,
+  findActiveDeliveries,
+  findDeliveries,
+  insertDeliveries,
+  insertJobs,
+  lockRepo,
+  queueName,
+  updateJobs,
+  type DeliveryKey,
+} from './records.ts';
+
+/** A job to commit, with the delivery it was made of when it came from a forge. */
+export interface Pending {
+  job: Job;
+  raw?: RawDelivery;
+}
+
+/** A job's delivery key: its forge and the id that forge gave the delivery. */
+const keyOf = (job: Job): DeliveryKey | undefined =>
+  job.deliveryId ? { source: job.forge ?? 'unknown', id: job.deliveryId } : undefined;
 
 export interface BatchOutcome {
   /** One per job given, in order. */
@@ -16,18 +36,26 @@ export interface BatchOutcome {
   superseded: Job[];
 }
 
-/** Which of `jobs` are new and which repeat a delivery already queued or running (or earlier in the batch). */
+/**
+ * Which of `jobs` are new and which repeat a delivery already stored (on any hook-server, in
+ * shipkit.deliveries), still queued or running from before that table, or earlier in the batch.
+ */
 async function splitDuplicates(c: pg.ClientBase, jobs: Job[]): Promise<{ fresh: Job[]; duplicateOf: Map<Job, Job> }> {
+  const keys = jobs.map(keyOf).filter((k): k is DeliveryKey => k !== undefined);
+  const stored = keys.length ? await findDeliveries(c, keys) : new Map<string, Job>();
   const deliveries = jobs.map((j) => j.deliveryId).filter((d): d is string => Boolean(d));
   const active = deliveries.length ? await findActiveDeliveries(c, jobs[0].repo, deliveries) : new Map<string, Job>();
   const fresh: Job[] = [];
   const duplicateOf = new Map<Job, Job>();
   const first = new Map<string, Job>();
   for (const job of jobs) {
-    const earlier = job.deliveryId ? (active.get(job.deliveryId) ?? first.get(job.deliveryId)) : undefined;
+    const key = keyOf(job);
+    const earlier = key
+      ? (stored.get(deliveryKey(key)) ?? active.get(job.deliveryId!) ?? first.get(deliveryKey(key)))
+      : undefined;
     if (earlier) duplicateOf.set(job, earlier);
     else {
-      if (job.deliveryId) first.set(job.deliveryId, job);
+      if (key) first.set(deliveryKey(key), job);
       fresh.push(job);
     }
   }
@@ -64,7 +92,8 @@ async function supersede(c: pg.ClientBase, boss: PgBoss, fresh: Job[]): Promise<
 }
 
 /** The batch, in the caller's transaction. */
-export async function commitBatch(c: pg.ClientBase, boss: PgBoss, jobs: Job[]): Promise<BatchOutcome> {
+export async function commitBatch(c: pg.ClientBase, boss: PgBoss, pending: Pending[]): Promise<BatchOutcome> {
+  const jobs = pending.map((p) => p.job);
   const repo = jobs[0].repo;
   await lockRepo(c, repo);
   const { fresh, duplicateOf } = await splitDuplicates(c, jobs);
@@ -76,6 +105,24 @@ export async function commitBatch(c: pg.ClientBase, boss: PgBoss, jobs: Job[]): 
     rows.push({ job, bossId });
   }
   const stored = rows.length ? await insertJobs(c, rows) : new Map<string, Job>();
+  await insertDeliveries(
+    c,
+    pending.flatMap(({ job, raw }) => {
+      const key = keyOf(job);
+      return key && stored.has(job.id)
+        ? [
+            {
+              ...key,
+              job: job.id,
+              repo,
+              event: raw?.event ?? '',
+              format: raw?.format ?? 'json',
+              body: raw?.body ?? Buffer.alloc(0),
+            },
+          ]
+        : [];
+    }),
+  );
   const results = jobs.map((job) => {
     const earlier = duplicateOf.get(job);
     return earlier

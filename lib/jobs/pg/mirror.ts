@@ -16,6 +16,11 @@ export interface MirrorOptions {
   log: Logger;
   onStart?: (job: Job) => void;
   onEnd?: (job: Job) => void;
+  /**
+   * The leader's fencing term while this node leads (pg/leader.ts), else undefined: only the
+   * leader tells starts and ends, so that several hook-servers send each status once.
+   */
+  leading: () => number | undefined;
   /** Finished jobs kept (default 1000, as the journal keeps). */
   keepFinished?: number;
   refreshMs?: number;
@@ -57,16 +62,24 @@ export class JobMirror {
     this.schedule();
   }
 
-  /** The ends of jobs that finished while hook-server was down, told now (its recover()). */
+  /**
+   * The ends no leader told (they ended while no hook-server led, or the leader before this one
+   * died between telling and marking), told now: when this node starts leading.
+   */
   async tellUntold(): Promise<void> {
+    if (this.options.leading() === undefined) return;
     for (const job of await this.read(() => readUntold(this.options.pool))) {
       this.jobs.set(job.id, job);
       this.tellEnd(job);
     }
   }
 
-  /** A job's end to the listeners, then marked told in the database (again after a restart if that fails: at least once). */
+  /**
+   * A job's end to the listeners, then marked told in the database under the leader's term (told
+   * again by the next leader if that fails: at least once). A node that does not lead tells none.
+   */
   private tellEnd(job: Job): void {
+    if (this.options.leading() === undefined) return;
     this.tell(this.options.onEnd, job);
     this.told.add(job.id);
     this.marking ??= (async () => {
@@ -74,9 +87,12 @@ export class JobMirror {
         await new Promise((resolve) => setTimeout(resolve, 50));
         const ids = [...this.told];
         this.told.clear();
-        await markTold(this.options.pool, ids).catch((error) =>
+        // Under the term of now: a node that lost the lead meanwhile marks nothing (fenced).
+        const now = this.options.leading();
+        if (now === undefined) break;
+        await markTold(this.options.pool, ids, now).catch((error) =>
           this.options.log.warn(
-            `could not mark ${ids.length} job end(s) as told; they are told again after a restart: ${describeDbError(error, this.options.db)}`,
+            `could not mark ${ids.length} job end(s) as told; the leader tells them again: ${describeDbError(error, this.options.db)}`,
           ),
         );
       }
@@ -155,7 +171,8 @@ export class JobMirror {
     this.jobs.set(job.id, job);
     const isNew = before !== undefined || job.seq > this.loadedSeq;
     if (!isNew) return;
-    if (job.state === 'running' && (before?.state !== 'running' || before.attempts !== job.attempts))
+    const leads = this.options.leading() !== undefined;
+    if (leads && job.state === 'running' && (before?.state !== 'running' || before.attempts !== job.attempts))
       this.tell(this.options.onStart, job);
     if (finished(job) && !finished(before)) this.tellEnd(job);
   }

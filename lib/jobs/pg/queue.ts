@@ -11,6 +11,7 @@ import {
   type JobRunner,
   type KillGroup,
   type NewJob,
+  type RawDelivery,
 } from '../job-queue.ts';
 import {
   connectQueueDatabase,
@@ -25,6 +26,8 @@ import { Reaper } from './reaper.ts';
 import { OutputReceiver } from './output.ts';
 import { importJournal } from './import.ts';
 import { PgWorker } from './worker.ts';
+import { Leadership } from './leader.ts';
+import { forgetOldDeliveries } from './records.ts';
 import { messageOf } from '../../core/errors.ts';
 
 export interface PgQueueOptions {
@@ -45,6 +48,8 @@ export interface PgQueueOptions {
   jobsDir?: string;
   now?: () => Date;
   reaperMs?: number;
+  /** This hook-server's name among those of one database (the leader's, /healthz). */
+  node: string;
 }
 
 export class PgJobQueue implements JobQueue {
@@ -54,12 +59,14 @@ export class PgJobQueue implements JobQueue {
   private readonly reaper: Reaper;
   private readonly worker: PgWorker | undefined;
   private readonly output: OutputReceiver | undefined;
+  private readonly leadership: Leadership;
   private outputTimer: NodeJS.Timeout | undefined;
+  private retentionTimer: NodeJS.Timeout | undefined;
   private accepting = true;
   /** Per repo: jobs waiting for the transaction after the one committing now. */
   private readonly waiting = new Map<
     string,
-    Array<{ job: Job; resolve: (r: EnqueueResult) => void; reject: (e: unknown) => void }>
+    Array<{ job: Job; raw?: RawDelivery; resolve: (r: EnqueueResult) => void; reject: (e: unknown) => void }>
   >();
 
   private constructor(
@@ -67,11 +74,13 @@ export class PgJobQueue implements JobQueue {
     conn: QueueConnection,
     mirror: JobMirror,
     output: OutputReceiver | undefined,
+    leadership: Leadership,
   ) {
     this.options = options;
     this.conn = conn;
     this.mirror = mirror;
     this.output = output;
+    this.leadership = leadership;
     this.reaper = new Reaper({ ...conn, log: options.log, everyMs: options.reaperMs, now: options.now });
     this.worker =
       options.concurrency > 0
@@ -104,6 +113,19 @@ export class PgJobQueue implements JobQueue {
         .catch((error) => log.warn(`could not write the output of job ${job.id}: ${messageOf(error)}`));
       options.onEnd?.(job);
     };
+    // The leader tells starts and ends (statuses, notifications); a node that starts leading
+    // tells first what no leader told.
+    const leadership: Leadership = new Leadership({
+      newClient: conn.newClient,
+      log,
+      node: options.node,
+      onChange: (term) => {
+        if (term !== undefined)
+          mirror
+            .tellUntold()
+            .catch((error) => log.warn(`could not read the job ends no leader told: ${messageOf(error)}`));
+      },
+    });
     const mirror = new JobMirror({
       db,
       pool: conn.pool,
@@ -111,6 +133,7 @@ export class PgJobQueue implements JobQueue {
       log,
       onStart: options.onStart,
       onEnd,
+      leading: () => leadership.term,
     });
     try {
       if (options.history) await importJournal(conn.pool, { ...options.history, log });
@@ -122,7 +145,7 @@ export class PgJobQueue implements JobQueue {
       await conn.close();
       throw startError(error, db);
     }
-    return new PgJobQueue(options, conn, mirror, output);
+    return new PgJobQueue(options, conn, mirror, output, leadership);
   }
 
   /** Every 2 s: the output of jobs running on workers, in case a notification was missed. */
@@ -144,13 +167,13 @@ export class PgJobQueue implements JobQueue {
    * Durable before it resolves: the job commits with the others of its repo that wait meanwhile
    * (group commit, pg/enqueue.ts); with the database away it throws, and nothing is kept.
    */
-  enqueue(input: NewJob): Promise<EnqueueResult> {
+  enqueue(input: NewJob, raw?: RawDelivery): Promise<EnqueueResult> {
     if (!this.accepting) return Promise.reject(new Error('the queue is shutting down'));
     const job = newJobRecord(input, 0, this.now());
     return new Promise((resolve, reject) => {
       const waiting = this.waiting.get(job.repo);
-      if (waiting) return void waiting.push({ job, resolve, reject });
-      this.waiting.set(job.repo, [{ job, resolve, reject }]);
+      if (waiting) return void waiting.push({ job, raw, resolve, reject });
+      this.waiting.set(job.repo, [{ job, raw, resolve, reject }]);
       void this.commitWaiting(job.repo);
     });
   }
@@ -166,7 +189,7 @@ export class PgJobQueue implements JobQueue {
           commitBatch(
             c,
             this.conn.boss,
-            batch.map((w) => w.job),
+            batch.map(({ job, raw }) => ({ job, raw })),
           ),
         );
         this.told(outcome);
@@ -187,15 +210,14 @@ export class PgJobQueue implements JobQueue {
   }
 
   /**
-   * Jobs that ended while hook-server was down are told to its listeners now (commit statuses,
-   * notifications), as the local queue tells those it settles; jobs of workers that are gone are
-   * the reaper's (resume).
+   * Jobs that ended while no hook-server led are told by the leader (commit statuses,
+   * notifications) when it starts leading (resume); jobs of workers that are gone are the reaper's.
    */
-  async recover(): Promise<void> {
-    await this.mirror.tellUntold();
-  }
+  async recover(): Promise<void> {}
 
   resume(): void {
+    this.leadership.start();
+    this.keepDeliveriesBounded();
     this.reaper.start();
     this.worker?.start();
     if (this.output) this.pollOutput();
@@ -218,13 +240,50 @@ export class PgJobQueue implements JobQueue {
     return this.mirror.jobs.values();
   }
 
+  /** Hourly, by the leader: deliveries kept past their days are deleted (pg/records.ts). */
+  private keepDeliveriesBounded(): void {
+    this.retentionTimer = setInterval(() => {
+      if (this.leadership.term === undefined) return;
+      forgetOldDeliveries(this.conn.pool)
+        .then((n) => n && this.options.log.info(`forgot ${n} deliveries kept past their days`))
+        .catch((error) => this.options.log.warn(`could not forget old deliveries: ${messageOf(error)}`));
+    }, 3_600_000);
+    this.retentionTimer.unref?.();
+  }
+
+  /** Whether this node leads, and whether the database answers (within 2 s): /healthz. */
+  async health(): Promise<{ leader: boolean; db: string }> {
+    const leader = this.leadership.term !== undefined;
+    try {
+      await withTimeout(this.conn.pool.query('SELECT 1'), 2_000);
+      return { leader, db: 'ok' };
+    } catch (error) {
+      return { leader, db: `unreachable: ${messageOf(error)}` };
+    }
+  }
+
+  /** Hand the lead over now (SIGTERM): another node tells ends from its next try on. */
+  handOver(): Promise<void> {
+    return this.leadership.stop();
+  }
+
   async stop({ graceMs, killGroup }: { graceMs: number; killGroup: KillGroup }): Promise<void> {
     this.accepting = false;
+    await this.leadership.stop();
     await this.worker?.stop({ graceMs, killGroup });
     await this.reaper.stop();
     clearInterval(this.outputTimer);
+    clearInterval(this.retentionTimer);
     await this.mirror.close();
     await this.output?.close();
     await this.conn.close();
   }
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }

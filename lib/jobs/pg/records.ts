@@ -39,6 +39,29 @@ CREATE TABLE IF NOT EXISTS shipkit.job_sections (
   attempt int NOT NULL,
   section bytea NOT NULL
 );
+-- Each delivery a job was made of, under its forge's delivery id (intake exactly once, docs/ha.md):
+-- a retry of the delivery, on whichever hook-server it lands, finds its job here. The body is
+-- kept for "shipkit deliveries replay"; rows older than DELIVERY_KEEP_DAYS are deleted.
+CREATE TABLE IF NOT EXISTS shipkit.deliveries (
+  source text NOT NULL,
+  delivery_id text NOT NULL,
+  job_id text NOT NULL,
+  repo text NOT NULL,
+  event text NOT NULL,
+  format text NOT NULL,
+  received timestamptz NOT NULL DEFAULT now(),
+  body bytea NOT NULL,
+  PRIMARY KEY (source, delivery_id)
+);
+CREATE INDEX IF NOT EXISTS deliveries_job ON shipkit.deliveries (job_id);
+CREATE INDEX IF NOT EXISTS deliveries_received ON shipkit.deliveries (received);
+-- The leader among the hook-servers of this database and its fencing term (pg/leader.ts).
+CREATE TABLE IF NOT EXISTS shipkit.leader (
+  id int PRIMARY KEY CHECK (id = 1),
+  term bigint NOT NULL,
+  node text NOT NULL,
+  since timestamptz NOT NULL
+);
 CREATE OR REPLACE FUNCTION shipkit.jobs_notify() RETURNS trigger LANGUAGE plpgsql AS
   $$ BEGIN PERFORM pg_notify('${NOTIFY_CHANNEL}', NEW.id); RETURN NEW; END $$;
 DROP TRIGGER IF EXISTS jobs_notify ON shipkit.jobs;
@@ -159,8 +182,14 @@ export async function readUntold(client: Queryable): Promise<Job[]> {
   return rows.map((r) => rowOf(r).job);
 }
 
-export async function markTold(client: Queryable, ids: string[]): Promise<void> {
-  await client.query('UPDATE shipkit.jobs SET told = true WHERE id = ANY($1) AND NOT told', [ids]);
+/** Mark ends told, fenced: only while `term` is still the leader's (pg/leader.ts); gives how many were marked. */
+export async function markTold(client: Queryable, ids: string[], term: number): Promise<number> {
+  const { rowCount } = await client.query(
+    `UPDATE shipkit.jobs SET told = true WHERE id = ANY($1) AND NOT told
+       AND EXISTS (SELECT 1 FROM shipkit.leader WHERE id = 1 AND term = $2)`,
+    [ids, term],
+  );
+  return rowCount ?? 0;
 }
 
 /** The running jobs of every worker, with their pg-boss ids (the reaper's round). */
@@ -208,6 +237,59 @@ export async function findActiveDeliveries(
       return [job.deliveryId!, job] as const;
     }),
   );
+}
+
+/** How long a delivery's key and body are kept: a forge's retries and an operator's replays come sooner. */
+export const DELIVERY_KEEP_DAYS = 14;
+
+/** A delivery's key: the forge it came from and the id that forge gave it. */
+export interface DeliveryKey {
+  source: string;
+  id: string;
+}
+
+/** The job of each key already stored, keyed `source id`. */
+export async function findDeliveries(client: Queryable, keys: DeliveryKey[]): Promise<Map<string, Job>> {
+  const { rows } = await client.query(
+    `SELECT d.source, d.delivery_id, j.seq, j.state, j.record FROM shipkit.deliveries d
+       JOIN unnest($1::text[], $2::text[]) AS k(source, id) ON d.source = k.source AND d.delivery_id = k.id
+       JOIN shipkit.jobs j ON j.id = d.job_id`,
+    [keys.map((k) => k.source), keys.map((k) => k.id)],
+  );
+  return new Map(rows.map((r) => [deliveryKey({ source: r.source, id: r.delivery_id }), rowOf(r).job] as const));
+}
+
+export const deliveryKey = (key: DeliveryKey) => `${key.source} ${key.id}`;
+
+/** Keep each delivery under its key; a key stored meanwhile (another repo's, forged) keeps its first job. */
+export async function insertDeliveries(
+  client: Queryable,
+  rows: Array<DeliveryKey & { job: string; repo: string; event: string; format: string; body: Buffer }>,
+): Promise<void> {
+  if (rows.length === 0) return;
+  await client.query(
+    `INSERT INTO shipkit.deliveries (source, delivery_id, job_id, repo, event, format, body)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[])
+     ON CONFLICT DO NOTHING`,
+    [
+      rows.map((r) => r.source),
+      rows.map((r) => r.id),
+      rows.map((r) => r.job),
+      rows.map((r) => r.repo),
+      rows.map((r) => r.event),
+      rows.map((r) => r.format),
+      rows.map((r) => r.body),
+    ],
+  );
+}
+
+/** Forget deliveries older than DELIVERY_KEEP_DAYS; gives how many. */
+export async function forgetOldDeliveries(client: Queryable): Promise<number> {
+  const { rowCount } = await client.query(
+    `DELETE FROM shipkit.deliveries WHERE received < now() - make_interval(days => $1)`,
+    [DELIVERY_KEEP_DAYS],
+  );
+  return rowCount ?? 0;
 }
 
 export async function repoBusy(client: Queryable, repo: string): Promise<boolean> {

@@ -25,6 +25,7 @@ test(`${JOBS.toLocaleString('en')} queued jobs: the status page, /jobs and /heal
       concurrency: 0,
       run: async () => ({ exit: 0 }),
       log: silentLogger,
+      node: 'scale',
     });
     const started = performance.now();
     let next = 0;
