@@ -4,6 +4,7 @@
 // The whole story: docs/internals.md.
 import type pg from 'pg';
 import type PgBoss from 'pg-boss';
+import { version } from '../../core/cli.ts';
 import { ConfigError } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
 import { redactUrls } from '../../core/redact.ts';
@@ -193,7 +194,7 @@ export async function connectQueueDatabase({
   try {
     const client = await pool.connect();
     try {
-      await ensureSchema(client);
+      await ensureSchema(client, version());
     } finally {
       client.release();
     }

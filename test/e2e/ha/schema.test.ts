@@ -1,0 +1,42 @@
+// Nodes of one queue database and its schema (docs/ha.md): two hook-servers started at once on an
+// empty database make the tables once and both run; a node whose shipkit knows an older schema
+// than the database's refuses to start (exit 2, naming both versions) and changes nothing.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { startPostgres } from '../../fixtures/postgres.ts';
+import { runScript } from '../../_helpers/common.ts';
+import { queueConfig, startHookServer, worldEnv } from '../../fixtures/workers.ts';
+
+test('two nodes at once on an empty database; then a newer schema is refused by hook-server and worker, untouched', async () => {
+  const pg = await startPostgres();
+  if (!pg) return;
+  const env = worldEnv(pg);
+  const repos = { 'octo/site': {} };
+  const [a, b] = await Promise.all(
+    ['a', 'b'].map((name) => startHookServer(queueConfig(name, repos, { concurrency: 0 }).config, env)),
+  );
+  try {
+    assert.is(await pg.sql('SELECT version FROM shipkit.schema_version'), '2');
+    assert.is(await pg.sql(`SELECT count(*) FROM pg_tables WHERE schemaname = 'shipkit' AND tablename = 'jobs'`), '1');
+  } finally {
+    assert.is(await a.stop(), 0, a.output());
+    assert.is(await b.stop(), 0, b.output());
+  }
+  await pg.sql(`UPDATE shipkit.schema_version SET version = 99, shipkit = '9.9.9'`);
+  const tables = `SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'shipkit'`;
+  const before = await pg.sql(tables);
+  const { config } = queueConfig('old', repos, { concurrency: 0 });
+  for (const script of ['hook-server', 'worker']) {
+    const old = await runScript(script, ['--config', config, ...(script === 'worker' ? ['--name', 'old'] : [])], {
+      env,
+      timeoutMs: 30_000,
+    });
+    assert.is(old.exitCode, 2, old.stderr);
+    assert.match(old.stderr, 'tables are version 99 (written by shipkit 9.9.9), newer than this shipkit');
+    assert.match(old.stderr, 'nothing in the database was changed');
+  }
+  assert.is(await pg.sql('SELECT version FROM shipkit.schema_version'), '99');
+  assert.is(await pg.sql(tables), before);
+});
+
+test.run();
