@@ -3,17 +3,17 @@
 // piece. An e2e file gets a process of its own, the longest first (test/durations.json holds the
 // seconds each took; `--record` rewrites it). The unit files share a few processes
 // (test/_helpers/unit-batch.ts), which saves a Node and tsx start for each of them.
-// `--deno` runs the same files with the scripts under test started by Deno instead of Node
-// (SHIPKIT_TEST_RUNTIME=deno); only files whose first line is `// @deno` are run then, and the
-// runner says which were left out.
-//   tsx test/run.ts [--deno] [--jobs N] [--record] [FILTER...]   (TEST_JOBS=N, TEST_FILE_TIMEOUT_S=900, TEST_DIR)
+// `--deno` runs the files whose first line is `// @deno` with the scripts under test started by
+// Deno instead of Node (SHIPKIT_TEST_RUNTIME=deno), and says which were left out; `--with-deno`
+// runs every file under Node and those under Deno too, in one pool (one tail instead of two).
+//   tsx test/run.ts [--deno | --with-deno] [--jobs N] [--record] [FILTER...]   (TEST_JOBS=N, TEST_FILE_TIMEOUT_S=900, TEST_DIR)
 // Files with a `// @alone` line run last, one at a time (they change this machine).
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import minimist from 'minimist';
 
-const args = minimist(process.argv.slice(2), { boolean: ['deno', 'record'], string: ['jobs'] });
+const args = minimist(process.argv.slice(2), { boolean: ['deno', 'with-deno', 'record'], string: ['jobs'] });
 const root = path.resolve(import.meta.dirname, '..');
 const jobs = Number(args.jobs ?? process.env.TEST_JOBS ?? 2);
 // A file still running after this long is killed and failed, so that one hung test cannot hang
@@ -31,12 +31,24 @@ function findTests(dir: string): string[] {
 let files = findTests(process.env.TEST_DIR ?? path.join(root, 'test')).sort();
 const filters = args._.map(String);
 if (filters.length) files = files.filter((f) => filters.some((x) => f.includes(x)));
-if (args.deno) {
-  const left = files.filter((f) => !readFileSync(f, 'utf8').startsWith('// @deno'));
-  files = files.filter((f) => !left.includes(f));
+const denoFiles = files.filter((f) => readFileSync(f, 'utf8').startsWith('// @deno'));
+if (args.deno || args['with-deno']) {
+  const left = files.filter((f) => !denoFiles.includes(f));
   console.log(
-    `deno: running ${files.length} files marked // @deno; not under Deno (Node-only harness): ${left.map((f) => path.basename(f)).join(', ') || 'none'}`,
+    `deno: running ${denoFiles.length} files marked // @deno; not under Deno (Node-only harness): ${left.map((f) => path.basename(f)).join(', ') || 'none'}`,
   );
+}
+/** Each file to run, with the runtime its scripts are started by. */
+const runs: Run[] = args.deno
+  ? denoFiles.map((file) => ({ file, deno: true }))
+  : [
+      ...files.map((file) => ({ file, deno: false })),
+      ...(args['with-deno'] ? denoFiles.map((file) => ({ file, deno: true })) : []),
+    ];
+
+interface Run {
+  file: string;
+  deno: boolean;
 }
 
 const tsx = path.join(root, 'node_modules/tsx/dist/loader.mjs');
@@ -66,6 +78,7 @@ interface Task {
   files: string[];
   estimate: number;
   batch: boolean;
+  deno: boolean;
 }
 
 const durationsFile = path.join(root, 'test', 'durations.json');
@@ -74,12 +87,15 @@ const durations: Record<string, number> = existsSync(durationsFile)
   : {};
 const measured: Record<string, number> = {};
 const relative = (file: string) => path.relative(root, file);
-/** The seconds `file` took last time it was recorded, or `otherwise` for a new one. */
-const estimate = (file: string, otherwise: number) => durations[relative(file)] ?? otherwise;
+/** Names a file's run under Deno in the output, in test/durations.json and among the failed. */
+const DENO_PREFIX = '[deno] ';
+/** The seconds a run took last time it was recorded (under Node, when never under Deno), or `otherwise`. */
+const estimate = ({ file, deno }: Run, otherwise: number) =>
+  (deno ? durations[DENO_PREFIX + relative(file)] : undefined) ?? durations[relative(file)] ?? otherwise;
 
 async function runTask(task: Task): Promise<void> {
   const t0 = Date.now();
-  const env = { ...process.env, FORCE_COLOR: '0', ...(args.deno ? { SHIPKIT_TEST_RUNTIME: 'deno' } : {}) };
+  const env = { ...process.env, FORCE_COLOR: '0', ...(task.deno ? { SHIPKIT_TEST_RUNTIME: 'deno' } : {}) };
   const argv = task.batch ? [batchRunner, ...task.files] : task.files;
   // Its own process group, so that a file that outlives FILE_TIMEOUT_S goes with what it started.
   const child = spawn(process.execPath, ['--import', tsx, ...argv], {
@@ -124,6 +140,7 @@ async function runTask(task: Task): Promise<void> {
  * file's name on a line of its own) shows a failure, or all of them when none does (a crash).
  */
 function failedFiles(task: Task, output: string): string[] {
+  const prefix = task.deno ? DENO_PREFIX : '';
   if (!task.batch) return [task.name];
   const names = new Set(task.files.map(relative));
   const parts = new Map<string, string>();
@@ -133,7 +150,7 @@ function failedFiles(task: Task, output: string): string[] {
     else if (current) parts.set(current, (parts.get(current) ?? '') + line + '\n');
   }
   const failing = [...parts].filter(([, text]) => /\bFAIL\b|✘/.test(text)).map(([name]) => name);
-  return failing.length ? failing : [...names];
+  return (failing.length ? failing : [...names]).map((name) => prefix + name);
 }
 
 /**
@@ -151,37 +168,73 @@ function notRun(output: string): string | undefined {
 
 // A file that changes the machine itself (installs a .deb into /etc, /usr) marks itself
 // `// @alone`: it runs after all the others, by itself, so no other test sees its /etc files.
-const alone = files.filter((f) => /^\/\/ @alone\b/m.test(readFileSync(f, 'utf8').slice(0, 2000)));
+const isAlone = (f: string) => /^\/\/ @alone\b/m.test(readFileSync(f, 'utf8').slice(0, 2000));
 const isUnit = (f: string) => relative(f).startsWith('test/unit/');
-const units = files.filter((f) => isUnit(f) && !alone.includes(f));
-// As many unit batches as jobs, each unit file (the slowest first) to the batch with the least to do.
-const batchCount = Math.min(units.length, Math.max(1, jobs));
-const batches: Task[] = Array.from({ length: batchCount }, (_, i) => ({
-  name: `test/unit (batch ${i + 1} of ${batchCount})`,
-  files: [],
-  estimate: 0,
-  batch: true,
-}));
-for (const file of [...units].sort((a, b) => estimate(b, 2) - estimate(a, 2))) {
-  const lightest = batches.reduce((a, b) => (b.estimate < a.estimate ? b : a));
-  lightest.files.push(file);
-  lightest.estimate += estimate(file, 2);
-}
-const single = (f: string): Task => ({
-  name: relative(f),
-  files: [f],
-  estimate: estimate(f, 30),
+const single = (run: Run): Task => ({
+  name: (run.deno ? DENO_PREFIX : '') + relative(run.file),
+  files: [run.file],
+  estimate: estimate(run, 30),
   batch: false,
+  deno: run.deno,
 });
-const queue = [...files.filter((f) => !isUnit(f) && !alone.includes(f)).map(single), ...batches].sort(
-  (a, b) => b.estimate - a.estimate,
-);
+
+/** As many unit batches as jobs per runtime, each unit file (the slowest first) to the batch with the least to do. */
+function unitBatches(units: Run[], deno: boolean): Task[] {
+  const count = Math.min(units.length, Math.max(1, jobs));
+  const batches: Task[] = Array.from({ length: count }, (_, i) => ({
+    name: `${deno ? DENO_PREFIX : ''}test/unit (batch ${i + 1} of ${count})`,
+    files: [],
+    estimate: 0,
+    batch: true,
+    deno,
+  }));
+  for (const unit of [...units].sort((a, b) => estimate(b, 2) - estimate(a, 2))) {
+    const lightest = batches.reduce((a, b) => (b.estimate < a.estimate ? b : a));
+    lightest.files.push(unit.file);
+    lightest.estimate += estimate(unit, 2);
+  }
+  return batches;
+}
+
+const alone = runs.filter((r) => isAlone(r.file));
+const pooled = runs.filter((r) => !isAlone(r.file));
+const byEstimate = (a: Task, b: Task) => b.estimate - a.estimate;
+// Node's runs first, then Deno's, each the longest first: Deno's fill the end of Node's.
+const queue = [false, true].flatMap((deno) => {
+  const mine = pooled.filter((r) => r.deno === deno);
+  return [
+    ...mine.filter((r) => !isUnit(r.file)).map(single),
+    ...unitBatches(
+      mine.filter((r) => isUnit(r.file)),
+      deno,
+    ),
+  ].sort(byEstimate);
+});
+// A file never runs under both runtimes at once (they would share its fixed names: users, folders).
+const busy = new Set<string>();
+const waiting: Array<() => void> = [];
+async function nextTask(): Promise<Task | undefined> {
+  for (;;) {
+    const index = queue.findIndex((t) => !t.files.some((f) => busy.has(f)));
+    if (index !== -1) {
+      const [task] = queue.splice(index, 1);
+      for (const f of task.files) busy.add(f);
+      return task;
+    }
+    if (queue.length === 0) return undefined;
+    await new Promise<void>((resolve) => waiting.push(resolve));
+  }
+}
 await Promise.all(
   Array.from({ length: Math.max(1, jobs) }, async () => {
-    while (queue.length) await runTask(queue.shift()!);
+    for (let task = await nextTask(); task; task = await nextTask()) {
+      await runTask(task);
+      for (const f of task.files) busy.delete(f);
+      for (const wake of waiting.splice(0)) wake();
+    }
   }),
 );
-for (const file of alone) await runTask(single(file));
+for (const run of alone) await runTask(single(run));
 if (args.record) {
   const sorted = Object.fromEntries(
     Object.entries({ ...durations, ...measured }).sort(([a], [b]) => a.localeCompare(b)),
@@ -190,7 +243,7 @@ if (args.record) {
 }
 
 console.log(
-  `\n${files.length - failed.length}/${files.length} test files passed in ${((Date.now() - started) / 1000).toFixed(1)}s`,
+  `\n${runs.length - failed.length}/${runs.length} test files passed in ${((Date.now() - started) / 1000).toFixed(1)}s`,
 );
 if (failed.length) {
   console.log(`failed: ${failed.join(', ')}`);
