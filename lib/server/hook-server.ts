@@ -23,6 +23,7 @@ import { createPushGuard } from './push-guard.ts';
 import type { JobQueue, JobRunner } from '../jobs/job-queue.ts';
 import { createJobQueue } from '../jobs/local/queue.ts';
 import { PgJobQueue } from '../jobs/pg/queue.ts';
+import { shareEndedSessions, type SharedEndedSessions } from './shared-sessions.ts';
 import { resolveQueueUrl } from '../jobs/pg/connect.ts';
 import { removeJobFiles } from '../jobs/local/recovery.ts';
 import { killOrphanGroup, processRunnerFor } from '../jobs/process/runner.ts';
@@ -138,7 +139,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
   const dirs = await prepareDataFolder(config, log);
   const stores = await openStores(options, dirs);
   const { lock, journal, fleet, metrics, out, queue } = stores;
-  const { follow, readRoutes, fleetRoutes } = createReadSide(options, dirs, stores);
+  const { follow, readRoutes, fleetRoutes, closeSessions } = createReadSide(options, dirs, stores);
   const guard = createPushGuard({
     dataDir: dirs.data,
     workDir: (name) => repoPaths(config, name).work,
@@ -168,6 +169,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
       await queue.handOver?.();
       if (options.drainMs) await new Promise((resolve) => setTimeout(resolve, options.drainMs));
       follow.close();
+      closeSessions();
       const closed = http.close(2_000);
       await queue.stop({
         graceMs: options.graceMs ?? 60_000,
@@ -238,6 +240,7 @@ function createReadSide(options: HookServerOptions, dirs: DataDirs, stores: Stor
     jobOf: (id) => queue.get(id),
     readSection: (job) => readJobSection(repoPaths(config, job.repo).logs, dirs.jobs, job.id),
   });
+  let shared: SharedEndedSessions | undefined;
   const followed =
     options.token && options.tokenFile ? new FollowedSecretFile(options.tokenFile, options.token) : undefined;
   const readRoutes = createReadRoutes({
@@ -261,6 +264,10 @@ function createReadSide(options: HookServerOptions, dirs: DataDirs, stores: Stor
     deliveries: out.deliveries,
     followLog: (req, res, job) => follow.handle(req, res, job),
     fleet: fleet?.views,
+    shareEnded:
+      queue instanceof PgJobQueue
+        ? (local) => (shared = shareEndedSessions(local, queue.database, { log }))
+        : undefined,
   });
   const fleetRoutes =
     fleet &&
@@ -272,7 +279,7 @@ function createReadSide(options: HookServerOptions, dirs: DataDirs, stores: Stor
       onReport: metrics.countFleetReport,
       onRefused: metrics.countFleetRefusal,
     });
-  return { follow, readRoutes, fleetRoutes };
+  return { follow, readRoutes, fleetRoutes, closeSessions: () => shared?.close() };
 }
 
 interface DataDirs {

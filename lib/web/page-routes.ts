@@ -69,11 +69,8 @@ export function createPageRoutes(
   sources: ReadSources,
   { limiter = createLoginLimiter(), ended }: { limiter?: LoginLimiter; ended?: EndedSessions } = {},
 ): PageRoutes {
-  return new PageRoutes(
-    sources,
-    limiter,
-    ended ?? openEndedSessions({ dataDir: sources.dataDir, log: sources.log, now: sources.now }),
-  );
+  const local = ended ?? openEndedSessions({ dataDir: sources.dataDir, log: sources.log, now: sources.now });
+  return new PageRoutes(sources, limiter, sources.shareEnded?.(local) ?? local);
 }
 
 export class PageRoutes {

@@ -5,6 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Job } from '../jobs/job.ts';
 import type { DeliveryOutcomes } from '../notify/outcomes.ts';
 import type { Logger } from '../core/log.ts';
+import type { EndedSessions } from './ended-sessions.ts';
 
 /** What the read side needs of hook-server: its jobs, a log reader, config bits. */
 export interface ReadSources {
@@ -42,6 +43,12 @@ export interface ReadSources {
    */
   followLog?: (req: IncomingMessage, res: ServerResponse, job: Job) => Promise<void> | void;
   now?: () => Date;
+  /**
+   * With several hook-servers on one database: the ended sessions of this node (DATA's file)
+   * joined with those every node ended (lib/server/shared-sessions.ts), so a logout on one ends
+   * the session on all.
+   */
+  shareEnded?: (local: EndedSessions) => EndedSessions;
   /** The apps hosts report to (`fleet:`), for the status page's Fleet section. */
   fleet?(): FleetView[];
 }

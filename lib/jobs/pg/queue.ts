@@ -27,7 +27,7 @@ import { OutputReceiver } from './output.ts';
 import { importJournal } from './import.ts';
 import { PgWorker } from './worker.ts';
 import { Leadership } from './leader.ts';
-import { forgetOldDeliveries } from './records.ts';
+import { forgetOldDeliveries, type Queryable } from './records.ts';
 import { messageOf } from '../../core/errors.ts';
 
 export interface PgQueueOptions {
@@ -249,6 +249,11 @@ export class PgJobQueue implements JobQueue {
         .catch((error) => this.options.log.warn(`could not forget old deliveries: ${messageOf(error)}`));
     }, 3_600_000);
     this.retentionTimer.unref?.();
+  }
+
+  /** The queue database's pool, for what the hook-servers of one database share besides jobs. */
+  get database(): Queryable {
+    return this.conn.pool;
   }
 
   /** Whether this node leads, and whether the database answers (within 2 s): /healthz. */

@@ -56,6 +56,13 @@ CREATE TABLE IF NOT EXISTS shipkit.deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_job ON shipkit.deliveries (job_id);
 CREATE INDEX IF NOT EXISTS deliveries_received ON shipkit.deliveries (received);
+-- Status-page sessions logged out on any hook-server of this database (lib/server/shared-sessions.ts).
+CREATE TABLE IF NOT EXISTS shipkit.ended_sessions (
+  seq bigint GENERATED ALWAYS AS IDENTITY,
+  id text PRIMARY KEY,
+  issued bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ended_sessions_seq ON shipkit.ended_sessions (seq);
 -- The leader among the hook-servers of this database and its fencing term (pg/leader.ts).
 CREATE TABLE IF NOT EXISTS shipkit.leader (
   id int PRIMARY KEY CHECK (id = 1),

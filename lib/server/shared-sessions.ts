@@ -1,0 +1,67 @@
+// Status-page sessions ended on any hook-server of one queue database: a logout is written to
+// shipkit.ended_sessions as well as to DATA's file, and each node reads the rows added since its
+// last look every second, so the cookie is refused, and its live streams cut, on every node.
+// The whole story: docs/ha.md.
+import { messageOf } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import type { Queryable } from '../jobs/pg/records.ts';
+import type { EndedSessions } from '../web/ended-sessions.ts';
+import { SESSION_SECONDS } from '../web/session.ts';
+
+export interface SharedEndedSessions extends EndedSessions {
+  close(): void;
+}
+
+/** `local` (this node's file) joined with the sessions every node of `db` ended. */
+export function shareEndedSessions(
+  local: EndedSessions,
+  db: Queryable,
+  { log, everyMs = 1_000, now = () => Date.now() }: { log: Logger; everyMs?: number; now?: () => number },
+): SharedEndedSessions {
+  const shared = new Map<string, number>();
+  let lastSeq = 0;
+  let rounds = 0;
+  let failing = false;
+  const look = async () => {
+    try {
+      const { rows } = await db.query(
+        'SELECT seq, id, issued FROM shipkit.ended_sessions WHERE seq > $1 ORDER BY seq LIMIT 10000',
+        [lastSeq],
+      );
+      for (const row of rows) {
+        shared.set(String(row.id), Number(row.issued));
+        lastSeq = Math.max(lastSeq, Number(row.seq));
+      }
+      // Now and then: rows whose cookie has expired anyway are dropped, here and in the table.
+      if (++rounds % 600 === 0) {
+        const expired = now() - SESSION_SECONDS * 1000;
+        for (const [id, issued] of shared) if (issued < expired) shared.delete(id);
+        await db.query('DELETE FROM shipkit.ended_sessions WHERE issued < $1', [expired]);
+      }
+      failing = false;
+    } catch (error) {
+      if (!failing) log.warn(`could not read the sessions other hook-servers ended: ${messageOf(error)}`);
+      failing = true;
+    }
+  };
+  let timer: NodeJS.Timeout | undefined;
+  const schedule = () => {
+    timer = setTimeout(() => void look().finally(schedule), everyMs);
+    timer.unref?.();
+  };
+  void look().finally(schedule);
+  return {
+    isEnded: (session) => local.isEnded(session) || shared.has(session.id),
+    async end(session, at) {
+      shared.set(session.id, session.issued);
+      await Promise.all([
+        local.end(session, at),
+        db.query('INSERT INTO shipkit.ended_sessions (id, issued) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING', [
+          session.id,
+          session.issued,
+        ]),
+      ]);
+    },
+    close: () => clearTimeout(timer),
+  };
+}

@@ -1,0 +1,60 @@
+// Status-page sessions across two hook-servers on one PostgreSQL (docs/ha.md): a cookie issued by
+// one node opens the page on the other; a logout on either ends the session on both within a
+// couple of seconds; another session lives on.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { startPostgres } from '../../fixtures/postgres.ts';
+import { waitFor, type Server } from '../../_helpers/common.ts';
+import { queueConfig, startHookServer, TOKEN, worldEnv } from '../../fixtures/workers.ts';
+
+const HTML = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
+
+async function page(server: Server, cookie: string): Promise<{ status: number; body: string }> {
+  const res = await fetch(`${server.url}/`, { headers: { Accept: HTML, Cookie: cookie }, redirect: 'manual' });
+  return { status: res.status, body: await res.text() };
+}
+
+async function login(server: Server): Promise<string> {
+  const res = await fetch(`${server.url}/login`, {
+    method: 'POST',
+    body: new URLSearchParams({ token: TOKEN }).toString(),
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    redirect: 'manual',
+  });
+  assert.is(res.status, 303, await res.text());
+  return res.headers.get('set-cookie')!.split(';')[0];
+}
+
+test('a session from one node opens the other; a logout on either ends it on both; another lives on', async () => {
+  const pg = await startPostgres();
+  if (!pg) return;
+  const env = worldEnv(pg);
+  const repos = { 'octo/site': {} };
+  const a = await startHookServer(queueConfig('a', repos, { concurrency: 0 }).config, env);
+  const b = await startHookServer(queueConfig('b', repos, { concurrency: 0 }).config, env);
+  try {
+    const cookie = await login(a);
+    const other = await login(b);
+    for (const node of [a, b]) {
+      const answer = await page(node, cookie);
+      assert.is(answer.status, 200);
+      assert.match(answer.body, 'action="/logout"');
+    }
+    const out = await fetch(`${b.url}/logout`, { method: 'POST', headers: { Cookie: cookie }, redirect: 'manual' });
+    assert.is(out.status, 303);
+    assert.is((await page(b, cookie)).status, 401, 'ended at once where it logged out');
+    const started = Date.now();
+    await waitFor(async () => (await page(a, cookie)).status === 401, {
+      timeoutMs: 5_000,
+      what: 'the other node to refuse the ended session',
+    });
+    console.log(`  the other node refused the session ${Date.now() - started} ms after the logout`);
+    for (const node of [a, b]) assert.is((await page(node, other)).status, 200, 'another session lives on');
+    assert.is(await pg.sql('SELECT count(*) FROM shipkit.ended_sessions'), '1');
+  } finally {
+    assert.is(await a.stop(), 0, a.output());
+    assert.is(await b.stop(), 0, b.output());
+  }
+});
+
+test.run();
