@@ -20,11 +20,29 @@ import {
 import { tmpDir } from '../test/_helpers/common.ts';
 import { describeProcesses, killProcessesUsing } from '../test/fixtures/processes.ts';
 
-const args = minimist(process.argv.slice(2), { string: ['hosts', 'workers'], boolean: ['help'] });
+const args = minimist(process.argv.slice(2), { string: ['hosts', 'workers', 'nodes'], boolean: ['help'] });
 if (args.help) {
   console.log('usage: npm run demo [-- --hosts N]   (N launchfit hosts on 127.0.0.1, default 5)');
   console.log('       npm run demo -- --workers N   (N build workers on PostgreSQL, tools/demo-workers.ts)');
+  console.log(
+    '       npm run demo -- --nodes N     (N hook-servers on one PostgreSQL behind haproxy, tools/demo-ha.ts)',
+  );
   process.exit(0);
+}
+if (args.nodes !== undefined) {
+  const nodes = Number(args.nodes);
+  if (!Number.isInteger(nodes) || nodes < 2 || nodes > 5) {
+    console.error('error: --nodes must be a whole number from 2 to 5.');
+    process.exit(2);
+  }
+  const { runHaDemo } = await import('./demo-ha.ts');
+  await runHaDemo(nodes).then(
+    () => process.exit(0),
+    (error: Error) => {
+      console.error(`demo failed: ${error.message}`);
+      process.exit(1);
+    },
+  );
 }
 if (args.workers !== undefined) {
   const workers = Number(args.workers);

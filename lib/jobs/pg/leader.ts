@@ -20,6 +20,8 @@ export interface LeaderOptions {
   everyMs?: number;
   /** Told when this node starts leading (with its term) and when it stops (undefined). */
   onChange?: (term: number | undefined) => void;
+  /** At a handover, after this node stopped leading and before it lets go of the lock: finish its fenced writes. */
+  beforeRelease?: () => Promise<void>;
 }
 
 export class Leadership {
@@ -105,6 +107,7 @@ export class Leadership {
     if (this.current !== undefined) {
       this.current = undefined;
       this.options.onChange?.(undefined);
+      await this.options.beforeRelease?.().catch(() => undefined);
       await client?.query(`SELECT pg_advisory_unlock(${LEADER_LOCK_SQL})`).catch(() => undefined);
       this.options.log.info(`${this.options.node} hands the lead over`);
     }

@@ -38,8 +38,8 @@ export class JobMirror {
   private closed = false;
   /** Jobs above this seq are news: their end is told even when the mirror never saw them queued. */
   private loadedSeq = 0;
-  /** Ends told here, to be marked told in the database (batched). */
-  private readonly told = new Set<string>();
+  /** Ends told here, to be marked told in the database (batched), with the term they were told under. */
+  private readonly told = new Map<string, number>();
   private marking: Promise<void> | undefined;
   /**
    * Reads of the database, one after another: a slow read of everything (refresh) answered after a
@@ -79,22 +79,25 @@ export class JobMirror {
    * again by the next leader if that fails: at least once). A node that does not lead tells none.
    */
   private tellEnd(job: Job): void {
-    if (this.options.leading() === undefined) return;
+    const term = this.options.leading();
+    if (term === undefined) return;
     this.tell(this.options.onEnd, job);
-    this.told.add(job.id);
+    this.told.set(job.id, term);
     this.marking ??= (async () => {
       while (this.told.size) {
         await new Promise((resolve) => setTimeout(resolve, 50));
-        const ids = [...this.told];
+        const batch = [...this.told];
         this.told.clear();
-        // Under the term of now: a node that lost the lead meanwhile marks nothing (fenced).
-        const now = this.options.leading();
-        if (now === undefined) break;
-        await markTold(this.options.pool, ids, now).catch((error) =>
-          this.options.log.warn(
-            `could not mark ${ids.length} job end(s) as told; the leader tells them again: ${describeDbError(error, this.options.db)}`,
-          ),
-        );
+        // Under the term each was told in, which holds until another node takes the lead (a
+        // handover at SIGTERM does not stop the marks of what this node told): fenced.
+        for (const term of new Set(batch.map(([, t]) => t))) {
+          const ids = batch.filter(([, t]) => t === term).map(([id]) => id);
+          await markTold(this.options.pool, ids, term).catch((error) =>
+            this.options.log.warn(
+              `could not mark ${ids.length} job end(s) as told; the leader tells them again: ${describeDbError(error, this.options.db)}`,
+            ),
+          );
+        }
       }
       this.marking = undefined;
     })();
@@ -200,6 +203,11 @@ export class JobMirror {
       else if (job.state === 'running') running++;
     }
     return { queued, running };
+  }
+
+  /** Once the ends told so far are marked told (a handover waits for it). */
+  async marked(): Promise<void> {
+    while (this.marking) await this.marking;
   }
 
   async close(): Promise<void> {

@@ -125,6 +125,7 @@ export class PgJobQueue implements JobQueue {
             .tellUntold()
             .catch((error) => log.warn(`could not read the job ends no leader told: ${messageOf(error)}`));
       },
+      beforeRelease: () => mirror.marked(),
     });
     const mirror = new JobMirror({
       db,
