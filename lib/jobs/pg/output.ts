@@ -144,7 +144,14 @@ export class OutputReceiver {
     jobsDir: string;
     log: Logger;
     db: QueueDatabase;
+    /**
+     * Whether this hook-server deletes a finished job's chunks (the leader, of several on one
+     * database), and how long after the end: the others write the rest of theirs meanwhile.
+     */
+    deletes?: () => boolean;
+    deleteAfterMs?: number;
   };
+  private readonly deleting = new Set<NodeJS.Timeout>();
   /** job id → the attempt being written, the offset after its last chunk, and whether the file was begun afresh. */
   private readonly written = new Map<string, { attempt: number; next: number; begun: boolean }>();
   private readonly pending = new Set<string>();
@@ -288,14 +295,27 @@ export class OutputReceiver {
     return false;
   }
 
-  /** A job ended: what is left of its output and its section written, then deleted from the database. */
+  /**
+   * A job ended: what is left of its output and its section written; then, by the leader and a
+   * moment later (so every hook-server has written its copy), deleted from the database.
+   */
   async ended(id: string): Promise<void> {
     await this.running;
     await this.receive(id);
     await this.receiveSection(id);
-    await this.args.pool.query('DELETE FROM shipkit.job_output WHERE job_id = $1', [id]);
-    await this.args.pool.query('DELETE FROM shipkit.job_sections WHERE job_id = $1', [id]);
     this.written.delete(id);
+    if (!(this.args.deletes?.() ?? true)) return;
+    const forget = () => forgetOutput(this.args.pool, [id]);
+    const after = this.args.deleteAfterMs ?? 0;
+    if (after === 0) return forget();
+    const timer = setTimeout(() => {
+      this.deleting.delete(timer);
+      forget().catch((error) =>
+        this.args.log.warn(`could not delete the output of job ${id}: ${describeDbError(error, this.args.db)}`),
+      );
+    }, after);
+    timer.unref?.();
+    this.deleting.add(timer);
   }
 
   /** The section of logs.txt the worker sent, as DATA/jobs/ID/log.txt (checked as output is). */
@@ -313,7 +333,19 @@ export class OutputReceiver {
   }
 
   async close(): Promise<void> {
+    // Deletes not yet due are left to the next leader's hourly round (forgetOutput of ended jobs).
+    for (const timer of this.deleting) clearTimeout(timer);
     await this.running;
     await this.listener?.end().catch(() => undefined);
   }
+}
+
+/** Delete the chunks and sections of these jobs, or (no ids) of every job that has ended. */
+export async function forgetOutput(db: Pick<pg.Pool, 'query'>, ids?: string[]): Promise<void> {
+  const which = ids
+    ? 'job_id = ANY($1)'
+    : `job_id IN (SELECT id FROM shipkit.jobs WHERE state NOT IN ('queued', 'running'))`;
+  const values = ids ? [ids] : [];
+  await db.query(`DELETE FROM shipkit.job_output WHERE ${which}`, values);
+  await db.query(`DELETE FROM shipkit.job_sections WHERE ${which}`, values);
 }

@@ -23,7 +23,7 @@ import {
 import { JobMirror } from './mirror.ts';
 import { commitBatch, type BatchOutcome } from './enqueue.ts';
 import { Reaper } from './reaper.ts';
-import { OutputReceiver } from './output.ts';
+import { forgetOutput, OutputReceiver } from './output.ts';
 import { importJournal } from './import.ts';
 import { PgWorker } from './worker.ts';
 import { Leadership } from './leader.ts';
@@ -106,7 +106,11 @@ export class PgJobQueue implements JobQueue {
       repos: options.repos,
       supervise: true,
     });
-    const output = jobsDir ? new OutputReceiver({ ...conn, jobsDir, log }) : undefined;
+    // Declared before the leadership that uses it is made (below); read only once it runs.
+    let leads = () => true;
+    const output = jobsDir
+      ? new OutputReceiver({ ...conn, jobsDir, log, deletes: () => leads(), deleteAfterMs: 3_000 })
+      : undefined;
     const onEnd = (job: Job) => {
       output
         ?.ended(job.id)
@@ -127,6 +131,7 @@ export class PgJobQueue implements JobQueue {
       },
       beforeRelease: () => mirror.marked(),
     });
+    leads = () => leadership.term !== undefined;
     const mirror = new JobMirror({
       db,
       pool: conn.pool,
@@ -245,6 +250,7 @@ export class PgJobQueue implements JobQueue {
   private keepDeliveriesBounded(): void {
     this.retentionTimer = setInterval(() => {
       if (this.leadership.term === undefined) return;
+      forgetOutput(this.conn.pool).catch(() => undefined);
       forgetOldDeliveries(this.conn.pool)
         .then((n) => n && this.options.log.info(`forgot ${n} deliveries kept past their days`))
         .catch((error) => this.options.log.warn(`could not forget old deliveries: ${messageOf(error)}`));

@@ -8,12 +8,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { deliverGithub, post, pushPayload, readRuns } from '../../fixtures/hooks/deliveries.ts';
 import { startPostgres, type Postgres } from '../../fixtures/postgres.ts';
-import { runScript, type Server } from '../../_helpers/common.ts';
+import { runScript, waitFor, type Server } from '../../_helpers/common.ts';
 import {
   queueConfig,
   SECRET,
   startHookServer,
   startWorker,
+  TOKEN,
   waitForState,
   worldEnv,
   type Worker,
@@ -25,7 +26,7 @@ let b: Server | undefined;
 let worker: Worker | undefined;
 let workerDir = '';
 let configA = '';
-const repos = { 'octo/site': {}, 'group/app': {} };
+const repos = { 'octo/site': {}, 'group/app': {}, 'octo/ticker': {} };
 
 test.before(async () => {
   pg = await startPostgres();
@@ -162,6 +163,29 @@ test('deliveries list shows what is kept; replay queues a kept delivery again as
     assert.match(refused.stderr, 'is kept: give a delivery id or a job id');
   }
   assert.is(await jobCount(), before, 'nothing queued');
+});
+
+test('a job taken by one node, built on a worker: both nodes have its whole log; the leader deletes the chunks after', async () => {
+  if (!pg) return;
+  const res = await deliverGithub(a!.url, 'push', pushPayload('octo/ticker', { sha: '6'.repeat(40) }), SECRET);
+  assert.is(res.status, 202);
+  await waitForState(b!, res.json.job, ['succeeded']);
+  for (const node of [a!, b!]) {
+    const log = await waitFor(
+      async () => {
+        const text = await (
+          await fetch(`${node.url}/jobs/${res.json.job}/log`, { headers: { Authorization: `Bearer ${TOKEN}` } })
+        ).text();
+        return text.includes('tick 20 of 20') ? text : undefined;
+      },
+      { what: 'the whole log on each node' },
+    );
+    for (let i = 1; i <= 20; i++) assert.match(log!, `tick ${i} of 20`);
+  }
+  await waitFor(
+    async () => (await pg!.sql(`SELECT count(*) FROM shipkit.job_output WHERE job_id = '${res.json.job}'`)) === '0',
+    { what: 'the chunks to be deleted' },
+  );
 });
 
 test('deliveries past their 14 days are forgotten; younger ones are kept', async () => {

@@ -1,0 +1,276 @@
+// npm run bench:ha — several hook-servers on one PostgreSQL behind Debian's haproxy (docs/ha.md),
+// as shipped (the one file), against Debian's webhook 2.8 behind the same haproxy:
+//  (a) signed deliveries acknowledged per second through haproxy with 1, 2 and 3 nodes, each
+//      ack a committed job (PostgreSQL with its defaults: a commit waits for its WAL fsync), vs
+//      webhook 2.8 (checks the same HMAC, runs /bin/true, keeps nothing); rounds alternate sides;
+//  (b) failover: deliveries sent every 20 ms through haproxy to 2 nodes, the leader killed -9:
+//      the time until the other node leads, until a new delivery is acked, and deliveries lost
+//      (acked 2xx without a job in the database).
+//   tsx bench/ha.ts [--rounds 3] [--seconds 5] [--connections 50] [--bundle FILE]
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import minimist from 'minimist';
+import { sign } from '@octokit/webhooks-methods';
+import { pushPayload } from '../test/fixtures/hooks/deliveries.ts';
+import { startHaproxy, type Haproxy } from '../test/fixtures/haproxy.ts';
+import { startPostgres } from '../test/fixtures/postgres.ts';
+import { queueConfig, SECRET, worldEnv } from '../test/fixtures/workers.ts';
+import { freePort, tmpDir, waitFor } from '../test/_helpers/common.ts';
+import { loadAverage, reportResult } from './result.ts';
+import { shippedShipkit } from './shipped.ts';
+
+const args = minimist(process.argv.slice(2), { string: ['rounds', 'seconds', 'connections', 'bundle'] });
+const ROUNDS = Number(args.rounds ?? 3);
+const SECONDS = Number(args.seconds ?? 5);
+const CONNECTIONS = Number(args.connections ?? 50);
+const BUNDLE = path.resolve(args.bundle ?? shippedShipkit());
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+if (spawnSync('sh', ['-c', 'command -v haproxy && command -v webhook']).status !== 0) {
+  console.log('skipped: bench:ha needs haproxy and webhook (apt-get install haproxy webhook)');
+  process.exit(0);
+}
+const started = await startPostgres({ durable: true });
+if (!started) process.exit(0);
+const pg = started;
+const env = { ...process.env, ...worldEnv(pg), SHIPKIT_BUILD_COMMAND: '/bin/true', LOG_FORMAT: 'json' };
+const REPOS = { 'octo/site': {} };
+
+interface Node {
+  name: string;
+  port: number;
+  child: ChildProcess;
+}
+
+/** A hook-server of the one file, with `queue:`, building nothing itself. */
+async function startNode(name: string): Promise<Node> {
+  const port = await freePort();
+  const { config } = queueConfig(name, REPOS, { concurrency: 0 });
+  const args = [BUNDLE, 'hook-server', '--config', config, '--listen', `127.0.0.1:${port}`, '--name', name];
+  const child = spawn(process.execPath, args, { env, stdio: 'ignore' });
+  await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.ok, {
+    timeoutMs: 30_000,
+    what: `node ${name}`,
+  });
+  return { name, port, child };
+}
+
+function stopNode(node: Node): Promise<void> {
+  if (node.child.exitCode !== null || node.child.signalCode !== null) return Promise.resolve();
+  node.child.kill('SIGTERM');
+  return new Promise((resolve) => node.child.once('exit', () => resolve()));
+}
+
+async function startWebhook(): Promise<{ port: number; stop(): void }> {
+  const hooks = path.join(tmpDir(), 'hooks.json');
+  writeFileSync(
+    hooks,
+    JSON.stringify([
+      {
+        id: 'site',
+        'execute-command': '/bin/true',
+        'trigger-rule': {
+          match: {
+            type: 'payload-hmac-sha256',
+            secret: SECRET,
+            parameter: { source: 'header', name: 'X-Hub-Signature-256' },
+          },
+        },
+      },
+    ]),
+  );
+  const port = await freePort();
+  const child = spawn('webhook', ['-hooks', hooks, '-ip', '127.0.0.1', '-port', String(port)], { stdio: 'ignore' });
+  await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/`).catch(() => undefined)) !== undefined, {
+    what: 'webhook',
+  });
+  return { port, stop: () => child.kill('SIGKILL') };
+}
+
+/** autocannon through `url`: signed pushes, a fresh delivery id each; 2xx per second and latency. */
+async function load(url: string): Promise<{ rps: number; p99: number; non2xx: number }> {
+  const { default: autocannon } = (await import('autocannon' as string)) as { default: any };
+  const body = JSON.stringify(pushPayload('octo/site'));
+  const signature = await sign(SECRET, body);
+  const result = await new Promise<any>((resolve, reject) =>
+    autocannon(
+      {
+        url,
+        method: 'POST',
+        connections: CONNECTIONS,
+        duration: SECONDS,
+        body,
+        headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-hub-signature-256': signature },
+        requests: [
+          { setupRequest: (req: any) => ({ ...req, headers: { ...req.headers, 'x-github-delivery': randomUUID() } }) },
+        ],
+      },
+      (error: Error | null, res: any) => (error ? reject(error) : resolve(res)),
+    ),
+  );
+  return { rps: result['2xx'] / result.duration, p99: result.latency.p99, non2xx: result.non2xx };
+}
+
+async function shipkitRound(count: number) {
+  const nodes: Node[] = [];
+  for (let i = 1; i <= count; i++) nodes.push(await startNode(`n${i}`));
+  const haproxy = (await startHaproxy(nodes))!;
+  try {
+    return await load(`${haproxy.url}/hooks/github`);
+  } finally {
+    await haproxy.stop();
+    for (const node of nodes) await stopNode(node);
+  }
+}
+
+async function webhookRound() {
+  const webhook = await startWebhook();
+  const haproxy = (await startHaproxy([{ name: 'webhook', port: webhook.port }], { check: false }))!;
+  try {
+    return await load(`${haproxy.url}/hooks/site`);
+  } finally {
+    await haproxy.stop();
+    webhook.stop();
+  }
+}
+
+async function benchThroughput() {
+  const runs = new Map<string, Array<{ rps: number; p99: number; non2xx: number }>>();
+  const add = (key: string, r: { rps: number; p99: number; non2xx: number }) =>
+    runs.set(key, [...(runs.get(key) ?? []), r]);
+  for (let round = 0; round < ROUNDS; round++) {
+    // Sides alternate: webhook first in even rounds, last in odd ones.
+    if (round % 2 === 0) add('webhook', await webhookRound());
+    for (const count of [1, 2, 3]) add(`${count}`, await shipkitRound(count));
+    if (round % 2 === 1) add('webhook', await webhookRound());
+  }
+  const rps = (key: string) => median(runs.get(key)!.map((r) => r.rps));
+  const p99 = (key: string) => median(runs.get(key)!.map((r) => r.p99));
+  console.log(
+    `\n(a) signed deliveries acked/s through haproxy: autocannon, ${CONNECTIONS} connections, ${SECONDS} s, medians of ${ROUNDS} (load ${loadAverage()}, ${os.cpus().length} cores)`,
+  );
+  console.log('| behind haproxy | acked/s | p99 ms | non-2xx (all rounds) |\n|---|---|---|---|');
+  for (const key of ['1', '2', '3', 'webhook'])
+    console.log(
+      `| ${key === 'webhook' ? 'webhook 2.8 (runs /bin/true, keeps nothing)' : `shipkit, ${key} node${key === '1' ? '' : 's'}`} | ${rps(key).toFixed(0)} | ${p99(key)} | ${runs.get(key)!.reduce((n, r) => n + r.non2xx, 0)} |`,
+    );
+  reportResult({
+    work: 'signed deliveries acked/s through haproxy, 2 nodes vs webhook 2.8',
+    shipkit: Math.round(rps('2')),
+    peer: Math.round(rps('webhook')),
+    unit: 'req/s',
+    ratio: rps('2') / rps('webhook'),
+    goal: '≥ 1.0×',
+    met: rps('2') >= rps('webhook'),
+    note: `p99 ${p99('2')} ms vs webhook ${p99('webhook')} ms; each ack a committed job`,
+  });
+  reportResult({
+    work: 'deliveries acked/s, 2 nodes vs 1 node',
+    shipkit: Math.round(rps('2')),
+    peer: Math.round(rps('1')),
+    unit: 'req/s',
+    ratio: rps('2') / rps('1'),
+    goal: '≥ 1.6× (with the cores)',
+    met: rps('2') >= 1.6 * rps('1'),
+    note: `${os.cpus().length} cores for PostgreSQL, haproxy, the nodes and autocannon; per core: ${(rps('2') / os.cpus().length).toFixed(0)}/s`,
+  });
+}
+
+/** Deliveries every 20 ms through haproxy to 2 nodes; kill -9 of the leader after 2 s. */
+async function benchFailover() {
+  const nodes = [await startNode('f1'), await startNode('f2')];
+  const haproxy: Haproxy = (await startHaproxy(nodes))!;
+  const health = async (node: Node) =>
+    (await fetch(`http://127.0.0.1:${node.port}/healthz`).catch(() => undefined))?.json().catch(() => undefined);
+  try {
+    const leader: Node = await waitFor(
+      async () => {
+        for (const node of nodes) if ((await health(node))?.leader) return node;
+        return undefined;
+      },
+      { what: 'a leader' },
+    ).then((node) => node!);
+    const other = nodes.find((n) => n !== leader)!;
+    const acked: Array<{ delivery: string; at: number }> = [];
+    let killedAt = 0;
+    let stop = false;
+    const sender = (async () => {
+      const body = JSON.stringify(pushPayload('octo/site'));
+      const signature = await sign(SECRET, body);
+      const inFlight: Array<Promise<void>> = [];
+      while (!stop) {
+        const delivery = randomUUID();
+        inFlight.push(
+          fetch(`${haproxy.url}/hooks/github`, {
+            method: 'POST',
+            body,
+            headers: {
+              'content-type': 'application/json',
+              'x-github-event': 'push',
+              'x-github-delivery': delivery,
+              'x-hub-signature-256': signature,
+            },
+          })
+            .then(async (res) => {
+              await res.arrayBuffer();
+              if (res.ok) acked.push({ delivery, at: Date.now() });
+            })
+            .catch(() => undefined),
+        );
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await Promise.all(inFlight);
+    })();
+    await new Promise((r) => setTimeout(r, 2_000));
+    killedAt = Date.now();
+    leader.child.kill('SIGKILL');
+    await waitFor(async () => (await health(other))?.leader, {
+      timeoutMs: 30_000,
+      intervalMs: 20,
+      what: 'the new leader',
+    });
+    const ledMs = Date.now() - killedAt;
+    await new Promise((r) => setTimeout(r, 2_000));
+    stop = true;
+    await sender;
+    const firstAck = acked.find((a) => a.at > killedAt + 50);
+    const keys = acked.map((a) => `'${a.delivery}'`).join(',');
+    const kept = Number(await pg.sql(`SELECT count(*) FROM shipkit.jobs WHERE record->>'deliveryId' IN (${keys})`));
+    const lost = acked.length - kept;
+    console.log(`\n(b) failover: kill -9 of the leader of 2 nodes while deliveries go every 20 ms through haproxy`);
+    console.log(
+      `the other node led ${ledMs} ms after; the first delivery acked after the kill came ${firstAck ? firstAck.at - killedAt : 'never'} ms after it; ${acked.length} acked, ${lost} lost`,
+    );
+    reportResult({
+      work: 'failover: kill -9 of the leader → the other node leads',
+      shipkit: ledMs,
+      peer: null,
+      unit: 'ms',
+      goal: '≤ 10000 ms',
+      met: ledMs <= 10_000,
+      note: `first ack after the kill at +${firstAck ? firstAck.at - killedAt : '∞'} ms`,
+    });
+    reportResult({
+      work: 'failover: deliveries acked 2xx but lost',
+      shipkit: lost,
+      peer: null,
+      unit: 'deliveries',
+      goal: '0',
+      met: lost === 0,
+      note: `${acked.length} acked while the leader was killed`,
+    });
+  } finally {
+    await haproxy.stop();
+    for (const node of nodes) await stopNode(node);
+  }
+}
+
+try {
+  await benchThroughput();
+  await benchFailover();
+} finally {
+  await pg.stop();
+}
