@@ -1,4 +1,4 @@
-// npm run bench:fleet-pull — pull rollout at fleet scale (issue 23, DESIGN §8), shipkit as shipped
+// npm run bench:fleet-pull — pull rollout at fleet scale (docs/design.md), shipkit as shipped
 // (the one file, bench/shipped.ts: `release publish`, `release rollout`, `hook-server`), Debian's nginx as the
 // update server and the fleet simulator (test/fixtures/fleet-sim: HOSTS light hosts in a few
 // processes, each polling VERSION with If-None-Match, bucketing with rolloutBucket, downloading the

@@ -1,4 +1,4 @@
-// npm run bench:workers — build workers on PostgreSQL (issue 22, DESIGN §8), in one run on a
+// npm run bench:workers — build workers on PostgreSQL (docs/design.md), in one run on a
 // throwaway PostgreSQL (test/fixtures/postgres.ts), builds stood in for by fake-build.sh:
 //  (a) webhook-to-job-start latency: POST of a push → the job's `started` time (recorded by
 //      whoever starts it, same clock), N pushes one after another, with the local journal

@@ -1,5 +1,5 @@
 // npm run deb [-- --version V] [--no-bundle]: dist/shipkit_VERSION_all.deb, built with dpkg-deb,
-// laid out as DESIGN §6 says:
+// laid out as docs/design.md says:
 //   /usr/lib/shipkit/shipkit.mjs   the one file (every script, litpro included)
 //   /usr/lib/shipkit/run           finds Node.js ≥ 20 and runs the one file; the link's name picks the script
 //   /usr/bin/shipkit, hook-server, server-update, slave-activate, launchfit   links to run

@@ -1,5 +1,5 @@
 // @deno
-// build with caches (DESIGN §5 `cache:`): cache: paths survive the pull step's git clean (a path
+// build with caches (docs/design.md `cache:`): cache: paths survive the pull step's git clean (a path
 // with a space and one with `*`, matched literally), npm's cache is shared between a repo's
 // builds and the install line says what it saved (counted against a local registry's tarball
 // requests), `build --no-cache` and `cache: false` start clean, and paths outside the repo are

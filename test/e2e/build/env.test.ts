@@ -1,4 +1,4 @@
-// build with a repo's `env:` (DESIGN §5): literal values and env:/file: secrets given to the
+// build with a repo's `env:` (docs/design.md): literal values and env:/file: secrets given to the
 // build's commands (not to the pull), secrets masked in logs.txt, the job's output and the read
 // API however the build prints them, and names that would override shipkit's refused.
 import { randomUUID } from 'node:crypto';

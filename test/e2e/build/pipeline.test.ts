@@ -1,4 +1,4 @@
-// build's publish and rollout steps (DESIGN §5): the build's `from` folder published as a signed
+// build's publish and rollout steps (docs/design.md): the build's `from` folder published as a signed
 // launchfit release with a real gpg key, then a staged rollout to signed HTTP hosts on
 // 127.0.0.1 — configuration errors before the build, versions that would go down, unreachable
 // and hanging hosts, and SIGTERM to the job in the middle of a rollout. `mode: pull`: the rollout

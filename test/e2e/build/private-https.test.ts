@@ -1,5 +1,5 @@
 // @deno
-// build of a private repository over https with `token:` (DESIGN §5): git's smart HTTP
+// build of a private repository over https with `token:` (docs/design.md): git's smart HTTP
 // (`git http-backend`) behind Debian's nginx + fcgiwrap on 127.0.0.1 checks the Authorization
 // header. A right token clones and fetches and is nowhere to be read (log, output, .git/config,
 // argv, DATA); a wrong one is explained; a redirect to another server is not followed with the
@@ -200,7 +200,7 @@ it('a wrong token: exit 1, saying the token was refused, and nothing is checked 
   assert.match(
     r.stderr,
     /build of octo\/site failed at step pull: The token for /,
-    'exit 1 names the step (DESIGN §5)',
+    'exit 1 names the step (docs/design.md)',
   );
   assert.match(
     r.stderr,

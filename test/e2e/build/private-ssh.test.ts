@@ -1,4 +1,4 @@
-// build of a private repository over ssh (DESIGN §5 `ssh_key`, `known_hosts`): a real sshd on
+// build of a private repository over ssh (docs/design.md `ssh_key`, `known_hosts`): a real sshd on
 // 127.0.0.1 serves bare repos (the site and a submodule); an accepted deploy key clones and
 // fetches, a refused key, a changed host key and an unlisted host fail saying what to fix, and
 // keys ssh would refuse or could not use without a prompt are refused before anything runs.

@@ -1,4 +1,4 @@
-// Pull rollout end to end on 20 real launchfit hosts (issue 23, DESIGN §8, docs/fleet.md): each
+// Pull rollout end to end on 20 real launchfit hosts (docs/design.md, docs/fleet.md): each
 // host runs the real `launchfit run`, polls Debian's nginx (the folder `release publish` writes)
 // and reports to the real hook-server (POST /fleet/reports, signed with the app's fleet secret);
 // the real `release rollout` raises ROLLOUT step by step reading GET /fleet/APP. In order: idle,

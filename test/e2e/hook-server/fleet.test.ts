@@ -1,5 +1,5 @@
 // @deno
-// hook-server's fleet routes (issue 23, DESIGN §8) with the real hook-server script: signed host
+// hook-server's fleet routes (docs/design.md) with the real hook-server script: signed host
 // reports kept on disk before their 202 and read back after a restart, GET /fleet/APP for
 // `release rollout`, rollout states, the status page's Fleet section and /metrics; and every
 // hostile request refused with its status, not counted, and not written.
@@ -43,7 +43,7 @@ function report(host: string, fields: Record<string, unknown> = {}) {
   };
 }
 
-/** POST with the body signed as DESIGN §5 (five lines); `sign` changes what is signed. */
+/** POST with the body signed as docs/design.md (five lines); `sign` changes what is signed. */
 async function post(
   server: Server,
   route: string,

@@ -147,7 +147,7 @@ test('VERSION naming ../x.tar.gz, /etc/passwd, a/b.tar.gz (signed by the trusted
 test('a non-hex version, a lower version, an expired VERSION', async () => {
   serve(await signedVersion(`CURRENT 1.1g ${FILE}\n`));
   await expectRefused(/dot-separated hexadecimal/);
-  // A lower version under a SEQ the host already passed is a replay (DESIGN §8); only a newer
+  // A lower version under a SEQ the host already passed is a replay (docs/design.md); only a newer
   // SEQ may go below the version high-water mark (test/e2e/release/rollback.test.ts).
   serve(await signedVersion('CURRENT 0.f my-app-gnu-linux-0.f.tar.gz\nSEQ 1\n'));
   await expectRefused(

@@ -1,5 +1,5 @@
 // @deno
-// Keys that rotate and revoke (issue 20, DESIGN §8), against the real `release keys`,
+// Keys that rotate and revoke (docs/design.md), against the real `release keys`,
 // `release publish` and a running `launchfit run` pinned to the primary's fingerprint: a new
 // subkey's release is installed with no change on the host; a revoked subkey's release (signed
 // before the revocation) is refused, also when an older keys.asc is replayed; a subkey bound by

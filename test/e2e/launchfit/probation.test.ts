@@ -2,7 +2,7 @@
 // then stay up and keep answering every probe for healthy_after seconds; one that passes once
 // and then exits or fails is rolled back, and the old app keeps serving. After the switch,
 // app.health.failures failed probes in a row restart the app, and a restart that is not healthy
-// goes back to the previous release (DESIGN §5). Every instance runs in its own release folder,
+// goes back to the previous release (docs/design.md). Every instance runs in its own release folder,
 // so an old app that crashes during the new one's probation comes back as the old release, and
 // after the rollback `status` names what serves.
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';

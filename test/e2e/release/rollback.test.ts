@@ -1,4 +1,4 @@
-// SEQ (DESIGN §8) end to end, with real processes, gpg and HTTP on loopback: `release publish`
+// SEQ (docs/design.md) end to end, with real processes, gpg and HTTP on loopback: `release publish`
 // writes SEQ, a host refuses a replayed or lowered VERSION and one without SEQ after it saw one,
 // `release rollback` signs a newer-SEQ VERSION naming the previous release and the host goes back
 // (below its version high-water mark); refusals exit 2 with nothing written; and `release

@@ -1,5 +1,5 @@
 // @deno
-// release rollout and release publish --rollout (DESIGN §8) end to end: the real `release`
+// release rollout and release publish --rollout (docs/design.md) end to end: the real `release`
 // script, real gpg keys (gpgv checks every VERSION it leaves), DEST a real folder, and the fleet
 // answered over HTTP on loopback by a receiver that speaks the contract of hook-server's
 // /fleet routes (signed GET /fleet/APP, signed POST /fleet/rollouts). Light hosts in this

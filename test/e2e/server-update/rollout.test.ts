@@ -1,4 +1,4 @@
-// server-update --canary/--waves/--max-failures (DESIGN §5): a staged rollout against real HTTP
+// server-update --canary/--waves/--max-failures (docs/design.md): a staged rollout against real HTTP
 // hosts on 127.0.0.1 that check each request's signature independently and answer a verdict
 // (200 updated, 500 rolled back, or never), as launchfit and slave hosts do with &wait=1.
 import { spawn } from 'node:child_process';

@@ -1,5 +1,5 @@
 // @deno
-// Every script keeps the common conventions (DESIGN §4): --help on stdout with exit 0,
+// Every script keeps the common conventions (docs/design.md): --help on stdout with exit 0,
 // --version, and an unknown flag → a one-line error on stderr with exit 2. Every subcommand
 // (launchfit deploy…, logs rotate, release publish, slave-activate --serve, hook-server
 // --end-sessions, upload --from) has its own --help and refuses the flags of the others.
@@ -16,7 +16,7 @@ const scripts = readdirSync(path.join(ROOT, 'scripts'))
 const bins = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).bin as Record<string, string>;
 
 // As the .deb (tools/deb.ts ON_PATH): the distinctive names on the PATH; the generic ones
-// (build, logs, release, upload, downloads, …) are `shipkit NAME` only (DESIGN §6).
+// (build, logs, release, upload, downloads, …) are `shipkit NAME` only (docs/design.md).
 const ON_PATH = ['shipkit', 'hook-server', 'server-update', 'slave-activate', 'launchfit'];
 
 test('package.json bin: shipkit and the distinctive script names, each a link to the multi-call launcher', () => {
@@ -35,7 +35,7 @@ for (const [name, pre] of forms) {
     assert.match(help.stdout, new RegExp(label.replace(' ', '\\s+')));
     assert.is(help.stderr.replace(/^npm warn.*\n/gm, ''), '');
     if (label !== 'release publish') {
-      // there --version V is the release's version (DESIGN §5)
+      // there --version V is the release's version (docs/design.md)
       const v = await runScript(name, [...pre, '--version']);
       assert.is(v.exitCode, 0, v.stderr);
       assert.match(v.stdout, new RegExp(version.replace(/\./g, '\\.')));

@@ -1,5 +1,5 @@
 // @deno
-// hook-server with `queue:` (a real PostgreSQL) and `shipkit worker`s (DESIGN §8): jobs run on
+// hook-server with `queue:` (a real PostgreSQL) and `shipkit worker`s (docs/design.md): jobs run on
 // the workers with the same runner, the worker's name on /jobs; two workers never run one repo at
 // once; a queued push is superseded while an older one runs on another worker; a worker whose
 // config lacks a repo leaves its jobs alone. Faults: test/e2e/worker/faults.test.ts.

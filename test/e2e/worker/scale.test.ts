@@ -1,4 +1,4 @@
-// 10,000 queued jobs in the PostgreSQL queue (DESIGN §8, issue 22): hook-server's status page,
+// 10,000 queued jobs in the PostgreSQL queue (docs/design.md, issue 22): hook-server's status page,
 // the read API and /healthz answer from hook-server's in-memory mirror of the records
 // (lib/jobs/pg/mirror.ts), whole and right. The jobs are queued through the real enqueue path
 // (PgJobQueue, one transaction each). The answer times are printed, not asserted: a timed test

@@ -394,7 +394,7 @@ test('ui: defaults to token; public_url is kept without its trailing slash; bad 
   }
 });
 
-test('notify: a repo may have its own list (DESIGN §5), which replaces the top-level one for it', async () => {
+test('notify: a repo may have its own list (docs/design.md), which replaces the top-level one for it', async () => {
   const config = await loadShipkitConfig(
     write(
       [
@@ -423,7 +423,7 @@ test('notify: a repo may have its own list (DESIGN §5), which replaces the top-
   assert.is(getRepo(config, 'octo/docs').notify, undefined);
 });
 
-test('queue: (DESIGN §8) is kept unresolved; with it, concurrency: 0 leaves every build to workers', async () => {
+test('queue: (docs/design.md) is kept unresolved; with it, concurrency: 0 leaves every build to workers', async () => {
   const config = await loadShipkitConfig(write('queue: env:SHIPKIT_QUEUE_URL\nconcurrency: 0\nrepos: {}\n'));
   assert.is(config.queue, 'env:SHIPKIT_QUEUE_URL');
   assert.is(config.concurrency, 0);

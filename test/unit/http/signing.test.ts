@@ -1,4 +1,4 @@
-// Request signing (lib/http/signing.ts, DESIGN §5 "Request signing"). The canonical string is checked
+// Request signing (lib/http/signing.ts, docs/design.md). The canonical string is checked
 // against HMACs computed by the openssl CLI from the contract's text, not against our own code.
 import { writeFileSync } from 'node:fs';
 import net from 'node:net';

@@ -1,5 +1,5 @@
 // Notifications (lib/notify) against real HTTP receivers on loopback: Slack's body, the webhook's
-// signature (checked with node:crypto from DESIGN's canonical string, not with shipkit's signer),
+// signature (checked with node:crypto from docs/design.md's canonical string, not with shipkit's signer),
 // which events reach which target, and every hostile receiver: a redirect, a hang, a 10 MB
 // answer, errors, a refused connection. The job side never waits; URLs never reach the log.
 import { createHmac } from 'node:crypto';
@@ -86,7 +86,7 @@ test('events: failure, success, and recovery after a failure on the same repo an
   assert.equal(eventsOf(job('superseded'), [failed]), []);
 });
 
-test('Slack gets {text}; the webhook gets the job as JSON signed as DESIGN says; each only for the events it asked for', async () => {
+test('Slack gets {text}; the webhook gets the job as JSON signed as docs/design.md says; each only for the events it asked for', async () => {
   const slack = await receiver();
   const hook = await receiver();
   const { log, text } = capture();

@@ -1,5 +1,5 @@
 // @deno
-// The rollout bucket (DESIGN §8, issue 23 contract): sha256(host id + " " + version), first 8 bytes
+// The rollout bucket (docs/design.md): sha256(host id + " " + version), first 8 bytes
 // big-endian / 2^64 * 100. Vectors computed outside our code (Python's hashlib and int.from_bytes).
 import { randomBytes } from 'node:crypto';
 import { test } from 'uvu';

@@ -1,4 +1,4 @@
-// judgeSeq: the host's SEQ rule (DESIGN §8), table-driven. End to end: test/e2e/release/rollback.test.ts.
+// judgeSeq: the host's SEQ rule (docs/design.md), table-driven. End to end: test/e2e/release/rollback.test.ts.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { judgeSeq } from '../../../../lib/launchfit/trust/seq.ts';

@@ -64,7 +64,7 @@ test('planUpload reads every documented key', () => {
   assert.equal(
     plans[4].target,
     { kind: 's3', bucket: 'site', prefix: '', region: 'us-east-1' },
-    'prefix "" (the bucket root), as DESIGN writes it',
+    'prefix "" (the bucket root), as docs/design.md writes it',
   );
 });
 
