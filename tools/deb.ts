@@ -50,7 +50,7 @@ const JOB_COMMANDS = ['build', 'release'];
 /** Each installed unit: its template, and the ExecStart that runs the installed program. */
 const UNITS: Record<string, { exec?: string; env?: string[] }> = {
   'hook-server.service': {
-    exec: '/usr/bin/hook-server --config /etc/shipkit/shipkit.yml --grace 60',
+    exec: '/usr/bin/hook-server --config /etc/shipkit/shipkit.yml --grace 60 $SHIPKIT_HOOK_ARGS',
     env: ['SHIPKIT_BUILD_COMMAND=/usr/lib/shipkit/bin/build', 'SHIPKIT_RELEASE_COMMAND=/usr/lib/shipkit/bin/release'],
   },
   'shipkit-worker.service': {
