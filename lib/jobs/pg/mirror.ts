@@ -16,6 +16,8 @@ export interface MirrorOptions {
   log: Logger;
   onStart?: (job: Job) => void;
   onEnd?: (job: Job) => void;
+  /** A job's end seen by this node, leader or not (each node writes its copy of the job's output). */
+  onSeenEnd?: (job: Job) => void;
   /**
    * The leader's fencing term while this node leads (pg/leader.ts), else undefined: only the
    * leader tells starts and ends, so that several hook-servers send each status once.
@@ -70,6 +72,7 @@ export class JobMirror {
     if (this.options.leading() === undefined) return;
     for (const job of await this.read(() => readUntold(this.options.pool))) {
       this.jobs.set(job.id, job);
+      this.tell(this.options.onSeenEnd, job);
       this.tellEnd(job);
     }
   }
@@ -177,7 +180,10 @@ export class JobMirror {
     const leads = this.options.leading() !== undefined;
     if (leads && job.state === 'running' && (before?.state !== 'running' || before.attempts !== job.attempts))
       this.tell(this.options.onStart, job);
-    if (finished(job) && !finished(before)) this.tellEnd(job);
+    if (finished(job) && !finished(before)) {
+      this.tell(this.options.onSeenEnd, job);
+      this.tellEnd(job);
+    }
   }
 
   private tell(listener: ((job: Job) => void) | undefined, job: Job): void {

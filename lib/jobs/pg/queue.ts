@@ -106,17 +106,6 @@ export class PgJobQueue implements JobQueue {
       repos: options.repos,
       supervise: true,
     });
-    // Declared before the leadership that uses it is made (below); read only once it runs.
-    let leads = () => true;
-    const output = jobsDir
-      ? new OutputReceiver({ ...conn, jobsDir, log, deletes: () => leads(), deleteAfterMs: 3_000 })
-      : undefined;
-    const onEnd = (job: Job) => {
-      output
-        ?.ended(job.id)
-        .catch((error) => log.warn(`could not write the output of job ${job.id}: ${messageOf(error)}`));
-      options.onEnd?.(job);
-    };
     // The leader tells starts and ends (statuses, notifications); a node that starts leading
     // tells first what no leader told.
     const leadership: Leadership = new Leadership({
@@ -131,14 +120,28 @@ export class PgJobQueue implements JobQueue {
       },
       beforeRelease: () => mirror.marked(),
     });
-    leads = () => leadership.term !== undefined;
+    // Every node writes a finished job's output; the leader deletes its chunks a moment later.
+    const output = jobsDir
+      ? new OutputReceiver({
+          ...conn,
+          jobsDir,
+          log,
+          deletes: () => leadership.term !== undefined,
+          deleteAfterMs: 3_000,
+        })
+      : undefined;
+    const onSeenEnd = (job: Job) =>
+      output
+        ?.ended(job.id)
+        .catch((error) => log.warn(`could not write the output of job ${job.id}: ${messageOf(error)}`));
     const mirror = new JobMirror({
       db,
       pool: conn.pool,
       newClient: conn.newClient,
       log,
       onStart: options.onStart,
-      onEnd,
+      onEnd: options.onEnd,
+      onSeenEnd,
       leading: () => leadership.term,
     });
     try {
