@@ -9,7 +9,15 @@ import { deliverGithub, pushPayload } from '../../fixtures/hooks/deliveries.ts';
 import { startReceiver } from '../../fixtures/hooks/receiver.ts';
 import { startPostgres, type Postgres } from '../../fixtures/postgres.ts';
 import { startScript, waitFor, type Server } from '../../_helpers/common.ts';
-import { queueConfig, SECRET, startWorker, waitForState, worldEnv, type Worker } from '../../fixtures/workers.ts';
+import {
+  queueConfig,
+  SECRET,
+  startWorker,
+  TOKEN,
+  waitForState,
+  worldEnv,
+  type Worker,
+} from '../../fixtures/workers.ts';
 
 const repos = { 'octo/a': {}, 'octo/b': {}, 'octo/c': {} };
 let pg: Postgres | undefined;
@@ -105,6 +113,14 @@ test('one node leads; /healthz names it; each end is told once whichever node to
     await waitFor(() => hook.received.length >= before + 3, { what: 'the notifications' });
     await new Promise((r) => setTimeout(r, 1_500));
     assert.equal(toldJobs().slice(before).sort(), [...jobs].sort(), 'each end told once, by the leader alone');
+    // Counted where told: summed over the nodes, each job's end is counted once (no double count).
+    let counted = 0;
+    for (const node of [a, b]) {
+      const text = await (await fetch(`${node.url}/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } })).text();
+      for (const m of text.matchAll(/^shipkit_jobs_total\{[^}]*repo="octo\/[abc]"[^}]*\} (\d+)$/gm))
+        counted += Number(m[1]);
+    }
+    assert.is(counted, 3, 'shipkit_jobs_total summed over both nodes');
   } finally {
     await a.stop();
     await b.stop();
