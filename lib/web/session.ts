@@ -6,8 +6,11 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 export const COOKIE_NAME = 'shipkit_session';
 export const SESSION_SECONDS = 7 * 24 * 3600;
-/** A cookie issued this far ahead of the server's clock is still taken (another process's clock, rounding). */
-const CLOCK_SLACK_MS = 60_000;
+/**
+ * A cookie issued this far ahead of the server's clock is still taken: another process's clock,
+ * rounding, or another hook-server of one database whose clock runs ahead (docs/ha.md).
+ */
+const CLOCK_SLACK_MS = 10 * 60_000;
 const COOKIE_PATTERN = /^([A-Za-z0-9_-]{22})\.(\d{1,15})\.([A-Za-z0-9_-]{43})$/;
 
 /** A session a valid cookie stands for. Times in ms since the epoch. */

@@ -59,8 +59,10 @@ test('forged cookies are refused: altered id, issue time or MAC, another token, 
   };
   for (const [what, value] of Object.entries(forged)) assert.is(keys.verify(value, AT), undefined, what);
   assert.is(keys.verify(undefined, AT), undefined);
-  // A cookie issued a few seconds ahead (another clock, rounding) is still taken.
+  // A cookie issued a few seconds or minutes ahead (another clock, another node's) is still taken.
   assert.ok(keys.verify(keys.issue(new Date(AT.getTime() + 30_000)), AT));
+  assert.ok(keys.verify(keys.issue(new Date(AT.getTime() + 5 * 60_000)), AT), 'a node 5 minutes ahead');
+  assert.not.ok(keys.verify(keys.issue(new Date(AT.getTime() + 11 * 60_000)), AT), 'past the 10 minutes allowed');
 });
 
 test('a cookie of the previous format (EXPIRY.MAC) is refused, also when its MAC was right then', () => {
