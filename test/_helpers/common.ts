@@ -218,6 +218,25 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * A port on 127.0.0.1 where a connection is refused. It is taken below the ephemeral range
+ * (where freePort's and every outgoing connection's ports come from), so a server of a test
+ * running beside this one cannot take it, nor can a connect to it meet itself (a socket whose
+ * source port is the port it dials).
+ */
+export async function closedPort(): Promise<number> {
+  for (let tries = 0; tries < 50; tries++) {
+    const port = 20_000 + Math.floor(Math.random() * 10_000);
+    const refused = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1');
+      socket.once('connect', () => (socket.destroy(), resolve(false)));
+      socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+    });
+    if (refused) return port;
+  }
+  throw new Error('no closed port found in 20000-29999 on 127.0.0.1');
+}
+
 export async function waitFor<T>(
   probe: () => T | Promise<T>,
   { timeoutMs = 15_000, intervalMs = 50, what = 'condition' } = {},

@@ -8,9 +8,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { freePort, runScript, tmpDir } from '../../_helpers/common.ts';
-
-const closedPort = freePort;
+import { closedPort, runScript, tmpDir } from '../../_helpers/common.ts';
 
 // ---- the server -------------------------------------------------------------------------
 const versions = new Map<string, string>(); // /f/NAME → body

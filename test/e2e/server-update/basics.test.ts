@@ -8,7 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { freePort, git, makeBareRepo, runScript, startScript, tmpDir, waitFor } from '../../_helpers/common.ts';
+import { closedPort, git, makeBareRepo, runScript, startScript, tmpDir, waitFor } from '../../_helpers/common.ts';
 
 const SECRET = 'fleet-secret-abcdef0123';
 const dir = tmpDir();
@@ -27,7 +27,7 @@ const slaves = await Promise.all(
 );
 
 // Misbehaving slaves, in this process.
-const refusingPort = await freePort();
+const refusingPort = await closedPort();
 const hanging = net.createServer((socket) => socket.on('error', () => {}));
 let hits500 = 0;
 const failing = http.createServer((req, res) => {
@@ -127,7 +127,7 @@ test('broken slaves are each reported as such; the rest still update; exit 1', a
   assert.is(r.exitCode, 1, r.stderr);
   const results = JSON.parse(r.stdout) as Array<{ target: string; ok: boolean; status: number | null; error?: string }>;
   const byPort = (port: number) => results.find((x) => x.target.endsWith(`:${port}`))!;
-  assert.match(byPort(refusingPort).error!, /connection refused/);
+  assert.match(byPort(refusingPort).error!, /connection refused/, JSON.stringify(byPort(refusingPort)));
   assert.match(byPort(hangingPort).error!, /no answer within 8s/);
   assert.is(byPort(failingPort).status, 500);
   assert.match(byPort(failingPort).error!, /HTTP 500: disk full/);

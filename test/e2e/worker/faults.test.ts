@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { deliverGithub, pushPayload, readRuns } from '../../fixtures/hooks/deliveries.ts';
 import { startPostgres, type Postgres } from '../../fixtures/postgres.ts';
-import { freePort, runScript, waitFor } from '../../_helpers/common.ts';
+import { closedPort, runScript, waitFor } from '../../_helpers/common.ts';
 import { processesUsing } from '../../fixtures/processes.ts';
 import {
   jobOf,
@@ -29,7 +29,7 @@ test.before(async () => {
 
 test('database unreachable or wrong password at start: hook-server and worker exit 2 naming the host, never the password', async () => {
   if (!pg) return;
-  const closed = await freePort();
+  const closed = await closedPort();
   const wrong = 'not-the-Password-42';
   const cases = [
     {

@@ -18,7 +18,7 @@ import {
   type TargetResult,
 } from '../../../lib/fleet/server-update.ts';
 import { createRequestVerifier } from '../../../lib/http/signing.ts';
-import { freePort, tmpDir } from '../../_helpers/common.ts';
+import { closedPort, tmpDir } from '../../_helpers/common.ts';
 
 const SECRET = 'fleet-test-secret';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -304,7 +304,7 @@ test('retries: 0 means one attempt', async () => {
 });
 
 test('connection refused is retried, then reported', async () => {
-  const port = await freePort();
+  const port = await closedPort();
   const [result] = await notifyTargets([target(`http://127.0.0.1:${port}`)], options({ retries: 2 }));
   assert.equal(
     { ok: result.ok, status: result.status, attempts: result.attempts, error: result.error },
@@ -464,7 +464,7 @@ test('a duplicated slave in the list gets one request', async () => {
 test('one bad slave does not stop the others', async () => {
   const good = await slave((_req, res) => json(res, 202, {}));
   const bad = await slave((_req, res) => json(res, 500, { error: 'nope' }));
-  const refused = `http://127.0.0.1:${await freePort()}`;
+  const refused = `http://127.0.0.1:${await closedPort()}`;
   try {
     const results = await notifyTargets(
       [target(refused), target(bad.url), target(good.url)],

@@ -8,7 +8,7 @@ import net, { type AddressInfo } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { controlGet } from '../../../lib/http/control-client.ts';
-import { freePort } from '../../_helpers/common.ts';
+import { closedPort } from '../../_helpers/common.ts';
 
 async function serve(
   handler: http.RequestListener,
@@ -82,7 +82,7 @@ test('a server that never answers: TimeoutError; an abort: the abort reason; nob
   } finally {
     s.close();
   }
-  const refused = await controlGet(`http://127.0.0.1:${await freePort()}/`, { headers: {}, timeoutMs: 2000 }).catch(
+  const refused = await controlGet(`http://127.0.0.1:${await closedPort()}/`, { headers: {}, timeoutMs: 2000 }).catch(
     (e: NodeJS.ErrnoException) => e,
   );
   assert.is((refused as NodeJS.ErrnoException).code, 'ECONNREFUSED');

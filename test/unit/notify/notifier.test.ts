@@ -12,7 +12,7 @@ import { eventsOf, type NotifyJob } from '../../../lib/notify/message.ts';
 import { createNotifier } from '../../../lib/notify/notifier.ts';
 import { createDeliveryOutcomes } from '../../../lib/notify/outcomes.ts';
 import { startReceiver, type Reply } from '../../fixtures/hooks/receiver.ts';
-import { freePort, waitFor } from '../../_helpers/common.ts';
+import { closedPort, waitFor } from '../../_helpers/common.ts';
 
 const receivers: Array<() => Promise<void>> = [];
 // Closed after each test, passed or not: a listener left open would keep the test process alive.
@@ -321,7 +321,7 @@ test('a 10 MB answer: at most 64 KB is read, and the receiver is hung up on', as
 });
 
 test('a refused connection is retried and then failed; stop() cancels a pending backoff at once', async () => {
-  const port = await freePort();
+  const port = await closedPort();
   const outcomes: string[] = [];
   const { log, text } = capture();
   const notifier = createNotifier({
