@@ -1,4 +1,3 @@
-// @deno
 // Trust in a pinned key, against the real `launchfit` (issue 10). The release key is a
 // certify-only primary P with a signing subkey S, made by gpg; hosts pin S. An attacker who
 // controls the update server serves their own key A with S's public subkey packet and P's
