@@ -5,19 +5,21 @@
 // that reports again simply enrols again.
 import { messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import type { FleetStore } from './fleet-store.ts';
+import type { FleetRegistry } from './fleet-memory.ts';
 
 const DAY_MS = 86_400_000;
 export const EXPIRY_INTERVAL_MS = 3_600_000;
 
 export interface FleetExpiryOptions {
-  store: FleetStore;
+  store: FleetRegistry;
   /** Each app's forget_after in days; 0 = never. */
   forgetAfterDays: ReadonlyMap<string, number>;
   log: Logger;
   now?: () => number;
   /** Time between two sweeps after the first (default an hour). */
   intervalMs?: number;
+  /** Sweeps only while this says so (several hook-servers: the leader's). */
+  active?: () => boolean;
 }
 
 export interface FleetExpiry {
@@ -27,14 +29,15 @@ export interface FleetExpiry {
 
 /** Forget each app's hosts silent for longer than its forget_after; how many per app (apps with none left out). */
 export async function forgetSilentHosts(
-  store: FleetStore,
+  store: FleetRegistry,
   forgetAfterDays: ReadonlyMap<string, number>,
   now: number,
 ): Promise<Map<string, number>> {
   const forgotten = new Map<string, number>();
   for (const [app, days] of forgetAfterDays) {
     if (days <= 0) continue;
-    const count = await store.forget(app, store.silentSince(app, now - days * DAY_MS));
+    const cutoff = now - days * DAY_MS;
+    const count = await store.forget(app, store.silentSince(app, cutoff), { silentBefore: cutoff });
     if (count > 0) forgotten.set(app, count);
   }
   return forgotten;
@@ -46,9 +49,10 @@ export async function forgetSilentHosts(
  * and tried again at the next one.
  */
 export async function startFleetExpiry(options: FleetExpiryOptions): Promise<FleetExpiry> {
-  const { store, forgetAfterDays, log, now = Date.now } = options;
+  const { store, forgetAfterDays, log, now = Date.now, active = () => true } = options;
   let running: Promise<void> | undefined;
   const sweep = () =>
+    active() &&
     (running ??= forgetSilentHosts(store, forgetAfterDays, now())
       .then((forgotten) => {
         for (const [app, hosts] of forgotten)

@@ -13,7 +13,7 @@ import {
   TIMESTAMP_HEADER,
   type RequestVerifier,
 } from '../http/signing.ts';
-import type { FleetStore } from '../fleet/fleet-store.ts';
+import type { FleetRegistry } from '../fleet/fleet-memory.ts';
 import {
   checkForget,
   checkReport,
@@ -45,7 +45,7 @@ interface Refusal {
 export interface FleetRoutesOptions {
   /** Each app's fleet secrets (shipkit.yml `fleet:`), resolved: the current one first, then those of a change-over. */
   secrets: ReadonlyMap<string, readonly string[]>;
-  store: FleetStore;
+  store: FleetRegistry;
   /** Each app's max_hosts: a report of a host not yet in is refused when the app has that many. */
   maxHosts?: ReadonlyMap<string, number>;
   /** The path of `public_url:` (a proxy's prefix): a sender may have signed the path with it. */
@@ -329,11 +329,9 @@ export class FleetRoutes {
       refuse,
       () => checkForget(signed.value),
       async (request) => {
-        const hosts =
-          'hosts' in request
-            ? request.hosts
-            : store.silentSince(request.app, this.now() - request.silentForDays * DAY_MS);
-        const forgotten = await store.forget(request.app, hosts);
+        const silentBefore = 'hosts' in request ? Infinity : this.now() - request.silentForDays * DAY_MS;
+        const hosts = 'hosts' in request ? request.hosts : store.silentSince(request.app, silentBefore);
+        const forgotten = await store.forget(request.app, hosts, { silentBefore });
         const asked = 'hosts' in request ? { named: hosts.length } : { silent_for_days: request.silentForDays };
         log.info(`fleet: forgot ${forgotten} host${forgotten === 1 ? '' : 's'} (shipkit fleet forget)`, {
           app: request.app,

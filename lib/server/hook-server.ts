@@ -214,15 +214,18 @@ async function openStores(options: HookServerOptions, dirs: DataDirs): Promise<S
     await lock.release();
     throw error;
   });
-  const fleet = await openFleet(options, dirs.data, log).catch(async (error) => {
+  const runner = options.runner ?? (await processRunnerFor(config, options));
+  const out = createReporters(options, metrics, () => queue.all?.() ?? journal.jobs.values());
+  const queue = await openQueue(options, { journal, run: runner, jobsDir: dirs.jobs, out }).catch(async (error) => {
     await journal.close();
     await lock.release();
     throw error;
   });
-  const runner = options.runner ?? (await processRunnerFor(config, options));
-  const out = createReporters(options, metrics, () => queue.all?.() ?? journal.jobs.values());
-  const queue = await openQueue(options, { journal, run: runner, jobsDir: dirs.jobs, out }).catch(async (error) => {
-    await Promise.all([journal.close(), fleet?.close()]);
+  // With `queue:` the fleet registry is the database's, shared by every hook-server of it.
+  const shared = queue instanceof PgJobQueue ? { db: queue.database, leads: () => queue.leads() } : undefined;
+  const fleet = await openFleet(options, dirs.data, log, shared).catch(async (error) => {
+    await queue.stop({ graceMs: 0, killGroup: async () => {} });
+    await journal.close();
     await lock.release();
     throw error;
   });

@@ -266,9 +266,14 @@ export class PgJobQueue implements JobQueue {
     return this.conn.pool;
   }
 
+  /** Whether this node leads the hook-servers of this database now. */
+  leads(): boolean {
+    return this.leadership.term !== undefined;
+  }
+
   /** Whether this node leads, and whether the database answers (within 2 s): /healthz. */
   async health(): Promise<{ leader: boolean; db: string }> {
-    const leader = this.leadership.term !== undefined;
+    const leader = this.leads();
     try {
       await withTimeout(this.conn.pool.query('SELECT 1'), 2_000);
       return { leader, db: 'ok' };

@@ -70,6 +70,28 @@ CREATE TABLE IF NOT EXISTS shipkit.leader (
   node text NOT NULL,
   since timestamptz NOT NULL
 );
+-- The fleet registry of every hook-server of this database (lib/server/shared-fleet.ts): each
+-- host's latest report (entry NULL once forgotten, until the leader drops the row a day later)
+-- and each app's rollout. change grows with every write, so a node reads what changed since.
+CREATE SEQUENCE IF NOT EXISTS shipkit.fleet_change;
+CREATE TABLE IF NOT EXISTS shipkit.fleet_hosts (
+  app text NOT NULL,
+  host text NOT NULL,
+  seq bigint NOT NULL,
+  at bigint NOT NULL,
+  signed_at bigint,
+  enrolled boolean NOT NULL DEFAULT false,
+  entry jsonb,
+  change bigint NOT NULL DEFAULT nextval('shipkit.fleet_change'),
+  changed timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (app, host)
+);
+CREATE INDEX IF NOT EXISTS fleet_hosts_change ON shipkit.fleet_hosts (change);
+CREATE TABLE IF NOT EXISTS shipkit.fleet_rollouts (
+  app text PRIMARY KEY,
+  record jsonb NOT NULL,
+  change bigint NOT NULL DEFAULT nextval('shipkit.fleet_change')
+);
 CREATE OR REPLACE FUNCTION shipkit.jobs_notify() RETURNS trigger LANGUAGE plpgsql AS
   $$ BEGIN PERFORM pg_notify('${NOTIFY_CHANNEL}', NEW.id); RETURN NEW; END $$;
 DROP TRIGGER IF EXISTS jobs_notify ON shipkit.jobs;
@@ -81,7 +103,7 @@ CREATE TRIGGER jobs_notify AFTER INSERT OR UPDATE ON shipkit.jobs FOR EACH ROW E
  * a newer shipkit has changed is refused (below), so that an older node behind the same load
  * balancer cannot write rows it does not understand.
  */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 const VERSION_SQL = `
 CREATE SCHEMA IF NOT EXISTS shipkit;

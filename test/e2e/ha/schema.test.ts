@@ -1,11 +1,13 @@
 // Nodes of one queue database and its schema (docs/ha.md): two hook-servers started at once on an
 // empty database make the tables once and both run; a node whose shipkit knows an older schema
-// than the database's refuses to start (exit 2, naming both versions) and changes nothing.
+// than the database's refuses to start (exit 2, naming both versions) and changes nothing; an
+// older schema is brought up to date.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startPostgres } from '../../fixtures/postgres.ts';
 import { runScript } from '../../_helpers/common.ts';
 import { queueConfig, startHookServer, worldEnv } from '../../fixtures/workers.ts';
+import { SCHEMA_VERSION } from '../../../lib/jobs/pg/records.ts';
 
 test('two nodes at once on an empty database; then a newer schema is refused by hook-server and worker, untouched', async () => {
   const pg = await startPostgres();
@@ -16,12 +18,21 @@ test('two nodes at once on an empty database; then a newer schema is refused by 
     ['a', 'b'].map((name) => startHookServer(queueConfig(name, repos, { concurrency: 0 }).config, env)),
   );
   try {
-    assert.is(await pg.sql('SELECT version FROM shipkit.schema_version'), '2');
+    assert.is(await pg.sql('SELECT version FROM shipkit.schema_version'), String(SCHEMA_VERSION));
     assert.is(await pg.sql(`SELECT count(*) FROM pg_tables WHERE schemaname = 'shipkit' AND tablename = 'jobs'`), '1');
   } finally {
     assert.is(await a.stop(), 0, a.output());
     assert.is(await b.stop(), 0, b.output());
   }
+  // An older schema (version 2 had no fleet tables) is brought up to date by the next node.
+  await pg.sql(`DROP TABLE shipkit.fleet_hosts, shipkit.fleet_rollouts; UPDATE shipkit.schema_version SET version = 2`);
+  const upgraded = await startHookServer(queueConfig('c', repos, { concurrency: 0 }).config, env);
+  assert.is(await upgraded.stop(), 0, upgraded.output());
+  assert.is(await pg.sql('SELECT version FROM shipkit.schema_version'), String(SCHEMA_VERSION));
+  assert.is(
+    await pg.sql(`SELECT count(*) FROM pg_tables WHERE schemaname = 'shipkit' AND tablename LIKE 'fleet_%'`),
+    '2',
+  );
   await pg.sql(`UPDATE shipkit.schema_version SET version = 99, shipkit = '9.9.9'`);
   const tables = `SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'shipkit'`;
   const before = await pg.sql(tables);

@@ -3,56 +3,25 @@
 // (F06/F08/F09: a leaked app secret cannot rewrite or pin another host's report), a SEQ above a
 // running rollout's is refused, a captured report cannot be replayed after a restart (F05), and a
 // change-over of the app's secret hands every host its new credential (drill 3).
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { signRequest } from '../../../lib/http/signing.ts';
 import { hostCredential } from '../../../lib/release/fleet-report.ts';
-import { rolloutBucket } from '../../../lib/release/rollout-bucket.ts';
 import { writeConfig } from '../../fixtures/hooks/deliveries.ts';
+import { hostId, report, send, signed } from '../../fixtures/fleet-requests.ts';
 import { startScript, tmpDir, type Server } from '../../_helpers/common.ts';
 
 const OLD = `fleet-old-${randomUUID()}`;
 const NEW = `fleet-new-${randomUUID()}`;
 const TOKEN = `token-${randomUUID()}`;
 const env = { HOOK_SECRET: `s-${randomUUID()}`, HOOK_TOKEN: TOKEN, FLEET_OLD: OLD, FLEET_NEW: NEW };
-const hostId = () => randomBytes(16).toString('hex');
 
 function config(dir: string, secret: string): string {
   const file = writeConfig(dir, { repos: { 'octo/site': {} } });
   const base = readFileSync(file, 'utf8').replace(/fleet:[\s\S]*$/, '');
   writeFileSync(file, `${base}fleet:\n  web:\n    secret: ${secret}\n`);
   return file;
-}
-
-function report(host: string, fields: Record<string, unknown> = {}) {
-  const version = (fields.version as string | undefined) ?? '1.1';
-  return {
-    app: 'web',
-    host,
-    version,
-    previous: '1.0',
-    seq: 3,
-    bucket: rolloutBucket(host, version),
-    result: 'updated',
-    ...fields,
-  };
-}
-
-/** The signed request, to send now or keep and replay later. */
-function signed(route: string, body: unknown, key: string, now = Date.now) {
-  const text = JSON.stringify(body);
-  return { route, text, headers: signRequest(key, 'POST', route, { body: text, now }) };
-}
-
-async function send(server: Server, request: ReturnType<typeof signed>) {
-  const res = await fetch(`${server.url}${request.route}`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', ...request.headers },
-    body: request.text,
-  });
-  return { status: res.status, json: (await res.json().catch(() => null)) as any };
 }
 
 const postReport = (server: Server, body: unknown, key: string, now?: () => number) =>

@@ -1,0 +1,135 @@
+// What hook-server knows of its fleet, in memory, for the routes, the page and /metrics: each
+// host's latest report and each app's rollout. The registry on disk (fleet-store.ts) and the one
+// in PostgreSQL (server/shared-fleet.ts) both keep one and write through it.
+import { supersedes, type HostEntry, type RolloutRecord } from '../release/fleet-report.ts';
+
+/** What addReport did: kept it, or not (the host has a later one), or refused a new host (the app is full). */
+export type AddOutcome = 'added' | 'older' | 'full';
+
+/** A fleet registry as the /fleet/ routes, the hourly sweep and the page use it. */
+export interface FleetRegistry {
+  hosts(app: string): HostEntry[];
+  tally(app: string): Array<{ version: string; result: string; hosts: number }>;
+  host(app: string, host: string): HostEntry | undefined;
+  rollout(app: string): RolloutRecord | null;
+  count(app: string): number;
+  silentSince(app: string, time: number): string[];
+  /** Durable once it resolves: 'added'; nothing written: 'older' or 'full'. */
+  addReport(app: string, entry: HostEntry, options?: { maxHosts?: number }): Promise<AddOutcome>;
+  /**
+   * Take `hosts` out of `app`, durably once it resolves; how many it had. With `silentBefore`
+   * (ms), only those whose latest report is still older than that.
+   */
+  forget(app: string, hosts: readonly string[], options?: { silentBefore?: number }): Promise<number>;
+  setRollout(app: string, rollout: RolloutRecord): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class FleetMemory {
+  private readonly hostsByApp = new Map<string, Map<string, HostEntry>>();
+  private readonly rollouts = new Map<string, RolloutRecord>();
+  // Hosts whose first report is being written, per app: counted against max_hosts before they are in.
+  private readonly arriving = new Map<string, Set<string>>();
+
+  /**
+   * addReport's rule: 'older' when the host has a later report, 'full' when it is a host not yet
+   * in and `app` has `maxHosts` (those being written count); else what `write` made of it.
+   */
+  async admit(app: string, entry: HostEntry, maxHosts: number, write: () => Promise<AddOutcome>): Promise<AddOutcome> {
+    const current = this.host(app, entry.host);
+    if (!supersedes(entry, current)) return 'older';
+    const arriving = this.arriving.get(app) ?? new Set<string>();
+    const isNew = !current && !arriving.has(entry.host);
+    if (isNew && this.count(app) + arriving.size >= maxHosts) return 'full';
+    if (!isNew) return write();
+    this.arriving.set(app, arriving.add(entry.host));
+    try {
+      return await write();
+    } finally {
+      arriving.delete(entry.host);
+      if (arriving.size === 0) this.arriving.delete(app);
+    }
+  }
+
+  /** Each host's latest report for `app`, in host order. */
+  hosts(app: string): HostEntry[] {
+    return [...(this.hostsByApp.get(app)?.values() ?? [])].sort((a, b) => (a.host < b.host ? -1 : 1));
+  }
+
+  /** Hosts per version and result, for /metrics and the status page. */
+  tally(app: string): Array<{ version: string; result: string; hosts: number }> {
+    const counts = new Map<string, { version: string; result: string; hosts: number }>();
+    for (const entry of this.hostsByApp.get(app)?.values() ?? []) {
+      const key = `${entry.version}\n${entry.result}`;
+      const row = counts.get(key) ?? { version: entry.version, result: entry.result, hosts: 0 };
+      row.hosts++;
+      counts.set(key, row);
+    }
+    return [...counts.values()].sort((a, b) =>
+      a.version === b.version ? a.result.localeCompare(b.result) : a.version.localeCompare(b.version),
+    );
+  }
+
+  /** One host's latest report for `app`. */
+  host(app: string, host: string): HostEntry | undefined {
+    return this.hostsByApp.get(app)?.get(host);
+  }
+
+  rollout(app: string): RolloutRecord | null {
+    return this.rollouts.get(app) ?? null;
+  }
+
+  /** How many hosts `app` has. */
+  count(app: string): number {
+    return this.hostsByApp.get(app)?.size ?? 0;
+  }
+
+  /** The hosts of `app` whose latest report was accepted before `time` (ms since the epoch), in host order. */
+  silentSince(app: string, time: number): string[] {
+    return this.hosts(app)
+      .filter((entry) => entry.at < time)
+      .map((entry) => entry.host);
+  }
+
+  /** Of `hosts`, those `app` has (once each), and with `silentBefore` only those silent since. */
+  known(app: string, hosts: readonly string[], silentBefore = Infinity): string[] {
+    const known = this.hostsByApp.get(app);
+    return [...new Set(hosts)].filter((host) => (known?.get(host)?.at ?? Infinity) < silentBefore);
+  }
+
+  /** Keep `entry` unless the host has a later report (the rule decides, as it does on replay). */
+  applyReport(app: string, entry: HostEntry): void {
+    const hosts = this.hostsByApp.get(app) ?? new Map<string, HostEntry>();
+    this.hostsByApp.set(app, hosts);
+    if (supersedes(entry, hosts.get(entry.host))) hosts.set(entry.host, entry);
+  }
+
+  applyForget(app: string, hosts: readonly string[]): void {
+    const known = this.hostsByApp.get(app);
+    for (const host of hosts) known?.delete(host);
+    if (known?.size === 0) this.hostsByApp.delete(app);
+  }
+
+  applyRollout(app: string, rollout: RolloutRecord): void {
+    this.rollouts.set(app, rollout);
+  }
+
+  /** Forget every host and rollout (hosts being written still count). */
+  clear(): void {
+    this.hostsByApp.clear();
+    this.rollouts.clear();
+  }
+
+  /** How many reports and rollouts are kept. */
+  size(): number {
+    let live = this.rollouts.size;
+    for (const hosts of this.hostsByApp.values()) live += hosts.size;
+    return live;
+  }
+
+  /** Every host's latest report and every rollout, tagged with their app. */
+  *entries(): Generator<['report', string, HostEntry] | ['rollout', string, RolloutRecord]> {
+    for (const [app, hosts] of this.hostsByApp) for (const entry of hosts.values()) yield ['report', app, entry];
+    for (const [app, rollout] of this.rollouts) yield ['rollout', app, rollout];
+  }
+}

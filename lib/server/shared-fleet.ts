@@ -1,0 +1,257 @@
+// The fleet registry of several hook-servers on one `queue:` database: reports, rollout states
+// and forgets are in shipkit.fleet_hosts / fleet_rollouts before they are answered; each node
+// keeps the hosts in memory and reads what changed every second. The database holds the rules no
+// node can alone (SEQ only up, no older signature, no app secret for an enrolled host).
+// The whole story: docs/ha.md.
+import { messageOf } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import { FleetMemory, type AddOutcome, type FleetRegistry } from '../fleet/fleet-memory.ts';
+import type { FleetStore } from '../fleet/fleet-store.ts';
+import type { Queryable } from '../jobs/pg/records.ts';
+import type { HostEntry, RolloutRecord } from '../release/fleet-report.ts';
+
+export interface SharedFleetOptions {
+  log: Logger;
+  /** Time between two looks at what other nodes wrote (default 1 s). */
+  everyMs?: number;
+  /** Whether this node leads: the leader drops the rows of hosts forgotten a day ago. */
+  leads?: () => boolean;
+}
+
+// A write takes its change number when it starts and is seen when it commits: rows are read again
+// from the number seen this long ago, so one that committed late is not passed over.
+const OVERLAP_MS = 2_000;
+// Now and then the whole registry is read again (and forgotten rows a day old dropped).
+const RELOAD_EVERY = 600;
+
+const UPSERT_REPORT = `
+INSERT INTO shipkit.fleet_hosts AS h (app, host, seq, at, signed_at, enrolled, entry)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (app, host) DO UPDATE
+SET seq = EXCLUDED.seq, at = EXCLUDED.at, signed_at = EXCLUDED.signed_at, enrolled = EXCLUDED.enrolled,
+    entry = EXCLUDED.entry, change = nextval('shipkit.fleet_change'), changed = now()
+WHERE h.entry IS NULL
+   OR ((EXCLUDED.seq > h.seq OR (EXCLUDED.seq = h.seq AND EXCLUDED.at >= h.at))
+       AND (EXCLUDED.enrolled OR NOT h.enrolled)
+       AND (h.signed_at IS NULL OR EXCLUDED.signed_at >= h.signed_at))
+RETURNING change`;
+
+const CHANGES = `
+SELECT 'report' AS kind, app, host, entry, change FROM shipkit.fleet_hosts WHERE change > $1
+UNION ALL
+SELECT 'rollout', app, NULL, record, change FROM shipkit.fleet_rollouts WHERE change > $1
+ORDER BY change`;
+
+interface ChangeRow {
+  kind: 'report' | 'rollout';
+  app: string;
+  host: string | null;
+  entry: HostEntry | RolloutRecord | null;
+  change: string;
+}
+
+export class SharedFleet implements FleetRegistry {
+  private readonly memory = new FleetMemory();
+  // The change number of each host's (app\nhost) and rollout's (app) row this node has applied.
+  private readonly changes = new Map<string, number>();
+  // The highest change number read, and what it was at each look of the last OVERLAP_MS.
+  private seen = 0;
+  private marks: Array<{ at: number; change: number }> = [];
+  private rounds = 0;
+  private failing = false;
+  private timer: NodeJS.Timeout | undefined;
+  private looking: Promise<void> | undefined;
+
+  private readonly db: Queryable;
+  private readonly options: SharedFleetOptions;
+
+  private constructor(db: Queryable, options: SharedFleetOptions) {
+    this.db = db;
+    this.options = options;
+  }
+
+  /** Every host and rollout read from the database, then a look every `everyMs`. */
+  static async open(db: Queryable, options: SharedFleetOptions): Promise<SharedFleet> {
+    const fleet = new SharedFleet(db, options);
+    await fleet.read(0);
+    fleet.schedule();
+    return fleet;
+  }
+
+  hosts(app: string): HostEntry[] {
+    return this.memory.hosts(app);
+  }
+
+  tally(app: string): Array<{ version: string; result: string; hosts: number }> {
+    return this.memory.tally(app);
+  }
+
+  host(app: string, host: string): HostEntry | undefined {
+    return this.memory.host(app, host);
+  }
+
+  rollout(app: string): RolloutRecord | null {
+    return this.memory.rollout(app);
+  }
+
+  count(app: string): number {
+    return this.memory.count(app);
+  }
+
+  silentSince(app: string, time: number): string[] {
+    return this.memory.silentSince(app, time);
+  }
+
+  /**
+   * In the database when it resolves: 'added'. 'older' when this node or the database knows a
+   * later report of the host, an older signature, or its own credential for it; 'full' as on one
+   * node (a new host is counted against what this node has read: two nodes taking the last
+   * places at once may go over max_hosts by a few).
+   */
+  addReport(app: string, entry: HostEntry, { maxHosts = Infinity } = {}): Promise<AddOutcome> {
+    return this.memory.admit(app, entry, maxHosts, async () => {
+      const { rows } = await this.db.query(UPSERT_REPORT, [
+        app,
+        entry.host,
+        entry.seq,
+        entry.at,
+        entry.signed_at ?? null,
+        entry.enrolled === true,
+        JSON.stringify(entry),
+      ]);
+      if (!rows.length) return 'older';
+      if (this.newer(`${app}\n${entry.host}`, Number(rows[0].change))) this.memory.applyReport(app, entry);
+      return 'added';
+    });
+  }
+
+  /** The hosts named that the database has (and, with `silentBefore`, that are still silent since), forgotten. */
+  async forget(app: string, hosts: readonly string[], { silentBefore = Infinity } = {}): Promise<number> {
+    const named = [...new Set(hosts)];
+    if (!named.length) return 0;
+    const { rows } = await this.db.query(
+      `UPDATE shipkit.fleet_hosts SET entry = NULL, change = nextval('shipkit.fleet_change'), changed = now()
+       WHERE app = $1 AND host = ANY($2) AND entry IS NOT NULL AND at < $3 RETURNING host, change`,
+      [app, named, Math.min(silentBefore, Number.MAX_SAFE_INTEGER)],
+    );
+    const gone = rows.filter((row) => this.newer(`${app}\n${row.host}`, Number(row.change)));
+    this.memory.applyForget(
+      app,
+      gone.map((row) => String(row.host)),
+    );
+    return rows.length;
+  }
+
+  async setRollout(app: string, rollout: RolloutRecord): Promise<void> {
+    const { rows } = await this.db.query(
+      `INSERT INTO shipkit.fleet_rollouts (app, record) VALUES ($1, $2)
+       ON CONFLICT (app) DO UPDATE SET record = EXCLUDED.record, change = nextval('shipkit.fleet_change')
+       RETURNING change`,
+      [app, JSON.stringify(rollout)],
+    );
+    if (this.newer(app, Number(rows[0].change))) this.memory.applyRollout(app, rollout);
+  }
+
+  /**
+   * A node's DATA/fleet/fleet.log, copied in when the database has no registry yet (the first
+   * start with `queue:`); how many hosts and rollouts were copied, or undefined when it had one.
+   */
+  async adopt(local: FleetStore, apps: readonly string[]): Promise<{ hosts: number; rollouts: number } | undefined> {
+    const { rows } = await this.db.query(
+      'SELECT EXISTS (SELECT 1 FROM shipkit.fleet_hosts) OR EXISTS (SELECT 1 FROM shipkit.fleet_rollouts) AS has',
+    );
+    if (rows[0].has) return undefined;
+    const hosts = apps.flatMap((app) => local.hosts(app).map((entry) => ({ app, entry })));
+    for (let i = 0; i < hosts.length; i += 2_000)
+      await this.db.query(
+        `INSERT INTO shipkit.fleet_hosts (app, host, seq, at, signed_at, enrolled, entry)
+         SELECT r.app, r.entry->>'host', (r.entry->>'seq')::bigint, (r.entry->>'at')::bigint,
+                (r.entry->>'signed_at')::bigint, coalesce((r.entry->>'enrolled')::boolean, false), r.entry
+         FROM jsonb_to_recordset($1::jsonb) AS r(app text, entry jsonb)
+         ON CONFLICT (app, host) DO NOTHING`,
+        [JSON.stringify(hosts.slice(i, i + 2_000))],
+      );
+    const rollouts = apps.flatMap((app) => {
+      const rollout = local.rollout(app);
+      return rollout ? [{ app, rollout }] : [];
+    });
+    for (const { app, rollout } of rollouts)
+      await this.db.query(
+        'INSERT INTO shipkit.fleet_rollouts (app, record) VALUES ($1, $2) ON CONFLICT (app) DO NOTHING',
+        [app, JSON.stringify(rollout)],
+      );
+    await this.look();
+    return { hosts: hosts.length, rollouts: rollouts.length };
+  }
+
+  /** No look after this; resolves once one under way has ended. */
+  async close(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.looking;
+  }
+
+  private schedule(): void {
+    this.timer = setTimeout(() => {
+      this.looking = this.look().finally(() => {
+        this.looking = undefined;
+        if (this.timer) this.schedule();
+      });
+    }, this.options.everyMs ?? 1_000);
+    this.timer.unref?.();
+  }
+
+  /** What changed since the last look (reading again its overlap), or now and then everything. */
+  private async look(): Promise<void> {
+    try {
+      if (++this.rounds % RELOAD_EVERY === 0) {
+        if (this.options.leads?.())
+          await this.db.query(
+            `DELETE FROM shipkit.fleet_hosts WHERE entry IS NULL AND changed < now() - interval '1 day'`,
+          );
+        await this.read(0);
+      } else {
+        const now = Date.now();
+        while (this.marks.length > 1 && this.marks[1].at <= now - OVERLAP_MS) this.marks.shift();
+        await this.read(this.marks[0]?.change ?? this.seen);
+      }
+      if (this.failing) this.options.log.info('reading the fleet registry from the database again');
+      this.failing = false;
+    } catch (error) {
+      if (!this.failing)
+        this.options.log.warn(`could not read the fleet reports other hook-servers took: ${messageOf(error)}`);
+      this.failing = true;
+    }
+  }
+
+  /**
+   * Rows changed after `from` applied (0: all of them, in place of what was known). A row is the
+   * host's state now; one older than what this node wrote itself since is passed over.
+   */
+  private async read(from: number): Promise<void> {
+    const rows = (await this.db.query(CHANGES, [from])).rows as ChangeRow[];
+    if (from === 0) {
+      const top = rows.reduce((max, row) => Math.max(max, Number(row.change)), 0);
+      this.memory.clear();
+      for (const [key, change] of this.changes) if (change <= top) this.changes.delete(key);
+    }
+    for (const row of rows) {
+      const change = Number(row.change);
+      this.seen = Math.max(this.seen, change);
+      if (!this.newer(row.kind === 'rollout' ? row.app : `${row.app}\n${row.host}`, change)) continue;
+      if (row.kind === 'rollout') this.memory.applyRollout(row.app, row.entry as RolloutRecord);
+      else {
+        this.memory.applyForget(row.app, [row.host!]);
+        if (row.entry) this.memory.applyReport(row.app, row.entry as HostEntry);
+      }
+    }
+    this.marks.push({ at: Date.now(), change: this.seen });
+  }
+
+  /** Whether `change` is the latest this node knows for `key` (then kept as such). */
+  private newer(key: string, change: number): boolean {
+    if (change < (this.changes.get(key) ?? 0)) return false;
+    this.changes.set(key, change);
+    return true;
+  }
+}

@@ -1,0 +1,100 @@
+// The fleet registry of two hook-servers on one PostgreSQL (docs/ha.md): a node's earlier
+// DATA/fleet/fleet.log is copied into the database at its first start with queue:; a report, a
+// rollout state and a forget taken by one node are answered the same by the other; a host
+// enrolled through one node cannot be spoken for with the app's secret through the other; the
+// status page's /metrics of both count the same hosts.
+import { existsSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { writeConfig } from '../../fixtures/hooks/deliveries.ts';
+import { getFleet, hostId, report, send, signed } from '../../fixtures/fleet-requests.ts';
+import { startPostgres } from '../../fixtures/postgres.ts';
+import { tmpDir, waitFor, type Server } from '../../_helpers/common.ts';
+import { queueConfig, startHookServer, TOKEN, worldEnv } from '../../fixtures/workers.ts';
+
+const FLEET = `fleet-${randomUUID()}`;
+const withFleet = (file: string) => {
+  writeFileSync(file, `${readFileSync(file, 'utf8')}fleet:\n  web:\n    secret: env:FLEET_WEB\n`);
+  return file;
+};
+const hostsOf = async (node: Server) =>
+  ((await getFleet(node, FLEET)).json.hosts as Array<{ host: string }>).map((h) => h.host).sort();
+const metricsOf = async (node: Server) =>
+  (await (await fetch(`${node.url}/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } })).text())
+    .split('\n')
+    .filter((line) => line.startsWith('shipkit_fleet_hosts{'))
+    .join('\n');
+
+test('two nodes, one fleet registry: copied in once, reports, rollouts and forgets answered alike, enrolment held', async () => {
+  const pg = await startPostgres();
+  if (!pg) return;
+  const env = worldEnv(pg, { FLEET_WEB: FLEET });
+  const repos = { 'octo/site': {} };
+  // Node a ran alone, without queue:, and its hosts reported to it.
+  const dirA = tmpDir();
+  const configA = withFleet(writeConfig(dirA, { repos }));
+  const [old1, old2] = [hostId(), hostId()];
+  let a = await startHookServer(configA, env);
+  for (const host of [old1, old2])
+    assert.is((await send(a, signed('/fleet/reports', report(host), FLEET))).status, 202);
+  assert.is(await a.stop(), 0, a.output());
+
+  appendFileSync(configA, 'queue: env:SHIPKIT_QUEUE_URL\n');
+  a = await startHookServer(configA, env);
+  const b = await startHookServer(withFleet(queueConfig('b', repos, { concurrency: 0 }).config), env);
+  try {
+    assert.match(a.output(), /copied 2 hosts and 0 rollouts of .*fleet\.log into the queue database/);
+    const log = path.join(dirA, 'data', 'fleet', 'fleet.log');
+    assert.ok(!existsSync(log) && existsSync(`${log}.copied-to-queue`), 'the file is set aside, not read again');
+    assert.equal(await hostsOf(b), [old1, old2].sort(), 'the other node has them at once');
+
+    // A host enrols through b; its own credential then speaks for it on a, the app's secret does not.
+    const host = hostId();
+    const enrol = await send(b, signed('/fleet/reports', report(host), FLEET));
+    assert.is(enrol.status, 202);
+    const credential = enrol.json.credential as string;
+    assert.ok(credential);
+    assert.is((await send(a, signed('/fleet/reports', report(host, { seq: 4 }), credential))).status, 202);
+    await waitFor(async () => (await getFleet(b, FLEET)).json.hosts.some((h: any) => h.host === host && h.seq === 4), {
+      timeoutMs: 5_000,
+      what: "b to read a's report",
+    });
+    const spoken = await send(b, signed('/fleet/reports', report(host, { seq: 5, version: '6.6' }), FLEET));
+    assert.is(spoken.status, 401, JSON.stringify(spoken.json));
+
+    // A rollout state posted to a is what b answers; a forget on b is what a answers.
+    const rollout = {
+      app: 'web',
+      version: '1.2',
+      seq: 9,
+      step: 1,
+      percent: 10,
+      steps: [10, 100],
+      state: 'running',
+      reason: '',
+      at: new Date().toISOString(),
+    };
+    assert.is((await send(a, signed('/fleet/rollouts', rollout, FLEET))).status, 202);
+    await waitFor(async () => (await getFleet(b, FLEET)).json.rollout?.version === '1.2', {
+      timeoutMs: 5_000,
+      what: 'b to answer the rollout',
+    });
+    const forgot = await send(b, signed('/fleet/forget', { app: 'web', hosts: [old1] }, FLEET));
+    assert.equal([forgot.status, forgot.json], [200, { ok: true, forgotten: 1 }]);
+    await waitFor(async () => !(await hostsOf(a)).includes(old1), { timeoutMs: 5_000, what: 'a to forget it too' });
+    assert.equal(await hostsOf(a), [old2, host].sort());
+    await waitFor(async () => (await metricsOf(a)) === (await metricsOf(b)), {
+      timeoutMs: 5_000,
+      what: 'the same /metrics',
+    });
+    assert.match(await metricsOf(a), /shipkit_fleet_hosts\{app="web",version="1\.1",result="updated"\} 2/);
+    assert.is(await pg.sql(`SELECT count(*) FROM shipkit.fleet_hosts WHERE entry IS NOT NULL`), '2');
+  } finally {
+    assert.is(await a.stop(), 0, a.output());
+    assert.is(await b.stop(), 0, b.output());
+  }
+});
+
+test.run();

@@ -1,0 +1,66 @@
+// @deno
+// The fleet registry's memory (lib/fleet/fleet-memory.ts), which the file-backed and the
+// PostgreSQL-backed registries both write through: a host keeps its latest report, the tally
+// counts hosts per version and result, admit refuses an older report and a new host past
+// max_hosts (counting those being written), known() picks what a forget would take.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { FleetMemory } from '../../../lib/fleet/fleet-memory.ts';
+import type { HostEntry } from '../../../lib/release/fleet-report.ts';
+
+const entry = (host: string, fields: Partial<HostEntry> = {}): HostEntry => ({
+  host,
+  version: '1.1',
+  previous: '1.0',
+  seq: 3,
+  bucket: 10,
+  claimed_bucket: 10,
+  result: 'updated',
+  reason: '',
+  seconds: 1,
+  at: 1_000,
+  ...fields,
+});
+
+test('the latest report per host; hosts in order; the tally per version and result', () => {
+  const m = new FleetMemory();
+  m.applyReport('web', entry('b'));
+  m.applyReport('web', entry('a', { version: '1.0', result: 'failed' }));
+  m.applyReport('web', entry('b', { seq: 2, version: 'old' }));
+  m.applyReport('web', entry('a', { seq: 4 }));
+  assert.equal(
+    m.hosts('web').map((h) => `${h.host}:${h.seq}`),
+    ['a:4', 'b:3'],
+  );
+  assert.equal(m.tally('web'), [{ version: '1.1', result: 'updated', hosts: 2 }]);
+  m.clear();
+  assert.is(m.count('web'), 0);
+});
+
+test('admit: older refused, new hosts past max_hosts refused while others are written, known hosts go on', async () => {
+  const m = new FleetMemory();
+  m.applyReport('web', entry('a'));
+  let writes = 0;
+  const write = async () => {
+    writes++;
+    await new Promise((r) => setTimeout(r, 10));
+    return 'added' as const;
+  };
+  assert.is(await m.admit('web', entry('a', { seq: 2 }), 2, write), 'older');
+  const [b, c] = await Promise.all([m.admit('web', entry('b'), 2, write), m.admit('web', entry('c'), 2, write)]);
+  assert.equal([b, c], ['added', 'full'], 'b counts against the cap while it is being written');
+  assert.is(await m.admit('web', entry('a', { seq: 5 }), 1, write), 'added', 'a known host is not counted again');
+  assert.is(writes, 2);
+});
+
+test('known: the named hosts it has, once each; with silentBefore only those silent since', () => {
+  const m = new FleetMemory();
+  m.applyReport('web', entry('a', { at: 100 }));
+  m.applyReport('web', entry('b', { at: 900 }));
+  assert.equal(m.known('web', ['a', 'b', 'a', 'zz']), ['a', 'b']);
+  assert.equal(m.known('web', ['a', 'b'], 500), ['a']);
+  m.applyForget('web', ['a', 'b']);
+  assert.equal(m.known('web', ['a']), []);
+});
+
+test.run();
