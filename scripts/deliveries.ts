@@ -62,25 +62,14 @@ ${common}Exit codes: 0 queued, 1 the delivery cannot be replayed (said why; noth
 
 /** This shipkit.yml's queue database, connected; a ConfigError without queue:. */
 async function connect(args: Args, log: Logger) {
-  const path = await import('node:path');
   const { findConfigFile, loadShipkitConfig } = await import('../lib/config/shipkit-yml.ts');
-  const { connectQueueDatabase, resolveQueueUrl } = await import('../lib/jobs/pg/connect.ts');
+  const { connectConfigQueue } = await import('../lib/jobs/pg/connect.ts');
   const config = await loadShipkitConfig(findConfigFile(args.config));
   if (!config.queue)
     throw new ConfigError(
       `${config.file} has no queue: setting; deliveries are kept only in the queue database (docs/workers.md).`,
     );
-  const db = await resolveQueueUrl(config.queue, {
-    baseDir: path.dirname(config.file),
-    where: `${config.file}: queue`,
-  });
-  const conn = await connectQueueDatabase({
-    db,
-    name: 'shipkit deliveries',
-    log,
-    repos: config.repos.keys(),
-    supervise: false,
-  });
+  const conn = await connectConfigQueue({ ...config, queue: config.queue }, 'shipkit deliveries', log);
   return { config, conn };
 }
 

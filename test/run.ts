@@ -6,14 +6,20 @@
 // `--deno` runs the files whose first line is `// @deno` with the scripts under test started by
 // Deno instead of Node (SHIPKIT_TEST_RUNTIME=deno), and says which were left out; `--with-deno`
 // runs every file under Node and those under Deno too, in one pool (one tail instead of two).
-//   tsx test/run.ts [--deno | --with-deno] [--jobs N] [--record] [FILTER...]   (TEST_JOBS=N, TEST_FILE_TIMEOUT_S=900, TEST_DIR)
+// Under Node the scripts start from one file bundled from the sources at the run's start, as
+// shipped (a tenth of the CPU tsx spends compiling each start); `--sources` starts them with tsx.
+//   tsx test/run.ts [--deno | --with-deno] [--sources] [--jobs N] [--record] [FILTER...]   (TEST_JOBS=N, TEST_FILE_TIMEOUT_S=900, TEST_DIR)
 // Files with a `// @alone` line run last, one at a time (they change this machine).
-import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import minimist from 'minimist';
 
-const args = minimist(process.argv.slice(2), { boolean: ['deno', 'with-deno', 'record'], string: ['jobs'] });
+const args = minimist(process.argv.slice(2), {
+  boolean: ['deno', 'with-deno', 'record', 'sources'],
+  string: ['jobs'],
+});
 const root = path.resolve(import.meta.dirname, '..');
 const jobs = Number(args.jobs ?? process.env.TEST_JOBS ?? 2);
 // A file still running after this long is killed and failed, so that one hung test cannot hang
@@ -52,6 +58,22 @@ interface Run {
 }
 
 const tsx = path.join(root, 'node_modules/tsx/dist/loader.mjs');
+
+/** dist/shipkit.mjs built from the sources as they are now, in a folder removed at exit. */
+function bundleForTests(): string {
+  const outdir = mkdtempSync(path.join(os.tmpdir(), 'shipkit-test-bundle-'));
+  process.on('exit', () => rmSync(outdir, { recursive: true, force: true }));
+  const built = spawnSync(process.execPath, ['--import', tsx, 'tools/bundle.ts', 'shipkit', '--outdir', outdir], {
+    cwd: root,
+    encoding: 'utf8',
+  });
+  if (built.status !== 0) {
+    console.error(`could not bundle the scripts for the tests:\n${built.stdout}${built.stderr}`);
+    process.exit(1);
+  }
+  return path.join(outdir, 'shipkit.mjs');
+}
+const bundle = args.sources || args.deno ? undefined : bundleForTests();
 const batchRunner = path.join(root, 'test', '_helpers', 'unit-batch.ts');
 const failed: string[] = [];
 // The test files running now, each its own process group: a SIGTERM or Ctrl-C to this runner
@@ -95,7 +117,10 @@ const estimate = ({ file, deno }: Run, otherwise: number) =>
 
 async function runTask(task: Task): Promise<void> {
   const t0 = Date.now();
-  const env = { ...process.env, FORCE_COLOR: '0', ...(task.deno ? { SHIPKIT_TEST_RUNTIME: 'deno' } : {}) };
+  const env: NodeJS.ProcessEnv = { ...process.env, FORCE_COLOR: '0' };
+  delete env.SHIPKIT_TEST_BUNDLE;
+  if (task.deno) env.SHIPKIT_TEST_RUNTIME = 'deno';
+  else if (bundle) env.SHIPKIT_TEST_BUNDLE = bundle;
   const argv = task.batch ? [batchRunner, ...task.files] : task.files;
   // Its own process group, so that a file that outlives FILE_TIMEOUT_S goes with what it started.
   const child = spawn(process.execPath, ['--import', tsx, ...argv], {

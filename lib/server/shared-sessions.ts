@@ -2,6 +2,7 @@
 // shipkit.ended_sessions as well as to DATA's file, and each node reads the rows added since its
 // last look every second, so the cookie is refused, and its live streams cut, on every node.
 // The whole story: docs/ha.md.
+import { randomUUID } from 'node:crypto';
 import { messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { Queryable } from '../jobs/pg/records.ts';
@@ -12,6 +13,17 @@ export interface SharedEndedSessions extends EndedSessions {
   close(): void;
 }
 
+// The id of an end-all row: no session id starts with it.
+const END_ALL = '*';
+
+/** `hook-server --end-sessions` with `queue:`: every node refuses the sessions issued before `before` (ms). */
+export async function endAllSharedSessions(db: Queryable, before: number): Promise<void> {
+  await db.query('INSERT INTO shipkit.ended_sessions (id, issued) VALUES ($1, $2)', [
+    `${END_ALL}${before}-${randomUUID()}`,
+    before,
+  ]);
+}
+
 /** `local` (this node's file) joined with the sessions every node of `db` ended. */
 export function shareEndedSessions(
   local: EndedSessions,
@@ -19,6 +31,8 @@ export function shareEndedSessions(
   { log, everyMs = 1_000, now = () => Date.now() }: { log: Logger; everyMs?: number; now?: () => number },
 ): SharedEndedSessions {
   const shared = new Map<string, number>();
+  // Sessions issued before this were ended on every node (`hook-server --end-sessions`).
+  let endedBefore = 0;
   let lastSeq = 0;
   let rounds = 0;
   let failing = false;
@@ -29,7 +43,8 @@ export function shareEndedSessions(
         [lastSeq],
       );
       for (const row of rows) {
-        shared.set(String(row.id), Number(row.issued));
+        if (String(row.id).startsWith(END_ALL)) endedBefore = Math.max(endedBefore, Number(row.issued));
+        else shared.set(String(row.id), Number(row.issued));
         lastSeq = Math.max(lastSeq, Number(row.seq));
       }
       // Now and then: rows whose cookie has expired anyway are dropped, here and in the table.
@@ -51,7 +66,7 @@ export function shareEndedSessions(
   };
   void look().finally(schedule);
   return {
-    isEnded: (session) => local.isEnded(session) || shared.has(session.id),
+    isEnded: (session) => local.isEnded(session) || shared.has(session.id) || session.issued < endedBefore,
     async end(session, at) {
       shared.set(session.id, session.issued);
       await Promise.all([

@@ -4,6 +4,8 @@
 // The whole story: docs/internals.md.
 import type pg from 'pg';
 import type PgBoss from 'pg-boss';
+import path from 'node:path';
+import type { ShipkitConfig } from '../../config/shipkit-yml.ts';
 import { version } from '../../core/cli.ts';
 import { ConfigError } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
@@ -234,4 +236,17 @@ export async function connectQueueDatabase({
       await pool.end().catch(() => undefined);
     },
   };
+}
+
+/** The queue database of `config` (which has `queue:`), connected for a one-off command as `name`. */
+export async function connectConfigQueue(
+  config: Pick<ShipkitConfig, 'file' | 'repos'> & { queue: string },
+  name: string,
+  log: Logger,
+): Promise<QueueConnection> {
+  const db = await resolveQueueUrl(config.queue, {
+    baseDir: path.dirname(config.file),
+    where: `${config.file}: queue`,
+  });
+  return connectQueueDatabase({ db, name, log, repos: config.repos.keys(), supervise: false });
 }

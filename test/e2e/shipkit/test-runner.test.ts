@@ -28,7 +28,7 @@ writeFileSync(${JSON.stringify(pidFile)}, String(sleeper.pid));
 setInterval(() => {}, 1000);
 `,
   );
-  const runner = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/run.ts')], {
+  const runner = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/run.ts'), '--sources'], {
     cwd: ROOT,
     env: { ...process.env, TEST_DIR: dir },
     stdio: ['ignore', 'pipe', 'pipe'],
