@@ -90,6 +90,18 @@ const helpOf = (name: string): string | undefined =>
 // Set by the bundler: the one file answers `shipkit --version` without loading the CLI parser.
 declare const SHIPKIT_VERSION: string | undefined;
 
+/**
+ * The answers given without loading a script leave as the scripts do when the reader has gone
+ * (`shipkit.mjs hook-server --help | true`): exit 141, no stack trace (lib/core/cli.ts says why).
+ */
+function print(text: string): void {
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(141);
+    throw error;
+  });
+  process.stdout.write(text);
+}
+
 const linked = scriptOfLink(process.argv[1]);
 const asked = process.argv[2];
 const onlyHelp = linked
@@ -98,7 +110,7 @@ const onlyHelp = linked
 const knownHelp = onlyHelp ? helpOf(linked ?? asked) : undefined;
 const alone = !linked && process.argv.length === 3 ? asked : undefined;
 if (knownHelp !== undefined) {
-  process.stdout.write(knownHelp);
+  print(knownHelp);
 } else if (linked) {
   await SCRIPTS[linked].load();
 } else if (asked !== undefined && Object.hasOwn(SCRIPTS, asked)) {
@@ -106,9 +118,9 @@ if (knownHelp !== undefined) {
   process.argv.splice(1, 2, asked);
   await SCRIPTS[asked].load();
 } else if (alone === '--help' || alone === '-h') {
-  process.stdout.write(usage);
+  print(usage);
 } else if (alone === '--version' && typeof SHIPKIT_VERSION === 'string') {
-  process.stdout.write(`shipkit ${SHIPKIT_VERSION}\n`);
+  print(`shipkit ${SHIPKIT_VERSION}\n`);
 } else {
   const [{ runCli }, { UsageError }] = await Promise.all([
     import('../lib/core/cli.ts'),

@@ -11,7 +11,16 @@
 //   tsx test/run.ts [--deno | --with-deno] [--sources] [--jobs N] [--record] [FILTER...]   (TEST_JOBS=N, TEST_FILE_TIMEOUT_S=900, TEST_DIR)
 // Files with a `// @alone` line run last, one at a time (they change this machine).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import minimist from 'minimist';
@@ -62,6 +71,8 @@ const tsx = path.join(root, 'node_modules/tsx/dist/loader.mjs');
 /** dist/shipkit.mjs built from the sources as they are now, in a folder removed at exit. */
 function bundleForTests(): string {
   const outdir = mkdtempSync(path.join(os.tmpdir(), 'shipkit-test-bundle-'));
+  // Builds that run as a repo's own user start it too.
+  chmodSync(outdir, 0o755);
   process.on('exit', () => rmSync(outdir, { recursive: true, force: true }));
   const built = spawnSync(process.execPath, ['--import', tsx, 'tools/bundle.ts', 'shipkit', '--outdir', outdir], {
     cwd: root,

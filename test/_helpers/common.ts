@@ -13,7 +13,15 @@ const TSX_LOADER = path.join(ROOT, 'node_modules/tsx/dist/loader.mjs');
 const DENO = path.join(ROOT, 'node_modules/.bin/deno');
 // Set by test/run.ts: the one file it bundled from these sources at its start, which starts in a
 // tenth of the CPU tsx needs to compile a script (about 0.1 s against 0.7 s).
-const BUNDLE = process.env.SHIPKIT_TEST_BUNDLE;
+let BUNDLE = process.env.SHIPKIT_TEST_BUNDLE;
+
+/** Whether the scripts start from the one file (which carries no files beside it) rather than the checkout. */
+export const scriptsFromBundle = () => BUNDLE !== undefined;
+
+/** For a test about the checkout itself (where it finds its files): scripts start from scripts/*.ts. */
+export function runScriptsFromSources(): void {
+  BUNDLE = undefined;
+}
 
 $.verbose = false;
 $.quiet = true;
@@ -51,7 +59,8 @@ export function scriptCommand(name: string): string[] {
   if (scriptOverride) return scriptOverride(name);
   const file = path.join(ROOT, 'scripts', `${name}.ts`);
   if (RUNTIME === 'deno') return [DENO, 'run', '-A', '--quiet', file];
-  if (BUNDLE) return [process.execPath, BUNDLE, name];
+  // The one file is scripts/shipkit.ts with every script inside: `shipkit.mjs NAME …` runs NAME.
+  if (BUNDLE) return name === 'shipkit' ? [process.execPath, BUNDLE] : [process.execPath, BUNDLE, name];
   return [process.execPath, '--import', TSX_LOADER, file];
 }
 

@@ -7,8 +7,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ROOT, runScript, tmpDir } from '../../_helpers/common.ts';
+import { ROOT, runScript, runScriptsFromSources, tmpDir } from '../../_helpers/common.ts';
 
+runScriptsFromSources();
 const EXAMPLE = path.join(ROOT, 'shipkit.example.yml');
 
 test('no config anywhere: `shipkit logs` names the installed shipkit.example.yml and `shipkit example-config`, which prints it; exit 2, nothing written', async () => {
