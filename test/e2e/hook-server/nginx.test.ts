@@ -7,17 +7,7 @@
 // and Debian's chromium logs in, follows a live log and logs out there.
 // The nginx set-up it runs (the template, the host name, the site link) is shown in docs/hook-server.md.
 import { randomUUID } from 'node:crypto';
-import { spawn, type ChildProcess } from 'node:child_process';
-import {
-  appendFileSync,
-  closeSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -29,9 +19,9 @@ import {
   waitForJobState,
   writeConfig,
 } from '../../fixtures/hooks/deliveries.ts';
-import { ROOT, freePort, startScript, tmpDir, waitFor, type Server } from '../../_helpers/common.ts';
+import { NGINX, startNginx as startNginxWith, type Nginx } from '../../fixtures/nginx.ts';
+import { ROOT, freePort, startScript, tmpDir, type Server } from '../../_helpers/common.ts';
 
-const NGINX = '/usr/sbin/nginx';
 const TEMPLATE = path.join(ROOT, 'templates', 'nginx-hook-server.conf');
 const SECRET = `secret-${randomUUID()}`;
 const TOKEN = `token-${randomUUID()}`;
@@ -76,58 +66,9 @@ async function startNginx(
   upstream: number,
   open: boolean,
   { prefix = false, port: chosen }: { prefix?: boolean; port?: number } = {},
-): Promise<{ url: string; stop: () => void }> {
-  const dir = tmpDir('shipkit-nginx-');
-  for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
-    mkdirSync(path.join(dir, 'tmp', sub), { recursive: true });
+): Promise<Nginx> {
   const port = chosen ?? (await freePort());
-  const conf = path.join(dir, 'nginx.conf');
-  writeFileSync(
-    conf,
-    [
-      'daemon off;',
-      'master_process off;',
-      'worker_processes 1;',
-      `pid ${dir}/nginx.pid;`,
-      `error_log ${dir}/error.log warn;`,
-      'events { worker_connections 64; }',
-      'http {',
-      '  access_log off;',
-      ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(
-        (kind) => `  ${kind}_temp_path ${dir}/tmp/${kind === 'client_body' ? 'body' : kind};`,
-      ),
-      siteFromTemplate({ port, upstream, open, prefix }),
-      '}',
-      '',
-    ].join('\n'),
-  );
-  const fd = openSync(path.join(dir, 'output.log'), 'a');
-  const child: ChildProcess = spawn(NGINX, ['-p', dir, '-c', conf, '-e', `${dir}/error.log`], {
-    cwd: dir,
-    stdio: ['ignore', fd, fd],
-    detached: true,
-  });
-  closeSync(fd);
-  const stop = () => {
-    if (child.pid && child.exitCode === null && child.signalCode === null)
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-  };
-  process.on('exit', stop);
-  try {
-    await waitFor(
-      async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status === 200,
-      { timeoutMs: 10_000, what: 'nginx to proxy /healthz' },
-    );
-  } catch (error) {
-    stop();
-    const log = existsSync(path.join(dir, 'error.log')) ? readFileSync(path.join(dir, 'error.log'), 'utf8') : '';
-    throw new Error(`nginx did not start: ${log}`, { cause: error });
-  }
-  return { url: `http://127.0.0.1:${port}`, stop };
+  return startNginxWith(siteFromTemplate({ port, upstream, open, prefix }), port);
 }
 
 async function startHookServer(dir: string, extra: string[] = [], repos = ['octo/hold']): Promise<Server> {
