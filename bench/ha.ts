@@ -6,7 +6,7 @@
 //  (b) failover: deliveries sent every 20 ms through haproxy to 2 nodes, the leader killed -9:
 //      the time until the other node leads, until a new delivery is acked, and deliveries lost
 //      (acked 2xx without a job in the database).
-//   tsx bench/ha.ts [--rounds 3] [--seconds 5] [--connections 50] [--bundle FILE]
+//   tsx bench/ha.ts [--rounds 3] [--seconds 5] [--connections 50] [--bundle FILE]   (HA_CPU_PROF=DIR: profile the nodes)
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -50,7 +50,9 @@ async function startNode(name: string): Promise<Node> {
   const port = await freePort();
   const { config } = queueConfig(name, REPOS, { concurrency: 0 });
   const args = [BUNDLE, 'hook-server', '--config', config, '--listen', `127.0.0.1:${port}`, '--name', name];
-  const child = spawn(process.execPath, args, { env, stdio: 'ignore' });
+  // HA_CPU_PROF=DIR: each node writes a V8 CPU profile there when it stops.
+  const prof = process.env.HA_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.HA_CPU_PROF] : [];
+  const child = spawn(process.execPath, [...prof, ...args], { env, stdio: 'ignore' });
   await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.ok, {
     timeoutMs: 30_000,
     what: `node ${name}`,
