@@ -49,6 +49,7 @@ export class FleetStore implements FleetRegistry {
     const store = new FleetStore();
     const owner: AppendLogOwner<LogLine> = {
       apply: (lines) => store.apply(lines),
+      // Mostly superseded lines: more than twice the live ones, and a thousand more.
       wantsCompaction: (stats) => stats.records > 2 * store.memory.size() + 1000,
       live: () => store.live(),
     };

@@ -171,13 +171,16 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
       follow.close();
       closeSessions();
       const closed = http.close(2_000);
+      // A registry in the database stops reading before the queue ends the pool it reads through.
+      const sharedFleet = queue instanceof PgJobQueue;
+      if (sharedFleet) await fleet?.close();
       await queue.stop({
         graceMs: options.graceMs ?? 60_000,
         killGroup: (job) => endProcessGroup(job.pgid, { graceMs: 2_000 }).then(() => undefined),
       });
       await Promise.all([out.notifier.stop(), out.statuses.stop()]);
       await closed;
-      await Promise.all([journal.close(), fleet?.close()]);
+      await Promise.all([journal.close(), sharedFleet ? undefined : fleet?.close()]);
       await lock.release();
     })());
   return { url: http.url, queue, journal, http, metrics, deliveries: out.deliveries, stop };
