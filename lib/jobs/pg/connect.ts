@@ -194,31 +194,35 @@ export async function connectQueueDatabase({
   const pool = createPool(pgModule.Pool, db, name, warn);
   let boss: PgBoss | undefined;
   try {
+    // One process at a time sets up the tables and pg-boss's queues: two nodes started at once on
+    // an empty database would otherwise make the same queue's tables together and deadlock.
     const client = await pool.connect();
     try {
+      await client.query(`SELECT pg_advisory_lock(hashtextextended('shipkit setup', 0))`);
       await ensureSchema(client, version());
+      boss = new Boss({
+        ...clientConfig(db, `${name} (pg-boss)`),
+        schema: BOSS_SCHEMA,
+        max: 2,
+        supervise,
+        schedule: false,
+        migrate: true,
+      } as PgBoss.ConstructorOptions);
+      boss.on('error', (error) => warn(`pg-boss: ${describeDbError(error, db)}`));
+      await boss.start();
+      for (const repo of repos) {
+        await boss.createQueue(queueName(repo), {
+          name: queueName(repo),
+          policy: 'singleton',
+          retryLimit: 1_000_000,
+          retryDelay: 0,
+          retryBackoff: false,
+          expireInSeconds: EXPIRE_SECONDS,
+        });
+      }
     } finally {
+      await client.query(`SELECT pg_advisory_unlock_all()`).catch(() => undefined);
       client.release();
-    }
-    boss = new Boss({
-      ...clientConfig(db, `${name} (pg-boss)`),
-      schema: BOSS_SCHEMA,
-      max: 2,
-      supervise,
-      schedule: false,
-      migrate: true,
-    } as PgBoss.ConstructorOptions);
-    boss.on('error', (error) => warn(`pg-boss: ${describeDbError(error, db)}`));
-    await boss.start();
-    for (const repo of repos) {
-      await boss.createQueue(queueName(repo), {
-        name: queueName(repo),
-        policy: 'singleton',
-        retryLimit: 1_000_000,
-        retryDelay: 0,
-        retryBackoff: false,
-        expireInSeconds: EXPIRE_SECONDS,
-      });
     }
   } catch (error) {
     await boss?.stop({ graceful: false, close: true, wait: true }).catch(() => undefined);

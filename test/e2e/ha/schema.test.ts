@@ -14,9 +14,14 @@ test('two nodes at once on an empty database; then a newer schema is refused by 
   if (!pg) return;
   const env = worldEnv(pg);
   const repos = { 'octo/site': {} };
-  const [a, b] = await Promise.all(
+  const started = await Promise.allSettled(
     ['a', 'b'].map((name) => startHookServer(queueConfig(name, repos, { concurrency: 0 }).config, env)),
   );
+  const [a, b] = started.map((s) => (s.status === 'fulfilled' ? s.value : undefined));
+  if (!a || !b) {
+    await Promise.all([a?.stop(), b?.stop()]);
+    throw (started.find((s) => s.status === 'rejected') as PromiseRejectedResult).reason;
+  }
   try {
     assert.is(await pg.sql('SELECT version FROM shipkit.schema_version'), String(SCHEMA_VERSION));
     assert.is(await pg.sql(`SELECT count(*) FROM pg_tables WHERE schemaname = 'shipkit' AND tablename = 'jobs'`), '1');
