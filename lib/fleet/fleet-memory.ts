@@ -133,3 +133,37 @@ export class FleetMemory {
     for (const [app, rollout] of this.rollouts) yield ['rollout', app, rollout];
   }
 }
+
+/** What every registry answers from its memory; FleetStore and SharedFleet add how they write. */
+export abstract class MemoryFleetRegistry implements FleetRegistry {
+  protected readonly memory = new FleetMemory();
+
+  hosts(app: string): HostEntry[] {
+    return this.memory.hosts(app);
+  }
+
+  tally(app: string): Array<{ version: string; result: string; hosts: number }> {
+    return this.memory.tally(app);
+  }
+
+  host(app: string, host: string): HostEntry | undefined {
+    return this.memory.host(app, host);
+  }
+
+  rollout(app: string): RolloutRecord | null {
+    return this.memory.rollout(app);
+  }
+
+  count(app: string): number {
+    return this.memory.count(app);
+  }
+
+  silentSince(app: string, time: number): string[] {
+    return this.memory.silentSince(app, time);
+  }
+
+  abstract addReport(app: string, entry: HostEntry, options?: { maxHosts?: number }): Promise<AddOutcome>;
+  abstract forget(app: string, hosts: readonly string[], options?: { silentBefore?: number }): Promise<number>;
+  abstract setRollout(app: string, rollout: RolloutRecord): Promise<void>;
+  abstract close(): Promise<void>;
+}

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { AppendLog, type AppendLogOwner } from '../core/append-log.ts';
 import type { HostEntry, RolloutRecord } from '../release/fleet-report.ts';
-import { FleetMemory, type AddOutcome, type FleetRegistry } from './fleet-memory.ts';
+import { MemoryFleetRegistry, type AddOutcome } from './fleet-memory.ts';
 
 export type { AddOutcome } from './fleet-memory.ts';
 
@@ -37,12 +37,13 @@ function decode(value: unknown): LogLine | undefined {
     : undefined;
 }
 
-export class FleetStore implements FleetRegistry {
-  private readonly memory = new FleetMemory();
+export class FleetStore extends MemoryFleetRegistry {
   // Set by open() before the store is handed out.
   private log!: AppendLog<LogLine>;
 
-  private constructor() {}
+  private constructor() {
+    super();
+  }
 
   /** Replay DATA/fleet/fleet.log (cutting off a torn tail) and open it for appending. */
   static async open(dataDir: string, options: FleetStoreOptions = {}): Promise<FleetStore> {
@@ -64,30 +65,6 @@ export class FleetStore implements FleetRegistry {
   /** Lines dropped on replay (checksum or JSON wrong, or a torn last line). */
   get damaged(): number {
     return this.log.damaged;
-  }
-
-  hosts(app: string): HostEntry[] {
-    return this.memory.hosts(app);
-  }
-
-  tally(app: string): Array<{ version: string; result: string; hosts: number }> {
-    return this.memory.tally(app);
-  }
-
-  host(app: string, host: string): HostEntry | undefined {
-    return this.memory.host(app, host);
-  }
-
-  rollout(app: string): RolloutRecord | null {
-    return this.memory.rollout(app);
-  }
-
-  count(app: string): number {
-    return this.memory.count(app);
-  }
-
-  silentSince(app: string, time: number): string[] {
-    return this.memory.silentSince(app, time);
   }
 
   /**

@@ -5,7 +5,7 @@
 // The whole story: docs/ha.md.
 import { messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import { FleetMemory, type AddOutcome, type FleetRegistry } from '../fleet/fleet-memory.ts';
+import { MemoryFleetRegistry, type AddOutcome } from '../fleet/fleet-memory.ts';
 import type { FleetStore } from '../fleet/fleet-store.ts';
 import type { Queryable } from '../jobs/pg/records.ts';
 import type { HostEntry, RolloutRecord } from '../release/fleet-report.ts';
@@ -50,8 +50,7 @@ interface ChangeRow {
   change: string;
 }
 
-export class SharedFleet implements FleetRegistry {
-  private readonly memory = new FleetMemory();
+export class SharedFleet extends MemoryFleetRegistry {
   // The change number of each host's (app\nhost) and rollout's (app) row this node has applied.
   private readonly changes = new Map<string, number>();
   // The highest change number read, and what it was at each look of the last OVERLAP_MS.
@@ -66,6 +65,7 @@ export class SharedFleet implements FleetRegistry {
   private readonly options: SharedFleetOptions;
 
   private constructor(db: Queryable, options: SharedFleetOptions) {
+    super();
     this.db = db;
     this.options = options;
   }
@@ -76,30 +76,6 @@ export class SharedFleet implements FleetRegistry {
     await fleet.read(0);
     fleet.schedule();
     return fleet;
-  }
-
-  hosts(app: string): HostEntry[] {
-    return this.memory.hosts(app);
-  }
-
-  tally(app: string): Array<{ version: string; result: string; hosts: number }> {
-    return this.memory.tally(app);
-  }
-
-  host(app: string, host: string): HostEntry | undefined {
-    return this.memory.host(app, host);
-  }
-
-  rollout(app: string): RolloutRecord | null {
-    return this.memory.rollout(app);
-  }
-
-  count(app: string): number {
-    return this.memory.count(app);
-  }
-
-  silentSince(app: string, time: number): string[] {
-    return this.memory.silentSince(app, time);
   }
 
   /**
