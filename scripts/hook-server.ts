@@ -122,17 +122,8 @@ await runCli(
       }
       if (replaced) log.warn(`${file} could not be read (${replaced}); replaced`);
       if (config.queue) {
-        // Every hook-server of the queue database refuses them within a second.
-        const [{ connectConfigQueue }, { endAllSharedSessions }] = await Promise.all([
-          import('../lib/jobs/pg/connect.ts'),
-          import('../lib/server/shared-sessions.ts'),
-        ]);
-        const conn = await connectConfigQueue({ ...config, queue: config.queue }, 'hook-server --end-sessions', log);
-        try {
-          await endAllSharedSessions(conn.pool, state.before);
-        } finally {
-          await conn.close();
-        }
+        const { endAllSharedSessions } = await import('../lib/server/shared-sessions.ts');
+        await endAllSharedSessions({ ...config, queue: config.queue }, state.before, log);
       }
       log.info(
         `status-page sessions issued before ${new Date(state.before).toISOString()} are ended${config.queue ? ' on every hook-server of the queue database' : ''}; everyone logs in again`,

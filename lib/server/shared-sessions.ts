@@ -5,6 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import { messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
+import type { ShipkitConfig } from '../config/shipkit-yml.ts';
+import { connectConfigQueue } from '../jobs/pg/connect.ts';
 import type { Queryable } from '../jobs/pg/records.ts';
 import type { EndedSessions } from '../web/ended-sessions.ts';
 import { SESSION_SECONDS } from '../web/session.ts';
@@ -16,12 +18,24 @@ export interface SharedEndedSessions extends EndedSessions {
 // The id of an end-all row: no session id starts with it.
 const END_ALL = '*';
 
-/** `hook-server --end-sessions` with `queue:`: every node refuses the sessions issued before `before` (ms). */
-export async function endAllSharedSessions(db: Queryable, before: number): Promise<void> {
-  await db.query('INSERT INTO shipkit.ended_sessions (id, issued) VALUES ($1, $2)', [
-    `${END_ALL}${before}-${randomUUID()}`,
-    before,
-  ]);
+/**
+ * `hook-server --end-sessions` with `queue:`: the sessions issued before `before` (ms) are ended
+ * on every hook-server of the queue database (each reads the row within a second).
+ */
+export async function endAllSharedSessions(
+  config: Pick<ShipkitConfig, 'file' | 'repos'> & { queue: string },
+  before: number,
+  log: Logger,
+): Promise<void> {
+  const conn = await connectConfigQueue(config, 'hook-server --end-sessions', log);
+  try {
+    await conn.pool.query('INSERT INTO shipkit.ended_sessions (id, issued) VALUES ($1, $2)', [
+      `${END_ALL}${before}-${randomUUID()}`,
+      before,
+    ]);
+  } finally {
+    await conn.close();
+  }
 }
 
 /** `local` (this node's file) joined with the sessions every node of `db` ended. */
