@@ -8,8 +8,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { deliverGithub, pushPayload } from '../../fixtures/hooks/deliveries.ts';
 import { startPostgres } from '../../fixtures/postgres.ts';
-import { startScript, waitFor, type Server } from '../../_helpers/common.ts';
-import { queueConfig, SECRET, TOKEN, worldEnv } from '../../fixtures/workers.ts';
+import { waitFor, type Server } from '../../_helpers/common.ts';
+import { SECRET, startNode, TOKEN, worldEnv } from '../../fixtures/workers.ts';
 
 const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
 const HTML = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
@@ -20,12 +20,7 @@ test('clocks 5 minutes apart: one job per delivery, sessions across nodes, the l
   const pg = await startPostgres();
   if (!pg) return;
   const repos = { 'octo/site': {} };
-  const start = (name: string, extra: Record<string, string>) =>
-    startScript(
-      'hook-server',
-      ['--config', queueConfig(name, repos, { concurrency: 0 }).config, '--listen', '127.0.0.1:0', '--name', name],
-      { env: { ...worldEnv(pg), ...extra } },
-    );
+  const start = (name: string, extra: Record<string, string>) => startNode(name, repos, { ...worldEnv(pg), ...extra });
   const a = await start('a', {});
   const b = await start('b', { LD_PRELOAD: LIBFAKETIME, FAKETIME: '+5m', FAKETIME_DONT_RESET: '1' });
   const nodes: Server[] = [a, b];

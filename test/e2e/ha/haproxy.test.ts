@@ -8,8 +8,8 @@ import * as assert from 'uvu/assert';
 import { githubSignature, pushPayload, readRuns } from '../../fixtures/hooks/deliveries.ts';
 import { startHaproxy } from '../../fixtures/haproxy.ts';
 import { startPostgres } from '../../fixtures/postgres.ts';
-import { startScript, waitFor, type Server } from '../../_helpers/common.ts';
-import { queueConfig, SECRET, startWorker, worldEnv } from '../../fixtures/workers.ts';
+import { waitFor, type Server } from '../../_helpers/common.ts';
+import { queueConfig, SECRET, startNode, startWorker, worldEnv } from '../../fixtures/workers.ts';
 
 const RATE = 200;
 const SECONDS = 4;
@@ -58,14 +58,7 @@ test(`kill -9 of a hook-server while ${RATE} deliveries/s go through haproxy: ea
   const env = worldEnv(pg);
   const repos = Object.fromEntries(REPOS.map((r) => [r, {}]));
   const nodes: Server[] = [];
-  for (const name of ['a', 'b'])
-    nodes.push(
-      await startScript(
-        'hook-server',
-        ['--config', queueConfig(name, repos, { concurrency: 0 }).config, '--listen', '127.0.0.1:0', '--name', name],
-        { env },
-      ),
-    );
+  for (const name of ['a', 'b']) nodes.push(await startNode(name, repos, env));
   const [a, b] = nodes;
   const w = queueConfig('worker', repos, { concurrency: 4 });
   const worker = await startWorker(w.config, 'w', env);

@@ -10,8 +10,8 @@ import * as assert from 'uvu/assert';
 import { githubSignature, pushPayload } from '../../fixtures/hooks/deliveries.ts';
 import { NGINX, startNginx } from '../../fixtures/nginx.ts';
 import { startPostgres } from '../../fixtures/postgres.ts';
-import { ROOT, freePort, startScript, type Server } from '../../_helpers/common.ts';
-import { queueConfig, SECRET, worldEnv } from '../../fixtures/workers.ts';
+import { ROOT, freePort, type Server } from '../../_helpers/common.ts';
+import { SECRET, startNode, worldEnv } from '../../fixtures/workers.ts';
 
 const RATE = 100;
 const TOTAL = 300;
@@ -34,14 +34,7 @@ test('kill -9 of a hook-server behind nginx: each delivery answered 2xx on its f
   const env = worldEnv(pg);
   const repos = { 'octo/site': {} };
   const nodes: Server[] = [];
-  for (const name of ['a', 'b'])
-    nodes.push(
-      await startScript(
-        'hook-server',
-        ['--config', queueConfig(name, repos, { concurrency: 0 }).config, '--listen', '127.0.0.1:0', '--name', name],
-        { env },
-      ),
-    );
+  for (const name of ['a', 'b']) nodes.push(await startNode(name, repos, env));
   const [a, b] = nodes;
   const port = await freePort();
   const nginx = await startNginx(siteFromDocs(port, [a.port, b.port]), port);

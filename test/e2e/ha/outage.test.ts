@@ -6,8 +6,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { deliverGithub, pushPayload } from '../../fixtures/hooks/deliveries.ts';
 import { startPostgres } from '../../fixtures/postgres.ts';
-import { startScript, waitFor, type Server } from '../../_helpers/common.ts';
-import { queueConfig, SECRET, worldEnv } from '../../fixtures/workers.ts';
+import { waitFor, type Server } from '../../_helpers/common.ts';
+import { SECRET, startNode, worldEnv } from '../../fixtures/workers.ts';
 
 // 30 s: longer than every timer that could hide a fault (the lead is tried every 2 s, the pool's
 // connections time out after 10 s), so each node must come back on its own.
@@ -19,14 +19,7 @@ test(`the database away for ${OUTAGE_MS / 1000} s: 503 on both nodes, then both 
   const env = worldEnv(pg);
   const repos = { 'octo/site': {} };
   const nodes: Server[] = [];
-  for (const name of ['a', 'b'])
-    nodes.push(
-      await startScript(
-        'hook-server',
-        ['--config', queueConfig(name, repos, { concurrency: 0 }).config, '--listen', '127.0.0.1:0', '--name', name],
-        { env },
-      ),
-    );
+  for (const name of ['a', 'b']) nodes.push(await startNode(name, repos, env));
   const health = async (node: Server) => {
     const res = await fetch(`${node.url}/healthz`, { signal: AbortSignal.timeout(5_000) });
     return { status: res.status, retry: res.headers.get('retry-after'), body: await res.json() };

@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert';
 import { startPostgres } from '../../fixtures/postgres.ts';
 import { runScript, waitFor, type Server } from '../../_helpers/common.ts';
 import { queueConfig, startHookServer, TOKEN, worldEnv } from '../../fixtures/workers.ts';
+import { logIn } from '../../fixtures/session.ts';
 
 const HTML = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
 
@@ -14,16 +15,7 @@ async function page(server: Server, cookie: string): Promise<{ status: number; b
   return { status: res.status, body: await res.text() };
 }
 
-async function login(server: Server): Promise<string> {
-  const res = await fetch(`${server.url}/login`, {
-    method: 'POST',
-    body: new URLSearchParams({ token: TOKEN }).toString(),
-    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-    redirect: 'manual',
-  });
-  assert.is(res.status, 303, await res.text());
-  return res.headers.get('set-cookie')!.split(';')[0];
-}
+const login = (server: Server) => logIn(server, TOKEN);
 
 test('a session from one node opens the other; a logout on either ends it on both; another lives on', async () => {
   const pg = await startPostgres();

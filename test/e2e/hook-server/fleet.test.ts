@@ -3,7 +3,7 @@
 // reports kept on disk before their 202 and read back after a restart, GET /fleet/APP for
 // `release rollout`, rollout states, the status page's Fleet section and /metrics; and every
 // hostile request refused with its status, not counted, and not written.
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -11,6 +11,7 @@ import * as assert from 'uvu/assert';
 import { signRequest } from '../../../lib/http/signing.ts';
 import { rolloutBucket } from '../../../lib/release/rollout-bucket.ts';
 import { writeConfig } from '../../fixtures/hooks/deliveries.ts';
+import { hostId, report as hostReport } from '../../fixtures/fleet-requests.ts';
 import { runCommand, runScript, startScript, tmpDir, type Server } from '../../_helpers/common.ts';
 
 const SECRET = `secret-${randomUUID()}`;
@@ -25,23 +26,9 @@ function fleetConfig(dir: string): string {
   return file;
 }
 
-const hostId = () => randomBytes(16).toString('hex');
-
-function report(host: string, fields: Record<string, unknown> = {}) {
-  const version = (fields.version as string | undefined) ?? '1.1';
-  return {
-    app: 'web',
-    host,
-    version,
-    previous: '1.0',
-    seq: 3,
-    bucket: rolloutBucket(host, version),
-    result: 'updated',
-    reason: '',
-    seconds: 2.5,
-    ...fields,
-  };
-}
+/** A host's report as launchfit sends it, with its reason and how long the update took. */
+const report = (host: string, fields: Record<string, unknown> = {}) =>
+  hostReport(host, { reason: '', seconds: 2.5, ...fields });
 
 /** POST with the body signed as docs/design.md (five lines); `sign` changes what is signed. */
 async function post(

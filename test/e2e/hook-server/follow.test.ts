@@ -21,6 +21,7 @@ import {
   writeConfig,
 } from '../../fixtures/hooks/deliveries.ts';
 import { RUNTIME, runScript, startScript, tmpDir, waitFor, type Server } from '../../_helpers/common.ts';
+import { logIn } from '../../fixtures/session.ts';
 
 const SECRET = `secret-${randomUUID()}`;
 const TOKEN = `token-${randomUUID()}`;
@@ -206,17 +207,7 @@ test('ui: public shows states to anyone but never a live log: 401 without the to
   }
 });
 
-/** A status-page session's cookie (`shipkit_session=…`), as the login form gives it. */
-async function login(server: Server): Promise<string> {
-  const res = await fetch(`${server.url}/login`, {
-    method: 'POST',
-    body: new URLSearchParams({ token: TOKEN }).toString(),
-    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-    redirect: 'manual',
-  });
-  assert.is(res.status, 303, await res.text());
-  return res.headers.get('set-cookie')!.split(';')[0];
-}
+const login = (server: Server) => logIn(server, TOKEN);
 
 /** Resolves with how long `stream` took to end, or rejects after `ms`. */
 async function endsWithin(stream: { ended: Promise<void> }, ms: number, what: string): Promise<number> {

@@ -10,6 +10,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { FAKE_BUILD, writeConfig } from '../../fixtures/hooks/deliveries.ts';
 import { runScript, startScript, tmpDir, type Server } from '../../_helpers/common.ts';
+import { logIn } from '../../fixtures/session.ts';
 
 const SECRET = `secret-${randomUUID()}`;
 const TOKEN = `token-${randomUUID()}`;
@@ -43,16 +44,7 @@ async function api(server: Server, cookie: string): Promise<number> {
   return res.status;
 }
 
-async function login(server: Server): Promise<string> {
-  const res = await fetch(`${server.url}/login`, {
-    method: 'POST',
-    body: new URLSearchParams({ token: TOKEN }).toString(),
-    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-    redirect: 'manual',
-  });
-  assert.is(res.status, 303, await res.text());
-  return res.headers.get('set-cookie')!.split(';')[0];
-}
+const login = (server: Server) => logIn(server, TOKEN);
 
 async function logout(server: Server, cookie: string) {
   const res = await fetch(`${server.url}/logout`, { method: 'POST', headers: { Cookie: cookie }, redirect: 'manual' });
