@@ -9,7 +9,6 @@
 //   tsx bench/ha.ts [--rounds 3] [--seconds 5] [--connections 50] [--bundle FILE]   (HA_CPU_PROF=DIR: profile the nodes)
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import minimist from 'minimist';
@@ -18,9 +17,10 @@ import { pushPayload } from '../test/fixtures/hooks/deliveries.ts';
 import { startHaproxy, type Haproxy } from '../test/fixtures/haproxy.ts';
 import { startPostgres } from '../test/fixtures/postgres.ts';
 import { queueConfig, SECRET, worldEnv } from '../test/fixtures/workers.ts';
-import { freePort, tmpDir, waitFor } from '../test/_helpers/common.ts';
+import { freePort, waitFor } from '../test/_helpers/common.ts';
 import { loadAverage, reportResult } from './result.ts';
 import { shippedShipkit } from './shipped.ts';
+import { startWebhookPeer } from './webhook-peer.ts';
 
 const args = minimist(process.argv.slice(2), { string: ['rounds', 'seconds', 'connections', 'bundle'] });
 const ROUNDS = Number(args.rounds ?? 3);
@@ -66,32 +66,6 @@ function stopNode(node: Node): Promise<void> {
   return new Promise((resolve) => node.child.once('exit', () => resolve()));
 }
 
-async function startWebhook(): Promise<{ port: number; stop(): void }> {
-  const hooks = path.join(tmpDir(), 'hooks.json');
-  writeFileSync(
-    hooks,
-    JSON.stringify([
-      {
-        id: 'site',
-        'execute-command': '/bin/true',
-        'trigger-rule': {
-          match: {
-            type: 'payload-hmac-sha256',
-            secret: SECRET,
-            parameter: { source: 'header', name: 'X-Hub-Signature-256' },
-          },
-        },
-      },
-    ]),
-  );
-  const port = await freePort();
-  const child = spawn('webhook', ['-hooks', hooks, '-ip', '127.0.0.1', '-port', String(port)], { stdio: 'ignore' });
-  await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/`).catch(() => undefined)) !== undefined, {
-    what: 'webhook',
-  });
-  return { port, stop: () => child.kill('SIGKILL') };
-}
-
 /** autocannon through `url`: signed pushes, a fresh delivery id each; 2xx per second and latency. */
 async function load(url: string): Promise<{ rps: number; p99: number; non2xx: number }> {
   const { default: autocannon } = (await import('autocannon' as string)) as { default: any };
@@ -129,7 +103,7 @@ async function shipkitRound(count: number) {
 }
 
 async function webhookRound() {
-  const webhook = await startWebhook();
+  const webhook = (await startWebhookPeer(SECRET))!;
   const haproxy = (await startHaproxy([{ name: 'webhook', port: webhook.port }], { check: false }))!;
   try {
     return await load(`${haproxy.url}/hooks/site`);

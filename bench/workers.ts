@@ -9,9 +9,7 @@
 //      hook-server with the local journal, with queue:, and Debian's webhook 2.8 (if installed),
 //      which verifies the same HMAC and runs /bin/true.
 //   tsx bench/workers.ts [--pushes N] [--seconds S] [--connections C] [--sleep SEC]
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import minimist from 'minimist';
 import { sign } from '@octokit/webhooks-methods';
@@ -27,6 +25,7 @@ import {
   type Worker,
 } from '../test/fixtures/workers.ts';
 import { tmpDir, type Server } from '../test/_helpers/common.ts';
+import { startWebhookPeer } from './webhook-peer.ts';
 
 const args = minimist(process.argv.slice(2), { string: ['pushes', 'seconds', 'connections', 'sleep'] });
 const PUSHES = Number(args.pushes ?? 40);
@@ -141,53 +140,6 @@ async function load(url: string): Promise<{ rps: number; p50: number; p99: numbe
   };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function startWebhook(): Promise<{ url: string; stop(): void } | undefined> {
-  if (spawnSync('sh', ['-c', 'command -v webhook']).status !== 0) return undefined;
-  const dir = tmpDir();
-  mkdirSync(dir, { recursive: true });
-  const hooks = path.join(dir, 'hooks.json');
-  writeFileSync(
-    hooks,
-    JSON.stringify([
-      {
-        id: 'site',
-        'execute-command': '/bin/true',
-        'response-message': 'ok',
-        'trigger-rule': {
-          match: {
-            type: 'payload-hmac-sha256',
-            secret: SECRET,
-            parameter: { source: 'header', name: 'X-Hub-Signature-256' },
-          },
-        },
-      },
-    ]),
-  );
-  const port = await freePort();
-  const child = spawn('webhook', ['-hooks', hooks, '-ip', '127.0.0.1', '-port', String(port)], { stdio: 'ignore' });
-  for (let i = 0; i < 100; i++) {
-    const open = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    });
-    if (open) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { url: `http://127.0.0.1:${port}/hooks/site`, stop: () => child.kill('SIGKILL') };
-}
-
 async function benchAcks(): Promise<void> {
   const rows: Array<[string, Awaited<ReturnType<typeof load>>]> = [];
   const quiet = {
@@ -205,7 +157,7 @@ async function benchAcks(): Promise<void> {
   );
   rows.push(['hook-server, queue: PostgreSQL', await load(`${server.url}/hooks/github`)]);
   await server.stop();
-  const webhook = await startWebhook();
+  const webhook = await startWebhookPeer(SECRET);
   if (webhook) {
     rows.push(['webhook 2.8 (runs /bin/true)', await load(webhook.url)]);
     webhook.stop();
