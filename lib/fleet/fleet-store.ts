@@ -7,8 +7,6 @@ import { AppendLog, type AppendLogOwner } from '../core/append-log.ts';
 import type { HostEntry, RolloutRecord } from '../release/fleet-report.ts';
 import { MemoryFleetRegistry, type AddOutcome } from './fleet-memory.ts';
 
-export type { AddOutcome } from './fleet-memory.ts';
-
 type LogLine =
   | { kind: 'report'; app: string; entry: HostEntry }
   | { kind: 'rollout'; app: string; rollout: RolloutRecord }
