@@ -36,6 +36,7 @@ import minimist from 'minimist';
 import { sign } from '@octokit/webhooks-methods';
 import { reportResult } from './result.ts';
 import { shippedShipkit } from './shipped.ts';
+import { writeHooksFile } from './webhook-peer.ts';
 
 const args = minimist(process.argv.slice(2), {
   string: ['connections', 'duration', 'flood', 'flood-mb', 'rounds', 'cpu-prof', 'bundle'],
@@ -142,24 +143,7 @@ async function startHookServer(port: number) {
 }
 
 async function startWebhook(port: number) {
-  const hooks = path.join(work, 'hooks.json');
-  writeFileSync(
-    hooks,
-    JSON.stringify([
-      {
-        id: 'site',
-        'execute-command': '/bin/true',
-        'response-message': 'ok',
-        'trigger-rule': {
-          match: {
-            type: 'payload-hmac-sha256',
-            secret: SECRET,
-            parameter: { source: 'header', name: 'X-Hub-Signature-256' },
-          },
-        },
-      },
-    ]),
-  );
+  const hooks = writeHooksFile(work, SECRET);
   const server = start('webhook', ['-hooks', hooks, '-ip', '127.0.0.1', '-port', String(port)]);
   await waitForPort(port, server.child, server.output);
   return { ...server, url: `http://127.0.0.1:${port}/hooks/site` };

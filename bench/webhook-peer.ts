@@ -5,12 +5,9 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { freePort, tmpDir, waitFor } from '../test/_helpers/common.ts';
 
-/** webhook on 127.0.0.1, once it answers; undefined when it is not installed. */
-export async function startWebhookPeer(
-  secret: string,
-): Promise<{ url: string; port: number; stop(): void } | undefined> {
-  if (spawnSync('sh', ['-c', 'command -v webhook']).status !== 0) return undefined;
-  const hooks = path.join(tmpDir(), 'hooks.json');
+/** webhook's hooks.json in `dir`: the hook `site`, checking X-Hub-Signature-256 with `secret`. */
+export function writeHooksFile(dir: string, secret: string): string {
+  const hooks = path.join(dir, 'hooks.json');
   writeFileSync(
     hooks,
     JSON.stringify([
@@ -28,6 +25,15 @@ export async function startWebhookPeer(
       },
     ]),
   );
+  return hooks;
+}
+
+/** webhook on 127.0.0.1, once it answers; undefined when it is not installed. */
+export async function startWebhookPeer(
+  secret: string,
+): Promise<{ url: string; port: number; stop(): void } | undefined> {
+  if (spawnSync('sh', ['-c', 'command -v webhook']).status !== 0) return undefined;
+  const hooks = writeHooksFile(tmpDir(), secret);
   const port = await freePort();
   const child = spawn('webhook', ['-hooks', hooks, '-ip', '127.0.0.1', '-port', String(port)], { stdio: 'ignore' });
   await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/`).catch(() => undefined)) !== undefined, {
