@@ -2,6 +2,7 @@
 // sign it, write VERSION and VERSION.sig, and put them on the update server in an order that never
 // shows a VERSION whose files are not there yet.
 // The whole story: docs/internals.md.
+import { createHash } from 'node:crypto';
 import { copyFile, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,10 +11,12 @@ import { atomicWriteFile, ensureDir, pathExists, replaceViaTemp, sha256File, syn
 import type { Logger } from '../core/log.ts';
 import { nameProblem, validateName } from '../core/names.ts';
 import { DEFAULT_MTIME, packReproducible } from './pack.ts';
-import { openDestination } from './destination.ts';
+import { openDestination, type Destination } from './destination.ts';
+import { appendLedger, ledgerActor, lockDestination, readLedgerAt } from './ledger-dest.ts';
+import type { NewEntry } from './ledger.ts';
 import { nextSeq, placeVersionPair, readPublishedVersion } from './seq.ts';
-import { provenanceEnvelope, provenanceStatement, sourceFacts } from './provenance.ts';
-import { loadSigningKey, publicCertificateFor, signDetached, type SigningKey } from './sign.ts';
+import { provenanceEnvelope, provenanceStatement, sourceFacts, type SourceFacts } from './provenance.ts';
+import { loadSigningKey, publicCertificateFor, signDetached, signingFingerprintOf, type SigningKey } from './sign.ts';
 import {
   compareVersions,
   formatVersionFile,
@@ -142,7 +145,7 @@ function versionInfoFor(
   };
 }
 
-/** Writes the signed provenance into `stage` when the source is known; its file name, if any. */
+/** Writes the signed provenance into `stage` when the source is known: its file name and digest, and the source. */
 async function writeProvenance(
   opts: PublishOptions,
   key: SigningKey,
@@ -151,16 +154,15 @@ async function writeProvenance(
   file: string,
   sha256: string,
   started: Date,
-): Promise<string | undefined> {
+): Promise<{ name?: string; sha256?: string; facts?: SourceFacts }> {
   const facts = sourceFacts(opts.source ?? {}, opts.env ?? process.env, started, opts.now?.() ?? new Date());
-  const provenance = facts ? `${opts.name}-${opts.platform}-${opts.version}.intoto.jsonl` : undefined;
-  if (facts && provenance) {
-    const line = await provenanceEnvelope(provenanceStatement(file, sha256, facts), signer, (data) =>
-      signDetached(key, { data }),
-    );
-    await atomicWriteFile(path.join(stage, provenance), line);
-  }
-  return provenance;
+  if (!facts) return {};
+  const name = `${opts.name}-${opts.platform}-${opts.version}.intoto.jsonl`;
+  const line = await provenanceEnvelope(provenanceStatement(file, sha256, facts), signer, (data) =>
+    signDetached(key, { data }),
+  );
+  await atomicWriteFile(path.join(stage, name), line);
+  return { name, sha256: createHash('sha256').update(line).digest('hex'), facts };
 }
 
 /** Copies the staged payload and keys into the local folder `dest`, VERSION files excepted. */
@@ -196,52 +198,77 @@ async function pruneOldReleases(dest: string, opts: PublishOptions, file: string
 export async function publishRelease(opts: PublishOptions): Promise<PublishResult> {
   const { log } = opts;
   const file = await checkPublishOptions(opts);
-  const keep = opts.keep ?? 5;
-
   const key = await loadSigningKey(opts.key, opts.passphraseFile);
-  const signer = key.getFingerprint().toLowerCase();
   const certificate = await publicCertificateFor(key, opts.key, opts.keys, opts.now?.() ?? new Date());
   const destination = openDestination(opts.to, log);
-  const published = await readPublishedVersion(destination, certificate);
-  const seq = nextSeq(published, opts.seq, destination.where);
-  const started = opts.now?.() ?? new Date();
+  const lock = await lockDestination(destination);
   const stage = await mkdtemp(path.join(os.tmpdir(), 'shipkit-publish-'));
   try {
-    const packed = await packAndSign(opts, key, path.join(stage, file), file);
-    const { size, sha256 } = packed;
-    const versionText = formatVersionFile(versionInfoFor(opts, file, packed, seq));
-    const versionSig = await signDetached(key, { data: Buffer.from(versionText) });
-    await atomicWriteFile(path.join(stage, 'keys.asc'), certificate);
-    await atomicWriteFile(path.join(stage, 'pubkey.asc'), certificate);
-    const provenance = await writeProvenance(opts, key, signer, stage, file, sha256, started);
-
-    if (!destination.local) {
-      await publishRemote(opts, stage, file, provenance);
-      await placeVersionPair(destination, versionText, versionSig, published.published);
-      return {
-        file,
-        version: opts.version,
-        sha256,
-        size,
-        to: opts.to,
-        signer,
-        pruned: [],
-        unchanged: false,
-        seq,
-        provenance,
-      };
-    }
-
-    const dest = path.resolve(opts.to);
-    await ensureDir(dest);
-    const unchanged = await checkAgainstServer(dest, opts, file, sha256);
-    await placeLocally(stage, dest, file, provenance);
-    await placeVersionPair(destination, versionText, versionSig, published.published);
-    const pruned = await pruneOldReleases(dest, opts, file, keep);
-    return { file, version: opts.version, sha256, size, to: dest, signer, pruned, unchanged, seq, provenance };
+    return await publishLocked(opts, { file, key, certificate, destination, stage });
   } finally {
     await rm(stage, { recursive: true, force: true });
+    await lock?.release();
   }
+}
+
+/** The publish once DEST is locked: read DEST, pack and sign, then write the payload, the ledger entry and VERSION. */
+async function publishLocked(
+  opts: PublishOptions,
+  {
+    file,
+    key,
+    certificate,
+    destination,
+    stage,
+  }: { file: string; key: SigningKey; certificate: string; destination: Destination; stage: string },
+): Promise<PublishResult> {
+  const signer = key.getFingerprint().toLowerCase();
+  const published = await readPublishedVersion(destination, certificate);
+  const seq = nextSeq(published, opts.seq, destination.where);
+  const ledger = await readLedgerAt(destination, certificate);
+  const started = opts.now?.() ?? new Date();
+  const packed = await packAndSign(opts, key, path.join(stage, file), file);
+  const { size, sha256 } = packed;
+  const versionText = formatVersionFile(versionInfoFor(opts, file, packed, seq));
+  const versionSig = await signDetached(key, { data: Buffer.from(versionText) });
+  await atomicWriteFile(path.join(stage, 'keys.asc'), certificate);
+  await atomicWriteFile(path.join(stage, 'pubkey.asc'), certificate);
+  const provenance = await writeProvenance(opts, key, signer, stage, file, sha256, started);
+  const entry: NewEntry = {
+    at: (opts.now?.() ?? new Date()).toISOString(),
+    by: ledgerActor(opts.env),
+    action: 'publish',
+    app: opts.name,
+    version: opts.version,
+    seq,
+    rollout: opts.rollout ?? null,
+    sha256,
+    version_sha256: createHash('sha256').update(versionText).digest('hex'),
+    manifest_sha256: null,
+    provenance_sha256: provenance.sha256 ?? null,
+    signer: await signingFingerprintOf(key, new Date()),
+    source: {
+      repo: provenance.facts?.repo ?? null,
+      commit: provenance.facts?.commit ?? null,
+      ref: provenance.facts?.ref ?? null,
+    },
+    note: opts.codename ?? null,
+  };
+  const result = { file, version: opts.version, sha256, size, signer, seq, provenance: provenance.name };
+  if (!destination.local) {
+    await publishRemote(opts, stage, file, provenance.name);
+    await appendLedger(destination, key, ledger, entry);
+    await placeVersionPair(destination, versionText, versionSig, published.published);
+    return { ...result, to: opts.to, pruned: [], unchanged: false };
+  }
+  const dest = destination.where;
+  await ensureDir(dest);
+  const unchanged = await checkAgainstServer(dest, opts, file, sha256);
+  await placeLocally(stage, dest, file, provenance.name);
+  await appendLedger(destination, key, ledger, entry);
+  await placeVersionPair(destination, versionText, versionSig, published.published);
+  const pruned = await pruneOldReleases(dest, opts, file, opts.keep ?? 5);
+  return { ...result, to: dest, pruned, unchanged };
 }
 
 /** Refuse a lower version than the server's, and a changed tarball under the same version. */

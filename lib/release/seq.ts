@@ -118,34 +118,49 @@ export function nextSeq(
 }
 
 /** Write VERSION and VERSION.sig to DEST in the three steps above; `step` sees each write. */
-export async function placeVersionPair(
+export function placeVersionPair(
   dest: Destination,
   text: string,
   signature: Uint8Array,
   previous: PublishedVersion | undefined,
   step?: StepHook,
 ): Promise<void> {
-  const stage = await mkdtemp(path.join(os.tmpdir(), 'shipkit-version-'));
+  return placeSignedPair(dest, 'VERSION', text, signature, previous?.signature, step);
+}
+
+/**
+ * Write NAME and NAME.sig to DEST so that a signature of the NAME beside it is there at every
+ * moment: both signatures (old and new) first, then NAME, then the new signature alone. Without a
+ * `previous` signature: the signature first, so NAME never appears unsigned.
+ */
+export async function placeSignedPair(
+  dest: Destination,
+  name: string,
+  text: string | Uint8Array,
+  signature: Uint8Array,
+  previous: Uint8Array | undefined,
+  step?: StepHook,
+): Promise<void> {
+  const stage = await mkdtemp(path.join(os.tmpdir(), 'shipkit-signed-'));
   try {
     const both = path.join(stage, 'both.sig');
-    const version = path.join(stage, 'VERSION');
-    const sig = path.join(stage, 'VERSION.sig');
-    await writeFile(both, Buffer.concat([previous?.signature ?? new Uint8Array(), signature]));
-    await writeFile(version, text);
+    const file = path.join(stage, name);
+    const sig = path.join(stage, `${name}.sig`);
+    await writeFile(both, Buffer.concat([previous ?? new Uint8Array(), signature]));
+    await writeFile(file, text);
     await writeFile(sig, signature);
     if (!previous) {
-      // Nothing trusted to keep verifying: the signature first, so VERSION never appears unsigned.
-      await dest.put(sig, 'VERSION.sig', step);
-      await dest.put(version, 'VERSION', step);
+      await dest.put(sig, `${name}.sig`, step);
+      await dest.put(file, name, step);
       return;
     }
-    await dest.put(both, 'VERSION.sig', step && ((s) => step(s.replace('VERSION.sig', 'VERSION.sig(both)'))));
-    await dest.put(version, 'VERSION', step);
+    await dest.put(both, `${name}.sig`, step && ((s) => step(s.replace(`${name}.sig`, `${name}.sig(both)`))));
+    await dest.put(file, name, step);
     // No wait for the next second here (it was up to 1 s of every publish): the new signature
     // alone is shorter than both.sig, so the mtime+size ETag changes within the second, and every
-    // VERSION.sig before both.sig was written in an earlier second (step 1 waited past it). A
-    // cache still serving both.sig serves a valid signature of the new VERSION.
-    await dest.put(sig, 'VERSION.sig', step, { sizeChanged: previous.signature.length > 0 });
+    // signature file before both.sig was written in an earlier second (step 1 waited past it). A
+    // cache still serving both.sig serves a valid signature of the new file.
+    await dest.put(sig, `${name}.sig`, step, { sizeChanged: previous.length > 0 });
   } finally {
     await rm(stage, { recursive: true, force: true });
   }

@@ -93,6 +93,11 @@ export async function signDetached(key: SigningKey, input: { file?: string; data
   return Buffer.concat(chunks);
 }
 
+/** The fingerprint of the subkey `key` signs with at `now`. */
+export async function signingFingerprintOf(key: SigningKey, now: Date): Promise<string> {
+  return (await key.getSigningKey(undefined, now)).getFingerprint().toLowerCase();
+}
+
 /**
  * The public certificate published as keys.asc (and pubkey.asc): `keysFile` (`--keys`), else
  * keys.asc beside the secret key (as `release keys` writes it), else the key's own public part.

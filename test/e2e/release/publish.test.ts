@@ -127,6 +127,8 @@ test('release publish DIR --version V … publishes what gpgv accepts', async ()
     'VERSION',
     'VERSION.sig',
     'keys.asc',
+    'ledger.jsonl',
+    'ledger.jsonl.sig',
     'my-app-gnu-linux-2.a.tar.gz',
     'my-app-gnu-linux-2.a.tar.gz.sig',
     'pubkey.asc',
@@ -142,6 +144,24 @@ test('release publish DIR --version V … publishes what gpgv accepts', async ()
     path.join(to, 'my-app-gnu-linux-2.a.tar.gz'),
   ]);
   assert.is(v.exitCode, 0, v.stderr);
+  // The ledger's first entry, signed as a whole file by the same key.
+  const ledger = await runCommand('gpgv', [
+    '--keyring',
+    keyring,
+    path.join(to, 'ledger.jsonl.sig'),
+    path.join(to, 'ledger.jsonl'),
+  ]);
+  assert.is(ledger.exitCode, 0, ledger.stderr);
+  const [entry] = readFileSync(path.join(to, 'ledger.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  assert.equal(
+    [entry.n, entry.prev, entry.action, entry.app, entry.version, entry.seq],
+    [1, '0'.repeat(64), 'publish', 'my-app', '2.a', 1],
+  );
+  assert.is(entry.sha256, result.sha256);
+  assert.is(entry.note, 'soda');
 });
 
 test('release publish --source-repo/--source-ref/--source-commit, else SHIPKIT_REPO/TAG/SHA: APP-PLATFORM-V.intoto.jsonl that gpgv accepts over the DSSE PAE', async () => {

@@ -1,0 +1,100 @@
+// The ledger at DEST, on the publisher's side: read and checked (chain and signature) before an
+// entry is appended, then written with ledger.jsonl.sig in the order that keeps a verifying pair
+// there at every moment (seq.ts). Writers of a folder hold DEST's publish lock; on rsync and S3
+// the ledger is read back after the write, and a publisher that lost a race stops before VERSION.
+import os from 'node:os';
+import path from 'node:path';
+import { ValidationError } from '../core/errors.ts';
+import { pathExists } from '../core/fs.ts';
+import { acquireLock, type Lock } from '../core/lock.ts';
+import type { Destination, StepHook } from './destination.ts';
+import {
+  LEDGER_FILE,
+  LEDGER_SIG_FILE,
+  ledgerLine,
+  readLedger,
+  type Ledger,
+  type LedgerEntry,
+  type NewEntry,
+} from './ledger.ts';
+import { ownSignatureOver, placeSignedPair } from './seq.ts';
+import { signDetached, type SigningKey } from './sign.ts';
+
+export interface LedgerAtDest {
+  ledger: Ledger;
+  /** The signature packet over the ledger that verified, when there is a ledger. */
+  signature?: Uint8Array;
+}
+
+/** DEST's ledger, chain and signature (by a subkey of `certificate`'s primary) checked; empty when there is none. */
+export async function readLedgerAt(dest: Destination, certificate: string): Promise<LedgerAtDest> {
+  const bytes = await dest.read(LEDGER_FILE);
+  if (!bytes) return { ledger: readLedger(Buffer.alloc(0)) };
+  const ledger = readLedger(bytes);
+  const sig = await dest.read(LEDGER_SIG_FILE);
+  if (!sig)
+    throw new ValidationError(
+      `${dest.where} has ${LEDGER_FILE} without ${LEDGER_SIG_FILE}; check DEST. Nothing was written.`,
+    );
+  const signature = await ownSignatureOver(certificate, ledger.text, sig);
+  if (!signature)
+    throw new ValidationError(
+      `${LEDGER_SIG_FILE} at ${dest.where} is not a signature of its ${LEDGER_FILE} (${ledger.entries.length} entries) by this release key; it was edited or another key wrote it. Nothing was written.`,
+    );
+  if (ledger.torn)
+    throw new ValidationError(
+      `${LEDGER_FILE} at ${dest.where} ends in a torn line after entry ${ledger.entries.length}; restore it from a backup (the signature covers the entries before it). Nothing was written.`,
+    );
+  return { ledger, signature };
+}
+
+/** Who runs this: the job that runs it, else user@host. */
+export function ledgerActor(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.SHIPKIT_JOB_ID) return `job ${env.SHIPKIT_JOB_ID}`;
+  let user = env.USER ?? '';
+  try {
+    user = os.userInfo().username;
+  } catch {
+    /* no passwd entry: $USER */
+  }
+  return `${user || 'unknown'}@${os.hostname()}`;
+}
+
+/**
+ * DEST's publish lock (a folder only): held from reading DEST's VERSION and ledger to writing
+ * them, so two publishers cannot both append entry N. Remote DESTs return a no-op lock.
+ */
+export async function lockDestination(dest: Destination): Promise<Lock | undefined> {
+  // A folder that does not exist yet is made by the first publish; nothing there to race for.
+  if (!dest.local || !(await pathExists(dest.where))) return undefined;
+  return acquireLock(path.join(dest.where, '.shipkit-publish.lock'), {
+    waitMs: 0,
+    what: `the release folder ${dest.where} (another release publish, rollout or rollback is writing it)`,
+  });
+}
+
+/**
+ * Appends `entry` to DEST's ledger (read and checked as `current`) and signs the whole file with
+ * `key`; returns the entry as written.
+ */
+export async function appendLedger(
+  dest: Destination,
+  key: SigningKey,
+  current: LedgerAtDest,
+  entry: NewEntry,
+  step?: StepHook,
+): Promise<LedgerEntry> {
+  const line = ledgerLine(entry, current.ledger.head);
+  const text = Buffer.concat([current.ledger.text, Buffer.from(line)]);
+  const signature = await signDetached(key, { data: text });
+  await placeSignedPair(dest, LEDGER_FILE, text, signature, current.signature, step);
+  if (!dest.local) {
+    // No lock on rsync or S3: read it back, and stop before VERSION if another publisher's entry won.
+    const back = await dest.read(LEDGER_FILE);
+    if (!back?.equals(text))
+      throw new ValidationError(
+        `Another publisher wrote ${LEDGER_FILE} at ${dest.where} at the same time; its entry ${current.ledger.entries.length + 1} is not this one. VERSION was not written; run the command again.`,
+      );
+  }
+  return JSON.parse(line) as LedgerEntry;
+}

@@ -1,0 +1,199 @@
+// The release ledger (docs/release.md "The ledger"): ledger.jsonl beside VERSION, one JSON entry a
+// line, each naming the sha256 of the line before it, so a removed, reordered or edited entry
+// breaks the chain at its number. Read by the publisher, `release history` and launchfit alike.
+import { createHash } from 'node:crypto';
+import { ValidationError } from '../core/errors.ts';
+import { versionProblem } from './version-file.ts';
+
+export const LEDGER_FILE = 'ledger.jsonl';
+export const LEDGER_SIG_FILE = 'ledger.jsonl.sig';
+/** A ledger bigger than this is refused while it is read (10,000 entries are about 6 MB). */
+export const MAX_LEDGER_BYTES = 64 * 1024 * 1024;
+export const GENESIS = '0'.repeat(64);
+
+/** What an entry records: a release published, a rollout step or halt, a rollback, a key change. */
+export const LEDGER_ACTIONS = ['publish', 'rollout', 'halt', 'rollback', 'keys'] as const;
+export type LedgerAction = (typeof LEDGER_ACTIONS)[number];
+
+export interface LedgerEntry {
+  n: number;
+  prev: string;
+  at: string;
+  /** user@host, or the job id that ran the command. */
+  by: string;
+  action: LedgerAction;
+  app: string;
+  version: string | null;
+  seq: number | null;
+  rollout: number | null;
+  /** The tarball's sha256. */
+  sha256: string | null;
+  /** The sha256 of the VERSION file this entry signed. */
+  version_sha256: string | null;
+  manifest_sha256: string | null;
+  provenance_sha256: string | null;
+  /** Fingerprint of the subkey that signed the ledger with this entry. */
+  signer: string;
+  source: { repo: string | null; commit: string | null; ref: string | null };
+  /** A rollback: the version it left. */
+  from?: string;
+  note: string | null;
+}
+
+export type NewEntry = Omit<LedgerEntry, 'n' | 'prev'>;
+
+/** An entry that breaks the ledger, by its number. */
+export class LedgerError extends ValidationError {
+  readonly entry: number;
+  constructor(entry: number, message: string) {
+    super(`ledger entry ${entry}: ${message}`);
+    this.entry = entry;
+  }
+}
+
+export interface LedgerHead {
+  n: number;
+  /** sha256 of the head line's bytes (without its newline). */
+  hash: string;
+}
+
+export interface Ledger {
+  entries: LedgerEntry[];
+  head?: LedgerHead;
+  /** The bytes of the complete lines: what the signature covers. */
+  text: Buffer;
+  /** A last line without its newline (a torn write) was left out of `entries` and `text`. */
+  torn: boolean;
+}
+
+const sha256 = (bytes: Uint8Array | string) => createHash('sha256').update(bytes).digest('hex');
+const HEX64 = /^[0-9a-f]{64}$/;
+const FINGERPRINT = /^[0-9a-f]{16,64}$/;
+
+const optional = (value: unknown, test: (v: never) => boolean) => value === null || test(value as never);
+const isDigest = (v: string) => typeof v === 'string' && HEX64.test(v);
+const isText = (v: string) => typeof v === 'string' && v.length <= 4096;
+
+/** Why `e` is not a well-formed entry, or undefined. */
+function entryProblem(e: Record<string, unknown>): string | undefined {
+  if (!(LEDGER_ACTIONS as readonly unknown[]).includes(e.action)) return `unknown action ${JSON.stringify(e.action)}`;
+  if (typeof e.at !== 'string' || Number.isNaN(Date.parse(e.at))) return '"at" is not a time';
+  if (!isText(e.by as string) || !isText(e.app as string) || !e.app) return '"by" or "app" is missing';
+  if (!optional(e.version, (v: string) => typeof v === 'string' && !versionProblem(v))) return 'bad "version"';
+  if (!optional(e.seq, (v: number) => Number.isSafeInteger(v) && v > 0)) return 'bad "seq"';
+  if (!optional(e.rollout, (v: number) => typeof v === 'number' && v > 0 && v <= 100)) return 'bad "rollout"';
+  for (const field of ['sha256', 'version_sha256', 'manifest_sha256', 'provenance_sha256'])
+    if (!optional(e[field], isDigest)) return `bad "${field}"`;
+  if (typeof e.signer !== 'string' || !FINGERPRINT.test(e.signer)) return 'bad "signer"';
+  const source = e.source as Record<string, unknown> | null;
+  if (!source || typeof source !== 'object' || !['repo', 'commit', 'ref'].every((k) => optional(source[k], isText)))
+    return 'bad "source"';
+  if (e.from !== undefined && (typeof e.from !== 'string' || versionProblem(e.from))) return 'bad "from"';
+  if (!optional(e.note, isText)) return 'bad "note"';
+  return undefined;
+}
+
+/**
+ * The ledger in `bytes`, its chain checked: every line a well-formed entry, numbered from 1, each
+ * `prev` the sha256 of the line before (64 zeros for the first). Throws LedgerError naming the
+ * first entry that breaks it. A torn last line (no newline) is left out and reported.
+ */
+export function readLedger(bytes: Buffer): Ledger {
+  if (bytes.length > MAX_LEDGER_BYTES)
+    throw new ValidationError(`the ledger is ${bytes.length} bytes, more than the ${MAX_LEDGER_BYTES} allowed`);
+  const end = bytes.lastIndexOf(0x0a) + 1;
+  const text = bytes.subarray(0, end);
+  const entries: LedgerEntry[] = [];
+  let prev = GENESIS;
+  let start = 0;
+  while (start < end) {
+    const stop = text.indexOf(0x0a, start);
+    const line = text.subarray(start, stop);
+    const n = entries.length + 1;
+    let entry: Record<string, unknown>;
+    try {
+      entry = JSON.parse(line.toString('utf8'));
+    } catch {
+      throw new LedgerError(n, 'is not a JSON line');
+    }
+    if (!entry || typeof entry !== 'object' || Array.isArray(entry)) throw new LedgerError(n, 'is not a JSON object');
+    if (entry.n !== n)
+      throw new LedgerError(n, `is numbered ${JSON.stringify(entry.n)}: an entry was removed or moved`);
+    if (entry.prev !== prev)
+      throw new LedgerError(
+        n,
+        `does not follow entry ${n - 1} (its "prev" is not that line's sha256): edited or reordered`,
+      );
+    const problem = entryProblem(entry);
+    if (problem) throw new LedgerError(n, problem);
+    entries.push(entry as unknown as LedgerEntry);
+    prev = sha256(line);
+    start = stop + 1;
+  }
+  return {
+    entries,
+    head: entries.length ? { n: entries.length, hash: prev } : undefined,
+    text,
+    torn: end < bytes.length,
+  };
+}
+
+/** The line (with its newline) that appends `entry` after `head`. */
+export function ledgerLine(entry: NewEntry, head: LedgerHead | undefined): string {
+  const { source, from, note, ...rest } = entry;
+  const ordered = {
+    n: (head?.n ?? 0) + 1,
+    prev: head?.hash ?? GENESIS,
+    ...rest,
+    source: { repo: source.repo, commit: source.commit, ref: source.ref },
+    ...(from !== undefined ? { from } : {}),
+    note,
+  };
+  return `${JSON.stringify(ordered)}\n`;
+}
+
+/**
+ * Refuses a ledger that does not extend the one a reader saw before: shorter (an older chain put
+ * back), or holding another line at the number it saw (a forked history).
+ */
+export function checkAgainstSeen(ledger: Ledger, seen: LedgerHead | undefined): void {
+  if (!seen) return;
+  const n = ledger.head?.n ?? 0;
+  if (n < seen.n)
+    throw new LedgerError(
+      n,
+      `the ledger ends at entry ${n}, but entry ${seen.n} was seen before: an older ledger was put back`,
+    );
+  if (lineHash(ledger, seen.n) !== seen.hash)
+    throw new LedgerError(seen.n, 'differs from the entry seen before under this number: the history was rewritten');
+}
+
+/** sha256 of line `n` (1-based) of a checked ledger. */
+export function lineHash(ledger: Ledger, n: number): string | undefined {
+  if (n === ledger.head?.n) return ledger.head.hash;
+  const next = ledger.entries[n];
+  return next?.prev;
+}
+
+/**
+ * Versions the ledger marks bad: halted in a rollout, or left by a rollback, and not published or
+ * rolled out again after that.
+ */
+export function badVersions(entries: LedgerEntry[]): Set<string> {
+  const bad = new Set<string>();
+  for (const e of entries) {
+    if (e.action === 'halt' && e.version) bad.add(e.version);
+    else if (e.action === 'rollback' && e.from) bad.add(e.from);
+    else if ((e.action === 'publish' || e.action === 'rollout') && e.version) bad.delete(e.version);
+  }
+  return bad;
+}
+
+/** Control characters (newlines, ESC, bidi controls) shown as \u escapes: for a terminal or a page. */
+export function shownEscaped(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(
+    /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
