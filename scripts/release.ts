@@ -4,6 +4,8 @@
 // release rollback APP --to DEST    sign a newer-SEQ VERSION naming the previous release
 // release rollout APP --to DEST --fleet URL   raise ROLLOUT step by step while hosts report well
 // release keys init|rotate|revoke|list   the release key: certify-only primary, signing subkeys
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { runCli, type Args, type CliSpec, type CommandSpec } from '../lib/core/cli.ts';
 import { UsageError } from '../lib/core/errors.ts';
 import { report, validateRef } from '../lib/pipeline/job.ts';
@@ -81,13 +83,17 @@ const rollbackCommand: CommandSpec = {
 Goes back on purpose: writes and signs a VERSION with the next SEQ that names the newest release
 of APP still at DEST older than the current one (or V). Hosts that have seen SEQ take it although
 its version is lower (without SEQ they refuse a lower version). The release's tarball and .sig
-must still be at DEST and verify; otherwise exit 2 and nothing is written. Only VERSION and
-VERSION.sig change, each by temp file + rename, so that VERSION.sig always holds a signature of
+must still be at DEST and verify; with a ledger at DEST it must be in the ledger, not marked bad
+there (halted, or rolled back from), signed by a subkey not revoked since, with the digest the
+ledger gives; otherwise exit 2 and nothing is written. An entry is appended to the ledger, then
+VERSION and VERSION.sig change, each by temp file + rename, so that VERSION.sig always holds a signature of
 the VERSION beside it, even if the command is killed half-way.
 
 Options:
   --to DEST                a local folder, s3://bucket/prefix or user@host:path
-  --version V              the release to go back to (default: the previous one at DEST)
+  --version V              the release to go back to (default: the previous one at DEST; on a
+                           terminal, a picker of the ledger's releases)
+  --list                   print the releases it can go back to (with --json: as JSON); writes nothing
   --key FILE               armored OpenPGP secret key (the one release publish uses)
   --passphrase-file FILE   passphrase for the key (first line)
   --keys FILE              the public certificate (default: keys.asc beside --key)
@@ -106,6 +112,27 @@ Exit codes: 0 rolled back, 1 failed, 2 usage error or nothing to roll back to.`,
     expires: { type: 'integer', min: 0, max: 36_500 },
     seq: { type: 'integer', min: 1, max: 999_999_999_999_999 },
   },
+  minPositionals: 1,
+  maxPositionals: 1,
+};
+
+const historyCommand: CommandSpec = {
+  usage: `Usage: release history APP --from DEST [--keys keys.asc] [--json]
+
+The releases of APP that the ledger at DEST (ledger.jsonl, signed as ledger.jsonl.sig) records,
+newest first: version, state (current, previous, halted, rolled back), ROLLOUT, when, who, the
+source repo, ref and commit. The ledger's chain and signature are checked first: a removed,
+reordered, edited or forged entry, or a ledger last signed by a revoked subkey, is refused
+(exit 2) with the entry's number.
+
+Options:
+  --from DEST    a local folder, s3://bucket/prefix or user@host:path
+  --keys FILE    the release certificate to trust (keys.asc from \`release keys\`); default
+                 DEST's keys.asc (its primary fingerprint is printed: compare it with your pin)
+  --json         print the history as JSON
+
+Exit codes: 0 shown, 1 failed, 2 usage error, no ledger or a ledger that does not verify.`,
+  flags: { from: { type: 'string' }, keys: { type: 'string' }, json: { type: 'boolean' } },
   minPositionals: 1,
   maxPositionals: 1,
 };
@@ -176,6 +203,7 @@ const releaseCliSpec: CliSpec = {
        release rollback APP --to DEST [--version V] --key SECRET_KEY.asc [--passphrase-file F]
        release rollout APP --to DEST --fleet URL --fleet-secret file:PATH --key SECRET_KEY.asc
                [--steps 1,10,50,100] [--wait SECONDS] [--max-failures N|P%] [--rollback]
+       release history APP --from DEST [--keys keys.asc] [--json]
 
 release REPO --tag TAG
   Checks out TAG in DATA/repos/REPO and runs the repo's release script (\`release:\` in
@@ -196,6 +224,10 @@ release publish DIR ...
 release rollback APP --to DEST ...
   Signs a VERSION with the next SEQ naming the previous release, and hosts go back
   (see \`release rollback --help\`).
+
+release history APP --from DEST [--json]
+  The releases the signed ledger at DEST records, newest first, with their state (see
+  \`release history --help\`).
 
 release rollout APP --to DEST --fleet URL ...
   Raises ROLLOUT step by step while the hosts' reports to hook-server show no more failures
@@ -220,7 +252,7 @@ Examples:
   minPositionals: 1,
   maxPositionals: 1,
   needs: ['bash', 'git'],
-  commands: { publish: publishCommand, rollback: rollbackCommand, rollout: rolloutCommand },
+  commands: { publish: publishCommand, rollback: rollbackCommand, rollout: rolloutCommand, history: historyCommand },
 };
 
 const KEYS_FOLDER = `DIR holds primary.asc (the whole secret key: keep the folder offline), signing.asc (the
@@ -381,10 +413,19 @@ async function publishMain(args: Args, log: Logger): Promise<number> {
 async function rollbackMain(args: Args, log: Logger): Promise<number> {
   validateName(String(args._[0]), 'app name');
   if (typeof args.version === 'string' && args.version) validateVersion(args.version, '--version');
+  if (args.list) {
+    if (typeof args.to !== 'string' || !args.to)
+      throw new UsageError('Missing --to. Run `release rollback --help` for usage.');
+    await rollbackChoices(args, log, false);
+    return 0;
+  }
   for (const flag of ['to', 'key']) {
     if (typeof args[flag] !== 'string' || args[flag] === '')
       throw new UsageError(`Missing --${flag}. Run \`release rollback --help\` for usage.`);
   }
+  // On a terminal, without --version: pick from the ledger (elsewhere: the previous release).
+  if (args.version === undefined && !args.json && process.stdin.isTTY && process.stderr.isTTY)
+    args.version = await rollbackChoices(args, log, true);
   const { rollbackPublished } = await import('../lib/release/rollback.ts');
   // For the kill -9 tests: stop at a named step (e.g. VERSION:temp) and wait to be killed.
   const pauseAt = process.env.SHIPKIT_TEST_PAUSE_AT;
@@ -414,6 +455,55 @@ async function rollbackMain(args: Args, log: Logger): Promise<number> {
       `Rolled ${result.app} back from ${result.from} to ${result.version} (${result.file}) at ${result.to}: VERSION SEQ ${result.seq}\n`,
     );
   return 0;
+}
+
+async function historyMain(args: Args, log: Logger): Promise<number> {
+  const app = validateName(String(args._[0]), 'app name');
+  if (typeof args.from !== 'string' || !args.from)
+    throw new UsageError('Missing --from DEST. Run `release history --help` for usage.');
+  const { formatHistory, releaseHistory } = await import('../lib/release/history.ts');
+  const history = await releaseHistory({ app, from: args.from, keys: args.keys, log });
+  process.stdout.write(args.json ? `${JSON.stringify(history)}\n` : formatHistory(history));
+  return 0;
+}
+
+/**
+ * `release rollback --list`, and the picker on a terminal: the releases the ledger says it can go
+ * back to. The version picked, or undefined when the list was only printed.
+ */
+async function rollbackChoices(args: Args, log: Logger, pick: boolean): Promise<string | undefined> {
+  const { releaseHistory } = await import('../lib/release/history.ts');
+  const keys =
+    args.keys ??
+    (await import('node:path')).join((await import('node:path')).dirname(String(args.key ?? '.')), 'keys.asc');
+  const history = await releaseHistory({ app: String(args._[0]), from: String(args.to), keys, log });
+  const choices = history.releases.filter((r) => !r.current && !r.bad && !r.revoked);
+  if (!pick) {
+    if (args.json) process.stdout.write(`${JSON.stringify(choices)}\n`);
+    else
+      process.stdout.write(
+        choices.length
+          ? choices.map((r) => `${r.version}  published ${r.at.slice(0, 19).replace('T', ' ')}`).join('\n') + '\n'
+          : 'No release in the ledger to go back to.\n',
+      );
+    return undefined;
+  }
+  if (!choices.length) throw new UsageError(`The ledger at ${history.from} holds no release to go back to.`);
+  const { createInterface } = await import('node:readline/promises');
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    process.stderr.write(`Go back to which release of ${history.app}? (the ledger at ${history.from})\n`);
+    choices.forEach((r, i) =>
+      process.stderr.write(`  ${i + 1}) ${r.version}  published ${r.at.slice(0, 19).replace('T', ' ')}\n`),
+    );
+    const answer = (await rl.question(`Number [1]: `)).trim() || '1';
+    const chosen = choices[Number(answer) - 1];
+    if (!/^\d+$/.test(answer) || !chosen)
+      throw new UsageError(`No release numbered ${JSON.stringify(answer)}; nothing was written.`);
+    return chosen.version;
+  } finally {
+    rl.close();
+  }
 }
 
 async function rolloutMain(args: Args, log: Logger): Promise<number> {
@@ -476,5 +566,7 @@ else
         ? rollbackMain(args, log)
         : args.command === 'rollout'
           ? rolloutMain(args, log)
-          : releaseMain(args, log),
+          : args.command === 'history'
+            ? historyMain(args, log)
+            : releaseMain(args, log),
   );

@@ -11,6 +11,7 @@ import type { Destination, StepHook } from './destination.ts';
 import {
   LEDGER_FILE,
   LEDGER_SIG_FILE,
+  LedgerError,
   ledgerLine,
   readLedger,
   type Ledger,
@@ -24,6 +25,8 @@ export interface LedgerAtDest {
   ledger: Ledger;
   /** The signature packet over the ledger that verified, when there is a ledger. */
   signature?: Uint8Array;
+  /** Fingerprint of the (sub)key that made it. */
+  signedBy?: string;
 }
 
 /** DEST's ledger, chain and signature (by a subkey of `certificate`'s primary) checked; empty when there is none. */
@@ -41,11 +44,18 @@ export async function readLedgerAt(dest: Destination, certificate: string): Prom
     throw new ValidationError(
       `${LEDGER_SIG_FILE} at ${dest.where} is not a signature of its ${LEDGER_FILE} (${ledger.entries.length} entries) by this release key; it was edited or another key wrote it. Nothing was written.`,
     );
+  const signedBy = await issuerOf(certificate, signature);
+  const head = ledger.entries[ledger.entries.length - 1];
+  if (head && head.signer !== signedBy)
+    throw new LedgerError(
+      head.n,
+      `says subkey ${head.signer} signed the ledger, but ${LEDGER_SIG_FILE} at ${dest.where} was made by ${signedBy}. Nothing was written.`,
+    );
   if (ledger.torn)
     throw new ValidationError(
       `${LEDGER_FILE} at ${dest.where} ends in a torn line after entry ${ledger.entries.length}; restore it from a backup (the signature covers the entries before it). Nothing was written.`,
     );
-  return { ledger, signature };
+  return { ledger, signature, signedBy };
 }
 
 /** Who runs this: the job that runs it, else user@host. */
@@ -73,6 +83,30 @@ export async function lockDestination(dest: Destination): Promise<Lock | undefin
   });
 }
 
+/** Runs `fn` holding DEST's publish lock (see lockDestination). */
+export async function withDestinationLock<T>(dest: Destination, fn: () => Promise<T>): Promise<T> {
+  const lock = await lockDestination(dest);
+  try {
+    return await fn();
+  } finally {
+    await lock?.release();
+  }
+}
+
+/** The fields a later entry about `version` copies from its publish entry: digests and source. */
+export function publishedFacts(
+  entries: LedgerEntry[],
+  app: string,
+  version: string,
+): Pick<NewEntry, 'manifest_sha256' | 'provenance_sha256' | 'source'> {
+  const entry = entries.findLast((e) => e.action === 'publish' && e.app === app && e.version === version);
+  return {
+    manifest_sha256: entry?.manifest_sha256 ?? null,
+    provenance_sha256: entry?.provenance_sha256 ?? null,
+    source: entry?.source ?? { repo: null, commit: null, ref: null },
+  };
+}
+
 /**
  * Appends `entry` to DEST's ledger (read and checked as `current`) and signs the whole file with
  * `key`; returns the entry as written.
@@ -97,4 +131,22 @@ export async function appendLedger(
       );
   }
   return JSON.parse(line) as LedgerEntry;
+}
+
+/** Fingerprints of the subkeys `certificate` (the publisher's own keys.asc) says are revoked. */
+export async function revokedSubkeys(certificate: string): Promise<Set<string>> {
+  const openpgp = await import('openpgp');
+  const key = await openpgp.readKey({ armoredKey: certificate });
+  return new Set(
+    key.subkeys.filter((s) => s.revocationSignatures.length > 0).map((s) => s.getFingerprint().toLowerCase()),
+  );
+}
+
+/** The fingerprint of the key in `certificate` that made the signature packet `signature`. */
+async function issuerOf(certificate: string, signature: Uint8Array): Promise<string> {
+  const openpgp = await import('openpgp');
+  const key = await openpgp.readKey({ armoredKey: certificate });
+  const [packet] = (await openpgp.readSignature({ binarySignature: signature })).packets;
+  const [made] = key.getKeys(packet.issuerKeyID);
+  return made.getFingerprint().toLowerCase();
 }

@@ -3,6 +3,7 @@
 // one (or V); hosts that see SEQ take it although its version is lower. The release must still be
 // at DEST, tarball and .sig, and its .sig must verify: otherwise nothing is written. Only VERSION
 // and VERSION.sig change, in the order of seq.ts, so a kill at any moment leaves a pair that verifies.
+import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,8 +12,10 @@ import { sha256File } from '../core/fs.ts';
 import type { Logger } from '../core/log.ts';
 import { validateName } from '../core/names.ts';
 import { openDestination, type Destination, type StepHook } from './destination.ts';
+import { appendLedger, ledgerActor, lockDestination, readLedgerAt, revokedSubkeys } from './ledger-dest.ts';
+import { badVersions, LedgerError, type LedgerEntry } from './ledger.ts';
 import { nextSeq, ownSignatureOver, placeVersionPair, readPublishedVersion } from './seq.ts';
-import { loadSigningKey, publicCertificateFor, signDetached } from './sign.ts';
+import { loadSigningKey, publicCertificateFor, signDetached, signingFingerprintOf, type SigningKey } from './sign.ts';
 import {
   compareVersions,
   formatVersionFile,
@@ -54,6 +57,18 @@ export async function rollbackPublished(opts: RollbackOptions): Promise<Rollback
   const key = await loadSigningKey(opts.key, opts.passphraseFile);
   const certificate = await publicCertificateFor(key, opts.key, opts.keys, now);
   const dest = openDestination(opts.to, opts.log);
+  const lock = await lockDestination(dest);
+  try {
+    return await rollbackLocked(opts, { key, certificate, dest, now });
+  } finally {
+    await lock?.release();
+  }
+}
+
+async function rollbackLocked(
+  opts: RollbackOptions,
+  { key, certificate, dest, now }: { key: SigningKey; certificate: string; dest: Destination; now: Date },
+): Promise<RollbackResult> {
   const current = await readPublishedVersion(dest, certificate);
   if (!current.published)
     throw new ValidationError(
@@ -68,7 +83,9 @@ export async function rollbackPublished(opts: RollbackOptions): Promise<Rollback
       `The VERSION at ${dest.where} is for ${from.file}, not for app ${opts.name}. Nothing was written.`,
     );
   const seq = nextSeq(current, opts.seq, dest.where);
+  const ledger = await readLedgerAt(dest, certificate);
   const target = await chooseTarget(dest, opts, from, platform);
+  const published = await checkedInLedger(ledger.ledger.entries, certificate, opts.name, target.version, dest.where);
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'shipkit-rollback-'));
   try {
     const info = await checkedRelease(dest, scratch, certificate, target, {
@@ -78,8 +95,36 @@ export async function rollbackPublished(opts: RollbackOptions): Promise<Rollback
       now,
       expiresDays: opts.expiresDays ?? 30,
     });
+    if (published && published.sha256 !== info.sha256)
+      throw new LedgerError(
+        published.n,
+        `names ${target.file} with sha256 ${published.sha256}, but the file at ${dest.where} has ${info.sha256}; refusing to roll back to it. Nothing was written.`,
+      );
     await opts.step?.('checked');
     const text = formatVersionFile(info);
+    await appendLedger(
+      dest,
+      key,
+      ledger,
+      {
+        at: now.toISOString(),
+        by: ledgerActor(),
+        action: 'rollback',
+        app: opts.name,
+        version: info.version,
+        seq,
+        rollout: null,
+        sha256: info.sha256 ?? null,
+        version_sha256: createHash('sha256').update(text).digest('hex'),
+        manifest_sha256: null,
+        provenance_sha256: published?.provenance_sha256 ?? null,
+        signer: await signingFingerprintOf(key, new Date()),
+        source: published?.source ?? { repo: null, commit: null, ref: null },
+        from: from.version,
+        note: null,
+      },
+      opts.step,
+    );
     await placeVersionPair(
       dest,
       text,
@@ -92,6 +137,41 @@ export async function rollbackPublished(opts: RollbackOptions): Promise<Rollback
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
+}
+
+/**
+ * With a ledger at DEST, the release to go back to must be in it: its publish entry (the newest),
+ * not marked bad there, not signed by a subkey revoked since. Undefined for a DEST without a ledger.
+ */
+async function checkedInLedger(
+  entries: LedgerEntry[],
+  certificate: string,
+  app: string,
+  version: string,
+  where: string,
+): Promise<LedgerEntry | undefined> {
+  if (!entries.length) return undefined;
+  const same = (e: LedgerEntry) => e.app === app && e.version !== null && compareVersions(e.version, version) === 0;
+  const entry = entries.findLast((e) => e.action === 'publish' && same(e));
+  if (!entry)
+    throw new ValidationError(
+      `${app} ${version} is not in the ledger at ${where}: it was never published there by \`release publish\`. Nothing was written. See \`release rollback ${app} --to ${where} --list\`.`,
+    );
+  if (badVersions(entries).has(entry.version!))
+    throw new LedgerError(
+      entries.findLast(
+        (e) =>
+          (e.action === 'halt' && same(e)) ||
+          (e.action === 'rollback' && e.from !== undefined && compareVersions(e.from, version) === 0),
+      )!.n,
+      `marks ${app} ${version} bad (halted, or rolled back from); publish it again to take it back. Nothing was written.`,
+    );
+  if ((await revokedSubkeys(certificate)).has(entry.signer))
+    throw new LedgerError(
+      entry.n,
+      `${app} ${version} was signed by subkey ${entry.signer}, revoked since; publish it again with a valid subkey. Nothing was written.`,
+    );
+  return entry;
 }
 
 /** PLATFORM from a file name APP-PLATFORM-VERSION.tar.gz (a VERSION from before APP/PLATFORM lines). */

@@ -2,6 +2,7 @@
 // by step while the reports of the hosts already in show no more failures than allowed; each step
 // re-signs VERSION with the next SEQ, written as `release rollback` writes it.
 // The whole story: docs/internals.md.
+import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError, RemoteError, ValidationError, messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
@@ -11,11 +12,12 @@ import { signRequest } from '../http/signing.ts';
 import { fleetBase } from './fleet-client.ts';
 import { openDestination, type Destination, type StepHook } from './destination.ts';
 import type { RolloutState } from './fleet-report.ts';
+import { appendLedger, ledgerActor, publishedFacts, readLedgerAt, withDestinationLock } from './ledger-dest.ts';
 import { rollbackPublished } from './rollback.ts';
 import { countStep, formatCounts, judgeStep, type Allowance, type FleetHost, type StepCounts } from './rollout-plan.ts';
 import { nextSeq, placeVersionPair, readPublishedVersion, type PublishedVersion } from './seq.ts';
-import { loadSigningKey, publicCertificateFor, signDetached, type SigningKey } from './sign.ts';
-import { formatVersionFile } from './version-file.ts';
+import { loadSigningKey, publicCertificateFor, signDetached, signingFingerprintOf, type SigningKey } from './sign.ts';
+import { formatVersionFile, type VersionInfo } from './version-file.ts';
 
 /** GET /fleet/APP for 10,000 hosts is about 3 MB; more than this is not a fleet answer. */
 const MAX_FLEET_ANSWER = 64 * 1024 * 1024;
@@ -149,6 +151,9 @@ async function halt(
     seq: current.info.seq ?? 0,
     steps: counts,
   };
+  await withDestinationLock(signer.dest, () =>
+    recordInLedger(signer, 'halt', current.info, current.text, undefined, reason.slice(0, 1000)),
+  );
   if (!opts.rollback) {
     await report('halted', reason);
     opts.print(
@@ -196,19 +201,55 @@ async function readTrusted(signer: Signer, app: string): Promise<PublishedVersio
   return read.published;
 }
 
-/** Re-sign VERSION with the next SEQ and ROLLOUT = percent; everything else as it was. */
-async function signStep(
+/** Re-sign VERSION with the next SEQ and ROLLOUT = percent, everything else as it was, and record the step in the ledger. */
+function signStep(
   signer: Signer,
   current: PublishedVersion,
   percent: number,
   step?: StepHook,
 ): Promise<PublishedVersion> {
-  const seq = nextSeq({ published: current }, undefined, signer.dest.where);
-  const info = { ...current.info, seq, rollout: percent };
-  const text = formatVersionFile(info);
-  const signature = await signDetached(signer.key, { data: Buffer.from(text) });
-  await placeVersionPair(signer.dest, text, signature, current, step);
-  return { info, text: Buffer.from(text), signature };
+  return withDestinationLock(signer.dest, async () => {
+    const seq = nextSeq({ published: current }, undefined, signer.dest.where);
+    const info = { ...current.info, seq, rollout: percent };
+    const text = formatVersionFile(info);
+    const signature = await signDetached(signer.key, { data: Buffer.from(text) });
+    await recordInLedger(signer, 'rollout', info, text, step);
+    await placeVersionPair(signer.dest, text, signature, current, step);
+    return { info, text: Buffer.from(text), signature };
+  });
+}
+
+/** Appends a rollout step or a halt of the release `info` names to DEST's ledger. */
+async function recordInLedger(
+  signer: Signer,
+  action: 'rollout' | 'halt',
+  info: VersionInfo,
+  versionText: string | Buffer,
+  step?: StepHook,
+  note: string | null = null,
+): Promise<void> {
+  const ledger = await readLedgerAt(signer.dest, signer.certificate);
+  const app = info.app ?? info.file.slice(0, info.file.indexOf('-'));
+  await appendLedger(
+    signer.dest,
+    signer.key,
+    ledger,
+    {
+      at: new Date().toISOString(),
+      by: ledgerActor(),
+      action,
+      app,
+      version: info.version,
+      seq: info.seq ?? null,
+      rollout: info.rollout ?? null,
+      sha256: info.sha256 ?? null,
+      version_sha256: createHash('sha256').update(versionText).digest('hex'),
+      signer: await signingFingerprintOf(signer.key, new Date()),
+      ...publishedFacts(ledger.ledger.entries, app, info.version),
+      note,
+    },
+    step,
+  );
 }
 
 /** Look at the fleet every pollSec until the step may go on or must halt; `halt` says why. */

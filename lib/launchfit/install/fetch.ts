@@ -1,5 +1,6 @@
 // An update's first phase, nothing on the host touched: VERSION (conditional), its signature, the
 // keys, and the release downloaded, verified and extracted into a temp folder (docs/launchfit.md).
+import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, RemoteError, VerificationError, messageOf } from '../../core/errors.ts';
@@ -9,8 +10,10 @@ import { DEFAULT_EXTRACT_LIMITS, extractRelease } from './extract.ts';
 import { downloadToFile, fetchSmall, type MinRate } from '../../http/fetch.ts';
 import type { Timeouts } from '../../http/get.ts';
 import { verifyDetachedSignature, type TrustedKeys } from '../trust/pgp.ts';
+import type { FetchedLedger } from '../trust/ledger.ts';
 import { checkProvenance } from '../trust/provenance.ts';
 import { loadReleaseKeys } from '../trust/release-keys.ts';
+import { LEDGER_FILE, LEDGER_SIG_FILE, MAX_LEDGER_BYTES } from '../../release/ledger.ts';
 import { MAX_VERSION_FILE_BYTES, parseVersionFile, type VersionInfo } from '../../release/version-file.ts';
 import { MAX_SIGNATURE_BYTES, type UpdateContext } from './context.ts';
 
@@ -69,7 +72,7 @@ export async function fetchVersionInfo(
   keys: TrustedKeys | (() => Promise<TrustedKeys>),
   since: Validators | undefined,
   signedBefore = false,
-): Promise<({ info: VersionInfo; signed: boolean } & Validators) | null> {
+): Promise<({ info: VersionInfo; signed: boolean; sha256: string } & Validators) | null> {
   const server = serverOf(ctx.config);
   const timeouts = metadataTimeoutsOf(ctx.config);
   const res = await fetchSmall(new URL('VERSION', server).href, {
@@ -117,7 +120,30 @@ export async function fetchVersionInfo(
       `VERSION expired on ${info.expires.toISOString()}; the update server is stale or replaying old metadata. Publish again.`,
     );
   }
-  return { info, etag: res.etag, lastModified: res.lastModified, signed: sig.status === 'ok' };
+  return {
+    info,
+    etag: res.etag,
+    lastModified: res.lastModified,
+    signed: sig.status === 'ok',
+    sha256: createHash('sha256').update(res.body).digest('hex'),
+  };
+}
+
+/** ledger.jsonl and its signature beside VERSION, or undefined when the server has no ledger. */
+export async function fetchLedger(ctx: UpdateContext): Promise<FetchedLedger | undefined> {
+  const server = serverOf(ctx.config);
+  const res = await fetchSmall(new URL(LEDGER_FILE, server).href, {
+    maxBytes: MAX_LEDGER_BYTES,
+    timeouts: timeoutsOf(ctx.config),
+    fetchImpl: ctx.fetchImpl,
+  });
+  if (res.status !== 'ok') return undefined;
+  const sig = await fetchSmall(new URL(LEDGER_SIG_FILE, server).href, {
+    maxBytes: MAX_SIGNATURE_BYTES,
+    timeouts: metadataTimeoutsOf(ctx.config),
+    fetchImpl: ctx.fetchImpl,
+  });
+  return { text: res.body, signature: sig.status === 'ok' ? sig.body : undefined };
 }
 
 /** A release downloaded, verified and unpacked under tmp/ (`work`), its folder `root` inside. */

@@ -7,13 +7,14 @@ import type { Logger } from '../../core/log.ts';
 import { checkReleaseBinding, hostBindingOf } from '../trust/binding.ts';
 import { type TrustedKeys } from '../trust/pgp.ts';
 import { ensureHostId } from '../deploy-folder/host-id.ts';
+import { checkLedger } from '../trust/ledger.ts';
 import { judgeSeq } from '../trust/seq.ts';
 import { readState, updateState, type DeployPaths, type LaunchState } from '../deploy-folder/state.ts';
 import { readCurrent } from '../deploy-folder/switch.ts';
 import { rolloutBucket } from '../../release/rollout-bucket.ts';
 import { compareVersions, type VersionInfo } from '../../release/version-file.ts';
 import { type CheckResult, type UpdateContext } from './context.ts';
-import { fetchVersionInfo, loadTrustedKeys, type Validators } from './fetch.ts';
+import { fetchLedger, fetchVersionInfo, loadTrustedKeys, type Validators } from './fetch.ts';
 import { stageRelease } from './staging.ts';
 import { activateRelease, installRelease } from './switch.ts';
 
@@ -61,6 +62,22 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false, stage
     await updateState(paths, (s) => {
       s.signedVersionSeen = true;
     });
+  try {
+    const head = await checkLedger({
+      fetched: await fetchLedger(ctx),
+      trusted: await trusted(),
+      seen: state.ledger,
+      versionSha256: fetched.sha256,
+      now: ctx.now?.(),
+    });
+    // Remembered once verified, whatever happens to this release: a shorter chain is refused from now on.
+    if (head && head.n > (state.ledger?.n ?? 0))
+      await updateState(paths, (s) => {
+        s.ledger = head;
+      });
+  } catch (error) {
+    return refuse(messageOf(error), error);
+  }
   const done = async (result: CheckResult) => {
     await updateState(paths, (s) => {
       // Handled to the end: from now on this SEQ is the one a VERSION must not go below.

@@ -1,0 +1,62 @@
+// The release ledger on the host (docs/launchfit.md): when VERSION changes, ledger.jsonl beside it
+// must carry an unbroken chain, signed as a whole by a trusted subkey that is not revoked, that
+// extends the one this host saw last and records this very VERSION.
+import { VerificationError } from '../../core/errors.ts';
+import { checkAgainstSeen, readLedger, type LedgerHead } from '../../release/ledger.ts';
+import { verifyDetachedSignature, type TrustedKeys } from './pgp.ts';
+
+export interface FetchedLedger {
+  text: Buffer;
+  signature?: Buffer;
+}
+
+/**
+ * Checks `fetched` (undefined: DEST has no ledger) against the trusted keys, the head seen before
+ * and the digest of the VERSION being handled; the head to remember. Throws VerificationError.
+ */
+export async function checkLedger(opts: {
+  fetched: FetchedLedger | undefined;
+  trusted: TrustedKeys;
+  seen: LedgerHead | undefined;
+  versionSha256: string;
+  now?: Date;
+}): Promise<LedgerHead | undefined> {
+  const { fetched, seen } = opts;
+  if (!fetched) {
+    if (seen)
+      throw new VerificationError(
+        `The update server has no ledger.jsonl, but this host saw its entry ${seen.n} before; refusing (a ledger removed or an older server put back).`,
+      );
+    return undefined;
+  }
+  if (!fetched.signature)
+    throw new VerificationError('The update server has ledger.jsonl without ledger.jsonl.sig; refusing it.');
+  let ledger;
+  try {
+    ledger = readLedger(fetched.text);
+    checkAgainstSeen(ledger, seen);
+  } catch (error) {
+    throw new VerificationError(`The update server's ledger is refused: ${(error as Error).message}.`, {
+      cause: error,
+    });
+  }
+  const head = ledger.entries[ledger.entries.length - 1];
+  if (!head) throw new VerificationError('The update server has an empty ledger.jsonl; refusing it.');
+  const signed = await verifyDetachedSignature({
+    data: ledger.text,
+    signature: fetched.signature,
+    trusted: opts.trusted,
+    what: `ledger.jsonl (entry ${head.n})`,
+    now: opts.now,
+  });
+  if (signed.signingFingerprint !== head.signer)
+    throw new VerificationError(
+      `The update server's ledger is refused: ledger entry ${head.n} says subkey ${head.signer} signed it, but the signature is by ${signed.signingFingerprint}.`,
+    );
+  // A crash between the ledger and VERSION leaves the head one entry ahead: search back.
+  if (!ledger.entries.some((e) => e.version_sha256 === opts.versionSha256))
+    throw new VerificationError(
+      `VERSION (sha256 ${opts.versionSha256}) is in no entry of the update server's ledger (${ledger.entries.length} entries); refusing a VERSION its publisher did not record.`,
+    );
+  return ledger.head;
+}

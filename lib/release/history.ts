@@ -1,0 +1,146 @@
+// `release history APP --from DEST` and `release rollback --list` (docs/release.md "The ledger"):
+// the releases of an app as the verified ledger tells them, newest first, with their rollout state.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { ConfigError, ValidationError } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import { validateName } from '../core/names.ts';
+import { openDestination } from './destination.ts';
+import { readLedgerAt, revokedSubkeys } from './ledger-dest.ts';
+import { badVersions, shownEscaped, type LedgerEntry } from './ledger.ts';
+import { readPublishedVersion } from './seq.ts';
+import { compareVersions } from './version-file.ts';
+
+export interface ReleaseRow {
+  version: string;
+  /** The publish entry's number, time, author and digests. */
+  n: number;
+  at: string;
+  by: string;
+  seq: number | null;
+  sha256: string | null;
+  signer: string;
+  source: LedgerEntry['source'];
+  /** The last ROLLOUT recorded for it (null: every host). */
+  rollout: number | null;
+  state: 'current' | 'halted' | 'rolled back' | 'bad' | 'previous';
+  /** VERSION at DEST names it now. */
+  current: boolean;
+  bad: boolean;
+  /** Its signing subkey is revoked in the certificate. */
+  revoked: boolean;
+}
+
+/** The releases of `app` in `entries`, newest publish first. */
+export function releasesOf(
+  entries: LedgerEntry[],
+  app: string,
+  { current, revoked = new Set<string>() }: { current?: string; revoked?: Set<string> } = {},
+): ReleaseRow[] {
+  const bad = badVersions(entries.filter((e) => e.app === app));
+  const rows = new Map<string, ReleaseRow>();
+  for (const e of entries) {
+    if (e.app !== app || !e.version) continue;
+    const key = e.version;
+    const row = rows.get(key);
+    if (e.action === 'publish') {
+      rows.delete(key); // published again: it moves to the top
+      rows.set(key, {
+        version: e.version,
+        n: e.n,
+        at: e.at,
+        by: e.by,
+        seq: e.seq,
+        sha256: e.sha256,
+        signer: e.signer,
+        source: e.source,
+        rollout: e.rollout,
+        state: 'previous',
+        current: false,
+        bad: false,
+        revoked: false,
+      });
+    } else if (row && (e.action === 'rollout' || e.action === 'halt')) row.rollout = e.rollout;
+    else if (row && e.action === 'rollback') row.rollout = null;
+  }
+  const halted = new Set(entries.filter((e) => e.app === app && e.action === 'halt').map((e) => e.version));
+  return [...rows.values()].reverse().map((row) => {
+    const isCurrent = current !== undefined && compareVersions(row.version, current) === 0;
+    const isBad = bad.has(row.version);
+    const state = isCurrent ? 'current' : isBad ? (halted.has(row.version) ? 'halted' : 'rolled back') : 'previous';
+    return { ...row, current: isCurrent, bad: isBad, revoked: revoked.has(row.signer), state };
+  });
+}
+
+export interface HistoryOptions {
+  app: string;
+  from: string;
+  /** The public certificate to trust (keys.asc from `release keys`); default DEST's keys.asc. */
+  keys?: string;
+  log: Logger;
+}
+
+export interface History {
+  app: string;
+  from: string;
+  /** The primary key whose subkeys signed the ledger. */
+  primary: string;
+  entries: number;
+  releases: ReleaseRow[];
+}
+
+/** The verified ledger at `from`, as rows. Throws LedgerError for a broken chain or signature. */
+export async function releaseHistory(opts: HistoryOptions): Promise<History> {
+  validateName(opts.app, 'app name');
+  const dest = openDestination(opts.from, opts.log);
+  const certificate = opts.keys
+    ? await readFile(path.resolve(opts.keys), 'utf8').catch((error) => {
+        throw new ConfigError(`Cannot read --keys ${opts.keys} (${(error as NodeJS.ErrnoException).code}).`);
+      })
+    : (await dest.read('keys.asc'))?.toString('utf8');
+  if (!certificate)
+    throw new ValidationError(`${dest.where} has no keys.asc; pass the release certificate with --keys keys.asc.`);
+  const { ledger } = await readLedgerAt(dest, certificate);
+  if (!ledger.entries.length)
+    throw new ValidationError(
+      `${dest.where} has no ledger (${'ledger.jsonl'}): nothing was published there by a shipkit that keeps one.`,
+    );
+  const openpgp = await import('openpgp');
+  const primary = (await openpgp.readKey({ armoredKey: certificate })).getFingerprint().toLowerCase();
+  const revoked = await revokedSubkeys(certificate);
+  const head = ledger.entries[ledger.entries.length - 1];
+  // readLedgerAt checked that the head's signer made the signature.
+  if (revoked.has(head.signer))
+    throw new ValidationError(
+      `ledger entry ${head.n}: the ledger at ${dest.where} was last signed by subkey ${head.signer}, which is revoked; a thief's entry, or publish again with a valid subkey.`,
+    );
+  const version = (await readPublishedVersion(dest, certificate)).published?.info.version;
+  return {
+    app: opts.app,
+    from: dest.where,
+    primary,
+    entries: ledger.entries.length,
+    releases: releasesOf(ledger.entries, opts.app, { current: version, revoked }),
+  };
+}
+
+/** One line a release, for a terminal: every text from the ledger shown escaped. */
+export function formatHistory(history: History): string {
+  const lines = [
+    `${shownEscaped(history.app)} at ${history.from}: ${history.releases.length} releases, ${history.entries} ledger entries (signed by ${history.primary})`,
+  ];
+  for (const r of history.releases) {
+    const source = [r.source.repo, r.source.ref, r.source.commit?.slice(0, 12)].filter(Boolean).join(' ');
+    const flags = [
+      r.state,
+      r.rollout !== null && r.rollout < 100 ? `ROLLOUT ${r.rollout}` : '',
+      r.revoked ? 'key revoked' : '',
+    ]
+      .filter(Boolean)
+      .join(', ');
+    lines.push(
+      `  ${r.version.padEnd(12)} ${flags.padEnd(20)} ${r.at.slice(0, 19).replace('T', ' ')}  ${shownEscaped(r.by)}${source ? `  ${shownEscaped(source)}` : ''}`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
