@@ -22,6 +22,7 @@ import {
   startLaunchfit,
   statusOf,
   type World,
+  recordInLedger,
 } from '../../fixtures/launchfit/world.ts';
 
 /** Rewrite the published VERSION with these ROLLOUT and SEQ lines and sign it with the world's key. */
@@ -34,6 +35,7 @@ async function resign(w: World, rollout: string, seq: number): Promise<void> {
   const key = await loadSigningKey(w.secretKey, w.passFile);
   writeFileSync(path.join(w.updates, 'VERSION.sig'), await signDetached(key, { data: Buffer.from(text) }));
   writeFileSync(file, text);
+  await recordInLedger(w, text);
 }
 
 const seqOf = (w: World) => Number(/^SEQ (\d+)$/m.exec(readFileSync(path.join(w.updates, 'VERSION'), 'utf8'))![1]);

@@ -187,7 +187,7 @@ test('refusals exit 2 and write nothing: the release gone from DEST, a --version
     assert.is(absent.exitCode, 2, absent.stderr);
     assert.match(
       absent.stderr,
-      /my-app-gnu-linux-0\.9\.tar\.gz\.sig is not at .* cannot roll back to 0\.9\. Nothing was written\./,
+      /my-app 0\.9 is not in the ledger at .*: it was never published there by `release publish`\. Nothing was written\./,
     );
     rmSync(path.join(w.updates, 'my-app-gnu-linux-1.0.tar.gz'));
     const gone = await runScript('release', rollbackArgs(w, w.updates));
