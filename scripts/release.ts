@@ -111,6 +111,7 @@ Exit codes: 0 rolled back, 1 failed, 2 usage error or nothing to roll back to.`,
     json: { type: 'boolean' },
     expires: { type: 'integer', min: 0, max: 36_500 },
     seq: { type: 'integer', min: 1, max: 999_999_999_999_999 },
+    list: { type: 'boolean' },
   },
   minPositionals: 1,
   maxPositionals: 1,
@@ -473,9 +474,8 @@ async function historyMain(args: Args, log: Logger): Promise<number> {
  */
 async function rollbackChoices(args: Args, log: Logger, pick: boolean): Promise<string | undefined> {
   const { releaseHistory } = await import('../lib/release/history.ts');
-  const keys =
-    args.keys ??
-    (await import('node:path')).join((await import('node:path')).dirname(String(args.key ?? '.')), 'keys.asc');
+  const beside = typeof args.key === 'string' ? path.join(path.dirname(args.key), 'keys.asc') : undefined;
+  const keys = args.keys ?? (beside && existsSync(beside) ? beside : undefined);
   const history = await releaseHistory({ app: String(args._[0]), from: String(args.to), keys, log });
   const choices = history.releases.filter((r) => !r.current && !r.bad && !r.revoked);
   if (!pick) {
