@@ -58,26 +58,8 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false, stage
   }
   const seq = judgeSeq(state, info, signed);
   if (!seq.ok) return refuse(seq.message);
-  if (signed && !state.signedVersionSeen)
-    await updateState(paths, (s) => {
-      s.signedVersionSeen = true;
-    });
-  try {
-    const head = await checkLedger({
-      fetched: await fetchLedger(ctx),
-      trusted: await trusted(),
-      seen: state.ledger,
-      versionSha256: fetched.sha256,
-      now: ctx.now?.(),
-    });
-    // Remembered once verified, whatever happens to this release: a shorter chain is refused from now on.
-    if (head && head.n > (state.ledger?.n ?? 0))
-      await updateState(paths, (s) => {
-        s.ledger = head;
-      });
-  } catch (error) {
-    return refuse(messageOf(error), error);
-  }
+  const trust = await rememberTrust(ctx, state, signed, trusted, fetched.sha256).catch((error) => error as Error);
+  if (trust) return refuse(messageOf(trust), trust);
   const done = async (result: CheckResult) => {
     await updateState(paths, (s) => {
       // Handled to the end: from now on this SEQ is the one a VERSION must not go below.
@@ -138,6 +120,36 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false, stage
     s.binding = binding;
   });
   return done(await activateRelease(ctx, name, info.version));
+}
+
+/**
+ * Remembers a signed VERSION seen (an unsigned one is refused from then on), then checks the
+ * server's ledger (trust/ledger.ts): it must record this VERSION and extend the one this host
+ * saw; once verified its head is remembered, whatever happens to this release.
+ */
+async function rememberTrust(
+  ctx: UpdateContext,
+  state: LaunchState,
+  signed: boolean,
+  trusted: () => Promise<TrustedKeys>,
+  versionSha256: string,
+): Promise<undefined> {
+  if (signed && !state.signedVersionSeen)
+    await updateState(ctx.paths, (s) => {
+      s.signedVersionSeen = true;
+    });
+  const head = await checkLedger({
+    fetched: await fetchLedger(ctx),
+    trusted,
+    seen: state.ledger,
+    versionSha256,
+    now: ctx.now?.(),
+  });
+  if (head && head.n > (state.ledger?.n ?? 0))
+    await updateState(ctx.paths, (s) => {
+      s.ledger = head;
+    });
+  return undefined;
 }
 
 /** A 304: it vouches for the VERSION held, and no longer than that VERSION is valid. */

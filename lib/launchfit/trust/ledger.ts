@@ -1,7 +1,7 @@
 // The release ledger on the host (docs/launchfit.md): when VERSION changes, ledger.jsonl beside it
 // must carry an unbroken chain, signed as a whole by a trusted subkey that is not revoked, that
 // extends the one this host saw last and records this very VERSION.
-import { VerificationError } from '../../core/errors.ts';
+import { VerificationError, messageOf } from '../../core/errors.ts';
 import { checkAgainstSeen, readLedger, type LedgerHead } from '../../release/ledger.ts';
 import { verifyDetachedSignature, type TrustedKeys } from './pgp.ts';
 
@@ -16,7 +16,8 @@ export interface FetchedLedger {
  */
 export async function checkLedger(opts: {
   fetched: FetchedLedger | undefined;
-  trusted: TrustedKeys;
+  /** Asked only when there is a ledger to verify. */
+  trusted: () => Promise<TrustedKeys>;
   seen: LedgerHead | undefined;
   versionSha256: string;
   now?: Date;
@@ -36,7 +37,7 @@ export async function checkLedger(opts: {
     ledger = readLedger(fetched.text);
     checkAgainstSeen(ledger, seen);
   } catch (error) {
-    throw new VerificationError(`The update server's ledger is refused: ${(error as Error).message}.`, {
+    throw new VerificationError(`The update server's ledger is refused: ${messageOf(error)}.`, {
       cause: error,
     });
   }
@@ -45,7 +46,7 @@ export async function checkLedger(opts: {
   const signed = await verifyDetachedSignature({
     data: ledger.text,
     signature: fetched.signature,
-    trusted: opts.trusted,
+    trusted: await opts.trusted(),
     what: `ledger.jsonl (entry ${head.n})`,
     now: opts.now,
   });
