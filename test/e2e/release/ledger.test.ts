@@ -27,6 +27,24 @@ const rollback = (w: World, extra: string[]) =>
     w.passFile,
     ...extra,
   ]);
+/** `release publish` of the world's app VERSION to its update folder, as a user types it. */
+const publishArgs = (w: World, version: string, extra: string[] = []) => [
+  'publish',
+  w.makeApp(version),
+  '--name',
+  'my-app',
+  '--platform',
+  'gnu-linux',
+  '--version',
+  version,
+  '--key',
+  w.secretKey,
+  '--passphrase-file',
+  w.passFile,
+  '--to',
+  w.updates,
+  ...extra,
+];
 const ledgerLines = (dest: string) => readFileSync(path.join(dest, 'ledger.jsonl'), 'utf8').trim().split('\n');
 const update = (w: World) => runScript('launchfit', ['update', '--dir', w.deploy]);
 
@@ -100,26 +118,7 @@ test('names with newlines and escapes are stored escaped and shown escaped', asy
     const ref = 'refs/tags/v1\n\u001b[2J../../x';
     const r = await runScript(
       'release',
-      [
-        'publish',
-        w.makeApp('1.0'),
-        '--name',
-        'my-app',
-        '--platform',
-        'gnu-linux',
-        '--version',
-        '1.0',
-        '--key',
-        w.secretKey,
-        '--passphrase-file',
-        w.passFile,
-        '--to',
-        w.updates,
-        '--source-repo',
-        'octo/\u001b[31mred',
-        '--source-ref',
-        ref,
-      ],
+      publishArgs(w, '1.0', ['--source-repo', 'octo/\u001b[31mred', '--source-ref', ref]),
       { env: { SHIPKIT_JOB_ID: undefined } },
     );
     assert.is(r.exitCode, 0, r.stderr);
@@ -226,22 +225,7 @@ test('kill -9 of a rollback mid-ledger leaves the old ledger; a publish meanwhil
     });
     assert.is(child.exitCode, null, err);
     // A second writer while the first holds DEST: refused, nothing written.
-    const second = await runScript('release', [
-      'publish',
-      w.makeApp('1.2'),
-      '--name',
-      'my-app',
-      '--platform',
-      'gnu-linux',
-      '--version',
-      '1.2',
-      '--key',
-      w.secretKey,
-      '--passphrase-file',
-      w.passFile,
-      '--to',
-      w.updates,
-    ]);
+    const second = await runScript('release', publishArgs(w, '1.2'));
     assert.is(second.exitCode, 1, second.stderr);
     assert.match(second.stderr, /another release publish, rollout or rollback is writing it/);
     child.kill('SIGKILL');
