@@ -473,11 +473,11 @@ async function historyMain(args: Args, log: Logger): Promise<number> {
  * back to. The version picked, or undefined when the list was only printed.
  */
 async function rollbackChoices(args: Args, log: Logger, pick: boolean): Promise<string | undefined> {
-  const { releaseHistory } = await import('../lib/release/history.ts');
+  const { releaseHistory, rollbackChoices: choicesOf } = await import('../lib/release/history.ts');
   const beside = typeof args.key === 'string' ? path.join(path.dirname(args.key), 'keys.asc') : undefined;
   const keys = args.keys ?? (beside && existsSync(beside) ? beside : undefined);
   const history = await releaseHistory({ app: String(args._[0]), from: String(args.to), keys, log });
-  const choices = history.releases.filter((r) => !r.current && !r.bad && !r.revoked);
+  const choices = choicesOf(history);
   if (!pick) {
     if (args.json) process.stdout.write(`${JSON.stringify(choices)}\n`);
     else

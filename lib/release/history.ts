@@ -124,6 +124,11 @@ export async function releaseHistory(opts: HistoryOptions): Promise<History> {
   };
 }
 
+/** The releases a rollback may go to: not the current one, not marked bad, not signed by a revoked subkey. */
+export function rollbackChoices(history: History): ReleaseRow[] {
+  return history.releases.filter((r) => !r.current && !r.bad && !r.revoked);
+}
+
 /** One line a release, for a terminal: every text from the ledger shown escaped. */
 export function formatHistory(history: History): string {
   const lines = [

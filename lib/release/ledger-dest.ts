@@ -2,6 +2,7 @@
 // entry is appended, then written with ledger.jsonl.sig in the order that keeps a verifying pair
 // there at every moment (seq.ts). Writers of a folder hold DEST's publish lock; on rsync and S3
 // the ledger is read back after the write, and a publisher that lost a race stops before VERSION.
+import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { ValidationError } from '../core/errors.ts';
@@ -19,7 +20,8 @@ import {
   type NewEntry,
 } from './ledger.ts';
 import { ownSignatureOver, placeSignedPair } from './seq.ts';
-import { signDetached, type SigningKey } from './sign.ts';
+import { compareVersions } from './version-file.ts';
+import { signDetached, signingFingerprintOf, type SigningKey } from './sign.ts';
 
 export interface LedgerAtDest {
   ledger: Ledger;
@@ -93,13 +95,17 @@ export async function withDestinationLock<T>(dest: Destination, fn: () => Promis
   }
 }
 
-/** The fields a later entry about `version` copies from its publish entry: digests and source. */
+/** The newest publish entry of `app` `version` (1.1 and 1.1.0 are one version), if any. */
+export function publishEntryOf(entries: LedgerEntry[], app: string, version: string): LedgerEntry | undefined {
+  return entries.findLast(
+    (e) => e.action === 'publish' && e.app === app && e.version !== null && compareVersions(e.version, version) === 0,
+  );
+}
+
+/** The fields a later entry about a release copies from its publish entry: digests and source. */
 export function publishedFacts(
-  entries: LedgerEntry[],
-  app: string,
-  version: string,
+  entry: LedgerEntry | undefined,
 ): Pick<NewEntry, 'manifest_sha256' | 'provenance_sha256' | 'source'> {
-  const entry = entries.findLast((e) => e.action === 'publish' && e.app === app && e.version === version);
   return {
     manifest_sha256: entry?.manifest_sha256 ?? null,
     provenance_sha256: entry?.provenance_sha256 ?? null,
@@ -108,17 +114,37 @@ export function publishedFacts(
 }
 
 /**
- * Appends `entry` to DEST's ledger (read and checked as `current`) and signs the whole file with
- * `key`; returns the entry as written.
+ * What a command knows of its entry; appendLedger adds the rest: when (default now), who
+ * (ledgerActor), the sha256 of `versionText` (the VERSION it signs, if any) and the subkey that
+ * signs, which is always the key that signs the file.
+ */
+export type EntryFacts = Omit<NewEntry, 'at' | 'by' | 'signer' | 'version_sha256'> & {
+  at?: string;
+  by?: string;
+  versionText: string | Uint8Array | null;
+};
+
+/**
+ * Appends an entry of `facts` to DEST's ledger (read and checked as `current`) and signs the
+ * whole file with `key`; returns the entry as written.
  */
 export async function appendLedger(
   dest: Destination,
   key: SigningKey,
   current: LedgerAtDest,
-  entry: NewEntry,
+  { at, by, versionText, ...facts }: EntryFacts,
   step?: StepHook,
 ): Promise<LedgerEntry> {
-  const line = ledgerLine(entry, current.ledger.head);
+  const line = ledgerLine(
+    {
+      ...facts,
+      at: at ?? new Date().toISOString(),
+      by: by ?? ledgerActor(),
+      version_sha256: versionText === null ? null : createHash('sha256').update(versionText).digest('hex'),
+      signer: await signingFingerprintOf(key, new Date()),
+    },
+    current.ledger.head,
+  );
   const text = Buffer.concat([current.ledger.text, Buffer.from(line)]);
   const signature = await signDetached(key, { data: text });
   await placeSignedPair(dest, LEDGER_FILE, text, signature, current.signature, step);

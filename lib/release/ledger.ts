@@ -138,18 +138,28 @@ export function readLedger(bytes: Buffer): Ledger {
   };
 }
 
-/** The line (with its newline) that appends `entry` after `head`. */
-export function ledgerLine(entry: NewEntry, head: LedgerHead | undefined): string {
-  const { source, from, note, ...rest } = entry;
-  const ordered = {
+/** The line (with its newline) that appends `entry` after `head`, its fields in the contract's order. */
+export function ledgerLine(e: NewEntry, head: LedgerHead | undefined): string {
+  const line: LedgerEntry = {
     n: (head?.n ?? 0) + 1,
     prev: head?.hash ?? GENESIS,
-    ...rest,
-    source: { repo: source.repo, commit: source.commit, ref: source.ref },
-    ...(from !== undefined ? { from } : {}),
-    note,
+    at: e.at,
+    by: e.by,
+    action: e.action,
+    app: e.app,
+    version: e.version,
+    seq: e.seq,
+    rollout: e.rollout,
+    sha256: e.sha256,
+    version_sha256: e.version_sha256,
+    manifest_sha256: e.manifest_sha256,
+    provenance_sha256: e.provenance_sha256,
+    signer: e.signer,
+    source: { repo: e.source.repo, commit: e.source.commit, ref: e.source.ref },
+    ...(e.from !== undefined ? { from: e.from } : {}),
+    note: e.note,
   };
-  return `${JSON.stringify(ordered)}\n`;
+  return `${JSON.stringify(line)}\n`;
 }
 
 /**

@@ -12,11 +12,10 @@ import type { Logger } from '../core/log.ts';
 import { nameProblem, validateName } from '../core/names.ts';
 import { DEFAULT_MTIME, packReproducible } from './pack.ts';
 import { openDestination, type Destination } from './destination.ts';
-import { appendLedger, ledgerActor, lockDestination, readLedgerAt } from './ledger-dest.ts';
-import type { NewEntry } from './ledger.ts';
+import { appendLedger, ledgerActor, lockDestination, readLedgerAt, type EntryFacts } from './ledger-dest.ts';
 import { nextSeq, placeVersionPair, readPublishedVersion } from './seq.ts';
 import { provenanceEnvelope, provenanceStatement, sourceFacts, type SourceFacts } from './provenance.ts';
-import { loadSigningKey, publicCertificateFor, signDetached, signingFingerprintOf, type SigningKey } from './sign.ts';
+import { loadSigningKey, publicCertificateFor, signDetached, type SigningKey } from './sign.ts';
 import {
   compareVersions,
   formatVersionFile,
@@ -234,7 +233,7 @@ async function publishLocked(
   await atomicWriteFile(path.join(stage, 'keys.asc'), certificate);
   await atomicWriteFile(path.join(stage, 'pubkey.asc'), certificate);
   const provenance = await writeProvenance(opts, key, signer, stage, file, sha256, started);
-  const entry: NewEntry = {
+  const entry: EntryFacts = {
     at: (opts.now?.() ?? new Date()).toISOString(),
     by: ledgerActor(opts.env),
     action: 'publish',
@@ -243,10 +242,9 @@ async function publishLocked(
     seq,
     rollout: opts.rollout ?? null,
     sha256,
-    version_sha256: createHash('sha256').update(versionText).digest('hex'),
+    versionText,
     manifest_sha256: null,
     provenance_sha256: provenance.sha256 ?? null,
-    signer: await signingFingerprintOf(key, new Date()),
     source: {
       repo: provenance.facts?.repo ?? null,
       commit: provenance.facts?.commit ?? null,

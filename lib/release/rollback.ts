@@ -3,7 +3,6 @@
 // one (or V); hosts that see SEQ take it although its version is lower. The release must still be
 // at DEST, tarball and .sig, and its .sig must verify: otherwise nothing is written. Only VERSION
 // and VERSION.sig change, in the order of seq.ts, so a kill at any moment leaves a pair that verifies.
-import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,10 +11,17 @@ import { sha256File } from '../core/fs.ts';
 import type { Logger } from '../core/log.ts';
 import { validateName } from '../core/names.ts';
 import { openDestination, type Destination, type StepHook } from './destination.ts';
-import { appendLedger, ledgerActor, lockDestination, readLedgerAt, revokedSubkeys } from './ledger-dest.ts';
+import {
+  appendLedger,
+  lockDestination,
+  publishEntryOf,
+  publishedFacts,
+  readLedgerAt,
+  revokedSubkeys,
+} from './ledger-dest.ts';
 import { badVersions, LedgerError, type LedgerEntry } from './ledger.ts';
 import { nextSeq, ownSignatureOver, placeVersionPair, readPublishedVersion } from './seq.ts';
-import { loadSigningKey, publicCertificateFor, signDetached, signingFingerprintOf, type SigningKey } from './sign.ts';
+import { loadSigningKey, publicCertificateFor, signDetached, type SigningKey } from './sign.ts';
 import {
   compareVersions,
   formatVersionFile,
@@ -108,18 +114,14 @@ async function rollbackLocked(
       ledger,
       {
         at: now.toISOString(),
-        by: ledgerActor(),
         action: 'rollback',
         app: opts.name,
         version: info.version,
         seq,
         rollout: null,
         sha256: info.sha256 ?? null,
-        version_sha256: createHash('sha256').update(text).digest('hex'),
-        manifest_sha256: null,
-        provenance_sha256: published?.provenance_sha256 ?? null,
-        signer: await signingFingerprintOf(key, new Date()),
-        source: published?.source ?? { repo: null, commit: null, ref: null },
+        versionText: text,
+        ...publishedFacts(published),
         from: from.version,
         note: null,
       },
@@ -152,7 +154,7 @@ async function checkedInLedger(
 ): Promise<LedgerEntry | undefined> {
   if (!entries.length) return undefined;
   const same = (e: LedgerEntry) => e.app === app && e.version !== null && compareVersions(e.version, version) === 0;
-  const entry = entries.findLast((e) => e.action === 'publish' && same(e));
+  const entry = publishEntryOf(entries, app, version);
   if (!entry)
     throw new ValidationError(
       `${app} ${version} is not in the ledger at ${where}: it was never published there by \`release publish\`. Nothing was written. See \`release rollback ${app} --to ${where} --list\`.`,

@@ -2,7 +2,6 @@
 // by step while the reports of the hosts already in show no more failures than allowed; each step
 // re-signs VERSION with the next SEQ, written as `release rollback` writes it.
 // The whole story: docs/internals.md.
-import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError, RemoteError, ValidationError, messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
@@ -12,11 +11,11 @@ import { signRequest } from '../http/signing.ts';
 import { fleetBase } from './fleet-client.ts';
 import { openDestination, type Destination, type StepHook } from './destination.ts';
 import type { RolloutState } from './fleet-report.ts';
-import { appendLedger, ledgerActor, publishedFacts, readLedgerAt, withDestinationLock } from './ledger-dest.ts';
+import { appendLedger, publishEntryOf, publishedFacts, readLedgerAt, withDestinationLock } from './ledger-dest.ts';
 import { rollbackPublished } from './rollback.ts';
 import { countStep, formatCounts, judgeStep, type Allowance, type FleetHost, type StepCounts } from './rollout-plan.ts';
 import { nextSeq, placeVersionPair, readPublishedVersion, type PublishedVersion } from './seq.ts';
-import { loadSigningKey, publicCertificateFor, signDetached, signingFingerprintOf, type SigningKey } from './sign.ts';
+import { loadSigningKey, publicCertificateFor, signDetached, type SigningKey } from './sign.ts';
 import { formatVersionFile, type VersionInfo } from './version-file.ts';
 
 /** GET /fleet/APP for 10,000 hosts is about 3 MB; more than this is not a fleet answer. */
@@ -235,17 +234,14 @@ async function recordInLedger(
     signer.key,
     ledger,
     {
-      at: new Date().toISOString(),
-      by: ledgerActor(),
       action,
       app,
       version: info.version,
       seq: info.seq ?? null,
       rollout: info.rollout ?? null,
       sha256: info.sha256 ?? null,
-      version_sha256: createHash('sha256').update(versionText).digest('hex'),
-      signer: await signingFingerprintOf(signer.key, new Date()),
-      ...publishedFacts(ledger.ledger.entries, app, info.version),
+      versionText,
+      ...publishedFacts(publishEntryOf(ledger.ledger.entries, app, info.version)),
       note,
     },
     step,
