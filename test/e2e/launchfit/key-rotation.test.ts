@@ -4,8 +4,8 @@
 // subkey's release is installed with no change on the host; a revoked subkey's release (signed
 // before the revocation) is refused, also when an older keys.asc is replayed; a subkey bound by
 // another primary and an expired one (made by gpg) are refused; keys.asc over the cap or gone
-// is a clear error while the current release keeps serving. A keyfile host honours the server's
-// revocation too.
+// is a clear error while the current release keeps serving, and a ledger the revoked subkey
+// signed last is refused. A keyfile host honours the server's revocation too.
 import { copyFileSync, cpSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -183,6 +183,22 @@ test('keys.asc replaced by the older copy from before the revocation: still refu
   serveFolder(signedBySecond);
   serveKeys(beforeRevocation);
   await expectRefused(new RegExp(`The key ${subkeys[1]} that signed .* was revoked`), '1.1');
+});
+
+test('a ledger last signed by the revoked subkey (its 1.2 entry) is refused by release history, with the entry', async () => {
+  const before = readFileSync(path.join(signedBySecond, 'ledger.jsonl'));
+  const head = before.toString('utf8').trim().split('\n').length;
+  const r = await runScript('release', [
+    'history',
+    'my-app',
+    '--from',
+    signedBySecond,
+    '--keys',
+    path.join(keys, 'keys.asc'),
+  ]);
+  assert.is(r.exitCode, 2, r.stderr);
+  assert.match(r.stderr, new RegExp(`ledger entry ${head}: .* last signed by subkey ${subkeys[1]}, which is revoked`));
+  assert.equal(readFileSync(path.join(signedBySecond, 'ledger.jsonl')), before, 'nothing written');
 });
 
 test('the newest subkey still signs: release publish after the revocation is installed', async () => {
