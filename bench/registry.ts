@@ -34,6 +34,7 @@ export const BENCHES: BenchEntry[] = [
     quick: ['--runs', '1', '--logs-mb', '128', '--jobs', '2000', '--hosts', '2000'],
   },
   { name: 'ha', script: 'bench/ha.ts', args: ['--rounds', '3'], quick: ['--rounds', '1', '--seconds', '3'] },
+  { name: 'ledger', script: 'bench/ledger.ts', args: ['--runs', '9'], quick: ['--runs', '3', '--entries', '2000'] },
   { name: 'fleet-pull', script: 'bench/fleet-pull.ts', args: [], quick: ['--quick'] },
   { name: 'zero-downtime', script: 'bench/zero-downtime-shipped.ts', args: ['--runs', '5'], quick: ['--runs', '2'] },
   {
