@@ -1,5 +1,6 @@
 // The top-level `fleet:` block of shipkit.yml (docs/fleet.md): one entry per app whose hosts report
-// to hook-server, with its secret (a list is a change-over: new first), max_hosts and forget_after.
+// to hook-server, with its secret (a list is a change-over: new first), max_hosts, forget_after, and
+// where its release ledger is read (ledger, keys).
 // The whole story: docs/internals.md.
 import {
   checkKnownKeys,
@@ -10,7 +11,9 @@ import {
   type ConfigDoc,
   type KeyPath,
 } from '../core/yaml-config.ts';
+import path from 'node:path';
 import { nameProblem } from '../core/names.ts';
+import { isRemoteDestination } from '../release/destination.ts';
 
 export interface FleetApp {
   app: string;
@@ -20,10 +23,14 @@ export interface FleetApp {
   maxHosts: number;
   /** Days after its latest report a silent host is forgotten; 0 = never. */
   forgetAfterDays: number;
+  /** Where the app's release ledger is read for its Releases view (a folder made absolute, s3://… or user@host:path). */
+  ledger?: string;
+  /** The release certificate (keys.asc) the ledger is verified with, absolute; default the one beside the ledger. */
+  keys?: string;
   keyPath: KeyPath;
 }
 
-const FLEET_APP_KEYS = ['secret', 'max_hosts', 'forget_after'] as const;
+const FLEET_APP_KEYS = ['secret', 'max_hosts', 'forget_after', 'ledger', 'keys'] as const;
 export const DEFAULT_MAX_HOSTS = 50_000;
 export const DEFAULT_FORGET_AFTER_DAYS = 30;
 
@@ -54,7 +61,18 @@ export function parseFleetConfig(doc: ConfigDoc): Map<string, FleetApp> {
     });
     const maxHosts = wholeNumber(doc, [...keyPath, 'max_hosts'], DEFAULT_MAX_HOSTS, 1, 10_000_000);
     const forgetAfterDays = wholeNumber(doc, [...keyPath, 'forget_after'], DEFAULT_FORGET_AFTER_DAYS, 0, 36_500);
-    fleet.set(app, { app, secrets, maxHosts, forgetAfterDays, keyPath });
+    const ledger = getKey(doc, [...keyPath, 'ledger'], 'string');
+    const keys = getKey(doc, [...keyPath, 'keys'], 'string');
+    const beside = (file: string) => path.resolve(path.dirname(doc.file), file);
+    fleet.set(app, {
+      app,
+      secrets,
+      maxHosts,
+      forgetAfterDays,
+      ledger: ledger === undefined ? undefined : isRemoteDestination(ledger) ? ledger : beside(ledger),
+      keys: keys === undefined ? undefined : beside(keys),
+      keyPath,
+    });
   }
   return fleet;
 }

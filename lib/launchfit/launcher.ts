@@ -447,12 +447,15 @@ class Launcher {
       const host = await ensureHostId(this.paths);
       const app = state.binding?.app ?? this.config.updates.app ?? path.basename(this.paths.dir);
       const now = version ?? (await this.currentVersion()) ?? '0';
+      // The digest it verified of the release it names, when it installed one of that version.
+      const release = Object.values(state.installed).findLast((r) => r.version === now);
       this.reporter.send(this.config, {
         app,
         host,
         version: now,
         previous: previous === now ? undefined : previous,
         seq: state.seq?.seq,
+        sha256: release?.sha256,
         result,
         reason,
         seconds,

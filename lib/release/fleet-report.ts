@@ -19,6 +19,8 @@ export interface Report {
   version: string;
   previous?: string;
   seq?: number;
+  /** The sha256 of the release tarball the host verified and runs ('' when it runs none it verified). */
+  sha256?: string;
   result: ReportResult;
   reason?: string;
   seconds?: number;
@@ -32,6 +34,7 @@ export function reportBody(r: Report): string {
     version: r.version,
     previous: r.previous ?? '',
     seq: r.seq ?? 0,
+    sha256: r.sha256 ?? '',
     bucket: rolloutBucket(r.host, r.version), // full precision: hook-server compares it with its own
     result: r.result,
     reason: (r.reason ?? '').slice(0, MAX_REASON_CHARS),
@@ -62,6 +65,8 @@ export interface HostEntry {
   version: string;
   previous: string;
   seq: number;
+  /** The sha256 of the release the host verified ('' unknown; absent in reports of older hosts). */
+  sha256?: string;
   /** Computed by rolloutBucket(host, version), never taken from the report. */
   bucket: number;
   /** What the host said its bucket was (a lying host is stored with both). */
@@ -108,6 +113,9 @@ export function checkReport(body: unknown, at: number, maxSeq = Infinity): { app
     bad('seq must be a whole number >= 0');
   if (((r.seq as number | undefined) ?? 0) > maxSeq)
     bad(`seq ${r.seq as number} is above the highest SEQ published for ${r.app as string} (${maxSeq})`);
+  const sha256 = r.sha256 ?? '';
+  if (typeof sha256 !== 'string' || !/^([0-9a-f]{64})?$/.test(sha256))
+    bad('sha256 must be 64 lowercase hex characters (or empty)');
   if (!REPORT_RESULTS.includes(r.result as ReportResult)) bad(`result must be one of ${REPORT_RESULTS.join(', ')}`);
   const reason = r.reason ?? '';
   if (typeof reason !== 'string' || reason.length > MAX_REASON_CHARS)
@@ -119,6 +127,7 @@ export function checkReport(body: unknown, at: number, maxSeq = Infinity): { app
     version: r.version,
     previous,
     seq: (r.seq as number | undefined) ?? 0,
+    sha256,
     bucket: rolloutBucket(r.host, r.version),
     claimed_bucket: claimed,
     result: r.result as ReportResult,

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { ConfigError, ValidationError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { validateName } from '../core/names.ts';
-import { openDestination } from './destination.ts';
+import { openDestination, type Destination } from './destination.ts';
 import { readLedgerAt, revokedSubkeys } from './ledger-dest.ts';
 import { badVersions, shownEscaped, type LedgerEntry } from './ledger.ts';
 import { readPublishedVersion } from './seq.ts';
@@ -89,38 +89,62 @@ export interface History {
   releases: ReleaseRow[];
 }
 
-/** The verified ledger at `from`, as rows. Throws LedgerError for a broken chain or signature. */
-export async function releaseHistory(opts: HistoryOptions): Promise<History> {
-  validateName(opts.app, 'app name');
-  const dest = openDestination(opts.from, opts.log);
-  const certificate = opts.keys
-    ? await readFile(path.resolve(opts.keys), 'utf8').catch((error) => {
-        throw new ConfigError(`Cannot read --keys ${opts.keys} (${(error as NodeJS.ErrnoException).code}).`);
-      })
-    : (await dest.read('keys.asc'))?.toString('utf8');
-  if (!certificate)
-    throw new ValidationError(`${dest.where} has no keys.asc; pass the release certificate with --keys keys.asc.`);
+/** A ledger whose chain, signature and head signer were checked against a certificate. */
+export interface VerifiedLedger {
+  entries: LedgerEntry[];
+  /** The primary key whose subkeys signed the ledger. */
+  primary: string;
+  /** Subkeys the certificate says are revoked. */
+  revoked: Set<string>;
+}
+
+/**
+ * DEST's ledger checked against `certificate`: chain, signature, and a head not signed by a
+ * revoked subkey. Throws LedgerError or ValidationError; an empty ledger has no entries.
+ */
+export async function verifiedLedger(dest: Destination, certificate: string): Promise<VerifiedLedger> {
   const { ledger } = await readLedgerAt(dest, certificate);
-  if (!ledger.entries.length)
-    throw new ValidationError(
-      `${dest.where} has no ledger (${'ledger.jsonl'}): nothing was published there by a shipkit that keeps one.`,
-    );
   const openpgp = await import('openpgp');
   const primary = (await openpgp.readKey({ armoredKey: certificate })).getFingerprint().toLowerCase();
   const revoked = await revokedSubkeys(certificate);
   const head = ledger.entries[ledger.entries.length - 1];
   // readLedgerAt checked that the head's signer made the signature.
-  if (revoked.has(head.signer))
+  if (head && revoked.has(head.signer))
     throw new ValidationError(
       `ledger entry ${head.n}: the ledger at ${dest.where} was last signed by subkey ${head.signer}, which is revoked; a thief's entry, or publish again with a valid subkey.`,
+    );
+  return { entries: ledger.entries, primary, revoked };
+}
+
+/** The certificate to trust: the file `keys` names, else DEST's keys.asc. */
+export async function certificateFor(dest: Destination, keys: string | undefined): Promise<string> {
+  const certificate = keys
+    ? await readFile(path.resolve(keys), 'utf8').catch((error) => {
+        throw new ConfigError(`Cannot read --keys ${keys} (${(error as NodeJS.ErrnoException).code}).`);
+      })
+    : (await dest.read('keys.asc'))?.toString('utf8');
+  if (!certificate)
+    throw new ValidationError(`${dest.where} has no keys.asc; pass the release certificate with --keys keys.asc.`);
+  return certificate;
+}
+
+/** The verified ledger at `from`, as rows. Throws LedgerError for a broken chain or signature. */
+export async function releaseHistory(opts: HistoryOptions): Promise<History> {
+  validateName(opts.app, 'app name');
+  const dest = openDestination(opts.from, opts.log);
+  const certificate = await certificateFor(dest, opts.keys);
+  const { entries, primary, revoked } = await verifiedLedger(dest, certificate);
+  if (!entries.length)
+    throw new ValidationError(
+      `${dest.where} has no ledger (${'ledger.jsonl'}): nothing was published there by a shipkit that keeps one.`,
     );
   const version = (await readPublishedVersion(dest, certificate)).published?.info.version;
   return {
     app: opts.app,
     from: dest.where,
     primary,
-    entries: ledger.entries.length,
-    releases: releasesOf(ledger.entries, opts.app, { current: version, revoked }),
+    entries: entries.length,
+    releases: releasesOf(entries, opts.app, { current: version, revoked }),
   };
 }
 

@@ -1,5 +1,5 @@
 // hook-server's fleet routes (docs/fleet.md): POST /fleet/reports, /fleet/rollouts and
-// /fleet/forget, GET /fleet/APP; signed with the app's secret, or an enrolled host's own
+// /fleet/forget, GET /fleet/APP and /fleet/APP/releases; signed with the app's secret, or an enrolled host's own
 // credential; bodies capped before parsing.
 // The whole story: docs/internals.md.
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -14,6 +14,7 @@ import {
   type RequestVerifier,
 } from '../http/signing.ts';
 import type { FleetRegistry } from '../fleet/fleet-memory.ts';
+import type { FleetReleases } from '../fleet/releases-view.ts';
 import {
   checkForget,
   checkReport,
@@ -51,6 +52,8 @@ export interface FleetRoutesOptions {
   /** The path of `public_url:` (a proxy's prefix): a sender may have signed the path with it. */
   base: string;
   log: Logger;
+  /** GET /fleet/APP/releases: the app's ledger joined with its hosts' reports. */
+  releases?: (app: string) => Promise<FleetReleases>;
   /** A status-page session or the read token opens GET /fleet/APP too. */
   canRead?: (req: IncomingMessage) => boolean;
   onReport?: (app: string, result: string) => void;
@@ -120,8 +123,11 @@ export class FleetRoutes {
       else await this.postForget(req, res, refuse);
     } else if (req.method === 'GET' || req.method === 'HEAD') {
       // App names are plain (lib/core/names.ts): a path that needs decoding names none.
-      if (!/^[A-Za-z0-9._-]+$/.test(rest)) refuse(404, 'not found');
-      else this.getFleet(req, res, rest, refuse);
+      const [app, more, ...beyond] = rest.split('/');
+      if (!/^[A-Za-z0-9._-]+$/.test(app) || beyond.length || (more !== undefined && more !== 'releases'))
+        refuse(404, 'not found');
+      else if (more === 'releases') await this.getReleases(req, res, app, refuse);
+      else this.getFleet(req, res, app, refuse);
     } else {
       refuse(405, 'method not allowed', undefined, {
         Allow: POST_ROUTES.includes(rest) ? 'POST' : 'GET, HEAD',
@@ -343,16 +349,35 @@ export class FleetRoutes {
     );
   }
 
-  /** Signed with the app's secret (four-line form), or a status-page session / the read token. */
-  private getFleet(req: IncomingMessage, res: ServerResponse, app: string, refuse: Refuse): void {
+  /** Whether GET of `app`'s routes may be answered: signed with its secret (four-line form), or a session / the read token. */
+  private mayRead(req: IncomingMessage, app: string, refuse: Refuse): boolean {
     const verifier = this.verifiers.get(app);
-    if (!verifier) return refuse(404, 'unknown app');
+    if (!verifier) {
+      refuse(404, 'unknown app');
+      return false;
+    }
     if (req.headers[SIGNATURE_HEADER] || !this.options.canRead?.(req)) {
       const secrets = this.options.secrets.get(app)!;
       const verdict = verifier.verify('GET', this.signedPaths(req), req.headers, { secrets });
-      if (!verdict.ok) return refuse(401, 'unauthorized', `${app}: ${verdict.reason}`);
+      if (!verdict.ok) {
+        refuse(401, 'unauthorized', `${app}: ${verdict.reason}`);
+        return false;
+      }
     }
+    return true;
+  }
+
+  private getFleet(req: IncomingMessage, res: ServerResponse, app: string, refuse: Refuse): void {
+    if (!this.mayRead(req, app, refuse)) return;
     const { store } = this.options;
     sendJson(res, 200, { app, hosts: store.hosts(app).map(publicHost), rollout: publicRollout(store.rollout(app)) });
+  }
+
+  /** GET /fleet/APP/releases: the ledger's releases with their hosts (docs/fleet.md "Releases"). */
+  private async getReleases(req: IncomingMessage, res: ServerResponse, app: string, refuse: Refuse): Promise<void> {
+    if (!this.mayRead(req, app, refuse)) return;
+    if (!this.options.releases) return refuse(404, 'not found');
+    const view = await this.options.releases(app);
+    sendJson(res, 200, { ...view, rollout: publicRollout(this.options.store.rollout(app)) });
   }
 }

@@ -1,7 +1,7 @@
 // hook-server's fleet registry, wired: the apps of `fleet:` with their secrets resolved, their
 // reports in DATA/fleet/ (lib/fleet/fleet-store.ts), each app's max_hosts for the routes, the
 // silent hosts forgotten at start and every hour (lib/fleet/fleet-expiry.ts), and what the status
-// page and /metrics read of it.
+// page, /metrics and GET /fleet/APP/releases (with the app's ledger, ledger-source.ts) read of it.
 import { existsSync } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import path from 'node:path';
@@ -11,8 +11,10 @@ import type { ShipkitConfig } from '../config/shipkit-yml.ts';
 import { startFleetExpiry } from '../fleet/fleet-expiry.ts';
 import type { FleetRegistry } from '../fleet/fleet-memory.ts';
 import { fleetLogFile, FleetStore } from '../fleet/fleet-store.ts';
+import { fleetReleases, type FleetReleases } from '../fleet/releases-view.ts';
 import type { Queryable } from '../jobs/pg/records.ts';
 import type { FleetView } from '../web/read-sources.ts';
+import { ledgerSources } from './ledger-source.ts';
 import { SharedFleet } from './shared-fleet.ts';
 
 /** Each app's fleet secrets, resolved (the current one first); a secret that cannot be read names its key. */
@@ -38,6 +40,8 @@ export interface Fleet {
   maxHosts: Map<string, number>;
   tally(): Array<{ app: string; version: string; result: string; hosts: number }>;
   views(): FleetView[];
+  /** The app's releases: its verified ledger (when one is found) joined with its hosts' reports. */
+  releases(app: string): Promise<FleetReleases>;
   /** Stops the hourly sweep, then closes the registry. */
   close(): Promise<void>;
 }
@@ -82,11 +86,13 @@ export async function openFleet(
       ).length;
       return { app, hosts: hosts.length, tally: store.tally(app), rollout: store.rollout(app), failures, liars };
     });
+  const ledgers = ledgerSources(config, log);
+  const releases = async (app: string) => fleetReleases(app, store.hosts(app), await ledgers.get(app)?.read());
   const close = async () => {
     await expiry.stop();
     await store.close();
   };
-  return { secrets, store, maxHosts, tally, views, close };
+  return { secrets, store, maxHosts, tally, views, releases, close };
 }
 
 async function openLocal(dataDir: string, log: Logger): Promise<FleetStore> {

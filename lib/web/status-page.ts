@@ -94,7 +94,8 @@ function shortSha(job: Job, length = 10): string {
   return job.commitUrl ? `<a href="${plain(job.commitUrl)}" rel="noopener noreferrer nofollow">${sha}</a>` : sha;
 }
 
-function layout(
+/** A page of the status site: header (with log in/out), `body` in main; `title` is markup. */
+export function layout(
   title: string,
   body: string,
   { viewer, base = '', scripts = [] }: { viewer?: Viewer; base?: string; scripts?: string[] } = {},
