@@ -114,3 +114,77 @@ async function postForget(base: URL, opts: ForgetOptions, request: Record<string
     throw new RemoteError(`POST ${url.pathname} answered without the number of hosts forgotten.`);
   return answer.forgotten;
 }
+
+/** GET /fleet/APP/releases is a few hundred bytes a release; more than this is not one. */
+const MAX_RELEASES_ANSWER = 32 * 1024 * 1024;
+
+export interface FleetReleasesOptions {
+  /** hook-server's base URL (`--fleet`). */
+  fleet: string;
+  app: string;
+  /** The app's fleet secret, resolved. */
+  secret: string;
+  fetch?: typeof globalThis.fetch;
+}
+
+/** What GET /fleet/APP/releases says of each version its hosts run (counts only: the ledger is read at DEST). */
+export interface VersionOnHosts {
+  version: string;
+  hosts: number;
+  verified: number;
+  mismatched: number;
+  held_by_all: boolean;
+}
+
+/** GET /fleet/APP/releases, signed with the app's secret: per version, its hosts. 401/404 are ConfigErrors (exit 2). */
+export async function fetchFleetReleases(
+  opts: FleetReleasesOptions,
+): Promise<{ hosts: number; versions: VersionOnHosts[] }> {
+  validateName(opts.app, 'app name');
+  const base = fleetBase(opts.fleet);
+  const url = new URL(`fleet/${encodeURIComponent(opts.app)}/releases`, base);
+  let response: Response;
+  try {
+    response = await (opts.fetch ?? fetch)(url, {
+      headers: signRequest(opts.secret, 'GET', url.pathname),
+      signal: AbortSignal.timeout(30_000),
+    });
+  } catch (error) {
+    const why = messageOf((error as { cause?: unknown }).cause ?? error);
+    throw new RemoteError(`Could not reach hook-server at ${base.origin} (${why}); is --fleet right?`, {
+      cause: error,
+    });
+  }
+  const text = (await readAtMost(response.body, MAX_RELEASES_ANSWER)).toString('utf8');
+  if (response.status === 401 || response.status === 403)
+    throw new ConfigError(
+      `hook-server refused GET ${url.pathname} (${response.status}): --fleet-secret is not the secret of app ${opts.app} in its fleet: section.`,
+    );
+  if (response.status === 404)
+    throw new ConfigError(
+      `hook-server at ${base.origin} has no ${url.pathname} (404): is app ${opts.app} under fleet: in its shipkit.yml, and is hook-server new enough?`,
+    );
+  if (response.status !== 200) throw new RemoteError(`GET ${url.pathname} answered ${response.status}.`);
+  let answer: { hosts?: unknown; releases?: unknown; unlisted?: unknown };
+  try {
+    answer = JSON.parse(text) as typeof answer;
+  } catch {
+    throw new RemoteError(`GET ${url.pathname} answered something other than JSON.`);
+  }
+  if (typeof answer.hosts !== 'number' || !Array.isArray(answer.releases) || !Array.isArray(answer.unlisted))
+    throw new RemoteError(`GET ${url.pathname} answered JSON without hosts, releases and unlisted.`);
+  const versions = [...answer.releases, ...answer.unlisted].flatMap((r: Partial<VersionOnHosts>) =>
+    typeof r?.version === 'string' && typeof r.hosts === 'number'
+      ? [
+          {
+            version: r.version,
+            hosts: r.hosts,
+            verified: Number(r.verified) || 0,
+            mismatched: Number(r.mismatched) || 0,
+            held_by_all: r.held_by_all === true,
+          },
+        ]
+      : [],
+  );
+  return { hosts: answer.hosts, versions };
+}

@@ -6,6 +6,7 @@ import { ConfigError, ValidationError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { validateName } from '../core/names.ts';
 import { openDestination, type Destination } from './destination.ts';
+import type { VersionOnHosts } from './fleet-client.ts';
 import { readLedgerAt, revokedSubkeys } from './ledger-dest.ts';
 import { badVersions, shownEscaped, type LedgerEntry } from './ledger.ts';
 import { readPublishedVersion } from './seq.ts';
@@ -29,6 +30,8 @@ export interface ReleaseRow {
   bad: boolean;
   /** Its signing subkey is revoked in the certificate. */
   revoked: boolean;
+  /** With `--fleet`: the hosts that run it, as hook-server's reports tell. */
+  fleet?: Omit<VersionOnHosts, 'version'>;
 }
 
 /** The releases of `app` in `entries`, newest publish first. */
@@ -87,6 +90,19 @@ export interface History {
   primary: string;
   entries: number;
   releases: ReleaseRow[];
+  /** With `--fleet`: the hosts that report to hook-server. */
+  hosts?: number;
+}
+
+/** `history` with each release's hosts from GET /fleet/APP/releases (1.1 and 1.1.0 are one version). */
+export function withHosts(history: History, fleet: { hosts: number; versions: VersionOnHosts[] }): History {
+  const releases = history.releases.map((row) => {
+    const on = fleet.versions.filter((v) => compareVersions(v.version, row.version) === 0);
+    const sum = (key: 'hosts' | 'verified' | 'mismatched') => on.reduce((n, v) => n + v[key], 0);
+    const counts = { hosts: sum('hosts'), verified: sum('verified'), mismatched: sum('mismatched') };
+    return { ...row, fleet: { ...counts, held_by_all: on.some((v) => v.held_by_all) } };
+  });
+  return { ...history, releases, hosts: fleet.hosts };
 }
 
 /** A ledger whose chain, signature and head signer were checked against a certificate. */
@@ -153,10 +169,22 @@ export function rollbackChoices(history: History): ReleaseRow[] {
   return history.releases.filter((r) => !r.current && !r.bad && !r.revoked);
 }
 
+/** `12 hosts (12 verified)`, padded to line up; what a host count of a release says. */
+export function hostsText(f: NonNullable<ReleaseRow['fleet']>): string {
+  const detail = [
+    `${f.verified} verified`,
+    f.mismatched ? `${f.mismatched} ANOTHER DIGEST` : '',
+    f.held_by_all ? 'held by all' : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
+  return `${`${f.hosts} host${f.hosts === 1 ? '' : 's'}`.padStart(11)} (${detail})`.padEnd(42);
+}
+
 /** One line a release, for a terminal: every text from the ledger shown escaped. */
 export function formatHistory(history: History): string {
   const lines = [
-    `${shownEscaped(history.app)} at ${history.from}: ${history.releases.length} releases, ${history.entries} ledger entries (signed by ${history.primary})`,
+    `${shownEscaped(history.app)} at ${history.from}: ${history.releases.length} releases, ${history.entries} ledger entries (signed by ${history.primary})${history.hosts === undefined ? '' : `; ${history.hosts} hosts report`}`,
   ];
   for (const r of history.releases) {
     const source = [r.source.repo, r.source.ref, r.source.commit?.slice(0, 12)].filter(Boolean).join(' ');
@@ -167,8 +195,9 @@ export function formatHistory(history: History): string {
     ]
       .filter(Boolean)
       .join(', ');
+    const hosts = r.fleet ? `${hostsText(r.fleet)}  ` : '';
     lines.push(
-      `  ${r.version.padEnd(12)} ${flags.padEnd(20)} ${r.at.slice(0, 19).replace('T', ' ')}  ${shownEscaped(r.by)}${source ? `  ${shownEscaped(source)}` : ''}`,
+      `  ${r.version.padEnd(12)} ${flags.padEnd(20)} ${hosts}${r.at.slice(0, 19).replace('T', ' ')}  ${shownEscaped(r.by)}${source ? `  ${shownEscaped(source)}` : ''}`,
     );
   }
   return `${lines.join('\n')}\n`;

@@ -14,7 +14,7 @@ import {
   type RequestVerifier,
 } from '../http/signing.ts';
 import type { FleetRegistry } from '../fleet/fleet-memory.ts';
-import type { FleetReleases } from '../fleet/releases-view.ts';
+import type { FleetReleases } from '../release/fleet-releases.ts';
 import {
   checkForget,
   checkReport,
@@ -27,6 +27,8 @@ import {
 } from '../release/fleet-report.ts';
 import { HOST_ID_PATTERN } from '../release/rollout-bucket.ts';
 import type { Refuse } from '../web/read-sources.ts';
+import { rolloutAction } from '../audit/actions.ts';
+import { clientOf, type AuditRecord } from '../audit/trail.ts';
 
 const BODY_TIMEOUT_MS = 10_000;
 const DAY_MS = 86_400_000;
@@ -58,6 +60,8 @@ export interface FleetRoutesOptions {
   canRead?: (req: IncomingMessage) => boolean;
   onReport?: (app: string, result: string) => void;
   onRefused?: (reason: RefusalReason) => void;
+  /** The audit trail: rollout starts, steps, halts, resumes, rollbacks and forgets, on disk before the answer. */
+  record?: (entry: AuditRecord) => Promise<unknown>;
   now?: () => number;
 }
 
@@ -311,6 +315,13 @@ export class FleetRoutes {
       refuse,
       () => checkRollout(signed.value, this.now()),
       async ({ app, ...rollout }) => {
+        // Recorded first: a rollout kept but not recorded would be a repeat when it is sent again.
+        const action = rolloutAction(store.rollout(app), rollout);
+        if (action) {
+          const { version, step, steps, percent, state, reason } = rollout;
+          const detail = { version, step, steps: steps.length, percent, state, ...(reason ? { reason } : {}) };
+          await this.options.record?.({ action, actor: 'fleet secret', from: clientOf(req), subject: app, detail });
+        }
         await store.setRollout(app, rollout);
         log.info('fleet rollout', {
           app,
@@ -339,6 +350,13 @@ export class FleetRoutes {
         const hosts = 'hosts' in request ? request.hosts : store.silentSince(request.app, silentBefore);
         const forgotten = await store.forget(request.app, hosts, { silentBefore });
         const asked = 'hosts' in request ? { named: hosts.length } : { silent_for_days: request.silentForDays };
+        await this.options.record?.({
+          action: 'fleet.forget',
+          actor: 'fleet secret',
+          from: clientOf(req),
+          subject: request.app,
+          detail: { ...asked, forgotten },
+        });
         log.info(`fleet: forgot ${forgotten} host${forgotten === 1 ? '' : 's'} (shipkit fleet forget)`, {
           app: request.app,
           ...asked,

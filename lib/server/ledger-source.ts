@@ -8,7 +8,7 @@ import path from 'node:path';
 import { messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { ShipkitConfig } from '../config/shipkit-yml.ts';
-import type { LedgerSnapshot } from '../fleet/releases-view.ts';
+import type { LedgerSnapshot } from '../release/fleet-releases.ts';
 import { openDestination } from '../release/destination.ts';
 import { certificateFor, verifiedLedger } from '../release/history.ts';
 import { LEDGER_FILE, LEDGER_SIG_FILE } from '../release/ledger.ts';

@@ -27,7 +27,7 @@ function rolloutLine(view: FleetView): string {
   );
 }
 
-function appSection(view: FleetView, showReasons: boolean): string {
+function appSection(view: FleetView, showReasons: boolean, base: string): string {
   const tally = view.tally
     .map(
       (t) =>
@@ -55,14 +55,14 @@ function appSection(view: FleetView, showReasons: boolean): string {
   } else if (view.failures.length) {
     failures = `<p class="muted">${view.failures.length} failure${view.failures.length === 1 ? '' : 's'}; log in to see the reasons.</p>`;
   }
-  return `<h3>${shown(view.app)} <span class="muted">(${view.hosts} host${view.hosts === 1 ? '' : 's'})</span></h3>
+  return `<h3>${shown(view.app)} <span class="muted">(${view.hosts} host${view.hosts === 1 ? '' : 's'})</span> <a class="small" href="${base}/releases/${encodeURIComponent(view.app)}">Releases</a></h3>
 ${rolloutLine(view)}
 ${tally ? `<table class="fleet"><thead><tr><th>Version</th><th>Result</th><th>Hosts</th></tr></thead>\n<tbody>\n${tally}\n</tbody></table>` : '<p class="muted">No host has reported yet.</p>'}
 ${liars}${failures}`;
 }
 
-/** The section, or '' without apps. `showReasons`: failures' reasons are for signed-in viewers. */
-export function renderFleetSection(fleet: FleetView[] | undefined, showReasons: boolean): string {
+/** The section, or '' without apps. `showReasons`: failures' reasons are for signed-in viewers; `base`: the pages' path prefix. */
+export function renderFleetSection(fleet: FleetView[] | undefined, showReasons: boolean, base = ''): string {
   if (!fleet?.length) return '';
-  return `<h2>Fleet</h2>\n${fleet.map((view) => appSection(view, showReasons)).join('\n')}\n`;
+  return `<h2>Fleet</h2>\n${fleet.map((view) => appSection(view, showReasons, base)).join('\n')}\n`;
 }

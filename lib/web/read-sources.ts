@@ -1,11 +1,15 @@
 // What hook-server's read side (lib/web/) needs of the rest: the jobs, a log reader and config
 // bits, in a type web owns. hook-server builds one from its queue; the pages and the JSON API read
 // only through it, so web knows nothing of how jobs are stored or run.
+import type { FleetReleases } from '../release/fleet-releases.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Job } from '../jobs/job.ts';
 import type { DeliveryOutcomes } from '../notify/outcomes.ts';
 import type { Logger } from '../core/log.ts';
 import type { EndedSessions } from './ended-sessions.ts';
+import type { AuditQuery } from '../audit/query.ts';
+import type { AuditRow } from '../audit/store.ts';
+import type { AuditRecord } from '../audit/trail.ts';
 
 /** What the read side needs of hook-server: its jobs, a log reader, config bits. */
 export interface ReadSources {
@@ -51,6 +55,13 @@ export interface ReadSources {
   shareEnded?: (local: EndedSessions) => EndedSessions;
   /** The apps hosts report to (`fleet:`), for the status page's Fleet section. */
   fleet?(): FleetView[];
+  /** The control plane's audit trail (lib/audit/): logins and logouts go in; GET /audit and the Audit page read it. */
+  audit?: {
+    record(entry: AuditRecord): Promise<unknown>;
+    read(query: AuditQuery): Promise<AuditRow[]>;
+  };
+  /** One app of `fleet:`'s releases (its ledger joined with its hosts), for the Releases view; undefined for an app not there. */
+  releases?(app: string): Promise<FleetReleases> | undefined;
 }
 
 /** One app's fleet as the status page shows it (hook-server builds it from its fleet registry). */
@@ -73,6 +84,8 @@ export interface FleetView {
   /** Hosts whose claimed bucket is not the one their id gives. */
   liars: number;
 }
+
+export type { FleetReleases };
 
 export type LogSource = { text: string } | { file: string; size: number };
 

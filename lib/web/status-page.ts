@@ -224,7 +224,7 @@ export function renderStatusPage({
 <tbody>
 ${repoRows || `<tr><td colspan="4" class="muted">No repositories in the config${firstSteps ? ' yet: see Getting started above' : ''}.</td></tr>`}
 </tbody></table>
-${repo ? '' : renderFleetSection(fleet, viewer.signedIn)}<h2>Recent jobs${repo ? ` of ${text(repo)} <a href="${base}/">(all)</a>` : ''}</h2>
+${repo ? '' : renderFleetSection(fleet, viewer.signedIn, base)}<h2>Recent jobs${repo ? ` of ${text(repo)} <a href="${base}/">(all)</a>` : ''}</h2>
 ${filter}
 <table class="jobs"><thead><tr><th>State</th><th>Repository</th><th>Branch</th><th>Commit</th><th>Message</th><th>Author</th><th>Trigger</th><th>Queued</th><th>Started</th><th>Duration</th></tr></thead>
 <tbody>

@@ -2,10 +2,10 @@
 // app's verified ledger joined with its hosts' latest reports — per release, how many hosts run
 // it, how many of them verified the ledger's digest, whether every host still holds it, and the
 // rollout steps, halts and rollbacks the ledger records. One pass over the hosts.
-import { releasesOf, type ReleaseRow } from '../release/history.ts';
-import type { LedgerEntry } from '../release/ledger.ts';
-import type { HostEntry, ReportResult } from '../release/fleet-report.ts';
-import { compareVersions } from '../release/version-file.ts';
+import { releasesOf, type ReleaseRow } from './history.ts';
+import type { LedgerEntry } from './ledger.ts';
+import type { HostEntry, ReportResult } from './fleet-report.ts';
+import { compareVersions } from './version-file.ts';
 
 /** What the ledger said of an app when it was last read: its entries, or why there are none. */
 export interface LedgerSnapshot {
