@@ -15,6 +15,7 @@ import type { Logger } from '../lib/core/log.ts';
 import { validateName } from '../lib/core/names.ts';
 import { findConfigFile, getRepo, loadShipkitConfig } from '../lib/config/shipkit-yml.ts';
 import { parseRolloutPercent, validateVersion } from '../lib/release/version-file.ts';
+import type { History } from '../lib/release/history.ts';
 
 const publishCommand: CommandSpec = {
   usage: `Usage: release publish DIR --name APP --platform PLATFORM --version V --key SECRET_KEY.asc
@@ -94,6 +95,9 @@ Options:
   --version V              the release to go back to (default: the previous one at DEST; on a
                            terminal, a picker of the ledger's releases)
   --list                   print the releases it can go back to (with --json: as JSON); writes nothing
+  --fleet URL              hook-server's URL (with --fleet-secret): --list and the picker mark the
+                           releases every reporting host still holds (going back downloads nothing)
+  --fleet-secret SECRET    the app's fleet secret (file:PATH or env:NAME)
   --key FILE               armored OpenPGP secret key (the one release publish uses)
   --passphrase-file FILE   passphrase for the key (first line)
   --keys FILE              the public certificate (default: keys.asc beside --key)
@@ -112,13 +116,15 @@ Exit codes: 0 rolled back, 1 failed, 2 usage error or nothing to roll back to.`,
     expires: { type: 'integer', min: 0, max: 36_500 },
     seq: { type: 'integer', min: 1, max: 999_999_999_999_999 },
     list: { type: 'boolean' },
+    fleet: { type: 'string' },
+    'fleet-secret': { type: 'string' },
   },
   minPositionals: 1,
   maxPositionals: 1,
 };
 
 const historyCommand: CommandSpec = {
-  usage: `Usage: release history APP --from DEST [--keys keys.asc] [--json]
+  usage: `Usage: release history APP --from DEST [--keys keys.asc] [--fleet URL --fleet-secret SECRET] [--json]
 
 The releases of APP that the ledger at DEST (ledger.jsonl, signed as ledger.jsonl.sig) records,
 newest first: version, state (current, previous, halted, rolled back), ROLLOUT, when, who, the
@@ -130,10 +136,20 @@ Options:
   --from DEST    a local folder, s3://bucket/prefix or user@host:path
   --keys FILE    the release certificate to trust (keys.asc from \`release keys\`); default
                  DEST's keys.asc (its primary fingerprint is printed: compare it with your pin)
+  --fleet URL    hook-server's URL: each release shows how many hosts run it, how many of them
+                 verified the ledger's sha256, and whether every host still holds it
+  --fleet-secret SECRET
+                 the app's fleet secret (file:PATH or env:NAME), to sign the request
   --json         print the history as JSON
 
 Exit codes: 0 shown, 1 failed, 2 usage error, no ledger or a ledger that does not verify.`,
-  flags: { from: { type: 'string' }, keys: { type: 'string' }, json: { type: 'boolean' } },
+  flags: {
+    from: { type: 'string' },
+    keys: { type: 'string' },
+    fleet: { type: 'string' },
+    'fleet-secret': { type: 'string' },
+    json: { type: 'boolean' },
+  },
   minPositionals: 1,
   maxPositionals: 1,
 };
@@ -463,9 +479,21 @@ async function historyMain(args: Args, log: Logger): Promise<number> {
   if (typeof args.from !== 'string' || !args.from)
     throw new UsageError('Missing --from DEST. Run `release history --help` for usage.');
   const { formatHistory, releaseHistory } = await import('../lib/release/history.ts');
-  const history = await releaseHistory({ app, from: args.from, keys: args.keys, log });
+  const history = await hostsOfFleet(args, await releaseHistory({ app, from: args.from, keys: args.keys, log }));
   process.stdout.write(args.json ? `${JSON.stringify(history)}\n` : formatHistory(history));
   return 0;
+}
+
+/** `history` with its releases' hosts when `--fleet` names hook-server (with `--fleet-secret`). */
+async function hostsOfFleet(args: Args, history: History): Promise<History> {
+  if (args.fleet === undefined) return history;
+  if (typeof args.fleet !== 'string' || !args.fleet || typeof args['fleet-secret'] !== 'string')
+    throw new UsageError("--fleet needs a URL and --fleet-secret the app's fleet secret (file:PATH or env:NAME).");
+  const { resolveSecretFlag } = await import('../lib/core/secrets.ts');
+  const secret = await resolveSecretFlag(args['fleet-secret'], '--fleet-secret');
+  const { fetchFleetReleases } = await import('../lib/release/fleet-client.ts');
+  const { withHosts } = await import('../lib/release/history.ts');
+  return withHosts(history, await fetchFleetReleases({ fleet: args.fleet, app: history.app, secret }));
 }
 
 /**
@@ -473,18 +501,21 @@ async function historyMain(args: Args, log: Logger): Promise<number> {
  * back to. The version picked, or undefined when the list was only printed.
  */
 async function rollbackChoices(args: Args, log: Logger, pick: boolean): Promise<string | undefined> {
-  const { releaseHistory, rollbackChoices: choicesOf } = await import('../lib/release/history.ts');
+  const { hostsText, releaseHistory, rollbackChoices: choicesOf } = await import('../lib/release/history.ts');
   const beside = typeof args.key === 'string' ? path.join(path.dirname(args.key), 'keys.asc') : undefined;
   const keys = args.keys ?? (beside && existsSync(beside) ? beside : undefined);
-  const history = await releaseHistory({ app: String(args._[0]), from: String(args.to), keys, log });
+  const history = await hostsOfFleet(
+    args,
+    await releaseHistory({ app: String(args._[0]), from: String(args.to), keys, log }),
+  );
   const choices = choicesOf(history);
+  const line = (r: (typeof choices)[number]) =>
+    `${r.version}  published ${r.at.slice(0, 19).replace('T', ' ')}${r.fleet ? `  ${hostsText(r.fleet).trim()}` : ''}`;
   if (!pick) {
     if (args.json) process.stdout.write(`${JSON.stringify(choices)}\n`);
     else
       process.stdout.write(
-        choices.length
-          ? choices.map((r) => `${r.version}  published ${r.at.slice(0, 19).replace('T', ' ')}`).join('\n') + '\n'
-          : 'No release in the ledger to go back to.\n',
+        choices.length ? choices.map(line).join('\n') + '\n' : 'No release in the ledger to go back to.\n',
       );
     return undefined;
   }
@@ -493,9 +524,7 @@ async function rollbackChoices(args: Args, log: Logger, pick: boolean): Promise<
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
     process.stderr.write(`Go back to which release of ${history.app}? (the ledger at ${history.from})\n`);
-    choices.forEach((r, i) =>
-      process.stderr.write(`  ${i + 1}) ${r.version}  published ${r.at.slice(0, 19).replace('T', ' ')}\n`),
-    );
+    choices.forEach((r, i) => process.stderr.write(`  ${i + 1}) ${line(r)}\n`));
     const answer = (await rl.question(`Number [1]: `)).trim() || '1';
     const chosen = choices[Number(answer) - 1];
     if (!/^\d+$/.test(answer) || !chosen)

@@ -67,8 +67,8 @@ export interface FleetReleases {
 const emptyHosts = (): VersionHosts => ({ hosts: 0, verified: 0, mismatched: 0, unknown: 0, results: {} });
 
 /**
- * Hosts per version, counted in one pass: `digests` maps a version to the sha256 the ledger
- * records for it; `held` counts, per version, the hosts that have it as version or previous.
+ * Hosts per version, counted in one pass: `digests` maps a version hosts name to the sha256 the
+ * ledger records for it; `held` counts, per version, the hosts that have it as version or previous.
  */
 function countHosts(hosts: HostEntry[], digests: Map<string, string | null>) {
   const byVersion = new Map<string, VersionHosts>();
@@ -111,7 +111,10 @@ function movesOf(entries: LedgerEntry[], app: string): Map<string, ReleaseMove[]
 export function fleetReleases(app: string, hosts: HostEntry[], snapshot: LedgerSnapshot | undefined): FleetReleases {
   const entries = snapshot?.error ? [] : (snapshot?.entries ?? []);
   const rows = releasesOf(entries, app, { current: currentOf(entries, app), revoked: snapshot?.revoked });
-  const digests = new Map(rows.map((r) => [r.version, r.sha256]));
+  // Keyed by the versions hosts name (1.1.0 is the ledger's 1.1): a few distinct ones for any fleet.
+  const digests = new Map<string, string | null>();
+  for (const version of new Set(hosts.map((h) => h.version)))
+    digests.set(version, rows.find((r) => compareVersions(r.version, version) === 0)?.sha256 ?? null);
   const { byVersion, held } = countHosts(hosts, digests);
   const moves = movesOf(entries, app);
   const listed = new Set<string>();

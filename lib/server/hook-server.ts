@@ -270,6 +270,7 @@ function createReadSide(options: HookServerOptions, dirs: DataDirs, stores: Stor
     deliveries: out.deliveries,
     followLog: (req, res, job) => follow.handle(req, res, job),
     fleet: fleet?.views,
+    releases: fleet && ((app) => (fleet.secrets.has(app) ? fleet.releases(app) : undefined)),
     shareEnded:
       queue instanceof PgJobQueue
         ? (local) => (shared = shareEndedSessions(local, queue.database, { log }))

@@ -1,12 +1,14 @@
 // The status page's Releases view of one app (docs/fleet.md "Releases"): the verified ledger's
 // releases, newest first, with how many hosts run each and verified its digest, who published it
 // and when, the rollout steps, halts and rollbacks, and versions hosts run that the ledger does
-// not record. Every text from the ledger or a host is escaped with its bidi controls shown.
-import { escapeMarkup, showBidiControls } from '../core/escape.ts';
+// not record. Every text from the ledger or a host is escaped, its control characters shown.
+import { escapeMarkup } from '../core/escape.ts';
 import type { FleetReleases, ReleaseMove, ReleaseView } from '../release/fleet-releases.ts';
+import { shownEscaped } from '../release/ledger.ts';
 import { layout, type Viewer } from './status-page.ts';
 
-const shown = (value: string) => `<bdi>${escapeMarkup(showBidiControls(value))}</bdi>`;
+// Control characters (ESC, newlines, bidi controls) as \u escapes, as `release history` shows them.
+const shown = (value: string) => `<bdi>${escapeMarkup(shownEscaped(value))}</bdi>`;
 
 function when(value: string): string {
   const at = Date.parse(value);

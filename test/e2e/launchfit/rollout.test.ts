@@ -38,6 +38,9 @@ async function resign(w: World, rollout: string, seq: number): Promise<void> {
   await recordInLedger(w, text);
 }
 
+/** The sha256 of the release tarball of `version` at the world's update folder, as a host verifies it. */
+const tarballSha = (w: World, version: string) =>
+  sha256Hex(readFileSync(path.join(w.updates, `my-app-gnu-linux-${version}.tar.gz`)));
 const seqOf = (w: World) => Number(/^SEQ (\d+)$/m.exec(readFileSync(path.join(w.updates, 'VERSION'), 'utf8'))![1]);
 const tarballRequests = (w: World) => w.server.requests.filter((r) => r.path.endsWith('.tar.gz')).length;
 
@@ -208,6 +211,7 @@ test('reports: signed POSTs at start (running) and after an update (updated, pre
         version: '1.0',
         previous: '',
         seq: seqOf(w),
+        sha256: tarballSha(w, '1.0'),
         bucket: rolloutBucket(host, '1.0'),
         result: 'running',
         reason: '',
@@ -227,9 +231,18 @@ test('reports: signed POSTs at start (running) and after an update (updated, pre
         version: got[1].body.version,
         previous: got[1].body.previous,
         seq: got[1].body.seq,
+        sha256: got[1].body.sha256,
         result: got[1].body.result,
       },
-      { app: 'my-app', host, version: '1.1', previous: '1.0', seq: seqOf(w), result: 'updated' },
+      {
+        app: 'my-app',
+        host,
+        version: '1.1',
+        previous: '1.0',
+        seq: seqOf(w),
+        sha256: tarballSha(w, '1.1'),
+        result: 'updated',
+      },
     );
     assert.ok(typeof got[1].body.seconds === 'number' && (got[1].body.seconds as number) > 0);
     await waitFor(async () => (await statusOf(w.deploy)).lastReport?.version === '1.1', {
