@@ -154,6 +154,44 @@ Exit codes: 0 shown, 1 failed, 2 usage error, no ledger or a ledger that does no
   maxPositionals: 1,
 };
 
+const diffCommand: CommandSpec = {
+  usage: `Usage: release diff APP V1 V2 --from DEST [--keys keys.asc] [--repo DIR] [--platform P] [--json]
+
+What changed from release V1 to release V2 of APP, both published at DEST: the commits between
+them, the files added, removed and changed (by sha256, mode, type or link target) with their
+sizes, and the dependencies in their package-lock.json added, removed and changed.
+
+Everything is verified before it is read: the ledger at DEST (chain and signature, as
+\`release history\` checks it) must have a publish entry for V1 and for V2; each tarball must
+have the sha256 its entry records and a .sig by the release key; its provenance
+(APP-PLATFORM-V.intoto.jsonl) the digest its entry records. The tarballs are read in memory,
+never extracted. The commits are the source commits of the two releases' provenance, listed
+with \`git log\` in --repo DIR, else in the current folder when it is a checkout that has both;
+otherwise both commits are printed and --repo is named.
+
+DEST is required: there is no default place where releases are published.
+
+Options:
+  --from DEST      a local folder, s3://bucket/prefix or user@host:path (where \`release publish
+                   --to\` put them)
+  --keys FILE      the release certificate to trust (default DEST's keys.asc)
+  --repo DIR       a git checkout of the source that has both releases' commits
+  --platform P     the platform's tarballs, when DEST holds V1 or V2 for several
+  --json           print the diff as one JSON object
+
+Exit codes: 0 shown, 1 failed, 2 usage error, a version the ledger does not have, a tarball
+pruned by --keep or that does not verify, or a ledger that does not verify (nothing compared).`,
+  flags: {
+    from: { type: 'string' },
+    keys: { type: 'string' },
+    repo: { type: 'string' },
+    platform: { type: 'string' },
+    json: { type: 'boolean' },
+  },
+  minPositionals: 3,
+  maxPositionals: 3,
+};
+
 const rolloutCommand: CommandSpec = {
   usage: `Usage: release rollout APP --to DEST --fleet URL --fleet-secret file:PATH|env:NAME
                        --key SECRET_KEY.asc [--passphrase-file F] [--keys keys.asc]
@@ -221,6 +259,7 @@ const releaseCliSpec: CliSpec = {
        release rollout APP --to DEST --fleet URL --fleet-secret file:PATH --key SECRET_KEY.asc
                [--steps 1,10,50,100] [--wait SECONDS] [--max-failures N|P%] [--rollback]
        release history APP --from DEST [--keys keys.asc] [--json]
+       release diff APP V1 V2 --from DEST [--keys keys.asc] [--repo DIR] [--json]
 
 release REPO --tag TAG
   Checks out TAG in DATA/repos/REPO and runs the repo's release script (\`release:\` in
@@ -246,6 +285,10 @@ release history APP --from DEST [--json]
   The releases the signed ledger at DEST records, newest first, with their state (see
   \`release history --help\`).
 
+release diff APP V1 V2 --from DEST [--repo DIR] [--json]
+  What changed between two releases at DEST, verified first: commits, files and sizes,
+  package-lock dependencies (see \`release diff --help\`).
+
 release rollout APP --to DEST --fleet URL ...
   Raises ROLLOUT step by step while the hosts' reports to hook-server show no more failures
   than allowed; halts (exit 1), with --rollback back to the previous release
@@ -269,7 +312,13 @@ Examples:
   minPositionals: 1,
   maxPositionals: 1,
   needs: ['bash', 'git'],
-  commands: { publish: publishCommand, rollback: rollbackCommand, rollout: rolloutCommand, history: historyCommand },
+  commands: {
+    publish: publishCommand,
+    rollback: rollbackCommand,
+    rollout: rolloutCommand,
+    history: historyCommand,
+    diff: diffCommand,
+  },
 };
 
 const KEYS_FOLDER = `DIR holds primary.asc (the whole secret key: keep the folder offline), signing.asc (the
@@ -496,6 +545,32 @@ async function hostsOfFleet(args: Args, history: History): Promise<History> {
   return withHosts(history, await fetchFleetReleases({ fleet: args.fleet, app: history.app, secret }));
 }
 
+async function diffMain(args: Args, log: Logger): Promise<number> {
+  const [app, from, to] = args._.map(String);
+  validateName(app, 'app name');
+  validateVersion(from, 'V1');
+  validateVersion(to, 'V2');
+  if (typeof args.from !== 'string' || !args.from)
+    throw new UsageError(
+      'Missing --from DEST: where the releases were published. Run `release diff --help` for usage.',
+    );
+  const { releaseDiff } = await import('../lib/release/diff.ts');
+  const { formatDiff } = await import('../lib/release/diff-format.ts');
+  const diff = await releaseDiff({
+    app,
+    from,
+    to,
+    dest: args.from,
+    keys: args.keys,
+    platform: args.platform,
+    repoDir: args.repo,
+    cwd: process.cwd(),
+    log,
+  });
+  process.stdout.write(args.json ? `${JSON.stringify(diff)}\n` : formatDiff(diff));
+  return 0;
+}
+
 /**
  * `release rollback --list`, and the picker on a terminal: the releases the ledger says it can go
  * back to. The version picked, or undefined when the list was only printed.
@@ -597,5 +672,7 @@ else
           ? rolloutMain(args, log)
           : args.command === 'history'
             ? historyMain(args, log)
-            : releaseMain(args, log),
+            : args.command === 'diff'
+              ? diffMain(args, log)
+              : releaseMain(args, log),
   );
