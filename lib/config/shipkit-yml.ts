@@ -82,6 +82,8 @@ export interface ShipkitConfig {
   queue?: string;
   /** `fleet:` (docs/fleet.md): per app, the secret its hosts' reports and `release rollout` are signed with. */
   fleet: Map<string, FleetApp>;
+  /** `audit:` (docs/audit.md): `keep_days` cuts older entries of the audit trail, recorded; absent = kept forever. */
+  audit?: { keepDays?: number };
   repos: Map<string, RepoConfig>;
 }
 
@@ -102,6 +104,7 @@ const TOP_KEYS = [
   'notify',
   'queue',
   'fleet',
+  'audit',
   ...REPORT_KEYS,
 ] as const;
 const REPO_KEYS = [
@@ -216,8 +219,22 @@ export function parseShipkitConfig(doc: ConfigDoc): ShipkitConfig {
     notify: parseNotifyList(doc, []) ?? [],
     queue,
     fleet,
+    audit: parseAudit(doc),
     repos,
   };
+}
+
+function parseAudit(doc: ConfigDoc): { keepDays?: number } {
+  if (getKey(doc, ['audit'], 'object') === undefined) return {};
+  checkKnownKeys(doc, ['audit'], ['keep_days']);
+  const keepDays = getKey(doc, ['audit', 'keep_days'], 'number');
+  if (keepDays !== undefined && (!Number.isInteger(keepDays) || keepDays < 1 || keepDays > 36_500))
+    throw configError(
+      doc,
+      ['audit', 'keep_days'],
+      'must be a whole number of days from 1 to 36500 (absent: keep forever).',
+    );
+  return { keepDays };
 }
 
 function parseUiMode(doc: ConfigDoc): UiMode {

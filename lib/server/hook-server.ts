@@ -46,6 +46,7 @@ import { countedForge, DeliveryIntake, FORGE_PATHS, type Secrets } from './deliv
 import { basePath } from '../jobs/job-url.ts';
 import { FleetRoutes } from './fleet-routes.ts';
 import { openFleet, type Fleet } from './open-fleet.ts';
+import { AuditTrail } from '../audit/trail.ts';
 
 export const MAX_BODY = 25 * 1024 * 1024;
 const BODY_TIMEOUT_MS = 30_000;
@@ -138,7 +139,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
   const { config, log } = options;
   const dirs = await prepareDataFolder(config, log);
   const stores = await openStores(options, dirs);
-  const { lock, journal, fleet, metrics, out, queue } = stores;
+  const { lock, journal, fleet, metrics, out, queue, audit } = stores;
   const { follow, readRoutes, fleetRoutes, closeSessions } = createReadSide(options, dirs, stores);
   const guard = createPushGuard({
     dataDir: dirs.data,
@@ -160,6 +161,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
   const node = { name: options.name ?? hostname(), draining: false };
   const http = await listen(options, router({ log, queue, metrics, readRoutes, intake, fleetRoutes, node }));
   queue.resume();
+  audit.keepPruned();
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
@@ -180,7 +182,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
       });
       await Promise.all([out.notifier.stop(), out.statuses.stop()]);
       await closed;
-      await Promise.all([journal.close(), sharedFleet ? undefined : fleet?.close()]);
+      await Promise.all([journal.close(), sharedFleet ? undefined : fleet?.close(), audit.close()]);
       await lock.release();
     })());
   return { url: http.url, queue, journal, http, metrics, deliveries: out.deliveries, stop };
@@ -193,6 +195,8 @@ interface Stores {
   metrics: HookMetrics;
   out: Reporters;
   queue: JobQueue;
+  /** The control plane's actions (lib/audit/): DATA/audit/audit.jsonl, or the database's table with `queue:`. */
+  audit: AuditTrail;
 }
 
 /** What hook-server tells the world about jobs: delivery outcomes, notifications, commit statuses. */
@@ -226,19 +230,24 @@ async function openStores(options: HookServerOptions, dirs: DataDirs): Promise<S
   });
   // With `queue:` the fleet registry is the database's, shared by every hook-server of it.
   const shared = queue instanceof PgJobQueue ? { db: queue.database, leads: () => queue.leads() } : undefined;
-  const fleet = await openFleet(options, dirs.data, log, shared).catch(async (error) => {
+  const closeAll = async (error: unknown, opened?: Fleet): Promise<never> => {
     await queue.stop({ graceMs: 0, killGroup: async () => {} });
-    await journal.close();
+    await Promise.all([journal.close(), opened?.close()]);
     await lock.release();
     throw error;
-  });
-  return { lock, journal, fleet, metrics, out, queue };
+  };
+  const fleet = await openFleet(options, dirs.data, log, shared).catch((error) => closeAll(error));
+  const node = options.name ?? hostname();
+  const audit = await AuditTrail.open(config, `${node} (audit)`, { log, node, env: options.env }).catch((error) =>
+    closeAll(error, fleet),
+  );
+  return { lock, journal, fleet, metrics, out, queue, audit };
 }
 
 /** What answers reads: the status pages and API, live log follows, and the fleet's routes. */
 function createReadSide(options: HookServerOptions, dirs: DataDirs, stores: Stores) {
   const { config, log } = options;
-  const { journal, fleet, metrics, out, queue } = stores;
+  const { journal, fleet, metrics, out, queue, audit } = stores;
   const follow = createLogFollow({
     jobsDir: dirs.jobs,
     log,
@@ -270,6 +279,7 @@ function createReadSide(options: HookServerOptions, dirs: DataDirs, stores: Stor
     deliveries: out.deliveries,
     followLog: (req, res, job) => follow.handle(req, res, job),
     fleet: fleet?.views,
+    audit,
     releases: fleet && ((app) => (fleet.secrets.has(app) ? fleet.releases(app) : undefined)),
     shareEnded:
       queue instanceof PgJobQueue
@@ -285,6 +295,7 @@ function createReadSide(options: HookServerOptions, dirs: DataDirs, stores: Stor
       canRead: readRoutes.canRead,
       onReport: metrics.countFleetReport,
       onRefused: metrics.countFleetRefusal,
+      record: (entry) => audit.record(entry),
     });
   return { follow, readRoutes, fleetRoutes, closeSessions: () => shared?.close() };
 }

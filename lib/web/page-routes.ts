@@ -33,7 +33,10 @@ import {
   LOG_SHOWN_BYTES,
   type Viewer,
 } from './status-page.ts';
-import { messageOf } from '../core/errors.ts';
+import { messageOf, ValidationError } from '../core/errors.ts';
+import { renderAuditPage } from './audit-page.ts';
+import { auditQueryOf } from '../audit/query.ts';
+import { sessionActor, type AuditRecord } from '../audit/trail.ts';
 
 export const PAGE_HEADERS: Readonly<Record<string, string>> = {
   'Content-Security-Policy':
@@ -47,7 +50,7 @@ export const PAGE_HEADERS: Readonly<Record<string, string>> = {
 const LOGIN_BODY_MAX = 4096;
 const READ_METHODS = 'GET, HEAD';
 /** Where a login may send the browser back to: the list or a job page, nothing else. */
-const SAFE_NEXT = /^\/(?:jobs\/[A-Za-z0-9._-]{1,100})?$/;
+const SAFE_NEXT = /^\/(?:jobs\/[A-Za-z0-9._-]{1,100}|audit)?$/;
 
 /** Whether the request's Accept prefers text/html to JSON (a browser's navigation does; curl's and fetch's `*\/*` does not). */
 export function prefersHtml(accept: string | undefined): boolean {
@@ -174,15 +177,22 @@ export class PageRoutes {
 
   /**
    * Whether this viewer is kept from the pages; if so the answer is sent: 404 when pages are off
-   * or cannot be reached (no token with ui: token), the login form (401) when a session is needed.
+   * or cannot be reached (no token with ui: token), the login form (401) when a session is needed
+   * (`signedInOnly`: also with ui: public).
    */
-  private pageRefused(req: IncomingMessage, res: ServerResponse, refuse: Refuse, next: string): boolean {
+  private pageRefused(
+    req: IncomingMessage,
+    res: ServerResponse,
+    refuse: Refuse,
+    next: string,
+    signedInOnly = false,
+  ): boolean {
     const { sources, base } = this;
     if (sources.ui === 'off') {
       refuse(404, 'not found', 'the status page is off (ui: off)');
       return true;
     }
-    if (sources.ui === 'public' || this.signedIn(req)) return false;
+    if ((sources.ui === 'public' && !signedInOnly) || this.signedIn(req)) return false;
     if (!sources.token) {
       this.sendPage(
         req,
@@ -239,6 +249,36 @@ export class PageRoutes {
     const view = this.sources.releases(app);
     if (!view) return refuse(404, 'not found');
     this.sendPage(req, res, 200, renderReleasesPage({ view: await view, viewer: this.viewerOf(req), base: this.base }));
+  }
+
+  /** `GET /audit` in a browser: the audit trail's newest entries, for a signed-in viewer only (ui: public too). */
+  async auditPage(req: IncomingMessage, res: ServerResponse, url: URL, refuse: Refuse): Promise<void> {
+    const { audit } = this.sources;
+    if (!audit) return refuse(404, 'not found');
+    if (this.pageRefused(req, res, refuse, '/audit', true)) return;
+    const since = url.searchParams.get('since') ?? '';
+    try {
+      const entries = (await audit.read(auditQueryOf(url.searchParams))).map((r) => r.entry);
+      this.sendPage(req, res, 200, renderAuditPage({ entries, viewer: this.viewerOf(req), base: this.base, since }));
+    } catch (error) {
+      if (error instanceof ValidationError) return refuse(400, error.message);
+      refuse(503, 'could not read the audit trail, try again', messageOf(error));
+    }
+  }
+
+  /**
+   * `record` in the audit trail, on disk before the answer. When it cannot be written: given
+   * `refuse`, the action is refused (503) and false returned; otherwise it is logged and goes on.
+   */
+  private async audited(record: AuditRecord, refuse?: Refuse): Promise<boolean> {
+    try {
+      await this.sources.audit?.record(record);
+      return true;
+    } catch (error) {
+      this.sources.log?.error(`could not record ${record.action} in the audit trail`, { error: messageOf(error) });
+      refuse?.(503, `could not record the ${record.action} in the audit trail, try again`, messageOf(error));
+      return !refuse;
+    }
   }
 
   /** Where forges reach this server, for the page's webhook URLs: `public_url:`, else the address this request was sent to. */
@@ -313,15 +353,22 @@ export class PageRoutes {
     // at once on many connections all pass the first look while their bodies are read.
     if (!form || this.limited(client, refuse)) return;
     const next = safeNext(form.get('next'));
+    // A name the viewer gives (not checked: everyone shares the one token), for the audit trail.
+    const user = form.get('user')?.trim().slice(0, 100);
+    const detail = user ? { user } : null;
     if (!keys.tokenMatches(form.get('token') ?? '')) {
       this.limiter.fail(client);
+      await this.audited({ action: 'login.failed', actor: 'anonymous', from: client, subject: null, detail });
       return this.sendPage(req, res, 401, renderLoginPage({ error: 'Wrong token.', next, base }));
     }
     this.limiter.succeed(client);
+    const cookie = keys.issue(this.now());
+    const actor = sessionActor(cookie);
+    if (!(await this.audited({ action: 'login', actor, from: client, subject: null, detail }, refuse))) return;
     res.writeHead(303, {
       ...PAGE_HEADERS,
       Location: `${base}${next}`,
-      'Set-Cookie': sessionCookie(keys.issue(this.now()), this.cookie),
+      'Set-Cookie': sessionCookie(cookie, this.cookie),
       'Content-Length': 0,
     });
     res.end();
@@ -379,6 +426,8 @@ export class PageRoutes {
           'Set-Cookie': clearedCookie(this.cookie),
         });
       }
+      const from = req.socket.remoteAddress ?? 'unknown';
+      await this.audited({ action: 'logout', actor: sessionActor(session.id), from, subject: null, detail: null });
     }
     res.writeHead(303, {
       ...PAGE_HEADERS,

@@ -10,6 +10,8 @@ import { sendBadge } from './badge.ts';
 import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from './metrics.ts';
 import { createPageRoutes } from './page-routes.ts';
 import type { ReadSources, Refuse } from './read-sources.ts';
+import { auditQueryOf } from '../audit/query.ts';
+import { messageOf, ValidationError } from '../core/errors.ts';
 
 const READ_METHODS = 'GET, HEAD';
 
@@ -126,6 +128,18 @@ export function createReadRoutes(sources: ReadSources): ReadRoutes {
         sendMetrics(sources, req, res, refuse);
         return true;
       }
+      if (route === '/audit') {
+        if (req.method !== 'GET' && req.method !== 'HEAD')
+          refuse(405, 'method not allowed', undefined, { Allow: READ_METHODS });
+        else if (pages.wantsHtml(req)) await pages.auditPage(req, res, url, refuse);
+        else if (!sources.token) refuse(404, 'read API is off', 'no token: in the config');
+        else {
+          const unauthorised = apiProblem(req);
+          if (unauthorised) refuse(401, 'unauthorized', unauthorised, { 'WWW-Authenticate': 'Bearer' });
+          else await sendAudit(sources, req, res, url, refuse);
+        }
+        return true;
+      }
       return pages.handle(req, res, url, refuse);
     },
   };
@@ -161,6 +175,33 @@ async function sendLog(
       resolve();
     });
   });
+}
+
+/** GET /audit: `{"entries": [...]}`, or with `format=jsonl` the stored lines (a client can check their chain). */
+async function sendAudit(
+  sources: ReadSources,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  refuse: Refuse,
+): Promise<void> {
+  if (!sources.audit) return refuse(404, 'not found');
+  let rows;
+  try {
+    rows = await sources.audit.read(auditQueryOf(url.searchParams));
+  } catch (error) {
+    if (error instanceof ValidationError) return refuse(400, error.message);
+    return refuse(503, 'could not read the audit trail, try again', messageOf(error));
+  }
+  if (url.searchParams.get('format') !== 'jsonl') return sendJson(res, 200, { entries: rows.map((r) => r.entry) });
+  const body = rows.map((r) => `${r.line}\n`).join('');
+  res.writeHead(200, {
+    'Content-Type': 'application/x-ndjson; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+    'Cache-Control': 'no-store',
+    'X-Content-Type-Options': 'nosniff',
+  });
+  res.end(req.method === 'HEAD' ? undefined : body);
 }
 
 /** GET /metrics, with the read token. */

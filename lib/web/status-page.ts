@@ -101,7 +101,7 @@ export function layout(
   { viewer, base = '', scripts = [] }: { viewer?: Viewer; base?: string; scripts?: string[] } = {},
 ): string {
   const account = viewer?.signedIn
-    ? `<form method="post" action="${base}/logout"><button type="submit">Log out</button></form>`
+    ? `<nav><a href="${base}/audit">Audit</a></nav><form method="post" action="${base}/logout"><button type="submit">Log out</button></form>`
     : viewer?.canSignIn
       ? `<nav><a href="${base}/login">Log in</a></nav>`
       : '';
@@ -364,6 +364,8 @@ ${error ? `<p class="notice error">${escapeMarkup(error)}</p>` : ''}
 <form class="login" method="post" action="${base}/login">
 <label for="token">Read token: the value of <code>token:</code> in hook-server's config (not the webhook secret). Started without a config, hook-server printed it once and keeps it in <code>.shipkit/token</code>.</label>
 <input type="password" id="token" name="token" autocomplete="current-password" required>
+<label for="user">Your name (optional): the audit trail writes it beside this session.</label>
+<input type="text" id="user" name="user" autocomplete="username" maxlength="100">
 <input type="hidden" name="next" value="${escapeMarkup(next)}">
 <button type="submit">Log in</button>
 </form>`,

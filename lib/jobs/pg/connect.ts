@@ -112,6 +112,12 @@ function createPool(
   return pool;
 }
 
+/** A small pool of its own on the queue database (no pg-boss): for what hook-server and one-off commands keep there besides jobs. */
+export async function connectPool(db: QueueDatabase, applicationName: string, log: Logger, max = 2): Promise<pg.Pool> {
+  const pgModule = commonJsExports<typeof pg>(await import('pg'), (m) => typeof (m as typeof pg).Pool === 'function');
+  return createPool(pgModule.Pool, db, applicationName, (message) => log.warn(message), max);
+}
+
 /** pg-boss's `db` option over one checked-out client: its statements join the caller's transaction. */
 export function bossDb(client: pg.ClientBase): {
   executeSql(text: string, values: unknown[]): Promise<{ rows: any[] }>;

@@ -92,6 +92,14 @@ CREATE TABLE IF NOT EXISTS shipkit.fleet_rollouts (
   record jsonb NOT NULL,
   change bigint NOT NULL DEFAULT nextval('shipkit.fleet_change')
 );
+-- The audit trail of every hook-server of this database (lib/audit/pg-store.ts): one row per
+-- line of the hash chain, n assigned under an advisory lock inside the appending transaction.
+CREATE TABLE IF NOT EXISTS shipkit.audit (
+  n bigint PRIMARY KEY,
+  at timestamptz NOT NULL,
+  line text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_at ON shipkit.audit (at);
 CREATE OR REPLACE FUNCTION shipkit.jobs_notify() RETURNS trigger LANGUAGE plpgsql AS
   $$ BEGIN PERFORM pg_notify('${NOTIFY_CHANNEL}', NEW.id); RETURN NEW; END $$;
 DROP TRIGGER IF EXISTS jobs_notify ON shipkit.jobs;
@@ -103,7 +111,7 @@ CREATE TRIGGER jobs_notify AFTER INSERT OR UPDATE ON shipkit.jobs FOR EACH ROW E
  * a newer shipkit has changed is refused (below), so that an older node behind the same load
  * balancer cannot write rows it does not understand.
  */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 const VERSION_SQL = `
 CREATE SCHEMA IF NOT EXISTS shipkit;

@@ -269,7 +269,7 @@ test('under a base path (public_url: https://ci.example.com/ci): every link, for
     assert.is(based, root.replace(/\b(href|src|action|data-follow)="\//g, '$1="/ci/'));
     assert.is(page(''), root, 'an empty base is the root');
   }
-  assert.equal([...kinds].sort(), ['', 'assets', 'jobs', 'login', 'logout']);
+  assert.equal([...kinds].sort(), ['', 'assets', 'audit', 'jobs', 'login', 'logout']);
   // The login form's next stays a route: the server puts the base in front when it redirects.
   assert.match(pages[5]('/ci'), `<input type="hidden" name="next" value="/jobs/${job(6).id}">`);
   assert.match(pages[4]('/ci'), `href="/ci/login?next=%2Fjobs%2F${job(6).id}"`);
