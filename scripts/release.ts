@@ -331,8 +331,8 @@ const expiresFlag = { expires: { type: 'integer' as const, min: 1, max: 36_500 }
 const keysCliSpec: CliSpec = {
   name: 'release keys',
   usage: `Usage: release keys init --out DIR [--uid "NAME <EMAIL>"] [--passphrase-file F] [--expires DAYS] [--json]
-       release keys rotate --dir DIR [--passphrase-file F] [--expires DAYS] [--json]
-       release keys revoke SUBKEY_FINGERPRINT --dir DIR [--reason compromised|superseded]
+       release keys rotate --dir DIR [--to DEST] [--passphrase-file F] [--expires DAYS] [--json]
+       release keys revoke SUBKEY_FINGERPRINT --dir DIR [--to DEST] [--reason compromised|superseded]
                            [--passphrase-file F] [--json]
        release keys list --dir DIR [--json]
 
@@ -345,9 +345,14 @@ ${KEYS_FOLDER}
            remember the revocation. Publish again (with another subkey) after revoking.
   list     the subkeys of DIR/keys.asc: created, expires, revoked, valid
 
+  With --to DEST (rotate, revoke), under DEST's lock, the new keys.asc (and pubkey.asc) is
+  placed at DEST and the change appended to its ledger as a \`keys\` entry signed by a valid
+  subkey, in an order that leaves the ledger verifiable at every moment. DEST's VERSION and
+  ledger must verify with DIR's key first; otherwise exit 2 and nothing is written, not even DIR.
+
 Examples:
   release keys init --out /media/offline/release-key --passphrase-file pass.txt
-  release keys rotate --dir /media/offline/release-key --passphrase-file pass.txt
+  release keys rotate --dir /media/offline/release-key --to /srv/app-updates --passphrase-file pass.txt
   release keys revoke 0123…CDEF --dir /media/offline/release-key --reason compromised --passphrase-file pass.txt
 `,
   flags: { json: { type: 'boolean' } },
@@ -365,14 +370,26 @@ Examples:
     },
     rotate: {
       usage:
-        "Usage: release keys rotate --dir DIR [--passphrase-file F] [--expires DAYS] [--json]\n\nAdds a new signing subkey (default expiry 365 days) and rewrites DIR's three files; publish with the new signing.asc and keys.asc.\n",
-      flags: { dir: { type: 'string' }, json: { type: 'boolean' }, ...passphraseFlag, ...expiresFlag },
+        "Usage: release keys rotate --dir DIR [--to DEST] [--passphrase-file F] [--expires DAYS] [--json]\n\nAdds a new signing subkey (default expiry 365 days) and rewrites DIR's three files; publish with the new signing.asc and keys.asc.\nWith --to DEST: the new keys.asc is placed at DEST first, then a ledger entry (action keys) signed\nby the new subkey is appended there. DEST's VERSION and ledger must verify first (exit 2 otherwise,\nnothing written).\n",
+      flags: {
+        dir: { type: 'string' },
+        to: { type: 'string' },
+        json: { type: 'boolean' },
+        ...passphraseFlag,
+        ...expiresFlag,
+      },
       maxPositionals: 0,
     },
     revoke: {
       usage:
-        'Usage: release keys revoke SUBKEY_FINGERPRINT --dir DIR [--reason compromised|superseded] [--passphrase-file F] [--json]\n\nRevokes one signing subkey. Hosts refuse every signature it made (whatever the reason or the\nsignature\'s date) and remember the revocation. No --reason means "no reason", treated like compromised.\n',
-      flags: { dir: { type: 'string' }, reason: { type: 'string' }, json: { type: 'boolean' }, ...passphraseFlag },
+        'Usage: release keys revoke SUBKEY_FINGERPRINT --dir DIR [--to DEST] [--reason compromised|superseded] [--passphrase-file F] [--json]\n\nRevokes one signing subkey. Hosts refuse every signature it made (whatever the reason or the\nsignature\'s date) and remember the revocation. No --reason means "no reason", treated like compromised.\nWith --to DEST: a ledger entry (action keys) signed by another valid subkey is appended at DEST\nfirst, then the keys.asc that revokes it is placed there. Another valid subkey must exist\n(`release keys rotate` first), and DEST\'s VERSION and ledger must verify (exit 2 otherwise).\n',
+      flags: {
+        dir: { type: 'string' },
+        to: { type: 'string' },
+        reason: { type: 'string' },
+        json: { type: 'boolean' },
+        ...passphraseFlag,
+      },
       minPositionals: 1,
       maxPositionals: 1,
     },
@@ -384,7 +401,19 @@ Examples:
   },
 };
 
-async function keysMain(args: Args): Promise<number> {
+/** For the kill -9 tests: SHIPKIT_TEST_PAUSE_AT=STEP stops at that write (e.g. VERSION:temp) until killed. */
+function pauseStep(): ((name: string) => Promise<void>) | undefined {
+  const pauseAt = process.env.SHIPKIT_TEST_PAUSE_AT;
+  if (!pauseAt) return undefined;
+  return async (name: string) => {
+    if (name === pauseAt) {
+      process.stderr.write(`paused at ${name}\n`);
+      await new Promise(() => setInterval(() => {}, 60_000));
+    }
+  };
+}
+
+async function keysMain(args: Args, log: Logger): Promise<number> {
   const keys = await import('../lib/release/keys.ts');
   const dirFlag = args.command === 'init' ? 'out' : 'dir';
   if (!args.command)
@@ -394,13 +423,16 @@ async function keysMain(args: Args): Promise<number> {
   if (typeof args[dirFlag] !== 'string' || !args[dirFlag])
     throw new UsageError(`Missing --${dirFlag} DIR. Run \`release keys ${args.command} --help\` for usage.`);
   const common = { dir: String(args[dirFlag]), passphraseFile: args['passphrase-file'] };
+  if (args.to !== undefined && (typeof args.to !== 'string' || !args.to))
+    throw new UsageError(`--to needs DEST. Run \`release keys ${args.command} --help\` for usage.`);
+  const change = { ...common, to: args.to, log, step: pauseStep() };
   const result =
     args.command === 'init'
       ? await keys.initReleaseKeys({ ...common, userId: args.uid, expiresDays: args.expires })
       : args.command === 'rotate'
-        ? await keys.rotateReleaseKeys({ ...common, expiresDays: args.expires })
+        ? await keys.rotateReleaseKeys({ ...change, expiresDays: args.expires })
         : args.command === 'revoke'
-          ? await keys.revokeReleaseSubkey({ ...common, subkey: String(args._[0]), reason: args.reason })
+          ? await keys.revokeReleaseSubkey({ ...change, subkey: String(args._[0]), reason: args.reason })
           : await keys.listReleaseKeys(common);
   if (args.json) {
     process.stdout.write(`${JSON.stringify(result)}\n`);
@@ -413,9 +445,14 @@ async function keysMain(args: Args): Promise<number> {
       `  subkey ${s.fingerprint}  created ${s.created.slice(0, 10)}  expires ${s.expires?.slice(0, 10) ?? 'never'}  ${state}${s.fingerprint === result.subkey ? `  <- ${args.command === 'revoke' ? 'revoked now' : 'new'}` : ''}`,
     );
   }
-  if (args.command !== 'list')
+  if (result.dest)
+    lines.push(
+      `Wrote ${result.dir}/keys.asc and placed it at ${result.dest.to}; ledger entry ${result.dest.entry.n}: ${result.dest.entry.note}`,
+    );
+  else if (args.command !== 'list')
     lines.push(`Wrote ${result.dir}/keys.asc; publish it (release publish takes it from beside signing.asc).`);
   process.stdout.write(`${lines.join('\n')}\n`);
+  if (result.dest?.warning) process.stderr.write(`warning: ${result.dest.warning}\n`);
   return 0;
 }
 
@@ -493,16 +530,7 @@ async function rollbackMain(args: Args, log: Logger): Promise<number> {
   if (args.version === undefined && !args.json && process.stdin.isTTY && process.stderr.isTTY)
     args.version = await rollbackChoices(args, log, true);
   const { rollbackPublished } = await import('../lib/release/rollback.ts');
-  // For the kill -9 tests: stop at a named step (e.g. VERSION:temp) and wait to be killed.
-  const pauseAt = process.env.SHIPKIT_TEST_PAUSE_AT;
-  const step = pauseAt
-    ? async (name: string) => {
-        if (name === pauseAt) {
-          process.stderr.write(`paused at ${name}\n`);
-          await new Promise(() => setInterval(() => {}, 60_000));
-        }
-      }
-    : undefined;
+  const step = pauseStep();
   const result = await rollbackPublished({
     name: String(args._[0]),
     to: args.to,

@@ -6,7 +6,10 @@ import { chmod, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, UsageError, ValidationError } from '../core/errors.ts';
 import { atomicWriteFile, ensureDir, pathExists } from '../core/fs.ts';
+import { silentLogger, type Logger } from '../core/log.ts';
 import { readSecretFile } from '../core/secrets.ts';
+import type { StepHook } from './destination.ts';
+import { placeKeysAtDest, type KeysAtDest } from './keys-dest.ts';
 
 type OpenPgp = typeof import('openpgp');
 type PrivateKey = import('openpgp').PrivateKey;
@@ -35,12 +38,22 @@ export interface KeysResult {
   subkeys: SubkeyInfo[];
   /** The subkey this command made or revoked. */
   subkey?: string;
+  /** With `to`: where keys.asc was placed and the ledger entry that records the change. */
+  dest?: KeysAtDest;
 }
 
 interface KeysOptions {
   dir: string;
   passphraseFile?: string;
   now?: () => Date;
+}
+
+/** rotate and revoke: with `to`, keys.asc is placed at that DEST and the change is recorded in its ledger. */
+interface ChangeOptions extends KeysOptions {
+  to?: string;
+  log?: Logger;
+  /** Sees each write at DEST (`release keys` can pause there for a test). */
+  step?: StepHook;
 }
 
 const openpgpModule = (): Promise<OpenPgp> => import('openpgp');
@@ -123,28 +136,52 @@ async function certifyOnly(openpgp: OpenPgp, key: PrivateKey, date: Date): Promi
 }
 
 /** Add a new signing subkey to the key in `dir`; publishing signs with the newest valid one. */
-export async function rotateReleaseKeys(opts: KeysOptions & { expiresDays?: number }): Promise<KeysResult> {
+export async function rotateReleaseKeys(opts: ChangeOptions & { expiresDays?: number }): Promise<KeysResult> {
   const openpgp = await openpgpModule();
   const expiration = days(opts.expiresDays ?? 365);
   const { key, passphrase } = await readPrimary(openpgp, opts);
   const date = opts.now?.() ?? new Date();
   const before = new Set(key.getSubkeys().map(lower));
   const rotated = await key.addSubkey({ sign: true, keyExpirationTime: expiration, date });
-  const result = await writeKeys(openpgp, opts.dir, rotated, passphrase, date);
-  return {
-    ...result,
-    subkey: rotated
-      .getSubkeys()
-      .map(lower)
-      .find((f) => !before.has(f)),
-  };
+  const subkey = rotated
+    .getSubkeys()
+    .map(lower)
+    .find((f) => !before.has(f));
+  const expires = new Date(date.getTime() + expiration * 1000).toISOString();
+  const after = rotated.toPublic().armor();
+  return writeChange(opts, rotated, passphrase, date, {
+    before: key.toPublic().armor(),
+    after,
+    interim: after,
+    note: `rotate: new signing subkey ${subkey}, expires ${expires}`,
+    subkey,
+  });
+}
+
+/** Writes DIR's three files; with `opts.to`, inside placeKeysAtDest, after DEST was checked. */
+async function writeChange(
+  opts: ChangeOptions,
+  key: PrivateKey,
+  passphrase: string | undefined,
+  date: Date,
+  change: { before: string; after: string; interim: string; note: string; subkey?: string },
+): Promise<KeysResult> {
+  const openpgp = await openpgpModule();
+  const write = () => writeKeys(openpgp, opts.dir, key, passphrase, date);
+  if (opts.to === undefined) return { ...(await write()), subkey: change.subkey };
+  const { written, dest } = await placeKeysAtDest(
+    { to: opts.to, log: opts.log ?? silentLogger, now: date, step: opts.step },
+    { ...change, key },
+    write,
+  );
+  return { ...written, subkey: change.subkey, dest };
 }
 
 const REASONS = ['compromised', 'superseded'] as const;
 
 /** Revoke one subkey of the key in `dir`. `compromised` (the default when no reason is given is "no reason", which hosts treat the same) or `superseded`. */
 export async function revokeReleaseSubkey(
-  opts: KeysOptions & { subkey: string; reason?: RevocationReason },
+  opts: ChangeOptions & { subkey: string; reason?: RevocationReason },
 ): Promise<KeysResult> {
   const openpgp = await openpgpModule();
   const { enums } = openpgp;
@@ -166,6 +203,7 @@ export async function revokeReleaseSubkey(
       `The key in ${opts.dir} has no subkey ${wanted}; its subkeys are ${key.subkeys.map(lower).join(', ')}.`,
     );
   const date = opts.now?.() ?? new Date();
+  const previous = key.toPublic().armor();
   const flag =
     opts.reason === 'superseded'
       ? enums.reasonForRevocation.keySuperseded
@@ -179,8 +217,13 @@ export async function revokeReleaseSubkey(
       date,
     );
   }
-  const result = await writeKeys(openpgp, opts.dir, key, passphrase, date);
-  return { ...result, subkey: wanted };
+  return writeChange(opts, key, passphrase, date, {
+    before: previous,
+    after: key.toPublic().armor(),
+    interim: previous,
+    note: `revoke: subkey ${wanted}, reason ${opts.reason ?? 'unspecified'}`,
+    subkey: wanted,
+  });
 }
 
 /** The public certificate of the key in `dir`, described. */
