@@ -1,4 +1,4 @@
-// The fleet's truth with real processes: releases published with `release publish` (real gpg
+// The fleet's truth (docs/fleet.md "Releases") with real processes: releases published with `release publish` (real gpg
 // keys, a real ledger), hosts' signed reports carrying the sha256 they verified, and the real
 // hook-server joining the two in GET /fleet/APP/releases and the /releases/APP page; `release
 // history --fleet` and `release rollback --list --fleet` count the hosts. A ledger that stops
