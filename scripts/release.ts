@@ -80,6 +80,9 @@ Exit codes: 0 published, 1 failed, 2 usage or configuration error.`,
 const rollbackCommand: CommandSpec = {
   usage: `Usage: release rollback APP --to DEST [--version V] --key SECRET_KEY.asc [--passphrase-file F]
                         [--keys keys.asc] [--expires DAYS] [--seq N] [--json]
+       release rollback APP --to DEST --version V --key SECRET_KEY.asc --fleet URL
+                        --fleet-secret file:PATH|env:NAME --steps 1,10,50,100 [--wait SECONDS]
+                        [--max-failures N|P%] [--allow-missing N|P%] [--poll SECONDS] [...]
 
 Goes back on purpose: writes and signs a VERSION with the next SEQ that names the newest release
 of APP still at DEST older than the current one (or V). Hosts that have seen SEQ take it although
@@ -89,6 +92,11 @@ there (halted, or rolled back from), signed by a subkey not revoked since, with 
 ledger gives; otherwise exit 2 and nothing is written. An entry is appended to the ledger, then
 VERSION and VERSION.sig change, each by temp file + rename, so that VERSION.sig always holds a signature of
 the VERSION beside it, even if the command is killed half-way.
+
+With --steps, the rollback goes through a pull rollout's steps like any release: the new VERSION
+has ROLLOUT = the first step, then ROLLOUT is raised step by step exactly as \`release rollout\`
+does (its --wait, --max-failures, --allow-missing; a ledger entry per step), and a halt exits 1.
+Run again with the same --version after a kill, it continues from the ROLLOUT at DEST.
 
 Options:
   --to DEST                a local folder, s3://bucket/prefix or user@host:path
@@ -103,11 +111,23 @@ Options:
   --keys FILE              the public certificate (default: keys.asc beside --key)
   --expires DAYS           the new VERSION expires after DAYS (default 30; 0 = never)
   --seq N                  SEQ to write (default: one more than the VERSION at DEST)
+  --steps P,P,...          roll back in steps: growing percents ending at 100; needs --fleet
+                           and --fleet-secret, whose hosts' reports each step waits for
+  --wait SECONDS           how long a step waits for its hosts' reports (default 600)
+  --max-failures N|P%      failed hosts a step may have (default 0)
+  --allow-missing N|P%     hosts that may still not have reported after --wait (default 0)
+  --poll SECONDS           time between two looks at the fleet (default 2)
   --json                   print the result as JSON
 
-Exit codes: 0 rolled back, 1 failed, 2 usage error or nothing to roll back to.`,
+Exit codes: 0 rolled back (with --steps: to ROLLOUT 100), 1 failed or halted, 2 usage error,
+nothing to roll back to, or a version the ledger refuses.`,
   flags: {
     to: { type: 'string' },
+    steps: { type: 'string' },
+    wait: { type: 'seconds' },
+    'max-failures': { type: 'string' },
+    'allow-missing': { type: 'string' },
+    poll: { type: 'seconds' },
     version: { type: 'string' },
     key: { type: 'string' },
     'passphrase-file': { type: 'string' },
@@ -232,8 +252,6 @@ Exit codes: 0 rolled out to 100%, 1 halted (also after --rollback) or failed, 2 
 configuration or verification error (nothing written).`,
   flags: {
     to: { type: 'string' },
-    fleet: { type: 'string' },
-    'fleet-secret': { type: 'string' },
     steps: { type: 'string' },
     wait: { type: 'seconds' },
     'max-failures': { type: 'string' },
@@ -256,6 +274,7 @@ const releaseCliSpec: CliSpec = {
                [--passphrase-file F] --to DEST [--keep N] [--codename NAME] [--expires DAYS] [--seq N]
                [--rollout P]
        release rollback APP --to DEST [--version V] --key SECRET_KEY.asc [--passphrase-file F]
+               [--steps 1,10,50,100 --fleet URL --fleet-secret file:PATH [--wait S] [--max-failures N|P%]]
        release rollout APP --to DEST --fleet URL --fleet-secret file:PATH --key SECRET_KEY.asc
                [--steps 1,10,50,100] [--wait SECONDS] [--max-failures N|P%] [--rollback]
        release history APP --from DEST [--keys keys.asc] [--json]
@@ -529,26 +548,67 @@ async function rollbackMain(args: Args, log: Logger): Promise<number> {
   // On a terminal, without --version: pick from the ledger (elsewhere: the previous release).
   if (args.version === undefined && !args.json && process.stdin.isTTY && process.stderr.isTTY)
     args.version = await rollbackChoices(args, log, true);
-  const { rollbackPublished } = await import('../lib/release/rollback.ts');
-  const step = pauseStep();
-  const result = await rollbackPublished({
+  const rollback = {
     name: String(args._[0]),
-    to: args.to,
+    to: String(args.to),
     version: args.version,
-    key: args.key,
+    key: String(args.key),
     passphraseFile: args['passphrase-file'],
     keys: args.keys,
     expiresDays: args.expires,
     seq: args.seq,
     log,
-    step,
-  });
+    step: pauseStep(),
+  };
+  const stepFlags = ['wait', 'max-failures', 'allow-missing', 'poll'];
+  if (args.steps !== undefined) return rollbackInStepsMain(args, rollback);
+  const stray = stepFlags.find((flag) => args[flag] !== undefined);
+  if (stray)
+    throw new UsageError(`--${stray} goes with --steps (a rollback in steps). Run \`release rollback --help\`.`);
+  const { rollbackPublished } = await import('../lib/release/rollback.ts');
+  const result = await rollbackPublished(rollback);
   if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
   else
     process.stdout.write(
       `Rolled ${result.app} back from ${result.from} to ${result.version} (${result.file}) at ${result.to}: VERSION SEQ ${result.seq}\n`,
     );
   return 0;
+}
+
+/** `release rollback … --steps`: the rollback at the first step, then the rollout's steps; 1 on a halt. */
+async function rollbackInStepsMain(
+  args: Args,
+  rollback: import('../lib/release/rollback.ts').RollbackOptions,
+): Promise<number> {
+  const { parseAllowance, parseSteps } = await import('../lib/release/rollout-plan.ts');
+  const steps = parseSteps(String(args.steps));
+  const maxFailures = parseAllowance(String(args['max-failures'] ?? '0'), '--max-failures');
+  const allowMissing = parseAllowance(String(args['allow-missing'] ?? '0'), '--allow-missing');
+  for (const flag of ['version', 'fleet', 'fleet-secret']) {
+    if (typeof args[flag] !== 'string' || args[flag] === '')
+      throw new UsageError(
+        `Missing --${flag}: a rollback in steps needs it. Run \`release rollback --help\` for usage.`,
+      );
+  }
+  const { resolveSecretFlag } = await import('../lib/core/secrets.ts');
+  const secret = await resolveSecretFlag(String(args['fleet-secret']), '--fleet-secret');
+  const { rollbackInSteps } = await import('../lib/release/rollback-steps.ts');
+  const result = await rollbackInSteps({
+    ...rollback,
+    fleet: String(args.fleet),
+    secret,
+    steps,
+    waitSec: args.wait ?? 600,
+    maxFailures,
+    allowMissing,
+    pollSec: args.poll,
+    signal: abortOnSignals().signal,
+    print: (line) => {
+      if (!args.json) process.stdout.write(`${line}\n`);
+    },
+  });
+  if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  return result.rollout.state === 'done' ? 0 : 1;
 }
 
 async function historyMain(args: Args, log: Logger): Promise<number> {

@@ -45,6 +45,11 @@ export interface RollbackOptions {
   now?: () => Date;
   /** Called at each step (`checked`, then each write); `release rollback` can pause there for a test. */
   step?: StepHook;
+  /**
+   * ROLLOUT of the new VERSION (rollback-steps.ts: the first step). With it, a DEST whose VERSION
+   * names `version` already (a rollback in steps killed after it) is not refused but continued.
+   */
+  rollout?: number;
 }
 
 export interface RollbackResult {
@@ -54,6 +59,8 @@ export interface RollbackResult {
   file: string;
   seq: number;
   to: string;
+  /** VERSION at DEST named the release already (see `rollout`): nothing was written. */
+  continued?: boolean;
 }
 
 export async function rollbackPublished(opts: RollbackOptions): Promise<RollbackResult> {
@@ -90,6 +97,11 @@ async function rollbackLocked(
     );
   const seq = nextSeq(current, opts.seq, dest.where);
   const ledger = await readLedgerAt(dest, certificate);
+  if (opts.rollout !== undefined && opts.version !== undefined && compareVersions(opts.version, from.version) === 0) {
+    await checkedInLedger(ledger.ledger.entries, certificate, opts.name, from.version, dest.where);
+    const back = { app: opts.name, from: from.version, version: from.version, file: from.file, to: dest.where };
+    return { ...back, seq: from.seq ?? 0, continued: true };
+  }
   const target = await chooseTarget(dest, opts, from, platform);
   const published = await checkedInLedger(ledger.ledger.entries, certificate, opts.name, target.version, dest.where);
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'shipkit-rollback-'));
@@ -100,6 +112,7 @@ async function rollbackLocked(
       seq,
       now,
       expiresDays: opts.expiresDays ?? 30,
+      rollout: opts.rollout,
     });
     if (published && published.sha256 !== info.sha256)
       throw new LedgerError(
@@ -118,7 +131,7 @@ async function rollbackLocked(
         app: opts.name,
         version: info.version,
         seq,
-        rollout: null,
+        rollout: info.rollout ?? null,
         sha256: info.sha256 ?? null,
         versionText: text,
         ...publishedFacts(published),
@@ -220,7 +233,7 @@ async function checkedRelease(
   scratch: string,
   certificate: string,
   target: { file: string; version: string },
-  v: { app: string; platform: string; seq: number; now: Date; expiresDays: number },
+  v: { app: string; platform: string; seq: number; now: Date; expiresDays: number; rollout?: number },
 ): Promise<VersionInfo> {
   const sig = await dest.read(`${target.file}.sig`);
   const tarball = sig && (await dest.localCopy(target.file, scratch));
@@ -241,5 +254,6 @@ async function checkedRelease(
     app: v.app,
     platform: v.platform,
     seq: v.seq,
+    rollout: v.rollout,
   };
 }
