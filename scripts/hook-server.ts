@@ -44,6 +44,9 @@ Routes:
   GET  /jobs, /jobs/ID (JSON), /jobs/ID/log[?follow=1] (text, or a live event stream)
   With Authorization: Bearer TOKEN only:
   GET  /metrics            Prometheus text
+  With the read token, or a session in a browser (the Audit page):
+  GET  /audit[?since=N|TIME&limit=N&format=jsonl]   the control plane's audit trail
+                           (logins, replays, rollouts, rollbacks; docs/audit.md)
 `;
 
 const endSessionsUsage = `Usage: hook-server --end-sessions [--new-token] [--config FILE] [--json]
@@ -125,6 +128,7 @@ await runCli(
         const { endAllSharedSessions } = await import('../lib/server/shared-sessions.ts');
         await endAllSharedSessions({ ...config, queue: config.queue }, state.before, log);
       }
+      await recordEndSessions(config, Boolean(args['new-token']), state.before, log);
       log.info(
         `status-page sessions issued before ${new Date(state.before).toISOString()} are ended${config.queue ? ' on every hook-server of the queue database' : ''}; everyone logs in again`,
         { file },
@@ -171,6 +175,28 @@ await runCli(
     return 0;
   },
 );
+
+/** `--end-sessions` (and `--new-token`) in the audit trail, as the command's user on this machine. */
+async function recordEndSessions(
+  config: import('../lib/audit/trail.ts').AuditConfig,
+  newToken: boolean,
+  before: number,
+  log: import('../lib/core/log.ts').Logger,
+): Promise<void> {
+  const [{ AuditTrail, commandActor }, { hostname }] = await Promise.all([
+    import('../lib/audit/trail.ts'),
+    import('node:os'),
+  ]);
+  const trail = await AuditTrail.open(config, 'hook-server --end-sessions', { log, node: hostname() });
+  try {
+    const entry = { actor: commandActor(), from: 'local', subject: null };
+    await trail.record({ ...entry, action: 'sessions.end', detail: { before: new Date(before).toISOString() } });
+    if (newToken)
+      await trail.record({ ...entry, action: 'token.rotate', detail: { file: tokenFileOf(config) ?? null } });
+  } finally {
+    await trail.close();
+  }
+}
 
 /** `token: file:PATH` as a path (relative to the config file), else undefined. */
 function tokenFileOf(config: { file: string; token?: string }): string | undefined {

@@ -1,7 +1,7 @@
 // The audit trail without `queue:`: DATA/audit/audit.jsonl, appended under a lock file (hook-server
 // and `hook-server --end-sessions` may both write) and synced before the action is answered. The
 // head is read from the file's end each time, so no writer works from a stale one.
-// The whole story: docs/internals.md.
+// The whole story: docs/audit.md.
 import { open, readFile, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import { atomicWriteFile, ensureDir, readFileTail, syncDir } from '../core/fs.ts';

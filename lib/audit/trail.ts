@@ -1,7 +1,7 @@
 // The audit trail as hook-server and the commands use it: opened on DATA's file or, with `queue:`,
 // on the database's table; each record stamped with the time and the node; old entries cut once
 // an hour when `audit: keep_days:` is set, the cut recorded in the trail itself.
-// The whole story: docs/internals.md.
+// The whole story: docs/audit.md.
 import type { IncomingMessage } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
