@@ -92,11 +92,16 @@ async function listMain(args: Args, log: Logger): Promise<number> {
 }
 
 async function replayMain(args: Args, log: Logger): Promise<number> {
-  const { replayDelivery } = await import('../lib/server/replay.ts');
+  const [{ replayDelivery }, { commandActor }, { hostname }] = await Promise.all([
+    import('../lib/server/replay.ts'),
+    import('../lib/audit/trail.ts'),
+    import('node:os'),
+  ]);
   const { ValidationError } = await import('../lib/core/errors.ts');
   const { config, conn } = await connect(args, log);
   try {
-    const { of, result } = await replayDelivery(conn, config, args._[0]);
+    const by = { actor: commandActor(), node: hostname() };
+    const { of, result } = await replayDelivery(conn, config, args._[0], new Date(), by);
     if (args.json)
       process.stdout.write(`${JSON.stringify({ job: result.job.id, of: of.id, repo: result.job.repo })}\n`);
     else

@@ -10,6 +10,8 @@ import { commitBatch } from '../jobs/pg/enqueue.ts';
 import type { Queryable } from '../jobs/pg/records.ts';
 import { newJobOf } from './delivery.ts';
 import { normaliseEvent, parsePayload, type Forge } from './webhooks.ts';
+import { appendAuditRows } from '../audit/pg-store.ts';
+import type { NewAuditEntry } from '../audit/chain.ts';
 
 /** A delivery as `deliveries list` shows it (its body stays in the database). */
 export interface StoredDelivery {
@@ -65,18 +67,57 @@ async function findDelivery(db: Queryable, id: string): Promise<StoredDelivery &
   return { ...storedOf(rows[0]), format: String(rows[0].format), body: rows[0].body as Buffer };
 }
 
+/** Who replays, and from which machine, for the audit trail (shipkit.audit). */
+export interface ReplayBy {
+  actor: string;
+  node: string;
+}
+
 /**
- * Queue the delivery `id` names again as a new job, committed before this resolves. Refused
- * (ValidationError, nothing queued) when its body is no push or release, its repo is not in
- * `config`, or its push is to another branch than the one the repo builds.
+ * Queue the delivery `id` names again as a new job, committed before this resolves, with its
+ * entry in the audit trail in the same transaction. Refused (ValidationError, nothing queued, the
+ * refusal recorded) when its body is no push or release, its repo is not in `config`, or its push
+ * is to another branch than the one the repo builds.
  */
 export async function replayDelivery(
   conn: QueueConnection,
   config: ShipkitConfig,
   id: string,
   now: Date = new Date(),
+  by: ReplayBy = { actor: 'cli', node: 'unknown' },
 ): Promise<{ of: StoredDelivery; result: EnqueueResult }> {
-  const stored = await findDelivery(conn.pool, id);
+  const audit = (action: NewAuditEntry['action'], subject: string | null, detail: Record<string, unknown>) => ({
+    at: now.toISOString(),
+    action,
+    actor: by.actor,
+    from: 'local',
+    node: by.node,
+    subject,
+    detail,
+  });
+  let stored: Awaited<ReturnType<typeof findDelivery>> | undefined;
+  try {
+    stored = await findDelivery(conn.pool, id);
+    const { job, raw } = replayable(stored, config, now);
+    return await inTransaction(conn.pool, async (c) => {
+      const outcome = await commitBatch(c, conn.boss, [{ job, raw }]);
+      const result = outcome.results[0];
+      const detail = { delivery: stored!.id, of_job: stored!.job, job: result.job.id };
+      await appendAuditRows(c, [audit('delivery.replay', job.repo, detail)]);
+      return { of: stored!, result };
+    });
+  } catch (error) {
+    if (!(error instanceof ValidationError)) throw error;
+    const detail = { delivery: stored?.id ?? id, reason: error.message };
+    await inTransaction(conn.pool, (c) =>
+      appendAuditRows(c, [audit('delivery.replay_refused', stored?.repo ?? null, detail)]),
+    );
+    throw error;
+  }
+}
+
+/** The job a kept delivery makes again, or a ValidationError saying why it makes none. */
+function replayable(stored: StoredDelivery & { format: string; body: Buffer }, config: ShipkitConfig, now: Date) {
   if (stored.body.length === 0)
     throw new ValidationError(`Delivery ${stored.id} was kept without its body: it cannot be replayed.`);
   const format = stored.format === 'form' ? 'form' : 'json';
@@ -92,7 +133,5 @@ export async function replayDelivery(
   // A delivery id of its own, so that the replay is not taken for a retry of the original.
   const delivery = `${stored.id.slice(0, 60)}.replay-${now.getTime().toString(36)}`;
   const job = newJobRecord(newJobOf(repo, meaning, { forge: stored.source, delivery }), 0, now.toISOString());
-  const raw = { event: stored.event, format, body: stored.body } as const;
-  const outcome = await inTransaction(conn.pool, (c) => commitBatch(c, conn.boss, [{ job, raw }]));
-  return { of: stored, result: outcome.results[0] };
+  return { job, raw: { event: stored.event, format, body: stored.body } as const };
 }
