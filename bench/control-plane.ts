@@ -9,24 +9,32 @@ import { journalFile } from '../lib/jobs/local/journal.ts';
 import { rolloutBucket } from '../lib/release/rollout-bucket.ts';
 import { seededJob } from '../test/fixtures/hooks/seeded-journal.ts';
 
-/** N report lines of app `web`, one per host, as hook-server writes them. */
-export function fleetLog(count: number): string {
+/** What a seeded host runs: its version, the one before, the digest it verified. */
+export type SeededHost = (i: number) => { version: string; previous: string; sha256?: string };
+
+/** N report lines of `app` (default `web`, every host on 1.1 from 1.0), one per host, as hook-server writes them. */
+export function fleetLog(
+  count: number,
+  { app = 'web', host: runs = () => ({ version: '1.1', previous: '1.0' }) }: { app?: string; host?: SeededHost } = {},
+): string {
   const lines: string[] = [];
   for (let i = 0; i < count; i++) {
     const host = randomBytes(16).toString('hex');
+    const { version, previous, sha256 } = runs(i);
     const entry = {
       host,
-      version: '1.1',
-      previous: '1.0',
+      version,
+      previous,
       seq: 3,
-      bucket: rolloutBucket(host, '1.1'),
+      ...(sha256 ? { sha256 } : {}),
+      bucket: rolloutBucket(host, version),
       claimed_bucket: null,
       result: 'updated',
       reason: '',
       seconds: 2.5,
       at: Date.now(),
     };
-    lines.push(encodeLine({ kind: 'report', app: 'web', entry }));
+    lines.push(encodeLine({ kind: 'report', app, entry }));
   }
   return lines.join('');
 }

@@ -1,4 +1,4 @@
-// npm run bench:ledger [-- --runs 9 --entries 10000 --files 200 --mb 5]: the release ledger
+// npm run bench:ledger [-- --runs 9 --entries 10000 --files 200 --mb 5 --hosts 10000]: the release ledger
 // (docs/release.md "The ledger") as shipped (the one file), on a DEST whose ledger.jsonl holds N
 // entries (the first from a real `release publish`, the rest appended with ledgerLine and the
 // whole file signed again, as publish does). Sides alternated, R runs each; medians.
@@ -7,7 +7,9 @@
 // 2. `release publish` of a small app (F files, M MB random) onto a copy of that DEST against the
 //    same publish onto a copy of the DEST with its 1-entry ledger. Goal: the ledger's cost ≤ 5 %
 //    of the publish (it is read, checked, and signed again whole on each append).
-import { spawnSync } from 'node:child_process';
+// 3. The shipped hook-server with H hosts (default 10,000) reporting on the last five releases of
+//    that ledger: GET /fleet/my-app/releases and the /releases/my-app page. Goal: < 200 ms (p99).
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -15,14 +17,19 @@ import path from 'node:path';
 import minimist from 'minimist';
 import { LEDGER_FILE, LEDGER_SIG_FILE, ledgerLine, readLedger, type LedgerHead } from '../lib/release/ledger.ts';
 import { loadSigningKey, signDetached, signingFingerprintOf } from '../lib/release/sign.ts';
+import { fleetLogFile } from '../lib/fleet/fleet-store.ts';
+import { fleetLog } from './control-plane.ts';
+import { quietPort } from './ports.ts';
 import { loadAverage, median, reportResult } from './result.ts';
 import { shippedArgv } from './shipped.ts';
 
-const args = minimist(process.argv.slice(2), { string: ['runs', 'entries', 'files', 'mb'] });
+const args = minimist(process.argv.slice(2), { string: ['runs', 'entries', 'files', 'mb', 'hosts'] });
 const RUNS = Number(args.runs ?? 9);
 const ENTRIES = Number(args.entries ?? 10_000);
 const FILES = Number(args.files ?? 200);
 const MB = Number(args.mb ?? 5);
+const HOSTS = Number(args.hosts ?? 10_000);
+const PAGE_GOAL_MS = 200;
 const HISTORY_GOAL = 1.5;
 const PUBLISH_GOAL = 5; // percent
 const APP = 'my-app';
@@ -30,6 +37,7 @@ const env: NodeJS.ProcessEnv = { ...process.env };
 for (const name of ['SHIPKIT_REPO', 'SHIPKIT_TAG', 'SHIPKIT_REF', 'SHIPKIT_SHA', 'SHIPKIT_JOB_ID']) delete env[name];
 
 const release = shippedArgv('release');
+const hookServer = shippedArgv('hook-server');
 const root = mkdtempSync(path.join(os.tmpdir(), 'shipkit-bench-ledger-'));
 const keyDir = path.join(root, 'key');
 const appDir = path.join(root, 'app');
@@ -178,6 +186,97 @@ function benchPublish(): void {
   });
 }
 
+/** Goal 3: GET /fleet/APP/releases and the /releases/APP page of the shipped hook-server, HOSTS hosts. */
+async function benchReleasesRoute(): Promise<void> {
+  const entries = readLedger(readFileSync(path.join(bigDest, LEDGER_FILE))).entries;
+  const published = entries.filter((e) => e.action === 'publish').slice(-5);
+  const data = path.join(root, 'data');
+  mkdirSync(path.dirname(fleetLogFile(data)), { recursive: true, mode: 0o700 });
+  // Hosts spread over the last five releases; one in a hundred reports another digest.
+  const seeded = fleetLog(HOSTS, {
+    app: APP,
+    host: (i) => {
+      const at = published[i % published.length];
+      const before = published[(i % published.length) - 1] ?? at;
+      return { version: at.version!, previous: before.version!, sha256: i % 100 ? at.sha256! : hex(32) };
+    },
+  });
+  writeFileSync(fleetLogFile(data), seeded, { mode: 0o600 });
+  const token = hex(16);
+  const config = path.join(root, 'shipkit.yml');
+  writeFileSync(
+    config,
+    [
+      `data: ${data}`,
+      `secret: ${hex(16)}`,
+      `token: ${token}`,
+      'repos: {}',
+      'fleet:',
+      `  ${APP}:`,
+      '    secret: env:BENCH_FLEET_SECRET',
+      `    ledger: ${bigDest}`,
+      `    keys: ${path.join(keyDir, 'keys.asc')}`,
+      '',
+    ].join('\n'),
+  );
+  const port = await quietPort();
+  const child = spawn(hookServer[0], [...hookServer.slice(1), '--config', config, '--listen', `127.0.0.1:${port}`], {
+    env: { ...env, BENCH_FLEET_SECRET: hex(16) },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  const get = async (route: string) => {
+    const t0 = performance.now();
+    const res = await fetch(`http://127.0.0.1:${port}${route}`, { headers: { Authorization: `Bearer ${token}` } });
+    const body = await res.text();
+    if (res.status !== 200) throw new Error(`GET ${route} answered ${res.status}: ${body.slice(0, 300)}`);
+    return { ms: performance.now() - t0, body };
+  };
+  try {
+    for (let i = 0; ; i++) {
+      try {
+        await fetch(`http://127.0.0.1:${port}/healthz`);
+        break;
+      } catch {
+        if (i > 200 || child.exitCode !== null) throw new Error(`hook-server did not start: ${stderr}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    const cold = await get(`/fleet/${APP}/releases`); // the ledger read and verified once
+    const view = JSON.parse(cold.body) as { hosts: number; releases: unknown[]; ledger: { error: string | null } };
+    if (view.hosts !== HOSTS || view.ledger.error) throw new Error(`unexpected view: ${cold.body.slice(0, 300)}`);
+    const times = { json: [] as number[], page: [] as number[] };
+    for (let i = 0; i < RUNS * 3; i++) {
+      times.json.push((await get(`/fleet/${APP}/releases`)).ms);
+      times.page.push((await get(`/releases/${APP}`)).ms);
+    }
+    const result = (what: string, xs: number[]) => {
+      const p50 = median(xs);
+      console.log(
+        `  ${what.padEnd(26)} ${ms(p50).padEnd(9)} ${ms(p99(xs)).padEnd(9)} ${p99(xs) < PAGE_GOAL_MS ? 'met' : 'NOT met'}`,
+      );
+      reportResult({
+        work: `${what} (${HOSTS} hosts, ${ENTRIES}-entry ledger)`,
+        shipkit: Math.round(p50),
+        peer: null,
+        unit: 'ms',
+        goal: `< ${PAGE_GOAL_MS} ms`,
+        met: p99(xs) < PAGE_GOAL_MS,
+        note: `p50 of ${xs.length} requests, p99 ${ms(p99(xs))}; first request (ledger read and verified) ${ms(cold.ms)}`,
+      });
+    };
+    console.log(
+      `releases view (${HOSTS} hosts, ${view.releases.length} releases)  p50  p99  (goal p99 < ${PAGE_GOAL_MS} ms)`,
+    );
+    console.log(`  first request, ledger verified: ${ms(cold.ms)}`);
+    result(`GET /fleet/${APP}/releases`, times.json);
+    result(`GET /releases/${APP} (page)`, times.page);
+  } finally {
+    child.kill('SIGTERM');
+  }
+}
+
 try {
   console.log(
     `ledger: shipkit (${path.basename(release[1] ?? release[0])}), node ${process.version}, load ${loadAverage()}`,
@@ -188,6 +287,7 @@ try {
     console.log('skipped: bench:ledger history needs jq (apt-get install jq)');
   else benchHistory();
   benchPublish();
+  await benchReleasesRoute();
   console.log(`load ${loadAverage()}`);
 } finally {
   rmSync(root, { recursive: true, force: true });

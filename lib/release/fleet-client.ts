@@ -142,11 +142,11 @@ export async function fetchFleetReleases(
 ): Promise<{ hosts: number; versions: VersionOnHosts[] }> {
   validateName(opts.app, 'app name');
   const base = fleetBase(opts.fleet);
-  const url = new URL(`fleet/${encodeURIComponent(opts.app)}/releases`, base);
+  const url = new URL(`fleet/${encodeURIComponent(opts.app)}/releases?limit=0`, base);
   let response: Response;
   try {
     response = await (opts.fetch ?? fetch)(url, {
-      headers: signRequest(opts.secret, 'GET', url.pathname),
+      headers: signRequest(opts.secret, 'GET', `${url.pathname}${url.search}`),
       signal: AbortSignal.timeout(30_000),
     });
   } catch (error) {
@@ -165,15 +165,15 @@ export async function fetchFleetReleases(
       `hook-server at ${base.origin} has no ${url.pathname} (404): is app ${opts.app} under fleet: in its shipkit.yml, and is hook-server new enough?`,
     );
   if (response.status !== 200) throw new RemoteError(`GET ${url.pathname} answered ${response.status}.`);
-  let answer: { hosts?: unknown; releases?: unknown; unlisted?: unknown };
+  let answer: { hosts?: unknown; versions?: unknown; unlisted?: unknown };
   try {
     answer = JSON.parse(text) as typeof answer;
   } catch {
     throw new RemoteError(`GET ${url.pathname} answered something other than JSON.`);
   }
-  if (typeof answer.hosts !== 'number' || !Array.isArray(answer.releases) || !Array.isArray(answer.unlisted))
-    throw new RemoteError(`GET ${url.pathname} answered JSON without hosts, releases and unlisted.`);
-  const versions = [...answer.releases, ...answer.unlisted].flatMap((r: Partial<VersionOnHosts>) =>
+  if (typeof answer.hosts !== 'number' || !Array.isArray(answer.versions) || !Array.isArray(answer.unlisted))
+    throw new RemoteError(`GET ${url.pathname} answered JSON without hosts, versions and unlisted.`);
+  const versions = [...answer.versions, ...answer.unlisted].flatMap((r: Partial<VersionOnHosts>) =>
     typeof r?.version === 'string' && typeof r.hosts === 'number'
       ? [
           {

@@ -59,7 +59,12 @@ export interface FleetReleases {
   ledger: { from: string; entries: number; primary: string | null; head: number | null; error: string | null } | null;
   /** Hosts that report. */
   hosts: number;
+  /** Releases the ledger records; `releases` holds those from `offset` on (newest first). */
+  total: number;
+  offset: number;
   releases: ReleaseView[];
+  /** Each release (on any page) that hosts run or came from, with their counts. */
+  versions: Array<Pick<ReleaseView, 'version' | 'hosts' | 'verified' | 'mismatched' | 'held_by_all'>>;
   /** Versions hosts run that the ledger does not record (or all of them, without a ledger). */
   unlisted: Array<{ version: string } & VersionHosts>;
 }
@@ -107,44 +112,93 @@ function movesOf(entries: LedgerEntry[], app: string): Map<string, ReleaseMove[]
   return moves;
 }
 
-/** `app`'s releases as its ledger (if any) and its hosts' reports tell them. */
-export function fleetReleases(app: string, hosts: HostEntry[], snapshot: LedgerSnapshot | undefined): FleetReleases {
+/** What a snapshot's entries say of `app`, worked out once per snapshot (a ledger of 10,000 entries). */
+interface LedgerPart {
+  rows: ReleaseRow[];
+  moves: Map<string, ReleaseMove[]>;
+}
+const parts = new WeakMap<LedgerSnapshot, Map<string, LedgerPart>>();
+
+function ledgerPart(snapshot: LedgerSnapshot | undefined, app: string): LedgerPart {
+  const cached = snapshot && parts.get(snapshot)?.get(app);
+  if (cached) return cached;
   const entries = snapshot?.error ? [] : (snapshot?.entries ?? []);
-  const rows = releasesOf(entries, app, { current: currentOf(entries, app), revoked: snapshot?.revoked });
-  // Keyed by the versions hosts name (1.1.0 is the ledger's 1.1): a few distinct ones for any fleet.
-  const digests = new Map<string, string | null>();
-  for (const version of new Set(hosts.map((h) => h.version)))
-    digests.set(version, rows.find((r) => compareVersions(r.version, version) === 0)?.sha256 ?? null);
+  const part = {
+    rows: releasesOf(entries, app, { current: currentOf(entries, app), revoked: snapshot?.revoked }),
+    moves: movesOf(entries, app),
+  };
+  if (snapshot) parts.set(snapshot, (parts.get(snapshot) ?? new Map<string, LedgerPart>()).set(app, part));
+  return part;
+}
+
+function addHosts(into: VersionHosts, c: VersionHosts): void {
+  into.hosts += c.hosts;
+  into.verified += c.verified;
+  into.mismatched += c.mismatched;
+  into.unknown += c.unknown;
+  for (const [result, n] of Object.entries(c.results))
+    into.results[result as ReportResult] = (into.results[result as ReportResult] ?? 0) + n;
+}
+
+export interface FleetReleasesOptions {
+  /** Releases shown, newest first (default all). */
+  limit?: number;
+  /** Releases skipped before them (default 0). */
+  offset?: number;
+}
+
+/** `app`'s releases as its ledger (if any) and its hosts' reports tell them. */
+export function fleetReleases(
+  app: string,
+  hosts: HostEntry[],
+  snapshot: LedgerSnapshot | undefined,
+  { limit = Infinity, offset = 0 }: FleetReleasesOptions = {},
+): FleetReleases {
+  const { rows, moves } = ledgerPart(snapshot, app);
+  // Each version a host names (running it or come from it) to its release: 1.1.0 is the ledger's
+  // 1.1. A few distinct ones for any fleet, so the search through the rows is cheap.
+  const named = new Set<string>();
+  for (const h of hosts) named.add(h.version).add(h.previous);
+  named.delete('');
+  const rowOf = new Map<string, number>();
+  for (const version of named) {
+    const i = rows.findIndex((r) => compareVersions(r.version, version) === 0);
+    if (i >= 0) rowOf.set(version, i);
+  }
+  const digests = new Map([...rowOf].map(([version, i]) => [version, rows[i].sha256]));
   const { byVersion, held } = countHosts(hosts, digests);
-  const moves = movesOf(entries, app);
-  const listed = new Set<string>();
-  const releases = rows.map((row): ReleaseView => {
-    // 1.1 and 1.1.0 are one version: a host may name it either way.
-    const names = [...byVersion.keys()].filter((v) => compareVersions(v, row.version) === 0);
-    const counted = emptyHosts();
-    for (const name of names) {
-      listed.add(name);
-      const c = byVersion.get(name)!;
-      counted.hosts += c.hosts;
-      counted.verified += c.verified;
-      counted.mismatched += c.mismatched;
-      counted.unknown += c.unknown;
-      for (const [result, n] of Object.entries(c.results))
-        counted.results[result as ReportResult] = (counted.results[result as ReportResult] ?? 0) + n;
-    }
-    const holding = names.reduce((sum, name) => sum + (held.get(name) ?? 0), 0);
+  const counted = new Map<number, VersionHosts & { holding: number }>();
+  for (const [version, i] of rowOf) {
+    const c = counted.get(i) ?? { ...emptyHosts(), holding: 0 };
+    const on = byVersion.get(version);
+    if (on) addHosts(c, on);
+    c.holding += held.get(version) ?? 0;
+    counted.set(i, c);
+  }
+  const releases = rows.slice(offset, offset + limit).map((row, k): ReleaseView => {
+    const { holding, ...c } = counted.get(offset + k) ?? { ...emptyHosts(), holding: 0 };
     return {
       ...row,
-      ...counted,
+      ...c,
       held_by_all: hosts.length > 0 && holding >= hosts.length,
       moves: moves.get(row.version) ?? [],
     };
   });
+  // Every release a host runs or came from, whichever page it is on: what a rollback may use.
+  const versions = [...counted]
+    .sort(([a], [b]) => a - b)
+    .map(([i, c]) => ({
+      version: rows[i].version,
+      hosts: c.hosts,
+      verified: c.verified,
+      mismatched: c.mismatched,
+      held_by_all: hosts.length > 0 && c.holding >= hosts.length,
+    }));
   const unlisted = [...byVersion]
-    .filter(([version]) => !listed.has(version))
-    .map(([version, counts]) => ({ version, ...counts }))
+    .filter(([version]) => !rowOf.has(version))
+    .map(([version, c]) => ({ version, ...c }))
     .sort((a, b) => compareVersions(b.version, a.version));
-  const head = entries[entries.length - 1];
+  const entries = snapshot?.error ? [] : (snapshot?.entries ?? []);
   return {
     app,
     ledger: snapshot
@@ -152,12 +206,15 @@ export function fleetReleases(app: string, hosts: HostEntry[], snapshot: LedgerS
           from: snapshot.from,
           entries: entries.length,
           primary: snapshot.primary ?? null,
-          head: head?.n ?? null,
+          head: entries[entries.length - 1]?.n ?? null,
           error: snapshot.error ?? null,
         }
       : null,
     hosts: hosts.length,
+    total: rows.length,
+    offset,
     releases,
+    versions,
     unlisted,
   };
 }

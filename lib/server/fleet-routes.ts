@@ -14,7 +14,7 @@ import {
   type RequestVerifier,
 } from '../http/signing.ts';
 import type { FleetRegistry } from '../fleet/fleet-memory.ts';
-import type { FleetReleases } from '../release/fleet-releases.ts';
+import type { FleetReleases, FleetReleasesOptions } from '../release/fleet-releases.ts';
 import {
   checkForget,
   checkReport,
@@ -55,7 +55,7 @@ export interface FleetRoutesOptions {
   base: string;
   log: Logger;
   /** GET /fleet/APP/releases: the app's ledger joined with its hosts' reports. */
-  releases?: (app: string) => Promise<FleetReleases>;
+  releases?: (app: string, page: FleetReleasesOptions) => Promise<FleetReleases>;
   /** A status-page session or the read token opens GET /fleet/APP too. */
   canRead?: (req: IncomingMessage) => boolean;
   onReport?: (app: string, result: string) => void;
@@ -74,6 +74,26 @@ export function publicRollout(rollout: RolloutRecord | null) {
   if (!rollout) return null;
   const { received, ...rest } = rollout;
   return { ...rest, received: new Date(received).toISOString() };
+}
+
+/** Releases GET /fleet/APP/releases answers unless `?limit=` says otherwise (`limit=0`: the counts only). */
+export const RELEASES_PAGE = 100;
+const MAX_RELEASES_PAGE = 10_000;
+
+/** `?limit=N&offset=M` of GET /fleet/APP/releases, or why it is refused. */
+export function releasesPage(params: URLSearchParams): FleetReleasesOptions | string {
+  const whole = (name: string, fallback: number, max: number): number | string => {
+    const value = params.get(name);
+    if (value === null) return fallback;
+    return /^\d{1,9}$/.test(value) && Number(value) <= max
+      ? Number(value)
+      : `${name} must be a whole number from 0 to ${max}`;
+  };
+  const limit = whole('limit', RELEASES_PAGE, MAX_RELEASES_PAGE);
+  const offset = whole('offset', 0, 100_000_000);
+  if (typeof limit === 'string') return limit;
+  if (typeof offset === 'string') return offset;
+  return { limit, offset };
 }
 
 const isRefusal = (answer: object): answer is Refusal => 'refused' in answer;
@@ -130,7 +150,7 @@ export class FleetRoutes {
       const [app, more, ...beyond] = rest.split('/');
       if (!/^[A-Za-z0-9._-]+$/.test(app) || beyond.length || (more !== undefined && more !== 'releases'))
         refuse(404, 'not found');
-      else if (more === 'releases') await this.getReleases(req, res, app, refuse);
+      else if (more === 'releases') await this.getReleases(req, res, app, url, refuse);
       else this.getFleet(req, res, app, refuse);
     } else {
       refuse(405, 'method not allowed', undefined, {
@@ -392,10 +412,18 @@ export class FleetRoutes {
   }
 
   /** GET /fleet/APP/releases: the ledger's releases with their hosts (docs/fleet.md "Releases"). */
-  private async getReleases(req: IncomingMessage, res: ServerResponse, app: string, refuse: Refuse): Promise<void> {
+  private async getReleases(
+    req: IncomingMessage,
+    res: ServerResponse,
+    app: string,
+    url: URL,
+    refuse: Refuse,
+  ): Promise<void> {
     if (!this.mayRead(req, app, refuse)) return;
     if (!this.options.releases) return refuse(404, 'not found');
-    const view = await this.options.releases(app);
+    const page = releasesPage(url.searchParams);
+    if (typeof page === 'string') return refuse(400, page);
+    const view = await this.options.releases(app, page);
     sendJson(res, 200, { ...view, rollout: publicRollout(this.options.store.rollout(app)) });
   }
 }

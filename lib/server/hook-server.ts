@@ -280,7 +280,7 @@ function createReadSide(options: HookServerOptions, dirs: DataDirs, stores: Stor
     followLog: (req, res, job) => follow.handle(req, res, job),
     fleet: fleet?.views,
     audit,
-    releases: fleet && ((app) => (fleet.secrets.has(app) ? fleet.releases(app) : undefined)),
+    releases: fleet && ((app, page) => (fleet.secrets.has(app) ? fleet.releases(app, page) : undefined)),
     shareEnded:
       queue instanceof PgJobQueue
         ? (local) => (shared = shareEndedSessions(local, queue.database, { log }))

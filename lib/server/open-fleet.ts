@@ -11,7 +11,7 @@ import type { ShipkitConfig } from '../config/shipkit-yml.ts';
 import { startFleetExpiry } from '../fleet/fleet-expiry.ts';
 import type { FleetRegistry } from '../fleet/fleet-memory.ts';
 import { fleetLogFile, FleetStore } from '../fleet/fleet-store.ts';
-import { fleetReleases, type FleetReleases } from '../release/fleet-releases.ts';
+import { fleetReleases, type FleetReleases, type FleetReleasesOptions } from '../release/fleet-releases.ts';
 import type { Queryable } from '../jobs/pg/records.ts';
 import type { FleetView } from '../web/read-sources.ts';
 import { ledgerSources } from './ledger-source.ts';
@@ -41,7 +41,7 @@ export interface Fleet {
   tally(): Array<{ app: string; version: string; result: string; hosts: number }>;
   views(): FleetView[];
   /** The app's releases: its verified ledger (when one is found) joined with its hosts' reports. */
-  releases(app: string): Promise<FleetReleases>;
+  releases(app: string, page?: FleetReleasesOptions): Promise<FleetReleases>;
   /** Stops the hourly sweep, then closes the registry. */
   close(): Promise<void>;
 }
@@ -87,7 +87,8 @@ export async function openFleet(
       return { app, hosts: hosts.length, tally: store.tally(app), rollout: store.rollout(app), failures, liars };
     });
   const ledgers = ledgerSources(config, log);
-  const releases = async (app: string) => fleetReleases(app, store.hosts(app), await ledgers.get(app)?.read());
+  const releases = async (app: string, page: FleetReleasesOptions = {}) =>
+    fleetReleases(app, store.hosts(app), await ledgers.get(app)?.read(), page);
   const close = async () => {
     await expiry.stop();
     await store.close();

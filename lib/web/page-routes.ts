@@ -8,7 +8,7 @@ import type { Job } from '../jobs/job.ts';
 import { bearerProblem } from '../http/bearer.ts';
 import { HttpError, receiveBody } from '../http/server.ts';
 import { assetNamed } from './assets.ts';
-import { renderReleasesPage } from './releases-page.ts';
+import { RELEASES_SHOWN, renderReleasesPage } from './releases-page.ts';
 import { matchesEtag } from './badge.ts';
 import { basePath } from '../jobs/job-url.ts';
 import type { ReadSources, Refuse } from './read-sources.ts';
@@ -143,7 +143,7 @@ export class PageRoutes {
     else if (route === '/login') await this.login(req, res, refuse);
     else if (route === '/logout') await this.logout(req, res, refuse);
     else if (route.startsWith('/releases/') && (req.method === 'GET' || req.method === 'HEAD'))
-      await this.releasesPage(req, res, route.slice('/releases/'.length), refuse);
+      await this.releasesPage(req, res, route.slice('/releases/'.length), url, refuse);
     else if (route.startsWith('/assets/')) this.asset(req, res, route.slice('/assets/'.length), refuse);
     else if (route === '/favicon.ico') this.asset(req, res, 'favicon.svg', refuse);
     else return false;
@@ -242,11 +242,18 @@ export class PageRoutes {
   }
 
   /** `/releases/APP`: the app's ledger and its hosts (lib/web/releases-page.ts). */
-  private async releasesPage(req: IncomingMessage, res: ServerResponse, app: string, refuse: Refuse): Promise<void> {
+  private async releasesPage(
+    req: IncomingMessage,
+    res: ServerResponse,
+    app: string,
+    url: URL,
+    refuse: Refuse,
+  ): Promise<void> {
     // App names are plain (lib/core/names.ts): a path that needs decoding names none.
     if (!/^[A-Za-z0-9._-]+$/.test(app) || !this.sources.releases) return refuse(404, 'not found');
     if (this.pageRefused(req, res, refuse, `/releases/${app}`)) return;
-    const view = this.sources.releases(app);
+    const page = Math.max(1, Number.parseInt(url.searchParams.get('page') ?? '1', 10) || 1);
+    const view = this.sources.releases(app, { limit: RELEASES_SHOWN, offset: (page - 1) * RELEASES_SHOWN });
     if (!view) return refuse(404, 'not found');
     this.sendPage(req, res, 200, renderReleasesPage({ view: await view, viewer: this.viewerOf(req), base: this.base }));
   }

@@ -1,7 +1,7 @@
 // What hook-server's read side (lib/web/) needs of the rest: the jobs, a log reader and config
 // bits, in a type web owns. hook-server builds one from its queue; the pages and the JSON API read
 // only through it, so web knows nothing of how jobs are stored or run.
-import type { FleetReleases } from '../release/fleet-releases.ts';
+import type { FleetReleases, FleetReleasesOptions } from '../release/fleet-releases.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Job } from '../jobs/job.ts';
 import type { DeliveryOutcomes } from '../notify/outcomes.ts';
@@ -61,7 +61,7 @@ export interface ReadSources {
     read(query: AuditQuery): Promise<AuditRow[]>;
   };
   /** One app of `fleet:`'s releases (its ledger joined with its hosts), for the Releases view; undefined for an app not there. */
-  releases?(app: string): Promise<FleetReleases> | undefined;
+  releases?(app: string, page: FleetReleasesOptions): Promise<FleetReleases> | undefined;
 }
 
 /** One app's fleet as the status page shows it (hook-server builds it from its fleet registry). */

@@ -8,6 +8,9 @@ import { shownEscaped } from '../release/ledger.ts';
 import { layout, type Viewer } from './status-page.ts';
 
 // Control characters (ESC, newlines, bidi controls) as \u escapes, as `release history` shows them.
+/** Releases a page shows; older ones are on the next pages. */
+export const RELEASES_SHOWN = 50;
+
 const shown = (value: string) => `<bdi>${escapeMarkup(shownEscaped(value))}</bdi>`;
 
 function when(value: string): string {
@@ -42,7 +45,9 @@ function releaseRow(r: ReleaseView): string {
   const source = [r.source.repo, r.source.ref, r.source.commit?.slice(0, 12)].filter(Boolean).join(' ');
   const flags = [
     r.revoked ? '<strong class="error">key revoked</strong>' : '',
-    r.held_by_all ? '<span title="every reporting host still holds it: a rollback downloads nothing">held by all</span>' : '',
+    r.held_by_all
+      ? '<span title="every reporting host still holds it: a rollback downloads nothing">held by all</span>'
+      : '',
   ]
     .filter(Boolean)
     .join(' · ');
@@ -52,6 +57,20 @@ function releaseRow(r: ReleaseView): string {
     `<td>${hostsCell(r)}</td><td>${r.seq ?? ''}</td><td>#${r.n} ${when(r.at)}<br>${shown(r.by)}</td>` +
     `<td>${source ? shown(source) : ''}${moves}</td></tr>`
   );
+}
+
+/** Links to newer and older releases when the ledger has more than a page. */
+function pager(view: FleetReleases, base: string): string {
+  if (view.total <= RELEASES_SHOWN) return '';
+  const page = Math.floor(view.offset / RELEASES_SHOWN) + 1;
+  const link = (n: number, text: string) =>
+    `<a href="${base}/releases/${encodeURIComponent(view.app)}?page=${n}">${text}</a>`;
+  const parts = [
+    page > 1 ? link(page - 1, 'newer') : '',
+    `releases ${view.offset + 1}–${view.offset + view.releases.length} of ${view.total}`,
+    view.offset + view.releases.length < view.total ? link(page + 1, 'older') : '',
+  ];
+  return `<p class="pager">${parts.filter(Boolean).join(' · ')}</p>`;
 }
 
 /** The page; `view` as GET /fleet/APP/releases answers it. */
@@ -85,6 +104,7 @@ export function renderReleasesPage({
 ${source}
 ${table}
 ${unlisted}
+${pager(view, base)}
 <p><a href="${base}/fleet/${encodeURIComponent(view.app)}/releases">JSON</a> · <a href="${base}/">back</a></p>`,
     { viewer, base },
   );

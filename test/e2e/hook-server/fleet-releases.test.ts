@@ -57,8 +57,12 @@ async function postReport(server: Server, body: unknown) {
   return { status: res.status, json: (await res.json().catch(() => null)) as any };
 }
 
-async function getReleases(server: Server, headers = signRequest(FLEET_SECRET, 'GET', '/fleet/my-app/releases')) {
-  const res = await fetch(`${server.url}/fleet/my-app/releases`, { headers });
+async function getReleases(
+  server: Server,
+  headers = signRequest(FLEET_SECRET, 'GET', '/fleet/my-app/releases'),
+  query = '',
+) {
+  const res = await fetch(`${server.url}/fleet/my-app/releases${query}`, { headers });
   return { status: res.status, json: (await res.json().catch(() => null)) as any };
 }
 
@@ -133,6 +137,31 @@ test('GET /fleet/APP/releases, the Releases page and release history --fleet joi
       [['9.9', 1, 1]],
     );
     assert.is(rows['1.0'].source.repo, HOSTILE_REPO, 'JSON carries the text as stored');
+    assert.equal(
+      json.versions.map((v: any) => [v.version, v.hosts, v.held_by_all]),
+      [
+        ['1.2', 0, false],
+        ['1.1', 3, true],
+        ['1.0', 0, false],
+      ],
+      'every release a host runs or came from, for the rollback picker',
+    );
+    const paged = await getReleases(
+      server,
+      signRequest(FLEET_SECRET, 'GET', '/fleet/my-app/releases?limit=1&offset=1'),
+      '?limit=1&offset=1',
+    );
+    assert.equal(
+      [paged.json.total, paged.json.offset, paged.json.releases.map((r: any) => r.version)],
+      [3, 1, ['1.1']],
+    );
+    const nonsense = await getReleases(
+      server,
+      signRequest(FLEET_SECRET, 'GET', '/fleet/my-app/releases?limit=x'),
+      '?limit=x',
+    );
+    assert.is(nonsense.status, 400);
+    assert.match(nonsense.json.error, /limit must be a whole number/);
 
     // Read with the status page's token as well; nothing without either; no other path below.
     assert.is((await getReleases(server, { Authorization: `Bearer ${TOKEN}` } as any)).status, 200);

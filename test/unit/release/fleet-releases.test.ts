@@ -107,6 +107,38 @@ test('no ledger, or one that did not verify: no releases, every version unlisted
   assert.is(fleetReleases('web', [], snapshot([entry({})])).releases[0].held_by_all, false, 'no hosts: held by none');
 });
 
+test('held by all counts a version hosts only came from; pages of releases keep their counts', () => {
+  n = 0;
+  const entries = ['1.0', '1.1', '1.2'].map((version, i) => entry({ version, sha256: sha(String(i)) }));
+  const hosts = [host('1', '1.2', { previous: '1.1' }), host('2', '1.1', { previous: '1.0' })];
+  const all = fleetReleases('web', hosts, snapshot(entries));
+  assert.equal(
+    all.releases.map((r) => [r.version, r.hosts, r.held_by_all]),
+    [
+      ['1.2', 1, false],
+      ['1.1', 1, true],
+      ['1.0', 0, false],
+    ],
+  );
+  const page = fleetReleases('web', hosts, snapshot(entries), { limit: 1, offset: 1 });
+  assert.equal(
+    [page.total, page.offset, page.releases.map((r) => [r.version, r.held_by_all])],
+    [3, 1, [['1.1', true]]],
+  );
+  assert.equal(
+    fleetReleases('web', hosts, snapshot(entries), { limit: 0 }).versions.map((v) => [
+      v.version,
+      v.hosts,
+      v.held_by_all,
+    ]),
+    [
+      ['1.2', 1, false],
+      ['1.1', 1, true],
+      ['1.0', 0, false],
+    ],
+  );
+});
+
 test('a rollback marks the version it left and moves the current one back', () => {
   n = 0;
   const entries = [
