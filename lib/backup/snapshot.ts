@@ -36,8 +36,8 @@ export interface BackupResult {
 
 /** Files that are never in a backup: locks, temp files, clones (a build clones again). */
 const SKIPPED = [/^tmp(\/|$)/, /^repos(\/|$)/, /\.lock$/, /\.takeover$/, /(^|\/)\.[^/]*\.tmp-/];
-/** Append-only logs of checksummed lines: copied up to the last whole line, so every record in the copy is whole. */
-const APPEND_ONLY = /(\.journal|(^|\/)fleet\/fleet\.log)$/;
+/** Append-only logs of lines (the journal, fleet.log, the audit trail): copied up to the last whole line, so every record in the copy is whole. */
+const APPEND_ONLY = /(\.journal|(^|\/)fleet\/fleet\.log|(^|\/)audit\/audit\.jsonl)$/;
 
 export async function takeBackup(options: BackupOptions): Promise<BackupResult> {
   const { config, to, log } = options;

@@ -22,6 +22,7 @@ async function layout() {
     'webhook-secret': 'the-webhook-secret\n',
     'jobs.journal': '{"a":1}\n{"a":2}\n{"a":', // a record being appended: cut off
     'fleet/fleet.log': '{"h":1}\n{"h"',
+    'audit/audit.jsonl': '{"n":1}\n{"n":2', // an audit entry being appended
     'pushes.json': '{}',
     'logs/octo/site/logs.txt': 'built\n',
     'tmp/upload-1': 'half',
@@ -48,6 +49,7 @@ test('DATA goes in without clones, temp files or locks; append-only logs end at 
   const result = await takeBackup({ config, to, version: '1.2.3', log: silentLogger });
   assert.equal(await partsOf(to), [
     'config/shipkit.yml',
+    'data/audit/audit.jsonl',
     'data/fleet/fleet.log',
     'data/jobs.journal',
     'data/logs/octo/site/logs.txt',
@@ -55,6 +57,7 @@ test('DATA goes in without clones, temp files or locks; append-only logs end at 
   ]);
   assert.is(readFileSync(path.join(to, 'data/jobs.journal'), 'utf8'), '{"a":1}\n{"a":2}\n');
   assert.is(readFileSync(path.join(to, 'data/fleet/fleet.log'), 'utf8'), '{"h":1}\n');
+  assert.is(readFileSync(path.join(to, 'data/audit/audit.jsonl'), 'utf8'), '{"n":1}\n');
   await checkParts(to, await readManifest(to));
   assert.equal(result.leftOut.length, 2, 'the secret file and the literal token');
   assert.is(readFileSync(path.join(dir, 'jobs.journal'), 'utf8').endsWith('{"a":'), true, 'DATA untouched');
