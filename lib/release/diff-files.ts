@@ -1,5 +1,5 @@
-// `release diff`'s files: a release tarball (already verified, in memory) read entry by entry with
-// node-tar's Parser and each file hashed as it streams past, never written to disk; the root's
+// `release diff`'s files: a release tarball (already verified) streamed through node-tar's Parser
+// entry by entry, each file hashed as it goes past and never written to disk; the root's
 // package-lock.json kept (capped). Two such manifests compared: added, removed, changed.
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
@@ -42,7 +42,6 @@ export const DEFAULT_TAR_LIMITS: TarLimits = {
   maxLockBytes: 64 * 1024 * 1024,
 };
 
-const CHUNK = 1024 * 1024;
 const LOCK_FILE = 'package-lock.json';
 
 const TYPES: Record<string, EntryType> = {
@@ -62,11 +61,12 @@ export function entryPath(raw: string): string {
 }
 
 /**
- * The entries of the tar.gz in `tarball`, files hashed as they stream by. Throws ValidationError
- * (naming `what`) for a tarball that is not a readable tar.gz or goes past `limits`.
+ * The entries of the tar.gz whose bytes `tarball` yields (a file's read stream, or buffers), files
+ * hashed as they stream by. Throws ValidationError (naming `what`) for a tarball that is not a
+ * readable tar.gz or goes past `limits`.
  */
 export async function manifestOfTarball(
-  tarball: Buffer,
+  tarball: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   what: string,
   limits: TarLimits = DEFAULT_TAR_LIMITS,
 ): Promise<Manifest> {
@@ -98,10 +98,14 @@ export async function manifestOfTarball(
     parser.on('error', reject);
     parser.on('abort', reject);
   });
-  done.catch(() => {}); // awaited below; an early failure must not go unhandled meanwhile
+  let stopped = false;
+  done.catch(() => (stopped = true)); // awaited below; an early failure stops the reading
   try {
-    for (let at = 0; at < tarball.length; at += CHUNK)
-      if (!parser.write(tarball.subarray(at, at + CHUNK))) await Promise.race([once(parser, 'drain'), done]);
+    for await (const chunk of tarball) {
+      if (stopped) break;
+      if (!parser.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)))
+        await Promise.race([once(parser, 'drain'), done]);
+    }
     parser.end();
     await done;
     await Promise.all(pending);

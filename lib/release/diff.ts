@@ -2,26 +2,21 @@
 // published releases, from what DEST holds and only after it verifies: the ledger (chain and
 // signature), each release's publish entry, its tarball (sha256 and .sig) and provenance digest.
 // Then the files (diff-files), the package-lock dependencies (diff-deps) and commits (diff-commits).
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ValidationError, messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { nameProblem, validateName } from '../core/names.ts';
-import { commitsBetween, sourceOfProvenance, type Commit, type ReleaseSource } from './diff-commits.ts';
+import { commitsBetween, type Commit, type ReleaseSource } from './diff-commits.ts';
 import { compareDependencies, lockedPackages, type DependencyDiff } from './diff-deps.ts';
-import { compareManifests, DEFAULT_TAR_LIMITS, manifestOfTarball, type FileDiff, type Manifest } from './diff-files.ts';
+import { compareManifests, type FileDiff, type Manifest } from './diff-files.ts';
+import { readVerifiedRelease, type VerifiedRelease } from './diff-verify.ts';
 import { openDestination, type Destination } from './destination.ts';
 import { certificateFor, verifiedLedger } from './history.ts';
 import { publishEntryOf } from './ledger-dest.ts';
-import { LedgerError, type LedgerEntry } from './ledger.ts';
-import { ownSignatureOver } from './seq.ts';
+import type { LedgerEntry } from './ledger.ts';
 import { compareVersions, validateVersion } from './version-file.ts';
-
-/** A tarball bigger than this is not compared (it is read into memory once, to verify its signature). */
-export const MAX_TARBALL_BYTES = 1024 ** 3;
-const MAX_PROVENANCE_BYTES = 256 * 1024;
 
 export interface DiffOptions {
   app: string;
@@ -54,7 +49,7 @@ export interface DiffSide extends ReleaseSource {
   sha256: string;
   size: number;
   /** Where repo, commit and ref come from: its provenance, or the ledger entry when the provenance file is gone. */
-  sourceFrom: 'provenance' | 'ledger' | 'none';
+  sourceFrom: VerifiedRelease['sourceFrom'];
 }
 
 export interface ReleaseDiff {
@@ -92,9 +87,8 @@ export async function releaseDiff(opts: DiffOptions): Promise<ReleaseDiff> {
   const [fromFile, toFile] = tarballsOf(names, entries, opts, [fromEntry, toEntry], dest.where);
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'shipkit-diff-'));
   try {
-    // One after the other: a tarball is in memory only while it is verified and read.
-    const before = await readRelease(dest, scratch, certificate, fromEntry, fromFile);
-    const after = await readRelease(dest, scratch, certificate, toEntry, toFile);
+    const before = await readVerifiedRelease(dest, scratch, certificate, fromEntry, fromFile);
+    const after = await readVerifiedRelease(dest, scratch, certificate, toEntry, toFile);
     const side = (e: LedgerEntry, r: VerifiedRelease): DiffSide => ({
       version: e.version!,
       n: e.n,
@@ -180,76 +174,6 @@ function tarballsOf(
   if (several)
     throw new ValidationError(`${where} holds ${several.join(' and ')}; choose the platform with --platform.`);
   return found.map((f) => f[0]);
-}
-
-interface VerifiedRelease {
-  file: string;
-  sha256: string;
-  size: number;
-  manifest: Manifest;
-  source: ReleaseSource;
-  sourceFrom: DiffSide['sourceFrom'];
-}
-
-const sha256Of = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
-
-/** The tarball of `entry`: its sha256 against the entry, its .sig against the key, then its entries read; and its source. */
-async function readRelease(
-  dest: Destination,
-  scratch: string,
-  certificate: string,
-  entry: LedgerEntry,
-  file: string,
-): Promise<VerifiedRelease> {
-  const local = await dest.localCopy(file, scratch);
-  const size = local ? (await stat(local)).size : 0;
-  if (!local)
-    throw new ValidationError(`${file} went away from ${dest.where} while release diff read it; run it again.`);
-  if (size > MAX_TARBALL_BYTES)
-    throw new ValidationError(`${file} is ${size} bytes, more than the ${MAX_TARBALL_BYTES} release diff compares.`);
-  const bytes = await readFile(local);
-  const sha256 = sha256Of(bytes);
-  if (sha256 !== entry.sha256)
-    throw new LedgerError(
-      entry.n,
-      `names ${file} with sha256 ${entry.sha256}, but the file at ${dest.where} has ${sha256}: it was replaced or damaged. Nothing was compared.`,
-    );
-  const sig = await dest.read(`${file}.sig`);
-  if (!sig || !(await ownSignatureOver(certificate, bytes, sig)))
-    throw new ValidationError(
-      `${file}.sig at ${dest.where} is ${sig ? 'not a signature of it by this release key' : 'missing'}; nothing was compared.`,
-    );
-  const manifest = await manifestOfTarball(bytes, `${file} at ${dest.where}`, DEFAULT_TAR_LIMITS);
-  return { file, sha256, size, manifest, ...(await sourceOf(dest, entry, file, sha256)) };
-}
-
-/** The release's source from its provenance, checked against the entry's digest and source; the entry's own when the file is gone. */
-async function sourceOf(
-  dest: Destination,
-  entry: LedgerEntry,
-  file: string,
-  sha256: string,
-): Promise<Pick<VerifiedRelease, 'source' | 'sourceFrom'>> {
-  const name = `${file.slice(0, -'.tar.gz'.length)}.intoto.jsonl`;
-  const bytes = entry.provenance_sha256 ? await dest.read(name) : undefined;
-  if (!bytes) return { source: entry.source, sourceFrom: entry.source.repo ? 'ledger' : 'none' };
-  if (bytes.length > MAX_PROVENANCE_BYTES || sha256Of(bytes) !== entry.provenance_sha256)
-    throw new LedgerError(
-      entry.n,
-      `names ${name} with sha256 ${entry.provenance_sha256}, but the file at ${dest.where} is another; it was replaced. Nothing was compared.`,
-    );
-  let source: ReleaseSource;
-  try {
-    source = sourceOfProvenance(bytes, sha256);
-  } catch (error) {
-    throw new LedgerError(entry.n, `names ${name}, which cannot be read: ${messageOf(error)}.`);
-  }
-  if (source.repo !== entry.source.repo || source.commit !== entry.source.commit)
-    throw new LedgerError(
-      entry.n,
-      `records another source than ${name} (repo or commit differ); one of them was made by hand. Nothing was compared.`,
-    );
-  return { source, sourceFrom: 'provenance' };
 }
 
 /** The package-lock.json diff, or why there is none. */

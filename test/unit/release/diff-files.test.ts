@@ -37,6 +37,11 @@ async function packed(files: Record<string, string>, executable: string[] = []):
   return readFileSync(out);
 }
 
+/** The bytes in pieces of 100, as a stream would hand them over. */
+function* chunksOf(bytes: Buffer): Generator<Buffer> {
+  for (let at = 0; at < bytes.length; at += 100) yield bytes.subarray(at, at + 100);
+}
+
 const sha = (text: string) => createHash('sha256').update(text).digest('hex');
 
 test('entryPath: ./ and trailing slashes dropped', () => {
@@ -52,9 +57,11 @@ test('entryPath: ./ and trailing slashes dropped', () => {
 test('manifestOfTarball: every entry with its type, mode, size and sha256; the root lock kept', async () => {
   const lock = '{"lockfileVersion":3,"packages":{}}';
   const m = await manifestOfTarball(
-    await packed({ 'a.txt': 'hello', 'bin/run': '#!/bin/sh\n', link: '-> a.txt', 'package-lock.json': lock }, [
-      'bin/run',
-    ]),
+    chunksOf(
+      await packed({ 'a.txt': 'hello', 'bin/run': '#!/bin/sh\n', link: '-> a.txt', 'package-lock.json': lock }, [
+        'bin/run',
+      ]),
+    ),
     'test.tar.gz',
   );
   const files = Object.fromEntries([...m.files].map(([k, f]) => [k, [f.type, f.mode, f.size, f.sha256, f.target]]));
@@ -70,9 +77,9 @@ test('manifestOfTarball: every entry with its type, mode, size and sha256; the r
 });
 
 test('manifestOfTarball: a lock only in a subfolder is not the release lock; a lock over the cap is named', async () => {
-  const nested = await manifestOfTarball(await packed({ 'sub/package-lock.json': '{}' }), 't');
+  const nested = await manifestOfTarball([await packed({ 'sub/package-lock.json': '{}' })], 't');
   assert.is(nested.packageLock, undefined);
-  const big = await manifestOfTarball(await packed({ 'package-lock.json': 'x'.repeat(100) }), 't', {
+  const big = await manifestOfTarball([await packed({ 'package-lock.json': 'x'.repeat(100) })], 't', {
     ...DEFAULT_TAR_LIMITS,
     maxLockBytes: 10,
   });
@@ -87,7 +94,7 @@ test('manifestOfTarball: more entries or unpacked bytes than allowed stop it wit
     { ...DEFAULT_TAR_LIMITS, maxEntries: 2 },
     { ...DEFAULT_TAR_LIMITS, maxUnpackedBytes: 2 },
   ]) {
-    const error = await manifestOfTarball(tarball, 'big.tar.gz', limits).catch((e) => e);
+    const error = await manifestOfTarball([tarball], 'big.tar.gz', limits).catch((e) => e);
     assert.instance(error, ValidationError);
     assert.match(error.message, /big\.tar\.gz holds more than/);
   }
@@ -100,7 +107,7 @@ test('manifestOfTarball: bytes that are not a tar.gz, or one cut short, are refu
     ['cut short', good.subarray(0, Math.floor(good.length / 2))],
     ['empty', Buffer.alloc(0)],
   ] as const) {
-    const error = await manifestOfTarball(bytes, 'x.tar.gz').catch((e) => e);
+    const error = await manifestOfTarball([bytes], 'x.tar.gz').catch((e) => e);
     assert.instance(error, ValidationError, label);
     assert.match(error.message, /x\.tar\.gz is not a readable tar\.gz/, label);
   }
