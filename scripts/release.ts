@@ -184,8 +184,8 @@ sizes, and the dependencies in their package-lock.json added, removed and change
 Everything is verified before it is read: the ledger at DEST (chain and signature, as
 \`release history\` checks it) must have a publish entry for V1 and for V2; each tarball must
 have the sha256 its entry records and a .sig by the release key; its provenance
-(APP-PLATFORM-V.intoto.jsonl) the digest its entry records. The tarballs are read in memory,
-never extracted. The commits are the source commits of the two releases' provenance, listed
+(APP-PLATFORM-V.intoto.jsonl) the digest its entry records. The tarballs are streamed, never
+extracted. The commits are the source commits of the two releases' provenance, listed
 with \`git log\` in --repo DIR, else in the current folder when it is a checkout that has both;
 otherwise both commits are printed and --repo is named.
 
