@@ -100,6 +100,18 @@ CREATE TABLE IF NOT EXISTS shipkit.audit (
   line text NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_at ON shipkit.audit (at);
+-- Each fleet app's release ledger as a hook-server that can read its DEST last verified it
+-- (lib/server/ledger-source.ts): what every other node shows, verified again, when DEST is not
+-- on its disk or cannot be reached.
+CREATE TABLE IF NOT EXISTS shipkit.ledgers (
+  app text PRIMARY KEY,
+  dest text NOT NULL,
+  sha256 text NOT NULL,
+  ledger bytea NOT NULL,
+  sig bytea NOT NULL,
+  keys text,
+  stored timestamptz NOT NULL DEFAULT now()
+);
 CREATE OR REPLACE FUNCTION shipkit.jobs_notify() RETURNS trigger LANGUAGE plpgsql AS
   $$ BEGIN PERFORM pg_notify('${NOTIFY_CHANNEL}', NEW.id); RETURN NEW; END $$;
 DROP TRIGGER IF EXISTS jobs_notify ON shipkit.jobs;
@@ -111,7 +123,7 @@ CREATE TRIGGER jobs_notify AFTER INSERT OR UPDATE ON shipkit.jobs FOR EACH ROW E
  * a newer shipkit has changed is refused (below), so that an older node behind the same load
  * balancer cannot write rows it does not understand.
  */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 const VERSION_SQL = `
 CREATE SCHEMA IF NOT EXISTS shipkit;
