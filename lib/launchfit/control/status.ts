@@ -41,6 +41,8 @@ export interface Status {
   sockets?: string[];
   health?: RunnerInfo['health'];
   lastFailure?: LaunchState['lastFailure'];
+  /** The last install and its way: `reuse` (a kept folder, nothing fetched) or `full`, with bytes fetched. */
+  lastInstall?: LaunchState['lastInstall'];
 }
 
 export async function collectStatus(paths: DeployPaths, live?: RunnerInfo): Promise<Status> {
@@ -84,6 +86,7 @@ export async function collectStatus(paths: DeployPaths, live?: RunnerInfo): Prom
     sockets: live?.sockets,
     health: live?.health,
     lastFailure: state.lastFailure,
+    lastInstall: state.lastInstall,
   };
 }
 
@@ -127,6 +130,10 @@ export function formatStatus(s: Status): string {
     );
   if (s.lastCheck)
     lines.push(`checked:  ${s.lastCheck.at} ${s.lastCheck.ok ? 'ok' : 'FAILED'}: ${s.lastCheck.message}`);
+  if (s.lastInstall)
+    lines.push(
+      `installed: ${s.lastInstall.at} ${s.lastInstall.release} way ${s.lastInstall.way}, ${s.lastInstall.bytes} bytes fetched`,
+    );
   if (s.lastReport)
     lines.push(
       `reported: ${s.lastReport.at} ${s.lastReport.result} ${s.lastReport.version} ${s.lastReport.ok ? 'ok' : 'NOT TAKEN'}: ${s.lastReport.message}`,

@@ -57,8 +57,18 @@ export interface InstalledRelease {
   file: string;
   sha256: string;
   installedAt: string;
+  /** The primary key that signed the tarball. */
   signer?: string;
+  /** The subkey that made the tarball's signature. */
+  signingKey?: string;
+  /** The folder's digest once installed, hook run (install/kept.ts): going back reuses it only unchanged. */
+  tree?: string;
+  /** The verification settings it was installed under (install/staging.ts stagingPolicy). */
+  policy?: string;
 }
+
+/** How an install got its files: `reuse` (the folder kept in releases/), `full` (the tarball); delta updates add `patch`, `files`. */
+export type InstallWay = 'reuse' | 'patch' | 'files' | 'full';
 
 export interface LaunchState {
   /** Highest version ever installed: anything lower is refused (except by rollback). */
@@ -88,6 +98,8 @@ export interface LaunchState {
   waiting?: { version: string; seq?: number; rollout: number; bucket: number; at: string };
   /** Set just before a switch, cleared after the health check: a crash in between is rolled back on start. */
   pending?: { from?: string; to: string; at: string };
+  /** The last release installed or switched back to, and the way its files came. */
+  lastInstall?: { release: string; version: string; way: InstallWay; bytes: number; at: string };
   /** Why the last release that failed its health check was rolled back. */
   lastFailure?: StartFailure & { release: string; version: string; at: string };
 }

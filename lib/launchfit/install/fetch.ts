@@ -152,6 +152,10 @@ export interface Unpacked {
   root: string;
   sha256: string;
   signer: string;
+  /** The subkey that made the tarball's signature (absent for a release staged by an older launchfit). */
+  signingKey?: string;
+  /** Bytes downloaded for it. */
+  bytes: number;
 }
 
 /** Download and verify the release VERSION names and unpack it into `work` (under tmp/). */
@@ -215,7 +219,14 @@ export async function fetchAndUnpack(
       maxUnpackedBytes: config.updates.maxUnpackedSize,
       maxRatio: config.updates.maxRatio,
     });
-    return { work, root, sha256: got.sha256, signer: verified.primaryFingerprint };
+    return {
+      work,
+      root,
+      sha256: got.sha256,
+      signer: verified.primaryFingerprint,
+      signingKey: verified.signingFingerprint,
+      bytes: got.size,
+    };
   } catch (error) {
     await rm(work, { recursive: true, force: true });
     throw error;

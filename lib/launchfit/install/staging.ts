@@ -22,13 +22,16 @@ interface StagedRecord {
   version: string;
   sha256: string;
   signer: string;
+  signingKey?: string;
+  /** Bytes downloaded when it was staged. */
+  bytes?: number;
   root: string;
   /** The config it was verified under (stagingPolicy): under another, it is verified again. */
   policy?: string;
 }
 
-/** What verifying and unpacking a release depends on besides the keys: provenance and limits. */
-function stagingPolicy(config: LaunchConfig): string {
+/** What verifying and unpacking a release depends on besides the keys: provenance and limits (also kept.ts's). */
+export function stagingPolicy(config: LaunchConfig): string {
   const u = config.updates;
   return JSON.stringify([
     u.provenance,
@@ -59,7 +62,14 @@ async function findStaged(ctx: UpdateContext, info: VersionInfo, trusted: Truste
   if (record.policy !== stagingPolicy(ctx.config) || !signerStillTrusted(trusted, record.signer)) return undefined;
   const root = path.join(work, record.root);
   if (!(await pathExists(root))) return undefined;
-  return { work, root, sha256: record.sha256, signer: record.signer };
+  return {
+    work,
+    root,
+    sha256: record.sha256,
+    signer: record.signer,
+    signingKey: record.signingKey,
+    bytes: record.bytes ?? info.size ?? 0,
+  };
 }
 
 /** The staged release for this VERSION (findStaged), taken over: its record goes, its folder is the caller's. */
@@ -109,6 +119,8 @@ export async function stageRelease(ctx: UpdateContext, info: VersionInfo, truste
     version: info.version,
     sha256: unpacked.sha256,
     signer: unpacked.signer,
+    signingKey: unpacked.signingKey,
+    bytes: unpacked.bytes,
     root: path.relative(dir, unpacked.root),
     policy: stagingPolicy(ctx.config),
   };

@@ -13,15 +13,29 @@ import { pruneReleases, readCurrent, removeRelease, swapCurrentSymlink } from '.
 import { compareVersions, type VersionInfo } from '../../release/version-file.ts';
 import { NO_APP, releaseNameOf, type CheckResult, type UpdateContext } from './context.ts';
 import { fetchAndUnpack } from './fetch.ts';
-import { takeStaged, dropStaged } from './staging.ts';
+import { folderDigest, keptRelease } from './kept.ts';
+import { takeStaged, dropStaged, stagingPolicy } from './staging.ts';
 
 /**
  * Download, verify and unpack a release (or take the one staged for it) into releases/NAME and
- * run its hook. Returns NAME.
+ * run its hook; or, when releases/NAME still holds it unchanged (kept.ts), take it as it is.
+ * Returns NAME.
  */
 export async function installRelease(ctx: UpdateContext, info: VersionInfo, trusted: TrustedKeys): Promise<string> {
   const { paths, log } = ctx;
   const name = releaseNameOf(info.file);
+  if (name !== (await readCurrent(paths)) && (await keptRelease(ctx, info, trusted))) {
+    log.info('switching to the release kept in releases/ (unchanged since its install); nothing downloaded', {
+      release: name,
+      way: 'reuse',
+      bytes: 0,
+    });
+    await updateState(paths, (s) => {
+      s.lastInstall = { release: name, version: info.version, way: 'reuse', bytes: 0, at: new Date().toISOString() };
+    });
+    await dropStaged(paths);
+    return name;
+  }
   const staged = await takeStaged(ctx, info, trusted);
   if (staged) log.info('installing the release staged before', { release: name });
   const unpacked =
@@ -46,15 +60,22 @@ export async function installRelease(ctx: UpdateContext, info: VersionInfo, trus
       await removeRelease(paths, name);
       throw error;
     }
+    const tree = await folderDigest(target);
+    const at = new Date().toISOString();
     await updateState(paths, (s) => {
       s.installed[name] = {
         version: info.version,
         file: info.file,
         sha256: unpacked.sha256,
-        installedAt: new Date().toISOString(),
+        installedAt: at,
         signer: unpacked.signer,
+        signingKey: unpacked.signingKey,
+        tree,
+        policy: stagingPolicy(ctx.config),
       };
+      s.lastInstall = { release: name, version: info.version, way: 'full', bytes: unpacked.bytes, at };
     });
+    log.info('installed from the full tarball', { release: name, way: 'full', bytes: unpacked.bytes });
     // Anything else staged is for a VERSION that is no longer the one offered.
     await dropStaged(paths);
     return name;

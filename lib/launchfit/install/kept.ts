@@ -1,0 +1,100 @@
+// Going back to a release the host still keeps in releases/ (docs/launchfit.md "Going back to a
+// release the host still has"): the folder's digest, recorded at install, is computed again; only
+// an exact match under a still-trusted signer and the same VERSION SHA256 is switched to as is.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { lstat, readdir, readlink } from 'node:fs/promises';
+import path from 'node:path';
+import { messageOf } from '../../core/errors.ts';
+import type { TrustedKeys } from '../trust/pgp.ts';
+import { readState } from '../deploy-folder/state.ts';
+import type { VersionInfo } from '../../release/version-file.ts';
+import { compareVersions } from '../../release/version-file.ts';
+import { releaseNameOf, type UpdateContext } from './context.ts';
+import { stagingPolicy } from './staging.ts';
+
+/**
+ * sha256 over one JSON line per entry of `dir`, sorted by path: {path, type, mode, size, sha256,
+ * target}; symlinks are not followed. Any file added, removed or changed, a mode or a link target
+ * changed, gives another digest.
+ */
+export async function folderDigest(dir: string): Promise<string> {
+  const lines: string[] = [];
+  const walk = async (rel: string): Promise<void> => {
+    const names = (await readdir(path.join(dir, rel))).sort();
+    for (const name of names) {
+      const entry = rel ? `${rel}/${name}` : name;
+      const full = path.join(dir, entry);
+      const st = await lstat(full);
+      const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
+      lines.push(
+        JSON.stringify({
+          path: entry,
+          type,
+          mode: (st.mode & 0o7777).toString(8),
+          size: type === 'file' ? st.size : 0,
+          sha256: type === 'file' ? await fileSha256(full) : null,
+          target: type === 'symlink' ? await readlink(full) : null,
+        }),
+      );
+      if (type === 'dir') await walk(entry);
+    }
+  };
+  await walk('');
+  return createHash('sha256').update(lines.sort().join('\n')).digest('hex');
+}
+
+async function fileSha256(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/**
+ * The release VERSION names, when releases/NAME holds it as installed: the same file, the SHA256
+ * VERSION gives, verified under the same policy by a subkey still trusted and not revoked, and a
+ * folder whose digest is the one recorded at install. Its name, or undefined (with the reason
+ * logged when a kept folder was there but is not taken): then the release is downloaded.
+ */
+export async function keptRelease(
+  ctx: UpdateContext,
+  info: VersionInfo,
+  trusted: TrustedKeys,
+): Promise<string | undefined> {
+  const name = releaseNameOf(info.file);
+  const kept = (await readState(ctx.paths)).installed[name];
+  if (!kept || !info.sha256) return undefined;
+  const doubt = (why: string) => {
+    ctx.log.warn(`releases/${name} is kept here, but ${why}; downloading it in full`, { release: name, way: 'full' });
+    return undefined;
+  };
+  if (kept.file !== info.file || kept.sha256 !== info.sha256 || compareVersions(kept.version, info.version) !== 0)
+    return doubt(`VERSION names another tarball (sha256 ${info.sha256}) than the one installed then`);
+  if (!kept.tree || !kept.signingKey) return doubt('its digest was not recorded when it was installed');
+  if (kept.policy !== stagingPolicy(ctx.config))
+    return doubt('the verification settings (provenance, limits) changed since it was installed');
+  if (!stillTrusted(trusted, kept.signingKey, kept.signer))
+    return doubt(`the key that signed it (${kept.signingKey}) is no longer trusted or was revoked`);
+  let digest: string;
+  try {
+    digest = await folderDigest(path.join(ctx.paths.releases, name));
+  } catch (error) {
+    return doubt(`its folder cannot be read (${messageOf(error)})`);
+  }
+  if (digest !== kept.tree)
+    return doubt('its files were changed since it was installed (the folder digest differs from the one recorded)');
+  return name;
+}
+
+/** The subkey is trusted now: in a trusted key (the pinned subkey, if one is), neither it nor its primary revoked. */
+function stillTrusted(trusted: TrustedKeys, signingKey: string, primary: string | undefined): boolean {
+  const remembered = Object.keys(trusted.revoked ?? {});
+  if (remembered.includes(signingKey) || (primary !== undefined && remembered.includes(primary))) return false;
+  return trusted.keys.some(({ key, onlySubkey }) => {
+    if (onlySubkey !== undefined && onlySubkey.toLowerCase() !== signingKey) return false;
+    if (key.revocationSignatures.length > 0) return false;
+    const subkey = key.subkeys.find((k) => k.getFingerprint().toLowerCase() === signingKey);
+    if (subkey) return subkey.revocationSignatures.length === 0;
+    return key.getFingerprint().toLowerCase() === signingKey;
+  });
+}
