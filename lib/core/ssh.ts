@@ -9,7 +9,7 @@ export interface SshSettings {
 }
 
 /** `ssh` with options as separate arguments. */
-function sshArgs({ sshKey, port, knownHosts }: SshSettings): string[] {
+export function sshArgs({ sshKey, port, knownHosts }: SshSettings): string[] {
   const args = [
     'ssh',
     '-o',

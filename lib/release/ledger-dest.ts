@@ -1,13 +1,14 @@
 // The ledger at DEST, on the publisher's side: read and checked (chain and signature) before an
 // entry is appended, then written with ledger.jsonl.sig in the order that keeps a verifying pair
-// there at every moment (seq.ts). Writers of a folder hold DEST's publish lock; on rsync and S3
-// the ledger is read back after the write, and a publisher that lost a race stops before VERSION.
-import { createHash } from 'node:crypto';
+// there at every moment (seq.ts). Writers hold DEST's publish lock (a folder's lock file, or
+// dest-lock.ts on rsync and S3); on rsync and S3 the pair is also read back before VERSION.
+import { createHash, randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { ValidationError } from '../core/errors.ts';
 import { pathExists } from '../core/fs.ts';
-import { acquireLock, type Lock } from '../core/lock.ts';
+import { acquireLock } from '../core/lock.ts';
+import { LOCK_NAME, lockRemoteDestination, type DestLock } from './dest-lock.ts';
 import type { Destination, StepHook } from './destination.ts';
 import {
   LEDGER_FILE,
@@ -73,13 +74,18 @@ export function ledgerActor(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /**
- * DEST's publish lock (a folder only): held from reading DEST's VERSION and ledger to writing
- * them, so two publishers cannot both append entry N. Remote DESTs return a no-op lock.
+ * DEST's publish lock, held from reading DEST's VERSION and ledger to writing them, so two
+ * publishers cannot both append entry N: a folder's lock file (core/lock.ts), or on rsync and S3
+ * the lock of dest-lock.ts. A second writer gets WorkError (exit 1) naming the holder.
  */
-export async function lockDestination(dest: Destination): Promise<Lock | undefined> {
+export async function lockDestination(dest: Destination): Promise<DestLock | undefined> {
+  if (!dest.local) {
+    const owner = { by: ledgerActor(), at: new Date().toISOString(), pid: `${process.pid}@${os.hostname()}` };
+    return lockRemoteDestination(dest.where, { ...owner, token: randomBytes(12).toString('hex') });
+  }
   // A folder that does not exist yet is made by the first publish; nothing there to race for.
-  if (!dest.local || !(await pathExists(dest.where))) return undefined;
-  return acquireLock(path.join(dest.where, '.shipkit-publish.lock'), {
+  if (!(await pathExists(dest.where))) return undefined;
+  return acquireLock(path.join(dest.where, LOCK_NAME), {
     waitMs: 0,
     what: `the release folder ${dest.where} (another release publish, rollout or rollback is writing it)`,
   });
@@ -149,11 +155,12 @@ export async function appendLedger(
   const signature = await signDetached(key, { data: text });
   await placeSignedPair(dest, LEDGER_FILE, text, signature, current.signature, step);
   if (!dest.local) {
-    // No lock on rsync or S3: read it back, and stop before VERSION if another publisher's entry won.
-    const back = await dest.read(LEDGER_FILE);
-    if (!back?.equals(text))
+    // Behind the lock this always holds; it is the last guard against a writer that does not take
+    // it (an older shipkit, a hand copy): the pair must be ours, else stop before VERSION.
+    const [back, backSig] = [await dest.read(LEDGER_FILE), await dest.read(LEDGER_SIG_FILE)];
+    if (!back?.equals(text) || !backSig?.equals(signature))
       throw new ValidationError(
-        `Another publisher wrote ${LEDGER_FILE} at ${dest.where} at the same time; its entry ${current.ledger.entries.length + 1} is not this one. VERSION was not written; run the command again.`,
+        `Another publisher wrote ${LEDGER_FILE} or ${LEDGER_SIG_FILE} at ${dest.where} at the same time; its entry ${current.ledger.entries.length + 1} is not this one. VERSION was not written; run the command again.`,
       );
   }
   return JSON.parse(line) as LedgerEntry;
