@@ -86,7 +86,7 @@ export async function openFleet(
       ).length;
       return { app, hosts: hosts.length, tally: store.tally(app), rollout: store.rollout(app), failures, liars };
     });
-  const ledgers = ledgerSources(config, log);
+  const ledgers = ledgerSources(config, log, shared?.db);
   const releases = async (app: string, page: FleetReleasesOptions = {}) =>
     fleetReleases(app, store.hosts(app), await ledgers.get(app)?.read(), page);
   const close = async () => {
