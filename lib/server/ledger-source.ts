@@ -1,10 +1,8 @@
 // Where hook-server reads an app's release ledger for GET /fleet/APP/releases and the Releases
-// view (docs/fleet.md "Releases"): `fleet.APP.ledger`, else the `publish.to` of the repo that
-// publishes APP. Read and verified (chain, signature, head signer) at most once per change of the
-// files for a folder, once per `ttlMs` for a remote DEST; one read at a time; a ledger that does
-// not verify is kept as an error the view shows, never as entries. With `queue:` the node that
-// reads DEST keeps the verified bytes in shipkit.ledgers, and a node where DEST is not (a folder
-// on another machine) or cannot be reached shows that copy, verified again here.
+// view: `fleet.APP.ledger`, else the `publish.to` of the repo publishing APP; verified once per
+// change (a remote DEST: per ttlMs); one that does not verify is an error, never entries. With
+// `queue:` the verified bytes are kept in shipkit.ledgers for the nodes that cannot read DEST.
+// The whole story: docs/fleet.md "Releases".
 import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
