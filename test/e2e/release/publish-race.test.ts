@@ -79,9 +79,7 @@ async function raceRounds(p: Publisher, d: Dest): Promise<string[]> {
   const winners: string[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
     const versions = [`${round}.0`, `${round}.1`];
-    const t0 = Date.now();
     const runs = await Promise.all(versions.map((v) => publish(p, d, v)));
-    if (process.env.RACE_TIMING) console.log(`round ${round}: ${Date.now() - t0} ms`);
     const codes = runs.map((r) => r.exitCode);
     assert.equal([...codes].sort(), [0, 1], `round ${round}: ${runs.map((r) => r.stderr).join('\n---\n')}`);
     const winner = versions[codes.indexOf(0)];

@@ -1,0 +1,99 @@
+// DEST's publish lock on S3 (lib/release/dest-lock.ts) against s3rver on loopback: one holder at a
+// time, the second told who holds it, released and taken again, a stale claim taken over, a fresh
+// one not; many writers at once, one winner. The remote shell quoting checked with a real sh; the
+// holder's text shown escaped. The ssh lock end to end: test/e2e/release/publish-race.test.ts.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { WorkError } from '../../../lib/core/errors.ts';
+import {
+  lockHeldError,
+  lockRemoteDestination,
+  remoteShellWord,
+  type LockOwner,
+} from '../../../lib/release/dest-lock.ts';
+import { runCommand } from '../../_helpers/common.ts';
+import { s3rverEnv, startS3rver } from '../../fixtures/s3rver.ts';
+
+let s3rver: Awaited<ReturnType<typeof startS3rver>>;
+let env: NodeJS.ProcessEnv;
+let n = 0;
+const owner = (by = 'alice@box'): LockOwner => ({
+  by,
+  at: new Date().toISOString(),
+  pid: `${100 + n}@box`,
+  token: `token${n++}`,
+});
+const claims = async (prefix: string) => {
+  const list = await (
+    await fetch(`${s3rver.endpoint}/locks?list-type=2&prefix=${prefix}/.shipkit-publish.lock/`)
+  ).text();
+  return [...list.matchAll(/<Key>([^<]+)<\/Key>/g)].map((m) => m[1]);
+};
+
+let saved: NodeJS.ProcessEnv;
+test.before(async () => {
+  s3rver = await startS3rver('locks');
+  // The SDK looks up credentials in process.env itself.
+  saved = { ...process.env };
+  Object.assign(process.env, s3rverEnv(s3rver.endpoint));
+  env = process.env;
+});
+test.after(async () => {
+  process.env = saved;
+  await s3rver.close();
+});
+
+test('one holder at a time; the second is told who holds it and writes nothing', async () => {
+  const first = await lockRemoteDestination('s3://locks/a', owner('alice@box'), { env });
+  const before = await claims('a');
+  const second = await lockRemoteDestination('s3://locks/a', owner('bob@box'), { env }).catch((e) => e);
+  assert.instance(second, WorkError);
+  assert.match(second.message, /holds the lock of s3:\/\/locks\/a since \S+ \(by alice@box, process \d+@box\)/);
+  assert.equal(await claims('a'), before, 'the loser left no claim');
+  await first.release();
+  assert.equal(await claims('a'), []);
+  const third = await lockRemoteDestination('s3://locks/a', owner('bob@box'), { env });
+  await third.release();
+});
+
+test('a claim not renewed within the limit is taken over; a fresh one is not', async () => {
+  const dead = await lockRemoteDestination('s3://locks/b', owner('dead@box'), { env });
+  void dead; // never released: its holder "died"
+  await new Promise((r) => setTimeout(r, 50));
+  const refused = await lockRemoteDestination('s3://locks/b', owner(), { env, staleMs: 60_000 }).catch((e) => e);
+  assert.instance(refused, WorkError);
+  assert.match(refused.message, /by dead@box/);
+  const taken = await lockRemoteDestination('s3://locks/b', owner('heir@box'), { env, staleMs: 10 });
+  const left = await claims('b');
+  assert.is(left.length, 2, 'only the heir claim and its held mark');
+  assert.ok(left.every((k) => k.includes(`-token${n - 1}`)));
+  await taken.release();
+});
+
+test('many writers at once: exactly one takes it', async () => {
+  const tries = await Promise.allSettled(
+    Array.from({ length: 6 }, (_, i) => lockRemoteDestination('s3://locks/c', owner(`w${i}@box`), { env })),
+  );
+  const won = tries.filter((t) => t.status === 'fulfilled');
+  assert.is(won.length, 1, JSON.stringify(tries.map((t) => t.status)));
+  for (const t of tries)
+    if (t.status === 'rejected') assert.match(String(t.reason), /holds the lock of s3:\/\/locks\/c/);
+  await (won[0] as PromiseFulfilledResult<{ release(): Promise<void> }>).value.release();
+  assert.equal(await claims('c'), []);
+});
+
+test('remoteShellWord: the remote shell reads back each argument as it was', async () => {
+  for (const arg of ['plain', 'with space', "it's", '$(touch /tmp/x) `id` ; rm -rf', '"{json}"', '']) {
+    const r = await runCommand('sh', ['-c', `printf %s ${remoteShellWord(arg)}`]);
+    assert.is(r.stdout, arg);
+  }
+});
+
+test('lockHeldError: text from DEST is shown escaped; an unreadable holder is "unknown"', () => {
+  const e = lockHeldError('s3://b/p', { by: 'evil\u001b[31m\nuser', at: '2024-01-01T00:00:00Z' });
+  assert.not.match(e.message, /[\u001b\n]/);
+  assert.match(e.message, /by evil\\u001b\[31m\\u000auser, process unknown/);
+  assert.match(lockHeldError('x', undefined).message, /since unknown \(by unknown, process unknown\)/);
+});
+
+test.run();
