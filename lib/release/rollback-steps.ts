@@ -21,6 +21,6 @@ export async function rollbackInSteps(opts: RollbackStepsOptions): Promise<Rollb
       ? `${rollback.app} ${rollback.version} is at ${rollback.to} already (SEQ ${rollback.seq}): continuing its steps`
       : `rolled back from ${rollback.from} to ${rollback.version}: VERSION SEQ ${rollback.seq} at ROLLOUT ${opts.steps[0]}`,
   );
-  const rollout = await rolloutRelease({ ...opts, rollback: false });
+  const rollout = await rolloutRelease({ ...opts, rollback: false, expectVersion: rollback.version });
   return { rollback, rollout };
 }

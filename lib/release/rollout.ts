@@ -16,7 +16,7 @@ import { rollbackPublished } from './rollback.ts';
 import { countStep, formatCounts, judgeStep, type Allowance, type FleetHost, type StepCounts } from './rollout-plan.ts';
 import { nextSeq, placeVersionPair, readPublishedVersion, type PublishedVersion } from './seq.ts';
 import { loadSigningKey, publicCertificateFor, signDetached, type SigningKey } from './sign.ts';
-import { formatVersionFile, type VersionInfo } from './version-file.ts';
+import { compareVersions, formatVersionFile, type VersionInfo } from './version-file.ts';
 
 /** GET /fleet/APP for 10,000 hosts is about 3 MB; more than this is not a fleet answer. */
 const MAX_FLEET_ANSWER = 64 * 1024 * 1024;
@@ -45,6 +45,8 @@ export interface RolloutOptions {
   fetch?: typeof globalThis.fetch;
   /** Called at each write of VERSION/VERSION.sig and `step:N:signed`; a test can stop there. */
   step?: StepHook;
+  /** The version VERSION must name (a rollback in steps): another one there is refused, nothing written. */
+  expectVersion?: string;
 }
 
 /** How a run of `release rollout` ends. */
@@ -80,6 +82,10 @@ export async function rolloutRelease(opts: RolloutOptions): Promise<RolloutResul
   };
   let current = await readTrusted(signer, opts.name);
   const version = current.info.version;
+  if (opts.expectVersion !== undefined && compareVersions(version, opts.expectVersion) !== 0)
+    throw new ValidationError(
+      `VERSION at ${signer.dest.where} names ${version}, not ${opts.expectVersion}: another publish came in between; run the command again. Nothing was written.`,
+    );
   const at = current.info.rollout ?? 100;
   const remaining = opts.steps.filter((s) => s >= at);
   opts.print(
