@@ -90,6 +90,8 @@ export interface History {
   primary: string;
   entries: number;
   releases: ReleaseRow[];
+  /** Key rotations and revocations recorded at DEST (`release keys … --to`), newest first. */
+  keys: Array<{ n: number; at: string; by: string; note: string | null }>;
   /** With `--fleet`: the hosts that report to hook-server. */
   hosts?: number;
 }
@@ -161,6 +163,10 @@ export async function releaseHistory(opts: HistoryOptions): Promise<History> {
     primary,
     entries: entries.length,
     releases: releasesOf(entries, opts.app, { current: version, revoked }),
+    keys: entries
+      .filter((e) => e.action === 'keys')
+      .reverse()
+      .map(({ n, at, by, note }) => ({ n, at, by, note })),
   };
 }
 
@@ -200,5 +206,9 @@ export function formatHistory(history: History): string {
       `  ${r.version.padEnd(12)} ${flags.padEnd(20)} ${hosts}${r.at.slice(0, 19).replace('T', ' ')}  ${shownEscaped(r.by)}${source ? `  ${shownEscaped(source)}` : ''}`,
     );
   }
+  for (const k of history.keys)
+    lines.push(
+      `  key change (entry ${k.n}) ${k.at.slice(0, 19).replace('T', ' ')}  ${shownEscaped(k.by)}: ${shownEscaped(k.note ?? '')}`,
+    );
   return `${lines.join('\n')}\n`;
 }

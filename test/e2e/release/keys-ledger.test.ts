@@ -135,6 +135,13 @@ test('rotate --to: keys.asc placed, an entry signed by the new subkey; history, 
         ['1.0', 'previous'],
       ],
     );
+    assert.equal(
+      rows.keys.map((k: any) => [k.n, k.note]),
+      [[3, entry.note]],
+      'the key change is listed apart from the releases',
+    );
+    const shown = await runScript('release', ['history', 'my-app', '--from', dest]);
+    assert.match(shown.stdout, `key change (entry 3)`);
     // A rollback after it signs with the new subkey and chains on.
     const back = await runScript('release', [
       'rollback',
