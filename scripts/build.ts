@@ -64,6 +64,16 @@ async function buildMain(args: Args, log: Logger): Promise<number> {
     publish: steps.includes('publish') ? repo.publish : undefined,
     rollout: steps.includes('rollout') ? repo.rollout : undefined,
   });
+  // hook-server and workers always name the job: without --job-id, someone typed it.
+  if (args['job-id'] === undefined) {
+    const { recordByCommand } = await import('../lib/audit/trail.ts');
+    await recordByCommand(
+      config,
+      'build',
+      { action: 'build.manual', subject: repo.name, detail: { job: id, sha: sha ?? null, ref: ref ?? null, steps } },
+      log,
+    );
+  }
   const controller = abortOnSignals();
   log.info(`build ${repo.name}: job ${id}`, { steps: steps.join(',') });
   const outcome = await runJob({

@@ -482,6 +482,16 @@ async function releaseMain(args: Args, log: Logger): Promise<number> {
   const id = args['job-id'] !== undefined ? validateJobId(args['job-id']) : newJobId();
   const config = await loadShipkitConfig(findConfigFile(args.config));
   const repo = getRepo(config, name);
+  // hook-server and workers always name the job: without --job-id, someone typed it.
+  if (args['job-id'] === undefined) {
+    const { recordByCommand } = await import('../lib/audit/trail.ts');
+    await recordByCommand(
+      config,
+      'release',
+      { action: 'release.manual', subject: repo.name, detail: { job: id, tag } },
+      log,
+    );
+  }
   const { runRelease } = await import('../lib/pipeline/release.ts');
   const controller = abortOnSignals();
   return report(await runRelease({ config, repo, tag, id, log, signal: controller.signal }), {

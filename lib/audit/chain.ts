@@ -16,6 +16,8 @@ export const AUDIT_ACTIONS = [
   'token.rotate',
   'delivery.replay',
   'delivery.replay_refused',
+  'build.manual',
+  'release.manual',
   'rollout.start',
   'rollout.step',
   'rollout.halt',

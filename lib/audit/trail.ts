@@ -138,3 +138,21 @@ export function commandActor(): string {
   }
   return `cli ${user}@${os.hostname()}`;
 }
+
+/**
+ * One entry recorded by a command run on the machine (`cli USER@HOST`, from `local`), the trail
+ * opened for it and closed again; throws when it cannot be written.
+ */
+export async function recordByCommand(
+  config: AuditConfig,
+  command: string,
+  record: Omit<AuditRecord, 'actor' | 'from'>,
+  log: Logger,
+): Promise<AuditEntry> {
+  const trail = await AuditTrail.open(config, command, { log, node: os.hostname() });
+  try {
+    return await trail.record({ ...record, actor: commandActor(), from: 'local' });
+  } finally {
+    await trail.close();
+  }
+}

@@ -31,11 +31,18 @@ test('litpro site: first build clones, compiles with real litpro, logs the job',
     new RegExp(`=== shipkit job first-build end \\{.*"status":"succeeded","exit":0,"sha":"${site.first}"`),
   );
   assert.is(log.trimEnd().split('\n').pop()?.startsWith('=== shipkit job first-build end '), true);
+  assert.ok(!existsSync(path.join(site.data, 'audit', 'audit.jsonl')), 'a build hook-server names is not audited');
 });
 
 test('later builds fetch and check out exactly the SHA, survive force pushes, clean old output', async () => {
   const site = await makeSite({ 'README.md': 'one\n' });
   assert.is((await site.run('build', ['octo/site'])).exitCode, 0);
+  // Typed by hand (no --job-id): in the audit trail, with who and which job.
+  const audited = JSON.parse(readFileSync(path.join(site.data, 'audit', 'audit.jsonl'), 'utf8'));
+  assert.equal(
+    [audited.n, audited.action, audited.from, audited.subject, /^cli .+@/.test(audited.actor)],
+    [1, 'build.manual', 'local', 'octo/site', true],
+  );
   const second = await site.commit({ 'README.md': 'two\n', 'page.txt': 'page\n' });
   const third = await site.commit({ 'README.md': 'three\n' });
   writeFileSync(path.join(site.repoDir, 'stray-output.txt'), 'from the last build\n');
