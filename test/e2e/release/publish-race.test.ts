@@ -16,7 +16,7 @@ import { APP_SOURCE } from '../../fixtures/launchfit/world.ts';
 import { s3rverEnv, startS3rver } from '../../fixtures/s3rver.ts';
 
 const LOCK_HELD =
-  /Another release publish, rollout or rollback holds the lock of \S+ since \d{4}-\d\d-\d\dT[\d:.]+Z \(by [^)]+@[^)]+, process \d+@[^)]+\); try again when it is done\. Nothing was written\./;
+  /Another release publish, rollout or rollback holds the lock of .+ since \d{4}-\d\d-\d\dT[\d:.]+Z \(by [^)]+@[^)]+, process \d+@[^)]+\); try again when it is done\. Nothing was written\./;
 const ROUNDS = 3;
 
 const sshd = await startSshd();
@@ -146,7 +146,8 @@ async function killedHolder(p: Publisher, d: Dest, winners: string[]): Promise<v
 overSsh('rsync DEST: two publishers at once, three times; a killed holder reported, then taken over', async () => {
   const s = sshd as Sshd;
   const p = await makeApps();
-  const remote = path.join(tmpDir('shipkit-race-remote-'), 'updates');
+  // A remote path the remote shell must be handed quoted: a space, a quote, a $.
+  const remote = path.join(tmpDir('shipkit-race-remote-'), "up dates 'n $HOME");
   // The operator's ssh setup for this host, as ~/.ssh/config would give it.
   const bin = tmpDir('shipkit-race-bin-');
   const config = path.join(bin, 'ssh_config');
@@ -167,14 +168,19 @@ overSsh('rsync DEST: two publishers at once, three times; a killed holder report
       assert.is(r.exitCode, 0, r.stderr);
     },
   };
-  const winners = await raceRounds(p, d);
-  assert.not.ok(existsSync(lockDir), 'the lock is gone after each publish');
-  await killedHolder(p, d, winners);
-  assert.not.ok(existsSync(lockDir));
-  assert.equal(
-    readdirSync(remote).filter((f) => f.startsWith('.shipkit')),
-    [],
-  );
+  try {
+    const winners = await raceRounds(p, d);
+    assert.not.ok(existsSync(lockDir), 'the lock is gone after each publish');
+    await killedHolder(p, d, winners);
+    assert.not.ok(existsSync(lockDir));
+    assert.equal(
+      readdirSync(remote).filter((f) => f.startsWith('.shipkit')),
+      [],
+    );
+  } finally {
+    // The shared connection would otherwise outlive the test by ControlPersist.
+    await runCommand(path.join(bin, 'ssh'), ['-O', 'exit', '127.0.0.1']);
+  }
 });
 
 test('S3 DEST: two publishers at once, three times; a killed holder reported, then taken over', async () => {
