@@ -27,7 +27,8 @@ signs it (detached binary OpenPGP signature, as gpg --detach-sign makes), writes
 SHA256, SIZE and EXPIRES and signs it as VERSION.sig, and publishes them to DEST: the tarball
 and its .sig first, then the public certificate as keys.asc (and the same as pubkey.asc, for
 older hosts), VERSION.sig and VERSION last, each by temp file + rename. Hosts trust the
-certificate only against a pinned primary fingerprint.
+certificate only against a pinned primary fingerprint. DEST is locked from reading it to
+writing it: a second publish, rollout or rollback meanwhile exits 1 and writes nothing.
 
 Options:
   --name APP               app name (letters, digits, . _ -)
@@ -53,7 +54,8 @@ Options:
                            default all); \`release rollout\` raises it step by step
   --json                   print the result as JSON
 
-Exit codes: 0 published, 1 failed, 2 usage or configuration error.`,
+Exit codes: 0 published, 1 failed (also: DEST locked by another writer), 2 usage or
+configuration error.`,
   flags: {
     name: { type: 'string' },
     platform: { type: 'string' },
