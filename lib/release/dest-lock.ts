@@ -40,6 +40,8 @@ interface Primitives {
 
 export interface RemoteLockOptions {
   staleMs?: number;
+  /** How often the holder renews it (default every minute). */
+  renewMs?: number;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -50,7 +52,7 @@ export interface RemoteLockOptions {
 export async function lockRemoteDestination(
   where: string,
   owner: LockOwner,
-  { staleMs = STALE_LOCK_MS, env = process.env }: RemoteLockOptions = {},
+  { staleMs = STALE_LOCK_MS, renewMs = RENEW_MS, env = process.env }: RemoteLockOptions = {},
 ): Promise<DestLock> {
   const target = parseTarget(where);
   if (target.kind === 'git')
@@ -58,11 +60,14 @@ export async function lockRemoteDestination(
   const lock = target.kind === 's3' ? s3Lock(target, owner, staleMs, env) : sshLock(target, owner, staleMs, env);
   const taken = await lock.take();
   if (taken !== true) throw lockHeldError(where, taken.holder);
-  const renewal = setInterval(() => void lock.renew().catch(() => undefined), RENEW_MS);
+  // A renewal still on its way when the lock is released would put the lock back: wait for it.
+  let renewing: Promise<void> = Promise.resolve();
+  const renewal = setInterval(() => (renewing = lock.renew().catch(() => undefined)), renewMs);
   renewal.unref();
   return {
     async release() {
       clearInterval(renewal);
+      await renewing;
       await lock.release();
     },
   };

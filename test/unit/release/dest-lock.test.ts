@@ -1,7 +1,7 @@
 // DEST's publish lock on S3 (lib/release/dest-lock.ts) against s3rver on loopback: one holder at a
-// time, the second told who holds it, released and taken again, a stale claim taken over, a fresh
-// one not; many writers at once, one winner. The remote shell quoting checked with a real sh; the
-// holder's text shown escaped. The ssh lock end to end: test/e2e/release/publish-race.test.ts.
+// time, the second told who holds it; released and taken again; a stale claim taken over, a fresh
+// or renewed one not; many writers at once, one winner. The remote shell quoting checked with a
+// real sh; the holder's text shown escaped. The ssh lock: test/e2e/release/publish-race.test.ts.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { WorkError } from '../../../lib/core/errors.ts';
@@ -68,6 +68,18 @@ test('a claim not renewed within the limit is taken over; a fresh one is not', a
   assert.is(left.length, 2, 'only the heir claim and its held mark');
   assert.ok(left.every((k) => k.includes(`-token${n - 1}`)));
   await taken.release();
+});
+
+test('the holder renews its claim, so it does not go stale while held', async () => {
+  const held = await lockRemoteDestination('s3://locks/r', owner('slow@box'), { env, staleMs: 400, renewMs: 100 });
+  await new Promise((r) => setTimeout(r, 900));
+  const refused = await lockRemoteDestination('s3://locks/r', owner(), { env, staleMs: 400 }).catch((e) => e);
+  assert.instance(refused, WorkError, 'renewed within the limit: still held');
+  assert.match(refused.message, /by slow@box/);
+  await held.release();
+  assert.equal(await claims('r'), [], 'no renewal puts it back after the release');
+  await new Promise((r) => setTimeout(r, 250));
+  assert.equal(await claims('r'), []);
 });
 
 test('many writers at once: exactly one takes it', async () => {
