@@ -38,6 +38,7 @@ test('reportBody: the contract keys, the computed bucket, the reason capped', ()
     'version',
     'previous',
     'seq',
+    'sha256',
     'bucket',
     'result',
     'reason',
