@@ -2,6 +2,8 @@
 // time, the second told who holds it; released and taken again; a stale claim taken over, a fresh
 // or renewed one not; many writers at once, one winner. The remote shell quoting checked with a
 // real sh; the holder's text shown escaped. The ssh lock: test/e2e/release/publish-race.test.ts.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { WorkError } from '../../../lib/core/errors.ts';
@@ -11,7 +13,8 @@ import {
   remoteShellWord,
   type LockOwner,
 } from '../../../lib/release/dest-lock.ts';
-import { runCommand } from '../../_helpers/common.ts';
+import { runCommand, tmpDir } from '../../_helpers/common.ts';
+import { startSshd, type Sshd } from '../../_helpers/ssh.ts';
 import { s3rverEnv, startS3rver } from '../../fixtures/s3rver.ts';
 
 let s3rver: Awaited<ReturnType<typeof startS3rver>>;
@@ -31,14 +34,29 @@ const claims = async (prefix: string) => {
 };
 
 let saved: NodeJS.ProcessEnv;
+let sshd: Sshd | string;
+/** ssh as the operator's config gives it for 127.0.0.1: a PATH whose `ssh` adds -F. */
+let sshEnv: NodeJS.ProcessEnv;
 test.before(async () => {
   s3rver = await startS3rver('locks');
+  sshd = await startSshd();
+  if (typeof sshd !== 'string') {
+    const bin = tmpDir('shipkit-lock-bin-');
+    const config = path.join(bin, 'ssh_config');
+    writeFileSync(
+      config,
+      `Host 127.0.0.1\n  Port ${sshd.port}\n  IdentityFile ${sshd.key}\n  UserKnownHostsFile ${sshd.knownHosts}\n`,
+    );
+    writeFileSync(path.join(bin, 'ssh'), `#!/bin/sh\nexec /usr/bin/ssh -F '${config}' "$@"\n`, { mode: 0o755 });
+    sshEnv = { ...process.env, PATH: `${bin}:${process.env.PATH}` };
+  }
   // The SDK looks up credentials in process.env itself.
   saved = { ...process.env };
   Object.assign(process.env, s3rverEnv(s3rver.endpoint));
   env = process.env;
 });
 test.after(async () => {
+  if (typeof sshd !== 'string') sshd.child.kill('SIGTERM');
   process.env = saved;
   await s3rver.close();
 });
@@ -92,6 +110,42 @@ test('many writers at once: exactly one takes it', async () => {
     if (t.status === 'rejected') assert.match(String(t.reason), /holds the lock of s3:\/\/locks\/c/);
   await (won[0] as PromiseFulfilledResult<{ release(): Promise<void> }>).value.release();
   assert.equal(await claims('c'), []);
+});
+
+test('over ssh: mkdir on the remote; the second told who; renewed while held; stale taken over', async () => {
+  if (typeof sshd === 'string') return console.log(`SKIP the ssh lock: ${sshd}`);
+  const dest = path.join(tmpDir('shipkit-lock-remote-'), "it's here");
+  const lockDir = path.join(dest, '.shipkit-publish.lock');
+  const to = `root@127.0.0.1:${dest}`;
+  const first = await lockRemoteDestination(to, owner('alice@box'), { env: sshEnv, staleMs: 1000, renewMs: 300 });
+  assert.equal(JSON.parse(readFileSync(path.join(lockDir, 'owner'), 'utf8')).by, 'alice@box');
+  await new Promise((r) => setTimeout(r, 2500));
+  const refused = await lockRemoteDestination(to, owner(), { env: sshEnv, staleMs: 1000 }).catch((e) => e);
+  assert.instance(refused, WorkError, 'renewed within the limit: still held');
+  assert.match(refused.message, /by alice@box, process \d+@box/);
+  await first.release();
+  assert.not.ok(existsSync(lockDir));
+  // A holder that died: its lock, 2 s old, is taken over with a 1 s limit (and not with 60 s).
+  await lockRemoteDestination(to, owner('dead@box'), { env: sshEnv });
+  await new Promise((r) => setTimeout(r, 2200));
+  const fresh = await lockRemoteDestination(to, owner(), { env: sshEnv, staleMs: 60_000 }).catch((e) => e);
+  assert.match(String(fresh), /by dead@box/);
+  const heir = await lockRemoteDestination(to, owner('heir@box'), { env: sshEnv, staleMs: 1000 });
+  assert.equal(JSON.parse(readFileSync(path.join(lockDir, 'owner'), 'utf8')).by, 'heir@box');
+  await heir.release();
+  assert.not.ok(existsSync(lockDir));
+});
+
+test('over ssh: a hostile owner file is shown escaped', async () => {
+  if (typeof sshd === 'string') return;
+  const dest = tmpDir('shipkit-lock-remote-');
+  mkdirSync(path.join(dest, '.shipkit-publish.lock'));
+  const by = 'x\u001b]0;pwned\u0007\nerror: fake';
+  writeFileSync(path.join(dest, '.shipkit-publish.lock', 'owner'), JSON.stringify({ by, at: 'now', pid: '1@h' }));
+  const e = await lockRemoteDestination(`root@127.0.0.1:${dest}`, owner(), { env: sshEnv }).catch((x) => x);
+  assert.instance(e, WorkError);
+  assert.not.match(e.message, /[\u0000-\u001f]/);
+  assert.match(e.message, /by x\\u001b\]0;pwned\\u0007\\u000aerror: fake/);
 });
 
 test('remoteShellWord: the remote shell reads back each argument as it was', async () => {
