@@ -111,7 +111,7 @@ mode=$1 dest=$2 owner=$3 stale=$4 token=$5
 lock="$dest/.shipkit-publish.lock"
 mtime() { stat -c %Y -- "$1" 2>/dev/null || stat -f %m -- "$1" 2>/dev/null; }
 age() { m=$(mtime "$lock/owner") || m=$(mtime "$lock") || return 1; echo $(( $(date +%s) - m )); }
-claim() { mkdir -- "$lock" 2>/dev/null && printf '%s\n' "$owner" > "$lock/owner"; }
+claim() { mkdir -- "$lock" 2>/dev/null || return 1; printf '%s\n' "$owner" > "$lock/owner" || { rm -rf -- "$lock"; return 2; }; }
 case $mode in
 renew) grep -qF -- "$token" "$lock/owner" 2>/dev/null && touch -- "$lock/owner"; exit 0 ;;
 release) grep -qF -- "$token" "$lock/owner" 2>/dev/null && rm -rf -- "$lock"; exit 0 ;;
@@ -156,9 +156,11 @@ function sshLock(target: RsyncTarget, owner: LockOwner, staleMs: number, env: No
   };
   return {
     async take() {
-      const [first, ...rest] = (await run('take')).split('\n');
-      if (first === 'taken') return true;
-      return { holder: parseOwner(rest.join('\n').trim()) };
+      // The answer is the last "taken" or "held AGE" line (a login script may print before it).
+      const lines = (await run('take')).split('\n');
+      const at = lines.findLastIndex((l) => /^(taken|held \d*)$/.test(l));
+      if (lines[at] === 'taken') return true;
+      return { holder: at === -1 ? undefined : parseOwner(lines[at + 1]) };
     },
     renew: async () => void (await run('renew')),
     release: async () => void (await run('release')),
