@@ -89,14 +89,14 @@ test('a claim not renewed within the limit is taken over; a fresh one is not', a
 });
 
 test('the holder renews its claim, so it does not go stale while held', async () => {
-  const held = await lockRemoteDestination('s3://locks/r', owner('slow@box'), { env, staleMs: 400, renewMs: 100 });
-  await new Promise((r) => setTimeout(r, 900));
-  const refused = await lockRemoteDestination('s3://locks/r', owner(), { env, staleMs: 400 }).catch((e) => e);
+  const held = await lockRemoteDestination('s3://locks/r', owner('slow@box'), { env, staleMs: 1500, renewMs: 200 });
+  await new Promise((r) => setTimeout(r, 2500));
+  const refused = await lockRemoteDestination('s3://locks/r', owner(), { env, staleMs: 1500 }).catch((e) => e);
   assert.instance(refused, WorkError, 'renewed within the limit: still held');
   assert.match(refused.message, /by slow@box/);
   await held.release();
   assert.equal(await claims('r'), [], 'no renewal puts it back after the release');
-  await new Promise((r) => setTimeout(r, 250));
+  await new Promise((r) => setTimeout(r, 400));
   assert.equal(await claims('r'), []);
 });
 
@@ -117,10 +117,10 @@ test('over ssh: mkdir on the remote; the second told who; renewed while held; st
   const dest = path.join(tmpDir('shipkit-lock-remote-'), "it's here");
   const lockDir = path.join(dest, '.shipkit-publish.lock');
   const to = `root@127.0.0.1:${dest}`;
-  const first = await lockRemoteDestination(to, owner('alice@box'), { env: sshEnv, staleMs: 1000, renewMs: 300 });
+  const first = await lockRemoteDestination(to, owner('alice@box'), { env: sshEnv, staleMs: 2000, renewMs: 300 });
   assert.equal(JSON.parse(readFileSync(path.join(lockDir, 'owner'), 'utf8')).by, 'alice@box');
-  await new Promise((r) => setTimeout(r, 2500));
-  const refused = await lockRemoteDestination(to, owner(), { env: sshEnv, staleMs: 1000 }).catch((e) => e);
+  await new Promise((r) => setTimeout(r, 3500));
+  const refused = await lockRemoteDestination(to, owner(), { env: sshEnv, staleMs: 2000 }).catch((e) => e);
   assert.instance(refused, WorkError, 'renewed within the limit: still held');
   assert.match(refused.message, /by alice@box, process \d+@box/);
   await first.release();
