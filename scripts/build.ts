@@ -65,15 +65,14 @@ async function buildMain(args: Args, log: Logger): Promise<number> {
     rollout: steps.includes('rollout') ? repo.rollout : undefined,
   });
   // hook-server and workers always name the job: without --job-id, someone typed it.
-  if (args['job-id'] === undefined) {
-    const { recordByCommand } = await import('../lib/audit/trail.ts');
-    await recordByCommand(
-      config,
-      'build',
-      { action: 'build.manual', subject: repo.name, detail: { job: id, sha: sha ?? null, ref: ref ?? null, steps } },
-      log,
-    );
-  }
+  const beforeStart =
+    args['job-id'] === undefined
+      ? async () => {
+          const { recordByCommand } = await import('../lib/audit/trail.ts');
+          const detail = { job: id, sha: sha ?? null, ref: ref ?? null, steps };
+          await recordByCommand(config, 'build', { action: 'build.manual', subject: repo.name, detail }, log);
+        }
+      : undefined;
   const controller = abortOnSignals();
   log.info(`build ${repo.name}: job ${id}`, { steps: steps.join(',') });
   const outcome = await runJob({
@@ -85,6 +84,7 @@ async function buildMain(args: Args, log: Logger): Promise<number> {
     ref,
     url: args.url,
     noCache: args.cache === false,
+    beforeStart,
     log,
     signal: controller.signal,
     steps: steps.map((step) => ({ name: step, run: STEP_FUNCTIONS[step], ahead: STEP_AHEAD[step] })),

@@ -484,19 +484,18 @@ async function releaseMain(args: Args, log: Logger): Promise<number> {
   const id = args['job-id'] !== undefined ? validateJobId(args['job-id']) : newJobId();
   const config = await loadShipkitConfig(findConfigFile(args.config));
   const repo = getRepo(config, name);
-  // hook-server and workers always name the job: without --job-id, someone typed it.
-  if (args['job-id'] === undefined) {
-    const { recordByCommand } = await import('../lib/audit/trail.ts');
-    await recordByCommand(
-      config,
-      'release',
-      { action: 'release.manual', subject: repo.name, detail: { job: id, tag } },
-      log,
-    );
-  }
   const { runRelease } = await import('../lib/pipeline/release.ts');
   const controller = abortOnSignals();
-  return report(await runRelease({ config, repo, tag, id, log, signal: controller.signal }), {
+  // hook-server and workers always name the job: without --job-id, someone typed it.
+  const beforeStart =
+    args['job-id'] === undefined
+      ? async () => {
+          const { recordByCommand } = await import('../lib/audit/trail.ts');
+          const detail = { job: id, tag };
+          await recordByCommand(config, 'release', { action: 'release.manual', subject: repo.name, detail }, log);
+        }
+      : undefined;
+  return report(await runRelease({ config, repo, tag, id, log, signal: controller.signal, beforeStart }), {
     json: args.json,
     log,
     stdout: process.stdout,

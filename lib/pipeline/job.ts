@@ -55,6 +55,8 @@ export interface JobOptions {
   lockWaitMs?: number;
   /** `build --no-cache`: start clean (lib/pipeline/cache.ts). */
   noCache?: boolean;
+  /** Once the job's checks passed and its lock is held, before its log starts: the audit of a job typed by hand. */
+  beforeStart?: () => Promise<void>;
 }
 
 export interface JobOutcome {
@@ -211,6 +213,10 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
   await ensureDir(paths.state);
   await ensureDir(paths.logs);
   const lock = await takeJobLock(paths, repo, { waitMs: options.lockWaitMs ?? repo.timeout * 1000, log });
+  await options.beforeStart?.().catch(async (error) => {
+    await lock.release();
+    throw error;
+  });
   const baseEnv = baseEnvironment(options, paths, runAs);
   const cache = planCache(repo.cache, { noCache: options.noCache });
   const prestarted: Record<string, Prestarted> = {};

@@ -65,6 +65,7 @@ export async function runRelease({
   id,
   log,
   signal,
+  beforeStart,
 }: {
   config: ShipkitConfig;
   repo: RepoConfig;
@@ -72,6 +73,8 @@ export async function runRelease({
   id: string;
   log: Logger;
   signal?: AbortSignal;
+  /** See JobOptions.beforeStart: the audit of a release typed by hand. */
+  beforeStart?: () => Promise<void>;
 }): Promise<JobOutcome> {
   releaseScriptPath(config, repo, repoPaths(config, repo.name).work);
   log.info(`release ${repo.name} ${tag}: job ${id}`);
@@ -84,6 +87,7 @@ export async function runRelease({
     env: { SHIPKIT_TAG: tag },
     log,
     signal,
+    beforeStart,
     steps: [
       { name: 'pull', run: pullStep },
       { name: 'release', run: releaseScriptStep },

@@ -65,7 +65,7 @@ const subcommands: Array<[string, string[], string[], string | undefined]> = [
 // The scripts' own forms refuse the flags of their subcommands.
 const ownForms: Array<[string, string[], string, string]> = [
   ['logs', ['octo/site'], '--max-size', 'logs rotate'],
-  ['release', ['octo/site'], '--platform', 'release publish'],
+  ['release', ['octo/site'], '--codename', 'release publish'],
   ['slave-activate', ['site'], '--listen', 'slave-activate --serve'],
   ['slave-activate', ['site'], '--file', 'slave-activate --serve'],
   ['upload', ['octo/site'], '--endpoint', 'upload --from'],
