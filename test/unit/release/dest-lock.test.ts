@@ -89,9 +89,10 @@ test('a claim not renewed within the limit is taken over; a fresh one is not', a
 });
 
 test('the holder renews its claim, so it does not go stale while held', async () => {
-  const held = await lockRemoteDestination('s3://locks/r', owner('slow@box'), { env, staleMs: 1500, renewMs: 200 });
-  await new Promise((r) => setTimeout(r, 2500));
-  const refused = await lockRemoteDestination('s3://locks/r', owner(), { env, staleMs: 1500 }).catch((e) => e);
+  // Margins for a loaded machine: renewed every 0.2 s, stale after 4 s, looked at after 5 s.
+  const held = await lockRemoteDestination('s3://locks/r', owner('slow@box'), { env, staleMs: 4000, renewMs: 200 });
+  await new Promise((r) => setTimeout(r, 5000));
+  const refused = await lockRemoteDestination('s3://locks/r', owner(), { env, staleMs: 4000 }).catch((e) => e);
   assert.instance(refused, WorkError, 'renewed within the limit: still held');
   assert.match(refused.message, /by slow@box/);
   await held.release();
@@ -117,10 +118,10 @@ test('over ssh: mkdir on the remote; the second told who; renewed while held; st
   const dest = path.join(tmpDir('shipkit-lock-remote-'), "it's here");
   const lockDir = path.join(dest, '.shipkit-publish.lock');
   const to = `root@127.0.0.1:${dest}`;
-  const first = await lockRemoteDestination(to, owner('alice@box'), { env: sshEnv, staleMs: 2000, renewMs: 300 });
+  const first = await lockRemoteDestination(to, owner('alice@box'), { env: sshEnv, staleMs: 5000, renewMs: 300 });
   assert.equal(JSON.parse(readFileSync(path.join(lockDir, 'owner'), 'utf8')).by, 'alice@box');
-  await new Promise((r) => setTimeout(r, 3500));
-  const refused = await lockRemoteDestination(to, owner(), { env: sshEnv, staleMs: 2000 }).catch((e) => e);
+  await new Promise((r) => setTimeout(r, 6000));
+  const refused = await lockRemoteDestination(to, owner(), { env: sshEnv, staleMs: 5000 }).catch((e) => e);
   assert.instance(refused, WorkError, 'renewed within the limit: still held');
   assert.match(refused.message, /by alice@box, process \d+@box/);
   await first.release();
