@@ -36,7 +36,7 @@ function reasonOf(error: unknown, t: Timeouts, minRate?: MinRate): string {
 }
 
 export type SmallResult =
-  | { status: 'ok'; body: Buffer; etag?: string; lastModified?: string }
+  | { status: 'ok'; body: Buffer; etag?: string; lastModified?: string; partial?: boolean }
   | { status: 'not-modified' }
   | { status: 'missing' };
 
@@ -54,11 +54,21 @@ export async function fetchSmall(
     lastModified,
     timeouts = DEFAULT_TIMEOUTS,
     fetchImpl = fetch,
-  }: { maxBytes: number; etag?: string; lastModified?: string; timeouts?: Timeouts; fetchImpl?: FetchFn },
+    from,
+  }: {
+    maxBytes: number;
+    etag?: string;
+    lastModified?: string;
+    timeouts?: Timeouts;
+    fetchImpl?: FetchFn;
+    /** Ask for the bytes from this offset on (`Range`): `partial` says whether the server sent only them (206). */
+    from?: number;
+  },
 ): Promise<SmallResult> {
   let get: OpenedGet | undefined;
   try {
     const headers: Record<string, string> = { 'user-agent': 'shipkit-launchfit' };
+    if (from !== undefined) headers.range = `bytes=${from}-`;
     if (etag) headers['if-none-match'] = etag;
     if (lastModified) headers['if-modified-since'] = lastModified;
     get = await openGet(url, { timeouts, fetch: fetchImpl, headers, redirect: 'follow' });
@@ -74,6 +84,10 @@ export async function fetchSmall(
     if (!res.ok) {
       await get.cancel();
       throw new RemoteError(`${url} answered ${res.status}; check the update server.`);
+    }
+    if (res.status === 206 && !res.headers.get('content-range')?.startsWith(`bytes ${from}-`)) {
+      await get.cancel();
+      throw new RemoteError(`${url} answered 206 for bytes other than those from ${from}; check the update server.`);
     }
     const declared = Number(res.headers.get('content-length') ?? NaN);
     if (declared > maxBytes) {
@@ -95,6 +109,7 @@ export async function fetchSmall(
       body: Buffer.concat(chunks),
       etag: res.headers.get('etag') ?? undefined,
       lastModified: res.headers.get('last-modified') ?? undefined,
+      ...(res.status === 206 ? { partial: true } : {}),
     };
   } catch (error) {
     if (!(error instanceof TransferError) && (error instanceof VerificationError || error instanceof RemoteError))

@@ -32,6 +32,8 @@ export interface Destination {
 
 export interface PutOptions {
   sizeChanged?: boolean;
+  /** Readers fetch this file without If-None-Match (ledger.head.sig): no wait for the next second. */
+  unconditional?: boolean;
 }
 
 /** Wait until the clock is in a later whole second than `mtimeMs`. */
@@ -65,7 +67,8 @@ function folderDestination(dest: string): Destination {
       await ensureDir(dest);
       const target = path.join(dest, name);
       const temp = tempSibling(target, 'upload');
-      if (!options?.sizeChanged) await waitForNextSecond((await stat(target).catch(() => undefined))?.mtimeMs);
+      if (!options?.sizeChanged && !options?.unconditional)
+        await waitForNextSecond((await stat(target).catch(() => undefined))?.mtimeMs);
       try {
         await copyFile(from, temp);
         const handle = await open(temp, 'r');
@@ -109,7 +112,8 @@ function remoteDestination(to: string, log: Logger): Destination {
       const { uploadFiles } = await import('../stages/upload/index.ts');
       const stage = await mkdtemp(path.join(os.tmpdir(), 'shipkit-put-'));
       const key = `${to}\n${name}`;
-      if (!to.startsWith('s3://') && !options?.sizeChanged) await waitForNextSecond(lastRemotePut.get(key));
+      if (!to.startsWith('s3://') && !options?.sizeChanged && !options?.unconditional)
+        await waitForNextSecond(lastRemotePut.get(key));
       try {
         await copyFile(from, path.join(stage, name));
         await uploadFiles({ from: stage, to, files: [name], log });

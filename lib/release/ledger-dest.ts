@@ -3,6 +3,7 @@
 // there at every moment (seq.ts). Writers hold DEST's publish lock (a folder's lock file, or
 // dest-lock.ts on rsync and S3); on rsync and S3 the pair is also read back before VERSION.
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ValidationError } from '../core/errors.ts';
@@ -12,6 +13,7 @@ import { LOCK_NAME, lockRemoteDestination, type DestLock } from './dest-lock.ts'
 import type { Destination, StepHook } from './destination.ts';
 import {
   LEDGER_FILE,
+  LEDGER_HEAD_SIG_FILE,
   LEDGER_SIG_FILE,
   LedgerError,
   ledgerLine,
@@ -163,7 +165,24 @@ export async function appendLedger(
         `Another publisher wrote ${LEDGER_FILE} or ${LEDGER_SIG_FILE} at ${dest.where} at the same time; its entry ${current.ledger.entries.length + 1} is not this one. VERSION was not written; run the command again.`,
       );
   }
+  await placeHeadSignature(dest, await signDetached(key, { data: Buffer.from(line) }), step);
   return JSON.parse(line) as LedgerEntry;
+}
+
+/**
+ * ledger.head.sig: a signature of the head line alone, after the ledger (a host reading only the
+ * lines appended since its last check verifies the new head with it; one that finds it stale
+ * reads the whole ledger instead), before VERSION.
+ */
+async function placeHeadSignature(dest: Destination, signature: Uint8Array, step?: StepHook) {
+  const stage = await mkdtemp(path.join(os.tmpdir(), 'shipkit-head-'));
+  try {
+    const file = path.join(stage, LEDGER_HEAD_SIG_FILE);
+    await writeFile(file, signature);
+    await dest.put(file, LEDGER_HEAD_SIG_FILE, step, { unconditional: true });
+  } finally {
+    await rm(stage, { recursive: true, force: true });
+  }
 }
 
 /** Fingerprints of the subkeys `certificate` (the publisher's own keys.asc) says are revoked. */

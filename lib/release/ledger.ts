@@ -7,6 +7,9 @@ import { versionProblem } from './version-file.ts';
 
 export const LEDGER_FILE = 'ledger.jsonl';
 export const LEDGER_SIG_FILE = 'ledger.jsonl.sig';
+/** A signature of the head line alone: with the chain it vouches for every line before, so a host
+ * that verified the ledger up to a byte offset reads only what was appended since. */
+export const LEDGER_HEAD_SIG_FILE = 'ledger.head.sig';
 /** A ledger bigger than this is refused while it is read (10,000 entries are about 6 MB). */
 export const MAX_LEDGER_BYTES = 64 * 1024 * 1024;
 export const GENESIS = '0'.repeat(64);
@@ -111,9 +114,11 @@ function firstNotUtf8(text: Buffer): number {
 /**
  * The ledger in `bytes`, its chain checked: every line a well-formed entry, numbered from 1, each
  * `prev` the sha256 of the line before (64 zeros for the first). Throws LedgerError naming the
- * first entry that breaks it. A torn last line (no newline) is left out and reported.
+ * first entry that breaks it. A torn last line (no newline) is left out and reported. With
+ * `after`, `bytes` are the lines that follow that head (a tail read from its byte offset): they
+ * must go on from its number and hash.
  */
-export function readLedger(bytes: Buffer): Ledger {
+export function readLedger(bytes: Buffer, after?: LedgerHead): Ledger {
   if (bytes.length > MAX_LEDGER_BYTES)
     throw new ValidationError(`the ledger is ${bytes.length} bytes, more than the ${MAX_LEDGER_BYTES} allowed`);
   const end = bytes.lastIndexOf(0x0a) + 1;
@@ -123,11 +128,12 @@ export function readLedger(bytes: Buffer): Ledger {
   const whole = text.toString('utf8');
   const lines = whole.split('\n');
   lines.pop(); // after the last newline: nothing
-  if (Buffer.byteLength(whole) !== text.length) throw new LedgerError(firstNotUtf8(text), 'is not UTF-8 text');
+  const first = after?.n ?? 0;
+  if (Buffer.byteLength(whole) !== text.length) throw new LedgerError(first + firstNotUtf8(text), 'is not UTF-8 text');
   const entries: LedgerEntry[] = [];
-  let prev = GENESIS;
+  let prev = after?.hash ?? GENESIS;
   for (const line of lines) {
-    const n = entries.length + 1;
+    const n = first + entries.length + 1;
     let entry: Record<string, unknown>;
     try {
       entry = JSON.parse(line);
@@ -149,7 +155,7 @@ export function readLedger(bytes: Buffer): Ledger {
   }
   return {
     entries,
-    head: entries.length ? { n: entries.length, hash: prev } : undefined,
+    head: entries.length ? { n: first + entries.length, hash: prev } : after,
     text,
     torn: end < bytes.length,
   };

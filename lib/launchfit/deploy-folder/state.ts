@@ -84,7 +84,11 @@ export interface LaunchState {
   /** A verified VERSION.sig has been seen: from then on an unsigned VERSION is refused. */
   signedVersionSeen?: boolean;
   /** The longest verified ledger seen: a shorter or rewritten one is refused (trust/ledger.ts). */
-  ledger?: { n: number; hash: string };
+  ledger?: {
+    n: number;
+    hash: string;
+    /** The verified ledger's length: the next check reads from there. */ bytes?: number;
+  };
   /** ETag of the last VERSION that was fully handled. */
   etag?: string;
   /** Last-Modified of that VERSION, sent as If-Modified-Since (servers without ETags, e.g. python3 -m http.server). */

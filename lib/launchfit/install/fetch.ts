@@ -10,10 +10,10 @@ import { DEFAULT_EXTRACT_LIMITS, extractRelease } from './extract.ts';
 import { downloadToFile, fetchSmall, type MinRate } from '../../http/fetch.ts';
 import type { Timeouts } from '../../http/get.ts';
 import { verifyDetachedSignature, type TrustedKeys } from '../trust/pgp.ts';
-import type { FetchedLedger } from '../trust/ledger.ts';
+import type { FetchedLedger, LedgerTail } from '../trust/ledger.ts';
 import { checkProvenance } from '../trust/provenance.ts';
 import { loadReleaseKeys } from '../trust/release-keys.ts';
-import { LEDGER_FILE, LEDGER_SIG_FILE, MAX_LEDGER_BYTES } from '../../release/ledger.ts';
+import { LEDGER_FILE, LEDGER_HEAD_SIG_FILE, LEDGER_SIG_FILE, MAX_LEDGER_BYTES } from '../../release/ledger.ts';
 import { MAX_VERSION_FILE_BYTES, parseVersionFile, type VersionInfo } from '../../release/version-file.ts';
 import { MAX_SIGNATURE_BYTES, type UpdateContext } from './context.ts';
 
@@ -144,6 +144,31 @@ export async function fetchLedger(ctx: UpdateContext): Promise<FetchedLedger | u
     fetchImpl: ctx.fetchImpl,
   });
   return { text: res.body, signature: sig.status === 'ok' ? sig.body : undefined };
+}
+
+/**
+ * The lines appended to the server's ledger since the `bytes` this host verified (a Range
+ * request), with ledger.head.sig; undefined when the server sends the whole file or cannot say
+ * (then the whole ledger is read and checked as on a first check).
+ */
+export async function fetchLedgerTail(
+  ctx: UpdateContext,
+  seen: { n: number; hash: string; bytes: number },
+): Promise<LedgerTail | undefined> {
+  const server = serverOf(ctx.config);
+  const res = await fetchSmall(new URL(LEDGER_FILE, server).href, {
+    maxBytes: MAX_LEDGER_BYTES,
+    timeouts: timeoutsOf(ctx.config),
+    fetchImpl: ctx.fetchImpl,
+    from: seen.bytes,
+  }).catch(() => undefined); // 416 (a shorter file) and the rest: the whole ledger decides
+  if (res?.status !== 'ok' || !res.partial) return undefined;
+  const sig = await fetchSmall(new URL(LEDGER_HEAD_SIG_FILE, server).href, {
+    maxBytes: MAX_SIGNATURE_BYTES,
+    timeouts: metadataTimeoutsOf(ctx.config),
+    fetchImpl: ctx.fetchImpl,
+  }).catch(() => undefined);
+  return sig?.status === 'ok' ? { text: res.body, after: seen, headSignature: sig.body } : undefined;
 }
 
 /** A release downloaded, verified and unpacked under tmp/ (`work`), its folder `root` inside. */

@@ -7,14 +7,14 @@ import type { Logger } from '../../core/log.ts';
 import { checkReleaseBinding, hostBindingOf } from '../trust/binding.ts';
 import { type TrustedKeys } from '../trust/pgp.ts';
 import { ensureHostId } from '../deploy-folder/host-id.ts';
-import { checkLedger } from '../trust/ledger.ts';
+import { checkLedger, checkLedgerTail } from '../trust/ledger.ts';
 import { judgeSeq } from '../trust/seq.ts';
 import { readState, updateState, type DeployPaths, type LaunchState } from '../deploy-folder/state.ts';
 import { readCurrent } from '../deploy-folder/switch.ts';
 import { rolloutBucket } from '../../release/rollout-bucket.ts';
 import { compareVersions, type VersionInfo } from '../../release/version-file.ts';
 import { type CheckResult, type UpdateContext } from './context.ts';
-import { fetchLedger, fetchVersionInfo, loadTrustedKeys, type Validators } from './fetch.ts';
+import { fetchLedger, fetchLedgerTail, fetchVersionInfo, loadTrustedKeys, type Validators } from './fetch.ts';
 import { stageRelease } from './staging.ts';
 import { activateRelease, installRelease } from './switch.ts';
 
@@ -138,14 +138,22 @@ async function rememberTrust(
     await updateState(ctx.paths, (s) => {
       s.signedVersionSeen = true;
     });
-  const head = await checkLedger({
-    fetched: await fetchLedger(ctx),
-    trusted,
-    seen: state.ledger,
-    versionSha256,
-    now: ctx.now?.(),
-  });
-  if (head && head.n > (state.ledger?.n ?? 0))
+  // Only the lines appended since the last check when they vouch for themselves; else all of it.
+  const seen = state.ledger;
+  const tail = seen?.bytes ? await fetchLedgerTail(ctx, { ...seen, bytes: seen.bytes }) : undefined;
+  const fromTail = tail && (await checkLedgerTail({ tail, trusted, versionSha256, now: ctx.now?.() }));
+  const head =
+    fromTail ??
+    (await checkLedger({
+      fetched: await fetchLedger(ctx),
+      trusted,
+      seen,
+      versionSha256,
+      now: ctx.now?.(),
+    }));
+  if (fromTail) ctx.log.debug('ledger: read only the entries appended since the last check', { to: fromTail.n });
+  // A host that kept no length yet (an older launchfit) keeps it now, so its next check reads the tail.
+  if (head && (head.n > (seen?.n ?? 0) || seen?.bytes === undefined))
     await updateState(ctx.paths, (s) => {
       s.ledger = head;
     });

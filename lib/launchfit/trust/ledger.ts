@@ -10,6 +10,50 @@ export interface FetchedLedger {
   signature?: Buffer;
 }
 
+/** What a host remembers of the ledger it verified last: its head, and its length in bytes. */
+export type SeenLedger = LedgerHead & { bytes?: number };
+
+/** The lines after the `bytes` a host verified, and the signature of the new head line alone. */
+export interface LedgerTail {
+  text: Buffer;
+  after: LedgerHead & { bytes: number };
+  headSignature: Buffer;
+}
+
+/**
+ * The lines appended since this host's last check, checked without the rest: they go on from
+ * the head it verified (number and hash, so nothing before can have changed for it), the new
+ * head line is signed by a trusted subkey that is not revoked and that the head names, and an
+ * entry among them records this VERSION. The head to remember, or undefined when the tail
+ * cannot vouch for it (then the whole ledger is read and checked): it never accepts what the
+ * whole check would refuse.
+ */
+export async function checkLedgerTail(opts: {
+  tail: LedgerTail;
+  trusted: () => Promise<TrustedKeys>;
+  versionSha256: string;
+  now?: Date;
+}): Promise<SeenLedger | undefined> {
+  const { tail } = opts;
+  try {
+    const ledger = readLedger(tail.text, tail.after);
+    const head = ledger.entries[ledger.entries.length - 1];
+    if (!head || ledger.torn || !ledger.entries.some((e) => e.version_sha256 === opts.versionSha256)) return undefined;
+    const lastLine = tail.text.subarray(tail.text.lastIndexOf(0x0a, tail.text.length - 2) + 1);
+    const signed = await verifyDetachedSignature({
+      data: lastLine,
+      signature: tail.headSignature,
+      trusted: await opts.trusted(),
+      what: `ledger.jsonl's head (entry ${head.n})`,
+      now: opts.now,
+    });
+    if (signed.signingFingerprint !== head.signer) return undefined;
+    return { ...ledger.head!, bytes: tail.after.bytes + ledger.text.length };
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Checks `fetched` (undefined: DEST has no ledger) against the trusted keys, the head seen before
  * and the digest of the VERSION being handled; the head to remember. Throws VerificationError.
@@ -21,7 +65,7 @@ export async function checkLedger(opts: {
   seen: LedgerHead | undefined;
   versionSha256: string;
   now?: Date;
-}): Promise<LedgerHead | undefined> {
+}): Promise<SeenLedger | undefined> {
   const { fetched, seen } = opts;
   if (!fetched) {
     if (seen)
@@ -59,5 +103,5 @@ export async function checkLedger(opts: {
     throw new VerificationError(
       `VERSION (sha256 ${opts.versionSha256}) is in no entry of the update server's ledger (${ledger.entries.length} entries); refusing a VERSION its publisher did not record.`,
     );
-  return ledger.head;
+  return { ...ledger.head!, bytes: ledger.text.length };
 }

@@ -204,6 +204,51 @@ test('a removed, reordered, edited or forged entry is refused with its number, b
   }
 });
 
+test('a host reads only the entries appended since its last check, else the whole ledger', async () => {
+  const w = await makeWorld();
+  try {
+    await w.publish('1.0');
+    w.writeConfig();
+    const deployed = await runScript('launchfit', ['deploy', '--dir', w.deploy]);
+    assert.is(deployed.exitCode, 0, deployed.stderr);
+    const seenBytes = readFileSync(path.join(w.updates, 'ledger.jsonl')).length;
+    await w.publish('1.1');
+    w.server.requests.length = 0;
+    let u = await update(w);
+    assert.is(u.exitCode, 0, u.stderr);
+    const ledgerGets = () => w.server.requests.filter((r) => r.path === 'ledger.jsonl' || r.path === 'ledger.head.sig');
+    assert.equal(
+      ledgerGets().map((r) => [r.path, r.range ?? null, r.status]),
+      [
+        ['ledger.jsonl', `bytes=${seenBytes}-`, 206],
+        ['ledger.head.sig', null, 200],
+      ],
+      'the tail and the head signature, not the whole ledger',
+    );
+    assert.match((await statusOf(w.deploy)).current ?? '', /1\.1/);
+
+    // A head signature that does not vouch for the new head (another line's): the whole ledger decides.
+    const secondBytes = readFileSync(path.join(w.updates, 'ledger.jsonl')).length;
+    const oldHeadSig = readFileSync(path.join(w.updates, 'ledger.head.sig'));
+    await w.publish('1.2');
+    writeFileSync(path.join(w.updates, 'ledger.head.sig'), oldHeadSig);
+    w.server.requests.length = 0;
+    u = await update(w);
+    assert.is(u.exitCode, 0, u.stderr);
+    assert.equal(
+      ledgerGets().map((r) => [r.path, r.range ?? null, r.status]),
+      [
+        ['ledger.jsonl', `bytes=${secondBytes}-`, 206],
+        ['ledger.head.sig', null, 200],
+        ['ledger.jsonl', null, 200],
+      ],
+    );
+    assert.match((await statusOf(w.deploy)).current ?? '', /1\.2/);
+  } finally {
+    await w.server.close();
+  }
+});
+
 test('kill -9 of a rollback mid-ledger leaves the old ledger; a publish meanwhile is refused; the chain goes on', async () => {
   const w = await makeWorld();
   try {

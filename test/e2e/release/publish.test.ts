@@ -127,6 +127,7 @@ test('release publish DIR --version V … publishes what gpgv accepts', async ()
     'VERSION',
     'VERSION.sig',
     'keys.asc',
+    'ledger.head.sig',
     'ledger.jsonl',
     'ledger.jsonl.sig',
     'my-app-gnu-linux-2.a.tar.gz',
