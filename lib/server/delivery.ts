@@ -13,7 +13,7 @@ import { HttpError, receiveBody, sendJson, type ReceivedBody } from '../http/ser
 import type { EnqueueResult, JobQueue, NewJob, RawDelivery } from '../jobs/job-queue.ts';
 import type { RepoConfig, ShipkitConfig } from '../config/shipkit-yml.ts';
 import type { Refuse } from '../web/read-sources.ts';
-import type { PushGuard } from './push-guard.ts';
+import type { Admission, PushGuard } from './push-guard.ts';
 import {
   bodyFormat,
   createBodyVerifier,
@@ -268,7 +268,12 @@ export class DeliveryIntake {
       cloneUrl: meaning.cloneUrl,
       push: meaning.kind === 'push' ? { branch: meaning.branch, sha: meaning.sha, order: meaning.order } : undefined,
     };
-    const admission = await guard.admit(admitted);
+    let admission: Admission;
+    try {
+      admission = await guard.admit(admitted);
+    } catch (error) {
+      return refuse(503, 'not accepting jobs now, retry later', `the push guard: ${messageOf(error)}`);
+    }
     if (admission.verdict === 'refused') return refuse(400, 'clone URL refused', admission.reason);
     if (admission.verdict === 'superseded') {
       rlog.warn('push older than the last one accepted for its branch: not built', {
@@ -282,7 +287,11 @@ export class DeliveryIntake {
     try {
       result = await this.enqueue(repo, meaning, from);
     } catch (error) {
-      admission.undo();
+      await admission.undo().catch((undoError: unknown) =>
+        rlog.warn('could not take the accepted push back; a retry of this delivery is judged a redelivery', {
+          error: messageOf(undoError),
+        }),
+      );
       return refuse(503, 'not accepting jobs now, retry later', messageOf(error));
     }
     // Logged before anything else is awaited: the queue may start the job as soon as its record

@@ -20,6 +20,7 @@ import { JOB_ID_PATTERN } from '../jobs/job-id.ts';
 import { openJournal, type Journal } from '../jobs/local/journal.ts';
 import { type Job } from '../jobs/job.ts';
 import { createPushGuard } from './push-guard.ts';
+import { adoptPushFiles, createSharedPushGuard } from './shared-pushes.ts';
 import type { JobQueue, JobRunner } from '../jobs/job-queue.ts';
 import { createJobQueue } from '../jobs/local/queue.ts';
 import { PgJobQueue } from '../jobs/pg/queue.ts';
@@ -141,11 +142,13 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
   const stores = await openStores(options, dirs);
   const { lock, journal, fleet, metrics, out, queue, audit } = stores;
   const { follow, readRoutes, fleetRoutes, closeSessions } = createReadSide(options, dirs, stores);
-  const guard = createPushGuard({
-    dataDir: dirs.data,
-    workDir: (name) => repoPaths(config, name).work,
-    env: options.env,
-  });
+  const workDir = (name: string) => repoPaths(config, name).work;
+  // With `queue:` every node judges a replayed push against what any node accepted (docs/ha.md).
+  if (queue instanceof PgJobQueue) await adoptPushFiles(queue.database, dirs.data, [...config.repos.keys()], log);
+  const guard =
+    queue instanceof PgJobQueue
+      ? createSharedPushGuard({ db: queue.database, workDir, env: options.env })
+      : createPushGuard({ dataDir: dirs.data, workDir, env: options.env });
   await queue.recover((job) => killOrphanGroup(job, dirs.jobs).then(() => undefined));
   const intake = new DeliveryIntake({
     config,

@@ -1,7 +1,8 @@
 // What hook-server remembers per repo so a signed delivery cannot take the site somewhere the
 // forge did not just push: the clone's remote, pinned at the first clone (a payload's clone_url
 // never re-points it), and the pushes accepted per branch (a replayed older push is answered
-// `superseded` and not built). Kept in DATA/pushes/FOLDER.json, written through temp + rename.
+// `superseded` and not built). Kept in DATA/pushes/FOLDER.json, written through temp + rename;
+// with `queue:`, in the database every hook-server of it shares (shared-pushes.ts).
 import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { $ } from 'zx';
@@ -12,7 +13,7 @@ import { redactUrls } from '../core/redact.ts';
 import type { PushOrder } from './forges/payload.ts';
 
 /** Accepted pushes remembered per branch, newest first. */
-const HISTORY = 20;
+export const HISTORY = 20;
 
 export interface AcceptedPush {
   sha: string;
@@ -44,7 +45,7 @@ export interface PushGuardOptions {
 
 /** An accepted delivery; `changed` is false when it taught the guard nothing new (the newest push again: a redelivery). */
 export type Admission =
-  Exclude<Judgement, { verdict: 'accept' }> | { verdict: 'accept'; changed: boolean; undo(): void };
+  Exclude<Judgement, { verdict: 'accept' }> | { verdict: 'accept'; changed: boolean; undo(): Promise<void> };
 
 export interface PushGuard {
   /** Run `fn` after the work queued before it for `repo` (deliveries of one repo, one at a time). */
@@ -65,52 +66,19 @@ export interface PushGuard {
  */
 export function createPushGuard(options: PushGuardOptions): PushGuard {
   const dir = path.join(options.dataDir, 'pushes');
-  const chains = new Map<string, Promise<unknown>>();
+  const serial = serialByKey();
   const states = new Map<string, Promise<RepoPushState>>();
   const writers = new Map<string, Coalescer<void>>();
-  const stateFile = (repo: string) => path.join(dir, `${repoFolderName(repo)}.json`);
-  const git = (repo: string) => (args: string[]) => gitIn(options.workDir(repo), args, options.env ?? process.env);
+  const stateFile = (repo: string) => pushStateFile(options.dataDir, repo);
   const load = (repo: string) => {
     let state = states.get(repo);
     if (!state) {
-      state = readState(stateFile(repo));
+      state = readPushState(stateFile(repo));
       states.set(repo, state);
       state.catch(() => states.delete(repo));
     }
     return state;
   };
-
-  function serial<T>(repo: string, fn: () => Promise<T>): Promise<T> {
-    const next = (chains.get(repo) ?? Promise.resolve()).then(fn, fn);
-    const settled = next.catch(() => undefined);
-    chains.set(repo, settled);
-    void settled.then(() => {
-      if (chains.get(repo) === settled) chains.delete(repo);
-    });
-    return next;
-  }
-
-  async function judge(delivery: Delivery, state: RepoPushState): Promise<Judgement> {
-    const run = git(delivery.repo);
-    if (!delivery.configuredUrl && delivery.cloneUrl) {
-      const pinned = state.remote ?? (await originOf(run));
-      if (pinned !== undefined && pinned !== delivery.cloneUrl) {
-        return {
-          verdict: 'refused',
-          reason: `the payload's clone URL ${redactUrls(delivery.cloneUrl)} is not the remote pinned at the first clone (${redactUrls(pinned)}); set url: for ${delivery.repo} in shipkit.yml to move it`,
-        };
-      }
-    }
-    if (!delivery.push) return { verdict: 'accept' };
-    const { sha } = delivery.push;
-    // A commit the clone does not have (a new push) is nobody's ancestor there: asked once, and
-    // only when ancestry is needed at all (not for a forge that signs its push time).
-    let known: Promise<boolean> | undefined;
-    const isKnown = () => (known ??= run(['cat-file', '-e', `${sha}^{commit}`]).then((r) => r.code === 0));
-    return judgePush(state.branches[delivery.push.branch] ?? [], delivery.push, async (a, b) =>
-      a === sha && !(await isKnown()) ? undefined : isAncestor(run, a, b),
-    );
-  }
 
   return {
     serial,
@@ -118,8 +86,10 @@ export function createPushGuard(options: PushGuardOptions): PushGuard {
     admit(delivery: Delivery, now = new Date()): Promise<Admission> {
       return serial(delivery.repo, async () => {
         const state = await load(delivery.repo);
-        const judgement = await judge(delivery, state);
-        return judgement.verdict === 'accept' ? remember(state, delivery, now) : judgement;
+        const judgement = await judgeDelivery(delivery, state, gitRunner(options.workDir(delivery.repo), options.env));
+        if (judgement.verdict !== 'accept') return judgement;
+        const { changed, undo } = remember(state, delivery, now);
+        return { verdict: 'accept', changed, undo: async () => undo() };
       });
     },
 
@@ -145,8 +115,53 @@ export function createPushGuard(options: PushGuardOptions): PushGuard {
   }
 }
 
+/** `fn`s of one key run one after another, each after the one queued before it settled. */
+export function serialByKey(): <T>(key: string, fn: () => Promise<T>) => Promise<T> {
+  const chains = new Map<string, Promise<unknown>>();
+  return <T>(key: string, fn: () => Promise<T>): Promise<T> => {
+    const next = (chains.get(key) ?? Promise.resolve()).then(fn, fn);
+    const settled = next.catch(() => undefined);
+    chains.set(key, settled);
+    void settled.then(() => {
+      if (chains.get(key) === settled) chains.delete(key);
+    });
+    return next;
+  };
+}
+
+/** Where a repo's state is kept without `queue:`. */
+export function pushStateFile(dataDir: string, repo: string): string {
+  return path.join(dataDir, 'pushes', `${repoFolderName(repo)}.json`);
+}
+
+/** A delivery held against what was accepted before for its repo (`state`), ancestry asked of the repo's clone. */
+export async function judgeDelivery(delivery: Delivery, state: RepoPushState, run: GitRunner): Promise<Judgement> {
+  if (!delivery.configuredUrl && delivery.cloneUrl) {
+    const pinned = state.remote ?? (await originOf(run));
+    if (pinned !== undefined && pinned !== delivery.cloneUrl) {
+      return {
+        verdict: 'refused',
+        reason: `the payload's clone URL ${redactUrls(delivery.cloneUrl)} is not the remote pinned at the first clone (${redactUrls(pinned)}); set url: for ${delivery.repo} in shipkit.yml to move it`,
+      };
+    }
+  }
+  if (!delivery.push) return { verdict: 'accept' };
+  const { sha } = delivery.push;
+  // A commit the clone does not have (a new push) is nobody's ancestor there: asked once, and
+  // only when ancestry is needed at all (not for a forge that signs its push time).
+  let known: Promise<boolean> | undefined;
+  const isKnown = () => (known ??= run(['cat-file', '-e', `${sha}^{commit}`]).then((r) => r.code === 0));
+  return judgePush(state.branches[delivery.push.branch] ?? [], delivery.push, async (a, b) =>
+    a === sha && !(await isKnown()) ? undefined : isAncestor(run, a, b),
+  );
+}
+
 /** Remember an accepted delivery in `state`: its remote pinned, its push first in its branch's history. */
-function remember(state: RepoPushState, delivery: Delivery, now: Date): Admission {
+export function remember(
+  state: RepoPushState,
+  delivery: Delivery,
+  now: Date,
+): { changed: boolean; entry?: AcceptedPush; undo(): void } {
   const before = {
     remote: state.remote,
     branch: delivery.push ? state.branches[delivery.push.branch] : undefined,
@@ -157,9 +172,10 @@ function remember(state: RepoPushState, delivery: Delivery, now: Date): Admissio
   const newest = delivery.push ? before.branch?.[0] : undefined;
   const again =
     newest !== undefined && newest.sha === delivery.push!.sha && newest.pushedAt === delivery.push!.order.pushedAt;
+  let entry: AcceptedPush | undefined;
   if (delivery.push && !again) {
     const { branch, sha, order } = delivery.push;
-    const entry: AcceptedPush = {
+    entry = {
       sha,
       at: now.toISOString(),
       ...(order.pushedAt !== undefined ? { pushedAt: order.pushedAt } : {}),
@@ -167,8 +183,8 @@ function remember(state: RepoPushState, delivery: Delivery, now: Date): Admissio
     state.branches[branch] = [entry, ...(state.branches[branch] ?? []).filter((p) => p.sha !== sha)].slice(0, HISTORY);
   }
   return {
-    verdict: 'accept',
     changed: state.remote !== before.remote || !again,
+    entry,
     undo() {
       state.remote = before.remote;
       if (delivery.push) state.branches[delivery.push.branch] = before.branch ?? [];
@@ -223,7 +239,12 @@ async function originOf(git: GitRunner): Promise<string | undefined> {
   return code === 0 && stdout.trim() ? stdout.trim() : undefined;
 }
 
-type GitRunner = (args: string[]) => Promise<{ code: number | null; stdout: string }>;
+export type GitRunner = (args: string[]) => Promise<{ code: number | null; stdout: string }>;
+
+/** Read-only git queries in the clone at `work` (see gitIn). */
+export function gitRunner(work: string, env: NodeJS.ProcessEnv = process.env): GitRunner {
+  return (args) => gitIn(work, args, env);
+}
 
 // A read-only git query in a clone hook-server may not own (a build user's, whose builds could
 // edit its .git/config): no hook variables, no user or system config, nothing the repo's config
@@ -254,7 +275,8 @@ async function gitIn(
   return { code: result.exitCode, stdout: result.stdout };
 }
 
-async function readState(file: string): Promise<RepoPushState> {
+/** A repo's state as kept in DATA/pushes; empty when there is no file. */
+export async function readPushState(file: string): Promise<RepoPushState> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -262,7 +284,12 @@ async function readState(file: string): Promise<RepoPushState> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { branches: {} };
     throw error;
   }
-  const value = JSON.parse(text) as Partial<RepoPushState>;
+  return pushStateOf(JSON.parse(text));
+}
+
+/** A state read back (from a file or the database), its fields as the guard wants them. */
+export function pushStateOf(parsed: unknown): RepoPushState {
+  const value = (parsed ?? {}) as Partial<RepoPushState>;
   return {
     ...(typeof value.remote === 'string' ? { remote: value.remote } : {}),
     branches: value.branches && typeof value.branches === 'object' ? value.branches : {},

@@ -112,6 +112,94 @@ CREATE TABLE IF NOT EXISTS shipkit.ledgers (
   keys text,
   stored timestamptz NOT NULL DEFAULT now()
 );
+-- The push guard of every hook-server of this database (lib/server/shared-pushes.ts): per repo
+-- the remote pinned at its first clone and the pushes accepted per branch, newest first; version
+-- grows with each write, which is made only over the version the delivery was judged against.
+CREATE TABLE IF NOT EXISTS shipkit.pushes (
+  repo text PRIMARY KEY,
+  remote text,
+  branches jsonb NOT NULL,
+  version bigint NOT NULL
+);
+-- A batch of one repo's new jobs (pg/enqueue.ts) in one call: under the repo's lock, deliveries
+-- already stored, queued or running, or earlier in the batch are duplicates (each answered with
+-- that first job); each branch's first new push supersedes its queued builds, each new push the
+-- one before it in the batch; the rest are inserted with their deliveries. Gives a row per job
+-- of the batch (n, from 1: the job it is or repeats) and one per build superseded in the table
+-- (n NULL), whose pg-boss jobs the caller cancels. pg-boss's queue must exist: its jobs are
+-- inserted next, by the caller, and one without a queue would be dropped.
+CREATE OR REPLACE FUNCTION shipkit.enqueue_batch(p_repo text, p_queue text, p_jobs jsonb, p_sources text[],
+  p_boss uuid[], p_events text[], p_formats text[], p_bodies bytea[])
+RETURNS TABLE (n int, duplicate boolean, seq bigint, state text, record jsonb, boss_id uuid)
+LANGUAGE plpgsql AS $fn$
+#variable_conflict use_column
+BEGIN
+  -- A statement of its own, before any read: the reads below see every batch committed before.
+  PERFORM pg_advisory_xact_lock(hashtextextended('shipkit repo ' || p_repo, 0));
+  IF NOT EXISTS (SELECT 1 FROM ${BOSS_SCHEMA}.queue q WHERE q.name = p_queue) THEN
+    RAISE EXCEPTION 'pg-boss took no job for %: is its queue missing?', p_repo;
+  END IF;
+  RETURN QUERY
+  WITH b AS (
+    SELECT t.i::int AS i, t.rec, p_sources[t.i] AS src, t.rec->>'deliveryId' AS did
+    FROM jsonb_array_elements(p_jobs) WITH ORDINALITY AS t(rec, i)
+  ),
+  found AS (
+    SELECT b.i, COALESCE(s.seq, a.seq) AS seq, COALESCE(s.state, a.state) AS state, COALESCE(s.record, a.record) AS record
+    FROM b
+    LEFT JOIN LATERAL (SELECT j.seq, j.state, j.record FROM shipkit.deliveries d JOIN shipkit.jobs j ON j.id = d.job_id
+      WHERE d.source = b.src AND d.delivery_id = b.did) s ON true
+    LEFT JOIN LATERAL (SELECT j.seq, j.state, j.record FROM shipkit.jobs j
+      WHERE s.seq IS NULL AND j.repo = p_repo AND j.state IN ('queued', 'running') AND j.record->>'deliveryId' = b.did
+      LIMIT 1) a ON true
+    WHERE b.src IS NOT NULL
+  ),
+  firsts AS (
+    SELECT DISTINCT ON (b.src, b.did) b.i, b.src, b.did FROM b WHERE b.src IS NOT NULL ORDER BY b.src, b.did, b.i
+  ),
+  judged AS (
+    SELECT b.i, b.rec, f.seq AS stored_seq, f.state AS stored_state, f.record AS stored_record,
+      CASE WHEN f.seq IS NULL AND fi.i <> b.i THEN fi.i END AS first
+    FROM b LEFT JOIN found f ON f.i = b.i LEFT JOIN firsts fi ON fi.src = b.src AND fi.did = b.did
+  ),
+  fresh AS (SELECT j.i, j.rec FROM judged j WHERE j.stored_seq IS NULL AND j.first IS NULL),
+  builds AS (
+    SELECT f.i, f.rec->>'branch' AS branch, lead(f.rec) OVER w AS next, first_value(f.rec) OVER w AS head
+    FROM fresh f WHERE f.rec->>'kind' = 'build'
+    WINDOW w AS (PARTITION BY f.rec->>'branch' ORDER BY f.i)
+  ),
+  gone AS (
+    UPDATE shipkit.jobs j
+    SET record = j.record || jsonb_build_object('state', 'superseded', 'finished', h.head->'queued',
+      'reason', 'superseded by ' || (h.head->>'id')), state = 'superseded'
+    FROM (SELECT DISTINCT ON (bl.branch) bl.branch, bl.head FROM builds bl) h
+    WHERE j.repo = p_repo AND j.state = 'queued' AND j.record->>'kind' = 'build'
+      AND j.record->>'branch' IS NOT DISTINCT FROM h.branch
+    RETURNING j.seq, j.state, j.record, j.boss_id
+  ),
+  stored AS (
+    INSERT INTO shipkit.jobs (id, repo, state, boss_id, record)
+    SELECT r.rec->>'id', r.rec->>'repo', r.rec->>'state', CASE WHEN r.rec->>'state' = 'queued' THEN p_boss[r.i] END, r.rec
+    FROM (
+      SELECT f.i, CASE WHEN bl.next IS NULL THEN f.rec ELSE f.rec || jsonb_build_object('state', 'superseded',
+        'finished', bl.next->'queued', 'reason', 'superseded by ' || (bl.next->>'id')) END AS rec
+      FROM fresh f LEFT JOIN builds bl ON bl.i = f.i
+    ) r
+    ORDER BY r.i
+    RETURNING id, seq, state, record, boss_id
+  ),
+  kept AS (
+    INSERT INTO shipkit.deliveries (source, delivery_id, job_id, repo, event, format, body)
+    SELECT b.src, b.did, b.rec->>'id', p_repo, p_events[b.i], p_formats[b.i], p_bodies[b.i]
+    FROM b JOIN fresh f ON f.i = b.i WHERE b.src IS NOT NULL
+    ON CONFLICT DO NOTHING
+  )
+  SELECT j.i, j.stored_seq IS NOT NULL OR j.first IS NOT NULL, COALESCE(j.stored_seq, s.seq),
+    COALESCE(j.stored_state, s.state), COALESCE(j.stored_record, s.record), s.boss_id
+  FROM judged j LEFT JOIN stored s ON s.id = (SELECT b.rec->>'id' FROM b WHERE b.i = COALESCE(j.first, j.i))
+  UNION ALL
+  SELECT NULL, NULL, g.seq, g.state, g.record, g.boss_id FROM gone g;
+END $fn$;
 CREATE OR REPLACE FUNCTION shipkit.jobs_notify() RETURNS trigger LANGUAGE plpgsql AS
   $$ BEGIN PERFORM pg_notify('${NOTIFY_CHANNEL}', NEW.id); RETURN NEW; END $$;
 DROP TRIGGER IF EXISTS jobs_notify ON shipkit.jobs;
@@ -123,7 +211,7 @@ CREATE TRIGGER jobs_notify AFTER INSERT OR UPDATE ON shipkit.jobs FOR EACH ROW E
  * a newer shipkit has changed is refused (below), so that an older node behind the same load
  * balancer cannot write rows it does not understand.
  */
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 
 const VERSION_SQL = `
 CREATE SCHEMA IF NOT EXISTS shipkit;
@@ -275,45 +363,47 @@ export async function readRunning(client: Queryable): Promise<Row[]> {
   return rows.map(rowOf);
 }
 
-/** New jobs in one statement; gives them back as stored (with their seq), by id. */
-export async function insertJobs(
-  client: Queryable,
-  rows: Array<{ job: Job; bossId: string | null }>,
-): Promise<Map<string, Job>> {
-  const values: unknown[] = [];
-  const tuples = rows.map(({ job, bossId }) => {
-    values.push(job.id, job.repo, job.state, bossId, JSON.stringify(job));
-    const n = values.length;
-    return `($${n - 4}, $${n - 3}, $${n - 2}, $${n - 1}, $${n})`;
-  });
-  const { rows: stored } = await client.query(
-    `INSERT INTO shipkit.jobs (id, repo, state, boss_id, record) VALUES ${tuples.join(', ')} RETURNING seq, state, record, boss_id`,
-    values,
-  );
-  return new Map(
-    stored.map((r) => {
-      const { job } = rowOf(r);
-      return [job.id, job] as const;
-    }),
-  );
+/** A job of a batch for enqueueBatch: its delivery's key and body when it has one, its pg-boss id if it stays queued. */
+export interface BatchItem {
+  job: Job;
+  key?: DeliveryKey;
+  bossId: string;
+  event: string;
+  format: string;
+  body: Buffer;
 }
 
-/** The queued or running jobs of `repo` whose delivery is one of `deliveryIds`, by delivery id. */
-export async function findActiveDeliveries(
+/**
+ * One repo's batch in one statement (shipkit.enqueue_batch, in the caller's transaction): for
+ * each item, in order, the job stored for it or the earlier job it repeats; and the queued
+ * builds it superseded in the table, with their pg-boss ids.
+ */
+export async function enqueueBatch(
   client: Queryable,
   repo: string,
-  deliveryIds: string[],
-): Promise<Map<string, Job>> {
+  queue: string,
+  items: BatchItem[],
+): Promise<{ results: Array<{ row: Row; duplicate: boolean }>; superseded: Row[] }> {
   const { rows } = await client.query(
-    `SELECT seq, state, record FROM shipkit.jobs WHERE repo = $1 AND state IN ('queued', 'running') AND record->>'deliveryId' = ANY($2)`,
-    [repo, deliveryIds],
+    `SELECT n, duplicate, seq, state, record, boss_id FROM shipkit.enqueue_batch($1, $2, $3::jsonb, $4::text[], $5::uuid[], $6::text[], $7::text[], $8::bytea[])`,
+    [
+      repo,
+      queue,
+      JSON.stringify(items.map((i) => i.job)),
+      items.map((i) => i.key?.source ?? null),
+      items.map((i) => i.bossId),
+      items.map((i) => i.event),
+      items.map((i) => i.format),
+      items.map((i) => i.body),
+    ],
   );
-  return new Map(
-    rows.map((r) => {
-      const { job } = rowOf(r);
-      return [job.deliveryId!, job] as const;
-    }),
-  );
+  const results: Array<{ row: Row; duplicate: boolean }> = new Array(items.length);
+  const superseded: Row[] = [];
+  for (const r of rows) {
+    if (r.n === null) superseded.push(rowOf(r));
+    else results[r.n - 1] = { row: rowOf(r), duplicate: r.duplicate };
+  }
+  return { results, superseded };
 }
 
 /** How long a delivery's key and body are kept: a forge's retries and an operator's replays come sooner. */
@@ -323,41 +413,6 @@ export const DELIVERY_KEEP_DAYS = 14;
 export interface DeliveryKey {
   source: string;
   id: string;
-}
-
-/** The job of each key already stored, keyed `source id`. */
-export async function findDeliveries(client: Queryable, keys: DeliveryKey[]): Promise<Map<string, Job>> {
-  const { rows } = await client.query(
-    `SELECT d.source, d.delivery_id, j.seq, j.state, j.record FROM shipkit.deliveries d
-       JOIN unnest($1::text[], $2::text[]) AS k(source, id) ON d.source = k.source AND d.delivery_id = k.id
-       JOIN shipkit.jobs j ON j.id = d.job_id`,
-    [keys.map((k) => k.source), keys.map((k) => k.id)],
-  );
-  return new Map(rows.map((r) => [deliveryKey({ source: r.source, id: r.delivery_id }), rowOf(r).job] as const));
-}
-
-export const deliveryKey = (key: DeliveryKey) => `${key.source} ${key.id}`;
-
-/** Keep each delivery under its key; a key stored meanwhile (another repo's, forged) keeps its first job. */
-export async function insertDeliveries(
-  client: Queryable,
-  rows: Array<DeliveryKey & { job: string; repo: string; event: string; format: string; body: Buffer }>,
-): Promise<void> {
-  if (rows.length === 0) return;
-  await client.query(
-    `INSERT INTO shipkit.deliveries (source, delivery_id, job_id, repo, event, format, body)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[])
-     ON CONFLICT DO NOTHING`,
-    [
-      rows.map((r) => r.source),
-      rows.map((r) => r.id),
-      rows.map((r) => r.job),
-      rows.map((r) => r.repo),
-      rows.map((r) => r.event),
-      rows.map((r) => r.format),
-      rows.map((r) => r.body),
-    ],
-  );
 }
 
 /** Forget deliveries older than DELIVERY_KEEP_DAYS; gives how many. */
