@@ -1,10 +1,10 @@
 // `release diff`'s checks of one release at DEST before anything of it is read: the tarball's
 // sha256 against its ledger entry, its .sig against the release key (streamed from disk, so a
 // big tarball is never held in memory), its provenance's digest and source against the entry.
+import { ownSignatureOver } from './seq.ts';
 import { createReadStream } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
-import { Readable } from 'node:stream';
 import { ValidationError, messageOf } from '../core/errors.ts';
 import { sha256File } from '../core/fs.ts';
 import { sourceOfProvenance, type ReleaseSource } from './diff-commits.ts';
@@ -13,8 +13,6 @@ import type { Destination } from './destination.ts';
 import { LedgerError, type LedgerEntry } from './ledger.ts';
 
 const MAX_PROVENANCE_BYTES = 256 * 1024;
-/** Signature packets in a .sig tried at most. */
-const MAX_PACKETS = 8;
 
 export interface VerifiedRelease {
   file: string;
@@ -28,45 +26,11 @@ export interface VerifiedRelease {
 
 /**
  * Whether `sigBytes` (binary or armored) holds a signature over the file `file` made by a (sub)key
- * bound to `certificate`'s primary, checked at the time it was made, revocations aside: as
- * seq.ts's ownSignatureOver checks bytes, with the file streamed from disk.
+ * bound to `certificate`'s primary, checked at the time it was made, revocations aside
+ * (seq.ts's ownSignatureOver, the file streamed from disk).
  */
 export async function signedByReleaseKey(certificate: string, file: string, sigBytes: Uint8Array): Promise<boolean> {
-  const openpgp = await import('openpgp');
-  const key = await openpgp.readKey({ armoredKey: certificate });
-  key.revocationSignatures = [];
-  for (const subkey of key.subkeys) subkey.revocationSignatures = [];
-  let signature;
-  try {
-    const head = Buffer.from(sigBytes.subarray(0, 64)).toString('latin1');
-    signature = head.includes('-----BEGIN PGP')
-      ? await openpgp.readSignature({ armoredSignature: Buffer.from(sigBytes).toString('utf8') })
-      : await openpgp.readSignature({ binarySignature: sigBytes });
-  } catch {
-    return false;
-  }
-  for (const packet of signature.packets.slice(0, MAX_PACKETS)) {
-    const only = new openpgp.PacketList<typeof packet>();
-    only.push(packet);
-    try {
-      const stream = Readable.toWeb(createReadStream(file)) as unknown as ReadableStream<Uint8Array>;
-      const result = await openpgp.verify({
-        message: await openpgp.createMessage({ binary: stream }),
-        signature: new openpgp.Signature(only),
-        verificationKeys: [key],
-        format: 'binary',
-        date: packet.created ?? undefined,
-      });
-      // A streamed message is hashed as it is read: read it to the end, then ask.
-      const reader = (result.data as unknown as ReadableStream<Uint8Array>).getReader();
-      while (!(await reader.read()).done);
-      await result.signatures[0].verified;
-      return true;
-    } catch {
-      // another packet may be ours
-    }
-  }
-  return false;
+  return (await ownSignatureOver(certificate, { file }, sigBytes)) !== undefined;
 }
 
 /**

@@ -2,6 +2,8 @@
 // when a key of the same primary signed it; VERSION and VERSION.sig written in three atomic steps
 // so that a verifying pair is there at every moment.
 // The whole story: docs/internals.md.
+import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -47,11 +49,12 @@ export async function readPublishedVersion(
 
 /**
  * The signature packet in `sigBytes` (binary or armored) that a (sub)key bound by the primary of
- * `certificate` made over `data`, checked at the time it was made, revocations aside.
+ * `certificate` made over `data` (bytes, or a file streamed from disk), checked at the time it
+ * was made, revocations aside.
  */
 export async function ownSignatureOver(
   certificate: string,
-  data: Uint8Array,
+  data: Uint8Array | { file: string },
   sigBytes: Uint8Array,
 ): Promise<Uint8Array | undefined> {
   const openpgp: OpenPgp = await import('openpgp');
@@ -71,13 +74,22 @@ export async function ownSignatureOver(
     const only = new openpgp.PacketList<typeof packet>();
     only.push(packet);
     try {
+      const streamed = 'file' in data;
+      const binary = streamed
+        ? (Readable.toWeb(createReadStream(data.file)) as unknown as ReadableStream<Uint8Array>)
+        : data;
       const result = await openpgp.verify({
-        message: await openpgp.createMessage({ binary: data }),
+        message: await openpgp.createMessage({ binary }),
         signature: new openpgp.Signature(only),
         verificationKeys: [key],
         format: 'binary',
         date: packet.created ?? undefined,
       });
+      // A streamed message is hashed as it is read: read it to the end, then ask.
+      if (streamed) {
+        const reader = (result.data as unknown as ReadableStream<Uint8Array>).getReader();
+        while (!(await reader.read()).done);
+      }
       await result.signatures[0].verified;
       return only.write();
     } catch {
