@@ -44,6 +44,35 @@ export function waitBefore(policy: RetryPolicy, attempt: number, retryAfterMs?: 
   return Math.min(policy.maxWaitMs, Math.max(backoffMs(attempt, { baseMs: policy.backoffMs }), retryAfterMs ?? 0));
 }
 
+/** Asked right before each attempt with several hook-servers on one database: does this node still lead? */
+export type LeaderCheck = () => Promise<boolean>;
+
+/**
+ * `send`, once `stillLeads` says this node leads now (a node paused past the loss of its lead sends
+ * nothing: the new leader tells what was not marked told). A check that cannot be made is a
+ * failure worth retrying.
+ */
+export async function sendIfLeading(
+  stillLeads: LeaderCheck | undefined,
+  send: () => Promise<PostResult>,
+): Promise<PostResult> {
+  if (!stillLeads) return send();
+  let leads: boolean;
+  try {
+    leads = await stillLeads();
+  } catch {
+    return {
+      ok: false,
+      retry: true,
+      detail: 'could not ask the queue database whether this node still leads',
+      read: 0,
+    };
+  }
+  if (!leads)
+    return { ok: false, retry: false, notLeading: true, detail: 'not sent: this node no longer leads', read: 0 };
+  return send();
+}
+
 /** Call `send` until it succeeds, says a retry cannot help, or the attempts run out. */
 export async function sendWithRetries(
   send: (attempt: number) => Promise<PostResult>,

@@ -17,6 +17,8 @@ export interface PostResult {
   status?: number;
   /** What a 429 or 503's Retry-After asked for, in ms (seconds or an HTTP date). */
   retryAfterMs?: number;
+  /** Not sent: this hook-server no longer leads those of its database; the leader sends it. */
+  notLeading?: boolean;
 }
 
 export interface PostOptions {

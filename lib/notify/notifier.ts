@@ -4,7 +4,13 @@
 // counted, and kept for the job page.
 import type { Logger } from '../core/log.ts';
 import { signRequest } from '../http/signing.ts';
-import { createBackgroundTasks, DEFAULT_RETRY, sendWithRetries } from './background.ts';
+import {
+  createBackgroundTasks,
+  DEFAULT_RETRY,
+  sendIfLeading,
+  sendWithRetries,
+  type LeaderCheck,
+} from './background.ts';
 import type { ResolvedTarget } from '../config/notify.ts';
 import { postJson, type PostResult } from './deliver.ts';
 import { emailMessage, sendEmail } from './email.ts';
@@ -24,12 +30,17 @@ export interface NotifierOptions {
   attempts?: number;
   /** First wait between attempts; it doubles. */
   backoffMs?: number;
+  /** With several hook-servers on one database: asked before each attempt (lib/notify/background.ts sendIfLeading). */
+  stillLeads?: LeaderCheck;
 }
+
+/** The header that names a notification, the same on each attempt and from each node: `JOBID-EVENT`. */
+export const DELIVERY_HEADER = 'X-Shipkit-Delivery';
 
 /** Notifications sent in the background when a job ends. */
 export interface Notifier {
-  /** Start the notifications a job's end calls for; returns at once. */
-  jobEnded(job: NotifyJob, history: Iterable<NotifyJob>): void;
+  /** Start the notifications a job's end calls for; returns at once, with what settles once each was delivered or given up. */
+  jobEnded(job: NotifyJob, history: Iterable<NotifyJob>): Promise<void>;
   /** Let deliveries in flight finish for up to graceMs, then cancel the rest. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -57,7 +68,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
     const fields = { job: job.id, repo: job.repo, event, channel: target.channel, target: target.where };
     const key = `notify:${target.where}`;
     const what = `${target.channel} notification (${target.where}): ${event}`;
-    const { result, attempts } = await sendWithRetries(send, policy, {
+    const { result, attempts } = await sendWithRetries(() => sendIfLeading(options.stillLeads, send), policy, {
       stop: tasks.signal,
       gate: tasks.gate,
       onAttempt: (attempt) => outcomes?.record(job.id, key, { what, outcome: 'sending', attempts: attempt }),
@@ -66,6 +77,16 @@ export function createNotifier(options: NotifierOptions): Notifier {
         outcomes?.record(job.id, key, { what, outcome: 'sending', attempts: attempt, detail: failed.detail });
       },
     });
+    if (result.notLeading) {
+      log.info('notification left to the node that leads now', fields);
+      outcomes?.record(job.id, key, {
+        what,
+        outcome: 'failed',
+        attempts,
+        detail: `${result.detail}; the leader sends it`,
+      });
+      return;
+    }
     if (result.ok) log.info('notification delivered', { ...fields, attempt: attempts });
     else log.warn('notification failed', { ...fields, error: result.detail });
     outcomes?.record(job.id, key, {
@@ -91,29 +112,33 @@ export function createNotifier(options: NotifierOptions): Notifier {
     const body = JSON.stringify(
       target.channel === 'slack' ? slackBody(event, job, publicUrl) : webhookBody(event, job, publicUrl),
     );
-    // Signed afresh for each attempt: a new timestamp and nonce, as a receiver's replay check wants.
+    // Signed afresh for each attempt: a new timestamp and nonce, as a receiver's replay check wants;
+    // the delivery id stays, so a receiver can drop a message it already has (sent again by a retry
+    // or by the next leader: at least once).
+    const id: Record<string, string> = target.channel === 'webhook' ? { [DELIVERY_HEADER]: `${job.id}-${event}` } : {};
     return () =>
-      postJson(url, body, target.secret ? signRequest(target.secret, 'POST', url.pathname + url.search) : {}, {
-        timeoutMs,
-        signal: tasks.signal,
-      });
+      postJson(
+        url,
+        body,
+        { ...id, ...(target.secret ? signRequest(target.secret, 'POST', url.pathname + url.search) : {}) },
+        { timeoutMs, signal: tasks.signal },
+      );
   }
 
   return {
     /** Start the notifications a job's end calls for; returns at once. */
-    jobEnded(job: NotifyJob, history: Iterable<NotifyJob>): void {
-      if (tasks.stopped) return;
-      const list = targetsOf(job.repo);
-      if (list.length === 0) return;
+    jobEnded(job: NotifyJob, history: Iterable<NotifyJob>): Promise<void> {
+      if (tasks.stopped) return Promise.resolve();
       const events = eventsOf(job, history);
-      for (const target of list) {
+      const sends = targetsOf(job.repo).map((target) => {
         const event = headlineOf(events, target.on);
-        if (!event) continue;
-        void tasks.run(
+        if (!event) return undefined;
+        return tasks.run(
           () => deliver(target, job, event),
           (error) => log.error('notification crashed', { job: job.id, target: target.where, error: error.message }),
         );
-      }
+      });
+      return Promise.all(sends).then(() => undefined);
     },
     /** Let deliveries in flight finish for up to graceMs, then cancel the rest. */
     stop: (graceMs = 2_000) => tasks.stop(graceMs),

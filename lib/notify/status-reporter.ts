@@ -7,8 +7,10 @@ import type { Logger } from '../core/log.ts';
 import {
   createBackgroundTasks,
   DEFAULT_RETRY,
+  sendIfLeading,
   sendWithRetries,
   type BackgroundTasks,
+  type LeaderCheck,
   type RetryPolicy,
 } from './background.ts';
 import {
@@ -38,6 +40,8 @@ export interface StatusReporterOptions {
   retry?: Partial<RetryPolicy>;
   /** The commit of a job that does not carry one (a release names its tag): looked up when its status is due. */
   commitOf?: (job: StatusJob) => Promise<string | undefined>;
+  /** With several hook-servers on one database: asked before each attempt (lib/notify/background.ts sendIfLeading). */
+  stillLeads?: LeaderCheck;
 }
 
 interface JobChain {
@@ -98,7 +102,10 @@ async function sendStatus(
     return;
   }
   const { result, attempts } = await sendWithRetries(
-    () => postJson(request.url, request.body, request.headers, { timeoutMs, signal: tasks.signal }),
+    () =>
+      sendIfLeading(options.stillLeads, () =>
+        postJson(request.url, request.body, request.headers, { timeoutMs, signal: tasks.signal }),
+      ),
     policy,
     {
       stop: tasks.signal,
@@ -116,6 +123,16 @@ async function sendStatus(
       },
     },
   );
+  if (result.notLeading) {
+    log.info('commit status left to the node that leads now', fields);
+    outcomes?.record(job.id, key, {
+      what,
+      outcome: 'failed',
+      attempts,
+      detail: `${result.detail}; the leader sets it`,
+    });
+    return;
+  }
   if (result.ok) {
     log.info('commit status set', { ...fields, attempt: attempts });
   } else {
@@ -138,10 +155,10 @@ async function sendStatus(
  */
 /** Commit statuses sent in the background: pending at a job's start, the final one at its end. */
 export interface StatusReporter {
-  /** A job went running: pending. Returns at once. */
-  jobStarted(job: StatusJob): void;
-  /** A job ended: its final status, if one is due. Returns at once. */
-  jobEnded(job: StatusJob): void;
+  /** A job went running: pending. Returns at once, with what settles once it is set or given up. */
+  jobStarted(job: StatusJob): Promise<void>;
+  /** A job ended: its final status, if one is due. Returns at once, with what settles once it is set or given up. */
+  jobEnded(job: StatusJob): Promise<void>;
   /** Let statuses in flight finish for up to graceMs, then cancel the rest. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -159,10 +176,10 @@ export function createStatusReporter(options: StatusReporterOptions): StatusRepo
   const chains = new Map<string, JobChain>();
   const sender: StatusSender = { options, policy, timeoutMs, tasks };
 
-  /** Queue `status` after the job's earlier ones; an end status stops the retries of those. */
-  function enqueue(job: StatusJob, status: CommitStatus, phase: 'start' | 'end'): void {
+  /** Queue `status` after the job's earlier ones; an end status stops the retries of those. Settles once it is set or given up. */
+  function enqueue(job: StatusJob, status: CommitStatus, phase: 'start' | 'end'): Promise<void> {
     const report = reports.get(job.repo);
-    if (!report || tasks.stopped) return;
+    if (!report || tasks.stopped) return Promise.resolve();
     const before = chains.get(job.id);
     if (phase === 'end') before?.superseded.abort();
     const superseded = new AbortController();
@@ -173,7 +190,7 @@ export function createStatusReporter(options: StatusReporterOptions): StatusRepo
       superseded,
     };
     chains.set(job.id, entry);
-    void tasks.run(
+    const settled = tasks.run(
       () => entry.done,
       (error) => log.error('commit status crashed', { job: job.id, error: error.message }),
     );
@@ -182,17 +199,18 @@ export function createStatusReporter(options: StatusReporterOptions): StatusRepo
       .finally(() => {
         if (chains.get(job.id) === entry) chains.delete(job.id);
       });
+    return settled;
   }
 
   return {
     /** A job went running: pending. Returns at once. */
-    jobStarted(job: StatusJob): void {
-      enqueue(job, startStatus(job), 'start');
+    jobStarted(job: StatusJob): Promise<void> {
+      return enqueue(job, startStatus(job), 'start');
     },
     /** A job ended: its final status, if one is due (lib/notify/commit-status.ts endStatus). Returns at once. */
-    jobEnded(job: StatusJob): void {
+    jobEnded(job: StatusJob): Promise<void> {
       const status = endStatus(job);
-      if (status) enqueue(job, status, 'end');
+      return status ? enqueue(job, status, 'end') : Promise.resolve();
     },
     /** Let statuses in flight finish for up to graceMs, then cancel the rest. */
     stop: (graceMs = 2_000) => tasks.stop(graceMs),

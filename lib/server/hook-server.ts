@@ -207,7 +207,8 @@ interface Reporters {
   deliveries: DeliveryOutcomes;
   notifier: Notifier;
   statuses: StatusReporter;
-  onEnd(job: Job): void;
+  /** Settles once the end's statuses and notifications are sent or given up. */
+  onEnd(job: Job): Promise<void>;
 }
 
 /** The data folder's lock, the job journal, the fleet store and the queue; what opened is closed again if a later one fails. */
@@ -225,7 +226,9 @@ async function openStores(options: HookServerOptions, dirs: DataDirs): Promise<S
     throw error;
   });
   const runner = options.runner ?? (await processRunnerFor(config, options));
-  const out = createReporters(options, metrics, () => queue.all?.() ?? journal.jobs.values());
+  // With `queue:`, each message is sent only while this node still leads (asked of the database).
+  const stillLeads = () => (queue instanceof PgJobQueue ? queue.stillLeads() : Promise.resolve(true));
+  const out = createReporters(options, metrics, () => queue.all?.() ?? journal.jobs.values(), stillLeads);
   const queue = await openQueue(options, { journal, run: runner, jobsDir: dirs.jobs, out }).catch(async (error) => {
     await journal.close();
     await lock.release();
@@ -389,7 +392,12 @@ async function openQueue(
 }
 
 /** Commit statuses and notifications: sent in the background, never awaited by the queue. */
-function createReporters(options: HookServerOptions, metrics: HookMetrics, history: () => Iterable<Job>): Reporters {
+function createReporters(
+  options: HookServerOptions,
+  metrics: HookMetrics,
+  history: () => Iterable<Job>,
+  stillLeads: () => Promise<boolean>,
+): Reporters {
   const { config, log } = options;
   const deliveries = createDeliveryOutcomes();
   const timing = options.delivery ?? {};
@@ -399,6 +407,7 @@ function createReporters(options: HookServerOptions, metrics: HookMetrics, histo
     publicUrl: config.publicUrl,
     onOutcome: metrics.countNotification,
     outcomes: deliveries,
+    stillLeads,
     ...timing,
   });
   const statuses = createStatusReporter({
@@ -409,14 +418,14 @@ function createReporters(options: HookServerOptions, metrics: HookMetrics, histo
     outcomes: deliveries,
     timeoutMs: timing.timeoutMs,
     retry: { attempts: timing.attempts, backoffMs: timing.backoffMs },
+    stillLeads,
     // A release's tag, looked up in its clone; not in a build user's clone (git run by us there would take that user's config).
     commitOf: async (job) =>
       job.tag && !config.repos.get(job.repo)?.user ? tagCommit(repoPaths(config, job.repo).work, job.tag) : undefined,
   });
   const onEnd = (job: Job) => {
     metrics.countJobEnd(job);
-    statuses.jobEnded(job);
-    notifier.jobEnded(job, history());
+    return Promise.all([statuses.jobEnded(job), notifier.jobEnded(job, history())]).then(() => undefined);
   };
   return { deliveries, notifier, statuses, onEnd };
 }

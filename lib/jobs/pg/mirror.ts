@@ -15,7 +15,8 @@ export interface MirrorOptions {
   newClient(applicationName: string): pg.Client;
   log: Logger;
   onStart?: (job: Job) => void;
-  onEnd?: (job: Job) => void;
+  /** A job's end told (statuses, notifications); what it returns settles once those are sent or given up. */
+  onEnd?: (job: Job) => void | Promise<void>;
   /** A job's end seen by this node, leader or not (each node writes its copy of the job's output). */
   onSeenEnd?: (job: Job) => void;
   /**
@@ -43,6 +44,8 @@ export class JobMirror {
   /** Ends told here, to be marked told in the database (batched), with the term they were told under. */
   private readonly told = new Map<string, number>();
   private marking: Promise<void> | undefined;
+  /** Ends told here whose messages are still being sent: marked told once those settle. */
+  private readonly sending = new Set<Promise<void>>();
   /**
    * Reads of the database, one after another: a slow read of everything (refresh) answered after a
    * quick read of one changed job (flush) would set that job back to an older state, and its end
@@ -78,14 +81,25 @@ export class JobMirror {
   }
 
   /**
-   * A job's end to the listeners, then marked told in the database under the leader's term (told
-   * again by the next leader if that fails: at least once). A node that does not lead tells none.
+   * A job's end to the listeners, then marked told in the database under the leader's term once
+   * its messages are sent or given up: a leader that loses the lead before (its marks are fenced)
+   * leaves the end to the next leader, which tells it again (at least once). A node that does not
+   * lead tells none.
    */
   private tellEnd(job: Job): void {
     const term = this.options.leading();
     if (term === undefined) return;
-    this.tell(this.options.onEnd, job);
-    this.told.set(job.id, term);
+    const sent = Promise.resolve(this.tell(this.options.onEnd, job))
+      .catch(() => undefined)
+      .then(() => this.markTold(job.id, term));
+    this.sending.add(sent);
+    void sent.finally(() => this.sending.delete(sent));
+  }
+
+  /** Marks in batches, each under the term its end was told in. */
+  private markTold(id: string, term: number): void {
+    if (this.closed) return;
+    this.told.set(id, term);
     this.marking ??= (async () => {
       while (this.told.size) {
         await new Promise((resolve) => setTimeout(resolve, 50));
@@ -186,11 +200,12 @@ export class JobMirror {
     }
   }
 
-  private tell(listener: ((job: Job) => void) | undefined, job: Job): void {
+  private tell<R>(listener: ((job: Job) => R) | undefined, job: Job): R | undefined {
     try {
-      listener?.(job);
+      return listener?.(job);
     } catch (error) {
       this.options.log.error('a job listener failed', { job: job.id, error: messageOf(error) });
+      return undefined;
     }
   }
 
@@ -211,8 +226,15 @@ export class JobMirror {
     return { queued, running };
   }
 
-  /** Once the ends told so far are marked told (a handover waits for it). */
-  async marked(): Promise<void> {
+  /**
+   * Once the ends told so far are marked told (a handover waits for it): their messages are given
+   * up to `waitMs` to settle; the ends of those still being sent are left to the next leader.
+   */
+  async marked(waitMs = 2_000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise((resolve) => (timer = setTimeout(resolve, waitMs)));
+    await Promise.race([Promise.all(this.sending), late]);
+    clearTimeout(timer);
     while (this.marking) await this.marking;
   }
 

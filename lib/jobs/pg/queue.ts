@@ -26,7 +26,8 @@ import { Reaper } from './reaper.ts';
 import { forgetOutput, OutputReceiver } from './output.ts';
 import { importJournal } from './import.ts';
 import { PgWorker } from './worker.ts';
-import { Leadership } from './leader.ts';
+import { Leadership, stillLeads } from './leader.ts';
+import { Coalescer } from '../../core/coalesce.ts';
 import { forgetOldDeliveries, type Queryable } from './records.ts';
 import { messageOf } from '../../core/errors.ts';
 
@@ -41,7 +42,8 @@ export interface PgQueueOptions {
   /** This process as a worker, in job records (default `hook-server`). */
   workerName?: string;
   onStart?: (job: Job) => void;
-  onEnd?: (job: Job) => void;
+  /** What it returns settles once the end's messages are sent or given up: the end is marked told then (pg/mirror.ts). */
+  onEnd?: (job: Job) => void | Promise<void>;
   /** The local journal's jobs, copied into the database once (pg/import.ts): `source` names the journal. */
   history?: { source: string; jobs: Iterable<Job> };
   /** DATA/jobs: the output of jobs that run on workers is written here as it comes (pg/output.ts). */
@@ -63,6 +65,11 @@ export class PgJobQueue implements JobQueue {
   private outputTimer: NodeJS.Timeout | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
   private accepting = true;
+  /** Whether the term this node leads under is still the database's: one query for the checks that come meanwhile. */
+  private readonly leaderCheck = new Coalescer(async () => {
+    const term = this.leadership.term;
+    return term !== undefined && stillLeads(this.conn.pool, term);
+  });
   /** Per repo: jobs waiting for the transaction after the one committing now. */
   private readonly waiting = new Map<
     string,
@@ -269,6 +276,14 @@ export class PgJobQueue implements JobQueue {
   /** Whether this node leads the hook-servers of this database now. */
   leads(): boolean {
     return this.leadership.term !== undefined;
+  }
+
+  /**
+   * Whether this node still leads, asked of the database (a node paused past the loss of its lead
+   * has not noticed yet): right before a notification or commit status is sent.
+   */
+  stillLeads(): Promise<boolean> {
+    return this.leadership.term === undefined ? Promise.resolve(false) : this.leaderCheck.call();
   }
 
   /** Whether this node leads, and whether the database answers (within 2 s): /healthz. */

@@ -220,6 +220,11 @@ test('hostile receivers: 500 then 200 is retried with backoff; a redirect is not
     flaky.received[1].headers['x-shipkit-nonce'],
     'signed afresh',
   );
+  assert.equal(
+    flaky.received.map((r) => r.headers['x-shipkit-delivery']),
+    [`${JSON.parse(flaky.received[0].body).job.id}-failure`, `${JSON.parse(flaky.received[0].body).job.id}-failure`],
+    'one delivery id for both attempts',
+  );
   assert.is(redirect.received.length, 1, 'a redirect is not retried');
   assert.is(landing.received.length, 0, 'nor followed');
   assert.is(gone.received.length, 1, 'a 404 is not retried');
@@ -269,6 +274,35 @@ test("each notification's outcome is kept for the job page: delivered, or failed
   assert.not.match(JSON.stringify(deliveries.of(failed.id)), 'SECRETPATH');
 });
 
+test('with several hook-servers: asked before each attempt; once this node no longer leads, nothing more is sent', async () => {
+  const flaky = await receiver((_q, res, n) => {
+    res.statusCode = n === 1 ? 503 : 200;
+    res.end();
+  });
+  const { log, text } = capture();
+  const outcomes = createDeliveryOutcomes();
+  let leading = true;
+  let asked = 0;
+  const notifier = createNotifier({
+    targets: new Map([['', [target('webhook', `${flaky.base}/a`)]]]),
+    log,
+    backoffMs: 200,
+    attempts: 3,
+    outcomes,
+    stillLeads: async () => (asked++, leading),
+  });
+  const failed = job('failed');
+  const settled = notifier.jobEnded(failed, []);
+  await waitFor(() => flaky.received.length === 1, { what: 'the first attempt' });
+  leading = false;
+  await settled;
+  assert.is(flaky.received.length, 1, 'the retry is not sent');
+  assert.is(asked, 2, 'asked before each attempt');
+  assert.match(text(), 'notification left to the node that leads now');
+  assert.match(outcomes.of(failed.id)[0].detail ?? '', 'no longer leads');
+  await notifier.stop();
+});
+
 test('a receiver that hangs is timed out, tried a bounded number of times, and the caller never waits', async () => {
   const hang = await receiver(() => {
     /* never answers */
@@ -283,8 +317,10 @@ test('a receiver that hangs is timed out, tried a bounded number of times, and t
     attempts: 3,
     onOutcome: (c, o) => outcomes.push(o),
   });
-  // Nothing to wait for: it hands back no promise, and no attempt has ended when it returns.
-  assert.is(notifier.jobEnded(job('failed'), []) as unknown, undefined, 'jobEnded returns at once');
+  // It returns at once, before any attempt has ended; what it hands back (settled once the
+  // notifications are sent or given up) is for the mirror's told mark, not for the job.
+  const settled = notifier.jobEnded(job('failed'), []);
+  assert.ok(settled instanceof Promise, 'jobEnded returns at once');
   assert.equal(outcomes, []);
   await waitFor(() => outcomes.length === 1, { what: 'the outcome', timeoutMs: 30_000 });
   assert.equal(outcomes, ['failed']);
