@@ -254,6 +254,8 @@ Exit codes: 0 rolled out to 100%, 1 halted (also after --rollback) or failed, 2 
 configuration or verification error (nothing written).`,
   flags: {
     to: { type: 'string' },
+    fleet: { type: 'string' },
+    'fleet-secret': { type: 'string' },
     steps: { type: 'string' },
     wait: { type: 'seconds' },
     'max-failures': { type: 'string' },

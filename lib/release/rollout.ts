@@ -214,6 +214,12 @@ function signStep(
   step?: StepHook,
 ): Promise<PublishedVersion> {
   return withDestinationLock(signer.dest, async () => {
+    // Under the lock: a publish or rollback between two steps must not be signed over.
+    const there = await readPublishedVersion(signer.dest, signer.certificate);
+    if (!there.published?.text.equals(current.text))
+      throw new ValidationError(
+        `VERSION at ${signer.dest.where} changed since the last step of this rollout (${there.published ? `it names ${there.published.info.version}, SEQ ${there.published.info.seq ?? '-'}` : 'it is gone or does not verify'}): another publish, rollout or rollback wrote it. This rollout stops here; nothing was written.`,
+      );
     const seq = nextSeq({ published: current }, undefined, signer.dest.where);
     const info = { ...current.info, seq, rollout: percent };
     const text = formatVersionFile(info);

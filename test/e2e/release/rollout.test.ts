@@ -325,6 +325,33 @@ test('release rollout: hosts that never report halt the step after --wait unless
   }
 });
 
+test('release rollout: a publish between two steps stops it; the step is not signed over the publish', async () => {
+  const dest = await makeDest('raced');
+  const fleet = await startPullFleet(APP, SECRET);
+  const [silent] = hostsIn('1.1', 0, 10, 1);
+  const hosts = startLightHosts(fleet, dest, { [silent]: 'silent' });
+  try {
+    const rollout = runScript(
+      'release',
+      rolloutArgs(fleet, dest, ['--steps', '10,100', '--wait', '3', '--allow-missing', '1']),
+    );
+    await waitFor(() => versionAt(dest).rollout === 10, { timeoutMs: 20_000, what: 'step 1 signed' });
+    const src = path.join(base, 'raced-src-1.2');
+    mkdirSync(src, { recursive: true });
+    writeFileSync(path.join(src, 'app.txt'), 'version 1.2\n');
+    const published = await runScript('release', publishArgs(src, dest, '1.2'));
+    assert.is(published.exitCode, 0, published.stderr);
+    const r = await rollout;
+    assert.is(r.exitCode, 2, r.stdout + r.stderr);
+    assert.match(r.stderr, /VERSION at .* changed since the last step of this rollout \(it names 1\.2, SEQ 4\)/);
+    assert.equal([versionAt(dest).version, versionAt(dest).seq], ['1.2', 4], 'the publish stands');
+    assert.ok(await gpgvVerifies(dest));
+  } finally {
+    hosts.stop();
+    await fleet.close();
+  }
+});
+
 test('release rollout killed with -9 after signing a step: running it again continues from the ROLLOUT at DEST', async () => {
   const dest = await makeDest('killed');
   const fleet = await startPullFleet(APP, SECRET);
