@@ -5,7 +5,7 @@
 import { releasesOf, type ReleaseRow } from './history.ts';
 import type { LedgerEntry } from './ledger.ts';
 import type { HostEntry, ReportResult } from './fleet-report.ts';
-import { compareVersions } from './version-file.ts';
+import { compareVersions, versionKey } from './version-file.ts';
 
 /** What the ledger said of an app when it was last read: its entries, or why there are none. */
 export interface LedgerSnapshot {
@@ -116,6 +116,8 @@ function movesOf(entries: LedgerEntry[], app: string): Map<string, ReleaseMove[]
 interface LedgerPart {
   rows: ReleaseRow[];
   moves: Map<string, ReleaseMove[]>;
+  /** Each row's index by versionKey (1.1 and 1.1.0 are one). */
+  keyed: Map<string, number>;
 }
 const parts = new WeakMap<LedgerSnapshot, Map<string, LedgerPart>>();
 
@@ -123,10 +125,13 @@ function ledgerPart(snapshot: LedgerSnapshot | undefined, app: string): LedgerPa
   const cached = snapshot && parts.get(snapshot)?.get(app);
   if (cached) return cached;
   const entries = snapshot?.error ? [] : (snapshot?.entries ?? []);
-  const part = {
-    rows: releasesOf(entries, app, { current: currentOf(entries, app), revoked: snapshot?.revoked }),
-    moves: movesOf(entries, app),
-  };
+  const rows = releasesOf(entries, app, { current: currentOf(entries, app), revoked: snapshot?.revoked });
+  const keyed = new Map<string, number>();
+  rows.forEach((r, i) => {
+    const key = versionKey(r.version);
+    if (!keyed.has(key)) keyed.set(key, i);
+  });
+  const part = { rows, moves: movesOf(entries, app), keyed };
   if (snapshot) parts.set(snapshot, (parts.get(snapshot) ?? new Map<string, LedgerPart>()).set(app, part));
   return part;
 }
@@ -154,7 +159,7 @@ export function fleetReleases(
   snapshot: LedgerSnapshot | undefined,
   { limit = Infinity, offset = 0 }: FleetReleasesOptions = {},
 ): FleetReleases {
-  const { rows, moves } = ledgerPart(snapshot, app);
+  const { rows, moves, keyed } = ledgerPart(snapshot, app);
   // Each version a host names (running it or come from it) to its release: 1.1.0 is the ledger's
   // 1.1. A few distinct ones for any fleet, so the search through the rows is cheap.
   const named = new Set<string>();
@@ -162,8 +167,8 @@ export function fleetReleases(
   named.delete('');
   const rowOf = new Map<string, number>();
   for (const version of named) {
-    const i = rows.findIndex((r) => compareVersions(r.version, version) === 0);
-    if (i >= 0) rowOf.set(version, i);
+    const i = keyed.get(versionKey(version));
+    if (i !== undefined) rowOf.set(version, i);
   }
   const digests = new Map([...rowOf].map(([version, i]) => [version, rows[i].sha256]));
   const { byVersion, held } = countHosts(hosts, digests);

@@ -10,7 +10,7 @@ import type { VersionOnHosts } from './fleet-client.ts';
 import { readLedgerAt, revokedSubkeys } from './ledger-dest.ts';
 import { badVersions, shownEscaped, type LedgerEntry } from './ledger.ts';
 import { readPublishedVersion } from './seq.ts';
-import { compareVersions } from './version-file.ts';
+import { versionKey } from './version-file.ts';
 
 export interface ReleaseRow {
   version: string;
@@ -67,8 +67,9 @@ export function releasesOf(
     else if (row && e.action === 'rollback') row.rollout = null;
   }
   const halted = new Set(entries.filter((e) => e.app === app && e.action === 'halt').map((e) => e.version));
+  const currentKey = current === undefined ? undefined : versionKey(current);
   return [...rows.values()].reverse().map((row) => {
-    const isCurrent = current !== undefined && compareVersions(row.version, current) === 0;
+    const isCurrent = currentKey !== undefined && versionKey(row.version) === currentKey;
     const isBad = bad.has(row.version);
     const state = isCurrent ? 'current' : isBad ? (halted.has(row.version) ? 'halted' : 'rolled back') : 'previous';
     return { ...row, current: isCurrent, bad: isBad, revoked: revoked.has(row.signer), state };
@@ -99,7 +100,8 @@ export interface History {
 /** `history` with each release's hosts from GET /fleet/APP/releases (1.1 and 1.1.0 are one version). */
 export function withHosts(history: History, fleet: { hosts: number; versions: VersionOnHosts[] }): History {
   const releases = history.releases.map((row) => {
-    const on = fleet.versions.filter((v) => compareVersions(v.version, row.version) === 0);
+    const key = versionKey(row.version);
+    const on = fleet.versions.filter((v) => versionKey(v.version) === key);
     const sum = (key: 'hosts' | 'verified' | 'mismatched') => on.reduce((n, v) => n + v[key], 0);
     const counts = { hosts: sum('hosts'), verified: sum('verified'), mismatched: sum('mismatched') };
     return { ...row, fleet: { ...counts, held_by_all: on.some((v) => v.held_by_all) } };

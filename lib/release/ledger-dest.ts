@@ -23,7 +23,7 @@ import {
   type NewEntry,
 } from './ledger.ts';
 import { ownSignatureOver, placeSignedPair } from './seq.ts';
-import { compareVersions } from './version-file.ts';
+import { versionKey } from './version-file.ts';
 import { signDetached, signingFingerprintOf, type SigningKey } from './sign.ts';
 
 export interface LedgerAtDest {
@@ -105,8 +105,9 @@ export async function withDestinationLock<T>(dest: Destination, fn: () => Promis
 
 /** The newest publish entry of `app` `version` (1.1 and 1.1.0 are one version), if any. */
 export function publishEntryOf(entries: LedgerEntry[], app: string, version: string): LedgerEntry | undefined {
+  const key = versionKey(version);
   return entries.findLast(
-    (e) => e.action === 'publish' && e.app === app && e.version !== null && compareVersions(e.version, version) === 0,
+    (e) => e.action === 'publish' && e.app === app && e.version !== null && versionKey(e.version) === key,
   );
 }
 

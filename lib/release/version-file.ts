@@ -77,6 +77,20 @@ export function compareVersions(a: string, b: string): number {
   return 0;
 }
 
+/**
+ * A valid version's form with what compareVersions ignores taken out (leading zeros of a part,
+ * letter case, trailing `.0` parts): two versions compare equal exactly when these are equal.
+ * For comparing many versions with one (a ledger's thousands of releases) without parsing each.
+ */
+export function versionKey(version: string): string {
+  const parts = version
+    .toLowerCase()
+    .split('.')
+    .map((p) => p.replace(/^0+(?=.)/, ''));
+  while (parts.length > 1 && parts[parts.length - 1] === '0') parts.pop();
+  return parts.join('.');
+}
+
 /** Parse VERSION; unknown keys are ignored, every known key is checked. */
 export function parseVersionFile(text: string): VersionInfo {
   if (text.length > MAX_VERSION_FILE_BYTES) {

@@ -98,4 +98,29 @@ test('parseRolloutPercent: 10, 0.5 and 10% read; zero, too precise or above 100 
     assert.throws(() => parseRolloutPercent(bad, '--steps'), /Invalid --steps/, bad);
 });
 
+test('versionKey: equal exactly when compareVersions says equal', async () => {
+  const { compareVersions, versionKey } = await import('../../../lib/release/version-file.ts');
+  const versions = [
+    '1',
+    '1.0',
+    '1.0.0',
+    '01.00',
+    '1.1',
+    '1.1.0',
+    '1.01',
+    '1.10',
+    'a',
+    'A',
+    '0a',
+    '0',
+    '0.0',
+    '00',
+    '10',
+    '1.0.1',
+    '2',
+  ];
+  for (const a of versions)
+    for (const b of versions) assert.is(versionKey(a) === versionKey(b), compareVersions(a, b) === 0, `${a} vs ${b}`);
+});
+
 test.run();
