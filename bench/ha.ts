@@ -2,13 +2,16 @@
 // as shipped (the one file), against Debian's webhook 2.8 behind the same haproxy:
 //  (a) signed deliveries acknowledged per second through haproxy with 1, 2 and 3 nodes, each
 //      ack a committed job (PostgreSQL with its defaults: a commit waits for its WAL fsync), vs
-//      webhook 2.8 (checks the same HMAC, runs /bin/true, keeps nothing); rounds alternate sides;
+//      webhook 2.8 (checks the same HMAC, runs /bin/true, keeps nothing); rounds alternate sides.
+//      Every delivery to one repo (all nodes take turns on its lock), and again spread over
+//      --repos repos (8), whose batches commit side by side;
 //  (b) failover: deliveries sent every 20 ms through haproxy to 2 nodes, the leader killed -9:
 //      the time until the other node leads, until a new delivery is acked, and deliveries lost
 //      (acked 2xx without a job in the database).
-//   tsx bench/ha.ts [--rounds 3] [--seconds 5] [--connections 50] [--bundle FILE]   (HA_CPU_PROF=DIR: profile the nodes)
+//   tsx bench/ha.ts [--rounds 3] [--seconds 5] [--connections 50] [--repos 8] [--bundle FILE]   (HA_CPU_PROF=DIR: profile the nodes)
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import minimist from 'minimist';
@@ -22,10 +25,13 @@ import { loadAverage, reportResult } from './result.ts';
 import { shippedShipkit } from './shipped.ts';
 import { startWebhookPeer } from './webhook-peer.ts';
 
-const args = minimist(process.argv.slice(2), { string: ['rounds', 'seconds', 'connections', 'bundle'] });
+const args = minimist(process.argv.slice(2), {
+  string: ['rounds', 'seconds', 'connections', 'repos', 'bundle'],
+});
 const ROUNDS = Number(args.rounds ?? 3);
 const SECONDS = Number(args.seconds ?? 5);
 const CONNECTIONS = Number(args.connections ?? 50);
+const SPREAD = Number(args.repos ?? 8);
 const BUNDLE = path.resolve(args.bundle ?? shippedShipkit());
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -36,8 +42,14 @@ if (spawnSync('sh', ['-c', 'command -v haproxy && command -v webhook']).status !
 const started = await startPostgres({ durable: true });
 if (!started) process.exit(0);
 const pg = started;
-const env = { ...process.env, ...worldEnv(pg), SHIPKIT_BUILD_COMMAND: '/bin/true', LOG_FORMAT: 'json' };
-const REPOS = { 'octo/site': {} };
+const env = {
+  ...process.env,
+  ...worldEnv(pg),
+  SHIPKIT_BUILD_COMMAND: '/bin/true',
+  LOG_FORMAT: 'json',
+};
+const ONE_REPO = ['octo/site'];
+const MANY_REPOS = Array.from({ length: SPREAD }, (_, i) => (i === 0 ? 'octo/site' : `octo/site-${i + 1}`));
 
 interface Node {
   name: string;
@@ -45,14 +57,17 @@ interface Node {
   child: ChildProcess;
 }
 
-/** A hook-server of the one file, with `queue:`, building nothing itself. */
-async function startNode(name: string): Promise<Node> {
+/** A hook-server of the one file, with `queue:` and `repos`, building nothing itself. */
+async function startNode(name: string, repos = ONE_REPO): Promise<Node> {
   const port = await freePort();
-  const { config } = queueConfig(name, REPOS, { concurrency: 0 });
+  const { config } = queueConfig(name, Object.fromEntries(repos.map((r) => [r, {}])), { concurrency: 0 });
   const args = [BUNDLE, 'hook-server', '--config', config, '--listen', `127.0.0.1:${port}`, '--name', name];
   // HA_CPU_PROF=DIR: each node writes a V8 CPU profile there when it stops.
   const prof = process.env.HA_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.HA_CPU_PROF] : [];
-  const child = spawn(process.execPath, [...prof, ...args], { env, stdio: 'ignore' });
+  const child = spawn(process.execPath, [...prof, ...args], {
+    env,
+    stdio: 'ignore',
+  });
   await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.ok, {
     timeoutMs: 30_000,
     what: `node ${name}`,
@@ -66,11 +81,28 @@ function stopNode(node: Node): Promise<void> {
   return new Promise((resolve) => node.child.once('exit', () => resolve()));
 }
 
-/** autocannon through `url`: signed pushes, a fresh delivery id each; 2xx per second and latency. */
-async function load(url: string): Promise<{ rps: number; p99: number; non2xx: number }> {
-  const { default: autocannon } = (await import('autocannon' as string)) as { default: any };
-  const body = JSON.stringify(pushPayload('octo/site'));
-  const signature = await sign(SECRET, body);
+/** autocannon through `url`: signed pushes to `repos` in turn, a fresh delivery id each; 2xx per second and latency. */
+interface Round {
+  rps: number;
+  p99: number;
+  non2xx: number;
+  acked: number;
+  /** shipkit's: the CPU time of its nodes and PostgreSQL per delivery acked, in ms. */
+  cpuMs?: number;
+}
+
+async function load(url: string, repos = ONE_REPO): Promise<Round> {
+  const { default: autocannon } = (await import('autocannon' as string)) as {
+    default: any;
+  };
+  const pushes = await Promise.all(
+    repos.map(async (repo) => {
+      const body = JSON.stringify(pushPayload(repo));
+      return { body, signature: await sign(SECRET, body) };
+    }),
+  );
+  const { body, signature } = pushes[0];
+  let sent = 0;
   const result = await new Promise<any>((resolve, reject) =>
     autocannon(
       {
@@ -79,23 +111,71 @@ async function load(url: string): Promise<{ rps: number; p99: number; non2xx: nu
         connections: CONNECTIONS,
         duration: SECONDS,
         body,
-        headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-hub-signature-256': signature },
+        headers: {
+          'content-type': 'application/json',
+          'x-github-event': 'push',
+          'x-hub-signature-256': signature,
+        },
         requests: [
-          { setupRequest: (req: any) => ({ ...req, headers: { ...req.headers, 'x-github-delivery': randomUUID() } }) },
+          {
+            setupRequest: (req: any) => {
+              const push = pushes[sent++ % pushes.length];
+              return {
+                ...req,
+                body: push.body,
+                headers: {
+                  ...req.headers,
+                  'x-hub-signature-256': push.signature,
+                  'x-github-delivery': randomUUID(),
+                },
+              };
+            },
+          },
         ],
       },
       (error: Error | null, res: any) => (error ? reject(error) : resolve(res)),
     ),
   );
-  return { rps: result['2xx'] / result.duration, p99: result.latency.p99, non2xx: result.non2xx };
+  return {
+    rps: result['2xx'] / result.duration,
+    p99: result.latency.p99,
+    non2xx: result.non2xx,
+    acked: result['2xx'],
+  };
 }
 
-async function shipkitRound(count: number) {
+/** CPU time (user + system, ms) of each process: the nodes', and PostgreSQL's (its postmaster and every child). */
+function cpuTimes(nodes: Node[]): Map<number, number> {
+  const ticks = (pid: number) => {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      return { ppid: Number(fields[1]), ms: ((Number(fields[11]) + Number(fields[12])) * 1000) / 100 };
+    } catch {
+      return undefined; // gone meanwhile
+    }
+  };
+  const postmaster = Number(readFileSync(path.join(pg.dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const times = new Map<number, number>();
+  for (const pid of nodes.map((n) => n.child.pid!)) times.set(pid, ticks(pid)?.ms ?? 0);
+  for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    const stat = ticks(Number(entry));
+    if (stat && (Number(entry) === postmaster || stat.ppid === postmaster)) times.set(Number(entry), stat.ms);
+  }
+  return times;
+}
+
+/** The CPU the nodes and PostgreSQL spent between two readings, in ms (a process started meanwhile from 0). */
+const cpuSpent = (before: Map<number, number>, after: Map<number, number>) =>
+  [...after].reduce((sum, [pid, ms]) => sum + ms - (before.get(pid) ?? 0), 0);
+
+async function shipkitRound(count: number, repos = ONE_REPO) {
   const nodes: Node[] = [];
-  for (let i = 1; i <= count; i++) nodes.push(await startNode(`n${i}`));
+  for (let i = 1; i <= count; i++) nodes.push(await startNode(`n${i}`, repos));
   const haproxy = (await startHaproxy(nodes))!;
   try {
-    return await load(`${haproxy.url}/hooks/github`);
+    const before = cpuTimes(nodes);
+    const result = await load(`${haproxy.url}/hooks/github`, repos);
+    return { ...result, cpuMs: cpuSpent(before, cpuTimes(nodes)) / result.acked };
   } finally {
     await haproxy.stop();
     for (const node of nodes) await stopNode(node);
@@ -114,13 +194,13 @@ async function webhookRound() {
 }
 
 async function benchThroughput() {
-  const runs = new Map<string, Array<{ rps: number; p99: number; non2xx: number }>>();
-  const add = (key: string, r: { rps: number; p99: number; non2xx: number }) =>
-    runs.set(key, [...(runs.get(key) ?? []), r]);
+  const runs = new Map<string, Round[]>();
+  const add = (key: string, r: Round) => runs.set(key, [...(runs.get(key) ?? []), r]);
   for (let round = 0; round < ROUNDS; round++) {
     // Sides alternate: webhook first in even rounds, last in odd ones.
     if (round % 2 === 0) add('webhook', await webhookRound());
     for (const count of [1, 2, 3]) add(`${count}`, await shipkitRound(count));
+    for (const count of [1, 2, 3]) add(`${count}x${SPREAD}`, await shipkitRound(count, MANY_REPOS));
     if (round % 2 === 1) add('webhook', await webhookRound());
   }
   const rps = (key: string) => median(runs.get(key)!.map((r) => r.rps));
@@ -128,10 +208,19 @@ async function benchThroughput() {
   console.log(
     `\n(a) signed deliveries acked/s through haproxy: autocannon, ${CONNECTIONS} connections, ${SECONDS} s, medians of ${ROUNDS} (load ${loadAverage()}, ${os.cpus().length} cores)`,
   );
-  console.log('| behind haproxy | acked/s | p99 ms | non-2xx (all rounds) |\n|---|---|---|---|');
-  for (const key of ['1', '2', '3', 'webhook'])
+  const cpu = (key: string) => (key === 'webhook' ? '–' : median(runs.get(key)!.map((r) => r.cpuMs!)).toFixed(2));
+  console.log(
+    '| behind haproxy | repos | acked/s | p99 ms | CPU ms per ack (nodes + PostgreSQL) | non-2xx (all rounds) |\n|---|---|---|---|---|---|',
+  );
+  const name = (key: string) => {
+    if (key === 'webhook') return 'webhook 2.8 (runs /bin/true, keeps nothing) | –';
+    const [count, spread] = key.split('x');
+    return `shipkit, ${count} node${count === '1' ? '' : 's'} | ${spread ?? 1}`;
+  };
+  const spread = (n: number) => `${n}x${SPREAD}`;
+  for (const key of ['1', '2', '3', spread(1), spread(2), spread(3), 'webhook'])
     console.log(
-      `| ${key === 'webhook' ? 'webhook 2.8 (runs /bin/true, keeps nothing)' : `shipkit, ${key} node${key === '1' ? '' : 's'}`} | ${rps(key).toFixed(0)} | ${p99(key)} | ${runs.get(key)!.reduce((n, r) => n + r.non2xx, 0)} |`,
+      `| ${name(key)} | ${rps(key).toFixed(0)} | ${p99(key)} | ${cpu(key)} | ${runs.get(key)!.reduce((n, r) => n + r.non2xx, 0)} |`,
     );
   reportResult({
     work: 'signed deliveries acked/s through haproxy, 2 nodes vs webhook 2.8',
@@ -152,6 +241,26 @@ async function benchThroughput() {
     goal: '≥ 1.6× (with the cores)',
     met: rps('2') >= 1.6 * rps('1'),
     note: `${os.cpus().length} cores for PostgreSQL, haproxy, the nodes and autocannon; per core: ${(rps('2') / os.cpus().length).toFixed(0)}/s`,
+  });
+  reportResult({
+    work: `deliveries over ${SPREAD} repos acked/s through haproxy, 2 nodes vs webhook 2.8`,
+    shipkit: Math.round(rps(spread(2))),
+    peer: Math.round(rps('webhook')),
+    unit: 'req/s',
+    ratio: rps(spread(2)) / rps('webhook'),
+    goal: '≥ 1.0×',
+    met: rps(spread(2)) >= rps('webhook'),
+    note: `p99 ${p99(spread(2))} ms vs webhook ${p99('webhook')} ms`,
+  });
+  reportResult({
+    work: `deliveries over ${SPREAD} repos acked/s, 2 nodes vs 1 node`,
+    shipkit: Math.round(rps(spread(2))),
+    peer: Math.round(rps(spread(1))),
+    unit: 'req/s',
+    ratio: rps(spread(2)) / rps(spread(1)),
+    goal: '≥ 1.6× (with the cores)',
+    met: rps(spread(2)) >= 1.6 * rps(spread(1)),
+    note: `${os.cpus().length} cores for PostgreSQL, haproxy, the nodes and autocannon`,
   });
 }
 
