@@ -13,7 +13,7 @@ import { abortOnSignals } from '../lib/core/signals.ts';
 import { newJobId, validateJobId } from '../lib/jobs/job-id.ts';
 import type { Logger } from '../lib/core/log.ts';
 import { validateName } from '../lib/core/names.ts';
-import { findConfigFile, getRepo, loadShipkitConfig } from '../lib/config/shipkit-yml.ts';
+import { findConfigFile, getRepo, loadShipkitConfig, publishedTo } from '../lib/config/shipkit-yml.ts';
 import { parseRolloutPercent, validateVersion } from '../lib/release/version-file.ts';
 import type { History } from '../lib/release/history.ts';
 
@@ -177,7 +177,8 @@ Exit codes: 0 shown, 1 failed, 2 usage error, no ledger or a ledger that does no
 };
 
 const diffCommand: CommandSpec = {
-  usage: `Usage: release diff APP V1 V2 --from DEST [--keys keys.asc] [--repo DIR] [--platform P] [--json]
+  usage: `Usage: release diff APP V1 V2 [--from DEST] [--config FILE] [--keys keys.asc] [--repo DIR]
+                         [--platform P] [--json]
 
 What changed from release V1 to release V2 of APP, both published at DEST: the commits between
 them, the files added, removed and changed (by sha256, mode, type or link target) with their
@@ -191,11 +192,12 @@ extracted. The commits are the source commits of the two releases' provenance, l
 with \`git log\` in --repo DIR, else in the current folder when it is a checkout that has both;
 otherwise both commits are printed and --repo is named.
 
-DEST is required: there is no default place where releases are published.
-
 Options:
   --from DEST      a local folder, s3://bucket/prefix or user@host:path (where \`release publish
-                   --to\` put them)
+                   --to\` put them); default the publish.to of the repo in shipkit.yml whose
+                   publish.name is APP
+  --config FILE    shipkit.yml, for that default (default: $SHIPKIT_CONFIG, ./shipkit.yml,
+                   ./.shipkit/shipkit.yml, /etc/shipkit/shipkit.yml)
   --keys FILE      the release certificate to trust (default DEST's keys.asc)
   --repo DIR       a git checkout of the source that has both releases' commits
   --platform P     the platform's tarballs, when DEST holds V1 or V2 for several
@@ -205,6 +207,7 @@ Exit codes: 0 shown, 1 failed, 2 usage error, a version the ledger does not have
 pruned by --keep or that does not verify, or a ledger that does not verify (nothing compared).`,
   flags: {
     from: { type: 'string' },
+    config: { type: 'string' },
     keys: { type: 'string' },
     repo: { type: 'string' },
     platform: { type: 'string' },
@@ -282,7 +285,7 @@ const releaseCliSpec: CliSpec = {
        release rollout APP --to DEST --fleet URL --fleet-secret file:PATH --key SECRET_KEY.asc
                [--steps 1,10,50,100] [--wait SECONDS] [--max-failures N|P%] [--rollback]
        release history APP --from DEST [--keys keys.asc] [--json]
-       release diff APP V1 V2 --from DEST [--keys keys.asc] [--repo DIR] [--json]
+       release diff APP V1 V2 [--from DEST] [--keys keys.asc] [--repo DIR] [--json]
 
 release REPO --tag TAG
   Checks out TAG in DATA/repos/REPO and runs the repo's release script (\`release:\` in
@@ -308,7 +311,7 @@ release history APP --from DEST [--json]
   The releases the signed ledger at DEST records, newest first, with their state (see
   \`release history --help\`).
 
-release diff APP V1 V2 --from DEST [--repo DIR] [--json]
+release diff APP V1 V2 [--from DEST] [--repo DIR] [--json]
   What changed between two releases at DEST, verified first: commits, files and sizes,
   package-lock dependencies (see \`release diff --help\`).
 
@@ -651,17 +654,14 @@ async function diffMain(args: Args, log: Logger): Promise<number> {
   validateName(app, 'app name');
   validateVersion(from, 'V1');
   validateVersion(to, 'V2');
-  if (typeof args.from !== 'string' || !args.from)
-    throw new UsageError(
-      'Missing --from DEST: where the releases were published. Run `release diff --help` for usage.',
-    );
+  const dest = typeof args.from === 'string' && args.from ? args.from : await publishedDest(args, app);
   const { releaseDiff } = await import('../lib/release/diff.ts');
   const { formatDiff } = await import('../lib/release/diff-format.ts');
   const diff = await releaseDiff({
     app,
     from,
     to,
-    dest: args.from,
+    dest,
     keys: args.keys,
     platform: args.platform,
     repoDir: args.repo,
@@ -670,6 +670,24 @@ async function diffMain(args: Args, log: Logger): Promise<number> {
   });
   process.stdout.write(args.json ? `${JSON.stringify(diff)}\n` : formatDiff(diff));
   return 0;
+}
+
+/** Without --from: where shipkit.yml publishes APP (a repo's publish.to), or a UsageError saying to give --from. */
+async function publishedDest(args: Args, app: string): Promise<string> {
+  let file: string;
+  try {
+    file = findConfigFile(args.config);
+  } catch {
+    throw new UsageError(
+      'Missing --from DEST, and no shipkit.yml says where APP is published. Run `release diff --help` for usage.',
+    );
+  }
+  const dest = publishedTo(await loadShipkitConfig(file), app);
+  if (!dest)
+    throw new UsageError(
+      `Missing --from DEST: no repo in ${file} publishes ${app} to one place. Run \`release diff --help\` for usage.`,
+    );
+  return dest;
 }
 
 /**

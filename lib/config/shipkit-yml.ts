@@ -342,6 +342,17 @@ function parseRepo(
   };
 }
 
+/**
+ * Where app `app` is published: the `publish.to` of the repos whose `publish.name` is APP, when
+ * they agree on one; undefined when none does, or they name several.
+ */
+export function publishedTo(config: ShipkitConfig, app: string): string | undefined {
+  const targets = new Set(
+    [...config.repos.values()].flatMap((repo) => (repo.publish?.name === app ? [repo.publish.to] : [])),
+  );
+  return targets.size === 1 ? [...targets][0] : undefined;
+}
+
 /** The repo's config, or a ConfigError that lists the configured ones. */
 export function getRepo(config: ShipkitConfig, name: string): RepoConfig {
   // A name without "/" may be the last part of a configured one (`.github` for `owner/.github`).

@@ -8,7 +8,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import type { ShipkitConfig } from '../config/shipkit-yml.ts';
+import { publishedTo, type ShipkitConfig } from '../config/shipkit-yml.ts';
 import type { Queryable } from '../jobs/pg/records.ts';
 import type { LedgerSnapshot } from '../release/fleet-releases.ts';
 import { openDestination, type Destination } from '../release/destination.ts';
@@ -32,7 +32,6 @@ export interface LedgerSourceOptions {
 }
 
 export interface LedgerSource {
-  readonly from: string;
   /** The ledger as last verified, read again when it changed. Never throws. */
   read(): Promise<LedgerSnapshot>;
 }
@@ -172,7 +171,7 @@ export function ledgerSource(opts: LedgerSourceOptions): LedgerSource {
     return reading;
   }
 
-  return { from: dest.where, read };
+  return { read };
 }
 
 /**
@@ -182,13 +181,7 @@ export function ledgerSource(opts: LedgerSourceOptions): LedgerSource {
 export function ledgerSources(config: ShipkitConfig, log: Logger, db?: Queryable): Map<string, LedgerSource> {
   const sources = new Map<string, LedgerSource>();
   for (const app of config.fleet.values()) {
-    let dest = app.ledger;
-    if (!dest) {
-      const targets = new Set(
-        [...config.repos.values()].flatMap((repo) => (repo.publish?.name === app.app ? [repo.publish.to] : [])),
-      );
-      if (targets.size === 1) dest = [...targets][0];
-    }
+    const dest = app.ledger ?? publishedTo(config, app.app);
     if (dest) sources.set(app.app, ledgerSource({ app: app.app, dest, keys: app.keys, log, db }));
   }
   return sources;

@@ -122,8 +122,8 @@ test.before(async () => {
 test('release diff --help', async () => {
   const r = await runScript('release', ['diff', '--help']);
   assert.is(r.exitCode, 0);
-  assert.match(r.stdout, /release diff APP V1 V2 --from DEST/);
-  assert.match(r.stdout, /DEST is required/);
+  assert.match(r.stdout, /release diff APP V1 V2 \[--from DEST\]/);
+  assert.match(r.stdout, /default the publish.to of the repo in shipkit.yml/);
 });
 
 test('commits, files and dependencies between two published releases, in a checkout of the source', async () => {
@@ -154,6 +154,20 @@ test('commits, files and dependencies between two published releases, in a check
     /Dependencies \(package-lock\.json\): 1 added, 1 removed, 1 changed\n {2}\+ left-pad 1\.3\.0\n {2}- lodash 4\.17\.20\n {2}~ express 4\.18\.2 → 4\.19\.0\n/,
   );
   assert.not.match(out, /chalk/, 'an unchanged dependency is not listed');
+});
+
+test('without --from: DEST is the publish.to of the repo shipkit.yml has publishing the app', async () => {
+  const dir = tmpDir('shipkit-diff-config-');
+  writeFileSync(
+    path.join(dir, 'shipkit.yml'),
+    `repos:\n  octo/site:\n    publish:\n      from: dist\n      name: my-app\n      platform: gnu-linux\n      key: ${secret}\n      to: ${good}\n`,
+  );
+  const r = await runScript('release', ['diff', 'my-app', '1.0', '1.1', '--json'], { cwd: dir });
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(JSON.parse(r.stdout).dest, good);
+  const none = await runScript('release', ['diff', 'other-app', '1.0', '1.1'], { cwd: dir });
+  assert.is(none.exitCode, 2, none.stderr);
+  assert.match(none.stderr, /Missing --from DEST: no repo in .*shipkit\.yml publishes other-app to one place/);
 });
 
 test('--json: one object; elsewhere the commits are named with how to list them; --repo lists them', async () => {
