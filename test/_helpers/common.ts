@@ -1,7 +1,8 @@
 // Shared test harness: temp folders, running the real scripts as child processes (under Node
 // with tsx, or under Deno when SHIPKIT_TEST_RUNTIME=deno), free ports, real git repos.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -38,6 +39,24 @@ process.on('exit', () => {
 });
 
 /** A fresh temp folder, removed when the test process exits. */
+/**
+ * Each file directly in `dir` (a DEST) by name with its sha256, dot files (a lock being held)
+ * left out: equal before and after shows a refused command wrote nothing there.
+ */
+export function fileDigests(dir: string): Record<string, string> {
+  return Object.fromEntries(
+    readdirSync(dir)
+      .filter((f) => !f.startsWith('.'))
+      .sort()
+      .map((f) => [
+        f,
+        createHash('sha256')
+          .update(readFileSync(path.join(dir, f)))
+          .digest('hex'),
+      ]),
+  );
+}
+
 export function tmpDir(prefix = 'shipkit-test-'): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));

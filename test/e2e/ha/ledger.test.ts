@@ -7,9 +7,7 @@ import { appendFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { silentLogger } from '../../../lib/core/log.ts';
 import { signRequest } from '../../../lib/http/signing.ts';
-import { publishRelease } from '../../../lib/release/publish.ts';
 import { startPostgres } from '../../fixtures/postgres.ts';
 import { makeWorld } from '../../fixtures/launchfit/world.ts';
 import { queueConfig, worldEnv } from '../../fixtures/workers.ts';
@@ -40,17 +38,7 @@ test("a node without the ledger's DEST shows the copy another node verified and 
   let a: Server | undefined;
   let b: Server | undefined;
   try {
-    for (const version of ['1.0', '1.1'])
-      await publishRelease({
-        dir: w.makeApp(version),
-        name: 'my-app',
-        platform: 'gnu-linux',
-        version,
-        key: w.secretKey,
-        passphraseFile: w.passFile,
-        to: w.updates,
-        log: silentLogger,
-      });
+    for (const version of ['1.0', '1.1']) await w.publish(version);
     a = await node('a', w.updates);
     // B's DEST is a folder of another machine: not on this disk.
     b = await node('b', path.join(w.base, 'on-another-machine'));

@@ -9,12 +9,10 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { signRequest } from '../../../lib/http/signing.ts';
-import { publishRelease } from '../../../lib/release/publish.ts';
 import { loadSigningKey, signDetached } from '../../../lib/release/sign.ts';
 import { hostId, report } from '../../fixtures/fleet-requests.ts';
 import { writeConfig } from '../../fixtures/hooks/deliveries.ts';
 import { makeWorld, type World } from '../../fixtures/launchfit/world.ts';
-import { silentLogger } from '../../../lib/core/log.ts';
 import { runScript, startScript, tmpDir, type Server } from '../../_helpers/common.ts';
 
 const FLEET_SECRET = `fleet-${randomUUID()}`;
@@ -22,19 +20,8 @@ const TOKEN = `token-${randomUUID()}`;
 const env = { HOOK_SECRET: `secret-${randomUUID()}`, HOOK_TOKEN: TOKEN, FLEET_APP: FLEET_SECRET };
 const HOSTILE_REPO = '<img src=x onerror=alert(1)>\u001b[31m';
 
-async function publish(w: World, version: string, repo = 'octo/app'): Promise<void> {
-  await publishRelease({
-    dir: w.makeApp(version),
-    name: 'my-app',
-    platform: 'gnu-linux',
-    version,
-    key: w.secretKey,
-    passphraseFile: w.passFile,
-    to: w.updates,
-    log: silentLogger,
-    source: { repo, ref: `refs/tags/v${version}`, commit: 'a'.repeat(40) },
-  });
-}
+const publish = (w: World, version: string, repo = 'octo/app') =>
+  w.publish(version, { source: { repo, ref: `refs/tags/v${version}`, commit: 'a'.repeat(40) } });
 
 const ledgerEntries = (w: World) =>
   readFileSync(path.join(w.updates, 'ledger.jsonl'), 'utf8')

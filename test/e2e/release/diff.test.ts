@@ -7,7 +7,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadSigningKey, signDetached } from '../../../lib/release/sign.ts';
-import { git, runScript, tmpDir } from '../../_helpers/common.ts';
+import { git, runScript, tmpDir, fileDigests } from '../../_helpers/common.ts';
 import { exportPublic, makePublisher } from '../../fixtures/launchfit/gpg.ts';
 
 let base: string;
@@ -73,14 +73,6 @@ function copyOfGood(): string {
   cpSync(good, dest, { recursive: true });
   return dest;
 }
-
-/** Every file of DEST with its bytes: to show that a refused diff wrote nothing. */
-const snapshot = (dest: string) =>
-  Object.fromEntries(
-    readdirSync(dest)
-      .sort()
-      .map((f) => [f, readFileSync(path.join(dest, f)).toString('base64')]),
-  );
 
 test.before(async () => {
   base = tmpDir('shipkit-diff-e2e-');
@@ -219,7 +211,7 @@ test('--json: one object; elsewhere the commits are named with how to list them;
 
 test('bad input: exit 2, the reason, nothing printed, DEST untouched', async () => {
   const dest = copyOfGood();
-  const before = snapshot(dest);
+  const before = fileDigests(dest);
   const cases: Array<[string, string[], RegExp]> = [
     [
       'unknown version',
@@ -250,7 +242,7 @@ test('bad input: exit 2, the reason, nothing printed, DEST untouched', async () 
   const missing = await runScript('release', ['diff', 'my-app', '1.0', '--from', dest]);
   assert.is(missing.exitCode, 2);
   assert.match(missing.stderr, /Missing argument/);
-  assert.equal(snapshot(dest), before, 'DEST as it was');
+  assert.equal(fileDigests(dest), before, 'DEST as it was');
 });
 
 test("a tarball whose digest differs from its ledger entry, or whose .sig is not the key's: refused, nothing compared", async () => {
@@ -260,7 +252,7 @@ test("a tarball whose digest differs from its ledger entry, or whose .sig is not
   const file = path.join(dest, 'my-app-gnu-linux-1.0.tar.gz');
   writeFileSync(file, readFileSync(path.join(dest, 'my-app-gnu-linux-1.1.tar.gz')));
   writeFileSync(`${file}.sig`, await signDetached(key, { file }));
-  let before = snapshot(dest);
+  let before = fileDigests(dest);
   let r = await diff(dest, ['my-app', '1.0', '1.1']);
   assert.is(r.exitCode, 2, r.stderr);
   assert.match(
@@ -268,18 +260,18 @@ test("a tarball whose digest differs from its ledger entry, or whose .sig is not
     /ledger entry 1: names my-app-gnu-linux-1\.0\.tar\.gz with sha256 [0-9a-f]{64}, but the file at .* has [0-9a-f]{64}: it was replaced or damaged\. Nothing was compared\./,
   );
   assert.is(r.stdout, '');
-  assert.equal(snapshot(dest), before);
+  assert.equal(fileDigests(dest), before);
   // The right tarball with a signature of something else.
   dest = copyOfGood();
   writeFileSync(
     path.join(dest, 'my-app-gnu-linux-1.1.tar.gz.sig'),
     await signDetached(key, { data: Buffer.from('something else') }),
   );
-  before = snapshot(dest);
+  before = fileDigests(dest);
   r = await diff(dest, ['my-app', '1.0', '1.1']);
   assert.is(r.exitCode, 2, r.stderr);
   assert.match(r.stderr, /my-app-gnu-linux-1\.1\.tar\.gz\.sig at .* is not a signature of it by this release key/);
-  assert.equal(snapshot(dest), before);
+  assert.equal(fileDigests(dest), before);
   // A certificate of another key: the ledger's signature is not its.
   const other = await makePublisher(tmpDir('shipkit-diff-other-'), 'x');
   const otherAsc = await exportPublic(other.g, other.key.fpr, path.join(base, 'other.asc'));
@@ -326,7 +318,7 @@ test('a tarball pruned by --keep: exit 2, said so, with the versions that can st
     readdirSync(dest).filter((f) => f.endsWith('.tar.gz')),
     ['my-app-gnu-linux-1.2.tar.gz', 'my-app-gnu-linux-1.3.tar.gz'],
   );
-  const before = snapshot(dest);
+  const before = fileDigests(dest);
   const r = await diff(dest, ['my-app', '1.0', '1.3']);
   assert.is(r.exitCode, 2, r.stderr);
   assert.match(
@@ -335,7 +327,7 @@ test('a tarball pruned by --keep: exit 2, said so, with the versions that can st
   );
   const both = await diff(dest, ['my-app', '1.0', '1.1']);
   assert.match(both.stderr, /The tarball of my-app 1\.0 and 1\.1 .* still records them/);
-  assert.equal(snapshot(dest), before);
+  assert.equal(fileDigests(dest), before);
   // What is left compares, without a lock on either side.
   const ok = await diff(dest, ['my-app', '1.2', '1.3']);
   assert.is(ok.exitCode, 0, ok.stderr);

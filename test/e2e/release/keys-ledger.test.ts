@@ -5,14 +5,13 @@
 // release over a ledger with key entries; an unknown subkey, an edited ledger, no valid subkey
 // left or a DEST without VERSION: exit 2 and nothing written, neither at DEST nor in DIR.
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { cpSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readLedger } from '../../../lib/release/ledger.ts';
 import { loadSigningKey, signDetached } from '../../../lib/release/sign.ts';
-import { runScript, scriptCommand, tmpDir, waitFor } from '../../_helpers/common.ts';
+import { runScript, scriptCommand, tmpDir, waitFor, fileDigests } from '../../_helpers/common.ts';
 import { APP_SOURCE } from '../../fixtures/launchfit/world.ts';
 import { startUpdateServer } from '../../fixtures/launchfit/update-server.ts';
 
@@ -60,18 +59,6 @@ const publish = (keys: string, dest: string, version: string) => {
 /** `release history` as an operator runs it without --keys: against the keys.asc at DEST. */
 const history = (dest: string) => runScript('release', ['history', 'my-app', '--from', dest, '--json']);
 const entriesOf = (dest: string) => readLedger(readFileSync(path.join(dest, 'ledger.jsonl'))).entries;
-const snapshot = (dir: string) =>
-  Object.fromEntries(
-    readdirSync(dir)
-      .filter((f) => !f.startsWith('.'))
-      .sort()
-      .map((f) => [
-        f,
-        createHash('sha256')
-          .update(readFileSync(path.join(dir, f)))
-          .digest('hex'),
-      ]),
-  );
 
 test.before(async () => {
   base = tmpDir('shipkit-keys-ledger-');
@@ -287,12 +274,12 @@ test('refused with exit 2, nothing written at DEST or in DIR: an unknown subkey,
     const dest = fresh(dest0);
     const args = await make(keys, dest);
     const target = args[args.length - 1];
-    const before = { dest: snapshot(target), keys: snapshot(keys) };
+    const before = { dest: fileDigests(target), keys: fileDigests(keys) };
     const r = await keysCli(args);
     assert.is(r.exitCode, 2, `${label}: ${r.stderr}`);
     assert.match(r.stderr, message, label);
-    assert.equal(snapshot(target), before.dest, `${label}: nothing written at DEST`);
-    assert.equal(snapshot(keys), before.keys, `${label}: the key folder unchanged`);
+    assert.equal(fileDigests(target), before.dest, `${label}: nothing written at DEST`);
+    assert.equal(fileDigests(keys), before.keys, `${label}: the key folder unchanged`);
   }
 });
 

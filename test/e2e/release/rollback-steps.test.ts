@@ -6,14 +6,13 @@
 // missing fleet are refused with exit 2 before anything is written; killed after a step, the same
 // command continues.
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readLedger } from '../../../lib/release/ledger.ts';
 import { parseVersionFile } from '../../../lib/release/version-file.ts';
-import { runScript, scriptCommand, tmpDir, waitFor } from '../../_helpers/common.ts';
+import { runScript, scriptCommand, tmpDir, waitFor, fileDigests } from '../../_helpers/common.ts';
 import { hostsIn, startLightHosts, startPullFleet, type Behaviour, type PullFleet } from '../../fixtures/fleet-pull.ts';
 import { makePublisher, type Publisher } from '../../fixtures/launchfit/gpg.ts';
 
@@ -72,18 +71,6 @@ const rollbackArgs = (fleet: PullFleet | undefined, dest: string, extra: string[
 ];
 const versionAt = (dest: string) => parseVersionFile(readFileSync(path.join(dest, 'VERSION'), 'utf8'));
 const entriesOf = (dest: string) => readLedger(readFileSync(path.join(dest, 'ledger.jsonl'))).entries;
-const snapshot = (dir: string) =>
-  Object.fromEntries(
-    readdirSync(dir)
-      .filter((f) => !f.startsWith('.'))
-      .sort()
-      .map((f) => [
-        f,
-        createHash('sha256')
-          .update(readFileSync(path.join(dir, f)))
-          .digest('hex'),
-      ]),
-  );
 /** Hosts on 1.1 spread over the steps of 1,10,50,100 by their bucket for 1.0. */
 const fleetOf = (behaviour: (i: number) => Behaviour = () => 'ok') =>
   Object.fromEntries(
@@ -171,12 +158,12 @@ test('rollback --steps: a host failing V halts it with exit 1 and a halt entry; 
     );
     assert.equal([versionAt(dest).version, versionAt(dest).rollout], ['1.0', 50], 'hosts above 50 keep 1.1');
     // Run again: the ledger marks 1.0 bad now (the halt), so it is refused, nothing written.
-    const before = snapshot(dest);
+    const before = fileDigests(dest);
     const rollouts = fleet.rollouts.length;
     const again = await runScript('release', rollbackArgs(fleet, dest, ['--version', '1.0', '--steps', '1,10,50,100']));
     assert.is(again.exitCode, 2, again.stdout + again.stderr);
     assert.match(again.stderr, new RegExp(`ledger entry ${entries.length}: marks my-app 1\\.0 bad`));
-    assert.equal(snapshot(dest), before, 'nothing written');
+    assert.equal(fileDigests(dest), before, 'nothing written');
     assert.is(fleet.rollouts.length, rollouts, 'hook-server told nothing');
   } finally {
     hosts.stop();
@@ -210,12 +197,12 @@ test('rollback --steps refuses with exit 2 before writing: a V marked bad, bad s
         /--max-failures/,
       ],
     ];
-    const before = snapshot(dest);
+    const before = fileDigests(dest);
     for (const [label, extra, to, message] of cases) {
       const r = await runScript('release', rollbackArgs(to, dest, extra));
       assert.is(r.exitCode, 2, `${label}: ${r.stdout}${r.stderr}`);
       assert.match(r.stderr, message, label);
-      assert.equal(snapshot(dest), before, `${label}: nothing written`);
+      assert.equal(fileDigests(dest), before, `${label}: nothing written`);
     }
     assert.equal(fleet.rollouts, [], 'hook-server was told nothing');
   } finally {

@@ -7,13 +7,13 @@
 // The examples of docs/release.md ("Pull rollout by percent") are the commands run here.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rolloutBucket } from '../../../lib/release/rollout-bucket.ts';
 import { parseVersionFile } from '../../../lib/release/version-file.ts';
-import { runCommand, runScript, scriptCommand, tmpDir, waitFor } from '../../_helpers/common.ts';
+import { runCommand, runScript, scriptCommand, tmpDir, waitFor, fileDigests } from '../../_helpers/common.ts';
 import {
   hostsIn,
   startLightHosts,
@@ -103,22 +103,9 @@ async function gpgvVerifies(dest: string): Promise<boolean> {
   return r.exitCode === 0;
 }
 
-function snapshot(dir: string): Record<string, string> {
-  return Object.fromEntries(
-    readdirSync(dir)
-      .sort()
-      .map((f) => [
-        f,
-        createHash('sha256')
-          .update(readFileSync(path.join(dir, f)))
-          .digest('hex'),
-      ]),
-  );
-}
-
 test('release publish --rollout: 0, 101, abc and -5 are refused with exit 2 before anything is written; 1 writes ROLLOUT 1 under the signature', async () => {
   const dest = await makeDest('publish-refusals');
-  const before = snapshot(dest);
+  const before = fileDigests(dest);
   const src = path.join(base, 'publish-refusals-src-1.2');
   mkdirSync(src);
   writeFileSync(path.join(src, 'app.txt'), 'version 1.2\n');
@@ -132,7 +119,7 @@ test('release publish --rollout: 0, 101, abc and -5 are refused with exit 2 befo
     const r = await runScript('release', publishArgs(src, dest, '1.2', [`--rollout=${bad}`]));
     assert.is(r.exitCode, 2, `${bad}: ${r.stderr}`);
     assert.match(r.stderr, message);
-    assert.equal(snapshot(dest), before, `nothing written for --rollout ${bad}`);
+    assert.equal(fileDigests(dest), before, `nothing written for --rollout ${bad}`);
   }
   const info = versionAt(dest);
   assert.is(info.version, '1.1');
@@ -393,7 +380,7 @@ test('release rollout killed with -9 after signing a step: running it again cont
 test('release rollout refuses bad flags and a wrong secret with exit 2, writing nothing', async () => {
   const dest = await makeDest('refusals');
   const fleet = await startPullFleet(APP, SECRET);
-  const before = snapshot(dest);
+  const before = fileDigests(dest);
   const cases: Array<[string[], RegExp]> = [
     [['--steps', '0,100'], /Invalid step in --steps "0": it must be above 0/],
     [['--steps', '10,5,100'], /--steps must grow/],
@@ -424,7 +411,7 @@ test('release rollout refuses bad flags and a wrong secret with exit 2, writing 
   assert.is(fleet.refused.length > 0, true, 'the receiver refused the wrongly signed requests');
   await fleet.close();
   // DEST was at ROLLOUT 1, the first step, which is not signed again: nothing changed.
-  assert.equal(snapshot(dest), before);
+  assert.equal(fileDigests(dest), before);
 });
 
 test.run();
