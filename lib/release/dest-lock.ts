@@ -60,13 +60,26 @@ export async function lockRemoteDestination(
   const lock = target.kind === 's3' ? s3Lock(target, owner, staleMs, env) : sshLock(target, owner, staleMs, env);
   const taken = await lock.take();
   if (taken !== true) throw lockHeldError(where, taken.holder);
-  // A renewal still on its way when the lock is released would put the lock back: wait for it.
+  // One renewal at a time, the next renewMs after the last one ended: on a slow server, renewals
+  // that overlap pile up and the lock can go stale while held. A renewal still on its way when
+  // the lock is released would put the lock back: release waits for it.
   let renewing: Promise<void> = Promise.resolve();
-  const renewal = setInterval(() => (renewing = lock.renew().catch(() => undefined)), renewMs);
-  renewal.unref();
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const schedule = () => {
+    timer = setTimeout(() => {
+      renewing = lock
+        .renew()
+        .catch(() => undefined)
+        .then(() => void (stopped || schedule()));
+    }, renewMs);
+    timer.unref();
+  };
+  schedule();
   return {
     async release() {
-      clearInterval(renewal);
+      stopped = true;
+      clearTimeout(timer);
       await renewing;
       await lock.release();
     },

@@ -89,10 +89,10 @@ test('a claim not renewed within the limit is taken over; a fresh one is not', a
 });
 
 test('the holder renews its claim, so it does not go stale while held', async () => {
-  // Margins for a loaded machine: renewed every 0.2 s, stale after 4 s, looked at after 5 s.
-  const held = await lockRemoteDestination('s3://locks/r', owner('slow@box'), { env, staleMs: 4000, renewMs: 200 });
-  await new Promise((r) => setTimeout(r, 5000));
-  const refused = await lockRemoteDestination('s3://locks/r', owner(), { env, staleMs: 4000 }).catch((e) => e);
+  // Margins for a loaded machine: renewed 0.2 s after each renewal, stale after 6 s, looked at after 7 s.
+  const held = await lockRemoteDestination('s3://locks/r', owner('slow@box'), { env, staleMs: 6000, renewMs: 200 });
+  await new Promise((r) => setTimeout(r, 7000));
+  const refused = await lockRemoteDestination('s3://locks/r', owner(), { env, staleMs: 6000 }).catch((e) => e);
   assert.instance(refused, WorkError, 'renewed within the limit: still held');
   assert.match(refused.message, /by slow@box/);
   await held.release();
