@@ -52,6 +52,9 @@ Options:
   --builder-id URI         the builder named in the provenance
   --rollout P              write ROLLOUT P: only P percent of hosts take it now (0 < P <= 100;
                            default all); \`release rollout\` raises it step by step
+  --no-delta               write no manifest and no patches: hosts download the whole tarball
+  --patches N              patches from the last N releases at DEST (default 3; 0 = none,
+                           the manifest alone). A patch needs zstd here and on the host
   --json                   print the result as JSON
 
 Exit codes: 0 published, 1 failed (also: DEST locked by another writer), 2 usage or
@@ -74,6 +77,8 @@ configuration error.`,
     'source-commit': { type: 'string' },
     'builder-id': { type: 'string' },
     rollout: { type: 'string' },
+    delta: { type: 'boolean' },
+    patches: { type: 'integer', min: 0, max: 20 },
   },
   minPositionals: 1,
   maxPositionals: 1,
@@ -539,6 +544,8 @@ async function publishMain(args: Args, log: Logger): Promise<number> {
       builderId: args['builder-id'],
     },
     rollout,
+    delta: args.delta !== false,
+    patches: args.patches,
   });
   if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
   else

@@ -9,7 +9,7 @@ import { ValidationError } from '../core/errors.ts';
 export const DEFAULT_MTIME = 946_684_800; // 2000-01-01T00:00:00Z
 
 /** Every path under `dir`, sorted byte-wise, folders before their contents. */
-async function listSorted(dir: string, rel = ''): Promise<string[]> {
+export async function listSorted(dir: string, rel = ''): Promise<string[]> {
   const names = (await readdir(path.join(dir, rel))).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
   const out: string[] = [];
   for (const name of names) {

@@ -10,6 +10,14 @@ import { UsageError, ValidationError, messageOf } from '../core/errors.ts';
 import { atomicWriteFile, ensureDir, pathExists, replaceViaTemp, sha256File, syncDir } from '../core/fs.ts';
 import type { Logger } from '../core/log.ts';
 import { nameProblem, validateName } from '../core/names.ts';
+import {
+  DEFAULT_PATCHES,
+  isPatchOf,
+  manifestFileName,
+  releasesIn,
+  stageDelta,
+  type DeltaFiles,
+} from './delta-publish.ts';
 import { DEFAULT_MTIME, packReproducible } from './pack.ts';
 import { openDestination, type Destination } from './destination.ts';
 import { appendLedger, ledgerActor, lockDestination, readLedgerAt, type EntryFacts } from './ledger-dest.ts';
@@ -55,6 +63,10 @@ export interface PublishOptions {
   env?: NodeJS.ProcessEnv;
   /** ROLLOUT to write in VERSION (`--rollout`): percent of hosts that take it now; absent = all. */
   rollout?: number;
+  /** Write the manifest and patches for delta updates (default true; `--no-delta`). */
+  delta?: boolean;
+  /** Patches from this many of the last releases at DEST (default 3; `--patches`). */
+  patches?: number;
 }
 
 export interface PublishResult {
@@ -69,21 +81,13 @@ export interface PublishResult {
   seq: number;
   /** APP-PLATFORM-V.intoto.jsonl, when a source repo was known. */
   provenance?: string;
+  /** The manifest and patches written for delta updates (absent with --no-delta). */
+  delta?: DeltaFiles;
 }
 
 /** Copy into `destDir` under a temp name, then rename: readers see the old or the new file. */
 async function placeFile(from: string, destDir: string, name: string): Promise<void> {
   await replaceViaTemp(path.join(destDir, name), (temp) => copyFile(from, temp), { tag: 'upload' });
-}
-
-/** Releases of this app/platform on the server, from their file names, newest first. */
-function releasesIn(names: string[], app: string, platform: string): Array<{ file: string; version: string }> {
-  const prefix = `${app}-${platform}-`;
-  return names
-    .filter((n) => n.startsWith(prefix) && n.endsWith('.tar.gz'))
-    .map((file) => ({ file, version: file.slice(prefix.length, -'.tar.gz'.length) }))
-    .filter((r) => !versionProblem(r.version))
-    .sort((a, b) => compareVersions(b.version, a.version));
 }
 
 /** Refuses bad names, version, codename, rollout and a missing folder before anything is packed; returns the tarball's name. */
@@ -127,6 +131,7 @@ function versionInfoFor(
   file: string,
   { size, sha256 }: { size: number; sha256: string },
   seq: number,
+  delta: DeltaFiles | undefined,
 ): VersionInfo {
   const now = opts.now?.() ?? new Date();
   const expiresDays = opts.expiresDays ?? 30;
@@ -141,6 +146,8 @@ function versionInfoFor(
     platform: opts.platform,
     seq,
     rollout: opts.rollout,
+    manifest: delta?.manifest,
+    patches: delta?.patches.length ? delta.patches : undefined,
   };
 }
 
@@ -164,12 +171,16 @@ async function writeProvenance(
   return { name, sha256: createHash('sha256').update(line).digest('hex'), facts };
 }
 
+/** The delta files staged for this release: its manifest and patches. */
+const deltaNames = (delta: DeltaFiles | undefined) =>
+  delta ? [delta.manifest.file, ...delta.patches.map((p) => p.file)] : [];
+
 /** Copies the staged payload and keys into the local folder `dest`, VERSION files excepted. */
-async function placeLocally(stage: string, dest: string, file: string, provenance: string | undefined): Promise<void> {
+async function placeLocally(stage: string, dest: string, file: string, extra: string[]): Promise<void> {
   const tarball = path.join(stage, file);
   await placeFile(tarball, dest, file);
   await placeFile(`${tarball}.sig`, dest, `${file}.sig`);
-  if (provenance) await placeFile(path.join(stage, provenance), dest, provenance);
+  for (const name of extra) await placeFile(path.join(stage, name), dest, name);
   await placeFile(path.join(stage, 'pubkey.asc'), dest, 'pubkey.asc');
   await placeFile(path.join(stage, 'keys.asc'), dest, 'keys.asc');
   await syncDir(dest);
@@ -178,12 +189,15 @@ async function placeLocally(stage: string, dest: string, file: string, provenanc
 /** Removes all but the newest `keep` releases of this app/platform from `dest` (never `file`); their names. */
 async function pruneOldReleases(dest: string, opts: PublishOptions, file: string, keep: number): Promise<string[]> {
   const pruned: string[] = [];
-  for (const old of releasesIn(await readdir(dest), opts.name, opts.platform)
+  const names = await readdir(dest);
+  for (const old of releasesIn(names, opts.name, opts.platform)
     .filter((r) => r.file !== file)
     .slice(Math.max(keep, 1) - 1)) {
     await rm(path.join(dest, old.file), { force: true });
     await rm(path.join(dest, `${old.file}.sig`), { force: true });
     await rm(path.join(dest, `${old.file.slice(0, -'.tar.gz'.length)}.intoto.jsonl`), { force: true });
+    await rm(path.join(dest, manifestFileName(old.file)), { force: true });
+    for (const patch of names.filter((n) => isPatchOf(old.file, n))) await rm(path.join(dest, patch), { force: true });
     pruned.push(old.file);
   }
   if (pruned.length) opts.log.info('pruned old releases', { pruned });
@@ -228,7 +242,22 @@ async function publishLocked(
   const started = opts.now?.() ?? new Date();
   const packed = await packAndSign(opts, key, path.join(stage, file), file);
   const { size, sha256 } = packed;
-  const versionText = formatVersionFile(versionInfoFor(opts, file, packed, seq));
+  const delta =
+    opts.delta === false
+      ? undefined
+      : await stageDelta({
+          destination,
+          app: opts.name,
+          platform: opts.platform,
+          version: opts.version,
+          file,
+          dir: opts.dir,
+          stage,
+          count: opts.patches ?? DEFAULT_PATCHES,
+          tarballSize: size,
+          log: opts.log,
+        });
+  const versionText = formatVersionFile(versionInfoFor(opts, file, packed, seq, delta));
   const versionSig = await signDetached(key, { data: Buffer.from(versionText) });
   await atomicWriteFile(path.join(stage, 'keys.asc'), certificate);
   await atomicWriteFile(path.join(stage, 'pubkey.asc'), certificate);
@@ -243,7 +272,7 @@ async function publishLocked(
     rollout: opts.rollout ?? null,
     sha256,
     versionText,
-    manifest_sha256: null,
+    manifest_sha256: delta?.manifest.sha256 ?? null,
     provenance_sha256: provenance.sha256 ?? null,
     source: {
       repo: provenance.facts?.repo ?? null,
@@ -252,9 +281,9 @@ async function publishLocked(
     },
     note: opts.codename ?? null,
   };
-  const result = { file, version: opts.version, sha256, size, signer, seq, provenance: provenance.name };
+  const result = { file, version: opts.version, sha256, size, signer, seq, provenance: provenance.name, delta };
   if (!destination.local) {
-    await publishRemote(opts, stage, file, provenance.name);
+    await publishRemote(opts, stage, file, [...(provenance.name ? [provenance.name] : []), ...deltaNames(delta)]);
     await appendLedger(destination, key, ledger, entry);
     await placeVersionPair(destination, versionText, versionSig, published.published);
     return { ...result, to: opts.to, pruned: [], unchanged: false };
@@ -262,7 +291,7 @@ async function publishLocked(
   const dest = destination.where;
   await ensureDir(dest);
   const unchanged = await checkAgainstServer(dest, opts, file, sha256);
-  await placeLocally(stage, dest, file, provenance.name);
+  await placeLocally(stage, dest, file, [...(provenance.name ? [provenance.name] : []), ...deltaNames(delta)]);
   await appendLedger(destination, key, ledger, entry);
   await placeVersionPair(destination, versionText, versionSig, published.published);
   const pruned = await pruneOldReleases(dest, opts, file, opts.keep ?? 5);
@@ -298,13 +327,8 @@ async function checkAgainstServer(dest: string, opts: PublishOptions, file: stri
  * (payload and keys first, then VERSION.sig and VERSION by placeVersionPair). Pruning and the
  * downgrade check need a listing of DEST and are done for local folders only.
  */
-async function publishRemote(
-  opts: PublishOptions,
-  stage: string,
-  file: string,
-  provenance: string | undefined,
-): Promise<void> {
+async function publishRemote(opts: PublishOptions, stage: string, file: string, extra: string[]): Promise<void> {
   const { uploadFiles } = await import('../stages/upload/index.ts');
-  const files = [file, `${file}.sig`, ...(provenance ? [provenance] : []), 'pubkey.asc', 'keys.asc'];
+  const files = [file, `${file}.sig`, ...extra, 'pubkey.asc', 'keys.asc'];
   await uploadFiles({ from: stage, to: opts.to, files, log: opts.log });
 }

@@ -21,9 +21,59 @@ export interface VersionInfo {
   seq?: number;
   /** Percent of hosts that take this version now, 0 < P <= 100 (absent = 100). */
   rollout?: number;
+  /** The release's manifest (MANIFEST FILE SHA256), for delta updates. */
+  manifest?: { file: string; sha256: string };
+  /** Patches to this release from older ones (PATCH FROM FILE SHA256 SIZE), one line each. */
+  patches?: PatchLine[];
 }
 
-const KNOWN_KEYS = new Set(['CURRENT', 'RELEASE', 'SHA256', 'SIZE', 'EXPIRES', 'APP', 'PLATFORM', 'SEQ', 'ROLLOUT']);
+/** A patch VERSION names: from which version, its file at DEST, its sha256 and size. */
+export interface PatchLine {
+  from: string;
+  file: string;
+  sha256: string;
+  size: number;
+}
+
+const KNOWN_KEYS = new Set([
+  'CURRENT',
+  'RELEASE',
+  'SHA256',
+  'SIZE',
+  'EXPIRES',
+  'APP',
+  'PLATFORM',
+  'SEQ',
+  'ROLLOUT',
+  'MANIFEST',
+]);
+
+/** A file name VERSION gives (CURRENT, MANIFEST, PATCH), checked as a name. */
+function checkedFileName(file: string, where: string): string {
+  const problem = nameProblem(file);
+  if (problem)
+    throw new ValidationError(`Invalid file name ${JSON.stringify(file.slice(0, 70))} in ${where}: it ${problem}.`);
+  return file;
+}
+
+const SHA256_HEX = /^[0-9a-f]{64}$/i;
+
+/** `MANIFEST FILE SHA256`. */
+function parseManifestLine(rest: string[], where: string): { file: string; sha256: string } {
+  if (rest.length !== 2 || !SHA256_HEX.test(rest[1]))
+    throw new ValidationError(
+      `${where}: MANIFEST needs a file name and its sha256 ("MANIFEST app-linux-1.2.manifest HEX").`,
+    );
+  return { file: checkedFileName(rest[0], where), sha256: rest[1].toLowerCase() };
+}
+
+/** `PATCH FROM FILE SHA256 SIZE`. */
+function parsePatchLine(rest: string[], where: string): PatchLine {
+  if (rest.length !== 4 || !SHA256_HEX.test(rest[2]) || !/^\d{1,15}$/.test(rest[3]))
+    throw new ValidationError(`${where}: PATCH needs a version, a file name, its sha256 and its size in bytes.`);
+  validateVersion(rest[0], `PATCH version in ${where}`);
+  return { from: rest[0], file: checkedFileName(rest[1], where), sha256: rest[2].toLowerCase(), size: Number(rest[3]) };
+}
 
 const ROLLOUT_PERCENT = /^\d{1,3}(\.\d{1,2})?$/;
 
@@ -167,6 +217,16 @@ export function parseVersionFile(text: string): VersionInfo {
         extra.rollout = Number(rest[0]);
         break;
       }
+      case 'MANIFEST':
+        extra.manifest = parseManifestLine(rest, where);
+        break;
+      case 'PATCH': {
+        const patch = parsePatchLine(rest, where);
+        if (extra.patches?.some((p) => compareVersions(p.from, patch.from) === 0))
+          throw new ValidationError(`${where}: a second PATCH from ${patch.from}.`);
+        (extra.patches ??= []).push(patch);
+        break;
+      }
       default:
         break; // unknown keys are ignored so the format can grow
     }
@@ -194,5 +254,7 @@ export function formatVersionFile(info: VersionInfo): string {
     if (problem) throw new ValidationError(`ROLLOUT ${info.rollout} ${problem}; refusing to write such a VERSION.`);
     lines.push(`ROLLOUT ${info.rollout}`);
   }
+  if (info.manifest) lines.push(`MANIFEST ${info.manifest.file} ${info.manifest.sha256}`);
+  for (const p of info.patches ?? []) lines.push(`PATCH ${p.from} ${p.file} ${p.sha256} ${p.size}`);
   return `${lines.join('\n')}\n`;
 }

@@ -1,0 +1,112 @@
+// What `release publish` adds for delta updates (docs/release.md "Delta updates"): the release's
+// manifest, and a patch from each of the last releases at DEST, staged beside the tarball and
+// named by digest in the VERSION it signs. A patch that cannot be made is skipped with a warning:
+// hosts then download the tarball, as they did before.
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { messageOf } from '../core/errors.ts';
+import { nameProblem } from '../core/names.ts';
+import { atomicWriteFile } from '../core/fs.ts';
+import type { Logger } from '../core/log.ts';
+import type { Destination } from './destination.ts';
+import { formatManifest, manifestOf, manifestSha256 } from './manifest.ts';
+import { patchFileName } from './patch-format.ts';
+import { makePatch, readOldRelease } from './patch-make.ts';
+import { compareVersions, versionProblem, type PatchLine } from './version-file.ts';
+import { haveZstd } from './zstd.ts';
+
+/** Patches made by default: from each of the last three releases at DEST. */
+export const DEFAULT_PATCHES = 3;
+/** A patch as large as this share of the tarball is not worth a host's trouble; it is dropped. */
+const MAX_PATCH_SHARE = 0.5;
+
+/** Releases of this app/platform among DEST's file names, newest first. */
+export function releasesIn(names: string[], app: string, platform: string): Array<{ file: string; version: string }> {
+  const prefix = `${app}-${platform}-`;
+  return names
+    .filter((n) => n.startsWith(prefix) && n.endsWith('.tar.gz'))
+    .map((file) => ({ file, version: file.slice(prefix.length, -'.tar.gz'.length) }))
+    .filter((r) => !versionProblem(r.version))
+    .sort((a, b) => compareVersions(b.version, a.version));
+}
+
+/** The files a release's delta updates add at DEST, by the tarball's name: its manifest and patches. */
+export const manifestFileName = (tarball: string) => `${tarball.slice(0, -'.tar.gz'.length)}.manifest`;
+export const isPatchOf = (tarball: string, name: string) =>
+  name.startsWith(`${tarball.slice(0, -'.tar.gz'.length)}.from-`) && name.endsWith('.patch');
+
+export interface DeltaFiles {
+  manifest: { file: string; sha256: string };
+  patches: PatchLine[];
+}
+
+/**
+ * Stage the manifest of `dir` and the patches from up to `count` older releases at DEST into
+ * `stage`; the names and digests VERSION lists.
+ */
+export async function stageDelta(opts: {
+  destination: Destination;
+  app: string;
+  platform: string;
+  version: string;
+  file: string;
+  dir: string;
+  stage: string;
+  count: number;
+  tarballSize: number;
+  log: Logger;
+}): Promise<DeltaFiles | undefined> {
+  const { log, stage } = opts;
+  const manifestFile = manifestFileName(opts.file);
+  if (nameProblem(manifestFile)) {
+    log.warn(`no delta updates: the manifest's name ${manifestFile} would be ${nameProblem(manifestFile)}`);
+    return undefined;
+  }
+  const manifest = await manifestOf(opts.dir);
+  const text = formatManifest(manifest);
+  await atomicWriteFile(path.join(stage, manifestFile), text);
+  const files: DeltaFiles = { manifest: { file: manifestFile, sha256: manifestSha256(text) }, patches: [] };
+  if (opts.count <= 0) return files;
+  if (!haveZstd()) {
+    log.warn('no patches: zstd is not installed (apt-get install zstd); hosts will download the whole release');
+    return files;
+  }
+  const olds = releasesIn(await opts.destination.list(), opts.app, opts.platform)
+    .filter((r) => compareVersions(r.version, opts.version) < 0)
+    .slice(0, opts.count);
+  const newFiles = new Map(manifest.filter((e) => e.type === 'file').map((e) => [e.path, e.sha256]));
+  const changed = (p: string, sha256: string) => newFiles.has(p) && newFiles.get(p) !== sha256;
+  for (const old of olds) {
+    const scratch = path.join(stage, `delta-${old.version}`);
+    try {
+      await mkdir(scratch, { recursive: true });
+      const tarball = await opts.destination.localCopy(old.file, scratch);
+      if (!tarball) continue;
+      const name = patchFileName(opts.app, opts.platform, opts.version, old.version);
+      if (nameProblem(name)) continue;
+      const made = await makePatch({
+        old: await readOldRelease(tarball, path.join(scratch, 'old'), changed),
+        from: old.version,
+        to: opts.version,
+        newDir: opts.dir,
+        manifest,
+        scratch,
+        out: path.join(stage, name),
+        log,
+      });
+      if (!made) continue;
+      if (made.size > opts.tarballSize * MAX_PATCH_SHARE) {
+        log.info('no patch: it would be as large as half the tarball', { from: old.version, size: made.size });
+        await rm(path.join(stage, name), { force: true });
+        continue;
+      }
+      files.patches.push({ from: old.version, file: name, ...made });
+      log.info('patch made', { from: old.version, file: name, size: made.size });
+    } catch (error) {
+      log.warn(`no patch from ${old.version}: ${messageOf(error)}`);
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
+  }
+  return files;
+}
