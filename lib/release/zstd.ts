@@ -51,7 +51,7 @@ export async function zstdDecompress(opts: {
 }): Promise<void> {
   requireZstd();
   const log = windowLog(opts.dictBytes ?? 0, opts.maxBytes);
-  const args = ['-d', '-q', '-f', `--memory=${2 ** (log - 10)}KiB`];
+  const args = ['-d', '-q', '-f', `--memory=${1 << (log - 10)}KiB`];
   if (opts.dict) args.push(`--patch-from=${opts.dict}`);
   args.push('-o', opts.output);
   const blocks = Math.max(1, Math.ceil(opts.maxBytes / 1024));

@@ -61,6 +61,8 @@ export interface UpdatesConfig {
   maxRatio: number;
   /** Accept a VERSION without VERSION.sig (weaker: see launchify.example.yml). */
   allowUnsignedVersion: boolean;
+  /** Rebuild a release from one held and a signed patch when VERSION offers one (`delta`, default true). */
+  delta: boolean;
   connectTimeoutSec: number;
   idleTimeoutSec: number;
   downloadTimeoutSec: number;
@@ -115,6 +117,7 @@ const APP_KEYS = [
 const HEALTH_KEYS = ['http', 'interval', 'timeout', 'failures'] as const;
 const UPDATES_KEYS = [
   'server',
+  'delta',
   'keep',
   'interval',
   'max_size',
@@ -427,6 +430,7 @@ export function parseLaunchConfig(doc: ConfigDoc, dir: string, releaseApp: Parti
       maxUnpackedSize: positive(doc, ['updates', 'max_unpacked_size'], 8 * 1024 ** 3, { integer: true }),
       maxRatio: positive(doc, ['updates', 'max_ratio'], 200),
       allowUnsignedVersion: allowUnsigned,
+      delta: getKey(doc, ['updates', 'delta'], 'boolean') ?? true,
       connectTimeoutSec: positive(doc, ['updates', 'connect_timeout'], 15),
       idleTimeoutSec: positive(doc, ['updates', 'idle_timeout'], 30),
       downloadTimeoutSec: positive(doc, ['updates', 'download_timeout'], 1800),

@@ -103,7 +103,7 @@ export interface LaunchState {
   /** Set just before a switch, cleared after the health check: a crash in between is rolled back on start. */
   pending?: { from?: string; to: string; at: string };
   /** The last release installed or switched back to, and the way its files came. */
-  lastInstall?: { release: string; version: string; way: InstallWay; bytes: number; at: string };
+  lastInstall?: { release: string; version: string; way: InstallWay; bytes: number; at: string; from?: string };
   /** Why the last release that failed its health check was rolled back. */
   lastFailure?: StartFailure & { release: string; version: string; at: string };
 }

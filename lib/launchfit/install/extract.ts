@@ -235,7 +235,7 @@ export async function linkProblem(root: string, link: string): Promise<string | 
 }
 
 /** After extraction (and stripping), every symlink must resolve inside the release on disk. */
-async function checkTree(dir: string, releaseRoot: string): Promise<void> {
+export async function checkTree(dir: string, releaseRoot: string): Promise<void> {
   // Sorted, so the entry named in an error is the same on every file system.
   for (const name of (await readdir(dir)).sort()) {
     const full = path.join(dir, name);

@@ -17,7 +17,7 @@ import { LEDGER_FILE, LEDGER_HEAD_SIG_FILE, LEDGER_SIG_FILE, MAX_LEDGER_BYTES } 
 import { MAX_VERSION_FILE_BYTES, parseVersionFile, type VersionInfo } from '../../release/version-file.ts';
 import { MAX_SIGNATURE_BYTES, type UpdateContext } from './context.ts';
 
-function timeoutsOf(config: LaunchConfig): Timeouts {
+export function timeoutsOf(config: LaunchConfig): Timeouts {
   const u = config.updates;
   return {
     connectMs: u.connectTimeoutSec * 1000,
@@ -27,7 +27,7 @@ function timeoutsOf(config: LaunchConfig): Timeouts {
 }
 
 /** VERSION, signatures and keys are small: a short total deadline, so a drip cannot hold a check. */
-function metadataTimeoutsOf(config: LaunchConfig): Timeouts {
+export function metadataTimeoutsOf(config: LaunchConfig): Timeouts {
   return { ...timeoutsOf(config), totalMs: config.updates.metadataTimeoutSec * 1000 };
 }
 
@@ -36,7 +36,7 @@ function minRateOf(config: LaunchConfig): MinRate | undefined {
   return u.minRate > 0 ? { bytesPerSec: u.minRate, windowMs: u.minRateWindowSec * 1000 } : undefined;
 }
 
-function serverOf(config: LaunchConfig): string {
+export function serverOf(config: LaunchConfig): string {
   if (!config.updates.server)
     throw new ConfigError(
       `${config.file}: updates.server is not set; give the update server's URL (launchfit deploy URL).`,
@@ -72,7 +72,15 @@ export async function fetchVersionInfo(
   keys: TrustedKeys | (() => Promise<TrustedKeys>),
   since: Validators | undefined,
   signedBefore = false,
-): Promise<({ info: VersionInfo; signed: boolean; sha256: string } & Validators) | null> {
+): Promise<
+  | ({
+      info: VersionInfo;
+      signed: boolean;
+      sha256: string;
+      signedBy?: { primary: string; subkey: string };
+    } & Validators)
+  | null
+> {
   const server = serverOf(ctx.config);
   const timeouts = metadataTimeoutsOf(ctx.config);
   const res = await fetchSmall(new URL('VERSION', server).href, {
@@ -97,9 +105,17 @@ export async function fetchVersionInfo(
     timeouts,
     fetchImpl: ctx.fetchImpl,
   });
+  let signedBy: { primary: string; subkey: string } | undefined;
   if (sig.status === 'ok') {
     const trusted = typeof keys === 'function' ? await keys() : keys;
-    await verifyDetachedSignature({ data: res.body, signature: sig.body, trusted, what: 'VERSION', now });
+    const verified = await verifyDetachedSignature({
+      data: res.body,
+      signature: sig.body,
+      trusted,
+      what: 'VERSION',
+      now,
+    });
+    signedBy = { primary: verified.primaryFingerprint, subkey: verified.signingFingerprint };
   } else if (signedBefore) {
     throw new VerificationError(
       `${server}VERSION.sig is missing, but this host has seen a signed VERSION before; refusing an unsigned one. Publish with \`release publish\` (it signs VERSION).`,
@@ -125,6 +141,7 @@ export async function fetchVersionInfo(
     etag: res.etag,
     lastModified: res.lastModified,
     signed: sig.status === 'ok',
+    signedBy,
     sha256: createHash('sha256').update(res.body).digest('hex'),
   };
 }
@@ -181,6 +198,10 @@ export interface Unpacked {
   signingKey?: string;
   /** Bytes downloaded for it. */
   bytes: number;
+  /** How it came: rebuilt from a held release (`patch`, `reuse`) or the tarball (`full`, the default). */
+  way?: 'reuse' | 'patch' | 'files' | 'full';
+  /** The held release's version a patch was applied to. */
+  from?: string;
 }
 
 /** Download and verify the release VERSION names and unpack it into `work` (under tmp/). */

@@ -8,7 +8,8 @@ import { type TrustedKeys } from '../trust/pgp.ts';
 import { type DeployPaths } from '../deploy-folder/state.ts';
 import { compareVersions, type VersionInfo } from '../../release/version-file.ts';
 import { releaseNameOf, type UpdateContext } from './context.ts';
-import { fetchAndUnpack, type Unpacked } from './fetch.ts';
+import { obtainRelease, type VersionSigner } from './delta.ts';
+import { type Unpacked } from './fetch.ts';
 
 // A staged release (the fleet master's prepare, before this host's wave): tmp/staged-NAME, with
 // tmp/staged-NAME.json saying what it is. Nothing of it runs and nothing is recorded: a prepare
@@ -23,8 +24,10 @@ interface StagedRecord {
   sha256: string;
   signer: string;
   signingKey?: string;
-  /** Bytes downloaded when it was staged. */
+  /** Bytes downloaded when it was staged, and how (`patch`, `reuse`, `full`). */
   bytes?: number;
+  way?: Unpacked['way'];
+  from?: string;
   root: string;
   /** The config it was verified under (stagingPolicy): under another, it is verified again. */
   policy?: string;
@@ -69,6 +72,8 @@ async function findStaged(ctx: UpdateContext, info: VersionInfo, trusted: Truste
     signer: record.signer,
     signingKey: record.signingKey,
     bytes: record.bytes ?? info.size ?? 0,
+    way: record.way,
+    from: record.from,
   };
 }
 
@@ -103,7 +108,12 @@ function signerStillTrusted(trusted: TrustedKeys, signer: string): boolean {
  * Download, verify and unpack the release into tmp/staged-NAME, ready for installRelease; one
  * staged already for this VERSION is kept as it is. Any other staged release is dropped. Returns NAME.
  */
-export async function stageRelease(ctx: UpdateContext, info: VersionInfo, trusted: TrustedKeys): Promise<string> {
+export async function stageRelease(
+  ctx: UpdateContext,
+  info: VersionInfo,
+  trusted: TrustedKeys,
+  signedBy?: VersionSigner,
+): Promise<string> {
   const name = releaseNameOf(info.file);
   const dir = stagedDir(ctx.paths, name);
   await dropStaged(ctx.paths, name);
@@ -113,7 +123,7 @@ export async function stageRelease(ctx: UpdateContext, info: VersionInfo, truste
   }
   await rm(`${dir}.json`, { force: true });
   await rm(dir, { recursive: true, force: true });
-  const unpacked = await fetchAndUnpack(ctx, info, trusted, dir);
+  const unpacked = await obtainRelease(ctx, info, trusted, signedBy, dir);
   const record: StagedRecord = {
     file: info.file,
     version: info.version,
@@ -121,6 +131,8 @@ export async function stageRelease(ctx: UpdateContext, info: VersionInfo, truste
     signer: unpacked.signer,
     signingKey: unpacked.signingKey,
     bytes: unpacked.bytes,
+    way: unpacked.way,
+    from: unpacked.from,
     root: path.relative(dir, unpacked.root),
     policy: stagingPolicy(ctx.config),
   };

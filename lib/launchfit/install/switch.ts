@@ -12,7 +12,7 @@ import { readState, updateState, writeState, type LaunchState, type StartFailure
 import { pruneReleases, readCurrent, removeRelease, swapCurrentSymlink } from '../deploy-folder/switch.ts';
 import { compareVersions, type VersionInfo } from '../../release/version-file.ts';
 import { NO_APP, releaseNameOf, type CheckResult, type UpdateContext } from './context.ts';
-import { fetchAndUnpack } from './fetch.ts';
+import { obtainRelease, type VersionSigner } from './delta.ts';
 import { folderDigest, keptRelease } from './kept.ts';
 import { takeStaged, dropStaged, stagingPolicy } from './staging.ts';
 
@@ -21,7 +21,12 @@ import { takeStaged, dropStaged, stagingPolicy } from './staging.ts';
  * run its hook; or, when releases/NAME still holds it unchanged (kept.ts), take it as it is.
  * Returns NAME.
  */
-export async function installRelease(ctx: UpdateContext, info: VersionInfo, trusted: TrustedKeys): Promise<string> {
+export async function installRelease(
+  ctx: UpdateContext,
+  info: VersionInfo,
+  trusted: TrustedKeys,
+  signedBy?: VersionSigner,
+): Promise<string> {
   const { paths, log } = ctx;
   const name = releaseNameOf(info.file);
   if (name !== (await readCurrent(paths)) && (await keptRelease(ctx, info, trusted))) {
@@ -40,7 +45,13 @@ export async function installRelease(ctx: UpdateContext, info: VersionInfo, trus
   if (staged) log.info('installing the release staged before', { release: name });
   const unpacked =
     staged ??
-    (await fetchAndUnpack(ctx, info, trusted, path.join(paths.tmp, `extract-${randomBytes(4).toString('hex')}`)));
+    (await obtainRelease(
+      ctx,
+      info,
+      trusted,
+      signedBy,
+      path.join(paths.tmp, `extract-${randomBytes(4).toString('hex')}`),
+    ));
   try {
     try {
       await readReleaseAppDefaults(unpacked.root);
@@ -62,6 +73,7 @@ export async function installRelease(ctx: UpdateContext, info: VersionInfo, trus
     }
     const tree = await folderDigest(target);
     const at = new Date().toISOString();
+    const way = unpacked.way ?? 'full';
     await updateState(paths, (s) => {
       s.installed[name] = {
         version: info.version,
@@ -73,9 +85,13 @@ export async function installRelease(ctx: UpdateContext, info: VersionInfo, trus
         tree,
         policy: stagingPolicy(ctx.config),
       };
-      s.lastInstall = { release: name, version: info.version, way: 'full', bytes: unpacked.bytes, at };
+      s.lastInstall = { release: name, version: info.version, way, bytes: unpacked.bytes, at, from: unpacked.from };
     });
-    log.info('installed from the full tarball', { release: name, way: 'full', bytes: unpacked.bytes });
+    log.info(way === 'full' ? 'installed from the full tarball' : `installed, rebuilt from ${unpacked.from}`, {
+      release: name,
+      way,
+      bytes: unpacked.bytes,
+    });
     // Anything else staged is for a VERSION that is no longer the one offered.
     await dropStaged(paths);
     return name;

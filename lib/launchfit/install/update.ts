@@ -109,10 +109,10 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false, stage
       return {
         action: 'staged',
         version: info.version,
-        release: await stageRelease(ctx, info, await trusted()),
+        release: await stageRelease(ctx, info, await trusted(), fetched.signedBy),
         message: `Staged ${info.file}.`,
       };
-    name = await installRelease(ctx, info, await trusted());
+    name = await installRelease(ctx, info, await trusted(), fetched.signedBy);
   } catch (error) {
     return refuse(messageOf(error), error);
   }

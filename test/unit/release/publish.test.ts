@@ -141,6 +141,12 @@ test('gpgv verifies the tarball and VERSION; VERSION carries SHA256, SIZE, EXPIR
     app: 'my-app',
     platform: 'gnu-linux',
     seq: 1,
+    manifest: {
+      file: 'my-app-gnu-linux-1.23.42b.manifest',
+      sha256: createHash('sha256')
+        .update(readFileSync(path.join(out, 'my-app-gnu-linux-1.23.42b.manifest')))
+        .digest('hex'),
+    },
   });
   assert.match(readFileSync(path.join(out, 'pubkey.asc'), 'utf8'), /BEGIN PGP PUBLIC KEY BLOCK/);
   assert.not.ok(readFileSync(path.join(out, 'pubkey.asc'), 'utf8').includes('PRIVATE'));

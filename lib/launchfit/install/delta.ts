@@ -1,0 +1,197 @@
+// The cheapest verified way to a release (docs/launchfit.md "Delta updates"): with a signed
+// VERSION naming a manifest, a patch from a release this host holds is fetched, checked against
+// its signed digest and the manifest, and applied (patch-apply.ts); anything wrong, or nothing to
+// patch from, and the full tarball is downloaded as before. The log says which way was taken.
+import { open, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { VerificationError, messageOf } from '../../core/errors.ts';
+import { ensureDir } from '../../core/fs.ts';
+import { downloadToFile, fetchSmall } from '../../http/fetch.ts';
+import { manifestFileName } from '../../release/delta-publish.ts';
+import { MAX_MANIFEST_BYTES, manifestSha256, parseManifest, type ManifestEntry } from '../../release/manifest.ts';
+import { MAX_PATCH_HEADER_BYTES, parsePatchHeader } from '../../release/patch-format.ts';
+import { compareVersions, type PatchLine, type VersionInfo } from '../../release/version-file.ts';
+import { haveZstd } from '../../release/zstd.ts';
+import { readState } from '../deploy-folder/state.ts';
+import { readCurrent } from '../deploy-folder/switch.ts';
+import type { TrustedKeys } from '../trust/pgp.ts';
+import { checkProvenance } from '../trust/provenance.ts';
+import { releaseNameOf, type UpdateContext } from './context.ts';
+import { fetchAndUnpack, metadataTimeoutsOf, serverOf, timeoutsOf, type Unpacked } from './fetch.ts';
+import { buildFromPatch } from './patch-apply.ts';
+
+/** The key that signed the VERSION being installed (a delta release is vouched for by it alone). */
+export interface VersionSigner {
+  primary: string;
+  subkey: string;
+}
+
+/** The release VERSION names, the cheapest verified way: rebuilt from a patch, else the full tarball. */
+export async function obtainRelease(
+  ctx: UpdateContext,
+  info: VersionInfo,
+  trusted: TrustedKeys,
+  signedBy: VersionSigner | undefined,
+  work: string,
+): Promise<Unpacked> {
+  const rebuilt = await rebuildFromDelta(ctx, info, trusted, signedBy, work);
+  if (rebuilt) return rebuilt;
+  return fetchAndUnpack(ctx, info, trusted, work);
+}
+
+/** Why this update cannot be a delta at all (the host's settings, an unsigned VERSION), or undefined. */
+function deltaOff(ctx: UpdateContext, info: VersionInfo, signedBy: VersionSigner | undefined): string | undefined {
+  if (!info.manifest) return 'VERSION names no manifest';
+  if (!ctx.config.updates.delta) return 'updates.delta is false';
+  if (!signedBy || !info.sha256) return 'VERSION is not signed';
+  if (info.manifest.file !== manifestFileName(info.file))
+    return `the manifest ${info.manifest.file} is not ${info.file}'s`;
+  if (!info.patches?.length) return 'VERSION offers no patch';
+  if (!haveZstd()) return 'zstd is not installed on this host';
+  return undefined;
+}
+
+/** The patch to take: from the current release if VERSION offers one, else the smallest from a release held here. */
+async function pickPatch(
+  ctx: UpdateContext,
+  info: VersionInfo,
+): Promise<{ patch: PatchLine; fromRoot: string } | undefined> {
+  const state = await readState(ctx.paths);
+  const current = await readCurrent(ctx.paths);
+  const held = Object.entries(state.installed);
+  const options = (info.patches ?? [])
+    .map((patch) => {
+      const found = held.find(
+        ([name, r]) => compareVersions(r.version, patch.from) === 0 && name !== releaseNameOf(info.file),
+      );
+      return found && { patch, name: found[0] };
+    })
+    .filter((o): o is { patch: PatchLine; name: string } => Boolean(o))
+    .sort((a, b) => Number(b.name === current) - Number(a.name === current) || a.patch.size - b.patch.size);
+  const best = options[0];
+  return best && { patch: best.patch, fromRoot: path.join(ctx.paths.releases, best.name) };
+}
+
+/** The signed manifest: fetched, its digest checked against VERSION, every line checked. */
+async function fetchManifest(
+  ctx: UpdateContext,
+  info: VersionInfo,
+): Promise<{ entries: ManifestEntry[]; bytes: number }> {
+  const url = new URL(info.manifest!.file, serverOf(ctx.config)).href;
+  const res = await fetchSmall(url, {
+    maxBytes: MAX_MANIFEST_BYTES,
+    timeouts: metadataTimeoutsOf(ctx.config),
+    fetchImpl: ctx.fetchImpl,
+  });
+  if (res.status !== 'ok') throw new VerificationError(`${url} is missing`);
+  if (manifestSha256(res.body) !== info.manifest!.sha256)
+    throw new VerificationError(`${info.manifest!.file} does not match the sha256 VERSION gives`);
+  return { entries: parseManifest(res.body, ctx.config.updates.maxUnpackedSize), bytes: res.body.length };
+}
+
+/** The patch's header line (at most MAX_PATCH_HEADER_BYTES) and where its body starts. */
+async function readHeaderLine(file: string): Promise<{ line: Buffer; bodyStart: number }> {
+  const handle = await open(file, 'r');
+  try {
+    const buf = Buffer.alloc(MAX_PATCH_HEADER_BYTES + 1);
+    const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
+    const end = buf.subarray(0, bytesRead).indexOf(10);
+    if (end < 0) throw new VerificationError('the patch has no header line');
+    return { line: buf.subarray(0, end), bodyStart: end + 1 };
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * The release rebuilt in `work` from a held release and a verified patch, or undefined (with the
+ * reason logged) when that cannot be done; nothing is left in `work` then.
+ */
+async function rebuildFromDelta(
+  ctx: UpdateContext,
+  info: VersionInfo,
+  trusted: TrustedKeys,
+  signedBy: VersionSigner | undefined,
+  work: string,
+): Promise<Unpacked | undefined> {
+  const { log } = ctx;
+  const off = deltaOff(ctx, info, signedBy);
+  if (off) {
+    if (info.manifest) log.info(`no delta update (${off}); downloading the whole release`, { way: 'full' });
+    return undefined;
+  }
+  const picked = await pickPatch(ctx, info);
+  if (!picked) {
+    log.info('no patch from a release this host holds; downloading the whole release', { way: 'full' });
+    return undefined;
+  }
+  const patchFile = path.join(ctx.paths.downloads, picked.patch.file);
+  try {
+    const manifest = await fetchManifest(ctx, info);
+    await ensureDir(ctx.paths.downloads, 0o700);
+    await ensureDir(ctx.paths.tmp, 0o700);
+    const url = new URL(picked.patch.file, serverOf(ctx.config)).href;
+    const got = await downloadToFile(url, patchFile, {
+      maxBytes: picked.patch.size,
+      expectedSize: picked.patch.size,
+      timeouts: timeoutsOf(ctx.config),
+      fetchImpl: ctx.fetchImpl,
+    });
+    if (got.size !== picked.patch.size || got.sha256 !== picked.patch.sha256)
+      throw new VerificationError(`${picked.patch.file} does not match the sha256 and size VERSION gives`);
+    const { line, bodyStart } = await readHeaderLine(patchFile);
+    const { header } = parsePatchHeader(line, {
+      from: picked.patch.from,
+      to: info.version,
+      size: picked.patch.size,
+      manifest: manifest.entries,
+    });
+    await checkProvenance({
+      updates: ctx.config.updates,
+      url: new URL(info.file, serverOf(ctx.config)).href,
+      file: info.file,
+      sha256: info.sha256!,
+      trusted,
+      timeouts: metadataTimeoutsOf(ctx.config),
+      fetchImpl: ctx.fetchImpl,
+      log,
+      now: ctx.now?.(),
+    });
+    await rm(work, { recursive: true, force: true });
+    await ensureDir(path.join(work, 'root'), 0o700);
+    const root = path.join(work, 'root');
+    const carried = await buildFromPatch(
+      manifest.entries,
+      { fromRoot: picked.fromRoot, patchFile, header, bodyStart },
+      work,
+      root,
+    );
+    const way = carried > 0 ? 'patch' : 'reuse';
+    const bytes = manifest.bytes + got.size;
+    log.info(`rebuilt ${info.file} from ${picked.patch.from} and a ${got.size}-byte patch`, {
+      way,
+      bytes,
+      from: picked.patch.from,
+    });
+    return {
+      work,
+      root,
+      sha256: info.sha256!,
+      signer: signedBy!.primary,
+      signingKey: signedBy!.subkey,
+      bytes,
+      way,
+      from: picked.patch.from,
+    };
+  } catch (error) {
+    await rm(work, { recursive: true, force: true });
+    log.warn(`the delta update from ${picked.patch.from} failed (${messageOf(error)}); downloading the whole release`, {
+      way: 'full',
+    });
+    return undefined;
+  } finally {
+    await rm(patchFile, { force: true });
+    await rm(`${patchFile}.part`, { force: true });
+    await rm(`${patchFile}.part.json`, { force: true });
+  }
+}

@@ -1,0 +1,176 @@
+// A release rebuilt from a release the host holds and a verified patch (docs/launchfit.md "Delta
+// updates"): folders made, unchanged and moved files hard-linked only once their bytes match the
+// signed manifest, each group decompressed with its output capped, every file checked, links last.
+// Anything that does not match throws: the caller falls back to the full tarball.
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { chmod, copyFile, link, lstat, mkdir, realpath, rm, stat, symlink } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { VerificationError } from '../../core/errors.ts';
+import type { ManifestEntry } from '../../release/manifest.ts';
+import type { PatchFile, PatchHeader } from '../../release/patch-format.ts';
+import { zstdDecompress } from '../../release/zstd.ts';
+import { checkTree } from './extract.ts';
+
+export interface PatchSource {
+  /** The held release the patch is from (releases/NAME). */
+  fromRoot: string;
+  patchFile: string;
+  header: PatchHeader;
+  /** Where the first group's bytes start in patchFile. */
+  bodyStart: number;
+}
+
+const modeOf = (entry: ManifestEntry) => Number.parseInt(entry.mode, 8);
+
+/** sha256 and size of a file's bytes. */
+async function digestOf(file: string): Promise<{ sha256: string; size: number }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
+    hash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  return { sha256: hash.digest('hex'), size };
+}
+
+/** The real path of `rel` in the held release: a regular file inside it, not reached through a link. */
+async function heldFile(fromRoot: string, rel: string): Promise<string> {
+  const full = path.join(fromRoot, rel);
+  const st = await lstat(full).catch(() => undefined);
+  if (!st?.isFile()) throw new VerificationError(`${rel} in the held release is missing or not a regular file`);
+  const real = await realpath(full);
+  const rootReal = await realpath(fromRoot);
+  if (real !== path.join(rootReal, rel))
+    throw new VerificationError(`${rel} in the held release is reached through a link`);
+  return real;
+}
+
+/**
+ * Put the held file `from` at `dst` as `entry` says: hard-linked when its mode is the same, else
+ * copied; then its bytes are hashed at `dst` and must be the manifest's.
+ */
+async function reuseFile(fromRoot: string, from: string, dst: string, entry: ManifestEntry): Promise<void> {
+  const src = await heldFile(fromRoot, from);
+  const st = await stat(src);
+  if ((st.mode & 0o777) === modeOf(entry)) await link(src, dst);
+  else {
+    await copyFile(src, dst);
+    await chmod(dst, modeOf(entry));
+  }
+  const got = await digestOf(dst);
+  if (got.sha256 !== entry.sha256 || got.size !== entry.size)
+    throw new VerificationError(
+      `${entry.path} in the held release no longer matches its signed digest (changed on this host); it is not reused`,
+    );
+}
+
+/** Bytes [start, start+size) of `src` into `dst` (mode, digest checked against `entry`). */
+async function writeRange(src: string, start: number, dst: string, entry: ManifestEntry): Promise<void> {
+  const hash = createHash('sha256');
+  const input =
+    entry.size === 0
+      ? createReadStream(src, { start: 0, end: -1 })
+      : createReadStream(src, { start, end: start + entry.size - 1, highWaterMark: 1 << 20 });
+  input.on('data', (chunk) => hash.update(chunk as Buffer));
+  await pipeline(input, createWriteStream(dst, { mode: modeOf(entry) }));
+  await chmod(dst, modeOf(entry));
+  if (hash.digest('hex') !== entry.sha256)
+    throw new VerificationError(`${entry.path} made from the patch does not match its signed digest`);
+}
+
+/** The old files a delta group is patched from, each checked against its signed digest, into `dict`. */
+async function writeDictionary(fromRoot: string, files: PatchFile[], dict: string): Promise<number> {
+  const sink = createWriteStream(dict, { mode: 0o600 });
+  let total = 0;
+  try {
+    for (const f of files) {
+      const src = await heldFile(fromRoot, f.from!);
+      const hash = createHash('sha256');
+      let size = 0;
+      const input = createReadStream(src, { highWaterMark: 1 << 20 });
+      input.on('data', (chunk) => {
+        hash.update(chunk as Buffer);
+        size += (chunk as Buffer).length;
+      });
+      await pipeline(input, sink, { end: false });
+      if (size !== f.from_size || hash.digest('hex') !== f.from_sha256)
+        throw new VerificationError(`${f.from} in the held release is not the file the patch was made from`);
+      total += size;
+    }
+  } finally {
+    await new Promise<void>((resolve) => sink.end(() => resolve()));
+  }
+  return total;
+}
+
+/** One group: its bytes decompressed (capped at the files' signed total) and cut into its files. */
+async function applyGroup(
+  source: PatchSource,
+  group: PatchHeader['groups'][number],
+  offset: number,
+  work: string,
+  root: string,
+  byPath: Map<string, ManifestEntry>,
+): Promise<void> {
+  const out = path.join(work, 'group.out');
+  const dict = path.join(work, 'group.dict');
+  const total = group.files.reduce((sum, f) => sum + f.size, 0);
+  try {
+    const dictBytes = group.kind === 'delta' ? await writeDictionary(source.fromRoot, group.files, dict) : 0;
+    await zstdDecompress({
+      input: createReadStream(source.patchFile, { start: offset, end: offset + group.bytes - 1 }),
+      output: out,
+      maxBytes: total,
+      dict: group.kind === 'delta' ? dict : undefined,
+      dictBytes,
+    });
+    if ((await stat(out)).size !== total)
+      throw new VerificationError(`a patch group gives ${(await stat(out)).size} bytes, not the signed ${total}`);
+    let at = 0;
+    for (const f of group.files) {
+      await writeRange(out, at, path.join(root, f.path), byPath.get(f.path)!);
+      at += f.size;
+    }
+  } finally {
+    await rm(out, { force: true });
+    await rm(dict, { force: true });
+  }
+}
+
+/**
+ * Build the release `manifest` describes into `root` from the held release and the patch. Every
+ * file is made once and checked; folders first, links last, then every link's target is followed
+ * as the kernel would (install/extract.ts). Returns the bytes taken from the patch's groups.
+ */
+export async function buildFromPatch(
+  manifest: ManifestEntry[],
+  source: PatchSource,
+  work: string,
+  root: string,
+): Promise<number> {
+  const byPath = new Map(manifest.map((e) => [e.path, e]));
+  for (const e of manifest)
+    if (e.type === 'dir') {
+      await mkdir(path.join(root, e.path));
+      await chmod(path.join(root, e.path), modeOf(e));
+    }
+  const made = new Set<string>();
+  for (const c of source.header.copies) {
+    await reuseFile(source.fromRoot, c.from, path.join(root, c.path), byPath.get(c.path)!);
+    made.add(c.path);
+  }
+  for (const g of source.header.groups) for (const f of g.files) made.add(f.path);
+  for (const e of manifest)
+    if (e.type === 'file' && !made.has(e.path)) await reuseFile(source.fromRoot, e.path, path.join(root, e.path), e);
+  let offset = source.bodyStart;
+  for (const g of source.header.groups) {
+    await applyGroup(source, g, offset, work, root, byPath);
+    offset += g.bytes;
+  }
+  for (const e of manifest) if (e.type === 'symlink') await symlink(e.target!, path.join(root, e.path));
+  await checkTree(root, root);
+  await chmod(root, 0o755);
+  return offset - source.bodyStart;
+}

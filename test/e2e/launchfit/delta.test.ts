@@ -1,0 +1,148 @@
+// Delta updates (docs/launchfit.md "Delta updates") with real processes, gpg keys, zstd and the
+// loopback update server that logs each request: `release publish` writes the manifest and a
+// patch, a host on 1.0 rebuilds 1.1 from it without asking for the tarball, and the folder it
+// builds is the one the tarball gives; a file the app changed, `updates.delta: false` and
+// `--no-delta` all end in the full download, said in the log and in `status`.
+import { appendFileSync, mkdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { folderDigest } from '../../../lib/launchfit/install/kept.ts';
+import { parseVersionFile } from '../../../lib/release/version-file.ts';
+import { publishRelease } from '../../../lib/release/publish.ts';
+import { silentLogger } from '../../../lib/core/log.ts';
+import { runScript } from '../../_helpers/common.ts';
+import { currentOf, makeWorld, statusOf, type World } from '../../fixtures/launchfit/world.ts';
+
+const TARBALL_11 = 'my-app-gnu-linux-1.1.tar.gz';
+const update = (w: World) => runScript('launchfit', ['update', '--dir', w.deploy]);
+const versionAt = (w: World) => parseVersionFile(readFileSync(path.join(w.updates, 'VERSION'), 'utf8'));
+const requested = (w: World, file: string) => w.server.requests.filter((r) => r.path === file).length;
+
+/** Module i's text: 8 KB that gzip cannot shrink much, the same in every version. */
+const moduleText = (i: number): string =>
+  Array.from({ length: 128 }, (_, k) => `// ${createHash('sha256').update(`${i}.${k}`).digest('hex')}\n`).join('');
+
+/** An app folder for `version`: a dependency tree, a file moved in 1.1, one removed, a link. */
+function appFolder(w: World, version: string): string {
+  const dir = w.makeApp(version);
+  mkdirSync(path.join(dir, 'node_modules/dep/lib'), { recursive: true });
+  for (let i = 0; i < 40; i++) writeFileSync(path.join(dir, `node_modules/dep/lib/f${i}.js`), moduleText(i));
+  writeFileSync(path.join(dir, 'node_modules/dep/package.json'), '{"name":"dep","version":"1.0.0"}\n');
+  symlinkSync('dep/lib/f1.js', path.join(dir, 'node_modules/first.js'));
+  writeFileSync(path.join(dir, version === '1.0' ? 'old-name.txt' : 'new-name.txt'), 'moved, same bytes\n');
+  if (version === '1.0') writeFileSync(path.join(dir, 'gone.txt'), 'removed in 1.1\n');
+  if (version !== '1.0') {
+    appendFileSync(path.join(dir, 'node_modules/dep/lib/f7.js'), 'exports.y = 2;\n');
+    writeFileSync(path.join(dir, 'node_modules/dep/lib/added.js'), 'exports.added = true;\n');
+  }
+  return dir;
+}
+
+async function publish(w: World, version: string, extra: { delta?: boolean } = {}): Promise<void> {
+  await publishRelease({
+    dir: appFolder(w, version),
+    name: 'my-app',
+    platform: 'gnu-linux',
+    version,
+    key: w.secretKey,
+    passphraseFile: w.passFile,
+    to: w.updates,
+    log: silentLogger,
+    ...extra,
+  });
+}
+
+const worlds: World[] = [];
+test.after(async () => {
+  for (const w of worlds) await w.server.close();
+});
+
+/** A host deployed with 1.0; 1.1 published after it. */
+async function hostOn10(config = ''): Promise<World> {
+  const w = await makeWorld();
+  worlds.push(w);
+  await publish(w, '1.0');
+  w.writeConfig(config);
+  const deployed = await runScript('launchfit', ['deploy', '--dir', w.deploy]);
+  assert.is(deployed.exitCode, 0, deployed.stderr);
+  await publish(w, '1.1');
+  return w;
+}
+
+test('1.0 → 1.1 is rebuilt from the patch: no tarball fetched, the same folder as the tarball gives', async () => {
+  const w = await hostOn10();
+  const info = versionAt(w);
+  assert.ok(info.manifest, 'VERSION names the manifest');
+  assert.equal(
+    info.patches?.map((p) => p.from),
+    ['1.0'],
+  );
+  const u = await update(w);
+  assert.is(u.exitCode, 0, u.stdout + u.stderr);
+  assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.1');
+  assert.is(requested(w, TARBALL_11), 0, 'the 1.1 tarball was not downloaded');
+  assert.match(u.stdout + u.stderr, /rebuilt my-app-gnu-linux-1\.1\.tar\.gz from 1\.0.*way=patch/);
+  const status = await statusOf(w.deploy);
+  assert.is(status.lastInstall.way, 'patch');
+  assert.is(status.lastInstall.from, '1.0');
+  assert.ok(status.lastInstall.bytes < info.size! / 2, `${status.lastInstall.bytes} bytes fetched`);
+  // A second host on 1.0 with delta off unpacks the tarball: the two folders are the same.
+  const full = await hostOn10('  delta: false\n');
+  const f = await update(full);
+  assert.is(f.exitCode, 0, f.stdout + f.stderr);
+  assert.is((await statusOf(full.deploy)).lastInstall.way, 'full');
+  const a = await folderDigest(path.join(w.deploy, 'releases/my-app-gnu-linux-1.1'));
+  const b = await folderDigest(path.join(full.deploy, 'releases/my-app-gnu-linux-1.1'));
+  assert.is(a, b, 'the rebuilt folder is the unpacked tarball, file for file, mode for mode');
+  const app = readFileSync(path.join(w.deploy, 'current/node_modules/dep/lib/f7.js'), 'utf8');
+  assert.ok(app.endsWith('exports.y = 2;\n'));
+});
+
+test('a file the app changed in the current release is not reused: the full tarball, said so', async () => {
+  const w = await hostOn10();
+  const file = path.join(w.deploy, 'releases/my-app-gnu-linux-1.0/node_modules/dep/lib/f3.js');
+  appendFileSync(file, '// edited on the host\n');
+  const u = await update(w);
+  assert.is(u.exitCode, 0, u.stdout + u.stderr);
+  assert.match(u.stdout + u.stderr, /delta update from 1\.0 failed.*f3\.js.*no longer matches its signed digest/);
+  assert.is(requested(w, TARBALL_11), 1, 'the tarball was downloaded instead');
+  assert.is((await statusOf(w.deploy)).lastInstall.way, 'full');
+  assert.not.match(readFileSync(path.join(w.deploy, 'current/node_modules/dep/lib/f3.js'), 'utf8'), /edited/);
+});
+
+test('a file of the current release replaced by a symlink is not followed or reused', async () => {
+  const w = await hostOn10();
+  const secret = path.join(w.base, 'secret.txt');
+  writeFileSync(secret, 'not part of any release\n');
+  const file = path.join(w.deploy, 'releases/my-app-gnu-linux-1.0/node_modules/dep/lib/f5.js');
+  unlinkSync(file);
+  symlinkSync(secret, file);
+  const u = await update(w);
+  assert.is(u.exitCode, 0, u.stdout + u.stderr);
+  assert.match(u.stdout + u.stderr, /f5\.js in the held release is missing or not a regular file/);
+  assert.is((await statusOf(w.deploy)).lastInstall.way, 'full');
+});
+
+test('updates.delta: false and publish --no-delta both mean the full tarball', async () => {
+  const off = await hostOn10('  delta: false\n');
+  const u = await update(off);
+  assert.is(u.exitCode, 0, u.stdout + u.stderr);
+  assert.match(u.stdout + u.stderr, /no delta update \(updates\.delta is false\)/);
+  assert.is(requested(off, TARBALL_11), 1);
+
+  const w = await makeWorld();
+  worlds.push(w);
+  await publish(w, '1.0', { delta: false });
+  assert.is(versionAt(w).manifest, undefined, 'no MANIFEST line');
+  w.writeConfig();
+  assert.is((await runScript('launchfit', ['deploy', '--dir', w.deploy])).exitCode, 0);
+  await publish(w, '1.1', { delta: false });
+  assert.equal([versionAt(w).manifest, versionAt(w).patches], [undefined, undefined]);
+  const v = await update(w);
+  assert.is(v.exitCode, 0, v.stdout + v.stderr);
+  assert.is((await statusOf(w.deploy)).lastInstall.way, 'full');
+});
+
+test.run();
