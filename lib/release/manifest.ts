@@ -40,8 +40,8 @@ export async function fileDigest(file: string): Promise<{ sha256: string; size: 
 const packedMode = (isDir: boolean, mode: number) => (isDir || mode & 0o111 ? '755' : '644');
 
 /**
- * The manifest of `dir` as a host will unpack its tarball: the same entries in the same order,
- * and, as extraction does, a single top-level folder stripped.
+ * The manifest of `dir` as a host will unpack its tarball: the same entries, sorted byte-wise by
+ * path, and, as extraction does, a single top-level folder stripped.
  */
 export async function manifestOf(dir: string): Promise<ManifestEntry[]> {
   const names = await listSorted(dir);
@@ -57,7 +57,9 @@ export async function manifestOf(dir: string): Promise<ManifestEntry[]> {
       entries.push({ path: rel, type: 'file', mode: packedMode(false, st.mode), size, sha256, target: null });
     }
   }
-  return stripSingleTop(entries);
+  // Byte-wise by path, as the manifest is read ("lib", "lib.js", "lib/a.js"): a folder still
+  // comes before what it holds, which the tar's folder-first order does not give in this form.
+  return stripSingleTop(entries).sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
 }
 
 /** Extraction strips a lone top-level folder (install/extract.ts); so does the manifest. */

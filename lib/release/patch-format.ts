@@ -75,7 +75,9 @@ function checkMade(header: PatchHeader, files: Map<string, ManifestEntry>): numb
       throw new ValidationError(`${where}: kind must be delta or whole, with a length in bytes.`);
     if (!Array.isArray(g.files) || !g.files.length) throw new ValidationError(`${where} makes no files.`);
     for (const f of g.files) {
-      claim(f?.path, f?.sha256, f?.size, where);
+      if (!Number.isSafeInteger(f?.size) || f.size < 0)
+        throw new ValidationError(`${where}: ${JSON.stringify(f?.path)} has no size in bytes.`);
+      claim(f.path, f.sha256, f.size, where);
       if (g.kind === 'delta') checkOldFile(f, `${where} (${JSON.stringify(f.path)})`);
       out += f.size;
     }
@@ -91,6 +93,8 @@ export function parsePatchHeader(
   line: Buffer,
   expect: { from: string; to: string; size: number; manifest: ManifestEntry[] },
 ): { header: PatchHeader; outputBytes: number } {
+  if (line.length > MAX_PATCH_HEADER_BYTES)
+    throw new ValidationError(`The patch header is longer than ${MAX_PATCH_HEADER_BYTES} bytes.`);
   let header: PatchHeader;
   try {
     header = JSON.parse(line.toString('utf8')) as PatchHeader;

@@ -110,13 +110,15 @@ test('manifestOf: two top-level entries, or a lone top file or link, are kept as
   assert.equal(stripSingleTop([dir('top'), file('top/a', 'a')]), [file('a', 'a')]);
 });
 
-// manifestOf lists a folder's contents right after the folder (pack.ts listSorted, depth-first),
-// but parseManifest wants whole paths sorted byte-wise: with "lib/" and "lib.js" side by side
-// ('.' < '/'), manifestOf gives lib, lib/a.js, lib.js, which parseManifest refuses on line 3.
-// Unskip when one of the two is changed to the other's order.
-test.skip('manifestOf: a folder and a sibling whose name extends it ("lib", "lib.js") still parse', async () => {
+// The tar lists a folder's contents right after the folder (pack.ts listSorted); the manifest is
+// byte-wise ('.' < '/'): lib, lib.js, lib/a.js. It must read back as it was written.
+test('manifestOf: a folder and a sibling whose name extends it ("lib", "lib.js") still parse', async () => {
   const m = await manifestOf(folder({ 'lib/a.js': 'a', 'lib.js': 'b', 'lodash/x': 'c', 'lodash.merge/y': 'd' }));
   assert.equal(parseManifest(formatManifest(m)), m);
+  assert.equal(
+    m.map((e) => e.path),
+    ['lib', 'lib.js', 'lib/a.js', 'lodash', 'lodash.merge', 'lodash.merge/y', 'lodash/x'],
+  );
 });
 
 test('formatManifest: one line per entry, keys in a fixed order, whatever order they came in', () => {
