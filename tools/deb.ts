@@ -238,7 +238,7 @@ try {
       `Maintainer: ${maintainer}`,
       `Installed-Size: ${installedKb}`,
       'Depends: adduser, git',
-      'Recommends: ca-certificates',
+      'Recommends: ca-certificates, zstd', // zstd: delta updates (release publish makes patches, launchfit applies them)
       'Suggests: sudo, rsync, openssh-client, postgresql-client',
       'Section: devel',
       'Priority: optional',

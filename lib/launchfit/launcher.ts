@@ -449,6 +449,7 @@ class Launcher {
       const now = version ?? (await this.currentVersion()) ?? '0';
       // The digest it verified of the release it names, when it installed one of that version.
       const release = Object.values(state.installed).findLast((r) => r.version === now);
+      const install = result === 'updated' && state.lastInstall?.version === now ? state.lastInstall : undefined;
       this.reporter.send(this.config, {
         app,
         host,
@@ -459,6 +460,8 @@ class Launcher {
         result,
         reason,
         seconds,
+        way: install?.way,
+        bytes: install?.bytes,
       });
     } catch (error) {
       this.log.warn(`report not sent: ${messageOf(error)}`);

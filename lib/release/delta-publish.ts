@@ -71,8 +71,10 @@ export async function stageDelta(opts: {
     log.warn('no patches: zstd is not installed (apt-get install zstd); hosts will download the whole release');
     return files;
   }
+  // One patch per version: "1.1" and "1.1.0" at DEST are the same version to a host.
   const olds = releasesIn(await opts.destination.list(), opts.app, opts.platform)
     .filter((r) => compareVersions(r.version, opts.version) < 0)
+    .filter((r, i, all) => i === 0 || compareVersions(all[i - 1].version, r.version) !== 0)
     .slice(0, opts.count);
   const newFiles = new Map(manifest.filter((e) => e.type === 'file').map((e) => [e.path, e.sha256]));
   const changed = (p: string, sha256: string) => newFiles.has(p) && newFiles.get(p) !== sha256;

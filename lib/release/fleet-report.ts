@@ -9,6 +9,9 @@ import { HOST_ID_PATTERN, rolloutBucket } from './rollout-bucket.ts';
 
 export const REPORT_RESULTS = ['running', 'updated', 'rolled_back', 'failed', 'skipped'] as const;
 export type ReportResult = (typeof REPORT_RESULTS)[number];
+/** How a host's files for a release came (docs/launchfit.md "Delta updates"); '' when it says nothing. */
+export const INSTALL_WAYS = ['reuse', 'patch', 'files', 'full'] as const;
+export type InstallWay = (typeof INSTALL_WAYS)[number];
 export const MAX_REPORT_BYTES = 4096;
 export const MAX_REASON_CHARS = 500;
 
@@ -24,6 +27,9 @@ export interface Report {
   result: ReportResult;
   reason?: string;
   seconds?: number;
+  /** How the release's files came, and the bytes fetched for them (an update's report). */
+  way?: InstallWay;
+  bytes?: number;
 }
 
 /** The JSON body a host sends: bucket computed here (as rolloutBucket returns it), reason cut to fit 4096 bytes. */
@@ -39,6 +45,8 @@ export function reportBody(r: Report): string {
     result: r.result,
     reason: (r.reason ?? '').slice(0, MAX_REASON_CHARS),
     seconds: Math.round((r.seconds ?? 0) * 10) / 10,
+    way: r.way ?? '',
+    bytes: r.bytes ?? 0,
   };
   let text = JSON.stringify(body);
   // Multi-byte reasons could still pass the cap: shorten until the body fits.
@@ -74,6 +82,9 @@ export interface HostEntry {
   result: ReportResult;
   reason: string;
   seconds: number | null;
+  /** How the release's files came ('' not said) and the bytes fetched (absent from older hosts). */
+  way?: InstallWay | '';
+  bytes?: number | null;
   /** When hook-server accepted it (ms since the epoch). */
   at: number;
   /** The signature's timestamp (seconds): an older one for this host is a replay, also after a restart. */
@@ -121,6 +132,8 @@ export function checkReport(body: unknown, at: number, maxSeq = Infinity): { app
   if (typeof reason !== 'string' || reason.length > MAX_REASON_CHARS)
     bad(`reason must be a string of at most ${MAX_REASON_CHARS} characters`);
   const claimed = optionalNumber(r.bucket, 'bucket');
+  const way = r.way ?? '';
+  if (way !== '' && !INSTALL_WAYS.includes(way as InstallWay)) bad(`way must be one of ${INSTALL_WAYS.join(', ')}`);
   return {
     app: r.app as string,
     host: r.host,
@@ -133,6 +146,8 @@ export function checkReport(body: unknown, at: number, maxSeq = Infinity): { app
     result: r.result as ReportResult,
     reason,
     seconds: optionalNumber(r.seconds, 'seconds'),
+    way: way as InstallWay | '',
+    bytes: optionalNumber(r.bytes, 'bytes'),
     at,
   };
 }
@@ -160,6 +175,9 @@ export interface RolloutRecord {
   reason: string;
   /** As the publisher sent it (ISO time), shown as given. */
   at: string;
+  /** How the release's files came ('' not said) and the bytes fetched (absent from older hosts). */
+  way?: InstallWay | '';
+  bytes?: number | null;
   /** When hook-server accepted it (ms since the epoch). */
   received: number;
 }

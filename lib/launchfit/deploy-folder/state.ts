@@ -1,6 +1,7 @@
 // The deploy folder's layout and its small state file (.launchfit/state.json), written
 // atomically. The `current` symlink, not this file, says which release is live: after a crash
 // between a swap and a state write the link is the truth.
+import type { InstallWay } from '../../release/fleet-report.ts';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { atomicWriteFile, ensureDir } from '../../core/fs.ts';
@@ -67,8 +68,8 @@ export interface InstalledRelease {
   policy?: string;
 }
 
-/** How an install got its files: `reuse` (the folder kept in releases/), `full` (the tarball); delta updates add `patch`, `files`. */
-export type InstallWay = 'reuse' | 'patch' | 'files' | 'full';
+/** How an install got its files: `reuse` (the folder kept in releases/), `patch` (rebuilt from a patch), `full` (the tarball). */
+export type { InstallWay };
 
 export interface LaunchState {
   /** Highest version ever installed: anything lower is refused (except by rollback). */

@@ -207,7 +207,8 @@ test('a VERSION dripped at 1 byte/s fails at updates.metadata_timeout; a tarball
   const w = await makeWorld();
   try {
     await w.publish('1.0');
-    w.writeConfig('  metadata_timeout: 2\n  min_rate: 1000\n  min_rate_window: 2\n');
+    // delta: false, so that 1.1 comes as the tarball this test drips (not as a patch).
+    w.writeConfig('  metadata_timeout: 2\n  min_rate: 1000\n  min_rate_window: 2\n  delta: false\n');
     const r = await runScript('launchfit', ['deploy', '--dir', w.deploy]);
     assert.is(r.exitCode, 0, r.stderr);
     await w.publish('1.1');

@@ -9,6 +9,7 @@ import {
   checkReport,
   checkRollout,
   MAX_FORGET_HOSTS,
+  reportBody,
   supersedes,
 } from '../../../lib/release/fleet-report.ts';
 import { rolloutBucket } from '../../../lib/release/rollout-bucket.ts';
@@ -35,6 +36,17 @@ test('a good report: bucket computed, claimed kept beside it, unknown keys dropp
   assert.is(entry.seq, 42);
   assert.is(entry.at, 1000);
   assert.not.ok('extra' in entry);
+  assert.equal([entry.way, entry.bytes], ['', null], 'an older host names no way');
+  const delta = checkReport({ ...good, way: 'patch', bytes: 8192 }, 1000);
+  assert.equal([delta.way, delta.bytes], ['patch', 8192]);
+});
+
+test('reportBody carries the way an update took and the bytes it fetched', () => {
+  const body = JSON.parse(
+    reportBody({ app: 'a', host: HOST, version: '1.1', result: 'updated', way: 'patch', bytes: 805 }),
+  );
+  assert.equal([body.way, body.bytes], ['patch', 805]);
+  assert.equal(checkReport(body, 1).way, 'patch');
 });
 
 const hostile: Array<[string, unknown, RegExp]> = [
@@ -47,6 +59,8 @@ const hostile: Array<[string, unknown, RegExp]> = [
   ['reason too long', { ...good, reason: 'x'.repeat(501) }, /reason must be/],
   ['negative seq', { ...good, seq: -1 }, /seq must be/],
   ['bucket a string', { ...good, bucket: '12' }, /bucket must be/],
+  ['unknown way', { ...good, way: 'teleport' }, /way must be one of reuse, patch, files, full/],
+  ['negative bytes', { ...good, bytes: -5 }, /bytes must be a number/],
 ];
 for (const [label, body, message] of hostile) {
   test(`refused: ${label}`, () => {
