@@ -1,4 +1,4 @@
-// npm run bench:ledger [-- --runs 9 --entries 10000 --files 200 --mb 5 --hosts 10000]: the release ledger
+// npm run bench:ledger [-- --runs 9 --entries 10000 --files 200 --mb 5 --hosts 10000 --part 1]: the release ledger
 // (docs/release.md "The ledger") as shipped (the one file), on a DEST whose ledger.jsonl holds N
 // entries (the first from a real `release publish`, the rest appended with ledgerLine and the
 // whole file signed again, as publish does). Sides alternated, R runs each; medians.
@@ -23,12 +23,14 @@ import { quietPort } from './ports.ts';
 import { loadAverage, median, reportResult } from './result.ts';
 import { shippedArgv } from './shipped.ts';
 
-const args = minimist(process.argv.slice(2), { string: ['runs', 'entries', 'files', 'mb', 'hosts'] });
+const args = minimist(process.argv.slice(2), { string: ['runs', 'entries', 'files', 'mb', 'hosts', 'part'] });
 const RUNS = Number(args.runs ?? 9);
 const ENTRIES = Number(args.entries ?? 10_000);
 const FILES = Number(args.files ?? 200);
 const MB = Number(args.mb ?? 5);
 const HOSTS = Number(args.hosts ?? 10_000);
+/** --part N: only that part (1, 2 or 3; repeatable); default all three. */
+const PARTS = new Set([args.part ?? ['1', '2', '3']].flat().map(Number));
 const PAGE_GOAL_MS = 200;
 const HISTORY_GOAL = 1.5;
 const PUBLISH_GOAL = 5; // percent
@@ -283,11 +285,12 @@ try {
   );
   prepareSmallDest();
   await prepareBigDest();
-  if (spawnSync('jq', ['--version']).status !== 0)
+  if (!PARTS.has(1)) console.log('part 1 (history against jq) not asked for');
+  else if (spawnSync('jq', ['--version']).status !== 0)
     console.log('skipped: bench:ledger history needs jq (apt-get install jq)');
   else benchHistory();
-  benchPublish();
-  await benchReleasesRoute();
+  if (PARTS.has(2)) benchPublish();
+  if (PARTS.has(3)) await benchReleasesRoute();
   console.log(`load ${loadAverage()}`);
 } finally {
   rmSync(root, { recursive: true, force: true });

@@ -1,6 +1,7 @@
 // The release ledger (docs/release.md "The ledger"): ledger.jsonl beside VERSION, one JSON entry a
 // line, each naming the sha256 of the line before it, so a removed, reordered or edited entry
 // breaks the chain at its number. Read by the publisher, `release history` and launchfit alike.
+import * as buffer from 'node:buffer';
 import * as crypto from 'node:crypto';
 import { ValidationError } from '../core/errors.ts';
 import { versionProblem } from './version-file.ts';
@@ -73,29 +74,44 @@ export interface Ledger {
 const oneShot = (crypto as { hash?: (algorithm: string, data: string | Uint8Array) => string }).hash;
 const sha256 = (bytes: Uint8Array | string): string =>
   oneShot ? oneShot('sha256', bytes) : crypto.createHash('sha256').update(bytes).digest('hex');
+// buffer.isUtf8 (Node 18.14+) checks the bytes without decoding them; else decoded and compared.
+const isUtf8 = (buffer as { isUtf8?: (bytes: Uint8Array) => boolean }).isUtf8;
+const utf8 = (bytes: Buffer): boolean => (isUtf8 ? isUtf8(bytes) : Buffer.from(bytes.toString('utf8')).equals(bytes));
 const HEX64 = /^[0-9a-f]{64}$/;
 const FINGERPRINT = /^[0-9a-f]{16,64}$/;
+const ACTIONS = new Set<unknown>(LEDGER_ACTIONS);
 
-const optional = (value: unknown, test: (v: never) => boolean) => value === null || test(value as never);
-const isDigest = (v: string) => typeof v === 'string' && HEX64.test(v);
-const isText = (v: string) => typeof v === 'string' && v.length <= 4096;
+// Written out field by field, without a closure or a keyed loop: they run once for every entry.
+const isDigest = (v: unknown) => v === null || (typeof v === 'string' && HEX64.test(v));
+const isText = (v: unknown) => typeof v === 'string' && v.length <= 4096;
+const isOptionalText = (v: unknown) => v === null || isText(v);
+const isVersion = (v: unknown) => typeof v === 'string' && versionProblem(v) === undefined;
 
 /** Why `e` is not a well-formed entry, or undefined. */
 function entryProblem(e: Record<string, unknown>): string | undefined {
-  if (!(LEDGER_ACTIONS as readonly unknown[]).includes(e.action)) return `unknown action ${JSON.stringify(e.action)}`;
+  if (!ACTIONS.has(e.action)) return `unknown action ${JSON.stringify(e.action)}`;
   if (typeof e.at !== 'string' || Number.isNaN(Date.parse(e.at))) return '"at" is not a time';
-  if (!isText(e.by as string) || !isText(e.app as string) || !e.app) return '"by" or "app" is missing';
-  if (!optional(e.version, (v: string) => typeof v === 'string' && !versionProblem(v))) return 'bad "version"';
-  if (!optional(e.seq, (v: number) => Number.isSafeInteger(v) && v > 0)) return 'bad "seq"';
-  if (!optional(e.rollout, (v: number) => typeof v === 'number' && v > 0 && v <= 100)) return 'bad "rollout"';
-  for (const field of ['sha256', 'version_sha256', 'manifest_sha256', 'provenance_sha256'])
-    if (!optional(e[field], isDigest)) return `bad "${field}"`;
+  if (!isText(e.by) || !isText(e.app) || !e.app) return '"by" or "app" is missing';
+  if (e.version !== null && !isVersion(e.version)) return 'bad "version"';
+  const { seq, rollout } = e;
+  if (seq !== null && !(Number.isSafeInteger(seq) && (seq as number) > 0)) return 'bad "seq"';
+  if (rollout !== null && !(typeof rollout === 'number' && rollout > 0 && rollout <= 100)) return 'bad "rollout"';
+  if (!isDigest(e.sha256)) return 'bad "sha256"';
+  if (!isDigest(e.version_sha256)) return 'bad "version_sha256"';
+  if (!isDigest(e.manifest_sha256)) return 'bad "manifest_sha256"';
+  if (!isDigest(e.provenance_sha256)) return 'bad "provenance_sha256"';
   if (typeof e.signer !== 'string' || !FINGERPRINT.test(e.signer)) return 'bad "signer"';
   const source = e.source as Record<string, unknown> | null;
-  if (!source || typeof source !== 'object' || !['repo', 'commit', 'ref'].every((k) => optional(source[k], isText)))
+  if (
+    !source ||
+    typeof source !== 'object' ||
+    !isOptionalText(source.repo) ||
+    !isOptionalText(source.commit) ||
+    !isOptionalText(source.ref)
+  )
     return 'bad "source"';
-  if (e.from !== undefined && (typeof e.from !== 'string' || versionProblem(e.from))) return 'bad "from"';
-  if (!optional(e.note, isText)) return 'bad "note"';
+  if (e.from !== undefined && !isVersion(e.from)) return 'bad "from"';
+  if (!isOptionalText(e.note)) return 'bad "note"';
   return undefined;
 }
 
@@ -104,8 +120,7 @@ function firstNotUtf8(text: Buffer): number {
   let n = 1;
   for (let start = 0; start < text.length; n++) {
     const stop = text.indexOf(0x0a, start);
-    const line = text.subarray(start, stop);
-    if (!Buffer.from(line.toString('utf8')).equals(line)) return n;
+    if (!utf8(text.subarray(start, stop))) return n;
     start = stop + 1;
   }
   return n;
@@ -123,16 +138,15 @@ export function readLedger(bytes: Buffer, after?: LedgerHead): Ledger {
     throw new ValidationError(`the ledger is ${bytes.length} bytes, more than the ${MAX_LEDGER_BYTES} allowed`);
   const end = bytes.lastIndexOf(0x0a) + 1;
   const text = bytes.subarray(0, end);
-  // Decoded once and split: a line's sha256 over its string is over its bytes, as long as the
-  // bytes are UTF-8 (a line that is not could hash otherwise, so it is refused by its number).
-  const whole = text.toString('utf8');
-  const lines = whole.split('\n');
-  lines.pop(); // after the last newline: nothing
   const first = after?.n ?? 0;
-  if (Buffer.byteLength(whole) !== text.length) throw new LedgerError(first + firstNotUtf8(text), 'is not UTF-8 text');
+  // Checked as UTF-8, then decoded once: a line's sha256 over its string is over its bytes, as
+  // long as the bytes are UTF-8 (a line that is not could hash otherwise, so it is refused).
+  if (!utf8(text)) throw new LedgerError(first + firstNotUtf8(text), 'is not UTF-8 text');
+  const whole = text.toString('utf8');
   const entries: LedgerEntry[] = [];
   let prev = after?.hash ?? GENESIS;
-  for (const line of lines) {
+  for (let start = 0, stop = whole.indexOf('\n'); stop >= 0; start = stop + 1, stop = whole.indexOf('\n', start)) {
+    const line = whole.slice(start, stop);
     const n = first + entries.length + 1;
     let entry: Record<string, unknown>;
     try {
