@@ -43,6 +43,8 @@ test('reportBody: the contract keys, the computed bucket, the reason capped', ()
     'result',
     'reason',
     'seconds',
+    'way',
+    'bytes',
   ]);
   assert.is(body.bucket, rolloutBucket(HOST, '1.2.0'));
   assert.ok(body.bucket >= 0 && body.bucket < 100);
