@@ -41,7 +41,9 @@ const signed = (pathAndQuery: string) =>
     headers: signRequest(SECRET, 'GET', pathAndQuery),
     signal: AbortSignal.timeout(120_000),
   });
-const downloads = (version: string) => w.server.requests.filter((r) => r.path.endsWith(`-${version}.tar.gz`)).length;
+/** The release's files fetched: its tarball, or a patch to it (delta updates). */
+const downloads = (version: string) =>
+  w.server.requests.filter((r) => r.path.endsWith(`-${version}.tar.gz`) || r.path.includes(`-${version}.from-`)).length;
 
 test('prepare stages the release without switching; the update then installs it without a second download', async () => {
   await w.publish('1.1');
