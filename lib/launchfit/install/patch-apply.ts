@@ -8,7 +8,7 @@ import { chmod, copyFile, link, lstat, mkdir, realpath, rm, stat, symlink } from
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { VerificationError } from '../../core/errors.ts';
-import type { ManifestEntry } from '../../release/manifest.ts';
+import { fileDigest, type ManifestEntry } from '../../release/manifest.ts';
 import type { PatchFile, PatchHeader } from '../../release/patch-format.ts';
 import { zstdDecompress } from '../../release/zstd.ts';
 import { checkTree } from './extract.ts';
@@ -23,17 +23,6 @@ export interface PatchSource {
 }
 
 const modeOf = (entry: ManifestEntry) => Number.parseInt(entry.mode, 8);
-
-/** sha256 and size of a file's bytes. */
-async function digestOf(file: string): Promise<{ sha256: string; size: number }> {
-  const hash = createHash('sha256');
-  let size = 0;
-  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
-    hash.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  return { sha256: hash.digest('hex'), size };
-}
 
 /** The real path of `rel` in the held release: a regular file inside it, not reached through a link. */
 async function heldFile(fromRoot: string, rel: string): Promise<string> {
@@ -59,7 +48,7 @@ async function reuseFile(fromRoot: string, from: string, dst: string, entry: Man
     await copyFile(src, dst);
     await chmod(dst, modeOf(entry));
   }
-  const got = await digestOf(dst);
+  const got = await fileDigest(dst);
   if (got.sha256 !== entry.sha256 || got.size !== entry.size)
     throw new VerificationError(
       `${entry.path} in the held release no longer matches its signed digest (changed on this host); it is not reused`,

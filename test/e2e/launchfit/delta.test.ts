@@ -10,8 +10,6 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { folderDigest } from '../../../lib/launchfit/install/kept.ts';
 import { parseVersionFile } from '../../../lib/release/version-file.ts';
-import { publishRelease } from '../../../lib/release/publish.ts';
-import { silentLogger } from '../../../lib/core/log.ts';
 import { runScript } from '../../_helpers/common.ts';
 import { currentOf, makeWorld, statusOf, type World } from '../../fixtures/launchfit/world.ts';
 
@@ -40,19 +38,8 @@ function appFolder(w: World, version: string): string {
   return dir;
 }
 
-async function publish(w: World, version: string, extra: { delta?: boolean } = {}): Promise<void> {
-  await publishRelease({
-    dir: appFolder(w, version),
-    name: 'my-app',
-    platform: 'gnu-linux',
-    version,
-    key: w.secretKey,
-    passphraseFile: w.passFile,
-    to: w.updates,
-    log: silentLogger,
-    ...extra,
-  });
-}
+const publish = (w: World, version: string, extra: { delta?: boolean } = {}) =>
+  w.publish(version, { dir: appFolder(w, version), ...extra });
 
 const worlds: World[] = [];
 test.after(async () => {
