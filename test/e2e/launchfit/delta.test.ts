@@ -1,8 +1,8 @@
 // Delta updates (docs/launchfit.md "Delta updates") with real processes, gpg keys, zstd and the
 // loopback update server that logs each request: `release publish` writes the manifest and a
 // patch, a host on 1.0 rebuilds 1.1 from it without asking for the tarball, and the folder it
-// builds is the one the tarball gives; a file the app changed, `updates.delta: false` and
-// `--no-delta` all end in the full download, said in the log and in `status`.
+// builds is the tarball's (a file that became a folder too); a file the app changed, `updates.delta:
+// false` and `--no-delta` all end in the full download, said in the log and in `status`.
 import { appendFileSync, mkdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
@@ -22,7 +22,7 @@ const requested = (w: World, file: string) => w.server.requests.filter((r) => r.
 const moduleText = (i: number): string =>
   Array.from({ length: 128 }, (_, k) => `// ${createHash('sha256').update(`${i}.${k}`).digest('hex')}\n`).join('');
 
-/** An app folder for `version`: a dependency tree, a file moved in 1.1, one removed, a link. */
+/** An app folder for `version`: a dependency tree, a file moved in 1.1, one removed, a link, a file that becomes a folder. */
 function appFolder(w: World, version: string): string {
   const dir = w.makeApp(version);
   mkdirSync(path.join(dir, 'node_modules/dep/lib'), { recursive: true });
@@ -31,6 +31,16 @@ function appFolder(w: World, version: string): string {
   symlinkSync('dep/lib/f1.js', path.join(dir, 'node_modules/first.js'));
   writeFileSync(path.join(dir, version === '1.0' ? 'old-name.txt' : 'new-name.txt'), 'moved, same bytes\n');
   if (version === '1.0') writeFileSync(path.join(dir, 'gone.txt'), 'removed in 1.1\n');
+  // A path that is a file in 1.0 and a folder in 1.1, and one the other way round.
+  if (version === '1.0') {
+    writeFileSync(path.join(dir, 'shape'), 'a file in 1.0\n');
+    mkdirSync(path.join(dir, 'turns'));
+    writeFileSync(path.join(dir, 'turns/inner.txt'), 'a folder in 1.0\n');
+  } else {
+    mkdirSync(path.join(dir, 'shape'));
+    writeFileSync(path.join(dir, 'shape/inner.txt'), 'a folder in 1.1\n');
+    writeFileSync(path.join(dir, 'turns'), 'a file in 1.1\n');
+  }
   if (version !== '1.0') {
     appendFileSync(path.join(dir, 'node_modules/dep/lib/f7.js'), 'exports.y = 2;\n');
     writeFileSync(path.join(dir, 'node_modules/dep/lib/added.js'), 'exports.added = true;\n');
@@ -83,6 +93,8 @@ test('1.0 → 1.1 is rebuilt from the patch: no tarball fetched, the same folder
   const a = await folderDigest(path.join(w.deploy, 'releases/my-app-gnu-linux-1.1'));
   const b = await folderDigest(path.join(full.deploy, 'releases/my-app-gnu-linux-1.1'));
   assert.is(a, b, 'the rebuilt folder is the unpacked tarball, file for file, mode for mode');
+  assert.is(readFileSync(path.join(w.deploy, 'current/shape/inner.txt'), 'utf8'), 'a folder in 1.1\n');
+  assert.is(readFileSync(path.join(w.deploy, 'current/turns'), 'utf8'), 'a file in 1.1\n');
   const app = readFileSync(path.join(w.deploy, 'current/node_modules/dep/lib/f7.js'), 'utf8');
   assert.ok(app.endsWith('exports.y = 2;\n'));
 });
