@@ -216,6 +216,8 @@ test('reports: signed POSTs at start (running) and after an update (updated, pre
         result: 'running',
         reason: '',
         seconds: 0,
+        way: '',
+        bytes: 0,
       },
     );
 
@@ -233,6 +235,7 @@ test('reports: signed POSTs at start (running) and after an update (updated, pre
         seq: got[1].body.seq,
         sha256: got[1].body.sha256,
         result: got[1].body.result,
+        way: got[1].body.way,
       },
       {
         app: 'my-app',
@@ -242,9 +245,11 @@ test('reports: signed POSTs at start (running) and after an update (updated, pre
         seq: seqOf(w),
         sha256: tarballSha(w, '1.1'),
         result: 'updated',
+        way: 'patch', // 1.1 rebuilt from 1.0 (docs/launchfit.md "Delta updates")
       },
     );
     assert.ok(typeof got[1].body.seconds === 'number' && (got[1].body.seconds as number) > 0);
+    assert.ok((got[1].body.bytes as number) > 0, 'the bytes the patch took');
     await waitFor(async () => (await statusOf(w.deploy)).lastReport?.version === '1.1', {
       timeoutMs: 10_000,
       what: 'the report recorded',
