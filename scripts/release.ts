@@ -77,7 +77,7 @@ configuration error.`,
     'source-commit': { type: 'string' },
     'builder-id': { type: 'string' },
     rollout: { type: 'string' },
-    delta: { type: 'boolean' },
+    delta: { type: 'boolean', default: true },
     patches: { type: 'integer', min: 0, max: 20 },
   },
   minPositionals: 1,
@@ -544,7 +544,7 @@ async function publishMain(args: Args, log: Logger): Promise<number> {
       builderId: args['builder-id'],
     },
     rollout,
-    delta: args.delta !== false,
+    delta: args.delta,
     patches: args.patches,
   });
   if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -131,13 +131,21 @@ test('updates.delta: false and publish --no-delta both mean the full tarball', a
   assert.match(u.stdout + u.stderr, /no delta update \(updates\.delta is false\)/);
   assert.is(requested(off, TARBALL_11), 1);
 
+  // Through the command line: delta files by default, none with --no-delta.
   const w = await makeWorld();
   worlds.push(w);
-  await publish(w, '1.0', { delta: false });
-  assert.is(versionAt(w).manifest, undefined, 'no MANIFEST line');
+  const cli = (version: string, ...extra: string[]) =>
+    runScript('release', [
+      ...['publish', appFolder(w, version), '--name', 'my-app', '--platform', 'gnu-linux', '--version', version],
+      ...['--key', w.secretKey, '--passphrase-file', w.passFile, '--to', w.updates, ...extra],
+    ]);
+  const p10 = await cli('1.0');
+  assert.is(p10.exitCode, 0, p10.stderr);
+  assert.ok(versionAt(w).manifest, 'release publish writes the MANIFEST line by default');
   w.writeConfig();
   assert.is((await runScript('launchfit', ['deploy', '--dir', w.deploy])).exitCode, 0);
-  await publish(w, '1.1', { delta: false });
+  const p11 = await cli('1.1', '--no-delta');
+  assert.is(p11.exitCode, 0, p11.stderr);
   assert.equal([versionAt(w).manifest, versionAt(w).patches], [undefined, undefined]);
   const v = await update(w);
   assert.is(v.exitCode, 0, v.stdout + v.stderr);
