@@ -106,6 +106,11 @@ async function fleetView(): Promise<{ hosts: FleetHost[]; rollout: Record<string
   return res.json() as Promise<{ hosts: FleetHost[]; rollout: Record<string, unknown> | null }>;
 }
 
+/** A host fetching release `version`: its tarball, or a patch to it (docs/launchfit.md "Delta updates"). */
+const isReleaseDownload = (p: string, version: string) =>
+  p === `/${APP}-gnu-linux-${version}.tar.gz` ||
+  (p.startsWith(`/${APP}-gnu-linux-${version}.from-`) && p.endsWith('.patch'));
+
 test("idle, every poll after a host's first is a conditional GET of VERSION answered 304 under 1 KB", async () => {
   if (skip) {
     console.log(`skipped: ${skip}`);
@@ -156,7 +161,7 @@ test('every host reports running at start; release rollout --steps 10,50,100 rea
   const tarballs = fleet.nginx
     .requests()
     .slice(before)
-    .filter((r) => r.path === `/${APP}-gnu-linux-1.1.tar.gz` && r.status === 200);
+    .filter((r) => isReleaseDownload(r.path, '1.1') && r.status === 200);
   assert.is(tarballs.length, HOSTS, 'one download per host');
   const view = await fleetView();
   assert.ok(
@@ -193,7 +198,7 @@ test('a release that fails on a host of step 1 halts there; --rollback brings ev
   const downloads = fleet.nginx
     .requests()
     .slice(mark)
-    .filter((q) => q.path === `/${APP}-gnu-linux-1.2.tar.gz` && q.status === 200).length;
+    .filter((q) => isReleaseDownload(q.path, '1.2') && q.status === 200).length;
   // Only hosts of the first step downloaded 1.2 (one may have polled only after the rollback).
   assert.ok(
     downloads >= 1 && downloads <= inStep.length,
