@@ -15,6 +15,7 @@ import { checkProvenance } from '../trust/provenance.ts';
 import { loadReleaseKeys } from '../trust/release-keys.ts';
 import { LEDGER_FILE, LEDGER_HEAD_SIG_FILE, LEDGER_SIG_FILE, MAX_LEDGER_BYTES } from '../../release/ledger.ts';
 import { MAX_VERSION_FILE_BYTES, parseVersionFile, type VersionInfo } from '../../release/version-file.ts';
+import type { InstallWay } from '../../release/fleet-report.ts';
 import { MAX_SIGNATURE_BYTES, type UpdateContext } from './context.ts';
 
 export function timeoutsOf(config: LaunchConfig): Timeouts {
@@ -199,7 +200,7 @@ export interface Unpacked {
   /** Bytes downloaded for it. */
   bytes: number;
   /** How it came: rebuilt from a held release (`patch`, `reuse`) or the tarball (`full`, the default). */
-  way?: 'reuse' | 'patch' | 'files' | 'full';
+  way?: InstallWay;
   /** The held release's version a patch was applied to. */
   from?: string;
 }
