@@ -1,7 +1,7 @@
-// npm run bench:ledger [-- --runs 9 --entries 10000 --files 200 --mb 5 --hosts 10000 --part 1]: the release ledger
+// npm run bench:ledger [-- --runs 9 --entries 10000 --files 200 --mb 5 --hosts 10000 --part 1 --keep]: the release ledger
 // (docs/release.md "The ledger") as shipped (the one file), on a DEST whose ledger.jsonl holds N
 // entries (the first from a real `release publish`, the rest appended with ledgerLine and the
-// whole file signed again, as publish does). Sides alternated, R runs each; medians.
+// whole file and its head line signed again, as publish does). Sides alternated, R runs each; medians.
 // 1. `release history my-app --from DEST --json` against `jq -c 'select(.action=="publish" and
 //    .app=="my-app")' DEST/ledger.jsonl` (output to /dev/null). Goal: ≤ 1.5× jq (p50).
 // 2. `release publish` of a small app (F files, M MB random) onto a copy of that DEST against the
@@ -15,7 +15,14 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import os from 'node:os';
 import path from 'node:path';
 import minimist from 'minimist';
-import { LEDGER_FILE, LEDGER_SIG_FILE, ledgerLine, readLedger, type LedgerHead } from '../lib/release/ledger.ts';
+import {
+  LEDGER_FILE,
+  LEDGER_HEAD_SIG_FILE,
+  LEDGER_SIG_FILE,
+  ledgerLine,
+  readLedger,
+  type LedgerHead,
+} from '../lib/release/ledger.ts';
 import { loadSigningKey, signDetached, signingFingerprintOf } from '../lib/release/sign.ts';
 import { fleetLogFile } from '../lib/fleet/fleet-store.ts';
 import { fleetLog } from './control-plane.ts';
@@ -113,6 +120,8 @@ async function prepareBigDest(): Promise<void> {
   if (checked.entries.length !== ENTRIES) throw new Error(`built ${checked.entries.length} entries, not ${ENTRIES}`);
   writeFileSync(path.join(bigDest, LEDGER_FILE), text);
   writeFileSync(path.join(bigDest, LEDGER_SIG_FILE), await signDetached(key, { data: text }));
+  const headLine = Buffer.from(lines[lines.length - 1]); // with its newline, as publish signs it
+  writeFileSync(path.join(bigDest, LEDGER_HEAD_SIG_FILE), await signDetached(key, { data: headLine }));
   const check = spawnSync(release[0], [...release.slice(1), 'history', APP, '--from', bigDest], { env });
   if (check.status !== 0)
     throw new Error(`release history on the prepared DEST exited ${check.status}: ${check.stderr}`);
@@ -293,5 +302,6 @@ try {
   if (PARTS.has(3)) await benchReleasesRoute();
   console.log(`load ${loadAverage()}`);
 } finally {
-  rmSync(root, { recursive: true, force: true });
+  if (args.keep) console.log(`kept ${root} (--keep)`);
+  else rmSync(root, { recursive: true, force: true });
 }

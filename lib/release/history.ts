@@ -123,7 +123,7 @@ export interface VerifiedLedger {
  * revoked subkey. Throws LedgerError or ValidationError; an empty ledger has no entries.
  */
 export async function verifiedLedger(dest: Destination, certificate: string): Promise<VerifiedLedger> {
-  const { ledger } = await readLedgerAt(dest, certificate);
+  const { ledger } = await readLedgerAt(dest, certificate, { headFirst: true });
   const openpgp = await import('openpgp');
   const primary = (await openpgp.readKey({ armoredKey: certificate })).getFingerprint().toLowerCase();
   const revoked = await revokedSubkeys(certificate);

@@ -34,11 +34,30 @@ export interface LedgerAtDest {
   signedBy?: string;
 }
 
-/** DEST's ledger, chain and signature (by a subkey of `certificate`'s primary) checked; empty when there is none. */
-export async function readLedgerAt(dest: Destination, certificate: string): Promise<LedgerAtDest> {
+/**
+ * DEST's ledger, chain and signature (by a subkey of `certificate`'s primary) checked; empty when
+ * there is none. A reader (`headFirst`) checks ledger.head.sig over the head line first: with the
+ * chain checked, it vouches for every line as ledger.jsonl.sig does, without hashing the whole
+ * file again in openpgp (a tenth of `release history` on 10,000 entries). A missing or stale one
+ * (a publish between its two writes, a ledger older than the file) falls back to ledger.jsonl.sig.
+ */
+export async function readLedgerAt(
+  dest: Destination,
+  certificate: string,
+  opts: { headFirst?: boolean } = {},
+): Promise<LedgerAtDest> {
   const bytes = await dest.read(LEDGER_FILE);
   if (!bytes) return { ledger: readLedger(Buffer.alloc(0)) };
   const ledger = readLedger(bytes);
+  if (opts.headFirst && !ledger.torn && ledger.entries.length) {
+    const headSig = await dest.read(LEDGER_HEAD_SIG_FILE);
+    const text = ledger.text;
+    const line = text.subarray(text.lastIndexOf(0x0a, text.length - 2) + 1); // with its newline, as signed
+    const signature = headSig ? await ownSignatureOver(certificate, line, headSig) : undefined;
+    const signedBy = signature && (await issuerOf(certificate, signature));
+    if (signature && signedBy === ledger.entries[ledger.entries.length - 1].signer)
+      return { ledger, signature, signedBy };
+  }
   const sig = await dest.read(LEDGER_SIG_FILE);
   if (!sig)
     throw new ValidationError(

@@ -127,16 +127,18 @@ export function compareVersions(a: string, b: string): number {
   return 0;
 }
 
+const LEADING_ZERO = /(?:^|\.)0/;
+
 /**
  * A valid version's form with what compareVersions ignores taken out (leading zeros of a part,
  * letter case, trailing `.0` parts): two versions compare equal exactly when these are equal.
  * For comparing many versions with one (a ledger's thousands of releases) without parsing each.
  */
 export function versionKey(version: string): string {
-  const parts = version
-    .toLowerCase()
-    .split('.')
-    .map((p) => p.replace(/^0+(?=.)/, ''));
+  const lower = version.toLowerCase();
+  // No part starts with 0: no leading zeros and no trailing `.0` to drop (most versions).
+  if (!LEADING_ZERO.test(lower)) return lower;
+  const parts = lower.split('.').map((p) => p.replace(/^0+(?=.)/, ''));
   while (parts.length > 1 && parts[parts.length - 1] === '0') parts.pop();
   return parts.join('.');
 }

@@ -4,7 +4,7 @@
 // older ledger put back; rollback takes versions only from the ledger; a publisher killed -9
 // leaves no trace, and a second one at the same time fails while the first holds DEST.
 import { spawn } from 'node:child_process';
-import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -244,6 +244,57 @@ test('a host reads only the entries appended since its last check, else the whol
       ],
     );
     assert.match((await statusOf(w.deploy)).current ?? '', /1\.2/);
+  } finally {
+    await w.server.close();
+  }
+});
+
+test("history takes the head line's signature with the chain, else the whole file's", async () => {
+  const w = await makeWorld();
+  try {
+    await w.publish('1.0');
+    const staleHeadSig = readFileSync(path.join(w.updates, 'ledger.head.sig'));
+    await w.publish('1.1');
+    const good = path.join(w.base, 'good');
+    cpSync(w.updates, good, { recursive: true });
+    const cases: Array<[string, () => void, RegExp | undefined]> = [
+      ["no ledger.head.sig: the whole file's", () => rmSync(path.join(w.updates, 'ledger.head.sig')), undefined],
+      [
+        "a stale ledger.head.sig (entry 1's): the whole file's",
+        () => writeFileSync(path.join(w.updates, 'ledger.head.sig'), staleHeadSig),
+        undefined,
+      ],
+      [
+        'ledger.jsonl.sig spoilt, the head signed: the chain and the head vouch',
+        () => writeFileSync(path.join(w.updates, 'ledger.jsonl.sig'), staleHeadSig),
+        undefined,
+      ],
+      [
+        'both stale: refused',
+        () => {
+          writeFileSync(path.join(w.updates, 'ledger.head.sig'), staleHeadSig);
+          writeFileSync(path.join(w.updates, 'ledger.jsonl.sig'), staleHeadSig);
+        },
+        /ledger\.jsonl\.sig at .* is not a signature of its ledger\.jsonl \(2 entries\)/,
+      ],
+    ];
+    for (const [label, tamper, refused] of cases) {
+      cpSync(good, w.updates, { recursive: true });
+      tamper();
+      const h = await history(w, w.updates, ['--json']);
+      if (refused) {
+        assert.is(h.exitCode, 2, `${label}: ${h.stderr}`);
+        assert.match(h.stderr, refused, label);
+        assert.is(h.stdout, '', label);
+      } else {
+        assert.is(h.exitCode, 0, `${label}: ${h.stderr}`);
+        assert.equal(
+          JSON.parse(h.stdout).releases.map((r: any) => r.version),
+          ['1.1', '1.0'],
+          label,
+        );
+      }
+    }
   } finally {
     await w.server.close();
   }
