@@ -4,7 +4,7 @@
 // line of it: no `..`, no absolute or duplicate paths, parents that are folders, links inside.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { lstat, readlink } from 'node:fs/promises';
+import { lstat, open, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { ValidationError } from '../core/errors.ts';
 import { listSorted } from './pack.ts';
@@ -25,11 +25,30 @@ export interface ManifestEntry {
   target: string | null;
 }
 
-/** The sha256 and size of a file, streamed. */
-export async function fileDigest(file: string): Promise<{ sha256: string; size: number }> {
+/** Files up to this size are read in one go rather than streamed. */
+const READ_WHOLE = 256 * 1024;
+
+/**
+ * The sha256 and size of a file. With `expected` (the size it should have) a file that small is
+ * read in one buffer of that size plus one byte (more would not fit: the size read says so), else
+ * it is streamed in chunks no larger than it needs.
+ */
+export async function fileDigest(file: string, expected?: number): Promise<{ sha256: string; size: number }> {
+  if (expected !== undefined && expected <= READ_WHOLE) {
+    const handle = await open(file, 'r');
+    try {
+      const buf = Buffer.allocUnsafe(expected + 1);
+      let size = 0;
+      for (let got = -1; got !== 0 && size < buf.length; size += got)
+        got = (await handle.read(buf, size, buf.length - size, size)).bytesRead;
+      return { sha256: createHash('sha256').update(buf.subarray(0, size)).digest('hex'), size };
+    } finally {
+      await handle.close();
+    }
+  }
   const hash = createHash('sha256');
   let size = 0;
-  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
+  for await (const chunk of createReadStream(file, { highWaterMark: READ_WHOLE })) {
     hash.update(chunk as Buffer);
     size += (chunk as Buffer).length;
   }

@@ -18,6 +18,7 @@ import type { TrustedKeys } from '../trust/pgp.ts';
 import { checkProvenance } from '../trust/provenance.ts';
 import { releaseNameOf, type UpdateContext } from './context.ts';
 import { fetchAndUnpack, metadataTimeoutsOf, serverOf, timeoutsOf, type Unpacked } from './fetch.ts';
+import { manifestTreeDigest } from './kept.ts';
 import { buildFromPatch } from './patch-apply.ts';
 
 /** The key that signed the VERSION being installed (a delta release is vouched for by it alone). */
@@ -182,6 +183,7 @@ async function rebuildFromDelta(
       bytes,
       way,
       from: picked.patch.from,
+      tree: manifestTreeDigest(manifest.entries),
     };
   } catch (error) {
     await rm(work, { recursive: true, force: true });

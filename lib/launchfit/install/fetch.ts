@@ -203,6 +203,8 @@ export interface Unpacked {
   way?: InstallWay;
   /** The held release's version a patch was applied to. */
   from?: string;
+  /** The folder's digest (kept.ts folderDigest), known when it was built from the signed manifest. */
+  tree?: string;
 }
 
 /** Download and verify the release VERSION names and unpack it into `work` (under tmp/). */

@@ -43,9 +43,10 @@ export interface HookContext {
   log: Logger;
 }
 
-export async function runBeforeSymlinkHook(ctx: HookContext, releaseDir: string, info: VersionInfo): Promise<void> {
+/** Runs hooks.before_symlink in the new release's folder; true when there was one (and it passed). */
+export async function runBeforeSymlinkHook(ctx: HookContext, releaseDir: string, info: VersionInfo): Promise<boolean> {
   const hook = ctx.config.hooks.beforeSymlink;
-  if (!hook) return;
+  if (!hook) return false;
   ctx.log.info('running before_symlink hook', { hook, cwd: releaseDir });
   // As app.user when set (the hook is the release's code, as the app is), without launchfit's own secrets.
   const account = ctx.config.app.account;
@@ -79,6 +80,7 @@ export async function runBeforeSymlinkHook(ctx: HookContext, releaseDir: string,
       `hooks.before_symlink ${JSON.stringify(hook)} ${why}; the update was aborted and the running app left alone.`,
     );
   }
+  return true;
 }
 
 interface HookResult {

@@ -8,13 +8,20 @@ import path from 'node:path';
 import { messageOf } from '../../core/errors.ts';
 import type { TrustedKeys } from '../trust/pgp.ts';
 import { readState } from '../deploy-folder/state.ts';
+import type { ManifestEntry } from '../../release/manifest.ts';
 import type { VersionInfo } from '../../release/version-file.ts';
 import { compareVersions } from '../../release/version-file.ts';
 import { releaseNameOf, type UpdateContext } from './context.ts';
 import { stagingPolicy } from './staging.ts';
 
+/** An entry of a release folder as its digest's line: the manifest's fields, in its order. */
+type TreeEntry = Pick<ManifestEntry, 'path' | 'type' | 'mode' | 'size' | 'sha256' | 'target'>;
+const treeLine = (e: TreeEntry) =>
+  JSON.stringify({ path: e.path, type: e.type, mode: e.mode, size: e.size, sha256: e.sha256, target: e.target });
+const digestOfLines = (lines: string[]) => createHash('sha256').update(lines.sort().join('\n')).digest('hex');
+
 /**
- * sha256 over one JSON line per entry of `dir`, sorted by path: {path, type, mode, size, sha256,
+ * sha256 over one JSON line per entry of `dir`, sorted: {path, type, mode, size, sha256,
  * target}; symlinks are not followed. Any file added, removed or changed, a mode or a link target
  * changed, gives another digest.
  */
@@ -28,9 +35,9 @@ export async function folderDigest(dir: string): Promise<string> {
       const st = await lstat(full);
       const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
       lines.push(
-        JSON.stringify({
+        treeLine({
           path: entry,
-          type,
+          type: type as ManifestEntry['type'],
           mode: (st.mode & 0o7777).toString(8),
           size: type === 'file' ? st.size : 0,
           sha256: type === 'file' ? await fileSha256(full) : null,
@@ -41,7 +48,15 @@ export async function folderDigest(dir: string): Promise<string> {
     }
   };
   await walk('');
-  return createHash('sha256').update(lines.sort().join('\n')).digest('hex');
+  return digestOfLines(lines);
+}
+
+/**
+ * folderDigest of a folder built from `entries` and checked against them (a release rebuilt from
+ * a patch), without walking and hashing it again: the manifest's lines are the folder's lines.
+ */
+export function manifestTreeDigest(entries: ManifestEntry[]): string {
+  return digestOfLines(entries.map(treeLine));
 }
 
 async function fileSha256(file: string): Promise<string> {

@@ -4,10 +4,12 @@
 // Anything that does not match throws: the caller falls back to the full tarball.
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
+import type { Stats } from 'node:fs';
 import { chmod, copyFile, link, lstat, mkdir, realpath, rm, stat, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { VerificationError } from '../../core/errors.ts';
+import { mapLimit } from '../../core/pool.ts';
 import { fileDigest, type ManifestEntry } from '../../release/manifest.ts';
 import type { PatchFile, PatchHeader } from '../../release/patch-format.ts';
 import { zstdDecompress } from '../../release/zstd.ts';
@@ -23,36 +25,45 @@ export interface PatchSource {
 }
 
 const modeOf = (entry: ManifestEntry) => Number.parseInt(entry.mode, 8);
+const REUSE_AT_ONCE = 16;
 
-/** The real path of `rel` in the held release: a regular file inside it, not reached through a link. */
-async function heldFile(fromRoot: string, rel: string): Promise<string> {
-  const full = path.join(fromRoot, rel);
+/** The held release's folder, its real path taken once for all its files. */
+interface Held {
+  root: string;
+  real: string;
+}
+
+/**
+ * The path of `rel` in the held release, a regular file inside it, not reached through a link;
+ * with its lstat.
+ */
+async function heldFile(held: Held, rel: string): Promise<{ file: string; st: Stats }> {
+  const full = path.join(held.root, rel);
   const st = await lstat(full).catch(() => undefined);
   if (!st?.isFile()) throw new VerificationError(`${rel} in the held release is missing or not a regular file`);
-  const real = await realpath(full);
-  const rootReal = await realpath(fromRoot);
-  if (real !== path.join(rootReal, rel))
+  if ((await realpath(full)) !== path.join(held.real, rel))
     throw new VerificationError(`${rel} in the held release is reached through a link`);
-  return real;
+  return { file: full, st };
 }
 
 /**
  * Put the held file `from` at `dst` as `entry` says: hard-linked when its mode is the same, else
  * copied; then its bytes are hashed at `dst` and must be the manifest's.
  */
-async function reuseFile(fromRoot: string, from: string, dst: string, entry: ManifestEntry): Promise<void> {
-  const src = await heldFile(fromRoot, from);
-  const st = await stat(src);
-  if ((st.mode & 0o777) === modeOf(entry)) await link(src, dst);
-  else {
-    await copyFile(src, dst);
-    await chmod(dst, modeOf(entry));
-  }
-  const got = await fileDigest(dst);
-  if (got.sha256 !== entry.sha256 || got.size !== entry.size)
-    throw new VerificationError(
+async function reuseFile(held: Held, from: string, dst: string, entry: ManifestEntry): Promise<void> {
+  const { file, st } = await heldFile(held, from);
+  const changed = () =>
+    new VerificationError(
       `${entry.path} in the held release no longer matches its signed digest (changed on this host); it is not reused`,
     );
+  if (st.size !== entry.size) throw changed();
+  if ((st.mode & 0o777) === modeOf(entry)) await link(file, dst);
+  else {
+    await copyFile(file, dst);
+    await chmod(dst, modeOf(entry));
+  }
+  const got = await fileDigest(dst, entry.size);
+  if (got.sha256 !== entry.sha256 || got.size !== entry.size) throw changed();
 }
 
 /** Bytes [start, start+size) of `src` into `dst` (mode, digest checked against `entry`). */
@@ -70,12 +81,12 @@ async function writeRange(src: string, start: number, dst: string, entry: Manife
 }
 
 /** The old files a delta group is patched from, each checked against its signed digest, into `dict`. */
-async function writeDictionary(fromRoot: string, files: PatchFile[], dict: string): Promise<number> {
+async function writeDictionary(held: Held, files: PatchFile[], dict: string): Promise<number> {
   const sink = createWriteStream(dict, { mode: 0o600 });
   let total = 0;
   try {
     for (const f of files) {
-      const src = await heldFile(fromRoot, f.from!);
+      const { file: src } = await heldFile(held, f.from!);
       const hash = createHash('sha256');
       let size = 0;
       const input = createReadStream(src, { highWaterMark: 1 << 20 });
@@ -97,6 +108,7 @@ async function writeDictionary(fromRoot: string, files: PatchFile[], dict: strin
 /** One group: its bytes decompressed (capped at the files' signed total) and cut into its files. */
 async function applyGroup(
   source: PatchSource,
+  held: Held,
   group: PatchHeader['groups'][number],
   offset: number,
   work: string,
@@ -107,7 +119,7 @@ async function applyGroup(
   const dict = path.join(work, 'group.dict');
   const total = group.files.reduce((sum, f) => sum + f.size, 0);
   try {
-    const dictBytes = group.kind === 'delta' ? await writeDictionary(source.fromRoot, group.files, dict) : 0;
+    const dictBytes = group.kind === 'delta' ? await writeDictionary(held, group.files, dict) : 0;
     await zstdDecompress({
       input: createReadStream(source.patchFile, { start: offset, end: offset + group.bytes - 1 }),
       output: out,
@@ -145,17 +157,21 @@ export async function buildFromPatch(
       await mkdir(path.join(root, e.path));
       await chmod(path.join(root, e.path), modeOf(e));
     }
+  const held = { root: source.fromRoot, real: await realpath(source.fromRoot) };
+  // Every file taken from the held release, moved or in place, REUSE_AT_ONCE at a time: each is
+  // a few system calls and a read, so one at a time leaves the disk and the cores idle.
   const made = new Set<string>();
+  const reuses: Array<[from: string, entry: ManifestEntry]> = [];
   for (const c of source.header.copies) {
-    await reuseFile(source.fromRoot, c.from, path.join(root, c.path), byPath.get(c.path)!);
+    reuses.push([c.from, byPath.get(c.path)!]);
     made.add(c.path);
   }
   for (const g of source.header.groups) for (const f of g.files) made.add(f.path);
-  for (const e of manifest)
-    if (e.type === 'file' && !made.has(e.path)) await reuseFile(source.fromRoot, e.path, path.join(root, e.path), e);
+  for (const e of manifest) if (e.type === 'file' && !made.has(e.path)) reuses.push([e.path, e]);
+  await mapLimit(reuses, REUSE_AT_ONCE, ([from, entry]) => reuseFile(held, from, path.join(root, entry.path), entry));
   let offset = source.bodyStart;
   for (const g of source.header.groups) {
-    await applyGroup(source, g, offset, work, root, byPath);
+    await applyGroup(source, held, g, offset, work, root, byPath);
     offset += g.bytes;
   }
   for (const e of manifest) if (e.type === 'symlink') await symlink(e.target!, path.join(root, e.path));

@@ -65,13 +65,16 @@ export async function installRelease(
       );
     await removeRelease(paths, name);
     await rename(unpacked.root, target);
+    let hookRan: boolean;
     try {
-      await runBeforeSymlinkHook(ctx, target, info);
+      hookRan = await runBeforeSymlinkHook(ctx, target, info);
     } catch (error) {
       await removeRelease(paths, name);
       throw error;
     }
-    const tree = await folderDigest(target);
+    // Built from the signed manifest and checked against it: its digest is known, unless a hook
+    // may have changed the folder since.
+    const tree = unpacked.tree && !hookRan ? unpacked.tree : await folderDigest(target);
     const at = new Date().toISOString();
     const way = unpacked.way ?? 'full';
     await updateState(paths, (s) => {

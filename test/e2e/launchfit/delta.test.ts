@@ -93,6 +93,9 @@ test('1.0 → 1.1 is rebuilt from the patch: no tarball fetched, the same folder
   const a = await folderDigest(path.join(w.deploy, 'releases/my-app-gnu-linux-1.1'));
   const b = await folderDigest(path.join(full.deploy, 'releases/my-app-gnu-linux-1.1'));
   assert.is(a, b, 'the rebuilt folder is the unpacked tarball, file for file, mode for mode');
+  // The digest recorded for the rebuilt release (from the manifest, not a walk) is the folder's.
+  const state = JSON.parse(readFileSync(path.join(w.deploy, '.launchfit/state.json'), 'utf8'));
+  assert.is(state.installed['my-app-gnu-linux-1.1'].tree, a, 'the recorded tree is the folder walked');
   assert.is(readFileSync(path.join(w.deploy, 'current/shape/inner.txt'), 'utf8'), 'a folder in 1.1\n');
   assert.is(readFileSync(path.join(w.deploy, 'current/turns'), 'utf8'), 'a file in 1.1\n');
   const app = readFileSync(path.join(w.deploy, 'current/node_modules/dep/lib/f7.js'), 'utf8');
