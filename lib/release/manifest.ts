@@ -78,8 +78,12 @@ export async function manifestOf(dir: string): Promise<ManifestEntry[]> {
   }
   // Byte-wise by path, as the manifest is read ("lib", "lib.js", "lib/a.js"): a folder still
   // comes before what it holds, which the tar's folder-first order does not give in this form.
-  return stripSingleTop(entries).sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
+  return stripSingleTop(entries).sort(byPathBytes);
 }
+
+/** Entries in a manifest's order: byte-wise by path. */
+export const byPathBytes = (a: { path: string }, b: { path: string }) =>
+  Buffer.compare(Buffer.from(a.path), Buffer.from(b.path));
 
 /** Extraction strips a lone top-level folder (install/extract.ts); so does the manifest. */
 export function stripSingleTop(entries: ManifestEntry[]): ManifestEntry[] {

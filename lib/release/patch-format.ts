@@ -28,10 +28,21 @@ export interface PatchGroup {
   files: PatchFile[];
 }
 
+/**
+ * The new release's manifest as changes to the `from` release's: the paths it no longer has and
+ * the entries it adds or changes. A host holding the old manifest rebuilds the new one from it
+ * and checks the result against the signed digest; else it fetches the manifest whole.
+ */
+export interface ManifestChanges {
+  removed: string[];
+  changed: ManifestEntry[];
+}
+
 export interface PatchHeader {
   format: typeof PATCH_FORMAT;
   from: string;
   to: string;
+  manifest?: ManifestChanges;
   /** Files of the new release found in the old one at another path (same bytes). */
   copies: Array<{ path: string; from: string; sha256: string }>;
   groups: PatchGroup[];
@@ -121,3 +132,23 @@ export function parsePatchHeader(
 
 /** The header line's bytes, newline included. */
 export const formatPatchHeader = (header: PatchHeader) => Buffer.from(`${JSON.stringify(header)}\n`);
+
+/**
+ * The manifest changes a patch's header line carries, when it carries them in the expected shape
+ * (nothing in them is trusted: the manifest they give is checked against its signed digest).
+ */
+export function manifestChangesOf(line: Buffer): ManifestChanges | undefined {
+  if (line.length > MAX_PATCH_HEADER_BYTES) return undefined;
+  let header: Partial<PatchHeader>;
+  try {
+    header = JSON.parse(line.toString('utf8')) as Partial<PatchHeader>;
+  } catch {
+    return undefined;
+  }
+  const changes = header?.manifest;
+  if (!changes || !Array.isArray(changes.removed) || !Array.isArray(changes.changed)) return undefined;
+  if (!changes.removed.every((p) => typeof p === 'string')) return undefined;
+  if (!changes.changed.every((e) => typeof e === 'object' && e !== null && typeof e.path === 'string'))
+    return undefined;
+  return changes;
+}

@@ -8,8 +8,15 @@ import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from '../core/log.ts';
-import { stripSingleTop, type ManifestEntry } from './manifest.ts';
-import { formatPatchHeader, PATCH_FORMAT, type PatchFile, type PatchGroup, type PatchHeader } from './patch-format.ts';
+import { formatManifest, stripSingleTop, type ManifestEntry } from './manifest.ts';
+import {
+  formatPatchHeader,
+  PATCH_FORMAT,
+  type ManifestChanges,
+  type PatchFile,
+  type PatchGroup,
+  type PatchHeader,
+} from './patch-format.ts';
 import { zstdCompress } from './zstd.ts';
 
 /** Old and new bytes of one group together stay under this (one file larger goes alone). */
@@ -118,6 +125,16 @@ export function planPatch(old: OldRelease, manifest: ManifestEntry[]) {
   return { copies, delta, whole, carried };
 }
 
+/** How `manifest` differs from the old release's entries, line for line. */
+export function manifestChanges(old: ManifestEntry[], manifest: ManifestEntry[]): ManifestChanges {
+  const oldLines = new Map(old.map((e) => [e.path, formatManifest([e])]));
+  const paths = new Set(manifest.map((e) => e.path));
+  return {
+    removed: old.filter((e) => !paths.has(e.path)).map((e) => e.path),
+    changed: manifest.filter((e) => oldLines.get(e.path) !== formatManifest([e])),
+  };
+}
+
 /** Files split into runs whose bytes (old and new) stay under GROUP_BYTES. */
 function chunk(files: PatchFile[]): PatchFile[][] {
   const out: PatchFile[][] = [];
@@ -193,7 +210,14 @@ export async function makePatch(opts: {
     groups.push({ kind: run.kind, bytes: (await stat(blob)).size, files: run.files });
     blobs.push(blob);
   }
-  const header: PatchHeader = { format: PATCH_FORMAT, from: opts.from, to: opts.to, copies: plan.copies, groups };
+  const header: PatchHeader = {
+    format: PATCH_FORMAT,
+    from: opts.from,
+    to: opts.to,
+    manifest: manifestChanges(old.entries, manifest),
+    copies: plan.copies,
+    groups,
+  };
   return writePatch(opts.out, formatPatchHeader(header), blobs);
 }
 

@@ -20,6 +20,8 @@ export interface DeployPaths {
   meta: string;
   tmp: string;
   downloads: string;
+  /** The manifest of each release held (install/kept-manifest.ts). */
+  manifests: string;
   state: string;
   lock: string;
   socket: string;
@@ -42,6 +44,7 @@ export function deployPaths(dir: string): DeployPaths {
     meta,
     tmp: path.join(meta, 'tmp'),
     downloads: path.join(meta, 'downloads'),
+    manifests: path.join(meta, 'manifests'),
     state: path.join(meta, 'state.json'),
     lock: path.join(meta, 'lock'),
     socket: path.join(meta, 'control.sock'),
@@ -52,6 +55,9 @@ export function deployPaths(dir: string): DeployPaths {
     hookLog: path.join(meta, 'hook.log'),
   };
 }
+
+/** Where releases/NAME's manifest is kept while the release is (install/kept-manifest.ts). */
+export const keptManifestFile = (paths: DeployPaths, name: string) => path.join(paths.manifests, `${name}.manifest`);
 
 export interface InstalledRelease {
   version: string;

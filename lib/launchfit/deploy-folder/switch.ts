@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { readdir, readlink, rename, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { ensureDir, syncDir, tempSibling } from '../../core/fs.ts';
-import type { DeployPaths, LaunchState } from './state.ts';
+import { keptManifestFile, type DeployPaths, type LaunchState } from './state.ts';
 
 /** The release folder name `current` points at, or undefined when there is none. */
 export async function readCurrent(paths: DeployPaths): Promise<string | undefined> {
@@ -34,6 +34,7 @@ export async function swapCurrentSymlink(paths: DeployPaths, name: string): Prom
 /** Remove a release: renamed out of releases/ first, so a half-deleted one is never seen. */
 export async function removeRelease(paths: DeployPaths, name: string): Promise<void> {
   await ensureDir(paths.tmp, 0o700);
+  await rm(keptManifestFile(paths, name), { force: true });
   const trash = path.join(paths.tmp, `trash-${name}-${randomBytes(4).toString('hex')}`);
   try {
     await rename(path.join(paths.releases, name), trash);

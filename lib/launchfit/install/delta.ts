@@ -9,7 +9,7 @@ import { ensureDir } from '../../core/fs.ts';
 import { downloadToFile, fetchSmall } from '../../http/fetch.ts';
 import { manifestFileName } from '../../release/delta-publish.ts';
 import { MAX_MANIFEST_BYTES, manifestSha256, parseManifest, type ManifestEntry } from '../../release/manifest.ts';
-import { MAX_PATCH_HEADER_BYTES, parsePatchHeader } from '../../release/patch-format.ts';
+import { MAX_PATCH_HEADER_BYTES, manifestChangesOf, parsePatchHeader } from '../../release/patch-format.ts';
 import { compareVersions, type PatchLine, type VersionInfo } from '../../release/version-file.ts';
 import { haveZstd } from '../../release/zstd.ts';
 import { readState } from '../deploy-folder/state.ts';
@@ -18,7 +18,7 @@ import type { TrustedKeys } from '../trust/pgp.ts';
 import { checkProvenance } from '../trust/provenance.ts';
 import { releaseNameOf, type UpdateContext } from './context.ts';
 import { fetchAndUnpack, metadataTimeoutsOf, serverOf, timeoutsOf, type Unpacked } from './fetch.ts';
-import { manifestTreeDigest } from './kept.ts';
+import { rebuiltManifest } from './kept-manifest.ts';
 import { buildFromPatch } from './patch-apply.ts';
 
 /** The key that signed the VERSION being installed (a delta release is vouched for by it alone). */
@@ -56,7 +56,7 @@ function deltaOff(ctx: UpdateContext, info: VersionInfo, signedBy: VersionSigner
 async function pickPatch(
   ctx: UpdateContext,
   info: VersionInfo,
-): Promise<{ patch: PatchLine; fromRoot: string } | undefined> {
+): Promise<{ patch: PatchLine; fromName: string; fromRoot: string } | undefined> {
   const state = await readState(ctx.paths);
   const current = await readCurrent(ctx.paths);
   const held = Object.entries(state.installed);
@@ -70,7 +70,7 @@ async function pickPatch(
     .filter((o): o is { patch: PatchLine; name: string } => Boolean(o))
     .sort((a, b) => Number(b.name === current) - Number(a.name === current) || a.patch.size - b.patch.size);
   const best = options[0];
-  return best && { patch: best.patch, fromRoot: path.join(ctx.paths.releases, best.name) };
+  return best && { patch: best.patch, fromName: best.name, fromRoot: path.join(ctx.paths.releases, best.name) };
 }
 
 /** The signed manifest: fetched, its digest checked against VERSION, every line checked. */
@@ -88,6 +88,31 @@ async function fetchManifest(
   if (manifestSha256(res.body) !== info.manifest!.sha256)
     throw new VerificationError(`${info.manifest!.file} does not match the sha256 VERSION gives`);
   return { entries: parseManifest(res.body, ctx.config.updates.maxUnpackedSize), bytes: res.body.length };
+}
+
+/**
+ * The signed manifest rebuilt from the one kept for `fromName` and the changes the patch's
+ * (verified) header carries, when its sha256 is the one VERSION gives; else undefined.
+ */
+async function manifestFromKept(
+  ctx: UpdateContext,
+  info: VersionInfo,
+  fromName: string,
+  headerLine: Buffer,
+): Promise<ManifestEntry[] | undefined> {
+  const changes = manifestChangesOf(headerLine);
+  if (!changes) return undefined;
+  try {
+    const text = await rebuiltManifest(ctx.paths, fromName, changes);
+    if (!text || manifestSha256(text) !== info.manifest!.sha256) {
+      if (text) ctx.log.info(`the manifest kept for ${fromName} gives another one than VERSION signs; fetching it`);
+      return undefined;
+    }
+    return parseManifest(text, ctx.config.updates.maxUnpackedSize);
+  } catch (error) {
+    ctx.log.info(`the manifest kept for ${fromName} cannot be used (${messageOf(error)}); fetching it`);
+    return undefined;
+  }
 }
 
 /** The patch's header line (at most MAX_PATCH_HEADER_BYTES) and where its body starts. */
@@ -128,7 +153,6 @@ async function rebuildFromDelta(
   }
   const patchFile = path.join(ctx.paths.downloads, picked.patch.file);
   try {
-    const manifest = await fetchManifest(ctx, info);
     await ensureDir(ctx.paths.downloads, 0o700);
     await ensureDir(ctx.paths.tmp, 0o700);
     const url = new URL(picked.patch.file, serverOf(ctx.config)).href;
@@ -141,6 +165,8 @@ async function rebuildFromDelta(
     if (got.size !== picked.patch.size || got.sha256 !== picked.patch.sha256)
       throw new VerificationError(`${picked.patch.file} does not match the sha256 and size VERSION gives`);
     const { line, bodyStart } = await readHeaderLine(patchFile);
+    const kept = await manifestFromKept(ctx, info, picked.fromName, line);
+    const manifest = kept ? { entries: kept, bytes: 0 } : await fetchManifest(ctx, info);
     const { header } = parsePatchHeader(line, {
       from: picked.patch.from,
       to: info.version,
@@ -173,6 +199,7 @@ async function rebuildFromDelta(
       way,
       bytes,
       from: picked.patch.from,
+      manifest: kept ? `rebuilt from the one kept for ${picked.fromName}` : 'fetched',
     });
     return {
       work,
@@ -183,7 +210,7 @@ async function rebuildFromDelta(
       bytes,
       way,
       from: picked.patch.from,
-      tree: manifestTreeDigest(manifest.entries),
+      manifest: manifest.entries,
     };
   } catch (error) {
     await rm(work, { recursive: true, force: true });

@@ -15,6 +15,7 @@ import { checkProvenance } from '../trust/provenance.ts';
 import { loadReleaseKeys } from '../trust/release-keys.ts';
 import { LEDGER_FILE, LEDGER_HEAD_SIG_FILE, LEDGER_SIG_FILE, MAX_LEDGER_BYTES } from '../../release/ledger.ts';
 import { MAX_VERSION_FILE_BYTES, parseVersionFile, type VersionInfo } from '../../release/version-file.ts';
+import type { ManifestEntry } from '../../release/manifest.ts';
 import type { InstallWay } from '../../release/fleet-report.ts';
 import { MAX_SIGNATURE_BYTES, type UpdateContext } from './context.ts';
 
@@ -203,8 +204,8 @@ export interface Unpacked {
   way?: InstallWay;
   /** The held release's version a patch was applied to. */
   from?: string;
-  /** The folder's digest (kept.ts folderDigest), known when it was built from the signed manifest. */
-  tree?: string;
+  /** The signed manifest the folder was built from and checked against (a rebuilt release). */
+  manifest?: ManifestEntry[];
 }
 
 /** Download and verify the release VERSION names and unpack it into `work` (under tmp/). */

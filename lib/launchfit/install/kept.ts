@@ -8,25 +8,26 @@ import path from 'node:path';
 import { messageOf } from '../../core/errors.ts';
 import type { TrustedKeys } from '../trust/pgp.ts';
 import { readState } from '../deploy-folder/state.ts';
-import type { ManifestEntry } from '../../release/manifest.ts';
+import { byPathBytes, type ManifestEntry } from '../../release/manifest.ts';
 import type { VersionInfo } from '../../release/version-file.ts';
 import { compareVersions } from '../../release/version-file.ts';
 import { releaseNameOf, type UpdateContext } from './context.ts';
 import { stagingPolicy } from './staging.ts';
 
 /** An entry of a release folder as its digest's line: the manifest's fields, in its order. */
-type TreeEntry = Pick<ManifestEntry, 'path' | 'type' | 'mode' | 'size' | 'sha256' | 'target'>;
-const treeLine = (e: TreeEntry) =>
+const treeLine = (e: ManifestEntry) =>
   JSON.stringify({ path: e.path, type: e.type, mode: e.mode, size: e.size, sha256: e.sha256, target: e.target });
 const digestOfLines = (lines: string[]) => createHash('sha256').update(lines.sort().join('\n')).digest('hex');
 
 /**
- * sha256 over one JSON line per entry of `dir`, sorted: {path, type, mode, size, sha256,
- * target}; symlinks are not followed. Any file added, removed or changed, a mode or a link target
- * changed, gives another digest.
+ * The folder `dir` walked: its digest, sha256 over one JSON line per entry sorted, {path, type,
+ * mode, size, sha256, target}, symlinks not followed, so any file added, removed or changed, a
+ * mode or a link target changed, gives another digest; and its entries as a manifest's, unless
+ * it holds what a manifest cannot (a socket, a fifo).
  */
-export async function folderDigest(dir: string): Promise<string> {
-  const lines: string[] = [];
+export async function folderTree(dir: string): Promise<{ digest: string; entries?: ManifestEntry[] }> {
+  const entries: ManifestEntry[] = [];
+  let other = false;
   const walk = async (rel: string): Promise<void> => {
     const names = (await readdir(path.join(dir, rel))).sort();
     for (const name of names) {
@@ -34,21 +35,25 @@ export async function folderDigest(dir: string): Promise<string> {
       const full = path.join(dir, entry);
       const st = await lstat(full);
       const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
-      lines.push(
-        treeLine({
-          path: entry,
-          type: type as ManifestEntry['type'],
-          mode: (st.mode & 0o7777).toString(8),
-          size: type === 'file' ? st.size : 0,
-          sha256: type === 'file' ? await fileSha256(full) : null,
-          target: type === 'symlink' ? await readlink(full) : null,
-        }),
-      );
+      other ||= type === 'other';
+      entries.push({
+        path: entry,
+        type: type as ManifestEntry['type'],
+        mode: (st.mode & 0o7777).toString(8),
+        size: type === 'file' ? st.size : 0,
+        sha256: type === 'file' ? await fileSha256(full) : null,
+        target: type === 'symlink' ? await readlink(full) : null,
+      });
       if (type === 'dir') await walk(entry);
     }
   };
   await walk('');
-  return digestOfLines(lines);
+  return { digest: digestOfLines(entries.map(treeLine)), entries: other ? undefined : entries.sort(byPathBytes) };
+}
+
+/** folderTree's digest alone. */
+export async function folderDigest(dir: string): Promise<string> {
+  return (await folderTree(dir)).digest;
 }
 
 /**

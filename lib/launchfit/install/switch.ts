@@ -13,7 +13,8 @@ import { pruneReleases, readCurrent, removeRelease, swapCurrentSymlink } from '.
 import { compareVersions, type VersionInfo } from '../../release/version-file.ts';
 import { NO_APP, releaseNameOf, type CheckResult, type UpdateContext } from './context.ts';
 import { obtainRelease, type VersionSigner } from './delta.ts';
-import { folderDigest, keptRelease } from './kept.ts';
+import { folderTree, keptRelease, manifestTreeDigest } from './kept.ts';
+import { keepManifest } from './kept-manifest.ts';
 import { takeStaged, dropStaged, stagingPolicy } from './staging.ts';
 
 /**
@@ -73,8 +74,12 @@ export async function installRelease(
       throw error;
     }
     // Built from the signed manifest and checked against it: its digest is known, unless a hook
-    // may have changed the folder since.
-    const tree = unpacked.tree && !hookRan ? unpacked.tree : await folderDigest(target);
+    // may have changed the folder since. The manifest kept for the next patch is the published
+    // one when there is one, else the folder's as unpacked.
+    const walked = unpacked.manifest && !hookRan ? undefined : await folderTree(target);
+    const tree = walked?.digest ?? manifestTreeDigest(unpacked.manifest!);
+    const keep = unpacked.manifest ?? walked?.entries;
+    if (keep) await keepManifest(paths, name, keep, log);
     const at = new Date().toISOString();
     const way = unpacked.way ?? 'full';
     await updateState(paths, (s) => {

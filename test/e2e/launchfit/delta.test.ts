@@ -84,7 +84,16 @@ test('1.0 → 1.1 is rebuilt from the patch: no tarball fetched, the same folder
   const status = await statusOf(w.deploy);
   assert.is(status.lastInstall.way, 'patch');
   assert.is(status.lastInstall.from, '1.0');
-  assert.ok(status.lastInstall.bytes < info.size! / 2, `${status.lastInstall.bytes} bytes fetched`);
+  // The manifest was rebuilt from the one kept when 1.0 was installed: only the patch came.
+  assert.is(requested(w, info.manifest!.file), 0, 'the 1.1 manifest was not fetched');
+  assert.is(status.lastInstall.bytes, info.patches![0].size, 'the bytes fetched are the patch');
+  assert.match(u.stdout + u.stderr, /manifest="?rebuilt from the one kept for my-app-gnu-linux-1\.0/);
+  const kept = readFileSync(path.join(w.deploy, '.launchfit/manifests/my-app-gnu-linux-1.1.manifest'));
+  assert.is(
+    createHash('sha256').update(kept).digest('hex'),
+    info.manifest!.sha256,
+    '1.1 keeps the signed manifest for the next patch',
+  );
   // A second host on 1.0 with delta off unpacks the tarball: the two folders are the same.
   const full = await hostOn10('  delta: false\n');
   const f = await update(full);
@@ -100,6 +109,42 @@ test('1.0 → 1.1 is rebuilt from the patch: no tarball fetched, the same folder
   assert.is(readFileSync(path.join(w.deploy, 'current/turns'), 'utf8'), 'a file in 1.1\n');
   const app = readFileSync(path.join(w.deploy, 'current/node_modules/dep/lib/f7.js'), 'utf8');
   assert.ok(app.endsWith('exports.y = 2;\n'));
+});
+
+test('a kept manifest that was edited, or is gone, is not trusted: the manifest is fetched whole', async () => {
+  for (const spoil of ['edited', 'gone'] as const) {
+    const w = await hostOn10();
+    const info = versionAt(w);
+    const kept = path.join(w.deploy, '.launchfit/manifests/my-app-gnu-linux-1.0.manifest');
+    if (spoil === 'gone') unlinkSync(kept);
+    // A file 1.1 keeps as is, claimed to have other bytes: what a host must not take on trust.
+    else
+      writeFileSync(
+        kept,
+        readFileSync(kept, 'utf8')
+          .split('\n')
+          .map((line) =>
+            line.includes('/dep/lib/f3.js"')
+              ? line.replace(/"sha256":"[0-9a-f]{64}"/, `"sha256":"${'0'.repeat(64)}"`)
+              : line,
+          )
+          .join('\n'),
+      );
+    const u = await update(w);
+    assert.is(u.exitCode, 0, u.stdout + u.stderr);
+    assert.is(requested(w, info.manifest!.file), 1, `${spoil}: the manifest was fetched`);
+    const status = await statusOf(w.deploy);
+    assert.is(status.lastInstall.way, 'patch', spoil);
+    assert.ok(status.lastInstall.bytes > info.patches![0].size, `${spoil}: the manifest's bytes counted`);
+    if (spoil === 'edited') assert.match(u.stdout + u.stderr, /gives another one than VERSION signs; fetching it/);
+    const a = await folderDigest(path.join(w.deploy, 'releases/my-app-gnu-linux-1.1'));
+    assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.1', spoil);
+    assert.is(
+      JSON.parse(readFileSync(path.join(w.deploy, '.launchfit/state.json'), 'utf8')).installed['my-app-gnu-linux-1.1']
+        .tree,
+      a,
+    );
+  }
 });
 
 test('a file the app changed in the current release is not reused: the full tarball, said so', async () => {
