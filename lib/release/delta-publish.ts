@@ -11,7 +11,7 @@ import type { Logger } from '../core/log.ts';
 import type { Destination } from './destination.ts';
 import { formatManifest, manifestOf, manifestSha256 } from './manifest.ts';
 import { patchFileName } from './patch-format.ts';
-import { makePatch, readOldRelease } from './patch-make.ts';
+import { makePatch, mostChangedSince, readOldRelease } from './patch-make.ts';
 import { compareVersions, versionProblem, type PatchLine } from './version-file.ts';
 import { haveZstd } from './zstd.ts';
 
@@ -81,6 +81,8 @@ export async function stageDelta(opts: {
   for (const old of olds) {
     const scratch = path.join(stage, `delta-${old.version}`);
     try {
+      const oldManifest = await opts.destination.read(manifestFileName(old.file)).catch(() => undefined);
+      if (mostChangedSince(oldManifest, manifest, old.version, log)) continue;
       await mkdir(scratch, { recursive: true });
       const tarball = await opts.destination.localCopy(old.file, scratch);
       if (!tarball) continue;

@@ -7,6 +7,7 @@ import { createReadStream } from 'node:fs';
 import { lstat, open, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { ValidationError } from '../core/errors.ts';
+import { mapLimit } from '../core/pool.ts';
 import { listSorted } from './pack.ts';
 
 /** A manifest larger than this is refused while it is read (200,000 entries fit). */
@@ -55,6 +56,8 @@ export async function fileDigest(file: string, expected?: number): Promise<{ sha
   return { sha256: hash.digest('hex'), size };
 }
 
+const HASH_AT_ONCE = 8;
+
 /** The mode the reproducible tarball gives an entry (pack.ts): 755 for folders and executables, else 644. */
 const packedMode = (isDir: boolean, mode: number) => (isDir || mode & 0o111 ? '755' : '644');
 
@@ -64,18 +67,16 @@ const packedMode = (isDir: boolean, mode: number) => (isDir || mode & 0o111 ? '7
  */
 export async function manifestOf(dir: string): Promise<ManifestEntry[]> {
   const names = await listSorted(dir);
-  const entries: ManifestEntry[] = [];
-  for (const rel of names) {
+  // HASH_AT_ONCE files at a time: most are small, and one at a time waits on each open and read.
+  const entries = await mapLimit(names, HASH_AT_ONCE, async (rel): Promise<ManifestEntry> => {
     const full = path.join(dir, rel);
     const st = await lstat(full);
-    if (st.isDirectory()) entries.push({ path: rel, type: 'dir', mode: '755', size: 0, sha256: null, target: null });
-    else if (st.isSymbolicLink())
-      entries.push({ path: rel, type: 'symlink', mode: '777', size: 0, sha256: null, target: await readlink(full) });
-    else {
-      const { sha256, size } = await fileDigest(full);
-      entries.push({ path: rel, type: 'file', mode: packedMode(false, st.mode), size, sha256, target: null });
-    }
-  }
+    if (st.isDirectory()) return { path: rel, type: 'dir', mode: '755', size: 0, sha256: null, target: null };
+    if (st.isSymbolicLink())
+      return { path: rel, type: 'symlink', mode: '777', size: 0, sha256: null, target: await readlink(full) };
+    const { sha256, size } = await fileDigest(full, st.size);
+    return { path: rel, type: 'file', mode: packedMode(false, st.mode), size, sha256, target: null };
+  });
   // Byte-wise by path, as the manifest is read ("lib", "lib.js", "lib/a.js"): a folder still
   // comes before what it holds, which the tar's folder-first order does not give in this form.
   return stripSingleTop(entries).sort(byPathBytes);

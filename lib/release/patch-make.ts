@@ -8,7 +8,7 @@ import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from '../core/log.ts';
-import { formatManifest, stripSingleTop, type ManifestEntry } from './manifest.ts';
+import { formatManifest, parseManifest, stripSingleTop, type ManifestEntry } from './manifest.ts';
 import {
   formatPatchHeader,
   PATCH_FORMAT,
@@ -135,6 +135,36 @@ export function manifestChanges(old: ManifestEntry[], manifest: ManifestEntry[])
   };
 }
 
+/** Whether a patch carrying `carried` bytes is not worth making (said in the log when so). */
+function tooMuchChanged(carried: number, manifest: ManifestEntry[], from: string, log: Logger): boolean {
+  const total = manifest.reduce((sum, e) => sum + e.size, 0);
+  if (carried <= total * MAX_CHANGED_SHARE) return false;
+  log.info('no patch: most of the release changed', { from, changed: carried, total });
+  return true;
+}
+
+/**
+ * Whether the old release's own manifest (published beside its tarball) already shows that most
+ * of the release changed: then its tarball is not even read. A manifest that cannot be read
+ * decides nothing (the tarball is read as without one).
+ */
+export function mostChangedSince(
+  oldManifest: Buffer | undefined,
+  manifest: ManifestEntry[],
+  from: string,
+  log: Logger,
+) {
+  if (!oldManifest) return false;
+  let entries: ManifestEntry[];
+  try {
+    entries = parseManifest(oldManifest);
+  } catch {
+    return false;
+  }
+  const everyFile = new Map(entries.filter((e) => e.type === 'file').map((e) => [e.path, '']));
+  return tooMuchChanged(planPatch({ entries, saved: everyFile }, manifest).carried, manifest, from, log);
+}
+
 /** Files split into runs whose bytes (old and new) stay under GROUP_BYTES. */
 function chunk(files: PatchFile[]): PatchFile[][] {
   const out: PatchFile[][] = [];
@@ -176,11 +206,7 @@ export async function makePatch(opts: {
 }): Promise<{ sha256: string; size: number } | undefined> {
   const { old, manifest, scratch, log } = opts;
   const plan = planPatch(old, manifest);
-  const total = manifest.reduce((sum, e) => sum + e.size, 0);
-  if (plan.carried > total * MAX_CHANGED_SHARE) {
-    log.info('no patch: most of the release changed', { from: opts.from, changed: plan.carried, total });
-    return undefined;
-  }
+  if (tooMuchChanged(plan.carried, manifest, opts.from, log)) return undefined;
   const newPath = newPathOf(opts.newDir);
   const groups: PatchGroup[] = [];
   const blobs: string[] = [];

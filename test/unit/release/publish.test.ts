@@ -7,6 +7,7 @@ import {
   mkdirSync,
   readFileSync,
   readdirSync,
+  rmSync,
   statSync,
   utimesSync,
   writeFileSync,
@@ -15,7 +16,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { silentLogger } from '../../../lib/core/log.ts';
+import { createLogger, silentLogger } from '../../../lib/core/log.ts';
 import { openDestination } from '../../../lib/release/destination.ts';
 import { placeVersionPair, type PublishedVersion } from '../../../lib/release/seq.ts';
 import { publishRelease, type PublishOptions } from '../../../lib/release/publish.ts';
@@ -43,6 +44,30 @@ test('a stray file on DEST with an over-long version does not break publishing o
   assert.equal(result.pruned, []);
   assert.ok(existsSync(path.join(out, stray)));
   assert.match(readFileSync(path.join(out, 'VERSION'), 'utf8'), /^CURRENT 1\.0 /);
+});
+
+test('a release whose own manifest shows most of it changed is not read for a patch', async () => {
+  const out = path.join(base, 'out-most');
+  await publishRelease(opts(makeSource('src-most-1'), out, { version: '1.0' }));
+  assert.ok(existsSync(path.join(out, 'my-app-gnu-linux-1.0.manifest')));
+  // 1.0's tarball unreadable (a folder of its name): had it been opened, a warning would say so.
+  rmSync(path.join(out, 'my-app-gnu-linux-1.0.tar.gz'));
+  mkdirSync(path.join(out, 'my-app-gnu-linux-1.0.tar.gz'));
+  const v2 = makeSource('src-most-2');
+  for (const f of ['server.js', 'lib/deep/b.txt', 'lib/a.txt', 'run.sh'])
+    writeFileSync(path.join(v2, f), `${readFileSync(path.join(v2, f), 'utf8')}changed in 1.1\n`);
+  const lines: string[] = [];
+  const log = createLogger({ stream: { write: (l: string) => lines.push(l) > 0 } as never, json: true });
+  await publishRelease(opts(v2, out, { version: '1.1', log }));
+  assert.ok(
+    lines.some((l) => l.includes('no patch: most of the release changed') && l.includes('"from":"1.0"')),
+    lines.join(''),
+  );
+  assert.not.ok(
+    lines.some((l) => l.includes('no patch from 1.0')),
+    'the tarball was never opened',
+  );
+  assert.not.match(readFileSync(path.join(out, 'VERSION'), 'utf8'), /^PATCH /m);
 });
 
 function makeSource(name: string): string {
