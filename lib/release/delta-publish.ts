@@ -11,7 +11,7 @@ import type { Logger } from '../core/log.ts';
 import type { Destination } from './destination.ts';
 import { formatManifest, manifestOf, manifestSha256 } from './manifest.ts';
 import { patchFileName } from './patch-format.ts';
-import { makePatch, mostChangedSince, readOldRelease } from './patch-make.ts';
+import { makePatch, mostChangedSince, oldManifestOf, readOldRelease } from './patch-make.ts';
 import { compareVersions, versionProblem, type PatchLine } from './version-file.ts';
 import { haveZstd } from './zstd.ts';
 
@@ -53,7 +53,6 @@ export async function stageDelta(opts: {
   dir: string;
   stage: string;
   count: number;
-  tarballSize: number;
   log: Logger;
 }): Promise<DeltaFiles | undefined> {
   const { log, stage } = opts;
@@ -81,15 +80,15 @@ export async function stageDelta(opts: {
   for (const old of olds) {
     const scratch = path.join(stage, `delta-${old.version}`);
     try {
-      const oldManifest = await opts.destination.read(manifestFileName(old.file)).catch(() => undefined);
-      if (mostChangedSince(oldManifest, manifest, old.version, log)) continue;
+      const known = oldManifestOf(await opts.destination.read(manifestFileName(old.file)).catch(() => undefined));
+      if (known && mostChangedSince(known, manifest, old.version, log)) continue;
       await mkdir(scratch, { recursive: true });
       const tarball = await opts.destination.localCopy(old.file, scratch);
       if (!tarball) continue;
       const name = patchFileName(opts.app, opts.platform, opts.version, old.version);
       if (nameProblem(name)) continue;
       const made = await makePatch({
-        old: await readOldRelease(tarball, path.join(scratch, 'old'), changed),
+        old: await readOldRelease(tarball, path.join(scratch, 'old'), changed, known),
         from: old.version,
         to: opts.version,
         newDir: opts.dir,
@@ -99,11 +98,6 @@ export async function stageDelta(opts: {
         log,
       });
       if (!made) continue;
-      if (made.size > opts.tarballSize * MAX_PATCH_SHARE) {
-        log.info('no patch: it would be as large as half the tarball', { from: old.version, size: made.size });
-        await rm(path.join(stage, name), { force: true });
-        continue;
-      }
       files.patches.push({ from: old.version, file: name, ...made });
       log.info('patch made', { from: old.version, file: name, size: made.size });
     } catch (error) {
@@ -113,4 +107,25 @@ export async function stageDelta(opts: {
     }
   }
   return files;
+}
+
+/**
+ * `files` without the patches larger than MAX_PATCH_SHARE of the tarball (known once it is packed,
+ * which runs beside stageDelta): a host is better off downloading the tarball.
+ */
+export async function withoutLargePatches(
+  files: DeltaFiles,
+  tarballSize: number,
+  stage: string,
+  log: Logger,
+): Promise<DeltaFiles> {
+  const patches: PatchLine[] = [];
+  for (const patch of files.patches) {
+    if (patch.size <= tarballSize * MAX_PATCH_SHARE) patches.push(patch);
+    else {
+      log.info('no patch: it would be as large as half the tarball', { from: patch.from, size: patch.size });
+      await rm(path.join(stage, patch.file), { force: true });
+    }
+  }
+  return { ...files, patches };
 }

@@ -36,17 +36,22 @@ const stripFirst = (p: string) => p.slice(p.indexOf('/') + 1);
 
 /**
  * Read `tarball` once: every entry's digest, and into `scratch` the bytes of each file whose path
- * (as is, or without a lone top folder) `changed` says differs in the new release.
+ * (as is, or without a lone top folder) `changed` says differs in the new release. With `known`
+ * (the old release's manifest, published beside its tarball) only those files are hashed, and
+ * each must have the digest `known` gives.
  */
 export async function readOldRelease(
   tarball: string,
   scratch: string,
   changed: (path: string, sha256: string) => boolean,
+  known?: ManifestEntry[],
 ): Promise<OldRelease> {
   const tar = await import('tar');
   await mkdir(scratch, { recursive: true });
   const raw: ManifestEntry[] = [];
   const savedRaw = new Map<string, string>();
+  const knownSha = known && new Map(known.filter((e) => e.type === 'file').map((e) => [e.path, e.sha256!]));
+  const mismatched: string[] = [];
   await tar.t({
     file: tarball,
     onReadEntry: (entry) => {
@@ -59,6 +64,9 @@ export async function readOldRelease(
         raw.push({ path: p, type: 'symlink', mode: '777', size: 0, sha256: null, target: entry.linkpath ?? '' });
         return;
       }
+      const knownAs = knownSha && (knownSha.has(p) ? p : stripFirst(p));
+      // Known and unchanged: not hashed, not kept (node-tar drains an entry nobody reads).
+      if (knownSha && !changed(knownAs!, knownSha.get(knownAs!) ?? '')) return;
       const hash = createHash('sha256');
       const chunks: Buffer[] = [];
       let spill: { file: string; fd: number } | undefined;
@@ -79,6 +87,7 @@ export async function readOldRelease(
         const mode = (entry.mode ?? 0o644) & 0o111 ? '755' : '644';
         raw.push({ path: p, type: 'file', mode, size, sha256, target: null });
         if (spill) closeSync(spill.fd);
+        if (knownSha && knownSha.get(knownAs!) !== sha256) mismatched.push(knownAs!);
         if (!changed(p, sha256) && !changed(stripFirst(p), sha256)) return;
         const file = spill?.file ?? path.join(scratch, `old-${raw.length}`);
         if (!spill) {
@@ -86,10 +95,12 @@ export async function readOldRelease(
           for (const c of chunks) writeSync(fd, c);
           closeSync(fd);
         }
-        savedRaw.set(p, file);
+        savedRaw.set(knownAs ?? p, file);
       });
     },
   });
+  if (mismatched.length) throw new Error(`its manifest does not match its tarball (${mismatched[0]}); check DEST`);
+  if (known) return { entries: known, saved: savedRaw };
   const entries = stripSingleTop(raw);
   const stripped = entries.length !== raw.length;
   const saved = new Map([...savedRaw].map(([p, file]) => [stripped ? stripFirst(p) : p, file]));
@@ -143,26 +154,20 @@ function tooMuchChanged(carried: number, manifest: ManifestEntry[], from: string
   return true;
 }
 
-/**
- * Whether the old release's own manifest (published beside its tarball) already shows that most
- * of the release changed: then its tarball is not even read. A manifest that cannot be read
- * decides nothing (the tarball is read as without one).
- */
-export function mostChangedSince(
-  oldManifest: Buffer | undefined,
-  manifest: ManifestEntry[],
-  from: string,
-  log: Logger,
-) {
-  if (!oldManifest) return false;
-  let entries: ManifestEntry[];
+/** An old release's own manifest (published beside its tarball), or undefined when it cannot be read. */
+export function oldManifestOf(bytes: Buffer | undefined): ManifestEntry[] | undefined {
+  if (!bytes) return undefined;
   try {
-    entries = parseManifest(oldManifest);
+    return parseManifest(bytes);
   } catch {
-    return false;
+    return undefined;
   }
-  const everyFile = new Map(entries.filter((e) => e.type === 'file').map((e) => [e.path, '']));
-  return tooMuchChanged(planPatch({ entries, saved: everyFile }, manifest).carried, manifest, from, log);
+}
+
+/** Whether the old release's manifest already shows that most of the release changed: no patch, no tarball read. */
+export function mostChangedSince(old: ManifestEntry[], manifest: ManifestEntry[], from: string, log: Logger) {
+  const everyFile = new Map(old.filter((e) => e.type === 'file').map((e) => [e.path, '']));
+  return tooMuchChanged(planPatch({ entries: old, saved: everyFile }, manifest).carried, manifest, from, log);
 }
 
 /** Files split into runs whose bytes (old and new) stay under GROUP_BYTES. */

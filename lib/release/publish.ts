@@ -16,6 +16,7 @@ import {
   manifestFileName,
   releasesIn,
   stageDelta,
+  withoutLargePatches,
   type DeltaFiles,
 } from './delta-publish.ts';
 import { DEFAULT_MTIME, packReproducible } from './pack.ts';
@@ -240,12 +241,14 @@ async function publishLocked(
   const seq = nextSeq(published, opts.seq, destination.where);
   const ledger = await readLedgerAt(destination, certificate);
   const started = opts.now?.() ?? new Date();
-  const packed = await packAndSign(opts, key, path.join(stage, file), file);
-  const { size, sha256 } = packed;
-  const delta =
+  // Packing (gzip) and the delta files (hashing, reading old tarballs, zstd in child processes)
+  // run side by side: each waits on what the other is not using. Both finish before either's
+  // failure is thrown, so nothing still writes into the stage as it is removed.
+  const [packing, staging] = await Promise.allSettled([
+    packAndSign(opts, key, path.join(stage, file), file),
     opts.delta === false
       ? undefined
-      : await stageDelta({
+      : stageDelta({
           destination,
           app: opts.name,
           platform: opts.platform,
@@ -254,9 +257,14 @@ async function publishLocked(
           dir: opts.dir,
           stage,
           count: opts.patches ?? DEFAULT_PATCHES,
-          tarballSize: size,
           log: opts.log,
-        });
+        }),
+  ]);
+  if (packing.status === 'rejected') throw packing.reason;
+  if (staging.status === 'rejected') throw staging.reason;
+  const packed = packing.value;
+  const { size, sha256 } = packed;
+  const delta = staging.value && (await withoutLargePatches(staging.value, size, stage, opts.log));
   const versionText = formatVersionFile(versionInfoFor(opts, file, packed, seq, delta));
   const versionSig = await signDetached(key, { data: Buffer.from(versionText) });
   await atomicWriteFile(path.join(stage, 'keys.asc'), certificate);
