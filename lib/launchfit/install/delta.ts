@@ -21,6 +21,8 @@ import { fetchAndUnpack, metadataTimeoutsOf, serverOf, timeoutsOf, type Unpacked
 import { rebuiltManifest } from './kept-manifest.ts';
 import { buildFromPatch } from './patch-apply.ts';
 
+const HEADER_STEP = 64 * 1024;
+
 /** The key that signed the VERSION being installed (a delta release is vouched for by it alone). */
 export interface VersionSigner {
   primary: string;
@@ -115,15 +117,28 @@ async function manifestFromKept(
   }
 }
 
-/** The patch's header line (at most MAX_PATCH_HEADER_BYTES) and where its body starts. */
+/**
+ * The patch's header line (at most MAX_PATCH_HEADER_BYTES) and where its body starts: read 64 KiB
+ * at a time until its newline, so a small header costs a small buffer.
+ */
 async function readHeaderLine(file: string): Promise<{ line: Buffer; bodyStart: number }> {
   const handle = await open(file, 'r');
   try {
-    const buf = Buffer.alloc(MAX_PATCH_HEADER_BYTES + 1);
-    const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
-    const end = buf.subarray(0, bytesRead).indexOf(10);
-    if (end < 0) throw new VerificationError('the patch has no header line');
-    return { line: buf.subarray(0, end), bodyStart: end + 1 };
+    const chunks: Buffer[] = [];
+    let length = 0;
+    while (length <= MAX_PATCH_HEADER_BYTES) {
+      const chunk = Buffer.alloc(Math.min(HEADER_STEP, MAX_PATCH_HEADER_BYTES + 1 - length));
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, length);
+      if (bytesRead === 0) break;
+      const end = chunk.subarray(0, bytesRead).indexOf(10);
+      if (end >= 0) {
+        const line = Buffer.concat([...chunks, chunk.subarray(0, end)]);
+        return { line, bodyStart: line.length + 1 };
+      }
+      chunks.push(chunk.subarray(0, bytesRead));
+      length += bytesRead;
+    }
+    throw new VerificationError('the patch has no header line');
   } finally {
     await handle.close();
   }
