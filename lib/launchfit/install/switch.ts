@@ -74,12 +74,12 @@ export async function installRelease(
       throw error;
     }
     // Built from the signed manifest and checked against it: its digest is known, unless a hook
-    // may have changed the folder since. The manifest kept for the next patch is the published
-    // one when there is one, else the folder's as unpacked.
+    // may have changed the folder since. The manifest kept for the next patch (with
+    // updates.delta on) is the published one when there is one, else the folder's as unpacked.
     const walked = unpacked.manifest && !hookRan ? undefined : await folderTree(target);
     const tree = walked?.digest ?? manifestTreeDigest(unpacked.manifest!);
     const keep = unpacked.manifest ?? walked?.entries;
-    if (keep) await keepManifest(paths, name, keep, log);
+    if (keep && ctx.config.updates.delta) await keepManifest(paths, name, keep, log);
     const at = new Date().toISOString();
     const way = unpacked.way ?? 'full';
     await updateState(paths, (s) => {

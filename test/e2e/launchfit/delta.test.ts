@@ -1,9 +1,11 @@
 // Delta updates (docs/launchfit.md "Delta updates") with real processes, gpg keys, zstd and the
 // loopback update server that logs each request: `release publish` writes the manifest and a
-// patch, a host on 1.0 rebuilds 1.1 from it without asking for the tarball, and the folder it
-// builds is the tarball's (a file that became a folder too); a file the app changed, `updates.delta:
-// false` and `--no-delta` all end in the full download, said in the log and in `status`.
-import { appendFileSync, mkdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+// patch, a host on 1.0 rebuilds 1.1 from it without asking for the tarball or the manifest (it
+// rebuilds that from the one it kept for 1.0; a kept one spoilt or gone: fetched whole), and the
+// folder it builds is the tarball's (a file that became a folder too); a file the app changed,
+// `updates.delta: false` and `--no-delta` all end in the full download, said in the log and in
+// `status`.
+import { appendFileSync, existsSync, mkdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -178,6 +180,7 @@ test('updates.delta: false and publish --no-delta both mean the full tarball', a
   assert.is(u.exitCode, 0, u.stdout + u.stderr);
   assert.match(u.stdout + u.stderr, /no delta update \(updates\.delta is false\)/);
   assert.is(requested(off, TARBALL_11), 1);
+  assert.not.ok(existsSync(path.join(off.deploy, '.launchfit/manifests')), 'no manifests kept with delta off');
 
   // Through the command line: delta files by default, none with --no-delta.
   const w = await makeWorld();
