@@ -42,6 +42,13 @@ overSsh('rsync DEST: two publishers at once, three times; a killed holder report
   try {
     const winners = await raceRounds(p, d);
     assert.not.ok(existsSync(lockDir), 'the lock is gone after each publish');
+    // Each winner also wrote its manifest and a patch from the release before it, whose tarball
+    // it read back over rsync.
+    const version = (await d.read('VERSION'))!.toString('utf8');
+    assert.match(version, /^MANIFEST \S+\.manifest [0-9a-f]{64}$/m);
+    const patch = /^PATCH \S+ (\S+) [0-9a-f]{64} (\d+)$/m.exec(version);
+    assert.ok(patch, `a PATCH line in ${version}`);
+    assert.is(readFileSync(path.join(remote, patch[1])).length, Number(patch[2]));
     await killedHolder(p, d, winners);
     assert.not.ok(existsSync(lockDir));
     assert.equal(

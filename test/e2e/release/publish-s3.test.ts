@@ -1,6 +1,8 @@
 // release publish to s3:// (through the upload library) against s3rver on loopback, then
-// launchfit deploys straight from the bucket over HTTP: the whole pipeline without a web server.
+// launchfit deploys straight from the bucket over HTTP, and updates with a patch from it: the
+// whole pipeline without a web server.
 // SEQ read back from the bucket by publish, release rollback and release rollout.
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -40,6 +42,8 @@ test('publish to s3://, deploy from the bucket', async () => {
     mkdirSync(src);
     copyFileSync(APP_SOURCE, path.join(src, 'server.cjs'));
     writeFileSync(path.join(src, 'version.txt'), '3.0\n');
+    // 64 KiB gzip cannot shrink, the same in every version: a patch is then worth making.
+    writeFileSync(path.join(src, 'data.bin'), randomBytes(64 * 1024));
     const r = await publishRelease({
       dir: src,
       name: 'my-app',
@@ -87,6 +91,18 @@ test('publish to s3://, deploy from the bucket', async () => {
     });
     assert.is(r2.seq, 2);
     assert.is((await readVersion()).seq, 2);
+    // 3.1 carries a manifest and a patch from 3.0 (its tarball read back from the bucket), put
+    // beside it: the host on 3.0 takes the patch from the bucket instead of the tarball.
+    const v31 = await readVersion();
+    assert.ok(v31.manifest, 'MANIFEST in VERSION');
+    assert.equal(
+      v31.patches?.map((p) => p.from),
+      ['3.0'],
+    );
+    const u = await runScript('launchfit', ['update', '--dir', deploy]);
+    assert.is(u.exitCode, 0, u.stderr);
+    assert.is(currentOf(deploy), 'releases/my-app-gnu-linux-3.1');
+    assert.match(u.stdout + u.stderr, /rebuilt my-app-gnu-linux-3\.1\.tar\.gz from 3\.0 .*way=patch/);
     const rb = await rollbackPublished({
       name: 'my-app',
       to: 's3://releases/app-updates',
