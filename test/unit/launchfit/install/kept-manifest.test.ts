@@ -20,13 +20,15 @@ test('a walked folder kept, then rebuilt with the changes, is the publisher mani
   try {
     const v1 = path.join(base, 'v1');
     mkdirSync(path.join(v1, 'lib/deep'), { recursive: true });
-    writeFileSync(path.join(v1, 'server.cjs'), 'console.log(1)\n');
-    writeFileSync(path.join(v1, 'lib/deep/data.json'), '{"a":1}\n');
-    writeFileSync(path.join(v1, 'lib.js'), 'gone in v2\n');
-    writeFileSync(path.join(v1, 'run.sh'), '#!/bin/sh\n');
-    chmodSync(path.join(v1, 'run.sh'), 0o755);
     for (const d of [v1, path.join(v1, 'lib'), path.join(v1, 'lib/deep')]) chmodSync(d, 0o755);
-    for (const f of ['server.cjs', 'lib/deep/data.json', 'lib.js']) chmodSync(path.join(v1, f), 0o644);
+    const files: Array<[string, string, number]> = [
+      ['server.cjs', 'console.log(1)\n', 0o644],
+      ['lib/deep/data.json', '{"a":1}\n', 0o644],
+      ['lib.js', 'gone in v2\n', 0o644],
+      ['run.sh', '#!/bin/sh\n', 0o755],
+    ];
+    for (const [name, text, mode] of files) writeFileSync(path.join(v1, name), text, { mode });
+    for (const [name, , mode] of files) chmodSync(path.join(v1, name), mode);
     symlinkSync('lib/deep/data.json', path.join(v1, 'data'));
     const v2 = path.join(base, 'v2');
     cpSync(v1, v2, { recursive: true, verbatimSymlinks: true });
