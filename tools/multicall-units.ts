@@ -108,8 +108,8 @@ export function createUnitRequire(
   const loaded = new Map<string, { exports: unknown }>();
   const proxies = new Map<string, unknown>();
   // What a unit's own `require` gives for another unit: a stand-in that compiles it on the first
-  // use of one of its exports. A script's top-level `import { $ } from 'zx'` becomes
-  // `var import_zx = require("zx")` with every use written `import_zx.$`, so `--help` and the
+  // use of one of its exports. A script's top-level `import { $ } from 'zx/core'` becomes
+  // `var import_core = require("zx/core")` with every use written `import_core.$`, so `--help` and the
   // code paths that never touch zx, yaml or openpgp do not decompress and compile them.
   const lazyRequire = (id: string): unknown => {
     if (!Object.hasOwn(units, id) || loaded.has(id)) return unitRequire(id);

@@ -16,7 +16,7 @@ const compress = promisify(brotliCompress);
 
 /** Libraries big enough to be a unit of their own; a script's unit requires them at run time. */
 // pg and pg-boss: the PostgreSQL queue (lib/jobs/pg/connect.ts), loaded only with `queue:`.
-const LIBRARIES = ['zx', 'yaml', 'tar', 'openpgp', '@aws-sdk/client-s3', 'pg', 'pg-boss'];
+const LIBRARIES = ['zx/core', 'yaml', 'tar', 'openpgp', '@aws-sdk/client-s3', 'pg', 'pg-boss'];
 
 /** What scripts/shipkit.ts loads, by import specifier, and the unit that stands for it. */
 function unitOfSpecifier(specifier: string): string | undefined {

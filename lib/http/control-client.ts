@@ -5,6 +5,7 @@
 import net from 'node:net';
 import { Http1Response } from './http1-response.ts';
 import { readAtMost } from './read-at-most.ts';
+import { leanFetch } from './lean-fetch.ts';
 
 export interface ControlAnswer {
   status: number;
@@ -172,7 +173,7 @@ async function getWithFetch(
   { headers, timeoutMs, signal, maxBody = 65_536 }: ControlGetOptions,
 ): Promise<ControlAnswer> {
   const timeout = AbortSignal.timeout(timeoutMs);
-  const response = await fetch(url, {
+  const response = await leanFetch(url, {
     headers,
     redirect: 'manual',
     signal: signal ? AbortSignal.any([signal, timeout]) : timeout,

@@ -6,6 +6,7 @@
 import { readFile, rm, rename, stat, writeFile } from 'node:fs/promises';
 import { RemoteError, VerificationError } from '../core/errors.ts';
 import { getToFile, openGet, TransferError, type MinRate, type OpenedGet, type Timeouts } from './get.ts';
+import { leanFetch } from './lean-fetch.ts';
 
 /** The updater always has a total deadline. */
 export const DEFAULT_TIMEOUTS: Required<Timeouts> = { connectMs: 15_000, idleMs: 30_000, totalMs: 30 * 60_000 };
@@ -53,7 +54,7 @@ export async function fetchSmall(
     etag,
     lastModified,
     timeouts = DEFAULT_TIMEOUTS,
-    fetchImpl = fetch,
+    fetchImpl = leanFetch,
     from,
   }: {
     maxBytes: number;
@@ -145,7 +146,7 @@ export async function downloadToFile(
     expectedSize,
     timeouts = DEFAULT_TIMEOUTS,
     minRate,
-    fetchImpl = fetch,
+    fetchImpl = leanFetch,
     onProgress,
   }: {
     maxBytes: number;

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import { RemoteError, messageOf } from '../core/errors.ts';
+import { leanFetch } from './lean-fetch.ts';
 
 export interface Timeouts {
   /** Until the response headers arrive. */
@@ -182,7 +183,7 @@ function readError(error: unknown, response: Response, received: number): Transf
 /** Sends one GET and waits for its headers, under the connect and total timeouts. Throws a TransferError. */
 export async function openGet(
   url: string,
-  { timeouts, fetch: fetchImpl = globalThis.fetch, headers, redirect = 'follow', minRate }: GetOptions,
+  { timeouts, fetch: fetchImpl = leanFetch, headers, redirect = 'follow', minRate }: GetOptions,
 ): Promise<OpenedGet> {
   const controller = new AbortController();
   let fired: TransferFailure | undefined;

@@ -2,6 +2,7 @@
 // followed, a timeout for the whole exchange, at most 64 KB of the answer read. Says whether trying
 // again may help. The URL is never part of what it returns (a Slack URL is a secret).
 import { readAtMost } from '../http/read-at-most.ts';
+import { leanFetch } from '../http/lean-fetch.ts';
 
 export const MAX_ANSWER_BYTES = 64 * 1024;
 
@@ -37,7 +38,7 @@ export async function postJson(
   const both = signal ? AbortSignal.any([timeout, signal]) : timeout;
   let read = 0;
   try {
-    const res = await fetch(url, {
+    const res = await leanFetch(url, {
       method: 'POST',
       body,
       headers: { 'Content-Type': 'application/json', 'User-Agent': 'shipkit-notify', ...headers },

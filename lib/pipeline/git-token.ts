@@ -10,6 +10,7 @@ import type { ConfigDoc } from '../core/yaml-config.ts';
 import { StepFailure } from './context.ts';
 import { sshRemoteOf } from '../config/git-auth.ts';
 import type { GitTokenConfig } from '../config/git-token.ts';
+import { leanFetch } from '../http/lean-fetch.ts';
 
 export interface PreparedGitToken {
   /** For the pull step's git only. */
@@ -154,7 +155,7 @@ function originOf(url: string): string | undefined {
 /** Where `url`'s smart-HTTP discovery redirects to, asked without credentials. */
 async function probeRedirect(url: string): Promise<string | undefined> {
   const discovery = `${url.replace(/\/+$/, '')}/info/refs?service=git-upload-pack`;
-  const response = await fetch(discovery, { redirect: 'manual', signal: AbortSignal.timeout(5_000) });
+  const response = await leanFetch(discovery, { redirect: 'manual', signal: AbortSignal.timeout(5_000) });
   await response.body?.cancel();
   const location = response.headers.get('location');
   if (!location) return undefined;

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, realpath, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { $ } from 'zx';
+import { $ } from 'zx/core';
 import { atomicWriteFile, ensureDir } from '../core/fs.ts';
 import { prestartNode, spawnAs } from './exec.ts';
 import { run, stageLogger, StepFailure, type BuildContext, type StepResult } from './context.ts';

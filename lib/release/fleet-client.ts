@@ -8,6 +8,7 @@ import { readAtMost } from '../http/read-at-most.ts';
 import { signRequest } from '../http/signing.ts';
 import { MAX_FORGET_HOSTS, MAX_SILENT_DAYS } from './fleet-report.ts';
 import { HOST_ID_PATTERN } from './rollout-bucket.ts';
+import { leanFetch } from '../http/lean-fetch.ts';
 
 /** An answer of POST /fleet/forget is a few dozen bytes; more is not one. */
 const MAX_ANSWER_BYTES = 64 * 1024;
@@ -78,7 +79,7 @@ async function postForget(base: URL, opts: ForgetOptions, request: Record<string
   const headers = { ...signRequest(opts.secret, 'POST', url.pathname, { body }), 'Content-Type': 'application/json' };
   let response: Response;
   try {
-    response = await (opts.fetch ?? fetch)(url, {
+    response = await (opts.fetch ?? leanFetch)(url, {
       method: 'POST',
       headers,
       body,
@@ -145,7 +146,7 @@ export async function fetchFleetReleases(
   const url = new URL(`fleet/${encodeURIComponent(opts.app)}/releases?limit=0`, base);
   let response: Response;
   try {
-    response = await (opts.fetch ?? fetch)(url, {
+    response = await (opts.fetch ?? leanFetch)(url, {
       headers: signRequest(opts.secret, 'GET', `${url.pathname}${url.search}`),
       signal: AbortSignal.timeout(30_000),
     });

@@ -17,6 +17,7 @@ import { countStep, formatCounts, judgeStep, type Allowance, type FleetHost, typ
 import { nextSeq, placeVersionPair, readPublishedVersion, type PublishedVersion } from './seq.ts';
 import { loadSigningKey, publicCertificateFor, signDetached, type SigningKey } from './sign.ts';
 import { compareVersions, formatVersionFile, type VersionInfo } from './version-file.ts';
+import { leanFetch } from '../http/lean-fetch.ts';
 
 /** GET /fleet/APP for 10,000 hosts is about 3 MB; more than this is not a fleet answer. */
 const MAX_FLEET_ANSWER = 64 * 1024 * 1024;
@@ -307,7 +308,7 @@ const fleetPath = (base: URL, rest: string) => new URL(rest, base);
 async function fetchFleet(base: URL, opts: RolloutOptions): Promise<FleetHost[]> {
   const url = fleetPath(base, `fleet/${encodeURIComponent(opts.name)}`);
   const headers = signRequest(opts.secret, 'GET', `${url.pathname}${url.search}`);
-  const response = await (opts.fetch ?? fetch)(url, {
+  const response = await (opts.fetch ?? leanFetch)(url, {
     headers,
     signal: AbortSignal.any([AbortSignal.timeout(30_000), ...(opts.signal ? [opts.signal] : [])]),
   });
@@ -341,7 +342,7 @@ async function postRollout(base: URL, opts: RolloutOptions, state: Record<string
   const body = JSON.stringify(state);
   try {
     const headers = { ...signRequest(opts.secret, 'POST', url.pathname, { body }), 'Content-Type': 'application/json' };
-    const response = await (opts.fetch ?? fetch)(url, {
+    const response = await (opts.fetch ?? leanFetch)(url, {
       method: 'POST',
       headers,
       body,

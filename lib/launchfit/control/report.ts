@@ -14,6 +14,7 @@ import { reportBody, type Report, type ReportResult } from '../../release/fleet-
 import type { LaunchConfig } from '../deploy-folder/config.ts';
 import type { DeployPaths } from '../deploy-folder/state.ts';
 import type { CheckResult } from '../install/context.ts';
+import { leanFetch } from '../../http/lean-fetch.ts';
 
 /** What a check's outcome is worth reporting as, or undefined (nothing new: not modified, up to date, waiting). */
 export function reportOfCheck(
@@ -155,7 +156,7 @@ export class Reporter {
   }
 
   private post(url: URL, body: string, key: string): Promise<Response> {
-    return fetch(url, {
+    return leanFetch(url, {
       method: 'POST',
       body,
       redirect: 'error',
