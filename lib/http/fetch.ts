@@ -70,8 +70,10 @@ export async function fetchSmall(
   try {
     const headers: Record<string, string> = { 'user-agent': 'shipkit-launchfit' };
     if (from !== undefined) headers.range = `bytes=${from}-`;
+    // With an ETag, If-None-Match alone: a server that also weighs If-Modified-Since (s3rver
+    // does, against RFC 9110) answers 304 to a VERSION replaced within the same second.
     if (etag) headers['if-none-match'] = etag;
-    if (lastModified) headers['if-modified-since'] = lastModified;
+    else if (lastModified) headers['if-modified-since'] = lastModified;
     get = await openGet(url, { timeouts, fetch: fetchImpl, headers, redirect: 'follow' });
     const res = get.response;
     if (res.status === 304) {

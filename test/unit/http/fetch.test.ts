@@ -50,6 +50,31 @@ test('fetchSmall: conditional GET answered 304 when unchanged', async () => {
   assert.is((await fetchSmall(`${server.url}nope`, { maxBytes: 1024 })).status, 'missing');
 });
 
+test('fetchSmall: with an ETag, If-None-Match alone (a server weighing both would 304 a same-second change)', async () => {
+  const seen: Array<Record<string, string | undefined>> = [];
+  const local = http.createServer((req, res) => {
+    seen.push({ inm: req.headers['if-none-match'], ims: req.headers['if-modified-since'] });
+    // As s3rver does: If-Modified-Since weighed on its own, whatever If-None-Match said.
+    if (req.headers['if-modified-since']) res.writeHead(304).end();
+    else res.writeHead(200, { etag: '"new"' }).end('CURRENT 1.1\n');
+  });
+  await new Promise<void>((resolve) => local.listen(0, '127.0.0.1', resolve));
+  try {
+    const url = `http://127.0.0.1:${(local.address() as AddressInfo).port}/VERSION`;
+    const lastModified = new Date().toUTCString();
+    const got = await fetchSmall(url, { etag: '"old"', lastModified, maxBytes: 1024, timeouts: quick });
+    assert.is(got.status, 'ok', 'the changed VERSION, not a 304');
+    const none = await fetchSmall(url, { lastModified, maxBytes: 1024, timeouts: quick });
+    assert.is(none.status, 'not-modified', 'without an ETag, If-Modified-Since');
+    assert.equal(seen, [
+      { inm: '"old"', ims: undefined },
+      { inm: undefined, ims: lastModified },
+    ]);
+  } finally {
+    await new Promise<void>((resolve) => local.close(() => resolve()));
+  }
+});
+
 test('fetchSmall: a body over the cap is refused (declared or streamed)', async () => {
   await rejects(() => fetchSmall(`${server.url}big.bin`, { maxBytes: 1024 }), /more than the 1024 allowed/);
   server.overrides.set('chunked', (_req, res) => {
