@@ -94,21 +94,13 @@ export function stripSingleTop(entries: ManifestEntry[]): ManifestEntry[] {
   return entries.filter((e) => e !== tops[0]).map((e) => ({ ...e, path: e.path.slice(prefix.length) }));
 }
 
+/** One entry's line, without its newline: the keys in a fixed order (a folder's digest uses it too). */
+export const manifestLine = (e: ManifestEntry): string =>
+  JSON.stringify({ path: e.path, type: e.type, mode: e.mode, size: e.size, sha256: e.sha256, target: e.target });
+
 /** The manifest's bytes: one JSON line per entry, keys in a fixed order. */
 export function formatManifest(entries: ManifestEntry[]): string {
-  return entries
-    .map((e) =>
-      JSON.stringify({
-        path: e.path,
-        type: e.type,
-        mode: e.mode,
-        size: e.size,
-        sha256: e.sha256,
-        target: e.target,
-      }),
-    )
-    .map((line) => `${line}\n`)
-    .join('');
+  return entries.map((e) => `${manifestLine(e)}\n`).join('');
 }
 
 /** Why `p` may not name an entry of a release, or undefined. */

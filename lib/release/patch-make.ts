@@ -8,7 +8,7 @@ import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from '../core/log.ts';
-import { formatManifest, parseManifest, stripSingleTop, type ManifestEntry } from './manifest.ts';
+import { manifestLine, parseManifest, stripSingleTop, type ManifestEntry } from './manifest.ts';
 import {
   formatPatchHeader,
   PATCH_FORMAT,
@@ -138,11 +138,11 @@ export function planPatch(old: OldRelease, manifest: ManifestEntry[]) {
 
 /** How `manifest` differs from the old release's entries, line for line. */
 export function manifestChanges(old: ManifestEntry[], manifest: ManifestEntry[]): ManifestChanges {
-  const oldLines = new Map(old.map((e) => [e.path, formatManifest([e])]));
+  const oldLines = new Map(old.map((e) => [e.path, manifestLine(e)]));
   const paths = new Set(manifest.map((e) => e.path));
   return {
     removed: old.filter((e) => !paths.has(e.path)).map((e) => e.path),
-    changed: manifest.filter((e) => oldLines.get(e.path) !== formatManifest([e])),
+    changed: manifest.filter((e) => oldLines.get(e.path) !== manifestLine(e)),
   };
 }
 
@@ -166,8 +166,8 @@ export function oldManifestOf(bytes: Buffer | undefined): ManifestEntry[] | unde
 
 /** Whether the old release's manifest already shows that most of the release changed: no patch, no tarball read. */
 export function mostChangedSince(old: ManifestEntry[], manifest: ManifestEntry[], from: string, log: Logger) {
-  const everyFile = new Map(old.filter((e) => e.type === 'file').map((e) => [e.path, '']));
-  return tooMuchChanged(planPatch({ entries: old, saved: everyFile }, manifest).carried, manifest, from, log);
+  // What a patch carries counts changed files whether sent as a delta or whole: no old bytes needed.
+  return tooMuchChanged(planPatch({ entries: old, saved: new Map() }, manifest).carried, manifest, from, log);
 }
 
 /** Files split into runs whose bytes (old and new) stay under GROUP_BYTES. */

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { atomicWriteFile, ensureDir } from '../../core/fs.ts';
 import type { Logger } from '../../core/log.ts';
 import { messageOf } from '../../core/errors.ts';
-import { formatManifest, MAX_MANIFEST_BYTES, type ManifestEntry } from '../../release/manifest.ts';
+import { formatManifest, manifestLine, MAX_MANIFEST_BYTES, type ManifestEntry } from '../../release/manifest.ts';
 import type { ManifestChanges } from '../../release/patch-format.ts';
 import { keptManifestFile, type DeployPaths } from '../deploy-folder/state.ts';
 
@@ -40,7 +40,7 @@ export async function rebuiltManifest(
     lines.set(entry.path, line);
   }
   for (const p of changes.removed) lines.delete(p);
-  for (const e of changes.changed) lines.set(e.path, formatManifest([e]).slice(0, -1));
+  for (const e of changes.changed) lines.set(e.path, manifestLine(e));
   const sorted = [...lines.keys()].map((p) => Buffer.from(p)).sort(Buffer.compare);
   return Buffer.from(sorted.map((p) => `${lines.get(p.toString('utf8'))}\n`).join(''));
 }

@@ -2,21 +2,17 @@
 // release the host still has"): the folder's digest, recorded at install, is computed again; only
 // an exact match under a still-trusted signer and the same VERSION SHA256 is switched to as is.
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { messageOf } from '../../core/errors.ts';
 import type { TrustedKeys } from '../trust/pgp.ts';
 import { readState } from '../deploy-folder/state.ts';
-import { byPathBytes, type ManifestEntry } from '../../release/manifest.ts';
+import { byPathBytes, fileDigest, manifestLine, type ManifestEntry } from '../../release/manifest.ts';
 import type { VersionInfo } from '../../release/version-file.ts';
 import { compareVersions } from '../../release/version-file.ts';
 import { releaseNameOf, type UpdateContext } from './context.ts';
 import { stagingPolicy } from './staging.ts';
 
-/** An entry of a release folder as its digest's line: the manifest's fields, in its order. */
-const treeLine = (e: ManifestEntry) =>
-  JSON.stringify({ path: e.path, type: e.type, mode: e.mode, size: e.size, sha256: e.sha256, target: e.target });
 const digestOfLines = (lines: string[]) => createHash('sha256').update(lines.sort().join('\n')).digest('hex');
 
 /**
@@ -41,14 +37,14 @@ export async function folderTree(dir: string): Promise<{ digest: string; entries
         type: type as ManifestEntry['type'],
         mode: (st.mode & 0o7777).toString(8),
         size: type === 'file' ? st.size : 0,
-        sha256: type === 'file' ? await fileSha256(full) : null,
+        sha256: type === 'file' ? (await fileDigest(full, st.size)).sha256 : null,
         target: type === 'symlink' ? await readlink(full) : null,
       });
       if (type === 'dir') await walk(entry);
     }
   };
   await walk('');
-  return { digest: digestOfLines(entries.map(treeLine)), entries: other ? undefined : entries.sort(byPathBytes) };
+  return { digest: digestOfLines(entries.map(manifestLine)), entries: other ? undefined : entries.sort(byPathBytes) };
 }
 
 /** folderTree's digest alone. */
@@ -61,13 +57,7 @@ export async function folderDigest(dir: string): Promise<string> {
  * a patch), without walking and hashing it again: the manifest's lines are the folder's lines.
  */
 export function manifestTreeDigest(entries: ManifestEntry[]): string {
-  return digestOfLines(entries.map(treeLine));
-}
-
-async function fileSha256(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
+  return digestOfLines(entries.map(manifestLine));
 }
 
 /**
