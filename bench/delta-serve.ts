@@ -8,7 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { nginxMissing, startUpdateNginx } from '../test/fixtures/fleet-sim/nginx.ts';
 import { startUpdateServer } from '../test/fixtures/launchfit/update-server.ts';
-import { quietPort } from './ports.ts';
+import { accepting, quietPort } from './ports.ts';
 
 export interface CountingServer {
   /** http://127.0.0.1:PORT/ serving `root`. */
@@ -103,14 +103,7 @@ export async function startRsyncDaemon(root: string, dir: string): Promise<Rsync
   const kill = () => child.exitCode === null && child.kill('SIGKILL');
   process.on('exit', kill);
   for (let i = 0; ; i++) {
-    const up = await new Promise<boolean>((resolve) => {
-      const probe = net.connect(port, '127.0.0.1', () => {
-        probe.destroy();
-        resolve(true);
-      });
-      probe.on('error', () => resolve(false));
-    });
-    if (up) break;
+    if (await accepting(port)) break;
     if (i > 100 || child.exitCode !== null) throw new Error(`rsync --daemon did not start (see ${dir}/rsyncd.log)`);
     await sleep(50);
   }

@@ -30,6 +30,7 @@ import {
 } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import { accepting } from './ports.ts';
 import os from 'node:os';
 import path from 'node:path';
 import minimist from 'minimist';
@@ -82,14 +83,7 @@ async function waitForPort(port: number, child: ChildProcess, output: () => stri
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`server exited:\n${output()}`);
-    const open = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    });
-    if (open) return;
+    if (await accepting(port)) return;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`server did not listen on ${port}:\n${output()}`);
