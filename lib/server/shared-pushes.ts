@@ -78,6 +78,8 @@ async function changeShared<T>(
 export function createSharedPushGuard(options: SharedPushGuardOptions): PushGuard {
   const { db } = options;
   const serial = serialByKey();
+  /** Per repo: deliveries waiting for the judgement after the one under way (judged together). */
+  const waiting = new Map<string, Waiting[]>();
 
   /** Take an accepted push out again (its job could not be queued), whatever other nodes added since. */
   const forget = (delivery: Delivery, entry: AcceptedPush | undefined, pinned: string | undefined) =>
@@ -90,22 +92,58 @@ export function createSharedPushGuard(options: SharedPushGuardOptions): PushGuar
       return { result: undefined, write: unpin || kept?.length !== branch?.length };
     });
 
+  /** One delivery judged against `state` (and remembered in it when accepted), as a lone one would be. */
+  async function judgeOne(state: RepoPushState, { delivery, now }: Waiting): Promise<Settled> {
+    try {
+      const judgement = await judgeDelivery(delivery, state, gitRunner(options.workDir(delivery.repo), options.env));
+      if (judgement.verdict !== 'accept') return { admission: judgement, changed: false };
+      const remoteBefore = state.remote;
+      const { changed, entry } = remember(state, delivery, now);
+      const pinned = remoteBefore === undefined ? state.remote : undefined;
+      const undo = changed ? () => forget(delivery, entry, pinned) : async () => {};
+      return { admission: { verdict: 'accept', changed, undo }, changed };
+    } catch (error) {
+      return { error, changed: false };
+    }
+  }
+
+  /**
+   * A repo's waiting deliveries, group after group: each group judged in arrival order against
+   * one read of the repo's row, each against what those before it were remembered as, and
+   * written back once (compare and set; the whole group again if another node wrote first).
+   * Under load a node reads the row once per group rather than once per delivery.
+   */
+  async function judgeWaiting(repo: string): Promise<void> {
+    for (;;) {
+      const group = waiting.get(repo) ?? [];
+      if (group.length === 0) return void waiting.delete(repo);
+      waiting.set(repo, []);
+      try {
+        const settled = await serial(repo, () =>
+          changeShared(db, repo, async (state) => {
+            const each: Settled[] = [];
+            for (const item of group) each.push(await judgeOne(state, item));
+            return { result: each, write: each.some((s) => s.changed) };
+          }),
+        );
+        settled.forEach((s, i) => ('error' in s ? group[i].reject(s.error) : group[i].resolve(s.admission)));
+      } catch (error) {
+        for (const item of group) item.reject(error);
+      }
+    }
+  }
+
   return {
     serial,
 
     admit(delivery: Delivery, now = new Date()): Promise<Admission> {
-      const run = gitRunner(options.workDir(delivery.repo), options.env);
-      return serial(delivery.repo, () =>
-        changeShared(db, delivery.repo, async (state): Promise<{ result: Admission; write: boolean }> => {
-          const judgement = await judgeDelivery(delivery, state, run);
-          if (judgement.verdict !== 'accept') return { result: judgement, write: false };
-          const remoteBefore = state.remote;
-          const { changed, entry } = remember(state, delivery, now);
-          const pinned = remoteBefore === undefined ? state.remote : undefined;
-          const undo = changed ? () => forget(delivery, entry, pinned) : async () => {};
-          return { result: { verdict: 'accept', changed, undo }, write: changed };
-        }),
-      );
+      return new Promise((resolve, reject) => {
+        const item = { delivery, now, resolve, reject };
+        const group = waiting.get(delivery.repo);
+        if (group) return void group.push(item);
+        waiting.set(delivery.repo, [item]);
+        void judgeWaiting(delivery.repo);
+      });
     },
 
     // Written to the database when admitted: nothing is left to write.
@@ -113,6 +151,16 @@ export function createSharedPushGuard(options: SharedPushGuardOptions): PushGuar
     written: () => Promise.resolve(),
   };
 }
+
+interface Waiting {
+  delivery: Delivery;
+  now: Date;
+  resolve: (admission: Admission) => void;
+  reject: (error: unknown) => void;
+}
+
+/** A waiting delivery's judgement, or what kept it from one (that delivery alone is answered 503). */
+type Settled = { admission: Admission; changed: boolean } | { error: unknown; changed: false };
 
 /**
  * At the first start with `queue:`, this node's DATA/pushes/ state of each configured repo is

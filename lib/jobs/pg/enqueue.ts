@@ -26,6 +26,8 @@ export interface BatchOutcome {
   results: EnqueueResult[];
   /** Jobs that were queued before this batch and are superseded now. */
   superseded: Job[];
+  /** The transaction's id, which the notifications of these changes name (pg/mirror.ts). */
+  xid: string;
 }
 
 /**
@@ -36,7 +38,7 @@ export interface BatchOutcome {
 export async function commitBatch(c: pg.ClientBase, boss: PgBoss, pending: Pending[]): Promise<BatchOutcome> {
   const repo = pending[0].job.repo;
   const queue = queueName(repo);
-  const { results, superseded } = await enqueueBatch(
+  const { results, superseded, xid } = await enqueueBatch(
     c,
     repo,
     queue,
@@ -61,5 +63,6 @@ export async function commitBatch(c: pg.ClientBase, boss: PgBoss, pending: Pendi
   return {
     results: results.map(({ row, duplicate }) => ({ job: row.job, duplicate })),
     superseded: [...superseded.map((r) => r.job), ...fresh.filter((j) => j.state === 'superseded')],
+    xid,
   };
 }

@@ -52,6 +52,11 @@ export class JobMirror {
    * would then be told twice. Serialised, each read sees at least what the one before it saw.
    */
   private reads: Promise<unknown> = Promise.resolve();
+  /**
+   * The transactions of this node's own batches (pg/enqueue.ts), newest last: it applies their
+   * rows itself, so their notifications need no read. Bounded; one forgotten costs a read.
+   */
+  private readonly own = new Set<string>();
 
   constructor(options: MirrorOptions) {
     this.options = options;
@@ -141,7 +146,10 @@ export class JobMirror {
       client.end().catch(() => undefined);
     });
     client.on('notification', (message) => {
-      if (message.payload) this.pending.add(message.payload);
+      // "XID ID ID ...": the writing transaction and the jobs it changed (pg/records.ts).
+      const [xid, ...ids] = (message.payload ?? '').split(' ');
+      if (this.own.has(xid)) return;
+      for (const id of ids) if (id) this.pending.add(id);
       this.flushing ??= this.flush();
     });
     await client.connect();
@@ -163,6 +171,15 @@ export class JobMirror {
     } finally {
       this.flushing = undefined;
     }
+  }
+
+  /**
+   * Transaction `xid` of this node changed jobs whose rows it applies itself: its notification
+   * is not read back. Called before the commit, so before the notification can arrive.
+   */
+  wrote(xid: string): void {
+    this.own.add(xid);
+    if (this.own.size > 1_000) this.own.delete(this.own.values().next().value!);
   }
 
   /** Everything again; and LISTEN again if its connection was lost. */

@@ -205,13 +205,16 @@ export class PgJobQueue implements JobQueue {
       if (batch.length === 0) return void this.waiting.delete(repo);
       this.waiting.set(repo, []);
       try {
-        const outcome = await inTransaction(this.conn.pool, (c) =>
-          commitBatch(
+        const outcome = await inTransaction(this.conn.pool, async (c) => {
+          const done = await commitBatch(
             c,
             this.conn.boss,
             batch.map(({ job, raw }) => ({ job, raw })),
-          ),
-        );
+          );
+          // Before the commit, so before its notification: this node has these rows already.
+          this.mirror.wrote(done.xid);
+          return done;
+        });
         this.told(outcome);
         outcome.results.forEach((result, i) => batch[i].resolve(result));
       } catch (error) {
