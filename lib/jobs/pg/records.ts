@@ -157,8 +157,10 @@ BEGIN
   found AS (
     SELECT b.i, COALESCE(s.seq, a.seq) AS seq, COALESCE(s.state, a.state) AS state, COALESCE(s.record, a.record) AS record
     FROM b
+    -- LIMIT keeps this a keyed lookup per delivery: flattened into a join, on a young table
+    -- whose statistics say it is empty, it became a scan of every delivery and job per batch.
     LEFT JOIN LATERAL (SELECT j.seq, j.state, j.record FROM shipkit.deliveries d JOIN shipkit.jobs j ON j.id = d.job_id
-      WHERE d.source = b.src AND d.delivery_id = b.did) s ON true
+      WHERE d.source = b.src AND d.delivery_id = b.did LIMIT 1) s ON true
     LEFT JOIN LATERAL (SELECT j.seq, j.state, j.record FROM shipkit.jobs j
       WHERE s.seq IS NULL AND j.repo = p_repo AND j.state IN ('queued', 'running') AND j.record->>'deliveryId' = b.did
       LIMIT 1) a ON true
