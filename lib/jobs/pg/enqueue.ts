@@ -1,7 +1,7 @@
-// Enqueueing on PostgreSQL with group commit (pg/queue.ts): the deliveries of one repo that arrive
-// while its previous transaction commits go in the next one together, under the repo's lock, with
-// duplicates dropped and superseded builds cancelled. The batch is one call of
-// shipkit.enqueue_batch (pg/records.ts), then pg-boss's cancel and one insert for its jobs.
+// Enqueueing on PostgreSQL with group commit (pg/queue.ts): the deliveries that arrive while the
+// previous transaction commits, of every repo, go in the next one together, each repo's under its
+// lock, with duplicates dropped and superseded builds cancelled. The transaction is one call of
+// shipkit.enqueue_batches (pg/records.ts), pg-boss's cancel per repo and one insert for its jobs.
 // The whole story: docs/internals.md.
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
@@ -9,7 +9,7 @@ import type PgBoss from 'pg-boss';
 import type { EnqueueResult, RawDelivery } from '../job-queue.ts';
 import type { Job } from '../job.ts';
 import { bossDb } from './connect.ts';
-import { enqueueBatch, queueName, type DeliveryKey } from './records.ts';
+import { enqueueBatches, queueName, type BatchStored, type DeliveryKey } from './records.ts';
 
 /** A job to commit, with the delivery it was made of when it came from a forge. */
 export interface Pending {
@@ -36,33 +36,56 @@ export interface BatchOutcome {
  * pg-boss jobs cancelled and the new queued jobs' inserted, each in one call.
  */
 export async function commitBatch(c: pg.ClientBase, boss: PgBoss, pending: Pending[]): Promise<BatchOutcome> {
-  const repo = pending[0].job.repo;
-  const queue = queueName(repo);
-  const { results, superseded, xid } = await enqueueBatch(
+  return (await commitBatches(c, boss, [pending]))[0];
+}
+
+/**
+ * Several repos' batches in the caller's transaction, one outcome per batch: each batch's
+ * records in one statement, the repos taken in name order (each statement locks its repo until
+ * the commit, and every hook-server locks in the same order, so two transactions cannot wait on
+ * each other); then each repo's superseded builds cancelled in pg-boss, and every new queued job
+ * inserted in one call. Deliveries spread over many repos commit together, as one repo's do.
+ */
+export async function commitBatches(c: pg.ClientBase, boss: PgBoss, batches: Pending[][]): Promise<BatchOutcome[]> {
+  const order = batches.map((_, i) => i).sort((a, b) => compare(batches[a][0].job.repo, batches[b][0].job.repo));
+  const inOrder = await enqueueBatches(
     c,
-    repo,
-    queue,
-    pending.map(({ job, raw }) => ({
-      job,
-      key: keyOf(job),
-      bossId: randomUUID(),
-      event: raw?.event ?? '',
-      format: raw?.format ?? 'json',
-      body: raw?.body ?? Buffer.alloc(0),
+    order.map((i) => ({
+      repo: batches[i][0].job.repo,
+      queue: queueName(batches[i][0].job.repo),
+      items: batches[i].map(({ job, raw }) => ({
+        job,
+        key: keyOf(job),
+        bossId: randomUUID(),
+        event: raw?.event ?? '',
+        format: raw?.format ?? 'json',
+        body: raw?.body ?? Buffer.alloc(0),
+      })),
     })),
   );
-  const cancel = superseded.map((r) => r.bossId).filter((id): id is string => id !== null);
-  if (cancel.length) await boss.cancel(queue, cancel, { db: bossDb(c) });
-  const queued = results.filter((r) => !r.duplicate && r.row.job.state === 'queued');
+  const stored: BatchStored[] = new Array(batches.length);
+  order.forEach((i, k) => (stored[i] = inOrder[k]));
+  for (const i of order) {
+    const cancel = stored[i].superseded.map((r) => r.bossId).filter((id): id is string => id !== null);
+    if (cancel.length) await boss.cancel(queueName(batches[i][0].job.repo), cancel, { db: bossDb(c) });
+  }
+  const queued = stored.flatMap(({ results }) =>
+    results.filter((r) => !r.duplicate && r.row.job.state === 'queued').map(({ row }) => row),
+  );
   if (queued.length)
     await boss.insert(
-      queued.map(({ row }) => ({ id: row.bossId!, name: queue, data: { job: row.job.id } })),
+      queued.map((row) => ({ id: row.bossId!, name: queueName(row.job.repo), data: { job: row.job.id } })),
       { db: bossDb(c) },
     );
-  const fresh = results.filter((r) => !r.duplicate).map((r) => r.row.job);
-  return {
-    results: results.map(({ row, duplicate }) => ({ job: row.job, duplicate })),
-    superseded: [...superseded.map((r) => r.job), ...fresh.filter((j) => j.state === 'superseded')],
-    xid,
-  };
+  return stored.map(({ results, superseded, xid }) => {
+    const fresh = results.filter((r) => !r.duplicate).map((r) => r.row.job);
+    return {
+      results: results.map(({ row, duplicate }) => ({ job: row.job, duplicate })),
+      superseded: [...superseded.map((r) => r.job), ...fresh.filter((j) => j.state === 'superseded')],
+      xid,
+    };
+  });
 }
+
+/** Names in one order on every machine (not the locale's). */
+const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);

@@ -21,7 +21,7 @@ import {
   type QueueDatabase,
 } from './connect.ts';
 import { JobMirror } from './mirror.ts';
-import { commitBatch, type BatchOutcome } from './enqueue.ts';
+import { commitBatches, type BatchOutcome } from './enqueue.ts';
 import { Reaper } from './reaper.ts';
 import { forgetOutput, OutputReceiver } from './output.ts';
 import { importJournal } from './import.ts';
@@ -54,6 +54,14 @@ export interface PgQueueOptions {
   node: string;
 }
 
+/** A job waiting for its transaction, and who waits for its result. */
+interface Waiting {
+  job: Job;
+  raw?: RawDelivery;
+  resolve: (r: EnqueueResult) => void;
+  reject: (e: unknown) => void;
+}
+
 export class PgJobQueue implements JobQueue {
   private readonly options: PgQueueOptions;
   private readonly conn: QueueConnection;
@@ -70,11 +78,10 @@ export class PgJobQueue implements JobQueue {
     const term = this.leadership.term;
     return term !== undefined && stillLeads(this.conn.pool, term);
   });
+  /** The transaction committing now, while one is. */
+  private committing: Promise<void> | undefined;
   /** Per repo: jobs waiting for the transaction after the one committing now. */
-  private readonly waiting = new Map<
-    string,
-    Array<{ job: Job; raw?: RawDelivery; resolve: (r: EnqueueResult) => void; reject: (e: unknown) => void }>
-  >();
+  private readonly waiting = new Map<string, Waiting[]>();
 
   private constructor(
     options: PgQueueOptions,
@@ -184,42 +191,65 @@ export class PgJobQueue implements JobQueue {
   }
 
   /**
-   * Durable before it resolves: the job commits with the others of its repo that wait meanwhile
-   * (group commit, pg/enqueue.ts); with the database away it throws, and nothing is kept.
+   * Durable before it resolves: the job commits with the others that wait meanwhile, of its repo
+   * and of the others (group commit, pg/enqueue.ts); with the database away it throws, and
+   * nothing is kept.
    */
   enqueue(input: NewJob, raw?: RawDelivery): Promise<EnqueueResult> {
     if (!this.accepting) return Promise.reject(new Error('the queue is shutting down'));
     const job = newJobRecord(input, 0, this.now());
     return new Promise((resolve, reject) => {
       const waiting = this.waiting.get(job.repo);
-      if (waiting) return void waiting.push({ job, raw, resolve, reject });
-      this.waiting.set(job.repo, [{ job, raw, resolve, reject }]);
-      void this.commitWaiting(job.repo);
+      if (waiting) waiting.push({ job, raw, resolve, reject });
+      else this.waiting.set(job.repo, [{ job, raw, resolve, reject }]);
+      this.committing ??= this.commitWaiting().finally(() => (this.committing = undefined));
     });
   }
 
-  /** Commit a repo's waiting jobs, batch after batch, until none wait. */
-  private async commitWaiting(repo: string): Promise<void> {
-    for (;;) {
-      const batch = this.waiting.get(repo) ?? [];
-      if (batch.length === 0) return void this.waiting.delete(repo);
-      this.waiting.set(repo, []);
-      try {
-        const outcome = await inTransaction(this.conn.pool, async (c) => {
-          const done = await commitBatch(
-            c,
-            this.conn.boss,
-            batch.map(({ job, raw }) => ({ job, raw })),
-          );
-          // Before the commit, so before its notification: this node has these rows already.
-          this.mirror.wrote(done.xid);
-          return done;
-        });
+  /**
+   * Commit the waiting jobs of every repo in one transaction, again and again until none wait.
+   * When a statement fails in a transaction of several repos, each repo's jobs are tried again
+   * in a transaction of their own (it rolled back whole), so one repo's failure is not the
+   * others'; a database that is away fails them all at once.
+   */
+  private async commitWaiting(): Promise<void> {
+    while (this.waiting.size) {
+      const batches = [...this.waiting.values()];
+      this.waiting.clear();
+      const failed = await this.commitTogether(batches);
+      if (failed === undefined) continue;
+      if (batches.length > 1 && statementFailed(failed))
+        for (const batch of batches) {
+          const alone = await this.commitTogether([batch]);
+          if (alone !== undefined) for (const w of batch) w.reject(alone);
+        }
+      else for (const w of batches.flat()) w.reject(failed);
+    }
+  }
+
+  /**
+   * `batches` in one transaction, each job's promise resolved; the error it rolled back with
+   * instead, the jobs left waiting.
+   */
+  private async commitTogether(batches: Waiting[][]): Promise<unknown> {
+    try {
+      const outcomes = await inTransaction(this.conn.pool, async (c) => {
+        const done = await commitBatches(
+          c,
+          this.conn.boss,
+          batches.map((batch) => batch.map(({ job, raw }) => ({ job, raw }))),
+        );
+        // Before the commit, so before its notifications: this node has these rows already.
+        for (const outcome of done) this.mirror.wrote(outcome.xid);
+        return done;
+      });
+      outcomes.forEach((outcome, b) => {
         this.told(outcome);
-        outcome.results.forEach((result, i) => batch[i].resolve(result));
-      } catch (error) {
-        for (const w of batch) w.reject(error);
-      }
+        outcome.results.forEach((result, i) => batches[b][i].resolve(result));
+      });
+      return undefined;
+    } catch (error) {
+      return error ?? new Error('the transaction rolled back');
     }
   }
 
@@ -320,6 +350,15 @@ export class PgJobQueue implements JobQueue {
     await this.output?.close();
     await this.conn.close();
   }
+}
+
+/**
+ * Whether PostgreSQL refused a statement (a SQLSTATE outside connection exceptions, operator
+ * intervention and insufficient resources) rather than the connection or the server failing.
+ */
+function statementFailed(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^(08|53|57)/.test(code);
 }
 
 function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {

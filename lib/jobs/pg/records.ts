@@ -212,6 +212,28 @@ BEGIN
   UNION ALL
   SELECT NULL, NULL, g.seq, g.state, g.record, g.boss_id, txid_current() FROM gone g;
 END $fn$;
+-- Several repos' batches in one call (pg/enqueue.ts), each through enqueue_batch in the order
+-- given (the caller's: by name, so that every hook-server takes the repos' locks in one order).
+-- Batch k's items are p_jobs->(k-1) and the slices from p_starts[k] of the other arrays; each
+-- row says which batch (b, from 1) it belongs to.
+DROP FUNCTION IF EXISTS shipkit.enqueue_batches(text[], text[], int[], jsonb, text[], uuid[], text[], text[], bytea[]);
+CREATE FUNCTION shipkit.enqueue_batches(p_repos text[], p_queues text[], p_starts int[], p_jobs jsonb,
+  p_sources text[], p_boss uuid[], p_events text[], p_formats text[], p_bodies bytea[])
+RETURNS TABLE (b int, n int, duplicate boolean, seq bigint, state text, record jsonb, boss_id uuid, xid bigint)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  k int;
+  lo int;
+  hi int;
+BEGIN
+  FOR k IN 1..coalesce(array_length(p_repos, 1), 0) LOOP
+    lo := p_starts[k];
+    hi := coalesce(p_starts[k + 1], coalesce(array_length(p_boss, 1), 0) + 1) - 1;
+    RETURN QUERY SELECT k, e.n, e.duplicate, e.seq, e.state, e.record, e.boss_id, e.xid
+      FROM shipkit.enqueue_batch(p_repos[k], p_queues[k], p_jobs->(k - 1), p_sources[lo:hi], p_boss[lo:hi],
+        p_events[lo:hi], p_formats[lo:hi], p_bodies[lo:hi]) e;
+  END LOOP;
+END $fn$;
 -- A wake-up per statement that changed jobs (not per row): "XID ID ID ...", the writing
 -- transaction's id and up to 100 job ids (a payload stays under PostgreSQL's 8000 bytes). An
 -- update that changed neither state nor record (the leader marking ends told) wakes nobody.
@@ -394,7 +416,7 @@ export async function readRunning(client: Queryable): Promise<Row[]> {
   return rows.map(rowOf);
 }
 
-/** A job of a batch for enqueueBatch: its delivery's key and body when it has one, its pg-boss id if it stays queued. */
+/** A job of a batch for enqueueBatches: its delivery's key and body when it has one, its pg-boss id if it stays queued. */
 export interface BatchItem {
   job: Job;
   key?: DeliveryKey;
@@ -404,23 +426,34 @@ export interface BatchItem {
   body: Buffer;
 }
 
+/** What one repo's batch stored: per item its row and whether it repeats an earlier job; the builds it superseded. */
+export interface BatchStored {
+  results: Array<{ row: Row; duplicate: boolean }>;
+  superseded: Row[];
+  /** The transaction's id, which the notifications of these changes name (pg/mirror.ts). */
+  xid: string;
+}
+
 /**
- * One repo's batch in one statement (shipkit.enqueue_batch, in the caller's transaction): for
- * each item, in order, the job stored for it or the earlier job it repeats; and the queued
- * builds it superseded in the table, with their pg-boss ids.
+ * Repos' batches in one statement (shipkit.enqueue_batches, in the caller's transaction), in the
+ * order given: for each item, in order, the job stored for it or the earlier job it repeats; and
+ * the queued builds it superseded in the table, with their pg-boss ids.
  */
-export async function enqueueBatch(
+export async function enqueueBatches(
   client: Queryable,
-  repo: string,
-  queue: string,
-  items: BatchItem[],
-): Promise<{ results: Array<{ row: Row; duplicate: boolean }>; superseded: Row[]; xid: string }> {
+  batches: Array<{ repo: string; queue: string; items: BatchItem[] }>,
+): Promise<BatchStored[]> {
+  const items = batches.flatMap((b) => b.items);
+  // Where each batch's items start in the flat arrays (from 1, as PostgreSQL counts).
+  let next = 1;
+  const starts = batches.map((b) => ((next += b.items.length), next - b.items.length));
   const { rows } = await client.query(
-    `SELECT n, duplicate, seq, state, record, boss_id, xid FROM shipkit.enqueue_batch($1, $2, $3::jsonb, $4::text[], $5::uuid[], $6::text[], $7::text[], $8::bytea[])`,
+    `SELECT b, n, duplicate, seq, state, record, boss_id, xid FROM shipkit.enqueue_batches($1, $2, $3::int[], $4::jsonb, $5::text[], $6::uuid[], $7::text[], $8::text[], $9::bytea[])`,
     [
-      repo,
-      queue,
-      JSON.stringify(items.map((i) => i.job)),
+      batches.map((b) => b.repo),
+      batches.map((b) => b.queue),
+      starts,
+      JSON.stringify(batches.map((b) => b.items.map((i) => i.job))),
       items.map((i) => i.key?.source ?? null),
       items.map((i) => i.bossId),
       items.map((i) => i.event),
@@ -428,13 +461,14 @@ export async function enqueueBatch(
       items.map((i) => i.body),
     ],
   );
-  const results: Array<{ row: Row; duplicate: boolean }> = new Array(items.length);
-  const superseded: Row[] = [];
+  const stored: BatchStored[] = batches.map((b) => ({ results: new Array(b.items.length), superseded: [], xid: '' }));
   for (const r of rows) {
-    if (r.n === null) superseded.push(rowOf(r));
-    else results[r.n - 1] = { row: rowOf(r), duplicate: r.duplicate };
+    const batch = stored[r.b - 1];
+    batch.xid = String(r.xid);
+    if (r.n === null) batch.superseded.push(rowOf(r));
+    else batch.results[r.n - 1] = { row: rowOf(r), duplicate: r.duplicate };
   }
-  return { results, superseded, xid: String(rows[0].xid) };
+  return stored;
 }
 
 /** How long a delivery's key and body are kept: a forge's retries and an operator's replays come sooner. */

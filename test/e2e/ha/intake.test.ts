@@ -2,7 +2,8 @@
 // second job (200 {"duplicate": true, "job": ID}), also once its job has ended; GitLab's
 // Idempotency-Key is the key; a reused delivery id with another body is still refused by its
 // signature; the same deliveries sent to both nodes at once make one job each; a kept delivery is
-// replayed as a new job (`shipkit deliveries replay`), and one that cannot be is refused.
+// replayed as a new job (`shipkit deliveries replay`), and one that cannot be is refused;
+// deliveries to several repos commit together, and one repo's failure is not the others'.
 import { randomUUID } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -205,6 +206,37 @@ test('deliveries past their 14 days are forgotten; younger ones are kept', async
     await client.end();
   }
   assert.is(Number(await pg.sql('SELECT count(*) FROM shipkit.deliveries')), kept - 2);
+});
+
+test("deliveries to two repos at once commit together; one repo's failing statement fails only its own", async () => {
+  if (!pg) return;
+  // A job of octo/ticker cannot be stored: its batch's statement fails, in whichever transaction.
+  await pg.sql(`ALTER TABLE shipkit.jobs ADD CONSTRAINT no_ticker CHECK (repo <> 'octo/ticker') NOT VALID`);
+  const sends = ['octo/site', 'octo/ticker'].flatMap((repo) =>
+    Array.from({ length: 12 }, (_, i) => ({
+      repo,
+      delivery: randomUUID(),
+      payload: pushPayload(repo, { sha: String(i).padStart(40, 'c') }),
+    })),
+  );
+  const answers = await Promise.all(
+    sends.map(({ delivery, payload }) => deliverGithub(a!.url, 'push', payload, SECRET, { delivery })),
+  );
+  answers.forEach((res, i) => {
+    const { repo } = sends[i];
+    assert.is(res.status, repo === 'octo/ticker' ? 503 : 202, `${repo}: ${JSON.stringify(res.json)}`);
+  });
+  const keysOf = (repo: string) =>
+    sends
+      .filter((s) => s.repo === repo)
+      .map((s) => `'${s.delivery}'`)
+      .join(',');
+  assert.is(await jobCount(`record->>'deliveryId' IN (${keysOf('octo/site')})`), 12);
+  assert.is(await jobCount(`record->>'deliveryId' IN (${keysOf('octo/ticker')})`), 0, 'nothing of the failed repo');
+  assert.is(
+    await pg.sql(`SELECT count(*) FROM shipkit.deliveries WHERE delivery_id IN (${keysOf('octo/ticker')})`),
+    '0',
+  );
 });
 
 test('deliveries without queue: exits 2 naming the setting', async () => {
