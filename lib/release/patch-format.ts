@@ -103,15 +103,8 @@ function checkMade(header: PatchHeader, files: Map<string, ManifestEntry>): numb
 export function parsePatchHeader(
   line: Buffer,
   expect: { from: string; to: string; size: number; manifest: ManifestEntry[] },
+  header: PatchHeader = patchHeaderJson(line),
 ): { header: PatchHeader; outputBytes: number } {
-  if (line.length > MAX_PATCH_HEADER_BYTES)
-    throw new ValidationError(`The patch header is longer than ${MAX_PATCH_HEADER_BYTES} bytes.`);
-  let header: PatchHeader;
-  try {
-    header = JSON.parse(line.toString('utf8')) as PatchHeader;
-  } catch {
-    throw new ValidationError('The patch header is not JSON.');
-  }
   if (header?.format !== PATCH_FORMAT) throw new ValidationError(`The patch is not in the ${PATCH_FORMAT} format.`);
   if (
     typeof header.from !== 'string' ||
@@ -133,18 +126,22 @@ export function parsePatchHeader(
 /** The header line's bytes, newline included. */
 export const formatPatchHeader = (header: PatchHeader) => Buffer.from(`${JSON.stringify(header)}\n`);
 
+/** A patch's header line as JSON, nothing in it checked yet (parsePatchHeader checks it). */
+export function patchHeaderJson(line: Buffer): PatchHeader {
+  if (line.length > MAX_PATCH_HEADER_BYTES)
+    throw new ValidationError(`The patch header is longer than ${MAX_PATCH_HEADER_BYTES} bytes.`);
+  try {
+    return JSON.parse(line.toString('utf8')) as PatchHeader;
+  } catch {
+    throw new ValidationError('The patch header is not JSON.');
+  }
+}
+
 /**
- * The manifest changes a patch's header line carries, when it carries them in the expected shape
+ * The manifest changes a patch's header carries, when it carries them in the expected shape
  * (nothing in them is trusted: the manifest they give is checked against its signed digest).
  */
-export function manifestChangesOf(line: Buffer): ManifestChanges | undefined {
-  if (line.length > MAX_PATCH_HEADER_BYTES) return undefined;
-  let header: Partial<PatchHeader>;
-  try {
-    header = JSON.parse(line.toString('utf8')) as Partial<PatchHeader>;
-  } catch {
-    return undefined;
-  }
+export function manifestChangesOf(header: Partial<PatchHeader>): ManifestChanges | undefined {
   const changes = header?.manifest;
   if (!changes || !Array.isArray(changes.removed) || !Array.isArray(changes.changed)) return undefined;
   if (!changes.removed.every((p) => typeof p === 'string')) return undefined;

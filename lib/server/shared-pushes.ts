@@ -5,6 +5,7 @@
 // The whole story: docs/ha.md.
 import { existsSync } from 'node:fs';
 import { rename } from 'node:fs/promises';
+import { Batcher, type Outcome } from '../core/batch.ts';
 import { messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { Queryable } from '../jobs/pg/records.ts';
@@ -78,8 +79,8 @@ async function changeShared<T>(
 export function createSharedPushGuard(options: SharedPushGuardOptions): PushGuard {
   const { db } = options;
   const serial = serialByKey();
-  /** Per repo: deliveries waiting for the judgement after the one under way (judged together). */
-  const waiting = new Map<string, Waiting[]>();
+  /** Per configured repo: its deliveries, judged a group at a time (judgeGroup). */
+  const groups = new Map<string, Batcher<Waiting, Admission>>();
 
   /** Take an accepted push out again (its job could not be queued), whatever other nodes added since. */
   const forget = (delivery: Delivery, entry: AcceptedPush | undefined, pinned: string | undefined) =>
@@ -93,57 +94,42 @@ export function createSharedPushGuard(options: SharedPushGuardOptions): PushGuar
     });
 
   /** One delivery judged against `state` (and remembered in it when accepted), as a lone one would be. */
-  async function judgeOne(state: RepoPushState, { delivery, now }: Waiting): Promise<Settled> {
+  async function judgeOne(state: RepoPushState, { delivery, now }: Waiting): Promise<Judged> {
     try {
       const judgement = await judgeDelivery(delivery, state, gitRunner(options.workDir(delivery.repo), options.env));
-      if (judgement.verdict !== 'accept') return { admission: judgement, changed: false };
+      if (judgement.verdict !== 'accept') return { value: judgement, changed: false };
       const remoteBefore = state.remote;
       const { changed, entry } = remember(state, delivery, now);
       const pinned = remoteBefore === undefined ? state.remote : undefined;
       const undo = changed ? () => forget(delivery, entry, pinned) : async () => {};
-      return { admission: { verdict: 'accept', changed, undo }, changed };
+      return { value: { verdict: 'accept', changed, undo }, changed };
     } catch (error) {
       return { error, changed: false };
     }
   }
 
   /**
-   * A repo's waiting deliveries, group after group: each group judged in arrival order against
-   * one read of the repo's row, each against what those before it were remembered as, and
-   * written back once (compare and set; the whole group again if another node wrote first).
-   * Under load a node reads the row once per group rather than once per delivery.
+   * A repo's deliveries that waited together, judged in arrival order against one read of the
+   * repo's row, each against what those before it were remembered as, and written back once
+   * (compare and set; the whole group again if another node wrote first). Under load a node
+   * reads the row once per group rather than once per delivery.
    */
-  async function judgeWaiting(repo: string): Promise<void> {
-    for (;;) {
-      const group = waiting.get(repo) ?? [];
-      if (group.length === 0) return void waiting.delete(repo);
-      waiting.set(repo, []);
-      try {
-        const settled = await serial(repo, () =>
-          changeShared(db, repo, async (state) => {
-            const each: Settled[] = [];
-            for (const item of group) each.push(await judgeOne(state, item));
-            return { result: each, write: each.some((s) => s.changed) };
-          }),
-        );
-        settled.forEach((s, i) => ('error' in s ? group[i].reject(s.error) : group[i].resolve(s.admission)));
-      } catch (error) {
-        for (const item of group) item.reject(error);
-      }
-    }
-  }
+  const judgeGroup = (repo: string, group: Waiting[]): Promise<Judged[]> =>
+    serial(repo, () =>
+      changeShared(db, repo, async (state) => {
+        const each: Judged[] = [];
+        for (const item of group) each.push(await judgeOne(state, item));
+        return { result: each, write: each.some((j) => j.changed) };
+      }),
+    );
 
   return {
     serial,
 
     admit(delivery: Delivery, now = new Date()): Promise<Admission> {
-      return new Promise((resolve, reject) => {
-        const item = { delivery, now, resolve, reject };
-        const group = waiting.get(delivery.repo);
-        if (group) return void group.push(item);
-        waiting.set(delivery.repo, [item]);
-        void judgeWaiting(delivery.repo);
-      });
+      let group = groups.get(delivery.repo);
+      if (!group) groups.set(delivery.repo, (group = new Batcher((items) => judgeGroup(delivery.repo, items))));
+      return group.add({ delivery, now });
     },
 
     // Written to the database when admitted: nothing is left to write.
@@ -155,12 +141,10 @@ export function createSharedPushGuard(options: SharedPushGuardOptions): PushGuar
 interface Waiting {
   delivery: Delivery;
   now: Date;
-  resolve: (admission: Admission) => void;
-  reject: (error: unknown) => void;
 }
 
 /** A waiting delivery's judgement, or what kept it from one (that delivery alone is answered 503). */
-type Settled = { admission: Admission; changed: boolean } | { error: unknown; changed: false };
+type Judged = Outcome<Admission> & { changed: boolean };
 
 /**
  * At the first start with `queue:`, this node's DATA/pushes/ state of each configured repo is

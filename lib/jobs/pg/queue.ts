@@ -21,12 +21,13 @@ import {
   type QueueDatabase,
 } from './connect.ts';
 import { JobMirror } from './mirror.ts';
-import { commitBatches, type BatchOutcome } from './enqueue.ts';
+import { commitBatches, type BatchOutcome, type Pending } from './enqueue.ts';
 import { Reaper } from './reaper.ts';
 import { forgetOutput, OutputReceiver } from './output.ts';
 import { importJournal } from './import.ts';
 import { PgWorker } from './worker.ts';
 import { Leadership, stillLeads } from './leader.ts';
+import { Batcher, type Outcome } from '../../core/batch.ts';
 import { Coalescer } from '../../core/coalesce.ts';
 import { forgetOldDeliveries, type Queryable } from './records.ts';
 import { messageOf } from '../../core/errors.ts';
@@ -54,14 +55,6 @@ export interface PgQueueOptions {
   node: string;
 }
 
-/** A job waiting for its transaction, and who waits for its result. */
-interface Waiting {
-  job: Job;
-  raw?: RawDelivery;
-  resolve: (r: EnqueueResult) => void;
-  reject: (e: unknown) => void;
-}
-
 export class PgJobQueue implements JobQueue {
   private readonly options: PgQueueOptions;
   private readonly conn: QueueConnection;
@@ -78,10 +71,8 @@ export class PgJobQueue implements JobQueue {
     const term = this.leadership.term;
     return term !== undefined && stillLeads(this.conn.pool, term);
   });
-  /** The transaction committing now, while one is. */
-  private committing: Promise<void> | undefined;
-  /** Per repo: jobs waiting for the transaction after the one committing now. */
-  private readonly waiting = new Map<string, Waiting[]>();
+  /** Jobs to commit: those that wait while a transaction commits go in the next one together. */
+  private readonly commits = new Batcher<Pending, EnqueueResult>((pending) => this.commitWaiting(pending));
 
   private constructor(
     options: PgQueueOptions,
@@ -197,60 +188,49 @@ export class PgJobQueue implements JobQueue {
    */
   enqueue(input: NewJob, raw?: RawDelivery): Promise<EnqueueResult> {
     if (!this.accepting) return Promise.reject(new Error('the queue is shutting down'));
-    const job = newJobRecord(input, 0, this.now());
-    return new Promise((resolve, reject) => {
-      const waiting = this.waiting.get(job.repo);
-      if (waiting) waiting.push({ job, raw, resolve, reject });
-      else this.waiting.set(job.repo, [{ job, raw, resolve, reject }]);
-      this.committing ??= this.commitWaiting().finally(() => (this.committing = undefined));
+    return this.commits.add({ job: newJobRecord(input, 0, this.now()), raw });
+  }
+
+  /**
+   * The jobs that waited together, of every repo, in one transaction, one outcome each. When a
+   * statement fails in a transaction of several repos, each repo's jobs are tried again in a
+   * transaction of their own (it rolled back whole), so one repo's failure is not the others';
+   * a database that is away fails them all at once.
+   */
+  private async commitWaiting(pending: Pending[]): Promise<Array<Outcome<EnqueueResult>>> {
+    const byRepo = new Map<string, number[]>();
+    pending.forEach(({ job }, i) => byRepo.set(job.repo, [...(byRepo.get(job.repo) ?? []), i]));
+    const groups = [...byRepo.values()];
+    const outcomes = new Array<Outcome<EnqueueResult>>(pending.length);
+    const commit = async (some: number[][]): Promise<unknown> => {
+      try {
+        const done = await this.commitTogether(some.map((group) => group.map((i) => pending[i])));
+        done.forEach((results, g) => results.forEach((value, k) => (outcomes[some[g][k]] = { value })));
+        return undefined;
+      } catch (error) {
+        return error ?? new Error('the transaction rolled back');
+      }
+    };
+    const failed = await commit(groups);
+    if (failed !== undefined && groups.length > 1 && statementFailed(failed))
+      for (const group of groups) {
+        const alone = await commit([group]);
+        if (alone !== undefined) for (const i of group) outcomes[i] = { error: alone };
+      }
+    else if (failed !== undefined) outcomes.fill({ error: failed });
+    return outcomes;
+  }
+
+  /** Repos' batches in one transaction: each job's result, per batch. */
+  private async commitTogether(batches: Pending[][]): Promise<EnqueueResult[][]> {
+    const outcomes = await inTransaction(this.conn.pool, async (c) => {
+      const done = await commitBatches(c, this.conn.boss, batches);
+      // Before the commit, so before its notifications: this node has these rows already.
+      for (const outcome of done) this.mirror.wrote(outcome.xid);
+      return done;
     });
-  }
-
-  /**
-   * Commit the waiting jobs of every repo in one transaction, again and again until none wait.
-   * When a statement fails in a transaction of several repos, each repo's jobs are tried again
-   * in a transaction of their own (it rolled back whole), so one repo's failure is not the
-   * others'; a database that is away fails them all at once.
-   */
-  private async commitWaiting(): Promise<void> {
-    while (this.waiting.size) {
-      const batches = [...this.waiting.values()];
-      this.waiting.clear();
-      const failed = await this.commitTogether(batches);
-      if (failed === undefined) continue;
-      if (batches.length > 1 && statementFailed(failed))
-        for (const batch of batches) {
-          const alone = await this.commitTogether([batch]);
-          if (alone !== undefined) for (const w of batch) w.reject(alone);
-        }
-      else for (const w of batches.flat()) w.reject(failed);
-    }
-  }
-
-  /**
-   * `batches` in one transaction, each job's promise resolved; the error it rolled back with
-   * instead, the jobs left waiting.
-   */
-  private async commitTogether(batches: Waiting[][]): Promise<unknown> {
-    try {
-      const outcomes = await inTransaction(this.conn.pool, async (c) => {
-        const done = await commitBatches(
-          c,
-          this.conn.boss,
-          batches.map((batch) => batch.map(({ job, raw }) => ({ job, raw }))),
-        );
-        // Before the commit, so before its notifications: this node has these rows already.
-        for (const outcome of done) this.mirror.wrote(outcome.xid);
-        return done;
-      });
-      outcomes.forEach((outcome, b) => {
-        this.told(outcome);
-        outcome.results.forEach((result, i) => batches[b][i].resolve(result));
-      });
-      return undefined;
-    } catch (error) {
-      return error ?? new Error('the transaction rolled back');
-    }
+    for (const outcome of outcomes) this.told(outcome);
+    return outcomes.map((o) => o.results);
   }
 
   /** Read-your-writes: GET /jobs/ID right after the 202 finds the job. */

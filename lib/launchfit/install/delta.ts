@@ -9,7 +9,13 @@ import { ensureDir } from '../../core/fs.ts';
 import { downloadToFile, fetchSmall } from '../../http/fetch.ts';
 import { manifestFileName } from '../../release/delta-publish.ts';
 import { MAX_MANIFEST_BYTES, manifestSha256, parseManifest, type ManifestEntry } from '../../release/manifest.ts';
-import { MAX_PATCH_HEADER_BYTES, manifestChangesOf, parsePatchHeader } from '../../release/patch-format.ts';
+import {
+  MAX_PATCH_HEADER_BYTES,
+  manifestChangesOf,
+  parsePatchHeader,
+  patchHeaderJson,
+  type PatchHeader,
+} from '../../release/patch-format.ts';
 import { compareVersions, type PatchLine, type VersionInfo } from '../../release/version-file.ts';
 import { haveZstd } from '../../release/zstd.ts';
 import { readState } from '../deploy-folder/state.ts';
@@ -100,9 +106,9 @@ async function manifestFromKept(
   ctx: UpdateContext,
   info: VersionInfo,
   fromName: string,
-  headerLine: Buffer,
+  parsed: PatchHeader,
 ): Promise<ManifestEntry[] | undefined> {
-  const changes = manifestChangesOf(headerLine);
+  const changes = manifestChangesOf(parsed);
   if (!changes) return undefined;
   try {
     const text = await rebuiltManifest(ctx.paths, fromName, changes);
@@ -180,14 +186,14 @@ async function rebuildFromDelta(
     if (got.size !== picked.patch.size || got.sha256 !== picked.patch.sha256)
       throw new VerificationError(`${picked.patch.file} does not match the sha256 and size VERSION gives`);
     const { line, bodyStart } = await readHeaderLine(patchFile);
-    const kept = await manifestFromKept(ctx, info, picked.fromName, line);
+    const parsed = patchHeaderJson(line);
+    const kept = await manifestFromKept(ctx, info, picked.fromName, parsed);
     const manifest = kept ? { entries: kept, bytes: 0 } : await fetchManifest(ctx, info);
-    const { header } = parsePatchHeader(line, {
-      from: picked.patch.from,
-      to: info.version,
-      size: picked.patch.size,
-      manifest: manifest.entries,
-    });
+    const { header } = parsePatchHeader(
+      line,
+      { from: picked.patch.from, to: info.version, size: picked.patch.size, manifest: manifest.entries },
+      parsed,
+    );
     await checkProvenance({
       updates: ctx.config.updates,
       url: new URL(info.file, serverOf(ctx.config)).href,

@@ -7,7 +7,13 @@ import { readFile } from 'node:fs/promises';
 import { atomicWriteFile, ensureDir } from '../../core/fs.ts';
 import type { Logger } from '../../core/log.ts';
 import { messageOf } from '../../core/errors.ts';
-import { formatManifest, manifestLine, MAX_MANIFEST_BYTES, type ManifestEntry } from '../../release/manifest.ts';
+import {
+  byPathBytes,
+  formatManifest,
+  manifestLine,
+  MAX_MANIFEST_BYTES,
+  type ManifestEntry,
+} from '../../release/manifest.ts';
 import type { ManifestChanges } from '../../release/patch-format.ts';
 import { keptManifestFile, type DeployPaths } from '../deploy-folder/state.ts';
 
@@ -41,6 +47,6 @@ export async function rebuiltManifest(
   }
   for (const p of changes.removed) lines.delete(p);
   for (const e of changes.changed) lines.set(e.path, manifestLine(e));
-  const sorted = [...lines.keys()].map((p) => Buffer.from(p)).sort(Buffer.compare);
-  return Buffer.from(sorted.map((p) => `${lines.get(p.toString('utf8'))}\n`).join(''));
+  const sorted = [...lines.keys()].map((p) => ({ path: p })).sort(byPathBytes);
+  return Buffer.from(sorted.map(({ path }) => `${lines.get(path)}\n`).join(''));
 }

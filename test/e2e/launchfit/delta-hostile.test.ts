@@ -1,7 +1,8 @@
 // Hostile delta updates (docs/launchfit.md "Delta updates"), with a real host, real zstd and a
 // VERSION re-signed by the trusted key (the server looks honest; what it offers is not): a zstd
 // bomb, wrong bytes, manifests that lead out of the release, a patch from a release the host does
-// not hold, a manifest changed or replayed, a host killed while fetching a patch. Each ends in the
+// not hold, a manifest changed or replayed, a patch header's manifest changes that are wrong, a
+// host killed while fetching a patch. Each ends in the
 // full tarball (or, with the tarball gone too, in no change at all), never in a half-built release.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -105,6 +106,17 @@ async function servePatchBody(w: World, body: (total: number) => Promise<Buffer>
     Buffer.from(JSON.stringify({ ...header, groups: [{ kind: 'whole', bytes: blob.length, files }] }) + '\n'),
     blob,
   ]);
+  writeFileSync(at(w, PATCH), patch);
+  await resign(w, (v) => v.replace(/^PATCH 1\.0 (\S+) \S+ \d+$/m, `PATCH 1.0 $1 ${sha256(patch)} ${patch.length}`));
+}
+
+/** The patch's header rewritten by `edit` (its bytes after the header kept), VERSION naming the new patch, signed. */
+async function servePatchHeader(w: World, edit: (header: Record<string, any>) => void): Promise<void> {
+  const bytes = readFileSync(at(w, PATCH));
+  const end = bytes.indexOf(10);
+  const header = JSON.parse(bytes.subarray(0, end).toString('utf8'));
+  edit(header);
+  const patch = Buffer.concat([Buffer.from(JSON.stringify(header)), bytes.subarray(end)]);
   writeFileSync(at(w, PATCH), patch);
   await resign(w, (v) => v.replace(/^PATCH 1\.0 (\S+) \S+ \d+$/m, `PATCH 1.0 $1 ${sha256(patch)} ${patch.length}`));
 }
@@ -219,6 +231,30 @@ test('a manifest or patch changed without VERSION, a replayed manifest, a patch 
 
   await resign(w, (v) => v.replace(/^PATCH 1\.0 /m, 'PATCH 0.9 '));
   await refusedWithoutTarball(w, /no patch from a release this host holds/);
+});
+
+test("a signed patch whose header gives wrong manifest changes: not VERSION's manifest, so it is fetched whole", async () => {
+  const evil = { path: 'm3.js', type: 'file', mode: '644', size: 5, sha256: sha256('evil\n'), target: null };
+  const cases: Array<[string, (manifest: Record<string, any>) => void]> = [
+    ['a file claimed changed', (m) => m.changed.push(evil)],
+    ['a file claimed removed', (m) => m.removed.push('m4.js')],
+    ['changes not in lists', (m) => (m.removed = 'm4.js')],
+  ];
+  for (const [what, edit] of cases) {
+    const w = await hostOn10();
+    rmSync(at(w, TARBALL));
+    await servePatchHeader(w, (header) => edit(header.manifest));
+    const u = await update(w);
+    assert.is(u.exitCode, 0, `${what}: ${u.stdout}${u.stderr}`);
+    assert.is(w.server.requests.filter((r) => r.path === MANIFEST).length, 1, `${what}: the manifest fetched whole`);
+    if (what !== 'changes not in lists')
+      assert.match(u.stdout + u.stderr, /gives another one than VERSION signs; fetching it/, what);
+    assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.1', what);
+    assert.is((await statusOf(w.deploy)).lastInstall.way, 'patch', what);
+    const release = path.join(w.deploy, 'releases/my-app-gnu-linux-1.1');
+    assert.is(readFileSync(path.join(release, 'm3.js'), 'utf8'), moduleText(3), `${what}: the signed bytes`);
+    assert.ok(existsSync(path.join(release, 'm4.js')), `${what}: nothing dropped`);
+  }
 });
 
 test('a host killed while fetching a patch clears tmp/ at the next update and rebuilds from the patch', async () => {

@@ -1,0 +1,40 @@
+// Group commit's shape, for work whose items each want their own answer: one run at a time over
+// everything waiting; what comes while a run runs waits for the next one, so a burst of N items
+// costs a few runs, not N. The append log's flush is the same idea with its own extras.
+
+/** One item's outcome of a run. */
+export type Outcome<R> = { value: R } | { error: unknown };
+
+export class Batcher<I, R> {
+  private readonly run: (items: I[]) => Promise<Array<Outcome<R>>>;
+  private waiting: Array<{ item: I; resolve: (value: R) => void; reject: (error: unknown) => void }> = [];
+  private running = false;
+
+  /** `run` gives one outcome per item, in order; if it throws, every item of its run is rejected. */
+  constructor(run: (items: I[]) => Promise<Array<Outcome<R>>>) {
+    this.run = run;
+  }
+
+  /** Settles with this item's outcome, from the run it lands in. */
+  add(item: I): Promise<R> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ item, resolve, reject });
+      if (!this.running) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    while (this.waiting.length) {
+      const batch = this.waiting;
+      this.waiting = [];
+      try {
+        const outcomes = await this.run(batch.map((w) => w.item));
+        outcomes.forEach((o, i) => ('error' in o ? batch[i].reject(o.error) : batch[i].resolve(o.value)));
+      } catch (error) {
+        for (const w of batch) w.reject(error);
+      }
+    }
+    this.running = false;
+  }
+}
