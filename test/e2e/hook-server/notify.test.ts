@@ -79,11 +79,21 @@ test('a failure and its recovery reach Slack and the signed webhook; a hanging r
     assert.ok(hang.received.length >= 1, 'the hanging receiver was asked');
     assert.not.match(server.output(), SLACK_PATH, 'the Slack URL is never logged');
     assert.not.match(server.output(), NOTIFY_SECRET);
-    const metrics = await (
-      await fetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } })
-    ).text();
-    assert.match(metrics, 'shipkit_notifications_total{channel="slack",outcome="delivered"} 1');
-    assert.match(metrics, 'shipkit_notifications_total{channel="webhook",outcome="delivered"} 2');
+    // A receiver records a request before it answers; the sender counts it once the answer is
+    // back, so the counters are read until they catch up (or the wait times out).
+    const slackDelivered = 'shipkit_notifications_total{channel="slack",outcome="delivered"} 1';
+    const webhookDelivered = 'shipkit_notifications_total{channel="webhook",outcome="delivered"} 2';
+    let metrics = '';
+    await waitFor(
+      async () => {
+        const res = await fetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+        metrics = await res.text();
+        return metrics.includes(slackDelivered) && metrics.includes(webhookDelivered);
+      },
+      { timeoutMs: 5_000, what: 'the delivered counters' },
+    ).catch(() => undefined);
+    assert.match(metrics, slackDelivered);
+    assert.match(metrics, webhookDelivered);
   } finally {
     const stopping = Date.now();
     assert.is(await server.stop(), 0);
