@@ -1,4 +1,4 @@
-// npm run bench:pipeline [-- --runs 3 --hosts 20 --light 20,200]: push-to-live on loopback. A
+// npm run bench:pipeline [-- --runs 20 --hosts 20 --light 20,200 | --smoke]: push-to-live on loopback. A
 // real `git push` into a bare repo whose hook delivers to hook-server; the build pulls, installs
 // (npm, skipped when unchanged), compiles (`npm run build`), publishes a signed release and rolls
 // it out (canary 1, then 25 %, 100 %) — to real launchfit hosts (zero-downtime app, health over
@@ -17,8 +17,13 @@
 // (goal < 1000 ms) and its growth from the first to the last light fleet (goal < 500 ms).
 // LAUNCHFIT_CPU_PROF=DIR: every launchfit writes a CPU profile into DIR, and DIR/window holds each
 // push's span in the profiles' clock.
+// p50 and p95 of shipkit's share are printed per fleet. `--smoke` (CI, .ci/run) is the regression
+// guard: 3 pushes to the 20 launchfit hosts only, and exit 1 when their p95 is more than twice the
+// p95 docs/benchmarks.md gives (its "push-to-live p95" row): a slower pipeline is caught, the goal
+// itself is not what it times.
 import { appendFileSync, readFileSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import minimist from 'minimist';
 import { askApp } from '../test/fixtures/launchfit/world.ts';
 import {
@@ -36,19 +41,39 @@ import { shippedArgv, shippedShipkit } from './shipped.ts';
 console.error(`shipkit as shipped: ${shippedShipkit()}`);
 runScriptsAs(shippedArgv);
 
-const args = minimist(process.argv.slice(2), { string: ['runs', 'hosts', 'light'] });
-const runs = Number(args.runs ?? 3);
+const args = minimist(process.argv.slice(2), { string: ['runs', 'hosts', 'light'], boolean: ['smoke'] });
+const smoke = args.smoke === true;
+const runs = Number(args.runs ?? (smoke ? 3 : 20));
 const launchfitHosts = Number(args.hosts ?? 20);
-const lightCounts = String(args.light ?? '20,200')
+const lightCounts = String(args.light ?? (smoke ? '' : '20,200'))
   .split(',')
   .filter(Boolean)
   .map(Number);
+/** What the smoke holds its p95 against: read before anything starts, so a missing figure fails at once. */
+const guardMs = smoke ? documentedP95(launchfitHosts) : undefined;
 const WAVES = ['25%', '100%'];
 
 type Row = Map<string, number>;
 const SHARE = "shipkit's share (total − the build's commands − the hold)";
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+/** The nearest-rank percentile: of 20 pushes, p95 is the 19th fastest; of 3, the slowest. */
+const percentile = (xs: number[], p: number) =>
+  [...xs].sort((a, b) => a - b)[Math.max(0, Math.ceil((p / 100) * xs.length) - 1)];
+
+/** The p95 of shipkit's share docs/benchmarks.md gives for `hosts` launchfit hosts (its "push-to-live p95" row), ms. */
+function documentedP95(hosts: number): number {
+  const file = path.join(import.meta.dirname, '..', 'docs', 'benchmarks.md');
+  const row = new RegExp(`^\\| push-to-live p95, shipkit's own share, ${hosts} launchfit hosts \\| ([\\d,]+) ms`, 'm');
+  const found = row.exec(readFileSync(file, 'utf8'));
+  if (!found) {
+    console.error(
+      `bench:pipeline --smoke: ${file} has no "push-to-live p95" row for ${hosts} launchfit hosts to hold to`,
+    );
+    process.exit(2);
+  }
+  return Number(found[1].replace(/,/g, ''));
+}
 
 /** The pid of the app answering on each launchfit host now (`VERSION PID NAME`). */
 async function servingPids(w: PipelineWorld): Promise<Map<string, number>> {
@@ -353,6 +378,11 @@ if (launchfitTimeline.size) {
     }
   }
 }
+console.log(`\nshipkit's share over the pushes (${SHARE}), ms:`);
+for (const r of results)
+  console.log(
+    `  ${r.label.padEnd(12)} p50 ${String(percentile(r.shares, 50)).padStart(6)}  p95 ${String(percentile(r.shares, 95)).padStart(6)}  (${r.shares.length} pushes: ${r.shares.join(' ')})`,
+  );
 const share = (label: string) => results.find((r) => r.label === label)?.rows.get(SHARE);
 const spread = (label: string) => {
   const xs = results.find((r) => r.label === label)?.shares ?? [];
@@ -370,6 +400,25 @@ const stages = (label: string) => {
     .join(', ');
 };
 if (launchfitHosts) {
+  const shares = results.find((r) => r.label === `${launchfitHosts} launchfit`)!.shares;
+  const p95 = percentile(shares, 95);
+  if (guardMs !== undefined) {
+    // The smoke: one line that says whether the pipeline got slower, and the exit code CI reads.
+    const ok = p95 <= 2 * guardMs;
+    console.log(
+      `bench:pipeline --smoke: p95 of shipkit's share over ${shares.length} pushes ${p95} ms; docs/benchmarks.md gives ${guardMs} ms, so the guard is ${2 * guardMs} ms: ${ok ? 'ok' : 'SLOWER than twice the documented figure'}`,
+    );
+    process.exit(ok ? 0 : 1);
+  }
+  reportResult({
+    work: `push-to-live p95, shipkit's own share, ${launchfitHosts} launchfit hosts`,
+    shipkit: p95,
+    peer: null,
+    unit: 'ms',
+    goal: 'printed; CI fails past 2× this',
+    met: null,
+    note: `p95 (nearest rank) of ${shares.length} pushes, p50 ${percentile(shares, 50)} ms; \`npm run bench:pipeline -- --smoke\` in .ci/run fails when 3 pushes' p95 is more than twice the figure in docs/benchmarks.md`,
+  });
   const ms = share(`${launchfitHosts} launchfit`)!;
   reportResult({
     work: `push-to-live, shipkit's own share, ${launchfitHosts} launchfit hosts`,
