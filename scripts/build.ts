@@ -84,6 +84,8 @@ async function buildMain(args: Args, log: Logger): Promise<number> {
     ref,
     url: args.url,
     noCache: args.cache === false,
+    // Only a build of every configured step says what a push of the same tree would build.
+    recordBuilt: args.steps === undefined,
     beforeStart,
     log,
     signal: controller.signal,

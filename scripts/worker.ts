@@ -5,6 +5,7 @@ import { UsageError } from '../lib/core/errors.ts';
 import { redactUrls } from '../lib/core/redact.ts';
 import { findConfigFile, loadShipkitConfig } from '../lib/config/shipkit-yml.ts';
 import { startWorker } from '../lib/jobs/worker.ts';
+import { upToDateCheckFor } from '../lib/pipeline/up-to-date.ts';
 
 const usage = `Usage: worker [--config FILE] [--queue URL] [--name NAME] [--concurrency N]   (shipkit worker …)
 
@@ -82,6 +83,7 @@ await runCli(
       concurrency: args.concurrency,
       log,
       reaperMs: process.env.SHIPKIT_REAPER_MS ? Number(process.env.SHIPKIT_REAPER_MS) : undefined,
+      upToDate: upToDateCheckFor(config),
     });
     forgetQueueVariable(args.queue ?? config.queue);
     log.info(

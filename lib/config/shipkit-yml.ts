@@ -58,6 +58,8 @@ export interface RepoConfig {
   node?: NodeRequest;
   /** `token:` (and `token_user:`) for the pull step's git over https (lib/pipeline/git-token.ts). */
   gitToken?: GitTokenConfig;
+  /** `skip_unchanged:` (default true): a push whose tree, config and env were built already is not built again (lib/pipeline/up-to-date.ts). */
+  skipUnchanged: boolean;
   keyPath: KeyPath;
 }
 
@@ -127,6 +129,7 @@ const REPO_KEYS = [
   'notify',
   'cache',
   'node',
+  'skip_unchanged',
   ...REPORT_KEYS,
 ] as const;
 export const DEFAULTS = {
@@ -338,6 +341,7 @@ function parseRepo(
     cache: parseCacheConfig(doc, keyPath),
     node: parseNodeConfig(doc, keyPath),
     gitToken: parseGitToken(doc, keyPath),
+    skipUnchanged: getKey(doc, [...keyPath, 'skip_unchanged'], 'boolean') ?? true,
     keyPath,
   };
 }

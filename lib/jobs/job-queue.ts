@@ -17,6 +17,8 @@ export interface NewJob extends CommitMeta {
   cloneUrl?: string;
   deliveryId?: string;
   forge?: string;
+  /** Build even when nothing changed since the last build (Job.force). */
+  force?: boolean;
 }
 
 /** A delivery as it came, kept with its job by the PostgreSQL queue so an operator can replay it. */
@@ -102,6 +104,7 @@ export function newJobRecord(input: NewJob, seq: number, at: string): Job {
     attempts: 0,
     interruptions: 0,
     pgid: null,
+    ...(input.force ? { force: true as const } : {}),
     ...(input.message ? { message: input.message } : {}),
     ...(input.author ? { author: input.author } : {}),
     ...(input.pusher ? { pusher: input.pusher } : {}),

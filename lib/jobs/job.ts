@@ -30,6 +30,8 @@ export interface Job {
   interruptions: number;
   /** Process group of the running attempt, to clean up after a crash. */
   pgid: number | null;
+  /** Always build, never answer "up to date" (a forced push, a replay, a redelivery; lib/pipeline/up-to-date.ts). */
+  force?: true;
   /** The build worker that runs (or ran) its last attempt, with a PostgreSQL `queue:` (docs/workers.md); absent in the local journal. */
   worker?: string;
   // Who and what triggered it (CommitMeta, read from the forge's payload by lib/server/forges/);
@@ -49,4 +51,18 @@ export interface CommitMeta {
   pusher?: string;
   /** The commit (or release) page on the forge: http(s) only, no credentials. */
   commitUrl?: string;
+}
+
+// A build that had nothing to build ends `succeeded` with this reason (no state of its own: the
+// HTTP contract's states stay as they are); statuses and notifications say "up to date".
+const UP_TO_DATE = 'up-to-date: ';
+
+/** The reason of a job that found its tree already built: `up-to-date: WHAT`. */
+export function upToDateReason(what: string): string {
+  return `${UP_TO_DATE}${what}`;
+}
+
+/** Did this job end without building because its tree was built already? */
+export function endedUpToDate(job: { state: string; reason: string | null }): boolean {
+  return job.state === 'succeeded' && job.reason?.startsWith(UP_TO_DATE) === true;
 }

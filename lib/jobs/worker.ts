@@ -13,7 +13,7 @@ import { isProcessAlive } from '../core/lock.ts';
 import { endProcessGroup } from '../core/process-group.ts';
 import { repoPaths, type ShipkitConfig } from '../config/shipkit-yml.ts';
 import { readJobLog } from './job-log.ts';
-import { processRunnerFor } from './process/runner.ts';
+import { processRunnerFor, type UpToDateCheck } from './process/runner.ts';
 import { connectQueueDatabase, resolveQueueUrl } from './pg/connect.ts';
 import { Reaper } from './pg/reaper.ts';
 import { PgWorker } from './pg/worker.ts';
@@ -29,6 +29,8 @@ export interface WorkerSettings {
   env?: NodeJS.ProcessEnv;
   /** Seconds between reaper rounds (tests make it short). */
   reaperMs?: number;
+  /** A push that changes nothing needs no build (lib/pipeline/up-to-date.ts; passed in: jobs sit below the pipeline). */
+  upToDate?: UpToDateCheck;
 }
 
 export interface RunningWorker {
@@ -52,6 +54,7 @@ export async function startWorker({
   log,
   env = process.env,
   reaperMs,
+  upToDate,
 }: WorkerSettings): Promise<RunningWorker> {
   const value = queue ?? config.queue;
   if (!value)
@@ -72,7 +75,7 @@ export async function startWorker({
   const jobsDir = path.join(config.data, 'jobs');
   await ensureDir(config.data, 0o755);
   await ensureDir(jobsDir, 0o755);
-  const run = await processRunnerFor(config, { log, env });
+  const run = await processRunnerFor(config, { log, env, upToDate });
   const conn = await connectQueueDatabase({ db, name: `shipkit worker ${name}`, log, repos, supervise: false });
   await endOrphanedJobs({ db: conn.pool, jobsDir, name, log }).catch((error) =>
     log.warn(`could not look for builds left behind by a previous run: ${messageOf(error)}`),

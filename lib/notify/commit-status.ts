@@ -4,6 +4,7 @@
 // The whole story: docs/internals.md.
 import type { ReportForge, ResolvedReport } from '../config/report.ts';
 import type { NotifyJob } from './message.ts';
+import { endedUpToDate } from '../jobs/job.ts';
 
 /** What shipkit means; each forge spells it its own way (FORGE_STATES). */
 export type StatusState = 'pending' | 'success' | 'failure' | 'error' | 'cancelled';
@@ -54,6 +55,7 @@ export function endStatus(job: StatusJob): CommitStatus | undefined {
   });
   switch (job.state) {
     case 'succeeded':
+      if (endedUpToDate(job)) return status('success', `${job.kind} up to date: this tree was built already`);
       return status('success', `${job.kind} succeeded${took}`);
     case 'failed': {
       // The build itself failed (its exit code) or shipkit stopped it (a timeout, too much output, could not start).

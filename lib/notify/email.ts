@@ -7,7 +7,7 @@ import { $ } from 'zx/core';
 import type { NotifyEvent } from '../config/notify.ts';
 import type { PostResult } from './deliver.ts';
 import { showBidiControls } from '../core/escape.ts';
-import { jobLink, type NotifyJob } from './message.ts';
+import { jobLink, outcomeWords, type NotifyJob } from './message.ts';
 
 /** A header value: one line, printable ASCII as is, anything else as RFC 2047 UTF-8 base64 words. */
 export function headerText(text: string): string {
@@ -29,8 +29,6 @@ export function headerText(text: string): string {
   return words.map((w) => `=?UTF-8?B?${Buffer.from(w).toString('base64')}?=`).join('\n ');
 }
 
-const WORDS: Record<NotifyEvent, string> = { success: 'succeeded', failure: 'failed', recovery: 'is green again' };
-
 export interface EmailOptions {
   to: string;
   from?: string;
@@ -44,7 +42,7 @@ export interface EmailOptions {
 export function emailMessage({ to, from, event, job, publicUrl, now = new Date() }: EmailOptions): string {
   const what = job.kind === 'release' ? `release ${job.tag ?? ''}`.trim() : `build of ${job.branch ?? job.ref ?? '?'}`;
   const title = job.message?.split('\n')[0]?.trim();
-  const subject = `[shipkit] ${job.repo} ${what} ${WORDS[event]}${title ? `: ${title.slice(0, 120)}` : ''}`;
+  const subject = `[shipkit] ${job.repo} ${what} ${outcomeWords(event, job)}${title ? `: ${title.slice(0, 120)}` : ''}`;
   const link = jobLink(publicUrl, job);
   const headers = [
     `To: ${to}`,
@@ -59,7 +57,7 @@ export function emailMessage({ to, from, event, job, publicUrl, now = new Date()
     `X-Shipkit-Job: ${headerText(job.id)}`,
   ];
   const body = [
-    `${job.repo} ${what} ${WORDS[event]}.`,
+    `${job.repo} ${what} ${outcomeWords(event, job)}.`,
     '',
     `job:     ${job.id}`,
     `state:   ${job.state}${job.exit !== null ? ` (exit ${job.exit})` : ''}${job.reason ? `: ${job.reason}` : ''}`,

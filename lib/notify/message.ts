@@ -2,6 +2,7 @@
 // (`text`, also taken by Mattermost and Discord's /slack) and the signed webhook's job JSON.
 import { showBidiControls } from '../core/escape.ts';
 import { jobPageUrl } from '../jobs/job-url.ts';
+import { endedUpToDate } from '../jobs/job.ts';
 import type { NotifyEvent } from '../config/notify.ts';
 
 /** What notifications need of a job (lib/jobs/local/journal.ts's Job has these fields). */
@@ -60,6 +61,11 @@ function escapeSlack(text: string): string {
 }
 
 const WORDS: Record<NotifyEvent, string> = { success: 'succeeded', failure: 'failed', recovery: 'is green again' };
+
+/** What a message says the job did; a build that found its tree built already is "up to date", not "succeeded". */
+export function outcomeWords(event: NotifyEvent, job: NotifyJob): string {
+  return event === 'success' && endedUpToDate(job) ? 'is up to date (nothing to build)' : WORDS[event];
+}
 const ICONS: Record<NotifyEvent, string> = {
   success: ':white_check_mark:',
   failure: ':x:',
@@ -70,7 +76,7 @@ export function slackBody(event: NotifyEvent, job: NotifyJob, publicUrl?: string
   const what = job.kind === 'release' ? `release ${job.tag ?? ''}`.trim() : `build of ${job.branch ?? job.ref ?? '?'}`;
   const sha = job.sha ? ` (${job.sha.slice(0, 7)})` : '';
   const ms = durationMs(job);
-  const took = ms === null ? '' : ` in ${Math.round(ms / 1000)} s`;
+  const took = ms === null || endedUpToDate(job) ? '' : ` in ${Math.round(ms / 1000)} s`;
   const why =
     event === 'failure' && job.reason
       ? `: ${job.reason}`
@@ -78,7 +84,7 @@ export function slackBody(event: NotifyEvent, job: NotifyJob, publicUrl?: string
         ? `: exit ${job.exit}`
         : '';
   const link = jobLink(publicUrl, job);
-  const text = `${ICONS[event]} ${escapeSlack(showBidiControls(`${job.repo} ${what}${sha} ${WORDS[event]}${took}${why}`))}${link ? ` <${link}|job ${escapeSlack(job.id)}>` : ''}`;
+  const text = `${ICONS[event]} ${escapeSlack(showBidiControls(`${job.repo} ${what}${sha} ${outcomeWords(event, job)}${took}${why}`))}${link ? ` <${link}|job ${escapeSlack(job.id)}>` : ''}`;
   return { text };
 }
 
@@ -99,6 +105,8 @@ export function webhookBody(event: NotifyEvent, job: NotifyJob, publicUrl?: stri
       started: job.started,
       finished: job.finished,
       duration_ms: durationMs(job),
+      // Added: true when the job found its tree built already and built nothing (reason says by which job).
+      up_to_date: endedUpToDate(job),
     },
     url: jobLink(publicUrl, job) ?? null,
   };

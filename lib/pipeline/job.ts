@@ -23,6 +23,7 @@ import { planCache } from './cache.ts';
 import { withNodeOnPath } from './node-toolchain.ts';
 import { prepareGitToken } from './git-token.ts';
 import { checkFoldersOwner, pullRemoteUrl } from './pull.ts';
+import { forgetBuilt, recordBuilt } from './built-record.ts';
 import { repoPaths, type RepoConfig, type ShipkitConfig } from '../config/shipkit-yml.ts';
 
 export interface JobStep {
@@ -57,6 +58,8 @@ export interface JobOptions {
   noCache?: boolean;
   /** Once the job's checks passed and its lock is held, before its log starts: the audit of a job typed by hand. */
   beforeStart?: () => Promise<void>;
+  /** The steps are the repo's whole configured list (no `--steps`): a build that succeeds is recorded in built.json (lib/pipeline/built-record.ts). */
+  recordBuilt?: boolean;
 }
 
 export interface JobOutcome {
@@ -221,7 +224,9 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
   const cache = planCache(repo.cache, { noCache: options.noCache });
   const prestarted: Record<string, Prestarted> = {};
   try {
-    // First thing under the lock: what a step starts ahead starts while the rest gets ready.
+    // Whatever this job does changes the work folder: the record of the last build goes first.
+    await forgetBuilt(paths);
+    // Under the lock: what a step starts ahead starts while the rest gets ready.
     // The build commands' environment, with the repo's Node on PATH once it is chosen.
     const commandEnv = (node: BuildContext['node']) => withNodeOnPath({ ...baseEnv, ...buildEnv.vars }, node);
     for (const step of options.steps) step.ahead?.({ repo, paths, runAs, prestarted, env: commandEnv(undefined) });
@@ -255,6 +260,7 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
     const envFor = (step: JobStep) =>
       step.name === 'pull' ? { ...baseEnv, ...pullEnv, ...gitToken?.env } : commandEnv(ctx.node);
     const failed = await runSteps(options, ctx, writer, envFor);
+    if (!failed && options.recordBuilt && kind === 'build') await recordBuild(ctx, options, buildEnv.vars, writer);
     return outcomeOf(options, ctx, writer, failed);
   } finally {
     for (const started of Object.values(prestarted)) discardPrestarted(started);
@@ -283,6 +289,21 @@ function baseEnvironment(
         }
       : {}),
   });
+}
+
+/** built.json for the next push (lib/pipeline/up-to-date.ts); a failure to write it only means that push builds. */
+async function recordBuild(
+  ctx: BuildContext,
+  options: JobOptions,
+  vars: Record<string, string>,
+  writer: JobLogWriter,
+): Promise<void> {
+  try {
+    const record = await recordBuilt(ctx, { job: options.id, vars });
+    writer.line(`recorded: tree ${record.tree} of ${record.sha} is built (a push of the same tree needs no build)`);
+  } catch (error) {
+    writer.line(`could not record this build (${messageOf(error)}); the next push builds again`);
+  }
 }
 
 interface StepFailed {

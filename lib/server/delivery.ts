@@ -370,8 +370,15 @@ export function newJobOf(
     forge,
     ...meaning.meta,
   };
+  // A forced push is someone asking for this commit on purpose: it builds even when nothing changed.
   return meaning.kind === 'push'
-    ? { ...common, kind: 'build', sha: meaning.sha, branch: meaning.branch }
+    ? {
+        ...common,
+        kind: 'build',
+        sha: meaning.sha,
+        branch: meaning.branch,
+        ...(meaning.order.forced === true ? { force: true } : {}),
+      }
     : { ...common, kind: 'release', tag: meaning.tag };
 }
 

@@ -29,6 +29,7 @@ import { resolveQueueUrl } from '../jobs/pg/connect.ts';
 import { removeJobFiles } from '../jobs/local/recovery.ts';
 import { killOrphanGroup, processRunnerFor } from '../jobs/process/runner.ts';
 import { clonesWithCredentials } from '../jobs/process/user-dirs.ts';
+import { upToDateCheckFor } from '../pipeline/up-to-date.ts';
 import { endProcessGroup } from '../core/process-group.ts';
 import type { Logger } from '../core/log.ts';
 import { repoPaths, type ShipkitConfig } from '../config/shipkit-yml.ts';
@@ -225,7 +226,8 @@ async function openStores(options: HookServerOptions, dirs: DataDirs): Promise<S
     await lock.release();
     throw error;
   });
-  const runner = options.runner ?? (await processRunnerFor(config, options));
+  // A push that changes nothing a build would see ends without a process (docs/hook-server.md).
+  const runner = options.runner ?? (await processRunnerFor(config, { ...options, upToDate: upToDateCheckFor(config) }));
   // With `queue:`, each message is sent only while this node still leads (asked of the database).
   const stillLeads = () => (queue instanceof PgJobQueue ? queue.stillLeads() : Promise.resolve(true));
   const out = createReporters(options, metrics, () => queue.all?.() ?? journal.jobs.values(), stillLeads);

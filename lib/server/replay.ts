@@ -132,6 +132,8 @@ function replayable(stored: StoredDelivery & { format: string; body: Buffer }, c
     );
   // A delivery id of its own, so that the replay is not taken for a retry of the original.
   const delivery = `${stored.id.slice(0, 60)}.replay-${now.getTime().toString(36)}`;
-  const job = newJobRecord(newJobOf(repo, meaning, { forge: stored.source, delivery }), 0, now.toISOString());
+  // An operator who replays wants a run: never answered "up to date" (lib/pipeline/up-to-date.ts).
+  const input = { ...newJobOf(repo, meaning, { forge: stored.source, delivery }), force: true };
+  const job = newJobRecord(input, 0, now.toISOString());
   return { job, raw: { event: stored.event, format, body: stored.body } as const };
 }

@@ -38,6 +38,8 @@ export function publicJob(job: Job) {
     commit_url: job.commitUrl ?? null,
     // The build worker that ran it, with a PostgreSQL queue: (docs/workers.md); absent with the local journal.
     ...(job.worker ? { worker: job.worker } : {}),
+    // A forced push, a replay or a redelivery: built even if nothing changed (docs/hook-server.md "Up to date").
+    ...(job.force ? { force: true } : {}),
   };
 }
 

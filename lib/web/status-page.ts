@@ -3,7 +3,7 @@
 // Every string that came from a payload or a log (commit message, author, branch, output) goes
 // through `text`/`plain`: escaped, and its bidi controls shown as visible escapes, so neither
 // markup nor a right-to-left override can change what the page says around it.
-import type { Job } from '../jobs/job.ts';
+import { endedUpToDate, type Job } from '../jobs/job.ts';
 import type { DeliveryRecord } from '../notify/outcomes.ts';
 import { BIDI_CONTROLS, bidiName, escapeMarkup, showBidiControls } from '../core/escape.ts';
 import { jobPagePath } from '../jobs/job-url.ts';
@@ -198,7 +198,7 @@ export function renderStatusPage({
     .map(
       (job) =>
         `<tr class="job">` +
-        `<td><a href="${base}${jobPagePath(job.id)}">${stateLabel(job.state)}</a></td>` +
+        `<td><a href="${base}${jobPagePath(job.id)}">${stateLabel(job.state)}</a>${endedUpToDate(job) ? ' <span class="muted">up to date</span>' : ''}</td>` +
         `<td>${text(job.repo)}</td><td>${job.kind === 'release' ? 'tag ' : ''}${text(what(job))}</td><td>${shortSha(job)}</td>` +
         `<td class="message">${text(firstLine(job.message))}</td><td>${job.author ? text(job.author) : ''}</td><td>${trigger(job)}</td>` +
         `<td>${time(job.queued)}</td><td>${time(job.started)}</td><td>${durationOf(job, viewer.now)}</td></tr>`,

@@ -60,6 +60,8 @@ export class LocalJobQueue implements JobQueue {
   private readonly superseding = new Set<string>();
   /** Ids of queued and running jobs, so that a request does not walk the whole (finished) history. */
   private readonly active = new Set<string>();
+  /** Delivery ids of the jobs in the journal and taken since: a redelivery of a finished one is forced. */
+  private readonly deliveries = new Set<string>();
   private accepting = true;
   private paused = true;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -85,8 +87,10 @@ export class LocalJobQueue implements JobQueue {
 
   private refreshActive(): void {
     this.active.clear();
-    for (const job of this.journal.jobs.values())
+    for (const job of this.journal.jobs.values()) {
       if (job.state === 'queued' || job.state === 'running') this.active.add(job.id);
+      if (job.deliveryId) this.deliveries.add(job.deliveryId);
+    }
   }
 
   async enqueue(input: NewJob): Promise<EnqueueResult> {
@@ -101,11 +105,14 @@ export class LocalJobQueue implements JobQueue {
       }
       const existing = this.activeJobs().find((j) => j.deliveryId === input.deliveryId);
       if (existing) return { job: existing, duplicate: true };
+      // A redelivery of a finished delivery runs again: that is how a person retries.
+      if (this.deliveries.has(input.deliveryId)) input = { ...input, force: true };
     }
     const job = newJobRecord(input, ++this.seq, this.now());
     const supersedes = this.supersededBy(job);
     await this.write(job, supersedes);
     this.active.add(job.id);
+    if (job.deliveryId) this.deliveries.add(job.deliveryId);
     for (const id of supersedes) {
       this.active.delete(id);
       this.log.info('job superseded', { job: id, by: job.id, repo: job.repo });

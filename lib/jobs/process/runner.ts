@@ -54,7 +54,19 @@ export interface ProcessRunnerOptions {
   prepareUserDirs?: (job: Job, account: UnixAccount, cloneUrl: string | undefined) => Promise<void>;
   /** What starts the processes (lib/jobs/process/spawner.ts): a helper process under Node by default. */
   spawner?: Spawner;
+  /** Asked before a job's process starts: "up to date" ends it there (lib/pipeline/up-to-date.ts, injected: jobs sit below the pipeline). */
+  upToDate?: UpToDateCheck;
 }
+
+/** The build a job's process would run: its environment, and the uid/gid it would run as (none: this process's). */
+export interface WouldBuild {
+  env: Record<string, string>;
+  uid?: number;
+  gid?: number;
+}
+
+/** Whether the job would build what the repo's last build built; `reason` says why (or why not). */
+export type UpToDateCheck = (job: Job, build: WouldBuild) => Promise<{ upToDate: boolean; reason: string }>;
 
 /** The variables the repo's `env:NAME` secrets and token read, and only this repo's: the build resolves them. */
 function passedSecrets(settings: RepoSettings, env: NodeJS.ProcessEnv): Record<string, string> {
@@ -78,9 +90,20 @@ export function jobArguments(job: Job, configFile: string, { url }: { url?: stri
 /** Each job of `config` as `build`/`release` processes under its data folder: hook-server's and `shipkit worker`'s runner alike. */
 export async function processRunnerFor(
   config: ShipkitConfig,
-  { log, env, commands }: { log: Logger; env?: NodeJS.ProcessEnv; commands?: { build: string[]; release: string[] } },
+  {
+    log,
+    env,
+    commands,
+    upToDate,
+  }: {
+    log: Logger;
+    env?: NodeJS.ProcessEnv;
+    commands?: { build: string[]; release: string[] };
+    upToDate?: UpToDateCheck;
+  },
 ): Promise<JobRunner> {
   return createProcessRunner({
+    upToDate,
     dataDir: config.data,
     jobsDir: path.join(config.data, 'jobs'),
     configFile: config.file,
@@ -118,24 +141,34 @@ export function createProcessRunner(options: ProcessRunnerOptions): JobRunner {
     }
     const settings = options.repoSettings(job.repo);
     if (!settings) return { exit: null, reason: 'the repository is no longer in the config' };
+    const runAs = await accountFor(job, settings, options);
+    const env = options.env ?? process.env;
+    const jobEnv = {
+      ...passedSecrets(settings, env),
+      PATH: env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+      HOME: runAs.home,
+      LANG: env.LANG ?? 'C.UTF-8',
+    };
+    // Through sudo the build's environment is sudo's to decide: only a job run directly is judged.
+    if (options.upToDate && runAs.prefix.length === 0) {
+      const answer = await options
+        .upToDate(job, { env: jobEnv, ...runAs.ids })
+        .catch((error) => ({ upToDate: false, reason: `could not tell: ${messageOf(error)}` }));
+      if (answer.upToDate) return { exit: 0, reason: answer.reason };
+      options.log.debug(`job builds: ${answer.reason}`, { job: job.id, repo: job.repo });
+    }
     const dir = path.join(options.jobsDir, job.id);
     const statusFile = await prepareJobDir(dir, job);
-    const runAs = await accountFor(job, settings, dir, options);
+    await prepareAccount(job, settings, runAs, dir, options);
     const url = settings.url ? undefined : (job.cloneUrl ?? undefined);
     const argv = [...runAs.prefix, ...options.commands[job.kind], ...jobArguments(job, options.configFile, { url })];
     const outputFile = path.join(dir, 'output.log');
-    const env = options.env ?? process.env;
     // Started off this thread (lib/jobs/process/spawner.ts); the output file is opened by the starter.
     const child = await spawner.start({
       file: '/bin/sh',
       args: ['-c', WRAPPER, 'shipkit-job', statusFile, ...argv],
       cwd: options.dataDir,
-      env: {
-        ...passedSecrets(settings, env),
-        PATH: env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
-        HOME: runAs.home,
-        LANG: env.LANG ?? 'C.UTF-8',
-      },
+      env: jobEnv,
       ...runAs.ids,
       output: outputFile,
       header: `# ${new Date().toISOString()} job ${job.id} attempt ${job.attempts}: ${argv.join(' ')}\n`,
@@ -162,24 +195,35 @@ async function prepareJobDir(dir: string, job: Job): Promise<string> {
   return statusFile;
 }
 
+interface RunAs {
+  home: string;
+  prefix: string[];
+  ids: { uid?: number; gid?: number };
+  account?: UnixAccount;
+}
+
 /** Who the job runs as: the repo's `user:` (uid/gid as root, `sudo` otherwise) or this process's user. */
-async function accountFor(
-  job: Job,
-  settings: RepoSettings,
-  dir: string,
-  options: ProcessRunnerOptions,
-): Promise<{ home: string; prefix: string[]; ids: { uid?: number; gid?: number } }> {
+async function accountFor(job: Job, settings: RepoSettings, options: ProcessRunnerOptions): Promise<RunAs> {
   const home = (options.env ?? process.env).HOME ?? '/';
   if (!settings.user) return { home, prefix: [], ids: {} };
   const account = await lookupUser(settings.user, { where: `the config of ${job.repo}` });
   const me = process.getuid?.();
-  if (me === 0) {
-    await chown(dir, account.uid, account.gid);
-    await options.prepareUserDirs?.(job, account, settings.url ?? job.cloneUrl ?? undefined);
-    return { home: account.home, prefix: [], ids: { uid: account.uid, gid: account.gid } };
-  }
+  if (me === 0) return { home: account.home, prefix: [], ids: { uid: account.uid, gid: account.gid }, account };
   const prefix = me === account.uid ? [] : ['sudo', '-n', '-H', '-u', settings.user, '--'];
   return { home: account.home, prefix, ids: {} };
+}
+
+/** As root, the job's folder and the repo's folders (and first clone) are handed to its user. */
+async function prepareAccount(
+  job: Job,
+  settings: RepoSettings,
+  runAs: RunAs,
+  dir: string,
+  options: ProcessRunnerOptions,
+): Promise<void> {
+  if (!runAs.account || runAs.ids.uid === undefined) return;
+  await chown(dir, runAs.account.uid, runAs.account.gid);
+  await options.prepareUserDirs?.(job, runAs.account, settings.url ?? job.cloneUrl ?? undefined);
 }
 
 /**

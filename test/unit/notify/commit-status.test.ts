@@ -52,6 +52,15 @@ test('end: success with its time; failure with the exit; error when shipkit stop
   assert.is(endStatus(job({ state: 'interrupted' }))!.state, 'error');
 });
 
+test('a build that found its tree built already says "up to date", not "succeeded"', () => {
+  const reason = 'up-to-date: tree 0123456789ab (commit aaaaaaaaaaaa) was built by job j0; nothing to build';
+  assert.equal(endStatus(job({ reason })), {
+    state: 'success',
+    context: 'shipkit/build',
+    description: 'build up to date: this tree was built already',
+  });
+});
+
 test('a superseded job: cancelled when it ran, no status at all when it never did', () => {
   assert.is(endStatus(job({ state: 'superseded', attempts: 1 }))!.state, 'cancelled');
   assert.is(endStatus(job({ state: 'superseded', attempts: 0 })), undefined);

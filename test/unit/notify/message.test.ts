@@ -49,4 +49,18 @@ test('webhookBody: the hostile branch as data in JSON; no commit message or auth
   assert.not.ok('author' in body.job);
 });
 
+test('a build that found its tree built already: "is up to date" in Slack, up_to_date in the webhook JSON', () => {
+  const upToDate: NotifyJob = {
+    ...job,
+    branch: 'main',
+    state: 'succeeded',
+    exit: 0,
+    reason: 'up-to-date: tree 0123456789ab (commit aaaaaaaaaaaa) was built by job j0; nothing to build',
+  };
+  assert.match(slackBody('success', upToDate).text, /build of main \(aaaaaaa\) is up to date \(nothing to build\)$/);
+  assert.is(webhookBody('success', upToDate).job.up_to_date, true);
+  assert.is(webhookBody('success', { ...upToDate, reason: null }).job.up_to_date, false);
+  assert.match(slackBody('success', { ...upToDate, reason: null }).text, /succeeded in 5 s$/);
+});
+
 test.run();
