@@ -260,7 +260,9 @@ export async function runJob(options: JobOptions): Promise<JobOutcome> {
     const envFor = (step: JobStep) =>
       step.name === 'pull' ? { ...baseEnv, ...pullEnv, ...gitToken?.env } : commandEnv(ctx.node);
     const failed = await runSteps(options, ctx, writer, envFor);
-    if (!failed && options.recordBuilt && kind === 'build') await recordBuild(ctx, options, buildEnv.vars, writer);
+    // Its git runs without the repo's env: (a GIT_* there is for the build's commands, not shipkit's).
+    if (!failed && options.recordBuilt && kind === 'build')
+      await recordBuild({ ...ctx, env: { ...baseEnv } }, options, buildEnv.vars, writer);
     return outcomeOf(options, ctx, writer, failed);
   } finally {
     for (const started of Object.values(prestarted)) discardPrestarted(started);

@@ -4,8 +4,9 @@
 // (injected into lib/jobs/process/runner.ts); the answer is "build" whenever anything differs or
 // cannot be told. docs/hook-server.md "Up to date: pushes that change nothing".
 import { existsSync } from 'node:fs';
-import { chown } from 'node:fs/promises';
+import { chown, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { inflateSync } from 'node:zlib';
 import { acquireLock, type Lock } from '../core/lock.ts';
 import { messageOf } from '../core/errors.ts';
 import { version } from '../core/cli.ts';
@@ -114,14 +115,29 @@ async function treeOf(
     });
     return result.exitCode === 0 ? result.stdout.trim() : undefined;
   };
-  const revParse = () => git(['rev-parse', '--verify', '--quiet', `${sha}^{tree}`]);
-  const known = await revParse();
+  // A process less each way where the commit is a loose object (as a small fetch leaves it).
+  const known = await treeOfLooseCommit(work, sha);
   if (known) return known;
   const fetched = await git(
     ['fetch', '--quiet', '--force', '--prune', '--tags', 'origin', '+refs/heads/*:refs/remotes/origin/*'],
     { ...base, ...(await pullEnvironment(config, repo, work, would)) },
   );
-  return fetched === undefined ? undefined : revParse();
+  if (fetched === undefined) return undefined;
+  return (await treeOfLooseCommit(work, sha)) ?? (await git(['rev-parse', '--verify', '--quiet', `${sha}^{tree}`]));
+}
+
+/**
+ * A commit's tree read from its loose object (`.git/objects/AB/CDEF…`: zlib of `commit SIZE\0tree
+ * HEX\n…`), the one plain form git writes; a packed commit, or anything else, is undefined and git
+ * is asked (pull.ts reads branch heads from their files the same way).
+ */
+export async function treeOfLooseCommit(work: string, sha: string): Promise<string | undefined> {
+  if (!FULL_SHA.test(sha)) return undefined;
+  const file = path.join(work, '.git', 'objects', sha.slice(0, 2), sha.slice(2));
+  const text = await readFile(file)
+    .then((bytes) => inflateSync(bytes).subarray(0, 200).toString('latin1'))
+    .catch(() => '');
+  return new RegExp(`^commit \\d+\\0tree ([0-9a-f]{${sha.length}})\\n`).exec(text)?.[1];
 }
 
 /** The credentials the pull step's git gets (a deploy key, a token), as lib/pipeline/job.ts prepares them. */
