@@ -6,7 +6,7 @@
 // network) with an lprc.js and a literate project.md. Both sides are warmed up once first.
 // Then (bench/build-install.ts) the install step after a lockfile change with the repo's npm
 // cache against `build --no-cache`, for real packages served by a local registry.
-//   tsx bench/build.ts [--runs N] [--install-runs N] [--latency MS] [--packages N] [--only noop|install]
+//   tsx bench/build.ts [--runs N] [--install-runs N] [--latency MS] [--packages N] [--only noop|install|hook]
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,6 +15,7 @@ import minimist from 'minimist';
 import { $ } from 'zx';
 import { fixtureFiles } from '../test/_helpers/build.ts';
 import { makeBareRepo } from '../test/_helpers/common.ts';
+import { benchHook } from './build-hook.ts';
 import { benchInstall } from './build-install.ts';
 import { loadAverage, median, reportResult } from './result.ts';
 import { shippedArgv } from './shipped.ts';
@@ -32,8 +33,12 @@ $.quiet = true;
 const base = mkdtempSync(path.join(os.tmpdir(), 'shipkit-bench-build-'));
 process.on('exit', () => rmSync(base, { recursive: true, force: true }));
 
-if (args.only !== 'install') await benchNoop();
-if (args.only !== 'noop') await benchInstall({ base, ...installOptions });
+// `--only hook` (bench/build-hook.ts) runs alone: a push through hook-server against webhook 2.8.
+if (args.only === 'hook') await benchHook({ base, runs: Number(args.runs ?? 15) });
+else {
+  if (args.only !== 'install') await benchNoop();
+  if (args.only !== 'noop') await benchInstall({ base, ...installOptions });
+}
 
 async function benchNoop(): Promise<void> {
   const files = { ...fixtureFiles('npm-app'), ...fixtureFiles('litpro-site') };
