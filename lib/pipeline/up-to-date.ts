@@ -118,11 +118,13 @@ async function treeOf(
   // A process less each way where the commit is a loose object (as a small fetch leaves it).
   const known = await treeOfLooseCommit(work, sha);
   if (known) return known;
-  const fetched = await git(
-    ['fetch', '--quiet', '--force', '--prune', '--tags', 'origin', '+refs/heads/*:refs/remotes/origin/*'],
-    { ...base, ...(await pullEnvironment(config, repo, work, would)) },
-  );
-  if (fetched === undefined) return undefined;
+  const fetch = ['fetch', '--quiet', '--force', '--prune', '--tags', 'origin', '+refs/heads/*:refs/remotes/origin/*'];
+  const fetchEnv = { ...base, ...(await pullEnvironment(config, repo, work, would)) };
+  // Started as jobs are (off hook-server's thread) when the runner offers it.
+  const fetched = would.run
+    ? (await would.run(['git', ...fetch], { cwd: work, env: fetchEnv, timeoutMs: repo.timeout * 1000 })) === 0
+    : (await git(fetch, fetchEnv)) !== undefined;
+  if (!fetched) return undefined;
   return (await treeOfLooseCommit(work, sha)) ?? (await git(['rev-parse', '--verify', '--quiet', `${sha}^{tree}`]));
 }
 

@@ -13,7 +13,7 @@ import type { ShipkitConfig } from '../../config/shipkit-yml.ts';
 import type { JobRunner, RunOutcome } from '../job-queue.ts';
 import { isStoredJobId } from '../job-id.ts';
 import { readStatus } from './status.ts';
-import { createSpawner, type JobExit, type Spawner } from './spawner.ts';
+import { createSpawner, runQuietly, type JobExit, type Spawner } from './spawner.ts';
 import { clonesWithCredentials, prepareUserDirs } from './user-dirs.ts';
 import type { Job } from '../job.ts';
 import type { Logger } from '../../core/log.ts';
@@ -63,6 +63,11 @@ export interface WouldBuild {
   env: Record<string, string>;
   uid?: number;
   gid?: number;
+  /** Runs a short command as the job would (its user), started as jobs are (spawner.ts), output dropped: its exit code. */
+  run?: (
+    argv: string[],
+    options: { cwd: string; env: Record<string, string>; timeoutMs: number },
+  ) => Promise<number | null>;
 }
 
 /** Whether the job would build what the repo's last build built; `reason` says why (or why not). */
@@ -152,7 +157,11 @@ export function createProcessRunner(options: ProcessRunnerOptions): JobRunner {
     // Through sudo the build's environment is sudo's to decide: only a job run directly is judged.
     if (options.upToDate && runAs.prefix.length === 0) {
       const answer = await options
-        .upToDate(job, { env: jobEnv, ...runAs.ids })
+        .upToDate(job, {
+          env: jobEnv,
+          ...runAs.ids,
+          run: ([file, ...args], command) => runQuietly(spawner, { file, args, ...command, ...runAs.ids }),
+        })
         .catch((error) => ({ upToDate: false, reason: `could not tell: ${messageOf(error)}` }));
       if (answer.upToDate) return { exit: 0, reason: answer.reason };
       options.log.debug(`job builds: ${answer.reason}`, { job: job.id, repo: job.repo });

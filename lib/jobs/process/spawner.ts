@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isGroupAlive } from '../../core/process-group.ts';
+import { isGroupAlive, signalGroup } from '../../core/process-group.ts';
 
 export interface JobSpawn {
   file: string;
@@ -227,4 +227,19 @@ const inProcess: Spawner = {
 /** A helper process under Node (`helper: false` starts in-process, as under Deno). */
 export function createSpawner({ helper = !('Deno' in globalThis) }: { helper?: boolean } = {}): Spawner {
   return helper ? new HelperSpawner() : inProcess;
+}
+
+/**
+ * A short command (a `git fetch`) started by `spawner`, off the caller's thread like a job, its
+ * output dropped, its group killed past `timeoutMs`: its exit code, null when it did not exit by itself.
+ */
+export async function runQuietly(
+  spawner: Spawner,
+  request: Omit<JobSpawn, 'output' | 'header'> & { timeoutMs: number },
+): Promise<number | null> {
+  const { timeoutMs, ...command } = request;
+  const child = await spawner.start({ ...command, output: '/dev/null', header: '' });
+  const timer = setTimeout(() => signalGroup(child.pid, 'SIGKILL'), timeoutMs);
+  const exit = await child.exited.finally(() => clearTimeout(timer));
+  return exit.error || exit.lost ? null : exit.code;
 }

@@ -102,6 +102,12 @@ async function makeWorld() {
       payload.forced = forced;
       const delivered = await deliverGithub(server!.url, 'push', payload, HOOK_SECRET, { delivery });
       assert.is(delivered.status, 202, JSON.stringify(delivered.json));
+      // Followed from the moment it is queued: the live log ends with the job, process or not.
+      const followed = await fetch(`${server!.url}/jobs/${delivered.json.job}/log?follow=1`, {
+        headers: { Authorization: `Bearer ${TOKEN}` },
+        signal: AbortSignal.timeout(30_000),
+      }).then((res) => res.text());
+      assert.match(followed, /event: end/, 'the follow ended');
       return waitForJobState(server!.url, TOKEN, String(delivered.json.job), FINISHED, 60_000);
     },
     /** Point the submodule at a new commit of lib. */
@@ -163,6 +169,10 @@ test('an empty commit after a build is up to date: no process, and the journal, 
   const res = await fetch(`${server.url}/jobs/${job.id}/log`, { headers: { Authorization: `Bearer ${TOKEN}` } });
   assert.is(res.status, 200);
   assert.match(await res.text(), /up-to-date: tree/);
+  const followed = await fetch(`${server.url}/jobs/${job.id}/log?follow=1`, {
+    headers: { Authorization: `Bearer ${TOKEN}` },
+  });
+  assert.match(await followed.text(), /up-to-date: tree[^]*event: end/);
   const page = await fetch(`${server.url}/jobs/${job.id}`, {
     headers: { Authorization: `Bearer ${TOKEN}`, Accept: 'text/html' },
   });
