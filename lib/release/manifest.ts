@@ -3,10 +3,10 @@
 // written by the publisher from the folder and checked strictly by the host before it trusts a
 // line of it: no `..`, no absolute or duplicate paths, parents that are folders, links inside.
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { lstat, open, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { ValidationError } from '../core/errors.ts';
+import { withReadBuffer } from '../core/read-buffer.ts';
 import { mapLimit } from '../core/pool.ts';
 import { listSorted } from './pack.ts';
 
@@ -26,34 +26,27 @@ export interface ManifestEntry {
   target: string | null;
 }
 
-/** Files up to this size are read in one go rather than streamed. */
-const READ_WHOLE = 256 * 1024;
-
 /**
- * The sha256 and size of a file. With `expected` (the size it should have) a file that small is
- * read in one buffer of that size plus one byte (more would not fit: the size read says so), else
- * it is streamed in chunks no larger than it needs.
+ * The sha256 and size of a file, read in READ_STEP steps into a reused buffer: memory does not
+ * grow with the file, nor with the number of files hashed.
  */
-export async function fileDigest(file: string, expected?: number): Promise<{ sha256: string; size: number }> {
-  if (expected !== undefined && expected <= READ_WHOLE) {
-    const handle = await open(file, 'r');
-    try {
-      const buf = Buffer.allocUnsafe(expected + 1);
+export async function fileDigest(file: string): Promise<{ sha256: string; size: number }> {
+  const handle = await open(file, 'r');
+  try {
+    return await withReadBuffer(async (buffer) => {
+      const hash = createHash('sha256');
       let size = 0;
-      for (let got = -1; got !== 0 && size < buf.length; size += got)
-        got = (await handle.read(buf, size, buf.length - size, size)).bytesRead;
-      return { sha256: createHash('sha256').update(buf.subarray(0, size)).digest('hex'), size };
-    } finally {
-      await handle.close();
-    }
+      for (;;) {
+        const { bytesRead } = await handle.read(buffer, 0, buffer.length, size);
+        if (bytesRead === 0) break;
+        hash.update(buffer.subarray(0, bytesRead));
+        size += bytesRead;
+      }
+      return { sha256: hash.digest('hex'), size };
+    });
+  } finally {
+    await handle.close();
   }
-  const hash = createHash('sha256');
-  let size = 0;
-  for await (const chunk of createReadStream(file, { highWaterMark: READ_WHOLE })) {
-    hash.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  return { sha256: hash.digest('hex'), size };
 }
 
 const HASH_AT_ONCE = 8;
@@ -74,7 +67,7 @@ export async function manifestOf(dir: string): Promise<ManifestEntry[]> {
     if (st.isDirectory()) return { path: rel, type: 'dir', mode: '755', size: 0, sha256: null, target: null };
     if (st.isSymbolicLink())
       return { path: rel, type: 'symlink', mode: '777', size: 0, sha256: null, target: await readlink(full) };
-    const { sha256, size } = await fileDigest(full, st.size);
+    const { sha256, size } = await fileDigest(full);
     return { path: rel, type: 'file', mode: packedMode(false, st.mode), size, sha256, target: null };
   });
   // Byte-wise by path, as the manifest is read ("lib", "lib.js", "lib/a.js"): a folder still

@@ -37,7 +37,7 @@ export async function folderTree(dir: string): Promise<{ digest: string; entries
         type: type as ManifestEntry['type'],
         mode: (st.mode & 0o7777).toString(8),
         size: type === 'file' ? st.size : 0,
-        sha256: type === 'file' ? (await fileDigest(full, st.size)).sha256 : null,
+        sha256: type === 'file' ? (await fileDigest(full)).sha256 : null,
         target: type === 'symlink' ? await readlink(full) : null,
       });
       if (type === 'dir') await walk(entry);

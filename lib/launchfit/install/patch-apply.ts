@@ -2,14 +2,26 @@
 // updates"): folders made, unchanged and moved files hard-linked only once their bytes match the
 // signed manifest, each group decompressed with its output capped, every file checked, links last.
 // Anything that does not match throws: the caller falls back to the full tarball.
-import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import type { Stats } from 'node:fs';
-import { chmod, copyFile, link, lstat, mkdir, realpath, rm, stat, symlink } from 'node:fs/promises';
+import {
+  chmod,
+  copyFile,
+  link,
+  lstat,
+  mkdir,
+  open,
+  realpath,
+  rm,
+  stat,
+  symlink,
+  type FileHandle,
+} from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { VerificationError } from '../../core/errors.ts';
 import { mapLimit } from '../../core/pool.ts';
+import { withReadBuffer } from '../../core/read-buffer.ts';
 import { fileDigest, type ManifestEntry } from '../../release/manifest.ts';
 import type { PatchFile, PatchHeader } from '../../release/patch-format.ts';
 import { zstdDecompress } from '../../release/zstd.ts';
@@ -62,19 +74,38 @@ async function reuseFile(held: Held, from: string, dst: string, entry: ManifestE
     await copyFile(file, dst);
     await chmod(dst, modeOf(entry));
   }
-  const got = await fileDigest(dst, entry.size);
+  const got = await fileDigest(dst);
   if (got.sha256 !== entry.sha256 || got.size !== entry.size) throw changed();
 }
 
+/**
+ * Appends at most `limit` bytes of `src` from `start` to `dst` through a reused buffer (lib/core/
+ * read-buffer.ts), hashed on the way; returns how many there were (fewer when `src` ends first).
+ */
+async function copyHashed(src: FileHandle, start: number, limit: number, dst: FileHandle, hash: Hash): Promise<number> {
+  return withReadBuffer(async (buffer) => {
+    let copied = 0;
+    while (copied < limit) {
+      const want = Math.min(buffer.length, limit - copied);
+      const { bytesRead } = await src.read(buffer, 0, want, start + copied);
+      if (bytesRead === 0) break;
+      hash.update(buffer.subarray(0, bytesRead));
+      for (let at = 0; at < bytesRead;) at += (await dst.write(buffer, at, bytesRead - at)).bytesWritten;
+      copied += bytesRead;
+    }
+    return copied;
+  });
+}
+
 /** Bytes [start, start+size) of `src` into `dst` (mode, digest checked against `entry`). */
-async function writeRange(src: string, start: number, dst: string, entry: ManifestEntry): Promise<void> {
+async function writeRange(src: FileHandle, start: number, dst: string, entry: ManifestEntry): Promise<void> {
   const hash = createHash('sha256');
-  const input =
-    entry.size === 0
-      ? createReadStream(src, { start: 0, end: -1 })
-      : createReadStream(src, { start, end: start + entry.size - 1, highWaterMark: 1 << 20 });
-  input.on('data', (chunk) => hash.update(chunk as Buffer));
-  await pipeline(input, createWriteStream(dst, { mode: modeOf(entry) }));
+  const out = await open(dst, 'w', modeOf(entry));
+  try {
+    await copyHashed(src, start, entry.size, out, hash);
+  } finally {
+    await out.close();
+  }
   await chmod(dst, modeOf(entry));
   if (hash.digest('hex') !== entry.sha256)
     throw new VerificationError(`${entry.path} made from the patch does not match its signed digest`);
@@ -82,25 +113,26 @@ async function writeRange(src: string, start: number, dst: string, entry: Manife
 
 /** The old files a delta group is patched from, each checked against its signed digest, into `dict`. */
 async function writeDictionary(held: Held, files: PatchFile[], dict: string): Promise<number> {
-  const sink = createWriteStream(dict, { mode: 0o600 });
+  const sink = await open(dict, 'w', 0o600);
   let total = 0;
   try {
     for (const f of files) {
-      const { file: src } = await heldFile(held, f.from!);
+      const { file } = await heldFile(held, f.from!);
       const hash = createHash('sha256');
-      let size = 0;
-      const input = createReadStream(src, { highWaterMark: 1 << 20 });
-      input.on('data', (chunk) => {
-        hash.update(chunk as Buffer);
-        size += (chunk as Buffer).length;
-      });
-      await pipeline(input, sink, { end: false });
+      const src = await open(file, 'r');
+      let size: number;
+      try {
+        // One byte past the signed size is enough to know the file is not that one.
+        size = await copyHashed(src, 0, (f.from_size ?? 0) + 1, sink, hash);
+      } finally {
+        await src.close();
+      }
       if (size !== f.from_size || hash.digest('hex') !== f.from_sha256)
         throw new VerificationError(`${f.from} in the held release is not the file the patch was made from`);
       total += size;
     }
   } finally {
-    await new Promise<void>((resolve) => sink.end(() => resolve()));
+    await sink.close();
   }
   return total;
 }
@@ -129,10 +161,15 @@ async function applyGroup(
     });
     if ((await stat(out)).size !== total)
       throw new VerificationError(`a patch group gives ${(await stat(out)).size} bytes, not the signed ${total}`);
-    let at = 0;
-    for (const f of group.files) {
-      await writeRange(out, at, path.join(root, f.path), byPath.get(f.path)!);
-      at += f.size;
+    const made = await open(out, 'r');
+    try {
+      let at = 0;
+      for (const f of group.files) {
+        await writeRange(made, at, path.join(root, f.path), byPath.get(f.path)!);
+        at += f.size;
+      }
+    } finally {
+      await made.close();
     }
   } finally {
     await rm(out, { force: true });

@@ -7,7 +7,9 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ValidationError } from '../../../lib/core/errors.ts';
+import { READ_STEP } from '../../../lib/core/read-buffer.ts';
 import {
+  fileDigest,
   formatManifest,
   linkTargetProblem,
   manifestOf,
@@ -69,6 +71,15 @@ function refused(text: string | Buffer, message: RegExp, maxTotalBytes?: number)
     message.source,
   );
 }
+
+test('fileDigest: sha256 and size of an empty file, one of READ_STEP bytes and one read in several steps', async () => {
+  for (const size of [0, READ_STEP, 3 * READ_STEP + 7]) {
+    const bytes = Buffer.alloc(size, 'ab');
+    const file = path.join(base, `digest-${size}`);
+    writeFileSync(file, bytes);
+    assert.equal(await fileDigest(file), { sha256: createHash('sha256').update(bytes).digest('hex'), size });
+  }
+});
 
 test('manifestOf: types, packed modes, digests and link targets; the lone top folder stripped', async () => {
   const src = folder(

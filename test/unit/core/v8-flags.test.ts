@@ -1,0 +1,67 @@
+// V8 flags set at run time (lib/core/v8-flags.ts), each in a node process of its own (a flag is
+// for the whole process): the young generation then keeps the size it had when the flag was set,
+// under a load of surviving objects that grows it to 16 MB without the flag.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+
+const module = path.resolve(import.meta.dirname, '../../../lib/core/v8-flags.ts');
+
+/** The new space's size in MB before and after allocating objects of which a third survive, in a fresh process. */
+function newSpaceMb(keepSmall: boolean): { before: number; after: number } {
+  const script = `
+    import v8 from 'node:v8';
+    import { keepYoungGenerationSmall } from ${JSON.stringify(module)};
+    if (${keepSmall} && !keepYoungGenerationSmall()) throw new Error('flag not set');
+    const size = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size / 2 ** 20;
+    const before = size();
+    const kept = [];
+    for (let i = 0; i < 300; i++) {
+      const batch = Array.from({ length: 2000 }, (_, j) => ({ j }));
+      if (i % 3 === 0) kept.push(batch);
+    }
+    process.stdout.write(JSON.stringify({ before, after: size() }));
+  `;
+  const r = spawnSync(process.execPath, [...process.execArgv, '--input-type=module', '-e', script], {
+    encoding: 'utf8',
+  });
+  assert.is(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout);
+}
+
+test('keepYoungGenerationSmall: the new space keeps its size (it grows to 16 MB without it)', () => {
+  const grown = newSpaceMb(false);
+  const kept = newSpaceMb(true);
+  assert.is(kept.after, kept.before, `new space ${kept.before} → ${kept.after} MB with the flag`);
+  assert.ok(grown.after >= 4 * grown.before, `new space ${grown.before} → ${grown.after} MB without the flag`);
+});
+
+/** Whether a hot function ends up optimized, in a fresh process (with `skip`: after skipOptimizingCompiler). */
+function optimized(skip: boolean): boolean {
+  const script = `
+    import v8 from 'node:v8';
+    import { skipOptimizingCompiler } from ${JSON.stringify(module)};
+    if (${skip} && !skipOptimizingCompiler()) throw new Error('flag not set');
+    v8.setFlagsFromString('--allow-natives-syntax');
+    const status = new Function('f', 'return %GetOptimizationStatus(f)');
+    const hot = new Function('n', 'let s = 0; for (let i = 0; i < n; i++) s += i % 7; return s');
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 20000; i++) hot(100);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    process.stdout.write(String((status(hot) & 16) !== 0)); // V8's "optimized" bit
+  `;
+  const r = spawnSync(process.execPath, [...process.execArgv, '--input-type=module', '-e', script], {
+    encoding: 'utf8',
+  });
+  assert.is(r.status, 0, r.stderr);
+  return r.stdout === 'true';
+}
+
+test('skipOptimizingCompiler: a hot function stays unoptimized (it is optimized without it)', () => {
+  assert.ok(optimized(false), 'optimized without the flag');
+  assert.not.ok(optimized(true), 'not optimized with the flag');
+});
+
+test.run();
