@@ -105,27 +105,25 @@ async function treeOf(
   const work = repoPaths(config, repo.name).work;
   if (!existsSync(path.join(work, '.git'))) return undefined;
   const base = { PATH: would.env.PATH, HOME: would.env.HOME, LANG: would.env.LANG, GIT_TERMINAL_PROMPT: '0' };
-  const git = async (args: string[], env: Record<string, string | undefined> = base) => {
-    const result = await captureCommand(['git', ...args], {
-      cwd: work,
-      env,
-      timeoutMs: repo.timeout * 1000,
-      uid: would.uid,
-      gid: would.gid,
-    });
-    return result.exitCode === 0 ? result.stdout.trim() : undefined;
-  };
   // A process less each way where the commit is a loose object (as a small fetch leaves it).
   const known = await treeOfLooseCommit(work, sha);
   if (known) return known;
   const fetch = ['fetch', '--quiet', '--force', '--prune', '--tags', 'origin', '+refs/heads/*:refs/remotes/origin/*'];
   const fetchEnv = { ...base, ...(await pullEnvironment(config, repo, work, would)) };
-  // Started as jobs are (off hook-server's thread) when the runner offers it.
-  const fetched = would.run
-    ? (await would.run(['git', ...fetch], { cwd: work, env: fetchEnv, timeoutMs: repo.timeout * 1000 })) === 0
-    : (await git(fetch, fetchEnv)) !== undefined;
-  if (!fetched) return undefined;
-  return (await treeOfLooseCommit(work, sha)) ?? (await git(['rev-parse', '--verify', '--quiet', `${sha}^{tree}`]));
+  // Started as jobs are, off hook-server's thread (the runner's spawner).
+  const timeoutMs = repo.timeout * 1000;
+  if ((await would.run(['git', ...fetch], { cwd: work, env: fetchEnv, timeoutMs })) !== 0) return undefined;
+  const loose = await treeOfLooseCommit(work, sha);
+  if (loose) return loose;
+  // A packed commit: git is asked, as the repo's user.
+  const result = await captureCommand(['git', 'rev-parse', '--verify', '--quiet', `${sha}^{tree}`], {
+    cwd: work,
+    env: base,
+    timeoutMs,
+    uid: would.uid,
+    gid: would.gid,
+  });
+  return result.exitCode === 0 ? result.stdout.trim() : undefined;
 }
 
 /**

@@ -64,7 +64,7 @@ export interface WouldBuild {
   uid?: number;
   gid?: number;
   /** Runs a short command as the job would (its user), started as jobs are (spawner.ts), output dropped: its exit code. */
-  run?: (
+  run: (
     argv: string[],
     options: { cwd: string; env: Record<string, string>; timeoutMs: number },
   ) => Promise<number | null>;
