@@ -156,6 +156,8 @@ test('deliveries list shows what is kept; replay queues a kept delivery again as
   assert.is.not(job, first.json.job);
   const done = await waitForState(b!, job, ['succeeded']);
   assert.is(done.sha, '5'.repeat(40));
+  // An operator who replays wants a run: the job is forced past the up-to-date check.
+  assert.is(done.force, true, 'a replayed job is forced');
 
   const before = await jobCount();
   for (const bad of ['no-such-delivery', "'; DROP TABLE shipkit.jobs; --"]) {
