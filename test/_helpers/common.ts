@@ -251,6 +251,27 @@ export function freePort(): Promise<number> {
 }
 
 /**
+ * A free port on 127.0.0.1 for a server that is stopped and started again on it (an app under
+ * launchfit, bound anew at each update). It is taken below the ephemeral range: a port from
+ * there (freePort's) can be taken, while the server is down, as the source port of any outgoing
+ * connection on the machine, a kept-alive one included, and the server's next start then fails
+ * with EADDRINUSE. 10000-19999, apart from closedPort's range.
+ */
+export async function restartablePort(): Promise<number> {
+  for (let tries = 0; tries < 50; tries++) {
+    const port = 10_000 + Math.floor(Math.random() * 10_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = net.createServer();
+      srv.unref();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error('no free port found in 10000-19999 on 127.0.0.1');
+}
+
+/**
  * A port on 127.0.0.1 where a connection is refused. It is taken below the ephemeral range
  * (where freePort's and every outgoing connection's ports come from), so a server of a test
  * running beside this one cannot take it, nor can a connect to it meet itself (a socket whose

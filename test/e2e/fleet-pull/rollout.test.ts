@@ -100,6 +100,16 @@ const rolloutArgs = (extra: string[]) => [
   ...extra,
 ];
 
+/** `release rollout`'s output, and the launchfit output of every host it names, for a failed assertion. */
+function rolloutOutput(r: { stdout: string; stderr: string }): string {
+  const ids = hostIds();
+  const named = fleet.hosts.filter((_, i) => r.stdout.includes(ids[i]!) || r.stderr.includes(ids[i]!));
+  const hosts = named.map(
+    (h) => `--- ${h.name} (launchfit output, last 40 lines)\n${h.lf?.output().split('\n').slice(-40).join('\n')}`,
+  );
+  return [r.stdout + r.stderr, ...hosts].join('\n');
+}
+
 async function fleetView(): Promise<{ hosts: FleetHost[]; rollout: Record<string, unknown> | null }> {
   const res = await fetch(`${hook.url}/fleet/${APP}`, { headers: signRequest(SECRET, 'GET', `/fleet/${APP}`) });
   assert.is(res.status, 200);
@@ -154,7 +164,7 @@ test('every host reports running at start; release rollout --steps 10,50,100 rea
   assert.equal((await fleetView()).hosts.map((h) => h.host).sort(), [...ids].sort());
   await fleet.publish('1.1', { extra: ['--rollout', '10'] });
   const r = await runScript('release', rolloutArgs(['--steps', '10,50,100', '--wait', '90']), { timeoutMs: 300_000 });
-  assert.is(r.exitCode, 0, r.stdout + r.stderr);
+  assert.is(r.exitCode, 0, rolloutOutput(r));
   assert.match(r.stdout, /step 3\/3 \(ROLLOUT 100\): expected 20, reported 20, updated 20, failed 0, pending 0/);
   assert.match(r.stdout, /done: my-app 1\.1 is at ROLLOUT 100/);
   await everyHostOn('1.1');
