@@ -56,6 +56,7 @@ export async function fetchSmall(
     timeouts = DEFAULT_TIMEOUTS,
     fetchImpl = leanFetch,
     from,
+    to,
   }: {
     maxBytes: number;
     etag?: string;
@@ -64,12 +65,14 @@ export async function fetchSmall(
     fetchImpl?: FetchFn;
     /** Ask for the bytes from this offset on (`Range`): `partial` says whether the server sent only them (206). */
     from?: number;
+    /** With `from`: up to this offset, included. */
+    to?: number;
   },
 ): Promise<SmallResult> {
   let get: OpenedGet | undefined;
   try {
     const headers: Record<string, string> = { 'user-agent': 'shipkit-launchfit' };
-    if (from !== undefined) headers.range = `bytes=${from}-`;
+    if (from !== undefined) headers.range = `bytes=${from}-${to ?? ''}`;
     // With an ETag, If-None-Match alone: a server that also weighs If-Modified-Since (s3rver
     // does, against RFC 9110) answers 304 to a VERSION replaced within the same second.
     if (etag) headers['if-none-match'] = etag;
@@ -88,7 +91,7 @@ export async function fetchSmall(
       await get.cancel();
       throw new RemoteError(`${url} answered ${res.status}; check the update server.`);
     }
-    if (res.status === 206 && !res.headers.get('content-range')?.startsWith(`bytes ${from}-`)) {
+    if (res.status === 206 && !res.headers.get('content-range')?.startsWith(`bytes ${from}-${to === undefined ? '' : `${to}/`}`)) {
       await get.cancel();
       throw new RemoteError(`${url} answered 206 for bytes other than those from ${from}; check the update server.`);
     }

@@ -37,6 +37,8 @@ export const isPatchOf = (tarball: string, name: string) =>
 
 export interface DeltaFiles {
   manifest: { file: string; sha256: string };
+  /** The tarball's index of gzip members (pack-index.ts), once the tarball is packed. */
+  index?: string;
   patches: PatchLine[];
 }
 

@@ -19,7 +19,8 @@ import {
   withoutLargePatches,
   type DeltaFiles,
 } from './delta-publish.ts';
-import { DEFAULT_MTIME, packReproducible } from './pack.ts';
+import { DEFAULT_MTIME, packReproducible, type PackLayout } from './pack.ts';
+import { formatPackIndex, indexFileName } from './pack-index.ts';
 import { openDestination, type Destination } from './destination.ts';
 import { appendLedger, ledgerActor, lockDestination, readLedgerAt, type EntryFacts } from './ledger-dest.ts';
 import { nextSeq, placeVersionPair, readPublishedVersion } from './seq.ts';
@@ -116,14 +117,14 @@ async function packAndSign(
   key: SigningKey,
   tarball: string,
   file: string,
-): Promise<{ size: number; sha256: string }> {
+): Promise<{ size: number; sha256: string; layout: PackLayout }> {
   const mtime = opts.mtime ?? (process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : DEFAULT_MTIME);
-  await packReproducible(opts.dir, tarball, mtime);
+  const layout = await packReproducible(opts.dir, tarball, mtime);
   const size = (await stat(tarball)).size;
   const sha256 = await sha256File(tarball);
   opts.log.info('packed release', { file, size, sha256 });
   await atomicWriteFile(`${tarball}.sig`, await signDetached(key, { file: tarball }));
-  return { size, sha256 };
+  return { size, sha256, layout };
 }
 
 /** What VERSION says of this release; EXPIRES counts from now. */
@@ -172,9 +173,9 @@ async function writeProvenance(
   return { name, sha256: createHash('sha256').update(line).digest('hex'), facts };
 }
 
-/** The delta files staged for this release: its manifest and patches. */
+/** The delta files staged for this release: its manifest, the tarball's index and the patches. */
 const deltaNames = (delta: DeltaFiles | undefined) =>
-  delta ? [delta.manifest.file, ...delta.patches.map((p) => p.file)] : [];
+  delta ? [delta.manifest.file, ...(delta.index ? [delta.index] : []), ...delta.patches.map((p) => p.file)] : [];
 
 /** Copies the staged payload and keys into the local folder `dest`, VERSION files excepted. */
 async function placeLocally(stage: string, dest: string, file: string, extra: string[]): Promise<void> {
@@ -198,6 +199,7 @@ async function pruneOldReleases(dest: string, opts: PublishOptions, file: string
     await rm(path.join(dest, `${old.file}.sig`), { force: true });
     await rm(path.join(dest, `${old.file.slice(0, -'.tar.gz'.length)}.intoto.jsonl`), { force: true });
     await rm(path.join(dest, manifestFileName(old.file)), { force: true });
+    await rm(path.join(dest, indexFileName(old.file)), { force: true });
     for (const patch of names.filter((n) => isPatchOf(old.file, n))) await rm(path.join(dest, patch), { force: true });
     pruned.push(old.file);
   }
@@ -265,6 +267,11 @@ async function publishLocked(
   const packed = packing.value;
   const { size, sha256 } = packed;
   const delta = staging.value && (await withoutLargePatches(staging.value, size, stage, opts.log));
+  if (delta) {
+    // Where each file is in the tarball, for hosts that fetch only the files they lack.
+    delta.index = indexFileName(file);
+    await atomicWriteFile(path.join(stage, delta.index), formatPackIndex({ tarball: file, size, ...packed.layout }));
+  }
   const versionText = formatVersionFile(versionInfoFor(opts, file, packed, seq, delta));
   const versionSig = await signDetached(key, { data: Buffer.from(versionText) });
   await atomicWriteFile(path.join(stage, 'keys.asc'), certificate);

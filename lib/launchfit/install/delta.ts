@@ -2,7 +2,7 @@
 // VERSION naming a manifest, a patch from a release this host holds is fetched, checked against
 // its signed digest and the manifest, and applied (patch-apply.ts); anything wrong, or nothing to
 // patch from, and the full tarball is downloaded as before. The log says which way was taken.
-import { open, rm } from 'node:fs/promises';
+import { open, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { VerificationError, messageOf } from '../../core/errors.ts';
 import { ensureDir } from '../../core/fs.ts';
@@ -16,15 +16,17 @@ import {
   patchHeaderJson,
   type PatchHeader,
 } from '../../release/patch-format.ts';
+import { indexFileName, MAX_INDEX_BYTES, parsePackIndex } from '../../release/pack-index.ts';
 import { compareVersions, type PatchLine, type VersionInfo } from '../../release/version-file.ts';
 import { haveZstd } from '../../release/zstd.ts';
-import { readState } from '../deploy-folder/state.ts';
+import { keptManifestFile, readState } from '../deploy-folder/state.ts';
 import { readCurrent } from '../deploy-folder/switch.ts';
 import type { TrustedKeys } from '../trust/pgp.ts';
 import { checkProvenance } from '../trust/provenance.ts';
 import { releaseNameOf, type UpdateContext } from './context.ts';
 import { fetchAndUnpack, metadataTimeoutsOf, serverOf, timeoutsOf, type Unpacked } from './fetch.ts';
 import { rebuiltManifest } from './kept-manifest.ts';
+import { buildFromFiles } from './files-way.ts';
 import { buildFromPatch } from './patch-apply.ts';
 
 const HEADER_STEP = 64 * 1024;
@@ -35,7 +37,11 @@ export interface VersionSigner {
   subkey: string;
 }
 
-/** The release VERSION names, the cheapest verified way: rebuilt from a patch, else the full tarball. */
+/**
+ * The release VERSION names, the cheapest verified way: rebuilt from a patch, else from the
+ * files the current release has and the tarball's members holding the others, else the full
+ * tarball.
+ */
 export async function obtainRelease(
   ctx: UpdateContext,
   info: VersionInfo,
@@ -43,8 +49,11 @@ export async function obtainRelease(
   signedBy: VersionSigner | undefined,
   work: string,
 ): Promise<Unpacked> {
-  const rebuilt = await rebuildFromDelta(ctx, info, trusted, signedBy, work);
+  const rebuilt =
+    (await rebuildFromDelta(ctx, info, trusted, signedBy, work)) ??
+    (await rebuildFromFiles(ctx, info, trusted, signedBy, work));
   if (rebuilt) return rebuilt;
+  if (info.manifest) ctx.log.info('downloading the whole release', { way: 'full' });
   return fetchAndUnpack(ctx, info, trusted, work);
 }
 
@@ -55,6 +64,11 @@ function deltaOff(ctx: UpdateContext, info: VersionInfo, signedBy: VersionSigner
   if (!signedBy || !info.sha256) return 'VERSION is not signed';
   if (info.manifest.file !== manifestFileName(info.file))
     return `the manifest ${info.manifest.file} is not ${info.file}'s`;
+  return undefined;
+}
+
+/** Why this update cannot take a patch, or undefined. */
+function patchOff(info: VersionInfo): string | undefined {
   if (!info.patches?.length) return 'VERSION offers no patch';
   if (!haveZstd()) return 'zstd is not installed on this host';
   return undefined;
@@ -164,12 +178,17 @@ async function rebuildFromDelta(
   const { log } = ctx;
   const off = deltaOff(ctx, info, signedBy);
   if (off) {
-    if (info.manifest) log.info(`no delta update (${off}); downloading the whole release`, { way: 'full' });
+    if (info.manifest) log.info(`no delta update (${off})`);
+    return undefined;
+  }
+  const noPatch = patchOff(info);
+  if (noPatch) {
+    log.info(`no patch (${noPatch})`);
     return undefined;
   }
   const picked = await pickPatch(ctx, info);
   if (!picked) {
-    log.info('no patch from a release this host holds; downloading the whole release', { way: 'full' });
+    log.info('no patch from a release this host holds');
     return undefined;
   }
   const patchFile = path.join(ctx.paths.downloads, picked.patch.file);
@@ -235,13 +254,109 @@ async function rebuildFromDelta(
     };
   } catch (error) {
     await rm(work, { recursive: true, force: true });
-    log.warn(`the delta update from ${picked.patch.from} failed (${messageOf(error)}); downloading the whole release`, {
-      way: 'full',
-    });
+    log.warn(`the delta update from ${picked.patch.from} failed (${messageOf(error)})`);
     return undefined;
   } finally {
     await rm(patchFile, { force: true });
     await rm(`${patchFile}.part`, { force: true });
     await rm(`${patchFile}.part.json`, { force: true });
+  }
+}
+
+/**
+ * The release rebuilt in `work` from the current release's files and the tarball's members that
+ * hold the others (files-way.ts), or undefined (with the reason logged) when that cannot be done
+ * or costs more than the tarball; nothing is left in `work` then.
+ */
+async function rebuildFromFiles(
+  ctx: UpdateContext,
+  info: VersionInfo,
+  trusted: TrustedKeys,
+  signedBy: VersionSigner | undefined,
+  work: string,
+): Promise<Unpacked | undefined> {
+  const { log } = ctx;
+  if (deltaOff(ctx, info, signedBy) || info.size === undefined) return undefined;
+  const current = await readCurrent(ctx.paths);
+  const held = current && (await readState(ctx.paths)).installed[current];
+  if (!current || !held || current === releaseNameOf(info.file)) return undefined;
+  const server = serverOf(ctx.config);
+  try {
+    const indexFile = indexFileName(info.file);
+    const got = await fetchSmall(new URL(indexFile, server).href, {
+      maxBytes: MAX_INDEX_BYTES,
+      timeouts: metadataTimeoutsOf(ctx.config),
+      fetchImpl: ctx.fetchImpl,
+    });
+    if (got.status !== 'ok') {
+      log.info(`no ${indexFile} on the update server; the files this host lacks cannot be fetched alone`);
+      return undefined;
+    }
+    const index = parsePackIndex(got.body, { tarball: info.file, size: info.size });
+    const manifest = await fetchManifest(ctx, info);
+    await checkProvenance({
+      updates: ctx.config.updates,
+      url: new URL(info.file, server).href,
+      file: info.file,
+      sha256: info.sha256!,
+      trusted,
+      timeouts: metadataTimeoutsOf(ctx.config),
+      fetchImpl: ctx.fetchImpl,
+      log,
+      now: ctx.now?.(),
+    });
+    await rm(work, { recursive: true, force: true });
+    const root = path.join(work, 'root');
+    await ensureDir(root, 0o700);
+    const tarballUrl = new URL(info.file, server).href;
+    const fetchRange = async (from: number, to: number) => {
+      const r = await fetchSmall(tarballUrl, {
+        from,
+        to,
+        maxBytes: to - from + 1,
+        timeouts: timeoutsOf(ctx.config),
+        fetchImpl: ctx.fetchImpl,
+      });
+      if (r.status !== 'ok') throw new VerificationError(`${info.file} is missing`);
+      if (!r.partial) throw new VerificationError(`the update server does not answer Range requests for ${info.file}`);
+      return r.body;
+    };
+    const fetched = await buildFromFiles(
+      manifest.entries,
+      { fromRoot: path.join(ctx.paths.releases, current), kept: await keptManifestOf(ctx, current), index, fetchRange },
+      root,
+    );
+    const bytes = got.body.length + manifest.bytes + fetched;
+    log.info(`rebuilt ${info.file} from ${held.version} and ${fetched} bytes of the tarball`, {
+      way: 'files',
+      bytes,
+      from: held.version,
+    });
+    return {
+      work,
+      root,
+      sha256: info.sha256!,
+      signer: signedBy!.primary,
+      signingKey: signedBy!.subkey,
+      bytes,
+      way: 'files',
+      from: held.version,
+      manifest: manifest.entries,
+    };
+  } catch (error) {
+    await rm(work, { recursive: true, force: true });
+    log.warn(`fetching only the files ${current} lacks failed (${messageOf(error)})`);
+    return undefined;
+  }
+}
+
+/** The manifest kept for releases/NAME at install (a hint of which files are unchanged), if readable. */
+async function keptManifestOf(ctx: UpdateContext, name: string): Promise<ManifestEntry[] | undefined> {
+  const text = await readFile(keptManifestFile(ctx.paths, name)).catch(() => undefined);
+  if (!text || text.length > MAX_MANIFEST_BYTES) return undefined;
+  try {
+    return parseManifest(text);
+  } catch {
+    return undefined;
   }
 }

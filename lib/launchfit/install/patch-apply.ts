@@ -36,11 +36,11 @@ export interface PatchSource {
   bodyStart: number;
 }
 
-const modeOf = (entry: ManifestEntry) => Number.parseInt(entry.mode, 8);
-const REUSE_AT_ONCE = 16;
+export const modeOf = (entry: ManifestEntry) => Number.parseInt(entry.mode, 8);
+export const REUSE_AT_ONCE = 16;
 
 /** The held release's folder, its real path taken once for all its files. */
-interface Held {
+export interface Held {
   root: string;
   real: string;
 }
@@ -62,7 +62,7 @@ async function heldFile(held: Held, rel: string): Promise<{ file: string; st: St
  * Put the held file `from` at `dst` as `entry` says: hard-linked when its mode is the same, else
  * copied; then its bytes are hashed at `dst` and must be the manifest's.
  */
-async function reuseFile(held: Held, from: string, dst: string, entry: ManifestEntry): Promise<void> {
+export async function reuseFile(held: Held, from: string, dst: string, entry: ManifestEntry): Promise<void> {
   const { file, st } = await heldFile(held, from);
   const changed = () =>
     new VerificationError(

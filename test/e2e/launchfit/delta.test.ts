@@ -5,7 +5,7 @@
 // folder it builds is the tarball's (a file that became a folder too); a file the app changed,
 // `updates.delta: false` and `--no-delta` all end in the full download, said in the log and in
 // `status`.
-import { appendFileSync, existsSync, mkdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -171,7 +171,11 @@ test('a file of the current release replaced by a symlink is not followed or reu
   const u = await update(w);
   assert.is(u.exitCode, 0, u.stdout + u.stderr);
   assert.match(u.stdout + u.stderr, /f5\.js in the held release is missing or not a regular file/);
-  assert.is((await statusOf(w.deploy)).lastInstall.way, 'full');
+  // The patch is refused; the files way fetches f5.js from the tarball instead of following the link.
+  assert.is((await statusOf(w.deploy)).lastInstall.way, 'files');
+  const made = path.join(w.deploy, 'releases/my-app-gnu-linux-1.1/node_modules/dep/lib/f5.js');
+  assert.ok(lstatSync(made).isFile(), 'f5.js is a regular file in 1.1');
+  assert.not.match(readFileSync(made, 'utf8'), /not part of any release/);
 });
 
 test('updates.delta: false and publish --no-delta both mean the full tarball', async () => {

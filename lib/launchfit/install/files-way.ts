@@ -1,0 +1,230 @@
+// A delta update's third way (docs/launchfit.md "Delta updates"): no patch from a release this
+// host holds, but the tarball's index (lib/release/pack-index.ts) says which gzip member holds each
+// file. Files the current release still has with their signed digest are hard-linked from it; the
+// members holding the others are fetched with HTTP Range requests, gunzipped with their output
+// capped, and each file taken from them is checked against the signed manifest.
+import { createHash } from 'node:crypto';
+import { chmod, mkdir, open, realpath, rm, symlink } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { gunzip } from 'node:zlib';
+import { VerificationError, messageOf } from '../../core/errors.ts';
+import { mapLimit } from '../../core/pool.ts';
+import type { ManifestEntry } from '../../release/manifest.ts';
+import type { PackIndex } from '../../release/pack-index.ts';
+import { checkTree } from './extract.ts';
+import { modeOf, REUSE_AT_ONCE, reuseFile, type Held } from './patch-apply.ts';
+
+const gunzipAsync = promisify(gunzip);
+
+/** Members next to one another are fetched in one request, up to this many bytes. */
+const RANGE_BYTES = 4 * 1024 * 1024;
+/** Range requests in flight at once. */
+const RANGES_AT_ONCE = 4;
+/** The files way is left for the tarball when its members come to more than this share of it. */
+export const MAX_FILES_SHARE = 0.5;
+
+const TAR_BLOCK = 512;
+const padded = (n: number) => Math.ceil(n / TAR_BLOCK) * TAR_BLOCK;
+/** What a member may hold besides its entries' bodies: each entry's headers (pax, long names). */
+const HEADERS_PER_ENTRY = 4 * TAR_BLOCK + 8192;
+
+/** Gets bytes [from, to] of the tarball; must return exactly those. */
+export type FetchRange = (from: number, to: number) => Promise<Buffer>;
+
+export interface FilesSource {
+  /** The release this host runs, files are taken from (releases/NAME). */
+  fromRoot: string;
+  /** The manifest kept for it at install, when there is one: which of its files are unchanged, without reading them. */
+  kept?: ManifestEntry[];
+  index: PackIndex;
+  fetchRange: FetchRange;
+}
+
+/** The plan: files to take from the held release (from → entry) and the files to fetch. */
+interface Plan {
+  reuse: Array<[from: string, entry: ManifestEntry]>;
+  fetch: ManifestEntry[];
+}
+
+/** The path an entry has in the tarball: under the top-level folder that extraction strips. */
+const tarPathOf = (index: PackIndex, p: string) => (index.root ? `${index.root}/${p}` : p);
+
+function memberOfPath(index: PackIndex): Map<string, number> {
+  const of = new Map<string, number>();
+  index.members.forEach((m, i) => {
+    for (const p of m.paths) of.set(p, i);
+  });
+  return of;
+}
+
+/**
+ * Which files come from the held release and which members must be fetched. With a kept manifest,
+ * a file is reused from the same path or from any path holding its digest; without, from the same
+ * path (its bytes are checked either way).
+ */
+function planFiles(manifest: ManifestEntry[], source: FilesSource): Plan {
+  const kept = source.kept && new Map(source.kept.filter((e) => e.type === 'file').map((e) => [e.path, e]));
+  const byDigest = new Map<string, string>();
+  for (const e of kept?.values() ?? []) byDigest.set(`${e.sha256}:${e.size}`, e.path);
+  const plan: Plan = { reuse: [], fetch: [] };
+  for (const e of manifest) {
+    if (e.type !== 'file') continue;
+    const same = kept?.get(e.path);
+    const from = kept
+      ? same?.sha256 === e.sha256 && same.size === e.size
+        ? e.path
+        : byDigest.get(`${e.sha256}:${e.size}`)
+      : e.path;
+    if (from !== undefined) plan.reuse.push([from, e]);
+    else plan.fetch.push(e);
+  }
+  return plan;
+}
+
+function memberFor(e: ManifestEntry, index: PackIndex, memberOf: Map<string, number>): number {
+  const m = memberOf.get(tarPathOf(index, e.path));
+  if (m === undefined) throw new VerificationError(`the tarball's index does not say where ${e.path} is`);
+  return m;
+}
+
+/** Runs of members next to one another, each at most RANGE_BYTES (a larger member alone). */
+function rangesOf(index: PackIndex, members: number[]): number[][] {
+  const runs: number[][] = [];
+  for (const m of members.sort((a, b) => a - b)) {
+    const run = runs.at(-1);
+    const last = run?.at(-1);
+    const start = run && index.members[run[0]!]!.at;
+    const end = index.members[m]!.at + index.members[m]!.bytes;
+    if (run && last === m - 1 && end - start! <= RANGE_BYTES) run.push(m);
+    else runs.push([m]);
+  }
+  return runs;
+}
+
+/**
+ * The entries of one member's tar bytes, each with its body, in order: the headers that only
+ * describe the next entry (pax, GNU long names) are skipped, since the index names the entries.
+ */
+function* tarEntries(tar: Buffer): Generator<{ type: number; body: Buffer }> {
+  let at = 0;
+  while (at + TAR_BLOCK <= tar.length) {
+    const header = tar.subarray(at, at + TAR_BLOCK);
+    if (header.every((b) => b === 0)) return;
+    const sizeText = header.subarray(124, 136).toString('latin1').replace(/\0.*$/s, '').trim();
+    if (!/^[0-7]*$/.test(sizeText)) throw new VerificationError('a member of the tarball has a bad tar header');
+    const size = sizeText ? Number.parseInt(sizeText, 8) : 0;
+    const bodyAt = at + TAR_BLOCK;
+    if (bodyAt + size > tar.length) throw new VerificationError('a member of the tarball ends inside an entry');
+    at = bodyAt + padded(size);
+    const type = header[156]!;
+    if ([0x78, 0x67, 0x4c, 0x4b].includes(type)) continue; // x g L K
+    yield { type, body: tar.subarray(bodyAt, bodyAt + size) };
+  }
+}
+
+/** Writes `body` as `entry` at `dst`, checked against its signed size and digest. */
+async function writeChecked(dst: string, entry: ManifestEntry, body: Buffer): Promise<void> {
+  if (body.length !== entry.size || createHash('sha256').update(body).digest('hex') !== entry.sha256)
+    throw new VerificationError(`${entry.path} fetched from the tarball does not match its signed digest`);
+  const out = await open(dst, 'wx', modeOf(entry));
+  try {
+    for (let at = 0; at < body.length; ) at += (await out.write(body, at)).bytesWritten;
+  } finally {
+    await out.close();
+  }
+  await chmod(dst, modeOf(entry));
+}
+
+/** One fetched member: gunzipped (capped at what its entries may hold) and its wanted files written. */
+async function takeMember(
+  gz: Buffer,
+  paths: string[],
+  wanted: Map<string, ManifestEntry>,
+  root: string,
+  byTarPath: Map<string, ManifestEntry>,
+): Promise<void> {
+  const cap = paths.reduce((n, p) => n + HEADERS_PER_ENTRY + padded(byTarPath.get(p)?.size ?? 0), 2 * TAR_BLOCK);
+  let tar: Buffer;
+  try {
+    tar = await gunzipAsync(gz, { maxOutputLength: cap });
+  } catch (error) {
+    throw new VerificationError(
+      `a member of the tarball does not gunzip to at most the ${cap} bytes its files may take (${messageOf(error)})`,
+    );
+  }
+  let i = 0;
+  for (const { type, body } of tarEntries(tar)) {
+    const p = paths[i++];
+    if (p === undefined) throw new VerificationError('a member of the tarball holds more entries than its index says');
+    const entry = wanted.get(p);
+    if (!entry) continue;
+    if (type !== 0x30 && type !== 0)
+      throw new VerificationError(`${entry.path} is not a regular file in the tarball`);
+    await writeChecked(path.join(root, entry.path), entry, body);
+    wanted.delete(p);
+  }
+}
+
+/**
+ * Build the release `manifest` describes into `root` from the held release and the members of
+ * the tarball it lacks. Every file is made once and checked; folders first, links last, then the
+ * tree as an extracted tarball is (install/extract.ts). Returns the tarball bytes fetched; throws
+ * VerificationError when the way does not pay (more than MAX_FILES_SHARE of the tarball) or
+ * anything does not match, and the caller downloads the tarball.
+ */
+export async function buildFromFiles(manifest: ManifestEntry[], source: FilesSource, root: string): Promise<number> {
+  const { index } = source;
+  const memberOf = memberOfPath(index);
+  const plan = planFiles(manifest, source);
+  const membersOf = (files: ManifestEntry[]) => {
+    const members = new Set(files.map((e) => memberFor(e, index, memberOf)));
+    const bytes = [...members].reduce((n, m) => n + index.members[m]!.bytes, 0);
+    if (bytes > index.size * MAX_FILES_SHARE)
+      throw new VerificationError(
+        `the files this host lacks are in ${bytes} bytes of the ${index.size}-byte tarball; the tarball is cheaper`,
+      );
+    return members;
+  };
+  membersOf(plan.fetch);
+  for (const e of manifest)
+    if (e.type === 'dir') {
+      await mkdir(path.join(root, e.path));
+      await chmod(path.join(root, e.path), modeOf(e));
+    }
+  // A held file that no longer matches its digest (the app changed it) is fetched instead.
+  const held: Held = { root: source.fromRoot, real: await realpath(source.fromRoot) };
+  await mapLimit(plan.reuse, REUSE_AT_ONCE, async ([from, entry]) => {
+    const dst = path.join(root, entry.path);
+    try {
+      await reuseFile(held, from, dst, entry);
+    } catch (error) {
+      if (!(error instanceof VerificationError)) throw error;
+      await rm(dst, { force: true });
+      plan.fetch.push(entry);
+    }
+  });
+  const members = membersOf(plan.fetch);
+  const byTarPath = new Map(manifest.map((e) => [tarPathOf(index, e.path), e]));
+  const wanted = new Map(plan.fetch.map((e) => [tarPathOf(index, e.path), e]));
+  let fetched = 0;
+  await mapLimit(rangesOf(index, [...members]), RANGES_AT_ONCE, async (run) => {
+    const first = index.members[run[0]!]!;
+    const last = index.members[run.at(-1)!]!;
+    const bytes = await source.fetchRange(first.at, last.at + last.bytes - 1);
+    if (bytes.length !== last.at + last.bytes - first.at)
+      throw new VerificationError(`the update server sent ${bytes.length} bytes for a range of ${last.at + last.bytes - first.at}`);
+    fetched += bytes.length;
+    for (const m of run) {
+      const member = index.members[m]!;
+      const gz = bytes.subarray(member.at - first.at, member.at - first.at + member.bytes);
+      await takeMember(gz, member.paths, wanted, root, byTarPath);
+    }
+  });
+  if (wanted.size)
+    throw new VerificationError(`${[...wanted.values()][0]!.path} is not in the member the tarball's index gives`);
+  for (const e of manifest) if (e.type === 'symlink') await symlink(e.target!, path.join(root, e.path));
+  await checkTree(root, root);
+  await chmod(root, 0o755);
+  return fetched;
+}
