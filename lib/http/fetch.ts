@@ -91,7 +91,10 @@ export async function fetchSmall(
       await get.cancel();
       throw new RemoteError(`${url} answered ${res.status}; check the update server.`);
     }
-    if (res.status === 206 && !res.headers.get('content-range')?.startsWith(`bytes ${from}-${to === undefined ? '' : `${to}/`}`)) {
+    if (
+      res.status === 206 &&
+      !res.headers.get('content-range')?.startsWith(`bytes ${from}-${to === undefined ? '' : `${to}/`}`)
+    ) {
       await get.cancel();
       throw new RemoteError(`${url} answered 206 for bytes other than those from ${from}; check the update server.`);
     }

@@ -74,7 +74,10 @@ function tarSize(header: Buffer): number {
     for (let i = 1; i < field.length; i++) n = n * 256 + field[i]!;
     return n;
   }
-  const text = field.toString('latin1').replace(/[\0 ]+$/, '').trim();
+  const text = field
+    .toString('latin1')
+    .replace(/[\0 ]+$/, '')
+    .trim();
   return text ? Number.parseInt(text, 8) : 0;
 }
 
@@ -169,7 +172,7 @@ class MemberWriter {
 
   private async writeOldest(): Promise<void> {
     const { gz, paths } = await this.compressing.shift()!;
-    for (let done = 0; done < gz.length; ) done += (await this.out.write(gz, done)).bytesWritten;
+    for (let done = 0; done < gz.length;) done += (await this.out.write(gz, done)).bytesWritten;
     this.members.push({ at: this.at, bytes: gz.length, paths });
     this.at += gz.length;
   }

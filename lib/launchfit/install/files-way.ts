@@ -129,7 +129,7 @@ async function writeChecked(dst: string, entry: ManifestEntry, body: Buffer): Pr
     throw new VerificationError(`${entry.path} fetched from the tarball does not match its signed digest`);
   const out = await open(dst, 'wx', modeOf(entry));
   try {
-    for (let at = 0; at < body.length; ) at += (await out.write(body, at)).bytesWritten;
+    for (let at = 0; at < body.length;) at += (await out.write(body, at)).bytesWritten;
   } finally {
     await out.close();
   }
@@ -159,8 +159,7 @@ async function takeMember(
     if (p === undefined) throw new VerificationError('a member of the tarball holds more entries than its index says');
     const entry = wanted.get(p);
     if (!entry) continue;
-    if (type !== 0x30 && type !== 0)
-      throw new VerificationError(`${entry.path} is not a regular file in the tarball`);
+    if (type !== 0x30 && type !== 0) throw new VerificationError(`${entry.path} is not a regular file in the tarball`);
     await writeChecked(path.join(root, entry.path), entry, body);
     wanted.delete(p);
   }
@@ -213,7 +212,9 @@ export async function buildFromFiles(manifest: ManifestEntry[], source: FilesSou
     const last = index.members[run.at(-1)!]!;
     const bytes = await source.fetchRange(first.at, last.at + last.bytes - 1);
     if (bytes.length !== last.at + last.bytes - first.at)
-      throw new VerificationError(`the update server sent ${bytes.length} bytes for a range of ${last.at + last.bytes - first.at}`);
+      throw new VerificationError(
+        `the update server sent ${bytes.length} bytes for a range of ${last.at + last.bytes - first.at}`,
+      );
     fetched += bytes.length;
     for (const m of run) {
       const member = index.members[m]!;
