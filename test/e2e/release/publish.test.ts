@@ -130,6 +130,7 @@ test('release publish DIR --version V … publishes what gpgv accepts', async ()
     'ledger.head.sig',
     'ledger.jsonl',
     'ledger.jsonl.sig',
+    'my-app-gnu-linux-2.a.index', // where each file is in the tarball, for delta updates
     'my-app-gnu-linux-2.a.manifest', // for delta updates; the first release has no patch
     'my-app-gnu-linux-2.a.tar.gz',
     'my-app-gnu-linux-2.a.tar.gz.sig',

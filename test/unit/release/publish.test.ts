@@ -201,6 +201,12 @@ test('prune to --keep, never the current; versions never go down; a changed tarb
     ['my-app-gnu-linux-1.1.tar.gz', 'my-app-gnu-linux-1.2.tar.gz'],
   );
   assert.not.ok(existsSync(path.join(out, 'my-app-gnu-linux-1.0.tar.gz.sig')));
+  assert.equal(
+    readdirSync(out).filter((n) => n.includes('-1.0.')),
+    [],
+    'the manifest, index and patches of 1.0 go with it',
+  );
+  assert.ok(existsSync(path.join(out, 'my-app-gnu-linux-1.1.index')));
   const one = await publishRelease(opts(src, out, { version: '1.2', keep: 1 }));
   assert.is(one.unchanged, true, 'republishing identical bytes is fine (e.g. to renew EXPIRES)');
   assert.equal(
