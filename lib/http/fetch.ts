@@ -65,7 +65,7 @@ export async function fetchSmall(
     fetchImpl?: FetchFn;
     /** Ask for the bytes from this offset on (`Range`): `partial` says whether the server sent only them (206). */
     from?: number;
-    /** With `from`: up to this offset, included. */
+    /** With `from`: up to this offset, included; then any answer but 206 is refused. */
     to?: number;
   },
 ): Promise<SmallResult> {
@@ -97,6 +97,12 @@ export async function fetchSmall(
     ) {
       await get.cancel();
       throw new RemoteError(`${url} answered 206 for bytes other than those from ${from}; check the update server.`);
+    }
+    if (to !== undefined && res.status !== 206) {
+      await get.cancel();
+      throw new RemoteError(
+        `${url} answered ${res.status} to a Range request: the server does not answer Range requests`,
+      );
     }
     const declared = Number(res.headers.get('content-length') ?? NaN);
     if (declared > maxBytes) {

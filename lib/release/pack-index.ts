@@ -57,7 +57,7 @@ export function parsePackIndex(text: string | Buffer, expect: { tarball: string;
     if (m.at !== end || m.bytes === 0) throw bad(`has a member at ${m.at} where one should start at ${end}`);
     for (const p of m.paths as unknown[]) {
       const problem = manifestPathProblem(p);
-      if (problem) throw bad(`names a bad path: ${problem}`);
+      if (problem) throw bad(`names a bad path ${JSON.stringify(p)}: it ${problem}`);
       if (seen.has(p as string)) throw bad(`names ${JSON.stringify(p)} twice`);
       seen.add(p as string);
     }

@@ -358,7 +358,7 @@ const HOSTILE: Hostile[] = [
   {
     what: 'a path out of the release',
     spoil: (w, v) => editIndex(w, v, (index) => index.members[memberWith(index, CHANGED)]!.paths.push('../escape')),
-    reason: /the tarball's index names a bad path: has an empty, "\." or "\.\." part/,
+    reason: /the tarball's index names a bad path "\.\.\/escape": it has an empty, "\." or "\.\." part/,
     ranged: false,
   },
   {
@@ -368,7 +368,7 @@ const HOSTILE: Hostile[] = [
         const paths = index.members[memberWith(index, CHANGED)]!.paths;
         paths[paths.indexOf(CHANGED)] = '/etc/passwd';
       }),
-    reason: /the tarball's index names a bad path: is an absolute path/,
+    reason: /the tarball's index names a bad path "\/etc\/passwd": it is an absolute path/,
     ranged: false,
   },
   {
@@ -400,8 +400,7 @@ const HOSTILE: Hostile[] = [
       });
       return () => w.server.overrides.delete(tarballOf(v));
     },
-    // Not "… is N bytes, more than the M allowed": the server is not hostile, it lacks Range. (As
-    // of 08da8fd fetchSmall refuses the 200's Content-Length before delta.ts sees it is not a 206.)
+    // Not "… is N bytes, more than the M allowed": the server is not hostile, it lacks Range.
     reason: /does not answer Range requests/,
     ranged: true,
   },

@@ -109,8 +109,14 @@ test('an index that would lead a host astray is refused, saying why', () => {
   refused(formatPackIndex(index({ members: [members[0]!, { ...members[1]!, at: 110, bytes: 190 }] })), /at 110/);
   refused(formatPackIndex(index({ members: [members[0]!] })), /covers 100 bytes of the 300/);
   refused(formatPackIndex(index({ members: [members[0]!, { ...members[1]!, paths: ['lib/a.js'] }] })), /twice/);
-  refused(formatPackIndex(index({ members: [members[0]!, { ...members[1]!, paths: ['../escape'] }] })), /bad path/);
-  refused(formatPackIndex(index({ members: [members[0]!, { ...members[1]!, paths: ['/etc/passwd'] }] })), /bad path/);
+  refused(
+    formatPackIndex(index({ members: [members[0]!, { ...members[1]!, paths: ['../escape'] }] })),
+    /bad path "\.\.\/escape"/,
+  );
+  refused(
+    formatPackIndex(index({ members: [members[0]!, { ...members[1]!, paths: ['/etc/passwd'] }] })),
+    /bad path "\/etc\/passwd": it is an absolute/,
+  );
   refused(formatPackIndex(index({ root: 'a/b' })), /bad top-level folder/);
   refused(formatPackIndex(index({ members: [members[0]!, { ...members[1]!, bytes: -200 }] })), /without at, bytes/);
 });
