@@ -1,6 +1,6 @@
 // release publish to s3:// (through the upload library) against s3rver on loopback, then
 // launchfit deploys straight from the bucket over HTTP, and updates with a patch from it: the
-// whole pipeline without a web server.
+// whole pipeline without a web server; then with no patch, by Range on the tarball (the files way).
 // SEQ read back from the bucket by publish, release rollback and release rollout.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -156,6 +156,33 @@ test('publish to s3://, deploy from the bucket', async () => {
     } finally {
       await fleet.close();
     }
+
+    // 3.3 without patches: the host on 3.1 fetches from the bucket, by Range on the tarball, only
+    // the gzip member that holds what changed (the files way), not the 64 KiB that did not.
+    writeFileSync(path.join(src, 'version.txt'), '3.3\n');
+    await publishRelease({
+      dir: src,
+      name: 'my-app',
+      platform: 'gnu-linux',
+      version: '3.3',
+      key: secret,
+      passphraseFile: path.join(base, 'pass'),
+      to: 's3://releases/app-updates',
+      log: silentLogger,
+      patches: 0,
+    });
+    const index = await fetch(`${endpoint}/releases/app-updates/my-app-gnu-linux-3.3.index`);
+    assert.is(index.status, 200, 'the index is in the bucket');
+    await index.arrayBuffer();
+    const f = await runScript('launchfit', ['update', '--dir', deploy]);
+    assert.is(f.exitCode, 0, f.stderr);
+    assert.is(currentOf(deploy), 'releases/my-app-gnu-linux-3.3');
+    assert.match(
+      f.stdout + f.stderr,
+      /rebuilt my-app-gnu-linux-3\.3\.tar\.gz from 3\.1 and \d+ bytes of the tarball.*way=files/,
+    );
+    const status = JSON.parse((await runScript('launchfit', ['status', '--dir', deploy, '--json'])).stdout);
+    assert.ok(status.lastInstall.bytes < 32 * 1024, `${status.lastInstall.bytes} bytes, not the 64 KiB file`);
   } finally {
     process.env = saved;
     await s3rver.close();
