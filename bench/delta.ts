@@ -3,6 +3,7 @@
 // to a DEST served by nginx on 127.0.0.1; hosts deployed on 1.0 update to 1.1: (a) one source file
 // changed, (b) one dependency bumped, (c) everything changed. Bytes and `launchfit update` wall time
 // of the delta update, the full one (`updates.delta: false`) and `rsync -a --link-dest`; publish time.
+// In (a) and (b) a third host updates from a DEST where 1.1 has no patch: the files way.
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
@@ -64,7 +65,7 @@ interface Setup {
   largest: number;
   changed: Record<Case, string[]>;
   /** What this build of shipkit has: a MANIFEST in VERSION, `--no-delta`, `updates.delta`. */
-  has: { manifest: boolean; noDelta: boolean; deltaKey: boolean };
+  has: { manifest: boolean; noDelta: boolean; deltaKey: boolean; patches: boolean };
   /** Peak memory of an up-to-date `launchfit update` (nothing to install), kB. */
   idleKb: number;
 }
@@ -75,7 +76,8 @@ function prepare(): Setup {
   const shape = appShape(MB, SEED);
   const v10 = path.join(src, '1.0');
   writeApp(v10, shape, SEED);
-  const noDelta = run([...release, 'publish', '--help']).includes('--no-delta');
+  const help = run([...release, 'publish', '--help']);
+  const noDelta = help.includes('--no-delta');
   // Older releases: 1.0 with another dependency bumped, or another change to the source.
   for (let k = HISTORY - 1; k >= 1; k--) {
     const dir = path.join(root, `old-${k}`);
@@ -102,7 +104,7 @@ function prepare(): Setup {
     shape,
     largest: Math.max(...shape.files.map((f) => f.size)),
     changed,
-    has: { manifest, noDelta, deltaKey: false },
+    has: { manifest, noDelta, deltaKey: false, patches: help.includes('--patches N') },
     idleKb: 0,
   };
 }
@@ -194,6 +196,8 @@ function sameFiles(a: string, b: string): void {
 interface CaseRuns {
   delta: Sample[];
   full: Sample[];
+  /** A host updating from a DEST where 1.1 has no patch (`--patches 0`): the files way. */
+  files: Sample[];
   rsync: Sample[];
   rsyncZ?: Sample;
   publishDelta: number[];
@@ -227,19 +231,35 @@ async function caseRun(c: Case, i: number, setup: Setup, server: CountingServer,
   const name = `${c}-${i}`;
   const dest = path.join(www, name);
   cpSync(base, dest, { recursive: true });
-  const hosts = { delta: path.join(root, `host-${name}-delta`), full: path.join(root, `host-${name}-full`) };
+  const hosts = {
+    delta: path.join(root, `host-${name}-delta`),
+    full: path.join(root, `host-${name}-full`),
+    files: path.join(root, `host-${name}-files`),
+  };
   deployHost(hosts.delta, `${server.url}${name}/`, false, setup);
   deployHost(hosts.full, `${server.url}${name}/`, true, setup);
   await publishBoth(c, i, dest, setup, out);
+  // The same 1.1 with no patch, for a host that holds none: untimed.
+  const filesDest = path.join(www, `${name}-files`);
+  const filesWay = setup.has.patches && c !== 'c';
+  if (filesWay) {
+    cpSync(base, filesDest, { recursive: true });
+    deployHost(hosts.files, `${server.url}${name}-files/`, false, setup);
+    run([...publishArgv(path.join(src, `1.1${c}`), '1.1', filesDest, true), '--patches', '0']);
+  }
   // delta and full alternate which goes first; the peer (its bytes are the goal, not its time) goes last.
   for (const side of i % 2 ? (['full', 'delta'] as const) : (['delta', 'full'] as const)) {
     const sample = await updateHost(hosts[side], server, side === 'delta');
     sameFiles(path.join(src, `1.1${c}`), path.join(hosts[side], 'current'));
     out[side].push(sample);
   }
+  if (filesWay) {
+    out.files.push(await updateHost(hosts.files, server, true));
+    sameFiles(path.join(src, `1.1${c}`), path.join(hosts.files, 'current'));
+  }
   out.rsync.push(await rsyncPeer(path.join(root, `peer-${name}`), daemon, c));
   if (i === 0) out.rsyncZ = await rsyncPeer(path.join(root, `peer-${name}-z`), daemon, c, '-az');
-  for (const dir of [dest, hosts.delta, hosts.full]) rmSync(dir, { recursive: true, force: true });
+  for (const dir of [dest, filesDest, ...Object.values(hosts)]) rmSync(dir, { recursive: true, force: true });
 }
 
 const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(bytes < 2 ** 20 ? 3 : 1)} MB`;
@@ -262,12 +282,13 @@ function printCase(c: Case, r: CaseRuns, setup: Setup): void {
   const fetched = (xs: Sample[]) => `launchfit counted ${num(median(xs.map((s) => s.fetched ?? 0)))} B`;
   row('launchfit update (delta)', r.delta, `${ways(r.delta)}; ${fetched(r.delta)}`);
   row('launchfit update (full)', r.full, `${ways(r.full)}; ${fetched(r.full)}`);
+  if (r.files.length) row('launchfit update (no patch)', r.files, `${ways(r.files)}; ${fetched(r.files)}`);
   row('rsync -a --link-dest', r.rsync, `rsync -az: ${num(r.rsyncZ?.bytes ?? NaN)} B`);
   const each = (xs: number[]) => xs.map((x) => num(x)).join(' ');
   console.log(
     `  each run, ms: delta ${each(r.delta.map((s) => s.ms))}; full ${each(r.full.map((s) => s.ms))}; publish ${each(r.publishDelta)} / --no-delta ${each(r.publishPlain)}`,
   );
-  const peak = Math.max(...r.delta.map((s) => s.treeKb));
+  const peak = Math.max(...[...r.delta, ...r.files].map((s) => s.treeKb));
   console.log(
     `  delta update's peak memory: ${mb(peak * 1024)} with children (launchfit's own VmHWM ${mb(Math.max(...r.delta.map((s) => s.hwmKb)) * 1024)})`,
   );
@@ -333,11 +354,21 @@ function goals(results: Partial<Record<Case, CaseRuns>>, setup: Setup): void {
   }
   for (const k of CASES) {
     const r = results[k]!;
+    if (!r.files.length) continue;
+    const [bytes, time] = [med(r.files, 'bytes'), med(r.files, 'ms')];
+    const share = (bytes / med(r.full, 'bytes')) * 100;
+    const vsRsync = (bytes / med(r.rsync, 'bytes')).toFixed(3);
+    console.log(
+      `  (${k}) with no patch [${ways(r.files)}]: ${num(bytes)} B, ${share.toFixed(share < 0.1 ? 3 : 2)} % of full, ${vsRsync}× rsync; ${num(time)} ms, ${(time / med(r.full, 'ms')).toFixed(3)}× full (not a goal: the way of a host that holds no release a patch is from)`,
+    );
+  }
+  for (const k of CASES) {
+    const r = results[k]!;
     const [d, p] = [median(r.publishDelta), median(r.publishPlain)];
     const extra = cpu(median(r.publishDeltaCpu), median(r.publishPlainCpu));
     goal(`(${k}) release publish with deltas vs --no-delta`, d, p, 'ms', '≤ 1.5×', d <= 1.5 * p, extra);
   }
-  const peakKb = Math.max(...CASES.flatMap((k) => results[k]!.delta.map((s) => s.treeKb)));
+  const peakKb = Math.max(...CASES.flatMap((k) => [...results[k]!.delta, ...results[k]!.files].map((s) => s.treeKb)));
   const limit = (2 * setup.largest) / 2 ** 20 + 64;
   goal(
     'host peak memory during the delta updates',
@@ -381,6 +412,7 @@ async function main(): Promise<void> {
       results[c] = {
         delta: [],
         full: [],
+        files: [],
         rsync: [],
         publishDelta: [],
         publishPlain: [],
