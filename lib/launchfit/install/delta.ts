@@ -26,7 +26,7 @@ import { checkProvenance } from '../trust/provenance.ts';
 import { releaseNameOf, type UpdateContext } from './context.ts';
 import { fetchAndUnpack, metadataTimeoutsOf, serverOf, timeoutsOf, type Unpacked } from './fetch.ts';
 import { rebuiltManifest } from './kept-manifest.ts';
-import { buildFromFiles } from './files-way.ts';
+import { buildFromFiles, changedShare, MAX_FILES_SHARE } from './files-way.ts';
 import { buildFromPatch } from './patch-apply.ts';
 
 const HEADER_STEP = 64 * 1024;
@@ -282,6 +282,13 @@ async function rebuildFromFiles(
   if (!current || !held || current === releaseNameOf(info.file)) return undefined;
   const server = serverOf(ctx.config);
   try {
+    const manifest = await fetchManifest(ctx, info);
+    const kept = await keptManifestOf(ctx, current);
+    const changed = kept && changedShare(manifest.entries, kept);
+    if (changed && changed > MAX_FILES_SHARE) {
+      log.info(`${Math.round(changed * 100)} % of the release's bytes changed since ${held.version}`);
+      return undefined;
+    }
     const indexFile = indexFileName(info.file);
     const got = await fetchSmall(new URL(indexFile, server).href, {
       maxBytes: MAX_INDEX_BYTES,
@@ -293,7 +300,6 @@ async function rebuildFromFiles(
       return undefined;
     }
     const index = parsePackIndex(got.body, { tarball: info.file, size: info.size });
-    const manifest = await fetchManifest(ctx, info);
     await checkProvenance({
       updates: ctx.config.updates,
       url: new URL(info.file, server).href,
@@ -322,7 +328,7 @@ async function rebuildFromFiles(
     };
     const fetched = await buildFromFiles(
       manifest.entries,
-      { fromRoot: path.join(ctx.paths.releases, current), kept: await keptManifestOf(ctx, current), index, fetchRange },
+      { fromRoot: path.join(ctx.paths.releases, current), kept, index, fetchRange },
       root,
     );
     const bytes = got.body.length + manifest.bytes + fetched;

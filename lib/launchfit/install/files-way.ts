@@ -47,6 +47,23 @@ interface Plan {
   fetch: ManifestEntry[];
 }
 
+/**
+ * The share of the release's file bytes that `kept` (the current release's manifest) holds no
+ * file for, by digest: above MAX_FILES_SHARE the tarball is cheaper, known before the index is
+ * fetched.
+ */
+export function changedShare(manifest: ManifestEntry[], kept: ManifestEntry[]): number {
+  const have = new Set(kept.filter((e) => e.type === 'file').map((e) => `${e.sha256}:${e.size}`));
+  let total = 0;
+  let changed = 0;
+  for (const e of manifest)
+    if (e.type === 'file') {
+      total += e.size;
+      if (!have.has(`${e.sha256}:${e.size}`)) changed += e.size;
+    }
+  return total ? changed / total : 0;
+}
+
 /** The path an entry has in the tarball: under the top-level folder that extraction strips. */
 const tarPathOf = (index: PackIndex, p: string) => (index.root ? `${index.root}/${p}` : p);
 
