@@ -1,3 +1,4 @@
+// @deno
 // The files way of a delta update (docs/launchfit.md "Delta updates") with real processes, gpg
 // keys, a real `release publish --patches 0` and the loopback update server that logs each
 // request: a host on 1.0 offered 1.1 without a patch hard-links the files 1.0 still has and
