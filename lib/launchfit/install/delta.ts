@@ -165,6 +165,33 @@ async function readHeaderLine(file: string): Promise<{ line: Buffer; bodyStart: 
 }
 
 /**
+ * Before a rebuild writes anything: the tarball's provenance checked, when configured, against
+ * VERSION's SHA256 as for a full download; then an empty private `work/root`.
+ */
+async function prepareRebuild(ctx: UpdateContext, info: VersionInfo, trusted: TrustedKeys, work: string) {
+  await checkProvenance({
+    updates: ctx.config.updates,
+    url: new URL(info.file, serverOf(ctx.config)).href,
+    file: info.file,
+    sha256: info.sha256!,
+    trusted,
+    timeouts: metadataTimeoutsOf(ctx.config),
+    fetchImpl: ctx.fetchImpl,
+    log: ctx.log,
+    now: ctx.now?.(),
+  });
+  await rm(work, { recursive: true, force: true });
+  await ensureDir(path.join(work, 'root'), 0o700);
+}
+
+/** A rebuilt release, vouched for by the key that signed VERSION. */
+const rebuiltRelease = (
+  info: VersionInfo,
+  signedBy: VersionSigner,
+  made: Required<Pick<Unpacked, 'work' | 'root' | 'bytes' | 'way' | 'from' | 'manifest'>>,
+): Unpacked => ({ ...made, sha256: info.sha256!, signer: signedBy.primary, signingKey: signedBy.subkey });
+
+/**
  * The release rebuilt in `work` from a held release and a verified patch, or undefined (with the
  * reason logged) when that cannot be done; nothing is left in `work` then.
  */
@@ -213,19 +240,7 @@ async function rebuildFromDelta(
       { from: picked.patch.from, to: info.version, size: picked.patch.size, manifest: manifest.entries },
       parsed,
     );
-    await checkProvenance({
-      updates: ctx.config.updates,
-      url: new URL(info.file, serverOf(ctx.config)).href,
-      file: info.file,
-      sha256: info.sha256!,
-      trusted,
-      timeouts: metadataTimeoutsOf(ctx.config),
-      fetchImpl: ctx.fetchImpl,
-      log,
-      now: ctx.now?.(),
-    });
-    await rm(work, { recursive: true, force: true });
-    await ensureDir(path.join(work, 'root'), 0o700);
+    await prepareRebuild(ctx, info, trusted, work);
     const root = path.join(work, 'root');
     const carried = await buildFromPatch(
       manifest.entries,
@@ -241,17 +256,14 @@ async function rebuildFromDelta(
       from: picked.patch.from,
       manifest: kept ? `rebuilt from the one kept for ${picked.fromName}` : 'fetched',
     });
-    return {
+    return rebuiltRelease(info, signedBy!, {
       work,
       root,
-      sha256: info.sha256!,
-      signer: signedBy!.primary,
-      signingKey: signedBy!.subkey,
       bytes,
       way,
       from: picked.patch.from,
       manifest: manifest.entries,
-    };
+    });
   } catch (error) {
     await rm(work, { recursive: true, force: true });
     log.warn(`the delta update from ${picked.patch.from} failed (${messageOf(error)})`);
@@ -300,20 +312,8 @@ async function rebuildFromFiles(
       return undefined;
     }
     const index = parsePackIndex(got.body, { tarball: info.file, size: info.size });
-    await checkProvenance({
-      updates: ctx.config.updates,
-      url: new URL(info.file, server).href,
-      file: info.file,
-      sha256: info.sha256!,
-      trusted,
-      timeouts: metadataTimeoutsOf(ctx.config),
-      fetchImpl: ctx.fetchImpl,
-      log,
-      now: ctx.now?.(),
-    });
-    await rm(work, { recursive: true, force: true });
+    await prepareRebuild(ctx, info, trusted, work);
     const root = path.join(work, 'root');
-    await ensureDir(root, 0o700);
     const tarballUrl = new URL(info.file, server).href;
     const fetchRange = async (from: number, to: number) => {
       const r = await fetchSmall(tarballUrl, {
@@ -337,17 +337,14 @@ async function rebuildFromFiles(
       bytes,
       from: held.version,
     });
-    return {
+    return rebuiltRelease(info, signedBy!, {
       work,
       root,
-      sha256: info.sha256!,
-      signer: signedBy!.primary,
-      signingKey: signedBy!.subkey,
       bytes,
       way: 'files',
       from: held.version,
       manifest: manifest.entries,
-    };
+    });
   } catch (error) {
     await rm(work, { recursive: true, force: true });
     log.warn(`fetching only the files ${current} lacks failed (${messageOf(error)})`);

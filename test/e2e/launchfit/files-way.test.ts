@@ -225,13 +225,19 @@ async function assertFilesWay(
   assert.ok(status.lastInstall.bytes < size / 4, `${status.lastInstall.bytes} bytes of a ${size}-byte tarball`);
 }
 
-test('one file changed, no patch: its members fetched by Range, the rest hard-linked from 1.0', async () => {
-  const { w, hosts, dir } = main;
-  const host = hosts.files;
+/** `launchfit update` of `host`, which must exit 0: its output, and where its requests start in the server's list. */
+async function updated(w: World, host: string): Promise<{ since: number; out: string }> {
   const since = w.server.requests.length;
   const u = await update(host);
   const out = u.stdout + u.stderr;
   assert.is(u.exitCode, 0, out);
+  return { since, out };
+}
+
+test('one file changed, no patch: its members fetched by Range, the rest hard-linked from 1.0', async () => {
+  const { w, hosts, dir } = main;
+  const host = hosts.files;
+  const { since, out } = await updated(w, host);
   assert.match(out, /no patch \(VERSION offers no patch\)/);
   const members = changedMembers(readIndex(w, '1.1'));
   await assertFilesWay(w, host, { version: '1.1', from: '1.0', since, out, members });
@@ -260,10 +266,7 @@ test('a file the app changed in place in 1.0 is not reused: fetched with the pub
   const ino = statSync(held).ino;
   writeFileSync(held, moduleText(5).replace(/^\/\/ ./, '// X'));
   assert.is(statSync(held).ino, ino);
-  const since = w.server.requests.length;
-  const u = await update(host);
-  const out = u.stdout + u.stderr;
-  assert.is(u.exitCode, 0, out);
+  const { since, out } = await updated(w, host);
   const index = readIndex(w, '1.1');
   const members = changedMembers(index).add(memberWith(index, edited));
   await assertFilesWay(w, host, { version: '1.1', from: '1.0', since, out, members });
@@ -280,10 +283,7 @@ test('a file the app changed in place in 1.0 is not reused: fetched with the pub
 test('updates.delta: false asks for no index: the full tarball', async () => {
   const { w, hosts, dir } = main;
   const host = hosts.off;
-  const since = w.server.requests.length;
-  const u = await update(host);
-  const out = u.stdout + u.stderr;
-  assert.is(u.exitCode, 0, out);
+  const { since, out } = await updated(w, host);
   assert.match(out, /no delta update \(updates\.delta is false\)/);
   assert.not.match(out, /fetching only the files/);
   assert.is((await statusOf(host)).lastInstall.way, 'full');
