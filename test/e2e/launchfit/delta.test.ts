@@ -5,7 +5,16 @@
 // folder it builds is the tarball's (a file that became a folder too); a file the app changed,
 // `updates.delta: false` and `--no-delta` all end in the full download, said in the log and in
 // `status`.
-import { appendFileSync, existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { test } from 'uvu';
