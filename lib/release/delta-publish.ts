@@ -2,16 +2,24 @@
 // manifest, and a patch from each of the last releases at DEST, staged beside the tarball and
 // named by digest in the VERSION it signs. A patch that cannot be made is skipped with a warning:
 // hosts then download the tarball, as they did before.
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { messageOf } from '../core/errors.ts';
 import { nameProblem } from '../core/names.ts';
 import { atomicWriteFile } from '../core/fs.ts';
 import type { Logger } from '../core/log.ts';
 import type { Destination } from './destination.ts';
-import { formatManifest, manifestOf, manifestSha256 } from './manifest.ts';
+import { formatManifest, manifestOf, manifestSha256, type ManifestEntry } from './manifest.ts';
 import { patchFileName } from './patch-format.ts';
-import { makePatch, mostChangedSince, oldManifestOf, readOldRelease } from './patch-make.ts';
+import { indexFileName, parsePackIndex } from './pack-index.ts';
+import {
+  makePatch,
+  mostChangedSince,
+  oldManifestOf,
+  readOldRelease,
+  readOldReleaseByIndex,
+  type OldRelease,
+} from './patch-make.ts';
 import { compareVersions, versionProblem, type PatchLine } from './version-file.ts';
 import { haveZstd } from './zstd.ts';
 
@@ -90,7 +98,7 @@ export async function stageDelta(opts: {
       const name = patchFileName(opts.app, opts.platform, opts.version, old.version);
       if (nameProblem(name)) continue;
       const made = await makePatch({
-        old: await readOldRelease(tarball, path.join(scratch, 'old'), changed, known),
+        old: await readOld(opts.destination, old.file, tarball, path.join(scratch, 'old'), changed, known, log),
         from: old.version,
         to: opts.version,
         newDir: opts.dir,
@@ -109,6 +117,33 @@ export async function stageDelta(opts: {
     }
   }
   return files;
+}
+
+/**
+ * The old release's entries and the old bytes of the files that changed: through its index when
+ * it has one and its manifest is known (only the members holding those files are read), else, or
+ * when that fails, from its whole tarball.
+ */
+async function readOld(
+  destination: Destination,
+  file: string,
+  tarball: string,
+  scratch: string,
+  changed: (path: string, sha256: string) => boolean,
+  known: ManifestEntry[] | undefined,
+  log: Logger,
+): Promise<OldRelease> {
+  const text = known && (await destination.read(indexFileName(file)).catch(() => undefined));
+  if (known && text) {
+    try {
+      const index = parsePackIndex(text, { tarball: file, size: (await stat(tarball)).size });
+      return await readOldReleaseByIndex(tarball, index, scratch, changed, known);
+    } catch (error) {
+      log.info('reading the whole old tarball: its index did not serve', { file, why: messageOf(error) });
+      await rm(scratch, { recursive: true, force: true });
+    }
+  }
+  return readOldRelease(tarball, scratch, changed, known);
 }
 
 /**

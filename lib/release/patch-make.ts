@@ -4,11 +4,13 @@
 // GROUP_BYTES so a host's zstd needs little memory; none when most of the release changed.
 import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, createWriteStream, lstatSync, openSync, readdirSync, writeSync } from 'node:fs';
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir, open, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from '../core/log.ts';
 import { manifestLine, parseManifest, stripSingleTop, type ManifestEntry } from './manifest.ts';
+import type { PackIndex } from './pack-index.ts';
+import { gunzipMember, isRegularFile, memberOfPath, namedEntries, tarPathOf } from './pack-members.ts';
 import {
   formatPatchHeader,
   PATCH_FORMAT,
@@ -105,6 +107,58 @@ export async function readOldRelease(
   const stripped = entries.length !== raw.length;
   const saved = new Map([...savedRaw].map(([p, file]) => [stripped ? stripFirst(p) : p, file]));
   return { entries, saved };
+}
+
+/**
+ * readOldRelease with `known`, through the old tarball's index (pack-index.ts): only the gzip
+ * members holding the files `changed` names are read and gunzipped, not the whole tarball. Each
+ * file taken must have the size and digest `known` gives; anything else throws.
+ */
+export async function readOldReleaseByIndex(
+  tarball: string,
+  index: PackIndex,
+  scratch: string,
+  changed: (path: string, sha256: string) => boolean,
+  known: ManifestEntry[],
+): Promise<OldRelease> {
+  await mkdir(scratch, { recursive: true });
+  const sizes = new Map(known.map((e) => [tarPathOf(index, e.path), e.size]));
+  const wanted = new Map<string, ManifestEntry>();
+  for (const e of known) if (e.type === 'file' && changed(e.path, e.sha256!)) wanted.set(tarPathOf(index, e.path), e);
+  const memberOf = memberOfPath(index);
+  const members = new Set<number>();
+  for (const p of wanted.keys()) {
+    const m = memberOf.get(p);
+    if (m === undefined) throw new Error(`its index does not say where ${p} is`);
+    members.add(m);
+  }
+  const saved = new Map<string, string>();
+  const file = await open(tarball, 'r');
+  try {
+    for (const m of [...members].sort((a, b) => a - b)) {
+      const member = index.members[m]!;
+      const gz = Buffer.allocUnsafe(member.bytes);
+      const { bytesRead } = await file.read(gz, 0, member.bytes, member.at);
+      if (bytesRead !== member.bytes) throw new Error('its tarball is shorter than its index says');
+      const tar = await gunzipMember(gz, member.paths, (p) => sizes.get(p) ?? 0);
+      for (const { path: p, type, body } of namedEntries(tar, member.paths)) {
+        const e = wanted.get(p);
+        if (!e) continue;
+        const sha256 = createHash('sha256').update(body).digest('hex');
+        if (!isRegularFile(type) || body.length !== e.size || sha256 !== e.sha256)
+          throw new Error(`its manifest does not match its tarball (${e.path}); check DEST`);
+        const out = path.join(scratch, `old-${saved.size}`);
+        await writeFile(out, body);
+        saved.set(e.path, out);
+        wanted.delete(p);
+      }
+    }
+  } finally {
+    await file.close();
+  }
+  const missing = wanted.values().next().value;
+  if (missing) throw new Error(`${missing.path} is not in the member its index gives`);
+  return { entries: known, saved };
 }
 
 /** What a patch from `old` to `manifest` must carry: copies, changed files with their old bytes, and new files. */

@@ -6,16 +6,13 @@
 import { createHash } from 'node:crypto';
 import { chmod, mkdir, open, realpath, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { gunzip } from 'node:zlib';
-import { VerificationError, messageOf } from '../../core/errors.ts';
+import { VerificationError } from '../../core/errors.ts';
 import { mapLimit } from '../../core/pool.ts';
 import type { ManifestEntry } from '../../release/manifest.ts';
 import type { PackIndex } from '../../release/pack-index.ts';
+import { gunzipMember, isRegularFile, memberOfPath, namedEntries, tarPathOf } from '../../release/pack-members.ts';
 import { checkTree } from './extract.ts';
 import { modeOf, REUSE_AT_ONCE, reuseFile, type Held } from './patch-apply.ts';
-
-const gunzipAsync = promisify(gunzip);
 
 /**
  * Members next to one another are fetched in one request, up to this many bytes (a larger member
@@ -28,11 +25,6 @@ const RANGE_BYTES = 1024 * 1024;
 const RANGES_AT_ONCE = 3;
 /** The files way is left for the tarball when its members come to more than this share of it. */
 export const MAX_FILES_SHARE = 0.5;
-
-const TAR_BLOCK = 512;
-const padded = (n: number) => Math.ceil(n / TAR_BLOCK) * TAR_BLOCK;
-/** What a member may hold besides its entries' bodies: each entry's headers (pax, long names). */
-const HEADERS_PER_ENTRY = 4 * TAR_BLOCK + 8192;
 
 /** Gets bytes [from, to] of the tarball; must return exactly those. */
 export type FetchRange = (from: number, to: number) => Promise<Buffer>;
@@ -67,17 +59,6 @@ export function changedShare(manifest: ManifestEntry[], kept: ManifestEntry[]): 
       if (!have.has(`${e.sha256}:${e.size}`)) changed += e.size;
     }
   return total ? changed / total : 0;
-}
-
-/** The path an entry has in the tarball: under the top-level folder that extraction strips. */
-const tarPathOf = (index: PackIndex, p: string) => (index.root ? `${index.root}/${p}` : p);
-
-function memberOfPath(index: PackIndex): Map<string, number> {
-  const of = new Map<string, number>();
-  index.members.forEach((m, i) => {
-    for (const p of m.paths) of.set(p, i);
-  });
-  return of;
 }
 
 /**
@@ -124,27 +105,6 @@ function rangesOf(index: PackIndex, members: number[]): number[][] {
   return runs;
 }
 
-/**
- * The entries of one member's tar bytes, each with its body, in order: the headers that only
- * describe the next entry (pax, GNU long names) are skipped, since the index names the entries.
- */
-function* tarEntries(tar: Buffer): Generator<{ type: number; body: Buffer }> {
-  let at = 0;
-  while (at + TAR_BLOCK <= tar.length) {
-    const header = tar.subarray(at, at + TAR_BLOCK);
-    if (header.every((b) => b === 0)) return;
-    const sizeText = header.subarray(124, 136).toString('latin1').replace(/\0.*$/s, '').trim();
-    if (!/^[0-7]*$/.test(sizeText)) throw new VerificationError('a member of the tarball has a bad tar header');
-    const size = sizeText ? Number.parseInt(sizeText, 8) : 0;
-    const bodyAt = at + TAR_BLOCK;
-    if (bodyAt + size > tar.length) throw new VerificationError('a member of the tarball ends inside an entry');
-    at = bodyAt + padded(size);
-    const type = header[156]!;
-    if ([0x78, 0x67, 0x4c, 0x4b].includes(type)) continue; // x g L K
-    yield { type, body: tar.subarray(bodyAt, bodyAt + size) };
-  }
-}
-
 /** Writes `body` as `entry` at `dst`, checked against its signed size and digest. */
 async function writeChecked(dst: string, entry: ManifestEntry, body: Buffer): Promise<void> {
   if (body.length !== entry.size || createHash('sha256').update(body).digest('hex') !== entry.sha256)
@@ -166,22 +126,11 @@ async function takeMember(
   root: string,
   byTarPath: Map<string, ManifestEntry>,
 ): Promise<void> {
-  const cap = paths.reduce((n, p) => n + HEADERS_PER_ENTRY + padded(byTarPath.get(p)?.size ?? 0), 2 * TAR_BLOCK);
-  let tar: Buffer;
-  try {
-    tar = await gunzipAsync(gz, { maxOutputLength: cap });
-  } catch (error) {
-    throw new VerificationError(
-      `a member of the tarball does not gunzip to at most the ${cap} bytes its files may take (${messageOf(error)})`,
-    );
-  }
-  let i = 0;
-  for (const { type, body } of tarEntries(tar)) {
-    const p = paths[i++];
-    if (p === undefined) throw new VerificationError('a member of the tarball holds more entries than its index says');
+  const tar = await gunzipMember(gz, paths, (p) => byTarPath.get(p)?.size ?? 0);
+  for (const { path: p, type, body } of namedEntries(tar, paths)) {
     const entry = wanted.get(p);
     if (!entry) continue;
-    if (type !== 0x30 && type !== 0) throw new VerificationError(`${entry.path} is not a regular file in the tarball`);
+    if (!isRegularFile(type)) throw new VerificationError(`${entry.path} is not a regular file in the tarball`);
     await writeChecked(path.join(root, entry.path), entry, body);
     wanted.delete(p);
   }

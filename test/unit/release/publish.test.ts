@@ -12,7 +12,7 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -102,6 +102,73 @@ async function rejects(fn: () => Promise<unknown>, pattern: RegExp): Promise<voi
   }
   assert.unreachable(`expected a rejection matching ${pattern}`);
 }
+
+/** 1.0 with a 200 KiB file (in a gzip member of its own) at `out`, and a 1.1 source where only server.js changed. */
+async function twoReleases(name: string, out: string): Promise<string> {
+  const v1 = makeSource(`${name}-1`);
+  // Incompressible, so the tarball is large beside a patch (one as large as half of it is dropped).
+  writeFileSync(path.join(v1, 'lib/big.bin'), randomBytes(200 * 1024));
+  await publishRelease(opts(v1, out, { version: '1.0' }));
+  const v2 = path.join(base, `${name}-2`);
+  cpSync(v1, v2, { recursive: true });
+  writeFileSync(path.join(v2, 'server.js'), 'console.log("hi from 1.1")\n');
+  return v2;
+}
+
+const loggedTo = (lines: string[]) =>
+  createLogger({ stream: { write: (l: string) => lines.push(l) > 0 } as never, json: true });
+
+test("a patch reads only the members of the old tarball that hold changed files, by the old release's index", async () => {
+  const out = path.join(base, 'out-by-index');
+  const v2 = await twoReleases('src-by-index', out);
+  // Spoil the member that holds only lib/big.bin, which 1.1 does not change: a whole read would fail.
+  const index = JSON.parse(readFileSync(path.join(out, 'my-app-gnu-linux-1.0.index'), 'utf8'));
+  const big = index.members.find((m: { paths: string[] }) => m.paths.some((p) => p.endsWith('big.bin')));
+  assert.equal(big.paths.length, 1, 'a large file has a member of its own');
+  const tarball = path.join(out, 'my-app-gnu-linux-1.0.tar.gz');
+  const bytes = readFileSync(tarball);
+  bytes.fill(0x55, big.at + 20, big.at + big.bytes - 20);
+  writeFileSync(tarball, bytes);
+  const lines: string[] = [];
+  await publishRelease(opts(v2, out, { version: '1.1', log: loggedTo(lines) }));
+  assert.ok(
+    lines.some((l) => l.includes('patch made') && l.includes('"from":"1.0"')),
+    lines.join(''),
+  );
+  assert.not.ok(
+    lines.some((l) => l.includes('reading the whole old tarball')),
+    lines.join(''),
+  );
+  assert.match(
+    readFileSync(path.join(out, 'VERSION'), 'utf8'),
+    /^PATCH 1\.0 my-app-gnu-linux-1\.1\.from-1\.0\.patch /m,
+  );
+});
+
+test('an old index that does not serve: the patch is made from the whole old tarball, the same bytes', async () => {
+  const good = path.join(base, 'out-index-good');
+  const bad = path.join(base, 'out-index-bad');
+  const v2 = await twoReleases('src-index-bad', good);
+  cpSync(good, bad, { recursive: true });
+  const patch = 'my-app-gnu-linux-1.1.from-1.0.patch';
+  for (const [spoil, why] of [
+    ['{"format":"shipkit-pack-index 1"', /is not JSON/],
+    [
+      readFileSync(path.join(good, 'my-app-gnu-linux-1.0.index'), 'utf8').replace('server.js"', 'elsewhere.js"'),
+      /server\.js/,
+    ],
+  ] as const) {
+    rmSync(path.join(bad, patch), { force: true });
+    writeFileSync(path.join(bad, 'my-app-gnu-linux-1.0.index'), spoil);
+    const lines: string[] = [];
+    await publishRelease(opts(v2, bad, { version: '1.1', log: loggedTo(lines) }));
+    const fellBack = lines.find((l) => l.includes('reading the whole old tarball'));
+    assert.ok(fellBack, lines.join(''));
+    assert.match(fellBack!, why);
+    if (!existsSync(path.join(good, patch))) await publishRelease(opts(v2, good, { version: '1.1' }));
+    assert.equal(readFileSync(path.join(bad, patch)), readFileSync(path.join(good, patch)));
+  }
+});
 
 test('the same input gives the same bytes, whatever the mtimes and permissions on disk', async () => {
   const a = makeSource('src-a');
