@@ -52,7 +52,13 @@ export async function obtainRelease(
   const rebuilt =
     (await rebuildFromDelta(ctx, info, trusted, signedBy, work)) ??
     (await rebuildFromFiles(ctx, info, trusted, signedBy, work));
-  if (rebuilt) return rebuilt;
+  if (rebuilt) {
+    // A download of the whole tarball an earlier check left unfinished (kept to resume) is no
+    // longer needed: this release is built. Left, it would hold disk until the next full download.
+    const part = path.join(ctx.paths.downloads, `${info.file}.part`);
+    await Promise.all([rm(part, { force: true }), rm(`${part}.json`, { force: true })]);
+    return rebuilt;
+  }
   if (info.manifest) ctx.log.info('downloading the whole release', { way: 'full' });
   return fetchAndUnpack(ctx, info, trusted, work);
 }

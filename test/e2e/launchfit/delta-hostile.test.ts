@@ -152,6 +152,7 @@ async function installsAfterAll(w: World, way: 'full' | 'patch'): Promise<void> 
   if (way === 'full') assert.match(u.stdout + u.stderr, /downloading the whole release/);
   assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.1');
   assert.is((await statusOf(w.deploy)).lastInstall.way, way);
+  assert.equal(readdirSync(path.join(w.deploy, '.launchfit/downloads')), [], 'no partial download left behind');
 }
 
 test('a zstd bomb stops at the signed length; wrong bytes are refused by digest; both end in the tarball', async () => {
