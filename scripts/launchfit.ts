@@ -2,7 +2,7 @@
 // launchfit: install a signed release from an update server, supervise the app, switch
 // atomically to new releases and roll back. Wiring only; the work is in lib/launchfit/.
 import process from 'node:process';
-import { keepYoungGenerationSmall, skipOptimizingCompiler } from '../lib/core/v8-flags.ts';
+import { allowGcNudges, keepYoungGenerationSmall, skipOptimizingCompiler } from '../lib/core/v8-flags.ts';
 import { runCli, type Args, type CliSpec, type FlagSpec } from '../lib/core/cli.ts';
 import type { Logger } from '../lib/core/log.ts';
 import type { CheckResult } from '../lib/launchfit/install/context.ts';
@@ -116,7 +116,11 @@ function printResult(result: CheckResult, args: Args): number {
 async function main(args: Args, log: Logger): Promise<number> {
   const dir: string = args.dir ?? process.cwd();
   // A one-shot command is over in seconds; `run` supervises for months and keeps V8's optimizer.
-  if (args.command !== 'run') skipOptimizingCompiler();
+  // Its downloads and unpacking have V8 collect their chunks as they go (docs/internals.md).
+  if (args.command !== 'run') {
+    skipOptimizingCompiler();
+    allowGcNudges();
+  }
   // Loaded here, not at the top: --help and a bad flag load nothing of launchfit (docs/benchmarks.md).
   const [{ deployOnce }, { runLauncher }, { runHereOrOnRunning }, { formatStatus }] = await Promise.all([
     import('../lib/launchfit/deploy.ts'),

@@ -37,3 +37,61 @@ export function keepYoungGenerationSmall(): boolean {
 export function skipOptimizingCompiler(): boolean {
   return setV8Flag('--no-opt');
 }
+
+/** V8's gc(): with { type: 'minor' }, a scavenge of the young generation (in Node 20 to 24). */
+type Gc = (options?: { type: 'minor' }) => void;
+/** Found on the first nudge: undefined until then, null where the runtime has none. */
+let gc: Gc | null | undefined;
+let nudgesAllowed = false;
+
+function v8Gc(): Gc | null {
+  if (gc !== undefined) return gc;
+  gc = null;
+  const exposed = (globalThis as { gc?: unknown }).gc;
+  if (typeof exposed === 'function') return (gc = exposed as Gc);
+  // --expose-gc gives gc() to the contexts made while it is set: one new context hands it over.
+  if (!setV8Flag('--expose-gc')) return gc;
+  const getBuiltin = (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule;
+  try {
+    const vm = getBuiltin?.('node:vm') as { runInNewContext(code: string): unknown } | undefined;
+    const found = vm?.runInNewContext('typeof gc === "function" ? gc : undefined');
+    if (typeof found === 'function') gc = found as Gc;
+  } catch {
+    // No gc() to be had: the nudges do nothing.
+  }
+  setV8Flag('--no-expose-gc');
+  return gc;
+}
+
+/**
+ * Lets gcNudger's counters collect in this process. For a one-shot command that streams a
+ * release through short-lived buffers (launchfit's update, deploy), not a long-running process.
+ */
+export function allowGcNudges(): void {
+  nudgesAllowed = true;
+}
+
+/** Bytes streamed between two nudges. */
+export const GC_NUDGE_BYTES = 2 * 2 ** 20;
+
+/**
+ * A counter for one stream of bytes (a download, an archive unpacked), told the size of each chunk
+ * as it goes: once allowGcNudges was called, it has V8 scavenge its young generation every
+ * `everyBytes`. The chunks a stream is done with hold their bytes outside V8's heap, which V8 does
+ * not count towards a collection before 64 MB, and each brings only a few hundred bytes of objects
+ * into the young generation, so left alone they are found every 10–20 MB of chunks; nudged, within
+ * a few MB (docs/internals.md). Otherwise, and where the runtime has no gc() to give (Deno), it
+ * does nothing.
+ */
+export function gcNudger(everyBytes = GC_NUDGE_BYTES): (bytes: number) => void {
+  let since = 0;
+  return (bytes) => {
+    if (!nudgesAllowed) return;
+    since += bytes;
+    if (since < everyBytes) return;
+    since = 0;
+    const collect = v8Gc();
+    if (collect) collect({ type: 'minor' });
+    else nudgesAllowed = false;
+  };
+}

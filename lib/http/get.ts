@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import { RemoteError, messageOf } from '../core/errors.ts';
+import { gcNudger } from '../core/v8-flags.ts';
 import { leanFetch } from './lean-fetch.ts';
 
 export interface Timeouts {
@@ -323,26 +324,32 @@ export async function getToFile(
     const handle = await fs.open(file, offset > 0 ? 'a' : options.exclusive ? 'wx' : 'w');
     let size = offset;
     try {
-      let batch: Uint8Array[] = [];
+      // One buffer per download, filled and written again and again: no new buffer per batch
+      // for the collector to find late (docs/internals.md).
+      const batch = Buffer.allocUnsafeSlow(WRITE_BATCH_BYTES);
       let batched = 0;
       const flush = async () => {
-        if (!batched) return;
-        await handle.write(batch.length === 1 ? batch[0] : Buffer.concat(batch, batched));
-        batch = [];
+        for (let at = 0; at < batched;) at += (await handle.write(batch, at, batched - at)).bytesWritten;
         batched = 0;
       };
+      const nudge = gcNudger();
       for (;;) {
         const chunk = await get.read();
         if (!chunk) break;
         size += chunk.byteLength;
+        nudge(chunk.byteLength);
         if (maxBytes !== undefined && size > maxBytes)
           throw new TransferError('too-large', `the body is more than the ${maxBytes} bytes allowed`, size);
         hash.update(chunk);
-        batch.push(chunk);
-        batched += chunk.byteLength;
-        if (batched >= WRITE_BATCH_BYTES) {
-          await flush();
-          options.onProgress?.(size);
+        for (let at = 0; at < chunk.byteLength;) {
+          const n = Math.min(chunk.byteLength - at, WRITE_BATCH_BYTES - batched);
+          batch.set(chunk.subarray(at, at + n), batched);
+          batched += n;
+          at += n;
+          if (batched === WRITE_BATCH_BYTES) {
+            await flush();
+            options.onProgress?.(size - (chunk.byteLength - at));
+          }
         }
       }
       await flush();

@@ -1,6 +1,7 @@
 // V8 flags set at run time (lib/core/v8-flags.ts), each in a node process of its own (a flag is
 // for the whole process): the young generation then keeps the size it had when the flag was set,
-// under a load of surviving objects that grows it to 16 MB without the flag.
+// under a load of surviving objects that grows it to 16 MB without the flag. Collections are
+// counted by the runtime's own gc performance entries.
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -62,6 +63,45 @@ function optimized(skip: boolean): boolean {
 test('skipOptimizingCompiler: a hot function stays unoptimized (it is optimized without it)', () => {
   assert.ok(optimized(false), 'optimized without the flag');
   assert.not.ok(optimized(true), 'not optimized with the flag');
+});
+
+/**
+ * Collections of each kind (PerformanceObserver's gc entries) while a gcNudger of 1 MB steps is
+ * told of 16 chunks of 1 MB, in a fresh process; `setup` runs first.
+ */
+function nudged(setup: string): { minor: number; major: number } {
+  const script = `
+    import { PerformanceObserver, constants } from 'node:perf_hooks';
+    import { allowGcNudges, gcNudger } from ${JSON.stringify(module)};
+    const counts = { minor: 0, major: 0 };
+    new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) {
+        if (entry.detail.kind === constants.NODE_PERFORMANCE_GC_MINOR) counts.minor++;
+        if (entry.detail.kind === constants.NODE_PERFORMANCE_GC_MAJOR) counts.major++;
+      }
+    }).observe({ entryTypes: ['gc'] });
+    ${setup}
+    const nudge = gcNudger(2 ** 20);
+    for (let i = 0; i < 16; i++) nudge(2 ** 20);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    process.stdout.write(JSON.stringify(counts));
+  `;
+  const r = spawnSync(process.execPath, [...process.execArgv, '--input-type=module', '-e', script], {
+    encoding: 'utf8',
+  });
+  assert.is(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout);
+}
+
+test('gcNudger: a scavenge every step once allowed, nothing before', () => {
+  const counts = nudged('allowGcNudges();');
+  assert.ok(counts.minor >= 16, `${counts.minor} scavenges for 16 steps`);
+  assert.is(counts.major, 0);
+  assert.equal(nudged(''), { minor: 0, major: 0 }, 'none unless allowed');
+});
+
+test('gcNudger: does nothing where the runtime has no gc() to give (no node:v8, as under Deno)', () => {
+  assert.equal(nudged('process.getBuiltinModule = undefined; allowGcNudges();'), { minor: 0, major: 0 });
 });
 
 test.run();
