@@ -38,7 +38,7 @@ export function skipOptimizingCompiler(): boolean {
   return setV8Flag('--no-opt');
 }
 
-/** V8's gc(): with { type: 'minor' }, a scavenge of the young generation (in Node 20 to 24). */
+/** V8's gc(): a full collection, or with { type: 'minor' } a scavenge of the young generation (Node 20 to 24). */
 type Gc = (options?: { type: 'minor' }) => void;
 /** Found on the first nudge: undefined until then, null where the runtime has none. */
 let gc: Gc | null | undefined;
@@ -76,22 +76,26 @@ export const GC_NUDGE_BYTES = 2 * 2 ** 20;
 
 /**
  * A counter for one stream of bytes (a download, an archive unpacked), told the size of each chunk
- * as it goes: once allowGcNudges was called, it has V8 scavenge its young generation every
- * `everyBytes`. The chunks a stream is done with hold their bytes outside V8's heap, which V8 does
- * not count towards a collection before 64 MB, and each brings only a few hundred bytes of objects
- * into the young generation, so left alone they are found every 10–20 MB of chunks; nudged, within
- * a few MB (docs/internals.md). Otherwise, and where the runtime has no gc() to give (Deno), it
- * does nothing.
+ * as it goes: once allowGcNudges was called, it has V8 collect the whole heap when the stream
+ * starts (what the command made before it, such as manifests already read, is garbage by then,
+ * and its space is used again instead of the heap growing for the stream) and scavenge its young
+ * generation every `everyBytes`. The chunks a stream is done with hold their bytes outside V8's
+ * heap, which V8 does not count towards a collection before 64 MB, and each brings only a few
+ * hundred bytes of objects into the young generation, so left alone they are found every 10–20
+ * MB of chunks; nudged, within a few MB (docs/internals.md). Otherwise, and where the runtime
+ * has no gc() to give (Deno), it does nothing.
  */
 export function gcNudger(everyBytes = GC_NUDGE_BYTES): (bytes: number) => void {
-  let since = 0;
+  /** Bytes since the last scavenge; undefined until the stream's first chunk. */
+  let since: number | undefined;
   return (bytes) => {
     if (!nudgesAllowed) return;
-    since += bytes;
-    if (since < everyBytes) return;
+    const full = since === undefined;
+    since = (since ?? 0) + bytes;
+    if (!full && since < everyBytes) return;
     since = 0;
     const collect = v8Gc();
-    if (collect) collect({ type: 'minor' });
-    else nudgesAllowed = false;
+    if (!collect) nudgesAllowed = false;
+    else collect(full ? undefined : { type: 'minor' });
   };
 }
