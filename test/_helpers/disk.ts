@@ -2,15 +2,18 @@
 // CAP_SYS_ADMIN, as on the CI machine). Where mount is refused there is no way to make a small
 // full filesystem without one (a loop device needs mount too), so the caller skips, printing why.
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmdirSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmdirSync, rmSync, truncateSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
 export interface TinyDisk {
   /** The mount point. */
   dir: string;
-  /** Write a filler file until the filesystem answers ENOSPC; returns the bytes it took. */
-  fill(): number;
+  /**
+   * Write a filler file until the filesystem answers ENOSPC, then give `leave` bytes of it back;
+   * returns the bytes it holds.
+   */
+  fill(leave?: number): number;
   /** Remove the filler: the space is back. */
   free(): void;
 }
@@ -43,7 +46,7 @@ export function mountTinyDisk(size = '1m'): TinyDisk | string {
   const filler = path.join(dir, 'filler');
   return {
     dir,
-    fill() {
+    fill(leave = 0) {
       const fd = openSync(filler, 'a');
       const chunk = Buffer.alloc(64 * 1024, 0x78);
       let total = 0;
@@ -62,7 +65,8 @@ export function mountTinyDisk(size = '1m'): TinyDisk | string {
       } finally {
         closeSync(fd);
       }
-      return total;
+      if (leave) truncateSync(filler, Math.max(0, total - leave));
+      return Math.max(0, total - leave);
     },
     free() {
       rmSync(filler, { force: true });
@@ -73,4 +77,12 @@ export function mountTinyDisk(size = '1m'): TinyDisk | string {
 /** Print why a full-disk test does not run; never let it pass silently. */
 export function skipFullDisk(name: string, reason: string): void {
   console.log(`SKIP ${name}: ${reason}`);
+}
+
+/** A tiny disk of `size` for the test `name`, or undefined once the reason it cannot be had is printed. */
+export function tinyDiskFor(name: string, size: string): TinyDisk | undefined {
+  const disk = mountTinyDisk(size);
+  if (typeof disk !== 'string') return disk;
+  skipFullDisk(name, disk);
+  return undefined;
 }

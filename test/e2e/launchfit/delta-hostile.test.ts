@@ -6,22 +6,13 @@
 // full tarball (or, with the tarball gone too, in no change at all), never in a half-built release.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import {
-  copyFileSync,
-  existsSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  statSync,
-  truncateSync,
-  writeFileSync,
-} from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { runCommand, runScript, scriptCommand, tmpDir, waitFor } from '../../_helpers/common.ts';
 import { detachSign } from '../../fixtures/launchfit/gpg.ts';
-import { mountTinyDisk, skipFullDisk } from '../../_helpers/disk.ts';
+import { tinyDiskFor } from '../../_helpers/disk.ts';
 import { currentOf, makeWorld, statusOf, type World } from '../../fixtures/launchfit/world.ts';
 
 const TARBALL = 'my-app-gnu-linux-1.1.tar.gz';
@@ -287,16 +278,11 @@ test('a host killed while fetching a patch clears tmp/ at the next update and re
 });
 
 test('a disk too full for the rebuild: nothing switched, tmp/ cleared; with room again, the patch applies', async () => {
-  const disk = mountTinyDisk('8m');
-  if (typeof disk === 'string') {
-    skipFullDisk('delta update on a full disk', disk);
-    return;
-  }
+  const disk = tinyDiskFor('delta update on a full disk', '8m');
+  if (!disk) return;
   const w = await hostOn10(disk.dir);
-  disk.fill();
   // Room for the check's own small files, not for the release: the rebuild runs out of space.
-  const filler = path.join(disk.dir, 'filler');
-  truncateSync(filler, statSync(filler).size - 48 * 1024);
+  disk.fill(48 * 1024);
   const u = await update(w);
   assert.is.not(u.exitCode, 0, u.stdout + u.stderr);
   assert.match(

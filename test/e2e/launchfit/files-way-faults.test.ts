@@ -4,12 +4,12 @@
 // (nothing switched, nothing half-built left in releases/ or tmp/; with room again, the files way).
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, readdirSync, readFileSync, statSync, truncateSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mountTinyDisk, skipFullDisk } from '../../_helpers/disk.ts';
+import { tinyDiskFor } from '../../_helpers/disk.ts';
 import { runScript, scriptCommand, waitFor } from '../../_helpers/common.ts';
 import { currentOf, makeWorld, statusOf, type World } from '../../fixtures/launchfit/world.ts';
 
@@ -103,16 +103,11 @@ test('a host killed while a member is on its way clears tmp/ at the next update 
 });
 
 test('a disk too full for the files it must write: nothing switched, tmp/ cleared; with room again, the files way', async () => {
-  const disk = mountTinyDisk('8m');
-  if (typeof disk === 'string') {
-    skipFullDisk('the files way on a full disk', disk);
-    return;
-  }
+  const disk = tinyDiskFor('the files way on a full disk', '8m');
+  if (!disk) return;
   const w = await hostOn10(disk.dir);
-  disk.fill();
   // Room for the check's own small files (VERSION, the manifest, the index), not for big.bin.
-  const filler = path.join(disk.dir, 'filler');
-  truncateSync(filler, statSync(filler).size - 48 * 1024);
+  disk.fill(48 * 1024);
   const u = await update(w);
   const out = u.stdout + u.stderr;
   assert.is.not(u.exitCode, 0, out);
