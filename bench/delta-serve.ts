@@ -155,6 +155,14 @@ function ticksOf(pid: number, waited: boolean): number {
   }
 }
 
+function cmdlineOf(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'latin1');
+  } catch {
+    return undefined; // exited
+  }
+}
+
 function treeOf(pid: number): number[] {
   let children: number[] = [];
   try {
@@ -179,11 +187,16 @@ export function measure(argv: string[], env: NodeJS.ProcessEnv, memory = false):
     hwmKb = Math.max(hwmKb, kbOf(child.pid!, 'VmHWM'));
     const [own, ...children] = treeOf(child.pid!);
     ticks = Math.max(ticks, ticksOf(own, true) + children.reduce((n, pid) => n + ticksOf(pid, false), 0));
-    if (memory)
+    if (memory) {
+      // A child forked but not yet exec'd (its command line still the parent's) maps the
+      // parent's own pages, copy-on-write: its RSS is memory counted already.
+      const self = cmdlineOf(child.pid!);
+      const pids = treeOf(child.pid!).filter((pid, i) => i === 0 || cmdlineOf(pid) !== self);
       treeKb = Math.max(
         treeKb,
-        treeOf(child.pid!).reduce((n, pid) => n + kbOf(pid, 'VmRSS'), 0),
+        pids.reduce((n, pid) => n + kbOf(pid, 'VmRSS'), 0),
       );
+    }
   };
   const timer = setInterval(sample, 10);
   return new Promise((resolve) =>

@@ -289,8 +289,9 @@ function printCase(c: Case, r: CaseRuns, setup: Setup): void {
     `  each run, ms: delta ${each(r.delta.map((s) => s.ms))}; full ${each(r.full.map((s) => s.ms))}; publish ${each(r.publishDelta)} / --no-delta ${each(r.publishPlain)}`,
   );
   const peak = Math.max(...[...r.delta, ...r.files].map((s) => s.treeKb));
+  const most = (xs: Sample[], kb: (s: Sample) => number) => (xs.length ? mb(Math.max(...xs.map(kb)) * 1024) : 'n/a');
   console.log(
-    `  delta update's peak memory: ${mb(peak * 1024)} with children (launchfit's own VmHWM ${mb(Math.max(...r.delta.map((s) => s.hwmKb)) * 1024)})`,
+    `  delta update's peak memory: ${mb(peak * 1024)} with children; ${ways(r.delta)} ${most(r.delta, (s) => s.treeKb)} (launchfit's own VmHWM ${most(r.delta, (s) => s.hwmKb)}), no patch ${most(r.files, (s) => s.treeKb)} (VmHWM ${most(r.files, (s) => s.hwmKb)})`,
   );
   console.log(
     `  publish 1.1: with deltas ${ms(median(r.publishDelta))} (CPU ${ms(median(r.publishDeltaCpu))}), ${setup.has.noDelta ? '--no-delta' : 'again (no --no-delta in this build)'} ${ms(median(r.publishPlain))} (CPU ${ms(median(r.publishPlainCpu))})`,
