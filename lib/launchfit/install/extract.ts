@@ -2,9 +2,9 @@
 // an error for the whole release, not a skipped entry: paths leaving the folder, absolute
 // paths, links pointing out, device files, FIFOs, setuid bits, owners, and archives that
 // inflate far beyond their compressed size (decompression bombs).
-import { chmod, lstat, mkdir, open, readdir, readlink, rm } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, readlink, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { createGunzip } from 'node:zlib';
+import { createGunzip, type Gunzip } from 'node:zlib';
 import { VerificationError, messageOf } from '../../core/errors.ts';
 import { READ_STEP } from '../../core/read-buffer.ts';
 import { gcNudger } from '../../core/v8-flags.ts';
@@ -95,6 +95,28 @@ export async function extractRelease(
   }
 }
 
+/**
+ * node-tar's filter for a release: an entry past `limits.maxEntries` or one entryProblem refuses
+ * is skipped and `refuse` told why; the others lose setuid, setgid and sticky bits and others'
+ * write bit.
+ */
+function strictFilter(limits: ExtractLimits, refuse: (why: string) => void) {
+  let entries = 0;
+  return (_p: string, entry: unknown): boolean => {
+    const e = entry as { path: string; type: string; linkpath?: string; mode?: number; size?: number };
+    if (IGNORED_TYPES.has(e.type)) return true;
+    entries++;
+    const why =
+      entries > limits.maxEntries ? `the archive holds more than ${limits.maxEntries} entries` : entryProblem(e);
+    if (why) {
+      refuse(why);
+      return false;
+    }
+    if (typeof e.mode === 'number') e.mode &= 0o755;
+    return true;
+  };
+}
+
 async function unpackStrict(
   tar: typeof import('tar'),
   tarball: string,
@@ -102,7 +124,6 @@ async function unpackStrict(
   limits: ExtractLimits,
 ): Promise<void> {
   let problem: string | undefined;
-  let entries = 0;
   let compressed = 0;
   let unpacked = 0;
   const input = await open(tarball, 'r');
@@ -115,20 +136,7 @@ async function unpackStrict(
     preserveOwner: false,
     noMtime: false,
     unlink: false,
-    filter: (_p: string, entry: unknown) => {
-      const e = entry as { path: string; type: string; linkpath?: string; mode?: number; size?: number };
-      if (IGNORED_TYPES.has(e.type)) return true;
-      entries++;
-      const why =
-        entries > limits.maxEntries ? `the archive holds more than ${limits.maxEntries} entries` : entryProblem(e);
-      if (why) {
-        problem ??= why;
-        return false;
-      }
-      // No setuid/setgid/sticky bits and no write bits for others.
-      if (typeof e.mode === 'number') e.mode &= 0o755;
-      return true;
-    },
+    filter: strictFilter(limits, (why) => (problem ??= why)),
   });
   releaseReservations(unpack);
   const fail = (why: string) => {
@@ -182,33 +190,45 @@ async function unpackStrict(
     gunzip.on('close', () => {
       if (problem) finish();
     });
-    feed().then(
+    feedGunzip(
+      input,
+      gunzip,
+      () => stopped,
+      (bytes) => (compressed += bytes),
+    ).then(
       () => {
         if (!stopped) gunzip.end();
       },
       (error) => {
-        fail(messageOf(error));
+        stopped = true;
+        gunzip.destroy();
         finish(error);
       },
     );
   }).finally(() => input.close());
+}
 
-  /**
-   * The tarball into gunzip through two buffers, one read into while gunzip takes the other: a
-   * read stream leaves a new buffer behind for every read, which the collector finds late, and
-   * the full update of a 200 MB app peaked 15–25 MB higher for it (docs/internals.md).
-   */
-  async function feed(): Promise<void> {
-    const buffers = [Buffer.allocUnsafeSlow(READ_STEP), Buffer.allocUnsafeSlow(READ_STEP)];
-    let taken: Promise<void> | undefined;
-    for (let i = 0; !stopped; i ^= 1) {
-      const { bytesRead } = await input.read(buffers[i]!, 0, READ_STEP, null);
-      // The other buffer is gunzip's until it has taken all of it in.
-      await taken;
-      if (bytesRead === 0 || stopped) return;
-      compressed += bytesRead;
-      taken = new Promise((resolve) => gunzip.write(buffers[i]!.subarray(0, bytesRead), () => resolve()));
-    }
+/**
+ * The file `input` into `gunzip` through two buffers, one read into while gunzip takes the other
+ * (`took` is told each read's size): a read stream leaves a new buffer behind for every read,
+ * which the collector finds late, and the full update of a 200 MB app peaked 15–25 MB higher for
+ * it (docs/internals.md). Ends at the file's end or once `stopped()`; gunzip is not ended here.
+ */
+async function feedGunzip(
+  input: FileHandle,
+  gunzip: Gunzip,
+  stopped: () => boolean,
+  took: (bytes: number) => void,
+): Promise<void> {
+  const buffers = [Buffer.allocUnsafeSlow(READ_STEP), Buffer.allocUnsafeSlow(READ_STEP)];
+  let taken: Promise<void> | undefined;
+  for (let i = 0; !stopped(); i ^= 1) {
+    const { bytesRead } = await input.read(buffers[i]!, 0, READ_STEP, null);
+    // The other buffer is gunzip's until it has taken all of it in.
+    await taken;
+    if (bytesRead === 0 || stopped()) return;
+    took(bytesRead);
+    taken = new Promise((resolve) => gunzip.write(buffers[i]!.subarray(0, bytesRead), () => resolve()));
   }
 }
 
