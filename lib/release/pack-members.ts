@@ -30,7 +30,7 @@ export function memberOfPath(index: PackIndex): Map<string, number> {
  * The entries of one member's tar bytes, each with its body, in order: the headers that only
  * describe the next entry (pax, GNU long names) are skipped, since the index names the entries.
  */
-export function* tarEntries(tar: Buffer): Generator<{ type: number; body: Buffer }> {
+function* tarEntries(tar: Buffer): Generator<{ type: number; body: Buffer }> {
   let at = 0;
   while (at + TAR_BLOCK <= tar.length) {
     const header = tar.subarray(at, at + TAR_BLOCK);
