@@ -76,27 +76,26 @@ export const GC_NUDGE_BYTES = 2 * 2 ** 20;
 
 /**
  * A counter for one stream of bytes (a download, an archive unpacked), told the size of each chunk
- * as it goes: once allowGcNudges was called, it has V8 collect every `everyBytes` of the stream,
- * the whole heap the first time (what the command made before the stream, such as manifests
- * already read, is garbage by then, and its space is used again instead of the heap growing) and
- * a scavenge of the young generation after that. The chunks a stream is done with hold their
- * bytes outside V8's heap, which V8 does not count towards a collection before 64 MB, and each
- * brings only a few hundred bytes of objects into the young generation, so left alone they are
- * found every 10–20 MB of chunks; nudged, within a few MB (docs/internals.md). A stream shorter
- * than `everyBytes` (a patch, a signature) is never nudged. Otherwise, and where the runtime has
- * no gc() to give (Deno), it does nothing.
+ * as it goes: once allowGcNudges was called, it has V8 collect the whole heap when the stream
+ * starts (what the command made before it, such as manifests already read, is garbage by then,
+ * and its space is used again instead of the heap growing for the stream) and scavenge its young
+ * generation every `everyBytes`. The chunks a stream is done with hold their bytes outside V8's
+ * heap, which V8 does not count towards a collection before 64 MB, and each brings only a few
+ * hundred bytes of objects into the young generation, so left alone they are found every 10–20
+ * MB of chunks; nudged, within a few MB (docs/internals.md). Otherwise, and where the runtime
+ * has no gc() to give (Deno), it does nothing.
  */
 export function gcNudger(everyBytes = GC_NUDGE_BYTES): (bytes: number) => void {
-  let since = 0;
-  let nudged = false;
+  /** Bytes since the last scavenge; undefined until the stream's first chunk. */
+  let since: number | undefined;
   return (bytes) => {
     if (!nudgesAllowed) return;
-    since += bytes;
-    if (since < everyBytes) return;
+    const full = since === undefined;
+    since = (since ?? 0) + bytes;
+    if (!full && since < everyBytes) return;
     since = 0;
     const collect = v8Gc();
     if (!collect) nudgesAllowed = false;
-    else collect(nudged ? { type: 'minor' } : undefined);
-    nudged = true;
+    else collect(full ? undefined : { type: 'minor' });
   };
 }
