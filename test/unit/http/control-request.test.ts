@@ -12,9 +12,15 @@ const req = (method: string, url: string, headers: Record<string, string> = {}) 
     url,
     headers: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v])),
   }) as unknown as IncomingMessage;
-const signedReq = (url: string, method = 'GET') => req(method, url, signRequest(SECRET, method, url));
+// Signed when its test runs, not when the file loads: a unit batch loads every file first, and on a
+// busy machine the signature's timestamp would be outside the allowed window by then.
+const signedReq =
+  (url: string, method = 'GET') =>
+  () =>
+    req(method, url, signRequest(SECRET, method, url));
+const unsigned = (request: IncomingMessage) => () => request;
 
-const cases: Array<[string, IncomingMessage, boolean, unknown]> = [
+const cases: Array<[string, () => IncomingMessage, boolean, unknown]> = [
   ['activate', signedReq('/?repo=site'), false, { kind: 'activate', repo: 'site', wait: false }],
   ['activate and wait', signedReq('/?repo=site&wait=1'), false, { kind: 'activate', repo: 'site', wait: true }],
   ['status', signedReq('/status'), false, { kind: 'status' }],
@@ -27,16 +33,16 @@ const cases: Array<[string, IncomingMessage, boolean, unknown]> = [
 ];
 for (const [label, request, allowOwner, expected] of cases) {
   test(label, () =>
-    assert.equal(readControlRequest(request, { verifier: createRequestVerifier(SECRET), allowOwner }), expected),
+    assert.equal(readControlRequest(request(), { verifier: createRequestVerifier(SECRET), allowOwner }), expected),
   );
 }
 
-const refusals: Array<[string, IncomingMessage, number, string, boolean?]> = [
+const refusals: Array<[string, () => IncomingMessage, number, string, boolean?]> = [
   ['POST', signedReq('/?repo=site', 'POST'), 405, 'method not allowed'],
-  ['unsigned', req('GET', '/?repo=site'), 401, 'unauthorized'],
+  ['unsigned', unsigned(req('GET', '/?repo=site')), 401, 'unauthorized'],
   [
     'signed for another repo',
-    req('GET', '/?repo=site', signRequest(SECRET, 'GET', '/?repo=other')),
+    () => req('GET', '/?repo=site', signRequest(SECRET, 'GET', '/?repo=other')),
     401,
     'unauthorized',
   ],
@@ -52,7 +58,7 @@ const refusals: Array<[string, IncomingMessage, number, string, boolean?]> = [
 ];
 for (const [label, request, status, error, allowOwner] of refusals) {
   test(`refused: ${label}`, () => {
-    const result = readControlRequest(request, { verifier: createRequestVerifier(SECRET), allowOwner });
+    const result = readControlRequest(request(), { verifier: createRequestVerifier(SECRET), allowOwner });
     assert.is(result.kind, 'refused');
     assert.is((result as { status: number }).status, status);
     assert.is((result as { error: string }).error, error);
