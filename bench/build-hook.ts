@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { $ } from 'zx';
+import { $ } from '../lib/core/shell.ts';
 import { deliverGithub, pushPayload } from '../test/fixtures/hooks/deliveries.ts';
 import { freePort, git, makeBareRepo, waitFor } from '../test/_helpers/common.ts';
 import { loadAverage, median, reportResult } from './result.ts';

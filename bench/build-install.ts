@@ -8,7 +8,7 @@
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { $ } from 'zx';
+import { $ } from '../lib/core/shell.ts';
 import { makeBareRepo, runScript } from '../test/_helpers/common.ts';
 import { lockDependencies, packPackages, startNpmRegistry, type PackedPackage } from '../test/_helpers/npm-registry.ts';
 

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import minimist from 'minimist';
-import { $ } from 'zx';
+import { $ } from '../lib/core/shell.ts';
 import { fixtureFiles } from '../test/_helpers/build.ts';
 import { makeBareRepo } from '../test/_helpers/common.ts';
 import { benchHook } from './build-hook.ts';

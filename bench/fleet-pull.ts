@@ -20,7 +20,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import minimist from 'minimist';
-import { $ } from 'zx';
+import { $ } from '../lib/core/shell.ts';
 import { startFleetSim, type FleetSim } from '../test/fixtures/fleet-sim/index.ts';
 import { startUpdateNginx, type UpdateNginx } from '../test/fixtures/fleet-sim/nginx.ts';
 import { makePublisher, type Publisher } from '../test/fixtures/launchfit/gpg.ts';

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import minimist from 'minimist';
-import { $ } from 'zx';
+import { $ } from '../lib/core/shell.ts';
 import { reportResult } from './result.ts';
 
 const args = minimist(process.argv.slice(2), { string: ['runs', 'node', 'compare'] });

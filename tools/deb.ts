@@ -16,7 +16,7 @@ import path from 'node:path';
 import { tmpdir } from 'node:os';
 import { mkdtemp } from 'node:fs/promises';
 import minimist from 'minimist';
-import { $ } from 'zx';
+import { $ } from '../lib/core/shell.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const args = minimist(process.argv.slice(2), {

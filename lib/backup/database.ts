@@ -2,7 +2,7 @@
 // records and pg-boss's queue) dumped by pg_dump in one repeatable-read snapshot, and put back
 // by pg_restore in one transaction. The password goes to them in PGPASSWORD, never on a command
 // line; every message names the database without it.
-import { $ } from 'zx/core';
+import { $ } from '../core/shell.ts';
 import { ConfigError, WorkError } from '../core/errors.ts';
 import { findOnPath } from '../core/programs.ts';
 import { BOSS_SCHEMA } from '../jobs/pg/records.ts';

@@ -1,6 +1,6 @@
 // The one Unix-user lookup: `getent passwd NAME` asks the system's user database through NSS,
 // so accounts from LDAP, sssd or systemd-homed are found as well as those in /etc/passwd.
-import { $ } from 'zx/core';
+import { $ } from './shell.ts';
 import { ConfigError } from './errors.ts';
 
 export interface UnixAccount {

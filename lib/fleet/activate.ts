@@ -4,7 +4,7 @@
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { $ } from 'zx/core';
+import { $ } from '../core/shell.ts';
 import { RemoteError, WorkError } from '../core/errors.ts';
 import { pathExists } from '../core/fs.ts';
 import { redactUrls } from '../core/redact.ts';

@@ -3,7 +3,7 @@
 // from the To: header, -oi: a line with a lone dot does not end the message). Nothing from a
 // payload reaches a header unencoded: a header value never holds CR or LF, and any text that is not
 // plain printable ASCII is RFC 2047-encoded, so a hostile commit message cannot add a Bcc:.
-import { $ } from 'zx/core';
+import { $ } from '../core/shell.ts';
 import type { NotifyEvent } from '../config/notify.ts';
 import type { PostResult } from './deliver.ts';
 import { showBidiControls } from '../core/escape.ts';

@@ -4,7 +4,7 @@
 // refusal from the remote is turned into a sentence that says what to fix.
 import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { $ } from 'zx/core';
+import { $ } from '../core/shell.ts';
 import { configError, type ConfigDoc, type KeyPath } from '../core/yaml-config.ts';
 import { ConfigError, messageOf } from '../core/errors.ts';
 import { sshCommand } from '../core/ssh.ts';

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { $ } from 'zx/core';
+import { $ } from '../core/shell.ts';
 import { checkKnownKeys, configError, getKey, valueAt } from '../core/yaml-config.ts';
 import { ConfigError, UsageError, WorkError, messageOf } from '../core/errors.ts';
 import { ensureDir } from '../core/fs.ts';

@@ -4,7 +4,7 @@
 // a mirror registry, a proxy, a CA file, credentials. `npm pack` refuses a tarball that does not
 // match the registry's sha512 `dist.integrity`.
 import path from 'node:path';
-import { $ } from 'zx/core';
+import { $ } from '../core/shell.ts';
 import { RemoteError, VerificationError } from '../core/errors.ts';
 import { hashFile } from '../core/fs.ts';
 import { redactUrls } from '../core/redact.ts';

@@ -6,7 +6,7 @@ import { constants } from 'node:fs';
 import { chmod, lstat, mkdtemp, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { $ } from 'zx/core';
+import { $ } from '../core/shell.ts';
 import { messageOf, VerificationError } from '../core/errors.ts';
 import { canAccess, ensureDir, tempSibling } from '../core/fs.ts';
 import { acquireLock } from '../core/lock.ts';

@@ -3,7 +3,7 @@
 // under PREFIX/.shipkit-publish.lock/, held by the writer whose listing shows only its own claim.
 // The holder renews it every minute; one not renewed for 10 minutes is stale and taken over.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { $ } from 'zx/core';
+import { $ } from '../core/shell.ts';
 import { RemoteError, WorkError } from '../core/errors.ts';
 import { requirePrograms } from '../core/programs.ts';
 import { sshArgs } from '../core/ssh.ts';

@@ -3,7 +3,7 @@
 // that has both, through zx with full commit ids only.
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { $ } from 'zx/core';
+import { $ } from '../core/shell.ts';
 import { ValidationError } from '../core/errors.ts';
 import { PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE } from './provenance.ts';
 

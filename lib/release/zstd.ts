@@ -2,7 +2,7 @@
 // files they replace as `--patch-from` dictionary, and decompress one with its output capped by
 // the kernel (ulimit -f) at the length the signed patch gives, so a bomb stops at the cap.
 import type { Readable } from 'node:stream';
-import { $ } from 'zx/core';
+import { $ } from '../core/shell.ts';
 import { ConfigError, VerificationError } from '../core/errors.ts';
 import { findOnPath } from '../core/programs.ts';
 

@@ -5,7 +5,7 @@
 // with `queue:`, in the database every hook-server of it shares (shared-pushes.ts).
 import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { $ } from 'zx/core';
+import { $ } from '../core/shell.ts';
 import { Coalescer } from '../core/coalesce.ts';
 import { atomicWriteFile, ensureDir } from '../core/fs.ts';
 import { repoFolderName } from '../core/names.ts';

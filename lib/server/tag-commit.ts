@@ -2,7 +2,7 @@
 // only, and a commit status needs the sha. Before the release job's first fetch of the tag the
 // clone may not know it yet (undefined); after the job it does.
 import path from 'node:path';
-import { $ } from 'zx/core';
+import { $ } from '../core/shell.ts';
 import { pathExists } from '../core/fs.ts';
 
 /** `refs/tags/TAG^{commit}` in the clone at `workDir` (TAG already validated), or undefined. */

@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, mkdirSync, writeFileSyn
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { $ } from 'zx';
+import { $ } from '../../lib/core/shell.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 export const RUNTIME = process.env.SHIPKIT_TEST_RUNTIME === 'deno' ? 'deno' : 'node';

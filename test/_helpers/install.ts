@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import { $ } from 'zx';
+import { $ } from '../../lib/core/shell.ts';
 import { deliverGithub, pushPayload, waitForJobState, writeConfig } from '../fixtures/hooks/deliveries.ts';
 import { fixtureFiles } from './build.ts';
 import { makeBareRepo, tmpDir } from './common.ts';

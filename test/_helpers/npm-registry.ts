@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { $ } from 'zx';
+import { $ } from '../../lib/core/shell.ts';
 
 export interface PackedPackage {
   name: string;

@@ -3,7 +3,7 @@
 import { execFile } from 'node:child_process';
 import { chmod, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { $ } from 'zx/core';
+import { $ } from '../../core/shell.ts';
 import { ensureDir, pathExists } from '../../core/fs.ts';
 import type { Logger } from '../../core/log.ts';
 import type { UnixAccount } from '../../core/unix-user.ts';

@@ -4,7 +4,7 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { $ } from 'zx/core';
+import { $ } from '../../core/shell.ts';
 import { RemoteError, WorkError } from '../../core/errors.ts';
 import { requirePrograms } from '../../core/programs.ts';
 import { isInside } from './files.ts';

@@ -4,7 +4,7 @@
 import { createWriteStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { $ } from 'zx/core';
+import { $ } from '../../core/shell.ts';
 import { RemoteError, ValidationError } from '../../core/errors.ts';
 import { requirePrograms } from '../../core/programs.ts';
 import { sshCommand } from '../../core/ssh.ts';

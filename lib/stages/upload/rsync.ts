@@ -1,7 +1,7 @@
 // rsync over ssh: the folder's contents to user@host:path. --delay-updates puts every changed
 // file in place at the end, so a transfer that breaks leaves the remote as it was (as far as
 // rsync allows); links that leave the tree are not copied (--safe-links).
-import { $ } from 'zx/core';
+import { $ } from '../../core/shell.ts';
 import { RemoteError, WorkError } from '../../core/errors.ts';
 import { requirePrograms } from '../../core/programs.ts';
 import { sshCommand } from '../../core/ssh.ts';

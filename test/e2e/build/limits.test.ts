@@ -7,7 +7,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { makeSite } from '../../_helpers/build.ts';
-import { $ } from 'zx';
+import { $ } from '../../../lib/core/shell.ts';
 import { scriptCommand, tmpDir, waitFor } from '../../_helpers/common.ts';
 
 test('a hanging step is killed at the timeout with its process tree; the log says so', async () => {

@@ -7,7 +7,7 @@ import { chmodSync, copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { $ } from 'zx';
+import { $ } from '../../../lib/core/shell.ts';
 import { FAKE_BUILD, readRuns, waitForJobState, writeConfig } from '../../fixtures/hooks/deliveries.ts';
 import {
   ROOT,

@@ -5,7 +5,7 @@ import { chmodSync, copyFileSync, existsSync, readFileSync, writeFileSync } from
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { $ } from 'zx';
+import { $ } from '../../../lib/core/shell.ts';
 import { makeSite } from '../../_helpers/build.ts';
 import { ROOT, git, gitEnv, scriptCommand, waitFor } from '../../_helpers/common.ts';
 

@@ -5,7 +5,7 @@
 // The commands it runs are shown in README.md (Install) and docs/install.md (from a checkout).
 import { readdirSync, readFileSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
 import path from 'node:path';
-import { $ } from 'zx';
+import { $ } from '../../../lib/core/shell.ts';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { git, makeBareRepo, ROOT, runCommand, startScript, tmpDir } from '../../_helpers/common.ts';

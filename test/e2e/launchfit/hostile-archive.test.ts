@@ -4,7 +4,7 @@ import { copyFileSync, mkdirSync, readFileSync, realpathSync, symlinkSync, write
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { $ } from 'zx';
+import { $ } from '../../../lib/core/shell.ts';
 import { requestOverSocket } from '../../../lib/launchfit/control/socket.ts';
 import { tmpDir } from '../../_helpers/common.ts';
 import { APP_SOURCE, appYml, askApp, currentOf } from '../../fixtures/launchfit/world.ts';

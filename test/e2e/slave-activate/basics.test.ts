@@ -8,7 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { $ } from 'zx';
+import { $ } from '../../../lib/core/shell.ts';
 import {
   freePort,
   git,

@@ -5,7 +5,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { $ } from 'zx';
+import { $ } from '../../../lib/core/shell.ts';
 import { ConfigError } from '../../../lib/core/errors.ts';
 import { startHttpServer } from '../../../lib/http/server.ts';
 import {
