@@ -316,17 +316,20 @@ export async function linkProblem(root: string, link: string): Promise<string | 
 
 /** After extraction (and stripping), every symlink must resolve inside the release on disk. */
 export async function checkTree(dir: string, releaseRoot: string): Promise<void> {
-  // Sorted, so the entry named in an error is the same on every file system.
-  for (const name of (await readdir(dir)).sort()) {
-    const full = path.join(dir, name);
-    const st = await lstat(full);
+  // Sorted, so the entry named in an error is the same on every file system. The types come with
+  // the listing (node lstats an entry only where the file system does not give its type).
+  const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) =>
+    a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+  );
+  for (const entry of entries) {
+    const full = path.join(dir, entry.name);
     const shown = JSON.stringify(path.relative(releaseRoot, full));
-    if (st.isSymbolicLink()) {
+    if (entry.isSymbolicLink()) {
       const why = await linkProblem(releaseRoot, full);
       if (why) throw new VerificationError(`Refusing the release archive: ${shown} ${why}. Nothing was installed.`);
-    } else if (st.isDirectory()) {
+    } else if (entry.isDirectory()) {
       await checkTree(full, releaseRoot);
-    } else if (!st.isFile()) {
+    } else if (!entry.isFile()) {
       throw new VerificationError(
         `Refusing the release archive: ${shown} is not a regular file. Nothing was installed.`,
       );

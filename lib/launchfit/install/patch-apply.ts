@@ -43,17 +43,27 @@ export const REUSE_AT_ONCE = 16;
 export interface Held {
   root: string;
   real: string;
+  /** Each folder's real path, taken once for the files in it (heldFile). */
+  folders?: Map<string, Promise<string>>;
 }
 
 /**
  * The path of `rel` in the held release, a regular file inside it, not reached through a link;
- * with its lstat.
+ * with its lstat. The file itself is lstat'ed (a link is refused); its folder's real path, taken
+ * once per folder, must be where the folder is in the held release.
  */
 async function heldFile(held: Held, rel: string): Promise<{ file: string; st: Stats }> {
   const full = path.join(held.root, rel);
   const st = await lstat(full).catch(() => undefined);
   if (!st?.isFile()) throw new VerificationError(`${rel} in the held release is missing or not a regular file`);
-  if ((await realpath(full)) !== path.join(held.real, rel))
+  const folder = path.dirname(rel);
+  held.folders ??= new Map();
+  let real = held.folders.get(folder);
+  if (!real) {
+    real = realpath(path.join(held.root, folder));
+    held.folders.set(folder, real);
+  }
+  if ((await real) !== path.join(held.real, folder))
     throw new VerificationError(`${rel} in the held release is reached through a link`);
   return { file: full, st };
 }

@@ -7,10 +7,12 @@
 // `status`.
 import {
   appendFileSync,
+  cpSync,
   existsSync,
   lstatSync,
   mkdirSync,
   readFileSync,
+  rmSync,
   symlinkSync,
   unlinkSync,
   writeFileSync,
@@ -185,6 +187,22 @@ test('a file of the current release replaced by a symlink is not followed or reu
   const made = path.join(w.deploy, 'releases/my-app-gnu-linux-1.1/node_modules/dep/lib/f5.js');
   assert.ok(lstatSync(made).isFile(), 'f5.js is a regular file in 1.1');
   assert.not.match(readFileSync(made, 'utf8'), /not part of any release/);
+});
+
+test('a folder of the current release replaced by a link to an exact copy is not reused through it', async () => {
+  const w = await hostOn10();
+  const folder = path.join(w.deploy, 'releases/my-app-gnu-linux-1.0/node_modules/dep/lib');
+  const copy = path.join(w.base, 'lib-copy');
+  cpSync(folder, copy, { recursive: true });
+  rmSync(folder, { recursive: true });
+  symlinkSync(copy, folder);
+  const u = await update(w);
+  assert.is(u.exitCode, 0, u.stdout + u.stderr);
+  // Every byte matches its signed digest: only the folder's real path tells the link.
+  assert.match(u.stdout + u.stderr, /node_modules\/dep\/lib\/f\d\.js in the held release is reached through a link/);
+  const made = path.join(w.deploy, 'releases/my-app-gnu-linux-1.1/node_modules/dep/lib');
+  assert.ok(lstatSync(made).isDirectory(), 'lib is a real folder in 1.1, not the link');
+  assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.1');
 });
 
 test('updates.delta: false and publish --no-delta both mean the full tarball', async () => {
