@@ -56,7 +56,9 @@ test("the app's pid is named, its output relayed, its exit code passed on", asyn
 });
 
 test("a signal to the wrapper reaches the app; the app's death by signal is the wrapper's", async () => {
-  const r = run('sleep 30');
+  // A grace time the app cannot outlast by being slow to be scheduled: on a loaded machine 500 ms
+  // passed once before sleep died of the SIGTERM, and the wrapper's SIGKILL was what it passed on.
+  const r = run('sleep 30', { graceMs: 10_000 });
   await waitFor(() => APP_PID_LINE.test(r.err()));
   r.child.kill('SIGTERM');
   assert.equal(await r.exited, { code: null, signal: 'SIGTERM' });
