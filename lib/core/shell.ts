@@ -4,7 +4,7 @@
 // under a build. docs/internals.md says more.
 import childProcess, { type SpawnOptions, type SpawnSyncOptions } from 'node:child_process';
 import path from 'node:path';
-import { $ as zx$ } from 'zx/core';
+import { $ as zx$, type Options } from 'zx/core';
 
 type Spawn = typeof childProcess.spawn;
 type SpawnSync = typeof childProcess.spawnSync;
@@ -28,17 +28,23 @@ export function bashWithoutRc<T extends Spawn | SpawnSync>(spawn: T): T {
   return wrapped as unknown as T;
 }
 
-let configured = false;
+const spawnWithoutRc = bashWithoutRc(childProcess.spawn);
+const spawnSyncWithoutRc = bashWithoutRc(childProcess.spawnSync);
 
-/** zx's `$`, its spawns set up once, on the first command (loading zx waits until then). */
-function zx(): typeof zx$ {
-  if (!configured) {
-    configured = true;
-    zx$.spawn = bashWithoutRc(childProcess.spawn);
-    zx$.spawnSync = bashWithoutRc(childProcess.spawnSync);
-  }
-  return zx$;
+/** zx options with both spawns kept from ~/.bashrc: ours, or the caller's own (run as a user) wrapped. */
+function withoutRc(options: Partial<Options>): Partial<Options> {
+  return {
+    ...options,
+    spawn: options.spawn ? bashWithoutRc(options.spawn) : spawnWithoutRc,
+    spawnSync: options.spawnSync ? bashWithoutRc(options.spawnSync) : spawnSyncWithoutRc,
+  };
 }
 
-/** Use as zx's `$`: a template tag, or called with options first (`$({ quiet: true })\`…\``). */
-export const $ = ((...args: Parameters<typeof zx$>) => zx()(...args)) as typeof zx$;
+/**
+ * Use as zx's `$`: a template tag, or called with options first (`$({ quiet: true })\`…\``). Each
+ * call gives zx its spawns as options; zx's own defaults are left as they are.
+ */
+export const $ = ((first: unknown, ...rest: unknown[]) =>
+  Array.isArray(first)
+    ? (zx$(withoutRc({})) as (...args: unknown[]) => unknown)(first, ...rest)
+    : zx$(withoutRc(first as Partial<Options>))) as typeof zx$;

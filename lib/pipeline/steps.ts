@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, realpath, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { $, bashWithoutRc } from '../core/shell.ts';
+import { $ } from '../core/shell.ts';
 import { atomicWriteFile, ensureDir } from '../core/fs.ts';
 import { prestartNode, spawnAs } from './exec.ts';
 import { run, stageLogger, StepFailure, type BuildContext, type StepResult } from './context.ts';
@@ -264,7 +264,7 @@ async function nodeVersion(ctx: BuildContext): Promise<string> {
     env: ctx.env,
     quiet: true,
     nothrow: true,
-    spawn: bashWithoutRc(spawnAs(ctx.runAs?.uid, ctx.runAs?.gid)),
+    spawn: spawnAs(ctx.runAs?.uid, ctx.runAs?.gid),
   })`node --version`;
   return asked.stdout.trim() || 'unknown';
 }

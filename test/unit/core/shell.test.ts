@@ -1,10 +1,11 @@
 // zx's `$` with bash kept from ~/.bashrc (lib/core/shell.ts): a real bash, a HOME whose .bashrc
 // leaves a mark, and SHLVL unset as under systemd.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type SpawnOptions } from 'node:child_process';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { $ as zx$ } from 'zx/core';
 import { $, bashWithoutRc } from '../../../lib/core/shell.ts';
 import { tmpDir } from '../../_helpers/common.ts';
 
@@ -16,21 +17,29 @@ const env = { ...rest, HOME: home };
 
 test.before.each(() => rmSync(mark, { force: true }));
 
-test('the premise: `bash -c` as node starts it for zx, stdin a pipe, reads ~/.bashrc', async () => {
-  // What zx does without lib/core/shell.ts (its defaults are shared, so zx's own `$` may be set up
-  // by another file of this batch already): node's `shell` option, stdio pipes.
-  const child = spawn('echo hi', { env, shell: '/bin/bash', stdio: 'pipe' });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  await new Promise((resolve) => child.on('close', resolve));
+test("the premise: zx's own $ (bash -c, stdin a pipe) reads ~/.bashrc", async () => {
+  const out = await zx$({ env, quiet: true })`echo hi`;
   assert.ok(existsSync(mark), 'this bash reads ~/.bashrc when its stdin is a socket and SHLVL is unset');
-  assert.is(out, 'from-bashrc\nhi\n');
+  assert.is(out.stdout, 'from-bashrc\nhi\n');
 });
 
 test("shipkit's $: the same command, ~/.bashrc not read, the output only the command's", async () => {
   const out = await $({ env, quiet: true })`echo hi`;
   assert.is(out.stdout, 'hi\n');
   assert.not.ok(existsSync(mark));
+});
+
+test("shipkit's $: a caller's own spawn (a build run as its repo's user) is kept from ~/.bashrc too", async () => {
+  const own = (file: string, args: readonly string[], options: SpawnOptions) => spawn(file, args, options);
+  const out = await $({ env, quiet: true, spawn: own as typeof spawn })`echo own`;
+  assert.is(out.stdout, 'own\n');
+  assert.not.ok(existsSync(mark));
+});
+
+test("shipkit's $ leaves zx's own defaults as they were", async () => {
+  await $({ env, quiet: true })`true`;
+  assert.is(zx$.spawn, spawn);
+  assert.is(zx$.spawnSync, spawnSync);
 });
 
 test("shipkit's $: pipefail and quoting as zx gives them", async () => {
