@@ -4,7 +4,7 @@
 // members holding the others are fetched with HTTP Range requests, gunzipped with their output
 // capped, and each file taken from them is checked against the signed manifest.
 import { createHash } from 'node:crypto';
-import { chmod, mkdir, open, realpath, rm, symlink } from 'node:fs/promises';
+import { chmod, mkdir, open, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { VerificationError } from '../../core/errors.ts';
 import { mapLimit } from '../../core/pool.ts';
@@ -12,7 +12,7 @@ import type { ManifestEntry } from '../../release/manifest.ts';
 import type { PackIndex } from '../../release/pack-index.ts';
 import { gunzipMember, isRegularFile, memberOfPath, namedEntries, tarPathOf } from '../../release/pack-members.ts';
 import { checkTree } from './extract.ts';
-import { modeOf, REUSE_AT_ONCE, reuseFile, type Held } from './patch-apply.ts';
+import { holdRelease, modeOf, REUSE_AT_ONCE, reuseFile } from './patch-apply.ts';
 
 /**
  * Members next to one another are fetched in one request, up to this many bytes (a larger member
@@ -163,7 +163,7 @@ export async function buildFromFiles(manifest: ManifestEntry[], source: FilesSou
       await chmod(path.join(root, e.path), modeOf(e));
     }
   // A held file that no longer matches its digest (the app changed it) is fetched instead.
-  const held: Held = { root: source.fromRoot, real: await realpath(source.fromRoot) };
+  const held = await holdRelease(source.fromRoot);
   await mapLimit(plan.reuse, REUSE_AT_ONCE, async ([from, entry]) => {
     const dst = path.join(root, entry.path);
     try {

@@ -44,7 +44,12 @@ export interface Held {
   root: string;
   real: string;
   /** Each folder's real path, taken once for the files in it (heldFile). */
-  folders?: Map<string, Promise<string>>;
+  folders: Map<string, Promise<string>>;
+}
+
+/** The held release at `root`, for reuseFile. */
+export async function holdRelease(root: string): Promise<Held> {
+  return { root, real: await realpath(root), folders: new Map() };
 }
 
 /**
@@ -57,7 +62,6 @@ async function heldFile(held: Held, rel: string): Promise<{ file: string; st: St
   const st = await lstat(full).catch(() => undefined);
   if (!st?.isFile()) throw new VerificationError(`${rel} in the held release is missing or not a regular file`);
   const folder = path.dirname(rel);
-  held.folders ??= new Map();
   let real = held.folders.get(folder);
   if (!real) {
     real = realpath(path.join(held.root, folder));
@@ -204,7 +208,7 @@ export async function buildFromPatch(
       await mkdir(path.join(root, e.path));
       await chmod(path.join(root, e.path), modeOf(e));
     }
-  const held = { root: source.fromRoot, real: await realpath(source.fromRoot) };
+  const held = await holdRelease(source.fromRoot);
   // Every file taken from the held release, moved or in place, REUSE_AT_ONCE at a time: each is
   // a few system calls and a read, so one at a time leaves the disk and the cores idle.
   const made = new Set<string>();
