@@ -38,10 +38,16 @@ $SIG{$_} = sub { push @pending, $_[0] } for @forward;
 $SIG{CHLD} = sub {};   # wakes select when the app exits
 $SIG{PIPE} = 'IGNORE';
 pipe(my $out_r, my $out_w) or die "launchfit: pipe: $!\n";
+# Signals held back over the fork: the child must not take one with our handler (it would be
+# queued there and lost at exec), and we pass on only to a group that exists.
+my %signo; @signo{split ' ', $Config{sig_name}} = split ' ', $Config{sig_num};
+my ($held, $mask) = (POSIX::SigSet->new(@signo{@forward}), POSIX::SigSet->new);
+POSIX::sigprocmask(POSIX::SIG_BLOCK(), $held, $mask);
 my $app = fork;
 die "launchfit: fork: $!\n" unless defined $app;
 if ($app == 0) {
   $SIG{$_} = 'DEFAULT' for @forward, 'CHLD', 'PIPE';
+  POSIX::sigprocmask(POSIX::SIG_SETMASK(), $mask);
   POSIX::setpgid(0, 0);
   POSIX::dup2(fileno($out_w), 1); POSIX::dup2(fileno($out_w), 2);
   if (length $as) {   # drop to app.user: groups first, then the gid, then every uid
@@ -54,6 +60,9 @@ if ($app == 0) {
   exec { $cmd[0] } @cmd or print STDERR "launchfit: cannot run $cmd[0]: $!\n";
   POSIX::_exit(127);
 }
+# The app's group made here too, not only in the child, before a signal held back is passed on.
+POSIX::setpgid($app, $app);
+POSIX::sigprocmask(POSIX::SIG_SETMASK(), $mask);
 close $out_w;
 print STDERR "launchfit-instance: app pid $app\n";
 # Output: to our stdout while launchfit reads it, then appended to the log file.
