@@ -277,6 +277,31 @@ test('a host killed while fetching a patch clears tmp/ at the next update and re
   assert.is(w.server.requests.filter((r) => r.path === TARBALL).length, 0);
 });
 
+test('a host killed while it rebuilds from the patch: nothing switched, tmp/ cleared, the next update rebuilds', async () => {
+  const w = await hostOn10();
+  // A zstd first on the PATH that says it was started, then waits: the rebuild is under way.
+  const bin = tmpDir('shipkit-slow-zstd-');
+  const started = path.join(bin, 'started');
+  writeFileSync(path.join(bin, 'zstd'), `#!/bin/sh\ntouch '${started}'\nsleep 60\n`, { mode: 0o755 });
+  const [cmd, ...pre] = scriptCommand('launchfit');
+  const child = spawn(cmd, [...pre, 'update', '--dir', w.deploy], {
+    stdio: 'ignore',
+    detached: true,
+    env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+  });
+  await waitFor(() => existsSync(started), { timeoutMs: 30_000, what: 'the rebuild to reach zstd' });
+  process.kill(-child.pid!, 'SIGKILL'); // launchfit, its shell and the waiting zstd
+  await new Promise((resolve) => child.on('exit', resolve));
+  assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.0', 'nothing switched');
+  assert.not.ok(existsSync(path.join(w.deploy, 'releases/my-app-gnu-linux-1.1')), 'nothing half-written in releases/');
+  const u = await update(w);
+  assert.is(u.exitCode, 0, u.stdout + u.stderr);
+  assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.1');
+  assert.is((await statusOf(w.deploy)).lastInstall.way, 'patch');
+  assert.equal(readdirSync(path.join(w.deploy, '.launchfit/tmp')), []);
+  assert.is(w.server.requests.filter((r) => r.path === TARBALL).length, 0);
+});
+
 test('a disk too full for the rebuild: nothing switched, tmp/ cleared; with room again, the patch applies', async () => {
   const disk = tinyDiskFor('delta update on a full disk', '8m');
   if (!disk) return;
