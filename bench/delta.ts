@@ -247,6 +247,10 @@ async function caseRun(c: Case, i: number, setup: Setup, server: CountingServer,
     deployHost(hosts.files, `${server.url}${name}-files/`, false, setup);
     run([...publishArgv(path.join(src, `1.1${c}`), '1.1', filesDest, true), '--patches', '0']);
   }
+  // With --keep, the hosts as they were before their update, to profile one again.
+  if (args.keep)
+    for (const [side, dir] of Object.entries(hosts))
+      if (side !== 'files' || filesWay) cpSync(dir, path.join(root, `before-${name}-${side}`), { recursive: true });
   // delta and full alternate which goes first; the peer (its bytes are the goal, not its time) goes last.
   for (const side of i % 2 ? (['full', 'delta'] as const) : (['delta', 'full'] as const)) {
     const sample = await updateHost(hosts[side], server, side === 'delta');
@@ -259,7 +263,8 @@ async function caseRun(c: Case, i: number, setup: Setup, server: CountingServer,
   }
   out.rsync.push(await rsyncPeer(path.join(root, `peer-${name}`), daemon, c));
   if (i === 0) out.rsyncZ = await rsyncPeer(path.join(root, `peer-${name}-z`), daemon, c, '-az');
-  for (const dir of [dest, filesDest, ...Object.values(hosts)]) rmSync(dir, { recursive: true, force: true });
+  if (!args.keep) for (const dir of [dest, filesDest]) rmSync(dir, { recursive: true, force: true });
+  for (const dir of Object.values(hosts)) rmSync(dir, { recursive: true, force: true });
 }
 
 const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(bytes < 2 ** 20 ? 3 : 1)} MB`;

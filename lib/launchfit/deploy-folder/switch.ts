@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { readdir, readlink, rename, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { ensureDir, syncDir, tempSibling } from '../../core/fs.ts';
+import { carryBooks, dropBook } from './digest-book.ts';
 import { keptManifestFile, type DeployPaths, type LaunchState } from './state.ts';
 
 /** The release folder name `current` points at, or undefined when there is none. */
@@ -35,6 +36,7 @@ export async function swapCurrentSymlink(paths: DeployPaths, name: string): Prom
 export async function removeRelease(paths: DeployPaths, name: string): Promise<void> {
   await ensureDir(paths.tmp, 0o700);
   await rm(keptManifestFile(paths, name), { force: true });
+  await dropBook(paths, name);
   const trash = path.join(paths.tmp, `trash-${name}-${randomBytes(4).toString('hex')}`);
   try {
     await rename(path.join(paths.releases, name), trash);
@@ -42,7 +44,8 @@ export async function removeRelease(paths: DeployPaths, name: string): Promise<v
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw error;
   }
-  await rm(trash, { recursive: true, force: true });
+  const others = await readdir(paths.releases).catch(() => []);
+  await carryBooks(paths, name, others, () => rm(trash, { recursive: true, force: true }));
 }
 
 /**

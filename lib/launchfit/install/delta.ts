@@ -19,6 +19,7 @@ import {
 import { indexFileName, MAX_INDEX_BYTES, parsePackIndex } from '../../release/pack-index.ts';
 import { compareVersions, type PatchLine, type VersionInfo } from '../../release/version-file.ts';
 import { haveZstd } from '../../release/zstd.ts';
+import { newBooks, readBook, type Books } from '../deploy-folder/digest-book.ts';
 import { keptManifestFile, readState } from '../deploy-folder/state.ts';
 import { readCurrent } from '../deploy-folder/switch.ts';
 import type { TrustedKeys } from '../trust/pgp.ts';
@@ -190,11 +191,14 @@ async function prepareRebuild(ctx: UpdateContext, info: VersionInfo, trusted: Tr
   await ensureDir(path.join(work, 'root'), 0o700);
 }
 
+/** For the log: held files reused, and how many had to be read (not in the digest book as they are). */
+const heldRead = (books: Books) => ({ reused: books.reused, read: books.read });
+
 /** A rebuilt release, vouched for by the key that signed VERSION. */
 const rebuiltRelease = (
   info: VersionInfo,
   signedBy: VersionSigner,
-  made: Required<Pick<Unpacked, 'work' | 'root' | 'bytes' | 'way' | 'from' | 'manifest'>>,
+  made: Required<Pick<Unpacked, 'work' | 'root' | 'bytes' | 'way' | 'from' | 'manifest' | 'book'>>,
 ): Unpacked => ({ ...made, sha256: info.sha256!, signer: signedBy.primary, signingKey: signedBy.subkey });
 
 /**
@@ -248,9 +252,10 @@ async function rebuildFromDelta(
     );
     await prepareRebuild(ctx, info, trusted, work);
     const root = path.join(work, 'root');
+    const books = newBooks(await readBook(ctx.paths, picked.fromName));
     const carried = await buildFromPatch(
       manifest.entries,
-      { fromRoot: picked.fromRoot, patchFile, header, bodyStart },
+      { fromRoot: picked.fromRoot, patchFile, header, bodyStart, books },
       work,
       root,
     );
@@ -261,6 +266,7 @@ async function rebuildFromDelta(
       bytes,
       from: picked.patch.from,
       manifest: kept ? `rebuilt from the one kept for ${picked.fromName}` : 'fetched',
+      ...heldRead(books),
     });
     return rebuiltRelease(info, signedBy!, {
       work,
@@ -269,6 +275,7 @@ async function rebuildFromDelta(
       way,
       from: picked.patch.from,
       manifest: manifest.entries,
+      book: books.made,
     });
   } catch (error) {
     await rm(work, { recursive: true, force: true });
@@ -332,9 +339,16 @@ async function rebuildFromFiles(
       if (r.status !== 'ok') throw new VerificationError(`${info.file} is missing`);
       return r.body;
     };
+    const books = newBooks(await readBook(ctx.paths, current));
     const fetched = await buildFromFiles(
       manifest.entries,
-      { fromRoot: path.join(ctx.paths.releases, current), kept, index, fetchRange },
+      {
+        fromRoot: path.join(ctx.paths.releases, current),
+        kept,
+        index,
+        fetchRange,
+        books,
+      },
       root,
     );
     const bytes = got.body.length + manifest.bytes + fetched;
@@ -342,6 +356,7 @@ async function rebuildFromFiles(
       way: 'files',
       bytes,
       from: held.version,
+      ...heldRead(books),
     });
     return rebuiltRelease(info, signedBy!, {
       work,
@@ -350,6 +365,7 @@ async function rebuildFromFiles(
       way: 'files',
       from: held.version,
       manifest: manifest.entries,
+      book: books.made,
     });
   } catch (error) {
     await rm(work, { recursive: true, force: true });

@@ -16,6 +16,7 @@ import { loadReleaseKeys } from '../trust/release-keys.ts';
 import { LEDGER_FILE, LEDGER_HEAD_SIG_FILE, LEDGER_SIG_FILE, MAX_LEDGER_BYTES } from '../../release/ledger.ts';
 import { MAX_VERSION_FILE_BYTES, parseVersionFile, type VersionInfo } from '../../release/version-file.ts';
 import type { ManifestEntry } from '../../release/manifest.ts';
+import type { DigestBook } from '../deploy-folder/digest-book.ts';
 import type { InstallWay } from '../../release/fleet-report.ts';
 import { MAX_SIGNATURE_BYTES, type UpdateContext } from './context.ts';
 
@@ -206,6 +207,8 @@ export interface Unpacked {
   from?: string;
   /** The signed manifest the folder was built from and checked against (a rebuilt release). */
   manifest?: ManifestEntry[];
+  /** The digests of the files checked as it was built, as a digest book (deploy-folder/digest-book.ts). */
+  book?: DigestBook;
 }
 
 /** Download and verify the release VERSION names and unpack it into `work` (under tmp/). */

@@ -9,10 +9,11 @@ import path from 'node:path';
 import { VerificationError } from '../../core/errors.ts';
 import { mapLimit } from '../../core/pool.ts';
 import type { ManifestEntry } from '../../release/manifest.ts';
+import type { Books } from '../deploy-folder/digest-book.ts';
 import type { PackIndex } from '../../release/pack-index.ts';
 import { gunzipMember, isRegularFile, memberOfPath, namedEntries, tarPathOf } from '../../release/pack-members.ts';
 import { checkTree } from './extract.ts';
-import { holdRelease, modeOf, REUSE_AT_ONCE, reuseFile } from './patch-apply.ts';
+import { holdRelease, modeOf, REUSE_AT_ONCE, reuseFile, settleWritten } from './patch-apply.ts';
 
 /**
  * Members next to one another are fetched in one request, up to this many bytes (a larger member
@@ -36,6 +37,8 @@ export interface FilesSource {
   kept?: ManifestEntry[];
   index: PackIndex;
   fetchRange: FetchRange;
+  /** The current release's digest book, and the new release's, filled as its files are checked. */
+  books: Books;
 }
 
 /** The plan: files to take from the held release (from → entry) and the files to fetch. */
@@ -106,7 +109,7 @@ function rangesOf(index: PackIndex, members: number[]): number[][] {
 }
 
 /** Writes `body` as `entry` at `dst`, checked against its signed size and digest. */
-async function writeChecked(dst: string, entry: ManifestEntry, body: Buffer): Promise<void> {
+async function writeChecked(dst: string, entry: ManifestEntry, body: Buffer, books: Books): Promise<void> {
   if (body.length !== entry.size || createHash('sha256').update(body).digest('hex') !== entry.sha256)
     throw new VerificationError(`${entry.path} fetched from the tarball does not match its signed digest`);
   const out = await open(dst, 'wx', modeOf(entry));
@@ -115,7 +118,7 @@ async function writeChecked(dst: string, entry: ManifestEntry, body: Buffer): Pr
   } finally {
     await out.close();
   }
-  await chmod(dst, modeOf(entry));
+  await settleWritten(dst, entry, books);
 }
 
 /** One fetched member: gunzipped (capped at what its entries may hold) and its wanted files written. */
@@ -125,13 +128,14 @@ async function takeMember(
   wanted: Map<string, ManifestEntry>,
   root: string,
   byTarPath: Map<string, ManifestEntry>,
+  books: Books,
 ): Promise<void> {
   const tar = await gunzipMember(gz, paths, (p) => byTarPath.get(p)?.size ?? 0);
   for (const { path: p, type, body } of namedEntries(tar, paths)) {
     const entry = wanted.get(p);
     if (!entry) continue;
     if (!isRegularFile(type)) throw new VerificationError(`${entry.path} is not a regular file in the tarball`);
-    await writeChecked(path.join(root, entry.path), entry, body);
+    await writeChecked(path.join(root, entry.path), entry, body, books);
     wanted.delete(p);
   }
 }
@@ -163,7 +167,7 @@ export async function buildFromFiles(manifest: ManifestEntry[], source: FilesSou
       await chmod(path.join(root, e.path), modeOf(e));
     }
   // A held file that no longer matches its digest (the app changed it) is fetched instead.
-  const held = await holdRelease(source.fromRoot);
+  const held = await holdRelease(source.fromRoot, source.books);
   await mapLimit(plan.reuse, REUSE_AT_ONCE, async ([from, entry]) => {
     const dst = path.join(root, entry.path);
     try {
@@ -190,7 +194,7 @@ export async function buildFromFiles(manifest: ManifestEntry[], source: FilesSou
     for (const m of run) {
       const member = index.members[m]!;
       const gz = bytes.subarray(member.at - first.at, member.at - first.at + member.bytes);
-      await takeMember(gz, member.paths, wanted, root, byTarPath);
+      await takeMember(gz, member.paths, wanted, root, byTarPath, source.books);
     }
   });
   if (wanted.size)

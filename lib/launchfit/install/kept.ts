@@ -6,6 +6,7 @@ import { lstat, readdir, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { messageOf } from '../../core/errors.ts';
 import type { TrustedKeys } from '../trust/pgp.ts';
+import { bookDigest, type DigestBook } from '../deploy-folder/digest-book.ts';
 import { readState } from '../deploy-folder/state.ts';
 import { byPathBytes, fileDigest, manifestLine, type ManifestEntry } from '../../release/manifest.ts';
 import type { VersionInfo } from '../../release/version-file.ts';
@@ -19,9 +20,12 @@ const digestOfLines = (lines: string[]) => createHash('sha256').update(lines.sor
  * The folder `dir` walked: its digest, sha256 over one JSON line per entry sorted, {path, type,
  * mode, size, sha256, target}, symlinks not followed, so any file added, removed or changed, a
  * mode or a link target changed, gives another digest; and its entries as a manifest's, unless
- * it holds what a manifest cannot (a socket, a fifo).
+ * it holds what a manifest cannot (a socket, a fifo). Each file's digest goes in `book` if given.
  */
-export async function folderTree(dir: string): Promise<{ digest: string; entries?: ManifestEntry[] }> {
+export async function folderTree(
+  dir: string,
+  book?: DigestBook,
+): Promise<{ digest: string; entries?: ManifestEntry[] }> {
   const entries: ManifestEntry[] = [];
   let other = false;
   const walk = async (rel: string): Promise<void> => {
@@ -29,15 +33,17 @@ export async function folderTree(dir: string): Promise<{ digest: string; entries
     for (const name of names) {
       const entry = rel ? `${rel}/${name}` : name;
       const full = path.join(dir, entry);
-      const st = await lstat(full);
+      const st = await lstat(full, { bigint: true });
       const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
       other ||= type === 'other';
+      const sha256 = type === 'file' ? (await fileDigest(full)).sha256 : null;
+      if (book && sha256) bookDigest(book, entry, st, sha256);
       entries.push({
         path: entry,
         type: type as ManifestEntry['type'],
-        mode: (st.mode & 0o7777).toString(8),
-        size: type === 'file' ? st.size : 0,
-        sha256: type === 'file' ? (await fileDigest(full)).sha256 : null,
+        mode: (Number(st.mode) & 0o7777).toString(8),
+        size: type === 'file' ? Number(st.size) : 0,
+        sha256,
         target: type === 'symlink' ? await readlink(full) : null,
       });
       if (type === 'dir') await walk(entry);

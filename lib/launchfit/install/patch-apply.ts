@@ -4,7 +4,7 @@
 // Anything that does not match throws: the caller falls back to the full tarball.
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import type { Stats } from 'node:fs';
+import type { BigIntStats } from 'node:fs';
 import {
   chmod,
   copyFile,
@@ -16,13 +16,16 @@ import {
   rm,
   stat,
   symlink,
+  utimes,
   type FileHandle,
 } from 'node:fs/promises';
 import path from 'node:path';
 import { VerificationError } from '../../core/errors.ts';
+import { bookDigest, bookHas, type Books } from '../deploy-folder/digest-book.ts';
 import { mapLimit } from '../../core/pool.ts';
 import { withReadBuffer } from '../../core/read-buffer.ts';
 import { fileDigest, type ManifestEntry } from '../../release/manifest.ts';
+import { DEFAULT_MTIME } from '../../release/pack.ts';
 import type { PatchFile, PatchHeader } from '../../release/patch-format.ts';
 import { zstdDecompress } from '../../release/zstd.ts';
 import { checkTree } from './extract.ts';
@@ -34,6 +37,8 @@ export interface PatchSource {
   header: PatchHeader;
   /** Where the first group's bytes start in patchFile. */
   bodyStart: number;
+  /** The held release's digest book, and the new release's, filled as its files are checked. */
+  books: Books;
 }
 
 export const modeOf = (entry: ManifestEntry) => Number.parseInt(entry.mode, 8);
@@ -45,11 +50,13 @@ export interface Held {
   real: string;
   /** Each folder's real path, taken once for the files in it (heldFile). */
   folders: Map<string, Promise<string>>;
+  /** Its digest book (deploy-folder/digest-book.ts) and the one of the release being built. */
+  books: Books;
 }
 
-/** The held release at `root`, for reuseFile. */
-export async function holdRelease(root: string): Promise<Held> {
-  return { root, real: await realpath(root), folders: new Map() };
+/** The held release at `root` with its digest book, for reuseFile, which books what it checks. */
+export async function holdRelease(root: string, books: Books): Promise<Held> {
+  return { root, real: await realpath(root), folders: new Map(), books };
 }
 
 /**
@@ -57,9 +64,9 @@ export async function holdRelease(root: string): Promise<Held> {
  * with its lstat. The file itself is lstat'ed (a link is refused); its folder's real path, taken
  * once per folder, must be where the folder is in the held release.
  */
-async function heldFile(held: Held, rel: string): Promise<{ file: string; st: Stats }> {
+async function heldFile(held: Held, rel: string): Promise<{ file: string; st: BigIntStats }> {
   const full = path.join(held.root, rel);
-  const st = await lstat(full).catch(() => undefined);
+  const st = await lstat(full, { bigint: true }).catch(() => undefined);
   if (!st?.isFile()) throw new VerificationError(`${rel} in the held release is missing or not a regular file`);
   const folder = path.dirname(rel);
   let real = held.folders.get(folder);
@@ -74,7 +81,8 @@ async function heldFile(held: Held, rel: string): Promise<{ file: string; st: St
 
 /**
  * Put the held file `from` at `dst` as `entry` says: hard-linked when its mode is the same, else
- * copied; then its bytes are hashed at `dst` and must be the manifest's.
+ * copied; then its bytes at `dst` must be the manifest's: hashed, unless the held release's book
+ * gives that digest for the file as it is (the same inode, size, mtime and ctime).
  */
 export async function reuseFile(held: Held, from: string, dst: string, entry: ManifestEntry): Promise<void> {
   const { file, st } = await heldFile(held, from);
@@ -82,12 +90,26 @@ export async function reuseFile(held: Held, from: string, dst: string, entry: Ma
     new VerificationError(
       `${entry.path} in the held release no longer matches its signed digest (changed on this host); it is not reused`,
     );
-  if (st.size !== entry.size) throw changed();
-  if ((st.mode & 0o777) === modeOf(entry)) await link(file, dst);
-  else {
+  if (Number(st.size) !== entry.size) throw changed();
+  const linked = (Number(st.mode) & 0o777) === modeOf(entry);
+  held.books.reused++;
+  if (!linked) {
+    // Another mode: a copy of its own, in the private folder being built.
     await copyFile(file, dst);
-    await chmod(dst, modeOf(entry));
+    await checkReused(held, dst, entry, changed);
+    return settleWritten(dst, entry, held.books);
   }
+  await link(file, dst);
+  // Taken before any read, so a write after it shows in the new book's ctime.
+  const now = await lstat(dst, { bigint: true });
+  const same = now.ino === st.ino && now.size === st.size && now.mtimeNs === st.mtimeNs;
+  if (!same || !bookHas(held.books.held, from, st, entry.sha256!)) await checkReused(held, dst, entry, changed);
+  bookDigest(held.books.made, entry.path, now, entry.sha256!);
+}
+
+/** `dst`'s bytes hashed: they must be `entry`'s. */
+async function checkReused(held: Held, dst: string, entry: ManifestEntry, changed: () => Error): Promise<void> {
+  held.books.read++;
   const got = await fileDigest(dst);
   if (got.sha256 !== entry.sha256 || got.size !== entry.size) throw changed();
 }
@@ -111,8 +133,18 @@ async function copyHashed(src: FileHandle, start: number, limit: number, dst: Fi
   });
 }
 
-/** Bytes [start, start+size) of `src` into `dst` (mode, digest checked against `entry`). */
-async function writeRange(src: FileHandle, start: number, dst: string, entry: ManifestEntry): Promise<void> {
+/**
+ * A file just written and checked against `entry`: its mode set, its mtime the one an unpacked
+ * tarball's files have (so a later write by anyone changes it), and booked in `books.made`.
+ */
+export async function settleWritten(dst: string, entry: ManifestEntry, books: Books): Promise<void> {
+  await chmod(dst, modeOf(entry));
+  await utimes(dst, DEFAULT_MTIME, DEFAULT_MTIME);
+  bookDigest(books.made, entry.path, await lstat(dst, { bigint: true }), entry.sha256!);
+}
+
+/** Bytes [start, start+size) of `src` into `dst` (digest checked against `entry`), then settleWritten. */
+async function writeRange(src: FileHandle, start: number, dst: string, entry: ManifestEntry, books: Books) {
   const hash = createHash('sha256');
   const out = await open(dst, 'w', modeOf(entry));
   try {
@@ -120,9 +152,9 @@ async function writeRange(src: FileHandle, start: number, dst: string, entry: Ma
   } finally {
     await out.close();
   }
-  await chmod(dst, modeOf(entry));
   if (hash.digest('hex') !== entry.sha256)
     throw new VerificationError(`${entry.path} made from the patch does not match its signed digest`);
+  await settleWritten(dst, entry, books);
 }
 
 /** The old files a delta group is patched from, each checked against its signed digest, into `dict`. */
@@ -179,7 +211,7 @@ async function applyGroup(
     try {
       let at = 0;
       for (const f of group.files) {
-        await writeRange(made, at, path.join(root, f.path), byPath.get(f.path)!);
+        await writeRange(made, at, path.join(root, f.path), byPath.get(f.path)!, held.books);
         at += f.size;
       }
     } finally {
@@ -208,7 +240,7 @@ export async function buildFromPatch(
       await mkdir(path.join(root, e.path));
       await chmod(path.join(root, e.path), modeOf(e));
     }
-  const held = await holdRelease(source.fromRoot);
+  const held = await holdRelease(source.fromRoot, source.books);
   // Every file taken from the held release, moved or in place, REUSE_AT_ONCE at a time: each is
   // a few system calls and a read, so one at a time leaves the disk and the cores idle.
   const made = new Set<string>();

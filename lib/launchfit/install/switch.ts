@@ -15,6 +15,7 @@ import { NO_APP, releaseNameOf, type CheckResult, type UpdateContext } from './c
 import { obtainRelease, type VersionSigner } from './delta.ts';
 import { folderTree, keptRelease, manifestTreeDigest } from './kept.ts';
 import { keepManifest } from './kept-manifest.ts';
+import { writeBook, type DigestBook } from '../deploy-folder/digest-book.ts';
 import { takeStaged, dropStaged, stagingPolicy } from './staging.ts';
 
 /**
@@ -76,10 +77,16 @@ export async function installRelease(
     // Built from the signed manifest and checked against it: its digest is known, unless a hook
     // may have changed the folder since. The manifest kept for the next patch (with
     // updates.delta on) is the published one when there is one, else the folder's as unpacked.
-    const walked = unpacked.manifest && !hookRan ? undefined : await folderTree(target);
+    const walkedBook: DigestBook = new Map();
+    const walked = unpacked.manifest && !hookRan ? undefined : await folderTree(target, walkedBook);
     const tree = walked?.digest ?? manifestTreeDigest(unpacked.manifest!);
     const keep = unpacked.manifest ?? walked?.entries;
-    if (keep && ctx.config.updates.delta) await keepManifest(paths, name, keep, log);
+    if (keep && ctx.config.updates.delta) {
+      await keepManifest(paths, name, keep, log);
+      await writeBook(paths, name, walked ? walkedBook : (unpacked.book ?? new Map())).catch((error) =>
+        log.warn(`could not keep the digests of releases/${name} (${messageOf(error)}); a later patch reads its files`),
+      );
+    }
     const at = new Date().toISOString();
     const way = unpacked.way ?? 'full';
     await updateState(paths, (s) => {

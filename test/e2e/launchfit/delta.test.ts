@@ -13,8 +13,10 @@ import {
   mkdirSync,
   readFileSync,
   rmSync,
+  statSync,
   symlinkSync,
   unlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -170,6 +172,55 @@ test('a file the app changed in the current release is not reused: the full tarb
   assert.is(requested(w, TARBALL_11), 1, 'the tarball was downloaded instead');
   assert.is((await statusOf(w.deploy)).lastInstall.way, 'full');
   assert.not.match(readFileSync(path.join(w.deploy, 'current/node_modules/dep/lib/f3.js'), 'utf8'), /edited/);
+});
+
+/** The held files a rebuild reused, and how many of them it read, from its log line. */
+function heldFilesOf(out: string): { reused: number; read: number } {
+  const m = /rebuilt my-app-gnu-linux-1\.\d\.tar\.gz from .*reused=(\d+) read=(\d+)/.exec(out);
+  assert.ok(m, `no "rebuilt ... reused= read=" in the log:\n${out}`);
+  return { reused: Number(m[1]), read: Number(m[2]) };
+}
+
+test('held files are checked by their digest book; one rewritten in place, its mtime put back, is read and refused', async () => {
+  // Untouched: the book written when 1.0 was unpacked vouches for every file, none is read again.
+  const clean = await hostOn10();
+  const u = await update(clean);
+  assert.is(u.exitCode, 0, u.stdout + u.stderr);
+  const held = heldFilesOf(u.stdout + u.stderr);
+  assert.ok(held.reused > 40, `reused ${held.reused}`);
+  assert.is(held.read, 0, 'no held file read again');
+  assert.ok(existsSync(path.join(clean.deploy, '.launchfit/manifests/my-app-gnu-linux-1.1.digests')));
+  // The same bytes count, other bytes, the old mtime: only the ctime tells, and it does.
+  const w = await hostOn10();
+  const file = path.join(w.deploy, 'releases/my-app-gnu-linux-1.0/node_modules/dep/lib/f3.js');
+  const before = statSync(file);
+  const text = readFileSync(file, 'utf8');
+  writeFileSync(
+    file,
+    text.replace(/[0-9a-f]/, (c) => (c === '0' ? '1' : '0')),
+  );
+  utimesSync(file, before.atime, before.mtime);
+  assert.is(statSync(file).mtimeMs, before.mtimeMs);
+  assert.is(statSync(file).size, before.size);
+  const v = await update(w);
+  assert.is(v.exitCode, 0, v.stdout + v.stderr);
+  assert.match(v.stdout + v.stderr, /delta update from 1\.0 failed.*f3\.js.*no longer matches its signed digest/);
+  assert.is.not((await statusOf(w.deploy)).lastInstall.way, 'patch');
+  assert.is(readFileSync(path.join(w.deploy, 'current/node_modules/dep/lib/f3.js'), 'utf8'), text);
+});
+
+test('the digest book is carried over pruning, which changes the ctime of every file a release shared', async () => {
+  const w = await hostOn10('  keep: 2\n');
+  for (const version of ['1.1', '1.2', '1.3']) {
+    if (version !== '1.1') await publish(w, version);
+    const u = await update(w);
+    assert.is(u.exitCode, 0, u.stdout + u.stderr);
+    assert.is((await statusOf(w.deploy)).lastInstall.way, 'patch', version);
+    // 1.2's install pruned 1.0, whose links shared every unchanged file's inode with 1.1 and 1.2.
+    assert.is(heldFilesOf(u.stdout + u.stderr).read, 0, `${version}: no held file read again`);
+  }
+  assert.not.ok(existsSync(path.join(w.deploy, 'releases/my-app-gnu-linux-1.0')), '1.0 was pruned');
+  assert.not.ok(existsSync(path.join(w.deploy, '.launchfit/manifests/my-app-gnu-linux-1.0.digests')));
 });
 
 test('a file of the current release replaced by a symlink is not followed or reused', async () => {
