@@ -107,6 +107,16 @@ async function fetchManifest(
   ctx: UpdateContext,
   info: VersionInfo,
 ): Promise<{ entries: ManifestEntry[]; bytes: number }> {
+  return parsedManifest(ctx, await fetchManifestBytes(ctx, info));
+}
+
+const parsedManifest = (ctx: UpdateContext, body: Buffer) => ({
+  entries: parseManifest(body, ctx.config.updates.maxUnpackedSize),
+  bytes: body.length,
+});
+
+/** The signed manifest's bytes: fetched, their digest checked against VERSION. */
+async function fetchManifestBytes(ctx: UpdateContext, info: VersionInfo): Promise<Buffer> {
   const url = new URL(info.manifest!.file, serverOf(ctx.config)).href;
   const res = await fetchSmall(url, {
     maxBytes: MAX_MANIFEST_BYTES,
@@ -116,7 +126,7 @@ async function fetchManifest(
   if (res.status !== 'ok') throw new VerificationError(`${url} is missing`);
   if (manifestSha256(res.body) !== info.manifest!.sha256)
     throw new VerificationError(`${info.manifest!.file} does not match the sha256 VERSION gives`);
-  return { entries: parseManifest(res.body, ctx.config.updates.maxUnpackedSize), bytes: res.body.length };
+  return res.body;
 }
 
 /**
@@ -307,13 +317,15 @@ async function rebuildFromFiles(
   if (!current || !held || current === releaseNameOf(info.file)) return undefined;
   const server = serverOf(ctx.config);
   try {
-    const manifest = await fetchManifest(ctx, info);
-    const kept = await keptManifestOf(ctx, current);
-    const changed = kept && changedShare(manifest.entries, kept);
+    const body = await fetchManifestBytes(ctx, info);
+    const keptBytes = await keptManifestBytes(ctx, current);
+    const changed = keptBytes && changedShare(body, keptBytes);
     if (changed && changed > MAX_FILES_SHARE) {
       log.info(`${Math.round(changed * 100)} % of the release's bytes changed since ${held.version}`);
       return undefined;
     }
+    const manifest = parsedManifest(ctx, body);
+    const kept = keptBytes && parsedKept(keptBytes);
     const indexFile = indexFileName(info.file);
     const got = await fetchSmall(new URL(indexFile, server).href, {
       maxBytes: MAX_INDEX_BYTES,
@@ -374,10 +386,14 @@ async function rebuildFromFiles(
   }
 }
 
-/** The manifest kept for releases/NAME at install (a hint of which files are unchanged), if readable. */
-async function keptManifestOf(ctx: UpdateContext, name: string): Promise<ManifestEntry[] | undefined> {
+/** The manifest kept for releases/NAME at install (a hint of which files are unchanged), if there is one. */
+async function keptManifestBytes(ctx: UpdateContext, name: string): Promise<Buffer | undefined> {
   const text = await readFile(keptManifestFile(ctx.paths, name)).catch(() => undefined);
-  if (!text || text.length > MAX_MANIFEST_BYTES) return undefined;
+  return text && text.length <= MAX_MANIFEST_BYTES ? text : undefined;
+}
+
+/** A kept manifest's entries, or undefined when it does not parse. */
+function parsedKept(text: Buffer): ManifestEntry[] | undefined {
   try {
     return parseManifest(text);
   } catch {
