@@ -77,13 +77,13 @@ export async function installRelease(
     // Built from the signed manifest and checked against it: its digest is known, unless a hook
     // may have changed the folder since. The manifest kept for the next patch (with
     // updates.delta on) is the published one when there is one, else the folder's as unpacked.
-    const walkedBook: DigestBook = new Map();
+    const walkedBook: DigestBook | undefined = ctx.config.updates.delta ? new Map() : undefined;
     const walked = unpacked.manifest && !hookRan ? undefined : await folderTree(target, walkedBook);
     const tree = walked?.digest ?? manifestTreeDigest(unpacked.manifest!);
     const keep = unpacked.manifest ?? walked?.entries;
     if (keep && ctx.config.updates.delta) {
       await keepManifest(paths, name, keep, log);
-      await writeBook(paths, name, walked ? walkedBook : (unpacked.book ?? new Map())).catch((error) =>
+      await writeBook(paths, name, (walked ? walkedBook : unpacked.book) ?? new Map()).catch((error) =>
         log.warn(`could not keep the digests of releases/${name} (${messageOf(error)}); a later patch reads its files`),
       );
     }
