@@ -2,14 +2,17 @@
 // checked against, with its inode, size, mtime and ctime as lstat gave them before it was read.
 // A delta update reuses a file whose four are unchanged without reading it again: any write
 // changes its ctime. Links launchfit itself removes (pruning) are carried (docs/launchfit.md).
-import type { BigIntStats } from 'node:fs';
+import type { Stats } from 'node:fs';
 import { lstat, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ensureDir, replaceViaTemp } from '../../core/fs.ts';
 import { mapLimit } from '../../core/pool.ts';
 import type { DeployPaths } from './state.ts';
 
-/** A release's path → `INO:SIZE:MTIME_NS:CTIME_NS SHA256`. */
+/**
+ * A release's path → `INO:SIZE:MTIME_MS:CTIME_MS SHA256`, the times as node gives them (ms with
+ * a fraction, to a quarter of a µs): plain stats, as bigint ones cost 1–2 MB more per walk.
+ */
 export type DigestBook = Map<string, string>;
 
 /** A build's books: the held release's, the new one's, and the held files reused and read. */
@@ -28,20 +31,20 @@ const MAX_BOOK_BYTES = 64 << 20;
  * A file written this recently is not booked: a write in the same clock tick as its lstat could
  * leave its ctime as it was. Files launchfit links or unpacks keep their release's old mtime.
  */
-const FRESH_NS = 2_000_000_000n;
+const FRESH_MS = 2000;
 const AT_ONCE = 16;
 
 export const bookFile = (paths: DeployPaths, name: string) => path.join(paths.manifests, `${name}.digests`);
 
-const stampOf = (st: BigIntStats) => `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+const stampOf = (st: Stats) => `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
 
 /** Books `rel` as having `sha256`, `st` its lstat taken before its bytes were read. */
-export function bookDigest(book: DigestBook, rel: string, st: BigIntStats, sha256: string): void {
-  if (st.isFile() && st.mtimeNs < BigInt(Date.now()) * 1_000_000n - FRESH_NS) book.set(rel, `${stampOf(st)} ${sha256}`);
+export function bookDigest(book: DigestBook, rel: string, st: Stats, sha256: string): void {
+  if (st.isFile() && st.mtimeMs < Date.now() - FRESH_MS) book.set(rel, `${stampOf(st)} ${sha256}`);
 }
 
 /** Whether the book says `rel`, lstat'ed now as `st`, still holds `sha256`. */
-export const bookHas = (book: DigestBook, rel: string, st: BigIntStats, sha256: string) =>
+export const bookHas = (book: DigestBook, rel: string, st: Stats, sha256: string) =>
   book.get(rel) === `${stampOf(st)} ${sha256}`;
 
 /** releases/NAME's book; empty when there is none or it cannot be read (then every file is read). */
@@ -78,7 +81,7 @@ export async function carryBooks(paths: DeployPaths, gone: string, names: string
   for (const [name, book] of books) {
     const root = path.join(paths.releases, name);
     const ok = await mapLimit([...book], AT_ONCE, async ([rel, line]) => {
-      const st = await lstat(path.join(root, rel), { bigint: true }).catch(() => undefined);
+      const st = await lstat(path.join(root, rel)).catch(() => undefined);
       const sha256 = line.slice(line.indexOf(' ') + 1);
       return st && bookHas(book, rel, st, sha256) ? ([rel, sha256] as [string, string]) : undefined;
     });
@@ -93,9 +96,9 @@ export async function carryBooks(paths: DeployPaths, gone: string, names: string
     const book: DigestBook = new Map();
     const before = books.get(name)!;
     await mapLimit(entries, AT_ONCE, async ([rel, sha256]) => {
-      const st = await lstat(path.join(root, rel), { bigint: true }).catch(() => undefined);
+      const st = await lstat(path.join(root, rel)).catch(() => undefined);
       const was = before.get(rel)!.split(':');
-      if (st?.isFile() && `${st.ino}` === was[0] && `${st.size}` === was[1] && `${st.mtimeNs}` === was[2])
+      if (st?.isFile() && `${st.ino}` === was[0] && `${st.size}` === was[1] && `${st.mtimeMs}` === was[2])
         book.set(rel, `${stampOf(st)} ${sha256}`);
     });
     if (books.get(name)!.size) await writeBook(paths, name, book);

@@ -33,7 +33,7 @@ export async function folderTree(
     for (const name of names) {
       const entry = rel ? `${rel}/${name}` : name;
       const full = path.join(dir, entry);
-      const st = await lstat(full, { bigint: true });
+      const st = await lstat(full);
       const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
       other ||= type === 'other';
       const sha256 = type === 'file' ? (await fileDigest(full)).sha256 : null;
@@ -41,8 +41,8 @@ export async function folderTree(
       entries.push({
         path: entry,
         type: type as ManifestEntry['type'],
-        mode: (Number(st.mode) & 0o7777).toString(8),
-        size: type === 'file' ? Number(st.size) : 0,
+        mode: (st.mode & 0o7777).toString(8),
+        size: type === 'file' ? st.size : 0,
         sha256,
         target: type === 'symlink' ? await readlink(full) : null,
       });

@@ -4,7 +4,7 @@
 // Anything that does not match throws: the caller falls back to the full tarball.
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import type { BigIntStats } from 'node:fs';
+import type { Stats } from 'node:fs';
 import {
   chmod,
   copyFile,
@@ -64,9 +64,9 @@ export async function holdRelease(root: string, books: Books): Promise<Held> {
  * with its lstat. The file itself is lstat'ed (a link is refused); its folder's real path, taken
  * once per folder, must be where the folder is in the held release.
  */
-async function heldFile(held: Held, rel: string): Promise<{ file: string; st: BigIntStats }> {
+async function heldFile(held: Held, rel: string): Promise<{ file: string; st: Stats }> {
   const full = path.join(held.root, rel);
-  const st = await lstat(full, { bigint: true }).catch(() => undefined);
+  const st = await lstat(full).catch(() => undefined);
   if (!st?.isFile()) throw new VerificationError(`${rel} in the held release is missing or not a regular file`);
   const folder = path.dirname(rel);
   let real = held.folders.get(folder);
@@ -90,8 +90,8 @@ export async function reuseFile(held: Held, from: string, dst: string, entry: Ma
     new VerificationError(
       `${entry.path} in the held release no longer matches its signed digest (changed on this host); it is not reused`,
     );
-  if (Number(st.size) !== entry.size) throw changed();
-  const linked = (Number(st.mode) & 0o777) === modeOf(entry);
+  if (st.size !== entry.size) throw changed();
+  const linked = (st.mode & 0o777) === modeOf(entry);
   held.books.reused++;
   if (!linked) {
     // Another mode: a copy of its own, in the private folder being built.
@@ -101,8 +101,8 @@ export async function reuseFile(held: Held, from: string, dst: string, entry: Ma
   }
   await link(file, dst);
   // Taken before any read, so a write after it shows in the new book's ctime.
-  const now = await lstat(dst, { bigint: true });
-  const same = now.ino === st.ino && now.size === st.size && now.mtimeNs === st.mtimeNs;
+  const now = await lstat(dst);
+  const same = now.ino === st.ino && now.size === st.size && now.mtimeMs === st.mtimeMs;
   if (!same || !bookHas(held.books.held, from, st, entry.sha256!)) await checkReused(held, dst, entry, changed);
   bookDigest(held.books.made, entry.path, now, entry.sha256!);
 }
@@ -140,7 +140,7 @@ async function copyHashed(src: FileHandle, start: number, limit: number, dst: Fi
 export async function settleWritten(dst: string, entry: ManifestEntry, books: Books): Promise<void> {
   await chmod(dst, modeOf(entry));
   await utimes(dst, DEFAULT_MTIME, DEFAULT_MTIME);
-  bookDigest(books.made, entry.path, await lstat(dst, { bigint: true }), entry.sha256!);
+  bookDigest(books.made, entry.path, await lstat(dst), entry.sha256!);
 }
 
 /** Bytes [start, start+size) of `src` into `dst` (digest checked against `entry`), then settleWritten. */

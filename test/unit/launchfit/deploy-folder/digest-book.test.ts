@@ -20,7 +20,7 @@ import { tmpDir } from '../../../_helpers/common.ts';
 
 const OLD = new Date('2000-01-01T00:00:00Z');
 const SHA = 'a'.repeat(64);
-const st = (file: string) => lstat(file, { bigint: true });
+const st = (file: string) => lstat(file);
 
 /** A deploy folder with releases/NAME/f.txt for each name, written with an old mtime. */
 function deployFolder(names: string[]) {
