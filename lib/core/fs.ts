@@ -41,11 +41,14 @@ export async function replaceViaTemp(
   if (durable) await syncDir(path.dirname(target));
 }
 
-/** Write to a temp file in the same folder, fsync it, then rename over `file`. */
+/**
+ * Write to a temp file in the same folder, fsync it, then rename over `file`. `durable: false`
+ * leaves out the fsyncs, for a file a crash may lose (a cache that is checked when read).
+ */
 export async function atomicWriteFile(
   file: string,
   data: string | Uint8Array,
-  { mode = 0o644 }: { mode?: number } = {},
+  { mode = 0o644, durable = true }: { mode?: number; durable?: boolean } = {},
 ): Promise<void> {
   await replaceViaTemp(
     file,
@@ -57,7 +60,7 @@ export async function atomicWriteFile(
         await handle.close();
       }
     },
-    { durable: true },
+    { durable },
   );
 }
 

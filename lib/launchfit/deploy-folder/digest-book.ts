@@ -3,9 +3,9 @@
 // A delta update reuses a file whose four are unchanged without reading it again: any write
 // changes its ctime. Links launchfit itself removes (pruning) are carried (docs/launchfit.md).
 import type { Stats } from 'node:fs';
-import { lstat, readFile, rm, writeFile } from 'node:fs/promises';
+import { lstat, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { ensureDir, replaceViaTemp } from '../../core/fs.ts';
+import { atomicWriteFile, ensureDir } from '../../core/fs.ts';
 import { mapLimit } from '../../core/pool.ts';
 import type { DeployPaths } from './state.ts';
 
@@ -64,7 +64,7 @@ export async function readBook(paths: DeployPaths, name: string): Promise<Digest
 export async function writeBook(paths: DeployPaths, name: string, book: DigestBook): Promise<void> {
   await ensureDir(paths.manifests, 0o700);
   const text = JSON.stringify({ files: Object.fromEntries(book) });
-  await replaceViaTemp(bookFile(paths, name), (temp) => writeFile(temp, text, { mode: 0o600, flag: 'wx' }));
+  await atomicWriteFile(bookFile(paths, name), text, { mode: 0o600, durable: false });
 }
 
 export const dropBook = (paths: DeployPaths, name: string) => rm(bookFile(paths, name), { force: true });
@@ -95,12 +95,13 @@ export async function carryBooks(paths: DeployPaths, gone: string, names: string
     const root = path.join(paths.releases, name);
     const book: DigestBook = new Map();
     const before = books.get(name)!;
+    if (!before.size) continue;
     await mapLimit(entries, AT_ONCE, async ([rel, sha256]) => {
       const st = await lstat(path.join(root, rel)).catch(() => undefined);
       const was = before.get(rel)!.split(':');
       if (st?.isFile() && `${st.ino}` === was[0] && `${st.size}` === was[1] && `${st.mtimeMs}` === was[2])
         book.set(rel, `${stampOf(st)} ${sha256}`);
     });
-    if (books.get(name)!.size) await writeBook(paths, name, book);
+    await writeBook(paths, name, book);
   }
 }

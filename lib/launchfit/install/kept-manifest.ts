@@ -3,8 +3,8 @@
 // release's, and the host rebuilds the new one from the kept one (docs/launchfit.md "Delta
 // updates"). A kept manifest is never trusted as such: what is rebuilt from it must have the
 // sha256 the signed VERSION gives, else the whole manifest is fetched.
-import { readFile, writeFile } from 'node:fs/promises';
-import { ensureDir, replaceViaTemp } from '../../core/fs.ts';
+import { readFile } from 'node:fs/promises';
+import { atomicWriteFile, ensureDir } from '../../core/fs.ts';
 import type { Logger } from '../../core/log.ts';
 import { messageOf } from '../../core/errors.ts';
 import {
@@ -22,8 +22,7 @@ export async function keepManifest(paths: DeployPaths, name: string, entries: Ma
   try {
     await ensureDir(paths.manifests, 0o700);
     // Not fsynced: a copy lost or torn by a crash is caught by its sha256 and only costs bytes.
-    const text = formatManifest(entries);
-    await replaceViaTemp(keptManifestFile(paths, name), (temp) => writeFile(temp, text, { mode: 0o600, flag: 'wx' }));
+    await atomicWriteFile(keptManifestFile(paths, name), formatManifest(entries), { mode: 0o600, durable: false });
   } catch (error) {
     log.warn(`could not keep the manifest of releases/${name} (${messageOf(error)}); a later patch fetches it whole`);
   }
