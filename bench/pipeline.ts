@@ -52,6 +52,12 @@ const lightCounts = String(args.light ?? (smoke ? '' : '20,200'))
 /** What the smoke holds its p95 against: read before anything starts, so a missing figure fails at once. */
 const guardMs = smoke ? documentedP95(launchfitHosts) : undefined;
 const WAVES = ['25%', '100%'];
+/**
+ * The release's healthy_after. The smoke runs in CI right after the whole suite, on a loaded
+ * machine, where 14 apps starting at once on two cores once took over 3 s to accept a connection
+ * and the rollout halted: it gives them 8 s. The hold it adds is taken out of shipkit's share.
+ */
+const healthyAfterSec = smoke ? 8 : RELEASE_HEALTHY_AFTER_SEC;
 
 type Row = Map<string, number>;
 const SHARE = "shipkit's share (total − the build's commands − the hold)";
@@ -265,11 +271,8 @@ async function measurePush(w: PipelineWorld, n: number, timeline?: Timeline): Pr
   // With launchfit hosts each wave holds for the release's healthy_after (the new app serves
   // beside the old one that long before the old one stops): the release's own setting, like the
   // build's commands, so it is shown and taken out of shipkit's share.
-  const hold = w.light ? 0 : waves.length * RELEASE_HEALTHY_AFTER_SEC * 1000;
-  row.set(
-    `(in the waves: the release's health hold, healthy_after ${RELEASE_HEALTHY_AFTER_SEC} s × ${waves.length})`,
-    hold,
-  );
+  const hold = w.light ? 0 : waves.length * healthyAfterSec * 1000;
+  row.set(`(in the waves: the release's health hold, healthy_after ${healthyAfterSec} s × ${waves.length})`, hold);
   row.set("total − the build's commands (the hold included)", live - pushed.t0 - commands);
   row.set(SHARE, live - pushed.t0 - commands - hold);
   if (cpu0) {
@@ -295,6 +298,7 @@ async function openFleet(label: string, options: Parameters<typeof startPipeline
   const w = await startPipelineWorld(tmpDir('shipkit-bench-pipeline-'), {
     canary: 1,
     waves: WAVES,
+    healthyAfterSec,
     port: quietPort,
     ...options,
     progress: (l) => console.error(`  [${label}] ${l}`),
@@ -427,7 +431,7 @@ if (launchfitHosts) {
     unit: 'ms',
     goal: '< 1000 ms',
     met: ms < 1000,
-    note: `median of ${runs} pushes (${spread(`${launchfitHosts} launchfit`)}); total − pull, install, compile − the release's health hold (healthy_after ${RELEASE_HEALTHY_AFTER_SEC} s per wave); ms per stage: ${stages(`${launchfitHosts} launchfit`)}`,
+    note: `median of ${runs} pushes (${spread(`${launchfitHosts} launchfit`)}); total − pull, install, compile − the release's health hold (healthy_after ${healthyAfterSec} s per wave); ms per stage: ${stages(`${launchfitHosts} launchfit`)}`,
   });
 }
 const rolloutMs = (label: string) => {
