@@ -66,115 +66,155 @@ Run it as the user hook-server runs as (or root: the file is then given to DATA'
 Exit codes: 0 done, 1 the file could not be written, 2 bad arguments or configuration.
 `;
 
-await runCli(
-  {
-    name: 'hook-server',
-    usage,
-    flags: {
-      config: { type: 'string' },
-      listen: { type: 'string' },
-      json: { type: 'boolean' },
-      grace: { type: 'seconds' },
-      drain: { type: 'seconds' },
-      name: { type: 'string' },
-      'body-timeout': { type: 'seconds' },
-      'header-timeout': { type: 'seconds' },
-    },
-    maxPositionals: 0,
-    // git for its own checks of pushes and tags; its jobs run build and release, which need both.
-    needs: ['bash', 'git'],
-    commands: {
-      '--end-sessions': {
-        usage: endSessionsUsage,
-        flags: {
-          'end-sessions': { type: 'boolean' },
-          'new-token': { type: 'boolean' },
-          config: { type: 'string' },
-          json: { type: 'boolean' },
+// A delivery worker (`workers:` in shipkit.yml) is this script started again by hook-server.
+if (process.env.SHIPKIT_DELIVERY_WORKER === '1') await deliveryWorker();
+else
+  await runCli(
+    {
+      name: 'hook-server',
+      usage,
+      flags: {
+        config: { type: 'string' },
+        listen: { type: 'string' },
+        json: { type: 'boolean' },
+        grace: { type: 'seconds' },
+        drain: { type: 'seconds' },
+        name: { type: 'string' },
+        'body-timeout': { type: 'seconds' },
+        'header-timeout': { type: 'seconds' },
+      },
+      maxPositionals: 0,
+      // git for its own checks of pushes and tags; its jobs run build and release, which need both.
+      needs: ['bash', 'git'],
+      commands: {
+        '--end-sessions': {
+          usage: endSessionsUsage,
+          flags: {
+            'end-sessions': { type: 'boolean' },
+            'new-token': { type: 'boolean' },
+            config: { type: 'string' },
+            json: { type: 'boolean' },
+          },
+          maxPositionals: 0,
         },
-        maxPositionals: 0,
       },
     },
-  },
-  async (args, log) => {
-    const [
-      { findOrCreateConfig, firstRunMessage },
-      { resolveServerSecrets, startHookServer },
-      { parseListen },
-      { findConfigFile, loadShipkitConfig },
-    ] = await Promise.all([
-      import('../lib/config/first-run.ts'),
-      import('../lib/server/hook-server.ts'),
-      import('../lib/http/server.ts'),
-      import('../lib/config/shipkit-yml.ts'),
-    ]);
-    if (args.command === '--end-sessions') {
-      const { endAllSessions, replaceTokenFile } = await import('../lib/web/ended-sessions.ts');
-      const config = await loadShipkitConfig(findConfigFile(args.config));
-      const tokenFile = tokenFileOf(config);
-      if (args['new-token'] && !tokenFile)
-        throw new UsageError(
-          `--new-token writes token:'s file, but token: in ${config.file} is ${config.token ? 'not file:PATH' : 'not set'}; change it there and restart hook-server.`,
+    async (args, log) => {
+      const [
+        { findOrCreateConfig, firstRunMessage },
+        { resolveServerSecrets, startHookServer },
+        { parseListen },
+        { findConfigFile, loadShipkitConfig },
+      ] = await Promise.all([
+        import('../lib/config/first-run.ts'),
+        import('../lib/server/hook-server.ts'),
+        import('../lib/http/server.ts'),
+        import('../lib/config/shipkit-yml.ts'),
+      ]);
+      if (args.command === '--end-sessions') {
+        const { endAllSessions, replaceTokenFile } = await import('../lib/web/ended-sessions.ts');
+        const config = await loadShipkitConfig(findConfigFile(args.config));
+        const tokenFile = tokenFileOf(config);
+        if (args['new-token'] && !tokenFile)
+          throw new UsageError(
+            `--new-token writes token:'s file, but token: in ${config.file} is ${config.token ? 'not file:PATH' : 'not set'}; change it there and restart hook-server.`,
+          );
+        const { file, state, replaced } = await endAllSessions(config.data);
+        if (args['new-token']) {
+          process.stdout.write(`${await replaceTokenFile(tokenFile!)}\n`);
+          log.info('the read token is replaced; a running hook-server takes the new one within a second', {
+            file: tokenFile,
+          });
+        }
+        if (replaced) log.warn(`${file} could not be read (${replaced}); replaced`);
+        if (config.queue) {
+          const { endAllSharedSessions } = await import('../lib/server/shared-sessions.ts');
+          await endAllSharedSessions({ ...config, queue: config.queue }, state.before, log);
+        }
+        await recordEndSessions(config, Boolean(args['new-token']), state.before, log);
+        log.info(
+          `status-page sessions issued before ${new Date(state.before).toISOString()} are ended${config.queue ? ' on every hook-server of the queue database' : ''}; everyone logs in again`,
+          { file },
         );
-      const { file, state, replaced } = await endAllSessions(config.data);
-      if (args['new-token']) {
-        process.stdout.write(`${await replaceTokenFile(tokenFile!)}\n`);
-        log.info('the read token is replaced; a running hook-server takes the new one within a second', {
-          file: tokenFile,
-        });
+        return 0;
       }
-      if (replaced) log.warn(`${file} could not be read (${replaced}); replaced`);
-      if (config.queue) {
-        const { endAllSharedSessions } = await import('../lib/server/shared-sessions.ts');
-        await endAllSharedSessions({ ...config, queue: config.queue }, state.before, log);
-      }
-      await recordEndSessions(config, Boolean(args['new-token']), state.before, log);
-      log.info(
-        `status-page sessions issued before ${new Date(state.before).toISOString()} are ended${config.queue ? ' on every hook-server of the queue database' : ''}; everyone logs in again`,
-        { file },
-      );
+      // Caught before anything is announced: a SIGTERM sent the moment "listening" is printed (or
+      // during startup) must still stop cleanly and exit 0, not kill the process outright.
+      const signalled = new Promise<string>((resolve) => {
+        process.once('SIGTERM', () => resolve('SIGTERM'));
+        process.once('SIGINT', () => resolve('SIGINT'));
+      });
+      const choice = await findOrCreateConfig(args.config);
+      const config = await loadShipkitConfig(choice.file);
+      const listen = parseListen(args.listen ?? config.listen);
+      const { secrets, token, notify, report } = await resolveServerSecrets(config);
+      const server = await startHookServer({
+        config,
+        listen,
+        secrets,
+        token,
+        tokenFile: tokenFileOf(config),
+        notify,
+        report,
+        log,
+        maxBody: config.maxBody,
+        graceMs: milliseconds(args.grace),
+        drainMs: milliseconds(args.drain),
+        name: nodeName(args.name),
+        bodyTimeoutMs: milliseconds(args['body-timeout']),
+        headersTimeoutMs: milliseconds(args['header-timeout']),
+      });
+      if (choice.created) process.stdout.write(firstRunMessage(choice.created, server.url));
+      log.info(`hook-server listening on ${server.url}`, {
+        config: config.file,
+        data: config.data,
+        repos: config.repos.size,
+        readApi: token ? 'on' : 'off',
+      });
+      const signal = await signalled;
+      log.info(`${signal}: no new deliveries; waiting for running jobs`);
+      await server.stop().catch((error) => log.error(`stopping failed: ${messageOf(error)}`));
+      log.info('hook-server stopped');
       return 0;
-    }
-    // Caught before anything is announced: a SIGTERM sent the moment "listening" is printed (or
-    // during startup) must still stop cleanly and exit 0, not kill the process outright.
-    const signalled = new Promise<string>((resolve) => {
-      process.once('SIGTERM', () => resolve('SIGTERM'));
-      process.once('SIGINT', () => resolve('SIGINT'));
-    });
-    const choice = await findOrCreateConfig(args.config);
-    const config = await loadShipkitConfig(choice.file);
-    const listen = parseListen(args.listen ?? config.listen);
-    const { secrets, token, notify, report } = await resolveServerSecrets(config);
-    const server = await startHookServer({
-      config,
-      listen,
-      secrets,
-      token,
-      tokenFile: tokenFileOf(config),
-      notify,
-      report,
-      log,
-      maxBody: config.maxBody,
-      graceMs: milliseconds(args.grace),
-      drainMs: milliseconds(args.drain),
-      name: nodeName(args.name),
-      bodyTimeoutMs: milliseconds(args['body-timeout']),
-      headersTimeoutMs: milliseconds(args['header-timeout']),
-    });
-    if (choice.created) process.stdout.write(firstRunMessage(choice.created, server.url));
-    log.info(`hook-server listening on ${server.url}`, {
-      config: config.file,
-      data: config.data,
-      repos: config.repos.size,
-      readApi: token ? 'on' : 'off',
-    });
-    const signal = await signalled;
-    log.info(`${signal}: no new deliveries; waiting for running jobs`);
-    await server.stop().catch((error) => log.error(`stopping failed: ${messageOf(error)}`));
-    log.info('hook-server stopped');
-    return 0;
-  },
-);
+    },
+  );
+
+/** One delivery worker (lib/server/delivery-worker.ts): told what to serve by the primary over IPC. */
+async function deliveryWorker(): Promise<void> {
+  delete process.env.SHIPKIT_DELIVERY_WORKER;
+  const [{ startDeliveryWorker }, { createLogger }] = await Promise.all([
+    import('../lib/server/delivery-worker.ts'),
+    import('../lib/core/log.ts'),
+  ]);
+  type Channel = import('../lib/server/delivery-worker.ts').Channel;
+  const log = createLogger({
+    json: process.argv.includes('--json') ? true : undefined,
+    fields: { worker: process.pid },
+  });
+  // The primary stops its workers when it is told to stop; a signal sent to the whole process
+  // group must not cut their open requests short. Its death ends them (node:cluster exits a
+  // worker whose primary is gone).
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => {});
+  const channel = process as unknown as Channel;
+  let running: Awaited<ReturnType<typeof startDeliveryWorker>> | undefined;
+  channel.on('message', (message) => {
+    if (message.t === 'init')
+      startDeliveryWorker(message.init, channel, log).then(
+        (worker) => {
+          running = worker;
+          channel.send({ t: 'listening', url: worker.url });
+        },
+        (error) => {
+          channel.send({ t: 'failed', error: messageOf(error) });
+          process.exitCode = 1;
+          process.disconnect();
+        },
+      );
+    else if (message.t === 'stop')
+      void (running?.close(message.graceMs) ?? Promise.resolve()).finally(() => process.disconnect());
+  });
+  channel.send({ t: 'ready' });
+}
 
 /** `--end-sessions` (and `--new-token`) in the audit trail, as the command's user on this machine. */
 async function recordEndSessions(

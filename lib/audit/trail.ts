@@ -2,6 +2,7 @@
 // on the database's table; each record stamped with the time and the node; old entries cut once
 // an hour when `audit: keep_days:` is set, the cut recorded in the trail itself.
 // The whole story: docs/audit.md.
+import { peerAddress } from '../http/peer.ts';
 import type { IncomingMessage } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -118,9 +119,9 @@ export class AuditTrail {
   }
 }
 
-/** The client's address: the socket's peer (hook-server trusts no X-Forwarded-For). */
+/** The client's address: the socket's peer (hook-server trusts no X-Forwarded-For; lib/http/peer.ts). */
 export function clientOf(req: IncomingMessage): string {
-  return req.socket.remoteAddress ?? 'unknown';
+  return peerAddress(req);
 }
 
 /** A status-page session, by the first characters of its id (enough to tell sessions apart, not to forge one). */

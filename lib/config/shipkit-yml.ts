@@ -8,6 +8,7 @@ import {
   loadYamlFile,
   type ConfigDoc,
   type KeyPath,
+  valueAt,
 } from '../core/yaml-config.ts';
 import { ConfigError } from '../core/errors.ts';
 import { repoFolderName, repoNameProblem, validateFullName } from '../core/names.ts';
@@ -72,6 +73,11 @@ export interface ShipkitConfig {
   secret?: SecretRef[];
   token?: string;
   concurrency: number;
+  /**
+   * `workers:` (docs/hook-server.md): hook-server's delivery worker processes, `auto` (one per
+   * core) or a number; absent = 1, deliveries taken in the one process.
+   */
+  workers: number | 'auto';
   /** hook-server's body cap in bytes (`max_body`); undefined = its 25 MB default. */
   maxBody?: number;
   /** Status page and badges: `token` (default), `public` (states and badges, never logs), `off`. */
@@ -98,6 +104,7 @@ const TOP_KEYS = [
   'secret',
   'token',
   'concurrency',
+  'workers',
   'repos',
   'max_body',
   'logs',
@@ -216,6 +223,7 @@ export function parseShipkitConfig(doc: ConfigDoc): ShipkitConfig {
     secret: parseSecretList(doc, ['secret']),
     token: getKey(doc, ['token'], 'string'),
     concurrency,
+    workers: parseWorkers(doc),
     maxBody,
     ui: parseUiMode(doc),
     publicUrl: parsePublicUrl(doc),
@@ -225,6 +233,18 @@ export function parseShipkitConfig(doc: ConfigDoc): ShipkitConfig {
     audit: parseAudit(doc),
     repos,
   };
+}
+
+/** Delivery worker processes: more than one per core only adds switching. */
+export const MAX_WORKERS = 64;
+
+function parseWorkers(doc: ConfigDoc): number | 'auto' {
+  const value = valueAt(doc.data, ['workers']);
+  if (value === undefined || value === null) return 1;
+  if (value === 'auto') return value;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_WORKERS)
+    throw configError(doc, ['workers'], `must be auto (one per core) or a whole number from 1 to ${MAX_WORKERS}.`);
+  return value;
 }
 
 function parseAudit(doc: ConfigDoc): { keepDays?: number } {

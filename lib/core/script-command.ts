@@ -11,7 +11,7 @@ declare const SHIPKIT_MULTICALL: boolean | undefined;
  * runs it through itself (`node shipkit.mjs build …`, litpro included), a per-script
  * dist/hook-server.mjs runs dist/build.mjs beside it. Undefined when running from sources.
  */
-export function bundledCommandFor(name: 'build' | 'release' | 'litpro'): string[] | undefined {
+export function bundledCommandFor(name: 'build' | 'release' | 'litpro' | 'hook-server'): string[] | undefined {
   if (typeof SHIPKIT_BUNDLED === 'undefined' || !SHIPKIT_BUNDLED) return undefined;
   const self = fileURLToPath(import.meta.url);
   if (typeof SHIPKIT_MULTICALL !== 'undefined' && SHIPKIT_MULTICALL) return [process.execPath, self, name];
@@ -25,6 +25,14 @@ export async function scriptCommandFor(
 ): Promise<string[]> {
   const override = env[`SHIPKIT_${name.toUpperCase()}_COMMAND`];
   if (override) return override.trim().startsWith('[') ? (JSON.parse(override) as string[]) : [override];
+  return ownCommandFor(name);
+}
+
+/**
+ * The command that runs a shipkit script as this installation would: through the bundle it runs
+ * from, or the checkout's sources (hook-server starts itself again for its delivery workers).
+ */
+export function ownCommandFor(name: 'build' | 'release' | 'hook-server'): string[] {
   const bundled = bundledCommandFor(name);
   if (bundled) return bundled;
   const root = path.resolve(import.meta.dirname, '../..');

@@ -3,7 +3,6 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { UsageError } from '../core/errors.ts';
 import { assignRequestId } from './request-id.ts';
 
@@ -34,6 +33,8 @@ export function parseListen(text: string, defaultHost = '127.0.0.1'): ListenAddr
 export interface ServerOptions {
   host: string;
   port: number;
+  /** A Unix socket to listen on instead of host and port (created mode 0600). */
+  path?: string;
   /** Time allowed for the request line and headers (slowloris). */
   headersTimeoutMs?: number;
   /** Time allowed for the whole request, body included. */
@@ -95,16 +96,21 @@ export async function startHttpServer(handler: Handler, options: ServerOptions):
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port, options.host, () => {
+    const listening = () => {
       server.off('error', reject);
       resolve();
-    });
+    };
+    if (options.path === undefined) server.listen(options.port, options.host, listening);
+    else server.listen({ path: options.path, readableAll: false, writableAll: false }, listening);
   });
-  const address = server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const address = server.address();
+  const url =
+    typeof address === 'string' || address === null
+      ? `unix:${options.path}`
+      : `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   return {
     server,
-    url: `http://${host}:${address.port}`,
+    url,
     close: (graceMs = 5_000) => closeServer(server, graceMs),
   };
 }

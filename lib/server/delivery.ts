@@ -6,14 +6,11 @@
 import { readFile, rm } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ValidationError, messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import { HttpError, receiveBody, sendJson, type ReceivedBody } from '../http/server.ts';
-import type { EnqueueResult, JobQueue, NewJob, RawDelivery } from '../jobs/job-queue.ts';
-import type { RepoConfig, ShipkitConfig } from '../config/shipkit-yml.ts';
+import { HttpError, receiveBody, sendJson, stopReading, type ReceivedBody } from '../http/server.ts';
 import type { Refuse } from '../web/read-sources.ts';
-import type { Admission, PushGuard } from './push-guard.ts';
+import type { Admit, Answer, JobEvent } from './admit.ts';
 import {
   bodyFormat,
   createBodyVerifier,
@@ -43,11 +40,17 @@ export interface Secrets {
   repos: Map<string, ListedSecret[]>;
 }
 
+/** What the intake reads of shipkit.yml: the file's name, each repo's name and branch. */
+export interface IntakeConfig {
+  file: string;
+  repos: Map<string, { name: string; branch: string }>;
+}
+
 export interface DeliveryOptions {
-  config: ShipkitConfig;
+  config: IntakeConfig;
   secrets: Secrets;
-  queue: JobQueue;
-  guard: PushGuard;
+  /** Holds the delivery against the push guard and queues it (lib/server/admit.ts), here or in the primary process. */
+  admit: Admit;
   log: Logger;
   maxBody: number;
   bodyTimeoutMs: number;
@@ -68,15 +71,6 @@ interface Heading {
 interface Verified {
   body: Buffer;
   verdict: Extract<Verdict, { ok: true }>;
-}
-
-type Job = WebhookEvent & { kind: 'push' | 'release' };
-
-/** Where a delivery came from: its forge, its id there, and the delivery as it came. */
-interface Origin {
-  forge: Forge;
-  delivery: string;
-  raw: RawDelivery;
 }
 
 export class DeliveryIntake {
@@ -128,8 +122,21 @@ export class DeliveryIntake {
         return sendJson(res, 200, { ok: true, ignored: meaning.reason });
       }
       const repo = this.repoFor(meaning, verified.verdict, res, rlog, refuse);
+      if (!repo) return;
       const raw = { event: heading.event, format: heading.format, body: verified.body };
-      if (repo) await this.admitAndQueue(res, repo, meaning, { forge: heading.forge, delivery, raw }, rlog, refuse);
+      let answer: Answer;
+      try {
+        answer = await this.options.admit({
+          repo,
+          meaning,
+          origin: { forge: heading.forge, delivery, raw },
+          requestId,
+        });
+      } catch (error) {
+        return refuse(503, 'not accepting jobs now, retry later', messageOf(error));
+      }
+      if ('refused' in answer) return refuse(answer.status, answer.refused, answer.detail);
+      return sendJson(res, answer.status, answer.json);
     } finally {
       if (received.file) await rm(received.file, { force: true });
     }
@@ -211,14 +218,14 @@ export class DeliveryIntake {
     }
   }
 
-  /** The configured repo the event is for, signed with that repo's secret and on its branch; undefined once answered. */
+  /** The name of the configured repo the event is for, signed with its secret and on its branch; undefined once answered. */
   private repoFor(
-    meaning: Job,
+    meaning: JobEvent,
     verdict: Verified['verdict'],
     res: ServerResponse,
     rlog: Logger,
     refuse: Refuse,
-  ): RepoConfig | undefined {
+  ): string | undefined {
     const { config, secrets } = this.options;
     const repo = config.repos.get(meaning.repo);
     if (!repo) return void refuse(404, 'unknown repository', `${meaning.repo} is not in ${config.file}`);
@@ -247,139 +254,35 @@ export class DeliveryIntake {
       rlog.info('push to another branch ignored', { repo: repo.name, branch: meaning.branch });
       return void sendJson(res, 200, { ok: true, ignored: `push to ${meaning.branch} (builds run on ${repo.branch})` });
     }
-    return repo;
-  }
-
-  /** A replayed older push, or another clone URL than the pinned one, is refused (lib/server/push-guard.ts); the rest is queued. */
-  private async admitAndQueue(
-    res: ServerResponse,
-    repo: RepoConfig,
-    meaning: Job,
-    from: Origin,
-    rlog: Logger,
-    refuse: Refuse,
-  ): Promise<void> {
-    const { guard } = this.options;
-    const unclonable = this.cloneProblem(repo, meaning.cloneUrl);
-    if (unclonable) return refuse(400, unclonable.message, unclonable.detail);
-    const admitted = {
-      repo: repo.name,
-      configuredUrl: repo.url,
-      cloneUrl: meaning.cloneUrl,
-      push: meaning.kind === 'push' ? { branch: meaning.branch, sha: meaning.sha, order: meaning.order } : undefined,
-    };
-    let admission: Admission;
-    try {
-      admission = await guard.admit(admitted);
-    } catch (error) {
-      return refuse(503, 'not accepting jobs now, retry later', `the push guard: ${messageOf(error)}`);
-    }
-    if (admission.verdict === 'refused') return refuse(400, 'clone URL refused', admission.reason);
-    if (admission.verdict === 'superseded') {
-      rlog.warn('push older than the last one accepted for its branch: not built', {
-        repo: repo.name,
-        sha: admitted.push?.sha,
-        reason: admission.reason,
-      });
-      return sendJson(res, 200, { ok: true, state: 'superseded' });
-    }
-    let result: EnqueueResult;
-    try {
-      result = await this.enqueue(repo, meaning, from);
-    } catch (error) {
-      await admission.undo().catch((undoError: unknown) =>
-        rlog.warn('could not take the accepted push back; a retry of this delivery is judged a redelivery', {
-          error: messageOf(undoError),
-        }),
-      );
-      return refuse(503, 'not accepting jobs now, retry later', messageOf(error));
-    }
-    // Logged before anything else is awaited: the queue may start the job as soon as its record
-    // is on disk, and its "job started" line waits for the next journal write, which cannot
-    // finish before this synchronous line. The answer still waits for DATA/pushes below.
-    if (result.duplicate) rlog.info('delivery already queued or running', { job: result.job.id });
-    else
-      rlog.info('job queued', {
-        job: result.job.id,
-        repo: repo.name,
-        kind: result.job.kind,
-        sha: result.job.sha ?? undefined,
-        tag: result.job.tag ?? undefined,
-      });
-    // A delivery that changed nothing the guard remembers (the newest push again) writes nothing,
-    // but still waits for the write of what it was judged against.
-    const written = admission.changed ? guard.persist(repo.name) : guard.written(repo.name);
-    await written.catch((error: Error) =>
-      rlog.error(
-        'could not write the accepted push to DATA/pushes; after a restart a replay of an older one may build',
-        { error: error.message },
-      ),
-    );
-    if (result.duplicate) return sendJson(res, 200, { job: result.job.id, duplicate: true, state: result.job.state });
-    return sendJson(res, 202, { job: result.job.id });
-  }
-
-  /**
-   * Why the job would have nothing it may clone: no `url:` and no clone URL in the delivery (the
-   * build would guess GitHub's OWNER/NAME, another repository), or a file:/// path inside DATA
-   * (another repo's clone, which this repo's secret must not reach); undefined when it has one.
-   */
-  private cloneProblem(
-    repo: RepoConfig,
-    cloneUrl: string | undefined,
-  ): { message: string; detail: string } | undefined {
-    const { config } = this.options;
-    if (repo.url) return undefined;
-    if (!cloneUrl)
-      return {
-        message:
-          'no clone URL: the delivery names none and shipkit.yml has no url: for this repository; set url: there',
-        detail: `${repo.name} has no url: in ${config.file} and the delivery no clone URL`,
-      };
-    if (!cloneUrl.startsWith('file:')) return undefined;
-    let local: string | undefined;
-    try {
-      local = path.resolve(fileURLToPath(cloneUrl));
-    } catch {
-      // An encoded slash or a host: not a path git and we would read alike.
-    }
-    const data = path.resolve(config.data);
-    if (local !== undefined && local !== data && !local.startsWith(data + path.sep)) return undefined;
-    return {
-      message: 'clone URL refused',
-      detail: `the delivery's clone URL ${cloneUrl.slice(0, 200)} is ${local === undefined ? 'not a plain local path' : `inside hook-server's data folder ${data}`}`,
-    };
-  }
-
-  private enqueue(repo: RepoConfig, meaning: Job, origin: Origin): Promise<EnqueueResult> {
-    return this.options.queue.enqueue(newJobOf(repo, meaning, origin), origin.raw);
+    return repo.name;
   }
 }
 
-/** The job a push or release delivery for `repo` makes (hook-server's intake, and a replay of it). */
-export function newJobOf(
-  repo: RepoConfig,
-  meaning: WebhookEvent & { kind: 'push' | 'release' },
-  { forge, delivery }: { forge: string; delivery: string },
-): NewJob {
-  const common = {
-    repo: repo.name,
-    ref: meaning.ref,
-    cloneUrl: meaning.cloneUrl,
-    deliveryId: delivery,
-    forge,
-    ...meaning.meta,
+/** How hook-server refuses a request: logged with its id (5xx as errors), answered with a short JSON error. */
+export function refuserFor(
+  log: Logger,
+  req: IncomingMessage,
+  res: ServerResponse,
+  requestId: string,
+  route: string,
+): Refuse {
+  return (status, message, detail, headers = {}) => {
+    (status >= 500 ? log.error : log.warn)('request refused', {
+      request: requestId,
+      status,
+      path: route.slice(0, 100),
+      reason: detail ?? message,
+    });
+    // A body nobody will read is not drained: the connection closes after the answer.
+    if (!req.complete) stopReading(req, res);
+    // A 503 (the queue database away, a full disk) always says when to try again.
+    sendJson(
+      res,
+      status,
+      { error: message, request: requestId },
+      status === 503 && !headers['Retry-After'] ? { ...headers, 'Retry-After': '10' } : headers,
+    );
   };
-  // A forced push is someone asking for this commit on purpose: it builds even when nothing changed.
-  return meaning.kind === 'push'
-    ? {
-        ...common,
-        kind: 'build',
-        sha: meaning.sha,
-        branch: meaning.branch,
-        ...(meaning.order.forced === true ? { force: true } : {}),
-      }
-    : { ...common, kind: 'release', tag: meaning.tag };
 }
 
 /** The forge a request's path names: `/hooks/github`, `/hooks/gitea`, `/hooks/gitlab`, or `/` (told by its headers). */

@@ -14,7 +14,7 @@ import { acquireLock, type Lock } from '../core/lock.ts';
 import { FollowedSecretFile } from '../core/secrets.ts';
 import type { ListedSecret, SecretRef } from '../config/webhook-secret.ts';
 import { requestIdOf } from '../http/request-id.ts';
-import { sendJson, startHttpServer, stopReading, type ListenAddress, type RunningServer } from '../http/server.ts';
+import { sendJson, startHttpServer, type ListenAddress, type RunningServer } from '../http/server.ts';
 import { readJobSection } from '../jobs/job-log.ts';
 import { JOB_ID_PATTERN } from '../jobs/job-id.ts';
 import { openJournal, type Journal } from '../jobs/local/journal.ts';
@@ -44,7 +44,10 @@ import { createHookMetrics, type HookMetrics } from '../web/hook-metrics.ts';
 import { createReadRoutes, type ReadRoutes } from '../web/read-routes.ts';
 import type { LogSource } from '../web/read-sources.ts';
 import { createLogFollow } from '../web/log-follow.ts';
-import { countedForge, DeliveryIntake, FORGE_PATHS, type Secrets } from './delivery.ts';
+import { countedForge, DeliveryIntake, FORGE_PATHS, refuserFor, type Secrets } from './delivery.ts';
+import { createAdmitter, type Admit } from './admit.ts';
+import { startDeliveryWorkers, workerCount, type DeliveryWorkers } from './workers.ts';
+import { takePeerHeader } from '../http/peer.ts';
 import { basePath } from '../jobs/job-url.ts';
 import { FleetRoutes } from './fleet-routes.ts';
 import { openFleet, type Fleet } from './open-fleet.ts';
@@ -96,6 +99,8 @@ export interface HookServer {
   metrics: HookMetrics;
   /** What became of the commit statuses and notifications sent about each job (the job page shows them). */
   deliveries: DeliveryOutcomes;
+  /** The delivery workers' process ids (`workers:`); none when this process serves the address itself. */
+  workerPids(): number[];
   /** Stop accepting, let running jobs finish (bounded by graceMs), close the journal. */
   stop(): Promise<void>;
 }
@@ -151,11 +156,11 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
       ? createSharedPushGuard({ db: queue.database, workDir, env: options.env })
       : createPushGuard({ dataDir: dirs.data, workDir, env: options.env });
   await queue.recover((job) => killOrphanGroup(job, dirs.jobs).then(() => undefined));
+  const admit = createAdmitter({ config, queue, guard, log });
   const intake = new DeliveryIntake({
     config,
     secrets: options.secrets,
-    queue,
-    guard,
+    admit,
     log,
     tmpDir: dirs.tmp,
     maxBody: options.maxBody ?? MAX_BODY,
@@ -163,7 +168,8 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
     onOldSecret: metrics.countOldSecret,
   });
   const node = { name: options.name ?? hostname(), draining: false };
-  const http = await listen(options, router({ log, queue, metrics, readRoutes, intake, fleetRoutes, node }));
+  const handle = router({ log, queue, metrics, readRoutes, intake, fleetRoutes, node });
+  const { http, workers } = await listenOrFork(options, dirs, handle, { admit, metrics });
   queue.resume();
   audit.keepPruned();
   let stopping: Promise<void> | undefined;
@@ -174,6 +180,8 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
       node.draining = true;
       await queue.handOver?.();
       if (options.drainMs) await new Promise((resolve) => setTimeout(resolve, options.drainMs));
+      // Workers first: what they admit while they finish is queued here.
+      await workers?.stop(2_000);
       follow.close();
       closeSessions();
       const closed = http.close(2_000);
@@ -189,7 +197,74 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
       await Promise.all([journal.close(), sharedFleet ? undefined : fleet?.close(), audit.close()]);
       await lock.release();
     })());
-  return { url: http.url, queue, journal, http, metrics, deliveries: out.deliveries, stop };
+  return {
+    url: workers?.url ?? http.url,
+    queue,
+    journal,
+    http,
+    metrics,
+    deliveries: out.deliveries,
+    workerPids: () => workers?.pids() ?? [],
+    stop,
+  };
+}
+
+/**
+ * With one worker (`workers:` absent or 1), this process listens on the address and serves it
+ * all. With more, they take the address (lib/server/workers.ts) and this process serves what
+ * they pass on over a private socket in DATA/tmp, trusting the client address they name there.
+ */
+async function listenOrFork(
+  options: HookServerOptions,
+  dirs: DataDirs,
+  handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>,
+  { admit, metrics }: { admit: Admit; metrics: HookMetrics },
+): Promise<{ http: RunningServer; workers?: DeliveryWorkers }> {
+  const { config, log } = options;
+  const count = workerCount(config.workers);
+  if (config.workers !== 1 && count === 1 && 'Deno' in globalThis)
+    log.info('workers: one process under Deno (it has no node:cluster)');
+  if (count === 1) return { http: await listen(options, handle) };
+  const socket = path.join(dirs.tmp, 'primary.sock');
+  await rm(socket, { force: true });
+  const http = await listen(
+    options,
+    (req, res) => {
+      takePeerHeader(req);
+      return handle(req, res);
+    },
+    socket,
+  );
+  const headersTimeoutMs = options.headersTimeoutMs ?? 10_000;
+  const bodyTimeoutMs = options.bodyTimeoutMs ?? BODY_TIMEOUT_MS;
+  try {
+    const workers = await startDeliveryWorkers({
+      count,
+      admit,
+      countDelivery: metrics.countDelivery,
+      countOldSecret: metrics.countOldSecret,
+      log,
+      init: {
+        config: {
+          file: config.file,
+          repos: new Map([...config.repos].map(([k, r]) => [k, { name: r.name, branch: r.branch }])),
+        },
+        secrets: options.secrets,
+        listen: options.listen,
+        primary: socket,
+        maxBody: options.maxBody ?? MAX_BODY,
+        bodyTimeoutMs,
+        headersTimeoutMs,
+        requestTimeoutMs: headersTimeoutMs + bodyTimeoutMs + 5_000,
+        idleTimeoutMs: options.idleTimeoutMs ?? 5_000,
+        tmpDir: dirs.tmp,
+      },
+    });
+    return { http, workers };
+  } catch (error) {
+    await http.close(0);
+    throw error;
+  }
 }
 
 interface Stores {
@@ -449,23 +524,7 @@ function router({ log, queue, metrics, readRoutes, intake, fleetRoutes, node }: 
     const requestId = requestIdOf(req);
     const url = new URL(req.url ?? '/', 'http://localhost');
     const route = url.pathname;
-    const refuse = (status: number, message: string, detail?: string, headers: Record<string, string> = {}) => {
-      (status >= 500 ? log.error : log.warn)('request refused', {
-        request: requestId,
-        status,
-        path: route.slice(0, 100),
-        reason: detail ?? message,
-      });
-      // A body nobody will read is not drained: the connection closes after the answer.
-      if (!req.complete) stopReading(req, res);
-      // A 503 (the queue database away, a full disk) always says when to try again.
-      sendJson(
-        res,
-        status,
-        { error: message, request: requestId },
-        status === 503 && !headers['Retry-After'] ? { ...headers, 'Retry-After': '10' } : headers,
-      );
-    };
+    const refuse = refuserFor(log, req, res, requestId, route);
     if (route === '/healthz') {
       if (req.method !== 'GET' && req.method !== 'HEAD')
         return refuse(405, 'method not allowed', undefined, { Allow: 'GET, HEAD' });
@@ -501,11 +560,13 @@ async function healthz(res: ServerResponse, queue: JobQueue, node: Routes['node'
 function listen(
   options: HookServerOptions,
   handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>,
+  socketPath?: string,
 ): Promise<RunningServer> {
   const headersTimeoutMs = options.headersTimeoutMs ?? 10_000;
   return startHttpServer(handle, {
     host: options.listen.host,
     port: options.listen.port,
+    path: socketPath,
     headersTimeoutMs,
     // Node's own whole-request cap sits behind our body timeout, which answers 408 first.
     requestTimeoutMs: headersTimeoutMs + (options.bodyTimeoutMs ?? BODY_TIMEOUT_MS) + 5_000,

@@ -8,7 +8,7 @@ import { newJobRecord, type EnqueueResult } from '../jobs/job-queue.ts';
 import { inTransaction, type QueueConnection } from '../jobs/pg/connect.ts';
 import { commitBatch } from '../jobs/pg/enqueue.ts';
 import type { Queryable } from '../jobs/pg/records.ts';
-import { newJobOf } from './delivery.ts';
+import { newJobOf } from './admit.ts';
 import { normaliseEvent, parsePayload, type Forge } from './webhooks.ts';
 import { appendAuditRows } from '../audit/pg-store.ts';
 import type { NewAuditEntry } from '../audit/chain.ts';

@@ -2,6 +2,7 @@
 // access per `ui:` (token, public, off), security headers on every page, sessions checked against
 // the ended ones.
 // The whole story: docs/internals.md.
+import { peerAddress } from '../http/peer.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { open } from 'node:fs/promises';
 import type { Job } from '../jobs/job.ts';
@@ -351,7 +352,7 @@ export class PageRoutes {
       );
     if (req.method !== 'POST') return refuse(405, 'method not allowed', undefined, { Allow: 'GET, HEAD, POST' });
     if (crossOrigin(req)) return refuse(403, 'forbidden', 'login form posted from another origin');
-    const client = req.socket.remoteAddress ?? 'unknown';
+    const client = peerAddress(req);
     if (this.limited(client, refuse)) return;
     if (!/^application\/x-www-form-urlencoded\s*(;|$)/i.test(String(req.headers['content-type'] ?? '')))
       return refuse(415, 'unsupported content type', 'login needs a form body');
@@ -433,7 +434,7 @@ export class PageRoutes {
           'Set-Cookie': clearedCookie(this.cookie),
         });
       }
-      const from = req.socket.remoteAddress ?? 'unknown';
+      const from = peerAddress(req);
       await this.audited({ action: 'logout', actor: sessionActor(session.id), from, subject: null, detail: null });
     }
     res.writeHead(303, {

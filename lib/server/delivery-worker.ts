@@ -1,0 +1,149 @@
+// One delivery worker process of hook-server (`workers:`; the primary's side is
+// lib/server/workers.ts): it takes connections on hook-server's address, reads, verifies and
+// parses a forge's deliveries itself and asks the primary, over IPC, only to queue them; every
+// other request (status page, API, fleet routes, /healthz) goes to the primary's private socket.
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import { messageOf } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import { PEER_HEADER } from '../http/peer.ts';
+import { requestIdOf } from '../http/request-id.ts';
+import { sendJson, startHttpServer, type ListenAddress } from '../http/server.ts';
+import type { Admit, AdmitRequest, Answer } from './admit.ts';
+import { countedForge, DeliveryIntake, FORGE_PATHS, refuserFor, type IntakeConfig, type Secrets } from './delivery.ts';
+
+/** What the primary tells a worker when it starts. */
+export interface WorkerInit {
+  config: IntakeConfig;
+  secrets: Secrets;
+  listen: ListenAddress;
+  /** The primary's private Unix socket, for every request that is not a delivery. */
+  primary: string;
+  maxBody: number;
+  bodyTimeoutMs: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  idleTimeoutMs: number;
+  /** DATA/tmp: where large bodies are spooled. */
+  tmpDir: string;
+}
+
+/** Messages between the primary and a worker (structured clone: Buffers and Maps pass). */
+export type ToWorker =
+  { t: 'init'; init: WorkerInit } | { t: 'answer'; id: number; answer: Answer } | { t: 'stop'; graceMs: number };
+export type ToPrimary =
+  | { t: 'ready' }
+  | { t: 'listening'; url: string }
+  | { t: 'admit'; id: number; request: AdmitRequest }
+  | { t: 'count'; forge: string; status: number }
+  | { t: 'old-secret'; repo: string }
+  | { t: 'failed'; error: string };
+
+/** The IPC channel to the primary (a cluster worker's `process`). */
+export interface Channel {
+  send(message: ToPrimary): void;
+  on(event: 'message', listener: (message: ToWorker) => void): void;
+  on(event: 'disconnect', listener: () => void): void;
+}
+
+export interface RunningWorker {
+  url: string;
+  /** Stops accepting, lets open requests finish for up to graceMs, answers what it still asked. */
+  close(graceMs: number): Promise<void>;
+}
+
+/** Listens on the shared address and serves until told to stop; resolves once listening. */
+export async function startDeliveryWorker(init: WorkerInit, channel: Channel, log: Logger): Promise<RunningWorker> {
+  const admit = remoteAdmit(channel);
+  const intake = new DeliveryIntake({
+    config: init.config,
+    secrets: init.secrets,
+    admit,
+    log,
+    tmpDir: init.tmpDir,
+    maxBody: init.maxBody,
+    bodyTimeoutMs: init.bodyTimeoutMs,
+    onOldSecret: (repo) => channel.send({ t: 'old-secret', repo }),
+  });
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const requestId = requestIdOf(req);
+    const route = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const target = FORGE_PATHS.get(route);
+    if (!target || req.method !== 'POST') return passOn(req, res, init.primary, log);
+    res.once('close', () => channel.send({ t: 'count', forge: countedForge(req, target), status: res.statusCode }));
+    return intake.handleDelivery(req, res, target, requestId, refuserFor(log, req, res, requestId, route));
+  };
+  const server = await startHttpServer(handle, {
+    host: init.listen.host,
+    port: init.listen.port,
+    headersTimeoutMs: init.headersTimeoutMs,
+    requestTimeoutMs: init.requestTimeoutMs,
+    idleTimeoutMs: init.idleTimeoutMs,
+  });
+  server.server.maxRequestsPerSocket = 1000;
+  return {
+    url: server.url,
+    close: async (graceMs) => {
+      await server.close(graceMs);
+      admit.abandon('the worker stopped');
+    },
+  };
+}
+
+/** Admit by asking the primary; answers that cannot come (the primary gone) fail, and are answered 503. */
+function remoteAdmit(channel: Channel): Admit & { abandon(reason: string): void } {
+  const waiting = new Map<number, { resolve: (a: Answer) => void; reject: (e: Error) => void }>();
+  let last = 0;
+  channel.on('message', (message) => {
+    if (message?.t !== 'answer') return;
+    waiting.get(message.id)?.resolve(message.answer);
+    waiting.delete(message.id);
+  });
+  const abandon = (reason: string) => {
+    for (const { reject } of waiting.values()) reject(new Error(reason));
+    waiting.clear();
+  };
+  channel.on('disconnect', () => abandon("hook-server's primary process is gone"));
+  const admit = (request: AdmitRequest) =>
+    new Promise<Answer>((resolve, reject) => {
+      const id = ++last;
+      waiting.set(id, { resolve, reject });
+      try {
+        channel.send({ t: 'admit', id, request });
+      } catch (error) {
+        waiting.delete(id);
+        reject(new Error(`could not reach hook-server's primary process: ${messageOf(error)}`));
+      }
+    });
+  return Object.assign(admit, { abandon });
+}
+
+/** Headers that belong to one connection, not to the request or answer passed on. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'expect']);
+
+/** A request the primary serves: passed to its private socket as it came, with the client's address named. */
+function passOn(req: IncomingMessage, res: ServerResponse, socketPath: string, log: Logger): void {
+  const headers: http.OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(name)) headers[name] = value;
+  headers[PEER_HEADER] = req.socket.remoteAddress ?? 'unknown';
+  const upstream = http.request({ socketPath, method: req.method, path: req.url, headers });
+  upstream.on('response', (answer) => {
+    const out: http.OutgoingHttpHeaders = {};
+    for (const [name, value] of Object.entries(answer.headers))
+      if (!HOP_BY_HOP.has(name) || name === 'transfer-encoding') out[name] = value;
+    res.writeHead(answer.statusCode ?? 502, out);
+    // A live log or event stream: each piece goes on as it comes.
+    res.flushHeaders();
+    answer.pipe(res);
+  });
+  upstream.on('error', (error) => {
+    log.error('could not pass a request to the primary process', { request: requestIdOf(req), error: error.message });
+    if (!res.headersSent)
+      sendJson(res, 502, { error: 'hook-server is restarting, retry later', request: requestIdOf(req) });
+    else res.destroy();
+  });
+  // The client gone (a closed live log): so is the request to the primary.
+  res.once('close', () => {
+    if (!res.writableFinished) upstream.destroy();
+  });
+  req.pipe(upstream);
+}

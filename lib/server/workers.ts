@@ -1,0 +1,165 @@
+// hook-server's delivery workers, the primary's side (`workers:`; the worker's own side is
+// lib/server/delivery-worker.ts): forks them through node:cluster, which shares the listening
+// address among them, queues what they admit in this one process (one journal writer, its group
+// commit intact), and replaces a worker that dies; stopping lets each finish what it has.
+import os from 'node:os';
+import { messageOf } from '../core/errors.ts';
+import { ownCommandFor } from '../core/script-command.ts';
+import type { Logger } from '../core/log.ts';
+import type { Admit, Answer } from './admit.ts';
+import type { ToPrimary, ToWorker, WorkerInit } from './delivery-worker.ts';
+
+/** Set in a worker's environment: the script runs as a delivery worker (scripts/hook-server.ts). */
+export const WORKER_ENV = 'SHIPKIT_DELIVERY_WORKER';
+
+/** How long a worker may take to start and listen. */
+const START_TIMEOUT_MS = 30_000;
+
+/** `workers:` as a count: `auto` is the cores this process may use; 1 where there is no node:cluster (Deno). */
+export function workerCount(setting: number | 'auto'): number {
+  if ('Deno' in globalThis) return 1;
+  return setting === 'auto' ? Math.max(1, os.availableParallelism?.() ?? os.cpus().length) : setting;
+}
+
+export interface WorkersOptions {
+  count: number;
+  init: WorkerInit;
+  admit: Admit;
+  /** Told each delivery's answer, for /metrics. */
+  countDelivery(forge: string, status: number): void;
+  countOldSecret(repo: string): void;
+  log: Logger;
+}
+
+export interface DeliveryWorkers {
+  url: string;
+  /** Worker process ids, by slot. */
+  pids(): number[];
+  /** Tells each worker to stop accepting and finish its open requests within graceMs, then waits for it to exit. */
+  stop(graceMs: number): Promise<void>;
+}
+
+type ClusterWorker = import('node:cluster').Worker;
+
+export async function startDeliveryWorkers(options: WorkersOptions): Promise<DeliveryWorkers> {
+  const cluster = (await import('node:cluster')).default;
+  const { log } = options;
+  // Structured clone: a delivery's body passes as a Buffer, the config's repos as a Map.
+  cluster.setupPrimary({ ...workerCommand(), serialization: 'advanced' });
+  const slots: Array<ClusterWorker | undefined> = [];
+  let stopping = false;
+  let url = '';
+
+  const onMessage = async (worker: ClusterWorker, message: ToPrimary) => {
+    if (message.t === 'ready') return send(worker, { t: 'init', init: options.init });
+    if (message.t === 'count') return options.countDelivery(message.forge, message.status);
+    if (message.t === 'old-secret') return options.countOldSecret(message.repo);
+    if (message.t !== 'admit') return;
+    const { request } = message;
+    const body = request.origin.raw.body as Uint8Array;
+    if (!Buffer.isBuffer(body)) request.origin.raw.body = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    let answer: Answer;
+    try {
+      answer = await options.admit(request);
+    } catch (error) {
+      answer = { status: 503, refused: 'not accepting jobs now, retry later', detail: messageOf(error) };
+    }
+    // A worker that died meanwhile cannot answer: the job is queued all the same, and the
+    // forge's retry of the delivery is told it is a duplicate.
+    send(worker, { t: 'answer', id: message.id, answer });
+  };
+
+  /** Forks the worker of one slot; resolves with its URL once it listens, rejects if it dies first. */
+  const fork = (slot: number): Promise<string> => {
+    const worker = cluster.fork({ [WORKER_ENV]: '1' });
+    slots[slot] = worker;
+    const started = Date.now();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(new Error(`delivery worker ${slot + 1} did not listen within ${START_TIMEOUT_MS / 1000} s`));
+        worker.kill('SIGKILL');
+      }, START_TIMEOUT_MS);
+      worker.on('message', (message: ToPrimary) => {
+        if (message.t === 'listening') {
+          clearTimeout(timer);
+          resolve(message.url);
+        } else if (message.t === 'failed') {
+          clearTimeout(timer);
+          reject(new Error(`delivery worker ${slot + 1}: ${message.error}`));
+        } else
+          onMessage(worker, message).catch((error) =>
+            log.error('a delivery worker message failed', { error: messageOf(error) }),
+          );
+      });
+      worker.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`delivery worker ${slot + 1} exited (${signal ?? `code ${code}`}) before it listened`));
+        if (stopping || slots[slot] !== worker) return;
+        slots[slot] = undefined;
+        // One that ran a while is replaced at once; one that keeps dying as it starts, every 5 s.
+        const wait = Date.now() - started < 10_000 ? 5_000 : 0;
+        log.warn('a delivery worker died; starting another', {
+          worker: slot + 1,
+          pid: worker.process.pid,
+          exit: signal ?? code,
+          in: `${wait / 1000} s`,
+        });
+        setTimeout(() => {
+          if (stopping) return;
+          fork(slot).catch((error) => log.error('a delivery worker could not start', { error: messageOf(error) }));
+        }, wait).unref();
+      });
+    });
+  };
+
+  try {
+    const urls = await Promise.all(Array.from({ length: options.count }, (_, slot) => fork(slot)));
+    url = urls[0];
+  } catch (error) {
+    stopping = true;
+    for (const worker of slots) worker?.kill('SIGKILL');
+    throw error;
+  }
+  log.info('delivery workers listening', { workers: options.count, pids: slots.map((w) => w?.process.pid) });
+
+  return {
+    url,
+    pids: () => slots.map((w) => w?.process.pid ?? 0),
+    async stop(graceMs) {
+      stopping = true;
+      await Promise.all(
+        slots.map(async (worker) => {
+          if (!worker || worker.isDead()) return;
+          const exited = new Promise((resolve) => worker.once('exit', resolve));
+          send(worker, { t: 'stop', graceMs });
+          const timer = setTimeout(() => worker.kill('SIGKILL'), graceMs + 3_000);
+          await exited;
+          clearTimeout(timer);
+        }),
+      );
+    },
+  };
+}
+
+/** Flags of node's that take the next argument as their value. */
+const VALUED = new Set(['--import', '--require', '-r', '--loader', '--experimental-loader']);
+
+/**
+ * hook-server as this installation starts it (lib/core/script-command.ts), split the way
+ * node:cluster forks: node's flags, the file, and its arguments with this process's own after.
+ */
+function workerCommand(): { execArgv: string[]; exec: string; args: string[] } {
+  const [, ...rest] = ownCommandFor('hook-server');
+  let i = 0;
+  while (i < rest.length && rest[i].startsWith('-')) i += VALUED.has(rest[i]) ? 2 : 1;
+  return { execArgv: rest.slice(0, i), exec: rest[i], args: [...rest.slice(i + 1), ...process.argv.slice(2)] };
+}
+
+function send(worker: ClusterWorker, message: ToWorker): void {
+  if (!worker.isConnected()) return;
+  try {
+    worker.send(message);
+  } catch {
+    // Gone between the check and the send: its exit is handled there.
+  }
+}
