@@ -5,6 +5,7 @@
 //   flood:      50 clients each send a 25 MB body with a bad signature at the same time; the
 //               peak resident memory (VmHWM) of each server, and what each client was answered.
 //   npm run bench:hooks [-- --connections 50 --duration 10 --rounds 3 --flood 50 --flood-mb 25 --cpu-prof DIR] [--bundle FILE]
+//       [--workers N|auto (hook-server's workers:)] [--hog N (N × `yes` beside both sides under load)]
 // hook-server runs as shipped: the one file dist/shipkit.mjs (`npm run bundle` first; built here
 // when missing) under plain node. Each round loads both servers, the side that goes first
 // alternating; the table gives medians over the rounds and the ratios against the goal
@@ -40,8 +41,12 @@ import { shippedShipkit } from './shipped.ts';
 import { writeHooksFile } from './webhook-peer.ts';
 
 const args = minimist(process.argv.slice(2), {
-  string: ['connections', 'duration', 'flood', 'flood-mb', 'rounds', 'cpu-prof', 'bundle'],
+  string: ['connections', 'duration', 'flood', 'flood-mb', 'rounds', 'cpu-prof', 'bundle', 'workers', 'hog'],
 });
+/** hook-server's `workers:` (absent: the config has none, one process). */
+const WORKERS = args.workers === undefined ? undefined : String(args.workers);
+/** CPU hogs (`yes >/dev/null`) running beside both sides while they are loaded. */
+const HOG = Number(args.hog ?? 0);
 const ROUNDS = Number(args.rounds ?? 3);
 const CONNECTIONS = Number(args.connections ?? 50);
 const DURATION = Number(args.duration ?? 10);
@@ -119,6 +124,7 @@ async function startHookServer(port: number) {
       `data: ${data}`,
       'secret: env:BENCH_SECRET',
       'concurrency: 1',
+      ...(WORKERS ? [`workers: ${WORKERS}`] : []),
       'repos:',
       '  bench/site:',
       '    branch: main',
@@ -209,9 +215,29 @@ async function load(url: string): Promise<Load> {
   };
 }
 
+/** The peak resident memory (VmHWM) of `pid` plus that of every process under it (delivery workers), MB. */
 function peakRssMb(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmHWM:\s+(\d+)/.exec(status)![1]) / 1024;
+  let kb = 0;
+  const visit = (p: number) => {
+    try {
+      kb += Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))![1]);
+      for (const task of readdirSync(`/proc/${p}/task`))
+        for (const child of readFileSync(`/proc/${p}/task/${task}/children`, 'latin1').split(' ').filter(Boolean))
+          visit(Number(child));
+    } catch {
+      /* gone meanwhile */
+    }
+  };
+  visit(pid);
+  return kb / 1024;
+}
+
+/** HOG processes that use a core each, until stopped. */
+function startHogs(): () => void {
+  const hogs = Array.from({ length: HOG }, () => spawn('yes', [], { stdio: ['ignore', 'ignore', 'ignore'] }));
+  return () => {
+    for (const hog of hogs) hog.kill('SIGKILL');
+  };
 }
 
 /** FLOOD clients at once, each POSTing FLOOD_MB of JSON-ish bytes with a wrong signature. */
@@ -283,8 +309,9 @@ async function measure(name: Name, round: number): Promise<void> {
   });
   if (check.status >= 300) throw new Error(`${name} refused a signed delivery: ${check.status} ${await check.text()}`);
   process.stderr.write(`round ${round + 1}/${ROUNDS}, ${name}: ${CONNECTIONS} connections for ${DURATION} s...\n`);
+  const stopHogs = startHogs();
   const cpuBefore = treeCpuMs(server.child.pid!);
-  const measured = await load(server.url);
+  const measured = await load(server.url).finally(stopHogs);
   measured.cpuPerK = (treeCpuMs(server.child.pid!) - cpuBefore) / (measured.total / 1000);
   const idleMb = peakRssMb(server.child.pid!);
   process.stderr.write(
@@ -324,7 +351,9 @@ console.log(
   `machine: ${os.cpus().length} cores, load average ${os
     .loadavg()
     .map((l) => l.toFixed(1))
-    .join(' ')}, node ${process.version}; hook-server: node ${path.relative(ROOT, BUNDLE)}\n`,
+    .join(
+      ' ',
+    )}, node ${process.version}; hook-server: node ${path.relative(ROOT, BUNDLE)}, workers: ${WORKERS ?? '(none: one process)'}; CPU hogs beside each side under load: ${HOG ? `${HOG} × yes >/dev/null` : 'none'}\n`,
 );
 console.log(
   '| server | req/s (median; each round) | p50 ms | p99 ms (median; each round) | CPU ms per 1,000 deliveries (median) | non-2xx | errors | peak RSS after load (MB) | peak RSS after flood (MB) | flood answers |',

@@ -148,25 +148,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
   const stores = await openStores(options, dirs);
   const { lock, journal, fleet, metrics, out, queue, audit } = stores;
   const { follow, readRoutes, fleetRoutes, closeSessions } = createReadSide(options, dirs, stores);
-  const workDir = (name: string) => repoPaths(config, name).work;
-  // With `queue:` every node judges a replayed push against what any node accepted (docs/ha.md).
-  if (queue instanceof PgJobQueue) await adoptPushFiles(queue.database, dirs.data, [...config.repos.keys()], log);
-  const guard =
-    queue instanceof PgJobQueue
-      ? createSharedPushGuard({ db: queue.database, workDir, env: options.env })
-      : createPushGuard({ dataDir: dirs.data, workDir, env: options.env });
-  await queue.recover((job) => killOrphanGroup(job, dirs.jobs).then(() => undefined));
-  const admit = createAdmitter({ config, queue, guard, log });
-  const intake = new DeliveryIntake({
-    config,
-    secrets: options.secrets,
-    admit,
-    log,
-    tmpDir: dirs.tmp,
-    maxBody: options.maxBody ?? MAX_BODY,
-    bodyTimeoutMs: options.bodyTimeoutMs ?? BODY_TIMEOUT_MS,
-    onOldSecret: metrics.countOldSecret,
-  });
+  const { admit, intake } = await openIntake(options, dirs, stores);
   const node = { name: options.name ?? hostname(), draining: false };
   const handle = router({ log, queue, metrics, readRoutes, intake, fleetRoutes, node });
   const { http, workers } = await listenOrFork(options, dirs, handle, { admit, metrics });
@@ -285,6 +267,35 @@ interface Reporters {
   statuses: StatusReporter;
   /** Settles once the end's statuses and notifications are sent or given up. */
   onEnd(job: Job): Promise<void>;
+}
+
+/** The push guard, the admission of a verified delivery into the queue, and the intake in front of it. */
+async function openIntake(
+  options: HookServerOptions,
+  dirs: DataDirs,
+  { queue, metrics }: Stores,
+): Promise<{ admit: Admit; intake: DeliveryIntake }> {
+  const { config, log } = options;
+  const workDir = (name: string) => repoPaths(config, name).work;
+  // With `queue:` every node judges a replayed push against what any node accepted (docs/ha.md).
+  if (queue instanceof PgJobQueue) await adoptPushFiles(queue.database, dirs.data, [...config.repos.keys()], log);
+  const guard =
+    queue instanceof PgJobQueue
+      ? createSharedPushGuard({ db: queue.database, workDir, env: options.env })
+      : createPushGuard({ dataDir: dirs.data, workDir, env: options.env });
+  await queue.recover((job) => killOrphanGroup(job, dirs.jobs).then(() => undefined));
+  const admit = createAdmitter({ config, queue, guard, log });
+  const intake = new DeliveryIntake({
+    config,
+    secrets: options.secrets,
+    admit,
+    log,
+    tmpDir: dirs.tmp,
+    maxBody: options.maxBody ?? MAX_BODY,
+    bodyTimeoutMs: options.bodyTimeoutMs ?? BODY_TIMEOUT_MS,
+    onOldSecret: metrics.countOldSecret,
+  });
+  return { admit, intake };
 }
 
 /** The data folder's lock, the job journal, the fleet store and the queue; what opened is closed again if a later one fails. */
