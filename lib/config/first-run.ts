@@ -54,7 +54,7 @@ async function writeFirstRunConfig(dir: string, file: string) {
       "secret: file:webhook-secret   # webhook secret (enter it in the forge's webhook settings)",
       "token: file:token             # read token: GET /jobs, /metrics, and the status page's login",
       'concurrency: 1',
-      'workers: auto                 # processes taking deliveries: one per core',
+      'workers: auto                 # processes taking deliveries: one per core, counting this one',
       'repos: {}',
       '#  octo/site:',
       '#    branch: main',

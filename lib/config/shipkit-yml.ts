@@ -74,8 +74,8 @@ export interface ShipkitConfig {
   token?: string;
   concurrency: number;
   /**
-   * `workers:` (docs/hook-server.md): hook-server's delivery worker processes, `auto` (one per
-   * core) or a number; absent = 1, deliveries taken in the one process.
+   * `workers:` (docs/hook-server.md): processes taking hook-server's deliveries, `auto` (one per
+   * core, lib/server/workers.ts) or a number; absent = 1, hook-server alone.
    */
   workers: number | 'auto';
   /** hook-server's body cap in bytes (`max_body`); undefined = its 25 MB default. */

@@ -3,9 +3,9 @@
 // headers to its job is lib/server/delivery.ts (what it means: lib/server/webhooks.ts); the queue
 // is lib/jobs/ (LocalJobQueue behind the JobQueue seam), running a job lib/jobs/process/runner.ts;
 // the read side (JSON API, /metrics, badges, status page) lib/web/read-routes.ts.
-import { chmod, readdir, rm, stat } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { resolveSecret } from '../core/secrets.ts';
 import { ConfigError } from '../core/errors.ts';
@@ -207,8 +207,7 @@ async function listenOrFork(
   if (config.workers !== 1 && count === 1 && 'Deno' in globalThis)
     log.info('workers: one process under Deno (it has no node:cluster)');
   if (count === 1) return { http: await listen(options, handle) };
-  const socket = path.join(dirs.tmp, 'primary.sock');
-  await rm(socket, { force: true });
+  const socket = await privateSocketPath(dirs.tmp);
   const http = await listen(
     options,
     (req, res) => {
@@ -566,6 +565,18 @@ async function healthz(res: ServerResponse, queue: JobQueue, node: Routes['node'
     ...queue.counts(),
   };
   sendJson(res, ok ? 200 : 503, body, ok ? {} : { 'Retry-After': '5' });
+}
+
+/**
+ * DATA/tmp/primary.sock, left over from a process killed before, removed; where that path is too
+ * long for a Unix socket (108 bytes with its NUL), a new 0700 folder in the system's temp folder.
+ */
+async function privateSocketPath(tmp: string): Promise<string> {
+  let socket = path.join(tmp, 'primary.sock');
+  if (Buffer.byteLength(socket) > 100)
+    socket = path.join(await mkdtemp(path.join(tmpdir(), 'shipkit-')), 'primary.sock');
+  await rm(socket, { force: true });
+  return socket;
 }
 
 function listen(

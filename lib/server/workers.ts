@@ -15,10 +15,16 @@ export const WORKER_ENV = 'SHIPKIT_DELIVERY_WORKER';
 /** How long a worker may take to start and listen. */
 const START_TIMEOUT_MS = 30_000;
 
-/** `workers:` as a count: `auto` is the cores this process may use; 1 where there is no node:cluster (Deno). */
-export function workerCount(setting: number | 'auto'): number {
+/**
+ * `workers:` as a count of processes taking deliveries; 1 is hook-server alone. `auto` gives one
+ * process per core counting hook-server's own (which keeps the journal and the jobs): cores − 1
+ * workers, and so hook-server alone on two cores, where workers cost more CPU per delivery than
+ * they free (docs/benchmarks.md). 1 where there is no node:cluster (Deno).
+ */
+export function workerCount(setting: number | 'auto', cores = os.availableParallelism?.() ?? os.cpus().length): number {
   if ('Deno' in globalThis) return 1;
-  return setting === 'auto' ? Math.max(1, os.availableParallelism?.() ?? os.cpus().length) : setting;
+  if (setting !== 'auto') return setting;
+  return cores > 2 ? cores - 1 : 1;
 }
 
 export interface WorkersOptions {
