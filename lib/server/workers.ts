@@ -79,6 +79,8 @@ export async function startDeliveryWorkers(options: WorkersOptions): Promise<Del
   const fork = (slot: number): Promise<string> => {
     const worker = cluster.fork({ [WORKER_ENV]: '1' });
     slots[slot] = worker;
+    // A message sent as the worker dies fails here, not as an unhandled 'error'; its exit is handled below.
+    worker.on('error', (error) => log.debug('a delivery worker channel error', { error: error.message }));
     const started = Date.now();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {

@@ -192,7 +192,7 @@ test('kill -9 of a worker: another takes its place, and every 2xx was queued', a
   assert.is(new Set(accepted.values()).size, 90, 'every delivery was in the end accepted');
   const runs = readRuns(dir);
   assert.is(new Set(runs.done).size, runs.done.length, 'no job built twice');
-  assert.is(await server.stop(), 0);
+  assert.is(await server.stop(), 0, server.output().slice(-3000));
   console.log(`kill -9 of a worker: ${failures} attempt(s) failed or went unanswered and were sent again`);
 });
 
