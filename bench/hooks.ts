@@ -163,12 +163,24 @@ const TICK_MS = 1000 / (Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'ut
 
 /** CPU ms used so far by `pid` and every process under it (their own, and that of the children they reaped). */
 function treeCpuMs(pid: number): number {
-  let ticks = 0;
+  return [...cpuByRole(pid).values()].reduce((a, b) => a + b, 0);
+}
+
+/**
+ * The same, by role: the server's own process, its delivery workers (started with
+ * SHIPKIT_DELIVERY_WORKER=1), and the rest under it (hook-server's job-starting helper and its
+ * jobs; webhook's /bin/true).
+ */
+function cpuByRole(pid: number): Map<string, number> {
+  const roles = new Map<string, number>();
   const visit = (p: number) => {
     try {
       const stat = readFileSync(`/proc/${p}/stat`, 'latin1');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]); // utime stime cutime cstime
+      const ticks = Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]); // utime stime cutime cstime
+      const worker = p !== pid && readFileSync(`/proc/${p}/environ`, 'latin1').includes('SHIPKIT_DELIVERY_WORKER=1');
+      const role = p === pid ? 'server' : worker ? 'workers' : 'helper and jobs';
+      roles.set(role, (roles.get(role) ?? 0) + ticks * TICK_MS);
       for (const task of readdirSync(`/proc/${p}/task`)) {
         for (const child of readFileSync(`/proc/${p}/task/${task}/children`, 'latin1').split(' ').filter(Boolean))
           visit(Number(child));
@@ -178,7 +190,7 @@ function treeCpuMs(pid: number): number {
     }
   };
   visit(pid);
-  return ticks * TICK_MS;
+  return roles;
 }
 
 async function load(url: string): Promise<Load> {
@@ -310,9 +322,14 @@ async function measure(name: Name, round: number): Promise<void> {
   if (check.status >= 300) throw new Error(`${name} refused a signed delivery: ${check.status} ${await check.text()}`);
   process.stderr.write(`round ${round + 1}/${ROUNDS}, ${name}: ${CONNECTIONS} connections for ${DURATION} s...\n`);
   const stopHogs = startHogs();
+  const rolesBefore = cpuByRole(server.child.pid!);
   const cpuBefore = treeCpuMs(server.child.pid!);
   const measured = await load(server.url).finally(stopHogs);
   measured.cpuPerK = (treeCpuMs(server.child.pid!) - cpuBefore) / (measured.total / 1000);
+  const split = [...cpuByRole(server.child.pid!)].map(
+    ([role, ms]) => `${role} ${Math.round((ms - (rolesBefore.get(role) ?? 0)) / (measured.total / 1000))}`,
+  );
+  process.stderr.write(`  CPU ms per 1,000 deliveries by process: ${split.join(', ')}\n`);
   const idleMb = peakRssMb(server.child.pid!);
   process.stderr.write(
     `  ${Math.round(measured.rps)} req/s, p99 ${measured.p99} ms, ${Math.round(measured.cpuPerK)} ms CPU per 1,000 deliveries\n`,

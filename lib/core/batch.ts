@@ -1,6 +1,7 @@
 // Group commit's shape, for work whose items each want their own answer: one run at a time over
 // everything waiting; what comes while a run runs waits for the next one, so a burst of N items
-// costs a few runs, not N. The append log's flush is the same idea with its own extras.
+// costs a few runs, not N. The append log's flush is the same idea with its own extras; perTurn
+// is the plainest form: what one turn of the event loop gathered, handed on once.
 
 /** One item's outcome of a run. */
 export type Outcome<R> = { value: R } | { error: unknown };
@@ -37,4 +38,21 @@ export class Batcher<I, R> {
     }
     this.running = false;
   }
+}
+
+/**
+ * Items gathered until the event loop's current turn is over, then handed on together: one IPC
+ * message (one write, one wake-up of the other process) for every delivery of that turn.
+ */
+export function perTurn<T>(flush: (items: T[]) => void): (item: T) => void {
+  let items: T[] = [];
+  return (item) => {
+    items.push(item);
+    if (items.length > 1) return;
+    setImmediate(() => {
+      const all = items;
+      items = [];
+      flush(all);
+    });
+  };
 }

@@ -14,11 +14,13 @@ import type { Admission, PushGuard } from './push-guard.ts';
 /** A delivery that asks for a job. */
 export type JobEvent = WebhookEvent & { kind: 'push' | 'release' };
 
-/** Where a delivery came from: its forge, its id there, and the delivery as it came. */
+/** Where a delivery came from: its forge, its id there, its event, and the delivery as it came where the queue keeps it. */
 export interface Origin {
   forge: string;
   delivery: string;
-  raw: RawDelivery;
+  event: string;
+  /** With `queue:` (the database keeps each delivery's body); absent for the local journal, which does not. */
+  raw?: RawDelivery;
 }
 
 /** What the delivery is answered: JSON, or a refusal (logged as such by whoever answers it). */
@@ -50,7 +52,7 @@ export function createAdmitter({ config, queue, guard, log }: AdmitOptions): Adm
     const rlog = log.child({
       request: requestId,
       forge: origin.forge,
-      event: origin.raw.event.slice(0, 40),
+      event: origin.event.slice(0, 40),
       delivery: origin.delivery,
     });
     const unclonable = cloneProblem(config, repo, meaning.cloneUrl);

@@ -3,6 +3,7 @@
 // parses a forge's deliveries itself and asks the primary, over IPC, only to queue them; every
 // other request (status page, API, fleet routes, /healthz) goes to the primary's private socket.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import { perTurn } from '../core/batch.ts';
 import { messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { PEER_HEADER } from '../http/peer.ts';
@@ -15,6 +16,8 @@ import { countedForge, DeliveryIntake, FORGE_PATHS, refuserFor, type IntakeConfi
 export interface WorkerInit {
   config: IntakeConfig;
   secrets: Secrets;
+  /** Whether the queue keeps each delivery's body (`queue:`): sent to the primary only then. */
+  keepsBody: boolean;
   listen: ListenAddress;
   /** The primary's private Unix socket, for every request that is not a delivery. */
   primary: string;
@@ -29,12 +32,14 @@ export interface WorkerInit {
 
 /** Messages between the primary and a worker (structured clone: Buffers and Maps pass). */
 export type ToWorker =
-  { t: 'init'; init: WorkerInit } | { t: 'answer'; id: number; answer: Answer } | { t: 'stop'; graceMs: number };
+  | { t: 'init'; init: WorkerInit }
+  | { t: 'answers'; answers: Array<[id: number, answer: Answer]> }
+  | { t: 'stop'; graceMs: number };
 export type ToPrimary =
   | { t: 'ready' }
   | { t: 'listening'; url: string }
-  | { t: 'admit'; id: number; request: AdmitRequest }
-  | { t: 'count'; forge: string; status: number }
+  | { t: 'admits'; admits: Array<[id: number, request: AdmitRequest]> }
+  | { t: 'counts'; counts: Array<[forge: string, status: number, n: number]> }
   | { t: 'old-secret'; repo: string }
   | { t: 'failed'; error: string };
 
@@ -54,10 +59,12 @@ export interface RunningWorker {
 /** Listens on the shared address and serves until told to stop; resolves once listening. */
 export async function startDeliveryWorker(init: WorkerInit, channel: Channel, log: Logger): Promise<RunningWorker> {
   const admit = remoteAdmit(channel);
+  const counter = answerCounter(channel);
   const intake = new DeliveryIntake({
     config: init.config,
     secrets: init.secrets,
     admit,
+    keepsBody: init.keepsBody,
     log,
     tmpDir: init.tmpDir,
     maxBody: init.maxBody,
@@ -69,7 +76,7 @@ export async function startDeliveryWorker(init: WorkerInit, channel: Channel, lo
     const route = new URL(req.url ?? '/', 'http://localhost').pathname;
     const target = FORGE_PATHS.get(route);
     if (!target || req.method !== 'POST') return passOn(req, res, init.primary, log);
-    res.once('close', () => channel.send({ t: 'count', forge: countedForge(req, target), status: res.statusCode }));
+    res.once('close', () => counter.count(countedForge(req, target), res.statusCode));
     return intake.handleDelivery(req, res, target, requestId, refuserFor(log, req, res, requestId, route));
   };
   const server = await startHttpServer(handle, {
@@ -85,6 +92,7 @@ export async function startDeliveryWorker(init: WorkerInit, channel: Channel, lo
     close: async (graceMs) => {
       await server.close(graceMs);
       admit.abandon('the worker stopped');
+      counter.flush();
     },
   };
 }
@@ -94,27 +102,59 @@ function remoteAdmit(channel: Channel): Admit & { abandon(reason: string): void 
   const waiting = new Map<number, { resolve: (a: Answer) => void; reject: (e: Error) => void }>();
   let last = 0;
   channel.on('message', (message) => {
-    if (message?.t !== 'answer') return;
-    waiting.get(message.id)?.resolve(message.answer);
-    waiting.delete(message.id);
+    if (message?.t !== 'answers') return;
+    for (const [id, answer] of message.answers) {
+      waiting.get(id)?.resolve(answer);
+      waiting.delete(id);
+    }
   });
   const abandon = (reason: string) => {
     for (const { reject } of waiting.values()) reject(new Error(reason));
     waiting.clear();
   };
   channel.on('disconnect', () => abandon("hook-server's primary process is gone"));
+  const send = perTurn<[number, AdmitRequest]>((admits) => {
+    try {
+      channel.send({ t: 'admits', admits });
+    } catch (error) {
+      for (const [id] of admits) {
+        waiting.get(id)?.reject(new Error(`could not reach hook-server's primary process: ${messageOf(error)}`));
+        waiting.delete(id);
+      }
+    }
+  });
   const admit = (request: AdmitRequest) =>
     new Promise<Answer>((resolve, reject) => {
       const id = ++last;
       waiting.set(id, { resolve, reject });
-      try {
-        channel.send({ t: 'admit', id, request });
-      } catch (error) {
-        waiting.delete(id);
-        reject(new Error(`could not reach hook-server's primary process: ${messageOf(error)}`));
-      }
+      send([id, request]);
     });
   return Object.assign(admit, { abandon });
+}
+
+/** The answers given, told to the primary's /metrics at most every COUNT_EVERY_MS: one message, not one per delivery. */
+const COUNT_EVERY_MS = 200;
+
+function answerCounter(channel: Channel): { count(forge: string, status: number): void; flush(): void } {
+  const counts = new Map<string, [string, number, number]>();
+  let timer: NodeJS.Timeout | undefined;
+  const flush = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    if (counts.size === 0) return;
+    channel.send({ t: 'counts', counts: [...counts.values()] });
+    counts.clear();
+  };
+  return {
+    count(forge, status) {
+      const key = `${forge} ${status}`;
+      const entry = counts.get(key) ?? [forge, status, 0];
+      entry[2]++;
+      counts.set(key, entry);
+      timer ??= setTimeout(flush, COUNT_EVERY_MS);
+    },
+    flush,
+  };
 }
 
 /** Headers that belong to one connection, not to the request or answer passed on. */

@@ -51,6 +51,8 @@ export interface DeliveryOptions {
   secrets: Secrets;
   /** Holds the delivery against the push guard and queues it (lib/server/admit.ts), here or in the primary process. */
   admit: Admit;
+  /** Whether the queue keeps each delivery's body (`queue:`), which admit is then handed. */
+  keepsBody: boolean;
   log: Logger;
   maxBody: number;
   bodyTimeoutMs: number;
@@ -123,13 +125,15 @@ export class DeliveryIntake {
       }
       const repo = this.repoFor(meaning, verified.verdict, res, rlog, refuse);
       if (!repo) return;
-      const raw = { event: heading.event, format: heading.format, body: verified.body };
+      const raw = this.options.keepsBody
+        ? { event: heading.event, format: heading.format, body: verified.body }
+        : undefined;
       let answer: Answer;
       try {
         answer = await this.options.admit({
           repo,
           meaning,
-          origin: { forge: heading.forge, delivery, raw },
+          origin: { forge: heading.forge, delivery, event: heading.event, raw },
           requestId,
         });
       } catch (error) {

@@ -151,7 +151,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
   const { admit, intake } = await openIntake(options, dirs, stores);
   const node = { name: options.name ?? hostname(), draining: false };
   const handle = router({ log, queue, metrics, readRoutes, intake, fleetRoutes, node });
-  const { http, workers } = await listenOrFork(options, dirs, handle, { admit, metrics });
+  const { http, workers } = await listenOrFork(options, dirs, handle, { admit, metrics, queue });
   queue.resume();
   audit.keepPruned();
   let stopping: Promise<void> | undefined;
@@ -200,7 +200,7 @@ async function listenOrFork(
   options: HookServerOptions,
   dirs: DataDirs,
   handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>,
-  { admit, metrics }: { admit: Admit; metrics: HookMetrics },
+  { admit, metrics, queue }: { admit: Admit; metrics: HookMetrics; queue: JobQueue },
 ): Promise<{ http: RunningServer; workers?: DeliveryWorkers }> {
   const { config, log } = options;
   const count = workerCount(config.workers);
@@ -231,6 +231,7 @@ async function listenOrFork(
           repos: new Map([...config.repos].map(([k, r]) => [k, { name: r.name, branch: r.branch }])),
         },
         secrets: options.secrets,
+        keepsBody: queue instanceof PgJobQueue,
         listen: options.listen,
         primary: socket,
         maxBody: options.maxBody ?? MAX_BODY,
@@ -288,6 +289,7 @@ async function openIntake(
     config,
     secrets: options.secrets,
     admit,
+    keepsBody: queue instanceof PgJobQueue,
     log,
     tmpDir: dirs.tmp,
     maxBody: options.maxBody ?? MAX_BODY,

@@ -3,6 +3,7 @@
 // address among them, queues what they admit in this one process (one journal writer, its group
 // commit intact), and replaces a worker that dies; stopping lets each finish what it has.
 import os from 'node:os';
+import { perTurn } from '../core/batch.ts';
 import { messageOf } from '../core/errors.ts';
 import { ownCommandFor } from '../core/script-command.ts';
 import type { Logger } from '../core/log.ts';
@@ -58,21 +59,36 @@ export async function startDeliveryWorkers(options: WorkersOptions): Promise<Del
 
   const onMessage = async (worker: ClusterWorker, message: ToPrimary) => {
     if (message.t === 'ready') return send(worker, { t: 'init', init: options.init });
-    if (message.t === 'count') return options.countDelivery(message.forge, message.status);
-    if (message.t === 'old-secret') return options.countOldSecret(message.repo);
-    if (message.t !== 'admit') return;
-    const { request } = message;
-    const body = request.origin.raw.body as Uint8Array;
-    if (!Buffer.isBuffer(body)) request.origin.raw.body = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-    let answer: Answer;
-    try {
-      answer = await options.admit(request);
-    } catch (error) {
-      answer = { status: 503, refused: 'not accepting jobs now, retry later', detail: messageOf(error) };
+    if (message.t === 'counts') {
+      for (const [forge, status, n] of message.counts) for (let i = 0; i < n; i++) options.countDelivery(forge, status);
+      return;
     }
+    if (message.t === 'old-secret') return options.countOldSecret(message.repo);
+    if (message.t !== 'admits') return;
+    await Promise.all(
+      message.admits.map(async ([id, request]) => {
+        const raw = request.origin.raw;
+        const body = raw?.body as Uint8Array | undefined;
+        if (raw && body && !Buffer.isBuffer(body))
+          raw.body = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+        let answer: Answer;
+        try {
+          answer = await options.admit(request);
+        } catch (error) {
+          answer = { status: 503, refused: 'not accepting jobs now, retry later', detail: messageOf(error) };
+        }
+        answerTo(worker)([id, answer]);
+      }),
+    );
+  };
+  /** Each worker's answers, sent together at the end of the turn their journal write ended in. */
+  const answerers = new WeakMap<ClusterWorker, (answer: [number, Answer]) => void>();
+  const answerTo = (worker: ClusterWorker) => {
+    let answer = answerers.get(worker);
     // A worker that died meanwhile cannot answer: the job is queued all the same, and the
     // forge's retry of the delivery is told it is a duplicate.
-    send(worker, { t: 'answer', id: message.id, answer });
+    if (!answer) answerers.set(worker, (answer = perTurn((answers) => send(worker, { t: 'answers', answers }))));
+    return answer;
   };
 
   /** Forks the worker of one slot; resolves with its URL once it listens, rejects if it dies first. */
@@ -160,7 +176,22 @@ function workerCommand(): { execArgv: string[]; exec: string; args: string[] } {
   const [, ...rest] = ownCommandFor('hook-server');
   let i = 0;
   while (i < rest.length && rest[i].startsWith('-')) i += VALUED.has(rest[i]) ? 2 : 1;
-  return { execArgv: rest.slice(0, i), exec: rest[i], args: [...rest.slice(i + 1), ...process.argv.slice(2)] };
+  return {
+    execArgv: [...rest.slice(0, i), ...profilerFlags(process.execArgv)],
+    exec: rest[i],
+    args: [...rest.slice(i + 1), ...process.argv.slice(2)],
+  };
+}
+
+/** `node --cpu-prof [--cpu-prof-dir DIR] …` profiles the workers too, each to a file of its own. */
+function profilerFlags(execArgv: string[]): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    if (!/^--(cpu|heap)-prof/.test(execArgv[i])) continue;
+    kept.push(execArgv[i]);
+    if (/-(dir|name|interval)$/.test(execArgv[i]) && execArgv[i + 1] !== undefined) kept.push(execArgv[++i]);
+  }
+  return kept;
 }
 
 function send(worker: ClusterWorker, message: ToWorker): void {

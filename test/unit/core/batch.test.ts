@@ -2,7 +2,7 @@
 // one together; each item gets its own outcome; a run that throws rejects its items only.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Batcher } from '../../../lib/core/batch.ts';
+import { Batcher, perTurn } from '../../../lib/core/batch.ts';
 
 test('items that come while a run runs share the next run; each gets its own answer', async () => {
   const runs: number[][] = [];
@@ -29,6 +29,21 @@ test('a run that throws rejects its items; the next run goes on', async () => {
   });
   assert.is(await batcher.add('a').catch((e: Error) => e.message), 'database away');
   assert.is(await batcher.add('b'), 'b');
+});
+
+test('perTurn: what comes in one turn of the event loop is handed on once, together', async () => {
+  const flushed: number[][] = [];
+  const add = perTurn<number>((items) => flushed.push(items));
+  add(1);
+  add(2);
+  await Promise.resolve();
+  add(3);
+  assert.equal(flushed, [], 'nothing before the turn is over');
+  await new Promise((r) => setImmediate(r));
+  assert.equal(flushed, [[1, 2, 3]]);
+  add(4);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(flushed, [[1, 2, 3], [4]]);
 });
 
 test.run();
