@@ -73,6 +73,8 @@ else
     {
       name: 'hook-server',
       usage,
+      // One write per turn of the event loop for the lines of a burst of deliveries.
+      logPerTurn: true,
       flags: {
         config: { type: 'string' },
         listen: { type: 'string' },

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import minimist from 'minimist';
 import { UsageError, exitCodeFor, messageOf } from './errors.ts';
-import { createLogger, type Logger } from './log.ts';
+import { createLogger, linesPerTurn, type Logger } from './log.ts';
 import { requirePrograms } from './programs.ts';
 
 /**
@@ -53,6 +53,11 @@ export interface CliSpec extends CommandSpec {
    * script has no form of its own, and a first positional that fails `when` is an unknown command.
    */
   defaultCommand?: { name: string; when?: RegExp };
+  /**
+   * A server's log: the lines of one turn of the event loop written together (linesPerTurn in
+   * log.ts), and flushed as the process exits. Not where stderr is a terminal.
+   */
+  logPerTurn?: boolean;
 }
 
 export interface Args {
@@ -263,7 +268,9 @@ export function usageOf(spec: CliSpec, args: Args): string {
 /** Runs a script: parse, --help/--version, main, and the exit code. Never returns normally. */
 export async function runCli(spec: CliSpec, main: Main, argv = process.argv.slice(2)): Promise<never> {
   exitQuietlyOnClosedOutput();
-  let log = createLogger({ json: argv.includes('--json') ? true : undefined });
+  const stream = spec.logPerTurn && !process.stderr.isTTY ? linesPerTurn(process.stderr) : undefined;
+  if (stream) process.once('exit', stream.flush);
+  let log = createLogger({ json: argv.includes('--json') ? true : undefined, stream });
   let code: number;
   try {
     const args = parseArgs(spec, argv);
@@ -275,7 +282,7 @@ export async function runCli(spec: CliSpec, main: Main, argv = process.argv.slic
       process.stdout.write(`${spec.name} ${version()}\n`);
       return exit(0);
     }
-    if (args.json) log = createLogger({ json: true });
+    if (args.json) log = createLogger({ json: true, stream });
     requirePrograms(commandOf(spec, args).needs ?? []);
     code = (await main(args, log)) ?? 0;
   } catch (error) {

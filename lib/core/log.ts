@@ -89,6 +89,36 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   return make(options.fields ?? {});
 }
 
+/** Past this many characters waiting, the lines go out at once rather than at the turn's end. */
+const TURN_BUFFER_MAX = 64 * 1024;
+
+/**
+ * `stream` with what one turn of the event loop writes sent in one write at its end: for a
+ * server that logs a line or two per request (hook-server), one write(2) per turn instead of one
+ * per line (stderr is written synchronously on Linux). flush() sends what waits (at exit).
+ */
+export function linesPerTurn(stream: NodeJS.WritableStream): NodeJS.WritableStream & { flush(): void } {
+  let pending = '';
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    if (!pending) return;
+    const text = pending;
+    pending = '';
+    stream.write(text);
+  };
+  const write = (text: string) => {
+    pending += text;
+    if (pending.length > TURN_BUFFER_MAX) flush();
+    else if (!scheduled) {
+      scheduled = true;
+      setImmediate(flush);
+    }
+    return true;
+  };
+  return Object.assign(Object.create(stream) as NodeJS.WritableStream, { write, flush, isTTY: false });
+}
+
 /** A logger that drops everything: for library calls in tests that do not care. */
 export const silentLogger: Logger = createLogger({
   stream: { write: () => true } as unknown as NodeJS.WritableStream,
