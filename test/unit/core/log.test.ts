@@ -1,7 +1,7 @@
 // The logger (lib/core/log.ts): human lines, JSON lines, levels, child fields, colour rules.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createLogger, silentLogger, type LoggerOptions } from '../../../lib/core/log.ts';
+import { createLogger, linesPerTurn, silentLogger, type LoggerOptions } from '../../../lib/core/log.ts';
 
 const NOW = new Date('2026-01-02T03:04:05.678Z');
 const ANSI = /\x1b\[[0-9;]*m/;
@@ -168,6 +168,31 @@ test('logs go to stderr by default, never stdout', () => {
 test('silentLogger writes nothing and does not throw', () => {
   silentLogger.info('x', { a: 1 });
   silentLogger.child({ b: 2 }).error('y');
+});
+
+test('linesPerTurn: the lines of one turn go out in one write at its end, or at once past 64 KB', async () => {
+  const writes: string[] = [];
+  const stream = linesPerTurn({ write: (text: string) => writes.push(text) > 0 } as unknown as NodeJS.WritableStream);
+  const log = createLogger({ stream, json: true, now: () => new Date(0) });
+  log.info('one');
+  log.warn('two');
+  assert.equal(writes, [], 'nothing before the turn ends');
+  await new Promise((r) => setImmediate(r));
+  assert.is(writes.length, 1);
+  assert.equal(
+    writes[0]
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l).msg),
+    ['one', 'two'],
+  );
+  log.info('x'.repeat(70_000));
+  assert.is(writes.length, 2, 'a turn past 64 KB is written at once');
+  log.info('three');
+  stream.flush();
+  assert.is(writes.length, 3, 'flush writes what waits');
+  await new Promise((r) => setImmediate(r));
+  assert.is(writes.length, 3, 'and nothing twice');
 });
 
 test.run();
