@@ -99,8 +99,6 @@ export interface HookServer {
   metrics: HookMetrics;
   /** What became of the commit statuses and notifications sent about each job (the job page shows them). */
   deliveries: DeliveryOutcomes;
-  /** The delivery workers' process ids (`workers:`); none when this process serves the address itself. */
-  workerPids(): number[];
   /** Stop accepting, let running jobs finish (bounded by graceMs), close the journal. */
   stop(): Promise<void>;
 }
@@ -179,16 +177,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
       await Promise.all([journal.close(), sharedFleet ? undefined : fleet?.close(), audit.close()]);
       await lock.release();
     })());
-  return {
-    url: workers?.url ?? http.url,
-    queue,
-    journal,
-    http,
-    metrics,
-    deliveries: out.deliveries,
-    workerPids: () => workers?.pids() ?? [],
-    stop,
-  };
+  return { url: workers?.url ?? http.url, queue, journal, http, metrics, deliveries: out.deliveries, stop };
 }
 
 /**

@@ -40,8 +40,6 @@ export interface WorkersOptions {
 
 export interface DeliveryWorkers {
   url: string;
-  /** Worker process ids, by slot. */
-  pids(): number[];
   /** Tells each worker to stop accepting and finish its open requests within graceMs, then waits for it to exit. */
   stop(graceMs: number): Promise<void>;
 }
@@ -148,7 +146,6 @@ export async function startDeliveryWorkers(options: WorkersOptions): Promise<Del
 
   return {
     url,
-    pids: () => slots.map((w) => w?.process.pid ?? 0),
     async stop(graceMs) {
       stopping = true;
       await Promise.all(

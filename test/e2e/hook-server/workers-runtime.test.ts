@@ -3,7 +3,7 @@
 // node:cluster, takes deliveries in hook-server's own process and says so at start. Either way a
 // signed delivery is answered 202 and its job runs.
 import { randomUUID } from 'node:crypto';
-import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
@@ -14,24 +14,10 @@ import {
   writeConfig,
 } from '../../fixtures/hooks/deliveries.ts';
 import { RUNTIME, startScript, tmpDir } from '../../_helpers/common.ts';
+import { deliveryWorkersOf } from '../../fixtures/processes.ts';
 
 const SECRET = `secret-${randomUUID()}`;
 const TOKEN = `token-${randomUUID()}`;
-
-/** Processes whose parent is `pid`. */
-function childrenOf(pid: number): number[] {
-  return readdirSync('/proc')
-    .filter((e) => /^\d+$/.test(e))
-    .filter((e) => {
-      try {
-        const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
 
 test(`workers: 2 under ${RUNTIME}`, async () => {
   const dir = tmpDir();
@@ -43,13 +29,7 @@ test(`workers: 2 under ${RUNTIME}`, async () => {
     const res = await deliverGithub(server.url, 'push', pushPayload('octo/site', { sha: 'a'.repeat(40) }), SECRET);
     assert.is(res.status, 202, JSON.stringify(res.json));
     await waitForJobState(server.url, TOKEN, res.json.job, ['succeeded']);
-    const workers = childrenOf(server.child.pid!).filter((p) => {
-      try {
-        return readFileSync(`/proc/${p}/environ`, 'utf8').includes('SHIPKIT_DELIVERY_WORKER=1');
-      } catch {
-        return false;
-      }
-    });
+    const workers = deliveryWorkersOf(server.child.pid!);
     if (RUNTIME === 'deno') {
       assert.match(server.output(), /workers: one process under Deno/);
       assert.is(workers.length, 0);

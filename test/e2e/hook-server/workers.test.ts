@@ -4,7 +4,7 @@
 // 2xx is lost; SIGTERM drains the workers; the body cap and signatures hold in the workers; bad
 // `workers:` values are refused. Node only: Deno has no node:cluster (it runs one process).
 import { randomUUID } from 'node:crypto';
-import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -19,6 +19,7 @@ import {
   writeConfig,
 } from '../../fixtures/hooks/deliveries.ts';
 import { runScript, startScript, tmpDir, waitFor, type Server } from '../../_helpers/common.ts';
+import { deliveryWorkersOf } from '../../fixtures/processes.ts';
 
 const SECRET = `secret-${randomUUID()}`;
 const TOKEN = `token-${randomUUID()}`;
@@ -40,24 +41,6 @@ function workersConfig(dir: string, repos: number, extra = 'workers: 2\n'): stri
   return file;
 }
 
-/** The delivery workers of hook-server `pid`: its children started with SHIPKIT_DELIVERY_WORKER=1. */
-function workerPids(pid: number): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid !== pid) continue;
-      if (readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0').includes('SHIPKIT_DELIVERY_WORKER=1'))
-        found.push(Number(entry));
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return found.sort((a, b) => a - b);
-}
-
 async function start(config: string): Promise<Server> {
   return startScript('hook-server', ['--config', config], { env, timeoutMs: 30_000 });
 }
@@ -67,7 +50,7 @@ test('workers: 2 — deliveries in the workers, the rest passed to the primary',
   const config = workersConfig(dir, 10, 'workers: 2\nmax_body: 32768\n');
   const server = await start(config);
   try {
-    const workers = workerPids(server.child.pid!);
+    const workers = deliveryWorkersOf(server.child.pid!);
     assert.is(workers.length, 2, `two worker processes: ${workers.join(', ')}`);
     const answers = await Promise.all(
       Array.from({ length: 20 }, (_, i) =>
@@ -143,7 +126,7 @@ test('workers: 2 — deliveries in the workers, the rest passed to the primary',
   } finally {
     assert.is(await server.stop(), 0);
   }
-  assert.equal(workerPids(server.child.pid!), []);
+  assert.equal(deliveryWorkersOf(server.child.pid!), []);
 });
 
 test('kill -9 of a worker: another takes its place, and every 2xx was queued', async () => {
@@ -151,7 +134,7 @@ test('kill -9 of a worker: another takes its place, and every 2xx was queued', a
   const config = workersConfig(dir, 30);
   const server = await start(config);
   const pid = server.child.pid!;
-  const before = workerPids(pid);
+  const before = deliveryWorkersOf(pid);
   assert.is(before.length, 2);
   const pending = Array.from({ length: 90 }, (_, i) => ({ i, delivery: `delivery-${i}` }));
   const accepted = new Map<string, string>(); // job → delivery
@@ -180,7 +163,7 @@ test('kill -9 of a worker: another takes its place, and every 2xx was queued', a
   await Promise.all(senders);
   const after = (await waitFor(
     () => {
-      const now = workerPids(pid);
+      const now = deliveryWorkersOf(pid);
       return now.length === 2 && !now.includes(before[0]) ? now : undefined;
     },
     { timeoutMs: 15_000, what: 'a new worker in place of the killed one' },
@@ -221,7 +204,7 @@ test('SIGTERM drains the workers: deliveries answered 202 are in the journal', a
   stopped = true;
   await Promise.all(senders);
   assert.is(code, 0, server.output().slice(-2000));
-  assert.equal(workerPids(pid), []);
+  assert.equal(deliveryWorkersOf(pid), []);
   server = await start(config);
   try {
     const list = (await (await fetch(`${server.url}/jobs?limit=1000`, { headers: auth })).json()).jobs as Array<{
