@@ -55,39 +55,7 @@ export async function startDeliveryWorkers(options: WorkersOptions): Promise<Del
   let stopping = false;
   let url = '';
 
-  const onMessage = async (worker: ClusterWorker, message: ToPrimary) => {
-    if (message.t === 'ready') return send(worker, { t: 'init', init: options.init });
-    if (message.t === 'counts') {
-      for (const [forge, status, n] of message.counts) for (let i = 0; i < n; i++) options.countDelivery(forge, status);
-      return;
-    }
-    if (message.t === 'old-secret') return options.countOldSecret(message.repo);
-    if (message.t !== 'admits') return;
-    await Promise.all(
-      message.admits.map(async ([id, request]) => {
-        const raw = request.origin.raw;
-        const body = raw?.body as Uint8Array | undefined;
-        if (raw && body && !Buffer.isBuffer(body))
-          raw.body = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-        let answer: Answer;
-        try {
-          answer = await options.admit(request);
-        } catch (error) {
-          answer = { status: 503, refused: 'not accepting jobs now, retry later', detail: messageOf(error) };
-        }
-        answerTo(worker)([id, answer]);
-      }),
-    );
-  };
-  /** Each worker's answers, sent together at the end of the turn their journal write ended in. */
-  const answerers = new WeakMap<ClusterWorker, (answer: [number, Answer]) => void>();
-  const answerTo = (worker: ClusterWorker) => {
-    let answer = answerers.get(worker);
-    // A worker that died meanwhile cannot answer: the job is queued all the same, and the
-    // forge's retry of the delivery is told it is a duplicate.
-    if (!answer) answerers.set(worker, (answer = perTurn((answers) => send(worker, { t: 'answers', answers }))));
-    return answer;
-  };
+  const onMessage = primaryEnd(options);
 
   /** Forks the worker of one slot; resolves with its URL once it listens, rejects if it dies first. */
   const fork = (slot: number): Promise<string> => {
@@ -159,6 +127,44 @@ export async function startDeliveryWorkers(options: WorkersOptions): Promise<Del
         }),
       );
     },
+  };
+}
+
+/** What the primary does with a worker's messages: its start, its counts, and the deliveries it asks to queue. */
+function primaryEnd(options: WorkersOptions): (worker: ClusterWorker, message: ToPrimary) => Promise<void> {
+  /** Each worker's answers, sent together at the end of the turn their journal write ended in. */
+  const answerers = new WeakMap<ClusterWorker, (answer: [number, Answer]) => void>();
+  const answerTo = (worker: ClusterWorker) => {
+    let answer = answerers.get(worker);
+    // A worker that died meanwhile cannot answer: the job is queued all the same, and the
+    // forge's retry of the delivery is told it is a duplicate.
+    if (!answer) answerers.set(worker, (answer = perTurn((answers) => send(worker, { t: 'answers', answers }))));
+    return answer;
+  };
+
+  return async (worker: ClusterWorker, message: ToPrimary) => {
+    if (message.t === 'ready') return send(worker, { t: 'init', init: options.init });
+    if (message.t === 'counts') {
+      for (const [forge, status, n] of message.counts) for (let i = 0; i < n; i++) options.countDelivery(forge, status);
+      return;
+    }
+    if (message.t === 'old-secret') return options.countOldSecret(message.repo);
+    if (message.t !== 'admits') return;
+    await Promise.all(
+      message.admits.map(async ([id, request]) => {
+        const raw = request.origin.raw;
+        const body = raw?.body as Uint8Array | undefined;
+        if (raw && body && !Buffer.isBuffer(body))
+          raw.body = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+        let answer: Answer;
+        try {
+          answer = await options.admit(request);
+        } catch (error) {
+          answer = { status: 503, refused: 'not accepting jobs now, retry later', detail: messageOf(error) };
+        }
+        answerTo(worker)([id, answer]);
+      }),
+    );
   };
 }
 
