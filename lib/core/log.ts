@@ -53,7 +53,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       // The logger's own keys win: a field named time/level/msg must not forge them.
       const core = { time: now().toISOString(), level, msg: message };
       stream.write(`${JSON.stringify({ ...core, ...all, ...core })}\n`);
-      return;
+      return urgent(level);
     }
     const extra = Object.entries(all)
       .filter(([, v]) => v !== undefined)
@@ -74,6 +74,12 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       .replace(/\n/g, '\n  ');
     const line = [tag && `${tag}:`, safe, extra && paint.gray(extra)].filter(Boolean).join(' ');
     stream.write(`${line}\n`);
+    urgent(level);
+  }
+
+  /** A warning or an error goes out at once, with what a per-turn stream held before it. */
+  function urgent(level: Level) {
+    if (level === 'warn' || level === 'error') (stream as { flush?: () => void }).flush?.();
   }
 
   function make(base: Fields): Logger {
@@ -95,7 +101,8 @@ const TURN_BUFFER_MAX = 64 * 1024;
 /**
  * `stream` with what one turn of the event loop writes sent in one write at its end: for a
  * server that logs a line or two per request (hook-server), one write(2) per turn instead of one
- * per line (stderr is written synchronously on Linux). flush() sends what waits (at exit).
+ * per line (stderr is written synchronously on Linux). flush() sends what waits: at exit, and
+ * (createLogger) after a warning or an error, which never wait.
  */
 export function linesPerTurn(stream: NodeJS.WritableStream): NodeJS.WritableStream & { flush(): void } {
   let pending = '';

@@ -175,7 +175,7 @@ test('linesPerTurn: the lines of one turn go out in one write at its end, or at 
   const stream = linesPerTurn({ write: (text: string) => writes.push(text) > 0 } as unknown as NodeJS.WritableStream);
   const log = createLogger({ stream, json: true, now: () => new Date(0) });
   log.info('one');
-  log.warn('two');
+  log.info('two');
   assert.equal(writes, [], 'nothing before the turn ends');
   await new Promise((r) => setImmediate(r));
   assert.is(writes.length, 1);
@@ -189,10 +189,20 @@ test('linesPerTurn: the lines of one turn go out in one write at its end, or at 
   log.info('x'.repeat(70_000));
   assert.is(writes.length, 2, 'a turn past 64 KB is written at once');
   log.info('three');
+  log.warn('four');
+  assert.is(writes.length, 3, 'a warning goes out at once, with what waited before it');
+  assert.equal(
+    writes[2]
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l).msg),
+    ['three', 'four'],
+  );
+  log.info('five');
   stream.flush();
-  assert.is(writes.length, 3, 'flush writes what waits');
+  assert.is(writes.length, 4, 'flush writes what waits');
   await new Promise((r) => setImmediate(r));
-  assert.is(writes.length, 3, 'and nothing twice');
+  assert.is(writes.length, 4, 'and nothing twice');
 });
 
 test.run();
