@@ -52,7 +52,7 @@ export interface Channel {
 
 export interface RunningWorker {
   url: string;
-  /** Stops accepting, lets open requests finish for up to graceMs, answers what it still asked. */
+  /** Stops accepting, lets open requests finish for up to graceMs, then fails what still waits for the primary. */
   close(graceMs: number): Promise<void>;
 }
 
@@ -142,8 +142,13 @@ function answerCounter(channel: Channel): { count(forge: string, status: number)
     clearTimeout(timer);
     timer = undefined;
     if (counts.size === 0) return;
-    channel.send({ t: 'counts', counts: [...counts.values()] });
+    const all = [...counts.values()];
     counts.clear();
+    try {
+      channel.send({ t: 'counts', counts: all });
+    } catch {
+      // The primary is gone: nobody is left to count them.
+    }
   };
   return {
     count(forge, status) {
