@@ -66,7 +66,8 @@ Run it as the user hook-server runs as (or root: the file is then given to DATA'
 Exit codes: 0 done, 1 the file could not be written, 2 bad arguments or configuration.
 `;
 
-// A delivery worker (`workers:` in shipkit.yml) is this script started again by hook-server.
+// A delivery worker (`workers:` in shipkit.yml) is this script started again by hook-server
+// with WORKER_ENV (lib/server/workers.ts) set.
 if (process.env.SHIPKIT_DELIVERY_WORKER === '1') await deliveryWorker();
 else
   await runCli(
@@ -184,7 +185,7 @@ else
 /** One delivery worker (lib/server/delivery-worker.ts): told what to serve by the primary over IPC. */
 async function deliveryWorker(): Promise<void> {
   delete process.env.SHIPKIT_DELIVERY_WORKER;
-  const [{ startDeliveryWorker }, { createLogger }] = await Promise.all([
+  const [{ serveDeliveryWorker }, { createLogger }] = await Promise.all([
     import('../lib/server/delivery-worker.ts'),
     import('../lib/core/log.ts'),
   ]);
@@ -197,25 +198,8 @@ async function deliveryWorker(): Promise<void> {
   // group must not cut their open requests short. Its death ends them (node:cluster exits a
   // worker whose primary is gone).
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => {});
-  const channel = process as unknown as Channel;
-  let running: Awaited<ReturnType<typeof startDeliveryWorker>> | undefined;
-  channel.on('message', (message) => {
-    if (message.t === 'init')
-      startDeliveryWorker(message.init, channel, log).then(
-        (worker) => {
-          running = worker;
-          channel.send({ t: 'listening', url: worker.url });
-        },
-        (error) => {
-          channel.send({ t: 'failed', error: messageOf(error) });
-          process.exitCode = 1;
-          process.disconnect();
-        },
-      );
-    else if (message.t === 'stop')
-      void (running?.close(message.graceMs) ?? Promise.resolve()).finally(() => process.disconnect());
-  });
-  channel.send({ t: 'ready' });
+  process.exitCode = await serveDeliveryWorker(process as unknown as Channel, log);
+  process.disconnect();
 }
 
 /** `--end-sessions` (and `--new-token`) in the audit trail, as the command's user on this machine. */

@@ -41,18 +41,24 @@ export class Batcher<I, R> {
 }
 
 /**
- * Items gathered until the event loop's current turn is over, then handed on together: one IPC
- * message (one write, one wake-up of the other process) for every delivery of that turn.
+ * Items gathered until the event loop's current turn is over, then handed on together (one IPC
+ * message, one write) instead of one by one; `.flush()` hands on what waits at once.
  */
-export function perTurn<T>(flush: (items: T[]) => void): (item: T) => void {
+export function perTurn<T>(handOn: (items: T[]) => void): ((item: T) => void) & { flush(): void } {
   let items: T[] = [];
-  return (item) => {
-    items.push(item);
-    if (items.length > 1) return;
-    setImmediate(() => {
-      const all = items;
-      items = [];
-      flush(all);
-    });
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    if (items.length === 0) return;
+    const all = items;
+    items = [];
+    handOn(all);
   };
+  const add = (item: T) => {
+    items.push(item);
+    if (scheduled) return;
+    scheduled = true;
+    setImmediate(flush);
+  };
+  return Object.assign(add, { flush });
 }

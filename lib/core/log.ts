@@ -3,6 +3,7 @@
 // Colours are three SGR codes written here, not chalk: every script loads this file, and chalk's
 // module body (its style tables, supports-color's terminal probing, node:os and node:tty) ran on
 // every start, --help and --version included.
+import { perTurn } from './batch.ts';
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 export type Fields = Record<string, unknown>;
@@ -105,25 +106,18 @@ const TURN_BUFFER_MAX = 64 * 1024;
  * (createLogger) after a warning or an error, which never wait.
  */
 export function linesPerTurn(stream: NodeJS.WritableStream): NodeJS.WritableStream & { flush(): void } {
-  let pending = '';
-  let scheduled = false;
-  const flush = () => {
-    scheduled = false;
-    if (!pending) return;
-    const text = pending;
-    pending = '';
-    stream.write(text);
-  };
+  let waiting = 0;
+  const lines = perTurn<string>((all) => {
+    waiting = 0;
+    stream.write(all.join(''));
+  });
   const write = (text: string) => {
-    pending += text;
-    if (pending.length > TURN_BUFFER_MAX) flush();
-    else if (!scheduled) {
-      scheduled = true;
-      setImmediate(flush);
-    }
+    lines(text);
+    waiting += text.length;
+    if (waiting > TURN_BUFFER_MAX) lines.flush();
     return true;
   };
-  return Object.assign(Object.create(stream) as NodeJS.WritableStream, { write, flush, isTTY: false });
+  return Object.assign(Object.create(stream) as NodeJS.WritableStream, { write, flush: lines.flush, isTTY: false });
 }
 
 /** A logger that drops everything: for library calls in tests that do not care. */

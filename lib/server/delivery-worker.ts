@@ -56,6 +56,32 @@ export interface RunningWorker {
   close(graceMs: number): Promise<void>;
 }
 
+/**
+ * A worker's life on its channel: says it is ready, serves what the primary's init names, stops
+ * when told to. Settles with the exit code once it should end (the caller leaves the channel).
+ */
+export function serveDeliveryWorker(channel: Channel, log: Logger): Promise<number> {
+  return new Promise((resolve) => {
+    let running: RunningWorker | undefined;
+    channel.on('message', (message) => {
+      if (message.t === 'init')
+        startDeliveryWorker(message.init, channel, log).then(
+          (worker) => {
+            running = worker;
+            channel.send({ t: 'listening', url: worker.url });
+          },
+          (error) => {
+            channel.send({ t: 'failed', error: messageOf(error) });
+            resolve(1);
+          },
+        );
+      else if (message.t === 'stop')
+        void (running?.close(message.graceMs) ?? Promise.resolve()).finally(() => resolve(0));
+    });
+    channel.send({ t: 'ready' });
+  });
+}
+
 /** Listens on the shared address and serves until told to stop; resolves once listening. */
 export async function startDeliveryWorker(init: WorkerInit, channel: Channel, log: Logger): Promise<RunningWorker> {
   const admit = remoteAdmit(channel);
