@@ -46,6 +46,11 @@ export async function startSshd(): Promise<Sshd | string> {
       'PubkeyAuthentication yes',
       'LogLevel ERROR',
       'MaxStartups 50',
+      // A session's command runs as `bash -c` under sshd, which reads root's ~/.bashrc when it
+      // takes itself for a top-level shell (SHLVL unset): on a machine whose ~/.bashrc starts
+      // pyenv that cost 5 s per ssh session, and a publish over rsync opens a dozen of them.
+      // Tests of shipkit's ssh and rsync calls are not tests of this machine's dotfiles.
+      'SetEnv SHLVL=1',
       '',
     ].join('\n'),
   );
