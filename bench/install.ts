@@ -3,10 +3,10 @@
 // --prefix` into a temp folder, offline), the one file (`node shipkit.mjs --version`, a small
 // script's and hook-server's --help) and Deno on the sources. Each is run --runs times,
 // interleaved (so a load change hits all alike); the median and its ratio to `node -e 0` are
-// printed (goal: ≤ 1.2×), with the package's and the bundle's sizes, and the mean CPU time of each
-// (the steadier figure on a loaded machine), and a BENCH-RESULT row per installed-bin and one-file
-// case for `npm run bench`. --node runs every case under that node (also first on the PATH, for
-// the installed bin), e.g. a Node 24 next to Node 20.
+// printed (goal: ≤ 1.1×; it was 1.2×), with the package's and the bundle's sizes, and the mean
+// CPU time of each (the steadier figure on a loaded machine), and a BENCH-RESULT row per
+// installed-bin and one-file case for `npm run bench`. --node runs every case under that node
+// (also first on the PATH, for the installed bin), e.g. a Node 24 next to Node 20.
 // --compare FILE times the one-file cases on another shipkit.mjs too (e.g. one built from an older
 // commit with `tsx tools/bundle.ts shipkit --outdir DIR`), in the same interleaved runs.
 //   tsx bench/install.ts [--runs N] [--node PATH] [--compare FILE]
@@ -21,6 +21,8 @@ import { reportResult } from './result.ts';
 
 const args = minimist(process.argv.slice(2), { string: ['runs', 'node', 'compare'] });
 const runs = Number(args.runs ?? 21);
+/** Speed II's goal for a cold start against `node -e 0` (1.2× before it). */
+const GOAL = 1.1;
 const node = path.resolve(args.node ?? process.execPath);
 const nodeVersion = spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim();
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -122,13 +124,13 @@ console.log(
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const cpuFloor = cpus[0].length ? mean(cpus[0]) : undefined;
 console.log(
-  '| command | median | × node -e 0 | goal ≤ 1.2× | CPU, mean | × node -e 0 CPU |\n|---|---:|---:|---|---:|---:|',
+  '| command | median | × node -e 0 | goal ≤ 1.1× | CPU, mean | × node -e 0 CPU |\n|---|---:|---:|---|---:|---:|',
 );
 cases.forEach((c, j) => {
   const ratio = median(times[j]) / floor;
   const cpu = cpuFloor ? `${mean(cpus[j]).toFixed(1)} ms | ${(mean(cpus[j]) / cpuFloor).toFixed(2)}×` : '– | –';
   console.log(
-    `| ${c.name} | ${median(times[j]).toFixed(0)} ms | ${ratio.toFixed(2)}× | ${j === 0 ? '' : ratio <= 1.2 ? 'met' : 'not met'} | ${cpu} |`,
+    `| ${c.name} | ${median(times[j]).toFixed(0)} ms | ${ratio.toFixed(2)}× | ${j === 0 ? '' : ratio <= GOAL ? 'met' : 'not met'} | ${cpu} |`,
   );
 });
 // The goal rows for `npm run bench`: the installed bin and the one file, against node -e 0.
@@ -142,8 +144,8 @@ cases.forEach((c, j) => {
     shipkit: median(times[j]),
     peer: floor,
     unit: 'ms',
-    goal: '≤ 1.2×',
-    met: median(times[j]) / floor <= 1.2,
+    goal: `≤ ${GOAL}×`,
+    met: median(times[j]) / floor <= GOAL,
     note: `peer: node -e 0; median of ${runs} interleaved${cpu}`,
   });
 });
