@@ -1,5 +1,5 @@
-// Runs every test/**/*.test.ts file, TEST_JOBS at a time (the CI machine has two cores; most of
-// a file's time is spent waiting on the servers it starts), and prints each file's output in one
+// Runs every test/**/*.test.ts file, TEST_JOBS at a time (the CI machine has two cores, and
+// three files at a time keep them about 84 % busy: .ci/run), and prints each file's output in one
 // piece. An e2e file gets a process of its own, the longest first (test/durations.json holds the
 // seconds each took; `--record` rewrites it). The unit files share a few processes
 // (test/_helpers/unit-batch.ts), which saves a Node and tsx start for each of them.
