@@ -58,25 +58,28 @@ export interface RunningWorker {
 
 /**
  * A worker's life on its channel: says it is ready, serves what the primary's init names, stops
- * when told to. Settles with the exit code once it should end (the caller leaves the channel).
+ * when told to. Settles with the exit code once it should end (the caller leaves the channel). A
+ * stop that comes while the worker is still starting waits for it and closes it: settling first
+ * would leave a listening server behind a closed channel.
  */
 export function serveDeliveryWorker(channel: Channel, log: Logger): Promise<number> {
   return new Promise((resolve) => {
-    let running: RunningWorker | undefined;
+    let started: Promise<RunningWorker | undefined> = Promise.resolve(undefined);
     channel.on('message', (message) => {
       if (message.t === 'init')
-        startDeliveryWorker(message.init, channel, log).then(
+        started = startDeliveryWorker(message.init, channel, log).then(
           (worker) => {
-            running = worker;
             channel.send({ t: 'listening', url: worker.url });
+            return worker;
           },
           (error) => {
             channel.send({ t: 'failed', error: messageOf(error) });
             resolve(1);
+            return undefined;
           },
         );
       else if (message.t === 'stop')
-        void (running?.close(message.graceMs) ?? Promise.resolve()).finally(() => resolve(0));
+        void started.then((worker) => worker?.close(message.graceMs)).finally(() => resolve(0));
     });
     channel.send({ t: 'ready' });
   });
