@@ -108,7 +108,13 @@ async function treeOf(
   // A process less each way where the commit is a loose object (as a small fetch leaves it).
   const known = await treeOfLooseCommit(work, sha);
   if (known) return known;
-  const fetch = ['fetch', '--quiet', '--force', '--prune', '--tags', 'origin', '+refs/heads/*:refs/remotes/origin/*'];
+  // Without git's housekeeping after the fetch (`maintenance run --auto`, a process more, ~10 ms,
+  // and a whole gc when it finds one due): a decision holds the repo's job lock and should take
+  // milliseconds; the next build's own fetch in the pull step runs it.
+  const fetch = [
+    ...['-c', 'maintenance.auto=false', 'fetch', '--quiet', '--force', '--prune', '--tags'],
+    ...['origin', '+refs/heads/*:refs/remotes/origin/*'],
+  ];
   const fetchEnv = { ...base, ...(await pullEnvironment(config, repo, work, would)) };
   // Started as jobs are, off hook-server's thread (the runner's spawner).
   const timeoutMs = repo.timeout * 1000;

@@ -4,7 +4,7 @@
 // journal, logs.txt and the job's log; everything that could build differently builds. The build
 // appends a line to a counter file, so "no build ran" is counted, not guessed.
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -177,6 +177,25 @@ test('an empty commit after a build is up to date: no process, and the journal, 
     headers: { Authorization: `Bearer ${TOKEN}`, Accept: 'text/html' },
   });
   assert.is(page.status, 200);
+});
+
+test("a decision's fetch leaves git's housekeeping to the builds: no gc while it decides", async () => {
+  // Every fetch keeps a pack of its own, and a second pack makes a gc due (then in the foreground).
+  const settings = { 'fetch.unpackLimit': '1', 'gc.autoPackLimit': '1', 'gc.autoDetach': 'false' };
+  for (const [key, value] of Object.entries(settings)) await git(w.work, 'config', key, value);
+  const packs = () => readdirSync(path.join(w.work, '.git', 'objects', 'pack')).filter((f) => f.endsWith('.pack'));
+  try {
+    await git(w.work, 'repack', '-q', '-d');
+    assert.is(packs().length, 1);
+    await expectPush(await w.commit(), false, 'an empty commit with a gc due');
+    assert.is(packs().length, 2, "the decision's fetch kept its pack, and no gc merged the two");
+    // The control: git's own fetch here runs the gc, so the count above can tell.
+    await w.commit();
+    await git(w.work, 'fetch', '--quiet', 'origin');
+    assert.is(packs().length, 1, "a plain fetch with these settings runs git's gc");
+  } finally {
+    for (const key of Object.keys(settings)) await git(w.work, 'config', '--unset', key);
+  }
 });
 
 test('a changed file, a forced push, a redelivery and a changed submodule pointer build', async () => {
