@@ -7,7 +7,7 @@
 //   then kill -9 of `launchfit run` and its restart, a window from the kill until the restarted
 //   one is ready and 1 s more.
 // Rows (BENCH-RESULT, medians over the rounds): failed requests during the 3 updates (goal 0),
-// p99 during the updates / steady p99 (goal ≤ 2×, peer: pm2's same ratio), refused connections
+// p99 during the updates / steady p99 (goal ≤ 1.3×, Speed II; peer: pm2's same ratio), refused connections
 // across the kill -9 + restart (goal 0).
 //   npm run bench:zero-downtime [-- --runs N] [--rate R (0: unthrottled)] [--connections C] [--app FILE]
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -31,7 +31,9 @@ function argOf(name: string, fallback: number): number {
 }
 const RUNS = argOf('runs', 5);
 const RATE = argOf('rate', 1000);
-const CONNECTIONS = argOf('connections', 20);
+const CONNECTIONS = argOf('connections', 200);
+/** p99 during the updates over steady p99 (Speed II: 5 rounds, 200 connections; it was 2×). */
+const GOAL = 1.3;
 /** `--app FILE`: another app to update (e.g. one that drains differently); the app of both sides. */
 const APP_FILE = process.argv.includes('--app')
   ? path.resolve(process.argv[process.argv.indexOf('--app') + 1])
@@ -336,8 +338,8 @@ async function main(): Promise<void> {
     shipkit: Number(rLf.toFixed(2)),
     peer: Number(rPm.toFixed(2)),
     unit: '× steady p99',
-    goal: '≤ 2× steady (pm2 cluster reload for reference)',
-    met: rLf <= 2,
+    goal: `≤ ${GOAL}× steady (pm2 cluster reload for reference)`,
+    met: rLf <= GOAL,
     note: `launchfit p99 steady ${median(lf.map((x) => x.steady.p99Ms)).toFixed(1)} ms / updates ${median(lf.map((x) => x.updates.p99Ms)).toFixed(1)} ms; pm2 ${median(pm.map((x) => x.steady.p99Ms)).toFixed(1)} / ${median(pm.map((x) => x.updates.p99Ms)).toFixed(1)} ms; ${note}`,
   });
   const refused = median(lf.map((x) => x.restart!.refused));

@@ -4,6 +4,7 @@
 // containers) still answers it, and waiting on one would use up the whole grace period.
 import { readFileSync, readdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { readProcFile } from './procfs.ts';
 
 /** Send `signal` to every process of the group; false when there is none (or no pgid). */
 export function signalGroup(pgid: number | null | undefined, signal: NodeJS.Signals | 0): boolean {
@@ -29,23 +30,28 @@ export function isGroupAlive(pgid: number | null | undefined, procDir = '/proc')
     // whether they still run.
     if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  // The group's leader running answers it alone; only a group whose leader is gone or a zombie
+  // needs a look at every process (waitForGroupExit asks every 25 ms while an app drains).
+  if (runsInGroup(String(pgid), pgid, procDir)) return true;
   let pids: string[];
   try {
     pids = readdirSync(procDir).filter((name) => /^\d+$/.test(name));
   } catch {
     return true;
   }
-  for (const pid of pids) {
-    try {
-      const stat = readFileSync(`${procDir}/${pid}/stat`, 'latin1');
-      // `pid (comm) state ppid pgrp …`: comm may hold spaces and parentheses, so parse after the last `)`.
-      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(pgrp) === pgid && state !== 'Z' && state !== 'X') return true;
-    } catch {
-      /* gone meanwhile */
-    }
+  return pids.some((pid) => runsInGroup(pid, pgid, procDir));
+}
+
+/** Whether process `pid` runs (is not a zombie or dead) in group `pgid`. */
+function runsInGroup(pid: string, pgid: number, procDir: string): boolean {
+  try {
+    const stat = readProcFile(`${procDir}/${pid}/stat`);
+    // `pid (comm) state ppid pgrp …`: comm may hold spaces and parentheses, so parse after the last `)`.
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(pgrp) === pgid && state !== 'Z' && state !== 'X';
+  } catch {
+    return false; // gone meanwhile
   }
-  return false;
 }
 
 /** Wait until no process of the group runs, at most `ms`; true when it is gone. */
@@ -94,7 +100,7 @@ export async function endProcessGroup(
  */
 export function processStartTime(pid: number, procDir = '/proc'): string | null {
   try {
-    const stat = readFileSync(`${procDir}/${pid}/stat`, 'latin1');
+    const stat = readProcFile(`${procDir}/${pid}/stat`);
     // After `pid (comm) `: state is field 3, so field 22 is the 20th.
     return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
   } catch {

@@ -5,6 +5,7 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { processStartTime } from '../../core/process-group.ts';
+import { readProcFile } from '../../core/procfs.ts';
 
 /** How much higher than launchfit's own the serving instance runs during an update. */
 export const UPDATE_BOOST = 5;
@@ -48,9 +49,7 @@ function processTree(pid: number, procDir: string): number[] {
     all.push(p);
     for (const tid of threadsOf(p, procDir)) {
       try {
-        queue.push(
-          ...readFileSync(`${procDir}/${p}/task/${tid}/children`, 'latin1').split(' ').filter(Boolean).map(Number),
-        );
+        queue.push(...readProcFile(`${procDir}/${p}/task/${tid}/children`).split(' ').filter(Boolean).map(Number));
       } catch {
         /* gone meanwhile, or a kernel without CONFIG_PROC_CHILDREN: its children stay as they are */
       }
