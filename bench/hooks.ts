@@ -6,6 +6,12 @@
 //               peak resident memory (VmHWM) of each server, and what each client was answered.
 //   npm run bench:hooks [-- --connections 50 --duration 10 --rounds 3 --flood 50 --flood-mb 25 --cpu-prof DIR] [--bundle FILE]
 //       [--workers N|auto (hook-server's workers:)] [--hog N (N × `yes` beside both sides under load)]
+//       [--one-session]
+// Each server, and the hogs together, run in a session of their own (setsid), as a service
+// manager runs daemons: where the kernel shares CPU out by session (autogroup) or by service
+// (systemd's cgroups), a server's share then does not depend on how many threads it runs.
+// --one-session keeps them all in the bench's session, where CPU goes out by thread: hook-server's
+// one thread against webhook's several (Go), the hogs and autocannon (the setup to 26 Nov).
 // hook-server runs as shipped: the one file dist/shipkit.mjs (`npm run bundle` first; built here
 // when missing) under plain node. Each round loads both servers, the side that goes first
 // alternating; the table gives medians over the rounds and the ratios against the goal
@@ -42,7 +48,10 @@ import { writeHooksFile } from './webhook-peer.ts';
 
 const args = minimist(process.argv.slice(2), {
   string: ['connections', 'duration', 'flood', 'flood-mb', 'rounds', 'cpu-prof', 'bundle', 'workers', 'hog'],
+  boolean: ['one-session'],
 });
+/** Servers and hogs in sessions of their own (false: all in the bench's session). */
+const SESSIONS = !args['one-session'];
 /** hook-server's `workers:` (absent: the config has none, one process). */
 const WORKERS = args.workers === undefined ? undefined : String(args.workers);
 /** CPU hogs (`yes >/dev/null`) running beside both sides while they are loaded. */
@@ -107,6 +116,7 @@ function start(
     cwd: work,
     env: { ...process.env, NO_COLOR: '1', ...env },
     stdio: ['ignore', fd, fd],
+    detached: SESSIONS,
   });
   closeSync(fd);
   children.push(child);
@@ -246,6 +256,11 @@ function peakRssMb(pid: number): number {
 
 /** HOG processes that use a core each, until stopped. */
 function startHogs(): () => void {
+  if (SESSIONS && HOG) {
+    // One session for all of them, as one command (`stress-ng --cpu 2`) would have.
+    const group = spawn('sh', ['-c', `${'yes >/dev/null & '.repeat(HOG)}wait`], { stdio: 'ignore', detached: true });
+    return () => process.kill(-group.pid!, 'SIGKILL');
+  }
   const hogs = Array.from({ length: HOG }, () => spawn('yes', [], { stdio: ['ignore', 'ignore', 'ignore'] }));
   return () => {
     for (const hog of hogs) hog.kill('SIGKILL');
@@ -370,7 +385,7 @@ console.log(
     .map((l) => l.toFixed(1))
     .join(
       ' ',
-    )}, node ${process.version}; hook-server: node ${path.relative(ROOT, BUNDLE)}, workers: ${WORKERS ?? '(none: one process)'}; CPU hogs beside each side under load: ${HOG ? `${HOG} × yes >/dev/null` : 'none'}\n`,
+    )}, node ${process.version}; hook-server: node ${path.relative(ROOT, BUNDLE)}, workers: ${WORKERS ?? '(none: one process)'}; CPU hogs beside each side under load: ${HOG ? `${HOG} × yes >/dev/null` : 'none'}; ${SESSIONS ? 'servers and hogs each in a session of their own' : "all in the bench's session (--one-session)"}\n`,
 );
 console.log(
   '| server | req/s (median; each round) | p50 ms | p99 ms (median; each round) | CPU ms per 1,000 deliveries (median) | non-2xx | errors | peak RSS after load (MB) | peak RSS after flood (MB) | flood answers |',
@@ -406,7 +421,7 @@ if (haveWebhook) {
   );
   console.log(`p99 hook-server / webhook (medians): ${p99.toFixed(2)}× (goal ≤ 1.0×: ${p99 <= 1 ? 'met' : 'not met'})`);
   console.log(`CPU per delivery hook-server / webhook (medians): ${(ours.cpu / theirs.cpu).toFixed(2)}×`);
-  const note = `medians of ${ROUNDS} interleaved rounds × ${DURATION} s, ${CONNECTIONS} connections (autocannon in the bench's own process, a new connection every 500 requests); 2xx only; non-2xx or errors ${ours.refused} vs ${theirs.refused}; CPU per 1,000 deliveries ${fmt(ours.cpu)} vs ${fmt(theirs.cpu)} ms`;
+  const note = `medians of ${ROUNDS} interleaved rounds × ${DURATION} s, ${CONNECTIONS} connections (autocannon in the bench's own process, a new connection every 500 requests)${HOG ? `; ${HOG} CPU hogs beside` : ''}; ${SESSIONS ? 'servers and hogs each in a session of their own' : 'all in one session'}; 2xx only; non-2xx or errors ${ours.refused} vs ${theirs.refused}; CPU per 1,000 deliveries ${fmt(ours.cpu)} vs ${fmt(theirs.cpu)} ms`;
   // A side that refused deliveries has not met a throughput goal, whatever its rate.
   reportResult({
     work: `signed deliveries acked/s, ${CONNECTIONS} conns`,
