@@ -7,7 +7,7 @@ import { accessSync, constants, readdirSync } from 'node:fs';
 import { readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { readProcFile } from '../../core/procfs.ts';
+import { childrenOf, keepsChildLists, readProcFile } from '../../core/procfs.ts';
 import { bootId, isGroupAlive, signalGroup, waitForGroupExit, type GroupEnd } from '../../core/process-group.ts';
 import { isAppOf } from '../deploy-folder/app-env.ts';
 
@@ -232,9 +232,20 @@ function below(pid: number, kids: Map<number, number[]>): number[] {
   return all;
 }
 
-/** Every live process below `pid` (by the parent pids in /proc), children first. */
+/**
+ * Every live process below `pid`, children first: from the children lists of their threads where
+ * the kernel keeps them, else by the parent pids of every process in /proc.
+ */
 export function descendantsOf(pid: number, procDir = '/proc'): number[] {
-  return below(pid, childrenByParent(procDir));
+  if (!keepsChildLists(procDir)) return below(pid, childrenByParent(procDir));
+  const all: number[] = [];
+  const queue = [pid];
+  while (queue.length)
+    for (const kid of childrenOf(queue.shift()!, procDir)) {
+      all.push(kid);
+      queue.push(kid);
+    }
+  return all;
 }
 
 /**

@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { processStartTime } from '../../core/process-group.ts';
-import { readProcFile } from '../../core/procfs.ts';
+import { descendantsOf } from './instance.ts';
 
 /** How much higher than launchfit's own the serving instance runs during an update. */
 export const UPDATE_BOOST = 5;
@@ -40,24 +40,6 @@ export function updateBoost(own = ownNice(), canRaise = (nice: number) => canRai
   return boost > 0 && canRaise(own - boost) ? boost : 0;
 }
 
-/** `pid` and every process below it, by the children lists of their threads (/proc/PID/task/TID/children). */
-function processTree(pid: number, procDir: string): number[] {
-  const all: number[] = [];
-  const queue = [pid];
-  while (queue.length) {
-    const p = queue.shift()!;
-    all.push(p);
-    for (const tid of threadsOf(p, procDir)) {
-      try {
-        queue.push(...readProcFile(`${procDir}/${p}/task/${tid}/children`).split(' ').filter(Boolean).map(Number));
-      } catch {
-        /* gone meanwhile, or a kernel without CONFIG_PROC_CHILDREN: its children stay as they are */
-      }
-    }
-  }
-  return all;
-}
-
 function threadsOf(pid: number, procDir: string): number[] {
   try {
     return readdirSync(`${procDir}/${pid}/task`)
@@ -84,7 +66,7 @@ export function setInstancePriority(
   { own = ownNice(), procDir = '/proc', raised }: { own?: number; procDir?: string; raised?: RaisedThreads } = {},
 ): number {
   let failed = 0;
-  for (const p of processTree(pid, procDir)) {
+  for (const p of [pid, ...descendantsOf(pid, procDir)]) {
     for (const tid of threadsOf(p, procDir)) {
       try {
         os.setPriority(tid, own - boost);

@@ -4,13 +4,14 @@
 // The whole story: docs/internals.md.
 import { backoffMs } from '../../core/retry.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, openSync, realpathSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { rm, writeFile, readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { messageOf } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
 import { bootId, isGroupAlive, processStartTime, signalGroup, waitForGroupExit } from '../../core/process-group.ts';
+import { readProcFile } from '../../core/procfs.ts';
 import { appEnvironment, isAppOf, spawnIdentity, type AppAccount } from '../deploy-folder/app-env.ts';
 import {
   AdoptedInstance,
@@ -202,7 +203,7 @@ export async function stopLeftoverApp(
   }
   const ours = (() => {
     try {
-      return isAppOf(readFileSync(`/proc/${pgid}/environ`, 'latin1').split('\0'), dir);
+      return isAppOf(readProcFile(`/proc/${pgid}/environ`).split('\0'), dir);
     } catch {
       return false;
     }

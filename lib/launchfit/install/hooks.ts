@@ -4,10 +4,11 @@
 // The whole story: docs/internals.md.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { open, readFile, rm } from 'node:fs/promises';
 import { WorkError, messageOf } from '../../core/errors.ts';
 import { atomicWriteFile, readFileTail } from '../../core/fs.ts';
+import { readProcFile } from '../../core/procfs.ts';
 import type { Logger } from '../../core/log.ts';
 import { bootId, endProcessGroup, isGroupAlive, processStartTime, signalGroup } from '../../core/process-group.ts';
 import type { VersionInfo } from '../../release/version-file.ts';
@@ -207,7 +208,7 @@ function processesWithEnv(entry: string): number {
   }
   for (const pid of pids) {
     try {
-      if (readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(entry)) count++;
+      if (readProcFile(`/proc/${pid}/environ`).split('\0').includes(entry)) count++;
     } catch {
       /* gone, or another user's */
     }

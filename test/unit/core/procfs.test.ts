@@ -4,8 +4,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readProcFile } from '../../../lib/core/procfs.ts';
-import { tmpDir } from '../../_helpers/common.ts';
+import { spawn } from 'node:child_process';
+import { childrenOf, keepsChildLists, readProcFile } from '../../../lib/core/procfs.ts';
+import { tmpDir, waitFor } from '../../_helpers/common.ts';
 
 test('/proc/self files read as readFileSync reads them', () => {
   assert.is(readProcFile('/proc/self/environ'), readFileSync('/proc/self/environ', 'latin1'));
@@ -29,6 +30,29 @@ test('a file that is gone throws ENOENT', () => {
     () => readProcFile('/proc/0/stat'),
     (error: NodeJS.ErrnoException) => error.code === 'ENOENT',
   );
+});
+
+test("childrenOf: the live children from the threads' lists; a zombie left out; none of a process that is gone", async () => {
+  if (!keepsChildLists()) {
+    console.log('skipped: this kernel keeps no /proc/PID/task/TID/children lists (CONFIG_PROC_CHILDREN)');
+    return;
+  }
+  const shell = spawn('/bin/sh', ['-c', 'sleep 30 & wait'], { stdio: 'ignore' });
+  // `sleep 0` ends at once and `sleep 30` (exec'd in its parent's place) never reaps it: a zombie.
+  const reaper = spawn('/bin/sh', ['-c', 'sleep 0 & exec sleep 30'], { stdio: 'ignore' });
+  try {
+    const kids = await waitFor(() => (childrenOf(shell.pid!).length === 1 ? childrenOf(shell.pid!) : undefined), {
+      what: 'the sleep below the shell',
+    });
+    assert.match(readProcFile(`/proc/${kids![0]}/stat`), /\(sleep\)/);
+    await waitFor(() => readProcFile(`/proc/${reaper.pid}/stat`).includes('(sleep)'), { what: 'the exec' });
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(childrenOf(reaper.pid!), [], 'the zombie is not a live child');
+    assert.equal(childrenOf(999_999_999), []);
+  } finally {
+    shell.kill('SIGKILL');
+    reaper.kill('SIGKILL');
+  }
 });
 
 test.run();
