@@ -14,6 +14,8 @@ import { explainGitTokenFailure } from './git-token.ts';
 import { gitQuery, run, StepFailure, type BuildContext, type StepResult } from './context.ts';
 import type { RepoConfig } from '../config/shipkit-yml.ts';
 
+/** What the pull step's fetch takes from origin (after `git fetch`): every branch, tags, pruned. The up-to-date decision fetches the same. */
+export const FETCH_ORIGIN = ['--force', '--prune', '--tags', 'origin', '+refs/heads/*:refs/remotes/origin/*'];
 /**
  * Clone on the first run (into a temp folder, renamed into place), then fetch and check out
  * exactly the wanted commit, detached; remove untracked files from the last build; update
@@ -146,7 +148,7 @@ async function pullCommit(ctx: BuildContext): Promise<StepResult> {
       });
     }
   }
-  await run(ctx, ['git', 'fetch', '--force', '--prune', '--tags', 'origin', '+refs/heads/*:refs/remotes/origin/*']);
+  await run(ctx, ['git', 'fetch', ...FETCH_ORIGIN]);
   const sha = await resolveTarget(ctx);
   await run(ctx, ['git', 'checkout', '--force', '--detach', sha]);
   // Kept: node_modules, downloads and the repo's cache: paths, unless the build starts clean.

@@ -22,7 +22,7 @@ import { captureCommand } from './exec.ts';
 import { prepareGitAuth } from './git-auth.ts';
 import { prepareGitToken } from './git-token.ts';
 import { jobLockFile, logSettings } from './job.ts';
-import { pullRemoteUrl } from './pull.ts';
+import { FETCH_ORIGIN, pullRemoteUrl } from './pull.ts';
 
 type Answer = { upToDate: boolean; reason: string };
 
@@ -111,10 +111,7 @@ async function treeOf(
   // Without git's housekeeping after the fetch (`maintenance run --auto`, a process more, ~10 ms,
   // and a whole gc when it finds one due): a decision holds the repo's job lock and should take
   // milliseconds; the next build's own fetch in the pull step runs it.
-  const fetch = [
-    ...['-c', 'maintenance.auto=false', 'fetch', '--quiet', '--force', '--prune', '--tags'],
-    ...['origin', '+refs/heads/*:refs/remotes/origin/*'],
-  ];
+  const fetch = ['-c', 'maintenance.auto=false', 'fetch', '--quiet', ...FETCH_ORIGIN];
   const fetchEnv = { ...base, ...(await pullEnvironment(config, repo, work, would)) };
   // Started as jobs are, off hook-server's thread (the runner's spawner).
   const timeoutMs = repo.timeout * 1000;
