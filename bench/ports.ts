@@ -37,12 +37,5 @@ export async function quietPort(): Promise<number> {
   throw new Error(`no free port found between ${low} and ${high}`);
 }
 
-/** Whether something accepts connections on 127.0.0.1:`port` now. */
-export const accepting = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const probe = net.connect(port, '127.0.0.1', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.on('error', () => resolve(false));
-  });
+/** Whether something accepts connections on 127.0.0.1:`port` now (the tests' probe). */
+export { accepting } from '../test/_helpers/common.ts';

@@ -290,6 +290,16 @@ export async function closedPort(): Promise<number> {
   throw new Error('no closed port found in 20000-29999 on 127.0.0.1');
 }
 
+/** Whether something accepts connections on 127.0.0.1:`port` now. */
+export const accepting = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const probe = net.connect(port, '127.0.0.1', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.on('error', () => resolve(false));
+  });
+
 export async function waitFor<T>(
   probe: () => T | Promise<T>,
   { timeoutMs = 15_000, intervalMs = 50, what = 'condition' } = {},

@@ -13,7 +13,7 @@ import {
   type ToWorker,
   type WorkerInit,
 } from '../../../lib/server/delivery-worker.ts';
-import { tmpDir } from '../../_helpers/common.ts';
+import { accepting, tmpDir, waitFor } from '../../_helpers/common.ts';
 
 function fakeChannel() {
   const emitter = new EventEmitter();
@@ -39,29 +39,21 @@ const init = (port = 0): WorkerInit => ({
   tmpDir: tmpDir('shipkit-worker-unit-'),
 });
 
-/** Whether something accepts connections at `url`. */
-const accepting = (url: string) =>
-  new Promise<boolean>((resolve) => {
-    const { hostname, port } = new URL(url);
-    const socket = net.connect(Number(port), hostname, () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.on('error', () => resolve(false));
-  });
+/** Whether something accepts connections at the worker's `url`. */
+const listensAt = (url: string) => accepting(Number(new URL(url).port));
 
 test('ready, then listening once told to serve; a stop closes the server and ends with 0', async () => {
   const { channel, sent, tell } = fakeChannel();
   const ended = serveDeliveryWorker(channel, silentLogger);
   assert.equal(sent, [{ t: 'ready' }]);
   tell({ t: 'init', init: init() });
-  while (sent.length < 2) await new Promise((r) => setTimeout(r, 10));
+  await waitFor(() => sent.length >= 2, { what: 'the worker to say it listens' });
   const listening = sent[1] as { t: 'listening'; url: string };
   assert.is(listening.t, 'listening');
-  assert.ok(await accepting(listening.url), 'the worker listens');
+  assert.ok(await listensAt(listening.url), 'the worker listens');
   tell({ t: 'stop', graceMs: 100 });
   assert.is(await ended, 0);
-  assert.not.ok(await accepting(listening.url), 'nothing listens after the stop');
+  assert.not.ok(await listensAt(listening.url), 'nothing listens after the stop');
 });
 
 test('a stop while the worker is still starting: it waits for the start, then closes what started', async () => {
@@ -73,7 +65,7 @@ test('a stop while the worker is still starting: it waits for the start, then cl
   const listening = sent.find((m) => m.t === 'listening') as { url: string } | undefined;
   assert.ok(listening, `the start finished before the worker ended: ${JSON.stringify(sent)}`);
   await new Promise((r) => setTimeout(r, 200));
-  assert.not.ok(await accepting(listening.url), 'no server is left listening');
+  assert.not.ok(await listensAt(listening.url), 'no server is left listening');
 });
 
 test('a stop before any init ends at once with 0; a start that fails says why and ends with 1', async () => {
