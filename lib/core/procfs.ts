@@ -1,9 +1,7 @@
-// Reading /proc's small files (stat, environ, a thread's children) without a new buffer each, and
-// a process's children from its threads' lists instead of a look at every process:
-// /proc gives every file a size of 0, and for such a file readFileSync allocates a fresh 64 KiB
-// buffer per read and joins them. A scan of every process (finding an app that escaped its
-// instance) read two files per process that way, ~0.1 ms each; this reads them into one buffer
-// kept for the purpose, grown when a file is larger.
+// Reading /proc without a new buffer per file, and a process's children from its threads' lists
+// (/proc/PID/task/TID/children) instead of a look at every process. /proc gives every file a size
+// of 0, for which readFileSync allocates a fresh 64 KiB buffer per read; at an app's exit during an
+// update such scans cost milliseconds of CPU beside the instance taking over (docs/internals.md).
 import { closeSync, existsSync, openSync, readdirSync, readSync } from 'node:fs';
 
 let scratch = Buffer.allocUnsafeSlow(16 * 1024);
