@@ -147,7 +147,7 @@ test('signed reports are kept (latest per host), read back by GET /fleet/APP, sh
  * POST a body of `size` bytes chunked, without a Content-Length (so it cannot be refused before
  * reading), with curl: it reads the answer while it sends, as the server hangs up mid-body.
  */
-async function postChunked(url: string, size: number, headers: Record<string, string>): Promise<number> {
+async function postChunked(url: string, size: number, headers: Record<string, string>): Promise<number | 'reset'> {
   const file = path.join(tmpDir(), 'big.json');
   writeFileSync(file, Buffer.alloc(size, 'x'));
   const args = [
@@ -165,6 +165,10 @@ async function postChunked(url: string, size: number, headers: Record<string, st
   ];
   for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}: ${v}`);
   const result = await runCommand('curl', [...args, '--data-binary', `@${file}`, `${url}/fleet/reports`]);
+  // 55/56: curl's send or receive failed. The rest of a refused body is never read, so the server
+  // closes on a client still sending, which may see the reset before the 413 (hook-server/basics).
+  if (result.exitCode === 55 || result.exitCode === 56) return 'reset';
+  assert.is(result.exitCode, 0, result.stderr);
   return Number(result.stdout.trim());
 }
 
@@ -215,11 +219,9 @@ test('hostile requests: bad signature, unknown app, huge body, replayed nonce, s
       body: JSON.stringify({ ...hostileReport(), reason: 'x'.repeat(5000) }),
     });
     assert.is(declared.status, 413, 'a body over 4 KiB, declared');
-    assert.is(
-      await postChunked(server.url, 1024 * 1024, signRequest(FLEET_SECRET, 'POST', '/fleet/reports')),
-      413,
-      'a 1 MiB body, not declared',
-    );
+    // Refused either way: the too_large count below says the server did, whatever the client saw.
+    const undeclared = await postChunked(server.url, 1024 * 1024, signRequest(FLEET_SECRET, 'POST', '/fleet/reports'));
+    assert.ok(undeclared === 413 || undeclared === 'reset', `a 1 MiB body, not declared: ${undeclared}`);
     const notJson = await post(server, '/fleet/reports', null, { raw: '{"app":"web",' });
     assert.equal([notJson.status, notJson.json.error], [400, 'body is not JSON']);
     const badHost = await post(server, '/fleet/reports', { ...report('Z'.repeat(32)) });
