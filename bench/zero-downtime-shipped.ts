@@ -10,6 +10,7 @@
 // p99 during the updates / steady p99 (goal ≤ 1.3×, Speed II; peer: pm2's same ratio), refused connections
 // across the kill -9 + restart (goal 0).
 //   npm run bench:zero-downtime [-- --runs N] [--rate R (0: unthrottled)] [--connections C] [--app FILE]
+//     [--only launchfit|pm2] (one side: to look at it, not for the goal's ratio) [--client-nice N]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -39,6 +40,15 @@ const APP_FILE = process.argv.includes('--app')
   ? path.resolve(process.argv[process.argv.indexOf('--app') + 1])
   : path.join(import.meta.dirname, 'zero-downtime-app.cjs');
 const APP = readFileSync(APP_FILE, 'utf8');
+/**
+ * `--client-nice N` (e.g. -10): the load generator raised above both sides, so that what it
+ * measures leaves out its own waits for a CPU that the update's work holds (clients elsewhere).
+ */
+const CLIENT_NICE = process.argv.includes('--client-nice')
+  ? String(Number(process.argv[process.argv.indexOf('--client-nice') + 1]))
+  : undefined;
+const ONLY = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
+if (ONLY !== undefined && ONLY !== 'launchfit' && ONLY !== 'pm2') throw new Error('--only takes launchfit or pm2');
 
 interface Window {
   from: number;
@@ -60,9 +70,13 @@ interface SideRun {
 /** The load generator in its own process; stop() returns every request it made. */
 async function startClient(port: number): Promise<{ stop(): Promise<{ kinds: string[]; rec: number[] }> }> {
   const out = path.join(tmpDir('shipkit-bench-zd-client-'), 'requests.json');
-  const child = spawn(process.execPath, [CLIENT, String(port), String(CONNECTIONS), String(RATE), out], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  // --client-nice N: the load generator in a session of its own at nice N (and its autogroup's).
+  const nice = CLIENT_NICE;
+  const argv = [process.execPath, CLIENT, String(port), String(CONNECTIONS), String(RATE), out];
+  const child = nice
+    ? spawn('nice', ['-n', nice, ...argv], { stdio: ['pipe', 'pipe', 'inherit'], detached: true })
+    : spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] });
+  if (nice) writeFileSync(`/proc/${child.pid}/autogroup`, nice);
   await new Promise<void>((resolve, reject) => {
     child.stdout!.once('data', () => resolve());
     child.once('exit', (code) => reject(new Error(`the load generator exited ${code}`)));
@@ -307,7 +321,7 @@ async function main(): Promise<void> {
   const lf: SideRun[] = [];
   const pm: SideRun[] = [];
   for (let r = 0; r < RUNS; r++) {
-    const order = r % 2 === 0 ? ['launchfit', 'pm2'] : ['pm2', 'launchfit'];
+    const order = (r % 2 === 0 ? ['launchfit', 'pm2'] : ['pm2', 'launchfit']).filter((n) => !ONLY || n === ONLY);
     for (const name of order) {
       const run = await runSide(name === 'launchfit' ? launchfitSide() : pm2Side(bin));
       (name === 'launchfit' ? lf : pm).push(run);
@@ -318,7 +332,7 @@ async function main(): Promise<void> {
     load.push(loadAverage());
   }
   const ratio = (x: SideRun) => x.updates.p99Ms / x.steady.p99Ms;
-  const note = `median of ${RUNS} rounds, sides alternated;${process.argv.includes('--app') ? ` app ${APP_FILE};` : ''} ${CONNECTIONS} keep-alive connections at ${RATE || 'unthrottled'} req/s from a process of its own; launchfit as shipped (one file, app.listen + health, healthy_after 2), pm2 ${PM2_VERSION} cluster mode 2 instances (wait_ready); load during the run ${load.join(' | ')}`;
+  const note = `median of ${RUNS} rounds, sides alternated;${process.argv.includes('--app') ? ` app ${APP_FILE};` : ''} ${CONNECTIONS} keep-alive connections at ${RATE || 'unthrottled'} req/s from a process of its own${CLIENT_NICE ? ` at nice ${CLIENT_NICE}` : ''}; launchfit as shipped (one file, app.listen + health, healthy_after 2), pm2 ${PM2_VERSION} cluster mode 2 instances (wait_ready); load during the run ${load.join(' | ')}`;
   const failedLf = median(lf.map((x) => x.updates.failed));
   const failedPm = median(pm.map((x) => x.updates.failed));
   reportResult({
