@@ -76,7 +76,16 @@ async function startClient(port: number): Promise<{ stop(): Promise<{ kinds: str
   const child = nice
     ? spawn('nice', ['-n', nice, ...argv], { stdio: ['pipe', 'pipe', 'inherit'], detached: true })
     : spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] });
-  if (nice) writeFileSync(`/proc/${child.pid}/autogroup`, nice);
+  if (nice) {
+    try {
+      writeFileSync(`/proc/${child.pid}/autogroup`, nice);
+    } catch (error) {
+      child.kill();
+      throw new Error(
+        `--client-nice ${nice}: could not set the generator's autogroup (root needed to raise): ${error}`,
+      );
+    }
+  }
   await new Promise<void>((resolve, reject) => {
     child.stdout!.once('data', () => resolve());
     child.once('exit', (code) => reject(new Error(`the load generator exited ${code}`)));
