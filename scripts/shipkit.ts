@@ -81,7 +81,7 @@ A link to this program named after a script (e.g. \`hook-server\`) runs that scr
 
 /** The script a link was named after (`/usr/bin/build`, `build.mjs`), if any. */
 function scriptOfLink(file: string | undefined): string | undefined {
-  const name = path.basename(file ?? '').replace(/\.(mjs|js|ts)$/, '');
+  const name = path.basename(file ?? '').replace(/\.(mjs|cjs|js|ts)$/, '');
   return Object.hasOwn(SCRIPTS, name) && name !== 'litpro' ? name : undefined;
 }
 
@@ -106,41 +106,56 @@ function print(text: string): void {
   process.stdout.write(text);
 }
 
-const linked = scriptOfLink(process.argv[1]);
-const asked = process.argv[2];
-const onlyHelp = linked
-  ? process.argv.length === 3 && process.argv[2] === '--help'
-  : process.argv.length === 4 && process.argv[3] === '--help';
-const knownHelp = onlyHelp ? helpOf(linked ?? asked) : undefined;
-const alone = !linked && process.argv.length === 3 ? asked : undefined;
-if (knownHelp !== undefined) {
-  print(knownHelp);
-} else if (linked) {
-  await SCRIPTS[linked].load();
-} else if (asked !== undefined && Object.hasOwn(SCRIPTS, asked)) {
-  // The script reads its arguments from process.argv.slice(2), as when started on its own.
-  process.argv.splice(1, 2, asked);
-  await SCRIPTS[asked].load();
-} else if (alone === '--help' || alone === '-h') {
-  print(usage);
-} else if (alone === '--version' && typeof SHIPKIT_VERSION === 'string') {
-  print(`shipkit ${SHIPKIT_VERSION}\n`);
-} else {
-  const [{ runCli }, { UsageError }] = await Promise.all([
-    import('../lib/core/cli.ts'),
-    import('../lib/core/errors.ts'),
-  ]);
-  await runCli({ name: 'shipkit', usage, maxPositionals: 1 }, async (args) => {
-    if (args._[0] === 'example-config') {
-      const { exampleConfigText } = await import('../lib/config/example-config.ts');
-      process.stdout.write(await exampleConfigText());
-      return 0;
-    }
-    if (args._.length)
-      throw new UsageError(
-        `Unknown script ${JSON.stringify(args._[0].slice(0, 40))}. Run \`shipkit\` to list the scripts.`,
-      );
-    process.stdout.write(usage);
-    return 0;
-  });
+/**
+ * Runs the script `name`. In the one file a script's module hands back its run as `done`
+ * (tools/multicall.ts); from the sources, import() itself waits for the script's top level.
+ */
+async function runScript(name: string): Promise<void> {
+  const loaded = (await SCRIPTS[name].load()) as { done?: Promise<unknown> };
+  await loaded.done;
 }
+
+async function main(): Promise<void> {
+  const linked = scriptOfLink(process.argv[1]);
+  const asked = process.argv[2];
+  const onlyHelp = linked
+    ? process.argv.length === 3 && process.argv[2] === '--help'
+    : process.argv.length === 4 && process.argv[3] === '--help';
+  const knownHelp = onlyHelp ? helpOf(linked ?? asked) : undefined;
+  const alone = !linked && process.argv.length === 3 ? asked : undefined;
+  if (knownHelp !== undefined) {
+    print(knownHelp);
+  } else if (linked) {
+    await runScript(linked);
+  } else if (asked !== undefined && Object.hasOwn(SCRIPTS, asked)) {
+    // The script reads its arguments from process.argv.slice(2), as when started on its own.
+    process.argv.splice(1, 2, asked);
+    await runScript(asked);
+  } else if (alone === '--help' || alone === '-h') {
+    print(usage);
+  } else if (alone === '--version' && typeof SHIPKIT_VERSION === 'string') {
+    print(`shipkit ${SHIPKIT_VERSION}\n`);
+  } else {
+    const [{ runCli }, { UsageError }] = await Promise.all([
+      import('../lib/core/cli.ts'),
+      import('../lib/core/errors.ts'),
+    ]);
+    await runCli({ name: 'shipkit', usage, maxPositionals: 1 }, async (args) => {
+      if (args._[0] === 'example-config') {
+        const { exampleConfigText } = await import('../lib/config/example-config.ts');
+        process.stdout.write(await exampleConfigText());
+        return 0;
+      }
+      if (args._.length)
+        throw new UsageError(
+          `Unknown script ${JSON.stringify(args._[0].slice(0, 40))}. Run \`shipkit\` to list the scripts.`,
+        );
+      process.stdout.write(usage);
+      return 0;
+    });
+  }
+}
+
+// No top-level await: the one file's entry is also built as CommonJS, for the installed bins
+// (tools/multicall.ts). A rejection is an uncaught error (printed, exit 1), as it was there.
+void main();

@@ -51,11 +51,16 @@ for (const name of scripts) {
       js: `${NODE_CHECK}import { createRequire as __shipkitCreateRequire } from 'node:module'; const require = __shipkitCreateRequire(import.meta.url);`,
     },
   };
-  if (name === 'shipkit') await buildMultiCall(root, outfile, common);
+  // The multi-call file, and its CommonJS entry for the npm package's bins (bin/shipkit.cjs).
+  if (name === 'shipkit')
+    await buildMultiCall(root, outfile, common, { outfile: path.join(outdir, 'shipkit.cjs'), banner: NODE_CHECK });
   else await build({ ...common, entryPoints: [path.join(root, 'scripts', `${name}.ts`)], outfile });
-  const text = (await readFile(outfile, 'utf8')).replace(/^#!.*\n/, '');
-  await writeFile(outfile, `#!/usr/bin/env node\n${text}`);
-  await chmod(outfile, 0o755);
+  for (const file of name === 'shipkit' ? [outfile, path.join(outdir, 'shipkit.cjs')] : [outfile]) {
+    // scripts/NAME.ts's own first line runs it under tsx from a checkout; a bundle needs only node.
+    const text = (await readFile(file, 'utf8')).replace(/^#!.*\n/, '');
+    await writeFile(file, `#!/usr/bin/env node\n${text}`);
+    await chmod(file, 0o755);
+  }
   const size = (await readFile(outfile)).length;
   console.log(`${path.relative(root, outfile)}  ${(size / 1024).toFixed(0)} KB  ${Date.now() - started} ms`);
 }

@@ -32,8 +32,22 @@ function unitOfSpecifier(specifier: string): string | undefined {
 const LIB_UNIT = 'shipkit-lib';
 const libModuleOf = (specifier: string): string | undefined => /^\.\.\/(lib\/[a-z/-]+\.ts)$/.exec(specifier)?.[1];
 
-/** Bundles the multi-call file into `outfile` with `common` (define, banner, target) as for every bundle. */
-export async function buildMultiCall(root: string, outfile: string, common: BuildOptions): Promise<void> {
+/** The one file's CommonJS twin (the installed bins' entry): where, and its banner instead of `common`'s. */
+export interface CommonJsEntry {
+  outfile: string;
+  banner: string;
+}
+
+/**
+ * Bundles the multi-call file into `outfile` with `common` (define, banner, target) as for every
+ * bundle; with `cjs`, also its entry as CommonJS, which reads its units from `outfile`.
+ */
+export async function buildMultiCall(
+  root: string,
+  outfile: string,
+  common: BuildOptions,
+  cjs?: CommonJsEntry,
+): Promise<void> {
   const entry = path.join(root, 'scripts', 'shipkit.ts');
   const loaded: string[] = [];
   const libModules = new Set<string>();
@@ -92,27 +106,49 @@ export async function buildMultiCall(root: string, outfile: string, common: Buil
       tail.length - (tail.indexOf(`\n${UNIT_LINE}${name} `) + UNIT_LINE.length + name.length + 2),
       text.length,
     ];
-  const banner = `${common.banner?.js ?? ''}\nconst ${UNITS_TABLE} = ${JSON.stringify(Object.keys(units))};\nconst ${PLACES_TABLE} = ${JSON.stringify(places)};\nconst ${HELP_TABLE} = ${HELP_PLACEHOLDER};`;
+  const tables = `const ${UNITS_TABLE} = ${JSON.stringify(Object.keys(units))};\nconst ${PLACES_TABLE} = ${JSON.stringify(places)};\nconst ${HELP_TABLE} = ${HELP_PLACEHOLDER};`;
+  const plugins = () => [
+    stubUnits(
+      entry,
+      () => {},
+      () => {},
+    ),
+    unitTable(),
+  ];
   await build({
     ...common,
-    banner: { js: banner },
+    banner: { js: `${common.banner?.js ?? ''}\n${tables}` },
     entryPoints: [entry],
     outfile,
-    plugins: [
-      stubUnits(
-        entry,
-        () => {},
-        () => {},
-      ),
-      unitTable(),
-    ],
+    plugins: plugins(),
   });
   await appendFile(outfile, tail);
-  await embedHelp(
+  const help = await helpTable(
     outfile,
     loaded.filter((name) => name !== 'litpro'),
   );
+  await embedHelp(outfile, help);
+  if (!cjs) return;
+  // The same entry as CommonJS: `node bin/shipkit.cjs` starts without Node's ES module loader and
+  // without the units' text (about 7 and 5 ms of a 115 ms start, docs/benchmarks.md); its units
+  // are read from the one file beside it, whose URL stands for import.meta.url.
+  const oneFile = `require('node:url').pathToFileURL(require('node:path').join(__dirname, ${JSON.stringify(path.basename(outfile))})).href`;
+  const result = await build({
+    ...common,
+    format: 'cjs',
+    banner: { js: `${cjs.banner}const ${ONE_FILE_URL} = ${oneFile};\n${tables}` },
+    define: { ...common.define, 'import.meta.url': ONE_FILE_URL },
+    entryPoints: [entry],
+    outfile: cjs.outfile,
+    plugins: plugins(),
+  });
+  if (result.warnings.length)
+    throw new Error(`the one file's CommonJS entry: ${result.warnings.map((w) => w.text).join('; ')}`);
+  await embedHelp(cjs.outfile, help);
 }
+
+/** What import.meta.url is in the CommonJS entry: the one file's URL. */
+const ONE_FILE_URL = '__shipkitOneFileUrl';
 
 const HELP_TABLE = '__shipkitHelp';
 const HELP_PLACEHOLDER = '{ /* shipkit-help */ }';
@@ -122,7 +158,7 @@ const HELP_PLACEHOLDER = '{ /* shipkit-help */ }';
  * prints it for a bare `SCRIPT --help`): a cold `hook-server --help` then compiles no script. A
  * script whose --help fails or writes to stderr is left out and loads as before.
  */
-async function embedHelp(outfile: string, scripts: string[]): Promise<void> {
+async function helpTable(outfile: string, scripts: string[]): Promise<string> {
   const help: Record<string, string> = {};
   for (const name of scripts) {
     const r = spawnSync(process.execPath, [outfile, name, '--help'], {
@@ -132,18 +168,18 @@ async function embedHelp(outfile: string, scripts: string[]): Promise<void> {
     });
     if (r.status === 0 && r.stderr === '' && r.stdout) help[name] = r.stdout;
   }
-  const text = await readFile(outfile, 'utf8');
-  if (text.split(HELP_PLACEHOLDER).length !== 2)
-    throw new Error(`${outfile}: the help table's place is not there once`);
   // Kept ASCII like the rest of the file (esbuild's charset): one non-ASCII byte and Node decodes
   // the whole 1.7 MB file into a two-byte string, which V8 then scans more slowly, on every start.
-  const ascii = JSON.stringify(help).replace(
-    /[\u0080-\uffff]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
+  return JSON.stringify(help).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** The help table (helpTable's JSON) put in its place in the built `file`. */
+async function embedHelp(file: string, table: string): Promise<void> {
+  const text = await readFile(file, 'utf8');
+  if (text.split(HELP_PLACEHOLDER).length !== 2) throw new Error(`${file}: the help table's place is not there once`);
   await writeFile(
-    outfile,
-    text.replace(HELP_PLACEHOLDER, () => ascii),
+    file,
+    text.replace(HELP_PLACEHOLDER, () => table),
   );
 }
 
@@ -204,7 +240,9 @@ function stubUnits(entry: string, seen: (name: string) => void, seenLib: (file: 
         return { path: name, namespace: 'multicall-stub' };
       });
       b.onLoad({ filter: /.*/, namespace: 'multicall-stub' }, (args) => ({
-        contents: `import { unitRequire } from ${JSON.stringify(UNITS_MODULE)};\nawait unitRequire(${JSON.stringify(args.path)})();\n`,
+        // The script's run handed back, not awaited here: no top-level await, so that the entry
+        // builds as CommonJS too (scripts/shipkit.ts awaits `done`).
+        contents: `import { unitRequire } from ${JSON.stringify(UNITS_MODULE)};\nexport const done = unitRequire(${JSON.stringify(args.path)})();\n`,
         resolveDir: path.dirname(entry),
       }));
       // CommonJS, so that esbuild hands the unit's exports to the import() as they are.

@@ -3,7 +3,7 @@
 // example marked ```sh runnable (with the ```sh continued blocks after it, which go on in the same
 // shell) runs as written: `bash -euo pipefail` in an empty temp folder, with the checkout's bins
 // first on the PATH the way `npm link` puts them (links named after each script to
-// bin/shipkit.mjs), and ends with exit 0, or with the N of a `# exit N` first line.
+// bin/shipkit.cjs), and ends with exit 0, or with the N of a `# exit N` first line.
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
@@ -199,12 +199,12 @@ function sessionsOf(page: string): Session[] {
 
 const sessions = pages.flatMap(sessionsOf);
 
-/** A bin folder as `npm link` makes it: `shipkit` and every script, links to bin/shipkit.mjs. */
+/** A bin folder as `npm link` makes it: `shipkit` and every script, links to bin/shipkit.cjs. */
 function linkedBins(dir: string): string {
   const bin = path.join(dir, 'bin');
   mkdirSync(bin);
   const names = Object.keys(JSON.parse(read('package.json')).bin as Record<string, string>);
-  for (const name of names) symlinkSync(path.join(ROOT, 'bin', 'shipkit.mjs'), path.join(bin, name));
+  for (const name of names) symlinkSync(path.join(ROOT, 'bin', 'shipkit.cjs'), path.join(bin, name));
   return bin;
 }
 

@@ -45,8 +45,9 @@ test('npm pack holds what runs and the docs, no tests, benches, sources or CI fi
   tarball = path.join(work, report.filename);
   const files = report.files.map((f) => f.path);
   for (const wanted of [
-    'bin/shipkit.mjs',
+    'bin/shipkit.cjs',
     'dist/shipkit.mjs',
+    'dist/shipkit.cjs',
     'README.md',
     'LICENSE',
     'package.json',

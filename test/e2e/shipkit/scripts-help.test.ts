@@ -21,7 +21,7 @@ const ON_PATH = ['shipkit', 'hook-server', 'server-update', 'slave-activate', 'l
 
 test('package.json bin: shipkit and the distinctive script names, each a link to the multi-call launcher', () => {
   assert.equal(Object.keys(bins).sort(), [...ON_PATH].sort());
-  for (const name of ON_PATH) assert.is(bins[name], 'bin/shipkit.mjs', name);
+  for (const name of ON_PATH) assert.is(bins[name], 'bin/shipkit.cjs', name);
   for (const name of ON_PATH) assert.ok(scripts.includes(name), `scripts/${name}.ts`);
 });
 
