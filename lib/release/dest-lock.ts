@@ -146,6 +146,10 @@ for try in 1 2 3; do
       continue
     fi
   fi
+  # A lock just made gets its owner file a moment later: wait for it rather than name no one.
+  n=0
+  while [ ! -s "$lock/owner" ] && [ -d "$lock" ] && [ "$n" -lt 20 ]; do sleep 0.1 2>/dev/null || sleep 1; n=$((n + 1)); done
+  [ -d "$lock" ] || continue
   echo "held $a"; cat -- "$lock/owner" 2>/dev/null; exit 0
 done
 echo "cannot $(mkdir -- "$lock" 2>&1)"; exit 3

@@ -149,6 +149,24 @@ test('over ssh: a hostile owner file is shown escaped', async () => {
   assert.match(e.message, /by x\\u001b\]0;pwned\\u0007\\u000aerror: fake/);
 });
 
+test('over ssh: a lock caught between its mkdir and its owner file still names its holder', async () => {
+  if (typeof sshd === 'string') return;
+  const dest = tmpDir('shipkit-lock-remote-');
+  const lockDir = path.join(dest, '.shipkit-publish.lock');
+  // The winner's two steps (mkdir, then the owner file), with the loser looking in between.
+  mkdirSync(lockDir);
+  const written = new Promise<void>((resolve) =>
+    setTimeout(() => {
+      writeFileSync(path.join(lockDir, 'owner'), JSON.stringify(owner('alice@box')));
+      resolve();
+    }, 700),
+  );
+  const e = await lockRemoteDestination(`root@127.0.0.1:${dest}`, owner(), { env: sshEnv }).catch((x) => x);
+  await written;
+  assert.instance(e, WorkError);
+  assert.match(e.message, /by alice@box, process \d+@box/);
+});
+
 test('remoteShellWord: the remote shell reads back each argument as it was', async () => {
   for (const arg of ['plain', 'with space', "it's", '$(touch /tmp/x) `id` ; rm -rf', '"{json}"', '']) {
     const r = await runCommand('sh', ['-c', `printf %s ${remoteShellWord(arg)}`]);
