@@ -21,16 +21,25 @@ import {
   type World,
 } from '../../fixtures/launchfit/world.ts';
 
-/** The first start of this app kills its wrapper (its parent) and records how that went; every start serves its pid. */
+/**
+ * The first start of this app kills its wrapper (its parent) and records how that went; every
+ * start serves its pid. The outcome says 'killing' first: once the wrapper is gone, launchfit may
+ * end the app before it writes 'killed' (each write is a rename, never read half-written).
+ */
 const escapingApp = (report: string) => `
 const fs = require('node:fs'), http = require('node:http'), path = require('node:path');
 const report = ${JSON.stringify(report)};
 const first = path.join(report, 'first');
+const record = (outcome) => {
+  fs.writeFileSync(path.join(report, 'outcome.new'), JSON.stringify({ outcome, uid: process.getuid() }));
+  fs.renameSync(path.join(report, 'outcome.new'), path.join(report, 'outcome'));
+};
 if (!fs.existsSync(first)) {
   fs.writeFileSync(first, String(process.pid));
+  record('killing');
   let outcome = 'killed';
   try { process.kill(process.ppid, 'SIGKILL'); } catch (e) { outcome = e.code; }
-  fs.writeFileSync(path.join(report, 'outcome'), JSON.stringify({ outcome, uid: process.getuid() }));
+  record(outcome);
 }
 http.createServer((q, s) => s.end(process.pid + '\\n')).listen(Number(process.env.PORT), '127.0.0.1');
 `;
@@ -61,8 +70,12 @@ test('with app.user the app cannot kill the wrapper that supervises it (EPERM), 
   let lf: Launchfit | undefined;
   try {
     lf = await startLaunchfit(w.deploy);
-    await waitFor(() => existsSync(path.join(report, 'outcome')), { timeoutMs: 30_000, what: "the app's try" });
-    assert.equal(readJson(path.join(report, 'outcome')), { outcome: 'EPERM', uid: as.uid }, lf.output());
+    const outcome = path.join(report, 'outcome');
+    await waitFor(() => existsSync(outcome) && readJson(outcome).outcome !== 'killing', {
+      timeoutMs: 30_000,
+      what: "the app's try",
+    });
+    assert.equal(readJson(outcome), { outcome: 'EPERM', uid: as.uid }, lf.output());
     const first = Number(readFileSync(path.join(report, 'first'), 'utf8'));
     // The app writes its outcome before it listens: wait for it to serve, then it must be the first.
     const served = await waitFor(() => askApp(w.appPort), { timeoutMs: 15_000, what: 'the app to serve' });
@@ -80,7 +93,8 @@ test('an app that kills its wrapper is ended by launchfit, and the next one serv
   try {
     lf = await startLaunchfit(w.deploy);
     await waitFor(() => existsSync(path.join(report, 'outcome')), { timeoutMs: 30_000, what: "the app's kill" });
-    assert.is(readJson(path.join(report, 'outcome')).outcome, 'killed');
+    // 'killing' when launchfit ended the app before it could write 'killed' (the waits below say it did).
+    assert.ok(['killing', 'killed'].includes(readJson(path.join(report, 'outcome')).outcome), lf.output());
     const escaped = Number(readFileSync(path.join(report, 'first'), 'utf8'));
     await waitFor(() => !isRunning(escaped), { timeoutMs: 15_000, what: 'the escaped app to be ended' });
     await waitFor(() => /escaped its instance/.test(lf!.output()), { what: 'launchfit to say so' });
