@@ -154,9 +154,10 @@ const HELP_TABLE = '__shipkitHelp';
 const HELP_PLACEHOLDER = '{ /* shipkit-help */ }';
 
 /**
- * Each script's `--help` text as the built file prints it, put into the entry (scripts/shipkit.ts
- * prints it for a bare `SCRIPT --help`): a cold `hook-server --help` then compiles no script. A
- * script whose --help fails or writes to stderr is left out and loads as before.
+ * Each script's `--help` text as the built file prints it, as the JSON that embedHelp puts into
+ * the entry (scripts/shipkit.ts prints it for a bare `SCRIPT --help`): a cold `hook-server --help`
+ * then compiles no script. A script whose --help fails or writes to stderr is left out and loads
+ * as before.
  */
 async function helpTable(outfile: string, scripts: string[]): Promise<string> {
   const help: Record<string, string> = {};
