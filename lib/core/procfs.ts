@@ -31,16 +31,21 @@ export function keepsChildLists(procDir = '/proc'): boolean {
   return existsSync(`${procDir}/${process.pid}/task/${process.pid}/children`);
 }
 
-/** The live children of every thread of `pid` (zombies left out), by their lists; none when it is gone. */
-export function childrenOf(pid: number, procDir = '/proc'): number[] {
-  let threads: string[];
+/** The thread ids of process `pid`; none when it is gone. */
+export function threadsOf(pid: number, procDir = '/proc'): number[] {
   try {
-    threads = readdirSync(`${procDir}/${pid}/task`).filter((t) => /^\d+$/.test(t));
+    return readdirSync(`${procDir}/${pid}/task`)
+      .filter((t) => /^\d+$/.test(t))
+      .map(Number);
   } catch {
     return [];
   }
+}
+
+/** The live children of every thread of `pid` (zombies left out), by their lists; none when it is gone. */
+export function childrenOf(pid: number, procDir = '/proc'): number[] {
   const kids: number[] = [];
-  for (const tid of threads) {
+  for (const tid of threadsOf(pid, procDir)) {
     try {
       for (const kid of readProcFile(`${procDir}/${pid}/task/${tid}/children`).split(' '))
         if (kid && isRunning(kid, procDir)) kids.push(Number(kid));

@@ -2,9 +2,10 @@
 // launchfit's own (each thread's nice value, and its session's autogroup) while a check runs, set
 // back after; needs CAP_SYS_NICE or RLIMIT_NICE, else nothing changes.
 // The whole story: docs/internals.md.
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { processStartTime } from '../../core/process-group.ts';
+import { threadsOf } from '../../core/procfs.ts';
 import { descendantsOf } from './instance.ts';
 
 /** How much higher than launchfit's own the serving instance runs during an update. */
@@ -38,16 +39,6 @@ export function canRaisePriorityTo(nice: number, procSelf = '/proc/self'): boole
 export function updateBoost(own = ownNice(), canRaise = (nice: number) => canRaisePriorityTo(nice)): number {
   const boost = Math.min(UPDATE_BOOST, own - HIGHEST);
   return boost > 0 && canRaise(own - boost) ? boost : 0;
-}
-
-function threadsOf(pid: number, procDir: string): number[] {
-  try {
-    return readdirSync(`${procDir}/${pid}/task`)
-      .filter((t) => /^\d+$/.test(t))
-      .map(Number);
-  } catch {
-    return [];
-  }
 }
 
 /** The threads raised for a check, by thread id, with their start times (a reused id is not set back). */
