@@ -45,8 +45,10 @@ const APP = readFileSync(APP_FILE, 'utf8');
  * measures leaves out its own waits for a CPU that the update's work holds (clients elsewhere).
  */
 const CLIENT_NICE = process.argv.includes('--client-nice')
-  ? String(Number(process.argv[process.argv.indexOf('--client-nice') + 1]))
+  ? process.argv[process.argv.indexOf('--client-nice') + 1]
   : undefined;
+if (CLIENT_NICE !== undefined && !/^-?\d+$/.test(CLIENT_NICE))
+  throw new Error(`--client-nice takes a nice value, -20 to 19, not ${JSON.stringify(CLIENT_NICE)}`);
 const ONLY = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
 if (ONLY !== undefined && ONLY !== 'launchfit' && ONLY !== 'pm2') throw new Error('--only takes launchfit or pm2');
 
