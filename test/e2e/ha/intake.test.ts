@@ -4,7 +4,7 @@
 // signature; the same deliveries sent to both nodes at once make one job each; a kept delivery is
 // replayed as a new job (`shipkit deliveries replay`), and one that cannot be is refused;
 // deliveries to several repos commit together, and one repo's failure is not the others'.
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { deliverGithub, post, pushPayload, readRuns } from '../../fixtures/hooks/deliveries.ts';
@@ -132,6 +132,15 @@ test('the same 20 deliveries sent to both nodes at once make 20 jobs', async () 
     assert.is(answers[i].json.job, answers[i + 1].json.job, 'both nodes name one job');
   const keys = sends.map((s) => `'${s.delivery}'`).join(',');
   assert.is(await jobCount(`record->>'deliveryId' IN (${keys})`), 20);
+  // Each body kept is the one its delivery carried: a batch's bodies travel as one value, cut apart again.
+  const kept = await pg!.sql(
+    `SELECT string_agg(delivery_id || ' ' || md5(body), ',' ORDER BY delivery_id COLLATE "C") FROM shipkit.deliveries WHERE delivery_id IN (${keys})`,
+  );
+  const sent = sends
+    .map((s) => `${s.delivery} ${createHash('md5').update(JSON.stringify(s.payload)).digest('hex')}`)
+    .sort()
+    .join(',');
+  assert.is(kept, sent);
 });
 
 test('deliveries list shows what is kept; replay queues a kept delivery again as a new job; bad ids are refused', async () => {
