@@ -8,7 +8,8 @@
 //  (b) failover: deliveries sent every 20 ms through haproxy to 2 nodes, the leader killed -9:
 //      the time until the other node leads, until a new delivery is acked, and deliveries lost
 //      (acked 2xx without a job in the database).
-//   tsx bench/ha.ts [--rounds 3] [--seconds 5] [--connections 50] [--repos 8] [--bundle FILE]   (HA_CPU_PROF=DIR: profile the nodes)
+//   tsx bench/ha.ts [--rounds 3] [--seconds 5] [--warmup 5] [--connections 50] [--repos 8] [--bundle FILE]
+//   (HA_CPU_PROF=DIR: profile the nodes)
 //   --one-target: haproxy sends every delivery to node 1 and the others only follow (what a
 //   node that takes no deliveries costs); one repo, no failover.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -28,12 +29,16 @@ import { shippedShipkit } from './shipped.ts';
 import { startWebhookPeer } from './webhook-peer.ts';
 
 const args = minimist(process.argv.slice(2), {
-  string: ['rounds', 'seconds', 'connections', 'repos', 'bundle'],
+  string: ['rounds', 'seconds', 'connections', 'repos', 'bundle', 'warmup'],
   boolean: ['one-target'],
 });
 const ONE_TARGET = Boolean(args['one-target']);
 const ROUNDS = Number(args.rounds ?? 3);
 const SECONDS = Number(args.seconds ?? 5);
+// Each side first takes this long of the same load, not counted: a node's JIT compiles its hot
+// code in the first seconds (a quarter of a fresh node's CPU then), which a node that has run
+// for a day does not pay; webhook gets the same.
+const WARMUP = Number(args.warmup ?? 5);
 const CONNECTIONS = Number(args.connections ?? 50);
 const SPREAD = Number(args.repos ?? 8);
 const BUNDLE = path.resolve(args.bundle ?? shippedShipkit());
@@ -66,9 +71,11 @@ async function startNode(name: string, repos = ONE_REPO): Promise<Node> {
   const port = await freePort();
   const { config } = queueConfig(name, Object.fromEntries(repos.map((r) => [r, {}])), { concurrency: 0 });
   const args = [BUNDLE, 'hook-server', '--config', config, '--listen', `127.0.0.1:${port}`, '--name', name];
-  // HA_CPU_PROF=DIR: each node writes a V8 CPU profile there when it stops.
+  // HA_CPU_PROF=DIR: each node writes a V8 CPU profile there when it stops; HA_NODE_FLAGS: more
+  // flags for node (`--perf-basic-prof` for `perf record`, which counts CPU time, not waits).
   const prof = process.env.HA_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.HA_CPU_PROF] : [];
-  const child = spawn(process.execPath, [...prof, ...args], {
+  const flags = process.env.HA_NODE_FLAGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...prof, ...flags, ...args], {
     env,
     stdio: 'ignore',
   });
@@ -97,7 +104,7 @@ interface Round {
   cpuPgMs?: number;
 }
 
-async function load(url: string, repos = ONE_REPO): Promise<Round> {
+async function load(url: string, repos = ONE_REPO, seconds = SECONDS): Promise<Round> {
   const { default: autocannon } = (await import('autocannon' as string)) as {
     default: any;
   };
@@ -115,7 +122,7 @@ async function load(url: string, repos = ONE_REPO): Promise<Round> {
         url,
         method: 'POST',
         connections: CONNECTIONS,
-        duration: SECONDS,
+        duration: seconds,
         body,
         headers: {
           'content-type': 'application/json',
@@ -179,6 +186,7 @@ async function shipkitRound(count: number, repos = ONE_REPO) {
   for (let i = 1; i <= count; i++) nodes.push(await startNode(`n${i}`, repos));
   const haproxy = (await startHaproxy(ONE_TARGET ? nodes.slice(0, 1) : nodes))!;
   try {
+    if (WARMUP) await load(`${haproxy.url}/hooks/github`, repos, WARMUP);
     const before = cpuTimes(nodes);
     const result = await load(`${haproxy.url}/hooks/github`, repos);
     const after = cpuTimes(nodes);
@@ -196,6 +204,7 @@ async function webhookRound() {
   const webhook = (await startWebhookPeer(SECRET))!;
   const haproxy = (await startHaproxy([{ name: 'webhook', port: webhook.port }], { check: false }))!;
   try {
+    if (WARMUP) await load(`${haproxy.url}/hooks/site`, ONE_REPO, WARMUP);
     return await load(`${haproxy.url}/hooks/site`);
   } finally {
     await haproxy.stop();
@@ -216,7 +225,7 @@ async function benchThroughput() {
   const rps = (key: string) => median(runs.get(key)!.map((r) => r.rps));
   const p99 = (key: string) => median(runs.get(key)!.map((r) => r.p99));
   console.log(
-    `\n(a) signed deliveries acked/s through haproxy: autocannon, ${CONNECTIONS} connections, ${SECONDS} s, medians of ${ROUNDS} (load ${loadAverage()}, ${os.cpus().length} cores)`,
+    `\n(a) signed deliveries acked/s through haproxy: autocannon, ${CONNECTIONS} connections, ${SECONDS} s after ${WARMUP} s not counted, medians of ${ROUNDS} (load ${loadAverage()}, ${os.cpus().length} cores)`,
   );
   const cpu = (key: string, of: 'cpuMs' | 'cpuPgMs') =>
     key === 'webhook' ? '–' : median(runs.get(key)!.map((r) => r[of]!)).toFixed(2);
