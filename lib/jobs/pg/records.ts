@@ -140,7 +140,7 @@ CREATE TABLE IF NOT EXISTS shipkit.pushes (
 -- No bitmap scans: every job passes through 'queued' and leaves it, so jobs_active keeps an entry
 -- for each until a vacuum; a plain index scan marks the dead ones as it passes and skips them after,
 -- where a bitmap scan (which the planner picks once the table has grown) visits each one's heap
--- page at every lookup: with two nodes, 580 pages per delivery and a batch 3x slower by 10 s in.
+-- page at every lookup: with two nodes after 10 s of load, 580 pages per delivery, 16 ms a batch.
 DROP FUNCTION IF EXISTS shipkit.enqueue_batch(text, text, jsonb, text[], uuid[], text[], text[], bytea[]);
 CREATE FUNCTION shipkit.enqueue_batch(p_repo text, p_queue text, p_jobs jsonb, p_sources text[],
   p_boss uuid[], p_events text[], p_formats text[], p_bodies bytea[])
