@@ -1,5 +1,5 @@
 // Runs every test/**/*.test.ts file, TEST_JOBS at a time (the CI machine has two cores, and
-// three files at a time keep them about 84 % busy: .ci/run), and prints each file's output in one
+// three files at a time kept them only 80 % busy: .ci/run runs four), and prints each file's output in one
 // piece. An e2e file gets a process of its own, the longest first (test/durations.json holds the
 // seconds each took; `--record` rewrites it). The unit files share a few processes
 // (test/_helpers/unit-batch.ts), which saves a Node and tsx start for each of them.
@@ -8,8 +8,11 @@
 // runs every file under Node and those under Deno too, in one pool (one tail instead of two).
 // Under Node the scripts start from one file bundled from the sources at the run's start, as
 // shipped (a tenth of the CPU tsx spends compiling each start); `--sources` starts them with tsx.
-//   tsx test/run.ts [--deno | --with-deno] [--sources] [--jobs N] [--record] [FILTER...]   (TEST_JOBS=N, TEST_FILE_TIMEOUT_S=900, TEST_DIR)
+//   tsx test/run.ts [--deno | --with-deno] [--also-node DIR] [--sources] [--jobs N] [--record] [FILTER...]
+//   (TEST_JOBS=N, TEST_FILE_TIMEOUT_S=900, TEST_DIR)
 // Files with a `// @alone` line run last, one at a time (they change this machine).
+// `--also-node DIR` runs the install tests (test/e2e/install/) once more in the same pool, under
+// DIR/node with DIR first on the PATH (CI's Node 24: npm, tsx and what they install run on it).
 import { spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,
@@ -27,7 +30,7 @@ import minimist from 'minimist';
 
 const args = minimist(process.argv.slice(2), {
   boolean: ['deno', 'with-deno', 'record', 'sources'],
-  string: ['jobs'],
+  string: ['jobs', 'also-node'],
 });
 const root = path.resolve(import.meta.dirname, '..');
 const jobs = Number(args.jobs ?? process.env.TEST_JOBS ?? 2);
@@ -53,17 +56,33 @@ if (args.deno || args['with-deno']) {
     `deno: running ${denoFiles.length} files marked // @deno; not under Deno (Node-only harness): ${left.map((f) => path.basename(f)).join(', ') || 'none'}`,
   );
 }
+/** The bin folder of the other Node the install tests run under too, and how its runs are named. */
+const alsoNode = args['also-node'] ? path.resolve(String(args['also-node'])) : undefined;
+const alsoNodePrefix = alsoNode ? `[node ${otherNodeMajor(alsoNode)}] ` : '';
+const installFiles = files.filter((f) => path.relative(root, f).startsWith('test/e2e/install/'));
 /** Each file to run, with the runtime its scripts are started by. */
 const runs: Run[] = args.deno
   ? denoFiles.map((file) => ({ file, deno: true }))
   : [
       ...files.map((file) => ({ file, deno: false })),
+      ...(alsoNode ? installFiles.map((file) => ({ file, deno: false, node: alsoNode })) : []),
       ...(args['with-deno'] ? denoFiles.map((file) => ({ file, deno: true })) : []),
     ];
 
 interface Run {
   file: string;
   deno: boolean;
+  /** The bin folder of the Node that runs the file, when not this one's. */
+  node?: string;
+}
+
+function otherNodeMajor(dir: string): string {
+  const version = spawnSync(path.join(dir, 'node'), ['--version'], { encoding: 'utf8' });
+  if (version.status !== 0) {
+    console.error(`--also-node ${dir}: ${path.join(dir, 'node')} --version failed: ${version.error ?? version.stderr}`);
+    process.exit(2);
+  }
+  return version.stdout.trim().replace(/^v/, '').split('.')[0];
 }
 
 const tsx = path.join(root, 'node_modules/tsx/dist/loader.mjs');
@@ -112,6 +131,7 @@ interface Task {
   estimate: number;
   batch: boolean;
   deno: boolean;
+  node?: string;
 }
 
 const durationsFile = path.join(root, 'test', 'durations.json');
@@ -122,9 +142,12 @@ const measured: Record<string, number> = {};
 const relative = (file: string) => path.relative(root, file);
 /** Names a file's run under Deno in the output, in test/durations.json and among the failed. */
 const DENO_PREFIX = '[deno] ';
-/** The seconds a run took last time it was recorded (under Node, when never under Deno), or `otherwise`. */
-const estimate = ({ file, deno }: Run, otherwise: number) =>
-  (deno ? durations[DENO_PREFIX + relative(file)] : undefined) ?? durations[relative(file)] ?? otherwise;
+/** What names a run of a file under Deno or the other Node (none under this one). */
+const prefixOf = ({ deno, node }: { deno: boolean; node?: string }) =>
+  deno ? DENO_PREFIX : node ? alsoNodePrefix : '';
+/** The seconds a run took last time it was recorded (under this Node, when never under its own runtime), or `otherwise`. */
+const estimate = (run: Run, otherwise: number) =>
+  durations[prefixOf(run) + relative(run.file)] ?? durations[relative(run.file)] ?? otherwise;
 
 async function runTask(task: Task): Promise<void> {
   const t0 = Date.now();
@@ -132,9 +155,10 @@ async function runTask(task: Task): Promise<void> {
   delete env.SHIPKIT_TEST_BUNDLE;
   if (task.deno) env.SHIPKIT_TEST_RUNTIME = 'deno';
   else if (bundle) env.SHIPKIT_TEST_BUNDLE = bundle;
+  if (task.node) env.PATH = `${task.node}${path.delimiter}${env.PATH ?? ''}`;
   const argv = task.batch ? [batchRunner, ...task.files] : task.files;
   // Its own process group, so that a file that outlives FILE_TIMEOUT_S goes with what it started.
-  const child = spawn(process.execPath, ['--import', tsx, ...argv], {
+  const child = spawn(task.node ? path.join(task.node, 'node') : process.execPath, ['--import', tsx, ...argv], {
     cwd: root,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -176,7 +200,7 @@ async function runTask(task: Task): Promise<void> {
  * file's name on a line of its own) shows a failure, or all of them when none does (a crash).
  */
 function failedFiles(task: Task, output: string): string[] {
-  const prefix = task.deno ? DENO_PREFIX : '';
+  const prefix = prefixOf(task);
   if (!task.batch) return [task.name];
   const names = new Set(task.files.map(relative));
   const parts = new Map<string, string>();
@@ -207,11 +231,12 @@ function notRun(output: string): string | undefined {
 const isAlone = (f: string) => /^\/\/ @alone\b/m.test(readFileSync(f, 'utf8').slice(0, 2000));
 const isUnit = (f: string) => relative(f).startsWith('test/unit/');
 const single = (run: Run): Task => ({
-  name: (run.deno ? DENO_PREFIX : '') + relative(run.file),
+  name: prefixOf(run) + relative(run.file),
   files: [run.file],
   estimate: estimate(run, 30),
   batch: false,
   deno: run.deno,
+  node: run.node,
 });
 
 /** As many unit batches as jobs per runtime, each unit file (the slowest first) to the batch with the least to do. */
@@ -235,7 +260,8 @@ function unitBatches(units: Run[], deno: boolean): Task[] {
 const alone = runs.filter((r) => isAlone(r.file));
 const pooled = runs.filter((r) => !isAlone(r.file));
 const byEstimate = (a: Task, b: Task) => b.estimate - a.estimate;
-// Node's runs first, then Deno's, each the longest first: Deno's fill the end of Node's.
+// Node's runs (this one's and the other's) first, then Deno's, each the longest first: Deno's fill
+// the end of Node's. The install tests have no unit files, so the other Node never gets a batch.
 const queue = [false, true].flatMap((deno) => {
   const mine = pooled.filter((r) => r.deno === deno);
   return [
@@ -246,7 +272,7 @@ const queue = [false, true].flatMap((deno) => {
     ),
   ].sort(byEstimate);
 });
-// A file never runs under both runtimes at once (they would share its fixed names: users, folders).
+// A file never runs under two runtimes at once (they would share its fixed names: users, folders).
 const busy = new Set<string>();
 const waiting: Array<() => void> = [];
 async function nextTask(): Promise<Task | undefined> {
