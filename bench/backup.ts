@@ -2,7 +2,7 @@
 // and `shipkit restore` as shipped (the one file) against `tar --zstd` of the same folder (config
 // and DATA) and its extraction, sides alternated, on a control plane of N jobs, N fleet hosts and
 // M MB of job logs (bench/control-plane.ts). Medians of R runs; time and size.
-// Goal (issue "recover"): backup ≤ 1.2× tar --zstd's time, restore ≤ 1.2× its extraction.
+// Goal: backup ≤ 1.2× tar --zstd's time, restore ≤ 1.2× its extraction.
 // Without queue: (no pg_dump on either side: with it both would add the same pg_dump).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, statSync, readdirSync } from 'node:fs';

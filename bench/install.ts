@@ -21,7 +21,7 @@ import { reportResult } from './result.ts';
 
 const args = minimist(process.argv.slice(2), { string: ['runs', 'node', 'compare'] });
 const runs = Number(args.runs ?? 21);
-/** Speed II's goal for a cold start against `node -e 0` (1.2× before it). */
+/** The goal for a cold start against `node -e 0` (1.2× before it). */
 const GOAL = 1.1;
 const node = path.resolve(args.node ?? process.execPath);
 const nodeVersion = spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim();

@@ -1,4 +1,4 @@
-// What commit statuses and notifications add to a job (issue 14's goal: nothing on the job's
+// What commit statuses and notifications add to a job (the goal: nothing on the job's
 // critical path). The same hook-server (in this process, real job processes: the test suite's
 // stand-in build) runs N pushes three ways: no reporting (the peer), reporting to a loopback API
 // that answers at once, and to one that never answers (every status times out). Printed: the

@@ -1,4 +1,4 @@
-// `npm run bench:zero-downtime` (issue 20 item 7): updates under load, launchfit as shipped (the
+// `npm run bench:zero-downtime`: updates under load, launchfit as shipped (the
 // one file) against pm2 cluster reload with 2 instances, the same app (bench/zero-downtime-app.cjs)
 // and the same load (bench/zero-downtime-client.cjs, a process of its own: CONNECTIONS keep-alive
 // connections at RATE requests/s). Each round runs both sides, the first side alternating:
@@ -7,7 +7,7 @@
 //   then kill -9 of `launchfit run` and its restart, a window from the kill until the restarted
 //   one is ready and 1 s more.
 // Rows (BENCH-RESULT, medians over the rounds): failed requests during the 3 updates (goal 0),
-// p99 during the updates / steady p99 (goal ≤ 1.3×, Speed II; peer: pm2's same ratio), refused connections
+// p99 during the updates / steady p99 (goal ≤ 1.3×; peer: pm2's same ratio), refused connections
 // across the kill -9 + restart (goal 0).
 //   npm run bench:zero-downtime [-- --runs N] [--rate R (0: unthrottled)] [--connections C] [--app FILE]
 //     [--only launchfit|pm2] (one side: to look at it, not for the goal's ratio) [--client-nice N]
@@ -33,7 +33,7 @@ function argOf(name: string, fallback: number): number {
 const RUNS = argOf('runs', 5);
 const RATE = argOf('rate', 1000);
 const CONNECTIONS = argOf('connections', 200);
-/** p99 during the updates over steady p99 (Speed II: 5 rounds, 200 connections; it was 2×). */
+/** p99 during the updates over steady p99 (the goal: 5 rounds, 200 connections; it was 2×). */
 const GOAL = 1.3;
 /** `--app FILE`: another app to update (e.g. one that drains differently); the app of both sides. */
 const APP_FILE = process.argv.includes('--app')

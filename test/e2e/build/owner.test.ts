@@ -1,4 +1,4 @@
-// `shipkit build` run by another user than the one whose clone it is (issue 24 item 3): as the
+// `shipkit build` run by another user than the one whose clone it is (a newcomer's first trap): as the
 // Debian package has it, hook-server (user shipkit) cloned and built, then root runs a build by
 // hand. Refused before anything is written (exit 2), saying whom to run it as; the command it
 // gives builds. A clone source that is another user's bare repo (hooks/post-receive-webhook's

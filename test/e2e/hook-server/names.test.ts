@@ -1,5 +1,5 @@
 // @deno
-// Names end to end (issue 10 item 12): hook-server as a child process running the real `build`
+// Names end to end: hook-server as a child process running the real `build`
 // and `release` scripts against real git repos. Every name a forge sends and hook-server
 // answers 202 for — a GitLab subgroup project, GitHub's `owner/.github`, a branch with `#`, `@`
 // and non-ASCII, a monorepo tag `@scope/pkg@1.2.3` — builds or releases; none exits 2.

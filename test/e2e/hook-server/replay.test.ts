@@ -1,5 +1,5 @@
 // @deno
-// Replayed deliveries and re-pointed clones (issue 10 items 13 and 14): hook-server as a child
+// Replayed deliveries and re-pointed clones: hook-server as a child
 // process running the real `build` against real git repos (one served over HTTP on 127.0.0.1).
 // A captured signed push of an older commit is answered 200 `superseded` and not built — judged
 // by GitHub's signed push time, or by ancestry for GitLab — also after a restart; a forced push

@@ -120,7 +120,7 @@ test('a hostile branch name is passed as one argument, never run by the shell', 
   await git(site.bare, 'config', '--add', 'shipkit.branch', evil);
   const r = await push(site.work, ['origin', `HEAD:refs/heads/${evil}`]);
   assert.is(r.exitCode, 0, r.stderr);
-  // git accepts this ref, so build does too (one ref rule, issue 10 item 12): it is built with
+  // git accepts this ref, so build does too (one ref rule): it is built with
   // the ref as one literal argument, and nothing in it was executed.
   assert.not.match(r.stderr, /Invalid --ref/);
   assert.ok(site.logText().includes(`"ref":"refs/heads/${evil}"`), 'the literal ref in the job log');

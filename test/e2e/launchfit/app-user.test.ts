@@ -1,4 +1,4 @@
-// The app cannot steer its host (issue 20 item 3). With `app.user`, the app runs as another Unix
+// The app cannot steer its host. With `app.user`, the app runs as another Unix
 // user; it tries what a compromised app would — `POST /rollback?to=<a bad version>&force=1` on
 // the control socket — and the kernel refuses it (the socket's folder is the deploy folder
 // owner's, mode 0700). Its environment has no LAUNCHFIT_DIR. The deploy folder's owner (root

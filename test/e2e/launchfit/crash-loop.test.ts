@@ -1,4 +1,4 @@
-// A crash loop after a successful switch goes back (docs/design.md, issue 20 follow-up): a release
+// A crash loop after a successful switch goes back (docs/design.md): a release
 // that passes its probation and then keeps exiting a few seconds later is restarted once, and
 // its second exit before any run lasted app.stable_after rolls back through the same path as
 // failed health checks: the version is marked bad, its folder removed, `status` names the

@@ -60,7 +60,7 @@ test('kill -9 during a before_symlink hook: the next start clears the half-insta
     what: 'launchfit to adopt the app',
   });
   assert.match(lf.output(), /cleared leftovers of an interrupted run/);
-  // The app serving the current release is adopted (issue 20 item 5), not stopped.
+  // The app serving the current release is adopted, not stopped.
   assert.ok(alive(orphan));
   assert.is((await statusJson()).app.pid, orphan);
   assert.not.ok(existsSync(path.join(w.deploy, 'releases/my-app-gnu-linux-1.5')));

@@ -1,4 +1,4 @@
-// Processes of an instance stay together (issue 20 item 4). The app here double-forks a worker
+// Processes of an instance stay together. The app here double-forks a worker
 // into its own session (`sh -c 'setsid node worker.cjs &'`): out of the app's process group,
 // re-parented away from the app, ignoring SIGTERM, and holding the app's listening socket, on
 // which it answers "VERSION worker PID". Signalling the app's group never reaches it; launchfit's

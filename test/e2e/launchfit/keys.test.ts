@@ -1,11 +1,11 @@
-// Trust in a pinned key, against the real `launchfit` (issue 10). The release key is a
+// Trust in a pinned key, against the real `launchfit`. The release key is a
 // certify-only primary P with a signing subkey S, made by gpg; hosts pin S. An attacker who
 // controls the update server serves their own key A with S's public subkey packet and P's
 // binding signature grafted on, and signs a release with A: nothing is installed, neither by a
 // running launchfit nor on a first deploy. Text-mode and two-signer signature files that gpgv
 // accepts are installed; idle polls ask for VERSION alone and keys.asc (conditionally) only once
 // VERSION changed; a keybox as keyfile is a
-// clear configuration error. Interop with the gpg CLI (issue 20): a subkey added with
+// clear configuration error. Interop with the gpg CLI: a subkey added with
 // `gpg --quick-add-key` signs releases a host pinned to the primary installs, with no change on
 // the host; once revoked with `gpg --edit-key` (`key N`, `revkey`), its releases are refused.
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';

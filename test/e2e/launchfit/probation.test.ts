@@ -1,4 +1,4 @@
-// Healthy means healthy (issue 20 items 1 and 2): a new release must answer its health probe,
+// Healthy means healthy: a new release must answer its health probe,
 // then stay up and keep answering every probe for healthy_after seconds; one that passes once
 // and then exits or fails is rolled back, and the old app keeps serving. After the switch,
 // app.health.failures failed probes in a row restart the app, and a restart that is not healthy

@@ -1,5 +1,5 @@
-// A launchfit restart after kill -9 adopts the running instance and its sockets (issue 20 item
-// 5). With app.listen, the instance a killed launchfit left holds the only copies of the
+// A launchfit restart after kill -9 adopts the running instance and its sockets.
+// With app.listen, the instance a killed launchfit left holds the only copies of the
 // listening socket; the restarted launchfit takes them over from it (pidfd_getfd through a Perl
 // helper, handed to Node over an IPC channel) and supervises that instance instead of stopping
 // it: the app keeps its pid, and the socket is never closed. Load runs on the port throughout

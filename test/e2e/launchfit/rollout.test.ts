@@ -1,4 +1,4 @@
-// Pull rollout on the host (docs/design.md, issue 23) against the real `launchfit` and a loopback
+// Pull rollout on the host (docs/design.md) against the real `launchfit` and a loopback
 // update server: a VERSION with ROLLOUT 0, 101 or abc (signed) is refused with the current
 // release serving and nothing downloaded; a host whose bucket is not below ROLLOUT keeps its
 // release, downloads nothing, says it is waiting, and does not record the SEQ, so the next

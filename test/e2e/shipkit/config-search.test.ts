@@ -1,5 +1,5 @@
-// A newcomer's first commands without a config, or with --config naming a folder (issue 24 items
-// 8 and 9), run from the checkout as `shipkit SCRIPT`: the message says where the commented
+// A newcomer's first commands without a config, or with --config naming a folder,
+// run from the checkout as `shipkit SCRIPT`: the message says where the commented
 // example is and how to get a copy, or that a folder was given and which file to give instead;
 // exit 2, and nothing is written. (The one file and the npm package: install-bundle.test.ts and
 // install-npm.test.ts.)

@@ -1,4 +1,4 @@
-// What the outside audit broke on the slave (issue 10, items 16–18), against real slave-activate
+// What the outside audit broke on the slave, against real slave-activate
 // processes, real git repos and real HTTP on 127.0.0.1: a repo whose name extends another's,
 // a slave served under a path (directly and behind a proxy that strips it), and a burst of
 // requests for many repos that must not start a clone for each at once.

@@ -1,4 +1,4 @@
-// lib/config/build-env.ts: the names a repo's env: may not use (issue 15 names PATH and HOME;
+// lib/config/build-env.ts: the names a repo's env: may not use (PATH and HOME among them;
 // build-env.test.ts in e2e runs PATH, SHIPKIT_*, GIT_SSH_COMMAND and bad names through `build`).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';

@@ -206,7 +206,7 @@ for (const [label, text, line, key, message] of bad) {
   test(`wrong config: ${label} → line ${line}, ${key}`, () => configFails(text, line, key, message));
 }
 
-// `a/b/c` left this list: GitLab subgroups are valid (issue 10 item 12); see the test below.
+// `a/b/c` left this list: GitLab subgroups are valid; see the test below.
 const badNames = [
   '../etc',
   'octo/../etc',

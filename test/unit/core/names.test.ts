@@ -1,4 +1,4 @@
-// Names that become paths (lib/core/names.ts): every hostile name from issue 2 is refused with a
+// Names that become paths (lib/core/names.ts): every hostile name an audit listed is refused with a
 // ValidationError that says why; plain names pass; resolveInside never leaves its root.
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -100,7 +100,7 @@ const fullNames: Array<[string, boolean]> = [
   ['octo/site', true],
   ['site', true],
   ['Octo-Org/my.site_2', true],
-  // GitLab subgroups (issue 10 item 12: these were refused, so such projects could not be configured).
+  // GitLab subgroups (these were refused, so such projects could not be configured).
   ['a/b/c', true],
   ['group/sub/project', true],
   [Array.from({ length: MAX_REPO_PARTS }, (_, i) => `g${i}`).join('/'), true],

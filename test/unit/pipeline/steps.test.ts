@@ -148,7 +148,7 @@ test('parseSteps keeps pipeline order and refuses unknown steps', () => {
 });
 
 test('validateRef and validateSha', () => {
-  // Refs hook-server answers 202 for build too (issue 10 item 12): monorepo tags, #, @, non-ASCII
+  // Refs hook-server answers 202 for build too (one ref rule): monorepo tags, #, @, non-ASCII
   // (`é`, `a;b` and `a$(b)` left the refused list: git accepts them, and argv is never a shell).
   for (const ok of [
     'main',

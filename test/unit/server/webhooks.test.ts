@@ -208,7 +208,7 @@ const malformed: Array<[string, Record<string, unknown>, RegExp]> = [
     { ...pushPayload('octo/site'), repository: { full_name: '../../etc' } },
     /safe owner\/name/,
   ],
-  // Three parts are a GitLab subgroup now (issue 10 item 12); deeper than GitLab allows is refused.
+  // Three parts are a GitLab subgroup now (they were refused once); deeper than GitLab allows is refused.
   [
     'full_name deeper than GitLab nests',
     { ...pushPayload('octo/site'), repository: { full_name: Array(23).fill('g').join('/') } },
