@@ -129,8 +129,8 @@ CREATE TABLE IF NOT EXISTS shipkit.pushes (
   version bigint NOT NULL
 );
 -- A batch of one repo's new jobs (pg/enqueue.ts) in one call: under the repo's lock, deliveries
--- already stored, queued or running, or earlier in the batch are duplicates (each answered with
--- that first job); each branch's first new push supersedes its queued builds, each new push the
+-- already stored (every job with a delivery id stores one) or earlier in the batch are duplicates
+-- (each answered with that first job); each branch's first new push supersedes its queued builds, each new push the
 -- one before it in the batch; the rest are inserted with their deliveries. Gives a row per job
 -- of the batch (n, from 1: the job it is or repeats) and one per build superseded in the table
 -- (n NULL), whose pg-boss jobs the caller cancels. pg-boss's queue must exist: its jobs are
@@ -159,15 +159,14 @@ BEGIN
     FROM jsonb_array_elements(p_jobs) WITH ORDINALITY AS t(rec, i)
   ),
   found AS (
-    SELECT b.i, COALESCE(s.seq, a.seq) AS seq, COALESCE(s.state, a.state) AS state, COALESCE(s.record, a.record) AS record
+    SELECT b.i, s.seq, s.state, s.record
     FROM b
     -- LIMIT keeps this a keyed lookup per delivery: flattened into a join, on a young table
     -- whose statistics say it is empty, it became a scan of every delivery and job per batch.
+    -- (A second look, through the repo's queued and running jobs' records, read each of them per
+    -- delivery: with 10,000 releases queued, 2 ms a delivery. The stored deliveries answer alone.)
     LEFT JOIN LATERAL (SELECT j.seq, j.state, j.record FROM shipkit.deliveries d JOIN shipkit.jobs j ON j.id = d.job_id
       WHERE d.source = b.src AND d.delivery_id = b.did LIMIT 1) s ON true
-    LEFT JOIN LATERAL (SELECT j.seq, j.state, j.record FROM shipkit.jobs j
-      WHERE s.seq IS NULL AND j.repo = p_repo AND j.state IN ('queued', 'running') AND j.record->>'deliveryId' = b.did
-      LIMIT 1) a ON true
     WHERE b.src IS NOT NULL
   ),
   firsts AS (
@@ -191,6 +190,8 @@ BEGIN
     FROM (SELECT DISTINCT ON (bl.branch) bl.branch, bl.head FROM builds bl) h
     WHERE j.repo = p_repo AND j.state = 'queued' AND j.record->>'kind' = 'build'
       AND j.record->>'branch' IS NOT DISTINCT FROM h.branch
+      -- Evaluated once, first: a batch without builds reads none of the repo's queued jobs.
+      AND EXISTS (SELECT 1 FROM builds)
     RETURNING j.seq, j.state, j.record, j.boss_id
   ),
   stored AS (
@@ -275,7 +276,7 @@ CREATE TRIGGER jobs_notify_update AFTER UPDATE ON shipkit.jobs REFERENCING OLD T
  * a newer shipkit has changed is refused (below), so that an older node behind the same load
  * balancer cannot write rows it does not understand.
  */
-export const SCHEMA_VERSION = 8;
+export const SCHEMA_VERSION = 9;
 
 const VERSION_SQL = `
 CREATE SCHEMA IF NOT EXISTS shipkit;

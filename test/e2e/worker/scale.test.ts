@@ -1,6 +1,7 @@
 // 10,000 queued jobs and 10,000 fleet hosts in one PostgreSQL, three hook-servers on it
 // (docs/ha.md): each one's status page, /jobs, GET /fleet/APP and /healthz answer from its memory,
-// whole and right. The jobs are queued through the real enqueue path (one transaction each).
+// whole and right. The jobs are queued through the real enqueue path (16 at once, group-committed),
+// whose cost per job must not grow with the jobs queued (it did: 1,072 jobs/s at first, 209 at 6,000).
 // Answer times are printed, not asserted: a timed test fails on a loaded machine (CI saw a 237 ms
 // median at load 20); speed is for bench/.
 import { performance } from 'node:perf_hooks';
