@@ -1,11 +1,21 @@
 // README.md and docs/*.md held against the checkout. The README stays the front door (at most
 // 250 lines, every docs page linked from it), every relative link and #anchor resolves, and every
 // example marked ```sh runnable (with the ```sh continued blocks after it, which go on in the same
-// shell) runs as written: `bash -euo pipefail` in an empty temp folder, with the checkout's bins
-// first on the PATH the way `npm link` puts them (links named after each script to
-// bin/shipkit.cjs), and ends with exit 0, or with the N of a `# exit N` first line.
+// shell) runs as written: `bash -euo pipefail` in an empty temp folder, with shipkit's bins first
+// on the PATH (links named after each script to bin/shipkit.cjs: of the npm package's layout
+// around the one file test/run.ts bundled, or, with no bundle, of the checkout, as `npm link`
+// puts them), and ends with exit 0, or with the N of a `# exit N` first line.
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -199,18 +209,35 @@ function sessionsOf(page: string): Session[] {
 
 const sessions = pages.flatMap(sessionsOf);
 
-/** A bin folder as `npm link` makes it: `shipkit` and every script, links to bin/shipkit.cjs. */
-function linkedBins(dir: string): string {
+/** A bin folder as npm makes it: `shipkit` and every script, links to `pkg`'s bin/shipkit.cjs. */
+function linkedBins(dir: string, pkg: string): string {
   const bin = path.join(dir, 'bin');
   mkdirSync(bin);
   const names = Object.keys(JSON.parse(read('package.json')).bin as Record<string, string>);
-  for (const name of names) symlinkSync(path.join(ROOT, 'bin', 'shipkit.cjs'), path.join(bin, name));
+  for (const name of names) symlinkSync(path.join(pkg, 'bin', 'shipkit.cjs'), path.join(bin, name));
   return bin;
+}
+
+/**
+ * The npm package's files around the one file test/run.ts bundled (SHIPKIT_TEST_BUNDLE): bin/ and
+ * dist/ copied, the rest linked to the checkout's. Its bins start the one file, not tsx.
+ */
+function packageOf(bundle: string, dir: string): string {
+  const pkg = path.join(dir, 'package');
+  for (const sub of ['bin', 'dist']) mkdirSync(path.join(pkg, sub), { recursive: true });
+  copyFileSync(path.join(ROOT, 'bin', 'shipkit.cjs'), path.join(pkg, 'bin', 'shipkit.cjs'));
+  for (const file of ['shipkit.mjs', 'shipkit.cjs'])
+    copyFileSync(path.join(path.dirname(bundle), file), path.join(pkg, 'dist', file));
+  const files = JSON.parse(read('package.json')).files as string[];
+  for (const entry of files.filter((f) => !/^(bin|dist)\//.test(f)).map((f) => f.replace(/\/$/, '')))
+    symlinkSync(path.join(ROOT, entry), path.join(pkg, entry));
+  return pkg;
 }
 
 const base = mkdtempSync(path.join(os.tmpdir(), 'shipkit-docs-'));
 process.on('exit', () => rmSync(base, { recursive: true, force: true }));
-const bin = linkedBins(base);
+const bundle = process.env.SHIPKIT_TEST_BUNDLE;
+const bin = linkedBins(base, bundle ? packageOf(bundle, base) : ROOT);
 
 interface Ran {
   code: number | null;
