@@ -1,6 +1,6 @@
-// Runs every test/**/*.test.ts file, TEST_JOBS at a time (the CI machine has two cores, and
-// three files at a time kept them only 80 % busy: .ci/run runs four), and prints each file's output in one
-// piece. An e2e file gets a process of its own, the longest first (test/durations.json holds the
+// Runs every test/**/*.test.ts file, TEST_JOBS at a time (the CI machine has two cores, which
+// three files at a time kept only 80 % busy: .ci/run runs four), and prints each file's output in
+// one piece. An e2e file gets a process of its own, the longest first (test/durations.json holds the
 // seconds each took; `--record` rewrites it). The unit files share a few processes
 // (test/_helpers/unit-batch.ts), which saves a Node and tsx start for each of them.
 // `--deno` runs the files whose first line is `// @deno` with the scripts under test started by
@@ -13,8 +13,9 @@
 // Files with a `// @alone` line run last, one at a time (they change this machine).
 // `--also-node DIR` runs the install tests (test/e2e/install/) once more in the same pool, under
 // DIR/node with DIR first on the PATH (CI's Node 24: npm, tsx and what they install run on it);
-// not those marked `// @alone` (the .deb's: what it tests, dpkg's install and the units, does not
-// depend on Node's version, and the one file it carries runs on that Node in the npm and bundle tests).
+// not those marked `// @alone` (the .deb's: what it tests, dpkg's install and the units, does
+// not depend on Node's version, and the one file it carries runs on that Node in the npm and
+// bundle tests).
 import { spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,

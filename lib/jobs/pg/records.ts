@@ -129,12 +129,12 @@ CREATE TABLE IF NOT EXISTS shipkit.pushes (
   version bigint NOT NULL
 );
 -- A batch of one repo's new jobs (pg/enqueue.ts) in one call: under the repo's lock, deliveries
--- already stored (every job with a delivery id stores one) or earlier in the batch are duplicates
--- (each answered with that first job); each branch's first new push supersedes its queued builds, each new push the
--- one before it in the batch; the rest are inserted with their deliveries. Gives a row per job
--- of the batch (n, from 1: the job it is or repeats) and one per build superseded in the table
--- (n NULL), whose pg-boss jobs the caller cancels. pg-boss's queue must exist: its jobs are
--- inserted next, by the caller, and one without a queue would be dropped.
+-- already stored (every job with a delivery id stores one) or earlier in the batch are
+-- duplicates (each answered with that first job); each branch's first new push supersedes its
+-- queued builds, each new push the one before it in the batch; the rest are inserted with their
+-- deliveries. Gives a row per job of the batch (n, from 1: the job it is or repeats) and one per
+-- build superseded in the table (n NULL), whose pg-boss jobs the caller cancels. pg-boss's queue
+-- must exist: its jobs are inserted next, by the caller, and one without a queue would be dropped.
 -- Each row also carries the transaction's id, which the notifications of its changes name: the
 -- node that wrote them has the rows already and reads none of them back (pg/mirror.ts).
 -- No bitmap scans: every job passes through 'queued' and leaves it, so jobs_active keeps an entry
