@@ -16,6 +16,9 @@ const DENO = path.join(ROOT, 'node_modules/.bin/deno');
 // tenth of the CPU tsx needs to compile a script (about 0.1 s against 0.7 s).
 let BUNDLE = process.env.SHIPKIT_TEST_BUNDLE;
 
+/** The one file the scripts start from, when they do not start from the checkout's sources. */
+export const scriptsBundle = (): string | undefined => BUNDLE;
+
 /** Whether the scripts start from the one file (which carries no files beside it) rather than the checkout. */
 export const scriptsFromBundle = () => BUNDLE !== undefined;
 

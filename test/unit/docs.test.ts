@@ -21,7 +21,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { describeProcesses, killProcessesUsing, processesUsing } from '../fixtures/processes.ts';
-import { ROOT } from '../_helpers/common.ts';
+import { ROOT, scriptsBundle } from '../_helpers/common.ts';
 
 const MAX_README_LINES = 250;
 const SESSION_TIMEOUT_MS = 150_000;
@@ -219,7 +219,7 @@ function linkedBins(dir: string, pkg: string): string {
 }
 
 /**
- * The npm package's files around the one file test/run.ts bundled (SHIPKIT_TEST_BUNDLE): bin/ and
+ * The npm package's files around the one file test/run.ts bundled (scriptsBundle()): bin/ and
  * dist/ copied, the rest linked to the checkout's. Its bins start the one file, not tsx.
  */
 function packageOf(bundle: string, dir: string): string {
@@ -236,7 +236,7 @@ function packageOf(bundle: string, dir: string): string {
 
 const base = mkdtempSync(path.join(os.tmpdir(), 'shipkit-docs-'));
 process.on('exit', () => rmSync(base, { recursive: true, force: true }));
-const bundle = process.env.SHIPKIT_TEST_BUNDLE;
+const bundle = scriptsBundle();
 const bin = linkedBins(base, bundle ? packageOf(bundle, base) : ROOT);
 
 interface Ran {
