@@ -11,11 +11,10 @@
 //   tsx test/run.ts [--deno | --with-deno] [--also-node DIR] [--sources] [--jobs N] [--record] [FILTER...]
 //   (TEST_JOBS=N, TEST_FILE_TIMEOUT_S=900, TEST_DIR)
 // Files with a `// @alone` line run last, one at a time (they change this machine).
-// `--also-node DIR` runs the install tests (test/e2e/install/) once more in the same pool, under
-// DIR/node with DIR first on the PATH (CI's Node 24: npm, tsx and what they install run on it);
-// not those marked `// @alone` (the .deb's: what it tests, dpkg's install and the units, does
-// not depend on Node's version, and the one file it carries runs on that Node in the npm and
-// bundle tests).
+// `--also-node DIR` runs the files marked `// @each-node` (the install tests whose subject is
+// how shipkit runs on a Node: npm, the one file, a checkout; not the .deb's, whose dpkg install
+// and units do not depend on Node's version) once more in the same pool, under DIR/node with DIR
+// first on the PATH (CI's Node 24: npm, tsx and what they install run on it).
 import { spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,
@@ -59,19 +58,16 @@ if (args.deno || args['with-deno']) {
     `deno: running ${denoFiles.length} files marked // @deno; not under Deno (Node-only harness): ${left.map((f) => path.basename(f)).join(', ') || 'none'}`,
   );
 }
-// A file that changes the machine itself (installs a .deb into /etc, /usr) marks itself
-// `// @alone`: it runs after all the others, by itself, so no other test sees its /etc files.
-const isAlone = (f: string) => /^\/\/ @alone\b/m.test(readFileSync(f, 'utf8').slice(0, 2000));
-/** The bin folder of the other Node the install tests run under too, and how its runs are named. */
+/** The bin folder of the other Node the `// @each-node` files run under too, and how its runs are named. */
 const alsoNode = args['also-node'] ? path.resolve(String(args['also-node'])) : undefined;
 const alsoNodePrefix = alsoNode ? `[node ${otherNodeMajor(alsoNode)}] ` : '';
-const installFiles = files.filter((f) => path.relative(root, f).startsWith('test/e2e/install/') && !isAlone(f));
+const eachNodeFiles = files.filter((f) => /^\/\/ @each-node\b/m.test(readFileSync(f, 'utf8').slice(0, 2000)));
 /** Each file to run, with the runtime its scripts are started by. */
 const runs: Run[] = args.deno
   ? denoFiles.map((file) => ({ file, deno: true }))
   : [
       ...files.map((file) => ({ file, deno: false })),
-      ...(alsoNode ? installFiles.map((file) => ({ file, deno: false, node: alsoNode })) : []),
+      ...(alsoNode ? eachNodeFiles.map((file) => ({ file, deno: false, node: alsoNode })) : []),
       ...(args['with-deno'] ? denoFiles.map((file) => ({ file, deno: true })) : []),
     ];
 
@@ -232,6 +228,9 @@ function notRun(output: string): string | undefined {
   return undefined;
 }
 
+// A file that changes the machine itself (installs a .deb into /etc, /usr) marks itself
+// `// @alone`: it runs after all the others, by itself, so no other test sees its /etc files.
+const isAlone = (f: string) => /^\/\/ @alone\b/m.test(readFileSync(f, 'utf8').slice(0, 2000));
 const isUnit = (f: string) => relative(f).startsWith('test/unit/');
 const single = (run: Run): Task => ({
   name: prefixOf(run) + relative(run.file),

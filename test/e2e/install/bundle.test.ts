@@ -1,3 +1,4 @@
+// @each-node
 // Install as one file (README "Install"): dist/shipkit.mjs copied alone into an empty folder
 // under /tmp (no node_modules anywhere up the tree), with a PATH that has only node, git and the shell.
 // It is multi-call — `node shipkit.mjs SCRIPT`, or a link named after a script — and

@@ -1,3 +1,4 @@
+// @each-node
 // Install from a checkout (README "Install"): every scripts/*.ts is executable and runs from any
 // working folder — /tmp, a git hook (cwd = the bare repo), a bare `env -i` environment — because
 // its shebang finds the checkout's own tsx, not one in the current folder. And the config that

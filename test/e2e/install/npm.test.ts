@@ -1,3 +1,4 @@
+// @each-node
 // Install with npm (README "Install"): `npm pack` (prepack builds dist/shipkit.mjs), then
 // `npm install -g --prefix P` and `npm install --prefix DIR` of the tarball with an empty npm
 // cache, npm_config_offline=true and npm_config_yes=false: the package has no dependencies, so

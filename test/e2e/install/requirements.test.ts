@@ -1,3 +1,4 @@
+// @each-node
 // What the one file needs besides node and git (README "Install"): bash, which zx runs every
 // command with, and npm for repos with a package.json. A machine without one is told which, in
 // words, with exit 2 (its setup, not the work, is wrong); it used to read "Cannot read properties
