@@ -102,6 +102,9 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+/** How long after its job the demo waits for every host to answer the new version. */
+const LIVE_GRACE_MS = 10_000;
+
 /** The app's answer on a host ("VERSION PID listen"): its version. */
 async function versionOn(port: number): Promise<string | undefined> {
   return (await askApp(port, 1000))?.split(' ')[0];
@@ -137,11 +140,13 @@ async function watchHosts(w: PipelineWorld, version: string, until: Promise<unkn
 
 async function timeline(w: PipelineWorld, pushed: Pushed, version: string | undefined) {
   const finished = w.waitForJob(pushed.job);
+  // The watch ends once every host answers, or LIVE_GRACE_MS after the job: a host's new app may
+  // take the last connections a moment after the rollout counted it, longer on a busy machine.
   const live = version
     ? watchHosts(
         w,
         version,
-        finished.then(() => new Promise((r) => setTimeout(r, 3000))),
+        finished.then(() => new Promise((r) => setTimeout(r, LIVE_GRACE_MS))),
       )
     : Promise.resolve(new Map<string, number>());
   const job = await finished;
