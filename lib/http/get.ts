@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import { RemoteError, messageOf } from '../core/errors.ts';
 import { gcNudger } from '../core/v8-flags.ts';
-import { leanFetch } from './lean-fetch.ts';
+import { leanFetch, SHORT_BODY } from './lean-fetch.ts';
 
 export interface Timeouts {
   /** Until the response headers arrive. */
@@ -165,7 +165,9 @@ async function fetchFollowingRedirects(
 
 /** The TransferError for a body read that failed (not by a timer) after `received` bytes. */
 function readError(error: unknown, response: Response, received: number): TransferError {
-  if (codeOf(error) === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
+  const code = codeOf(error);
+  // leanFetch's code, or undici's where a caller hands in Node's own fetch.
+  if (code === SHORT_BODY || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
     return new TransferError(
       'short-body',
       `the body was shorter than its Content-Length (${response.headers.get('content-length')} bytes)`,
