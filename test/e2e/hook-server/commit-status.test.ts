@@ -111,10 +111,12 @@ test("GitHub: real builds give pending then success, and pending then failure, e
     );
     assert.not.match(server.output(), STATUS_TOKEN, 'the token is never logged');
     assert.match(server.output(), /commit status set/);
-    const metrics = await (
-      await fetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } })
-    ).text();
-    assert.match(metrics, 'shipkit_commit_statuses_total{forge="github",outcome="delivered"} 4');
+    // The counter moves once hook-server has read GitHub's answer, which may come after the
+    // fake API has recorded the request: wait for it rather than read it once.
+    const delivered = 'shipkit_commit_statuses_total{forge="github",outcome="delivered"} 4';
+    const metrics = () =>
+      fetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } }).then((r) => r.text());
+    await waitFor(async () => (await metrics()).includes(delivered), { what: 'four statuses counted delivered' });
   } finally {
     assert.is(await server.stop(), 0);
     await api.close();
