@@ -57,6 +57,7 @@ test('kill -9 during a before_symlink hook: the next start clears the half-insta
   lf = restarted;
   // Said as the start goes on, which a loaded machine may print after startLaunchfit returns.
   await waitFor(() => /adopted the app a previous launchfit left running/.test(restarted.output()), {
+    timeoutMs: 30_000,
     what: 'launchfit to adopt the app',
   });
   assert.match(lf.output(), /cleared leftovers of an interrupted run/);
