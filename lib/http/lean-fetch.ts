@@ -308,6 +308,8 @@ async function nodeFetch(input: string | URL | globalThis.Request, init?: Reques
     throw new TypeError('leanFetch takes a URL (a string or a URL), not a Request');
   const signal = init?.signal ?? undefined;
   let url = new URL(input);
+  // As fetch: credentials in a URL are refused, never sent as Basic auth (node:http would).
+  if (url.username || url.password) throw new TypeError(`${url.origin}: a URL with credentials is not fetched`);
   let sent = sentOf(init);
   for (let hops = 0; ; hops++) {
     const res = await once(url, sent, signal).catch((error: unknown) => {

@@ -223,11 +223,14 @@ test('Node’s own fetch (undici) is not loaded by leanFetch', async () => {
   }
 });
 
-test('a URL of another scheme, a Request and a stream body are refused', async () => {
+test('a URL of another scheme or with credentials, a Request and a stream body are refused', async () => {
   const scheme = await failure(leanFetch('ftp://127.0.0.1/x'));
   assert.instance(scheme, TypeError);
   assert.match(String(scheme.cause), /ftp: URLs are not fetched/);
   await failure(Promise.resolve().then(() => leanFetch({ url: 'http://127.0.0.1/' } as unknown as Request)));
+  const creds = await failure(Promise.resolve().then(() => leanFetch('http://user:secret@127.0.0.1:1/')));
+  assert.instance(creds, TypeError);
+  assert.not.match(creds.message, /secret/, 'the password is not repeated');
   const body = new ReadableStream() as unknown as BodyInit;
   await failure(Promise.resolve().then(() => leanFetch('http://127.0.0.1:1/', { method: 'POST', body })));
 });
