@@ -38,12 +38,6 @@ export class LeanHeaders {
     if (value === undefined) return null;
     return Array.isArray(value) ? value.join(', ') : value;
   }
-  has(name: string): boolean {
-    return this.raw[name.toLowerCase()] !== undefined;
-  }
-  forEach(fn: (value: string, name: string) => void): void {
-    for (const name of Object.keys(this.raw).sort()) fn(this.get(name)!, name);
-  }
 }
 
 interface ReadResult {
@@ -214,10 +208,6 @@ export class LeanResponse {
   async json(): Promise<unknown> {
     return JSON.parse(await this.text());
   }
-  async arrayBuffer(): Promise<ArrayBuffer> {
-    const bytes = await this.bytes();
-    return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-  }
 }
 
 interface Sent {
@@ -230,17 +220,10 @@ interface Sent {
 function sentOf(init: RequestInit | undefined): Sent {
   const method = (init?.method ?? 'GET').toUpperCase();
   const headers: Record<string, string> = {};
-  const given = init?.headers as
-    | Record<string, string>
-    | Array<[string, string]>
-    | { forEach(fn: (value: string, name: string) => void): void }
-    | undefined;
-  if (Array.isArray(given)) for (const [name, value] of given) headers[name.toLowerCase()] = String(value);
-  else if (given && typeof given.forEach === 'function')
-    (given as { forEach(fn: (value: string, name: string) => void): void }).forEach(
-      (value, name) => (headers[name.toLowerCase()] = value),
-    );
-  else if (given) for (const [name, value] of Object.entries(given)) headers[name.toLowerCase()] = String(value);
+  // A record or pairs, as shipkit's callers give them (a Headers object would load undici).
+  const given = (init?.headers ?? {}) as Record<string, string> | Array<[string, string]>;
+  for (const [name, value] of Array.isArray(given) ? given : Object.entries(given))
+    headers[name.toLowerCase()] = String(value);
   const raw = init?.body;
   let body: Buffer | undefined;
   if (typeof raw === 'string') {
@@ -256,19 +239,8 @@ function sentOf(init: RequestInit | undefined): Sent {
   return { method, headers, body };
 }
 
-/** The failures of requests sent on a kept-alive socket that the server had closed. */
-const stale = {
-  failures: new WeakSet<object>(),
-  add(error: object, yes: boolean) {
-    if (yes) this.failures.add(error);
-  },
-  has(error: unknown): boolean {
-    return typeof error === 'object' && error !== null && this.failures.has(error);
-  },
-};
-
 /** One request, no redirect followed: resolves with the answer's head, rejects as fetch does ('fetch failed'). */
-async function once(url: URL, sent: Sent, signal: AbortSignal | undefined): Promise<IncomingMessage> {
+async function once(url: URL, sent: Sent, signal: AbortSignal | undefined, again = false): Promise<IncomingMessage> {
   if (url.protocol !== 'http:' && url.protocol !== 'https:')
     throw new TypeError('fetch failed', { cause: new Error(`${url.protocol} URLs are not fetched`) });
   const http = await moduleFor(url.protocol);
@@ -289,11 +261,12 @@ async function once(url: URL, sent: Sent, signal: AbortSignal | undefined): Prom
       if (answered) return brokeOff.set(answered, error);
       signal?.removeEventListener('abort', onAbort);
       if (signal?.aborted) return reject(signal.reason);
-      const failed = new TypeError('fetch failed', { cause: error });
-      // A kept-alive socket the server closed as this request went out: worth one more try.
+      // A GET on a kept-alive socket the server closed as it went out: once more, on a new one.
       const code = (error as { code?: string }).code;
-      stale.add(failed, req.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE'));
-      reject(failed);
+      const idempotent = sent.method === 'GET' || sent.method === 'HEAD';
+      if (!again && idempotent && req.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE'))
+        return resolve(once(url, sent, signal, true));
+      reject(new TypeError('fetch failed', { cause: error }));
     });
     req.end(sent.body);
   });
@@ -312,10 +285,7 @@ async function nodeFetch(input: string | URL | globalThis.Request, init?: Reques
   if (url.username || url.password) throw new TypeError(`${url.origin}: a URL with credentials is not fetched`);
   let sent = sentOf(init);
   for (let hops = 0; ; hops++) {
-    const res = await once(url, sent, signal).catch((error: unknown) => {
-      if (stale.has(error) && (sent.method === 'GET' || sent.method === 'HEAD')) return once(url, sent, signal);
-      throw error;
-    });
+    const res = await once(url, sent, signal);
     const location = res.headers.location;
     if (!REDIRECTS.has(res.statusCode ?? 0) || location === undefined || init?.redirect === 'manual') {
       const response = new LeanResponse(res, url.href, hops > 0, sent.method, signal);
