@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import { RemoteError, messageOf } from '../core/errors.ts';
 import { gcNudger } from '../core/v8-flags.ts';
-import { leanFetch, SHORT_BODY } from './lean-fetch.ts';
+import { leanFetch, REDIRECTS, SHORT_BODY, withoutCredentials } from './lean-fetch.ts';
 
 export interface Timeouts {
   /** Until the response headers arrive. */
@@ -63,7 +63,6 @@ export interface GetOptions {
 }
 
 export const MAX_REDIRECTS = 5;
-const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
 /**
  * Where a redirect from `from` to `location` leads. Throws a TransferError ('bad-redirect') for a
@@ -93,15 +92,6 @@ export function redirectTarget(from: string, location: string | null, status = 3
   }
   next.hash = '';
   return next.href;
-}
-
-const CREDENTIAL_HEADERS = new Set(['authorization', 'cookie', 'proxy-authorization']);
-
-function withoutCredentials(headers: Record<string, string> | undefined): Record<string, string> | undefined {
-  return (
-    headers &&
-    Object.fromEntries(Object.entries(headers).filter(([name]) => !CREDENTIAL_HEADERS.has(name.toLowerCase())))
-  );
 }
 
 /** A GET whose headers have arrived. Call `done()` when finished with it, whatever happened. */
@@ -152,7 +142,7 @@ async function fetchFollowingRedirects(
       redirect: redirect === 'follow' ? 'manual' : redirect,
       signal,
     });
-    if (redirect !== 'follow' || !REDIRECT_STATUSES.has(response.status)) return response;
+    if (redirect !== 'follow' || !REDIRECTS.has(response.status)) return response;
     await response.body?.cancel().catch(() => {});
     const next = redirectTarget(current, response.headers.get('location'), response.status);
     // As fetch does when it follows: credentials go to the origin they were meant for only.

@@ -11,7 +11,18 @@ const MAX_REDIRECTS = 20;
 /** What a body holds ahead of its reader before the socket is paused (pausing per chunk costs a syscall each way). */
 const QUEUE_BYTES = 256 * 1024;
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
-const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+/** The statuses that redirect (with a Location). */
+export const REDIRECTS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
+
+const CREDENTIALS = new Set(['authorization', 'cookie', 'proxy-authorization']);
+
+/** `headers` less the credentials (names in any case): what a redirect to another origin is sent, as fetch does. */
+export function withoutCredentials<H extends Record<string, string> | undefined>(headers: H): H {
+  return (
+    headers &&
+    (Object.fromEntries(Object.entries(headers).filter(([name]) => !CREDENTIALS.has(name.toLowerCase()))) as H)
+  );
+}
 
 type Request = (url: URL, options: RequestOptions, answer: (res: IncomingMessage) => void) => ClientRequest;
 type Http = { request: Request };
@@ -311,18 +322,13 @@ async function nodeFetch(input: string | URL | globalThis.Request, init?: Reques
 
 /** The next hop's request: a 303 (or a 301/302 after a POST) turns into a GET without a body; credentials stay home. */
 function redirected(sent: Sent, status: number, from: URL, to: URL): Sent {
-  const headers = { ...sent.headers };
+  const headers = to.origin === from.origin ? { ...sent.headers } : withoutCredentials(sent.headers);
   let { method, body } = sent;
   if (status === 303 ? method !== 'HEAD' : (status === 301 || status === 302) && method === 'POST') {
     method = 'GET';
     body = undefined;
     for (const name of ['content-type', 'content-length', 'content-encoding', 'content-language', 'content-location'])
       delete headers[name];
-  }
-  if (to.origin !== from.origin) {
-    delete headers.authorization;
-    delete headers['proxy-authorization'];
-    delete headers.cookie;
   }
   return { method, headers, body };
 }

@@ -8,6 +8,7 @@ import { promises as fs } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RemoteError, messageOf } from '../core/errors.ts';
 import { getToFile, redirectTarget, TransferError } from '../http/get.ts';
+import { REDIRECTS } from '../http/lean-fetch.ts';
 import type { Logger } from '../core/log.ts';
 import { redactUrls } from '../core/redact.ts';
 
@@ -25,8 +26,6 @@ export interface FetchOptions {
   /** Told about each retry. */
   log: Pick<Logger, 'warn'>;
 }
-
-const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 /** What one fetch left in its file. `notModified`: a conditional request was answered 304 (no file). */
 export interface FetchedFile {
