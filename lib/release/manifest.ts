@@ -3,6 +3,7 @@
 // written by the publisher from the folder and checked strictly by the host before it trusts a
 // line of it: no `..`, no absolute or duplicate paths, parents that are folders, links inside.
 import { createHash } from 'node:crypto';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { lstat, open, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { ValidationError } from '../core/errors.ts';
@@ -46,6 +47,22 @@ export async function fileDigest(file: string): Promise<{ sha256: string; size: 
     });
   } finally {
     await handle.close();
+  }
+}
+
+/** Above this size a file is hashed with the async calls (fileDigest): the event loop is not held for it. */
+export const SYNC_DIGEST_MAX = 4 * 1024 * 1024;
+
+/** fileDigest with the sync calls, into `buffer` (for the many small files of a folder walk, workSlices). */
+export function fileDigestSync(file: string, buffer: Buffer): { sha256: string; size: number } {
+  const fd = openSync(file, 'r');
+  try {
+    const hash = createHash('sha256');
+    let size = 0;
+    for (let n; (n = readSync(fd, buffer, 0, buffer.length, size)) > 0; size += n) hash.update(buffer.subarray(0, n));
+    return { sha256: hash.digest('hex'), size };
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -2,13 +2,22 @@
 // release the host still has"): the folder's digest, recorded at install, is computed again; only
 // an exact match under a still-trusted signer and the same VERSION SHA256 is switched to as is.
 import { createHash } from 'node:crypto';
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { withReadBuffer } from '../../core/read-buffer.ts';
+import { workSlices } from '../../core/work-slices.ts';
 import path from 'node:path';
 import { messageOf } from '../../core/errors.ts';
 import type { TrustedKeys } from '../trust/pgp.ts';
 import { bookDigest, type DigestBook } from '../deploy-folder/digest-book.ts';
 import { readState } from '../deploy-folder/state.ts';
-import { byPathBytes, fileDigest, manifestLine, type ManifestEntry } from '../../release/manifest.ts';
+import {
+  byPathBytes,
+  fileDigest,
+  fileDigestSync,
+  manifestLine,
+  SYNC_DIGEST_MAX,
+  type ManifestEntry,
+} from '../../release/manifest.ts';
 import type { VersionInfo } from '../../release/version-file.ts';
 import { compareVersions } from '../../release/version-file.ts';
 import { releaseNameOf, type UpdateContext } from './context.ts';
@@ -28,15 +37,22 @@ export async function folderTree(
 ): Promise<{ digest: string; entries?: ManifestEntry[] }> {
   const entries: ManifestEntry[] = [];
   let other = false;
-  const walk = async (rel: string): Promise<void> => {
-    const names = (await readdir(path.join(dir, rel))).sort();
+  // The sync calls in slices (core/work-slices.ts); a large file with the async ones.
+  const pause = workSlices();
+  const walk = async (rel: string, buffer: Buffer): Promise<void> => {
+    const names = readdirSync(path.join(dir, rel)).sort();
     for (const name of names) {
       const entry = rel ? `${rel}/${name}` : name;
       const full = path.join(dir, entry);
-      const st = await lstat(full);
+      const st = lstatSync(full);
       const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
       other ||= type === 'other';
-      const sha256 = type === 'file' ? (await fileDigest(full)).sha256 : null;
+      const sha256 =
+        type !== 'file'
+          ? null
+          : st.size > SYNC_DIGEST_MAX
+            ? (await fileDigest(full)).sha256
+            : fileDigestSync(full, buffer).sha256;
       if (book && sha256) bookDigest(book, entry, st, sha256);
       entries.push({
         path: entry,
@@ -44,12 +60,13 @@ export async function folderTree(
         mode: (st.mode & 0o7777).toString(8),
         size: type === 'file' ? st.size : 0,
         sha256,
-        target: type === 'symlink' ? await readlink(full) : null,
+        target: type === 'symlink' ? readlinkSync(full) : null,
       });
-      if (type === 'dir') await walk(entry);
+      if (type === 'dir') await walk(entry, buffer);
+      await pause();
     }
   };
-  await walk('');
+  await withReadBuffer((buffer) => walk('', buffer));
   return { digest: digestOfLines(entries.map(manifestLine)), entries: other ? undefined : entries.sort(byPathBytes) };
 }
 
