@@ -3,12 +3,12 @@
 // written by the publisher from the folder and checked strictly by the host before it trusts a
 // line of it: no `..`, no absolute or duplicate paths, parents that are folders, links inside.
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readSync } from 'node:fs';
-import { lstat, open, readlink } from 'node:fs/promises';
+import { closeSync, lstatSync, openSync, readlinkSync, readSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { ValidationError } from '../core/errors.ts';
 import { withReadBuffer } from '../core/read-buffer.ts';
-import { mapLimit } from '../core/pool.ts';
+import { workSlices } from '../core/work-slices.ts';
 import { listSorted } from './pack.ts';
 
 /** A manifest larger than this is refused while it is read (200,000 entries fit). */
@@ -66,8 +66,6 @@ export function fileDigestSync(file: string, buffer: Buffer): { sha256: string; 
   }
 }
 
-const HASH_AT_ONCE = 8;
-
 /** The mode the reproducible tarball gives an entry (pack.ts): 755 for folders and executables, else 644. */
 const packedMode = (isDir: boolean, mode: number) => (isDir || mode & 0o111 ? '755' : '644');
 
@@ -77,15 +75,23 @@ const packedMode = (isDir: boolean, mode: number) => (isDir || mode & 0o111 ? '7
  */
 export async function manifestOf(dir: string): Promise<ManifestEntry[]> {
   const names = await listSorted(dir);
-  // HASH_AT_ONCE files at a time: most are small, and one at a time waits on each open and read.
-  const entries = await mapLimit(names, HASH_AT_ONCE, async (rel): Promise<ManifestEntry> => {
-    const full = path.join(dir, rel);
-    const st = await lstat(full);
-    if (st.isDirectory()) return { path: rel, type: 'dir', mode: '755', size: 0, sha256: null, target: null };
-    if (st.isSymbolicLink())
-      return { path: rel, type: 'symlink', mode: '777', size: 0, sha256: null, target: await readlink(full) };
-    const { sha256, size } = await fileDigest(full);
-    return { path: rel, type: 'file', mode: packedMode(false, st.mode), size, sha256, target: null };
+  // The sync calls in slices (core/work-slices.ts); a large file with the async ones.
+  const pause = workSlices();
+  const entries = await withReadBuffer(async (buffer) => {
+    const out: ManifestEntry[] = [];
+    for (const rel of names) {
+      const full = path.join(dir, rel);
+      const st = lstatSync(full);
+      if (st.isDirectory()) out.push({ path: rel, type: 'dir', mode: '755', size: 0, sha256: null, target: null });
+      else if (st.isSymbolicLink())
+        out.push({ path: rel, type: 'symlink', mode: '777', size: 0, sha256: null, target: readlinkSync(full) });
+      else {
+        const { sha256, size } = st.size > SYNC_DIGEST_MAX ? await fileDigest(full) : fileDigestSync(full, buffer);
+        out.push({ path: rel, type: 'file', mode: packedMode(false, st.mode), size, sha256, target: null });
+      }
+      await pause();
+    }
+    return out;
   });
   // Byte-wise by path, as the manifest is read ("lib", "lib.js", "lib/a.js"): a folder still
   // comes before what it holds, which the tar's folder-first order does not give in this form.

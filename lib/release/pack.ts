@@ -1,40 +1,49 @@
 // Reproducible release tarballs: entries sorted byte-wise, fixed mtime, no owners, normalised
 // modes, so the same folder gives the same bytes on any machine (node-tar, loaded on use).
-import { lstat, open, readdir, readlink, type FileHandle } from 'node:fs/promises';
+import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import { ValidationError } from '../core/errors.ts';
-import { mapLimit } from '../core/pool.ts';
+import { workSlices } from '../core/work-slices.ts';
 
 const gzipAsync = promisify(gzip);
 
 export const DEFAULT_MTIME = 946_684_800; // 2000-01-01T00:00:00Z
 
-/** Every path under `dir`, sorted byte-wise, folders before their contents. */
-export async function listSorted(dir: string, rel = ''): Promise<string[]> {
-  const names = (await readdir(path.join(dir, rel))).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+/** Every path under `dir`, sorted byte-wise, folders before their contents (sync calls in slices, core/work-slices.ts). */
+export async function listSorted(dir: string): Promise<string[]> {
   const out: string[] = [];
-  for (const name of names) {
-    const relPath = rel ? `${rel}/${name}` : name;
-    const st = await lstat(path.join(dir, relPath));
-    if (st.isDirectory()) {
-      out.push(relPath, ...(await listSorted(dir, relPath)));
-    } else if (st.isSymbolicLink()) {
-      const target = await readlink(path.join(dir, relPath));
-      const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(relPath), target));
-      if (path.isAbsolute(target) || resolved === '..' || resolved.startsWith('../')) {
+  const pause = workSlices();
+  const walk = async (rel: string): Promise<void> => {
+    const names = readdirSync(path.join(dir, rel)).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    for (const name of names) {
+      const relPath = rel ? `${rel}/${name}` : name;
+      const st = lstatSync(path.join(dir, relPath));
+      if (st.isDirectory()) {
+        out.push(relPath);
+        await walk(relPath);
+      } else if (st.isSymbolicLink()) {
+        const target = readlinkSync(path.join(dir, relPath));
+        const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(relPath), target));
+        if (path.isAbsolute(target) || resolved === '..' || resolved.startsWith('../')) {
+          throw new ValidationError(
+            `${relPath} links to ${target}, outside ${dir}; launchfit would refuse the release. Copy the file in instead.`,
+          );
+        }
+        out.push(relPath);
+      } else if (st.isFile()) {
+        out.push(relPath);
+      } else {
         throw new ValidationError(
-          `${relPath} links to ${target}, outside ${dir}; launchfit would refuse the release. Copy the file in instead.`,
+          `${relPath} in ${dir} is not a file, folder or symlink; remove it before publishing.`,
         );
       }
-      out.push(relPath);
-    } else if (st.isFile()) {
-      out.push(relPath);
-    } else {
-      throw new ValidationError(`${relPath} in ${dir} is not a file, folder or symlink; remove it before publishing.`);
+      await pause();
     }
-  }
+  };
+  await walk('');
   return out;
 }
 
@@ -196,7 +205,7 @@ export async function packReproducible(dir: string, out: string, mtimeSec = DEFA
   const tar = await import('tar');
   const entries = await listSorted(dir);
   if (!entries.length) throw new ValidationError(`${dir} is empty; nothing to publish.`);
-  const stats = await mapLimit(entries, 16, (e) => lstat(path.join(dir, e)));
+  const stats = entries.map((e) => lstatSync(path.join(dir, e)));
   const sizes = stats.map((st) => (st.isFile() ? st.size : 0));
   const tops = entries.flatMap((e, i) => (e.includes('/') ? [] : [i]));
   const root = tops.length === 1 && stats[tops[0]!]!.isDirectory() ? entries[tops[0]!]! : '';
