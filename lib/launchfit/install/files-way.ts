@@ -4,7 +4,7 @@
 // members holding the others are fetched with HTTP Range requests, gunzipped with their output
 // capped, and each file taken from them is checked against the signed manifest.
 import { createHash } from 'node:crypto';
-import { chmod, mkdir, open, rm, symlink } from 'node:fs/promises';
+import { chmod, open, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { VerificationError } from '../../core/errors.ts';
 import { mapLimit } from '../../core/pool.ts';
@@ -13,7 +13,8 @@ import type { Books } from '../deploy-folder/digest-book.ts';
 import type { PackIndex } from '../../release/pack-index.ts';
 import { gunzipMember, isRegularFile, memberOfPath, namedEntries, tarPathOf } from '../../release/pack-members.ts';
 import { checkTree } from './extract.ts';
-import { holdRelease, modeOf, REUSE_AT_ONCE, reuseFile, settleWritten } from './patch-apply.ts';
+import { holdRelease, makeFolders, modeOf, reuseFile, settleWritten } from './patch-apply.ts';
+import { workSlices } from '../../core/work-slices.ts';
 
 /**
  * Members next to one another are fetched in one request, up to this many bytes (a larger member
@@ -165,14 +166,11 @@ export async function buildFromFiles(manifest: ManifestEntry[], source: FilesSou
     return members;
   };
   membersOf(plan.fetch);
-  for (const e of manifest)
-    if (e.type === 'dir') {
-      await mkdir(path.join(root, e.path));
-      await chmod(path.join(root, e.path), modeOf(e));
-    }
+  const pause = workSlices();
+  await makeFolders(manifest, root, pause);
   // A held file that no longer matches its digest (the app changed it) is fetched instead.
   const held = await holdRelease(source.fromRoot, source.books);
-  await mapLimit(plan.reuse, REUSE_AT_ONCE, async ([from, entry]) => {
+  for (const [from, entry] of plan.reuse) {
     const dst = path.join(root, entry.path);
     try {
       await reuseFile(held, from, dst, entry);
@@ -181,7 +179,8 @@ export async function buildFromFiles(manifest: ManifestEntry[], source: FilesSou
       await rm(dst, { force: true });
       plan.fetch.push(entry);
     }
-  });
+    await pause();
+  }
   const members = membersOf(plan.fetch);
   const byTarPath = new Map(manifest.map((e) => [tarPathOf(index, e.path), e]));
   const wanted = new Map(plan.fetch.map((e) => [tarPathOf(index, e.path), e]));

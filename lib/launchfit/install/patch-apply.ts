@@ -3,28 +3,15 @@
 // signed manifest, each group decompressed with its output capped, every file checked, links last.
 // Anything that does not match throws: the caller falls back to the full tarball.
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { chmodSync, createReadStream, linkSync, lstatSync, mkdirSync, realpathSync } from 'node:fs';
 import type { Stats } from 'node:fs';
-import {
-  chmod,
-  copyFile,
-  link,
-  lstat,
-  mkdir,
-  open,
-  realpath,
-  rm,
-  stat,
-  symlink,
-  utimes,
-  type FileHandle,
-} from 'node:fs/promises';
+import { chmod, copyFile, lstat, open, realpath, rm, stat, symlink, utimes, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { VerificationError } from '../../core/errors.ts';
 import { bookDigest, bookHas, type Books } from '../deploy-folder/digest-book.ts';
-import { mapLimit } from '../../core/pool.ts';
 import { withReadBuffer } from '../../core/read-buffer.ts';
-import { fileDigest, type ManifestEntry } from '../../release/manifest.ts';
+import { workSlices } from '../../core/work-slices.ts';
+import { fileDigest, fileDigestSync, SYNC_DIGEST_MAX, type ManifestEntry } from '../../release/manifest.ts';
 import { DEFAULT_MTIME } from '../../release/pack.ts';
 import type { PatchFile, PatchHeader } from '../../release/patch-format.ts';
 import { zstdDecompress } from '../../release/zstd.ts';
@@ -42,14 +29,12 @@ export interface PatchSource {
 }
 
 export const modeOf = (entry: ManifestEntry) => Number.parseInt(entry.mode, 8);
-export const REUSE_AT_ONCE = 16;
-
 /** The held release's folder, its real path taken once for all its files. */
 export interface Held {
   root: string;
   real: string;
   /** Each folder's real path, taken once for the files in it (heldFile). */
-  folders: Map<string, Promise<string>>;
+  folders: Map<string, string>;
   /** Its digest book (deploy-folder/digest-book.ts) and the one of the release being built. */
   books: Books;
 }
@@ -62,19 +47,29 @@ export async function holdRelease(root: string, books: Books): Promise<Held> {
 /**
  * The path of `rel` in the held release, a regular file inside it, not reached through a link;
  * with its lstat. The file itself is lstat'ed (a link is refused); its folder's real path, taken
- * once per folder, must be where the folder is in the held release.
+ * once per folder, must be where the folder is in the held release. Sync calls: one file's are
+ * a few µs, where each async call is a round trip through libuv's threads (core/work-slices.ts).
  */
-async function heldFile(held: Held, rel: string): Promise<{ file: string; st: Stats }> {
+function heldFile(held: Held, rel: string): { file: string; st: Stats } {
   const full = path.join(held.root, rel);
-  const st = await lstat(full).catch(() => undefined);
+  let st: Stats | undefined;
+  try {
+    st = lstatSync(full);
+  } catch {
+    // Missing, or a part of its path is not a folder: not a file to reuse either way.
+  }
   if (!st?.isFile()) throw new VerificationError(`${rel} in the held release is missing or not a regular file`);
   const folder = path.dirname(rel);
   let real = held.folders.get(folder);
-  if (!real) {
-    real = realpath(path.join(held.root, folder));
+  if (real === undefined) {
+    try {
+      real = realpathSync(path.join(held.root, folder));
+    } catch {
+      real = '';
+    }
     held.folders.set(folder, real);
   }
-  if ((await real) !== path.join(held.real, folder))
+  if (real !== path.join(held.real, folder))
     throw new VerificationError(`${rel} in the held release is reached through a link`);
   return { file: full, st };
 }
@@ -85,7 +80,7 @@ async function heldFile(held: Held, rel: string): Promise<{ file: string; st: St
  * gives that digest for the file as it is (the same inode, size, mtime and ctime).
  */
 export async function reuseFile(held: Held, from: string, dst: string, entry: ManifestEntry): Promise<void> {
-  const { file, st } = await heldFile(held, from);
+  const { file, st } = heldFile(held, from);
   const changed = () =>
     new VerificationError(
       `${entry.path} in the held release no longer matches its signed digest (changed on this host); it is not reused`,
@@ -99,9 +94,9 @@ export async function reuseFile(held: Held, from: string, dst: string, entry: Ma
     await checkReused(held, dst, entry, changed);
     return settleWritten(dst, entry, held.books);
   }
-  await link(file, dst);
+  linkSync(file, dst);
   // Taken before any read, so a write after it shows in the new book's ctime.
-  const now = await lstat(dst);
+  const now = lstatSync(dst);
   const same = now.ino === st.ino && now.size === st.size && now.mtimeMs === st.mtimeMs;
   if (!same || !bookHas(held.books.held, from, st, entry.sha256!)) await checkReused(held, dst, entry, changed);
   bookDigest(held.books.made, entry.path, now, entry.sha256!);
@@ -110,7 +105,8 @@ export async function reuseFile(held: Held, from: string, dst: string, entry: Ma
 /** `dst`'s bytes hashed: they must be `entry`'s. */
 async function checkReused(held: Held, dst: string, entry: ManifestEntry, changed: () => Error): Promise<void> {
   held.books.read++;
-  const got = await fileDigest(dst);
+  const got =
+    entry.size > SYNC_DIGEST_MAX ? await fileDigest(dst) : await withReadBuffer(async (b) => fileDigestSync(dst, b));
   if (got.sha256 !== entry.sha256 || got.size !== entry.size) throw changed();
 }
 
@@ -163,7 +159,7 @@ async function writeDictionary(held: Held, files: PatchFile[], dict: string): Pr
   let total = 0;
   try {
     for (const f of files) {
-      const { file } = await heldFile(held, f.from!);
+      const { file } = heldFile(held, f.from!);
       const hash = createHash('sha256');
       const src = await open(file, 'r');
       let size: number;
@@ -223,6 +219,20 @@ async function applyGroup(
   }
 }
 
+/** The manifest's folders under `root`, with their modes: sync calls, in `pause`'s slices. */
+export async function makeFolders(
+  manifest: ManifestEntry[],
+  root: string,
+  pause: () => Promise<void> | undefined,
+): Promise<void> {
+  for (const e of manifest)
+    if (e.type === 'dir') {
+      mkdirSync(path.join(root, e.path));
+      chmodSync(path.join(root, e.path), modeOf(e));
+      await pause();
+    }
+}
+
 /**
  * Build the release `manifest` describes into `root` from the held release and the patch. Every
  * file is made once and checked; folders first, links last, then every link's target is followed
@@ -235,14 +245,11 @@ export async function buildFromPatch(
   root: string,
 ): Promise<number> {
   const byPath = new Map(manifest.map((e) => [e.path, e]));
-  for (const e of manifest)
-    if (e.type === 'dir') {
-      await mkdir(path.join(root, e.path));
-      await chmod(path.join(root, e.path), modeOf(e));
-    }
+  const pause = workSlices();
+  await makeFolders(manifest, root, pause);
   const held = await holdRelease(source.fromRoot, source.books);
-  // Every file taken from the held release, moved or in place, REUSE_AT_ONCE at a time: each is
-  // a few system calls and a read, so one at a time leaves the disk and the cores idle.
+  // Every file taken from the held release, moved or in place: a few sync calls each (a read
+  // only where the held release's book does not vouch for the file), in slices.
   const made = new Set<string>();
   const reuses: Array<[from: string, entry: ManifestEntry]> = [];
   for (const c of source.header.copies) {
@@ -251,7 +258,10 @@ export async function buildFromPatch(
   }
   for (const g of source.header.groups) for (const f of g.files) made.add(f.path);
   for (const e of manifest) if (e.type === 'file' && !made.has(e.path)) reuses.push([e.path, e]);
-  await mapLimit(reuses, REUSE_AT_ONCE, ([from, entry]) => reuseFile(held, from, path.join(root, entry.path), entry));
+  for (const [from, entry] of reuses) {
+    await reuseFile(held, from, path.join(root, entry.path), entry);
+    await pause();
+  }
   let offset = source.bodyStart;
   for (const g of source.header.groups) {
     await applyGroup(source, held, g, offset, work, root, byPath);
