@@ -252,7 +252,8 @@ async function caseRun(c: Case, i: number, setup: Setup, server: CountingServer,
   // With --keep, the hosts as they were before their update, to profile one again.
   if (args.keep)
     for (const [side, dir] of Object.entries(hosts))
-      if (side !== 'files' || filesWay) cpSync(dir, path.join(root, `before-${name}-${side}`), { recursive: true });
+      if (side !== 'files' || filesWay)
+        cpSync(dir, path.join(root, `before-${name}-${side}`), { recursive: true, verbatimSymlinks: true });
   // delta and full alternate which goes first; the peer (its bytes are the goal, not its time) goes last.
   for (const side of i % 2 ? (['full', 'delta'] as const) : (['delta', 'full'] as const)) {
     // Memory is sampled on both sides: its /proc reads every 10 ms cost the bench CPU beside the side it watches.

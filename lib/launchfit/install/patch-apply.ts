@@ -29,6 +29,7 @@ export interface PatchSource {
 }
 
 export const modeOf = (entry: ManifestEntry) => Number.parseInt(entry.mode, 8);
+
 /** The held release's folder, its real path taken once for all its files. */
 export interface Held {
   root: string;
