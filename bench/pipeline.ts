@@ -58,7 +58,7 @@ const WAVES = ['25%', '100%'];
 /**
  * The release's healthy_after. The smoke once ran in CI beside a loaded machine, where 14 apps
  * starting at once on two cores took over 3 s to accept a connection and the rollout halted: it
- * gives them 8 s unless told (CI, alone after the suite: 5). The hold is taken out of shipkit's share.
+ * gives them 8 s unless told (CI, alone after the suite: 3). The hold is taken out of shipkit's share.
  */
 const healthyAfterSec = Number(args['healthy-after'] ?? (smoke ? 8 : RELEASE_HEALTHY_AFTER_SEC));
 if (!Number.isInteger(healthyAfterSec) || healthyAfterSec < 1) {
