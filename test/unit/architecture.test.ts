@@ -167,6 +167,13 @@ test('no files import each other in a circle', () => {
   );
 });
 
+/** Every file under `dir`, at any depth. */
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? filesUnder(path.join(dir, e.name)) : [path.join(dir, e.name)],
+  );
+}
+
 test('code points at docs/ pages, never at documents a clone does not have (DESIGN §N, issue N)', () => {
   const scripts = sources(path.join(ROOT, 'scripts'));
   const pages = [
@@ -176,7 +183,20 @@ test('code points at docs/ pages, never at documents a clone does not have (DESI
       .filter((f) => f.endsWith('.md'))
       .map((f) => path.join('docs', f)),
   ].map((f) => path.join(ROOT, f));
-  const pointing = [...files, ...scripts, ...pages].filter((f) => /DESIGN|\bissue \d+/.test(readFileSync(f, 'utf8')));
+  // The example configs and templates/ are read by users too (the .deb ships them as examples).
+  const examples = [
+    ...readdirSync(ROOT)
+      .filter((f) => f.includes('.example.'))
+      .map((f) => path.join(ROOT, f)),
+    ...filesUnder(path.join(ROOT, 'templates')),
+  ];
+  assert.ok(
+    examples.some((f) => f.endsWith('shipkit.example.yml')) && examples.some((f) => f.includes('templates')),
+    'the example configs and templates/ are looked at',
+  );
+  const pointing = [...files, ...scripts, ...pages, ...examples].filter((f) =>
+    /DESIGN|\bissue \d+/.test(readFileSync(f, 'utf8')),
+  );
   assert.equal(
     pointing.map((f) => path.relative(ROOT, f)),
     [],
