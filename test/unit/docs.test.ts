@@ -22,6 +22,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { describeProcesses, killProcessesUsing, processesUsing } from '../fixtures/processes.ts';
 import { ROOT, scriptsBundle } from '../_helpers/common.ts';
+import { fencedBlocks } from '../_helpers/markdown.ts';
 
 const MAX_README_LINES = 250;
 const SESSION_TIMEOUT_MS = 150_000;
@@ -35,33 +36,6 @@ const pages = [
     .map((f) => `docs/${f}`),
 ];
 const read = (page: string) => readFileSync(path.join(ROOT, page), 'utf8');
-
-interface Block {
-  info: string;
-  code: string;
-  line: number;
-}
-
-/** Fenced code blocks (``` or ~~~, three or more) with their info string and first line number. */
-export function fencedBlocks(text: string): { blocks: Block[]; prose: string[] } {
-  const blocks: Block[] = [];
-  const prose: string[] = [];
-  let open: { fence: string; info: string; line: number; code: string[] } | undefined;
-  text.split('\n').forEach((line, i) => {
-    if (open) {
-      const close = /^ {0,3}(`{3,}|~{3,})\s*$/.exec(line);
-      if (close && close[1][0] === open.fence[0] && close[1].length >= open.fence.length) {
-        blocks.push({ info: open.info, code: open.code.join('\n'), line: open.line });
-        open = undefined;
-      } else open.code.push(line);
-      return;
-    }
-    const m = /^ {0,3}(`{3,}|~{3,})(.*)$/.exec(line);
-    if (m && !(m[1][0] === '`' && m[2].includes('`'))) open = { fence: m[1], info: m[2].trim(), line: i + 1, code: [] };
-    else prose.push(line);
-  });
-  return { blocks, prose };
-}
 
 /** GitHub's heading anchors: lower case, punctuation dropped, spaces to -, repeats get -1, -2 … */
 export function anchorsOf(text: string): Set<string> {
