@@ -6,7 +6,7 @@ import path from 'node:path';
 import { encodeLine } from '../lib/core/append-log.ts';
 import { fleetLogFile } from '../lib/fleet/fleet-store.ts';
 import { journalFile } from '../lib/jobs/local/journal.ts';
-import { rolloutBucket } from '../lib/release/rollout-bucket.ts';
+import { rolloutBucket } from '../lib/release/format/bucket.ts';
 import { seededJob } from '../test/fixtures/hooks/seeded-journal.ts';
 
 /** What a seeded host runs: its version, the one before, the digest it verified. */

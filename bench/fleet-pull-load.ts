@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { signRequest } from '../lib/http/signing.ts';
-import { rolloutBucket } from '../lib/release/rollout-bucket.ts';
+import { rolloutBucket } from '../lib/release/format/bucket.ts';
 
 const [url, app, secretFile, seconds, concurrency, hostCount, rateArg = '0'] = process.argv.slice(2);
 const rate = Number(rateArg);

@@ -22,8 +22,8 @@ import {
   ledgerLine,
   readLedger,
   type LedgerHead,
-} from '../lib/release/ledger.ts';
-import { loadSigningKey, signDetached, signingFingerprintOf } from '../lib/release/sign.ts';
+} from '../lib/release/format/ledger.ts';
+import { loadSigningKey, signDetached, signingFingerprintOf } from '../lib/release/format/signature.ts';
 import { fleetLogFile } from '../lib/fleet/fleet-store.ts';
 import { fleetLog } from './control-plane.ts';
 import { quietPort } from './ports.ts';

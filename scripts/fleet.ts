@@ -65,7 +65,7 @@ async function forgetMain(args: Args): Promise<number> {
     throw new UsageError('Name hosts or give --silent-for DAYS, not both. Run `fleet forget --help` for usage.');
   if (hosts.length === 0 && silentFor === undefined)
     throw new UsageError('Name the hosts to forget, or give --silent-for DAYS. Run `fleet forget --help` for usage.');
-  const { badHostId, forgetHosts } = await import('../lib/release/fleet-client.ts');
+  const { badHostId, forgetHosts } = await import('../lib/release/rollout/fleet-client.ts');
   const bad = badHostId(hosts);
   if (bad !== undefined)
     throw new UsageError(

@@ -14,8 +14,8 @@ import { newJobId, validateJobId } from '../lib/jobs/job-id.ts';
 import type { Logger } from '../lib/core/log.ts';
 import { validateName } from '../lib/core/names.ts';
 import { findConfigFile, getRepo, loadShipkitConfig, publishedTo } from '../lib/config/shipkit-yml.ts';
-import { parseRolloutPercent, validateVersion } from '../lib/release/version-file.ts';
-import type { History } from '../lib/release/history.ts';
+import { parseRolloutPercent, validateVersion } from '../lib/release/format/version-file.ts';
+import type { History } from '../lib/release/dest/history.ts';
 
 const publishCommand: CommandSpec = {
   usage: `Usage: release publish DIR --name APP --platform PLATFORM --version V --key SECRET_KEY.asc
@@ -445,7 +445,7 @@ function pauseStep(): ((name: string) => Promise<void>) | undefined {
 }
 
 async function keysMain(args: Args, log: Logger): Promise<number> {
-  const keys = await import('../lib/release/keys.ts');
+  const keys = await import('../lib/release/keys/release-keys.ts');
   const dirFlag = args.command === 'init' ? 'out' : 'dir';
   if (!args.command)
     throw new UsageError(
@@ -522,7 +522,7 @@ async function publishMain(args: Args, log: Logger): Promise<number> {
     if (typeof args[flag] !== 'string' || args[flag] === '')
       throw new UsageError(`Missing --${flag}. Run \`release publish --help\` for usage.`);
   }
-  const { publishRelease } = await import('../lib/release/publish.ts');
+  const { publishRelease } = await import('../lib/release/publish/publish.ts');
   const result = await publishRelease({
     dir: String(args._[0]),
     name: args.name,
@@ -588,7 +588,7 @@ async function rollbackMain(args: Args, log: Logger): Promise<number> {
   const stray = stepFlags.find((flag) => args[flag] !== undefined);
   if (stray)
     throw new UsageError(`--${stray} goes with --steps (a rollback in steps). Run \`release rollback --help\`.`);
-  const { rollbackPublished } = await import('../lib/release/rollback.ts');
+  const { rollbackPublished } = await import('../lib/release/rollout/rollback.ts');
   const result = await rollbackPublished(rollback);
   if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
   else
@@ -601,9 +601,9 @@ async function rollbackMain(args: Args, log: Logger): Promise<number> {
 /** `release rollback … --steps`: the rollback at the first step, then the rollout's steps; 1 on a halt. */
 async function rollbackInStepsMain(
   args: Args,
-  rollback: import('../lib/release/rollback.ts').RollbackOptions,
+  rollback: import('../lib/release/rollout/rollback.ts').RollbackOptions,
 ): Promise<number> {
-  const { parseAllowance, parseSteps } = await import('../lib/release/rollout-plan.ts');
+  const { parseAllowance, parseSteps } = await import('../lib/release/rollout/plan.ts');
   const steps = parseSteps(String(args.steps));
   const maxFailures = parseAllowance(String(args['max-failures'] ?? '0'), '--max-failures');
   const allowMissing = parseAllowance(String(args['allow-missing'] ?? '0'), '--allow-missing');
@@ -615,7 +615,7 @@ async function rollbackInStepsMain(
   }
   const { resolveSecretFlag } = await import('../lib/core/secrets.ts');
   const secret = await resolveSecretFlag(String(args['fleet-secret']), '--fleet-secret');
-  const { rollbackInSteps } = await import('../lib/release/rollback-steps.ts');
+  const { rollbackInSteps } = await import('../lib/release/rollout/rollback-steps.ts');
   const result = await rollbackInSteps({
     ...rollback,
     fleet: String(args.fleet),
@@ -638,7 +638,7 @@ async function historyMain(args: Args, log: Logger): Promise<number> {
   const app = validateName(String(args._[0]), 'app name');
   if (typeof args.from !== 'string' || !args.from)
     throw new UsageError('Missing --from DEST. Run `release history --help` for usage.');
-  const { formatHistory, releaseHistory } = await import('../lib/release/history.ts');
+  const { formatHistory, releaseHistory } = await import('../lib/release/dest/history.ts');
   const history = await hostsOfFleet(args, await releaseHistory({ app, from: args.from, keys: args.keys, log }));
   process.stdout.write(args.json ? `${JSON.stringify(history)}\n` : formatHistory(history));
   return 0;
@@ -651,8 +651,8 @@ async function hostsOfFleet(args: Args, history: History): Promise<History> {
     throw new UsageError("--fleet needs a URL and --fleet-secret the app's fleet secret (file:PATH or env:NAME).");
   const { resolveSecretFlag } = await import('../lib/core/secrets.ts');
   const secret = await resolveSecretFlag(args['fleet-secret'], '--fleet-secret');
-  const { fetchFleetReleases } = await import('../lib/release/fleet-client.ts');
-  const { withHosts } = await import('../lib/release/history.ts');
+  const { fetchFleetReleases } = await import('../lib/release/rollout/fleet-client.ts');
+  const { withHosts } = await import('../lib/release/dest/history.ts');
   return withHosts(history, await fetchFleetReleases({ fleet: args.fleet, app: history.app, secret }));
 }
 
@@ -662,8 +662,8 @@ async function diffMain(args: Args, log: Logger): Promise<number> {
   validateVersion(from, 'V1');
   validateVersion(to, 'V2');
   const dest = typeof args.from === 'string' && args.from ? args.from : await publishedDest(args, app);
-  const { releaseDiff } = await import('../lib/release/diff.ts');
-  const { formatDiff } = await import('../lib/release/diff-format.ts');
+  const { releaseDiff } = await import('../lib/release/diff/diff.ts');
+  const { formatDiff } = await import('../lib/release/diff/text.ts');
   const diff = await releaseDiff({
     app,
     from,
@@ -702,7 +702,7 @@ async function publishedDest(args: Args, app: string): Promise<string> {
  * back to. The version picked, or undefined when the list was only printed.
  */
 async function rollbackChoices(args: Args, log: Logger, pick: boolean): Promise<string | undefined> {
-  const { hostsText, releaseHistory, rollbackChoices: choicesOf } = await import('../lib/release/history.ts');
+  const { hostsText, releaseHistory, rollbackChoices: choicesOf } = await import('../lib/release/dest/history.ts');
   const beside = typeof args.key === 'string' ? path.join(path.dirname(args.key), 'keys.asc') : undefined;
   const keys = args.keys ?? (beside && existsSync(beside) ? beside : undefined);
   const history = await hostsOfFleet(
@@ -738,7 +738,7 @@ async function rollbackChoices(args: Args, log: Logger, pick: boolean): Promise<
 
 async function rolloutMain(args: Args, log: Logger): Promise<number> {
   const name = validateName(String(args._[0]), 'app name');
-  const { parseAllowance, parseSteps } = await import('../lib/release/rollout-plan.ts');
+  const { parseAllowance, parseSteps } = await import('../lib/release/rollout/plan.ts');
   const steps = parseSteps(String(args.steps ?? '1,10,50,100'));
   const maxFailures = parseAllowance(String(args['max-failures'] ?? '0'), '--max-failures');
   const allowMissing = parseAllowance(String(args['allow-missing'] ?? '0'), '--allow-missing');
@@ -748,7 +748,7 @@ async function rolloutMain(args: Args, log: Logger): Promise<number> {
   }
   const { resolveSecretFlag } = await import('../lib/core/secrets.ts');
   const secret = await resolveSecretFlag(String(args['fleet-secret']), '--fleet-secret');
-  const { rolloutRelease } = await import('../lib/release/rollout.ts');
+  const { rolloutRelease } = await import('../lib/release/rollout/rollout.ts');
   const pauseAt = process.env.SHIPKIT_TEST_PAUSE_AT;
   const step = pauseAt
     ? async (at: string) => {

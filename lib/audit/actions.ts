@@ -2,7 +2,7 @@
 // state it replaces: a start, a step, a halt, a resume, the end, or a rollback; a repeat is none.
 import type { AuditAction } from './chain.ts';
 
-/** The parts of a rollout record (lib/release/fleet-report.ts) the meaning is read from. */
+/** The parts of a rollout record (lib/release/format/fleet-report.ts) the meaning is read from. */
 export interface RolloutPoint {
   version: string;
   step: number;

@@ -3,7 +3,7 @@
 // vouches for the first line kept after older ones were cut, so the chain still verifies.
 import { createHash } from 'node:crypto';
 import { ValidationError } from '../core/errors.ts';
-import { GENESIS } from '../release/ledger.ts';
+import { GENESIS } from '../release/format/ledger.ts';
 
 export { GENESIS };
 

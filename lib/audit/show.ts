@@ -1,11 +1,10 @@
 // An audit entry as a terminal line (`shipkit audit`): every text that came from a request or a
 // payload with its control characters written as \u escapes, so a repo or user name cannot move
 // the cursor, recolour the terminal or fake a line of its own.
-import { shownEscaped } from '../release/ledger.ts';
+import { shownEscaped } from '../core/escape.ts';
 import type { AuditEntry } from './chain.ts';
 
 /** The page shows the trail's text as the terminal does (then escapes it for HTML). */
-export { shownEscaped };
 
 /** `detail` as `key=value` pairs, each value JSON (strings quoted, newlines as \n). */
 export function detailText(detail: AuditEntry['detail']): string {

@@ -1,9 +1,9 @@
 // The OpenPGP a backup uses: secret files encrypted to a public key and decrypted with its secret
-// key; MANIFEST.json signed with a release key (release/sign.ts) and checked against its public key.
+// key; MANIFEST.json signed with a release key (release/format/signature.ts) and checked against its public key.
 import { readFile } from 'node:fs/promises';
 import { ConfigError, messageOf } from '../core/errors.ts';
 import { readSecretFile } from '../core/secrets.ts';
-import { loadSigningKey, signDetached } from '../release/sign.ts';
+import { loadSigningKey, signDetached } from '../release/format/signature.ts';
 
 /** Signs with the armored secret key in `keyFile` (passphrase from `passphraseFile`). */
 export async function signerFor(keyFile: string, passphraseFile?: string): Promise<(data: Buffer) => Promise<Buffer>> {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { ConfigError } from '../core/errors.ts';
 import { pathExists } from '../core/fs.ts';
 import type { Logger } from '../core/log.ts';
-import { isRemoteDestination, openDestination } from '../release/destination.ts';
+import { isRemoteDestination, openDestination } from '../release/dest/destination.ts';
 import { uploadFiles } from '../stages/upload/index.ts';
 import { MANIFEST, readManifest } from './manifest.ts';
 

@@ -13,7 +13,7 @@ import {
 } from '../core/yaml-config.ts';
 import path from 'node:path';
 import { nameProblem } from '../core/names.ts';
-import { isRemoteDestination } from '../release/destination.ts';
+import { isRemoteDestination } from '../release/dest/destination.ts';
 
 export interface FleetApp {
   app: string;

@@ -7,7 +7,7 @@ import { checkKnownKeys, configError, getKey, wholeNumber, type ConfigDoc, type 
 import { messageOf } from '../core/errors.ts';
 import { nameProblem, resolveInside } from '../core/names.ts';
 import { parseWaves } from '../fleet/rollout.ts';
-import { parseAllowance, parseSteps, type Allowance } from '../release/rollout-plan.ts';
+import { parseAllowance, parseSteps, type Allowance } from '../release/rollout/plan.ts';
 import type { FleetApp } from './fleet.ts';
 
 export interface PublishConfig {

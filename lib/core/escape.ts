@@ -19,3 +19,12 @@ export function bidiName(control: string): string {
 export function showBidiControls(text: string): string {
   return text.replace(BIDI_CONTROLS, (c) => `<${bidiName(c)}>`);
 }
+
+/** Control characters (newlines, ESC, bidi controls) shown as \u escapes: for a terminal or a page. */
+export function shownEscaped(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(
+    /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}

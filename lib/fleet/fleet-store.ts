@@ -4,7 +4,7 @@
 // The whole story: docs/internals.md.
 import path from 'node:path';
 import { AppendLog, type AppendLogOwner } from '../core/append-log.ts';
-import type { HostEntry, RolloutRecord } from '../release/fleet-report.ts';
+import type { HostEntry, RolloutRecord } from '../release/format/fleet-report.ts';
 import { MemoryFleetRegistry, type AddOutcome } from './fleet-memory.ts';
 
 type LogLine =

@@ -2,7 +2,7 @@
 // folder's lock, so deploy, update, rollback and status are asked of it over the control socket
 // (it answers with its result, or its error in its category); otherwise they are done here.
 import type { Logger } from '../core/log.ts';
-import { validateVersion } from '../release/version-file.ts';
+import { validateVersion } from '../release/format/version-file.ts';
 import { askRunning, requestOverSocket } from './control/socket.ts';
 import { rollbackOnce, updateOnce } from './launcher.ts';
 import { deployPaths } from './deploy-folder/state.ts';

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { messageOf } from '../core/errors.ts';
 import { resolveSecret } from '../core/secrets.ts';
 import { parseListen } from '../http/server.ts';
-import { rolloutRelease, type RolloutResult } from '../release/rollout.ts';
+import { rolloutRelease, type RolloutResult } from '../release/rollout/rollout.ts';
 import { stageLogger, StepFailure, type BuildContext } from './context.ts';
 import type { PullRolloutConfig } from '../config/pipeline.ts';
 import type { ShipkitConfig } from '../config/shipkit-yml.ts';

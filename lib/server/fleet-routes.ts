@@ -14,7 +14,7 @@ import {
   type RequestVerifier,
 } from '../http/signing.ts';
 import type { FleetRegistry } from '../fleet/fleet-memory.ts';
-import type { FleetReleases, FleetReleasesOptions } from '../release/fleet-releases.ts';
+import type { FleetReleases, FleetReleasesOptions } from '../release/rollout/fleet-view.ts';
 import {
   checkForget,
   checkReport,
@@ -24,8 +24,8 @@ import {
   MAX_REPORT_BYTES,
   type HostEntry,
   type RolloutRecord,
-} from '../release/fleet-report.ts';
-import { HOST_ID_PATTERN } from '../release/rollout-bucket.ts';
+} from '../release/format/fleet-report.ts';
+import { HOST_ID_PATTERN } from '../release/format/bucket.ts';
 import type { Refuse } from '../web/read-sources.ts';
 import { rolloutAction } from '../audit/actions.ts';
 import { clientOf, type AuditRecord } from '../audit/trail.ts';

@@ -10,10 +10,10 @@ import { messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { publishedTo, type ShipkitConfig } from '../config/shipkit-yml.ts';
 import type { Queryable } from '../jobs/pg/records.ts';
-import type { LedgerSnapshot } from '../release/fleet-releases.ts';
-import { openDestination, type Destination } from '../release/destination.ts';
-import { certificateFor, verifiedLedger } from '../release/history.ts';
-import { LEDGER_FILE, LEDGER_SIG_FILE } from '../release/ledger.ts';
+import type { LedgerSnapshot } from '../release/rollout/fleet-view.ts';
+import { openDestination, type Destination } from '../release/dest/destination.ts';
+import { certificateFor, verifiedLedger } from '../release/dest/history.ts';
+import { LEDGER_FILE, LEDGER_SIG_FILE } from '../release/format/ledger.ts';
 
 /** A remote ledger is read again after this long, and so is the database's copy. */
 export const REMOTE_LEDGER_TTL_MS = 30_000;

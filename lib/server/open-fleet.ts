@@ -11,7 +11,7 @@ import type { ShipkitConfig } from '../config/shipkit-yml.ts';
 import { startFleetExpiry } from '../fleet/fleet-expiry.ts';
 import type { FleetRegistry } from '../fleet/fleet-memory.ts';
 import { fleetLogFile, FleetStore } from '../fleet/fleet-store.ts';
-import { fleetReleases, type FleetReleases, type FleetReleasesOptions } from '../release/fleet-releases.ts';
+import { fleetReleases, type FleetReleases, type FleetReleasesOptions } from '../release/rollout/fleet-view.ts';
 import type { Queryable } from '../jobs/pg/records.ts';
 import type { FleetView } from '../web/read-sources.ts';
 import { ledgerSources } from './ledger-source.ts';

@@ -8,7 +8,7 @@ import type { Logger } from '../core/log.ts';
 import { MemoryFleetRegistry, type AddOutcome } from '../fleet/fleet-memory.ts';
 import type { FleetStore } from '../fleet/fleet-store.ts';
 import type { Queryable } from '../jobs/pg/records.ts';
-import type { HostEntry, RolloutRecord } from '../release/fleet-report.ts';
+import type { HostEntry, RolloutRecord } from '../release/format/fleet-report.ts';
 
 export interface SharedFleetOptions {
   log: Logger;

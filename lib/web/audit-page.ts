@@ -2,7 +2,8 @@
 // the control plane's audit trail, every field from a request or payload escaped and its bidi
 // controls shown, newlines and escapes written as \u sequences.
 import type { AuditEntry } from '../audit/chain.ts';
-import { detailText, shownEscaped } from '../audit/show.ts';
+import { shownEscaped } from '../core/escape.ts';
+import { detailText } from '../audit/show.ts';
 import { escapeMarkup } from '../core/escape.ts';
 import { layout, text, type Viewer } from './status-page.ts';
 

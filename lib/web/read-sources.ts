@@ -1,7 +1,7 @@
 // What hook-server's read side (lib/web/) needs of the rest: the jobs, a log reader and config
 // bits, in a type web owns. hook-server builds one from its queue; the pages and the JSON API read
 // only through it, so web knows nothing of how jobs are stored or run.
-import type { FleetReleases, FleetReleasesOptions } from '../release/fleet-releases.ts';
+import type { FleetReleases, FleetReleasesOptions } from '../release/rollout/fleet-view.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Job } from '../jobs/job.ts';
 import type { DeliveryOutcomes } from '../notify/outcomes.ts';

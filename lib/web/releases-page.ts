@@ -3,8 +3,8 @@
 // and when, the rollout steps, halts and rollbacks, and versions hosts run that the ledger does
 // not record. Every text from the ledger or a host is escaped, its control characters shown.
 import { escapeMarkup } from '../core/escape.ts';
-import type { FleetReleases, ReleaseMove, ReleaseView } from '../release/fleet-releases.ts';
-import { shownEscaped } from '../release/ledger.ts';
+import type { FleetReleases, ReleaseMove, ReleaseView } from '../release/rollout/fleet-view.ts';
+import { shownEscaped } from '../core/escape.ts';
 import { layout, type Viewer } from './status-page.ts';
 
 // Control characters (ESC, newlines, bidi controls) as \u escapes, as `release history` shows them.

@@ -10,7 +10,7 @@ import { atomicWriteFile, ensureDir } from '../../core/fs.ts';
 import type { Logger } from '../../core/log.ts';
 import { resolveSecret } from '../../core/secrets.ts';
 import { signRequest } from '../../http/signing.ts';
-import { reportBody, type Report, type ReportResult } from '../../release/fleet-report.ts';
+import { reportBody, type Report, type ReportResult } from '../../release/format/fleet-report.ts';
 import type { LaunchConfig } from '../deploy-folder/config.ts';
 import type { DeployPaths } from '../deploy-folder/state.ts';
 import type { CheckResult } from '../install/context.ts';

@@ -2,7 +2,7 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { hostIdFile } from '../deploy-folder/host-id.ts';
 import { readLastReport, type LastReport } from './report.ts';
-import { HOST_ID_PATTERN, rolloutBucket } from '../../release/rollout-bucket.ts';
+import { HOST_ID_PATTERN, rolloutBucket } from '../../release/format/bucket.ts';
 import type { InstanceInfo, RunnerInfo } from '../app/runner.ts';
 import type { HostBinding } from '../deploy-folder/state.ts';
 import { readState, type DeployPaths, type LaunchState } from '../deploy-folder/state.ts';

@@ -8,7 +8,7 @@ import { link, open, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError } from '../../core/errors.ts';
 import { ensureDir, syncDir, tempSibling } from '../../core/fs.ts';
-import { HOST_ID_PATTERN } from '../../release/rollout-bucket.ts';
+import { HOST_ID_PATTERN } from '../../release/format/bucket.ts';
 import type { DeployPaths } from './state.ts';
 
 export function hostIdFile(paths: Pick<DeployPaths, 'meta'>): string {

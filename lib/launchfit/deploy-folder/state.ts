@@ -1,7 +1,7 @@
 // The deploy folder's layout and its small state file (.launchfit/state.json), written
 // atomically. The `current` symlink, not this file, says which release is live: after a crash
 // between a swap and a state write the link is the truth.
-import type { InstallWay } from '../../release/fleet-report.ts';
+import type { InstallWay } from '../../release/format/fleet-report.ts';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { atomicWriteFile, ensureDir } from '../../core/fs.ts';

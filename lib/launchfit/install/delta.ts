@@ -7,18 +7,23 @@ import path from 'node:path';
 import { VerificationError, messageOf } from '../../core/errors.ts';
 import { ensureDir } from '../../core/fs.ts';
 import { downloadToFile, fetchSmall } from '../../http/fetch.ts';
-import { manifestFileName } from '../../release/delta-publish.ts';
-import { MAX_MANIFEST_BYTES, manifestSha256, parseManifest, type ManifestEntry } from '../../release/manifest.ts';
+import { manifestFileName } from '../../release/format/manifest.ts';
+import {
+  MAX_MANIFEST_BYTES,
+  manifestSha256,
+  parseManifest,
+  type ManifestEntry,
+} from '../../release/format/manifest.ts';
 import {
   MAX_PATCH_HEADER_BYTES,
   manifestChangesOf,
   parsePatchHeader,
   patchHeaderJson,
   type PatchHeader,
-} from '../../release/patch-format.ts';
-import { indexFileName, MAX_INDEX_BYTES, parsePackIndex } from '../../release/pack-index.ts';
-import { compareVersions, type PatchLine, type VersionInfo } from '../../release/version-file.ts';
-import { haveZstd } from '../../release/zstd.ts';
+} from '../../release/format/patch.ts';
+import { indexFileName, MAX_INDEX_BYTES, parsePackIndex } from '../../release/format/pack-index.ts';
+import { compareVersions, type PatchLine, type VersionInfo } from '../../release/format/version-file.ts';
+import { haveZstd } from '../../core/zstd.ts';
 import { newBooks, readBook, type Books } from '../deploy-folder/digest-book.ts';
 import { keptManifestFile, readState } from '../deploy-folder/state.ts';
 import { readCurrent } from '../deploy-folder/switch.ts';

@@ -13,11 +13,11 @@ import { verifyDetachedSignature, type TrustedKeys } from '../trust/pgp.ts';
 import type { FetchedLedger, LedgerTail } from '../trust/ledger.ts';
 import { checkProvenance } from '../trust/provenance.ts';
 import { loadReleaseKeys } from '../trust/release-keys.ts';
-import { LEDGER_FILE, LEDGER_HEAD_SIG_FILE, LEDGER_SIG_FILE, MAX_LEDGER_BYTES } from '../../release/ledger.ts';
-import { MAX_VERSION_FILE_BYTES, parseVersionFile, type VersionInfo } from '../../release/version-file.ts';
-import type { ManifestEntry } from '../../release/manifest.ts';
+import { LEDGER_FILE, LEDGER_HEAD_SIG_FILE, LEDGER_SIG_FILE, MAX_LEDGER_BYTES } from '../../release/format/ledger.ts';
+import { MAX_VERSION_FILE_BYTES, parseVersionFile, type VersionInfo } from '../../release/format/version-file.ts';
+import type { ManifestEntry } from '../../release/format/manifest.ts';
 import type { DigestBook } from '../deploy-folder/digest-book.ts';
-import type { InstallWay } from '../../release/fleet-report.ts';
+import type { InstallWay } from '../../release/format/fleet-report.ts';
 import { MAX_SIGNATURE_BYTES, type UpdateContext } from './context.ts';
 
 export function timeoutsOf(config: LaunchConfig): Timeouts {

@@ -1,5 +1,5 @@
 // A delta update's third way (docs/launchfit.md "Delta updates"): no patch from a release this
-// host holds, but the tarball's index (lib/release/pack-index.ts) says which gzip member holds each
+// host holds, but the tarball's index (lib/release/format/pack-index.ts) says which gzip member holds each
 // file. Files the current release still has with their signed digest are hard-linked from it; the
 // members holding the others are fetched with HTTP Range requests, gunzipped with their output
 // capped, and each file taken from them is checked against the signed manifest.
@@ -8,10 +8,16 @@ import { chmod, open, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { VerificationError } from '../../core/errors.ts';
 import { mapLimit } from '../../core/pool.ts';
-import type { ManifestEntry } from '../../release/manifest.ts';
+import type { ManifestEntry } from '../../release/format/manifest.ts';
 import type { Books } from '../deploy-folder/digest-book.ts';
-import type { PackIndex } from '../../release/pack-index.ts';
-import { gunzipMember, isRegularFile, memberOfPath, namedEntries, tarPathOf } from '../../release/pack-members.ts';
+import type { PackIndex } from '../../release/format/pack-index.ts';
+import {
+  gunzipMember,
+  isRegularFile,
+  memberOfPath,
+  namedEntries,
+  tarPathOf,
+} from '../../release/format/pack-members.ts';
 import { checkTree } from './extract.ts';
 import { holdRelease, makeFolders, modeOf, reuseFile, settleWritten } from './patch-apply.ts';
 import { workSlices } from '../../core/work-slices.ts';

@@ -11,7 +11,7 @@ import { atomicWriteFile, readFileTail } from '../../core/fs.ts';
 import { readProcFile } from '../../core/procfs.ts';
 import type { Logger } from '../../core/log.ts';
 import { bootId, endProcessGroup, isGroupAlive, processStartTime, signalGroup } from '../../core/process-group.ts';
-import type { VersionInfo } from '../../release/version-file.ts';
+import type { VersionInfo } from '../../release/format/version-file.ts';
 import type { DeployPaths } from '../deploy-folder/state.ts';
 import type { LaunchConfig } from '../deploy-folder/config.ts';
 import { secretVariables, spawnIdentity, type AppAccount } from '../deploy-folder/app-env.ts';

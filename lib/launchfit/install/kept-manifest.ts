@@ -13,8 +13,8 @@ import {
   manifestLine,
   MAX_MANIFEST_BYTES,
   type ManifestEntry,
-} from '../../release/manifest.ts';
-import type { ManifestChanges } from '../../release/patch-format.ts';
+} from '../../release/format/manifest.ts';
+import type { ManifestChanges } from '../../release/format/patch.ts';
 import { keptManifestFile, type DeployPaths } from '../deploy-folder/state.ts';
 
 /** Keeps `entries` as releases/NAME's manifest; a failure is logged, not thrown (it only costs bytes later). */

@@ -17,9 +17,9 @@ import {
   manifestLine,
   SYNC_DIGEST_MAX,
   type ManifestEntry,
-} from '../../release/manifest.ts';
-import type { VersionInfo } from '../../release/version-file.ts';
-import { compareVersions } from '../../release/version-file.ts';
+} from '../../release/format/manifest.ts';
+import type { VersionInfo } from '../../release/format/version-file.ts';
+import { compareVersions } from '../../release/format/version-file.ts';
 import { releaseNameOf, type UpdateContext } from './context.ts';
 import { stagingPolicy } from './staging.ts';
 

@@ -11,10 +11,10 @@ import { VerificationError } from '../../core/errors.ts';
 import { bookDigest, bookHas, type Books } from '../deploy-folder/digest-book.ts';
 import { withReadBuffer } from '../../core/read-buffer.ts';
 import { workSlices } from '../../core/work-slices.ts';
-import { fileDigest, fileDigestSync, SYNC_DIGEST_MAX, type ManifestEntry } from '../../release/manifest.ts';
-import { DEFAULT_MTIME } from '../../release/pack.ts';
-import type { PatchFile, PatchHeader } from '../../release/patch-format.ts';
-import { zstdDecompress } from '../../release/zstd.ts';
+import { fileDigest, fileDigestSync, SYNC_DIGEST_MAX, type ManifestEntry } from '../../release/format/manifest.ts';
+import { DEFAULT_MTIME } from '../../release/format/pack-index.ts';
+import type { PatchFile, PatchHeader } from '../../release/format/patch.ts';
+import { zstdDecompress } from '../../core/zstd.ts';
 import { checkTree } from './extract.ts';
 
 export interface PatchSource {

@@ -6,7 +6,7 @@ import { atomicWriteFile, pathExists } from '../../core/fs.ts';
 import type { LaunchConfig } from '../deploy-folder/config.ts';
 import { type TrustedKeys } from '../trust/pgp.ts';
 import { type DeployPaths } from '../deploy-folder/state.ts';
-import { compareVersions, type VersionInfo } from '../../release/version-file.ts';
+import { compareVersions, type VersionInfo } from '../../release/format/version-file.ts';
 import { releaseNameOf, type UpdateContext } from './context.ts';
 import { obtainRelease, type VersionSigner } from './delta.ts';
 import { type Unpacked } from './fetch.ts';

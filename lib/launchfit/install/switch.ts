@@ -10,7 +10,7 @@ import { runBeforeSymlinkHook } from './hooks.ts';
 import { type TrustedKeys } from '../trust/pgp.ts';
 import { readState, updateState, writeState, type LaunchState, type StartFailure } from '../deploy-folder/state.ts';
 import { pruneReleases, readCurrent, removeRelease, swapCurrentSymlink } from '../deploy-folder/switch.ts';
-import { compareVersions, type VersionInfo } from '../../release/version-file.ts';
+import { compareVersions, type VersionInfo } from '../../release/format/version-file.ts';
 import { NO_APP, releaseNameOf, type CheckResult, type UpdateContext } from './context.ts';
 import { obtainRelease, type VersionSigner } from './delta.ts';
 import { folderTree, keptRelease, manifestTreeDigest } from './kept.ts';

@@ -3,7 +3,7 @@
 // offer APP-PLATFORM-VERSION.tar.gz for that binding.
 // The whole story: docs/internals.md.
 import { VerificationError } from '../../core/errors.ts';
-import type { VersionInfo } from '../../release/version-file.ts';
+import type { VersionInfo } from '../../release/format/version-file.ts';
 import type { LaunchConfig } from '../deploy-folder/config.ts';
 import type { HostBinding, LaunchState } from '../deploy-folder/state.ts';
 

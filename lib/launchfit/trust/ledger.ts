@@ -2,7 +2,7 @@
 // must carry an unbroken chain, signed as a whole by a trusted subkey that is not revoked, that
 // extends the one this host saw last and records this very VERSION.
 import { VerificationError, messageOf } from '../../core/errors.ts';
-import { checkAgainstSeen, readLedger, type LedgerHead } from '../../release/ledger.ts';
+import { checkAgainstSeen, readLedger, type LedgerHead } from '../../release/format/ledger.ts';
 import { verifyDetachedSignature, type TrustedKeys } from './pgp.ts';
 
 export interface FetchedLedger {

@@ -4,7 +4,7 @@
 // The whole story: docs/internals.md.
 import { VerificationError, messageOf } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
-import { PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE, pae } from '../../release/provenance.ts';
+import { PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE, pae } from '../../release/format/provenance.ts';
 import type { UpdatesConfig } from '../deploy-folder/config.ts';
 import type { Timeouts } from '../../http/get.ts';
 import { fetchSmall, type FetchFn } from '../../http/fetch.ts';

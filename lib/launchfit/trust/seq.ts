@@ -2,7 +2,7 @@
 // in state, and each VERSION is judged against it before anything is downloaded (lower refused,
 // same file polled again, higher new even when it names a lower version).
 // The whole story: docs/internals.md.
-import type { VersionInfo } from '../../release/version-file.ts';
+import type { VersionInfo } from '../../release/format/version-file.ts';
 import type { LaunchState } from '../deploy-folder/state.ts';
 
 export type SeqVerdict = { ok: true; downgradeAllowed: boolean } | { ok: false; message: string };

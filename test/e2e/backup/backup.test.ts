@@ -10,7 +10,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { signRequest } from '../../../lib/http/signing.ts';
-import { rolloutBucket } from '../../../lib/release/rollout-bucket.ts';
+import { rolloutBucket } from '../../../lib/release/format/bucket.ts';
 import { deliverGithub, FAKE_BUILD, pushPayload, waitForJobState } from '../../fixtures/hooks/deliveries.ts';
 import { runScript, scriptCommand, startScript, tmpDir, waitFor, type Server } from '../../_helpers/common.ts';
 

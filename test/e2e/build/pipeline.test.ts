@@ -12,7 +12,7 @@ import * as assert from 'uvu/assert';
 import { makeSite, type Site } from '../../_helpers/build.ts';
 import { startFleet, type Fleet } from '../../fixtures/fleet-hosts.ts';
 import { startLightHosts, startPullFleet, type Behaviour } from '../../fixtures/fleet-pull.ts';
-import { parseVersionFile } from '../../../lib/release/version-file.ts';
+import { parseVersionFile } from '../../../lib/release/format/version-file.ts';
 import { makePublisher, type Publisher } from '../../fixtures/launchfit/gpg.ts';
 import { git, runCommand, scriptCommand, tmpDir, waitFor } from '../../_helpers/common.ts';
 

@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { inRollout } from '../../../lib/release/rollout-bucket.ts';
+import { inRollout } from '../../../lib/release/format/bucket.ts';
 import { runScript, tmpDir, waitFor } from '../../_helpers/common.ts';
 import { startFleetSim, type FleetSim, type SimStats } from '../../fixtures/fleet-sim/index.ts';
 import { nginxMissing, startUpdateNginx, type UpdateNginx } from '../../fixtures/fleet-sim/nginx.ts';

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { hostCredential } from '../../../lib/release/fleet-report.ts';
+import { hostCredential } from '../../../lib/release/format/fleet-report.ts';
 import { writeConfig } from '../../fixtures/hooks/deliveries.ts';
 import { hostId, report, send, signed } from '../../fixtures/fleet-requests.ts';
 import { startScript, tmpDir, type Server } from '../../_helpers/common.ts';

@@ -11,8 +11,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { encodeLine } from '../../../lib/core/append-log.ts';
 import { signRequest } from '../../../lib/http/signing.ts';
-import { hostCredential } from '../../../lib/release/fleet-report.ts';
-import { rolloutBucket } from '../../../lib/release/rollout-bucket.ts';
+import { hostCredential } from '../../../lib/release/format/fleet-report.ts';
+import { rolloutBucket } from '../../../lib/release/format/bucket.ts';
 import { writeConfig } from '../../fixtures/hooks/deliveries.ts';
 import { runScript, startScript, tmpDir, type Server } from '../../_helpers/common.ts';
 

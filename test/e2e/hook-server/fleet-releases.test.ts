@@ -9,7 +9,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { signRequest } from '../../../lib/http/signing.ts';
-import { loadSigningKey, signDetached } from '../../../lib/release/sign.ts';
+import { loadSigningKey, signDetached } from '../../../lib/release/format/signature.ts';
 import { hostId, report } from '../../fixtures/fleet-requests.ts';
 import { writeConfig } from '../../fixtures/hooks/deliveries.ts';
 import { makeWorld, type World } from '../../fixtures/launchfit/world.ts';

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { signRequest } from '../../../lib/http/signing.ts';
-import { rolloutBucket } from '../../../lib/release/rollout-bucket.ts';
+import { rolloutBucket } from '../../../lib/release/format/bucket.ts';
 import { writeConfig } from '../../fixtures/hooks/deliveries.ts';
 import { hostId, report as hostReport } from '../../fixtures/fleet-requests.ts';
 import { runCommand, runScript, startScript, tmpDir, type Server } from '../../_helpers/common.ts';

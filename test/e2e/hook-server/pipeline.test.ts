@@ -8,7 +8,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { silentLogger } from '../../../lib/core/log.ts';
-import { publishRelease } from '../../../lib/release/publish.ts';
+import { publishRelease } from '../../../lib/release/publish/publish.ts';
 import { deliverGithub, fetchJob, pushPayload, waitForJobState } from '../../fixtures/hooks/deliveries.ts';
 import { exportPublic, makePublisher } from '../../fixtures/launchfit/gpg.ts';
 import { startUpdateServer } from '../../fixtures/launchfit/update-server.ts';

@@ -27,7 +27,7 @@ import { gzipSync } from 'node:zlib';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { silentLogger } from '../../../lib/core/log.ts';
-import { publishRelease } from '../../../lib/release/publish.ts';
+import { publishRelease } from '../../../lib/release/publish/publish.ts';
 import { runScript } from '../../_helpers/common.ts';
 import { currentOf, makeWorld, statusOf, type World } from '../../fixtures/launchfit/world.ts';
 

@@ -14,7 +14,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { silentLogger } from '../../../lib/core/log.ts';
 import { requestOverSocket } from '../../../lib/launchfit/control/socket.ts';
-import { publishRelease } from '../../../lib/release/publish.ts';
+import { publishRelease } from '../../../lib/release/publish/publish.ts';
 import { runCommand, runScript, tmpDir } from '../../_helpers/common.ts';
 import {
   addSigningSubkey,

@@ -10,7 +10,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseVersionFile } from '../../../lib/release/version-file.ts';
+import { parseVersionFile } from '../../../lib/release/format/version-file.ts';
 import { runScript, scriptCommand, waitFor } from '../../_helpers/common.ts';
 import { hostsIn, startPullFleet } from '../../fixtures/fleet-pull.ts';
 import { currentOf, makeWorld, statusOf, type World } from '../../fixtures/launchfit/world.ts';

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { silentLogger } from '../../../lib/core/log.ts';
-import { publishRelease } from '../../../lib/release/publish.ts';
+import { publishRelease } from '../../../lib/release/publish/publish.ts';
 import { runScript, waitFor } from '../../_helpers/common.ts';
 import { currentOf, makeWorld, startLaunchfit, statusOf } from '../../fixtures/launchfit/world.ts';
 

@@ -6,7 +6,7 @@ import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'nod
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loadSigningKey, signDetached } from '../../../lib/release/sign.ts';
+import { loadSigningKey, signDetached } from '../../../lib/release/format/signature.ts';
 import { git, runScript, tmpDir, fileDigests } from '../../_helpers/common.ts';
 import { exportPublic, makePublisher } from '../../fixtures/launchfit/gpg.ts';
 

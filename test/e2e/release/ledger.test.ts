@@ -8,8 +8,8 @@ import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readLedger } from '../../../lib/release/ledger.ts';
-import { loadSigningKey, signDetached } from '../../../lib/release/sign.ts';
+import { readLedger } from '../../../lib/release/format/ledger.ts';
+import { loadSigningKey, signDetached } from '../../../lib/release/format/signature.ts';
 import { runScript, scriptCommand, waitFor } from '../../_helpers/common.ts';
 import { makeWorld, statusOf, type World } from '../../fixtures/launchfit/world.ts';
 

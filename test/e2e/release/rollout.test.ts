@@ -11,8 +11,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { rolloutBucket } from '../../../lib/release/rollout-bucket.ts';
-import { parseVersionFile } from '../../../lib/release/version-file.ts';
+import { rolloutBucket } from '../../../lib/release/format/bucket.ts';
+import { parseVersionFile } from '../../../lib/release/format/version-file.ts';
 import { runCommand, runScript, scriptCommand, tmpDir, waitFor, fileDigests } from '../../_helpers/common.ts';
 import {
   hostsIn,

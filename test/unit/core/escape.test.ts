@@ -2,7 +2,7 @@
 // the controls that reorder text after them, shown as visible names.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BIDI_CONTROLS, bidiName, escapeMarkup, showBidiControls } from '../../../lib/core/escape.ts';
+import { BIDI_CONTROLS, bidiName, escapeMarkup, showBidiControls, shownEscaped } from '../../../lib/core/escape.ts';
 
 test('escapeMarkup: & < > " and \' become entities, nothing else changes', () => {
   assert.is(
@@ -29,6 +29,11 @@ test('bidi controls: every embedding, override and isolate is found and named', 
 test('showBidiControls makes a Trojan Source name visible', () => {
   assert.is(showBidiControls('octo/\u202eetis\u2066'), 'octo/<U+202E>etis<U+2066>');
   assert.is(showBidiControls('octo/site'), 'octo/site');
+});
+
+test('shownEscaped: control characters are shown as escapes, for a terminal or a page', () => {
+  assert.is(shownEscaped('v1\n\u001b[2J\u202e'), 'v1\\u000a\\u001b[2J\\u202e');
+  assert.is(shownEscaped('plain/ref-1.0'), 'plain/ref-1.0');
 });
 
 test.run();

@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { FleetStore } from '../../../lib/fleet/fleet-store.ts';
 import { forgetSilentHosts, startFleetExpiry } from '../../../lib/fleet/fleet-expiry.ts';
-import type { HostEntry } from '../../../lib/release/fleet-report.ts';
+import type { HostEntry } from '../../../lib/release/format/fleet-report.ts';
 import type { Logger } from '../../../lib/core/log.ts';
 import { tmpDir } from '../../_helpers/common.ts';
 

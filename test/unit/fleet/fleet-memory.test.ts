@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { FleetMemory } from '../../../lib/fleet/fleet-memory.ts';
-import type { HostEntry } from '../../../lib/release/fleet-report.ts';
+import type { HostEntry } from '../../../lib/release/format/fleet-report.ts';
 
 const entry = (host: string, fields: Partial<HostEntry> = {}): HostEntry => ({
   host,

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fleetLogFile, FleetStore } from '../../../lib/fleet/fleet-store.ts';
-import type { HostEntry, RolloutRecord } from '../../../lib/release/fleet-report.ts';
+import type { HostEntry, RolloutRecord } from '../../../lib/release/format/fleet-report.ts';
 import { mountTinyDisk, skipFullDisk } from '../../_helpers/disk.ts';
 import { tmpDir } from '../../_helpers/common.ts';
 

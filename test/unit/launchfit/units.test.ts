@@ -13,7 +13,7 @@ import {
   parseRolloutPercent,
   parseVersionFile,
   versionProblem,
-} from '../../../lib/release/version-file.ts';
+} from '../../../lib/release/format/version-file.ts';
 
 test('compareVersions: segments compared as hexadecimal numbers', () => {
   const cases: Array<[string, string, number]> = [

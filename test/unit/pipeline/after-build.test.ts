@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { releaseVersion } from '../../../lib/pipeline/after-build.ts';
 import { parseShipkitConfig } from '../../../lib/config/shipkit-yml.ts';
 import { parseYamlText } from '../../../lib/core/yaml-config.ts';
-import { compareVersions } from '../../../lib/release/version-file.ts';
+import { compareVersions } from '../../../lib/release/format/version-file.ts';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'shipkit-version-'));
 const paths = { work, logs: work, state: work };

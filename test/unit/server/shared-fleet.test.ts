@@ -9,7 +9,7 @@ import pg from 'pg';
 import { ensureSchema } from '../../../lib/jobs/pg/records.ts';
 import { createLogger } from '../../../lib/core/log.ts';
 import { FleetStore } from '../../../lib/fleet/fleet-store.ts';
-import type { HostEntry, RolloutRecord } from '../../../lib/release/fleet-report.ts';
+import type { HostEntry, RolloutRecord } from '../../../lib/release/format/fleet-report.ts';
 import { SharedFleet } from '../../../lib/server/shared-fleet.ts';
 import { startPostgres, type Postgres } from '../../fixtures/postgres.ts';
 import { tmpDir, waitFor } from '../../_helpers/common.ts';

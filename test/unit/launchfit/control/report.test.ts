@@ -13,9 +13,9 @@ import { silentLogger } from '../../../../lib/core/log.ts';
 import { createRequestVerifier, sha256Hex } from '../../../../lib/http/signing.ts';
 import { parseLaunchConfigText, type LaunchConfig } from '../../../../lib/launchfit/deploy-folder/config.ts';
 import { Reporter, readLastReport, reportOfCheck } from '../../../../lib/launchfit/control/report.ts';
-import { reportBody } from '../../../../lib/release/fleet-report.ts';
+import { reportBody } from '../../../../lib/release/format/fleet-report.ts';
 import { deployPaths } from '../../../../lib/launchfit/deploy-folder/state.ts';
-import { rolloutBucket } from '../../../../lib/release/rollout-bucket.ts';
+import { rolloutBucket } from '../../../../lib/release/format/bucket.ts';
 import { tmpDir } from '../../../_helpers/common.ts';
 
 const HOST = '0123456789abcdef0123456789abcdef';

@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { collectStatus, formatStatus } from '../../../../lib/launchfit/control/status.ts';
 import { deployPaths, emptyState, writeState } from '../../../../lib/launchfit/deploy-folder/state.ts';
 import { swapCurrentSymlink } from '../../../../lib/launchfit/deploy-folder/switch.ts';
-import { rolloutBucket } from '../../../../lib/release/rollout-bucket.ts';
+import { rolloutBucket } from '../../../../lib/release/format/bucket.ts';
 import { tmpDir } from '../../../_helpers/common.ts';
 
 const HOST = 'a'.repeat(32);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ensureHostId, hostIdFile } from '../../../../lib/launchfit/deploy-folder/host-id.ts';
-import { HOST_ID_PATTERN } from '../../../../lib/release/rollout-bucket.ts';
+import { HOST_ID_PATTERN } from '../../../../lib/release/format/bucket.ts';
 import { tmpDir } from '../../../_helpers/common.ts';
 
 test('made on first need (0600, 32 hex), the same afterwards', async () => {

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { changedShare } from '../../../../lib/launchfit/install/files-way.ts';
-import { formatManifest, type ManifestEntry } from '../../../../lib/release/manifest.ts';
+import { formatManifest, type ManifestEntry } from '../../../../lib/release/format/manifest.ts';
 
 const sha = (text: string) => createHash('sha256').update(text).digest('hex');
 const file = (p: string, text: string, size: number): ManifestEntry => ({

@@ -1,6 +1,6 @@
 // The manifest a host keeps of each release (lib/launchfit/install/kept-manifest.ts): kept as a
 // folder's walk gives it (kept.ts folderTree), then rebuilt with a patch's changes into exactly
-// the publisher's manifest of the new folder (release/manifest.ts manifestOf, patch-make.ts
+// the publisher's manifest of the new folder (release/format/manifest.ts manifestOf, patch-make.ts
 // manifestChanges), byte for byte; nothing kept, nothing rebuilt. End to end, with a spoilt copy
 // refused by its digest: test/e2e/launchfit/delta.test.ts.
 import { chmodSync, cpSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -11,8 +11,8 @@ import { silentLogger } from '../../../../lib/core/log.ts';
 import { deployPaths } from '../../../../lib/launchfit/deploy-folder/state.ts';
 import { folderTree, manifestTreeDigest } from '../../../../lib/launchfit/install/kept.ts';
 import { keepManifest, rebuiltManifest } from '../../../../lib/launchfit/install/kept-manifest.ts';
-import { formatManifest, manifestOf } from '../../../../lib/release/manifest.ts';
-import { manifestChanges } from '../../../../lib/release/patch-make.ts';
+import { formatManifest, manifestOf } from '../../../../lib/release/format/manifest.ts';
+import { manifestChanges } from '../../../../lib/release/publish/patch.ts';
 import { tmpDir } from '../../../_helpers/common.ts';
 
 test('a walked folder kept, then rebuilt with the changes, is the publisher manifest of the new one', async () => {

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { checkReleaseBinding, hostBindingOf, releasePrefixOf } from '../../../../lib/launchfit/trust/binding.ts';
 import { parseLaunchConfigText } from '../../../../lib/launchfit/deploy-folder/config.ts';
 import { emptyState } from '../../../../lib/launchfit/deploy-folder/state.ts';
-import { parseVersionFile } from '../../../../lib/release/version-file.ts';
+import { parseVersionFile } from '../../../../lib/release/format/version-file.ts';
 
 const HOST = { prefix: 'my-app-gnu-linux', app: 'my-app', platform: 'gnu-linux' };
 

@@ -1,5 +1,5 @@
 // The keys a host trusts and the revocations it remembers (lib/launchfit/trust/release-keys.ts), with
-// keys made by `release keys` (lib/release/keys.ts) and served over HTTP on loopback: keys.asc
+// keys made by `release keys` (lib/release/keys/release-keys.ts) and served over HTTP on loopback: keys.asc
 // is preferred over pubkey.asc; pubkey.asc alone serves a host that never read a keys.asc; a
 // revocation is remembered and beats every signature of its subkey (compromised, superseded or
 // no reason, whatever the signature's date); a forged revocation (signed by another primary)
@@ -12,8 +12,8 @@ import * as openpgp from 'openpgp';
 import { parseLaunchConfigText } from '../../../../lib/launchfit/deploy-folder/config.ts';
 import { verifyDetachedSignature } from '../../../../lib/launchfit/trust/pgp.ts';
 import { loadReleaseKeys, MEMORY_FILE, verifiedRevocationsIn } from '../../../../lib/launchfit/trust/release-keys.ts';
-import { initReleaseKeys, revokeReleaseSubkey, rotateReleaseKeys } from '../../../../lib/release/keys.ts';
-import { loadSigningKey, signDetached } from '../../../../lib/release/sign.ts';
+import { initReleaseKeys, revokeReleaseSubkey, rotateReleaseKeys } from '../../../../lib/release/keys/release-keys.ts';
+import { loadSigningKey, signDetached } from '../../../../lib/release/format/signature.ts';
 import { tmpDir } from '../../../_helpers/common.ts';
 import { startUpdateServer, type UpdateServer } from '../../../fixtures/launchfit/update-server.ts';
 

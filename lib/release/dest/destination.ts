@@ -1,0 +1,127 @@
+// Where releases are published (`--to`): a folder, s3://bucket/prefix or user@host:path, read back
+// and written the same way, one file at a time and atomically for a reader; a file is never
+// replaced within the second it was last written (mtime+size ETags).
+// The whole story: docs/internals.md.
+import { copyFile, mkdtemp, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { ensureDir, pathExists, syncDir, tempSibling } from '../../core/fs.ts';
+import type { Logger } from '../../core/log.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export type StepHook = (step: string) => Promise<void>;
+
+export interface Destination {
+  /** As the operator wrote it (a folder: its absolute path). */
+  where: string;
+  local: boolean;
+  /** The files directly in the destination. */
+  list(): Promise<string[]>;
+  /** A small file's bytes (VERSION, VERSION.sig), or undefined when there is none. */
+  read(name: string): Promise<Buffer | undefined>;
+  /** A file as a local path to read (a download into `scratch` when remote), or undefined. */
+  localCopy(name: string, scratch: string): Promise<string | undefined>;
+  /**
+   * Place `from` (a local file) as `name`; `step` sees `NAME:temp` before the rename and `NAME`
+   * after. `sizeChanged`: the caller knows the file's size differs from the one it replaces and
+   * from every earlier one written in the same second, so the mtime+size ETag changes without
+   * waiting for the next second (placeVersionPair's last step).
+   */
+  put(from: string, name: string, step?: StepHook, options?: PutOptions): Promise<void>;
+}
+
+export interface PutOptions {
+  sizeChanged?: boolean;
+  /** Readers fetch this file without If-None-Match (ledger.head.sig): no wait for the next second. */
+  unconditional?: boolean;
+}
+
+/** Wait until the clock is in a later whole second than `mtimeMs`. */
+export async function waitForNextSecond(mtimeMs: number | undefined, now: () => number = Date.now): Promise<void> {
+  if (mtimeMs === undefined) return;
+  const next = (Math.floor(mtimeMs / 1000) + 1) * 1000;
+  while (now() < next) await sleep(next - now() + 5);
+}
+
+const lastRemotePut = new Map<string, number>();
+
+export function isRemoteDestination(to: string): boolean {
+  return /^s3:\/\//.test(to) || /^rsync:\/\//.test(to) || /^[^/\s:]+@[^/\s:]+:/.test(to);
+}
+
+export function openDestination(to: string, log: Logger): Destination {
+  return isRemoteDestination(to) ? remoteDestination(to, log) : folderDestination(path.resolve(to));
+}
+
+function folderDestination(dest: string): Destination {
+  const missing = (error: unknown) =>
+    (error as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : Promise.reject(error);
+  return {
+    where: dest,
+    local: true,
+    list: () =>
+      readdir(dest).catch((error) => ((error as NodeJS.ErrnoException).code === 'ENOENT' ? [] : Promise.reject(error))),
+    read: (name) => readFile(path.join(dest, name)).catch(missing),
+    localCopy: async (name) => ((await pathExists(path.join(dest, name))) ? path.join(dest, name) : undefined),
+    async put(from, name, step, options) {
+      await ensureDir(dest);
+      const target = path.join(dest, name);
+      const temp = tempSibling(target, 'upload');
+      if (!options?.sizeChanged && !options?.unconditional)
+        await waitForNextSecond((await stat(target).catch(() => undefined))?.mtimeMs);
+      try {
+        await copyFile(from, temp);
+        const handle = await open(temp, 'r');
+        try {
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+        await step?.(`${name}:temp`);
+        await rename(temp, target);
+      } catch (error) {
+        await rm(temp, { force: true });
+        throw error;
+      }
+      await syncDir(dest);
+      await step?.(name);
+    },
+  };
+}
+
+function remoteDestination(to: string, log: Logger): Destination {
+  const readBack = () => import('../../stages/upload/read-back.ts');
+  return {
+    where: to,
+    local: false,
+    list: async () => (await readBack()).listTargetFiles(to),
+    async read(name) {
+      const scratch = await mkdtemp(path.join(os.tmpdir(), 'shipkit-read-'));
+      try {
+        const file = path.join(scratch, 'file');
+        return (await (await readBack()).downloadTargetFile(to, name, file)) ? await readFile(file) : undefined;
+      } finally {
+        await rm(scratch, { recursive: true, force: true });
+      }
+    },
+    async localCopy(name, scratch) {
+      const file = path.join(scratch, name);
+      return (await (await readBack()).downloadTargetFile(to, name, file)) ? file : undefined;
+    },
+    async put(from, name, step, options) {
+      const { uploadFiles } = await import('../../stages/upload/index.ts');
+      const stage = await mkdtemp(path.join(os.tmpdir(), 'shipkit-put-'));
+      const key = `${to}\n${name}`;
+      if (!to.startsWith('s3://') && !options?.sizeChanged && !options?.unconditional)
+        await waitForNextSecond(lastRemotePut.get(key));
+      try {
+        await copyFile(from, path.join(stage, name));
+        await uploadFiles({ from: stage, to, files: [name], log });
+        lastRemotePut.set(key, Date.now());
+      } finally {
+        await rm(stage, { recursive: true, force: true });
+      }
+      await step?.(name);
+    },
+  };
+}
