@@ -1,3 +1,4 @@
+// @deno
 // build with caches (docs/design.md `cache:`): cache: paths survive the pull step's git clean (a path
 // with a space and one with `*`, matched literally), npm's cache is shared between a repo's
 // builds and the install line says what it saved (counted against a local registry's tarball

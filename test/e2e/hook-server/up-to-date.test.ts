@@ -1,3 +1,4 @@
+// @deno
 // "Up to date" (docs/hook-server.md): a push whose tree the last whole, successful build built, with
 // the same config, env and shipkit, ends `succeeded` without a build process, saying so in the
 // journal, logs.txt and the job's log; everything that could build differently builds. The build

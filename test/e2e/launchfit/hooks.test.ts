@@ -1,3 +1,4 @@
+// @deno
 // hooks.before_symlink against a running `launchfit run`, with real processes: a hook that
 // leaves a background child behind does not hold the update, a hook that times out is killed
 // with everything it started, and a hook orphaned by a kill -9 of launchfit is stopped when

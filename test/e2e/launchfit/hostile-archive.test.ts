@@ -1,3 +1,4 @@
+// @deno
 // Hostile release archives (validly signed: the content is the attack) and failing hooks
 // against a running `launchfit run`: refused, and the running app and `current` untouched.
 import { copyFileSync, mkdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';

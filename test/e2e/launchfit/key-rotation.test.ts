@@ -1,3 +1,4 @@
+// @deno
 // Keys that rotate and revoke (docs/design.md), against the real `release keys`,
 // `release publish` and a running `launchfit run` pinned to the primary's fingerprint: a new
 // subkey's release is installed with no change on the host; a revoked subkey's release (signed

@@ -1,3 +1,4 @@
+// @deno
 // Trust in a pinned key, against the real `launchfit`. The release key is a
 // certify-only primary P with a signing subkey S, made by gpg; hosts pin S. An attacker who
 // controls the update server serves their own key A with S's public subkey packet and P's

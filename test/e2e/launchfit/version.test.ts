@@ -1,3 +1,4 @@
+// @deno
 // VERSION and its transport against the real `launchfit`, each case in its own deploy folder:
 // an unsigned VERSION (refused unless updates.allow_unsigned_version, and then a fast-forward
 // VERSION is still refused), a first deploy answered 304, a server frozen on a 304 past EXPIRES,

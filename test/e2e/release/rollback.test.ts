@@ -1,3 +1,4 @@
+// @deno
 // SEQ (docs/design.md) end to end, with real processes, gpg and HTTP on loopback: `release publish`
 // writes SEQ, a host refuses a replayed or lowered VERSION and one without SEQ after it saw one,
 // `release rollback` signs a newer-SEQ VERSION naming the previous release and the host goes back

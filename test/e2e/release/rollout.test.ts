@@ -1,3 +1,4 @@
+// @deno
 // release rollout and release publish --rollout (docs/design.md) end to end: the real `release`
 // script, real gpg keys (gpgv checks every VERSION it leaves), DEST a real folder, and the fleet
 // answered over HTTP on loopback by a receiver that speaks the contract of hook-server's
