@@ -8,9 +8,11 @@ import type { Logger } from '../lib/core/log.ts';
 const verifyUsage = `Usage: backup verify DEST [--key PUBKEY.asc] [--json]   (shipkit backup verify …)
 
 Checks the backup in DEST without restoring it: MANIFEST.json (its format one this shipkit
-reads), every part's size and sha256, and with --key the manifest's signature (MANIFEST.json.sig).
+reads), every part's size and sha256 (each a regular file: links, FIFOs and devices are
+refused), and with --key the manifest's signature (MANIFEST.json.sig), which must then be there.
+Without --key, a backup that says it was signed is checked but said to be unchecked (stderr).
 
-  --key FILE     the armored public key of the key that signed the manifest
+  --key FILE     the armored public key of the key that signed the manifest (required signature)
   --json         print {"ok", "parts", "bytes", "created"} as JSON
 Exit codes: 0 the backup is whole, 2 it is not (the damaged or missing part is named).
 `;
@@ -31,13 +33,14 @@ never written in clear. MANIFEST.json (each part's size and sha256) is written l
 backup cut short never looks whole. With queue: shipkit's schemas in PostgreSQL go in too,
 through pg_dump (one consistent snapshot; the password never on a command line). Restore with \`shipkit restore --from DEST\`.
 
-  --to DEST              a new or empty folder, s3://BUCKET/PREFIX or USER@HOST:PATH
+  --to DEST              a new or empty folder (made mode 0700), s3://BUCKET/PREFIX or USER@HOST:PATH
   --into ROOT            a new folder in ROOT named after the time (shipkit-20261124T031700Z)
   --keep N               with --into: keep the newest N whole backups there, remove older ones
   --config FILE          shipkit.yml (the same search as hook-server's)
-  --encrypt-to FILE      an armored OpenPGP public key to encrypt the secrets to
+  --encrypt-to FILE      an armored OpenPGP public key with an encryption subkey (docs/backup.md)
   --logs DAYS            keep only job logs changed in the last DAYS days (default: all)
-  --sign-key FILE        sign MANIFEST.json with this armored secret key (MANIFEST.json.sig)
+  --sign-key FILE        sign MANIFEST.json with this armored secret key (MANIFEST.json.sig;
+                         the manifest names the key's fingerprint: signed_by)
   --passphrase-file F    the --sign-key's passphrase (first line)
   --no-database          with queue:, leave the database out (back it up yourself)
   --json                 print {"to", "parts", "bytes", "left_out", "removed"} as JSON
@@ -90,7 +93,18 @@ async function backupMain(args: Args, log: Logger): Promise<number> {
   const now = new Date();
   const dest = to ?? datedFolder(into!, now);
   const taken = await backupTo(dest, log, (dir) =>
-    takeBackup({ config, to: dir, now, encrypt, database, logsDays: args.logs, sign, version: version(), log }),
+    takeBackup({
+      config,
+      to: dir,
+      now,
+      encrypt,
+      database,
+      logsDays: args.logs,
+      sign,
+      signedBy: sign?.fingerprint,
+      version: version(),
+      log,
+    }),
   );
   const result = { ...taken, to: dest };
   const removed = into && args.keep !== undefined ? await pruneBackups(into, args.keep) : [];

@@ -3,16 +3,18 @@
 // on this machine or a new one (docs/backup.md).
 import { runCli, type Args } from '../lib/core/cli.ts';
 import type { Logger } from '../lib/core/log.ts';
+import type { RestoreResult } from '../lib/backup/restore.ts';
 import path from 'node:path';
 
 const usage = `Usage: restore --from DEST [--to DIR] [--force] [--decrypt-key KEY.asc]
-               [--passphrase-file F] [--key PUBKEY.asc] [--no-database] [--json]
+               [--passphrase-file F] [--key PUBKEY.asc] [--data-at PATH] [--no-database] [--json]
                                                              (shipkit restore …)
 
 Checks the backup in DEST whole (as \`backup verify\` does; a damaged part, a bad signature or a
 newer format is refused and nothing is written), then puts shipkit.yml into DIR and DATA where
-the config says (relative to DIR, or the same absolute path). A DIR or DATA that exists is
-refused without --force; with it, it is kept aside as NAME.before-restore-TIME. The secret
+the config says: inside DIR, or at the absolute path the backup recorded once you confirm it
+with --data-at. A DIR or DATA that exists is refused without --force; with it, it is kept aside
+as NAME.before-restore-TIME; a DATA a running hook-server uses is always refused. The secret
 files come back decrypted with --decrypt-key, else each is named to put back by hand. A
 backup made with queue: puts shipkit's schemas into the database the restored config names
 (refused when that database already holds shipkit jobs, unless --force or --no-database). Then
@@ -24,7 +26,8 @@ a change.
   --force                restore over an existing DIR or DATA (kept aside)
   --decrypt-key FILE     the armored secret key the backup's secrets were encrypted to
   --passphrase-file F    its passphrase (first line)
-  --key FILE             check MANIFEST.json.sig against this armored public key
+  --key FILE             check MANIFEST.json.sig against this armored public key (required)
+  --data-at PATH         the absolute DATA the backup recorded, repeated to confirm it
   --no-database          leave the queue database as it is (it survived the machine)
   --json                 print {"config", "data", "kept_aside", "missing", "database"} as JSON
 
@@ -44,20 +47,35 @@ async function main(args: Args, log: Logger): Promise<number> {
     decrypt: args['decrypt-key'] ? await decrypterFor(args['decrypt-key'], args['passphrase-file']) : undefined,
     verifySignature: args.key ? await verifierFor(args.key) : undefined,
     database: args.database !== false,
+    dataAt: typeof args['data-at'] === 'string' ? args['data-at'] : undefined,
     log,
   };
   const result = await withLocalBackup(args.from, log, (from) => restoreBackup({ ...options, from }));
   for (const aside of result.keptAside) log.warn('what was there is kept aside', { path: aside });
-  for (const file of result.missing) log.warn('a secret file to put back by hand', { file });
+  for (const secret of result.secrets)
+    log.warn(secret.variable ? 'a secret to set by hand' : 'a secret file to put back by hand', {
+      [secret.variable ? 'variable' : 'file']: secret.variable ?? secret.file,
+      reason: secret.reason,
+    });
   if (args.json)
     process.stdout.write(
-      `${JSON.stringify({ config: result.config, data: result.data, kept_aside: result.keptAside, missing: result.missing, database: result.database ?? null })}\n`,
+      `${JSON.stringify({ config: result.config, data: result.data, kept_aside: result.keptAside, missing: result.missing, database: result.database ?? null, secrets: result.secrets })}\n`,
     );
-  else
-    process.stdout.write(
-      `Restored ${result.config} and ${result.data}${result.database ? `; the queue database: ${result.database}` : ''}.\nStart it: hook-server --config ${result.config}\n`,
-    );
+  else process.stdout.write(startText(result));
   return 0;
+}
+
+/** What was restored and how to start it: with secrets missing, each named with how to supply it first. */
+function startText(result: RestoreResult): string {
+  const restored = `Restored ${result.config} and ${result.data}${result.database ? `; the queue database: ${result.database}` : ''}.\n`;
+  if (!result.missing.length) return `${restored}Start it: hook-server --config ${result.config}\n`;
+  const n = result.missing.length;
+  return (
+    restored +
+    `hook-server will not start until ${n === 1 ? 'this secret is' : `these ${n} secrets are`} supplied:\n` +
+    result.missing.map((line) => `  ${line}\n`).join('') +
+    `Then start it: hook-server --config ${result.config}\n`
+  );
 }
 
 await runCli(
@@ -71,6 +89,7 @@ await runCli(
       'decrypt-key': { type: 'string' },
       'passphrase-file': { type: 'string' },
       key: { type: 'string' },
+      'data-at': { type: 'string' },
       database: { type: 'boolean', default: true },
       json: { type: 'boolean' },
     },

@@ -5,10 +5,14 @@ import { ConfigError, messageOf } from '../core/errors.ts';
 import { readSecretFile } from '../core/secrets.ts';
 import { loadSigningKey, signDetached } from '../release/format/signature.ts';
 
+/** A manifest signer, and the fingerprint of its key's primary (the manifest's `signed_by`). */
+export type Signer = ((data: Buffer) => Promise<Buffer>) & { fingerprint: string };
+
 /** Signs with the armored secret key in `keyFile` (passphrase from `passphraseFile`). */
-export async function signerFor(keyFile: string, passphraseFile?: string): Promise<(data: Buffer) => Promise<Buffer>> {
+export async function signerFor(keyFile: string, passphraseFile?: string): Promise<Signer> {
   const key = await loadSigningKey(keyFile, passphraseFile);
-  return async (data) => Buffer.from(await signDetached(key, { data }));
+  const sign = async (data: Buffer) => Buffer.from(await signDetached(key, { data }));
+  return Object.assign(sign, { fingerprint: key.getFingerprint().toLowerCase() });
 }
 
 /** Encrypts to the armored public key in `keyFile`; the output is an armored message. */
@@ -19,6 +23,12 @@ export async function encrypterFor(keyFile: string): Promise<(bytes: Buffer) => 
   });
   const encryptionKeys = await openpgp.readKey({ armoredKey: armored }).catch((error: unknown) => {
     throw new ConfigError(`--encrypt-to ${keyFile} is not an armored OpenPGP public key (${messageOf(error)}).`);
+  });
+  // Checked now, before anything is written: a sign-only key (a release key) fails only at the first secret.
+  await encryptionKeys.getEncryptionKey().catch((error: unknown) => {
+    throw new ConfigError(
+      `${keyFile} has no encryption subkey (${messageOf(error)}): --encrypt-to takes a key that can encrypt, not a signing (release) key. Make one as docs/backup.md shows (gpg --quick-add-key FINGERPRINT cv25519 encr), export its public half and pass that.`,
+    );
   });
   return async (bytes) => {
     const message = await openpgp.createMessage({ binary: bytes });
@@ -42,6 +52,7 @@ export async function verifierFor(keyFile: string): Promise<(data: Buffer, signa
       signature: await openpgp.readSignature({ binarySignature: signature }),
       verificationKeys,
     });
+    if (!signatures.length) throw new Error('it holds no signature');
     await signatures[0].verified;
   };
 }

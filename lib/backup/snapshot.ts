@@ -2,9 +2,10 @@
 // while it runs: shipkit.yml, DATA (journal, jobs, pushes, fleet registry, sessions, logs), its
 // secret files encrypted to --encrypt-to or left out, and MANIFEST.json written last.
 import { createHash } from 'node:crypto';
-import { open, readdir, readFile, rm, stat, writeFile, mkdir } from 'node:fs/promises';
+import { chmod, lstat, open, readdir, readFile, rm, stat, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { ConfigError, WorkError, messageOf } from '../core/errors.ts';
+import { ConfigError, ValidationError, WorkError, messageOf } from '../core/errors.ts';
+import { openRegularFile } from '../core/regular-file.ts';
 import { atomicWriteFile } from '../core/fs.ts';
 import type { Logger } from '../core/log.ts';
 import type { ShipkitConfig } from '../config/shipkit-yml.ts';
@@ -22,6 +23,8 @@ export interface BackupOptions {
   database?: { where: string; dump: (file: string) => Promise<void> };
   /** Signs MANIFEST.json (MANIFEST.json.sig) when given. */
   sign?: (data: Buffer) => Promise<Buffer>;
+  /** The signing key's fingerprint, recorded in the manifest (signed_by) so that a check without a key says so. */
+  signedBy?: string;
   version: string;
   log: Logger;
   now?: Date;
@@ -83,6 +86,7 @@ export async function takeBackup(options: BackupOptions): Promise<BackupResult> 
       created: (options.now ?? new Date()).toISOString(),
       data: relativeOrAbsolute(configDir, config.data),
       ...(options.database ? { database: options.database.where } : {}),
+      ...(options.sign && options.signedBy ? { signed_by: options.signedBy } : {}),
       parts,
       left_out: leftOut,
     };
@@ -98,8 +102,14 @@ export async function takeBackup(options: BackupOptions): Promise<BackupResult> 
   return { to, parts: parts.length, bytes: parts.reduce((sum, p) => sum + p.size, 0), leftOut };
 }
 
-/** DEST must be new or an empty folder: a backup never mixes with another. */
+/**
+ * DEST must be new or an empty folder (a backup never mixes with another), not a symbolic link;
+ * it ends mode 0700 whatever it was (an empty 0777 folder is made 0700), as the secrets in it are.
+ */
 async function emptyTarget(to: string): Promise<void> {
+  const stats = await lstat(to).catch(() => undefined);
+  if (stats?.isSymbolicLink())
+    throw new ConfigError(`${to} is a symbolic link; give the backup a real folder (nothing was written).`);
   const entries = await readdir(to).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return [];
     throw new ConfigError(`Cannot use ${to} as the backup folder (${error.code ?? messageOf(error)}).`);
@@ -107,6 +117,9 @@ async function emptyTarget(to: string): Promise<void> {
   if (entries.length)
     throw new ConfigError(`${to} is not empty; give a new or empty folder for the backup (nothing was written).`);
   await mkdir(to, { recursive: true, mode: 0o700 });
+  await chmod(to, 0o700).catch((error: NodeJS.ErrnoException) => {
+    throw new ConfigError(`Cannot make ${to} mode 0700 (${error.code ?? messageOf(error)}); give a folder you own.`);
+  });
 }
 
 /**
@@ -193,15 +206,16 @@ async function copyPart(
   kind: PartKind,
   appendOnly: boolean,
 ): Promise<Part | undefined> {
-  let handle;
+  let opened;
   try {
-    handle = await open(file, 'r');
+    // A file that went away, or was replaced by a link, FIFO or device since the walk: not copied.
+    opened = await openRegularFile(file, { allowHardLinks: true });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || error instanceof ValidationError) return undefined;
     throw error;
   }
+  const { handle, size } = opened;
   try {
-    const { size } = await handle.stat();
     const target = path.join(to, rel);
     await mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
     const out = await open(target, 'wx', 0o600);
