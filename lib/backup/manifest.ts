@@ -81,8 +81,15 @@ export async function readManifest(dir: string, bytes?: Buffer): Promise<Manifes
       `The backup in ${dir} has format ${value.format}, made by shipkit ${value.shipkit}; this shipkit reads format ${BACKUP_FORMAT} and older. Restore it with that version or newer.`,
     );
   const leftOut = value.left_out ?? [];
-  if (typeof value.data !== 'string' || value.data === '' || value.data.includes('\0'))
-    throw new ValidationError(`${file} names no data folder it may: ${JSON.stringify(value.data)}. ${DAMAGED}`);
+  // A relative DATA is below the config folder (an outside one is recorded absolute): `..` never is.
+  const dataSteps = typeof value.data === 'string' ? value.data.split(/[\\/]/) : [];
+  if (
+    typeof value.data !== 'string' ||
+    value.data === '' ||
+    value.data.includes('\0') ||
+    (!path.isAbsolute(value.data) && dataSteps.includes('..'))
+  )
+    throw new ValidationError(`${file} puts DATA where it may not: ${JSON.stringify(value.data)}. ${DAMAGED}`);
   if (!Array.isArray(leftOut) || leftOut.some((name) => typeof name !== 'string'))
     throw new ValidationError(`${file} has a left_out that is not a list of names. ${DAMAGED}`);
   if (value.signed_by !== undefined && !/^[0-9a-f]{40,64}$/.test(String(value.signed_by)))
