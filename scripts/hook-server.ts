@@ -131,8 +131,13 @@ else
         }
         if (replaced) log.warn(`${file} could not be read (${replaced}); replaced`);
         if (config.queue) {
-          const { endAllSharedSessions } = await import('../lib/server/shared-sessions.ts');
-          await endAllSharedSessions({ ...config, queue: config.queue }, state.before, log);
+          const { endAllSharedSessions } = await import('../lib/web/ended-sessions-db.ts');
+          const { resolveQueueUrl } = await import('../lib/db/connect.ts');
+          const db = await resolveQueueUrl(config.queue, {
+            baseDir: path.dirname(config.file),
+            where: `${config.file}: queue`,
+          });
+          await endAllSharedSessions(db, state.before, log);
         }
         await recordEndSessions(config, Boolean(args['new-token']), state.before, log);
         log.info(

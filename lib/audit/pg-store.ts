@@ -2,8 +2,9 @@
 // append takes a transaction-scoped advisory lock and reads the head inside it, so several
 // hook-servers (and commands such as `deliveries replay`, in their own transaction) keep one chain.
 import type pg from 'pg';
-import { ensureSchema, type Queryable } from '../jobs/pg/records.ts';
-import { connectPool, inTransaction, type QueueDatabase } from '../jobs/pg/connect.ts';
+import { ensureSchema } from '../db/schema.ts';
+import { type Queryable } from '../db/connect.ts';
+import { connectPool, inTransaction, type QueueDatabase } from '../db/connect.ts';
 import type { Logger } from '../core/log.ts';
 import { version } from '../core/cli.ts';
 import {
@@ -17,8 +18,9 @@ import {
 } from './chain.ts';
 import type { AuditQuery } from './query.ts';
 import { cutOf, retentionEntry, type AuditRow, type AuditStore, type Pruned } from './store.ts';
+import { LOCKS } from '../db/locks.ts';
 
-const LOCK_SQL = `SELECT pg_advisory_xact_lock(hashtextextended('shipkit audit', 0))`;
+const LOCK_SQL = `SELECT pg_advisory_xact_lock(${LOCKS.audit})`;
 
 /** `entries` appended in the caller's transaction (`client` must be in one): committed with it. */
 export async function appendAuditRows(client: Queryable, entries: NewAuditEntry[]): Promise<AuditEntry[]> {

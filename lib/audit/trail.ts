@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import { resolveQueueUrl } from '../jobs/pg/connect.ts';
+import { resolveQueueUrl } from '../db/connect.ts';
 import type { AuditEntry, NewAuditEntry } from './chain.ts';
 import { AuditFile, auditFileOf } from './file-store.ts';
 import { AuditTable } from './pg-store.ts';

@@ -5,8 +5,8 @@
 import { $ } from '../core/shell.ts';
 import { ConfigError, WorkError } from '../core/errors.ts';
 import { findOnPath } from '../core/programs.ts';
-import { BOSS_SCHEMA } from '../jobs/pg/records.ts';
-import { redactPassword, resolveQueueUrl, type QueueDatabase } from '../jobs/pg/connect.ts';
+import { BOSS_SCHEMA } from '../db/migrations.ts';
+import { redactPassword, resolveQueueUrl, type QueueDatabase } from '../db/connect.ts';
 
 /** The schemas a backup holds: shipkit's records and pg-boss's queue. */
 export const SCHEMAS = ['shipkit', BOSS_SCHEMA] as const;

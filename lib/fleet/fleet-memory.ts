@@ -1,6 +1,6 @@
 // What hook-server knows of its fleet, in memory, for the routes, the page and /metrics: each
 // host's latest report and each app's rollout. The registry on disk (fleet-store.ts) and the one
-// in PostgreSQL (server/shared-fleet.ts) both keep one and write through it.
+// in PostgreSQL (fleet/fleet-store-db.ts) both keep one and write through it.
 import { supersedes, type HostEntry, type RolloutRecord } from '../release/format/fleet-report.ts';
 
 /** What addReport did: kept it, or not (the host has a later one), or refused a new host (the app is full). */

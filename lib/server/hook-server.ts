@@ -20,12 +20,12 @@ import { JOB_ID_PATTERN } from '../jobs/job-id.ts';
 import { openJournal, type Journal } from '../jobs/local/journal.ts';
 import { type Job } from '../jobs/job.ts';
 import { createPushGuard } from './push-guard.ts';
-import { adoptPushFiles, createSharedPushGuard } from './shared-pushes.ts';
+import { adoptPushFiles, createSharedPushGuard } from './push-guard-db.ts';
 import type { JobQueue, JobRunner } from '../jobs/job-queue.ts';
 import { createJobQueue } from '../jobs/local/queue.ts';
 import { PgJobQueue } from '../jobs/pg/queue.ts';
-import { shareEndedSessions, type SharedEndedSessions } from './shared-sessions.ts';
-import { resolveQueueUrl } from '../jobs/pg/connect.ts';
+import { shareEndedSessions, type SharedEndedSessions } from '../web/ended-sessions-db.ts';
+import { resolveQueueUrl, type Queryable } from '../db/connect.ts';
 import { removeJobFiles } from '../jobs/local/recovery.ts';
 import { killOrphanGroup, processRunnerFor } from '../jobs/process/runner.ts';
 import { clonesWithCredentials } from '../jobs/process/user-dirs.ts';
@@ -144,7 +144,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
   const { config, log } = options;
   const dirs = await prepareDataFolder(config, log);
   const stores = await openStores(options, dirs);
-  const { lock, journal, fleet, metrics, out, queue, audit } = stores;
+  const { lock, journal, fleet, metrics, out, queue, audit, shared } = stores;
   const { follow, readRoutes, fleetRoutes, closeSessions } = createReadSide(options, dirs, stores);
   const { admit, intake } = await openIntake(options, dirs, stores);
   const node = { name: options.name ?? hostname(), draining: false };
@@ -166,15 +166,14 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
       closeSessions();
       const closed = http.close(2_000);
       // A registry in the database stops reading before the queue ends the pool it reads through.
-      const sharedFleet = queue instanceof PgJobQueue;
-      if (sharedFleet) await fleet?.close();
+      if (shared) await fleet?.close();
       await queue.stop({
         graceMs: options.graceMs ?? 60_000,
         killGroup: (job) => endProcessGroup(job.pgid, { graceMs: 2_000 }).then(() => undefined),
       });
       await Promise.all([out.notifier.stop(), out.statuses.stop()]);
       await closed;
-      await Promise.all([journal.close(), sharedFleet ? undefined : fleet?.close(), audit.close()]);
+      await Promise.all([journal.close(), shared ? undefined : fleet?.close(), audit.close()]);
       await lock.release();
     })());
   return { url: workers?.url ?? http.url, queue, journal, http, metrics, deliveries: out.deliveries, stop };
@@ -220,7 +219,7 @@ async function listenOrFork(
           repos: new Map([...config.repos].map(([k, r]) => [k, { name: r.name, branch: r.branch }])),
         },
         secrets: options.secrets,
-        keepsBody: queue instanceof PgJobQueue,
+        keepsBody: Boolean(config.queue),
         listen: options.listen,
         primary: socket,
         maxBody: options.maxBody ?? MAX_BODY,
@@ -238,6 +237,13 @@ async function listenOrFork(
   }
 }
 
+/** The database of `queue:`, which every hook-server of it shares, and whether this node leads. */
+interface SharedDatabase {
+  db: Queryable;
+  leads(): boolean;
+  stillLeads(): Promise<boolean>;
+}
+
 interface Stores {
   lock: Lock;
   journal: Journal;
@@ -245,6 +251,8 @@ interface Stores {
   metrics: HookMetrics;
   out: Reporters;
   queue: JobQueue;
+  /** With `queue:`, the database every node of it shares; the stores kept there are opened on it. */
+  shared: SharedDatabase | undefined;
   /** The control plane's actions (lib/audit/): DATA/audit/audit.jsonl, or the database's table with `queue:`. */
   audit: AuditTrail;
 }
@@ -262,23 +270,22 @@ interface Reporters {
 async function openIntake(
   options: HookServerOptions,
   dirs: DataDirs,
-  { queue, metrics }: Stores,
+  { queue, metrics, shared }: Stores,
 ): Promise<{ admit: Admit; intake: DeliveryIntake }> {
   const { config, log } = options;
   const workDir = (name: string) => repoPaths(config, name).work;
   // With `queue:` every node judges a replayed push against what any node accepted (docs/ha.md).
-  if (queue instanceof PgJobQueue) await adoptPushFiles(queue.database, dirs.data, [...config.repos.keys()], log);
-  const guard =
-    queue instanceof PgJobQueue
-      ? createSharedPushGuard({ db: queue.database, workDir, env: options.env })
-      : createPushGuard({ dataDir: dirs.data, workDir, env: options.env });
+  if (shared) await adoptPushFiles(shared.db, dirs.data, [...config.repos.keys()], log);
+  const guard = shared
+    ? createSharedPushGuard({ db: shared.db, workDir, env: options.env })
+    : createPushGuard({ dataDir: dirs.data, workDir, env: options.env });
   await queue.recover((job) => killOrphanGroup(job, dirs.jobs).then(() => undefined));
   const admit = createAdmitter({ config, queue, guard, log });
   const intake = new DeliveryIntake({
     config,
     secrets: options.secrets,
     admit,
-    keepsBody: queue instanceof PgJobQueue,
+    keepsBody: shared !== undefined,
     log,
     tmpDir: dirs.tmp,
     maxBody: options.maxBody ?? MAX_BODY,
@@ -305,33 +312,35 @@ async function openStores(options: HookServerOptions, dirs: DataDirs): Promise<S
   // A push that changes nothing a build would see ends without a process (docs/hook-server.md).
   const runner = options.runner ?? (await processRunnerFor(config, { ...options, upToDate: upToDateCheckFor(config) }));
   // With `queue:`, each message is sent only while this node still leads (asked of the database).
-  const stillLeads = () => (queue instanceof PgJobQueue ? queue.stillLeads() : Promise.resolve(true));
+  const stillLeads = () => shared?.stillLeads() ?? Promise.resolve(true);
   const out = createReporters(options, metrics, () => queue.all?.() ?? journal.jobs.values(), stillLeads);
-  const queue = await openQueue(options, { journal, run: runner, jobsDir: dirs.jobs, out }).catch(async (error) => {
-    await journal.close();
-    await lock.release();
-    throw error;
-  });
-  // With `queue:` the fleet registry is the database's, shared by every hook-server of it.
-  const shared = queue instanceof PgJobQueue ? { db: queue.database, leads: () => queue.leads() } : undefined;
+  const { queue, shared } = await openQueue(options, { journal, run: runner, jobsDir: dirs.jobs, out }).catch(
+    async (error) => {
+      await journal.close();
+      await lock.release();
+      throw error;
+    },
+  );
   const closeAll = async (error: unknown, opened?: Fleet): Promise<never> => {
     await queue.stop({ graceMs: 0, killGroup: async () => {} });
     await Promise.all([journal.close(), opened?.close()]);
     await lock.release();
     throw error;
   };
+  // With `queue:` the fleet registry is the database's, shared by every hook-server of it.
   const fleet = await openFleet(options, dirs.data, log, shared).catch((error) => closeAll(error));
   const node = options.name ?? hostname();
   const audit = await AuditTrail.open(config, `${node} (audit)`, { log, node, env: options.env }).catch((error) =>
     closeAll(error, fleet),
   );
-  return { lock, journal, fleet, metrics, out, queue, audit };
+  return { lock, journal, fleet, metrics, out, queue, shared, audit };
 }
 
 /** What answers reads: the status pages and API, live log follows, and the fleet's routes. */
 function createReadSide(options: HookServerOptions, dirs: DataDirs, stores: Stores) {
   const { config, log } = options;
   const { journal, fleet, metrics, out, queue, audit } = stores;
+  const db = stores.shared?.db;
   const follow = createLogFollow({
     jobsDir: dirs.jobs,
     log,
@@ -365,10 +374,7 @@ function createReadSide(options: HookServerOptions, dirs: DataDirs, stores: Stor
     fleet: fleet?.views,
     audit,
     releases: fleet && ((app, page) => (fleet.secrets.has(app) ? fleet.releases(app, page) : undefined)),
-    shareEnded:
-      queue instanceof PgJobQueue
-        ? (local) => (shared = shareEndedSessions(local, queue.database, { log }))
-        : undefined,
+    shareEnded: db && ((local) => (shared = shareEndedSessions(local, db, { log }))),
   });
   const fleetRoutes =
     fleet &&
@@ -441,11 +447,11 @@ function privateRepos(config: ShipkitConfig): (name: string) => boolean {
 async function openQueue(
   options: HookServerOptions,
   { journal, run, jobsDir, out }: { journal: Journal; run: JobRunner; jobsDir: string; out: Reporters },
-): Promise<JobQueue> {
+): Promise<{ queue: JobQueue; shared?: SharedDatabase }> {
   const { config, log } = options;
   const listeners = { onEnd: out.onEnd, onStart: out.statuses.jobStarted };
   if (!config.queue)
-    return createJobQueue({ journal, concurrency: config.concurrency, run, log, jobsDir, ...listeners });
+    return { queue: createJobQueue({ journal, concurrency: config.concurrency, run, log, jobsDir, ...listeners }) };
   const db = await resolveQueueUrl(config.queue, {
     env: options.env ?? process.env,
     baseDir: path.dirname(config.file),
@@ -466,7 +472,10 @@ async function openQueue(
   log.info(`jobs are kept in the queue database at ${db.where}`, {
     builds: config.concurrency > 0 ? `${config.concurrency} at once here, and on workers` : 'on workers only',
   });
-  return queue;
+  return {
+    queue,
+    shared: { db: queue.database, leads: () => queue.leads(), stillLeads: () => queue.stillLeads() },
+  };
 }
 
 /** Commit statuses and notifications: sent in the background, never awaited by the queue. */

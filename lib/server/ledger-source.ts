@@ -9,7 +9,7 @@ import path from 'node:path';
 import { messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { publishedTo, type ShipkitConfig } from '../config/shipkit-yml.ts';
-import type { Queryable } from '../jobs/pg/records.ts';
+import type { Queryable } from '../db/connect.ts';
 import type { LedgerSnapshot } from '../release/rollout/fleet-view.ts';
 import { openDestination, type Destination } from '../release/dest/destination.ts';
 import { certificateFor, verifiedLedger } from '../release/dest/history.ts';

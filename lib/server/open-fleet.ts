@@ -12,10 +12,10 @@ import { startFleetExpiry } from '../fleet/fleet-expiry.ts';
 import type { FleetRegistry } from '../fleet/fleet-memory.ts';
 import { fleetLogFile, FleetStore } from '../fleet/fleet-store.ts';
 import { fleetReleases, type FleetReleases, type FleetReleasesOptions } from '../release/rollout/fleet-view.ts';
-import type { Queryable } from '../jobs/pg/records.ts';
+import type { Queryable } from '../db/connect.ts';
 import type { FleetView } from '../web/read-sources.ts';
 import { ledgerSources } from './ledger-source.ts';
-import { SharedFleet } from './shared-fleet.ts';
+import { SharedFleet } from '../fleet/fleet-store-db.ts';
 
 /** Each app's fleet secrets, resolved (the current one first); a secret that cannot be read names its key. */
 async function resolveFleetSecrets(config: ShipkitConfig, env: NodeJS.ProcessEnv): Promise<Map<string, string[]>> {

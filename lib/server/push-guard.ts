@@ -2,7 +2,7 @@
 // forge did not just push: the clone's remote, pinned at the first clone (a payload's clone_url
 // never re-points it), and the pushes accepted per branch (a replayed older push is answered
 // `superseded` and not built). Kept in DATA/pushes/FOLDER.json, written through temp + rename;
-// with `queue:`, in the database every hook-server of it shares (shared-pushes.ts).
+// with `queue:`, in the database every hook-server of it shares (push-guard-db.ts).
 import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { $ } from '../core/shell.ts';

@@ -5,9 +5,10 @@
 import type { ShipkitConfig } from '../config/shipkit-yml.ts';
 import { ValidationError } from '../core/errors.ts';
 import { newJobRecord, type EnqueueResult } from '../jobs/job-queue.ts';
-import { inTransaction, type QueueConnection } from '../jobs/pg/connect.ts';
+import { type QueueConnection } from '../jobs/pg/connect.ts';
+import { inTransaction } from '../db/connect.ts';
 import { commitBatch } from '../jobs/pg/enqueue.ts';
-import type { Queryable } from '../jobs/pg/records.ts';
+import type { Queryable } from '../db/connect.ts';
 import { newJobOf } from './admit.ts';
 import { normaliseEvent, parsePayload, type Forge } from './webhooks.ts';
 import { appendAuditRows } from '../audit/pg-store.ts';

@@ -49,7 +49,7 @@ export interface ReadSources {
   now?: () => Date;
   /**
    * With several hook-servers on one database: the ended sessions of this node (DATA's file)
-   * joined with those every node ended (lib/server/shared-sessions.ts), so a logout on one ends
+   * joined with those every node ended (lib/web/ended-sessions-db.ts), so a logout on one ends
    * the session on all.
    */
   shareEnded?: (local: EndedSessions) => EndedSessions;

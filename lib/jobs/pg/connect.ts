@@ -1,157 +1,32 @@
-// Reaching the queue database (`queue:`, docs/workers.md): the URL (literal, env: or file:), the
-// database named in messages without its password, PostgreSQL's refusals as sentences, and TCP
-// keepalives on every session. pg and pg-boss are loaded only when a queue is used.
+// The job queue's connection (`queue:`, docs/workers.md): shipkit's tables brought up to date and
+// pg-boss started with a queue per repo, one process at a time; the connection itself (URL,
+// messages, keepalives) is db/connect.ts's. pg and pg-boss are loaded only when a queue is used.
 // The whole story: docs/internals.md.
 import type pg from 'pg';
 import type PgBoss from 'pg-boss';
 import path from 'node:path';
 import type { ShipkitConfig } from '../../config/shipkit-yml.ts';
 import { version } from '../../core/cli.ts';
-import { ConfigError } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
-import { redactUrls } from '../../core/redact.ts';
-import { resolveSecret } from '../../core/secrets.ts';
-import { BOSS_SCHEMA, ensureSchema, queueName } from './records.ts';
-
-export interface QueueDatabase {
-  url: string;
-  /** `db.internal:5432/shipkit as shipkit`: what messages name. */
-  where: string;
-  password: string;
-}
-
-/** `queue:` or `--queue`, resolved and checked: a postgres:// or postgresql:// URL. */
-export async function resolveQueueUrl(
-  value: string,
-  {
-    env = process.env,
-    baseDir = process.cwd(),
-    where = 'queue',
-  }: { env?: NodeJS.ProcessEnv; baseDir?: string; where?: string } = {},
-): Promise<QueueDatabase> {
-  const text = await resolveSecret(value, { env, baseDir, where });
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw new ConfigError(
-      `${where}: not a URL; give the queue database as postgres://USER@HOST[:PORT]/DATABASE (the password in the URL, or via env:NAME / file:PATH).`,
-    );
-  }
-  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
-    throw new ConfigError(
-      `${where}: ${redactUrls(`${url.protocol}//${url.host}`)} is not a PostgreSQL URL; use postgres://USER@HOST[:PORT]/DATABASE.`,
-    );
-  }
-  const password = decodeURIComponent(url.password);
-  const database = url.pathname.replace(/^\//, '') || decodeURIComponent(url.username) || 'postgres';
-  return {
-    url: text,
-    password,
-    where: `${url.hostname || 'localhost'}:${url.port || 5432}/${database}${url.username ? ` as ${decodeURIComponent(url.username)}` : ''}`,
-  };
-}
-
-/** `text` with every credential of a URL and the password itself replaced by ***. */
-export function redactPassword(text: string, db: Pick<QueueDatabase, 'password'>): string {
-  const redacted = redactUrls(text);
-  return db.password ? redacted.split(db.password).join('***') : redacted;
-}
-
-const HINTS: Record<string, string> = {
-  ECONNREFUSED: 'connection refused: is PostgreSQL running, and listening on that address?',
-  ENOTFOUND: 'no such host: check the host name in queue:',
-  EAI_AGAIN: 'the host name could not be resolved now: check DNS and the host name in queue:',
-  ETIMEDOUT: 'no answer in time: check the address, the firewall and the network',
-  ECONNRESET: 'the connection was cut',
-  '28P01': 'the password was refused: check the user and password in queue:',
-  '28000': "the server refused this user or address (pg_hba.conf): check queue: and the server's pg_hba.conf",
-  '3D000': 'no such database: create it (createdb) or fix the database name in queue:',
-  '57P03': 'the server is starting up or shutting down; it is tried again',
-  '53300': "too many connections: raise max_connections or lower the workers' concurrency",
-};
-
-/** A failure to reach or use the queue database, as a sentence naming the database, never its password. */
-export function describeDbError(error: unknown, db: QueueDatabase): string {
-  const e = error as { code?: string; message?: string };
-  const hint = (e.code && HINTS[e.code]) ?? e.message ?? String(error);
-  return redactPassword(
-    `the queue database at ${db.where}: ${hint}${e.code && HINTS[e.code] && e.message ? ` (${e.message})` : ''}`,
-    db,
-  );
-}
-
-/** The same, as the ConfigError a program starts with (exit 2). */
-export function startError(error: unknown, db: QueueDatabase): ConfigError {
-  return new ConfigError(`Cannot use ${describeDbError(error, db)}.`);
-}
-
-/** Settings for every session: keepalives from the client and (per session) from the server. */
-export function clientConfig(db: QueueDatabase, applicationName: string): pg.ClientConfig {
-  return {
-    connectionString: db.url,
-    application_name: applicationName.slice(0, 63),
-    keepAlive: true,
-    keepAliveInitialDelayMillis: 10_000,
-    connectionTimeoutMillis: 10_000,
-    // The server ends a silent peer's session after 10 + 3 × 5 s: its advisory locks go with it.
-    options: '-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3',
-  };
-}
-
-/** A pool for short transactions (enqueue, transitions, the reaper); its errors are told, never thrown. */
-function createPool(
-  Pool: typeof pg.Pool,
-  db: QueueDatabase,
-  applicationName: string,
-  onError: (message: string) => void,
-  max = 8,
-): pg.Pool {
-  const pool = new Pool({ ...clientConfig(db, applicationName), max, idleTimeoutMillis: 30_000 });
-  pool.on('error', (error) => onError(describeDbError(error, db)));
-  return pool;
-}
-
-/** A small pool of its own on the queue database (no pg-boss): for what hook-server and one-off commands keep there besides jobs. */
-export async function connectPool(db: QueueDatabase, applicationName: string, log: Logger, max = 2): Promise<pg.Pool> {
-  const pgModule = commonJsExports<typeof pg>(await import('pg'), (m) => typeof (m as typeof pg).Pool === 'function');
-  return createPool(pgModule.Pool, db, applicationName, (message) => log.warn(message), max);
-}
+import {
+  clientConfig,
+  commonJsExports,
+  describeDbError,
+  newPool,
+  startError,
+  resolveQueueUrl,
+  type QueueDatabase,
+} from '../../db/connect.ts';
+import { LOCKS } from '../../db/locks.ts';
+import { BOSS_SCHEMA } from '../../db/migrations.ts';
+import { ensureSchema } from '../../db/schema.ts';
+import { queueName } from './records.ts';
 
 /** pg-boss's `db` option over one checked-out client: its statements join the caller's transaction. */
 export function bossDb(client: pg.ClientBase): {
   executeSql(text: string, values: unknown[]): Promise<{ rows: any[] }>;
 } {
   return { executeSql: (text, values) => client.query(text, values as unknown[]) };
-}
-
-/** Run `work` in one transaction on a client of `pool`. */
-export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const result = await work(client);
-    await client.query('COMMIT');
-    client.release();
-    return result;
-  } catch (error) {
-    // A session that cannot even roll back is broken: the pool drops it instead of lending it again.
-    const rolledBack = await client.query('ROLLBACK').then(
-      () => true,
-      () => false,
-    );
-    client.release(!rolledBack);
-    throw error;
-  }
-}
-
-/**
- * A CommonJS module's exports from its namespace: one `default` down through Node's loader, two
- * through the one-file bundle's unit require (tools/multicall.ts), which wraps the namespace again.
- */
-function commonJsExports<T>(namespace: unknown, looksRight: (m: unknown) => boolean): T {
-  for (let m = namespace; m; m = (m as { default?: unknown }).default) if (looksRight(m)) return m as T;
-  throw new Error('pg or pg-boss did not load as expected');
 }
 
 export interface QueueConnection {
@@ -197,14 +72,14 @@ export async function connectQueueDatabase({
   const [pgNs, bossNs] = await Promise.all([import('pg'), import('pg-boss')]);
   const pgModule = commonJsExports<typeof pg>(pgNs, (m) => typeof (m as typeof pg).Pool === 'function');
   const Boss = commonJsExports<typeof PgBoss>(bossNs, (m) => typeof m === 'function');
-  const pool = createPool(pgModule.Pool, db, name, warn);
+  const pool = newPool(pgModule.Pool, db, name, warn);
   let boss: PgBoss | undefined;
   try {
     // One process at a time sets up the tables and pg-boss's queues: two nodes started at once on
     // an empty database would otherwise make the same queue's tables together and deadlock.
     const client = await pool.connect();
     try {
-      await client.query(`SELECT pg_advisory_lock(hashtextextended('shipkit setup', 0))`);
+      await client.query(`SELECT pg_advisory_lock(${LOCKS.setup})`);
       await ensureSchema(client, version());
       boss = new Boss({
         ...clientConfig(db, `${name} (pg-boss)`),

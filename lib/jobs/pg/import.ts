@@ -5,8 +5,9 @@
 import type { Logger } from '../../core/log.ts';
 import { FINISHED_STATES, type Job } from '../job.ts';
 import { isStoredJobId } from '../job-id.ts';
-import { inTransaction } from './connect.ts';
+import { inTransaction } from '../../db/connect.ts';
 import type pg from 'pg';
+import { LOCKS } from '../../db/locks.ts';
 
 const IMPORTS_SQL = `CREATE TABLE IF NOT EXISTS shipkit.imports (source text PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), jobs int NOT NULL)`;
 const ROWS_AT_ONCE = 500;
@@ -37,7 +38,7 @@ export async function importJournal(
     .map((job) => importedRecord(job, now.toISOString()));
   if (records.length === 0) return 0;
   return inTransaction(pool, async (c) => {
-    await c.query(`SELECT pg_advisory_xact_lock(hashtextextended('shipkit import', 0))`);
+    await c.query(`SELECT pg_advisory_xact_lock(${LOCKS.import})`);
     await c.query(IMPORTS_SQL);
     const done = await c.query('SELECT 1 FROM shipkit.imports WHERE source = $1', [source]);
     if (done.rows.length) return 0;

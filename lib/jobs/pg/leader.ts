@@ -6,10 +6,8 @@
 import type pg from 'pg';
 import type { Logger } from '../../core/log.ts';
 import { messageOf } from '../../core/errors.ts';
-import type { Queryable } from './records.ts';
-
-/** The advisory lock's key: one leader per database. */
-const LEADER_LOCK_SQL = `hashtextextended('shipkit leader', 0)`;
+import type { Queryable } from '../../db/connect.ts';
+import { LOCKS } from '../../db/locks.ts';
 
 export interface LeaderOptions {
   newClient(applicationName: string): pg.Client;
@@ -60,7 +58,7 @@ export class Leadership {
         return;
       }
       this.client ??= await this.connect();
-      const { rows } = await this.client.query(`SELECT pg_try_advisory_lock(${LEADER_LOCK_SQL}) AS got`);
+      const { rows } = await this.client.query(`SELECT pg_try_advisory_lock(${LOCKS.leader}) AS got`);
       if (!rows[0].got) return;
       const { rows: taken } = await this.client.query(
         `INSERT INTO shipkit.leader (id, term, node, since) VALUES (1, 1, $1, now())
@@ -108,7 +106,7 @@ export class Leadership {
       this.current = undefined;
       this.options.onChange?.(undefined);
       await this.options.beforeRelease?.().catch(() => undefined);
-      await client?.query(`SELECT pg_advisory_unlock(${LEADER_LOCK_SQL})`).catch(() => undefined);
+      await client?.query(`SELECT pg_advisory_unlock(${LOCKS.leader})`).catch(() => undefined);
       this.options.log.info(`${this.options.node} hands the lead over`);
     }
     await client?.end().catch(() => undefined);

@@ -4,8 +4,9 @@
 // The whole story: docs/internals.md.
 import type pg from 'pg';
 import type { Logger } from '../../core/log.ts';
-import { describeDbError, type QueueDatabase } from './connect.ts';
-import { markTold, NOTIFY_CHANNEL, readJobs, readLiveJobs, readUntold } from './records.ts';
+import { describeDbError, type QueueDatabase } from '../../db/connect.ts';
+import { markTold, readJobs, readLiveJobs, readUntold } from './records.ts';
+import { NOTIFY_CHANNEL } from '../../db/migrations.ts';
 import { FINISHED_STATES, type Job } from '../job.ts';
 import { messageOf } from '../../core/errors.ts';
 

@@ -6,7 +6,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../../core/log.ts';
 import { endProcessGroup } from '../../core/process-group.ts';
-import type { Queryable } from './records.ts';
+import type { Queryable } from '../../db/connect.ts';
 
 /** Wrappers of jobs under `jobsDir`: pid (its group) → job id. */
 export async function jobWrappers(jobsDir: string, procDir = '/proc'): Promise<Map<number, string>> {

@@ -13,13 +13,8 @@ import {
   type NewJob,
   type RawDelivery,
 } from '../job-queue.ts';
-import {
-  connectQueueDatabase,
-  inTransaction,
-  startError,
-  type QueueConnection,
-  type QueueDatabase,
-} from './connect.ts';
+import { connectQueueDatabase, type QueueConnection } from './connect.ts';
+import { inTransaction, startError, type QueueDatabase } from '../../db/connect.ts';
 import { JobMirror } from './mirror.ts';
 import { commitBatches, type BatchOutcome, type Pending } from './enqueue.ts';
 import { Reaper } from './reaper.ts';
@@ -29,7 +24,8 @@ import { PgWorker } from './worker.ts';
 import { Leadership, stillLeads } from './leader.ts';
 import { Batcher, type Outcome } from '../../core/batch.ts';
 import { Coalescer } from '../../core/coalesce.ts';
-import { forgetOldDeliveries, type Queryable } from './records.ts';
+import { forgetOldDeliveries } from './records.ts';
+import { type Queryable } from '../../db/connect.ts';
 import { messageOf } from '../../core/errors.ts';
 
 export interface PgQueueOptions {

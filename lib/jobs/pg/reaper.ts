@@ -5,8 +5,10 @@
 import type pg from 'pg';
 import type PgBoss from 'pg-boss';
 import type { Logger } from '../../core/log.ts';
-import { bossDb, describeDbError, type QueueDatabase } from './connect.ts';
-import { JOB_LOCK_SQL, lockRepo, queueName, readRunning, updateJobs, type Row } from './records.ts';
+import { bossDb } from './connect.ts';
+import { describeDbError, type QueueDatabase } from '../../db/connect.ts';
+import { lockRepo, queueName, readRunning, updateJobs, type Row } from './records.ts';
+import { LOCKS } from '../../db/locks.ts';
 
 export interface ReaperOptions {
   db: QueueDatabase;
@@ -68,14 +70,14 @@ export class Reaper {
     const client = await this.options.pool.connect();
     let broken = false;
     try {
-      const { rows } = await client.query(`SELECT pg_try_advisory_lock(${JOB_LOCK_SQL}) AS got`, [row.job.id]);
+      const { rows } = await client.query(`SELECT pg_try_advisory_lock(${LOCKS.job('$1')}) AS got`, [row.job.id]);
       if (!rows[0].got) return void this.free.delete(key);
       try {
         const rounds = (this.free.get(key) ?? 0) + 1;
         this.free.set(key, rounds);
         if (rounds >= (this.options.strikes ?? 3)) await this.interrupt(client, row);
       } finally {
-        await client.query(`SELECT pg_advisory_unlock(${JOB_LOCK_SQL})`, [row.job.id]);
+        await client.query(`SELECT pg_advisory_unlock(${LOCKS.job('$1')})`, [row.job.id]);
       }
     } catch (error) {
       broken = true;

@@ -6,13 +6,16 @@ import { backoffMs } from '../../core/retry.ts';
 import type pg from 'pg';
 import type PgBoss from 'pg-boss';
 import type { Logger } from '../../core/log.ts';
-import { bossDb, describeDbError, inTransaction, type QueueDatabase } from './connect.ts';
-import { JOB_LOCK_SQL, lockRepo, NOTIFY_CHANNEL, queueName, repoBusy, updateJobs } from './records.ts';
+import { bossDb } from './connect.ts';
+import { describeDbError, inTransaction, type QueueDatabase } from '../../db/connect.ts';
+import { lockRepo, queueName, repoBusy, updateJobs } from './records.ts';
+import { NOTIFY_CHANNEL } from '../../db/migrations.ts';
 import type { JobRunner, KillGroup, RunOutcome } from '../job-queue.ts';
 import type { Job } from '../job.ts';
 import { OutputSender, sendSection } from './output.ts';
 import { isStoredJobId } from '../job-id.ts';
 import { messageOf } from '../../core/errors.ts';
+import { LOCKS } from '../../db/locks.ts';
 
 export interface WorkerOptions {
   db: QueueDatabase;
@@ -153,7 +156,7 @@ export class PgWorker {
   private async relock(): Promise<void> {
     for (const entry of this.running.values()) {
       const got = await this.exclusive((s) =>
-        s.query(`SELECT pg_try_advisory_lock(${JOB_LOCK_SQL}) AS got`, [entry.job.id]),
+        s.query(`SELECT pg_try_advisory_lock(${LOCKS.job('$1')}) AS got`, [entry.job.id]),
       );
       if (!got.rows[0].got)
         this.log.warn(
@@ -212,7 +215,7 @@ export class PgWorker {
         return void (await session.query('COMMIT'));
       }
       if (!isStoredJobId(row.job.id)) return void (await this.refuse(session, repo, row.job, next.id));
-      await session.query(`SELECT pg_advisory_lock(${JOB_LOCK_SQL})`, [row.job.id]);
+      await session.query(`SELECT pg_advisory_lock(${LOCKS.job('$1')})`, [row.job.id]);
       await session.query('COMMIT');
       return { job: row.job, bossId: next.id, handedBack: false };
     } catch (error) {
@@ -255,7 +258,7 @@ export class PgWorker {
       await this.sendSection(job);
       if (!entry.handedBack) await this.finish(entry, outcome);
       this.running.delete(job.id);
-      await this.exclusive((s) => s.query(`SELECT pg_advisory_unlock(${JOB_LOCK_SQL})`, [job.id])).catch(
+      await this.exclusive((s) => s.query(`SELECT pg_advisory_unlock(${LOCKS.job('$1')})`, [job.id])).catch(
         () => undefined,
       );
       this.wake();

@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { startPostgres } from '../../fixtures/postgres.ts';
 import { runScript } from '../../_helpers/common.ts';
 import { queueConfig, startHookServer, worldEnv } from '../../fixtures/workers.ts';
-import { SCHEMA_VERSION } from '../../../lib/jobs/pg/records.ts';
+import { SCHEMA_VERSION } from '../../../lib/db/schema.ts';
 
 test('two nodes at once on an empty database; then a newer schema is refused by hook-server and worker, untouched', async () => {
   const pg = await startPostgres();

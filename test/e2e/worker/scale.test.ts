@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { silentLogger } from '../../../lib/core/log.ts';
-import { resolveQueueUrl } from '../../../lib/jobs/pg/connect.ts';
+import { resolveQueueUrl } from '../../../lib/db/connect.ts';
 import { PgJobQueue } from '../../../lib/jobs/pg/queue.ts';
 import { appendFileSync } from 'node:fs';
 import { signRequest } from '../../../lib/http/signing.ts';

@@ -5,7 +5,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import pg from 'pg';
 import { stillLeads } from '../../../../lib/jobs/pg/leader.ts';
-import { ensureSchema, markTold } from '../../../../lib/jobs/pg/records.ts';
+import { markTold } from '../../../../lib/jobs/pg/records.ts';
+import { ensureSchema } from '../../../../lib/db/schema.ts';
 import { startPostgres } from '../../../fixtures/postgres.ts';
 
 test('markTold is fenced: an old term writes nothing, the current one marks the ends once', async () => {

@@ -1,4 +1,4 @@
-// The fleet registry in PostgreSQL (lib/server/shared-fleet.ts), two nodes on one real database:
+// The fleet registry in PostgreSQL (lib/fleet/fleet-store-db.ts), two nodes on one real database:
 // what one writes the other reads within its next look; the database keeps the rules a node with
 // an older view cannot (a lower SEQ, an older signature, the app's secret for an enrolled host,
 // forgetting a host that reported meanwhile); a forgotten host enrols again; a node's fleet.log is
@@ -6,11 +6,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import pg from 'pg';
-import { ensureSchema } from '../../../lib/jobs/pg/records.ts';
+import { ensureSchema } from '../../../lib/db/schema.ts';
 import { createLogger } from '../../../lib/core/log.ts';
 import { FleetStore } from '../../../lib/fleet/fleet-store.ts';
 import type { HostEntry, RolloutRecord } from '../../../lib/release/format/fleet-report.ts';
-import { SharedFleet } from '../../../lib/server/shared-fleet.ts';
+import { SharedFleet } from '../../../lib/fleet/fleet-store-db.ts';
 import { startPostgres, type Postgres } from '../../fixtures/postgres.ts';
 import { tmpDir, waitFor } from '../../_helpers/common.ts';
 import { hostId } from '../../fixtures/fleet-requests.ts';

@@ -2,8 +2,8 @@
 // The queue database's URL and how a failure to reach it reads: the host named, the password never.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { describeDbError, redactPassword, resolveQueueUrl, startError } from '../../../../lib/jobs/pg/connect.ts';
-import { ConfigError } from '../../../../lib/core/errors.ts';
+import { describeDbError, redactPassword, resolveQueueUrl, startError } from '../../../lib/db/connect.ts';
+import { ConfigError } from '../../../lib/core/errors.ts';
 
 const PASSWORD = 's3cr#t@pw';
 const URL_TEXT = `postgres://builder:${encodeURIComponent(PASSWORD)}@db.internal:6543/shipkit`;

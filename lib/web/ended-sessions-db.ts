@@ -5,11 +5,11 @@
 import { randomUUID } from 'node:crypto';
 import { messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import type { ShipkitConfig } from '../config/shipkit-yml.ts';
-import { connectConfigQueue } from '../jobs/pg/connect.ts';
-import type { Queryable } from '../jobs/pg/records.ts';
-import type { EndedSessions } from '../web/ended-sessions.ts';
-import { SESSION_SECONDS } from '../web/session.ts';
+import { connectPool, startError, type Queryable, type QueueDatabase } from '../db/connect.ts';
+import { ensureSchema } from '../db/schema.ts';
+import { version } from '../core/cli.ts';
+import type { EndedSessions } from './ended-sessions.ts';
+import { SESSION_SECONDS } from './session.ts';
 
 export interface SharedEndedSessions extends EndedSessions {
   close(): void;
@@ -22,19 +22,23 @@ const END_ALL = '*';
  * `hook-server --end-sessions` with `queue:`: the sessions issued before `before` (ms) are ended
  * on every hook-server of the queue database (each reads the row within a second).
  */
-export async function endAllSharedSessions(
-  config: Pick<ShipkitConfig, 'file' | 'repos'> & { queue: string },
-  before: number,
-  log: Logger,
-): Promise<void> {
-  const conn = await connectConfigQueue(config, 'hook-server --end-sessions', log);
+export async function endAllSharedSessions(db: QueueDatabase, before: number, log: Logger): Promise<void> {
+  const pool = await connectPool(db, 'hook-server --end-sessions', log, 1);
   try {
-    await conn.pool.query('INSERT INTO shipkit.ended_sessions (id, issued) VALUES ($1, $2)', [
+    const client = await pool.connect();
+    try {
+      await ensureSchema(client, version());
+    } finally {
+      client.release();
+    }
+    await pool.query('INSERT INTO shipkit.ended_sessions (id, issued) VALUES ($1, $2)', [
       `${END_ALL}${before}-${randomUUID()}`,
       before,
     ]);
+  } catch (error) {
+    throw startError(error, db);
   } finally {
-    await conn.close();
+    await pool.end().catch(() => undefined);
   }
 }
 

@@ -8,7 +8,7 @@ import { rename } from 'node:fs/promises';
 import { Batcher, type Outcome } from '../core/batch.ts';
 import { messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import type { Queryable } from '../jobs/pg/records.ts';
+import type { Queryable } from '../db/connect.ts';
 import {
   gitRunner,
   HISTORY,

@@ -5,9 +5,9 @@
 // The whole story: docs/ha.md.
 import { messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import { MemoryFleetRegistry, type AddOutcome } from '../fleet/fleet-memory.ts';
-import type { FleetStore } from '../fleet/fleet-store.ts';
-import type { Queryable } from '../jobs/pg/records.ts';
+import { MemoryFleetRegistry, type AddOutcome } from './fleet-memory.ts';
+import type { FleetStore } from './fleet-store.ts';
+import type { Queryable } from '../db/connect.ts';
 import type { HostEntry, RolloutRecord } from '../release/format/fleet-report.ts';
 
 export interface SharedFleetOptions {
