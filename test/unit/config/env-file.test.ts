@@ -1,6 +1,7 @@
 // hook-server.env beside the config (lib/config/env-file.ts): an unset env: secret it sets is
 // explained with where it is and how to load it; a variable it does not set, or no such file,
-// leaves the error as it was. The run by hand is in test/e2e/hook-server/basics.test.ts.
+// leaves the error as it was, except with the Debian package's config, where the message names
+// the package's file and the runuser line. The run by hand: test/e2e/hook-server/basics.test.ts.
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -58,6 +59,57 @@ test('a path that needs quoting is quoted, and not nested in runuser', () => {
   const hint = unsetVariableHint('A', path.join(odd, 'shipkit.yml'), { groups: () => 'staff:x:50:\n' })!;
   assert.match(hint, `set -a; . '${path.join(odd, 'hook-server.env')}'; set +a`);
   assert.not.match(hint, 'runuser');
+});
+
+test("the package's config without hook-server.env: names the package's file, how to write it again, and the runuser line", () => {
+  const etc = path.join(dir, 'package-etc');
+  mkdirSync(etc);
+  const packageConfig = path.join(etc, 'shipkit.yml');
+  const file = path.join(etc, 'hook-server.env');
+  const runAs = `runuser -u shipkit -- sh -c 'set -a; . ${file}; set +a; exec hook-server --config ${packageConfig}'`;
+  const hint = unsetVariableHint('SHIPKIT_WEBHOOK_SECRET', packageConfig, { ...rootGroup, packageConfig })!;
+  assert.is(
+    hint,
+    `The Debian package keeps it in ${file} (root:shipkit 0640), which is missing: \`dpkg-reconfigure shipkit\` writes it again, with a new webhook secret and read token (give the new secret to the forges' webhooks). ` +
+      `Then start the hook-server systemd unit (systemctl start hook-server), which loads that file, or start it by hand as root: ${runAs}.`,
+  );
+  assert.match(
+    unsetVariableHint('SLACK_URL', packageConfig, { ...rootGroup, packageConfig })!,
+    'then add SLACK_URL=… to it',
+  );
+  assert.is(
+    unsetVariableHint('SHIPKIT_WEBHOOK_SECRET', packageConfig, rootGroup),
+    undefined,
+    'another config: no hint',
+  );
+  const explained = explainUnsetVariable(
+    new ConfigError(`${packageConfig}: secret: environment variable SHIPKIT_WEBHOOK_SECRET is not set or empty.`),
+    'env:SHIPKIT_WEBHOOK_SECRET',
+    packageConfig,
+    {},
+    { ...rootGroup, packageConfig },
+  ) as Error;
+  assert.match(explained.message, /is not set or empty\. The Debian package keeps it in .*hook-server\.env/);
+  assert.match(explained.message, runAs);
+});
+
+test("the package's hook-server.env without the variable: says to add it there, and the runuser line", () => {
+  const etc = path.join(dir, 'package-etc-2');
+  mkdirSync(etc);
+  const packageConfig = path.join(etc, 'shipkit.yml');
+  const file = path.join(etc, 'hook-server.env');
+  writeFileSync(file, 'SHIPKIT_WEBHOOK_SECRET=s3cret\n', { mode: 0o640 });
+  const hint = unsetVariableHint('SHIPKIT_TOKEN', packageConfig, { ...rootGroup, packageConfig })!;
+  assert.match(
+    hint,
+    `in ${file}, which the hook-server systemd unit loads, and SHIPKIT_TOKEN is not in it: add SHIPKIT_TOKEN=… there`,
+  );
+  assert.match(
+    hint,
+    `runuser -u shipkit -- sh -c 'set -a; . ${file}; set +a; exec hook-server --config ${packageConfig}'`,
+  );
+  assert.not.match(hint, 's3cret');
+  assert.is(unsetVariableHint('SHIPKIT_TOKEN', packageConfig, rootGroup), undefined, 'another config: as before');
 });
 
 test.run();
