@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import { ConfigError, VerificationError, messageOf } from '../../core/errors.ts';
 import { canonicalTextStream, canonicalizeText } from './gpg-text.ts';
 import type { KeyPin } from '../deploy-folder/key-pin.ts';
+import { readDetachedSignature, verifySignaturePacket } from '../../release/format/signature.ts';
 
 type OpenPgp = typeof import('openpgp');
 type PublicKey = import('openpgp').PublicKey;
@@ -145,14 +146,9 @@ export interface VerifiedSignature {
 export const MAX_SIGNERS = 8;
 
 /** Read a detached signature, binary or armored. */
-async function readDetachedSignature(sig: Uint8Array, what: string) {
-  const openpgp = await loadOpenPgp();
-  const head = Buffer.from(sig.subarray(0, 64)).toString('latin1');
+async function readSignatureOf(sig: Uint8Array, what: string) {
   try {
-    if (head.includes('-----BEGIN PGP')) {
-      return await openpgp.readSignature({ armoredSignature: Buffer.from(sig).toString('utf8') });
-    }
-    return await openpgp.readSignature({ binarySignature: sig });
+    return await readDetachedSignature(sig);
   } catch (error) {
     throw new VerificationError(
       `The signature of ${what} is not a valid OpenPGP signature; the release was not installed.`,
@@ -210,7 +206,7 @@ export async function verifyDetachedSignature(opts: {
   now?: Date;
 }): Promise<VerifiedSignature> {
   const now = opts.now ?? new Date();
-  const sig = await readDetachedSignature(opts.signature, opts.what);
+  const sig = await readSignatureOf(opts.signature, opts.what);
   const packets = sig.packets as unknown as SignaturePacketView[];
   if (!packets.length || packets.length > MAX_SIGNERS) {
     throw new VerificationError(
@@ -291,28 +287,13 @@ async function verifyOneSignature(
     rejectMessageHashAlgorithms: new Set<number>([enums.hash.md5, enums.hash.ripemd, enums.hash.sha1]),
   } as Parameters<OpenPgp['verify']>[0]['config'];
   try {
-    const only = new openpgp.PacketList<SignaturePacket>();
-    only.push(packet as unknown as SignaturePacket);
-    const message = await openpgp.createMessage({ binary: messageBytes(opts, textMode) });
-    const result = await openpgp.verify({
-      message,
-      signature: new openpgp.Signature(only),
-      verificationKeys: [primary],
-      expectSigned: false,
-      format: 'binary',
+    await verifySignaturePacket({
+      packet: packet as unknown as SignaturePacket,
+      key: primary,
+      data: messageBytes(opts, textMode),
       date: now,
       config,
     });
-    if (opts.file) {
-      const reader = (result.data as unknown as ReadableStream<Uint8Array>).getReader();
-      for (;;) {
-        const { done } = await reader.read();
-        if (done) break;
-      }
-    }
-    const [one] = result.signatures;
-    if (!one) throw new Error('no signature');
-    await one.verified;
     const created = packet.created ?? now;
     if (created.getTime() > now.getTime() + 24 * 3600_000) throw new Error('signature creation time is in the future');
     return { signingFingerprint: signer.fingerprint, primaryFingerprint: fingerprintOf(primary), created };

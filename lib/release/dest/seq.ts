@@ -2,13 +2,12 @@
 // when a key of the same primary signed it; VERSION and VERSION.sig written in three atomic steps
 // so that a verifying pair is there at every moment.
 // The whole story: docs/internals.md.
-import { createReadStream } from 'node:fs';
-import { Readable } from 'node:stream';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ValidationError, messageOf } from '../../core/errors.ts';
 import type { Destination, StepHook } from './destination.ts';
+import { readDetachedSignature, verifySignaturePacket } from '../format/signature.ts';
 import { parseVersionFile, type VersionInfo } from '../format/version-file.ts';
 
 type OpenPgp = typeof import('openpgp');
@@ -61,36 +60,12 @@ export async function ownSignatureOver(
   const key = await openpgp.readKey({ armoredKey: certificate });
   key.revocationSignatures = [];
   for (const subkey of key.subkeys) subkey.revocationSignatures = [];
-  let signature;
-  try {
-    const head = Buffer.from(sigBytes.subarray(0, 64)).toString('latin1');
-    signature = head.includes('-----BEGIN PGP')
-      ? await openpgp.readSignature({ armoredSignature: Buffer.from(sigBytes).toString('utf8') })
-      : await openpgp.readSignature({ binarySignature: sigBytes });
-  } catch {
-    return undefined;
-  }
-  for (const packet of signature.packets.slice(0, 8)) {
-    const only = new openpgp.PacketList<typeof packet>();
-    only.push(packet);
+  const signature = await readDetachedSignature(sigBytes).catch(() => undefined);
+  for (const packet of signature?.packets.slice(0, 8) ?? []) {
     try {
-      const streamed = 'file' in data;
-      const binary = streamed
-        ? (Readable.toWeb(createReadStream(data.file)) as unknown as ReadableStream<Uint8Array>)
-        : data;
-      const result = await openpgp.verify({
-        message: await openpgp.createMessage({ binary }),
-        signature: new openpgp.Signature(only),
-        verificationKeys: [key],
-        format: 'binary',
-        date: packet.created ?? undefined,
-      });
-      // A streamed message is hashed as it is read: read it to the end, then ask.
-      if (streamed) {
-        const reader = (result.data as unknown as ReadableStream<Uint8Array>).getReader();
-        while (!(await reader.read()).done);
-      }
-      await result.signatures[0].verified;
+      await verifySignaturePacket({ packet, key, data, date: packet.created ?? new Date() });
+      const only = new openpgp.PacketList<typeof packet>();
+      only.push(packet);
       return only.write();
     } catch {
       // another packet may be ours

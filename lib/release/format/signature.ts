@@ -1,5 +1,6 @@
-// Signing for `release publish`: an armored OpenPGP secret key (unlocked with a passphrase
-// file) makes detached binary signatures, as `gpg --detach-sign` does (openpgp, loaded on use).
+// Detached OpenPGP signatures, made and checked: an armored secret key (unlocked with a passphrase
+// file) signs as `gpg --detach-sign` does, and one packet is verified over bytes or a file streamed
+// from disk, for the host (launchfit/trust/pgp.ts) and the publisher (dest/seq.ts) alike.
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -152,4 +153,53 @@ export async function publicCertificateFor(
       `The subkey ${signing} that would sign is not valid in ${file} (revoked, expired or missing there); hosts would refuse the release. Run \`release keys rotate\` and publish with the new signing.asc and keys.asc.`,
     );
   return certificate.armor();
+}
+
+/** A detached signature, binary or armored; throws what openpgp throws for anything else. */
+export async function readDetachedSignature(bytes: Uint8Array): Promise<import('openpgp').Signature> {
+  const openpgp: OpenPgp = await import('openpgp');
+  const head = Buffer.from(bytes.subarray(0, 64)).toString('latin1');
+  return head.includes('-----BEGIN PGP')
+    ? openpgp.readSignature({ armoredSignature: Buffer.from(bytes).toString('utf8') })
+    : openpgp.readSignature({ binarySignature: bytes });
+}
+
+/** What a signature covers: bytes, a file streamed from disk, or a stream (a file in canonical text form). */
+export type SignedData = Uint8Array | { file: string } | ReadableStream<Uint8Array>;
+
+/**
+ * Checks that one signature `packet` verifies over `data` with `key` at `date`, and throws when it
+ * does not. A file is streamed and read to its end here, so memory does not grow with it.
+ */
+export async function verifySignaturePacket(opts: {
+  packet: import('openpgp').SignaturePacket;
+  key: import('openpgp').PublicKey;
+  data: SignedData;
+  date: Date;
+  config?: Parameters<OpenPgp['verify']>[0]['config'];
+}): Promise<void> {
+  const openpgp: OpenPgp = await import('openpgp');
+  const only = new openpgp.PacketList<import('openpgp').SignaturePacket>();
+  only.push(opts.packet);
+  const binary =
+    opts.data instanceof Uint8Array || opts.data instanceof ReadableStream
+      ? opts.data
+      : (Readable.toWeb(createReadStream(opts.data.file)) as unknown as ReadableStream<Uint8Array>);
+  const result = await openpgp.verify({
+    message: await openpgp.createMessage({ binary }),
+    signature: new openpgp.Signature(only),
+    verificationKeys: [opts.key],
+    expectSigned: false,
+    format: 'binary',
+    date: opts.date,
+    config: opts.config,
+  });
+  // A streamed message is hashed as it is read: read it to the end, then ask.
+  if (!(binary instanceof Uint8Array)) {
+    const reader = (result.data as unknown as ReadableStream<Uint8Array>).getReader();
+    while (!(await reader.read()).done);
+  }
+  const [one] = result.signatures;
+  if (!one) throw new Error('no signature');
+  await one.verified;
 }
