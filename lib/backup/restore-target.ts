@@ -9,6 +9,7 @@ import { atomicWriteFile } from '../core/fs.ts';
 import { acquireLock, isProcessAlive, type Lock } from '../core/lock.ts';
 import type { Logger } from '../core/log.ts';
 import type { Manifest } from './manifest.ts';
+import { hookServerLockFile } from '../config/shipkit-yml.ts';
 
 export interface Targets {
   configDir: string;
@@ -19,7 +20,6 @@ export interface Targets {
 }
 
 /** hook-server's lock in DATA (lib/server/hook-server.ts takes it at start, for as long as it runs). */
-export const HOOK_SERVER_LOCK = path.join('journal', 'hook-server.lock');
 
 const ALTERED = 'The backup is damaged or was altered: use another one. Nothing was written.';
 
@@ -96,7 +96,7 @@ export async function holdDataFolder(dataDir: string): Promise<Lock | undefined>
     throw new ConfigError(
       `${path.join(dataDir, 'journal')} is not a folder; move it away and restore again. Nothing was written.`,
     );
-  const file = path.join(dataDir, HOOK_SERVER_LOCK);
+  const file = hookServerLockFile(dataDir);
   try {
     return await acquireLock(file, { what: `The data folder ${dataDir}` });
   } catch (error) {

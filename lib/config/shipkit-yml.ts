@@ -411,3 +411,8 @@ export function repoPaths(config: Pick<ShipkitConfig, 'data'>, name: string) {
     state: path.join(config.data, 'state', slug),
   };
 }
+
+/** The lock a running hook-server holds on DATA: one per data folder; a worker and a restore look for it. */
+export function hookServerLockFile(data: string): string {
+  return path.join(data, 'journal', 'hook-server.lock');
+}

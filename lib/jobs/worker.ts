@@ -11,7 +11,7 @@ import { ensureDir } from '../core/fs.ts';
 import type { Logger } from '../core/log.ts';
 import { isProcessAlive } from '../core/lock.ts';
 import { endProcessGroup } from '../core/process-group.ts';
-import { repoPaths, type ShipkitConfig } from '../config/shipkit-yml.ts';
+import { hookServerLockFile, repoPaths, type ShipkitConfig } from '../config/shipkit-yml.ts';
 import { readJobLog } from './job-log.ts';
 import { processRunnerFor, type UpToDateCheck } from './process/runner.ts';
 import { connectQueueDatabase } from './pg/connect.ts';
@@ -125,7 +125,7 @@ export async function startWorker({
  * times). hook-server holds DATA/journal/hook-server.lock while it runs (lib/server/hook-server.ts).
  */
 async function refuseHookServerData(config: ShipkitConfig): Promise<void> {
-  const file = path.join(config.data, 'journal', 'hook-server.lock');
+  const file = hookServerLockFile(config.data);
   let holder: { pid?: unknown; host?: unknown };
   try {
     holder = JSON.parse(await readFile(file, 'utf8'));

@@ -32,7 +32,7 @@ import { clonesWithCredentials } from '../jobs/process/user-dirs.ts';
 import { upToDateCheckFor } from '../pipeline/up-to-date.ts';
 import { endProcessGroup } from '../core/process-group.ts';
 import type { Logger } from '../core/log.ts';
-import { repoPaths, type ShipkitConfig } from '../config/shipkit-yml.ts';
+import { hookServerLockFile, repoPaths, type ShipkitConfig } from '../config/shipkit-yml.ts';
 import { resolveNotifyTargets, type ResolvedTarget } from '../config/notify.ts';
 import { explainUnsetVariable } from '../config/env-file.ts';
 import { createNotifier, type Notifier } from '../notify/notifier.ts';
@@ -300,7 +300,7 @@ async function openStores(options: HookServerOptions, dirs: DataDirs): Promise<S
   const { config, log } = options;
   // One hook-server per data folder: two would interleave one journal. A holder that died
   // (kill -9, power cut) leaves a stale lock, which is taken over.
-  const lock = await acquireLock(path.join(dirs.data, 'journal', 'hook-server.lock'), {
+  const lock = await acquireLock(hookServerLockFile(dirs.data), {
     what: `The data folder ${dirs.data} (another hook-server uses it)`,
   });
   // Gauges are read at scrape time, once the queue below exists (the server listens after it).

@@ -13,12 +13,12 @@ import type { Manifest } from '../../../lib/backup/manifest.ts';
 import {
   finishKilledSwap,
   holdDataFolder,
-  HOOK_SERVER_LOCK,
   moveIntoPlace,
   removeDeadStaging,
   targetsFor,
 } from '../../../lib/backup/restore-target.ts';
 import { tmpDir } from '../../_helpers/common.ts';
+import { hookServerLockFile } from '../../../lib/config/shipkit-yml.ts';
 
 let root: string;
 test.before(() => {
@@ -96,15 +96,15 @@ test("a live hook-server's lock refuses by pid; a dead one's is taken over, then
   try {
     await new Promise((r) => setTimeout(r, 100));
     const lock = { pid: holder.pid, host: os.hostname(), time: Date.now() };
-    writeFileSync(path.join(data, HOOK_SERVER_LOCK), JSON.stringify(lock));
+    writeFileSync(hookServerLockFile(data), JSON.stringify(lock));
     const error = await rejection(holdDataFolder(data));
     assert.instance(error, ConfigError);
     assert.match(error.message, `hook-server (pid ${holder.pid} on ${os.hostname()}) is running on ${data}`);
-    assert.equal(JSON.parse(readFileSync(path.join(data, HOOK_SERVER_LOCK), 'utf8')), lock, 'its lock untouched');
+    assert.equal(JSON.parse(readFileSync(hookServerLockFile(data), 'utf8')), lock, 'its lock untouched');
   } finally {
     holder.kill();
   }
-  writeFileSync(path.join(data, HOOK_SERVER_LOCK), JSON.stringify({ pid: deadPid(), host: os.hostname(), time: 1 }));
+  writeFileSync(hookServerLockFile(data), JSON.stringify({ pid: deadPid(), host: os.hostname(), time: 1 }));
   const taken = await holdDataFolder(data);
   assert.is(JSON.parse(readFileSync(taken!.file, 'utf8')).pid, process.pid);
   await taken!.release();
@@ -123,7 +123,7 @@ test('moveIntoPlace keeps the old folder aside without our lock; a swap killed h
   const aside = await moveIntoPlace(targets, { config: staged, data: staged }, 'T1', lock);
   assert.equal(aside, [`${to}.before-restore-T1`]);
   assert.is(readFileSync(path.join(to, 'shipkit.yml'), 'utf8'), 'new\n');
-  assert.not.ok(existsSync(path.join(aside[0], HOOK_SERVER_LOCK)), 'our lock went with the folder and was removed');
+  assert.not.ok(existsSync(hookServerLockFile(aside[0])), 'our lock went with the folder and was removed');
   assert.not.ok(existsSync(`${to}.restore-plan.json`));
 
   // Killed after the first move: DIR is gone, the staged folder waits beside it.
