@@ -283,4 +283,13 @@ export const MIGRATIONS: readonly Migration[] = [
     what: 'jobs, deliveries, sessions, leader, fleet hosts and rollouts, audit, ledgers, pushes',
     sql: SCHEMA_9,
   },
+  {
+    version: 10,
+    what: "fleet hosts: the nonces of each host's reports signed in its latest second (no replay after a restart)",
+    sql: `
+-- The nonces of the reports taken for a host signed in the second signed_at (lib/fleet/host-guard.ts):
+-- one of them again is a replay, refused by every node, also after a restart.
+ALTER TABLE shipkit.fleet_hosts ADD COLUMN IF NOT EXISTS nonces text[] NOT NULL DEFAULT '{}';
+`,
+  },
 ];
