@@ -1,44 +1,28 @@
-// Runs every test/**/*.test.ts file, TEST_JOBS at a time (the CI machine has two cores, which
-// three files at a time kept only 80 % busy: .ci/run runs four), and prints each file's output in
-// one piece. An e2e file gets a process of its own, the longest first (test/durations.json holds the
-// seconds each took; `--record` rewrites it). The unit files share a few processes
-// (test/_helpers/unit-batch.ts), which saves a Node and tsx start for each of them.
-// `--deno` runs the files whose first line is `// @deno` with the scripts under test started by
-// Deno instead of Node (SHIPKIT_TEST_RUNTIME=deno), and says which were left out; `--with-deno`
-// runs every file under Node and those under Deno too, in one pool (one tail instead of two).
-// Under Node the scripts start from one file bundled from the sources at the run's start, as
-// shipped (a tenth of the CPU tsx spends compiling each start); `--sources` starts them with tsx.
-//   tsx test/run.ts [--deno | --with-deno] [--also-node DIR] [--sources] [--jobs N] [--record] [FILTER...]
-//   (TEST_JOBS=N, TEST_FILE_TIMEOUT_S=900, TEST_DIR)
-// Files with a `// @alone` line run last, one at a time (they change this machine).
-// `--also-node DIR` runs the files marked `// @each-node` (the install tests whose subject is
-// how shipkit runs on a Node: npm, the one file, a checkout; not the .deb's, whose dpkg install
-// and units do not depend on Node's version) once more in the same pool, under DIR/node with DIR
-// first on the PATH (CI's Node 24: npm, tsx and what they install run on it).
+// Runs every test/**/*.test.ts file, TEST_JOBS at a time, each with a TMPDIR of its own (everything
+// it started is ended with it, however the run ends), and prints each file's output in one piece
+// under a `=== 12/287` line; when nothing finished for TEST_PROGRESS_S (30 s), the files running.
+// docs/install.md "Tests and checks" says what each flag does and how files are scheduled.
+//   tsx test/run.ts [--deno | --with-deno] [--also-node DIR] [--sources] [--jobs N] [--record] [--list-node-only] [FILTER...]
 import { spawn, spawnSync } from 'node:child_process';
-import {
-  chmodSync,
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import minimist from 'minimist';
+import { signalGroup } from '../lib/core/process-group.ts';
+import { failedInBatch, notRun } from './_helpers/run-output.ts';
+import { clock, slowestLines, watchProgress } from './_helpers/run-progress.ts';
+import { endProcesses, makeRunFolder, makeTmpDir, removeFolder } from './_helpers/run-sandbox.ts';
 
 const args = minimist(process.argv.slice(2), {
-  boolean: ['deno', 'with-deno', 'record', 'sources'],
+  boolean: ['deno', 'with-deno', 'record', 'sources', 'list-node-only'],
   string: ['jobs', 'also-node'],
 });
 const root = path.resolve(import.meta.dirname, '..');
-const jobs = Number(args.jobs ?? process.env.TEST_JOBS ?? 2);
+const jobs = Math.max(1, Number(args.jobs ?? process.env.TEST_JOBS ?? 2));
 // A file still running after this long is killed and failed, so that one hung test cannot hang
 // the whole run (the slowest file takes about 2 minutes on a quiet machine).
 const FILE_TIMEOUT_S = Number(process.env.TEST_FILE_TIMEOUT_S ?? 900);
+const PROGRESS_S = Number(process.env.TEST_PROGRESS_S ?? 30);
 
 function findTests(dir: string): string[] {
   return readdirSync(dir).flatMap((entry) => {
@@ -51,17 +35,13 @@ function findTests(dir: string): string[] {
 let files = findTests(process.env.TEST_DIR ?? path.join(root, 'test')).sort();
 const filters = args._.map(String);
 if (filters.length) files = files.filter((f) => filters.some((x) => f.includes(x)));
-const denoFiles = files.filter((f) => readFileSync(f, 'utf8').startsWith('// @deno'));
-if (args.deno || args['with-deno']) {
-  const left = files.filter((f) => !denoFiles.includes(f));
-  console.log(
-    `deno: running ${denoFiles.length} files marked // @deno; not under Deno (Node-only harness): ${left.map((f) => path.basename(f)).join(', ') || 'none'}`,
-  );
-}
+const relative = (file: string) => path.relative(root, file);
+const head = (f: string) => readFileSync(f, 'utf8').slice(0, 2000);
+const denoFiles = files.filter((f) => head(f).startsWith('// @deno'));
 /** The bin folder of the other Node the `// @each-node` files run under too, and how its runs are named. */
 const alsoNode = args['also-node'] ? path.resolve(String(args['also-node'])) : undefined;
 const alsoNodePrefix = alsoNode ? `[node ${otherNodeMajor(alsoNode)}] ` : '';
-const eachNodeFiles = files.filter((f) => /^\/\/ @each-node\b/m.test(readFileSync(f, 'utf8').slice(0, 2000)));
+const eachNodeFiles = files.filter((f) => /^\/\/ @each-node\b/m.test(head(f)));
 /** Each file to run, with the runtime its scripts are started by. */
 const runs: Run[] = args.deno
   ? denoFiles.map((file) => ({ file, deno: true }))
@@ -87,6 +67,23 @@ function otherNodeMajor(dir: string): string {
   return version.stdout.trim().replace(/^v/, '').split('.')[0];
 }
 
+/** What the run holds, in a few lines: how many runs under which runtime, and the Node-only files by name only when asked. */
+function describeRun(): string {
+  const count = (pick: (r: Run) => boolean) => runs.filter(pick).length;
+  const parts = [`${count((r) => !r.deno && !r.node)} under Node`];
+  if (alsoNode) parts.push(`${count((r) => Boolean(r.node))} under ${alsoNodePrefix.trim()}`);
+  if (args.deno || args['with-deno']) parts.push(`${count((r) => r.deno)} under Deno (marked // @deno)`);
+  let text = `running ${runs.length} test files (${parts.join(', ')}), ${jobs} at a time\n`;
+  if (args.deno || args['with-deno']) {
+    const left = files.filter((f) => !denoFiles.includes(f));
+    text += args['list-node-only']
+      ? `Node-only files, not run under Deno: ${left.length}\n${left.map((f) => `  ${relative(f)}\n`).join('')}`
+      : `Node-only files, not run under Deno: ${left.length} (--list-node-only names them)\n`;
+  }
+  return text;
+}
+process.stdout.write(describeRun());
+
 const tsx = path.join(root, 'node_modules/tsx/dist/loader.mjs');
 
 /** dist/shipkit.mjs built from the sources as they are now, in a folder removed at exit. */
@@ -94,7 +91,7 @@ function bundleForTests(): string {
   const outdir = mkdtempSync(path.join(os.tmpdir(), 'shipkit-test-bundle-'));
   // Builds that run as a repo's own user start it too.
   chmodSync(outdir, 0o755);
-  process.on('exit', () => rmSync(outdir, { recursive: true, force: true }));
+  process.on('exit', () => removeFolder(outdir));
   const built = spawnSync(process.execPath, ['--import', tsx, 'tools/bundle.ts', 'shipkit', '--outdir', outdir], {
     cwd: root,
     encoding: 'utf8',
@@ -108,21 +105,30 @@ function bundleForTests(): string {
 const bundle = args.sources || args.deno ? undefined : bundleForTests();
 const batchRunner = path.join(root, 'test', '_helpers', 'unit-batch.ts');
 const failed: string[] = [];
-// The test files running now, each its own process group: a SIGTERM or Ctrl-C to this runner
-// ends them and everything they started, instead of leaving servers behind.
+// Each file's TMPDIR is a folder of this one: what a file started (its own process group, or
+// not: a daemon, a build, PostgreSQL) is found by it and ended with the file, or with the run.
+const runFolder = makeRunFolder();
+process.on('exit', () => removeFolder(runFolder));
+let tmpDirs = 0;
+/** The test processes running now, each the leader of its own process group. */
 const running = new Set<number>();
-for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
-  process.on(signal, () => {
-    for (const pid of running) {
-      try {
-        process.kill(-pid, 'SIGKILL');
-      } catch {
-        /* gone already */
-      }
-    }
-    process.stdout.write(`\n${signal}: stopped ${running.size} running test file(s) and what they started\n`);
-    process.exit(130);
-  });
+const progress = watchProgress({ total: runs.length, quietMs: PROGRESS_S * 1000 });
+let stopping: Promise<void> | undefined;
+// One signal often comes two or three times (a terminal's Ctrl-C reaches npm, tsx and this
+// process, and npm and tsx pass it on): the first starts the stop, which takes seconds at most.
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const)
+  process.on(signal, () => void (stopping ??= stopRun(signal)));
+
+/** On a signal: end every test file running and everything they started, say so, exit 130. */
+async function stopRun(signal: NodeJS.Signals): Promise<void> {
+  progress.stop();
+  const files = running.size;
+  const { names, survived } = await endProcesses(runFolder, [...running]);
+  removeFolder(runFolder);
+  const started = names ? ` and what they started (${names})` : ' and what they started';
+  process.stdout.write(`\n${signal}: stopped ${files} running test file(s)${started}\n`);
+  if (survived.length) process.stdout.write(`still running after SIGKILL: ${survived.join(', ')}\n`);
+  process.exit(130);
 }
 const started = Date.now();
 
@@ -141,7 +147,6 @@ const durations: Record<string, number> = existsSync(durationsFile)
   ? JSON.parse(readFileSync(durationsFile, 'utf8'))
   : {};
 const measured: Record<string, number> = {};
-const relative = (file: string) => path.relative(root, file);
 /** Names a file's run under Deno in the output, in test/durations.json and among the failed. */
 const DENO_PREFIX = '[deno] ';
 /** What names a run of a file under Deno or the other Node (none under this one). */
@@ -151,39 +156,47 @@ const prefixOf = ({ deno, node }: { deno: boolean; node?: string }) =>
 const estimate = (run: Run, otherwise: number) =>
   durations[prefixOf(run) + relative(run.file)] ?? durations[relative(run.file)] ?? otherwise;
 
-async function runTask(task: Task): Promise<void> {
-  const t0 = Date.now();
-  const env: NodeJS.ProcessEnv = { ...process.env, FORCE_COLOR: '0' };
+/** The environment of a task's process: its runtime, the bundle, its own TMPDIR. */
+function taskEnv(task: Task, tmp: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, FORCE_COLOR: '0', TMPDIR: tmp };
   delete env.SHIPKIT_TEST_BUNDLE;
   if (task.deno) env.SHIPKIT_TEST_RUNTIME = 'deno';
   else if (bundle) env.SHIPKIT_TEST_BUNDLE = bundle;
   if (task.node) env.PATH = `${task.node}${path.delimiter}${env.PATH ?? ''}`;
+  return env;
+}
+
+async function runTask(task: Task): Promise<void> {
+  if (stopping) return;
+  const t0 = Date.now();
+  const tmp = makeTmpDir(runFolder, ++tmpDirs);
   const argv = task.batch ? [batchRunner, ...task.files] : task.files;
-  // Its own process group, so that a file that outlives FILE_TIMEOUT_S goes with what it started.
+  // Its own process group: a terminal's Ctrl-C reaches this runner alone, which ends the files
+  // and what they started (stopRun), and a file past FILE_TIMEOUT_S is killed with its group.
   const child = spawn(task.node ? path.join(task.node, 'node') : process.execPath, ['--import', tsx, ...argv], {
     cwd: root,
-    env,
+    env: taskEnv(task, tmp),
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
   running.add(child.pid!);
+  progress.start(task.name);
   let output = '';
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
-    try {
-      process.kill(-child.pid!, 'SIGKILL');
-    } catch {
-      /* gone already */
-    }
+    signalGroup(child.pid, 'SIGKILL');
   }, FILE_TIMEOUT_S * 1000);
   const code: number = await new Promise((resolve) =>
     child.on('close', (c, signal) => resolve(c ?? (signal ? 128 : 1))),
   );
   clearTimeout(timer);
+  if (stopping) return; // stopRun ends what is left and says so
+  const left = await endProcesses(tmp, [child.pid!]);
   running.delete(child.pid!);
+  removeFolder(tmp);
   const seconds = (Date.now() - t0) / 1000;
   if (!task.batch) measured[task.name] = Math.round(seconds * 10) / 10;
   const verdict = timedOut
@@ -193,44 +206,22 @@ async function runTask(task: Task): Promise<void> {
       : notRun(output)
         ? `FAILED (${notRun(output)})`
         : 'ok';
-  if (verdict !== 'ok') failed.push(...failedFiles(task, output));
-  process.stdout.write(`\n=== ${task.name} (${seconds.toFixed(1)}s) ${verdict}\n${output.trimEnd()}\n`);
-}
-
-/**
- * The files of a failed task to name: in a batch, those whose part of the output (it follows the
- * file's name on a line of its own) shows a failure, or all of them when none does (a crash).
- */
-function failedFiles(task: Task, output: string): string[] {
-  const prefix = prefixOf(task);
-  if (!task.batch) return [task.name];
-  const names = new Set(task.files.map(relative));
-  const parts = new Map<string, string>();
-  let current = '';
-  for (const line of output.split('\n')) {
-    if (names.has(line.trim())) current = line.trim();
-    else if (current) parts.set(current, (parts.get(current) ?? '') + line + '\n');
-  }
-  const failing = [...parts].filter(([, text]) => /\bFAIL\b|✘/.test(text)).map(([name]) => name);
-  return (failing.length ? failing : [...names]).map((name) => prefix + name);
-}
-
-/**
- * uvu exits 0 when a `before` hook throws: it prints the error and counts none of the file's
- * tests as passed. A file whose summary counts fewer passed and skipped tests than it has did
- * not run them all; say so instead of calling it ok.
- */
-function notRun(output: string): string | undefined {
-  for (const m of output.matchAll(/Total:\s+(\d+)\s+Passed:\s+(\d+)\s+Skipped:\s+(\d+)/g)) {
-    const [total, passed, skipped] = m.slice(1).map(Number);
-    if (passed + skipped < total) return `${total - passed - skipped} of ${total} tests did not pass`;
-  }
-  return undefined;
+  if (verdict !== 'ok')
+    failed.push(
+      ...(task.batch ? failedInBatch(task.files.map(relative), output) : [task.files[0]]).map(
+        (f) => prefixOf(task) + relative(f),
+      ),
+    );
+  const count = progress.finish(task.name, task.files.length, verdict === 'ok');
+  const ended = left.names ? `; ended what it left running: ${left.names}` : '';
+  process.stdout.write(
+    `\n=== ${count} ${task.name} (${seconds.toFixed(1)}s) ${verdict}${ended}\n${output.trimEnd()}\n`,
+  );
 }
 
 // A file that changes the machine itself (installs a .deb into /etc, /usr) marks itself
 // `// @alone`: it runs after all the others, by itself, so no other test sees its /etc files.
-const isAlone = (f: string) => /^\/\/ @alone\b/m.test(readFileSync(f, 'utf8').slice(0, 2000));
+const isAlone = (f: string) => /^\/\/ @alone\b/m.test(head(f));
 const isUnit = (f: string) => relative(f).startsWith('test/unit/');
 const single = (run: Run): Task => ({
   name: prefixOf(run) + relative(run.file),
@@ -243,7 +234,7 @@ const single = (run: Run): Task => ({
 
 /** As many unit batches as jobs per runtime, each unit file (the slowest first) to the batch with the least to do. */
 function unitBatches(units: Run[], deno: boolean): Task[] {
-  const count = Math.min(units.length, Math.max(1, jobs));
+  const count = Math.min(units.length, jobs);
   const batches: Task[] = Array.from({ length: count }, (_, i) => ({
     name: `${deno ? DENO_PREFIX : ''}test/unit (batch ${i + 1} of ${count})`,
     files: [],
@@ -279,6 +270,7 @@ const busy = new Set<string>();
 const waiting: Array<() => void> = [];
 async function nextTask(): Promise<Task | undefined> {
   for (;;) {
+    if (stopping) return undefined;
     const index = queue.findIndex((t) => !t.files.some((f) => busy.has(f)));
     if (index !== -1) {
       const [task] = queue.splice(index, 1);
@@ -290,7 +282,7 @@ async function nextTask(): Promise<Task | undefined> {
   }
 }
 await Promise.all(
-  Array.from({ length: Math.max(1, jobs) }, async () => {
+  Array.from({ length: jobs }, async () => {
     for (let task = await nextTask(); task; task = await nextTask()) {
       await runTask(task);
       for (const f of task.files) busy.delete(f);
@@ -299,6 +291,8 @@ await Promise.all(
   }),
 );
 for (const run of alone) await runTask(single(run));
+await stopping; // when stopped by a signal, stopRun exits
+progress.stop();
 if (args.record) {
   const sorted = Object.fromEntries(
     Object.entries({ ...durations, ...measured }).sort(([a], [b]) => a.localeCompare(b)),
@@ -306,8 +300,11 @@ if (args.record) {
   writeFileSync(durationsFile, JSON.stringify(sorted, null, 2) + '\n');
 }
 
+process.stdout.write(`\n${slowestLines(measured)}`);
+const took = Date.now() - started;
+const minutes = took >= 60_000 ? ` (${clock(took)})` : '';
 console.log(
-  `\n${runs.length - failed.length}/${runs.length} test files passed in ${((Date.now() - started) / 1000).toFixed(1)}s`,
+  `\n${runs.length - failed.length}/${runs.length} test files passed in ${(took / 1000).toFixed(1)}s${minutes}`,
 );
 if (failed.length) {
   console.log(`failed: ${failed.join(', ')}`);
