@@ -8,6 +8,7 @@ import { messageOf } from '../core/errors.ts';
 import { nameProblem, resolveInside } from '../core/names.ts';
 import { parseWaves } from '../fleet/rollout.ts';
 import { parseAllowance, parseSteps, type Allowance } from '../release/rollout/plan.ts';
+import { checkPattern } from '../release/publish/pack-filter.ts';
 import type { FleetApp } from './fleet.ts';
 
 export interface PublishConfig {
@@ -23,6 +24,10 @@ export interface PublishConfig {
   keep: number;
   codename?: string;
   expiresDays?: number;
+  /** Left out of the tarball besides .git (`release publish --exclude`). */
+  exclude?: string[];
+  /** Put back although .git or `exclude` names it (`--include`). */
+  include?: string[];
   keyPath: KeyPath;
 }
 
@@ -62,7 +67,19 @@ export interface PullRolloutConfig {
   keyPath: KeyPath;
 }
 
-const PUBLISH_KEYS = ['from', 'name', 'platform', 'key', 'passphrase', 'to', 'keep', 'codename', 'expires'] as const;
+const PUBLISH_KEYS = [
+  'from',
+  'name',
+  'platform',
+  'key',
+  'passphrase',
+  'to',
+  'keep',
+  'codename',
+  'expires',
+  'exclude',
+  'include',
+] as const;
 /**
  * Hosts a push rollout tells at once. 32 (server-update's default) made a wave of 150 hosts five
  * rounds of the slowest answer each (bench:pipeline: +680 ms for 100 ms answers); 256 tells a wave
@@ -104,6 +121,19 @@ function plainName(doc: ConfigDoc, keyPath: KeyPath, what: string): string {
   return value;
 }
 
+/** `exclude:` or `include:`: a list of names or paths from `from:`, checked as `release publish` checks them. */
+function packPatterns(doc: ConfigDoc, keyPath: KeyPath): string[] | undefined {
+  const patterns = getKey(doc, keyPath, 'string[]');
+  for (const pattern of patterns ?? []) {
+    try {
+      checkPattern(pattern, keyPath[keyPath.length - 1] as string);
+    } catch (error) {
+      throw configError(doc, keyPath, messageOf(error));
+    }
+  }
+  return patterns;
+}
+
 export function parsePublishConfig(doc: ConfigDoc, repoKeyPath: KeyPath): PublishConfig | undefined {
   const keyPath = [...repoKeyPath, 'publish'];
   if (getKey(doc, keyPath, 'object') === undefined) return undefined;
@@ -119,6 +149,13 @@ export function parsePublishConfig(doc: ConfigDoc, repoKeyPath: KeyPath): Publis
     );
   }
   const to = getKey(doc, [...keyPath, 'to'], 'string', { required: true })!;
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(to)?.[1]?.toLowerCase();
+  if (scheme && scheme !== 's3')
+    throw configError(
+      doc,
+      [...keyPath, 'to'],
+      `is a URL: give a folder, user@host:path or s3://bucket/prefix, where the files are written (http(s) URLs are what launchfit reads from).`,
+    );
   const remote = /^s3:\/\//.test(to) || /^[^/\s:]+@[^/\s:]+:/.test(to);
   const passphrase = getKey(doc, [...keyPath, 'passphrase'], 'string');
   const codename = getKey(doc, [...keyPath, 'codename'], 'string');
@@ -137,6 +174,8 @@ export function parsePublishConfig(doc: ConfigDoc, repoKeyPath: KeyPath): Publis
       getKey(doc, [...keyPath, 'expires'], 'number') === undefined
         ? undefined
         : wholeNumber(doc, [...keyPath, 'expires'], 30, 0, 36_500),
+    exclude: packPatterns(doc, [...keyPath, 'exclude']),
+    include: packPatterns(doc, [...keyPath, 'include']),
     keyPath,
   };
 }

@@ -11,6 +11,7 @@ import { describeRollout, planRollout, runRollout, type RolloutReport, type Wave
 import { readSlaveList, type TargetResult } from '../fleet/server-update.ts';
 import { DEFAULT_MTIME } from '../release/format/pack-index.ts';
 import { packReproducible } from '../release/publish/pack.ts';
+import { packFilter } from '../release/publish/pack-filter.ts';
 import { publishRelease } from '../release/publish/publish.ts';
 import { loadSigningKey } from '../release/format/signature.ts';
 import { compareVersions, parseVersionFile, versionProblem } from '../release/format/version-file.ts';
@@ -153,11 +154,12 @@ async function currentRelease(
   }
 }
 
-async function packedSha256(dir: string, mtime: number): Promise<string> {
+async function packedSha256(dir: string, mtime: number, publish: PublishConfig): Promise<string> {
   const stage = await mkdtemp(path.join(os.tmpdir(), 'shipkit-pack-'));
   try {
     const tarball = path.join(stage, 'release.tar.gz');
-    await packReproducible(dir, tarball, mtime);
+    // The same entries release publish packs: .git and `exclude:` left out, `include:` put back.
+    await packReproducible(dir, tarball, mtime, packFilter(publish).skip);
     return await sha256File(tarball);
   } finally {
     await rm(stage, { recursive: true, force: true });
@@ -170,7 +172,7 @@ export async function publishStep(ctx: BuildContext): Promise<StepResult> {
   const dir = await publishFolder(ctx, publish);
   const mtime = ctx.env.SOURCE_DATE_EPOCH ? Number(ctx.env.SOURCE_DATE_EPOCH) : DEFAULT_MTIME;
   const current = await currentRelease(ctx, publish);
-  const sha256 = await packedSha256(dir, mtime).catch((error) => {
+  const sha256 = await packedSha256(dir, mtime, publish).catch((error) => {
     throw new StepFailure(`Cannot pack ${publish.from}: ${messageOf(error)}`);
   });
   if (current?.sha256 === sha256) {
@@ -199,6 +201,8 @@ export async function publishStep(ctx: BuildContext): Promise<StepResult> {
       keep: publish.keep,
       codename: publish.codename,
       expiresDays: publish.expiresDays,
+      exclude: publish.exclude,
+      include: publish.include,
       mtime,
       log: stageLogger(ctx.log),
       // Pull rollout: only the first step's hosts take it; the rollout step raises ROLLOUT.
@@ -209,6 +213,10 @@ export async function publishStep(ctx: BuildContext): Promise<StepResult> {
   } catch (error) {
     throw new StepFailure(`release publish failed: ${messageOf(error)}`);
   }
+  const { files, bytes, leftOut } = result.packed;
+  ctx.log.line(
+    `publish: packed ${files} file${files === 1 ? '' : 's'} (${bytes} byte${bytes === 1 ? '' : 's'}) from ${publish.from}; ${leftOut.length ? `left out: ${leftOut.slice(0, 10).join(', ')}${leftOut.length > 10 ? ` and ${leftOut.length - 10} more` : ''}` : 'nothing left out'}`,
+  );
   ctx.log.line(
     `publish: published ${result.file} (${result.size} bytes, sha256 ${result.sha256.slice(0, 16)}…) to ${result.to}`,
   );

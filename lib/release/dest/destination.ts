@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ensureDir, pathExists, syncDir, tempSibling } from '../../core/fs.ts';
 import type { Logger } from '../../core/log.ts';
+import { UsageError } from '../../core/errors.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export type StepHook = (step: string) => Promise<void>;
@@ -45,11 +46,24 @@ export async function waitForNextSecond(mtimeMs: number | undefined, now: () => 
 
 const lastRemotePut = new Map<string, number>();
 
+/**
+ * A URL such as http://host/updates/ is where launchfit reads, not a DEST: written as a path it
+ * would make a folder named `http:`. Refused (UsageError, exit 2) before anything is written.
+ */
+export function refuseUrlDestination(to: string): void {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(to)?.[1]?.toLowerCase();
+  if (!scheme || scheme === 's3' || scheme === 'rsync') return;
+  throw new UsageError(
+    `${to} is a URL, not a DEST: DEST is a folder, user@host:path or s3://bucket/prefix, where the files are written. ${scheme === 'http' || scheme === 'https' ? 'http(s) URLs are what launchfit reads from: publish to the folder (or bucket) that server serves and give launchfit the URL.' : 'Give the folder, user@host:path or s3:// address instead.'} Nothing was written.`,
+  );
+}
+
 export function isRemoteDestination(to: string): boolean {
   return /^s3:\/\//.test(to) || /^rsync:\/\//.test(to) || /^[^/\s:]+@[^/\s:]+:/.test(to);
 }
 
 export function openDestination(to: string, log: Logger): Destination {
+  refuseUrlDestination(to);
   return isRemoteDestination(to) ? remoteDestination(to, log) : folderDestination(path.resolve(to));
 }
 

@@ -15,13 +15,14 @@ export const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
 export const MAX_MANIFEST_ENTRIES = 200_000;
 
 /** Every path under `dir`, sorted byte-wise, folders before their contents (sync calls in slices, core/work-slices.ts). */
-export async function listSorted(dir: string): Promise<string[]> {
+export async function listSorted(dir: string, skip?: (rel: string) => boolean): Promise<string[]> {
   const out: string[] = [];
   const pause = workSlices();
   const walk = async (rel: string): Promise<void> => {
     const names = readdirSync(path.join(dir, rel)).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
     for (const name of names) {
       const relPath = rel ? `${rel}/${name}` : name;
+      if (skip?.(relPath)) continue;
       const st = lstatSync(path.join(dir, relPath));
       if (st.isDirectory()) {
         out.push(relPath);
@@ -110,8 +111,8 @@ const packedMode = (isDir: boolean, mode: number) => (isDir || mode & 0o111 ? '7
  * The manifest of `dir` as a host will unpack its tarball: the same entries, sorted byte-wise by
  * path, and, as extraction does, a single top-level folder stripped.
  */
-export async function manifestOf(dir: string): Promise<ManifestEntry[]> {
-  const names = await listSorted(dir);
+export async function manifestOf(dir: string, skip?: (rel: string) => boolean): Promise<ManifestEntry[]> {
+  const names = await listSorted(dir, skip);
   // The sync calls in slices (core/work-slices.ts); a large file with the async ones.
   const pause = workSlices();
   const entries = await withReadBuffer(async (buffer) => {

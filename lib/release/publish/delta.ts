@@ -69,6 +69,8 @@ export async function stageDelta(opts: {
   stage: string;
   count: number;
   log: Logger;
+  /** Entries left out of the tarball (pack-filter.ts), so also of the manifest. */
+  skip?: (rel: string) => boolean;
 }): Promise<DeltaFiles | undefined> {
   const { log, stage } = opts;
   const manifestFile = manifestFileName(opts.file);
@@ -76,7 +78,7 @@ export async function stageDelta(opts: {
     log.warn(`no delta updates: the manifest's name ${manifestFile} would be ${nameProblem(manifestFile)}`);
     return undefined;
   }
-  const manifest = await manifestOf(opts.dir);
+  const manifest = await manifestOf(opts.dir, opts.skip);
   const text = formatManifest(manifest);
   await atomicWriteFile(path.join(stage, manifestFile), text);
   const files: DeltaFiles = { manifest: { file: manifestFile, sha256: manifestSha256(text) }, patches: [] };
@@ -113,8 +115,8 @@ export async function stageDelta(opts: {
         log,
       });
       if (!made) continue;
+      // Said once it is kept (withoutLargePatches): a patch made here may still be dropped there.
       files.patches.push({ from: old.version, file: name, ...made });
-      log.info('patch made', { from: old.version, file: name, size: made.size });
     } catch (error) {
       log.warn(`no patch from ${old.version}: ${messageOf(error)}`);
     } finally {
@@ -163,9 +165,15 @@ export async function withoutLargePatches(
 ): Promise<DeltaFiles> {
   const patches: PatchLine[] = [];
   for (const patch of files.patches) {
-    if (patch.size <= tarballSize * MAX_PATCH_SHARE) patches.push(patch);
-    else {
-      log.info('no patch: it would be as large as half the tarball', { from: patch.from, size: patch.size });
+    if (patch.size <= tarballSize * MAX_PATCH_SHARE) {
+      patches.push(patch);
+      log.info('patch made', { from: patch.from, file: patch.file, size: patch.size });
+    } else {
+      log.info('no patch: it would be more than half the tarball, so hosts on it download the tarball', {
+        from: patch.from,
+        size: patch.size,
+        tarball: tarballSize,
+      });
       await rm(path.join(stage, patch.file), { force: true });
     }
   }

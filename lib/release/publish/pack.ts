@@ -144,15 +144,26 @@ class MemberWriter {
   }
 }
 
+/** What went into a tarball: its layout (for the index), and the files and their bytes unpacked. */
+export type Packed = PackLayout & { files: number; bytes: number };
+
 /**
  * Pack `dir` into `out` so that the same input always gives the same bytes: a gzip'd tar in
- * members cut at entry boundaries (MemberWriter). Returns its layout, for the index a host
- * fetches single files by (pack-index.ts).
+ * members cut at entry boundaries (MemberWriter), without the entries `skip` leaves out (pack-filter.ts).
+ * Returns its layout, for the index a host fetches single files by (pack-index.ts), and its counts.
  */
-export async function packReproducible(dir: string, out: string, mtimeSec = DEFAULT_MTIME): Promise<PackLayout> {
+export async function packReproducible(
+  dir: string,
+  out: string,
+  mtimeSec = DEFAULT_MTIME,
+  skip?: (rel: string) => boolean,
+): Promise<Packed> {
   const tar = await import('tar');
-  const entries = await listSorted(dir);
-  if (!entries.length) throw new ValidationError(`${dir} is empty; nothing to publish.`);
+  const entries = await listSorted(dir, skip);
+  if (!entries.length)
+    throw new ValidationError(
+      `${dir} is empty; nothing to publish${skip ? ' (.git and what --exclude names are left out; --include puts them back)' : ''}.`,
+    );
   const stats = entries.map((e) => lstatSync(path.join(dir, e)));
   const sizes = stats.map((st) => (st.isFile() ? st.size : 0));
   const tops = entries.flatMap((e, i) => (e.includes('/') ? [] : [i]));
@@ -177,7 +188,8 @@ export async function packReproducible(dir: string, out: string, mtimeSec = DEFA
   try {
     const writer = new MemberWriter(handle, entries, sizes);
     for await (const chunk of pack as unknown as AsyncIterable<Buffer>) await writer.write(chunk);
-    return { members: await writer.end(), root };
+    const files = stats.filter((st) => !st.isDirectory()).length;
+    return { members: await writer.end(), root, files, bytes: sizes.reduce((sum, n) => sum + n, 0) };
   } finally {
     await handle.close();
   }

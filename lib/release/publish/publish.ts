@@ -12,6 +12,7 @@ import type { Logger } from '../../core/log.ts';
 import { nameProblem, validateName } from '../../core/names.ts';
 import { DEFAULT_PATCHES, isPatchOf, releasesIn, stageDelta, withoutLargePatches, type DeltaFiles } from './delta.ts';
 import { packReproducible } from './pack.ts';
+import { packFilter, type PackFilter } from './pack-filter.ts';
 import { manifestFileName } from '../format/manifest.ts';
 import { DEFAULT_MTIME, formatPackIndex, indexFileName, type PackLayout } from '../format/pack-index.ts';
 import { openDestination, type Destination } from '../dest/destination.ts';
@@ -62,6 +63,10 @@ export interface PublishOptions {
   delta?: boolean;
   /** Patches from this many of the last releases at DEST (default 3; `--patches`). */
   patches?: number;
+  /** Entries of `dir` left out besides .git (`--exclude`, names or paths from `dir`, globs). */
+  exclude?: string[];
+  /** Entries put back although .git or `exclude` names them (`--include .git`). */
+  include?: string[];
 }
 
 export interface PublishResult {
@@ -78,6 +83,8 @@ export interface PublishResult {
   provenance?: string;
   /** The manifest and patches written for delta updates (absent with --no-delta). */
   delta?: DeltaFiles;
+  /** What the tarball holds: files (and links), their bytes unpacked, and the entries left out. */
+  packed: { files: number; bytes: number; leftOut: string[] };
 }
 
 /** Copy into `destDir` under a temp name, then rename: readers see the old or the new file. */
@@ -110,14 +117,15 @@ async function packAndSign(
   key: SigningKey,
   tarball: string,
   file: string,
-): Promise<{ size: number; sha256: string; layout: PackLayout }> {
+  filter: PackFilter,
+): Promise<{ size: number; sha256: string; layout: PackLayout; files: number; bytes: number }> {
   const mtime = opts.mtime ?? (process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : DEFAULT_MTIME);
-  const layout = await packReproducible(opts.dir, tarball, mtime);
+  const { members, root, files, bytes } = await packReproducible(opts.dir, tarball, mtime, filter.skip);
   const size = (await stat(tarball)).size;
   const sha256 = await sha256File(tarball);
-  opts.log.info('packed release', { file, size, sha256 });
+  opts.log.info('packed release', { file, size, sha256, files, bytes, leftOut: filter.leftOut() });
   await atomicWriteFile(`${tarball}.sig`, await signDetached(key, { file: tarball }));
-  return { size, sha256, layout };
+  return { size, sha256, layout: { members, root }, files, bytes };
 }
 
 /** What VERSION says of this release; EXPIRES counts from now. */
@@ -207,30 +215,33 @@ async function pruneOldReleases(dest: string, opts: PublishOptions, file: string
 export async function publishRelease(opts: PublishOptions): Promise<PublishResult> {
   const { log } = opts;
   const file = await checkPublishOptions(opts);
+  const filter = packFilter({ exclude: opts.exclude, include: opts.include });
   const key = await loadSigningKey(opts.key, opts.passphraseFile);
   const certificate = await publicCertificateFor(key, opts.key, opts.keys, opts.now?.() ?? new Date());
   const destination = openDestination(opts.to, log);
   const lock = await lockDestination(destination);
   const stage = await mkdtemp(path.join(os.tmpdir(), 'shipkit-publish-'));
   try {
-    return await publishLocked(opts, { file, key, certificate, destination, stage });
+    return await publishLocked(opts, { file, key, certificate, destination, stage, filter });
   } finally {
     await rm(stage, { recursive: true, force: true });
     await lock?.release();
   }
 }
 
+/** What publishRelease hands the publish once DEST is locked. */
+interface LockedPublish {
+  file: string;
+  key: SigningKey;
+  certificate: string;
+  destination: Destination;
+  stage: string;
+  filter: PackFilter;
+}
+
 /** The publish once DEST is locked: read DEST, pack and sign, then write the payload, the ledger entry and VERSION. */
-async function publishLocked(
-  opts: PublishOptions,
-  {
-    file,
-    key,
-    certificate,
-    destination,
-    stage,
-  }: { file: string; key: SigningKey; certificate: string; destination: Destination; stage: string },
-): Promise<PublishResult> {
+async function publishLocked(opts: PublishOptions, locked: LockedPublish): Promise<PublishResult> {
+  const { file, key, certificate, destination, stage, filter } = locked;
   const signer = key.getFingerprint().toLowerCase();
   const published = await readPublishedVersion(destination, certificate);
   const seq = nextSeq(published, opts.seq, destination.where);
@@ -240,7 +251,7 @@ async function publishLocked(
   // run side by side: each waits on what the other is not using. Both finish before either's
   // failure is thrown, so nothing still writes into the stage as it is removed.
   const [packing, staging] = await Promise.allSettled([
-    packAndSign(opts, key, path.join(stage, file), file),
+    packAndSign(opts, key, path.join(stage, file), file, filter),
     opts.delta === false
       ? undefined
       : stageDelta({
@@ -253,6 +264,7 @@ async function publishLocked(
           stage,
           count: opts.patches ?? DEFAULT_PATCHES,
           log: opts.log,
+          skip: filter.skip,
         }),
   ]);
   if (packing.status === 'rejected') throw packing.reason;
@@ -270,7 +282,53 @@ async function publishLocked(
   await atomicWriteFile(path.join(stage, 'keys.asc'), certificate);
   await atomicWriteFile(path.join(stage, 'pubkey.asc'), certificate);
   const provenance = await writeProvenance(opts, key, signer, stage, file, sha256, started);
-  const entry: EntryFacts = {
+  const entry = publishEntry(opts, { seq, sha256, versionText, delta, provenance });
+  const contents = { files: packed.files, bytes: packed.bytes, leftOut: filter.leftOut() };
+  const result = {
+    file,
+    version: opts.version,
+    sha256,
+    size,
+    signer,
+    seq,
+    provenance: provenance.name,
+    delta,
+    packed: contents,
+  };
+  if (!destination.local) {
+    await publishRemote(opts, stage, file, [...(provenance.name ? [provenance.name] : []), ...deltaNames(delta)]);
+    await appendLedger(destination, key, ledger, entry);
+    await placeVersionPair(destination, versionText, versionSig, published.published);
+    return { ...result, to: opts.to, pruned: [], unchanged: false };
+  }
+  const dest = destination.where;
+  await ensureDir(dest);
+  const unchanged = await checkAgainstServer(dest, opts, file, sha256);
+  await placeLocally(stage, dest, file, [...(provenance.name ? [provenance.name] : []), ...deltaNames(delta)]);
+  await appendLedger(destination, key, ledger, entry);
+  await placeVersionPair(destination, versionText, versionSig, published.published);
+  const pruned = await pruneOldReleases(dest, opts, file, opts.keep ?? 5);
+  return { ...result, to: dest, pruned, unchanged };
+}
+
+/** The ledger entry of this publish: what VERSION, the tarball, the manifest and the provenance say. */
+function publishEntry(
+  opts: PublishOptions,
+  {
+    seq,
+    sha256,
+    versionText,
+    delta,
+    provenance,
+  }: {
+    seq: number;
+    sha256: string;
+    versionText: string;
+    delta: DeltaFiles | undefined;
+    provenance: { sha256?: string; facts?: SourceFacts };
+  },
+): EntryFacts {
+  return {
     at: (opts.now?.() ?? new Date()).toISOString(),
     by: ledgerActor(opts.env),
     action: 'publish',
@@ -289,21 +347,6 @@ async function publishLocked(
     },
     note: opts.codename ?? null,
   };
-  const result = { file, version: opts.version, sha256, size, signer, seq, provenance: provenance.name, delta };
-  if (!destination.local) {
-    await publishRemote(opts, stage, file, [...(provenance.name ? [provenance.name] : []), ...deltaNames(delta)]);
-    await appendLedger(destination, key, ledger, entry);
-    await placeVersionPair(destination, versionText, versionSig, published.published);
-    return { ...result, to: opts.to, pruned: [], unchanged: false };
-  }
-  const dest = destination.where;
-  await ensureDir(dest);
-  const unchanged = await checkAgainstServer(dest, opts, file, sha256);
-  await placeLocally(stage, dest, file, [...(provenance.name ? [provenance.name] : []), ...deltaNames(delta)]);
-  await appendLedger(destination, key, ledger, entry);
-  await placeVersionPair(destination, versionText, versionSig, published.published);
-  const pruned = await pruneOldReleases(dest, opts, file, opts.keep ?? 5);
-  return { ...result, to: dest, pruned, unchanged };
 }
 
 /** Refuse a lower version than the server's, and a changed tarball under the same version. */

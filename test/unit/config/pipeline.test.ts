@@ -54,6 +54,17 @@ test('publish: paths against the config file, remote targets kept, the defaults'
   assert.is(parsePublishConfig(docOf(['branch: main']), KEY), undefined);
 });
 
+test('publish: exclude and include lists for the tarball; an http URL as to: or a pattern outside from: refused', () => {
+  const p = parsePublishConfig(docOf([...PUBLISH, '  exclude: [node_modules, "*.map"]', '  include: [.git]']), KEY)!;
+  assert.equal([p.exclude, p.include], [['node_modules', '*.map'], ['.git']]);
+  assert.equal(parsePublishConfig(docOf(PUBLISH), KEY)!.exclude, undefined);
+  refused(
+    () => parsePublishConfig(docOf([...PUBLISH.slice(0, -1), '  to: http://updates.example.com/web/']), KEY),
+    /publish\.to: is a URL: give a folder, user@host:path or s3:\/\/bucket\/prefix.*what launchfit reads from/,
+  );
+  refused(() => parsePublishConfig(docOf([...PUBLISH, '  exclude: [../secrets]']), KEY), /names nothing inside DIR/);
+});
+
 test('publish: refused shapes at their line', () => {
   const swap = (key: string, value: string) =>
     PUBLISH.map((l) => (l.startsWith(`  ${key}:`) ? `  ${key}: ${value}` : l));
