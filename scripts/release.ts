@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { runCli, type Args, type CliSpec, type CommandSpec } from '../lib/core/cli.ts';
 import { UsageError } from '../lib/core/errors.ts';
+import { shownEscaped } from '../lib/core/escape.ts';
 import { report, validateRef } from '../lib/pipeline/job.ts';
 import { abortOnSignals } from '../lib/core/signals.ts';
 import { newJobId, validateJobId } from '../lib/jobs/job-id.ts';
@@ -20,7 +21,8 @@ import type { History } from '../lib/release/dest/history.ts';
 const publishCommand: CommandSpec = {
   usage: `Usage: release publish DIR --name APP --platform PLATFORM --version V --key SECRET_KEY.asc
                        [--passphrase-file F] [--keys keys.asc] --to DEST [--keep N]
-                       [--codename NAME] [--expires DAYS] [--json]
+                       [--codename NAME] [--expires DAYS] [--exclude PATTERN]... [--include PATTERN]...
+                       [--json]
 
 Packs DIR into APP-PLATFORM-V.tar.gz (reproducible: sorted entries, fixed mtime and owner),
 signs it (detached binary OpenPGP signature, as gpg --detach-sign makes), writes VERSION with
@@ -52,6 +54,11 @@ Options:
   --builder-id URI         the builder named in the provenance
   --rollout P              write ROLLOUT P: only P percent of hosts take it now (0 < P <= 100;
                            default all); \`release rollout\` raises it step by step
+  --exclude PATTERN        leave out what PATTERN names (repeatable): a name at any depth
+                           (node_modules, *.map) or a path from DIR (build/cache); * and ?
+                           within a name, ** across folders. .git is always left out, unless
+                           --include .git. What was packed and left out is printed
+  --include PATTERN        put back what .git or an --exclude left out (repeatable)
   --no-delta               write no manifest and no patches: hosts download the whole tarball
   --patches N              patches from the last N releases at DEST (default 3; 0 = none,
                            the manifest alone). A patch needs zstd here and on the host
@@ -79,6 +86,8 @@ configuration error.`,
     rollout: { type: 'string' },
     delta: { type: 'boolean', default: true },
     patches: { type: 'integer', min: 0, max: 20 },
+    exclude: { type: 'string', repeatable: true },
+    include: { type: 'string', repeatable: true },
   },
   minPositionals: 1,
   maxPositionals: 1,
@@ -110,6 +119,7 @@ Options:
   --version V              the release to go back to (default: the previous one at DEST; on a
                            terminal, a picker of the ledger's releases)
   --list                   print the releases it can go back to (with --json: as JSON); writes nothing
+  --state DIR              with --list: what was read at each DEST, as \`release history --state\`
   --fleet URL              hook-server's URL (with --fleet-secret): --list and the picker mark the
                            releases every reporting host still holds (going back downloads nothing)
   --fleet-secret SECRET    the app's fleet secret (file:PATH or env:NAME)
@@ -145,24 +155,31 @@ nothing to roll back to, or a version the ledger refuses.`,
     list: { type: 'boolean' },
     fleet: { type: 'string' },
     'fleet-secret': { type: 'string' },
+    state: { type: 'string' },
   },
   minPositionals: 1,
   maxPositionals: 1,
 };
 
 const historyCommand: CommandSpec = {
-  usage: `Usage: release history APP --from DEST [--keys keys.asc] [--fleet URL --fleet-secret SECRET] [--json]
+  usage: `Usage: release history APP --from DEST [--keys keys.asc] [--state DIR] [--fleet URL --fleet-secret SECRET]
+                       [--json]
 
 The releases of APP that the ledger at DEST (ledger.jsonl, signed as ledger.jsonl.sig) records,
 newest first: version, state (current, previous, halted, rolled back), ROLLOUT, when, who, the
 source repo, ref and commit. The ledger's chain and signature are checked first: a removed,
 reordered, edited or forged entry, or a ledger last signed by a revoked subkey, is refused
-(exit 2) with the entry's number.
+(exit 2) with the entry's number. The longest ledger read at DEST is remembered (its length and
+head's sha256, in --state): a shorter one (an older ledger put back) or one that forks from it is
+refused (exit 2). So is, without --keys, a keys.asc whose primary is not the one pinned at the
+first read (the fingerprint trusted then is printed on stderr).
 
 Options:
   --from DEST    a local folder, s3://bucket/prefix or user@host:path
   --keys FILE    the release certificate to trust (keys.asc from \`release keys\`); default
-                 DEST's keys.asc (its primary fingerprint is printed: compare it with your pin)
+                 DEST's keys.asc, whose primary must be the one pinned at the first read
+  --state DIR    where what was read at each DEST is remembered (default
+                 $XDG_CONFIG_HOME/shipkit, else ~/.config/shipkit)
   --fleet URL    hook-server's URL: each release shows how many hosts run it, how many of them
                  verified the ledger's sha256, and whether every host still holds it
   --fleet-secret SECRET
@@ -175,6 +192,7 @@ Exit codes: 0 shown, 1 failed, 2 usage error, no ledger or a ledger that does no
     keys: { type: 'string' },
     fleet: { type: 'string' },
     'fleet-secret': { type: 'string' },
+    state: { type: 'string' },
     json: { type: 'boolean' },
   },
   minPositionals: 1,
@@ -183,7 +201,7 @@ Exit codes: 0 shown, 1 failed, 2 usage error, no ledger or a ledger that does no
 
 const diffCommand: CommandSpec = {
   usage: `Usage: release diff APP V1 V2 [--from DEST] [--config FILE] [--keys keys.asc] [--repo DIR]
-                         [--platform P] [--json]
+                         [--platform P] [--state DIR] [--json]
 
 What changed from release V1 to release V2 of APP, both published at DEST: the commits between
 them, the files added, removed and changed (by sha256, mode, type or link target) with their
@@ -203,7 +221,9 @@ Options:
                    publish.name is APP
   --config FILE    shipkit.yml, for that default (default: $SHIPKIT_CONFIG, ./shipkit.yml,
                    ./.shipkit/shipkit.yml, /etc/shipkit/shipkit.yml)
-  --keys FILE      the release certificate to trust (default DEST's keys.asc)
+  --keys FILE      the release certificate to trust (default DEST's keys.asc, whose primary must
+                   be the one pinned at the first read, as \`release history\` checks it)
+  --state DIR      what was read at each DEST (default $XDG_CONFIG_HOME/shipkit, else ~/.config/shipkit)
   --repo DIR       a git checkout of the source that has both releases' commits
   --platform P     the platform's tarballs, when DEST holds V1 or V2 for several
   --json           print the diff as one JSON object
@@ -216,6 +236,7 @@ pruned by --keep or that does not verify, or a ledger that does not verify (noth
     keys: { type: 'string' },
     repo: { type: 'string' },
     platform: { type: 'string' },
+    state: { type: 'string' },
     json: { type: 'boolean' },
   },
   minPositionals: 3,
@@ -546,13 +567,25 @@ async function publishMain(args: Args, log: Logger): Promise<number> {
     rollout,
     delta: args.delta,
     patches: args.patches,
+    exclude: args.exclude,
+    include: args.include,
   });
   if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
   else
     process.stdout.write(
-      `Published ${result.file} (${result.size} bytes, sha256 ${result.sha256}) to ${result.to}${result.unchanged ? ' (unchanged)' : ''}\n`,
+      `${packedText(String(args._[0]), result.packed)}\nPublished ${result.file} (${result.size} bytes, sha256 ${result.sha256}) to ${result.to}${result.unchanged ? ' (unchanged)' : ''}\n`,
     );
   return 0;
+}
+
+/** `Packed 12 files (3,456 bytes) from dist; left out: .git.`: what the tarball holds. */
+function packedText(dir: string, packed: { files: number; bytes: number; leftOut: string[] }): string {
+  const files = `${packed.files} file${packed.files === 1 ? '' : 's'}`;
+  const bytes = `${packed.bytes} byte${packed.bytes === 1 ? '' : 's'}`;
+  const shown = packed.leftOut.slice(0, 10).map(shownEscaped).join(', ');
+  const more = packed.leftOut.length > 10 ? ` and ${packed.leftOut.length - 10} more` : '';
+  const left = packed.leftOut.length ? `left out: ${shown}${more}` : 'nothing left out';
+  return `Packed ${files} (${bytes}) from ${dir}; ${left}.`;
 }
 
 async function rollbackMain(args: Args, log: Logger): Promise<number> {
@@ -639,9 +672,18 @@ async function historyMain(args: Args, log: Logger): Promise<number> {
   if (typeof args.from !== 'string' || !args.from)
     throw new UsageError('Missing --from DEST. Run `release history --help` for usage.');
   const { formatHistory, releaseHistory } = await import('../lib/release/dest/history.ts');
-  const history = await hostsOfFleet(args, await releaseHistory({ app, from: args.from, keys: args.keys, log }));
+  const read = { app, from: args.from, keys: args.keys, log, ...(await ledgerState(args)) };
+  const history = await hostsOfFleet(args, await releaseHistory(read));
   process.stdout.write(args.json ? `${JSON.stringify(history)}\n` : formatHistory(history));
   return 0;
+}
+
+/** Where what was read at each DEST is remembered (`--state`, else the config folder), and the TOFU line to stderr. */
+async function ledgerState(args: Args): Promise<{ state: string; say: (line: string) => void }> {
+  const { stateFolder } = await import('../lib/release/dest/seen.ts');
+  const os = await import('node:os');
+  const state = stateFolder(typeof args.state === 'string' ? args.state : undefined, process.env, os.homedir());
+  return { state, say: (line) => process.stderr.write(`${line}\n`) };
 }
 
 /** `history` with its releases' hosts when `--fleet` names hook-server (with `--fleet-secret`). */
@@ -674,6 +716,7 @@ async function diffMain(args: Args, log: Logger): Promise<number> {
     repoDir: args.repo,
     cwd: process.cwd(),
     log,
+    ...(await ledgerState(args)),
   });
   process.stdout.write(args.json ? `${JSON.stringify(diff)}\n` : formatDiff(diff));
   return 0;
@@ -707,7 +750,7 @@ async function rollbackChoices(args: Args, log: Logger, pick: boolean): Promise<
   const keys = args.keys ?? (beside && existsSync(beside) ? beside : undefined);
   const history = await hostsOfFleet(
     args,
-    await releaseHistory({ app: String(args._[0]), from: String(args.to), keys, log }),
+    await releaseHistory({ app: String(args._[0]), from: String(args.to), keys, log, ...(await ledgerState(args)) }),
   );
   const choices = choicesOf(history);
   const line = (r: (typeof choices)[number]) =>

@@ -9,7 +9,8 @@ import { openDestination, type Destination } from './destination.ts';
 import type { VersionOnHosts } from '../format/fleet-report.ts';
 import { readLedgerAt, revokedSubkeys } from './ledger.ts';
 import { shownEscaped } from '../../core/escape.ts';
-import { badVersions, type LedgerEntry } from '../format/ledger.ts';
+import { badVersions, LEDGER_FILE, type Ledger, type LedgerEntry } from '../format/ledger.ts';
+import { checkSeenLedger, readSeen, rememberSeen, seenFile, withLedgerRead } from './seen.ts';
 import { readPublishedVersion } from './seq.ts';
 import { versionKey } from '../format/version-file.ts';
 
@@ -83,6 +84,10 @@ export interface HistoryOptions {
   /** The public certificate to trust (keys.asc from `release keys`); default DEST's keys.asc. */
   keys?: string;
   log: Logger;
+  /** The state folder remembering each DEST's pinned key and longest ledger (`--state`); none: not remembered. */
+  state?: string;
+  /** Told the fingerprint trusted on first use (the script: stderr). */
+  say?: (line: string) => void;
 }
 
 export interface History {
@@ -112,6 +117,7 @@ export function withHosts(history: History, fleet: { hosts: number; versions: Ve
 
 /** A ledger whose chain, signature and head signer were checked against a certificate. */
 export interface VerifiedLedger {
+  ledger: Ledger;
   entries: LedgerEntry[];
   /** The primary key whose subkeys signed the ledger. */
   primary: string;
@@ -134,7 +140,7 @@ export async function verifiedLedger(dest: Destination, certificate: string): Pr
     throw new ValidationError(
       `ledger entry ${head.n}: the ledger at ${dest.where} was last signed by subkey ${head.signer}, which is revoked; a thief's entry, or publish again with a valid subkey.`,
     );
-  return { entries: ledger.entries, primary, revoked };
+  return { ledger, entries: ledger.entries, primary, revoked };
 }
 
 /** The certificate to trust: the file `keys` names, else DEST's keys.asc. */
@@ -153,24 +159,67 @@ export async function certificateFor(dest: Destination, keys: string | undefined
 export async function releaseHistory(opts: HistoryOptions): Promise<History> {
   validateName(opts.app, 'app name');
   const dest = openDestination(opts.from, opts.log);
-  const certificate = await certificateFor(dest, opts.keys);
-  const { entries, primary, revoked } = await verifiedLedger(dest, certificate);
-  if (!entries.length)
+  const { entries, primary, revoked, certificate } = await trustedLedger(dest, { ...opts, app: opts.app });
+  const releases = releasesOf(entries, opts.app, {
+    current: (await readPublishedVersion(dest, certificate)).published?.info.version,
+    revoked,
+  });
+  if (!releases.length) {
+    const apps = [...new Set(entries.filter((e) => e.action === 'publish').map((e) => shownEscaped(e.app)))].sort();
     throw new ValidationError(
-      `${dest.where} has no ledger (${'ledger.jsonl'}): nothing was published there by a shipkit that keeps one.`,
+      `No releases of ${opts.app} at ${dest.where}; it has: ${apps.join(', ') || 'none'}. Check the app name.`,
     );
-  const version = (await readPublishedVersion(dest, certificate)).published?.info.version;
+  }
   return {
     app: opts.app,
     from: dest.where,
     primary,
     entries: entries.length,
-    releases: releasesOf(entries, opts.app, { current: version, revoked }),
+    releases,
     keys: entries
       .filter((e) => e.action === 'keys')
       .reverse()
       .map(({ n, at, by, note }) => ({ n, at, by, note })),
   };
+}
+
+/**
+ * DEST's ledger as the publisher's side trusts it: the certificate (`keys`, else DEST's keys.asc,
+ * whose primary must be the one pinned in `state`), the chain and signature verified, and, with
+ * `state`, a ledger at least as long as the longest read there before and on the same chain;
+ * then remembered. Throws ValidationError (exit 2) for nothing published, a key or ledger refused.
+ */
+export async function trustedLedger(
+  dest: Destination,
+  opts: Pick<HistoryOptions, 'keys' | 'state' | 'say'> & { app: string; now?: Date },
+): Promise<VerifiedLedger & { certificate: string }> {
+  if (!(await dest.read(LEDGER_FILE)))
+    throw new ValidationError(
+      (await dest.read('VERSION'))
+        ? `${dest.where} has no ledger (${LEDGER_FILE}): nothing was published there by a shipkit that keeps one; publish a release there first.`
+        : `Nothing was published at ${dest.where}: it has no ledger (${LEDGER_FILE}) and no VERSION. Check --from, or publish there with \`release publish … --to ${dest.where}\`.`,
+    );
+  const seen = opts.state ? await readSeen(opts.state, dest.where) : undefined;
+  const file = opts.state ? seenFile(opts.state, dest.where) : '';
+  const certificate = await certificateFor(dest, opts.keys);
+  const openpgp = await import('openpgp');
+  const primary = (await openpgp.readKey({ armoredKey: certificate })).getFingerprint().toLowerCase();
+  if (!opts.keys && seen && seen.primary !== primary)
+    throw new ValidationError(
+      `The keys.asc at ${dest.where} has primary ${primary}, but ${seen.primary} was pinned for it (since ${seen.pinnedAt}, in ${file}): another key's DEST, or its keys.asc was replaced. Refusing it; if the release key changed on purpose, pass its certificate with --keys keys.asc (that pins it).`,
+    );
+  const verified = await verifiedLedger(dest, certificate);
+  if (!opts.state) return { ...verified, certificate };
+  checkSeenLedger(verified.ledger, seen, file);
+  if (!seen && !opts.keys)
+    opts.say?.(
+      `First read of ${dest.where}: trusting the release key ${primary} from its keys.asc (trust on first use, pinned in ${file}). Compare it with your release key's fingerprint; later reads refuse another.`,
+    );
+  await rememberSeen(
+    opts.state,
+    withLedgerRead(seen, dest.where, opts.app, primary, verified.ledger, opts.now ?? new Date()),
+  );
+  return { ...verified, certificate };
 }
 
 /** The releases a rollback may go to: not the current one, not marked bad, not signed by a revoked subkey. */
@@ -190,23 +239,27 @@ export function hostsText(f: NonNullable<ReleaseRow['fleet']>): string {
   return `${`${f.hosts} host${f.hosts === 1 ? '' : 's'}`.padStart(11)} (${detail})`.padEnd(42);
 }
 
-/** One line a release, for a terminal: every text from the ledger shown escaped. */
+/** `1 release`, `2 releases`: a count with its noun, plural when it is not 1. */
+export function counted(n: number, noun: string, plural = `${noun}s`): string {
+  return `${n} ${n === 1 ? noun : plural}`;
+}
+
+/** One line a release, for a terminal, its columns as wide as their longest text; every text from the ledger shown escaped. */
 export function formatHistory(history: History): string {
   const lines = [
-    `${shownEscaped(history.app)} at ${history.from}: ${history.releases.length} releases, ${history.entries} ledger entries (signed by ${history.primary})${history.hosts === undefined ? '' : `; ${history.hosts} hosts report`}`,
+    `${shownEscaped(history.app)} at ${history.from}: ${counted(history.releases.length, 'release')}, ${counted(history.entries, 'ledger entry', 'ledger entries')} (signed by ${history.primary})${history.hosts === undefined ? '' : `; ${counted(history.hosts, 'host reports', 'hosts report')}`}`,
   ];
-  for (const r of history.releases) {
-    const source = [r.source.repo, r.source.ref, r.source.commit?.slice(0, 12)].filter(Boolean).join(' ');
-    const flags = [
-      r.state,
-      r.rollout !== null && r.rollout < 100 ? `ROLLOUT ${r.rollout}` : '',
-      r.revoked ? 'key revoked' : '',
-    ]
+  const flagsOf = (r: ReleaseRow) =>
+    [r.state, r.rollout !== null && r.rollout < 100 ? `ROLLOUT ${r.rollout}` : '', r.revoked ? 'key revoked' : '']
       .filter(Boolean)
       .join(', ');
+  const versionWidth = Math.max(0, ...history.releases.map((r) => r.version.length));
+  const flagsWidth = Math.max(0, ...history.releases.map((r) => flagsOf(r).length));
+  for (const r of history.releases) {
+    const source = [r.source.repo, r.source.ref, r.source.commit?.slice(0, 12)].filter(Boolean).join(' ');
     const hosts = r.fleet ? `${hostsText(r.fleet)}  ` : '';
     lines.push(
-      `  ${r.version.padEnd(12)} ${flags.padEnd(20)} ${hosts}${r.at.slice(0, 19).replace('T', ' ')}  ${shownEscaped(r.by)}${source ? `  ${shownEscaped(source)}` : ''}`,
+      `  ${r.version.padEnd(versionWidth)}  ${flagsOf(r).padEnd(flagsWidth)}  ${hosts}${r.at.slice(0, 19).replace('T', ' ')}  ${shownEscaped(r.by)}${source ? `  ${shownEscaped(source)}` : ''}`,
     );
   }
   for (const k of history.keys)

@@ -13,7 +13,7 @@ import { compareDependencies, lockedPackages, type DependencyDiff } from './deps
 import { compareManifests, type FileDiff, type Manifest } from './files.ts';
 import { readVerifiedRelease, type VerifiedRelease } from './verify.ts';
 import { openDestination, type Destination } from '../dest/destination.ts';
-import { certificateFor, verifiedLedger } from '../dest/history.ts';
+import { trustedLedger } from '../dest/history.ts';
 import { publishEntryOf } from '../dest/ledger.ts';
 import type { LedgerEntry } from '../format/ledger.ts';
 import { compareVersions, validateVersion } from '../format/version-file.ts';
@@ -25,8 +25,12 @@ export interface DiffOptions {
   to: string;
   /** `--from DEST`: where both were published. */
   dest: string;
-  /** The release certificate to trust; default DEST's keys.asc. */
+  /** The release certificate to trust; default DEST's keys.asc (its primary pinned in `state`). */
   keys?: string;
+  /** The state folder remembering each DEST's pinned key and longest ledger (`--state`). */
+  state?: string;
+  /** Told the fingerprint trusted on first use. */
+  say?: (line: string) => void;
   /** Which platform's tarballs, when DEST holds the versions for several. */
   platform?: string;
   /** `--repo DIR`: the checkout to list commits in (else `cwd`, when it has both). */
@@ -76,8 +80,7 @@ export async function releaseDiff(opts: DiffOptions): Promise<ReleaseDiff> {
   if (compareVersions(opts.from, opts.to) === 0)
     throw new ValidationError(`V1 and V2 are the same version (${opts.from}); name two releases to compare.`);
   const dest = openDestination(opts.dest, opts.log);
-  const certificate = await certificateFor(dest, opts.keys);
-  const { entries, primary, revoked } = await verifiedLedger(dest, certificate);
+  const { entries, primary, revoked, certificate } = await trustedLedger(dest, opts);
   if (!entries.length)
     throw new ValidationError(
       `${dest.where} has no ledger (ledger.jsonl): nothing was published there by a shipkit that keeps one, so there is nothing to compare.`,

@@ -4,6 +4,7 @@ import type { ChangedPackage, LockedPackage } from './deps.ts';
 import type { FileChange, ReleaseFile } from './files.ts';
 import type { DiffSide, ReleaseDiff } from './diff.ts';
 import { shownEscaped } from '../../core/escape.ts';
+import { counted } from '../dest/history.ts';
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 
@@ -34,7 +35,7 @@ function sideLine(label: string, s: DiffSide, files: number, bytes: number): str
   ]
     .filter(Boolean)
     .join(', ');
-  return `  ${label} ${s.version.padEnd(10)} entry ${String(s.n).padEnd(4)} ${s.file}  ${files} files, ${bytesText(bytes)}${source ? `  ${shownEscaped(source)}` : ''}${flags ? `  (${flags})` : ''}`;
+  return `  ${label} ${s.version.padEnd(10)} entry ${String(s.n).padEnd(4)} ${s.file}  ${counted(files, 'file')}, ${bytesText(bytes)}${source ? `  ${shownEscaped(source)}` : ''}${flags ? `  (${flags})` : ''}`;
 }
 
 function changeLine(c: FileChange): string {
@@ -100,7 +101,7 @@ export function formatDiff(diff: ReleaseDiff): string {
     ...f.added.map((x) => fileLine('+', x)),
     ...f.removed.map((x) => fileLine('-', x)),
     ...f.changed.map(changeLine),
-    `  total: ${before.files} files, ${bytesText(before.bytes)} → ${after.files} files, ${bytesText(after.bytes)} (${changeText(after.bytes - before.bytes)})`,
+    `  total: ${counted(before.files, 'file')}, ${bytesText(before.bytes)} → ${counted(after.files, 'file')}, ${bytesText(after.bytes)} (${changeText(after.bytes - before.bytes)})`,
     '',
     ...dependencyLines(diff),
   ];

@@ -5,6 +5,7 @@
 import { ValidationError } from '../../core/errors.ts';
 import { HOST_ID_PATTERN, rolloutBucket } from '../format/bucket.ts';
 import { parseRolloutPercent } from '../format/version-file.ts';
+import { counted } from '../dest/history.ts';
 
 /** One host's latest report, as GET /fleet/APP lists it (unknown keys ignored). */
 export interface FleetHost {
@@ -154,7 +155,7 @@ export function judgeStep(
     return {
       go: false,
       wait: false,
-      reason: `${counts.failed} of ${counts.expected} host(s) failed at ${counts.percent}%, more than --max-failures ${describeAllowance(limits.maxFailures)}: ${which}`,
+      reason: `${counts.failed} of ${counted(counts.expected, 'host')} failed at ${counts.percent}%, more than --max-failures ${describeAllowance(limits.maxFailures)}: ${which}`,
     };
   }
   if (counts.pending === 0) return { go: true };
@@ -163,7 +164,7 @@ export function judgeStep(
     return {
       go: false,
       wait: false,
-      reason: `${counts.pending} of ${counts.expected} host(s) did not report ${counts.percent}% within --wait, more than --allow-missing ${describeAllowance(limits.allowMissing)}`,
+      reason: `${counts.pending} of ${counted(counts.expected, 'host')} did not report ${counts.percent}% within --wait, more than --allow-missing ${describeAllowance(limits.allowMissing)}`,
     };
   }
   return { go: true };

@@ -182,7 +182,7 @@ test('judgeStep: go, wait, or halt, for failures and missing hosts', () => {
       max: '0',
       missing: '0',
       over: false,
-      verdict: /1 of 10 host\(s\) failed at 10%, more than --max-failures 0: aaaaaaaaaaaa failed \(exit 3\)/,
+      verdict: /1 of 10 hosts failed at 10%, more than --max-failures 0: aaaaaaaaaaaa failed \(exit 3\)/,
     },
     {
       name: 'one failure, 1 allowed',
@@ -222,7 +222,7 @@ test('judgeStep: go, wait, or halt, for failures and missing hosts', () => {
       max: '0',
       missing: '0',
       over: true,
-      verdict: /3 of 10 host\(s\) did not report 10% within --wait, more than --allow-missing 0/,
+      verdict: /3 of 10 hosts did not report 10% within --wait, more than --allow-missing 0/,
     },
     {
       name: 'pending after --wait within --allow-missing 30%',
