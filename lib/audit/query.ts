@@ -14,13 +14,19 @@ export interface AuditQuery {
   limit: number;
 }
 
-/** `N` (an entry number: the entries after it) or a time (ISO 8601, or a date). */
-export function parseSince(text: string): Since {
+/**
+ * `N` (an entry number: the entries after it) or a time: ISO 8601, a date, or a time as the Audit
+ * page shows it (`2026-05-01 12:00:00 UTC`).
+ */
+export function parseSince(input: string): Since {
+  const text = input.trim();
   if (/^\d{1,15}$/.test(text)) return { after: Number(text) };
-  const at = /^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(text) ? Date.parse(text) : NaN;
+  const shown = /^(\d{4}-\d{2}-\d{2})(?:[T ]([\d:.]+))? ?UTC$/i.exec(text);
+  const iso = shown ? `${shown[1]}T${shown[2] ?? '00:00:00'}Z` : text;
+  const at = /^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(iso) ? Date.parse(iso) : NaN;
   if (Number.isNaN(at))
     throw new ValidationError(
-      `since must be an entry number or a time such as 2026-05-01 or 2026-05-01T12:00:00Z, not ${JSON.stringify(text.slice(0, 40))}.`,
+      `since must be an entry number or a time such as 2026-05-01, 2026-05-01 12:00:00 UTC or 2026-05-01T12:00:00Z, not ${JSON.stringify(input.slice(0, 40))}.`,
     );
   return { from: new Date(at).toISOString() };
 }

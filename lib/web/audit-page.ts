@@ -14,6 +14,8 @@ export interface AuditPageInput {
   base?: string;
   /** The `since` asked for, shown back in the form. */
   since?: string;
+  /** Why the entries could not be read (a bad `since`, the trail away): shown instead of them. */
+  error?: string;
 }
 
 /** Text from the trail, control characters as \u escapes, then escaped for the page. */
@@ -32,18 +34,22 @@ function row(e: AuditEntry): string {
   return `<tr>${cells.join('')}</tr>`;
 }
 
-export function renderAuditPage({ entries, viewer, base = '', since = '' }: AuditPageInput): string {
+function table(rows: string): string {
+  return `<table class="audit"><thead><tr><th>#</th><th>At</th><th>Action</th><th>Who</th><th>From</th><th>Subject</th><th>Detail</th></tr></thead>
+<tbody>
+${rows || '<tr><td colspan="7" class="muted">Nothing recorded yet.</td></tr>'}
+</tbody></table>`;
+}
+
+export function renderAuditPage({ entries, viewer, base = '', since = '', error }: AuditPageInput): string {
   const rows = [...entries].reverse().map(row).join('\n');
-  const form = `<form method="get" action="${base}/audit"><label>Since <input type="text" name="since" value="${escapeMarkup(since)}" placeholder="entry number or 2026-05-01"></label> <button type="submit">Show</button></form>`;
+  const form = `<form method="get" action="${base}/audit"><label>Since <input type="text" name="since" value="${escapeMarkup(since)}" placeholder="entry number, 2026-05-01 or 2026-05-01 12:00:00 UTC"></label> <button type="submit">Show</button></form>`;
   return layout(
     'Audit · shipkit',
     `<h2>Audit trail</h2>
 <p class="muted">Logins, logouts, replays, rollouts, rollbacks and token changes, newest first. <code>shipkit audit --verify</code> checks the chain.</p>
 ${form}
-<table class="audit"><thead><tr><th>#</th><th>At</th><th>Action</th><th>Who</th><th>From</th><th>Subject</th><th>Detail</th></tr></thead>
-<tbody>
-${rows || '<tr><td colspan="7" class="muted">Nothing recorded yet.</td></tr>'}
-</tbody></table>`,
+${error === undefined ? table(rows) : `<p class="notice error">${text(error)}</p>`}`,
     { viewer, base },
   );
 }

@@ -31,6 +31,7 @@ import {
   renderLoginPage,
   renderNotice,
   renderStatusPage,
+  text,
   LOG_SHOWN_BYTES,
   type Viewer,
 } from './status-page.ts';
@@ -250,12 +251,17 @@ export class PageRoutes {
     url: URL,
     refuse: Refuse,
   ): Promise<void> {
+    const noApp = () =>
+      this.pageError(req, res, refuse, 404, 'not found', {
+        title: 'No such app',
+        html: `No app of this hook-server's <code>fleet:</code> is named ${text(app.slice(0, 100))}.`,
+      });
     // App names are plain (lib/core/names.ts): a path that needs decoding names none.
-    if (!/^[A-Za-z0-9._-]+$/.test(app) || !this.sources.releases) return refuse(404, 'not found');
+    if (!/^[A-Za-z0-9._-]+$/.test(app) || !this.sources.releases) return noApp();
     if (this.pageRefused(req, res, refuse, `/releases/${app}`)) return;
     const page = Math.max(1, Number.parseInt(url.searchParams.get('page') ?? '1', 10) || 1);
     const view = this.sources.releases(app, { limit: RELEASES_SHOWN, offset: (page - 1) * RELEASES_SHOWN });
-    if (!view) return refuse(404, 'not found');
+    if (!view) return noApp();
     this.sendPage(req, res, 200, renderReleasesPage({ view: await view, viewer: this.viewerOf(req), base: this.base }));
   }
 
@@ -265,13 +271,48 @@ export class PageRoutes {
     if (!audit) return refuse(404, 'not found');
     if (this.pageRefused(req, res, refuse, '/audit', true)) return;
     const since = url.searchParams.get('since') ?? '';
+    const input = { viewer: this.viewerOf(req), base: this.base, since };
     try {
       const entries = (await audit.read(auditQueryOf(url.searchParams))).map((r) => r.entry);
-      this.sendPage(req, res, 200, renderAuditPage({ entries, viewer: this.viewerOf(req), base: this.base, since }));
+      this.sendPage(req, res, 200, renderAuditPage({ ...input, entries }));
     } catch (error) {
-      if (error instanceof ValidationError) return refuse(400, error.message);
-      refuse(503, 'could not read the audit trail, try again', messageOf(error));
+      // The page again with the reason in it, so the viewer can mend the Since box.
+      const [status, reason] =
+        error instanceof ValidationError ? [400, error.message] : [503, 'Could not read the audit trail, try again.'];
+      this.logRefused(req, status, messageOf(error));
+      this.sendPage(
+        req,
+        res,
+        status,
+        renderAuditPage({ ...input, entries: [], error: reason }),
+        status === 503 ? { 'Retry-After': '10' } : {},
+      );
     }
+  }
+
+  /**
+   * A page that cannot be shown: to a browser, a page in the pages' layout that says why, with
+   * `status`; to any other client, refuse's JSON error, as the read API answers.
+   */
+  private pageError(
+    req: IncomingMessage,
+    res: ServerResponse,
+    refuse: Refuse,
+    status: number,
+    message: string,
+    page: { title: string; html: string },
+  ): void {
+    if (!this.wantsHtml(req)) return refuse(status, message);
+    this.logRefused(req, status, message);
+    if (!req.complete) req.resume();
+    const html = renderNotice(page.title, page.html, { base: this.base, viewer: this.viewerOf(req) });
+    this.sendPage(req, res, status, html);
+  }
+
+  private logRefused(req: IncomingMessage, status: number, reason: string): void {
+    const fields = { status, path: new URL(req.url ?? '/', 'http://localhost').pathname.slice(0, 100), reason };
+    if (status >= 500) this.sources.log?.error('page refused', fields);
+    else this.sources.log?.warn('page refused', fields);
   }
 
   /**
@@ -297,7 +338,11 @@ export class PageRoutes {
 
   async jobPage(req: IncomingMessage, res: ServerResponse, id: string, refuse: Refuse): Promise<void> {
     const { sources, base } = this;
-    if (!sources.isJobId(id)) return refuse(404, 'not found');
+    if (!sources.isJobId(id))
+      return this.pageError(req, res, refuse, 404, 'not found', {
+        title: 'No such job',
+        html: 'This is not a job id: a job page is <code>/jobs/ID</code>, with the id the job list shows.',
+      });
     if (this.pageRefused(req, res, refuse, `/jobs/${id}`)) return;
     const job = sources.get(id);
     if (!job)

@@ -373,10 +373,15 @@ ${error ? `<p class="notice error">${escapeMarkup(error)}</p>` : ''}
   );
 }
 
-export function renderNotice(title: string, message: string, { base = '' }: { base?: string } = {}): string {
+/** A page that says one thing (`message` is markup); with `viewer`, its header as every page's. */
+export function renderNotice(
+  title: string,
+  message: string,
+  { base = '', viewer }: { base?: string; viewer?: Viewer } = {},
+): string {
   return layout(
     `${escapeMarkup(title)} · shipkit`,
     `<h2>${escapeMarkup(title)}</h2>\n<p class="notice">${message}</p>`,
-    { base },
+    { base, viewer },
   );
 }

@@ -9,11 +9,22 @@ test('since: an entry number, a date or a time; anything else refused', () => {
   assert.equal(parseSince('12'), { after: 12 });
   assert.equal(parseSince('2026-05-01'), { from: '2026-05-01T00:00:00.000Z' });
   assert.equal(parseSince('2026-05-01T12:00:00+02:00'), { from: '2026-05-01T10:00:00.000Z' });
-  for (const bad of ['yesterday', '-1', '2026-13-45', "1' OR 1=1", ''])
+  for (const bad of ['yesterday', '-1', '2026-13-45', "1' OR 1=1", '', 'UTC', '2026-05-01 12:00 CET'])
     assert.throws(
       () => parseSince(bad),
       (e: unknown) => e instanceof ValidationError,
     );
+});
+
+test('since: a time as the Audit page shows it (2026-05-01 12:00:00 UTC), pasted back into its Since box', () => {
+  assert.equal(parseSince('2026-05-01 12:00:00 UTC'), { from: '2026-05-01T12:00:00.000Z' });
+  assert.equal(parseSince(' 2026-05-01 12:00 UTC '), { from: '2026-05-01T12:00:00.000Z' });
+  assert.equal(parseSince('2026-05-01 UTC'), { from: '2026-05-01T00:00:00.000Z' });
+  assert.equal(parseSince('2026-05-01T12:00:00.250UTC'), { from: '2026-05-01T12:00:00.250Z' });
+  assert.throws(
+    () => parseSince('2026-05-01 25:00:00 UTC'),
+    (e: unknown) => e instanceof ValidationError && /2026-05-01 12:00:00 UTC/.test(e.message),
+  );
 });
 
 test('limit: 1 to 10000, default 100', () => {

@@ -47,4 +47,12 @@ test('an empty trail says so; the header links the Audit page for a signed-in vi
   assert.match(html, '<a href="/audit">Audit</a>');
 });
 
+test('an error is shown in the page instead of the entries, escaped, with the Since box kept', () => {
+  const html = renderAuditPage({ entries: [entry(1)], viewer, since: 'x<y', error: 'since must be … not "x<y".' });
+  assert.match(html, '<p class="notice error"><bdi>since must be … not &quot;x&lt;y&quot;.</bdi></p>');
+  assert.match(html, 'value="x&lt;y"');
+  assert.not.match(html, '<table class="audit">');
+  assert.match(html, '<a href="/audit">Audit</a>', 'the same layout');
+});
+
 test.run();
