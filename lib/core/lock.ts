@@ -2,12 +2,12 @@
 // the lock path: link fails if it exists), and a lock whose holder died is taken over — also
 // when its pid now names another process, or this one (a container's PID 1 after kill -9).
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { link, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tempSibling } from './fs.ts';
 import { WorkError } from './errors.ts';
+import { processStartedAt } from './process-group.ts';
 
 export interface Lock {
   file: string;
@@ -128,26 +128,9 @@ function isStale(holder: Holder, staleMs: number, file: string): boolean {
   // with the same pid died holding it (S07: PID 1 in a container, restarted after kill -9).
   if (holder.pid === process.pid) return holder.token === undefined || held.get(file) !== holder.token;
   if (!isProcessAlive(holder.pid, holder.host)) return true;
-  const started = processStartTime(holder.pid);
+  // A process that started after the lock was written is not its holder (the pid was reused).
+  const started = processStartedAt(holder.pid);
   return started !== undefined && started > holder.time + 1000;
-}
-
-/**
- * When process `pid` started (ms since the epoch), from /proc; undefined where that cannot be
- * read. A process that started after the lock was written is not its holder (the pid was reused).
- */
-export function processStartTime(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Field 22 (starttime, clock ticks since boot) counted after the ")" that ends the command name.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[19]);
-    const boot = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'));
-    if (!boot || !Number.isFinite(ticks)) return undefined;
-    return Number(boot[1]) * 1000 + (ticks * 1000) / 100; // /proc counts USER_HZ, 100 on Linux
-  } catch {
-    return undefined;
-  }
 }
 
 /**

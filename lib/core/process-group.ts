@@ -108,6 +108,18 @@ export function processStartTime(pid: number, procDir = '/proc'): string | null 
   }
 }
 
+/** When process `pid` started, in ms since the epoch (its start time plus the boot time); undefined if unknown. */
+export function processStartedAt(pid: number, procDir = '/proc'): number | undefined {
+  const ticks = Number(processStartTime(pid, procDir) ?? NaN);
+  try {
+    const boot = /^btime (\d+)$/m.exec(readFileSync(`${procDir}/stat`, 'latin1'));
+    if (!boot || !Number.isFinite(ticks)) return undefined;
+    return Number(boot[1]) * 1000 + (ticks * 1000) / 100; // /proc counts USER_HZ, 100 on Linux
+  } catch {
+    return undefined;
+  }
+}
+
 /** This boot's id (/proc/sys/kernel/random/boot_id): start times count from boot. */
 export function bootId(): string | null {
   try {

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { chown, lstat, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { ensureDir } from '../core/fs.ts';
+import { formatBytes } from '../core/log.ts';
 import { run, type BuildContext, type CachePlan } from './context.ts';
 import { ALWAYS_KEPT, type RepoCache } from '../config/cache.ts';
 
@@ -225,11 +226,4 @@ export async function sizeOf(target: string): Promise<number | undefined> {
     }
   }
   return total;
-}
-
-export function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(0)} kB`;
-  if (bytes < 1024 ** 3) return `${(bytes / 1024 ** 2).toFixed(bytes < 10 * 1024 ** 2 ? 1 : 0)} MB`;
-  return `${(bytes / 1024 ** 3).toFixed(1)} GB`;
 }

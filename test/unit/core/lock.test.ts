@@ -8,7 +8,8 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { WorkError } from '../../../lib/core/errors.ts';
-import { acquireLock, processStartTime } from '../../../lib/core/lock.ts';
+import { acquireLock } from '../../../lib/core/lock.ts';
+import { processStartedAt } from '../../../lib/core/process-group.ts';
 import { ROOT, tmpDir } from '../../_helpers/common.ts';
 
 const TSX_LOADER = path.join(ROOT, 'node_modules/tsx/dist/loader.mjs');
@@ -109,7 +110,7 @@ test('a lock whose pid now names a process started after it was written is taken
   const other = spawn('sleep', ['30'], { stdio: 'ignore' });
   try {
     await sleep(50);
-    const started = processStartTime(other.pid!);
+    const started = processStartedAt(other.pid!);
     assert.ok(started !== undefined && Math.abs(started - Date.now()) < 10_000, `start time ${started}`);
     writeFileSync(file, JSON.stringify({ pid: other.pid, host: os.hostname(), time: Date.now() - 60_000 }));
     const lock = await acquireLock(file);
@@ -145,7 +146,7 @@ test('waitMs: gives up after roughly waitMs when the holder keeps it', async () 
 });
 
 /** A time over a minute ago but after pid 1 (always alive) started, so pid 1 may be its holder. */
-const oldButAfterInit = () => Math.max((processStartTime(1) ?? 0) + 1000, Date.now() - 3_600_000);
+const oldButAfterInit = () => Math.max((processStartedAt(1) ?? 0) + 1000, Date.now() - 3_600_000);
 
 // [label, lock file content, options, taken over?]
 const staleCases: Array<[string, () => Promise<string>, { staleMs?: number }, boolean]> = [

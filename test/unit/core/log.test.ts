@@ -1,7 +1,7 @@
 // The logger (lib/core/log.ts): human lines, JSON lines, levels, child fields, colour rules.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createLogger, linesPerTurn, silentLogger, type LoggerOptions } from '../../../lib/core/log.ts';
+import { createLogger, formatBytes, linesPerTurn, silentLogger, type LoggerOptions } from '../../../lib/core/log.ts';
 
 const NOW = new Date('2026-01-02T03:04:05.678Z');
 const ANSI = /\x1b\[[0-9;]*m/;
@@ -203,6 +203,13 @@ test('linesPerTurn: the lines of one turn go out in one write at its end, or at 
   assert.is(writes.length, 4, 'flush writes what waits');
   await new Promise((r) => setImmediate(r));
   assert.is(writes.length, 4, 'and nothing twice');
+});
+
+test('formatBytes: sizes in log lines, the one helper every command uses', () => {
+  assert.is(formatBytes(512), '512 B');
+  assert.is(formatBytes(1536), '1.5 KB');
+  assert.is(formatBytes(12 * 1024 * 1024), '12.0 MB');
+  assert.is(formatBytes(3 * 1024 ** 3), '3.00 GB');
 });
 
 test.run();

@@ -10,6 +10,7 @@ import {
   endProcessGroup,
   isGroupAlive,
   processStartTime,
+  processStartedAt,
   signalGroup,
   waitForGroupExit,
 } from '../../../lib/core/process-group.ts';
@@ -124,6 +125,12 @@ test.after(() => {
     if (child.pid) signalGroup(child.pid, 'SIGKILL');
     child.kill('SIGKILL');
   }
+});
+
+test('processStartedAt: this process started a moment ago, in ms since the epoch; a gone pid has none', () => {
+  const at = processStartedAt(process.pid);
+  assert.ok(at !== undefined && at <= Date.now() + 1000 && at > Date.now() - 3_600_000, `started at ${at}`);
+  assert.is(processStartedAt(2 ** 22 + 1), undefined);
 });
 
 test.run();

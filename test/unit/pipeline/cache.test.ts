@@ -11,7 +11,6 @@ import {
   cleanExcludePattern,
   countCachedPackages,
   describeCacheUse,
-  formatBytes,
   keptPaths,
   planCache,
   registryIntegrities,
@@ -120,8 +119,6 @@ test('describeCacheUse: hit, miss, partial, fresh, not counted', () => {
   assert.is(describeCacheUse({ total: 0, cached: 0 }), 'no registry packages in the lockfile');
   assert.match(describeCacheUse(undefined, { fresh: true }), /^clean: a fresh npm cache/);
   assert.match(describeCacheUse(undefined), /not counted/);
-  assert.is(formatBytes(12 * 1024 * 1024), '12 MB');
-  assert.is(formatBytes(1536), '2 kB');
 });
 
 test.run();
