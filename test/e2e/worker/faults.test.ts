@@ -1,3 +1,4 @@
+// @deno
 // Faults of the PostgreSQL queue (docs/design.md), each with real processes and a real PostgreSQL:
 // the database down at start and during work, a wrong password, a worker killed with -9
 // mid-build (and its orphaned build ended when it starts again), a worker cut off from the
