@@ -54,7 +54,7 @@ export async function endProcesses(dir: string, groups: number[] = [], graceMs =
   const leaders = new Set(groups);
   const names = describeCommands(found.filter((pid) => !leaders.has(pid)));
   const anyLeft = () => groups.some((g) => isGroupAlive(g)) || processesUsing(dir).length > 0;
-  if (!found.length && !anyLeft()) return { names, survived: [] };
+  if (!found.length && !groups.some((g) => isGroupAlive(g))) return { names, survived: [] };
   for (const group of groups) signalGroup(group, 'SIGTERM');
   for (const pid of found) signal(pid, 'SIGTERM');
   const deadline = Date.now() + graceMs;
@@ -76,7 +76,7 @@ function signal(pid: number, name: NodeJS.Signals): void {
 function describeCommands(pids: number[]): string {
   const counts = new Map<string, number>();
   for (const pid of pids) {
-    let name = '?';
+    let name: string;
     try {
       name = readFileSync(`/proc/${pid}/comm`, 'latin1').trim();
     } catch {
