@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { signRequest } from '../lib/http/signing.ts';
+import { hostCredential } from '../lib/release/format/fleet-report.ts';
 import { rolloutBucket } from '../lib/release/format/bucket.ts';
 
 const [url, app, secretFile, seconds, concurrency, hostCount, rateArg = '0'] = process.argv.slice(2);
@@ -39,7 +40,7 @@ function send(due = performance.now()): Promise<void> {
   const headers = {
     'content-type': 'application/json',
     'content-length': String(Buffer.byteLength(body)),
-    ...signRequest(secret, 'POST', target.pathname, { body }),
+    ...signRequest(hostCredential(secret, host), 'POST', target.pathname, { body }),
   };
   const t0 = due;
   return new Promise((resolve) => {

@@ -2,9 +2,14 @@
 // host's latest report and each app's rollout. The registry on disk (fleet-store.ts) and the one
 // in PostgreSQL (fleet/fleet-store-db.ts) both keep one and write through it.
 import { supersedes, type HostEntry, type RolloutRecord } from '../release/format/fleet-report.ts';
+import { reportRefusal, takeReport } from './host-guard.ts';
 
-/** What addReport did: kept it, or not (the host has a later one), or refused a new host (the app is full). */
-export type AddOutcome = 'added' | 'older' | 'full';
+/**
+ * What addReport did: kept it ('added'), or only its signature against a replay ('older': the host
+ * has a later report); refused a new host ('full': the app is full), or a report host-guard.ts
+ * refuses ('enrolled', 'replay', 'busy').
+ */
+export type AddOutcome = 'added' | 'older' | 'full' | 'enrolled' | 'replay' | 'busy';
 
 /** A fleet registry as the /fleet/ routes, the hourly sweep and the page use it. */
 export interface FleetRegistry {
@@ -14,7 +19,7 @@ export interface FleetRegistry {
   rollout(app: string): RolloutRecord | null;
   count(app: string): number;
   silentSince(app: string, time: number): string[];
-  /** Durable once it resolves: 'added'; nothing written: 'older' or 'full'. */
+  /** Durable once it resolves: 'added' or 'older'; nothing written: 'full' or a refusal. */
   addReport(app: string, entry: HostEntry, options?: { maxHosts?: number }): Promise<AddOutcome>;
   /**
    * Take `hosts` out of `app`, durably once it resolves; how many it had. With `silentBefore`
@@ -32,12 +37,15 @@ export class FleetMemory {
   private readonly arriving = new Map<string, Set<string>>();
 
   /**
-   * addReport's rule: 'older' when the host has a later report, 'full' when it is a host not yet
-   * in and `app` has `maxHosts` (those being written count); else what `write` made of it.
+   * addReport's rule: a refusal of host-guard.ts; 'full' when it is a host not yet in and `app`
+   * has `maxHosts` (those being written count); else what `write` made of it. A report older than
+   * the host's kept one is written too when signed (its signature, against a replay), else 'older'.
    */
   async admit(app: string, entry: HostEntry, maxHosts: number, write: () => Promise<AddOutcome>): Promise<AddOutcome> {
     const current = this.host(app, entry.host);
-    if (!supersedes(entry, current)) return 'older';
+    const refusal = reportRefusal(entry, current);
+    if (refusal) return refusal;
+    if (!supersedes(entry, current) && entry.signed_at === undefined) return 'older';
     const arriving = this.arriving.get(app) ?? new Set<string>();
     const isNew = !current && !arriving.has(entry.host);
     if (isNew && this.count(app) + arriving.size >= maxHosts) return 'full';
@@ -97,11 +105,11 @@ export class FleetMemory {
     return [...new Set(hosts)].filter((host) => (known?.get(host)?.at ?? Infinity) < silentBefore);
   }
 
-  /** Keep `entry` unless the host has a later report (the rule decides, as it does on replay). */
+  /** Take `entry` as host-guard.ts's takeReport does (the same rule on replay of what was written). */
   applyReport(app: string, entry: HostEntry): void {
     const hosts = this.hostsByApp.get(app) ?? new Map<string, HostEntry>();
     this.hostsByApp.set(app, hosts);
-    if (supersedes(entry, hosts.get(entry.host))) hosts.set(entry.host, entry);
+    hosts.set(entry.host, takeReport(entry, hosts.get(entry.host)));
   }
 
   applyForget(app: string, hosts: readonly string[]): void {

@@ -1,7 +1,7 @@
 // The fleet registry of several hook-servers on one `queue:` database: reports, rollout states
 // and forgets are in shipkit.fleet_hosts / fleet_rollouts before they are answered; each node
 // keeps the hosts in memory and reads what changed every second. The database holds the rules no
-// node can alone (SEQ only up, no older signature, no app secret for an enrolled host).
+// node can alone (lib/fleet/host-guard.ts: no report taken twice, no app secret for a seen host).
 // The whole story: docs/ha.md.
 import { messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
@@ -9,6 +9,7 @@ import { MemoryFleetRegistry, type AddOutcome } from './fleet-memory.ts';
 import type { FleetStore } from './fleet-store.ts';
 import type { Queryable } from '../db/connect.ts';
 import type { HostEntry, RolloutRecord } from '../release/format/fleet-report.ts';
+import { MAX_NONCES_PER_SECOND, reportRefusal } from './host-guard.ts';
 
 export interface SharedFleetOptions {
   log: Logger;
@@ -24,17 +25,35 @@ const OVERLAP_MS = 2_000;
 // Now and then the whole registry is read again (and forgotten rows a day old dropped).
 const RELOAD_EVERY = 600;
 
+// host-guard.ts's reportRefusal (WHERE) and takeReport (s: the report replaces the entry, n: its
+// signature is the host's latest) in one statement, so that two nodes cannot both take a report.
 const UPSERT_REPORT = `
-INSERT INTO shipkit.fleet_hosts AS h (app, host, seq, at, signed_at, enrolled, entry)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+INSERT INTO shipkit.fleet_hosts AS h (app, host, seq, at, signed_at, enrolled, nonces, entry)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT (app, host) DO UPDATE
-SET seq = EXCLUDED.seq, at = EXCLUDED.at, signed_at = EXCLUDED.signed_at, enrolled = EXCLUDED.enrolled,
-    entry = EXCLUDED.entry, change = nextval('shipkit.fleet_change'), changed = now()
+SET (seq, at, enrolled, signed_at, nonces, entry, change, changed) = (
+  SELECT CASE WHEN k.s THEN EXCLUDED.seq ELSE h.seq END, CASE WHEN k.s THEN EXCLUDED.at ELSE h.at END,
+         CASE WHEN k.s THEN EXCLUDED.enrolled ELSE h.enrolled END, g.signed_at, g.nonces,
+         (CASE WHEN k.s THEN EXCLUDED.entry ELSE h.entry END) - 'signed_at' - 'nonces'
+           || jsonb_strip_nulls(jsonb_build_object('signed_at', g.signed_at))
+           || CASE WHEN cardinality(g.nonces) > 0 THEN jsonb_build_object('nonces', g.nonces) ELSE '{}' END,
+         nextval('shipkit.fleet_change'), now()
+  FROM (SELECT h.entry IS NULL OR (EXCLUDED.enrolled AND NOT h.enrolled)
+               OR (EXCLUDED.enrolled = h.enrolled
+                   AND (EXCLUDED.seq > h.seq OR (EXCLUDED.seq = h.seq AND EXCLUDED.at >= h.at))) AS s,
+               coalesce(h.entry IS NULL OR h.signed_at IS NULL OR EXCLUDED.signed_at > h.signed_at, false) AS n) k,
+       LATERAL (SELECT CASE WHEN k.n THEN EXCLUDED.signed_at ELSE h.signed_at END AS signed_at,
+                       CASE WHEN k.n THEN EXCLUDED.nonces WHEN EXCLUDED.signed_at = h.signed_at
+                            THEN h.nonces || EXCLUDED.nonces ELSE h.nonces END AS nonces) g)
 WHERE h.entry IS NULL
-   OR ((EXCLUDED.seq > h.seq OR (EXCLUDED.seq = h.seq AND EXCLUDED.at >= h.at))
-       AND (EXCLUDED.enrolled OR NOT h.enrolled)
-       AND (h.signed_at IS NULL OR EXCLUDED.signed_at >= h.signed_at))
-RETURNING change`;
+   OR (EXCLUDED.signed_at IS NULL
+       AND (EXCLUDED.seq > h.seq OR (EXCLUDED.seq = h.seq AND EXCLUDED.at >= h.at))
+       AND (EXCLUDED.enrolled OR NOT h.enrolled))
+   OR (EXCLUDED.enrolled
+       AND (h.signed_at IS NULL OR EXCLUDED.signed_at > h.signed_at
+            OR (EXCLUDED.signed_at = h.signed_at AND NOT coalesce(EXCLUDED.nonces[1] = ANY(h.nonces), true)
+                AND cardinality(h.nonces) BETWEEN 1 AND $9 - 1)))
+RETURNING change, entry, (entry - 'signed_at' - 'nonces') = ($8::jsonb - 'signed_at' - 'nonces') AS replaced`;
 
 const CHANGES = `
 SELECT 'report' AS kind, app, host, entry, change FROM shipkit.fleet_hosts WHERE change > $1
@@ -79,10 +98,11 @@ export class SharedFleet extends MemoryFleetRegistry {
   }
 
   /**
-   * In the database when it resolves: 'added'. 'older' when this node or the database knows a
-   * later report of the host, an older signature, or its own credential for it; 'full' as on one
-   * node (a new host is counted against what this node has read: two nodes taking the last
-   * places at once may go over max_hosts by a few).
+   * In the database when it resolves: 'added', or 'older' (the host has a later report: only the
+   * signature is kept). A refusal of host-guard.ts when this node or the database knows the host
+   * (its report taken, or seen: then only its credential speaks for it); 'full' as on one node (a
+   * new host is counted against what this node has read: two nodes taking the last places at once
+   * may go over max_hosts by a few).
    */
   addReport(app: string, entry: HostEntry, { maxHosts = Infinity } = {}): Promise<AddOutcome> {
     return this.memory.admit(app, entry, maxHosts, async () => {
@@ -93,12 +113,27 @@ export class SharedFleet extends MemoryFleetRegistry {
         entry.at,
         entry.signed_at ?? null,
         entry.enrolled === true,
+        entry.nonces ?? [],
         JSON.stringify(entry),
+        MAX_NONCES_PER_SECOND,
       ]);
-      if (!rows.length) return 'older';
-      if (this.newer(`${app}\n${entry.host}`, Number(rows[0].change))) this.memory.applyReport(app, entry);
-      return 'added';
+      if (!rows.length) return this.refusal(app, entry);
+      const kept = rows[0].entry as HostEntry;
+      if (this.newer(`${app}\n${entry.host}`, Number(rows[0].change))) {
+        this.memory.applyForget(app, [entry.host]);
+        this.memory.applyReport(app, kept);
+      }
+      return rows[0].replaced ? 'added' : 'older';
     });
+  }
+
+  /** Why the database took nothing of `entry`: its row read again and judged as host-guard.ts does. */
+  private async refusal(app: string, entry: HostEntry): Promise<AddOutcome> {
+    const { rows } = await this.db.query(
+      'SELECT entry FROM shipkit.fleet_hosts WHERE app = $1 AND host = $2 AND entry IS NOT NULL',
+      [app, entry.host],
+    );
+    return (rows.length && reportRefusal(entry, rows[0].entry as HostEntry)) || 'older';
   }
 
   /** The hosts named that the database has (and, with `silentBefore`, that are still silent since), forgotten. */
@@ -140,9 +175,10 @@ export class SharedFleet extends MemoryFleetRegistry {
     const hosts = apps.flatMap((app) => local.hosts(app).map((entry) => ({ app, entry })));
     for (let i = 0; i < hosts.length; i += 2_000)
       await this.db.query(
-        `INSERT INTO shipkit.fleet_hosts (app, host, seq, at, signed_at, enrolled, entry)
+        `INSERT INTO shipkit.fleet_hosts (app, host, seq, at, signed_at, enrolled, nonces, entry)
          SELECT r.app, r.entry->>'host', (r.entry->>'seq')::bigint, (r.entry->>'at')::bigint,
-                (r.entry->>'signed_at')::bigint, coalesce((r.entry->>'enrolled')::boolean, false), r.entry
+                (r.entry->>'signed_at')::bigint, coalesce((r.entry->>'enrolled')::boolean, false),
+                ARRAY(SELECT jsonb_array_elements_text(coalesce(r.entry->'nonces', '[]'))), r.entry
          FROM jsonb_to_recordset($1::jsonb) AS r(app text, entry jsonb)
          ON CONFLICT (app, host) DO NOTHING`,
         [JSON.stringify(hosts.slice(i, i + 2_000))],

@@ -4,7 +4,7 @@
 // The whole story: docs/internals.md.
 import path from 'node:path';
 import { AppendLog, type AppendLogOwner } from '../core/append-log.ts';
-import type { HostEntry, RolloutRecord } from '../release/format/fleet-report.ts';
+import { supersedes, type HostEntry, type RolloutRecord } from '../release/format/fleet-report.ts';
 import { MemoryFleetRegistry, type AddOutcome } from './fleet-memory.ts';
 
 type LogLine =
@@ -66,13 +66,15 @@ export class FleetStore extends MemoryFleetRegistry {
   }
 
   /**
-   * Durable once it resolves: 'added'. Nothing written: 'older' when the host already has a later
-   * report, 'full' when it is a host not yet in and `app` has `maxHosts` (those being written count).
+   * Durable once it resolves: 'added', or 'older' (the host has a later report: only the
+   * signature is kept, against a replay). Nothing written: 'full' when it is a host not yet in and
+   * `app` has `maxHosts` (those being written count), or a refusal of host-guard.ts.
    */
   async addReport(app: string, entry: HostEntry, { maxHosts = Infinity } = {}): Promise<AddOutcome> {
     return this.memory.admit(app, entry, maxHosts, async () => {
+      const replaces = supersedes(entry, this.memory.host(app, entry.host));
       await this.write({ kind: 'report', app, entry });
-      return 'added';
+      return replaces ? 'added' : 'older';
     });
   }
 

@@ -8,12 +8,13 @@ import type { Logger } from '../core/log.ts';
 import { HttpError, readBody, sendJson } from '../http/server.ts';
 import {
   createRequestVerifier,
+  NONCE_HEADER,
   sha256Hex,
   SIGNATURE_HEADER,
   TIMESTAMP_HEADER,
   type RequestVerifier,
 } from '../http/signing.ts';
-import type { FleetRegistry } from '../fleet/fleet-memory.ts';
+import type { AddOutcome, FleetRegistry } from '../fleet/fleet-memory.ts';
 import type { FleetReleases, FleetReleasesOptions } from '../release/rollout/fleet-view.ts';
 import {
   checkForget,
@@ -43,6 +44,8 @@ interface Refusal {
   refused: RefusalReason;
   status: number;
   message: string;
+  /** For the log, not the client. */
+  detail?: string;
 }
 
 export interface FleetRoutesOptions {
@@ -65,9 +68,10 @@ export interface FleetRoutesOptions {
   now?: () => number;
 }
 
-/** A host's entry as GET /fleet/APP shows it (times as ISO strings). */
+/** A host's entry as GET /fleet/APP shows it (times as ISO strings; the nonces kept against a replay left out). */
 export function publicHost(entry: HostEntry) {
-  return { ...entry, at: new Date(entry.at).toISOString() };
+  const { nonces: _nonces, ...shown } = entry;
+  return { ...shown, at: new Date(entry.at).toISOString() };
 }
 
 export function publicRollout(rollout: RolloutRecord | null) {
@@ -97,6 +101,20 @@ export function releasesPage(params: URLSearchParams): FleetReleasesOptions | st
 }
 
 const isRefusal = (answer: object): answer is Refusal => 'refused' in answer;
+
+/** The answer to a report host-guard.ts refuses (lib/fleet): taken before, or the app's secret for a seen host. */
+function guardRefusal(app: string, host: string, outcome: AddOutcome): Refusal | undefined {
+  if (outcome === 'enrolled')
+    return { refused: 'bad_signature', status: 401, message: 'unauthorized', detail: `${app}: ${enrolled(host)}` };
+  if (outcome === 'busy')
+    return { refused: 'replay', status: 429, message: 'too many reports of this host in one second, try again' };
+  if (outcome !== 'replay') return undefined;
+  const detail = `${app}: a report of host ${host} taken before, or older than the host's last report`;
+  return { refused: 'replay', status: 401, message: 'unauthorized', detail };
+}
+
+const enrolled = (host: string) =>
+  `host ${host} is enrolled: its reports are signed with its own credential, not the app's secret`;
 
 /** The answer to a report of a new host when the app has max_hosts: refused, nothing written. */
 function fullRefusal(app: string, maxHosts: number): Refusal {
@@ -257,19 +275,20 @@ export class FleetRoutes {
       this.options.onRefused?.('unavailable');
       return refuse(503, 'could not store it, try again', (error as NodeJS.ErrnoException).code ?? messageOf(error));
     }
-    if (isRefusal(answer)) return void this.refused(refuse, answer.refused, answer.status, answer.message);
+    if (isRefusal(answer))
+      return void this.refused(refuse, answer.refused, answer.status, answer.message, answer.detail);
     sendJson(res, status, { ok: true, ...answer });
   }
 
   /**
    * A host's report. Signed with its own credential (hostCredential of any of the app's secrets),
-   * or, until it has used one, with the app's secret: then (or when signed with a credential of an
-   * older secret) the answer carries its current credential, which it signs with from then on.
+   * or, for a host not seen before, with the app's secret: then (or when signed with a credential
+   * of an older secret) the answer carries its current credential, the only key it signs with from
+   * then on. Each signed report is taken once (host-guard.ts), also after a restart.
    */
   private async postReport(req: IncomingMessage, res: ServerResponse, refuse: Refuse): Promise<void> {
     const { store, log } = this.options;
     let credentials: string[] = [];
-    let kept: HostEntry | undefined;
     const signed = await this.readSigned(req, res, refuse, ({ app, value }) => {
       const host = (value as { host?: unknown }).host;
       if (typeof host !== 'string' || !HOST_ID_PATTERN.test(host)) {
@@ -277,29 +296,20 @@ export class FleetRoutes {
       }
       const secrets = this.options.secrets.get(app)!;
       credentials = secrets.map((secret) => hostCredential(secret, host));
-      kept = store.host(app, host);
-      if (!kept?.enrolled) return { keys: [...credentials, ...secrets] };
-      const refusal = `host ${host} is enrolled: its reports are signed with its own credential, not the app's secret`;
-      return { keys: credentials, refusal };
+      // Its credential was issued in the answer to its first report: only that speaks for it now.
+      if (!store.host(app, host)) return { keys: [...credentials, ...secrets] };
+      return { keys: credentials, refusal: enrolled(host) };
     });
     if (!signed) return;
-    const signedAt = Number(req.headers[TIMESTAMP_HEADER]);
-    // The nonce memory is lost on a restart; the time of the host's last report is not.
-    if (kept?.signed_at !== undefined && signedAt < kept.signed_at)
-      return void this.refused(
-        refuse,
-        'replay',
-        401,
-        'unauthorized',
-        `${signed.app}: older than the host's last report`,
-      );
+    // The verifier's nonces are lost on a restart; the host's signature time and nonces are not.
+    const guard = { signed_at: Number(req.headers[TIMESTAMP_HEADER]), nonces: [String(req.headers[NONCE_HEADER])] };
     const byCredential = signed.signedBy < credentials.length;
     const rollout = store.rollout(signed.app);
     const maxSeq = rollout && (rollout.state === 'running' || rollout.state === 'waiting') ? rollout.seq : Infinity;
     return this.accept(
       res,
       refuse,
-      () => ({ ...checkReport(signed.value, this.now(), maxSeq), signed_at: signedAt, enrolled: byCredential }),
+      () => ({ ...checkReport(signed.value, this.now(), maxSeq), ...guard, enrolled: byCredential }),
       async ({ app, ...entry }) => {
         // A report older than the host's kept one is answered like any other: the host is done with it.
         // Reports come by the thousand a second from a large fleet: counted in /metrics, logged with
@@ -307,6 +317,8 @@ export class FleetRoutes {
         const maxHosts = this.options.maxHosts?.get(app) ?? Infinity;
         const outcome = await store.addReport(app, entry, { maxHosts });
         if (outcome === 'full') return fullRefusal(app, maxHosts);
+        const refused = guardRefusal(app, entry.host, outcome);
+        if (refused) return refused;
         const added = outcome === 'added';
         const fields = {
           app,

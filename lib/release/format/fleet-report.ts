@@ -6,6 +6,7 @@ import { ValidationError } from '../../core/errors.ts';
 import { nameProblem } from '../../core/names.ts';
 import { hmacSha256Hex } from '../../http/signing.ts';
 import { HOST_ID_PATTERN, rolloutBucket } from './bucket.ts';
+import { MAX_SEQ } from './version-file.ts';
 
 export const REPORT_RESULTS = ['running', 'updated', 'rolled_back', 'failed', 'skipped'] as const;
 export type ReportResult = (typeof REPORT_RESULTS)[number];
@@ -87,9 +88,11 @@ export interface HostEntry {
   bytes?: number | null;
   /** When hook-server accepted it (ms since the epoch). */
   at: number;
-  /** The signature's timestamp (seconds): an older one for this host is a replay, also after a restart. */
+  /** The latest signature time (seconds) of the reports taken for this host: an older one is a replay. */
   signed_at?: number;
-  /** Signed with the host's own credential: from then on, the app's secret cannot speak for it. */
+  /** The nonces of the reports taken for this host signed in that second: one of them again is a replay. */
+  nonces?: string[];
+  /** Signed with the host's own credential: it replaces one signed with the app's secret, whatever the SEQ. */
   enrolled?: boolean;
 }
 
@@ -122,6 +125,8 @@ export function checkReport(body: unknown, at: number, maxSeq = Infinity): { app
     bad('previous is malformed');
   if (!Number.isSafeInteger(r.seq ?? 0) || ((r.seq as number | undefined) ?? 0) < 0)
     bad('seq must be a whole number >= 0');
+  if (((r.seq as number | undefined) ?? 0) > MAX_SEQ)
+    bad(`seq ${r.seq as number} is above the largest SEQ a VERSION can carry (${MAX_SEQ})`);
   if (((r.seq as number | undefined) ?? 0) > maxSeq)
     bad(`seq ${r.seq as number} is above the highest SEQ published for ${r.app as string} (${maxSeq})`);
   const sha256 = r.sha256 ?? '';
@@ -152,9 +157,14 @@ export function checkReport(body: unknown, at: number, maxSeq = Infinity): { app
   };
 }
 
-/** Whether `next` replaces `current` as the host's latest report. */
+/**
+ * Whether `next` replaces `current` as the host's latest report: one signed with the host's own
+ * credential replaces one signed with the app's secret whatever the SEQ (and never the reverse);
+ * else a higher SEQ, or the same SEQ accepted later.
+ */
 export function supersedes(next: HostEntry, current: HostEntry | undefined): boolean {
   if (!current) return true;
+  if (Boolean(next.enrolled) !== Boolean(current.enrolled)) return next.enrolled === true;
   return next.seq !== current.seq ? next.seq > current.seq : next.at >= current.at;
 }
 

@@ -8,6 +8,9 @@ import { nameProblem, validateName } from '../../core/names.ts';
 /** VERSION is a few lines; anything bigger is refused while it is being read. */
 export const MAX_VERSION_FILE_BYTES = 64 * 1024;
 
+/** The largest SEQ a VERSION can carry (15 digits): no host ever accepted one above it. */
+export const MAX_SEQ = 999_999_999_999_999;
+
 export interface VersionInfo {
   version: string;
   file: string;

@@ -1,8 +1,10 @@
 // Each fleet host signs its reports with its own credential (docs/fleet.md "Host credentials"),
 // against a real hook-server: the app's secret enrols a host once and can no longer speak for it
 // (F06/F08/F09: a leaked app secret cannot rewrite or pin another host's report), a SEQ above a
-// running rollout's is refused, a captured report cannot be replayed after a restart (F05), and a
-// change-over of the app's secret hands every host its new credential (drill 3).
+// running rollout's is refused, a captured report cannot be replayed after a restart (F05), not even
+// one signed in the same second as the host's next (audit 1), the app's secret cannot pin a host
+// that has not signed with its credential yet (audit 2), and a change-over of the app's secret
+// hands every host its new credential (drill 3).
 import { randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { test } from 'uvu';
@@ -106,6 +108,66 @@ test('a captured report replayed after a restart is refused (F05); the newer one
     assert.is(replay.status, 401);
     assert.is((await hostsOf(server)).get(a).result, 'updated');
     assert.match(server.output(), /older than the host's last report/);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('two reports in one second: the first replayed before and after a restart is refused (audit 1)', async () => {
+  const file = config(tmpDir(), 'env:FLEET_OLD');
+  let server = await start(file);
+  const a = hostId();
+  try {
+    const credential = (await postReport(server, report(a, { seq: 1, result: 'running' }), OLD)).json.credential;
+    const second = (Math.floor(Date.now() / 1000) + 2) * 1000; // the next second but one, for both
+    const captured = signed(
+      '/fleet/reports',
+      report(a, { seq: 4, result: 'failed', reason: 'disk' }),
+      credential,
+      () => second,
+    );
+    const next = signed('/fleet/reports', report(a, { seq: 4, result: 'updated' }), credential, () => second + 999);
+    assert.is(captured.headers['X-Shipkit-Timestamp'], next.headers['X-Shipkit-Timestamp'], 'one second');
+    assert.is((await send(server, captured)).status, 202);
+    assert.is((await send(server, next)).status, 202);
+    assert.is((await send(server, captured)).status, 401, 'replayed before the restart');
+    assert.is(await server.stop(), 0);
+    server = await start(file);
+    const replay = await send(server, captured);
+    assert.equal([replay.status, replay.json.error], [401, 'unauthorized'], 'replayed after the restart');
+    const kept = (await hostsOf(server)).get(a);
+    assert.equal([kept.seq, kept.result], [4, 'updated']);
+    assert.not.ok('nonces' in kept, 'the nonces kept against a replay are not shown');
+    assert.match(server.output(), /a report of host [0-9a-f]{32} taken before, or older than the host's last report/);
+    // A report of the same second the host had not sent yet is taken.
+    const third = signed('/fleet/reports', report(a, { seq: 5 }), credential, () => second + 500);
+    assert.is((await send(server, third)).status, 202);
+  } finally {
+    await server.stop();
+  }
+});
+
+test("the app's secret cannot pin a seen host; its credential report is taken whatever the SEQ (audit 2)", async () => {
+  const server = await start(config(tmpDir(), 'env:FLEET_OLD'));
+  try {
+    const a = hostId();
+    const enrol = await postReport(server, report(a, { seq: 10 }), OLD);
+    assert.is(enrol.status, 202);
+    // Its credential was issued: a report forged with the app's secret is refused, even before
+    // the host has signed with it, and whatever its SEQ.
+    for (const seq of [2 ** 53 - 1, 11]) {
+      const forged = await postReport(server, report(a, { seq, result: 'failed', reason: 'forged' }), OLD);
+      assert.is(forged.status, 401, `SEQ ${seq}`);
+    }
+    // A SEQ above any VERSION's (15 digits) is refused from a new host too, signed with anything.
+    const huge = await postReport(server, report(hostId(), { seq: 2 ** 53 - 1 }), OLD);
+    assert.equal(huge.status, 400);
+    assert.match(huge.json.error, /seq 9007199254740991 is above the largest SEQ a VERSION can carry/);
+    // The host's own report, with a lower SEQ than its app-secret one, replaces it.
+    assert.is((await postReport(server, report(a, { seq: 4 }), enrol.json.credential)).status, 202);
+    const kept = (await hostsOf(server)).get(a);
+    assert.equal([kept.seq, kept.result, kept.enrolled], [4, 'updated', true]);
+    assert.match(server.output(), /host [0-9a-f]{32} is enrolled: its reports are signed with its own credential/);
   } finally {
     await server.stop();
   }

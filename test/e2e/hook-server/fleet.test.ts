@@ -9,6 +9,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { signRequest } from '../../../lib/http/signing.ts';
+import { hostCredential } from '../../../lib/release/format/fleet-report.ts';
 import { rolloutBucket } from '../../../lib/release/format/bucket.ts';
 import { writeConfig } from '../../fixtures/hooks/deliveries.ts';
 import { hostId, report as hostReport } from '../../fixtures/fleet-requests.ts';
@@ -71,8 +72,10 @@ test('signed reports are kept (latest per host), read back by GET /fleet/APP, sh
         .status,
       202,
     );
+    // a is seen: from now on only its own credential speaks for it.
+    const ownKey = { secret: hostCredential(FLEET_SECRET, a) };
     const answers = await Promise.all([
-      post(server, '/fleet/reports', report(a)),
+      post(server, '/fleet/reports', report(a), ownKey),
       post(
         server,
         '/fleet/reports',
@@ -80,6 +83,7 @@ test('signed reports are kept (latest per host), read back by GET /fleet/APP, sh
       ),
       post(server, '/fleet/reports', report(c, { version: '1.0', result: 'running', bucket: 0.001 })), // claims another bucket
     ]);
+    assert.equal(answers.shift()!.json, { ok: true });
     for (const answer of answers) {
       // Signed with the app's secret: each host is enrolled, and its own credential is in the answer.
       assert.equal([answer.status, answer.json.ok], [202, true]);
@@ -87,7 +91,7 @@ test('signed reports are kept (latest per host), read back by GET /fleet/APP, sh
     }
     // An older report of host a (lower seq) is answered but does not replace the kept one.
     assert.is(
-      (await post(server, '/fleet/reports', report(a, { version: '0.9', seq: 1, result: 'running' }))).status,
+      (await post(server, '/fleet/reports', report(a, { version: '0.9', seq: 1, result: 'running' }), ownKey)).status,
       202,
     );
     const rollout = {
@@ -192,10 +196,14 @@ test('hostile requests: bad signature, unknown app, huge body, replayed nonce, s
     // Another app's secret does not open this app.
     const unknown = await post(server, '/fleet/reports', { ...hostileReport(), app: 'other' });
     assert.equal([unknown.status, unknown.json.error], [404, 'unknown app']);
+    // The host's next report, signed with its credential (the only key that speaks for it now), sent twice.
+    const next = report(good.host, { seq: 4 });
+    const own = await post(server, '/fleet/reports', next, { secret: hostCredential(FLEET_SECRET, good.host) });
+    assert.is(own.status, 202);
     const replay = await fetch(`${server.url}/fleet/reports`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json', ...accepted.headers },
-      body: JSON.stringify(good),
+      headers: { 'Content-Type': 'application/json', ...own.headers },
+      body: JSON.stringify(next),
     });
     assert.is(replay.status, 401, 'the same signed request again');
     const stale = signRequest(FLEET_SECRET, 'POST', '/fleet/reports', {
@@ -259,7 +267,7 @@ test('hostile requests: bad signature, unknown app, huge body, replayed nonce, s
     const log = readFileSync(path.join(dir, 'data', 'fleet', 'fleet.log'), 'utf8');
     for (const host of hostile) assert.not.match(log, host, 'a refused report is not written');
     const text = await metrics(server);
-    assert.match(text, 'shipkit_fleet_reports_total{app="web",result="updated"} 1');
+    assert.match(text, 'shipkit_fleet_reports_total{app="web",result="updated"} 2');
     assert.match(text, 'shipkit_fleet_reports_refused_total{reason="bad_signature"} 2');
     assert.match(text, 'shipkit_fleet_reports_refused_total{reason="unknown_app"} 1');
     assert.match(text, 'shipkit_fleet_reports_refused_total{reason="replay"} 1');

@@ -1,11 +1,12 @@
 // The fleet registry in PostgreSQL (lib/fleet/fleet-store-db.ts), two nodes on one real database:
 // what one writes the other reads within its next look; the database keeps the rules a node with
-// an older view cannot (a lower SEQ, an older signature, the app's secret for an enrolled host,
+// an older view cannot (a lower SEQ, a report taken before, the app's secret for a seen host,
 // forgetting a host that reported meanwhile); a forgotten host enrols again; a node's fleet.log is
 // copied in once.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import pg from 'pg';
+import { randomBytes } from 'node:crypto';
 import { ensureSchema } from '../../../lib/db/schema.ts';
 import { createLogger } from '../../../lib/core/log.ts';
 import { FleetStore } from '../../../lib/fleet/fleet-store.ts';
@@ -32,7 +33,8 @@ function entry(host: string, fields: Partial<HostEntry> = {}): HostEntry {
     seconds: 1,
     at: Date.now(),
     signed_at: Math.floor(Date.now() / 1000),
-    enrolled: false,
+    nonces: [randomBytes(16).toString('hex')],
+    enrolled: true,
     ...fields,
   };
 }
@@ -88,7 +90,7 @@ test('a report, a rollout and a forget on one node are read by the other within 
   }
 });
 
-test('a node that has not read the latest yet cannot undo it: older SEQ, older signature, app secret for an enrolled host', async () => {
+test('a node that has not read the latest yet cannot undo it: older SEQ, older signature, app secret for a seen host', async () => {
   if (!db) return;
   const [a, stale] = [await open(), await open(60_000)];
   try {
@@ -96,15 +98,57 @@ test('a node that has not read the latest yet cannot undo it: older SEQ, older s
     const now = Math.floor(Date.now() / 1000);
     assert.is(await a.addReport('web', entry(host, { seq: 5, signed_at: now, enrolled: true })), 'added');
     assert.is(stale.host('web', host), undefined, 'the stale node has not looked');
-    const attempts: Array<[string, Partial<HostEntry>]> = [
-      ['a lower SEQ', { seq: 4, signed_at: now + 1, enrolled: true }],
-      ['an older signature', { seq: 6, signed_at: now - 10, enrolled: true }],
-      ["the app's secret for an enrolled host", { seq: 6, signed_at: now + 1, enrolled: false }],
+    const attempts: Array<[string, Partial<HostEntry>, string]> = [
+      ['a lower SEQ', { seq: 4, signed_at: now + 1, enrolled: true }, 'older'],
+      ['an older signature', { seq: 6, signed_at: now - 10, enrolled: true }, 'replay'],
+      ["the app's secret for a seen host", { seq: 6, signed_at: now + 1, enrolled: false }, 'enrolled'],
     ];
-    for (const [what, fields] of attempts)
-      assert.is(await stale.addReport('web', entry(host, { version: '6.6', ...fields })), 'older', what);
+    for (const [what, fields, outcome] of attempts)
+      assert.is(await stale.addReport('web', entry(host, { version: '6.6', ...fields })), outcome, what);
     assert.is(await db.sql(`SELECT entry->>'version' FROM shipkit.fleet_hosts WHERE host = '${host}'`), '1.1');
     assert.is(await stale.addReport('web', entry(host, { seq: 6, signed_at: now + 1, enrolled: true })), 'added');
+  } finally {
+    await Promise.all([a.close(), stale.close()]);
+  }
+});
+
+test('a report taken once: the same one again, on any node and after a restart, is refused (audit 1)', async () => {
+  if (!db) return;
+  const a = await open();
+  try {
+    const host = hostId();
+    const second = Math.floor(Date.now() / 1000);
+    const first = entry(host, { seq: 4, result: 'failed', signed_at: second });
+    assert.is(await a.addReport('web', first), 'added');
+    assert.is(await a.addReport('web', entry(host, { seq: 4, signed_at: second, at: first.at + 1 })), 'added');
+    assert.is(await a.addReport('web', first), 'replay', 'the same report again, the same second');
+    await a.close();
+    // A node that starts now reads the nonces from the database; one that has not looked is refused by it.
+    const [restarted, stale] = [await open(), await open(60_000)];
+    await stale.close(); // opened before the next write, never looks again
+    assert.is(await restarted.addReport('web', first), 'replay');
+    assert.is(await stale.addReport('web', { ...first, seq: 5 }), 'replay');
+    assert.is(restarted.host('web', host)?.result, 'updated');
+    assert.is(restarted.host('web', host)?.nonces?.length, 2);
+    await restarted.close();
+  } finally {
+    await a.close();
+  }
+});
+
+test("a host's credential report replaces an app-secret one whatever its SEQ; the app's secret then cannot (audit 2)", async () => {
+  if (!db) return;
+  const [a, stale] = [await open(), await open(60_000)];
+  try {
+    const host = hostId();
+    const second = Math.floor(Date.now() / 1000);
+    assert.is(await a.addReport('web', entry(host, { seq: 2 ** 53 - 1, enrolled: false, signed_at: second })), 'added');
+    assert.is(await stale.addReport('web', entry(host, { seq: 3, enrolled: true, signed_at: second })), 'added');
+    assert.is(await db.sql(`SELECT seq || ' ' || enrolled FROM shipkit.fleet_hosts WHERE host = '${host}'`), '3 true');
+    await waitFor(() => a.host('web', host)?.seq === 3, { timeoutMs: 3_000, what: 'a to read it' });
+    const forged = entry(host, { seq: 9, enrolled: false, signed_at: second + 1 });
+    assert.is(await a.addReport('web', forged), 'enrolled');
+    assert.is(await stale.addReport('web', forged), 'enrolled', 'the database refuses it too');
   } finally {
     await Promise.all([a.close(), stale.close()]);
   }

@@ -2,12 +2,14 @@
 // resolves, a host keeps its latest report, a restart reads back what was acknowledged, a torn or
 // altered line is dropped, a full disk (real tmpfs) refuses without changing memory, a log
 // of mostly superseded lines is rewritten, and forgotten hosts stay gone (replay and rewrite)
-// while an app at max_hosts takes no new host.
+// while an app at max_hosts takes no new host; a signed report is taken once, also after a
+// restart and a rewrite.
 import { appendFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fleetLogFile, FleetStore } from '../../../lib/fleet/fleet-store.ts';
+import { encodeLine } from '../../../lib/core/append-log.ts';
 import type { HostEntry, RolloutRecord } from '../../../lib/release/format/fleet-report.ts';
 import { mountTinyDisk, skipFullDisk } from '../../_helpers/disk.ts';
 import { tmpDir } from '../../_helpers/common.ts';
@@ -92,6 +94,30 @@ test('a host keeps its latest report: higher seq wins, an older one is not writt
   );
   assert.equal(again.hosts('other'), []);
   await again.close();
+});
+
+test('a signed report is taken once: the same second and nonce refused after a restart and a rewrite (audit 1)', async () => {
+  const dir = tmpDir();
+  const store = await FleetStore.open(dir);
+  const signed = { signed_at: 1_800_000_000, enrolled: true };
+  const first = entry({ ...signed, seq: 4, result: 'failed', nonces: ['nonce-one-1234567'] });
+  const host = first.host;
+  assert.is(await store.addReport('web', first), 'added');
+  assert.is(await store.addReport('web', { ...first, result: 'updated', nonces: ['nonce-two-1234567'] }), 'added');
+  const older = { ...first, seq: 3, nonces: ['nonce-three-123456'] };
+  assert.is(await store.addReport('web', older), 'older', 'a lower SEQ: not the entry, but its signature kept');
+  assert.is(await store.addReport('web', first), 'replay');
+  await store.close();
+  for (let round = 0; round < 2; round++) {
+    const again = await FleetStore.open(dir);
+    assert.equal(again.host('web', host)?.nonces, ['nonce-one-1234567', 'nonce-two-1234567', 'nonce-three-123456']);
+    for (const replayed of [first, older]) assert.is(await again.addReport('web', replayed), 'replay');
+    assert.is(again.host('web', host)?.result, 'updated');
+    const live = again.host('web', host);
+    await again.close();
+    // The second round reads the file as a rewrite leaves it: each host's entry only.
+    writeFileSync(fleetLogFile(dir), encodeLine({ kind: 'report', app: 'web', entry: live }));
+  }
 });
 
 test('a torn last line and an altered line are dropped on replay, and the file is cut back to whole lines', async () => {
