@@ -3,7 +3,7 @@
 // hook-server runs it as `build REPO --config FILE --sha SHA --ref REF --job-id ID`.
 import { runCli, type Args, type CliSpec } from '../lib/core/cli.ts';
 import { checkUploadConfig, parseSteps, STEP_AHEAD, STEP_FUNCTIONS } from '../lib/pipeline/steps.ts';
-import { checkPipelineConfig } from '../lib/pipeline/after-build.ts';
+import { checkPipelineConfig } from '../lib/pipeline/publish-and-rollout.ts';
 import { newJobId, validateJobId } from '../lib/jobs/job-id.ts';
 import { report, runJob, validateRef, validateSha } from '../lib/pipeline/job.ts';
 import { abortOnSignals } from '../lib/core/signals.ts';

@@ -4,7 +4,7 @@ import { milliseconds, runCli } from '../lib/core/cli.ts';
 import { UsageError } from '../lib/core/errors.ts';
 import { redactUrls } from '../lib/core/redact.ts';
 import { findConfigFile, loadShipkitConfig } from '../lib/config/shipkit-yml.ts';
-import { startWorker } from '../lib/jobs/worker.ts';
+import { startWorker } from '../lib/jobs/worker-command.ts';
 import { upToDateCheckFor } from '../lib/pipeline/up-to-date.ts';
 
 const usage = `Usage: worker [--config FILE] [--queue URL] [--name NAME] [--concurrency N]   (shipkit worker …)

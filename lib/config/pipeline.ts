@@ -1,7 +1,7 @@
 // The `publish:` and `rollout:` blocks of a repo in shipkit.yml (docs/hook-server.md): the pipeline after
 // the build. Checked when the config is read, so a mistake is a configuration error (exit 2,
 // FILE:LINE) before any build runs; the key and the slave list are checked by build before it
-// starts (lib/pipeline/after-build.ts checkPipelineConfig).
+// starts (lib/pipeline/publish-and-rollout.ts checkPipelineConfig).
 import path from 'node:path';
 import { checkKnownKeys, configError, getKey, wholeNumber, type ConfigDoc, type KeyPath } from '../core/yaml-config.ts';
 import { messageOf } from '../core/errors.ts';

@@ -5,7 +5,7 @@
 import net from 'node:net';
 import { Http1Response } from './http1-response.ts';
 import { readAtMost } from './read-at-most.ts';
-import { leanFetch } from './lean-fetch.ts';
+import { leanFetch } from './client.ts';
 
 export interface ControlAnswer {
   status: number;

@@ -6,7 +6,7 @@
 import { readFile, rm, rename, stat, writeFile } from 'node:fs/promises';
 import { RemoteError, VerificationError } from '../core/errors.ts';
 import { getToFile, openGet, TransferError, type MinRate, type OpenedGet, type Timeouts } from './get.ts';
-import { leanFetch } from './lean-fetch.ts';
+import { leanFetch } from './client.ts';
 
 /** The updater always has a total deadline. */
 export const DEFAULT_TIMEOUTS: Required<Timeouts> = { connectMs: 15_000, idleMs: 30_000, totalMs: 30 * 60_000 };

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import { RemoteError, messageOf } from '../core/errors.ts';
 import { gcNudger } from '../core/v8-flags.ts';
-import { leanFetch, REDIRECTS, SHORT_BODY, withoutCredentials } from './lean-fetch.ts';
+import { leanFetch, REDIRECTS, SHORT_BODY, withoutCredentials } from './client.ts';
 
 export interface Timeouts {
   /** Until the response headers arrive. */

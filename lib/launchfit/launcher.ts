@@ -24,7 +24,7 @@ import { deployPaths, readState, updateState, type DeployPaths, type LaunchState
 import { collectStatus, type Status } from './control/status.ts';
 import { createAppRunner, type AppRunner } from './app/runner.ts';
 import { stopLeftoverApp } from './app/supervisor.ts';
-import { clearLeftovers, readCurrent, swapCurrentSymlink, removeRelease } from './deploy-folder/switch.ts';
+import { clearLeftovers, readCurrent, swapCurrentSymlink, removeRelease } from './deploy-folder/current-link.ts';
 import { compareVersions } from '../release/format/version-file.ts';
 import type { AppControl, CheckResult, UpdateContext } from './install/context.ts';
 import { checkForUpdates } from './install/update.ts';

@@ -2,7 +2,7 @@
 // followed, a timeout for the whole exchange, at most 64 KB of the answer read. Says whether trying
 // again may help. The URL is never part of what it returns (a Slack URL is a secret).
 import { readAtMost } from '../http/read-at-most.ts';
-import { leanFetch } from '../http/lean-fetch.ts';
+import { leanFetch } from '../http/client.ts';
 
 export const MAX_ANSWER_BYTES = 64 * 1024;
 

@@ -52,7 +52,7 @@ export interface BuildContext {
   runAs?: { user: string; uid: number; gid: number; home: string };
   /** Aborted when the build process is told to stop (SIGTERM/SIGINT). */
   signal?: AbortSignal;
-  /** What the publish step left for the rollout step (lib/pipeline/after-build.ts). */
+  /** What the publish step left for the rollout step (lib/pipeline/publish-and-rollout.ts). */
   pipeline?: { version: string; sha256: string; unchanged: boolean };
   /** What this job keeps from the last build, or why it starts clean (lib/pipeline/cache.ts). */
   cache?: CachePlan;

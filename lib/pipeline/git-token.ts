@@ -10,7 +10,7 @@ import type { ConfigDoc } from '../core/yaml-config.ts';
 import { StepFailure } from './context.ts';
 import { sshRemoteOf } from '../config/git-auth.ts';
 import type { GitTokenConfig } from '../config/git-token.ts';
-import { leanFetch } from '../http/lean-fetch.ts';
+import { leanFetch } from '../http/client.ts';
 
 export interface PreparedGitToken {
   /** For the pull step's git only. */

@@ -1,5 +1,5 @@
 // The build steps (docs/build.md): pull (lib/pipeline/pull.ts), downloads, install, compile,
-// upload, then publish and rollout (lib/pipeline/after-build.ts). Each takes the job's context, writes its output to the job log, and throws
+// upload, then publish and rollout (lib/pipeline/publish-and-rollout.ts). Each takes the job's context, writes its output to the job log, and throws
 // StepFailure to stop the build.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -12,7 +12,7 @@ import { run, stageLogger, StepFailure, type BuildContext, type StepResult } fro
 import { pullStep } from './pull.ts';
 import type { AheadContext } from './job.ts';
 import { useRepoNode } from './node-toolchain.ts';
-import { publishStep, rolloutStep } from './after-build.ts';
+import { publishStep, rolloutStep } from './publish-and-rollout.ts';
 import { cleanKeptPathsOnce, countCachedPackages, describeCacheUse, prepareNpmCache } from './cache.ts';
 import { bundledCommandFor } from '../core/script-command.ts';
 import { requirePrograms } from '../core/programs.ts';

@@ -8,7 +8,7 @@ import { promises as fs } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RemoteError, messageOf } from '../core/errors.ts';
 import { getToFile, redirectTarget, TransferError } from '../http/get.ts';
-import { REDIRECTS } from '../http/lean-fetch.ts';
+import { REDIRECTS } from '../http/client.ts';
 import type { Logger } from '../core/log.ts';
 import { redactUrls } from '../core/redact.ts';
 

@@ -242,7 +242,7 @@ test("an error's message is read with messageOf (lib/core/errors.ts), never `(er
 /**
  * The rooms of a system, top to bottom, from ARCHITECTURE.md "## Rooms inside a system": lines
  * `- \`system\`: \`a\` → \`b\` → …`, where a room is a folder of the system, one of its top
- * files (`worker.ts`), or `.` for its other top files.
+ * files (`worker-command.ts`), or `.` for its other top files.
  */
 function listedRooms(): Map<string, string[]> {
   const doc = readFileSync(path.join(ROOT, 'ARCHITECTURE.md'), 'utf8');

@@ -20,7 +20,7 @@ import { commitBatches, type BatchOutcome, type Pending } from './enqueue.ts';
 import { Reaper } from './reaper.ts';
 import { forgetOutput, OutputReceiver } from './output.ts';
 import { importJournal } from './import.ts';
-import { PgWorker } from './worker.ts';
+import { PgWorker } from './build-worker.ts';
 import { Leadership, stillLeads } from './leader.ts';
 import { Batcher, type Outcome } from '../../core/batch.ts';
 import { Coalescer } from '../../core/coalesce.ts';

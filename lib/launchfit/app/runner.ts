@@ -22,7 +22,7 @@ import type { ListenSpec } from '../deploy-folder/listen-spec.ts';
 import type { LeftInstance } from './instance.ts';
 import type { DeployPaths, StartFailure } from '../deploy-folder/state.ts';
 import { createRotatingLog, createSupervisor, type AppInfo, type RotatingLog, type Supervisor } from './supervisor.ts';
-import { readCurrent } from '../deploy-folder/switch.ts';
+import { readCurrent } from '../deploy-folder/current-link.ts';
 import type { AppControl } from '../install/context.ts';
 
 interface Slot {

@@ -14,7 +14,7 @@ import { reportBody, type Report, type ReportResult } from '../../release/format
 import type { LaunchConfig } from '../deploy-folder/config.ts';
 import type { DeployPaths } from '../deploy-folder/state.ts';
 import type { CheckResult } from '../install/context.ts';
-import { leanFetch } from '../../http/lean-fetch.ts';
+import { leanFetch } from '../../http/client.ts';
 
 /** What a check's outcome is worth reporting as, or undefined (nothing new: not modified, up to date, waiting). */
 export function reportOfCheck(

@@ -6,7 +6,7 @@ import { HOST_ID_PATTERN, rolloutBucket } from '../../release/format/bucket.ts';
 import type { InstanceInfo, RunnerInfo } from '../app/runner.ts';
 import type { HostBinding } from '../deploy-folder/state.ts';
 import { readState, type DeployPaths, type LaunchState } from '../deploy-folder/state.ts';
-import { readCurrent } from '../deploy-folder/switch.ts';
+import { readCurrent } from '../deploy-folder/current-link.ts';
 
 export interface Status {
   dir: string;

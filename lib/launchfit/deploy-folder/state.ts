@@ -68,7 +68,7 @@ export interface InstalledRelease {
   signer?: string;
   /** The subkey that made the tarball's signature. */
   signingKey?: string;
-  /** The folder's digest once installed, hook run (install/kept.ts): going back reuses it only unchanged. */
+  /** The folder's digest once installed, hook run (install/reuse-kept-release.ts): going back reuses it only unchanged. */
   tree?: string;
   /** The verification settings it was installed under (install/staging.ts stagingPolicy). */
   policy?: string;

@@ -24,15 +24,15 @@ import {
 import { indexFileName, MAX_INDEX_BYTES, parsePackIndex } from '../../release/format/pack-index.ts';
 import { compareVersions, type PatchLine, type VersionInfo } from '../../release/format/version-file.ts';
 import { haveZstd } from '../../core/zstd.ts';
-import { newBooks, readBook, type Books } from '../deploy-folder/digest-book.ts';
+import { newBooks, readBook, type Books } from '../deploy-folder/file-digests.ts';
 import { keptManifestFile, readState } from '../deploy-folder/state.ts';
-import { readCurrent } from '../deploy-folder/switch.ts';
+import { readCurrent } from '../deploy-folder/current-link.ts';
 import type { TrustedKeys } from '../trust/pgp.ts';
 import { checkProvenance } from '../trust/provenance.ts';
 import { releaseNameOf, type UpdateContext } from './context.ts';
 import { fetchAndUnpack, metadataTimeoutsOf, serverOf, timeoutsOf, type Unpacked } from './fetch.ts';
 import { rebuiltManifest } from './kept-manifest.ts';
-import { buildFromFiles, changedShare, MAX_FILES_SHARE } from './files-way.ts';
+import { buildFromFiles, changedShare, MAX_FILES_SHARE } from './fetch-missing-files.ts';
 import { buildFromPatch } from './patch-apply.ts';
 
 const HEADER_STEP = 64 * 1024;
@@ -305,7 +305,7 @@ async function rebuildFromDelta(
 
 /**
  * The release rebuilt in `work` from the current release's files and the tarball's members that
- * hold the others (files-way.ts), or undefined (with the reason logged) when that cannot be done
+ * hold the others (fetch-missing-files.ts), or undefined (with the reason logged) when that cannot be done
  * or costs more than the tarball; nothing is left in `work` then.
  */
 async function rebuildFromFiles(

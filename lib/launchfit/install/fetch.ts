@@ -16,7 +16,7 @@ import { loadReleaseKeys } from '../trust/release-keys.ts';
 import { LEDGER_FILE, LEDGER_HEAD_SIG_FILE, LEDGER_SIG_FILE, MAX_LEDGER_BYTES } from '../../release/format/ledger.ts';
 import { MAX_VERSION_FILE_BYTES, parseVersionFile, type VersionInfo } from '../../release/format/version-file.ts';
 import type { ManifestEntry } from '../../release/format/manifest.ts';
-import type { DigestBook } from '../deploy-folder/digest-book.ts';
+import type { DigestBook } from '../deploy-folder/file-digests.ts';
 import type { InstallWay } from '../../release/format/fleet-report.ts';
 import { MAX_SIGNATURE_BYTES, type UpdateContext } from './context.ts';
 
@@ -207,7 +207,7 @@ export interface Unpacked {
   from?: string;
   /** The signed manifest the folder was built from and checked against (a rebuilt release). */
   manifest?: ManifestEntry[];
-  /** The digests of the files checked as it was built, as a digest book (deploy-folder/digest-book.ts). */
+  /** The digests of the files checked as it was built, as a digest book (deploy-folder/file-digests.ts). */
   book?: DigestBook;
 }
 

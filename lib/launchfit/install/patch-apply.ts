@@ -8,7 +8,7 @@ import type { Stats } from 'node:fs';
 import { chmod, copyFile, lstat, open, realpath, rm, stat, symlink, utimes, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { VerificationError } from '../../core/errors.ts';
-import { bookDigest, bookHas, type Books } from '../deploy-folder/digest-book.ts';
+import { bookDigest, bookHas, type Books } from '../deploy-folder/file-digests.ts';
 import { withReadBuffer } from '../../core/read-buffer.ts';
 import { workSlices } from '../../core/work-slices.ts';
 import { fileDigest, fileDigestSync, SYNC_DIGEST_MAX, type ManifestEntry } from '../../release/format/manifest.ts';
@@ -36,7 +36,7 @@ export interface Held {
   real: string;
   /** Each folder's real path, taken once for the files in it (heldFile). */
   folders: Map<string, string>;
-  /** Its digest book (deploy-folder/digest-book.ts) and the one of the release being built. */
+  /** Its digest book (deploy-folder/file-digests.ts) and the one of the release being built. */
   books: Books;
 }
 

@@ -33,7 +33,7 @@ interface StagedRecord {
   policy?: string;
 }
 
-/** What verifying and unpacking a release depends on besides the keys: provenance and limits (also kept.ts's). */
+/** What verifying and unpacking a release depends on besides the keys: provenance and limits (also reuse-kept-release.ts's). */
 export function stagingPolicy(config: LaunchConfig): string {
   const u = config.updates;
   return JSON.stringify([

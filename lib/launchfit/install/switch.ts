@@ -9,18 +9,18 @@ import { readReleaseAppDefaults } from '../deploy-folder/config.ts';
 import { runBeforeSymlinkHook } from './hooks.ts';
 import { type TrustedKeys } from '../trust/pgp.ts';
 import { readState, updateState, writeState, type LaunchState, type StartFailure } from '../deploy-folder/state.ts';
-import { pruneReleases, readCurrent, removeRelease, swapCurrentSymlink } from '../deploy-folder/switch.ts';
+import { pruneReleases, readCurrent, removeRelease, swapCurrentSymlink } from '../deploy-folder/current-link.ts';
 import { compareVersions, type VersionInfo } from '../../release/format/version-file.ts';
 import { NO_APP, releaseNameOf, type CheckResult, type UpdateContext } from './context.ts';
 import { obtainRelease, type VersionSigner } from './delta.ts';
-import { folderTree, keptRelease, manifestTreeDigest } from './kept.ts';
+import { folderTree, keptRelease, manifestTreeDigest } from './reuse-kept-release.ts';
 import { keepManifest } from './kept-manifest.ts';
-import { writeBook, type DigestBook } from '../deploy-folder/digest-book.ts';
+import { writeBook, type DigestBook } from '../deploy-folder/file-digests.ts';
 import { takeStaged, dropStaged, stagingPolicy } from './staging.ts';
 
 /**
  * Download, verify and unpack a release (or take the one staged for it) into releases/NAME and
- * run its hook; or, when releases/NAME still holds it unchanged (kept.ts), take it as it is.
+ * run its hook; or, when releases/NAME still holds it unchanged (reuse-kept-release.ts), take it as it is.
  * Returns NAME.
  */
 export async function installRelease(

@@ -10,7 +10,7 @@ import { ensureHostId } from '../deploy-folder/host-id.ts';
 import { checkLedger, checkLedgerTail } from '../trust/ledger.ts';
 import { judgeSeq } from '../trust/seq.ts';
 import { readState, updateState, type DeployPaths, type LaunchState } from '../deploy-folder/state.ts';
-import { readCurrent } from '../deploy-folder/switch.ts';
+import { readCurrent } from '../deploy-folder/current-link.ts';
 import { rolloutBucket } from '../../release/format/bucket.ts';
 import { compareVersions, type VersionInfo } from '../../release/format/version-file.ts';
 import { type CheckResult, type UpdateContext } from './context.ts';

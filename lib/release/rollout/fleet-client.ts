@@ -8,7 +8,7 @@ import { readAtMost } from '../../http/read-at-most.ts';
 import { signRequest } from '../../http/signing.ts';
 import { MAX_FORGET_HOSTS, MAX_SILENT_DAYS, type VersionOnHosts } from '../format/fleet-report.ts';
 import { HOST_ID_PATTERN } from '../format/bucket.ts';
-import { leanFetch } from '../../http/lean-fetch.ts';
+import { leanFetch } from '../../http/client.ts';
 
 /** An answer of POST /fleet/forget is a few dozen bytes; more is not one. */
 const MAX_ANSWER_BYTES = 64 * 1024;

@@ -17,7 +17,7 @@ import { countStep, formatCounts, judgeStep, type Allowance, type FleetHost, typ
 import { nextSeq, placeVersionPair, readPublishedVersion, type PublishedVersion } from '../dest/seq.ts';
 import { loadSigningKey, publicCertificateFor, signDetached, type SigningKey } from '../format/signature.ts';
 import { compareVersions, formatVersionFile, type VersionInfo } from '../format/version-file.ts';
-import { leanFetch } from '../../http/lean-fetch.ts';
+import { leanFetch } from '../../http/client.ts';
 
 /** GET /fleet/APP for 10,000 hosts is about 3 MB; more than this is not a fleet answer. */
 const MAX_FLEET_ANSWER = 64 * 1024 * 1024;

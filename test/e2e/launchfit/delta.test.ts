@@ -23,7 +23,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { folderDigest } from '../../../lib/launchfit/install/kept.ts';
+import { folderDigest } from '../../../lib/launchfit/install/reuse-kept-release.ts';
 import { parseVersionFile } from '../../../lib/release/format/version-file.ts';
 import { runScript } from '../../_helpers/common.ts';
 import { currentOf, makeWorld, statusOf, type World } from '../../fixtures/launchfit/world.ts';

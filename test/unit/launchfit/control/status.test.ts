@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { collectStatus, formatStatus } from '../../../../lib/launchfit/control/status.ts';
 import { deployPaths, emptyState, writeState } from '../../../../lib/launchfit/deploy-folder/state.ts';
-import { swapCurrentSymlink } from '../../../../lib/launchfit/deploy-folder/switch.ts';
+import { swapCurrentSymlink } from '../../../../lib/launchfit/deploy-folder/current-link.ts';
 import { rolloutBucket } from '../../../../lib/release/format/bucket.ts';
 import { tmpDir } from '../../../_helpers/common.ts';
 

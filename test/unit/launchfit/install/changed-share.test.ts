@@ -1,11 +1,11 @@
-// The files way's cost estimate (lib/launchfit/install/files-way.ts changedShare), read from two
+// The files way's cost estimate (lib/launchfit/install/fetch-missing-files.ts changedShare), read from two
 // manifests' bytes before either is parsed: the share of the new release's file bytes the kept
 // manifest has no file for, by digest and size, so a moved file costs nothing and folders and
 // links count for nothing. End to end (a release all changed goes to the tarball): bench:delta (c).
 import { createHash } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { changedShare } from '../../../../lib/launchfit/install/files-way.ts';
+import { changedShare } from '../../../../lib/launchfit/install/fetch-missing-files.ts';
 import { formatManifest, type ManifestEntry } from '../../../../lib/release/format/manifest.ts';
 
 const sha = (text: string) => createHash('sha256').update(text).digest('hex');

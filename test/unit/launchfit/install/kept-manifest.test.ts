@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { silentLogger } from '../../../../lib/core/log.ts';
 import { deployPaths } from '../../../../lib/launchfit/deploy-folder/state.ts';
-import { folderTree, manifestTreeDigest } from '../../../../lib/launchfit/install/kept.ts';
+import { folderTree, manifestTreeDigest } from '../../../../lib/launchfit/install/reuse-kept-release.ts';
 import { keepManifest, rebuiltManifest } from '../../../../lib/launchfit/install/kept-manifest.ts';
 import { formatManifest, manifestOf } from '../../../../lib/release/format/manifest.ts';
 import { manifestChanges } from '../../../../lib/release/publish/patch.ts';

@@ -1,4 +1,4 @@
-// The `current` link and releases/ (lib/launchfit/deploy-folder/switch.ts) on a real folder: the
+// The `current` link and releases/ (lib/launchfit/deploy-folder/current-link.ts) on a real folder: the
 // swap is a rename of a new relative link, a link that is not releases/NAME is no current one,
 // leftovers of a crash go (never the current or previous release), and retention keeps both.
 import { existsSync, mkdirSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -12,7 +12,7 @@ import {
   readCurrent,
   removeRelease,
   swapCurrentSymlink,
-} from '../../../../lib/launchfit/deploy-folder/switch.ts';
+} from '../../../../lib/launchfit/deploy-folder/current-link.ts';
 import { tmpDir } from '../../../_helpers/common.ts';
 
 function folder(releases: string[]) {

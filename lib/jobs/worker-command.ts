@@ -17,7 +17,7 @@ import { processRunnerFor, type UpToDateCheck } from './process/runner.ts';
 import { connectQueueDatabase } from './pg/connect.ts';
 import { resolveQueueUrl } from '../db/connect.ts';
 import { Reaper } from './pg/reaper.ts';
-import { PgWorker } from './pg/worker.ts';
+import { PgWorker } from './pg/build-worker.ts';
 import { endOrphanedJobs } from './pg/orphans.ts';
 
 export interface WorkerSettings {

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { readdir, readlink, rename, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { ensureDir, syncDir, tempSibling } from '../../core/fs.ts';
-import { carryBooks, dropBook } from './digest-book.ts';
+import { carryBooks, dropBook } from './file-digests.ts';
 import { keptManifestFile, type DeployPaths, type LaunchState } from './state.ts';
 
 /** The release folder name `current` points at, or undefined when there is none. */

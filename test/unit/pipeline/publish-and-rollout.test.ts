@@ -1,11 +1,11 @@
-// The release version of a build (lib/pipeline/after-build.ts releaseVersion) and the
+// The release version of a build (lib/pipeline/publish-and-rollout.ts releaseVersion) and the
 // publish:/rollout: blocks of shipkit.yml (lib/config/pipeline.ts).
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { releaseVersion } from '../../../lib/pipeline/after-build.ts';
+import { releaseVersion } from '../../../lib/pipeline/publish-and-rollout.ts';
 import { parseShipkitConfig } from '../../../lib/config/shipkit-yml.ts';
 import { parseYamlText } from '../../../lib/core/yaml-config.ts';
 import { compareVersions } from '../../../lib/release/format/version-file.ts';

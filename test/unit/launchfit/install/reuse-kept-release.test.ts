@@ -1,4 +1,4 @@
-// The digest of a kept release folder (lib/launchfit/install/kept.ts): the same tree gives the
+// The digest of a kept release folder (lib/launchfit/install/reuse-kept-release.ts): the same tree gives the
 // same digest wherever it lies; any change a host could make (content, a file added or removed, a
 // mode, a symlink's target, an empty folder) gives another. keptRelease itself runs end to end in
 // test/e2e/launchfit/reuse.test.ts.
@@ -6,7 +6,7 @@ import { chmodSync, cpSync, mkdirSync, renameSync, rmSync, symlinkSync, unlinkSy
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { folderDigest } from '../../../../lib/launchfit/install/kept.ts';
+import { folderDigest } from '../../../../lib/launchfit/install/reuse-kept-release.ts';
 import { tmpDir } from '../../../_helpers/common.ts';
 
 let base: string;

@@ -1,4 +1,4 @@
-// leanFetch (lib/http/lean-fetch.ts), fetch on node:http, against real loopback servers: requests
+// leanFetch (lib/http/client.ts), fetch on node:http, against real loopback servers: requests
 // go and come back as with fetch (method, headers, body, status), redirects are followed, refused
 // or handed back as fetch does, aborts and cancels hang up, failures are fetch's TypeErrors, and
 // Node's own fetch (undici) is never loaded. What that saves is measured in bench:delta (the
@@ -10,12 +10,12 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { leanFetch, SHORT_BODY } from '../../../lib/http/lean-fetch.ts';
+import { leanFetch, SHORT_BODY } from '../../../lib/http/client.ts';
 import { ROOT } from '../../_helpers/common.ts';
 
 const run = promisify(execFile);
 const TSX = path.join(ROOT, 'node_modules/tsx/dist/loader.mjs');
-const LEAN_FETCH = path.join(ROOT, 'lib/http/lean-fetch.ts');
+const LEAN_FETCH = path.join(ROOT, 'lib/http/client.ts');
 
 type Handler = (req: http.IncomingMessage, body: string, res: http.ServerResponse) => void;
 

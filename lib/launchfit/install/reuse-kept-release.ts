@@ -8,7 +8,7 @@ import { workSlices } from '../../core/work-slices.ts';
 import path from 'node:path';
 import { messageOf } from '../../core/errors.ts';
 import type { TrustedKeys } from '../trust/pgp.ts';
-import { bookDigest, type DigestBook } from '../deploy-folder/digest-book.ts';
+import { bookDigest, type DigestBook } from '../deploy-folder/file-digests.ts';
 import { readState } from '../deploy-folder/state.ts';
 import {
   byPathBytes,

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { VerificationError } from '../../core/errors.ts';
 import { mapLimit } from '../../core/pool.ts';
 import type { ManifestEntry } from '../../release/format/manifest.ts';
-import type { Books } from '../deploy-folder/digest-book.ts';
+import type { Books } from '../deploy-folder/file-digests.ts';
 import type { PackIndex } from '../../release/format/pack-index.ts';
 import {
   gunzipMember,

@@ -1,4 +1,4 @@
-// The digest book (lib/launchfit/deploy-folder/digest-book.ts) on real files: a file is booked
+// The digest book (lib/launchfit/deploy-folder/file-digests.ts) on real files: a file is booked
 // only once its mtime is old, any write shows (a write with the mtime put back, by the ctime), a
 // book that cannot be read is empty, and removing a shared hard link carries the other books.
 import { lstatSync, mkdirSync, statSync, unlinkSync, utimesSync, writeFileSync, linkSync } from 'node:fs';
@@ -14,7 +14,7 @@ import {
   readBook,
   writeBook,
   type DigestBook,
-} from '../../../../lib/launchfit/deploy-folder/digest-book.ts';
+} from '../../../../lib/launchfit/deploy-folder/file-digests.ts';
 import { deployPaths } from '../../../../lib/launchfit/deploy-folder/state.ts';
 import { tmpDir } from '../../../_helpers/common.ts';
 
