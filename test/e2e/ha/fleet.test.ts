@@ -2,13 +2,16 @@
 // DATA/fleet/fleet.log is copied into the database at its first start with queue:; a report, a
 // rollout state and a forget taken by one node are answered the same by the other; a host
 // enrolled through one node cannot be spoken for with the app's secret through the other; the
-// status page's /metrics of both count the same hosts.
+// status page's /metrics of both count the same hosts. A report is taken once by all nodes, also
+// after a restart and in the second of the host's next (audit 1); the app's secret pins no seen
+// host on a node that has not read it yet (audit 2).
 import { existsSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { writeConfig } from '../../fixtures/hooks/deliveries.ts';
+import { hostCredential } from '../../../lib/release/format/fleet-report.ts';
 import { getFleet, hostId, report, send, signed } from '../../fixtures/fleet-requests.ts';
 import { startPostgres } from '../../fixtures/postgres.ts';
 import { tmpDir, waitFor, type Server } from '../../_helpers/common.ts';
@@ -91,6 +94,53 @@ test('two nodes, one fleet registry: copied in once, reports, rollouts and forge
     });
     assert.match(await metricsOf(a), /shipkit_fleet_hosts\{app="web",version="1\.1",result="updated"\} 2/);
     assert.is(await pg.sql(`SELECT count(*) FROM shipkit.fleet_hosts WHERE entry IS NOT NULL`), '2');
+  } finally {
+    assert.is(await a.stop(), 0, a.output());
+    assert.is(await b.stop(), 0, b.output());
+  }
+});
+
+test('two nodes: a report is taken once, also after a restart; the app secret cannot pin a seen host', async () => {
+  const pg = await startPostgres();
+  if (!pg) return;
+  const env = worldEnv(pg, { FLEET_WEB: FLEET });
+  const repos = { 'octo/site': {} };
+  const configA = withFleet(queueConfig('a', repos, { concurrency: 0 }).config);
+  let a = await startHookServer(configA, env);
+  const b = await startHookServer(withFleet(queueConfig('b', repos, { concurrency: 0 }).config), env);
+  try {
+    // Audit 1: two reports of one host in one second through a; the first replayed everywhere.
+    const host = hostId();
+    const credential = hostCredential(FLEET, host);
+    const second = (Math.floor(Date.now() / 1000) + 2) * 1000;
+    const first = signed(
+      '/fleet/reports',
+      report(host, { seq: 4, result: 'failed', reason: 'x' }),
+      credential,
+      () => second,
+    );
+    const next = signed('/fleet/reports', report(host, { seq: 4 }), credential, () => second + 900);
+    assert.is((await send(a, first)).status, 202);
+    assert.is((await send(a, next)).status, 202);
+    assert.is((await send(b, first)).status, 401, 'on the other node, whatever it has read');
+    assert.is(await a.stop(), 0, a.output());
+    a = await startHookServer(configA, env);
+    assert.is((await send(a, first)).status, 401, 'after a restart');
+    assert.is((await getFleet(a, FLEET)).json.hosts.find((h: any) => h.host === host).result, 'updated');
+    assert.is(await pg.sql(`SELECT cardinality(nonces) FROM shipkit.fleet_hosts WHERE host = '${host}'`), '2');
+
+    // Audit 2: a host enrols through a with SEQ 10; b, before it reads that, is asked with the app's secret.
+    const seen = hostId();
+    const enrol = await send(a, signed('/fleet/reports', report(seen, { seq: 10 }), FLEET));
+    assert.is(enrol.status, 202);
+    const forged = await send(b, signed('/fleet/reports', report(seen, { seq: 999_999_999_999_999 }), FLEET));
+    assert.is(forged.status, 401, JSON.stringify(forged.json));
+    const own = await send(b, signed('/fleet/reports', report(seen, { seq: 4 }), enrol.json.credential));
+    assert.is(own.status, 202, 'its credential report replaces the app-secret one, whatever the SEQ');
+    await waitFor(async () => (await getFleet(a, FLEET)).json.hosts.some((h: any) => h.host === seen && h.seq === 4), {
+      timeoutMs: 5_000,
+      what: "a to read the host's own report",
+    });
   } finally {
     assert.is(await a.stop(), 0, a.output());
     assert.is(await b.stop(), 0, b.output());
