@@ -121,7 +121,8 @@ Options:
   --list                   print the releases it can go back to (with --json: as JSON); writes nothing
   --state DIR              with --list: what was read at each DEST, as \`release history --state\`
   --fleet URL              hook-server's URL (with --fleet-secret): --list and the picker mark the
-                           releases every reporting host still holds (going back downloads nothing)
+                           releases every reporting host still holds (going back downloads nothing);
+                           a rollback is told to it, and recorded in its audit trail
   --fleet-secret SECRET    the app's fleet secret (file:PATH or env:NAME)
   --key FILE               armored OpenPGP secret key (the one release publish uses)
   --passphrase-file FILE   passphrase for the key (first line)
@@ -621,14 +622,31 @@ async function rollbackMain(args: Args, log: Logger): Promise<number> {
   const stray = stepFlags.find((flag) => args[flag] !== undefined);
   if (stray)
     throw new UsageError(`--${stray} goes with --steps (a rollback in steps). Run \`release rollback --help\`.`);
+  // With --fleet, hook-server records the rollback in its audit trail, as it records a rollout's steps.
+  const fleet = await fleetToTell(args);
   const { rollbackPublished } = await import('../lib/release/rollout/rollback.ts');
   const result = await rollbackPublished(rollback);
+  if (fleet) {
+    const { tellFleetOfRollback } = await import('../lib/release/rollout/rollback-steps.ts');
+    await tellFleetOfRollback({ ...fleet, log }, result);
+  }
   if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
   else
     process.stdout.write(
       `Rolled ${result.app} back from ${result.from} to ${result.version} (${result.file}) at ${result.to}: VERSION SEQ ${result.seq}\n`,
     );
   return 0;
+}
+
+/** `--fleet URL --fleet-secret SECRET`, checked and resolved before anything is written; undefined without. */
+async function fleetToTell(args: Args): Promise<{ fleet: string; secret: string } | undefined> {
+  if (args.fleet === undefined && args['fleet-secret'] === undefined) return undefined;
+  if (typeof args.fleet !== 'string' || !args.fleet || typeof args['fleet-secret'] !== 'string')
+    throw new UsageError("--fleet needs a URL and --fleet-secret the app's fleet secret (file:PATH or env:NAME).");
+  const { fleetBase } = await import('../lib/release/rollout/fleet-client.ts');
+  fleetBase(args.fleet);
+  const { resolveSecretFlag } = await import('../lib/core/secrets.ts');
+  return { fleet: args.fleet, secret: await resolveSecretFlag(args['fleet-secret'], '--fleet-secret') };
 }
 
 /** `release rollback … --steps`: the rollback at the first step, then the rollout's steps; 1 on a halt. */

@@ -336,8 +336,15 @@ async function fetchFleet(base: URL, opts: RolloutOptions): Promise<FleetHost[]>
   );
 }
 
-/** POST /fleet/rollouts: the status page shows the step; a failure to tell it is logged, not fatal. */
-async function postRollout(base: URL, opts: RolloutOptions, state: Record<string, unknown>): Promise<void> {
+/**
+ * POST /fleet/rollouts: the status page shows the step and hook-server's audit trail records what
+ * it means (lib/audit/actions.ts); a failure to tell it is logged, not fatal.
+ */
+export async function postRollout(
+  base: URL,
+  opts: Pick<RolloutOptions, 'secret' | 'fetch' | 'log'>,
+  state: Record<string, unknown>,
+): Promise<void> {
   const url = fleetPath(base, 'fleet/rollouts');
   const body = JSON.stringify(state);
   try {

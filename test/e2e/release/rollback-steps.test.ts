@@ -113,7 +113,8 @@ test('rollback --steps: V signed at ROLLOUT 1, raised step by step as a rollout,
     );
     assert.equal(
       fleet.rollouts.map((s) => `${s.version} ${s.percent} ${s.state}`),
-      ['1.0 1 running', '1.0 10 running', '1.0 50 running', '1.0 100 running', '1.0 100 done'],
+      // The rollback itself first (hook-server's audit trail records it), then the steps.
+      ['1.1 1 rolled_back', '1.0 1 running', '1.0 10 running', '1.0 50 running', '1.0 100 running', '1.0 100 done'],
     );
     // The same command again: 1.0 is current, nothing to sign, every step already there.
     const again = await runScript('release', rollbackArgs(fleet, dest, ['--version', '1.0', '--steps', '1,10,50,100']));
@@ -142,10 +143,7 @@ test('rollback --steps: a host failing V halts it with exit 1 and a halt entry; 
       rollbackArgs(fleet, dest, ['--version', '1.0', '--steps', '1,10,50,100', '--wait', '30']),
     );
     assert.is(r.exitCode, 1, r.stdout + r.stderr);
-    assert.match(
-      r.stdout,
-      /step 3\/4 \(ROLLOUT 50\): halted: 1 of 5 host\(s\) failed at 50%, more than --max-failures 0/,
-    );
+    assert.match(r.stdout, /step 3\/4 \(ROLLOUT 50\): halted: 1 of 5 hosts failed at 50%, more than --max-failures 0/);
     const entries = entriesOf(dest);
     assert.equal(
       entries.slice(2).map((e) => [e.action, e.version, e.rollout]),
