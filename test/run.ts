@@ -7,6 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import minimist from 'minimist';
 import { signalGroup } from '../lib/core/process-group.ts';
 import { failedInBatch, notRun } from './_helpers/run-output.ts';
@@ -122,11 +123,14 @@ for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const)
 /** On a signal: end every test file running and everything they started, say so, exit 130. */
 async function stopRun(signal: NodeJS.Signals): Promise<void> {
   progress.stop();
+  // Started by the tsx CLI, this process must answer the signal tsx passes on within 30 ms, or
+  // tsx SIGKILLs it: the first look through /proc waits until the copies have come.
+  await sleep(200);
   const files = running.size;
   const { names, survived } = await endProcesses(runFolder, [...running]);
   removeFolder(runFolder);
-  const started = names ? ` and what they started (${names})` : ' and what they started';
-  process.stdout.write(`\n${signal}: stopped ${files} running test file(s)${started}\n`);
+  const what = names ? ` and what they started (${names})` : ' and what they started';
+  process.stdout.write(`\n${signal}: stopped ${files} running test file(s)${what}\n`);
   if (survived.length) process.stdout.write(`still running after SIGKILL: ${survived.join(', ')}\n`);
   process.exit(130);
 }
@@ -194,10 +198,10 @@ async function runTask(task: Task): Promise<void> {
   );
   clearTimeout(timer);
   if (stopping) return; // stopRun ends what is left and says so
+  const seconds = (Date.now() - t0) / 1000;
   const left = await endProcesses(tmp, [child.pid!]);
   running.delete(child.pid!);
   removeFolder(tmp);
-  const seconds = (Date.now() - t0) / 1000;
   if (!task.batch) measured[task.name] = Math.round(seconds * 10) / 10;
   const verdict = timedOut
     ? `FAILED (still running after ${FILE_TIMEOUT_S} s: killed)`

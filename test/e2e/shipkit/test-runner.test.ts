@@ -63,7 +63,7 @@ async function stopAndCheck(command: string[], signal: NodeJS.Signals, target: (
     process.kill(target(runner), signal);
     assert.ok((await runner.exited) !== 0, runner.output());
     const said = new RegExp(`${signal}: stopped 1 running test file\\(s\\) and what they started \\(.*sleep`);
-    assert.match(runner.output(), said);
+    assert.match(runner.output(), said, runner.output());
     const left = () => processesUsing(runner.mark);
     await waitFor(() => left().length === 0, { timeoutMs: 5_000, what: 'no process left' }).catch(() => {
       assert.unreachable(`left running after the run:\n${describeProcesses(left())}\n${runner.output()}`);
@@ -85,8 +85,12 @@ test('SIGTERM to `npm test` reaches the runner, which ends everything', async ()
   await stopAndCheck(['npm', 'test', '--', '--sources'], 'SIGTERM', leader);
 });
 
-test("Ctrl-C in a terminal (SIGINT to npm's group, which npm and tsx pass on again) ends everything", async () => {
+test("Ctrl-C in a terminal (SIGINT to npm's group, which npm passes on again) ends everything", async () => {
   await stopAndCheck(['npm', 'test', '--', '--sources'], 'SIGINT', group);
+});
+
+test('Ctrl-C to `tsx test/run.ts` in a terminal (tsx passes it on, and kills what does not answer)', async () => {
+  await stopAndCheck([path.join(ROOT, 'node_modules/.bin/tsx'), ...RUNNER.slice(3)], 'SIGINT', group);
 });
 
 test('a count on each file, the running files when nothing finished, the slowest at the end', async () => {
