@@ -19,11 +19,14 @@ Audit page show it too. Lines are hash-chained like the release ledger: --verify
   --config FILE    shipkit.yml (the same search as hook-server's)
   --json           the entries as stored, one JSON object a line
   --verify         check the whole chain: every entry numbered on, each naming the sha256 of the
-                   line before, a cut of old entries (audit: keep_days) recorded by a retention entry
+                   line before, a cut of old entries (audit: keep_days) recorded by a retention entry,
+                   and the trail against its head kept in DATA/audit-head.json (a cut end, or a
+                   chain made again from some entry on)
   -h, --help       this help
 Text from requests (repo, ref, user names) is printed with control characters as \\u escapes.
 Exit codes: 0 printed or verified, 2 bad arguments or configuration, or the chain is broken (the
-message names the first entry that breaks it).
+message names the first entry that breaks it), or the trail was cut or rewritten (the message
+says which, against the kept head).
 `;
 
 async function openStore(args: Args, log: Logger) {
@@ -34,17 +37,25 @@ async function openStore(args: Args, log: Logger) {
 }
 
 async function verifyMain(args: Args, log: Logger): Promise<number> {
-  const { verifyAuditChain } = await import('../lib/audit/chain.ts');
+  const { verifyAgainstKept } = await import('../lib/audit/head.ts');
   const store = await openStore(args, log);
   try {
-    const { entries, head, torn } = verifyAuditChain(await store.readAll());
+    const { entries, head, torn, kept } = await verifyAgainstKept(await store.readAll(), store.head);
     if (torn) log.warn('the last line is torn (its write never finished, so it was never acknowledged); left out');
+    if (!kept && head)
+      log.warn(
+        `no head of the trail is kept in ${store.head?.file} yet, so a cut of its end cannot be told: it is kept from the next entry on`,
+      );
     const first = entries[0]?.n;
-    if (args.json) process.stdout.write(`${JSON.stringify({ ok: true, entries: entries.length, first, head })}\n`);
+    const against = kept ? `; it holds the head kept in ${store.head?.file} (entry ${kept.n})` : '';
+    if (args.json)
+      process.stdout.write(
+        `${JSON.stringify({ ok: true, entries: entries.length, first, head, kept: kept ?? null })}\n`,
+      );
     else if (!head) process.stdout.write(`Nothing recorded yet in ${store.where()}.\n`);
     else
       process.stdout.write(
-        `The audit trail verifies: entries ${first} to ${head.n}${first > 1 ? ` (1 to ${first - 1} cut, as a retention entry records)` : ''}; head sha256 ${head.hash}\n`,
+        `The audit trail verifies: entries ${first} to ${head.n}${first > 1 ? ` (1 to ${first - 1} cut, as a retention entry records)` : ''}; head sha256 ${head.hash}${against}\n`,
       );
     return 0;
   } finally {

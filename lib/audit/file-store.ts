@@ -1,7 +1,7 @@
 // The audit trail without `queue:`: DATA/audit/audit.jsonl, appended under a lock file (hook-server
 // and `hook-server --end-sessions` may both write) and synced before the action is answered. The
-// head is read from the file's end each time, so no writer works from a stale one.
-// The whole story: docs/audit.md.
+// head is read from the file's end each time, so no writer works from a stale one, and kept
+// apart in DATA/audit-head.json (head.ts) once the line is synced. The whole story: docs/audit.md.
 import { open, readFile, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import { atomicWriteFile, ensureDir, readFileTail, syncDir } from '../core/fs.ts';
@@ -18,6 +18,7 @@ import {
   type AuditHead,
   type NewAuditEntry,
 } from './chain.ts';
+import type { HeadFile } from './head.ts';
 import { selectEntries, type AuditQuery } from './query.ts';
 import { cutOf, retentionEntry, type AuditRow, type AuditStore, type Pruned } from './store.ts';
 
@@ -40,11 +41,13 @@ async function readOrEmpty(file: string, read: (file: string) => Promise<Buffer>
 
 export class AuditFile implements AuditStore {
   readonly file: string;
+  readonly head: HeadFile | undefined;
   /** One append or prune at a time in this process; the lock file keeps other processes out. */
   private turn: Promise<unknown> = Promise.resolve();
 
-  constructor(file: string) {
+  constructor(file: string, head?: HeadFile) {
     this.file = file;
+    this.head = head;
   }
 
   where(): string {
@@ -56,8 +59,9 @@ export class AuditFile implements AuditStore {
       const { head, goodBytes, torn } = await this.readHead();
       // A torn last line was never acknowledged (its writer died mid-write): cut before appending.
       if (torn) await truncate(this.file, goodBytes);
-      const { lines } = chainLines(entries, head);
+      const { lines, head: after } = chainLines(entries, head);
       await this.write(lines.map((l) => `${l}\n`).join(''));
+      if (after) await this.head?.keep(head, after, (n) => this.hashOf(n));
       return lines.map((l) => JSON.parse(l) as AuditEntry);
     });
   }
@@ -90,15 +94,22 @@ export class AuditFile implements AuditStore {
       const kept = lines.slice(cut.count);
       const lastCut = lines[cut.count - 1];
       const entry = retentionEntry(cut, sha256Hex(lastCut), keepDays, now);
-      const { lines: added } = chainLines([entry], head);
+      const { lines: added, head: after } = chainLines([entry], head);
       const content = [...kept.map((l) => l.toString('utf8')), ...added].map((l) => `${l}\n`).join('');
       await atomicWriteFile(this.file, content, { mode: 0o640 });
+      await this.head?.keep(head, after!, (n) => this.hashOf(n));
       return { cut: cut.count, through: cut.through };
     });
   }
 
   async close(): Promise<void> {
     await this.turn.catch(() => undefined);
+  }
+
+  /** The sha256 of entry `n`'s line, if the file holds it (the kept head checked before it is raised). */
+  private async hashOf(n: number): Promise<string | undefined> {
+    const line = splitLines(await this.readAll()).lines.find((l) => entryOfLine(l)?.n === n);
+    return line && sha256Hex(line);
   }
 
   private exclusive<T>(work: () => Promise<T>): Promise<T> {

@@ -16,6 +16,7 @@ import {
   type AuditEntry,
   type NewAuditEntry,
 } from './chain.ts';
+import type { HeadFile } from './head.ts';
 import type { AuditQuery } from './query.ts';
 import { cutOf, retentionEntry, type AuditRow, type AuditStore, type Pruned } from './store.ts';
 import { LOCKS } from '../db/locks.ts';
@@ -24,14 +25,19 @@ const LOCK_SQL = `SELECT pg_advisory_xact_lock(${LOCKS.audit})`;
 
 /** `entries` appended in the caller's transaction (`client` must be in one): committed with it. */
 export async function appendAuditRows(client: Queryable, entries: NewAuditEntry[]): Promise<AuditEntry[]> {
+  return (await appendRows(client, entries)).added;
+}
+
+/** As appendAuditRows, with the head the entries were appended after and the one they leave. */
+async function appendRows(client: Queryable, entries: NewAuditEntry[]) {
   await client.query(LOCK_SQL);
   const { rows } = await client.query('SELECT n, line FROM shipkit.audit ORDER BY n DESC LIMIT 1');
-  const head = rows.length ? { n: Number(rows[0].n), hash: sha256Hex(String(rows[0].line)) } : undefined;
-  const { lines } = chainLines(entries, head);
+  const before = rows.length ? { n: Number(rows[0].n), hash: sha256Hex(String(rows[0].line)) } : undefined;
+  const { lines, head: after } = chainLines(entries, before);
   const added = lines.map((l) => JSON.parse(l) as AuditEntry);
   for (const [i, line] of lines.entries())
     await client.query('INSERT INTO shipkit.audit (n, at, line) VALUES ($1, $2, $3)', [added[i].n, added[i].at, line]);
-  return added;
+  return { added, before, after };
 }
 
 async function readAllIn(client: Queryable): Promise<Buffer> {
@@ -42,14 +48,16 @@ async function readAllIn(client: Queryable): Promise<Buffer> {
 export class AuditTable implements AuditStore {
   private readonly pool: pg.Pool;
   private readonly db: Pick<QueueDatabase, 'where'>;
+  readonly head: HeadFile | undefined;
 
-  constructor(pool: pg.Pool, db: Pick<QueueDatabase, 'where'>) {
+  constructor(pool: pg.Pool, db: Pick<QueueDatabase, 'where'>, head?: HeadFile) {
     this.pool = pool;
     this.db = db;
+    this.head = head;
   }
 
   /** A pool of its own on `db`, shipkit's tables made if missing (as the queue makes them). */
-  static async open(db: QueueDatabase, name: string, log: Logger): Promise<AuditTable> {
+  static async open(db: QueueDatabase, name: string, log: Logger, head?: HeadFile): Promise<AuditTable> {
     const pool = await connectPool(db, name, log);
     try {
       const client = await pool.connect();
@@ -62,15 +70,23 @@ export class AuditTable implements AuditStore {
       await pool.end().catch(() => undefined);
       throw error;
     }
-    return new AuditTable(pool, db);
+    return new AuditTable(pool, db, head);
   }
 
   where(): string {
     return `the table shipkit.audit of the queue database at ${this.db.where}`;
   }
 
-  append(entries: NewAuditEntry[]): Promise<AuditEntry[]> {
-    return inTransaction(this.pool, (c) => appendAuditRows(c, entries));
+  /** Committed, then the head kept in DATA raised (head.ts): this node's file keeps what it appended. */
+  async append(entries: NewAuditEntry[]): Promise<AuditEntry[]> {
+    const { added, before, after } = await inTransaction(this.pool, (c) => appendRows(c, entries));
+    if (after) await this.head?.keep(before, after, (n) => this.hashOf(n));
+    return added;
+  }
+
+  private async hashOf(n: number): Promise<string | undefined> {
+    const { rows } = await this.pool.query('SELECT line FROM shipkit.audit WHERE n = $1', [n]);
+    return rows.length ? sha256Hex(String(rows[0].line)) : undefined;
   }
 
   async read({ since, limit }: AuditQuery): Promise<AuditRow[]> {
@@ -92,19 +108,21 @@ export class AuditTable implements AuditStore {
   }
 
   /** As the file's prune, in one transaction under the append lock: any node may run it. */
-  prune(before: Date, keepDays: number, now: Date, node?: string): Promise<Pruned> {
-    return inTransaction(this.pool, async (c) => {
+  async prune(before: Date, keepDays: number, now: Date, node?: string): Promise<Pruned> {
+    const pruned = await inTransaction(this.pool, async (c) => {
       await c.query(LOCK_SQL);
       const bytes = await readAllIn(c);
       const { entries, head } = verifyAuditChain(bytes);
       const cut = cutOf(entries, before);
-      if (!cut || !head) return { cut: 0 };
+      if (!cut || !head) return { cut: 0, before: undefined, after: undefined };
       const lastCut = splitLines(bytes).lines[cut.count - 1];
       await c.query('DELETE FROM shipkit.audit WHERE n <= $1', [cut.through]);
       const entry = retentionEntry(cut, sha256Hex(lastCut), keepDays, now);
-      await appendAuditRows(c, [{ ...entry, ...(node ? { node } : {}) }]);
-      return { cut: cut.count, through: cut.through };
+      const appended = await appendRows(c, [{ ...entry, ...(node ? { node } : {}) }]);
+      return { cut: cut.count, through: cut.through, before: appended.before, after: appended.after };
     });
+    if (pruned.after) await this.head?.keep(pruned.before, pruned.after, (n) => this.hashOf(n));
+    return { cut: pruned.cut, through: pruned.through };
   }
 
   async close(): Promise<void> {

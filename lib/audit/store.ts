@@ -1,6 +1,7 @@
 // Where the audit trail is kept, seen from the one who records and reads it: a file in DATA
 // (file-store) or a table of the queue database (pg-store). What a retention cut is, both share.
 import type { AuditEntry, NewAuditEntry } from './chain.ts';
+import type { HeadFile } from './head.ts';
 import type { AuditQuery } from './query.ts';
 
 /** An entry and its line as stored: the line is what the chain hashes. */
@@ -25,6 +26,8 @@ export interface AuditStore {
   prune(before: Date, keepDays: number, now: Date, node?: string): Promise<Pruned>;
   /** The file or database, for messages. */
   where(): string;
+  /** Where the trail's head is kept (DATA/audit-head.json), raised after each append. */
+  readonly head?: HeadFile;
   close(): Promise<void>;
 }
 

@@ -11,6 +11,7 @@ import type { Logger } from '../core/log.ts';
 import { resolveQueueUrl } from '../db/connect.ts';
 import type { AuditEntry, NewAuditEntry } from './chain.ts';
 import { AuditFile, auditFileOf } from './file-store.ts';
+import { auditHeadFileOf, HeadFile } from './head.ts';
 import { AuditTable } from './pg-store.ts';
 import type { AuditQuery } from './query.ts';
 import type { AuditRow, AuditStore, Pruned } from './store.ts';
@@ -36,19 +37,21 @@ export interface AuditTrailOptions {
   now?: () => Date;
 }
 
-/** The trail's store for `config`: DATA/audit/audit.jsonl, or shipkit.audit with `queue:`. */
+/** The trail's store for `config`: DATA/audit/audit.jsonl, or shipkit.audit with `queue:`; its head kept in DATA. */
 export async function openAuditStore(
   config: AuditConfig,
   name: string,
   { log, env }: AuditTrailOptions,
 ): Promise<AuditStore> {
-  if (!config.queue) return new AuditFile(auditFileOf(config.data));
+  // The head is kept where the trail is not: beside DATA/audit/, or in DATA for the database's trail.
+  const head = new HeadFile(auditHeadFileOf(config.data), log);
+  if (!config.queue) return new AuditFile(auditFileOf(config.data), head);
   const db = await resolveQueueUrl(config.queue, {
     env: env ?? process.env,
     baseDir: path.dirname(config.file),
     where: `${config.file}: queue`,
   });
-  return AuditTable.open(db, name, log);
+  return AuditTable.open(db, name, log, head);
 }
 
 export class AuditTrail {

@@ -41,6 +41,8 @@ export interface BackupResult {
 const SKIPPED = [/^tmp(\/|$)/, /^repos(\/|$)/, /\.lock$/, /\.takeover$/, /(^|\/)\.[^/]*\.tmp-/];
 /** Append-only logs of lines (the journal, fleet.log, the audit trail): copied up to the last whole line, so every record in the copy is whole. */
 const APPEND_ONLY = /(\.journal|(^|\/)fleet\/fleet\.log|(^|\/)audit\/audit\.jsonl)$/;
+/** The audit trail's head, kept in DATA apart from the trail (lib/audit/head.ts AUDIT_HEAD_FILE). */
+const AUDIT_HEAD = 'audit-head.json';
 
 export async function takeBackup(options: BackupOptions): Promise<BackupResult> {
   const { config, to, log } = options;
@@ -67,7 +69,8 @@ export async function takeBackup(options: BackupOptions): Promise<BackupResult> 
     }
     const since =
       options.logsDays === undefined ? 0 : (options.now ?? new Date()).getTime() - options.logsDays * 86_400_000;
-    for (const rel of await walk(config.data)) {
+    // The audit trail's kept head before the trail (and the database): never ahead of the copy.
+    for (const rel of (await walk(config.data)).sort((a, b) => +(b === AUDIT_HEAD) - +(a === AUDIT_HEAD))) {
       const file = path.join(config.data, rel);
       if (SKIPPED.some((pattern) => pattern.test(rel)) || secretFiles.includes(file) || file === config.file) continue;
       const kind: PartKind = rel.startsWith('logs/') || rel.startsWith('jobs/') ? 'log' : 'data';

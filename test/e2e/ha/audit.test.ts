@@ -1,9 +1,13 @@
 // The audit trail with queue: (docs/audit.md): two hook-servers logging people in at once, and
 // `deliveries replay` of a stored delivery whose repo holds a newline, ANSI and `..`, all append
 // to shipkit.audit as one chain that `shipkit audit --verify` checks; the refused replay is
-// recorded and shown escaped; an edited row makes --verify exit 2 naming it.
+// recorded and shown escaped; an edited row makes --verify exit 2 naming it; rows re-made from
+// one on, or cut from the end, are found by the head a node keeps in its DATA.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { chainLines, sha256Hex, type AuditEntry } from '../../../lib/audit/chain.ts';
 import { startPostgres } from '../../fixtures/postgres.ts';
 import { runScript, startScript } from '../../_helpers/common.ts';
 import { pushPayload } from '../../fixtures/hooks/deliveries.ts';
@@ -72,6 +76,55 @@ test('two nodes appending at once keep one chain; a hostile replay is refused, r
     assert.is(await a.stop(), 0, a.output());
     assert.is(await b.stop(), 0, b.output());
   }
+});
+
+test("the database's trail against the head a node keeps in DATA: rows re-made from one on, or cut, exit 2", async () => {
+  const pg = await startPostgres();
+  if (!pg) return;
+  const env = worldEnv(pg);
+  const repos = { 'octo/site': {} };
+  const { dir, config } = queueConfig('a', repos, { concurrency: 0 });
+  const node = (file: string, name: string) =>
+    startScript('hook-server', ['--config', file, '--listen', '127.0.0.1:0', '--name', name], { env });
+  for (const [file, name, users] of [
+    [config, 'a', ['u1', 'u2', 'u3', 'u4', 'u5', 'u6']],
+    [queueConfig('b', repos, { concurrency: 0 }).config, 'b', ['u7', 'u8']],
+  ] as const) {
+    const server = await node(file, name);
+    try {
+      for (const user of users) assert.is((await login(server.url, user)).status, 303);
+    } finally {
+      assert.is(await server.stop(), 0, server.output());
+    }
+  }
+  const kept = JSON.parse(readFileSync(path.join(dir, 'data', 'audit-head.json'), 'utf8'));
+  const rows = (await pg.sql('SELECT line FROM shipkit.audit ORDER BY n')).split('\n');
+  assert.equal([kept.n, kept.hash], [6, sha256Hex(rows[5])], "node a keeps the head it appended; b's came after");
+  const verify = () => runScript('audit', ['--verify', '--config', config], { env });
+  const whole = await verify();
+  assert.is(whole.exitCode, 0, whole.stderr);
+  assert.match(whole.stdout, 'entries 1 to 8; head sha256');
+  assert.match(whole.stdout, '(entry 6)');
+
+  // Entry 2 edited, rows 3 to 8 chained anew after it: the chain verifies, the kept head does not match.
+  const entries = rows.map((l) => JSON.parse(l) as AuditEntry);
+  const rest = entries.slice(1).map(({ n: _n, prev: _p, ...e }, i) => (i === 0 ? { ...e, detail: { user: 'x' } } : e));
+  const remade = chainLines(rest, { n: 1, hash: sha256Hex(rows[0]) }).lines;
+  const put = (lines: string[], from: number) =>
+    pg.sql(lines.map((l, i) => `UPDATE shipkit.audit SET line = $L$${l}$L$ WHERE n = ${from + i};`).join('\n'));
+  await put(remade, 2);
+  const rewritten = await verify();
+  assert.is(rewritten.exitCode, 2, rewritten.stdout);
+  assert.match(rewritten.stderr, 'the audit trail was rewritten: entry 6 is not the one whose sha256');
+
+  // Put back, then the end cut below the kept head.
+  await put(rows, 1);
+  assert.is((await verify()).exitCode, 0);
+  await pg.sql('DELETE FROM shipkit.audit WHERE n > 4');
+  const cut = await verify();
+  assert.is(cut.exitCode, 2, cut.stdout);
+  assert.match(cut.stderr, 'the audit trail was cut: it ends at entry 4');
+  assert.match(cut.stderr, 'entries 5 to 6 were removed from its end');
 });
 
 test.run();

@@ -2,13 +2,14 @@
 // name, a login, rollout steps, a halt with a hostile reason, a resume and a rollback, a logout
 // and `hook-server --end-sessions`, each on disk before its answer; GET /audit only with the
 // token; the Audit page and `shipkit audit` show hostile text escaped; `--verify` names the entry
-// an edit or a removal broke (exit 2); keep_days cuts old entries with a retention entry.
+// an edit or a removal broke, and a cut end or a re-made chain by the head kept in DATA (exit 2,
+// also after more entries; the head in a backup); keep_days cuts old entries with a retention entry.
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chainLines } from '../../../lib/audit/chain.ts';
+import { chainLines, sha256Hex, verifyAuditChain, type AuditEntry } from '../../../lib/audit/chain.ts';
 import { writeConfig } from '../../fixtures/hooks/deliveries.ts';
 import { send, signed } from '../../fixtures/fleet-requests.ts';
 import { runScript, startScript, tmpDir, type Server } from '../../_helpers/common.ts';
@@ -26,6 +27,7 @@ function config(dir: string, extra = ''): string {
 }
 
 const trailOf = (dir: string) => path.join(dir, 'data', 'audit', 'audit.jsonl');
+const keptHeadOf = (dir: string) => JSON.parse(readFileSync(path.join(dir, 'data', 'audit-head.json'), 'utf8'));
 const lines = (dir: string) => readFileSync(trailOf(dir), 'utf8').split('\n').filter(Boolean);
 const start = (file: string) => startScript('hook-server', ['--config', file, '--listen', '127.0.0.1:0'], { env });
 const audit = (file: string, ...args: string[]) => runScript('audit', ['--config', file, ...args], { env });
@@ -151,6 +153,83 @@ test('actions are recorded before they are answered; read with the token only; h
   assert.is(removed.exitCode, 2);
   assert.match(removed.stderr, 'audit entry 5: is numbered 6');
   assert.is((await audit(file, '--since', 'yesterday')).exitCode, 2);
+});
+
+/** The trail made again from entry `from` on: `change`d there, every later line chained anew (only a kept head tells). */
+function remadeFrom(lines: string[], from: number, change: (e: AuditEntry) => AuditEntry): string {
+  const entries = lines.map((l) => JSON.parse(l) as AuditEntry);
+  const rest = entries.slice(from - 1).map((e, i) => {
+    const { n: _n, prev: _prev, ...fields } = i === 0 ? change(e) : e;
+    return fields;
+  });
+  const head = from > 1 ? { n: from - 1, hash: sha256Hex(lines[from - 2]) } : undefined;
+  return [...lines.slice(0, from - 1), ...chainLines(rest, head).lines].map((l) => `${l}\n`).join('');
+}
+
+test('--verify holds the trail against its head kept in DATA: a cut end and a chain made again are found', async () => {
+  const dir = tmpDir('shipkit-audit-');
+  const file = config(dir);
+  let server = await start(file);
+  try {
+    for (const user of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank'])
+      assert.is((await login(server, TOKEN, user)).status, 303);
+  } finally {
+    assert.is(await server.stop(), 0, server.output());
+  }
+  const original = readFileSync(trailOf(dir), 'utf8');
+  assert.equal(keptHeadOf(dir).n, 6);
+  assert.is(keptHeadOf(dir).hash, sha256Hex(lines(dir)[5]), "the head kept is the last line's sha256");
+  const whole = await audit(file, '--verify');
+  assert.is(whole.exitCode, 0, whole.stderr);
+  assert.match(
+    whole.stdout,
+    /entries 1 to 6; head sha256 [0-9a-f]{64}; it holds the head kept in .*audit-head\.json \(entry 6\)/,
+  );
+
+  // The last two entries cut: a chain that still verifies on its own, but ends before the kept head.
+  writeFileSync(trailOf(dir), `${original.split('\n').slice(0, 4).join('\n')}\n`);
+  assert.ok(verifyAuditChain(readFileSync(trailOf(dir))).head, 'the cut trail verifies as a chain');
+  const cut = await audit(file, '--verify');
+  assert.is(cut.exitCode, 2, cut.stdout);
+  assert.match(cut.stderr, 'the audit trail was cut: it ends at entry 4, but its head kept in');
+  assert.match(cut.stderr, 'entries 5 to 6 were removed from its end');
+
+  // Entry 3 edited and every line after it chained anew: only the kept head tells.
+  const remade = remadeFrom(original.trim().split('\n'), 3, (e) => ({ ...e, detail: { user: 'mallory' } }));
+  writeFileSync(trailOf(dir), remade);
+  assert.is(verifyAuditChain(readFileSync(trailOf(dir))).head?.n, 6, 'the re-made chain verifies on its own');
+  const rewritten = await audit(file, '--verify');
+  assert.is(rewritten.exitCode, 2, rewritten.stdout);
+  assert.match(rewritten.stderr, 'the audit trail was rewritten: entry 6 is not the one whose sha256');
+
+  // hook-server appends to the re-made trail: the kept head is not raised over it (that would hide it).
+  server = await start(file);
+  try {
+    assert.is((await login(server, TOKEN, 'grace')).status, 303);
+  } finally {
+    assert.is(await server.stop(), 0, server.output());
+  }
+  assert.match(server.output(), 'the trail does not hold its head kept in');
+  assert.is(lines(dir).length, 7);
+  assert.is(keptHeadOf(dir).n, 6);
+  const still = await audit(file, '--verify');
+  assert.is(still.exitCode, 2);
+  assert.match(still.stderr, 'the audit trail was rewritten: entry 6');
+
+  // Put back whole and appended to: the head follows; a backup holds it.
+  writeFileSync(trailOf(dir), original);
+  server = await start(file);
+  try {
+    assert.is((await login(server, TOKEN, 'heidi')).status, 303);
+  } finally {
+    assert.is(await server.stop(), 0, server.output());
+  }
+  assert.is(keptHeadOf(dir).n, 7);
+  assert.is((await audit(file, '--verify')).exitCode, 0);
+  const to = path.join(tmpDir('shipkit-audit-backup-'), 'b');
+  const backup = await runScript('backup', ['--to', to, '--config', file], { env });
+  assert.is(backup.exitCode, 0, backup.stderr);
+  assert.equal(JSON.parse(readFileSync(path.join(to, 'data', 'audit-head.json'), 'utf8')), keptHeadOf(dir));
 });
 
 test('keep_days: entries older than that are cut at start, a retention entry says so, the chain verifies', async () => {
