@@ -8,12 +8,9 @@ import path from 'node:path';
 import { ValidationError, messageOf } from '../../core/errors.ts';
 import type { Destination, StepHook } from './destination.ts';
 import { readDetachedSignature, verifySignaturePacket } from '../format/signature.ts';
-import { parseVersionFile, type VersionInfo } from '../format/version-file.ts';
+import { MAX_SEQ, parseVersionFile, type VersionInfo } from '../format/version-file.ts';
 
 type OpenPgp = typeof import('openpgp');
-
-/** The largest SEQ: 15 digits, as VERSION allows. */
-export const MAX_SEQ = 999_999_999_999_999;
 
 export interface PublishedVersion {
   info: VersionInfo;

@@ -8,13 +8,8 @@ import * as assert from 'uvu/assert';
 import { ValidationError } from '../../../../lib/core/errors.ts';
 import { silentLogger } from '../../../../lib/core/log.ts';
 import { openDestination } from '../../../../lib/release/dest/destination.ts';
-import {
-  MAX_SEQ,
-  nextSeq,
-  ownSignatureOver,
-  placeVersionPair,
-  readPublishedVersion,
-} from '../../../../lib/release/dest/seq.ts';
+import { nextSeq, ownSignatureOver, placeVersionPair, readPublishedVersion } from '../../../../lib/release/dest/seq.ts';
+import { MAX_SEQ } from '../../../../lib/release/format/version-file.ts';
 import { signDetached, type SigningKey } from '../../../../lib/release/format/signature.ts';
 import { tmpDir } from '../../../_helpers/common.ts';
 

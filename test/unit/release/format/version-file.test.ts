@@ -7,6 +7,7 @@ import { ValidationError } from '../../../../lib/core/errors.ts';
 import {
   compareVersions,
   formatVersionFile,
+  MAX_SEQ,
   MAX_VERSION_FILE_BYTES,
   parseRolloutPercent,
   parseVersionFile,
@@ -52,6 +53,11 @@ test('every key parsed; SHA256 lowercased; CRLF and unknown keys accepted', () =
       rollout: 12.5,
     },
   );
+});
+
+test('MAX_SEQ is the largest SEQ a VERSION carries: one more is refused', () => {
+  assert.is(parseVersionFile(`CURRENT 1.0 a.tar.gz\nSEQ ${MAX_SEQ}`).seq, MAX_SEQ);
+  refused(`CURRENT 1.0 a.tar.gz\nSEQ ${MAX_SEQ + 1}`, /SEQ must be a whole number from 1 to 15 digits/);
 });
 
 test('formatVersionFile writes what parseVersionFile reads back', () => {
