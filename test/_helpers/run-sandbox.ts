@@ -3,7 +3,7 @@
 // starts, also one that left its process group (a daemonized gpg-agent, PostgreSQL from pg_ctl,
 // a hook-server's build), names that folder in its environment, command line or working folder,
 // where test/fixtures/processes.ts finds it. Ending a file's group alone would leave those behind.
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,11 +20,16 @@ export function makeRunFolder(parent = os.tmpdir()): string {
 /**
  * The TMPDIR of the run's `index`th process. Fixed-width names, so that no folder's path is the
  * start of another's (processesUsing matches a path anywhere in a command line or environment).
+ * tsx keeps its compile cache in TMPDIR/tsx-UID: that one links to the shared one in `shared`,
+ * or each test process would compile everything it imports anew (a quarter second or more).
  */
-export function makeTmpDir(runFolder: string, index: number): string {
+export function makeTmpDir(runFolder: string, index: number, shared = os.tmpdir()): string {
   const dir = path.join(runFolder, String(index).padStart(4, '0'));
   mkdirSync(dir);
   chmodSync(dir, 0o1777);
+  const tsxCache = `tsx-${process.geteuid?.() ?? os.userInfo().username}`;
+  mkdirSync(path.join(shared, tsxCache), { recursive: true, mode: 0o700 });
+  symlinkSync(path.join(shared, tsxCache), path.join(dir, tsxCache));
   return dir;
 }
 
