@@ -3,7 +3,7 @@
 // for TEST_PROGRESS_S, the slowest at the end; stopped by SIGTERM (to it or to npm), no process a
 // test file started survives, daemons (setsid, gpg-agent) and a shell loop in its own group included.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -24,6 +24,8 @@ setInterval(() => {}, 1000);
 
 interface Runner {
   child: ChildProcess;
+  /** The runner's TMPDIR, where it makes the folder of its run. */
+  tmp: string;
   output: () => string;
   exited: Promise<number | null>;
   /** In the environment of the runner and of everything it starts: what finds them in /proc. */
@@ -33,9 +35,11 @@ interface Runner {
 /** `command` (the runner, or npm test) on the test files of `dir`; `detached`: in a process group of its own, as a terminal's foreground job. */
 function startRunner(dir: string, command: string[], env: Record<string, string> = {}, detached = false): Runner {
   const mark = `shipkit-runner-test-${path.basename(dir)}`;
+  const tmp = path.join(dir, 'tmp');
+  mkdirSync(tmp);
   const child = spawn(command[0], command.slice(1), {
     cwd: ROOT,
-    env: { ...process.env, TEST_DIR: dir, SHIPKIT_RUNNER_TEST_MARK: mark, ...env },
+    env: { ...process.env, TEST_DIR: dir, TMPDIR: tmp, SHIPKIT_RUNNER_TEST_MARK: mark, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached,
   });
@@ -43,8 +47,10 @@ function startRunner(dir: string, command: string[], env: Record<string, string>
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  return { child, output: () => out, exited, mark };
+  return { child, tmp, output: () => out, exited, mark };
 }
+
+const runFolders = (runner: Runner) => readdirSync(runner.tmp).filter((f) => f.startsWith('shipkit-run-'));
 
 const RUNNER = [process.execPath, '--import', 'tsx', path.join(ROOT, 'test/run.ts'), '--sources'];
 
@@ -68,6 +74,7 @@ async function stopAndCheck(command: string[], signal: NodeJS.Signals, target: (
     await waitFor(() => left().length === 0, { timeoutMs: 5_000, what: 'no process left' }).catch(() => {
       assert.unreachable(`left running after the run:\n${describeProcesses(left())}\n${runner.output()}`);
     });
+    assert.equal(runFolders(runner), [], 'the run folder is removed');
   } finally {
     runner.child.kill('SIGKILL');
     await killProcessesUsing(runner.mark);
@@ -117,6 +124,7 @@ setTimeout(() => {}, 3000);
     assert.match(out, /^slowest 4 test files:\n +\d+\.\ds {2}\S*slow\.test\.ts\n/m);
     assert.match(out, /^4\/4 test files passed in \d+\.\ds/m);
     assert.equal(describeProcesses(processesUsing(runner.mark)), '');
+    assert.equal(runFolders(runner), [], 'the run folder is removed');
   } finally {
     runner.child.kill('SIGKILL');
     await killProcessesUsing(runner.mark);
