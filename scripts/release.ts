@@ -59,6 +59,9 @@ Options:
                            within a name, ** across folders. .git is always left out, unless
                            --include .git. What was packed and left out is printed
   --include PATTERN        put back what .git or an --exclude left out (repeatable)
+  --state DIR              where the longest ledger read and written at each DEST is kept: a
+                           shorter or forked ledger at DEST is refused (default
+                           $XDG_CONFIG_HOME/shipkit, else ~/.config/shipkit)
   --no-delta               write no manifest and no patches: hosts download the whole tarball
   --patches N              patches from the last N releases at DEST (default 3; 0 = none,
                            the manifest alone). A patch needs zstd here and on the host
@@ -88,6 +91,7 @@ configuration error.`,
     patches: { type: 'integer', min: 0, max: 20 },
     exclude: { type: 'string', repeatable: true },
     include: { type: 'string', repeatable: true },
+    state: { type: 'string' },
   },
   minPositionals: 1,
   maxPositionals: 1,
@@ -119,7 +123,9 @@ Options:
   --version V              the release to go back to (default: the previous one at DEST; on a
                            terminal, a picker of the ledger's releases)
   --list                   print the releases it can go back to (with --json: as JSON); writes nothing
-  --state DIR              with --list: what was read at each DEST, as \`release history --state\`
+  --state DIR              where the longest ledger read and written at each DEST is kept: a
+                           shorter or forked ledger at DEST is refused (default
+                           $XDG_CONFIG_HOME/shipkit, else ~/.config/shipkit)
   --fleet URL              hook-server's URL (with --fleet-secret): --list and the picker mark the
                            releases every reporting host still holds (going back downloads nothing);
                            a rollback is told to it, and recorded in its audit trail
@@ -278,6 +284,9 @@ Options:
   --passphrase-file FILE   passphrase for the key (first line)
   --keys FILE              the public certificate (default: keys.asc beside --key)
   --poll SECONDS           time between two looks at the fleet (default 2)
+  --state DIR              where the longest ledger read and written at each DEST is kept: a
+                           shorter or forked ledger at DEST is refused (default
+                           $XDG_CONFIG_HOME/shipkit, else ~/.config/shipkit)
   --json                   print the result as JSON at the end
 
 Exit codes: 0 rolled out to 100%, 1 halted (also after --rollback) or failed, 2 usage,
@@ -295,6 +304,7 @@ configuration or verification error (nothing written).`,
     'passphrase-file': { type: 'string' },
     keys: { type: 'string' },
     poll: { type: 'seconds' },
+    state: { type: 'string' },
     json: { type: 'boolean' },
   },
   minPositionals: 1,
@@ -570,6 +580,7 @@ async function publishMain(args: Args, log: Logger): Promise<number> {
     patches: args.patches,
     exclude: args.exclude,
     include: args.include,
+    state: (await ledgerState(args)).state,
   });
   if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
   else
@@ -616,6 +627,7 @@ async function rollbackMain(args: Args, log: Logger): Promise<number> {
     seq: args.seq,
     log,
     step: pauseStep(),
+    state: (await ledgerState(args)).state,
   };
   const stepFlags = ['wait', 'max-failures', 'allow-missing', 'poll'];
   if (args.steps !== undefined) return rollbackInStepsMain(args, rollback);
@@ -835,6 +847,7 @@ async function rolloutMain(args: Args, log: Logger): Promise<number> {
     keys: args.keys,
     pollSec: args.poll,
     log,
+    state: (await ledgerState(args)).state,
     signal: controller.signal,
     step,
     print: (line) => {

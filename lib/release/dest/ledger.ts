@@ -6,7 +6,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ValidationError } from '../../core/errors.ts';
+import { ValidationError, messageOf } from '../../core/errors.ts';
+import type { Logger } from '../../core/log.ts';
+import { checkSeenLedger, readSeen, rememberSeen, seenFile, withLedgerRead } from './seen.ts';
 import { pathExists } from '../../core/fs.ts';
 import { acquireLock } from '../../core/lock.ts';
 import { LOCK_NAME, lockRemoteDestination, type DestLock } from './lock.ts';
@@ -28,6 +30,8 @@ import { signDetached, signingFingerprintOf, type SigningKey } from '../format/s
 
 export interface LedgerAtDest {
   ledger: Ledger;
+  /** What this publisher remembers of DEST (seen.ts), checked when read; the new head kept when appended. */
+  memory?: LedgerMemory;
   /** The signature packet over the ledger that verified, when there is a ledger. */
   signature?: Uint8Array;
   /** Fingerprint of the (sub)key that made it. */
@@ -44,7 +48,29 @@ export interface LedgerAtDest {
 export async function readLedgerAt(
   dest: Destination,
   certificate: string,
-  opts: { headFirst?: boolean } = {},
+  opts: { headFirst?: boolean; memory?: LedgerMemory } = {},
+): Promise<LedgerAtDest> {
+  const read = await readVerifiedLedger(dest, certificate, opts);
+  if (!opts.memory) return read;
+  const { state } = opts.memory;
+  checkSeenLedger(read.ledger, await readSeen(state, dest.where), seenFile(state, dest.where));
+  return { ...read, memory: opts.memory };
+}
+
+/** Where a writer (publish, rollback, rollout) keeps what it read and wrote at DEST: the state folder and the app. */
+export interface LedgerMemory {
+  state: string;
+  app: string;
+  /** The primary of the certificate the ledger verified with. */
+  primary: string;
+  log: Logger;
+}
+
+/** readLedgerAt without the memory: the ledger, chain and signature checked. */
+async function readVerifiedLedger(
+  dest: Destination,
+  certificate: string,
+  opts: { headFirst?: boolean },
 ): Promise<LedgerAtDest> {
   const bytes = await dest.read(LEDGER_FILE);
   if (!bytes) return { ledger: readLedger(Buffer.alloc(0)) };
@@ -186,7 +212,19 @@ export async function appendLedger(
       );
   }
   await placeHeadSignature(dest, await signDetached(key, { data: Buffer.from(line) }), step);
+  if (current.memory) await rememberAppended(dest.where, current.memory, readLedger(text));
   return JSON.parse(line) as LedgerEntry;
+}
+
+/** Keeps the ledger this writer just appended to as the longest read at DEST; a failure is only logged (DEST is written). */
+async function rememberAppended(where: string, memory: LedgerMemory, ledger: Ledger): Promise<void> {
+  try {
+    const seen = await readSeen(memory.state, where);
+    const primary = seen?.primary ?? memory.primary;
+    await rememberSeen(memory.state, withLedgerRead(seen, where, memory.app, primary, ledger, new Date()));
+  } catch (error) {
+    memory.log.warn(`could not remember ${where}'s ledger in ${memory.state}: ${messageOf(error)}`);
+  }
 }
 
 /**

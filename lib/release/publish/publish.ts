@@ -67,6 +67,8 @@ export interface PublishOptions {
   exclude?: string[];
   /** Entries put back although .git or `exclude` names them (`--include .git`). */
   include?: string[];
+  /** The state folder where the longest ledger read at each DEST is kept (`release history --state`); none: not checked. */
+  state?: string;
 }
 
 export interface PublishResult {
@@ -245,7 +247,8 @@ async function publishLocked(opts: PublishOptions, locked: LockedPublish): Promi
   const signer = key.getFingerprint().toLowerCase();
   const published = await readPublishedVersion(destination, certificate);
   const seq = nextSeq(published, opts.seq, destination.where);
-  const ledger = await readLedgerAt(destination, certificate);
+  const memory = opts.state ? { state: opts.state, app: opts.name, primary: signer, log: opts.log } : undefined;
+  const ledger = await readLedgerAt(destination, certificate, { memory });
   const started = opts.now?.() ?? new Date();
   // Packing (gzip) and the delta files (hashing, reading old tarballs, zstd in child processes)
   // run side by side: each waits on what the other is not using. Both finish before either's

@@ -50,6 +50,8 @@ export interface RollbackOptions {
    * names `version` already (a rollback in steps killed after it) is not refused but continued.
    */
   rollout?: number;
+  /** The state folder where the longest ledger read at each DEST is kept (`--state`); none: not checked. */
+  state?: string;
 }
 
 export interface RollbackResult {
@@ -96,7 +98,9 @@ async function rollbackLocked(
       `The VERSION at ${dest.where} is for ${from.file}, not for app ${opts.name}. Nothing was written.`,
     );
   const seq = nextSeq(current, opts.seq, dest.where);
-  const ledger = await readLedgerAt(dest, certificate);
+  const primary = key.getFingerprint().toLowerCase();
+  const memory = opts.state ? { state: opts.state, app: opts.name, primary, log: opts.log } : undefined;
+  const ledger = await readLedgerAt(dest, certificate, { memory });
   if (opts.rollout !== undefined && opts.version !== undefined && compareVersions(opts.version, from.version) === 0) {
     await checkedInLedger(ledger.ledger.entries, certificate, opts.name, from.version, dest.where);
     const back = { app: opts.name, from: from.version, version: from.version, file: from.file, to: dest.where };

@@ -11,7 +11,14 @@ import { signRequest } from '../../http/signing.ts';
 import { fleetBase } from './fleet-client.ts';
 import { openDestination, type Destination, type StepHook } from '../dest/destination.ts';
 import type { RolloutState } from '../format/fleet-report.ts';
-import { appendLedger, publishEntryOf, publishedFacts, readLedgerAt, withDestinationLock } from '../dest/ledger.ts';
+import {
+  appendLedger,
+  publishEntryOf,
+  publishedFacts,
+  readLedgerAt,
+  withDestinationLock,
+  type LedgerMemory,
+} from '../dest/ledger.ts';
 import { rollbackPublished } from './rollback.ts';
 import { countStep, formatCounts, judgeStep, type Allowance, type FleetHost, type StepCounts } from './plan.ts';
 import { nextSeq, placeVersionPair, readPublishedVersion, type PublishedVersion } from '../dest/seq.ts';
@@ -44,6 +51,8 @@ export interface RolloutOptions {
   print: (line: string) => void;
   signal?: AbortSignal;
   fetch?: typeof globalThis.fetch;
+  /** The state folder where the longest ledger read at each DEST is kept (`--state`); none: not checked. */
+  state?: string;
   /** Called at each write of VERSION/VERSION.sig and `step:N:signed`; a test can stop there. */
   step?: StepHook;
   /** The version VERSION must name (a rollback in steps): another one there is refused, nothing written. */
@@ -70,6 +79,8 @@ interface Signer {
   key: SigningKey;
   certificate: string;
   dest: Destination;
+  /** What this publisher remembers of DEST's ledger (dest/seen.ts), with `--state`. */
+  memory?: LedgerMemory;
 }
 
 export async function rolloutRelease(opts: RolloutOptions): Promise<RolloutResult> {
@@ -80,6 +91,9 @@ export async function rolloutRelease(opts: RolloutOptions): Promise<RolloutResul
     key,
     certificate: await publicCertificateFor(key, opts.key, opts.keys, new Date()),
     dest: openDestination(opts.to, opts.log),
+    memory: opts.state
+      ? { state: opts.state, app: opts.name, primary: key.getFingerprint().toLowerCase(), log: opts.log }
+      : undefined,
   };
   let current = await readTrusted(signer, opts.name);
   const version = current.info.version;
@@ -177,6 +191,7 @@ async function halt(
       keys: opts.keys,
       log: opts.log,
       step: opts.step,
+      state: opts.state,
     });
   } catch (error) {
     // Still a halt (exit 1): the step's hosts keep what they have, the others never took it.
@@ -240,7 +255,7 @@ async function recordInLedger(
   step?: StepHook,
   note: string | null = null,
 ): Promise<void> {
-  const ledger = await readLedgerAt(signer.dest, signer.certificate);
+  const ledger = await readLedgerAt(signer.dest, signer.certificate, { memory: signer.memory });
   const app = info.app ?? info.file.slice(0, info.file.indexOf('-'));
   await appendLedger(
     signer.dest,

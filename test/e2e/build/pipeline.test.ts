@@ -368,7 +368,7 @@ test('rollout: mode: pull: publish writes ROLLOUT = the first step, the rollout 
     const log2 = site.logText();
     assert.match(
       log2,
-      /rollout: step \d\/3 \(ROLLOUT \d+\): halted: 1 of \d+ host\(s\) failed at \d+%, more than --max-failures 0: [0-9a-f]{12} rolled_back \(health check \/healthz answered 500\)/,
+      /rollout: step \d\/3 \(ROLLOUT \d+\): halted: 1 of \d+ hosts? failed at \d+%, more than --max-failures 0: [0-9a-f]{12} rolled_back \(health check \/healthz answered 500\)/,
     );
     assert.match(log2, /!!! step rollout failed after .*: rollout halted \(1 of .*\); rolled back to \S+ with SEQ \d+/);
     info = parseVersionFile(readFileSync(path.join(updates, 'VERSION'), 'utf8'));

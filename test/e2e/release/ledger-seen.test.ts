@@ -2,7 +2,7 @@
 // `release history`/`diff`/`rollback --list` as child processes: an older signed ledger put back
 // or a forked one is refused, a DEST of another key is refused without --keys after a first read,
 // and the first read says which fingerprint it trusts. Also: nothing published, a misspelt app.
-import { copyFileSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -63,6 +63,42 @@ test('the first read says which key it trusts; an older validly signed ledger pu
     // --state DIR is another memory: one that never read DEST trusts it.
     const fresh = await history(w.updates, config, ['--state', path.join(w.base, 'other-state')]);
     assert.is(fresh.exitCode, 0, fresh.stderr);
+  }));
+
+test('a publisher remembers the ledger it wrote: an older one put back is refused by its next publish', () =>
+  withWorld(async (w, config) => {
+    const publish = (version: string) =>
+      runScript(
+        'release',
+        [
+          'publish',
+          w.makeApp(version),
+          '--name',
+          'my-app',
+          '--platform',
+          'gnu-linux',
+          '--version',
+          version,
+          '--key',
+          w.secretKey,
+          '--passphrase-file',
+          w.passFile,
+          '--to',
+          w.updates,
+        ],
+        { env: { XDG_CONFIG_HOME: config } },
+      );
+    assert.is((await publish('1.0')).exitCode, 0);
+    const saved = path.join(w.base, 'ledger-after-1.0');
+    copyFiles(w.updates, saved, LEDGER_FILES);
+    assert.is((await publish('1.1')).exitCode, 0);
+    copyFiles(saved, w.updates, LEDGER_FILES);
+    const version = readFileSync(path.join(w.updates, 'VERSION'));
+    const refused = await publish('1.2');
+    assert.is(refused.exitCode, 2, refused.stderr);
+    assert.match(refused.stderr, /an older ledger was put back/);
+    assert.equal(readFileSync(path.join(w.updates, 'VERSION')), version, 'VERSION untouched');
+    assert.not.ok(existsSync(path.join(w.updates, 'my-app-gnu-linux-1.2.tar.gz')), 'nothing written');
   }));
 
 test('a forked ledger (same length, another head) is refused', () =>
