@@ -10,6 +10,7 @@ import {
   sendIfLeading,
   sendWithRetries,
   type LeaderCheck,
+  type RetryPolicy,
 } from './background.ts';
 import type { ResolvedTarget } from '../config/notify.ts';
 import { postJson, type PostResult } from './deliver.ts';
@@ -45,38 +46,94 @@ export interface Notifier {
   stop(graceMs?: number): Promise<void>;
 }
 
-export function createNotifier(options: NotifierOptions): Notifier {
-  const { targets, log, publicUrl, outcomes } = options;
-  const timeoutMs = options.timeoutMs ?? 10_000;
-  const policy = {
-    ...DEFAULT_RETRY,
-    attempts: options.attempts ?? DEFAULT_RETRY.attempts,
-    backoffMs: options.backoffMs ?? DEFAULT_RETRY.backoffMs,
-  };
-  const tasks = createBackgroundTasks();
+/** The event a target is told of (a job's headline), one per target and job end. */
+type NotifyEvent = NonNullable<ReturnType<typeof headlineOf>>;
 
-  function targetsOf(repo: string): ResolvedTarget[] {
+/** What becomes of one notification: the job page's key and line, and the log's fields. */
+interface Delivery {
+  key: string;
+  what: string;
+  fields: Record<string, string>;
+}
+
+export class BackgroundNotifier implements Notifier {
+  private readonly options: NotifierOptions;
+  private readonly timeoutMs: number;
+  private readonly policy: RetryPolicy;
+  private readonly tasks = createBackgroundTasks();
+
+  constructor(options: NotifierOptions) {
+    this.options = options;
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.policy = {
+      ...DEFAULT_RETRY,
+      attempts: options.attempts ?? DEFAULT_RETRY.attempts,
+      backoffMs: options.backoffMs ?? DEFAULT_RETRY.backoffMs,
+    };
+  }
+
+  /** Start the notifications a job's end calls for; returns at once. */
+  jobEnded(job: NotifyJob, history: Iterable<NotifyJob>): Promise<void> {
+    if (this.tasks.stopped) return Promise.resolve();
+    const events = eventsOf(job, history);
+    const sends = this.targetsOf(job.repo).map((target) => {
+      const event = headlineOf(events, target.on);
+      if (!event) return undefined;
+      return this.tasks.run(
+        () => this.deliver(target, job, event),
+        (error) =>
+          this.options.log.error('notification crashed', { job: job.id, target: target.where, error: error.message }),
+      );
+    });
+    return Promise.all(sends).then(() => undefined);
+  }
+
+  /** Let deliveries in flight finish for up to graceMs, then cancel the rest. */
+  stop(graceMs = 2_000): Promise<void> {
+    return this.tasks.stop(graceMs);
+  }
+
+  private targetsOf(repo: string): ResolvedTarget[] {
+    const { targets } = this.options;
     return targets.get(repo) ?? targets.get('') ?? [];
   }
 
-  async function deliver(
+  /** Every attempt at one notification, then its outcome logged, kept and counted. */
+  private async deliver(target: ResolvedTarget, job: NotifyJob, event: NotifyEvent): Promise<void> {
+    const { log, outcomes } = this.options;
+    const send = this.sender(target, job, event);
+    const delivery: Delivery = {
+      key: `notify:${target.where}`,
+      what: `${target.channel} notification (${target.where}): ${event}`,
+      fields: { job: job.id, repo: job.repo, event, channel: target.channel, target: target.where },
+    };
+    const { key, what, fields } = delivery;
+    const { result, attempts } = await sendWithRetries(
+      () => sendIfLeading(this.options.stillLeads, send),
+      this.policy,
+      {
+        stop: this.tasks.signal,
+        gate: this.tasks.gate,
+        onAttempt: (attempt) => outcomes?.record(job.id, key, { what, outcome: 'sending', attempts: attempt }),
+        onRetry: (failed, attempt) => {
+          log.warn('notification not delivered; trying again', { ...fields, attempt, error: failed.detail });
+          outcomes?.record(job.id, key, { what, outcome: 'sending', attempts: attempt, detail: failed.detail });
+        },
+      },
+    );
+    this.settle(target, job, delivery, result, attempts);
+  }
+
+  /** The last attempt's outcome: left to the leader, delivered, or failed. */
+  private settle(
     target: ResolvedTarget,
     job: NotifyJob,
-    event: NonNullable<ReturnType<typeof headlineOf>>,
-  ): Promise<void> {
-    const send = sender(target, job, event);
-    const fields = { job: job.id, repo: job.repo, event, channel: target.channel, target: target.where };
-    const key = `notify:${target.where}`;
-    const what = `${target.channel} notification (${target.where}): ${event}`;
-    const { result, attempts } = await sendWithRetries(() => sendIfLeading(options.stillLeads, send), policy, {
-      stop: tasks.signal,
-      gate: tasks.gate,
-      onAttempt: (attempt) => outcomes?.record(job.id, key, { what, outcome: 'sending', attempts: attempt }),
-      onRetry: (failed, attempt) => {
-        log.warn('notification not delivered; trying again', { ...fields, attempt, error: failed.detail });
-        outcomes?.record(job.id, key, { what, outcome: 'sending', attempts: attempt, detail: failed.detail });
-      },
-    });
+    delivery: Delivery,
+    result: PostResult,
+    attempts: number,
+  ): void {
+    const { log, outcomes } = this.options;
+    const { key, what, fields } = delivery;
     if (result.notLeading) {
       log.info('notification left to the node that leads now', fields);
       outcomes?.record(job.id, key, {
@@ -95,18 +152,17 @@ export function createNotifier(options: NotifierOptions): Notifier {
       attempts,
       detail: result.ok ? undefined : result.detail,
     });
-    options.onOutcome?.(target.channel, result.ok ? 'delivered' : 'failed');
+    this.options.onOutcome?.(target.channel, result.ok ? 'delivered' : 'failed');
   }
 
   /** One attempt at delivering `event` to `target`. */
-  function sender(
-    target: ResolvedTarget,
-    job: NotifyJob,
-    event: NonNullable<ReturnType<typeof headlineOf>>,
-  ): () => Promise<PostResult> {
+  private sender(target: ResolvedTarget, job: NotifyJob, event: NotifyEvent): () => Promise<PostResult> {
+    const { publicUrl } = this.options;
+    const timeoutMs = this.timeoutMs;
+    const signal = this.tasks.signal;
     if (target.email) {
       const message = emailMessage({ to: target.email.to, from: target.email.from, event, job, publicUrl });
-      return () => sendEmail(target.email!.sendmail, message, { timeoutMs, signal: tasks.signal });
+      return () => sendEmail(target.email!.sendmail, message, { timeoutMs, signal });
     }
     const url = target.url!;
     const body = JSON.stringify(
@@ -121,26 +177,11 @@ export function createNotifier(options: NotifierOptions): Notifier {
         url,
         body,
         { ...id, ...(target.secret ? signRequest(target.secret, 'POST', url.pathname + url.search) : {}) },
-        { timeoutMs, signal: tasks.signal },
+        { timeoutMs, signal },
       );
   }
+}
 
-  return {
-    /** Start the notifications a job's end calls for; returns at once. */
-    jobEnded(job: NotifyJob, history: Iterable<NotifyJob>): Promise<void> {
-      if (tasks.stopped) return Promise.resolve();
-      const events = eventsOf(job, history);
-      const sends = targetsOf(job.repo).map((target) => {
-        const event = headlineOf(events, target.on);
-        if (!event) return undefined;
-        return tasks.run(
-          () => deliver(target, job, event),
-          (error) => log.error('notification crashed', { job: job.id, target: target.where, error: error.message }),
-        );
-      });
-      return Promise.all(sends).then(() => undefined);
-    },
-    /** Let deliveries in flight finish for up to graceMs, then cancel the rest. */
-    stop: (graceMs = 2_000) => tasks.stop(graceMs),
-  };
+export function createNotifier(options: NotifierOptions): Notifier {
+  return new BackgroundNotifier(options);
 }
