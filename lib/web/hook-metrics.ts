@@ -38,8 +38,8 @@ export interface HookMetrics {
   countFleetRefusal(reason: string): void;
 }
 
-export function createHookMetrics({ counts, fleetHosts = () => [] }: HookMetricsSources): HookMetrics {
-  const registry: Registry = createRegistry();
+/** What hook-server was asked and did: deliveries, the jobs they became, the journal's fsyncs. */
+function jobInstruments(registry: Registry, counts: HookMetricsSources['counts']) {
   const deliveries = registry.counter(
     'shipkit_deliveries_total',
     'Webhook deliveries answered, by forge and HTTP status.',
@@ -72,6 +72,11 @@ export function createHookMetrics({ counts, fleetHosts = () => [] }: HookMetrics
     'Time an fsync of the job journal took.',
     FSYNC_BUCKETS,
   );
+  return { deliveries, oldSecret, jobs, byWorker, duration, fsync };
+}
+
+/** What hook-server told others (notifications, commit statuses) and heard from its fleet. */
+function outboundInstruments(registry: Registry, fleetHosts: NonNullable<HookMetricsSources['fleetHosts']>) {
   const notifications = registry.counter(
     'shipkit_notifications_total',
     'Notifications by channel and outcome (delivered, or failed after its retries).',
@@ -98,37 +103,63 @@ export function createHookMetrics({ counts, fleetHosts = () => [] }: HookMetrics
     ['app', 'version', 'result'],
     () => fleetHosts().map(({ hosts, ...labels }) => ({ labels, value: hosts })),
   );
+  return { notifications, statuses, fleetReports, fleetRefused };
+}
 
-  return {
-    render: () => registry.render(),
-    countDelivery(forge: string, status: number) {
-      deliveries.inc({ forge, answer: String(status) });
-    },
-    countOldSecret(repo: string) {
-      oldSecret.inc({ repo });
-    },
-    countJobEnd(job: EndedJob) {
-      jobs.inc({ repo: job.repo, state: job.state });
-      if (job.worker) byWorker.inc({ worker: job.worker, state: job.state });
-      if (job.started && job.finished) {
-        const seconds = (Date.parse(job.finished) - Date.parse(job.started)) / 1000;
-        if (seconds >= 0) duration.observe(seconds, { repo: job.repo });
-      }
-    },
-    observeFsync(seconds: number) {
-      fsync.observe(seconds);
-    },
-    countNotification(channel: string, outcome: 'delivered' | 'failed') {
-      notifications.inc({ channel, outcome });
-    },
-    countCommitStatus(forge: string, outcome: 'delivered' | 'failed') {
-      statuses.inc({ forge, outcome });
-    },
-    countFleetReport(app: string, result: string) {
-      fleetReports.inc({ app, result });
-    },
-    countFleetRefusal(reason: string) {
-      fleetRefused.inc({ reason });
-    },
+/**
+ * The metrics, registered in the order /metrics shows them. Its methods are arrow properties:
+ * hook-server hands them on alone (`onSync: metrics.observeFsync`).
+ */
+export class HookServerMetrics implements HookMetrics {
+  private readonly registry: Registry = createRegistry();
+  private readonly job: ReturnType<typeof jobInstruments>;
+  private readonly outbound: ReturnType<typeof outboundInstruments>;
+
+  constructor({ counts, fleetHosts = () => [] }: HookMetricsSources) {
+    this.job = jobInstruments(this.registry, counts);
+    this.outbound = outboundInstruments(this.registry, fleetHosts);
+  }
+
+  readonly render = (): string => this.registry.render();
+
+  readonly countDelivery = (forge: string, status: number): void => {
+    this.job.deliveries.inc({ forge, answer: String(status) });
   };
+
+  readonly countOldSecret = (repo: string): void => {
+    this.job.oldSecret.inc({ repo });
+  };
+
+  readonly countJobEnd = (job: EndedJob): void => {
+    this.job.jobs.inc({ repo: job.repo, state: job.state });
+    if (job.worker) this.job.byWorker.inc({ worker: job.worker, state: job.state });
+    if (job.started && job.finished) {
+      const seconds = (Date.parse(job.finished) - Date.parse(job.started)) / 1000;
+      if (seconds >= 0) this.job.duration.observe(seconds, { repo: job.repo });
+    }
+  };
+
+  readonly observeFsync = (seconds: number): void => {
+    this.job.fsync.observe(seconds);
+  };
+
+  readonly countNotification = (channel: string, outcome: 'delivered' | 'failed'): void => {
+    this.outbound.notifications.inc({ channel, outcome });
+  };
+
+  readonly countCommitStatus = (forge: string, outcome: 'delivered' | 'failed'): void => {
+    this.outbound.statuses.inc({ forge, outcome });
+  };
+
+  readonly countFleetReport = (app: string, result: string): void => {
+    this.outbound.fleetReports.inc({ app, result });
+  };
+
+  readonly countFleetRefusal = (reason: string): void => {
+    this.outbound.fleetRefused.inc({ reason });
+  };
+}
+
+export function createHookMetrics(sources: HookMetricsSources): HookMetrics {
+  return new HookServerMetrics(sources);
 }
