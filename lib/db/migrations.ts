@@ -292,4 +292,14 @@ export const MIGRATIONS: readonly Migration[] = [
 ALTER TABLE shipkit.fleet_hosts ADD COLUMN IF NOT EXISTS nonces text[] NOT NULL DEFAULT '{}';
 `,
   },
+  {
+    version: 11,
+    what: "the leader's lease: when it was last renewed and its session's pid (a hung leader is replaced)",
+    sql: `
+-- The leader renews renewed every 2 s; a follower takes over a lease not renewed for 10 s, by the
+-- database's clock, and ends the session pid names (it holds the lock but hangs; lib/jobs/pg/leader.ts).
+ALTER TABLE shipkit.leader ADD COLUMN IF NOT EXISTS renewed timestamptz;
+ALTER TABLE shipkit.leader ADD COLUMN IF NOT EXISTS pid int;
+`,
+  },
 ];
