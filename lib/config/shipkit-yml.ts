@@ -23,6 +23,7 @@ import { parseCacheConfig, type RepoCache } from './cache.ts';
 import { parseNodeConfig, type NodeRequest } from './node-version.ts';
 import { parseGitToken, type GitTokenConfig } from './git-token.ts';
 import { parsePublishConfig, parseRolloutConfig, type PublishConfig, type RolloutConfig } from './pipeline.ts';
+import { parsePreviews, type PreviewsConfig } from './previews.ts';
 import type { UploadEntry } from '../stages/upload/index.ts';
 
 // publish and rollout run only when the repo has a `publish:` / `rollout:` block.
@@ -61,6 +62,8 @@ export interface RepoConfig {
   gitToken?: GitTokenConfig;
   /** `skip_unchanged:` (default true): a push whose tree, config and env were built already is not built again (lib/pipeline/up-to-date.ts). */
   skipUnchanged: boolean;
+  /** `previews:`: a preview per pull request (lib/config/previews.ts); undefined = none. */
+  previews?: PreviewsConfig;
   keyPath: KeyPath;
 }
 
@@ -137,6 +140,7 @@ const REPO_KEYS = [
   'cache',
   'node',
   'skip_unchanged',
+  'previews',
   ...REPORT_KEYS,
 ] as const;
 export const DEFAULTS = {
@@ -362,6 +366,7 @@ function parseRepo(
     node: parseNodeConfig(doc, keyPath),
     gitToken: parseGitToken(doc, keyPath),
     skipUnchanged: getKey(doc, [...keyPath, 'skip_unchanged'], 'boolean') ?? true,
+    previews: parsePreviews(doc, keyPath),
     keyPath,
   };
 }
