@@ -8,7 +8,7 @@ import { bearerProblem } from '../http/bearer.ts';
 import { sendJson } from '../http/server.ts';
 import { sendBadge } from './badge.ts';
 import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from './metrics.ts';
-import { createPageRoutes } from './page-routes.ts';
+import { createPageRoutes, type PageRoutes } from './page-routes.ts';
 import type { ReadSources, Refuse } from './read-sources.ts';
 import { auditQueryOf } from '../audit/query.ts';
 import { messageOf, ValidationError } from '../core/errors.ts';
@@ -54,39 +54,77 @@ export interface ReadRoutes {
   handle(req: IncomingMessage, res: ServerResponse, url: URL, refuse: Refuse): Promise<boolean>;
 }
 
-export function createReadRoutes(sources: ReadSources): ReadRoutes {
-  const pages = createPageRoutes(sources);
+export class ReadRouter implements ReadRoutes {
+  private readonly sources: ReadSources;
+  private readonly pages: PageRoutes;
+
+  constructor(sources: ReadSources) {
+    this.sources = sources;
+    this.pages = createPageRoutes(sources);
+  }
+
+  /**
+   * A status-page session or the read token: what opens the read API (GET /fleet/APP uses it too).
+   * An arrow property: hook-server hands it on alone.
+   */
+  readonly canRead = (req: IncomingMessage): boolean =>
+    Boolean(this.sources.token) && this.apiProblem(req) === undefined;
+
+  /** Answers the request when it is a read route; false when it is not one (a webhook path). */
+  async handle(req: IncomingMessage, res: ServerResponse, url: URL, refuse: Refuse): Promise<boolean> {
+    const route = url.pathname;
+    if (route === '/jobs' || route.startsWith('/jobs/')) {
+      await this.handleApi(req, res, route, url, refuse);
+      return true;
+    }
+    if (route.startsWith('/badge/') && route.endsWith('.svg')) {
+      this.handleBadge(req, res, url, refuse);
+      return true;
+    }
+    if (route === '/metrics') {
+      sendMetrics(this.sources, req, res, refuse);
+      return true;
+    }
+    if (route === '/audit') {
+      await this.handleAudit(req, res, url, refuse);
+      return true;
+    }
+    return this.pages.handle(req, res, url, refuse);
+  }
 
   /** Bearer token, or (for GET/HEAD) a status-page session cookie. */
-  function apiProblem(req: IncomingMessage): string | undefined {
-    if (pages.hasSession(req)) return undefined;
-    return bearerProblem(req.headers.authorization, sources.token!);
+  private apiProblem(req: IncomingMessage): string | undefined {
+    if (this.pages.hasSession(req)) return undefined;
+    return bearerProblem(req.headers.authorization, this.sources.token!);
   }
 
   /**
    * With `ui: token`, a private repo's badge answers as a repo that is not configured (unknown,
    * the same bytes) unless the viewer is signed in: a built one must not tell strangers it exists.
    */
-  function badgeHidden(req: IncomingMessage, repo: string): boolean {
+  private badgeHidden(req: IncomingMessage, repo: string): boolean {
+    const { sources } = this;
     if (sources.ui !== 'token' || !sources.isPrivate?.(repo)) return false;
-    if (pages.hasSession(req)) return false;
+    if (this.pages.hasSession(req)) return false;
     return !sources.token || bearerProblem(req.headers.authorization, sources.token) !== undefined;
   }
 
-  async function handleApi(
+  /** /jobs, /jobs/ID and /jobs/ID/log: JSON with the read token or a session; a browser gets the job page. */
+  private async handleApi(
     req: IncomingMessage,
     res: ServerResponse,
     route: string,
     url: URL,
     refuse: Refuse,
   ): Promise<void> {
+    const { sources, pages } = this;
     if (req.method !== 'GET' && req.method !== 'HEAD')
       return refuse(405, 'method not allowed', undefined, { Allow: READ_METHODS });
     const m = /^\/jobs\/([^/]+)(\/log)?$/.exec(route);
     // A browser asking for a job page gets HTML (lib/web/page-routes.ts); curl and fetch, JSON.
     if (m && !m[2] && pages.wantsHtml(req)) return pages.jobPage(req, res, m[1], refuse);
     if (!sources.token) return refuse(404, 'read API is off', 'no token: in the config');
-    const unauthorised = apiProblem(req);
+    const unauthorised = this.apiProblem(req);
     if (unauthorised) return refuse(401, 'unauthorized', unauthorised, { 'WWW-Authenticate': 'Bearer' });
     if (route === '/jobs') {
       const limit = Math.min(1000, Math.max(1, Number(url.searchParams.get('limit')) || 100));
@@ -105,46 +143,35 @@ export function createReadRoutes(sources: ReadSources): ReadRoutes {
     return sendLog(sources, req, res, job, refuse);
   }
 
-  return {
-    /** A status-page session or the read token: what opens the read API (GET /fleet/APP uses it too). */
-    canRead: (req: IncomingMessage): boolean => Boolean(sources.token) && apiProblem(req) === undefined,
-    /** Answers the request when it is a read route; false when it is not one (a webhook path). */
-    async handle(req: IncomingMessage, res: ServerResponse, url: URL, refuse: Refuse): Promise<boolean> {
-      const route = url.pathname;
-      if (route === '/jobs' || route.startsWith('/jobs/')) {
-        await handleApi(req, res, route, url, refuse);
-        return true;
-      }
-      if (route.startsWith('/badge/') && route.endsWith('.svg')) {
-        if (sources.ui === 'off') refuse(404, 'not found', 'badges are off (ui: off)');
-        else if (req.method !== 'GET' && req.method !== 'HEAD')
-          refuse(405, 'method not allowed', undefined, { Allow: READ_METHODS });
-        else
-          sendBadge(req, res, url, {
-            jobs: sources.jobs(),
-            branchOf: (repo) => (badgeHidden(req, repo) ? undefined : sources.branchOf(repo)),
-          });
-        return true;
-      }
-      if (route === '/metrics') {
-        sendMetrics(sources, req, res, refuse);
-        return true;
-      }
-      if (route === '/audit') {
-        if (req.method !== 'GET' && req.method !== 'HEAD')
-          refuse(405, 'method not allowed', undefined, { Allow: READ_METHODS });
-        else if (pages.wantsHtml(req)) await pages.auditPage(req, res, url, refuse);
-        else if (!sources.token) refuse(404, 'read API is off', 'no token: in the config');
-        else {
-          const unauthorised = apiProblem(req);
-          if (unauthorised) refuse(401, 'unauthorized', unauthorised, { 'WWW-Authenticate': 'Bearer' });
-          else await sendAudit(sources, req, res, url, refuse);
-        }
-        return true;
-      }
-      return pages.handle(req, res, url, refuse);
-    },
-  };
+  /** /badge/….svg, unless `ui: off`; a hidden repo's badge is an unknown one's. */
+  private handleBadge(req: IncomingMessage, res: ServerResponse, url: URL, refuse: Refuse): void {
+    const { sources } = this;
+    if (sources.ui === 'off') refuse(404, 'not found', 'badges are off (ui: off)');
+    else if (req.method !== 'GET' && req.method !== 'HEAD')
+      refuse(405, 'method not allowed', undefined, { Allow: READ_METHODS });
+    else
+      sendBadge(req, res, url, {
+        jobs: sources.jobs(),
+        branchOf: (repo) => (this.badgeHidden(req, repo) ? undefined : sources.branchOf(repo)),
+      });
+  }
+
+  /** /audit: the audit page for a browser, else JSON with the read token or a session. */
+  private async handleAudit(req: IncomingMessage, res: ServerResponse, url: URL, refuse: Refuse): Promise<void> {
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      refuse(405, 'method not allowed', undefined, { Allow: READ_METHODS });
+    else if (this.pages.wantsHtml(req)) await this.pages.auditPage(req, res, url, refuse);
+    else if (!this.sources.token) refuse(404, 'read API is off', 'no token: in the config');
+    else {
+      const unauthorised = this.apiProblem(req);
+      if (unauthorised) refuse(401, 'unauthorized', unauthorised, { 'WWW-Authenticate': 'Bearer' });
+      else await sendAudit(this.sources, req, res, url, refuse);
+    }
+  }
+}
+
+export function createReadRoutes(sources: ReadSources): ReadRoutes {
+  return new ReadRouter(sources);
 }
 
 /** A job's log as text: a section of the journal, or a stream of its file up to the size read. */
