@@ -140,7 +140,8 @@ export function parsePublishConfig(doc: ConfigDoc, repoKeyPath: KeyPath): Publis
   checkKnownKeys(doc, keyPath, PUBLISH_KEYS);
   const from = getKey(doc, [...keyPath, 'from'], 'string', { required: true })!;
   try {
-    resolveInside('/work', from, 'folder');
+    // `.` is the whole repository: what release publish leaves out (.git, exclude:) stays out.
+    if (path.normalize(from) !== '.') resolveInside('/work', from, 'folder');
   } catch (error) {
     throw configError(
       doc,

@@ -128,7 +128,8 @@ async function publishFolder(ctx: BuildContext, publish: PublishConfig): Promise
   if (!info?.isDirectory())
     throw new StepFailure(`publish.from: ${publish.from} is not a folder in the build; did the compile step write it?`);
   const [real, work] = await Promise.all([realpath(dir), realpath(ctx.paths.work)]);
-  if (!real.startsWith(`${work}${path.sep}`))
+  // `from: .` is the whole work tree (its .git left out by the pack filter).
+  if (real !== work && !real.startsWith(`${work}${path.sep}`))
     throw new StepFailure(
       `publish.from: ${publish.from} leads outside the repository (a symlink); refusing to publish it.`,
     );

@@ -195,6 +195,26 @@ test('a push publishes a growing version and rolls it out wave by wave; a push w
   }
 });
 
+test('publish: from: . leaves out .git, and node_modules with exclude:; the log says what was packed', async () => {
+  const updates = path.join(tmpDir('shipkit-updates-'), 'my-app');
+  const yaml = pipelineYaml(updates, undefined, {
+    steps: '[pull, publish]',
+    publish: { from: '.', exclude: '[node_modules]' },
+    rollout: false,
+  });
+  const site = await makeSite({ 'README.md': '# site\n', 'node_modules/left-pad/index.js': '1\n', ...DIST }, yaml);
+  const r = await site.run('build', ['octo/site']);
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.match(site.logText(), /publish: packed \d+ files \(\d+ bytes\) from \.; left out: \.git, node_modules/);
+  const tarball = readdirSync(updates).find((f) => f.endsWith('.tar.gz'))!;
+  const entries = (await runCommand('tar', ['-tzf', path.join(updates, tarball)])).stdout.split('\n');
+  assert.ok(entries.includes('dist/server.cjs'), entries.join(' '));
+  assert.not.ok(
+    entries.some((e) => /(^|\/)(\.git|node_modules)(\/|$)/.test(e)),
+    entries.join(' '),
+  );
+});
+
 test('a tag publishes its version; a version that would go down or a tag that is no version fails the step, nothing published', async () => {
   const { site, updates } = await pipelineSite(undefined, { steps: '[pull, publish]' });
   const tagAndPush = async (tag: string) => {
