@@ -26,7 +26,7 @@ import {
   type Forge,
   type Verdict,
 } from './webhooks.ts';
-import { type WebhookEvent } from './forges/payload.ts';
+import type { PullRequestEvent, WebhookEvent } from './forges/payload.ts';
 import type { ListedSecret } from '../config/webhook-secret.ts';
 
 /** Bodies larger than this are spooled to DATA/tmp while they stream in, so a flood stays out of memory. */
@@ -40,10 +40,10 @@ export interface Secrets {
   repos: Map<string, ListedSecret[]>;
 }
 
-/** What the intake reads of shipkit.yml: the file's name, each repo's name and branch. */
+/** What the intake reads of shipkit.yml: the file's name, each repo's name, branch and whether it has `previews:`. */
 export interface IntakeConfig {
   file: string;
-  repos: Map<string, { name: string; branch: string }>;
+  repos: Map<string, { name: string; branch: string; previews?: object }>;
 }
 
 export interface DeliveryOptions {
@@ -125,6 +125,7 @@ export class DeliveryIntake {
       }
       const repo = this.repoFor(meaning, verified.verdict, res, rlog, refuse);
       if (!repo) return;
+      if (meaning.kind === 'pull_request') return this.answerPullRequest(meaning, repo, res, rlog);
       const raw = this.options.keepsBody
         ? { event: heading.event, format: heading.format, body: verified.body }
         : undefined;
@@ -222,9 +223,17 @@ export class DeliveryIntake {
     }
   }
 
+  /** A pull request, checked as a push is (signature, repo, its secret), is answered ignored until previews run. */
+  private answerPullRequest(meaning: PullRequestEvent, repo: string, res: ServerResponse, rlog: Logger): void {
+    const configured = this.options.config.repos.get(repo)?.previews !== undefined;
+    const why = configured ? `previews of ${repo} are not run by this hook-server yet` : `${repo} has no previews:`;
+    rlog.info('delivery ignored', { repo, pr: meaning.pr, action: meaning.action, reason: why });
+    sendJson(res, 200, { ok: true, ignored: `pull request #${meaning.pr} ${meaning.action}: ${why}` });
+  }
+
   /** The name of the configured repo the event is for, signed with its secret and on its branch; undefined once answered. */
   private repoFor(
-    meaning: JobEvent,
+    meaning: JobEvent | PullRequestEvent,
     verdict: Verified['verdict'],
     res: ServerResponse,
     rlog: Logger,

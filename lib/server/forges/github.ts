@@ -1,5 +1,6 @@
-// GitHub, Gitea/Forgejo and Gogs payloads (they share GitHub's shape): push and published release
-// events, and who and what triggered them.
+// GitHub, Gitea/Forgejo and Gogs payloads (they share GitHub's shape): push, published release and
+// pull request events, and who and what triggered them.
+import { ValidationError } from '../../core/errors.ts';
 import { validatePayloadSha, validateRefName } from '../../core/names.ts';
 import type { CommitMeta } from '../../jobs/job.ts';
 import {
@@ -18,8 +19,25 @@ import {
   stringField,
   text,
   type Obj,
+  type PullRequestAction,
   type WebhookEvent,
 } from './payload.ts';
+import {
+  associationOf,
+  labelNames,
+  loginAt,
+  LOGIN_MAX,
+  oneLine,
+  pullRequestEvent,
+  requiredCloneUrl,
+  requiredObject,
+  requiredPageUrl,
+  requiredPrNumber,
+  requiredRef,
+  requiredRepoName,
+  requiredSha,
+  requiredTitle,
+} from './pull-request.ts';
 
 export function normaliseGithub(event: string, payload: Record<string, unknown>): WebhookEvent {
   if (event === 'ping') {
@@ -67,6 +85,7 @@ export function normaliseGithub(event: string, payload: Record<string, unknown>)
       meta: githubReleaseMeta(payload),
     };
   }
+  if (event === 'pull_request') return githubPullRequest(payload);
   return { kind: 'ignored', reason: `event ${shorten(event)} is not handled` };
 }
 
@@ -94,5 +113,61 @@ export function githubReleaseMeta(payload: Obj): CommitMeta {
     author: firstName(author?.login, author?.username),
     pusher: firstName(sender?.login, sender?.username, author?.login),
     commitUrl: pageUrl(release?.html_url ?? release?.url),
+  });
+}
+
+/** The actions previews act on; Gitea and Forgejo say `synchronized` and `label_updated`. */
+const PULL_ACTIONS = new Map<string, PullRequestAction>([
+  ['opened', 'opened'],
+  ['synchronize', 'synchronize'],
+  ['synchronized', 'synchronize'],
+  ['reopened', 'reopened'],
+  ['closed', 'closed'],
+  ['labeled', 'labeled'],
+  ['label_updated', 'labeled'],
+]);
+
+/** GitHub's and Gitea/Forgejo's `pull_request` (Gogs sends no head or base and is refused naming them). */
+export function githubPullRequest(payload: Obj): WebhookEvent {
+  const repo = repoFullName(payload.repository, 'full_name');
+  const given = typeof payload.action === 'string' ? payload.action : '';
+  const mapped = PULL_ACTIONS.get(given);
+  if (!mapped)
+    return { kind: 'ignored', reason: `pull request ${shorten(given || 'event')} (previews do not act on it)`, repo };
+  const pr = requiredPrNumber(payload, 'number');
+  const pull = requiredObject(payload, 'pull_request');
+  if (pull.number !== undefined && pull.number !== pr)
+    throw new ValidationError(`pull_request.number differs from number (${pr})`);
+  const absent = ['head', 'base'].filter((side) => !objectAt(pull[side])).map((side) => `pull_request.${side}`);
+  if (absent.length > 0)
+    throw new ValidationError(
+      `payload has no ${absent.join(' and no ')} object: a preview needs the PR's head commit (Gogs sends none)`,
+    );
+  const head = {
+    sha: requiredSha(payload, 'pull_request.head.sha'),
+    ref: requiredRef(payload, 'pull_request.head.ref'),
+    repo: requiredRepoName(payload, 'pull_request.head.repo.full_name'),
+    cloneUrl: requiredCloneUrl(payload, 'pull_request.head.repo.clone_url'),
+  };
+  const base = {
+    ref: requiredRef(payload, 'pull_request.base.ref'),
+    repo: requiredRepoName(payload, 'pull_request.base.repo.full_name'),
+  };
+  const headId = objectAt(objectAt(pull.head)?.repo)?.id;
+  const baseId = objectAt(objectAt(pull.base)?.repo)?.id;
+  return pullRequestEvent({
+    repo,
+    pr,
+    action: mapped === 'closed' && pull.merged === true ? 'merged' : mapped,
+    head,
+    base,
+    fromFork: head.repo !== base.repo || headId !== baseId,
+    author: loginAt(payload, 'pull_request.user.login', 'pull_request.user.username'),
+    association: associationOf(pull.author_association),
+    title: requiredTitle(payload, 'pull_request.title'),
+    label: mapped === 'labeled' ? oneLine(objectAt(payload.label)?.name, LOGIN_MAX) : undefined,
+    labels: labelNames(pull.labels, 'name'),
+    sender: loginAt(payload, 'sender.login', 'sender.username'),
+    url: requiredPageUrl(payload, 'pull_request.html_url'),
   });
 }
