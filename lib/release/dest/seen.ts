@@ -90,7 +90,10 @@ export function withLedgerRead(
 ): SeenDest {
   const heads = { ...(seen?.heads ?? {}) };
   const head = ledger.head;
-  if (head && head.n >= (heads[app]?.n ?? 0)) heads[app] = { n: head.n, hash: head.hash, at: now.toISOString() };
+  // An app the ledger does not name (a typo) gets no head of its own.
+  const named = ledger.entries.some((e) => e.app === app);
+  if (head && named && head.n >= (heads[app]?.n ?? 0))
+    heads[app] = { n: head.n, hash: head.hash, at: now.toISOString() };
   const pinnedAt = seen && seen.primary === primary ? seen.pinnedAt : now.toISOString();
   return { dest: where, primary, pinnedAt, heads };
 }

@@ -64,6 +64,8 @@ test('remembered, moved on by a longer ledger, and a shorter or forked one refus
     () => checkSeenLedger(ledgerOf(['1.0', '1.9']), seen, 'FILE'),
     /ledger entry 2: differs from the entry seen before/,
   );
+  // An app the ledger does not name (a typo) gets no head.
+  assert.equal(Object.keys(withLedgerRead(seen, '/srv/updates', 'my-ap', 'f'.repeat(40), two, now).heads), ['my-app']);
   // A shorter read never moves the head back.
   assert.equal(
     withLedgerRead(seen, '/srv/updates', 'my-app', 'f'.repeat(40), ledgerOf(['1.0']), now).heads['my-app'].n,
