@@ -57,14 +57,16 @@ export function headProblem(trail: VerifiedTrail, kept: AuditHead, where: string
     const ends = last ? `ends at entry ${last}` : 'is empty';
     return new AuditHeadError(
       'cut',
-      `the audit trail was cut: it ${ends}, but its head kept in ${where} is entry ${kept.n}: entries ${last + 1} to ${kept.n} were removed from its end`,
+      `the audit trail was cut: it ${ends}, but its head kept in ${where} is entry ${kept.n}: entries ` +
+        `${last + 1} to ${kept.n} were removed from its end`,
     );
   }
   const hash = hashAt(trail, kept.n);
   if (hash !== undefined && hash !== kept.hash)
     return new AuditHeadError(
       'rewritten',
-      `the audit trail was rewritten: entry ${kept.n} is not the one whose sha256 ${where} keeps (${kept.hash.slice(0, 16)}…): that entry or one before it was changed and the chain made again after it`,
+      `the audit trail was rewritten: entry ${kept.n} is not the one whose sha256 ${where} keeps ` +
+        `(${kept.hash.slice(0, 16)}…): that entry or one before it was changed and the chain made again after it`,
     );
   return undefined;
 }
@@ -138,7 +140,8 @@ export class HeadFile {
         const hash = kept.n === previous?.n ? previous.hash : await hashOf(kept.n);
         if (hash !== undefined && hash !== kept.hash) {
           this.log?.error(
-            `audit: the trail does not hold its head kept in ${this.file} (entry ${kept.n}); it is left as it is: run \`shipkit audit --verify\``,
+            `audit: the trail does not hold its head kept in ${this.file} (entry ${kept.n}); it is left ` +
+              `as it is: run \`shipkit audit --verify\``,
           );
           return;
         }

@@ -26,7 +26,8 @@ export function parseSince(input: string): Since {
   const at = /^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(iso) ? Date.parse(iso) : NaN;
   if (Number.isNaN(at))
     throw new ValidationError(
-      `since must be an entry number or a time such as 2026-05-01, 2026-05-01 12:00:00 UTC or 2026-05-01T12:00:00Z, not ${JSON.stringify(input.slice(0, 40))}.`,
+      `since must be an entry number or a time such as 2026-05-01, 2026-05-01 12:00:00 UTC or ` +
+        `2026-05-01T12:00:00Z, not ${JSON.stringify(input.slice(0, 40))}.`,
     );
   return { from: new Date(at).toISOString() };
 }

@@ -23,7 +23,8 @@ export function program(name: Tool): string {
   const found = findOnPath(name);
   if (!found)
     throw new ConfigError(
-      `With queue: the backup's database part needs ${name}, which is not on the PATH. Install it (Debian: apt-get install postgresql-client), or pass --no-database to leave the database out.`,
+      `With queue: the backup's database part needs ${name}, which is not on the PATH. Install it ` +
+        `(Debian: apt-get install postgresql-client), or pass --no-database to leave the database out.`,
     );
   return found;
 }

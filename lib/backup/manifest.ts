@@ -78,7 +78,8 @@ export async function readManifest(dir: string, bytes?: Buffer): Promise<Manifes
     throw new ValidationError(`${file} is not a backup manifest.`);
   if (value.format > BACKUP_FORMAT)
     throw new ValidationError(
-      `The backup in ${dir} has format ${value.format}, made by shipkit ${value.shipkit}; this shipkit reads format ${BACKUP_FORMAT} and older. Restore it with that version or newer.`,
+      `The backup in ${dir} has format ${value.format}, made by shipkit ${value.shipkit}; this shipkit ` +
+        `reads format ${BACKUP_FORMAT} and older. Restore it with that version or newer.`,
     );
   const leftOut = value.left_out ?? [];
   // A relative DATA is below the config folder (an outside one is recorded absolute): `..` never is.

@@ -27,7 +27,9 @@ export async function encrypterFor(keyFile: string): Promise<(bytes: Buffer) => 
   // Checked now, before anything is written: a sign-only key (a release key) fails only at the first secret.
   await encryptionKeys.getEncryptionKey().catch((error: unknown) => {
     throw new ConfigError(
-      `${keyFile} has no encryption subkey (${messageOf(error)}): --encrypt-to takes a key that can encrypt, not a signing (release) key. Make one as docs/backup.md shows (gpg --quick-add-key FINGERPRINT cv25519 encr), export its public half and pass that.`,
+      `${keyFile} has no encryption subkey (${messageOf(error)}): --encrypt-to takes a key that can ` +
+        `encrypt, not a signing (release) key. Make one as docs/backup.md shows (gpg --quick-add-key FINGERPRINT ` +
+        `cv25519 encr), export its public half and pass that.`,
     );
   });
   return async (bytes) => {

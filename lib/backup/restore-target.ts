@@ -38,7 +38,8 @@ export async function targetsFor(manifest: Manifest, to: string, dataAt?: string
       );
     if (dataAt !== undefined)
       throw new ConfigError(
-        `--data-at is for a backup whose DATA was at an absolute path; this one keeps DATA in ${dataDir}. Leave --data-at out. Nothing was written.`,
+        `--data-at is for a backup whose DATA was at an absolute path; this one keeps DATA in ${dataDir}. ` +
+          `Leave --data-at out. Nothing was written.`,
       );
     await refuseLinks(configDir, dataDir);
     return { configDir, configFile, dataDir, sameFolder: true };
@@ -46,7 +47,8 @@ export async function targetsFor(manifest: Manifest, to: string, dataAt?: string
   const dataDir = path.resolve(manifest.data);
   if (dataAt === undefined)
     throw new ConfigError(
-      `The backup's DATA was at ${dataDir}, outside ${configDir}. To restore it there (what is there is refused without --force), confirm with --data-at ${dataDir}; else restore the config alone elsewhere. Nothing was written.`,
+      `The backup's DATA was at ${dataDir}, outside ${configDir}. To restore it there (what is there is ` +
+        `refused without --force), confirm with --data-at ${dataDir}; else restore the config alone elsewhere. Nothing was written.`,
     );
   if (path.resolve(dataAt) !== dataDir)
     throw new ConfigError(
@@ -79,7 +81,8 @@ async function refuseLinks(top: string, bottom: string): Promise<void> {
     if (!stats) return;
     if (stats.isSymbolicLink())
       throw new ConfigError(
-        `${at} is a symbolic link; a restore writes DATA only into real folders. Remove the link or restore elsewhere. Nothing was written.`,
+        `${at} is a symbolic link; a restore writes DATA only into real folders. Remove the link or ` +
+          `restore elsewhere. Nothing was written.`,
       );
   }
 }
@@ -106,7 +109,9 @@ export async function holdDataFolder(dataDir: string): Promise<Lock | undefined>
       () => ({}) as { pid?: number; host?: string },
     );
     throw new ConfigError(
-      `hook-server (pid ${holder.pid ?? '?'}${holder.host ? ` on ${holder.host}` : ''}) is running on ${dataDir}: stop it (systemctl stop shipkit, or kill ${holder.pid ?? 'PID'}), then restore again. A restore never moves a folder from under a running process; nothing was written.`,
+      `hook-server (pid ${holder.pid ?? '?'}${holder.host ? ` on ${holder.host}` : ''}) is running on ` +
+        `${dataDir}: stop it (systemctl stop shipkit, or kill ${holder.pid ?? 'PID'}), then restore again. A ` +
+        `restore never moves a folder from under a running process; nothing was written.`,
       { cause: error },
     );
   }

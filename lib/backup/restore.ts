@@ -51,7 +51,8 @@ async function openBackup(from: string, options: VerifyOptions): Promise<Manifes
   if (options.verifySignature) {
     if (!signature)
       throw new ValidationError(
-        `${sigFile} is missing, and --key requires a signed backup: this one was made without --sign-key, or its signature was removed. Nothing was written.`,
+        `${sigFile} is missing, and --key requires a signed backup: this one was made without --sign-key, ` +
+          `or its signature was removed. Nothing was written.`,
       );
     try {
       await options.verifySignature(bytes, signature);
@@ -62,7 +63,8 @@ async function openBackup(from: string, options: VerifyOptions): Promise<Manifes
     }
   } else if (manifest.signed_by && !signature)
     options.log?.warn(
-      `the manifest says key ${manifest.signed_by} signed this backup, but ${MANIFEST}.sig is missing; its signature was not checked: give --key PUBKEY.asc to refuse such a backup`,
+      `the manifest says key ${manifest.signed_by} signed this backup, but ${MANIFEST}.sig is missing; ` +
+        `its signature was not checked: give --key PUBKEY.asc to refuse such a backup`,
     );
   else if (manifest.signed_by)
     options.log?.warn(
@@ -168,7 +170,8 @@ async function refuseExisting(targets: Targets, force = false): Promise<void> {
   );
   if (existing.some(Boolean) && !force)
     throw new ConfigError(
-      `${paths.join(' and ')} already exist${paths.length === 1 ? 's' : ''}; restore over them with --force (they are kept aside), or pick another --to. Nothing was written.`,
+      `${paths.join(' and ')} already exist${paths.length === 1 ? 's' : ''}; restore over them with ` +
+        `--force (they are kept aside), or pick another --to. Nothing was written.`,
     );
 }
 
@@ -180,7 +183,8 @@ function leftOutSecrets(from: string, manifest: Manifest, targets: Targets): Mis
     const file = path.resolve(targets.configDir, name);
     if (!isInside(targets.configDir, file) && !isInside(targets.dataDir, file))
       throw new ValidationError(
-        `${path.join(from, MANIFEST)} names a left-out secret outside the restored folders: ${JSON.stringify(name)}. The backup is damaged or was altered: use another one. Nothing was written.`,
+        `${path.join(from, MANIFEST)} names a left-out secret outside the restored folders: ` +
+          `${JSON.stringify(name)}. The backup is damaged or was altered: use another one. Nothing was written.`,
       );
     return { file, reason: 'left-out' as const };
   });
@@ -243,7 +247,9 @@ async function restoreQueue(options: RestoreOptions, manifest: Manifest, staging
   const jobs = await jobsIn(db);
   if (jobs > 0 && !options.force)
     throw new ConfigError(
-      `${db.where} already holds ${jobs} shipkit job${jobs === 1 ? '' : 's'}: pass --no-database to leave it as it is (when only hook-server's machine was lost), or --force to replace shipkit's schemas there with the backup's. Nothing was written.`,
+      `${db.where} already holds ${jobs} shipkit job${jobs === 1 ? '' : 's'}: pass --no-database to leave ` +
+        `it as it is (when only hook-server's machine was lost), or --force to replace shipkit's schemas there ` +
+        `with the backup's. Nothing was written.`,
     );
   const dump = path.join(staging, '.queue.dump');
   try {
@@ -262,8 +268,14 @@ async function restoreQueue(options: RestoreOptions, manifest: Manifest, staging
 /** A missing secret as one sentence naming where it goes and how to supply it. */
 export function describeMissing(secret: MissingSecret): string {
   if (secret.variable)
-    return `${secret.variable}: a literal secret of the old shipkit.yml, now read from this variable; set it in hook-server's environment to that value`;
+    return (
+      `${secret.variable}: a literal secret of the old shipkit.yml, now read from this variable; set ` +
+      `it in hook-server's environment to that value`
+    );
   if (secret.reason === 'encrypted')
     return `${secret.file}: encrypted in the backup; restore again with --decrypt-key KEY.asc, or copy it from the old machine (mode 0600)`;
-  return `${secret.file}: left out of the backup (made without --encrypt-to); copy it from the old machine (mode 0600), or write a new secret there and give it to whoever uses it`;
+  return (
+    `${secret.file}: left out of the backup (made without --encrypt-to); copy it from the old ` +
+    `machine (mode 0600), or write a new secret there and give it to whoever uses it`
+  );
 }

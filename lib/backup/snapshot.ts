@@ -49,7 +49,8 @@ export async function takeBackup(options: BackupOptions): Promise<BackupResult> 
   const inData = path.relative(path.resolve(config.data), path.resolve(to));
   if (!inData.startsWith('..') && !path.isAbsolute(inData))
     throw new ConfigError(
-      `${to} is inside the data folder ${config.data}: a backup there would copy itself and every earlier one. Put backups outside it. Nothing was written.`,
+      `${to} is inside the data folder ${config.data}: a backup there would copy itself and every earlier ` +
+        `one. Put backups outside it. Nothing was written.`,
     );
   await emptyTarget(to);
   const configDir = path.dirname(config.file);

@@ -51,7 +51,8 @@ export function unsetVariableHint(
     return ofPackage ? notInFileHint(name, file, configFile, owner) : undefined;
   const load = `set -a; . ${shellWord(file)}; set +a`;
   return (
-    `It is set in ${file}, which only the hook-server systemd unit loads: start that (systemctl start hook-server), or, without systemd (a container, WSL), load the file first: ${load}` +
+    `It is set in ${file}, which only the hook-server systemd unit loads: start that (systemctl start ` +
+    `hook-server), or, without systemd (a container, WSL), load the file first: ${load}` +
     (owner
       ? ` — as the user the unit runs as, so that what hook-server writes stays that user's: ${runuserLine(owner, file, configFile)}.`
       : `; then: hook-server --config ${shellWord(configFile)}.`)
@@ -79,14 +80,16 @@ function missingFileHint(name: string, file: string, configFile: string): string
     : `\`dpkg-reconfigure shipkit\` writes it again; then add ${name}=… to it`;
   return (
     `The Debian package keeps it in ${file} (root:${PACKAGE_USER} 0640), which is missing: ${written}. ` +
-    `Then start the hook-server systemd unit (systemctl start hook-server), which loads that file, or start it by hand as root: ${runuserLine(PACKAGE_USER, file, configFile)}.`
+    `Then start the hook-server systemd unit (systemctl start hook-server), which loads that file, or ` +
+    `start it by hand as root: ${runuserLine(PACKAGE_USER, file, configFile)}.`
   );
 }
 
 /** The package's hook-server.env, readable here, without the variable the config names. */
 function notInFileHint(name: string, file: string, configFile: string, owner: string | undefined): string {
   return (
-    `The Debian package keeps the secrets its config names as env:NAME in ${file}, which the hook-server systemd unit loads, and ${name} is not in it: add ${name}=… there, ` +
+    `The Debian package keeps the secrets its config names as env:NAME in ${file}, which the hook-server ` +
+    `systemd unit loads, and ${name} is not in it: add ${name}=… there, ` +
     `then systemctl restart hook-server, or start it by hand as root: ${runuserLine(owner ?? PACKAGE_USER, file, configFile)}.`
   );
 }

@@ -169,7 +169,8 @@ export async function resolveNotifyTargets(
         // Checked now, so a missing MTA is a start-up error and not a failed notification later.
         if (!(await canAccess(t.email.sendmail, constants.X_OK))) {
           throw new ConfigError(
-            `${where}.sendmail: ${t.email!.sendmail} is not an executable program; install an MTA that provides sendmail (msmtp-mta, postfix, ...) or set sendmail: to its path.`,
+            `${where}.sendmail: ${t.email!.sendmail} is not an executable program; install an MTA that ` +
+              `provides sendmail (msmtp-mta, postfix, ...) or set sendmail: to its path.`,
           );
         }
         list.push({ channel: t.channel, on: t.on, where: t.where, email: t.email });

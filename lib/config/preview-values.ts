@@ -120,7 +120,9 @@ export function splitCommand(text: string): { argv: string[] } | { problem: stri
       word = undefined;
     } else if (SHELL_ONLY.has(c)) {
       return {
-        problem: `holds ${c}, which only a shell understands; it runs without one: give the program and its arguments, or the path of a script`,
+        problem:
+          `holds ${c}, which only a shell understands; it runs without one: give the program and ` +
+          `its arguments, or the path of a script`,
       };
     } else word = (word ?? '') + c;
   }

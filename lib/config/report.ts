@@ -124,7 +124,8 @@ export function parseRepoReport(
     throw configError(
       doc,
       url ? [...repoKeyPath, 'url'] : reportAt,
-      `${url ? 'report: ' : ''}${forge}: ${api.problem}; set report_api (such as ${forge === 'gitea' ? 'https://gitea.example.com/api/v1' : 'https://gitlab.example.com/api/v4'}).`,
+      `${url ? 'report: ' : ''}${forge}: ${api.problem}; set report_api (such as ` +
+        `${forge === 'gitea' ? 'https://gitea.example.com/api/v1' : 'https://gitlab.example.com/api/v4'}).`,
     );
   }
   return { forge, token, tokenKeyPath, api };

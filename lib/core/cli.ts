@@ -107,7 +107,8 @@ function chooseCommand(spec: CliSpec, argv: string[]): Chosen {
     if (first !== undefined && when && !when.test(argv[first])) {
       const words = Object.keys(commands).filter((k) => !k.startsWith('--'));
       throw new UsageError(
-        `Unknown command ${JSON.stringify(argv[first])}; use ${words.slice(0, -1).join(', ')} or ${words.at(-1)}. Run \`${spec.name} --help\` for usage.`,
+        `Unknown command ${JSON.stringify(argv[first])}; use ${words.slice(0, -1).join(', ')} or ` +
+          `${words.at(-1)}. Run \`${spec.name} --help\` for usage.`,
       );
     }
     return { key: name, label: `${spec.name} ${name}`, command: commands[name], argv, byDefault: true };

@@ -65,7 +65,8 @@ export async function acquireLock(
     }
     if (Date.now() >= deadline) {
       throw new WorkError(
-        `${what} is locked by process ${holder.pid} on ${holder.host} since ${new Date(holder.time).toISOString()}; try again when it has finished.`,
+        `${what} is locked by process ${holder.pid} on ${holder.host} since ` +
+          `${new Date(holder.time).toISOString()}; try again when it has finished.`,
       );
     }
     await sleep(100);

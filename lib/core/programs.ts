@@ -46,10 +46,16 @@ export function describeMissingPrograms(missing: readonly string[], PATH: string
   const packages = missing.map((name) => PACKAGE[name] ?? name).join(' ');
   if (missing.length === 1) {
     const [name] = missing;
-    return `shipkit needs ${name} on the PATH${PURPOSE[name] ? ` ${PURPOSE[name]}` : ''} ${where}. Install it (Debian: apt-get install ${packages}) or add its folder to PATH.`;
+    return (
+      `shipkit needs ${name} on the PATH${PURPOSE[name] ? ` ${PURPOSE[name]}` : ''} ${where}. ` +
+      `Install it (Debian: apt-get install ${packages}) or add its folder to PATH.`
+    );
   }
   const named = missing.map((name) => (PURPOSE[name] ? `${name} (${PURPOSE[name]})` : name));
-  return `shipkit needs ${named.slice(0, -1).join(', ')} and ${named.at(-1)} on the PATH ${where}. Install them (Debian: apt-get install ${packages}) or add their folders to PATH.`;
+  return (
+    `shipkit needs ${named.slice(0, -1).join(', ')} and ${named.at(-1)} on the PATH ${where}. ` +
+    `Install them (Debian: apt-get install ${packages}) or add their folders to PATH.`
+  );
 }
 
 /** Throws a ConfigError (exit 2) naming every program of `names` that is not on `PATH`. */

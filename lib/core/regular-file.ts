@@ -61,7 +61,8 @@ export async function readRegularFile(
   try {
     if (size > maxBytes)
       throw new ValidationError(
-        `${options.what ?? file} is ${size} bytes, more than the ${maxBytes} it may be: refused.${options.advice ? ` ${options.advice}` : ''}`,
+        `${options.what ?? file} is ${size} bytes, more than the ${maxBytes} it may be: ` +
+          `refused.${options.advice ? ` ${options.advice}` : ''}`,
       );
     const buffer = Buffer.alloc(size);
     let done = 0;

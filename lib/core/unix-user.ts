@@ -36,7 +36,8 @@ export async function lookupUser(name: string, { where }: { where?: string } = {
   const account = await findUser(name);
   if (!account) {
     throw new ConfigError(
-      `${where ? `${where}: user` : 'User'} ${name} does not exist on this machine; create it (useradd --system ${name}) or remove \`user:\` from the repo's config.`,
+      `${where ? `${where}: user` : 'User'} ${name} does not exist on this machine; create it (useradd ` +
+        `--system ${name}) or remove \`user:\` from the repo's config.`,
     );
   }
   return account;

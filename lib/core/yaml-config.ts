@@ -60,7 +60,10 @@ function duplicateKeyMessage(text: string, file: string, line: number): string {
     .slice(0, line - 1)
     .findIndex((l) => l.startsWith(`${indent}${key}:`) || l === `${indent}${key} :`);
   const where = first >= 0 ? ` (first on line ${first + 1})` : '';
-  return `${file}:${line}: ${key || 'a key'}: is given twice in the same block${where}; merge the two into one (a snippet appended to the file needs its lines moved under the existing key).`;
+  return (
+    `${file}:${line}: ${key || 'a key'}: is given twice in the same block${where}; merge the two ` +
+    `into one (a snippet appended to the file needs its lines moved under the existing key).`
+  );
 }
 
 function lineOf(document: Document, lineCounter: LineCounter, keyPath: KeyPath): number {

@@ -58,6 +58,7 @@ export async function zstdDecompress(opts: {
   const run = await $({ quiet: true, nothrow: true, input: opts.input })`ulimit -f ${blocks}; exec zstd ${args}`;
   if (run.exitCode !== 0)
     throw new VerificationError(
-      `the patch does not decompress within its signed length of ${opts.maxBytes} bytes: ${run.stderr.trim() || `zstd exited ${run.exitCode ?? run.signal}`}`,
+      `the patch does not decompress within its signed length of ${opts.maxBytes} bytes: ` +
+        `${run.stderr.trim() || `zstd exited ${run.exitCode ?? run.signal}`}`,
     );
 }

@@ -33,7 +33,8 @@ export async function resolveQueueUrl(
     url = new URL(text);
   } catch {
     throw new ConfigError(
-      `${where}: not a URL; give the queue database as postgres://USER@HOST[:PORT]/DATABASE (the password in the URL, or via env:NAME / file:PATH).`,
+      `${where}: not a URL; give the queue database as postgres://USER@HOST[:PORT]/DATABASE (the password ` +
+        `in the URL, or via env:NAME / file:PATH).`,
     );
   }
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {

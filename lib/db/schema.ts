@@ -31,7 +31,9 @@ export async function ensureSchema(client: pg.ClientBase, shipkit = 'unknown'): 
     const { rows } = await client.query('SELECT version, shipkit FROM shipkit.schema_version WHERE id = 1');
     if (rows.length && Number(rows[0].version) > SCHEMA_VERSION)
       throw new ConfigError(
-        `the queue database's tables are version ${rows[0].version} (written by shipkit ${rows[0].shipkit}), newer than this shipkit ${shipkit} knows (${SCHEMA_VERSION}): upgrade shipkit on this machine; nothing in the database was changed`,
+        `the queue database's tables are version ${rows[0].version} (written by shipkit ` +
+          `${rows[0].shipkit}), newer than this shipkit ${shipkit} knows (${SCHEMA_VERSION}): upgrade shipkit on ` +
+          `this machine; nothing in the database was changed`,
       );
     const at = rows.length ? Number(rows[0].version) : 0;
     for (const m of MIGRATIONS) if (m.version > at) await client.query(m.sql);

@@ -71,7 +71,8 @@ export function planRollout(
     const upTo = share === 100 ? rest.length : Math.round((rest.length * share) / 100);
     if (upTo <= done) {
       throw new UsageError(
-        `--waves: wave ${i + 1} (${share}%) adds no host: ${share}% of the ${rest.length} host(s) after the canary rounds to ${upTo}${i ? `, as the wave before it did` : ''}. Use fewer or larger waves.`,
+        `--waves: wave ${i + 1} (${share}%) adds no host: ${share}% of the ${rest.length} host(s) after ` +
+          `the canary rounds to ${upTo}${i ? `, as the wave before it did` : ''}. Use fewer or larger waves.`,
       );
     }
     waves.push({ name: `wave ${i + 1} (${share}%)`, targets: rest.slice(done, upTo) });
@@ -156,9 +157,15 @@ export function describeRollout(report: RolloutReport): string {
     : '';
   if (report.halted) {
     const { wave, failed: hosts, maxFailures } = report.halted;
-    return `The rollout halted at ${wave}: ${hosts.length} host(s) failed (at most ${maxFailures} allowed): ${hosts.join(' ')}${untouched}.`;
+    return (
+      `The rollout halted at ${wave}: ${hosts.length} host(s) failed (at most ${maxFailures} ` +
+      `allowed): ${hosts.join(' ')}${untouched}.`
+    );
   }
   if (report.interrupted)
     return `The rollout was interrupted after ${report.waves.length} wave(s)${untouched || '; every wave had started'}.`;
-  return `The rollout is done: ${report.waves.length} wave(s), ${results.length - failed}/${results.length} host(s) updated${failed ? `, ${failed} failed (within each wave's allowance)` : ''}.`;
+  return (
+    `The rollout is done: ${report.waves.length} wave(s), ` +
+    `${results.length - failed}/${results.length} host(s) updated${failed ? `, ${failed} failed (within each wave's allowance)` : ''}.`
+  );
 }

@@ -25,7 +25,8 @@ export function parseSlaveList(text: string, file = 'slave list'): Target[] {
     const url = parseTarget(line);
     if (!url) {
       throw new ConfigError(
-        `${file}:${index + 1}: ${JSON.stringify(line.slice(0, 80))} is not a target; write http://host:port[/path], https://host[:port][/path] or host:port.`,
+        `${file}:${index + 1}: ${JSON.stringify(line.slice(0, 80))} is not a target; write ` +
+          `http://host:port[/path], https://host[:port][/path] or host:port.`,
       );
     }
     if (seen.has(url)) return; // the same slave twice gets one request

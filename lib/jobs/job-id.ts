@@ -39,7 +39,8 @@ export function isStoredJobId(id: unknown): id is string {
 export function validateJobId(id: unknown): string {
   if (!isStoredJobId(id)) {
     throw new UsageError(
-      `Invalid job id ${JSON.stringify(String(id).slice(0, 70))}: use 1-64 letters, digits, "_" or "-" (ids look like 20261121-133000-a1b2c3).`,
+      `Invalid job id ${JSON.stringify(String(id).slice(0, 70))}: use 1-64 letters, digits, "_" or "-" ` +
+        `(ids look like 20261121-133000-a1b2c3).`,
     );
   }
   return id;

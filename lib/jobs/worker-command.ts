@@ -87,7 +87,8 @@ export async function startWorker({
   const slots = concurrency ?? (config.concurrency > 0 ? config.concurrency : 1);
   if (concurrency === undefined && config.concurrency === 0)
     log.info(
-      `concurrency: 0 in ${config.file} is hook-server's (it builds nothing itself); this worker runs 1 job at once (--concurrency N for more)`,
+      `concurrency: 0 in ${config.file} is hook-server's (it builds nothing itself); this worker runs 1 ` +
+        `job at once (--concurrency N for more)`,
     );
   const worker = new PgWorker({
     ...conn,
@@ -134,6 +135,7 @@ async function refuseHookServerData(config: ShipkitConfig): Promise<void> {
   }
   if (typeof holder.pid !== 'number' || !isProcessAlive(holder.pid, String(holder.host ?? ''))) return;
   throw new ConfigError(
-    `The data folder ${config.data} (data: in ${config.file}) is the data folder of a running hook-server (process ${holder.pid} on ${String(holder.host)} holds ${file}): give this worker a data: of its own (docs/workers.md).`,
+    `The data folder ${config.data} (data: in ${config.file}) is the data folder of a running hook-server ` +
+      `(process ${holder.pid} on ${String(holder.host)} holds ${file}): give this worker a data: of its own (docs/workers.md).`,
   );
 }

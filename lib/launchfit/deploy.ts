@@ -51,7 +51,8 @@ async function bootstrapConfig(paths: DeployPaths, opts: BootstrapOptions, log: 
     );
   if (opts.key && parseKeyPin(opts.key).kind !== 'fingerprint' && !opts.keyfile) {
     throw new ConfigError(
-      'A key ID alone is never trusted: a key fetched from the server is trusted only against a pinned full fingerprint. Pass --key with all 40 (or 64) hex digits, or --keyfile.',
+      'A key ID alone is never trusted: a key fetched from the server is trusted only against a pinned ' +
+        'full fingerprint. Pass --key with all 40 (or 64) hex digits, or --keyfile.',
     );
   }
   const lines = [

@@ -76,7 +76,8 @@ export async function refuseBadTarget(paths: DeployPaths, version: string | unde
   const installed = Object.values(state.installed).some((r) => compareVersions(r.version, version) === 0);
   if (marked && installed) {
     throw new UsageError(
-      `Version ${version} is marked bad (it was rolled back or failed its health check); going back to it clears that mark. If you mean it, run \`launchfit rollback --to ${version} --force\`.`,
+      `Version ${version} is marked bad (it was rolled back or failed its health check); going back to it ` +
+        `clears that mark. If you mean it, run \`launchfit rollback --to ${version} --force\`.`,
     );
   }
 }
@@ -198,7 +199,8 @@ async function takeLeftoverSockets(
         : handles;
     }
     log.warn(
-      `could not take the app's listening sockets over from the instance a previous launchfit left (${reason}); ${adopt ? 'not adopting it' : 'binding them again: connections are refused until then'}`,
+      `could not take the app's listening sockets over from the instance a previous launchfit left ` +
+        `(${reason}); ${adopt ? 'not adopting it' : 'binding them again: connections are refused until then'}`,
       { pid: pgid },
     );
   }
@@ -536,7 +538,8 @@ class Launcher {
       first && this.opts.intervalMs === undefined ? Math.min(base, 1000) : nextPollDelayMs(base, this.serverFailures);
     if (this.serverFailures > 0)
       this.log.warn(
-        `the update server failed ${this.serverFailures} time(s) in a row; the current release keeps serving; next check in ${Math.round(delay / 100) / 10} s`,
+        `the update server failed ${this.serverFailures} time(s) in a row; the current release keeps ` +
+          `serving; next check in ${Math.round(delay / 100) / 10} s`,
       );
     this.pollTimer = setTimeout(() => {
       void this.updates

@@ -121,7 +121,8 @@ export async function run(
   });
   if (result.timedOut) {
     throw new StepFailure(
-      `\`${redactUrls(what).slice(0, 80)}\` was killed at the job's time limit (${ctx.timeoutSec} s); raise \`timeout:\` in shipkit.yml if the build needs longer.`,
+      `\`${redactUrls(what).slice(0, 80)}\` was killed at the job's time limit (${ctx.timeoutSec} s); ` +
+        `raise \`timeout:\` in shipkit.yml if the build needs longer.`,
       { lastLines: result.lastLines, timedOut: true },
     );
   }

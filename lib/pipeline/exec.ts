@@ -116,7 +116,8 @@ export class CappedOutput {
       }
       pieces.push({ time: new Date(), text: decoder.end() });
       this.log.line(
-        `--- ${formatBytes(skip)} of output left out here (the log keeps the first ${formatBytes(this.limits.headBytes)} and the last ${formatBytes(this.limits.tailBytes)} of each command) ---`,
+        `--- ${formatBytes(skip)} of output left out here (the log keeps the first ` +
+          `${formatBytes(this.limits.headBytes)} and the last ${formatBytes(this.limits.tailBytes)} of each command) ---`,
       );
       for (const { time, text } of pieces) this.emit(text, time);
     }
@@ -256,7 +257,8 @@ const PRESTART_LATE = ['SHIPKIT_SHA', 'npm_config_cache', 'NPM_CONFIG_CACHE'];
 const WAITER =
   `const s=new(require('node:net').Socket)({fd:3,readable:true,writable:false});let b='';s.setEncoding('utf8');` +
   `const quit=()=>process.exit(1);s.on('end',quit);s.on('error',quit);s.on('data',(d)=>{b+=d;const i=b.indexOf('\\n');if(i<0)return;` +
-  `s.off('end',quit);s.off('error',quit);s.destroy();const go=JSON.parse(b.slice(0,i));for(const k of Object.keys(process.env))delete process.env[k];` +
+  `s.off('end',quit);s.off('error',quit);s.destroy();const go=JSON.parse(b.slice(0,i));for(const k of ` +
+  `Object.keys(process.env))delete process.env[k];` +
   `Object.assign(process.env,go.env);process.execArgv.length=0;process.argv=[process.execPath,...go.argv.slice(1)];` +
   `import(require('node:url').pathToFileURL(go.argv[1]).href);});`;
 

@@ -33,11 +33,13 @@ export async function prepareGitAuth(
     const where = `${doc.locate([...auth.keyPath, 'known_hosts'])}: known_hosts`;
     if (!existsSync(knownHosts))
       throw new ConfigError(
-        `${where}: ${knownHosts} does not exist; create it with the host keys of your git server (ssh-keyscan HOST >> ${knownHosts}, after checking the fingerprints).`,
+        `${where}: ${knownHosts} does not exist; create it with the host keys of your git server ` +
+          `(ssh-keyscan HOST >> ${knownHosts}, after checking the fingerprints).`,
       );
     if (remote && !(await knownHostsLists(knownHosts, remote)))
       throw new ConfigError(
-        `${where}: ${knownHostsName(remote)} is not in ${knownHosts}; add its host key (${keyscanHint(remote, knownHosts)}, after checking the fingerprint against the forge's published one).`,
+        `${where}: ${knownHostsName(remote)} is not in ${knownHosts}; add its host key ` +
+          `(${keyscanHint(remote, knownHosts)}, after checking the fingerprint against the forge's published one).`,
       );
   }
   try {
@@ -59,17 +61,20 @@ async function checkDeployKey(
   const info = await stat(file).catch(() => undefined);
   if (!info?.isFile())
     throw new ConfigError(
-      `${where}: the deploy key ${file} does not exist; make one (ssh-keygen -t ed25519 -N '' -f ${file}) and add ${file}.pub to the repository's Deploy keys.`,
+      `${where}: the deploy key ${file} does not exist; make one (ssh-keygen -t ed25519 -N '' -f ${file}) ` +
+        `and add ${file}.pub to the repository's Deploy keys.`,
     );
   if (info.mode & 0o077)
     throw new ConfigError(
-      `${where}: the deploy key ${file} can be read by others (mode ${(info.mode & 0o777).toString(8)}), so ssh would refuse it; run chmod 600 ${file}.`,
+      `${where}: the deploy key ${file} can be read by others (mode ${(info.mode & 0o777).toString(8)}), ` +
+        `so ssh would refuse it; run chmod 600 ${file}.`,
     );
   // Root reads any key; another user only its own (mode 600).
   const owner = runAs?.uid ?? (process.getuid?.() === 0 ? undefined : process.getuid?.());
   if (owner !== undefined && info.uid !== owner)
     throw new ConfigError(
-      `${where}: the deploy key ${file} must belong to the user the build runs as${runAs ? ` (${runAs.user})` : ''}, or ssh cannot read it; run chown ${runAs?.user ?? owner} ${file}.`,
+      `${where}: the deploy key ${file} must belong to the user the build runs ` +
+        `as${runAs ? ` (${runAs.user})` : ''}, or ssh cannot read it; run chown ${runAs?.user ?? owner} ${file}.`,
     );
   const unlocked = await $({
     quiet: true,
@@ -78,7 +83,9 @@ async function checkDeployKey(
   })`ssh-keygen -y -P ${''} -f ${file}`;
   if (unlocked.exitCode !== 0)
     throw new ConfigError(
-      `${where}: ${file} is not a private key without a passphrase (ssh-keygen says: ${unlocked.stderr.trim().split('\n').pop() || 'cannot read it'}); a build cannot type a passphrase: remove it with ssh-keygen -p -N '' -f ${file}.`,
+      `${where}: ${file} is not a private key without a passphrase (ssh-keygen says: ` +
+        `${unlocked.stderr.trim().split('\n').pop() || 'cannot read it'}); a build cannot type a passphrase: ` +
+        `remove it with ssh-keygen -p -N '' -f ${file}.`,
     );
 }
 
@@ -105,13 +112,20 @@ export function explainGitAuthFailure(error: unknown, { url, auth }: { url?: str
   const hosts = auth.knownHosts ?? '~/.ssh/known_hosts of the build user';
   let message: string | undefined;
   if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key for \S+ has changed/.test(output)) {
-    message = `${host} offered a different host key than the one in ${hosts}: check with the forge whether it really changed before replacing that line (it may be an attack).`;
+    message =
+      `${host} offered a different host key than the one in ${hosts}: check with the forge ` +
+      `whether it really changed before replacing that line (it may be an attack).`;
   } else if (/Host key verification failed|No \S+ host key is known for/.test(output)) {
-    message = `${host}'s host key is not in ${hosts}: add it (${remote ? keyscanHint(remote, hosts) : 'ssh-keyscan HOST >> FILE'}, after checking the fingerprint), and set known_hosts: in shipkit.yml.`;
+    message =
+      `${host}'s host key is not in ${hosts}: add it ` +
+      `(${remote ? keyscanHint(remote, hosts) : 'ssh-keyscan HOST >> FILE'}, after checking the fingerprint), ` +
+      `and set known_hosts: in shipkit.yml.`;
   } else if (/Permission denied \(publickey/.test(output)) {
     message = auth.sshKey
-      ? `The deploy key ${auth.sshKey} was refused by ${name}: add ${auth.sshKey}.pub to the repository's Deploy keys (read access is enough).`
-      : `${name} refused the build's ssh keys: set ssh_key: for this repo in shipkit.yml to a deploy key added to the repository's Deploy keys.`;
+      ? `The deploy key ${auth.sshKey} was refused by ${name}: add ${auth.sshKey}.pub to the repository's ` +
+        `Deploy keys (read access is enough).`
+      : `${name} refused the build's ssh keys: set ssh_key: for this repo in shipkit.yml to a deploy key ` +
+        `added to the repository's Deploy keys.`;
   }
   if (!message) return error;
   const explained = new StepFailure(message, {

@@ -25,24 +25,32 @@ export interface PreparedGitToken {
 export function tokenOrigin(url: string): { origin: string } | { problem: string } {
   if (sshRemoteOf(url))
     return {
-      problem: `the remote ${url} is reached over ssh, where a token does not apply: use ssh_key: (a deploy key) for it, or an https:// url:`,
+      problem:
+        `the remote ${url} is reached over ssh, where a token does not apply: use ssh_key: (a ` +
+        `deploy key) for it, or an https:// url:`,
     };
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
     return {
-      problem: `the remote ${url} is not an https:// address, so there is nothing to send a token to; set url: to the repository's https:// address`,
+      problem:
+        `the remote ${url} is not an https:// address, so there is nothing to send a token to; set ` +
+        `url: to the repository's https:// address`,
     };
   }
   if (parsed.protocol === 'http:' && !isLoopbackHost(parsed.hostname)) {
     return {
-      problem: `the remote ${parsed.origin} is plain http://, where the token would cross the network readable by anyone on the way: use its https:// address`,
+      problem:
+        `the remote ${parsed.origin} is plain http://, where the token would cross the network ` +
+        `readable by anyone on the way: use its https:// address`,
     };
   }
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
     return {
-      problem: `the remote ${url} is not an https:// address, so there is nothing to send a token to; set url: to the repository's https:// address`,
+      problem:
+        `the remote ${url} is not an https:// address, so there is nothing to send a token to; set ` +
+        `url: to the repository's https:// address`,
     };
   }
   if (parsed.username || parsed.password)
@@ -83,7 +91,8 @@ export async function prepareGitToken(
   // A line break would end the header and start another one of the token's choosing.
   if (/[\s\x00-\x1f\x7f]/.test(token))
     throw new ConfigError(
-      `${where}: the token holds a space, line break or control character; check that ${config.token.startsWith('file:') ? 'the file holds the token alone' : 'it was copied whole and alone'}.`,
+      `${where}: the token holds a space, line break or control character; check that ` +
+        `${config.token.startsWith('file:') ? 'the file holds the token alone' : 'it was copied whole and alone'}.`,
     );
   const basic = Buffer.from(`${config.user}:${token}`, 'utf8').toString('base64');
   const scope = `${target.origin}/`;
@@ -124,15 +133,23 @@ export async function explainGitTokenFailure(
   const status = /returned error: (\d{3})/.exec(output)?.[1];
   if (/could not read (Username|Password) for|Authentication failed for/.test(output) || status === '401') {
     message = ours
-      ? `The token for ${origin} was refused (HTTP 401): check that token: in shipkit.yml holds a current token for this forge (not expired or revoked); for a GitLab deploy token, set token_user: to its user name.`
-      : `${failedUrl} asked for a user name and password; the token is only sent to ${origin}, so a submodule on another host must be readable without it (or reached over ssh with ssh_key:).`;
+      ? `The token for ${origin} was refused (HTTP 401): check that token: in shipkit.yml holds a current ` +
+        `token for this forge (not expired or revoked); for a GitLab deploy token, set token_user: to its user name.`
+      : `${failedUrl} asked for a user name and password; the token is only sent to ${origin}, so a ` +
+        `submodule on another host must be readable without it (or reached over ssh with ssh_key:).`;
   } else if (status && /^30[1278]$/.test(status)) {
     const to = failedUrl ? await probe(failedUrl).catch(() => undefined) : undefined;
-    message = `The remote ${failedUrl ?? origin} redirected${to ? ` to ${to}` : ''} (HTTP ${status}); the token is only sent to ${origin} and redirects are not followed with it: set url: in shipkit.yml to the final address.`;
+    message =
+      `The remote ${failedUrl ?? origin} redirected${to ? ` to ${to}` : ''} (HTTP ${status}); the ` +
+      `token is only sent to ${origin} and redirects are not followed with it: set url: in shipkit.yml to the final address.`;
   } else if (ours && status === '403') {
-    message = `The token for ${origin} may not read this repository (HTTP 403): give it read access to the repository (GitHub: Contents read-only; Gitea: read:repository; GitLab: read_repository).`;
+    message =
+      `The token for ${origin} may not read this repository (HTTP 403): give it read access to ` +
+      `the repository (GitHub: Contents read-only; Gitea: read:repository; GitLab: read_repository).`;
   } else if (ours && (status === '404' || /repository '[^']*' not found/.test(output))) {
-    message = `${origin} says the repository does not exist (HTTP 404), which forges also answer when the token may not see it: check url: and give the token read access to the repository.`;
+    message =
+      `${origin} says the repository does not exist (HTTP 404), which forges also answer when the ` +
+      `token may not see it: check url: and give the token read access to the repository.`;
   }
   if (!message) return error;
   const explained = new StepFailure(message, {

@@ -398,7 +398,8 @@ export function validateRef(ref: string, flag = 'ref'): string {
   const problem = refNameProblem(ref);
   if (problem)
     throw new UsageError(
-      `Invalid --${flag} ${JSON.stringify(ref.slice(0, 70))}: it ${problem}; use a branch or tag name such as main, refs/heads/main or v1.2.0.`,
+      `Invalid --${flag} ${JSON.stringify(ref.slice(0, 70))}: it ${problem}; use a branch or tag name ` +
+        `such as main, refs/heads/main or v1.2.0.`,
     );
   return ref;
 }
@@ -414,7 +415,10 @@ export function validateSha(sha: string): string {
 
 /** The lines a terminal user sees when a job failed. */
 function describeFailure(outcome: JobOutcome): string {
-  return `${outcome.kind} of ${outcome.repo} failed at step ${outcome.step}: ${outcome.error} Log: \`shipkit logs ${outcome.repo} --job ${outcome.id}\`.`;
+  return (
+    `${outcome.kind} of ${outcome.repo} failed at step ${outcome.step}: ${outcome.error} Log: ` +
+    `\`shipkit logs ${outcome.repo} --job ${outcome.id}\`.`
+  );
 }
 
 /** The job's result on `stdout` (a line, or JSON), its last lines and failure on the log; returns the exit code. */
@@ -426,7 +430,8 @@ export function report(
   if (json) stdout.write(`${JSON.stringify(result)}\n`);
   else
     stdout.write(
-      `${outcome.kind} ${outcome.repo} ${outcome.status} (job ${outcome.id}${outcome.sha ? `, ${outcome.sha.slice(0, 12)}` : ''}, ${(outcome.duration_ms / 1000).toFixed(1)} s)\n`,
+      `${outcome.kind} ${outcome.repo} ${outcome.status} (job ` +
+        `${outcome.id}${outcome.sha ? `, ${outcome.sha.slice(0, 12)}` : ''}, ${(outcome.duration_ms / 1000).toFixed(1)} s)\n`,
     );
   if (outcome.status !== 'succeeded') {
     for (const line of lastLines.slice(-10)) log.info(`  | ${line}`);

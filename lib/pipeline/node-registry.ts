@@ -28,7 +28,8 @@ const PACK_TIMEOUT_MS = 15 * 60_000;
 export function nodePackageName(platform: string = process.platform, arch: string = process.arch): string {
   if (platform !== 'linux' || (arch !== 'x64' && arch !== 'arm64')) {
     throw new RemoteError(
-      `Node binaries from the npm registry are only fetched for linux x64 and arm64 (this is ${platform} ${arch}); leave node: unset to build with shipkit's own Node.`,
+      `Node binaries from the npm registry are only fetched for linux x64 and arm64 (this is ${platform} ` +
+        `${arch}); leave node: unset to build with shipkit's own Node.`,
     );
   }
   return `node-linux-${arch}`;

@@ -60,7 +60,8 @@ async function readRepoFile(
   if (!info) return undefined;
   if (!info.isFile())
     throw new StepFailure(
-      `The repo's ${name} is ${info.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}; shipkit reads the Node version only from a plain file. Make it a file, or set node: for the repo in shipkit.yml.`,
+      `The repo's ${name} is ${info.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}; shipkit ` +
+        `reads the Node version only from a plain file. Make it a file, or set node: for the repo in shipkit.yml.`,
     );
   if (info.size > maxBytes)
     throw new StepFailure(`The repo's ${name} is larger than ${maxBytes} bytes; is it the right file?`);
@@ -103,7 +104,8 @@ export async function findWantedNode(
   if (engines === undefined) return undefined;
   if (typeof engines !== 'string')
     throw new StepFailure(
-      'The repo\'s package.json has an engines.node that is not a string; give a range such as ">=20" or set node: for the repo in shipkit.yml.',
+      'The repo\'s package.json has an engines.node that is not a string; give a range such as ">=20" or ' +
+        'set node: for the repo in shipkit.yml.',
     );
   return { request: parseOrFail(engines, 'package.json engines.node'), from: 'package.json engines.node' };
 }
@@ -216,7 +218,9 @@ async function fetchNode({ request, from }: WantedNode, npm: NpmOptions, options
     if (!found) {
       const newest = highestVersion(versions);
       throw new StepFailure(
-        `Node ${request.text} (from ${from}) cannot be had from the npm registry (${name}@${request.text}: no such version)${newest ? `; the newest is ${newest}` : ''}. Change ${from === 'shipkit.yml' ? 'node: in shipkit.yml' : `the repo's ${from}`}.`,
+        `Node ${request.text} (from ${from}) cannot be had from the npm registry ` +
+          `(${name}@${request.text}: no such version)${newest ? `; the newest is ${newest}` : ''}. Change ` +
+          `${from === 'shipkit.yml' ? 'node: in shipkit.yml' : `the repo's ${from}`}.`,
       );
     }
     version = found;
@@ -237,7 +241,8 @@ async function fetchNode({ request, from }: WantedNode, npm: NpmOptions, options
     if (await trustedFolder(dir)) return { version, from, bin: path.join(dir, 'bin'), how: 'cached' };
     if (await lstat(dir).catch(() => undefined)) {
       throw new StepFailure(
-        `${dir} is there but is not used: it (or its bin/node) belongs to another user or is writable by others. Remove it (rm -rf) and build again.`,
+        `${dir} is there but is not used: it (or its bin/node) belongs to another user or is writable by ` +
+          `others. Remove it (rm -rf) and build again.`,
       );
     }
     await removeLeftovers(root, path.basename(dir));

@@ -61,6 +61,7 @@ export async function runPullRollout(ctx: BuildContext, rollout: PullRolloutConf
   throw new StepFailure(
     result.state === 'rolled_back'
       ? `rollout halted (${result.reason}); rolled back to ${result.rolledBackTo?.version} with SEQ ${result.rolledBackTo?.seq}`
-      : `rollout halted at ROLLOUT ${result.percent} (${result.reason}); the next build, or \`release rollout\` by hand, continues from there`,
+      : `rollout halted at ROLLOUT ${result.percent} (${result.reason}); the next build, or \`release ` +
+          `rollout\` by hand, continues from there`,
   );
 }

@@ -59,7 +59,9 @@ export async function checkFoldersOwner(
         ? `runuser -u ${name} -- shipkit ${kind} ${repo}`
         : `sudo -u ${name} shipkit ${kind} ${repo}`;
     throw new UsageError(
-      `${dir} belongs to ${who}, and this ${kind} runs as ${me}: git refuses to work in another user's clone ("dubious ownership"; trusting it in safe.directory, as git suggests, would leave files there that ${who}'s jobs cannot change). Run it as ${who}, with the same options: ${how}`,
+      `${dir} belongs to ${who}, and this ${kind} runs as ${me}: git refuses to work in another user's ` +
+        `clone ("dubious ownership"; trusting it in safe.directory, as git suggests, would leave files there that ` +
+        `${who}'s jobs cannot change). Run it as ${who}, with the same options: ${how}`,
     );
   }
 }
@@ -72,7 +74,9 @@ function explainOtherUsersSource(error: unknown, runAs: BuildContext['runAs']): 
   const user = runAs?.user ?? os.userInfo().username;
   const as = process.getuid?.() === 0 && user !== 'root' ? `runuser -u ${user} -- ` : '';
   const explained = new StepFailure(
-    `git refuses to read ${source}: it belongs to another user than ${user}, whom this job runs as ("dubious ownership"). If you trust that repository, let ${user} read it: ${as}git config --global --add safe.directory ${source}; or set url: for the repo to an address a git server serves it at (ssh://…).`,
+    `git refuses to read ${source}: it belongs to another user than ${user}, whom this job runs as ` +
+      `("dubious ownership"). If you trust that repository, let ${user} read it: ${as}git config --global --add ` +
+      `safe.directory ${source}; or set url: for the repo to an address a git server serves it at (ssh://…).`,
     { lastLines: error.lastLines, timedOut: error.timedOut, commandExit: error.commandExit },
   );
   explained.cause = error;
@@ -139,7 +143,8 @@ async function pullCommit(ctx: BuildContext): Promise<StepResult> {
     const origin = (await plainOrigin(work)) ?? (await gitQuery(ctx, ['remote', 'get-url', 'origin']));
     if (ctx.url && origin !== undefined && ctx.url !== origin) {
       throw new StepFailure(
-        `${ctx.repo.name}'s clone fetches from ${redactUrls(origin)}; --url ${redactUrls(ctx.url)} would re-point it, which is refused. Set url: for it in shipkit.yml to move it.`,
+        `${ctx.repo.name}'s clone fetches from ${redactUrls(origin)}; --url ${redactUrls(ctx.url)} would ` +
+          `re-point it, which is refused. Set url: for it in shipkit.yml to move it.`,
       );
     }
     if (ctx.repo.url && ctx.repo.url !== origin) {

@@ -36,7 +36,8 @@ async function releaseScriptStep(ctx: BuildContext): Promise<StepResult> {
   const info = await stat(script).catch(() => undefined);
   if (!info) {
     throw new StepFailure(
-      `The release script ${relative} does not exist at ${tag}; add it to the repo (see templates/release.sh) or set \`release:\` for ${ctx.repo.name} in shipkit.yml.`,
+      `The release script ${relative} does not exist at ${tag}; add it to the repo (see ` +
+        `templates/release.sh) or set \`release:\` for ${ctx.repo.name} in shipkit.yml.`,
     );
   }
   if (!info.isFile()) throw new StepFailure(`The release script ${relative} is not a file.`);

@@ -73,7 +73,8 @@ export async function downloadsStep(ctx: BuildContext): Promise<StepResult> {
       )
     ).reduce((a, b) => a + b, 0);
     ctx.log.line(
-      `the downloads stage is not available in this shipkit (lib/stages/downloads.ts is missing); nothing was fetched: ${sources.join(' and ')} with ${count} line(s) skipped`,
+      `the downloads stage is not available in this shipkit (lib/stages/downloads.ts is missing); nothing ` +
+        `was fetched: ${sources.join(' and ')} with ${count} line(s) skipped`,
     );
     return { skipped: 'downloads stage not available' };
   }
@@ -98,7 +99,8 @@ export async function uploadStep(ctx: BuildContext): Promise<StepResult> {
           .join('+') || '?',
     );
     ctx.log.line(
-      `the upload stage is not available in this shipkit (lib/stages/upload/index.ts is missing); nothing was uploaded: skipped ${entries.length} target(s): ${targets.join(', ')}`,
+      `the upload stage is not available in this shipkit (lib/stages/upload/index.ts is missing); nothing ` +
+        `was uploaded: skipped ${entries.length} target(s): ${targets.join(', ')}`,
     );
     return { skipped: 'upload stage not available' };
   }

@@ -147,7 +147,9 @@ function cloneProblem(
   if (local !== undefined && local !== data && !local.startsWith(data + path.sep)) return undefined;
   return {
     message: 'clone URL refused',
-    detail: `the delivery's clone URL ${cloneUrl.slice(0, 200)} is ${local === undefined ? 'not a plain local path' : `inside hook-server's data folder ${data}`}`,
+    detail:
+      `the delivery's clone URL ${cloneUrl.slice(0, 200)} is ` +
+      `${local === undefined ? 'not a plain local path' : `inside hook-server's data folder ${data}`}`,
   };
 }
 

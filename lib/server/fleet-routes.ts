@@ -121,7 +121,9 @@ function fullRefusal(app: string, maxHosts: number): Refusal {
   return {
     refused: 'full',
     status: 403,
-    message: `the fleet registry of ${app} is full (max_hosts: ${maxHosts}): raise fleet.${app}.max_hosts in hook-server's shipkit.yml, or forget hosts with \`shipkit fleet forget\``,
+    message:
+      `the fleet registry of ${app} is full (max_hosts: ${maxHosts}): raise fleet.${app}.max_hosts ` +
+      `in hook-server's shipkit.yml, or forget hosts with \`shipkit fleet forget\``,
   };
 }
 

@@ -127,7 +127,8 @@ export async function resolveServerSecrets(
     if (repo.secret) repos.set(repo.name, await resolveList(repo.secret, `${config.file}: repos.${repo.name}.secret`));
     else if (!fallback)
       throw new ConfigError(
-        `${config.doc.locate(repo.keyPath)}: repos.${repo.name}: no webhook secret; set secret: at the top level or for this repo (env:NAME or file:PATH).`,
+        `${config.doc.locate(repo.keyPath)}: repos.${repo.name}: no webhook secret; set secret: at the ` +
+          `top level or for this repo (env:NAME or file:PATH).`,
       );
   }
   const token = config.token ? await resolve(config.token, `${config.file}: token`) : undefined;

@@ -169,7 +169,8 @@ export async function adoptPushFiles(db: Queryable, dataDir: string, repos: stri
       log.info(`the accepted pushes of ${repo} in ${file} were copied into the queue database`);
       if (conflict)
         log.warn(
-          `${file} pinned another remote for ${repo} than the queue database has; the database's stands (set url: in shipkit.yml to choose)`,
+          `${file} pinned another remote for ${repo} than the queue database has; the database's stands ` +
+            `(set url: in shipkit.yml to choose)`,
         );
     } catch (error) {
       log.warn(`could not copy ${file} into the queue database; tried again at the next start`, {

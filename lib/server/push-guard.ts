@@ -141,7 +141,9 @@ export async function judgeDelivery(delivery: Delivery, state: RepoPushState, ru
     if (pinned !== undefined && pinned !== delivery.cloneUrl) {
       return {
         verdict: 'refused',
-        reason: `the payload's clone URL ${redactUrls(delivery.cloneUrl)} is not the remote pinned at the first clone (${redactUrls(pinned)}); set url: for ${delivery.repo} in shipkit.yml to move it`,
+        reason:
+          `the payload's clone URL ${redactUrls(delivery.cloneUrl)} is not the remote pinned at the ` +
+          `first clone (${redactUrls(pinned)}); set url: for ${delivery.repo} in shipkit.yml to move it`,
       };
     }
   }

@@ -59,11 +59,13 @@ async function findDelivery(db: Queryable, id: string): Promise<StoredDelivery &
   );
   if (rows.length === 0)
     throw new ValidationError(
-      `No delivery ${JSON.stringify(id)} is kept: give a delivery id or a job id from \`shipkit deliveries list\` (deliveries are kept 14 days).`,
+      `No delivery ${JSON.stringify(id)} is kept: give a delivery id or a job id from \`shipkit ` +
+        `deliveries list\` (deliveries are kept 14 days).`,
     );
   if (rows.length > 1)
     throw new ValidationError(
-      `${JSON.stringify(id)} names ${rows.length} deliveries (${rows.map((r) => `${r.source} → job ${r.job_id}`).join(', ')}): give the job id instead.`,
+      `${JSON.stringify(id)} names ${rows.length} deliveries ` +
+        `(${rows.map((r) => `${r.source} → job ${r.job_id}`).join(', ')}): give the job id instead.`,
     );
   return { ...storedOf(rows[0]), format: String(rows[0].format), body: rows[0].body as Buffer };
 }

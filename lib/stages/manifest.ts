@@ -147,7 +147,8 @@ export function checkEntries(entries: ManifestEntry[], options: { maxProblems?: 
       unique.push(entry);
     } else if (first.url !== entry.url || first.tag !== entry.tag) {
       problems.push(
-        `${entry.where}: destination "${shorten(entry.dest)}" is already used by ${first.where} with a different URL (${shorten(withTag(first))} vs ${shorten(withTag(entry))}); give one of them another destination.`,
+        `${entry.where}: destination "${shorten(entry.dest)}" is already used by ${first.where} with a ` +
+          `different URL (${shorten(withTag(first))} vs ${shorten(withTag(entry))}); give one of them another destination.`,
       );
     }
   }

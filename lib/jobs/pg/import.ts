@@ -9,7 +9,9 @@ import { inTransaction } from '../../db/connect.ts';
 import type pg from 'pg';
 import { LOCKS } from '../../db/locks.ts';
 
-const IMPORTS_SQL = `CREATE TABLE IF NOT EXISTS shipkit.imports (source text PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), jobs int NOT NULL)`;
+const IMPORTS_SQL =
+  `CREATE TABLE IF NOT EXISTS shipkit.imports (source text PRIMARY KEY, at timestamptz ` +
+  `NOT NULL DEFAULT now(), jobs int NOT NULL)`;
 const ROWS_AT_ONCE = 500;
 
 /** A journal's record as it goes into the database. */

@@ -161,7 +161,8 @@ export class Leadership {
     }
     if (!stale || term === undefined) return false;
     this.options.log.warn(
-      `${this.options.node} takes the lead from ${stale.node} (term ${stale.term}), whose lease was not renewed for ${this.leaseMs / 1000} s`,
+      `${this.options.node} takes the lead from ${stale.node} (term ${stale.term}), whose lease was not ` +
+        `renewed for ${this.leaseMs / 1000} s`,
     );
     this.become(term, sent);
     if (stale.pid !== null) await this.endStaleSession(client, stale.pid);
@@ -174,7 +175,8 @@ export class Leadership {
       await client.query('SELECT pg_terminate_backend($1)', [pid]);
     } catch (error) {
       this.options.log.warn(
-        `could not end the session of the node that stopped renewing (pid ${pid}): ${messageOf(error)}; it lets go of the lock once it notices`,
+        `could not end the session of the node that stopped renewing (pid ${pid}): ${messageOf(error)}; ` +
+          `it lets go of the lock once it notices`,
       );
       return;
     }

@@ -46,7 +46,8 @@ export async function sendOutput(
       const { bytesRead } = await handle.read(buffer, 0, buffer.length, base + at);
       if (bytesRead === 0) break;
       await db.query(
-        `WITH sent AS (INSERT INTO shipkit.job_output (job_id, attempt, start_at, chunk) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING 1)
+        `WITH sent AS (INSERT INTO shipkit.job_output (job_id, attempt, start_at, chunk) VALUES ($1, $2, ` +
+          `$3, $4) ON CONFLICT DO NOTHING RETURNING 1)
          SELECT pg_notify('${OUTPUT_CHANNEL}', $1) FROM sent`,
         [job.id, job.attempts, at, buffer.subarray(0, bytesRead)],
       );
@@ -70,7 +71,8 @@ export async function sendSection(db: Queryable, job: { id: string; attempts: nu
   }
   await db.query(
     `INSERT INTO shipkit.job_sections (job_id, attempt, section) VALUES ($1, $2, $3)
-     ON CONFLICT (job_id) DO UPDATE SET attempt = excluded.attempt, section = excluded.section WHERE job_sections.attempt <= excluded.attempt`,
+     ON CONFLICT (job_id) DO UPDATE SET attempt = excluded.attempt, section = excluded.section WHERE ` +
+      `job_sections.attempt <= excluded.attempt`,
     [job.id, job.attempts, section],
   );
 }
@@ -179,7 +181,8 @@ export class OutputReceiver {
     // ended meanwhile are deleted once written.
     const { rows } = await this.args.pool.query(
       `SELECT DISTINCT o.job_id, j.state NOT IN ('queued', 'running') AS ended
-       FROM (SELECT job_id FROM shipkit.job_output UNION SELECT job_id FROM shipkit.job_sections) o LEFT JOIN shipkit.jobs j ON j.id = o.job_id`,
+       FROM (SELECT job_id FROM shipkit.job_output UNION SELECT job_id FROM shipkit.job_sections) o LEFT ` +
+        `JOIN shipkit.jobs j ON j.id = o.job_id`,
     );
     for (const { job_id: id, ended } of rows as Array<{ job_id: string; ended: boolean | null }>) {
       if (ended !== false)

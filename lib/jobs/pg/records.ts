@@ -69,7 +69,8 @@ export async function updateJobs(
   // A counter goes up by one in the database, whatever the caller's copy said.
   const counted = bump ? ` || jsonb_build_object('${bump}', COALESCE((record->>'${bump}')::int, 0) + 1)` : '';
   const { rows } = await client.query(
-    `UPDATE shipkit.jobs SET record = record || $1::jsonb${counted}, state = COALESCE($1::jsonb->>'state', state) WHERE ${conditions.join(' AND ')} RETURNING seq, state, record, boss_id`,
+    `UPDATE shipkit.jobs SET record = record || $1::jsonb${counted}, state = ` +
+      `COALESCE($1::jsonb->>'state', state) WHERE ${conditions.join(' AND ')} RETURNING seq, state, record, boss_id`,
     values,
   );
   return rows.map(rowOf);
@@ -90,7 +91,8 @@ export async function readJobs(client: Queryable, ids: string[]): Promise<Job[]>
 export async function readLiveJobs(client: Queryable, recent: number): Promise<Job[]> {
   const { rows } = await client.query(
     `SELECT seq, state, record FROM shipkit.jobs WHERE state IN ('queued', 'running')
-     UNION SELECT seq, state, record FROM (SELECT seq, state, record FROM shipkit.jobs WHERE state NOT IN ('queued', 'running') ORDER BY seq DESC LIMIT $1) recent`,
+     UNION SELECT seq, state, record FROM (SELECT seq, state, record FROM shipkit.jobs WHERE state NOT IN ` +
+      `('queued', 'running') ORDER BY seq DESC LIMIT $1) recent`,
     [recent],
   );
   return rows.map((r) => rowOf(r).job);
@@ -152,7 +154,8 @@ export async function enqueueBatches(
   let next = 1;
   const starts = batches.map((b) => ((next += b.items.length), next - b.items.length));
   const { rows } = await client.query(
-    `SELECT b, n, duplicate, seq, state, record, boss_id, xid FROM shipkit.enqueue_batches($1, $2, $3::int[], $4::jsonb, $5::text[], $6::uuid[], $7::text[], $8::text[], $9::bytea, $10::int[])`,
+    `SELECT b, n, duplicate, seq, state, record, boss_id, xid FROM shipkit.enqueue_batches($1, $2, ` +
+      `$3::int[], $4::jsonb, $5::text[], $6::uuid[], $7::text[], $8::text[], $9::bytea, $10::int[])`,
     [
       batches.map((b) => b.repo),
       batches.map((b) => b.queue),

@@ -153,7 +153,8 @@ function describeFailure(
   const output = sup.info().tail;
   const bound =
     output.some((l) => /EADDRINUSE/.test(l)) && listening
-      ? ' (its output shows EADDRINUSE: the app binds the port itself instead of using the sockets launchfit hands it as fds 3… with LISTEN_FDS)'
+      ? ' (its output shows EADDRINUSE: the app binds the port itself instead of using the sockets ' +
+        'launchfit hands it as fds 3… with LISTEN_FDS)'
       : '';
   return { reason: `${reason}${bound}`, probes, output };
 }

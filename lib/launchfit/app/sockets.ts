@@ -34,7 +34,8 @@ function createHandle(spec: ListenSpec): RawHandle {
   const create = (net as unknown as { _createServerHandle?: CreateServerHandle })._createServerHandle;
   if (typeof create !== 'function' || 'deno' in process.versions) {
     throw new ConfigError(
-      'app.listen needs launchfit to run under Node: Deno cannot hand a listening socket to a child process. Run launchfit with node (or the npm/one-file install), or remove app.listen.',
+      'app.listen needs launchfit to run under Node: Deno cannot hand a listening socket to a child ' +
+        'process. Run launchfit with node (or the npm/one-file install), or remove app.listen.',
     );
   }
   const handle =
@@ -60,10 +61,14 @@ function describeBindError(spec: ListenSpec, code: string): string {
   if (code === 'EADDRINUSE') {
     return spec.kind === 'unix'
       ? `app.listen ${spec.text}: the socket ${spec.path} is in use by another process; stop it or choose another path.`
-      : `app.listen ${spec.text}: the port is already in use by another process (EADDRINUSE); stop it (ss -ltnp 'sport = :${spec.port}') or choose another port.`;
+      : `app.listen ${spec.text}: the port is already in use by another process (EADDRINUSE); stop it (ss ` +
+          `-ltnp 'sport = :${spec.port}') or choose another port.`;
   }
   if (code === 'EACCES')
-    return `app.listen ${spec.text}: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE; a socket path needs a writable folder).`;
+    return (
+      `app.listen ${spec.text}: permission denied (ports below 1024 need root or ` +
+      `CAP_NET_BIND_SERVICE; a socket path needs a writable folder).`
+    );
   if (code === 'EADDRNOTAVAIL') return `app.listen ${spec.text}: this host has no such address.`;
   return `app.listen ${spec.text}: cannot bind (${code}).`;
 }
@@ -91,7 +96,8 @@ async function clearStaleSocketFile(file: string): Promise<void> {
 function listenOnFds(fds: number[]): Promise<void> {
   const script =
     `const net=require('node:net');let n=${fds.length};for(let i=0;i<${fds.length};i++){const s=net.createServer();` +
-    `s.on('error',(e)=>{process.stderr.write(String(i)+' '+e.code);process.exit(1)});s.listen({fd:3+i,backlog:511},()=>{if(--n===0)process.exit(0)})}`;
+    `s.on('error',(e)=>{process.stderr.write(String(i)+' ` +
+    `'+e.code);process.exit(1)});s.listen({fd:3+i,backlog:511},()=>{if(--n===0)process.exit(0)})}`;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'ignore', 'pipe', ...fds], env: {} });
     let err = '';

@@ -383,7 +383,8 @@ export class AppSupervisor implements Supervisor {
     const record = { pid, pgid, startedAt, start: processStartTime(pgid), boot: bootId() };
     void writeFile(this.opts.pidFile, JSON.stringify(record), { mode: 0o600 }).catch((error: NodeJS.ErrnoException) =>
       this.opts.log.warn(
-        `could not record the app's pid in ${this.opts.pidFile} (${error.code ?? error.message}); a leftover app will not be stopped after a crash`,
+        `could not record the app's pid in ${this.opts.pidFile} (${error.code ?? error.message}); a ` +
+          `leftover app will not be stopped after a crash`,
       ),
     );
   }
@@ -465,7 +466,8 @@ export class AppSupervisor implements Supervisor {
     if (this.rapidFailures > opts.maxRestarts) {
       this.app.state = 'failed';
       opts.log.error(
-        `app failed ${this.rapidFailures} times in a row without staying up ${opts.stableAfterMs / 1000} s; giving up. Fix it and run \`launchfit update\` or restart launchfit.`,
+        `app failed ${this.rapidFailures} times in a row without staying up ${opts.stableAfterMs / 1000} ` +
+          `s; giving up. Fix it and run \`launchfit update\` or restart launchfit.`,
       );
       return;
     }

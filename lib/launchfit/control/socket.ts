@@ -71,13 +71,15 @@ export async function restrictSocketFolder(
     log.info("the control socket's folder is now the deploy folder owner's", { folder, uid: owner.uid });
   } else if (me !== 0 && me !== undefined && info.uid !== me) {
     throw new ConfigError(
-      `${folder} belongs to uid ${info.uid}, not to the user launchfit runs as (uid ${me}); run launchfit as that user or as root, or chown the folder.`,
+      `${folder} belongs to uid ${info.uid}, not to the user launchfit runs as (uid ${me}); run launchfit ` +
+        `as that user or as root, or chown the folder.`,
     );
   }
   if ((info.mode & 0o077) !== 0) {
     await chmod(folder, 0o700);
     log.warn(
-      `${folder} was reachable by other users (mode ${(info.mode & 0o777).toString(8)}); it is 0700 now, so only its owner reaches the control socket`,
+      `${folder} was reachable by other users (mode ${(info.mode & 0o777).toString(8)}); it is 0700 now, ` +
+        `so only its owner reaches the control socket`,
     );
   }
 }

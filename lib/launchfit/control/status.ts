@@ -113,7 +113,8 @@ export function formatStatus(s: Status): string {
     lines.push(`host id:  ${s.hostId}${s.bucket ? ` (bucket ${s.bucket.bucket} for ${s.bucket.version})` : ''}`);
   if (s.waiting)
     lines.push(
-      `rollout:  waiting: this host's bucket ${s.waiting.bucket} is not below ROLLOUT ${s.waiting.rollout} for ${s.waiting.version}${s.waiting.seq !== undefined ? ` (SEQ ${s.waiting.seq})` : ''}`,
+      `rollout:  waiting: this host's bucket ${s.waiting.bucket} is not below ROLLOUT ` +
+        `${s.waiting.rollout} for ${s.waiting.version}${s.waiting.seq !== undefined ? ` (SEQ ${s.waiting.seq})` : ''}`,
     );
   const release = (i: InstanceInfo) => (i.release ? ` (${i.release})` : '');
   lines.push(
@@ -121,7 +122,8 @@ export function formatStatus(s: Status): string {
   );
   if (s.instances && s.instances.length > 1)
     lines.push(
-      `          ${s.instances.length} instances (an update is switching): ${s.instances.map((i) => `pid ${i.pid ?? '-'}${release(i)}`).join(', ')}`,
+      `          ${s.instances.length} instances (an update is switching): ` +
+        `${s.instances.map((i) => `pid ${i.pid ?? '-'}${release(i)}`).join(', ')}`,
     );
   if (s.sockets?.length) lines.push(`sockets:  ${s.sockets.join(', ')}`);
   if (s.health)
@@ -136,7 +138,8 @@ export function formatStatus(s: Status): string {
     );
   if (s.lastReport)
     lines.push(
-      `reported: ${s.lastReport.at} ${s.lastReport.result} ${s.lastReport.version} ${s.lastReport.ok ? 'ok' : 'NOT TAKEN'}: ${s.lastReport.message}`,
+      `reported: ${s.lastReport.at} ${s.lastReport.result} ${s.lastReport.version} ` +
+        `${s.lastReport.ok ? 'ok' : 'NOT TAKEN'}: ${s.lastReport.message}`,
     );
   if (s.lastFailure) {
     const f = s.lastFailure;

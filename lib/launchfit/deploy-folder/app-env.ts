@@ -102,7 +102,8 @@ export function checkCanRunAs(
   if (!account || account.uid === uid) return;
   if (uid !== 0)
     throw new ConfigError(
-      `app.user ${account.name}: starting the app as another user needs launchfit to run as root; run it as root, or as ${account.name}, or remove app.user.`,
+      `app.user ${account.name}: starting the app as another user needs launchfit to run as root; run it ` +
+        `as root, or as ${account.name}, or remove app.user.`,
     );
   if (deno)
     throw new ConfigError(

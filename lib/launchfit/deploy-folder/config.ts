@@ -471,7 +471,8 @@ function readReport(doc: ConfigDoc): UpdatesConfig['report'] {
     throw configError(
       doc,
       ['updates', 'report'],
-      `must be an http:// or https:// URL without credentials, such as http://ci.example.com/fleet/reports; got ${JSON.stringify(url.slice(0, 100))}.`,
+      `must be an http:// or https:// URL without credentials, such as ` +
+        `http://ci.example.com/fleet/reports; got ${JSON.stringify(url.slice(0, 100))}.`,
     );
   }
   if (secret === undefined)

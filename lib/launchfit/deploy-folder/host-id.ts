@@ -26,7 +26,8 @@ async function readHostId(file: string): Promise<string | undefined> {
   const id = text.trim();
   if (!HOST_ID_PATTERN.test(id)) {
     throw new ConfigError(
-      `${file} is not a host id (32 lowercase hexadecimal characters); fix or remove it (a new id moves this host to other rollout buckets).`,
+      `${file} is not a host id (32 lowercase hexadecimal characters); fix or remove it (a new id moves ` +
+        `this host to other rollout buckets).`,
     );
   }
   return id;

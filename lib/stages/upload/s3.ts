@@ -101,7 +101,8 @@ export async function uploadS3(target: S3Target, options: UploadOptions): Promis
     const extras =
       options.delete && !options.only ? [...remote.keys()].filter((key) => !localKeys.has(key)).sort() : [];
     log.info(
-      `s3: ${where}: ${toUpload.length} to upload, ${unchanged} unchanged${options.delete ? `, ${extras.length} to delete` : ''}${options.dryRun ? ' (dry run)' : ''}`,
+      `s3: ${where}: ${toUpload.length} to upload, ${unchanged} ` +
+        `unchanged${options.delete ? `, ${extras.length} to delete` : ''}${options.dryRun ? ' (dry run)' : ''}`,
     );
     if (!options.dryRun) {
       const threshold = options.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD;
@@ -120,7 +121,8 @@ export async function uploadS3(target: S3Target, options: UploadOptions): Promis
     }
     const requests = made.requests();
     log.info(
-      `s3: ${where}: ${options.dryRun ? 'would upload' : 'uploaded'} ${toUpload.length}, unchanged ${unchanged}, ${options.dryRun ? 'would delete' : 'deleted'} ${extras.length}`,
+      `s3: ${where}: ${options.dryRun ? 'would upload' : 'uploaded'} ${toUpload.length}, unchanged ` +
+        `${unchanged}, ${options.dryRun ? 'would delete' : 'deleted'} ${extras.length}`,
       { requests },
     );
     return {
@@ -189,7 +191,8 @@ async function deleteKeys(client: Client, s3: S3Module, target: S3Target, keys: 
     );
     if (answer.Errors?.length)
       throw new RemoteError(
-        `S3 could not delete ${answer.Errors.length} objects from ${s3Url(target)} (first: ${answer.Errors[0].Key}: ${answer.Errors[0].Message}).`,
+        `S3 could not delete ${answer.Errors.length} objects from ${s3Url(target)} (first: ` +
+          `${answer.Errors[0].Key}: ${answer.Errors[0].Message}).`,
       );
   }
 }

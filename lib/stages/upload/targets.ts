@@ -75,7 +75,8 @@ function parseTargetText(text: string): Target {
     : /^(?:([^@/:]+)@)?([^@/:[\]]+|\[[^\]]+\]):(.*)$/s.exec(text);
   if (m) return rsyncTarget(m[1], m[2], undefined, m[3], text);
   throw new ValidationError(
-    `Unknown upload target ${JSON.stringify(text)}: use user@host:path, rsync://[user@]host[:port]/path, s3://bucket/prefix or git+REMOTE#BRANCH.`,
+    `Unknown upload target ${JSON.stringify(text)}: use user@host:path, rsync://[user@]host[:port]/path, ` +
+      `s3://bucket/prefix or git+REMOTE#BRANCH.`,
   );
 }
 
