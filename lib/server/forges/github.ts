@@ -32,7 +32,7 @@ import {
   requiredCloneUrl,
   requiredObject,
   requiredPageUrl,
-  requiredPrNumber,
+  requiredPositiveInteger,
   requiredRef,
   requiredRepoName,
   requiredSha,
@@ -134,7 +134,7 @@ export function githubPullRequest(payload: Obj): WebhookEvent {
   const mapped = PULL_ACTIONS.get(given);
   if (!mapped)
     return { kind: 'ignored', reason: `pull request ${shorten(given || 'event')} (previews do not act on it)`, repo };
-  const pr = requiredPrNumber(payload, 'number');
+  const pr = requiredPositiveInteger(payload, 'number');
   const pull = requiredObject(payload, 'pull_request');
   if (pull.number !== undefined && pull.number !== pr)
     throw new ValidationError(`pull_request.number differs from number (${pr})`);

@@ -25,7 +25,7 @@ import {
   requiredCloneUrl,
   requiredObject,
   requiredPageUrl,
-  requiredPrNumber,
+  requiredPositiveInteger,
   requiredRef,
   requiredRepoName,
   requiredSha,
@@ -129,7 +129,7 @@ export function gitlabMergeRequest(payload: Obj): WebhookEvent {
   const meant = mergeAction(payload);
   if ('ignored' in meant) return { kind: 'ignored', reason: meant.ignored, repo };
   const attrs = requiredObject(payload, 'object_attributes');
-  const pr = requiredPrNumber(payload, 'object_attributes.iid');
+  const pr = requiredPositiveInteger(payload, 'object_attributes.iid');
   const head = {
     sha: requiredSha(payload, 'object_attributes.last_commit.id'),
     ref: requiredRef(payload, 'object_attributes.source_branch'),
@@ -140,8 +140,8 @@ export function gitlabMergeRequest(payload: Obj): WebhookEvent {
     ref: requiredRef(payload, 'object_attributes.target_branch'),
     repo: requiredRepoName(payload, 'object_attributes.target.path_with_namespace'),
   };
-  const sourceId = requiredPrNumber(payload, 'object_attributes.source_project_id');
-  const targetId = requiredPrNumber(payload, 'object_attributes.target_project_id');
+  const sourceId = requiredPositiveInteger(payload, 'object_attributes.source_project_id');
+  const targetId = requiredPositiveInteger(payload, 'object_attributes.target_project_id');
   // Only an author id is sent: the login is known when the one who acted is the author.
   const actorId = valueAt(payload, 'user.id');
   const authorIsActor = typeof actorId === 'number' && actorId === attrs.author_id;

@@ -37,8 +37,8 @@ export function requiredObject(payload: Obj, path: string): Obj {
   return found;
 }
 
-/** A number a person sees (`#42`, `!42`): a positive safe integer, not a string or a fraction. */
-export function requiredPrNumber(payload: Obj, path: string): number {
+/** A PR number (`#42`, `!42`) or a project id: a positive safe integer, not a string or a fraction. */
+export function requiredPositiveInteger(payload: Obj, path: string): number {
   const value = valueAt(payload, path);
   if (value === undefined || value === null) throw new ValidationError(`payload has no ${path}`);
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1)
