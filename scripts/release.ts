@@ -733,7 +733,10 @@ async function diffMain(args: Args, log: Logger): Promise<number> {
   validateName(app, 'app name');
   validateVersion(from, 'V1');
   validateVersion(to, 'V2');
-  const dest = typeof args.from === 'string' && args.from ? args.from : await publishedDest(args, app);
+  const { dest, pinned } =
+    typeof args.from === 'string' && args.from
+      ? { dest: args.from, pinned: undefined }
+      : await publishedDest(args, app);
   const { releaseDiff } = await import('../lib/release/diff/diff.ts');
   const { formatDiff } = await import('../lib/release/diff/text.ts');
   const diff = await releaseDiff({
@@ -746,14 +749,21 @@ async function diffMain(args: Args, log: Logger): Promise<number> {
     repoDir: args.repo,
     cwd: process.cwd(),
     log,
+    pinned,
     ...(await ledgerState(args)),
   });
   process.stdout.write(args.json ? `${JSON.stringify(diff)}\n` : formatDiff(diff));
   return 0;
 }
 
-/** Without --from: where shipkit.yml publishes APP (a repo's publish.to), or a UsageError saying to give --from. */
-async function publishedDest(args: Args, app: string): Promise<string> {
+/**
+ * Without --from: where shipkit.yml publishes APP (a repo's publish.to), and the primary its
+ * publish.key pins there; else a UsageError saying to give --from.
+ */
+async function publishedDest(
+  args: Args,
+  app: string,
+): Promise<{ dest: string; pinned?: { primary: string; by: string } }> {
   let file: string;
   try {
     file = findConfigFile(args.config);
@@ -762,12 +772,16 @@ async function publishedDest(args: Args, app: string): Promise<string> {
       'Missing --from DEST, and no shipkit.yml says where APP is published. Run `release diff --help` for usage.',
     );
   }
-  const dest = publishedTo(await loadShipkitConfig(file), app);
+  const config = await loadShipkitConfig(file);
+  const dest = publishedTo(config, app);
   if (!dest)
     throw new UsageError(
       `Missing --from DEST: no repo in ${file} publishes ${app} to one place. Run \`release diff --help\` for usage.`,
     );
-  return dest;
+  const publish = [...config.repos.values()].find((r) => r.publish?.name === app && r.publish.to === dest)?.publish;
+  if (!publish || args.keys !== undefined) return { dest };
+  const { primaryOfKeyFile } = await import('../lib/release/dest/seen.ts');
+  return { dest, pinned: { primary: await primaryOfKeyFile(publish.key), by: `${file}'s publish.key` } };
 }
 
 /**

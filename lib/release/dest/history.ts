@@ -88,6 +88,8 @@ export interface HistoryOptions {
   state?: string;
   /** Told the fingerprint trusted on first use (the script: stderr). */
   say?: (line: string) => void;
+  /** The primary the config pins for DEST (shipkit.yml's publish.key), and where it says so. */
+  pinned?: { primary: string; by: string };
 }
 
 export interface History {
@@ -191,7 +193,7 @@ export async function releaseHistory(opts: HistoryOptions): Promise<History> {
  */
 export async function trustedLedger(
   dest: Destination,
-  opts: Pick<HistoryOptions, 'keys' | 'state' | 'say'> & { app: string; now?: Date },
+  opts: Pick<HistoryOptions, 'keys' | 'state' | 'say' | 'pinned'> & { app: string; now?: Date },
 ): Promise<VerifiedLedger & { certificate: string }> {
   if (!(await dest.read(LEDGER_FILE)))
     throw new ValidationError(
@@ -204,14 +206,18 @@ export async function trustedLedger(
   const certificate = await certificateFor(dest, opts.keys);
   const openpgp = await import('openpgp');
   const primary = (await openpgp.readKey({ armoredKey: certificate })).getFingerprint().toLowerCase();
-  if (!opts.keys && seen && seen.primary !== primary)
+  if (!opts.keys && opts.pinned && opts.pinned.primary !== primary)
+    throw new ValidationError(
+      `The keys.asc at ${dest.where} has primary ${primary}, but ${opts.pinned.by} pins ${opts.pinned.primary}: another key's DEST, or its keys.asc was replaced. Refusing it; if the release key changed on purpose, pass its certificate with --keys keys.asc.`,
+    );
+  if (!opts.keys && !opts.pinned && seen && seen.primary !== primary)
     throw new ValidationError(
       `The keys.asc at ${dest.where} has primary ${primary}, but ${seen.primary} was pinned for it (since ${seen.pinnedAt}, in ${file}): another key's DEST, or its keys.asc was replaced. Refusing it; if the release key changed on purpose, pass its certificate with --keys keys.asc (that pins it).`,
     );
   const verified = await verifiedLedger(dest, certificate);
   if (!opts.state) return { ...verified, certificate };
   checkSeenLedger(verified.ledger, seen, file);
-  if (!seen && !opts.keys)
+  if (!seen && !opts.keys && !opts.pinned)
     opts.say?.(
       `First read of ${dest.where}: trusting the release key ${primary} from its keys.asc (trust on first use, pinned in ${file}). Compare it with your release key's fingerprint; later reads refuse another.`,
     );

@@ -18,6 +18,18 @@ export interface SeenDest {
   heads: Record<string, LedgerHead & { at: string }>;
 }
 
+/** The primary fingerprint of the armored key in `file` (a secret key too: nothing is unlocked). */
+export async function primaryOfKeyFile(file: string): Promise<string> {
+  const openpgp = await import('openpgp');
+  try {
+    return (await openpgp.readKey({ armoredKey: await readFile(file, 'utf8') })).getFingerprint().toLowerCase();
+  } catch (error) {
+    throw new ValidationError(
+      `Cannot read the release key ${file} (${messageOf(error)}); fix publish.key, or pass --keys.`,
+    );
+  }
+}
+
 /** `--state DIR`, else $XDG_CONFIG_HOME/shipkit, else ~/.config/shipkit. */
 export function stateFolder(state: string | undefined, env: NodeJS.ProcessEnv, home: string): string {
   if (state) return path.resolve(state);

@@ -31,6 +31,8 @@ export interface DiffOptions {
   state?: string;
   /** Told the fingerprint trusted on first use. */
   say?: (line: string) => void;
+  /** The primary shipkit.yml pins for DEST (the publish.key of the repo publishing APP there). */
+  pinned?: { primary: string; by: string };
   /** Which platform's tarballs, when DEST holds the versions for several. */
   platform?: string;
   /** `--repo DIR`: the checkout to list commits in (else `cwd`, when it has both). */

@@ -2,7 +2,7 @@
 // `release history`/`diff`/`rollback --list` as child processes: an older signed ledger put back
 // or a forked one is refused, a DEST of another key is refused without --keys after a first read,
 // and the first read says which fingerprint it trusts. Also: nothing published, a misspelt app.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -135,6 +135,34 @@ test('a DEST of another key is refused without --keys after a first read', () =>
         ),
       );
       assert.is(refused.stdout, '');
+    } finally {
+      await other.server.close();
+    }
+  }));
+
+test('release diff without --from: the publish.key in shipkit.yml pins the primary DEST must have', () =>
+  withWorld(async (w, config) => {
+    const other = await makeWorld();
+    try {
+      for (const v of ['1.0', '1.1']) await w.publish(v);
+      const yml = (key: string) =>
+        `repos:\n  octo/site:\n    publish:\n      from: dist\n      name: my-app\n      platform: gnu-linux\n      key: ${key}\n      to: ${w.updates}\n`;
+      const dir = tmpDir('shipkit-pin-config-');
+      const diff = () =>
+        runScript('release', ['diff', 'my-app', '1.0', '1.1'], { cwd: dir, env: { XDG_CONFIG_HOME: config } });
+      writeFileSync(path.join(dir, 'shipkit.yml'), yml(other.secretKey));
+      const refused = await diff();
+      assert.is(refused.exitCode, 2, refused.stderr);
+      assert.match(
+        refused.stderr,
+        new RegExp(
+          `has primary ${w.key.fpr.toLowerCase()}, but .*shipkit\\.yml's publish\\.key pins ${other.key.fpr.toLowerCase()}`,
+        ),
+      );
+      writeFileSync(path.join(dir, 'shipkit.yml'), yml(w.secretKey));
+      const ok = await diff();
+      assert.is(ok.exitCode, 0, ok.stderr);
+      assert.not.match(ok.stderr, /trust on first use/, 'the config pinned it: nothing trusted on first use');
     } finally {
       await other.server.close();
     }
