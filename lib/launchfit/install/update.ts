@@ -8,8 +8,14 @@ import { checkReleaseBinding, hostBindingOf } from '../trust/binding.ts';
 import { type TrustedKeys } from '../trust/pgp.ts';
 import { ensureHostId } from '../deploy-folder/host-id.ts';
 import { checkLedger, checkLedgerTail } from '../trust/ledger.ts';
-import { judgeSeq } from '../trust/seq.ts';
-import { readState, updateState, type DeployPaths, type LaunchState } from '../deploy-folder/state.ts';
+import { judgeSeq, type SeqVerdict } from '../trust/seq.ts';
+import {
+  readState,
+  updateState,
+  type DeployPaths,
+  type HostBinding,
+  type LaunchState,
+} from '../deploy-folder/state.ts';
 import { readCurrent } from '../deploy-folder/current-link.ts';
 import { rolloutBucket } from '../../release/format/bucket.ts';
 import { compareVersions, type VersionInfo } from '../../release/format/version-file.ts';
@@ -17,6 +23,19 @@ import { type CheckResult, type UpdateContext } from './context.ts';
 import { fetchLedger, fetchLedgerTail, fetchVersionInfo, loadTrustedKeys, type Validators } from './fetch.ts';
 import { stageRelease } from './staging.ts';
 import { activateRelease, installRelease } from './switch.ts';
+
+/** A VERSION fetched because it changed, with what it was fetched under. */
+type FetchedVersion = NonNullable<Awaited<ReturnType<typeof fetchVersionInfo>>>;
+
+/** Records the failed check (`status` shows it), then throws `cause`, or the message as a VerificationError. */
+type Refuse = (message: string, cause?: unknown) => Promise<never>;
+
+/** The host as the check finds it: its state, the release `current` names and that release's version. */
+interface HostNow {
+  state: LaunchState;
+  current: string | undefined;
+  currentVersion: string | undefined;
+}
 
 /**
  * One full check. Throws on failures before the switch; the app and `current` are untouched then.
@@ -27,8 +46,8 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false, stage
   const { paths, log } = ctx;
   const state = await readState(paths);
   const current = await readCurrent(paths);
-  const currentVersion = current ? state.installed[current]?.version : undefined;
-  const refuse = async (message: string, cause?: unknown): Promise<never> => {
+  const host: HostNow = { state, current, currentVersion: current ? state.installed[current]?.version : undefined };
+  const refuse: Refuse = async (message, cause) => {
     await recordCheck(paths, false, message, log);
     if (cause !== undefined) throw cause;
     throw new VerificationError(message);
@@ -48,59 +67,12 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false, stage
   } catch (error) {
     return refuse(messageOf(error), error);
   }
-  if (!fetched) return notModified(ctx, state, current, currentVersion, refuse);
-  const { info, etag, lastModified, signed } = fetched;
-  let binding;
-  try {
-    binding = checkReleaseBinding(info, hostBindingOf(ctx.config, state, current));
-  } catch (error) {
-    return refuse(messageOf(error), error);
-  }
-  const seq = judgeSeq(state, info, signed);
-  if (!seq.ok) return refuse(seq.message);
-  const trust = await rememberTrust(ctx, state, signed, trusted, fetched.sha256).catch((error) => error as Error);
-  if (trust) return refuse(messageOf(trust), trust);
-  const done = async (result: CheckResult) => {
-    await updateState(paths, (s) => {
-      // Handled to the end: from now on this SEQ is the one a VERSION must not go below.
-      if (signed && info.seq !== undefined && (!s.seq || info.seq > s.seq.seq))
-        s.seq = { seq: info.seq, file: info.file, at: new Date().toISOString() };
-      s.etag = etag;
-      s.lastModified = lastModified;
-      s.versionExpires = info.expires?.toISOString();
-      s.lastCheck = { at: new Date().toISOString(), ok: result.action !== 'unhealthy', message: result.message };
-      delete s.waiting;
-    });
-    return result;
-  };
-  if (currentVersion !== undefined && compareVersions(info.version, currentVersion) === 0) {
-    return done({
-      action: 'up-to-date',
-      version: info.version,
-      release: current,
-      message: `${current} is up to date.`,
-    });
-  }
-  // Versions are numbers (1.1.0 is 1.1), so `bad` is searched with compareVersions, not by string.
-  if (state.bad.some((v) => compareVersions(v, info.version) === 0)) {
-    // The publisher sending hosts back to it (a newer SEQ, a lower version) is told how to override.
-    const sentBack =
-      seq.downgradeAllowed && currentVersion !== undefined && compareVersions(info.version, currentVersion) < 0;
-    const message = sentBack
-      ? `The publisher's VERSION (SEQ ${info.seq}) goes back to ${info.version}, which this host marked bad (it failed or was rolled back); staying on ${current}. To take it anyway: \`launchfit rollback --to ${info.version} --force\`.`
-      : `Version ${info.version} is marked bad (it failed or was rolled back); waiting for a newer one.`;
-    log.warn(message);
-    return done({ action: 'skipped-bad', version: info.version, release: current, message });
-  }
-  if (seq.downgradeAllowed && state.highest && compareVersions(info.version, state.highest) < 0) {
-    log.warn(
-      `VERSION with the newer SEQ ${info.seq} names ${info.version}, lower than ${state.highest}: the publisher rolled back; going back`,
-    );
-  } else if (state.highest && compareVersions(info.version, state.highest) < 0) {
-    return refuse(
-      `VERSION offers ${info.version}, lower than ${state.highest} already installed; refusing the downgrade (use \`launchfit rollback\` to go back on purpose).`,
-    );
-  }
+  if (!fetched) return notModified(ctx, state, current, host.currentVersion, refuse);
+  const { binding, seq } = await verifyOffer(ctx, host, fetched, trusted, refuse);
+  const verdict = judgeOffer(host, fetched.info, seq, log);
+  if (verdict && 'refusal' in verdict) return refuse(verdict.refusal);
+  if (verdict) return recordHandled(paths, fetched, verdict.result);
+  const { info, etag, lastModified } = fetched;
   const waiting = await rolloutWait(paths, info, { etag, lastModified });
   if (waiting) return waiting;
   let name: string;
@@ -119,7 +91,85 @@ export async function checkForUpdates(ctx: UpdateContext, { force = false, stage
   await updateState(paths, (s) => {
     s.binding = binding;
   });
-  return done(await activateRelease(ctx, name, info.version));
+  return recordHandled(paths, fetched, await activateRelease(ctx, name, info.version));
+}
+
+/** The offer's binding to this host, its SEQ, and the server's ledger, each checked or refused. */
+async function verifyOffer(
+  ctx: UpdateContext,
+  host: HostNow,
+  fetched: FetchedVersion,
+  trusted: () => Promise<TrustedKeys>,
+  refuse: Refuse,
+): Promise<{ binding: HostBinding; seq: SeqVerdict & { ok: true } }> {
+  const { info, signed } = fetched;
+  let binding;
+  try {
+    binding = checkReleaseBinding(info, hostBindingOf(ctx.config, host.state, host.current));
+  } catch (error) {
+    return refuse(messageOf(error), error);
+  }
+  const seq = judgeSeq(host.state, info, signed);
+  if (!seq.ok) return refuse(seq.message);
+  const trust = await rememberTrust(ctx, host.state, signed, trusted, fetched.sha256).catch((error) => error as Error);
+  if (trust) return refuse(messageOf(trust), trust);
+  return { binding, seq };
+}
+
+/**
+ * What a verified VERSION comes to before anything is downloaded: the version running (up to
+ * date), one marked bad (skipped), or a downgrade the publisher did not sign for (refused).
+ * Undefined: it is to be installed.
+ */
+function judgeOffer(
+  host: HostNow,
+  info: VersionInfo,
+  seq: SeqVerdict & { ok: true },
+  log: Logger,
+): { result: CheckResult } | { refusal: string } | undefined {
+  const { state, current, currentVersion } = host;
+  if (currentVersion !== undefined && compareVersions(info.version, currentVersion) === 0) {
+    return {
+      result: { action: 'up-to-date', version: info.version, release: current, message: `${current} is up to date.` },
+    };
+  }
+  // Versions are numbers (1.1.0 is 1.1), so `bad` is searched with compareVersions, not by string.
+  if (state.bad.some((v) => compareVersions(v, info.version) === 0)) {
+    // The publisher sending hosts back to it (a newer SEQ, a lower version) is told how to override.
+    const sentBack =
+      seq.downgradeAllowed && currentVersion !== undefined && compareVersions(info.version, currentVersion) < 0;
+    const message = sentBack
+      ? `The publisher's VERSION (SEQ ${info.seq}) goes back to ${info.version}, which this host marked bad (it failed or was rolled back); staying on ${current}. To take it anyway: \`launchfit rollback --to ${info.version} --force\`.`
+      : `Version ${info.version} is marked bad (it failed or was rolled back); waiting for a newer one.`;
+    log.warn(message);
+    return { result: { action: 'skipped-bad', version: info.version, release: current, message } };
+  }
+  if (seq.downgradeAllowed && state.highest && compareVersions(info.version, state.highest) < 0) {
+    log.warn(
+      `VERSION with the newer SEQ ${info.seq} names ${info.version}, lower than ${state.highest}: the publisher rolled back; going back`,
+    );
+  } else if (state.highest && compareVersions(info.version, state.highest) < 0) {
+    return {
+      refusal: `VERSION offers ${info.version}, lower than ${state.highest} already installed; refusing the downgrade (use \`launchfit rollback\` to go back on purpose).`,
+    };
+  }
+  return undefined;
+}
+
+/** A VERSION handled to the end: its SEQ, validators and expiry kept, and the check's outcome. */
+async function recordHandled(paths: DeployPaths, fetched: FetchedVersion, result: CheckResult): Promise<CheckResult> {
+  const { info, signed, etag, lastModified } = fetched;
+  await updateState(paths, (s) => {
+    // Handled to the end: from now on this SEQ is the one a VERSION must not go below.
+    if (signed && info.seq !== undefined && (!s.seq || info.seq > s.seq.seq))
+      s.seq = { seq: info.seq, file: info.file, at: new Date().toISOString() };
+    s.etag = etag;
+    s.lastModified = lastModified;
+    s.versionExpires = info.expires?.toISOString();
+    s.lastCheck = { at: new Date().toISOString(), ok: result.action !== 'unhealthy', message: result.message };
+    delete s.waiting;
+  });
+  return result;
 }
 
 /**
