@@ -17,6 +17,7 @@ import { folderTree, keptRelease, manifestTreeDigest } from './reuse-kept-releas
 import { keepManifest } from './kept-manifest.ts';
 import { writeBook, type DigestBook } from '../deploy-folder/file-digests.ts';
 import { takeStaged, dropStaged, stagingPolicy } from './staging.ts';
+import type { Unpacked } from './fetch.ts';
 
 /**
  * Download, verify and unpack a release (or take the one staged for it) into releases/NAME and
@@ -32,15 +33,7 @@ export async function installRelease(
   const { paths, log } = ctx;
   const name = releaseNameOf(info.file);
   if (name !== (await readCurrent(paths)) && (await keptRelease(ctx, info, trusted))) {
-    log.info('switching to the release kept in releases/ (unchanged since its install); nothing downloaded', {
-      release: name,
-      way: 'reuse',
-      bytes: 0,
-    });
-    await updateState(paths, (s) => {
-      s.lastInstall = { release: name, version: info.version, way: 'reuse', bytes: 0, at: new Date().toISOString() };
-    });
-    await dropStaged(paths);
+    await reuseKeptRelease(ctx, name, info);
     return name;
   }
   const staged = await takeStaged(ctx, info, trusted);
@@ -55,64 +48,117 @@ export async function installRelease(
       path.join(paths.tmp, `extract-${randomBytes(4).toString('hex')}`),
     ));
   try {
-    try {
-      await readReleaseAppDefaults(unpacked.root);
-    } catch (error) {
-      throw new VerificationError(`The release's own launchify.yml is invalid: ${messageOf(error)}`, { cause: error });
-    }
-    const target = path.join(paths.releases, name);
-    if (name === (await readCurrent(paths)))
-      throw new VerificationError(
-        `VERSION names ${info.file}, the release that is already current, with another version; refusing it.`,
-      );
-    await removeRelease(paths, name);
-    await rename(unpacked.root, target);
-    let hookRan: boolean;
-    try {
-      hookRan = await runBeforeSymlinkHook(ctx, target, info);
-    } catch (error) {
-      await removeRelease(paths, name);
-      throw error;
-    }
-    // Built from the signed manifest and checked against it: its digest is known, unless a hook
-    // may have changed the folder since. The manifest kept for the next patch (with
-    // updates.delta on) is the published one when there is one, else the folder's as unpacked.
-    const walkedBook: DigestBook | undefined = ctx.config.updates.delta ? new Map() : undefined;
-    const walked = unpacked.manifest && !hookRan ? undefined : await folderTree(target, walkedBook);
-    const tree = walked?.digest ?? manifestTreeDigest(unpacked.manifest!);
-    const keep = unpacked.manifest ?? walked?.entries;
-    if (keep && ctx.config.updates.delta) {
-      await keepManifest(paths, name, keep, log);
-      await writeBook(paths, name, (walked ? walkedBook : unpacked.book) ?? new Map()).catch((error) =>
-        log.warn(`could not keep the digests of releases/${name} (${messageOf(error)}); a later patch reads its files`),
-      );
-    }
-    const at = new Date().toISOString();
-    const way = unpacked.way ?? 'full';
-    await updateState(paths, (s) => {
-      s.installed[name] = {
-        version: info.version,
-        file: info.file,
-        sha256: unpacked.sha256,
-        installedAt: at,
-        signer: unpacked.signer,
-        signingKey: unpacked.signingKey,
-        tree,
-        policy: stagingPolicy(ctx.config),
-      };
-      s.lastInstall = { release: name, version: info.version, way, bytes: unpacked.bytes, at, from: unpacked.from };
-    });
-    log.info(way === 'full' ? 'installed from the full tarball' : `installed, rebuilt from ${unpacked.from}`, {
-      release: name,
-      way,
-      bytes: unpacked.bytes,
-    });
+    const { target, hookRan } = await placeRelease(ctx, name, info, unpacked);
+    const tree = await keepReleaseDigests(ctx, name, target, unpacked, hookRan);
+    await recordInstall(ctx, name, info, unpacked, tree);
     // Anything else staged is for a VERSION that is no longer the one offered.
     await dropStaged(paths);
     return name;
   } finally {
     await rm(unpacked.work, { recursive: true, force: true });
   }
+}
+
+/** releases/NAME still holds the release unchanged: it is installed as it is, nothing downloaded. */
+async function reuseKeptRelease(ctx: UpdateContext, name: string, info: VersionInfo): Promise<void> {
+  const { paths, log } = ctx;
+  log.info('switching to the release kept in releases/ (unchanged since its install); nothing downloaded', {
+    release: name,
+    way: 'reuse',
+    bytes: 0,
+  });
+  await updateState(paths, (s) => {
+    s.lastInstall = { release: name, version: info.version, way: 'reuse', bytes: 0, at: new Date().toISOString() };
+  });
+  await dropStaged(paths);
+}
+
+/**
+ * The unpacked release, its launchify.yml checked, moved into releases/NAME and its before_symlink
+ * hook run (the folder removed again when the hook fails). Says whether a hook ran.
+ */
+async function placeRelease(
+  ctx: UpdateContext,
+  name: string,
+  info: VersionInfo,
+  unpacked: Unpacked,
+): Promise<{ target: string; hookRan: boolean }> {
+  const { paths } = ctx;
+  try {
+    await readReleaseAppDefaults(unpacked.root);
+  } catch (error) {
+    throw new VerificationError(`The release's own launchify.yml is invalid: ${messageOf(error)}`, { cause: error });
+  }
+  const target = path.join(paths.releases, name);
+  if (name === (await readCurrent(paths)))
+    throw new VerificationError(
+      `VERSION names ${info.file}, the release that is already current, with another version; refusing it.`,
+    );
+  await removeRelease(paths, name);
+  await rename(unpacked.root, target);
+  try {
+    return { target, hookRan: await runBeforeSymlinkHook(ctx, target, info) };
+  } catch (error) {
+    await removeRelease(paths, name);
+    throw error;
+  }
+}
+
+/**
+ * The release's tree digest, and (with updates.delta on) its manifest and digest book kept for the
+ * next patch. Built from the signed manifest and checked against it, its digest is known, unless a
+ * hook may have changed the folder since. The manifest kept is the published one when there is
+ * one, else the folder's as unpacked.
+ */
+async function keepReleaseDigests(
+  ctx: UpdateContext,
+  name: string,
+  target: string,
+  unpacked: Unpacked,
+  hookRan: boolean,
+): Promise<string> {
+  const { paths, log } = ctx;
+  const walkedBook: DigestBook | undefined = ctx.config.updates.delta ? new Map() : undefined;
+  const walked = unpacked.manifest && !hookRan ? undefined : await folderTree(target, walkedBook);
+  const tree = walked?.digest ?? manifestTreeDigest(unpacked.manifest!);
+  const keep = unpacked.manifest ?? walked?.entries;
+  if (keep && ctx.config.updates.delta) {
+    await keepManifest(paths, name, keep, log);
+    await writeBook(paths, name, (walked ? walkedBook : unpacked.book) ?? new Map()).catch((error) =>
+      log.warn(`could not keep the digests of releases/${name} (${messageOf(error)}); a later patch reads its files`),
+    );
+  }
+  return tree;
+}
+
+/** releases/NAME recorded as installed in state.json (what `status` and a rollback read), and logged. */
+async function recordInstall(
+  ctx: UpdateContext,
+  name: string,
+  info: VersionInfo,
+  unpacked: Unpacked,
+  tree: string,
+): Promise<void> {
+  const at = new Date().toISOString();
+  const way = unpacked.way ?? 'full';
+  await updateState(ctx.paths, (s) => {
+    s.installed[name] = {
+      version: info.version,
+      file: info.file,
+      sha256: unpacked.sha256,
+      installedAt: at,
+      signer: unpacked.signer,
+      signingKey: unpacked.signingKey,
+      tree,
+      policy: stagingPolicy(ctx.config),
+    };
+    s.lastInstall = { release: name, version: info.version, way, bytes: unpacked.bytes, at, from: unpacked.from };
+  });
+  ctx.log.info(way === 'full' ? 'installed from the full tarball' : `installed, rebuilt from ${unpacked.from}`, {
+    release: name,
+    way,
+    bytes: unpacked.bytes,
+  });
 }
 
 /**
