@@ -86,11 +86,15 @@ function patchOff(info: VersionInfo): string | undefined {
   return undefined;
 }
 
+/** A held release to patch from, and the patch VERSION offers from it. */
+interface PickedPatch {
+  patch: PatchLine;
+  fromName: string;
+  fromRoot: string;
+}
+
 /** The patch to take: from the current release if VERSION offers one, else the smallest from a release held here. */
-async function pickPatch(
-  ctx: UpdateContext,
-  info: VersionInfo,
-): Promise<{ patch: PatchLine; fromName: string; fromRoot: string } | undefined> {
+async function pickPatch(ctx: UpdateContext, info: VersionInfo): Promise<PickedPatch | undefined> {
   const state = await readState(ctx.paths);
   const current = await readCurrent(ctx.paths);
   const held = Object.entries(state.installed);
@@ -227,6 +231,29 @@ async function rebuildFromDelta(
   signedBy: VersionSigner | undefined,
   work: string,
 ): Promise<Unpacked | undefined> {
+  const picked = await patchToTake(ctx, info, signedBy);
+  if (!picked) return undefined;
+  const patchFile = path.join(ctx.paths.downloads, picked.patch.file);
+  try {
+    const size = await downloadPatch(ctx, picked.patch, patchFile);
+    return await rebuildWithPatch(ctx, info, trusted, signedBy!, work, picked, patchFile, size);
+  } catch (error) {
+    await rm(work, { recursive: true, force: true });
+    ctx.log.warn(`the delta update from ${picked.patch.from} failed (${messageOf(error)})`);
+    return undefined;
+  } finally {
+    await rm(patchFile, { force: true });
+    await rm(`${patchFile}.part`, { force: true });
+    await rm(`${patchFile}.part.json`, { force: true });
+  }
+}
+
+/** The patch this update can take, or undefined with the reason logged. */
+async function patchToTake(
+  ctx: UpdateContext,
+  info: VersionInfo,
+  signedBy: VersionSigner | undefined,
+): Promise<PickedPatch | undefined> {
   const { log } = ctx;
   const off = deltaOff(ctx, info, signedBy);
   if (off) {
@@ -239,68 +266,82 @@ async function rebuildFromDelta(
     return undefined;
   }
   const picked = await pickPatch(ctx, info);
-  if (!picked) {
-    log.info('no patch from a release this host holds');
-    return undefined;
-  }
-  const patchFile = path.join(ctx.paths.downloads, picked.patch.file);
-  try {
-    await ensureDir(ctx.paths.downloads, 0o700);
-    await ensureDir(ctx.paths.tmp, 0o700);
-    const url = new URL(picked.patch.file, serverOf(ctx.config)).href;
-    const got = await downloadToFile(url, patchFile, {
-      maxBytes: picked.patch.size,
-      expectedSize: picked.patch.size,
-      timeouts: timeoutsOf(ctx.config),
-      fetchImpl: ctx.fetchImpl,
-    });
-    if (got.size !== picked.patch.size || got.sha256 !== picked.patch.sha256)
-      throw new VerificationError(`${picked.patch.file} does not match the sha256 and size VERSION gives`);
-    const { line, bodyStart } = await readHeaderLine(patchFile);
-    const parsed = patchHeaderJson(line);
-    const kept = await manifestFromKept(ctx, info, picked.fromName, parsed);
-    const manifest = kept ? { entries: kept, bytes: 0 } : await fetchManifest(ctx, info);
-    const { header } = parsePatchHeader(
-      line,
-      { from: picked.patch.from, to: info.version, size: picked.patch.size, manifest: manifest.entries },
-      parsed,
-    );
-    await prepareRebuild(ctx, info, trusted, work);
-    const root = path.join(work, 'root');
-    const books = newBooks(await readBook(ctx.paths, picked.fromName));
-    const carried = await buildFromPatch(
-      manifest.entries,
-      { fromRoot: picked.fromRoot, patchFile, header, bodyStart, books },
-      work,
-      root,
-    );
-    const way = carried > 0 ? 'patch' : 'reuse';
-    const bytes = manifest.bytes + got.size;
-    log.info(`rebuilt ${info.file} from ${picked.patch.from} and a ${got.size}-byte patch`, {
-      way,
-      bytes,
-      from: picked.patch.from,
-      manifest: kept ? `rebuilt from the one kept for ${picked.fromName}` : 'fetched',
-      ...heldRead(books),
-    });
-    return rebuiltRelease(info, signedBy!, {
-      work,
-      root,
-      bytes,
-      way,
-      from: picked.patch.from,
-      manifest: manifest.entries,
-      book: books.made,
-    });
-  } catch (error) {
-    await rm(work, { recursive: true, force: true });
-    log.warn(`the delta update from ${picked.patch.from} failed (${messageOf(error)})`);
-    return undefined;
-  } finally {
-    await rm(patchFile, { force: true });
-    await rm(`${patchFile}.part`, { force: true });
-    await rm(`${patchFile}.part.json`, { force: true });
-  }
+  if (!picked) log.info('no patch from a release this host holds');
+  return picked;
+}
+
+/** The patch downloaded to `patchFile` and checked against the size and sha256 VERSION gives; its size. */
+async function downloadPatch(ctx: UpdateContext, patch: PatchLine, patchFile: string): Promise<number> {
+  await ensureDir(ctx.paths.downloads, 0o700);
+  await ensureDir(ctx.paths.tmp, 0o700);
+  const url = new URL(patch.file, serverOf(ctx.config)).href;
+  const got = await downloadToFile(url, patchFile, {
+    maxBytes: patch.size,
+    expectedSize: patch.size,
+    timeouts: timeoutsOf(ctx.config),
+    fetchImpl: ctx.fetchImpl,
+  });
+  if (got.size !== patch.size || got.sha256 !== patch.sha256)
+    throw new VerificationError(`${patch.file} does not match the sha256 and size VERSION gives`);
+  return got.size;
+}
+
+/** The release built in `work` from the held release and the downloaded (verified) patch. */
+async function rebuildWithPatch(
+  ctx: UpdateContext,
+  info: VersionInfo,
+  trusted: TrustedKeys,
+  signedBy: VersionSigner,
+  work: string,
+  picked: PickedPatch,
+  patchFile: string,
+  patchSize: number,
+): Promise<Unpacked> {
+  const { manifest, kept, header, bodyStart } = await readPatchHeader(ctx, info, picked, patchFile);
+  await prepareRebuild(ctx, info, trusted, work);
+  const root = path.join(work, 'root');
+  const books = newBooks(await readBook(ctx.paths, picked.fromName));
+  const carried = await buildFromPatch(
+    manifest.entries,
+    { fromRoot: picked.fromRoot, patchFile, header, bodyStart, books },
+    work,
+    root,
+  );
+  const way = carried > 0 ? 'patch' : 'reuse';
+  const bytes = manifest.bytes + patchSize;
+  ctx.log.info(`rebuilt ${info.file} from ${picked.patch.from} and a ${patchSize}-byte patch`, {
+    way,
+    bytes,
+    from: picked.patch.from,
+    manifest: kept ? `rebuilt from the one kept for ${picked.fromName}` : 'fetched',
+    ...heldRead(books),
+  });
+  return rebuiltRelease(info, signedBy, {
+    work,
+    root,
+    bytes,
+    way,
+    from: picked.patch.from,
+    manifest: manifest.entries,
+    book: books.made,
+  });
+}
+
+/**
+ * The patch's header, checked against the signed manifest: the one kept for the held release
+ * rebuilt with the header's changes when that gives VERSION's sha256 (`kept`), else fetched.
+ */
+async function readPatchHeader(ctx: UpdateContext, info: VersionInfo, picked: PickedPatch, patchFile: string) {
+  const { line, bodyStart } = await readHeaderLine(patchFile);
+  const parsed = patchHeaderJson(line);
+  const kept = await manifestFromKept(ctx, info, picked.fromName, parsed);
+  const manifest = kept ? { entries: kept, bytes: 0 } : await fetchManifest(ctx, info);
+  const { header } = parsePatchHeader(
+    line,
+    { from: picked.patch.from, to: info.version, size: picked.patch.size, manifest: manifest.entries },
+    parsed,
+  );
+  return { manifest, kept: Boolean(kept), header, bodyStart };
 }
 
 /**
@@ -320,55 +361,27 @@ async function rebuildFromFiles(
   const current = await readCurrent(ctx.paths);
   const held = current && (await readState(ctx.paths)).installed[current];
   if (!current || !held || current === releaseNameOf(info.file)) return undefined;
-  const server = serverOf(ctx.config);
   try {
-    const body = await fetchManifestBytes(ctx, info);
-    const keptBytes = await keptManifestBytes(ctx, current);
-    const changed = keptBytes && changedShare(body, keptBytes);
-    if (changed && changed > MAX_FILES_SHARE) {
-      log.info(`${Math.round(changed * 100)} % of the release's bytes changed since ${held.version}`);
-      return undefined;
-    }
-    const manifest = parsedManifest(ctx, body);
-    const kept = keptBytes && parsedKept(keptBytes);
-    const indexFile = indexFileName(info.file);
-    const got = await fetchSmall(new URL(indexFile, server).href, {
-      maxBytes: MAX_INDEX_BYTES,
-      timeouts: metadataTimeoutsOf(ctx.config),
-      fetchImpl: ctx.fetchImpl,
-    });
-    if (got.status !== 'ok') {
-      log.info(`no ${indexFile} on the update server; the files this host lacks cannot be fetched alone`);
-      return undefined;
-    }
-    const index = parsePackIndex(got.body, { tarball: info.file, size: info.size });
+    const manifests = await manifestsIfFewChanged(ctx, info, current, held.version);
+    if (!manifests) return undefined;
+    const pack = await fetchPackIndex(ctx, info, info.size);
+    if (!pack) return undefined;
     await prepareRebuild(ctx, info, trusted, work);
     const root = path.join(work, 'root');
-    const tarballUrl = new URL(info.file, server).href;
-    const fetchRange = async (from: number, to: number) => {
-      const r = await fetchSmall(tarballUrl, {
-        from,
-        to,
-        maxBytes: to - from + 1,
-        timeouts: timeoutsOf(ctx.config),
-        fetchImpl: ctx.fetchImpl,
-      });
-      if (r.status !== 'ok') throw new VerificationError(`${info.file} is missing`);
-      return r.body;
-    };
     const books = newBooks(await readBook(ctx.paths, current));
+    const { manifest, kept } = manifests;
     const fetched = await buildFromFiles(
       manifest.entries,
       {
         fromRoot: path.join(ctx.paths.releases, current),
         kept,
-        index,
-        fetchRange,
+        index: pack.index,
+        fetchRange: tarballRange(ctx, info),
         books,
       },
       root,
     );
-    const bytes = got.body.length + manifest.bytes + fetched;
+    const bytes = pack.bytes + manifest.bytes + fetched;
     log.info(`rebuilt ${info.file} from ${held.version} and ${fetched} bytes of the tarball`, {
       way: 'files',
       bytes,
@@ -389,6 +402,52 @@ async function rebuildFromFiles(
     log.warn(`fetching only the files ${current} lacks failed (${messageOf(error)})`);
     return undefined;
   }
+}
+
+/**
+ * The signed manifest and the one kept for the current release, or undefined (logged) when too
+ * large a share of the release's bytes changed since for fetching files alone to pay.
+ */
+async function manifestsIfFewChanged(ctx: UpdateContext, info: VersionInfo, current: string, heldVersion: string) {
+  const body = await fetchManifestBytes(ctx, info);
+  const keptBytes = await keptManifestBytes(ctx, current);
+  const changed = keptBytes && changedShare(body, keptBytes);
+  if (changed && changed > MAX_FILES_SHARE) {
+    ctx.log.info(`${Math.round(changed * 100)} % of the release's bytes changed since ${heldVersion}`);
+    return undefined;
+  }
+  return { manifest: parsedManifest(ctx, body), kept: keptBytes && parsedKept(keptBytes) };
+}
+
+/** The tarball's pack index (where each member lies) and its size, or undefined (logged) when the server has none. */
+async function fetchPackIndex(ctx: UpdateContext, info: VersionInfo, size: number) {
+  const indexFile = indexFileName(info.file);
+  const got = await fetchSmall(new URL(indexFile, serverOf(ctx.config)).href, {
+    maxBytes: MAX_INDEX_BYTES,
+    timeouts: metadataTimeoutsOf(ctx.config),
+    fetchImpl: ctx.fetchImpl,
+  });
+  if (got.status !== 'ok') {
+    ctx.log.info(`no ${indexFile} on the update server; the files this host lacks cannot be fetched alone`);
+    return undefined;
+  }
+  return { index: parsePackIndex(got.body, { tarball: info.file, size }), bytes: got.body.length };
+}
+
+/** Reads bytes FROM..TO of the release's tarball on the update server. */
+function tarballRange(ctx: UpdateContext, info: VersionInfo) {
+  const tarballUrl = new URL(info.file, serverOf(ctx.config)).href;
+  return async (from: number, to: number) => {
+    const r = await fetchSmall(tarballUrl, {
+      from,
+      to,
+      maxBytes: to - from + 1,
+      timeouts: timeoutsOf(ctx.config),
+      fetchImpl: ctx.fetchImpl,
+    });
+    if (r.status !== 'ok') throw new VerificationError(`${info.file} is missing`);
+    return r.body;
+  };
 }
 
 /** The manifest kept for releases/NAME at install (a hint of which files are unchanged), if there is one. */
