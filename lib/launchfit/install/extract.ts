@@ -8,6 +8,7 @@ import { createGunzip, type Gunzip } from 'node:zlib';
 import { VerificationError, messageOf } from '../../core/errors.ts';
 import { READ_STEP } from '../../core/read-buffer.ts';
 import { gcNudger } from '../../core/v8-flags.ts';
+import type { UnpackSync } from 'tar';
 
 export interface ExtractLimits {
   /** Largest total of unpacked bytes. */
@@ -116,17 +117,24 @@ function strictFilter(limits: ExtractLimits, refuse: (why: string) => void) {
   };
 }
 
+/** One unpack as its streams' handlers share it: the first problem found, bytes in and out, and whether it stopped. */
+interface UnpackRun {
+  problem: string | undefined;
+  compressed: number;
+  unpacked: number;
+  stopped: boolean;
+}
+
+type Finish = (error?: unknown) => void;
+
 async function unpackStrict(
   tar: typeof import('tar'),
   tarball: string,
   root: string,
   limits: ExtractLimits,
 ): Promise<void> {
-  let problem: string | undefined;
-  let compressed = 0;
-  let unpacked = 0;
+  const run: UnpackRun = { problem: undefined, compressed: 0, unpacked: 0, stopped: false };
   const input = await open(tarball, 'r');
-  let stopped = false;
   const gunzip = createGunzip({ chunkSize: 256 * 1024 });
   // node-tar's sync unpacker, fed chunk by chunk: each entry's mkdir, open, write, utimes and close
   // as sync calls, where the async one sent each through libuv's threads (a round trip each): on
@@ -139,75 +147,95 @@ async function unpackStrict(
     preserveOwner: false,
     noMtime: false,
     unlink: false,
-    filter: strictFilter(limits, (why) => (problem ??= why)),
+    filter: strictFilter(limits, (why) => (run.problem ??= why)),
   });
-  const fail = (why: string) => {
-    problem ??= why;
-    stopped = true;
-    gunzip.destroy();
-  };
   await new Promise<void>((resolve, reject) => {
-    let finished = false;
-    const finish = (error?: unknown) => {
-      if (finished) return;
-      finished = true;
-      stopped = true;
-      if (problem) reject(new VerificationError(`Refusing the release archive: ${problem}. Nothing was installed.`));
-      else if (error) reject(error);
-      else resolve();
-    };
-    unpack.on('warn', (code: string, message: string | Error) => {
-      if (code === 'TAR_ENTRY_INFO') return;
-      problem ??= `${code}: ${typeof message === 'string' ? message : message.message}`;
-    });
-    unpack.on('error', (error: Error & { code?: string; symlink?: string; entry?: { path?: string } }) => {
-      // node-tar refuses a link whose target, read as text, passes an existing symlink.
-      if (error.code === 'TAR_SYMLINK_ERROR' && error.entry?.path) {
-        problem ??= `${JSON.stringify(error.entry.path)} links through the symlink ${JSON.stringify(path.relative(root, error.symlink ?? ''))}`;
-      }
-      finish(error);
-    });
-    unpack.on('close', () => finish());
-    gunzip.on('error', (error) =>
-      finish(
-        problem
-          ? undefined
-          : new VerificationError(`The release archive is not valid gzip: ${error.message}. Nothing was installed.`),
-      ),
-    );
-    const nudge = gcNudger();
-    gunzip.on('data', (chunk: Buffer) => {
-      unpacked += chunk.length;
-      nudge(chunk.length);
-      if (unpacked > limits.maxUnpackedBytes) return fail(`it unpacks to more than ${limits.maxUnpackedBytes} bytes`);
-      if (unpacked > limits.ratioGraceBytes && unpacked / Math.max(compressed, 1) > limits.maxRatio) {
-        return fail(`it inflates more than ${limits.maxRatio} times its compressed size (a decompression bomb?)`);
-      }
-      if (!unpack.write(chunk)) {
-        gunzip.pause();
-        unpack.once('drain', () => gunzip.resume());
-      }
-    });
-    gunzip.on('end', () => unpack.end());
-    gunzip.on('close', () => {
-      if (problem) finish();
-    });
+    const finish = finisherOf(run, resolve, reject);
+    watchUnpack(unpack, run, root, finish);
+    pipeGunzip(gunzip, unpack, run, limits, finish);
     feedGunzip(
       input,
       gunzip,
-      () => stopped,
-      (bytes) => (compressed += bytes),
+      () => run.stopped,
+      (bytes) => (run.compressed += bytes),
     ).then(
       () => {
-        if (!stopped) gunzip.end();
+        if (!run.stopped) gunzip.end();
       },
       (error) => {
-        stopped = true;
+        run.stopped = true;
         gunzip.destroy();
         finish(error);
       },
     );
   }).finally(() => input.close());
+}
+
+/** Settles the unpack once: refused with the first problem found, else failed with `error`, else done. */
+function finisherOf(run: UnpackRun, resolve: () => void, reject: (error: unknown) => void): Finish {
+  let finished = false;
+  return (error) => {
+    if (finished) return;
+    finished = true;
+    run.stopped = true;
+    if (run.problem)
+      reject(new VerificationError(`Refusing the release archive: ${run.problem}. Nothing was installed.`));
+    else if (error) reject(error);
+    else resolve();
+  };
+}
+
+/** node-tar's side: a warning is a problem for the whole release; its error or close ends the unpack. */
+function watchUnpack(unpack: UnpackSync, run: UnpackRun, root: string, finish: Finish): void {
+  unpack.on('warn', (code: string, message: string | Error) => {
+    if (code === 'TAR_ENTRY_INFO') return;
+    run.problem ??= `${code}: ${typeof message === 'string' ? message : message.message}`;
+  });
+  unpack.on('error', (error: Error & { code?: string; symlink?: string; entry?: { path?: string } }) => {
+    // node-tar refuses a link whose target, read as text, passes an existing symlink.
+    if (error.code === 'TAR_SYMLINK_ERROR' && error.entry?.path) {
+      run.problem ??= `${JSON.stringify(error.entry.path)} links through the symlink ${JSON.stringify(path.relative(root, error.symlink ?? ''))}`;
+    }
+    finish(error);
+  });
+  unpack.on('close', () => finish());
+}
+
+/**
+ * gunzip's output into node-tar, its pace kept, each chunk counted against the limits on unpacked
+ * bytes and on the inflation ratio (a decompression bomb stops it).
+ */
+function pipeGunzip(gunzip: Gunzip, unpack: UnpackSync, run: UnpackRun, limits: ExtractLimits, finish: Finish): void {
+  const fail = (why: string) => {
+    run.problem ??= why;
+    run.stopped = true;
+    gunzip.destroy();
+  };
+  gunzip.on('error', (error) =>
+    finish(
+      run.problem
+        ? undefined
+        : new VerificationError(`The release archive is not valid gzip: ${error.message}. Nothing was installed.`),
+    ),
+  );
+  const nudge = gcNudger();
+  gunzip.on('data', (chunk: Buffer) => {
+    run.unpacked += chunk.length;
+    nudge(chunk.length);
+    const { unpacked, compressed } = run;
+    if (unpacked > limits.maxUnpackedBytes) return fail(`it unpacks to more than ${limits.maxUnpackedBytes} bytes`);
+    if (unpacked > limits.ratioGraceBytes && unpacked / Math.max(compressed, 1) > limits.maxRatio) {
+      return fail(`it inflates more than ${limits.maxRatio} times its compressed size (a decompression bomb?)`);
+    }
+    if (!unpack.write(chunk)) {
+      gunzip.pause();
+      unpack.once('drain', () => gunzip.resume());
+    }
+  });
+  gunzip.on('end', () => unpack.end());
+  gunzip.on('close', () => {
+    if (run.problem) finish();
+  });
 }
 
 /**
