@@ -153,7 +153,7 @@ export function parseVersionFile(text: string): VersionInfo {
       `VERSION is larger than ${MAX_VERSION_FILE_BYTES} bytes; the update server is misconfigured or hostile.`,
     );
   }
-  let info: Partial<VersionInfo> | undefined;
+  let info: Pick<VersionInfo, 'version' | 'file'> | undefined;
   const extra: Partial<VersionInfo> = {};
   const seen = new Set<string>();
   const lines = text.split(/\r?\n/);
@@ -165,76 +165,8 @@ export function parseVersionFile(text: string): VersionInfo {
     // A repeated key would let a second line quietly override a checked first one.
     if (KNOWN_KEYS.has(key) && seen.has(key)) throw new ValidationError(`${where}: ${key} appears twice.`);
     seen.add(key);
-    switch (key) {
-      case 'CURRENT': {
-        if (rest.length !== 2)
-          throw new ValidationError(
-            `${where}: CURRENT needs a version and a file name ("CURRENT 1.2.3 app-linux-1.2.3.tar.gz").`,
-          );
-        const [version, file] = rest;
-        validateVersion(version, `version in ${where}`);
-        const problem = nameProblem(file);
-        if (problem)
-          throw new ValidationError(
-            `Invalid release file name ${JSON.stringify(file.slice(0, 70))} in ${where}: it ${problem}.`,
-          );
-        info = { version, file };
-        break;
-      }
-      case 'RELEASE':
-        extra.release = rest.join(' ');
-        break;
-      case 'SHA256':
-        if (rest.length !== 1 || !/^[0-9a-f]{64}$/i.test(rest[0]))
-          throw new ValidationError(`${where}: SHA256 must be 64 hexadecimal digits.`);
-        extra.sha256 = rest[0].toLowerCase();
-        break;
-      case 'SIZE':
-        if (rest.length !== 1 || !/^\d{1,15}$/.test(rest[0]))
-          throw new ValidationError(`${where}: SIZE must be a number of bytes.`);
-        extra.size = Number(rest[0]);
-        break;
-      case 'EXPIRES': {
-        const date = new Date(rest.join(' '));
-        if (rest.length === 0 || Number.isNaN(date.getTime()))
-          throw new ValidationError(`${where}: EXPIRES must be an ISO-8601 date.`);
-        extra.expires = date;
-        break;
-      }
-      case 'APP':
-      case 'PLATFORM':
-        if (rest.length !== 1)
-          throw new ValidationError(
-            `${where}: ${key} needs exactly one name ("${key} ${key === 'APP' ? 'my-app' : 'gnu-linux'}").`,
-          );
-        validateName(rest[0], `${key} in ${where}`);
-        if (key === 'APP') extra.app = rest[0];
-        else extra.platform = rest[0];
-        break;
-      case 'SEQ':
-        if (rest.length !== 1 || !/^[1-9]\d{0,14}$/.test(rest[0]))
-          throw new ValidationError(`${where}: SEQ must be a whole number from 1 to 15 digits ("SEQ 1042").`);
-        extra.seq = Number(rest[0]);
-        break;
-      case 'ROLLOUT': {
-        const problem = rest.length === 1 ? rolloutProblem(rest[0]) : 'needs exactly one number';
-        if (problem) throw new ValidationError(`${where}: ROLLOUT ${problem} ("ROLLOUT 10").`);
-        extra.rollout = Number(rest[0]);
-        break;
-      }
-      case 'MANIFEST':
-        extra.manifest = parseManifestLine(rest, where);
-        break;
-      case 'PATCH': {
-        const patch = parsePatchLine(rest, where);
-        if (extra.patches?.some((p) => compareVersions(p.from, patch.from) === 0))
-          throw new ValidationError(`${where}: a second PATCH from ${patch.from}.`);
-        (extra.patches ??= []).push(patch);
-        break;
-      }
-      default:
-        break; // unknown keys are ignored so the format can grow
-    }
+    if (key === 'CURRENT') info = parseCurrentLine(rest, where);
+    else readOtherLine(key, rest, where, extra);
   }
   if (!info) throw new ValidationError('VERSION has no CURRENT line; expected "CURRENT VERSION FILE".');
   if ((extra.app === undefined) !== (extra.platform === undefined))
@@ -242,6 +174,89 @@ export function parseVersionFile(text: string): VersionInfo {
       'VERSION has an APP line without a PLATFORM line or the other way round; give both or neither.',
     );
   return { ...info, ...extra } as VersionInfo;
+}
+
+/** `CURRENT VERSION FILE`: the version offered and its tarball's name, both checked. */
+function parseCurrentLine(rest: string[], where: string): Pick<VersionInfo, 'version' | 'file'> {
+  if (rest.length !== 2)
+    throw new ValidationError(
+      `${where}: CURRENT needs a version and a file name ("CURRENT 1.2.3 app-linux-1.2.3.tar.gz").`,
+    );
+  const [version, file] = rest;
+  validateVersion(version, `version in ${where}`);
+  const problem = nameProblem(file);
+  if (problem)
+    throw new ValidationError(
+      `Invalid release file name ${JSON.stringify(file.slice(0, 70))} in ${where}: it ${problem}.`,
+    );
+  return { version, file };
+}
+
+/** A line other than CURRENT, checked, into `extra`; an unknown key is ignored so the format can grow. */
+function readOtherLine(key: string, rest: string[], where: string, extra: Partial<VersionInfo>): void {
+  switch (key) {
+    case 'RELEASE':
+      extra.release = rest.join(' ');
+      break;
+    case 'SHA256':
+      if (rest.length !== 1 || !/^[0-9a-f]{64}$/i.test(rest[0]))
+        throw new ValidationError(`${where}: SHA256 must be 64 hexadecimal digits.`);
+      extra.sha256 = rest[0].toLowerCase();
+      break;
+    case 'SIZE':
+      if (rest.length !== 1 || !/^\d{1,15}$/.test(rest[0]))
+        throw new ValidationError(`${where}: SIZE must be a number of bytes.`);
+      extra.size = Number(rest[0]);
+      break;
+    case 'EXPIRES': {
+      const date = new Date(rest.join(' '));
+      if (rest.length === 0 || Number.isNaN(date.getTime()))
+        throw new ValidationError(`${where}: EXPIRES must be an ISO-8601 date.`);
+      extra.expires = date;
+      break;
+    }
+    case 'APP':
+    case 'PLATFORM':
+      if (key === 'APP') extra.app = parseNameLine(key, rest, where);
+      else extra.platform = parseNameLine(key, rest, where);
+      break;
+    case 'SEQ':
+      if (rest.length !== 1 || !/^[1-9]\d{0,14}$/.test(rest[0]))
+        throw new ValidationError(`${where}: SEQ must be a whole number from 1 to 15 digits ("SEQ 1042").`);
+      extra.seq = Number(rest[0]);
+      break;
+    case 'ROLLOUT': {
+      const problem = rest.length === 1 ? rolloutProblem(rest[0]) : 'needs exactly one number';
+      if (problem) throw new ValidationError(`${where}: ROLLOUT ${problem} ("ROLLOUT 10").`);
+      extra.rollout = Number(rest[0]);
+      break;
+    }
+    case 'MANIFEST':
+      extra.manifest = parseManifestLine(rest, where);
+      break;
+    case 'PATCH':
+      addPatchLine(extra, parsePatchLine(rest, where), where);
+      break;
+    default:
+      break; // unknown keys are ignored so the format can grow
+  }
+}
+
+/** `APP NAME` or `PLATFORM NAME`: exactly one name, checked. */
+function parseNameLine(key: 'APP' | 'PLATFORM', rest: string[], where: string): string {
+  if (rest.length !== 1)
+    throw new ValidationError(
+      `${where}: ${key} needs exactly one name ("${key} ${key === 'APP' ? 'my-app' : 'gnu-linux'}").`,
+    );
+  validateName(rest[0], `${key} in ${where}`);
+  return rest[0];
+}
+
+/** One more PATCH line; a second patch from the same version is refused. */
+function addPatchLine(extra: Partial<VersionInfo>, patch: PatchLine, where: string): void {
+  if (extra.patches?.some((p) => compareVersions(p.from, patch.from) === 0))
+    throw new ValidationError(`${where}: a second PATCH from ${patch.from}.`);
+  (extra.patches ??= []).push(patch);
 }
 
 export function formatVersionFile(info: VersionInfo): string {
