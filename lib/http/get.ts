@@ -2,8 +2,9 @@
 // total timeouts; the body hashed while written; a byte cap; Content-Length checked; optional Range
 // resume. Retries and redirects are the callers'.
 // The whole story: docs/internals.md.
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { RemoteError, messageOf } from '../core/errors.ts';
 import { gcNudger } from '../core/v8-flags.ts';
 import { leanFetch, REDIRECTS, SHORT_BODY, withoutCredentials } from './client.ts';
@@ -289,69 +290,16 @@ export async function getToFile(
   const get = await openGet(url, { ...options, headers });
   const { response } = get;
   try {
-    let offset = 0;
-    if (resume && response.status === 206) {
-      const range = response.headers.get('content-range') ?? '';
-      if (!range.startsWith(`bytes ${resume.from}-`))
-        throw new TransferError('bad-range', `answered a Range request with the wrong range (${range})`, 0);
-      offset = resume.from;
-    }
+    const offset = resumedFrom(response, resume);
     if (options.accept && !(await options.accept(response))) {
       await get.cancel();
       return { response };
     }
-    const { maxBytes } = options;
-    const declared = response.headers.get('content-length');
-    const encoded = (response.headers.get('content-encoding') ?? 'identity') !== 'identity';
-    const declaredTotal = offset + Number(declared ?? NaN);
-    if (maxBytes !== undefined && declaredTotal > maxBytes) {
-      throw new TransferError(
-        'declared-too-large',
-        `the body is ${declaredTotal} bytes, more than the ${maxBytes} allowed`,
-        declaredTotal,
-      );
-    }
+    const declared = checkDeclaredLength(response, offset, options.maxBytes);
     const hash = createHash('sha256');
     if (offset > 0) for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-    const handle = await fs.open(file, offset > 0 ? 'a' : options.exclusive ? 'wx' : 'w');
-    let size = offset;
-    try {
-      // One buffer per download, filled and written again and again: no new buffer per batch
-      // for the collector to find late (docs/internals.md).
-      const batch = Buffer.allocUnsafeSlow(WRITE_BATCH_BYTES);
-      let batched = 0;
-      const flush = async () => {
-        for (let at = 0; at < batched;) at += (await handle.write(batch, at, batched - at)).bytesWritten;
-        batched = 0;
-      };
-      const nudge = gcNudger();
-      for (;;) {
-        const chunk = await get.read();
-        if (!chunk) break;
-        size += chunk.byteLength;
-        nudge(chunk.byteLength);
-        if (maxBytes !== undefined && size > maxBytes)
-          throw new TransferError('too-large', `the body is more than the ${maxBytes} bytes allowed`, size);
-        hash.update(chunk);
-        for (let at = 0; at < chunk.byteLength;) {
-          const n = Math.min(chunk.byteLength - at, WRITE_BATCH_BYTES - batched);
-          batch.set(chunk.subarray(at, at + n), batched);
-          batched += n;
-          at += n;
-          if (batched === WRITE_BATCH_BYTES) {
-            await flush();
-            options.onProgress?.(size - (chunk.byteLength - at));
-          }
-        }
-      }
-      await flush();
-      if (options.syncFromBytes !== undefined && size >= options.syncFromBytes) await handle.sync();
-    } catch (error) {
-      await handle.close().catch(() => {});
-      throw error;
-    }
-    await handle.close();
-    if (declared !== null && !encoded && Number(declared) !== size - offset) {
+    const size = await writeBody(get, file, offset, hash, options);
+    if (declared !== undefined && Number(declared) !== size - offset) {
       throw new TransferError(
         'length-mismatch',
         `the body had ${size - offset} bytes but Content-Length said ${declared}`,
@@ -365,6 +313,95 @@ export async function getToFile(
   } finally {
     get.done();
   }
+}
+
+/** Where the body starts in the file: after the prefix a 206 to our Range request resumes, else at 0. */
+function resumedFrom(response: Response, resume: GetToFileOptions['resume']): number {
+  if (!resume || response.status !== 206) return 0;
+  const range = response.headers.get('content-range') ?? '';
+  if (!range.startsWith(`bytes ${resume.from}-`))
+    throw new TransferError('bad-range', `answered a Range request with the wrong range (${range})`, 0);
+  return resume.from;
+}
+
+/**
+ * The Content-Length the body is to be held to (none when absent or content-encoded), once the
+ * total it declares (with the resumed prefix) is checked against `maxBytes`.
+ */
+function checkDeclaredLength(response: Response, offset: number, maxBytes: number | undefined): string | undefined {
+  const declared = response.headers.get('content-length');
+  const encoded = (response.headers.get('content-encoding') ?? 'identity') !== 'identity';
+  const declaredTotal = offset + Number(declared ?? NaN);
+  if (maxBytes !== undefined && declaredTotal > maxBytes) {
+    throw new TransferError(
+      'declared-too-large',
+      `the body is ${declaredTotal} bytes, more than the ${maxBytes} allowed`,
+      declaredTotal,
+    );
+  }
+  return declared !== null && !encoded ? declared : undefined;
+}
+
+/** The body written to `file` (appended after `offset` bytes, else from scratch) and synced if large; returns the file's size. */
+async function writeBody(
+  get: OpenedGet,
+  file: string,
+  offset: number,
+  hash: Hash,
+  options: GetToFileOptions,
+): Promise<number> {
+  const handle = await fs.open(file, offset > 0 ? 'a' : options.exclusive ? 'wx' : 'w');
+  let size: number;
+  try {
+    size = await pumpBody(get, handle, offset, hash, options);
+    if (options.syncFromBytes !== undefined && size >= options.syncFromBytes) await handle.sync();
+  } catch (error) {
+    await handle.close().catch(() => {});
+    throw error;
+  }
+  await handle.close();
+  return size;
+}
+
+/** The body read to its end, capped at maxBytes, hashed, and written in batches; returns the file's size. */
+async function pumpBody(
+  get: OpenedGet,
+  handle: FileHandle,
+  offset: number,
+  hash: Hash,
+  { maxBytes, onProgress }: GetToFileOptions,
+): Promise<number> {
+  // One buffer per download, filled and written again and again: no new buffer per batch
+  // for the collector to find late (docs/internals.md).
+  const batch = Buffer.allocUnsafeSlow(WRITE_BATCH_BYTES);
+  let batched = 0;
+  const flush = async () => {
+    for (let at = 0; at < batched;) at += (await handle.write(batch, at, batched - at)).bytesWritten;
+    batched = 0;
+  };
+  const nudge = gcNudger();
+  let size = offset;
+  for (;;) {
+    const chunk = await get.read();
+    if (!chunk) break;
+    size += chunk.byteLength;
+    nudge(chunk.byteLength);
+    if (maxBytes !== undefined && size > maxBytes)
+      throw new TransferError('too-large', `the body is more than the ${maxBytes} bytes allowed`, size);
+    hash.update(chunk);
+    for (let at = 0; at < chunk.byteLength;) {
+      const n = Math.min(chunk.byteLength - at, WRITE_BATCH_BYTES - batched);
+      batch.set(chunk.subarray(at, at + n), batched);
+      batched += n;
+      at += n;
+      if (batched === WRITE_BATCH_BYTES) {
+        await flush();
+        onProgress?.(size - (chunk.byteLength - at));
+      }
+    }
+  }
+  await flush();
+  return size;
 }
 
 function codeOf(error: unknown): string | undefined {
