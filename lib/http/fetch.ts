@@ -41,87 +41,39 @@ export type SmallResult =
   | { status: 'not-modified' }
   | { status: 'missing' };
 
+export interface FetchSmallOptions {
+  maxBytes: number;
+  etag?: string;
+  lastModified?: string;
+  timeouts?: Timeouts;
+  fetchImpl?: FetchFn;
+  /** Ask for the bytes from this offset on (`Range`): `partial` says whether the server sent only them (206). */
+  from?: number;
+  /** With `from`: up to this offset, included; then any answer but 206 is refused. */
+  to?: number;
+}
+
 /**
  * GET a small file (VERSION, a signature, a key), refusing bodies over `maxBytes` while
  * reading. With `etag` (or `lastModified`, for servers without ETags), the request is
  * conditional and a 304 costs no body. A 304 to a request that was not conditional is the
  * caller's to refuse, in its own words (it must not pass for "nothing new" where there is nothing).
  */
-export async function fetchSmall(
-  url: string,
-  {
-    maxBytes,
-    etag,
-    lastModified,
-    timeouts = DEFAULT_TIMEOUTS,
-    fetchImpl = leanFetch,
-    from,
-    to,
-  }: {
-    maxBytes: number;
-    etag?: string;
-    lastModified?: string;
-    timeouts?: Timeouts;
-    fetchImpl?: FetchFn;
-    /** Ask for the bytes from this offset on (`Range`): `partial` says whether the server sent only them (206). */
-    from?: number;
-    /** With `from`: up to this offset, included; then any answer but 206 is refused. */
-    to?: number;
-  },
-): Promise<SmallResult> {
+export async function fetchSmall(url: string, options: FetchSmallOptions): Promise<SmallResult> {
+  const { maxBytes, timeouts = DEFAULT_TIMEOUTS, fetchImpl = leanFetch } = options;
   let get: OpenedGet | undefined;
   try {
-    const headers: Record<string, string> = { 'user-agent': 'shipkit-launchfit' };
-    if (from !== undefined) headers.range = `bytes=${from}-${to ?? ''}`;
-    // With an ETag, If-None-Match alone: a server that also weighs If-Modified-Since (s3rver
-    // does, against RFC 9110) answers 304 to a VERSION replaced within the same second.
-    if (etag) headers['if-none-match'] = etag;
-    else if (lastModified) headers['if-modified-since'] = lastModified;
-    get = await openGet(url, { timeouts, fetch: fetchImpl, headers, redirect: 'follow' });
+    get = await openGet(url, { timeouts, fetch: fetchImpl, headers: smallHeaders(options), redirect: 'follow' });
     const res = get.response;
-    if (res.status === 304) {
+    const early = answerWithoutBody(url, res, options);
+    if (early) {
       await get.cancel();
-      return { status: 'not-modified' };
-    }
-    if (res.status === 404) {
-      await get.cancel();
-      return { status: 'missing' };
-    }
-    if (!res.ok) {
-      await get.cancel();
-      throw new RemoteError(`${url} answered ${res.status}; check the update server.`);
-    }
-    if (
-      res.status === 206 &&
-      !res.headers.get('content-range')?.startsWith(`bytes ${from}-${to === undefined ? '' : `${to}/`}`)
-    ) {
-      await get.cancel();
-      throw new RemoteError(`${url} answered 206 for bytes other than those from ${from}; check the update server.`);
-    }
-    if (to !== undefined && res.status !== 206) {
-      await get.cancel();
-      throw new RemoteError(
-        `${url} answered ${res.status} to a Range request: the server does not answer Range requests`,
-      );
-    }
-    const declared = Number(res.headers.get('content-length') ?? NaN);
-    if (declared > maxBytes) {
-      await get.cancel();
-      throw new VerificationError(`${url} is ${declared} bytes, more than the ${maxBytes} allowed; refusing it.`);
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for (let value = await get.read(); value; value = await get.read()) {
-      size += value.byteLength;
-      if (size > maxBytes) {
-        await get.cancel();
-        throw new VerificationError(`${url} is more than the ${maxBytes} bytes allowed; refusing it.`);
-      }
-      chunks.push(Buffer.from(value));
+      if (early instanceof Error) throw early;
+      return early;
     }
     return {
       status: 'ok',
-      body: Buffer.concat(chunks),
+      body: await readSmallBody(get, url, maxBytes),
       etag: res.headers.get('etag') ?? undefined,
       lastModified: res.headers.get('last-modified') ?? undefined,
       ...(res.status === 206 ? { partial: true } : {}),
@@ -133,6 +85,60 @@ export async function fetchSmall(
   } finally {
     get?.done();
   }
+}
+
+/** fetchSmall's request headers: its Range, and the condition a poll is sent under. */
+function smallHeaders({ etag, lastModified, from, to }: FetchSmallOptions): Record<string, string> {
+  const headers: Record<string, string> = { 'user-agent': 'shipkit-launchfit' };
+  if (from !== undefined) headers.range = `bytes=${from}-${to ?? ''}`;
+  // With an ETag, If-None-Match alone: a server that also weighs If-Modified-Since (s3rver
+  // does, against RFC 9110) answers 304 to a VERSION replaced within the same second.
+  if (etag) headers['if-none-match'] = etag;
+  else if (lastModified) headers['if-modified-since'] = lastModified;
+  return headers;
+}
+
+/**
+ * What fetchSmall answers from the headers alone, its body not read: not modified, missing, or
+ * the error for a refused answer (a failure, a wrong range, a declared length over `maxBytes`).
+ * Undefined: the body is to be read.
+ */
+function answerWithoutBody(
+  url: string,
+  res: Response,
+  { maxBytes, from, to }: FetchSmallOptions,
+): SmallResult | Error | undefined {
+  if (res.status === 304) return { status: 'not-modified' };
+  if (res.status === 404) return { status: 'missing' };
+  if (!res.ok) return new RemoteError(`${url} answered ${res.status}; check the update server.`);
+  if (
+    res.status === 206 &&
+    !res.headers.get('content-range')?.startsWith(`bytes ${from}-${to === undefined ? '' : `${to}/`}`)
+  )
+    return new RemoteError(`${url} answered 206 for bytes other than those from ${from}; check the update server.`);
+  if (to !== undefined && res.status !== 206)
+    return new RemoteError(
+      `${url} answered ${res.status} to a Range request: the server does not answer Range requests`,
+    );
+  const declared = Number(res.headers.get('content-length') ?? NaN);
+  if (declared > maxBytes)
+    return new VerificationError(`${url} is ${declared} bytes, more than the ${maxBytes} allowed; refusing it.`);
+  return undefined;
+}
+
+/** The body, read to its end; one over `maxBytes` is dropped and refused. */
+async function readSmallBody(get: OpenedGet, url: string, maxBytes: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for (let value = await get.read(); value; value = await get.read()) {
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await get.cancel();
+      throw new VerificationError(`${url} is more than the ${maxBytes} bytes allowed; refusing it.`);
+    }
+    chunks.push(Buffer.from(value));
+  }
+  return Buffer.concat(chunks);
 }
 
 export interface DownloadResult {
