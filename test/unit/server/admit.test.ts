@@ -12,11 +12,16 @@ import { loadShipkitConfig, type ShipkitConfig } from '../../../lib/config/shipk
 import type { JobQueue } from '../../../lib/jobs/job-queue.ts';
 import { openJournal } from '../../../lib/jobs/local/journal.ts';
 import { createJobQueue } from '../../../lib/jobs/local/queue.ts';
-import { createAdmitter, newJobOf, type AdmitRequest, type JobEvent } from '../../../lib/server/admit.ts';
+import { createAdmitter, newJobOf, type AdmitRequest, type Answer, type JobEvent } from '../../../lib/server/admit.ts';
 import { createPushGuard, pushStateFile } from '../../../lib/server/push-guard.ts';
 import { tmpDir } from '../../_helpers/common.ts';
 
 const A = 'a'.repeat(40);
+/** The job id a queued or duplicate answer names. */
+const jobOf = (answer: Answer): string => {
+  assert.ok('json' in answer, JSON.stringify(answer));
+  return String(answer.json.job);
+};
 const B = 'b'.repeat(40);
 
 /** A config with a repo that has `url:` and one that takes the delivery's, DATA, a guard and a queue that does not run jobs. */
@@ -68,7 +73,7 @@ test('a push is queued (202) as a build of its commit, and the push is kept in D
   const { admit, queue, data } = await world();
   const answer = await admit(push('octo/site', A, { order: { pushedAt: 100 } }));
   assert.is(answer.status, 202);
-  const id = (answer as { json: { job: string } }).json.job;
+  const id = jobOf(answer);
   const job = queue.get(id)!;
   assert.equal(
     [job.repo, job.kind, job.sha, job.branch, job.deliveryId, job.forge],
@@ -86,7 +91,7 @@ test('the same delivery again: 200, the job it made, nothing queued twice', asyn
   const again = await admit({ ...first, requestId: 'r-again' });
   assert.equal(again, {
     status: 200,
-    json: { job: (made as { json: { job: string } }).json.job, duplicate: true, state: 'queued' },
+    json: { job: jobOf(made), duplicate: true, state: 'queued' },
   });
   assert.is(queue.list({}).length, 1);
 });
@@ -106,7 +111,7 @@ test("an older push (by the forge's signed push time) is superseded: 200, not bu
 test('a release is queued as a release of its tag; a forced push asks for a build even when nothing changed', async () => {
   const { admit, queue } = await world();
   const r = await admit(release('octo/site', 'v1.2.0'));
-  const job = queue.get((r as { json: { job: string } }).json.job)!;
+  const job = queue.get(jobOf(r))!;
   assert.equal([r.status, job.kind, job.tag, job.forge], [202, 'release', 'v1.2.0', 'gitea']);
   const site = { name: 'octo/site' } as Parameters<typeof newJobOf>[0];
   const forced = newJobOf(site, push('octo/site', A, { order: { forced: true } }).meaning, {
