@@ -46,88 +46,106 @@ export interface DeliveryWorkers {
 
 type ClusterWorker = import('node:cluster').Worker;
 
+/** The primary's hold on its workers: one slot each, refilled when its worker dies, until stopping. */
+interface WorkerPool {
+  cluster: import('node:cluster').Cluster;
+  slots: Array<ClusterWorker | undefined>;
+  stopping: boolean;
+  onMessage: (worker: ClusterWorker, message: ToPrimary) => Promise<void>;
+  log: Logger;
+}
+
 export async function startDeliveryWorkers(options: WorkersOptions): Promise<DeliveryWorkers> {
   const cluster = (await import('node:cluster')).default;
   const { log } = options;
   // Structured clone: a delivery's body passes as a Buffer, the config's repos as a Map.
   cluster.setupPrimary({ ...workerCommand(), serialization: 'advanced' });
-  const slots: Array<ClusterWorker | undefined> = [];
-  let stopping = false;
-  let url = '';
-
-  const onMessage = primaryEnd(options);
-
-  /** Forks the worker of one slot; resolves with its URL once it listens, rejects if it dies first. */
-  const fork = (slot: number): Promise<string> => {
-    const worker = cluster.fork({ [WORKER_ENV]: '1' });
-    slots[slot] = worker;
-    // A message sent as the worker dies fails here, not as an unhandled 'error'; its exit is handled below.
-    worker.on('error', (error) => log.debug('a delivery worker channel error', { error: error.message }));
-    const started = Date.now();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        reject(new Error(`delivery worker ${slot + 1} did not listen within ${START_TIMEOUT_MS / 1000} s`));
-        worker.kill('SIGKILL');
-      }, START_TIMEOUT_MS);
-      worker.on('message', (message: ToPrimary) => {
-        if (message.t === 'listening') {
-          clearTimeout(timer);
-          resolve(message.url);
-        } else if (message.t === 'failed') {
-          clearTimeout(timer);
-          reject(new Error(`delivery worker ${slot + 1}: ${message.error}`));
-        } else
-          onMessage(worker, message).catch((error) =>
-            log.error('a delivery worker message failed', { error: messageOf(error) }),
-          );
-      });
-      worker.once('exit', (code, signal) => {
-        clearTimeout(timer);
-        reject(new Error(`delivery worker ${slot + 1} exited (${signal ?? `code ${code}`}) before it listened`));
-        if (stopping || slots[slot] !== worker) return;
-        slots[slot] = undefined;
-        // One that ran a while is replaced at once; one that keeps dying as it starts, every 5 s.
-        const wait = Date.now() - started < 10_000 ? 5_000 : 0;
-        log.warn('a delivery worker died; starting another', {
-          worker: slot + 1,
-          pid: worker.process.pid,
-          exit: signal ?? code,
-          in: `${wait / 1000} s`,
-        });
-        setTimeout(() => {
-          if (stopping) return;
-          fork(slot).catch((error) => log.error('a delivery worker could not start', { error: messageOf(error) }));
-        }, wait).unref();
-      });
-    });
-  };
-
+  const pool: WorkerPool = { cluster, slots: [], stopping: false, onMessage: primaryEnd(options), log };
+  let url: string;
   try {
-    const urls = await Promise.all(Array.from({ length: options.count }, (_, slot) => fork(slot)));
+    const urls = await Promise.all(Array.from({ length: options.count }, (_, slot) => forkWorker(pool, slot)));
     url = urls[0];
   } catch (error) {
-    stopping = true;
-    for (const worker of slots) worker?.kill('SIGKILL');
+    pool.stopping = true;
+    for (const worker of pool.slots) worker?.kill('SIGKILL');
     throw error;
   }
-  log.info('delivery workers listening', { workers: options.count, pids: slots.map((w) => w?.process.pid) });
+  log.info('delivery workers listening', { workers: options.count, pids: pool.slots.map((w) => w?.process.pid) });
+  return { url, stop: (graceMs) => stopWorkers(pool, graceMs) };
+}
 
-  return {
-    url,
-    async stop(graceMs) {
-      stopping = true;
-      await Promise.all(
-        slots.map(async (worker) => {
-          if (!worker || worker.isDead()) return;
-          const exited = new Promise((resolve) => worker.once('exit', resolve));
-          send(worker, { t: 'stop', graceMs });
-          const timer = setTimeout(() => worker.kill('SIGKILL'), graceMs + 3_000);
-          await exited;
-          clearTimeout(timer);
-        }),
-      );
-    },
-  };
+/** Forks the worker of one slot; resolves with its URL once it listens, rejects if it dies first. */
+function forkWorker(pool: WorkerPool, slot: number): Promise<string> {
+  const { log } = pool;
+  const worker = pool.cluster.fork({ [WORKER_ENV]: '1' });
+  pool.slots[slot] = worker;
+  // A message sent as the worker dies fails here, not as an unhandled 'error'; its exit is handled below.
+  worker.on('error', (error) => log.debug('a delivery worker channel error', { error: error.message }));
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new Error(`delivery worker ${slot + 1} did not listen within ${START_TIMEOUT_MS / 1000} s`));
+      worker.kill('SIGKILL');
+    }, START_TIMEOUT_MS);
+    worker.on('message', (message: ToPrimary) => {
+      if (message.t === 'listening') {
+        clearTimeout(timer);
+        resolve(message.url);
+      } else if (message.t === 'failed') {
+        clearTimeout(timer);
+        reject(new Error(`delivery worker ${slot + 1}: ${message.error}`));
+      } else
+        pool
+          .onMessage(worker, message)
+          .catch((error) => log.error('a delivery worker message failed', { error: messageOf(error) }));
+    });
+    worker.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`delivery worker ${slot + 1} exited (${signal ?? `code ${code}`}) before it listened`));
+      replaceWorker(pool, slot, worker, started, signal ?? code);
+    });
+  });
+}
+
+/** A worker that died: its slot forked again, unless hook-server is stopping or replaced it already. */
+function replaceWorker(
+  pool: WorkerPool,
+  slot: number,
+  worker: ClusterWorker,
+  started: number,
+  exit: string | number | null,
+): void {
+  if (pool.stopping || pool.slots[slot] !== worker) return;
+  pool.slots[slot] = undefined;
+  // One that ran a while is replaced at once; one that keeps dying as it starts, every 5 s.
+  const wait = Date.now() - started < 10_000 ? 5_000 : 0;
+  pool.log.warn('a delivery worker died; starting another', {
+    worker: slot + 1,
+    pid: worker.process.pid,
+    exit,
+    in: `${wait / 1000} s`,
+  });
+  setTimeout(() => {
+    if (pool.stopping) return;
+    forkWorker(pool, slot).catch((error) =>
+      pool.log.error('a delivery worker could not start', { error: messageOf(error) }),
+    );
+  }, wait).unref();
+}
+
+/** Tells each worker to stop accepting and finish its open requests within graceMs, then waits for it to exit. */
+async function stopWorkers(pool: WorkerPool, graceMs: number): Promise<void> {
+  pool.stopping = true;
+  await Promise.all(
+    pool.slots.map(async (worker) => {
+      if (!worker || worker.isDead()) return;
+      const exited = new Promise((resolve) => worker.once('exit', resolve));
+      send(worker, { t: 'stop', graceMs });
+      const timer = setTimeout(() => worker.kill('SIGKILL'), graceMs + 3_000);
+      await exited;
+      clearTimeout(timer);
+    }),
+  );
 }
 
 /** What the primary does with a worker's messages: its start, its counts, and the deliveries it asks to queue. */
