@@ -160,9 +160,17 @@ const prefixOf = ({ deno, node }: { deno: boolean; node?: string }) =>
 const estimate = (run: Run, otherwise: number) =>
   durations[prefixOf(run) + relative(run.file)] ?? durations[relative(run.file)] ?? otherwise;
 
-/** The environment of a task's process: its runtime, the bundle, its own TMPDIR. */
+/**
+ * The environment of a task's process: its runtime, the bundle, its own TMPDIR, and its own
+ * XDG_CONFIG_HOME (what `release history` remembers of each DEST stays in the run, not in ~/.config).
+ */
 function taskEnv(task: Task, tmp: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, FORCE_COLOR: '0', TMPDIR: tmp };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    FORCE_COLOR: '0',
+    TMPDIR: tmp,
+    XDG_CONFIG_HOME: path.join(tmp, 'config'),
+  };
   delete env.SHIPKIT_TEST_BUNDLE;
   if (task.deno) env.SHIPKIT_TEST_RUNTIME = 'deno';
   else if (bundle) env.SHIPKIT_TEST_BUNDLE = bundle;
