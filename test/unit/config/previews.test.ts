@@ -2,7 +2,7 @@
 // the example of docs/previews.md with its defaults, path mode, repos without the block, the
 // secrets of env: resolved as the repo's others are, and every bad value refused at FILE:LINE
 // with the key and what to write.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -11,7 +11,8 @@ import { parseYamlText } from '../../../lib/core/yaml-config.ts';
 import { parseShipkitConfig } from '../../../lib/config/shipkit-yml.ts';
 import { resolveBuildEnv } from '../../../lib/config/build-env.ts';
 import { PREVIEW_DEFAULTS } from '../../../lib/config/previews.ts';
-import { tmpDir } from '../../_helpers/common.ts';
+import { fencedBlocks } from '../../_helpers/markdown.ts';
+import { ROOT, tmpDir } from '../../_helpers/common.ts';
 
 const FILE = '/etc/shipkit/shipkit.yml';
 const KEY = 'repos.octo/site.previews';
@@ -134,6 +135,24 @@ test('env: values resolved as the repo’s other secrets are (env:NAME, file:PAT
   } catch (error) {
     assert.match(messageOf(error), new RegExp(`^${file}:\\d+: env\\.B: environment variable FROM_ENV is not set`));
   }
+});
+
+test('the example of docs/previews.md is read as its table says', () => {
+  const doc = readFileSync(path.join(ROOT, 'docs', 'previews.md'), 'utf8');
+  const example = fencedBlocks(doc).blocks.find((block) => block.info === 'yaml' && block.code.includes('previews:'));
+  assert.ok(example, 'docs/previews.md has a ```yaml example');
+  const previews = previewsOf(example!.code)!;
+  assert.is(previews.domain, 'preview.example.com');
+  assert.equal(previews.nginx, {
+    dir: PREVIEW_DEFAULTS.dir,
+    listen: '80',
+    test: ['nginx', '-t'],
+    reload: ['nginx', '-s', 'reload'],
+  });
+  assert.equal([previews.max, previews.ttlMs, previews.health], [10, 72 * 3_600_000, '/']);
+  assert.equal(previews.limits, { memoryBytes: 512 * 1024 ** 2, cpuPercent: 50 });
+  assert.equal(previews.trusted, ['alice', 'bob']);
+  assert.equal(previews.auth, { usersFile: '/etc/nginx/previews.htpasswd' });
 });
 
 const BASE = ['domain: preview.example.com', 'start: node server.js'];
