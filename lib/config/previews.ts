@@ -134,11 +134,11 @@ function parseNginx(doc: ConfigDoc, repoPreviews: KeyPath, domainMode: boolean):
   getKey(doc, keyPath, 'object');
   checkKnownKeys(doc, keyPath, ['dir', 'listen', 'test', 'reload']);
   const dir = getKey(doc, [...keyPath, 'dir'], 'string') ?? PREVIEW_DEFAULTS.dir;
-  if (!dir.trim() || dir.includes('\0'))
+  if (!dir.trim() || /[\0-\x1f\x7f]/.test(dir))
     throw configError(
       doc,
       [...keyPath, 'dir'],
-      'is empty: give the folder your nginx.conf includes, such as /etc/nginx/shipkit-previews.',
+      'is empty or holds a control character: give the folder your nginx.conf includes, such as /etc/nginx/shipkit-previews.',
     );
   const rawListen = valueAt(doc.data, [...keyPath, 'listen']);
   if (rawListen !== undefined && !domainMode)

@@ -56,6 +56,8 @@ export function routeConf(spec: RouteSpec, dir = 'DIR'): string {
     throw new ValidationError(`Invalid upstream port ${String(port).slice(0, 20)} for ${name}: give 1 to 65535.`);
   if ((spec.domain === undefined) === (spec.path === undefined))
     throw new ValidationError(`A route for ${name} needs a domain or a path, not both and not neither.`);
+  // DIR is only named in a comment, but a line break in it would end the comment.
+  if (/[\0-\x1f\x7f]/.test(dir)) throw new ValidationError(`Invalid folder ${JSON.stringify(dir.slice(0, 80))}.`);
   if (spec.usersFile !== undefined && !/^\/[A-Za-z0-9._/@+-]+$/.test(spec.usersFile))
     throw new ValidationError(`Invalid users file ${JSON.stringify(spec.usersFile.slice(0, 80))} for ${name}.`);
   const proxied = [

@@ -208,6 +208,7 @@ test('refused: listen not a port or ADDRESS:PORT; commands a shell would be need
     /is empty.*such as nginx -s reload/,
   );
   refused(withPreviews(...BASE, 'nginx: { dir: "" }'), 6, `${KEY}.nginx.dir`, /is empty/);
+  refused(withPreviews(...BASE, 'nginx: { dir: "/etc/x\\ny" }'), 6, `${KEY}.nginx.dir`, /control character/);
 });
 
 test('refused: max 0 or 1000, ttl "soon", memory "lots", cpu "150%", trusted not a list', () => {

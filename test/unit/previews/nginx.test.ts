@@ -199,6 +199,7 @@ test('hostile names, hosts, paths and ports are refused before anything is writt
     ['neither', () => writeRoute({ ...change, name: 'pr-1', upstreamPort: 1 })],
     ['listen', () => writeRoute({ ...change, ...spec, name: 'pr-1', listen: '80; include /x' })],
     ['users file', () => writeRoute({ ...change, ...spec, name: 'pr-1', usersFile: '/x;" y' })],
+    ['folder', () => writeRoute({ ...change, ...spec, name: 'pr-1', dir: `${dir}\nserver {` })],
     ['empty test', () => writeRoute({ ...change, ...spec, name: 'pr-1', test: [] })],
   ];
   for (const [what, attempt] of refusals) {
