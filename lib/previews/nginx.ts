@@ -165,11 +165,13 @@ function changeRoute(change: RouteChange, name: string, next: string | undefined
 
 async function changeLocked(change: RouteChange, name: string, next: string | undefined): Promise<boolean> {
   const file = path.join(change.dir, `${name}.conf`);
-  await mkdir(change.dir, { recursive: true, mode: 0o755 });
-  const lock = await acquireLock(path.join(change.dir, LOCK), {
-    waitMs: 60_000,
-    staleMs: 10 * 60_000,
-    what: `the previews' nginx folder ${change.dir}`,
+  const lock = await inFolder(change.dir, async () => {
+    await mkdir(change.dir, { recursive: true, mode: 0o755 });
+    return acquireLock(path.join(change.dir, LOCK), {
+      waitMs: 60_000,
+      staleMs: 10 * 60_000,
+      what: `the previews' nginx folder ${change.dir}`,
+    });
   });
   try {
     const previous = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
@@ -177,7 +179,7 @@ async function changeLocked(change: RouteChange, name: string, next: string | un
       throw error;
     });
     if (next === undefined && previous === undefined) return false;
-    await putFile(file, next);
+    await inFolder(change.dir, () => putFile(file, next));
     const failed = (await runProxyCommand(change.test, change)) ?? (await runProxyCommand(change.reload, change));
     if (failed !== undefined) {
       await putFile(file, previous);
@@ -190,6 +192,20 @@ async function changeLocked(change: RouteChange, name: string, next: string | un
     return true;
   } finally {
     await lock.release();
+  }
+}
+
+/** `step` on DIR; a file-system error becomes one that says what the operator can do. */
+async function inFolder<T>(dir: string, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (!code || !/^E[A-Z]+$/.test(code)) throw error;
+    throw new WorkError(
+      `Cannot write the previews' nginx folder ${dir} (${code}): make it a folder hook-server's user may write (nginx.dir).`,
+      { cause: error },
+    );
   }
 }
 

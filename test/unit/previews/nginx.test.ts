@@ -245,6 +245,10 @@ test('a reload that fails puts the previous file back too; listRoutes reads only
     writeFileSync(path.join(dir, file), '');
   assert.equal(await listRoutes(dir), ['pr-2', 'pr-5', 'pr-10']);
   assert.equal(await listRoutes(path.join(dir, 'none')), []);
+  const notAFolder = path.join(dir, 'pr-2.conf', 'routes');
+  const refused = await writeRoute({ ...spec, dir: notAFolder, name: 'pr-7', reload: ['true'] }).catch((e) => e);
+  assert.instance(refused, WorkError);
+  assert.match(messageOf(refused), /^Cannot write the previews' nginx folder \S+pr-2\.conf\/routes \(ENOTDIR\)/);
 });
 
 test.run();
