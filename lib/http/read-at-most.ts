@@ -1,7 +1,7 @@
 // At most N bytes of a fetch answer's body, then hang up: the rest is never read, so a 10 MB
 // answer from a receiver we do not trust costs N bytes. Shared by the notify/commit-status POST
 // (lib/notify/deliver.ts) and the control client's fetch path (lib/http/control-client.ts).
-// lib/http/fetch.ts's fetchSmall is not one of them: it refuses an answer over its cap, and
+// lib/launchfit/update-server/requests.ts's fetchSmall is not one of them: it refuses an answer over its cap, and
 // reads through openGet's stall timeouts.
 import { Buffer } from 'node:buffer';
 

@@ -14,7 +14,7 @@ import { takeSockets, type RawHandle } from './app/sockets.ts';
 import type { ListenSpec } from './deploy-folder/listen-spec.ts';
 import { CONFIG_NAME, loadLaunchConfig, readReleaseAppDefaults, type LaunchConfig } from './deploy-folder/config.ts';
 import { startControlListener, startControlSocket, type ControlHandlers } from './control/socket.ts';
-import type { FetchFn } from '../http/fetch.ts';
+import type { FetchFn } from './update-server/requests.ts';
 import { stopLeftoverHook } from './install/hooks.ts';
 import { nextPollDelayMs } from './install/poll-delay.ts';
 import { ensureHostId } from './deploy-folder/host-id.ts';
@@ -28,7 +28,7 @@ import { clearLeftovers, readCurrent, swapCurrentSymlink, removeRelease } from '
 import { compareVersions } from '../release/format/version-file.ts';
 import type { AppControl, CheckResult, UpdateContext } from './install/context.ts';
 import { checkForUpdates } from './install/update.ts';
-import { goBackFromCrashLoop, restartUnhealthy, rollbackRelease } from './install/switch.ts';
+import { goBackFromCrashLoop, restartUnhealthy, rollbackRelease } from './install/switch-to-release.ts';
 import { UpdateQueue, type VerdictFn } from './install/update-queue.ts';
 
 /** The deploy folder's config merged with the `app:` defaults of `release` (default: the current one). */

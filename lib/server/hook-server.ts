@@ -50,7 +50,7 @@ import { startDeliveryWorkers, workerCount, type DeliveryWorkers } from './worke
 import { takePeerHeader } from '../http/peer.ts';
 import { basePath } from '../jobs/job-url.ts';
 import { FleetRoutes } from './fleet-routes.ts';
-import { openFleet, type Fleet } from './open-fleet.ts';
+import { openFleet, type Fleet } from './fleet-registry.ts';
 import { AuditTrail } from '../audit/trail.ts';
 
 export const MAX_BODY = 25 * 1024 * 1024;

@@ -1,13 +1,13 @@
 // Fetching one URL into a file over HTTP(S) for the downloads stage (lib/stages/downloads.ts): retries
 // with backoff (Retry-After honoured) and redirects followed by hand (http/https only, a bounded
-// number) around lib/http/get.ts, which streams the body to a temp file while it is hashed, with
+// number) around lib/http/download.ts, which streams the body to a temp file while it is hashed, with
 // a timeout for the response headers and one for each piece of the body, and checks its length
 // against Content-Length.
 import { backoffMs } from '../core/retry.ts';
 import { promises as fs } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RemoteError, messageOf } from '../core/errors.ts';
-import { getToFile, redirectTarget, TransferError } from '../http/get.ts';
+import { getToFile, redirectTarget, TransferError } from '../http/download.ts';
 import { REDIRECTS } from '../http/client.ts';
 import type { Logger } from '../core/log.ts';
 import { redactUrls } from '../core/redact.ts';
@@ -132,7 +132,7 @@ async function fetchOnce(
       throw failure(`refusing a redirect to a ${nextUrl.protocol} URL`, false);
     if (redirects >= maxRedirects)
       throw failure(`too many redirects (more than ${maxRedirects}; is it a redirect loop?)`, false);
-    // The shared redirect rule (lib/http/get.ts) also refuses an https → http downgrade.
+    // The shared redirect rule (lib/http/download.ts) also refuses an https → http downgrade.
     try {
       current = redirectTarget(current, location, status);
     } catch (error) {

@@ -4,7 +4,7 @@ import { VerificationError } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
 import { nameProblem } from '../../core/names.ts';
 import type { LaunchConfig } from '../deploy-folder/config.ts';
-import { type FetchFn } from '../../http/fetch.ts';
+import { type FetchFn } from '../update-server/requests.ts';
 import { type DeployPaths, type StartFailure } from '../deploy-folder/state.ts';
 
 export const MAX_SIGNATURE_BYTES = 64 * 1024;

@@ -6,7 +6,7 @@ import { open, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { VerificationError, messageOf } from '../../core/errors.ts';
 import { ensureDir } from '../../core/fs.ts';
-import { downloadToFile, fetchSmall } from '../../http/fetch.ts';
+import { downloadToFile, fetchSmall } from '../update-server/requests.ts';
 import { manifestFileName } from '../../release/format/manifest.ts';
 import {
   MAX_MANIFEST_BYTES,
@@ -30,7 +30,7 @@ import { readCurrent } from '../deploy-folder/current-link.ts';
 import type { TrustedKeys } from '../trust/pgp.ts';
 import { checkProvenance } from '../trust/provenance.ts';
 import { releaseNameOf, type UpdateContext } from './context.ts';
-import { fetchAndUnpack, metadataTimeoutsOf, serverOf, timeoutsOf, type Unpacked } from './fetch.ts';
+import { fetchAndUnpack, metadataTimeoutsOf, serverOf, timeoutsOf, type Unpacked } from './fetch-release.ts';
 import { rebuiltManifest } from './kept-manifest.ts';
 import { buildFromFiles, changedShare, MAX_FILES_SHARE } from './fetch-missing-files.ts';
 import { buildFromPatch } from './patch-apply.ts';

@@ -9,7 +9,7 @@ import { type DeployPaths } from '../deploy-folder/state.ts';
 import { compareVersions, type VersionInfo } from '../../release/format/version-file.ts';
 import { releaseNameOf, type UpdateContext } from './context.ts';
 import { obtainRelease, type VersionSigner } from './delta.ts';
-import { type Unpacked } from './fetch.ts';
+import { type Unpacked } from './fetch-release.ts';
 
 // A staged release (the fleet master's prepare, before this host's wave): tmp/staged-NAME, with
 // tmp/staged-NAME.json saying what it is. Nothing of it runs and nothing is recorded: a prepare

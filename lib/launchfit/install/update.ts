@@ -1,6 +1,6 @@
 // One update check, in the contract's order (docs/launchfit.md): VERSION → signature → download →
-// verify → extract (fetch.ts, staging.ts) → move, hook, stop, swap, start, health check
-// (switch.ts). Everything slow happens before the running app is touched; every failure before
+// verify → extract (fetch-release.ts, staging.ts) → move, hook, stop, swap, start, health check
+// (switch-to-release.ts). Everything slow happens before the running app is touched; every failure before
 // the stop leaves the app and `current` as they were.
 import { VerificationError, messageOf } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
@@ -20,9 +20,9 @@ import { readCurrent } from '../deploy-folder/current-link.ts';
 import { rolloutBucket } from '../../release/format/bucket.ts';
 import { compareVersions, type VersionInfo } from '../../release/format/version-file.ts';
 import { type CheckResult, type UpdateContext } from './context.ts';
-import { fetchLedger, fetchLedgerTail, fetchVersionInfo, loadTrustedKeys, type Validators } from './fetch.ts';
+import { fetchLedger, fetchLedgerTail, fetchVersionInfo, loadTrustedKeys, type Validators } from './fetch-release.ts';
 import { stageRelease } from './staging.ts';
-import { activateRelease, installRelease } from './switch.ts';
+import { activateRelease, installRelease } from './switch-to-release.ts';
 
 /** A VERSION fetched because it changed, with what it was fetched under. */
 type FetchedVersion = NonNullable<Awaited<ReturnType<typeof fetchVersionInfo>>>;

@@ -6,8 +6,8 @@ import { VerificationError, messageOf } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
 import { PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE, pae } from '../../release/format/provenance.ts';
 import type { UpdatesConfig } from '../deploy-folder/config.ts';
-import type { Timeouts } from '../../http/get.ts';
-import { fetchSmall, type FetchFn } from '../../http/fetch.ts';
+import type { Timeouts } from '../../http/download.ts';
+import { fetchSmall, type FetchFn } from '../update-server/requests.ts';
 import { verifyDetachedSignature, type TrustedKeys } from './pgp.ts';
 
 /** The metadata cap for a .intoto.jsonl. */

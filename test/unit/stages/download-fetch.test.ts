@@ -1,5 +1,5 @@
 // The downloads stage's HTTP side (lib/stages/download-fetch.ts): redirects follow the shared rule
-// of lib/http/get.ts, so an https URL redirected to plain http is refused, not fetched. The fetch
+// of lib/http/download.ts, so an https URL redirected to plain http is refused, not fetched. The fetch
 // is handed in because an https server on loopback would need a trusted certificate here.
 import { existsSync } from 'node:fs';
 import path from 'node:path';

@@ -7,8 +7,8 @@ import { ConfigError, RemoteError, VerificationError, messageOf } from '../../co
 import { ensureDir } from '../../core/fs.ts';
 import type { LaunchConfig } from '../deploy-folder/config.ts';
 import { DEFAULT_EXTRACT_LIMITS, extractRelease } from './extract.ts';
-import { downloadToFile, fetchSmall, type MinRate } from '../../http/fetch.ts';
-import type { Timeouts } from '../../http/get.ts';
+import { downloadToFile, fetchSmall, type MinRate } from '../update-server/requests.ts';
+import type { Timeouts } from '../../http/download.ts';
 import { verifyDetachedSignature, type TrustedKeys } from '../trust/pgp.ts';
 import type { FetchedLedger, LedgerTail } from '../trust/ledger.ts';
 import { checkProvenance } from '../trust/provenance.ts';

@@ -8,11 +8,11 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { extractRelease } from '../../../lib/launchfit/install/extract.ts';
-import { downloadToFile, fetchSmall } from '../../../lib/http/fetch.ts';
-import { tmpDir } from '../../_helpers/common.ts';
-import { makeBomb, makeTarGz } from '../../fixtures/launchfit/tarball.ts';
-import { startUpdateServer, type UpdateServer } from '../../fixtures/launchfit/update-server.ts';
+import { extractRelease } from '../../../../lib/launchfit/install/extract.ts';
+import { downloadToFile, fetchSmall } from '../../../../lib/launchfit/update-server/requests.ts';
+import { tmpDir } from '../../../_helpers/common.ts';
+import { makeBomb, makeTarGz } from '../../../fixtures/launchfit/tarball.ts';
+import { startUpdateServer, type UpdateServer } from '../../../fixtures/launchfit/update-server.ts';
 
 let root: string;
 let server: UpdateServer;

@@ -1,4 +1,4 @@
-// The shared streaming GET (lib/http/get.ts) with a fetch handed in: the paths the end-to-end
+// The shared streaming GET (lib/http/download.ts) with a fetch handed in: the paths the end-to-end
 // tests of its callers do not reach (a lying Content-Length, a wrong Content-Range, a stalled
 // body under the total deadline) and the contract both callers rely on.
 import { createHash } from 'node:crypto';
@@ -6,7 +6,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { getToFile, openGet, redirectTarget, TransferError, type TransferFailure } from '../../../lib/http/get.ts';
+import { getToFile, openGet, redirectTarget, TransferError, type TransferFailure } from '../../../lib/http/download.ts';
 import { tmpDir } from '../../_helpers/common.ts';
 
 const quick = { connectMs: 500, idleMs: 300 };

@@ -17,7 +17,7 @@ import { folderTree, keptRelease, manifestTreeDigest } from './reuse-kept-releas
 import { keepManifest } from './kept-manifest.ts';
 import { writeBook, type DigestBook } from '../deploy-folder/file-digests.ts';
 import { takeStaged, dropStaged, stagingPolicy } from './staging.ts';
-import type { Unpacked } from './fetch.ts';
+import type { Unpacked } from './fetch-release.ts';
 
 /**
  * Download, verify and unpack a release (or take the one staged for it) into releases/NAME and

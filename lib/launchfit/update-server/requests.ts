@@ -1,12 +1,12 @@
 // HTTP for the updater: small conditional GETs (VERSION, signatures, keys) and streamed
 // downloads to disk that hash while writing, stop at a byte cap, resume with Range/If-Range,
 // and give up on a slow connect, an idle body, a total deadline or a body below a minimum rate. The streaming itself is
-// lib/http/get.ts; this module holds the updater's policy: the SIZE cap, the .part file and its
+// lib/http/download.ts; this module holds the updater's policy: the SIZE cap, the .part file and its
 // ETag for resuming, conditional polls, and the updater's error classes and wording.
 import { readFile, rm, rename, stat, writeFile } from 'node:fs/promises';
-import { RemoteError, VerificationError } from '../core/errors.ts';
-import { getToFile, openGet, TransferError, type MinRate, type OpenedGet, type Timeouts } from './get.ts';
-import { leanFetch } from './client.ts';
+import { RemoteError, VerificationError } from '../../core/errors.ts';
+import { getToFile, openGet, TransferError, type MinRate, type OpenedGet, type Timeouts } from '../../http/download.ts';
+import { leanFetch } from '../../http/client.ts';
 
 /** The updater always has a total deadline. */
 export const DEFAULT_TIMEOUTS: Required<Timeouts> = { connectMs: 15_000, idleMs: 30_000, totalMs: 30 * 60_000 };
