@@ -155,7 +155,8 @@ export function parsePublishConfig(doc: ConfigDoc, repoKeyPath: KeyPath): Publis
     throw configError(
       doc,
       [...keyPath, 'to'],
-      `is a URL: give a folder, user@host:path or s3://bucket/prefix, where the files are written (http(s) URLs are what launchfit reads from).`,
+      `is a URL: give a folder, user@host:path or s3://bucket/prefix, where the files are written ` +
+        `(http(s) URLs are what launchfit reads from).`,
     );
   const remote = /^s3:\/\//.test(to) || /^[^/\s:]+@[^/\s:]+:/.test(to);
   const passphrase = getKey(doc, [...keyPath, 'passphrase'], 'string');
@@ -252,7 +253,8 @@ function parsePullRollout(
     throw configError(
       doc,
       [...keyPath, 'mode'],
-      `pull needs fleet: ${publish.name}: secret: (env:NAME or file:PATH) at the top level: hosts report with it and the rollout reads their reports with it.`,
+      `pull needs fleet: ${publish.name}: secret: (env:NAME or file:PATH) at the top level: hosts report ` +
+        `with it and the rollout reads their reports with it.`,
     );
   const fleetUrl = getKey(doc, [...keyPath, 'fleet_url'], 'string');
   if (fleetUrl !== undefined && !/^https?:\/\/[^\s/]+/.test(fleetUrl))

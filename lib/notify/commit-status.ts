@@ -137,7 +137,10 @@ export function refusalHint(status: number | undefined, repo: string, detail: st
     case 401:
       return 'the report_token was refused (401): it is wrong, expired or revoked; make a new one and update report_token';
     case 403:
-      return `403: the token may not set statuses on ${repo} (GitHub: "Commit statuses: read and write" or repo:status; Gitea: repository write; GitLab: api scope and at least Developer), or a rate limit was hit`;
+      return (
+        `403: the token may not set statuses on ${repo} (GitHub: "Commit statuses: read and write" ` +
+        `or repo:status; Gitea: repository write; GitLab: api scope and at least Developer), or a rate limit was hit`
+      );
     case 404:
       return `404: the token cannot see ${repo} or the sha is unknown to the forge (is report_api right, is the commit pushed?)`;
     case 422:

@@ -87,7 +87,8 @@ async function sendStatus(
   const sha = job.sha ?? (await options.commitOf?.(job).catch(() => undefined));
   if (!sha) {
     log.info(
-      `commit status ${status.state} skipped: the job does not know its commit (a release event names its tag only${phase === 'start' ? ', and the clone does not have it yet' : ''})`,
+      `commit status ${status.state} skipped: the job does not know its commit (a release event names its ` +
+        `tag only${phase === 'start' ? ', and the clone does not have it yet' : ''})`,
       { job: job.id, repo: job.repo, kind: job.kind, tag: job.tag ?? undefined },
     );
     return;

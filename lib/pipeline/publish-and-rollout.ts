@@ -107,7 +107,8 @@ export async function releaseVersion(ctx: Pick<BuildContext, 'ref' | 'paths'>, n
     const problem = versionProblem(version);
     if (problem)
       throw new StepFailure(
-        `The tag ${JSON.stringify(tag.slice(0, 60))} is not a launchfit version (it ${problem}); tag releases such as v1.4.0, or build the branch instead.`,
+        `The tag ${JSON.stringify(tag.slice(0, 60))} is not a launchfit version (it ${problem}); tag ` +
+          `releases such as v1.4.0, or build the branch instead.`,
       );
     return version;
   }
@@ -178,7 +179,8 @@ export async function publishStep(ctx: BuildContext): Promise<StepResult> {
   });
   if (current?.sha256 === sha256) {
     ctx.log.line(
-      `publish: nothing new: ${publish.from} packs to the same bytes as the published ${current.version} (sha256 ${sha256.slice(0, 16)}…); not published`,
+      `publish: nothing new: ${publish.from} packs to the same bytes as the published ${current.version} ` +
+        `(sha256 ${sha256.slice(0, 16)}…); not published`,
     );
     ctx.pipeline = { version: current.version, sha256, unchanged: true };
     return { skipped: `nothing new: ${publish.from} is the published ${current.version}` };
@@ -186,7 +188,8 @@ export async function publishStep(ctx: BuildContext): Promise<StepResult> {
   const version = await releaseVersion(ctx);
   if (current && compareVersions(version, current.version) < 0) {
     throw new StepFailure(
-      `The version of this build, ${version}, is lower than the published ${current.version}; launchfit hosts refuse to go down. Tag a higher version (or use \`launchfit rollback\` on the hosts to go back on purpose).`,
+      `The version of this build, ${version}, is lower than the published ${current.version}; launchfit ` +
+        `hosts refuse to go down. Tag a higher version (or use \`launchfit rollback\` on the hosts to go back on purpose).`,
     );
   }
   let result;
@@ -216,7 +219,8 @@ export async function publishStep(ctx: BuildContext): Promise<StepResult> {
   }
   const { files, bytes, leftOut } = result.packed;
   ctx.log.line(
-    `publish: packed ${files} file${files === 1 ? '' : 's'} (${bytes} byte${bytes === 1 ? '' : 's'}) from ${publish.from}; ${leftOut.length ? `left out: ${leftOut.slice(0, 10).join(', ')}${leftOut.length > 10 ? ` and ${leftOut.length - 10} more` : ''}` : 'nothing left out'}`,
+    `publish: packed ${files} file${files === 1 ? '' : 's'} (${bytes} byte${bytes === 1 ? '' : 's'}) from ` +
+      `${publish.from}; ${leftOut.length ? `left out: ${leftOut.slice(0, 10).join(', ')}${leftOut.length > 10 ? ` and ${leftOut.length - 10} more` : ''}` : 'nothing left out'}`,
   );
   ctx.log.line(
     `publish: published ${result.file} (${result.size} bytes, sha256 ${result.sha256.slice(0, 16)}…) to ${result.to}`,
@@ -256,7 +260,9 @@ export async function rolloutStep(ctx: BuildContext): Promise<StepResult> {
       await writeRecord(ctx, { ...record, rolledOut: record.sha256 });
     const last = result.steps.at(-1);
     return {
-      note: `pull rollout of ${result.version} at ROLLOUT 100 (SEQ ${result.seq})${last ? `: ${last.updated}/${last.expected} host(s) updated${last.failed ? `, ${last.failed} failed within the allowance` : ''}` : ''}`,
+      note:
+        `pull rollout of ${result.version} at ROLLOUT 100 (SEQ ` +
+        `${result.seq})${last ? `: ${last.updated}/${last.expected} host(s) updated${last.failed ? `, ${last.failed} failed within the allowance` : ''}` : ''}`,
     };
   }
   const waves = await planWaves(ctx, rollout);
@@ -270,7 +276,9 @@ export async function rolloutStep(ctx: BuildContext): Promise<StepResult> {
       })
     : undefined;
   ctx.log.line(
-    `rollout: ${rollout.name}${ctx.pipeline ? ` ${ctx.pipeline.version}` : ''} to ${waves.reduce((n, w) => n + w.targets.length, 0)} host(s) in ${waves.length} wave(s): ${waves.map((w) => `${w.name} ${w.targets.length}`).join(', ')}`,
+    `rollout: ${rollout.name}${ctx.pipeline ? ` ${ctx.pipeline.version}` : ''} to ` +
+      `${waves.reduce((n, w) => n + w.targets.length, 0)} host(s) in ${waves.length} wave(s): ` +
+      `${waves.map((w) => `${w.name} ${w.targets.length}`).join(', ')}`,
   );
   const starts: number[] = [];
   const report = await runRollout(waves, {
@@ -314,7 +322,8 @@ async function finishRollout(
 ): Promise<StepResult> {
   if (report.interrupted)
     ctx.log.line(
-      `rollout: interrupted (${String(ctx.signal?.reason ?? 'stopped')}); later waves not told to update; ${report.notContacted.length} host(s): ${report.notContacted.join(' ')}`,
+      `rollout: interrupted (${String(ctx.signal?.reason ?? 'stopped')}); later waves not told to update; ` +
+        `${report.notContacted.length} host(s): ${report.notContacted.join(' ')}`,
     );
   if (report.halted || report.interrupted) throw new StepFailure(describeRollout(report));
   const results = report.waves.flatMap((w) => w.results);
@@ -322,6 +331,8 @@ async function finishRollout(
   if (record && ctx.pipeline && record.sha256 === ctx.pipeline.sha256)
     await writeRecord(ctx, { ...record, rolledOut: record.sha256 });
   return {
-    note: `${report.waves.length} wave(s), ${results.length - failed}/${results.length} host(s) updated${failed ? `, ${failed} failed within the allowance` : ''}`,
+    note:
+      `${report.waves.length} wave(s), ${results.length - failed}/${results.length} host(s) ` +
+      `updated${failed ? `, ${failed} failed within the allowance` : ''}`,
   };
 }

@@ -167,7 +167,8 @@ function verifyAgainst(forge: Forge, headers: Headers, digests: Array<[string, s
         ok: false,
         wrongSecret: true,
         reason:
-          "signature does not match the body: it was made with another secret than hook-server's (most often the forge's or the git hook's secret differs from secret: in shipkit.yml), or the body was changed on the way",
+          "signature does not match the body: it was made with another secret than hook-server's (most " +
+          "often the forge's or the git hook's secret differs from secret: in shipkit.yml), or the body was changed on the way",
       }
     : { ok: true, secret: found };
 }

@@ -43,11 +43,15 @@ ${rows || '<tr><td colspan="7" class="muted">Nothing recorded yet.</td></tr>'}
 
 export function renderAuditPage({ entries, viewer, base = '', since = '', error }: AuditPageInput): string {
   const rows = [...entries].reverse().map(row).join('\n');
-  const form = `<form method="get" action="${base}/audit"><label>Since <input type="text" name="since" value="${escapeMarkup(since)}" placeholder="entry number, 2026-05-01 or 2026-05-01 12:00:00 UTC"></label> <button type="submit">Show</button></form>`;
+  const form =
+    `<form method="get" action="${base}/audit"><label>Since <input type="text" name="since" ` +
+    `value="${escapeMarkup(since)}" placeholder="entry number, 2026-05-01 or 2026-05-01 12:00:00 ` +
+    `UTC"></label> <button type="submit">Show</button></form>`;
   return layout(
     'Audit · shipkit',
     `<h2>Audit trail</h2>
-<p class="muted">Logins, logouts, replays, rollouts, rollbacks and token changes, newest first. <code>shipkit audit --verify</code> checks the chain.</p>
+<p class="muted">Logins, logouts, replays, rollouts, rollbacks and token changes, newest first. ` +
+      `<code>shipkit audit --verify</code> checks the chain.</p>
 ${form}
 ${error === undefined ? table(rows) : `<p class="notice error">${text(error)}</p>`}`,
     { viewer, base },

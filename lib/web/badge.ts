@@ -95,9 +95,11 @@ export function renderBadge(state: BadgeState, label = LABEL): string {
   return (
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="20" role="img" aria-label="${l}: ${s}">` +
     `<title>${l}: ${s}</title>` +
-    `<linearGradient id="s" x2="0" y2="100%"><stop offset="0" stop-color="#bbb" stop-opacity=".1"/><stop offset="1" stop-opacity=".1"/></linearGradient>` +
+    `<linearGradient id="s" x2="0" y2="100%"><stop offset="0" stop-color="#bbb" stop-opacity=".1"/><stop ` +
+    `offset="1" stop-opacity=".1"/></linearGradient>` +
     `<clipPath id="r"><rect width="${width}" height="20" rx="3" fill="#fff"/></clipPath>` +
-    `<g clip-path="url(#r)"><rect width="${left}" height="20" fill="#555"/><rect x="${left}" width="${right}" height="20" fill="${COLOURS[state]}"/><rect width="${width}" height="20" fill="url(#s)"/></g>` +
+    `<g clip-path="url(#r)"><rect width="${left}" height="20" fill="#555"/><rect x="${left}" ` +
+    `width="${right}" height="20" fill="${COLOURS[state]}"/><rect width="${width}" height="20" fill="url(#s)"/></g>` +
     `<g fill="#fff" text-anchor="middle" font-family="Verdana,Geneva,DejaVu Sans,sans-serif" font-size="11">` +
     `<text x="${left / 2}" y="15" fill="#010101" fill-opacity=".3">${l}</text><text x="${left / 2}" y="14">${l}</text>` +
     `<text x="${left + right / 2}" y="15" fill="#010101" fill-opacity=".3">${s}</text><text x="${left + right / 2}" y="14">${s}</text>` +

@@ -220,7 +220,8 @@ export function openEndedSessions({
   const unreadable = (why: string) => {
     onDisk = 'unreadable';
     log?.warn(
-      `cannot read ${file}: ${why}; every status-page session is refused until it can be read (the bearer token still works). Run hook-server --end-sessions to write a new one (it ends every session), or fix the file`,
+      `cannot read ${file}: ${why}; every status-page session is refused until it can be read (the bearer ` +
+        `token still works). Run hook-server --end-sessions to write a new one (it ends every session), or fix the file`,
     );
   };
 

@@ -55,10 +55,13 @@ function appSection(view: FleetView, showReasons: boolean, base: string): string
   } else if (view.failures.length) {
     failures = `<p class="muted">${view.failures.length} failure${view.failures.length === 1 ? '' : 's'}; log in to see the reasons.</p>`;
   }
-  return `<h3>${shown(view.app)} <span class="muted">(${view.hosts} host${view.hosts === 1 ? '' : 's'})</span> <a class="small" href="${base}/releases/${encodeURIComponent(view.app)}">Releases</a></h3>
+  return (
+    `<h3>${shown(view.app)} <span class="muted">(${view.hosts} ` +
+    `host${view.hosts === 1 ? '' : 's'})</span> <a class="small" href="${base}/releases/${encodeURIComponent(view.app)}">Releases</a></h3>
 ${rolloutLine(view)}
 ${tally ? `<table class="fleet"><thead><tr><th>Version</th><th>Result</th><th>Hosts</th></tr></thead>\n<tbody>\n${tally}\n</tbody></table>` : '<p class="muted">No host has reported yet.</p>'}
-${liars}${failures}`;
+${liars}${failures}`
+  );
 }
 
 /** The section, or '' without apps. `showReasons`: failures' reasons are for signed-in viewers; `base`: the pages' path prefix. */

@@ -3,7 +3,8 @@
 // The whole story: docs/internals.md.
 import { registerAsset } from './assets.ts';
 
-export const FOLLOW_SCRIPT = `'use strict';
+export const FOLLOW_SCRIPT =
+  `'use strict';
 (function () {
   var box = document.querySelector('[data-follow]');
   if (!box || typeof EventSource !== 'function') return;
@@ -52,7 +53,8 @@ export const FOLLOW_SCRIPT = `'use strict';
   });
   source.onerror = function () {
     // CONNECTING: the browser retries by itself (and resumes with Last-Event-ID). CLOSED: refused.
-    if (source.readyState === EventSource.CLOSED && hint && hint.tagName === 'P') hint.textContent = 'The live log stopped; reload the page to see more.';
+    if (source.readyState === EventSource.CLOSED && hint && hint.tagName === 'P') hint.textContent = 'The ` +
+  `live log stopped; reload the page to see more.';
   };
 })();
 `;

@@ -56,15 +56,27 @@ function addRepository({ configFile }: PageHelpInput): string {
 function sendPush({ serverUrl }: PageHelpInput, step: string): string {
   const base = serverUrl.replace(/\/+$/, '');
   const reach = isLoopback(base)
-    ? `<p>This page was opened at ${code(base)}, which a forge on another machine cannot reach: put hook-server behind a reverse proxy (${code('templates/nginx-hook-server.conf')}) and set ${code('public_url:')} in the config to the address forges use.</p>`
+    ? `<p>This page was opened at ${code(base)}, which a forge on another machine cannot reach: put ` +
+      `hook-server behind a reverse proxy (${code('templates/nginx-hook-server.conf')}) and set ` +
+      `${code('public_url:')} in the config to the address forges use.</p>`
     : `<p>If forges reach this server at another address than ${code(base)} (a proxy), set ${code('public_url:')} in the config to it.</p>`;
-  return `<h3>${step}Send a push</h3>
+  return (
+    `<h3>${step}Send a push</h3>
 <p>A job starts when a push (or a published release) reaches this server. Either:</p>
 <ul>
-<li><strong>From a forge</strong>: in the repository's settings, add a webhook with payload URL ${code(`${base}/hooks/github`)} (or ${code(`${base}/hooks/gitea`)} for Gitea, Forgejo and Gogs, ${code(`${base}/hooks/gitlab`)} for GitLab), content type ${code('application/json')}, the secret that is ${code('secret:')} in the config (GitLab: as its secret token), and push and release events. The forge's delivery log shows ${code('202')} when a job was queued.</li>
-<li><strong>From your own git server</strong>: copy shipkit's ${code('hooks/post-receive-webhook')} to the bare repository's ${code('hooks/post-receive')}, make it executable, and set ${code(`git config shipkit.webhook ${base}/hooks/gitea`)}, ${code('git config shipkit.secretFile FILE')} (a file holding the secret) and ${code('git config shipkit.repo OWNER/NAME')}. Each ${code('git push')} then queues a job and prints hook-server's answer.</li>
+<li><strong>From a forge</strong>: in the repository's settings, add a webhook with payload URL ` +
+    `${code(`${base}/hooks/github`)} (or ${code(`${base}/hooks/gitea`)} for Gitea, Forgejo and Gogs, ` +
+    `${code(`${base}/hooks/gitlab`)} for GitLab), content type ${code('application/json')}, the secret that ` +
+    `is ${code('secret:')} in the config (GitLab: as its secret token), and push and release events. The ` +
+    `forge's delivery log shows ${code('202')} when a job was queued.</li>
+<li><strong>From your own git server</strong>: copy shipkit's ${code('hooks/post-receive-webhook')} to ` +
+    `the bare repository's ${code('hooks/post-receive')}, make it executable, and set ` +
+    `${code(`git config shipkit.webhook ${base}/hooks/gitea`)}, ${code('git config shipkit.secretFile FILE')} ` +
+    `(a file holding the secret) and ${code('git config shipkit.repo OWNER/NAME')}. Each ${code('git push')} ` +
+    `then queues a job and prints hook-server's answer.</li>
 </ul>
-${reach}`;
+${reach}`
+  );
 }
 
 /** What to do next on an instance without repositories or without jobs; '' once it has both. */
@@ -94,8 +106,13 @@ export function renderStateLegend(mark: (state: string) => string): string {
   const items = STATE_MEANINGS.map(
     ([state, meaning]) => `<dt>${mark(state)}</dt><dd>${escapeMarkup(meaning)}</dd>`,
   ).join('');
-  return `<details class="legend"><summary>What the states and columns mean</summary>
+  return (
+    `<details class="legend"><summary>What the states and columns mean</summary>
 <dl class="fields">${items}</dl>
-<p class="muted">Repositories: the last job of each branch (and the last release) and when it finished, or started if it still runs. Recent jobs: every job, newest first; Commit, Message and Author are the pushed commit's, Trigger says what started it (a push or a release, who pushed, from which forge); Queued is when the webhook arrived, Started when the build began.</p>
-</details>`;
+<p class="muted">Repositories: the last job of each branch (and the last release) and when it finished, ` +
+    `or started if it still runs. Recent jobs: every job, newest first; Commit, Message and Author are the ` +
+    `pushed commit's, Trigger says what started it (a push or a release, who pushed, from which forge); ` +
+    `Queued is when the webhook arrived, Started when the build began.</p>
+</details>`
+  );
 }

@@ -42,7 +42,8 @@ import { sessionActor, type AuditRecord } from '../audit/trail.ts';
 
 export const PAGE_HEADERS: Readonly<Record<string, string>> = {
   'Content-Security-Policy':
-    "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; connect-src 'self'; " +
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'X-Content-Type-Options': 'nosniff',
   'Referrer-Policy': 'no-referrer',
   'Cache-Control': 'no-store',
@@ -474,7 +475,8 @@ export class PageRoutes {
           error: messageOf(error),
         });
         const message =
-          "You are logged out in this browser, but the server could not record it: a copy of this session's cookie would open the page again after hook-server restarts. Ask the operator to run <code>hook-server --end-sessions</code>.";
+          'You are logged out in this browser, but the server could not record it: a copy of this ' +
+          "session's cookie would open the page again after hook-server restarts. Ask the operator to run <code>hook-server --end-sessions</code>.";
         return this.sendPage(req, res, 500, renderNotice('Logout not recorded', message, { base: this.base }), {
           'Set-Cookie': clearedCookie(this.cookie),
         });

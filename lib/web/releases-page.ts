@@ -53,7 +53,8 @@ function releaseRow(r: ReleaseView): string {
     .join(' · ');
   const moves = r.moves.length ? `<ul class="moves">${r.moves.map(moveText).join('')}</ul>` : '';
   return (
-    `<tr><td>${shown(r.version)}</td><td><span class="state state-${escapeMarkup(r.state.replace(' ', '_'))}">${escapeMarkup(r.state)}</span>${flags ? `<br>${flags}` : ''}</td>` +
+    `<tr><td>${shown(r.version)}</td><td><span class="state ` +
+    `state-${escapeMarkup(r.state.replace(' ', '_'))}">${escapeMarkup(r.state)}</span>${flags ? `<br>${flags}` : ''}</td>` +
     `<td>${hostsCell(r)}</td><td>${r.seq ?? ''}</td><td>#${r.n} ${when(r.at)}<br>${shown(r.by)}</td>` +
     `<td>${source ? shown(source) : ''}${moves}</td></tr>`
   );
@@ -85,10 +86,12 @@ export function renderReleasesPage({
 }): string {
   const { ledger } = view;
   const source = !ledger
-    ? '<p class="muted">No ledger is known for this app: set <code>fleet.APP.ledger</code> (or publish it from a repo of this config). Hosts only.</p>'
+    ? '<p class="muted">No ledger is known for this app: set <code>fleet.APP.ledger</code> (or publish it ' +
+      'from a repo of this config). Hosts only.</p>'
     : ledger.error
       ? `<p class="notice error">The ledger at ${shown(ledger.from)} does not verify: ${shown(ledger.error)}. Hosts only.</p>`
-      : `<p class="muted">Ledger at ${shown(ledger.from)}: ${ledger.entries} entries, signed by a subkey of ${escapeMarkup(ledger.primary ?? '')}.</p>`;
+      : `<p class="muted">Ledger at ${shown(ledger.from)}: ${ledger.entries} entries, signed by a subkey ` +
+        `of ${escapeMarkup(ledger.primary ?? '')}.</p>`;
   const rows = view.releases.map(releaseRow).join('\n');
   const table = rows
     ? `<table class="releases"><thead><tr><th>Version</th><th>State</th><th>Hosts</th><th>SEQ</th><th>Published</th><th>Source, rollout</th></tr></thead>\n<tbody>\n${rows}\n</tbody></table>`

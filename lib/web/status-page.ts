@@ -101,18 +101,22 @@ export function layout(
   { viewer, base = '', scripts = [] }: { viewer?: Viewer; base?: string; scripts?: string[] } = {},
 ): string {
   const account = viewer?.signedIn
-    ? `<nav><a href="${base}/audit">Audit</a></nav><form method="post" action="${base}/logout"><button type="submit">Log out</button></form>`
+    ? `<nav><a href="${base}/audit">Audit</a></nav><form method="post" action="${base}/logout"><button ` +
+      `type="submit">Log out</button></form>`
     : viewer?.canSignIn
       ? `<nav><a href="${base}/login">Log in</a></nav>`
       : '';
-  return `<!doctype html>
+  return (
+    `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${title}</title><link rel="icon" href="${base}/assets/favicon.svg"><link rel="stylesheet" href="${base}/assets/shipkit.css">${scripts.map((s) => `<script src="${base}/assets/${escapeMarkup(s)}" defer></script>`).join('')}</head>
+<title>${title}</title><link rel="icon" href="${base}/assets/favicon.svg"><link rel="stylesheet" ` +
+    `href="${base}/assets/shipkit.css">${scripts.map((s) => `<script src="${base}/assets/${escapeMarkup(s)}" defer></script>`).join('')}</head>
 <body><header><h1><a href="${base}/">shipkit</a></h1>${account}</header>
 <main>
 ${body}
 </main></body></html>
-`;
+`
+  );
 }
 
 /**
@@ -214,7 +218,9 @@ export function renderStatusPage({
     .sort()
     .map((r) => `<option value="${plain(r)}"${r === repo ? ' selected' : ''}>${plain(r)}</option>`)
     .join('');
-  const filter = `<form method="get" action="${base}/"><label>Repository <select name="repo"><option value="">all</option>${options}</select></label> <button type="submit">Show</button></form>`;
+  const filter =
+    `<form method="get" action="${base}/"><label>Repository <select name="repo"><option ` +
+    `value="">all</option>${options}</select></label> <button type="submit">Show</button></form>`;
 
   const firstSteps = help && viewer.signedIn ? renderFirstSteps(help, { repos: repos.length, jobs: all.length }) : '';
   return layout(
@@ -224,7 +230,8 @@ export function renderStatusPage({
 <tbody>
 ${repoRows || `<tr><td colspan="4" class="muted">No repositories in the config${firstSteps ? ' yet: see Getting started above' : ''}.</td></tr>`}
 </tbody></table>
-${repo ? '' : renderFleetSection(fleet, viewer.signedIn, base)}<h2>Recent jobs${repo ? ` of ${text(repo)} <a href="${base}/">(all)</a>` : ''}</h2>
+${repo ? '' : renderFleetSection(fleet, viewer.signedIn, base)}<h2>Recent ` +
+      `jobs${repo ? ` of ${text(repo)} <a href="${base}/">(all)</a>` : ''}</h2>
 ${filter}
 <table class="jobs"><thead><tr><th>State</th><th>Repository</th><th>Branch</th><th>Commit</th><th>Message</th><th>Author</th><th>Trigger</th><th>Queued</th><th>Started</th><th>Duration</th></tr></thead>
 <tbody>
@@ -322,12 +329,15 @@ export function renderJobPage({ job, viewer, log, deliveries, scripts = [], base
     .join('\n');
   const deliveriesHtml = deliveries.length
     ? `<table class="deliveries"><thead><tr><th>What</th><th>Outcome</th><th>Attempts</th><th>Detail</th><th>When</th></tr></thead><tbody>\n${deliveryRows}\n</tbody></table>`
-    : '<p class="muted">None were sent about this job: the repository has no <code>report:</code> (commit statuses on the forge) and no <code>notify:</code> in the config, or they are older than this server remembers.</p>';
+    : '<p class="muted">None were sent about this job: the repository has no <code>report:</code> (commit ' +
+      'statuses on the forge) and no <code>notify:</code> in the config, or they are older than this server remembers.</p>';
 
   let logHtml: string;
   const followPath = `${jobPath}/log?follow=1`;
   if (!viewer.signedIn) {
-    logHtml = `<p class="notice">Logs are shown to signed-in users only.${viewer.canSignIn ? ` <a href="${base}/login?next=${encodeURIComponent(jobPagePath(job.id))}">Log in</a>` : ''}</p>`;
+    logHtml =
+      `<p class="notice">Logs are shown to signed-in users ` +
+      `only.${viewer.canSignIn ? ` <a href="${base}/login?next=${encodeURIComponent(jobPagePath(job.id))}">Log in</a>` : ''}</p>`;
   } else if (active) {
     logHtml = `<p>This job is ${escapeMarkup(job.state)}: <a href="${jobPath}">reload</a> to see more of its log.</p>
 <div id="log" data-follow="${escapeMarkup(followPath)}"><pre>${escapeCode(shown ?? '')}</pre></div>`;
@@ -362,7 +372,8 @@ export function renderLoginPage({
     `<h2>Log in</h2>
 ${error ? `<p class="notice error">${escapeMarkup(error)}</p>` : ''}
 <form class="login" method="post" action="${base}/login">
-<label for="token">Read token: the value of <code>token:</code> in hook-server's config (not the webhook secret). Started without a config, hook-server printed it once and keeps it in <code>.shipkit/token</code>.</label>
+<label for="token">Read token: the value of <code>token:</code> in hook-server's config (not the webhook ` +
+      `secret). Started without a config, hook-server printed it once and keeps it in <code>.shipkit/token</code>.</label>
 <input type="password" id="token" name="token" autocomplete="current-password" required>
 <label for="user">Your name (optional): the audit trail writes it beside this session.</label>
 <input type="text" id="user" name="user" autocomplete="username" maxlength="100">

@@ -139,7 +139,8 @@ function judgeOffer(
     const sentBack =
       seq.downgradeAllowed && currentVersion !== undefined && compareVersions(info.version, currentVersion) < 0;
     const message = sentBack
-      ? `The publisher's VERSION (SEQ ${info.seq}) goes back to ${info.version}, which this host marked bad (it failed or was rolled back); staying on ${current}. To take it anyway: \`launchfit rollback --to ${info.version} --force\`.`
+      ? `The publisher's VERSION (SEQ ${info.seq}) goes back to ${info.version}, which this host marked ` +
+        `bad (it failed or was rolled back); staying on ${current}. To take it anyway: \`launchfit rollback --to ${info.version} --force\`.`
       : `Version ${info.version} is marked bad (it failed or was rolled back); waiting for a newer one.`;
     log.warn(message);
     return { result: { action: 'skipped-bad', version: info.version, release: current, message } };
@@ -150,7 +151,9 @@ function judgeOffer(
     );
   } else if (state.highest && compareVersions(info.version, state.highest) < 0) {
     return {
-      refusal: `VERSION offers ${info.version}, lower than ${state.highest} already installed; refusing the downgrade (use \`launchfit rollback\` to go back on purpose).`,
+      refusal:
+        `VERSION offers ${info.version}, lower than ${state.highest} already installed; refusing ` +
+        `the downgrade (use \`launchfit rollback\` to go back on purpose).`,
     };
   }
   return undefined;
@@ -221,7 +224,8 @@ async function notModified(
   const expires = state.versionExpires ? new Date(state.versionExpires) : undefined;
   if (expires && expires.getTime() < (ctx.now?.() ?? new Date()).getTime()) {
     return refuse(
-      `The update server answers 304 Not Modified, but the VERSION it stands for expired on ${expires.toISOString()}; the server is frozen or replaying. Publish again (or check the server).`,
+      `The update server answers 304 Not Modified, but the VERSION it stands for expired on ` +
+        `${expires.toISOString()}; the server is frozen or replaying. Publish again (or check the server).`,
     );
   }
   await recordCheck(
@@ -250,7 +254,9 @@ async function rolloutWait(paths: DeployPaths, info: VersionInfo, since: Validat
   const bucket = rolloutBucket(await ensureHostId(paths), info.version);
   if (bucket < info.rollout) return undefined;
   const shown = Math.floor(bucket * 10000) / 10000;
-  const message = `waiting: this host's bucket ${shown} is not below ROLLOUT ${info.rollout} for ${info.version}; keeping the current release`;
+  const message =
+    `waiting: this host's bucket ${shown} is not below ROLLOUT ${info.rollout} for ` +
+    `${info.version}; keeping the current release`;
   await updateState(paths, (s) => {
     s.etag = since.etag;
     s.lastModified = since.lastModified;

@@ -50,12 +50,14 @@ export function checkReleaseBinding(info: VersionInfo, host: HostBinding | undef
   const prefix = releasePrefixOf(info.file, info.version);
   if (!prefix) {
     throw new VerificationError(
-      `VERSION offers version ${info.version} but names the file ${info.file}, which is not NAME-${info.version}.tar.gz; the version in VERSION must be the one in the file name. Refusing it.`,
+      `VERSION offers version ${info.version} but names the file ${info.file}, which is not ` +
+        `NAME-${info.version}.tar.gz; the version in VERSION must be the one in the file name. Refusing it.`,
     );
   }
   if (info.app && info.platform && prefix !== `${info.app}-${info.platform}`) {
     throw new VerificationError(
-      `VERSION says APP ${info.app} and PLATFORM ${info.platform} but names the file ${info.file}; expected ${info.app}-${info.platform}-${info.version}.tar.gz. Refusing it.`,
+      `VERSION says APP ${info.app} and PLATFORM ${info.platform} but names the file ${info.file}; ` +
+        `expected ${info.app}-${info.platform}-${info.version}.tar.gz. Refusing it.`,
     );
   }
   const offered: HostBinding = { prefix, app: info.app, platform: info.platform };
@@ -63,7 +65,9 @@ export function checkReleaseBinding(info: VersionInfo, host: HostBinding | undef
     const linesDisagree = host.app && info.app && (host.app !== info.app || host.platform !== info.platform);
     if (linesDisagree || prefix !== host.prefix) {
       throw new VerificationError(
-        `VERSION offers ${info.file}${info.app ? ` (${describe(offered)})` : ''}, but this host runs ${describe(host)}; refusing another app's or platform's release. If the host should switch, set updates.app and updates.platform in launchify.yml.`,
+        `VERSION offers ${info.file}${info.app ? ` (${describe(offered)})` : ''}, but this host runs ` +
+          `${describe(host)}; refusing another app's or platform's release. If the host should switch, set ` +
+          `updates.app and updates.platform in launchify.yml.`,
       );
     }
   }

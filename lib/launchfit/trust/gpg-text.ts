@@ -36,7 +36,8 @@ export function createTextCanonicalizer(what: string): TextCanonicalizer {
         }
         if (++lineLength > GPG_MAX_TEXT_LINE) {
           throw new VerificationError(
-            `${what} has a line longer than ${GPG_MAX_TEXT_LINE} bytes, which a text-mode signature does not cover; sign it in binary mode (gpg --detach-sign without --textmode).`,
+            `${what} has a line longer than ${GPG_MAX_TEXT_LINE} bytes, which a text-mode signature does ` +
+              `not cover; sign it in binary mode (gpg --detach-sign without --textmode).`,
           );
         }
         if (byte === CR || byte === NUL) {

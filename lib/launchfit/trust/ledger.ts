@@ -70,7 +70,8 @@ export async function checkLedger(opts: {
   if (!fetched) {
     if (seen)
       throw new VerificationError(
-        `The update server has no ledger.jsonl, but this host saw its entry ${seen.n} before; refusing (a ledger removed or an older server put back).`,
+        `The update server has no ledger.jsonl, but this host saw its entry ${seen.n} before; refusing (a ` +
+          `ledger removed or an older server put back).`,
       );
     return undefined;
   }
@@ -96,12 +97,14 @@ export async function checkLedger(opts: {
   });
   if (signed.signingFingerprint !== head.signer)
     throw new VerificationError(
-      `The update server's ledger is refused: ledger entry ${head.n} says subkey ${head.signer} signed it, but the signature is by ${signed.signingFingerprint}.`,
+      `The update server's ledger is refused: ledger entry ${head.n} says subkey ${head.signer} signed ` +
+        `it, but the signature is by ${signed.signingFingerprint}.`,
     );
   // A crash between the ledger and VERSION leaves the head one entry ahead: search back.
   if (!ledger.entries.some((e) => e.version_sha256 === opts.versionSha256))
     throw new VerificationError(
-      `VERSION (sha256 ${opts.versionSha256}) is in no entry of the update server's ledger (${ledger.entries.length} entries); refusing a VERSION its publisher did not record.`,
+      `VERSION (sha256 ${opts.versionSha256}) is in no entry of the update server's ledger ` +
+        `(${ledger.entries.length} entries); refusing a VERSION its publisher did not record.`,
     );
   return { ...ledger.head!, bytes: ledger.text.length };
 }

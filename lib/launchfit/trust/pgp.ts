@@ -58,7 +58,8 @@ export async function readPublicKeys(
   // a header with "KBXf" at byte 8.
   if (text.slice(8, 12) === KEYBOX_MAGIC) {
     throw new Refusal(
-      `${where} is a GnuPG keybox (pubring.kbx), not an exported key; export the signing key with \`gpg --armor --export FINGERPRINT > trusted.asc\` and use that file.`,
+      `${where} is a GnuPG keybox (pubring.kbx), not an exported key; export the signing key with \`gpg ` +
+        `--armor --export FINGERPRINT > trusted.asc\` and use that file.`,
     );
   }
   try {
@@ -118,7 +119,8 @@ export function selectTrustedKeys({
   } else if (serverKeys) {
     if (!pin || pin.kind !== 'fingerprint') {
       throw new ConfigError(
-        'A key fetched from the update server is trusted only against a pinned full fingerprint; set updates.gpg.key to the 40- or 64-digit fingerprint, or give updates.gpg.keyfile.',
+        'A key fetched from the update server is trusted only against a pinned full fingerprint; set ' +
+          'updates.gpg.key to the 40- or 64-digit fingerprint, or give updates.gpg.keyfile.',
       );
     }
     keys = serverKeys.flatMap((k) => trustedPartsOf(k, pin));
@@ -243,7 +245,8 @@ function refuseRemembered(signer: TrustedSigner, revoked: RevokedKeys | undefine
     const record = revoked && Object.hasOwn(revoked, fingerprint) ? revoked[fingerprint] : undefined;
     if (record && record.primary === primary) {
       throw new VerificationError(
-        `The key ${fingerprint} that signed ${what} was revoked (reason: ${record.reason}; seen ${record.seenAt}); a revocation, once seen, holds for every signature of that key whatever its date. Refusing the release.`,
+        `The key ${fingerprint} that signed ${what} was revoked (reason: ${record.reason}; seen ` +
+          `${record.seenAt}); a revocation, once seen, holds for every signature of that key whatever its date. Refusing the release.`,
       );
     }
   }
@@ -260,7 +263,8 @@ async function verifyOneSignature(
   const weak = new Set<number>([enums.hash.sha1, enums.hash.md5, enums.hash.ripemd]);
   if (weak.has(packet.hashAlgorithm)) {
     throw new VerificationError(
-      `The signature of ${opts.what} uses the broken hash ${enums.read(enums.hash, packet.hashAlgorithm)}; sign with SHA-256 or better (gpg --digest-algo SHA256).`,
+      `The signature of ${opts.what} uses the broken hash ` +
+        `${enums.read(enums.hash, packet.hashAlgorithm)}; sign with SHA-256 or better (gpg --digest-algo SHA256).`,
     );
   }
   const textMode = packet.signatureType === enums.signature.text;
@@ -279,7 +283,8 @@ async function verifyOneSignature(
       throw new Error(`the valid signing key with that key ID is ${fingerprintOf(signingKey)}`);
   } catch (error) {
     throw new VerificationError(
-      `The key ${signer.fingerprint} that signed ${opts.what} is expired, revoked or not valid for signing: ${messageOf(error)}. Refusing the release.`,
+      `The key ${signer.fingerprint} that signed ${opts.what} is expired, revoked or not valid for ` +
+        `signing: ${messageOf(error)}. Refusing the release.`,
       { cause: error },
     );
   }
@@ -300,7 +305,8 @@ async function verifyOneSignature(
   } catch (error) {
     if (error instanceof VerificationError) throw error;
     throw new VerificationError(
-      `The signature of ${opts.what} does not verify (${messageOf(error)}); the file was changed or signed by another key. Nothing was installed.`,
+      `The signature of ${opts.what} does not verify (${messageOf(error)}); the file was changed or ` +
+        `signed by another key. Nothing was installed.`,
       { cause: error },
     );
   }

@@ -66,7 +66,8 @@ export async function checkProvenance(c: ProvenanceCheck): Promise<ProvenanceFac
   if (res.status !== 'ok') {
     if (mode === 'required')
       throw new VerificationError(
-        `${url} is missing; updates.provenance: required refuses a release without provenance (publish with \`release publish --source-repo …\`).`,
+        `${url} is missing; updates.provenance: required refuses a release without provenance (publish ` +
+          `with \`release publish --source-repo …\`).`,
       );
     c.log.info('no provenance beside the release (updates.provenance: optional)', { file: c.file });
     return undefined;
@@ -155,7 +156,8 @@ function matchStatement(s: Record<string, any>, c: ProvenanceCheck, url: string)
     )
   ) {
     throw refuse(
-      `it is for another digest (sha256 ${subjects.map((x) => x?.digest?.sha256).join(', ') || 'none'}), not ${c.file} (sha256 ${c.sha256})`,
+      `it is for another digest (sha256 ${subjects.map((x) => x?.digest?.sha256).join(', ') || 'none'}), ` +
+        `not ${c.file} (sha256 ${c.sha256})`,
     );
   }
   const source = s.predicate?.buildDefinition?.externalParameters?.source ?? {};
@@ -168,7 +170,8 @@ function matchStatement(s: Record<string, any>, c: ProvenanceCheck, url: string)
     );
   if (want?.ref && (ref === undefined || !refMatches(ref, want.ref)))
     throw refuse(
-      `it was built from ref ${JSON.stringify(ref ?? 'none')}, which does not match updates.provenance_source.ref ${JSON.stringify(want.ref)}`,
+      `it was built from ref ${JSON.stringify(ref ?? 'none')}, which does not match ` +
+        `updates.provenance_source.ref ${JSON.stringify(want.ref)}`,
     );
   const builderId = s.predicate?.runDetails?.builder?.id;
   const builder = typeof builderId === 'string' ? builderId : undefined;

@@ -39,12 +39,14 @@ async function readMemory(metaDir: string): Promise<KeyMemory> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { revoked: {} };
     // A damaged memory must not silently forget revocations.
     throw new ConfigError(
-      `${path.join(metaDir, MEMORY_FILE)} (the revocations this host has seen) is unreadable: ${messageOf(error)}. Restore it from a backup; deleting it forgets revoked keys.`,
+      `${path.join(metaDir, MEMORY_FILE)} (the revocations this host has seen) is unreadable: ` +
+        `${messageOf(error)}. Restore it from a backup; deleting it forgets revoked keys.`,
       { cause: error },
     );
   }
   throw new ConfigError(
-    `${path.join(metaDir, MEMORY_FILE)} (the revocations this host has seen) is damaged. Restore it from a backup; deleting it forgets revoked keys.`,
+    `${path.join(metaDir, MEMORY_FILE)} (the revocations this host has seen) is damaged. Restore it from ` +
+      `a backup; deleting it forgets revoked keys.`,
   );
 }
 
@@ -124,7 +126,8 @@ async function fetchCertificate(
   }
   if (memory.keysAscSeen) {
     throw new VerificationError(
-      `${url} is missing, but this host has read it before; without it new subkeys and revocations cannot be checked. Publish keys.asc again (\`release publish\` writes it); the current release keeps running.`,
+      `${url} is missing, but this host has read it before; without it new subkeys and revocations cannot ` +
+        `be checked. Publish keys.asc again (\`release publish\` writes it); the current release keeps running.`,
     );
   }
   const legacy = new URL('pubkey.asc', server).href;
@@ -132,7 +135,8 @@ async function fetchCertificate(
   if (old) return { bytes: old, url: legacy };
   if (!required) return undefined;
   throw new VerificationError(
-    `Neither ${url} nor ${legacy} is on the update server; publish with \`release publish\` (it writes keys.asc), or set updates.gpg.keyfile.`,
+    `Neither ${url} nor ${legacy} is on the update server; publish with \`release publish\` (it writes ` +
+      `keys.asc), or set updates.gpg.keyfile.`,
   );
 }
 
@@ -179,7 +183,8 @@ export async function loadReleaseKeys(ctx: ReleaseKeysContext): Promise<TrustedK
     trusted = selectTrustedKeys({ serverKeys: await readPublicKeys(certificate.bytes, certificate.url), pin: gpg.pin });
   } else if (gpg.pin) {
     throw new ConfigError(
-      `${ctx.config.file}: updates.gpg.key ${gpg.pin.value} is a key ID; a key fetched from the server is trusted only against a pinned full fingerprint. Set the full fingerprint, or updates.gpg.keyfile.`,
+      `${ctx.config.file}: updates.gpg.key ${gpg.pin.value} is a key ID; a key fetched from the server is ` +
+        `trusted only against a pinned full fingerprint. Set the full fingerprint, or updates.gpg.keyfile.`,
     );
   } else {
     return selectTrustedKeys({});

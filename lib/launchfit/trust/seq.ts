@@ -14,7 +14,10 @@ export function judgeSeq(state: Pick<LaunchState, 'seq'>, info: VersionInfo, sig
     if (last)
       return {
         ok: false,
-        message: `VERSION has no ${signed ? '' : 'signed '}SEQ line, but this host accepted SEQ ${last.seq} before; refusing a VERSION without SEQ (a downgrade of the protocol or a replay of an old VERSION). Publish with \`release publish\`, which writes SEQ.`,
+        message:
+          `VERSION has no ${signed ? '' : 'signed '}SEQ line, but this host accepted SEQ ` +
+          `${last.seq} before; refusing a VERSION without SEQ (a downgrade of the protocol or a replay of an old ` +
+          `VERSION). Publish with \`release publish\`, which writes SEQ.`,
       };
     return { ok: true, downgradeAllowed: false };
   }
@@ -22,13 +25,17 @@ export function judgeSeq(state: Pick<LaunchState, 'seq'>, info: VersionInfo, sig
   if (seq < last.seq)
     return {
       ok: false,
-      message: `VERSION has SEQ ${seq}, lower than SEQ ${last.seq} this host accepted; refusing a replayed or lowered VERSION (the current release keeps serving).`,
+      message:
+        `VERSION has SEQ ${seq}, lower than SEQ ${last.seq} this host accepted; refusing a ` +
+        `replayed or lowered VERSION (the current release keeps serving).`,
     };
   if (seq === last.seq) {
     if (info.file === last.file) return { ok: true, downgradeAllowed: false };
     return {
       ok: false,
-      message: `VERSION has SEQ ${seq}, which this host already accepted for ${last.file}, but names ${info.file}; refusing a replayed VERSION (the current release keeps serving).`,
+      message:
+        `VERSION has SEQ ${seq}, which this host already accepted for ${last.file}, but names ` +
+        `${info.file}; refusing a replayed VERSION (the current release keeps serving).`,
     };
   }
   return { ok: true, downgradeAllowed: true };

@@ -54,7 +54,8 @@ export function refuseUrlDestination(to: string): void {
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(to)?.[1]?.toLowerCase();
   if (!scheme || scheme === 's3' || scheme === 'rsync') return;
   throw new UsageError(
-    `${to} is a URL, not a DEST: DEST is a folder, user@host:path or s3://bucket/prefix, where the files are written. ${scheme === 'http' || scheme === 'https' ? 'http(s) URLs are what launchfit reads from: publish to the folder (or bucket) that server serves and give launchfit the URL.' : 'Give the folder, user@host:path or s3:// address instead.'} Nothing was written.`,
+    `${to} is a URL, not a DEST: DEST is a folder, user@host:path or s3://bucket/prefix, where the files ` +
+      `are written. ${scheme === 'http' || scheme === 'https' ? 'http(s) URLs are what launchfit reads from: publish to the folder (or bucket) that server serves and give launchfit the URL.' : 'Give the folder, user@host:path or s3:// address instead.'} Nothing was written.`,
   );
 }
 

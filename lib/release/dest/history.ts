@@ -140,7 +140,8 @@ export async function verifiedLedger(dest: Destination, certificate: string): Pr
   // readLedgerAt checked that the head's signer made the signature.
   if (head && revoked.has(head.signer))
     throw new ValidationError(
-      `ledger entry ${head.n}: the ledger at ${dest.where} was last signed by subkey ${head.signer}, which is revoked; a thief's entry, or publish again with a valid subkey.`,
+      `ledger entry ${head.n}: the ledger at ${dest.where} was last signed by subkey ${head.signer}, ` +
+        `which is revoked; a thief's entry, or publish again with a valid subkey.`,
     );
   return { ledger, entries: ledger.entries, primary, revoked };
 }
@@ -198,8 +199,10 @@ export async function trustedLedger(
   if (!(await dest.read(LEDGER_FILE)))
     throw new ValidationError(
       (await dest.read('VERSION'))
-        ? `${dest.where} has no ledger (${LEDGER_FILE}): nothing was published there by a shipkit that keeps one; publish a release there first.`
-        : `Nothing was published at ${dest.where}: it has no ledger (${LEDGER_FILE}) and no VERSION. Check --from, or publish there with \`release publish … --to ${dest.where}\`.`,
+        ? `${dest.where} has no ledger (${LEDGER_FILE}): nothing was published there by a shipkit that ` +
+            `keeps one; publish a release there first.`
+        : `Nothing was published at ${dest.where}: it has no ledger (${LEDGER_FILE}) and no VERSION. ` +
+            `Check --from, or publish there with \`release publish … --to ${dest.where}\`.`,
     );
   const seen = opts.state ? await readSeen(opts.state, dest.where) : undefined;
   const file = opts.state ? seenFile(opts.state, dest.where) : '';
@@ -208,18 +211,23 @@ export async function trustedLedger(
   const primary = (await openpgp.readKey({ armoredKey: certificate })).getFingerprint().toLowerCase();
   if (!opts.keys && opts.pinned && opts.pinned.primary !== primary)
     throw new ValidationError(
-      `The keys.asc at ${dest.where} has primary ${primary}, but ${opts.pinned.by} pins ${opts.pinned.primary}: another key's DEST, or its keys.asc was replaced. Refusing it; if the release key changed on purpose, pass its certificate with --keys keys.asc.`,
+      `The keys.asc at ${dest.where} has primary ${primary}, but ${opts.pinned.by} pins ` +
+        `${opts.pinned.primary}: another key's DEST, or its keys.asc was replaced. Refusing it; if the release ` +
+        `key changed on purpose, pass its certificate with --keys keys.asc.`,
     );
   if (!opts.keys && !opts.pinned && seen && seen.primary !== primary)
     throw new ValidationError(
-      `The keys.asc at ${dest.where} has primary ${primary}, but ${seen.primary} was pinned for it (since ${seen.pinnedAt}, in ${file}): another key's DEST, or its keys.asc was replaced. Refusing it; if the release key changed on purpose, pass its certificate with --keys keys.asc (that pins it).`,
+      `The keys.asc at ${dest.where} has primary ${primary}, but ${seen.primary} was pinned for it (since ` +
+        `${seen.pinnedAt}, in ${file}): another key's DEST, or its keys.asc was replaced. Refusing it; if the ` +
+        `release key changed on purpose, pass its certificate with --keys keys.asc (that pins it).`,
     );
   const verified = await verifiedLedger(dest, certificate);
   if (!opts.state) return { ...verified, certificate };
   checkSeenLedger(verified.ledger, seen, file);
   if (!seen && !opts.keys && !opts.pinned)
     opts.say?.(
-      `First read of ${dest.where}: trusting the release key ${primary} from its keys.asc (trust on first use, pinned in ${file}). Compare it with your release key's fingerprint; later reads refuse another.`,
+      `First read of ${dest.where}: trusting the release key ${primary} from its keys.asc (trust on first ` +
+        `use, pinned in ${file}). Compare it with your release key's fingerprint; later reads refuse another.`,
     );
   await rememberSeen(
     opts.state,
@@ -253,7 +261,9 @@ export function counted(n: number, noun: string, plural = `${noun}s`): string {
 /** One line a release, for a terminal, its columns as wide as their longest text; every text from the ledger shown escaped. */
 export function formatHistory(history: History): string {
   const lines = [
-    `${shownEscaped(history.app)} at ${history.from}: ${counted(history.releases.length, 'release')}, ${counted(history.entries, 'ledger entry', 'ledger entries')} (signed by ${history.primary})${history.hosts === undefined ? '' : `; ${counted(history.hosts, 'host reports', 'hosts report')}`}`,
+    `${shownEscaped(history.app)} at ${history.from}: ${counted(history.releases.length, 'release')}, ` +
+      `${counted(history.entries, 'ledger entry', 'ledger entries')} (signed by ` +
+      `${history.primary})${history.hosts === undefined ? '' : `; ${counted(history.hosts, 'host reports', 'hosts report')}`}`,
   ];
   const flagsOf = (r: ReleaseRow) =>
     [r.state, r.rollout !== null && r.rollout < 100 ? `ROLLOUT ${r.rollout}` : '', r.revoked ? 'key revoked' : '']
@@ -265,7 +275,8 @@ export function formatHistory(history: History): string {
     const source = [r.source.repo, r.source.ref, r.source.commit?.slice(0, 12)].filter(Boolean).join(' ');
     const hosts = r.fleet ? `${hostsText(r.fleet)}  ` : '';
     lines.push(
-      `  ${r.version.padEnd(versionWidth)}  ${flagsOf(r).padEnd(flagsWidth)}  ${hosts}${r.at.slice(0, 19).replace('T', ' ')}  ${shownEscaped(r.by)}${source ? `  ${shownEscaped(source)}` : ''}`,
+      `  ${r.version.padEnd(versionWidth)}  ${flagsOf(r).padEnd(flagsWidth)}  ` +
+        `${hosts}${r.at.slice(0, 19).replace('T', ' ')}  ${shownEscaped(r.by)}${source ? `  ${shownEscaped(source)}` : ''}`,
     );
   }
   for (const k of history.keys)

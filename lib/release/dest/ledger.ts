@@ -92,7 +92,8 @@ async function readVerifiedLedger(
   const signature = await ownSignatureOver(certificate, ledger.text, sig);
   if (!signature)
     throw new ValidationError(
-      `${LEDGER_SIG_FILE} at ${dest.where} is not a signature of its ${LEDGER_FILE} (${ledger.entries.length} entries) by this release key; it was edited or another key wrote it. Nothing was written.`,
+      `${LEDGER_SIG_FILE} at ${dest.where} is not a signature of its ${LEDGER_FILE} ` +
+        `(${ledger.entries.length} entries) by this release key; it was edited or another key wrote it. Nothing was written.`,
     );
   const signedBy = await issuerOf(certificate, signature);
   const head = ledger.entries[ledger.entries.length - 1];
@@ -103,7 +104,8 @@ async function readVerifiedLedger(
     );
   if (ledger.torn)
     throw new ValidationError(
-      `${LEDGER_FILE} at ${dest.where} ends in a torn line after entry ${ledger.entries.length}; restore it from a backup (the signature covers the entries before it). Nothing was written.`,
+      `${LEDGER_FILE} at ${dest.where} ends in a torn line after entry ${ledger.entries.length}; restore ` +
+        `it from a backup (the signature covers the entries before it). Nothing was written.`,
     );
   return { ledger, signature, signedBy };
 }
@@ -208,7 +210,8 @@ export async function appendLedger(
     const [back, backSig] = [await dest.read(LEDGER_FILE), await dest.read(LEDGER_SIG_FILE)];
     if (!back?.equals(text) || !backSig?.equals(signature))
       throw new ValidationError(
-        `Another publisher wrote ${LEDGER_FILE} or ${LEDGER_SIG_FILE} at ${dest.where} at the same time; its entry ${current.ledger.entries.length + 1} is not this one. VERSION was not written; run the command again.`,
+        `Another publisher wrote ${LEDGER_FILE} or ${LEDGER_SIG_FILE} at ${dest.where} at the same time; ` +
+          `its entry ${current.ledger.entries.length + 1} is not this one. VERSION was not written; run the command again.`,
       );
   }
   await placeHeadSignature(dest, await signDetached(key, { data: Buffer.from(line) }), step);

@@ -90,7 +90,9 @@ export async function lockRemoteDestination(
 export function lockHeldError(where: string, holder: Partial<LockOwner> | undefined): WorkError {
   const text = (value: unknown) => shownEscaped(typeof value === 'string' && value ? value.slice(0, 200) : 'unknown');
   return new WorkError(
-    `Another release publish, rollout or rollback holds the lock of ${where} since ${text(holder?.at)} (by ${text(holder?.by)}, process ${text(holder?.pid)}); try again when it is done. Nothing was written. (A lock its holder stopped renewing is taken over after ${STALE_LOCK_MS / 60_000} minutes.)`,
+    `Another release publish, rollout or rollback holds the lock of ${where} since ${text(holder?.at)} ` +
+      `(by ${text(holder?.by)}, process ${text(holder?.pid)}); try again when it is done. Nothing was written. ` +
+      `(A lock its holder stopped renewing is taken over after ${STALE_LOCK_MS / 60_000} minutes.)`,
   );
 }
 
@@ -167,7 +169,8 @@ function sshLock(target: RsyncTarget, owner: LockOwner, staleMs: number, env: No
     const r = await $({ env, quiet: true, nothrow: true })`${ssh} -- ${host} ${command}`;
     if (r.exitCode !== 0)
       throw new RemoteError(
-        `Locking ${where} over ssh failed (exit ${r.exitCode}): ${shownEscaped(`${r.stdout}${r.stderr}`.trim().split('\n').slice(-1)[0] ?? '')}. Nothing was written.`,
+        `Locking ${where} over ssh failed (exit ${r.exitCode}): ` +
+          `${shownEscaped(`${r.stdout}${r.stderr}`.trim().split('\n').slice(-1)[0] ?? '')}. Nothing was written.`,
       );
     return r.stdout;
   };

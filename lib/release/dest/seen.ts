@@ -84,7 +84,9 @@ export function checkSeenLedger(ledger: Ledger, seen: SeenDest | undefined, file
       const entries = (n: number) => `${n} ${n === 1 ? 'entry' : 'entries'}`;
       const now = ledger.head ? `${entries(ledger.head.n)}, head sha256 ${ledger.head.hash}` : 'no entries';
       throw new ValidationError(
-        `The ledger at ${seen!.dest} is refused: ${messageOf(error)}. Read before (for ${app}, ${head.at}): ${entries(head.n)}, head sha256 ${head.hash}; DEST holds now: ${now}. Put the newer ledger back at DEST; if DEST was replaced on purpose, remove ${file} and read it again.`,
+        `The ledger at ${seen!.dest} is refused: ${messageOf(error)}. Read before (for ${app}, ` +
+          `${head.at}): ${entries(head.n)}, head sha256 ${head.hash}; DEST holds now: ${now}. Put the newer ledger ` +
+          `back at DEST; if DEST was replaced on purpose, remove ${file} and read it again.`,
         { cause: error },
       );
     }

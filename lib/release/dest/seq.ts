@@ -32,7 +32,9 @@ export async function readPublishedVersion(
   if (!signature)
     return {
       problem: `VERSION.sig in ${dest.where} is not a signature of its VERSION by this release key`,
-      hint: 'If the release key was rotated since this certificate was read, pass --keys DIR/keys.asc (the keys.asc `release keys rotate` wrote) so the new subkey is known. ',
+      hint:
+        'If the release key was rotated since this certificate was read, pass --keys DIR/keys.asc ' +
+        '(the keys.asc `release keys rotate` wrote) so the new subkey is known. ',
     };
   let info: VersionInfo;
   try {
@@ -91,7 +93,8 @@ export function nextSeq(
   }
   if (current.problem) {
     throw new ValidationError(
-      `${current.problem}, so its SEQ is not trusted. ${current.hint ?? ''}Check ${where}; to replace it anyway, pass --seq N with N above the SEQ your hosts accepted last (launchfit status shows it). Nothing was written.`,
+      `${current.problem}, so its SEQ is not trusted. ${current.hint ?? ''}Check ${where}; to replace it ` +
+        `anyway, pass --seq N with N above the SEQ your hosts accepted last (launchfit status shows it). Nothing was written.`,
     );
   }
   if (seq >= MAX_SEQ)

@@ -85,7 +85,8 @@ export async function releaseDiff(opts: DiffOptions): Promise<ReleaseDiff> {
   const { entries, primary, revoked, certificate } = await trustedLedger(dest, opts);
   if (!entries.length)
     throw new ValidationError(
-      `${dest.where} has no ledger (ledger.jsonl): nothing was published there by a shipkit that keeps one, so there is nothing to compare.`,
+      `${dest.where} has no ledger (ledger.jsonl): nothing was published there by a shipkit that keeps ` +
+        `one, so there is nothing to compare.`,
     );
   const [fromEntry, toEntry] = [opts.from, opts.to].map((v) => publishedIn(entries, opts.app, v, dest.where));
   const names = await dest.list();
@@ -141,7 +142,8 @@ function publishedIn(entries: LedgerEntry[], app: string, version: string, where
   if (entry) return entry;
   const known = publishedVersions(entries, app);
   throw new ValidationError(
-    `${app} ${version} is not in the ledger at ${where}: it was never published there. ${known.length ? `The ledger has ${app} ${known.join(', ')}.` : `The ledger has no release of ${app}.`}`,
+    `${app} ${version} is not in the ledger at ${where}: it was never published there. ` +
+      `${known.length ? `The ledger has ${app} ${known.join(', ')}.` : `The ledger has no release of ${app}.`}`,
   );
 }
 
@@ -172,7 +174,9 @@ function tarballsOf(
     );
     const pattern = `${opts.app}-${opts.platform ?? '*'}-V.tar.gz`;
     throw new ValidationError(
-      `The tarball of ${opts.app} ${gone.join(' and ')} (${pattern}) is no longer at ${where}: pruned by \`release publish --keep\`, or removed. The ledger still records ${gone.length > 1 ? 'them' : 'it'} (\`release history\`). ${there.length ? `Versions that can be compared: ${there.join(', ')}.` : 'No release of it is left there to compare.'}`,
+      `The tarball of ${opts.app} ${gone.join(' and ')} (${pattern}) is no longer at ${where}: pruned by ` +
+        `\`release publish --keep\`, or removed. The ledger still records ${gone.length > 1 ? 'them' : 'it'} ` +
+        `(\`release history\`). ${there.length ? `Versions that can be compared: ${there.join(', ')}.` : 'No release of it is left there to compare.'}`,
     );
   }
   const several = found.find((f) => f.length > 1);

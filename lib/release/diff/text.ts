@@ -35,7 +35,10 @@ function sideLine(label: string, s: DiffSide, files: number, bytes: number): str
   ]
     .filter(Boolean)
     .join(', ');
-  return `  ${label} ${s.version.padEnd(10)} entry ${String(s.n).padEnd(4)} ${s.file}  ${counted(files, 'file')}, ${bytesText(bytes)}${source ? `  ${shownEscaped(source)}` : ''}${flags ? `  (${flags})` : ''}`;
+  return (
+    `  ${label} ${s.version.padEnd(10)} entry ${String(s.n).padEnd(4)} ${s.file}  ` +
+    `${counted(files, 'file')}, ${bytesText(bytes)}${source ? `  ${shownEscaped(source)}` : ''}${flags ? `  (${flags})` : ''}`
+  );
 }
 
 function changeLine(c: FileChange): string {
@@ -101,7 +104,8 @@ export function formatDiff(diff: ReleaseDiff): string {
     ...f.added.map((x) => fileLine('+', x)),
     ...f.removed.map((x) => fileLine('-', x)),
     ...f.changed.map(changeLine),
-    `  total: ${counted(before.files, 'file')}, ${bytesText(before.bytes)} → ${counted(after.files, 'file')}, ${bytesText(after.bytes)} (${changeText(after.bytes - before.bytes)})`,
+    `  total: ${counted(before.files, 'file')}, ${bytesText(before.bytes)} → ` +
+      `${counted(after.files, 'file')}, ${bytesText(after.bytes)} (${changeText(after.bytes - before.bytes)})`,
     '',
     ...dependencyLines(diff),
   ];

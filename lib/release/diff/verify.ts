@@ -51,7 +51,8 @@ export async function readVerifiedRelease(
   if (sha256 !== entry.sha256)
     throw new LedgerError(
       entry.n,
-      `names ${file} with sha256 ${entry.sha256}, but the file at ${dest.where} has ${sha256}: it was replaced or damaged. Nothing was compared.`,
+      `names ${file} with sha256 ${entry.sha256}, but the file at ${dest.where} has ${sha256}: it was ` +
+        `replaced or damaged. Nothing was compared.`,
     );
   const sig = await dest.read(`${file}.sig`);
   if (!sig || !(await signedByReleaseKey(certificate, local, sig)))
@@ -82,7 +83,8 @@ async function sourceOf(
   if (bytes.length > MAX_PROVENANCE_BYTES || sha256Of(bytes) !== entry.provenance_sha256)
     throw new LedgerError(
       entry.n,
-      `names ${name} with sha256 ${entry.provenance_sha256}, but the file at ${dest.where} is another; it was replaced. Nothing was compared.`,
+      `names ${name} with sha256 ${entry.provenance_sha256}, but the file at ${dest.where} is another; it ` +
+        `was replaced. Nothing was compared.`,
     );
   let source: ReleaseSource;
   try {

@@ -139,7 +139,8 @@ export async function publicCertificateFor(
   const primary = key.getFingerprint().toLowerCase();
   if (certificate.getFingerprint().toLowerCase() !== primary) {
     throw new ConfigError(
-      `${file} is the certificate of key ${certificate.getFingerprint().toLowerCase()}, but the release is signed by key ${primary}; pass the keys.asc of the signing key with --keys.`,
+      `${file} is the certificate of key ${certificate.getFingerprint().toLowerCase()}, but the release ` +
+        `is signed by key ${primary}; pass the keys.asc of the signing key with --keys.`,
     );
   }
   const signingKey = await key.getSigningKey(undefined, now);
@@ -150,7 +151,8 @@ export async function publicCertificateFor(
   );
   if (!valid)
     throw new ConfigError(
-      `The subkey ${signing} that would sign is not valid in ${file} (revoked, expired or missing there); hosts would refuse the release. Run \`release keys rotate\` and publish with the new signing.asc and keys.asc.`,
+      `The subkey ${signing} that would sign is not valid in ${file} (revoked, expired or missing there); ` +
+        `hosts would refuse the release. Run \`release keys rotate\` and publish with the new signing.asc and keys.asc.`,
     );
   return certificate.armor();
 }

@@ -66,7 +66,8 @@ export async function placeKeysAtDest<T>(
       signer = await signingFingerprintOf(change.key, opts.now);
     } catch (error) {
       throw new ValidationError(
-        `No signing subkey stays valid after this change (${messageOf(error)}), so the ledger entry at ${dest.where} could not be signed; run \`release keys rotate --dir DIR\` first. Nothing was written.`,
+        `No signing subkey stays valid after this change (${messageOf(error)}), so the ledger entry at ` +
+          `${dest.where} could not be signed; run \`release keys rotate --dir DIR\` first. Nothing was written.`,
       );
     }
     const written = await writeDir();
@@ -95,7 +96,8 @@ export async function placeKeysAtDest<T>(
     if (change.after !== change.interim) await placeKeys(dest, change.after, opts.step);
     const revoked = await revokedSubkeys(change.after);
     const warning = revoked.has(version.signer)
-      ? `VERSION at ${dest.where} is signed by the revoked subkey ${version.signer}: hosts refuse it (and its release) until you publish again with signing.asc from the key folder.`
+      ? `VERSION at ${dest.where} is signed by the revoked subkey ${version.signer}: hosts refuse it (and ` +
+        `its release) until you publish again with signing.asc from the key folder.`
       : undefined;
     opts.log.info('key change recorded at DEST', { to: dest.where, entry: entry.n, signer });
     return { written, dest: { to: dest.where, entry, ...(warning ? { warning } : {}) } };

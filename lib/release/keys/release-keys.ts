@@ -84,7 +84,8 @@ export async function initReleaseKeys(
   for (const name of [PRIMARY_FILE, SIGNING_FILE, KEYS_FILE]) {
     if (await pathExists(path.join(opts.dir, name))) {
       throw new UsageError(
-        `${path.join(opts.dir, name)} already exists; a release key is never overwritten. Use \`release keys rotate --dir ${opts.dir}\` for a new signing subkey, or another --out folder.`,
+        `${path.join(opts.dir, name)} already exists; a release key is never overwritten. Use \`release ` +
+          `keys rotate --dir ${opts.dir}\` for a new signing subkey, or another --out folder.`,
       );
     }
   }
@@ -231,7 +232,8 @@ export async function listReleaseKeys(opts: KeysOptions): Promise<KeysResult> {
   const openpgp = await openpgpModule();
   const armoredKey = await readFile(path.join(opts.dir, KEYS_FILE), 'utf8').catch((error) => {
     throw new ConfigError(
-      `Cannot read ${path.join(opts.dir, KEYS_FILE)} (${(error as NodeJS.ErrnoException).code}); make a key with \`release keys init --out DIR\`.`,
+      `Cannot read ${path.join(opts.dir, KEYS_FILE)} (${(error as NodeJS.ErrnoException).code}); make a ` +
+        `key with \`release keys init --out DIR\`.`,
       { cause: error },
     );
   });
@@ -251,7 +253,8 @@ async function readPrimary(openpgp: OpenPgp, opts: KeysOptions): Promise<{ key: 
     armoredKey = await readFile(file, 'utf8');
   } catch (error) {
     throw new ConfigError(
-      `Cannot read ${file} (${(error as NodeJS.ErrnoException).code}); --dir must be the folder \`release keys init --out\` made, with the primary key's secret.`,
+      `Cannot read ${file} (${(error as NodeJS.ErrnoException).code}); --dir must be the folder \`release ` +
+        `keys init --out\` made, with the primary key's secret.`,
       { cause: error },
     );
   }

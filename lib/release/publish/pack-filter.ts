@@ -39,7 +39,8 @@ export function checkPattern(pattern: string, flag: string): string {
   const trimmed = pattern.replace(/^\.\/|\/+$/g, '');
   if (!trimmed || trimmed.startsWith('/') || trimmed.split('/').includes('..'))
     throw new UsageError(
-      `${flag} ${JSON.stringify(pattern)} names nothing inside DIR; give a name such as node_modules or *.map, or a path from DIR such as build/cache.`,
+      `${flag} ${JSON.stringify(pattern)} names nothing inside DIR; give a name such as node_modules or ` +
+        `*.map, or a path from DIR such as build/cache.`,
     );
   return trimmed;
 }

@@ -365,7 +365,8 @@ async function checkAgainstServer(dest: string, opts: PublishOptions, file: stri
   const order = compareVersions(opts.version, current.version);
   if (order < 0)
     throw new ValidationError(
-      `${dest} already offers version ${current.version}; refusing to publish the lower ${opts.version} (launchfit hosts would refuse it too).`,
+      `${dest} already offers version ${current.version}; refusing to publish the lower ${opts.version} ` +
+        `(launchfit hosts would refuse it too).`,
     );
   if (order === 0 && current.file === file && (await pathExists(path.join(dest, file)))) {
     const existing = await sha256File(path.join(dest, file));

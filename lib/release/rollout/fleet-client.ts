@@ -101,7 +101,8 @@ async function postForget(base: URL, opts: ForgetOptions, request: Record<string
   const said = typeof answer.error === 'string' ? `: ${answer.error.slice(0, 300)}` : '';
   if (response.status === 401 || response.status === 403)
     throw new ConfigError(
-      `hook-server refused POST ${url.pathname} (${response.status}): --fleet-secret is not the secret of app ${opts.app} in its fleet: section.`,
+      `hook-server refused POST ${url.pathname} (${response.status}): --fleet-secret is not the secret of ` +
+        `app ${opts.app} in its fleet: section.`,
     );
   if (response.status === 404)
     throw new ConfigError(
@@ -150,11 +151,13 @@ export async function fetchFleetReleases(
   const text = (await readAtMost(response.body, MAX_RELEASES_ANSWER)).toString('utf8');
   if (response.status === 401 || response.status === 403)
     throw new ConfigError(
-      `hook-server refused GET ${url.pathname} (${response.status}): --fleet-secret is not the secret of app ${opts.app} in its fleet: section.`,
+      `hook-server refused GET ${url.pathname} (${response.status}): --fleet-secret is not the secret of ` +
+        `app ${opts.app} in its fleet: section.`,
     );
   if (response.status === 404)
     throw new ConfigError(
-      `hook-server at ${base.origin} has no ${url.pathname} (404): is app ${opts.app} under fleet: in its shipkit.yml, and is hook-server new enough?`,
+      `hook-server at ${base.origin} has no ${url.pathname} (404): is app ${opts.app} under fleet: in its ` +
+        `shipkit.yml, and is hook-server new enough?`,
     );
   if (response.status !== 200) throw new RemoteError(`GET ${url.pathname} answered ${response.status}.`);
   let answer: { hosts?: unknown; versions?: unknown; unlisted?: unknown };

@@ -155,7 +155,9 @@ export function judgeStep(
     return {
       go: false,
       wait: false,
-      reason: `${counts.failed} of ${counted(counts.expected, 'host')} failed at ${counts.percent}%, more than --max-failures ${describeAllowance(limits.maxFailures)}: ${which}`,
+      reason:
+        `${counts.failed} of ${counted(counts.expected, 'host')} failed at ${counts.percent}%, more ` +
+        `than --max-failures ${describeAllowance(limits.maxFailures)}: ${which}`,
     };
   }
   if (counts.pending === 0) return { go: true };
@@ -164,12 +166,17 @@ export function judgeStep(
     return {
       go: false,
       wait: false,
-      reason: `${counts.pending} of ${counted(counts.expected, 'host')} did not report ${counts.percent}% within --wait, more than --allow-missing ${describeAllowance(limits.allowMissing)}`,
+      reason:
+        `${counts.pending} of ${counted(counts.expected, 'host')} did not report ${counts.percent}% ` +
+        `within --wait, more than --allow-missing ${describeAllowance(limits.allowMissing)}`,
     };
   }
   return { go: true };
 }
 
 export function formatCounts(c: StepCounts): string {
-  return `expected ${c.expected}, reported ${c.reported}, updated ${c.updated}, failed ${c.failed}, pending ${c.pending}${c.claimed ? `, ${c.claimed} more claim a bucket in this step (not counted as expected)` : ''}${c.forged ? `, ${c.forged} with a SEQ above this step's (not counted)` : ''}`;
+  return (
+    `expected ${c.expected}, reported ${c.reported}, updated ${c.updated}, failed ${c.failed}, ` +
+    `pending ${c.pending}${c.claimed ? `, ${c.claimed} more claim a bucket in this step (not counted as expected)` : ''}${c.forged ? `, ${c.forged} with a SEQ above this step's (not counted)` : ''}`
+  );
 }

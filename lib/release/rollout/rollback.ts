@@ -121,7 +121,8 @@ async function rollbackLocked(
     if (published && published.sha256 !== info.sha256)
       throw new LedgerError(
         published.n,
-        `names ${target.file} with sha256 ${published.sha256}, but the file at ${dest.where} has ${info.sha256}; refusing to roll back to it. Nothing was written.`,
+        `names ${target.file} with sha256 ${published.sha256}, but the file at ${dest.where} has ` +
+          `${info.sha256}; refusing to roll back to it. Nothing was written.`,
       );
     await opts.step?.('checked');
     const text = formatVersionFile(info);
@@ -174,7 +175,8 @@ async function checkedInLedger(
   const entry = publishEntryOf(entries, app, version);
   if (!entry)
     throw new ValidationError(
-      `${app} ${version} is not in the ledger at ${where}: it was never published there by \`release publish\`. Nothing was written. See \`release rollback ${app} --to ${where} --list\`.`,
+      `${app} ${version} is not in the ledger at ${where}: it was never published there by \`release ` +
+        `publish\`. Nothing was written. See \`release rollback ${app} --to ${where} --list\`.`,
     );
   if (badVersions(entries).has(entry.version!))
     throw new LedgerError(
@@ -214,7 +216,8 @@ async function chooseTarget(
   if (opts.version !== undefined) {
     if (compareVersions(opts.version, from.version) >= 0)
       throw new ValidationError(
-        `--version ${opts.version} is not older than ${from.version}, the current release at ${dest.where}; publish it with \`release publish\` instead. Nothing was written.`,
+        `--version ${opts.version} is not older than ${from.version}, the current release at ` +
+          `${dest.where}; publish it with \`release publish\` instead. Nothing was written.`,
       );
     return { file: `${prefix}${opts.version}.tar.gz`, version: opts.version };
   }
@@ -226,7 +229,8 @@ async function chooseTarget(
     .sort((a, b) => compareVersions(b.version, a.version));
   if (!older.length)
     throw new ValidationError(
-      `${dest.where} holds no release of ${opts.name} on ${platform} older than ${from.version}; there is nothing to go back to. Nothing was written.`,
+      `${dest.where} holds no release of ${opts.name} on ${platform} older than ${from.version}; there is ` +
+        `nothing to go back to. Nothing was written.`,
     );
   return older[0];
 }
@@ -243,11 +247,13 @@ async function checkedRelease(
   const tarball = sig && (await dest.localCopy(target.file, scratch));
   if (!sig || !tarball)
     throw new ValidationError(
-      `${target.file}${sig ? '' : '.sig'} is not at ${dest.where} (pruned, or never published); cannot roll back to ${target.version}. Nothing was written.`,
+      `${target.file}${sig ? '' : '.sig'} is not at ${dest.where} (pruned, or never published); cannot ` +
+        `roll back to ${target.version}. Nothing was written.`,
     );
   if (!(await ownSignatureOver(certificate, await readFile(tarball), sig)))
     throw new ValidationError(
-      `${target.file}.sig at ${dest.where} is not a signature of ${target.file} by this release key; cannot roll back to it. Nothing was written.`,
+      `${target.file}.sig at ${dest.where} is not a signature of ${target.file} by this release key; ` +
+        `cannot roll back to it. Nothing was written.`,
     );
   return {
     version: target.version,

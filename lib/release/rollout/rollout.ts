@@ -99,13 +99,15 @@ export async function rolloutRelease(opts: RolloutOptions): Promise<RolloutResul
   const version = current.info.version;
   if (opts.expectVersion !== undefined && compareVersions(version, opts.expectVersion) !== 0)
     throw new ValidationError(
-      `VERSION at ${signer.dest.where} names ${version}, not ${opts.expectVersion}: another publish came in between; run the command again. Nothing was written.`,
+      `VERSION at ${signer.dest.where} names ${version}, not ${opts.expectVersion}: another publish came ` +
+        `in between; run the command again. Nothing was written.`,
     );
   const at = current.info.rollout ?? 100;
   const remaining = opts.steps.filter((s) => s >= at);
   opts.print(
     at < 100 || current.info.rollout !== undefined
-      ? `${opts.name} ${version} at ${signer.dest.where}: ROLLOUT ${at} (SEQ ${current.info.seq ?? '-'}); steps ${remaining.join(', ')} to go`
+      ? `${opts.name} ${version} at ${signer.dest.where}: ROLLOUT ${at} (SEQ ${current.info.seq ?? '-'}); ` +
+          `steps ${remaining.join(', ')} to go`
       : `${opts.name} ${version} at ${signer.dest.where} has no ROLLOUT: every host takes it already; waiting for the reports`,
   );
   const counts: StepCounts[] = [];
@@ -177,7 +179,8 @@ async function halt(
   if (!opts.rollback) {
     await report('halted', reason);
     opts.print(
-      `halted at ROLLOUT ${base.percent}; hosts not yet in keep their release. Fix and run again to continue, or \`release rollback ${opts.name} --to …\`.`,
+      `halted at ROLLOUT ${base.percent}; hosts not yet in keep their release. Fix and run again to ` +
+        `continue, or \`release rollback ${opts.name} --to …\`.`,
     );
     return { ...base, state: 'halted' };
   }
@@ -234,7 +237,8 @@ function signStep(
     const there = await readPublishedVersion(signer.dest, signer.certificate);
     if (!there.published?.text.equals(current.text))
       throw new ValidationError(
-        `VERSION at ${signer.dest.where} changed since the last step of this rollout (${there.published ? `it names ${there.published.info.version}, SEQ ${there.published.info.seq ?? '-'}` : 'it is gone or does not verify'}): another publish, rollout or rollback wrote it. This rollout stops here; nothing was written.`,
+        `VERSION at ${signer.dest.where} changed since the last step of this rollout ` +
+          `(${there.published ? `it names ${there.published.info.version}, SEQ ${there.published.info.seq ?? '-'}` : 'it is gone or does not verify'}): another publish, rollout or rollback wrote it. This rollout stops here; nothing was written.`,
       );
     const seq = nextSeq({ published: current }, undefined, signer.dest.where);
     const info = { ...current.info, seq, rollout: percent };
@@ -330,7 +334,8 @@ async function fetchFleet(base: URL, opts: RolloutOptions): Promise<FleetHost[]>
   const body = (await readAtMost(response.body, MAX_FLEET_ANSWER + 1)).toString('utf8');
   if (response.status === 401 || response.status === 403)
     throw new ConfigError(
-      `hook-server refused GET ${url.pathname} (${response.status}): --fleet-secret is not the secret of app ${opts.name} in its fleet: section.`,
+      `hook-server refused GET ${url.pathname} (${response.status}): --fleet-secret is not the secret of ` +
+        `app ${opts.name} in its fleet: section.`,
     );
   if (response.status === 404)
     throw new ConfigError(
