@@ -302,4 +302,13 @@ ALTER TABLE shipkit.leader ADD COLUMN IF NOT EXISTS renewed timestamptz;
 ALTER TABLE shipkit.leader ADD COLUMN IF NOT EXISTS pid int;
 `,
   },
+  {
+    version: 12,
+    what: 'the local journals copied in (made until now by the first import itself)',
+    sql: `
+-- One row per local journal copied into the database once (lib/jobs/pg/import.ts), under the
+-- import lock; a database an older shipkit made may already have it.
+CREATE TABLE IF NOT EXISTS shipkit.imports (source text PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), jobs int NOT NULL);
+`,
+  },
 ];

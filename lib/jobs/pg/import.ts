@@ -9,9 +9,6 @@ import { inTransaction } from '../../db/connect.ts';
 import type pg from 'pg';
 import { LOCKS } from '../../db/locks.ts';
 
-const IMPORTS_SQL =
-  `CREATE TABLE IF NOT EXISTS shipkit.imports (source text PRIMARY KEY, at timestamptz ` +
-  `NOT NULL DEFAULT now(), jobs int NOT NULL)`;
 const ROWS_AT_ONCE = 500;
 
 /** A journal's record as it goes into the database. */
@@ -41,7 +38,6 @@ export async function importJournal(
   if (records.length === 0) return 0;
   return inTransaction(pool, async (c) => {
     await c.query(`SELECT pg_advisory_xact_lock(${LOCKS.import})`);
-    await c.query(IMPORTS_SQL);
     const done = await c.query('SELECT 1 FROM shipkit.imports WHERE source = $1', [source]);
     if (done.rows.length) return 0;
     let copied = 0;
