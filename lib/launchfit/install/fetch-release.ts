@@ -8,7 +8,7 @@ import { ensureDir } from '../../core/fs.ts';
 import type { LaunchConfig } from '../deploy-folder/config.ts';
 import { DEFAULT_EXTRACT_LIMITS, extractRelease } from './extract.ts';
 import { downloadToFile, fetchSmall, type MinRate } from '../update-server/requests.ts';
-import type { Timeouts } from '../../http/download.ts';
+import type { Timeouts } from '../../http/open-get.ts';
 import { verifyDetachedSignature, type TrustedKeys } from '../trust/pgp.ts';
 import type { FetchedLedger, LedgerTail } from '../trust/ledger.ts';
 import { checkProvenance } from '../trust/provenance.ts';

@@ -6,7 +6,7 @@ import { VerificationError, messageOf } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
 import { PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE, pae } from '../../release/format/provenance.ts';
 import type { UpdatesConfig } from '../deploy-folder/config.ts';
-import type { Timeouts } from '../../http/download.ts';
+import type { Timeouts } from '../../http/open-get.ts';
 import { fetchSmall, type FetchFn } from '../update-server/requests.ts';
 import { verifyDetachedSignature, type TrustedKeys } from './pgp.ts';
 

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, VerificationError, messageOf } from '../../core/errors.ts';
 import { atomicWriteFile, ensureDir } from '../../core/fs.ts';
-import type { Timeouts } from '../../http/download.ts';
+import type { Timeouts } from '../../http/open-get.ts';
 import type { LaunchConfig } from '../deploy-folder/config.ts';
 import type { FetchFn } from '../update-server/requests.ts';
 import { readPublicKeys, selectTrustedKeys, type RevokedKeys, type TrustedKeys } from './pgp.ts';

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { RemoteError, VerificationError } from '../../core/errors.ts';
 import { atomicWriteFile, ensureDir } from '../../core/fs.ts';
 import { fetchSmall, type FetchFn } from '../update-server/requests.ts';
-import type { Timeouts } from '../../http/download.ts';
+import type { Timeouts } from '../../http/open-get.ts';
 
 export const MAX_KEY_BYTES = 1024 * 1024;
 const CACHE_NAME = 'server-key.json';

@@ -5,7 +5,8 @@
 // ETag for resuming, conditional polls, and the updater's error classes and wording.
 import { readFile, rm, rename, stat, writeFile } from 'node:fs/promises';
 import { RemoteError, VerificationError } from '../../core/errors.ts';
-import { getToFile, openGet, TransferError, type MinRate, type OpenedGet, type Timeouts } from '../../http/download.ts';
+import { getToFile } from '../../http/download.ts';
+import { openGet, TransferError, type MinRate, type OpenedGet, type Timeouts } from '../../http/open-get.ts';
 import { leanFetch } from '../../http/client.ts';
 
 /** The updater always has a total deadline. */
