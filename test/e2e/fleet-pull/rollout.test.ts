@@ -198,10 +198,7 @@ test('a release that fails on a host of step 1 halts there; --rollback brings ev
     { timeoutMs: 300_000 },
   );
   assert.is(r.exitCode, 1, r.stdout + r.stderr);
-  assert.match(
-    r.stdout,
-    new RegExp(`step 1/2 \\(ROLLOUT ${step}\\): halted: 1 of ${inStep.length} hosts? failed`),
-  );
+  assert.match(r.stdout, new RegExp(`step 1/2 \\(ROLLOUT ${step}\\): halted: 1 of ${inStep.length} hosts? failed`));
   assert.match(r.stdout, /rolled back: VERSION SEQ \d+ names 1\.1 for every host/);
   assert.equal([versionAtDest().version, versionAtDest().rollout ?? 100], ['1.1', 100]);
   await everyHostOn('1.1', 'every host back on 1.1');
