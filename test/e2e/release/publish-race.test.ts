@@ -2,7 +2,7 @@
 // loopback, a DEST path the remote shell must get quoted): three rounds, each with exactly one
 // winner, the other exiting 1 naming the lock's holder with nothing written; `release history`
 // verifies the chain. A lock left by a rollback killed with -9 is reported, then taken over.
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -21,12 +21,15 @@ overSsh('rsync DEST: two publishers at once, three times; a killed holder report
   const remote = path.join(tmpDir('shipkit-race-remote-'), "up dates 'n $HOME");
   // The operator's ssh setup for this host, as ~/.ssh/config would give it.
   const bin = tmpDir('shipkit-race-bin-');
+  // The shared connection's socket: a Unix socket path has room for 107 bytes, less than the
+  // test's own TMPDIR leaves (test/run.ts gives each file one), so it lives in /tmp itself.
+  const sockets = mkdtempSync('/tmp/skcm-');
   const config = path.join(bin, 'ssh_config');
   writeFileSync(
     config,
     `Host 127.0.0.1\n  Port ${s.port}\n  IdentityFile ${s.key}\n  IdentitiesOnly yes\n  UserKnownHostsFile ${s.knownHosts}\n  StrictHostKeyChecking yes\n` +
       // One connection shared by the many short ssh sessions of a publish (as operators set it up).
-      `  ControlMaster auto\n  ControlPath ${bin}/cm-%C\n  ControlPersist 30\n`,
+      `  ControlMaster auto\n  ControlPath ${sockets}/%C\n  ControlPersist 30\n`,
   );
   writeFileSync(path.join(bin, 'ssh'), `#!/bin/sh\nexec /usr/bin/ssh -F '${config}' "$@"\n`, { mode: 0o755 });
   const lockDir = path.join(remote, '.shipkit-publish.lock');
@@ -58,6 +61,7 @@ overSsh('rsync DEST: two publishers at once, three times; a killed holder report
   } finally {
     // The shared connection would otherwise outlive the test by ControlPersist.
     await runCommand(path.join(bin, 'ssh'), ['-O', 'exit', '127.0.0.1']);
+    rmSync(sockets, { recursive: true, force: true });
   }
 });
 
