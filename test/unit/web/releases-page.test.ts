@@ -4,59 +4,18 @@
 // control characters shown; the pager past 50 releases; no ledger, and a ledger that did not verify.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { HostEntry } from '../../../lib/release/format/fleet-report.ts';
-import type { LedgerEntry } from '../../../lib/release/format/ledger.ts';
-import { fleetReleases, type LedgerSnapshot } from '../../../lib/release/rollout/fleet-view.ts';
+import { fleetViewBuilders, sha } from '../../fixtures/fleet-view.ts';
+import { fleetReleases } from '../../../lib/release/rollout/fleet-view.ts';
 import { RELEASES_SHOWN, renderReleasesPage } from '../../../lib/web/releases-page.ts';
 
-const sha = (c: string) => c.repeat(64);
 const HOSTILE = `"><script>alert(1)</script><img src=x onerror='a'>&`;
-let n = 0;
-const entry = (fields: Partial<LedgerEntry>): LedgerEntry => ({
-  n: ++n,
-  prev: sha('0'),
-  at: '2026-11-25T10:00:00.000Z',
-  by: 'ci@build',
-  action: 'publish',
-  app: 'web',
-  version: '1.0',
-  seq: n,
-  rollout: null,
-  sha256: null,
-  version_sha256: sha('e'),
-  manifest_sha256: null,
-  provenance_sha256: null,
-  signer: 'ab'.repeat(20),
-  source: { repo: null, commit: null, ref: null },
-  note: null,
-  ...fields,
-});
-const host = (id: string, version: string, fields: Partial<HostEntry> = {}): HostEntry => ({
-  host: id.padEnd(32, '0'),
-  version,
-  previous: '',
-  seq: 1,
-  bucket: 0,
-  claimed_bucket: null,
-  result: 'updated',
-  reason: '',
-  seconds: 1,
-  at: 0,
-  ...fields,
-});
-const snapshot = (entries: LedgerEntry[], extra: Partial<LedgerSnapshot> = {}): LedgerSnapshot => ({
-  from: '/srv/updates',
-  entries,
-  primary: 'cd'.repeat(20),
-  read: 0,
-  ...extra,
-});
+const { entry, host, snapshot, reset } = fleetViewBuilders();
 const viewer = { signedIn: true, canSignIn: true, now: new Date('2026-11-26T00:00:00Z') };
 /** The page's main part: between the title and the JSON link, where the view's text goes. */
 const bodyOf = (page: string) => page.slice(page.indexOf('<h2>Releases of'), page.indexOf('>JSON</a>'));
 
 function story() {
-  n = 0;
+  reset();
   return [
     entry({
       version: '1.0',
@@ -138,7 +97,7 @@ test('no ledger known: hosts only, said so; an app without releases says that', 
 });
 
 test('past 50 releases: a page of them, with links to newer and older under the base path', () => {
-  n = 0;
+  reset();
   const many = Array.from({ length: 120 }, (_, i) => entry({ version: `1.${i.toString(16)}` }));
   const page = (offset: number) =>
     renderReleasesPage({

@@ -3,54 +3,13 @@
 // publish, versions the ledger does not record, and a ledger that did not verify.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { fleetReleases, type LedgerSnapshot } from '../../../../lib/release/rollout/fleet-view.ts';
-import type { HostEntry } from '../../../../lib/release/format/fleet-report.ts';
-import type { LedgerEntry } from '../../../../lib/release/format/ledger.ts';
+import { fleetViewBuilders, sha } from '../../../fixtures/fleet-view.ts';
+import { fleetReleases } from '../../../../lib/release/rollout/fleet-view.ts';
 
-const sha = (c: string) => c.repeat(64);
-let n = 0;
-const entry = (fields: Partial<LedgerEntry>): LedgerEntry => ({
-  n: ++n,
-  prev: sha('0'),
-  at: '2026-11-25T10:00:00.000Z',
-  by: 'ci@build',
-  action: 'publish',
-  app: 'web',
-  version: '1.0',
-  seq: n,
-  rollout: null,
-  sha256: null,
-  version_sha256: sha('e'),
-  manifest_sha256: null,
-  provenance_sha256: null,
-  signer: 'ab'.repeat(20),
-  source: { repo: null, commit: null, ref: null },
-  note: null,
-  ...fields,
-});
-const host = (id: string, version: string, fields: Partial<HostEntry> = {}): HostEntry => ({
-  host: id.padEnd(32, '0'),
-  version,
-  previous: '',
-  seq: 1,
-  bucket: 0,
-  claimed_bucket: null,
-  result: 'updated',
-  reason: '',
-  seconds: 1,
-  at: 0,
-  ...fields,
-});
-const snapshot = (entries: LedgerEntry[], extra: Partial<LedgerSnapshot> = {}): LedgerSnapshot => ({
-  from: '/srv/updates',
-  entries,
-  primary: 'cd'.repeat(20),
-  read: 0,
-  ...extra,
-});
+const { entry, host, snapshot, reset } = fleetViewBuilders();
 
 test('hosts per release: verified, another digest, not said, held by all; 1.1.0 counts as 1.1', () => {
-  n = 0;
+  reset();
   const entries = [
     entry({ version: '1.0', sha256: sha('a') }),
     entry({ version: '1.1', sha256: sha('b') }),
@@ -87,7 +46,7 @@ test('hosts per release: verified, another digest, not said, held by all; 1.1.0 
 });
 
 test('no ledger, or one that did not verify: no releases, every version unlisted, the error kept', () => {
-  n = 0;
+  reset();
   const hosts = [host('1', '1.0'), host('2', '1.1')];
   const none = fleetReleases('web', hosts, undefined);
   assert.is(none.ledger, null);
@@ -108,7 +67,7 @@ test('no ledger, or one that did not verify: no releases, every version unlisted
 });
 
 test('held by all counts a version hosts only came from; pages of releases keep their counts', () => {
-  n = 0;
+  reset();
   const entries = ['1.0', '1.1', '1.2'].map((version, i) => entry({ version, sha256: sha(String(i)) }));
   const hosts = [host('1', '1.2', { previous: '1.1' }), host('2', '1.1', { previous: '1.0' })];
   const all = fleetReleases('web', hosts, snapshot(entries));
@@ -140,7 +99,7 @@ test('held by all counts a version hosts only came from; pages of releases keep 
 });
 
 test('a rollback marks the version it left and moves the current one back', () => {
-  n = 0;
+  reset();
   const entries = [
     entry({ version: '1.0', sha256: sha('a') }),
     entry({ version: '1.1', sha256: sha('b') }),
