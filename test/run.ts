@@ -23,6 +23,8 @@ const jobs = Math.max(1, Number(args.jobs ?? process.env.TEST_JOBS ?? 2));
 // A file still running after this long is killed and failed, so that one hung test cannot hang
 // the whole run (the slowest file takes about 2 minutes on a quiet machine).
 const FILE_TIMEOUT_S = Number(process.env.TEST_FILE_TIMEOUT_S ?? 900);
+/** More failures than this are not a flake: the failed files are not run again. */
+const RETRY_AT_MOST = 5;
 const PROGRESS_S = Number(process.env.TEST_PROGRESS_S ?? 30);
 
 function findTests(dir: string): string[] {
@@ -106,6 +108,11 @@ function bundleForTests(): string {
 const bundle = args.sources || args.deno ? undefined : bundleForTests();
 const batchRunner = path.join(root, 'test', '_helpers', 'unit-batch.ts');
 const failed: string[] = [];
+/** Files that failed once, each run again alone at the end; those that pass then are named as flaky. */
+const failedTasks: Task[] = [];
+const flaky: string[] = [];
+/** The output of each failed run, printed again at the end: a log's tail then shows why. */
+const failedOutput: string[] = [];
 // Each file's TMPDIR is a folder of this one: what a file started (its own process group, or
 // not: a daemon, a build, PostgreSQL) is found by it and ended with the file, or with the run.
 const runFolder = makeRunFolder();
@@ -224,12 +231,16 @@ async function runTask(task: Task): Promise<void> {
         (f) => prefixOf(task) + relative(f),
       ),
     );
+  if (verdict !== 'ok' && !task.batch) failedTasks.push(task);
+  if (verdict !== 'ok') failedOutput.push(`=== ${task.name} ${verdict}\n${lastLines(output, 80)}`);
   const count = progress.finish(task.name, task.files.length, verdict === 'ok');
   const ended = left.names ? `; ended what it left running: ${left.names}` : '';
   process.stdout.write(
     `\n=== ${count} ${task.name} (${seconds.toFixed(1)}s) ${verdict}${ended}\n${output.trimEnd()}\n`,
   );
 }
+
+const lastLines = (text: string, n: number) => text.trimEnd().split('\n').slice(-n).join('\n');
 
 // A file that changes the machine itself (installs a .deb into /etc, /usr) marks itself
 // `// @alone`: it runs after all the others, by itself, so no other test sees its /etc files.
@@ -303,6 +314,20 @@ await Promise.all(
   }),
 );
 for (const run of alone) await runTask(single(run));
+// A file that failed is run once more, by itself: one that passes then is flaky, and is named
+// as such below so it gets fixed; one that fails again fails the run. Batches of unit files
+// (fast, no servers) are not run again.
+if (failedTasks.length > 0 && failedTasks.length <= RETRY_AT_MOST && !stopping) {
+  console.log(`\nrunning ${failedTasks.length} failed file(s) once more, alone:`);
+  for (const task of failedTasks.splice(0)) {
+    const before = failed.length;
+    await runTask(task);
+    if (failed.length === before) {
+      flaky.push(task.name);
+      failed.splice(failed.indexOf(task.name), 1);
+    } else failed.splice(before); // named once
+  }
+}
 await stopping; // when stopped by a signal, stopRun exits
 progress.stop();
 if (args.record) {
@@ -318,6 +343,9 @@ const minutes = took >= 60_000 ? ` (${clock(took)})` : '';
 console.log(
   `\n${runs.length - failed.length}/${runs.length} test files passed in ${(took / 1000).toFixed(1)}s${minutes}`,
 );
+if (failedOutput.length)
+  console.log(`\nthe failed runs again (their last 80 lines):\n\n${failedOutput.join('\n\n')}\n`);
+if (flaky.length) console.log(`FLAKY (failed, then passed run alone; fix them): ${flaky.join(', ')}`);
 if (failed.length) {
   console.log(`failed: ${failed.join(', ')}`);
   process.exitCode = 1;

@@ -16,7 +16,7 @@ import * as assert from 'uvu/assert';
 import { silentLogger } from '../../../lib/core/log.ts';
 import { requestOverSocket } from '../../../lib/launchfit/control/socket.ts';
 import { publishRelease } from '../../../lib/release/publish/publish.ts';
-import { runCommand, runScript, tmpDir } from '../../_helpers/common.ts';
+import { runCommand, runScript, tmpDir, waitFor } from '../../_helpers/common.ts';
 import {
   addSigningSubkey,
   exportPublic,
@@ -85,7 +85,7 @@ test.before(async () => {
   const r = await runScript('launchfit', ['deploy', '--dir', pinned]);
   assert.is(r.exitCode, 0, r.stderr);
   lf = await startLaunchfit(pinned);
-  for (let i = 0; i < 200 && (await askApp(w.appPort)) !== '1.0'; i++) await new Promise((res) => setTimeout(res, 100));
+  await waitFor(async () => (await askApp(w.appPort)) === '1.0', { timeoutMs: 60_000, what: 'the app answering 1.0' });
 });
 test.after(async () => {
   await lf?.stop();
@@ -185,8 +185,10 @@ test('idle polls are one conditional VERSION request; keys.asc is asked, conditi
   lf = await startLaunchfit(pinned, { LAUNCHFIT_INTERVAL_MS: '200' });
   let mark = w.server.requests.length;
   const since = () => w.server.requests.slice(mark);
-  for (let i = 0; i < 100 && since().filter((q) => q.path === 'VERSION').length < 4; i++)
-    await new Promise((res) => setTimeout(res, 100));
+  await waitFor(() => since().filter((q) => q.path === 'VERSION').length >= 4, {
+    timeoutMs: 60_000,
+    what: 'four idle polls',
+  });
   const idle = since();
   assert.ok(idle.filter((q) => q.path === 'VERSION').length >= 4, `polls ran (${idle.length} requests)`);
   assert.equal(
@@ -196,8 +198,10 @@ test('idle polls are one conditional VERSION request; keys.asc is asked, conditi
   );
   mark = w.server.requests.length;
   await publishAs(releaseSecret, '1.1.1', w.updates);
-  for (let i = 0; i < 150 && currentOf(pinned) !== 'releases/my-app-gnu-linux-1.1.1'; i++)
-    await new Promise((res) => setTimeout(res, 100));
+  await waitFor(() => currentOf(pinned) === 'releases/my-app-gnu-linux-1.1.1', {
+    timeoutMs: 60_000,
+    what: 'the poll installing 1.1.1',
+  });
   assert.is(currentOf(pinned), 'releases/my-app-gnu-linux-1.1.1');
   const keys = since().filter((q) => q.path === 'keys.asc');
   assert.ok(keys.length >= 1, 'keys.asc was asked once VERSION changed');
