@@ -8,7 +8,17 @@ import { newJobId, validateJobId } from '../lib/jobs/job-id.ts';
 import { report, runJob, validateRef, validateSha } from '../lib/pipeline/job.ts';
 import { abortOnSignals } from '../lib/core/signals.ts';
 import type { Logger } from '../lib/core/log.ts';
-import { findConfigFile, getRepo, loadShipkitConfig, repoPaths, STEPS } from '../lib/config/shipkit-yml.ts';
+import {
+  findConfigFile,
+  getRepo,
+  loadShipkitConfig,
+  repoPaths,
+  STEPS,
+  type RepoConfig,
+  type ShipkitConfig,
+} from '../lib/config/shipkit-yml.ts';
+import { UsageError } from '../lib/core/errors.ts';
+import { previewBuildPaths, previewBuildPlan, previewFolder } from '../lib/previews/build.ts';
 
 const buildCliSpec: CliSpec = {
   name: 'build',
@@ -28,6 +38,10 @@ Options:
   --url URL       clone from this URL instead of the configured one
   --no-cache      start clean: remove node_modules, downloads and the repo's cache: paths,
                   and install with a fresh npm cache (the repo's shared one is left as it is)
+  --preview N     build pull request N's preview (hook-server runs this): pull to compile only,
+                  in DATA/previews/REPO/pr-N/src, with the repo's previews.env as its only
+                  variables (docs/previews.md); with --sha and --url (the PR head's clone URL)
+  --fork          with --preview: the head lives in a fork; fetched without the deploy key or token
   --json          print the result as JSON on stdout
 
 Examples:
@@ -44,6 +58,8 @@ Examples:
     url: { type: 'string' },
     cache: { type: 'boolean', default: true },
     json: { type: 'boolean' },
+    preview: { type: 'integer', min: 1, max: 999_999_999 },
+    fork: { type: 'boolean' },
   },
   minPositionals: 1,
   maxPositionals: 1,
@@ -57,6 +73,7 @@ async function buildMain(args: Args, log: Logger): Promise<number> {
   const id = args['job-id'] !== undefined ? validateJobId(args['job-id']) : newJobId();
   const config = await loadShipkitConfig(findConfigFile(args.config));
   const repo = getRepo(config, name);
+  if (args.preview !== undefined) return buildPreviewMain(args, { config, repo, sha, id, log });
   const steps = parseSteps(args.steps, repo.steps);
   if (steps.includes('upload')) await checkUploadConfig(config, repo, repoPaths(config, repo.name).work);
   await checkPipelineConfig(config, {
@@ -90,6 +107,33 @@ async function buildMain(args: Args, log: Logger): Promise<number> {
     log,
     signal: controller.signal,
     steps: steps.map((step) => ({ name: step, run: STEP_FUNCTIONS[step], ahead: STEP_AHEAD[step] })),
+  });
+  return report(outcome, { json: args.json, log, stdout: process.stdout });
+}
+
+/** `build REPO --preview N`: the preview's build (lib/previews/build.ts), in its own folder. */
+async function buildPreviewMain(
+  args: Args,
+  { config, repo, sha, id, log }: { config: ShipkitConfig; repo: RepoConfig; sha?: string; id: string; log: Logger },
+): Promise<number> {
+  if (sha === undefined || args.url === undefined)
+    throw new UsageError('--preview needs --sha (the pull request head) and --url (where it is fetched from).');
+  const pr = Number(args.preview);
+  const plan = previewBuildPlan(config, repo, { pr, url: String(args.url), fromFork: args.fork === true });
+  const controller = abortOnSignals();
+  log.info(`build ${repo.name} preview pr-${pr}: job ${id}`, { steps: plan.steps.join(',') });
+  const outcome = await runJob({
+    config,
+    repo: plan.repo,
+    kind: 'build',
+    id,
+    sha,
+    url: plan.url,
+    env: plan.env,
+    paths: previewBuildPaths(previewFolder(config.data, repo.name, pr)),
+    log,
+    signal: controller.signal,
+    steps: plan.steps.map((step) => ({ name: step, run: STEP_FUNCTIONS[step], ahead: STEP_AHEAD[step] })),
   });
   return report(outcome, { json: args.json, log, stdout: process.stdout });
 }

@@ -60,6 +60,8 @@ export interface JobOptions {
   beforeStart?: () => Promise<void>;
   /** The steps are the repo's whole configured list (no `--steps`): a build that succeeds is recorded in built.json (lib/pipeline/built-record.ts). */
   recordBuilt?: boolean;
+  /** The job's folders, when not the repo's own (a preview's: lib/previews/build.ts). */
+  paths?: BuildContext['paths'];
 }
 
 export interface JobOutcome {
@@ -204,7 +206,7 @@ async function takeJobLock(
 
 export async function runJob(options: JobOptions): Promise<JobOutcome> {
   const { config, repo, kind, id, log } = options;
-  const paths = repoPaths(config, repo.name);
+  const paths = options.paths ?? repoPaths(config, repo.name);
   const settings = logSettings(config);
   const runAs = await resolveRunAs(repo, config);
   // A build user's folders are handed over to it (prepareForUser); without one, another user's are not ours to write.

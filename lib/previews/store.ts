@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { atomicWriteFile, ensureDir } from '../core/fs.ts';
 import { ValidationError, messageOf } from '../core/errors.ts';
+import { repoNameProblem } from '../core/names.ts';
 import { previewName } from './name.ts';
 
 export const PREVIEW_STATES = ['building', 'live', 'waiting for approval', 'failed', 'torn down'] as const;
