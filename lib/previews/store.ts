@@ -58,8 +58,8 @@ export const recordKey = (repo: string, pr: number) => `${repo}#${pr}`;
 
 /** `owner/name#42` → { repo, pr }; a ValidationError that says what a reference looks like. */
 export function parsePreviewRef(text: string): { repo: string; pr: number } {
-  const m = /^([A-Za-z0-9_.-]+(?:\/[A-Za-z0-9_.-]+)*)#([1-9][0-9]{0,8})$/.exec(text);
-  if (!m)
+  const m = /^([^#]+)#([1-9][0-9]{0,8})$/.exec(text);
+  if (!m || repoNameProblem(m[1]))
     throw new ValidationError(
       `Invalid preview ${JSON.stringify(text.slice(0, 80))}: give REPO#N, such as octo/site#42.`,
     );
