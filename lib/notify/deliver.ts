@@ -1,6 +1,7 @@
-// One POST of JSON to a receiver we do not trust (a notification, a commit status): no redirects
-// followed, a timeout for the whole exchange, at most 64 KB of the answer read. Says whether trying
-// again may help. The URL is never part of what it returns (a Slack URL is a secret).
+// One POST of JSON to a receiver we do not trust (a notification, a commit status; a PATCH or PUT
+// when a forge edits a comment): no redirects followed, a timeout for the whole exchange, at most
+// 64 KB of the answer read. Says whether trying again may help. The URL is never part of what it
+// returns (a Slack URL is a secret).
 import { readAtMost } from '../http/read-at-most.ts';
 import { leanFetch } from '../http/client.ts';
 
@@ -20,34 +21,43 @@ export interface PostResult {
   retryAfterMs?: number;
   /** Not sent: this hook-server no longer leads those of its database; the leader sends it. */
   notLeading?: boolean;
+  /** The answer's text, with `keepAnswer` (a created comment's id is in it). */
+  answer?: string;
 }
 
 export interface PostOptions {
   timeoutMs: number;
   /** Aborts the request (hook-server stopping). */
   signal?: AbortSignal;
+  /** POST unless told: a forge edits a comment with PATCH (GitHub, Gitea) or PUT (GitLab). */
+  method?: 'POST' | 'PATCH' | 'PUT';
+  /** Return the answer's text (at most MAX_ANSWER_BYTES) as `answer`. */
+  keepAnswer?: boolean;
 }
 
 export async function postJson(
   url: URL,
   body: string,
   headers: Record<string, string>,
-  { timeoutMs, signal }: PostOptions,
+  { timeoutMs, signal, method = 'POST', keepAnswer = false }: PostOptions,
 ): Promise<PostResult> {
   const timeout = AbortSignal.timeout(timeoutMs);
   const both = signal ? AbortSignal.any([timeout, signal]) : timeout;
   let read = 0;
+  let answer: string | undefined;
   try {
     const res = await leanFetch(url, {
-      method: 'POST',
+      method,
       body,
       headers: { 'Content-Type': 'application/json', 'User-Agent': 'shipkit-notify', ...headers },
       redirect: 'manual',
       signal: both,
     });
-    read = (await readAtMost(res.body, MAX_ANSWER_BYTES)).byteLength;
+    const bytes = await readAtMost(res.body, MAX_ANSWER_BYTES);
+    read = bytes.byteLength;
+    if (keepAnswer) answer = bytes.toString('utf8');
     if (res.status >= 200 && res.status < 300)
-      return { ok: true, retry: false, detail: `answered ${res.status}`, read, status: res.status };
+      return { ok: true, retry: false, detail: `answered ${res.status}`, read, status: res.status, answer };
     if (res.status >= 300 && res.status < 400)
       return {
         ok: false,
@@ -64,6 +74,7 @@ export async function postJson(
       read,
       status: res.status,
       retryAfterMs: retryAfterOf(res.headers.get('retry-after')),
+      answer,
     };
   } catch (error) {
     if (timeout.aborted) return { ok: false, retry: true, detail: `timed out after ${timeoutMs / 1000} s`, read };
