@@ -49,6 +49,10 @@ const SCRIPTS: Record<string, { about: string; load: () => Promise<unknown> }> =
     about: 'with queue:, list the webhook deliveries kept, or replay one as a new job',
     load: () => import('./deliveries.ts'),
   },
+  previews: {
+    about: 'list the previews of pull requests; approve, rebuild or remove one',
+    load: () => import('./previews.ts'),
+  },
   audit: {
     about: "print or verify the control plane's audit trail (logins, replays, rollouts, rollbacks)",
     load: () => import('./audit.ts'),
