@@ -1,0 +1,462 @@
+// A preview running under launchfit (docs/previews.md): each build published as a signed release
+// into FOLDER/updates/, launchfit's deploy folder FOLDER/host/ written and `launchfit run` started
+// detached in a process group of its own, with a bare environment; later builds switched to over
+// its control socket without downtime; all of it stopped and removed at teardown.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, openSync } from 'node:fs';
+import { readFile, readdir, rm } from 'node:fs/promises';
+import http from 'node:http';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ValidationError, WorkError, messageOf } from '../core/errors.ts';
+import { atomicWriteFile, ensureDir, pathExists, readFileTail } from '../core/fs.ts';
+import type { Logger } from '../core/log.ts';
+import { bootId, endProcessGroup, processStartTime, signalGroup, waitForGroupExit } from '../core/process-group.ts';
+import { readProcFile } from '../core/procfs.ts';
+import { bundledCommandFor } from '../core/script-command.ts';
+import { refusedCheck, requestOverSocket } from '../launchfit/control/socket.ts';
+import { isAppOf } from '../launchfit/deploy-folder/app-env.ts';
+import { initReleaseKeys, KEYS_FILE, PRIMARY_FILE, SIGNING_FILE } from '../release/keys/release-keys.ts';
+import { parseVersionFile } from '../release/format/version-file.ts';
+import { publishRelease } from '../release/publish/publish.ts';
+import { validatePreviewName } from './name.ts';
+
+export { freePort } from './update-files.ts';
+
+export interface PreviewKey {
+  secretFile: string;
+  passphraseFile: string;
+  publicFile: string;
+}
+
+export interface LaunchSpec {
+  /** DATA/previews/SLUG/pr-N. */
+  folder: string;
+  /** pr-N: the release's name. */
+  name: string;
+  /** The command that starts the app (run with /bin/sh -c in the release's folder). */
+  start: string;
+  /** The path that must answer 2xx, such as `/`. */
+  health: string;
+  /** The app's variables besides PORT (and launchfit's LISTEN_*, LAUNCHFIT_PID, LAUNCHFIT_MARK). */
+  env: Record<string, string>;
+  port: number;
+  user?: string;
+  key: PreviewKey;
+  /** http://127.0.0.1:P/SLUG/pr-N/updates/ (update-files.ts previewUpdatesUrl). */
+  updatesUrl: string;
+  log: Logger;
+}
+
+const PLATFORM = 'gnu-linux';
+const hostOf = (folder: string) => path.join(path.resolve(folder), 'host');
+const pidFileOf = (folder: string) => path.join(folder, 'launchfit.pid');
+const logFileOf = (folder: string) => path.join(folder, 'launchfit.log');
+const socketOf = (folder: string) => path.join(hostOf(folder), '.launchfit', 'control.sock');
+const appLogOf = (folder: string) => path.join(hostOf(folder), '.launchfit', 'app.log');
+
+const keyGenerations = new Map<string, Promise<PreviewKey>>();
+
+/**
+ * The previews' signing key in DATA/previews/key/ (a `release keys` folder: signing.asc, keys.asc,
+ * and a random passphrase, 0600), made the first time and reused after.
+ */
+export function ensurePreviewKey(previewsDir: string): Promise<PreviewKey> {
+  const dir = path.join(path.resolve(previewsDir), 'key');
+  let pending = keyGenerations.get(dir);
+  if (!pending) {
+    pending = makePreviewKey(dir).finally(() => keyGenerations.delete(dir));
+    keyGenerations.set(dir, pending);
+  }
+  return pending;
+}
+
+async function makePreviewKey(dir: string): Promise<PreviewKey> {
+  const key = {
+    secretFile: path.join(dir, SIGNING_FILE),
+    passphraseFile: path.join(dir, 'passphrase'),
+    publicFile: path.join(dir, KEYS_FILE),
+  };
+  // primary.asc is written last: with it, the folder is whole.
+  if ((await pathExists(path.join(dir, PRIMARY_FILE))) && (await pathExists(key.passphraseFile))) return key;
+  await ensureDir(dir, 0o700);
+  for (const name of [PRIMARY_FILE, SIGNING_FILE, KEYS_FILE]) await rm(path.join(dir, name), { force: true });
+  await atomicWriteFile(key.passphraseFile, `${randomBytes(24).toString('hex')}\n`, { mode: 0o600 });
+  await initReleaseKeys({
+    dir,
+    passphraseFile: key.passphraseFile,
+    userId: 'shipkit previews',
+    expiresDays: 3650,
+  });
+  return key;
+}
+
+/** The version of a build: 1.SECONDS.SHA7, SECONDS above the last one published at `updates`. */
+async function nextVersion(updates: string, sha: string, now = Date.now()): Promise<string> {
+  let last = 0;
+  try {
+    const published = parseVersionFile(await readFile(path.join(updates, 'VERSION'), 'utf8'));
+    last = Number(/^1\.(\d+)\./.exec(published.version)?.[1] ?? 0);
+  } catch {
+    /* nothing published yet */
+  }
+  return `1.${Math.max(Math.floor(now / 1000), last + 1)}.${sha.slice(0, 7).toLowerCase()}`;
+}
+
+/** Publishes the folder `built` (the build of commit `sha`) as the preview's next release in FOLDER/updates/. */
+export async function publishBuild(spec: LaunchSpec, built: string, sha: string): Promise<{ version: string }> {
+  if (!/^[0-9a-f]{7,64}$/i.test(sha)) throw new ValidationError(`Invalid commit ${JSON.stringify(sha.slice(0, 70))}.`);
+  const to = path.join(spec.folder, 'updates');
+  await ensureDir(to);
+  const version = await nextVersion(to, sha);
+  await publishRelease({
+    dir: built,
+    name: validatePreviewName(spec.name),
+    platform: PLATFORM,
+    version,
+    key: spec.key.secretFile,
+    passphraseFile: spec.key.passphraseFile,
+    to,
+    keep: 2,
+    expiresDays: 0, // a preview may stay idle for months; its server is on loopback
+    delta: false, // over loopback a whole tarball costs less than making patches
+    source: { commit: sha },
+    env: {},
+    log: spec.log,
+  });
+  return { version };
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const q = (value: string) => JSON.stringify(value);
+
+/** FOLDER/host/launchify.yml for `spec`. */
+export function launchifyYml(spec: LaunchSpec): string {
+  validatePreviewName(spec.name);
+  if (!Number.isInteger(spec.port) || spec.port < 1 || spec.port > 65535)
+    throw new ValidationError(`Invalid port ${spec.port} for ${spec.name}.`);
+  if (!spec.health.startsWith('/')) throw new ValidationError(`The health path ${q(spec.health)} must start with /.`);
+  if (!spec.start.trim()) throw new ValidationError(`${spec.name} has no start command.`);
+  const env = { ...spec.env, PORT: String(spec.port) };
+  for (const name of Object.keys(env))
+    if (!ENV_NAME.test(name)) throw new ValidationError(`Invalid variable name ${q(name.slice(0, 60))}.`);
+  const lines = [
+    '# written by shipkit for a pull request preview (lib/previews/launch.ts); rewritten at each launch',
+    'app:',
+    `  exec: ${q(spec.start)}`,
+    '  forever: true',
+    '  healthy_after: 2',
+    '  kill_timeout: 5',
+    '  drain: 5',
+    ...(spec.user ? [`  user: ${q(spec.user)}`] : []),
+    '  env:',
+    ...Object.entries(env).map(([k, v]) => `    ${k}: ${q(v)}`),
+    `  listen: [${q(`127.0.0.1:${spec.port}`)}]`,
+    '  health:',
+    `    http: ${q(`http://127.0.0.1:${spec.port}${spec.health}`)}`,
+    'updates:',
+    `  server: ${q(spec.updatesUrl)}`,
+    '  interval: 86400',
+    '  keep: 2',
+    `  app: ${q(spec.name)}`,
+    `  platform: ${PLATFORM}`,
+    '  gpg:',
+    `    keyfile: ${q(path.resolve(spec.key.publicFile))}`,
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * The command that runs launchfit: through the bundle shipkit runs from, else the checkout's
+ * scripts/launchfit.ts under Node (never Deno: `app.listen` needs Node to pass sockets).
+ */
+export function launchfitCommand(): string[] {
+  // bundledCommandFor handles any script of the multi-call file and any dist/NAME.mjs.
+  const bundled = bundledCommandFor('launchfit' as string as Parameters<typeof bundledCommandFor>[0]);
+  if (bundled) return bundled;
+  const root = path.resolve(import.meta.dirname, '../..');
+  const node = 'Deno' in globalThis ? 'node' : process.execPath;
+  return [
+    node,
+    '--import',
+    path.join(root, 'node_modules/tsx/dist/loader.mjs'),
+    path.join(root, 'scripts/launchfit.ts'),
+  ];
+}
+
+/** launchfit's environment, which its app inherits: PATH, HOME, LANG and TZ, none of hook-server's secrets. */
+export function launchfitEnvironment(from: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const env: Record<string, string> = { PATH: from.PATH || '/usr/local/bin:/usr/bin:/bin' };
+  for (const name of ['HOME', 'LANG', 'TZ']) if (from[name]) env[name] = from[name]!;
+  return env;
+}
+
+/** The last `lines` lines of `file` ('' when it cannot be read). */
+async function lastLines(file: string, lines = 15): Promise<string> {
+  const tail = await readFileTail(file, 16 * 1024).catch(() => Buffer.alloc(0));
+  return tail.toString('utf8').trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+/** What a failure message carries: launchfit's log and the app's output, their last lines. */
+async function logsOf(folder: string): Promise<string> {
+  const [own, app] = await Promise.all([lastLines(logFileOf(folder)), lastLines(appLogOf(folder))]);
+  return `\n--- launchfit (${logFileOf(folder)}) ---\n${own || '(empty)'}\n--- the app (${appLogOf(folder)}) ---\n${app || '(empty)'}`;
+}
+
+/** `launchfit ARGS` run to its end with launchfit's environment; a WorkError with its words when it fails. */
+async function launchfitOnce(folder: string, args: string[], timeoutMs: number): Promise<string> {
+  const [cmd, ...pre] = launchfitCommand();
+  const child = spawn(cmd, [...pre, ...args], { cwd: folder, env: launchfitEnvironment(), stdio: 'pipe' });
+  let out = '';
+  const keep = (d: Buffer) => (out = (out + d.toString('utf8')).slice(-16_384));
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (c) => resolve(c));
+  }).finally(() => clearTimeout(timer));
+  if (code !== 0)
+    throw new WorkError(
+      `launchfit ${args[0]} failed (exit ${code ?? 'killed'}):\n${out.trim().split('\n').slice(-15).join('\n')}`,
+    );
+  return out;
+}
+
+/** Starts `launchfit run` detached (its own session and process group), output to FOLDER/launchfit.log. */
+async function spawnRun(folder: string): Promise<ChildProcess> {
+  const [cmd, ...pre] = launchfitCommand();
+  const fd = openSync(logFileOf(folder), 'a', 0o600);
+  let child: ChildProcess;
+  try {
+    child = spawn(cmd, [...pre, 'run', '--dir', hostOf(folder)], {
+      cwd: folder,
+      env: launchfitEnvironment(),
+      detached: true,
+      stdio: ['ignore', fd, fd],
+    });
+  } finally {
+    closeSync(fd);
+  }
+  await new Promise<void>((resolve, reject) => {
+    child.once('spawn', resolve);
+    child.once('error', reject);
+  });
+  child.unref();
+  const pid = child.pid!;
+  await atomicWriteFile(pidFileOf(folder), JSON.stringify({ pid, start: processStartTime(pid), boot: bootId() }));
+  return child;
+}
+
+/** The `launchfit run` of this preview when it runs (its pid file, checked against the process's start time). */
+export async function runningLaunchfit(folder: string): Promise<{ pid: number } | undefined> {
+  try {
+    const kept = JSON.parse(await readFile(pidFileOf(folder), 'utf8')) as { pid: number; start: string; boot: string };
+    if (!Number.isInteger(kept.pid) || kept.pid <= 1) return undefined;
+    if (kept.boot !== bootId() || processStartTime(kept.pid) !== kept.start) return undefined;
+    const state = readProcFile(`/proc/${kept.pid}/stat`);
+    if (/^[ZX]/.test(state.slice(state.lastIndexOf(')') + 2))) return undefined;
+    return { pid: kept.pid };
+  } catch {
+    return undefined;
+  }
+}
+
+/** One GET of the health URL: its status, or the error's words. */
+function probe(url: string, timeoutMs = 2_000): Promise<number | string> {
+  return new Promise((resolve) => {
+    const req = http.get(url, { agent: false, timeout: timeoutMs }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+  });
+}
+
+/** Until the app answers its health path 2xx; a WorkError when launchfit exits or `deadline` passes. */
+async function waitHealthy(spec: LaunchSpec, child: ChildProcess, deadline: number): Promise<void> {
+  const url = `http://127.0.0.1:${spec.port}${spec.health}`;
+  let exited: string | undefined;
+  child.once('exit', (code, signal) => (exited = signal ?? `exit ${code}`));
+  let last: number | string = 'not asked yet';
+  while (Date.now() < deadline) {
+    if (exited) throw new WorkError(`launchfit run for ${spec.name} stopped (${exited}).${await logsOf(spec.folder)}`);
+    last = await probe(url, Math.max(200, Math.min(2_000, deadline - Date.now())));
+    if (typeof last === 'number' && last >= 200 && last < 300) return;
+    await sleep(200);
+  }
+  throw new WorkError(
+    `${spec.name} did not answer GET ${url} with a 2xx in time (its last answer: ${last}).${await logsOf(spec.folder)}`,
+  );
+}
+
+/**
+ * First time (or after launchfit stopped): deploy and start `launchfit run` detached; later: ask
+ * the running launchfit to update, which switches without downtime. Resolves once the new release
+ * answers its health path 2xx on 127.0.0.1:PORT; else a WorkError with launchfit's own words and
+ * the last lines of the logs (a first launch that fails is stopped, its folder kept; an update
+ * that fails leaves the previous release serving).
+ */
+export async function launchOrUpdate(
+  spec: LaunchSpec,
+  { timeoutMs = 120_000 }: { timeoutMs?: number } = {},
+): Promise<{ pid: number; switched: boolean }> {
+  const host = hostOf(spec.folder);
+  await ensureDir(host);
+  await atomicWriteFile(path.join(host, 'launchify.yml'), launchifyYml(spec));
+  const running = await runningLaunchfit(spec.folder);
+  if (running) {
+    const switched = await askUpdate(spec, timeoutMs);
+    if (switched !== undefined) return { pid: running.pid, switched };
+    spec.log.warn('launchfit runs but does not answer on its control socket; starting it again', { pid: running.pid });
+    await stopLaunchfit(spec.folder, 5_000);
+  }
+  return { pid: await firstLaunch(spec, timeoutMs), switched: true };
+}
+
+/** The version launchfit of `folder` runs now, from its status; undefined when it does not answer. */
+async function servingVersion(folder: string): Promise<string | undefined> {
+  const answer = await requestOverSocket(socketOf(folder), 'GET', '/status', 10_000).catch(() => undefined);
+  return (answer?.body.result as { version?: string } | undefined)?.version;
+}
+
+/** The version FOLDER/updates/ offers. */
+async function publishedVersion(folder: string): Promise<string | undefined> {
+  const text = await readFile(path.join(folder, 'updates', 'VERSION'), 'utf8').catch(() => undefined);
+  return text === undefined ? undefined : parseVersionFile(text).version;
+}
+
+/**
+ * POST /update to the running launchfit: whether another release serves now; undefined when
+ * nobody answers. A check launchfit ran meanwhile may have switched already (this one then finds
+ * it up to date), so what counts is that the published version serves afterwards.
+ */
+async function askUpdate(spec: LaunchSpec, timeoutMs: number): Promise<boolean | undefined> {
+  const before = await servingVersion(spec.folder);
+  const answer = await requestOverSocket(socketOf(spec.folder), 'POST', '/update', timeoutMs).catch((error) => {
+    throw new WorkError(`launchfit of ${spec.name} did not answer the update: ${messageOf(error)}`);
+  });
+  if (!answer) return undefined;
+  if (!answer.body.ok)
+    throw new WorkError(`launchfit could not update ${spec.name}: ${answer.body.error}${await logsOf(spec.folder)}`);
+  const refused = refusedCheck(answer.body.result);
+  if (refused) throw new WorkError(`launchfit did not switch ${spec.name}: ${refused}${await logsOf(spec.folder)}`);
+  const { action, message } = (answer.body.result ?? {}) as { action?: string; message?: string };
+  spec.log.info(`launchfit: ${message ?? action}`, { preview: spec.name });
+  const [now, published] = [await servingVersion(spec.folder), await publishedVersion(spec.folder)];
+  if (published !== undefined && now !== published)
+    throw new WorkError(
+      `launchfit of ${spec.name} runs ${now ?? 'nothing'}, not the published ${published}: ${message ?? action}${await logsOf(spec.folder)}`,
+    );
+  return action === 'installed' || now !== before;
+}
+
+async function firstLaunch(spec: LaunchSpec, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  await launchfitOnce(spec.folder, ['deploy', '--dir', hostOf(spec.folder)], timeoutMs);
+  const child = await spawnRun(spec.folder);
+  spec.log.info('launchfit run started', { preview: spec.name, pid: child.pid, port: spec.port });
+  try {
+    await waitHealthy(spec, child, deadline);
+  } catch (error) {
+    await stopLaunchfit(spec.folder, 5_000);
+    throw error;
+  }
+  return child.pid!;
+}
+
+/**
+ * Points the preview at the update server's new URL (when its port moved) and restarts its
+ * launchfit, which adopts the running app and its sockets (docs/launchfit.md): no downtime.
+ * launchfit reads updates.server when it starts, so the restart is needed.
+ */
+export async function repointPreview(folder: string, url: string): Promise<{ pid?: number }> {
+  const file = path.join(hostOf(folder), 'launchify.yml');
+  const text = await readFile(file, 'utf8');
+  if (!/^ {2}server: .*$/m.test(text)) throw new WorkError(`${file} has no updates.server line to change.`);
+  await atomicWriteFile(file, text.replace(/^ {2}server: .*$/m, `  server: ${q(url)}`));
+  const running = await runningLaunchfit(folder);
+  if (!running) return {};
+  process.kill(running.pid, 'SIGKILL'); // launchfit alone: its app, in sessions of its own, stays up
+  await waitForExit(running.pid, 5_000);
+  const child = await spawnRun(folder);
+  for (let until = Date.now() + 30_000; Date.now() < until; await sleep(100))
+    if (await requestOverSocket(socketOf(folder), 'GET', '/status', 2_000).catch(() => undefined))
+      return { pid: child.pid };
+  throw new WorkError(`launchfit of ${folder} did not come back after its restart.${await logsOf(folder)}`);
+}
+
+async function waitForExit(pid: number, ms: number): Promise<void> {
+  for (const until = Date.now() + ms; Date.now() < until; await sleep(25)) {
+    const start = processStartTime(pid);
+    if (start === null) return;
+    const stat = readProcFile(`/proc/${pid}/stat`);
+    if (/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2))) return;
+  }
+}
+
+/** The processes of `folder`'s preview: its launchfit by command line, its app by launchfit's mark. */
+async function previewProcesses(folder: string): Promise<{ launchfits: number[]; apps: number[] }> {
+  const host = hostOf(folder);
+  const launchfits: number[] = [];
+  const apps: number[] = [];
+  for (const pid of (await readdir('/proc')).filter((n) => /^\d+$/.test(n))) {
+    try {
+      const argv = readProcFile(`/proc/${pid}/cmdline`).split('\0');
+      const at = argv.indexOf('--dir');
+      if (at > 0 && argv[at + 1] === host && argv.includes('run')) launchfits.push(Number(pid));
+      else if (isAppOf(readProcFile(`/proc/${pid}/environ`).split('\0'), host)) apps.push(Number(pid));
+    } catch {
+      /* gone, or another user's */
+    }
+  }
+  return { launchfits, apps };
+}
+
+const killPid = (pid: number) => {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    /* gone already */
+  }
+};
+
+const groupOf = (pid: number): number | undefined => {
+  try {
+    const stat = readProcFile(`/proc/${pid}/stat`);
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+  } catch {
+    return undefined;
+  }
+};
+
+/** SIGTERM to launchfit's process group (it stops the app), SIGKILL after `graceMs`; then any app process left. */
+async function stopLaunchfit(folder: string, graceMs: number): Promise<void> {
+  const running = await runningLaunchfit(folder);
+  const found = await previewProcesses(folder);
+  const launchfits = new Set([...(running ? [running.pid] : []), ...found.launchfits]);
+  await Promise.all([...launchfits].map((pid) => endProcessGroup(groupOf(pid) ?? pid, { graceMs })));
+  const { apps } = await previewProcesses(folder);
+  const groups = new Set(apps.map((pid) => groupOf(pid) ?? pid));
+  for (const pgid of groups) signalGroup(pgid, 'SIGKILL');
+  for (const pid of apps) killPid(pid);
+  await Promise.all([...groups].map((pgid) => waitForGroupExit(pgid, 5_000)));
+  await rm(pidFileOf(folder), { force: true });
+}
+
+/**
+ * Stops launchfit and the app (SIGTERM, then SIGKILL after `graceMs`), then removes FOLDER, or
+ * all of it but the entries named in `keep` (such as `logs`). Idempotent.
+ */
+export async function stopPreview(
+  folder: string,
+  { graceMs = 10_000, keep = [] }: { graceMs?: number; keep?: string[] } = {},
+): Promise<void> {
+  if (!(await pathExists(folder))) return;
+  await stopLaunchfit(folder, graceMs);
+  if (!keep.length) return void (await rm(folder, { recursive: true, force: true }));
+  for (const name of await readdir(folder))
+    if (!keep.includes(name)) await rm(path.join(folder, name), { recursive: true, force: true });
+}
