@@ -240,6 +240,7 @@ export class PageRoutes {
         base,
         help,
         fleet: sources.fleet?.(),
+        previews: sources.previews?.(),
       }),
     );
   }

@@ -10,6 +10,7 @@ import type { EndedSessions } from './ended-sessions.ts';
 import type { AuditQuery } from '../audit/query.ts';
 import type { AuditRow } from '../audit/store.ts';
 import type { AuditRecord } from '../audit/trail.ts';
+import type { PreviewRecord } from '../previews/store.ts';
 
 /** What the read side needs of hook-server: its jobs, a log reader, config bits. */
 export interface ReadSources {
@@ -62,6 +63,8 @@ export interface ReadSources {
   };
   /** One app of `fleet:`'s releases (its ledger joined with its hosts), for the Releases view; undefined for an app not there. */
   releases?(app: string, page: FleetReleasesOptions): Promise<FleetReleases> | undefined;
+  /** The previews of pull requests (the runner's PreviewControl list), for the status page's Previews section; absent without `previews:`. */
+  previews?(): PreviewRecord[];
 }
 
 /** One app's fleet as the status page shows it (hook-server builds it from its fleet registry). */

@@ -9,6 +9,8 @@ import { BIDI_CONTROLS, bidiName, escapeMarkup, showBidiControls } from '../core
 import { jobPagePath } from '../jobs/job-url.ts';
 import { parseLogSteps, stepsFailingFirst, type LogStep } from './job-steps.ts';
 import { renderFleetSection } from './fleet-section.ts';
+import { renderPreviewsSection } from './previews-section.ts';
+import type { PreviewRecord } from '../previews/store.ts';
 import type { FleetView } from './read-sources.ts';
 import { renderFirstSteps, renderStateLegend, renderStateNote, type PageHelpInput } from './page-help.ts';
 
@@ -139,6 +141,8 @@ export interface StatusPageInput {
   help?: PageHelpInput;
   /** The apps hosts report to (lib/web/fleet-section.ts). */
   fleet?: FleetView[];
+  /** The previews of pull requests, newest change first (lib/web/previews-section.ts); with `repo`, that repo's. */
+  previews?: PreviewRecord[];
 }
 
 /** Each repo's newest job per branch (builds) and its newest release: superseded jobs say nothing. */
@@ -175,6 +179,7 @@ export function renderStatusPage({
   base = '',
   help,
   fleet,
+  previews,
 }: StatusPageInput): string {
   const all = [...jobs];
   const states = lastStates(all, repos);
@@ -230,7 +235,12 @@ export function renderStatusPage({
 <tbody>
 ${repoRows || `<tr><td colspan="4" class="muted">No repositories in the config${firstSteps ? ' yet: see Getting started above' : ''}.</td></tr>`}
 </tbody></table>
-${repo ? '' : renderFleetSection(fleet, viewer.signedIn, base)}<h2>Recent ` +
+${repo ? '' : renderFleetSection(fleet, viewer.signedIn, base)}${renderPreviewsSection(
+      repo ? previews?.filter((p) => p.repo === repo) : previews,
+      viewer.now,
+      viewer.signedIn,
+      base,
+    )}<h2>Recent ` +
       `jobs${repo ? ` of ${text(repo)} <a href="${base}/">(all)</a>` : ''}</h2>
 ${filter}
 <table class="jobs"><thead><tr><th>State</th><th>Repository</th><th>Branch</th><th>Commit</th><th>Message</th><th>Author</th><th>Trigger</th><th>Queued</th><th>Started</th><th>Duration</th></tr></thead>
