@@ -47,6 +47,12 @@ export interface LaunchSpec {
   /** http://127.0.0.1:P/SLUG/pr-N/updates/ (update-files.ts previewUpdatesUrl). */
   updatesUrl: string;
   log: Logger;
+  /**
+   * Default true: launchfit binds the port and hands it to the app (LISTEN_FDS, fd 3), for
+   * switches without downtime. false: the app binds $PORT itself, and a switch stops the old
+   * release before the new one starts.
+   */
+  handOverSocket?: boolean;
 }
 
 const PLATFORM = 'gnu-linux';
@@ -152,7 +158,7 @@ export function launchifyYml(spec: LaunchSpec): string {
     ...(spec.user ? [`  user: ${q(spec.user)}`] : []),
     '  env:',
     ...Object.entries(env).map(([k, v]) => `    ${k}: ${q(v)}`),
-    `  listen: [${q(`127.0.0.1:${spec.port}`)}]`,
+    ...(spec.handOverSocket === false ? [] : [`  listen: [${q(`127.0.0.1:${spec.port}`)}]`]),
     '  health:',
     `    http: ${q(`http://127.0.0.1:${spec.port}${spec.health}`)}`,
     'updates:',
