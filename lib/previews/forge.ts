@@ -2,6 +2,7 @@
 // `shipkit/preview` on the pull request's head, and one comment on it, made once and edited after.
 // GitHub (and Enterprise), Gitea/Forgejo, GitLab (merge request notes). Retried on 5xx and network
 // errors, never throws; the token goes in headers only, never into a log or an error.
+import { messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { ReportForge, ResolvedReport } from '../config/report.ts';
 import { DEFAULT_RETRY, sendWithRetries, type RetryPolicy } from '../notify/background.ts';
@@ -91,7 +92,7 @@ export async function tellForge(
     const errors = [statusError, comment.error].filter((e): e is string => Boolean(e));
     return { commentId: comment.id, errors: errors.map((e) => withoutToken(e, target.token)) };
   } catch (error) {
-    const message = withoutToken((error as Error).message ?? String(error), target.token);
+    const message = withoutToken(messageOf(error), target.token);
     return { commentId: opts.commentId, errors: [`could not tell ${target.forge}: ${message}`] };
   }
 }

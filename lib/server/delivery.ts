@@ -28,6 +28,7 @@ import {
 } from './webhooks.ts';
 import type { PullRequestEvent, WebhookEvent } from './forges/payload.ts';
 import type { ListedSecret } from '../config/webhook-secret.ts';
+import type { PreviewAnswer } from '../previews/runner.ts';
 
 /** Bodies larger than this are spooled to DATA/tmp while they stream in, so a flood stays out of memory. */
 const SPILL_AT = 256 * 1024;
@@ -60,6 +61,8 @@ export interface DeliveryOptions {
   tmpDir: string;
   /** Told when a delivery for `repo` was signed with an old secret of a change-over. */
   onOldSecret?: (repo: string) => void;
+  /** The preview runner's intake (lib/previews/runner.ts); absent where previews are not run. */
+  previews?: (event: PullRequestEvent) => Promise<PreviewAnswer>;
 }
 
 /** What a request is before its body is read: which forge, which event, which body format. */
@@ -125,7 +128,7 @@ export class DeliveryIntake {
       }
       const repo = this.repoFor(meaning, verified.verdict, res, rlog, refuse);
       if (!repo) return;
-      if (meaning.kind === 'pull_request') return this.answerPullRequest(meaning, repo, res, rlog);
+      if (meaning.kind === 'pull_request') return await this.answerPullRequest(meaning, repo, res, rlog);
       const raw = this.options.keepsBody
         ? { event: heading.event, format: heading.format, body: verified.body }
         : undefined;
@@ -223,12 +226,35 @@ export class DeliveryIntake {
     }
   }
 
-  /** A pull request, checked as a push is (signature, repo, its secret), is answered ignored until previews run. */
-  private answerPullRequest(meaning: PullRequestEvent, repo: string, res: ServerResponse, rlog: Logger): void {
+  /** A pull request, checked as a push is (signature, repo, its secret), handed to the preview runner: 202. */
+  private async answerPullRequest(
+    meaning: PullRequestEvent,
+    repo: string,
+    res: ServerResponse,
+    rlog: Logger,
+  ): Promise<void> {
     const configured = this.options.config.repos.get(repo)?.previews !== undefined;
-    const why = configured ? `previews of ${repo} are not run by this hook-server yet` : `${repo} has no previews:`;
-    rlog.info('delivery ignored', { repo, pr: meaning.pr, action: meaning.action, reason: why });
-    sendJson(res, 200, { ok: true, ignored: `pull request #${meaning.pr} ${meaning.action}: ${why}` });
+    const previews = this.options.previews;
+    if (!configured || !previews) {
+      const why = configured
+        ? `previews of ${repo} are run by the primary hook-server process only`
+        : `${repo} has no previews:`;
+      rlog.info('delivery ignored', { repo, pr: meaning.pr, action: meaning.action, reason: why });
+      return sendJson(res, 200, { ok: true, ignored: `pull request #${meaning.pr} ${meaning.action}: ${why}` });
+    }
+    const answer = await previews({ ...meaning, repo });
+    rlog.info('pull request', { repo, pr: meaning.pr, action: meaning.action, ...answer });
+    if (answer.state === 'ignored')
+      return sendJson(res, 200, {
+        ok: true,
+        ignored: `pull request #${meaning.pr} ${meaning.action}: ${answer.reason}`,
+      });
+    sendJson(res, 202, {
+      ok: true,
+      preview: answer.name,
+      state: answer.state,
+      ...(answer.reason ? { reason: answer.reason } : {}),
+    });
   }
 
   /** The name of the configured repo the event is for, signed with its secret and on its branch; undefined once answered. */

@@ -42,6 +42,8 @@ import { createStatusReporter, type StatusReporter } from '../notify/status-repo
 import { tagCommit } from './tag-commit.ts';
 import { createHookMetrics, type HookMetrics } from '../web/hook-metrics.ts';
 import { createReadRoutes, type ReadRoutes } from '../web/read-routes.ts';
+import { PreviewRunner } from '../previews/runner.ts';
+import { createPreviewRoutes, type PreviewRoutes } from '../web/previews-routes.ts';
 import type { LogSource } from '../web/read-sources.ts';
 import { createLogFollow } from '../web/log-follow.ts';
 import { countedForge, DeliveryIntake, FORGE_PATHS, refuserFor, type Secrets } from './delivery.ts';
@@ -146,10 +148,16 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
   const dirs = await prepareDataFolder(config, log);
   const stores = await openStores(options, dirs);
   const { lock, journal, fleet, metrics, out, queue, audit, shared } = stores;
-  const { follow, readRoutes, fleetRoutes, closeSessions } = createReadSide(options, dirs, stores);
-  const { admit, intake } = await openIntake(options, dirs, stores);
+  const previews = await openPreviews(options);
+  const { follow, readRoutes, previewRoutes, fleetRoutes, closeSessions } = createReadSide(
+    options,
+    dirs,
+    stores,
+    previews,
+  );
+  const { admit, intake } = await openIntake(options, dirs, stores, previews);
   const node = { name: options.name ?? hostname(), draining: false };
-  const handle = router({ log, queue, metrics, readRoutes, intake, fleetRoutes, node });
+  const handle = router({ log, queue, metrics, readRoutes, previewRoutes, intake, fleetRoutes, node });
   const { http, workers } = await listenOrFork(options, dirs, handle, { admit, metrics, queue });
   queue.resume();
   audit.keepPruned();
@@ -165,6 +173,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
       await workers?.stop(2_000);
       follow.close();
       closeSessions();
+      await previews?.close();
       const closed = http.close(2_000);
       // A registry in the database stops reading before the queue ends the pool it reads through.
       if (shared) await fleet?.close();
@@ -272,6 +281,7 @@ async function openIntake(
   options: HookServerOptions,
   dirs: DataDirs,
   { queue, metrics, shared }: Stores,
+  previews?: PreviewRunner,
 ): Promise<{ admit: Admit; intake: DeliveryIntake }> {
   const { config, log } = options;
   const workDir = (name: string) => repoPaths(config, name).work;
@@ -292,8 +302,23 @@ async function openIntake(
     maxBody: options.maxBody ?? MAX_BODY,
     bodyTimeoutMs: options.bodyTimeoutMs ?? BODY_TIMEOUT_MS,
     onOldSecret: metrics.countOldSecret,
+    previews: previews && ((event) => previews.handle(event)),
   });
   return { admit, intake };
+}
+
+/** The preview runner, when a repo has `previews:` (docs/previews.md); its sweep runs before the first delivery. */
+async function openPreviews(options: HookServerOptions): Promise<PreviewRunner | undefined> {
+  const { config, log } = options;
+  if (![...config.repos.values()].some((r) => r.previews)) return undefined;
+  const runner = new PreviewRunner({
+    config,
+    log: log.child({ part: 'previews' }),
+    env: options.env,
+    reports: options.report,
+  });
+  await runner.start();
+  return runner;
 }
 
 /** The data folder's lock, the job journal, the fleet store and the queue; what opened is closed again if a later one fails. */
@@ -338,7 +363,7 @@ async function openStores(options: HookServerOptions, dirs: DataDirs): Promise<S
 }
 
 /** What answers reads: the status pages and API, live log follows, and the fleet's routes. */
-function createReadSide(options: HookServerOptions, dirs: DataDirs, stores: Stores) {
+function createReadSide(options: HookServerOptions, dirs: DataDirs, stores: Stores, previews?: PreviewRunner) {
   const { config, log } = options;
   const { journal, fleet, metrics, out, queue, audit } = stores;
   const db = stores.shared?.db;
@@ -376,6 +401,14 @@ function createReadSide(options: HookServerOptions, dirs: DataDirs, stores: Stor
     audit,
     releases: fleet && ((app, page) => (fleet.secrets.has(app) ? fleet.releases(app, page) : undefined)),
     shareEnded: db && ((local) => (shared = shareEndedSessions(local, db, { log }))),
+    previews: previews && (() => previews.list()),
+  });
+  const previewRoutes = createPreviewRoutes({
+    control: previews,
+    get token() {
+      return followed ? followed.current() : options.token;
+    },
+    canRead: readRoutes.canRead,
   });
   const fleetRoutes =
     fleet &&
@@ -388,7 +421,7 @@ function createReadSide(options: HookServerOptions, dirs: DataDirs, stores: Stor
       onRefused: metrics.countFleetRefusal,
       record: (entry) => audit.record(entry),
     });
-  return { follow, readRoutes, fleetRoutes, closeSessions: () => shared?.close() };
+  return { follow, readRoutes, previewRoutes, fleetRoutes, closeSessions: () => shared?.close() };
 }
 
 interface DataDirs {
@@ -523,6 +556,7 @@ interface Routes {
   queue: JobQueue;
   metrics: HookMetrics;
   readRoutes: ReadRoutes;
+  previewRoutes: PreviewRoutes;
   intake: DeliveryIntake;
   fleetRoutes?: FleetRoutes;
   /** This node's name, and whether it drains (SIGTERM). */
@@ -530,7 +564,7 @@ interface Routes {
 }
 
 /** `/healthz`, the read side (lib/web/), and the forges' paths (lib/server/delivery.ts); 404 for the rest. */
-function router({ log, queue, metrics, readRoutes, intake, fleetRoutes, node }: Routes) {
+function router({ log, queue, metrics, readRoutes, previewRoutes, intake, fleetRoutes, node }: Routes) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const requestId = requestIdOf(req);
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -542,6 +576,7 @@ function router({ log, queue, metrics, readRoutes, intake, fleetRoutes, node }: 
       return healthz(res, queue, node);
     }
     if (await readRoutes.handle(req, res, url, refuse)) return;
+    if (await previewRoutes.handle(req, res, url, refuse)) return;
     if (fleetRoutes && (await fleetRoutes.handle(req, res, url, refuse))) return;
     const target = FORGE_PATHS.get(route);
     if (!target) return refuse(404, 'not found');

@@ -145,6 +145,25 @@ export interface StatusPageInput {
   previews?: PreviewRecord[];
 }
 
+/** One row per repo (its last jobs), by name. */
+function repoRowsOf(states: ReturnType<typeof lastStates>, base: string): string {
+  return [...states]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([name, last]) => {
+      const link = `<a href="${pageLink(base, { repo: name, page: 1 })}">${text(name)}</a>`;
+      if (last.length === 0)
+        return `<tr><td>${link}</td><td></td><td><span class="state state-none">no jobs yet</span></td><td></td></tr>`;
+      return last
+        .map(
+          (job, i) =>
+            `<tr><td>${i === 0 ? link : ''}</td><td>${job.kind === 'release' ? 'release ' : ''}${text(what(job))}</td>` +
+            `<td><a href="${base}${jobPagePath(job.id)}">${stateLabel(job.state)}</a></td><td>${time(job.finished ?? job.started ?? job.queued)}</td></tr>`,
+        )
+        .join('\n');
+    })
+    .join('\n');
+}
+
 /** Each repo's newest job per branch (builds) and its newest release: superseded jobs say nothing. */
 export function lastStates(jobs: Iterable<Job>, repos: string[]): Map<string, Job[]> {
   const newest = new Map<string, Job>();
@@ -183,21 +202,7 @@ export function renderStatusPage({
 }: StatusPageInput): string {
   const all = [...jobs];
   const states = lastStates(all, repos);
-  const repoRows = [...states]
-    .sort(([a], [b]) => a.localeCompare(b))
-    .map(([name, last]) => {
-      const link = `<a href="${pageLink(base, { repo: name, page: 1 })}">${text(name)}</a>`;
-      if (last.length === 0)
-        return `<tr><td>${link}</td><td></td><td><span class="state state-none">no jobs yet</span></td><td></td></tr>`;
-      return last
-        .map(
-          (job, i) =>
-            `<tr><td>${i === 0 ? link : ''}</td><td>${job.kind === 'release' ? 'release ' : ''}${text(what(job))}</td>` +
-            `<td><a href="${base}${jobPagePath(job.id)}">${stateLabel(job.state)}</a></td><td>${time(job.finished ?? job.started ?? job.queued)}</td></tr>`,
-        )
-        .join('\n');
-    })
-    .join('\n');
+  const repoRows = repoRowsOf(states, base);
 
   const listed = all.filter((j) => !repo || j.repo === repo).sort((a, b) => b.seq - a.seq);
   const pages = Math.max(1, Math.ceil(listed.length / pageSize));

@@ -1,6 +1,7 @@
 // `shipkit previews` as a user runs it, against the previews API (lib/web/previews-routes.ts) on
 // a real listener over a fake PreviewControl: the address from listen:, the token from token:,
 // the table, show, the writes, a bad REPO#N refused before anything is sent, hook-server down.
+// The commands of docs/previews.md, "Commands and the HTTP API".
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';

@@ -1,6 +1,7 @@
 // The previews API on a real listener over a fake PreviewControl: the token (a read may also be a
 // session, a write never), the documented fields, each action reaching the control, and every
 // malformed body refused before the control hears of it.
+// The curl examples of docs/previews.md, "Commands and the HTTP API", are these requests.
 import { request } from 'node:http';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';

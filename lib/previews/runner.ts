@@ -1,0 +1,520 @@
+// hook-server's preview runner (docs/previews.md): a pull request event becomes a preview record,
+// then, one change at a time per pull request, a build of its head (`build REPO --preview N`),
+// a release run under launchfit on a port of its own, and a route in the user's nginx; closing,
+// `ttl`, `max` and `shipkit previews rm` tear it down. Untrusted heads wait for an approval bound
+// to their SHA. A sweep at start and every minute removes what no open preview owns.
+import { spawn } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { RepoConfig, ShipkitConfig } from '../config/shipkit-yml.ts';
+import { resolveBuildEnv } from '../config/build-env.ts';
+import type { ResolvedReport } from '../config/report.ts';
+import { repoFolderName } from '../core/names.ts';
+import { ValidationError, WorkError, messageOf } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import { scriptCommandFor } from '../core/script-command.ts';
+import { newJobId } from '../jobs/job-id.ts';
+import type { PullRequestEvent } from './event.ts';
+import { previewFolder } from './build.ts';
+import { PreviewNotFound, type PreviewControl } from './control.ts';
+import { forgeTargetOf, previewComment, tellForge } from './forge.ts';
+import {
+  ensurePreviewKey,
+  freePort,
+  launchOrUpdate,
+  publishBuild,
+  repointPreview,
+  runningLaunchfit,
+  stopPreview,
+  type PreviewKey,
+} from './launch.ts';
+import { previewName } from './name.ts';
+import { listRoutes, removeRoute, writeRoute } from './nginx.ts';
+import { PreviewStore, previewsFolder, recordKey, type PreviewRecord, type PreviewState } from './store.ts';
+import { startUpdateFiles, type UpdateFiles } from './update-files.ts';
+
+/** Who may have a preview built without an approval, besides `previews.trusted`. */
+const TRUSTED_ASSOCIATIONS = new Set(['OWNER', 'MEMBER', 'COLLABORATOR']);
+const APPROVAL_LABEL = 'preview';
+const SWEEP_MS = 60_000;
+/** sockaddr_un's sun_path, less its NUL. */
+const MAX_SOCKET_PATH = 107;
+
+export interface PreviewRunnerOptions {
+  config: ShipkitConfig;
+  log: Logger;
+  /** Preview builds at once (default 1: a preview machine also serves). */
+  builds?: number;
+  /** The environment hook-server started with (the previews' `env:NAME` secrets are read from it). */
+  env?: NodeJS.ProcessEnv;
+  /** Each repo's commit-status settings, resolved (hook-server's `report`): where the forge is told. */
+  reports?: ReadonlyMap<string, ResolvedReport>;
+}
+
+/** What hook-server answers a pull request event with. */
+export interface PreviewAnswer {
+  name: string;
+  state: PreviewState | 'ignored';
+  reason?: string;
+}
+
+export class PreviewRunner implements PreviewControl {
+  private readonly options: PreviewRunnerOptions;
+  private readonly store: PreviewStore;
+  /** The last change queued per pull request: each waits for the one before. */
+  private readonly chains = new Map<string, Promise<void>>();
+  private readonly buildSlots: Array<() => void> = [];
+  private buildsRunning = 0;
+  private key?: PreviewKey;
+  private files?: UpdateFiles;
+  private timer?: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(options: PreviewRunnerOptions) {
+    this.options = options;
+    this.store = new PreviewStore(options.config.data);
+  }
+
+  /** Reads the records, starts the update-file server, sweeps, and sweeps again every minute. */
+  async start(): Promise<void> {
+    for (const repo of this.options.config.repos.values()) {
+      const p = repo.previews;
+      if (p && (p.limits.memoryBytes || p.limits.cpuPercent || p.database))
+        this.options.log.warn('previews: limits: and database: are not applied yet (docs/previews.md)', {
+          repo: repo.name,
+        });
+    }
+    await this.store.load();
+    const dir = previewsFolder(this.options.config.data);
+    this.key = await ensurePreviewKey(dir);
+    this.files = await startUpdateFiles(dir, { log: this.options.log });
+    if (this.files.movedFrom !== undefined) await this.repointAll();
+    await this.sweep();
+    this.timer = setInterval(() => void this.sweep().catch((e) => this.warn('sweep failed', e)), SWEEP_MS);
+    this.timer.unref();
+  }
+
+  /** The update-file server moved to another port: every open preview's launchfit is told the new address. */
+  private async repointAll(): Promise<void> {
+    for (const r of this.store.open()) {
+      const folder = previewFolder(this.options.config.data, r.repo, r.pr);
+      await repointPreview(folder, this.files!.urlFor(repoFolderName(r.repo), r.name)).catch((error) =>
+        this.warn(`preview ${r.repo}#${r.pr} not repointed`, error),
+      );
+    }
+  }
+
+  /** Stops the sweeps and the update-file server; the previews themselves keep running. */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.timer);
+    await Promise.allSettled([...this.chains.values()]);
+    await this.files?.close();
+  }
+
+  list(): PreviewRecord[] {
+    return this.store.list();
+  }
+
+  /** A pull request event, checked and signed: what it does is queued; the answer is immediate. */
+  async handle(event: PullRequestEvent): Promise<PreviewAnswer> {
+    const repo = this.repoOf(event.repo);
+    const name = previewName(event.pr);
+    const known = this.store.get(event.repo, event.pr);
+    if (event.action === 'closed' || event.action === 'merged') {
+      if (!known || known.state === 'torn down')
+        return { name, state: 'ignored', reason: `no preview of ${event.repo}#${event.pr} is open` };
+      this.queue(known, () => this.tearDown(event.repo, event.pr, `the pull request was ${event.action}`));
+      return { name, state: 'torn down' };
+    }
+    if (event.action === 'labeled') return this.labeled(event, repo, known);
+    const record = await this.takeEvent(event, known);
+    return this.decide(record, repo);
+  }
+
+  async approve(repo: string, pr: number, by: string): Promise<PreviewRecord> {
+    const record = this.known(repo, pr);
+    const approved = { ...record, approved: { sha: record.head, by } };
+    await this.store.put(approved);
+    this.info('preview approved', approved, { by, sha: record.head });
+    await this.decide(approved, this.repoOf(repo));
+    return this.store.get(repo, pr)!;
+  }
+
+  async rebuild(repo: string, pr: number): Promise<PreviewRecord> {
+    const record = this.known(repo, pr);
+    if (record.state === 'torn down')
+      throw new ValidationError(`${repo}#${pr} was torn down; push to the pull request or reopen it.`);
+    await this.decide(record, this.repoOf(repo));
+    return this.store.get(repo, pr)!;
+  }
+
+  async remove(repo: string, pr: number, why: string): Promise<PreviewRecord> {
+    const record = this.known(repo, pr);
+    await this.queue(record, () => this.tearDown(repo, pr, why));
+    return this.store.get(repo, pr)!;
+  }
+
+  /** Waits until every change queued so far has been made (tests, shutdown). */
+  async settled(): Promise<void> {
+    while (this.chains.size > 0) await Promise.allSettled([...this.chains.values()]);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private repoOf(name: string): RepoConfig & { previews: NonNullable<RepoConfig['previews']> } {
+    const repo = this.options.config.repos.get(name);
+    if (!repo?.previews) throw new PreviewNotFound(`${name} has no previews: in ${this.options.config.doc.file}.`);
+    return repo as RepoConfig & { previews: NonNullable<RepoConfig['previews']> };
+  }
+
+  private known(repo: string, pr: number): PreviewRecord {
+    const record = this.store.get(repo, pr);
+    if (!record) throw new PreviewNotFound(`No preview of ${repo}#${pr} is known.`);
+    return record;
+  }
+
+  /** The record after an opened, reopened or pushed event: a newer head replaces the approval's SHA. */
+  private async takeEvent(event: PullRequestEvent, known: PreviewRecord | undefined): Promise<PreviewRecord> {
+    const now = new Date().toISOString();
+    const record: PreviewRecord = {
+      ...known,
+      repo: event.repo,
+      pr: event.pr,
+      name: previewName(event.pr),
+      head: event.head.sha,
+      headRef: event.head.ref,
+      headRepo: event.head.repo,
+      cloneUrl: event.head.cloneUrl,
+      fromFork: event.fromFork,
+      author: event.author,
+      association: event.association,
+      title: event.title,
+      prUrl: event.url,
+      state: known?.state ?? 'building',
+      since: known?.since ?? now,
+      pushed: now,
+    };
+    if (known?.state === 'torn down') delete record.live;
+    await this.store.put(record);
+    return record;
+  }
+
+  /** `preview` set by a trusted user approves the head; other labels change nothing. */
+  private async labeled(event: PullRequestEvent, repo: RepoConfig, known?: PreviewRecord): Promise<PreviewAnswer> {
+    const name = previewName(event.pr);
+    if (event.label !== APPROVAL_LABEL && !(event.label === undefined && event.labels.includes(APPROVAL_LABEL)))
+      return { name, state: 'ignored', reason: 'a label other than preview' };
+    if (!event.sender || !this.trustedLogin(repo, event.sender, event.sender === event.author ? event : undefined))
+      return { name, state: 'ignored', reason: `the label ${APPROVAL_LABEL} was set by someone not trusted` };
+    const record = await this.takeEvent(event, known);
+    await this.store.put({ ...record, approved: { sha: record.head, by: event.sender } });
+    return this.decide(this.store.get(event.repo, event.pr)!, repo);
+  }
+
+  private trustedLogin(repo: RepoConfig, login: string, event?: PullRequestEvent): boolean {
+    if (repo.previews?.trusted.includes(login)) return true;
+    return event?.association !== undefined && TRUSTED_ASSOCIATIONS.has(event.association);
+  }
+
+  /**
+   * Built without an approval: a branch of the repo itself by an owner, member or collaborator
+   * (or, where the forge does not say, by anyone who could push it there), or a login in
+   * `previews.trusted`. A fork always waits, unless its author is listed.
+   */
+  private trusted(record: PreviewRecord, repo: RepoConfig): boolean {
+    if (record.author && repo.previews?.trusted.includes(record.author)) return true;
+    if (record.fromFork) return false;
+    return record.association === undefined || TRUSTED_ASSOCIATIONS.has(record.association);
+  }
+
+  /** Build now (queued), or wait for an approval of this head. */
+  private async decide(record: PreviewRecord, repo: RepoConfig): Promise<PreviewAnswer> {
+    if (!this.trusted(record, repo) && record.approved?.sha !== record.head) {
+      const reason =
+        `waiting for approval of ${record.head.slice(0, 7)}: run \`shipkit previews approve ${record.repo}#${record.pr}\`` +
+        ` or set the label ${APPROVAL_LABEL}`;
+      await this.setState(record, 'waiting for approval', reason);
+      return { name: record.name, state: 'waiting for approval', reason };
+    }
+    await this.setState(record, 'building', `building ${record.head.slice(0, 7)}`);
+    void this.queue(record, () => this.buildAndRun(record.repo, record.pr, record.head));
+    return { name: record.name, state: 'building' };
+  }
+
+  /** Runs `work` after the changes already queued for this pull request. */
+  private queue(record: PreviewRecord, work: () => Promise<void>): Promise<void> {
+    const key = recordKey(record.repo, record.pr);
+    const before = this.chains.get(key) ?? Promise.resolve();
+    const next = before
+      .then(work)
+      .catch((error) => this.warn(`preview ${key} failed`, error))
+      .finally(() => {
+        if (this.chains.get(key) === next) this.chains.delete(key);
+      });
+    this.chains.set(key, next);
+    return next;
+  }
+
+  /** The head built, published, run and routed; a newer head that came meanwhile wins. */
+  private async buildAndRun(repoName: string, pr: number, sha: string): Promise<void> {
+    const current = () => this.store.get(repoName, pr);
+    if (current()?.head !== sha || current()?.state !== 'building') return; // a newer push, or torn down
+    const repo = this.repoOf(repoName);
+    await this.makeRoom(repo, pr);
+    const job = newJobId();
+    await this.store.put({ ...current()!, job });
+    const built = await this.withBuildSlot(() => this.runBuild(current()!, job));
+    if (current()?.head !== sha || current()?.state !== 'building') return;
+    if (!built.ok) return this.failed(current()!, `the build of ${sha.slice(0, 7)} failed: ${built.error}`);
+    try {
+      await this.launch(current()!, repo, sha);
+    } catch (error) {
+      await this.failed(current()!, messageOf(error));
+    }
+  }
+
+  private async launch(record: PreviewRecord, repo: RepoConfig & { previews: object }, sha: string): Promise<void> {
+    const previews = repo.previews!;
+    const folder = previewFolder(this.options.config.data, record.repo, record.pr);
+    const socket = path.join(folder, 'host', '.launchfit', 'control.sock');
+    if (Buffer.byteLength(socket) > MAX_SOCKET_PATH)
+      throw new WorkError(
+        `launchfit's control socket ${socket} would be longer than a Unix socket path may be ` +
+          `(${MAX_SOCKET_PATH} bytes): give shipkit.yml a shorter data: folder.`,
+      );
+    const port = record.live?.port ?? (await freePort());
+    const url = previewUrl(this.options.config, previews, record.name);
+    const env = await this.appEnv(repo, record, url);
+    const spec = {
+      folder,
+      name: record.name,
+      start: previews.start,
+      health: previews.health,
+      env,
+      port,
+      user: previews.user,
+      key: this.key!,
+      updatesUrl: this.files!.urlFor(repoFolderName(record.repo), record.name),
+      log: this.options.log,
+    };
+    await publishBuild(spec, path.join(folder, 'src'), sha);
+    await launchOrUpdate(spec, {});
+    if (!record.live)
+      await writeRoute({
+        ...previews.nginx,
+        name: record.name,
+        upstreamPort: port,
+        domain: previews.domain,
+        path: previews.path,
+        listen: previews.nginx.listen,
+        usersFile: previews.auth?.usersFile,
+      });
+    const live = { ...this.store.get(record.repo, record.pr)!, live: { sha, port }, url };
+    await this.setState(live, 'live', `serving ${sha.slice(0, 7)}`);
+    this.info('preview live', live, { url, sha });
+  }
+
+  /** The app's variables: previews.env resolved, and the preview's own. Never the repo's env:. */
+  private async appEnv(repo: RepoConfig, record: PreviewRecord, url: string): Promise<Record<string, string>> {
+    const resolved = await resolveBuildEnv(this.options.config.doc, repo.previews!.env, this.options.env);
+    return { ...resolved.vars, SHIPKIT_PREVIEW: '1', SHIPKIT_PR: String(record.pr), SHIPKIT_PREVIEW_URL: url };
+  }
+
+  /** `build REPO --preview N` as a process of its own; its log is the preview's. */
+  private async runBuild(record: PreviewRecord, job: string): Promise<{ ok: boolean; error?: string }> {
+    const [command, ...prefix] = await scriptCommandFor('build', this.options.env);
+    const args = [
+      ...prefix,
+      record.repo,
+      '--config',
+      this.options.config.doc.file,
+      '--preview',
+      String(record.pr),
+      '--sha',
+      record.head,
+      '--url',
+      record.cloneUrl,
+      '--job-id',
+      job,
+      '--json',
+      ...(record.fromFork ? ['--fork'] : []),
+    ];
+    return new Promise((resolve) => {
+      const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: this.options.env });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (err = (err + d).slice(-4000)));
+      child.on('error', (error) => resolve({ ok: false, error: messageOf(error) }));
+      child.on('close', (code) => {
+        if (code === 0) return resolve({ ok: true });
+        let error = err.trim().split('\n').pop() ?? `exit ${code}`;
+        try {
+          error = (JSON.parse(out) as { error?: string }).error ?? error;
+        } catch {
+          // not JSON: the last line of stderr says it
+        }
+        resolve({ ok: false, error });
+      });
+    });
+  }
+
+  private async withBuildSlot<T>(work: () => Promise<T>): Promise<T> {
+    const limit = this.options.builds ?? 1;
+    if (this.buildsRunning >= limit) await new Promise<void>((resolve) => this.buildSlots.push(resolve));
+    this.buildsRunning++;
+    try {
+      return await work();
+    } finally {
+      this.buildsRunning--;
+      this.buildSlots.shift()?.();
+    }
+  }
+
+  /** With `max` previews of the repo live or building, the one idle longest (not this one) goes. */
+  private async makeRoom(repo: RepoConfig, pr: number): Promise<void> {
+    const max = repo.previews!.max;
+    const others = this.store
+      .open(repo.name)
+      .filter((r) => r.pr !== pr && (r.state === 'live' || r.state === 'building' || r.state === 'failed'))
+      .sort((a, b) => a.pushed.localeCompare(b.pushed));
+    for (const old of others.slice(0, Math.max(0, others.length - (max - 1))))
+      await this.tearDown(old.repo, old.pr, `pushed out by max: ${max} (the preview idle longest goes first)`);
+  }
+
+  private async failed(record: PreviewRecord, reason: string): Promise<void> {
+    if (!record.live) {
+      await stopPreview(previewFolder(this.options.config.data, record.repo, record.pr), { keep: ['logs'] });
+    }
+    await this.setState(record, 'failed', reason);
+    this.options.log.warn('preview failed', { repo: record.repo, pr: record.pr, reason });
+  }
+
+  /** Process, route and folder gone; the record kept as torn down, with why. */
+  private async tearDown(repoName: string, pr: number, why: string): Promise<void> {
+    const record = this.store.get(repoName, pr);
+    if (!record || record.state === 'torn down') return;
+    const repo = this.options.config.repos.get(repoName);
+    if (repo?.previews) await removeRoute({ ...repo.previews.nginx, name: record.name });
+    await stopPreview(previewFolder(this.options.config.data, repoName, pr));
+    const { live: _gone, ...rest } = record;
+    await this.setState(rest as PreviewRecord, 'torn down', why);
+    this.info('preview torn down', record, { reason: why });
+  }
+
+  private async setState(record: PreviewRecord, state: PreviewState, reason: string): Promise<void> {
+    const changed = { ...record, state, reason, since: new Date().toISOString() };
+    await this.store.put(changed);
+    void this.tellForge(changed);
+  }
+
+  /** The status and the one comment; failures are logged and retried there, never fatal. */
+  private async tellForge(record: PreviewRecord): Promise<void> {
+    const target = forgeTargetOf(this.options.reports ?? new Map(), record.repo);
+    if (!target) return;
+    const state = record.state === 'live' ? 'success' : record.state === 'failed' ? 'failure' : 'pending';
+    const told = await tellForge(
+      target,
+      {
+        repo: record.repo,
+        pr: record.pr,
+        sha: record.head,
+        state,
+        description: record.reason ?? record.state,
+        targetUrl: record.state === 'live' ? record.url : undefined,
+        comment: previewComment(record, {}),
+      },
+      { commentId: record.commentId, log: this.options.log },
+    );
+    for (const error of told.errors) this.options.log.warn('forge not told', { repo: record.repo, error });
+    const now = this.store.get(record.repo, record.pr);
+    if (told.commentId && now && now.commentId !== told.commentId)
+      await this.store.put({ ...now, commentId: told.commentId });
+  }
+
+  /**
+   * What no open preview owns goes: nginx files, folders (with any launchfit in them). A preview
+   * whose build was cut short (hook-server killed) is built again; one idle past `ttl` goes.
+   */
+  private async sweep(): Promise<void> {
+    if (this.closed) return;
+    const now = Date.now();
+    for (const record of this.store.open()) {
+      const repo = this.options.config.repos.get(record.repo);
+      if (!repo?.previews) {
+        await this.queue(record, () => this.tearDown(record.repo, record.pr, 'its repo has no previews: any more'));
+        continue;
+      }
+      if (now - Date.parse(record.pushed) > repo.previews.ttlMs) {
+        await this.queue(record, () => this.tearDown(record.repo, record.pr, 'idle past ttl'));
+        continue;
+      }
+      const folder = previewFolder(this.options.config.data, record.repo, record.pr);
+      if (record.state === 'building' && !this.chains.has(recordKey(record.repo, record.pr)))
+        void this.queue(record, () => this.buildAndRun(record.repo, record.pr, record.head));
+      else if (record.state === 'live' && !(await runningLaunchfit(folder))) await this.decide(record, repo); // its launchfit is gone: run it again
+    }
+    await this.sweepRoutes();
+    await this.sweepFolders();
+  }
+
+  private async sweepRoutes(): Promise<void> {
+    const byDir = new Map<string, { repo: RepoConfig; owners: Set<string> }>();
+    for (const repo of this.options.config.repos.values()) {
+      if (!repo.previews) continue;
+      const entry = byDir.get(repo.previews.nginx.dir) ?? { repo, owners: new Set<string>() };
+      for (const r of this.store.open(repo.name)) if (r.live) entry.owners.add(r.name);
+      byDir.set(repo.previews.nginx.dir, entry);
+    }
+    for (const [dir, { repo, owners }] of byDir)
+      for (const name of await listRoutes(dir))
+        if (!owners.has(name)) {
+          this.options.log.info('preview route removed: no open preview owns it', { dir, name });
+          await removeRoute({ ...repo.previews!.nginx, name });
+        }
+  }
+
+  private async sweepFolders(): Promise<void> {
+    const root = previewsFolder(this.options.config.data);
+    const owned = new Set(this.store.open().map((r) => previewFolder(this.options.config.data, r.repo, r.pr)));
+    for (const slug of await readdir(root, { withFileTypes: true }).catch(() => [])) {
+      if (!slug.isDirectory() || slug.name === 'key') continue;
+      for (const entry of await readdir(path.join(root, slug.name)).catch(() => [])) {
+        const folder = path.join(root, slug.name, entry);
+        if (!/^pr-[1-9][0-9]{0,8}$/.test(entry) || owned.has(folder)) continue;
+        const busy = [...this.chains.keys()].some((k) => folder === this.folderOfKey(k));
+        if (busy) continue;
+        this.options.log.info('preview folder removed: no open preview owns it', { folder });
+        await stopPreview(folder);
+      }
+    }
+  }
+
+  private folderOfKey(key: string): string {
+    const at = key.lastIndexOf('#');
+    return previewFolder(this.options.config.data, key.slice(0, at), Number(key.slice(at + 1)));
+  }
+
+  private info(message: string, record: PreviewRecord, fields: Record<string, unknown>): void {
+    this.options.log.info(message, { repo: record.repo, pr: record.pr, ...fields });
+  }
+
+  private warn(message: string, error: unknown): void {
+    this.options.log.warn(message, { error: messageOf(error) });
+    if (!(error instanceof WorkError) && !(error instanceof ValidationError) && error instanceof Error)
+      this.options.log.warn(error.stack ?? '');
+  }
+}
+
+/** pr-N.DOMAIN (http, or https when nginx listens on 443), or PUBLIC_URL's origin + /PATH/pr-N/. */
+export function previewUrl(config: ShipkitConfig, previews: NonNullable<RepoConfig['previews']>, name: string): string {
+  if (previews.domain) {
+    const port = previews.nginx.listen.split(':').pop()!;
+    const scheme = port === '443' ? 'https' : 'http';
+    const shown = port === '80' || port === '443' ? '' : `:${port}`;
+    return `${scheme}://${name}.${previews.domain}${shown}/`;
+  }
+  const origin = config.publicUrl ? new URL(config.publicUrl).origin : '';
+  return `${origin}${previews.path}${name}/`;
+}

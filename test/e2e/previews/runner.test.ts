@@ -1,0 +1,198 @@
+// A preview per pull request, end to end with real parts: hook-server as a child process takes
+// signed GitHub pull_request events, builds the head of a real git repo, runs it under the real
+// launchfit and routes pr-N.preview.test to it through a real nginx. A push switches it with no
+// failed request; a fork waits for an approval bound to its head SHA; closing tears it all down.
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { stopPreview } from '../../../lib/previews/launch.ts';
+import { deliverGithub } from '../../fixtures/hooks/deliveries.ts';
+import { fromFork, githubPullRequest } from '../../fixtures/hooks/pull-requests.ts';
+import { getThrough, startPreviewNginx, type PreviewNginx } from '../../fixtures/previews/nginx.ts';
+import { makeBareRepo, runScript, startScript, tmpDir, waitFor, type Server } from '../../_helpers/common.ts';
+
+const SECRET = `secret-${randomUUID()}`;
+const TOKEN = `token-${randomUUID()}`;
+const PROD = `prod-${randomUUID()}`;
+const SERVER = readFileSync(path.join(import.meta.dirname, '../../fixtures/previews/site/server.cjs'), 'utf8');
+const dir = tmpDir('shipkit-previews-');
+// launchfit's control socket is DATA/previews/REPO/pr-N/host/.launchfit/control.sock, and a socket
+// path has 107 bytes at most: DATA is a short folder of /tmp itself, not one in the run's TMPDIR.
+const data = mkdtempSync('/tmp/skp-');
+let nginx: PreviewNginx;
+let server: Server;
+let repo: Awaited<ReturnType<typeof makeBareRepo>>;
+const config = path.join(dir, 'shipkit.yml');
+
+const host = (pr: number) => `pr-${pr}.preview.test`;
+const through = (pr: number, urlPath = '/') => getThrough(nginx.port, urlPath, host(pr));
+const folder = (pr: number) => path.join(data, 'previews', 'octo__site', `pr-${pr}`);
+
+/** GitHub's pull_request example for octo/site, its head the given commit of the test repo. */
+function event(action: string, pr: number, sha: string, over: { fork?: string; association?: string } = {}) {
+  let payload = githubPullRequest(action, { repo: 'octo/site' });
+  if (over.fork) payload = fromFork(payload, over.fork);
+  payload.number = pr;
+  payload.pull_request.number = pr;
+  payload.pull_request.head.sha = sha;
+  payload.pull_request.head.repo.clone_url = `file://${repo.bare}`;
+  payload.pull_request.author_association = over.association ?? 'OWNER';
+  return payload;
+}
+const deliver = (payload: unknown) => deliverGithub(server.url, 'pull_request', payload, SECRET);
+
+test.before(async () => {
+  nginx = await startPreviewNginx();
+  repo = await makeBareRepo(dir, 'site', { 'server.cjs': SERVER, 'VERSION.txt': 'v1\n' });
+  writeFileSync(
+    config,
+    [
+      'listen: 127.0.0.1:0',
+      `data: ${data}`,
+      'secret: env:HOOK_SECRET',
+      'token: env:HOOK_TOKEN',
+      'repos:',
+      '  octo/site:',
+      `    url: file://${repo.bare}`,
+      '    steps: [pull, compile]',
+      '    compile: echo "built $SHIPKIT_PR"',
+      '    env: { PROD_TOKEN: env:PROD_TOKEN }',
+      '    previews:',
+      '      domain: preview.test',
+      '      nginx:',
+      `        dir: ${nginx.domainDir}`,
+      `        listen: 127.0.0.1:${nginx.port}`,
+      `        test: ${nginx.test}`,
+      `        reload: ${nginx.reload}`,
+      '      start: node server.cjs',
+      '      health: /',
+      '      env: { API_URL: https://staging.example.com }',
+      '',
+    ].join('\n'),
+  );
+  server = await startScript('hook-server', ['--config', config], {
+    env: { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN, PROD_TOKEN: PROD },
+  });
+});
+test.after(async () => {
+  await server?.stop('SIGTERM');
+  // Previews outlive hook-server by design: a test that failed half-way ends its own.
+  const root = path.join(data, 'previews', 'octo__site');
+  for (const name of existsSync(root) ? readdirSync(root) : []) await stopPreview(path.join(root, name));
+  rmSync(data, { recursive: true, force: true });
+  await nginx?.stop();
+});
+
+test('opened: built, run under launchfit, routed through nginx; the app gets previews.env only', async () => {
+  const answer = await deliver(event('opened', 2, repo.first));
+  assert.is(answer.status, 202, JSON.stringify(answer.json));
+  assert.equal([answer.json.preview, answer.json.state], ['pr-2', 'building']);
+  await waitFor(async () => (await through(2)).body === 'v1\n', { timeoutMs: 60_000, what: 'pr-2 through nginx' });
+  // nginx's old worker may still answer a request or two after the reload (docs/previews.md).
+  const env = await waitFor(
+    async () => {
+      const r = await through(2, '/env');
+      return r.status === 200 ? JSON.parse(r.body) : undefined;
+    },
+    { what: '/env through nginx' },
+  );
+  assert.ok(env.names.includes('API_URL'), env.names.join(' '));
+  assert.ok(env.names.includes('SHIPKIT_PREVIEW'));
+  assert.not.ok(env.names.includes('PROD_TOKEN'), "the repo's own env: never reaches a preview");
+  assert.not.ok(env.names.includes('HOOK_SECRET'));
+  assert.not.ok(env.names.includes('HOOK_TOKEN'));
+  assert.is(env.url, `http://pr-2.preview.test:${nginx.port}/`);
+  assert.is(env.pr, '2');
+  const listed = await fetch(`${server.url}/previews`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+  if (listed.status !== 404) {
+    const json = await listed.json();
+    const mine = json.previews.find((p: { pr: number }) => p.pr === 2);
+    assert.equal([mine.name, mine.state, mine.head], ['pr-2', 'live', repo.first]);
+  }
+});
+
+test('a push switches the preview with no failed request through nginx', async () => {
+  const second = await repo.commit({ 'VERSION.txt': 'v2\n' });
+  let failed = 0;
+  let sent = 0;
+  let going = true;
+  const load = (async () => {
+    while (going) {
+      sent++;
+      const r = await through(2).catch(() => ({ status: 0, body: '' }));
+      if (r.status !== 200) failed++;
+    }
+  })();
+  const answer = await deliver(event('synchronize', 2, second));
+  assert.is(answer.status, 202);
+  await waitFor(async () => (await through(2)).body === 'v2\n', { timeoutMs: 60_000, what: 'v2 through nginx' });
+  going = false;
+  await load;
+  assert.ok(sent > 10, `requests sent: ${sent}`);
+  assert.is(failed, 0, `${failed} of ${sent} requests failed during the switch`);
+});
+
+test('a fork waits for an approval bound to its head; nothing is built until then', async () => {
+  const answer = await deliver(event('opened', 3, repo.first, { fork: 'mallory/site', association: 'CONTRIBUTOR' }));
+  assert.is(answer.status, 202);
+  assert.is(answer.json.state, 'waiting for approval');
+  assert.match(answer.json.reason, /shipkit previews approve octo\/site#3/);
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.not.ok(existsSync(path.join(folder(3), 'src')), 'nothing built');
+  assert.is((await through(3)).status, 404);
+});
+
+/** The preview's record as GET /previews shows it. */
+async function recordOf(pr: number) {
+  const res = await fetch(`${server.url}/previews`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+  return (await res.json()).previews.find((p: { pr: number }) => p.pr === pr);
+}
+
+const previews = (...args: string[]) =>
+  runScript('shipkit', ['previews', ...args, '--config', config, '--url', server.url], { env: { HOOK_TOKEN: TOKEN } });
+
+test('`shipkit previews approve` builds the fork head it names; its next push waits again', async () => {
+  const listed = await previews('list');
+  assert.is(listed.exitCode, 0, listed.stderr);
+  assert.match(listed.stdout, /pr-3 .*waiting for approval/);
+  const approved = await previews('approve', 'octo/site#3');
+  assert.is(approved.exitCode, 0, approved.stderr);
+  await waitFor(async () => (await through(3)).body === 'v1\n', {
+    timeoutMs: 60_000,
+    what: 'pr-3 through nginx',
+  }).catch(async (error) => {
+    throw new Error(`${error.message}: ${JSON.stringify(await recordOf(3))}`, { cause: error });
+  });
+  const third = await repo.commit({ 'VERSION.txt': 'v3\n' });
+  const pushed = await deliver(event('synchronize', 3, third, { fork: 'mallory/site', association: 'CONTRIBUTOR' }));
+  assert.equal([pushed.status, pushed.json.state], [202, 'waiting for approval']);
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.is((await through(3)).body, 'v1\n', 'the approved head still serves; the new one is not built');
+  const bad = await previews('approve', 'octo/site#0');
+  assert.is(bad.exitCode, 2, bad.stderr);
+  const unknown = await previews('rm', 'octo/site#77');
+  assert.is(unknown.exitCode, 1, unknown.stderr);
+  const removed = await previews('rm', 'octo/site#3');
+  assert.is(removed.exitCode, 0, removed.stderr);
+  await waitFor(async () => (await through(3)).status === 404, { what: 'pr-3 gone' });
+});
+
+test('closed: process, route and folder gone', async () => {
+  const pid = JSON.parse(readFileSync(path.join(folder(2), 'launchfit.pid'), 'utf8')).pid;
+  const answer = await deliver(event('closed', 2, repo.first));
+  assert.is(answer.status, 202);
+  await waitFor(() => !existsSync(folder(2)), { timeoutMs: 30_000, what: 'the folder removed' });
+  // nginx's old worker may answer one more request (502: the app is gone) after the reload.
+  await waitFor(async () => (await through(2)).status === 404, { what: 'pr-2 answered 404' });
+  assert.not.ok(existsSync(path.join(nginx.domainDir, 'pr-2.conf')));
+  assert.not.ok(existsSync(`/proc/${pid}`), 'launchfit ended');
+  const never = await deliver(event('closed', 99, repo.first));
+  assert.equal(
+    [never.status, never.json.ignored],
+    [200, 'pull request #99 closed: no preview of octo/site#99 is open'],
+  );
+});
+
+test.run();
