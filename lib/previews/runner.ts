@@ -259,19 +259,27 @@ export class PreviewRunner implements PreviewControl {
   /** The head built, published, run and routed; a newer head that came meanwhile wins. */
   private async buildAndRun(repoName: string, pr: number, sha: string): Promise<void> {
     const current = () => this.store.get(repoName, pr);
-    if (current()?.head !== sha || current()?.state !== 'building') return; // a newer push, or torn down
+    const still = () => current()?.head === sha && current()?.state === 'building';
+    if (!still()) return; // a newer push, or torn down
     const repo = this.repoOf(repoName);
     await this.makeRoom(repo, pr);
     const job = newJobId();
     await this.store.put({ ...current()!, job });
-    const built = await this.withBuildSlot(() => this.runBuild(current()!, job));
-    if (current()?.head !== sha || current()?.state !== 'building') return;
+    // Torn down (pushed out by max, closed) while it waited for the slot: not built at all.
+    const built = await this.withBuildSlot(async () => (still() ? this.runBuild(current()!, job) : undefined));
+    if (!built || !still()) return this.leftBehind(repoName, pr);
     if (!built.ok) return this.failed(current()!, `the build of ${sha.slice(0, 7)} failed: ${built.error}`);
     try {
       await this.launch(current()!, repo, sha);
     } catch (error) {
       await this.failed(current()!, messageOf(error));
     }
+  }
+
+  /** A build whose preview was torn down meanwhile (by another pull request's `max`) leaves no folder. */
+  private async leftBehind(repoName: string, pr: number): Promise<void> {
+    if (this.store.get(repoName, pr)?.state === 'torn down')
+      await stopPreview(previewFolder(this.options.config.data, repoName, pr));
   }
 
   private async launch(record: PreviewRecord, repo: RepoConfig & { previews: object }, sha: string): Promise<void> {
