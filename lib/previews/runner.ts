@@ -28,6 +28,7 @@ import {
   stopPreview,
   type PreviewKey,
 } from './launch.ts';
+import { limitsDirsOf, oomKills, prepareLimits, removeLimits } from './limits.ts';
 import { previewName } from './name.ts';
 import { listRoutes, removeRoute, writeRoute } from './nginx.ts';
 import { PreviewStore, previewsFolder, recordKey, type PreviewRecord, type PreviewState } from './store.ts';
@@ -47,6 +48,8 @@ export interface PreviewRunnerOptions {
   builds?: number;
   /** The environment hook-server started with (the previews' `env:NAME` secrets are read from it). */
   env?: NodeJS.ProcessEnv;
+  /** How often the sweep runs (default a minute). */
+  sweepMs?: number;
   /** Each repo's commit-status settings, resolved (hook-server's `report`): where the forge is told. */
   reports?: ReadonlyMap<string, ResolvedReport>;
 }
@@ -79,8 +82,8 @@ export class PreviewRunner implements PreviewControl {
   async start(): Promise<void> {
     for (const repo of this.options.config.repos.values()) {
       const p = repo.previews;
-      if (p && (p.limits.memoryBytes || p.limits.cpuPercent || p.database))
-        this.options.log.warn('previews: limits: and database: are not applied yet (docs/previews.md)', {
+      if (p?.database)
+        this.options.log.warn('previews: database: is not applied yet (docs/previews.md)', {
           repo: repo.name,
         });
     }
@@ -90,7 +93,8 @@ export class PreviewRunner implements PreviewControl {
     this.files = await startUpdateFiles(dir, { log: this.options.log });
     if (this.files.movedFrom !== undefined) await this.repointAll();
     await this.sweep();
-    this.timer = setInterval(() => void this.sweep().catch((e) => this.warn('sweep failed', e)), SWEEP_MS);
+    const every = this.options.sweepMs ?? SWEEP_MS;
+    this.timer = setInterval(() => void this.sweep().catch((e) => this.warn('sweep failed', e)), every);
     this.timer.unref();
   }
 
@@ -294,10 +298,11 @@ export class PreviewRunner implements PreviewControl {
     const port = record.live?.port ?? (await freePort());
     const url = previewUrl(this.options.config, previews, record.name);
     const env = await this.appEnv(repo, record, url);
+    const limited = await prepareLimits(limitsUnit(record), previews.limits, previews.start);
     const spec = {
       folder,
       name: record.name,
-      start: previews.start,
+      start: limited?.command ?? previews.start,
       health: previews.health,
       env,
       port,
@@ -406,6 +411,7 @@ export class PreviewRunner implements PreviewControl {
     const repo = this.options.config.repos.get(repoName);
     if (repo?.previews) await removeRoute({ ...repo.previews.nginx, name: record.name });
     await stopPreview(previewFolder(this.options.config.data, repoName, pr));
+    for (const left of await removeLimits(limitsUnit(record))) this.options.log.warn('cgroup not removed', { left });
     const { live: _gone, ...rest } = record;
     await this.setState(rest as PreviewRecord, 'torn down', why);
     this.info('preview torn down', record, { reason: why });
@@ -461,10 +467,22 @@ export class PreviewRunner implements PreviewControl {
       const folder = previewFolder(this.options.config.data, record.repo, record.pr);
       if (record.state === 'building' && !this.chains.has(recordKey(record.repo, record.pr)))
         void this.queue(record, () => this.buildAndRun(record.repo, record.pr, record.head));
-      else if (record.state === 'live' && !(await runningLaunchfit(folder))) await this.decide(record, repo); // its launchfit is gone: run it again
+      else if (record.state === 'live' && !(await runningLaunchfit(folder)))
+        await this.decide(record, repo); // its launchfit is gone: run it again
+      else if (record.state === 'live') await this.checkMemory(record, repo);
     }
     await this.sweepRoutes();
     await this.sweepFolders();
+  }
+
+  /** A preview the kernel killed for its memory since the last look is failed, and says so. */
+  private async checkMemory(record: PreviewRecord, repo: RepoConfig): Promise<void> {
+    const limit = repo.previews?.limits.memoryBytes;
+    if (!limit) return;
+    const kills = await oomKills({ dirs: limitsDirsOf(limitsUnit(record)) });
+    if (kills <= (record.oomKills ?? 0)) return;
+    const reason = `killed over its memory limit (${Math.round(limit / 2 ** 20)} MB), ${kills} time(s); raise limits.memory or fix the app`;
+    await this.setState({ ...record, oomKills: kills }, 'failed', reason);
   }
 
   private async sweepRoutes(): Promise<void> {
@@ -514,6 +532,9 @@ export class PreviewRunner implements PreviewControl {
       this.options.log.warn(error.stack ?? '');
   }
 }
+
+/** The name of a preview's cgroups (or systemd scope): its repo's folder name and pr-N. */
+const limitsUnit = (record: Pick<PreviewRecord, 'repo' | 'name'>) => `${repoFolderName(record.repo)}-${record.name}`;
 
 /** pr-N.DOMAIN (http, or https when nginx listens on 443), or PUBLIC_URL's origin + /PATH/pr-N/. */
 export function previewUrl(config: ShipkitConfig, previews: NonNullable<RepoConfig['previews']>, name: string): string {

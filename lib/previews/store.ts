@@ -44,6 +44,8 @@ export interface PreviewRecord {
   reason?: string;
   /** The build job of the head (its log). */
   job?: string;
+  /** How many times the kernel has killed its app for its memory (limits.memory). */
+  oomKills?: number;
   /** The forge's id of the one comment shipkit keeps on the pull request. */
   commentId?: string;
 }

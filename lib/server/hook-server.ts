@@ -316,6 +316,8 @@ async function openPreviews(options: HookServerOptions): Promise<PreviewRunner |
     log: log.child({ part: 'previews' }),
     env: options.env,
     reports: options.report,
+    // Tests look sooner than every minute.
+    sweepMs: Number((options.env ?? process.env).SHIPKIT_PREVIEWS_SWEEP_MS) || undefined,
   });
   await runner.start();
   return runner;

@@ -26,13 +26,24 @@ let server: Server;
 let repo: Awaited<ReturnType<typeof makeBareRepo>>;
 const config = path.join(dir, 'shipkit.yml');
 
+const cgroupsMissing =
+  process.getuid?.() !== 0
+    ? 'not root'
+    : !existsSync('/sys/fs/cgroup/memory') && !existsSync('/sys/fs/cgroup/cgroup.controllers')
+      ? 'no cgroup filesystem'
+      : undefined;
 const host = (pr: number) => `pr-${pr}.preview.test`;
 const through = (pr: number, urlPath = '/') => getThrough(nginx.port, urlPath, host(pr));
 const folder = (pr: number) => path.join(data, 'previews', 'octo__site', `pr-${pr}`);
 
 /** GitHub's pull_request example for octo/site, its head the given commit of the test repo. */
-function event(action: string, pr: number, sha: string, over: { fork?: string; association?: string } = {}) {
-  let payload = githubPullRequest(action, { repo: 'octo/site' });
+function event(
+  action: string,
+  pr: number,
+  sha: string,
+  over: { fork?: string; association?: string; repo?: string } = {},
+) {
+  let payload = githubPullRequest(action, { repo: over.repo ?? 'octo/site' });
   if (over.fork) payload = fromFork(payload, over.fork);
   payload.number = pr;
   payload.pull_request.number = pr;
@@ -69,18 +80,33 @@ test.before(async () => {
       '      start: node server.cjs',
       '      health: /',
       '      env: { API_URL: https://staging.example.com }',
+      // A second repo whose previews have a memory limit, on their own host names.
+      '  octo/heavy:',
+      `    url: file://${repo.bare}`,
+      '    steps: [pull]',
+      '    previews:',
+      '      domain: heavy.test',
+      '      nginx:',
+      `        dir: ${nginx.domainDir}`,
+      `        listen: 127.0.0.1:${nginx.port}`,
+      `        test: ${nginx.test}`,
+      `        reload: ${nginx.reload}`,
+      '      start: node server.cjs',
+      '      limits: { memory: 96M }',
       '',
     ].join('\n'),
   );
   server = await startScript('hook-server', ['--config', config], {
-    env: { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN, PROD_TOKEN: PROD },
+    env: { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN, PROD_TOKEN: PROD, SHIPKIT_PREVIEWS_SWEEP_MS: '1000' },
   });
 });
 test.after(async () => {
   await server?.stop('SIGTERM');
   // Previews outlive hook-server by design: a test that failed half-way ends its own.
-  const root = path.join(data, 'previews', 'octo__site');
-  for (const name of existsSync(root) ? readdirSync(root) : []) await stopPreview(path.join(root, name));
+  for (const slug of ['octo__site', 'octo__heavy']) {
+    const root = path.join(data, 'previews', slug);
+    for (const name of existsSync(root) ? readdirSync(root) : []) await stopPreview(path.join(root, name));
+  }
   rmSync(data, { recursive: true, force: true });
   await nginx?.stop();
 });
@@ -177,6 +203,29 @@ test('`shipkit previews approve` builds the fork head it names; its next push wa
   const removed = await previews('rm', 'octo/site#3');
   assert.is(removed.exitCode, 0, removed.stderr);
   await waitFor(async () => (await through(3)).status === 404, { what: 'pr-3 gone' });
+});
+
+test('a preview past its memory limit is killed, failed and says so; the other preview keeps serving', async () => {
+  if (cgroupsMissing) return console.log(`previews-runner: memory limit skipped: ${cgroupsMissing}`);
+  const answer = await deliver(event('opened', 40, repo.first, { repo: 'octo/heavy' }));
+  assert.equal([answer.status, answer.json.state], [202, 'building']);
+  const heavy = (urlPath: string) => getThrough(nginx.port, urlPath, 'pr-40.heavy.test');
+  await waitFor(async () => (await heavy('/')).body === 'v1\n', { timeoutMs: 60_000, what: 'pr-40 through nginx' });
+  // The app allocates until the kernel kills it (asked until nginx's new worker answers).
+  await waitFor(async () => (await heavy('/grow').catch(() => ({ body: '' }))).body === 'growing\n', {
+    what: '/grow answered',
+  });
+  const failed = await waitFor(
+    async () => {
+      const r = await fetch(`${server.url}/previews`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+      return (await r.json()).previews.find((p: { pr: number; state: string }) => p.pr === 40 && p.state === 'failed');
+    },
+    { timeoutMs: 30_000, what: 'pr-40 failed' },
+  ).catch((error) => {
+    throw new Error(`${error.message}\n${server.output().slice(-3000)}`, { cause: error });
+  });
+  assert.match(failed.reason, /killed over its memory limit \(96 MB\)/);
+  assert.is((await through(2)).body, 'v2\n', 'pr-2 serves on');
 });
 
 test('closed: process, route and folder gone', async () => {
