@@ -174,7 +174,7 @@ test('an app that never answers health 2xx: a clear error, and nothing left afte
   const spec = await specFor(2);
   await publishBuild(spec, build('sick', { unhealthy: true }), SHA1);
   try {
-    await launchOrUpdate(spec, { timeoutMs: 6_000 });
+    await launchOrUpdate(spec, { timeoutMs: 15_000 });
     assert.unreachable('an unhealthy app was taken');
   } catch (error) {
     assert.instance(error, WorkError, messageOf(error));
