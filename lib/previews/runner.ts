@@ -216,9 +216,15 @@ export class PreviewRunner implements PreviewControl {
     return this.decide(this.store.get(event.repo, event.pr)!, repo);
   }
 
+  /**
+   * Who may approve with the label: a login in `previews.trusted`, anyone but the author (the
+   * forges let only those with triage or write access label a pull request), or the author
+   * when an owner, member or collaborator.
+   */
   private trustedLogin(repo: RepoConfig, login: string, event?: PullRequestEvent): boolean {
     if (repo.previews?.trusted.includes(login)) return true;
-    return event?.association !== undefined && TRUSTED_ASSOCIATIONS.has(event.association);
+    if (!event) return true;
+    return event.association !== undefined && TRUSTED_ASSOCIATIONS.has(event.association);
   }
 
   /**

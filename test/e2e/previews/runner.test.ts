@@ -41,9 +41,10 @@ function event(
   action: string,
   pr: number,
   sha: string,
-  over: { fork?: string; association?: string; repo?: string } = {},
+  over: { fork?: string; association?: string; repo?: string; sender?: string } = {},
 ) {
   let payload = githubPullRequest(action, { repo: over.repo ?? 'octo/site' });
+  if (over.sender) payload.sender.login = over.sender;
   if (over.fork) payload = fromFork(payload, over.fork);
   payload.number = pr;
   payload.pull_request.number = pr;
@@ -203,6 +204,27 @@ test('`shipkit previews approve` builds the fork head it names; its next push wa
   const removed = await previews('rm', 'octo/site#3');
   assert.is(removed.exitCode, 0, removed.stderr);
   await waitFor(async () => (await through(3)).status === 404, { what: 'pr-3 gone' });
+});
+
+test("the label preview approves a fork's head when a maintainer sets it, not when its author does", async () => {
+  const fork = { fork: 'mallory/site', association: 'CONTRIBUTOR' };
+  const opened = await deliver(event('opened', 5, repo.first, fork));
+  assert.is(opened.json.state, 'waiting for approval');
+  const labeled = (sender: string) => {
+    const payload = event('labeled', 5, repo.first, { ...fork, sender });
+    payload.label = { ...payload.label, name: 'preview' };
+    payload.pull_request.user.login = 'mallory';
+    return deliver(payload);
+  };
+  const byAuthor = await labeled('mallory');
+  assert.equal(
+    [byAuthor.status, byAuthor.json.ignored],
+    [200, 'pull request #5 labeled: the label preview was set by someone not trusted'],
+  );
+  const byMaintainer = await labeled('maintainer');
+  assert.equal([byMaintainer.status, byMaintainer.json.state], [202, 'building']);
+  await waitFor(async () => (await through(5)).body === 'v1\n', { timeoutMs: 60_000, what: 'pr-5 through nginx' });
+  assert.is((await previews('rm', 'octo/site#5')).exitCode, 0);
 });
 
 test('a preview past its memory limit is killed, failed and says so; the other preview keeps serving', async () => {
