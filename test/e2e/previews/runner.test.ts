@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 import { stopPreview } from '../../../lib/previews/launch.ts';
 import { deliverGithub } from '../../fixtures/hooks/deliveries.ts';
 import { fromFork, githubPullRequest } from '../../fixtures/hooks/pull-requests.ts';
-import { getThrough, startPreviewNginx, type PreviewNginx } from '../../fixtures/previews/nginx.ts';
+import { getThrough, nginxBlock, startPreviewNginx, type PreviewNginx } from '../../fixtures/previews/nginx.ts';
 import { makeBareRepo, runScript, startScript, tmpDir, waitFor, type Server } from '../../_helpers/common.ts';
 
 const SECRET = `secret-${randomUUID()}`;
@@ -73,11 +73,7 @@ test.before(async () => {
       '    env: { PROD_TOKEN: env:PROD_TOKEN }',
       '    previews:',
       '      domain: preview.test',
-      '      nginx:',
-      `        dir: ${nginx.domainDir}`,
-      `        listen: 127.0.0.1:${nginx.port}`,
-      `        test: ${nginx.test}`,
-      `        reload: ${nginx.reload}`,
+      ...nginxBlock(nginx),
       '      start: node server.cjs',
       '      health: /',
       '      env: { API_URL: https://staging.example.com }',
@@ -87,11 +83,7 @@ test.before(async () => {
       '    steps: [pull]',
       '    previews:',
       '      domain: heavy.test',
-      '      nginx:',
-      `        dir: ${nginx.domainDir}`,
-      `        listen: 127.0.0.1:${nginx.port}`,
-      `        test: ${nginx.test}`,
-      `        reload: ${nginx.reload}`,
+      ...nginxBlock(nginx),
       '      start: node server.cjs',
       '      limits: { memory: 96M }',
       '',
