@@ -311,4 +311,32 @@ ALTER TABLE shipkit.leader ADD COLUMN IF NOT EXISTS pid int;
 CREATE TABLE IF NOT EXISTS shipkit.imports (source text PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), jobs int NOT NULL);
 `,
   },
+  {
+    version: 13,
+    what: 'pull request events for the previews, taken in by the leading hook-server, and each pull request kept',
+    sql: `
+-- Every hook-server writes the pull request events it takes here; the leader, which alone runs
+-- previews, handles them in id order and deletes each (lib/previews/event-table.ts, docs/previews.md).
+CREATE TABLE IF NOT EXISTS shipkit.preview_events (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  repo text NOT NULL,
+  pr int NOT NULL,
+  event jsonb NOT NULL,
+  node text NOT NULL,
+  received timestamptz NOT NULL DEFAULT now()
+);
+-- Per pull request: whether it is open and the last event that counted, from which a new leader
+-- makes its preview again; and the preview's record as the leader keeps it (GET /previews elsewhere).
+CREATE TABLE IF NOT EXISTS shipkit.preview_prs (
+  repo text NOT NULL,
+  pr int NOT NULL,
+  open boolean NOT NULL,
+  last_event jsonb,
+  record jsonb,
+  node text,
+  updated timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (repo, pr)
+);
+`,
+  },
 ];

@@ -28,7 +28,7 @@ import {
 } from './webhooks.ts';
 import type { PullRequestEvent, WebhookEvent } from './forges/payload.ts';
 import type { ListedSecret } from '../config/webhook-secret.ts';
-import type { PreviewAnswer } from '../previews/runner.ts';
+import type { IntakeAnswer } from '../previews/shared-runner.ts';
 
 /** Bodies larger than this are spooled to DATA/tmp while they stream in, so a flood stays out of memory. */
 const SPILL_AT = 256 * 1024;
@@ -62,7 +62,7 @@ export interface DeliveryOptions {
   /** Told when a delivery for `repo` was signed with an old secret of a change-over. */
   onOldSecret?: (repo: string) => void;
   /** The preview runner's intake (lib/previews/runner.ts); absent where previews are not run. */
-  previews?: (event: PullRequestEvent) => Promise<PreviewAnswer>;
+  previews?: (event: PullRequestEvent) => Promise<IntakeAnswer>;
 }
 
 /** What a request is before its body is read: which forge, which event, which body format. */

@@ -43,6 +43,7 @@ import { tagCommit } from './tag-commit.ts';
 import { createHookMetrics, type HookMetrics } from '../web/hook-metrics.ts';
 import { createReadRoutes, type ReadRoutes } from '../web/read-routes.ts';
 import { PreviewRunner } from '../previews/runner.ts';
+import { SharedPreviews } from '../previews/shared-runner.ts';
 import { createPreviewRoutes, type PreviewRoutes } from '../web/previews-routes.ts';
 import type { LogSource } from '../web/read-sources.ts';
 import { createLogFollow } from '../web/log-follow.ts';
@@ -148,7 +149,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
   const dirs = await prepareDataFolder(config, log);
   const stores = await openStores(options, dirs);
   const { lock, journal, fleet, metrics, out, queue, audit, shared } = stores;
-  const previews = await openPreviews(options);
+  const previews = await openPreviews(options, stores.shared);
   const { follow, readRoutes, previewRoutes, fleetRoutes, closeSessions } = createReadSide(
     options,
     dirs,
@@ -281,7 +282,7 @@ async function openIntake(
   options: HookServerOptions,
   dirs: DataDirs,
   { queue, metrics, shared }: Stores,
-  previews?: PreviewRunner,
+  previews?: Previews,
 ): Promise<{ admit: Admit; intake: DeliveryIntake }> {
   const { config, log } = options;
   const workDir = (name: string) => repoPaths(config, name).work;
@@ -307,18 +308,37 @@ async function openIntake(
   return { admit, intake };
 }
 
-/** The preview runner, when a repo has `previews:` (docs/previews.md); its sweep runs before the first delivery. */
-async function openPreviews(options: HookServerOptions): Promise<PreviewRunner | undefined> {
+/** This machine's preview runner, or with `queue:` the previews the leading node runs. */
+type Previews = PreviewRunner | SharedPreviews;
+
+/**
+ * The preview runner, when a repo has `previews:` (docs/previews.md); its sweep runs before the
+ * first delivery. With `queue:`, the runner runs on the node that leads only (lib/previews/shared-runner.ts).
+ */
+async function openPreviews(options: HookServerOptions, shared?: SharedDatabase): Promise<Previews | undefined> {
   const { config, log } = options;
   if (![...config.repos.values()].some((r) => r.previews)) return undefined;
-  const runner = new PreviewRunner({
-    config,
-    log: log.child({ part: 'previews' }),
-    env: options.env,
-    reports: options.report,
-    // Tests look sooner than every minute.
-    sweepMs: Number((options.env ?? process.env).SHIPKIT_PREVIEWS_SWEEP_MS) || undefined,
-  });
+  const newRunner = () =>
+    new PreviewRunner({
+      config,
+      log: log.child({ part: 'previews' }),
+      env: options.env,
+      reports: options.report,
+      // Tests look sooner than every minute.
+      sweepMs: Number((options.env ?? process.env).SHIPKIT_PREVIEWS_SWEEP_MS) || undefined,
+    });
+  if (shared) {
+    const previews = new SharedPreviews({
+      ...shared,
+      node: options.name ?? hostname(),
+      data: config.data,
+      newRunner,
+      log: log.child({ part: 'previews' }),
+    });
+    previews.start();
+    return previews;
+  }
+  const runner = newRunner();
   await runner.start();
   return runner;
 }
@@ -365,7 +385,7 @@ async function openStores(options: HookServerOptions, dirs: DataDirs): Promise<S
 }
 
 /** What answers reads: the status pages and API, live log follows, and the fleet's routes. */
-function createReadSide(options: HookServerOptions, dirs: DataDirs, stores: Stores, previews?: PreviewRunner) {
+function createReadSide(options: HookServerOptions, dirs: DataDirs, stores: Stores, previews?: Previews) {
   const { config, log } = options;
   const { journal, fleet, metrics, out, queue, audit } = stores;
   const db = stores.shared?.db;
