@@ -20,14 +20,31 @@ import {
 import { tmpDir } from '../test/_helpers/common.ts';
 import { describeProcesses, killProcessesUsing } from '../test/fixtures/processes.ts';
 
-const args = minimist(process.argv.slice(2), { string: ['hosts', 'workers', 'nodes'], boolean: ['help'] });
+const args = minimist(process.argv.slice(2), { string: ['hosts', 'workers', 'nodes'], boolean: ['help', 'previews'] });
 if (args.help) {
   console.log('usage: npm run demo [-- --hosts N]   (N launchfit hosts on 127.0.0.1, default 5)');
   console.log('       npm run demo -- --workers N   (N build workers on PostgreSQL, tools/demo-workers.ts)');
   console.log(
     '       npm run demo -- --nodes N     (N hook-servers on one PostgreSQL behind haproxy, tools/demo-ha.ts)',
   );
+  console.log(
+    '       npm run demo -- --previews    (a preview per pull request through nginx, tools/demo-previews.ts)',
+  );
   process.exit(0);
+}
+if (args.previews) {
+  const { nginxInstalled, runPreviewsDemo, DEMO_NGINX } = await import('./demo-previews.ts');
+  if (!nginxInstalled()) {
+    console.error(`error: no nginx at ${DEMO_NGINX}: install Debian's nginx package (apt-get install nginx).`);
+    process.exit(2);
+  }
+  await runPreviewsDemo().then(
+    () => process.exit(0),
+    (error: Error) => {
+      console.error(`demo failed: ${error.message}`);
+      process.exit(1);
+    },
+  );
 }
 if (args.nodes !== undefined) {
   const nodes = Number(args.nodes);
