@@ -63,6 +63,7 @@ export class SharedPreviews implements PreviewControl {
   /** Role changes and the taking of events, one at a time. */
   private turn: Promise<unknown> = Promise.resolve();
   private ticking = false;
+  private failing = false;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   /** On a node that does not lead: the records the leader keeps, and its name. */
@@ -172,8 +173,11 @@ export class SharedPreviews implements PreviewControl {
           this.leader = await leadingNode(this.options.db);
         }
       });
+      this.failing = false;
     } catch (error) {
-      this.options.log.warn(`previews: ${messageOf(error)}`);
+      // Said once while it lasts (the database away): not every second.
+      if (!this.failing) this.options.log.warn(`previews: ${messageOf(error)}; tried again every second`);
+      this.failing = true;
     } finally {
       this.ticking = false;
     }
