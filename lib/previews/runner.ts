@@ -17,6 +17,15 @@ import { newJobId } from '../jobs/job-id.ts';
 import type { PullRequestEvent } from './event.ts';
 import { previewFolder } from './build.ts';
 import { PreviewNotFound, type PreviewControl } from './control.ts';
+import {
+  createPreviewDatabase,
+  dropPreviewDatabase,
+  listPreviewDatabases,
+  prOfPreviewDatabase,
+  previewDatabaseName,
+  previewDatabaseUrl,
+  resolvePreviewDatabaseServer,
+} from './database.ts';
 import { forgeTargetOf, previewComment, tellForge } from './forge.ts';
 import {
   ensurePreviewKey,
@@ -80,13 +89,6 @@ export class PreviewRunner implements PreviewControl {
 
   /** Reads the records, starts the update-file server, sweeps, and sweeps again every minute. */
   async start(): Promise<void> {
-    for (const repo of this.options.config.repos.values()) {
-      const p = repo.previews;
-      if (p?.database)
-        this.options.log.warn('previews: database: is not applied yet (docs/previews.md)', {
-          repo: repo.name,
-        });
-    }
     await this.store.load();
     const dir = previewsFolder(this.options.config.data);
     this.key = await ensurePreviewKey(dir);
@@ -337,7 +339,45 @@ export class PreviewRunner implements PreviewControl {
   /** The app's variables: previews.env resolved, and the preview's own. Never the repo's env:. */
   private async appEnv(repo: RepoConfig, record: PreviewRecord, url: string): Promise<Record<string, string>> {
     const resolved = await resolveBuildEnv(this.options.config.doc, repo.previews!.env, this.options.env);
-    return { ...resolved.vars, SHIPKIT_PREVIEW: '1', SHIPKIT_PR: String(record.pr), SHIPKIT_PREVIEW_URL: url };
+    const database = await this.ensureDatabase(repo, record);
+    return {
+      ...resolved.vars,
+      ...database,
+      SHIPKIT_PREVIEW: '1',
+      SHIPKIT_PR: String(record.pr),
+      SHIPKIT_PREVIEW_URL: url,
+    };
+  }
+
+  /** With `database:`, the preview's own database, made when missing (a push keeps it): its DATABASE_URL. */
+  private async ensureDatabase(repo: RepoConfig, record: PreviewRecord): Promise<Record<string, string>> {
+    const wanted = repo.previews!.database;
+    if (!wanted) return {};
+    const server = await this.databaseServer(repo);
+    const name = previewDatabaseName(repoFolderName(record.repo), record.pr);
+    if ((await createPreviewDatabase(server, name, wanted.template)) === 'created')
+      this.info('preview database created', record, { database: name, template: wanted.template });
+    return { DATABASE_URL: previewDatabaseUrl(server.url, name) };
+  }
+
+  /** The preview's database goes with it; one that cannot be dropped now is left to the sweep. */
+  private async dropDatabase(repo: RepoConfig | undefined, record: PreviewRecord): Promise<void> {
+    if (!repo?.previews?.database) return;
+    const name = previewDatabaseName(repoFolderName(record.repo), record.pr);
+    try {
+      if (await dropPreviewDatabase(await this.databaseServer(repo), name))
+        this.info('preview database dropped', record, { database: name });
+    } catch (error) {
+      this.options.log.warn('preview database not dropped; the sweep tries again', {
+        repo: record.repo,
+        pr: record.pr,
+        error: messageOf(error),
+      });
+    }
+  }
+
+  private databaseServer(repo: RepoConfig) {
+    return resolvePreviewDatabaseServer(this.options.config.doc, repo.previews!, this.options.env);
   }
 
   /** `build REPO --preview N` as a process of its own; its log is the preview's. */
@@ -418,6 +458,7 @@ export class PreviewRunner implements PreviewControl {
     if (repo?.previews) await removeRoute({ ...repo.previews.nginx, name: record.name });
     await stopPreview(previewFolder(this.options.config.data, repoName, pr));
     for (const left of await removeLimits(limitsUnit(record))) this.options.log.warn('cgroup not removed', { left });
+    await this.dropDatabase(repo, record);
     const { live: _gone, ...rest } = record;
     await this.setState(rest as PreviewRecord, 'torn down', why);
     this.info('preview torn down', record, { reason: why });
@@ -479,6 +520,7 @@ export class PreviewRunner implements PreviewControl {
     }
     await this.sweepRoutes();
     await this.sweepFolders();
+    await this.sweepDatabases();
   }
 
   /** A preview the kernel killed for its memory since the last look is failed, and says so. */
@@ -519,6 +561,30 @@ export class PreviewRunner implements PreviewControl {
         if (busy) continue;
         this.options.log.info('preview folder removed: no open preview owns it', { folder });
         await stopPreview(folder);
+      }
+    }
+  }
+
+  /** Each repo's preview databases that no open preview owns; a server out of reach is told, not fatal. */
+  private async sweepDatabases(): Promise<void> {
+    // With queue:, a node hands its previews to the leading one by marking them torn down here
+    // (shared-runner.ts): their databases are the leader's now, and only a teardown drops one.
+    if (this.options.config.queue !== undefined) return;
+    for (const repo of this.options.config.repos.values()) {
+      if (!repo.previews?.database) continue;
+      try {
+        const server = await this.databaseServer(repo);
+        for (const database of await listPreviewDatabases(server)) {
+          const pr = prOfPreviewDatabase(repoFolderName(repo.name), database);
+          // Read after the list: a record is stored before its database is made.
+          const owner = pr === undefined ? undefined : this.store.get(repo.name, pr);
+          if (pr === undefined || (owner && owner.state !== 'torn down') || this.chains.has(recordKey(repo.name, pr)))
+            continue;
+          this.options.log.info('preview database dropped: no open preview owns it', { repo: repo.name, database });
+          await dropPreviewDatabase(server, database);
+        }
+      } catch (error) {
+        this.options.log.warn('preview databases not swept', { repo: repo.name, error: messageOf(error) });
       }
     }
   }
