@@ -16,6 +16,7 @@ import minimist from 'minimist';
 import { stopPreview } from '../lib/previews/launch.ts';
 import { deliverGithub } from '../test/fixtures/hooks/deliveries.ts';
 import { githubPullRequest } from '../test/fixtures/hooks/pull-requests.ts';
+import { previewUserEnv } from '../test/fixtures/previews/as-user.ts';
 import { getThrough, startPreviewNginx, type PreviewNginx } from '../test/fixtures/previews/nginx.ts';
 import {
   freePort,
@@ -369,7 +370,13 @@ async function main() {
       ].join('\n'),
     );
     server = await startScript('hook-server', ['--config', config], {
-      env: { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN, LOG_FORMAT: 'json', npm_config_cache: npmCache },
+      env: {
+        ...(await previewUserEnv([dir, data])),
+        HOOK_SECRET: SECRET,
+        HOOK_TOKEN: TOKEN,
+        LOG_FORMAT: 'json',
+        npm_config_cache: npmCache,
+      },
     });
     const event = (action: string, pr: number, sha: string) => {
       const payload = githubPullRequest(action, { repo: 'octo/site' });

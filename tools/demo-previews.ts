@@ -20,6 +20,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
+import { previewUserEnv } from '../test/fixtures/previews/as-user.ts';
 import { randomUUID } from 'node:crypto';
 import { stopPreview } from '../lib/previews/launch.ts';
 import { deliverGithub } from '../test/fixtures/hooks/deliveries.ts';
@@ -166,7 +167,7 @@ async function startWorld(world: World): Promise<void> {
   say(`  git repo: ${world.repo.bare} (app version 1)`);
   const config = writeConfig(world);
   world.server = await startScript('hook-server', ['--config', config], {
-    env: { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN },
+    env: { ...(await previewUserEnv([world.base])), HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN },
   });
   say(`  hook-server: ${world.server.url} (previews of ${REPO} at pr-N.${DOMAIN}, routes in ${world.nginx.routes})`);
 }

@@ -8,6 +8,7 @@ import { repoFolderName } from '../core/names.ts';
 import { ConfigError } from '../core/errors.ts';
 import { previewName } from './name.ts';
 import { previewsFolder } from './store.ts';
+import { previewUser } from './user.ts';
 
 /** The steps a preview runs, of those its repo has. */
 export const PREVIEW_STEPS: readonly Step[] = ['pull', 'downloads', 'install', 'compile'];
@@ -47,7 +48,7 @@ export function previewBuildPlan(
   const own: RepoConfig = {
     ...repo,
     url: cloneUrl,
-    user: previews.user ?? repo.user,
+    user: previewUser(previews),
     env: previews.env,
     steps: repo.steps.filter((s) => PREVIEW_STEPS.includes(s)),
     upload: [],

@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { previewUserEnv } from '../../fixtures/previews/as-user.ts';
 import { stopPreview } from '../../../lib/previews/launch.ts';
 import { deliverGithub } from '../../fixtures/hooks/deliveries.ts';
 import { githubPullRequest } from '../../fixtures/hooks/pull-requests.ts';
@@ -68,7 +69,13 @@ async function machine(name: string): Promise<Machine> {
 
 async function start(m: Machine): Promise<Server> {
   m.server = await startScript('hook-server', ['--config', m.config, '--name', m.name], {
-    env: { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN, SHIPKIT_QUEUE_URL: pg!.url, SHIPKIT_PREVIEWS_SWEEP_MS: '1000' },
+    env: {
+      ...(await previewUserEnv([dir, m.data])),
+      HOOK_SECRET: SECRET,
+      HOOK_TOKEN: TOKEN,
+      SHIPKIT_QUEUE_URL: pg!.url,
+      SHIPKIT_PREVIEWS_SWEEP_MS: '1000',
+    },
   });
   return m.server;
 }

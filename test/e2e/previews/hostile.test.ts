@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { previewUserEnv } from '../../fixtures/previews/as-user.ts';
 import { stopPreview } from '../../../lib/previews/launch.ts';
 import { deliverGithub, post } from '../../fixtures/hooks/deliveries.ts';
 import { githubPullRequest } from '../../fixtures/hooks/pull-requests.ts';
@@ -145,12 +146,14 @@ function launchfitsUnderData(): number[] {
   return found;
 }
 
+let userEnv: Record<string, string> = {};
 const startServer = () =>
   startScript('hook-server', ['--config', config], {
-    env: { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN, FORGE_TOKEN },
+    env: { ...userEnv, HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN, FORGE_TOKEN },
   });
 
 test.before(async () => {
+  userEnv = await previewUserEnv([dir, data]);
   [nginx, forge, downForge] = await Promise.all([startPreviewNginx(), startForge(), startForge(500)]);
   repo = await makeBareRepo(dir, 'site', { 'server.cjs': SERVER, 'VERSION.txt': 'v1\n' });
   const nginxKeys = (dirOf: string, listen: boolean) => [

@@ -3,7 +3,8 @@
 // launchfit and routes pr-N.preview.test to it through a real nginx. A push switches it with no
 // failed request; a fork waits for an approval bound to its head SHA; closing tears it all down.
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, statSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -11,6 +12,7 @@ import { stopPreview } from '../../../lib/previews/launch.ts';
 import { deliverGithub } from '../../fixtures/hooks/deliveries.ts';
 import { fromFork, githubPullRequest } from '../../fixtures/hooks/pull-requests.ts';
 import { getThrough, nginxBlock, startPreviewNginx, type PreviewNginx } from '../../fixtures/previews/nginx.ts';
+import { previewUserEnv } from '../../fixtures/previews/as-user.ts';
 import { makeBareRepo, runScript, startScript, tmpDir, waitFor, type Server } from '../../_helpers/common.ts';
 
 const SECRET = `secret-${randomUUID()}`;
@@ -90,7 +92,13 @@ test.before(async () => {
     ].join('\n'),
   );
   server = await startScript('hook-server', ['--config', config], {
-    env: { HOOK_SECRET: SECRET, HOOK_TOKEN: TOKEN, PROD_TOKEN: PROD, SHIPKIT_PREVIEWS_SWEEP_MS: '1000' },
+    env: {
+      ...(await previewUserEnv([dir, data])),
+      HOOK_SECRET: SECRET,
+      HOOK_TOKEN: TOKEN,
+      PROD_TOKEN: PROD,
+      SHIPKIT_PREVIEWS_SWEEP_MS: '1000',
+    },
   });
 });
 test.after(async () => {
@@ -124,6 +132,17 @@ test('opened: built, run under launchfit, routed through nginx; the app gets pre
   assert.not.ok(env.names.includes('HOOK_TOKEN'));
   assert.is(env.url, `http://pr-2.preview.test:${nginx.port}/`);
   assert.is(env.pr, '2');
+  // Never as root: under root (as on CI) the build and the app run as shipkit-preview.
+  const expectedUid =
+    process.getuid?.() === 0
+      ? Number(execFileSync('id', ['-u', 'shipkit-preview'], { encoding: 'utf8' }))
+      : process.getuid?.();
+  assert.is(env.uid, expectedUid, 'the app runs as the preview user');
+  assert.is(
+    statSync(path.join(data, 'previews', 'octo__site', 'pr-2', 'src')).uid,
+    expectedUid,
+    'the build ran as the preview user',
+  );
   const listed = await fetch(`${server.url}/previews`, { headers: { Authorization: `Bearer ${TOKEN}` } });
   if (listed.status !== 404) {
     const json = await listed.json();
