@@ -311,7 +311,8 @@ export async function launchOrUpdate(
 ): Promise<{ pid: number; switched: boolean }> {
   const host = hostOf(spec.folder);
   await ensureDir(host);
-  await atomicWriteFile(path.join(host, 'launchify.yml'), launchifyYml(spec));
+  // It holds the app's secrets (previews.env, DATABASE_URL): launchfit's (root's) to read only.
+  await atomicWriteFile(path.join(host, 'launchify.yml'), launchifyYml(spec), { mode: 0o600 });
   const running = await runningLaunchfit(spec.folder);
   if (running) {
     const switched = await askUpdate(spec, timeoutMs);
@@ -382,7 +383,7 @@ export async function repointPreview(folder: string, url: string): Promise<{ pid
   const file = path.join(hostOf(folder), 'launchify.yml');
   const text = await readFile(file, 'utf8');
   if (!/^ {2}server: .*$/m.test(text)) throw new WorkError(`${file} has no updates.server line to change.`);
-  await atomicWriteFile(file, text.replace(/^ {2}server: .*$/m, `  server: ${q(url)}`));
+  await atomicWriteFile(file, text.replace(/^ {2}server: .*$/m, `  server: ${q(url)}`), { mode: 0o600 });
   const running = await runningLaunchfit(folder);
   if (!running) return {};
   process.kill(running.pid, 'SIGKILL'); // launchfit alone: its app, in sessions of its own, stays up

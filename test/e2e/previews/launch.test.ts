@@ -121,6 +121,8 @@ test('a built folder is published and launched: its port answers v1, with only t
     'nothing but what was given, PORT, launchfit own and PATH/HOME/LANG',
   );
   const yml = readFileSync(path.join(live.folder, 'host', 'launchify.yml'), 'utf8');
+  // It holds the app's secrets: launchfit's alone.
+  assert.is(statSync(path.join(live.folder, 'host', 'launchify.yml')).mode & 0o777, 0o600);
   assert.match(yml, `listen: ["127.0.0.1:${live.port}"]`);
   assert.match(yml, 'interval: 86400');
 });
