@@ -168,6 +168,61 @@ nothing to roll back to, or a version the ledger refuses.`,
   maxPositionals: 1,
 };
 
+const promoteCommand: CommandSpec = {
+  usage: `Usage: release promote APP VERSION --from DEST --to DEST --key SECRET_KEY.asc [--passphrase-file F]
+                       [--from-env NAME] [--to-env NAME] [--platform P] [--force --reason TEXT]
+                       [--keys keys.asc] [--expires DAYS] [--state DIR] [--json]
+
+Promotes a release from one environment's DEST (staging) to another's (production): the same
+tarball, byte for byte, with its .sig, its manifest (and pack index) and its provenance. Nothing
+is packed or built again: the tarball is read once, its sha256 checked while it is copied against
+the source's signed record (the ledger entry, else VERSION). VERSION is then signed into the target
+with the target's next SEQ, under the target's publish lock; the target's ledger gets an entry
+\`action: promote\` with from_env and from_dest, the source's a \`promoted\` one. Patches are not
+carried (they were made against the source's history): hosts at the target take the files way or
+the tarball. See docs/environments.md.
+
+Refused with exit 2, nothing written at the target: VERSION never published at the source; a
+VERSION of another APP; a tarball, manifest or provenance whose bytes changed since they were
+signed; a release not good in the source: not and never its current release, or halted or rolled
+back there. --force --reason TEXT overrides that last rule only, and is recorded in the ledger.
+
+Options:
+  --from DEST              the source: a local folder, s3://bucket/prefix or user@host:path
+  --to DEST                the target, the same kinds
+  --from-env NAME          the source environment's name, for the ledgers (default: its DEST)
+  --to-env NAME            the target environment's name, for the ledgers (default: its DEST)
+  --platform P             the platform, when the source holds VERSION for several
+  --key FILE               armored OpenPGP secret key (the one release publish uses)
+  --passphrase-file FILE   passphrase for the key (first line)
+  --keys FILE              the public certificate (default: keys.asc beside --key)
+  --force                  promote although the release is not good in the source (needs --reason)
+  --reason TEXT            why, recorded in the target's ledger entry
+  --expires DAYS           the new VERSION expires after DAYS (default 30; 0 = never)
+  --state DIR              where the longest ledger read at each DEST is kept (see release rollback)
+  --json                   print the result as JSON
+
+Exit codes: 0 promoted, 1 failed (another publish, rollout, rollback or promote holds a DEST's
+lock: run it again), 2 usage error or refused by a rule above.`,
+  flags: {
+    from: { type: 'string' },
+    to: { type: 'string' },
+    'from-env': { type: 'string' },
+    'to-env': { type: 'string' },
+    platform: { type: 'string' },
+    key: { type: 'string' },
+    'passphrase-file': { type: 'string' },
+    keys: { type: 'string' },
+    force: { type: 'boolean' },
+    reason: { type: 'string' },
+    expires: { type: 'integer', min: 0, max: 36_500 },
+    state: { type: 'string' },
+    json: { type: 'boolean' },
+  },
+  minPositionals: 2,
+  maxPositionals: 2,
+};
+
 const historyCommand: CommandSpec = {
   usage: `Usage: release history APP --from DEST [--keys keys.asc] [--state DIR] [--fleet URL --fleet-secret SECRET]
                        [--json]
@@ -321,6 +376,8 @@ const releaseCliSpec: CliSpec = {
                [--steps 1,10,50,100 --fleet URL --fleet-secret file:PATH [--wait S] [--max-failures N|P%]]
        release rollout APP --to DEST --fleet URL --fleet-secret file:PATH --key SECRET_KEY.asc
                [--steps 1,10,50,100] [--wait SECONDS] [--max-failures N|P%] [--rollback]
+       release promote APP VERSION --from DEST --to DEST --key SECRET_KEY.asc [--from-env NAME]
+               [--to-env NAME] [--force --reason TEXT]
        release history APP --from DEST [--keys keys.asc] [--json]
        release diff APP V1 V2 [--from DEST] [--keys keys.asc] [--repo DIR] [--json]
 
@@ -343,6 +400,10 @@ release publish DIR ...
 release rollback APP --to DEST ...
   Signs a VERSION with the next SEQ naming the previous release, and hosts go back
   (see \`release rollback --help\`).
+
+release promote APP VERSION --from DEST --to DEST ...
+  Copies the same tarball from one environment's DEST to another's, sha256 checked, and signs it
+  into the target's VERSION (see \`release promote --help\`).
 
 release history APP --from DEST [--json]
   The releases the signed ledger at DEST records, newest first, with their state (see
@@ -379,6 +440,7 @@ Examples:
     publish: publishCommand,
     rollback: rollbackCommand,
     rollout: rolloutCommand,
+    promote: promoteCommand,
     history: historyCommand,
     diff: diffCommand,
   },
@@ -697,6 +759,43 @@ async function rollbackInStepsMain(
   return result.rollout.state === 'done' ? 0 : 1;
 }
 
+async function promoteMain(args: Args, log: Logger): Promise<number> {
+  for (const flag of ['from', 'to', 'key']) {
+    if (typeof args[flag] !== 'string' || args[flag] === '')
+      throw new UsageError(`Missing --${flag}. Run \`release promote --help\` for usage.`);
+  }
+  if (args.force && typeof args.reason !== 'string')
+    throw new UsageError('--force needs --reason TEXT: why, recorded in the ledger. Run `release promote --help`.');
+  if (!args.force && args.reason !== undefined)
+    throw new UsageError('--reason goes with --force. Run `release promote --help` for usage.');
+  const { promoteRelease } = await import('../lib/release/publish/promote.ts');
+  const result = await promoteRelease({
+    app: String(args._[0]),
+    version: String(args._[1]),
+    from: String(args.from),
+    to: String(args.to),
+    fromEnv: args['from-env'],
+    toEnv: args['to-env'],
+    platform: args.platform,
+    key: String(args.key),
+    passphraseFile: args['passphrase-file'],
+    keys: args.keys,
+    force: args.force ? { reason: String(args.reason) } : undefined,
+    expiresDays: args.expires,
+    log,
+    step: pauseStep(),
+    state: (await ledgerState(args)).state,
+  });
+  if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  else
+    process.stdout.write(
+      `Promoted ${result.app} ${result.version} (${result.file}, sha256 ${result.sha256}) from ` +
+        `${result.from_env ?? result.from} to ${result.to_env ?? result.to}: VERSION SEQ ${result.seq}` +
+        `${result.overrode ? ` (forced past: ${result.overrode})` : ''}\n`,
+    );
+  return 0;
+}
+
 async function historyMain(args: Args, log: Logger): Promise<number> {
   const app = validateName(String(args._[0]), 'app name');
   if (typeof args.from !== 'string' || !args.from)
@@ -884,9 +983,11 @@ else
         ? rollbackMain(args, log)
         : args.command === 'rollout'
           ? rolloutMain(args, log)
-          : args.command === 'history'
-            ? historyMain(args, log)
-            : args.command === 'diff'
-              ? diffMain(args, log)
-              : releaseMain(args, log),
+          : args.command === 'promote'
+            ? promoteMain(args, log)
+            : args.command === 'history'
+              ? historyMain(args, log)
+              : args.command === 'diff'
+                ? diffMain(args, log)
+                : releaseMain(args, log),
   );

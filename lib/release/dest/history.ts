@@ -34,6 +34,10 @@ export interface ReleaseRow {
   revoked: boolean;
   /** With `--fleet`: the hosts that run it, as hook-server's reports tell. */
   fleet?: Omit<VersionOnHosts, 'version'>;
+  /** Promoted here (`release promote`): the environment (else the DEST) it came from. */
+  from_env?: string;
+  /** Promoted from here: the environments (else DESTs) it went to. */
+  promoted_to?: string[];
 }
 
 /** The releases of `app` in `entries`, newest publish first. */
@@ -48,7 +52,7 @@ export function releasesOf(
     if (e.app !== app || !e.version) continue;
     const key = e.version;
     const row = rows.get(key);
-    if (e.action === 'publish') {
+    if (e.action === 'publish' || e.action === 'promote') {
       rows.delete(key); // published again: it moves to the top
       rows.set(key, {
         version: e.version,
@@ -64,8 +68,11 @@ export function releasesOf(
         current: false,
         bad: false,
         revoked: false,
+        ...(e.action === 'promote' ? { from_env: e.from_env ?? e.from_dest ?? 'another DEST' } : {}),
       });
-    } else if (row && (e.action === 'rollout' || e.action === 'halt')) row.rollout = e.rollout;
+    } else if (row && e.action === 'promoted')
+      row.promoted_to = [...(row.promoted_to ?? []), e.to_env ?? e.to_dest ?? 'another DEST'];
+    else if (row && (e.action === 'rollout' || e.action === 'halt')) row.rollout = e.rollout;
     else if (row && e.action === 'rollback') row.rollout = null;
   }
   const halted = new Set(entries.filter((e) => e.app === app && e.action === 'halt').map((e) => e.version));
@@ -168,7 +175,11 @@ export async function releaseHistory(opts: HistoryOptions): Promise<History> {
     revoked,
   });
   if (!releases.length) {
-    const apps = [...new Set(entries.filter((e) => e.action === 'publish').map((e) => shownEscaped(e.app)))].sort();
+    const apps = [
+      ...new Set(
+        entries.filter((e) => e.action === 'publish' || e.action === 'promote').map((e) => shownEscaped(e.app)),
+      ),
+    ].sort();
     throw new ValidationError(
       `No releases of ${opts.app} at ${dest.where}; it has: ${apps.join(', ') || 'none'}. Check the app name.`,
     );
@@ -266,7 +277,13 @@ export function formatHistory(history: History): string {
       `${history.primary})${history.hosts === undefined ? '' : `; ${counted(history.hosts, 'host reports', 'hosts report')}`}`,
   ];
   const flagsOf = (r: ReleaseRow) =>
-    [r.state, r.rollout !== null && r.rollout < 100 ? `ROLLOUT ${r.rollout}` : '', r.revoked ? 'key revoked' : '']
+    [
+      r.state,
+      r.rollout !== null && r.rollout < 100 ? `ROLLOUT ${r.rollout}` : '',
+      r.revoked ? 'key revoked' : '',
+      r.from_env ? `promoted from ${shownEscaped(r.from_env)}` : '',
+      r.promoted_to ? `promoted to ${r.promoted_to.map(shownEscaped).join(', ')}` : '',
+    ]
       .filter(Boolean)
       .join(', ');
   const versionWidth = Math.max(0, ...history.releases.map((r) => r.version.length));

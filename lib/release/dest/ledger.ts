@@ -150,11 +150,15 @@ export async function withDestinationLock<T>(dest: Destination, fn: () => Promis
   }
 }
 
-/** The newest publish entry of `app` `version` (1.1 and 1.1.0 are one version), if any. */
+/** The newest publish (or promote: published here from another DEST) entry of `app` `version` (1.1 and 1.1.0 are one version), if any. */
 export function publishEntryOf(entries: LedgerEntry[], app: string, version: string): LedgerEntry | undefined {
   const key = versionKey(version);
   return entries.findLast(
-    (e) => e.action === 'publish' && e.app === app && e.version !== null && versionKey(e.version) === key,
+    (e) =>
+      (e.action === 'publish' || e.action === 'promote') &&
+      e.app === app &&
+      e.version !== null &&
+      versionKey(e.version) === key,
   );
 }
 

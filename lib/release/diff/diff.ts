@@ -132,7 +132,12 @@ export async function releaseDiff(opts: DiffOptions): Promise<ReleaseDiff> {
 function publishedVersions(entries: LedgerEntry[], app: string): string[] {
   const seen: string[] = [];
   for (const e of entries)
-    if (e.action === 'publish' && e.app === app && e.version && !seen.some((v) => compareVersions(v, e.version!) === 0))
+    if (
+      (e.action === 'publish' || e.action === 'promote') &&
+      e.app === app &&
+      e.version &&
+      !seen.some((v) => compareVersions(v, e.version!) === 0)
+    )
       seen.push(e.version);
   return seen;
 }

@@ -15,8 +15,11 @@ export const LEDGER_HEAD_SIG_FILE = 'ledger.head.sig';
 export const MAX_LEDGER_BYTES = 64 * 1024 * 1024;
 export const GENESIS = '0'.repeat(64);
 
-/** What an entry records: a release published, a rollout step or halt, a rollback, a key change. */
-export const LEDGER_ACTIONS = ['publish', 'rollout', 'halt', 'rollback', 'keys'] as const;
+/**
+ * What an entry records: a release published, a rollout step or halt, a rollback, a key change, a
+ * release promoted here from another environment (`promote`) or from here to another (`promoted`).
+ */
+export const LEDGER_ACTIONS = ['publish', 'rollout', 'halt', 'rollback', 'keys', 'promote', 'promoted'] as const;
 export type LedgerAction = (typeof LEDGER_ACTIONS)[number];
 
 export interface LedgerEntry {
@@ -41,6 +44,14 @@ export interface LedgerEntry {
   source: { repo: string | null; commit: string | null; ref: string | null };
   /** A rollback: the version it left. */
   from?: string;
+  /** A promote: the environment and DEST the same bytes came from. */
+  from_env?: string;
+  from_dest?: string;
+  /** A promoted note: the environment and DEST they went to. */
+  to_env?: string;
+  to_dest?: string;
+  /** A promote with --force: the reason given for overriding the source's "not good". */
+  forced?: string;
   note: string | null;
 }
 
@@ -119,6 +130,11 @@ function entryProblem(e: Record<string, unknown>): string | undefined {
   )
     return 'bad "source"';
   if (e.from !== undefined && !isVersion(e.from)) return 'bad "from"';
+  if (e.from_env !== undefined && !isText(e.from_env)) return 'bad "from_env"';
+  if (e.from_dest !== undefined && !isText(e.from_dest)) return 'bad "from_dest"';
+  if (e.to_env !== undefined && !isText(e.to_env)) return 'bad "to_env"';
+  if (e.to_dest !== undefined && !isText(e.to_dest)) return 'bad "to_dest"';
+  if (e.forced !== undefined && !isText(e.forced)) return 'bad "forced"';
   if (!isOptionalText(e.note)) return 'bad "note"';
   return undefined;
 }
@@ -202,6 +218,11 @@ export function ledgerLine(e: NewEntry, head: LedgerHead | undefined): string {
     signer: e.signer,
     source: { repo: e.source.repo, commit: e.source.commit, ref: e.source.ref },
     ...(e.from !== undefined ? { from: e.from } : {}),
+    ...(e.from_env !== undefined ? { from_env: e.from_env } : {}),
+    ...(e.from_dest !== undefined ? { from_dest: e.from_dest } : {}),
+    ...(e.to_env !== undefined ? { to_env: e.to_env } : {}),
+    ...(e.to_dest !== undefined ? { to_dest: e.to_dest } : {}),
+    ...(e.forced !== undefined ? { forced: e.forced } : {}),
     note: e.note,
   };
   return `${JSON.stringify(line)}\n`;
@@ -239,7 +260,8 @@ export function badVersions(entries: LedgerEntry[]): Set<string> {
   for (const e of entries) {
     if (e.action === 'halt' && e.version) bad.add(e.version);
     else if (e.action === 'rollback' && e.from) bad.add(e.from);
-    else if ((e.action === 'publish' || e.action === 'rollout') && e.version) bad.delete(e.version);
+    else if ((e.action === 'publish' || e.action === 'rollout' || e.action === 'promote') && e.version)
+      bad.delete(e.version);
   }
   return bad;
 }

@@ -96,14 +96,17 @@ function countHosts(hosts: HostEntry[], digests: Map<string, string | null>) {
 
 /** The version the ledger's head moved DEST to: what VERSION names now. */
 function currentOf(entries: LedgerEntry[], app: string): string | undefined {
-  return entries.findLast((e) => e.app === app && e.action !== 'keys' && e.version)?.version ?? undefined;
+  return (
+    entries.findLast((e) => e.app === app && e.action !== 'keys' && e.action !== 'promoted' && e.version)?.version ??
+    undefined
+  );
 }
 
 /** The ledger's moves of each version after its publish, oldest first. */
 function movesOf(entries: LedgerEntry[], app: string): Map<string, ReleaseMove[]> {
   const moves = new Map<string, ReleaseMove[]>();
   for (const e of entries) {
-    if (e.app !== app || !e.version || e.action === 'publish' || e.action === 'keys') continue;
+    if (e.app !== app || !e.version || ['publish', 'promote', 'promoted', 'keys'].includes(e.action)) continue;
     const list = moves.get(e.version) ?? [];
     list.push({ n: e.n, at: e.at, by: e.by, action: e.action, rollout: e.rollout, seq: e.seq, note: e.note });
     if (e.from) list[list.length - 1].from = e.from;

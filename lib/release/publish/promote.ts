@@ -1,0 +1,385 @@
+// `release promote APP VERSION --from DEST --to DEST` (docs/environments.md): the same tarball, its
+// .sig, manifest and provenance copied from one environment's DEST to another's, the tarball's
+// sha256 checked in the one read that copies it; then a VERSION with the target's next SEQ and a
+// ledger entry on both sides, under both publish locks. Refusals write nothing at the target.
+import { createHash } from 'node:crypto';
+import { mkdtemp, open, rename, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { UsageError, ValidationError } from '../../core/errors.ts';
+import { ensureDir, sha256File, syncDir, tempSibling } from '../../core/fs.ts';
+import type { Logger } from '../../core/log.ts';
+import { validateName } from '../../core/names.ts';
+import { openDestination, type Destination, type StepHook } from '../dest/destination.ts';
+import { appendLedger, lockDestination, publishedFacts, readLedgerAt, type LedgerAtDest } from '../dest/ledger.ts';
+import { nextSeq, placeVersionPair, readPublishedVersion, type PublishedVersion } from '../dest/seq.ts';
+import { indexFileName } from '../format/pack-index.ts';
+import { loadSigningKey, publicCertificateFor, signDetached, type SigningKey } from '../format/signature.ts';
+import { formatVersionFile, validateVersion, type VersionInfo } from '../format/version-file.ts';
+import { sourceRelease, type SourceRelease } from './promote-source.ts';
+
+export interface PromoteOptions {
+  app: string;
+  version: string;
+  from: string;
+  to: string;
+  /** Names of the environments, for the ledger entries and messages (default: none, the DESTs say it). */
+  fromEnv?: string;
+  toEnv?: string;
+  /** Which platform's tarball, when the source holds several. */
+  platform?: string;
+  key: string;
+  passphraseFile?: string;
+  keys?: string;
+  /** Promote although the release is not good at the source, for this reason (recorded). */
+  force?: { reason: string };
+  /** Days until the new VERSION expires; 0 = never. Default 30. */
+  expiresDays?: number;
+  log: Logger;
+  now?: () => Date;
+  /** Called at each step (`checked`, then each write); the script can pause there for a test. */
+  step?: StepHook;
+  /** The state folder where the longest ledger read at each DEST is kept; none: not checked. */
+  state?: string;
+}
+
+export interface PromoteResult {
+  app: string;
+  version: string;
+  file: string;
+  sha256: string;
+  size: number;
+  seq: number;
+  from: string;
+  to: string;
+  from_env: string | null;
+  to_env: string | null;
+  /** Carried with the tarball (the manifest, its index, the provenance). */
+  carried: string[];
+  /** The "not good" rule --force overrode, if it did. */
+  overrode?: string;
+}
+
+/** Refuses bad names and flags before any DEST is read. */
+function checkPromoteOptions(opts: PromoteOptions): void {
+  validateName(opts.app, 'app name');
+  validateVersion(opts.version, 'VERSION');
+  if (opts.platform !== undefined) validateName(opts.platform, 'platform');
+  for (const env of [opts.fromEnv, opts.toEnv]) if (env !== undefined) validateName(env, 'environment name');
+  if (opts.force && !opts.force.reason.trim())
+    throw new UsageError('--force needs --reason TEXT: the reason is recorded in the ledger.');
+  if (opts.force && opts.force.reason.length > 1000)
+    throw new UsageError('--reason is longer than 1000 characters; say it shorter.');
+}
+
+/** Promotes `opts.version` of `opts.app` from one DEST to another; see the file's header. */
+export async function promoteRelease(opts: PromoteOptions): Promise<PromoteResult> {
+  checkPromoteOptions(opts);
+  const now = opts.now?.() ?? new Date();
+  const key = await loadSigningKey(opts.key, opts.passphraseFile);
+  const certificate = await publicCertificateFor(key, opts.key, opts.keys, now);
+  const source = openDestination(opts.from, opts.log);
+  const target = openDestination(opts.to, opts.log);
+  if (source.where === target.where)
+    throw new UsageError(`--from and --to are both ${source.where}; promote from one DEST to another.`);
+  const sourceLock = await lockDestination(source);
+  try {
+    const targetLock = await lockDestination(target);
+    try {
+      return await promoteLocked(opts, { key, certificate, source, target, now });
+    } finally {
+      await targetLock?.release();
+    }
+  } finally {
+    await sourceLock?.release();
+  }
+}
+
+interface Locked {
+  key: SigningKey;
+  certificate: string;
+  source: Destination;
+  target: Destination;
+  now: Date;
+}
+
+/** What is read at both DESTs before anything is written. */
+interface Read {
+  release: SourceRelease;
+  sourceLedger: LedgerAtDest;
+  targetLedger: LedgerAtDest;
+  targetVersion: { published?: PublishedVersion; problem?: string; hint?: string };
+  seq: number;
+  /** The tarball is at the target already with the signed bytes (a promote run again). */
+  present: boolean;
+}
+
+async function promoteLocked(opts: PromoteOptions, locked: Locked): Promise<PromoteResult> {
+  const read = await readBothSides(opts, locked);
+  const { release } = read;
+  const { source, target, key, now } = locked;
+  const scratch = await mkdtemp(path.join(os.tmpdir(), 'shipkit-promote-'));
+  try {
+    const small = await smallFilesOf(source, release, scratch);
+    const keys = await stageKeys(target, locked.certificate, scratch);
+    await opts.step?.('checked');
+    const size = await copyTarball(source, target, release, scratch, read.present, opts.step);
+    for (const name of [...small, ...keys]) await target.put(path.join(scratch, name), name, opts.step);
+    const manifest = release.manifest && small.includes(release.manifest.file) ? release.manifest : undefined;
+    const info = versionInfo(opts, { ...release, manifest }, read.seq, size, now);
+    const text = formatVersionFile(info);
+    const facts = { app: opts.app, version: release.version, rollout: null, sha256: release.sha256 };
+    const forced = opts.force ? { forced: opts.force.reason } : {};
+    await appendLedger(
+      target,
+      key,
+      read.targetLedger,
+      {
+        ...facts,
+        ...publishedFacts(release.record),
+        ...forced,
+        at: now.toISOString(),
+        action: 'promote',
+        seq: read.seq,
+        versionText: text,
+        from_env: opts.fromEnv ?? source.where,
+        from_dest: source.where,
+        note: release.codename ?? null,
+      },
+      opts.step,
+    );
+    const signature = await signDetached(key, { data: Buffer.from(text) });
+    await placeVersionPair(target, text, signature, read.targetVersion.published, opts.step);
+    await appendLedger(source, key, read.sourceLedger, {
+      ...facts,
+      ...publishedFacts(release.record),
+      at: now.toISOString(),
+      action: 'promoted',
+      seq: null,
+      versionText: null,
+      to_env: opts.toEnv ?? target.where,
+      to_dest: target.where,
+      note: null,
+    });
+    opts.log.info('promoted', { app: opts.app, version: release.version, from: source.where, to: target.where });
+    return {
+      app: opts.app,
+      version: release.version,
+      file: release.file,
+      sha256: release.sha256,
+      size,
+      seq: read.seq,
+      from: source.where,
+      to: target.where,
+      from_env: opts.fromEnv ?? null,
+      to_env: opts.toEnv ?? null,
+      carried: small.filter((n) => n !== `${release.file}.sig`),
+      ...(opts.force && release.notGood ? { overrode: release.notGood } : {}),
+    };
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+/** Reads the source (release, ledger, rules) and the target (VERSION, SEQ, ledger, an existing tarball). */
+async function readBothSides(opts: PromoteOptions, { certificate, source, target, key }: Locked): Promise<Read> {
+  const primary = key.getFingerprint().toLowerCase();
+  const memory = (app: string) => (opts.state ? { state: opts.state, app, primary, log: opts.log } : undefined);
+  const sourceVersion = await readPublishedVersion(source, certificate);
+  if (sourceVersion.problem) throw new ValidationError(`${sourceVersion.problem}. Nothing was written.`);
+  const sourceLedger = await readLedgerAt(source, certificate, { memory: memory(opts.app) });
+  const release = sourceRelease({
+    app: opts.app,
+    version: opts.version,
+    where: source.where,
+    platform: opts.platform,
+    current: sourceVersion.published?.info,
+    entries: sourceLedger.ledger.entries,
+    names: await source.list(),
+  });
+  if (release.notGood && !opts.force)
+    throw new ValidationError(
+      `${release.notGood}. Promote only a release that is good in the source, or pass --force --reason TEXT ` +
+        `(recorded in the ledger). Nothing was written.`,
+    );
+  const targetVersion = await readPublishedVersion(target, certificate);
+  const there = targetVersion.published?.info;
+  if (there && ((there.app ?? opts.app) !== opts.app || (there.platform ?? release.platform) !== release.platform))
+    throw new ValidationError(
+      `The VERSION at ${target.where} is for ${there.file}, not for ${opts.app} on ${release.platform}: ` +
+        `hosts there would refuse ${release.file}. Nothing was written.`,
+    );
+  const seq = nextSeq(targetVersion, undefined, target.where);
+  const targetLedger = await readLedgerAt(target, certificate, { memory: memory(opts.app) });
+  return { release, sourceLedger, targetLedger, targetVersion, seq, present: await presentAt(target, release) };
+}
+
+/** Whether the target has the tarball already: with the signed bytes (true), none (false), or other bytes (refused). */
+async function presentAt(target: Destination, release: SourceRelease): Promise<boolean> {
+  if (!(await target.list()).includes(release.file)) return false;
+  const scratch = await mkdtemp(path.join(os.tmpdir(), 'shipkit-promote-'));
+  try {
+    const copy = await target.localCopy(release.file, scratch);
+    if (copy && (await sha256File(copy)) === release.sha256) return true;
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+  throw new ValidationError(
+    `${target.where} holds a ${release.file} with other bytes than the source's (sha256 is not ` +
+      `${release.sha256}); refusing to replace it. Nothing was written.`,
+  );
+}
+
+/**
+ * The small files carried with the tarball, read from the source into `scratch` and checked
+ * against their signed digests (a changed manifest or provenance is refused): the .sig, the
+ * manifest and its index, the provenance.
+ */
+async function smallFilesOf(source: Destination, release: SourceRelease, scratch: string): Promise<string[]> {
+  const names: string[] = [];
+  const keep = async (name: string, bytes: Buffer) => {
+    await writeFile(path.join(scratch, name), bytes);
+    names.push(name);
+  };
+  const sig = await source.read(`${release.file}.sig`);
+  if (!sig)
+    throw new ValidationError(
+      `${release.file}.sig is not at ${source.where}; hosts would refuse the tarball. Nothing was written.`,
+    );
+  await keep(`${release.file}.sig`, sig);
+  for (const signed of [release.manifest, release.provenance]) {
+    const bytes = signed && (await source.read(signed.file));
+    if (!signed || !bytes) continue;
+    if (createHash('sha256').update(bytes).digest('hex') !== signed.sha256)
+      throw new ValidationError(
+        `${signed.file} at ${source.where} has changed since it was signed (its sha256 is not ${signed.sha256}); ` +
+          `refusing to promote it. Nothing was written.`,
+      );
+    await keep(signed.file, bytes);
+    if (signed === release.manifest) {
+      const index = await source.read(indexFileName(release.file));
+      if (index) await keep(indexFileName(release.file), index);
+    }
+  }
+  return names;
+}
+
+/** keys.asc and pubkey.asc (the certificate the ledgers verified with) staged where the target lacks them or has others. */
+async function stageKeys(target: Destination, certificate: string, scratch: string): Promise<string[]> {
+  const names: string[] = [];
+  for (const name of ['keys.asc', 'pubkey.asc']) {
+    if ((await target.read(name))?.toString('utf8') === certificate) continue;
+    await writeFile(path.join(scratch, name), certificate);
+    names.push(name);
+  }
+  return names;
+}
+
+/**
+ * Copies the source's tarball to the target, hashing the bytes as they are copied (one read): a
+ * sha256 other than the signed record's is refused before the copy is renamed into place (a folder)
+ * or uploaded (a remote target). Returns its size.
+ */
+async function copyTarball(
+  source: Destination,
+  target: Destination,
+  release: SourceRelease,
+  scratch: string,
+  present: boolean,
+  step?: StepHook,
+): Promise<number> {
+  const from = await source.localCopy(release.file, scratch);
+  if (!from) throw new ValidationError(`${release.file} is not at ${source.where}. Nothing was written.`);
+  const refuse = (sha256: string) =>
+    new ValidationError(
+      `${release.file} at ${source.where} has changed since it was signed: its sha256 is ${sha256}, the signed ` +
+        `record says ${release.sha256}. Refusing to promote it (--force does not override this). Nothing was written.`,
+    );
+  if (present || !target.local) {
+    const { sha256, size } = await hashFile(from);
+    if (sha256 !== release.sha256) throw refuse(sha256);
+    if (!present) await target.put(from, release.file, step);
+    return size;
+  }
+  await ensureDir(target.where);
+  const file = path.join(target.where, release.file);
+  const temp = tempSibling(file, 'upload');
+  try {
+    const { sha256, size } = await copyHashing(from, temp);
+    if (sha256 !== release.sha256) throw refuse(sha256);
+    await step?.(`${release.file}:temp`);
+    await rename(temp, file);
+    await syncDir(target.where);
+    await step?.(release.file);
+    return size;
+  } finally {
+    await rm(temp, { force: true });
+  }
+}
+
+const CHUNK = 4 * 1024 * 1024;
+
+/** sha256 and size of a file, read once. */
+async function hashFile(file: string): Promise<{ sha256: string; size: number }> {
+  const hash = createHash('sha256');
+  const handle = await open(file, 'r');
+  const buffer = Buffer.allocUnsafe(CHUNK);
+  let size = 0;
+  try {
+    for (let n; (n = (await handle.read(buffer, 0, CHUNK, null)).bytesRead) > 0; size += n)
+      hash.update(buffer.subarray(0, n));
+  } finally {
+    await handle.close();
+  }
+  return { sha256: hash.digest('hex'), size };
+}
+
+/**
+ * Copies `from` to the new file `to` and hashes the bytes on the way, in one read; `to` is fsynced.
+ * The next chunk is read while the last one is written.
+ */
+export async function copyHashing(from: string, to: string): Promise<{ sha256: string; size: number }> {
+  const hash = createHash('sha256');
+  const input = await open(from, 'r');
+  try {
+    const output = await open(to, 'wx', 0o644);
+    try {
+      const buffers = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
+      let size = 0;
+      let writing: Promise<unknown> = Promise.resolve();
+      for (let i = 0; ; i ^= 1) {
+        const { bytesRead } = await input.read(buffers[i], 0, CHUNK, null);
+        if (!bytesRead) break;
+        const chunk = buffers[i].subarray(0, bytesRead);
+        hash.update(chunk);
+        await writing;
+        writing = output.write(chunk, 0, bytesRead, size);
+        size += bytesRead;
+      }
+      await writing;
+      await output.sync();
+      return { sha256: hash.digest('hex'), size };
+    } finally {
+      await output.close();
+    }
+  } finally {
+    await input.close();
+  }
+}
+
+/** The target's VERSION: the source's release with the target's SEQ; no PATCH lines (see docs). */
+function versionInfo(opts: PromoteOptions, release: SourceRelease, seq: number, size: number, now: Date): VersionInfo {
+  const expiresDays = opts.expiresDays ?? 30;
+  return {
+    version: release.version,
+    file: release.file,
+    release: release.codename,
+    sha256: release.sha256,
+    size,
+    expires: expiresDays > 0 ? new Date(now.getTime() + expiresDays * 86_400_000) : undefined,
+    app: opts.app,
+    platform: release.platform,
+    seq,
+    manifest: release.manifest,
+  };
+}
