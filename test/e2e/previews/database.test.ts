@@ -8,6 +8,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { previewUserEnv } from '../../fixtures/previews/as-user.ts';
 import { stopPreview } from '../../../lib/previews/launch.ts';
 import { deliverGithub } from '../../fixtures/hooks/deliveries.ts';
 import { githubPullRequest } from '../../fixtures/hooks/pull-requests.ts';
@@ -177,6 +178,7 @@ test.before(async () => {
   writeFileSync(path.join(dir, 'gone-pg'), `${gone}\n`);
   server = await startScript('hook-server', ['--config', config], {
     env: {
+      ...(await previewUserEnv([dir, data])),
       HOOK_SECRET: SECRET,
       HOOK_TOKEN: TOKEN,
       PREVIEW_PG: postgres.url,
