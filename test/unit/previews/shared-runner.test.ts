@@ -121,7 +121,10 @@ test('one runner, on the leader, takes every event once and in order; the lead m
       ['1 opened', '1 synchronize', '2 opened', '2 closed'],
     );
     assert.equal(b.handled, [], 'the follower runs nothing');
-    await waitFor(() => b.previews.list().length === 2, { what: "the leader's records on the follower" });
+    // The leader copies its records to the database every round: wait for the last of them.
+    await waitFor(() => b.previews.list().find((r) => r.pr === 2)?.state === 'torn down', {
+      what: "the leader's records on the follower",
+    });
     assert.equal(
       b.previews.list().map((r) => [r.pr, r.state]),
       [
@@ -140,7 +143,14 @@ test('one runner, on the leader, takes every event once and in order; the lead m
     leader = 'b';
     await waitFor(() => b.handled.length === 1, { what: 'pr-1 made again on the new leader' });
     assert.equal([b.handled[0].pr, b.handled[0].action, b.handled[0].head.sha], [1, 'synchronize', 'b'.repeat(40)]);
-    const kept = (await new PreviewStore(b.data).load()).get('octo/site', 1);
+    // The runner counts an event before it has written its record: wait for the write.
+    const kept = await waitFor(
+      async () => {
+        const record = (await new PreviewStore(b.data).load()).get('octo/site', 1);
+        return record?.state === 'live' ? record : undefined;
+      },
+      { what: 'pr-1 live on the new leader' },
+    );
     assert.equal([kept?.state, kept?.commentId], ['live', '9'], "the comment's id carried over");
     await waitFor(async () => (await new PreviewStore(a.data).load()).open().length === 0, {
       what: 'the old leader torn down',
