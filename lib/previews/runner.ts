@@ -40,8 +40,8 @@ import {
 import { limitsDirsOf, oomKills, prepareLimits, removeLimits } from './limits.ts';
 import { previewName } from './name.ts';
 import { listRoutes, removeRoute, writeRoute } from './nginx.ts';
-import { checkPreviewUser, openPreviewsFolder, previewUser } from './user.ts';
-import { findUser, type UnixAccount } from '../core/unix-user.ts';
+import { checkPreviewUser, openPreviewsFolder } from './user.ts';
+import type { UnixAccount } from '../core/unix-user.ts';
 import { PreviewStore, previewsFolder, recordKey, type PreviewRecord, type PreviewState } from './store.ts';
 import { startUpdateFiles, type UpdateFiles } from './update-files.ts';
 
@@ -83,6 +83,8 @@ export class PreviewRunner implements PreviewControl {
   private files?: UpdateFiles;
   private timer?: NodeJS.Timeout;
   private closed = false;
+  /** Each repo's preview user, checked at start (none: hook-server's own). */
+  private readonly accounts = new Map<string, UnixAccount>();
 
   constructor(options: PreviewRunnerOptions) {
     this.options = options;
@@ -91,16 +93,15 @@ export class PreviewRunner implements PreviewControl {
 
   /** Reads the records, starts the update-file server, sweeps, and sweeps again every minute. */
   async start(): Promise<void> {
-    const accounts: UnixAccount[] = [];
     for (const repo of this.options.config.repos.values()) {
       const p = repo.previews;
       const account = p && (await checkPreviewUser(p, this.options.config.doc.locate(p.keyPath)));
-      if (account) accounts.push(account);
+      if (account) this.accounts.set(repo.name, account);
     }
     await this.store.load();
     const dir = previewsFolder(this.options.config.data);
     this.key = await ensurePreviewKey(dir);
-    for (const account of accounts) await openPreviewsFolder(dir, account);
+    for (const account of this.accounts.values()) await openPreviewsFolder(dir, account);
     this.files = await startUpdateFiles(dir, { log: this.options.log });
     if (this.files.movedFrom !== undefined) await this.repointAll();
     await this.sweep();
@@ -315,8 +316,7 @@ export class PreviewRunner implements PreviewControl {
     const port = record.live?.port ?? (await freePort());
     const url = previewUrl(this.options.config, previews, record.name);
     const env = await this.appEnv(repo, record, url);
-    const user = previewUser(previews);
-    const account = user === undefined ? undefined : await findUser(user);
+    const account = this.accounts.get(record.repo);
     const limited = await prepareLimits(limitsUnit(record), previews.limits, previews.start, { owner: account });
     const spec = {
       folder,
@@ -325,7 +325,7 @@ export class PreviewRunner implements PreviewControl {
       health: previews.health,
       env,
       port,
-      user,
+      user: account?.name,
       key: this.key!,
       updatesUrl: this.files!.urlFor(repoFolderName(record.repo), record.name),
       log: this.options.log,
