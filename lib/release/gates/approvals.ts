@@ -45,7 +45,7 @@ export interface ApprovalCheck {
   valid: Approval[];
   /** one line each: why a present approval does not count (forged, expired, for another version/env/sha256, revoked key, the publisher's key) */
   refused: string[];
-  /** approvers (uid) without an approval that counts: none given, or one refused */
+  /** approvers (uid) without an approval that counts (none given, or one refused), publishers of the version left out */
   missing: string[];
   required: number;
 }
@@ -273,7 +273,8 @@ export async function checkApprovals(opts: {
       if (typeof judged === 'object') check.valid.push(judged);
       else {
         if (judged) check.refused.push(judged);
-        check.missing.push(approver.uid);
+        // A publisher of this version is not awaited: it cannot approve it.
+        if (!approver.fingerprints.some((f) => publishers.has(f))) check.missing.push(approver.uid);
       }
     }
   } finally {

@@ -78,7 +78,7 @@ test('approve, then approvals shows 1 of 1; refusals exit 2 and write nothing; r
     assert.is(shown.exitCode, 0, shown.stderr);
     assert.match(
       shown.stdout,
-      /my-app 1\.4\.0 → production: 0 of 1 approvals \(waiting for Alice <alice@example\.com>, Bob <bob@example\.com>, Release Signer <release@example\.com>\)/,
+      /my-app 1\.4\.0 → production: 0 of 1 approvals \(waiting for Alice <alice@example\.com>, Bob <bob@example\.com>\)\n/,
     );
 
     /** A refused approve: exit 2, its message, nothing under approvals/. */

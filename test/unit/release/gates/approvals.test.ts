@@ -219,6 +219,7 @@ test("the publisher's key may not approve, primary or subkey; an approval by a p
   await w.give(alice);
   const check = await w.check({ publishers: [alice.fingerprint] });
   assert.equal(check.refused, ['alice published or promoted this version: an approval must come from someone else.']);
+  assert.equal(check.missing, [bob.uid], 'a publisher is not awaited');
 });
 
 test('a key not in from cannot approve; a revoked key cannot approve, and one revoked since does not count', async () => {
