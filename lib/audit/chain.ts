@@ -18,6 +18,8 @@ export const AUDIT_ACTIONS = [
   'delivery.replay_refused',
   'build.manual',
   'release.manual',
+  'release.promote',
+  'release.approve',
   'rollout.start',
   'rollout.step',
   'rollout.halt',

@@ -19,8 +19,10 @@ export interface PublishConfig {
   /** Path of the armored secret key file (`file:PATH` or a path, relative to the config file). */
   key: string;
   passphraseFile?: string;
-  /** A local folder (absolute), `s3://bucket/prefix` or `user@host:path`. */
+  /** A local folder (absolute), `s3://bucket/prefix` or `user@host:path`; else the environment's. */
   to: string;
+  /** The environment of `apps:` this repo's branch publishes to, if one maps it. */
+  environment?: string;
   keep: number;
   codename?: string;
   expiresDays?: number;
@@ -149,7 +151,8 @@ export function parsePublishConfig(doc: ConfigDoc, repoKeyPath: KeyPath): Publis
       `must be a folder inside the repository such as dist (${messageOf(error)})`,
     );
   }
-  const to = getKey(doc, [...keyPath, 'to'], 'string', { required: true })!;
+  // Absent: the environment of `apps:` whose branches: hold the repo's branch gives it (environments.ts).
+  const to = getKey(doc, [...keyPath, 'to'], 'string') ?? '';
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(to)?.[1]?.toLowerCase();
   if (scheme && scheme !== 's3')
     throw configError(
@@ -158,7 +161,7 @@ export function parsePublishConfig(doc: ConfigDoc, repoKeyPath: KeyPath): Publis
       `is a URL: give a folder, user@host:path or s3://bucket/prefix, where the files are written ` +
         `(http(s) URLs are what launchfit reads from).`,
     );
-  const remote = /^s3:\/\//.test(to) || /^[^/\s:]+@[^/\s:]+:/.test(to);
+  const remote = !to || /^s3:\/\//.test(to) || /^[^/\s:]+@[^/\s:]+:/.test(to);
   const passphrase = getKey(doc, [...keyPath, 'passphrase'], 'string');
   const codename = getKey(doc, [...keyPath, 'codename'], 'string');
   if (codename !== undefined && nameProblem(codename))
@@ -263,6 +266,20 @@ function parsePullRollout(
       [...keyPath, 'fleet_url'],
       "must be hook-server's http(s) URL as builds reach it, such as http://127.0.0.1:9000.",
     );
+  return {
+    mode: 'pull',
+    name: publish.name,
+    secret: app.secrets[0],
+    fleetUrl: fleetUrl?.replace(/\/+$/, ''),
+    ...parseStepRules(doc, keyPath),
+    keyPath,
+  };
+}
+
+/** How a percentage rollout moves: steps, wait, max_failures, allow_missing, rollback (a pull `rollout:` or an environment's). */
+export type StepRules = Pick<PullRolloutConfig, 'steps' | 'waitSec' | 'maxFailures' | 'allowMissing' | 'rollback'>;
+
+export function parseStepRules(doc: ConfigDoc, keyPath: KeyPath): StepRules {
   const wait = getKey(doc, [...keyPath, 'wait'], 'number') ?? 600;
   if (!(wait > 0 && wait <= 7 * 86_400))
     throw configError(doc, [...keyPath, 'wait'], 'must be a number of seconds above 0, at most 604800 (a week).');
@@ -281,16 +298,11 @@ function parsePullRollout(
     }
   };
   return {
-    mode: 'pull',
-    name: publish.name,
-    secret: app.secrets[0],
-    fleetUrl: fleetUrl?.replace(/\/+$/, ''),
     steps: rule('steps', () => parseSteps(text('steps', '1,10,50,100').replace(/%/g, ''), 'steps')),
     waitSec: wait,
     maxFailures: rule('max_failures', () => parseAllowance(text('max_failures', '0'), 'max_failures')),
     allowMissing: rule('allow_missing', () => parseAllowance(text('allow_missing', '0'), 'allow_missing')),
     rollback: getKey(doc, [...keyPath, 'rollback'], 'boolean') ?? true,
-    keyPath,
   };
 }
 

@@ -24,6 +24,7 @@ import { parseNodeConfig, type NodeRequest } from './node-version.ts';
 import { parseGitToken, type GitTokenConfig } from './git-token.ts';
 import { parsePublishConfig, parseRolloutConfig, type PublishConfig, type RolloutConfig } from './pipeline.ts';
 import { parsePreviews, type PreviewsConfig } from './previews.ts';
+import { parseApps, publishToEnvironment, type AppConfig } from './environments.ts';
 import type { UploadEntry } from '../stages/upload/index.ts';
 
 // publish and rollout run only when the repo has a `publish:` / `rollout:` block.
@@ -95,6 +96,8 @@ export interface ShipkitConfig {
   fleet: Map<string, FleetApp>;
   /** `audit:` (docs/audit.md): `keep_days` cuts older entries of the audit trail, recorded; absent = kept forever. */
   audit?: { keepDays?: number };
+  /** `apps:` (docs/environments.md): per app its release key and environments. */
+  apps: Map<string, AppConfig>;
   repos: Map<string, RepoConfig>;
 }
 
@@ -117,6 +120,7 @@ const TOP_KEYS = [
   'queue',
   'fleet',
   'audit',
+  'apps',
   ...REPORT_KEYS,
 ] as const;
 const REPO_KEYS = [
@@ -219,6 +223,8 @@ export function parseShipkitConfig(doc: ConfigDoc): ShipkitConfig {
   const fleet = parseFleetConfig(doc);
   const repos = new Map<string, RepoConfig>();
   for (const name of Object.keys(reposValue)) repos.set(name, parseRepo(doc, name, topReport, fleet));
+  const apps = parseApps(doc, fleet);
+  for (const repo of repos.values()) if (repo.publish) publishToEnvironment(doc, repo.branch, repo.publish, apps);
   return {
     file: doc.file,
     doc,
@@ -235,6 +241,7 @@ export function parseShipkitConfig(doc: ConfigDoc): ShipkitConfig {
     queue,
     fleet,
     audit: parseAudit(doc),
+    apps,
     repos,
   };
 }

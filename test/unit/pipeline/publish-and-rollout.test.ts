@@ -52,7 +52,7 @@ test('publish: and rollout: blocks: errors name the file, line and key', () => {
     [publish.replace('from: dist', 'from: /etc'), /publish\.from: must be a folder inside the repository .*relative/],
     [publish.replace('name: my-app', 'name: ../x'), /publish\.name: is not a valid app name/],
     [publish.replace('key: file:key.asc', 'key: env:KEY'), /publish\.key: must name a file/],
-    [publish.replace('  to: /srv/updates\n', ''), /publish\.to: is required/],
+    [publish.replace('  to: /srv/updates\n', ''), /publish: needs to: \(a folder.*or an environment of apps: my-app/],
     [`${publish}  bogus: 1\n`, /publish\.bogus: unknown key/],
     ['rollout:\n  list: fleet.txt\n', /rollout: needs secret:/],
     ['rollout:\n  list: fleet.txt\n  secret: env:S\n  waves: [50%]\n', /rollout\.waves: must end at 100% \(got 50%\)/],

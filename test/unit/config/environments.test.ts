@@ -1,0 +1,132 @@
+// The `apps:` block (lib/config/environments.ts): environments in the order written, `from:`
+// defaulting to the one above, DESTs made absolute, a fleet: app named, approvals, windows and
+// gates parsed; each mistake a configuration error naming FILE:LINE and the key.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ConfigError } from '../../../lib/core/errors.ts';
+import { parseYamlText } from '../../../lib/core/yaml-config.ts';
+import { parseApps } from '../../../lib/config/environments.ts';
+import { parseShipkitConfig } from '../../../lib/config/shipkit-yml.ts';
+import { parseFleetConfig } from '../../../lib/config/fleet.ts';
+import { ROOT } from '../../_helpers/common.ts';
+
+const parse = (text: string) => {
+  const doc = parseYamlText(text, '/etc/shipkit/shipkit.yml');
+  return parseApps(doc, parseFleetConfig(doc));
+};
+
+const TWO = `fleet:
+  web:
+    secret: env:FLEET_WEB
+apps:
+  web:
+    key: file:keys/release.asc
+    environments:
+      staging: { to: updates/staging, branches: [main] }
+      production:
+        to: deploy@host:/srv/updates
+        fleet: web
+        rollout: { steps: [10, 100], wait: 30 }
+        approvals: { required: 1, from: [keys/alice.asc] }
+        windows: [{ deny: "Fri 15:00 - Mon 08:00", tz: Europe/Berlin }]
+        gates: [{ prometheus: "http://127.0.0.1:9090", query: "up", max: 0.5, for: 10s }]
+`;
+
+test('environments in order, from: the one above, DESTs and key files made absolute', () => {
+  const app = parse(TWO).get('web')!;
+  assert.equal([...app.environments.keys()], ['staging', 'production']);
+  assert.is(app.key, '/etc/shipkit/keys/release.asc');
+  const [staging, production] = [app.environments.get('staging')!, app.environments.get('production')!];
+  assert.equal([staging.to, staging.from, staging.branches], ['/etc/shipkit/updates/staging', undefined, ['main']]);
+  assert.equal([production.to, production.from, production.fleet?.app], ['deploy@host:/srv/updates', 'staging', 'web']);
+  assert.equal(production.rollout?.steps, [10, 100]);
+  assert.is(production.rollout?.waitSec, 30);
+  assert.equal(production.approvals, { required: 1, from: ['/etc/shipkit/keys/alice.asc'], expiresMs: 86_400_000 });
+  assert.is(production.windows.length, 1);
+  assert.is(production.gates[0].max, 0.5);
+  assert.is(production.gates[0].forSec, 10);
+  assert.is(parse('repos: {}\n').size, 0, 'no apps: block, no apps');
+});
+
+test("shipkit.example.yml's commented apps: block parses, with the fleet: block above it", () => {
+  const text = readFileSync(path.join(ROOT, 'shipkit.example.yml'), 'utf8');
+  const fleet = /^# fleet:\n(?:#   .*\n)+/m.exec(text)?.[0];
+  const apps = /^# apps:\n(?:#   .*\n)+/m.exec(text)?.[0];
+  assert.ok(fleet && apps, 'commented fleet: and apps: blocks');
+  const app = parse(`${fleet}${apps}`.replace(/^# ?/gm, '')).get('my-app')!;
+  assert.equal([...app.environments.keys()], ['staging', 'production']);
+  assert.is(app.environments.get('production')!.approvals?.required, 1);
+});
+
+test("a repo's publish: goes to the environment whose branches: hold its branch", () => {
+  const repo = (branch: string, to = '') =>
+    `repos:\n  octo/web:\n    branch: ${branch}\n    publish: { from: dist, name: web, platform: linux, key: k.asc${to} }\n`;
+  const load = (text: string) => parseShipkitConfig(parseYamlText(text, '/etc/shipkit/shipkit.yml'));
+  const mapped = load(`${TWO}${repo('main')}`).repos.get('octo/web')!.publish!;
+  assert.equal([mapped.to, mapped.environment], ['/etc/shipkit/updates/staging', 'staging']);
+  const own = load(`${TWO}${repo('dev', ', to: /srv/dev')}`).repos.get('octo/web')!.publish!;
+  assert.equal([own.to, own.environment], ['/srv/dev', undefined]);
+  assert.throws(
+    () => load(`${TWO}${repo('main', ', to: /srv/other')}`),
+    /publish\.to: is \/srv\/other, but branch main publishes to environment staging/,
+  );
+  assert.throws(() => load(`${TWO}${repo('dev')}`), /shipkit\.yml:\d+: repos\.octo\/web\.publish: needs to: /);
+});
+
+test('refused, each naming its line and key', () => {
+  const env = (body: string) => `apps:\n  web:\n    environments:\n      staging: { to: /srv/s }\n${body}`;
+  const cases: Array<[string, RegExp]> = [
+    ['apps:\n  web:\n    environments: {}\n', /shipkit\.yml:3.*apps\.web\.environments: names no environment/],
+    ['apps:\n  web:\n    other: 1\n', /apps\.web\.other: unknown key/],
+    ['apps:\n  "../x":\n    environments: { a: { to: /s } }\n', /is not a valid app name/],
+    [
+      env('      production: { to: /srv/p, from: qa }\n'),
+      /shipkit\.yml:5.*production\.from: must name another environment/,
+    ],
+    [
+      env('      production: { to: /srv/p, fleet: nope }\n'),
+      /production\.fleet: names nope, which the top-level fleet: block/,
+    ],
+    [env('      production: { to: "http://x/y" }\n'), /production\.to: must be a folder, user@host:path or s3/],
+    [
+      env('      production: { to: /p, approvals: { required: 2, from: [a.asc] } }\n'),
+      /approvals\.required: must be a whole number from 1 to 1/,
+    ],
+    [env('      production: { to: /p, approvals: { from: [] } }\n'), /approvals\.from: must list the approvers/],
+    [
+      env('      production: { to: /p, approvals: { from: [a.asc], expires: 1y } }\n'),
+      /approvals\.expires: must be a duration/,
+    ],
+    [env('      production: { to: /p, approvals: { from: [env:KEY] } }\n'), /approvals\.from\[0\]: must name a file/],
+    [
+      env(
+        '      production:\n        to: /p\n        windows:\n          - { deny: "Fri 15:00 - Mon 08:00", tz: Europe/Berln }\n',
+      ),
+      /shipkit\.yml:8.*windows\[0\]: .*Europe\/Berln/,
+    ],
+    [
+      env('      production: { to: /p, windows: [{ deny: "Fri 25:00 - Mon 08:00" }] }\n'),
+      /shipkit\.yml:5.*windows\[0\]: .*25:00/,
+    ],
+    [env('      production: { to: /p, gates: [{ prometheus: ftp://x, query: up, max: 1 }] }\n'), /gates\[0\]: /],
+    [env('      production: { to: /p, windows: { deny: x } }\n'), /production\.windows: must be a list/],
+    [
+      env('      production: { to: /p, branches: [main] }\n').replace('/srv/s }', '/srv/s, branches: [main] }'),
+      /maps branch main to more than one environment \(staging, production\)/,
+    ],
+    [env('      production: { to: /p, rollout: { steps: [50, 10] } }\n'), /production\.rollout\.steps: /],
+  ];
+  for (const [text, pattern] of cases) {
+    try {
+      parse(text);
+      assert.unreachable(text);
+    } catch (error) {
+      assert.instance(error, ConfigError, text);
+      assert.match((error as Error).message, pattern, text);
+    }
+  }
+});
+
+test.run();
