@@ -6,7 +6,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFi
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ValidationError } from '../../../../lib/core/errors.ts';
+import { ValidationError, messageOf } from '../../../../lib/core/errors.ts';
 import { silentLogger } from '../../../../lib/core/log.ts';
 import { openDestination } from '../../../../lib/release/dest/destination.ts';
 import {
@@ -98,7 +98,7 @@ async function refusedWith(run: () => Promise<unknown>, message: RegExp) {
     assert.unreachable('should have been refused');
   } catch (error) {
     assert.instance(error, ValidationError);
-    assert.match((error as Error).message, message);
+    assert.match(messageOf(error), message);
   }
 }
 
