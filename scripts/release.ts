@@ -17,6 +17,8 @@ import { validateName } from '../lib/core/names.ts';
 import { findConfigFile, getRepo, loadShipkitConfig, publishedTo } from '../lib/config/shipkit-yml.ts';
 import { parseRolloutPercent, validateVersion } from '../lib/release/format/version-file.ts';
 import type { History } from '../lib/release/dest/history.ts';
+import type { ShipkitConfig } from '../lib/config/shipkit-yml.ts';
+import type { ApprovalRequest } from '../lib/notify/approval-request.ts';
 
 const publishCommand: CommandSpec = {
   usage: `Usage: release publish DIR --name APP --platform PLATFORM --version V --key SECRET_KEY.asc
@@ -878,7 +880,12 @@ async function promoteEnvironments(args: Args, app: string, log: Logger) {
     key: target.app.key,
     passphraseFile: target.app.passphraseFile,
     admit: (facts: Parameters<typeof admitPromotion>[2]) =>
-      admitPromotion(target, source.env, facts, { force: reasons.forced, override: reasons.override, log }),
+      admitPromotion(target, source.env, facts, {
+        force: reasons.forced,
+        override: reasons.override,
+        log,
+        tell: async (request) => tellApproversOnce(config, request, (await ledgerState(args)).state, log),
+      }),
   };
 }
 
@@ -890,6 +897,23 @@ async function historyMain(args: Args, log: Logger): Promise<number> {
   const history = await hostsOfFleet(args, await releaseHistory(read));
   process.stdout.write(args.json ? `${JSON.stringify(history)}\n` : formatHistory(history));
   return 0;
+}
+
+/** Tells shipkit.yml's top-level notify targets that a release waits for approval, once per release and environment. */
+async function tellApproversOnce(
+  config: ShipkitConfig,
+  request: ApprovalRequest,
+  stateDir: string,
+  log: Logger,
+): Promise<void> {
+  const { resolveNotifyTargets } = await import('../lib/config/notify.ts');
+  const { tellApprovers } = await import('../lib/notify/approval-request.ts');
+  const resolved = await resolveNotifyTargets(new Map([['', config.notify]]), { file: config.file });
+  const told = await tellApprovers(resolved.get('') ?? [], { ...request, publicUrl: config.publicUrl }, { stateDir });
+  for (const outcome of told.outcomes)
+    if (!outcome.ok) log.warn('could not tell the approvers', { target: outcome.where, detail: outcome.detail });
+  if (told.told)
+    process.stderr.write(`Told the approvers (${told.outcomes.filter((o) => o.ok).length} notify targets).\n`);
 }
 
 /** `release history APP` without --from: each environment of APP in shipkit.yml, and each version's path through them. */
@@ -1031,7 +1055,7 @@ async function rollbackChoices(args: Args, log: Logger, pick: boolean): Promise<
 
 async function rolloutMain(args: Args, log: Logger): Promise<number> {
   const name = validateName(String(args._[0]), 'app name');
-  const env = await rolloutEnvironment(args, name);
+  const env = await rolloutEnvironment(args, name, log);
   const { parseAllowance, parseSteps } = await import('../lib/release/rollout/plan.ts');
   const rules = env?.rules;
   const steps = args.steps === undefined && rules ? rules.steps : parseSteps(String(args.steps ?? '1,10,50,100'));
@@ -1096,7 +1120,7 @@ async function rolloutMain(args: Args, log: Logger): Promise<number> {
  * `--env production`: the environment of APP in shipkit.yml gives DEST, hook-server, the fleet
  * secret, the steps, the key, and the windows and gates every step must pass.
  */
-async function rolloutEnvironment(args: Args, app: string) {
+async function rolloutEnvironment(args: Args, app: string, log: Logger) {
   if (args.env === undefined) {
     for (const flag of ['override', 'reason'])
       if (args[flag] !== undefined) throw new UsageError(`--${flag} goes with --env. Run \`release rollout --help\`.`);
@@ -1107,9 +1131,15 @@ async function rolloutEnvironment(args: Args, app: string) {
       throw new UsageError(`--${flag} comes from the environment with --env; leave it out.`);
   if (Boolean(args.override) !== (typeof args.reason === 'string'))
     throw new UsageError('--override needs --reason TEXT (recorded), and --reason goes with --override.');
-  const { environmentOf, fleetUrlOf, fleetSecretOf } = await import('../lib/pipeline/environments.ts');
+  const { environmentOf, fleetUrlOf, fleetSecretOf, checkOverride } = await import('../lib/pipeline/environments.ts');
   const config = await loadShipkitConfig(findConfigFile(args.config));
   const found = environmentOf(config, app, String(args.env));
+  if (args.override) {
+    await checkOverride(found, log);
+    const { recordByCommand } = await import('../lib/audit/trail.ts');
+    const detail = { env: found.env.name, reason: String(args.reason) };
+    await recordByCommand(config, 'release', { action: 'rollout.override', subject: app, detail }, log);
+  }
   return {
     to: found.env.to,
     fleet: fleetUrlOf(config, found.app),

@@ -25,6 +25,7 @@ export const AUDIT_ACTIONS = [
   'rollout.halt',
   'rollout.resume',
   'rollout.done',
+  'rollout.override',
   'rollback',
   'fleet.forget',
   'retention',

@@ -9,8 +9,9 @@ import { openDestination } from '../release/dest/destination.ts';
 import { checkApprovals, type ApprovalCheck } from '../release/gates/approvals.ts';
 import { windowVerdict } from '../release/gates/windows.ts';
 import type { LedgerEntry } from '../release/format/ledger.ts';
-import { compareVersions } from '../release/format/version-file.ts';
+import { compareVersions, parseVersionFile } from '../release/format/version-file.ts';
 import type { Logger } from '../core/log.ts';
+import type { ApprovalRequest } from '../notify/approval-request.ts';
 import { fleetUrlFor } from './pull-rollout.ts';
 
 export interface AppEnvironment {
@@ -73,6 +74,8 @@ export interface PromotionGate {
   force?: string;
   /** `--override --reason`: promote inside a deny window; needs an approval. */
   override?: string;
+  /** Tells the approvers a release waits for them (lib/notify/approval-request.ts), before the refusal. */
+  tell?: (request: ApprovalRequest) => Promise<void>;
   now?: Date;
   log: Logger;
 }
@@ -102,13 +105,25 @@ export async function admitPromotion(
     : undefined;
   const given = check?.valid.length ?? 0;
   const what = `${app.name} ${facts.version} into ${env.name}`;
-  if (check && given < check.required)
+  if (check && given < check.required) {
+    const command = `shipkit approve ${app.name} ${facts.version} --env ${env.name} --key KEY`;
+    await gate.tell?.({
+      app: app.name,
+      version: facts.version,
+      env: env.name,
+      sha256: facts.sha256,
+      required: check.required,
+      given,
+      waitingFor: check.missing,
+      command,
+    });
     throw new ValidationError(
       `${what} needs ${check.required} approval${check.required === 1 ? '' : 's'}; ${given} given` +
         `${check.missing.length ? ` (waiting for ${check.missing.join(', ')})` : ''}` +
         `${check.refused.length ? `; not counted: ${check.refused.join('; ')}` : ''}. An approver runs ` +
-        `\`shipkit approve ${app.name} ${facts.version} --env ${env.name} --key KEY\`. Nothing was written.`,
+        `\`${command}\`. Nothing was written.`,
     );
+  }
   for (const [flag, reason] of [
     ['--force', gate.force],
     ['--override', gate.override],
@@ -157,5 +172,34 @@ function checkTakenWhole(facts: PromotionFacts, source: EnvironmentConfig): void
     throw new ValidationError(
       `${facts.version} never reached ROLLOUT 100 in ${source.name}'s fleet: finish its rollout there first ` +
         `(\`release rollout … --env ${source.name}\`), or pass --force --reason TEXT. Nothing was written.`,
+    );
+}
+
+/**
+ * `release rollout --env ENV --override`: the release VERSION at the environment's DEST names must
+ * have an approval for it there that counts. The rollout still verifies VERSION's signature.
+ */
+export async function checkOverride({ app, env }: AppEnvironment, log: Logger, now = new Date()): Promise<void> {
+  const dest = openDestination(env.to, log);
+  const text = await dest.read('VERSION');
+  const info = text ? parseVersionFile(text.toString('utf8')) : undefined;
+  const check =
+    info?.sha256 && env.approvals
+      ? await checkApprovals({
+          dest,
+          app: app.name,
+          version: info.version,
+          sha256: info.sha256,
+          env: env.name,
+          rule: env.approvals,
+          publishers: [],
+          now,
+        })
+      : undefined;
+  if (!check?.valid.length)
+    throw new ValidationError(
+      `--override in ${env.name} needs an approval of ${info ? `${app.name} ${info.version}` : 'the release at its DEST'}` +
+        `${env.approvals ? '' : `, and ${env.name} names no approvers (approvals: from:)`}` +
+        `${check?.refused.length ? ` (not counted: ${check.refused.join('; ')})` : ''}. Nothing was written.`,
     );
 }

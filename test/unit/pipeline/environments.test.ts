@@ -33,7 +33,7 @@ apps:
     '/etc/shipkit/shipkit.yml',
   ),
 );
-const log = createLogger({ level: 'error' });
+const log = createLogger({ json: true, env: {}, stream: { write: () => true } as unknown as NodeJS.WritableStream });
 const entry = (action: LedgerEntry['action'], version: string, extra: Partial<LedgerEntry> = {}) =>
   ({ action, app: 'web', version, rollout: null, signer: 'ABC', ...extra }) as LedgerEntry;
 
