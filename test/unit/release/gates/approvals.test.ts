@@ -139,6 +139,13 @@ test("approving again replaces the approver's file; required 2 with one given co
   assert.is((await w.check({ now: new Date(Date.now() + 2000) })).valid.length, 2);
 });
 
+test('a clock a few seconds behind the signature (whole seconds) still gives and counts', async () => {
+  const w = world();
+  const now = new Date(Date.now() - 5000);
+  await w.give(alice, { now });
+  assert.is((await w.check({ now })).valid.length, 1);
+});
+
 test('an approval for another version, environment or sha256 is refused, naming the field', async () => {
   const w = world();
   await w.give(alice, { version: '1.2' });
