@@ -53,6 +53,14 @@ const SCRIPTS: Record<string, { about: string; load: () => Promise<unknown> }> =
     about: 'list the previews of pull requests; approve, rebuild or remove one',
     load: () => import('./previews.ts'),
   },
+  approve: {
+    about: "approve a release for an environment with approvals:, signed with the approver's key",
+    load: () => import('./approve.ts'),
+  },
+  approvals: {
+    about: 'show the releases waiting for approval and the approvals that count',
+    load: () => import('./approvals.ts'),
+  },
   audit: {
     about: "print or verify the control plane's audit trail (logins, replays, rollouts, rollbacks)",
     load: () => import('./audit.ts'),

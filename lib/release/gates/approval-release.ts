@@ -1,10 +1,12 @@
 // Which release an approval is for, as the source environment's signed ledger records it (never as
 // the approver says it): the sha256 of its publish or promote entry, and who signed those entries,
 // for they may not approve it. And the release waiting at the source to move into the target.
+import os from 'node:os';
 import { ValidationError } from '../../core/errors.ts';
 import type { Destination } from '../dest/destination.ts';
 import { trustedLedger, type HistoryOptions } from '../dest/history.ts';
 import { publishEntryOf } from '../dest/ledger.ts';
+import { primaryOfKeyFile, stateFolder } from '../dest/seen.ts';
 import { readPublishedVersion } from '../dest/seq.ts';
 import { LEDGER_FILE, type LedgerEntry } from '../format/ledger.ts';
 import { validateVersion, versionKey } from '../format/version-file.ts';
@@ -26,6 +28,22 @@ export interface SourceRecord {
 
 /** How the source's ledger is trusted: as `release history` trusts it (--keys, --state, a pinned primary). */
 export type LedgerTrust = Pick<HistoryOptions, 'keys' | 'state' | 'say' | 'pinned'>;
+
+/**
+ * The trust of a command run from shipkit.yml: `state` (--state, else the config folder) and, when the
+ * config names the app's release key (`releaseKey`, said `by`), its primary pinned for the DEST.
+ */
+export async function ledgerTrustOf(opts: {
+  state?: string;
+  releaseKey?: string;
+  by: string;
+  say: (line: string) => void;
+  env?: NodeJS.ProcessEnv;
+}): Promise<LedgerTrust> {
+  const state = stateFolder(opts.state, opts.env ?? process.env, os.homedir());
+  if (!opts.releaseKey) return { state, say: opts.say };
+  return { state, say: opts.say, pinned: { primary: await primaryOfKeyFile(opts.releaseKey), by: opts.by } };
+}
 
 /**
  * `version` of `app` as the ledger at `source` records it. Throws ValidationError (exit 2) when the
