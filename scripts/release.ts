@@ -17,6 +17,8 @@ import { validateName } from '../lib/core/names.ts';
 import { findConfigFile, getRepo, loadShipkitConfig, publishedTo } from '../lib/config/shipkit-yml.ts';
 import { parseRolloutPercent, validateVersion } from '../lib/release/format/version-file.ts';
 import type { History } from '../lib/release/dest/history.ts';
+import type { ShipkitConfig } from '../lib/config/shipkit-yml.ts';
+import type { ApprovalRequest } from '../lib/notify/approval-request.ts';
 
 const publishCommand: CommandSpec = {
   usage: `Usage: release publish DIR --name APP --platform PLATFORM --version V --key SECRET_KEY.asc
@@ -172,6 +174,8 @@ const promoteCommand: CommandSpec = {
   usage: `Usage: release promote APP VERSION --from DEST --to DEST --key SECRET_KEY.asc [--passphrase-file F]
                        [--from-env NAME] [--to-env NAME] [--platform P] [--force --reason TEXT]
                        [--keys keys.asc] [--expires DAYS] [--state DIR] [--json]
+       release promote APP VERSION --from ENV --to ENV [--config FILE] [--key SECRET_KEY.asc]
+                       [--force --reason TEXT] [--override --reason TEXT] ...
 
 Promotes a release from one environment's DEST (staging) to another's (production): the same
 tarball, byte for byte, with its .sig, its manifest (and pack index) and its provenance. Nothing
@@ -187,9 +191,20 @@ VERSION of another APP; a tarball, manifest or provenance whose bytes changed si
 signed; a release not good in the source: not and never its current release, or halted or rolled
 back there. --force --reason TEXT overrides that last rule only, and is recorded in the ledger.
 
+With environments (names, not DESTs: apps: APP: environments: in shipkit.yml), the DESTs and the
+key come from there and the target's rules apply too, each refused with exit 2 before anything is
+written: its approvals (shipkit approve; an approval counts for this version, these bytes and
+this environment only), its deny windows (--override --reason TEXT promotes inside one), and
+with a fleet at the source, ROLLOUT 100 reached there. --force and --override each need an
+approval as well. The promote is recorded in hook-server's audit trail.
+
 Options:
-  --from DEST              the source: a local folder, s3://bucket/prefix or user@host:path
-  --to DEST                the target, the same kinds
+  --from DEST|ENV          the source: a local folder, s3://bucket/prefix or user@host:path, or
+                           an environment of APP in shipkit.yml
+  --to DEST|ENV            the target, the same kinds
+  --config FILE            shipkit.yml with the apps: block (default: $SHIPKIT_CONFIG, ./shipkit.yml,
+                           ./.shipkit/shipkit.yml, /etc/shipkit/shipkit.yml)
+  --override               promote inside the target's deny window (needs --reason and an approval)
   --from-env NAME          the source environment's name, for the ledgers (default: its DEST)
   --to-env NAME            the target environment's name, for the ledgers (default: its DEST)
   --platform P             the platform, when the source holds VERSION for several
@@ -214,6 +229,8 @@ lock: run it again), 2 usage error or refused by a rule above.`,
     'passphrase-file': { type: 'string' },
     keys: { type: 'string' },
     force: { type: 'boolean' },
+    override: { type: 'boolean' },
+    config: { type: 'string' },
     reason: { type: 'string' },
     expires: { type: 'integer', min: 0, max: 36_500 },
     state: { type: 'string' },
@@ -226,6 +243,7 @@ lock: run it again), 2 usage error or refused by a rule above.`,
 const historyCommand: CommandSpec = {
   usage: `Usage: release history APP --from DEST [--keys keys.asc] [--state DIR] [--fleet URL --fleet-secret SECRET]
                        [--json]
+       release history APP [--config FILE] [--keys keys.asc] [--state DIR] [--json]
 
 The releases of APP that the ledger at DEST (ledger.jsonl, signed as ledger.jsonl.sig) records,
 newest first: version, state (current, previous, halted, rolled back), ROLLOUT, when, who, the
@@ -236,8 +254,13 @@ head's sha256, in --state): a shorter one (an older ledger put back) or one that
 refused (exit 2). So is, without --keys, a keys.asc whose primary is not the one pinned at the
 first read (the fingerprint trusted then is printed on stderr).
 
+Without --from, the environments of APP in shipkit.yml (apps: APP: environments:, --config FILE)
+are read in turn: each one's current release, then each version's path through them (published
+in staging, promoted from staging to production, its state in each).
+
 Options:
   --from DEST    a local folder, s3://bucket/prefix or user@host:path
+  --config FILE  shipkit.yml with the apps: block, when there is no --from
   --keys FILE    the release certificate to trust (keys.asc from \`release keys\`); default
                  DEST's keys.asc, whose primary must be the one pinned at the first read
   --state DIR    where what was read at each DEST is remembered (default
@@ -250,6 +273,7 @@ Options:
 
 Exit codes: 0 shown, 1 failed, 2 usage error, no ledger or a ledger that does not verify.`,
   flags: {
+    config: { type: 'string' },
     from: { type: 'string' },
     keys: { type: 'string' },
     fleet: { type: 'string' },
@@ -310,6 +334,7 @@ const rolloutCommand: CommandSpec = {
                        --key SECRET_KEY.asc [--passphrase-file F] [--keys keys.asc]
                        [--steps 1,10,50,100] [--wait SECONDS] [--max-failures N|P%]
                        [--allow-missing N|P%] [--rollback] [--poll SECONDS] [--json]
+       release rollout APP --env ENV [--config FILE] [--override --reason TEXT] [...]
 
 Rolls the release that VERSION at DEST names out to a pulling fleet, step by step (docs/fleet.md).
 For each step it signs VERSION with the next SEQ and ROLLOUT = the step (hosts whose bucket,
@@ -324,7 +349,16 @@ the release), or when after --wait more hosts are pending than --allow-missing. 
 so every host that took this one goes back. Killed at any moment, run it again: it reads
 VERSION at DEST and continues from its ROLLOUT. Hosts not yet in keep their release.
 
+With --env, the environment of APP in shipkit.yml (apps: APP: environments:) gives DEST, hook-
+server (fleet_url, else public_url, else listen), the fleet secret (its fleet: app), the key,
+the steps and rules (its rollout:; flags given win), and two more rules per step
+(docs/environments.md): a step due inside a deny window (or outside every allow window) is held,
+and goes on when the window opens (--override --reason TEXT signs it anyway); after a step's hosts
+reported, its metric gates must hold for their for: (a value over max halts and rolls back; a
+Prometheus that cannot be read holds, never passes, and halts at --wait).
+
 Options:
+  --env ENV                an environment of APP in shipkit.yml (with --config FILE)
   --to DEST                a local folder, s3://bucket/prefix or user@host:path
   --fleet URL              hook-server, e.g. http://ci.example.com:8080
   --fleet-secret SECRET    the app's fleet secret (fleet: in hook-server's shipkit.yml):
@@ -347,6 +381,10 @@ Options:
 Exit codes: 0 rolled out to 100%, 1 halted (also after --rollback) or failed, 2 usage,
 configuration or verification error (nothing written).`,
   flags: {
+    env: { type: 'string' },
+    config: { type: 'string' },
+    override: { type: 'boolean' },
+    reason: { type: 'string' },
     to: { type: 'string' },
     fleet: { type: 'string' },
     'fleet-secret': { type: 'string' },
@@ -760,32 +798,49 @@ async function rollbackInStepsMain(
 }
 
 async function promoteMain(args: Args, log: Logger): Promise<number> {
-  for (const flag of ['from', 'to', 'key']) {
+  const app = String(args._[0]);
+  const byEnvironment = await promoteEnvironments(args, app, log);
+  for (const flag of byEnvironment ? ['from', 'to'] : ['from', 'to', 'key']) {
     if (typeof args[flag] !== 'string' || args[flag] === '')
       throw new UsageError(`Missing --${flag}. Run \`release promote --help\` for usage.`);
   }
-  if (args.force && typeof args.reason !== 'string')
-    throw new UsageError('--force needs --reason TEXT: why, recorded in the ledger. Run `release promote --help`.');
-  if (!args.force && args.reason !== undefined)
-    throw new UsageError('--reason goes with --force. Run `release promote --help` for usage.');
+  const key = typeof args.key === 'string' && args.key ? args.key : byEnvironment?.key;
+  if (!key) throw new UsageError('Missing --key (or key: in the apps: block). Run `release promote --help`.');
+  if ((args.force || args.override) && typeof args.reason !== 'string')
+    throw new UsageError('--force and --override need --reason TEXT: why, recorded in the ledger.');
+  if (!args.force && !args.override && args.reason !== undefined)
+    throw new UsageError('--reason goes with --force or --override. Run `release promote --help` for usage.');
+  if (args.override && !byEnvironment)
+    throw new UsageError('--override is for environments of shipkit.yml (--from staging --to production).');
   const { promoteRelease } = await import('../lib/release/publish/promote.ts');
   const result = await promoteRelease({
-    app: String(args._[0]),
+    app,
     version: String(args._[1]),
-    from: String(args.from),
-    to: String(args.to),
-    fromEnv: args['from-env'],
-    toEnv: args['to-env'],
+    from: byEnvironment?.from ?? String(args.from),
+    to: byEnvironment?.to ?? String(args.to),
+    fromEnv: byEnvironment ? String(args.from) : args['from-env'],
+    toEnv: byEnvironment ? String(args.to) : args['to-env'],
     platform: args.platform,
-    key: String(args.key),
-    passphraseFile: args['passphrase-file'],
+    key,
+    passphraseFile: args['passphrase-file'] ?? byEnvironment?.passphraseFile,
     keys: args.keys,
     force: args.force ? { reason: String(args.reason) } : undefined,
     expiresDays: args.expires,
     log,
     step: pauseStep(),
     state: (await ledgerState(args)).state,
+    admit: byEnvironment?.admit,
   });
+  if (byEnvironment) {
+    const { recordByCommand } = await import('../lib/audit/trail.ts');
+    const detail = { version: result.version, sha256: result.sha256, from: args.from, to: args.to, seq: result.seq };
+    const record = {
+      action: 'release.promote' as const,
+      subject: app,
+      detail: { ...detail, ...byEnvironment.reasons },
+    };
+    await recordByCommand(byEnvironment.config, 'release', record, log);
+  }
   if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
   else
     process.stdout.write(
@@ -796,14 +851,90 @@ async function promoteMain(args: Args, log: Logger): Promise<number> {
   return 0;
 }
 
+/**
+ * `--from staging --to production`: environments of APP in shipkit.yml (`--config`), their DESTs and
+ * the app's key, and what the target asks before anything is written (lib/pipeline/environments.ts).
+ */
+async function promoteEnvironments(args: Args, app: string, log: Logger) {
+  const { namesEnvironment, environmentOf, admitPromotion } = await import('../lib/pipeline/environments.ts');
+  const named = [args.from, args.to].map((v) => typeof v === 'string' && v !== '' && namesEnvironment(v));
+  if (!named[0] && !named[1]) return undefined;
+  if (!named[0] || !named[1])
+    throw new UsageError('--from and --to must both be environments (staging, production) or both DESTs.');
+  if (args['from-env'] !== undefined || args['to-env'] !== undefined)
+    throw new UsageError(
+      '--from-env and --to-env name DESTs; with environments of shipkit.yml they are --from and --to.',
+    );
+  const config = await loadShipkitConfig(findConfigFile(args.config));
+  const source = environmentOf(config, app, String(args.from));
+  const target = environmentOf(config, app, String(args.to));
+  const reasons = {
+    ...(args.force ? { forced: String(args.reason) } : {}),
+    ...(args.override ? { override: String(args.reason) } : {}),
+  };
+  return {
+    config,
+    reasons,
+    from: source.env.to,
+    to: target.env.to,
+    key: target.app.key,
+    passphraseFile: target.app.passphraseFile,
+    admit: (facts: Parameters<typeof admitPromotion>[2]) =>
+      admitPromotion(target, source.env, facts, {
+        force: reasons.forced,
+        override: reasons.override,
+        log,
+        tell: async (request) => tellApproversOnce(config, request, (await ledgerState(args)).state, log),
+      }),
+  };
+}
+
 async function historyMain(args: Args, log: Logger): Promise<number> {
   const app = validateName(String(args._[0]), 'app name');
-  if (typeof args.from !== 'string' || !args.from)
-    throw new UsageError('Missing --from DEST. Run `release history --help` for usage.');
+  if (typeof args.from !== 'string' || !args.from) return pathsMain(args, app, log);
   const { formatHistory, releaseHistory } = await import('../lib/release/dest/history.ts');
   const read = { app, from: args.from, keys: args.keys, log, ...(await ledgerState(args)) };
   const history = await hostsOfFleet(args, await releaseHistory(read));
   process.stdout.write(args.json ? `${JSON.stringify(history)}\n` : formatHistory(history));
+  return 0;
+}
+
+/** Tells shipkit.yml's top-level notify targets that a release waits for approval, once per release and environment. */
+async function tellApproversOnce(
+  config: ShipkitConfig,
+  request: ApprovalRequest,
+  stateDir: string,
+  log: Logger,
+): Promise<void> {
+  const { resolveNotifyTargets } = await import('../lib/config/notify.ts');
+  const { tellApprovers } = await import('../lib/notify/approval-request.ts');
+  const resolved = await resolveNotifyTargets(new Map([['', config.notify]]), { file: config.file });
+  const told = await tellApprovers(resolved.get('') ?? [], { ...request, publicUrl: config.publicUrl }, { stateDir });
+  for (const outcome of told.outcomes)
+    if (!outcome.ok) log.warn('could not tell the approvers', { target: outcome.where, detail: outcome.detail });
+  if (told.told)
+    process.stderr.write(`Told the approvers (${told.outcomes.filter((o) => o.ok).length} notify targets).\n`);
+}
+
+/** `release history APP` without --from: each environment of APP in shipkit.yml, and each version's path through them. */
+async function pathsMain(args: Args, app: string, log: Logger): Promise<number> {
+  let file: string;
+  try {
+    file = findConfigFile(args.config);
+  } catch {
+    throw new UsageError('Missing --from DEST (or a shipkit.yml with apps:). Run `release history --help` for usage.');
+  }
+  const { appOf } = await import('../lib/pipeline/environments.ts');
+  const { formatPaths, releaseHistory } = await import('../lib/release/dest/history.ts');
+  const found = appOf(await loadShipkitConfig(file), app);
+  const state = await ledgerState(args);
+  const environments = [];
+  for (const env of found.environments.values())
+    environments.push({
+      env: env.name,
+      history: await releaseHistory({ app, from: env.to, keys: args.keys, log, ...state }),
+    });
+  process.stdout.write(args.json ? `${JSON.stringify({ app, environments })}\n` : formatPaths(app, environments));
   return 0;
 }
 
@@ -924,16 +1055,27 @@ async function rollbackChoices(args: Args, log: Logger, pick: boolean): Promise<
 
 async function rolloutMain(args: Args, log: Logger): Promise<number> {
   const name = validateName(String(args._[0]), 'app name');
+  const env = await rolloutEnvironment(args, name, log);
   const { parseAllowance, parseSteps } = await import('../lib/release/rollout/plan.ts');
-  const steps = parseSteps(String(args.steps ?? '1,10,50,100'));
-  const maxFailures = parseAllowance(String(args['max-failures'] ?? '0'), '--max-failures');
-  const allowMissing = parseAllowance(String(args['allow-missing'] ?? '0'), '--allow-missing');
-  for (const flag of ['to', 'fleet', 'fleet-secret', 'key']) {
-    if (typeof args[flag] !== 'string' || args[flag] === '')
+  const rules = env?.rules;
+  const steps = args.steps === undefined && rules ? rules.steps : parseSteps(String(args.steps ?? '1,10,50,100'));
+  const maxFailures =
+    args['max-failures'] === undefined && rules
+      ? rules.maxFailures
+      : parseAllowance(String(args['max-failures'] ?? '0'), '--max-failures');
+  const allowMissing =
+    args['allow-missing'] === undefined && rules
+      ? rules.allowMissing
+      : parseAllowance(String(args['allow-missing'] ?? '0'), '--allow-missing');
+  const given = { to: env?.to ?? args.to, fleet: env?.fleet ?? args.fleet, key: args.key ?? env?.key };
+  for (const flag of ['to', 'fleet', 'key'] as const) {
+    if (typeof given[flag] !== 'string' || given[flag] === '')
       throw new UsageError(`Missing --${flag}. Run \`release rollout --help\` for usage.`);
   }
+  if (!env && (typeof args['fleet-secret'] !== 'string' || args['fleet-secret'] === ''))
+    throw new UsageError('Missing --fleet-secret. Run `release rollout --help` for usage.');
   const { resolveSecretFlag } = await import('../lib/core/secrets.ts');
-  const secret = await resolveSecretFlag(String(args['fleet-secret']), '--fleet-secret');
+  const secret = env?.secret ?? (await resolveSecretFlag(String(args['fleet-secret']), '--fleet-secret'));
   const { rolloutRelease } = await import('../lib/release/rollout/rollout.ts');
   const pauseAt = process.env.SHIPKIT_TEST_PAUSE_AT;
   const step = pauseAt
@@ -947,16 +1089,19 @@ async function rolloutMain(args: Args, log: Logger): Promise<number> {
   const controller = abortOnSignals();
   const result = await rolloutRelease({
     name,
-    to: args.to,
-    fleet: args.fleet,
+    to: String(given.to),
+    fleet: String(given.fleet),
     secret,
     steps,
-    waitSec: args.wait ?? 600,
+    waitSec: args.wait ?? rules?.waitSec ?? 600,
     maxFailures,
     allowMissing,
-    rollback: Boolean(args.rollback),
-    key: args.key,
-    passphraseFile: args['passphrase-file'],
+    rollback: Boolean(args.rollback) || (rules?.rollback ?? false),
+    key: String(given.key),
+    passphraseFile: args['passphrase-file'] ?? env?.passphraseFile,
+    windows: env?.windows,
+    gates: env?.gates,
+    override: env?.override,
     keys: args.keys,
     pollSec: args.poll,
     log,
@@ -969,6 +1114,43 @@ async function rolloutMain(args: Args, log: Logger): Promise<number> {
   });
   if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
   return result.state === 'done' ? 0 : 1;
+}
+
+/**
+ * `--env production`: the environment of APP in shipkit.yml gives DEST, hook-server, the fleet
+ * secret, the steps, the key, and the windows and gates every step must pass.
+ */
+async function rolloutEnvironment(args: Args, app: string, log: Logger) {
+  if (args.env === undefined) {
+    for (const flag of ['override', 'reason'])
+      if (args[flag] !== undefined) throw new UsageError(`--${flag} goes with --env. Run \`release rollout --help\`.`);
+    return undefined;
+  }
+  for (const flag of ['to', 'fleet', 'fleet-secret'])
+    if (args[flag] !== undefined)
+      throw new UsageError(`--${flag} comes from the environment with --env; leave it out.`);
+  if (Boolean(args.override) !== (typeof args.reason === 'string'))
+    throw new UsageError('--override needs --reason TEXT (recorded), and --reason goes with --override.');
+  const { environmentOf, fleetUrlOf, fleetSecretOf, checkOverride } = await import('../lib/pipeline/environments.ts');
+  const config = await loadShipkitConfig(findConfigFile(args.config));
+  const found = environmentOf(config, app, String(args.env));
+  if (args.override) {
+    await checkOverride(found, log);
+    const { recordByCommand } = await import('../lib/audit/trail.ts');
+    const detail = { env: found.env.name, reason: String(args.reason) };
+    await recordByCommand(config, 'release', { action: 'rollout.override', subject: app, detail }, log);
+  }
+  return {
+    to: found.env.to,
+    fleet: fleetUrlOf(config, found.app),
+    secret: await fleetSecretOf(config, found),
+    key: found.app.key,
+    passphraseFile: found.app.passphraseFile,
+    rules: found.env.rollout,
+    windows: found.env.windows,
+    gates: found.env.gates,
+    override: args.override ? String(args.reason) : undefined,
+  };
 }
 
 // `release keys ACTION` is a command with commands of its own: its own spec, so each action

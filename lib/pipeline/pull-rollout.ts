@@ -10,6 +10,7 @@ import { rolloutRelease, type RolloutResult } from '../release/rollout/rollout.t
 import { stageLogger, StepFailure, type BuildContext } from './context.ts';
 import type { PullRolloutConfig } from '../config/pipeline.ts';
 import type { ShipkitConfig } from '../config/shipkit-yml.ts';
+import type { EnvironmentConfig } from '../config/environments.ts';
 
 /** hook-server as a build reaches it: `fleet_url:`, else `public_url:`, else http:// + `listen:` (0.0.0.0 → 127.0.0.1). */
 export function fleetUrlFor(
@@ -21,6 +22,15 @@ export function fleetUrlFor(
   const { host, port } = parseListen(config.listen);
   const reachable = host === '0.0.0.0' || host === '' ? '127.0.0.1' : host === '::' ? '::1' : host;
   return `http://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`;
+}
+
+/** The windows and gates of the environment a repo's branch publishes to (none without one). */
+export function environmentRules(
+  config: Pick<ShipkitConfig, 'apps'>,
+  publish: { name: string; environment?: string },
+): Pick<EnvironmentConfig, 'windows' | 'gates'> {
+  const env = publish.environment ? config.apps.get(publish.name)?.environments.get(publish.environment) : undefined;
+  return { windows: env?.windows ?? [], gates: env?.gates ?? [] };
 }
 
 export async function runPullRollout(ctx: BuildContext, rollout: PullRolloutConfig): Promise<RolloutResult> {
@@ -50,6 +60,7 @@ export async function runPullRollout(ctx: BuildContext, rollout: PullRolloutConf
       rollback: rollout.rollback,
       key: publish.key,
       passphraseFile: publish.passphraseFile,
+      ...environmentRules(ctx.config, publish),
       log: stageLogger(ctx.log),
       signal: ctx.signal,
       print: (line) => ctx.log.line(`rollout: ${line}`),

@@ -302,3 +302,36 @@ export function formatHistory(history: History): string {
     );
   return `${lines.join('\n')}\n`;
 }
+
+/** One environment's history, for the path of each version across an app's environments. */
+export interface EnvironmentHistory {
+  env: string;
+  history: History;
+}
+
+/**
+ * `release history APP --config`: each environment's current release, then each version's path
+ * through the environments in the order shipkit.yml lists them (where it is, since when, its state).
+ */
+export function formatPaths(app: string, environments: EnvironmentHistory[]): string {
+  const width = Math.max(...environments.map((e) => e.env.length));
+  const lines = [`${shownEscaped(app)} across ${counted(environments.length, 'environment')}:`];
+  for (const { env, history } of environments) {
+    const current = history.releases.find((r) => r.current);
+    lines.push(
+      `  ${env.padEnd(width)}  ${current ? `${current.version} (${current.state}${current.rollout !== null && current.rollout < 100 ? `, ROLLOUT ${current.rollout}` : ''})` : 'no release'}  ${history.from}`,
+    );
+  }
+  const versions = [...new Set(environments.flatMap((e) => e.history.releases.map((r) => r.version)))];
+  for (const version of versions) {
+    const steps = environments.flatMap(({ env, history }) => {
+      const row = history.releases.find((r) => r.version === version);
+      if (!row) return [];
+      const how = row.from_env ? `promoted from ${shownEscaped(row.from_env)}` : 'published';
+      const rollout = row.rollout !== null && row.rollout < 100 ? `, ROLLOUT ${row.rollout}` : '';
+      return [`${env}: ${how} ${row.at.slice(0, 16).replace('T', ' ')}, ${row.state}${rollout}`];
+    });
+    lines.push(`  ${version}: ${steps.join(' → ')}`);
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -92,8 +92,8 @@ function parseWhen(value: string, kind: string, tz: string): WindowSchedule {
   };
   const dated = /^(\d{4}-\d{1,2}-\d{1,2}) ([\d:]+) ?- ?(\d{4}-\d{1,2}-\d{1,2}) ([\d:]+)$/.exec(text);
   if (dated) {
-    const start = localToUtc(localDate(dated[1], fail) + clock(dated[2], fail) * MIN, tz);
-    const end = localToUtc(localDate(dated[3], fail) + clock(dated[4], fail) * MIN, tz);
+    const start = localToUtc(localDate(dated[1], fail) + datedClock(dated[2], fail), tz);
+    const end = localToUtc(localDate(dated[3], fail) + datedClock(dated[4], fail), tz);
     if (end <= start) fail('must end after it starts');
     return { type: 'dated', start, end };
   }
@@ -124,6 +124,13 @@ function clock(token: string, fail: (why: string) => never): number {
   const m = /^(\d{1,2}):(\d\d)$/.exec(token);
   if (!m || Number(m[1]) > 23 || Number(m[2]) > 59) fail(`${token} is not a time (00:00 to 23:59)`);
   return Number(m![1]) * 60 + Number(m![2]);
+}
+
+/** A dated edge's time, `HH:MM` or `HH:MM:SS` → milliseconds of the day. */
+function datedClock(token: string, fail: (why: string) => never): number {
+  const m = /^(\d{1,2}:\d\d)(?::(\d\d))?$/.exec(token);
+  if (m?.[2] !== undefined && Number(m[2]) > 59) fail(`${token} is not a time (00:00:00 to 23:59:59)`);
+  return clock(m?.[1] ?? token, fail) * MIN + Number(m?.[2] ?? 0) * 1000;
 }
 
 function weekDay(word: string, fail: (why: string) => never): number {

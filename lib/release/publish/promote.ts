@@ -14,6 +14,7 @@ import { openDestination, type Destination, type StepHook } from '../dest/destin
 import { appendLedger, lockDestination, publishedFacts, readLedgerAt, type LedgerAtDest } from '../dest/ledger.ts';
 import { nextSeq, placeVersionPair, readPublishedVersion, type PublishedVersion } from '../dest/seq.ts';
 import { indexFileName } from '../format/pack-index.ts';
+import type { LedgerEntry } from '../format/ledger.ts';
 import { loadSigningKey, publicCertificateFor, signDetached, type SigningKey } from '../format/signature.ts';
 import { formatVersionFile, validateVersion, type VersionInfo } from '../format/version-file.ts';
 import { sourceRelease, type SourceRelease } from './promote-source.ts';
@@ -41,6 +42,12 @@ export interface PromoteOptions {
   step?: StepHook;
   /** The state folder where the longest ledger read at each DEST is kept; none: not checked. */
   state?: string;
+  /**
+   * Asked under both locks once the source's rules passed, before anything is written: the target
+   * environment's approvals and windows (lib/pipeline/environments.ts). Throws to refuse; its note
+   * joins the target's ledger entry.
+   */
+  admit?: (facts: { version: string; sha256: string; sourceEntries: LedgerEntry[] }) => Promise<{ note: string }>;
 }
 
 export interface PromoteResult {
@@ -117,6 +124,11 @@ interface Read {
 async function promoteLocked(opts: PromoteOptions, locked: Locked): Promise<PromoteResult> {
   const read = await readBothSides(opts, locked);
   const { release } = read;
+  const admitted = await opts.admit?.({
+    version: release.version,
+    sha256: release.sha256,
+    sourceEntries: read.sourceLedger.ledger.entries,
+  });
   const { source, target, key, now } = locked;
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'shipkit-promote-'));
   try {
@@ -144,7 +156,7 @@ async function promoteLocked(opts: PromoteOptions, locked: Locked): Promise<Prom
         versionText: text,
         from_env: opts.fromEnv ?? source.where,
         from_dest: source.where,
-        note: release.codename ?? null,
+        note: [release.codename, admitted?.note].filter(Boolean).join('; ') || null,
       },
       opts.step,
     );

@@ -25,6 +25,8 @@ import { nextSeq, placeVersionPair, readPublishedVersion, type PublishedVersion 
 import { loadSigningKey, publicCertificateFor, signDetached, type SigningKey } from '../format/signature.ts';
 import { compareVersions, formatVersionFile, type VersionInfo } from '../format/version-file.ts';
 import { leanFetch } from '../../http/client.ts';
+import { windowVerdict, type DeployWindow } from '../gates/windows.ts';
+import { holdGates, type MetricGate } from '../gates/metric.ts';
 
 /** GET /fleet/APP for 10,000 hosts is about 3 MB; more than this is not a fleet answer. */
 const MAX_FLEET_ANSWER = 64 * 1024 * 1024;
@@ -57,6 +59,12 @@ export interface RolloutOptions {
   step?: StepHook;
   /** The version VERSION must name (a rollback in steps): another one there is refused, nothing written. */
   expectVersion?: string;
+  /** Deploy windows: a step due in a deny window is held until it opens (docs/environments.md). */
+  windows?: DeployWindow[];
+  /** The reason a step is signed in a deny window anyway (`--override`), approved by the caller. */
+  override?: string;
+  /** Prometheus gates every step must hold for their `for:`; over max halts and rolls back. */
+  gates?: MetricGate[];
 }
 
 /** How a run of `release rollout` ends. */
@@ -113,7 +121,9 @@ export async function rolloutRelease(opts: RolloutOptions): Promise<RolloutResul
   const counts: StepCounts[] = [];
   for (const [i, percent] of remaining.entries()) {
     const label = `step ${opts.steps.indexOf(percent) + 1}/${opts.steps.length} (ROLLOUT ${percent})`;
+    const stepInfo = { app: opts.name, version, step: opts.steps.indexOf(percent) + 1, percent, steps: opts.steps };
     if (percent !== at || i > 0) {
+      await holdForWindows(fleetUrl, opts, label, { ...stepInfo, seq: current.info.seq ?? 0 });
       current = await signStep(signer, current, percent, opts.step);
       opts.print(`${label}: signed VERSION SEQ ${current.info.seq}`);
     } else {
@@ -124,22 +134,21 @@ export async function rolloutRelease(opts: RolloutOptions): Promise<RolloutResul
     await opts.step?.(`step:${percent}:signed`);
     const report = (state: RolloutState, reason = '') =>
       postRollout(fleetUrl, opts, {
-        app: opts.name,
-        version,
+        ...stepInfo,
         seq: current.info.seq ?? 0,
-        step: opts.steps.indexOf(percent) + 1,
-        percent,
-        steps: opts.steps,
         state,
         reason,
         at: new Date().toISOString(),
       });
     await report('running');
+    const started = Date.now();
     const outcome = await waitForStep(fleetUrl, opts, version, { percent, seq: current.info.seq }, label);
     counts.push(outcome.counts);
-    if (!outcome.halt) continue;
-    opts.print(`${label}: halted: ${outcome.halt}`);
-    return halt(signer, opts, current, outcome.halt, counts, report);
+    const gated = outcome.halt ? undefined : await holdStepGates(opts, label, started);
+    const why = outcome.halt ?? gated?.reason;
+    if (!why) continue;
+    opts.print(`${label}: halted: ${why}`);
+    return halt(signer, { ...opts, rollback: opts.rollback || gated?.rollback === true }, current, why, counts, report);
   }
   const seq = current.info.seq ?? 0;
   await postRollout(fleetUrl, opts, {
@@ -206,6 +215,57 @@ async function halt(
   await report('rolled_back', `${reason}; rolled back to ${back.version} (SEQ ${back.seq})`);
   opts.print(`rolled back: VERSION SEQ ${back.seq} names ${back.version} for every host`);
   return { ...base, state: 'rolled_back', rolledBackTo: { version: back.version, seq: back.seq } };
+}
+
+/**
+ * Before a step is signed: in a deny window (or outside every allow window) the rollout holds,
+ * telling hook-server `waiting` with the window, and goes on when it opens; `--override` signs anyway.
+ */
+async function holdForWindows(
+  fleetUrl: URL,
+  opts: RolloutOptions,
+  label: string,
+  point: Record<string, unknown>,
+): Promise<void> {
+  let told = '';
+  for (;;) {
+    const verdict = windowVerdict(opts.windows ?? [], new Date());
+    if (verdict.open) return;
+    if (opts.override) {
+      opts.print(`${label}: ${verdict.reason}, signed anyway (--override: ${opts.override})`);
+      return;
+    }
+    const until = verdict.opensAt;
+    const reason = `held by ${verdict.reason}${until ? ` until ${until.toISOString()}` : ''}`;
+    if (reason !== told) {
+      opts.print(`${label}: ${reason}`);
+      await postRollout(fleetUrl, opts, { ...point, state: 'waiting', reason, at: new Date().toISOString() });
+      told = reason;
+    }
+    const wait = until ? until.getTime() - Date.now() : 60_000;
+    await sleep(Math.min(Math.max(wait, 50), 60_000), undefined, { signal: opts.signal });
+  }
+}
+
+/** A step's metric gates, held for their `for:` within the step's --wait; what halts it, if anything. */
+async function holdStepGates(
+  opts: RolloutOptions,
+  label: string,
+  started: number,
+): Promise<{ reason: string; rollback: boolean } | undefined> {
+  if (!opts.gates?.length) return undefined;
+  const outcome = await holdGates(opts.gates, {
+    // Good readings pass as soon as every gate held its for:; unreadable ones hold until this.
+    deadline: Math.max(
+      started + opts.waitSec * 1000,
+      Date.now() + (Math.max(...opts.gates.map((g) => g.forSec)) + 30) * 1000,
+    ),
+    pollMs: (opts.pollSec ?? 2) * 1000,
+    print: (line) => opts.print(`${label}: ${line}`),
+    signal: opts.signal,
+    fetch: opts.fetch,
+  });
+  return outcome.pass ? undefined : { reason: outcome.reason, rollback: outcome.rollback };
 }
 
 /** The VERSION at DEST, which must verify with this key and be this app's. */

@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import {
   counted,
   formatHistory,
+  formatPaths,
   hostsText,
   releasesOf,
   rollbackChoices,
@@ -169,6 +170,28 @@ test('formatHistory: a line a release, columns as wide as their longest text, le
   );
   assert.match(withFleet, /5 ledger entries \(signed by f+\); 1 host reports\n/);
   assert.match(withFleet, /\n {2}1\.1 {5}current, ROLLOUT 50 {7}1 host \(1 verified\) {20}2026-11-25/);
+});
+
+test('formatPaths: each environment its current release, each version its way through them in order', () => {
+  const staging = historyOf([entry('publish', '1.3', { seq: 1 }), entry('publish', '1.4', { seq: 2 })], '1.4');
+  const production = historyOf(
+    [entry('publish', '1.3', { seq: 1 }), entry('promote', '1.4', { seq: 2, rollout: 10, from_env: 'staging' })],
+    '1.4',
+  );
+  assert.is(
+    formatPaths('site', [
+      { env: 'staging', history: { ...staging, from: '/srv/staging' } },
+      { env: 'production', history: { ...production, from: '/srv/production' } },
+    ]),
+    [
+      'site across 2 environments:',
+      '  staging     1.4 (current)  /srv/staging',
+      '  production  1.4 (current, ROLLOUT 10)  /srv/production',
+      '  1.4: staging: published 2026-11-25 10:20, current → production: promoted from staging 2026-11-25 10:20, current, ROLLOUT 10',
+      '  1.3: staging: published 2026-11-25 10:20, previous → production: published 2026-11-25 10:20, previous',
+      '',
+    ].join('\n'),
+  );
 });
 
 test.run();
