@@ -55,6 +55,7 @@ import { basePath } from '../jobs/job-url.ts';
 import { FleetRoutes } from './fleet-routes.ts';
 import { openFleet, type Fleet } from './fleet-registry.ts';
 import { AuditTrail } from '../audit/trail.ts';
+import { environmentsSource } from './environments-view.ts';
 
 export const MAX_BODY = 25 * 1024 * 1024;
 const BODY_TIMEOUT_MS = 30_000;
@@ -399,6 +400,9 @@ function createReadSide(options: HookServerOptions, dirs: DataDirs, stores: Stor
   let shared: SharedEndedSessions | undefined;
   const followed =
     options.token && options.tokenFile ? new FollowedSecretFile(options.tokenFile, options.token) : undefined;
+  const environments = config.apps.size
+    ? environmentsSource({ apps: config.apps, log: log.child({ part: 'environments' }) })
+    : undefined;
   const readRoutes = createReadRoutes({
     ui: config.ui,
     get token() {
@@ -424,6 +428,7 @@ function createReadSide(options: HookServerOptions, dirs: DataDirs, stores: Stor
     releases: fleet && ((app, page) => (fleet.secrets.has(app) ? fleet.releases(app, page) : undefined)),
     shareEnded: db && ((local) => (shared = shareEndedSessions(local, db, { log }))),
     previews: previews && (() => previews.list()),
+    environments: environments && (() => environments.read()),
   });
   const previewRoutes = createPreviewRoutes({
     control: previews,

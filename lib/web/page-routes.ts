@@ -142,7 +142,7 @@ export class PageRoutes {
   /** The page routes; false for paths that are not theirs (and for `POST /`, a webhook). */
   async handle(req: IncomingMessage, res: ServerResponse, url: URL, refuse: Refuse): Promise<boolean> {
     const route = url.pathname;
-    if (route === '/' && (req.method === 'GET' || req.method === 'HEAD')) this.statusPage(req, res, url, refuse);
+    if (route === '/' && (req.method === 'GET' || req.method === 'HEAD')) await this.statusPage(req, res, url, refuse);
     else if (route === '/login') await this.login(req, res, refuse);
     else if (route === '/logout') await this.logout(req, res, refuse);
     else if (route.startsWith('/releases/') && (req.method === 'GET' || req.method === 'HEAD'))
@@ -221,11 +221,13 @@ export class PageRoutes {
     return true;
   }
 
-  private statusPage(req: IncomingMessage, res: ServerResponse, url: URL, refuse: Refuse): void {
+  private async statusPage(req: IncomingMessage, res: ServerResponse, url: URL, refuse: Refuse): Promise<void> {
     if (this.pageRefused(req, res, refuse, '/')) return;
     const page = Number.parseInt(url.searchParams.get('page') ?? '1', 10);
     const repo = url.searchParams.get('repo') || undefined;
     const { sources, base } = this;
+    // Awaited before the jobs are read, so they are as fresh as the page: DESTs may take a moment.
+    const environments = repo ? undefined : await sources.environments?.();
     const help = { serverUrl: this.serverUrl(req), configFile: sources.configFile };
     this.sendPage(
       req,
@@ -241,6 +243,7 @@ export class PageRoutes {
         help,
         fleet: sources.fleet?.(),
         previews: sources.previews?.(),
+        environments,
       }),
     );
   }

@@ -1,5 +1,6 @@
 // hook-server's read side (docs/hook-server.md): the JSON read API (`/jobs`, `/jobs/ID`,
-// `/jobs/ID/log`), `/metrics`, badges, and the status page with its job pages, login and assets.
+// `/jobs/ID/log`, `/environments`), `/metrics`, badges, and the status page with its job pages,
+// login and assets.
 // It knows nothing of how jobs run: hook-server hands in the jobs, a log reader and config bits.
 import { createReadStream } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -89,6 +90,10 @@ export class ReadRouter implements ReadRoutes {
       await this.handleAudit(req, res, url, refuse);
       return true;
     }
+    if (route === '/environments') {
+      await this.handleEnvironments(req, res, refuse);
+      return true;
+    }
     return this.pages.handle(req, res, url, refuse);
   }
 
@@ -167,6 +172,18 @@ export class ReadRouter implements ReadRoutes {
       if (unauthorised) refuse(401, 'unauthorized', unauthorised, { 'WWW-Authenticate': 'Bearer' });
       else await sendAudit(this.sources, req, res, url, refuse);
     }
+  }
+
+  /** /environments: each app's environments as JSON, with the read token or a session; 404 without `apps:`. */
+  private async handleEnvironments(req: IncomingMessage, res: ServerResponse, refuse: Refuse): Promise<void> {
+    const { sources } = this;
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      return refuse(405, 'method not allowed', undefined, { Allow: READ_METHODS });
+    if (!sources.environments) return refuse(404, 'not found', 'no apps: in the config');
+    if (!sources.token) return refuse(404, 'read API is off', 'no token: in the config');
+    const unauthorised = this.apiProblem(req);
+    if (unauthorised) return refuse(401, 'unauthorized', unauthorised, { 'WWW-Authenticate': 'Bearer' });
+    sendJson(res, 200, await sources.environments());
   }
 }
 

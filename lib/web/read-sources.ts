@@ -65,6 +65,48 @@ export interface ReadSources {
   releases?(app: string, page: FleetReleasesOptions): Promise<FleetReleases> | undefined;
   /** The previews of pull requests (the runner's PreviewControl list), for the status page's Previews section; absent without `previews:`. */
   previews?(): PreviewRecord[];
+  /** Each app of `apps:` with its environments (GET /environments, the Environments section); absent without apps. Never throws. */
+  environments?(): Promise<EnvironmentsView>;
+}
+
+/** Each app's environments as GET /environments answers and the status page shows them (hook-server reads their DESTs). */
+export interface EnvironmentsView {
+  /** When the DESTs were read (ISO). */
+  read: string;
+  apps: Array<{ app: string; environments: EnvironmentView[] }>;
+}
+
+export interface EnvironmentView {
+  name: string;
+  /** Its DEST, as the config gives it. */
+  to: string;
+  /** The environment its releases come from (`from:`, else the one above). */
+  from: string | null;
+  /** VERSION at DEST; null when none is there (or it could not be read: `error`). */
+  current: { version: string; rollout: number; seq: number | null } | null;
+  /** Why VERSION could not be read or parsed. */
+  error: string | null;
+  /** The deploy windows now; `until`: when that changes, if within 14 days (ISO). */
+  window: { open: boolean; reason: string | null; until: string | null };
+  /** Approvals it asks for (`approvals: required:`); null without `approvals:`. */
+  approvals: number | null;
+  /** The source's current release when it is not this one's and approvals are asked; else null. */
+  waits: WaitingRelease | null;
+}
+
+/** A release waiting at the source environment for this one's approvals. */
+export interface WaitingRelease {
+  version: string;
+  from: string;
+  required: number;
+  /** The approvers (uid) whose approval counts now. */
+  approved: string[];
+  /** The approvers (uid) without one that counts. */
+  awaited: string[];
+  /** One line per approval present that does not count, saying why. */
+  refused: string[];
+  /** Why the approvals could not be counted (a key file, DEST, a VERSION without SHA256). */
+  error: string | null;
 }
 
 /** One app's fleet as the status page shows it (hook-server builds it from its fleet registry). */

@@ -10,8 +10,9 @@ import { jobPagePath } from '../jobs/job-url.ts';
 import { parseLogSteps, stepsFailingFirst, type LogStep } from './job-steps.ts';
 import { renderFleetSection } from './fleet-section.ts';
 import { renderPreviewsSection } from './previews-section.ts';
+import { renderEnvironmentsSection } from './environments-section.ts';
 import type { PreviewRecord } from '../previews/store.ts';
-import type { FleetView } from './read-sources.ts';
+import type { EnvironmentsView, FleetView } from './read-sources.ts';
 import { renderFirstSteps, renderStateLegend, renderStateNote, type PageHelpInput } from './page-help.ts';
 
 export const PAGE_SIZE = 50;
@@ -143,6 +144,8 @@ export interface StatusPageInput {
   fleet?: FleetView[];
   /** The previews of pull requests, newest change first (lib/web/previews-section.ts); with `repo`, that repo's. */
   previews?: PreviewRecord[];
+  /** Each app's environments (lib/web/environments-section.ts); shown in the list of all repos. */
+  environments?: EnvironmentsView;
 }
 
 /** One row per repo (its last jobs), by name. */
@@ -199,6 +202,7 @@ export function renderStatusPage({
   help,
   fleet,
   previews,
+  environments,
 }: StatusPageInput): string {
   const all = [...jobs];
   const states = lastStates(all, repos);
@@ -240,7 +244,7 @@ export function renderStatusPage({
 <tbody>
 ${repoRows || `<tr><td colspan="4" class="muted">No repositories in the config${firstSteps ? ' yet: see Getting started above' : ''}.</td></tr>`}
 </tbody></table>
-${repo ? '' : renderFleetSection(fleet, viewer.signedIn, base)}${renderPreviewsSection(
+${repo ? '' : renderFleetSection(fleet, viewer.signedIn, base)}${repo ? '' : renderEnvironmentsSection(environments, viewer.signedIn)}${renderPreviewsSection(
       repo ? previews?.filter((p) => p.repo === repo) : previews,
       viewer.now,
       viewer.signedIn,
