@@ -3,11 +3,11 @@
 // sha256 checked in the one read that copies it; then a VERSION with the target's next SEQ and a
 // ledger entry on both sides, under both publish locks. Refusals write nothing at the target.
 import { createHash } from 'node:crypto';
-import { mkdtemp, open, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { UsageError, ValidationError } from '../../core/errors.ts';
-import { ensureDir, sha256File, syncDir, tempSibling } from '../../core/fs.ts';
+import { sha256File } from '../../core/fs.ts';
 import type { Logger } from '../../core/log.ts';
 import { validateName } from '../../core/names.ts';
 import { openDestination, type Destination, type StepHook } from '../dest/destination.ts';
@@ -17,7 +17,11 @@ import { indexFileName } from '../format/pack-index.ts';
 import type { LedgerEntry } from '../format/ledger.ts';
 import { loadSigningKey, publicCertificateFor, signDetached, type SigningKey } from '../format/signature.ts';
 import { formatVersionFile, validateVersion, type VersionInfo } from '../format/version-file.ts';
+import { copyTarball } from './promote-copy.ts';
 import { sourceRelease, type SourceRelease } from './promote-source.ts';
+
+// Its older tests import it from here.
+export { copyHashing } from './promote-copy.ts';
 
 export interface PromoteOptions {
   app: string;
@@ -36,6 +40,8 @@ export interface PromoteOptions {
   force?: { reason: string };
   /** Days until the new VERSION expires; 0 = never. Default 30. */
   expiresDays?: number;
+  /** ROLLOUT of the new VERSION: the target's first rollout step (`release rollout` raises it); none: every host. */
+  rollout?: number;
   log: Logger;
   now?: () => Date;
   /** Called at each step (`checked`, then each write); the script can pause there for a test. */
@@ -140,7 +146,7 @@ async function promoteLocked(opts: PromoteOptions, locked: Locked): Promise<Prom
     const manifest = release.manifest && small.includes(release.manifest.file) ? release.manifest : undefined;
     const info = versionInfo(opts, { ...release, manifest }, read.seq, size, now);
     const text = formatVersionFile(info);
-    const facts = { app: opts.app, version: release.version, rollout: null, sha256: release.sha256 };
+    const facts = { app: opts.app, version: release.version, rollout: opts.rollout ?? null, sha256: release.sha256 };
     const forced = opts.force ? { forced: opts.force.reason } : {};
     await appendLedger(
       target,
@@ -168,6 +174,7 @@ async function promoteLocked(opts: PromoteOptions, locked: Locked): Promise<Prom
       at: now.toISOString(),
       action: 'promoted',
       seq: null,
+      rollout: null,
       versionText: null,
       to_env: opts.toEnv ?? target.where,
       to_dest: target.where,
@@ -287,98 +294,6 @@ async function stageKeys(target: Destination, certificate: string, scratch: stri
   return names;
 }
 
-/**
- * Copies the source's tarball to the target, hashing the bytes as they are copied (one read): a
- * sha256 other than the signed record's is refused before the copy is renamed into place (a folder)
- * or uploaded (a remote target). Returns its size.
- */
-async function copyTarball(
-  source: Destination,
-  target: Destination,
-  release: SourceRelease,
-  scratch: string,
-  present: boolean,
-  step?: StepHook,
-): Promise<number> {
-  const from = await source.localCopy(release.file, scratch);
-  if (!from) throw new ValidationError(`${release.file} is not at ${source.where}. Nothing was written.`);
-  const refuse = (sha256: string) =>
-    new ValidationError(
-      `${release.file} at ${source.where} has changed since it was signed: its sha256 is ${sha256}, the signed ` +
-        `record says ${release.sha256}. Refusing to promote it (--force does not override this). Nothing was written.`,
-    );
-  if (present || !target.local) {
-    const { sha256, size } = await hashFile(from);
-    if (sha256 !== release.sha256) throw refuse(sha256);
-    if (!present) await target.put(from, release.file, step);
-    return size;
-  }
-  await ensureDir(target.where);
-  const file = path.join(target.where, release.file);
-  const temp = tempSibling(file, 'upload');
-  try {
-    const { sha256, size } = await copyHashing(from, temp);
-    if (sha256 !== release.sha256) throw refuse(sha256);
-    await step?.(`${release.file}:temp`);
-    await rename(temp, file);
-    await syncDir(target.where);
-    await step?.(release.file);
-    return size;
-  } finally {
-    await rm(temp, { force: true });
-  }
-}
-
-const CHUNK = 4 * 1024 * 1024;
-
-/** sha256 and size of a file, read once. */
-async function hashFile(file: string): Promise<{ sha256: string; size: number }> {
-  const hash = createHash('sha256');
-  const handle = await open(file, 'r');
-  const buffer = Buffer.allocUnsafe(CHUNK);
-  let size = 0;
-  try {
-    for (let n; (n = (await handle.read(buffer, 0, CHUNK, null)).bytesRead) > 0; size += n)
-      hash.update(buffer.subarray(0, n));
-  } finally {
-    await handle.close();
-  }
-  return { sha256: hash.digest('hex'), size };
-}
-
-/**
- * Copies `from` to the new file `to` and hashes the bytes on the way, in one read; `to` is fsynced.
- * The next chunk is read while the last one is written.
- */
-export async function copyHashing(from: string, to: string): Promise<{ sha256: string; size: number }> {
-  const hash = createHash('sha256');
-  const input = await open(from, 'r');
-  try {
-    const output = await open(to, 'wx', 0o644);
-    try {
-      const buffers = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
-      let size = 0;
-      let writing: Promise<unknown> = Promise.resolve();
-      for (let i = 0; ; i ^= 1) {
-        const { bytesRead } = await input.read(buffers[i], 0, CHUNK, null);
-        if (!bytesRead) break;
-        const chunk = buffers[i].subarray(0, bytesRead);
-        hash.update(chunk);
-        await writing;
-        writing = output.write(chunk, 0, bytesRead, size);
-        size += bytesRead;
-      }
-      await writing;
-      await output.sync();
-      return { sha256: hash.digest('hex'), size };
-    } finally {
-      await output.close();
-    }
-  } finally {
-    await input.close();
-  }
-}
-
 /** The target's VERSION: the source's release with the target's SEQ; no PATCH lines (see docs). */
 function versionInfo(opts: PromoteOptions, release: SourceRelease, seq: number, size: number, now: Date): VersionInfo {
   const expiresDays = opts.expiresDays ?? 30;
@@ -393,5 +308,6 @@ function versionInfo(opts: PromoteOptions, release: SourceRelease, seq: number, 
     platform: release.platform,
     seq,
     manifest: release.manifest,
+    rollout: opts.rollout,
   };
 }

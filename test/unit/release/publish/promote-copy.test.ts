@@ -1,0 +1,109 @@
+// release promote's copy of the tarball: the bytes hashed are the bytes written, at every chunk
+// boundary; a copy is never over an existing file; a changed tarball is refused with nothing left at
+// the target; a tarball already there is checked, not written again.
+import { createHash, randomBytes } from 'node:crypto';
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { silentLogger } from '../../../../lib/core/log.ts';
+import { openDestination } from '../../../../lib/release/dest/destination.ts';
+import { copyHashing, copyTarball, hashFile } from '../../../../lib/release/publish/promote-copy.ts';
+import type { SourceRelease } from '../../../../lib/release/publish/promote-source.ts';
+import { tmpDir } from '../../../_helpers/common.ts';
+
+const sha256Of = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+const SMALL = { chunk: 4096, depth: 3, syncEvery: 8192 };
+
+/** Asserts that `run` rejects with a message matching `want`. */
+async function rejected(run: () => Promise<unknown>, want: RegExp): Promise<void> {
+  try {
+    await run();
+  } catch (error) {
+    assert.match(String(error), want);
+    return;
+  }
+  assert.unreachable(`expected a rejection matching ${want}`);
+}
+
+let base: string;
+test.before(() => {
+  base = tmpDir();
+});
+
+test('copyHashing and hashFile: byte for byte, the sha256 and size, at every chunk boundary', async () => {
+  const cases: Array<[number, typeof SMALL | undefined]> = [
+    ...[0, 1, 4095, 4096, 4097, 3 * 4096, 3 * 4096 + 5, 100_003].map((size): [number, typeof SMALL] => [size, SMALL]),
+    [0, undefined],
+    [9 * 1024 * 1024 + 7, undefined],
+  ];
+  for (const [i, [size, options]] of cases.entries()) {
+    const from = path.join(base, `in-${i}`);
+    const bytes = randomBytes(size);
+    writeFileSync(from, bytes);
+    const to = path.join(base, `out-${i}`);
+    const want = { sha256: sha256Of(bytes), size };
+    assert.equal(await copyHashing(from, to, options), want, `copy of ${size} bytes`);
+    assert.ok(readFileSync(to).equals(bytes), `${size} bytes copied`);
+    assert.equal(await hashFile(from, options), want, `hash of ${size} bytes`);
+  }
+});
+
+test('copyHashing never replaces a file, and a missing source creates nothing', async () => {
+  const from = path.join(base, 'exists');
+  writeFileSync(from, 'x');
+  await rejected(() => copyHashing(from, from), /EEXIST/);
+  assert.is(readFileSync(from, 'utf8'), 'x');
+  const to = path.join(base, 'never');
+  await rejected(() => copyHashing(path.join(base, 'missing'), to), /ENOENT/);
+  assert.not.ok(readdirSync(base).includes('never'));
+});
+
+/** A source DEST holding a tarball, a new target, and the release as the signed record has it. */
+function world(name: string) {
+  const from = path.join(base, name, 'from');
+  const to = path.join(base, name, 'to');
+  mkdirSync(from, { recursive: true });
+  const file = 'my-app-gnu-linux-1.0.tar.gz';
+  const bytes = randomBytes(3 * 1024 * 1024 + 11);
+  writeFileSync(path.join(from, file), bytes);
+  const release: SourceRelease = { file, platform: 'gnu-linux', version: '1.0', sha256: sha256Of(bytes) };
+  const steps: string[] = [];
+  const step = async (s: string) => void steps.push(s);
+  const [source, target] = [openDestination(from, silentLogger), openDestination(to, silentLogger)];
+  return { from, to, file, bytes, release, steps, step, source, target, scratch: tmpDir() };
+}
+
+test('copyTarball places the signed bytes by temp file and rename, the steps in order', async () => {
+  const w = world('places');
+  const size = await copyTarball(w.source, w.target, w.release, w.scratch, false, w.step);
+  assert.is(size, w.bytes.length);
+  assert.equal(readdirSync(w.to), [w.file]);
+  assert.ok(readFileSync(path.join(w.to, w.file)).equals(w.bytes));
+  assert.equal(w.steps, [`${w.file}:temp`, w.file]);
+});
+
+test('copyTarball refuses bytes other than the signed ones and leaves nothing at the target', async () => {
+  const w = world('changed');
+  appendFileSync(path.join(w.from, w.file), 'x');
+  await rejected(
+    () => copyTarball(w.source, w.target, w.release, w.scratch, false, w.step),
+    /has changed since it was signed: its sha256 is [0-9a-f]{64}, the signed record says/,
+  );
+  assert.equal(readdirSync(w.to), []);
+  assert.equal(w.steps, []);
+});
+
+test('copyTarball with the tarball present at the target checks the source and writes nothing', async () => {
+  const w = world('present');
+  mkdirSync(w.to);
+  assert.is(await copyTarball(w.source, w.target, w.release, w.scratch, true, w.step), w.bytes.length);
+  assert.equal([readdirSync(w.to), w.steps], [[], []]);
+  appendFileSync(path.join(w.from, w.file), 'x');
+  await rejected(
+    () => copyTarball(w.source, w.target, w.release, w.scratch, true, w.step),
+    /--force does not override this/,
+  );
+});
+
+test.run();
