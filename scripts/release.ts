@@ -830,6 +830,7 @@ async function promoteMain(args: Args, log: Logger): Promise<number> {
     step: pauseStep(),
     state: (await ledgerState(args)).state,
     admit: byEnvironment?.admit,
+    rollout: byEnvironment?.rollout,
   });
   if (byEnvironment) {
     const { recordByCommand } = await import('../lib/audit/trail.ts');
@@ -879,6 +880,8 @@ async function promoteEnvironments(args: Args, app: string, log: Logger) {
     to: target.env.to,
     key: target.app.key,
     passphraseFile: target.app.passphraseFile,
+    // With steps of its own, the target's hosts take it step by step: `release rollout --env` raises it.
+    rollout: target.env.rollout && target.env.rollout.steps[0] < 100 ? target.env.rollout.steps[0] : undefined,
     admit: (facts: Parameters<typeof admitPromotion>[2]) =>
       admitPromotion(target, source.env, facts, {
         force: reasons.forced,

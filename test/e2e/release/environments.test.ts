@@ -1,0 +1,240 @@
+// Staging to production by name (docs/environments.md), real processes and gpg keys, with the
+// apps: block of a real shipkit.yml: a promote refused until approved (the approvers told once,
+// by a real webhook), then the same bytes in production with the approval in its ledger entry and
+// the audit trail; a 1.4 approval copied for 1.5, a deny window, --force and --override without
+// an approval, each exit 2 with nothing written; `release history` shows each version's path.
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readLedger } from '../../../lib/release/format/ledger.ts';
+import { parseVersionFile } from '../../../lib/release/format/version-file.ts';
+import { runScript } from '../../_helpers/common.ts';
+import { exportPublic, exportSecret, genKey } from '../../fixtures/launchfit/gpg.ts';
+import { makeWorld, type World } from '../../fixtures/launchfit/world.ts';
+
+const sha256Of = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+const listing = (dir: string) =>
+  existsSync(dir)
+    ? Object.fromEntries(
+        readdirSync(dir, { recursive: true, withFileTypes: true })
+          .filter((e) => e.isFile())
+          .map((e) => {
+            const file = path.join(e.parentPath, e.name);
+            return [path.relative(dir, file), sha256Of(file)];
+          }),
+      )
+    : {};
+const entries = (dir: string) => readLedger(readFileSync(path.join(dir, 'ledger.jsonl'))).entries;
+
+/** A webhook receiver on loopback: the approvers' notify target. */
+async function startReceiver() {
+  const bodies: Array<Record<string, unknown>> = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      bodies.push(JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>);
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+  return { url, bodies, close: () => new Promise((resolve) => server.close(resolve)) };
+}
+
+interface Setup {
+  w: World;
+  config: string;
+  production: string;
+  alice: string;
+  state: string[];
+  hook: Awaited<ReturnType<typeof startReceiver>>;
+}
+
+async function setUp(windows = ''): Promise<Setup> {
+  const w = await makeWorld();
+  const key = await genKey(w.g, 'Alice <alice@example.com>');
+  mkdirSync(path.join(w.base, 'keys'));
+  const alice = await exportSecret(w.g, key.fpr, path.join(w.base, 'alice-secret.asc'));
+  await exportPublic(w.g, key.fpr, path.join(w.base, 'keys', 'alice.asc'));
+  const production = path.join(w.base, 'production');
+  const hook = await startReceiver();
+  const config = path.join(w.base, 'shipkit.yml');
+  const secret = path.join(w.base, 'hook.secret');
+  writeFileSync(secret, 'approvals-webhook-secret-0123456789\n');
+  writeFileSync(
+    config,
+    [
+      `data: ${path.join(w.base, 'data')}`,
+      `notify: [{ webhook: "${hook.url}", secret: "file:${secret}" }]`,
+      'apps:',
+      '  my-app:',
+      `    key: file:${w.secretKey}`,
+      `    passphrase: file:${w.passFile}`,
+      '    environments:',
+      `      staging: { to: ${w.updates} }`,
+      '      production:',
+      `        to: ${production}`,
+      '        approvals: { required: 1, from: [keys/alice.asc] }',
+      ...(windows ? [`        windows: [${windows}]`] : []),
+      '',
+    ].join('\n'),
+  );
+  return { w, config, production, alice, state: ['--state', path.join(w.base, 'st')], hook };
+}
+
+const promote = (s: Setup, version: string, extra: string[] = []) =>
+  runScript('release', [
+    'promote',
+    'my-app',
+    version,
+    '--from',
+    'staging',
+    '--to',
+    'production',
+    '--config',
+    s.config,
+    ...s.state,
+    ...extra,
+  ]);
+const approve = (s: Setup, version: string) =>
+  runScript('approve', ['my-app', version, '--env', 'production', '--key', s.alice, '--config', s.config, ...s.state]);
+
+/** A refused promote: exit 2, its message, nothing written at production. */
+async function refused(s: Setup, run: ReturnType<typeof promote>, message: RegExp) {
+  const before = listing(s.production);
+  const r = await run;
+  assert.is(r.exitCode, 2, r.stdout + r.stderr);
+  assert.ok(message.test(r.stderr), r.stderr);
+  assert.equal(listing(s.production), before, 'nothing written at production');
+}
+
+test('refused until approved (approvers told once); then the same bytes, the approval in the ledger and the audit trail', async () => {
+  const s = await setUp();
+  try {
+    await s.w.publish('1.4.0');
+    await refused(
+      s,
+      promote(s, '1.4.0'),
+      /my-app 1\.4\.0 into production needs 1 approval; 0 given \(waiting for Alice <alice@example\.com>\).*shipkit approve my-app 1\.4\.0 --env production/,
+    );
+    assert.is(s.hook.bodies.length, 1, 'the approvers were told');
+    assert.equal(
+      [s.hook.bodies[0].event, s.hook.bodies[0].app, s.hook.bodies[0].version, s.hook.bodies[0].env],
+      ['approval.requested', 'my-app', '1.4.0', 'production'],
+    );
+    await refused(s, promote(s, '1.4.0'), /needs 1 approval/);
+    assert.is(s.hook.bodies.length, 1, 'a promote run again tells nobody twice');
+
+    const given = await approve(s, '1.4.0');
+    assert.is(given.exitCode, 0, given.stderr);
+    const r = await promote(s, '1.4.0');
+    assert.is(r.exitCode, 0, r.stderr);
+    assert.match(r.stdout, /Promoted my-app 1\.4\.0 .* from staging to production: VERSION SEQ 1/);
+    const tarball = 'my-app-gnu-linux-1.4.0.tar.gz';
+    assert.is(sha256Of(path.join(s.production, tarball)), sha256Of(path.join(s.w.updates, tarball)));
+    assert.is(parseVersionFile(readFileSync(path.join(s.production, 'VERSION'), 'utf8')).version, '1.4.0');
+    const promoted = entries(s.production).at(-1)!;
+    assert.equal([promoted.action, promoted.from_env], ['promote', 'staging']);
+    assert.match(promoted.note ?? '', /approved by Alice <alice@example\.com> \([0-9a-f]{16}\) at 20/);
+
+    const audit = await runScript('audit', ['--config', s.config, '--json']);
+    assert.is(audit.exitCode, 0, audit.stderr);
+    const actions = audit.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { action: string; detail: unknown });
+    const record = actions.find((a) => a.action === 'release.promote');
+    assert.ok(record, audit.stdout);
+    assert.match(JSON.stringify(record.detail), /"version":"1\.4\.0".*"from":"staging","to":"production"/);
+
+    const history = await runScript('release', [
+      'history',
+      'my-app',
+      '--config',
+      s.config,
+      '--keys',
+      s.w.pubAsc,
+      ...s.state,
+    ]);
+    assert.is(history.exitCode, 0, history.stderr);
+    assert.match(history.stdout, /my-app across 2 environments:/);
+    assert.match(history.stdout, /\n {2}production {2}1\.4\.0 \(current\)/);
+    assert.match(
+      history.stdout,
+      /1\.4\.0: staging: published .*, current → production: promoted from staging .*, current/,
+    );
+  } finally {
+    await s.hook.close();
+    await s.w.server.close();
+  }
+});
+
+test('an approval of 1.4.0 copied for 1.5.0 does not count; --force and --override need an approval of their own', async () => {
+  const s = await setUp();
+  try {
+    await s.w.publish('1.4.0');
+    assert.is((await approve(s, '1.4.0')).exitCode, 0);
+    await s.w.publish('1.5.0');
+    const folder = path.join(s.production, 'approvals');
+    for (const name of readdirSync(folder))
+      cpSync(path.join(folder, name), path.join(folder, name.replace('1.4.0', '1.5.0')));
+    await refused(s, promote(s, '1.5.0'), /needs 1 approval; 0 given.*not counted: .*1\.4\.0/);
+    await refused(s, promote(s, '1.5.0', ['--force', '--reason', 'hotfix']), /needs 1 approval; 0 given/);
+    for (const name of readdirSync(folder).filter((n) => n.includes('1.5.0')))
+      renameSync(path.join(folder, name), path.join(s.w.base, name));
+    await refused(s, promote(s, '1.5.0', ['--override', '--reason', 'x']), /needs 1 approval/);
+  } finally {
+    await s.hook.close();
+    await s.w.server.close();
+  }
+});
+
+test('a deny window refuses the promote; --override --reason with an approval goes through, the reason kept', async () => {
+  const now = Date.now();
+  const at = (ms: number) => new Date(ms).toISOString().slice(0, 19).replace('T', ' ');
+  const s = await setUp(`{ deny: "${at(now - 3_600_000)} - ${at(now + 3_600_000)}", tz: UTC }`);
+  try {
+    await s.w.publish('1.4.0');
+    assert.is((await approve(s, '1.4.0')).exitCode, 0);
+    await refused(
+      s,
+      promote(s, '1.4.0'),
+      /production is in a deny window "20.*" \(UTC\) until 20.*: promote after it, or pass --override --reason TEXT/,
+    );
+    await refused(s, promote(s, '1.4.0', ['--override']), /--force and --override need --reason TEXT/);
+    const r = await promote(s, '1.4.0', ['--override', '--reason', 'security fix, approved by alice']);
+    assert.is(r.exitCode, 0, r.stderr);
+    assert.match(entries(s.production).at(-1)!.note ?? '', /overridden: security fix, approved by alice/);
+  } finally {
+    await s.hook.close();
+    await s.w.server.close();
+  }
+});
+
+test('bad input at config read: a bad time zone or range is exit 2 naming shipkit.yml:LINE, nothing written', async () => {
+  for (const [window, message] of [
+    [
+      '{ deny: "Fri 15:00 - Mon 08:00", tz: Europe/Berln }',
+      /shipkit\.yml:12: .*windows\[0\]: tz "Europe\/Berln" is not an IANA time zone/,
+    ],
+    ['{ deny: "Fri 25:00 - Mon 08:00" }', /shipkit\.yml:12: .*windows\[0\]: .*25:00 is not a time/],
+  ] as const) {
+    const s = await setUp(window);
+    try {
+      await s.w.publish('1.4.0');
+      const staging = listing(s.w.updates);
+      await refused(s, promote(s, '1.4.0'), message);
+      assert.equal(listing(s.w.updates), staging, 'nothing written at staging');
+    } finally {
+      await s.hook.close();
+      await s.w.server.close();
+    }
+  }
+});
+
+test.run();
