@@ -3,122 +3,39 @@
 // scraping a real test app each second: healthy, a 3 s gate passes; answering 500s, it halts with
 // rollback. Under Deno the holds run in a Deno process. Prints the gate's overhead: a for: 0s
 // hold, and a for: 3s hold less its 3 s.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { signalGroup } from '../../../lib/core/process-group.ts';
 import { holdGates, readGate, type GateOutcome, type MetricGate } from '../../../lib/release/gates/metric.ts';
-import { freePort, ROOT, RUNTIME, runCommand, tmpDir, waitFor } from '../../_helpers/common.ts';
+import { ROOT, RUNTIME, runCommand, waitFor } from '../../_helpers/common.ts';
+import {
+  ERROR_RATIO as RATIO,
+  hasPrometheus,
+  PROMETHEUS,
+  startCountingApp,
+  startPrometheus,
+  type CountingApp,
+  type RunningPrometheus,
+} from '../../fixtures/prometheus.ts';
 
-const PROMETHEUS = '/usr/bin/prometheus';
 const DENO = path.join(ROOT, 'node_modules/.bin/deno');
-const RATIO = 'sum(rate(http_requests_total{code=~"5.."}[5s])) / sum(rate(http_requests_total[5s]))';
 
-/** The app whose /metrics Prometheus scrapes: it counts 10 requests a second, half of them 500s once failing. */
-function startApp() {
-  const counts = { '200': 0, '500': 0 };
-  const app = { failing: false, url: '', counts };
-  const tick = setInterval(() => {
-    counts['200']++;
-    if (app.failing) counts['500']++;
-  }, 100);
-  const server = http.createServer((req, res) => {
-    if (req.url !== '/metrics') return void res.writeHead(404).end();
-    res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4' });
-    res.end(
-      '# HELP http_requests_total Requests answered, by status code.\n# TYPE http_requests_total counter\n' +
-        Object.entries(counts)
-          .map(([code, n]) => `http_requests_total{code="${code}"} ${n}\n`)
-          .join(''),
-    );
-  });
-  const listening = new Promise<void>((resolve) =>
-    server.listen(0, '127.0.0.1', () => {
-      app.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-      resolve();
-    }),
-  );
-  const stop = () => {
-    clearInterval(tick);
-    server.closeAllConnections();
-    server.close();
-  };
-  return { app, listening, stop };
-}
-
-let prometheus: { child: ChildProcess; url: string; dir: string } | undefined;
-const world = startApp();
-
-/** Prometheus on a free port of 127.0.0.1 in its own process group, scraping the app every second. */
-async function startPrometheus(appUrl: string) {
-  const dir = tmpDir('shipkit-prometheus-');
-  const config = path.join(dir, 'prometheus.yml');
-  writeFileSync(
-    config,
-    [
-      'global:',
-      '  scrape_interval: 1s',
-      '  evaluation_interval: 1s',
-      'scrape_configs:',
-      '  - job_name: app',
-      '    static_configs:',
-      `      - targets: ['${new URL(appUrl).host}']`,
-      '',
-    ].join('\n'),
-  );
-  const port = await freePort();
-  const log = openSync(path.join(dir, 'prometheus.log'), 'a');
-  const child = spawn(
-    PROMETHEUS,
-    [
-      `--config.file=${config}`,
-      `--storage.tsdb.path=${path.join(dir, 'data')}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-      '--log.level=warn',
-    ],
-    { cwd: dir, stdio: ['ignore', log, log], detached: true },
-  );
-  closeSync(log);
-  process.on('exit', () => signalGroup(child.pid, 'SIGKILL'));
-  return { child, url: `http://127.0.0.1:${port}`, dir };
-}
-
-const logOf = () => (prometheus ? readFileSync(path.join(prometheus.dir, 'prometheus.log'), 'utf8') : '');
+let app: CountingApp;
+let prometheus: RunningPrometheus | undefined;
 
 test.before(async () => {
-  await world.listening;
-  if (!existsSync(PROMETHEUS)) return;
-  const version = spawnSync(PROMETHEUS, ['--version'], { encoding: 'utf8' });
-  console.log(`  ${`${version.stdout}${version.stderr}`.split('\n')[0]}`);
-  prometheus = await startPrometheus(world.app.url);
-  const { url, child } = prometheus;
-  const ready = async () => {
-    if (child.exitCode !== null) throw new Error(`prometheus exited with ${child.exitCode}: ${logOf()}`);
-    return (await fetch(`${url}/-/ready`).catch(() => undefined))?.status === 200;
-  };
-  await waitFor(ready, { timeoutMs: 15_000, what: 'prometheus to be ready' });
-  const scraped = async () => {
-    const targets = (await (await fetch(`${url}/api/v1/targets`)).json()) as {
-      data: { activeTargets: Array<{ health: string }> };
-    };
-    return targets.data.activeTargets[0]?.health === 'up';
-  };
-  await waitFor(scraped, { timeoutMs: 15_000, intervalMs: 200, what: 'prometheus to scrape the app' });
+  app = await startCountingApp();
+  if (!hasPrometheus()) return;
+  prometheus = await startPrometheus(app.url);
+  console.log(`  ${prometheus.version}`);
   // rate() over [5s] needs two scrapes of the app.
   const answers = async () => (await readGate(gate(0))).kind === 'ok';
   await waitFor(answers, { timeoutMs: 15_000, intervalMs: 200, what: 'the error ratio to be readable' });
 });
 
 test.after(async () => {
-  world.stop();
-  if (!prometheus) return;
-  const { child } = prometheus;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  if (child.exitCode === null && signalGroup(child.pid, 'SIGKILL')) await exited;
+  app.stop();
+  await prometheus?.stop();
 });
 
 const gate = (forSec: number, query = RATIO): MetricGate => ({
@@ -201,7 +118,7 @@ test('queries Prometheus cannot answer with one value hold until the deadline, t
 
 test('once the app answers 500s, the held gate halts with rollback, the value and the query in the reason', async () => {
   if (skipped()) return;
-  world.app.failing = true;
+  app.failing = true;
   const held = await hold([gate(20)], 20_000);
   assert.is(held.outcome.pass, false, held.lines.join('\n'));
   const { rollback, reason } = held.outcome as { rollback: boolean; reason: string };
