@@ -20,7 +20,10 @@ import {
 import { tmpDir } from '../test/_helpers/common.ts';
 import { describeProcesses, killProcessesUsing } from '../test/fixtures/processes.ts';
 
-const args = minimist(process.argv.slice(2), { string: ['hosts', 'workers', 'nodes'], boolean: ['help', 'previews'] });
+const args = minimist(process.argv.slice(2), {
+  string: ['hosts', 'workers', 'nodes'],
+  boolean: ['help', 'previews', 'environments'],
+});
 if (args.help) {
   console.log('usage: npm run demo [-- --hosts N]   (N launchfit hosts on 127.0.0.1, default 5)');
   console.log('       npm run demo -- --workers N   (N build workers on PostgreSQL, tools/demo-workers.ts)');
@@ -30,6 +33,7 @@ if (args.help) {
   console.log(
     '       npm run demo -- --previews    (a preview per pull request through nginx, tools/demo-previews.ts)',
   );
+  console.log('       npm run demo -- --environments (staging → approval → production, tools/demo-environments.ts)');
   process.exit(0);
 }
 if (args.previews) {
@@ -39,6 +43,16 @@ if (args.previews) {
     process.exit(2);
   }
   await runPreviewsDemo().then(
+    () => process.exit(0),
+    (error: Error) => {
+      console.error(`demo failed: ${error.message}`);
+      process.exit(1);
+    },
+  );
+}
+if (args.environments) {
+  const { runEnvironmentsDemo } = await import('./demo-environments.ts');
+  await runEnvironmentsDemo().then(
     () => process.exit(0),
     (error: Error) => {
       console.error(`demo failed: ${error.message}`);
