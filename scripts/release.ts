@@ -1126,7 +1126,8 @@ async function rolloutMain(args: Args, log: Logger): Promise<number> {
 async function rolloutEnvironment(args: Args, app: string, log: Logger) {
   if (args.env === undefined) {
     for (const flag of ['override', 'reason'])
-      if (args[flag] !== undefined) throw new UsageError(`--${flag} goes with --env. Run \`release rollout --help\`.`);
+      if (args[flag] !== undefined && args[flag] !== false)
+        throw new UsageError(`--${flag} goes with --env. Run \`release rollout --help\`.`);
     return undefined;
   }
   for (const flag of ['to', 'fleet', 'fleet-secret'])

@@ -148,7 +148,7 @@ export async function rolloutRelease(opts: RolloutOptions): Promise<RolloutResul
     const why = outcome.halt ?? gated?.reason;
     if (!why) continue;
     opts.print(`${label}: halted: ${why}`);
-    return halt(signer, { ...opts, rollback: opts.rollback || gated?.rollback === true }, current, why, counts, report);
+    return halt(signer, { ...opts, rollback: gated ? gated.rollback : opts.rollback }, current, why, counts, report);
   }
   const seq = current.info.seq ?? 0;
   await postRollout(fleetUrl, opts, {
@@ -255,17 +255,16 @@ async function holdStepGates(
 ): Promise<{ reason: string; rollback: boolean } | undefined> {
   if (!opts.gates?.length) return undefined;
   const outcome = await holdGates(opts.gates, {
-    // Good readings pass as soon as every gate held its for:; unreadable ones hold until this.
-    deadline: Math.max(
-      started + opts.waitSec * 1000,
-      Date.now() + (Math.max(...opts.gates.map((g) => g.forSec)) + 30) * 1000,
-    ),
+    // Good readings pass as soon as every gate held its for:; unreadable ones hold until the step's --wait.
+    deadline: started + opts.waitSec * 1000,
     pollMs: (opts.pollSec ?? 2) * 1000,
     print: (line) => opts.print(`${label}: ${line}`),
     signal: opts.signal,
     fetch: opts.fetch,
   });
-  return outcome.pass ? undefined : { reason: outcome.reason, rollback: outcome.rollback };
+  if (!outcome.pass) return { reason: outcome.reason, rollback: outcome.rollback };
+  for (const reading of outcome.readings) opts.print(`${label}: passed: ${reading}`);
+  return undefined;
 }
 
 /** The VERSION at DEST, which must verify with this key and be this app's. */
