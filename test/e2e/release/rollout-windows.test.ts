@@ -100,12 +100,15 @@ test('started one second before a deny window: the next step holds until it ends
   const dest = await makeDest('before');
   const fleet = await startPullFleet(APP, SECRET);
   const start = Math.ceil(Date.now() / 1000) * 1000 + 1000;
-  const windowEnd = start + 7000;
+  const windowEnd = start + 15_000;
   const config = writeConfig('before', fleet, dest, start + 1000, windowEnd);
   await waitFor(async () => Date.now() >= start, { timeoutMs: 5000 });
   const rollout = startRollout(config);
-  // The step's hosts report only once the window has begun: the next step is due inside it.
-  await waitFor(async () => Date.now() >= start + 1500, { timeoutMs: 5000 });
+  // The step's hosts report only once the rollout is up and the window has begun (a loaded
+  // machine may take seconds to start it): the next step is due inside the window.
+  await waitFor(async () => /ROLLOUT 50/.test(rollout.run.out) && Date.now() >= start + 1500, {
+    timeoutMs: 12_000,
+  });
   const hosts = startLightHosts(fleet, dest, hostsOf());
   try {
     await waitFor(async () => /held by deny window/.test(rollout.run.out), { timeoutMs: 20_000 });
