@@ -2,7 +2,6 @@
 // approvals [APP]: for each environment with approvals: in shipkit.yml, the release waiting at its
 // source and the approvals that count for it at its DEST (docs/environments.md "Approvals").
 import { runCli, type Args, type CliSpec } from '../lib/core/cli.ts';
-import { ConfigError } from '../lib/core/errors.ts';
 import type { Logger } from '../lib/core/log.ts';
 import type { AppConfig, EnvironmentConfig } from '../lib/config/environments.ts';
 import type { ShipkitConfig } from '../lib/config/shipkit-yml.ts';
@@ -32,14 +31,6 @@ or a source ledger that does not verify.
   flags: { config: { type: 'string' }, state: { type: 'string' }, json: { type: 'boolean' } },
   maxPositionals: 1,
 };
-
-/** The app APP of shipkit.yml, or a ConfigError naming the ones there are. */
-function appOf(config: ShipkitConfig, name: string): AppConfig {
-  const app = config.apps.get(name);
-  if (!app)
-    throw new ConfigError(`No app ${name} in ${config.file}; it has: ${[...config.apps.keys()].join(', ') || 'none'}.`);
-  return app;
-}
 
 /** The source environment of `env` (its from:), or undefined when it has none in `app`. */
 function sourceOf(app: AppConfig, env: EnvironmentConfig): EnvironmentConfig | undefined {
@@ -107,6 +98,7 @@ async function environmentStatus(
 
 async function main(args: Args, log: Logger): Promise<number> {
   const { findConfigFile, loadShipkitConfig } = await import('../lib/config/shipkit-yml.ts');
+  const { appOf } = await import('../lib/pipeline/environments.ts');
   const config = await loadShipkitConfig(findConfigFile(args.config));
   const apps = args._.length ? [appOf(config, args._[0])] : [...config.apps.values()];
   const shown = [];

@@ -4,8 +4,6 @@
 import { runCli, type Args, type CliSpec } from '../lib/core/cli.ts';
 import { ConfigError, UsageError } from '../lib/core/errors.ts';
 import type { Logger } from '../lib/core/log.ts';
-import type { AppConfig, EnvironmentConfig } from '../lib/config/environments.ts';
-import type { ShipkitConfig } from '../lib/config/shipkit-yml.ts';
 
 const spec: CliSpec = {
   name: 'approve',
@@ -46,19 +44,6 @@ Exit codes: 0 approved, 1 failed (a DEST that failed), 2 usage, config, or a ref
   maxPositionals: 2,
 };
 
-/** The app and environment of shipkit.yml, or a ConfigError naming the ones there are. */
-function environmentOf(config: ShipkitConfig, app: string, env: string): { app: AppConfig; env: EnvironmentConfig } {
-  const found = config.apps.get(app);
-  if (!found)
-    throw new ConfigError(`No app ${app} in ${config.file}; it has: ${[...config.apps.keys()].join(', ') || 'none'}.`);
-  const environment = found.environments.get(env);
-  if (!environment)
-    throw new ConfigError(
-      `No environment ${env} for ${app} in ${config.file}; it has: ${[...found.environments.keys()].join(', ')}.`,
-    );
-  return { app: found, env: environment };
-}
-
 async function main(args: Args, log: Logger): Promise<number> {
   const [{ validateName }, { validateVersion }] = await Promise.all([
     import('../lib/core/names.ts'),
@@ -70,6 +55,7 @@ async function main(args: Args, log: Logger): Promise<number> {
       throw new UsageError(`Missing --${flag}. Run \`approve --help\` for usage.`);
   validateName(args.env, 'environment name (--env)');
   const { findConfigFile, loadShipkitConfig } = await import('../lib/config/shipkit-yml.ts');
+  const { environmentOf } = await import('../lib/pipeline/environments.ts');
   const config = await loadShipkitConfig(findConfigFile(args.config));
   const { app, env } = environmentOf(config, name, args.env);
   const rule = env.approvals;

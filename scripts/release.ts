@@ -17,8 +17,6 @@ import { validateName } from '../lib/core/names.ts';
 import { findConfigFile, getRepo, loadShipkitConfig, publishedTo } from '../lib/config/shipkit-yml.ts';
 import { parseRolloutPercent, validateVersion } from '../lib/release/format/version-file.ts';
 import type { History } from '../lib/release/dest/history.ts';
-import type { ShipkitConfig } from '../lib/config/shipkit-yml.ts';
-import type { ApprovalRequest } from '../lib/notify/approval-request.ts';
 
 const publishCommand: CommandSpec = {
   usage: `Usage: release publish DIR --name APP --platform PLATFORM --version V --key SECRET_KEY.asc
@@ -857,7 +855,8 @@ async function promoteMain(args: Args, log: Logger): Promise<number> {
  * the app's key, and what the target asks before anything is written (lib/pipeline/environments.ts).
  */
 async function promoteEnvironments(args: Args, app: string, log: Logger) {
-  const { namesEnvironment, environmentOf, admitPromotion } = await import('../lib/pipeline/environments.ts');
+  const { namesEnvironment, environmentOf, admitPromotion, tellApproversOnce } =
+    await import('../lib/pipeline/environments.ts');
   const named = [args.from, args.to].map((v) => typeof v === 'string' && v !== '' && namesEnvironment(v));
   if (!named[0] && !named[1]) return undefined;
   if (!named[0] || !named[1])
@@ -887,7 +886,10 @@ async function promoteEnvironments(args: Args, app: string, log: Logger) {
         force: reasons.forced,
         override: reasons.override,
         log,
-        tell: async (request) => tellApproversOnce(config, request, (await ledgerState(args)).state, log),
+        tell: async (request) => {
+          const told = await tellApproversOnce(config, request, (await ledgerState(args)).state, log);
+          if (told) process.stderr.write(`Told the approvers (${told} notify targets).\n`);
+        },
       }),
   };
 }
@@ -900,23 +902,6 @@ async function historyMain(args: Args, log: Logger): Promise<number> {
   const history = await hostsOfFleet(args, await releaseHistory(read));
   process.stdout.write(args.json ? `${JSON.stringify(history)}\n` : formatHistory(history));
   return 0;
-}
-
-/** Tells shipkit.yml's top-level notify targets that a release waits for approval, once per release and environment. */
-async function tellApproversOnce(
-  config: ShipkitConfig,
-  request: ApprovalRequest,
-  stateDir: string,
-  log: Logger,
-): Promise<void> {
-  const { resolveNotifyTargets } = await import('../lib/config/notify.ts');
-  const { tellApprovers } = await import('../lib/notify/approval-request.ts');
-  const resolved = await resolveNotifyTargets(new Map([['', config.notify]]), { file: config.file });
-  const told = await tellApprovers(resolved.get('') ?? [], { ...request, publicUrl: config.publicUrl }, { stateDir });
-  for (const outcome of told.outcomes)
-    if (!outcome.ok) log.warn('could not tell the approvers', { target: outcome.where, detail: outcome.detail });
-  if (told.told)
-    process.stderr.write(`Told the approvers (${told.outcomes.filter((o) => o.ok).length} notify targets).\n`);
 }
 
 /** `release history APP` without --from: each environment of APP in shipkit.yml, and each version's path through them. */

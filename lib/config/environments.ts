@@ -19,7 +19,7 @@ import { parseWindow, type DeployWindow } from '../release/gates/windows.ts';
 import { parseGate, type MetricGate } from '../release/gates/metric.ts';
 import type { ApprovalRule } from '../release/gates/approvals.ts';
 import { parseDuration } from './preview-values.ts';
-import { parseStepRules, type StepRules } from './pipeline.ts';
+import { filePath, parseStepRules, type StepRules } from './pipeline.ts';
 import type { FleetApp } from './fleet.ts';
 import type { PublishConfig } from './pipeline.ts';
 
@@ -79,8 +79,8 @@ export function parseApps(doc: ConfigDoc, fleet: Map<string, FleetApp>): Map<str
       );
     apps.set(name, {
       name,
-      key: key === undefined ? undefined : fileOf(doc, [...keyPath, 'key'], key),
-      passphraseFile: passphrase === undefined ? undefined : fileOf(doc, [...keyPath, 'passphrase'], passphrase),
+      key: key === undefined ? undefined : filePath(doc, [...keyPath, 'key'], key),
+      passphraseFile: passphrase === undefined ? undefined : filePath(doc, [...keyPath, 'passphrase'], passphrase),
       fleetUrl: fleetUrl?.replace(/\/+$/, ''),
       environments: parseEnvironments(doc, [...keyPath, 'environments'], fleet),
       keyPath,
@@ -153,7 +153,7 @@ function parseApprovals(doc: ConfigDoc, keyPath: KeyPath): ApprovalRule | undefi
   const expiresMs = expires === undefined ? DAY_MS : parseDuration(expires);
   if (expiresMs === undefined || expiresMs > 30 * DAY_MS)
     throw configError(doc, [...keyPath, 'expires'], 'must be a duration such as 24h, 90m or 7d, at most 30d.');
-  return { required, from: from.map((file, i) => fileOf(doc, [...keyPath, 'from', i], file)), expiresMs };
+  return { required, from: from.map((file, i) => filePath(doc, [...keyPath, 'from', i], file)), expiresMs };
 }
 
 /** A list whose entries one parser reads; its error gains the entry's FILE:LINE. */
@@ -179,15 +179,6 @@ function destinationOf(doc: ConfigDoc, keyPath: KeyPath): string {
       'must be a folder, user@host:path or s3://bucket/prefix, where releases are written.',
     );
   return isRemoteDestination(to) ? to : path.resolve(path.dirname(doc.file), to);
-}
-
-/** `file:PATH` or a plain path, relative to the config file. */
-function fileOf(doc: ConfigDoc, keyPath: KeyPath, value: string): string {
-  if (value.startsWith('env:'))
-    throw configError(doc, keyPath, 'must name a file (file:keys/release-key.asc), not an environment variable.');
-  const file = value.startsWith('file:') ? value.slice(5) : value;
-  if (!file) throw configError(doc, keyPath, 'is empty; give file:PATH.');
-  return path.resolve(path.dirname(doc.file), file);
 }
 
 /**

@@ -104,7 +104,7 @@ const ROLLOUT_KEYS = [
 const PULL_ROLLOUT_KEYS = ['mode', 'steps', 'wait', 'max_failures', 'allow_missing', 'rollback', 'fleet_url'] as const;
 
 /** `file:PATH` or a plain path → an absolute path; `env:` and literal secrets are not files. */
-function filePath(doc: ConfigDoc, keyPath: KeyPath, value: string): string {
+export function filePath(doc: ConfigDoc, keyPath: KeyPath, value: string): string {
   if (value.startsWith('env:'))
     throw configError(
       doc,

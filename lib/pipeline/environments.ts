@@ -6,12 +6,14 @@ import { resolveSecret } from '../core/secrets.ts';
 import type { AppConfig, EnvironmentConfig } from '../config/environments.ts';
 import type { ShipkitConfig } from '../config/shipkit-yml.ts';
 import { openDestination } from '../release/dest/destination.ts';
-import { checkApprovals, type ApprovalCheck } from '../release/gates/approvals.ts';
+import { checkApprovals } from '../release/gates/approvals.ts';
+import { publishersOf } from '../release/gates/approval-release.ts';
 import { windowVerdict } from '../release/gates/windows.ts';
 import type { LedgerEntry } from '../release/format/ledger.ts';
 import { compareVersions, parseVersionFile } from '../release/format/version-file.ts';
 import type { Logger } from '../core/log.ts';
-import type { ApprovalRequest } from '../notify/approval-request.ts';
+import { tellApprovers, type ApprovalRequest } from '../notify/approval-request.ts';
+import { resolveNotifyTargets } from '../config/notify.ts';
 import { fleetUrlFor } from './pull-rollout.ts';
 
 export interface AppEnvironment {
@@ -29,8 +31,10 @@ export function appOf(config: Pick<ShipkitConfig, 'apps' | 'file'>, name: string
   if (app) return app;
   const known = [...config.apps.keys()];
   throw new UsageError(
-    `${config.file} has no apps: ${name}: block` +
-      (known.length ? ` (it has ${known.join(', ')}).` : '; add one with its environments (docs/environments.md).'),
+    `No app ${name} in ${config.file}` +
+      (known.length
+        ? `; it has: ${known.join(', ')}.`
+        : '; add an apps: block with its environments (docs/environments.md).'),
   );
 }
 
@@ -39,7 +43,7 @@ export function environmentOf(config: Pick<ShipkitConfig, 'apps' | 'file'>, app:
   const environment = found.environments.get(env);
   if (!environment)
     throw new UsageError(
-      `App ${app} has no environment ${env} in ${config.file} (it has ${[...found.environments.keys()].join(', ')}).`,
+      `No environment ${env} for ${app} in ${config.file}; it has: ${[...found.environments.keys()].join(', ')}.`,
     );
   return { app: found, env: environment };
 }
@@ -67,6 +71,8 @@ export interface PromotionFacts {
   sha256: string;
   /** The source ledger's entries (chain verified). */
   sourceEntries: LedgerEntry[];
+  /** The release certificate both ledgers verify with. */
+  certificate: string;
 }
 
 export interface PromotionGate {
@@ -89,7 +95,7 @@ export async function admitPromotion(
   source: EnvironmentConfig,
   facts: PromotionFacts,
   gate: PromotionGate,
-): Promise<{ note: string; check?: ApprovalCheck }> {
+): Promise<{ note: string }> {
   const now = gate.now ?? new Date();
   const check = env.approvals
     ? await checkApprovals({
@@ -99,7 +105,7 @@ export async function admitPromotion(
         sha256: facts.sha256,
         env: env.name,
         rule: env.approvals,
-        publishers: publishersOf(facts.sourceEntries, app.name, facts.version),
+        publishers: await publishersOf(facts.sourceEntries, facts.certificate, app.name, facts.version),
         now,
       })
     : undefined;
@@ -144,19 +150,7 @@ export async function admitPromotion(
     ...(check?.valid.map((a) => `approved by ${a.uid} (${a.approver.slice(0, 16)}) at ${a.at}`) ?? []),
     ...(!verdict.open ? [`in ${verdict.reason}, overridden: ${gate.override}`] : []),
   ];
-  return { note: notes.join('; '), check };
-}
-
-/** The fingerprints of the keys that signed this version's publish and promote entries. */
-export function publishersOf(entries: LedgerEntry[], app: string, version: string): string[] {
-  return [
-    ...new Set(
-      entries
-        .filter((e) => e.app === app && e.version !== null && compareVersions(e.version, version) === 0)
-        .filter((e) => e.action === 'publish' || e.action === 'promote')
-        .map((e) => e.signer.toLowerCase()),
-    ),
-  ];
+  return { note: notes.join('; ') };
 }
 
 /** With a fleet at the source, the release must have reached ROLLOUT 100 there (never halted: the source's rules). */
@@ -202,4 +196,21 @@ export async function checkOverride({ app, env }: AppEnvironment, log: Logger, n
         `${env.approvals ? '' : `, and ${env.name} names no approvers (approvals: from:)`}` +
         `${check?.refused.length ? ` (not counted: ${check.refused.join('; ')})` : ''}. Nothing was written.`,
     );
+}
+
+/**
+ * Tells shipkit.yml's top-level notify targets that a release waits for approval, once per release,
+ * environment and sha256 (a marker in `stateDir`); how many targets took it (0: none, or told before).
+ */
+export async function tellApproversOnce(
+  config: Pick<ShipkitConfig, 'notify' | 'file' | 'publicUrl'>,
+  request: ApprovalRequest,
+  stateDir: string,
+  log: Logger,
+): Promise<number> {
+  const resolved = await resolveNotifyTargets(new Map([['', config.notify]]), { file: config.file });
+  const told = await tellApprovers(resolved.get('') ?? [], { ...request, publicUrl: config.publicUrl }, { stateDir });
+  for (const outcome of told.outcomes)
+    if (!outcome.ok) log.warn('could not tell the approvers', { target: outcome.where, detail: outcome.detail });
+  return told.told ? told.outcomes.filter((o) => o.ok).length : 0;
 }

@@ -74,6 +74,25 @@ async function recordOf(
 ): Promise<SourceRecord | undefined> {
   const entry = publishEntryOf(entries, app, version);
   if (!entry?.version || !entry.sha256) return undefined;
+  return {
+    app,
+    version: entry.version,
+    sha256: entry.sha256,
+    publishers: await publishersOf(entries, certificate, app, version),
+    from,
+  };
+}
+
+/**
+ * Who may not approve `version`: the subkeys that signed its publish and promote entries, and the
+ * release key's primary when `certificate` holds one of them.
+ */
+export async function publishersOf(
+  entries: LedgerEntry[],
+  certificate: string,
+  app: string,
+  version: string,
+): Promise<string[]> {
   const key = versionKey(version);
   const signers = entries
     .filter((e) => (e.action === 'publish' || e.action === 'promote') && e.app === app && e.version !== null)
@@ -83,13 +102,7 @@ async function recordOf(
   const releaseKey = await openpgp.readKey({ armoredKey: certificate });
   const held = new Set(releaseKey.getKeys().map((k) => k.getFingerprint().toLowerCase()));
   const primary = signers.some((s) => held.has(s)) ? [releaseKey.getFingerprint().toLowerCase()] : [];
-  return {
-    app,
-    version: entry.version,
-    sha256: entry.sha256,
-    publishers: [...new Set([...signers, ...primary])],
-    from,
-  };
+  return [...new Set([...signers, ...primary])];
 }
 
 /** What waits at the source to move into the target, or why nothing does. */

@@ -53,7 +53,12 @@ export interface PromoteOptions {
    * environment's approvals and windows (lib/pipeline/environments.ts). Throws to refuse; its note
    * joins the target's ledger entry.
    */
-  admit?: (facts: { version: string; sha256: string; sourceEntries: LedgerEntry[] }) => Promise<{ note: string }>;
+  admit?: (facts: {
+    version: string;
+    sha256: string;
+    sourceEntries: LedgerEntry[];
+    certificate: string;
+  }) => Promise<{ note: string }>;
 }
 
 export interface PromoteResult {
@@ -134,6 +139,7 @@ async function promoteLocked(opts: PromoteOptions, locked: Locked): Promise<Prom
     version: release.version,
     sha256: release.sha256,
     sourceEntries: read.sourceLedger.ledger.entries,
+    certificate: locked.certificate,
   });
   const { source, target, key, now } = locked;
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'shipkit-promote-'));

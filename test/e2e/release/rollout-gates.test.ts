@@ -4,7 +4,7 @@
 // shipkit.yml. Healthy: each step holds for: (each wave's time beyond it printed); 500s after step 1:
 // halt, rolled back; Prometheus down: halt at --wait, no rollback; bad gates: exit 2 at FILE:LINE.
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -12,7 +12,14 @@ import { readGate } from '../../../lib/release/gates/metric.ts';
 import { readLedger } from '../../../lib/release/format/ledger.ts';
 import { parseVersionFile } from '../../../lib/release/format/version-file.ts';
 import { fileDigests, RUNTIME, runScript, scriptCommand, tmpDir, waitFor } from '../../_helpers/common.ts';
-import { hostsIn, startLightHosts, startPullFleet, type PullFleet } from '../../fixtures/fleet-pull.ts';
+import {
+  hostsIn,
+  productionYaml,
+  publishedPair,
+  startLightHosts,
+  startPullFleet,
+  type PullFleet,
+} from '../../fixtures/fleet-pull.ts';
 import { makePublisher, type Publisher } from '../../fixtures/launchfit/gpg.ts';
 import {
   ERROR_RATIO,
@@ -62,43 +69,15 @@ const skipped = () => {
 };
 
 /** DEST with 1.0 published (SEQ 1) and 1.1 published with --rollout 1 (SEQ 2). */
-async function makeDest(name: string): Promise<string> {
-  const dest = path.join(base, name);
-  for (const version of ['1.0', '1.1']) {
-    const src = path.join(base, `${name}-src-${version}`);
-    mkdirSync(src, { recursive: true });
-    writeFileSync(path.join(src, 'app.txt'), `version ${version}\n`);
-    const publish = ['publish', src, '--name', APP, '--platform', 'gnu-linux', '--version', version];
-    const signing = ['--key', pub.secret, '--passphrase-file', pub.passFile, '--to', dest];
-    const r = await runScript('release', [...publish, ...signing, ...(version === '1.1' ? ['--rollout', '1'] : [])]);
-    assert.is(r.exitCode, 0, r.stderr);
-  }
-  return dest;
-}
+const makeDest = (name: string) =>
+  publishedPair(base, name, { app: APP, key: pub.secret, passFile: pub.passFile, rollout: 1 });
 
 /** shipkit.yml with the production environment of my-app at `dest`, steps 50, 100 and one gate (YAML flow mapping). */
 function writeConfig(name: string, dest: string, fleet: PullFleet, gate: string, rules = ''): string {
   const file = path.join(base, `${name}.shipkit.yml`);
-  writeFileSync(
-    file,
-    [
-      'fleet:',
-      `  ${APP}: { secret: file:${secretFile} }`,
-      'apps:',
-      `  ${APP}:`,
-      `    key: file:${pub.secret}`,
-      `    passphrase: file:${pub.passFile}`,
-      `    fleet_url: ${fleet.url}`,
-      '    environments:',
-      '      production:',
-      `        to: ${dest}`,
-      `        fleet: ${APP}`,
-      `        rollout: { steps: [50, 100], wait: 20${rules} }`,
-      '        gates:',
-      `          - ${gate}`,
-      '',
-    ].join('\n'),
-  );
+  const production = [`rollout: { steps: [50, 100], wait: 20${rules} }`, 'gates:', `  - ${gate}`];
+  const common = { app: APP, secretFile, key: pub.secret, passFile: pub.passFile };
+  writeFileSync(file, productionYaml({ ...common, fleetUrl: fleet.url, dest, production }));
   return file;
 }
 

@@ -3,14 +3,21 @@
 // holds its next step until the window ends (hook-server told `waiting`), then signs it; killed -9
 // while held, the next run holds again and signs that step once, never twice.
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readLedger } from '../../../lib/release/format/ledger.ts';
 import { parseVersionFile } from '../../../lib/release/format/version-file.ts';
-import { runScript, scriptCommand, tmpDir, waitFor } from '../../_helpers/common.ts';
-import { hostsIn, startLightHosts, startPullFleet, type PullFleet } from '../../fixtures/fleet-pull.ts';
+import { scriptCommand, tmpDir, waitFor } from '../../_helpers/common.ts';
+import {
+  hostsIn,
+  productionYaml,
+  publishedPair,
+  startLightHosts,
+  startPullFleet,
+  type PullFleet,
+} from '../../fixtures/fleet-pull.ts';
 import { makePublisher, type Publisher } from '../../fixtures/launchfit/gpg.ts';
 
 const APP = 'my-app';
@@ -25,48 +32,20 @@ test.before(async () => {
 });
 
 /** DEST with 1.0 (every host) and 1.1 at ROLLOUT 50 (steps 50, 100). */
-async function makeDest(name: string): Promise<string> {
-  const dest = path.join(base, name);
-  for (const version of ['1.0', '1.1']) {
-    const src = path.join(base, `${name}-src-${version}`);
-    mkdirSync(src, { recursive: true });
-    writeFileSync(path.join(src, 'app.txt'), `version ${version}\n`);
-    const r = await runScript('release', [
-      'publish',
-      src,
-      ...['--name', APP, '--platform', 'gnu-linux', '--version', version],
-      ...['--key', pub.secret, '--passphrase-file', pub.passFile, '--to', dest],
-      ...(version === '1.1' ? ['--rollout', '50'] : []),
-    ]);
-    assert.is(r.exitCode, 0, r.stderr);
-  }
-  return dest;
-}
+const makeDest = (name: string) =>
+  publishedPair(base, name, { app: APP, key: pub.secret, passFile: pub.passFile, rollout: 50 });
 
 const utc = (ms: number) => new Date(ms).toISOString().slice(0, 19).replace('T', ' ');
 
 /** shipkit.yml: production at `dest`, steps 50 and 100, denied from `from` to `to` (ms). */
 function writeConfig(name: string, fleet: PullFleet, dest: string, from: number, to: number): string {
   const file = path.join(base, `${name}.yml`);
-  writeFileSync(
-    file,
-    [
-      'fleet:',
-      `  ${APP}: { secret: file:${path.join(base, 'fleet.secret')} }`,
-      'apps:',
-      `  ${APP}:`,
-      `    key: file:${pub.secret}`,
-      `    passphrase: file:${pub.passFile}`,
-      `    fleet_url: ${fleet.url}`,
-      '    environments:',
-      '      production:',
-      `        to: ${dest}`,
-      `        fleet: ${APP}`,
-      '        rollout: { steps: [50, 100], wait: 60 }',
-      `        windows: [{ deny: "${utc(from)} - ${utc(to)}", tz: UTC }]`,
-      '',
-    ].join('\n'),
-  );
+  const production = [
+    'rollout: { steps: [50, 100], wait: 60 }',
+    `windows: [{ deny: "${utc(from)} - ${utc(to)}", tz: UTC }]`,
+  ];
+  const common = { app: APP, secretFile: path.join(base, 'fleet.secret'), key: pub.secret, passFile: pub.passFile };
+  writeFileSync(file, productionYaml({ ...common, fleetUrl: fleet.url, dest, production }));
   return file;
 }
 

@@ -1,20 +1,14 @@
 // An app's environments put to work (lib/pipeline/environments.ts): names told from DESTs, unknown
-// apps and environments named with the ones there are, hook-server's URL, the publishers of a
-// version, and what admitPromotion refuses without approvals: a closed window, --force or
-// --override with no approval, a release the source's fleet never took whole.
+// apps and environments named with the ones there are, hook-server's URL, and what admitPromotion
+// refuses without approvals: a closed window, --force or --override with no approval, a release the
+// source's fleet never took whole.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { UsageError, ValidationError } from '../../../lib/core/errors.ts';
-import { createLogger } from '../../../lib/core/log.ts';
+import { silentLogger } from '../../../lib/core/log.ts';
 import { parseYamlText } from '../../../lib/core/yaml-config.ts';
 import { parseShipkitConfig } from '../../../lib/config/shipkit-yml.ts';
-import {
-  admitPromotion,
-  environmentOf,
-  fleetUrlOf,
-  namesEnvironment,
-  publishersOf,
-} from '../../../lib/pipeline/environments.ts';
+import { admitPromotion, environmentOf, fleetUrlOf, namesEnvironment } from '../../../lib/pipeline/environments.ts';
 import type { LedgerEntry } from '../../../lib/release/format/ledger.ts';
 
 const config = parseShipkitConfig(
@@ -33,7 +27,7 @@ apps:
     '/etc/shipkit/shipkit.yml',
   ),
 );
-const log = createLogger({ json: true, env: {}, stream: { write: () => true } as unknown as NodeJS.WritableStream });
+const log = silentLogger;
 const entry = (action: LedgerEntry['action'], version: string, extra: Partial<LedgerEntry> = {}) =>
   ({ action, app: 'web', version, rollout: null, signer: 'ABC', ...extra }) as LedgerEntry;
 
@@ -53,11 +47,11 @@ test('unknown apps and environments are usage errors naming the ones there are',
   assert.is(environmentOf(config, 'web', 'production').env.to, '/srv/production');
   assert.throws(
     () => environmentOf(config, 'api', 'staging'),
-    (e: Error) => e instanceof UsageError && /it has web/.test(e.message),
+    (e: Error) => e instanceof UsageError && /it has: web/.test(e.message),
   );
   assert.throws(
     () => environmentOf(config, 'web', 'qa'),
-    /App web has no environment qa .*\(it has staging, production\)/,
+    /No environment qa for web .*; it has: staging, production\./,
   );
 });
 
@@ -66,20 +60,10 @@ test("hook-server's URL: the app's fleet_url, else public_url, else listen made 
   assert.is(fleetUrlOf(config, { ...config.apps.get('web')!, fleetUrl: 'http://ci:1' }), 'http://ci:1');
 });
 
-test("the publishers of a version: the signers of its publish and promote entries, not of others'", () => {
-  const entries = [
-    entry('publish', '1.4', { signer: 'AA' }),
-    entry('rollout', '1.4', { signer: 'BB' }),
-    entry('promote', '1.4.0', { signer: 'CC' }),
-    entry('publish', '1.5', { signer: 'DD' }),
-  ];
-  assert.equal(publishersOf(entries, 'web', '1.4'), ['aa', 'cc']);
-});
-
 test('admitPromotion refuses a closed window, --force or --override without an approval, and a release not taken whole', async () => {
   const target = environmentOf(config, 'web', 'production');
   const staging = config.apps.get('web')!.environments.get('staging')!;
-  const whole = { version: '1.4', sha256: 'a'.repeat(64), sourceEntries: [entry('publish', '1.4')] };
+  const whole = { version: '1.4', sha256: 'a'.repeat(64), sourceEntries: [entry('publish', '1.4')], certificate: '' };
   const christmas = new Date('2026-12-25T12:00:00Z');
   const open = new Date('2026-12-01T12:00:00Z');
   const refusal = async (run: Promise<unknown>, pattern: RegExp) => {
@@ -107,7 +91,7 @@ test('admitPromotion refuses a closed window, --force or --override without an a
     admitPromotion(target, staging, partial, { now: open, log }),
     /1\.4 never reached ROLLOUT 100 in staging's fleet/,
   );
-  assert.equal(await admitPromotion(target, staging, whole, { now: open, log }), { note: '', check: undefined });
+  assert.equal(await admitPromotion(target, staging, whole, { now: open, log }), { note: '' });
   const rolledOn = { ...partial, sourceEntries: [...partial.sourceEntries, entry('rollout', '1.4', { rollout: 100 })] };
   assert.equal((await admitPromotion(target, staging, rolledOn, { now: open, log })).note, '');
 });

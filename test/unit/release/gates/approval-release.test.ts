@@ -10,7 +10,8 @@ import * as assert from 'uvu/assert';
 import { ValidationError, messageOf } from '../../../../lib/core/errors.ts';
 import { silentLogger } from '../../../../lib/core/log.ts';
 import { openDestination } from '../../../../lib/release/dest/destination.ts';
-import { recordAtSource, waitingRelease } from '../../../../lib/release/gates/approval-release.ts';
+import { publishersOf, recordAtSource, waitingRelease } from '../../../../lib/release/gates/approval-release.ts';
+import type { LedgerEntry } from '../../../../lib/release/format/ledger.ts';
 import { publishRelease } from '../../../../lib/release/publish/publish.ts';
 import { promoteRelease } from '../../../../lib/release/publish/promote.ts';
 import { tmpDir } from '../../../_helpers/common.ts';
@@ -20,6 +21,7 @@ const openpgp = await import('openpgp');
 let base: string;
 let key: string;
 let primary: string;
+let certificate: string;
 test.before(async () => {
   base = tmpDir();
   const { privateKey, publicKey } = await openpgp.generateKey({
@@ -30,6 +32,7 @@ test.before(async () => {
   });
   key = path.join(base, 'release.asc');
   writeFileSync(key, privateKey);
+  certificate = publicKey;
   primary = (await openpgp.readKey({ armoredKey: publicKey })).getFingerprint();
 });
 
@@ -85,6 +88,18 @@ test("the release waiting: the source's current until the target runs it", async
   const sha14 = await w.publish('1.4');
   const next = await waitingRelease(w.source, w.target, { ...w.trust, ...w.names });
   assert.equal('release' in next && [next.release.version, next.release.sha256], ['1.4', sha14]);
+});
+
+test("the publishers of a version: the signers of its publish and promote entries, not of others'", async () => {
+  const entry = (action: LedgerEntry['action'], version: string, signer: string) =>
+    ({ action, app: 'web', version, rollout: null, signer }) as LedgerEntry;
+  const entries = [
+    entry('publish', '1.4', 'AA'),
+    entry('rollout', '1.4', 'BB'),
+    entry('promote', '1.4.0', 'CC'),
+    entry('publish', '1.5', 'DD'),
+  ];
+  assert.equal(await publishersOf(entries, certificate, 'web', '1.4'), ['aa', 'cc']);
 });
 
 test.run();
