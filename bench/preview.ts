@@ -5,7 +5,8 @@
 // warm npm cache. Per run (a pull request of its own): opened → 200 through nginx, with the build's
 // steps, publish, launchfit's first start and the route read from the logs; a push under a paced
 // 50 requests/s (failed requests, time until the new version answers); closed → 404. Then 20
-// previews live at once and the RSS of each one's `launchfit run` against its app's.
+// previews live at once: shipkit's memory per preview (its share of the one `launchfit host`,
+// plus the app's wrapper) against the app's.
 //   npm run bench:preview [-- --runs N] [--live 20] [--keep]
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -13,6 +14,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import http from 'node:http';
 import path from 'node:path';
 import minimist from 'minimist';
+import { processMarkOf } from '../lib/launchfit/deploy-folder/app-env.ts';
 import { stopPreview } from '../lib/previews/launch.ts';
 import { deliverGithub } from '../test/fixtures/hooks/deliveries.ts';
 import { githubPullRequest } from '../test/fixtures/hooks/pull-requests.ts';
@@ -64,7 +66,10 @@ process.on('SIGTERM', () => {
 const PACKAGE = `${JSON.stringify({ name: 'site', version: '1.0.0', private: true, dependencies: { [DEP.name]: DEP.version } }, null, 2)}\n`;
 
 interface Rss {
-  launchfitMb: number;
+  /** The one launchfit host's RSS, for all the previews. */
+  hostMb: number;
+  /** The wrapper launchfit runs each app under (a perl child subreaper). */
+  wrapperMb: number;
   ownMb: number;
   ownPssMb: number;
   appMb: number;
@@ -196,11 +201,18 @@ function startedAt(pid: number): number | undefined {
 }
 
 /** launchfit's pid and its app's (from launchfit.log's `app started: … pid=N`), with their start times. */
+/** When the preview was listed with the launchfit host (its roster entry's `since`), and its app's start. */
 function launchTimes(folder: string): { launchfitAt?: number; appAt?: number } {
   try {
-    const launchfit = JSON.parse(readFileSync(path.join(folder, 'launchfit.pid'), 'utf8')).pid as number;
+    const entry = path.join(
+      path.dirname(path.dirname(folder)),
+      '.launchfit-host',
+      'roster',
+      `${SLUG}.${path.basename(folder)}.json`,
+    );
+    const listedAt = JSON.parse(readFileSync(entry, 'utf8')).since as number;
     const app = /app started: .* pid=(\d+)/.exec(readFileSync(path.join(folder, 'launchfit.log'), 'utf8'))?.[1];
-    return { launchfitAt: startedAt(launchfit), appAt: app ? startedAt(Number(app)) : undefined };
+    return { launchfitAt: listedAt, appAt: app ? startedAt(Number(app)) : undefined };
   } catch {
     return {};
   }
@@ -271,23 +283,27 @@ function memKb(pid: number, field: 'VmRSS' | 'Pss' = 'VmRSS'): number {
 }
 
 /**
- * pr-N's `launchfit run` (its pid file) and its descendants: the app's (the start command's
- * process, `node server.cjs`, and what it starts) and shipkit's own (launchfit, its wrapper).
+ * pr-N's processes, found by launchfit's mark of its host/ folder: the app's (`node server.cjs`
+ * and what it starts) and shipkit's own (the wrapper launchfit runs each app under).
  */
 function processesOf(data: string, pr: number, tree: Map<number, number[]>) {
-  const pidFile = path.join(data, 'previews', SLUG, `pr-${pr}`, 'launchfit.pid');
-  const launchfit = JSON.parse(readFileSync(pidFile, 'utf8')).pid as number;
-  const own: number[] = [launchfit];
+  const mark = `LAUNCHFIT_MARK=${processMarkOf(path.join(data, 'previews', SLUG, `pr-${pr}`, 'host'))}`;
+  const own: number[] = [];
   const app: number[] = [];
-  const walk = (pid: number, inApp: boolean) => {
-    for (const child of tree.get(pid) ?? []) {
-      const isApp = inApp || cmdline(child) === 'node server.cjs';
-      (isApp ? app : own).push(child);
-      walk(child, isApp);
-    }
+  const walk = (pid: number) => {
+    app.push(pid);
+    for (const child of tree.get(pid) ?? []) walk(child);
   };
-  walk(launchfit, false);
-  return { launchfit, own, app };
+  for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number)) {
+    try {
+      if (!readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(mark)) continue;
+    } catch {
+      continue;
+    }
+    if (cmdline(pid) === 'node server.cjs') walk(pid);
+    else if (!app.includes(pid)) own.push(pid);
+  }
+  return { own: own.filter((pid) => !app.includes(pid)), app };
 }
 
 /** A bare `node` process's RSS after 1 s, in kB: the floor of any process of Node. */
@@ -464,12 +480,14 @@ async function main() {
       const tree = parents();
       const sum = (pids: number[], field: 'VmRSS' | 'Pss' = 'VmRSS') =>
         pids.reduce((t, pid) => t + memKb(pid, field), 0);
+      const host = JSON.parse(readFileSync(path.join(data, 'previews', '.launchfit-host', 'host.pid'), 'utf8')).pid;
+      const [hostKb, hostPssKb] = [memKb(host), memKb(host, 'Pss')];
       const perPreview = prs.map((pr) => {
         const p = processesOf(data, pr, tree);
         return {
-          launchfit: memKb(p.launchfit),
-          own: sum(p.own),
-          ownPss: sum(p.own, 'Pss'),
+          own: hostKb / LIVE + sum(p.own),
+          ownPss: hostPssKb / LIVE + sum(p.own, 'Pss'),
+          wrapper: sum(p.own),
           app: sum(p.app),
           procs: `shipkit's: ${p.own.map((pid) => cmdline(pid).slice(0, 60)).join(' | ')}; the app's: ${p.app.map(cmdline).join(' | ')}`,
         };
@@ -477,7 +495,8 @@ async function main() {
       log(`pr-101's processes: ${perPreview[0].procs}`);
       const mb = (xs: number[]) => median(xs) / 1024;
       rss = {
-        launchfitMb: mb(perPreview.map((p) => p.launchfit)),
+        hostMb: hostKb / 1024,
+        wrapperMb: mb(perPreview.map((p) => p.wrapper)),
         ownMb: mb(perPreview.map((p) => p.own)),
         ownPssMb: mb(perPreview.map((p) => p.ownPss)),
         appMb: mb(perPreview.map((p) => p.app)),
@@ -560,12 +579,13 @@ function printTable(runs: Run[], appAloneMs: number, rss: Rss | undefined) {
   if (rss) {
     rows.push([`${LIVE} previews opened → all answer 200`, ms(rss.allMs), '–', null]);
     rows.push([
-      "shipkit's processes' RSS per preview (launchfit run + its wrapper)",
+      "shipkit's RSS per preview (a share of the launchfit host + the app's wrapper)",
       `${rss.ownMb.toFixed(1)} MB`,
       "≤ 20 MB beyond the app's",
       rss.ownMb <= GOALS.rssMb,
     ]);
-    rows.push(["  of which launchfit run's", `${rss.launchfitMb.toFixed(1)} MB`, '–', null]);
+    rows.push([`  the launchfit host's RSS (one, for all ${LIVE})`, `${rss.hostMb.toFixed(1)} MB`, '–', null]);
+    rows.push(["  the app's wrapper's RSS (one per preview)", `${rss.wrapperMb.toFixed(1)} MB`, '–', null]);
     rows.push(["  shipkit's processes' PSS (shared pages split)", `${rss.ownPssMb.toFixed(1)} MB`, '–', null]);
     rows.push(["  the app's RSS (node server.cjs)", `${rss.appMb.toFixed(1)} MB`, '–', null]);
     rows.push(['  a bare `node -e` process, for scale', `${rss.bareNodeMb.toFixed(1)} MB`, '–', null]);
@@ -625,7 +645,7 @@ function printTable(runs: Run[], appAloneMs: number, rss: Rss | undefined) {
       unit: 'MB',
       goal: '≤ 20 MB',
       met: rss.ownMb <= GOALS.rssMb,
-      note: `${LIVE} live; launchfit run alone ${rss.launchfitMb.toFixed(1)} MB`,
+      note: `${LIVE} live; one launchfit host ${rss.hostMb.toFixed(1)} MB, a wrapper ${rss.wrapperMb.toFixed(1)} MB`,
     });
   const missed = rows.filter((r) => r[3] === false).map((r) => r[0].trim());
   console.log(missed.length ? `MISSED: ${missed.join('; ')}` : 'all goals met');

@@ -4,6 +4,7 @@
 import process from 'node:process';
 import { allowGcNudges, keepYoungGenerationSmall, skipOptimizingCompiler } from '../lib/core/v8-flags.ts';
 import { runCli, type Args, type CliSpec, type FlagSpec } from '../lib/core/cli.ts';
+import { UsageError } from '../lib/core/errors.ts';
 import type { Logger } from '../lib/core/log.ts';
 import type { CheckResult } from '../lib/launchfit/install/context.ts';
 
@@ -24,6 +25,7 @@ const spec: CliSpec = {
   launchfit update   [--dir DIR] [--force]   check now (through the socket when run is up)
   launchfit rollback [--dir DIR] [--to VERSION [--force]]
   launchfit status   [--dir DIR] [--json]
+  launchfit host     --dir HOST      run every deploy folder listed in HOST/roster/
 
 deploy installs the current release from URL into DIR (default: the current folder; it must
 be empty the first time, and launchify.yml is written there). Releases are verified against
@@ -60,6 +62,22 @@ signed requests on control.listen). SIGTERM/SIGINT stop the app and launchfit.
 
 Options:
 ${DIR_HELP}`,
+      flags: dirFlag,
+      maxPositionals: 0,
+    },
+    host: {
+      usage: `Usage: launchfit host --dir HOST [--json]
+
+Runs launchfit for every deploy folder listed in HOST/roster/, in this one process: a file
+NAME.json there, {"dir": "/abs/deploy-folder", "log": "/abs/file.log"}, starts its launcher
+(installing the current release first when the folder has none), and removing it stops the
+launcher and its app. When a launcher stops, HOST/ended/NAME says why. With nothing listed for
+a few seconds, the host exits; SIGTERM/SIGINT stop every app and the host. Another host already
+running for HOST makes this one exit 0. kill -9 leaves the apps serving; the next host adopts them.
+
+Options:
+  --dir HOST         the host's folder (roster/, ended/, host.pid)
+  --json             JSON log lines`,
       flags: dirFlag,
       maxPositionals: 0,
     },
@@ -115,9 +133,9 @@ function printResult(result: CheckResult, args: Args): number {
 
 async function main(args: Args, log: Logger): Promise<number> {
   const dir: string = args.dir ?? process.cwd();
-  // A one-shot command is over in seconds; `run` supervises for months and keeps V8's optimizer.
+  // A one-shot command is over in seconds; `run` (and `host`) supervises for months and keeps V8's optimizer.
   // Its downloads and unpacking have V8 collect their chunks as they go (docs/internals.md).
-  if (args.command !== 'run') {
+  if (args.command !== 'run' && args.command !== 'host') {
     skipOptimizingCompiler();
     allowGcNudges();
   }
@@ -149,23 +167,31 @@ async function main(args: Args, log: Logger): Promise<number> {
       return 0;
     }
     case 'run': {
-      let stop!: () => void;
-      const stopSignal = new Promise<void>((resolve) => {
-        stop = resolve;
-      });
-      process.on('SIGTERM', () => stop());
-      process.on('SIGINT', () => stop());
       await runLauncher({
         dir,
         log,
-        stopSignal,
+        stopSignal: stopOnSignal(),
         intervalMs: process.env.LAUNCHFIT_INTERVAL_MS ? Number(process.env.LAUNCHFIT_INTERVAL_MS) : undefined,
         onReady: ({ socket }) => log.info(`launchfit ready; control socket ${socket}`),
       });
       return 0;
     }
+    case 'host': {
+      if (!args.dir) throw new UsageError('launchfit host needs --dir HOST.');
+      const { runHost } = await import('../lib/launchfit/host.ts');
+      await runHost({ dir: args.dir, log, stopSignal: stopOnSignal() });
+      return 0;
+    }
   }
   return 0;
+}
+
+/** Resolves at the first SIGTERM or SIGINT. */
+function stopOnSignal(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    process.on('SIGTERM', () => resolve());
+    process.on('SIGINT', () => resolve());
+  });
 }
 
 await runCli(spec, main);

@@ -80,7 +80,10 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 
   /** A warning or an error goes out at once, with what a per-turn stream held before it. */
   function urgent(level: Level) {
-    if (level === 'warn' || level === 'error') (stream as { flush?: () => void }).flush?.();
+    if (level !== 'warn' && level !== 'error') return;
+    // A file's WriteStream has a `flush` too: the boolean option of fs.createWriteStream.
+    const { flush } = stream as { flush?: unknown };
+    if (typeof flush === 'function') flush.call(stream);
   }
 
   function make(base: Fields): Logger {

@@ -3,7 +3,7 @@
 // detached in a process group of its own, with a bare environment; later builds switched to over
 // its control socket without downtime; all of it stopped and removed at teardown.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { readFile, readdir, rm } from 'node:fs/promises';
 import http from 'node:http';
@@ -12,11 +12,23 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ValidationError, WorkError, messageOf } from '../core/errors.ts';
 import { atomicWriteFile, ensureDir, pathExists, readFileTail } from '../core/fs.ts';
 import type { Logger } from '../core/log.ts';
-import { bootId, endProcessGroup, processStartTime, signalGroup, waitForGroupExit } from '../core/process-group.ts';
+import { endProcessGroup, processStartTime, signalGroup, waitForGroupExit } from '../core/process-group.ts';
 import { readProcFile } from '../core/procfs.ts';
 import { bundledCommandFor } from '../core/script-command.ts';
 import { refusedCheck, requestOverSocket } from '../launchfit/control/socket.ts';
 import { isAppOf } from '../launchfit/deploy-folder/app-env.ts';
+import {
+  clearEnded,
+  hostPaths,
+  listEntries,
+  livePid,
+  readEnded,
+  readEntry,
+  removeEntry,
+  runningHost,
+  validateEntryName,
+  writeEntry,
+} from '../launchfit/host-roster.ts';
 import { initReleaseKeys, KEYS_FILE, PRIMARY_FILE, SIGNING_FILE } from '../release/keys/release-keys.ts';
 import { parseVersionFile } from '../release/format/version-file.ts';
 import { publishRelease } from '../release/publish/publish.ts';
@@ -210,34 +222,45 @@ async function logsOf(folder: string): Promise<string> {
   return `\n--- launchfit (${logFileOf(folder)}) ---\n${own || '(empty)'}\n--- the app (${appLogOf(folder)}) ---\n${app || '(empty)'}`;
 }
 
-/** `launchfit ARGS` run to its end with launchfit's environment; a WorkError with its words when it fails. */
-async function launchfitOnce(folder: string, args: string[], timeoutMs: number): Promise<string> {
-  const [cmd, ...pre] = launchfitCommand();
-  const child = spawn(cmd, [...pre, ...args], { cwd: folder, env: launchfitEnvironment(), stdio: 'pipe' });
-  let out = '';
-  const keep = (d: Buffer) => (out = (out + d.toString('utf8')).slice(-16_384));
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (c) => resolve(c));
-  }).finally(() => clearTimeout(timer));
-  if (code !== 0)
-    throw new WorkError(
-      `launchfit ${args[0]} failed (exit ${code ?? 'killed'}):\n${out.trim().split('\n').slice(-15).join('\n')}`,
-    );
-  return out;
+const hostDirOf = (folder: string) => path.join(path.dirname(path.dirname(path.resolve(folder))), '.launchfit-host');
+
+/** The preview's name in the host's roster: REPO.pr-N, or a digest of its folder when that is no name. */
+function entryNameOf(folder: string): string {
+  const full = path.resolve(folder);
+  const name = `${path.basename(path.dirname(full))}.${path.basename(full)}`;
+  try {
+    return validateEntryName(name);
+  } catch {
+    return createHash('sha256').update(full).digest('hex').slice(0, 32);
+  }
 }
 
-/** Starts `launchfit run` detached (its own session and process group), output to FOLDER/launchfit.log. */
-async function spawnRun(folder: string): Promise<ChildProcess> {
+const hostStarts = new Map<string, Promise<number>>();
+
+/**
+ * The running `launchfit host` of the previews (DATA/previews/.launchfit-host): started detached
+ * (its own session, output to host.log) when none runs. Its pid.
+ */
+function ensureHost(hostDir: string): Promise<number> {
+  let pending = hostStarts.get(hostDir);
+  if (!pending) {
+    pending = startHost(hostDir).finally(() => hostStarts.delete(hostDir));
+    hostStarts.set(hostDir, pending);
+  }
+  return pending;
+}
+
+async function startHost(hostDir: string): Promise<number> {
+  const running = await runningHost(hostDir);
+  if (running) return running;
+  const paths = hostPaths(hostDir);
+  await ensureDir(paths.dir, 0o700);
   const [cmd, ...pre] = launchfitCommand();
-  const fd = openSync(logFileOf(folder), 'a', 0o600);
+  const fd = openSync(paths.log, 'a', 0o600);
   let child: ChildProcess;
   try {
-    child = spawn(cmd, [...pre, 'run', '--dir', hostOf(folder)], {
-      cwd: folder,
+    child = spawn(cmd, [...pre, 'host', '--dir', paths.dir], {
+      cwd: paths.dir,
       env: launchfitEnvironment(),
       detached: true,
       stdio: ['ignore', fd, fd],
@@ -245,28 +268,51 @@ async function spawnRun(folder: string): Promise<ChildProcess> {
   } finally {
     closeSync(fd);
   }
+  let exited: string | undefined;
+  child.once('exit', (code, signal) => (exited = signal ?? `exit ${code}`));
   await new Promise<void>((resolve, reject) => {
     child.once('spawn', resolve);
     child.once('error', reject);
   });
   child.unref();
-  const pid = child.pid!;
-  await atomicWriteFile(pidFileOf(folder), JSON.stringify({ pid, start: processStartTime(pid), boot: bootId() }));
-  return child;
+  // Another host may be leaving (it gives up the lock once it has looked at the roster again).
+  for (const until = Date.now() + 15_000; Date.now() < until; await sleep(20)) {
+    const pid = await runningHost(hostDir);
+    if (pid) return pid;
+    if (exited) break;
+  }
+  throw new WorkError(`launchfit host did not start (${exited ?? 'no pid file'}):\n${await lastLines(paths.log)}`);
 }
 
-/** The `launchfit run` of this preview when it runs (its pid file, checked against the process's start time). */
+/** Lists the preview with the host, which starts its launcher; the host's pid. */
+async function enlist(folder: string): Promise<number> {
+  const hostDir = hostDirOf(folder);
+  await writeEntry(hostDir, entryNameOf(folder), { dir: hostOf(folder), log: logFileOf(folder), since: Date.now() });
+  return ensureHost(hostDir);
+}
+
+/** Why the preview's launcher is not running (its ended mark, or the host gone); undefined while it runs. */
+async function whyNotRunning(folder: string): Promise<string | undefined> {
+  const hostDir = hostDirOf(folder);
+  const ended = await readEnded(hostDir, entryNameOf(folder));
+  if (ended) return ended.reason;
+  if (!(await runningHost(hostDir))) return 'the launchfit host is not running';
+  return undefined;
+}
+
+/** A preview launched before previews shared one host: its own `launchfit run`, from its pid file. */
+const legacyLaunchfit = (folder: string) => livePid(pidFileOf(folder));
+
+/** The launchfit that runs this preview: the host, while it lists the preview; or the preview's own from before. */
 export async function runningLaunchfit(folder: string): Promise<{ pid: number } | undefined> {
-  try {
-    const kept = JSON.parse(await readFile(pidFileOf(folder), 'utf8')) as { pid: number; start: string; boot: string };
-    if (!Number.isInteger(kept.pid) || kept.pid <= 1) return undefined;
-    if (kept.boot !== bootId() || processStartTime(kept.pid) !== kept.start) return undefined;
-    const state = readProcFile(`/proc/${kept.pid}/stat`);
-    if (/^[ZX]/.test(state.slice(state.lastIndexOf(')') + 2))) return undefined;
-    return { pid: kept.pid };
-  } catch {
+  const legacy = await legacyLaunchfit(folder);
+  if (legacy) return { pid: legacy };
+  const hostDir = hostDirOf(folder);
+  const name = entryNameOf(folder);
+  const pid = await runningHost(hostDir);
+  if (!pid || (await readEnded(hostDir, name)) || !(await readEntry(hostDir, name).catch(() => undefined)))
     return undefined;
-  }
+  return { pid };
 }
 
 /** One GET of the health URL: its status, or the error's words. */
@@ -281,17 +327,19 @@ function probe(url: string, timeoutMs = 2_000): Promise<number | string> {
   });
 }
 
-/** Until the app answers its health path 2xx; a WorkError when launchfit exits or `deadline` passes. */
-async function waitHealthy(spec: LaunchSpec, child: ChildProcess, deadline: number): Promise<void> {
+/**
+ * Until the app answers its health path 2xx and its launcher its control socket; a WorkError when
+ * the launcher stops (the host says why) or `deadline` passes.
+ */
+async function waitHealthy(spec: LaunchSpec, deadline: number): Promise<void> {
   const url = `http://127.0.0.1:${spec.port}${spec.health}`;
-  let exited: string | undefined;
-  child.once('exit', (code, signal) => (exited = signal ?? `exit ${code}`));
   let last: number | string = 'not asked yet';
   while (Date.now() < deadline) {
-    if (exited) throw new WorkError(`launchfit run for ${spec.name} stopped (${exited}).${await logsOf(spec.folder)}`);
+    const stopped = await whyNotRunning(spec.folder);
+    if (stopped) throw new WorkError(`launchfit for ${spec.name} stopped: ${stopped}${await logsOf(spec.folder)}`);
     last = await probe(url, Math.max(200, Math.min(2_000, deadline - Date.now())));
-    if (typeof last === 'number' && last >= 200 && last < 300) return;
-    await sleep(200);
+    if (typeof last === 'number' && last >= 200 && last < 300 && (await servingVersion(spec.folder, 2_000))) return;
+    await sleep(100);
   }
   throw new WorkError(
     `${spec.name} did not answer GET ${url} with a 2xx in time (its last answer: ${last}).${await logsOf(spec.folder)}`,
@@ -320,12 +368,15 @@ export async function launchOrUpdate(
     spec.log.warn('launchfit runs but does not answer on its control socket; starting it again', { pid: running.pid });
     await stopLaunchfit(spec.folder, 5_000);
   }
-  return { pid: await firstLaunch(spec, timeoutMs), switched: true };
+  const pid = await firstLaunch(spec, timeoutMs);
+  // A host started again adopts the app it finds serving, which may be an older build.
+  if ((await servingVersion(spec.folder)) !== (await publishedVersion(spec.folder))) await askUpdate(spec, timeoutMs);
+  return { pid, switched: true };
 }
 
 /** The version launchfit of `folder` runs now, from its status; undefined when it does not answer. */
-async function servingVersion(folder: string): Promise<string | undefined> {
-  const answer = await requestOverSocket(socketOf(folder), 'GET', '/status', 10_000).catch(() => undefined);
+async function servingVersion(folder: string, timeoutMs = 10_000): Promise<string | undefined> {
+  const answer = await requestOverSocket(socketOf(folder), 'GET', '/status', timeoutMs).catch(() => undefined);
   return (answer?.body.result as { version?: string } | undefined)?.version;
 }
 
@@ -360,38 +411,39 @@ async function askUpdate(spec: LaunchSpec, timeoutMs: number): Promise<boolean |
   return action === 'installed' || now !== before;
 }
 
+/** Lists the preview with the host, which installs the published build and starts it; the host's pid. */
 async function firstLaunch(spec: LaunchSpec, timeoutMs: number): Promise<number> {
   const deadline = Date.now() + timeoutMs;
-  await launchfitOnce(spec.folder, ['deploy', '--dir', hostOf(spec.folder)], timeoutMs);
-  const child = await spawnRun(spec.folder);
-  spec.log.info('launchfit run started', { preview: spec.name, pid: child.pid, port: spec.port });
+  const pid = await enlist(spec.folder);
+  spec.log.info('listed with the launchfit host', { preview: spec.name, pid, port: spec.port });
   try {
-    await waitHealthy(spec, child, deadline);
+    await waitHealthy(spec, deadline);
   } catch (error) {
     await stopLaunchfit(spec.folder, 5_000);
     throw error;
   }
-  return child.pid!;
+  return pid;
 }
 
 /**
- * Points the preview at the update server's new URL (when its port moved) and restarts its
- * launchfit, which adopts the running app and its sockets (docs/launchfit.md): no downtime.
- * launchfit reads updates.server when it starts, so the restart is needed.
+ * Points the preview at the update server's new URL (when its port moved). Its launcher reads
+ * launchify.yml again before each check, so nothing restarts; a preview still run by its own
+ * launchfit (from before previews shared a host) is handed to the host, which adopts the app
+ * and its sockets (docs/launchfit.md): no downtime either way.
  */
 export async function repointPreview(folder: string, url: string): Promise<{ pid?: number }> {
   const file = path.join(hostOf(folder), 'launchify.yml');
   const text = await readFile(file, 'utf8');
   if (!/^ {2}server: .*$/m.test(text)) throw new WorkError(`${file} has no updates.server line to change.`);
   await atomicWriteFile(file, text.replace(/^ {2}server: .*$/m, `  server: ${q(url)}`), { mode: 0o600 });
-  const running = await runningLaunchfit(folder);
-  if (!running) return {};
-  process.kill(running.pid, 'SIGKILL'); // launchfit alone: its app, in sessions of its own, stays up
-  await waitForExit(running.pid, 5_000);
-  const child = await spawnRun(folder);
+  const legacy = await legacyLaunchfit(folder);
+  if (!legacy) return (await runningLaunchfit(folder)) ?? {};
+  process.kill(legacy, 'SIGKILL'); // launchfit alone: its app, in sessions of its own, stays up
+  await waitForExit(legacy, 5_000);
+  await rm(pidFileOf(folder), { force: true });
+  const pid = await enlist(folder);
   for (let until = Date.now() + 30_000; Date.now() < until; await sleep(100))
-    if (await requestOverSocket(socketOf(folder), 'GET', '/status', 2_000).catch(() => undefined))
-      return { pid: child.pid };
+    if (await requestOverSocket(socketOf(folder), 'GET', '/status', 2_000).catch(() => undefined)) return { pid };
   throw new WorkError(`launchfit of ${folder} did not come back after its restart.${await logsOf(folder)}`);
 }
 
@@ -439,11 +491,22 @@ const groupOf = (pid: number): number | undefined => {
   }
 };
 
-/** SIGTERM to launchfit's process group (it stops the app), SIGKILL after `graceMs`; then any app process left. */
+/**
+ * Takes the preview off the host's roster (its launcher stops the app: SIGTERM, SIGKILL after
+ * its kill_timeout) and waits up to `graceMs` for that; then SIGKILL to whatever is left: a
+ * launchfit of its own from before, the app's processes by launchfit's mark.
+ */
 async function stopLaunchfit(folder: string, graceMs: number): Promise<void> {
-  const running = await runningLaunchfit(folder);
+  const hostDir = hostDirOf(folder);
+  const name = entryNameOf(folder);
+  const listed = (await readEntry(hostDir, name).catch(() => undefined)) && !(await readEnded(hostDir, name));
+  await removeEntry(hostDir, name);
+  if (listed)
+    for (const until = Date.now() + graceMs; Date.now() < until; await sleep(50))
+      if (!(await runningHost(hostDir)) || (await readEnded(hostDir, name))) break;
+  const legacy = await legacyLaunchfit(folder);
   const found = await previewProcesses(folder);
-  const launchfits = new Set([...(running ? [running.pid] : []), ...found.launchfits]);
+  const launchfits = new Set([...(legacy ? [legacy] : []), ...found.launchfits]);
   await Promise.all([...launchfits].map((pid) => endProcessGroup(groupOf(pid) ?? pid, { graceMs })));
   const { apps } = await previewProcesses(folder);
   const groups = new Set(apps.map((pid) => groupOf(pid) ?? pid));
@@ -451,6 +514,10 @@ async function stopLaunchfit(folder: string, graceMs: number): Promise<void> {
   for (const pid of apps) killPid(pid);
   await Promise.all([...groups].map((pgid) => waitForGroupExit(pgid, 5_000)));
   await rm(pidFileOf(folder), { force: true });
+  await clearEnded(hostDir, name);
+  // The last preview gone, the host exits: wait for that, so nothing outlives the teardown.
+  if (!(await listEntries(hostDir)).length)
+    for (const until = Date.now() + 3_000; Date.now() < until && (await runningHost(hostDir));) await sleep(25);
 }
 
 /**

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { previewUserEnv } from '../../fixtures/previews/as-user.ts';
+import { processesOf } from '../../fixtures/previews/processes.ts';
 import { stopPreview } from '../../../lib/previews/launch.ts';
 import { deliverGithub } from '../../fixtures/hooks/deliveries.ts';
 import { githubPullRequest } from '../../fixtures/hooks/pull-requests.ts';
@@ -196,7 +197,8 @@ test('kill -9 of the leader: the other node leads and serves the preview; the de
   if (!pg) return;
   const leader = await leaderOf(machines);
   const other = machines.find((m) => m !== leader)!;
-  const launchfit = JSON.parse(readFileSync(path.join(folder(leader, 2), 'launchfit.pid'), 'utf8')).pid;
+  const app = processesOf(folder(leader, 2));
+  assert.ok(app.length, "the leader's pr-2 runs");
   const killed = Date.now();
   leader.server!.child.kill('SIGKILL');
   await leaderOf([other]);
@@ -209,13 +211,13 @@ test('kill -9 of the leader: the other node leads and serves the preview; the de
   const tookMs = Date.now() - killed;
   console.log(`  pr-2 served by the new leader ${tookMs} ms after kill -9 of the old one`);
   assert.ok(tookMs < 60_000);
-  assert.ok(existsSync(`/proc/${launchfit}`), "the dead node's preview outlived it");
+  assert.ok(processesOf(folder(leader, 2)).length, "the dead node's preview outlived it");
   await start(leader);
   await waitFor(() => !existsSync(folder(leader, 2)) && !existsSync(route(leader, 2)), {
     timeoutMs: 20_000,
     what: "the restarted node's preview gone",
   });
-  await waitFor(() => !existsSync(`/proc/${launchfit}`), { what: 'its launchfit ended' });
+  await waitFor(() => !processesOf(folder(leader, 2)).length, { what: 'its app ended' });
   assert.not.ok(await leads(leader));
   assert.is((await through(other, 2)).body, 'v2\n', 'the new leader serves on');
   const seen = (await listed(leader)).find((p) => p.pr === 2);

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { previewUserEnv } from '../../fixtures/previews/as-user.ts';
+import { launchfitHostsUnder } from '../../fixtures/previews/processes.ts';
 import { stopPreview } from '../../../lib/previews/launch.ts';
 import { deliverGithub, post } from '../../fixtures/hooks/deliveries.ts';
 import { githubPullRequest } from '../../fixtures/hooks/pull-requests.ts';
@@ -131,19 +132,12 @@ async function waitState(name: string, pr: number, state: string, check: (r: Vie
   }
 }
 
-/** `launchfit run` processes whose --dir is under DATA. */
-function launchfitsUnderData(): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    try {
-      const argv = readFileSync(`/proc/${entry}/cmdline`, 'latin1').split('\0');
-      const at = argv.indexOf('--dir');
-      if (argv.includes('run') && at > 0 && argv[at + 1]?.startsWith(`${data}/`)) found.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
+/** The one launchfit host runs while previews live, and lists exactly the live ones. */
+async function hostListsLive(live: number): Promise<boolean> {
+  const hosts = launchfitHostsUnder(data);
+  const roster = path.join(data, 'previews', '.launchfit-host', 'roster');
+  const listed = existsSync(roster) ? readdirSync(roster).filter((f) => f.endsWith('.json')).length : 0;
+  return hosts.length === (live ? 1 : 0) && listed === live;
 }
 
 let userEnv: Record<string, string> = {};
@@ -236,7 +230,7 @@ test('unsigned and forged pull_request events: 401, no record, no folder', async
 const HOSTILE_REF = `../../../etc;rm -rf /\n${ESC}]0;pwned\x07${'ü'.repeat(300)}/../x`;
 const HOSTILE_TITLE = `../../x.conf; reboot\r\n${ESC}[31mred${ESC}[0m <img src=x onerror=alert(1)> @admin #1 ${'🚀'.repeat(40)}${'x'.repeat(300)}`;
 
-/** Only pr-N.conf in the nginx folders, only pr-N folders (and key) under DATA/previews. */
+/** Only pr-N.conf in the nginx folders, only pr-N folders (and key, the host's REPO.pr-N entries) under DATA/previews. */
 function nothingElseWritten(extra: string[] = []) {
   for (const d of [nginx.domainDir, nginx.pathDir])
     for (const f of readdirSync(d)) assert.ok(/^pr-[0-9]+\.conf$/.test(f) || extra.includes(f), `${d}/${f}`);
@@ -244,6 +238,11 @@ function nothingElseWritten(extra: string[] = []) {
   for (const entry of readdirSync(root, { withFileTypes: true })) {
     if (!entry.isDirectory()) continue;
     if (entry.name === 'key') continue;
+    if (entry.name === '.launchfit-host') {
+      for (const f of readdirSync(path.join(root, entry.name, 'roster')))
+        assert.match(f, /^octo__(site|max)\.pr-[0-9]+\.json$/, `the host's roster: ${f}`);
+      continue;
+    }
     assert.ok(['octo__site', 'octo__max'].includes(entry.name), `DATA/previews/${entry.name}`);
     for (const f of readdirSync(path.join(root, entry.name))) assert.match(f, /^pr-[0-9]+$/, `${entry.name}/${f}`);
   }
@@ -340,7 +339,7 @@ test("a broken nginx file of the user's: failed with nginx's words, the file kep
   }
 });
 
-test('kill -9 of hook-server mid-build: the restarted one builds again, no orphan launchfit', async () => {
+test('kill -9 of hook-server mid-build: the restarted one builds again, nothing orphaned', async () => {
   const slow = await repo.commit({ 'SLOW.txt': 'yes\n', 'VERSION.txt': 'slow\n' });
   const answer = await deliver(site('opened', 6, slow));
   assert.is(answer.status, 202);
@@ -358,9 +357,9 @@ test('kill -9 of hook-server mid-build: the restarted one builds again, no orpha
   await waitFor(async () => (await siteThrough(6)).body === 'slow\n', { what: 'pr-6 through nginx' });
   assert.is((await siteThrough(1)).body, 'v1\n', 'pr-1 survived the kill');
   const live = (await records()).filter((r) => r.state === 'live');
-  await waitFor(() => launchfitsUnderData().length === live.length, {
+  await waitFor(() => hostListsLive(live.length), {
     timeoutMs: 5_000,
-    what: `${live.length} launchfit run (one per live preview), found ${launchfitsUnderData().length}`,
+    what: `one launchfit host listing the ${live.length} live previews`,
   });
 });
 
@@ -393,7 +392,7 @@ test('max: 2 with 4 pull requests: 2 live, 2 pushed out, their routes gone; a fo
   assert.ok(downForge.seen.length > 0, 'the failing forge was asked');
   nothingElseWritten();
   const allLive = (await records()).filter((r) => r.state === 'live');
-  assert.is(launchfitsUnderData().length, allLive.length, 'one launchfit run per live preview');
+  assert.ok(await hostListsLive(allLive.length), 'one launchfit host, listing every live preview and no other');
 });
 
 test.run();

@@ -10,7 +10,6 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { WorkError, messageOf } from '../../../lib/core/errors.ts';
 import { silentLogger } from '../../../lib/core/log.ts';
-import { processMarkOf } from '../../../lib/launchfit/deploy-folder/app-env.ts';
 import {
   ensurePreviewKey,
   freePort,
@@ -25,6 +24,7 @@ import {
 import { startUpdateFiles, type UpdateFilesServer } from '../../../lib/previews/update-files.ts';
 import { tmpDir } from '../../_helpers/common.ts';
 import { get, startLoad } from '../../fixtures/launchfit/load.ts';
+import { processesOf } from '../../fixtures/previews/processes.ts';
 
 const APP = path.join(import.meta.dirname, '../../fixtures/previews/app.cjs');
 const SHA1 = 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678';
@@ -59,24 +59,6 @@ async function specFor(pr: number, env: Record<string, string> = {}): Promise<La
     updatesUrl: files.urlFor('octo__site', name),
     log: silentLogger,
   };
-}
-
-/** Processes still tied to `folder`: its path on their command line, or the launchfit mark of its host/. */
-function processesOf(folder: string): string[] {
-  const mark = `LAUNCHFIT_MARK=${processMarkOf(path.join(folder, 'host'))}`;
-  const found: string[] = [];
-  for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-      if (/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2))) continue;
-      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'latin1').replaceAll('\0', ' ');
-      const environ = readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0');
-      if (cmdline.includes(folder) || environ.includes(mark)) found.push(`${pid} ${cmdline}`);
-    } catch {
-      /* gone meanwhile */
-    }
-  }
-  return found;
 }
 
 test.before(async () => {
@@ -146,7 +128,7 @@ test('a second build is switched to while a loop GETs it: v2, and no request fai
   assert.is((await launchOrUpdate(live, { timeoutMs: 30_000 })).switched, false);
 });
 
-test('repointPreview: the update server moved, launchfit restarts and adopts the app, which keeps serving', async () => {
+test('repointPreview: the update server moved; the same launchfit takes the new URL, the app keeps serving', async () => {
   const before = (await runningLaunchfit(live.folder))!;
   const oldPort = files.port;
   await files.close();
@@ -164,7 +146,7 @@ test('repointPreview: the update server moved, launchfit restarts and adopts the
   const { failed, bodies } = await load.stop();
   assert.equal(failed, [], `failed requests: ${JSON.stringify(failed.slice(0, 3))}`);
   assert.equal([...bodies], ['v2']);
-  assert.ok(pid && pid !== before.pid, 'a new launchfit');
+  assert.is(pid, before.pid, 'the same launchfit host: its launcher reads launchify.yml again at each check');
   assert.equal(await runningLaunchfit(live.folder), { pid });
   assert.match(readFileSync(path.join(live.folder, 'host', 'launchify.yml'), 'utf8'), live.updatesUrl);
   await publishBuild(live, build('v3'), SHA1);

@@ -13,6 +13,7 @@ import { deliverGithub } from '../../fixtures/hooks/deliveries.ts';
 import { fromFork, githubPullRequest } from '../../fixtures/hooks/pull-requests.ts';
 import { getThrough, nginxBlock, startPreviewNginx, type PreviewNginx } from '../../fixtures/previews/nginx.ts';
 import { previewUserEnv } from '../../fixtures/previews/as-user.ts';
+import { processesOf } from '../../fixtures/previews/processes.ts';
 import { makeBareRepo, runScript, startScript, tmpDir, waitFor, type Server } from '../../_helpers/common.ts';
 
 const SECRET = `secret-${randomUUID()}`;
@@ -262,14 +263,14 @@ test('a preview past its memory limit is killed, failed and says so; the other p
 });
 
 test('closed: process, route and folder gone', async () => {
-  const pid = JSON.parse(readFileSync(path.join(folder(2), 'launchfit.pid'), 'utf8')).pid;
+  assert.ok(processesOf(folder(2)).length, 'pr-2 runs');
   const answer = await deliver(event('closed', 2, repo.first));
   assert.is(answer.status, 202);
   await waitFor(() => !existsSync(folder(2)), { timeoutMs: 30_000, what: 'the folder removed' });
   // nginx's old worker may answer one more request (502: the app is gone) after the reload.
   await waitFor(async () => (await through(2)).status === 404, { what: 'pr-2 answered 404' });
   assert.not.ok(existsSync(path.join(nginx.domainDir, 'pr-2.conf')));
-  assert.not.ok(existsSync(`/proc/${pid}`), 'launchfit ended');
+  assert.equal(processesOf(folder(2)), [], 'its app ended');
   const never = await deliver(event('closed', 99, repo.first));
   assert.equal(
     [never.status, never.json.ignored],

@@ -1,4 +1,7 @@
 // The logger (lib/core/log.ts): human lines, JSON lines, levels, child fields, colour rules.
+import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createLogger, formatBytes, linesPerTurn, silentLogger, type LoggerOptions } from '../../../lib/core/log.ts';
@@ -210,6 +213,18 @@ test('formatBytes: sizes in log lines, the one helper every command uses', () =>
   assert.is(formatBytes(1536), '1.5 KB');
   assert.is(formatBytes(12 * 1024 * 1024), '12.0 MB');
   assert.is(formatBytes(3 * 1024 ** 3), '3.00 GB');
+});
+
+test("a warning to a file's WriteStream (whose `flush` is a boolean option) is written, not thrown", async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'shipkit-log-'));
+  try {
+    const stream = createWriteStream(path.join(dir, 'log'), { flags: 'a' });
+    createLogger({ stream, color: false }).warn('careful');
+    await new Promise<void>((resolve) => stream.end(resolve));
+    assert.is(readFileSync(path.join(dir, 'log'), 'utf8'), 'warn: careful\n');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();
