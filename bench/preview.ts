@@ -294,7 +294,9 @@ function processesOf(data: string, pr: number, tree: Map<number, number[]>) {
     app.push(pid);
     for (const child of tree.get(pid) ?? []) walk(child);
   };
-  for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number)) {
+  for (const pid of readdirSync('/proc')
+    .filter((n) => /^\d+$/.test(n))
+    .map(Number)) {
     try {
       if (!readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(mark)) continue;
     } catch {
