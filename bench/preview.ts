@@ -87,9 +87,9 @@ interface Run {
   /** The build commands' own time (npm ci, the compile command), from the build log. */
   commandsMs: number;
   buildMs: number;
-  /** The build's end mark → `launchfit run` started: publish (pack, sign), `launchfit deploy`. */
+  /** The build's end mark → listed with the launchfit host: publish (pack, sign). */
   publishMs: number;
-  /** `launchfit run` started → it started the app. */
+  /** Listed with the host → it started the app (the install and launchfit's start in the host). */
   launchfitMs: number;
   /** The app started → 200 through nginx: its start, hook-server's health probe, nginx test and reload. */
   appToLiveMs: number;
@@ -460,7 +460,9 @@ async function main() {
         `run ${i}: total ${totalMs} ms: ack ${ackMs}, → build start ${run.toBuildMs}, build ${run.buildMs} ` +
           `(${Object.entries(run.steps)
             .map(([k, v]) => `${k} ${v}`)
-            .join(', ')}; commands ${run.commandsMs}), → launchfit run ${run.publishMs}, → app started ` +
+            .join(
+              ', ',
+            )}; commands ${run.commandsMs}), → listed with the launchfit host ${run.publishMs}, → app started ` +
           `${run.launchfitMs}, → 200 through nginx ${run.appToLiveMs}; share ${Math.round(run.shareMs)} ms; push: ` +
           `${run.push.failed} of ${run.push.sent} failed, new version after ${run.push.switchMs} ms; teardown ${run.teardownMs} ms`,
       );
@@ -559,8 +561,8 @@ function printTable(runs: Run[], appAloneMs: number, rss: Rss | undefined) {
   for (const step of Object.keys(runs[0]?.steps ?? {}))
     rows.push([`    step ${step}`, ms(m((r) => r.steps[step])), '–', null]);
   rows.push(['    of which build commands (npm ci, compile)', ms(m((r) => r.commandsMs)), '–', null]);
-  rows.push(['  build end → launchfit run (publish, sign, launchfit deploy)', ms(m((r) => r.publishMs)), '–', null]);
-  rows.push(['  launchfit run → app started (launchfit start-up)', ms(m((r) => r.launchfitMs)), '–', null]);
+  rows.push(['  build end → listed with the launchfit host (publish, sign)', ms(m((r) => r.publishMs)), '–', null]);
+  rows.push(['  listed → app started (install, launchfit start in the host)', ms(m((r) => r.launchfitMs)), '–', null]);
   rows.push([
     '  app started → 200 through nginx (health, nginx test + reload)',
     ms(m((r) => r.appToLiveMs)),

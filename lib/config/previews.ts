@@ -13,8 +13,14 @@ export interface PreviewsConfig {
   /** /PATH/pr-N/ under the user's own server block; always with a trailing slash. */
   path?: string;
   nginx: PreviewsNginx;
-  /** The command that starts the app, serving HTTP on $PORT. */
+  /** The command that starts the app, serving HTTP on $PORT (or fd 3, see `binds`). */
   start: string;
+  /**
+   * Who binds the preview's port: `launchfit` (it hands the socket to the app as fd 3 with
+   * LISTEN_FDS, and a push switches without downtime) or `app` (it binds $PORT itself; a push
+   * stops the old release before the new one starts).
+   */
+  binds: 'launchfit' | 'app';
   /** The path that answers 2xx before a preview's route is added. */
   health: string;
   /** Live previews of this repo at most. */
@@ -51,6 +57,7 @@ export const PREVIEW_DEFAULTS = {
   test: 'nginx -t',
   reload: 'nginx -s reload',
   health: '/',
+  binds: 'launchfit',
   max: 10,
   ttl: '72h',
 } as const;
@@ -61,6 +68,7 @@ const KEYS = [
   'path',
   'nginx',
   'start',
+  'binds',
   'health',
   'max',
   'ttl',
@@ -90,6 +98,7 @@ export function parsePreviews(doc: ConfigDoc, repoKeyPath: KeyPath): PreviewsCon
     ...where,
     nginx: parseNginx(doc, keyPath, where.domain !== undefined),
     start,
+    binds: parseBinds(doc, at('binds')),
     health: parseHealth(doc, at('health')),
     max: parseMax(doc, at('max')),
     ttlMs: parseTtl(doc, at('ttl')),
@@ -101,6 +110,17 @@ export function parsePreviews(doc: ConfigDoc, repoKeyPath: KeyPath): PreviewsCon
     auth: parseAuth(doc, at('auth')),
     keyPath,
   };
+}
+
+function parseBinds(doc: ConfigDoc, keyPath: KeyPath): PreviewsConfig['binds'] {
+  const binds = getKey(doc, keyPath, 'string') ?? PREVIEW_DEFAULTS.binds;
+  if (binds !== 'launchfit' && binds !== 'app')
+    throw configError(
+      doc,
+      keyPath,
+      `must be launchfit (it binds the port and hands the app fd 3: no downtime on a push) or app (the app binds $PORT itself), got ${JSON.stringify(binds)}.`,
+    );
+  return binds;
 }
 
 function parseWhere(doc: ConfigDoc, keyPath: KeyPath): { domain?: string; path?: string } {

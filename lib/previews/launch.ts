@@ -1,7 +1,8 @@
 // A preview running under launchfit (docs/previews.md): each build published as a signed release
-// into FOLDER/updates/, launchfit's deploy folder FOLDER/host/ written and `launchfit run` started
-// detached in a process group of its own, with a bare environment; later builds switched to over
-// its control socket without downtime; all of it stopped and removed at teardown.
+// into FOLDER/updates/, launchfit's deploy folder FOLDER/host/ written and listed with the one
+// `launchfit host` of DATA/previews (started detached when none runs), which runs every
+// preview's launchfit in one process; later builds switched to over the preview's control socket
+// without downtime; at teardown taken off the roster, its processes ended and its folder removed.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';

@@ -323,6 +323,7 @@ export class PreviewRunner implements PreviewControl {
       name: record.name,
       start: limited?.command ?? previews.start,
       health: previews.health,
+      handOverSocket: previews.binds === 'launchfit',
       env,
       port,
       user: account?.name,

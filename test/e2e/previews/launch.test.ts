@@ -173,6 +173,24 @@ test('an app that never answers health 2xx: a clear error, and nothing left afte
   assert.equal(processesOf(spec.folder), []);
 });
 
+test('binds: app: the app binds $PORT itself (no LISTEN_FDS); a push stops it, then starts the new build', async () => {
+  const own = { ...(await specFor(3)), handOverSocket: false };
+  try {
+    await publishBuild(own, build('p1'), SHA1);
+    await launchOrUpdate(own, { timeoutMs: 30_000 });
+    assert.equal(await get({ port: own.port }), { status: 200, body: 'p1' });
+    const names = JSON.parse((await get({ port: own.port }, '/env')).body!) as string[];
+    assert.ok(names.includes('PORT') && !names.includes('LISTEN_FDS'), names.join(' '));
+    assert.not.match(readFileSync(path.join(own.folder, 'host', 'launchify.yml'), 'utf8'), /listen:/);
+    await publishBuild(own, build('p2'), SHA2);
+    assert.ok((await launchOrUpdate(own, { timeoutMs: 30_000 })).switched);
+    assert.equal(await get({ port: own.port }), { status: 200, body: 'p2' });
+  } finally {
+    await stopPreview(own.folder, { graceMs: 2_000 });
+  }
+  assert.equal(processesOf(own.folder), []);
+});
+
 test('stopPreview ends launchfit and the app, removes the folder, and may be called again', async () => {
   assert.ok(processesOf(live.folder).length >= 2, processesOf(live.folder).join('\n'));
   await stopPreview(live.folder, { graceMs: 5_000 });

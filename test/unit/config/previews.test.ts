@@ -46,6 +46,7 @@ test('the example of docs/previews.md, every key given', () => {
       '  test: /usr/sbin/nginx -t -q',
       "  reload: sudo -n '/usr/sbin/nginx' -s reload",
       'start: node server.js',
+      'binds: app',
       'health: /healthz',
       'max: 5',
       'ttl: 30m',
@@ -66,6 +67,7 @@ test('the example of docs/previews.md, every key given', () => {
     reload: ['sudo', '-n', '/usr/sbin/nginx', '-s', 'reload'],
   });
   assert.is(previews.start, 'node server.js');
+  assert.is(previews.binds, 'app');
   assert.is(previews.health, '/healthz');
   assert.is(previews.max, 5);
   assert.is(previews.ttlMs, 30 * 60_000);
@@ -93,6 +95,7 @@ test('defaults: nginx as Debian installs it, / for health, 10 previews, 72h', ()
     reload: ['nginx', '-s', 'reload'],
   });
   assert.is(previews.health, '/');
+  assert.is(previews.binds, 'launchfit', 'launchfit binds the port: no downtime on a push');
   assert.is(previews.max, 10);
   assert.is(previews.ttlMs, 72 * 3_600_000);
   assert.equal(previews.limits, {});
@@ -233,6 +236,7 @@ test('refused: max 0 or 1000, ttl "soon", memory "lots", cpu "150%", trusted not
 test('refused: start, health, env, database, user and auth that cannot work', () => {
   refused(withPreviews('domain: p.example.com'), 3, `${KEY}.start`, /is required/);
   refused(withPreviews('domain: p.example.com', 'start: " "'), 5, `${KEY}.start`, /is empty.*node server\.js/);
+  refused(withPreviews(...BASE, 'binds: nginx'), 6, `${KEY}.binds`, /must be launchfit .* or app .*got "nginx"/);
   refused(withPreviews(...BASE, 'health: healthz'), 6, `${KEY}.health`, /starting with "\/", such as \/healthz/);
   refused(withPreviews(...BASE, 'health: "/a b"'), 6, `${KEY}.health`, /no spaces/);
   refused(withPreviews(...BASE, 'env: { PORT: "1" }'), 6, `${KEY}.env.PORT`, /set by shipkit for every preview/);
