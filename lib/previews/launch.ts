@@ -17,6 +17,7 @@ import { endProcessGroup, processStartTime, signalGroup, waitForGroupExit } from
 import { readProcFile } from '../core/procfs.ts';
 import { bundledCommandFor } from '../core/script-command.ts';
 import { refusedCheck, requestOverSocket } from '../launchfit/control/socket.ts';
+import type { InstanceInfo } from '../launchfit/app/runner.ts';
 import { isAppOf } from '../launchfit/deploy-folder/app-env.ts';
 import {
   clearEnded,
@@ -335,16 +336,39 @@ function probe(url: string, timeoutMs = 2_000): Promise<number | string> {
 async function waitHealthy(spec: LaunchSpec, deadline: number): Promise<void> {
   const url = `http://127.0.0.1:${spec.port}${spec.health}`;
   let last: number | string = 'not asked yet';
+  const pids = new Set<number>();
   while (Date.now() < deadline) {
     const stopped = await whyNotRunning(spec.folder);
     if (stopped) throw new WorkError(`launchfit for ${spec.name} stopped: ${stopped}${await logsOf(spec.folder)}`);
     last = await probe(url, Math.max(200, Math.min(2_000, deadline - Date.now())));
-    if (typeof last === 'number' && last >= 200 && last < 300 && (await servingVersion(spec.folder, 2_000))) return;
+    const status = await launchfitStatus(spec.folder, 2_000);
+    if (typeof last === 'number' && last >= 200 && last < 300 && status?.version) return;
+    if (status?.app?.pid) pids.add(status.app.pid);
+    const gaveUp = givenUp(status?.app, pids.size - 1);
+    if (gaveUp)
+      throw new WorkError(
+        `${spec.name} did not answer GET ${url} with a 2xx (its last answer: ${last}): ${gaveUp}.${await logsOf(spec.folder)}`,
+      );
     await sleep(100);
   }
   throw new WorkError(
     `${spec.name} did not answer GET ${url} with a 2xx in time (its last answer: ${last}).${await logsOf(spec.folder)}`,
   );
+}
+
+/** Restarts of a first start past which waiting longer cannot help. */
+const RESTARTS_TO_GIVE_UP = 2;
+
+/**
+ * Why waiting for this app is pointless: it stopped for good, or it was started again `restarts`
+ * times (a crash, or failed health checks) while we waited; undefined while it may yet come up.
+ */
+function givenUp(app: InstanceInfo | undefined, restarts: number): string | undefined {
+  if (!app) return undefined;
+  const exit = app.lastExit ? ` (its last exit: ${app.lastExit.signal ?? `code ${app.lastExit.code}`})` : '';
+  if (app.state === 'failed' || app.state === 'exited') return `launchfit gave up: the app ${app.state}${exit}`;
+  if (restarts >= RESTARTS_TO_GIVE_UP) return `launchfit started the app ${restarts + 1} times${exit}`;
+  return undefined;
 }
 
 /**
@@ -377,8 +401,16 @@ export async function launchOrUpdate(
 
 /** The version launchfit of `folder` runs now, from its status; undefined when it does not answer. */
 async function servingVersion(folder: string, timeoutMs = 10_000): Promise<string | undefined> {
+  return (await launchfitStatus(folder, timeoutMs))?.version;
+}
+
+/** launchfit's status of `folder` (GET /status on its control socket); undefined when it does not answer. */
+async function launchfitStatus(
+  folder: string,
+  timeoutMs: number,
+): Promise<{ version?: string; app?: InstanceInfo } | undefined> {
   const answer = await requestOverSocket(socketOf(folder), 'GET', '/status', timeoutMs).catch(() => undefined);
-  return (answer?.body.result as { version?: string } | undefined)?.version;
+  return answer?.body.result as { version?: string; app?: InstanceInfo } | undefined;
 }
 
 /** The version FOLDER/updates/ offers. */
