@@ -1,5 +1,5 @@
 // What hook-server's preview runner lets the HTTP routes and `shipkit previews` do: list the
-// previews, approve a pull request's head, build it again, tear it down. The runner
+// previews, approve a pull request's head, build it again, tear it down, read its log. The runner
 // (lib/previews/runner.ts) implements it; the routes (lib/web/previews-routes.ts) call it.
 import { WorkError } from '../core/errors.ts';
 import type { PreviewRecord } from './store.ts';
@@ -18,4 +18,6 @@ export interface PreviewControl {
   rebuild(repo: string, pr: number): Promise<PreviewRecord>;
   /** Tears the preview down now: process, route, folder (and database). */
   remove(repo: string, pr: number, why: string): Promise<PreviewRecord>;
+  /** Its state and reason, then the end of its build log, as text (the link a failed preview's status carries). */
+  log(repo: string, pr: number): Promise<string>;
 }

@@ -343,7 +343,7 @@ async function waitHealthy(spec: LaunchSpec, deadline: number): Promise<void> {
     last = await probe(url, Math.max(200, Math.min(2_000, deadline - Date.now())));
     const status = await launchfitStatus(spec.folder, 2_000);
     if (typeof last === 'number' && last >= 200 && last < 300 && status?.version) return;
-    if (status?.app?.pid) pids.add(status.app.pid);
+    for (const pid of await instancePids(spec.folder)) pids.add(pid);
     const gaveUp = givenUp(status?.app, pids.size - 1);
     if (gaveUp)
       throw new WorkError(
@@ -354,6 +354,21 @@ async function waitHealthy(spec: LaunchSpec, deadline: number): Promise<void> {
   throw new WorkError(
     `${spec.name} did not answer GET ${url} with a 2xx in time (its last answer: ${last}).${await logsOf(spec.folder)}`,
   );
+}
+
+/**
+ * The instances launchfit started for the app, by their pid files (the control socket answers only
+ * once the first start is over, which a crashing app puts off with every restart).
+ */
+async function instancePids(folder: string): Promise<number[]> {
+  const meta = path.join(hostOf(folder), '.launchfit');
+  const pids: number[] = [];
+  for (const file of ['app.pid', 'app-2.pid']) {
+    const text = await readFile(path.join(meta, file), 'utf8').catch(() => '');
+    const pgid = Number((JSON.parse(text || '{}') as { pgid?: unknown }).pgid);
+    if (Number.isInteger(pgid) && pgid > 1) pids.push(pgid);
+  }
+  return pids;
 }
 
 /** Restarts of a first start past which waiting longer cannot help. */

@@ -9,13 +9,14 @@ import path from 'node:path';
 import type { RepoConfig, ShipkitConfig } from '../config/shipkit-yml.ts';
 import { resolveBuildEnv } from '../config/build-env.ts';
 import type { ResolvedReport } from '../config/report.ts';
+import { readFileTail } from '../core/fs.ts';
 import { repoFolderName } from '../core/names.ts';
 import { ValidationError, WorkError, messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { scriptCommandFor } from '../core/script-command.ts';
 import { newJobId } from '../jobs/job-id.ts';
 import type { PullRequestEvent } from './event.ts';
-import { previewFolder } from './build.ts';
+import { previewBuildPaths, previewFolder } from './build.ts';
 import { PreviewNotFound, type PreviewControl } from './control.ts';
 import {
   createPreviewDatabase,
@@ -77,6 +78,8 @@ export class PreviewRunner implements PreviewControl {
   private readonly store: PreviewStore;
   /** The last change queued per pull request: each waits for the one before. */
   private readonly chains = new Map<string, Promise<void>>();
+  /** One `max` decision at a time per repo: two made at once would each push out a preview the other keeps. */
+  private readonly roomChains = new Map<string, Promise<unknown>>();
   private readonly buildSlots: Array<() => void> = [];
   private buildsRunning = 0;
   private key?: PreviewKey;
@@ -169,6 +172,17 @@ export class PreviewRunner implements PreviewControl {
     const record = this.known(repo, pr);
     await this.queue(record, () => this.tearDown(repo, pr, why));
     return this.store.get(repo, pr)!;
+  }
+
+  async log(repo: string, pr: number): Promise<string> {
+    const record = this.known(repo, pr);
+    const file = path.join(previewBuildPaths(previewFolder(this.options.config.data, repo, pr)).logs, 'logs.txt');
+    const tail = await readFileTail(file, LOG_TAIL_BYTES).catch(() => undefined);
+    const cut = tail && tail.length === LOG_TAIL_BYTES ? '(the first part is cut)\n' : '';
+    return (
+      `${repo}#${pr} (${record.name}) at ${record.head}: ${record.state}${record.reason ? `: ${record.reason}` : ''}\n\n` +
+      (tail ? `${cut}${tail.toString('utf8')}` : '(no build log)\n')
+    );
   }
 
   /** Waits until every change queued so far has been made (tests, shutdown). */
@@ -284,7 +298,7 @@ export class PreviewRunner implements PreviewControl {
     const still = () => current()?.head === sha && current()?.state === 'building';
     if (!still()) return; // a newer push, or torn down
     const repo = this.repoOf(repoName);
-    await this.makeRoom(repo, pr);
+    if (!(await this.makeRoom(repo, pr))) return;
     const job = newJobId();
     await this.store.put({ ...current()!, job });
     // Torn down (pushed out by max, closed) while it waited for the slot: not built at all.
@@ -443,15 +457,32 @@ export class PreviewRunner implements PreviewControl {
     }
   }
 
-  /** With `max` previews of the repo live or building, the one idle longest (not this one) goes. */
-  private async makeRoom(repo: RepoConfig, pr: number): Promise<void> {
-    const max = repo.previews!.max;
-    const others = this.store
-      .open(repo.name)
-      .filter((r) => r.pr !== pr && (r.state === 'live' || r.state === 'building' || r.state === 'failed'))
-      .sort((a, b) => a.pushed.localeCompare(b.pushed));
-    for (const old of others.slice(0, Math.max(0, others.length - (max - 1))))
-      await this.tearDown(old.repo, old.pr, `pushed out by max: ${max} (the preview idle longest goes first)`);
+  /**
+   * With more than `max` previews of the repo live, building or failed, those idle longest go (the
+   * pushes longest ago), this one included: false when it is one of them. One repo at a time.
+   */
+  private makeRoom(repo: RepoConfig, pr: number): Promise<boolean> {
+    const before = this.roomChains.get(repo.name) ?? Promise.resolve();
+    const decided = before.then(async () => {
+      const me = this.store.get(repo.name, pr);
+      if (!me || me.state === 'torn down') return false;
+      const max = repo.previews!.max;
+      const open = this.store
+        .open(repo.name)
+        .filter((r) => r.pr === pr || r.state === 'live' || r.state === 'building' || r.state === 'failed')
+        .sort((a, b) => a.pushed.localeCompare(b.pushed) || a.pr - b.pr);
+      const why = `pushed out by max: ${max} (the preview idle longest goes first)`;
+      const excess = open.slice(0, Math.max(0, open.length - max));
+      for (const old of excess) if (old.pr !== pr) await this.tearDown(old.repo, old.pr, why);
+      if (!excess.some((r) => r.pr === pr)) return true;
+      await this.tearDown(repo.name, pr, why);
+      return false;
+    });
+    this.roomChains.set(
+      repo.name,
+      decided.catch(() => undefined),
+    );
+    return decided;
   }
 
   private async failed(record: PreviewRecord, reason: string): Promise<void> {
@@ -487,6 +518,7 @@ export class PreviewRunner implements PreviewControl {
     const target = forgeTargetOf(this.options.reports ?? new Map(), record.repo);
     if (!target) return;
     const state = record.state === 'live' ? 'success' : record.state === 'failed' ? 'failure' : 'pending';
+    const logUrl = previewLogUrl(this.options.config.publicUrl, record.repo, record.pr);
     const told = await tellForge(
       target,
       {
@@ -495,8 +527,8 @@ export class PreviewRunner implements PreviewControl {
         sha: record.head,
         state,
         description: record.reason ?? record.state,
-        targetUrl: record.state === 'live' ? record.url : undefined,
-        comment: previewComment(record, {}),
+        targetUrl: record.state === 'live' ? record.url : record.state === 'failed' ? logUrl : undefined,
+        comment: previewComment(record, { logUrl }),
       },
       { commentId: record.commentId, log: this.options.log },
     );
@@ -615,6 +647,18 @@ export class PreviewRunner implements PreviewControl {
     if (!(error instanceof WorkError) && !(error instanceof ValidationError) && error instanceof Error)
       this.options.log.warn(error.stack ?? '');
   }
+}
+
+/** The end of a build log `GET /previews/log` shows. */
+const LOG_TAIL_BYTES = 256 * 1024;
+
+/** `GET /previews/log?repo=R&pr=N` under public_url (none without it: the forge needs an address it can link to). */
+export function previewLogUrl(publicUrl: string | undefined, repo: string, pr: number): string | undefined {
+  if (!publicUrl) return undefined;
+  const url = new URL('previews/log', publicUrl.endsWith('/') ? publicUrl : `${publicUrl}/`);
+  url.searchParams.set('repo', repo);
+  url.searchParams.set('pr', String(pr));
+  return url.href;
 }
 
 /** The name of a preview's cgroups (or systemd scope): its repo's folder name and pr-N. */

@@ -128,6 +128,11 @@ export class SharedPreviews implements PreviewControl {
     return this.leading().remove(repo, pr, why);
   }
 
+  /** The log is on the node that built the preview: the leader's. */
+  log(repo: string, pr: number): Promise<string> {
+    return this.leading().log(repo, pr);
+  }
+
   /** Stops looking; a runner is closed, and when the lead went elsewhere (SIGTERM) its previews go too. */
   async close(): Promise<void> {
     this.closed = true;

@@ -1,5 +1,5 @@
-// hook-server's previews API (docs/previews.md): GET /previews with the read token or a session,
-// POST /previews/approve|rebuild|rm with the bearer token only. It knows nothing of how previews
+// hook-server's previews API (docs/previews.md): GET /previews and GET /previews/log with the read
+// token or a session, POST /previews/approve|rebuild|rm with the bearer token only. It knows nothing of how previews
 // are built: it calls the runner through PreviewControl (lib/previews/control.ts).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { bearerProblem } from '../http/bearer.ts';
@@ -80,6 +80,10 @@ class PreviewRouter implements PreviewRoutes {
       this.list(req, res, refuse);
       return true;
     }
+    if (route === '/previews/log') {
+      await this.log(req, res, url, refuse);
+      return true;
+    }
     const action = /^\/previews\/([a-z]+)$/.exec(route)?.[1] as Action | undefined;
     if (route.startsWith('/previews/')) {
       if (!action || !ACTIONS.includes(action)) refuse(404, 'not found');
@@ -99,6 +103,36 @@ class PreviewRouter implements PreviewRoutes {
         'WWW-Authenticate': 'Bearer',
       });
     sendJson(res, 200, { previews: control.list().map(publicPreview) });
+  }
+
+  /** `GET /previews/log?repo=R&pr=N`: the preview's state and the end of its build log, as text. */
+  private async log(req: IncomingMessage, res: ServerResponse, url: URL, refuse: Refuse): Promise<void> {
+    const { control, token } = this.options;
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      return refuse(405, 'method not allowed', undefined, { Allow: 'GET, HEAD' });
+    if (!control || !token) return refuse(404, 'previews are off', control ? 'no token: in the config' : undefined);
+    if (!this.options.canRead(req))
+      return refuse(401, 'unauthorized', bearerProblem(req.headers.authorization, token), {
+        'WWW-Authenticate': 'Bearer',
+      });
+    const target = previewTargetOf(
+      JSON.stringify({ repo: url.searchParams.get('repo'), pr: Number(url.searchParams.get('pr') ?? NaN) }),
+    );
+    if (typeof target === 'string') return refuse(400, target.replace(/^body must be/, 'give ?repo=OWNER/NAME&pr=N'));
+    let text: string;
+    try {
+      text = await control.log(target.repo, target.pr);
+    } catch (error) {
+      if (error instanceof PreviewNotFound)
+        return refuse(404, `no preview of ${target.repo}#${target.pr}`, messageOf(error));
+      return refuse(500, `could not read the log of ${target.repo}#${target.pr}`, messageOf(error));
+    }
+    res.writeHead(200, {
+      'Content-Type': 'text/plain; charset=utf-8',
+      'X-Content-Type-Options': 'nosniff',
+      'Cache-Control': 'no-store',
+    });
+    res.end(req.method === 'HEAD' ? undefined : text);
   }
 
   /** A write: the bearer token only (a session cookie never), a small JSON body, then the runner. */

@@ -5,13 +5,12 @@
 // SIGKILL of hook-server mid-build and a broken nginx file of the user's end in a known state.
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { previewUserEnv } from '../../fixtures/previews/as-user.ts';
 import { launchfitHostsUnder } from '../../fixtures/previews/processes.ts';
+import { startForge, type FakeForge } from '../../fixtures/previews/forge-api.ts';
 import { stopPreview } from '../../../lib/previews/launch.ts';
 import { deliverGithub, post } from '../../fixtures/hooks/deliveries.ts';
 import { githubPullRequest } from '../../fixtures/hooks/pull-requests.ts';
@@ -33,51 +32,6 @@ let server: Server;
 let repo: Awaited<ReturnType<typeof makeBareRepo>>;
 let forge: FakeForge;
 let downForge: FakeForge;
-
-interface Seen {
-  method: string;
-  path: string;
-  body: any;
-}
-interface FakeForge {
-  port: number;
-  seen: Seen[];
-  close(): Promise<void>;
-}
-
-/** GitHub's status and comment API on loopback: 201 for statuses and new comments ({id}), 200 for edits; or 500 always. */
-async function startForge(status?: number): Promise<FakeForge> {
-  const seen: Seen[] = [];
-  let nextId = 700;
-  const srv = http.createServer((req, res) => {
-    let text = '';
-    req.on('data', (c) => (text += c));
-    req.on('end', () => {
-      let body: any;
-      try {
-        body = JSON.parse(text);
-      } catch {
-        body = text;
-      }
-      seen.push({ method: req.method ?? '', path: req.url ?? '', body });
-      const reply = (code: number, answer: unknown) => {
-        res.writeHead(code, { 'Content-Type': 'application/json' });
-        res.end(JSON.stringify(answer));
-      };
-      if (status) return reply(status, { message: 'down' });
-      if (req.headers.authorization !== `Bearer ${FORGE_TOKEN}`) return reply(401, { message: 'Bad credentials' });
-      if (req.method === 'POST' && /\/issues\/\d+\/comments$/.test(req.url ?? '')) return reply(201, { id: nextId++ });
-      if (req.method === 'PATCH') return reply(200, { id: Number(req.url?.split('/').pop()) });
-      reply(201, {});
-    });
-  });
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (srv.address() as AddressInfo).port,
-    seen,
-    close: () => new Promise((resolve) => srv.close(() => resolve())),
-  };
-}
 
 const folderOf = (slug: string, pr: number) => path.join(data, 'previews', slug, `pr-${pr}`);
 const siteThrough = (pr: number) => getThrough(nginx.port, '/', `pr-${pr}.preview.test`);
@@ -148,7 +102,11 @@ const startServer = () =>
 
 test.before(async () => {
   userEnv = await previewUserEnv([dir, data]);
-  [nginx, forge, downForge] = await Promise.all([startPreviewNginx(), startForge(), startForge(500)]);
+  [nginx, forge, downForge] = await Promise.all([
+    startPreviewNginx(),
+    startForge(FORGE_TOKEN),
+    startForge(FORGE_TOKEN, 500),
+  ]);
   repo = await makeBareRepo(dir, 'site', { 'server.cjs': SERVER, 'VERSION.txt': 'v1\n' });
   const nginxKeys = (dirOf: string, listen: boolean) => [
     '      nginx:',

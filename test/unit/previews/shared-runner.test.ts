@@ -55,6 +55,7 @@ class FakeRunner implements RunnerLike {
   }
   approve = async () => this.store.list()[0];
   rebuild = async () => this.store.list()[0];
+  log = async (repo: string, pr: number) => `the log of ${repo}#${pr} on this node`;
   async remove(repo: string, pr: number, why: string) {
     await this.store.put({ ...this.store.get(repo, pr)!, state: 'torn down', reason: why });
     return this.store.get(repo, pr)!;

@@ -147,6 +147,33 @@ test('a preview the control does not know: 404 naming it', () =>
     assert.is(get.headers.get('allow'), 'POST');
   }));
 
+test('GET /previews/log: the token, text/plain never sniffed, 400 for a bad query, 404 for an unknown preview', () =>
+  withApi(async (api, control) => {
+    const log = (query: string, headers: Record<string, string> = auth) =>
+      fetch(`${api.url}/previews/log${query}`, { headers });
+    const denied = await log('?repo=octo/site&pr=42', {});
+    assert.is(denied.status, 401);
+    await denied.arrayBuffer();
+    assert.equal(control.calls, [], 'nothing read without the token');
+    const res = await log('?repo=octo/site&pr=42');
+    assert.is(res.status, 200);
+    assert.is(res.headers.get('content-type'), 'text/plain; charset=utf-8');
+    assert.is(res.headers.get('x-content-type-options'), 'nosniff');
+    assert.is(await res.text(), 'octo/site#42: live\n<script>alert(1)</script>\n');
+    for (const bad of ['', '?repo=octo/site', '?repo=../etc&pr=1', '?repo=octo/site&pr=0', '?repo=octo/site&pr=1e3x']) {
+      const r = await log(bad);
+      assert.is(r.status, 400, bad);
+      assert.match((await r.json()).error, /repo must be|pr must be|give \?repo/);
+    }
+    const unknown = await log('?repo=octo/other&pr=3');
+    assert.is(unknown.status, 404);
+    assert.equal(await unknown.json(), { error: 'no preview of octo/other#3' });
+    const post = await fetch(`${api.url}/previews/log?repo=octo/site&pr=42`, { method: 'POST', headers: json });
+    assert.is(post.status, 405);
+    await post.arrayBuffer();
+    assert.equal(control.calls, ['log octo/site#42', 'log octo/other#3']);
+  }));
+
 test('malformed bodies and bad names: 400 (too large: 413; not JSON typed: 415), and the control is not called', () =>
   withApi(async (api, control) => {
     const bad: Array<[string, number]> = [
