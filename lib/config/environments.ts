@@ -18,6 +18,7 @@ import { isRemoteDestination } from '../release/dest/destination.ts';
 import { parseWindow, type DeployWindow } from '../release/gates/windows.ts';
 import { parseGate, type MetricGate } from '../release/gates/metric.ts';
 import type { ApprovalRule } from '../release/gates/approvals.ts';
+import { parseBuildEnv, type BuildEnvEntry } from './build-env.ts';
 import { parseDuration } from './preview-values.ts';
 import { filePath, parseStepRules, type StepRules } from './pipeline.ts';
 import type { FleetApp } from './fleet.ts';
@@ -33,6 +34,8 @@ export interface EnvironmentConfig {
   from?: string;
   /** Pushes to these branches publish here (the repo whose publish.name is the app). */
   branches: string[];
+  /** Variables (and secrets) of the builds that publish here, over the repo's `env:` of the same name. */
+  env: BuildEnvEntry[];
   /** How `release rollout` moves through the fleet here; undefined = the command line's. */
   rollout?: StepRules;
   approvals?: ApprovalRule;
@@ -54,7 +57,7 @@ export interface AppConfig {
 }
 
 const APP_KEYS = ['key', 'passphrase', 'fleet_url', 'environments'] as const;
-const ENVIRONMENT_KEYS = ['to', 'fleet', 'from', 'branches', 'rollout', 'approvals', 'windows', 'gates'] as const;
+const ENVIRONMENT_KEYS = ['to', 'fleet', 'from', 'branches', 'env', 'rollout', 'approvals', 'windows', 'gates'] as const;
 const APPROVAL_KEYS = ['required', 'from', 'expires'] as const;
 const ROLLOUT_KEYS = ['steps', 'wait', 'max_failures', 'allow_missing', 'rollback'] as const;
 const DAY_MS = 86_400_000;
@@ -117,6 +120,7 @@ function parseEnvironments(
       fleet: fleetApp,
       from,
       branches: getKey(doc, [...at, 'branches'], 'string[]') ?? [],
+      env: parseBuildEnv(doc, at),
       rollout: parseEnvironmentRollout(doc, [...at, 'rollout']),
       approvals: parseApprovals(doc, [...at, 'approvals']),
       windows: listOf(doc, [...at, 'windows'], parseWindow),
@@ -183,14 +187,16 @@ function destinationOf(doc: ConfigDoc, keyPath: KeyPath): string {
 
 /**
  * A repo's `publish:` for the app of `apps:` whose environment lists the repo's branch: its `to:`
- * is that environment's DEST (a `to:` of its own must be the same one).
+ * is that environment's DEST (a `to:` of its own must be the same one), and its builds get the
+ * environment's `env:` over the repo's own.
  */
 export function publishToEnvironment(
   doc: ConfigDoc,
-  branch: string,
-  publish: PublishConfig,
+  repo: { branch: string; publish?: PublishConfig; env: BuildEnvEntry[] },
   apps: Map<string, AppConfig>,
 ): void {
+  const { branch, publish } = repo;
+  if (!publish) return;
   const app = apps.get(publish.name);
   const env = [...(app?.environments.values() ?? [])].find((e) => e.branches.includes(branch));
   if (env && publish.to && publish.to !== env.to)
@@ -199,7 +205,12 @@ export function publishToEnvironment(
       [...publish.keyPath, 'to'],
       `is ${publish.to}, but branch ${branch} publishes to environment ${env.name} (${env.to}) in apps: ${publish.name}; leave to: out.`,
     );
-  if (env) Object.assign(publish, { to: env.to, environment: env.name });
+  if (env) {
+    Object.assign(publish, { to: env.to, environment: env.name });
+    // The environment's variables win over the repo's own of the same name.
+    const own = new Set(env.env.map((e) => e.name));
+    repo.env = [...repo.env.filter((e) => !own.has(e.name)), ...env.env];
+  }
   if (!publish.to)
     throw configError(
       doc,

@@ -224,7 +224,7 @@ export function parseShipkitConfig(doc: ConfigDoc): ShipkitConfig {
   const repos = new Map<string, RepoConfig>();
   for (const name of Object.keys(reposValue)) repos.set(name, parseRepo(doc, name, topReport, fleet));
   const apps = parseApps(doc, fleet);
-  for (const repo of repos.values()) if (repo.publish) publishToEnvironment(doc, repo.branch, repo.publish, apps);
+  for (const repo of repos.values()) publishToEnvironment(doc, repo, apps);
   return {
     file: doc.file,
     doc,

@@ -215,6 +215,34 @@ test('publish: from: . leaves out .git, and node_modules with exclude:; the log 
   );
 });
 
+test("a push to an environment's branch: built with its env: (the secret masked in the log), published into its DEST", async () => {
+  const staging = path.join(tmpDir('shipkit-updates-'), 'staging');
+  const token = `stage-${randomBytes(8).toString('hex')}`;
+  const yaml = pipelineYaml('unused', undefined, { steps: '[pull, compile, publish]', rollout: false })
+    .replace(/^ {2}to: .*\n?/m, '')
+    .concat('\ncompile: echo "api=$API_URL token=$STAGE_TOKEN" > dist/env.txt; echo "saw token=$STAGE_TOKEN"');
+  const apps = [
+    'apps:',
+    '  my-app:',
+    '    environments:',
+    `      staging: { to: ${staging}, branches: [main], env: { API_URL: https://staging.example.com, STAGE_TOKEN: env:STAGE_TOKEN } }`,
+  ].join('\n');
+  const site = await makeSite(
+    { 'README.md': '# site\n', ...DIST },
+    `env: { API_URL: http://localhost, OWN: "1" }\n${yaml}`,
+    apps,
+  );
+  const r = await site.run('build', ['octo/site'], { STAGE_TOKEN: token });
+  assert.is(r.exitCode, 0, r.stderr);
+  const tarball = readdirSync(staging).find((f) => f.endsWith('.tar.gz'));
+  assert.ok(tarball, `published into staging: ${readdirSync(staging).join(' ')}`);
+  const envTxt = (await runCommand('tar', ['-xzOf', path.join(staging, tarball!), 'env.txt'])).stdout;
+  assert.is(envTxt, `api=https://staging.example.com token=${token}\n`, "the environment's value over the repo's");
+  assert.match(site.logText(), /saw token=\*{3}/);
+  assert.not.ok(site.logText().includes(token), 'the secret is masked in the log');
+  assert.not.ok(r.stdout.includes(token) || r.stderr.includes(token), 'nor printed');
+});
+
 test('a tag publishes its version; a version that would go down or a tag that is no version fails the step, nothing published', async () => {
   const { site, updates } = await pipelineSite(undefined, { steps: '[pull, publish]' });
   const tagAndPush = async (tag: string) => {

@@ -75,6 +75,38 @@ test("a repo's publish: goes to the environment whose branches: hold its branch"
   assert.throws(() => load(`${TWO}${repo('dev')}`), /shipkit\.yml:\d+: repos\.octo\/web\.publish: needs to: /);
 });
 
+test("an environment's env: reaches the builds that publish there, over the repo's own", () => {
+  const text = `${TWO.replace(
+    'staging: { to: updates/staging, branches: [main] }',
+    'staging: { to: updates/staging, branches: [main], env: { API_URL: https://staging.example.com, TOKEN: env:STAGING_TOKEN } }',
+  )}repos:
+  octo/web:
+    branch: main
+    env: { API_URL: http://localhost, KEEP: "1" }
+    publish: { from: dist, name: web, platform: linux, key: k.asc }
+  octo/other:
+    branch: dev
+    env: { API_URL: http://localhost }
+    publish: { from: dist, name: web, platform: linux, key: k.asc, to: /srv/dev }
+`;
+  const config = parseShipkitConfig(parseYamlText(text, '/etc/shipkit/shipkit.yml'));
+  const env = config.repos.get('octo/web')!.env.map((e) => [e.name, e.value, e.secret]);
+  assert.equal(env, [
+    ['KEEP', '1', false],
+    ['API_URL', 'https://staging.example.com', false],
+    ['TOKEN', 'env:STAGING_TOKEN', true],
+  ]);
+  assert.equal(
+    config.repos.get('octo/other')!.env.map((e) => [e.name, e.value]),
+    [['API_URL', 'http://localhost']],
+    'a branch of no environment keeps its own',
+  );
+  assert.throws(
+    () => parse(TWO.replace('branches: [main] }', 'branches: [main], env: { SHIPKIT_X: a } }')),
+    /environments\.staging\.env\.SHIPKIT_X: is set by shipkit/,
+  );
+});
+
 test('refused, each naming its line and key', () => {
   const env = (body: string) => `apps:\n  web:\n    environments:\n      staging: { to: /srv/s }\n${body}`;
   const cases: Array<[string, RegExp]> = [
