@@ -347,6 +347,8 @@ export class PreviewRunner implements PreviewControl {
     };
     await publishBuild(spec, path.join(folder, 'src'), sha);
     await launchOrUpdate(spec, {});
+    // Torn down meanwhile (pushed out by another pull request's max, closed): no route, nothing left running.
+    if (this.store.get(record.repo, record.pr)?.state === 'torn down') return this.leftBehind(record.repo, record.pr);
     if (!record.live)
       await writeRoute({
         ...previews.nginx,
