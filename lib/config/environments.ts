@@ -57,7 +57,17 @@ export interface AppConfig {
 }
 
 const APP_KEYS = ['key', 'passphrase', 'fleet_url', 'environments'] as const;
-const ENVIRONMENT_KEYS = ['to', 'fleet', 'from', 'branches', 'env', 'rollout', 'approvals', 'windows', 'gates'] as const;
+const ENVIRONMENT_KEYS = [
+  'to',
+  'fleet',
+  'from',
+  'branches',
+  'env',
+  'rollout',
+  'approvals',
+  'windows',
+  'gates',
+] as const;
 const APPROVAL_KEYS = ['required', 'from', 'expires'] as const;
 const ROLLOUT_KEYS = ['steps', 'wait', 'max_failures', 'allow_missing', 'rollback'] as const;
 const DAY_MS = 86_400_000;
