@@ -584,7 +584,9 @@ export class PreviewRunner implements PreviewControl {
     for (const repo of this.options.config.repos.values()) {
       if (!repo.previews) continue;
       const entry = byDir.get(repo.previews.nginx.dir) ?? { repo, owners: new Set<string>() };
-      for (const r of this.store.open(repo.name)) if (r.live) entry.owners.add(r.name);
+      // A first launch writes its route before it is marked live: a change in flight owns it too.
+      for (const r of this.store.open(repo.name))
+        if (r.live || this.chains.has(recordKey(r.repo, r.pr))) entry.owners.add(r.name);
       byDir.set(repo.previews.nginx.dir, entry);
     }
     for (const [dir, { repo, owners }] of byDir)

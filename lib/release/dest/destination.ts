@@ -2,7 +2,7 @@
 // and written the same way, one file at a time and atomically for a reader; a file is never
 // replaced within the second it was last written (mtime+size ETags).
 // The whole story: docs/internals.md.
-import { copyFile, mkdtemp, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ensureDir, pathExists, syncDir, tempSibling } from '../../core/fs.ts';
@@ -121,6 +121,8 @@ function remoteDestination(to: string, log: Logger): Destination {
     },
     async localCopy(name, scratch) {
       const file = path.join(scratch, name);
+      // A name under a folder (approvals/…): rsync and S3 write into the folder, not make it.
+      await mkdir(path.dirname(file), { recursive: true });
       return (await (await readBack()).downloadTargetFile(to, name, file)) ? file : undefined;
     },
     async put(from, name, step, options) {

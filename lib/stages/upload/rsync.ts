@@ -30,8 +30,10 @@ export function rsyncArgs(target: RsyncTarget, options: UploadOptions): string[]
   if (options.dryRun) args.push('--dry-run');
   const from = options.from.replace(/\/+$/, '');
   if (options.only) {
-    // `from/./a/b`: --relative keeps the path after "./" on the remote.
-    args.push('--relative', ...options.only.map((file) => `${from}/./${file}`), rsyncDestination(target));
+    // `from/./a/b`: --relative keeps the path after "./" on the remote. The destination ends in
+    // "/": it is a folder (made when missing), never a file named after it when one file is sent.
+    const into = rsyncDestination(target).replace(/\/*$/, '/');
+    args.push('--relative', ...options.only.map((file) => `${from}/./${file}`), into);
     return args;
   }
   if (options.delete) args.push('--delete-delay');

@@ -214,6 +214,13 @@ test('rsync arguments: --delay-updates and --safe-links always, --delete-delay o
     sshKey: '/k/my key',
   });
   assert.ok(del.includes('--delete-delay') && del.includes('--dry-run'));
+  // Some files only: into the folder (made when missing), never onto a file named like it.
+  const one = rsyncArgs(parseTarget('deploy@web1:/srv/up/approvals') as never, {
+    from: '/w/out',
+    log: silentLogger,
+    only: ['a.json'],
+  });
+  assert.equal(one.slice(-3), ['--relative', '/w/out/./a.json', 'deploy@web1:/srv/up/approvals/']);
   assert.match(del[del.indexOf('-e') + 1], /-p 2222 -i '\/k\/my key' -o IdentitiesOnly=yes/);
 });
 
