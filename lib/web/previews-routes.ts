@@ -57,6 +57,11 @@ export function previewTargetOf(body: string): { repo: string; pr: number } | st
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     return 'body must be {"repo": "OWNER/NAME", "pr": N}';
   const { repo, pr } = value as { repo?: unknown; pr?: unknown };
+  return previewTarget(repo, pr);
+}
+
+/** A repository name and a pull request number, checked; or why not (400). */
+export function previewTarget(repo: unknown, pr: unknown): { repo: string; pr: number } | string {
   if (typeof repo !== 'string' || repoNameProblem(repo)) return 'repo must be a repository name, such as octo/site';
   if (typeof pr !== 'number' || !Number.isInteger(pr) || pr < 1 || pr > 999_999_999)
     return 'pr must be a pull request number from 1 to 999999999';
@@ -94,31 +99,31 @@ class PreviewRouter implements PreviewRoutes {
   }
 
   private list(req: IncomingMessage, res: ServerResponse, refuse: Refuse): void {
+    const control = this.readable(req, refuse);
+    if (control) sendJson(res, 200, { previews: control.list().map(publicPreview) });
+  }
+
+  /** A read (GET or HEAD) with the read token or a session: the control, else undefined once refused. */
+  private readable(req: IncomingMessage, refuse: Refuse): PreviewControl | undefined {
     const { control, token } = this.options;
     if (req.method !== 'GET' && req.method !== 'HEAD')
-      return refuse(405, 'method not allowed', undefined, { Allow: 'GET, HEAD' });
-    if (!control || !token) return refuse(404, 'previews are off', control ? 'no token: in the config' : undefined);
+      return void refuse(405, 'method not allowed', undefined, { Allow: 'GET, HEAD' });
+    if (!control || !token)
+      return void refuse(404, 'previews are off', control ? 'no token: in the config' : undefined);
     if (!this.options.canRead(req))
-      return refuse(401, 'unauthorized', bearerProblem(req.headers.authorization, token), {
+      return void refuse(401, 'unauthorized', bearerProblem(req.headers.authorization, token), {
         'WWW-Authenticate': 'Bearer',
       });
-    sendJson(res, 200, { previews: control.list().map(publicPreview) });
+    return control;
   }
 
   /** `GET /previews/log?repo=R&pr=N`: the preview's state and the end of its build log, as text. */
   private async log(req: IncomingMessage, res: ServerResponse, url: URL, refuse: Refuse): Promise<void> {
-    const { control, token } = this.options;
-    if (req.method !== 'GET' && req.method !== 'HEAD')
-      return refuse(405, 'method not allowed', undefined, { Allow: 'GET, HEAD' });
-    if (!control || !token) return refuse(404, 'previews are off', control ? 'no token: in the config' : undefined);
-    if (!this.options.canRead(req))
-      return refuse(401, 'unauthorized', bearerProblem(req.headers.authorization, token), {
-        'WWW-Authenticate': 'Bearer',
-      });
-    const target = previewTargetOf(
-      JSON.stringify({ repo: url.searchParams.get('repo'), pr: Number(url.searchParams.get('pr') ?? NaN) }),
-    );
-    if (typeof target === 'string') return refuse(400, target.replace(/^body must be/, 'give ?repo=OWNER/NAME&pr=N'));
+    const control = this.readable(req, refuse);
+    if (!control) return;
+    const pr = url.searchParams.get('pr');
+    const target = previewTarget(url.searchParams.get('repo'), pr === null || pr === '' ? undefined : Number(pr));
+    if (typeof target === 'string') return refuse(400, `${target} (give ?repo=OWNER/NAME&pr=N)`);
     let text: string;
     try {
       text = await control.log(target.repo, target.pr);
