@@ -19,6 +19,7 @@ import { bundledCommandFor } from '../core/script-command.ts';
 import { refusedCheck, requestOverSocket } from '../launchfit/control/socket.ts';
 import type { InstanceInfo } from '../launchfit/app/runner.ts';
 import { isAppOf } from '../launchfit/deploy-folder/app-env.ts';
+import { deployPaths } from '../launchfit/deploy-folder/state.ts';
 import {
   clearEnded,
   hostPaths,
@@ -73,8 +74,18 @@ const PLATFORM = 'gnu-linux';
 const hostOf = (folder: string) => path.join(path.resolve(folder), 'host');
 const pidFileOf = (folder: string) => path.join(folder, 'launchfit.pid');
 const logFileOf = (folder: string) => path.join(folder, 'launchfit.log');
-const socketOf = (folder: string) => path.join(hostOf(folder), '.launchfit', 'control.sock');
-const appLogOf = (folder: string) => path.join(hostOf(folder), '.launchfit', 'app.log');
+const socketOf = (folder: string) => deployPaths(hostOf(folder)).socket;
+const appLogOf = (folder: string) => deployPaths(hostOf(folder)).appLog;
+
+/** `run(key)`, or the same call still in flight for `key`: two callers at once share one. */
+function joinInFlight<T>(inFlight: Map<string, Promise<T>>, key: string, run: (key: string) => Promise<T>): Promise<T> {
+  let pending = inFlight.get(key);
+  if (!pending) {
+    pending = run(key).finally(() => inFlight.delete(key));
+    inFlight.set(key, pending);
+  }
+  return pending;
+}
 
 const keyGenerations = new Map<string, Promise<PreviewKey>>();
 
@@ -83,13 +94,7 @@ const keyGenerations = new Map<string, Promise<PreviewKey>>();
  * and a random passphrase, 0600), made the first time and reused after.
  */
 export function ensurePreviewKey(previewsDir: string): Promise<PreviewKey> {
-  const dir = path.join(path.resolve(previewsDir), 'key');
-  let pending = keyGenerations.get(dir);
-  if (!pending) {
-    pending = makePreviewKey(dir).finally(() => keyGenerations.delete(dir));
-    keyGenerations.set(dir, pending);
-  }
-  return pending;
+  return joinInFlight(keyGenerations, path.join(path.resolve(previewsDir), 'key'), makePreviewKey);
 }
 
 async function makePreviewKey(dir: string): Promise<PreviewKey> {
@@ -243,14 +248,7 @@ const hostStarts = new Map<string, Promise<number>>();
  * The running `launchfit host` of the previews (DATA/previews/.launchfit-host): started detached
  * (its own session, output to host.log) when none runs. Its pid.
  */
-function ensureHost(hostDir: string): Promise<number> {
-  let pending = hostStarts.get(hostDir);
-  if (!pending) {
-    pending = startHost(hostDir).finally(() => hostStarts.delete(hostDir));
-    hostStarts.set(hostDir, pending);
-  }
-  return pending;
-}
+const ensureHost = (hostDir: string): Promise<number> => joinInFlight(hostStarts, hostDir, startHost);
 
 async function startHost(hostDir: string): Promise<number> {
   const running = await runningHost(hostDir);
@@ -361,12 +359,15 @@ async function waitHealthy(spec: LaunchSpec, deadline: number): Promise<void> {
  * once the first start is over, which a crashing app puts off with every restart).
  */
 async function instancePids(folder: string): Promise<number[]> {
-  const meta = path.join(hostOf(folder), '.launchfit');
+  const { pidFile, secondPidFile } = deployPaths(hostOf(folder));
   const pids: number[] = [];
-  for (const file of ['app.pid', 'app-2.pid']) {
-    const text = await readFile(path.join(meta, file), 'utf8').catch(() => '');
-    const pgid = Number((JSON.parse(text || '{}') as { pgid?: unknown }).pgid);
-    if (Number.isInteger(pgid) && pgid > 1) pids.push(pgid);
+  for (const file of [pidFile, secondPidFile]) {
+    try {
+      const pgid = Number((JSON.parse(await readFile(file, 'utf8')) as { pgid?: unknown }).pgid);
+      if (Number.isInteger(pgid) && pgid > 1) pids.push(pgid);
+    } catch {
+      // none yet, or being written
+    }
   }
   return pids;
 }
