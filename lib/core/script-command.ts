@@ -11,7 +11,9 @@ declare const SHIPKIT_MULTICALL: boolean | undefined;
  * runs it through itself (`node shipkit.mjs build …`, litpro included), a per-script
  * dist/hook-server.mjs runs dist/build.mjs beside it. Undefined when running from sources.
  */
-export function bundledCommandFor(name: 'build' | 'release' | 'litpro' | 'hook-server'): string[] | undefined {
+export function bundledCommandFor(
+  name: 'build' | 'release' | 'litpro' | 'hook-server' | 'launchfit',
+): string[] | undefined {
   if (typeof SHIPKIT_BUNDLED === 'undefined' || !SHIPKIT_BUNDLED) return undefined;
   const self = fileURLToPath(import.meta.url);
   if (typeof SHIPKIT_MULTICALL !== 'undefined' && SHIPKIT_MULTICALL) return [process.execPath, self, name];

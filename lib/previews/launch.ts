@@ -197,8 +197,7 @@ export function launchifyYml(spec: LaunchSpec): string {
  * scripts/launchfit.ts under Node (never Deno: `app.listen` needs Node to pass sockets).
  */
 export function launchfitCommand(): string[] {
-  // bundledCommandFor handles any script of the multi-call file and any dist/NAME.mjs.
-  const bundled = bundledCommandFor('launchfit' as string as Parameters<typeof bundledCommandFor>[0]);
+  const bundled = bundledCommandFor('launchfit');
   if (bundled) return bundled;
   const root = path.resolve(import.meta.dirname, '../..');
   const node = 'Deno' in globalThis ? 'node' : process.execPath;
