@@ -172,6 +172,8 @@ export function launchifyYml(spec: LaunchSpec): string {
     `  exec: ${q(spec.start)}`,
     '  forever: true',
     '  healthy_after: 2',
+    // A build may take a while to listen (a framework's first compile): a push waits for it.
+    '  start_timeout: 60',
     '  kill_timeout: 5',
     '  drain: 5',
     ...(spec.user ? [`  user: ${q(spec.user)}`] : []),
@@ -334,14 +336,20 @@ async function waitHealthy(spec: LaunchSpec, deadline: number): Promise<void> {
   const url = `http://127.0.0.1:${spec.port}${spec.health}`;
   let last: number | string = 'not asked yet';
   const pids = new Set<number>();
+  let answeringBadSince: number | undefined;
   while (Date.now() < deadline) {
     const stopped = await whyNotRunning(spec.folder);
     if (stopped) throw new WorkError(`launchfit for ${spec.name} stopped: ${stopped}${await logsOf(spec.folder)}`);
     last = await probe(url, Math.max(200, Math.min(2_000, deadline - Date.now())));
     const status = await launchfitStatus(spec.folder, 2_000);
     if (typeof last === 'number' && last >= 200 && last < 300 && status?.version) return;
+    // An HTTP answer other than 2xx means the app is up, and says no (a refused or silent port: still starting).
+    answeringBadSince = typeof last === 'number' && last >= 300 ? (answeringBadSince ?? Date.now()) : undefined;
     for (const pid of await instancePids(spec.folder)) pids.add(pid);
-    const gaveUp = givenUp(status?.app, pids.size - 1);
+    const gaveUp =
+      answeringBadSince !== undefined && Date.now() - answeringBadSince >= ANSWERING_BAD_MS
+        ? `it answered ${last} for ${ANSWERING_BAD_MS / 1000} s`
+        : givenUp(status?.app, pids.size - 1);
     if (gaveUp)
       throw new WorkError(
         `${spec.name} did not answer GET ${url} with a 2xx (its last answer: ${last}): ${gaveUp}.${await logsOf(spec.folder)}`,
@@ -370,6 +378,9 @@ async function instancePids(folder: string): Promise<number[]> {
   }
   return pids;
 }
+
+/** How long an app may answer its health path with something other than 2xx before a first start fails. */
+const ANSWERING_BAD_MS = 20_000;
 
 /** Restarts of a first start past which waiting longer cannot help. */
 const RESTARTS_TO_GIVE_UP = 2;

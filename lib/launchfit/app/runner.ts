@@ -149,7 +149,7 @@ function describeFailure(
     ? `did not stay up for ${a.healthyAfterSec} s${passed}`
     : wait?.reason === 'failed'
       ? `failed its health check ${a.health!.url} within ${a.healthyAfterSec} s${passed}${lastText}`
-      : `did not answer its health check ${a.health!.url} with a 2xx within ${a.healthyAfterSec} s${lastText}`;
+      : `did not answer its health check ${a.health!.url} with a 2xx within ${a.startTimeoutSec ?? a.healthyAfterSec} s${lastText}`;
   const output = sup.info().tail;
   const bound =
     output.some((l) => /EADDRINUSE/.test(l)) && listening
@@ -349,7 +349,7 @@ class AppSlotRunner implements AppRunner {
               probe: this.probeOf(slot),
               timeoutMs: health.timeoutSec * 1000,
               intervalMs: health.intervalSec * 1000,
-              deadlineMs: a.healthyAfterSec * 1000,
+              deadlineMs: (a.startTimeoutSec ?? a.healthyAfterSec) * 1000,
               holdMs: a.healthyAfterSec * 1000,
               exited,
             });

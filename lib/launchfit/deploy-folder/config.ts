@@ -25,6 +25,8 @@ export interface AppConfig {
   kill: string;
   killTimeoutSec: number;
   healthyAfterSec: number;
+  /** With app.health: how long a new instance may take to answer its first 2xx (default healthy_after). */
+  startTimeoutSec?: number;
   env: Record<string, string>;
   backoffMaxSec: number;
   stableAfterSec: number;
@@ -103,6 +105,7 @@ const APP_KEYS = [
   'kill',
   'kill_timeout',
   'healthy_after',
+  'start_timeout',
   'env',
   'backoff_max',
   'stable_after',
@@ -255,6 +258,7 @@ function readApp(doc: ConfigDoc): Partial<AppConfig> {
   };
   set('killTimeoutSec', 'kill_timeout');
   set('healthyAfterSec', 'healthy_after');
+  set('startTimeoutSec', 'start_timeout');
   set('backoffMaxSec', 'backoff_max');
   set('stableAfterSec', 'stable_after');
   set('maxRestarts', 'max_restarts', { integer: true });

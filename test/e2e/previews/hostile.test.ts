@@ -9,7 +9,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { previewUserEnv } from '../../fixtures/previews/as-user.ts';
-import { launchfitHostsUnder } from '../../fixtures/previews/processes.ts';
+import { launchfitHostsUnder, processesOf } from '../../fixtures/previews/processes.ts';
 import { startForge, type FakeForge } from '../../fixtures/previews/forge-api.ts';
 import { stopPreview } from '../../../lib/previews/launch.ts';
 import { deliverGithub, post } from '../../fixtures/hooks/deliveries.ts';
@@ -319,6 +319,29 @@ test('kill -9 of hook-server mid-build: the restarted one builds again, nothing 
     timeoutMs: 5_000,
     what: `one launchfit host listing the ${live.length} live previews`,
   });
+});
+
+test('kill -9 of hook-server between the build and the route: the restarted one routes it, one app runs', async () => {
+  // The app takes 3 s to listen: the window after its build, before its route.
+  const late = await repo.commit({
+    'server.cjs': `setTimeout(() => {\n${SERVER}\n}, 3000);\n`,
+    'VERSION.txt': 'late\n',
+  });
+  assert.is((await deliver(site('opened', 7, late))).status, 202);
+  const entry = path.join(data, 'previews', '.launchfit-host', 'roster', 'octo__site.pr-7.json');
+  await waitFor(async () => existsSync(entry) && (await recordOf('octo/site', 7))?.state === 'building', {
+    intervalMs: 20,
+    what: 'pr-7 built and listed with the launchfit host, not yet routed',
+  });
+  assert.not.ok(existsSync(path.join(nginx.domainDir, 'pr-7.conf')), 'no route yet');
+  await server.stop('SIGKILL');
+  server = await startServer();
+  await waitState('octo/site', 7, 'live', (r) => r.live_sha === late);
+  await waitFor(async () => (await siteThrough(7)).body === 'late\n', { what: 'pr-7 through nginx' });
+  const apps = processesOf(folderOf('octo__site', 7)).filter((p) => p.replace(/^\d+ /, '').trim() === 'node server.cjs');
+  assert.is(apps.length, 1, `one app for pr-7: ${apps.join(' | ')}`);
+  const live = (await records()).filter((r) => r.state === 'live');
+  await waitFor(() => hostListsLive(live.length), { timeoutMs: 5_000, what: 'the host lists the live previews' });
 });
 
 test('max: 2 with 4 pull requests: 2 live, 2 pushed out, their routes gone; a forge answering 500 stops nothing', async () => {

@@ -228,6 +228,9 @@ test('launchify.example.yml parses and documents every key', async () => {
   const c = parseLaunchConfigText(text, file);
   assert.is(c.app.exec, 'node server.js');
   assert.is(c.control.listen, '127.0.0.1:8900');
+  assert.equal([c.app.healthyAfterSec, c.app.startTimeoutSec], [5, 60]);
+  assert.is(parseLaunchConfigText('app:\n  exec: x\n', file).app.startTimeoutSec, undefined, 'default: healthy_after');
+  assert.throws(() => parseLaunchConfigText('app:\n  start_timeout: -1\n', file), /start_timeout/);
   const keys = [
     'exec',
     'forever',
@@ -237,6 +240,7 @@ test('launchify.example.yml parses and documents every key', async () => {
     'kill',
     'kill_timeout',
     'healthy_after',
+    'start_timeout',
     'env',
     'log_max_size',
     'log_keep',
