@@ -338,7 +338,9 @@ test('kill -9 of hook-server between the build and the route: the restarted one 
   server = await startServer();
   await waitState('octo/site', 7, 'live', (r) => r.live_sha === late);
   await waitFor(async () => (await siteThrough(7)).body === 'late\n', { what: 'pr-7 through nginx' });
-  const apps = processesOf(folderOf('octo__site', 7)).filter((p) => p.replace(/^\d+ /, '').trim() === 'node server.cjs');
+  const apps = processesOf(folderOf('octo__site', 7)).filter(
+    (p) => p.replace(/^\d+ /, '').trim() === 'node server.cjs',
+  );
   assert.is(apps.length, 1, `one app for pr-7: ${apps.join(' | ')}`);
   const live = (await records()).filter((r) => r.state === 'live');
   await waitFor(() => hostListsLive(live.length), { timeoutMs: 5_000, what: 'the host lists the live previews' });
