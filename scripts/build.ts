@@ -42,6 +42,8 @@ Options:
                   in DATA/previews/REPO/pr-N/src, with the repo's previews.env as its only
                   variables (docs/previews.md); with --sha and --url (the PR head's clone URL)
   --fork          with --preview: the head lives in a fork; fetched without the deploy key or token
+  --preview-user U  with --preview: run the steps as U, a user name or #UID (hook-server gives
+                  each preview a uid of its own); default previews.user, never root
   --json          print the result as JSON on stdout
 
 Examples:
@@ -60,6 +62,7 @@ Examples:
     json: { type: 'boolean' },
     preview: { type: 'integer', min: 1, max: 999_999_999 },
     fork: { type: 'boolean' },
+    'preview-user': { type: 'string' },
   },
   minPositionals: 1,
   maxPositionals: 1,
@@ -119,7 +122,12 @@ async function buildPreviewMain(
   if (sha === undefined || args.url === undefined)
     throw new UsageError('--preview needs --sha (the pull request head) and --url (where it is fetched from).');
   const pr = Number(args.preview);
-  const plan = previewBuildPlan(config, repo, { pr, url: String(args.url), fromFork: args.fork === true });
+  const user = args['preview-user'] === undefined ? undefined : String(args['preview-user']);
+  if (user !== undefined && (user === 'root' || !/^(#[1-9][0-9]{0,9}|[a-z_][a-z0-9_-]{0,31})$/.test(user)))
+    throw new UsageError(
+      `--preview-user must be a user name or #UID other than root, got ${JSON.stringify(user.slice(0, 40))}.`,
+    );
+  const plan = previewBuildPlan(config, repo, { pr, url: String(args.url), fromFork: args.fork === true, user });
   const controller = abortOnSignals();
   log.info(`build ${repo.name} preview pr-${pr}: job ${id}`, { steps: plan.steps.join(',') });
   const outcome = await runJob({

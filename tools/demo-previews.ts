@@ -283,7 +283,7 @@ export async function runPreviewsDemo(): Promise<void> {
   // Short and right under /tmp: DATA/previews/REPO/pr-N/host/.launchfit/control.sock fits 107 bytes.
   const base = mkdtempSync('/tmp/skd-');
   // Searchable by others (not listable), so a preview's own user (hook-server's, or under root
-  // shipkit-preview) reaches its folder and the git repo.
+  // a uid of its own) reaches its folder and the git repo.
   chmodSync(base, 0o711);
   const world: World = { base, data: path.join(base, 'data') };
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {

@@ -34,8 +34,10 @@ export interface PreviewsConfig {
   trusted: string[];
   /** One database per preview, copied from `template`; `url` unresolved (env:NAME, file:PATH or literal). */
   database?: { url: string; template?: string };
-  /** The Unix user previews run as; undefined = hook-server's own. */
+  /** The Unix user every preview runs as; undefined = a uid of its own each (root), else hook-server's user. */
   user?: string;
+  /** Where each preview's own uid comes from (hook-server as root, no user:); undefined = the default range. */
+  uids?: { from: number; to: number };
   /** HTTP basic auth in front of every preview: an htpasswd file nginx reads (absolute). */
   auth?: { usersFile: string };
   keyPath: KeyPath;
@@ -77,6 +79,7 @@ const KEYS = [
   'trusted',
   'database',
   'user',
+  'uids',
   'auth',
 ];
 // What a preview is given by shipkit itself (or launchfit, for the socket it listens on).
@@ -107,6 +110,7 @@ export function parsePreviews(doc: ConfigDoc, repoKeyPath: KeyPath): PreviewsCon
     trusted: parseTrusted(doc, at('trusted')),
     database: parseDatabase(doc, at('database')),
     user: parseUser(doc, at('user')),
+    uids: parseUids(doc, at('uids'), at('user')),
     auth: parseAuth(doc, at('auth')),
     keyPath,
   };
@@ -285,11 +289,32 @@ function parseDatabase(doc: ConfigDoc, keyPath: KeyPath): PreviewsConfig['databa
   return { url, template };
 }
 
+/** `uids: FROM-TO`: at least 16 uids, all above the ordinary accounts' (1000–60000) and below 2^32 - 1. */
+function parseUids(doc: ConfigDoc, keyPath: KeyPath, userPath: KeyPath): PreviewsConfig['uids'] {
+  const value = valueAt(doc.data, keyPath);
+  if (value === undefined) return undefined;
+  const m = /^([0-9]{1,10})-([0-9]{1,10})$/.exec(String(value).trim());
+  const [from, to] = m ? [Number(m[1]), Number(m[2])] : [NaN, NaN];
+  if (!m || from < 65_536 || to > 4_294_967_294 || to - from < 15)
+    throw configError(
+      doc,
+      keyPath,
+      'must be a range FROM-TO of at least 16 uids between 65536 and 4294967294 that no account uses, such as 1879048192-1879113727.',
+    );
+  if (getKey(doc, userPath, 'string') !== undefined)
+    throw configError(
+      doc,
+      keyPath,
+      'gives each preview a uid of its own, and user: runs them all as one user: keep one.',
+    );
+  return { from, to };
+}
+
 function parseUser(doc: ConfigDoc, keyPath: KeyPath): string | undefined {
   const user = getKey(doc, keyPath, 'string');
   if (user === undefined) return undefined;
   if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(user))
-    throw configError(doc, keyPath, 'must be a Unix user name, such as shipkit-preview.');
+    throw configError(doc, keyPath, 'must be a Unix user name, such as www-data.');
   if (user === 'root')
     throw configError(
       doc,

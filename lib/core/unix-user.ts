@@ -20,8 +20,23 @@ export function parsePasswdLine(line: string): UnixAccount | undefined {
   return { name, uid: Number(uid), gid: Number(gid), home: home || '/', shell };
 }
 
-/** The account called `name`, or undefined when the user database has none. */
+/** The highest uid Linux gives (2^32 - 2; 2^32 - 1 is "no uid"). */
+const MAX_UID = 4_294_967_294;
+
+/** `#UID` (as sudo writes it): a uid that needs no account, such as one preview's. */
+export const NUMERIC_USER = /^#([0-9]{1,10})$/;
+
+/** The account of a bare uid: its group is the same number, it has no home and no shell. */
+export function numericAccount(uid: number): UnixAccount {
+  if (!Number.isSafeInteger(uid) || uid < 1 || uid > MAX_UID) throw new RangeError(`not a uid: ${uid}`);
+  return { name: `#${uid}`, uid, gid: uid, home: '/nonexistent', shell: '/usr/sbin/nologin' };
+}
+
+/** The account called `name` (or `#UID`: numericAccount), or undefined when the user database has none. */
 export async function findUser(name: string): Promise<UnixAccount | undefined> {
+  const numeric = NUMERIC_USER.exec(name);
+  if (numeric)
+    return Number(numeric[1]) >= 1 && Number(numeric[1]) <= MAX_UID ? numericAccount(Number(numeric[1])) : undefined;
   // `--` so a name starting with "-" is looked up, not taken for an option.
   const result = await $({ quiet: true, nothrow: true })`getent passwd -- ${name}`;
   if (result.exitCode !== 0) return undefined;

@@ -8,7 +8,7 @@ import { repoFolderName } from '../core/names.ts';
 import { ConfigError } from '../core/errors.ts';
 import { previewName } from './name.ts';
 import { previewsFolder } from './store.ts';
-import { previewUser } from './user.ts';
+import { previewRunAsKind } from './user.ts';
 
 /** The steps a preview runs, of those its repo has. */
 export const PREVIEW_STEPS: readonly Step[] = ['pull', 'downloads', 'install', 'compile'];
@@ -32,13 +32,30 @@ export interface PreviewBuildPlan {
 }
 
 /**
+ * Who the build runs as: `user` (hook-server gives each preview's uid as `#UID`), else
+ * previews.user, else this process's user, which must not be root.
+ */
+export function previewBuildUser(
+  previews: NonNullable<RepoConfig['previews']>,
+  user: string | undefined,
+  uid: number | undefined = process.getuid?.(),
+): string | undefined {
+  if (user !== undefined) return user;
+  if (previewRunAsKind(previews, uid) !== 'own') return previews.user;
+  throw new ConfigError(
+    "A preview's build never runs as root: give --preview-user (hook-server gives each preview a uid " +
+      'of its own, as #UID) or set previews.user.',
+  );
+}
+
+/**
  * What `build REPO --preview N --url URL` runs. `fromFork` leaves out the repo's deploy key and
- * token: a fork is fetched as anyone may fetch it.
+ * token: a fork is fetched as anyone may fetch it. `user`: see previewBuildUser.
  */
 export function previewBuildPlan(
   config: ShipkitConfig,
   repo: RepoConfig,
-  { pr, url, fromFork }: { pr: number; url?: string; fromFork: boolean },
+  { pr, url, fromFork, user }: { pr: number; url?: string; fromFork: boolean; user?: string },
 ): PreviewBuildPlan {
   const previews = repo.previews;
   if (!previews)
@@ -48,7 +65,7 @@ export function previewBuildPlan(
   const own: RepoConfig = {
     ...repo,
     url: cloneUrl,
-    user: previewUser(previews),
+    user: previewBuildUser(previews, user),
     env: previews.env,
     steps: repo.steps.filter((s) => PREVIEW_STEPS.includes(s)),
     upload: [],

@@ -41,8 +41,15 @@ import {
 import { limitsDirsOf, oomKills, prepareLimits, removeLimits } from './limits.ts';
 import { previewName } from './name.ts';
 import { listRoutes, removeRoute, writeRoute } from './nginx.ts';
-import { checkPreviewUser, openPreviewsFolder } from './user.ts';
-import type { UnixAccount } from '../core/unix-user.ts';
+import {
+  checkPreviewRunAs,
+  closePreviewFolder,
+  openPreviewsFolder,
+  pickPreviewUid,
+  previewAccount,
+  type PreviewRunAs,
+} from './user.ts';
+import { numericAccount, type UnixAccount } from '../core/unix-user.ts';
 import { PreviewStore, previewsFolder, recordKey, type PreviewRecord, type PreviewState } from './store.ts';
 import { startUpdateFiles, type UpdateFiles } from './update-files.ts';
 
@@ -86,8 +93,8 @@ export class PreviewRunner implements PreviewControl {
   private files?: UpdateFiles;
   private timer?: NodeJS.Timeout;
   private closed = false;
-  /** Each repo's preview user, checked at start (none: hook-server's own). */
-  private readonly accounts = new Map<string, UnixAccount>();
+  /** How each repo's previews run (user.ts), checked at start. */
+  private readonly runAs = new Map<string, PreviewRunAs>();
 
   constructor(options: PreviewRunnerOptions) {
     this.options = options;
@@ -98,13 +105,15 @@ export class PreviewRunner implements PreviewControl {
   async start(): Promise<void> {
     for (const repo of this.options.config.repos.values()) {
       const p = repo.previews;
-      const account = p && (await checkPreviewUser(p, this.options.config.doc.locate(p.keyPath)));
-      if (account) this.accounts.set(repo.name, account);
+      if (p) this.runAs.set(repo.name, await checkPreviewRunAs(p, this.options.config.doc.locate(p.keyPath)));
     }
     await this.store.load();
     const dir = previewsFolder(this.options.config.data);
     this.key = await ensurePreviewKey(dir);
-    for (const account of this.accounts.values()) await openPreviewsFolder(dir, account);
+    for (const runAs of this.runAs.values()) {
+      if (runAs.kind === 'user') await openPreviewsFolder(dir, runAs.account);
+      if (runAs.kind === 'own') await openPreviewsFolder(dir, numericAccount(runAs.uids.from));
+    }
     this.files = await startUpdateFiles(dir, { log: this.options.log });
     if (this.files.movedFrom !== undefined) await this.repointAll();
     await this.sweep();
@@ -300,7 +309,9 @@ export class PreviewRunner implements PreviewControl {
     const repo = this.repoOf(repoName);
     if (!(await this.makeRoom(repo, pr))) return;
     const job = newJobId();
-    await this.store.put({ ...current()!, job });
+    // The uid is chosen and stored in one step: two previews started together never share one.
+    await this.store.put({ ...current()!, job, uid: this.uidFor(current()!) });
+    await closePreviewFolder(previewFolder(this.options.config.data, repoName, pr), this.accountOf(current()!));
     // Torn down (pushed out by max, closed) while it waited for the slot: not built at all.
     const built = await this.withBuildSlot(async () => (still() ? this.runBuild(current()!, job) : undefined));
     if (!built || !still()) return this.leftBehind(repoName, pr);
@@ -310,6 +321,21 @@ export class PreviewRunner implements PreviewControl {
     } catch (error) {
       await this.failed(current()!, messageOf(error));
     }
+  }
+
+  /** The account a preview runs as (user.ts): undefined = hook-server's own. */
+  private accountOf(record: PreviewRecord): UnixAccount | undefined {
+    return previewAccount(this.runAs.get(record.repo) ?? { kind: 'self' }, record.uid);
+  }
+
+  /** With a uid of its own per preview: the one it holds if no other open preview does, else a free one. */
+  private uidFor(record: PreviewRecord): number | undefined {
+    const runAs = this.runAs.get(record.repo);
+    if (runAs?.kind !== 'own') return undefined;
+    const key = recordKey(record.repo, record.pr);
+    const taken = new Set<number>();
+    for (const r of this.store.open()) if (r.uid !== undefined && recordKey(r.repo, r.pr) !== key) taken.add(r.uid);
+    return pickPreviewUid(runAs.uids, taken, record.uid);
   }
 
   /** A build whose preview was torn down meanwhile (by another pull request's `max`) leaves no folder. */
@@ -330,7 +356,7 @@ export class PreviewRunner implements PreviewControl {
     const port = record.live?.port ?? (await freePort());
     const url = previewUrl(this.options.config, previews, record.name);
     const env = await this.appEnv(repo, record, url);
-    const account = this.accounts.get(record.repo);
+    const account = this.accountOf(record);
     const limited = await prepareLimits(limitsUnit(record), previews.limits, previews.start, { owner: account });
     const spec = {
       folder,
@@ -411,6 +437,7 @@ export class PreviewRunner implements PreviewControl {
   /** `build REPO --preview N` as a process of its own; its log is the preview's. */
   private async runBuild(record: PreviewRecord, job: string): Promise<{ ok: boolean; error?: string }> {
     const [command, ...prefix] = await scriptCommandFor('build', this.options.env);
+    const account = this.accountOf(record);
     const args = [
       ...prefix,
       record.repo,
@@ -426,6 +453,7 @@ export class PreviewRunner implements PreviewControl {
       job,
       '--json',
       ...(record.fromFork ? ['--fork'] : []),
+      ...(account ? ['--preview-user', account.name] : []),
     ];
     return new Promise((resolve) => {
       const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: this.options.env });

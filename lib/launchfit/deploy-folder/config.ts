@@ -269,8 +269,12 @@ function readApp(doc: ConfigDoc): Partial<AppConfig> {
   if (listen) app.listen = listen;
   const user = getKey(doc, ['app', 'user'], 'string');
   if (user !== undefined) {
-    if (!/^[A-Za-z_][A-Za-z0-9_.-]*\$?$/.test(user))
-      throw configError(doc, ['app', 'user'], `must be a user name (as in /etc/passwd), got ${JSON.stringify(user)}.`);
+    if (!/^([A-Za-z_][A-Za-z0-9_.-]*\$?|#[1-9][0-9]{0,9})$/.test(user))
+      throw configError(
+        doc,
+        ['app', 'user'],
+        `must be a user name (as in /etc/passwd) or #UID, got ${JSON.stringify(user)}.`,
+      );
     app.user = user;
   }
   const health = readHealth(doc);

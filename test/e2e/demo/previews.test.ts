@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { NGINX } from '../../fixtures/nginx.ts';
 import { describeProcesses, processesUsing } from '../../fixtures/processes.ts';
-import { ensureSystemUser, ROOT, runCommand } from '../../_helpers/common.ts';
+import { ROOT, runCommand } from '../../_helpers/common.ts';
 
 const demo = (args: string[], env: Record<string, string> = {}) =>
   runCommand(
@@ -19,8 +19,6 @@ const demo = (args: string[], env: Record<string, string> = {}) =>
 
 test('the previews demo: open, push and close answer through nginx in order; exit 0, nothing left', async () => {
   if (!existsSync(NGINX)) return void console.log('skipped: nginx is not installed');
-  // Under root, previews run as the dedicated user shipkit-preview, which the Debian package makes.
-  if (process.getuid?.() === 0) await ensureSystemUser('shipkit-preview');
   const r = await demo(['--previews']);
   const out = r.stdout;
   assert.is(r.exitCode, 0, out + r.stderr);

@@ -133,17 +133,15 @@ test('opened: built, run under launchfit, routed through nginx; the app gets pre
   assert.not.ok(env.names.includes('HOOK_TOKEN'));
   assert.is(env.url, `http://pr-2.preview.test:${nginx.port}/`);
   assert.is(env.pr, '2');
-  // Never as root: under root (as on CI) the build and the app run as shipkit-preview.
-  const expectedUid =
-    process.getuid?.() === 0
-      ? Number(execFileSync('id', ['-u', 'shipkit-preview'], { encoding: 'utf8' }))
-      : process.getuid?.();
-  assert.is(env.uid, expectedUid, 'the app runs as the preview user');
-  assert.is(
-    statSync(path.join(data, 'previews', 'octo__site', 'pr-2', 'src')).uid,
-    expectedUid,
-    'the build ran as the preview user',
-  );
+  // Never as root: under root (as on CI) the build and the app run as a uid of the preview's own,
+  // from the default range, and its folder is root:that group 0750 (the next test: no other enters).
+  const root = process.getuid?.() === 0;
+  if (root) {
+    assert.ok(env.uid >= 0x7000_0000 && env.uid <= 0x7000_ffff, `the app runs as ${env.uid}`);
+    const info = statSync(folder(2));
+    assert.equal([info.uid, info.gid, info.mode & 0o777], [0, env.uid, 0o750], "the preview's folder is its own");
+  } else assert.is(env.uid, process.getuid?.(), "not root: hook-server's own user");
+  assert.is(statSync(path.join(folder(2), 'src')).uid, env.uid, "the build ran as the preview's uid");
   const listed = await fetch(`${server.url}/previews`, { headers: { Authorization: `Bearer ${TOKEN}` } });
   if (listed.status !== 404) {
     const json = await listed.json();
@@ -183,6 +181,35 @@ test('a fork waits for an approval bound to its head; nothing is built until the
   assert.is((await through(3)).status, 404);
 });
 
+/** Under root: preview `pr`'s uid is not `other`'s, and cannot list or read anything in its folder. */
+async function otherPreviewShutOut(pr: number, other: number): Promise<void> {
+  if (process.getuid?.() !== 0)
+    return console.log("  (not root: previews share hook-server's user; no uid of their own)");
+  // nginx's old worker may answer a request or two without the newest route (docs/previews.md).
+  const uidOf = (n: number) =>
+    waitFor(
+      async () => {
+        const r = await through(n, '/env');
+        return r.status === 200 ? (JSON.parse(r.body).uid as number) : undefined;
+      },
+      { what: `pr-${n}'s /env` },
+    );
+  const [mine, theirs] = [await uidOf(pr), await uidOf(other)];
+  assert.is.not(mine, theirs, 'each preview has a uid of its own');
+  const as = { uid: mine, gid: mine, encoding: 'utf8' as const, stdio: 'pipe' as const };
+  for (const target of [folder(other), path.join(folder(other), 'src', 'VERSION.txt')]) {
+    const error = (() => {
+      try {
+        execFileSync('cat', [target], as);
+      } catch (e) {
+        return String((e as { stderr?: string }).stderr);
+      }
+    })();
+    assert.match(error ?? 'read', /Permission denied/, `pr-${pr}'s uid reads ${target}`);
+  }
+  execFileSync('ls', [path.join(folder(pr), 'src')], as); // its own: yes
+}
+
 /** The preview's record as GET /previews shows it. */
 async function recordOf(pr: number) {
   const res = await fetch(`${server.url}/previews`, { headers: { Authorization: `Bearer ${TOKEN}` } });
@@ -204,6 +231,7 @@ test('`shipkit previews approve` builds the fork head it names; its next push wa
   }).catch(async (error) => {
     throw new Error(`${error.message}: ${JSON.stringify(await recordOf(3))}`, { cause: error });
   });
+  await otherPreviewShutOut(3, 2);
   const third = await repo.commit({ 'VERSION.txt': 'v3\n' });
   const pushed = await deliver(event('synchronize', 3, third, { fork: 'mallory/site', association: 'CONTRIBUTOR' }));
   assert.equal([pushed.status, pushed.json.state], [202, 'waiting for approval']);

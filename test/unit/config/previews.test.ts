@@ -54,7 +54,7 @@ test('the example of docs/previews.md, every key given', () => {
       'env: { API_URL: https://staging-api.example.com, TOKEN: file:preview-token, N: 3 }',
       'trusted: [alice, bob, alice]',
       'database: { url: env:PREVIEW_PG, template: site_seed }',
-      'user: shipkit-preview',
+      'uids: 1879048192-1879113727',
       'auth: { users_file: previews.htpasswd }',
     ),
   )!;
@@ -82,7 +82,7 @@ test('the example of docs/previews.md, every key given', () => {
   );
   assert.equal(previews.trusted, ['alice', 'bob']);
   assert.equal(previews.database, { url: 'env:PREVIEW_PG', template: 'site_seed' });
-  assert.is(previews.user, 'shipkit-preview');
+  assert.equal(previews.uids, { from: 1_879_048_192, to: 1_879_113_727 });
   assert.equal(previews.auth, { usersFile: '/etc/shipkit/previews.htpasswd' }, 'beside the config file');
 });
 
@@ -103,6 +103,7 @@ test('defaults: nginx as Debian installs it, / for health, 10 previews, 72h', ()
   assert.equal(previews.trusted, []);
   assert.is(previews.database, undefined);
   assert.is(previews.user, undefined);
+  assert.is(previews.uids, undefined, 'the default range (lib/previews/user.ts)');
   assert.is(previews.auth, undefined);
   assert.equal(previews.keyPath, ['repos', 'octo/site', 'previews']);
 });
@@ -184,6 +185,13 @@ test('refused: domain and path together, neither, a wildcard, a path without its
   refused(withPreviews('path: "/a;}/"', 'start: x'), 4, `${KEY}.path`, /plain segments/);
   refused(withPreviews('path: //x', 'start: x'), 4, `${KEY}.path`, /"\/\/"/);
   refused(withPreviews('path: /p/', 'start: x', 'nginx: { listen: 80 }'), 6, `${KEY}.nginx.listen`, /domain: only/);
+});
+
+test('uids: a range of uids for one each; a bad range or one beside user: refused', () => {
+  assert.equal(previewsOf(withPreviews(...BASE, 'uids: 200000-200015'))!.uids, { from: 200_000, to: 200_015 });
+  for (const bad of ['1000-2000', '200000-200014', '200015-200000', '200000', 'a-b', '200000-4294967295'])
+    refused(withPreviews(...BASE, `uids: ${bad}`), 6, `${KEY}.uids`, /must be a range FROM-TO of at least 16 uids/);
+  refused(withPreviews(...BASE, 'user: web', 'uids: 200000-200015'), 7, `${KEY}.uids`, /keep one/);
 });
 
 test('refused: listen not a port or ADDRESS:PORT; commands a shell would be needed for', () => {

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { ConfigError } from '../../../lib/core/errors.ts';
 import { parseYamlText } from '../../../lib/core/yaml-config.ts';
 import { parseShipkitConfig } from '../../../lib/config/shipkit-yml.ts';
-import { previewBuildPaths, previewBuildPlan, previewFolder } from '../../../lib/previews/build.ts';
+import { previewBuildPaths, previewBuildPlan, previewBuildUser, previewFolder } from '../../../lib/previews/build.ts';
 
 const config = parseShipkitConfig(
   parseYamlText(
@@ -33,7 +33,13 @@ const config = parseShipkitConfig(
 const site = config.repos.get('octo/site')!;
 
 test('steps up to compile, previews.env as the only env:, no pipeline after the build', () => {
-  const plan = previewBuildPlan(config, site, { pr: 42, url: 'https://example.com/octo/site.git', fromFork: false });
+  const plan = previewBuildPlan(config, site, {
+    pr: 42,
+    url: 'https://example.com/octo/site.git',
+    fromFork: false,
+    user: '#1879048192',
+  });
+  assert.is(plan.repo.user, '#1879048192', 'the uid hook-server gave the preview');
   assert.equal(plan.steps, ['pull', 'install', 'compile']);
   assert.equal(
     plan.repo.env.map((e) => e.name),
@@ -47,7 +53,12 @@ test('steps up to compile, previews.env as the only env:, no pipeline after the 
 });
 
 test("a fork's head is fetched from the fork, without the deploy key", () => {
-  const plan = previewBuildPlan(config, site, { pr: 7, url: 'https://example.com/mallory/site.git', fromFork: true });
+  const plan = previewBuildPlan(config, site, {
+    pr: 7,
+    url: 'https://example.com/mallory/site.git',
+    fromFork: true,
+    user: '#1879048193',
+  });
   assert.is(plan.url, 'https://example.com/mallory/site.git');
   assert.is(plan.repo.url, 'https://example.com/mallory/site.git');
   assert.is(plan.repo.gitAuth.sshKey, undefined);
@@ -64,6 +75,13 @@ test("the preview's folders are its own, named by its number", () => {
     state: path.join(folder, 'state'),
   });
   assert.throws(() => previewFolder('/d', 'octo/site', 0));
+});
+
+test('no --preview-user: previews.user, else this user, never root', () => {
+  const previews = site.previews!;
+  assert.is(previewBuildUser(previews, undefined, 1000), undefined, "not root: this process's user");
+  assert.is(previewBuildUser({ ...previews, user: 'web' }, undefined, 0), 'web');
+  assert.throws(() => previewBuildUser(previews, undefined, 0), /never runs as root: give --preview-user/);
 });
 
 test('a repo without previews: is a configuration error', () => {
