@@ -17,6 +17,7 @@ import { validateName } from '../lib/core/names.ts';
 import { findConfigFile, getRepo, loadShipkitConfig, publishedTo } from '../lib/config/shipkit-yml.ts';
 import { parseRolloutPercent, validateVersion } from '../lib/release/format/version-file.ts';
 import type { History } from '../lib/release/dest/history.ts';
+import { parseDuration } from '../lib/config/preview-values.ts';
 
 const publishCommand: CommandSpec = {
   usage: `Usage: release publish DIR --name APP --platform PLATFORM --version V --key SECRET_KEY.asc
@@ -194,7 +195,9 @@ key come from there and the target's rules apply too, each refused with exit 2 b
 written: its approvals (shipkit approve; an approval counts for this version, these bytes and
 this environment only), its deny windows (--override --reason TEXT promotes inside one), and
 with a fleet at the source, ROLLOUT 100 reached there. --force and --override each need an
-approval as well. The promote is recorded in hook-server's audit trail.
+approval as well. The promote is recorded in hook-server's audit trail. With --wait, a promote
+that waits for approvals or for a deny window to end asks again every 10 s until it may go (or
+the time is up: exit 2); the approvers are told once, even when it is killed and run again.
 
 Options:
   --from DEST|ENV          the source: a local folder, s3://bucket/prefix or user@host:path, or
@@ -212,6 +215,8 @@ Options:
   --force                  promote although the release is not good in the source (needs --reason)
   --reason TEXT            why, recorded in the target's ledger entry
   --expires DAYS           the new VERSION expires after DAYS (default 30; 0 = never)
+  --wait DURATION          with environments: wait up to DURATION (30s, 45m, 24h) for approvals or
+                           the end of a deny window instead of exit 2 at once
   --state DIR              where the longest ledger read at each DEST is kept (see release rollback)
   --json                   print the result as JSON
 
@@ -231,6 +236,7 @@ lock: run it again), 2 usage error or refused by a rule above.`,
     config: { type: 'string' },
     reason: { type: 'string' },
     expires: { type: 'integer', min: 0, max: 36_500 },
+    wait: { type: 'string' },
     state: { type: 'string' },
     json: { type: 'boolean' },
   },
@@ -810,26 +816,36 @@ async function promoteMain(args: Args, log: Logger): Promise<number> {
     throw new UsageError('--reason goes with --force or --override. Run `release promote --help` for usage.');
   if (args.override && !byEnvironment)
     throw new UsageError('--override is for environments of shipkit.yml (--from staging --to production).');
+  const waitMs = args.wait === undefined ? undefined : parseDuration(String(args.wait));
+  if (args.wait !== undefined && (waitMs === undefined || !byEnvironment))
+    throw new UsageError(
+      waitMs === undefined
+        ? `--wait takes a duration such as 30s, 45m or 24h, got ${JSON.stringify(String(args.wait).slice(0, 40))}.`
+        : '--wait is for environments of shipkit.yml (--from staging --to production).',
+    );
   const { promoteRelease } = await import('../lib/release/publish/promote.ts');
-  const result = await promoteRelease({
-    app,
-    version: String(args._[1]),
-    from: byEnvironment?.from ?? String(args.from),
-    to: byEnvironment?.to ?? String(args.to),
-    fromEnv: byEnvironment ? String(args.from) : args['from-env'],
-    toEnv: byEnvironment ? String(args.to) : args['to-env'],
-    platform: args.platform,
-    key,
-    passphraseFile: args['passphrase-file'] ?? byEnvironment?.passphraseFile,
-    keys: args.keys,
-    force: args.force ? { reason: String(args.reason) } : undefined,
-    expiresDays: args.expires,
-    log,
-    step: pauseStep(),
-    state: (await ledgerState(args)).state,
-    admit: byEnvironment?.admit,
-    rollout: byEnvironment?.rollout,
-  });
+  const state = (await ledgerState(args)).state;
+  const result = await whileGateClosed(waitMs, log, () =>
+    promoteRelease({
+      app,
+      version: String(args._[1]),
+      from: byEnvironment?.from ?? String(args.from),
+      to: byEnvironment?.to ?? String(args.to),
+      fromEnv: byEnvironment ? String(args.from) : args['from-env'],
+      toEnv: byEnvironment ? String(args.to) : args['to-env'],
+      platform: args.platform,
+      key,
+      passphraseFile: args['passphrase-file'] ?? byEnvironment?.passphraseFile,
+      keys: args.keys,
+      force: args.force ? { reason: String(args.reason) } : undefined,
+      expiresDays: args.expires,
+      log,
+      step: pauseStep(),
+      state,
+      admit: byEnvironment?.admit,
+      rollout: byEnvironment?.rollout,
+    }),
+  );
   if (byEnvironment) {
     const { recordByCommand } = await import('../lib/audit/trail.ts');
     const detail = { version: result.version, sha256: result.sha256, from: args.from, to: args.to, seq: result.seq };
@@ -848,6 +864,34 @@ async function promoteMain(args: Args, log: Logger): Promise<number> {
         `${result.overrode ? ` (forced past: ${result.overrode})` : ''}\n`,
     );
   return 0;
+}
+
+/** How often `promote --wait` asks again (SHIPKIT_GATE_POLL_MS: tests). */
+const gatePollMs = () => Number(process.env.SHIPKIT_GATE_POLL_MS) || 10_000;
+
+/**
+ * `work`, tried again while it throws GateClosed (approvals missing, a deny window) and `waitMs`
+ * lasts; each new reason said once on stderr. Without `waitMs`, once.
+ */
+async function whileGateClosed<T>(waitMs: number | undefined, log: Logger, work: () => Promise<T>): Promise<T> {
+  const { GateClosed } = await import('../lib/pipeline/environments.ts');
+  const until = Date.now() + (waitMs ?? 0);
+  let said = '';
+  for (;;) {
+    try {
+      return await work();
+    } catch (error) {
+      const left = until - Date.now();
+      if (!(error instanceof GateClosed) || left <= 0) throw error;
+      if (error.message !== said) {
+        process.stderr.write(`Waiting up to ${new Date(until).toISOString()}: ${error.message}\n`);
+        log.info('promote waits', { reason: error.message });
+        said = error.message;
+      }
+      const opens = error.opensAt ? error.opensAt.getTime() - Date.now() : Infinity;
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(gatePollMs(), left, opens))));
+    }
+  }
 }
 
 /**

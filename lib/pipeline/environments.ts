@@ -66,6 +66,19 @@ export async function fleetSecretOf(
   return resolveSecret(env.fleet.secrets[0], { baseDir: config.file.replace(/\/[^/]*$/, ''), where });
 }
 
+/**
+ * A refusal that time may lift: approvals still missing, or a deny window (until `opensAt`).
+ * `release promote --wait` tries again on it; every other refusal is final.
+ */
+export class GateClosed extends ValidationError {
+  override name = 'GateClosed';
+  readonly opensAt?: Date;
+  constructor(message: string, opensAt?: Date) {
+    super(message);
+    this.opensAt = opensAt;
+  }
+}
+
 export interface PromotionFacts {
   version: string;
   sha256: string;
@@ -123,7 +136,7 @@ export async function admitPromotion(
       waitingFor: check.missing,
       command,
     });
-    throw new ValidationError(
+    throw new GateClosed(
       `${what} needs ${check.required} approval${check.required === 1 ? '' : 's'}; ${given} given` +
         `${check.missing.length ? ` (waiting for ${check.missing.join(', ')})` : ''}` +
         `${check.refused.length ? `; not counted: ${check.refused.join('; ')}` : ''}. An approver runs ` +
@@ -141,9 +154,10 @@ export async function admitPromotion(
       );
   const verdict = windowVerdict(env.windows, now);
   if (!verdict.open && gate.override === undefined)
-    throw new ValidationError(
+    throw new GateClosed(
       `${env.name} is in a ${verdict.reason}${verdict.opensAt ? ` until ${verdict.opensAt.toISOString()}` : ''}: ` +
         `promote after it, or pass --override --reason TEXT (needs an approval). Nothing was written.`,
+      verdict.opensAt,
     );
   if (source.fleet && gate.force === undefined) checkTakenWhole(facts, source);
   const notes = [

@@ -5,6 +5,7 @@
 // an approval, each exit 2 with nothing written; `release history` shows each version's path.
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -12,7 +13,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readLedger } from '../../../lib/release/format/ledger.ts';
 import { parseVersionFile } from '../../../lib/release/format/version-file.ts';
-import { runScript } from '../../_helpers/common.ts';
+import { ROOT, runScript, scriptCommand, waitFor } from '../../_helpers/common.ts';
 import { exportPublic, exportSecret, genKey } from '../../fixtures/launchfit/gpg.ts';
 import { makeWorld, type World } from '../../fixtures/launchfit/world.ts';
 
@@ -168,6 +169,77 @@ test('refused until approved (approvers told once); then the same bytes, the app
       history.stdout,
       /1\.4\.0: staging: published .*, current → production: promoted from staging .*, current/,
     );
+  } finally {
+    await s.hook.close();
+    await s.w.server.close();
+  }
+});
+
+/** `release promote … --wait` as a child of its own (so it can be killed), asking again every 200 ms. */
+function waitingPromote(s: Setup, version: string, wait: string) {
+  const [cmd, ...pre] = scriptCommand('release');
+  const child = spawn(
+    cmd,
+    [...pre, 'promote', 'my-app', version, '--from', 'staging', '--to', 'production', '--config', s.config].concat(
+      s.state,
+      ['--wait', wait],
+    ),
+    { cwd: ROOT, env: { ...process.env, NO_COLOR: '1', SHIPKIT_GATE_POLL_MS: '200' }, stdio: 'pipe' },
+  );
+  child.stdin.end();
+  const out = { stdout: '', stderr: '' };
+  child.stdout.on('data', (d) => (out.stdout += d));
+  child.stderr.on('data', (d) => (out.stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  return { child, out, exited };
+}
+
+test('--wait holds for the approval; killed -9 while waiting and run again, the approvers are told once', async () => {
+  const s = await setUp();
+  try {
+    await s.w.publish('1.4.0');
+    const first = waitingPromote(s, '1.4.0', '2m');
+    await waitFor(() => first.out.stderr.includes('Waiting up to'), { what: 'the first promote waits' });
+    first.child.kill('SIGKILL');
+    await first.exited;
+    assert.equal(listing(s.production), {}, 'nothing written at production');
+    const second = waitingPromote(s, '1.4.0', '2m');
+    await waitFor(() => second.out.stderr.includes('needs 1 approval'), { what: 'the second promote waits' });
+    const given = await approve(s, '1.4.0');
+    assert.is(given.exitCode, 0, given.stderr);
+    assert.is(await second.exited, 0, second.out.stderr);
+    assert.match(second.out.stdout, /Promoted my-app 1\.4\.0 .* from staging to production: VERSION SEQ 1/);
+    assert.is(s.hook.bodies.length, 1, 'the approvers were told once, by the first run');
+    assert.is(entries(s.production).filter((e) => e.action === 'promote').length, 1, 'promoted once');
+
+    await s.w.publish('1.5.0');
+    const timedOut = waitingPromote(s, '1.5.0', '1s');
+    assert.is(await timedOut.exited, 2, timedOut.out.stderr);
+    assert.match(timedOut.out.stderr, /my-app 1\.5\.0 into production needs 1 approval.*Nothing was written/s);
+    assert.is(parseVersionFile(readFileSync(path.join(s.production, 'VERSION'), 'utf8')).version, '1.4.0');
+    const bad = await promote(s, '1.5.0', ['--wait', 'soon']);
+    assert.is(bad.exitCode, 2);
+    assert.match(bad.stderr, /--wait takes a duration such as 30s, 45m or 24h, got "soon"/);
+  } finally {
+    await s.hook.close();
+    await s.w.server.close();
+  }
+});
+
+test('--wait holds through a deny window and promotes when it ends, with no --override', async () => {
+  const now = Date.now();
+  const at = (ms: number) => new Date(ms).toISOString().slice(0, 19).replace('T', ' ');
+  const ends = Math.floor((now + 4_000) / 1000) * 1000;
+  const s = await setUp(`{ deny: "${at(now - 60_000)} - ${at(ends)}", tz: UTC }`);
+  try {
+    await s.w.publish('1.4.0');
+    assert.is((await approve(s, '1.4.0')).exitCode, 0);
+    const r = waitingPromote(s, '1.4.0', '1m');
+    assert.is(await r.exited, 0, r.out.stderr);
+    assert.match(r.out.stderr, /Waiting up to .*: production is in a deny window/);
+    const promoted = entries(s.production).at(-1)!;
+    assert.ok(Date.parse(promoted.at) >= ends, `promoted at ${promoted.at}, the window ended ${at(ends)}`);
+    assert.not.match(promoted.note ?? '', /overridden/);
   } finally {
     await s.hook.close();
     await s.w.server.close();
