@@ -6,6 +6,7 @@ import { redactUrls } from '../lib/core/redact.ts';
 import { findConfigFile, loadShipkitConfig } from '../lib/config/shipkit-yml.ts';
 import { startWorker } from '../lib/jobs/worker-command.ts';
 import { upToDateCheckFor } from '../lib/pipeline/up-to-date.ts';
+import { servePreviewBuilds } from '../lib/previews/remote-build.ts';
 
 const usage = `Usage: worker [--config FILE] [--queue URL] [--name NAME] [--concurrency N]   (shipkit worker …)
 
@@ -84,6 +85,9 @@ await runCli(
       log,
       reaperMs: process.env.SHIPKIT_REAPER_MS ? Number(process.env.SHIPKIT_REAPER_MS) : undefined,
       upToDate: upToDateCheckFor(config),
+      // Preview builds (previews.build_on: workers) of its repos with previews:, one at a time.
+      alsoServe: (conn, name) =>
+        servePreviewBuilds({ boss: conn.boss, db: conn.pool }, { config, env: process.env, log, name }),
     });
     forgetQueueVariable(args.queue ?? config.queue);
     log.info(

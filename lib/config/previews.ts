@@ -21,6 +21,8 @@ export interface PreviewsConfig {
    * stops the old release before the new one starts).
    */
   binds: 'launchfit' | 'app';
+  /** Where its builds run: `here` (hook-server's machine) or `workers` (`shipkit worker`s of queue:). */
+  buildOn: 'here' | 'workers';
   /** The path that answers 2xx before a preview's route is added. */
   health: string;
   /** Live previews of this repo at most. */
@@ -71,6 +73,7 @@ const KEYS = [
   'nginx',
   'start',
   'binds',
+  'build_on',
   'health',
   'max',
   'ttl',
@@ -102,6 +105,7 @@ export function parsePreviews(doc: ConfigDoc, repoKeyPath: KeyPath): PreviewsCon
     nginx: parseNginx(doc, keyPath, where.domain !== undefined),
     start,
     binds: parseBinds(doc, at('binds')),
+    buildOn: parseBuildOn(doc, at('build_on')),
     health: parseHealth(doc, at('health')),
     max: parseMax(doc, at('max')),
     ttlMs: parseTtl(doc, at('ttl')),
@@ -114,6 +118,19 @@ export function parsePreviews(doc: ConfigDoc, repoKeyPath: KeyPath): PreviewsCon
     auth: parseAuth(doc, at('auth')),
     keyPath,
   };
+}
+
+function parseBuildOn(doc: ConfigDoc, keyPath: KeyPath): PreviewsConfig['buildOn'] {
+  const on = getKey(doc, keyPath, 'string') ?? 'here';
+  if (on !== 'here' && on !== 'workers')
+    throw configError(
+      doc,
+      keyPath,
+      `must be here (hook-server's machine builds) or workers (the queue's shipkit workers build), got ${JSON.stringify(on)}.`,
+    );
+  if (on === 'workers' && valueAt(doc.data, ['queue']) === undefined)
+    throw configError(doc, keyPath, 'workers is for a queue: database the workers take builds from; set queue: first.');
+  return on;
 }
 
 function parseBinds(doc: ConfigDoc, keyPath: KeyPath): PreviewsConfig['binds'] {

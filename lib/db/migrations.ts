@@ -339,4 +339,21 @@ CREATE TABLE IF NOT EXISTS shipkit.preview_prs (
 );
 `,
   },
+  {
+    version: 14,
+    what: 'preview builds handed back by workers: the built tree and the log, until the leader takes them',
+    sql: `
+-- A worker writes one row per preview build it ran (lib/previews/remote-build.ts); the leading
+-- hook-server deletes it as it takes the tree (gzip tar of the work tree without .git) and the log.
+CREATE TABLE IF NOT EXISTS shipkit.preview_builds (
+  job text PRIMARY KEY,
+  ok boolean NOT NULL,
+  error text,
+  log text NOT NULL,
+  worker text NOT NULL,
+  tree bytea,
+  made timestamptz NOT NULL DEFAULT now()
+);
+`,
+  },
 ];

@@ -14,7 +14,7 @@ import { endProcessGroup } from '../core/process-group.ts';
 import { hookServerLockFile, repoPaths, type ShipkitConfig } from '../config/shipkit-yml.ts';
 import { readJobLog } from './job-log.ts';
 import { processRunnerFor, type UpToDateCheck } from './process/runner.ts';
-import { connectQueueDatabase } from './pg/connect.ts';
+import { connectQueueDatabase, type QueueConnection } from './pg/connect.ts';
 import { resolveQueueUrl } from '../db/connect.ts';
 import { Reaper } from './pg/reaper.ts';
 import { PgWorker } from './pg/build-worker.ts';
@@ -30,6 +30,11 @@ export interface WorkerSettings {
   env?: NodeJS.ProcessEnv;
   /** Seconds between reaper rounds (tests make it short). */
   reaperMs?: number;
+  /**
+   * What else it takes from the queue database besides jobs (`shipkit worker`: preview builds,
+   * lib/previews/remote-build.ts); given the connection and its name, gives back what stops it.
+   */
+  alsoServe?: (conn: QueueConnection, name: string) => Promise<() => Promise<void>>;
   /** A push that changes nothing needs no build (lib/pipeline/up-to-date.ts; passed in: jobs sit below the pipeline). */
   upToDate?: UpToDateCheck;
 }
@@ -56,6 +61,7 @@ export async function startWorker({
   env = process.env,
   reaperMs,
   upToDate,
+  alsoServe,
 }: WorkerSettings): Promise<RunningWorker> {
   const value = queue ?? config.queue;
   if (!value)
@@ -103,6 +109,7 @@ export async function startWorker({
   const reaper = new Reaper({ ...conn, log, everyMs: reaperMs });
   worker.start();
   reaper.start();
+  const stopAlso = (await alsoServe?.(conn, name)) ?? (async () => {});
   return {
     name,
     concurrency: slots,
@@ -114,6 +121,7 @@ export async function startWorker({
         graceMs,
         killGroup: (job) => endProcessGroup(job.pgid, { graceMs: 2_000 }).then(() => undefined),
       });
+      await stopAlso();
       await reaper.stop();
       await conn.close();
     },

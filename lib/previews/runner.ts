@@ -3,7 +3,6 @@
 // a release run under launchfit on a port of its own, and a route in the user's nginx; closing,
 // `ttl`, `max` and `shipkit previews rm` tear it down. Untrusted heads wait for an approval bound
 // to their SHA. A sweep at start and every minute removes what no open preview owns.
-import { spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { RepoConfig, ShipkitConfig } from '../config/shipkit-yml.ts';
@@ -13,10 +12,11 @@ import { readFileTail } from '../core/fs.ts';
 import { repoFolderName } from '../core/names.ts';
 import { ValidationError, WorkError, messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import { scriptCommandFor } from '../core/script-command.ts';
 import { newJobId } from '../jobs/job-id.ts';
 import type { PullRequestEvent } from './event.ts';
 import { previewBuildPaths, previewFolder } from './build.ts';
+import { runPreviewBuild, type PreviewBuildResult } from './build-process.ts';
+import { receiveWorkerBuild, WORKER_WAIT_S, type WorkerBuilds } from './remote-build.ts';
 import { PreviewNotFound, type PreviewControl } from './control.ts';
 import {
   createPreviewDatabase,
@@ -71,6 +71,8 @@ export interface PreviewRunnerOptions {
   sweepMs?: number;
   /** Each repo's commit-status settings, resolved (hook-server's `report`): where the forge is told. */
   reports?: ReadonlyMap<string, ResolvedReport>;
+  /** With queue:, where `previews.build_on: workers` sends its builds (remote-build.ts). */
+  workers?: WorkerBuilds;
 }
 
 /** What hook-server answers a pull request event with. */
@@ -435,43 +437,28 @@ export class PreviewRunner implements PreviewControl {
   }
 
   /** `build REPO --preview N` as a process of its own; its log is the preview's. */
-  private async runBuild(record: PreviewRecord, job: string): Promise<{ ok: boolean; error?: string }> {
-    const [command, ...prefix] = await scriptCommandFor('build', this.options.env);
-    const account = this.accountOf(record);
-    const args = [
-      ...prefix,
-      record.repo,
-      '--config',
-      this.options.config.doc.file,
-      '--preview',
-      String(record.pr),
-      '--sha',
-      record.head,
-      '--url',
-      record.cloneUrl,
-      '--job-id',
+  private async runBuild(record: PreviewRecord, job: string): Promise<PreviewBuildResult> {
+    const run = {
+      configFile: this.options.config.doc.file,
+      repo: record.repo,
+      pr: record.pr,
+      sha: record.head,
+      url: record.cloneUrl,
+      fromFork: record.fromFork,
       job,
-      '--json',
-      ...(record.fromFork ? ['--fork'] : []),
-      ...(account ? ['--preview-user', account.name] : []),
-    ];
-    return new Promise((resolve) => {
-      const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: this.options.env });
-      let out = '';
-      let err = '';
-      child.stdout.on('data', (d) => (out += d));
-      child.stderr.on('data', (d) => (err = (err + d).slice(-4000)));
-      child.on('error', (error) => resolve({ ok: false, error: messageOf(error) }));
-      child.on('close', (code) => {
-        if (code === 0) return resolve({ ok: true });
-        let error = err.trim().split('\n').pop() ?? `exit ${code}`;
-        try {
-          error = (JSON.parse(out) as { error?: string }).error ?? error;
-        } catch {
-          // not JSON: the last line of stderr says it
-        }
-        resolve({ ok: false, error });
-      });
+      user: this.accountOf(record)?.name,
+      env: this.options.env,
+    };
+    const repo = this.repoOf(record.repo);
+    if (repo.previews?.buildOn !== 'workers') return runPreviewBuild(run);
+    if (!this.options.workers)
+      return { ok: false, error: 'previews.build_on: workers needs hook-server to run with queue:' };
+    return receiveWorkerBuild(this.options.workers, run, {
+      folder: previewFolder(this.options.config.data, record.repo, record.pr),
+      account: this.accountOf(record),
+      timeoutMs: (repo.timeout + WORKER_WAIT_S) * 1000,
+      stopped: () => this.closed,
+      log: this.options.log,
     });
   }
 

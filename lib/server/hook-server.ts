@@ -44,6 +44,7 @@ import { createHookMetrics, type HookMetrics } from '../web/hook-metrics.ts';
 import { createReadRoutes, type ReadRoutes } from '../web/read-routes.ts';
 import { PreviewRunner } from '../previews/runner.ts';
 import { SharedPreviews } from '../previews/shared-runner.ts';
+import type { WorkerBuilds } from '../previews/remote-build.ts';
 import { createPreviewRoutes, type PreviewRoutes } from '../web/previews-routes.ts';
 import type { LogSource } from '../web/read-sources.ts';
 import { createLogFollow } from '../web/log-follow.ts';
@@ -252,6 +253,8 @@ async function listenOrFork(
 /** The database of `queue:`, which every hook-server of it shares, and whether this node leads. */
 interface SharedDatabase {
   db: Queryable;
+  /** pg-boss on it: preview builds sent to workers. */
+  boss: WorkerBuilds['boss'];
   leads(): boolean;
   stillLeads(): Promise<boolean>;
 }
@@ -327,6 +330,7 @@ async function openPreviews(options: HookServerOptions, shared?: SharedDatabase)
       reports: options.report,
       // Tests look sooner than every minute.
       sweepMs: Number((options.env ?? process.env).SHIPKIT_PREVIEWS_SWEEP_MS) || undefined,
+      workers: shared && { boss: shared.boss, db: shared.db },
     });
   if (shared) {
     const previews = new SharedPreviews({
@@ -535,7 +539,12 @@ async function openQueue(
   });
   return {
     queue,
-    shared: { db: queue.database, leads: () => queue.leads(), stillLeads: () => queue.stillLeads() },
+    shared: {
+      db: queue.database,
+      boss: queue.boss,
+      leads: () => queue.leads(),
+      stillLeads: () => queue.stillLeads(),
+    },
   };
 }
 

@@ -20,7 +20,7 @@ import {
 import { LOCKS } from '../../db/locks.ts';
 import { BOSS_SCHEMA } from '../../db/migrations.ts';
 import { ensureSchema } from '../../db/schema.ts';
-import { queueName } from './records.ts';
+import { previewBuildsQueue, queueName } from './records.ts';
 
 /** pg-boss's `db` option over one checked-out client: its statements join the caller's transaction. */
 export function bossDb(client: pg.ClientBase): {
@@ -100,6 +100,8 @@ export async function connectQueueDatabase({
           retryBackoff: false,
           expireInSeconds: EXPIRE_SECONDS,
         });
+        // Its preview builds (previews.build_on: workers), taken by any worker with the repo.
+        await boss.createQueue(previewBuildsQueue(repo), { name: previewBuildsQueue(repo), policy: 'standard' });
       }
     } finally {
       await client.query(`SELECT pg_advisory_unlock_all()`).catch(() => undefined);

@@ -2,6 +2,7 @@
 // pushes it supersedes and its pg-boss job commit in one transaction before the 202 (503 when the
 // database is away); reads come from the mirror (pg/mirror.ts).
 // The whole story: docs/internals.md.
+import type PgBoss from 'pg-boss';
 import type { Logger } from '../../core/log.ts';
 import type { Job } from '../job.ts';
 import {
@@ -284,6 +285,11 @@ export class PgJobQueue implements JobQueue {
   /** The queue database's pool, for what the hook-servers of one database share besides jobs. */
   get database(): Queryable {
     return this.conn.pool;
+  }
+
+  /** pg-boss on the queue database, for the preview builds sent to workers (lib/previews/remote-build.ts). */
+  get boss(): PgBoss {
+    return this.conn.boss;
   }
 
   /** Whether this node leads the hook-servers of this database now. */

@@ -12,6 +12,11 @@ export function queueName(repo: string): string {
   return `shipkit-repo-${repo}`;
 }
 
+/** The pg-boss queue of a repo's preview builds on workers (lib/previews/remote-build.ts). */
+export function previewBuildsQueue(repo: string): string {
+  return `shipkit-preview-${repo}`;
+}
+
 /** This transaction holds the repo: see the file's head. */
 export async function lockRepo(client: pg.ClientBase, repo: string): Promise<void> {
   await client.query(`SELECT pg_advisory_xact_lock(${LOCKS.repo('$1')})`, [repo]);

@@ -187,6 +187,14 @@ test('refused: domain and path together, neither, a wildcard, a path without its
   refused(withPreviews('path: /p/', 'start: x', 'nginx: { listen: 80 }'), 6, `${KEY}.nginx.listen`, /domain: only/);
 });
 
+test('build_on: here by default; workers only with queue:', () => {
+  assert.is(previewsOf(withPreviews(...BASE))!.buildOn, 'here');
+  const withQueue = 'queue: postgres://shipkit@db/shipkit\n' + withPreviews(...BASE, 'build_on: workers');
+  assert.is(load(withQueue).repos.get('octo/site')!.previews!.buildOn, 'workers');
+  refused(withPreviews(...BASE, 'build_on: workers'), 6, `${KEY}.build_on`, /set queue: first/);
+  refused(withPreviews(...BASE, 'build_on: ci'), 6, `${KEY}.build_on`, /must be here .* or workers/);
+});
+
 test('uids: a range of uids for one each; a bad range or one beside user: refused', () => {
   assert.equal(previewsOf(withPreviews(...BASE, 'uids: 200000-200015'))!.uids, { from: 200_000, to: 200_015 });
   for (const bad of ['1000-2000', '200000-200014', '200015-200000', '200000', 'a-b', '200000-4294967295'])

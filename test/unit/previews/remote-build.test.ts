@@ -1,0 +1,69 @@
+// A worker's built tree as the preview machine takes it: packed without .git, unpacked with files,
+// folders and symbolic links only, no set-id bits, nothing outside the folder.
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { packTree, unpackTree } from '../../../lib/previews/remote-build.ts';
+import { tmpDir } from '../../_helpers/common.ts';
+
+test('packed without .git; unpacked with its files, links and modes, set-id bits dropped', async () => {
+  const src = tmpDir('skrb-src-');
+  mkdirSync(path.join(src, '.git', 'objects'), { recursive: true });
+  writeFileSync(path.join(src, '.git', 'HEAD'), 'ref: refs/heads/main\n');
+  mkdirSync(path.join(src, 'node_modules', '.bin'), { recursive: true });
+  writeFileSync(path.join(src, 'server.js'), 'console.log(1)\n');
+  writeFileSync(path.join(src, 'node_modules', 'tool.js'), '#!/usr/bin/env node\n');
+  chmodSync(path.join(src, 'node_modules', 'tool.js'), 0o4755);
+  symlinkSync('../tool.js', path.join(src, 'node_modules', '.bin', 'tool'));
+  const into = path.join(tmpDir('skrb-into-'), 'src');
+  await unpackTree(await packTree(src), into);
+  assert.not.ok(existsSync(path.join(into, '.git')), 'no .git');
+  assert.is(readFileSync(path.join(into, 'server.js'), 'utf8'), 'console.log(1)\n');
+  assert.is(readlinkSync(path.join(into, 'node_modules', '.bin', 'tool')), '../tool.js');
+  assert.ok(lstatSync(path.join(into, 'node_modules', '.bin', 'tool')).isSymbolicLink());
+  assert.is(statSync(path.join(into, 'node_modules', 'tool.js')).mode & 0o7777, 0o755, 'setuid dropped');
+});
+
+test('a hard link or a device in the tree is refused, naming it', async () => {
+  const tar = await import('tar');
+  const src = tmpDir('skrb-link-');
+  writeFileSync(path.join(src, 'a'), 'a\n');
+  const { linkSync } = await import('node:fs');
+  linkSync(path.join(src, 'a'), path.join(src, 'b'));
+  const chunks: Buffer[] = [];
+  for await (const c of tar.c({ cwd: src, gzip: true }, ['a', 'b']) as unknown as AsyncIterable<Buffer>) chunks.push(c);
+  const into = path.join(tmpDir('skrb-into-'), 'src');
+  const error = await unpackTree(Buffer.concat(chunks), into).then(
+    () => undefined,
+    (e: Error) => e,
+  );
+  assert.match(error?.message ?? 'accepted', /holds what a built tree may not: "b" is a Link entry/);
+});
+
+test('a path outside the folder is never written', async () => {
+  const tar = await import('tar');
+  const base = tmpDir('skrb-out-');
+  const src = path.join(base, 'inner');
+  mkdirSync(src);
+  writeFileSync(path.join(base, 'escape.txt'), 'x\n');
+  const chunks: Buffer[] = [];
+  const pack = tar.c({ cwd: src, gzip: true, preservePaths: true }, ['../escape.txt']);
+  for await (const c of pack as unknown as AsyncIterable<Buffer>) chunks.push(c);
+  const root = tmpDir('skrb-dest-');
+  const into = path.join(root, 'deep', 'src');
+  await unpackTree(Buffer.concat(chunks), into).catch(() => undefined);
+  assert.not.ok(existsSync(path.join(root, 'deep', 'escape.txt')), 'nothing beside the folder');
+});
+
+test.run();
