@@ -337,7 +337,16 @@ test('kill -9 of hook-server between the build and the route: the restarted one 
   await server.stop('SIGKILL');
   server = await startServer();
   await waitState('octo/site', 7, 'live', (r) => r.live_sha === late);
-  await waitFor(async () => (await siteThrough(7)).body === 'late\n', { what: 'pr-7 through nginx' });
+  // A bound, not a timing: the switch to the rebuilt app (3 s to listen) runs on a busy machine.
+  await waitFor(async () => (await siteThrough(7)).body === 'late\n', {
+    timeoutMs: 45_000,
+    what: 'pr-7 through nginx',
+  }).catch(async (error) => {
+    const seen = JSON.stringify(await siteThrough(7).catch((e) => String(e)));
+    throw new Error(`${error.message}: nginx answers ${seen}; ${JSON.stringify(await recordOf('octo/site', 7))}`, {
+      cause: error,
+    });
+  });
   const apps = processesOf(folderOf('octo__site', 7)).filter(
     (p) => p.replace(/^\d+ /, '').trim() === 'node server.cjs',
   );
