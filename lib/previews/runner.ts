@@ -355,7 +355,11 @@ export class PreviewRunner implements PreviewControl {
         `launchfit's control socket ${socket} would be longer than a Unix socket path may be ` +
           `(${MAX_SOCKET_PATH} bytes): give shipkit.yml a shorter data: folder.`,
       );
-    const port = record.live?.port ?? (await freePort());
+    // Not live yet but its launchfit runs (hook-server killed between the first start and the
+    // route): that launchfit holds the port it was first given, which the record keeps.
+    const held = record.port !== undefined && (await runningLaunchfit(folder)) ? record.port : undefined;
+    const port = record.live?.port ?? held ?? (await freePort());
+    if (record.port !== port) await this.store.put({ ...this.store.get(record.repo, record.pr)!, port });
     const url = previewUrl(this.options.config, previews, record.name);
     const env = await this.appEnv(repo, record, url);
     const account = this.accountOf(record);

@@ -46,6 +46,8 @@ export interface PreviewRecord {
   job?: string;
   /** How many times the kernel has killed its app for its memory (limits.memory). */
   oomKills?: number;
+  /** The port its launchfit was last given (kept across a restart before it is live). */
+  port?: number;
   /** Its own uid (hook-server as root, no previews.user): kept while it is open (user.ts). */
   uid?: number;
   /** The forge's id of the one comment shipkit keeps on the pull request. */

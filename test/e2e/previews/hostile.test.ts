@@ -333,6 +333,10 @@ test('kill -9 of hook-server between the build and the route: the restarted one 
     intervalMs: 20,
     what: 'pr-7 built and listed with the launchfit host, not yet routed',
   });
+  // The app started (it listens 3 s later): the launchfit host holds the port it was given.
+  const appOf7 = () =>
+    processesOf(folderOf('octo__site', 7)).filter((p) => p.replace(/^\d+ /, '').trim() === 'node server.cjs');
+  await waitFor(() => appOf7().length > 0, { intervalMs: 20, what: 'the first app of pr-7 started' });
   assert.not.ok(existsSync(path.join(nginx.domainDir, 'pr-7.conf')), 'no route yet');
   await server.stop('SIGKILL');
   server = await startServer();
@@ -347,9 +351,7 @@ test('kill -9 of hook-server between the build and the route: the restarted one 
       cause: error,
     });
   });
-  const apps = processesOf(folderOf('octo__site', 7)).filter(
-    (p) => p.replace(/^\d+ /, '').trim() === 'node server.cjs',
-  );
+  const apps = appOf7();
   assert.is(apps.length, 1, `one app for pr-7: ${apps.join(' | ')}`);
   const live = (await records()).filter((r) => r.state === 'live');
   await waitFor(() => hostListsLive(live.length), { timeoutMs: 5_000, what: 'the host lists the live previews' });
