@@ -54,7 +54,10 @@ export async function receiveWorkerBuild(
     fromFork: run.fromFork,
     job: run.job,
   };
-  const id = await workers.boss.send(queue, request, { retryLimit: 0, expireInSeconds: opts.timeoutMs / 1000 });
+  const id = await workers.boss.send(queue, request, {
+    retryLimit: 0,
+    expireInSeconds: Math.ceil(opts.timeoutMs / 1000),
+  });
   if (!id) return { ok: false, error: 'the preview build could not be queued for the workers' };
   const until = Date.now() + opts.timeoutMs;
   for (let taken = false; ; await new Promise((resolve) => setTimeout(resolve, POLL_MS))) {
@@ -155,8 +158,8 @@ function outputMessage(output: unknown): string {
 }
 
 /**
- * Worker: takes the preview builds of the repos of `config` that have previews, one at a time, and
- * hands each back. Returns what stops it.
+ * Worker: takes the preview builds of the repos of `config` whose previews build on workers, one
+ * at a time, and hands each back. Returns what stops it.
  */
 export async function servePreviewBuilds(
   workers: WorkerBuilds,
@@ -164,7 +167,7 @@ export async function servePreviewBuilds(
 ): Promise<() => Promise<void>> {
   const queues: string[] = [];
   for (const repo of config.repos.values()) {
-    if (!repo.previews) continue;
+    if (repo.previews?.buildOn !== 'workers') continue;
     const runAs = await checkPreviewRunAs(repo.previews, config.doc.locate(repo.previews.keyPath));
     if (runAs.kind !== 'self') {
       await ensureDir(previewsFolder(config.data));
