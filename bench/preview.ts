@@ -17,7 +17,7 @@ import minimist from 'minimist';
 import { processMarkOf } from '../lib/launchfit/deploy-folder/app-env.ts';
 import { stopPreview } from '../lib/previews/launch.ts';
 import { deliverGithub } from '../test/fixtures/hooks/deliveries.ts';
-import { githubPullRequest } from '../test/fixtures/hooks/pull-requests.ts';
+import { ownerPullRequest } from '../test/fixtures/hooks/pull-requests.ts';
 import { previewUserEnv } from '../test/fixtures/previews/as-user.ts';
 import { getThrough, startPreviewNginx, type PreviewNginx } from '../test/fixtures/previews/nginx.ts';
 import {
@@ -397,12 +397,7 @@ async function main() {
       },
     });
     const event = (action: string, pr: number, sha: string) => {
-      const payload = githubPullRequest(action, { repo: 'octo/site' });
-      payload.number = pr;
-      payload.pull_request.number = pr;
-      payload.pull_request.head.sha = sha;
-      payload.pull_request.head.repo.clone_url = `file://${repo.bare}`;
-      payload.pull_request.author_association = 'OWNER';
+      const payload = ownerPullRequest(action, { pr, sha, cloneUrl: `file://${repo.bare}` });
       return deliverGithub(server!.url, 'pull_request', payload, SECRET);
     };
 

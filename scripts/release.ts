@@ -825,7 +825,12 @@ async function promoteMain(args: Args, log: Logger): Promise<number> {
     );
   const { promoteRelease } = await import('../lib/release/publish/promote.ts');
   const state = (await ledgerState(args)).state;
-  const result = await whileGateClosed(waitMs, log, () =>
+  const { whileGateClosed } = await import('../lib/pipeline/environments.ts');
+  const waiting = (reason: string, until: Date) => {
+    process.stderr.write(`Waiting up to ${until.toISOString()}: ${reason}\n`);
+    log.info('promote waits', { reason });
+  };
+  const result = await whileGateClosed(waitMs, { pollMs: gatePollMs(), waiting }, () =>
     promoteRelease({
       app,
       version: String(args._[1]),
@@ -868,31 +873,6 @@ async function promoteMain(args: Args, log: Logger): Promise<number> {
 
 /** How often `promote --wait` asks again (SHIPKIT_GATE_POLL_MS: tests). */
 const gatePollMs = () => Number(process.env.SHIPKIT_GATE_POLL_MS) || 10_000;
-
-/**
- * `work`, tried again while it throws GateClosed (approvals missing, a deny window) and `waitMs`
- * lasts; each new reason said once on stderr. Without `waitMs`, once.
- */
-async function whileGateClosed<T>(waitMs: number | undefined, log: Logger, work: () => Promise<T>): Promise<T> {
-  const { GateClosed } = await import('../lib/pipeline/environments.ts');
-  const until = Date.now() + (waitMs ?? 0);
-  let said = '';
-  for (;;) {
-    try {
-      return await work();
-    } catch (error) {
-      const left = until - Date.now();
-      if (!(error instanceof GateClosed) || left <= 0) throw error;
-      if (error.message !== said) {
-        process.stderr.write(`Waiting up to ${new Date(until).toISOString()}: ${error.message}\n`);
-        log.info('promote waits', { reason: error.message });
-        said = error.message;
-      }
-      const opens = error.opensAt ? error.opensAt.getTime() - Date.now() : Infinity;
-      await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(gatePollMs(), left, opens))));
-    }
-  }
-}
 
 /**
  * `--from staging --to production`: environments of APP in shipkit.yml (`--config`), their DESTs and

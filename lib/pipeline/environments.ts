@@ -79,6 +79,31 @@ export class GateClosed extends ValidationError {
   }
 }
 
+/**
+ * `work`, tried again while it throws GateClosed (approvals missing, a deny window) and `waitMs`
+ * lasts: every `pollMs`, and at the instant a window opens; `waiting` hears each new reason once.
+ * Without `waitMs`, once. Holds nothing between tries (each promote takes its locks anew).
+ */
+export async function whileGateClosed<T>(
+  waitMs: number | undefined,
+  { pollMs, waiting }: { pollMs: number; waiting: (reason: string, until: Date) => void },
+  work: () => Promise<T>,
+): Promise<T> {
+  const until = Date.now() + (waitMs ?? 0);
+  let said = '';
+  for (;;) {
+    try {
+      return await work();
+    } catch (error) {
+      const left = until - Date.now();
+      if (!(error instanceof GateClosed) || left <= 0) throw error;
+      if (error.message !== said) waiting((said = error.message), new Date(until));
+      const opens = error.opensAt ? error.opensAt.getTime() - Date.now() : Infinity;
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(pollMs, left, opens))));
+    }
+  }
+}
+
 export interface PromotionFacts {
   version: string;
   sha256: string;

@@ -4,7 +4,7 @@
 // into shipkit.preview_builds with its log, and removes its folder; the leader unpacks it as the
 // preview's uid and runs it. The preview machine runs every preview; workers only build.
 import { createHash } from 'node:crypto';
-import { appendFile, mkdir, rm } from 'node:fs/promises';
+import { appendFile, chown, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type PgBoss from 'pg-boss';
 import type { ShipkitConfig } from '../config/shipkit-yml.ts';
@@ -108,7 +108,7 @@ export async function unpackTree(tree: Buffer, into: string, account?: UnixAccou
   const tar = await import('tar');
   await mkdir(into, { recursive: true, mode: 0o755 });
   const owner = account && process.getuid?.() === 0 ? { uid: account.uid, gid: account.gid } : {};
-  if (owner.uid !== undefined) await (await import('node:fs/promises')).chown(into, owner.uid, owner.gid!);
+  if (owner.uid !== undefined) await chown(into, owner.uid, owner.gid!);
   let refused: string | undefined;
   const unpack = tar.x({
     cwd: into,

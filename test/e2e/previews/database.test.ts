@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import { previewUserEnv } from '../../fixtures/previews/as-user.ts';
 import { stopPreview } from '../../../lib/previews/launch.ts';
 import { deliverGithub } from '../../fixtures/hooks/deliveries.ts';
-import { githubPullRequest } from '../../fixtures/hooks/pull-requests.ts';
+import { ownerPullRequest } from '../../fixtures/hooks/pull-requests.ts';
 import { startPostgres, type Postgres } from '../../fixtures/postgres.ts';
 import { getThrough, nginxBlock, startPreviewNginx, type PreviewNginx } from '../../fixtures/previews/nginx.ts';
 import { ROOT, closedPort, makeBareRepo, startScript, tmpDir, waitFor, type Server } from '../../_helpers/common.ts';
@@ -85,13 +85,7 @@ async function databases(): Promise<string[]> {
 }
 
 function event(action: string, pr: number, sha: string, name = 'octo/site') {
-  const payload = githubPullRequest(action, { repo: name });
-  payload.number = pr;
-  payload.pull_request.number = pr;
-  payload.pull_request.head.sha = sha;
-  payload.pull_request.head.repo.clone_url = `file://${repo.bare}`;
-  payload.pull_request.author_association = 'OWNER';
-  return payload;
+  return ownerPullRequest(action, { pr, sha, cloneUrl: `file://${repo.bare}`, repo: name });
 }
 const deliver = (payload: unknown) => deliverGithub(server.url, 'pull_request', payload, SECRET);
 

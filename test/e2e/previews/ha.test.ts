@@ -12,7 +12,7 @@ import { previewUserEnv } from '../../fixtures/previews/as-user.ts';
 import { processesOf } from '../../fixtures/previews/processes.ts';
 import { stopPreview } from '../../../lib/previews/launch.ts';
 import { deliverGithub } from '../../fixtures/hooks/deliveries.ts';
-import { githubPullRequest } from '../../fixtures/hooks/pull-requests.ts';
+import { ownerPullRequest } from '../../fixtures/hooks/pull-requests.ts';
 import { getThrough, nginxBlock, startPreviewNginx, type PreviewNginx } from '../../fixtures/previews/nginx.ts';
 import { startPostgres, type Postgres } from '../../fixtures/postgres.ts';
 import { makeBareRepo, startScript, tmpDir, waitFor, type Server } from '../../_helpers/common.ts';
@@ -82,13 +82,7 @@ async function start(m: Machine): Promise<Server> {
 }
 
 function event(action: string, pr: number, sha: string) {
-  const payload = githubPullRequest(action, { repo: 'octo/site' });
-  payload.number = pr;
-  payload.pull_request.number = pr;
-  payload.pull_request.head.sha = sha;
-  payload.pull_request.head.repo.clone_url = `file://${repo.bare}`;
-  payload.pull_request.author_association = 'OWNER';
-  return payload;
+  return ownerPullRequest(action, { pr, sha, cloneUrl: `file://${repo.bare}` });
 }
 
 async function leads(m: Machine): Promise<boolean> {

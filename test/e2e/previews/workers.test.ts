@@ -11,7 +11,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { stopPreview } from '../../../lib/previews/launch.ts';
 import { deliverGithub } from '../../fixtures/hooks/deliveries.ts';
-import { githubPullRequest } from '../../fixtures/hooks/pull-requests.ts';
+import { ownerPullRequest } from '../../fixtures/hooks/pull-requests.ts';
 import { previewUserEnv } from '../../fixtures/previews/as-user.ts';
 import { getThrough, nginxBlock, startPreviewNginx, type PreviewNginx } from '../../fixtures/previews/nginx.ts';
 import { startPostgres, type Postgres } from '../../fixtures/postgres.ts';
@@ -64,13 +64,7 @@ function writeConfig(file: string, folderOfData: string, extra: string[]): strin
 }
 
 function event(action: string, pr: number, sha: string) {
-  const payload = githubPullRequest(action, { repo: 'octo/site' });
-  payload.number = pr;
-  payload.pull_request.number = pr;
-  payload.pull_request.head.sha = sha;
-  payload.pull_request.head.repo.clone_url = `file://${repo.bare}`;
-  payload.pull_request.author_association = 'OWNER';
-  return payload;
+  return ownerPullRequest(action, { pr, sha, cloneUrl: `file://${repo.bare}` });
 }
 const deliver = (payload: unknown) => deliverGithub(server.url, 'pull_request', payload, SECRET);
 

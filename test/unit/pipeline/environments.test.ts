@@ -8,7 +8,14 @@ import { UsageError, ValidationError } from '../../../lib/core/errors.ts';
 import { silentLogger } from '../../../lib/core/log.ts';
 import { parseYamlText } from '../../../lib/core/yaml-config.ts';
 import { parseShipkitConfig } from '../../../lib/config/shipkit-yml.ts';
-import { admitPromotion, environmentOf, fleetUrlOf, namesEnvironment } from '../../../lib/pipeline/environments.ts';
+import {
+  admitPromotion,
+  environmentOf,
+  fleetUrlOf,
+  GateClosed,
+  namesEnvironment,
+  whileGateClosed,
+} from '../../../lib/pipeline/environments.ts';
 import type { LedgerEntry } from '../../../lib/release/format/ledger.ts';
 
 const config = parseShipkitConfig(
@@ -94,6 +101,29 @@ test('admitPromotion refuses a closed window, --force or --override without an a
   assert.equal(await admitPromotion(target, staging, whole, { now: open, log }), { note: '' });
   const rolledOn = { ...partial, sourceEntries: [...partial.sourceEntries, entry('rollout', '1.4', { rollout: 100 })] };
   assert.equal((await admitPromotion(target, staging, rolledOn, { now: open, log })).note, '');
+});
+
+test('--wait: tried again on a closed gate until it opens, each reason said once; other errors end it at once', async () => {
+  const said: string[] = [];
+  const waiting = (reason: string) => said.push(reason);
+  let tries = 0;
+  const opensOnThird = async () => {
+    if (++tries < 3) throw new GateClosed('needs 1 approval');
+    return 'promoted';
+  };
+  assert.is(await whileGateClosed(60_000, { pollMs: 1, waiting }, opensOnThird), 'promoted');
+  assert.equal([tries, said], [3, ['needs 1 approval']]);
+  const refused = new ValidationError('never good in staging');
+  let other = 0;
+  const error = await whileGateClosed(60_000, { pollMs: 1, waiting }, async () => {
+    other++;
+    throw refused;
+  }).catch((e: unknown) => e);
+  assert.equal([error, other], [refused, 1]);
+  const once = await whileGateClosed(undefined, { pollMs: 1, waiting }, async () => {
+    throw new GateClosed('in a deny window');
+  }).catch((e: unknown) => e);
+  assert.instance(once, GateClosed, 'without --wait: the refusal itself');
 });
 
 test.run();
