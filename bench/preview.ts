@@ -45,7 +45,8 @@ const GOALS = { totalMs: 15_000, shareMs: 3_000, failed: 0, teardownMs: 2_000, r
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const SERVER = `// The bench's preview app: serves on fd 3 under launchfit (LISTEN_FDS), else on $PORT.
+const SERVER = `// The bench's preview app: serves on every fd launchfit hands it (3… with LISTEN_FDS: the port and
+// its private health socket), else on $PORT.
 const fs = require('node:fs');
 const http = require('node:http');
 const ms = require('ms');
@@ -55,11 +56,12 @@ const handler = (req, res) => {
   res.setHeader('X-Up', ms(Date.now() - started));
   res.end(version + '\\n');
 };
-const server = http.createServer(handler);
-if (Number(process.env.LISTEN_FDS || 0) > 0) server.listen({ fd: 3 });
-else server.listen(Number(process.env.PORT), '127.0.0.1');
+const fds = Number(process.env.LISTEN_FDS || 0);
+const servers = [];
+if (fds > 0) for (let i = 0; i < fds; i++) servers.push(http.createServer(handler).listen({ fd: 3 + i }));
+else servers.push(http.createServer(handler).listen(Number(process.env.PORT), '127.0.0.1'));
 process.on('SIGTERM', () => {
-  server.close();
+  for (const server of servers) server.close();
   setTimeout(() => process.exit(0), 200).unref();
 });
 `;
