@@ -2,6 +2,7 @@
 // app.listen the new release starts beside the old one on the same sockets and takes over only
 // once healthy.
 // The whole story: docs/internals.md.
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../../core/log.ts';
 import { secretVariables } from '../deploy-folder/app-env.ts';
@@ -9,6 +10,7 @@ import type { AppConfig, LaunchConfig } from '../deploy-folder/config.ts';
 import {
   createProber,
   describeProbe,
+  probeHealth,
   waitUntilHealthy,
   watchHealth,
   type HealthWait,
@@ -111,6 +113,28 @@ function slotsOf(paths: DeployPaths, listening: boolean): Slot[] {
   ];
 }
 
+interface HealthViaPort {
+  known(): boolean;
+  remember(): void;
+}
+
+/** Whether the app was seen not to serve its health socket: kept in DEPLOY/.launchfit/health-via-port. */
+function healthViaPort(paths: DeployPaths): HealthViaPort {
+  const file = path.join(paths.meta, 'health-via-port');
+  let known = existsSync(file);
+  return {
+    known: () => known,
+    remember() {
+      known = true;
+      try {
+        writeFileSync(file, 'the app does not answer on its health socket: its port is probed\n');
+      } catch {
+        // Kept for this run only: the next one finds it out again.
+      }
+    },
+  };
+}
+
 /** The app's listening sockets, then one health socket per slot; none without app.listen. */
 async function bindAppSockets(
   listen: ListenSpec[],
@@ -151,12 +175,17 @@ function describeFailure(
       ? `failed its health check ${a.health!.url} within ${a.healthyAfterSec} s${passed}${lastText}`
       : `did not answer its health check ${a.health!.url} with a 2xx within ${a.startTimeoutSec ?? a.healthyAfterSec} s${lastText}`;
   const output = sup.info().tail;
+  const unanswered =
+    listening && last?.error?.startsWith('no answer within') && !exited
+      ? ' (probed over its private health socket, the fd named health in LISTEN_FDNAMES: ' +
+        'an app under app.listen serves HTTP on every fd from 3)'
+      : '';
   const bound =
     output.some((l) => /EADDRINUSE/.test(l)) && listening
       ? ' (its output shows EADDRINUSE: the app binds the port itself instead of using the sockets ' +
         'launchfit hands it as fds 3… with LISTEN_FDS)'
       : '';
-  return { reason: `${reason}${bound}`, probes, output };
+  return { reason: `${reason}${unanswered}${bound}`, probes, output };
 }
 
 /** The two slots: `active` serves, the other takes an overlapping update's new release. */
@@ -176,6 +205,8 @@ class AppSlotRunner implements AppRunner {
   /** How far the serving instance is raised above launchfit's CPU priority during a check (priority.ts); 0: not at all. */
   private readonly boost = updateBoost();
   private boosted = false;
+  /** The app was seen not to serve its health socket (portProbe). */
+  private readonly healthViaPort: HealthViaPort;
   readonly overlap: AppControl['overlap'];
 
   constructor(opts: RunnerOptions, slots: Slot[], sockets: SocketSet | undefined) {
@@ -187,6 +218,7 @@ class AppSlotRunner implements AppRunner {
     this.sockets = sockets;
     this.output = createRotatingLog(opts.paths.appLog, opts.config.app.logMaxBytes, opts.config.app.logKeep);
     this.active = slots[0];
+    this.healthViaPort = healthViaPort(opts.paths);
     this.overlap = this.listen.length
       ? {
           startNext: () => this.startSlot(this.other(), true),
@@ -267,20 +299,51 @@ class AppSlotRunner implements AppRunner {
     await this.stopSlot(old, (a.drainSec ?? a.killTimeoutSec) * 1000);
   }
 
-  /** Probes of the slot's instance, over one kept-alive connection (health.ts createProber). */
+  /**
+   * Probes of the slot's instance, over one kept-alive connection (health.ts createProber): over
+   * its health socket, or over the port once the app was seen not to serve that (portProbe).
+   */
   private probeOf(slot: Slot): (timeoutMs: number) => Promise<ProbeAnswer> {
-    return (timeoutMs) => {
-      const target = {
-        url: this.config.app.health!.url,
-        socketPath: this.listen.length ? slot.healthSocket : undefined,
-      };
-      const key = `${target.url} ${target.socketPath ?? ''}`;
-      if (slot.prober?.key !== key) {
-        slot.prober?.prober.close();
-        slot.prober = { key, prober: createProber(target) };
-      }
-      return slot.prober.prober.probe(timeoutMs);
+    return async (timeoutMs) => {
+      const viaSocket = this.listen.length > 0 && !this.healthViaPort.known();
+      const answer = await this.proberOf(slot, viaSocket).probe(timeoutMs);
+      return viaSocket ? this.portProbe(slot, answer, timeoutMs) : answer;
     };
+  }
+
+  private proberOf(slot: Slot, viaSocket: boolean): Prober {
+    const target = { url: this.config.app.health!.url, socketPath: viaSocket ? slot.healthSocket : undefined };
+    const key = `${target.url} ${target.socketPath ?? ''}`;
+    if (slot.prober?.key !== key) {
+      slot.prober?.prober.close();
+      slot.prober = { key, prober: createProber(target) };
+    }
+    return slot.prober.prober;
+  }
+
+  /**
+   * An app that serves fd 3 alone (`listen({fd: 3})`) never answers on its health socket. When a
+   * probe there gets no answer while the instance runs alone, the URL is probed over TCP: a 2xx
+   * there, and still none on the socket, means the app does not serve it, and from then on (kept
+   * in DEPLOY/.launchfit) its port is probed. That is weaker in one case, said in the log: during a
+   * switch the answer may come from the old instance sharing the port.
+   */
+  private async portProbe(slot: Slot, answer: ProbeAnswer, timeoutMs: number): Promise<ProbeAnswer> {
+    const other = this.slots[this.slots.indexOf(slot) ^ 1].sup?.info().state;
+    if (answer.ok || !answer.error?.startsWith('no answer within') || other === 'running' || other === 'backoff')
+      return answer;
+    const url = this.config.app.health!.url;
+    const viaPort = await probeHealth({ url, timeoutMs });
+    if (!viaPort.ok) return answer;
+    const again = await this.proberOf(slot, true).probe(Math.min(timeoutMs, 1000));
+    if (again.ok) return again;
+    this.healthViaPort.remember();
+    this.log.warn(
+      `the app does not answer its health check on its private health socket (the fd named health, ` +
+        `after the ones app.listen names): from now on ${url} is probed over TCP, where during an ` +
+        `update the old instance may answer for the new one; serve HTTP on every fd from 3 (LISTEN_FDS)`,
+    );
+    return viaPort;
   }
 
   private healthFd(slot: Slot): BoundSocket | undefined {

@@ -113,6 +113,26 @@ onNode('an app that calls listen({fd: 3}) works unchanged', async () => {
   assert.is(a.body, `1.1 ${pid} fd3`);
 });
 
+onNode('a health-checked app that serves fd 3 alone: its port is probed instead, updates still pass', async () => {
+  await lf!.stop('SIGTERM');
+  const health = `  health:\n    http: http://127.0.0.1:${port}/up\n    interval: 0.2\n    timeout: 1\n`;
+  const fd3Yml = `${yml}${health}`;
+  w.writeConfig('', `  listen: [127.0.0.1:${port}, ${unixPath}]\n${health}`);
+  lf = await startLaunchfit(w.deploy);
+  await waitFor(async () => ((await get({ port })).status === 200 ? true : undefined), {
+    what: 'the fd-3 app on its port',
+  });
+  await waitFor(async () => (/from now on .* is probed over TCP/.test(lf!.output()) ? true : undefined), {
+    what: 'the log saying the port is probed instead',
+  });
+  assert.ok(existsSync(path.join(w.deploy, '.launchfit/health-via-port')), 'kept for the next run');
+  await w.publish('1.2', { files: { 'server.cjs': FD3_APP }, yml: fd3Yml });
+  const r = await runScript('launchfit', ['update', '--dir', w.deploy]);
+  assert.is(r.exitCode, 0, r.stdout + r.stderr);
+  const pid = (await statusOf(w.deploy)).app.pid;
+  assert.is((await get({ port })).body, `1.2 ${pid} fd3`);
+});
+
 onNode('launchfit stops: the app is stopped and the Unix socket removed', async () => {
   assert.is(await lf!.stop('SIGTERM'), 0, lf!.output());
   lf = undefined;
