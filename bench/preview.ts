@@ -519,13 +519,15 @@ function pacedLoad(nginx: PreviewNginx, pr: number, good: string[]) {
   let sent = 0;
   let failed = 0;
   const pending: Array<Promise<void>> = [];
+  const t0 = Date.now();
   const timer = setInterval(() => {
     sent++;
+    const at = Date.now() - t0;
     pending.push(
       through(nginx, pr).then((a) => {
         if (a.status !== 200 || !good.includes(a.body)) {
           failed++;
-          if (failed <= 3) log(`  failed request: ${a.status} ${a.body.slice(0, 120)}`);
+          if (failed <= 3) log(`  failed request (sent ${at} ms into the load): ${a.status} ${a.body.slice(0, 120)}`);
         }
       }),
     );

@@ -15,6 +15,7 @@ import {
   previewPathProblem,
 } from '../config/preview-values.ts';
 import { prOfName, previewNameProblem, validatePreviewName } from './name.ts';
+import { nginxWorkers, untilOldWorkersStop } from './nginx-workers.ts';
 
 export interface ProxyCommands {
   /** nginx's config test, as argv (`['nginx', '-t']`). */
@@ -180,7 +181,7 @@ async function changeLocked(change: RouteChange, name: string, next: string | un
     });
     if (next === undefined && previous === undefined) return false;
     await inFolder(change.dir, () => putFile(file, next));
-    const failed = (await runProxyCommand(change.test, change)) ?? (await runProxyCommand(change.reload, change));
+    const failed = (await runProxyCommand(change.test, change)) ?? (await reload(change));
     if (failed !== undefined) {
       await putFile(file, previous);
       const what =
@@ -193,6 +194,14 @@ async function changeLocked(change: RouteChange, name: string, next: string | un
   } finally {
     await lock.release();
   }
+}
+
+/** nginx's reload, done once no worker that ran before it still takes connections (nginx-workers.ts). */
+async function reload(change: RouteChange): Promise<string | undefined> {
+  const before = nginxWorkers();
+  const failed = await runProxyCommand(change.reload, change);
+  if (failed === undefined) await untilOldWorkersStop(before);
+  return failed;
 }
 
 /** `step` on DIR; a file-system error becomes one that says what the operator can do. */
