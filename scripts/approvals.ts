@@ -75,7 +75,7 @@ async function environmentStatus(
       json: { app: app.name, env: env.name, nothing: waiting.nothing },
       text: `${head}: nothing waiting (${waiting.nothing})\n`,
     };
-  const { version, sha256, publishers } = waiting.release;
+  const { version, sha256, publishers, publisherUsers } = waiting.release;
   const check = await checkApprovals({
     dest: target,
     app: app.name,
@@ -84,6 +84,7 @@ async function environmentStatus(
     env: env.name,
     rule: env.approvals!,
     publishers,
+    publisherUsers,
   });
   const { shownEscaped } = await import('../lib/core/escape.ts');
   const awaited =

@@ -87,7 +87,7 @@ async function main(args: Args, log: Logger): Promise<number> {
   });
   const subject = { app: app.name, version: record.version, sha256: record.sha256, env: env.name };
   const dest = openDestination(env.to, log);
-  const { publishers } = record;
+  const { publishers, publisherUsers } = record;
   const approval = await giveApproval({
     dest,
     ...subject,
@@ -97,7 +97,7 @@ async function main(args: Args, log: Logger): Promise<number> {
     publishers,
     log,
   });
-  const check = await checkApprovals({ dest, ...subject, rule, publishers });
+  const check = await checkApprovals({ dest, ...subject, rule, publishers, publisherUsers });
   if (args.json) process.stdout.write(`${JSON.stringify({ ...subject, approval, check })}\n`);
   else
     process.stdout.write(

@@ -13,7 +13,7 @@ import {
   type KeyPath,
 } from '../core/yaml-config.ts';
 import { messageOf } from '../core/errors.ts';
-import { nameProblem } from '../core/names.ts';
+import { nameProblem, UI_USER_PREFIX, userNameProblem } from '../core/names.ts';
 import { isRemoteDestination } from '../release/dest/destination.ts';
 import { parseWindow, type DeployWindow } from '../release/gates/windows.ts';
 import { parseGate, type MetricGate } from '../release/gates/metric.ts';
@@ -68,7 +68,7 @@ const ENVIRONMENT_KEYS = [
   'windows',
   'gates',
 ] as const;
-const APPROVAL_KEYS = ['required', 'from', 'expires'] as const;
+const APPROVAL_KEYS = ['required', 'from', 'expires', 'ui_key'] as const;
 const ROLLOUT_KEYS = ['steps', 'wait', 'max_failures', 'allow_missing', 'rollback'] as const;
 const DAY_MS = 86_400_000;
 
@@ -161,13 +161,42 @@ function parseApprovals(doc: ConfigDoc, keyPath: KeyPath): ApprovalRule | undefi
   if (getKey(doc, keyPath, 'object') === undefined) return undefined;
   checkKnownKeys(doc, keyPath, APPROVAL_KEYS);
   const from = getKey(doc, [...keyPath, 'from'], 'string[]', { required: true })!;
-  if (from.length === 0) throw configError(doc, [...keyPath, 'from'], "must list the approvers' public keys.");
+  if (from.length === 0)
+    throw configError(
+      doc,
+      [...keyPath, 'from'],
+      "must list the approvers' public keys (or status-page users, ui:NAME).",
+    );
   const required = wholeNumber(doc, [...keyPath, 'required'], 1, 1, from.length);
   const expires = valueAt(doc.data, [...keyPath, 'expires']);
   const expiresMs = expires === undefined ? DAY_MS : parseDuration(expires);
   if (expiresMs === undefined || expiresMs > 30 * DAY_MS)
     throw configError(doc, [...keyPath, 'expires'], 'must be a duration such as 24h, 90m or 7d, at most 30d.');
-  return { required, from: from.map((file, i) => filePath(doc, [...keyPath, 'from', i], file)), expiresMs };
+  const keys: string[] = [];
+  const users: string[] = [];
+  from.forEach((entry, i) => {
+    if (!entry.startsWith(UI_USER_PREFIX)) return void keys.push(filePath(doc, [...keyPath, 'from', i], entry));
+    const name = entry.slice(UI_USER_PREFIX.length);
+    const problem = userNameProblem(name);
+    if (problem) throw configError(doc, [...keyPath, 'from', i], `names a status-page user that ${problem}.`);
+    if (users.includes(name)) throw configError(doc, [...keyPath, 'from', i], `names ${entry} a second time.`);
+    users.push(name);
+  });
+  const uiKey = getKey(doc, [...keyPath, 'ui_key'], 'string');
+  if (users.length && uiKey === undefined)
+    throw configError(
+      doc,
+      keyPath,
+      "names status-page users (ui:NAME) but no ui_key: the public key hook-server signs their approvals with (its ui_key:'s).",
+    );
+  if (!users.length && uiKey !== undefined)
+    throw configError(
+      doc,
+      [...keyPath, 'ui_key'],
+      'is for approvals by status-page users; from: names none (ui:NAME).',
+    );
+  if (!users.length) return { required, from: keys, expiresMs };
+  return { required, from: keys, users, uiKey: filePath(doc, [...keyPath, 'ui_key'], uiKey!), expiresMs };
 }
 
 /** A list whose entries one parser reads; its error gains the entry's FILE:LINE. */

@@ -22,7 +22,13 @@ import { parseGitAuth, type GitAuthConfig } from './git-auth.ts';
 import { parseCacheConfig, type RepoCache } from './cache.ts';
 import { parseNodeConfig, type NodeRequest } from './node-version.ts';
 import { parseGitToken, type GitTokenConfig } from './git-token.ts';
-import { parsePublishConfig, parseRolloutConfig, type PublishConfig, type RolloutConfig } from './pipeline.ts';
+import {
+  filePath,
+  parsePublishConfig,
+  parseRolloutConfig,
+  type PublishConfig,
+  type RolloutConfig,
+} from './pipeline.ts';
 import { parsePreviews, type PreviewsConfig } from './previews.ts';
 import { parseApps, publishToEnvironment, type AppConfig } from './environments.ts';
 import type { UploadEntry } from '../stages/upload/index.ts';
@@ -86,6 +92,10 @@ export interface ShipkitConfig {
   maxBody?: number;
   /** Status page and badges: `token` (default), `public` (states and badges, never logs), `off`. */
   ui: UiMode;
+  /** `ui_users:` (docs/hook-server.md): the file of named status-page users (NAME:HASH lines), absolute. */
+  uiUsers?: string;
+  /** `ui_key:`: hook-server's armored secret key that signs approvals given on the status page, absolute. */
+  uiKey?: string;
   /** Where hook-server is reached from outside (no trailing slash), for links in statuses and notifications. */
   publicUrl?: string;
   /** Top-level notifications, for every repo without its own `notify:`. */
@@ -115,6 +125,8 @@ const TOP_KEYS = [
   'max_body',
   'logs',
   'ui',
+  'ui_users',
+  'ui_key',
   'public_url',
   'notify',
   'queue',
@@ -236,6 +248,7 @@ export function parseShipkitConfig(doc: ConfigDoc): ShipkitConfig {
     workers: parseWorkers(doc),
     maxBody,
     ui: parseUiMode(doc),
+    ...parseUiUsers(doc),
     publicUrl: parsePublicUrl(doc),
     notify: parseNotifyList(doc, []) ?? [],
     queue,
@@ -269,6 +282,20 @@ function parseAudit(doc: ConfigDoc): { keepDays?: number } {
       'must be a whole number of days from 1 to 36500 (absent: keep forever).',
     );
   return { keepDays };
+}
+
+/** `ui_users:` and `ui_key:`: named users log in with a password; they need the token's sessions and the page. */
+function parseUiUsers(doc: ConfigDoc): { uiUsers?: string; uiKey?: string } {
+  const users = getKey(doc, ['ui_users'], 'string');
+  const key = getKey(doc, ['ui_key'], 'string');
+  if (users !== undefined && getKey(doc, ['ui'], 'string') === 'off')
+    throw configError(doc, ['ui_users'], 'names status-page users, but ui: off turns the status page off.');
+  if (key !== undefined && users === undefined)
+    throw configError(doc, ['ui_key'], 'signs approvals given by status-page users; name their file in ui_users: too.');
+  return {
+    uiUsers: users === undefined ? undefined : filePath(doc, ['ui_users'], users),
+    uiKey: key === undefined ? undefined : filePath(doc, ['ui_key'], key),
+  };
 }
 
 function parseUiMode(doc: ConfigDoc): UiMode {

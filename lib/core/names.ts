@@ -26,6 +26,21 @@ export function validateName(name: unknown, what = 'name'): string {
   return name as string;
 }
 
+// A status-page user (`ui_users:`): it is written in cookies, approval file names and `ui:NAME`
+// entries, so no dot, no colon, nothing to quote.
+const USER_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+/** A status-page user where a list also holds files (`approvals: from: [keys/alice.asc, ui:carol]`). */
+export const UI_USER_PREFIX = 'ui:';
+
+/** Why `name` is not a status-page user name, or undefined when it is. */
+export function userNameProblem(name: unknown): string | undefined {
+  if (typeof name !== 'string' || name === '') return 'is empty';
+  if (!USER_NAME.test(name))
+    return 'is not a user name (1 to 64 letters, digits, "_" and "-", starting with a letter or digit)';
+  return undefined;
+}
+
 // A repository's full name as the forges spell it: GitHub `owner/name` (names may start with a
 // dot: `owner/.github`), GitLab `group/sub/…/project` (subgroups nest 20 deep, so 21 parts),
 // Gitea/Gogs `owner/name`, or a plain name. ASCII letters, digits, ".", "_", "-" in each part.

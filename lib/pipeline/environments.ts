@@ -7,7 +7,7 @@ import type { AppConfig, EnvironmentConfig } from '../config/environments.ts';
 import type { ShipkitConfig } from '../config/shipkit-yml.ts';
 import { openDestination } from '../release/dest/destination.ts';
 import { checkApprovals } from '../release/gates/approvals.ts';
-import { publishersOf } from '../release/gates/approval-release.ts';
+import { publishersOf, publisherUsersOf } from '../release/gates/approval-release.ts';
 import { windowVerdict } from '../release/gates/windows.ts';
 import type { LedgerEntry } from '../release/format/ledger.ts';
 import { compareVersions, parseVersionFile } from '../release/format/version-file.ts';
@@ -144,6 +144,7 @@ export async function admitPromotion(
         env: env.name,
         rule: env.approvals,
         publishers: await publishersOf(facts.sourceEntries, facts.certificate, app.name, facts.version),
+        publisherUsers: publisherUsersOf(facts.sourceEntries, app.name, facts.version),
         now,
       })
     : undefined;

@@ -22,6 +22,8 @@ export interface SourceRecord {
    * when DEST's certificate holds them: none of these may approve it.
    */
   publishers: string[];
+  /** The accounts that wrote them (`by: NAME@HOST`): no status-page user of that name may approve it. */
+  publisherUsers: string[];
   /** The source DEST. */
   from: string;
 }
@@ -79,6 +81,7 @@ async function recordOf(
     version: entry.version,
     sha256: entry.sha256,
     publishers: await publishersOf(entries, certificate, app, version),
+    publisherUsers: publisherUsersOf(entries, app, version),
     from,
   };
 }
@@ -103,6 +106,21 @@ export async function publishersOf(
   const held = new Set(releaseKey.getKeys().map((k) => k.getFingerprint().toLowerCase()));
   const primary = signers.some((s) => held.has(s)) ? [releaseKey.getFingerprint().toLowerCase()] : [];
   return [...new Set([...signers, ...primary])];
+}
+
+/**
+ * Who wrote `version`'s publish and promote entries, by account: the NAME of `by: NAME@HOST` (an
+ * entry a build job wrote, `by: job ID`, names nobody). A status-page user of that name is the
+ * publisher, on any machine.
+ */
+export function publisherUsersOf(entries: LedgerEntry[], app: string, version: string): string[] {
+  const key = versionKey(version);
+  const names = entries
+    .filter((e) => (e.action === 'publish' || e.action === 'promote') && e.app === app && e.version !== null)
+    .filter((e) => versionKey(e.version!) === key)
+    .map((e) => /^([^@\s]+)@[^@\s]*$/.exec(e.by)?.[1])
+    .filter((name): name is string => name !== undefined);
+  return [...new Set(names)];
 }
 
 /** What waits at the source to move into the target, or why nothing does. */

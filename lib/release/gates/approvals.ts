@@ -1,7 +1,8 @@
 // An environment's approvals (docs/environments.md "Approvals"): a small JSON document bound to one
-// release (app, version, sha256) and one environment, signed by an approver's own OpenPGP key and
-// kept at the target's DEST under approvals/, one file per approver. Given here and counted here:
-// only a signature by the key the config's `from:` file holds now, for exactly what is asked, in time.
+// release (app, version, sha256) and one environment, signed by an approver's own OpenPGP key (or,
+// for a status-page user `ui:NAME`, by hook-server's `ui_key`, naming the user) and kept at the
+// target's DEST under approvals/, one file per approver. Given here and counted here: only a
+// signature by the key the config names now, for exactly that approver and what is asked, in time.
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -9,7 +10,7 @@ import path from 'node:path';
 import { ConfigError, ValidationError, messageOf } from '../../core/errors.ts';
 import { ensureDir, syncDir } from '../../core/fs.ts';
 import type { Logger } from '../../core/log.ts';
-import { validateName } from '../../core/names.ts';
+import { UI_USER_PREFIX, validateName } from '../../core/names.ts';
 import { openDestination, type Destination } from '../dest/destination.ts';
 import { ledgerActor } from '../dest/ledger.ts';
 import { loadSigningKey, readDetachedSignature, signDetached, verifySignaturePacket } from '../format/signature.ts';
@@ -28,6 +29,10 @@ export interface ApprovalRule {
   required: number;
   /** approvers' public key files (armored), absolute */
   from: string[];
+  /** status-page users who may approve (`ui:NAME` in `from:`) */
+  users?: string[];
+  /** the public key hook-server signs their approvals with (`ui_key:`), absolute; needed with `users` */
+  uiKey?: string;
   expiresMs: number;
 }
 
@@ -68,21 +73,27 @@ interface ApprovalDocument extends ApprovalSubject {
   expires: string;
 }
 
-/** One key of `rule.from`, as its file holds it now. */
+/** One key of `rule.from`, as its file holds it now; or one status-page user, with `ui_key`'s certificate. */
 interface Approver {
-  /** The file's name without folder and extension (keys/alice.asc: alice), for messages. */
+  /** The file's name without folder and extension (keys/alice.asc: alice), or `ui:NAME`, for messages. */
   name: string;
   file: string;
+  /** The primary's fingerprint, or `ui:NAME`: the approver the document names. */
   fingerprint: string;
+  /** A status-page user's name. */
+  user?: string;
   /** The primary's and every subkey's fingerprint. */
   fingerprints: string[];
   uid: string;
   certificate: import('openpgp').PublicKey;
 }
 
-/** Where `fingerprint`'s approval of `subject` is kept, relative to DEST. */
-export function approvalFileName(subject: Omit<ApprovalSubject, 'sha256'>, fingerprint: string): string {
-  return `${APPROVALS_FOLDER}/${subject.app}-${subject.version}-${subject.env}-${fingerprint.slice(0, 16)}.json`;
+/** Where `approver`'s approval of `subject` is kept, relative to DEST: a fingerprint, or `ui:NAME` (ui-NAME). */
+export function approvalFileName(subject: Omit<ApprovalSubject, 'sha256'>, approver: string): string {
+  const tag = approver.startsWith(UI_USER_PREFIX)
+    ? `ui-${approver.slice(UI_USER_PREFIX.length)}`
+    : approver.slice(0, 16);
+  return `${APPROVALS_FOLDER}/${subject.app}-${subject.version}-${subject.env}-${tag}.json`;
 }
 
 /** Refuses names that would make a path, and a sha256 that is not one, before anything is read. */
@@ -98,21 +109,29 @@ function checkSubject(subject: ApprovalSubject): void {
 const fingerprintsOf = (key: import('openpgp').PublicKey) =>
   [key, ...key.getSubkeys()].map((k) => k.getFingerprint().toLowerCase());
 
-/** The keys of `from`, one per primary (a key named twice counts once). Throws ConfigError for a file that is not one. */
-async function readApprovers(from: string[]): Promise<Approver[]> {
+/** An approver's public key from `file`; throws ConfigError for a file that is not one. */
+async function readCertificate(file: string, what: string): Promise<import('openpgp').PublicKey> {
   const openpgp: OpenPgp = await import('openpgp');
+  const armored = await readFile(file, 'utf8').catch((error) => {
+    throw new ConfigError(`Cannot read ${what} ${file} (${(error as NodeJS.ErrnoException).code}).`, {
+      cause: error,
+    });
+  });
+  if (armored.includes('PRIVATE KEY BLOCK'))
+    throw new ConfigError(`${file} holds a secret key; approvals: takes public keys (${what}).`);
+  return openpgp.readKey({ armoredKey: armored }).catch((error) => {
+    throw new ConfigError(`${file} is not an armored OpenPGP public key (${messageOf(error)}).`, { cause: error });
+  });
+}
+
+/**
+ * The approvers of `rule`: its keys, one per primary (a key named twice counts once), then its
+ * status-page users, each with the certificate of `ui_key`. Throws ConfigError for a file that is not one.
+ */
+async function readApprovers(rule: Pick<ApprovalRule, 'from' | 'users' | 'uiKey'>): Promise<Approver[]> {
   const approvers = new Map<string, Approver>();
-  for (const file of from) {
-    const armored = await readFile(file, 'utf8').catch((error) => {
-      throw new ConfigError(`Cannot read the approver's key ${file} (${(error as NodeJS.ErrnoException).code}).`, {
-        cause: error,
-      });
-    });
-    if (armored.includes('PRIVATE KEY BLOCK'))
-      throw new ConfigError(`${file} holds a secret key; approvals: from: takes the approver's public key.`);
-    const certificate = await openpgp.readKey({ armoredKey: armored }).catch((error) => {
-      throw new ConfigError(`${file} is not an armored OpenPGP public key (${messageOf(error)}).`, { cause: error });
-    });
+  for (const file of rule.from) {
+    const certificate = await readCertificate(file, "the approver's key");
     const fingerprint = certificate.getFingerprint().toLowerCase();
     if (approvers.has(fingerprint)) continue;
     approvers.set(fingerprint, {
@@ -124,6 +143,20 @@ async function readApprovers(from: string[]): Promise<Approver[]> {
       certificate,
     });
   }
+  if (!rule.users?.length) return [...approvers.values()];
+  if (!rule.uiKey) throw new ConfigError('approvals: names status-page users (ui:NAME) but no ui_key: to check them.');
+  const certificate = await readCertificate(rule.uiKey, 'the status-page key (approvals: ui_key:)');
+  for (const user of rule.users)
+    approvers.set(`${UI_USER_PREFIX}${user}`, {
+      name: `${UI_USER_PREFIX}${user}`,
+      file: rule.uiKey,
+      fingerprint: `${UI_USER_PREFIX}${user}`,
+      user,
+      // Its key is hook-server's, not the user's: who published is told apart by name (publisherUsers).
+      fingerprints: [],
+      uid: `${user} (status page)`,
+      certificate,
+    });
   return [...approvers.values()];
 }
 
@@ -188,7 +221,7 @@ export async function giveApproval(opts: {
   checkSubject({ app, version, sha256, env });
   const now = opts.now ?? new Date();
   const publishers = new Set(opts.publishers.map((f) => f.toLowerCase()));
-  const approver = await approverOfKey(opts.key, await readApprovers(opts.rule.from), publishers, now);
+  const approver = await approverOfKey(opts.key, await readApprovers(opts.rule), publishers, now);
   const key = await loadSigningKey(opts.key, opts.passphraseFile);
   const document: ApprovalDocument = {
     type: TYPE,
@@ -210,10 +243,80 @@ export async function giveApproval(opts: {
       `${opts.key} signs with a subkey that ${approver.file} does not hold as valid: the approval would not count. ` +
         `Export ${approver.name}'s public key again into ${approver.file}. Nothing was written.`,
     );
-  await placeApproval(opts.dest, approvalFileName(opts, approver.fingerprint), json, signature, opts.log);
-  opts.log.info('approved', { app, version, env, approver: approver.fingerprint, dest: opts.dest.where });
-  const { approver: fingerprint, uid, at, expires, by } = document;
-  return { approver: fingerprint, uid, at, expires, by, digest: sha256Of(json) };
+  return placeSigned(opts.dest, document, json, signature, opts.log);
+}
+
+/** The approval document and its armored signature placed at DEST; the approval as counted. */
+async function placeSigned(
+  dest: Destination,
+  document: ApprovalDocument,
+  json: Buffer,
+  signature: string,
+  log: Logger,
+) {
+  const { app, version, env } = document;
+  await placeApproval(dest, approvalFileName(document, document.approver), json, signature, log);
+  log.info('approved', { app, version, env, approver: document.approver, dest: dest.where });
+  const { approver, uid, at, expires, by } = document;
+  return { approver, uid, at, expires, by, digest: sha256Of(json) };
+}
+
+/**
+ * A status-page user's approval, signed with hook-server's `ui_key` (`keyFile`, the secret key
+ * whose public half is `rule.uiKey`) and placed at DEST as giveApproval places one. Throws
+ * ValidationError (nothing written) for a user not in `from:` or who published or promoted the
+ * version, ConfigError for a key that is not the one `rule.uiKey` holds.
+ */
+export async function givePageApproval(opts: {
+  dest: Destination;
+  subject: ApprovalSubject;
+  user: string;
+  keyFile: string;
+  rule: ApprovalRule;
+  /** account names (the user of `by: NAME@HOST`) that wrote this version's publish/promote entries */
+  publisherUsers: string[];
+  by: string;
+  now?: Date;
+  log: Logger;
+}): Promise<Approval> {
+  const { subject, user } = opts;
+  checkSubject(subject);
+  const now = opts.now ?? new Date();
+  const id = `${UI_USER_PREFIX}${user}`;
+  const approver = (await readApprovers(opts.rule)).find((a) => a.fingerprint === id);
+  if (!approver)
+    throw new ValidationError(
+      `${user} is not one of ${subject.env}'s approvers (approvals: from:). Nothing was written.`,
+    );
+  if (opts.publisherUsers.includes(user))
+    throw new ValidationError(
+      `${user} published or promoted ${subject.app} ${subject.version}: an approval must come from someone else. Nothing was written.`,
+    );
+  if (await approver.certificate.isRevoked(undefined, undefined, now))
+    throw new ConfigError(`The status-page key ${approver.file} is revoked: approvals signed with it do not count.`);
+  const key = await loadSigningKey(opts.keyFile);
+  if (key.getFingerprint().toLowerCase() !== approver.certificate.getFingerprint().toLowerCase())
+    throw new ConfigError(
+      `hook-server's ui_key (${opts.keyFile}) is not the key ${subject.env}'s approvals: ui_key: holds (${approver.file}): ` +
+        'export its public key there. Nothing was written.',
+    );
+  const document: ApprovalDocument = {
+    type: TYPE,
+    ...subject,
+    approver: id,
+    uid: approver.uid,
+    by: opts.by,
+    at: now.toISOString(),
+    expires: new Date(now.getTime() + opts.rule.expiresMs).toISOString(),
+  };
+  const json = Buffer.from(`${JSON.stringify(document)}\n`);
+  const openpgp: OpenPgp = await import('openpgp');
+  const signature = openpgp.armor(openpgp.enums.armor.signature, await signDetached(key, { data: json }));
+  if (!(await signedBy(approver, json, Buffer.from(signature), now)))
+    throw new ConfigError(
+      `${opts.keyFile} signs with a subkey that ${approver.file} does not hold as valid. Nothing was written.`,
+    );
+  return placeSigned(opts.dest, document, json, signature, opts.log);
 }
 
 /** Writes NAME and NAME.sig (relative to DEST, under approvals/) from memory, the JSON first. */
@@ -254,16 +357,21 @@ export async function checkApprovals(opts: {
   env: string;
   rule: ApprovalRule;
   publishers: string[];
+  /** account names that wrote the version's publish/promote entries: as status-page users they may not approve it */
+  publisherUsers?: string[];
   now?: Date;
 }): Promise<ApprovalCheck> {
   const { app, version, sha256, env } = opts;
   checkSubject({ app, version, sha256, env });
   const now = opts.now ?? new Date();
-  const publishers = new Set(opts.publishers.map((f) => f.toLowerCase()));
+  const publishers = new Set([
+    ...opts.publishers.map((f) => f.toLowerCase()),
+    ...(opts.publisherUsers ?? []).map((u) => `${UI_USER_PREFIX}${u}`),
+  ]);
   const check: ApprovalCheck = { valid: [], refused: [], missing: [], required: opts.rule.required };
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'shipkit-approvals-'));
   try {
-    for (const approver of await readApprovers(opts.rule.from)) {
+    for (const approver of await readApprovers(opts.rule)) {
       const name = approvalFileName(opts, approver.fingerprint);
       const files = await readApprovalFiles(opts.dest, name, scratch);
       const judged =
@@ -274,7 +382,7 @@ export async function checkApprovals(opts: {
       else {
         if (judged) check.refused.push(judged);
         // A publisher of this version is not awaited: it cannot approve it.
-        if (!approver.fingerprints.some((f) => publishers.has(f))) check.missing.push(approver.uid);
+        if (!isPublisher(approver, publishers)) check.missing.push(approver.uid);
       }
     }
   } finally {
@@ -333,7 +441,7 @@ async function judgeApproval(opts: {
   const until = Math.min(Date.parse(document.expires), Date.parse(document.at) + opts.rule.expiresMs);
   if (!(now.getTime() < until))
     return `${who}'s approval expired at ${Number.isFinite(until) ? new Date(until).toISOString() : document.expires}.`;
-  if (approver.fingerprints.some((f) => opts.publishers.has(f)))
+  if (isPublisher(approver, opts.publishers))
     return `${who} published or promoted this version: an approval must come from someone else.`;
   const { uid, at, by } = document;
   return {
@@ -344,6 +452,11 @@ async function judgeApproval(opts: {
     by,
     digest: sha256Of(json),
   };
+}
+
+/** A key whose fingerprint signed the version's entries, or a user (`ui:NAME` in `publishers`) who wrote them. */
+function isPublisher(approver: Approver, publishers: Set<string>): boolean {
+  return approver.fingerprints.some((f) => publishers.has(f)) || publishers.has(approver.fingerprint);
 }
 
 /** Whether a signature packet in `signature` verifies over `json` with the approver's certificate at `now`. */

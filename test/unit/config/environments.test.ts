@@ -50,6 +50,27 @@ test('environments in order, from: the one above, DESTs and key files made absol
   assert.is(parse('repos: {}\n').size, 0, 'no apps: block, no apps');
 });
 
+test('status-page users approve beside keys: ui:NAME entries, with the key hook-server signs their approvals with', () => {
+  const app = parse(
+    TWO.replace(
+      'required: 1, from: [keys/alice.asc] }',
+      'required: 2, from: [keys/alice.asc, ui:carol, ui:dave], ui_key: keys/ui.asc }',
+    ),
+  ).get('web')!;
+  assert.equal(app.environments.get('production')!.approvals, {
+    required: 2,
+    from: ['/etc/shipkit/keys/alice.asc'],
+    users: ['carol', 'dave'],
+    uiKey: '/etc/shipkit/keys/ui.asc',
+    expiresMs: 86_400_000,
+  });
+  const load = (text: string) => parseShipkitConfig(parseYamlText(text, '/etc/shipkit/shipkit.yml'));
+  const top = load('ui_users: ui-users\nui_key: file:keys/ui-secret.asc\n');
+  assert.equal([top.uiUsers, top.uiKey], ['/etc/shipkit/ui-users', '/etc/shipkit/keys/ui-secret.asc']);
+  assert.throws(() => load('ui_key: k.asc\n'), /shipkit\.yml:1.*ui_key: signs approvals given by status-page users/);
+  assert.throws(() => load('ui: off\nui_users: u\n'), /shipkit\.yml:2.*ui_users: names status-page users, but ui: off/);
+});
+
 test("shipkit.example.yml's commented apps: block parses, with the fleet: block above it", () => {
   const text = readFileSync(path.join(ROOT, 'shipkit.example.yml'), 'utf8');
   const fleet = /^# fleet:\n(?:#   .*\n)+/m.exec(text)?.[0];
@@ -132,6 +153,23 @@ test('refused, each naming its line and key', () => {
       /approvals\.expires: must be a duration/,
     ],
     [env('      production: { to: /p, approvals: { from: [env:KEY] } }\n'), /approvals\.from\[0\]: must name a file/],
+    [
+      env('      production: { to: /p, approvals: { from: [a.asc, "ui:no.dots"], ui_key: ui.asc } }\n'),
+      /shipkit\.yml:5.*approvals\.from\[1\]: names a status-page user that is not a user name/,
+    ],
+    [env('      production: { to: /p, approvals: { from: ["ui:"], ui_key: ui.asc } }\n'), /from\[0\]: .*is empty/],
+    [
+      env('      production: { to: /p, approvals: { from: [ui:carol, ui:carol], ui_key: ui.asc } }\n'),
+      /approvals\.from\[1\]: names ui:carol a second time/,
+    ],
+    [
+      env('      production: { to: /p, approvals: { from: [ui:carol] } }\n'),
+      /shipkit\.yml:5.*production\.approvals: names status-page users \(ui:NAME\) but no ui_key/,
+    ],
+    [
+      env('      production: { to: /p, approvals: { from: [a.asc], ui_key: ui.asc } }\n'),
+      /approvals\.ui_key: is for approvals by status-page users/,
+    ],
     [
       env(
         '      production:\n        to: /p\n        windows:\n          - { deny: "Fri 15:00 - Mon 08:00", tz: Europe/Berln }\n',

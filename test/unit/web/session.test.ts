@@ -117,4 +117,60 @@ test('limiter: 5 failures per window, then blocked with the seconds left; succes
   assert.ok(limiter.size() <= 100, `bounded: ${limiter.size()}`);
 });
 
+test("a named user's cookie carries the name under the MAC; a new password, a user removed or a renamed cookie ends it", () => {
+  const keys = createSessionKeys(TOKEN);
+  const alice = { name: 'alice', hash: 'scrypt$15$8$1$salt-one$hash' };
+  const users = new Map([['alice', alice]]);
+  const value = keys.issue(AT, alice);
+  assert.match(value, /^[A-Za-z0-9_-]{22}\.\d{13}\.alice\.[A-Za-z0-9_-]{43}$/);
+  const session = keys.verify(value, AT, (name) => users.get(name))!;
+  assert.equal(session, { id: value.split('.')[0], issued: AT.getTime(), expires: session.expires, user: 'alice' });
+  assert.is(keys.verify(value, AT), undefined, 'no user lookup: no named session');
+  assert.is(
+    keys.verify(value, AT, () => undefined),
+    undefined,
+    'the user removed from the file',
+  );
+  assert.is(
+    keys.verify(value, AT, () => ({ ...alice, hash: 'scrypt$15$8$1$salt-two$hash' })),
+    undefined,
+    'a new password',
+  );
+  const [id, issued, , mac] = value.split('.');
+  users.set('mallory', { name: 'mallory', hash: alice.hash });
+  assert.is(
+    keys.verify(`${id}.${issued}.mallory.${mac}`, AT, (n) => users.get(n)),
+    undefined,
+    'the name swapped',
+  );
+  assert.is(
+    keys.verify(`${id}.${issued}.${mac}`, AT, (n) => users.get(n)),
+    undefined,
+    'the name dropped',
+  );
+  const tokenSession = keys.issue(AT);
+  const [tid, tissued, tmac] = tokenSession.split('.');
+  assert.is(
+    keys.verify(`${tid}.${tissued}.alice.${tmac}`, AT, (n) => users.get(n)),
+    undefined,
+    'a name added',
+  );
+});
+
+test('a CSRF token is bound to its session: another session, another token, or a guess does not match', () => {
+  const keys = createSessionKeys(TOKEN);
+  const one = keys.verify(keys.issue(AT), AT)!;
+  const two = keys.verify(keys.issue(AT), AT)!;
+  const token = keys.csrfToken(one);
+  assert.match(token, /^[A-Za-z0-9_-]{43}$/);
+  assert.is(keys.csrfToken(one), token, 'the same for the life of the session');
+  assert.ok(keys.csrfMatches(one, token));
+  assert.not.ok(keys.csrfMatches(two, token), "another session's");
+  assert.not.ok(keys.csrfMatches(one, keys.csrfToken(two)));
+  assert.not.ok(createSessionKeys('another token').csrfMatches(one, token), 'under another read token');
+  for (const guess of ['', 'x', token.slice(0, -1), `${token}x`, token.toUpperCase()])
+    assert.not.ok(keys.csrfMatches(one, guess), JSON.stringify(guess));
+  assert.not.match(token, one.id, 'not the session id');
+});
+
 test.run();

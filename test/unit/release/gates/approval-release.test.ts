@@ -15,8 +15,11 @@ import type { LedgerEntry } from '../../../../lib/release/format/ledger.ts';
 import { publishRelease } from '../../../../lib/release/publish/publish.ts';
 import { promoteRelease } from '../../../../lib/release/publish/promote.ts';
 import { tmpDir } from '../../../_helpers/common.ts';
+import { ledgerActor } from '../../../../lib/release/dest/ledger.ts';
 
 const openpgp = await import('openpgp');
+/** Who the test's publishes are written by (`NAME@HOST`): that account is their publisher. */
+const account = ledgerActor().split('@')[0];
 
 let base: string;
 let key: string;
@@ -61,7 +64,14 @@ test("the record is the ledger's: sha256, the source's spelling, the publisher a
   const w = world();
   const sha256 = await w.publish('1.3');
   const record = await recordAtSource(w.source, { ...w.trust, version: '1.3.0' });
-  assert.equal(record, { app: 'my-app', version: '1.3', sha256, publishers: [primary], from: w.staging });
+  assert.equal(record, {
+    app: 'my-app',
+    version: '1.3',
+    sha256,
+    publishers: [primary],
+    publisherUsers: [account],
+    from: w.staging,
+  });
   try {
     await recordAtSource(w.source, { ...w.trust, version: '9.9', sourceName: 'staging' });
     assert.unreachable();
@@ -79,7 +89,14 @@ test("the release waiting: the source's current until the target runs it", async
   const sha13 = await w.publish('1.3');
   const waiting = await waitingRelease(w.source, w.target, { ...w.trust, ...w.names });
   assert.equal(waiting, {
-    release: { app: 'my-app', version: '1.3', sha256: sha13, publishers: [primary], from: w.staging },
+    release: {
+      app: 'my-app',
+      version: '1.3',
+      sha256: sha13,
+      publishers: [primary],
+      publisherUsers: [account],
+      from: w.staging,
+    },
   });
   await promoteRelease({ app: 'my-app', version: '1.3', from: w.staging, to: w.production, key, log: silentLogger });
   assert.equal(await waitingRelease(w.source, w.target, { ...w.trust, ...w.names }), {
