@@ -118,7 +118,7 @@ async function backupMain(args: Args, log: Logger): Promise<number> {
 }
 
 /** The database part's dump, its tools checked before anything is written. */
-async function queueDump(queue: string, configDir: string) {
+async function queueDump(queue: string | string[], configDir: string) {
   const { dumpDatabase, program, queueDatabase } = await import('../lib/backup/database.ts');
   program('pg_dump');
   const db = await queueDatabase(queue, configDir);

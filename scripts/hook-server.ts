@@ -132,8 +132,9 @@ else
         if (replaced) log.warn(`${file} could not be read (${replaced}); replaced`);
         if (config.queue) {
           const { endAllSharedSessions } = await import('../lib/web/ended-sessions-db.ts');
-          const { resolveQueueUrl } = await import('../lib/db/connect.ts');
-          const db = await resolveQueueUrl(config.queue, {
+          const { resolveQueue } = await import('../lib/db/primary.ts');
+          const db = await resolveQueue(config.queue, {
+            log,
             baseDir: path.dirname(config.file),
             where: `${config.file}: queue`,
           });

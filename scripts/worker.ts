@@ -49,9 +49,11 @@ function hideQueueArgument(queue: string | undefined): void {
  * started with to its own user: builds that must not reach the database need a `user:` of their
  * own (docs/security.md).
  */
-function forgetQueueVariable(queue: string | undefined): void {
-  const name = /^env:(.+)$/.exec(queue ?? '')?.[1];
-  if (name) delete process.env[name];
+function forgetQueueVariable(queue: string | string[] | undefined): void {
+  for (const entry of [queue ?? []].flat()) {
+    const name = /^env:(.+)$/.exec(entry)?.[1];
+    if (name) delete process.env[name];
+  }
 }
 
 await runCli(

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { messageOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import { resolveQueueUrl } from '../db/connect.ts';
+import { resolveQueue } from '../db/primary.ts';
 import type { AuditEntry, NewAuditEntry } from './chain.ts';
 import { AuditFile, auditFileOf } from './file-store.ts';
 import { auditHeadFileOf, HeadFile } from './head.ts';
@@ -25,7 +25,7 @@ export type AuditRecord = Pick<NewAuditEntry, 'action' | 'actor' | 'from' | 'sub
 export interface AuditConfig {
   file: string;
   data: string;
-  queue?: string;
+  queue?: string | string[];
   audit?: { keepDays?: number };
 }
 
@@ -46,10 +46,11 @@ export async function openAuditStore(
   // The head is kept where the trail is not: beside DATA/audit/, or in DATA for the database's trail.
   const head = new HeadFile(auditHeadFileOf(config.data), log);
   if (!config.queue) return new AuditFile(auditFileOf(config.data), head);
-  const db = await resolveQueueUrl(config.queue, {
+  const db = await resolveQueue(config.queue, {
     env: env ?? process.env,
     baseDir: path.dirname(config.file),
     where: `${config.file}: queue`,
+    log,
   });
   return AuditTable.open(db, name, log, head);
 }

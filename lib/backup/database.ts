@@ -6,14 +6,15 @@ import { $ } from '../core/shell.ts';
 import { ConfigError, WorkError } from '../core/errors.ts';
 import { findOnPath } from '../core/programs.ts';
 import { BOSS_SCHEMA } from '../db/migrations.ts';
-import { redactPassword, resolveQueueUrl, type QueueDatabase } from '../db/connect.ts';
+import { redactPassword, type QueueDatabase } from '../db/connect.ts';
+import { resolveQueue } from '../db/primary.ts';
 
 /** The schemas a backup holds: shipkit's records and pg-boss's queue. */
 export const SCHEMAS = ['shipkit', BOSS_SCHEMA] as const;
 
 /** `queue:` resolved as on the machine that runs this (env:/file: read here). */
-export function queueDatabase(queue: string, baseDir: string): Promise<QueueDatabase> {
-  return resolveQueueUrl(queue, { baseDir, where: 'queue' });
+export function queueDatabase(queue: string | string[], baseDir: string): Promise<QueueDatabase> {
+  return resolveQueue(queue, { baseDir, where: 'queue' });
 }
 
 type Tool = 'pg_dump' | 'pg_restore' | 'psql';

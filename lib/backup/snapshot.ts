@@ -138,7 +138,7 @@ export function secretFilesOf(config: ShipkitConfig): string[] {
     config.token,
     ...[...config.repos.values()].flatMap((r) => (r.secret ?? []).map((s) => s.ref)),
     ...[...(config.fleet?.values() ?? [])].flatMap((f) => f.secrets),
-    config.queue,
+    ...[config.queue ?? []].flat(),
   ];
   const inside = (file: string) => [configDir, config.data].some((dir) => !path.relative(dir, file).startsWith('..'));
   const files = refs
@@ -159,7 +159,7 @@ function literalSecrets(config: ShipkitConfig): string[] {
   const refs = [
     ...(config.secret ?? []).map((s) => s.ref),
     config.token,
-    config.queue && /^postgres(ql)?:\/\/[^/@]*:[^/@]*@/.test(config.queue) ? config.queue : undefined,
+    ...[config.queue ?? []].flat().filter((url) => /^postgres(ql)?:\/\/[^/@]*:[^/@]*@/.test(url)),
     ...[...config.repos.values()].flatMap((r) => (r.secret ?? []).map((s) => s.ref)),
   ];
   return refs.filter((ref): ref is string => typeof ref === 'string' && ref !== '' && !/^(env|file):/.test(ref));

@@ -100,8 +100,11 @@ export interface ShipkitConfig {
   publicUrl?: string;
   /** Top-level notifications, for every repo without its own `notify:`. */
   notify: NotifyTarget[];
-  /** `queue:` (docs/workers.md): the PostgreSQL URL, or env:NAME / file:PATH holding it, unresolved; absent = the local journal. */
-  queue?: string;
+  /**
+   * `queue:` (docs/workers.md): the PostgreSQL URL, or env:NAME / file:PATH holding it, unresolved;
+   * or a list of them, a primary and its standbys (docs/ha.md); absent = the local journal.
+   */
+  queue?: string | string[];
   /** `fleet:` (docs/fleet.md): per app, the secret its hosts' reports and `release rollout` are signed with. */
   fleet: Map<string, FleetApp>;
   /** `audit:` (docs/audit.md): `keep_days` cuts older entries of the audit trail, recorded; absent = kept forever. */
@@ -211,6 +214,33 @@ export async function loadShipkitConfig(file: string): Promise<ShipkitConfig> {
   return parseShipkitConfig(doc);
 }
 
+const MAX_QUEUE_SERVERS = 8;
+
+/**
+ * `queue:`: one URL (or env:/file:), or a list of them, a primary and its standbys. A literal URL
+ * is checked here, where its line is known; one behind env:/file: when it is read.
+ */
+function parseQueue(doc: ConfigDoc): string | string[] | undefined {
+  const value = valueAt(doc.data, ['queue']);
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value)) return getKey(doc, ['queue'], 'string');
+  if (value.length === 0 || value.length > MAX_QUEUE_SERVERS)
+    throw configError(
+      doc,
+      ['queue'],
+      `must list 1 to ${MAX_QUEUE_SERVERS} PostgreSQL URLs: a primary and its standbys.`,
+    );
+  value.forEach((entry, i) => {
+    if (typeof entry !== 'string' || entry === '')
+      throw configError(doc, ['queue', i], 'must be a PostgreSQL URL, env:NAME or file:PATH.');
+    if (!/^(env|file):/.test(entry) && !/^postgres(ql)?:\/\/[^\s]+$/.test(entry))
+      throw configError(doc, ['queue', i], 'is not a PostgreSQL URL; use postgres://USER@HOST[:PORT]/DATABASE.');
+    if (value.indexOf(entry) !== i)
+      throw configError(doc, ['queue', i], `is listed already (entry ${value.indexOf(entry)}); list each server once.`);
+  });
+  return value as string[];
+}
+
 export function parseShipkitConfig(doc: ConfigDoc): ShipkitConfig {
   if (doc.data === null || typeof doc.data !== 'object' || Array.isArray(doc.data)) {
     throw configError(doc, [], 'the file must be a mapping of keys (listen, data, repos, ...).');
@@ -218,7 +248,7 @@ export function parseShipkitConfig(doc: ConfigDoc): ShipkitConfig {
   checkKnownKeys(doc, [], TOP_KEYS);
   const dataDir = getKey(doc, ['data'], 'string') ?? DEFAULTS.data;
   const concurrency = getKey(doc, ['concurrency'], 'number') ?? DEFAULTS.concurrency;
-  const queue = getKey(doc, ['queue'], 'string');
+  const queue = parseQueue(doc);
   // With a shared queue, hook-server may leave every build to workers (docs/workers.md).
   const least = queue === undefined ? 1 : 0;
   if (!Number.isInteger(concurrency) || concurrency < least)

@@ -16,6 +16,15 @@ export interface QueueDatabase {
   /** `db.internal:5432/shipkit as shipkit`: what messages name. */
   where: string;
   password: string;
+  /** A list's passwords, every one kept from messages. */
+  passwords?: string[];
+  /** A list (a primary and its standbys): the writable one, followed (db/primary.ts). */
+  primary?: Primary;
+}
+
+/** The server of a list that accepts writes, followed by every session opened through `follow`. */
+export interface Primary {
+  follow(Client: typeof pg.Client): typeof pg.Client;
 }
 
 /** `queue:` or `--queue`, resolved and checked: a postgres:// or postgresql:// URL. */
@@ -52,9 +61,10 @@ export async function resolveQueueUrl(
 }
 
 /** `text` with every credential of a URL and the password itself replaced by ***. */
-export function redactPassword(text: string, db: Pick<QueueDatabase, 'password'>): string {
-  const redacted = redactUrls(text);
-  return db.password ? redacted.split(db.password).join('***') : redacted;
+export function redactPassword(text: string, db: Pick<QueueDatabase, 'password' | 'passwords'>): string {
+  let redacted = redactUrls(text);
+  for (const password of db.passwords ?? [db.password]) if (password) redacted = redacted.split(password).join('***');
+  return redacted;
 }
 
 const HINTS: Record<string, string> = {
@@ -100,21 +110,32 @@ export function clientConfig(db: QueueDatabase, applicationName: string): pg.Cli
 
 /** A pool for short transactions (enqueue, transitions, the reaper); its errors are told, never thrown. */
 export function newPool(
-  Pool: typeof pg.Pool,
+  pgModule: Pick<typeof pg, 'Pool' | 'Client'>,
   db: QueueDatabase,
   applicationName: string,
   onError: (message: string) => void,
   max = 8,
 ): pg.Pool {
-  const pool = new Pool({ ...clientConfig(db, applicationName), max, idleTimeoutMillis: 30_000 });
+  const pool = new pgModule.Pool({
+    ...clientConfig(db, applicationName),
+    max,
+    idleTimeoutMillis: 30_000,
+    ...(db.primary ? { Client: db.primary.follow(pgModule.Client) } : {}),
+  });
   pool.on('error', (error) => onError(describeDbError(error, db)));
   return pool;
+}
+
+/** A session of its own (not yet connected), on the writable server of a list. */
+export function newSession(pgModule: Pick<typeof pg, 'Client'>, db: QueueDatabase, applicationName: string): pg.Client {
+  const Client = db.primary ? db.primary.follow(pgModule.Client) : pgModule.Client;
+  return new Client(clientConfig(db, applicationName));
 }
 
 /** A small pool of its own on the queue database (no pg-boss): for what hook-server and one-off commands keep there besides jobs. */
 export async function connectPool(db: QueueDatabase, applicationName: string, log: Logger, max = 2): Promise<pg.Pool> {
   const pgModule = commonJsExports<typeof pg>(await import('pg'), (m) => typeof (m as typeof pg).Pool === 'function');
-  return newPool(pgModule.Pool, db, applicationName, (message) => log.warn(message), max);
+  return newPool(pgModule, db, applicationName, (message) => log.warn(message), max);
 }
 
 /** Run `work` in one transaction on a client of `pool`. */

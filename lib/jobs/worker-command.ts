@@ -15,7 +15,7 @@ import { hookServerLockFile, repoPaths, type ShipkitConfig } from '../config/shi
 import { readJobLog } from './job-log.ts';
 import { processRunnerFor, type UpToDateCheck } from './process/runner.ts';
 import { connectQueueDatabase, type QueueConnection } from './pg/connect.ts';
-import { resolveQueueUrl } from '../db/connect.ts';
+import { resolveQueue } from '../db/primary.ts';
 import { Reaper } from './pg/reaper.ts';
 import { PgWorker } from './pg/build-worker.ts';
 import { endOrphanedJobs } from './pg/orphans.ts';
@@ -68,7 +68,8 @@ export async function startWorker({
     throw new ConfigError(
       `No queue database: pass --queue URL or set queue: in ${config.file} (postgres://USER@HOST/DATABASE, env:NAME or file:PATH).`,
     );
-  const db = await resolveQueueUrl(value, {
+  const db = await resolveQueue(value, {
+    log,
     env,
     baseDir: path.dirname(config.file),
     where: queue ? '--queue' : `${config.file}: queue`,

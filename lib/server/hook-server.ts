@@ -25,7 +25,8 @@ import type { JobQueue, JobRunner } from '../jobs/job-queue.ts';
 import { createJobQueue } from '../jobs/local/queue.ts';
 import { PgJobQueue } from '../jobs/pg/queue.ts';
 import { shareEndedSessions, type SharedEndedSessions } from '../web/ended-sessions-db.ts';
-import { resolveQueueUrl, type Queryable } from '../db/connect.ts';
+import { type Queryable } from '../db/connect.ts';
+import { resolveQueue } from '../db/primary.ts';
 import { removeJobFiles } from '../jobs/local/recovery.ts';
 import { killOrphanGroup, processRunnerFor } from '../jobs/process/runner.ts';
 import { clonesWithCredentials } from '../jobs/process/user-dirs.ts';
@@ -517,7 +518,8 @@ async function openQueue(
   const listeners = { onEnd: out.onEnd, onStart: out.statuses.jobStarted };
   if (!config.queue)
     return { queue: createJobQueue({ journal, concurrency: config.concurrency, run, log, jobsDir, ...listeners }) };
-  const db = await resolveQueueUrl(config.queue, {
+  const db = await resolveQueue(config.queue, {
+    log,
     env: options.env ?? process.env,
     baseDir: path.dirname(config.file),
     where: `${config.file}: queue`,

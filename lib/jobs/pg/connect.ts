@@ -9,14 +9,14 @@ import type { ShipkitConfig } from '../../config/shipkit-yml.ts';
 import { version } from '../../core/cli.ts';
 import type { Logger } from '../../core/log.ts';
 import {
-  clientConfig,
   commonJsExports,
   describeDbError,
   newPool,
+  newSession,
   startError,
-  resolveQueueUrl,
   type QueueDatabase,
 } from '../../db/connect.ts';
+import { resolveQueue } from '../../db/primary.ts';
 import { LOCKS } from '../../db/locks.ts';
 import { BOSS_SCHEMA } from '../../db/migrations.ts';
 import { ensureSchema } from '../../db/schema.ts';
@@ -72,7 +72,9 @@ export async function connectQueueDatabase({
   const [pgNs, bossNs] = await Promise.all([import('pg'), import('pg-boss')]);
   const pgModule = commonJsExports<typeof pg>(pgNs, (m) => typeof (m as typeof pg).Pool === 'function');
   const Boss = commonJsExports<typeof PgBoss>(bossNs, (m) => typeof m === 'function');
-  const pool = newPool(pgModule.Pool, db, name, warn);
+  const pool = newPool(pgModule, db, name, warn);
+  // pg-boss on a pool of ours: its sessions follow a list's writable server as the others do.
+  const bossPool = newPool(pgModule, db, `${name} (pg-boss)`, (message) => warn(`pg-boss: ${message}`), 2);
   let boss: PgBoss | undefined;
   try {
     // One process at a time sets up the tables and pg-boss's queues: two nodes started at once on
@@ -82,7 +84,7 @@ export async function connectQueueDatabase({
       await client.query(`SELECT pg_advisory_lock(${LOCKS.setup})`);
       await ensureSchema(client, version());
       boss = new Boss({
-        ...clientConfig(db, `${name} (pg-boss)`),
+        db: { executeSql: (text: string, values?: unknown[]) => bossPool.query(text, values) },
         schema: BOSS_SCHEMA,
         max: 2,
         supervise,
@@ -109,7 +111,7 @@ export async function connectQueueDatabase({
     }
   } catch (error) {
     await boss?.stop({ graceful: false, close: true, wait: true }).catch(() => undefined);
-    await pool.end().catch(() => undefined);
+    await Promise.all([pool.end(), bossPool.end()]).catch(() => undefined);
     throw startError(error, db);
   }
   const started = boss;
@@ -117,23 +119,24 @@ export async function connectQueueDatabase({
     db,
     pool,
     boss: started,
-    newClient: (applicationName) => new pgModule.Client(clientConfig(db, applicationName)),
+    newClient: (applicationName) => newSession(pgModule, db, applicationName),
     async close() {
       await started.stop({ graceful: false, close: true, wait: true }).catch(() => undefined);
-      await pool.end().catch(() => undefined);
+      await Promise.all([pool.end(), bossPool.end()]).catch(() => undefined);
     },
   };
 }
 
 /** The queue database of `config` (which has `queue:`), connected for a one-off command as `name`. */
 export async function connectConfigQueue(
-  config: Pick<ShipkitConfig, 'file' | 'repos'> & { queue: string },
+  config: Pick<ShipkitConfig, 'file' | 'repos'> & { queue: string | string[] },
   name: string,
   log: Logger,
 ): Promise<QueueConnection> {
-  const db = await resolveQueueUrl(config.queue, {
+  const db = await resolveQueue(config.queue, {
     baseDir: path.dirname(config.file),
     where: `${config.file}: queue`,
+    log,
   });
   return connectQueueDatabase({ db, name, log, repos: config.repos.keys(), supervise: false });
 }

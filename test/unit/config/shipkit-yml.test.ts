@@ -433,4 +433,28 @@ test('queue: (docs/design.md) is kept unresolved; with it, concurrency: 0 leaves
   assert.match(error.message, /at least 1 \(0 only with queue:\)/);
 });
 
+test('queue: as a list (a primary and its standbys, docs/ha.md): kept in order; a bad list names its line', async () => {
+  const list = 'queue:\n  - postgres://shipkit@db1/shipkit\n  - env:STANDBY_URL\nrepos: {}\n';
+  assert.equal((await loadShipkitConfig(write(list))).queue, ['postgres://shipkit@db1/shipkit', 'env:STANDBY_URL']);
+  const cases: Array<[string, RegExp]> = [
+    ['queue: []\nrepos: {}\n', /:1: queue: must list 1 to 8 PostgreSQL URLs/],
+    [
+      'queue:\n  - postgres://db1/x\n  - 5432\nrepos: {}\n',
+      /:3: queue\[1\]: must be a PostgreSQL URL, env:NAME or file:PATH/,
+    ],
+    [
+      'queue:\n  - postgres://db1/x\n  - mysql://u:hunter2@db2/x\nrepos: {}\n',
+      /:3: queue\[1\]: is not a PostgreSQL URL/,
+    ],
+    ['queue:\n  - postgres://db1/x\n  - postgres://db1/x\nrepos: {}\n', /:3: queue\[1\]: is listed already/],
+    ['queue:\n  url: postgres://db1/x\nrepos: {}\n', /queue: must be a string/],
+  ];
+  for (const [text, expected] of cases) {
+    const error = await loadShipkitConfig(write(text)).catch((e) => e);
+    assert.instance(error, ConfigError, text);
+    assert.match(error.message, expected);
+    assert.not.match(error.message, 'hunter2');
+  }
+});
+
 test.run();
