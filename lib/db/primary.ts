@@ -46,6 +46,9 @@ export class PrimaryFinder implements Primary {
   private readonly said = new Map<QueueDatabase | 'choice', string>();
   private readonly sessions = new Set<FollowingClient>();
   private looking: Promise<void> | undefined;
+  /** When the last round began, and whether the chosen server answered it as writable. */
+  private lookedAt = -Infinity;
+  private settled = false;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private Client: typeof pg.Client | undefined;
@@ -79,9 +82,14 @@ export class PrimaryFinder implements Primary {
     return this.looking;
   }
 
-  /** A session broke: ask again now rather than at the next round. */
+  /** A session broke or could not open: ask again now, or as soon as the rounds' pace allows. */
   suspect(): void {
-    if (!this.stopped) void this.look();
+    if (this.stopped || this.looking) return;
+    const wait = this.lookedAt + (this.options.searchEveryMs ?? 500) - performance.now();
+    if (wait <= 0) return void this.look();
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.look(), wait);
+    this.timer.unref?.();
   }
 
   /** Rounds until one server is chosen, for up to `waitMs`; a ConfigError (exit 2) saying why not. */
@@ -103,12 +111,13 @@ export class PrimaryFinder implements Primary {
   private schedule(): void {
     clearTimeout(this.timer);
     if (this.stopped) return;
-    const ms = this.chosen ? (this.options.everyMs ?? 2_000) : (this.options.searchEveryMs ?? 500);
+    const ms = this.settled ? (this.options.everyMs ?? 2_000) : (this.options.searchEveryMs ?? 500);
     this.timer = setTimeout(() => void this.look(), ms);
     this.timer.unref?.();
   }
 
   private async round(): Promise<void> {
+    this.lookedAt = performance.now();
     if (!this.options.probe)
       this.Client ??= commonJsExports<typeof pg>(
         await import('pg'),
@@ -118,6 +127,8 @@ export class PrimaryFinder implements Primary {
     const states = await Promise.all(this.servers.map(probe));
     this.tellServers(states);
     this.decide(states);
+    const chosenAt = this.chosen ? this.servers.indexOf(this.chosen) : -1;
+    this.settled = chosenAt >= 0 && states[chosenAt].kind === 'writable';
   }
 
   /** One server's answer, on a session of its own that is closed after. */
@@ -226,7 +237,15 @@ export class PrimaryFinder implements Primary {
         const session = this as FollowingClient;
         finder.sessions.add(session);
         this.once('end', () => finder.sessions.delete(session));
-        return callback ? super.connect(callback as (error: Error) => void) : super.connect();
+        if (callback)
+          return super.connect((error: Error) => {
+            if (error) finder.suspect();
+            (callback as (error: Error) => void)(error);
+          });
+        return super.connect().catch((error: unknown) => {
+          finder.suspect();
+          throw error;
+        });
       }
     };
   }

@@ -48,7 +48,7 @@ test('one server accepts writes: it is chosen and named', async () => {
 });
 
 test('two accept writes (split brain): none is chosen, both are named, until only one does', async () => {
-  const answers = { db1: writable, db2: writable, db3: standby };
+  const answers: Record<string, ServerState> = { db1: writable, db2: writable, db3: standby };
   const { finder, log } = await finderWith(answers);
   const error = await finder.ready(0).catch((e) => e);
   assert.instance(error, ConfigError);
