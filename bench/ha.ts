@@ -7,8 +7,12 @@
 //      --repos repos (8), whose batches commit side by side;
 //  (b) failover: deliveries sent every 20 ms through haproxy to 2 nodes, the leader killed -9:
 //      the time until the other node leads, until a new delivery is acked, and deliveries lost
-//      (acked 2xx without a job in the database).
+//      (acked 2xx without a job in the database);
+//  (c) database failover: the same, with `queue:` listing a primary and its synchronous standby;
+//      the primary killed -9, the standby promoted once both nodes answer 503: the time from the
+//      promotion to the first ack, and acks lost (not in the promoted database).
 //   tsx bench/ha.ts [--rounds 3] [--seconds 5] [--warmup 5] [--connections 50] [--repos 8] [--bundle FILE]
+//   --failover-only: (b) and (c) alone.
 //   (HA_CPU_PROF=DIR: profile the nodes)
 //   --one-target: haproxy sends every delivery to node 1 and the others only follow (what a
 //   node that takes no deliveries costs); one repo, no failover.
@@ -22,6 +26,7 @@ import { sign } from '@octokit/webhooks-methods';
 import { pushPayload } from '../test/fixtures/hooks/deliveries.ts';
 import { startHaproxy, type Haproxy } from '../test/fixtures/haproxy.ts';
 import { startPostgres } from '../test/fixtures/postgres.ts';
+import { startPostgresPair } from '../test/fixtures/postgres-standby.ts';
 import { queueConfig, SECRET, worldEnv } from '../test/fixtures/workers.ts';
 import { freePort, waitFor } from '../test/_helpers/common.ts';
 import { loadAverage, reportResult } from './result.ts';
@@ -30,7 +35,7 @@ import { startWebhookPeer } from './webhook-peer.ts';
 
 const args = minimist(process.argv.slice(2), {
   string: ['rounds', 'seconds', 'connections', 'repos', 'bundle', 'warmup'],
-  boolean: ['one-target'],
+  boolean: ['one-target', 'failover-only'],
 });
 const ONE_TARGET = Boolean(args['one-target']);
 const ROUNDS = Number(args.rounds ?? 3);
@@ -67,16 +72,20 @@ interface Node {
 }
 
 /** A hook-server of the one file, with `queue:` and `repos`, building nothing itself. */
-async function startNode(name: string, repos = ONE_REPO): Promise<Node> {
+async function startNode(
+  name: string,
+  repos = ONE_REPO,
+  { queue, env: nodeEnv = env }: { queue?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<Node> {
   const port = await freePort();
-  const { config } = queueConfig(name, Object.fromEntries(repos.map((r) => [r, {}])), { concurrency: 0 });
+  const { config } = queueConfig(name, Object.fromEntries(repos.map((r) => [r, {}])), { concurrency: 0, queue });
   const args = [BUNDLE, 'hook-server', '--config', config, '--listen', `127.0.0.1:${port}`, '--name', name];
   // HA_CPU_PROF=DIR: each node writes a V8 CPU profile there when it stops; HA_NODE_FLAGS: more
   // flags for node (`--perf-basic-prof` for `perf record`, which counts CPU time, not waits).
   const prof = process.env.HA_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.HA_CPU_PROF] : [];
   const flags = process.env.HA_NODE_FLAGS?.split(' ').filter(Boolean) ?? [];
   const child = spawn(process.execPath, [...prof, ...flags, ...args], {
-    env,
+    env: nodeEnv,
     stdio: 'ignore',
   });
   await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.ok, {
@@ -303,55 +312,26 @@ async function benchFailover() {
       { what: 'a leader' },
     ).then((node) => node!);
     const other = nodes.find((n) => n !== leader)!;
-    const acked: Array<{ delivery: string; at: number }> = [];
-    let killedAt = 0;
-    let stop = false;
-    const sender = (async () => {
-      const body = JSON.stringify(pushPayload('octo/site'));
-      const signature = await sign(SECRET, body);
-      const inFlight: Array<Promise<void>> = [];
-      while (!stop) {
-        const delivery = randomUUID();
-        inFlight.push(
-          fetch(`${haproxy.url}/hooks/github`, {
-            method: 'POST',
-            body,
-            headers: {
-              'content-type': 'application/json',
-              'x-github-event': 'push',
-              'x-github-delivery': delivery,
-              'x-hub-signature-256': signature,
-            },
-          })
-            .then(async (res) => {
-              await res.arrayBuffer();
-              if (res.ok) acked.push({ delivery, at: Date.now() });
-            })
-            .catch(() => undefined),
-        );
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      await Promise.all(inFlight);
-    })();
+    const flow = sendEvery20ms(`${haproxy.url}/hooks/github`);
     await new Promise((r) => setTimeout(r, 2_000));
-    killedAt = Date.now();
+    const killedAt = performance.now();
     leader.child.kill('SIGKILL');
     await waitFor(async () => (await health(other))?.leader, {
       timeoutMs: 30_000,
       intervalMs: 20,
       what: 'the new leader',
     });
-    const ledMs = Date.now() - killedAt;
+    const ledMs = Math.round(performance.now() - killedAt);
     await new Promise((r) => setTimeout(r, 2_000));
-    stop = true;
-    await sender;
+    await flow.stop();
+    const { acked } = flow;
     const firstAck = acked.find((a) => a.at > killedAt + 50);
     const keys = acked.map((a) => `'${a.delivery}'`).join(',');
     const kept = Number(await pg.sql(`SELECT count(*) FROM shipkit.jobs WHERE record->>'deliveryId' IN (${keys})`));
     const lost = acked.length - kept;
     console.log(`\n(b) failover: kill -9 of the leader of 2 nodes while deliveries go every 20 ms through haproxy`);
     console.log(
-      `the other node led ${ledMs} ms after; the first delivery acked after the kill came ${firstAck ? firstAck.at - killedAt : 'never'} ms after it; ${acked.length} acked, ${lost} lost`,
+      `the other node led ${ledMs} ms after; the first delivery acked after the kill came ${firstAck ? Math.round(firstAck.at - killedAt) : 'never'} ms after it; ${acked.length} acked, ${lost} lost`,
     );
     reportResult({
       work: 'failover: kill -9 of the leader → the other node leads',
@@ -360,7 +340,7 @@ async function benchFailover() {
       unit: 'ms',
       goal: '≤ 10000 ms',
       met: ledMs <= 10_000,
-      note: `first ack after the kill at +${firstAck ? firstAck.at - killedAt : '∞'} ms`,
+      note: `first ack after the kill at +${firstAck ? Math.round(firstAck.at - killedAt) : '∞'} ms`,
     });
     reportResult({
       work: 'failover: deliveries acked 2xx but lost',
@@ -377,9 +357,122 @@ async function benchFailover() {
   }
 }
 
+/** Signed pushes every 20 ms to `url`, each with a delivery id of its own; what was acked, and when. */
+function sendEvery20ms(url: string) {
+  const acked: Array<{ delivery: string; at: number }> = [];
+  let refused = 0;
+  let stop = false;
+  const sender = (async () => {
+    const body = JSON.stringify(pushPayload('octo/site'));
+    const signature = await sign(SECRET, body);
+    const inFlight: Array<Promise<void>> = [];
+    while (!stop) {
+      const delivery = randomUUID();
+      inFlight.push(
+        fetch(url, {
+          method: 'POST',
+          body,
+          headers: {
+            'content-type': 'application/json',
+            'x-github-event': 'push',
+            'x-github-delivery': delivery,
+            'x-hub-signature-256': signature,
+          },
+        })
+          .then(async (res) => {
+            await res.arrayBuffer();
+            if (res.ok) acked.push({ delivery, at: performance.now() });
+            else refused++;
+          })
+          .catch(() => void refused++),
+      );
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await Promise.all(inFlight);
+  })();
+  return {
+    acked,
+    refused: () => refused,
+    async stop() {
+      stop = true;
+      await sender;
+    },
+  };
+}
+
+/** (c): 2 nodes on a primary and its synchronous standby; the primary killed -9, the standby promoted. */
+async function benchDatabaseFailover() {
+  const pair = await startPostgresPair({ durable: true });
+  if (!pair) return;
+  const pairEnv = { ...env, SHIPKIT_PG_PRIMARY: pair.primary.url, SHIPKIT_PG_STANDBY: pair.standby.url };
+  const queue = '[env:SHIPKIT_PG_PRIMARY, env:SHIPKIT_PG_STANDBY]';
+  const nodes = [await startNode('d1', ONE_REPO, { queue, env: pairEnv })];
+  nodes.push(await startNode('d2', ONE_REPO, { queue, env: pairEnv }));
+  const haproxy: Haproxy = (await startHaproxy(nodes))!;
+  const status = async (node: Node) =>
+    (await fetch(`http://127.0.0.1:${node.port}/healthz`).catch(() => undefined))?.status;
+  try {
+    const flow = sendEvery20ms(`${haproxy.url}/hooks/github`);
+    await new Promise((r) => setTimeout(r, 2_000));
+    const killedAt = performance.now();
+    await pair.primary.kill();
+    for (const node of nodes)
+      await waitFor(async () => (await status(node)) === 503, {
+        intervalMs: 20,
+        what: `${node.name} without a primary`,
+      });
+    const seenAt = performance.now();
+    await pair.standby.promote();
+    const promotedAt = performance.now();
+    const first = await waitFor(() => flow.acked.find((a) => a.at > promotedAt), {
+      timeoutMs: 30_000,
+      intervalMs: 10,
+      what: 'an ack after the promotion',
+    });
+    await new Promise((r) => setTimeout(r, 2_000));
+    await flow.stop();
+    const keys = flow.acked.map((a) => `'${a.delivery}'`).join(',');
+    const kept = Number(
+      await pair.standby.sql(`SELECT count(*) FROM shipkit.jobs WHERE record->>'deliveryId' IN (${keys})`),
+    );
+    const lost = flow.acked.length - kept;
+    const firstMs = Math.round(first!.at - promotedAt);
+    console.log(
+      `\n(c) database failover: 2 nodes with queue: [primary, synchronous standby] (fsync on), deliveries every 20 ms through haproxy; the primary killed -9`,
+    );
+    console.log(
+      `both nodes answered 503 ${Math.round(seenAt - killedAt)} ms after the kill; pg_ctl promote took ${Math.round(promotedAt - seenAt)} ms; ` +
+        `the first ack came ${firstMs} ms after it; ${flow.acked.length} acked, ${flow.refused()} refused (5xx, sent again by a forge), ${lost} acks lost`,
+    );
+    reportResult({
+      work: 'database failover: pg_ctl promote → first delivery acked',
+      shipkit: firstMs,
+      peer: null,
+      unit: 'ms',
+      goal: '≤ 15000 ms',
+      met: firstMs <= 15_000,
+      note: `kill -9 of the primary → both nodes 503 in ${Math.round(seenAt - killedAt)} ms; promote ${Math.round(promotedAt - seenAt)} ms`,
+    });
+    reportResult({
+      work: 'database failover: deliveries acked 2xx but lost',
+      shipkit: lost,
+      peer: null,
+      unit: 'deliveries',
+      goal: '0',
+      met: lost === 0,
+      note: `${flow.acked.length} acked while the primary was killed and the standby promoted (synchronous replication)`,
+    });
+  } finally {
+    await haproxy.stop();
+    for (const node of nodes) await stopNode(node);
+    await pair.standby.stop();
+  }
+}
+
 try {
-  await benchThroughput();
+  if (!args['failover-only']) await benchThroughput();
   if (!ONE_TARGET) await benchFailover();
+  if (!ONE_TARGET) await benchDatabaseFailover();
 } finally {
   await pg.stop();
 }
