@@ -18,6 +18,8 @@ import {
 export type ServerState =
   | { kind: 'writable' }
   | { kind: 'standby' }
+  /** A primary set read-only (`default_transaction_read_only`), as some fence an old primary. */
+  | { kind: 'read-only' }
   /** Its password or pg_hba.conf refused us: skipped until that is fixed. */
   | { kind: 'refused'; why: string }
   | { kind: 'unreachable'; why: string };
@@ -142,8 +144,11 @@ export class PrimaryFinder implements Primary {
     client.on('error', () => undefined);
     try {
       await client.connect();
-      const { rows } = await client.query('SELECT pg_is_in_recovery() AS standby');
-      return rows[0].standby ? { kind: 'standby' } : { kind: 'writable' };
+      const { rows } = await client.query(
+        "SELECT pg_is_in_recovery() AS standby, current_setting('transaction_read_only') = 'on' AS read_only",
+      );
+      if (rows[0].standby) return { kind: 'standby' };
+      return rows[0].read_only ? { kind: 'read-only' } : { kind: 'writable' };
     } catch (error) {
       const code = (error as { code?: string }).code;
       const why = describeDbError(error, server);
@@ -157,25 +162,21 @@ export class PrimaryFinder implements Primary {
   private tellServers(states: ServerState[]): void {
     states.forEach((state, i) => {
       const server = this.servers[i];
+      const failed = state.kind === 'refused' || state.kind === 'unreachable';
       const line =
-        state.kind === 'refused'
-          ? `${state.why}; it is skipped until that is fixed`
-          : state.kind === 'unreachable'
-            ? state.why
-            : state.kind;
+        state.kind === 'refused' ? `${state.why}; it is skipped until that is fixed` : failed ? state.why : '';
       const before = this.said.get(server);
       if (before === line) return;
       this.said.set(server, line);
-      if (state.kind === 'refused' || state.kind === 'unreachable') this.options.log?.warn(line);
-      else if (before !== undefined && before !== 'writable' && before !== 'standby')
-        this.options.log?.info(`the queue database at ${server.where} answers again`);
+      if (failed) this.options.log?.warn(line);
+      else if (before) this.options.log?.info(`the queue database at ${server.where} answers again`);
     });
   }
 
   /**
    * One writable server: chosen. Two or more: none (split brain). None: a chosen server that is a
-   * standby now is dropped; one that is only unreachable is kept (its sessions fail on their own,
-   * and a moment's silence does not cut the others).
+   * standby (or read-only) now is dropped; one that is only unreachable is kept (its sessions fail
+   * on their own, and a moment's silence does not cut the others).
    */
   private decide(states: ServerState[]): void {
     const writable = this.servers.filter((_, i) => states[i].kind === 'writable');
@@ -189,7 +190,8 @@ export class PrimaryFinder implements Primary {
     }
     this.why = `no server of queue: accepts writes (${summary}); deliveries are refused until one is promoted`;
     const chosenAt = this.chosen ? this.servers.indexOf(this.chosen) : -1;
-    this.choose(chosenAt >= 0 && states[chosenAt].kind !== 'standby' ? this.chosen : undefined, this.why, 'warn');
+    const answered = chosenAt >= 0 && (states[chosenAt].kind === 'standby' || states[chosenAt].kind === 'read-only');
+    this.choose(chosenAt >= 0 && !answered ? this.chosen : undefined, this.why, 'warn');
   }
 
   private choose(server: QueueDatabase | undefined, line: string, level: 'info' | 'warn' | 'error' = 'info'): void {
@@ -254,6 +256,7 @@ export class PrimaryFinder implements Primary {
 function describeState(server: QueueDatabase, state: ServerState): string {
   if (state.kind === 'writable') return `${server.where} accepts writes`;
   if (state.kind === 'standby') return `${server.where} is a standby`;
+  if (state.kind === 'read-only') return `${server.where} is read-only`;
   if (state.kind === 'refused') return `${server.where} refuses our login (skipped)`;
   return `${server.where} cannot be reached`;
 }

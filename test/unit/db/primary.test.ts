@@ -1,7 +1,7 @@
 // @deno
 // The writable server of a `queue:` list (lib/db/primary.ts), the servers' answers stood in for:
 // one writable is chosen; two are refused (split brain) until one is not; none keeps an
-// unreachable choice but drops one that became a standby; a refused login is named once and
+// unreachable choice but drops one that became a standby or read-only; a refused login is named once and
 // never with its password; sessions follow the choice and those on a server left are cut.
 import { EventEmitter } from 'node:events';
 import { test } from 'uvu';
@@ -73,6 +73,21 @@ test('only standbys: a clear ConfigError naming each; a chosen server that is on
   answers.db1 = standby;
   await finder.look();
   assert.is(finder.current, undefined, 'a chosen server that became a standby is dropped');
+  finder.stop();
+});
+
+test('a primary set read-only (fenced by default_transaction_read_only) is not written to', async () => {
+  const answers: Record<string, ServerState> = { db1: writable, db2: writable };
+  const { finder, log } = await finderWith(answers);
+  await finder.ready(0).catch(() => undefined);
+  assert.is(finder.current, undefined, 'split brain');
+  answers.db1 = { kind: 'read-only' };
+  await finder.look();
+  assert.is(finder.current?.where, 'db2:5432/q as shipkit');
+  assert.match(log(), 'db1:5432/q as shipkit is read-only');
+  answers.db2 = { kind: 'read-only' };
+  await finder.look();
+  assert.is(finder.current, undefined, 'a chosen server set read-only is dropped');
   finder.stop();
 });
 
