@@ -66,11 +66,6 @@ export class PrimaryFinder implements Primary {
     return this.chosen;
   }
 
-  /** Why no session is opened now (none chosen), as a sentence. */
-  get problem(): string {
-    return this.why;
-  }
-
   set log(log: Logger) {
     this.options.log ??= log;
   }
@@ -184,7 +179,8 @@ export class PrimaryFinder implements Primary {
     if (writable.length === 1) return this.choose(writable[0], `writes go to ${writable[0].where} (${summary})`);
     if (writable.length > 1) {
       this.why =
-        `refusing to write: ${writable.map((s) => s.where).join(' and ')} all accept writes (split brain); ` +
+        `refusing to write: ${writable.map((s) => s.where).join(' and ')} ${writable.length === 2 ? 'both' : 'all'} ` +
+        `accept writes (split brain); ` +
         `shipkit writes to none of them until only one does: stop the old primary or make it a standby of the new one`;
       return this.choose(undefined, this.why, 'error');
     }

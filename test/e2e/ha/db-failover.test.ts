@@ -194,7 +194,7 @@ async function checkSplitBrainRefused(p: PostgresPair, nodes: Server[]): Promise
   const before = await p.primary.sql('SELECT count(*) FROM shipkit.jobs');
   for (const node of nodes) {
     await waitFor(async () => (await health(node)).status === 503, { what: '503 in a split brain' });
-    await waitFor(() => node.output().includes('all accept writes (split brain)'), { what: 'the split brain said' });
+    await waitFor(() => node.output().includes('both accept writes (split brain)'), { what: 'the split brain said' });
     assert.match(node.output(), `127.0.0.1:${p.primary.port}/postgres as shipkit and 127.0.0.1:${p.standby.port}`);
   }
   const refused = await deliverGithub(nodes[0].url, 'release', releasePayload('octo/site', { tag: 'v-split' }), SECRET);

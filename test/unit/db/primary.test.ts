@@ -52,7 +52,7 @@ test('two accept writes (split brain): none is chosen, both are named, until onl
   const { finder, log } = await finderWith(answers);
   const error = await finder.ready(0).catch((e) => e);
   assert.instance(error, ConfigError);
-  assert.match(error.message, 'db1:5432/q as shipkit and db2:5432/q as shipkit all accept writes (split brain)');
+  assert.match(error.message, 'db1:5432/q as shipkit and db2:5432/q as shipkit both accept writes (split brain)');
   assert.match(log(), /error.*split brain/);
   answers.db1 = standby;
   await finder.look();
