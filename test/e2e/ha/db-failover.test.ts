@@ -2,17 +2,20 @@
 // entry is skipped and named, never with its password; a list of standbys only is refused at the
 // start (exit 2, each named). Then two hook-servers and a worker take signed deliveries while the
 // primary is killed -9 and the standby promoted: 503 with Retry-After in the gap, writes again
-// within 15 s, every delivery acked 2xx built exactly once, none lost. The old primary started
-// again as a second writable server is refused (split brain): 503 and a log line naming both.
+// within 15 s, every delivery acked 2xx built exactly once, none lost, and a build running across
+// the failover finishes once. The old primary started again as a second writable server is
+// refused (split brain): 503 and a log line naming both.
 import { randomUUID } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { deliverGithub, readRuns, releasePayload } from '../../fixtures/hooks/deliveries.ts';
 import { startPostgresPair, type PostgresPair } from '../../fixtures/postgres-standby.ts';
 import { runScript, startScript, waitFor, type Server } from '../../_helpers/common.ts';
-import { queueConfig, SECRET, startWorker, worldEnv, type Worker } from '../../fixtures/workers.ts';
+import { queueConfig, SECRET, startWorker, waitForState, worldEnv, type Worker } from '../../fixtures/workers.ts';
 
-const repos = { 'octo/site': {} };
+const repos = { 'octo/site': {}, 'octo/hold': {} };
 const LIST = '[env:SHIPKIT_PG_PRIMARY, env:SHIPKIT_PG_STANDBY]';
 let pair: PostgresPair | undefined;
 
@@ -122,6 +125,11 @@ test('the primary killed -9, the standby promoted: writes again within 15 s, eve
   try {
     for (const name of ['a', 'b']) nodes.push(await startListNode(name, env));
     worker = await startWorker(w.config, 'w1', env);
+    // A build running across the failover (it waits for the file `hold`): finished once, not run again.
+    writeFileSync(path.join(w.dir, 'hold'), '');
+    const held = await deliverGithub(nodes[0].url, 'release', releasePayload('octo/hold', { tag: 'v9' }), SECRET);
+    assert.is(held.status, 202, JSON.stringify(held.json));
+    await waitForState(nodes[0], held.json.job, ['running']);
     const termBefore = Number(await waitFor(() => pair!.primary.sql('SELECT term FROM shipkit.leader')));
     const t0 = performance.now();
     const flow = sendReleases(nodes, t0);
@@ -155,6 +163,9 @@ test('the primary killed -9, the standby promoted: writes again within 15 s, eve
     for (const [i, s] of flow.sent.entries())
       if (!acked(s)) await waitFor(async () => (await flow.send(s, nodes[i % 2]), acked(s)), { what: 'a redelivery' });
     await checkBuiltOnce(pair, flow.sent, w.dir);
+    rmSync(path.join(w.dir, 'hold'));
+    await waitForState(nodes[1], held.json.job, ['succeeded'], 30_000);
+    assert.is(readRuns(w.dir).started.filter((id) => id === held.json.job).length, 1, 'the held build ran once');
     assert.ok(Number(await pair.standby.sql('SELECT term FROM shipkit.leader')) > termBefore, 'a new fencing term');
     const leaders = async () => (await Promise.all(nodes.map(health))).filter((h) => h.leader).length;
     await waitFor(async () => (await leaders()) === 1, { what: 'one leader on the promoted server' });
