@@ -15,6 +15,113 @@ export interface Migration {
   sql: string;
 }
 
+// The batch function as it is now: version 9 makes it, and each version that changed it makes it
+// again (a database at version 9 runs them all in order, so one text serves).
+const ENQUEUE_BATCH = `
+-- A batch of one repo's new jobs (pg/enqueue.ts) in one call: under the repo's lock, deliveries
+-- already stored (every job with a delivery id stores one) or earlier in the batch are
+-- duplicates (each answered with that first job); each branch's first new push supersedes its
+-- queued builds, each new push the one before it in the batch; the rest are inserted with their
+-- deliveries. Gives a row per job of the batch (n, from 1: the job it is or repeats) and one per
+-- build superseded in the table (n NULL), whose pg-boss jobs it cancels. pg-boss's queue must
+-- exist: a job inserted without one would be dropped.
+-- Each row also carries the transaction's id, which the notifications of its changes name: the
+-- node that wrote them has the rows already and reads none of them back (pg/mirror.ts).
+-- No bitmap scans: every job passes through 'queued' and leaves it, so jobs_active keeps an entry
+-- for each until a vacuum; a plain index scan marks the dead ones as it passes and skips them after,
+-- where a bitmap scan (which the planner picks once the table has grown) visits each one's heap
+-- page at every lookup: with two nodes after 10 s of load, 580 pages per delivery, 16 ms a batch.
+DROP FUNCTION IF EXISTS shipkit.enqueue_batch(text, text, jsonb, text[], uuid[], text[], text[], bytea[]);
+CREATE FUNCTION shipkit.enqueue_batch(p_repo text, p_queue text, p_jobs jsonb, p_sources text[],
+  p_boss uuid[], p_events text[], p_formats text[], p_bodies bytea[])
+RETURNS TABLE (n int, duplicate boolean, seq bigint, state text, record jsonb, boss_id uuid, xid bigint)
+LANGUAGE plpgsql SET enable_bitmapscan = off AS $fn$
+#variable_conflict use_column
+BEGIN
+  -- A statement of its own, before any read: the reads below see every batch committed before.
+  PERFORM pg_advisory_xact_lock(${LOCKS.repo('p_repo')});
+  IF NOT EXISTS (SELECT 1 FROM ${BOSS_SCHEMA}.queue q WHERE q.name = p_queue) THEN
+    RAISE EXCEPTION 'pg-boss took no job for %: is its queue missing?', p_repo;
+  END IF;
+  RETURN QUERY
+  WITH b AS (
+    SELECT t.i::int AS i, t.rec, p_sources[t.i] AS src, t.rec->>'deliveryId' AS did
+    FROM jsonb_array_elements(p_jobs) WITH ORDINALITY AS t(rec, i)
+  ),
+  found AS (
+    SELECT b.i, s.seq, s.state, s.record
+    FROM b
+    -- LIMIT keeps this a keyed lookup per delivery: flattened into a join, on a young table
+    -- whose statistics say it is empty, it became a scan of every delivery and job per batch.
+    -- (A second look, through the repo's queued and running jobs' records, read each of them per
+    -- delivery: with 10,000 releases queued, 2 ms a delivery. The stored deliveries answer alone.)
+    LEFT JOIN LATERAL (SELECT j.seq, j.state, j.record FROM shipkit.deliveries d JOIN shipkit.jobs j ON j.id = d.job_id
+      WHERE d.source = b.src AND d.delivery_id = b.did LIMIT 1) s ON true
+    WHERE b.src IS NOT NULL
+  ),
+  firsts AS (
+    SELECT DISTINCT ON (b.src, b.did) b.i, b.src, b.did FROM b WHERE b.src IS NOT NULL ORDER BY b.src, b.did, b.i
+  ),
+  judged AS (
+    SELECT b.i, b.rec, f.seq AS stored_seq, f.state AS stored_state, f.record AS stored_record,
+      CASE WHEN f.seq IS NULL AND fi.i <> b.i THEN fi.i END AS first
+    FROM b LEFT JOIN found f ON f.i = b.i LEFT JOIN firsts fi ON fi.src = b.src AND fi.did = b.did
+  ),
+  fresh AS (SELECT j.i, j.rec FROM judged j WHERE j.stored_seq IS NULL AND j.first IS NULL),
+  builds AS (
+    SELECT f.i, f.rec->>'branch' AS branch, lead(f.rec) OVER w AS next, first_value(f.rec) OVER w AS head
+    FROM fresh f WHERE f.rec->>'kind' = 'build'
+    WINDOW w AS (PARTITION BY f.rec->>'branch' ORDER BY f.i)
+  ),
+  gone AS (
+    UPDATE shipkit.jobs j
+    SET record = j.record || jsonb_build_object('state', 'superseded', 'finished', h.head->'queued',
+      'reason', 'superseded by ' || (h.head->>'id')), state = 'superseded'
+    FROM (SELECT DISTINCT ON (bl.branch) bl.branch, bl.head FROM builds bl) h
+    WHERE j.repo = p_repo AND j.state = 'queued' AND j.record->>'kind' = 'build'
+      AND j.record->>'branch' IS NOT DISTINCT FROM h.branch
+      -- Evaluated once, first: a batch without builds reads none of the repo's queued jobs.
+      AND EXISTS (SELECT 1 FROM builds)
+    RETURNING j.seq, j.state, j.record, j.boss_id
+  ),
+  stored AS (
+    INSERT INTO shipkit.jobs (id, repo, state, boss_id, record)
+    SELECT r.rec->>'id', r.rec->>'repo', r.rec->>'state', CASE WHEN r.rec->>'state' = 'queued' THEN p_boss[r.i] END, r.rec
+    FROM (
+      SELECT f.i, CASE WHEN bl.next IS NULL THEN f.rec ELSE f.rec || jsonb_build_object('state', 'superseded',
+        'finished', bl.next->'queued', 'reason', 'superseded by ' || (bl.next->>'id')) END AS rec
+      FROM fresh f LEFT JOIN builds bl ON bl.i = f.i
+    ) r
+    ORDER BY r.i
+    RETURNING id, seq, state, record, boss_id
+  ),
+  kept AS (
+    INSERT INTO shipkit.deliveries (source, delivery_id, job_id, repo, event, format, body)
+    SELECT b.src, b.did, b.rec->>'id', p_repo, p_events[b.i], p_formats[b.i], p_bodies[b.i]
+    FROM b JOIN fresh f ON f.i = b.i WHERE b.src IS NOT NULL
+    ON CONFLICT DO NOTHING
+  ),
+  -- pg-boss's jobs: the caller inserted one for each item it expected to be queued, before this
+  -- call, so that the repo's lock is not held across another round trip; those of items that are
+  -- not queued after all are deleted, and those of the queued builds superseded here cancelled.
+  unneeded AS (
+    DELETE FROM ${BOSS_SCHEMA}.job bj
+    WHERE bj.name = p_queue AND bj.id = ANY(p_boss)
+      AND bj.id NOT IN (SELECT s.boss_id FROM stored s WHERE s.boss_id IS NOT NULL)
+  ),
+  cancelled AS (
+    UPDATE ${BOSS_SCHEMA}.job bj SET completed_on = now(), state = 'cancelled'
+    WHERE bj.name = p_queue AND bj.id IN (SELECT g.boss_id FROM gone g WHERE g.boss_id IS NOT NULL)
+      AND bj.state < 'completed'
+  )
+  SELECT j.i, j.stored_seq IS NOT NULL OR j.first IS NOT NULL, COALESCE(j.stored_seq, s.seq),
+    COALESCE(j.stored_state, s.state), COALESCE(j.stored_record, s.record), s.boss_id, txid_current()
+  FROM judged j LEFT JOIN stored s ON s.id = (SELECT b.rec->>'id' FROM b WHERE b.i = COALESCE(j.first, j.i))
+  UNION ALL
+  SELECT NULL, NULL, g.seq, g.state, g.record, g.boss_id, txid_current() FROM gone g;
+END $fn$;
+`;
+
 const SCHEMA_9 = `
 CREATE SCHEMA IF NOT EXISTS shipkit;
 CREATE TABLE IF NOT EXISTS shipkit.jobs (
@@ -134,96 +241,7 @@ CREATE TABLE IF NOT EXISTS shipkit.pushes (
   branches jsonb NOT NULL,
   version bigint NOT NULL
 );
--- A batch of one repo's new jobs (pg/enqueue.ts) in one call: under the repo's lock, deliveries
--- already stored (every job with a delivery id stores one) or earlier in the batch are
--- duplicates (each answered with that first job); each branch's first new push supersedes its
--- queued builds, each new push the one before it in the batch; the rest are inserted with their
--- deliveries. Gives a row per job of the batch (n, from 1: the job it is or repeats) and one per
--- build superseded in the table (n NULL), whose pg-boss jobs the caller cancels. pg-boss's queue
--- must exist: its jobs are inserted next, by the caller, and one without a queue would be dropped.
--- Each row also carries the transaction's id, which the notifications of its changes name: the
--- node that wrote them has the rows already and reads none of them back (pg/mirror.ts).
--- No bitmap scans: every job passes through 'queued' and leaves it, so jobs_active keeps an entry
--- for each until a vacuum; a plain index scan marks the dead ones as it passes and skips them after,
--- where a bitmap scan (which the planner picks once the table has grown) visits each one's heap
--- page at every lookup: with two nodes after 10 s of load, 580 pages per delivery, 16 ms a batch.
-DROP FUNCTION IF EXISTS shipkit.enqueue_batch(text, text, jsonb, text[], uuid[], text[], text[], bytea[]);
-CREATE FUNCTION shipkit.enqueue_batch(p_repo text, p_queue text, p_jobs jsonb, p_sources text[],
-  p_boss uuid[], p_events text[], p_formats text[], p_bodies bytea[])
-RETURNS TABLE (n int, duplicate boolean, seq bigint, state text, record jsonb, boss_id uuid, xid bigint)
-LANGUAGE plpgsql SET enable_bitmapscan = off AS $fn$
-#variable_conflict use_column
-BEGIN
-  -- A statement of its own, before any read: the reads below see every batch committed before.
-  PERFORM pg_advisory_xact_lock(${LOCKS.repo('p_repo')});
-  IF NOT EXISTS (SELECT 1 FROM ${BOSS_SCHEMA}.queue q WHERE q.name = p_queue) THEN
-    RAISE EXCEPTION 'pg-boss took no job for %: is its queue missing?', p_repo;
-  END IF;
-  RETURN QUERY
-  WITH b AS (
-    SELECT t.i::int AS i, t.rec, p_sources[t.i] AS src, t.rec->>'deliveryId' AS did
-    FROM jsonb_array_elements(p_jobs) WITH ORDINALITY AS t(rec, i)
-  ),
-  found AS (
-    SELECT b.i, s.seq, s.state, s.record
-    FROM b
-    -- LIMIT keeps this a keyed lookup per delivery: flattened into a join, on a young table
-    -- whose statistics say it is empty, it became a scan of every delivery and job per batch.
-    -- (A second look, through the repo's queued and running jobs' records, read each of them per
-    -- delivery: with 10,000 releases queued, 2 ms a delivery. The stored deliveries answer alone.)
-    LEFT JOIN LATERAL (SELECT j.seq, j.state, j.record FROM shipkit.deliveries d JOIN shipkit.jobs j ON j.id = d.job_id
-      WHERE d.source = b.src AND d.delivery_id = b.did LIMIT 1) s ON true
-    WHERE b.src IS NOT NULL
-  ),
-  firsts AS (
-    SELECT DISTINCT ON (b.src, b.did) b.i, b.src, b.did FROM b WHERE b.src IS NOT NULL ORDER BY b.src, b.did, b.i
-  ),
-  judged AS (
-    SELECT b.i, b.rec, f.seq AS stored_seq, f.state AS stored_state, f.record AS stored_record,
-      CASE WHEN f.seq IS NULL AND fi.i <> b.i THEN fi.i END AS first
-    FROM b LEFT JOIN found f ON f.i = b.i LEFT JOIN firsts fi ON fi.src = b.src AND fi.did = b.did
-  ),
-  fresh AS (SELECT j.i, j.rec FROM judged j WHERE j.stored_seq IS NULL AND j.first IS NULL),
-  builds AS (
-    SELECT f.i, f.rec->>'branch' AS branch, lead(f.rec) OVER w AS next, first_value(f.rec) OVER w AS head
-    FROM fresh f WHERE f.rec->>'kind' = 'build'
-    WINDOW w AS (PARTITION BY f.rec->>'branch' ORDER BY f.i)
-  ),
-  gone AS (
-    UPDATE shipkit.jobs j
-    SET record = j.record || jsonb_build_object('state', 'superseded', 'finished', h.head->'queued',
-      'reason', 'superseded by ' || (h.head->>'id')), state = 'superseded'
-    FROM (SELECT DISTINCT ON (bl.branch) bl.branch, bl.head FROM builds bl) h
-    WHERE j.repo = p_repo AND j.state = 'queued' AND j.record->>'kind' = 'build'
-      AND j.record->>'branch' IS NOT DISTINCT FROM h.branch
-      -- Evaluated once, first: a batch without builds reads none of the repo's queued jobs.
-      AND EXISTS (SELECT 1 FROM builds)
-    RETURNING j.seq, j.state, j.record, j.boss_id
-  ),
-  stored AS (
-    INSERT INTO shipkit.jobs (id, repo, state, boss_id, record)
-    SELECT r.rec->>'id', r.rec->>'repo', r.rec->>'state', CASE WHEN r.rec->>'state' = 'queued' THEN p_boss[r.i] END, r.rec
-    FROM (
-      SELECT f.i, CASE WHEN bl.next IS NULL THEN f.rec ELSE f.rec || jsonb_build_object('state', 'superseded',
-        'finished', bl.next->'queued', 'reason', 'superseded by ' || (bl.next->>'id')) END AS rec
-      FROM fresh f LEFT JOIN builds bl ON bl.i = f.i
-    ) r
-    ORDER BY r.i
-    RETURNING id, seq, state, record, boss_id
-  ),
-  kept AS (
-    INSERT INTO shipkit.deliveries (source, delivery_id, job_id, repo, event, format, body)
-    SELECT b.src, b.did, b.rec->>'id', p_repo, p_events[b.i], p_formats[b.i], p_bodies[b.i]
-    FROM b JOIN fresh f ON f.i = b.i WHERE b.src IS NOT NULL
-    ON CONFLICT DO NOTHING
-  )
-  SELECT j.i, j.stored_seq IS NOT NULL OR j.first IS NOT NULL, COALESCE(j.stored_seq, s.seq),
-    COALESCE(j.stored_state, s.state), COALESCE(j.stored_record, s.record), s.boss_id, txid_current()
-  FROM judged j LEFT JOIN stored s ON s.id = (SELECT b.rec->>'id' FROM b WHERE b.i = COALESCE(j.first, j.i))
-  UNION ALL
-  SELECT NULL, NULL, g.seq, g.state, g.record, g.boss_id, txid_current() FROM gone g;
-END $fn$;
--- Several repos' batches in one call (pg/enqueue.ts), each through enqueue_batch in the order
+${ENQUEUE_BATCH}-- Several repos' batches in one call (pg/enqueue.ts), each through enqueue_batch in the order
 -- given (the caller's: by name, so that every hook-server takes the repos' locks in one order).
 -- Batch k's items are p_jobs->(k-1) and the slices from p_starts[k] of the other arrays; each
 -- row says which batch (b, from 1) it belongs to. The bodies come as one binary value and their
@@ -355,5 +373,10 @@ CREATE TABLE IF NOT EXISTS shipkit.preview_builds (
   made timestamptz NOT NULL DEFAULT now()
 );
 `,
+  },
+  {
+    version: 15,
+    what: "the batch function deletes and cancels the batch's pg-boss jobs itself (no round trip under a repo's lock)",
+    sql: ENQUEUE_BATCH,
   },
 ];

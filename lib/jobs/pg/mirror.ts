@@ -30,6 +30,9 @@ export interface MirrorOptions {
   refreshMs?: number;
 }
 
+/** How long other nodes' changes wait to be read together: what another node's view may lag. */
+const FOLLOW_MS = 25;
+
 const finished = (job: Job | undefined) => job !== undefined && FINISHED_STATES.includes(job.state);
 
 export class JobMirror {
@@ -151,7 +154,9 @@ export class JobMirror {
       const [xid, ...ids] = (message.payload ?? '').split(' ');
       if (this.own.has(xid)) return;
       for (const id of ids) if (id) this.pending.add(id);
-      this.flushing ??= this.flush();
+      // Other nodes' changes are read a moment later, together: per notification, a read's round
+      // trip cost each node more per ack than the records themselves (bench:scale).
+      this.flushing ??= new Promise((resolve) => setTimeout(resolve, FOLLOW_MS)).then(() => this.flush());
     });
     await client.connect();
     await client.query(`LISTEN ${NOTIFY_CHANNEL}`);
