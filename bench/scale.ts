@@ -7,7 +7,7 @@
 // kernel throttled the nodes (a node at its cap is what separate machines at full load are).
 // Goals (issue 58): 2 nodes ≥ 1.8× one node's acks/s, 3 nodes ≥ 2.5×, and the nodes' CPU per ack
 // at 3 nodes ≤ 1.2× at 1.
-//   npm run bench:scale [-- --rounds 3 --seconds 8 --warmup 4 --connections 50 [--fixed] --cpu 0.25 --repos 1]
+//   npm run bench:scale [-- --rounds 3 --seconds 8 --warmup 4 --connections 50 [--fixed] --cpu 0.25 --period-ms 100 --repos 1]
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -22,7 +22,7 @@ import { loadAverage, median, reportResult } from './result.ts';
 import { shippedShipkit } from './shipped.ts';
 
 const args = minimist(process.argv.slice(2), {
-  string: ['rounds', 'seconds', 'warmup', 'connections', 'cpu', 'repos', 'bundle'],
+  string: ['rounds', 'seconds', 'warmup', 'connections', 'cpu', 'repos', 'bundle', 'period-ms'],
   boolean: ['fixed'],
 });
 const ROUNDS = Number(args.rounds ?? 3);
@@ -38,7 +38,10 @@ const CPU = Number(args.cpu ?? 0.25);
 const REPOS = Array.from({ length: Number(args.repos ?? 1) }, (_, i) => (i ? `octo/site-${i + 1}` : ONE_REPO[0]));
 const BUNDLE = path.resolve(args.bundle ?? shippedShipkit());
 const COUNTS = [1, 2, 3];
-const PERIOD_US = 100_000;
+// The cgroup's period: a node at its quota is stopped for the rest of each period (75 ms of 100 at
+// 0.25 core, the kernel's default period), which no small VM does; --period-ms 10 spreads the same
+// share finer, nearer a slower CPU.
+const PERIOD_US = Number(args['period-ms'] ?? 100) * 1000;
 
 /** A CPU cgroup capped at CPU of a core: v2 (cpu.max) or v1's cpu hierarchy (cfs quota). */
 interface CpuGroup {
@@ -199,7 +202,7 @@ function describeWaits(waits: Map<string, number>): string {
 function printTable(runs: Map<number, Round[]>): void {
   const med = (count: number, key: Exclude<keyof Round, 'waits'>) => median(runs.get(count)!.map((r) => r[key]));
   console.log(
-    `\nbench:scale — each node capped at ${CPU} of a core (cgroup), PostgreSQL, haproxy and autocannon ` +
+    `\nbench:scale — each node capped at ${CPU} of a core (cgroup, period ${PERIOD_US / 1000} ms), PostgreSQL, haproxy and autocannon ` +
       `outside; ${FIXED ? `${CONNECTIONS} connections in all` : `${CONNECTIONS} connections per node`}, ${SECONDS} s after ${WARMUP} s not counted, ${REPOS.length} repo(s), ` +
       `medians of ${ROUNDS} (load ${loadAverage()}, ${os.cpus().length} cores)`,
   );
@@ -215,7 +218,7 @@ function printTable(runs: Map<number, Round[]>): void {
         `${runs.get(count)!.reduce((s, r) => s + r.non2xx, 0)} |`,
     );
   const ratio = (count: number) => med(count, 'rps') / med(1, 'rps');
-  const note = `each node ${CPU} core (cgroup); ${FIXED ? CONNECTIONS : `${CONNECTIONS} per node`} connections; medians of ${ROUNDS}; ${REPOS.length} repo(s)`;
+  const note = `each node ${CPU} core (cgroup, period ${PERIOD_US / 1000} ms); ${FIXED ? CONNECTIONS : `${CONNECTIONS} per node`} connections; medians of ${ROUNDS}; ${REPOS.length} repo(s)`;
   for (const [count, goal] of [
     [2, 1.8],
     [3, 2.5],
