@@ -1,12 +1,12 @@
 // `queue:` as a list, a primary and its synchronous standby (docs/ha.md): a login refused on one
 // entry is skipped and named, never with its password; a list of standbys only is refused at the
-// start (exit 2, each named). Then two hook-servers and a worker take signed deliveries while the
+// start (exit 2, each named), a bad list too (its file and line). Then two hook-servers and a worker take signed deliveries while the
 // primary is killed -9 and the standby promoted: 503 with Retry-After in the gap, writes again
 // within 15 s, every delivery acked 2xx built exactly once, none lost, and a build running across
 // the failover finishes once. The old primary started again as a second writable server is
 // refused (split brain): 503 and a log line naming both.
 import { randomUUID } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -67,6 +67,23 @@ test('a wrong password on one entry: skipped and named, its password never shown
     refused.stderr,
     `no server of queue: accepts writes (127.0.0.1:${pair.standby.port}/postgres as shipkit is a standby)`,
   );
+});
+
+test('a bad list exits 2 naming its file and line, whichever program reads it', async () => {
+  const { config } = queueConfig('bad-list', repos, {
+    concurrency: 0,
+    queue: '\n  - postgres://shipkit@127.0.0.1:1/x\n  - mysql://shipkit:hunter2@127.0.0.1/x',
+  });
+  const line = readFileSync(config, 'utf8').split('\n').indexOf('  - mysql://shipkit:hunter2@127.0.0.1/x') + 1;
+  for (const [script, args] of [
+    ['hook-server', ['--config', config, '--listen', '127.0.0.1:0']],
+    ['worker', ['--config', config]],
+  ] as const) {
+    const res = await runScript(script, [...args]);
+    assert.is(res.exitCode, 2, res.stderr);
+    assert.match(res.stderr, `${config}:${line}: queue[1]: is not a PostgreSQL URL`);
+    assert.not.match(res.stderr, 'hunter2');
+  }
 });
 
 interface Sent {
