@@ -31,6 +31,13 @@ export interface LeaderOptions {
 
 /** A lease written by a node that renews it (renewed at or after the takeover: older nodes renew nothing). */
 const RENEWING = 'l.renewed IS NOT NULL AND l.renewed >= l.since';
+/**
+ * The session of the lease's holder: its pid with the leader's application name. A pid alone is
+ * not enough after a failover, where the row came from the old primary and the same pid may be
+ * another program's session on the new one.
+ */
+const HOLDER = (pid: string, node: string) =>
+  `a.pid = ${pid} AND a.application_name = left('shipkit hook-server ' || ${node} || ' (leader)', 63)`;
 const LEASE = 'make_interval(secs => $2::float8 / 1000)';
 /** A follower's look: the lock if it is free, and the ms the lease has left (negative: lapsed; null: none). */
 const LOOK_SQL = `SELECT pg_try_advisory_lock(${LOCKS.leader}) AS got,
@@ -41,7 +48,7 @@ const TAKE_FREED_SQL = `INSERT INTO shipkit.leader AS l (id, term, node, since, 
   VALUES (1, 1, $1, now(), now(), pg_backend_pid())
   ON CONFLICT (id) DO UPDATE SET term = l.term + 1, node = $1, since = now(), renewed = now(), pid = pg_backend_pid()
   WHERE NOT (${RENEWING} AND l.renewed > now() - ${LEASE} AND l.pid IS DISTINCT FROM pg_backend_pid()
-    AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.pid))
+    AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE ${HOLDER('l.pid', 'l.node')}))
   RETURNING term`;
 const LAPSED_SQL = `SELECT l.pid, l.node, l.term FROM shipkit.leader l
   WHERE l.id = 1 AND ${RENEWING} AND l.renewed <= now() - ${LEASE.replace('$2', '$1')} FOR UPDATE`;
@@ -50,6 +57,7 @@ const TAKE_SQL = `UPDATE shipkit.leader SET term = term + 1, node = $1, since = 
 const RENEW_SQL = 'UPDATE shipkit.leader SET renewed = now() WHERE id = 1 AND term = $1';
 const TRY_LOCK_SQL = `SELECT pg_try_advisory_lock(${LOCKS.leader}) AS got`;
 const UNLOCK_SQL = `SELECT pg_advisory_unlock(${LOCKS.leader})`;
+const END_STALE_SQL = `SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a WHERE ${HOLDER('$1', '$2')}`;
 
 export class Leadership {
   private readonly options: LeaderOptions;
@@ -165,14 +173,14 @@ export class Leadership {
         `renewed for ${this.leaseMs / 1000} s`,
     );
     this.become(term, sent);
-    if (stale.pid !== null) await this.endStaleSession(client, stale.pid);
+    if (stale.pid !== null) await this.endStaleSession(client, stale.pid, stale.node);
     return true;
   }
 
   /** The stale leader's session ended (it still holds the lock), then the lock taken in its place. */
-  private async endStaleSession(client: pg.Client, pid: number): Promise<void> {
+  private async endStaleSession(client: pg.Client, pid: number, node: string): Promise<void> {
     try {
-      await client.query('SELECT pg_terminate_backend($1)', [pid]);
+      await client.query(END_STALE_SQL, [pid, node]);
     } catch (error) {
       this.options.log.warn(
         `could not end the session of the node that stopped renewing (pid ${pid}): ${messageOf(error)}; ` +

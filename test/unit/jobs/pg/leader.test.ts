@@ -1,7 +1,8 @@
 // The leader's lease (lib/jobs/pg/leader.ts) on a real PostgreSQL, with short timings: a leader
 // that stops renewing while its session stays open is replaced once the lease lapses, its session
-// ended and its writes fenced; a handover goes at once; a lead taken by an older shipkit (no lease)
-// is left to the lock, as before.
+// ended and its writes fenced; a handover goes at once; a lease whose pid is a stranger's session
+// (after a database failover) is no lease; a lead taken by an older shipkit (no lease) is left to
+// the lock, as before.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import pg from 'pg';
@@ -98,6 +99,29 @@ test('a handover goes at once; a follower that finds the lock free while a live 
     assert.ok(Date.now() - handed < 1_000, 'at the next try, not when the lease would lapse');
   } finally {
     await b.stop();
+  }
+});
+
+test("after a database failover the lease's pid is another program's session: taken at once, that session left alone", async () => {
+  if (!db) return;
+  // The row as a promoted standby has it: renewed a moment ago by a leader on the old primary,
+  // whose pid is, by chance, a live session here of someone else's (the lock is free).
+  const stranger = new pg.Client({ connectionString: db.url, application_name: 'psql' });
+  await stranger.connect();
+  try {
+    const pid = (await stranger.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+    await db.sql(
+      `UPDATE shipkit.leader SET term = term + 1, node = 'gone', since = now(), renewed = now(), pid = ${pid}`,
+    );
+    const b = leader('p1', { leaseMs: 10_000 });
+    const since = Date.now();
+    b.start();
+    await waitFor(() => b.term, { what: 'p1 to lead', timeoutMs: 2_000 });
+    assert.ok(Date.now() - since < 1_000, 'not held back until the lease would lapse');
+    assert.is((await stranger.query('SELECT 1 AS one')).rows[0].one, 1, "the stranger's session lives");
+    await b.stop();
+  } finally {
+    await stranger.end().catch(() => undefined);
   }
 });
 
