@@ -58,6 +58,15 @@ test('a wrong password on one entry: skipped and named, its password never shown
   } finally {
     assert.is(await node.stop(), 0, node.output());
   }
+  // A one-off command reads the list as the nodes do.
+  const listed = await runScript(
+    'deliveries',
+    ['list', '--config', queueConfig('cli', repos, { queue: LIST }).config],
+    {
+      env: envOf(pair),
+    },
+  );
+  assert.is(listed.exitCode, 0, listed.stderr);
   const { config } = queueConfig('standbys-only', repos, { concurrency: 0, queue: '[env:SHIPKIT_PG_STANDBY]' });
   const refused = await runScript('hook-server', ['--config', config, '--listen', '127.0.0.1:0'], {
     env: envOf(pair),
