@@ -1,11 +1,7 @@
-// When is a reload of nginx done? Not when `nginx -s reload` returns: the master then reads the
-// config, starts new workers, sleeps 100 ms, and only then tells the old workers to stop; until
-// they do, a new connection may still reach an old worker, which answers by the old config (for a
-// route just added: the default server's 404). bench:preview lost a request to that right after a
-// preview went live. So a route change counts as made once every worker of the reloaded master
-// that ran before it has closed its sockets: exited, or renamed itself "nginx: worker process is
-// shutting down" (which it does as it closes them). Found through /proc, by process titles: an
-// nginx this process cannot see (another pid namespace, hidepid) is not waited for.
+// When is a reload of nginx done? Not when `nginx -s reload` returns: old workers still take
+// connections for ~100 ms and answer by the old config. A route change counts as made once every
+// worker of the reloaded master that ran before it has exited or renamed itself "is shutting
+// down", seen through /proc by process titles. The whole story: docs/internals.md.
 import { readdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readProcFile } from '../core/procfs.ts';

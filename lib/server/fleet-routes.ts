@@ -27,6 +27,7 @@ import {
   type RolloutRecord,
 } from '../release/format/fleet-report.ts';
 import { HOST_ID_PATTERN } from '../release/format/bucket.ts';
+import { countStep, type FleetHost } from '../release/rollout/plan.ts';
 import type { Refuse } from '../web/read-sources.ts';
 import { rolloutAction } from '../audit/actions.ts';
 import { clientOf, type AuditRecord } from '../audit/trail.ts';
@@ -85,7 +86,11 @@ export const RELEASES_PAGE = 100;
 const MAX_RELEASES_PAGE = 10_000;
 
 /** `?limit=N&offset=M` of GET /fleet/APP/releases, or why it is refused. */
-export function releasesPage(params: URLSearchParams): FleetReleasesOptions | string {
+export function releasesPage(
+  params: URLSearchParams,
+  page = RELEASES_PAGE,
+  maxPage = MAX_RELEASES_PAGE,
+): FleetReleasesOptions | string {
   const whole = (name: string, fallback: number, max: number): number | string => {
     const value = params.get(name);
     if (value === null) return fallback;
@@ -93,11 +98,36 @@ export function releasesPage(params: URLSearchParams): FleetReleasesOptions | st
       ? Number(value)
       : `${name} must be a whole number from 0 to ${max}`;
   };
-  const limit = whole('limit', RELEASES_PAGE, MAX_RELEASES_PAGE);
+  const limit = whole('limit', page, maxPage);
   const offset = whole('offset', 0, 100_000_000);
   if (typeof limit === 'string') return limit;
   if (typeof offset === 'string') return offset;
   return { limit, offset };
+}
+
+/** Hosts GET /fleet/APP answers in one page unless `?limit=` says otherwise. */
+export const FLEET_PAGE = 1_000;
+const MAX_FLEET_PAGE = 10_000;
+
+/**
+ * GET /fleet/APP's query: `?limit=N&offset=M` (a page of the hosts), or `?step=P&version=V[&seq=S]`
+ * (the counts `release rollout` waits on, counted here: no list of every host); or why it is refused.
+ */
+export function fleetQuery(
+  params: URLSearchParams,
+): { limit: number; offset: number } | { step: number; version: string; seq?: number } | string {
+  const step = params.get('step');
+  if (step === null) {
+    const page = releasesPage(params, FLEET_PAGE, MAX_FLEET_PAGE);
+    return typeof page === 'string' ? page : { limit: page.limit ?? FLEET_PAGE, offset: page.offset ?? 0 };
+  }
+  if (!/^\d{1,3}(\.\d{1,2})?$/.test(step) || Number(step) <= 0 || Number(step) > 100)
+    return 'step must be a percent above 0, up to 100';
+  const version = params.get('version') ?? '';
+  if (!/^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/.test(version)) return 'version must be a release version';
+  const seq = params.get('seq');
+  if (seq !== null && !/^\d{1,15}$/.test(seq)) return 'seq must be a whole number';
+  return { step: Number(step), version, ...(seq === null ? {} : { seq: Number(seq) }) };
 }
 
 const isRefusal = (answer: object): answer is Refusal => 'refused' in answer;
@@ -419,10 +449,21 @@ export class FleetRoutes {
     return true;
   }
 
+  /** GET /fleet/APP: one page of the hosts (`?limit=&offset=`), or a step's counts (`?step=&version=`). */
   private getFleet(req: IncomingMessage, res: ServerResponse, app: string, refuse: Refuse): void {
     if (!this.mayRead(req, app, refuse)) return;
     const { store } = this.options;
-    sendJson(res, 200, { app, hosts: store.hosts(app).map(publicHost), rollout: publicRollout(store.rollout(app)) });
+    const asked = fleetQuery(new URL(req.url ?? '/', 'http://x').searchParams);
+    if (typeof asked === 'string') return refuse(400, asked);
+    const hosts = store.hosts(app);
+    const rollout = publicRollout(store.rollout(app));
+    if ('step' in asked) {
+      const counts = countStep(hosts as FleetHost[], asked.version, asked.step, { stepSeq: asked.seq });
+      return sendJson(res, 200, { app, total: hosts.length, rollout, counts });
+    }
+    const page = hosts.slice(asked.offset, asked.offset + asked.limit).map(publicHost);
+    const next = asked.offset + page.length < hosts.length ? asked.offset + page.length : null;
+    sendJson(res, 200, { app, total: hosts.length, offset: asked.offset, next_offset: next, hosts: page, rollout });
   }
 
   /** GET /fleet/APP/releases: the ledger's releases with their hosts (docs/fleet.md "Releases"). */

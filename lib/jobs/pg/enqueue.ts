@@ -1,8 +1,7 @@
 // Enqueueing on PostgreSQL with group commit (pg/queue.ts): the deliveries that arrive while the
 // previous transaction commits, of every repo, go in the next one together, each repo's under its
-// lock, with duplicates dropped and superseded builds cancelled. The transaction is pg-boss's
-// insert of the jobs expected to be queued, then one call of shipkit.enqueue_batches
-// (pg/records.ts), which takes the locks and settles pg-boss's jobs, then the commit.
+// lock, with duplicates dropped and superseded builds cancelled: pg-boss's insert of the jobs
+// expected to be queued, one call of shipkit.enqueue_batches (pg/records.ts), the commit.
 // The whole story: docs/internals.md.
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';

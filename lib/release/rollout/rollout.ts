@@ -354,7 +354,7 @@ async function waitForStep(
   for (;;) {
     const waitOver = Date.now() >= deadline;
     try {
-      counts = countStep(await fetchFleet(fleetUrl, opts), version, percent, { stepSeq: seq });
+      counts = await fetchStepCounts(fleetUrl, opts, version, { percent, seq });
       unreachable = '';
     } catch (error) {
       if (error instanceof ConfigError) throw error;
@@ -382,9 +382,49 @@ async function waitForStep(
 
 const fleetPath = (base: URL, rest: string) => new URL(rest, base);
 
-/** GET /fleet/APP, signed with the app's secret; 401/404 are configuration errors (exit 2). */
-async function fetchFleet(base: URL, opts: RolloutOptions): Promise<FleetHost[]> {
-  const url = fleetPath(base, `fleet/${encodeURIComponent(opts.name)}`);
+/**
+ * The step's counts: GET /fleet/APP?step=&version=&seq=, counted by hook-server; a hook-server
+ * from before that answers the whole list of hosts instead, which is counted here.
+ */
+async function fetchStepCounts(
+  base: URL,
+  opts: RolloutOptions,
+  version: string,
+  { percent, seq }: { percent: number; seq?: number },
+): Promise<StepCounts> {
+  const query = new URLSearchParams({
+    step: String(percent),
+    version,
+    ...(seq === undefined ? {} : { seq: String(seq) }),
+  });
+  const answer = await fetchFleet(base, opts, query);
+  if (answer.counts) return answer.counts;
+  return countStep(answer.hosts!, version, percent, { stepSeq: seq });
+}
+
+/** Counts as hook-server sent them, when they have the shape of StepCounts (else undefined). */
+function stepCountsOf(value: unknown, percent: number): StepCounts | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const c = value as Record<string, unknown>;
+  const whole = (k: string) => Number.isSafeInteger(c[k]) && (c[k] as number) >= 0;
+  const keys = ['expected', 'reported', 'updated', 'failed', 'pending', 'claimed', 'forged'];
+  if (c.percent !== percent || !keys.every(whole) || !Array.isArray(c.failures)) return undefined;
+  const failures = (c.failures as unknown[])
+    .filter((f): f is StepCounts['failures'][number] => {
+      const e = f as Record<string, unknown>;
+      return typeof f === 'object' && f !== null && [e.host, e.result, e.reason].every((x) => typeof x === 'string');
+    })
+    .slice(0, 10);
+  return { ...(c as unknown as StepCounts), failures };
+}
+
+/** GET /fleet/APP?QUERY, signed with the app's secret; 401/404 are configuration errors (exit 2). */
+async function fetchFleet(
+  base: URL,
+  opts: RolloutOptions,
+  query: URLSearchParams,
+): Promise<{ counts?: StepCounts; hosts?: FleetHost[] }> {
+  const url = fleetPath(base, `fleet/${encodeURIComponent(opts.name)}?${query}`);
   const headers = signRequest(opts.secret, 'GET', `${url.pathname}${url.search}`);
   const response = await (opts.fetch ?? leanFetch)(url, {
     headers,
@@ -403,16 +443,22 @@ async function fetchFleet(base: URL, opts: RolloutOptions): Promise<FleetHost[]>
   if (response.status !== 200) throw new RemoteError(`GET ${url.pathname} answered ${response.status}`);
   if (body.length > MAX_FLEET_ANSWER)
     throw new RemoteError(`GET ${url.pathname} answered more than ${MAX_FLEET_ANSWER} bytes`);
-  let parsed: { hosts?: unknown };
+  let parsed: { hosts?: unknown; counts?: unknown };
   try {
-    parsed = JSON.parse(body) as { hosts?: unknown };
+    parsed = JSON.parse(body) as { hosts?: unknown; counts?: unknown };
   } catch {
     throw new RemoteError(`GET ${url.pathname} answered something other than JSON`);
   }
+  if (parsed.counts !== undefined) {
+    const counts = stepCountsOf(parsed.counts, Number(query.get('step')));
+    if (!counts) throw new RemoteError(`GET ${url.pathname} answered counts that are not a step's`);
+    return { counts };
+  }
   if (!Array.isArray(parsed.hosts)) throw new RemoteError(`GET ${url.pathname} answered JSON without a hosts list`);
-  return parsed.hosts.filter(
+  const hosts = parsed.hosts.filter(
     (h): h is FleetHost => typeof h === 'object' && h !== null && typeof (h as FleetHost).host === 'string',
   );
+  return { hosts };
 }
 
 /**

@@ -176,6 +176,60 @@ async function postChunked(url: string, size: number, headers: Record<string, st
   return Number(result.stdout.trim());
 }
 
+test("GET /fleet/APP answers a page of the hosts (limit, offset, total) or a step's counts, never every host unasked", async () => {
+  const dir = tmpDir();
+  const server = await startScript('hook-server', ['--config', fleetConfig(dir), '--listen', '127.0.0.1:0'], { env });
+  const signedGet = async (query: string) => {
+    const route = `/fleet/web?${query}`;
+    const res = await fetch(`${server.url}${route}`, { headers: signRequest(FLEET_SECRET, 'GET', route) });
+    return { status: res.status, json: (await res.json().catch(() => null)) as any };
+  };
+  try {
+    const hosts = Array.from({ length: 25 }, () => hostId());
+    // Ten on 1.2 (one failed), fifteen still on 1.1.
+    for (const [i, host] of hosts.entries()) {
+      const fields =
+        i < 10 ? { version: '1.2', result: i === 0 ? 'failed' : 'updated', seq: 4 } : { version: '1.1', seq: 3 };
+      assert.is((await post(server, '/fleet/reports', report(host, { result: 'running', ...fields }))).status, 202);
+    }
+    const first = await signedGet('limit=10');
+    assert.equal([first.status, first.json.total, first.json.hosts.length, first.json.next_offset], [200, 25, 10, 10]);
+    const last = await signedGet('limit=10&offset=20');
+    assert.equal([last.json.hosts.length, last.json.next_offset], [5, null]);
+    const all = new Set<string>();
+    for (let offset: number | null = 0; offset !== null;) {
+      const page = await signedGet(`limit=7&offset=${offset}`);
+      for (const h of page.json.hosts) all.add(h.host);
+      offset = page.json.next_offset;
+    }
+    assert.is(all.size, 25, 'the pages together hold every host once');
+
+    const counted = await signedGet('step=100&version=1.2&seq=4');
+    assert.is(counted.status, 200);
+    assert.is(counted.json.hosts, undefined, 'counts, not the list');
+    const c = counted.json.counts;
+    assert.equal([c.percent, c.expected, c.updated, c.failed, c.pending], [100, 25, 9, 1, 15]);
+    assert.equal(
+      c.failures.map((f: any) => f.host),
+      [hosts[0]],
+    );
+
+    for (const [query, message] of [
+      ['step=0&version=1.2', /step must be a percent/],
+      ['step=101&version=1.2', /step must be a percent/],
+      ['step=10&version=..%2Fx', /version must be a release version/],
+      ['step=10&version=1.2&seq=-1', /seq must be a whole number/],
+      ['limit=10001', /limit must be a whole number from 0 to 10000/],
+    ] as const) {
+      const refused = await signedGet(query);
+      assert.is(refused.status, 400, query);
+      assert.match(JSON.stringify(refused.json), message);
+    }
+  } finally {
+    await server.stop();
+  }
+});
+
 test('hostile requests: bad signature, unknown app, huge body, replayed nonce, stale timestamp, malformed; each refused, not counted, not written', async () => {
   const dir = tmpDir();
   const config = fleetConfig(dir);

@@ -75,10 +75,16 @@ test(`${JOBS.toLocaleString('en')} queued jobs and ${HOSTS.toLocaleString('en')}
         ],
         ['GET /jobs?limit=50', '/jobs?limit=50', () => auth, (body) => assert.is(JSON.parse(body).jobs.length, 50)],
         [
-          'GET /fleet/web',
-          '/fleet/web',
-          () => signRequest(FLEET, 'GET', '/fleet/web'),
-          (body) => assert.is(JSON.parse(body).hosts.length, HOSTS),
+          'GET /fleet/web?limit=10000 (a page of every host)',
+          '/fleet/web?limit=10000',
+          () => signRequest(FLEET, 'GET', '/fleet/web?limit=10000'),
+          (body) => assert.equal([JSON.parse(body).hosts.length, JSON.parse(body).total], [HOSTS, HOSTS]),
+        ],
+        [
+          'GET /fleet/web?step=100 (the counts release rollout waits on)',
+          '/fleet/web?step=100&version=9.9',
+          () => signRequest(FLEET, 'GET', '/fleet/web?step=100&version=9.9'),
+          (body) => assert.is(JSON.parse(body).counts.expected, HOSTS),
         ],
         ['/healthz', '/healthz', () => ({}), (body) => assert.is(JSON.parse(body).queued, JOBS)],
       ];
