@@ -22,14 +22,16 @@ export interface NodeStart {
   bundle: string;
   env: NodeJS.ProcessEnv;
   repos?: string[];
+  /** Another `queue:` than the env's (a list of servers). */
+  queue?: string;
   /** More arguments for node before the script (a CPU profile, perf's map). */
   nodeFlags?: string[];
 }
 
 /** A hook-server of the one file, with `queue:` and `repos`, building nothing itself; resolves once /healthz answers. */
-export async function startHookNode(name: string, { bundle, env, repos = ONE_REPO, nodeFlags = [] }: NodeStart) {
+export async function startHookNode(name: string, { bundle, env, repos = ONE_REPO, queue, nodeFlags = [] }: NodeStart) {
   const port = await freePort();
-  const { config } = queueConfig(name, Object.fromEntries(repos.map((r) => [r, {}])), { concurrency: 0 });
+  const { config } = queueConfig(name, Object.fromEntries(repos.map((r) => [r, {}])), { concurrency: 0, queue });
   const args = [bundle, 'hook-server', '--config', config, '--listen', `127.0.0.1:${port}`, '--name', name];
   const child = spawn(process.execPath, [...nodeFlags, ...args], { env, stdio: 'ignore' });
   await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.ok, {

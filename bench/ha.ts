@@ -16,9 +16,8 @@
 //   (HA_CPU_PROF=DIR: profile the nodes)
 //   --one-target: haproxy sends every delivery to node 1 and the others only follow (what a
 //   node that takes no deliveries costs); one repo, no failover.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import minimist from 'minimist';
@@ -27,8 +26,19 @@ import { pushPayload } from '../test/fixtures/hooks/deliveries.ts';
 import { startHaproxy, type Haproxy } from '../test/fixtures/haproxy.ts';
 import { startPostgres } from '../test/fixtures/postgres.ts';
 import { startPostgresPair } from '../test/fixtures/postgres-standby.ts';
-import { queueConfig, SECRET, worldEnv } from '../test/fixtures/workers.ts';
-import { freePort, waitFor } from '../test/_helpers/common.ts';
+import { SECRET, worldEnv } from '../test/fixtures/workers.ts';
+import { waitFor } from '../test/_helpers/common.ts';
+import {
+  cpuSpent,
+  ONE_REPO,
+  postgresCpu,
+  processCpu,
+  signedLoad,
+  startHookNode,
+  stopHookNode,
+  type HookNode,
+  type LoadRound,
+} from './ha-load.ts';
 import { loadAverage, reportResult } from './result.ts';
 import { shippedShipkit } from './shipped.ts';
 import { startWebhookPeer } from './webhook-peer.ts';
@@ -63,133 +73,41 @@ const env = {
   SHIPKIT_BUILD_COMMAND: '/bin/true',
   LOG_FORMAT: 'json',
 };
-const ONE_REPO = ['octo/site'];
 const MANY_REPOS = Array.from({ length: SPREAD }, (_, i) => (i === 0 ? 'octo/site' : `octo/site-${i + 1}`));
 
-interface Node {
-  name: string;
-  port: number;
-  child: ChildProcess;
-}
+type Node = HookNode;
 
-/** A hook-server of the one file, with `queue:` and `repos`, building nothing itself. */
-async function startNode(
+/** A hook-server of the one file (bench/ha-load.ts), profiled with HA_CPU_PROF=DIR, more node flags from HA_NODE_FLAGS. */
+function startNode(
   name: string,
   repos = ONE_REPO,
   { queue, env: nodeEnv = env }: { queue?: string; env?: NodeJS.ProcessEnv } = {},
 ): Promise<Node> {
-  const port = await freePort();
-  const { config } = queueConfig(name, Object.fromEntries(repos.map((r) => [r, {}])), { concurrency: 0, queue });
-  const args = [BUNDLE, 'hook-server', '--config', config, '--listen', `127.0.0.1:${port}`, '--name', name];
   // HA_CPU_PROF=DIR: each node writes a V8 CPU profile there when it stops; HA_NODE_FLAGS: more
   // flags for node (`--perf-basic-prof` for `perf record`, which counts CPU time, not waits).
   const prof = process.env.HA_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.HA_CPU_PROF] : [];
   const flags = process.env.HA_NODE_FLAGS?.split(' ').filter(Boolean) ?? [];
-  const child = spawn(process.execPath, [...prof, ...flags, ...args], {
-    env: nodeEnv,
-    stdio: 'ignore',
-  });
-  await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.ok, {
-    timeoutMs: 30_000,
-    what: `node ${name}`,
-  });
-  return { name, port, child };
+  return startHookNode(name, { bundle: BUNDLE, env: nodeEnv, repos, queue, nodeFlags: [...prof, ...flags] });
 }
 
-function stopNode(node: Node): Promise<void> {
-  if (node.child.exitCode !== null || node.child.signalCode !== null) return Promise.resolve();
-  node.child.kill('SIGTERM');
-  return new Promise((resolve) => node.child.once('exit', () => resolve()));
-}
+const stopNode = stopHookNode;
 
-/** autocannon through `url`: signed pushes to `repos` in turn, a fresh delivery id each; 2xx per second and latency. */
-interface Round {
-  rps: number;
-  p99: number;
-  non2xx: number;
-  acked: number;
-  /** shipkit's: the CPU time of its nodes and PostgreSQL per delivery acked, in ms. */
+/** One load's answers; shipkit's also the CPU its nodes and PostgreSQL spent per delivery acked, in ms. */
+interface Round extends LoadRound {
   cpuMs?: number;
   /** Of which PostgreSQL's. */
   cpuPgMs?: number;
 }
 
-async function load(url: string, repos = ONE_REPO, seconds = SECONDS): Promise<Round> {
-  const { default: autocannon } = (await import('autocannon' as string)) as {
-    default: any;
-  };
-  const pushes = await Promise.all(
-    repos.map(async (repo) => {
-      const body = JSON.stringify(pushPayload(repo));
-      return { body, signature: await sign(SECRET, body) };
-    }),
-  );
-  const { body, signature } = pushes[0];
-  let sent = 0;
-  const result = await new Promise<any>((resolve, reject) =>
-    autocannon(
-      {
-        url,
-        method: 'POST',
-        connections: CONNECTIONS,
-        duration: seconds,
-        body,
-        headers: {
-          'content-type': 'application/json',
-          'x-github-event': 'push',
-          'x-hub-signature-256': signature,
-        },
-        requests: [
-          {
-            setupRequest: (req: any) => {
-              const push = pushes[sent++ % pushes.length];
-              return {
-                ...req,
-                body: push.body,
-                headers: {
-                  ...req.headers,
-                  'x-hub-signature-256': push.signature,
-                  'x-github-delivery': randomUUID(),
-                },
-              };
-            },
-          },
-        ],
-      },
-      (error: Error | null, res: any) => (error ? reject(error) : resolve(res)),
-    ),
-  );
-  return {
-    rps: result['2xx'] / result.duration,
-    p99: result.latency.p99,
-    non2xx: result.non2xx,
-    acked: result['2xx'],
-  };
-}
+const load = (url: string, repos = ONE_REPO, seconds = SECONDS): Promise<Round> =>
+  signedLoad(url, { repos, seconds, connections: CONNECTIONS });
 
 /** CPU time (user + system, ms) of each process: the nodes', and PostgreSQL's (its postmaster and every child). */
 function cpuTimes(nodes: Node[]): Map<number, number> {
-  const ticks = (pid: number) => {
-    try {
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-      return { ppid: Number(fields[1]), ms: ((Number(fields[11]) + Number(fields[12])) * 1000) / 100 };
-    } catch {
-      return undefined; // gone meanwhile
-    }
-  };
-  const postmaster = Number(readFileSync(path.join(pg.dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
-  const times = new Map<number, number>();
-  for (const pid of nodes.map((n) => n.child.pid!)) times.set(pid, ticks(pid)?.ms ?? 0);
-  for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
-    const stat = ticks(Number(entry));
-    if (stat && (Number(entry) === postmaster || stat.ppid === postmaster)) times.set(Number(entry), stat.ms);
-  }
+  const times = postgresCpu(path.join(pg.dir, 'data'));
+  for (const pid of nodes.map((n) => n.child.pid!)) times.set(pid, processCpu(pid)?.ms ?? 0);
   return times;
 }
-
-/** The CPU the nodes and PostgreSQL spent between two readings, in ms (a process started meanwhile from 0). */
-const cpuSpent = (before: Map<number, number>, after: Map<number, number>) =>
-  [...after].reduce((sum, [pid, ms]) => sum + ms - (before.get(pid) ?? 0), 0);
 
 async function shipkitRound(count: number, repos = ONE_REPO) {
   const nodes: Node[] = [];
