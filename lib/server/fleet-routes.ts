@@ -26,7 +26,7 @@ import {
   type HostEntry,
   type RolloutRecord,
 } from '../release/format/fleet-report.ts';
-import { HOST_ID_PATTERN } from '../release/format/bucket.ts';
+import { HOST_ID_PATTERN, rolloutBucket } from '../release/format/bucket.ts';
 import { countStep, type FleetHost } from '../release/rollout/plan.ts';
 import type { Refuse } from '../web/read-sources.ts';
 import { rolloutAction } from '../audit/actions.ts';
@@ -177,6 +177,8 @@ export class FleetRoutes {
   private readonly now: () => number;
   // One verifier per app: its own secret and its own memory of nonces.
   private readonly verifiers: Map<string, RequestVerifier>;
+  /** bucketsOf: per app, the version a rollout last asked about and its hosts' buckets. */
+  private readonly buckets = new Map<string, { version: string; of: Map<string, number> }>();
 
   constructor(options: FleetRoutesOptions) {
     this.options = options;
@@ -449,6 +451,21 @@ export class FleetRoutes {
     return true;
   }
 
+  /**
+   * Each host's bucket for the version a rollout asks about, kept between its polls: a sha256 per
+   * host per poll was most of a count at 100,000 hosts. The last version asked per app only.
+   */
+  private bucketsOf(app: string, version: string): (host: string) => number {
+    let kept = this.buckets.get(app);
+    if (kept?.version !== version) this.buckets.set(app, (kept = { version, of: new Map() }));
+    const of = kept.of;
+    return (host) => {
+      let bucket = of.get(host);
+      if (bucket === undefined) of.set(host, (bucket = rolloutBucket(host, version)));
+      return bucket;
+    };
+  }
+
   /** GET /fleet/APP: one page of the hosts (`?limit=&offset=`), or a step's counts (`?step=&version=`). */
   private getFleet(req: IncomingMessage, res: ServerResponse, app: string, refuse: Refuse): void {
     if (!this.mayRead(req, app, refuse)) return;
@@ -458,7 +475,8 @@ export class FleetRoutes {
     const hosts = store.hosts(app);
     const rollout = publicRollout(store.rollout(app));
     if ('step' in asked) {
-      const counts = countStep(hosts as FleetHost[], asked.version, asked.step, { stepSeq: asked.seq });
+      const bucketOf = this.bucketsOf(app, asked.version);
+      const counts = countStep(hosts as FleetHost[], asked.version, asked.step, { stepSeq: asked.seq, bucketOf });
       return sendJson(res, 200, { app, total: hosts.length, rollout, counts });
     }
     const page = hosts.slice(asked.offset, asked.offset + asked.limit).map(publicHost);
