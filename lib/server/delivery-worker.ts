@@ -10,6 +10,8 @@ import { PEER_HEADER } from '../http/peer.ts';
 import { requestIdOf } from '../http/request-id.ts';
 import { sendJson, startHttpServer, type ListenAddress } from '../http/server.ts';
 import type { Admit, AdmitRequest, Answer } from './admit.ts';
+import type { IntakeAnswer } from '../previews/shared-runner.ts';
+import type { PullRequestEvent } from './forges/payload.ts';
 import { countedForge, DeliveryIntake, FORGE_PATHS, refuserFor, type IntakeConfig, type Secrets } from './delivery.ts';
 
 /** What the primary tells a worker when it starts. */
@@ -28,17 +30,21 @@ export interface WorkerInit {
   idleTimeoutMs: number;
   /** DATA/tmp: where large bodies are spooled. */
   tmpDir: string;
+  /** The primary runs previews: pull request events go to it (remotePreviews). */
+  previews: boolean;
 }
 
 /** Messages between the primary and a worker (structured clone: Buffers and Maps pass). */
 export type ToWorker =
   | { t: 'init'; init: WorkerInit }
   | { t: 'answers'; answers: Array<[id: number, answer: Answer]> }
+  | { t: 'previewed'; id: number; answer?: IntakeAnswer; error?: string }
   | { t: 'stop'; graceMs: number };
 export type ToPrimary =
   | { t: 'ready' }
   | { t: 'listening'; url: string }
   | { t: 'admits'; admits: Array<[id: number, request: AdmitRequest]> }
+  | { t: 'preview'; id: number; event: PullRequestEvent }
   | { t: 'counts'; counts: Array<[forge: string, status: number, n: number]> }
   | { t: 'old-secret'; repo: string }
   | { t: 'failed'; error: string };
@@ -99,6 +105,7 @@ export async function startDeliveryWorker(init: WorkerInit, channel: Channel, lo
     maxBody: init.maxBody,
     bodyTimeoutMs: init.bodyTimeoutMs,
     onOldSecret: (repo) => channel.send({ t: 'old-secret', repo }),
+    previews: init.previews ? remotePreviews(channel) : undefined,
   });
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const requestId = requestIdOf(req);
@@ -159,6 +166,29 @@ function remoteAdmit(channel: Channel): Admit & { abandon(reason: string): void 
       send([id, request]);
     });
   return Object.assign(admit, { abandon });
+}
+
+/** A pull request event handed to the primary's preview runner, its answer awaited; the primary gone fails it. */
+function remotePreviews(channel: Channel): (event: PullRequestEvent) => Promise<IntakeAnswer> {
+  const waiting = new Map<number, { resolve: (a: IntakeAnswer) => void; reject: (e: Error) => void }>();
+  let last = 0;
+  channel.on('message', (message) => {
+    if (message?.t !== 'previewed') return;
+    const waiter = waiting.get(message.id);
+    waiting.delete(message.id);
+    if (message.answer) waiter?.resolve(message.answer);
+    else waiter?.reject(new Error(message.error ?? 'the preview runner gave no answer'));
+  });
+  channel.on('disconnect', () => {
+    for (const { reject } of waiting.values()) reject(new Error("hook-server's primary process is gone"));
+    waiting.clear();
+  });
+  return (event) =>
+    new Promise<IntakeAnswer>((resolve, reject) => {
+      const id = ++last;
+      waiting.set(id, { resolve, reject });
+      channel.send({ t: 'preview', id, event });
+    });
 }
 
 /** The answers given, told to the primary's /metrics at most every COUNT_EVERY_MS: one message, not one per delivery. */

@@ -58,6 +58,8 @@ import { FleetRoutes } from './fleet-routes.ts';
 import { openFleet, type Fleet } from './fleet-registry.ts';
 import { AuditTrail } from '../audit/trail.ts';
 import { environmentsSource } from './environments-view.ts';
+import { approveOnPage } from './page-approval.ts';
+import { openUiUsers } from '../web/ui-users.ts';
 
 export const MAX_BODY = 25 * 1024 * 1024;
 const BODY_TIMEOUT_MS = 30_000;
@@ -162,7 +164,7 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
   const { admit, intake } = await openIntake(options, dirs, stores, previews);
   const node = { name: options.name ?? hostname(), draining: false };
   const handle = router({ log, queue, metrics, readRoutes, previewRoutes, intake, fleetRoutes, node });
-  const { http, workers } = await listenOrFork(options, dirs, handle, { admit, metrics, queue });
+  const { http, workers } = await listenOrFork(options, dirs, handle, { admit, metrics, queue, previews });
   queue.resume();
   audit.keepPruned();
   let stopping: Promise<void> | undefined;
@@ -202,7 +204,7 @@ async function listenOrFork(
   options: HookServerOptions,
   dirs: DataDirs,
   handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>,
-  { admit, metrics, queue }: { admit: Admit; metrics: HookMetrics; queue: JobQueue },
+  { admit, metrics, queue, previews }: { admit: Admit; metrics: HookMetrics; queue: JobQueue; previews?: Previews },
 ): Promise<{ http: RunningServer; workers?: DeliveryWorkers }> {
   const { config, log } = options;
   const count = workerCount(config.workers);
@@ -230,7 +232,9 @@ async function listenOrFork(
       init: {
         config: {
           file: config.file,
-          repos: new Map([...config.repos].map(([k, r]) => [k, { name: r.name, branch: r.branch }])),
+          repos: new Map(
+            [...config.repos].map(([k, r]) => [k, { name: r.name, branch: r.branch, previews: r.previews && {} }]),
+          ),
         },
         secrets: options.secrets,
         keepsBody: Boolean(config.queue),
@@ -242,7 +246,9 @@ async function listenOrFork(
         requestTimeoutMs: headersTimeoutMs + bodyTimeoutMs + 5_000,
         idleTimeoutMs: options.idleTimeoutMs ?? 5_000,
         tmpDir: dirs.tmp,
+        previews: previews !== undefined,
       },
+      previews: previews && ((event) => previews.handle(event)),
     });
     return { http, workers };
   } catch (error) {
@@ -408,6 +414,7 @@ function createReadSide(options: HookServerOptions, dirs: DataDirs, stores: Stor
   const environments = config.apps.size
     ? environmentsSource({ apps: config.apps, log: log.child({ part: 'environments' }) })
     : undefined;
+  const users = config.uiUsers ? openUiUsers(config.uiUsers, { log }) : undefined;
   const readRoutes = createReadRoutes({
     ui: config.ui,
     get token() {
@@ -434,6 +441,8 @@ function createReadSide(options: HookServerOptions, dirs: DataDirs, stores: Stor
     shareEnded: db && ((local) => (shared = shareEndedSessions(local, db, { log }))),
     previews: previews && (() => previews.list()),
     environments: environments && (() => environments.read()),
+    users,
+    approve: users && ((request) => approveOnPage(request, { config, log: log.child({ part: 'approvals' }) })),
   });
   const previewRoutes = createPreviewRoutes({
     control: previews,

@@ -9,6 +9,8 @@ import { ownCommandFor } from '../core/script-command.ts';
 import type { Logger } from '../core/log.ts';
 import type { Admit, Answer } from './admit.ts';
 import type { ToPrimary, ToWorker, WorkerInit } from './delivery-worker.ts';
+import type { PullRequestEvent } from './forges/payload.ts';
+import type { IntakeAnswer } from '../previews/shared-runner.ts';
 
 /** Set in a worker's environment: the script runs as a delivery worker (scripts/hook-server.ts). */
 export const WORKER_ENV = 'SHIPKIT_DELIVERY_WORKER';
@@ -32,6 +34,8 @@ export interface WorkersOptions {
   count: number;
   init: WorkerInit;
   admit: Admit;
+  /** The preview runner's intake, when this process runs previews (init.previews). */
+  previews?: (event: PullRequestEvent) => Promise<IntakeAnswer>;
   /** Told each delivery's answer, for /metrics. */
   countDelivery(forge: string, status: number): void;
   countOldSecret(repo: string): void;
@@ -167,6 +171,7 @@ function primaryEnd(options: WorkersOptions): (worker: ClusterWorker, message: T
       return;
     }
     if (message.t === 'old-secret') return options.countOldSecret(message.repo);
+    if (message.t === 'preview') return answerPreview(worker, message, options.previews);
     if (message.t !== 'admits') return;
     await Promise.all(
       message.admits.map(async ([id, request]) => {
@@ -184,6 +189,20 @@ function primaryEnd(options: WorkersOptions): (worker: ClusterWorker, message: T
       }),
     );
   };
+}
+
+/** A worker's pull request event through this process's preview runner; its answer, or why not, sent back. */
+async function answerPreview(
+  worker: ClusterWorker,
+  { id, event }: { id: number; event: PullRequestEvent },
+  previews: WorkersOptions['previews'],
+): Promise<void> {
+  try {
+    if (!previews) throw new Error('this hook-server runs no previews');
+    send(worker, { t: 'previewed', id, answer: await previews(event) });
+  } catch (error) {
+    send(worker, { t: 'previewed', id, error: messageOf(error) });
+  }
 }
 
 /** Flags of node's that take the next argument as their value. */

@@ -20,6 +20,8 @@ import {
 } from '../../fixtures/hooks/deliveries.ts';
 import { runScript, startScript, tmpDir, waitFor, type Server } from '../../_helpers/common.ts';
 import { deliveryWorkersOf } from '../../fixtures/processes.ts';
+import { fromFork, githubPullRequest } from '../../fixtures/hooks/pull-requests.ts';
+import { previewUserEnv } from '../../fixtures/previews/as-user.ts';
 
 const SECRET = `secret-${randomUUID()}`;
 const TOKEN = `token-${randomUUID()}`;
@@ -214,6 +216,61 @@ test('SIGTERM drains the workers: deliveries answered 202 are in the journal', a
     for (const id of accepted) assert.ok(known.has(id), `journal has ${id}`);
   } finally {
     await server.stop();
+  }
+});
+
+test("workers: 2 with previews: a pull request taken by a worker reaches the primary's preview runner", async () => {
+  const dir = tmpDir();
+  const routes = tmpDir();
+  const config = writeConfig(dir, { repos: { 'octo/site': {} }, concurrency: 1 });
+  appendFileSync(
+    config,
+    [
+      '    previews:',
+      '      domain: preview.test',
+      '      nginx:',
+      `        dir: ${routes}`,
+      '        test: /bin/true',
+      '        reload: /bin/true',
+      '      start: node server.cjs',
+      'workers: 2',
+      '',
+    ].join('\n'),
+  );
+  const server = await startScript('hook-server', ['--config', config], {
+    env: { ...env, ...(await previewUserEnv([dir])) },
+    timeoutMs: 30_000,
+  });
+  try {
+    assert.is(deliveryWorkersOf(server.child.pid!).length, 2);
+    // A fork's pull request waits for an approval: the runner answers without building anything.
+    const payload = fromFork(githubPullRequest('opened', { repo: 'octo/site' }), 'mallory/site');
+    const answers = await Promise.all(
+      [1, 2, 3, 4].map((n) =>
+        deliverGithub(
+          server.url,
+          'pull_request',
+          { ...payload, number: n, pull_request: { ...payload.pull_request, number: n } },
+          SECRET,
+        ),
+      ),
+    );
+    for (const answer of answers) {
+      assert.is(answer.status, 202, JSON.stringify(answer.json));
+      assert.equal(
+        [answer.json.state, answer.json.preview.startsWith('pr-')],
+        ['waiting for approval', true],
+        JSON.stringify(answer.json),
+      );
+    }
+    const listed = await (await fetch(`${server.url}/previews`, { headers: auth })).json();
+    assert.equal(
+      listed.previews.map((p: any) => [p.name, p.state]).sort(),
+      [1, 2, 3, 4].map((n) => [`pr-${n}`, 'waiting for approval']),
+      'the primary has each preview',
+    );
+  } finally {
+    assert.is(await server.stop(), 0, server.output());
   }
 });
 

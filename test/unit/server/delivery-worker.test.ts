@@ -37,6 +37,7 @@ const init = (port = 0): WorkerInit => ({
   requestTimeoutMs: 1000,
   idleTimeoutMs: 1000,
   tmpDir: tmpDir('shipkit-worker-unit-'),
+  previews: false,
 });
 
 /** Whether something accepts connections at the worker's `url`. */
