@@ -40,23 +40,26 @@ for (const [flag, n] of [
     process.exit(2);
   }
 
-/** The peers a side needs, with the package that brings each: refuses to start without them. */
+/** The programs the sides need, found on the PATH, with the Debian package that brings each. */
 function missingPeers(): string[] {
   const peers: Array<[string, string]> = [
-    ['/usr/sbin/sshd', 'openssh-server'],
-    ['/usr/bin/ssh', 'openssh-client'],
-    ['/usr/bin/ssh-keygen', 'openssh-client'],
-    ['/usr/bin/rsync', 'rsync'],
-    ['/usr/bin/git', 'git'],
+    ['sshd', 'openssh-server'],
+    ['ssh', 'openssh-client'],
+    ['ssh-keygen', 'openssh-client'],
+    ['rsync', 'rsync'],
+    ['git', 'git'],
   ];
-  const missing = peers.filter(([bin]) => !existsSync(bin)).map(([bin, pkg]) => `${bin} (apt-get install ${pkg})`);
+  const dirs = (process.env.PATH ?? '').split(path.delimiter).filter(Boolean);
+  const missing = peers
+    .filter(([bin]) => !dirs.some((dir) => existsSync(path.join(dir, bin))))
+    .map(([bin, pkg]) => `${bin} (apt-get install ${pkg})`);
   if (process.getuid?.() !== 0) missing.push('root (sshd switches users; run the bench as root)');
   return missing;
 }
 
 const missing = missingPeers();
 if (missing.length) {
-  console.error(`bench:push: cannot run without its peers: ${missing.join(', ')}`);
+  console.error(`bench:push: cannot run without its peers: ${missing.join(', ')}; nothing was started.`);
   process.exit(2);
 }
 let pm2Bin: string;
@@ -119,6 +122,30 @@ async function shipkitDeploy(w: PipelineWorld): Promise<{ done: number; marks: A
   return { done: Date.parse(job.finished), marks };
 }
 
+/** What each side's marks stand for: a stage runs from its mark to the next one. */
+const LABELS: Record<string, string> = {
+  'shipkit/pushed': 'git push, hook, 202, queue',
+  'shipkit/build process started': 'build start-up',
+  'shipkit/pull': 'pull (git)',
+  'shipkit/install': 'install (npm ci, skipped: unchanged)',
+  'shipkit/compile': 'compile (npm run build)',
+  'shipkit/publish': 'publish (signed release)',
+  'shipkit/rollout': 'rollout (the hold included)',
+  'shipkit/done': 'job end',
+  'pm2 deploy/pushed': 'git push',
+  'pm2 deploy/deploy': 'pm2 CLI, ssh, git fetch + reset',
+  'pm2 deploy/install': 'npm install on the host',
+  'pm2 deploy/reload': 'pm2 startOrReload (wait_ready)',
+  'pm2 deploy/done': 'ssh and pm2 deploy exit',
+  'rsync script/pushed': 'git push',
+  'rsync script/deploy': 'script start-up',
+  'rsync script/fetch': 'git fetch + reset',
+  'rsync script/install': 'npm install (build machine)',
+  'rsync script/build': 'npm run build',
+  'rsync script/fan-out': 'rsync + ssh restart, all hosts',
+  'rsync script/done': 'script exit',
+};
+
 /** One side taking version `version`: its time, the failed requests, its stages (ms each). */
 async function measure(side: Pick<Side, 'name' | 'ports' | 'deploy'>, work: string, version: string): Promise<Run> {
   const load = startLoad(side.ports);
@@ -140,7 +167,7 @@ async function measure(side: Pick<Side, 'name' | 'ports' | 'deploy'>, work: stri
   names.forEach((name, i) => {
     const next = names[i + 1];
     const end = next ? median(byName.get(next)!) : done;
-    stages.set(name === 'pushed' ? 'git push' : name, Math.round(end - median(byName.get(name)!)));
+    stages.set(LABELS[`${side.name}/${name}`] ?? name, Math.round(end - median(byName.get(name)!)));
   });
   stages.set('tool done → every host answers it', live - done);
   return { side: side.name, total: live - t0, ...counts, stages };
@@ -169,7 +196,7 @@ async function main(): Promise<void> {
   const sshd = await startSshd();
   if (typeof sshd === 'string') throw new Error(`bench:push: cannot start sshd on 127.0.0.1: ${sshd}`);
   stops.push(async () => void sshd.child.kill('SIGTERM'));
-  console.error(`sshd on 127.0.0.1:${sshd.port}; ${hostCount} hosts per side, ${runs} run(s)`);
+  console.error(`sshd on 127.0.0.1:${sshd.port}; ${hostCount} hosts per side, ${runs} run(s); everything in ${base}`);
   const seed = tmpDir('shipkit-bench-push-seed-');
   await seedApp(seed);
   const ports = async () => Promise.all(Array.from({ length: hostCount }, () => quietPort()));
@@ -222,6 +249,8 @@ async function main(): Promise<void> {
   }
 }
 
+const ratio = (a: number, b: number) => (a / b).toFixed(2);
+
 function report(): void {
   const of = (side: string) => results.filter((r) => r.side === side);
   const total = (side: string) => median(of(side).map((r) => r.total));
@@ -240,7 +269,10 @@ function report(): void {
     const errors = [...new Set(runsOf.flatMap((r) => r.errors.map((e) => e.replace(/^:\d+ /, ''))))];
     if (errors.length) console.log(`  failures seen: ${errors.join(', ')}`);
   }
-  console.log(`\n(shipkit: push fan-out, one wave, canary 0; the release's healthy_after ${healthyAfterSec} s)`);
+  const hold = healthyAfterSec * 1000;
+  console.log(
+    `\nshipkit: push fan-out, one wave, canary 0. Its rollout holds for the release's healthy_after (${healthyAfterSec} s: the new app serves beside the old one that long before the old one stops, and the verdict waits for it); without the hold: ${total('shipkit') - hold} ms, ${ratio(total('shipkit') - hold, total('pm2 deploy'))}× pm2 deploy, ${ratio(total('shipkit') - hold, total('rsync script'))}× the rsync script`,
+  );
   const failed = (side: string) => of(side).reduce((t, r) => t + r.failed, 0);
   const pm2Goal = hostCount >= 20 ? 0.25 : 0.5;
   for (const [peer, goal] of [
