@@ -5,9 +5,11 @@
 import path from 'node:path';
 import { milliseconds, runCli } from '../lib/core/cli.ts';
 import { messageOf, UsageError } from '../lib/core/errors.ts';
+import type { Logger } from '../lib/core/log.ts';
 
 const usage = `Usage: hook-server [--config FILE] [--listen HOST:PORT] [options]
        hook-server --end-sessions [--config FILE]
+       hook-server --add-user NAME [--config FILE] < password
 
 Receive GitHub, Gitea/Forgejo/Gogs and GitLab webhooks, verify them, journal the jobs and run
 \`build\` / \`release\` for the configured repos, one job per repo at a time.
@@ -28,6 +30,8 @@ Receive GitHub, Gitea/Forgejo/Gogs and GitLab webhooks, verify them, journal the
 
 --end-sessions ends every status-page session (logs everyone out) without changing token:;
 a running hook-server refuses their cookies at once. Details: hook-server --end-sessions --help.
+--add-user NAME writes a status-page user's password hash into ui_users:'s file (details:
+hook-server --add-user --help).
 
 Routes:
   POST /hooks/github, /hooks/gitea, /hooks/gitlab    a forge's webhook deliveries
@@ -66,6 +70,20 @@ Run it as the user hook-server runs as (or root: the file is then given to DATA'
 Exit codes: 0 done, 1 the file could not be written, 2 bad arguments or configuration.
 `;
 
+const addUserUsage = `Usage: hook-server --add-user NAME [--config FILE] [--json]   (password on stdin)
+
+Add the status-page user NAME to the file that ui_users: names, or give NAME a new password: the
+first line of stdin is the password, kept as a salted scrypt hash (the file is made 0600). A
+running hook-server reads the file again at the next request: NAME can log in with a name and a
+password at once, and a new password ends NAME's sessions. A user approves releases on the status
+page where an environment's approvals: from: lists ui:NAME. Remove a user by deleting the line.
+
+  --config FILE          shipkit.yml (the same search as hook-server's own; never created)
+  --json                 JSON log lines
+  -h, --help             this help
+Exit codes: 0 done, 1 the file could not be written, 2 bad arguments, configuration or password.
+`;
+
 // A delivery worker (`workers:` in shipkit.yml) is this script started again by hook-server
 // with WORKER_ENV (lib/server/workers.ts) set.
 if (process.env.SHIPKIT_DELIVERY_WORKER === '1') await deliveryWorker();
@@ -100,6 +118,11 @@ else
           },
           maxPositionals: 0,
         },
+        '--add-user': {
+          usage: addUserUsage,
+          flags: { 'add-user': { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean' } },
+          maxPositionals: 0,
+        },
       },
     },
     async (args, log) => {
@@ -114,6 +137,10 @@ else
         import('../lib/http/server.ts'),
         import('../lib/config/shipkit-yml.ts'),
       ]);
+      if (args.command === '--add-user') {
+        const config = await loadShipkitConfig(findConfigFile(args.config));
+        return addUser(config, String(args['add-user'] ?? ''), log);
+      }
       if (args.command === '--end-sessions') {
         const { endAllSessions, replaceTokenFile } = await import('../lib/web/ended-sessions.ts');
         const config = await loadShipkitConfig(findConfigFile(args.config));
@@ -189,6 +216,23 @@ else
   );
 
 /** One delivery worker (lib/server/delivery-worker.ts): told what to serve by the primary over IPC. */
+/** `--add-user NAME`: the first line of stdin, hashed into ui_users:'s file. */
+async function addUser(config: { file: string; uiUsers?: string }, name: string, log: Logger): Promise<number> {
+  if (!config.uiUsers)
+    throw new UsageError(`${config.file} has no ui_users: (the file of status-page users); add ui_users: FILE first.`);
+  const { addUiUser, MAX_PASSWORD_BYTES } = await import('../lib/web/ui-users.ts');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of process.stdin) {
+    chunks.push(chunk as Buffer);
+    if ((size += (chunk as Buffer).length) > MAX_PASSWORD_BYTES + 2) break;
+  }
+  const password = Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0];
+  const added = await addUiUser(config.uiUsers, name, password);
+  log.info(`${added ? 'added' : 'gave a new password to'} status-page user ${name}`, { file: config.uiUsers });
+  return 0;
+}
+
 async function deliveryWorker(): Promise<void> {
   delete process.env.SHIPKIT_DELIVERY_WORKER;
   const [{ serveDeliveryWorker }, { createLogger }] = await Promise.all([

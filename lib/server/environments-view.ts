@@ -113,11 +113,13 @@ async function waitingRelease(
   if (!release || (release.app ?? app.name) !== app.name || (info && sameRelease(info, release))) return null;
   const waiting: WaitingRelease = {
     version: release.version,
+    sha256: release.sha256 ?? null,
     from,
     required: rule.required,
     approved: [],
     awaited: [],
     refused: [],
+    users: rule.users ?? [],
     error: null,
   };
   if (!release.sha256)

@@ -5,6 +5,12 @@
 import { escapeMarkup, showBidiControls } from '../core/escape.ts';
 import type { EnvironmentsView, EnvironmentView, WaitingRelease } from './read-sources.ts';
 
+/** Who reads the section (status-page.ts's Viewer is one): signed in, and a named user with the session's CSRF token. */
+export interface SectionViewer {
+  signedIn: boolean;
+  user?: { name: string; csrf: string };
+}
+
 const shown = (value: string) => `<bdi>${escapeMarkup(showBidiControls(value))}</bdi>`;
 const muted = (html: string) => `<span class="muted">${html}</span>`;
 
@@ -41,7 +47,8 @@ export function approveCommand(app: string, version: string, env: string): strin
 }
 
 /** The waiting release: N of M approvals; for signed-in viewers who approved, who is awaited, what was refused, the command. */
-function waitsCell(app: string, env: EnvironmentView, signedIn: boolean): string {
+function waitsCell(app: string, env: EnvironmentView, viewer: SectionViewer, base: string): string {
+  const signedIn = viewer.signedIn;
   const waits = env.waits;
   if (env.approvals === null) return '';
   if (!waits) return muted('nothing waits');
@@ -52,7 +59,28 @@ function waitsCell(app: string, env: EnvironmentView, signedIn: boolean): string
   const ready = waits.approved.length >= waits.required;
   const lines = [`${head}<span class="state ${ready ? 'state-succeeded' : 'state-queued'}">${count}</span>`];
   if (signedIn) lines.push(...detailLines(app, env.name, waits));
-  return lines.map((line) => `<div>${line}</div>`).join('');
+  const button = viewer.user && waits.sha256 && waits.users.includes(viewer.user.name);
+  return (
+    lines.map((line) => `<div>${line}</div>`).join('') +
+    (button ? approveForm(app, env.name, { ...waits, sha256: waits.sha256! }, viewer.user!.csrf, base) : '')
+  );
+}
+
+/**
+ * The Approve button of a status-page user named in `approvals: from:`: the form names the release
+ * as shown (hook-server approves only if it still waits) and carries the session's CSRF token.
+ */
+function approveForm(app: string, env: string, waits: WaitingRelease & { sha256: string }, csrf: string, base: string) {
+  const field = (name: string, value: string) => `<input type="hidden" name="${name}" value="${escapeMarkup(value)}">`;
+  return (
+    `<form class="approve" method="post" action="${base}/approve">` +
+    field('app', app) +
+    field('env', env) +
+    field('version', waits.version) +
+    field('sha256', waits.sha256) +
+    field('csrf', csrf) +
+    `<button type="submit">Approve ${shown(waits.version)} for ${shown(env)}</button></form>`
+  );
 }
 
 function detailLines(app: string, env: string, waits: WaitingRelease): string[] {
@@ -67,12 +95,13 @@ function detailLines(app: string, env: string, waits: WaitingRelease): string[] 
   ].filter(Boolean);
 }
 
-function appTable(app: string, environments: EnvironmentView[], signedIn: boolean): string {
+function appTable(app: string, environments: EnvironmentView[], viewer: SectionViewer, base: string): string {
+  const signedIn = viewer.signedIn;
   const rows = environments
     .map(
       (env) =>
         `<tr><td>${shown(env.name)}</td><td>${releaseCell(env, signedIn)}</td><td>${windowCell(env)}</td>` +
-        `<td class="message">${waitsCell(app, env, signedIn)}</td></tr>`,
+        `<td class="message">${waitsCell(app, env, viewer, base)}</td></tr>`,
     )
     .join('\n');
   return `<h3>${shown(app)}</h3>
@@ -84,12 +113,17 @@ ${rows}
 }
 
 /**
- * The section, or '' without apps. `signedIn`: errors, approvers' uids, refusals and the approve
- * command are for signed-in viewers (with `ui: public` anyone sees the rest).
+ * The section, or '' without apps. Errors, approvers' uids, refusals and the approve command are
+ * for signed-in viewers (with `ui: public` anyone sees the rest); the Approve button for a named
+ * user whom `approvals: from:` lists (`ui:NAME`).
  */
-export function renderEnvironmentsSection(view: EnvironmentsView | undefined, signedIn: boolean): string {
+export function renderEnvironmentsSection(
+  view: EnvironmentsView | undefined,
+  viewer: SectionViewer,
+  base = '',
+): string {
   if (!view?.apps.length) return '';
-  const tables = view.apps.map((a) => appTable(a.app, a.environments, signedIn)).join('');
+  const tables = view.apps.map((a) => appTable(a.app, a.environments, viewer, base)).join('');
   return `<h2>Environments</h2>
 ${tables}<p class="muted">Read from each DEST at ${when(view.read)}.</p>
 `;

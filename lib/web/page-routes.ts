@@ -1,4 +1,4 @@
-// The status page's HTTP side: `GET /`, job pages, `GET|POST /login`, `POST /logout`, /assets;
+// The status page's HTTP side: `GET /`, job pages, `GET|POST /login`, `POST /logout`, `POST /approve`, /assets;
 // access per `ui:` (token, public, off), security headers on every page, sessions checked against
 // the ended ones.
 // The whole story: docs/internals.md.
@@ -39,6 +39,7 @@ import { messageOf, ValidationError } from '../core/errors.ts';
 import { renderAuditPage } from './audit-page.ts';
 import { auditQueryOf } from '../audit/query.ts';
 import { sessionActor, type AuditRecord } from '../audit/trail.ts';
+import { handleApprove } from './approve-route.ts';
 
 export const PAGE_HEADERS: Readonly<Record<string, string>> = {
   'Content-Security-Policy':
@@ -119,7 +120,8 @@ export class PageRoutes {
 
   /** The request's session: a cookie signed under this token, not expired, not ended (the MAC is checked first: a forged cookie costs no file access). */
   private sessionOf(req: IncomingMessage): Session | undefined {
-    const session = this.keys?.verify(cookieValue(req.headers.cookie, COOKIE_NAME), this.now());
+    const userOf = (name: string) => this.sources.users?.get(name);
+    const session = this.keys?.verify(cookieValue(req.headers.cookie, COOKIE_NAME), this.now(), userOf);
     return session && !this.ended.isEnded(session) ? session : undefined;
   }
 
@@ -145,6 +147,7 @@ export class PageRoutes {
     if (route === '/' && (req.method === 'GET' || req.method === 'HEAD')) await this.statusPage(req, res, url, refuse);
     else if (route === '/login') await this.login(req, res, refuse);
     else if (route === '/logout') await this.logout(req, res, refuse);
+    else if (route === '/approve') await this.approve(req, res, refuse);
     else if (route.startsWith('/releases/') && (req.method === 'GET' || req.method === 'HEAD'))
       await this.releasesPage(req, res, route.slice('/releases/'.length), url, refuse);
     else if (route.startsWith('/assets/')) this.asset(req, res, route.slice('/assets/'.length), refuse);
@@ -159,7 +162,31 @@ export class PageRoutes {
   }
 
   private viewerOf(req: IncomingMessage): Viewer {
-    return { signedIn: this.signedIn(req), canSignIn: Boolean(this.sources.token), now: this.now() };
+    const viewer: Viewer = { signedIn: this.signedIn(req), canSignIn: Boolean(this.sources.token), now: this.now() };
+    const session = viewer.signedIn ? this.sessionOf(req) : undefined;
+    if (session?.user) viewer.user = { name: session.user, csrf: this.keys!.csrfToken(session) };
+    return viewer;
+  }
+
+  /** `POST /approve` (lib/web/approve-route.ts), with this page's sessions, forms and answers. */
+  private approve(req: IncomingMessage, res: ServerResponse, refuse: Refuse): Promise<void> {
+    return handleApprove(
+      {
+        sources: this.sources,
+        sessionOf: (r) => this.sessionOf(r),
+        csrfMatches: (session, given) => this.keys?.csrfMatches(session, given) ?? false,
+        crossOrigin,
+        readForm: (r, s, f) => this.readLoginForm(r, s, f),
+        refusePage: (r, s, f, status, why) =>
+          this.pageError(r, s, f, status, why, { title: 'Not approved', html: text(why) }),
+        donePage: (r, s, title, html) =>
+          this.sendPage(r, s, 200, renderNotice(title, html, { base: this.base, viewer: this.viewerOf(r) })),
+        audited: (record) => this.audited(record),
+      },
+      req,
+      res,
+      refuse,
+    );
   }
 
   private sendPage(
@@ -215,7 +242,7 @@ export class PageRoutes {
       req,
       res,
       401,
-      renderLoginPage({ next, base }),
+      renderLoginPage({ next, base, users: Boolean(sources.users) }),
       stale ? { 'Set-Cookie': clearedCookie(this.cookie) } : {},
     );
     return true;
@@ -398,7 +425,11 @@ export class PageRoutes {
         req,
         res,
         200,
-        renderLoginPage({ next: safeNext(new URL(req.url ?? '/', 'http://localhost').searchParams.get('next')), base }),
+        renderLoginPage({
+          next: safeNext(new URL(req.url ?? '/', 'http://localhost').searchParams.get('next')),
+          base,
+          users: Boolean(sources.users),
+        }),
       );
     if (req.method !== 'POST') return refuse(405, 'method not allowed', undefined, { Allow: 'GET, HEAD, POST' });
     if (crossOrigin(req)) return refuse(403, 'forbidden', 'login form posted from another origin');
@@ -411,17 +442,62 @@ export class PageRoutes {
     // at once on many connections all pass the first look while their bodies are read.
     if (!form || this.limited(client, refuse)) return;
     const next = safeNext(form.get('next'));
+    if (form.has('password')) return this.loginNamed(req, res, refuse, form, next);
     // A name the viewer gives (not checked: everyone shares the one token), for the audit trail.
     const user = form.get('user')?.trim().slice(0, 100);
     const detail = user ? { user } : null;
     if (!keys.tokenMatches(form.get('token') ?? '')) {
       this.limiter.fail(client);
       await this.audited({ action: 'login.failed', actor: 'anonymous', from: client, subject: null, detail });
-      return this.sendPage(req, res, 401, renderLoginPage({ error: 'Wrong token.', next, base }));
+      return this.sendPage(
+        req,
+        res,
+        401,
+        renderLoginPage({ error: 'Wrong token.', next, base, users: Boolean(sources.users) }),
+      );
     }
     this.limiter.succeed(client);
-    const cookie = keys.issue(this.now());
+    await this.startSession(res, refuse, keys.issue(this.now()), { client, detail, next });
+  }
+
+  /**
+   * A named user's login (`ui_users:`): name and password checked by the users file, in the same
+   * time whether the name exists or not; wrong ones count against the client as wrong tokens do.
+   */
+  private async loginNamed(
+    req: IncomingMessage,
+    res: ServerResponse,
+    refuse: Refuse,
+    form: URLSearchParams,
+    next: string,
+  ): Promise<void> {
+    const { sources, base } = this;
+    const client = peerAddress(req);
+    const name = (form.get('name') ?? '').trim().slice(0, 64);
+    const users = sources.users;
+    // Counted as wrong before scrypt runs (a success clears it): guesses sent at once on many
+    // connections cannot all pass the limiter while their hashes are computed.
+    this.limiter.fail(client);
+    const user = users ? await users.login(name, form.get('password') ?? '') : undefined;
+    const detail = { user: name, with: 'password' };
+    if (!user) {
+      await this.audited({ action: 'login.failed', actor: 'anonymous', from: client, subject: null, detail });
+      const error = users ? 'Wrong user name or password.' : 'No user can log in with a password here (no ui_users:).';
+      return this.sendPage(req, res, 401, renderLoginPage({ error, next, base, users: Boolean(users) }));
+    }
+    this.limiter.succeed(client);
+    await this.startSession(res, refuse, this.keys!.issue(this.now(), user), { client, detail, next });
+  }
+
+  /** The login recorded, then the cookie set and the browser sent on to `next`. */
+  private async startSession(
+    res: ServerResponse,
+    refuse: Refuse,
+    cookie: string,
+    { client, detail, next }: { client: string; detail: Record<string, string> | null; next: string },
+  ): Promise<void> {
     const actor = sessionActor(cookie);
+    const { base } = this;
     if (!(await this.audited({ action: 'login', actor, from: client, subject: null, detail }, refuse))) return;
     res.writeHead(303, {
       ...PAGE_HEADERS,

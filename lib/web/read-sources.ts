@@ -11,6 +11,7 @@ import type { AuditQuery } from '../audit/query.ts';
 import type { AuditRow } from '../audit/store.ts';
 import type { AuditRecord } from '../audit/trail.ts';
 import type { PreviewRecord } from '../previews/store.ts';
+import type { UiUsers } from './ui-users.ts';
 
 /** What the read side needs of hook-server: its jobs, a log reader, config bits. */
 export interface ReadSources {
@@ -67,7 +68,34 @@ export interface ReadSources {
   previews?(): PreviewRecord[];
   /** Each app of `apps:` with its environments (GET /environments, the Environments section); absent without apps. Never throws. */
   environments?(): Promise<EnvironmentsView>;
+  /** Named status-page users (`ui_users:`), who log in with a password; absent without it. */
+  users?: UiUsers;
+  /** A named user's approval of the release waiting (POST /approve); absent without `ui_users:`. Never throws. */
+  approve?(request: PageApprovalRequest): Promise<PageApprovalAnswer>;
 }
+
+/** What the Approve button's form names: the release as the page showed it, and who pressed it. */
+export interface PageApprovalRequest {
+  app: string;
+  env: string;
+  version: string;
+  sha256: string;
+  user: string;
+}
+
+export type PageApprovalAnswer =
+  | {
+      approved: {
+        app: string;
+        env: string;
+        version: string;
+        sha256: string;
+        expires: string;
+        given: number;
+        required: number;
+      };
+    }
+  | { refused: string; status: 403 | 409 | 503 };
 
 /** Each app's environments as GET /environments answers and the status page shows them (hook-server reads their DESTs). */
 export interface EnvironmentsView {
@@ -97,6 +125,8 @@ export interface EnvironmentView {
 /** A release waiting at the source environment for this one's approvals. */
 export interface WaitingRelease {
   version: string;
+  /** The tarball's sha256 as the source's VERSION names it: an approval is bound to it. */
+  sha256: string | null;
   from: string;
   required: number;
   /** The approvers (uid) whose approval counts now. */
@@ -105,6 +135,8 @@ export interface WaitingRelease {
   awaited: string[];
   /** One line per approval present that does not count, saying why. */
   refused: string[];
+  /** Status-page users who may approve it (`ui:NAME` in `approvals: from:`). */
+  users: string[];
   /** Why the approvals could not be counted (a key file, DEST, a VERSION without SHA256). */
   error: string | null;
 }

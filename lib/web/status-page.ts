@@ -40,6 +40,8 @@ export interface Viewer {
   /** A token is configured, so signing in is possible. */
   canSignIn: boolean;
   now: Date;
+  /** A named user's session (`ui_users:`): the user, and the session's CSRF token for the forms that change something. */
+  user?: { name: string; csrf: string };
 }
 
 const STATE_MARK: Record<string, string> = {
@@ -104,8 +106,8 @@ export function layout(
   { viewer, base = '', scripts = [] }: { viewer?: Viewer; base?: string; scripts?: string[] } = {},
 ): string {
   const account = viewer?.signedIn
-    ? `<nav><a href="${base}/audit">Audit</a></nav><form method="post" action="${base}/logout"><button ` +
-      `type="submit">Log out</button></form>`
+    ? `<nav>${viewer.user ? `<span class="muted">${escapeMarkup(viewer.user.name)}</span> ` : ''}<a href="${base}/audit">Audit</a></nav>` +
+      `<form method="post" action="${base}/logout"><button type="submit">Log out</button></form>`
     : viewer?.canSignIn
       ? `<nav><a href="${base}/login">Log in</a></nav>`
       : '';
@@ -244,7 +246,7 @@ export function renderStatusPage({
 <tbody>
 ${repoRows || `<tr><td colspan="4" class="muted">No repositories in the config${firstSteps ? ' yet: see Getting started above' : ''}.</td></tr>`}
 </tbody></table>
-${repo ? '' : renderFleetSection(fleet, viewer.signedIn, base)}${repo ? '' : renderEnvironmentsSection(environments, viewer.signedIn)}${renderPreviewsSection(
+${repo ? '' : renderFleetSection(fleet, viewer.signedIn, base)}${repo ? '' : renderEnvironmentsSection(environments, viewer, base)}${renderPreviewsSection(
       repo ? previews?.filter((p) => p.repo === repo) : previews,
       viewer.now,
       viewer.signedIn,
@@ -385,12 +387,26 @@ export function renderLoginPage({
   error,
   next = '/',
   base = '',
-}: { error?: string; next?: string; base?: string } = {}): string {
+  users = false,
+}: { error?: string; next?: string; base?: string; users?: boolean } = {}): string {
+  // With named users (ui_users:), their form first: only a named user can approve a release.
+  const named = users
+    ? `<form class="login" method="post" action="${base}/login">
+<label for="name">User name</label>
+<input type="text" id="name" name="name" autocomplete="username" maxlength="64" required>
+<label for="password">Password</label>
+<input type="password" id="password" name="password" autocomplete="current-password" required>
+<input type="hidden" name="next" value="${escapeMarkup(next)}">
+<button type="submit">Log in</button>
+</form>
+<p class="muted">Or with the read token:</p>
+`
+    : '';
   return layout(
     'Log in · shipkit',
     `<h2>Log in</h2>
 ${error ? `<p class="notice error">${escapeMarkup(error)}</p>` : ''}
-<form class="login" method="post" action="${base}/login">
+${named}<form class="login" method="post" action="${base}/login">
 <label for="token">Read token: the value of <code>token:</code> in hook-server's config (not the webhook ` +
       `secret). Started without a config, hook-server printed it once and keeps it in <code>.shipkit/token</code>.</label>
 <input type="password" id="token" name="token" autocomplete="current-password" required>

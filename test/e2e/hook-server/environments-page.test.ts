@@ -117,11 +117,13 @@ test('GET /environments with the token or a session; the section after login, ev
     assert.is(production.window.reason, 'deny window "2020-01-01 00:00 - 2099-01-01 00:00" (UTC)');
     assert.equal(production.waits, {
       version: '1.4',
+      sha256: SHA,
       from: 'staging',
       required: 1,
       approved: [],
       awaited: uids,
       refused: [],
+      users: [],
       error: null,
     });
 

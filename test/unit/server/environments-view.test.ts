@@ -91,13 +91,20 @@ test('each environment: its release, its window now; the source release waits, 0
   });
   assert.equal(production.waits, {
     version: '1.4',
+    sha256: production.waits?.sha256,
     from: 'staging',
     required: 1,
     approved: [],
     awaited: [keys.alice.uid, keys.bob.uid],
     refused: [],
+    users: [],
     error: null,
   });
+  assert.match(
+    production.waits?.sha256 ?? '',
+    /^[0-9a-f]{64}$/,
+    "the source VERSION's sha256: an approval is bound to it",
+  );
 });
 
 test("an approval given at production's DEST counts: 1 of 1; the same release there: nothing waits", async () => {

@@ -37,15 +37,20 @@ const production = (more: Partial<EnvironmentView> = {}) =>
     approvals: 2,
     waits: {
       version: '1.4',
+      sha256: 'e'.repeat(64),
       from: 'staging',
       required: 2,
       approved: ['Bob <bob@example.com>'],
       awaited: ['Alice <alice@example.com>'],
       refused: ["alice's approval expired at 2026-11-19T10:00:00.000Z."],
+      users: ['carol'],
       error: null,
     },
     ...more,
   });
+
+const SIGNED_IN = { signedIn: true };
+const ANONYMOUS = { signedIn: false };
 
 const view = (environments: EnvironmentView[], app = 'my-app'): EnvironmentsView => ({
   read: '2026-11-20T13:00:00.000Z',
@@ -53,14 +58,14 @@ const view = (environments: EnvironmentView[], app = 'my-app'): EnvironmentsView
 });
 
 test('no apps: no section', () => {
-  assert.is(renderEnvironmentsSection(undefined, true), '');
-  assert.is(renderEnvironmentsSection({ read: '2026-11-20T13:00:00.000Z', apps: [] }, true), '');
+  assert.is(renderEnvironmentsSection(undefined, SIGNED_IN), '');
+  assert.is(renderEnvironmentsSection({ read: '2026-11-20T13:00:00.000Z', apps: [] }, SIGNED_IN), '');
 });
 
 test('a row per environment: release with SEQ, ROLLOUT only below 100, the window now', () => {
   const html = renderEnvironmentsSection(
     view([environment('staging', { current: { version: '1.4', rollout: 100, seq: 12 } }), production()]),
-    true,
+    SIGNED_IN,
   );
   assert.match(html, '<h2>Environments</h2>');
   assert.match(html, '<h3><bdi>my-app</bdi></h3>');
@@ -82,7 +87,7 @@ test('a row per environment: release with SEQ, ROLLOUT only below 100, the windo
 });
 
 test('the waits line: N of M approvals, who approved, who is awaited, refusals, the command', () => {
-  const html = renderEnvironmentsSection(view([production()]), true);
+  const html = renderEnvironmentsSection(view([production()]), SIGNED_IN);
   assert.match(
     html,
     '<strong><bdi>1.4</bdi></strong> from <bdi>staging</bdi>: <span class="state state-queued">1 of 2 approvals</span>',
@@ -97,38 +102,38 @@ test('the waits line: N of M approvals, who approved, who is awaited, refusals, 
 test('enough approvals: counted as done, no command; nothing waiting; no approvals asked', () => {
   const done = production();
   done.waits = { ...done.waits!, approved: ['Bob', 'Carol'], awaited: [], refused: [] };
-  const html = renderEnvironmentsSection(view([done]), true);
+  const html = renderEnvironmentsSection(view([done]), SIGNED_IN);
   assert.match(html, '<span class="state state-succeeded">2 of 2 approvals</span>');
   assert.not.match(html, 'shipkit approve');
   assert.match(
-    renderEnvironmentsSection(view([production({ waits: null })]), true),
+    renderEnvironmentsSection(view([production({ waits: null })]), SIGNED_IN),
     '<span class="muted">nothing waits</span>',
   );
-  assert.match(renderEnvironmentsSection(view([environment('staging')]), true), '<td class="message"></td>');
+  assert.match(renderEnvironmentsSection(view([environment('staging')]), SIGNED_IN), '<td class="message"></td>');
 });
 
 test('a DEST that cannot be read and approvals that cannot be counted: the reason for signed-in viewers', () => {
   const broken = environment('staging', { current: null, error: 'no answer for VERSION at s3://b/p within 5 s' });
   const uncounted = production();
   uncounted.waits = { ...uncounted.waits!, error: "Cannot read the approver's key /k/alice.asc (ENOENT)." };
-  const signedIn = renderEnvironmentsSection(view([broken, uncounted]), true);
+  const signedIn = renderEnvironmentsSection(view([broken, uncounted]), SIGNED_IN);
   assert.match(signedIn, 'cannot be read</span>: <bdi>no answer for VERSION at s3://b/p within 5 s</bdi>');
   assert.match(
     signedIn,
     'approvals not counted</span>: <bdi>Cannot read the approver&#39;s key /k/alice.asc (ENOENT).</bdi>',
   );
-  const anonymous = renderEnvironmentsSection(view([broken, uncounted]), false);
+  const anonymous = renderEnvironmentsSection(view([broken, uncounted]), ANONYMOUS);
   assert.match(anonymous, 'cannot be read</span>');
   assert.not.match(anonymous, 's3://');
   assert.not.match(anonymous, 'alice.asc');
   assert.match(
-    renderEnvironmentsSection(view([environment('staging', { current: null })]), true),
+    renderEnvironmentsSection(view([environment('staging', { current: null })]), SIGNED_IN),
     '<span class="muted">nothing published</span>',
   );
 });
 
 test('anonymous viewers (ui: public) see the count, not the uids, refusals or the command', () => {
-  const html = renderEnvironmentsSection(view([production()]), false);
+  const html = renderEnvironmentsSection(view([production()]), ANONYMOUS);
   assert.match(html, '1 of 2 approvals');
   assert.not.match(html, 'bob@example.com');
   assert.not.match(html, 'alice@example.com');
@@ -151,7 +156,7 @@ test('hostile app, environment, version, uid, reason and error text is escaped, 
     refused: [HOSTILE],
   };
   const broken = environment(HOSTILE, { current: null, error: HOSTILE });
-  const html = renderEnvironmentsSection(view([hostile, broken], HOSTILE), true);
+  const html = renderEnvironmentsSection(view([hostile, broken], HOSTILE), SIGNED_IN);
   assert.not.match(html, '<script>');
   assert.not.match(html, /[\u202a-\u202e\u2066-\u2069]/);
   assert.not.match(html, '"\u202e');
@@ -166,6 +171,27 @@ test('the status page shows the section for all repos, not for one', () => {
   assert.match(renderStatusPage(input), '<h2>Environments</h2>');
   assert.not.match(renderStatusPage({ ...input, repo: 'octo/site' }), '<h2>Environments</h2>');
   assert.not.match(renderStatusPage({ ...input, environments: undefined }), '<h2>Environments</h2>');
+});
+
+test("an approver's Approve button: the release as shown and the session's CSRF token, for users of from: only", () => {
+  const carol = { signedIn: true, user: { name: 'carol', csrf: 'C'.repeat(43) } };
+  const html = renderEnvironmentsSection(view([production()]), carol, '/ci');
+  assert.match(html, '<form class="approve" method="post" action="/ci/approve">');
+  for (const [name, value] of [
+    ['app', 'my-app'],
+    ['env', 'production'],
+    ['version', '1.4'],
+    ['sha256', 'e'.repeat(64)],
+    ['csrf', 'C'.repeat(43)],
+  ])
+    assert.match(html, `<input type="hidden" name="${name}" value="${value}">`);
+  assert.match(html, '<button type="submit">Approve <bdi>1.4</bdi> for <bdi>production</bdi></button>');
+  const dave = { signedIn: true, user: { name: 'dave', csrf: 'D'.repeat(43) } };
+  assert.not.match(renderEnvironmentsSection(view([production()]), dave), '<form', 'dave is not in from:');
+  assert.not.match(renderEnvironmentsSection(view([production()]), SIGNED_IN), '<form', 'the token names nobody');
+  const noSha = production();
+  noSha.waits = { ...noSha.waits!, sha256: null };
+  assert.not.match(renderEnvironmentsSection(view([noSha]), carol), '<form', 'nothing to bind it to');
 });
 
 test.run();
