@@ -39,8 +39,9 @@ Routes:
   GET  /                   the status page, in a browser (ui: token asks for the read token
                            at /login; ui: public shows states without logs; ui: off: none)
   GET  /jobs/ID            a job's page, in a browser; its log follows live while it runs
-  GET, POST /login; POST /logout    the status page's session (form field token; logout
-                           ends it on the server too)
+  GET, POST /login; POST /logout    the status page's session (form field token, or name and
+                           password with ui_users:; logout ends it on the server too)
+  POST /approve            a named user's Approve button (session, CSRF token, same site)
   GET  /healthz            open: {"ok", "node", "leader", "db", "queued", "running"}; 503
                            while draining or the queue database is unreachable
   GET  /badge/OWNER/NAME.svg[?branch=B]   status badge (not with ui: off)
