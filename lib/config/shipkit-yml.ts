@@ -320,6 +320,8 @@ function parseUiUsers(doc: ConfigDoc): { uiUsers?: string; uiKey?: string } {
   const key = getKey(doc, ['ui_key'], 'string');
   if (users !== undefined && getKey(doc, ['ui'], 'string') === 'off')
     throw configError(doc, ['ui_users'], 'names status-page users, but ui: off turns the status page off.');
+  if (users !== undefined && getKey(doc, ['token'], 'string') === undefined)
+    throw configError(doc, ['ui_users'], 'needs token: as well: the sessions of named users are MACed under it.');
   if (key !== undefined && users === undefined)
     throw configError(doc, ['ui_key'], 'signs approvals given by status-page users; name their file in ui_users: too.');
   return {

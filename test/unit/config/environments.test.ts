@@ -65,10 +65,14 @@ test('status-page users approve beside keys: ui:NAME entries, with the key hook-
     expiresMs: 86_400_000,
   });
   const load = (text: string) => parseShipkitConfig(parseYamlText(text, '/etc/shipkit/shipkit.yml'));
-  const top = load('ui_users: ui-users\nui_key: file:keys/ui-secret.asc\n');
+  const top = load('token: env:T\nui_users: ui-users\nui_key: file:keys/ui-secret.asc\n');
+  assert.throws(() => load('ui_users: u\n'), /shipkit\.yml:1.*ui_users: needs token: as well/);
   assert.equal([top.uiUsers, top.uiKey], ['/etc/shipkit/ui-users', '/etc/shipkit/keys/ui-secret.asc']);
   assert.throws(() => load('ui_key: k.asc\n'), /shipkit\.yml:1.*ui_key: signs approvals given by status-page users/);
-  assert.throws(() => load('ui: off\nui_users: u\n'), /shipkit\.yml:2.*ui_users: names status-page users, but ui: off/);
+  assert.throws(
+    () => load('token: t\nui: off\nui_users: u\n'),
+    /shipkit\.yml:3.*ui_users: names status-page users, but ui: off/,
+  );
 });
 
 test("shipkit.example.yml's commented apps: block parses, with the fleet: block above it", () => {
