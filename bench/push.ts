@@ -10,12 +10,12 @@
 // The sides take turns, their order rotated each run; medians of --runs (5) runs after a warm-up.
 // The peers are bench/push-sides.ts. `--smoke`: 1 run, 2 hosts (test/e2e/bench/push-smoke.test.ts).
 // Everything it starts (sshd, pm2 daemons, apps, launchfit, hook-server) is stopped at the end.
-import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import minimist from 'minimist';
 import { startPipelineWorld, stepTimes, timedLines, type PipelineWorld } from '../test/fixtures/pipeline-world.ts';
-import { runScriptsAs, tmpDir } from '../test/_helpers/common.ts';
+import { runCommand, runScriptsAs, tmpDir } from '../test/_helpers/common.ts';
 import { startSshd } from '../test/_helpers/ssh.ts';
 import { startLoad, watchVersion } from './push-load.ts';
 import { ecosystemFile, installDependencies, pm2Side, scriptSide, type Side } from './push-sides.ts';
@@ -88,6 +88,13 @@ const PACKAGE_JSON = `${JSON.stringify(
   null,
   2,
 )}\n`;
+
+/** npm's own cache folder (root's: ~/.npm unless configured). */
+async function npmCache(): Promise<string> {
+  const r = await runCommand('npm', ['config', 'get', 'cache']);
+  if (r.exitCode !== 0) throw new Error(`npm config get cache failed: ${r.stderr}`);
+  return r.stdout.trim();
+}
 
 /** package.json, its lockfile and node_modules in `dir`, from the npm cache. */
 async function seedApp(dir: string): Promise<void> {
@@ -228,6 +235,11 @@ async function main(): Promise<void> {
     ports: w.hosts.map((h) => h.appPort),
     deploy: () => shipkitDeploy(w),
   };
+  // One npm cache for every side: the peers' npm runs as root with root's cache, and shipkit's
+  // builds (as root: no build user, so nothing is handed over) get the same one as theirs.
+  const state = path.join(base, 'shipkit', 'data', 'state', 'octo__site');
+  mkdirSync(state, { recursive: true });
+  symlinkSync(await npmCache(), path.join(state, 'npm-cache'));
   console.error('  warm-up: shipkit (first clone, npm ci)');
   await w.commit({ 'version.txt': 'v0\n' }, 'version v0');
   await shipkitDeploy(w);
@@ -249,7 +261,9 @@ async function main(): Promise<void> {
   }
 }
 
-const ratio = (a: number, b: number) => (a / b).toFixed(2);
+function ratio(a: number, b: number): string {
+  return (a / b).toFixed(2);
+}
 
 function report(): void {
   const of = (side: string) => results.filter((r) => r.side === side);

@@ -4,7 +4,7 @@
 // its own whose only interface is loopback (unshare -n), so a bench that reached past 127.0.0.1
 // would fail; its temp folder is a fresh TMPDIR, so every process it started names that folder.
 // Without its peers on the PATH it refuses to start, naming the packages. Needs root (sshd).
-import { mkdirSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -23,7 +23,8 @@ const root = process.getuid?.() === 0;
 test('bench:push --smoke times the three sides on loopback only and leaves nothing running', async () => {
   if (!root) return console.log('  skipped: bench:push runs sshd, which needs root');
   const pm2Bin = await installPm2(() => {}); // outside the namespace: npm may need the registry once
-  const tmp = tmpDir('shipkit-push-smoke-');
+  // Right under /tmp: launchfit's sockets in the bench's folders must stay within 108 bytes.
+  const tmp = mkdtempSync('/tmp/pks-');
   const r = await runCommand(
     'unshare',
     ['-n', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh', process.execPath, ...BENCH],
@@ -41,7 +42,9 @@ test('bench:push --smoke times the three sides on loopback only and leaves nothi
     assert.match(r.stdout, /BENCH-RESULT \{"work":"git push → live, 2 hosts, shipkit vs rsync script"/);
     assert.match(r.stdout, /BENCH-RESULT \{"work":"failed requests during shipkit's deploys, 2 hosts"/);
   } finally {
-    assert.equal(describeProcesses(processesUsing(tmp)), '', `no process of the bench is left:\n${out}`);
+    const left = describeProcesses(processesUsing(tmp));
+    rmSync(tmp, { recursive: true, force: true });
+    assert.equal(left, '', `no process of the bench is left:\n${out}`);
   }
 });
 
