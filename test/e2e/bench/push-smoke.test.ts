@@ -22,6 +22,9 @@ const root = process.getuid?.() === 0;
 
 test('bench:push --smoke times the three sides on loopback only and leaves nothing running', async () => {
   if (!root) return console.log('  skipped: bench:push runs sshd, which needs root');
+  const netns = await runCommand('unshare', ['-n', 'true']);
+  if (netns.exitCode !== 0)
+    return console.log(`  skipped: no network namespace here (unshare -n): ${netns.stderr.trim()}`);
   const pm2Bin = await installPm2(() => {}); // outside the namespace: npm may need the registry once
   // Right under /tmp: launchfit's sockets in the bench's folders must stay within 108 bytes.
   const tmp = mkdtempSync('/tmp/pks-');
