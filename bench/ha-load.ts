@@ -3,7 +3,7 @@
 // fresh delivery id each.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { sign } from '@octokit/webhooks-methods';
 import { pushPayload } from '../test/fixtures/hooks/deliveries.ts';
@@ -24,14 +24,20 @@ export interface NodeStart {
   repos?: string[];
   /** Another `queue:` than the env's (a list of servers). */
   queue?: string;
+  /** More top-level keys for the node's shipkit.yml (a fleet: block). */
+  extraConfig?: string;
   /** More arguments for node before the script (a CPU profile, perf's map). */
   nodeFlags?: string[];
 }
 
 /** A hook-server of the one file, with `queue:` and `repos`, building nothing itself; resolves once /healthz answers. */
-export async function startHookNode(name: string, { bundle, env, repos = ONE_REPO, queue, nodeFlags = [] }: NodeStart) {
+export async function startHookNode(
+  name: string,
+  { bundle, env, repos = ONE_REPO, queue, extraConfig, nodeFlags = [] }: NodeStart,
+) {
   const port = await freePort();
   const { config } = queueConfig(name, Object.fromEntries(repos.map((r) => [r, {}])), { concurrency: 0, queue });
+  if (extraConfig) appendFileSync(config, extraConfig);
   const args = [bundle, 'hook-server', '--config', config, '--listen', `127.0.0.1:${port}`, '--name', name];
   const child = spawn(process.execPath, [...nodeFlags, ...args], { env, stdio: 'ignore' });
   await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.ok, {

@@ -7,7 +7,10 @@
 // kernel throttled the nodes (a node at its cap is what separate machines at full load are).
 // Goals (issue 58): 2 nodes ≥ 1.8× one node's acks/s, 3 nodes ≥ 2.5×, and the nodes' CPU per ack
 // at 3 nodes ≤ 1.2× at 1.
+// Then (bench/scale-hosts.ts) --hosts simulated hosts (100,000) polling every --interval s (60)
+// against 3 nodes behind haproxy and a rollout 1,10,50,100 % to all of them (--only capacity|hosts).
 //   npm run bench:scale [-- --rounds 3 --seconds 8 --warmup 4 --connections 50 [--fixed] --cpu 0.25 --period-ms 100 --repos 1]
+//                       [--hosts 100000 --interval 60] [--only capacity|hosts]
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -17,12 +20,25 @@ import pg from 'pg';
 import { startHaproxy } from '../test/fixtures/haproxy.ts';
 import { startPostgres } from '../test/fixtures/postgres.ts';
 import { worldEnv } from '../test/fixtures/workers.ts';
+import { hostsRun } from './scale-hosts.ts';
 import { cpuSpent, ONE_REPO, postgresCpu, signedLoad, startHookNode, stopHookNode, type HookNode } from './ha-load.ts';
 import { loadAverage, median, reportResult } from './result.ts';
 import { shippedShipkit } from './shipped.ts';
 
 const args = minimist(process.argv.slice(2), {
-  string: ['rounds', 'seconds', 'warmup', 'connections', 'cpu', 'repos', 'bundle', 'period-ms'],
+  string: [
+    'rounds',
+    'seconds',
+    'warmup',
+    'connections',
+    'cpu',
+    'repos',
+    'bundle',
+    'period-ms',
+    'hosts',
+    'interval',
+    'only',
+  ],
   boolean: ['fixed'],
 });
 const ROUNDS = Number(args.rounds ?? 3);
@@ -38,6 +54,10 @@ const CPU = Number(args.cpu ?? 0.25);
 const REPOS = Array.from({ length: Number(args.repos ?? 1) }, (_, i) => (i ? `octo/site-${i + 1}` : ONE_REPO[0]));
 const BUNDLE = path.resolve(args.bundle ?? shippedShipkit());
 const COUNTS = [1, 2, 3];
+// The second part (bench/scale-hosts.ts): --hosts simulated hosts polling every --interval s.
+const HOSTS = Number(args.hosts ?? 100_000);
+const INTERVAL = Number(args.interval ?? 60);
+const ONLY = args.only as 'capacity' | 'hosts' | undefined;
 // The cgroup's period: a node at its quota is stopped for the rest of each period (75 ms of 100 at
 // 0.25 core, the kernel's default period), which no small VM does; --period-ms 10 spreads the same
 // share finer, nearer a slower CPU.
@@ -246,6 +266,22 @@ function printTable(runs: Map<number, Round[]>): void {
   });
 }
 
+/** The 1/2/3-node table, each node in its CPU cgroup. */
+async function capacity(pg: { dir: string; url: string }, env: NodeJS.ProcessEnv): Promise<void> {
+  const runs = new Map<number, Round[]>(COUNTS.map((c) => [c, []]));
+  for (let r = 0; r < ROUNDS; r++)
+    for (const count of r % 2 ? [...COUNTS].reverse() : COUNTS) {
+      const result = await round(count, path.join(pg.dir, 'data'), pg.url, env);
+      runs.get(count)!.push(result);
+      console.error(
+        `round ${r + 1}, ${count} node(s): ${result.rps.toFixed(0)}/s, p99 ${result.p99} ms, nodes ${result.nodeMs.toFixed(3)} ms/ack, ` +
+          `PostgreSQL ${result.pgMs.toFixed(3)} ms/ack, throttled ${(100 * result.throttledShare).toFixed(0)} % of periods; ` +
+          `the nodes' sessions: ${describeWaits(result.waits)}`,
+      );
+    }
+  printTable(runs);
+}
+
 async function main(): Promise<void> {
   if (spawnSync('sh', ['-c', 'command -v haproxy']).status !== 0) {
     console.log('skipped: bench:scale needs haproxy (apt-get install haproxy)');
@@ -259,18 +295,9 @@ async function main(): Promise<void> {
   if (!pg) return;
   try {
     const env = { ...process.env, ...worldEnv(pg), SHIPKIT_BUILD_COMMAND: '/bin/true', LOG_FORMAT: 'json' };
-    const runs = new Map<number, Round[]>(COUNTS.map((c) => [c, []]));
-    for (let r = 0; r < ROUNDS; r++)
-      for (const count of r % 2 ? [...COUNTS].reverse() : COUNTS) {
-        const result = await round(count, path.join(pg.dir, 'data'), pg.url, env);
-        runs.get(count)!.push(result);
-        console.error(
-          `round ${r + 1}, ${count} node(s): ${result.rps.toFixed(0)}/s, p99 ${result.p99} ms, nodes ${result.nodeMs.toFixed(3)} ms/ack, ` +
-            `PostgreSQL ${result.pgMs.toFixed(3)} ms/ack, throttled ${(100 * result.throttledShare).toFixed(0)} % of periods; ` +
-            `the nodes' sessions: ${describeWaits(result.waits)}`,
-        );
-      }
-    printTable(runs);
+    if (ONLY !== 'hosts') await capacity(pg, env);
+    if (ONLY !== 'capacity' && HOSTS > 0)
+      await hostsRun({ bundle: BUNDLE, env, hosts: HOSTS, intervalSec: INTERVAL, nodes: 3 });
   } finally {
     await pg.stop();
   }

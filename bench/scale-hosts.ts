@@ -1,0 +1,217 @@
+// bench:scale's second part: HOSTS simulated hosts (test/fixtures/fleet-sim: a few processes,
+// keep-alive, each host polling VERSION at Debian's nginx every --interval s ± 20 % and reporting
+// signed with its own credential) against 3 hook-servers of the one file behind haproxy on one
+// PostgreSQL; `release rollout --steps 1,10,50,100` to every host. Prints the p99 of reports and
+// polls, errors, each node's peak RSS, the status page's time on every node, and the exact counts.
+import { spawn } from 'node:child_process';
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { startHaproxy } from '../test/fixtures/haproxy.ts';
+import { startFleetSim } from '../test/fixtures/fleet-sim/index.ts';
+import { startUpdateNginx } from '../test/fixtures/fleet-sim/nginx.ts';
+import { makePublisher } from '../test/fixtures/launchfit/gpg.ts';
+import { TOKEN } from '../test/fixtures/workers.ts';
+import { tmpDir } from '../test/_helpers/common.ts';
+import { startHookNode, stopHookNode, type HookNode } from './ha-load.ts';
+import { loadAverage, reportResult } from './result.ts';
+
+const APP = 'my-app';
+const SECRET = 'fleet-scale-secret-0123456789abcdef';
+
+export interface HostsRun {
+  bundle: string;
+  env: NodeJS.ProcessEnv;
+  hosts: number;
+  intervalSec: number;
+  nodes: number;
+}
+
+const p99 = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.floor(s.length * 0.99))] : NaN;
+};
+
+function rssMb(pid: number): number {
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+  } catch {
+    return NaN;
+  }
+}
+
+/** One release of APP published to `dest` (a few KB), signed; `--rollout` as given. */
+async function publisherOf(base: string, bundle: string, dest: string) {
+  const pub = await makePublisher(base, 'scale pass');
+  return {
+    signing: ['--key', pub.secret, '--passphrase-file', pub.passFile],
+    async publish(version: string, extra: string[] = []) {
+      const src = path.join(base, `src-${version}`);
+      mkdirSync(src, { recursive: true });
+      writeFileSync(path.join(src, 'app.txt'), `version ${version}\n`);
+      const argv = ['release', 'publish', src, '--name', APP, '--platform', 'gnu-linux', '--version', version];
+      const code = await run(bundle, [...argv, ...this.signing, '--to', dest, ...extra]);
+      if (code.exit !== 0) throw new Error(`release publish ${version}: ${code.out}`);
+    },
+  };
+}
+
+function run(bundle: string, argv: string[], onOut?: (text: string) => void): Promise<{ exit: number; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [bundle, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const take = (d: Buffer) => {
+      out += d;
+      onOut?.(String(d));
+    };
+    child.stdout.on('data', take);
+    child.stderr.on('data', take);
+    child.on('exit', (code) => resolve({ exit: code ?? 1, out }));
+  });
+}
+
+/** Every node's status page, timed (ms), with the read token. */
+async function statusPages(nodes: HookNode[]): Promise<number[]> {
+  return Promise.all(
+    nodes.map(async (n) => {
+      const t0 = performance.now();
+      const res = await fetch(`http://127.0.0.1:${n.port}/`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+      await res.text();
+      return res.ok ? performance.now() - t0 : NaN;
+    }),
+  );
+}
+
+export async function hostsRun({ bundle, env, hosts, intervalSec, nodes: count }: HostsRun): Promise<void> {
+  const base = tmpDir('shipkit-bench-scale-hosts-');
+  const dest = path.join(base, 'updates');
+  mkdirSync(dest);
+  const secretFile = path.join(base, 'fleet.secret');
+  writeFileSync(secretFile, `${SECRET}\n`);
+  const fleet = `fleet:\n  ${APP}:\n    secret: file:${secretFile}\n    max_hosts: ${hosts + 1000}\n`;
+  const pub = await publisherOf(base, bundle, dest);
+  await pub.publish('1.0.0');
+  const nginx = await startUpdateNginx(dest);
+  const nodes: HookNode[] = [];
+  for (let i = 1; i <= count; i++) nodes.push(await startHookNode(`h${i}`, { bundle, env, extraConfig: fleet }));
+  const haproxy = (await startHaproxy(nodes))!;
+  const sim = startFleetSim({
+    url: `${nginx.url}/`,
+    app: APP,
+    hosts,
+    processes: 4,
+    intervalMs: intervalSec * 1000,
+    running: '1.0.0',
+    seq: 1,
+    announce: true,
+    report: { url: `${haproxy.url}/fleet/reports`, secret: SECRET },
+  });
+  const peakRss = nodes.map(() => 0);
+  const pages: number[][] = nodes.map(() => []);
+  const sampler = setInterval(
+    () => nodes.forEach((n, i) => (peakRss[i] = Math.max(peakRss[i], rssMb(n.child.pid!)))),
+    2000,
+  );
+  try {
+    console.error(`${hosts} hosts announcing over one ${intervalSec} s interval …`);
+    await new Promise((r) => setTimeout(r, intervalSec * 1000 + 5000));
+    const announced = await sim.fresh();
+    console.error(
+      `announced: ${announced.reports} reports, ${announced.reportErrors} errors; polls ${announced.polls}`,
+    );
+    const pageTimer = setInterval(
+      () => void statusPages(nodes).then((ms) => ms.forEach((t, i) => pages[i].push(t))),
+      10_000,
+    );
+    await pub.publish('1.1.0', ['--rollout', '1']);
+    const t0 = Date.now();
+    const rolled = await run(
+      bundle,
+      [
+        'release',
+        'rollout',
+        APP,
+        '--to',
+        dest,
+        '--fleet',
+        haproxy.url,
+        '--fleet-secret',
+        `file:${secretFile}`,
+        ...pub.signing,
+        '--steps',
+        '1,10,50,100',
+        '--wait',
+        String(intervalSec * 4),
+        '--poll',
+        '5',
+      ],
+      (text) => process.stderr.write(text.replace(/^/gm, '  | ')),
+    );
+    const rolloutMs = Date.now() - t0;
+    await new Promise((r) => setTimeout(r, intervalSec * 1000 * 1.3));
+    clearInterval(pageTimer);
+    const end = await sim.fresh();
+    const counts = await fleetCounts(haproxy.url, secretFile);
+    report({ hosts, rolled, rolloutMs, end, counts, peakRss, pages });
+  } finally {
+    clearInterval(sampler);
+    await sim.stop();
+    await haproxy.stop();
+    for (const n of nodes) await stopHookNode(n);
+    await nginx.stop();
+  }
+}
+
+/** GET /fleet/APP?step=100&version=1.1.0 through haproxy: hook-server's own count of the hosts. */
+async function fleetCounts(url: string, secretFile: string): Promise<Record<string, number>> {
+  const { signRequest } = await import('../lib/http/signing.ts');
+  const route = `/fleet/${APP}?step=100&version=1.1.0`;
+  const secret = readFileSync(secretFile, 'utf8').trim();
+  const res = await fetch(`${url}${route}`, { headers: signRequest(secret, 'GET', route) });
+  const body = (await res.json()) as { total: number; counts: Record<string, number> };
+  return { total: body.total, ...body.counts };
+}
+
+function report(r: {
+  hosts: number;
+  rolled: { exit: number; out: string };
+  rolloutMs: number;
+  end: Awaited<ReturnType<ReturnType<typeof startFleetSim>['fresh']>>;
+  counts: Record<string, number>;
+  peakRss: number[];
+  pages: number[][];
+}): void {
+  const on = r.end.versions['1.1.0'] ?? 0;
+  const [reportP99, pollP99] = [p99(r.end.reportMs), p99(r.end.pollMs)];
+  const errors = r.end.reportErrors + r.end.pollErrors;
+  const pageMax = r.pages.map((ms) => Math.max(...ms.filter(Number.isFinite)));
+  console.log(
+    `\n${r.hosts} hosts, 3 nodes behind haproxy on one PostgreSQL (load ${loadAverage()}): rollout 1,10,50,100 ` +
+      `exit ${r.rolled.exit} in ${r.rolloutMs} ms; on 1.1.0: ${on} (sim), hook-server counts updated ${r.counts.updated} ` +
+      `of ${r.counts.total}; reports ${r.end.reports} p99 ${reportP99.toFixed(1)} ms; polls ${r.end.polls} p99 ` +
+      `${pollP99.toFixed(1)} ms; errors ${errors} (reports ${r.end.reportErrors}, polls ${r.end.pollErrors}); ` +
+      `peak RSS per node ${r.peakRss.map((m) => m.toFixed(0)).join(' / ')} MB; status page max per node ` +
+      `${pageMax.map((m) => m.toFixed(0)).join(' / ')} ms`,
+  );
+  const row = (work: string, shipkit: number, unit: string, goal: string, met: boolean) =>
+    reportResult({
+      work,
+      shipkit: Number(shipkit.toFixed(1)),
+      peer: null,
+      unit,
+      goal,
+      met,
+      note: `${r.hosts} hosts, 3 nodes`,
+    });
+  row(
+    'hosts on the new release after rollout 1,10,50,100',
+    on,
+    'hosts',
+    `= ${r.hosts}`,
+    on === r.hosts && r.rolled.exit === 0,
+  );
+  row('p99 of reports', reportP99, 'ms', '< 200 ms', reportP99 < 200);
+  row('p99 of polls', pollP99, 'ms', '< 200 ms', pollP99 < 200);
+  row('errors (reports and polls)', errors, 'requests', '0', errors === 0);
+  row("every node's peak RSS", Math.max(...r.peakRss), 'MB', '≤ 300 MB', Math.max(...r.peakRss) <= 300);
+  row('status page, slowest on any node', Math.max(...pageMax), 'ms', '< 300 ms', Math.max(...pageMax) < 300);
+}
