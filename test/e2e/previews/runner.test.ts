@@ -142,12 +142,18 @@ test('opened: built, run under launchfit, routed through nginx; the app gets pre
     assert.equal([info.uid, info.gid, info.mode & 0o777], [0, env.uid, 0o750], "the preview's folder is its own");
   } else assert.is(env.uid, process.getuid?.(), "not root: hook-server's own user");
   assert.is(statSync(path.join(folder(2), 'src')).uid, env.uid, "the build ran as the preview's uid");
-  const listed = await fetch(`${server.url}/previews`, { headers: { Authorization: `Bearer ${TOKEN}` } });
-  if (listed.status !== 404) {
-    const json = await listed.json();
-    const mine = json.previews.find((p: { pr: number }) => p.pr === 2);
-    assert.equal([mine.name, mine.state, mine.head], ['pr-2', 'live', repo.first]);
-  }
+  // Live once nginx's workers from before the route's reload have stopped (lib/previews/nginx-workers.ts):
+  // the route may answer a moment before.
+  const mine = await waitFor(
+    async () => {
+      const listed = await fetch(`${server.url}/previews`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+      const json = await listed.json();
+      const found = json.previews.find((p: { pr: number }) => p.pr === 2);
+      return found?.state === 'live' ? found : undefined;
+    },
+    { timeoutMs: 10_000, what: 'pr-2 listed as live' },
+  );
+  assert.equal([mine.name, mine.state, mine.head], ['pr-2', 'live', repo.first]);
 });
 
 test('a push switches the preview with no failed request through nginx', async () => {
