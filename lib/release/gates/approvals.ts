@@ -13,7 +13,13 @@ import type { Logger } from '../../core/log.ts';
 import { UI_USER_PREFIX, validateName } from '../../core/names.ts';
 import { openDestination, type Destination } from '../dest/destination.ts';
 import { ledgerActor } from '../dest/ledger.ts';
-import { loadSigningKey, readDetachedSignature, signDetached, verifySignaturePacket } from '../format/signature.ts';
+import {
+  loadSigningKey,
+  readDetachedSignature,
+  signDetached,
+  verifySignaturePacket,
+  type SigningKey,
+} from '../format/signature.ts';
 import { validateVersion } from '../format/version-file.ts';
 
 type OpenPgp = typeof import('openpgp');
@@ -223,24 +229,41 @@ export async function giveApproval(opts: {
   const publishers = new Set(opts.publishers.map((f) => f.toLowerCase()));
   const approver = await approverOfKey(opts.key, await readApprovers(opts.rule), publishers, now);
   const key = await loadSigningKey(opts.key, opts.passphraseFile);
+  const subject = { app, version, sha256, env };
+  return signAndPlace({ ...opts, subject, approver, key, keyFile: opts.key, by: ledgerActor(), now });
+}
+
+/**
+ * The approval of `subject` by `approver`, signed with `key` (checked to count: a signature by a
+ * subkey the approver's file does not hold as valid would not) and placed at DEST with its .sig.
+ */
+async function signAndPlace(opts: {
+  dest: Destination;
+  subject: ApprovalSubject;
+  approver: Approver;
+  key: SigningKey;
+  keyFile: string;
+  by: string;
+  rule: ApprovalRule;
+  now: Date;
+  log: Logger;
+}): Promise<Approval> {
+  const { approver, now } = opts;
   const document: ApprovalDocument = {
     type: TYPE,
-    app,
-    version,
-    sha256,
-    env,
+    ...opts.subject,
     approver: approver.fingerprint,
     uid: approver.uid,
-    by: ledgerActor(),
+    by: opts.by,
     at: now.toISOString(),
     expires: new Date(now.getTime() + opts.rule.expiresMs).toISOString(),
   };
   const json = Buffer.from(`${JSON.stringify(document)}\n`);
   const openpgp: OpenPgp = await import('openpgp');
-  const signature = openpgp.armor(openpgp.enums.armor.signature, await signDetached(key, { data: json }));
+  const signature = openpgp.armor(openpgp.enums.armor.signature, await signDetached(opts.key, { data: json }));
   if (!(await signedBy(approver, json, Buffer.from(signature), now)))
     throw new ConfigError(
-      `${opts.key} signs with a subkey that ${approver.file} does not hold as valid: the approval would not count. ` +
+      `${opts.keyFile} signs with a subkey that ${approver.file} does not hold as valid: the approval would not count. ` +
         `Export ${approver.name}'s public key again into ${approver.file}. Nothing was written.`,
     );
   return placeSigned(opts.dest, document, json, signature, opts.log);
@@ -300,23 +323,7 @@ export async function givePageApproval(opts: {
       `hook-server's ui_key (${opts.keyFile}) is not the key ${subject.env}'s approvals: ui_key: holds (${approver.file}): ` +
         'export its public key there. Nothing was written.',
     );
-  const document: ApprovalDocument = {
-    type: TYPE,
-    ...subject,
-    approver: id,
-    uid: approver.uid,
-    by: opts.by,
-    at: now.toISOString(),
-    expires: new Date(now.getTime() + opts.rule.expiresMs).toISOString(),
-  };
-  const json = Buffer.from(`${JSON.stringify(document)}\n`);
-  const openpgp: OpenPgp = await import('openpgp');
-  const signature = openpgp.armor(openpgp.enums.armor.signature, await signDetached(key, { data: json }));
-  if (!(await signedBy(approver, json, Buffer.from(signature), now)))
-    throw new ConfigError(
-      `${opts.keyFile} signs with a subkey that ${approver.file} does not hold as valid. Nothing was written.`,
-    );
-  return placeSigned(opts.dest, document, json, signature, opts.log);
+  return signAndPlace({ ...opts, approver, key, now });
 }
 
 /** Writes NAME and NAME.sig (relative to DEST, under approvals/) from memory, the JSON first. */
