@@ -13,6 +13,7 @@ import * as assert from 'uvu/assert';
 import { runScript, startScript, type Server } from '../../_helpers/common.ts';
 import { exportPublic, exportSecret, genKey } from '../../fixtures/launchfit/gpg.ts';
 import { makeWorld, type World } from '../../fixtures/launchfit/world.ts';
+import { environmentsApp } from '../../fixtures/release/environments.ts';
 import { createSessionKeys } from '../../../lib/web/session.ts';
 
 const TOKEN = `token-${randomUUID()}`;
@@ -49,15 +50,9 @@ async function setUp(): Promise<Setup> {
       'repos: {}',
       'ui_users: ui-users',
       'ui_key: file:ui-secret.asc',
-      'apps:',
-      '  my-app:',
-      `    key: file:${w.secretKey}`,
-      `    passphrase: file:${w.passFile}`,
-      '    environments:',
-      `      staging: { to: ${w.updates} }`,
-      '      production:',
-      `        to: ${production}`,
-      `        approvals: { required: 1, from: [keys/alice.asc, ui:carol, "ui:${PUBLISHER}"], ui_key: keys/ui.asc }`,
+      ...environmentsApp(w, production, [
+        `approvals: { required: 1, from: [keys/alice.asc, ui:carol, "ui:${PUBLISHER}"], ui_key: keys/ui.asc }`,
+      ]),
       '',
     ].join('\n'),
   );

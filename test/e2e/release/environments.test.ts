@@ -16,6 +16,7 @@ import { parseVersionFile } from '../../../lib/release/format/version-file.ts';
 import { ROOT, runScript, scriptCommand, waitFor } from '../../_helpers/common.ts';
 import { exportPublic, exportSecret, genKey } from '../../fixtures/launchfit/gpg.ts';
 import { makeWorld, type World } from '../../fixtures/launchfit/world.ts';
+import { environmentsApp } from '../../fixtures/release/environments.ts';
 
 const sha256Of = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 const listing = (dir: string) =>
@@ -72,16 +73,10 @@ async function setUp(windows = ''): Promise<Setup> {
     [
       `data: ${path.join(w.base, 'data')}`,
       `notify: [{ webhook: "${hook.url}", secret: "file:${secret}" }]`,
-      'apps:',
-      '  my-app:',
-      `    key: file:${w.secretKey}`,
-      `    passphrase: file:${w.passFile}`,
-      '    environments:',
-      `      staging: { to: ${w.updates} }`,
-      '      production:',
-      `        to: ${production}`,
-      '        approvals: { required: 1, from: [keys/alice.asc] }',
-      ...(windows ? [`        windows: [${windows}]`] : []),
+      ...environmentsApp(w, production, [
+        'approvals: { required: 1, from: [keys/alice.asc] }',
+        ...(windows ? [`windows: [${windows}]`] : []),
+      ]),
       '',
     ].join('\n'),
   );

@@ -14,6 +14,7 @@ import { runScript, tmpDir } from '../../_helpers/common.ts';
 import { startSshd, type Sshd } from '../../_helpers/ssh.ts';
 import { exportPublic, exportSecret, genKey } from '../../fixtures/launchfit/gpg.ts';
 import { makeWorld, type World } from '../../fixtures/launchfit/world.ts';
+import { environmentsApp } from '../../fixtures/release/environments.ts';
 
 const sshd = await startSshd();
 if (typeof sshd === 'string') console.log(`SKIP promote over ssh: ${sshd}`);
@@ -40,15 +41,7 @@ function writeConfig(w: World, production: string): string {
     config,
     [
       `data: ${path.join(w.base, 'data')}`,
-      'apps:',
-      '  my-app:',
-      `    key: file:${w.secretKey}`,
-      `    passphrase: file:${w.passFile}`,
-      '    environments:',
-      `      staging: { to: ${w.updates} }`,
-      '      production:',
-      `        to: "root@127.0.0.1:${production}"`,
-      '        approvals: { required: 1, from: [keys/alice.asc] }',
+      ...environmentsApp(w, `"root@127.0.0.1:${production}"`, ['approvals: { required: 1, from: [keys/alice.asc] }']),
       '',
     ].join('\n'),
   );
