@@ -230,6 +230,47 @@ test("GET /fleet/APP answers a page of the hosts (limit, offset, total) or a ste
   }
 });
 
+test("one host's credential signing reports for 5,000 other hosts: each refused 401, counted, nothing kept", async () => {
+  const dir = tmpDir();
+  const server = await startScript('hook-server', ['--config', fleetConfig(dir), '--listen', '127.0.0.1:0'], { env });
+  try {
+    const mine = hostId();
+    assert.is((await post(server, '/fleet/reports', report(mine, { result: 'running', version: '1.0' }))).status, 202);
+    const credential = hostCredential(FLEET_SECRET, mine);
+    const rssKb = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${server.child.pid}/status`, 'utf8'))![1]);
+    const send = async (n: number) => {
+      const statuses = new Map<number, number>();
+      for (let start = 0; start < n; start += 100) {
+        const batch = await Promise.all(
+          Array.from({ length: 100 }, () =>
+            post(server, '/fleet/reports', report(hostId(), { result: 'running', version: '1.0' }), {
+              secret: credential,
+            }),
+          ),
+        );
+        for (const r of batch) statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+      }
+      return statuses;
+    };
+    // A first round warms the server up; the second may not grow it by what 2,500 kept hosts would cost.
+    assert.equal([...(await send(2_500))], [[401, 2_500]]);
+    const before = rssKb();
+    assert.equal([...(await send(2_500))], [[401, 2_500]]);
+    const grownMb = (rssKb() - before) / 1024;
+    console.log(`  RSS after 2,500 more forged reports: ${grownMb.toFixed(1)} MB more (printed; bound below)`);
+    assert.ok(grownMb < 32, `hook-server grew ${grownMb.toFixed(1)} MB on refused reports`);
+    const fleet = await getFleet(server, 'web', signRequest(FLEET_SECRET, 'GET', '/fleet/web'));
+    assert.equal(
+      [fleet.json.total, fleet.json.hosts.map((h: any) => h.host)],
+      [1, [mine]],
+      'only the real host is kept',
+    );
+    assert.match(await metrics(server), 'shipkit_fleet_reports_refused_total{reason="bad_signature"} 5000');
+  } finally {
+    assert.is(await server.stop(), 0);
+  }
+});
+
 test('hostile requests: bad signature, unknown app, huge body, replayed nonce, stale timestamp, malformed; each refused, not counted, not written', async () => {
   const dir = tmpDir();
   const config = fleetConfig(dir);
