@@ -148,7 +148,7 @@ async function promoteLocked(opts: PromoteOptions, locked: Locked): Promise<Prom
     const keys = await stageKeys(target, locked.certificate, scratch);
     await opts.step?.('checked');
     const size = await copyTarball(source, target, release, scratch, read.present, opts.step);
-    for (const name of [...small, ...keys]) await target.put(path.join(scratch, name), name, opts.step);
+    await placeCarried(target, scratch, [...small, ...keys], opts.step);
     const manifest = release.manifest && small.includes(release.manifest.file) ? release.manifest : undefined;
     const info = versionInfo(opts, { ...release, manifest }, read.seq, size, now);
     const text = formatVersionFile(info);
@@ -287,6 +287,17 @@ async function smallFilesOf(source: Destination, release: SourceRelease, scratch
     }
   }
   return names;
+}
+
+/**
+ * The carried files placed at the target: at once into a folder (each is written, fsynced and
+ * renamed on its own; their order does not matter, all come before the ledger entry), one after
+ * the other elsewhere.
+ */
+async function placeCarried(target: Destination, scratch: string, names: string[], step?: StepHook): Promise<void> {
+  const put = (name: string) => target.put(path.join(scratch, name), name, step);
+  if (target.local) await Promise.all(names.map(put));
+  else for (const name of names) await put(name);
 }
 
 /** keys.asc and pubkey.asc (the certificate the ledgers verified with) staged where the target lacks them or has others. */
