@@ -17,6 +17,8 @@ export interface FleetRegistry {
   tally(app: string): Array<{ version: string; result: string; hosts: number }>;
   host(app: string, host: string): HostEntry | undefined;
   rollout(app: string): RolloutRecord | null;
+  /** The rollout as the registry holds it now: with several nodes, one another node set a moment ago. */
+  latestRollout(app: string): Promise<RolloutRecord | null>;
   count(app: string): number;
   silentSince(app: string, time: number): string[];
   /** Durable once it resolves: 'added' or 'older'; nothing written: 'full' or a refusal. */
@@ -160,6 +162,10 @@ export abstract class MemoryFleetRegistry implements FleetRegistry {
 
   rollout(app: string): RolloutRecord | null {
     return this.memory.rollout(app);
+  }
+
+  latestRollout(app: string): Promise<RolloutRecord | null> {
+    return Promise.resolve(this.memory.rollout(app));
   }
 
   count(app: string): number {

@@ -163,6 +163,13 @@ export class SharedFleet extends MemoryFleetRegistry {
     if (this.newer(app, Number(rows[0].change))) this.memory.applyRollout(app, rollout);
   }
 
+  /** The app's rollout row read now (not at the next look), applied when newer than this node's. */
+  override async latestRollout(app: string): Promise<RolloutRecord | null> {
+    const { rows } = await this.db.query('SELECT record, change FROM shipkit.fleet_rollouts WHERE app = $1', [app]);
+    if (rows.length && this.newer(app, Number(rows[0].change))) this.memory.applyRollout(app, rows[0].record);
+    return this.memory.rollout(app);
+  }
+
   /**
    * A node's DATA/fleet/fleet.log, copied in when the database has no registry yet (the first
    * start with `queue:`); how many hosts and rollouts were copied, or undefined when it had one.

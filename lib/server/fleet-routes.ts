@@ -69,6 +69,11 @@ export interface FleetRoutesOptions {
   now?: () => number;
 }
 
+/** The highest SEQ a report may name while `rollout` runs or waits (any, otherwise). */
+function highestSeq(rollout: RolloutRecord | null): number {
+  return rollout && (rollout.state === 'running' || rollout.state === 'waiting') ? rollout.seq : Infinity;
+}
+
 /** A host's entry as GET /fleet/APP shows it (times as ISO strings; the nonces kept against a replay left out). */
 export function publicHost(entry: HostEntry) {
   const { nonces: _nonces, ...shown } = entry;
@@ -338,8 +343,16 @@ export class FleetRoutes {
     // The verifier's nonces are lost on a restart; the host's signature time and nonces are not.
     const guard = { signed_at: Number(req.headers[TIMESTAMP_HEADER]), nonces: [String(req.headers[NONCE_HEADER])] };
     const byCredential = signed.signedBy < credentials.length;
-    const rollout = store.rollout(signed.app);
-    const maxSeq = rollout && (rollout.state === 'running' || rollout.state === 'waiting') ? rollout.seq : Infinity;
+    let maxSeq = highestSeq(store.rollout(signed.app));
+    // Another node may have taken the step's SEQ a moment ago: the registry is asked before it is refused.
+    if (Number((signed.value as { seq?: unknown }).seq) > maxSeq) {
+      try {
+        maxSeq = highestSeq(await store.latestRollout(signed.app));
+      } catch (error) {
+        this.options.onRefused?.('unavailable');
+        return refuse(503, 'could not store it, try again', messageOf(error));
+      }
+    }
     return this.accept(
       res,
       refuse,

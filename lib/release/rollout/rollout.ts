@@ -122,9 +122,14 @@ export async function rolloutRelease(opts: RolloutOptions): Promise<RolloutResul
   for (const [i, percent] of remaining.entries()) {
     const label = `step ${opts.steps.indexOf(percent) + 1}/${opts.steps.length} (ROLLOUT ${percent})`;
     const stepInfo = { app: opts.name, version, step: opts.steps.indexOf(percent) + 1, percent, steps: opts.steps };
-    if (percent !== at || i > 0) {
+    const report = (state: RolloutState, reason = '', seq = current.info.seq ?? 0) =>
+      postRollout(fleetUrl, opts, { ...stepInfo, seq, state, reason, at: new Date().toISOString() });
+    const signing = percent !== at || i > 0;
+    if (signing) {
       await holdForWindows(fleetUrl, opts, label, { ...stepInfo, seq: current.info.seq ?? 0 });
-      current = await signStep(signer, current, percent, opts.step);
+      // hook-server hears of the step's SEQ before any host can read it: no node refuses a report of it.
+      const announce = (seq: number) => report('running', '', seq);
+      current = await signStep(signer, current, percent, { step: opts.step, announce });
       opts.print(`${label}: signed VERSION SEQ ${current.info.seq}`);
     } else {
       opts.print(
@@ -132,15 +137,7 @@ export async function rolloutRelease(opts: RolloutOptions): Promise<RolloutResul
       );
     }
     await opts.step?.(`step:${percent}:signed`);
-    const report = (state: RolloutState, reason = '') =>
-      postRollout(fleetUrl, opts, {
-        ...stepInfo,
-        seq: current.info.seq ?? 0,
-        state,
-        reason,
-        at: new Date().toISOString(),
-      });
-    await report('running');
+    if (!signing) await report('running');
     const started = Date.now();
     const outcome = await waitForStep(fleetUrl, opts, version, { percent, seq: current.info.seq }, label);
     counts.push(outcome.counts);
@@ -284,12 +281,15 @@ async function readTrusted(signer: Signer, app: string): Promise<PublishedVersio
   return read.published;
 }
 
-/** Re-sign VERSION with the next SEQ and ROLLOUT = percent, everything else as it was, and record the step in the ledger. */
+/**
+ * Re-sign VERSION with the next SEQ and ROLLOUT = percent, everything else as it was, and record the
+ * step in the ledger; `announce` tells hook-server the SEQ before VERSION is placed.
+ */
 function signStep(
   signer: Signer,
   current: PublishedVersion,
   percent: number,
-  step?: StepHook,
+  { step, announce }: { step?: StepHook; announce?: (seq: number) => Promise<void> } = {},
 ): Promise<PublishedVersion> {
   return withDestinationLock(signer.dest, async () => {
     // Under the lock: a publish or rollback between two steps must not be signed over.
@@ -304,6 +304,7 @@ function signStep(
     const text = formatVersionFile(info);
     const signature = await signDetached(signer.key, { data: Buffer.from(text) });
     await recordInLedger(signer, 'rollout', info, text, step);
+    await announce?.(seq);
     await placeVersionPair(signer.dest, text, signature, current, step);
     return { info, text: Buffer.from(text), signature };
   });

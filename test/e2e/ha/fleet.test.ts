@@ -147,4 +147,42 @@ test('two nodes: a report is taken once, also after a restart; the app secret ca
   }
 });
 
+test("two nodes: a report of the step's SEQ is taken by a node that has not read that step yet", async () => {
+  const pg = await startPostgres();
+  if (!pg) return;
+  const env = worldEnv(pg, { FLEET_WEB: FLEET });
+  const repos = { 'octo/site': {} };
+  const a = await startHookServer(withFleet(queueConfig('a', repos, { concurrency: 0 }).config), env);
+  const b = await startHookServer(withFleet(queueConfig('b', repos, { concurrency: 0 }).config), env);
+  const step = (seq: number, percent: number) => ({
+    app: 'web',
+    version: '1.2',
+    seq,
+    step: seq - 7,
+    percent,
+    steps: [10, 50, 100],
+    state: 'running',
+    reason: '',
+    at: new Date().toISOString(),
+  });
+  try {
+    assert.is((await send(a, signed('/fleet/rollouts', step(8, 10), FLEET))).status, 202);
+    await waitFor(async () => (await getFleet(b, FLEET)).json.rollout?.seq === 8, {
+      timeoutMs: 5_000,
+      what: 'b to read step 1',
+    });
+    // Step 2 through a; a host that read its VERSION reports through b at once, before b's next look.
+    assert.is((await send(a, signed('/fleet/rollouts', step(9, 50), FLEET))).status, 202);
+    const host = hostId();
+    const taken = await send(b, signed('/fleet/reports', report(host, { version: '1.2', seq: 9 }), FLEET));
+    assert.is(taken.status, 202, JSON.stringify(taken.json));
+    const above = await send(b, signed('/fleet/reports', report(hostId(), { version: '1.2', seq: 10 }), FLEET));
+    assert.is(above.status, 400, 'a SEQ above every step is still refused');
+    assert.match(above.json.error, /seq 10 is above the highest SEQ published for web \(9\)/);
+  } finally {
+    assert.is(await a.stop(), 0, a.output());
+    assert.is(await b.stop(), 0, b.output());
+  }
+});
+
 test.run();

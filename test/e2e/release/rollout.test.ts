@@ -378,6 +378,33 @@ test('release rollout killed with -9 after signing a step: running it again cont
   }
 });
 
+test("release rollout tells hook-server a step's SEQ before any host can read it in VERSION", async () => {
+  const dest = await makeDest('announce');
+  const fleet = await startPullFleet(APP, SECRET);
+  try {
+    const [cmd, ...pre] = scriptCommand('release');
+    // Paused at the first write of step 50's VERSION pair: no host can have read SEQ 3 yet.
+    const child = spawn(cmd, [...pre, ...rolloutArgs(fleet, dest, ['--steps', '1,50,100', '--wait', '30'])], {
+      env: { ...process.env, SHIPKIT_TEST_PAUSE_AT: 'VERSION.sig(both):temp' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    await waitFor(() => out.includes('paused at VERSION.sig(both):temp'), {
+      timeoutMs: 60_000,
+      what: "the rollout to pause before placing step 50's VERSION",
+    });
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('close', resolve));
+    assert.equal([versionAt(dest).rollout, versionAt(dest).seq], [1, 2], 'VERSION is still step 1');
+    const told = fleet.rollouts.at(-1)!;
+    assert.equal([told.seq, told.percent, told.step, told.state], [3, 50, 2, 'running'], out);
+  } finally {
+    await fleet.close();
+  }
+});
+
 test('release rollout refuses bad flags and a wrong secret with exit 2, writing nothing', async () => {
   const dest = await makeDest('refusals');
   const fleet = await startPullFleet(APP, SECRET);
