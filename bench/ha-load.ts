@@ -3,7 +3,7 @@
 // fresh delivery id each.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { sign } from '@octokit/webhooks-methods';
 import { pushPayload } from '../test/fixtures/hooks/deliveries.ts';
@@ -28,18 +28,22 @@ export interface NodeStart {
   extraConfig?: string;
   /** More arguments for node before the script (a CPU profile, perf's map). */
   nodeFlags?: string[];
+  /** A file the node's stdout and stderr (its log) go to; by default they are dropped. */
+  logFile?: string;
 }
 
 /** A hook-server of the one file, with `queue:` and `repos`, building nothing itself; resolves once /healthz answers. */
 export async function startHookNode(
   name: string,
-  { bundle, env, repos = ONE_REPO, queue, extraConfig, nodeFlags = [] }: NodeStart,
+  { bundle, env, repos = ONE_REPO, queue, extraConfig, nodeFlags = [], logFile }: NodeStart,
 ) {
   const port = await freePort();
   const { config } = queueConfig(name, Object.fromEntries(repos.map((r) => [r, {}])), { concurrency: 0, queue });
   if (extraConfig) appendFileSync(config, extraConfig);
   const args = [bundle, 'hook-server', '--config', config, '--listen', `127.0.0.1:${port}`, '--name', name];
-  const child = spawn(process.execPath, [...nodeFlags, ...args], { env, stdio: 'ignore' });
+  const log = logFile === undefined ? 'ignore' : openSync(logFile, 'a');
+  const child = spawn(process.execPath, [...nodeFlags, ...args], { env, stdio: ['ignore', log, log] });
+  if (typeof log === 'number') closeSync(log);
   await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.ok, {
     timeoutMs: 30_000,
     what: `node ${name}`,

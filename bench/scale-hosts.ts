@@ -92,7 +92,11 @@ export async function hostsRun({ bundle, env, hosts, intervalSec, nodes: count }
   await pub.publish('1.0.0');
   const nginx = await startUpdateNginx(dest);
   const nodes: HookNode[] = [];
-  for (let i = 1; i <= count; i++) nodes.push(await startHookNode(`h${i}`, { bundle, env, extraConfig: fleet }));
+  for (let i = 1; i <= count; i++) {
+    const logFile = path.join(base, `h${i}.log`);
+    nodes.push(await startHookNode(`h${i}`, { bundle, env, extraConfig: fleet, logFile }));
+  }
+  console.error(`the nodes' logs: ${base}/h*.log`);
   const haproxy = (await startHaproxy(nodes))!;
   const sim = startFleetSim({
     url: `${nginx.url}/`,
