@@ -1,12 +1,16 @@
 // bench:push's load and its finish line. The load: one client per host sending GET / on a new
 // connection each time, back to back with a pause, counting the answers that were not 200 (a
-// refused connection, a reset, a timeout: a user's failed request). The finish line: each host's
-// first answer of the new version, probed on its own connection every few ms.
+// refused connection, a reset, a timeout: a user's failed request), and when each host last
+// answered another version than the new one. The finish line: each host's first answer of the
+// new version, probed on its own connection every few ms.
 import http from 'node:http';
 
 export interface Load {
-  /** Stops the clients; the requests sent and the ones that failed, over every host. */
-  stop(): Promise<{ sent: number; failed: number; errors: string[] }>;
+  /**
+   * Stops the clients; the requests sent and the ones that failed, over every host, and for each
+   * port the last time (epoch ms) it answered a version other than the new one.
+   */
+  stop(): Promise<{ sent: number; failed: number; errors: string[]; lastOld: Map<number, number> }>;
 }
 
 const PAUSE_MS = 10;
@@ -26,16 +30,18 @@ export function getOnce(port: number, timeoutMs = 2000): Promise<{ ok: boolean; 
   });
 }
 
-/** Starts one client per port; they run until `stop`. */
-export function startLoad(ports: number[]): Load {
+/** Starts one client per port, counting answers that are not `version`; they run until `stop`. */
+export function startLoad(ports: number[], version: string): Load {
   let running = true;
   let sent = 0;
   const errors: string[] = [];
+  const lastOld = new Map<number, number>();
   const client = async (port: number) => {
     while (running) {
       const r = await getOnce(port);
       sent++;
       if (!r.ok) errors.push(`:${port} ${r.body}`);
+      else if (r.body.split(' ')[0] !== version) lastOld.set(port, Date.now());
       await new Promise((done) => setTimeout(done, PAUSE_MS));
     }
   };
@@ -44,7 +50,7 @@ export function startLoad(ports: number[]): Load {
     async stop() {
       running = false;
       await Promise.all(clients);
-      return { sent, failed: errors.length, errors };
+      return { sent, failed: errors.length, errors, lastOld };
     },
   };
 }

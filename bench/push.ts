@@ -109,6 +109,8 @@ interface Run {
   failed: number;
   errors: string[];
   stages: Map<string, number>;
+  /** From `git push`: every host answered the new version once; every host answers only it; the tool done. */
+  ends: { firstNew: number; onlyNew: number; toolDone: number };
 }
 
 /** shipkit's stages, from hook-server's job record and the job log's timestamps. */
@@ -155,7 +157,7 @@ const LABELS: Record<string, string> = {
 
 /** One side taking version `version`: its time, the failed requests, its stages (ms each). */
 async function measure(side: Pick<Side, 'name' | 'ports' | 'deploy'>, work: string, version: string): Promise<Run> {
-  const load = startLoad(side.ports);
+  const load = startLoad(side.ports, version);
   const seen = watchVersion(side.ports, version);
   const t0 = Date.now();
   const { done, marks } = await side.deploy(work);
@@ -166,6 +168,13 @@ async function measure(side: Pick<Side, 'name' | 'ports' | 'deploy'>, work: stri
   if (seen.seen.size < side.ports.length)
     throw new Error(`${side.name}: only ${seen.seen.size}/${side.ports.length} hosts answer ${version}`);
   const live = Math.max(done, ...seen.seen.values());
+  // From when on a host answers only the new version: its first answer of it, or its last of another.
+  const onlyNew = Math.max(...side.ports.map((p) => Math.max(seen.seen.get(p)!, counts.lastOld.get(p) ?? 0)));
+  const ends = {
+    firstNew: Math.max(...seen.seen.values()) - t0,
+    onlyNew: onlyNew - t0,
+    toolDone: done - t0,
+  };
   const stages = new Map<string, number>();
   // A stage runs from its mark to the next one; marks of several hosts (pm2) give the median host.
   const byName = new Map<string, number[]>();
@@ -177,7 +186,7 @@ async function measure(side: Pick<Side, 'name' | 'ports' | 'deploy'>, work: stri
     stages.set(LABELS[`${side.name}/${name}`] ?? name, Math.round(end - median(byName.get(name)!)));
   });
   stages.set('tool done → every host answers it', live - done);
-  return { side: side.name, total: live - t0, ...counts, stages };
+  return { side: side.name, total: live - t0, ...counts, stages, ends };
 }
 
 const base = tmpDir('shipkit-bench-push-');
@@ -280,6 +289,10 @@ function report(): void {
       console.log(
         `  ${stage.padEnd(40)} ${String(median(runsOf.map((r) => r.stages.get(stage) ?? 0))).padStart(7)} ms`,
       );
+    const end = (key: keyof Run['ends']) => median(runsOf.map((r) => r.ends[key]));
+    console.log(
+      `  every host: first answer of the new version ${end('firstNew')} ms, only the new version from ${end('onlyNew')} ms, tool done ${end('toolDone')} ms (medians, from git push)`,
+    );
     const errors = [...new Set(runsOf.flatMap((r) => r.errors.map((e) => e.replace(/^:\d+ /, ''))))];
     if (errors.length) console.log(`  failures seen: ${errors.join(', ')}`);
   }
