@@ -379,4 +379,35 @@ CREATE TABLE IF NOT EXISTS shipkit.preview_builds (
     what: "the batch function deletes and cancels the batch's pg-boss jobs itself (no round trip under a repo's lock)",
     sql: ENQUEUE_BATCH,
   },
+  {
+    version: 16,
+    what: "job wake-ups say each job's kind of change, so nodes that need not read it at once wait",
+    sql: `
+-- "XID/KINDS ID ID ...": KINDS has a letter per id, q (queued), x (ended without ever starting:
+-- superseded or cancelled while queued) or e (any other); lib/jobs/pg/mirror.ts reads q and x
+-- later, or q alone on the leader. An older node takes XID/KINDS for an xid not its own.
+CREATE OR REPLACE FUNCTION shipkit.jobs_notify_kind(state text, record jsonb) RETURNS text
+  LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN state = 'queued' THEN 'q'
+    WHEN record->>'started' IS NULL AND coalesce((record->>'attempts')::int, 0) = 0 THEN 'x'
+    ELSE 'e' END
+$$;
+CREATE OR REPLACE FUNCTION shipkit.jobs_notify_ids() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    PERFORM pg_notify('${NOTIFY_CHANNEL}', txid_current()::text || '/' || string_agg(c.kind, '' ORDER BY c.r) ||
+        ' ' || string_agg(c.id, ' ' ORDER BY c.r))
+    FROM (SELECT n.id, shipkit.jobs_notify_kind(n.state, n.record) AS kind, row_number() OVER () AS r
+      FROM new_rows n) c GROUP BY (c.r - 1) / 100;
+  ELSE
+    PERFORM pg_notify('${NOTIFY_CHANNEL}', txid_current()::text || '/' || string_agg(c.kind, '' ORDER BY c.r) ||
+        ' ' || string_agg(c.id, ' ' ORDER BY c.r))
+    FROM (SELECT n.id, shipkit.jobs_notify_kind(n.state, n.record) AS kind, row_number() OVER () AS r
+      FROM new_rows n JOIN old_rows o ON o.id = n.id
+      WHERE n.state IS DISTINCT FROM o.state OR n.record IS DISTINCT FROM o.record) c GROUP BY (c.r - 1) / 100;
+  END IF;
+  RETURN NULL;
+END $$;
+`,
+  },
 ];

@@ -64,6 +64,8 @@ export interface JobQueue {
   /** Newest first. */
   list(options?: { limit?: number; repo?: string; state?: string }): Job[];
   counts(): { queued: number; running: number };
+  /** Brings get/list/counts up to date with changes read lazily (several hook-servers): before a page answers. */
+  settle?(): Promise<void>;
   /** With several hook-servers on one database: whether this one leads, and whether the database answers (/healthz). */
   health?(): Promise<{ leader: boolean; db: string }>;
   /** Stop leading now, so another hook-server takes over while this one drains (SIGTERM). */

@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { resolveSecret } from '../core/secrets.ts';
-import { ConfigError } from '../core/errors.ts';
+import { ConfigError, messageOf } from '../core/errors.ts';
 import { ensureDir } from '../core/fs.ts';
 import { acquireLock, type Lock } from '../core/lock.ts';
 import { FollowedSecretFile } from '../core/secrets.ts';
@@ -622,6 +622,9 @@ function router({ log, queue, metrics, readRoutes, previewRoutes, intake, fleetR
         return refuse(405, 'method not allowed', undefined, { Allow: 'GET, HEAD' });
       return healthz(res, queue, node);
     }
+    // Other nodes' queued and superseded jobs are read when a page or the API asks (pg/mirror.ts);
+    // the hosts' fleet routes read none.
+    if ((req.method === 'GET' || req.method === 'HEAD') && !route.startsWith('/fleet/')) await settled(queue, log);
     if (await readRoutes.handle(req, res, url, refuse)) return;
     if (await previewRoutes.handle(req, res, url, refuse)) return;
     if (fleetRoutes && (await fleetRoutes.handle(req, res, url, refuse))) return;
@@ -630,6 +633,15 @@ function router({ log, queue, metrics, readRoutes, previewRoutes, intake, fleetR
     res.once('close', () => metrics.countDelivery(countedForge(req, target), res.statusCode));
     return intake.handleDelivery(req, res, target, requestId, refuse);
   };
+}
+
+/** The queue's copy brought up to date; with the database away, the page shows what it knew. */
+async function settled(queue: JobQueue, log: Logger): Promise<void> {
+  try {
+    await queue.settle?.();
+  } catch (error) {
+    log.warn(`could not read the latest job changes; answering from what this node knew: ${messageOf(error)}`);
+  }
 }
 
 /**

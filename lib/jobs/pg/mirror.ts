@@ -1,6 +1,7 @@
 // hook-server's copy of a PostgreSQL queue's job records (pg/records.ts): the queued, running and
 // newest finished jobs in memory, so get/list/counts stay synchronous; it follows LISTEN
-// shipkit_jobs and reads everything again after a reconnect.
+// shipkit_jobs (changes nobody here acts on are read when a page asks: settle) and reads
+// everything again after a reconnect.
 // The whole story: docs/internals.md.
 import type pg from 'pg';
 import type { Logger } from '../../core/log.ts';
@@ -35,11 +36,24 @@ const FOLLOW_MS = 25;
 
 const finished = (job: Job | undefined) => job !== undefined && FINISHED_STATES.includes(job.state);
 
+/**
+ * A change of kind q (queued) or x (ended without ever starting), from the wake-up's letters
+ * (migration 16): the leader acts on neither a queued job nor, as a follower, on an end that never
+ * ran (no start to tell, no output), so those are read when a page asks, or at the next refresh.
+ */
+const kindOf = (job: Job): string =>
+  job.state === 'queued' ? 'q' : job.started === null && !job.attempts && finished(job) ? 'x' : 'e';
+
+/** Deferred ids beyond this are not read one by one: the next settle reads everything again. */
+const DEFERRED_MAX = 1_000;
+
 export class JobMirror {
   readonly jobs = new Map<string, Job>();
   private readonly options: MirrorOptions;
   private listener: pg.Client | undefined;
   private readonly pending = new Set<string>();
+  /** Ids changed in a way nobody here acts on (kind q, or x while following): read on settle. */
+  private readonly deferred = new Set<string>();
   private flushing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -151,12 +165,19 @@ export class JobMirror {
     });
     client.on('notification', (message) => {
       // "XID ID ID ...": the writing transaction and the jobs it changed (pg/records.ts).
-      const [xid, ...ids] = (message.payload ?? '').split(' ');
+      const [head, ...ids] = (message.payload ?? '').split(' ');
+      const [xid, kinds = ''] = head.split('/');
       if (this.own.has(xid)) return;
-      for (const id of ids) if (id) this.pending.add(id);
+      const leads = this.options.leading() !== undefined;
+      ids.forEach((id, i) => {
+        if (!id) return;
+        const later = kinds[i] === 'q' || (kinds[i] === 'x' && !leads);
+        (later ? this.deferred : this.pending).add(id);
+      });
       // Other nodes' changes are read a moment later, together: per notification, a read's round
       // trip cost each node more per ack than the records themselves (bench:scale).
-      this.flushing ??= new Promise((resolve) => setTimeout(resolve, FOLLOW_MS)).then(() => this.flush());
+      if (this.pending.size)
+        this.flushing ??= new Promise((resolve) => setTimeout(resolve, FOLLOW_MS)).then(() => this.flush());
     });
     await client.connect();
     await client.query(`LISTEN ${NOTIFY_CHANNEL}`);
@@ -188,8 +209,26 @@ export class JobMirror {
     if (this.own.size > 1_000) this.own.delete(this.own.values().next().value!);
   }
 
+  /**
+   * The deferred changes read (before a page or the API answers from this copy): each applied
+   * while it is still of its kind, without telling anything (a later change of another kind is
+   * the prompt read's, which tells it).
+   */
+  async settle(): Promise<void> {
+    if (!this.deferred.size) return;
+    if (this.deferred.size > DEFERRED_MAX) return this.refresh();
+    const ids = [...this.deferred];
+    this.deferred.clear();
+    for (const job of await this.read(() => readJobs(this.options.pool, ids))) {
+      const before = this.jobs.get(job.id);
+      if (kindOf(job) === 'e' || (before && before.seq === job.seq && sameRecord(before, job))) continue;
+      this.jobs.set(job.id, job);
+    }
+  }
+
   /** Everything again; and LISTEN again if its connection was lost. */
   async refresh(): Promise<void> {
+    this.deferred.clear();
     if (!this.listener && !this.closed) await this.listen();
     const live = await this.read(() => readLiveJobs(this.options.pool, this.options.keepFinished ?? 1000));
     const kept = new Set<string>();

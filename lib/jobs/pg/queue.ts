@@ -265,6 +265,10 @@ export class PgJobQueue implements JobQueue {
     return this.mirror.counts();
   }
 
+  settle(): Promise<void> {
+    return this.mirror.settle();
+  }
+
   /** Every job the mirror holds (the pages' and notifications' history). */
   all(): Iterable<Job> {
     return this.mirror.jobs.values();
