@@ -22,4 +22,15 @@ test('listen entries: TCP, IPv6, Unix paths; names, port 0 and missing ports are
   }
 });
 
+test('a Unix socket path over 107 bytes is refused (the kernel would cut it), 107 is taken', () => {
+  const dir = `/${'d'.repeat(90)}`;
+  const fits = `run/${'x'.repeat(107 - dir.length - 5)}`;
+  assert.is(parseListenSpec(fits, dir).kind, 'unix');
+  assert.throws(
+    () => parseListenSpec(`${fits}y`, dir),
+    (error: Error) => /is 108 bytes; a Unix socket path can be at most 107/.test(error.message),
+  );
+  assert.throws(() => parseListenSpec(`run/${'s'.repeat(120)}.sock`, '/srv/app'), /at most 107/);
+});
+
 test.run();
