@@ -77,7 +77,7 @@ export async function openFleet(
   const tally = () => [...secrets.keys()].flatMap((app) => store.tally(app).map((row) => ({ app, ...row })));
   const views = (): FleetView[] =>
     [...secrets.keys()].map((app) => {
-      const hosts = store.hosts(app);
+      const hosts = store.hosts(app, { sorted: false });
       const failures = hosts
         .filter((h) => h.result === 'failed' || h.result === 'rolled_back' || h.result === 'skipped')
         .sort((a, b) => b.at - a.at);
@@ -88,7 +88,7 @@ export async function openFleet(
     });
   const ledgers = ledgerSources(config, log, shared?.db);
   const releases = async (app: string, page: FleetReleasesOptions = {}) =>
-    fleetReleases(app, store.hosts(app), await ledgers.get(app)?.read(), page);
+    fleetReleases(app, store.hosts(app, { sorted: false }), await ledgers.get(app)?.read(), page);
   const close = async () => {
     await expiry.stop();
     await store.close();

@@ -69,6 +69,14 @@ export interface FleetRoutesOptions {
   now?: () => number;
 }
 
+/**
+ * Retry-After for a report the database could not take: 5 to 15 s, drawn for each answer, so that
+ * a fleet refused in one second (every node restarted, the database failing over) comes back spread.
+ */
+export function retryLater(random = Math.random): Record<string, string> {
+  return { 'Retry-After': String(5 + Math.floor(random() * 11)) };
+}
+
 /** The highest SEQ a report may name while `rollout` runs or waits (any, otherwise). */
 function highestSeq(rollout: RolloutRecord | null): number {
   return rollout && (rollout.state === 'running' || rollout.state === 'waiting') ? rollout.seq : Infinity;
@@ -312,7 +320,8 @@ export class FleetRoutes {
       answer = await keep(value);
     } catch (error) {
       this.options.onRefused?.('unavailable');
-      return refuse(503, 'could not store it, try again', (error as NodeJS.ErrnoException).code ?? messageOf(error));
+      const detail = (error as NodeJS.ErrnoException).code ?? messageOf(error);
+      return refuse(503, 'could not store it, try again', detail, retryLater());
     }
     if (isRefusal(answer))
       return void this.refused(refuse, answer.refused, answer.status, answer.message, answer.detail);
@@ -350,7 +359,7 @@ export class FleetRoutes {
         maxSeq = highestSeq(await store.latestRollout(signed.app));
       } catch (error) {
         this.options.onRefused?.('unavailable');
-        return refuse(503, 'could not store it, try again', messageOf(error));
+        return refuse(503, 'could not store it, try again', messageOf(error), retryLater());
       }
     }
     return this.accept(
@@ -485,7 +494,8 @@ export class FleetRoutes {
     const { store } = this.options;
     const asked = fleetQuery(new URL(req.url ?? '/', 'http://x').searchParams);
     if (typeof asked === 'string') return refuse(400, asked);
-    const hosts = store.hosts(app);
+    // Counts need no order: 100,000 hosts are not sorted for them (0.3 s of the event loop).
+    const hosts = store.hosts(app, { sorted: !('step' in asked) });
     const rollout = publicRollout(store.rollout(app));
     if ('step' in asked) {
       const bucketOf = this.bucketsOf(app, asked.version);

@@ -32,6 +32,8 @@ test('the latest report per host; hosts in order; the tally per version and resu
     m.hosts('web').map((h) => `${h.host}:${h.seq}`),
     ['a:4', 'b:3'],
   );
+  const unsorted = m.hosts('web', { sorted: false }).map((h) => `${h.host}:${h.seq}`);
+  assert.equal(unsorted.sort(), ['a:4', 'b:3'], 'the same entries unsorted, for counting');
   assert.equal(m.tally('web'), [{ version: '1.1', result: 'updated', hosts: 2 }]);
   m.clear();
   assert.is(m.count('web'), 0);
