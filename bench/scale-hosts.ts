@@ -5,6 +5,7 @@
 // polls, errors, each node's peak RSS, the status page's time on every node, and the exact counts.
 import { spawn } from 'node:child_process';
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { startHaproxy } from '../test/fixtures/haproxy.ts';
 import { startFleetSim } from '../test/fixtures/fleet-sim/index.ts';
@@ -12,7 +13,8 @@ import { startUpdateNginx } from '../test/fixtures/fleet-sim/nginx.ts';
 import { makePublisher } from '../test/fixtures/launchfit/gpg.ts';
 import { TOKEN } from '../test/fixtures/workers.ts';
 import { tmpDir } from '../test/_helpers/common.ts';
-import { startHookNode, stopHookNode, type HookNode } from './ha-load.ts';
+import { cpuSpent, postgresCpu, processCpu, startHookNode, stopHookNode, type HookNode } from './ha-load.ts';
+import { forgedReports, reportForged } from './scale-forged.ts';
 import { loadAverage, reportResult } from './result.ts';
 
 const APP = 'my-app';
@@ -24,6 +26,8 @@ export interface HostsRun {
   hosts: number;
   intervalSec: number;
   nodes: number;
+  /** PostgreSQL's data folder (its processes' CPU time is read from /proc). */
+  pgData: string;
 }
 
 const p99 = (xs: number[]) => {
@@ -37,6 +41,39 @@ function rssMb(pid: number): number {
   } catch {
     return NaN;
   }
+}
+
+/** CPU time so far (ms) of the nodes, PostgreSQL and the simulator, and the machine's busy and all jiffies. */
+interface CpuReading {
+  nodes: number;
+  pg: Map<number, number>;
+  sim: number;
+  busy: number;
+  all: number;
+}
+
+function readCpu(nodes: HookNode[], pgData: string, simPids: number[]): CpuReading {
+  const ms = (pids: number[]) => pids.reduce((sum, pid) => sum + (processCpu(pid)?.ms ?? 0), 0);
+  const ticks = readFileSync('/proc/stat', 'utf8').split('\n')[0].split(/\s+/).slice(1).map(Number);
+  const idle = ticks[3] + ticks[4];
+  const all = ticks.reduce((a, b) => a + b, 0);
+  return {
+    nodes: ms(nodes.map((n) => n.child.pid!)),
+    pg: postgresCpu(pgData),
+    sim: ms(simPids),
+    busy: all - idle,
+    all,
+  };
+}
+
+/** What a phase cost: CPU ms per report of the nodes and of PostgreSQL, the simulator's, the machine's busy share. */
+function phaseCost(a: CpuReading, b: CpuReading, reports: number): string {
+  const per = (ms: number) => (reports ? (ms / reports).toFixed(3) : '-');
+  const busy = (100 * (b.busy - a.busy)) / (b.all - a.all);
+  return (
+    `${reports} reports: nodes ${per(b.nodes - a.nodes)} ms CPU per report, PostgreSQL ${per(cpuSpent(a.pg, b.pg))}, ` +
+    `simulator ${(b.sim - a.sim).toFixed(0)} ms in all; the machine ${busy.toFixed(0)} % busy (of ${os.cpus().length} cores)`
+  );
 }
 
 /** One release of APP published to `dest` (a few KB), signed; `--rollout` as given. */
@@ -81,7 +118,7 @@ async function statusPages(nodes: HookNode[]): Promise<number[]> {
   );
 }
 
-export async function hostsRun({ bundle, env, hosts, intervalSec, nodes: count }: HostsRun): Promise<void> {
+export async function hostsRun({ bundle, env, hosts, intervalSec, nodes: count, pgData }: HostsRun): Promise<void> {
   const base = tmpDir('shipkit-bench-scale-hosts-');
   const dest = path.join(base, 'updates');
   mkdirSync(dest);
@@ -98,6 +135,7 @@ export async function hostsRun({ bundle, env, hosts, intervalSec, nodes: count }
   }
   console.error(`the nodes' logs: ${base}/h*.log`);
   const haproxy = (await startHaproxy(nodes))!;
+  const idleRss = nodes.map((n) => rssMb(n.child.pid!));
   const sim = startFleetSim({
     url: `${nginx.url}/`,
     app: APP,
@@ -117,10 +155,16 @@ export async function hostsRun({ bundle, env, hosts, intervalSec, nodes: count }
   );
   try {
     console.error(`${hosts} hosts announcing over one ${intervalSec} s interval …`);
+    const cpu0 = readCpu(nodes, pgData, sim.pids);
     await new Promise((r) => setTimeout(r, intervalSec * 1000 + 5000));
     const announced = await sim.fresh();
+    const cpu1 = readCpu(nodes, pgData, sim.pids);
+    const heldRss = nodes.map((n) => rssMb(n.child.pid!));
+    const perHost = heldRss.map((mb, i) => ((mb - idleRss[i]) * 1024 * 1024) / hosts);
     console.error(
-      `announced: ${announced.reports} reports, ${announced.reportErrors} errors; polls ${announced.polls}`,
+      `announced: ${announced.reports} reports, ${announced.reportErrors} errors; polls ${announced.polls}; ` +
+        `${phaseCost(cpu0, cpu1, announced.reports)}; RSS per node ${idleRss.map((m) => m.toFixed(0)).join(' / ')} MB ` +
+        `idle → ${heldRss.map((m) => m.toFixed(0)).join(' / ')} MB holding the hosts (${perHost.map((b) => b.toFixed(0)).join(' / ')} bytes per host)`,
     );
     const pageTimer = setInterval(
       () => void statusPages(nodes).then((ms) => ms.forEach((t, i) => pages[i].push(t))),
@@ -154,8 +198,24 @@ export async function hostsRun({ bundle, env, hosts, intervalSec, nodes: count }
     await new Promise((r) => setTimeout(r, intervalSec * 1000 * 1.3));
     clearInterval(pageTimer);
     const end = await sim.fresh();
+    console.error(
+      `rollout and after: ${phaseCost(cpu1, readCpu(nodes, pgData, sim.pids), end.reports - announced.reports)}; ` +
+        `p99 of reports ${p99(end.reportMs).toFixed(1)} ms, polls ${p99(end.pollMs).toFixed(1)} ms ` +
+        `(announcing: ${p99(announced.reportMs).toFixed(1)} / ${p99(announced.pollMs).toFixed(1)} ms)`,
+    );
+    // The figures below are of the whole run: the announcing interval's latencies with the rest.
+    end.reportMs = end.reportMs.concat(announced.reportMs);
+    end.pollMs = end.pollMs.concat(announced.pollMs);
     const counts = await fleetCounts(haproxy.url, secretFile);
     report({ hosts, rolled, rolloutMs, end, counts, peakRss, pages });
+    await sim.stop();
+    const forged = await forgedReports(haproxy.url, nodes, {
+      app: APP,
+      ids: sim.ids,
+      secret: SECRET,
+      version: '1.1.0',
+    });
+    reportForged(forged, hosts, counts, await fleetCounts(haproxy.url, secretFile));
   } finally {
     clearInterval(sampler);
     await sim.stop();

@@ -306,7 +306,14 @@ async function main(): Promise<void> {
     const env = { ...process.env, ...worldEnv(pg), SHIPKIT_BUILD_COMMAND: '/bin/true', LOG_FORMAT: 'json' };
     if (ONLY !== 'hosts') await capacity(pg, env);
     if (ONLY !== 'capacity' && HOSTS > 0)
-      await hostsRun({ bundle: BUNDLE, env, hosts: HOSTS, intervalSec: INTERVAL, nodes: 3 });
+      await hostsRun({
+        bundle: BUNDLE,
+        env,
+        hosts: HOSTS,
+        intervalSec: INTERVAL,
+        nodes: 3,
+        pgData: path.join(pg.dir, 'data'),
+      });
   } finally {
     await pg.stop();
   }
