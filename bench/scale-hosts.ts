@@ -8,13 +8,14 @@ import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os';
 import path from 'node:path';
 import { startHaproxy } from '../test/fixtures/haproxy.ts';
-import { startFleetSim } from '../test/fixtures/fleet-sim/index.ts';
+import { hostIdOf, startFleetSim } from '../test/fixtures/fleet-sim/index.ts';
 import { startUpdateNginx } from '../test/fixtures/fleet-sim/nginx.ts';
 import { makePublisher } from '../test/fixtures/launchfit/gpg.ts';
 import { TOKEN } from '../test/fixtures/workers.ts';
-import { tmpDir } from '../test/_helpers/common.ts';
+import { tmpDir, waitFor } from '../test/_helpers/common.ts';
 import { cpuSpent, postgresCpu, processCpu, startHookNode, stopHookNode, type HookNode } from './ha-load.ts';
 import { forgedReports, reportForged } from './scale-forged.ts';
+import { seedFleet } from './scale-seed.ts';
 import { loadAverage, reportResult } from './result.ts';
 
 const APP = 'my-app';
@@ -28,6 +29,8 @@ export interface HostsRun {
   nodes: number;
   /** PostgreSQL's data folder (its processes' CPU time is read from /proc). */
   pgData: string;
+  /** The fleet written into the database enrolled (scale-seed.ts) instead of every host announcing itself in the first interval. */
+  seeded?: boolean;
 }
 
 const p99 = (xs: number[]) => {
@@ -118,7 +121,8 @@ async function statusPages(nodes: HookNode[]): Promise<number[]> {
   );
 }
 
-export async function hostsRun({ bundle, env, hosts, intervalSec, nodes: count, pgData }: HostsRun): Promise<void> {
+export async function hostsRun(opts: HostsRun): Promise<void> {
+  const { bundle, env, hosts, intervalSec, nodes: count, pgData, seeded = false } = opts;
   const base = tmpDir('shipkit-bench-scale-hosts-');
   const dest = path.join(base, 'updates');
   mkdirSync(dest);
@@ -136,7 +140,18 @@ export async function hostsRun({ bundle, env, hosts, intervalSec, nodes: count, 
   console.error(`the nodes' logs: ${base}/h*.log`);
   const haproxy = (await startHaproxy(nodes))!;
   const idleRss = nodes.map((n) => rssMb(n.child.pid!));
+  const seed = Math.random().toString(36).slice(2);
+  if (seeded) {
+    const ids = Array.from({ length: hosts }, (_, i) => hostIdOf(seed, i));
+    await seedFleet(env.SHIPKIT_QUEUE_URL!, { app: APP, ids, version: '1.0.0', seq: 1 });
+    for (const n of nodes)
+      await waitFor(async () => (await fleetCounts(`http://127.0.0.1:${n.port}`, secretFile)).total === hosts, {
+        timeoutMs: 60_000,
+        what: `${n.name} to read the ${hosts} hosts`,
+      });
+  }
   const sim = startFleetSim({
+    seed,
     url: `${nginx.url}/`,
     app: APP,
     hosts,
@@ -144,7 +159,7 @@ export async function hostsRun({ bundle, env, hosts, intervalSec, nodes: count, 
     intervalMs: intervalSec * 1000,
     running: '1.0.0',
     seq: 1,
-    announce: true,
+    announce: !seeded,
     report: { url: `${haproxy.url}/fleet/reports`, secret: SECRET },
   });
   const peakRss = nodes.map(() => 0);
@@ -154,7 +169,7 @@ export async function hostsRun({ bundle, env, hosts, intervalSec, nodes: count, 
     2000,
   );
   try {
-    console.error(`${hosts} hosts announcing over one ${intervalSec} s interval …`);
+    console.error(`${hosts} hosts ${seeded ? 'enrolled, polling' : 'announcing'} over one ${intervalSec} s interval …`);
     const cpu0 = readCpu(nodes, pgData, sim.pids);
     await new Promise((r) => setTimeout(r, intervalSec * 1000 + 5000));
     const announced = await sim.fresh();

@@ -10,7 +10,7 @@
 // Then (bench/scale-hosts.ts) --hosts simulated hosts (100,000) polling every --interval s (60)
 // against 3 nodes behind haproxy and a rollout 1,10,50,100 % to all of them (--only capacity|hosts).
 //   npm run bench:scale [-- --rounds 3 --seconds 8 --warmup 4 --connections 50 [--fixed] --cpu 0.1 --period-ms 100 --repos 1]
-//                       [--hosts 100000 --interval 60] [--only capacity|hosts]
+//                       [--hosts 100000 --interval 60 [--seeded]] [--only capacity|hosts]
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -39,7 +39,7 @@ const args = minimist(process.argv.slice(2), {
     'interval',
     'only',
   ],
-  boolean: ['fixed'],
+  boolean: ['fixed', 'seeded'],
 });
 const ROUNDS = Number(args.rounds ?? 3);
 const SECONDS = Number(args.seconds ?? 8);
@@ -313,6 +313,7 @@ async function main(): Promise<void> {
         intervalSec: INTERVAL,
         nodes: 3,
         pgData: path.join(pg.dir, 'data'),
+        seeded: Boolean(args.seeded),
       });
   } finally {
     await pg.stop();
