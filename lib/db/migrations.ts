@@ -76,7 +76,9 @@ BEGIN
   gone AS (
     UPDATE shipkit.jobs j
     SET record = j.record || jsonb_build_object('state', 'superseded', 'finished', h.head->'queued',
-      'reason', 'superseded by ' || (h.head->>'id')), state = 'superseded'
+      'reason', 'superseded by ' || (h.head->>'id')), state = 'superseded',
+      -- A build that never started has nothing to tell but its count: the writing node counts it.
+      told = j.record->>'started' IS NULL AND coalesce((j.record->>'attempts')::int, 0) = 0
     FROM (SELECT DISTINCT ON (bl.branch) bl.branch, bl.head FROM builds bl) h
     WHERE j.repo = p_repo AND j.state = 'queued' AND j.record->>'kind' = 'build'
       AND j.record->>'branch' IS NOT DISTINCT FROM h.branch
@@ -85,8 +87,9 @@ BEGIN
     RETURNING j.seq, j.state, j.record, j.boss_id
   ),
   stored AS (
-    INSERT INTO shipkit.jobs (id, repo, state, boss_id, record)
-    SELECT r.rec->>'id', r.rec->>'repo', r.rec->>'state', CASE WHEN r.rec->>'state' = 'queued' THEN p_boss[r.i] END, r.rec
+    INSERT INTO shipkit.jobs (id, repo, state, boss_id, record, told)
+    SELECT r.rec->>'id', r.rec->>'repo', r.rec->>'state', CASE WHEN r.rec->>'state' = 'queued' THEN p_boss[r.i] END, r.rec,
+      r.rec->>'state' = 'superseded'
     FROM (
       SELECT f.i, CASE WHEN bl.next IS NULL THEN f.rec ELSE f.rec || jsonb_build_object('state', 'superseded',
         'finished', bl.next->'queued', 'reason', 'superseded by ' || (bl.next->>'id')) END AS rec
@@ -381,15 +384,17 @@ CREATE TABLE IF NOT EXISTS shipkit.preview_builds (
   },
   {
     version: 16,
-    what: "job wake-ups say each job's kind of change, so nodes that need not read it at once wait",
+    what: "job wake-ups say each job's kind of change; a build superseded before it started is told by its writer",
     sql: `
--- "XID/KINDS ID ID ...": KINDS has a letter per id, q (queued), x (ended without ever starting:
--- superseded or cancelled while queued) or e (any other); lib/jobs/pg/mirror.ts reads q and x
--- later, or q alone on the leader. An older node takes XID/KINDS for an xid not its own.
-CREATE OR REPLACE FUNCTION shipkit.jobs_notify_kind(state text, record jsonb) RETURNS text
+-- "XID/KINDS ID ID ...": KINDS has a letter per id, q (queued), s (a build superseded before it
+-- started, told by the node whose batch superseded it), x (another end without a start: cancelled
+-- while queued) or e (any other); lib/jobs/pg/mirror.ts reads q and s later, x too unless it leads.
+-- An older node takes XID/KINDS for an xid not its own. The batch function sets told for s.
+CREATE OR REPLACE FUNCTION shipkit.jobs_notify_kind(state text, record jsonb, told boolean) RETURNS text
   LANGUAGE sql IMMUTABLE AS $$
   SELECT CASE WHEN state = 'queued' THEN 'q'
-    WHEN record->>'started' IS NULL AND coalesce((record->>'attempts')::int, 0) = 0 THEN 'x'
+    WHEN record->>'started' IS NULL AND coalesce((record->>'attempts')::int, 0) = 0 THEN
+      CASE WHEN state = 'superseded' AND told THEN 's' ELSE 'x' END
     ELSE 'e' END
 $$;
 CREATE OR REPLACE FUNCTION shipkit.jobs_notify_ids() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -397,17 +402,17 @@ BEGIN
   IF TG_OP = 'INSERT' THEN
     PERFORM pg_notify('${NOTIFY_CHANNEL}', txid_current()::text || '/' || string_agg(c.kind, '' ORDER BY c.r) ||
         ' ' || string_agg(c.id, ' ' ORDER BY c.r))
-    FROM (SELECT n.id, shipkit.jobs_notify_kind(n.state, n.record) AS kind, row_number() OVER () AS r
+    FROM (SELECT n.id, shipkit.jobs_notify_kind(n.state, n.record, n.told) AS kind, row_number() OVER () AS r
       FROM new_rows n) c GROUP BY (c.r - 1) / 100;
   ELSE
     PERFORM pg_notify('${NOTIFY_CHANNEL}', txid_current()::text || '/' || string_agg(c.kind, '' ORDER BY c.r) ||
         ' ' || string_agg(c.id, ' ' ORDER BY c.r))
-    FROM (SELECT n.id, shipkit.jobs_notify_kind(n.state, n.record) AS kind, row_number() OVER () AS r
+    FROM (SELECT n.id, shipkit.jobs_notify_kind(n.state, n.record, n.told) AS kind, row_number() OVER () AS r
       FROM new_rows n JOIN old_rows o ON o.id = n.id
       WHERE n.state IS DISTINCT FROM o.state OR n.record IS DISTINCT FROM o.record) c GROUP BY (c.r - 1) / 100;
   END IF;
   RETURN NULL;
 END $$;
-`,
+${ENQUEUE_BATCH}`,
   },
 ];

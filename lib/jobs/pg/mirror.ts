@@ -36,13 +36,24 @@ const FOLLOW_MS = 25;
 
 const finished = (job: Job | undefined) => job !== undefined && FINISHED_STATES.includes(job.state);
 
+/** A build superseded before it started: the node whose batch superseded it tells it (pg/queue.ts). */
+export const supersededUnstarted = (job: Job): boolean =>
+  job.state === 'superseded' && job.started === null && !job.attempts;
+
 /**
- * A change of kind q (queued) or x (ended without ever starting), from the wake-up's letters
- * (migration 16): the leader acts on neither a queued job nor, as a follower, on an end that never
- * ran (no start to tell, no output), so those are read when a page asks, or at the next refresh.
+ * A change's kind, as the wake-up's letters say it (migration 16): q (queued), s (superseded before
+ * it started, told by its writer), x (another end without a start), e (the rest). Nobody acts on
+ * q or s, nor a follower on x (no start, no output), so those are read when a page asks or at the
+ * next refresh. (s stands for the letter the database gives only when its writer told it.)
  */
 const kindOf = (job: Job): string =>
-  job.state === 'queued' ? 'q' : job.started === null && !job.attempts && finished(job) ? 'x' : 'e';
+  job.state === 'queued'
+    ? 'q'
+    : job.started === null && !job.attempts && finished(job)
+      ? supersededUnstarted(job)
+        ? 's'
+        : 'x'
+      : 'e';
 
 /** Deferred ids beyond this are not read one by one: the next settle reads everything again. */
 const DEFERRED_MAX = 1_000;
@@ -171,7 +182,7 @@ export class JobMirror {
       const leads = this.options.leading() !== undefined;
       ids.forEach((id, i) => {
         if (!id) return;
-        const later = kinds[i] === 'q' || (kinds[i] === 'x' && !leads);
+        const later = kinds[i] === 'q' || kinds[i] === 's' || (kinds[i] === 'x' && !leads);
         (later ? this.deferred : this.pending).add(id);
       });
       // Other nodes' changes are read a moment later, together: per notification, a read's round
@@ -258,7 +269,8 @@ export class JobMirror {
       this.tell(this.options.onStart, job);
     if (finished(job) && !finished(before)) {
       this.tell(this.options.onSeenEnd, job);
-      this.tellEnd(job);
+      // Told by the node whose batch superseded it (pg/queue.ts), or by tellUntold if it was not.
+      if (!supersededUnstarted(job)) this.tellEnd(job);
     }
   }
 

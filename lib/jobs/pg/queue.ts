@@ -16,7 +16,7 @@ import {
 } from '../job-queue.ts';
 import { connectQueueDatabase, type QueueConnection } from './connect.ts';
 import { inTransaction, startError, type QueueDatabase } from '../../db/connect.ts';
-import { JobMirror } from './mirror.ts';
+import { JobMirror, supersededUnstarted } from './mirror.ts';
 import { commitBatches, type BatchOutcome, type Pending } from './enqueue.ts';
 import { Reaper } from './reaper.ts';
 import { forgetOutput, OutputReceiver } from './output.ts';
@@ -235,8 +235,20 @@ export class PgJobQueue implements JobQueue {
     for (const gone of superseded) {
       this.mirror.apply(gone);
       this.options.log.info('job superseded', { job: gone.id, repo: gone.repo, reason: gone.reason ?? undefined });
+      // Its end is told here, by the node whose batch superseded it, and is marked told in that
+      // batch: a build that never started has no status or notification due, only its count, and
+      // no other node reads it at once (pg/mirror.ts).
+      if (supersededUnstarted(gone)) this.tellSuperseded(gone);
     }
     for (const { job, duplicate } of results) if (!duplicate) this.mirror.apply(job);
+  }
+
+  private tellSuperseded(job: Job): void {
+    try {
+      void Promise.resolve(this.options.onEnd?.(job)).catch(() => undefined);
+    } catch (error) {
+      this.options.log.error('a job listener failed', { job: job.id, error: messageOf(error) });
+    }
   }
 
   /**

@@ -1,7 +1,8 @@
 // Two hook-servers' job queues on one PostgreSQL (lib/jobs/pg/mirror.ts): another node's queued and
 // superseded jobs are not read when their wake-up comes, only when a page asks (settle), while a
-// job that starts is read at once (its output and statuses need it). The wait that checks a
-// deferred job was not read is a lower bound, not a timing: the prompt path reads within 25 ms.
+// job that starts is read at once (its output and statuses need it); a build superseded before it
+// started is told once, by the node that superseded it. The wait that checks a deferred job was
+// not read is a lower bound, not a timing: the prompt path reads within 25 ms.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -23,8 +24,10 @@ const push = (sha: string, deliveryId: string) => ({
 test("another node's queued and superseded jobs are read on settle; a start at once", async () => {
   const pg = await startPostgres();
   if (!pg) return;
-  const open = async (node: string) =>
+  const told = { a: [] as string[], b: [] as string[] };
+  const open = async (node: 'a' | 'b') =>
     PgJobQueue.open({
+      onEnd: (job) => void told[node].push(`${job.id} ${job.state}`),
       db: await resolveQueueUrl(pg.url),
       repos: ['octo/site'],
       concurrency: 0,
@@ -50,6 +53,12 @@ test("another node's queued and superseded jobs are read on settle; a start at o
     assert.is(b.get(first.id)?.state, 'superseded');
     assert.is(b.get(second.id)?.state, 'queued');
     assert.equal(b.counts(), a.counts(), 'both nodes count alike once settled');
+    assert.equal(told, { a: [`${first.id} superseded`], b: [] }, 'told once, by the node that superseded it');
+    assert.is(
+      await pg.sql(`SELECT told FROM shipkit.jobs WHERE id = '${first.id}'`),
+      't',
+      'and marked told in the same batch',
+    );
 
     // A start (what a worker writes): read by the other node without anyone asking.
     await pg.sql(
@@ -59,14 +68,12 @@ test("another node's queued and superseded jobs are read on settle; a start at o
     await waitFor(() => b.get(second.id)?.state === 'running', { what: 'node b to read the start', timeoutMs: 10_000 });
     await waitFor(() => a.get(second.id)?.state === 'running', { what: 'node a to read the start', timeoutMs: 10_000 });
 
-    // Several pushes later, settled: the same list on both nodes.
+    // Several pushes later, settled once their wake-ups came: the same list on both nodes.
     for (let i = 0; i < 3; i++) await a.enqueue(push(String(i + 3).repeat(40), `d-${i + 3}`));
-    await b.settle();
-    assert.equal(
-      b.list({ limit: 10 }).map((j) => [j.id, j.state]),
-      a.list({ limit: 10 }).map((j) => [j.id, j.state]),
-      "node b's list is node a's once settled",
-    );
+    const listed = (q: PgJobQueue) => JSON.stringify(q.list({ limit: 10 }).map((j) => [j.id, j.state]));
+    await waitFor(async () => (await b.settle(), listed(b) === listed(a)), { what: "node b's list to be node a's" });
+    assert.is(told.b.length, 0, 'node b told none of them');
+    assert.is(told.a.length, 3, 'node a told each build it superseded once');
   } finally {
     for (const q of [a, b]) await q.stop({ graceMs: 0, killGroup: async () => {} });
     await pg.stop();
