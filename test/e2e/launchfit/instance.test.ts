@@ -135,8 +135,16 @@ test('stopping launchfit ends every worker; nothing answers', async () => {
   assert.is(await lf!.stop('SIGTERM'), 0, lf!.output());
   lf = undefined;
   assert.not.ok(isRunning(live[0].pid), `the worker ${live[0].pid} is gone`);
-  const a = await get({ port }, '/', 2000);
-  assert.is(a.error, 'ECONNREFUSED', JSON.stringify(a));
+  // A connection that reached the listening socket as the last process holding it closed it is
+  // reset, not answered (seen once in CI); then the port refuses. Nothing may answer meanwhile.
+  await waitFor(
+    async () => {
+      const a = await get({ port }, '/', 2000);
+      assert.ok(a.error, `something answered after launchfit stopped: ${JSON.stringify(a)}`);
+      return a.error === 'ECONNREFUSED';
+    },
+    { timeoutMs: 5_000, what: 'the port to refuse connections' },
+  );
 });
 
 test.run();
