@@ -111,6 +111,8 @@ export interface PromotionFacts {
   sourceEntries: LedgerEntry[];
   /** The release certificate both ledgers verify with. */
   certificate: string;
+  /** The promote's time, which its ledger entry records: the windows are judged at it. */
+  at?: Date;
 }
 
 export interface PromotionGate {
@@ -134,7 +136,7 @@ export async function admitPromotion(
   facts: PromotionFacts,
   gate: PromotionGate,
 ): Promise<{ note: string }> {
-  const now = gate.now ?? new Date();
+  const now = gate.now ?? facts.at ?? new Date();
   const check = env.approvals
     ? await checkApprovals({
         dest: openDestination(env.to, gate.log),

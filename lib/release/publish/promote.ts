@@ -58,6 +58,8 @@ export interface PromoteOptions {
     sha256: string;
     sourceEntries: LedgerEntry[];
     certificate: string;
+    /** The time the ledger entries record: windows are judged at it, so the two agree. */
+    at: Date;
   }) => Promise<{ note: string }>;
 }
 
@@ -140,6 +142,7 @@ async function promoteLocked(opts: PromoteOptions, locked: Locked): Promise<Prom
     sha256: release.sha256,
     sourceEntries: read.sourceLedger.ledger.entries,
     certificate: locked.certificate,
+    at: locked.now,
   });
   const { source, target, key, now } = locked;
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'shipkit-promote-'));
