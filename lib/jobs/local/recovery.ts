@@ -8,9 +8,10 @@ import type { Journal } from './journal.ts';
 import type { Job } from '../job.ts';
 
 /**
- * Settle jobs left `running` by a previous process: a status file says how it ended; without
- * one the attempt was cut short, so its process group is ended and the job queued once more
- * (up to `maxInterruptions` times).
+ * Settle jobs left `running` by a previous process: a status file says how it ended. Without one
+ * its process group is ended; if the wrapper then records success the build had finished,
+ * otherwise the attempt was cut short and the job is queued once more (up to `maxInterruptions`
+ * times).
  */
 export async function recoverJobs({
   journal,
@@ -27,7 +28,15 @@ export async function recoverJobs({
 }): Promise<void> {
   for (const job of [...journal.jobs.values()]) {
     if (job.state !== 'running') continue;
-    const status = await readStatus(path.join(jobsDir, job.id, `status-${job.attempts}`));
+    const statusFile = path.join(jobsDir, job.id, `status-${job.attempts}`);
+    let status = await readStatus(statusFile);
+    // Still running, or ending this moment: its group is ended, and the status its wrapper then
+    // writes says whether the build had already finished (it is not run again) or was cut short.
+    if (!status) {
+      await killGroup(job);
+      status = await readStatus(statusFile);
+      if (status && status.code !== 0) status = undefined;
+    }
     if (status) {
       const state = status.code === 0 ? 'succeeded' : 'failed';
       await journal.finish(job.id, {
@@ -39,7 +48,6 @@ export async function recoverJobs({
       log.info(`job ${state} while the server was down`, { job: job.id, repo: job.repo, exit: status.code });
       continue;
     }
-    await killGroup(job);
     const requeue = job.interruptions + 1 <= maxInterruptions;
     await journal.interrupt(job.id, { reason: 'hook-server stopped while it ran', requeue });
     if (requeue) log.warn('job was interrupted; queued once more', { job: job.id, repo: job.repo });

@@ -2,25 +2,10 @@
 // next start by their wrapper's command line and ended when the database says the job is no longer
 // this worker's.
 // The whole story: docs/internals.md.
-import { readdir, readFile } from 'node:fs/promises';
-import path from 'node:path';
 import type { Logger } from '../../core/log.ts';
 import { endProcessGroup } from '../../core/process-group.ts';
 import type { Queryable } from '../../db/connect.ts';
-
-/** Wrappers of jobs under `jobsDir`: pid (its group) → job id. */
-export async function jobWrappers(jobsDir: string, procDir = '/proc'): Promise<Map<number, string>> {
-  const found = new Map<number, string>();
-  for (const entry of await readdir(procDir).catch(() => [] as string[])) {
-    if (!/^\d+$/.test(entry)) continue;
-    const argv = (await readFile(path.join(procDir, entry, 'cmdline'), 'latin1').catch(() => '')).split('\0');
-    // sh -c WRAPPER shipkit-job STATUS-FILE COMMAND…
-    if (argv[1] !== '-c' || argv[3] !== 'shipkit-job' || !argv[4]?.startsWith(`${jobsDir}/`)) continue;
-    const [id, status] = path.relative(jobsDir, argv[4]).split(path.sep);
-    if (id && /^status-\d+$/.test(status ?? '')) found.set(Number(entry), id);
-  }
-  return found;
-}
+import { jobWrappers } from '../process/wrappers.ts';
 
 /** End the orphaned job groups of worker `name` under `jobsDir`; their job ids. */
 export async function endOrphanedJobs({

@@ -13,6 +13,7 @@ import type { ShipkitConfig } from '../../config/shipkit-yml.ts';
 import type { JobRunner, RunOutcome } from '../job-queue.ts';
 import { isStoredJobId } from '../job-id.ts';
 import { readStatus } from './status.ts';
+import { jobWrappers } from './wrappers.ts';
 import { createSpawner, runQuietly, type JobExit, type Spawner } from './spawner.ts';
 import { clonesWithCredentials, prepareUserDirs } from './user-dirs.ts';
 import type { Job } from '../job.ts';
@@ -22,8 +23,11 @@ import { messageOf } from '../../core/errors.ts';
 // Fixed text: the status file and the command come in as positional parameters, never spliced in.
 // Shell builtins only (no mv: a PATH of node, git and bash is enough). The code and its newline
 // go out in one small write; the reader (local/recovery.ts) takes only a whole line, so a file
-// caught empty or cut short counts as no status, as a missing one does.
-const WRAPPER = 's=$1; shift; "$@"; c=$?; printf \'%s\\n\' "$c" > "$s"; exit "$c"';
+// caught empty or cut short counts as no status, as a missing one does. SIGTERM to the group
+// reaches the command; the wrapper itself waits for it (a trap runs only once the foreground
+// command ended) and records how it really ended: a build that had just finished when a
+// restarted hook-server ended its group is recorded as done, not run a second time.
+const WRAPPER = 's=$1; shift; trap : TERM; "$@"; c=$?; printf \'%s\\n\' "$c" > "$s"; exit "$c"';
 
 export interface RepoSettings {
   timeout: number;
@@ -278,9 +282,8 @@ function watchJob(
     async settle(result: JobExit): Promise<string | undefined> {
       clearTimeout(timeoutTimer);
       clearInterval(outputWatch);
-      // The sh wrapper dies at once on SIGTERM (ours, or hook-server's shutdown ending the group)
-      // while the build under it still writes its "interrupted" line and trailer: the group gets its
-      // grace before SIGKILL.
+      // The group gets its grace before SIGKILL: the build under the wrapper may still write its
+      // "interrupted" line and trailer (and a wrapper killed by a signal leaves it running).
       if (stopping) await stopping;
       else if (result.signal) await waitForGroupExit(pgid, killGraceMs);
       // Whatever the job left running in its group goes with it.
@@ -328,14 +331,12 @@ export async function trimOutput(file: string, keep: number): Promise<void> {
  * group whose leader is still our wrapper for this very job is touched (pids are reused).
  */
 export async function killOrphanGroup(job: Job, jobsDir: string, { graceMs = 2_000 } = {}): Promise<boolean> {
-  if (!job.pgid || !isStoredJobId(job.id)) return false;
-  let cmdline: string;
-  try {
-    cmdline = await readFile(`/proc/${job.pgid}/cmdline`, 'utf8');
-  } catch {
-    return false;
-  }
-  if (!cmdline.includes(path.join(jobsDir, job.id))) return false;
-  await endProcessGroup(job.pgid, { graceMs });
-  return true;
+  if (!isStoredJobId(job.id)) return false;
+  const cmdline = job.pgid ? await readFile(`/proc/${job.pgid}/cmdline`, 'utf8').catch(() => '') : '';
+  let groups = cmdline.includes(path.join(jobsDir, job.id)) ? [job.pgid!] : [];
+  // Killed between starting the attempt and recording its group: found by its wrapper's command line.
+  if (groups.length === 0)
+    groups = [...(await jobWrappers(jobsDir))].filter(([, id]) => id === job.id).map(([pgid]) => pgid);
+  await Promise.all(groups.map((pgid) => endProcessGroup(pgid, { graceMs })));
+  return groups.length > 0;
 }

@@ -363,7 +363,7 @@ test('process runner: a hanging job is killed with its whole process group at th
   );
 });
 
-test('process runner: a stopped job gets its grace to write its last lines after the sh wrapper has died', async () => {
+test('process runner: a stopped job gets its grace to write its last lines', async () => {
   const dir = tmpDir();
   const config = path.join(dir, 'shipkit.yml');
   writeFileSync(config, `data: ${dir}\n`);
