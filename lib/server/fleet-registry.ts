@@ -76,16 +76,15 @@ export async function openFleet(
   });
   const tally = () => [...secrets.keys()].flatMap((app) => store.tally(app).map((row) => ({ app, ...row })));
   const views = (): FleetView[] =>
-    [...secrets.keys()].map((app) => {
-      const hosts = store.hosts(app, { sorted: false });
-      const failures = hosts
-        .filter((h) => h.result === 'failed' || h.result === 'rolled_back' || h.result === 'skipped')
-        .sort((a, b) => b.at - a.at);
-      const liars = hosts.filter(
-        (h) => h.claimed_bucket !== null && Math.abs(h.claimed_bucket - h.bucket) >= 0.0001,
-      ).length;
-      return { app, hosts: hosts.length, tally: store.tally(app), rollout: store.rollout(app), failures, liars };
-    });
+    // From the registry's running summary: no pass over the hosts per page.
+    [...secrets.keys()].map((app) => ({
+      app,
+      hosts: store.count(app),
+      tally: store.tally(app),
+      rollout: store.rollout(app),
+      failures: store.failures(app),
+      liars: store.liars(app),
+    }));
   const ledgers = ledgerSources(config, log, shared?.db);
   const releases = async (app: string, page: FleetReleasesOptions = {}) =>
     fleetReleases(app, store.hosts(app, { sorted: false }), await ledgers.get(app)?.read(), page);

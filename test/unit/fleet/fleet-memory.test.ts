@@ -37,6 +37,62 @@ test('the latest report per host; hosts in order; the tally per version and resu
   assert.equal(m.tally('web'), [{ version: '1.1', result: 'updated', hosts: 2 }]);
   m.clear();
   assert.is(m.count('web'), 0);
+  assert.equal([m.tally('web'), m.failures('web'), m.liars('web')], [[], [], 0], 'the summary goes with them');
+});
+
+test('the summary kept as reports come and hosts go equals a pass over the hosts, after 5,000 random steps', () => {
+  const m = new FleetMemory();
+  let seed = 58;
+  const random = (n: number) => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31), seed % n);
+  const results = ['updated', 'failed', 'rolled_back', 'skipped', 'running'] as const;
+  const byPass = (app: string) => {
+    const hosts = m.hosts(app, { sorted: false });
+    const tally = new Map<string, number>();
+    for (const h of hosts) tally.set(`${h.version} ${h.result}`, (tally.get(`${h.version} ${h.result}`) ?? 0) + 1);
+    return {
+      tally: [...tally].sort(),
+      failures: hosts
+        .filter((h) => ['failed', 'rolled_back', 'skipped'].includes(h.result))
+        .map((h) => h.host)
+        .sort(),
+      liars: hosts.filter((h) => h.claimed_bucket !== null && h.claimed_bucket !== h.bucket).length,
+    };
+  };
+  const kept = (app: string) => ({
+    tally: m
+      .tally(app)
+      .map((r) => [`${r.version} ${r.result}`, r.hosts])
+      .sort(),
+    failures: m
+      .failures(app)
+      .map((h) => h.host)
+      .sort(),
+    liars: m.liars(app),
+  });
+  for (let step = 0; step < 5_000; step++) {
+    const app = ['web', 'api'][random(2)];
+    const host = `h${random(60)}`;
+    if (random(10) === 0) m.applyForget(app, [host, `h${random(60)}`]);
+    else
+      m.applyReport(
+        app,
+        entry(host, {
+          seq: random(6),
+          version: `1.${random(3)}`,
+          result: results[random(results.length)],
+          claimed_bucket: random(4) === 0 ? 77 : random(4) === 0 ? null : 10,
+          at: step,
+        }),
+      );
+    if (step % 250 === 0 || step === 4_999)
+      for (const a of ['web', 'api']) assert.equal(kept(a), byPass(a), `step ${step}`);
+  }
+  const failures = m.failures('web');
+  assert.equal(
+    failures.map((h) => h.at),
+    failures.map((h) => h.at).sort((a, b) => b - a),
+    'the latest failure first',
+  );
 });
 
 test('admit: older refused, new hosts past max_hosts refused while others are written, known hosts go on', async () => {
