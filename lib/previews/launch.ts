@@ -589,7 +589,9 @@ export async function stopPreview(
 ): Promise<void> {
   if (!(await pathExists(folder))) return;
   await stopLaunchfit(folder, graceMs);
-  if (!keep.length) return void (await rm(folder, { recursive: true, force: true }));
-  for (const name of await readdir(folder))
-    if (!keep.includes(name)) await rm(path.join(folder, name), { recursive: true, force: true });
+  // The shared host may still be writing the preview's last state as it lets it go (seen under a
+  // load of 10: ENOTEMPTY on host/.launchfit): the removal is tried again a moment later.
+  const remove = (target: string) => rm(target, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+  if (!keep.length) return void (await remove(folder));
+  for (const name of await readdir(folder)) if (!keep.includes(name)) await remove(path.join(folder, name));
 }
