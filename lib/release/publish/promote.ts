@@ -17,7 +17,7 @@ import { indexFileName } from '../format/pack-index.ts';
 import type { LedgerEntry } from '../format/ledger.ts';
 import { loadSigningKey, publicCertificateFor, signDetached, type SigningKey } from '../format/signature.ts';
 import { formatVersionFile, validateVersion, type VersionInfo } from '../format/version-file.ts';
-import { copyTarball } from './promote-copy.ts';
+import { copyTarball, startEarlyCopy, type EarlyCopy } from './promote-copy.ts';
 import { sourceRelease, type SourceRelease } from './promote-source.ts';
 
 // Its older tests import it from here.
@@ -96,22 +96,29 @@ function checkPromoteOptions(opts: PromoteOptions): void {
 export async function promoteRelease(opts: PromoteOptions): Promise<PromoteResult> {
   checkPromoteOptions(opts);
   const now = opts.now?.() ?? new Date();
-  const key = await loadSigningKey(opts.key, opts.passphraseFile);
-  const certificate = await publicCertificateFor(key, opts.key, opts.keys, now);
   const source = openDestination(opts.from, opts.log);
   const target = openDestination(opts.to, opts.log);
   if (source.where === target.where)
     throw new UsageError(`--from and --to are both ${source.where}; promote from one DEST to another.`);
-  const sourceLock = await lockDestination(source);
+  // The tarball's bytes start moving while the key is loaded and both sides are read; they are
+  // kept only if those checks name the same file and its signed sha256 (promote-copy.ts).
+  const early = await startEarlyCopy(source, target, opts);
   try {
-    const targetLock = await lockDestination(target);
+    const key = await loadSigningKey(opts.key, opts.passphraseFile);
+    const certificate = await publicCertificateFor(key, opts.key, opts.keys, now);
+    const sourceLock = await lockDestination(source);
     try {
-      return await promoteLocked(opts, { key, certificate, source, target, now });
+      const targetLock = await lockDestination(target);
+      try {
+        return await promoteLocked(opts, { key, certificate, source, target, now, early });
+      } finally {
+        await targetLock?.release();
+      }
     } finally {
-      await targetLock?.release();
+      await sourceLock?.release();
     }
   } finally {
-    await sourceLock?.release();
+    await early?.discard();
   }
 }
 
@@ -121,6 +128,7 @@ interface Locked {
   source: Destination;
   target: Destination;
   now: Date;
+  early?: EarlyCopy;
 }
 
 /** What is read at both DESTs before anything is written. */
@@ -150,7 +158,7 @@ async function promoteLocked(opts: PromoteOptions, locked: Locked): Promise<Prom
     const small = await smallFilesOf(source, release, scratch);
     const keys = await stageKeys(target, locked.certificate, scratch);
     await opts.step?.('checked');
-    const size = await copyTarball(source, target, release, scratch, read.present, opts.step);
+    const size = await copyTarball(source, target, release, scratch, read.present, opts.step, locked.early);
     await placeCarried(target, scratch, [...small, ...keys], opts.step);
     const manifest = release.manifest && small.includes(release.manifest.file) ? release.manifest : undefined;
     const info = versionInfo(opts, { ...release, manifest }, read.seq, size, now);
@@ -175,9 +183,13 @@ async function promoteLocked(opts: PromoteOptions, locked: Locked): Promise<Prom
       },
       opts.step,
     );
-    const signature = await signDetached(key, { data: Buffer.from(text) });
-    await placeVersionPair(target, text, signature, read.targetVersion.published, opts.step);
-    await appendLedger(source, key, read.sourceLedger, {
+    // The target's ledger holds the promote now: its VERSION and the source's `promoted` entry go
+    // at once (two DESTs; either order tells the same story after a crash between them).
+    const placed = (async () => {
+      const signature = await signDetached(key, { data: Buffer.from(text) });
+      await placeVersionPair(target, text, signature, read.targetVersion.published, opts.step);
+    })();
+    const told = appendLedger(source, key, read.sourceLedger, {
       ...facts,
       ...publishedFacts(release.record),
       at: now.toISOString(),
@@ -189,6 +201,9 @@ async function promoteLocked(opts: PromoteOptions, locked: Locked): Promise<Prom
       to_dest: target.where,
       note: null,
     });
+    // Both ended before the locks go, whichever failed.
+    const failed = (await Promise.allSettled([placed, told])).find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
     opts.log.info('promoted', { app: opts.app, version: release.version, from: source.where, to: target.where });
     return {
       app: opts.app,

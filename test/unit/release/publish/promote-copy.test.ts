@@ -2,15 +2,15 @@
 // boundary; a copy is never over an existing file; a changed tarball is refused with nothing left at
 // the target; a tarball already there is checked, not written again.
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { silentLogger } from '../../../../lib/core/log.ts';
 import { openDestination } from '../../../../lib/release/dest/destination.ts';
-import { copyHashing, copyTarball, hashFile } from '../../../../lib/release/publish/promote-copy.ts';
+import { copyHashing, copyTarball, hashFile, startEarlyCopy } from '../../../../lib/release/publish/promote-copy.ts';
 import type { SourceRelease } from '../../../../lib/release/publish/promote-source.ts';
-import { tmpDir } from '../../../_helpers/common.ts';
+import { tmpDir, waitFor } from '../../../_helpers/common.ts';
 
 const sha256Of = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 const SMALL = { chunk: 4096, depth: 3, syncEvery: 8192 };
@@ -104,6 +104,65 @@ test('copyTarball with the tarball present at the target checks the source and w
     () => copyTarball(w.source, w.target, w.release, w.scratch, true, w.step),
     /--force does not override this/,
   );
+});
+
+test('an early copy is taken when the checks name its file: the same bytes, renamed into place', async () => {
+  const w = world('early');
+  mkdirSync(w.to);
+  const early = await startEarlyCopy(w.source, w.target, { app: 'my-app', version: '1.0' });
+  assert.is(early?.file, w.file);
+  assert.is(await copyTarball(w.source, w.target, w.release, w.scratch, false, w.step, early), w.bytes.length);
+  await early!.discard(); // after the rename: nothing to remove
+  assert.equal(readdirSync(w.to), [w.file]);
+  assert.ok(readFileSync(path.join(w.to, w.file)).equals(w.bytes));
+});
+
+test('an early copy of bytes other than the signed ones is refused, and nothing is left at the target', async () => {
+  const w = world('early-changed');
+  mkdirSync(w.to);
+  appendFileSync(path.join(w.from, w.file), 'x');
+  const early = await startEarlyCopy(w.source, w.target, { app: 'my-app', version: '1.0' });
+  await rejected(
+    () => copyTarball(w.source, w.target, w.release, w.scratch, false, w.step, early),
+    /has changed since it was signed/,
+  );
+  await early!.discard();
+  assert.equal(readdirSync(w.to), []);
+});
+
+test('an early copy discarded (the checks refused) is stopped and removed; another file named: not taken', async () => {
+  const w = world('early-discard');
+  mkdirSync(w.to);
+  const early = await startEarlyCopy(w.source, w.target, { app: 'my-app', version: '1.0' });
+  await waitFor(() => readdirSync(w.to).length === 1, { what: 'its temp file' });
+  assert.match(readdirSync(w.to)[0], /^\.my-app-gnu-linux-1\.0\.tar\.gz\.upload-/);
+  await early!.discard();
+  assert.equal(readdirSync(w.to), []);
+  const other = await startEarlyCopy(w.source, w.target, { app: 'my-app', version: '1.0' });
+  const release = { ...w.release, file: 'my-app-gnu-linux-1.0.0.tar.gz' };
+  writeFileSync(path.join(w.from, release.file), w.bytes);
+  assert.is(await copyTarball(w.source, w.target, release, w.scratch, false, w.step, other), w.bytes.length);
+  assert.equal(readdirSync(w.to), [release.file], 'the early copy went, the named file came');
+});
+
+test('no early copy without one tarball to name, without a target folder, or with the tarball there', async () => {
+  const w = world('early-none');
+  const ask = (fields: { platform?: string; version?: string } = {}) =>
+    startEarlyCopy(w.source, w.target, { app: 'my-app', version: '1.0', ...fields });
+  assert.is(await ask(), undefined, 'no target folder');
+  assert.not.ok(existsSync(w.to), 'and none made');
+  mkdirSync(w.to);
+  assert.is(await ask({ version: '2.0' }), undefined, 'no such version');
+  writeFileSync(path.join(w.from, 'my-app-musl-linux-1.0.tar.gz'), 'other');
+  assert.is(await ask(), undefined, 'two platforms, none named');
+  const named = await ask({ platform: 'musl-linux' });
+  assert.is(named?.file, 'my-app-musl-linux-1.0.tar.gz');
+  await named!.discard();
+  writeFileSync(path.join(w.to, w.file), w.bytes);
+  assert.is(await ask({ platform: 'gnu-linux' }), undefined, 'there already');
+  assert.equal(readdirSync(w.to), [w.file]);
+  const remote = openDestination('s3://bucket/x', silentLogger);
+  assert.is(await startEarlyCopy(w.source, remote, { app: 'my-app', version: '1.0' }), undefined, 'a remote target');
 });
 
 test.run();
