@@ -185,10 +185,9 @@ async function promoteLocked(opts: PromoteOptions, locked: Locked): Promise<Prom
     );
     // The target's ledger holds the promote now: its VERSION and the source's `promoted` entry go
     // at once (two DESTs; either order tells the same story after a crash between them).
-    const placed = (async () => {
-      const signature = await signDetached(key, { data: Buffer.from(text) });
-      await placeVersionPair(target, text, signature, read.targetVersion.published, opts.step);
-    })();
+    const placed = signDetached(key, { data: Buffer.from(text) }).then((signature) =>
+      placeVersionPair(target, text, signature, read.targetVersion.published, opts.step),
+    );
     const told = appendLedger(source, key, read.sourceLedger, {
       ...facts,
       ...publishedFacts(release.record),
@@ -201,9 +200,7 @@ async function promoteLocked(opts: PromoteOptions, locked: Locked): Promise<Prom
       to_dest: target.where,
       note: null,
     });
-    // Both ended before the locks go, whichever failed.
-    const failed = (await Promise.allSettled([placed, told])).find((r) => r.status === 'rejected');
-    if (failed) throw failed.reason;
+    await allEnded([placed, told]);
     opts.log.info('promoted', { app: opts.app, version: release.version, from: source.where, to: target.where });
     return {
       app: opts.app,
@@ -222,6 +219,12 @@ async function promoteLocked(opts: PromoteOptions, locked: Locked): Promise<Prom
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
+}
+
+/** Waits for every one of `writes` to end (before the locks go, whichever failed); then throws the first failure. */
+async function allEnded(writes: Promise<unknown>[]): Promise<void> {
+  const failed = (await Promise.allSettled(writes)).find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /** Reads the source (release, ledger, rules) and the target (VERSION, SEQ, ledger, an existing tarball). */
