@@ -102,7 +102,8 @@ export async function promoteRelease(opts: PromoteOptions): Promise<PromoteResul
     throw new UsageError(`--from and --to are both ${source.where}; promote from one DEST to another.`);
   // The tarball's bytes start moving while the key is loaded and both sides are read; they are
   // kept only if those checks name the same file and its signed sha256 (promote-copy.ts).
-  const early = await startEarlyCopy(source, target, opts);
+  // Only a head start: a DEST it cannot list is left to the checks, which say so in their words.
+  const early = await startEarlyCopy(source, target, opts).catch(() => undefined);
   try {
     const key = await loadSigningKey(opts.key, opts.passphraseFile);
     const certificate = await publicCertificateFor(key, opts.key, opts.keys, now);
