@@ -192,9 +192,30 @@ export async function appendLedger(
   dest: Destination,
   key: SigningKey,
   current: LedgerAtDest,
-  { at, by, versionText, ...facts }: EntryFacts,
+  facts: EntryFacts,
   step?: StepHook,
 ): Promise<LedgerEntry> {
+  return placeAppend(dest, current, await prepareAppend(key, current, facts), step);
+}
+
+/** An entry made and signed, not yet written: the new ledger, its signature and the head line's. */
+export interface PreparedAppend {
+  line: string;
+  text: Buffer;
+  signature: Uint8Array;
+  headSignature: Uint8Array;
+}
+
+/**
+ * The signing half of appendLedger: the entry of `facts` after `current`'s head, the whole file
+ * signed and the head line signed. Nothing is written, so a command can sign while it still copies
+ * (release promote) and write only once the copy is checked.
+ */
+export async function prepareAppend(
+  key: SigningKey,
+  current: LedgerAtDest,
+  { at, by, versionText, ...facts }: EntryFacts,
+): Promise<PreparedAppend> {
   const line = ledgerLine(
     {
       ...facts,
@@ -206,7 +227,20 @@ export async function appendLedger(
     current.ledger.head,
   );
   const text = Buffer.concat([current.ledger.text, Buffer.from(line)]);
-  const signature = await signDetached(key, { data: text });
+  const [signature, headSignature] = await Promise.all([
+    signDetached(key, { data: text }),
+    signDetached(key, { data: Buffer.from(line) }),
+  ]);
+  return { line, text, signature, headSignature };
+}
+
+/** The writing half of appendLedger: the prepared ledger and its signature, then ledger.head.sig. */
+export async function placeAppend(
+  dest: Destination,
+  current: LedgerAtDest,
+  { line, text, signature, headSignature }: PreparedAppend,
+  step?: StepHook,
+): Promise<LedgerEntry> {
   await placeSignedPair(dest, LEDGER_FILE, text, signature, current.signature, step);
   if (!dest.local) {
     // Behind the lock this always holds; it is the last guard against a writer that does not take
@@ -218,8 +252,11 @@ export async function appendLedger(
           `its entry ${current.ledger.entries.length + 1} is not this one. VERSION was not written; run the command again.`,
       );
   }
-  await placeHeadSignature(dest, await signDetached(key, { data: Buffer.from(line) }), step);
-  if (current.memory) await rememberAppended(dest.where, current.memory, readLedger(text));
+  // The ledger is written: it is remembered while its head signature is placed (a local file, and
+  // rememberAppended only logs a failure).
+  const remembered = current.memory && rememberAppended(dest.where, current.memory, readLedger(text));
+  await placeHeadSignature(dest, headSignature, step);
+  await remembered;
   return JSON.parse(line) as LedgerEntry;
 }
 

@@ -3,7 +3,7 @@
 // sha256 checked in the one read that copies it; then a VERSION with the target's next SEQ and a
 // ledger entry on both sides, under both publish locks. Refusals write nothing at the target.
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { UsageError, ValidationError } from '../../core/errors.ts';
@@ -11,7 +11,15 @@ import { sha256File } from '../../core/fs.ts';
 import type { Logger } from '../../core/log.ts';
 import { validateName } from '../../core/names.ts';
 import { openDestination, type Destination, type StepHook } from '../dest/destination.ts';
-import { appendLedger, lockDestination, publishedFacts, readLedgerAt, type LedgerAtDest } from '../dest/ledger.ts';
+import {
+  lockDestination,
+  placeAppend,
+  prepareAppend,
+  publishedFacts,
+  readLedgerAt,
+  type LedgerAtDest,
+  type PreparedAppend,
+} from '../dest/ledger.ts';
 import { nextSeq, placeVersionPair, readPublishedVersion, type PublishedVersion } from '../dest/seq.ts';
 import { indexFileName } from '../format/pack-index.ts';
 import type { LedgerEntry } from '../format/ledger.ts';
@@ -159,49 +167,27 @@ async function promoteLocked(opts: PromoteOptions, locked: Locked): Promise<Prom
     const small = await smallFilesOf(source, release, scratch);
     const keys = await stageKeys(target, locked.certificate, scratch);
     await opts.step?.('checked');
-    const size = await copyTarball(source, target, release, scratch, read.present, opts.step, locked.early);
-    await placeCarried(target, scratch, [...small, ...keys], opts.step);
     const manifest = release.manifest && small.includes(release.manifest.file) ? release.manifest : undefined;
-    const info = versionInfo(opts, { ...release, manifest }, read.seq, size, now);
-    const text = formatVersionFile(info);
-    const facts = { app: opts.app, version: release.version, rollout: opts.rollout ?? null, sha256: release.sha256 };
-    const forced = opts.force ? { forced: opts.force.reason } : {};
-    await appendLedger(
-      target,
-      key,
-      read.targetLedger,
-      {
-        ...facts,
-        ...publishedFacts(release.record),
-        ...forced,
-        at: now.toISOString(),
-        action: 'promote',
-        seq: read.seq,
-        versionText: text,
-        from_env: opts.fromEnv ?? source.where,
-        from_dest: source.where,
-        note: [release.codename, admitted?.note].filter(Boolean).join('; ') || null,
+    const sign = (size: number) => signWrites(opts, locked, read, { release, manifest, size, note: admitted?.note });
+    // From a folder the tarball's size is known before it is copied: the entries and the VERSION
+    // are signed while the copy runs, and written only once its sha256 is checked.
+    const expected = source.local ? await sizeOf(path.join(source.where, release.file)) : undefined;
+    const early = expected === undefined ? undefined : sign(expected);
+    const size = await copyTarball(source, target, release, scratch, read.present, opts.step, locked.early).catch(
+      async (error: unknown) => {
+        await early?.catch(() => undefined);
+        throw error;
       },
-      opts.step,
     );
+    const signed = early && size === expected ? await early : await sign(size);
+    await placeCarried(target, scratch, [...small, ...keys], opts.step);
+    await placeAppend(target, read.targetLedger, signed.target, opts.step);
     // The target's ledger holds the promote now: its VERSION and the source's `promoted` entry go
     // at once (two DESTs; either order tells the same story after a crash between them).
-    const placed = signDetached(key, { data: Buffer.from(text) }).then((signature) =>
-      placeVersionPair(target, text, signature, read.targetVersion.published, opts.step),
-    );
-    const told = appendLedger(source, key, read.sourceLedger, {
-      ...facts,
-      ...publishedFacts(release.record),
-      at: now.toISOString(),
-      action: 'promoted',
-      seq: null,
-      rollout: null,
-      versionText: null,
-      to_env: opts.toEnv ?? target.where,
-      to_dest: target.where,
-      note: null,
-    });
-    await allEnded([placed, told]);
+    await allEnded([
+      placeVersionPair(target, signed.versionText, signed.versionSignature, read.targetVersion.published, opts.step),
+      placeAppend(source, read.sourceLedger, signed.source),
+    ]);
     opts.log.info('promoted', { app: opts.app, version: release.version, from: source.where, to: target.where });
     return {
       app: opts.app,
@@ -220,6 +206,60 @@ async function promoteLocked(opts: PromoteOptions, locked: Locked): Promise<Prom
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
+}
+
+/** The size of a local file, or undefined when it cannot be read (the copy then says why). */
+async function sizeOf(file: string): Promise<number | undefined> {
+  return (await stat(file).catch(() => undefined))?.size;
+}
+
+/** What a promote writes after the copy, made and signed: both ledger entries and the target's VERSION. */
+interface Signed {
+  target: PreparedAppend;
+  source: PreparedAppend;
+  versionText: string;
+  versionSignature: Uint8Array;
+}
+
+/** Makes and signs the target's VERSION and `promote` entry and the source's `promoted` entry; writes nothing. */
+async function signWrites(
+  opts: PromoteOptions,
+  { key, source, target, now }: Locked,
+  read: Read,
+  {
+    release,
+    manifest,
+    size,
+    note,
+  }: { release: SourceRelease; manifest?: SourceRelease['manifest']; size: number; note?: string },
+): Promise<Signed> {
+  const versionText = formatVersionFile(versionInfo(opts, { ...release, manifest }, read.seq, size, now));
+  const facts = { app: opts.app, version: release.version, rollout: opts.rollout ?? null, sha256: release.sha256 };
+  const published = { ...facts, ...publishedFacts(release.record), at: now.toISOString() };
+  const [targetEntry, sourceEntry, versionSignature] = await Promise.all([
+    prepareAppend(key, read.targetLedger, {
+      ...published,
+      ...(opts.force ? { forced: opts.force.reason } : {}),
+      action: 'promote',
+      seq: read.seq,
+      versionText,
+      from_env: opts.fromEnv ?? source.where,
+      from_dest: source.where,
+      note: [release.codename, note].filter(Boolean).join('; ') || null,
+    }),
+    prepareAppend(key, read.sourceLedger, {
+      ...published,
+      action: 'promoted',
+      seq: null,
+      rollout: null,
+      versionText: null,
+      to_env: opts.toEnv ?? target.where,
+      to_dest: target.where,
+      note: null,
+    }),
+    signDetached(key, { data: Buffer.from(versionText) }),
+  ]);
+  return { target: targetEntry, source: sourceEntry, versionText, versionSignature };
 }
 
 /** Waits for every one of `writes` to end (before the locks go, whichever failed); then throws the first failure. */

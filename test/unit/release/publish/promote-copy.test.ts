@@ -49,6 +49,18 @@ test('copyHashing and hashFile: byte for byte, the sha256 and size, at every chu
   }
 });
 
+test('copyHashing tells the bytes written as each write is sent (the early copy waits for 24 MiB)', async () => {
+  const from = path.join(base, 'progress-in');
+  const bytes = randomBytes(10 * 4096 + 100);
+  writeFileSync(from, bytes);
+  const seen: number[] = [];
+  const to = path.join(base, 'progress-out');
+  const got = await copyHashing(from, to, { ...SMALL, firstSync: 4096, onWritten: (n) => seen.push(n) });
+  assert.equal(got, { sha256: sha256Of(bytes), size: bytes.length });
+  assert.equal(seen, [...Array.from({ length: 10 }, (_, k) => (k + 1) * 4096), bytes.length]);
+  assert.ok(readFileSync(to).equals(bytes));
+});
+
 test('copyHashing never replaces a file, and a missing source creates nothing', async () => {
   const from = path.join(base, 'exists');
   writeFileSync(from, 'x');
