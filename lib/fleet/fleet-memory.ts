@@ -54,12 +54,34 @@ interface Summary {
   liars: number;
 }
 
+/**
+ * One copy of each string seen, for at most `max` strings: when full it starts again (a fleet moved
+ * on to new versions, or reports with made-up ones), so the memory it holds stays bounded.
+ */
+class Interned {
+  private readonly seen = new Map<string, string>();
+  private readonly max: number;
+
+  constructor(max: number) {
+    this.max = max;
+  }
+
+  intern(value: string): string {
+    const known = this.seen.get(value);
+    if (known !== undefined) return known;
+    if (this.seen.size >= this.max) this.seen.clear();
+    this.seen.set(value, value);
+    return value;
+  }
+}
+
 export class FleetMemory {
   private readonly hostsByApp = new Map<string, Map<string, HostEntry>>();
   private readonly summaries = new Map<string, Summary>();
   private readonly rollouts = new Map<string, RolloutRecord>();
   // Hosts whose first report is being written, per app: counted against max_hosts before they are in.
   private readonly arriving = new Map<string, Set<string>>();
+  private readonly strings = new Interned(1024);
 
   /**
    * addReport's rule: a refusal of host-guard.ts; 'full' when it is a host not yet in and `app`
@@ -143,6 +165,11 @@ export class FleetMemory {
     this.hostsByApp.set(app, hosts);
     const current = hosts.get(entry.host);
     const kept = takeReport(entry, current);
+    // A fleet has a few versions and digests and 100,000 hosts: each host's entry points at one
+    // copy of its strings instead of the copy its report was parsed into (about 80 bytes a host).
+    kept.version = this.strings.intern(kept.version);
+    kept.previous = this.strings.intern(kept.previous);
+    if (kept.sha256 !== undefined) kept.sha256 = this.strings.intern(kept.sha256);
     hosts.set(entry.host, kept);
     if (current) this.summarise(app, current, -1);
     this.summarise(app, kept, 1);

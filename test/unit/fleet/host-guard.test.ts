@@ -62,3 +62,21 @@ test("a host's credential report replaces an app-secret one whatever the SEQ, ne
 });
 
 test.run();
+
+test('the entry kept carries every field of the report it keeps, and nothing it did not have', () => {
+  // Required<>: a field added to HostEntry fails to compile here until this test (and takeReport's
+  // copy, which lists the fields) knows it.
+  const full: Required<HostEntry> = {
+    ...entry(),
+    sha256: 'ab'.repeat(32),
+    way: 'delta',
+    bytes: 1234,
+    signed_at: 101,
+    nonces: ['n9'],
+  };
+  assert.equal(takeReport(full, entry()), full);
+  assert.equal(Object.keys(takeReport(full, undefined)).sort(), Object.keys(full).sort());
+  const bare = entry({ signed_at: undefined, nonces: undefined, enrolled: undefined });
+  for (const key of ['signed_at', 'nonces', 'enrolled', 'sha256', 'way', 'bytes'])
+    assert.not.ok(key in takeReport(bare, undefined), `${key} left out when the report has none`);
+});
