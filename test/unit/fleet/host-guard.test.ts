@@ -69,10 +69,11 @@ test('the entry kept carries every field of the report it keeps, and nothing it 
   const full: Required<HostEntry> = {
     ...entry(),
     sha256: 'ab'.repeat(32),
-    way: 'delta',
+    way: 'patch',
     bytes: 1234,
     signed_at: 101,
     nonces: ['n9'],
+    enrolled: true,
   };
   assert.equal(takeReport(full, entry()), full);
   assert.equal(Object.keys(takeReport(full, undefined)).sort(), Object.keys(full).sort());
