@@ -11,6 +11,8 @@
 // against 3 nodes behind haproxy and a rollout 1,10,50,100 % to all of them (--only capacity|hosts).
 //   npm run bench:scale [-- --rounds 3 --seconds 8 --warmup 4 --connections 50 [--fixed] --cpu 0.1 --period-ms 100 --repos 1]
 //                       [--hosts 100000 --interval 60 [--seeded]] [--only capacity|hosts]
+//   HA_CPU_PROF=DIR: each capacity node writes a V8 CPU profile there; count its samples, do not
+//   add their times (a sample of a throttled node spans the periods it was held).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -176,7 +178,9 @@ async function round(count: number, pgData: string, pgUrl: string, env: NodeJS.P
   const groups: CpuGroup[] = [];
   try {
     for (let i = 1; i <= count; i++) {
-      const node = await startHookNode(`n${i}`, { bundle: BUNDLE, env, repos: REPOS });
+      // HA_CPU_PROF=DIR, as bench:ha: each node writes a V8 CPU profile there when it stops.
+      const prof = process.env.HA_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.HA_CPU_PROF] : [];
+      const node = await startHookNode(`n${i}`, { bundle: BUNDLE, env, repos: REPOS, nodeFlags: prof });
       nodes.push(node);
       const group = makeGroup(`n${i}`);
       groups.push(group);
