@@ -10,7 +10,7 @@
 // Then (bench/scale-hosts.ts) --hosts simulated hosts (100,000) polling every --interval s (60)
 // against 3 nodes behind haproxy and a rollout 1,10,50,100 % to all of them (--only capacity|hosts).
 //   npm run bench:scale [-- --rounds 3 --seconds 8 --warmup 4 --connections 50 [--fixed] --cpu 0.1 --period-ms 100 --repos 1]
-//                       [--hosts 100000 --interval 60 [--seeded]] [--only capacity|hosts]
+//                       [--hosts 100000 --interval 60 [--seeded]] [--only capacity|hosts] [--statements]
 //   HA_CPU_PROF=DIR: each capacity node writes a V8 CPU profile there; count its samples, do not
 //   add their times (a sample of a throttled node spans the periods it was held).
 import { spawnSync } from 'node:child_process';
@@ -41,7 +41,7 @@ const args = minimist(process.argv.slice(2), {
     'interval',
     'only',
   ],
-  boolean: ['fixed', 'seeded'],
+  boolean: ['fixed', 'seeded', 'statements'],
 });
 const ROUNDS = Number(args.rounds ?? 3);
 const SECONDS = Number(args.seconds ?? 8);
@@ -51,6 +51,7 @@ const WARMUP = Number(args.warmup ?? 4);
 // senders would be. --fixed: CONNECTIONS in all, whatever the node count (the nodes then idle).
 const CONNECTIONS = Number(args.connections ?? 50);
 const FIXED = Boolean(args.fixed);
+const STATEMENTS = Boolean(args.statements);
 const connectionsFor = (count: number) => (FIXED ? CONNECTIONS : CONNECTIONS * count);
 // 0.1 core: what the rest of 2 cores (PostgreSQL, haproxy, autocannon) can serve for 3 nodes at
 // their caps. At 0.25 a node here acks ~1,000/s and 3 nodes were throttled in only 58 % of periods
@@ -163,6 +164,29 @@ function sampleWaits(url: string): { stop(): Promise<Map<string, number>> } {
   };
 }
 
+/**
+ * pg_stat_statements from now on: `print` shows the statements called most, per ack, with their
+ * summed time (waits for locks included), and ends.
+ */
+async function statementCalls(url: string): Promise<{ print(label: string, acked: number): Promise<void> }> {
+  const client = new pg.Client({ connectionString: url, application_name: 'bench-scale-sampler' });
+  await client.connect();
+  await client.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+  await client.query('SELECT pg_stat_statements_reset()');
+  return {
+    async print(label, acked) {
+      const { rows } = await client.query(
+        `SELECT calls, total_exec_time AS ms, left(regexp_replace(query, '\\s+', ' ', 'g'), 80) AS query
+         FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_%' ORDER BY calls DESC LIMIT 14`,
+      );
+      await client.end();
+      console.log(`statements of ${label}, ${acked} acked: calls per ack, ms in all, the statement`);
+      for (const row of rows)
+        console.log(`  ${(row.calls / acked).toFixed(3)}  ${Number(row.ms).toFixed(0).padStart(6)}  ${row.query}`);
+    },
+  };
+}
+
 interface Round {
   waits: Map<string, number>;
   rps: number;
@@ -192,9 +216,11 @@ async function round(count: number, pgData: string, pgUrl: string, env: NodeJS.P
       const connections = connectionsFor(count);
       if (WARMUP) await signedLoad(url, { repos: REPOS, seconds: WARMUP, connections });
       const [node0, pg0, th0] = [nodeCpuMs(nodes), postgresCpu(pgData), groups.map((g) => g.throttled())];
+      const calls = STATEMENTS ? await statementCalls(pgUrl) : undefined;
       const sampler = sampleWaits(pgUrl);
       const r = await signedLoad(url, { repos: REPOS, seconds: SECONDS, connections });
       const waits = await sampler.stop();
+      await calls?.print(`${count} node(s)`, r.acked);
       const [node1, pg1, th1] = [nodeCpuMs(nodes), postgresCpu(pgData), groups.map((g) => g.throttled())];
       const periods = th1.reduce((s, t, i) => s + t.periods - th0[i].periods, 0);
       const throttled = th1.reduce((s, t, i) => s + t.throttled - th0[i].throttled, 0);
@@ -304,7 +330,9 @@ async function main(): Promise<void> {
     console.log('skipped: bench:scale needs root and the cgroup filesystem (v2, or v1 with the cpu controller)');
     return;
   }
-  const pg = await startPostgres({ durable: true });
+  // --statements: pg_stat_statements on, and each round prints its statements' calls per ack.
+  const statements = '-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all';
+  const pg = await startPostgres({ durable: true, settings: STATEMENTS ? statements : '' });
   if (!pg) return;
   try {
     const env = { ...process.env, ...worldEnv(pg), SHIPKIT_BUILD_COMMAND: '/bin/true', LOG_FORMAT: 'json' };
