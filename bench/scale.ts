@@ -13,7 +13,7 @@
 //                       [--hosts 100000 --interval 60 [--seeded]] [--only capacity|hosts] [--statements]
 //   HA_CPU_PROF=DIR: each capacity node writes a V8 CPU profile there; count its samples, do not
 //   add their times (a sample of a throttled node spans the periods it was held).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -120,14 +120,17 @@ function makeGroup(name: string): CpuGroup {
 }
 
 function nodeCpuMs(nodes: HookNode[]): number {
-  return nodes.reduce((sum, n) => {
-    try {
-      const fields = readFileSync(`/proc/${n.child.pid}/stat`, 'utf8').split(') ')[1].split(' ');
-      return sum + ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-    } catch {
-      return sum;
-    }
-  }, 0);
+  return nodes.reduce((sum, n) => sum + processCpuMs(n.child.pid!), 0);
+}
+
+/** A process's CPU time (user and system), ms; 0 once it is gone. */
+function processCpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return 0;
+  }
 }
 
 /**
@@ -165,6 +168,48 @@ function sampleWaits(url: string): { stop(): Promise<Map<string, number>> } {
 }
 
 /**
+ * The machine's own slowdown: a fixed unit of work like a delivery's (an HMAC of 8 KB and a JSON
+ * round trip of it), done over and over by a process in a CPU cgroup of its own as capped as a
+ * node. Its CPU per unit grows when the rest of the machine is busier (two vCPUs share caches and
+ * cycles), which separate machines would not do: the nodes' CPU per ack is read beside it.
+ */
+const CANARY = `
+const { createHmac } = require('node:crypto');
+const body = JSON.stringify({ commits: Array.from({ length: 40 }, (_, i) => ({ id: String(i).repeat(40), message: 'x'.repeat(120) })) });
+let units = 0;
+setInterval(() => process.stdout.write(units + '\\n'), 50);
+(function work() {
+  for (let i = 0; i < 20; i++) { createHmac('sha256', 'k').update(JSON.stringify(JSON.parse(body))).digest('hex'); units++; }
+  setImmediate(work);
+})();`;
+
+interface Canary {
+  /** Units done and the process's CPU ms so far. */
+  read(): { units: number; cpuMs: number };
+  /** Killed, and gone once it resolves (its cgroup can then be removed). */
+  stop(): Promise<void>;
+}
+
+function startCanary(group: CpuGroup): Canary {
+  const child = spawn(process.execPath, ['-e', CANARY], { stdio: ['ignore', 'pipe', 'inherit'] });
+  group.add(child.pid!);
+  let units = 0;
+  child.stdout.setEncoding('utf8').on('data', (text: string) => {
+    const last = text.trim().split('\n').pop();
+    if (last) units = Number(last);
+  });
+  return {
+    read: () => ({ units, cpuMs: processCpuMs(child.pid!) }),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGKILL');
+      }),
+  };
+}
+
+/**
  * pg_stat_statements from now on: `print` shows the statements called most, per ack, with their
  * summed time (waits for locks included), and ends.
  */
@@ -195,11 +240,15 @@ interface Round {
   nodeMs: number;
   pgMs: number;
   throttledShare: number;
+  /** The canary's CPU ms per unit of work over the same seconds (startCanary). */
+  canaryMs: number;
 }
 
 async function round(count: number, pgData: string, pgUrl: string, env: NodeJS.ProcessEnv): Promise<Round> {
   const nodes: HookNode[] = [];
   const groups: CpuGroup[] = [];
+  let canaryGroup: CpuGroup | undefined;
+  let canary: Canary | undefined;
   try {
     for (let i = 1; i <= count; i++) {
       // HA_CPU_PROF=DIR, as bench:ha: each node writes a V8 CPU profile there when it stops.
@@ -210,18 +259,29 @@ async function round(count: number, pgData: string, pgUrl: string, env: NodeJS.P
       groups.push(group);
       group.add(node.child.pid!);
     }
+    canary = startCanary((canaryGroup = makeGroup('canary')));
     const haproxy = (await startHaproxy(nodes))!;
     try {
       const url = `${haproxy.url}/hooks/github`;
       const connections = connectionsFor(count);
       if (WARMUP) await signedLoad(url, { repos: REPOS, seconds: WARMUP, connections });
-      const [node0, pg0, th0] = [nodeCpuMs(nodes), postgresCpu(pgData), groups.map((g) => g.throttled())];
+      const [node0, pg0, th0, c0] = [
+        nodeCpuMs(nodes),
+        postgresCpu(pgData),
+        groups.map((g) => g.throttled()),
+        canary.read(),
+      ];
       const calls = STATEMENTS ? await statementCalls(pgUrl) : undefined;
       const sampler = sampleWaits(pgUrl);
       const r = await signedLoad(url, { repos: REPOS, seconds: SECONDS, connections });
       const waits = await sampler.stop();
       await calls?.print(`${count} node(s)`, r.acked);
-      const [node1, pg1, th1] = [nodeCpuMs(nodes), postgresCpu(pgData), groups.map((g) => g.throttled())];
+      const [node1, pg1, th1, c1] = [
+        nodeCpuMs(nodes),
+        postgresCpu(pgData),
+        groups.map((g) => g.throttled()),
+        canary.read(),
+      ];
       const periods = th1.reduce((s, t, i) => s + t.periods - th0[i].periods, 0);
       const throttled = th1.reduce((s, t, i) => s + t.throttled - th0[i].throttled, 0);
       return {
@@ -232,13 +292,15 @@ async function round(count: number, pgData: string, pgUrl: string, env: NodeJS.P
         nodeMs: (node1 - node0) / r.acked,
         pgMs: cpuSpent(pg0, pg1) / r.acked,
         throttledShare: periods ? throttled / periods : 0,
+        canaryMs: (c1.cpuMs - c0.cpuMs) / Math.max(1, c1.units - c0.units),
       };
     } finally {
       await haproxy.stop();
     }
   } finally {
     for (const node of nodes) await stopHookNode(node);
-    for (const group of groups) group.remove();
+    await canary?.stop();
+    for (const group of [...groups, ...(canaryGroup ? [canaryGroup] : [])]) group.remove();
   }
 }
 
@@ -260,16 +322,23 @@ function printTable(runs: Map<number, Round[]>): void {
       `medians of ${ROUNDS} (load ${loadAverage()}, ${os.cpus().length} cores)`,
   );
   console.log(
-    "| nodes | acked/s | × 1 node | p99 ms | nodes' CPU ms per ack | × 1 node | PostgreSQL CPU ms per ack | periods throttled | non-2xx |",
+    "| nodes | acked/s | × 1 node | p99 ms | nodes' CPU ms per ack | × 1 node | PostgreSQL CPU ms per ack | periods throttled | non-2xx | canary's CPU per unit × 1 node |",
   );
-  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const count of COUNTS)
     console.log(
       `| ${count} | ${med(count, 'rps').toFixed(0)} | ${(med(count, 'rps') / med(1, 'rps')).toFixed(2)}× | ${med(count, 'p99')} | ` +
         `${med(count, 'nodeMs').toFixed(3)} | ${(med(count, 'nodeMs') / med(1, 'nodeMs')).toFixed(2)}× | ` +
         `${med(count, 'pgMs').toFixed(3)} | ${(100 * med(count, 'throttledShare')).toFixed(0)} % | ` +
-        `${runs.get(count)!.reduce((s, r) => s + r.non2xx, 0)} |`,
+        `${runs.get(count)!.reduce((s, r) => s + r.non2xx, 0)} | ${(med(count, 'canaryMs') / med(1, 'canaryMs')).toFixed(2)}× |`,
     );
+  // What separate machines would not share: the same work's CPU grows with the rest of this one.
+  const slower = med(3, 'canaryMs') / med(1, 'canaryMs');
+  console.log(
+    `the canary (a delivery's HMAC and JSON in a cgroup like a node's) took ${slower.toFixed(2)}× the CPU per unit ` +
+      `beside 3 nodes as beside 1: the nodes' CPU per ack at 3 over 1 is ` +
+      `${(med(3, 'nodeMs') / med(1, 'nodeMs') / slower).toFixed(2)}× once that is taken out`,
+  );
   if (med(3, 'throttledShare') < 0.9)
     console.log(
       `note: at 3 nodes the nodes were throttled in only ${(100 * med(3, 'throttledShare')).toFixed(0)} % of periods: ` +
@@ -314,7 +383,8 @@ async function capacity(pg: { dir: string; url: string }, env: NodeJS.ProcessEnv
       runs.get(count)!.push(result);
       console.error(
         `round ${r + 1}, ${count} node(s): ${result.rps.toFixed(0)}/s, p99 ${result.p99} ms, nodes ${result.nodeMs.toFixed(3)} ms/ack, ` +
-          `PostgreSQL ${result.pgMs.toFixed(3)} ms/ack, throttled ${(100 * result.throttledShare).toFixed(0)} % of periods; ` +
+          `PostgreSQL ${result.pgMs.toFixed(3)} ms/ack, throttled ${(100 * result.throttledShare).toFixed(0)} % of periods, ` +
+          `canary ${(1000 * result.canaryMs).toFixed(1)} µs/unit; ` +
           `the nodes' sessions: ${describeWaits(result.waits)}`,
       );
     }
