@@ -173,12 +173,9 @@ async function promoteLocked(opts: PromoteOptions, locked: Locked): Promise<Prom
     // are signed while the copy runs, and written only once its sha256 is checked.
     const expected = source.local ? await sizeOf(path.join(source.where, release.file)) : undefined;
     const early = expected === undefined ? undefined : sign(expected);
-    const size = await copyTarball(source, target, release, scratch, read.present, opts.step, locked.early).catch(
-      async (error: unknown) => {
-        await early?.catch(() => undefined);
-        throw error;
-      },
-    );
+    // Awaited below, or given up when the copy fails or its size is not the one signed.
+    early?.catch(() => undefined);
+    const size = await copyTarball(source, target, release, scratch, read.present, opts.step, locked.early);
     const signed = early && size === expected ? await early : await sign(size);
     await placeCarried(target, scratch, [...small, ...keys], opts.step);
     await placeAppend(target, read.targetLedger, signed.target, opts.step);
