@@ -1,9 +1,10 @@
 // shipkit as shipped, for the benches: the one file (`npm run bundle`'s dist/shipkit.mjs), built
 // into a private folder so another `npm run bundle` in the same checkout cannot swap it mid-run.
 // `npm run bench` builds it once and hands it on in SHIPKIT_BENCH_BUNDLE; a bench run alone
-// builds its own. SHIPKIT_BENCH_BUNDLE=/usr/bin/shipkit (or any installed bin) times that one.
+// builds its own, and removes it when it ends. SHIPKIT_BENCH_BUNDLE=/usr/bin/shipkit (or any installed
+// bin) times that one.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -18,6 +19,8 @@ export function shippedShipkit(): string {
     { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] },
   );
   process.env.SHIPKIT_BENCH_BUNDLE = path.join(outdir, 'shipkit.mjs');
+  // Built here, so removed here when this process ends (the benches it starts use it before then).
+  process.on('exit', () => rmSync(outdir, { recursive: true, force: true }));
   return process.env.SHIPKIT_BENCH_BUNDLE;
 }
 
