@@ -32,6 +32,11 @@ export interface NodeStart {
   logFile?: string;
 }
 
+/** HA_CPU_PROF=DIR (bench:ha, bench:scale): node's flags for each node to write a V8 CPU profile there when it stops. */
+export function profileFlags(): string[] {
+  return process.env.HA_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.HA_CPU_PROF] : [];
+}
+
 /** A hook-server of the one file, with `queue:` and `repos`, building nothing itself; resolves once /healthz answers. */
 export async function startHookNode(
   name: string,

@@ -33,6 +33,7 @@ import {
   ONE_REPO,
   postgresCpu,
   processCpu,
+  profileFlags,
   signedLoad,
   startHookNode,
   stopHookNode,
@@ -85,9 +86,8 @@ function startNode(
 ): Promise<Node> {
   // HA_CPU_PROF=DIR: each node writes a V8 CPU profile there when it stops; HA_NODE_FLAGS: more
   // flags for node (`--perf-basic-prof` for `perf record`, which counts CPU time, not waits).
-  const prof = process.env.HA_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.HA_CPU_PROF] : [];
   const flags = process.env.HA_NODE_FLAGS?.split(' ').filter(Boolean) ?? [];
-  return startHookNode(name, { bundle: BUNDLE, env: nodeEnv, repos, queue, nodeFlags: [...prof, ...flags] });
+  return startHookNode(name, { bundle: BUNDLE, env: nodeEnv, repos, queue, nodeFlags: [...profileFlags(), ...flags] });
 }
 
 const stopNode = stopHookNode;

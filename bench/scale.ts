@@ -23,7 +23,17 @@ import { startHaproxy } from '../test/fixtures/haproxy.ts';
 import { startPostgres } from '../test/fixtures/postgres.ts';
 import { worldEnv } from '../test/fixtures/workers.ts';
 import { hostsRun } from './scale-hosts.ts';
-import { cpuSpent, ONE_REPO, postgresCpu, signedLoad, startHookNode, stopHookNode, type HookNode } from './ha-load.ts';
+import {
+  cpuSpent,
+  ONE_REPO,
+  postgresCpu,
+  processCpu,
+  profileFlags,
+  signedLoad,
+  startHookNode,
+  stopHookNode,
+  type HookNode,
+} from './ha-load.ts';
 import { loadAverage, median, reportResult } from './result.ts';
 import { shippedShipkit } from './shipped.ts';
 
@@ -124,14 +134,7 @@ function nodeCpuMs(nodes: HookNode[]): number {
 }
 
 /** A process's CPU time (user and system), ms; 0 once it is gone. */
-function processCpuMs(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-  } catch {
-    return 0;
-  }
-}
+const processCpuMs = (pid: number) => processCpu(pid)?.ms ?? 0;
 
 /**
  * What PostgreSQL's sessions wait for while the load runs: pg_stat_activity sampled every 10 ms,
@@ -251,9 +254,7 @@ async function round(count: number, pgData: string, pgUrl: string, env: NodeJS.P
   let canary: Canary | undefined;
   try {
     for (let i = 1; i <= count; i++) {
-      // HA_CPU_PROF=DIR, as bench:ha: each node writes a V8 CPU profile there when it stops.
-      const prof = process.env.HA_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.HA_CPU_PROF] : [];
-      const node = await startHookNode(`n${i}`, { bundle: BUNDLE, env, repos: REPOS, nodeFlags: prof });
+      const node = await startHookNode(`n${i}`, { bundle: BUNDLE, env, repos: REPOS, nodeFlags: profileFlags() });
       nodes.push(node);
       const group = makeGroup(`n${i}`);
       groups.push(group);
