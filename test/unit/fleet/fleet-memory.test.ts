@@ -95,6 +95,25 @@ test('the summary kept as reports come and hosts go equals a pass over the hosts
   );
 });
 
+test('reports with made-up versions and digests, past the shared strings kept: every host keeps its own', () => {
+  // FleetMemory keeps one copy of each version and sha256 string, 1,024 at most, then starts again:
+  // 3,000 hosts each on a version of its own go through that restart twice.
+  const m = new FleetMemory();
+  const hosts = Array.from({ length: 3_000 }, (_, i) => `h${i}`);
+  for (const [i, host] of hosts.entries())
+    m.applyReport('web', entry(host, { version: `9.${i}`, previous: `8.${i % 7}`, sha256: `${i}`.padStart(64, '0') }));
+  for (const [i, host] of hosts.entries()) {
+    const kept = m.host('web', host)!;
+    assert.equal([kept.version, kept.previous, kept.sha256], [`9.${i}`, `8.${i % 7}`, `${i}`.padStart(64, '0')]);
+  }
+  assert.is(m.tally('web').length, 3_000);
+  m.applyReport('web', entry('h0', { seq: 4, version: '9.1' }));
+  assert.equal(
+    m.tally('web').find((row) => row.version === '9.1'),
+    { version: '9.1', result: 'updated', hosts: 2 },
+  );
+});
+
 test('admit: older refused, new hosts past max_hosts refused while others are written, known hosts go on', async () => {
   const m = new FleetMemory();
   m.applyReport('web', entry('a'));
