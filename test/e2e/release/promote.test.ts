@@ -5,7 +5,7 @@
 // moment on one target: the second is refused while the first holds the lock, the chain goes on.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, cpSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -138,6 +138,14 @@ test('promote copies the same bytes, signs VERSION at the target, records both s
     cpSync(staging, changed, { recursive: true });
     appendFileSync(path.join(changed, TARBALL('1.0')), 'x');
     await refused(w, production, () => promote(w, changed, production, '1.0'), /has changed since it was signed/);
+    // The same size with other bytes: the entries signed while it copies are never written.
+    const flipped = path.join(w.base, 'flipped');
+    cpSync(staging, flipped, { recursive: true });
+    const tarball = path.join(flipped, TARBALL('1.0'));
+    const bytes = readFileSync(tarball);
+    bytes[bytes.length >> 1] ^= 0xff;
+    writeFileSync(tarball, bytes);
+    await refused(w, production, () => promote(w, flipped, production, '1.0'), /has changed since it was signed/);
     await refused(
       w,
       production,
