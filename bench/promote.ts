@@ -2,7 +2,8 @@
 // one file) of an M MB release (F random files, published once to DEST A) from A to a new folder DEST,
 // against `cp -r` of the same files (tarball, .sig, manifest), alone and then with `sync` of the copies
 // and their folder (fsync, as shipkit's writes are durable), and the runtime's floor: a bare Node
-// copy with the one sha256 read (bench/promote-floor.mjs). Sides alternated, R runs; medians.
+// copy with the one sha256 read (bench/promote-floor.mjs). Sides alternated, R runs; medians, and
+// the median of each run's ratio.
 // Every copy stays until the end: this disk (ext4, discard, virtual) writes into just-freed blocks
 // 3-6× faster, so removing one side's copies before the next made every other run fast.
 import { spawnSync } from 'node:child_process';
@@ -128,27 +129,32 @@ try {
       `bare Node copy with the one sha256 read, fsynced (promote-floor.mjs): ${shown(bare)}\n`,
   );
   // This disk has two speeds (see the header), and a pass mixes them differently for each side:
-  // the ratio of the two runs made one after the other is steadier than the ratio of medians.
-  const paired = median(shipkit.map((x, i) => x / bare[i]));
-  process.stderr.write(`promote vs the bare Node copy, run by run (median of ${RUNS} ratios): ${paired.toFixed(2)}×\n`);
+  // the ratio of the runs made one after the other (the same run) is steadier than the ratio of
+  // medians, and is the one judged against the goal; both are printed.
   for (const [peer, xs] of [
     ['cp -r', cp],
     ['cp -r + sync', synced],
     ['the bare Node copy with one sha256 read (the runtime floor)', bare],
   ] as const) {
     const p = median(xs);
-    process.stderr.write(`promote vs ${peer}: ${(s / p).toFixed(2)}× (goal ≤ ${GOAL}×)\n`);
+    const paired = median(shipkit.map((x, i) => x / xs[i]));
+    process.stderr.write(
+      `promote vs ${peer}: ${paired.toFixed(2)}× run by run (median of ${RUNS} ratios), ` +
+        `${(s / p).toFixed(2)}× of medians (goal ≤ ${GOAL}×)\n`,
+    );
     reportResult({
       work: `release promote of a ${MB} MB release between two folder DESTs, vs ${peer}`,
       shipkit: Math.round(s),
       peer: Math.round(p),
       unit: 'ms',
       goal: `≤ ${GOAL}× ${peer}`,
-      met: s / p <= GOAL,
+      ratio: paired,
+      met: paired <= GOAL,
       load,
       note:
-        `${RUNS} runs each, alternated; peer: ${peer} of the tarball, .sig and manifest; shipkit as shipped, ` +
-        `fsyncs; runtime's floor (release --help) ${median(floor).toFixed(0)} ms`,
+        `${RUNS} runs each, alternated; ratio: median of the runs' ratios (${(s / p).toFixed(2)}× of medians); ` +
+        `peer: ${peer} of the tarball, .sig and manifest; shipkit as shipped, fsyncs; runtime's floor ` +
+        `(release --help) ${median(floor).toFixed(0)} ms`,
     });
   }
 } finally {

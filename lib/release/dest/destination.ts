@@ -35,6 +35,11 @@ export interface PutOptions {
   sizeChanged?: boolean;
   /** Readers fetch this file without If-None-Match (ledger.head.sig): no wait for the next second. */
   unconditional?: boolean;
+  /**
+   * Into a folder: the file is written and fsynced beside its name at once, and renamed into place
+   * only when this settles; a rejection removes it and is thrown. (Elsewhere the upload waits for it.)
+   */
+  after?: Promise<unknown>;
 }
 
 /** Wait until the clock is in a later whole second than `mtimeMs`. */
@@ -92,6 +97,7 @@ function folderDestination(dest: string): Destination {
         } finally {
           await handle.close();
         }
+        await options?.after;
         await step?.(`${name}:temp`);
         await rename(temp, target);
       } catch (error) {
@@ -129,6 +135,7 @@ function remoteDestination(to: string, log: Logger): Destination {
       const { uploadFiles } = await import('../../stages/upload/index.ts');
       const stage = await mkdtemp(path.join(os.tmpdir(), 'shipkit-put-'));
       const key = `${to}\n${name}`;
+      await options?.after;
       if (!to.startsWith('s3://') && !options?.sizeChanged && !options?.unconditional)
         await waitForNextSecond(lastRemotePut.get(key));
       try {

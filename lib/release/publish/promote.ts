@@ -175,9 +175,17 @@ async function promoteLocked(opts: PromoteOptions, locked: Locked): Promise<Prom
     const early = expected === undefined ? undefined : sign(expected);
     // Awaited below, or given up when the copy fails or its size is not the one signed.
     early?.catch(() => undefined);
-    const size = await copyTarball(source, target, release, scratch, read.present, opts.step, locked.early);
+    const copied = copyTarball(source, target, release, scratch, read.present, opts.step, locked.early);
+    // Into a folder, the carried files are written and fsynced while the tarball copies, and renamed
+    // into place once its sha256 is checked (a refused copy takes them away again).
+    const carried = target.local ? placeCarried(target, scratch, [...small, ...keys], opts.step, copied) : undefined;
+    carried?.catch(() => undefined); // awaited below
+    const size = await copied.catch(async (error) => {
+      await carried?.catch(() => undefined);
+      throw error;
+    });
     const signed = early && size === expected ? await early : await sign(size);
-    await placeCarried(target, scratch, [...small, ...keys], opts.step);
+    await (carried ?? placeCarried(target, scratch, [...small, ...keys], opts.step));
     await placeAppend(target, read.targetLedger, signed.target, opts.step);
     // The target's ledger holds the promote now: its VERSION and the source's `promoted` entry go
     // at once (two DESTs; either order tells the same story after a crash between them).
@@ -350,12 +358,18 @@ async function smallFilesOf(source: Destination, release: SourceRelease, scratch
 
 /**
  * The carried files placed at the target: at once into a folder (each is written, fsynced and
- * renamed on its own; their order does not matter, all come before the ledger entry), one after
- * the other elsewhere.
+ * renamed on its own, the renames after `after`; their order does not matter, all come before the
+ * ledger entry), one after the other elsewhere.
  */
-async function placeCarried(target: Destination, scratch: string, names: string[], step?: StepHook): Promise<void> {
-  const put = (name: string) => target.put(path.join(scratch, name), name, step);
-  if (target.local) await Promise.all(names.map(put));
+async function placeCarried(
+  target: Destination,
+  scratch: string,
+  names: string[],
+  step?: StepHook,
+  after?: Promise<unknown>,
+): Promise<void> {
+  const put = (name: string) => target.put(path.join(scratch, name), name, step, { after });
+  if (target.local) await allEnded(names.map(put));
   else for (const name of names) await put(name);
 }
 

@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { silentLogger } from '../../../../lib/core/log.ts';
 import { isRemoteDestination, openDestination, waitForNextSecond } from '../../../../lib/release/dest/destination.ts';
-import { tmpDir } from '../../../_helpers/common.ts';
+import { tmpDir, waitFor } from '../../../_helpers/common.ts';
 
 test('a folder: put, list, read, localCopy; the steps named; no temp left', async () => {
   const root = tmpDir('shipkit-dest-');
@@ -47,6 +47,41 @@ test('a step that throws (a kill) leaves the old file whole and no temp file', a
   );
   assert.is(readFileSync(path.join(root, 'updates', 'VERSION'), 'utf8'), 'old\n');
   assert.equal(readdirSync(path.join(root, 'updates')), ['VERSION']);
+});
+
+test('a put `after` a promise: written and fsynced beside its name, renamed when it settles; a rejection places nothing', async () => {
+  const root = tmpDir('shipkit-dest-');
+  mkdirSync(path.join(root, 'updates'));
+  const dest = openDestination(path.join(root, 'updates'), silentLogger);
+  const staged = path.join(root, 'manifest.new');
+  writeFileSync(staged, 'files\n');
+  let go = () => {};
+  const steps: string[] = [];
+  const placed = dest.put(staged, 'app.manifest', async (step) => void steps.push(step), {
+    after: new Promise<void>((resolve) => (go = resolve)),
+  });
+  await waitFor(() => readdirSync(path.join(root, 'updates')).length === 1, { what: 'the temp file' });
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.match(readdirSync(path.join(root, 'updates'))[0], /^\.app\.manifest\.upload-/, 'only the temp file, waiting');
+  assert.equal(steps, []);
+  go();
+  await placed;
+  assert.equal(readdirSync(path.join(root, 'updates')), ['app.manifest']);
+  assert.equal(steps, ['app.manifest:temp', 'app.manifest']);
+
+  let refuse = (_: Error) => {};
+  const refused = dest.put(staged, 'app.index', undefined, {
+    after: new Promise<void>((_, reject) => (refuse = reject)),
+  });
+  await waitFor(() => readdirSync(path.join(root, 'updates')).length === 2, { what: 'the second temp file' });
+  refuse(new Error('the copy was refused'));
+  try {
+    await refused;
+    assert.unreachable('the put should have thrown');
+  } catch (error) {
+    assert.match(String(error), /the copy was refused/);
+  }
+  assert.equal(readdirSync(path.join(root, 'updates')), ['app.manifest'], 'no temp file, no app.index');
 });
 
 test('a replaced file of the same size never keeps the second of the one before it', async () => {
