@@ -1,8 +1,8 @@
-// release promote's copy of the tarball (docs/environments.md): one read of the source, each chunk
-// hashed and then written, reads running ahead of the hash and writes behind it; the copy is fsynced
-// and its sha256 checked against the signed record before it is renamed into place.
+// release promote's copy of the tarball (docs/environments.md): between folders the kernel copies it
+// while the copy is hashed as it grows (one read), elsewhere it is hashed and then uploaded; the
+// copy is fsynced and its sha256 checked against the signed record before it is renamed into place.
 import { createHash } from 'node:crypto';
-import { copyFile, open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { copyFile, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { ValidationError } from '../../core/errors.ts';
 import { ensureDir, pathExists, syncDir, tempSibling } from '../../core/fs.ts';
@@ -10,28 +10,26 @@ import type { Destination, StepHook } from '../dest/destination.ts';
 import { tarballsOf, type SourceRelease } from './promote-source.ts';
 
 export interface CopyOptions {
-  /** Bytes per read and write; 2 and 4 MiB chunks copied 2-3× slower on the bench's machine. */
+  /** Bytes per read (and per hash update). */
   chunk?: number;
-  /** Chunks in memory at once (3 at least): the one hashed, the one written, the rest being read. */
+  /** hashFile's reads in memory at once (3 at least): the one hashed, the rest being read. */
   depth?: number;
   /**
-   * Bytes written between fdatasyncs that run behind the copy (0: none): the disk writes while the
-   * rest is hashed, so the fsync before the rename finds little left to write.
+   * Bytes copied between fdatasyncs that run behind the copy (0: none): the disk writes while the
+   * rest is copied, so the fsync before the rename finds little left to write.
    */
   syncEvery?: number;
   /** Bytes written before the first of those fdatasyncs (default: syncEvery). */
   firstSync?: number;
-  /** Called with the bytes written so far each time a write is sent. */
-  onWritten?: (bytes: number) => void;
-  /** Stops the copy between two chunks (an early copy not wanted after all). */
+  /** Stops the hashing (an early copy not wanted after all); the copy is removed once the kernel's ends. */
   signal?: AbortSignal;
+  /** Where the copy is hashed: on this thread, or a worker's (default: a worker from 32 MiB). */
+  hashOn?: 'here' | 'worker';
 }
 
 const DEFAULTS = { chunk: 1024 * 1024, depth: 4, syncEvery: 16 * 1024 * 1024 };
 /** The early copy's first fdatasync: after 8 MiB, about 20 ms of this disk's writing. */
 const FIRST_SYNC = 8 * 1024 * 1024;
-/** What the early copy writes before the promote goes on: 24 MiB, about 25 ms of main thread here. */
-const HEAD_START = 24 * 1024 * 1024;
 
 /**
  * The tarball's copy started before the key is loaded and both sides are read under their locks
@@ -60,14 +58,12 @@ export async function startEarlyCopy(
   if (!file || there.includes(file)) return undefined;
   const temp = tempSibling(path.join(target.where, file), 'upload');
   const stop = new AbortController();
-  // The disk writes back only what is fsynced (the kernel would wait seconds), and the key's first
-  // load holds the main thread about 25 ms (openpgp): the copy is given a head start, so that the
-  // disk has a queue to work through while the main thread is busy.
-  let begun = () => {};
-  const begin = new Promise<void>((resolve) => (begun = resolve));
-  const copy = { signal: stop.signal, firstSync: FIRST_SYNC, onWritten: (n: number) => n >= HEAD_START && begun() };
-  const done = handled(copyHashing(path.join(source.where, file), temp, copy));
-  await Promise.race([begin, done.catch(() => undefined)]);
+  // The kernel copies on a thread of the pool and a worker hashes: the key's load and the reads
+  // that follow on this thread do not hold the copy up, so it needs no head start (it had one, 24
+  // MiB, while this thread read and wrote every chunk).
+  const done = handled(
+    copyHashing(path.join(source.where, file), temp, { signal: stop.signal, firstSync: FIRST_SYNC }),
+  );
   return {
     file,
     temp,
@@ -144,9 +140,10 @@ export async function hashFile(file: string, options: CopyOptions = {}): Promise
 /**
  * Copies `from` to the new file `to` (never replaced: EEXIST) and gives the sha256 and size of the
  * bytes at `to`, read once. The kernel copies (fs.copyFile: copy_file_range, or sendfile, on a
- * thread of the pool) while this thread hashes the copy as it grows: a file's length covers only
- * bytes already written, so what is hashed is what the copy holds. (Read and written here, a
- * chunk at a time, the same 210 MB took 3-4× as long.) The disk writes behind the copy
+ * thread of the pool) while the copy is hashed as it grows: a file's length covers only bytes
+ * already written, so what is hashed is what the copy holds. (Read and written here, a chunk at a
+ * time, the same 210 MB took 3-4× as long.) A big file is hashed on a worker thread, so that this
+ * one loads the key, reads the ledgers and signs meanwhile. The disk writes behind the copy
  * (fdatasync every `syncEvery` bytes), and `to` is fsynced before this returns.
  */
 export async function copyHashing(
@@ -154,40 +151,29 @@ export async function copyHashing(
   to: string,
   options: CopyOptions = {},
 ): Promise<{ sha256: string; size: number }> {
-  const { chunk, syncEvery, firstSync = syncEvery, signal, onWritten } = { ...DEFAULTS, ...options };
+  const { chunk, syncEvery, firstSync = syncEvery, signal, hashOn } = { ...DEFAULTS, ...options };
+  const big = ((await stat(from).catch(() => undefined))?.size ?? 0) >= WORKER_FROM;
   const output = await open(to, 'wx+', 0o644);
-  let copied = false;
   let syncing: Promise<unknown> = Promise.resolve();
+  let synced = 0;
+  const progress = (size: number) => {
+    if (syncEvery && size - synced >= (synced ? syncEvery : firstSync)) {
+      synced = size;
+      syncing = handled(syncing.then(() => output.datasync()));
+    }
+  };
   // copyFile truncates the (empty) file it opens and writes it front to back; it keeps `from`'s
   // mode, which the chmod below puts back.
-  const copy = handled(copyFile(from, to).finally(() => (copied = true)));
+  const copy = handled(copyFile(from, to));
   try {
-    const hash = createHash('sha256');
-    const buffer = Buffer.allocUnsafe(chunk);
-    let [size, synced] = [0, 0];
-    for (;;) {
-      signal?.throwIfAborted();
-      const last = copied;
-      const { size: there } = await output.stat();
-      while (size < there) {
-        const n = (await output.read(buffer, 0, Math.min(chunk, there - size), size)).bytesRead;
-        if (!n) break;
-        hash.update(buffer.subarray(0, n));
-        size += n;
-        if (syncEvery && size - synced >= (synced ? syncEvery : firstSync)) {
-          synced = size;
-          syncing = handled(syncing.then(() => output.datasync()));
-        }
-        onWritten?.(size);
-      }
-      if (last) break;
-      if (size >= there) await Promise.race([copy.catch(() => undefined), delay(1)]);
-    }
+    const growing = { file: to, copy, chunk, signal, progress };
+    const worker = (hashOn ?? (big ? 'worker' : 'here')) === 'worker';
+    const { sha256, size } = (worker && (await hashInWorker(growing))) || (await hashHere(output, growing));
     await copy;
     await syncing;
     await output.chmod(0o644);
     await output.sync();
-    return { sha256: hash.digest('hex'), size };
+    return { sha256, size };
   } catch (error) {
     await Promise.allSettled([copy, syncing]);
     await output.close();
@@ -195,6 +181,138 @@ export async function copyHashing(
     throw error;
   } finally {
     await output.close().catch(() => undefined);
+  }
+}
+
+/** Files from 32 MiB on are hashed on a worker thread (its start, ~15 ms of the other core, pays for itself). */
+const WORKER_FROM = 32 * 1024 * 1024;
+
+/** A file being copied into (`copy` settles when the copy ends), to hash as it grows. */
+interface Growing {
+  file: string;
+  copy: Promise<unknown>;
+  chunk: number;
+  signal?: AbortSignal;
+  /** Called with the bytes hashed so far, after each chunk. */
+  progress: (size: number) => void;
+}
+
+/** Hashes the growing file on this thread: a chunk, as soon as the copy holds it. */
+async function hashHere(
+  output: FileHandle,
+  { copy, chunk, signal, progress }: Growing,
+): Promise<{ sha256: string; size: number }> {
+  let copied = false;
+  void copy.then(
+    () => (copied = true),
+    () => (copied = true),
+  );
+  const hash = createHash('sha256');
+  const buffer = Buffer.allocUnsafe(chunk);
+  let size = 0;
+  for (;;) {
+    signal?.throwIfAborted();
+    const last = copied;
+    const { size: there } = await output.stat();
+    while (size < there) {
+      const n = (await output.read(buffer, 0, Math.min(chunk, there - size), size)).bytesRead;
+      if (!n) break;
+      hash.update(buffer.subarray(0, n));
+      size += n;
+      progress(size);
+    }
+    if (last) break;
+    if (size >= there) await Promise.race([copy.catch(() => undefined), delay(1)]);
+  }
+  await copy;
+  return { sha256: hash.digest('hex'), size };
+}
+
+/**
+ * The worker's code (CommonJS, evaluated): the same loop as hashHere, blocking reads on its own
+ * thread. `state[0]` is 0 while the copy runs, 1 once it ended, 2 to stop; `state[1]` wakes it.
+ */
+const HASHER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const fs = require('node:fs');
+const { file, chunk, shared } = workerData;
+const state = new Int32Array(shared);
+const fd = fs.openSync(file, 'r');
+const hash = createHash('sha256');
+const buffer = Buffer.allocUnsafe(chunk);
+let size = 0;
+try {
+  for (;;) {
+    const copying = Atomics.load(state, 0);
+    if (copying === 2) break;
+    const there = fs.fstatSync(fd).size;
+    while (size < there) {
+      const n = fs.readSync(fd, buffer, 0, Math.min(chunk, there - size), size);
+      if (!n) break;
+      hash.update(buffer.subarray(0, n));
+      size += n;
+      parentPort.postMessage({ size });
+    }
+    if (copying === 1) break;
+    if (size >= there) Atomics.wait(state, 1, 0, 1);
+  }
+} finally {
+  fs.closeSync(fd);
+}
+parentPort.postMessage({ sha256: hash.digest('hex'), size });
+`;
+
+/**
+ * Hashes the growing file on a worker thread; undefined when no worker could start (a runtime
+ * without them), and the caller hashes it itself.
+ */
+async function hashInWorker({
+  file,
+  copy,
+  chunk,
+  signal,
+  progress,
+}: Growing): Promise<{ sha256: string; size: number } | undefined> {
+  const { Worker } = await import('node:worker_threads');
+  const shared = new SharedArrayBuffer(8);
+  const state = new Int32Array(shared);
+  const tell = (value: number) => {
+    Atomics.store(state, 0, value);
+    Atomics.store(state, 1, 1);
+    Atomics.notify(state, 1);
+  };
+  let worker: InstanceType<typeof Worker>;
+  try {
+    worker = new Worker(HASHER, { eval: true, workerData: { file, chunk, shared } });
+  } catch {
+    return undefined;
+  }
+  const stop = () => tell(2);
+  signal?.addEventListener('abort', stop, { once: true });
+  void copy.then(
+    () => tell(1),
+    () => tell(2),
+  );
+  try {
+    const result = await new Promise<{ sha256: string; size: number } | undefined>((resolve, reject) => {
+      let started = false;
+      worker.on('message', (message: { size: number; sha256?: string }) => {
+        started = true;
+        if (message.sha256 !== undefined) resolve({ sha256: message.sha256, size: message.size });
+        else progress(message.size);
+      });
+      // A worker that fails before its first message could not start here: hashed on this thread.
+      worker.on('error', (error) => (started ? reject(error) : resolve(undefined)));
+      worker.on('exit', () => reject(new Error(`the worker hashing ${file} ended without its sha256`)));
+    });
+    signal?.throwIfAborted();
+    await copy;
+    return result;
+  } finally {
+    signal?.removeEventListener('abort', stop);
+    stop();
+    await worker.terminate();
   }
 }
 

@@ -1,6 +1,6 @@
 // release promote's copy of the tarball: the bytes hashed are the bytes written, at every chunk
-// boundary; a copy is never over an existing file; a changed tarball is refused with nothing left at
-// the target; a tarball already there is checked, not written again.
+// boundary, on this thread or a worker's; a copy is never over an existing file; a changed tarball
+// is refused with nothing left at the target; a tarball already there is checked, not written again.
 import { createHash, randomBytes } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -31,7 +31,7 @@ test.before(() => {
   base = tmpDir();
 });
 
-test('copyHashing and hashFile: byte for byte, the sha256 and size, at every chunk boundary', async () => {
+test('copyHashing (hashed on this thread or a worker) and hashFile: byte for byte, the sha256 and size, at every chunk boundary', async () => {
   const cases: Array<[number, typeof SMALL | undefined]> = [
     ...[0, 1, 4095, 4096, 4097, 3 * 4096, 3 * 4096 + 5, 100_003].map((size): [number, typeof SMALL] => [size, SMALL]),
     [0, undefined],
@@ -41,30 +41,29 @@ test('copyHashing and hashFile: byte for byte, the sha256 and size, at every chu
     const from = path.join(base, `in-${i}`);
     const bytes = randomBytes(size);
     writeFileSync(from, bytes);
-    const to = path.join(base, `out-${i}`);
     const want = { sha256: sha256Of(bytes), size };
-    assert.equal(await copyHashing(from, to, options), want, `copy of ${size} bytes`);
-    assert.ok(readFileSync(to).equals(bytes), `${size} bytes copied`);
+    for (const hashOn of ['here', 'worker'] as const) {
+      const to = path.join(base, `out-${i}-${hashOn}`);
+      assert.equal(await copyHashing(from, to, { ...options, hashOn }), want, `copy of ${size} bytes hashed ${hashOn}`);
+      assert.ok(readFileSync(to).equals(bytes), `${size} bytes copied`);
+    }
     assert.equal(await hashFile(from, options), want, `hash of ${size} bytes`);
   }
 });
 
-test('copyHashing tells the bytes copied and hashed as it goes (the early copy waits for 24 MiB)', async () => {
-  const from = path.join(base, 'progress-in');
-  const bytes = randomBytes(10 * 4096 + 100);
-  writeFileSync(from, bytes, { mode: 0o600 });
-  const seen: number[] = [];
-  const to = path.join(base, 'progress-out');
-  const got = await copyHashing(from, to, { ...SMALL, firstSync: 4096, onWritten: (n) => seen.push(n) });
-  assert.equal(got, { sha256: sha256Of(bytes), size: bytes.length });
-  assert.ok(seen.length >= 11, `a call per chunk at least: ${seen}`);
-  assert.ok(
-    seen.every((n, k) => n > (seen[k - 1] ?? 0) && n - (seen[k - 1] ?? 0) <= 4096),
-    `growing a chunk at most at a time: ${seen}`,
-  );
-  assert.is(seen.at(-1), bytes.length);
-  assert.ok(readFileSync(to).equals(bytes));
-  assert.is(statSync(to).mode & 0o777, 0o644, "the copy's mode is a release's, not the source's");
+test("copyHashing stopped leaves no copy, hashed either way; the copy's mode is a release's", async () => {
+  const from = path.join(base, 'stop-in');
+  writeFileSync(from, randomBytes(10 * 4096 + 100), { mode: 0o600 });
+  for (const hashOn of ['here', 'worker'] as const) {
+    const stopped = path.join(base, `stopped-${hashOn}`);
+    const stop = new AbortController();
+    stop.abort();
+    await rejected(() => copyHashing(from, stopped, { hashOn, signal: stop.signal }), /abort/i);
+    assert.not.ok(existsSync(stopped), `no copy left (${hashOn})`);
+    const kept = path.join(base, `kept-${hashOn}`);
+    await copyHashing(from, kept, { hashOn });
+    assert.is(statSync(kept).mode & 0o777, 0o644, `not the source's 0600 (${hashOn})`);
+  }
 });
 
 test('copyHashing never replaces a file, and a missing source creates nothing', async () => {
