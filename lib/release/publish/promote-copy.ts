@@ -154,28 +154,19 @@ export async function copyHashing(
   const { chunk, syncEvery, firstSync = syncEvery, signal, hashOn } = { ...DEFAULTS, ...options };
   const big = ((await stat(from).catch(() => undefined))?.size ?? 0) >= WORKER_FROM;
   const output = await open(to, 'wx+', 0o644);
-  let syncing: Promise<unknown> = Promise.resolve();
-  let synced = 0;
-  const progress = (size: number) => {
-    if (syncEvery && size - synced >= (synced ? syncEvery : firstSync)) {
-      synced = size;
-      syncing = handled(syncing.then(() => output.datasync()));
-    }
-  };
   // copyFile truncates the (empty) file it opens and writes it front to back; it keeps `from`'s
   // mode, which the chmod below puts back.
   const copy = handled(copyFile(from, to));
   try {
-    const growing = { file: to, copy, chunk, signal, progress };
+    const growing = { file: to, copy, chunk, signal, syncEvery, firstSync };
     const worker = (hashOn ?? (big ? 'worker' : 'here')) === 'worker';
     const { sha256, size } = (worker && (await hashInWorker(growing))) || (await hashHere(output, growing));
     await copy;
-    await syncing;
     await output.chmod(0o644);
     await output.sync();
     return { sha256, size };
   } catch (error) {
-    await Promise.allSettled([copy, syncing]);
+    await copy.catch(() => undefined);
     await output.close();
     await rm(to, { force: true });
     throw error;
@@ -193,14 +184,15 @@ interface Growing {
   copy: Promise<unknown>;
   chunk: number;
   signal?: AbortSignal;
-  /** Called with the bytes hashed so far, after each chunk. */
-  progress: (size: number) => void;
+  /** fdatasync of the copy every this many bytes hashed (0: none), the first after `firstSync`. */
+  syncEvery: number;
+  firstSync: number;
 }
 
 /** Hashes the growing file on this thread: a chunk, as soon as the copy holds it. */
 async function hashHere(
   output: FileHandle,
-  { copy, chunk, signal, progress }: Growing,
+  { copy, chunk, signal, syncEvery, firstSync }: Growing,
 ): Promise<{ sha256: string; size: number }> {
   let copied = false;
   void copy.then(
@@ -209,82 +201,100 @@ async function hashHere(
   );
   const hash = createHash('sha256');
   const buffer = Buffer.allocUnsafe(chunk);
-  let size = 0;
-  for (;;) {
-    signal?.throwIfAborted();
-    const last = copied;
-    const { size: there } = await output.stat();
-    while (size < there) {
-      const n = (await output.read(buffer, 0, Math.min(chunk, there - size), size)).bytesRead;
-      if (!n) break;
-      hash.update(buffer.subarray(0, n));
-      size += n;
-      progress(size);
+  let [size, synced] = [0, 0];
+  let syncing: Promise<unknown> = Promise.resolve();
+  try {
+    for (;;) {
+      signal?.throwIfAborted();
+      const last = copied;
+      const { size: there } = await output.stat();
+      while (size < there) {
+        const n = (await output.read(buffer, 0, Math.min(chunk, there - size), size)).bytesRead;
+        if (!n) break;
+        hash.update(buffer.subarray(0, n));
+        size += n;
+        if (syncEvery && size - synced >= (synced ? syncEvery : firstSync)) {
+          synced = size;
+          syncing = handled(syncing.then(() => output.datasync()));
+        }
+      }
+      if (last) break;
+      if (size >= there) await Promise.race([copy.catch(() => undefined), delay(1)]);
     }
-    if (last) break;
-    if (size >= there) await Promise.race([copy.catch(() => undefined), delay(1)]);
+    await copy;
+    await syncing;
+  } finally {
+    await syncing.catch(() => undefined);
   }
-  await copy;
   return { sha256: hash.digest('hex'), size };
 }
 
 /**
- * The worker's code (CommonJS, evaluated): the same loop as hashHere, blocking reads on its own
- * thread. `state[0]` is 0 while the copy runs, 1 once it ended, 2 to stop; `state[1]` wakes it.
+ * The worker's code (CommonJS, evaluated): hashFile's loop with blocking reads on its own thread,
+ * and the fdatasyncs behind the copy sent from there too, so that they keep the disk busy while
+ * the main thread is held (openpgp loading the key holds it ~40 ms). `state[0]` is 0 while the
+ * copy runs, 1 once it ended, 2 to stop.
  */
 const HASHER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const fs = require('node:fs');
-const { file, chunk, shared } = workerData;
+const { file, chunk, shared, syncEvery, firstSync } = workerData;
 const state = new Int32Array(shared);
-const fd = fs.openSync(file, 'r');
 const hash = createHash('sha256');
 const buffer = Buffer.allocUnsafe(chunk);
-let size = 0;
-try {
-  for (;;) {
-    const copying = Atomics.load(state, 0);
-    if (copying === 2) break;
-    const there = fs.fstatSync(fd).size;
-    while (size < there) {
-      const n = fs.readSync(fd, buffer, 0, Math.min(chunk, there - size), size);
-      if (!n) break;
-      hash.update(buffer.subarray(0, n));
-      size += n;
-      parentPort.postMessage({ size });
+const datasync = (fd) => new Promise((resolve, reject) => fs.fdatasync(fd, (e) => (e ? reject(e) : resolve())));
+const turn = () => new Promise((resolve) => setImmediate(resolve));
+const fd = fs.openSync(file, 'r+');
+(async () => {
+  let [size, synced, syncing] = [0, 0, Promise.resolve()];
+  try {
+    for (;;) {
+      const copying = Atomics.load(state, 0);
+      if (copying === 2) break;
+      const there = fs.fstatSync(fd).size;
+      while (size < there) {
+        const n = fs.readSync(fd, buffer, 0, Math.min(chunk, there - size), size);
+        if (!n) break;
+        hash.update(buffer.subarray(0, n));
+        size += n;
+        if (syncEvery && size - synced >= (synced ? syncEvery : firstSync)) {
+          synced = size;
+          syncing = syncing.then(() => datasync(fd));
+        }
+        await turn(); // a finished fdatasync's callback runs, and the next one goes
+      }
+      if (copying === 1) break;
+      if (size >= there) await new Promise((resolve) => setTimeout(resolve, 1));
     }
-    if (copying === 1) break;
-    if (size >= there) Atomics.wait(state, 1, 0, 1);
+    await syncing;
+  } finally {
+    await syncing.catch(() => {});
+    fs.closeSync(fd);
   }
-} finally {
-  fs.closeSync(fd);
-}
-parentPort.postMessage({ sha256: hash.digest('hex'), size });
+  parentPort.postMessage({ sha256: hash.digest('hex'), size });
+})().catch((error) => parentPort.postMessage({ error: String(error && error.message || error) }));
 `;
 
 /**
- * Hashes the growing file on a worker thread; undefined when no worker could start (a runtime
- * without them), and the caller hashes it itself.
+ * Hashes the growing file on a worker thread; undefined when no worker could start or it failed
+ * (a runtime without them), and the caller hashes it itself.
  */
 async function hashInWorker({
   file,
   copy,
   chunk,
   signal,
-  progress,
+  syncEvery,
+  firstSync,
 }: Growing): Promise<{ sha256: string; size: number } | undefined> {
   const { Worker } = await import('node:worker_threads');
-  const shared = new SharedArrayBuffer(8);
+  const shared = new SharedArrayBuffer(4);
   const state = new Int32Array(shared);
-  const tell = (value: number) => {
-    Atomics.store(state, 0, value);
-    Atomics.store(state, 1, 1);
-    Atomics.notify(state, 1);
-  };
+  const tell = (value: number) => Atomics.store(state, 0, value);
   let worker: InstanceType<typeof Worker>;
   try {
-    worker = new Worker(HASHER, { eval: true, workerData: { file, chunk, shared } });
+    worker = new Worker(HASHER, { eval: true, workerData: { file, chunk, shared, syncEvery, firstSync } });
   } catch {
     return undefined;
   }
@@ -295,16 +305,12 @@ async function hashInWorker({
     () => tell(2),
   );
   try {
-    const result = await new Promise<{ sha256: string; size: number } | undefined>((resolve, reject) => {
-      let started = false;
-      worker.on('message', (message: { size: number; sha256?: string }) => {
-        started = true;
-        if (message.sha256 !== undefined) resolve({ sha256: message.sha256, size: message.size });
-        else progress(message.size);
-      });
-      // A worker that fails before its first message could not start here: hashed on this thread.
-      worker.on('error', (error) => (started ? reject(error) : resolve(undefined)));
-      worker.on('exit', () => reject(new Error(`the worker hashing ${file} ended without its sha256`)));
+    const result = await new Promise<{ sha256: string; size: number } | undefined>((resolve) => {
+      worker.on('message', (message: { size: number; sha256: string } | { error: string }) =>
+        resolve('error' in message ? undefined : message),
+      );
+      worker.on('error', () => resolve(undefined));
+      worker.on('exit', () => resolve(undefined));
     });
     signal?.throwIfAborted();
     await copy;
