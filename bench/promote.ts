@@ -1,11 +1,12 @@
-// npm run bench:promote [-- --runs 5 --mb 200 --files 20 --keep]: `release promote` as shipped (the
+// npm run bench:promote [-- --runs 5 --warmup 2 --mb 200 --files 20 --keep]: `release promote` as shipped (the
 // one file) of an M MB release (F random files, published once to DEST A) from A to a new folder DEST,
 // against `cp -r` of the same files (tarball, .sig, manifest), alone and then with `sync` of the copies
 // and their folder (fsync, as shipkit's writes are durable), and the runtime's floor: a bare Node
 // copy with the one sha256 read (bench/promote-floor.mjs). Sides alternated, R runs; medians, and
 // the median of each run's ratio.
 // Every copy stays until the end: this disk (ext4, discard, virtual) writes into just-freed blocks
-// 3-6× faster, so removing one side's copies before the next made every other run fast.
+// 3-6× faster, so removing one side's copies before the next made every other run fast; and the
+// first rounds, on the blocks the publish freed, are a warm-up not counted (W rounds).
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -16,8 +17,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { loadAverage, median, reportResult } from './result.ts';
 import { shippedArgv } from './shipped.ts';
 
-const args = minimist(process.argv.slice(2), { string: ['runs', 'mb', 'files'], boolean: ['keep'] });
+const args = minimist(process.argv.slice(2), { string: ['runs', 'mb', 'files', 'warmup'], boolean: ['keep'] });
 const RUNS = Number(args.runs ?? 5);
+const WARMUP = Number(args.warmup ?? 2);
 const MB = Number(args.mb ?? 200);
 const FILES = Number(args.files ?? 20);
 const GOAL = 1.1;
@@ -108,7 +110,15 @@ try {
   prepare();
   const load = loadAverage();
   const [shipkit, floor, cp, synced, bare]: number[][] = [[], [], [], [], []];
-  for (let run = 0; run < RUNS; run++) {
+  for (let run = 0; run < WARMUP + RUNS; run++) {
+    if (run === WARMUP && WARMUP > 0) {
+      // The warm-up's copies took the blocks the publish freed (the disk's fast ones, see the
+      // header): every run counted meets the disk as it is from then on.
+      process.stderr.write(
+        `warm-up, ${WARMUP} rounds not counted: promote ${shown(shipkit)}; floor ${shown(bare)}; cp -r ${shown(cp)}\n`,
+      );
+      for (const xs of [shipkit, floor, cp, synced, bare]) xs.length = 0;
+    }
     // Alternated, the side that goes first alternating too: neither always finds the cache warmer.
     const copied = () => {
       const c = cpOnce(run);
