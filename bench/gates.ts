@@ -158,9 +158,10 @@ async function rolloutOnce(run: number, gates: string): Promise<Timed> {
     const argv = [...release, 'rollout', APP, '--env', 'production', '--config', config, '--poll', '0.2'];
     const result = await timed([...argv, '--state', path.join(dir, 'state')]);
     const stdout = result.stdout;
-    const held = stdout.split('\n').filter((line) => line.includes(': gate "')).length;
-    if (!stdout.includes('done: my-app 1.1 is at ROLLOUT 100') || held !== (gates ? STEPS.length : 0))
-      throw new Error(`run ${run}: ${held} gate lines, not ${gates ? STEPS.length : 0}:\n${stdout}`);
+    // One `passed: gate …` line per step that a gate let through (8710dad added it after each gate's readings).
+    const passed = stdout.split('\n').filter((line) => line.includes(': passed: gate "')).length;
+    if (!stdout.includes('done: my-app 1.1 is at ROLLOUT 100') || passed !== (gates ? STEPS.length : 0))
+      throw new Error(`run ${run}: ${passed} steps passed by a gate, not ${gates ? STEPS.length : 0}:\n${stdout}`);
     return { ms: result.ms, ...waveTimes(result) };
   } finally {
     hosts.stop();

@@ -38,6 +38,13 @@ export const BENCHES: BenchEntry[] = [
   { name: 'fleet-pull', script: 'bench/fleet-pull.ts', args: [], quick: ['--quick'] },
   { name: 'zero-downtime', script: 'bench/zero-downtime-shipped.ts', args: ['--runs', '5'], quick: ['--runs', '2'] },
   {
+    name: 'promote',
+    script: 'bench/promote.ts',
+    args: ['--runs', '11'],
+    quick: ['--runs', '3', '--warmup', '1', '--mb', '50'],
+  },
+  { name: 'gates', script: 'bench/gates.ts', args: ['--runs', '7'], quick: ['--runs', '2'] },
+  {
     name: 'hooks',
     script: 'bench/hooks.ts',
     args: ['--rounds', '3', '--duration', '10', '--flood', '0'],
