@@ -230,7 +230,7 @@ async function hashHere(
 }
 
 /**
- * The worker's code (CommonJS, evaluated): hashFile's loop with blocking reads on its own thread,
+ * The worker's code (CommonJS, evaluated): hashHere's loop with blocking reads on its own thread,
  * and the fdatasyncs behind the copy sent from there too, so that they keep the disk busy while
  * the main thread is held (openpgp loading the key holds it ~40 ms). `state[0]` is 0 while the
  * copy runs, 1 once it ended, 2 to stop.
@@ -288,12 +288,12 @@ async function hashInWorker({
   syncEvery,
   firstSync,
 }: Growing): Promise<{ sha256: string; size: number } | undefined> {
-  const { Worker } = await import('node:worker_threads');
   const shared = new SharedArrayBuffer(4);
   const state = new Int32Array(shared);
   const tell = (value: number) => Atomics.store(state, 0, value);
-  let worker: InstanceType<typeof Worker>;
+  let worker: import('node:worker_threads').Worker;
   try {
+    const { Worker } = await import('node:worker_threads');
     worker = new Worker(HASHER, { eval: true, workerData: { file, chunk, shared, syncEvery, firstSync } });
   } catch {
     return undefined;
