@@ -391,9 +391,13 @@ export class PreviewRunner implements PreviewControl {
         listen: previews.nginx.listen,
         usersFile: previews.auth?.usersFile,
       });
-    const live = { ...this.store.get(record.repo, record.pr)!, live: { sha, port }, url };
-    await this.setState(live, 'live', `serving ${sha.slice(0, 7)}`);
+    const now = this.store.get(record.repo, record.pr)!;
+    const live = { ...now, live: { sha, port }, url };
     this.info('preview live', live, { url, sha });
+    // A newer push came while this head started: its build is queued behind this one and needs the
+    // record still building (buildAndRun's check), so this head serves meanwhile without saying live.
+    if (now.head !== sha && now.state === 'building') return this.store.put(live);
+    await this.setState(live, 'live', `serving ${sha.slice(0, 7)}`);
   }
 
   /** The app's variables: previews.env resolved, and the preview's own. Never the repo's env:. */

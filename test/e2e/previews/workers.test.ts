@@ -137,7 +137,14 @@ test('a push is built on the worker again; a build that fails there fails the pr
   if (!pg) return;
   const second = await repo.commit({ 'VERSION.txt': 'v2\n' });
   assert.is((await deliver(event('synchronize', 2, second))).status, 202);
-  await waitFor(async () => (await through(2)).body === 'v2\n', { timeoutMs: 60_000, what: 'v2 through nginx' });
+  await waitFor(async () => (await through(2)).body === 'v2\n', { timeoutMs: 60_000, what: 'v2 through nginx' }).catch(
+    async (error) => {
+      throw new Error(
+        `${error.message}: ${JSON.stringify(await recordOf(2))} through=${JSON.stringify(await through(2))}\n${worker!.output()}`,
+        { cause: error },
+      );
+    },
+  );
 
   const broken = await repo.commit({ FAIL: 'yes\n' });
   assert.is((await deliver(event('opened', 3, broken))).status, 202);
