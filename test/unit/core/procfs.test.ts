@@ -41,9 +41,14 @@ test("childrenOf: the live children from the threads' lists; a zombie left out; 
   // `sleep 0` ends at once and `sleep 30` (exec'd in its parent's place) never reaps it: a zombie.
   const reaper = spawn('/bin/sh', ['-c', 'sleep 0 & exec sleep 30'], { stdio: 'ignore' });
   try {
-    const kids = await waitFor(() => (childrenOf(shell.pid!).length === 1 ? childrenOf(shell.pid!) : undefined), {
-      what: 'the sleep below the shell',
-    });
+    // The child is the shell's own fork until it execs sleep: wait for the exec, not only the fork.
+    const kids = await waitFor(
+      () => {
+        const found = childrenOf(shell.pid!);
+        return found.length === 1 && readProcFile(`/proc/${found[0]}/stat`).includes('(sleep)') ? found : undefined;
+      },
+      { what: 'the sleep below the shell' },
+    );
     assert.match(readProcFile(`/proc/${kids![0]}/stat`), /\(sleep\)/);
     await waitFor(() => readProcFile(`/proc/${reaper.pid}/stat`).includes('(sleep)'), { what: 'the exec' });
     await new Promise((r) => setTimeout(r, 200));
