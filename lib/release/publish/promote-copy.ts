@@ -2,6 +2,7 @@
 // while the copy is hashed as it grows (one read), elsewhere it is hashed and then uploaded; the
 // copy is fsynced and its sha256 checked against the signed record before it is renamed into place.
 import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { copyFile, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { ValidationError } from '../../core/errors.ts';
@@ -12,8 +13,6 @@ import { tarballsOf, type SourceRelease } from './promote-source.ts';
 export interface CopyOptions {
   /** Bytes per read (and per hash update). */
   chunk?: number;
-  /** hashFile's reads in memory at once (3 at least): the one hashed, the rest being read. */
-  depth?: number;
   /**
    * Bytes copied between fdatasyncs that run behind the copy (0: none): the disk writes while the
    * rest is copied, so the fsync before the rename finds little left to write.
@@ -27,7 +26,7 @@ export interface CopyOptions {
   hashOn?: 'here' | 'worker';
 }
 
-const DEFAULTS = { chunk: 1024 * 1024, depth: 4, syncEvery: 16 * 1024 * 1024 };
+const DEFAULTS = { chunk: 1024 * 1024, syncEvery: 16 * 1024 * 1024 };
 /** The early copy's first fdatasync: after 8 MiB, about 20 ms of this disk's writing. */
 const FIRST_SYNC = 8 * 1024 * 1024;
 
@@ -121,18 +120,13 @@ export async function copyTarball(
   }
 }
 
-/** sha256 and size of a file, read once. */
-export async function hashFile(file: string, options: CopyOptions = {}): Promise<{ sha256: string; size: number }> {
+/** sha256 and size of a file, read once (a 1 MiB stream: the upload after it is the slow part). */
+export async function hashFile(file: string): Promise<{ sha256: string; size: number }> {
   const hash = createHash('sha256');
-  const input = await open(file, 'r');
   let size = 0;
-  try {
-    for await (const chunk of readAhead(input, { ...DEFAULTS, ...options })) {
-      hash.update(chunk);
-      size += chunk.length;
-    }
-  } finally {
-    await input.close();
+  for await (const chunk of createReadStream(file, { highWaterMark: DEFAULTS.chunk })) {
+    hash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
   }
   return { sha256: hash.digest('hex'), size };
 }
@@ -323,38 +317,6 @@ async function hashInWorker({
 }
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/**
- * The file's bytes in order, a chunk at a time, with `depth - 1` reads under way ahead of the
- * caller. A chunk's buffer is read into again when the second chunk after it is asked for: the
- * caller is done with chunk k (hashed, its write finished) before it asks for chunk k + 2.
- */
-async function* readAhead(input: FileHandle, { chunk, depth }: { chunk: number; depth: number }) {
-  const buffers = Array.from({ length: Math.max(depth, 3) }, () => Buffer.allocUnsafe(chunk));
-  const reads: Promise<number>[] = [];
-  const start = (k: number) => (reads[k] = handled(readFull(input, buffers[k % buffers.length], k * chunk)));
-  for (let k = 0; k < buffers.length - 1; k++) start(k);
-  try {
-    for (let k = 0; ; k++) {
-      const n = await reads[k];
-      if (n) yield buffers[k % buffers.length].subarray(0, n);
-      if (n < chunk) return;
-      start(k + buffers.length - 1);
-    }
-  } finally {
-    await Promise.allSettled(reads);
-  }
-}
-
-/** Fills `buffer` from `position` on (a read may return less than asked); less only at the end of the file. */
-async function readFull(input: FileHandle, buffer: Buffer, position: number): Promise<number> {
-  let n = 0;
-  for (let got; n < buffer.length; n += got) {
-    got = (await input.read(buffer, n, buffer.length - n, position + n)).bytesRead;
-    if (!got) break;
-  }
-  return n;
-}
 
 /** `promise`, its rejection marked as handled: it is awaited later, or given up when another step failed. */
 function handled<T>(promise: Promise<T>): Promise<T> {
