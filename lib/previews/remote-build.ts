@@ -6,6 +6,9 @@
 import { createHash } from 'node:crypto';
 import { appendFile, chown, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
 import type PgBoss from 'pg-boss';
 import type { ShipkitConfig } from '../config/shipkit-yml.ts';
 import { messageOf, ValidationError } from '../core/errors.ts';
@@ -133,21 +136,30 @@ export async function unpackTree(tree: Buffer, into: string, account?: UnixAccou
   if (refused) throw new ValidationError(`The worker's build holds what a built tree may not: ${refused}.`);
 }
 
-/** FOLDER/src without .git, as gzip (fast level): what a worker hands back. */
+/**
+ * FOLDER/src without .git, as gzip (fast level): what a worker hands back. node:zlib compresses,
+ * not node-tar's `gzip` option: node-tar's Pack does not forward its compressor's errors, so one
+ * would be an unhandled 'error' event that ends the worker instead of failing this build.
+ */
 export async function packTree(src: string): Promise<Buffer> {
   const tar = await import('tar');
   const chunks: Buffer[] = [];
   let size = 0;
-  const stream = tar.c(
-    { cwd: src, portable: true, gzip: { level: 1 }, filter: (p: string) => !/^(\.\/)?\.git(\/|$)/.test(p) },
-    ['.'],
+  const pack = tar.c({ cwd: src, portable: true, filter: (p: string) => !/^(\.\/)?\.git(\/|$)/.test(p) }, ['.']);
+  await pipeline(
+    Readable.from(pack as unknown as AsyncIterable<Buffer>),
+    createGzip({ level: 1 }),
+    async (packed: AsyncIterable<Buffer>) => {
+      for await (const chunk of packed) {
+        size += chunk.length;
+        if (size > MAX_TREE_BYTES)
+          throw new ValidationError(
+            `The built tree is over ${MAX_TREE_BYTES / 2 ** 20} MB packed: too big to hand back.`,
+          );
+        chunks.push(chunk);
+      }
+    },
   );
-  for await (const chunk of stream as unknown as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_TREE_BYTES)
-      throw new ValidationError(`The built tree is over ${MAX_TREE_BYTES / 2 ** 20} MB packed: too big to hand back.`);
-    chunks.push(chunk);
-  }
   return Buffer.concat(chunks);
 }
 

@@ -12,6 +12,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { packTree, unpackTree } from '../../../lib/previews/remote-build.ts';
@@ -35,16 +36,29 @@ test('packed without .git; unpacked with its files, links and modes, set-id bits
   assert.is(statSync(path.join(into, 'node_modules', 'tool.js')).mode & 0o7777, 0o755, 'setuid dropped');
 });
 
-test('a hard link or a device in the tree is refused, naming it', async () => {
+test('a tree that cannot be packed fails the call, not the process', async () => {
+  const error = await packTree(path.join(tmpDir('skrb-gone-'), 'missing')).then(
+    () => undefined,
+    (e: Error) => e,
+  );
+  assert.match(error?.message ?? 'packed', /ENOENT/);
+});
+
+/** A gzip'd tar of `files` in `cwd`, compressed by node:zlib as packTree does. */
+async function tarball(options: { cwd: string; preservePaths?: boolean }, files: string[]): Promise<Buffer> {
   const tar = await import('tar');
+  const chunks: Buffer[] = [];
+  for await (const c of tar.c(options, files) as unknown as AsyncIterable<Buffer>) chunks.push(c);
+  return gzipSync(Buffer.concat(chunks));
+}
+
+test('a hard link or a device in the tree is refused, naming it', async () => {
   const src = tmpDir('skrb-link-');
   writeFileSync(path.join(src, 'a'), 'a\n');
   const { linkSync } = await import('node:fs');
   linkSync(path.join(src, 'a'), path.join(src, 'b'));
-  const chunks: Buffer[] = [];
-  for await (const c of tar.c({ cwd: src, gzip: true }, ['a', 'b']) as unknown as AsyncIterable<Buffer>) chunks.push(c);
   const into = path.join(tmpDir('skrb-into-'), 'src');
-  const error = await unpackTree(Buffer.concat(chunks), into).then(
+  const error = await unpackTree(await tarball({ cwd: src }, ['a', 'b']), into).then(
     () => undefined,
     (e: Error) => e,
   );
@@ -52,17 +66,14 @@ test('a hard link or a device in the tree is refused, naming it', async () => {
 });
 
 test('a path outside the folder is never written', async () => {
-  const tar = await import('tar');
   const base = tmpDir('skrb-out-');
   const src = path.join(base, 'inner');
   mkdirSync(src);
   writeFileSync(path.join(base, 'escape.txt'), 'x\n');
-  const chunks: Buffer[] = [];
-  const pack = tar.c({ cwd: src, gzip: true, preservePaths: true }, ['../escape.txt']);
-  for await (const c of pack as unknown as AsyncIterable<Buffer>) chunks.push(c);
+  const packed = await tarball({ cwd: src, preservePaths: true }, ['../escape.txt']);
   const root = tmpDir('skrb-dest-');
   const into = path.join(root, 'deep', 'src');
-  await unpackTree(Buffer.concat(chunks), into).catch(() => undefined);
+  await unpackTree(packed, into).catch(() => undefined);
   assert.not.ok(existsSync(path.join(root, 'deep', 'escape.txt')), 'nothing beside the folder');
 });
 
