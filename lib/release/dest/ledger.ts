@@ -234,25 +234,14 @@ export async function prepareAppend(
   return { line, text, signature, headSignature };
 }
 
-/**
- * The writing half of appendLedger: the prepared ledger and its signature, then ledger.head.sig.
- * `after`: nothing is placed before it settles; into a folder, all four files are written and
- * fsynced at once and renamed in order once it has (placeSignedPair).
- */
+/** The writing half of appendLedger: the prepared ledger and its signature, then ledger.head.sig. */
 export async function placeAppend(
   dest: Destination,
   current: LedgerAtDest,
   { line, text, signature, headSignature }: PreparedAppend,
   step?: StepHook,
-  after?: Promise<unknown>,
 ): Promise<LedgerEntry> {
-  const paired = placeSignedPair(dest, LEDGER_FILE, text, signature, current.signature, step, after);
-  const head = after !== undefined && dest.local ? placeHeadSignature(dest, headSignature, step, paired) : undefined;
-  head?.catch(() => undefined); // awaited below
-  await paired.catch(async (error) => {
-    await head?.catch(() => undefined);
-    throw error;
-  });
+  await placeSignedPair(dest, LEDGER_FILE, text, signature, current.signature, step);
   if (!dest.local) {
     // Behind the lock this always holds; it is the last guard against a writer that does not take
     // it (an older shipkit, a hand copy): the pair must be ours, else stop before VERSION.
@@ -266,7 +255,7 @@ export async function placeAppend(
   // The ledger is written: it is remembered while its head signature is placed (a local file, and
   // rememberAppended only logs a failure).
   const remembered = current.memory && rememberAppended(dest.where, current.memory, readLedger(text));
-  await (head ?? placeHeadSignature(dest, headSignature, step));
+  await placeHeadSignature(dest, headSignature, step);
   await remembered;
   return JSON.parse(line) as LedgerEntry;
 }
@@ -287,12 +276,12 @@ async function rememberAppended(where: string, memory: LedgerMemory, ledger: Led
  * lines appended since its last check verifies the new head with it; one that finds it stale
  * reads the whole ledger instead), before VERSION.
  */
-async function placeHeadSignature(dest: Destination, signature: Uint8Array, step?: StepHook, after?: Promise<unknown>) {
+async function placeHeadSignature(dest: Destination, signature: Uint8Array, step?: StepHook) {
   const stage = await mkdtemp(path.join(os.tmpdir(), 'shipkit-head-'));
   try {
     const file = path.join(stage, LEDGER_HEAD_SIG_FILE);
     await writeFile(file, signature);
-    await dest.put(file, LEDGER_HEAD_SIG_FILE, step, { unconditional: true, after });
+    await dest.put(file, LEDGER_HEAD_SIG_FILE, step, { unconditional: true });
   } finally {
     await rm(stage, { recursive: true, force: true });
   }

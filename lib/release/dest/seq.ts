@@ -6,7 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ValidationError, messageOf } from '../../core/errors.ts';
-import type { Destination, PutOptions, StepHook } from './destination.ts';
+import type { Destination, StepHook } from './destination.ts';
 import { readDetachedSignature, verifySignaturePacket } from '../format/signature.ts';
 import { MAX_SEQ, parseVersionFile, type VersionInfo } from '../format/version-file.ts';
 
@@ -104,24 +104,21 @@ export function nextSeq(
   return seq + 1;
 }
 
-/** Write VERSION and VERSION.sig to DEST in the three steps above; `step` sees each write; `after`: placeSignedPair's. */
+/** Write VERSION and VERSION.sig to DEST in the three steps above; `step` sees each write. */
 export function placeVersionPair(
   dest: Destination,
   text: string,
   signature: Uint8Array,
   previous: PublishedVersion | undefined,
   step?: StepHook,
-  after?: Promise<unknown>,
 ): Promise<void> {
-  return placeSignedPair(dest, 'VERSION', text, signature, previous?.signature, step, after);
+  return placeSignedPair(dest, 'VERSION', text, signature, previous?.signature, step);
 }
 
 /**
  * Write NAME and NAME.sig to DEST so that a signature of the NAME beside it is there at every
  * moment: both signatures (old and new) first, then NAME, then the new signature alone. Without a
- * `previous` signature: the signature first, so NAME never appears unsigned. With `after`, nothing
- * is placed before it settles; into a folder, the files are written and fsynced at once and only
- * renamed, in the same order, once it has (a rejection removes them: PutOptions.after).
+ * `previous` signature: the signature first, so NAME never appears unsigned.
  */
 export async function placeSignedPair(
   dest: Destination,
@@ -130,7 +127,6 @@ export async function placeSignedPair(
   signature: Uint8Array,
   previous: Uint8Array | undefined,
   step?: StepHook,
-  after?: Promise<unknown>,
 ): Promise<void> {
   const stage = await mkdtemp(path.join(os.tmpdir(), 'shipkit-signed-'));
   try {
@@ -140,32 +136,18 @@ export async function placeSignedPair(
     await writeFile(both, Buffer.concat([previous ?? new Uint8Array(), signature]));
     await writeFile(file, text);
     await writeFile(sig, signature);
-    // Each put is started once the one before it has settled, or at once (its rename waiting for
-    // that one) when `after` is given into a folder.
-    const early = after !== undefined && dest.local;
-    const puts: Promise<void>[] = [];
-    const put = async (from: string, to: string, putStep?: StepHook, options?: PutOptions) => {
-      const before = puts.at(-1) ?? after;
-      if (!early) await before;
-      const placed = dest.put(from, to, putStep, { ...options, after: before });
-      puts.push(placed);
-      placed.catch(() => undefined); // every put is awaited below
-      if (!early) await placed;
-    };
     if (!previous) {
-      await put(sig, `${name}.sig`, step);
-      await put(file, name, step);
-    } else {
-      await put(both, `${name}.sig`, step && ((s) => step(s.replace(`${name}.sig`, `${name}.sig(both)`))));
-      await put(file, name, step);
-      // No wait for the next second here (it was up to 1 s of every publish): the new signature
-      // alone is shorter than both.sig, so the mtime+size ETag changes within the second, and every
-      // signature file before both.sig was written in an earlier second (step 1 waited past it). A
-      // cache still serving both.sig serves a valid signature of the new file.
-      await put(sig, `${name}.sig`, step, { sizeChanged: previous.length > 0 });
+      await dest.put(sig, `${name}.sig`, step);
+      await dest.put(file, name, step);
+      return;
     }
-    const failed = (await Promise.allSettled(puts)).find((r) => r.status === 'rejected');
-    if (failed) throw failed.reason;
+    await dest.put(both, `${name}.sig`, step && ((s) => step(s.replace(`${name}.sig`, `${name}.sig(both)`))));
+    await dest.put(file, name, step);
+    // No wait for the next second here (it was up to 1 s of every publish): the new signature
+    // alone is shorter than both.sig, so the mtime+size ETag changes within the second, and every
+    // signature file before both.sig was written in an earlier second (step 1 waited past it). A
+    // cache still serving both.sig serves a valid signature of the new file.
+    await dest.put(sig, `${name}.sig`, step, { sizeChanged: previous.length > 0 });
   } finally {
     await rm(stage, { recursive: true, force: true });
   }

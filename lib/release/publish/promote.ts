@@ -180,31 +180,19 @@ async function promoteLocked(opts: PromoteOptions, locked: Locked): Promise<Prom
     // into place once its sha256 is checked (a refused copy takes them away again).
     const carried = target.local ? placeCarried(target, scratch, [...small, ...keys], opts.step, copied) : undefined;
     carried?.catch(() => undefined); // awaited below
-    // Folder to folder, the entries and the VERSION signed early are written and fsynced while the
-    // tarball copies too, and renamed in their order once the carried files are in place.
-    const staged =
-      early && carried
-        ? placeWrites(
-            locked,
-            read,
-            early,
-            opts.step,
-            carried.then(() => sameSize(copied, expected, release.file)),
-          )
-        : undefined;
-    staged?.catch(() => undefined); // awaited below
     const size = await copied.catch(async (error) => {
-      await Promise.allSettled([carried, staged]);
+      await carried?.catch(() => undefined);
       throw error;
     });
-    if (staged) {
-      // Ends after the carried files' renames too: their failure fails it (sameSize waits for them).
-      await staged;
-    } else {
-      const signed = early && size === expected ? early : sign(size);
-      await (carried ?? placeCarried(target, scratch, [...small, ...keys], opts.step));
-      await placeWrites(locked, read, signed, opts.step);
-    }
+    const signed = early && size === expected ? await early : await sign(size);
+    await (carried ?? placeCarried(target, scratch, [...small, ...keys], opts.step));
+    await placeAppend(target, read.targetLedger, signed.target, opts.step);
+    // The target's ledger holds the promote now: its VERSION and the source's `promoted` entry go
+    // at once (two DESTs; either order tells the same story after a crash between them).
+    await allEnded([
+      placeVersionPair(target, signed.versionText, signed.versionSignature, read.targetVersion.published, opts.step),
+      placeAppend(source, read.sourceLedger, signed.source),
+    ]);
     opts.log.info('promoted', { app: opts.app, version: release.version, from: source.where, to: target.where });
     return {
       app: opts.app,
@@ -223,39 +211,6 @@ async function promoteLocked(opts: PromoteOptions, locked: Locked): Promise<Prom
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
-}
-
-/**
- * The target's `promote` entry, then (once it is in place) its VERSION and the source's `promoted`
- * entry at once: two DESTs, and either order tells the same story after a crash between them.
- * `after`: nothing is renamed into place before it settles (into folders, all is written at once).
- */
-async function placeWrites(
-  { source, target }: Locked,
-  read: Read,
-  signing: Promise<Signed>,
-  step?: StepHook,
-  after?: Promise<unknown>,
-): Promise<void> {
-  after?.catch(() => undefined); // awaited by the puts, once signed
-  const signed = await signing;
-  const appended = placeAppend(target, read.targetLedger, signed.target, step, after);
-  appended.catch(() => undefined); // awaited below
-  const published = read.targetVersion.published;
-  await allEnded([
-    appended,
-    placeVersionPair(target, signed.versionText, signed.versionSignature, published, step, appended),
-    placeAppend(source, read.sourceLedger, signed.source, undefined, appended),
-  ]);
-}
-
-/** The copy's size, checked against the one the entries were signed with before it ended. */
-async function sameSize(copied: Promise<number>, expected: number | undefined, file: string): Promise<void> {
-  const size = await copied;
-  if (size !== expected)
-    throw new ValidationError(
-      `${file} changed size while it was copied (${expected} bytes when signed, ${size} copied); run the promote again.`,
-    );
 }
 
 /** The size of a local file, or undefined when it cannot be read (the copy then says why). */
