@@ -24,6 +24,8 @@ export interface CopyOptions {
   signal?: AbortSignal;
   /** Where the copy is hashed: on this thread, or a worker's (default: a worker from 32 MiB). */
   hashOn?: 'here' | 'worker';
+  /** Called once the kernel's copy is under way (the hashing may not have started yet). */
+  onCopying?: () => void;
 }
 
 const DEFAULTS = { chunk: 1024 * 1024, syncEvery: 16 * 1024 * 1024 };
@@ -59,10 +61,19 @@ export async function startEarlyCopy(
   const stop = new AbortController();
   // The kernel copies on a thread of the pool and a worker hashes: the key's load and the reads
   // that follow on this thread do not hold the copy up, so it needs no head start (it had one, 24
-  // MiB, while this thread read and wrote every chunk).
+  // MiB, while this thread read and wrote every chunk). But it must have started: the key's load
+  // holds this thread ~20 ms while openpgp compiles, and the copy's first steps (stat, open) would
+  // wait behind it. Returned once the kernel copies, or the copy failed (the checks then say why).
+  let copying = () => {};
+  const underway = new Promise<void>((resolve) => (copying = resolve));
   const done = handled(
-    copyHashing(path.join(source.where, file), temp, { signal: stop.signal, firstSync: FIRST_SYNC }),
+    copyHashing(path.join(source.where, file), temp, {
+      signal: stop.signal,
+      firstSync: FIRST_SYNC,
+      onCopying: copying,
+    }),
   );
+  await Promise.race([underway, done.catch(() => undefined)]);
   return {
     file,
     temp,
@@ -151,6 +162,7 @@ export async function copyHashing(
   // copyFile truncates the (empty) file it opens and writes it front to back; it keeps `from`'s
   // mode, which the chmod below puts back.
   const copy = handled(copyFile(from, to));
+  options.onCopying?.();
   try {
     const growing = { file: to, copy, chunk, signal, syncEvery, firstSync };
     const worker = (hashOn ?? (big ? 'worker' : 'here')) === 'worker';

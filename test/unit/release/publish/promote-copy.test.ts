@@ -134,6 +134,19 @@ test('an early copy is taken when the checks name its file: the same bytes, rena
   assert.ok(readFileSync(path.join(w.to, w.file)).equals(w.bytes));
 });
 
+test('an early copy is under way when it is returned: a thread held at once after it does not hold it', async () => {
+  const w = world('early-underway');
+  mkdirSync(w.to);
+  const early = await startEarlyCopy(w.source, w.target, { app: 'my-app', version: '1.0' });
+  // As openpgp's compile does (~20 ms) in a promote: nothing of this thread runs meanwhile.
+  const until = Date.now() + 300;
+  while (Date.now() < until);
+  const [temp] = readdirSync(w.to);
+  assert.match(temp ?? 'no temp file', /^\.my-app-gnu-linux-1\.0\.tar\.gz\.upload-/);
+  assert.is(statSync(path.join(w.to, temp)).size, w.bytes.length, 'the kernel copied while this thread was held');
+  await early!.discard();
+});
+
 test('an early copy of bytes other than the signed ones is refused, and nothing is left at the target', async () => {
   const w = world('early-changed');
   mkdirSync(w.to);
