@@ -2,7 +2,7 @@
 // and written the same way, one file at a time and atomically for a reader; a file is never
 // replaced within the second it was last written (mtime+size ETags).
 // The whole story: docs/internals.md.
-import { copyFile, mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ensureDir, pathExists, syncDir, tempSibling } from '../../core/fs.ts';
@@ -23,12 +23,12 @@ export interface Destination {
   /** A file as a local path to read (a download into `scratch` when remote), or undefined. */
   localCopy(name: string, scratch: string): Promise<string | undefined>;
   /**
-   * Place `from` (a local file) as `name`; `step` sees `NAME:temp` before the rename and `NAME`
+   * Place `from` (a local file's path, or the bytes themselves) as `name`; `step` sees `NAME:temp` before the rename and `NAME`
    * after. `sizeChanged`: the caller knows the file's size differs from the one it replaces and
    * from every earlier one written in the same second, so the mtime+size ETag changes without
    * waiting for the next second (placeVersionPair's last step).
    */
-  put(from: string, name: string, step?: StepHook, options?: PutOptions): Promise<void>;
+  put(from: string | Uint8Array, name: string, step?: StepHook, options?: PutOptions): Promise<void>;
 }
 
 export interface PutOptions {
@@ -76,6 +76,8 @@ export function openDestination(to: string, log: Logger): Destination {
 function folderDestination(dest: string): Destination {
   const missing = (error: unknown) =>
     (error as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : Promise.reject(error);
+  // Made by the first put (a promote or a publish puts a dozen files, each a round trip less).
+  let made: Promise<void> | undefined;
   return {
     where: dest,
     local: true,
@@ -84,15 +86,21 @@ function folderDestination(dest: string): Destination {
     read: (name) => readFile(path.join(dest, name)).catch(missing),
     localCopy: async (name) => ((await pathExists(path.join(dest, name))) ? path.join(dest, name) : undefined),
     async put(from, name, step, options) {
-      await ensureDir(dest);
+      made ??= ensureDir(dest).catch((error) => {
+        made = undefined;
+        throw error;
+      });
+      await made;
       const target = path.join(dest, name);
       const temp = tempSibling(target, 'upload');
       if (!options?.sizeChanged && !options?.unconditional)
         await waitForNextSecond((await stat(target).catch(() => undefined))?.mtimeMs);
       try {
-        await copyFile(from, temp);
-        const handle = await open(temp, 'r');
+        // Bytes are written by the handle that fsyncs them: no file of their own to copy from.
+        if (typeof from === 'string') await copyFile(from, temp);
+        const handle = await open(temp, typeof from === 'string' ? 'r' : 'wx', 0o644);
         try {
+          if (typeof from !== 'string') await handle.writeFile(from);
           await handle.sync();
         } finally {
           await handle.close();
@@ -139,7 +147,8 @@ function remoteDestination(to: string, log: Logger): Destination {
       if (!to.startsWith('s3://') && !options?.sizeChanged && !options?.unconditional)
         await waitForNextSecond(lastRemotePut.get(key));
       try {
-        await copyFile(from, path.join(stage, name));
+        if (typeof from === 'string') await copyFile(from, path.join(stage, name));
+        else await writeFile(path.join(stage, name), from);
         await uploadFiles({ from: stage, to, files: [name], log });
         lastRemotePut.set(key, Date.now());
       } finally {

@@ -3,7 +3,6 @@
 // there at every moment (seq.ts). Writers hold DEST's publish lock (a folder's lock file, or
 // dest-lock.ts on rsync and S3); on rsync and S3 the pair is also read back before VERSION.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ValidationError, messageOf } from '../../core/errors.ts';
@@ -277,14 +276,7 @@ async function rememberAppended(where: string, memory: LedgerMemory, ledger: Led
  * reads the whole ledger instead), before VERSION.
  */
 async function placeHeadSignature(dest: Destination, signature: Uint8Array, step?: StepHook) {
-  const stage = await mkdtemp(path.join(os.tmpdir(), 'shipkit-head-'));
-  try {
-    const file = path.join(stage, LEDGER_HEAD_SIG_FILE);
-    await writeFile(file, signature);
-    await dest.put(file, LEDGER_HEAD_SIG_FILE, step, { unconditional: true });
-  } finally {
-    await rm(stage, { recursive: true, force: true });
-  }
+  await dest.put(signature, LEDGER_HEAD_SIG_FILE, step, { unconditional: true });
 }
 
 /** Fingerprints of the subkeys `certificate` (the publisher's own keys.asc) says are revoked. */

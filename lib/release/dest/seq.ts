@@ -2,9 +2,6 @@
 // when a key of the same primary signed it; VERSION and VERSION.sig written in three atomic steps
 // so that a verifying pair is there at every moment.
 // The whole story: docs/internals.md.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { ValidationError, messageOf } from '../../core/errors.ts';
 import type { Destination, StepHook } from './destination.ts';
 import { readDetachedSignature, verifySignaturePacket } from '../format/signature.ts';
@@ -128,27 +125,18 @@ export async function placeSignedPair(
   previous: Uint8Array | undefined,
   step?: StepHook,
 ): Promise<void> {
-  const stage = await mkdtemp(path.join(os.tmpdir(), 'shipkit-signed-'));
-  try {
-    const both = path.join(stage, 'both.sig');
-    const file = path.join(stage, name);
-    const sig = path.join(stage, `${name}.sig`);
-    await writeFile(both, Buffer.concat([previous ?? new Uint8Array(), signature]));
-    await writeFile(file, text);
-    await writeFile(sig, signature);
-    if (!previous) {
-      await dest.put(sig, `${name}.sig`, step);
-      await dest.put(file, name, step);
-      return;
-    }
-    await dest.put(both, `${name}.sig`, step && ((s) => step(s.replace(`${name}.sig`, `${name}.sig(both)`))));
+  const file = typeof text === 'string' ? Buffer.from(text) : text;
+  if (!previous) {
+    await dest.put(signature, `${name}.sig`, step);
     await dest.put(file, name, step);
-    // No wait for the next second here (it was up to 1 s of every publish): the new signature
-    // alone is shorter than both.sig, so the mtime+size ETag changes within the second, and every
-    // signature file before both.sig was written in an earlier second (step 1 waited past it). A
-    // cache still serving both.sig serves a valid signature of the new file.
-    await dest.put(sig, `${name}.sig`, step, { sizeChanged: previous.length > 0 });
-  } finally {
-    await rm(stage, { recursive: true, force: true });
+    return;
   }
+  const both = Buffer.concat([previous, signature]);
+  await dest.put(both, `${name}.sig`, step && ((s) => step(s.replace(`${name}.sig`, `${name}.sig(both)`))));
+  await dest.put(file, name, step);
+  // No wait for the next second here (it was up to 1 s of every publish): the new signature
+  // alone is shorter than both.sig, so the mtime+size ETag changes within the second, and every
+  // signature file before both.sig was written in an earlier second (step 1 waited past it). A
+  // cache still serving both.sig serves a valid signature of the new file.
+  await dest.put(signature, `${name}.sig`, step, { sizeChanged: previous.length > 0 });
 }
