@@ -23,10 +23,10 @@ export interface Destination {
   /** A file as a local path to read (a download into `scratch` when remote), or undefined. */
   localCopy(name: string, scratch: string): Promise<string | undefined>;
   /**
-   * Place `from` (a local file's path, or the bytes themselves) as `name`; `step` sees `NAME:temp` before the rename and `NAME`
-   * after. `sizeChanged`: the caller knows the file's size differs from the one it replaces and
-   * from every earlier one written in the same second, so the mtime+size ETag changes without
-   * waiting for the next second (placeVersionPair's last step).
+   * Place `from` (a local file's path, or the bytes themselves) as `name`; `step` sees
+   * `NAME:temp` before the rename and `NAME` after. `sizeChanged`: the caller knows the file's
+   * size differs from the one it replaces and from every earlier one written in the same second,
+   * so the mtime+size ETag changes without waiting for the next second (placeVersionPair's last step).
    */
   put(from: string | Uint8Array, name: string, step?: StepHook, options?: PutOptions): Promise<void>;
 }
