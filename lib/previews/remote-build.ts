@@ -13,6 +13,7 @@ import type PgBoss from 'pg-boss';
 import type { ShipkitConfig } from '../config/shipkit-yml.ts';
 import { messageOf, ValidationError } from '../core/errors.ts';
 import { ensureDir, readFileTail } from '../core/fs.ts';
+import { HardLinksAsFiles } from '../core/tar-links.ts';
 import type { Logger } from '../core/log.ts';
 import { findUser, numericAccount, type UnixAccount } from '../core/unix-user.ts';
 import type { Queryable } from '../db/connect.ts';
@@ -140,12 +141,23 @@ export async function unpackTree(tree: Buffer, into: string, account?: UnixAccou
  * FOLDER/src without .git, as gzip (fast level): what a worker hands back. node:zlib compresses,
  * not node-tar's `gzip` option: node-tar's Pack does not forward its compressor's errors, so one
  * would be an unhandled 'error' event that ends the worker instead of failing this build.
+ *
+ * A hard-linked file goes in as a file of its own (HardLinksAsFiles): a Link entry is what
+ * unpackTree refuses.
  */
 export async function packTree(src: string): Promise<Buffer> {
   const tar = await import('tar');
   const chunks: Buffer[] = [];
   let size = 0;
-  const pack = tar.c({ cwd: src, portable: true, filter: (p: string) => !/^(\.\/)?\.git(\/|$)/.test(p) }, ['.']);
+  const pack = tar.c(
+    {
+      cwd: src,
+      portable: true,
+      linkCache: new HardLinksAsFiles(),
+      filter: (p: string) => !/^(\.\/)?\.git(\/|$)/.test(p),
+    },
+    ['.'],
+  );
   await pipeline(
     Readable.from(pack as unknown as AsyncIterable<Buffer>),
     createGzip({ level: 1 }),

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import { ValidationError } from '../../core/errors.ts';
+import { HardLinksAsFiles } from '../../core/tar-links.ts';
 import { workSlices } from '../../core/work-slices.ts';
 import { listSorted } from '../format/manifest.ts';
 import { DEFAULT_MTIME, type PackLayout, type PackMember } from '../format/pack-index.ts';
@@ -174,6 +175,8 @@ export async function packReproducible(
       portable: true,
       noDirRecurse: true,
       follow: false,
+      // A hard link is a file of its own: the members are cut by each file's size.
+      linkCache: new HardLinksAsFiles(),
       mtime: new Date(mtimeSec * 1000),
       onWriteEntry: (entry) => {
         // Owner and umask must not leak into the bytes: 755 for folders and executables, else 644.

@@ -3,6 +3,7 @@
 import {
   chmodSync,
   existsSync,
+  linkSync,
   lstatSync,
   mkdirSync,
   readFileSync,
@@ -12,11 +13,10 @@ import {
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
-import { gzipSync } from 'node:zlib';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { packTree, unpackTree } from '../../../lib/previews/remote-build.ts';
-import { tmpDir } from '../../_helpers/common.ts';
+import { runCommand, tmpDir } from '../../_helpers/common.ts';
 
 test('packed without .git; unpacked with its files, links and modes, set-id bits dropped', async () => {
   const src = tmpDir('skrb-src-');
@@ -44,21 +44,39 @@ test('a tree that cannot be packed fails the call, not the process', async () =>
   assert.match(error?.message ?? 'packed', /ENOENT/);
 });
 
-/** A gzip'd tar of `files` in `cwd`, compressed by node:zlib as packTree does. */
-async function tarball(options: { cwd: string; preservePaths?: boolean }, files: string[]): Promise<Buffer> {
-  const tar = await import('tar');
-  const chunks: Buffer[] = [];
-  for await (const c of tar.c(options, files) as unknown as AsyncIterable<Buffer>) chunks.push(c);
-  return gzipSync(Buffer.concat(chunks));
+test('hard-linked files (as pnpm makes them) are packed as files, the empty ones too', async () => {
+  const src = tmpDir('skrb-hard-');
+  for (const name of ['one', 'two', 'three']) writeFileSync(path.join(src, name), `${name}\n`.repeat(500));
+  writeFileSync(path.join(src, 'empty'), '');
+  // Listed before their targets in a folder of their own, and after them here.
+  mkdirSync(path.join(src, 'a'));
+  for (const name of ['one', 'two', 'three', 'empty']) {
+    linkSync(path.join(src, name), path.join(src, 'a', name));
+    linkSync(path.join(src, name), path.join(src, `${name}-again`));
+  }
+  const into = path.join(tmpDir('skrb-into-'), 'src');
+  await unpackTree(await packTree(src), into);
+  for (const name of ['one', 'two', 'three', 'empty'])
+    for (const copy of [name, `a/${name}`, `${name}-again`]) {
+      assert.ok(lstatSync(path.join(into, copy)).isFile(), `${copy} is a file`);
+      assert.is(readFileSync(path.join(into, copy), 'utf8'), name === 'empty' ? '' : `${name}\n`.repeat(500));
+    }
+});
+
+/** A gzip'd tar of `files` in `cwd`, made by GNU tar (`-P`: names as given, `..` kept). */
+async function tarball(cwd: string, files: string[], keepNames = false): Promise<Buffer> {
+  const out = path.join(tmpDir('skrb-tar-'), 'tree.tar.gz');
+  const made = await runCommand('tar', ['-C', cwd, '-czf', out, ...(keepNames ? ['-P'] : []), ...files]);
+  assert.is(made.exitCode, 0, made.stderr);
+  return readFileSync(out);
 }
 
 test('a hard link or a device in the tree is refused, naming it', async () => {
   const src = tmpDir('skrb-link-');
   writeFileSync(path.join(src, 'a'), 'a\n');
-  const { linkSync } = await import('node:fs');
   linkSync(path.join(src, 'a'), path.join(src, 'b'));
   const into = path.join(tmpDir('skrb-into-'), 'src');
-  const error = await unpackTree(await tarball({ cwd: src }, ['a', 'b']), into).then(
+  const error = await unpackTree(await tarball(src, ['a', 'b']), into).then(
     () => undefined,
     (e: Error) => e,
   );
@@ -70,7 +88,7 @@ test('a path outside the folder is never written', async () => {
   const src = path.join(base, 'inner');
   mkdirSync(src);
   writeFileSync(path.join(base, 'escape.txt'), 'x\n');
-  const packed = await tarball({ cwd: src, preservePaths: true }, ['../escape.txt']);
+  const packed = await tarball(src, ['../escape.txt'], true);
   const root = tmpDir('skrb-dest-');
   const into = path.join(root, 'deep', 'src');
   await unpackTree(packed, into).catch(() => undefined);

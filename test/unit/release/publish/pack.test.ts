@@ -1,7 +1,7 @@
 // Reproducible release tarballs (lib/release/publish/pack.ts): the same folder gives the same bytes
 // whatever the files' times and the umask, entries sorted with folders first, modes normalised,
 // and what launchfit would refuse (a link out of the folder, a device) refused here first.
-import { chmodSync, mkdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, mkdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -45,6 +45,22 @@ test('the same folder twice, with other times and modes, gives the same bytes', 
   chmodSync(path.join(b, 'server.js'), 0o600);
   chmodSync(path.join(b, 'run.sh'), 0o755);
   assert.equal(await pack(a), await pack(b));
+});
+
+test('a hard-linked file (pnpm) is packed as a file: the same bytes as a copy of it', async () => {
+  const linked = app();
+  const copied = app();
+  linkSync(path.join(linked, 'lib', 'a.js'), path.join(linked, 'a-again.js'));
+  writeFileSync(path.join(copied, 'a-again.js'), 'a\n');
+  writeFileSync(path.join(linked, 'empty'), '');
+  linkSync(path.join(linked, 'empty'), path.join(linked, 'lib', 'empty'));
+  writeFileSync(path.join(copied, 'empty'), '');
+  writeFileSync(path.join(copied, 'lib', 'empty'), '');
+  assert.equal(await pack(linked), await pack(copied));
+  assert.ok(
+    (await listing(linked)).every((line) => !line.startsWith('h')),
+    'no hard-link entry',
+  );
 });
 
 test('entries sorted, folders before their contents, modes 755/644, owner 0, fixed times', async () => {
