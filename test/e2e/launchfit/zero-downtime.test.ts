@@ -113,7 +113,7 @@ for (const [version, file, why] of [
     await publish(version, { [file]: '' });
     const result = await update();
     assert.is(result.action, 'unhealthy');
-    assert.match(result.message, why);
+    assert.match(result.message, why, result.message);
     assert.is(await pidOf(), old, 'the old app never stopped');
     assert.match((await get({ port })).body!, /^1\.1 /);
     const s = await statusOf(w.deploy);
