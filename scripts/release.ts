@@ -172,7 +172,7 @@ nothing to roll back to, or a version the ledger refuses.`,
 const promoteCommand: CommandSpec = {
   usage: `Usage: release promote APP VERSION --from DEST --to DEST --key SECRET_KEY.asc [--passphrase-file F]
                        [--from-env NAME] [--to-env NAME] [--platform P] [--force --reason TEXT]
-                       [--keys keys.asc] [--expires DAYS] [--state DIR] [--json]
+                       [--keys keys.asc] [--expires DAYS] [--state DIR] [--copy] [--json]
        release promote APP VERSION --from ENV --to ENV [--config FILE] [--key SECRET_KEY.asc]
                        [--force --reason TEXT] [--override --reason TEXT] ...
 
@@ -183,7 +183,8 @@ the source's signed record (the ledger entry, else VERSION). VERSION is then sig
 with the target's next SEQ, under the target's publish lock; the target's ledger gets an entry
 \`action: promote\` with from_env and from_dest, the source's a \`promoted\` one. Patches are not
 carried (they were made against the source's history): hosts at the target take the files way or
-the tarball. See docs/environments.md.
+the tarball. Between two folders on one filesystem the tarball is hard-linked, not copied (it is
+never written again; --copy copies it); see docs/environments.md.
 
 Refused with exit 2, nothing written at the target: VERSION never published at the source; a
 VERSION of another APP; a tarball, manifest or provenance whose bytes changed since they were
@@ -215,6 +216,8 @@ Options:
   --force                  promote although the release is not good in the source (needs --reason)
   --reason TEXT            why, recorded in the target's ledger entry
   --expires DAYS           the new VERSION expires after DAYS (default 30; 0 = never)
+  --copy                   copy the tarball even where it could be hard-linked (a folder target
+                           on the source's filesystem), so that the two share no file
   --wait DURATION          with environments: wait up to DURATION (30s, 45m, 24h) for approvals or
                            the end of a deny window instead of exit 2 at once
   --state DIR              where the longest ledger read at each DEST is kept (see release rollback)
@@ -233,6 +236,7 @@ lock: run it again), 2 usage error or refused by a rule above.`,
     keys: { type: 'string' },
     force: { type: 'boolean' },
     override: { type: 'boolean' },
+    copy: { type: 'boolean' },
     config: { type: 'string' },
     reason: { type: 'string' },
     expires: { type: 'integer', min: 0, max: 36_500 },
@@ -843,6 +847,7 @@ async function promoteMain(args: Args, log: Logger): Promise<number> {
       passphraseFile: args['passphrase-file'] ?? byEnvironment?.passphraseFile,
       keys: args.keys,
       force: args.force ? { reason: String(args.reason) } : undefined,
+      copy: args.copy === true,
       expiresDays: args.expires,
       log,
       step: pauseStep(),
@@ -866,6 +871,7 @@ async function promoteMain(args: Args, log: Logger): Promise<number> {
     process.stdout.write(
       `Promoted ${result.app} ${result.version} (${result.file}, sha256 ${result.sha256}) from ` +
         `${result.from_env ?? result.from} to ${result.to_env ?? result.to}: VERSION SEQ ${result.seq}` +
+        `${result.linked ? ', the tarball hard-linked' : ''}` +
         `${result.overrode ? ` (forced past: ${result.overrode})` : ''}\n`,
     );
   return 0;

@@ -2,8 +2,8 @@
 // while the copy is hashed as it grows (one read), elsewhere it is hashed and then uploaded; the
 // copy is fsynced and its sha256 checked against the signed record before it is renamed into place.
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { copyFile, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { constants, createReadStream, type Stats } from 'node:fs';
+import { copyFile, link, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { ValidationError } from '../../core/errors.ts';
 import { ensureDir, pathExists, syncDir, tempSibling } from '../../core/fs.ts';
@@ -26,6 +26,11 @@ export interface CopyOptions {
   hashOn?: 'here' | 'worker';
   /** Called once the kernel's copy is under way (the hashing may not have started yet). */
   onCopying?: () => void;
+  /**
+   * Link `to` to `from` instead of copying, where it can (default: no): one file on one filesystem,
+   * owned by this user with publish's mode 0644 (see linkable); anywhere else it is copied.
+   */
+  link?: boolean;
 }
 
 const DEFAULTS = { chunk: 1024 * 1024, syncEvery: 16 * 1024 * 1024 };
@@ -42,7 +47,7 @@ const FIRST_SYNC = 8 * 1024 * 1024;
 export interface EarlyCopy {
   file: string;
   temp: string;
-  done: Promise<{ sha256: string; size: number }>;
+  done: Promise<{ sha256: string; size: number; linked: boolean }>;
   /** Stops the copy if it still runs and removes its temp file (after a rename: nothing). */
   discard(): Promise<void>;
 }
@@ -50,7 +55,7 @@ export interface EarlyCopy {
 export async function startEarlyCopy(
   source: Destination,
   target: Destination,
-  { app, version, platform }: { app: string; version: string; platform?: string },
+  { app, version, platform, link = false }: { app: string; version: string; platform?: string; link?: boolean },
 ): Promise<EarlyCopy | undefined> {
   if (!source.local || !target.local || !(await pathExists(target.where))) return undefined;
   const [names, there] = await Promise.all([source.list(), target.list()]);
@@ -71,6 +76,7 @@ export async function startEarlyCopy(
       signal: stop.signal,
       firstSync: FIRST_SYNC,
       onCopying: copying,
+      link,
     }),
   );
   await Promise.race([underway, done.catch(() => undefined)]);
@@ -86,20 +92,28 @@ export async function startEarlyCopy(
   };
 }
 
+export interface TarballWays {
+  /** The tarball is at the target already (a promote run again): it is checked, not written. */
+  present: boolean;
+  step?: StepHook;
+  /** The copy startEarlyCopy began, taken if it is of this file. */
+  early?: EarlyCopy;
+  /** Link rather than copy where copyHashing can (folder to folder, one filesystem). */
+  link?: boolean;
+}
+
 /**
  * Copies the source's tarball to the target, hashing the bytes as they are copied (one read): a
  * sha256 other than the signed record's is refused before the copy is renamed into place (a folder)
- * or uploaded (a remote target). Returns its size.
+ * or uploaded (a remote target). Returns its size, and whether it was linked rather than copied.
  */
 export async function copyTarball(
   source: Destination,
   target: Destination,
   release: SourceRelease,
   scratch: string,
-  present: boolean,
-  step?: StepHook,
-  early?: EarlyCopy,
-): Promise<number> {
+  { present, step, early, link = false }: TarballWays,
+): Promise<{ size: number; linked: boolean }> {
   const taken = early?.file === release.file && !present && target.local ? early : undefined;
   if (early && !taken) await early.discard();
   const from = await source.localCopy(release.file, scratch);
@@ -113,19 +127,19 @@ export async function copyTarball(
     const { sha256, size } = await hashFile(from);
     if (sha256 !== release.sha256) throw refuse(sha256);
     if (!present) await target.put(from, release.file, step);
-    return size;
+    return { size, linked: false };
   }
   await ensureDir(target.where);
   const file = path.join(target.where, release.file);
   const temp = taken?.temp ?? tempSibling(file, 'upload');
   try {
-    const { sha256, size } = await (taken?.done ?? copyHashing(from, temp));
+    const { sha256, size, linked } = await (taken?.done ?? copyHashing(from, temp, { link }));
     if (sha256 !== release.sha256) throw refuse(sha256);
     await step?.(`${release.file}:temp`);
     await rename(temp, file);
     await syncDir(target.where);
     await step?.(release.file);
-    return size;
+    return { size, linked };
   } finally {
     await rm(temp, { force: true });
   }
@@ -155,22 +169,29 @@ export async function copyHashing(
   from: string,
   to: string,
   options: CopyOptions = {},
-): Promise<{ sha256: string; size: number }> {
-  const { chunk, syncEvery, firstSync = syncEvery, signal, hashOn } = { ...DEFAULTS, ...options };
-  const big = ((await stat(from).catch(() => undefined))?.size ?? 0) >= WORKER_FROM;
-  const output = await open(to, 'wx+', 0o644);
-  // copyFile truncates the (empty) file it opens and writes it front to back; it keeps `from`'s
-  // mode, which the chmod below puts back.
-  const copy = handled(copyFile(from, to));
+): Promise<{ sha256: string; size: number; linked: boolean }> {
+  const { chunk, signal, hashOn } = { ...DEFAULTS, ...options };
+  const stats = await stat(from).catch(() => undefined);
+  const big = (stats?.size ?? 0) >= WORKER_FROM;
+  const linked = options.link === true && linkable(stats) && (await linkOrNot(from, to));
+  // A link's bytes are the source's, written (and fsynced) when it was published: nothing to
+  // write behind. Its mode is the source's, 0644 (linkable), and stays so.
+  const syncEvery = linked ? 0 : (options.syncEvery ?? DEFAULTS.syncEvery);
+  const firstSync = options.firstSync ?? syncEvery;
+  const output = await open(to, linked ? 'r' : 'wx+', 0o644);
+  // copyFile truncates the (empty) file it opens and writes it front to back, or clones it on a
+  // filesystem that shares blocks copy-on-write (btrfs, XFS); it keeps `from`'s mode, which the
+  // chmod below puts back.
+  const copy = linked ? Promise.resolve() : handled(copyFile(from, to, constants.COPYFILE_FICLONE));
   options.onCopying?.();
   try {
     const growing = { file: to, copy, chunk, signal, syncEvery, firstSync };
     const worker = (hashOn ?? (big ? 'worker' : 'here')) === 'worker';
     const { sha256, size } = (worker && (await hashInWorker(growing))) || (await hashHere(output, growing));
     await copy;
-    await output.chmod(0o644);
+    if (!linked) await output.chmod(0o644);
     await output.sync();
-    return { sha256, size };
+    return { sha256, size, linked };
   } catch (error) {
     await copy.catch(() => undefined);
     await output.close();
@@ -180,6 +201,32 @@ export async function copyHashing(
     await output.close().catch(() => undefined);
   }
 }
+
+/**
+ * Whether a source may be linked rather than copied: a regular file of this user's, mode 0644 (as
+ * publish writes it). A link shares the source's owner
+ * and mode, so anything else (another owner, a private mode) is copied and gets the target's own.
+ */
+function linkable(stats: Stats | undefined): boolean {
+  const uid = process.geteuid?.();
+  return !!stats && stats.isFile() && uid !== undefined && stats.uid === uid && (stats.mode & 0o7777) === 0o644;
+}
+
+/**
+ * Links `to` to `from`: true once linked; false where the filesystem will not (another filesystem,
+ * no hard links, too many links) and the caller copies. `to` existing is an error, as for a copy.
+ */
+async function linkOrNot(from: string, to: string): Promise<boolean> {
+  try {
+    await link(from, to);
+    return true;
+  } catch (error) {
+    if (NOT_LINKABLE.has((error as NodeJS.ErrnoException).code ?? '')) return false;
+    throw error;
+  }
+}
+
+const NOT_LINKABLE = new Set(['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EACCES']);
 
 /** Files from 32 MiB on are hashed on a worker thread (its start, ~15 ms of the other core, pays for itself). */
 const WORKER_FROM = 32 * 1024 * 1024;

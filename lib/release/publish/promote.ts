@@ -46,6 +46,11 @@ export interface PromoteOptions {
   keys?: string;
   /** Promote although the release is not good at the source, for this reason (recorded). */
   force?: { reason: string };
+  /**
+   * Copy the tarball into a folder target even where it could be linked (default: linked when
+   * both folders are on one filesystem; see promote-copy.ts).
+   */
+  copy?: boolean;
   /** Days until the new VERSION expires; 0 = never. Default 30. */
   expiresDays?: number;
   /** ROLLOUT of the new VERSION: the target's first rollout step (`release rollout` raises it); none: every host. */
@@ -84,6 +89,8 @@ export interface PromoteResult {
   to_env: string | null;
   /** Carried with the tarball (the manifest, its index, the provenance). */
   carried: string[];
+  /** The target's tarball is a hard link to the source's (two folders on one filesystem), not a copy. */
+  linked: boolean;
   /** The "not good" rule --force overrode, if it did. */
   overrode?: string;
 }
@@ -111,7 +118,7 @@ export async function promoteRelease(opts: PromoteOptions): Promise<PromoteResul
   // The tarball's bytes start moving while the key is loaded and both sides are read; they are
   // kept only if those checks name the same file and its signed sha256 (promote-copy.ts).
   // Only a head start: a DEST it cannot list is left to the checks, which say so in their words.
-  const early = await startEarlyCopy(source, target, opts).catch(() => undefined);
+  const early = await startEarlyCopy(source, target, { ...opts, link: !opts.copy }).catch(() => undefined);
   try {
     const key = await loadSigningKey(opts.key, opts.passphraseFile);
     const certificate = await publicCertificateFor(key, opts.key, opts.keys, now);
@@ -175,12 +182,17 @@ async function promoteLocked(opts: PromoteOptions, locked: Locked): Promise<Prom
     const early = expected === undefined ? undefined : sign(expected);
     // Awaited below, or given up when the copy fails or its size is not the one signed.
     early?.catch(() => undefined);
-    const copied = copyTarball(source, target, release, scratch, read.present, opts.step, locked.early);
+    const copied = copyTarball(source, target, release, scratch, {
+      present: read.present,
+      step: opts.step,
+      early: locked.early,
+      link: !opts.copy,
+    });
     // Into a folder, the carried files are written and fsynced while the tarball copies, and renamed
     // into place once its sha256 is checked (a refused copy takes them away again).
     const carried = target.local ? placeCarried(target, scratch, [...small, ...keys], opts.step, copied) : undefined;
     carried?.catch(() => undefined); // awaited below
-    const size = await copied.catch(async (error) => {
+    const { size, linked } = await copied.catch(async (error) => {
       await carried?.catch(() => undefined);
       throw error;
     });
@@ -206,6 +218,7 @@ async function promoteLocked(opts: PromoteOptions, locked: Locked): Promise<Prom
       from_env: opts.fromEnv ?? null,
       to_env: opts.toEnv ?? null,
       carried: small.filter((n) => n !== `${release.file}.sig`),
+      linked,
       ...(opts.force && release.notGood ? { overrode: release.notGood } : {}),
     };
   } finally {

@@ -1,11 +1,11 @@
 // `release promote` end to end (docs/environments.md), with real processes and gpg keys, between two
-// folder DESTs: the same tarball at both (sha256 equal), a VERSION at the target that the host's
+// folder DESTs: the same tarball at both (sha256 equal; one file, linked, unless --copy), a VERSION at the target that the host's
 // verifier accepts, the ledger entries on both sides shown by `release history`; each refusal exits
 // 2 with the rule's message and writes nothing at the target; a promote and a rollback at the same
 // moment on one target: the second is refused while the first holds the lock, the chain goes on.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, cpSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -92,8 +92,20 @@ test('promote copies the same bytes, signs VERSION at the target, records both s
     await w.publish('1.1');
     const ok = await promote(w, staging, production, '1.1');
     assert.is(ok.exitCode, 0, ok.stderr);
-    assert.match(ok.stdout, /Promoted my-app 1\.1 .* from staging to production: VERSION SEQ 1/);
+    assert.match(
+      ok.stdout,
+      /Promoted my-app 1\.1 .* from staging to production: VERSION SEQ 1, the tarball hard-linked/,
+    );
     assert.is(sha256Of(path.join(production, TARBALL('1.1'))), sha256Of(path.join(staging, TARBALL('1.1'))));
+    // One filesystem: the tarball is linked, not copied; --copy copies it (another folder, no link).
+    assert.is(statSync(path.join(production, TARBALL('1.1'))).ino, statSync(path.join(staging, TARBALL('1.1'))).ino);
+    const copied = path.join(w.base, 'copied');
+    const copy = await promote(w, staging, copied, '1.1', ['--copy', '--json']);
+    assert.is(copy.exitCode, 0, copy.stderr);
+    assert.is(JSON.parse(copy.stdout).linked, false);
+    assert.is.not(statSync(path.join(copied, TARBALL('1.1'))).ino, statSync(path.join(staging, TARBALL('1.1'))).ino);
+    assert.is(sha256Of(path.join(copied, TARBALL('1.1'))), sha256Of(path.join(staging, TARBALL('1.1'))));
+    assert.is(statSync(path.join(staging, TARBALL('1.1'))).nlink, 2, "production's link, not the copy");
     for (const name of [`${TARBALL('1.1')}.sig`, 'my-app-gnu-linux-1.1.manifest'])
       assert.equal(readFileSync(path.join(production, name)), readFileSync(path.join(staging, name)), name);
     const version = parseVersionFile(readFileSync(path.join(production, 'VERSION'), 'utf8'));
@@ -138,6 +150,7 @@ test('promote copies the same bytes, signs VERSION at the target, records both s
     cpSync(staging, changed, { recursive: true });
     appendFileSync(path.join(changed, TARBALL('1.0')), 'x');
     await refused(w, production, () => promote(w, changed, production, '1.0'), /has changed since it was signed/);
+    assert.is(statSync(path.join(changed, TARBALL('1.0'))).nlink, 1, 'the refused link taken away');
     // The same size with other bytes: the entries signed while it copies are never written.
     const flipped = path.join(w.base, 'flipped');
     cpSync(staging, flipped, { recursive: true });

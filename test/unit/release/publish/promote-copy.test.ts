@@ -1,8 +1,20 @@
 // release promote's copy of the tarball: the bytes hashed are the bytes written, at every chunk
 // boundary, on this thread or a worker's; a copy is never over an existing file; a changed tarball
-// is refused with nothing left at the target; a tarball already there is checked, not written again.
+// is refused with nothing left at the target; a tarball already there is checked, not written again;
+// asked to link, a file of ours with mode 0644 on the same filesystem is linked, anything else copied.
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -42,9 +54,14 @@ test('copyHashing (hashed on this thread or a worker) and hashFile: byte for byt
     const bytes = randomBytes(size);
     writeFileSync(from, bytes);
     const want = { sha256: sha256Of(bytes), size };
+    const copied = { ...want, linked: false };
     for (const hashOn of ['here', 'worker'] as const) {
       const to = path.join(base, `out-${i}-${hashOn}`);
-      assert.equal(await copyHashing(from, to, { ...options, hashOn }), want, `copy of ${size} bytes hashed ${hashOn}`);
+      assert.equal(
+        await copyHashing(from, to, { ...options, hashOn }),
+        copied,
+        `copy of ${size} bytes hashed ${hashOn}`,
+      );
       assert.ok(readFileSync(to).equals(bytes), `${size} bytes copied`);
     }
     assert.equal(await hashFile(from), want, `hash of ${size} bytes`);
@@ -76,6 +93,91 @@ test('copyHashing never replaces a file, and a missing source creates nothing', 
   assert.not.ok(readdirSync(base).includes('never'));
 });
 
+test('copyHashing with link: a file of ours, mode 0644, is linked (the same inode) and hashed once', async () => {
+  const from = path.join(base, 'link-in');
+  const bytes = randomBytes(40 * 1024 * 1024 + 3); // past the worker's threshold: hashed on a worker
+  writeFileSync(from, bytes, { mode: 0o644 });
+  chmodSync(from, 0o644);
+  for (const hashOn of ['here', 'worker'] as const) {
+    const to = path.join(base, `link-out-${hashOn}`);
+    const got = await copyHashing(from, to, { link: true, hashOn });
+    assert.equal(got, { sha256: sha256Of(bytes), size: bytes.length, linked: true }, hashOn);
+    assert.is(statSync(to).ino, statSync(from).ino, `one file (${hashOn})`);
+  }
+  assert.is(statSync(from).nlink, 3);
+  assert.is(statSync(from).mode & 0o777, 0o644, "the source's mode unchanged");
+  await rejected(() => copyHashing(from, path.join(base, 'link-out-here'), { link: true }), /EEXIST/);
+});
+
+test('copyHashing with link copies what it must not link: another mode, or another filesystem', async () => {
+  const from = path.join(base, 'private-in');
+  writeFileSync(from, randomBytes(100_000), { mode: 0o600 });
+  const to = path.join(base, 'private-out');
+  assert.is((await copyHashing(from, to, { link: true })).linked, false, 'mode 0600: copied');
+  assert.is.not(statSync(to).ino, statSync(from).ino);
+  assert.equal([statSync(to).mode & 0o777, statSync(from).nlink], [0o644, 1]);
+  // /dev/shm is a tmpfs: a link across filesystems fails (EXDEV) and the file is copied.
+  const shm = '/dev/shm';
+  if (!existsSync(shm) || statSync(shm).dev === statSync(base).dev) {
+    console.log(`  skipped the other filesystem: ${shm} is ${existsSync(shm) ? 'on the same one' : 'missing'}`);
+    return;
+  }
+  const other = mkdtempSync(path.join(shm, 'shipkit-link-'));
+  try {
+    const far = path.join(other, 'far');
+    const bytes = randomBytes(200_000);
+    writeFileSync(far, bytes);
+    chmodSync(far, 0o644);
+    const near = path.join(base, 'far-copy');
+    assert.equal(await copyHashing(far, near, { link: true }), {
+      sha256: sha256Of(bytes),
+      size: bytes.length,
+      linked: false,
+    });
+    assert.ok(readFileSync(near).equals(bytes));
+    assert.is(statSync(far).nlink, 1);
+  } finally {
+    rmSync(other, { recursive: true, force: true });
+  }
+});
+
+test('copyTarball linking: the link is placed by rename; changed bytes are refused and the link taken away', async () => {
+  const w = world('linked');
+  chmodSync(path.join(w.from, w.file), 0o644);
+  const got = await copyTarball(w.source, w.target, w.release, w.scratch, { present: false, step: w.step, link: true });
+  assert.equal(got, { size: w.bytes.length, linked: true });
+  assert.equal(readdirSync(w.to), [w.file]);
+  assert.is(statSync(path.join(w.to, w.file)).ino, statSync(path.join(w.from, w.file)).ino);
+  assert.equal(w.steps, [`${w.file}:temp`, w.file]);
+
+  const bad = world('linked-changed');
+  const tarball = path.join(bad.from, bad.file);
+  chmodSync(tarball, 0o644);
+  appendFileSync(tarball, 'x');
+  await rejected(
+    () => copyTarball(bad.source, bad.target, bad.release, bad.scratch, { present: false, step: bad.step, link: true }),
+    /has changed since it was signed/,
+  );
+  assert.equal([readdirSync(bad.to), statSync(tarball).nlink, bad.steps], [[], 1, []]);
+});
+
+test('an early copy with link is a link, taken as one', async () => {
+  const w = world('early-linked');
+  mkdirSync(w.to);
+  chmodSync(path.join(w.from, w.file), 0o644);
+  const early = await startEarlyCopy(w.source, w.target, { app: 'my-app', version: '1.0', link: true });
+  const got = await copyTarball(w.source, w.target, w.release, w.scratch, {
+    present: false,
+    step: w.step,
+    early,
+    link: true,
+  });
+  await early!.discard();
+  assert.equal(got, { size: w.bytes.length, linked: true });
+  assert.equal(readdirSync(w.to), [w.file]);
+  assert.is(statSync(path.join(w.to, w.file)).nlink, 2);
+});
+
 /** A source DEST holding a tarball, a new target, and the release as the signed record has it. */
 function world(name: string) {
   const from = path.join(base, name, 'from');
@@ -93,8 +195,11 @@ function world(name: string) {
 
 test('copyTarball places the signed bytes by temp file and rename, the steps in order', async () => {
   const w = world('places');
-  const size = await copyTarball(w.source, w.target, w.release, w.scratch, false, w.step);
-  assert.is(size, w.bytes.length);
+  const { size, linked } = await copyTarball(w.source, w.target, w.release, w.scratch, {
+    present: false,
+    step: w.step,
+  });
+  assert.equal({ size, linked }, { size: w.bytes.length, linked: false });
   assert.equal(readdirSync(w.to), [w.file]);
   assert.ok(readFileSync(path.join(w.to, w.file)).equals(w.bytes));
   assert.equal(w.steps, [`${w.file}:temp`, w.file]);
@@ -104,7 +209,7 @@ test('copyTarball refuses bytes other than the signed ones and leaves nothing at
   const w = world('changed');
   appendFileSync(path.join(w.from, w.file), 'x');
   await rejected(
-    () => copyTarball(w.source, w.target, w.release, w.scratch, false, w.step),
+    () => copyTarball(w.source, w.target, w.release, w.scratch, { present: false, step: w.step }),
     /has changed since it was signed: its sha256 is [0-9a-f]{64}, the signed record says/,
   );
   assert.equal(readdirSync(w.to), []);
@@ -114,11 +219,14 @@ test('copyTarball refuses bytes other than the signed ones and leaves nothing at
 test('copyTarball with the tarball present at the target checks the source and writes nothing', async () => {
   const w = world('present');
   mkdirSync(w.to);
-  assert.is(await copyTarball(w.source, w.target, w.release, w.scratch, true, w.step), w.bytes.length);
+  assert.equal(await copyTarball(w.source, w.target, w.release, w.scratch, { present: true, step: w.step }), {
+    size: w.bytes.length,
+    linked: false,
+  });
   assert.equal([readdirSync(w.to), w.steps], [[], []]);
   appendFileSync(path.join(w.from, w.file), 'x');
   await rejected(
-    () => copyTarball(w.source, w.target, w.release, w.scratch, true, w.step),
+    () => copyTarball(w.source, w.target, w.release, w.scratch, { present: true, step: w.step }),
     /--force does not override this/,
   );
 });
@@ -128,7 +236,10 @@ test('an early copy is taken when the checks name its file: the same bytes, rena
   mkdirSync(w.to);
   const early = await startEarlyCopy(w.source, w.target, { app: 'my-app', version: '1.0' });
   assert.is(early?.file, w.file);
-  assert.is(await copyTarball(w.source, w.target, w.release, w.scratch, false, w.step, early), w.bytes.length);
+  assert.is(
+    (await copyTarball(w.source, w.target, w.release, w.scratch, { present: false, step: w.step, early })).size,
+    w.bytes.length,
+  );
   await early!.discard(); // after the rename: nothing to remove
   assert.equal(readdirSync(w.to), [w.file]);
   assert.ok(readFileSync(path.join(w.to, w.file)).equals(w.bytes));
@@ -153,7 +264,7 @@ test('an early copy of bytes other than the signed ones is refused, and nothing 
   appendFileSync(path.join(w.from, w.file), 'x');
   const early = await startEarlyCopy(w.source, w.target, { app: 'my-app', version: '1.0' });
   await rejected(
-    () => copyTarball(w.source, w.target, w.release, w.scratch, false, w.step, early),
+    () => copyTarball(w.source, w.target, w.release, w.scratch, { present: false, step: w.step, early }),
     /has changed since it was signed/,
   );
   await early!.discard();
@@ -171,7 +282,10 @@ test('an early copy discarded (the checks refused) is stopped and removed; anoth
   const other = await startEarlyCopy(w.source, w.target, { app: 'my-app', version: '1.0' });
   const release = { ...w.release, file: 'my-app-gnu-linux-1.0.0.tar.gz' };
   writeFileSync(path.join(w.from, release.file), w.bytes);
-  assert.is(await copyTarball(w.source, w.target, release, w.scratch, false, w.step, other), w.bytes.length);
+  assert.is(
+    (await copyTarball(w.source, w.target, release, w.scratch, { present: false, step: w.step, early: other })).size,
+    w.bytes.length,
+  );
   assert.equal(readdirSync(w.to), [release.file], 'the early copy went, the named file came');
 });
 
