@@ -1,3 +1,4 @@
+// @deno
 // `release promote` end to end (docs/environments.md), with real processes and gpg keys, between two
 // folder DESTs: the same tarball at both (sha256 equal; one file, linked, unless --copy), a VERSION at the target that the host's
 // verifier accepts, the ledger entries on both sides shown by `release history`; each refusal exits
