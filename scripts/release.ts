@@ -217,7 +217,8 @@ Options:
   --reason TEXT            why, recorded in the target's ledger entry
   --expires DAYS           the new VERSION expires after DAYS (default 30; 0 = never)
   --copy                   copy the tarball even where it could be hard-linked (a folder target
-                           on the source's filesystem), so that the two share no file
+                           on the source's filesystem), so that the two share no file (an
+                           environment's \`copy: true\` asks the same for every promote into it)
   --wait DURATION          with environments: wait up to DURATION (30s, 45m, 24h) for approvals or
                            the end of a deny window instead of exit 2 at once
   --state DIR              where the longest ledger read at each DEST is kept (see release rollback)
@@ -847,7 +848,7 @@ async function promoteMain(args: Args, log: Logger): Promise<number> {
       passphraseFile: args['passphrase-file'] ?? byEnvironment?.passphraseFile,
       keys: args.keys,
       force: args.force ? { reason: String(args.reason) } : undefined,
-      copy: args.copy === true,
+      copy: args.copy === true || byEnvironment?.copy === true,
       expiresDays: args.expires,
       log,
       step: pauseStep(),
@@ -909,6 +910,7 @@ async function promoteEnvironments(args: Args, app: string, log: Logger) {
     to: target.env.to,
     key: target.app.key,
     passphraseFile: target.app.passphraseFile,
+    copy: target.env.copy,
     // With steps of its own, the target's hosts take it step by step: `release rollout --env` raises it.
     rollout: target.env.rollout && target.env.rollout.steps[0] < 100 ? target.env.rollout.steps[0] : undefined,
     admit: (facts: Parameters<typeof admitPromotion>[2]) =>

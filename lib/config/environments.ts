@@ -41,6 +41,8 @@ export interface EnvironmentConfig {
   approvals?: ApprovalRule;
   windows: DeployWindow[];
   gates: MetricGate[];
+  /** Promotes into this environment copy the tarball, never hard-link it to the source's (`copy: true`). */
+  copy: boolean;
   keyPath: KeyPath;
 }
 
@@ -67,6 +69,7 @@ const ENVIRONMENT_KEYS = [
   'approvals',
   'windows',
   'gates',
+  'copy',
 ] as const;
 const APPROVAL_KEYS = ['required', 'from', 'expires', 'ui_key'] as const;
 const ROLLOUT_KEYS = ['steps', 'wait', 'max_failures', 'allow_missing', 'rollback'] as const;
@@ -135,6 +138,7 @@ function parseEnvironments(
       approvals: parseApprovals(doc, [...at, 'approvals']),
       windows: listOf(doc, [...at, 'windows'], parseWindow),
       gates: listOf(doc, [...at, 'gates'], parseGate),
+      copy: getKey(doc, [...at, 'copy'], 'boolean') ?? false,
       keyPath: at,
     });
   }

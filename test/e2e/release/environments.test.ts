@@ -3,7 +3,7 @@
 // by a real webhook), then the same bytes in production with the approval in its ledger entry and
 // the audit trail; a 1.4 approval copied for 1.5, a deny window, --force and --override without
 // an approval, each exit 2 with nothing written; `release history` shows each version's path.
-import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import http from 'node:http';
@@ -57,7 +57,7 @@ interface Setup {
   hook: Awaited<ReturnType<typeof startReceiver>>;
 }
 
-async function setUp(windows = ''): Promise<Setup> {
+async function setUp(windows = '', more: string[] = []): Promise<Setup> {
   const w = await makeWorld();
   const key = await genKey(w.g, 'Alice <alice@example.com>');
   mkdirSync(path.join(w.base, 'keys'));
@@ -76,6 +76,7 @@ async function setUp(windows = ''): Promise<Setup> {
       ...environmentsApp(w, production, [
         'approvals: { required: 1, from: [keys/alice.asc] }',
         ...(windows ? [`windows: [${windows}]`] : []),
+        ...more,
       ]),
       '',
     ].join('\n'),
@@ -133,6 +134,8 @@ test('refused until approved (approvers told once); then the same bytes, the app
     assert.match(r.stdout, /Promoted my-app 1\.4\.0 .* from staging to production: VERSION SEQ 1/);
     const tarball = 'my-app-gnu-linux-1.4.0.tar.gz';
     assert.is(sha256Of(path.join(s.production, tarball)), sha256Of(path.join(s.w.updates, tarball)));
+    const inode = (dir: string) => statSync(path.join(dir, tarball)).ino;
+    assert.is(inode(s.production), inode(s.w.updates), 'one filesystem: linked, not copied');
     assert.is(parseVersionFile(readFileSync(path.join(s.production, 'VERSION'), 'utf8')).version, '1.4.0');
     const promoted = entries(s.production).at(-1)!;
     assert.equal([promoted.action, promoted.from_env], ['promote', 'staging']);
@@ -264,7 +267,8 @@ test('an approval of 1.4.0 copied for 1.5.0 does not count; --force and --overri
 test('a deny window refuses the promote; --override --reason with an approval goes through, the reason kept', async () => {
   const now = Date.now();
   const at = (ms: number) => new Date(ms).toISOString().slice(0, 19).replace('T', ' ');
-  const s = await setUp(`{ deny: "${at(now - 3_600_000)} - ${at(now + 3_600_000)}", tz: UTC }`);
+  // With copy: true on production (so the promote copies, where it would link).
+  const s = await setUp(`{ deny: "${at(now - 3_600_000)} - ${at(now + 3_600_000)}", tz: UTC }`, ['copy: true']);
   try {
     await s.w.publish('1.4.0');
     assert.is((await approve(s, '1.4.0')).exitCode, 0);
@@ -277,6 +281,9 @@ test('a deny window refuses the promote; --override --reason with an approval go
     const r = await promote(s, '1.4.0', ['--override', '--reason', 'security fix, approved by alice']);
     assert.is(r.exitCode, 0, r.stderr);
     assert.match(entries(s.production).at(-1)!.note ?? '', /overridden: security fix, approved by alice/);
+    const tarball = 'my-app-gnu-linux-1.4.0.tar.gz';
+    assert.is.not(statSync(path.join(s.production, tarball)).ino, statSync(path.join(s.w.updates, tarball)).ino);
+    assert.is(sha256Of(path.join(s.production, tarball)), sha256Of(path.join(s.w.updates, tarball)));
   } finally {
     await s.hook.close();
     await s.w.server.close();

@@ -47,6 +47,9 @@ test('environments in order, from: the one above, DESTs and key files made absol
   assert.is(production.windows.length, 1);
   assert.is(production.gates[0].max, 0.5);
   assert.is(production.gates[0].forSec, 10);
+  assert.equal([staging.copy, production.copy], [false, false], 'promotes link where they can, by default');
+  const copying = parse(TWO.replace('fleet: web\n', 'fleet: web\n        copy: true\n')).get('web')!;
+  assert.is(copying.environments.get('production')!.copy, true);
   assert.is(parse('repos: {}\n').size, 0, 'no apps: block, no apps');
 });
 
@@ -191,6 +194,7 @@ test('refused, each naming its line and key', () => {
       /maps branch main to more than one environment \(staging, production\)/,
     ],
     [env('      production: { to: /p, rollout: { steps: [50, 10] } }\n'), /production\.rollout\.steps: /],
+    [env('      production: { to: /p, copy: "yes" }\n'), /shipkit\.yml:5.*production\.copy: /],
   ];
   for (const [text, pattern] of cases) {
     try {
