@@ -1,6 +1,8 @@
-// release promote's copy of the tarball (docs/environments.md): between folders the kernel copies it
-// while the copy is hashed as it grows (one read), elsewhere it is hashed and then uploaded; the
-// copy is fsynced and its sha256 checked against the signed record before it is renamed into place.
+// release promote's copy of the tarball (docs/environments.md): between folders on one filesystem it
+// is hard-linked (it is never written again) and read once to hash it; between other folders the
+// kernel copies it while the copy is hashed as it grows (one read); elsewhere it is hashed and then
+// uploaded. The copy is fsynced and its sha256 checked against the signed record before it is
+// renamed into place.
 import { createHash } from 'node:crypto';
 import { constants, createReadStream, type Stats } from 'node:fs';
 import { copyFile, link, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
@@ -204,8 +206,8 @@ export async function copyHashing(
 
 /**
  * Whether a source may be linked rather than copied: a regular file of this user's, mode 0644 (as
- * publish writes it). A link shares the source's owner
- * and mode, so anything else (another owner, a private mode) is copied and gets the target's own.
+ * publish writes it). A link shares the source's owner and mode, so anything else (another owner,
+ * a private mode) is copied and gets the target's own.
  */
 function linkable(stats: Stats | undefined): boolean {
   const uid = process.geteuid?.();
