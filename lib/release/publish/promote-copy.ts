@@ -5,7 +5,7 @@
 // renamed into place.
 import { createHash } from 'node:crypto';
 import { constants, createReadStream, type Stats } from 'node:fs';
-import { copyFile, link, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { copyFile, link, lstat, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { ValidationError } from '../../core/errors.ts';
 import { ensureDir, pathExists, syncDir, tempSibling } from '../../core/fs.ts';
@@ -175,7 +175,9 @@ export async function copyHashing(
   const { chunk, signal, hashOn } = { ...DEFAULTS, ...options };
   const stats = await stat(from).catch(() => undefined);
   const big = (stats?.size ?? 0) >= WORKER_FROM;
-  const linked = options.link === true && linkable(stats) && (await linkOrNot(from, to));
+  // lstat: link(2) does not follow a symlink, and a link to one would be a symlink at the target.
+  const linked =
+    options.link === true && linkable(await lstat(from).catch(() => undefined)) && (await linkOrNot(from, to));
   // A link's bytes are the source's, written (and fsynced) when it was published: nothing to
   // write behind. Its mode is the source's, 0644 (linkable), and stays so.
   const syncEvery = linked ? 0 : (options.syncEvery ?? DEFAULTS.syncEvery);
@@ -205,9 +207,9 @@ export async function copyHashing(
 }
 
 /**
- * Whether a source may be linked rather than copied: a regular file of this user's, mode 0644 (as
- * publish writes it). A link shares the source's owner and mode, so anything else (another owner,
- * a private mode) is copied and gets the target's own.
+ * Whether a source may be linked rather than copied: a regular file (not a symlink) of this
+ * user's, mode 0644 (as publish writes it). A link shares the source's owner and mode, so anything
+ * else (another owner, a private mode) is copied and gets the target's own.
  */
 function linkable(stats: Stats | undefined): boolean {
   const uid = process.geteuid?.();

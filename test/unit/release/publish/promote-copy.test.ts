@@ -7,12 +7,14 @@ import {
   appendFileSync,
   chmodSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
@@ -109,13 +111,23 @@ test('copyHashing with link: a file of ours, mode 0644, is linked (the same inod
   await rejected(() => copyHashing(from, path.join(base, 'link-out-here'), { link: true }), /EEXIST/);
 });
 
-test('copyHashing with link copies what it must not link: another mode, or another filesystem', async () => {
+test('copyHashing with link copies what it must not link: another mode, a symlink, or another filesystem', async () => {
   const from = path.join(base, 'private-in');
   writeFileSync(from, randomBytes(100_000), { mode: 0o600 });
   const to = path.join(base, 'private-out');
   assert.is((await copyHashing(from, to, { link: true })).linked, false, 'mode 0600: copied');
   assert.is.not(statSync(to).ino, statSync(from).ino);
   assert.equal([statSync(to).mode & 0o777, statSync(from).nlink], [0o644, 1]);
+  // A symlink to a file that could be linked: link(2) would link the symlink itself, so it is copied.
+  const real = path.join(base, 'real-in');
+  writeFileSync(real, 'the bytes');
+  chmodSync(real, 0o644);
+  const symlinked = path.join(base, 'symlink-in');
+  symlinkSync(real, symlinked);
+  const viaLink = path.join(base, 'symlink-out');
+  assert.is((await copyHashing(symlinked, viaLink, { link: true })).linked, false, 'a symlink: copied');
+  assert.ok(lstatSync(viaLink).isFile(), 'a file of its own, not a symlink');
+  assert.equal([readFileSync(viaLink, 'utf8'), statSync(real).nlink], ['the bytes', 1]);
   // /dev/shm is a tmpfs: a link across filesystems fails (EXDEV) and the file is copied.
   const shm = '/dev/shm';
   if (!existsSync(shm) || statSync(shm).dev === statSync(base).dev) {
