@@ -28,15 +28,18 @@ const args = minimist(process.argv.slice(2), { string: ['runs', 'hosts', 'health
 const smoke = args.smoke === true;
 const runs = Number(args.runs ?? (smoke ? 1 : 5));
 const hostCount = Number(args.hosts ?? (smoke ? 2 : 5));
-/** The release's healthy_after: launchfit's default (5 s) unless told. */
-const healthyAfterSec = Number(args['healthy-after'] ?? 5);
-for (const [flag, n] of [
-  ['--runs', runs],
-  ['--hosts', hostCount],
-  ['--healthy-after', healthyAfterSec],
+/**
+ * The release's healthy_after, s: unset unless told, so launchfit's default (0 with app.health:
+ * the switch at the new app's first 2xx).
+ */
+const healthyAfterSec = args['healthy-after'] === undefined ? null : Number(args['healthy-after']);
+for (const [flag, n, least] of [
+  ['--runs', runs, 1],
+  ['--hosts', hostCount, 1],
+  ['--healthy-after', healthyAfterSec ?? 0, 0],
 ] as const)
-  if (!Number.isInteger(n) || n < 1) {
-    console.error(`bench:push: ${flag} takes a whole number, 1 or more`);
+  if (!Number.isInteger(n) || n < least) {
+    console.error(`bench:push: ${flag} takes a whole number, ${least} or more`);
     process.exit(2);
   }
 
@@ -296,9 +299,11 @@ function report(): void {
     const errors = [...new Set(runsOf.flatMap((r) => r.errors.map((e) => e.replace(/^:\d+ /, ''))))];
     if (errors.length) console.log(`  failures seen: ${errors.join(', ')}`);
   }
-  const hold = healthyAfterSec * 1000;
+  const hold = (healthyAfterSec ?? 0) * 1000;
   console.log(
-    `\nshipkit: push fan-out, one wave, canary 0. Its rollout holds for the release's healthy_after (${healthyAfterSec} s: the new app serves beside the old one that long before the old one stops, and the verdict waits for it); without the hold: ${total('shipkit') - hold} ms, ${ratio(total('shipkit') - hold, total('pm2 deploy'))}× pm2 deploy, ${ratio(total('shipkit') - hold, total('rsync script'))}× the rsync script`,
+    hold
+      ? `\nshipkit: push fan-out, one wave, canary 0. Its rollout holds for the release's healthy_after (${healthyAfterSec} s: the new app serves beside the old one that long before the old one stops, and the verdict waits for it); without the hold: ${total('shipkit') - hold} ms, ${ratio(total('shipkit') - hold, total('pm2 deploy'))}× pm2 deploy, ${ratio(total('shipkit') - hold, total('rsync script'))}× the rsync script`
+      : `\nshipkit: push fan-out, one wave, canary 0, launchfit's default healthy_after (${healthyAfterSec ?? 'unset'}: with app.health the old app is told to stop, and the host's verdict sent, at the new app's first 2xx)`,
   );
   const failed = (side: string) => of(side).reduce((t, r) => t + r.failed, 0);
   const pm2Goal = hostCount >= 20 ? 0.25 : 0.5;

@@ -6,7 +6,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../../core/log.ts';
 import { secretVariables } from '../deploy-folder/app-env.ts';
-import type { AppConfig, LaunchConfig } from '../deploy-folder/config.ts';
+import { startDeadlineSec, type AppConfig, type LaunchConfig } from '../deploy-folder/config.ts';
 import {
   createProber,
   describeProbe,
@@ -170,10 +170,12 @@ function describeFailure(
   const last = wait?.answers.at(-1);
   const lastText = last ? ` (last: ${describeProbe(last)})` : '';
   const reason = exited
-    ? `did not stay up for ${a.healthyAfterSec} s${passed}`
+    ? a.healthyAfterSec > 0 || !a.health
+      ? `did not stay up for ${a.healthyAfterSec} s${passed}`
+      : `exited before it answered its health check ${a.health.url} with a 2xx`
     : wait?.reason === 'failed'
       ? `failed its health check ${a.health!.url} within ${a.healthyAfterSec} s${passed}${lastText}`
-      : `did not answer its health check ${a.health!.url} with a 2xx within ${a.startTimeoutSec ?? a.healthyAfterSec} s${lastText}`;
+      : `did not answer its health check ${a.health!.url} with a 2xx within ${startDeadlineSec(a)} s${lastText}`;
   const output = sup.info().tail;
   const unanswered =
     listening && last?.error?.startsWith('no answer within') && !exited
@@ -412,7 +414,7 @@ class AppSlotRunner implements AppRunner {
               probe: this.probeOf(slot),
               timeoutMs: health.timeoutSec * 1000,
               intervalMs: health.intervalSec * 1000,
-              deadlineMs: (a.startTimeoutSec ?? a.healthyAfterSec) * 1000,
+              deadlineMs: startDeadlineSec(a) * 1000,
               holdMs: a.healthyAfterSec * 1000,
               exited,
             });
@@ -462,11 +464,12 @@ class AppSlotRunner implements AppRunner {
       failures: health.failures,
       onUnhealthy: async (answers) => {
         const info = slot.sup?.info();
-        // A process (re)started less than healthy_after ago is still starting.
+        // A process (re)started less than its start deadline (or healthy_after) ago is still starting.
+        const a = this.config.app;
         if (
           !info?.startedAt ||
           info.state !== 'running' ||
-          Date.now() - Date.parse(info.startedAt) < this.config.app.healthyAfterSec * 1000
+          Date.now() - Date.parse(info.startedAt) < Math.max(startDeadlineSec(a), a.healthyAfterSec) * 1000
         )
           return;
         this.log.warn(`the app failed ${answers.length} health checks in a row; restarting it`, {

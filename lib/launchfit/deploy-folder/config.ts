@@ -24,8 +24,13 @@ export interface AppConfig {
   /** A signal name (SIGTERM) or a command run in `current` with $LAUNCHFIT_APP_PID set. */
   kill: string;
   killTimeoutSec: number;
+  /**
+   * After a new instance is up (app.health: its first 2xx), how long it must stay up and answer
+   * every probe before it counts as healthy; with app.listen it serves beside the old one that
+   * long. Default: 0 with app.health (the first 2xx is the evidence), 5 without it.
+   */
   healthyAfterSec: number;
-  /** With app.health: how long a new instance may take to answer its first 2xx (default healthy_after). */
+  /** With app.health: how long a new instance may take to answer its first 2xx (startDeadlineSec). */
   startTimeoutSec?: number;
   env: Record<string, string>;
   backoffMaxSec: number;
@@ -148,11 +153,15 @@ const GPG_KEYS = ['key', 'keyfile', 'key_url'] as const;
 const HOOK_KEYS = ['before_symlink', 'timeout'] as const;
 const CONTROL_KEYS = ['listen', 'secret'] as const;
 
-const APP_DEFAULTS: AppConfig = {
+/** healthy_after without app.health, where staying up is the only evidence of health. */
+const HEALTHY_AFTER_WITHOUT_HEALTH_SEC = 5;
+/** start_timeout when neither it nor a healthy_after above 0 is set. */
+const START_TIMEOUT_SEC = 5;
+
+const APP_DEFAULTS: Omit<AppConfig, 'healthyAfterSec'> = {
   forever: false,
   kill: 'SIGTERM',
   killTimeoutSec: 10,
-  healthyAfterSec: 5,
   env: {},
   backoffMaxSec: 30,
   stableAfterSec: 60,
@@ -161,6 +170,11 @@ const APP_DEFAULTS: AppConfig = {
   logKeep: 3,
   listen: [],
 };
+
+/** How long a new instance may take to its first 2xx: start_timeout, else healthy_after above 0, else 5 s. */
+export function startDeadlineSec(app: AppConfig): number {
+  return app.startTimeoutSec ?? (app.healthyAfterSec > 0 ? app.healthyAfterSec : START_TIMEOUT_SEC);
+}
 
 function positive(
   doc: ConfigDoc,
@@ -257,7 +271,7 @@ function readApp(doc: ConfigDoc): Partial<AppConfig> {
       app[key] = positive(doc, ['app', yamlKey], 0, opts) as AppConfig[K];
   };
   set('killTimeoutSec', 'kill_timeout');
-  set('healthyAfterSec', 'healthy_after');
+  set('healthyAfterSec', 'healthy_after', { allowZero: true });
   set('startTimeoutSec', 'start_timeout');
   set('backoffMaxSec', 'backoff_max');
   set('stableAfterSec', 'stable_after');
@@ -296,10 +310,14 @@ function readApp(doc: ConfigDoc): Partial<AppConfig> {
 function mergeApp(ownApp: Partial<AppConfig>, releaseApp: Partial<AppConfig>): AppConfig {
   const app: AppConfig = {
     ...APP_DEFAULTS,
+    healthyAfterSec: HEALTHY_AFTER_WITHOUT_HEALTH_SEC,
     ...releaseApp,
     ...ownApp,
     env: { ...(releaseApp.env ?? {}), ...(ownApp.env ?? {}) },
   };
+  // With a health check the switch comes at the new instance's first 2xx, as pm2's reload and
+  // Kubernetes' (minReadySeconds 0) do; a hold after it is the user's choice (docs/launchfit.md).
+  if ((ownApp.healthyAfterSec ?? releaseApp.healthyAfterSec) === undefined && app.health) app.healthyAfterSec = 0;
   // The sockets belong to the host (bound once by `run`), so only the deploy folder names them;
   // and the user: a release must not choose who it runs as.
   app.listen = ownApp.listen ?? [];

@@ -4,7 +4,8 @@
 // app.health.failures failed probes in a row restart the app, and a restart that is not healthy
 // goes back to the previous release (docs/design.md). Every instance runs in its own release folder,
 // so an old app that crashes during the new one's probation comes back as the old release, and
-// after the rollback `status` names what serves.
+// after the rollback `status` names what serves. Unset, healthy_after is 0 with app.health: the
+// switch at the first 2xx, and a release that fails after it goes back by the crash counting.
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -196,6 +197,49 @@ test('(d) after a switch, failures in a row restart the app; a restart that is n
   assert.ok(s.bad.includes('1.4'));
   assert.is(s.lastFailure.release, 'my-app-gnu-linux-1.4');
   assert.not.ok(existsSync(path.join(L.w.deploy, 'releases/my-app-gnu-linux-1.4')));
+});
+
+test('(f) app.listen, healthy_after unset: the old app is told to stop at the first 2xx, and the update answers then', async () => {
+  const old = (await statusOf(L.w.deploy)).app.pid;
+  await L.w.publish('1.5', {
+    files: { 'server.cjs': SOCKET_APP },
+    yml: 'app:\n  exec: node server.cjs\n  kill_timeout: 2\n  forever: true\n  stable_after: 1\n',
+  });
+  const result = await update(L);
+  assert.is(result.action, 'installed', result.message);
+  // Logged as the switch happens: how long after the new app's start its first 2xx came. With
+  // a hold (the old default, healthy_after 5) it could not be under 5,000 ms.
+  const line = L.lf
+    .output()
+    .split('\n')
+    .find((l) => l.includes('the new app is healthy; stopping the old one') && l.includes('1.5'));
+  assert.ok(line, L.lf.output().slice(-3000));
+  const healthyMs = Number(/healthyMs=(\d+)/.exec(line!)?.[1]);
+  assert.ok(healthyMs < 5000, `switched ${healthyMs} ms after the start: ${line}`);
+  await waitFor(() => !isRunning(old), { what: 'the old app drained and gone', timeoutMs: 20_000 });
+  await servesOnly(L, '1.5');
+});
+
+test('(g) healthy_after unset: a release that exits twice after the switch goes back, and the old release is started again', async () => {
+  const old = (await statusOf(L.w.deploy)).app.pid;
+  await L.w.publish('1.6', {
+    files: { 'server.cjs': SOCKET_APP, 'exit-after': '2500' },
+    yml: 'app:\n  exec: node server.cjs\n  kill_timeout: 2\n  forever: true\n  stable_after: 10\n',
+  });
+  const result = await update(L);
+  assert.is(result.action, 'installed', `its verdict comes at the first 2xx: ${result.message}`);
+  await waitFor(() => currentOf(L.w.deploy) === 'releases/my-app-gnu-linux-1.5', {
+    what: 'the crash loop going back',
+    timeoutMs: 30_000,
+  });
+  await waitFor(async () => (await statusOf(L.w.deploy)).app.state === 'running', {
+    what: 'the old release running again',
+    timeoutMs: 20_000,
+  });
+  assert.match(L.lf.output(), /release my-app-gnu-linux-1\.6 exited 2 times after the switch/);
+  assert.not.ok(isRunning(old), 'the old process was stopped at the switch; a new one serves 1.5');
+  await servesOnly(L, '1.5');
+  assert.ok((await statusOf(L.w.deploy)).bad.includes('1.6'));
 });
 
 test('(b) without app.listen: a release that answers its probe, then exits 1.5 s later: rolled back, the old release serves again', async () => {

@@ -3,7 +3,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { exitCodeFor } from '../../../lib/core/errors.ts';
-import { parseLaunchConfigText } from '../../../lib/launchfit/deploy-folder/config.ts';
+import {
+  parseLaunchConfig,
+  parseLaunchConfigText,
+  startDeadlineSec,
+} from '../../../lib/launchfit/deploy-folder/config.ts';
+import { parseYamlText } from '../../../lib/core/yaml-config.ts';
 import { errorFromAnswer } from '../../../lib/launchfit/control/socket.ts';
 import { entryProblem } from '../../../lib/launchfit/install/extract.ts';
 import { parseKeyPin } from '../../../lib/launchfit/deploy-folder/key-pin.ts';
@@ -220,6 +225,28 @@ test('entryProblem: only files, folders and links that stay inside', () => {
   for (const [e, pattern] of bad) assert.match(entryProblem(e) ?? '', pattern, e.path);
 });
 
+test('healthy_after: 0 with app.health (the switch at the first 2xx), 5 without; the start deadline stays 5 s', () => {
+  const file = '/srv/app/launchify.yml';
+  const health = 'app:\n  exec: x\n  health:\n    http: http://127.0.0.1:8080/up\n';
+  const withHealth = parseLaunchConfigText(health, file).app;
+  assert.equal([withHealth.healthyAfterSec, startDeadlineSec(withHealth)], [0, 5]);
+  const without = parseLaunchConfigText('app:\n  exec: x\n', file).app;
+  assert.equal([without.healthyAfterSec, startDeadlineSec(without)], [5, 5]);
+  // Set anywhere (the deploy folder's file or the release's), it is kept, 0 included.
+  const held = parseLaunchConfigText(`${health}  healthy_after: 3\n`, file).app;
+  assert.equal([held.healthyAfterSec, startDeadlineSec(held)], [3, 3]);
+  const zero = parseLaunchConfigText('app:\n  exec: x\n  healthy_after: 0\n', file).app;
+  assert.is(zero.healthyAfterSec, 0, "without health, 0 is the user's");
+  const fromRelease = parseLaunchConfig(parseYamlText(health, file), '/srv/app', { healthyAfterSec: 2 }).app;
+  assert.is(fromRelease.healthyAfterSec, 2, "the release's healthy_after");
+  const healthFromRelease = parseLaunchConfig(parseYamlText('app:\n  exec: x\n', file), '/srv/app', {
+    health: withHealth.health,
+  }).app;
+  assert.is(healthFromRelease.healthyAfterSec, 0, "app.health from the release's file");
+  const started = parseLaunchConfigText(`${health}  start_timeout: 20\n`, file).app;
+  assert.is(startDeadlineSec(started), 20);
+});
+
 test('launchify.example.yml parses and documents every key', async () => {
   const { readFileSync } = await import('node:fs');
   const path = await import('node:path');
@@ -228,8 +255,9 @@ test('launchify.example.yml parses and documents every key', async () => {
   const c = parseLaunchConfigText(text, file);
   assert.is(c.app.exec, 'node server.js');
   assert.is(c.control.listen, '127.0.0.1:8900');
-  assert.equal([c.app.healthyAfterSec, c.app.startTimeoutSec], [5, 60]);
+  assert.equal([c.app.healthyAfterSec, c.app.startTimeoutSec], [0, 60]);
   assert.is(parseLaunchConfigText('app:\n  exec: x\n', file).app.startTimeoutSec, undefined, 'default: healthy_after');
+  assert.throws(() => parseLaunchConfigText('app:\n  healthy_after: -1\n', file), /healthy_after.*non-negative/);
   assert.throws(() => parseLaunchConfigText('app:\n  start_timeout: -1\n', file), /start_timeout/);
   const keys = [
     'exec',
