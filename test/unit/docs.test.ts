@@ -25,6 +25,8 @@ import { ROOT, scriptsBundle } from '../_helpers/common.ts';
 import { fencedBlocks } from '../_helpers/markdown.ts';
 
 const MAX_README_LINES = 250;
+/** docs/benchmarks.md: one current table first, the history in docs/benchmarks/history/. */
+const MAX_BENCHMARKS_LINES = 400;
 const SESSION_TIMEOUT_MS = 150_000;
 const AT_ONCE = 3;
 
@@ -97,6 +99,13 @@ test(`README.md is at most ${MAX_README_LINES} lines and links every docs page`,
   const linked = new Set(linksOf(read('README.md')).map((l) => path.normalize(l.split('#')[0])));
   for (const page of pages.filter((p) => p.startsWith('docs/')))
     assert.ok(linked.has(page), `README.md does not link ${page}`);
+});
+
+test(`docs/benchmarks.md is at most ${MAX_BENCHMARKS_LINES} lines, its current figures the first section`, () => {
+  const text = read('docs/benchmarks.md');
+  const lines = text.replace(/\n$/, '').split('\n').length;
+  assert.ok(lines <= MAX_BENCHMARKS_LINES, `docs/benchmarks.md has ${lines} lines`);
+  assert.is(/^## (.*)$/m.exec(text)?.[1], 'Current figures');
 });
 
 test('every relative link and #anchor in README.md and docs/ resolves', () => {
