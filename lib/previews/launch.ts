@@ -39,6 +39,37 @@ import { validatePreviewName } from './name.ts';
 
 export { freePort } from './update-files.ts';
 
+/** Launches of a preview on a fresh port, each on another one when the last was taken meanwhile. */
+const PORT_TRIES = 3;
+
+/**
+ * `launch(port)`; when the port was picked fresh (no launchfit holds it yet) and the launch fails
+ * with EADDRINUSE, it was taken between the pick and the bind, by any program: `taken` is told,
+ * and the launch tried again on `pick()`'s port, up to PORT_TRIES launches in all. Resolves to the
+ * port launched on; any other failure, or the last, is thrown as it came.
+ */
+export async function onFreshPort(
+  port: number,
+  opts: {
+    fresh: boolean;
+    pick: () => Promise<number>;
+    launch: (port: number) => Promise<unknown>;
+    taken: (port: number, next: number) => Promise<void>;
+  },
+): Promise<number> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await opts.launch(port);
+      return port;
+    } catch (error) {
+      if (!opts.fresh || attempt >= PORT_TRIES || !/EADDRINUSE/.test(messageOf(error))) throw error;
+      const next = await opts.pick();
+      await opts.taken(port, next);
+      port = next;
+    }
+  }
+}
+
 export interface PreviewKey {
   secretFile: string;
   passphraseFile: string;

@@ -32,6 +32,7 @@ import {
   ensurePreviewKey,
   freePort,
   launchOrUpdate,
+  onFreshPort,
   publishBuild,
   repointPreview,
   runningLaunchfit,
@@ -358,8 +359,13 @@ export class PreviewRunner implements PreviewControl {
     // Not live yet but its launchfit runs (hook-server killed between the first start and the
     // route): that launchfit holds the port it was first given, which the record keeps.
     const held = record.port !== undefined && (await runningLaunchfit(folder)) ? record.port : undefined;
-    const port = record.live?.port ?? held ?? (await freePort());
-    if (record.port !== port) await this.store.put({ ...this.store.get(record.repo, record.pr)!, port });
+    const fresh = record.live?.port === undefined && held === undefined;
+    let port = record.live?.port ?? held ?? (await freePort());
+    const keepPort = async () => {
+      if (this.store.get(record.repo, record.pr)?.port !== port)
+        await this.store.put({ ...this.store.get(record.repo, record.pr)!, port });
+    };
+    await keepPort();
     const url = previewUrl(this.options.config, previews, record.name);
     const env = await this.appEnv(repo, record, url);
     const account = this.accountOf(record);
@@ -378,7 +384,20 @@ export class PreviewRunner implements PreviewControl {
       log: this.options.log,
     };
     await publishBuild(spec, path.join(folder, 'src'), sha);
-    await launchOrUpdate(spec, {});
+    port = await onFreshPort(port, {
+      fresh,
+      pick: freePort,
+      launch: (on) => launchOrUpdate({ ...spec, port: on }, {}),
+      taken: async (was, next) => {
+        this.options.log.warn('the port picked for the preview was taken before launchfit bound it; picking another', {
+          preview: record.name,
+          port: was,
+          next,
+        });
+        port = next;
+        await keepPort();
+      },
+    });
     // Torn down meanwhile (pushed out by another pull request's max, closed): no route, nothing left running.
     if (this.store.get(record.repo, record.pr)?.state === 'torn down') return this.leftBehind(record.repo, record.pr);
     if (!record.live)

@@ -69,12 +69,26 @@ const portFree = (port: number): Promise<boolean> =>
     srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
 
+/**
+ * Ports this process handed out lately, with when: a preview's port is bound only once its
+ * launchfit starts, seconds after the pick, so a port free then is not handed out again meanwhile
+ * (previews launched at once picked the same port, and the second launchfit found it in use).
+ */
+const handedOut = new Map<number, number>();
+const HANDED_OUT_MS = 10 * 60_000;
+
 /** A port free now on 127.0.0.1, below the ephemeral range (a port there may be taken by any outgoing connection). */
 export async function freePort(): Promise<number> {
   const [from, to] = await stablePortRange();
+  const now = Date.now();
+  for (const [port, at] of handedOut) if (now - at > HANDED_OUT_MS) handedOut.delete(port);
   for (let tries = 0; tries < 50; tries++) {
     const port = from + Math.floor(Math.random() * (to - from));
+    if (handedOut.has(port)) continue;
+    // Taken before the check's await, so a pick running beside this one cannot take it too.
+    handedOut.set(port, now);
     if (await portFree(port)) return port;
+    handedOut.delete(port);
   }
   throw new Error(`No free port on 127.0.0.1 between ${from} and ${to - 1}.`);
 }
