@@ -258,7 +258,7 @@ test('500s after step 1: step 2 halts with the value and max 0.05 in stdout and 
   }
 });
 
-test('Prometheus down: the gate holds, saying why, and the step halts at --wait 4 with exit 1, not rolled back', async () => {
+test('Prometheus down: the gate holds, saying why, and the step halts at --wait 6 with exit 1, not rolled back', async () => {
   if (skipped()) return;
   const dest = await makeDest('unreadable');
   const fleet = await startPullFleet(APP, SECRET);
@@ -266,7 +266,9 @@ test('Prometheus down: the gate holds, saying why, and the step halts at --wait 
   try {
     const config = writeConfig('unreadable', dest, fleet, gateOf('2s'));
     await prometheus!.stop();
-    const r = await rollout(config, ['--wait', '4']);
+    // The first reading must come before the deadline, or the step halts at it without the line
+    // that says it asks again: once, under Deno on a loaded CI, that line was missing at --wait 4.
+    const r = await rollout(config, ['--wait', '6']);
     assert.is(r.exitCode, 1, output(r));
     const where = escaped(`Prometheus at ${prometheus!.url} could not be reached (`);
     assert.match(r.stdout, /step 1\/2 \(ROLLOUT 50\): expected 3, reported 3, updated 3, failed 0, pending 0/);
@@ -275,6 +277,7 @@ test('Prometheus down: the gate holds, saying why, and the step halts at --wait 
       new RegExp(
         `step 1/2 \\(ROLLOUT 50\\): ${GATE}: cannot be read: ${where}.*\\); not held, asking again for up to \\d+ s\n`,
       ),
+      output(r),
     );
     assert.match(
       r.stdout,
@@ -282,13 +285,13 @@ test('Prometheus down: the gate holds, saying why, and the step halts at --wait 
     );
     // --wait counts from the step's start (its signature): the halt comes then, give or take a poll.
     const held = lineAt(r, /halted: /) - lineAt(r, /step 1\/2 \(ROLLOUT 50\): signed/);
-    console.log(`  Prometheus down: the step halted ${held.toFixed(0)} ms after it was signed (--wait 4)`);
+    console.log(`  Prometheus down: the step halted ${held.toFixed(0)} ms after it was signed (--wait 6)`);
     const info = versionAt(dest);
     const problems = [
-      ...(held >= 3_500 && held < 6_000 ? [] : [`it halted ${held.toFixed(0)} ms after the step was signed`]),
+      ...(held >= 5_500 && held < 8_000 ? [] : [`it halted ${held.toFixed(0)} ms after the step was signed`]),
       ...(info.version === '1.1' ? [] : [`it rolled back: VERSION names ${info.version}`]),
     ];
-    assert.equal(problems, [], `not halted at --wait 4 without a rollback:\n${r.stdout}`);
+    assert.equal(problems, [], `not halted at --wait 6 without a rollback:\n${r.stdout}`);
     assert.equal([info.version, info.seq, info.rollout], ['1.1', 3, 50]);
     assert.match(r.stdout, /halted at ROLLOUT 50; hosts not yet in keep their release/);
     const halt = ledgerAt(dest).at(-1)!;
