@@ -72,7 +72,7 @@ const portFree = (port: number): Promise<boolean> =>
 /**
  * Ports this process handed out lately, with when: a preview's port is bound only once its
  * launchfit starts, seconds after the pick, so a port free then is not handed out again meanwhile
- * (previews launched at once picked the same port, and the second launchfit found it in use).
+ * (previews launched at once could pick the same one, and the second launchfit find it in use).
  */
 const handedOut = new Map<number, number>();
 const HANDED_OUT_MS = 10 * 60_000;
