@@ -85,9 +85,9 @@ export interface RunnerOptions {
    */
   onUnhealthy?(release: string | undefined): void;
   /**
-   * The serving instance of `release`, started by a switch, exited CRASHES_TO_GO_BACK times
-   * before any run lasted app.stable_after: go back (docs/launchfit.md). Without it, the supervisor's
-   * backoff goes on.
+   * The serving instance of `release`, started by a switch, exited CRASHES_TO_GO_BACK times (once
+   * without app.forever) before any run lasted app.stable_after: go back (docs/launchfit.md).
+   * Without it, the supervisor's backoff goes on.
    */
   onCrashLoop?(release: string | undefined, failure: StartFailure): void;
 }
@@ -371,7 +371,7 @@ class AppSlotRunner implements AppRunner {
       stableAfterMs: a.stableAfterSec * 1000,
       maxRestarts: a.maxRestarts,
       sockets: [...listeners, ...(health ? [health] : [])].map((s) => ({ fd: s.fd, name: s.name })),
-      onCrash: (uptimeMs: number) => this.crashed(slot, uptimeMs),
+      onCrash: (uptimeMs: number, restarting: boolean) => this.crashed(slot, uptimeMs, restarting),
     };
     slot.sup ??= createSupervisor({
       ...settings,
@@ -440,16 +440,22 @@ class AppSlotRunner implements AppRunner {
     return true;
   }
 
-  /** A crash of a slot's instance: the serving one, newly switched to, crashing again goes back. */
-  private crashed(slot: Slot, uptimeMs: number): void {
+  /**
+   * A crash of a slot's instance: the serving one, newly switched to, crashing again goes back;
+   * without `forever` (nothing restarts it) its first crash does.
+   */
+  private crashed(slot: Slot, uptimeMs: number, restarting: boolean): void {
     const stableSec = this.config.app.stableAfterSec;
     if (slot !== this.active || !slot.switched || this.closed) return;
     if (uptimeMs >= stableSec * 1000) {
       slot.switched = undefined;
       return;
     }
-    if (++slot.switched.crashes < CRASHES_TO_GO_BACK || !this.opts.onCrashLoop) return;
-    const reason = `exited ${slot.switched.crashes} times after the switch before it stayed up ${stableSec} s (app.stable_after)`;
+    ++slot.switched.crashes;
+    if ((restarting && slot.switched.crashes < CRASHES_TO_GO_BACK) || !this.opts.onCrashLoop) return;
+    const reason = restarting
+      ? `exited ${slot.switched.crashes} times after the switch before it stayed up ${stableSec} s (app.stable_after)`
+      : `exited ${(uptimeMs / 1000).toFixed(1)} s after it started, before it stayed up ${stableSec} s (app.stable_after), and app.forever is off`;
     slot.switched = undefined;
     this.log.error(`release ${slot.release} ${reason}; going back`, { release: slot.release });
     this.opts.onCrashLoop(slot.release, { reason, probes: [], output: slot.sup?.info().tail ?? [] });

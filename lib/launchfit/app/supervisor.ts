@@ -52,8 +52,11 @@ export interface SupervisorOptions {
   account?: AppAccount;
   /** launchfit's own secret variables, not passed to the app (app-env.ts secretVariables). */
   withheld?: string[];
-  /** Told of every exit `forever` restarts (a crash), with how long that run lasted. */
-  onCrash?(uptimeMs: number): void;
+  /**
+   * Told of every exit after a start (a crash), with how long that run lasted, and whether
+   * `forever` restarts it.
+   */
+  onCrash?(uptimeMs: number, restarting: boolean): void;
 }
 
 /**
@@ -453,10 +456,11 @@ export class AppSupervisor implements Supervisor {
     }
     if (!this.opts.forever) {
       this.app.state = 'exited';
+      this.opts.onCrash?.(uptime, false);
       return;
     }
     this.scheduleRestart(uptime);
-    this.opts.onCrash?.(uptime);
+    this.opts.onCrash?.(uptime, true);
   }
 
   private scheduleRestart(uptime: number): void {

@@ -279,11 +279,16 @@ export async function goBackFromCrashLoop(
 async function goBackFrom(ctx: UpdateContext, release: string, failure: StartFailure, when: string): Promise<void> {
   const { paths, log } = ctx;
   const state = await readState(paths);
-  const to =
-    state.previous && state.previous !== release && state.installed[state.previous] ? state.previous : undefined;
+  const held = state.previous && state.previous !== release ? state.installed[state.previous] : undefined;
+  // Never back to a version marked bad (the one a rollback left): this one is started again instead.
+  const bad = held && state.bad.some((v) => compareVersions(v, held.version) === 0);
+  const to = held && !bad ? state.previous : undefined;
   const what = `release ${release} ${failure.reason}${when ? ` ${when}` : ''}`;
   if (!to || !(await pathExists(path.join(paths.releases, to)))) {
-    log.error(`${what}; there is no previous release to go back to, so it is started again`, {
+    const none = bad
+      ? `the previous release ${state.previous} is marked bad`
+      : 'there is no previous release to go back to';
+    log.error(`${what}; ${none}, so it is started again`, {
       release,
       probes: failure.probes,
       output: failure.output,

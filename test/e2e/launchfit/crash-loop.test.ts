@@ -4,7 +4,7 @@
 // failed health checks: the version is marked bad, its folder removed, `status` names the
 // previous version, and the previous release serves. Without it, the supervisor's backoff went
 // on restarting the new release until it gave up, with nothing serving.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -92,6 +92,43 @@ test('app.listen with app.health: a release that passes probation and then exits
 
 test('without app.listen or app.health: the same crash loop is rolled back, and the previous release serves', async () => {
   await run(false);
+});
+
+test('a release gone back to by `launchfit rollback` that then crash-loops is started again, never switched to the bad one', async () => {
+  const w: World = await makeWorld();
+  const port = w.appPort;
+  let lf: Launchfit | undefined;
+  try {
+    await w.publish('1.0', { files: { 'server.cjs': SOCKET_APP }, yml: YML });
+    w.writeConfig('', '');
+    assert.is((await runScript('launchfit', ['deploy', '--dir', w.deploy])).exitCode, 0);
+    lf = await startLaunchfit(w.deploy);
+    await waitFor(async () => /^1\.0 /.test((await get({ port })).body ?? ''), {
+      what: '1.0 serving',
+      timeoutMs: 30_000,
+    });
+    await w.publish('1.1', { files: { 'server.cjs': SOCKET_APP }, yml: YML });
+    const answer = await requestOverSocket(path.join(w.deploy, '.launchfit/control.sock'), 'POST', '/update');
+    assert.is((answer?.body.result as { action: string }).action, 'installed', JSON.stringify(answer?.body));
+    // 1.0 exits 4 s after each start from now on; the rollback leaves 1.1 marked bad as the previous release.
+    writeFileSync(path.join(w.deploy, 'releases/my-app-gnu-linux-1.0/exit-after'), '4000');
+    const back = await runScript('launchfit', ['rollback', '--dir', w.deploy]);
+    assert.is(back.exitCode, 0, back.stderr + back.stdout);
+    const out = () => lf!.output();
+    await waitFor(
+      () => /the previous release my-app-gnu-linux-1\.1 is marked bad, so it is started again/.test(out()),
+      {
+        what: "the crash loop's end",
+        timeoutMs: 60_000,
+      },
+    );
+    assert.match(out(), /release my-app-gnu-linux-1\.0 exited 2 times after the switch before it stayed up 30 s/);
+    assert.is(currentOf(w.deploy), 'releases/my-app-gnu-linux-1.0');
+    assert.ok((await statusOf(w.deploy)).bad.includes('1.1'));
+  } finally {
+    await lf?.stop('SIGKILL');
+    await w.server.close();
+  }
 });
 
 test.run();

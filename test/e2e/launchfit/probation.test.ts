@@ -242,6 +242,29 @@ test('(g) healthy_after unset: a release that exits twice after the switch goes 
   assert.ok((await statusOf(L.w.deploy)).bad.includes('1.6'));
 });
 
+test('(h) healthy_after unset, app.forever off: a release that exits once after the switch goes back at once', async () => {
+  await L.w.publish('1.7', {
+    files: { 'server.cjs': SOCKET_APP, 'exit-after': '2500' },
+    yml: 'app:\n  exec: node server.cjs\n  kill_timeout: 2\n  stable_after: 10\n',
+  });
+  const result = await update(L);
+  assert.is(result.action, 'installed', `its verdict comes at the first 2xx: ${result.message}`);
+  await waitFor(() => currentOf(L.w.deploy) === 'releases/my-app-gnu-linux-1.5', {
+    what: 'going back after the one exit',
+    timeoutMs: 30_000,
+  });
+  await waitFor(async () => (await statusOf(L.w.deploy)).app.state === 'running', {
+    what: 'the old release running again',
+    timeoutMs: 20_000,
+  });
+  assert.match(
+    L.lf.output(),
+    /release my-app-gnu-linux-1\.7 exited [\d.]+ s after it started, before it stayed up 10 s \(app\.stable_after\), and app\.forever is off; going back/,
+  );
+  await servesOnly(L, '1.5');
+  assert.ok((await statusOf(L.w.deploy)).bad.includes('1.7'));
+});
+
 test('(b) without app.listen: a release that answers its probe, then exits 1.5 s later: rolled back, the old release serves again', async () => {
   const h = await host(false, 5);
   try {

@@ -187,7 +187,10 @@ test('a running app that fails its health check 3 times in a row is restarted; h
 });
 
 test('a bad release while the old app had already stopped: after the rollback the old app is started again', async () => {
-  const once = 'app:\n  exec: node server.cjs\n  healthy_after: 3\n  kill_timeout: 2\n  forever: false\n';
+  // stable_after 1 (the update returns after healthy_after 3): killed before a run lasted
+  // stable_after, a newly switched release without forever would go back at once instead.
+  const once =
+    'app:\n  exec: node server.cjs\n  healthy_after: 3\n  kill_timeout: 2\n  forever: false\n  stable_after: 1\n';
   await w.publish('1.11', { files: { 'server.cjs': SOCKET_APP }, yml: once });
   assert.is((await update()).action, 'installed');
   const dead = await pidOf();
