@@ -220,22 +220,30 @@ test('(f) app.listen, healthy_after unset: the old app is told to stop at the fi
   await servesOnly(L, '1.5');
 });
 
-test('(g) healthy_after unset: a release that exits twice after the switch goes back, and the old release is started again', async () => {
-  const old = (await statusOf(L.w.deploy)).app.pid;
-  await L.w.publish('1.6', {
-    files: { 'server.cjs': SOCKET_APP, 'exit-after': '2500' },
-    yml: 'app:\n  exec: node server.cjs\n  kill_timeout: 2\n  forever: true\n  stable_after: 10\n',
-  });
+/**
+ * `version`, which exits 2.5 s after each start, is installed (its verdict at the first 2xx), then
+ * goes back to 1.5 once it exited as `yml` lets it (with or without forever); 1.5 runs again.
+ */
+async function installedThenBack(version: string, yml: string): Promise<void> {
+  await L.w.publish(version, { files: { 'server.cjs': SOCKET_APP, 'exit-after': '2500' }, yml });
   const result = await update(L);
   assert.is(result.action, 'installed', `its verdict comes at the first 2xx: ${result.message}`);
   await waitFor(() => currentOf(L.w.deploy) === 'releases/my-app-gnu-linux-1.5', {
-    what: 'the crash loop going back',
+    what: `${version} going back`,
     timeoutMs: 30_000,
   });
   await waitFor(async () => (await statusOf(L.w.deploy)).app.state === 'running', {
     what: 'the old release running again',
     timeoutMs: 20_000,
   });
+}
+
+test('(g) healthy_after unset: a release that exits twice after the switch goes back, and the old release is started again', async () => {
+  const old = (await statusOf(L.w.deploy)).app.pid;
+  await installedThenBack(
+    '1.6',
+    'app:\n  exec: node server.cjs\n  kill_timeout: 2\n  forever: true\n  stable_after: 10\n',
+  );
   assert.match(L.lf.output(), /release my-app-gnu-linux-1\.6 exited 2 times after the switch/);
   assert.not.ok(isRunning(old), 'the old process was stopped at the switch; a new one serves 1.5');
   await servesOnly(L, '1.5');
@@ -243,20 +251,7 @@ test('(g) healthy_after unset: a release that exits twice after the switch goes 
 });
 
 test('(h) healthy_after unset, app.forever off: a release that exits once after the switch goes back at once', async () => {
-  await L.w.publish('1.7', {
-    files: { 'server.cjs': SOCKET_APP, 'exit-after': '2500' },
-    yml: 'app:\n  exec: node server.cjs\n  kill_timeout: 2\n  stable_after: 10\n',
-  });
-  const result = await update(L);
-  assert.is(result.action, 'installed', `its verdict comes at the first 2xx: ${result.message}`);
-  await waitFor(() => currentOf(L.w.deploy) === 'releases/my-app-gnu-linux-1.5', {
-    what: 'going back after the one exit',
-    timeoutMs: 30_000,
-  });
-  await waitFor(async () => (await statusOf(L.w.deploy)).app.state === 'running', {
-    what: 'the old release running again',
-    timeoutMs: 20_000,
-  });
+  await installedThenBack('1.7', 'app:\n  exec: node server.cjs\n  kill_timeout: 2\n  stable_after: 10\n');
   assert.match(
     L.lf.output(),
     /release my-app-gnu-linux-1\.7 exited [\d.]+ s after it started, before it stayed up 10 s \(app\.stable_after\), and app\.forever is off; going back/,
