@@ -26,22 +26,25 @@ import { shippedArgv, shippedShipkit } from './shipped.ts';
 
 const args = minimist(process.argv.slice(2), { string: ['runs', 'hosts', 'healthy-after'], boolean: ['smoke'] });
 const smoke = args.smoke === true;
-const runs = Number(args.runs ?? (smoke ? 1 : 5));
-const hostCount = Number(args.hosts ?? (smoke ? 2 : 5));
+/** A flag's whole number, `least` or more; its default when not given. `--runs -1` leaves it empty. */
+function wholeFlag(name: string, fallback: number, least: number): number;
+function wholeFlag(name: string, fallback: null, least: number): number | null;
+function wholeFlag(name: string, fallback: number | null, least: number): number | null {
+  const raw: unknown = args[name];
+  if (raw === undefined) return fallback;
+  if (typeof raw !== 'string' || !/^\d+$/.test(raw) || Number(raw) < least) {
+    console.error(`bench:push: --${name} takes a whole number, ${least} or more`);
+    process.exit(2);
+  }
+  return Number(raw);
+}
+const runs = wholeFlag('runs', smoke ? 1 : 5, 1);
+const hostCount = wholeFlag('hosts', smoke ? 2 : 5, 1);
 /**
  * The release's healthy_after, s: unset unless told, so launchfit's default (0 with app.health:
  * the switch at the new app's first 2xx).
  */
-const healthyAfterSec = args['healthy-after'] === undefined ? null : Number(args['healthy-after']);
-for (const [flag, n, least] of [
-  ['--runs', runs, 1],
-  ['--hosts', hostCount, 1],
-  ['--healthy-after', healthyAfterSec ?? 0, 0],
-] as const)
-  if (!Number.isInteger(n) || n < least) {
-    console.error(`bench:push: ${flag} takes a whole number, ${least} or more`);
-    process.exit(2);
-  }
+const healthyAfterSec = wholeFlag('healthy-after', null, 0);
 
 /** The programs the sides need, found on the PATH, with the Debian package that brings each. */
 function missingPeers(): string[] {

@@ -63,4 +63,18 @@ test('without its peers on the PATH bench:push refuses to start and names the pa
   assert.is(r.stdout, '');
 });
 
+test('bad flags: exit 2 with the flag named, before anything starts', async () => {
+  for (const [flag, value, why] of [
+    ['--healthy-after', '-1', /--healthy-after takes a whole number, 0 or more/],
+    ['--healthy-after', 'soon', /--healthy-after takes a whole number, 0 or more/],
+    ['--runs', '0', /--runs takes a whole number, 1 or more/],
+    ['--hosts', '2.5', /--hosts takes a whole number, 1 or more/],
+  ] as const) {
+    const r = await runCommand(process.execPath, [...BENCH, flag, value], { timeoutMs: 60_000 });
+    assert.is(r.exitCode, 2, `${flag} ${value}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, why);
+    assert.is(r.stdout, '', 'nothing was started or measured');
+  }
+});
+
 test.run();
