@@ -361,11 +361,11 @@ export class PreviewRunner implements PreviewControl {
     const held = record.port !== undefined && (await runningLaunchfit(folder)) ? record.port : undefined;
     const fresh = record.live?.port === undefined && held === undefined;
     let port = record.live?.port ?? held ?? (await freePort());
-    const keepPort = async () => {
-      if (this.store.get(record.repo, record.pr)?.port !== port)
-        await this.store.put({ ...this.store.get(record.repo, record.pr)!, port });
+    const keepPort = async (kept: number) => {
+      if (this.store.get(record.repo, record.pr)?.port !== kept)
+        await this.store.put({ ...this.store.get(record.repo, record.pr)!, port: kept });
     };
-    await keepPort();
+    await keepPort(port);
     const url = previewUrl(this.options.config, previews, record.name);
     const env = await this.appEnv(repo, record, url);
     const account = this.accountOf(record);
@@ -394,8 +394,7 @@ export class PreviewRunner implements PreviewControl {
           port: was,
           next,
         });
-        port = next;
-        await keepPort();
+        await keepPort(next);
       },
     });
     // Torn down meanwhile (pushed out by another pull request's max, closed): no route, nothing left running.
