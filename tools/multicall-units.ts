@@ -34,8 +34,17 @@ const UNIT_PARAMETERS = ['exports', 'require', 'module', '__filename', '__dirnam
 /** How a unit's line at the one file's tail starts: `//#unit NAME BASE64` (tools/multicall.ts). */
 export const UNIT_LINE = '//#unit ';
 
-/** Where a unit's text is in the one file: [bytes from its start to the file's end, its length]. */
-export type UnitPlace = [fromEnd: number, length: number];
+/**
+ * Where a unit's text is in the one file: [bytes from its start to the file's end, its length],
+ * and what the build knew of it: the hash its cache files are named by (unitHash of the text) and
+ * the byte length of its code once decompressed (createUnitRequire's text cache).
+ */
+export type UnitPlace = [fromEnd: number, length: number, hash?: string, codeBytes?: number];
+
+/** The name of a unit's cache files: the first 32 hex digits of the SHA-256 of its base64 text. */
+export function unitHash(text: string, nodeCrypto: typeof crypto): string {
+  return nodeCrypto.createHash('sha256').update(text).digest('hex').slice(0, 32);
+}
 
 /**
  * The units table of the one file, its text read from the file's own tail (comment lines after
@@ -99,13 +108,17 @@ function unitAt(file: string, name: string, [fromEnd, length]: UnitPlace): strin
  * Node's own require (built-ins) for any other name. `bundleUrl` is the one file's import.meta.url:
  * the units see it as theirs, so paths next to the bundle and `bundledCommandFor` still work.
  * `codeCache`: the folder of V8's compiled code of the units (codeCacheDir), null for none.
+ * `places`: the build's table (unitsInFile's); a unit whose place has its hash and code length has
+ * its decompressed code kept beside its compiled code, and a start that finds both reads neither
+ * the unit's text nor node:zlib.
  */
 export function createUnitRequire(
   units: Record<string, string>,
   bundleUrl: string,
-  options: { codeCache?: string | null } = {},
+  options: { codeCache?: string | null; places?: Record<string, UnitPlace> } = {},
 ): (id: string) => unknown {
   const file = fileURLToPath(bundleUrl);
+  const places = options.places ?? {};
   // Found (and made) when the first unit is compiled: `--version` touches no folder.
   let codeCache = options.codeCache;
   const nodeRequire = createRequire(bundleUrl);
@@ -130,18 +143,27 @@ export function createUnitRequire(
     if (!Object.hasOwn(units, id)) return nodeRequire(id);
     const module = { exports: {} as unknown };
     loaded.set(id, module);
-    // node:zlib and node:vm are loaded here, not at the top: `--version` and a `--help` the entry
-    // answers itself need neither (loading a built-in costs a start about a millisecond).
-    const { brotliDecompressSync } = nodeRequire('node:zlib') as typeof zlib;
-    const code = brotliDecompressSync(Buffer.from(units[id], 'base64')).toString('utf8');
+    codeCache ??= codeCacheDir();
+    const [, , builtHash, codeBytes] = Object.hasOwn(places, id) ? places[id] : [];
+    // node:crypto only here, and only when the build did not name the unit: a start that compiles
+    // no unit never loads it.
+    const hash = codeCache
+      ? (builtHash ?? unitHash(units[id], nodeRequire('node:crypto') as typeof crypto))
+      : undefined;
+    const cached = (suffix: string) => (codeCache && hash ? path.join(codeCache, `${hash}${suffix}`) : undefined);
+    const textFile = builtHash && codeBytes !== undefined ? cached('.js') : undefined;
+    let code = textFile ? readCodeCache(textFile, codeBytes)?.toString('utf8') : undefined;
+    if (code === undefined) {
+      // node:zlib and node:vm are loaded here, not at the top: `--version` and a `--help` the entry
+      // answers itself need neither (loading a built-in costs a start about a millisecond).
+      const { brotliDecompressSync } = nodeRequire('node:zlib') as typeof zlib;
+      const bytes = brotliDecompressSync(Buffer.from(units[id], 'base64'));
+      code = bytes.toString('utf8');
+      if (textFile && bytes.length === codeBytes) writeCodeCache(textFile, () => bytes);
+    }
     // Strict, as the ES module it replaces was; the wrapper is on line 1 so line numbers hold.
     const wrapped = `(function (${UNIT_PARAMETERS.join(', ')}) {'use strict';${code}\n})`;
-    codeCache ??= codeCacheDir();
-    // node:crypto too only here: a start that compiles no unit never loads it.
-    const hash = codeCache
-      ? (nodeRequire('node:crypto') as typeof crypto).createHash('sha256').update(units[id]).digest('hex').slice(0, 32)
-      : undefined;
-    const cacheFile = codeCache ? path.join(codeCache, `${hash}-${process.version}-${process.arch}.v8`) : undefined;
+    const cacheFile = cached(`-${process.version}-${process.arch}.v8`);
     const cachedData = cacheFile ? readCodeCache(cacheFile) : undefined;
     const script = new (nodeRequire('node:vm') as typeof vm).Script(wrapped, { filename: `${file}#${id}`, cachedData });
     const run = script.runInThisContext() as (...args: unknown[]) => void;
@@ -158,7 +180,9 @@ export function createUnitRequire(
 // V8's code cache of the units: compiling the build unit and yaml from their text is about 25 ms
 // of every no-op build's start, and litpro's unit as much of the compile step's; with V8's
 // compiled code kept between runs, most of that goes. (Node's own compile cache does not cover
-// code compiled through node:vm.)
+// code compiled through node:vm.) Beside it, the unit's code as decompressed (NAME.js, when the
+// build gave its hash and length): loading node:zlib and decompressing is about 3 ms of a start
+// that runs a small unit, such as server-update's fan-out; reading the file is a tenth of that.
 //
 // Who can write the cache matters: V8 accepts cached data after checking its own version, its
 // flags and the length of the source, not the source itself, so whoever can write a cache file
@@ -169,8 +193,9 @@ export function createUnitRequire(
 // file is opened without following a symlink and must be owned by that uid too. Another user
 // cannot plant a file there (nor swap the folder: anything they could put in its place is theirs,
 // or a symlink, and is refused), so the cache holds only what this user's own shipkit wrote;
-// root's and a build user's are their own. A file is named by the hash of its unit's text and
-// the node version, and written to a temp file and renamed, so a changed one file or a second
+// root's and a build user's are their own. A file is named by the hash of its unit's text (and
+// the compiled code's by the node version too), a decompressed text is used only at the length
+// the build gave, and each is written to a temp file and renamed, so a changed one file or a second
 // shipkit running at the same moment never reads half a file or another build's code. Whatever
 // is wrong (no home, a read-only disk, a foreign folder): no cache, silently, as before.
 // SHIPKIT_CODE_CACHE=0 turns it off.
@@ -195,13 +220,14 @@ export function codeCacheDir(env: NodeJS.ProcessEnv = process.env): string | nul
   }
 }
 
-/** A cache file's bytes if it is a plain file (no symlink) of this user's; else undefined. */
-function readCodeCache(file: string): Buffer | undefined {
+/** A cache file's bytes if it is a plain file (no symlink) of this user's (of `size` bytes, given one); else undefined. */
+function readCodeCache(file: string, size?: number): Buffer | undefined {
   let fd: number | undefined;
   try {
     fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
     const info = fstatSync(fd);
     if (!info.isFile() || info.uid !== process.geteuid?.() || info.size === 0) return undefined;
+    if (size !== undefined && info.size !== size) return undefined;
     const bytes = Buffer.allocUnsafe(info.size);
     return readSync(fd, bytes, 0, info.size, 0) === info.size ? bytes : undefined;
   } catch {

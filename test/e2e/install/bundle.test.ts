@@ -5,7 +5,7 @@
 // hook-server starts its jobs through the same file, litpro included. The heavy libraries, kept
 // in the file as units compiled on first use (tools/multicall.ts), run from it too.
 // The commands it runs are shown in README.md (Install) and docs/install.md (one file, from a checkout).
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -73,6 +73,54 @@ test('no config: the one file, with no shipkit.example.yml beside it, offers `sh
   assert.is(printed.exitCode, 0, printed.stderr);
   assert.is(printed.stdout, readFileSync(path.join(ROOT, 'shipkit.example.yml'), 'utf8'));
   assert.equal(readdirSync(cwd), [], 'nothing written');
+});
+
+test("a script's second start takes its code from the user's cache: node:zlib is not even loaded", async () => {
+  const work = tmpDir('shipkit-onefile-cache-');
+  const cache = path.join(work, 'xdg');
+  writeFileSync(path.join(work, 'targets'), 'http://127.0.0.1:9/\n');
+  writeFileSync(path.join(work, 'secret'), 'a-secret-of-twenty-chars\n', { mode: 0o600 });
+  // Preloaded: writes the built-in modules Node loaded, at exit, to a file of its own.
+  const preload = path.join(work, 'loaded.cjs');
+  writeFileSync(
+    preload,
+    "process.on('exit', () => require('node:fs').writeFileSync(process.env.LOADED_TO, process.moduleLoadList.join('\\n')));\n",
+  );
+  const loaded = async (run: string) => {
+    const out = path.join(work, `loaded-${run}`);
+    const r = await runCommand(
+      'node',
+      [
+        '--require',
+        preload,
+        bundle,
+        'server-update',
+        'site',
+        '--list',
+        'targets',
+        '--secret-file',
+        'secret',
+        '--dry-run',
+      ],
+      { cwd: work, env: { PATH, XDG_CACHE_HOME: cache, LOADED_TO: out } },
+    );
+    assert.is(r.exitCode, 0, r.stderr);
+    assert.match(r.stdout, /would send GET http:\/\/127\.0\.0\.1:9\/\?repo=site/);
+    return readFileSync(out, 'utf8').split('\n');
+  };
+  assert.ok((await loaded('first')).includes('NativeModule zlib'), 'the first start decompresses the unit');
+  const kept = readdirSync(path.join(cache, 'shipkit', 'code'));
+  assert.ok(
+    kept.some((f) => /^[0-9a-f]{32}\.js$/.test(f)),
+    kept.join(' '),
+  );
+  assert.ok(
+    kept.some((f) => /^[0-9a-f]{32}-v[\d.]+-\w+\.v8$/.test(f)),
+    kept.join(' '),
+  );
+  const second = await loaded('second');
+  assert.ok(second.includes('NativeModule node:vm') || second.includes('NativeModule vm'), 'the unit was compiled');
+  assert.not.ok(second.includes('NativeModule zlib'), 'nor read nor decompressed');
 });
 
 test('a signed push to the bundled hook-server builds a litpro repo end to end (jobs run through the same file)', async () => {

@@ -1,13 +1,15 @@
 // The one file's unit loader (tools/multicall-units.ts): units are compiled once, on first
 // require, see the bundle's own path and URL, require each other and Node's built-ins, run in
 // strict mode as the ES module they replace did, and name themselves in stack traces.
-import { createHash } from 'node:crypto';
+import crypto, { createHash } from 'node:crypto';
 import {
   chmodSync,
   chownSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   renameSync,
   rmSync,
   statSync,
@@ -25,6 +27,7 @@ import {
   createUnitRequire,
   IMPORT_META_URL,
   UNIT_LINE,
+  unitHash,
   unitsInFile,
   type UnitPlace,
 } from '../../../tools/multicall-units.ts';
@@ -219,6 +222,78 @@ test('a cache folder or file that another user could have written is not used', 
     const d = unitsOf({ same: 'exports.unit = "from D";' });
     symlinkSync(path.join(other, readdirSync(other)[0]), path.join(dir, cacheName(d.same)));
     assert.is(createUnitRequire(d, BUNDLE, { codeCache: dir })('same'), 'from D');
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
+});
+
+test("with the build's hash and length, a unit's code is kept decompressed beside its compiled code, and the next start reads only that", () => {
+  const base = mkdtempSync(path.join(os.tmpdir(), 'shipkit-code-cache-'));
+  try {
+    const dir = codeCacheDir({ XDG_CACHE_HOME: base })!;
+    const code = 'exports.unit = "from A";';
+    const text = pack(code);
+    const hash = unitHash(text, crypto);
+    assert.is(hash, cacheName(text).split('-')[0], 'the build names the files as a start does');
+    const places: Record<string, UnitPlace> = { same: [0, text.length, hash, Buffer.byteLength(code)] };
+    assert.is(createUnitRequire({ same: text }, BUNDLE, { codeCache: dir, places })('same'), 'from A');
+    const textFile = path.join(dir, `${hash}.js`);
+    assert.equal(readdirSync(dir).sort(), [`${hash}.js`, cacheName(text)].sort());
+    assert.is(readFileSync(textFile, 'utf8'), code);
+    assert.is(statSync(textFile).mode & 0o777, 0o600);
+    // The next start: the unit's text (read from the one file, then decompressed) is not looked at.
+    const unread = Object.defineProperty({}, 'same', {
+      enumerable: true,
+      get: () => {
+        throw new Error("the unit's text was read");
+      },
+    }) as Record<string, string>;
+    assert.is(createUnitRequire(unread, BUNDLE, { codeCache: dir, places })('same'), 'from A');
+    // Without the build's length (or hash), no text is kept or read: only the compiled code.
+    const other = mkdtempSync(path.join(base, 'other-'));
+    createUnitRequire({ same: text }, BUNDLE, { codeCache: other, places: { same: [0, text.length, hash] } })('same');
+    assert.equal(readdirSync(other), [cacheName(text)]);
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
+});
+
+test('a kept code of another length, or a symlink, is not used: the unit is decompressed again and the file written anew', () => {
+  const base = mkdtempSync(path.join(os.tmpdir(), 'shipkit-code-cache-'));
+  try {
+    const dir = codeCacheDir({ XDG_CACHE_HOME: base })!;
+    // Each case its own unit text, so that neither V8's compiled code on disk nor the one it keeps
+    // in memory for a source it compiled before can stand in for the kept code being read.
+    const unitOf = (label: string) => {
+      const code = `exports.unit = "${label}";`;
+      const text = pack(code);
+      const hash = unitHash(text, crypto);
+      return {
+        code,
+        text,
+        file: path.join(dir, `${hash}.js`),
+        place: [0, text.length, hash, code.length] as UnitPlace,
+      };
+    };
+    const short = unitOf('short one');
+    writeFileSync(short.file, 'exports.unit = "cut";', { mode: 0o600 });
+    assert.is(
+      createUnitRequire({ u: short.text }, BUNDLE, { codeCache: dir, places: { u: short.place } })('u'),
+      'short one',
+    );
+    assert.is(readFileSync(short.file, 'utf8'), short.code, 'written anew');
+
+    const linked = unitOf('linked one');
+    const planted = path.join(base, 'planted.js');
+    writeFileSync(planted, 'exports.unit = "PLANTED!!!";', { mode: 0o600 });
+    assert.is(Buffer.byteLength(readFileSync(planted)), linked.code.length, 'as long as the real code');
+    symlinkSync(planted, linked.file);
+    assert.is(
+      createUnitRequire({ u: linked.text }, BUNDLE, { codeCache: dir, places: { u: linked.place } })('u'),
+      'linked one',
+    );
+    assert.not.ok(lstatSync(linked.file).isSymbolicLink(), 'the symlink replaced by a file of its own');
+    assert.is(readFileSync(planted, 'utf8'), 'exports.unit = "PLANTED!!!";', 'the file it pointed to untouched');
   } finally {
     rmSync(base, { recursive: true, force: true });
   }
