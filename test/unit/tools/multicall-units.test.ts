@@ -46,6 +46,16 @@ function unitsOf(sources: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(sources).map(([id, code]) => [id, pack(code)]));
 }
 
+/** Runs `body` with a fresh folder for XDG_CACHE_HOME, removed after. */
+function inCacheBase(body: (base: string) => void): void {
+  const base = mkdtempSync(path.join(os.tmpdir(), 'shipkit-code-cache-'));
+  try {
+    body(base);
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
+}
+
 test('a unit is compiled on its first require only, and its `unit` export is what require returns', () => {
   const units = unitsOf({
     counter: 'globalThis.__unitRuns = (globalThis.__unitRuns ?? 0) + 1; exports.unit = { n: 42 };',
@@ -169,8 +179,7 @@ test('with their places, units are read from there; a place that does not hold t
 });
 
 test("V8's compiled code of a unit is kept in the user's private folder and used by the next start", () => {
-  const base = mkdtempSync(path.join(os.tmpdir(), 'shipkit-code-cache-'));
-  try {
+  inCacheBase((base) => {
     const dir = codeCacheDir({ XDG_CACHE_HOME: base });
     assert.is(dir, path.join(base, 'shipkit', 'code'));
     assert.is(statSync(dir!).mode & 0o777, 0o700);
@@ -187,14 +196,11 @@ test("V8's compiled code of a unit is kept in the user's private folder and used
     renameSync(path.join(dir!, files[0]), path.join(dir!, cacheName(b.same)));
     assert.is(createUnitRequire(b, BUNDLE, { codeCache: dir })('same'), 'from A', 'the planted file was used');
     assert.is(createUnitRequire(b, BUNDLE, { codeCache: null })('same'), 'from B', 'without a cache, its own code');
-  } finally {
-    rmSync(base, { recursive: true, force: true });
-  }
+  });
 });
 
 test('a cache folder or file that another user could have written is not used', () => {
-  const base = mkdtempSync(path.join(os.tmpdir(), 'shipkit-code-cache-'));
-  try {
+  inCacheBase((base) => {
     assert.is(codeCacheDir({ XDG_CACHE_HOME: base, SHIPKIT_CODE_CACHE: '0' }), null, 'turned off');
     assert.is(
       codeCacheDir({ XDG_CACHE_HOME: 'relative/dir', HOME: base }),
@@ -222,14 +228,11 @@ test('a cache folder or file that another user could have written is not used', 
     const d = unitsOf({ same: 'exports.unit = "from D";' });
     symlinkSync(path.join(other, readdirSync(other)[0]), path.join(dir, cacheName(d.same)));
     assert.is(createUnitRequire(d, BUNDLE, { codeCache: dir })('same'), 'from D');
-  } finally {
-    rmSync(base, { recursive: true, force: true });
-  }
+  });
 });
 
 test("with the build's hash and length, a unit's code is kept decompressed beside its compiled code, and the next start reads only that", () => {
-  const base = mkdtempSync(path.join(os.tmpdir(), 'shipkit-code-cache-'));
-  try {
+  inCacheBase((base) => {
     const dir = codeCacheDir({ XDG_CACHE_HOME: base })!;
     const code = 'exports.unit = "from A";';
     const text = pack(code);
@@ -253,14 +256,11 @@ test("with the build's hash and length, a unit's code is kept decompressed besid
     const other = mkdtempSync(path.join(base, 'other-'));
     createUnitRequire({ same: text }, BUNDLE, { codeCache: other, places: { same: [0, text.length, hash] } })('same');
     assert.equal(readdirSync(other), [cacheName(text)]);
-  } finally {
-    rmSync(base, { recursive: true, force: true });
-  }
+  });
 });
 
 test('a kept code of another length, or a symlink, is not used: the unit is decompressed again and the file written anew', () => {
-  const base = mkdtempSync(path.join(os.tmpdir(), 'shipkit-code-cache-'));
-  try {
+  inCacheBase((base) => {
     const dir = codeCacheDir({ XDG_CACHE_HOME: base })!;
     // Each case its own unit text, so that neither V8's compiled code on disk nor the one it keeps
     // in memory for a source it compiled before can stand in for the kept code being read.
@@ -294,9 +294,7 @@ test('a kept code of another length, or a symlink, is not used: the unit is deco
     );
     assert.not.ok(lstatSync(linked.file).isSymbolicLink(), 'the symlink replaced by a file of its own');
     assert.is(readFileSync(planted, 'utf8'), 'exports.unit = "PLANTED!!!";', 'the file it pointed to untouched');
-  } finally {
-    rmSync(base, { recursive: true, force: true });
-  }
+  });
 });
 
 test.run();
