@@ -93,15 +93,25 @@ function nudged(setup: string): { minor: number; major: number } {
   return JSON.parse(r.stdout);
 }
 
+/**
+ * No collection asked for: none of the nudges' (a full one and 15 scavenges). V8 may still
+ * scavenge once or twice of its own while the window is open (CI saw one, twice in a row, on a
+ * loaded machine), which no nudger causes: at most 2 are taken as its own.
+ */
+function assertNoneAsked(counts: { minor: number; major: number }, why: string): void {
+  assert.is(counts.major, 0, `${why}: no full collection`);
+  assert.ok(counts.minor <= 2, `${why}: ${counts.minor} scavenges, more than V8 makes of its own here`);
+}
+
 test('gcNudger: once allowed, a full collection as the stream starts, then a scavenge every step; nothing before', () => {
   const counts = nudged('allowGcNudges();');
   assert.is(counts.major, 1, 'one full collection, at the first chunk');
   assert.ok(counts.minor >= 15, `${counts.minor} scavenges for the 15 steps after it`);
-  assert.equal(nudged(''), { minor: 0, major: 0 }, 'none unless allowed');
+  assertNoneAsked(nudged(''), 'not allowed');
 });
 
 test('gcNudger: does nothing where the runtime has no gc() to give (no node:v8, as under Deno)', () => {
-  assert.equal(nudged('process.getBuiltinModule = undefined; allowGcNudges();'), { minor: 0, major: 0 });
+  assertNoneAsked(nudged('process.getBuiltinModule = undefined; allowGcNudges();'), 'no gc() to give');
 });
 
 test.run();
