@@ -14,6 +14,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync
 import os from 'node:os';
 import path from 'node:path';
 import minimist from 'minimist';
+import { parsePositiveInt } from '../lib/core/cli.ts';
 import { startPipelineWorld, stepTimes, timedLines, type PipelineWorld } from '../test/fixtures/pipeline-world.ts';
 import { runCommand, runScriptsAs, tmpDir } from '../test/_helpers/common.ts';
 import { startSshd } from '../test/_helpers/ssh.ts';
@@ -32,11 +33,12 @@ function wholeFlag(name: string, fallback: null, least: number): number | null;
 function wholeFlag(name: string, fallback: number | null, least: number): number | null {
   const raw: unknown = args[name];
   if (raw === undefined) return fallback;
-  if (typeof raw !== 'string' || !/^\d+$/.test(raw) || Number(raw) < least) {
+  try {
+    return parsePositiveInt(raw, name, { min: least });
+  } catch {
     console.error(`bench:push: --${name} takes a whole number, ${least} or more`);
-    process.exit(2);
+    return process.exit(2);
   }
-  return Number(raw);
 }
 const runs = wholeFlag('runs', smoke ? 1 : 5, 1);
 const hostCount = wholeFlag('hosts', smoke ? 2 : 5, 1);
