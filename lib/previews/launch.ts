@@ -202,6 +202,8 @@ export function launchifyYml(spec: LaunchSpec): string {
     'app:',
     `  exec: ${q(spec.start)}`,
     '  forever: true',
+    // A hold, unlike launchfit's default: a build that dies right after its first 2xx fails its
+    // push (status and state say so) instead of going live and then back (docs/previews.md).
     '  healthy_after: 2',
     // A build may take a while to listen (a framework's first compile): a push waits for it.
     '  start_timeout: 60',
