@@ -4,7 +4,8 @@
 // sending GET / one after another, at RATE requests/s in all (0: as fast as answers come).
 // Every request is recorded: its start (epoch ms), its latency and its outcome (`ok`, an error
 // code such as ECONNREFUSED or ECONNRESET, `timeout`, or `HTTP <status>`). On a line `stop` on
-// stdin it writes them as JSON to OUT and exits 0.
+// stdin it writes them as JSON to OUT and exits 0, with `fresh`: the indexes of the requests that
+// opened a connection of their own (the first on it, as after a `Connection: close`).
 //   node bench/zero-downtime-client.cjs PORT CONNECTIONS RATE OUT
 const http = require('node:http');
 const fs = require('node:fs');
@@ -20,6 +21,8 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
 const TIMEOUT_MS = 5000;
 /** Flat records: start epoch ms, latency ms, outcome index into `kinds`. */
 const rec = [];
+/** Indexes (into rec / 3) of the requests sent on a new connection. */
+const fresh = [];
 const kinds = ['ok'];
 const kindOf = (k) => {
   let i = kinds.indexOf(k);
@@ -39,6 +42,7 @@ function once() {
     const end = (kind) => {
       if (done) return;
       done = true;
+      if (!req.reusedSocket) fresh.push(rec.length / 3);
       rec.push(t, Math.round((performance.now() - t0) * 1000) / 1000, kindOf(kind));
       resolve();
     };
@@ -76,7 +80,7 @@ process.stdin.on('data', async (d) => {
   if (!d.includes('stop') || stopping) return;
   stopping = true;
   await Promise.all(loops);
-  fs.writeFileSync(out, JSON.stringify({ kinds, rec }));
+  fs.writeFileSync(out, JSON.stringify({ kinds, rec, fresh }));
   process.exit(0);
 });
 process.stdout.write('ready\n');

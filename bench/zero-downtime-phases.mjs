@@ -6,21 +6,25 @@
 import { readFileSync } from 'node:fs';
 
 const totals = new Map();
-const add = (phase, slow) => {
-  const t = totals.get(phase) ?? { requests: 0, slow: 0 };
+const add = (phase, slow, isFresh) => {
+  const t = totals.get(phase) ?? { requests: 0, slow: 0, fresh: 0, freshSlow: 0 };
   t.requests++;
   if (slow) t.slow++;
+  if (isFresh) t.fresh++;
+  if (isFresh && slow) t.freshSlow++;
   totals.set(phase, t);
 };
 for (const file of process.argv.slice(2)) {
   const trace = JSON.parse(readFileSync(file, 'utf8'));
   const rec = trace.data.rec; // start epoch ms, latency ms, outcome: three numbers a request
+  const fresh = new Set((trace.data.fresh ?? []).map((k) => 3 * k)); // requests on a new connection
   const inside = (windows, t) => windows.some((w) => t >= w.from && t < w.to);
   const steady = [];
   for (let i = 0; i < rec.length; i += 3) if (inside(trace.steady, rec[i])) steady.push(rec[i + 1]);
   steady.sort((a, b) => a - b);
   const line = 1.3 * steady[Math.floor(steady.length * 0.99)];
-  for (const latency of steady) add('steady', latency > line);
+  for (let i = 0; i < rec.length; i += 3)
+    if (inside(trace.steady, rec[i])) add('steady', rec[i + 1] > line, fresh.has(i));
   // The log lines as the bench kept them: "@EPOCH_MS message".
   const events = (trace.log ?? '').split('\n').flatMap((l) => {
     const m = /^@(\d+) (.*)$/.exec(l);
@@ -41,11 +45,12 @@ for (const file of process.argv.slice(2)) {
             : t < healthy
               ? 'c: the rest of its probation'
               : 'd: the drain and after';
-      add(phase, rec[i + 1] > line);
+      add(phase, rec[i + 1] > line, fresh.has(i));
     }
   }
 }
 for (const [phase, t] of [...totals].sort(([a], [b]) => a.localeCompare(b)))
   console.log(
-    `${phase.padEnd(30)} ${String(t.requests).padStart(7)} requests ${String(t.slow).padStart(5)} slow  ${((100 * t.slow) / t.requests).toFixed(2)} %`,
+    `${phase.padEnd(30)} ${String(t.requests).padStart(7)} requests ${String(t.slow).padStart(5)} slow  ${((100 * t.slow) / t.requests).toFixed(2)} %` +
+      `  (on a new connection: ${t.fresh}, ${t.freshSlow} of them slow)`,
   );
