@@ -46,13 +46,17 @@ export interface Pm2 {
   kill(): Promise<void>;
 }
 
-/** A pm2 with its own PM2_HOME under `home`. */
-export function usePm2(bin: string, home: string): Pm2 {
+/**
+ * A pm2 with its own PM2_HOME under `home`. `prefix`: a command its CLI runs under (e.g.
+ * `taskset -c 0`), which the daemon it starts, and the apps, inherit.
+ */
+export function usePm2(bin: string, home: string, prefix: string[] = []): Pm2 {
   mkdirSync(home, { recursive: true });
   writeFileSync(path.join(home, 'touch'), String(Date.now())); // no first-run banner, no install ping
   const env = { PM2_HOME: home, PM2_DISABLE_VERSION_CHECK: '1' };
+  const [cmd, ...pre] = [...prefix, process.execPath];
   const pm2 = async (...args: string[]) => {
-    const r = await runCommand(process.execPath, [bin, ...args], { env, timeoutMs: 120_000 });
+    const r = await runCommand(cmd, [...pre, bin, ...args], { env, timeoutMs: 120_000 });
     if (r.exitCode !== 0) throw new Error(`pm2 ${args.join(' ')} failed (exit ${r.exitCode}):\n${r.stdout}${r.stderr}`);
     return r.stdout;
   };

@@ -9,10 +9,17 @@
 // Rows (BENCH-RESULT, medians over the rounds): failed requests during the 3 updates (goal 0),
 // p99 during the updates / steady p99 (goal ≤ 1.3×; peer: pm2's same ratio), refused connections
 // across the kill -9 + restart (goal 0).
+// The host and its clients on CPUs of their own, as on separate machines: the side (launchfit or
+// pm2, and the apps they run) on CPU 0, a one-CPU host; this process (the update server, the
+// publishing) and the load generator on the others. Sharing every CPU, the generator's own waits
+// for a CPU that the update's work holds were counted as the app's latency. `--shared-cpus`:
+// every process on every CPU, as before.
 //   npm run bench:zero-downtime [-- --runs N] [--rate R (0: unthrottled)] [--connections C] [--app FILE]
 //     [--only launchfit|pm2] (one side: to look at it, not for the goal's ratio) [--client-nice N]
-import { spawn, type ChildProcess } from 'node:child_process';
+//     [--shared-cpus]
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { requestOverSocket } from '../lib/launchfit/control/socket.ts';
 import { askApp, killProcessesOf, makeWorld, type World } from '../test/fixtures/launchfit/world.ts';
@@ -49,6 +56,24 @@ const CLIENT_NICE = process.argv.includes('--client-nice')
   : undefined;
 if (CLIENT_NICE !== undefined && !/^-?\d+$/.test(CLIENT_NICE))
   throw new Error(`--client-nice takes a nice value, -20 to 19, not ${JSON.stringify(CLIENT_NICE)}`);
+/**
+ * The command every process of a side's host starts under (`taskset -c 0`), after this process
+ * moved itself (and so the load generator it starts) to the other CPUs; [] with --shared-cpus.
+ */
+const HOST = pinHost();
+
+function pinHost(): string[] {
+  if (process.argv.includes('--shared-cpus')) return [];
+  const cpus = os.availableParallelism();
+  if (cpus < 2)
+    throw new Error(`the host and its clients need a CPU each; this machine has ${cpus}: use --shared-cpus`);
+  const moved = spawnSync('taskset', ['-a', '-p', '-c', `1-${cpus - 1}`, String(process.pid)], { encoding: 'utf8' });
+  if (moved.error || moved.status !== 0)
+    throw new Error(
+      `taskset (util-linux) could not pin this process: ${moved.error?.message ?? moved.stderr.trim()}; install util-linux or use --shared-cpus`,
+    );
+  return ['taskset', '-c', '0'];
+}
 const ONLY = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
 if (ONLY !== undefined && ONLY !== 'launchfit' && ONLY !== 'pm2') throw new Error('--only takes launchfit or pm2');
 
@@ -206,7 +231,7 @@ async function runSide(side: Side): Promise<SideRun> {
  * generator's, which this process's session holds.
  */
 async function startShipped(deploy: string, logged: string[] = []): Promise<ChildProcess> {
-  const [cmd, ...args] = shippedArgv('launchfit');
+  const [cmd, ...args] = [...HOST, ...shippedArgv('launchfit')];
   const child = spawn(cmd, [...args, 'run', '--dir', deploy], {
     env: { ...process.env, NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -227,7 +252,7 @@ async function startShipped(deploy: string, logged: string[] = []): Promise<Chil
 }
 
 async function runShipped(args: string[]): Promise<void> {
-  const [cmd, ...pre] = shippedArgv('launchfit');
+  const [cmd, ...pre] = [...HOST, ...shippedArgv('launchfit')];
   const child = spawn(cmd, [...pre, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d) => (err += d));
@@ -291,7 +316,7 @@ function pm2Side(bin: string): Side {
   const app = path.join(base, 'app');
   mkdirSync(app);
   writeFileSync(path.join(app, 'server.cjs'), APP);
-  const pm2 = usePm2(bin, path.join(base, 'home'));
+  const pm2 = usePm2(bin, path.join(base, 'home'), HOST);
   const side: Side = {
     name: 'pm2',
     port: 0,
@@ -343,7 +368,7 @@ async function main(): Promise<void> {
     load.push(loadAverage());
   }
   const ratio = (x: SideRun) => x.updates.p99Ms / x.steady.p99Ms;
-  const note = `median of ${RUNS} rounds, sides alternated;${process.argv.includes('--app') ? ` app ${APP_FILE};` : ''} ${CONNECTIONS} keep-alive connections at ${RATE || 'unthrottled'} req/s from a process of its own${CLIENT_NICE ? ` at nice ${CLIENT_NICE}` : ''}; launchfit as shipped (one file, app.listen + health, healthy_after 2), pm2 ${PM2_VERSION} cluster mode 2 instances (wait_ready); load during the run ${load.join(' | ')}`;
+  const note = `median of ${RUNS} rounds, sides alternated;${process.argv.includes('--app') ? ` app ${APP_FILE};` : ''} ${CONNECTIONS} keep-alive connections at ${RATE || 'unthrottled'} req/s from a process of its own${CLIENT_NICE ? ` at nice ${CLIENT_NICE}` : ''}; ${HOST.length ? `each side's host on CPU 0, this process and the generator on CPUs 1-${os.availableParallelism() - 1}` : 'every process on every CPU (--shared-cpus)'}; launchfit as shipped (one file, app.listen + health, healthy_after 2), pm2 ${PM2_VERSION} cluster mode 2 instances (wait_ready); load during the run ${load.join(' | ')}`;
   const failedLf = median(lf.map((x) => x.updates.failed));
   const failedPm = median(pm.map((x) => x.updates.failed));
   reportResult({
