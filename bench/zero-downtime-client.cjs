@@ -1,7 +1,9 @@
 // The load generator of `npm run bench:zero-downtime`, in a process of its own so the bench's own
-// work (publishing releases, pm2's CLI) never stalls it. CONNECTIONS keep-alive connections
-// (Node's http.Agent, which honours `Connection: close` and reconnects, as a browser does), each
-// sending GET / one after another, at RATE requests/s in all (0: as fast as answers come).
+// work (publishing releases, pm2's CLI) never stalls it. CONNECTIONS loops, each sending GET /
+// one after another, at RATE requests/s in all (0: as fast as answers come), over one keep-alive
+// http.Agent of up to CONNECTIONS sockets (it honours `Connection: close` and reconnects, as a
+// browser does). The agent hands out the socket freed last, so only as many connections as
+// requests in flight at once are busy: at 1,000 requests/s a few, not CONNECTIONS.
 // Every request is recorded: its start (epoch ms), its latency and its outcome (`ok`, an error
 // code such as ECONNREFUSED or ECONNRESET, `timeout`, or `HTTP <status>`). On a line `stop` on
 // stdin it writes them as JSON to OUT and exits 0, with `fresh`: the indexes of the requests that

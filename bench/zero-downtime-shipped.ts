@@ -1,7 +1,7 @@
 // `npm run bench:zero-downtime`: updates under load, launchfit as shipped (the
 // one file) against pm2 cluster reload with 2 instances, the same app (bench/zero-downtime-app.cjs)
-// and the same load (bench/zero-downtime-client.cjs, a process of its own: CONNECTIONS keep-alive
-// connections at RATE requests/s). Each round runs both sides, the first side alternating:
+// and the same load (bench/zero-downtime-client.cjs, a process of its own: CONNECTIONS loops over
+// one keep-alive agent at RATE requests/s). Each round runs both sides, the first side alternating:
 //   steady state (4 s after 2 s of warm-up, and 4 s more after the updates); 3 updates, each a
 //   window from the update's request until the new version answers and 0.5 s more; launchfit:
 //   then kill -9 of `launchfit run` and its restart, a window from the kill until the restarted
@@ -368,7 +368,7 @@ async function main(): Promise<void> {
     load.push(loadAverage());
   }
   const ratio = (x: SideRun) => x.updates.p99Ms / x.steady.p99Ms;
-  const note = `median of ${RUNS} rounds, sides alternated;${process.argv.includes('--app') ? ` app ${APP_FILE};` : ''} ${CONNECTIONS} keep-alive connections at ${RATE || 'unthrottled'} req/s from a process of its own${CLIENT_NICE ? ` at nice ${CLIENT_NICE}` : ''}; ${HOST.length ? `each side's host on CPU 0, this process and the generator on CPUs 1-${os.availableParallelism() - 1}` : 'every process on every CPU (--shared-cpus)'}; launchfit as shipped (one file, app.listen + health, healthy_after 2), pm2 ${PM2_VERSION} cluster mode 2 instances (wait_ready); load during the run ${load.join(' | ')}`;
+  const note = `median of ${RUNS} rounds, sides alternated;${process.argv.includes('--app') ? ` app ${APP_FILE};` : ''} ${CONNECTIONS} loops over one keep-alive agent at ${RATE || 'unthrottled'} req/s from a process of its own${CLIENT_NICE ? ` at nice ${CLIENT_NICE}` : ''}; ${HOST.length ? `each side's host on CPU 0, this process and the generator on CPUs 1-${os.availableParallelism() - 1}` : 'every process on every CPU (--shared-cpus)'}; launchfit as shipped (one file, app.listen + health, healthy_after 2), pm2 ${PM2_VERSION} cluster mode 2 instances (wait_ready); load during the run ${load.join(' | ')}`;
   const failedLf = median(lf.map((x) => x.updates.failed));
   const failedPm = median(pm.map((x) => x.updates.failed));
   reportResult({
