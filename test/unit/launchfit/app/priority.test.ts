@@ -38,13 +38,23 @@ test('CAP_SYS_NICE (bit 23 of CapEff) may raise any priority; without it, RLIMIT
   assert.not.ok(canRaisePriorityTo(-5, '/nonexistent'), 'nothing to read: no');
 });
 
-test('the boost: UPDATE_BOOST when it may be raised that far, capped at nice -20, else none', () => {
+test('the boost: UPDATE_BOOST, or as far as it may be raised, capped at nice -20, else none', () => {
   const yes = () => true;
   const no = () => false;
+  assert.is(UPDATE_BOOST, 10);
   assert.is(updateBoost(0, yes), UPDATE_BOOST);
   assert.is(updateBoost(0, no), 0);
   assert.is(updateBoost(-18, yes), 2);
   assert.is(updateBoost(-20, yes), 0);
+  // A unit with LimitNICE=-5 (RLIMIT_NICE 25) from before the boost was 10 keeps a boost of 5.
+  assert.is(
+    updateBoost(0, (nice) => canRaisePriorityTo(nice, fakeSelf('0000000000000000', '25'))),
+    5,
+  );
+  assert.is(
+    updateBoost(2, (nice) => nice >= -1),
+    3,
+  );
   const asked: number[] = [];
   updateBoost(3, (nice) => {
     asked.push(nice);
