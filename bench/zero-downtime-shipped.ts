@@ -10,16 +10,15 @@
 // p99 during the updates / steady p99 (goal ≤ 1.3×; peer: pm2's same ratio), refused connections
 // across the kill -9 + restart (goal 0).
 // The host and its clients on CPUs of their own, as on separate machines: the side (launchfit or
-// pm2, and the apps they run) on CPU 0, a one-CPU host; this process (the update server, the
-// publishing) and the load generator on the others. Sharing every CPU, the generator's own waits
-// for a CPU that the update's work holds were counted as the app's latency. `--shared-cpus`:
-// every process on every CPU, as before.
+// pm2, and the apps they run) on the first CPU this bench may use, a one-CPU host; this process
+// (the update server, the publishing) and the load generator on the others. Sharing every CPU,
+// the generator's own waits for a CPU that the update's work holds were counted as the app's
+// latency. `--shared-cpus`: every process on every CPU, as before.
 //   npm run bench:zero-downtime [-- --runs N] [--rate R (0: unthrottled)] [--connections C] [--app FILE]
 //     [--only launchfit|pm2] (one side: to look at it, not for the goal's ratio) [--client-nice N]
 //     [--shared-cpus]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { requestOverSocket } from '../lib/launchfit/control/socket.ts';
 import { askApp, killProcessesOf, makeWorld, type World } from '../test/fixtures/launchfit/world.ts';
@@ -57,22 +56,31 @@ const CLIENT_NICE = process.argv.includes('--client-nice')
 if (CLIENT_NICE !== undefined && !/^-?\d+$/.test(CLIENT_NICE))
   throw new Error(`--client-nice takes a nice value, -20 to 19, not ${JSON.stringify(CLIENT_NICE)}`);
 /**
- * The command every process of a side's host starts under (`taskset -c 0`), after this process
- * moved itself (and so the load generator it starts) to the other CPUs; [] with --shared-cpus.
+ * The command every process of a side's host starts under (`taskset -c FIRST`, the first CPU this
+ * process may run on), after this process moved itself (and so the load generator it starts) to
+ * the others; [] with --shared-cpus. The CPUs are read from /proc/self/status, not counted from 0:
+ * a container may be given any of the machine's.
  */
-const HOST = pinHost();
+const { host: HOST, clients: CLIENT_CPUS } = pinHost();
 
-function pinHost(): string[] {
-  if (process.argv.includes('--shared-cpus')) return [];
-  const cpus = os.availableParallelism();
-  if (cpus < 2)
-    throw new Error(`the host and its clients need a CPU each; this machine has ${cpus}: use --shared-cpus`);
-  const moved = spawnSync('taskset', ['-a', '-p', '-c', `1-${cpus - 1}`, String(process.pid)], { encoding: 'utf8' });
+function pinHost(): { host: string[]; clients?: string } {
+  if (process.argv.includes('--shared-cpus')) return { host: [] };
+  const listed = /^Cpus_allowed_list:\s*(\S+)$/m.exec(readFileSync('/proc/self/status', 'latin1'))?.[1] ?? '';
+  const cpus = listed.split(',').flatMap((range) => {
+    const [from, to = from] = range.split('-').map(Number);
+    return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+  });
+  if (cpus.length < 2)
+    throw new Error(
+      `the host and its clients need a CPU each; this process may use ${listed || 'one'}: use --shared-cpus`,
+    );
+  const clients = cpus.slice(1).join(',');
+  const moved = spawnSync('taskset', ['-a', '-p', '-c', clients, String(process.pid)], { encoding: 'utf8' });
   if (moved.error || moved.status !== 0)
     throw new Error(
       `taskset (util-linux) could not pin this process: ${moved.error?.message ?? moved.stderr.trim()}; install util-linux or use --shared-cpus`,
     );
-  return ['taskset', '-c', '0'];
+  return { host: ['taskset', '-c', String(cpus[0])], clients };
 }
 const ONLY = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
 if (ONLY !== undefined && ONLY !== 'launchfit' && ONLY !== 'pm2') throw new Error('--only takes launchfit or pm2');
@@ -368,7 +376,7 @@ async function main(): Promise<void> {
     load.push(loadAverage());
   }
   const ratio = (x: SideRun) => x.updates.p99Ms / x.steady.p99Ms;
-  const note = `median of ${RUNS} rounds, sides alternated;${process.argv.includes('--app') ? ` app ${APP_FILE};` : ''} ${CONNECTIONS} loops over one keep-alive agent at ${RATE || 'unthrottled'} req/s from a process of its own${CLIENT_NICE ? ` at nice ${CLIENT_NICE}` : ''}; ${HOST.length ? `each side's host on CPU 0, this process and the generator on CPUs 1-${os.availableParallelism() - 1}` : 'every process on every CPU (--shared-cpus)'}; launchfit as shipped (one file, app.listen + health, healthy_after 2), pm2 ${PM2_VERSION} cluster mode 2 instances (wait_ready); load during the run ${load.join(' | ')}`;
+  const note = `median of ${RUNS} rounds, sides alternated;${process.argv.includes('--app') ? ` app ${APP_FILE};` : ''} ${CONNECTIONS} loops over one keep-alive agent at ${RATE || 'unthrottled'} req/s from a process of its own${CLIENT_NICE ? ` at nice ${CLIENT_NICE}` : ''}; ${HOST.length ? `each side's host on CPU ${HOST[2]}, this process and the generator on CPU ${CLIENT_CPUS}` : 'every process on every CPU (--shared-cpus)'}; launchfit as shipped (one file, app.listen + health, healthy_after 2), pm2 ${PM2_VERSION} cluster mode 2 instances (wait_ready); load during the run ${load.join(' | ')}`;
   const failedLf = median(lf.map((x) => x.updates.failed));
   const failedPm = median(pm.map((x) => x.updates.failed));
   reportResult({
