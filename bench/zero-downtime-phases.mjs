@@ -19,12 +19,11 @@ for (const file of process.argv.slice(2)) {
   const rec = trace.data.rec; // start epoch ms, latency ms, outcome: three numbers a request
   const fresh = new Set((trace.data.fresh ?? []).map((k) => 3 * k)); // requests on a new connection
   const inside = (windows, t) => windows.some((w) => t >= w.from && t < w.to);
-  const steady = [];
-  for (let i = 0; i < rec.length; i += 3) if (inside(trace.steady, rec[i])) steady.push(rec[i + 1]);
-  steady.sort((a, b) => a - b);
-  const line = 1.3 * steady[Math.floor(steady.length * 0.99)];
-  for (let i = 0; i < rec.length; i += 3)
-    if (inside(trace.steady, rec[i])) add('steady', rec[i + 1] > line, fresh.has(i));
+  const steady = []; // indexes into rec
+  for (let i = 0; i < rec.length; i += 3) if (inside(trace.steady, rec[i])) steady.push(i);
+  const sorted = steady.map((i) => rec[i + 1]).sort((a, b) => a - b);
+  const line = 1.3 * sorted[Math.floor(sorted.length * 0.99)];
+  for (const i of steady) add('steady', rec[i + 1] > line, fresh.has(i));
   // The log lines as the bench kept them: "@EPOCH_MS message".
   const events = (trace.log ?? '').split('\n').flatMap((l) => {
     const m = /^@(\d+) (.*)$/.exec(l);
