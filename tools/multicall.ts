@@ -91,7 +91,10 @@ export async function buildMultiCall(
   ];
   // Built at once, kept in the tasks' order: the file's bytes do not depend on which finished first.
   const built = await Promise.all(tasks.map(({ name, contents }) => buildUnit(root, name, contents, common)));
-  tasks.forEach(({ name }, i) => ({ text: units[name], codeBytes: codeBytes[name] } = built[i]));
+  tasks.forEach(({ name }, i) => {
+    units[name] = built[i].text;
+    codeBytes[name] = built[i].codeBytes;
+  });
 
   // Only the names and places go in the code; the units themselves are comment lines at the file's
   // end, read from the file when one is first required (unitsInFile): as a string literal V8
