@@ -36,10 +36,18 @@ export const UNIT_LINE = '//#unit ';
 
 /**
  * Where a unit's text is in the one file: [bytes from its start to the file's end, its length],
- * and what the build knew of it: the hash its cache files are named by (unitHash of the text) and
- * the byte length of its code once decompressed (createUnitRequire's text cache).
+ * and what the build knew of it: the hash its cache files are named by (unitHash of the text, after
+ * its base's text when it follows one) and the byte length of its code once decompressed
+ * (createUnitRequire's text cache); and, for a unit compressed after another's code, that unit
+ * and how many bytes of its compressed stream come before this one's (tools/multicall.ts's packUnits).
  */
-export type UnitPlace = [fromEnd: number, length: number, hash?: string, codeBytes?: number];
+export type UnitPlace = [
+  fromEnd: number,
+  length: number,
+  hash?: string,
+  codeBytes?: number,
+  after?: [base: string, headBytes: number],
+];
 
 /** The name of a unit's cache files: the first 32 hex digits of the SHA-256 of its base64 text. */
 export function unitHash(text: string, nodeCrypto: typeof crypto): string {
@@ -144,11 +152,12 @@ export function createUnitRequire(
     const module = { exports: {} as unknown };
     loaded.set(id, module);
     codeCache ??= codeCacheDir();
-    const [, , builtHash, codeBytes] = Object.hasOwn(places, id) ? places[id] : [];
+    const [, , builtHash, codeBytes, after] = Object.hasOwn(places, id) ? places[id] : [];
     // node:crypto only here, and only when the build did not name the unit: a start that compiles
     // no unit never loads it.
     const hash = codeCache
-      ? (builtHash ?? unitHash(units[id], nodeRequire('node:crypto') as typeof crypto))
+      ? (builtHash ??
+        unitHash(after ? units[after[0]] + units[id] : units[id], nodeRequire('node:crypto') as typeof crypto))
       : undefined;
     const cached = (suffix: string) => (codeCache && hash ? path.join(codeCache, `${hash}${suffix}`) : undefined);
     const textFile = builtHash && codeBytes !== undefined ? cached('.js') : undefined;
@@ -156,8 +165,7 @@ export function createUnitRequire(
     if (code === undefined) {
       // node:zlib and node:vm are loaded here, not at the top: `--version` and a `--help` the entry
       // answers itself need neither (loading a built-in costs a start about a millisecond).
-      const { brotliDecompressSync } = nodeRequire('node:zlib') as typeof zlib;
-      const bytes = brotliDecompressSync(Buffer.from(units[id], 'base64'));
+      const bytes = decompress(id, after);
       code = bytes.toString('utf8');
       if (textFile && bytes.length === codeBytes) writeCodeCache(textFile, () => bytes);
     }
@@ -172,6 +180,22 @@ export function createUnitRequire(
     if (cacheFile && (!cachedData || script.cachedDataRejected))
       writeCodeCache(cacheFile, () => script.createCachedData());
     return (module.exports as { unit: unknown }).unit;
+  };
+  // A unit's code from its text; one that follows a base is decompressed after the base's head,
+  // and the base's code dropped.
+  const decompress = (id: string, after: UnitPlace[4]): Buffer => {
+    const { brotliDecompressSync } = nodeRequire('node:zlib') as typeof zlib;
+    const own = Buffer.from(units[id], 'base64');
+    if (!after) return brotliDecompressSync(own);
+    const [base, headBytes] = after;
+    const baseBytes = Object.hasOwn(places, base) ? places[base][3] : undefined;
+    if (!Object.hasOwn(units, base) || baseBytes === undefined)
+      throw new Error(`the one file ${file}: its ${id} unit follows a ${base} unit it does not have`);
+    const head = Buffer.from(units[base], 'base64').subarray(0, headBytes);
+    const both = brotliDecompressSync(Buffer.concat([head, own]));
+    if (both.length < baseBytes)
+      throw new Error(`the one file ${file}: its ${id} unit does not follow its ${base} unit`);
+    return both.subarray(baseBytes);
   };
   return unitRequire;
 }

@@ -31,6 +31,7 @@ import {
   unitsInFile,
   type UnitPlace,
 } from '../../../tools/multicall-units.ts';
+import { packUnits } from '../../../tools/multicall.ts';
 
 // The code cache of the tests' units goes to a folder of the test's own, not the user's ~/.cache.
 process.env.XDG_CACHE_HOME = mkdtempSync(path.join(os.tmpdir(), 'shipkit-units-cache-'));
@@ -294,6 +295,64 @@ test('a kept code of another length, or a symlink, is not used: the unit is deco
     );
     assert.not.ok(lstatSync(linked.file).isSymbolicLink(), 'the symlink replaced by a file of its own');
     assert.is(readFileSync(planted, 'utf8'), 'exports.unit = "PLANTED!!!";', 'the file it pointed to untouched');
+  });
+});
+
+test("units packed after another's code take less room, decompress with its head, and their kept code is named by both", async () => {
+  // Three units sharing a long stretch of code, as the scripts share lib/; one that shares nothing.
+  const shared = Array.from({ length: 400 }, (_, i) => `function helper${i}(x) { return x * ${i} + ${i * 7}; }`).join(
+    '\n',
+  );
+  const codes = {
+    big: Buffer.from(
+      `${shared}\nfunction more() { return "only the big one has this"; }\nexports.unit = "big " + helper3(2);`,
+    ),
+    small: Buffer.from(`${shared}\nexports.unit = { text: "small " + helper5(1) };`),
+    alone: Buffer.from(`exports.unit = "alone";`),
+    lib: Buffer.from(`${shared.split('\n').slice(0, 30).join('\n')}\nexports.unit = require("small").text + "!";`),
+  };
+  const packed = await packUnits(codes, ['small', 'big', 'lib']);
+  assert.equal(packed.big.after, undefined, 'the biggest is the base');
+  assert.equal(packed.alone.after, undefined, 'a unit not named sharing is packed alone');
+  assert.equal(packed.small.after?.[0], 'big');
+  assert.equal(packed.lib.after?.[0], 'big');
+  assert.ok(packed.small.text.length < pack(codes.small.toString()).length / 4, 'a reference to the base, not a copy');
+  const units = Object.fromEntries(Object.entries(packed).map(([name, { text }]) => [name, text]));
+  const places: Record<string, UnitPlace> = Object.fromEntries(
+    Object.entries(packed).map(([name, { text, after }]) => {
+      const hash = unitHash(after ? units[after[0]] + text : text, crypto);
+      const place: UnitPlace = after
+        ? [0, text.length, hash, codes[name as keyof typeof codes].length, after]
+        : [0, text.length, hash, codes[name as keyof typeof codes].length];
+      return [name, place];
+    }),
+  );
+  inCacheBase((base) => {
+    const dir = codeCacheDir({ XDG_CACHE_HOME: base })!;
+    const unitRequire = createUnitRequire(units, BUNDLE, { codeCache: dir, places });
+    assert.is(unitRequire('lib'), 'small 40!');
+    assert.is(unitRequire('big'), 'big 27');
+    assert.is(unitRequire('alone'), 'alone');
+    // Kept decompressed: the follower's own code, without the base's.
+    assert.is(readFileSync(path.join(dir, `${places.small[2]}.js`), 'utf8'), codes.small.toString());
+    // Without the build's hash the start names it the same way, from both texts.
+    const again = mkdtempSync(path.join(base, 'again-'));
+    const unhashed = { ...places, small: [0, units.small.length, undefined, undefined, places.small[4]] as UnitPlace };
+    assert.equal(createUnitRequire(units, BUNDLE, { codeCache: again, places: unhashed })('small'), {
+      text: 'small 40',
+    });
+    assert.equal(readdirSync(again), [cacheName(units.big + units.small)]);
+    // A follower whose base is missing, or whose base's code is not that long, is refused plainly.
+    const orphan = { small: units.small };
+    assert.throws(
+      () => createUnitRequire(orphan, BUNDLE, { codeCache: null, places: { small: places.small } })('small'),
+      /its small unit follows a big unit it does not have/,
+    );
+    const wrong = { ...places, big: [0, units.big.length, places.big[2], codes.big.length * 2] as UnitPlace };
+    assert.throws(
+      () => createUnitRequire(units, BUNDLE, { codeCache: null, places: wrong })('small'),
+      /its small unit does not follow its big unit/,
+    );
   });
 });
 
