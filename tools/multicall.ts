@@ -125,6 +125,10 @@ export async function buildMultiCall(
     outfile,
     plugins: plugins(),
   });
+  // esbuild's stand-in for a require() in an ES module: the entry would need the banner's require,
+  // which tools/bundle.ts leaves out of the multi-call file.
+  if (/\b__require\b/.test(await readFile(outfile, 'utf8')))
+    throw new Error(`${outfile}: the multi-call entry calls require(): bundle it with a banner that makes one`);
   await appendFile(outfile, tail);
   const help = await helpTable(
     outfile,
@@ -134,13 +138,14 @@ export async function buildMultiCall(
   if (!cjs) return;
   // The same entry as CommonJS: `node bin/shipkit.cjs` starts without Node's ES module loader and
   // without the units' text (about 7 and 5 ms of a 115 ms start, docs/benchmarks.md); its units
-  // are read from the one file beside it, whose URL stands for import.meta.url.
+  // are read from the one file beside it, whose URL stands for import.meta.url: made when first
+  // asked for (node:url and pathToFileURL are 0.2 ms of a start, and --version needs no URL).
   const oneFile = `require('node:url').pathToFileURL(require('node:path').join(__dirname, ${JSON.stringify(path.basename(outfile))})).href`;
   const result = await build({
     ...common,
     format: 'cjs',
-    banner: { js: `${cjs.banner}const ${ONE_FILE_URL} = ${oneFile};\n${tables}` },
-    define: { ...common.define, 'import.meta.url': ONE_FILE_URL },
+    banner: { js: `${cjs.banner}const ${ONE_FILE} = { get url() { return (this.href ??= ${oneFile}); } };\n${tables}` },
+    define: { ...common.define, 'import.meta.url': `${ONE_FILE}.url` },
     entryPoints: [entry],
     outfile: cjs.outfile,
     plugins: plugins(),
@@ -150,8 +155,8 @@ export async function buildMultiCall(
   await embedHelp(cjs.outfile, help);
 }
 
-/** What import.meta.url is in the CommonJS entry: the one file's URL. */
-const ONE_FILE_URL = '__shipkitOneFileUrl';
+/** What stands for import.meta in the CommonJS entry: its url is the one file's URL. */
+const ONE_FILE = '__shipkitOneFile';
 
 const HELP_TABLE = '__shipkitHelp';
 const HELP_PLACEHOLDER = '{ /* shipkit-help */ }';
@@ -287,7 +292,9 @@ function stubUnits(entry: string, seen: (name: string) => void, seenLib: (file: 
     name: 'multicall-stubs',
     setup(b) {
       b.onResolve({ filter: /.*/ }, (args) => {
-        if (args.importer !== entry || args.kind !== 'dynamic-import') return undefined;
+        // A built-in (print's node:fs where Node has no process.getBuiltinModule) stays an import.
+        if (args.importer !== entry || args.kind !== 'dynamic-import' || args.path.startsWith('node:'))
+          return undefined;
         const file = libModuleOf(args.path);
         if (file) {
           seenLib(file);

@@ -61,6 +61,18 @@ for (const name of scripts) {
   });
 }
 
+test('on a Node without process.getBuiltinModule (20.0 to 20.15), the answers the entry gives itself still come', async () => {
+  // Such a node, as near as this one can stand for it: the function taken away before the one file runs.
+  const older = path.join(tmpDir('shipkit-older-node-'), 'older.cjs');
+  writeFileSync(older, 'delete process.getBuiltinModule;\n');
+  for (const args of [['--version'], ['--help'], ['fleet', '--help']]) {
+    const r = await runCommand('node', ['--require', older, bundle, ...args], { cwd: folder, env: { PATH } });
+    assert.is(r.exitCode, 0, r.stderr);
+    assert.is(r.stderr, '');
+    assert.match(r.stdout, args[0] === '--version' ? /^shipkit \d/ : /^Usage:/);
+  }
+});
+
 test('no config: the one file, with no shipkit.example.yml beside it, offers `shipkit example-config`, which prints the example it carries', async () => {
   const cwd = tmpDir('shipkit-onefile-cwd-');
   const r = await runCommand('node', [bundle, 'logs', 'octo/site'], { cwd, env: { PATH } });
