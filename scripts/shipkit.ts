@@ -3,8 +3,6 @@
 // bundle (started as `build`, `hook-server`, … it runs that script); each script is a literal
 // import() so the bundler includes it, and only the one that runs is evaluated.
 // The whole story: docs/internals.md.
-import path from 'node:path';
-
 const SCRIPTS: Record<string, { about: string; load: () => Promise<unknown> }> = {
   'hook-server': {
     about: 'receive forge webhooks and run builds and releases',
@@ -93,7 +91,8 @@ A link to this program named after a script (e.g. \`hook-server\`) runs that scr
 
 /** The script a link was named after (`/usr/bin/build`, `build.mjs`), if any. */
 function scriptOfLink(file: string | undefined): string | undefined {
-  const name = path.basename(file ?? '').replace(/\.(mjs|cjs|js|ts)$/, '');
+  // Its last part, without node:path: the CommonJS entry's copy of that module's exports is 0.2 ms of a start.
+  const name = (file ?? '').slice((file ?? '').lastIndexOf('/') + 1).replace(/\.(mjs|cjs|js|ts)$/, '');
   return Object.hasOwn(SCRIPTS, name) && name !== 'litpro' ? name : undefined;
 }
 
