@@ -55,10 +55,13 @@ test('kill -9 during a before_symlink hook: the next start clears the half-insta
 
   const restarted = await startLaunchfit(w.deploy, { KILL_MARKER: path.join(w.base, 'marker') });
   lf = restarted;
-  // Said as the start goes on, which a loaded machine may print after startLaunchfit returns.
+  // Said as the start goes on, which a loaded machine may print after startLaunchfit returns. A
+  // timeout says what the restarted launchfit printed (it once waited 30 s in CI and was not seen).
   await waitFor(() => /adopted the app a previous launchfit left running/.test(restarted.output()), {
     timeoutMs: 30_000,
     what: 'launchfit to adopt the app',
+  }).catch((error: Error) => {
+    throw new Error(`${error.message}; the restarted launchfit printed:\n${restarted.output()}`);
   });
   assert.match(lf.output(), /cleared leftovers of an interrupted run/);
   // The app serving the current release is adopted, not stopped.
