@@ -3,6 +3,8 @@
 // bundle (started as `build`, `hook-server`, … it runs that script); each script is a literal
 // import() so the bundler includes it, and only the one that runs is evaluated.
 // The whole story: docs/internals.md.
+import { builtinModule } from '../lib/core/builtin.ts';
+
 const SCRIPTS: Record<string, { about: string; load: () => Promise<unknown> }> = {
   'hook-server': {
     about: 'receive forge webhooks and run builds and releases',
@@ -91,7 +93,7 @@ A link to this program named after a script (e.g. \`hook-server\`) runs that scr
 
 /** The script a link was named after (`/usr/bin/build`, `build.mjs`), if any. */
 function scriptOfLink(file: string | undefined): string | undefined {
-  // Its last part, without node:path: the CommonJS entry's copy of that module's exports is 0.2 ms of a start.
+  // Its last part, without node:path: the CommonJS entry's copy of that module's exports is ~0.1 ms of a start.
   const name = (file ?? '').slice((file ?? '').lastIndexOf('/') + 1).replace(/\.(mjs|cjs|js|ts)$/, '');
   return Object.hasOwn(SCRIPTS, name) && name !== 'litpro' ? name : undefined;
 }
@@ -112,11 +114,8 @@ declare const SHIPKIT_VERSION: string | undefined;
  * says why). A full non-blocking pipe (EAGAIN) gets the rest through process.stdout, which waits.
  */
 async function print(text: string): Promise<void> {
-  // node:fs as process.getBuiltinModule hands it over (Node ≥ 20.16 and 22.3, Deno): an ES import
-  // of it loads the streams all the same (its namespace's getters), and node:module's createRequire
-  // loads part of the ES module loader (0.25 ms of a start). An older Node 20 imports it.
-  const getBuiltin = (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule;
-  const { writeSync } = (getBuiltin?.('node:fs') as typeof import('node:fs') | undefined) ?? (await import('node:fs'));
+  // An older Node 20, without getBuiltinModule, imports it (and loads the streams with it).
+  const { writeSync } = builtinModule<typeof import('node:fs')>('node:fs') ?? (await import('node:fs'));
   const bytes = Buffer.from(text);
   let at = 0;
   try {

@@ -2,14 +2,15 @@
 // when the heap is made, so they take effect without a `node --flag` on the command line (the
 // one-file bundle is run as `node shipkit.mjs SCRIPT`, and as a bin through its shebang).
 
+import { builtinModule } from './builtin.ts';
+
 type V8Module = { setFlagsFromString(flags: string): void };
 
 /** Sets one V8 flag; false where the runtime does not let us (then it runs as it is). */
 export function setV8Flag(flag: string): boolean {
-  // getBuiltinModule (Node ≥ 20.16) loads node:v8 only here, not at every start of every command.
-  const getBuiltin = (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule;
+  // node:v8 loaded only here, not at every start of every command.
   try {
-    const v8 = getBuiltin?.('node:v8') as V8Module | undefined;
+    const v8 = builtinModule<V8Module>('node:v8');
     if (!v8) return false;
     v8.setFlagsFromString(flag);
     return true;
@@ -51,9 +52,8 @@ function v8Gc(): Gc | null {
   if (typeof exposed === 'function') return (gc = exposed as Gc);
   // --expose-gc gives gc() to the contexts made while it is set: one new context hands it over.
   if (!setV8Flag('--expose-gc')) return gc;
-  const getBuiltin = (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule;
   try {
-    const vm = getBuiltin?.('node:vm') as { runInNewContext(code: string): unknown } | undefined;
+    const vm = builtinModule<{ runInNewContext(code: string): unknown }>('node:vm');
     const found = vm?.runInNewContext('typeof gc === "function" ? gc : undefined');
     if (typeof found === 'function') gc = found as Gc;
   } catch {

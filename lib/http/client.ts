@@ -4,6 +4,7 @@
 // (status, headers.get, a body read through getReader or cancelled, text, json); under Deno it is
 // Deno's fetch. The whole story: docs/internals.md.
 import type { ClientRequest, IncomingHttpHeaders, IncomingMessage, RequestOptions } from 'node:http';
+import { builtinModule } from '../core/builtin.ts';
 
 /** The cause's code when a body ends before its Content-Length (as undici's UND_ERR_RES_CONTENT_LENGTH_MISMATCH). */
 export const SHORT_BODY = 'ERR_SHORT_BODY';
@@ -30,8 +31,7 @@ type Http = { request: Request };
 /** node:http or node:https, loaded on the first request to its scheme (a command that asks nothing loads neither). */
 async function moduleFor(protocol: string): Promise<Http> {
   const id = protocol === 'https:' ? 'node:https' : 'node:http';
-  const builtin = (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule;
-  return (builtin?.(id) as Http | undefined) ?? ((await import(id)) as Http);
+  return builtinModule<Http>(id) ?? ((await import(id)) as Http);
 }
 
 /** `fetch`: Node's own fetch is not loaded (above); Deno's is used as it is. */
