@@ -55,6 +55,13 @@ export function unitHash(text: string, nodeCrypto: typeof crypto): string {
 }
 
 /**
+ * The text a unit's cache files are named by (unitHash): its own, after its base's when it was
+ * compressed after another unit's code, whose change changes what it decompresses to.
+ */
+export const namingText = (units: Record<string, string>, id: string, after: UnitPlace[4]): string =>
+  after ? units[after[0]] + units[id] : units[id];
+
+/**
  * The units table of the one file, its text read from the file's own tail (comment lines after
  * the code) the first time a unit is looked up. As a string literal in the entry module, V8
  * scanned its 1.6 MB on every start, `--version` included (about 4 ms of a 60 ms start); a
@@ -156,8 +163,7 @@ export function createUnitRequire(
     // node:crypto only here, and only when the build did not name the unit: a start that compiles
     // no unit never loads it.
     const hash = codeCache
-      ? (builtHash ??
-        unitHash(after ? units[after[0]] + units[id] : units[id], nodeRequire('node:crypto') as typeof crypto))
+      ? (builtHash ?? unitHash(namingText(units, id, after), nodeRequire('node:crypto') as typeof crypto))
       : undefined;
     const cached = (suffix: string) => (codeCache && hash ? path.join(codeCache, `${hash}${suffix}`) : undefined);
     const textFile = builtHash && codeBytes !== undefined ? cached('.js') : undefined;

@@ -11,7 +11,7 @@ import { build, transform, type BuildOptions, type Plugin } from 'esbuild';
 import { spawnSync } from 'node:child_process';
 import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import crypto from 'node:crypto';
-import { IMPORT_META_URL, UNIT_LINE, unitHash, type UnitPlace } from './multicall-units.ts';
+import { IMPORT_META_URL, namingText, UNIT_LINE, unitHash, type UnitPlace } from './multicall-units.ts';
 
 /** Libraries big enough to be a unit of their own; a script's unit requires them at run time. */
 // pg and pg-boss: the PostgreSQL queue (lib/jobs/pg/connect.ts), loaded only with `queue:`.
@@ -104,7 +104,7 @@ export async function buildMultiCall(
   const places: Record<string, UnitPlace> = {};
   for (const [name, { text, after }] of Object.entries(packed)) {
     const fromEnd = tail.length - (tail.indexOf(`\n${UNIT_LINE}${name} `) + UNIT_LINE.length + name.length + 2);
-    const hash = unitHash(after ? units[after[0]] + text : text, crypto);
+    const hash = unitHash(namingText(units, name, after), crypto);
     places[name] = after
       ? [fromEnd, text.length, hash, codes[name].length, after]
       : [fromEnd, text.length, hash, codes[name].length];

@@ -26,6 +26,7 @@ import {
   codeCacheDir,
   createUnitRequire,
   IMPORT_META_URL,
+  namingText,
   UNIT_LINE,
   unitHash,
   unitsInFile,
@@ -320,7 +321,7 @@ test("units packed after another's code take less room, decompress with its head
   const units = Object.fromEntries(Object.entries(packed).map(([name, { text }]) => [name, text]));
   const places: Record<string, UnitPlace> = Object.fromEntries(
     Object.entries(packed).map(([name, { text, after }]) => {
-      const hash = unitHash(after ? units[after[0]] + text : text, crypto);
+      const hash = unitHash(namingText(units, name, after), crypto);
       const place: UnitPlace = after
         ? [0, text.length, hash, codes[name as keyof typeof codes].length, after]
         : [0, text.length, hash, codes[name as keyof typeof codes].length];
