@@ -58,13 +58,14 @@ if (CLIENT_NICE !== undefined && !/^-?\d+$/.test(CLIENT_NICE))
 /**
  * The command every process of a side's host starts under (`taskset -c FIRST`, the first CPU this
  * process may run on), after this process moved itself (and so the load generator it starts) to
- * the others; [] with --shared-cpus. The CPUs are read from /proc/self/status, not counted from 0:
+ * the others; [] with --shared-cpus, and the placement as the result row says it. The CPUs are read from /proc/self/status, not counted from 0:
  * a container may be given any of the machine's.
  */
-const { host: HOST, clients: CLIENT_CPUS } = pinHost();
+const { host: HOST, placement: PLACEMENT } = pinHost();
 
-function pinHost(): { host: string[]; clients?: string } {
-  if (process.argv.includes('--shared-cpus')) return { host: [] };
+function pinHost(): { host: string[]; placement: string } {
+  if (process.argv.includes('--shared-cpus'))
+    return { host: [], placement: 'every process on every CPU (--shared-cpus)' };
   const listed = /^Cpus_allowed_list:\s*(\S+)$/m.exec(readFileSync('/proc/self/status', 'latin1'))?.[1] ?? '';
   const cpus = listed.split(',').flatMap((range) => {
     const [from, to = from] = range.split('-').map(Number);
@@ -80,7 +81,10 @@ function pinHost(): { host: string[]; clients?: string } {
     throw new Error(
       `taskset (util-linux) could not pin this process: ${moved.error?.message ?? moved.stderr.trim()}; install util-linux or use --shared-cpus`,
     );
-  return { host: ['taskset', '-c', String(cpus[0])], clients };
+  return {
+    host: ['taskset', '-c', String(cpus[0])],
+    placement: `each side's host on CPU ${cpus[0]}, this process and the generator on CPU ${clients}`,
+  };
 }
 const ONLY = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
 if (ONLY !== undefined && ONLY !== 'launchfit' && ONLY !== 'pm2') throw new Error('--only takes launchfit or pm2');
@@ -376,7 +380,7 @@ async function main(): Promise<void> {
     load.push(loadAverage());
   }
   const ratio = (x: SideRun) => x.updates.p99Ms / x.steady.p99Ms;
-  const note = `median of ${RUNS} rounds, sides alternated;${process.argv.includes('--app') ? ` app ${APP_FILE};` : ''} ${CONNECTIONS} loops over one keep-alive agent at ${RATE || 'unthrottled'} req/s from a process of its own${CLIENT_NICE ? ` at nice ${CLIENT_NICE}` : ''}; ${HOST.length ? `each side's host on CPU ${HOST[2]}, this process and the generator on CPU ${CLIENT_CPUS}` : 'every process on every CPU (--shared-cpus)'}; launchfit as shipped (one file, app.listen + health, healthy_after 2), pm2 ${PM2_VERSION} cluster mode 2 instances (wait_ready); load during the run ${load.join(' | ')}`;
+  const note = `median of ${RUNS} rounds, sides alternated;${process.argv.includes('--app') ? ` app ${APP_FILE};` : ''} ${CONNECTIONS} loops over one keep-alive agent at ${RATE || 'unthrottled'} req/s from a process of its own${CLIENT_NICE ? ` at nice ${CLIENT_NICE}` : ''}; ${PLACEMENT}; launchfit as shipped (one file, app.listen + health, healthy_after 2), pm2 ${PM2_VERSION} cluster mode 2 instances (wait_ready); load during the run ${load.join(' | ')}`;
   const failedLf = median(lf.map((x) => x.updates.failed));
   const failedPm = median(pm.map((x) => x.updates.failed));
   reportResult({
