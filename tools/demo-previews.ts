@@ -45,17 +45,19 @@ const TOKEN = `token-${randomUUID()}`;
 /** How long each step may take: a first build starts launchfit and the app under tsx. */
 const STEP_MS = 90_000;
 
-const APP = `// The demo's preview app: answers its version, on launchfit's socket (fd 3) or on $PORT.
+const APP = `// The demo's preview app: answers its version on every socket launchfit hands it (fds 3…,
+// LISTEN_FDS: the port, and the private one its health checks come on), or on $PORT.
 const fs = require('node:fs');
 const http = require('node:http');
 const version = fs.readFileSync(__dirname + '/VERSION.txt', 'utf8').trim();
-const server = http.createServer((req, res) =>
-  res.end('demo/site version ' + version + ', pull request #' + process.env.SHIPKIT_PR + '\\n'),
-);
-if (process.env.LISTEN_FDS) server.listen({ fd: 3 });
-else server.listen(Number(process.env.PORT), '127.0.0.1');
+const answer = (req, res) =>
+  res.end('demo/site version ' + version + ', pull request #' + process.env.SHIPKIT_PR + '\\n');
+const fds = Array.from({ length: Number(process.env.LISTEN_FDS) || 0 }, (_, i) => 3 + i);
+const servers = fds.length
+  ? fds.map((fd) => http.createServer(answer).listen({ fd }))
+  : [http.createServer(answer).listen(Number(process.env.PORT), '127.0.0.1')];
 process.on('SIGTERM', () => {
-  server.close();
+  for (const server of servers) server.close();
   setTimeout(() => process.exit(0), 200).unref();
 });
 `;
