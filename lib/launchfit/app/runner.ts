@@ -223,7 +223,10 @@ class AppSlotRunner implements AppRunner {
     this.healthViaPort = healthViaPort(opts.paths);
     this.overlap = this.listen.length
       ? {
-          startNext: () => this.startSlot(this.other(), true),
+          startNext: async () => {
+            await this.learnHealthWay(this.active);
+            return this.startSlot(this.other(), true);
+          },
           promoteNext: () => this.promoteNext(),
           dropNext: () => this.stopSlot(this.other()),
         }
@@ -321,6 +324,21 @@ class AppSlotRunner implements AppRunner {
       slot.prober = { key, prober: createProber(target) };
     }
     return slot.prober.prober;
+  }
+
+  /**
+   * Before a new instance starts beside `serving`, while that one still runs alone: one probe of
+   * it, so that an app that serves fd 3 alone is found out now (portProbe) and the new instance's
+   * check goes over the port. A first start is not checked and the watch's first probe comes an
+   * `interval` later: an update sooner than that (a preview's push right after it opened) would
+   * otherwise wait on a health socket nobody serves until the start deadline, then roll back.
+   * Where the way is known (the file kept) or there is no health check over app.listen: nothing.
+   */
+  private async learnHealthWay(serving: Slot): Promise<void> {
+    const health = this.config.app.health;
+    const state = serving.sup?.info().state;
+    if (!health || !this.listen.length || this.healthViaPort.known() || state !== 'running') return;
+    await this.probeOf(serving)(health.timeoutSec * 1000);
   }
 
   /**

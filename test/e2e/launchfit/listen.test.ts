@@ -2,7 +2,7 @@
 // app.listen: `launchfit run` binds the sockets once and hands them to the app as fds 3… with
 // LISTEN_FDS / LISTEN_PID / LISTEN_FDNAMES. A port in use stops it before anything starts; the
 // sockets outlive app crashes (connections wait in the kernel's queue meanwhile).
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -131,6 +131,26 @@ onNode('a health-checked app that serves fd 3 alone: its port is probed instead,
   assert.is(r.exitCode, 0, r.stdout + r.stderr);
   const pid = (await statusOf(w.deploy)).app.pid;
   assert.is((await get({ port })).body, `1.2 ${pid} fd3`);
+});
+
+onNode('the same app updated before its first probe: found out while it runs alone, the update passes', async () => {
+  await lf!.stop('SIGTERM');
+  rmSync(path.join(w.deploy, '.launchfit/health-via-port'));
+  // A first start is not checked, and with this interval the watch's first probe comes long after the update.
+  const health = `  health:\n    http: http://127.0.0.1:${port}/up\n    interval: 60\n    timeout: 1\n`;
+  w.writeConfig('', `  listen: [127.0.0.1:${port}, ${unixPath}]\n${health}`);
+  lf = await startLaunchfit(w.deploy);
+  await waitFor(async () => ((await get({ port })).status === 200 ? true : undefined), {
+    what: 'the fd-3 app on its port',
+  });
+  assert.not.match(lf.output(), /probed over TCP/, 'not found out before the update');
+  await w.publish('1.3', { files: { 'server.cjs': FD3_APP }, yml: `${yml}${health}` });
+  const r = await runScript('launchfit', ['update', '--dir', w.deploy]);
+  assert.is(r.exitCode, 0, r.stdout + r.stderr + lf.output());
+  assert.match(lf.output(), /from now on .* is probed over TCP/);
+  assert.ok(existsSync(path.join(w.deploy, '.launchfit/health-via-port')), 'kept for the next run');
+  const pid = (await statusOf(w.deploy)).app.pid;
+  assert.is((await get({ port })).body, `1.3 ${pid} fd3`);
 });
 
 onNode('launchfit stops: the app is stopped and the Unix socket removed', async () => {
