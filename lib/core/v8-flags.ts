@@ -6,12 +6,21 @@ import { builtinModule } from './builtin.ts';
 
 type V8Module = { setFlagsFromString(flags: string): void };
 
+/**
+ * Set on globalThis once a flag was set at run time. V8 stamps its compiled code with the flags in
+ * force and refuses code stamped with others, so the one file's loader (tools/multicall-units.ts)
+ * does not keep the units' compiled code when the process ends if this is set: the next start,
+ * without the flag, would refuse it and compile again.
+ */
+export const V8_FLAGS_SET = Symbol.for('shipkit.v8-flags-set');
+
 /** Sets one V8 flag; false where the runtime does not let us (then it runs as it is). */
 export function setV8Flag(flag: string): boolean {
   // node:v8 loaded only here, not at every start of every command.
   try {
     const v8 = builtinModule<V8Module>('node:v8');
     if (!v8) return false;
+    (globalThis as Record<symbol, unknown>)[V8_FLAGS_SET] = true;
     v8.setFlagsFromString(flag);
     return true;
   } catch {

@@ -1,6 +1,7 @@
 // The one file's unit loader (tools/multicall-units.ts): units are compiled once, on first
 // require, see the bundle's own path and URL, require each other and Node's built-ins, run in
 // strict mode as the ES module they replace did, and name themselves in stack traces.
+import { spawnSync } from 'node:child_process';
 import crypto, { createHash } from 'node:crypto';
 import {
   chmodSync,
@@ -198,6 +199,63 @@ test("V8's compiled code of a unit is kept in the user's private folder and used
     renameSync(path.join(dir!, files[0]), path.join(dir!, cacheName(b.same)));
     assert.is(createUnitRequire(b, BUNDLE, { codeCache: dir })('same'), 'from A', 'the planted file was used');
     assert.is(createUnitRequire(b, BUNDLE, { codeCache: null })('same'), 'from B', 'without a cache, its own code');
+  });
+});
+
+/**
+ * Runs a unit in a node process of its own with the cache in `base`, as a command does: its work
+ * comes after its top level. With `flag`, a V8 flag is set at run time first (as launchfit does).
+ * Returns the compiled code's size as it was when the unit's top level had run, and as the process left it.
+ */
+function runCommandUnit(base: string, flag: boolean): { afterTopLevel: number; atExit: number; file: string } {
+  const tools = path.resolve(import.meta.dirname, '../../../tools/multicall-units.ts');
+  const flags = path.resolve(import.meta.dirname, '../../../lib/core/v8-flags.ts');
+  // The command's work: functions first called after the top level, so compiled only then.
+  const work = Array.from(
+    { length: 40 },
+    (_, i) => `function step${i}(x) { return [x, ${i}].join('-') + step${i + 1}.name; }`,
+  );
+  const units = unitsOf({
+    command: `${work.join('\n')}\nfunction step40() {}\nexports.unit = 'ran';\nsetImmediate(() => { for (let i = 0; i < 40; i++) eval('step' + i)(i); });`,
+  });
+  const script = `
+    import { readdirSync, statSync } from 'node:fs';
+    import path from 'node:path';
+    import { codeCacheDir, createUnitRequire } from ${JSON.stringify(tools)};
+    import { setV8Flag } from ${JSON.stringify(flags)};
+    if (${flag} && !setV8Flag('--no-opt')) throw new Error('flag not set');
+    const dir = codeCacheDir();
+    if (createUnitRequire(${JSON.stringify(units)}, ${JSON.stringify(BUNDLE)}, { codeCache: dir })('command') !== 'ran') throw new Error('not run');
+    const file = readdirSync(dir).find((f) => f.endsWith('.v8'));
+    process.stdout.write(JSON.stringify({ file: path.join(dir, file), afterTopLevel: statSync(path.join(dir, file)).size }));
+  `;
+  const r = spawnSync(process.execPath, [...process.execArgv, '--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    env: { ...process.env, XDG_CACHE_HOME: base },
+  });
+  assert.is(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { file: string; afterTopLevel: number };
+  return { ...out, atExit: statSync(out.file).size };
+}
+
+test("the start that keeps a unit's compiled code keeps it again as it ends, with the command's work; not after a V8 flag was set", () => {
+  inCacheBase((base) => {
+    const first = runCommandUnit(base, false);
+    assert.ok(
+      first.atExit > first.afterTopLevel,
+      `${first.afterTopLevel} → ${first.atExit} bytes: the functions run after the top level are in it`,
+    );
+    // The next start takes it (V8 accepts it): nothing is written again.
+    const { ino, mtimeMs } = statSync(first.file);
+    const next = runCommandUnit(base, false);
+    assert.is(next.afterTopLevel, first.atExit);
+    assert.equal([statSync(first.file).ino, statSync(first.file).mtimeMs], [ino, mtimeMs], 'not written again');
+  });
+  inCacheBase((base) => {
+    // A flag set at run time stamps what V8 compiles from then on; the next start, without it,
+    // would refuse that code: the code kept after the top level stays.
+    const flagged = runCommandUnit(base, true);
+    assert.is(flagged.atExit, flagged.afterTopLevel);
   });
 });
 
