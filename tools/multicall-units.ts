@@ -32,8 +32,8 @@ const {
 export const IMPORT_META_URL = '__shipkit_import_meta_url';
 const UNIT_PARAMETERS = ['exports', 'require', 'module', '__filename', '__dirname', IMPORT_META_URL];
 
-/** How a unit's line at the one file's tail starts: `//#unit NAME BASE64` (tools/multicall.ts). */
-export const UNIT_LINE = '//#unit ';
+/** How a unit's line in the one file's closing block comment starts: `#unit NAME BASE64` (tools/multicall.ts). */
+export const UNIT_LINE = '#unit ';
 
 /**
  * Where a unit's text is in the one file: [bytes from its start to the file's end, its length],
@@ -63,8 +63,8 @@ export const namingText = (units: Record<string, string>, id: string, after: Uni
   after ? units[after[0]] + units[id] : units[id];
 
 /**
- * The units table of the one file, its text read from the file's own tail (comment lines after
- * the code) the first time a unit is looked up. As a string literal in the entry module, V8
+ * The units table of the one file, its text read from the file's own tail (the lines of a block
+ * comment after the code) the first time a unit is looked up. As a string literal in the entry module, V8
  * scanned its 1.6 MB on every start, `--version` included (about 4 ms of a 60 ms start); a
  * comment is skipped much faster, and a start that runs no unit never reads it again. With the
  * unit's place (tools/multicall.ts knows it: the tail is written last, so distances from the end

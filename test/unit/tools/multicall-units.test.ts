@@ -134,12 +134,12 @@ test("a unit's require of another unit compiles it only when one of its exports 
   delete g.__libRuns;
 });
 
-test("units kept as comment lines at the one file's end are read from it on first use, each whole", () => {
+test("units kept as the lines of a block comment at the one file's end are read from it on first use, each whole", () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'shipkit-units-'));
   try {
     const file = path.join(dir, 'shipkit.mjs');
     const units = unitsOf({ a: 'exports.unit = "A";', ab: 'exports.unit = "AB";' });
-    writeFileSync(file, `export {};\n${UNIT_LINE}ab ${units.ab}\n${UNIT_LINE}a ${units.a}`);
+    writeFileSync(file, `export {};\n/*\n${UNIT_LINE}ab ${units.ab}\n${UNIT_LINE}a ${units.a}`);
     const table = unitsInFile(['a', 'ab', 'gone'], pathToFileURL(file).href);
     assert.ok(Object.hasOwn(table, 'a') && !Object.hasOwn(table, 'zx'));
     const unitRequire = createUnitRequire(table, pathToFileURL(file).href);
@@ -158,7 +158,7 @@ test('with their places, units are read from there; a place that does not hold t
     const units = unitsOf({ a: 'exports.unit = "A";', ab: 'exports.unit = "AB";', c: 'exports.unit = "C";' });
     // A stale line for ab before the real one: searching finds it first, so reading ab right shows its place was used.
     const tail = `\n${UNIT_LINE}ab STALE\n${UNIT_LINE}ab ${units.ab}\n${UNIT_LINE}a ${units.a}\n${UNIT_LINE}c ${units.c}`;
-    writeFileSync(file, `export {};${tail}`);
+    writeFileSync(file, `export {};\n/*${tail}`);
     const fromEnd = (name: string) =>
       tail.length - tail.lastIndexOf(`${UNIT_LINE}${name} `) - UNIT_LINE.length - name.length - 1;
     const places: Record<string, UnitPlace> = {
@@ -170,9 +170,9 @@ test('with their places, units are read from there; a place that does not hold t
     assert.is(table.ab, units.ab, 'read at its place');
     assert.is(table.a, units.a);
     assert.is(table.c, units.c, "c's place holds a's line: searched for");
-    writeFileSync(file, `export {}; // a longer head, as embedding the help texts makes it${tail}\n`);
+    writeFileSync(file, `export {}; // a longer head, as embedding the help texts makes it\n/*${tail}\n*/\n`);
     assert.is(
-      unitsInFile(['a'], pathToFileURL(file).href, { a: [fromEnd('a') + 1, units.a.length] }).a,
+      unitsInFile(['a'], pathToFileURL(file).href, { a: [fromEnd('a') + 4, units.a.length] }).a,
       units.a,
       'distances from the end hold across a new head',
     );
