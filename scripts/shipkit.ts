@@ -3,7 +3,7 @@
 // bundle (started as `build`, `hook-server`, … it runs that script); each script is a literal
 // import() so the bundler includes it, and only the one that runs is evaluated.
 // The whole story: docs/internals.md.
-import { builtinModule } from '../lib/core/builtin.ts';
+import { builtinModule, prepareBuiltins } from '../lib/core/builtin.ts';
 
 const SCRIPTS: Record<string, { about: string; load: () => Promise<unknown> }> = {
   'hook-server': {
@@ -143,6 +143,8 @@ async function runScript(name: string): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  // A Node without getBuiltinModule (before 20.16) gets the one file's loader what it needs.
+  await prepareBuiltins();
   const linked = scriptOfLink(process.argv[1]);
   const asked = process.argv[2];
   const onlyHelp = linked

@@ -5,28 +5,24 @@
 // entry and the one script it runs, not all 4 MB of shipkit.
 import type crypto from 'node:crypto';
 import type fs from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import type nodeModule from 'node:module';
+import type nodePath from 'node:path';
+import type url from 'node:url';
 import type vm from 'node:vm';
 import type zlib from 'node:zlib';
+import { builtinModule, requireBuiltin } from '../lib/core/builtin.ts';
 import { V8_FLAGS_SET } from '../lib/core/v8-flags.ts';
 
-// node:fs through require, not import: an ES module's import of it makes Node build its namespace,
-// whose getters (ReadStream, promises) load all of Node's streams, ~1.5 ms of every start.
-const {
-  closeSync,
-  constants,
-  fstatSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  readSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} = createRequire(import.meta.url)('node:fs') as typeof fs;
+// Node's built-ins are taken when first needed, not imported: the one file's imports of node:module,
+// node:path and node:url cost every start, `--version` included, ~1.6 M instructions (an import of
+// node:fs would make Node build its namespace, whose getters load all of its streams).
+const nodeFs = () => requireBuiltin<typeof fs>('node:fs');
+const path = {
+  join: (...parts: string[]) => requireBuiltin<typeof nodePath>('node:path').join(...parts),
+  dirname: (file: string) => requireBuiltin<typeof nodePath>('node:path').dirname(file),
+  isAbsolute: (file: string) => requireBuiltin<typeof nodePath>('node:path').isAbsolute(file),
+};
+const fileURLToPath = (href: string) => requireBuiltin<typeof url>('node:url').fileURLToPath(href);
 
 /** What a unit's `import.meta.url` is replaced with (tools/multicall.ts): the one file's URL. */
 export const IMPORT_META_URL = '__shipkit_import_meta_url';
@@ -85,7 +81,7 @@ export function unitsInFile(
       get: () => {
         const placed = Object.hasOwn(places, name) ? unitAt(file, name, places[name]) : undefined;
         if (placed !== undefined) return placed;
-        text ??= readFileSync(file, 'latin1');
+        text ??= nodeFs().readFileSync(file, 'latin1');
         const mark = `\n${UNIT_LINE}${name} `;
         const at = text.indexOf(mark);
         if (at < 0) throw new Error(`the one file ${file} has no ${name} unit at its end: it was cut short or changed`);
@@ -100,6 +96,7 @@ export function unitsInFile(
 /** The unit's text read at its place, when its whole line is there; else undefined. */
 function unitAt(file: string, name: string, [fromEnd, length]: UnitPlace): string | undefined {
   const mark = `\n${UNIT_LINE}${name} `;
+  const { closeSync, fstatSync, openSync, readSync } = nodeFs();
   let fd: number | undefined;
   try {
     fd = openSync(file, 'r');
@@ -137,7 +134,15 @@ export function createUnitRequire(
   const places = options.places ?? {};
   // Found (and made) when the first unit is compiled: `--version` touches no folder.
   let codeCache = options.codeCache;
-  const nodeRequire = createRequire(bundleUrl);
+  // Built-ins as getBuiltinModule gives them (with or without `node:`); anything else, or any
+  // name where the runtime has no getBuiltinModule, as the one file's own require would find it.
+  let fileRequire: NodeJS.Require | undefined;
+  const nodeRequire = (id: string): unknown => {
+    const builtin = builtinModule(id);
+    if (builtin) return builtin;
+    fileRequire ??= requireBuiltin<typeof nodeModule>('node:module').createRequire(bundleUrl);
+    return fileRequire(id);
+  };
   const loaded = new Map<string, { exports: unknown }>();
   const proxies = new Map<string, unknown>();
   // What a unit's own `require` gives for another unit: a stand-in that compiles it on the first
@@ -254,9 +259,10 @@ function keepAtExit(write: () => void): void {
 /** The private folder of the units' compiled code for this user, or null (none usable). */
 export function codeCacheDir(env: NodeJS.ProcessEnv = process.env): string | null {
   if (env.SHIPKIT_CODE_CACHE === '0' || typeof process.geteuid !== 'function') return null;
+  const { lstatSync, mkdirSync } = nodeFs();
   try {
     const xdg = env.XDG_CACHE_HOME;
-    const home = env.HOME || (createRequire(import.meta.url)('node:os') as typeof import('node:os')).homedir();
+    const home = env.HOME || requireBuiltin<typeof import('node:os')>('node:os').homedir();
     const base = xdg && path.isAbsolute(xdg) ? xdg : path.join(home, '.cache');
     const dir = path.join(base, 'shipkit', 'code');
     try {
@@ -273,6 +279,7 @@ export function codeCacheDir(env: NodeJS.ProcessEnv = process.env): string | nul
 
 /** A cache file's bytes if it is a plain file (no symlink) of this user's (of `size` bytes, given one); else undefined. */
 function readCodeCache(file: string, size?: number): Buffer | undefined {
+  const { closeSync, constants, fstatSync, openSync, readSync } = nodeFs();
   let fd: number | undefined;
   try {
     fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
@@ -289,6 +296,7 @@ function readCodeCache(file: string, size?: number): Buffer | undefined {
 }
 
 function writeCodeCache(file: string, data: () => Buffer): void {
+  const { renameSync, rmSync, writeFileSync } = nodeFs();
   const temp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
   try {
     writeFileSync(temp, data(), { mode: 0o600, flag: 'wx' });

@@ -9,3 +9,26 @@ export function builtinModule<T>(id: string): T | undefined {
   const get = (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule;
   return get?.(id) as T | undefined;
 }
+
+type Require = (id: string) => unknown;
+/** Where the runtime has no getBuiltinModule: node:module's require, once prepareBuiltins has loaded it. */
+let olderRequire: Require | undefined;
+
+/**
+ * Makes requireBuiltin work where the runtime has no getBuiltinModule (Node 20.0 to 20.15): loads
+ * node:module's createRequire, which only an import can reach from an ES module. Where it has
+ * one, does nothing. The one file's entry awaits it before it loads any unit.
+ */
+export async function prepareBuiltins(): Promise<void> {
+  if (olderRequire || builtinModule('node:fs')) return;
+  const { createRequire } = await import('node:module');
+  olderRequire = createRequire('/');
+}
+
+/** The built-in module `id`: getBuiltinModule's, else node:module's require (after prepareBuiltins). */
+export function requireBuiltin<T>(id: string): T {
+  const found = builtinModule<T>(id);
+  if (found) return found;
+  if (!olderRequire) throw new Error(`the built-in ${id} was asked for before prepareBuiltins() was awaited`);
+  return olderRequire(id) as T;
+}

@@ -61,9 +61,10 @@ for (const name of scripts) {
   });
 }
 
-test('on a Node without process.getBuiltinModule (20.0 to 20.15), the answers the entry gives itself still come', async () => {
+test('on a Node without process.getBuiltinModule (20.0 to 20.15), the entry answers and a script runs', async () => {
   // Such a node, as near as this one can stand for it: the function taken away before the one file runs.
-  const older = path.join(tmpDir('shipkit-older-node-'), 'older.cjs');
+  const work = tmpDir('shipkit-older-node-');
+  const older = path.join(work, 'older.cjs');
   writeFileSync(older, 'delete process.getBuiltinModule;\n');
   for (const args of [['--version'], ['--help'], ['fleet', '--help']]) {
     const r = await runCommand('node', ['--require', older, bundle, ...args], { cwd: folder, env: { PATH } });
@@ -71,6 +72,15 @@ test('on a Node without process.getBuiltinModule (20.0 to 20.15), the answers th
     assert.is(r.stderr, '');
     assert.match(r.stdout, args[0] === '--version' ? /^shipkit \d/ : /^Usage:/);
   }
+  // A script's unit, compiled from its text (no cache), takes its built-ins through node:module's require.
+  writeFileSync(path.join(work, 'targets'), 'http://127.0.0.1:9/\n');
+  const r = await runCommand(
+    'node',
+    ['--require', older, bundle, 'server-update', 'site', '--list', 'targets', '--insecure', '--dry-run'],
+    { cwd: work, env: { PATH, SHIPKIT_CODE_CACHE: '0' } },
+  );
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(r.stdout, 'would send GET http://127.0.0.1:9/?repo=site (UNSIGNED)\n');
 });
 
 test('no config: the one file, with no shipkit.example.yml beside it, offers `shipkit example-config`, which prints the example it carries', async () => {
