@@ -1,8 +1,8 @@
 // The one-file multi-call bundle dist/shipkit.mjs (tools/bundle.ts). Bundled as one ES module it
 // started 3× slower than `node -e 0`: V8 pre-parses all 4 MB although one script runs. So the file
 // is a small ES module — scripts/shipkit.ts with its list and --help — plus "units": each script,
-// litpro and each heavy library, bundled as CommonJS, brotli-compressed and kept as a base64
-// string that tools/multicall-units.ts compiles only when it is required. The libraries are
+// litpro and each heavy library, bundled as CommonJS, brotli-compressed and kept as a line of text
+// at the file's end that tools/multicall-units.ts compiles only when it is required. The libraries are
 // units of their own so that the scripts share one copy.
 import path from 'node:path';
 import { once } from 'node:events';
@@ -11,7 +11,7 @@ import { build, transform, type BuildOptions, type Plugin } from 'esbuild';
 import { spawnSync } from 'node:child_process';
 import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import crypto from 'node:crypto';
-import { IMPORT_META_URL, namingText, UNIT_LINE, unitHash, type UnitPlace } from './multicall-units.ts';
+import { IMPORT_META_URL, namingText, UNIT_LINE, unitHash, unitText, type UnitPlace } from './multicall-units.ts';
 
 /** Libraries big enough to be a unit of their own; a script's unit requires them at run time. */
 // pg and pg-boss: the PostgreSQL queue (lib/jobs/pg/connect.ts), loaded only with `queue:`.
@@ -98,7 +98,7 @@ export async function buildMultiCall(
   // at the file's end, read from the file when one is first required (unitsInFile): as a string
   // literal V8 scanned the whole table on every start, even one that runs no unit. V8 skips a block
   // comment in about a third of the instructions per character it spends on a `//` line (it only
-  // looks for `*/`, which base64 and the units' names cannot hold): 19 → 8.5 M instructions of every start.
+  // looks for `*/`, which the units' text (unitText) and names cannot hold): 19 → 8.5 M instructions of every start.
   for (const [name, text] of Object.entries(units))
     if (`${name} ${text}`.includes('*/')) throw new Error(`the ${name} unit would end the one file's comment`);
   const tail = `\n/*${Object.entries(units)
@@ -223,7 +223,7 @@ async function buildUnit(root: string, name: string, contents: string, common: B
 }
 
 /**
- * The units' code compressed, as base64 text for the one file's tail. Each unit named in `sharing`
+ * The units' code compressed, as text for the one file's tail (unitText). Each unit named in `sharing`
  * but the biggest of them is compressed after that one's code: brotli's window (16 MB) reaches
  * back into it, so what a script shares with the others (most of lib/, bundled into each) costs
  * it a reference, not a copy. Such a unit's `after` is [the base unit, the length of the base's
@@ -251,15 +251,15 @@ export async function packUnits(
   const baseStream = base === undefined ? undefined : Buffer.concat([packed[base].head, packed[base].rest]);
   return Object.fromEntries(
     Object.entries(packed).map(([name, { head, rest }]) => {
-      if (name === base) return [name, { text: baseStream!.toString('base64') }];
-      if (!follows(name)) return [name, { text: rest.toString('base64') }];
+      if (name === base) return [name, { text: unitText(baseStream!) }];
+      if (!follows(name)) return [name, { text: unitText(rest) }];
       // The base's stream as the one file holds it must begin with the very bytes this unit
       // follows, and the two must give this unit's code: else the build is wrong, not the file.
       const after = baseStream!.subarray(0, head.length);
       const code = brotliDecompressSync(Buffer.concat([after, rest])).subarray(codes[base!].length);
       if (!after.equals(head) || !code.equals(codes[name]))
         throw new Error(`the ${name} unit of the multi-call bundle does not decompress after the ${base} unit`);
-      return [name, { text: rest.toString('base64'), after: [base!, head.length] as [string, number] }];
+      return [name, { text: unitText(rest), after: [base!, head.length] as [string, number] }];
     }),
   );
 }

@@ -31,6 +31,8 @@ import {
   UNIT_LINE,
   unitHash,
   unitsInFile,
+  unitBytes,
+  unitText,
   type UnitPlace,
 } from '../../../tools/multicall-units.ts';
 import { packUnits } from '../../../tools/multicall.ts';
@@ -38,7 +40,7 @@ import { packUnits } from '../../../tools/multicall.ts';
 // The code cache of the tests' units goes to a folder of the test's own, not the user's ~/.cache.
 process.env.XDG_CACHE_HOME = mkdtempSync(path.join(os.tmpdir(), 'shipkit-units-cache-'));
 
-const pack = (code: string) => brotliCompressSync(code).toString('base64');
+const pack = (code: string) => unitText(brotliCompressSync(code));
 const BUNDLE = 'file:///usr/lib/shipkit/shipkit.mjs';
 
 /** The name tools/multicall-units.ts gives a unit's cache file. */
@@ -58,6 +60,29 @@ function inCacheBase(body: (base: string) => void): void {
     rmSync(base, { recursive: true, force: true });
   }
 }
+
+test("a unit's bytes as one-file text: 7 bits a character, ASCII, no `*`, line end or NUL, and back", () => {
+  const cases = [
+    ...Array.from({ length: 40 }, (_, n) => crypto.randomBytes(n)),
+    Buffer.from([0x00, 0x0a, 0x0d, 0x2a, 0x7f, 0xff, 0x2a, 0x2f]),
+    Buffer.alloc(700, 0x2a),
+    crypto.randomBytes(100_000),
+  ];
+  for (const bytes of cases) {
+    const text = unitText(bytes);
+    assert.ok(
+      /^[\x01-\x09\x0b\x0c\x0e-\x29\x2b-\x7f]*$/.test(text),
+      `only what the form holds, for ${bytes.length} bytes`,
+    );
+    assert.ok(!text.includes('*/'));
+    assert.ok(unitBytes(text).equals(bytes), `round trip of ${bytes.length} bytes`);
+  }
+  const random = unitText(cases.at(-1)!);
+  assert.ok(random.length < cases.at(-1)!.toString('base64').length * 0.9, `${random.length} characters`);
+  assert.throws(() => unitBytes('abc*def'), /a character its form cannot hold, at 3/);
+  assert.throws(() => unitBytes('ab\x7f9'), /a character its form cannot hold, at 3/);
+  assert.throws(() => unitBytes('ab\u00e9'), /a character its form cannot hold, at 2/);
+});
 
 test('a unit is compiled on its first require only, and its `unit` export is what require returns', () => {
   const units = unitsOf({
