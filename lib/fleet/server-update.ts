@@ -4,7 +4,7 @@ import { backoffMs } from '../core/retry.ts';
 import { readFile } from 'node:fs/promises';
 import { ConfigError } from '../core/errors.ts';
 import { mapLimit } from '../core/pool.ts';
-import { controlGet } from '../http/control-client.ts';
+import { addressOf, controlGet, controlGetTo } from '../http/control-client.ts';
 import { signRequest } from '../http/signing.ts';
 
 export interface Target {
@@ -12,6 +12,9 @@ export interface Target {
   url: string;
   line: number;
 }
+
+/** The URL each target of a list was parsed to (parseSlaveList), so that its requests need not parse it again. */
+const parsedUrls = new WeakMap<Target, URL>();
 
 export const DEFAULT_LIST = '/etc/server-update/slavelist.txt';
 
@@ -22,21 +25,24 @@ export function parseSlaveList(text: string, file = 'slave list'): Target[] {
   text.split(/\r?\n/).forEach((raw, index) => {
     const line = raw.replace(/\s+#.*$/, '').trim();
     if (!line || line.startsWith('#')) return;
-    const url = parseTarget(line);
-    if (!url) {
+    const found = parseTarget(line);
+    if (!found) {
       throw new ConfigError(
         `${file}:${index + 1}: ${JSON.stringify(line.slice(0, 80))} is not a target; write ` +
           `http://host:port[/path], https://host[:port][/path] or host:port.`,
       );
     }
+    const { url, parsed } = found;
     if (seen.has(url)) return; // the same slave twice gets one request
     seen.add(url);
-    targets.push({ url, line: index + 1 });
+    const target = { url, line: index + 1 };
+    parsedUrls.set(target, parsed);
+    targets.push(target);
   });
   return targets;
 }
 
-function parseTarget(line: string): string | undefined {
+function parseTarget(line: string): { url: string; parsed: URL } | undefined {
   if (/\s/.test(line)) return undefined;
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(line)
     ? line
@@ -52,7 +58,7 @@ function parseTarget(line: string): string | undefined {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
   if (url.username || url.password || url.search || url.hash || !url.hostname) return undefined;
-  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+  return { url: `${url.origin}${url.pathname.replace(/\/+$/, '')}`, parsed: url };
 }
 
 export async function readSlaveList(file: string): Promise<Target[]> {
@@ -163,7 +169,10 @@ export async function notifyTarget(target: Target, options: NotifyOptions): Prom
     let error: string | undefined;
     let retryable = false;
     try {
-      const answer = await controlGet(url, { headers, timeoutMs: options.timeoutMs, signal: options.signal });
+      const get = { headers, timeoutMs: options.timeoutMs, signal: options.signal };
+      // The path and query sent are what the list's URL gave, so as a URL would give them back.
+      const parsed = parsedUrls.get(target);
+      const answer = await (parsed ? controlGetTo(addressOf(parsed, pathAndQuery), get) : controlGet(url, get));
       status = answer.status;
       if (status < 200 || status > 299) {
         error = describeHttpFailure(status, answer.body);

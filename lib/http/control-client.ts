@@ -30,7 +30,36 @@ const isDeno = 'Deno' in globalThis;
 
 export function controlGet(url: string, options: ControlGetOptions): Promise<ControlAnswer> {
   if (isDeno) return getWithFetch(url, options);
-  return url.startsWith('http:') ? getOverSocket(url, options) : getWithNodeHttps(url, options);
+  if (!url.startsWith('http:')) return getWithNodeHttps(url, options);
+  const target = new URL(url);
+  return getOverSocket(addressOf(target, target.pathname + target.search), options);
+}
+
+/** Where a request goes, as a URL gives it: its origin's parts and the path and query sent. */
+export interface ControlAddress {
+  protocol: string;
+  /** As URL gives it (an IPv6 address in brackets). */
+  hostname: string;
+  port: number;
+  /** The Host header: hostname, and the port unless it is the scheme's own. */
+  host: string;
+  pathAndQuery: string;
+}
+
+/** The address of `url` (a URL), with `pathAndQuery` as sent. */
+export function addressOf(url: URL, pathAndQuery: string): ControlAddress {
+  const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
+  return { protocol: url.protocol, hostname: url.hostname, port, host: url.host, pathAndQuery };
+}
+
+/**
+ * controlGet for a caller that holds the address already: a fan-out parses each target's URL once,
+ * when it reads its list, not once per request. `to.pathAndQuery` is sent as it is, so it must be
+ * as a URL would give it back (what the caller signs is what is sent).
+ */
+export function controlGetTo(to: ControlAddress, options: ControlGetOptions): Promise<ControlAnswer> {
+  if (isDeno || to.protocol !== 'http:') return controlGet(`${to.protocol}//${to.host}${to.pathAndQuery}`, options);
+  return getOverSocket(to, options);
 }
 
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -69,14 +98,13 @@ function requestHead(pathAndQuery: string, host: string, headers: Record<string,
 const readBuffer = Buffer.allocUnsafe(65_536);
 
 function getOverSocket(
-  url: string,
+  target: ControlAddress,
   { headers, timeoutMs, signal, maxBody = 65_536 }: ControlGetOptions,
 ): Promise<ControlAnswer> {
   const abortReason = () =>
     signal!.reason instanceof Error ? signal!.reason : new DOMException('aborted', 'AbortError');
   return new Promise((resolve, reject) => {
-    const target = new URL(url);
-    const head = requestHead(target.pathname + target.search, target.host, headers);
+    const head = requestHead(target.pathAndQuery, target.host, headers);
     if (signal?.aborted) return reject(abortReason());
     const answer = new Http1Response(maxBody);
     let settled = false;
@@ -99,11 +127,11 @@ function getOverSocket(
       return true;
     };
     // Answers are read into one buffer shared by every socket (onread: no Buffer and no 'data'
-    // event per read); Http1Response takes each read as one latin1 string.
+    // event per read); Http1Response takes each read as one latin1 string. No noDelay: the request
+    // goes in one write, which Nagle's algorithm never holds back, and the option is a syscall.
     const socket = net.connect({
       host: target.hostname.replace(/^\[(.*)\]$/, '$1'),
-      port: Number(target.port) || 80,
-      noDelay: true,
+      port: target.port,
       onread: { buffer: readBuffer, callback: onRead },
     });
     const timer = setTimeout(() => finish(new ControlTimeoutError(`no answer within ${timeoutMs / 1000}s`)), timeoutMs);

@@ -7,7 +7,7 @@ import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { controlGet } from '../../../lib/http/control-client.ts';
+import { addressOf, controlGet, controlGetTo } from '../../../lib/http/control-client.ts';
 import { closedPort } from '../../_helpers/common.ts';
 
 async function serve(
@@ -306,9 +306,13 @@ test('the request is the bytes node:http sends: path and query as given, headers
     for (const url of [`http://127.0.0.1:${s.port}/hook/?repo=my%20site&wait=1`, `http://localhost:${s.port}/`]) {
       await viaNodeHttp(url, headers);
       await controlGet(url, { headers, timeoutMs: 5000 });
-      assert.is(s.requests.length % 2, 0);
-      const [reference, ours] = s.requests.slice(-2);
+      // The same, from an address parsed before (as a fan-out's list is).
+      const parsed = new URL(url);
+      await controlGetTo(addressOf(parsed, parsed.pathname + parsed.search), { headers, timeoutMs: 5000 });
+      assert.is(s.requests.length % 3, 0);
+      const [reference, ours, fromAddress] = s.requests.slice(-3);
       assert.is(ours, reference);
+      assert.is(fromAddress, reference);
       assert.ok(
         ours.startsWith(`GET /${url.split('/').slice(3).join('/')} HTTP/1.1\r\nUser-Agent: shipkit-server-update\r\n`),
         ours,
