@@ -143,7 +143,7 @@ async function runScript(name: string): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  // A Node without getBuiltinModule (before 20.16) gets the one file's loader what it needs.
+  // A Node without getBuiltinModule (20.0–20.15, 22.0–22.2) gets the one file's loader what it needs.
   await prepareBuiltins();
   const linked = scriptOfLink(process.argv[1]);
   const asked = process.argv[2];

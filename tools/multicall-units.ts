@@ -28,7 +28,7 @@ const fileURLToPath = (href: string) => requireBuiltin<typeof url>('node:url').f
 export const IMPORT_META_URL = '__shipkit_import_meta_url';
 const UNIT_PARAMETERS = ['exports', 'require', 'module', '__filename', '__dirname', IMPORT_META_URL];
 
-/** How a unit's line in the one file's closing block comment starts: `#unit NAME BASE64` (tools/multicall.ts). */
+/** How a unit's line in the one file's closing block comment starts: `#unit NAME TEXT` (tools/multicall.ts). */
 export const UNIT_LINE = '#unit ';
 
 /**
@@ -59,8 +59,6 @@ export type UnitPlace = [
  */
 const ESCAPED = [0x00, 0x0a, 0x0d, 0x2a, 0x7f];
 const ESCAPE = 0x7f;
-/** 1 for the values that are escaped, where the text has them as they are. */
-const RAW_NOT_HELD = new Uint8Array(128).map((_, value) => (ESCAPED.includes(value) ? 1 : 0));
 
 /** Bytes as one-file text (the 7-bit form above). */
 export function unitText(bytes: Uint8Array): string {
@@ -95,7 +93,7 @@ export function unitBytes(text: string): Buffer {
   for (let i = 0; i < chars.length; i++) {
     let value = chars[i];
     if (value === ESCAPE) value = ESCAPED[chars[++i] - 0x30] ?? -1;
-    else if (value > 0x7f || RAW_NOT_HELD[value]) value = -1;
+    else if (value > 0x7f || value === 0x00 || value === 0x0a || value === 0x0d || value === 0x2a) value = -1;
     if (value < 0) throw new Error(`a unit's text has a character its form cannot hold, at ${i}`);
     acc = (acc << 7) | value;
     bits += 7;
@@ -122,8 +120,8 @@ export const namingText = (units: Record<string, string>, id: string, after: Uni
 
 /**
  * The units table of the one file, its text read from the file's own tail (the lines of a block
- * comment after the code) the first time a unit is looked up. As a string literal in the entry module, V8
- * scanned its 1.6 MB on every start, `--version` included (about 4 ms of a 60 ms start); a
+ * comment after the code) the first time a unit is looked up. As a string literal in the entry
+ * module, V8 scanned its 1.6 MB on every start, `--version` included (about 4 ms of a 60 ms start); a
  * comment is skipped much faster, and a start that runs no unit never reads it again. With the
  * unit's place (tools/multicall.ts knows it: the tail is written last, so distances from the end
  * hold whatever the head becomes), only its own bytes are read, not the whole 1.7 MB file as a

@@ -1,9 +1,9 @@
 // The one-file multi-call bundle dist/shipkit.mjs (tools/bundle.ts). Bundled as one ES module it
 // started 3× slower than `node -e 0`: V8 pre-parses all 4 MB although one script runs. So the file
 // is a small ES module — scripts/shipkit.ts with its list and --help — plus "units": each script,
-// litpro and each heavy library, bundled as CommonJS, brotli-compressed and kept as a line of text
-// at the file's end that tools/multicall-units.ts compiles only when it is required. The libraries are
-// units of their own so that the scripts share one copy.
+// litpro and each heavy library, bundled as CommonJS, brotli-compressed and kept as a line of
+// text at the file's end that tools/multicall-units.ts compiles only when it is required. The
+// libraries are units of their own so that the scripts share one copy.
 import path from 'node:path';
 import { once } from 'node:events';
 import { brotliDecompressSync, constants as zlib, createBrotliCompress } from 'node:zlib';
@@ -96,9 +96,9 @@ export async function buildMultiCall(
 
   // Only the names and places go in the code; the units themselves are lines of one block comment
   // at the file's end, read from the file when one is first required (unitsInFile): as a string
-  // literal V8 scanned the whole table on every start, even one that runs no unit. V8 skips a block
-  // comment in about a third of the instructions per character it spends on a `//` line (it only
-  // looks for `*/`, which the units' text (unitText) and names cannot hold): 19 → 8.5 M instructions of every start.
+  // literal V8 scanned the whole table on every start, even one that runs no unit. V8 skips a
+  // block comment in about a third of the instructions per character it spends on a `//` line (it
+  // only looks for `*/`, which the units' text and names cannot hold): 19 → 8.5 M of every start.
   for (const [name, text] of Object.entries(units))
     if (`${name} ${text}`.includes('*/')) throw new Error(`the ${name} unit would end the one file's comment`);
   const tail = `\n/*${Object.entries(units)

@@ -15,7 +15,7 @@ type Require = (id: string) => unknown;
 let olderRequire: Require | undefined;
 
 /**
- * Makes requireBuiltin work where the runtime has no getBuiltinModule (Node 20.0 to 20.15): loads
+ * Makes requireBuiltin work where the runtime has no getBuiltinModule (Node 20.0–20.15, 22.0–22.2): loads
  * node:module's createRequire, which only an import can reach from an ES module. Where it has
  * one, does nothing. The one file's entry awaits it before it loads any unit.
  */
