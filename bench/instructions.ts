@@ -21,16 +21,21 @@ import { shippedShipkit } from './shipped.ts';
 
 const args = minimist(process.argv.slice(2), { string: ['targets', 'node'], boolean: ['skip-fan-out'] });
 const TARGETS = Number(args.targets ?? 200);
+if (!Number.isInteger(TARGETS) || TARGETS < 1) {
+  console.error('bench:instructions: --targets takes a whole number, 1 or more; nothing was started.');
+  process.exit(2);
+}
 const node = path.resolve(args.node ?? process.execPath);
-for (const [tool, pkg] of [
+const missing = [
   ['valgrind', 'valgrind'],
   ['callgrind_annotate', 'valgrind'],
-  ['/usr/bin/time', 'time'],
-]) {
-  if (spawnSync(tool, ['--version'], { stdio: 'ignore' }).error) {
-    console.error(`bench:instructions needs ${tool}: install the Debian package ${pkg}.`);
-    process.exit(2);
-  }
+  ['time', 'time'],
+]
+  .filter(([tool]) => spawnSync(tool, ['--version'], { stdio: 'ignore' }).error)
+  .map(([tool, pkg]) => `${tool} (apt-get install ${pkg})`);
+if (missing.length) {
+  console.error(`bench:instructions: cannot run without ${missing.join(', ')}; nothing was started.`);
+  process.exit(2);
 }
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'shipkit-bench-instructions-'));
@@ -73,7 +78,7 @@ function instructions(argv: string[]): number {
 /** Minor page faults of argv, the median of three runs (GNU time). */
 function faults(argv: string[]): number {
   const runs = [0, 1, 2].map(() => {
-    const r = spawnSync('/usr/bin/time', ['-f', '%R', ...argv], {
+    const r = spawnSync('time', ['-f', '%R', ...argv], {
       env,
       encoding: 'utf8',
       stdio: ['ignore', 'ignore', 'pipe'],
