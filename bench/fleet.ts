@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import minimist from 'minimist';
 import { loadAverage, median, reportResult } from './result.ts';
+import { startTargets } from './fleet-targets-start.ts';
 import { shippedArgv } from './shipped.ts';
 
 const args = minimist(process.argv.slice(2), { string: ['runs', 'targets', 'delay', 'cpu-prof'] });
@@ -64,27 +65,6 @@ function timed(argv: string[]): Promise<Sample> {
   });
 }
 
-/** The targets, in a process of their own: resolves with their URLs; stop() ends it. */
-async function startTargets(count: number): Promise<{ urls: string[]; stop: () => void }> {
-  const child = spawn(
-    process.execPath,
-    [path.join(import.meta.dirname, 'fleet-targets.mjs'), String(count), String(DELAY_MS)],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', () => {
-      if (out.includes('\n')) resolve();
-    });
-    child.on('exit', (code) => reject(new Error(`fleet targets exited ${code}`)));
-  });
-  return {
-    urls: (JSON.parse(out.split('\n')[0]) as number[]).map((p) => `http://127.0.0.1:${p}`),
-    stop: () => child.kill(),
-  };
-}
-
 const med = (xs: Sample[]): Sample => ({ wall: median(xs.map((x) => x.wall)), cpu: median(xs.map((x) => x.cpu)) });
 const floor: Sample[] = [];
 for (let i = 0; i < RUNS; i++) floor.push(await timed([process.execPath, '-e', '0']));
@@ -95,7 +75,7 @@ console.log(
 console.log(`targets  ${'client'.padEnd(38)} ${'wall ms'.padStart(7)}  ${'cpu ms'.padStart(6)}`);
 
 for (const count of COUNTS) {
-  const targets = await startTargets(count);
+  const targets = await startTargets(count, DELAY_MS);
   try {
     const list = path.join(dir, `list-${count}.txt`);
     writeFileSync(list, `${targets.urls.join('\n')}\n`);

@@ -11,11 +11,12 @@
 // same total to within 0.1 M. The fan-out's count holds on a quiet machine only: under load its
 // answers come over more turns of the event loop.
 //   tsx bench/instructions.ts [--targets N] [--skip-fan-out] [--node PATH]
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import minimist from 'minimist';
+import { startTargets } from './fleet-targets-start.ts';
 import { median, reportResult } from './result.ts';
 import { shippedShipkit } from './shipped.ts';
 
@@ -121,21 +122,11 @@ const rows: Row[] = [
 
 let stopTargets = () => {};
 if (!args['skip-fan-out']) {
-  const targets = spawn(node, [path.join(import.meta.dirname, 'fleet-targets.mjs'), String(TARGETS), '100'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  stopTargets = () => targets.kill();
+  const targets = await startTargets(TARGETS, 100);
+  stopTargets = targets.stop;
   process.on('exit', stopTargets);
-  const ports = await new Promise<number[]>((resolve, reject) => {
-    let out = '';
-    targets.stdout.on('data', (d) => {
-      out += d;
-      if (out.includes('\n')) resolve(JSON.parse(out.split('\n')[0]));
-    });
-    targets.on('exit', (code) => reject(new Error(`fleet targets exited ${code}`)));
-  });
   const list = path.join(dir, 'list.txt');
-  writeFileSync(list, ports.map((p) => `http://127.0.0.1:${p}\n`).join(''));
+  writeFileSync(list, targets.urls.map((url) => `${url}\n`).join(''));
   const secret = path.join(dir, 'secret');
   writeFileSync(secret, 'bench-secret-0123456789\n', { mode: 0o600 });
   const shipkit = [node, oneFile, 'server-update', 'site', '--list', list, '--secret-file', secret];
