@@ -58,8 +58,8 @@ if (CLIENT_NICE !== undefined && !/^-?\d+$/.test(CLIENT_NICE))
 /**
  * The command every process of a side's host starts under (`taskset -c FIRST`, the first CPU this
  * process may run on), after this process moved itself (and so the load generator it starts) to
- * the others; [] with --shared-cpus, and the placement as the result row says it. The CPUs are read from /proc/self/status, not counted from 0:
- * a container may be given any of the machine's.
+ * the others; [] with --shared-cpus; and the placement as the result row says it. The CPUs are
+ * read from /proc/self/status, not counted from 0: a container may be given any of the machine's.
  */
 const { host: HOST, placement: PLACEMENT } = pinHost();
 

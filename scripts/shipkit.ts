@@ -3,7 +3,7 @@
 // bundle (started as `build`, `hook-server`, … it runs that script); each script is a literal
 // import() so the bundler includes it, and only the one that runs is evaluated.
 // The whole story: docs/internals.md.
-import { builtinModule, prepareBuiltins } from '../lib/core/builtin.ts';
+import { prepareBuiltins, requireBuiltin } from '../lib/core/builtin.ts';
 
 const SCRIPTS: Record<string, { about: string; load: () => Promise<unknown> }> = {
   'hook-server': {
@@ -114,8 +114,8 @@ declare const SHIPKIT_VERSION: string | undefined;
  * says why). A full non-blocking pipe (EAGAIN) gets the rest through process.stdout, which waits.
  */
 async function print(text: string): Promise<void> {
-  // An older Node 20, without getBuiltinModule, imports it (and loads the streams with it).
-  const { writeSync } = builtinModule<typeof import('node:fs')>('node:fs') ?? (await import('node:fs'));
+  // Through getBuiltinModule, or the require main's prepareBuiltins readied where Node has none.
+  const { writeSync } = requireBuiltin<typeof import('node:fs')>('node:fs');
   const bytes = Buffer.from(text);
   let at = 0;
   try {
